@@ -1,0 +1,53 @@
+/**
+ * The one catalog of stable error codes. A code never changes meaning once shipped:
+ * apps branch on it, auditors search for it. The HTTP edge maps each code to a status
+ * exhaustively (gateway's problem mapper); NATS replies carry the code as is.
+ */
+export const ErrorCodes = {
+  // --- input ---------------------------------------------------------------
+  /** The body or message could not be parsed at all (bad JSON, bad protobuf). */
+  malformed_request: { status: 400, title: 'Malformed request' },
+  /** Parsed, but a field is missing, of the wrong type or out of range. */
+  validation_failed: { status: 422, title: 'Validation failed' },
+  /** A field the schema does not know was sent to a public endpoint. */
+  unknown_field: { status: 422, title: 'Unknown field' },
+  /** The body is larger than the endpoint accepts. */
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  /** The media type of the body is not one the endpoint accepts. */
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  /** No route for this method and path. */
+  route_not_found: { status: 404, title: 'Not found' },
+  /** The route exists but not for this method. */
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+
+  // --- caller identity -----------------------------------------------------
+  unauthenticated: { status: 401, title: 'Unauthenticated' },
+  forbidden: { status: 403, title: 'Forbidden' },
+
+  // --- messaging -----------------------------------------------------------
+  /** Nobody is subscribed to the subject (the service is down or not deployed). */
+  service_unavailable: { status: 503, title: 'Service unavailable' },
+  /** The request's deadline passed before a reply came. */
+  deadline_exceeded: { status: 504, title: 'Deadline exceeded' },
+  /** A subject that is not in the catalog. */
+  unknown_subject: { status: 404, title: 'Unknown subject' },
+
+  // --- crypto --------------------------------------------------------------
+  /** Authentication of a ciphertext failed: tampered, wrong key or wrong owner. */
+  decryption_failed: { status: 500, title: 'Decryption failed' },
+  /** The key-encryption key version a wrapped key names is not known to the provider. */
+  key_not_found: { status: 500, title: 'Key not found' },
+
+  // --- generic -------------------------------------------------------------
+  not_found: { status: 404, title: 'Not found' },
+  conflict: { status: 409, title: 'Conflict' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  not_ready: { status: 503, title: 'Not ready' },
+  internal: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ErrorCodes, value);
+}
