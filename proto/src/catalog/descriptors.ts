@@ -1,0 +1,51 @@
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import type { ValidationProblem } from './validation.js';
+
+/**
+ * A request/reply contract: the subject, the protobuf types on both sides and the
+ * semantic checks a request must pass before a handler sees it. Both ends take the
+ * subject and types from here, so a subject name is written exactly once.
+ */
+export interface RpcDescriptor<Req extends DescMessage = DescMessage, Res extends DescMessage = DescMessage> {
+  readonly kind: 'rpc';
+  readonly subject: string;
+  readonly request: Req;
+  readonly response: Res;
+  /** How long a caller waits by default; callers may pass a shorter deadline. */
+  readonly timeoutMs: number;
+  /** Checks beyond what protobuf decoding guarantees (proto3 has no required fields). */
+  readonly validate?: (message: MessageShape<Req>) => ValidationProblem[];
+}
+
+export function defineRpc<Req extends DescMessage, Res extends DescMessage>(
+  descriptor: Omit<RpcDescriptor<Req, Res>, 'kind' | 'timeoutMs'> & { timeoutMs?: number },
+): RpcDescriptor<Req, Res> {
+  return { kind: 'rpc', timeoutMs: 2_000, ...descriptor };
+}
+
+/** A JetStream stream: what must not be lost lives here, never on plain subjects. */
+export interface StreamDescriptor {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  /** workqueue: each message is consumed once, then removed; limits: kept for replay. */
+  readonly retention: 'workqueue' | 'limits';
+  /** Window in which a repeated Nats-Msg-Id is dropped as a duplicate. */
+  readonly duplicateWindowMs: number;
+  readonly maxAgeMs: number;
+  readonly description: string;
+}
+
+/** One kind of message published into a stream. */
+export interface EventDescriptor<M extends DescMessage = DescMessage> {
+  readonly kind: 'event';
+  readonly stream: StreamDescriptor;
+  readonly subject: string;
+  readonly message: M;
+  readonly validate?: (message: MessageShape<M>) => ValidationProblem[];
+  /** The Nats-Msg-Id for a message: the de-duplication key. */
+  readonly messageId: (message: MessageShape<M>) => string;
+}
+
+export function defineEvent<M extends DescMessage>(descriptor: Omit<EventDescriptor<M>, 'kind'>): EventDescriptor<M> {
+  return { kind: 'event', ...descriptor };
+}

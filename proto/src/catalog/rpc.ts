@@ -1,0 +1,27 @@
+import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
+import { SERVICE_NAMES, SUBJECT_PREFIX, type ServiceName } from '../services.js';
+import { defineRpc, type RpcDescriptor } from './descriptors.js';
+
+/** `<service>.v1.health`: answered by every service; the gateway gathers them. */
+const health = Object.fromEntries(
+  SERVICE_NAMES.map((service) => [
+    service,
+    defineRpc({
+      subject: `${SUBJECT_PREFIX[service]}.v1.health`,
+      request: GetReadinessRequestSchema,
+      response: GetReadinessResponseSchema,
+      // Health answers from memory; anything slower than this is itself a finding.
+      timeoutMs: 1_000,
+    }),
+  ]),
+) as Record<ServiceName, RpcDescriptor<typeof GetReadinessRequestSchema, typeof GetReadinessResponseSchema>>;
+
+/** The request/reply catalog, grouped by the service that answers. */
+export const rpc = {
+  health,
+} as const;
+
+/** Every request/reply contract, for tests that must cover each subject. */
+export function allRpcDescriptors(): RpcDescriptor[] {
+  return [...Object.values(rpc.health)];
+}

@@ -1,0 +1,44 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
+import { defineEvent, type EventDescriptor, type StreamDescriptor } from './descriptors.js';
+import { check } from './validation.js';
+
+const MINUTE = 60_000;
+
+/** JetStream streams: every one on file storage, declared here and created at start. */
+export const streams = {
+  syncJobs: {
+    name: 'SYNC_JOBS',
+    subjects: ['sync.v1.jobs.>'],
+    retention: 'workqueue',
+    // A job re-requested within two minutes (a retried publish, a webhook storm) is one job.
+    duplicateWindowMs: 2 * MINUTE,
+    maxAgeMs: 7 * 24 * 60 * MINUTE,
+    description: 'Sync jobs for the sync-worker; each is consumed by exactly one worker.',
+  },
+} as const satisfies Record<string, StreamDescriptor>;
+
+export const events = {
+  syncJobRequested: defineEvent({
+    stream: streams.syncJobs,
+    subject: 'sync.v1.jobs.requested',
+    message: SyncJobSchema,
+    messageId: (job) => job.jobId,
+    validate: (job) => [
+      ...check.uuid(job.jobId, 'jobId'),
+      ...check.uuid(job.connectionId, 'connectionId'),
+      ...check.enumSet(job.reason, 'reason'),
+      ...(job.requestedAt && !Number.isNaN(timestampDate(job.requestedAt).getTime())
+        ? []
+        : [{ path: 'requestedAt', message: 'must be set' }]),
+    ],
+  }),
+} as const;
+
+export function allStreams(): StreamDescriptor[] {
+  return Object.values(streams);
+}
+
+export function allEventDescriptors(): EventDescriptor[] {
+  return Object.values(events) as unknown as EventDescriptor[];
+}
