@@ -1,0 +1,154 @@
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { SpanKind, SpanStatusCode, propagation, context as otelContext } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  type TracingHandle,
+  type TracingOptions,
+  activeTraceIds,
+  extractTraceContext,
+  initTracing,
+  injectTraceHeaders,
+  withSpan,
+} from './tracing.js';
+
+describe('tracing', () => {
+  let handle: TracingHandle | undefined;
+  let memory: InMemorySpanExporter;
+
+  function init(opts: Partial<TracingOptions> = {}) {
+    memory = new InMemorySpanExporter();
+    handle = initTracing({
+      service: 'svc-test',
+      exporter: 'none',
+      spanProcessors: [new SimpleSpanProcessor(memory)],
+      ...opts,
+    });
+  }
+
+  afterEach(async () => {
+    await handle?.shutdown();
+    handle = undefined;
+    jest.restoreAllMocks();
+  });
+
+  it('inject → extract keeps the trace id and parents the receiving span', async () => {
+    init();
+    const headers = new Map<string, string>();
+    const sent = await withSpan('nats publish', { kind: SpanKind.PRODUCER }, (span) => {
+      injectTraceHeaders((k, v) => headers.set(k, v));
+      return span.spanContext();
+    });
+    expect(headers.get('traceparent')).toBe(`00-${sent.traceId}-${sent.spanId}-01`);
+
+    // The receiver runs somewhere with no active span: only the headers link them.
+    expect(activeTraceIds()).toEqual({});
+    const parent = extractTraceContext((k) => headers.get(k));
+    const received = await withSpan('nats handle', { kind: SpanKind.CONSUMER, parent }, (span) => span.spanContext());
+
+    expect(received.traceId).toBe(sent.traceId);
+    const handled = memory.getFinishedSpans().find((s) => s.name === 'nats handle');
+    expect(handled?.kind).toBe(SpanKind.CONSUMER);
+    expect(handled?.parentSpanContext?.spanId).toBe(sent.spanId);
+    expect(handled?.parentSpanContext?.isRemote).toBe(true);
+  });
+
+  it('carries baggage through the same headers', async () => {
+    init();
+    const headers = new Map<string, string>();
+    const bag = propagation.createBaggage({ 'org.id': { value: 'org_1' } });
+    await otelContext.with(propagation.setBaggage(otelContext.active(), bag), () =>
+      withSpan('send', { kind: SpanKind.CLIENT }, () => injectTraceHeaders((k, v) => headers.set(k, v))),
+    );
+    const extracted = extractTraceContext((k) => headers.get(k));
+    expect(propagation.getBaggage(extracted)?.getEntry('org.id')?.value).toBe('org_1');
+  });
+
+  it('starts a new trace when the message carries no trace headers', async () => {
+    init();
+    const parent = extractTraceContext(() => undefined);
+    await withSpan('orphan', { kind: SpanKind.SERVER, parent }, () => undefined);
+    const [span] = memory.getFinishedSpans();
+    expect(span?.parentSpanContext).toBeUndefined();
+  });
+
+  it('nests spans through awaits without an explicit parent', async () => {
+    init();
+    await withSpan('outer', { kind: SpanKind.SERVER, attributes: { 'http.route': '/q' } }, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      await withSpan('inner', { kind: SpanKind.INTERNAL }, () => 'ok');
+    });
+    const spans = memory.getFinishedSpans();
+    const outer = spans.find((s) => s.name === 'outer');
+    const inner = spans.find((s) => s.name === 'inner');
+    expect(inner?.parentSpanContext?.spanId).toBe(outer?.spanContext().spanId);
+    expect(outer?.attributes['http.route']).toBe('/q');
+    expect(outer?.resource.attributes['service.name']).toBe('svc-test');
+  });
+
+  it('returns what fn returns and ends the span', async () => {
+    init();
+    await expect(withSpan('sync', { kind: SpanKind.INTERNAL }, () => 7)).resolves.toBe(7);
+    await expect(withSpan('async', { kind: SpanKind.INTERNAL }, async () => 'v')).resolves.toBe('v');
+    expect(memory.getFinishedSpans().map((s) => [s.name, s.ended])).toEqual([
+      ['sync', true],
+      ['async', true],
+    ]);
+  });
+
+  it('records a thrown error (scrubbed), sets ERROR status and rethrows it', async () => {
+    init();
+    const boom = Object.assign(new Error('refresh failed for Bearer span-secret'), { code: 'upstream_failed' });
+    await expect(
+      withSpan('refresh', { kind: SpanKind.INTERNAL }, async () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    const [span] = memory.getFinishedSpans();
+    expect(span?.ended).toBe(true);
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'refresh failed for Bearer [redacted]' });
+    expect(span?.attributes['error.type']).toBe('upstream_failed');
+    const event = span?.events.find((e) => e.name === 'exception');
+    expect(event?.attributes?.['exception.message']).toBe('refresh failed for Bearer [redacted]');
+    expect(JSON.stringify(span?.events)).not.toContain('span-secret');
+  });
+
+  it("'none' exports nothing yet still propagates ids", async () => {
+    handle = initTracing({ service: 'svc-test', exporter: 'none' });
+    const log = jest.spyOn(console, 'dir').mockImplementation(() => undefined);
+    const headers: Record<string, string> = {};
+    await withSpan('quiet', { kind: SpanKind.CLIENT }, () => injectTraceHeaders((k, v) => (headers[k] = v)));
+    expect(headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(log).not.toHaveBeenCalled();
+  });
+
+  it("'console' prints each finished span", async () => {
+    const dir = jest.spyOn(console, 'dir').mockImplementation(() => undefined);
+    init({ exporter: 'console' });
+    const ids = await withSpan('printed', { kind: SpanKind.INTERNAL }, (span) => span.spanContext());
+    // The in-memory processor still sees the span next to the console one.
+    expect(memory.getFinishedSpans().map((s) => s.name)).toEqual(['printed']);
+    await handle?.shutdown();
+    handle = undefined;
+    expect(dir).toHaveBeenCalledWith(
+      expect.objectContaining({ name: 'printed', traceId: ids.traceId, id: ids.spanId }),
+      expect.anything(),
+    );
+  });
+
+  it("'otlp' refuses to start without an endpoint", () => {
+    expect(() => initTracing({ service: 's', exporter: 'otlp' })).toThrow(/otlpEndpoint/);
+  });
+
+  it('shutdown unregisters the globals so tracing can be set up again', async () => {
+    init();
+    await handle?.shutdown();
+    handle = undefined;
+    // With nothing registered, spans are non-recording and nothing is propagated.
+    const headers = new Map<string, string>();
+    await withSpan('after', { kind: SpanKind.INTERNAL }, () => injectTraceHeaders((k, v) => headers.set(k, v)));
+    expect(headers.size).toBe(0);
+    init();
+    await withSpan('again', { kind: SpanKind.INTERNAL }, () => undefined);
+    expect(memory.getFinishedSpans().map((s) => s.name)).toEqual(['again']);
+  });
+});

@@ -1,0 +1,163 @@
+import {
+  type Attributes,
+  type Context,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  context,
+  isSpanContextValid,
+  propagation,
+  trace,
+} from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { scrubString } from './redaction.js';
+
+export type TracesExporter = 'none' | 'console' | 'otlp';
+
+export interface TracingOptions {
+  service: string;
+  exporter: TracesExporter;
+  /** Base URL of an OTLP/HTTP collector, e.g. http://collector:4318; `/v1/traces` is appended. */
+  otlpEndpoint?: string;
+  version?: string;
+  /** Extra processors next to the chosen exporter's; tests use one with an InMemorySpanExporter. */
+  spanProcessors?: SpanProcessor[];
+}
+
+export interface TracingHandle {
+  /** Flushes pending spans and unregisters the global provider, context manager and propagator. */
+  shutdown(): Promise<void>;
+}
+
+const INSTRUMENTATION_SCOPE = '@context-gateway/observability';
+
+/**
+ * Registers the process-wide tracer provider. Context propagation (AsyncLocalStorage
+ * context manager, W3C trace-context + baggage) is installed for every exporter choice,
+ * so trace ids still flow through HTTP/NATS hops and into log lines with `none`.
+ */
+export function initTracing(opts: TracingOptions): TracingHandle {
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({
+      [ATTR_SERVICE_NAME]: opts.service,
+      ...(opts.version ? { [ATTR_SERVICE_VERSION]: opts.version } : {}),
+    }),
+    spanProcessors: [...exporterProcessors(opts), ...(opts.spanProcessors ?? [])],
+  });
+  provider.register({
+    contextManager: new AsyncLocalStorageContextManager(),
+    propagator: new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+  });
+  return {
+    async shutdown() {
+      try {
+        await provider.shutdown();
+      } finally {
+        trace.disable();
+        context.disable();
+        propagation.disable();
+      }
+    },
+  };
+}
+
+function exporterProcessors(opts: TracingOptions): SpanProcessor[] {
+  switch (opts.exporter) {
+    case 'none':
+      return [];
+    case 'console':
+      // Development aid: print each span as it ends, no batching delay.
+      return [new SimpleSpanProcessor(new ConsoleSpanExporter())];
+    case 'otlp': {
+      if (!opts.otlpEndpoint) {
+        throw new Error('tracing exporter "otlp" needs otlpEndpoint (e.g. http://collector:4318)');
+      }
+      const url = `${opts.otlpEndpoint.replace(/\/+$/, '')}/v1/traces`;
+      return [new BatchSpanProcessor(new OTLPTraceExporter({ url }))];
+    }
+  }
+}
+
+/** The tracer for manual spans; before initTracing it hands out non-recording spans. */
+export function tracer(): Tracer {
+  return trace.getTracer(INSTRUMENTATION_SCOPE);
+}
+
+/** Writes traceparent/tracestate (and baggage) of the active context through `set`. */
+export function injectTraceHeaders(set: (key: string, value: string) => void): void {
+  propagation.inject(context.active(), {}, {
+    set: (_carrier, key, value) => set(key, value),
+  });
+}
+
+/**
+ * Reads incoming trace headers into a Context to pass as `parent` to withSpan. Built on
+ * ROOT_CONTEXT, not the active one: an inbound message starts from what its sender says,
+ * never from whatever context the receiving loop happened to be running in.
+ */
+export function extractTraceContext(get: (key: string) => string | undefined): Context {
+  return propagation.extract(ROOT_CONTEXT, {}, {
+    get: (_carrier, key) => get(key),
+    keys: () => [],
+  });
+}
+
+/**
+ * Runs `fn` inside a new active span (child of `parent`, or of the active span), then
+ * ends it. A throw is recorded as an exception event with ERROR status and rethrown;
+ * the recorded message is scrubbed because span data leaves the process too.
+ */
+export function withSpan<T>(
+  name: string,
+  opts: { kind: SpanKind; attributes?: Attributes; parent?: Context },
+  fn: (span: Span) => Promise<T> | T,
+): Promise<T> {
+  const parent = opts.parent ?? context.active();
+  const spanOptions = { kind: opts.kind, ...(opts.attributes ? { attributes: opts.attributes } : {}) };
+  return tracer().startActiveSpan(name, spanOptions, parent, async (span) => {
+    try {
+      return await fn(span);
+    } catch (error) {
+      markFailed(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+function markFailed(span: Span, error: unknown): void {
+  const isError = error instanceof Error;
+  const message = scrubString(isError ? error.message : String(error));
+  span.recordException({
+    name: isError ? error.name : 'Error',
+    message,
+    ...(isError && error.stack ? { stack: scrubString(error.stack) } : {}),
+  });
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  // AppError and Node system errors carry a stable code: the best `error.type` there is.
+  const code = (error as { code?: unknown } | null)?.code;
+  span.setAttribute(ATTR_ERROR_TYPE, typeof code === 'string' ? code : isError ? error.name : 'unknown');
+}
+
+/** Ids of the active span, for log correlation; empty when no valid span is active. */
+export function activeTraceIds(): { traceId?: string; spanId?: string } {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (!spanContext || !isSpanContextValid(spanContext)) return {};
+  return { traceId: spanContext.traceId, spanId: spanContext.spanId };
+}
