@@ -16,6 +16,15 @@ export const streams = {
     maxAgeMs: 7 * 24 * 60 * MINUTE,
     description: 'Sync jobs for the sync-worker; each is consumed by exactly one worker.',
   },
+  deadLetters: {
+    name: 'DEAD_LETTERS',
+    subjects: ['deadletter.v1.>'],
+    retention: 'limits',
+    duplicateWindowMs: 2 * MINUTE,
+    // Kept a month: long enough for an operator to notice, inspect and replay.
+    maxAgeMs: 30 * 24 * 60 * MINUTE,
+    description: 'Messages a consumer could never process (invalid, or out of retries), kept verbatim with the reason.',
+  },
 } as const satisfies Record<string, StreamDescriptor>;
 
 export const events = {
@@ -34,6 +43,11 @@ export const events = {
     ],
   }),
 } as const;
+
+/** Where a consumer of `stream` puts what it can never process. */
+export function deadLetterSubject(stream: StreamDescriptor): string {
+  return `deadletter.v1.${stream.name.toLowerCase()}`;
+}
 
 export function allStreams(): StreamDescriptor[] {
   return Object.values(streams);

@@ -1,0 +1,159 @@
+import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
+import { extractTraceContext, runWithRequestContext, withSpan } from '@context-gateway/observability';
+import { deadLetterSubject, type EventDescriptor } from '@context-gateway/proto';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { SpanKind } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import { Header } from './headers.js';
+
+export interface DeliveryInfo {
+  /** 1 on first delivery; more after naks, ack timeouts or a crashed worker. */
+  deliveryCount: number;
+  streamSeq: number;
+  msgId: string | undefined;
+}
+
+export interface ConsumeOptions {
+  /** Durable name: workers sharing it share the work and the position survives restarts. */
+  durable: string;
+  /** After this many deliveries the message is dead-lettered instead of retried forever. */
+  maxDeliver?: number;
+  /** How long a worker may hold a message before JetStream redelivers it elsewhere. */
+  ackWaitMs?: number;
+  /** Messages processed at once by this process. */
+  concurrency?: number;
+  /** Retry delay after a failure: base * 2^(attempt-1) with full jitter, capped. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /**
+   * Called with messages that can never succeed (invalid, or out of deliveries). By default
+   * they are copied verbatim to the DEAD_LETTERS stream before being terminated; if that copy
+   * fails the message is left unacked and comes back, so nothing is lost.
+   */
+  onDeadLetter?: (info: DeadLetter) => Promise<void> | void;
+}
+
+export interface DeadLetter {
+  stream: string;
+  subject: string;
+  streamSeq: number;
+  reason: 'invalid' | 'max_deliveries';
+  code: string;
+  message: string;
+  data: Uint8Array;
+}
+
+export interface RunningConsumer {
+  /** Stops pulling, waits for in-flight messages to be acked or nak'ed. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A durable pull consumer with explicit acks. A message is acked only after the handler
+ * resolved (its effects committed); a failure naks it with back-off; a message that fails
+ * decoding or validation can never succeed, so it is terminated and reported as a dead
+ * letter rather than redelivered or silently dropped.
+ */
+export async function consumeEvents<M extends DescMessage>(
+  nc: NatsConnection,
+  descriptor: EventDescriptor<M>,
+  options: ConsumeOptions,
+  handler: (message: MessageShape<M>, delivery: DeliveryInfo) => Promise<void>,
+  logger: Logger,
+): Promise<RunningConsumer> {
+  const maxDeliver = options.maxDeliver ?? 5;
+  const stream = descriptor.stream.name;
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    durable_name: options.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: descriptor.subject,
+    max_deliver: maxDeliver,
+    ack_wait: nanos(options.ackWaitMs ?? 30_000),
+    max_ack_pending: Math.max(1_000, (options.concurrency ?? 8) * 4),
+  };
+  try {
+    await jsm.consumers.info(stream, options.durable);
+    await jsm.consumers.update(stream, options.durable, config);
+  } catch (error) {
+    if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
+    await jsm.consumers.add(stream, config);
+  }
+
+  const consumer = await jetstream(nc).consumers.get(stream, options.durable);
+  const concurrency = options.concurrency ?? 8;
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency * 2 });
+  const inFlight = new Set<Promise<void>>();
+  const base = options.retryBaseMs ?? 500;
+  const cap = options.retryMaxMs ?? 30_000;
+
+  const js = jetstream(nc);
+  const toDeadLetterStream = async (d: DeadLetter): Promise<void> => {
+    const h = natsHeaders();
+    h.set('cg-dead-reason', d.reason);
+    h.set('cg-dead-code', d.code);
+    h.set('cg-origin-stream', d.stream);
+    h.set('cg-origin-subject', d.subject);
+    h.set('cg-origin-seq', String(d.streamSeq));
+    await js.publish(deadLetterSubject(descriptor.stream), d.data, { headers: h, msgID: `${d.stream}:${d.streamSeq}` });
+  };
+  const onDeadLetter = options.onDeadLetter ?? toDeadLetterStream;
+
+  const deadLetter = async (m: JsMsg, reason: DeadLetter['reason'], error: AppError): Promise<void> => {
+    logger.error({ stream, seq: m.seq, subject: m.subject, reason, errorCode: error.code, problems: error.problems }, 'message dead-lettered');
+    await onDeadLetter({ stream, subject: m.subject, streamSeq: m.seq, reason, code: error.code, message: error.message, data: m.data });
+    m.term(`${reason}: ${error.code}`);
+  };
+
+  const process = async (m: JsMsg): Promise<void> => {
+    const parent = extractTraceContext((key) => m.headers?.get(key) || undefined);
+    const requestId = m.headers?.get(Header.requestId) || randomUUID();
+    await runWithRequestContext({ requestId }, () =>
+      withSpan(`consume ${descriptor.subject}`, { kind: SpanKind.CONSUMER, parent, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject } }, async () => {
+        let message: MessageShape<M>;
+        try {
+          message = fromBinary(descriptor.message, m.data) as MessageShape<M>;
+        } catch {
+          return deadLetter(m, 'invalid', new AppError('malformed_request', `Not a valid ${descriptor.message.typeName}`));
+        }
+        const problems = descriptor.validate?.(message) ?? [];
+        if (problems.length > 0) {
+          return deadLetter(m, 'invalid', new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems));
+        }
+        const delivery: DeliveryInfo = { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') || undefined };
+        try {
+          await handler(message, delivery);
+          await m.ackAck();
+        } catch (thrown) {
+          const error = AppError.from(thrown);
+          if (delivery.deliveryCount >= maxDeliver) return deadLetter(m, 'max_deliveries', error);
+          const delay = Math.round(Math.random() * Math.min(cap, base * 2 ** (delivery.deliveryCount - 1)));
+          logger.warn({ stream, seq: m.seq, errorCode: error.code, err: error.cause ?? error, attempt: delivery.deliveryCount, retryInMs: delay }, 'message failed, will retry');
+          m.nak(delay);
+        }
+      }),
+    );
+  };
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      const work = process(m)
+        .catch((error) => logger.error({ err: error, stream, seq: m.seq }, 'consumer handler crashed'))
+        .finally(() => inFlight.delete(work));
+      inFlight.add(work);
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+    }
+  })();
+
+  return {
+    async stop() {
+      await messages.close();
+      await loop;
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}

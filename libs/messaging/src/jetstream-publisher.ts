@@ -1,0 +1,57 @@
+import { create, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
+import { currentRequestContext, injectTraceHeaders } from '@context-gateway/observability';
+import type { EventDescriptor } from '@context-gateway/proto';
+import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { Header } from './headers.js';
+
+export interface PublishResult {
+  stream: string;
+  seq: number;
+  /** True when the stream had already stored a message with this Nats-Msg-Id. */
+  duplicate: boolean;
+}
+
+/**
+ * Publishes catalog events to their stream and waits for the stream's acknowledgement:
+ * a resolved publish means the message is on disk. The Nats-Msg-Id comes from the
+ * descriptor, so a retried publish inside the duplicate window is stored once.
+ */
+export class JetStreamPublisher {
+  private readonly js: JetStreamClient;
+
+  constructor(nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  async publish<M extends DescMessage>(
+    descriptor: EventDescriptor<M>,
+    init: MessageInitShape<M>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<PublishResult> {
+    const message = create(descriptor.message, init) as MessageShape<M>;
+    const problems = descriptor.validate?.(message) ?? [];
+    if (problems.length > 0) {
+      // Refuse at the source: a consumer would only dead-letter it.
+      throw new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems);
+    }
+    const h = natsHeaders();
+    const ctx = currentRequestContext();
+    if (ctx) h.set(Header.requestId, ctx.requestId);
+    injectTraceHeaders((key, value) => h.set(key, value));
+
+    let ack: PubAck;
+    try {
+      ack = await this.js.publish(descriptor.subject, toBinary(descriptor.message, message), {
+        msgID: descriptor.messageId(message),
+        headers: h,
+        expect: { streamName: descriptor.stream.name },
+        timeout: options.timeoutMs ?? 5_000,
+      });
+    } catch (error) {
+      throw new AppError('service_unavailable', `The ${descriptor.stream.name} stream did not acknowledge the message`, [], { cause: error });
+    }
+    return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+  }
+}

@@ -1,0 +1,93 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+
+export interface NatsConnectOptions {
+  url: string;
+  /** Shown in the server's connection list: the service name and instance. */
+  name: string;
+  logger: Logger;
+  /** How long to keep trying at boot before giving up (the orchestrator restarts us). */
+  bootTimeoutMs?: number;
+}
+
+/**
+ * Connects once at boot (retrying until bootTimeoutMs), then reconnects forever: a NATS
+ * restart must turn the service not-ready and back, never kill it.
+ */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const deadline = Date.now() + (opts.bootTimeoutMs ?? 30_000);
+  let attempt = 0;
+  for (;;) {
+    attempt += 1;
+    try {
+      const nc = await connect({
+        servers: opts.url.split(','),
+        name: opts.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        reconnectJitter: 250,
+        pingInterval: 10_000,
+        timeout: 2_000,
+      });
+      opts.logger.info({ server: nc.getServer(), attempt }, 'nats connected');
+      return nc;
+    } catch (error) {
+      if (Date.now() >= deadline) {
+        throw new Error(`NATS at ${opts.url} is not reachable after ${attempt} attempts: ${(error as Error).message}`);
+      }
+      opts.logger.warn({ attempt, err: (error as Error).message }, 'nats not reachable yet, retrying');
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 200 * attempt)));
+    }
+  }
+}
+
+/**
+ * Follows the connection's status events so readiness answers from memory, then confirms
+ * with a round trip (PING/PONG through flush) bounded by a timeout.
+ */
+export class NatsHealth {
+  private connected = true;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly logger: Logger,
+  ) {
+    void this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      switch (status.type) {
+        case 'disconnect':
+          this.connected = false;
+          this.logger.warn('nats disconnected');
+          break;
+        case 'reconnect':
+          this.connected = true;
+          this.logger.info('nats reconnected');
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  async check(timeoutMs = 1_000): Promise<{ up: boolean; detail: string }> {
+    if (this.nc.isClosed()) return { up: false, detail: 'connection closed' };
+    if (!this.connected) return { up: false, detail: 'disconnected, reconnecting' };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.nc.flush(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no PONG in time')), timeoutMs);
+        }),
+      ]);
+      return { up: true, detail: '' };
+    } catch (error) {
+      return { up: false, detail: (error as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

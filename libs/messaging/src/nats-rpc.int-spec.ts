@@ -1,0 +1,144 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
+import { createLogger } from '@context-gateway/observability';
+import {
+  check,
+  defineRpc,
+  ErrorReplySchema,
+  GetReadinessResponseSchema,
+  SyncJobSchema,
+  SyncReason,
+  type SyncJob,
+} from '@context-gateway/proto';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { Controller, Module, type INestMicroservice } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { NestFactory } from '@nestjs/core';
+import { fromBinary } from '@bufbuild/protobuf';
+import { randomUUID } from 'node:crypto';
+import { Header } from './headers.js';
+import { NatsRpcServer } from './nats-rpc.server.js';
+import { RpcClient } from './rpc-client.js';
+import { RpcContext } from './rpc-context.js';
+import { RpcErrorPassthroughFilter } from './rpc-exception.filter.js';
+import { RpcHandler } from './rpc-handler.decorator.js';
+
+// Real NATS on the machine; subjects are unique to this file so parallel runs never meet.
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const prefix = `test${randomUUID().slice(0, 8)}`;
+const echo = defineRpc({
+  subject: `${prefix}.v1.echo`,
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+  validate: (job) => [...check.uuid(job.connectionId, 'connectionId')],
+});
+const slow = defineRpc({ subject: `${prefix}.v1.slow`, request: SyncJobSchema, response: GetReadinessResponseSchema, timeoutMs: 200 });
+const nobody = defineRpc({ subject: `${prefix}.v1.nobody`, request: SyncJobSchema, response: GetReadinessResponseSchema });
+
+let handled = 0;
+@Controller()
+class EchoHandler {
+  @RpcHandler(echo)
+  echo(@Payload() job: SyncJob, @Ctx() ctx: RpcContext) {
+    handled += 1;
+    if (job.jobId === 'conflict') throw new AppError('conflict', 'already there');
+    if (job.jobId === 'crash') throw new Error('db password=hunter2 leaked in a driver message');
+    return { service: job.connectionId, ready: true, instance: ctx.requestId };
+  }
+
+  @RpcHandler(slow)
+  async slow() {
+    await new Promise((r) => setTimeout(r, 600));
+    return { service: 'slow' };
+  }
+}
+
+@Module({ controllers: [EchoHandler] })
+class EchoModule {}
+
+let app: INestMicroservice;
+let nc: NatsConnection;
+let client: RpcClient;
+const logger = createLogger({ service: 'messaging-test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+beforeAll(async () => {
+  nc = await connect({ servers: NATS_URL });
+  app = await NestFactory.createMicroservice(EchoModule, {
+    strategy: new NatsRpcServer({ connection: nc, queue: prefix, logger }),
+    logger: false,
+  });
+  app.useGlobalFilters(new RpcErrorPassthroughFilter());
+  await app.listen();
+  client = new RpcClient(nc);
+});
+
+afterAll(async () => {
+  await app.close();
+  await nc.drain();
+});
+
+async function raw(subject: string, body: Uint8Array) {
+  const reply = await nc.request(subject, body, { timeout: 2_000 });
+  return { status: reply.headers?.get(Header.status), body: reply.data };
+}
+
+describe('typed request/reply over NATS', () => {
+  const connectionId = randomUUID();
+
+  it('round-trips a typed request and reply', async () => {
+    const reply = await client.request(echo, { jobId: 'a', connectionId, reason: SyncReason.MANUAL });
+    expect(reply.service).toBe(connectionId);
+    expect(reply.ready).toBe(true);
+  });
+
+  it('carries the AppError code of the handler back to the caller', async () => {
+    await expect(client.request(echo, { jobId: 'conflict', connectionId })).rejects.toMatchObject({ code: 'conflict', message: 'already there' });
+  });
+
+  it('hides an unexpected error behind internal, without its message', async () => {
+    const error = (await client.request(echo, { jobId: 'crash', connectionId }).catch((e: unknown) => e)) as AppError;
+    expect(error.code).toBe('internal');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('answers a message that is not protobuf with a typed malformed_request reply and stays up', async () => {
+    const before = handled;
+    const reply = await raw(echo.subject, new TextEncoder().encode('{"connectionId": "x"}'));
+    expect(reply.status).toBe('error');
+    expect(fromBinary(ErrorReplySchema, reply.body).code).toBe('malformed_request');
+    expect(handled).toBe(before);
+    // still serving
+    await expect(client.request(echo, { jobId: 'b', connectionId })).resolves.toMatchObject({ service: connectionId });
+  });
+
+  it('rejects a decodable but invalid message with validation_failed and the field', async () => {
+    const body = toBinary(SyncJobSchema, create(SyncJobSchema, { jobId: 'x', connectionId: 'not-a-uuid' }));
+    const reply = await raw(echo.subject, body);
+    const error = fromBinary(ErrorReplySchema, reply.body);
+    expect(error.code).toBe('validation_failed');
+    expect(error.problems.map((p) => p.path)).toEqual(['connectionId']);
+  });
+
+  it('refuses work whose deadline has already passed', async () => {
+    const h = headers();
+    h.set(Header.deadline, String(Date.now() - 1));
+    const body = toBinary(SyncJobSchema, create(SyncJobSchema, { connectionId }));
+    const reply = await nc.request(echo.subject, body, { timeout: 2_000, headers: h });
+    expect(fromBinary(ErrorReplySchema, reply.data).code).toBe('deadline_exceeded');
+  });
+
+  it('turns no responders into service_unavailable and a late reply into deadline_exceeded', async () => {
+    await expect(client.request(nobody, {})).rejects.toMatchObject({ code: 'service_unavailable' });
+    await expect(client.request(slow, {})).rejects.toMatchObject({ code: 'deadline_exceeded' });
+  });
+
+  it('passes the request id to the handler through headers', async () => {
+    const h = headers();
+    h.set(Header.requestId, 'req-123');
+    const body = toBinary(SyncJobSchema, create(SyncJobSchema, { connectionId }));
+    const reply = await nc.request(echo.subject, body, { timeout: 2_000, headers: h });
+    expect(fromBinary(GetReadinessResponseSchema, reply.data).instance).toBe('req-123');
+  });
+});

@@ -1,0 +1,67 @@
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
+import { currentRequestContext, injectTraceHeaders, withSpan } from '@context-gateway/observability';
+import type { RpcDescriptor } from '@context-gateway/proto';
+import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { SpanKind } from '@opentelemetry/api';
+import { Header, ReplyStatus } from './headers.js';
+import { decodeErrorReply } from './rpc-codec.js';
+
+export interface RequestOptions {
+  /** Overrides the descriptor's default; the remote side sees it as an absolute deadline. */
+  timeoutMs?: number;
+  /** For templated subjects (e.g. a shard's), the concrete subject to send to. */
+  subject?: string;
+}
+
+/**
+ * Typed request/reply over NATS: the request is encoded with the descriptor's protobuf
+ * type, the reply decoded with its response type, and an error reply rebuilt as the
+ * AppError the remote threw. Transport failures become stable codes too.
+ */
+export class RpcClient {
+  constructor(private readonly nc: NatsConnection) {}
+
+  async request<Req extends DescMessage, Res extends DescMessage>(
+    descriptor: RpcDescriptor<Req, Res>,
+    message: MessageInitShape<Req>,
+    options: RequestOptions = {},
+  ): Promise<MessageShape<Res>> {
+    const subject = options.subject ?? descriptor.subject;
+    const timeoutMs = options.timeoutMs ?? descriptor.timeoutMs;
+    const payload = toBinary(descriptor.request, create(descriptor.request, message));
+
+    return withSpan(`rpc ${subject}`, { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, async () => {
+      const h = natsHeaders();
+      h.set(Header.deadline, String(Date.now() + timeoutMs));
+      const ctx = currentRequestContext();
+      if (ctx) h.set(Header.requestId, ctx.requestId);
+      injectTraceHeaders((key, value) => h.set(key, value));
+
+      let reply;
+      try {
+        reply = await this.nc.request(subject, payload, { timeout: timeoutMs, headers: h });
+      } catch (error) {
+        throw transportError(error, subject);
+      }
+      if (reply.headers?.get(Header.status) === ReplyStatus.error) {
+        throw decodeErrorReply(reply.data);
+      }
+      try {
+        return fromBinary(descriptor.response, reply.data);
+      } catch {
+        throw new AppError('internal', `The reply on ${subject} is not a valid ${descriptor.response.typeName}`);
+      }
+    });
+  }
+}
+
+function transportError(error: unknown, subject: string): AppError {
+  if (error instanceof errors.RequestError && error.isNoResponders()) {
+    return new AppError('service_unavailable', `No service answers on ${subject}`, [], { cause: error });
+  }
+  if (error instanceof errors.TimeoutError || (error instanceof errors.RequestError && error.cause instanceof errors.TimeoutError)) {
+    return new AppError('deadline_exceeded', `No reply on ${subject} before the deadline`, [], { cause: error });
+  }
+  return new AppError('service_unavailable', `The request on ${subject} could not be sent`, [], { cause: error });
+}
