@@ -37,6 +37,12 @@ export const ErrorCodes = {
   decryption_failed: { status: 500, title: 'Decryption failed' },
   /** The key-encryption key version a wrapped key names is not known to the provider. */
   key_not_found: { status: 500, title: 'Key not found' },
+  /** A key file is readable by group/others; refusing it beats leaking every KEK. */
+  key_file_insecure: { status: 500, title: 'Key file permissions too open' },
+  /** A key file is missing, unreadable or malformed; we never guess or regenerate keys. */
+  key_file_invalid: { status: 500, title: 'Key file invalid' },
+  /** A data key was used after it was destroyed (its connection was crypto-shredded). */
+  key_destroyed: { status: 410, title: 'Key destroyed' },
 
   // --- generic -------------------------------------------------------------
   not_found: { status: 404, title: 'Not found' },

@@ -1,0 +1,83 @@
+import { describe, expect, it } from '@jest/globals';
+import { DataKey } from './data-key.js';
+import { DataKeyCache } from './data-key-cache.js';
+import { WrappedKey } from './wrapped-key.js';
+
+const owner = { org: 'o1', user: 'u1', connection: 'c1' };
+const wrappedKey = (n: number) => new WrappedKey('test', 1, Buffer.from([n]));
+
+/** A loader that records calls and can be held open to simulate a slow provider. */
+function loader() {
+  const calls: Array<(key: DataKey) => void> = [];
+  let count = 0;
+  return {
+    get count() {
+      return count;
+    },
+    immediate: async () => {
+      count++;
+      return DataKey.generate();
+    },
+    held: () => {
+      count++;
+      return new Promise<DataKey>((resolve) => calls.push(resolve));
+    },
+    release: () => calls.shift()!(DataKey.generate()),
+  };
+}
+
+describe('DataKeyCache', () => {
+  it('asks again once the TTL has passed', async () => {
+    let now = 1_000;
+    const cache = new DataKeyCache({ ttlMs: 60_000, now: () => now });
+    const load = loader();
+    const first = await cache.get(wrappedKey(1), owner, load.immediate);
+    now += 59_999;
+    expect(await cache.get(wrappedKey(1), owner, load.immediate)).toBe(first);
+    now += 2;
+    expect(await cache.get(wrappedKey(1), owner, load.immediate)).not.toBe(first);
+    expect(load.count).toBe(2);
+  });
+
+  it('keeps at most maxEntries, dropping the least recently used', async () => {
+    const cache = new DataKeyCache({ maxEntries: 2 });
+    const load = loader();
+    await cache.get(wrappedKey(1), owner, load.immediate);
+    await cache.get(wrappedKey(2), owner, load.immediate);
+    await cache.get(wrappedKey(1), owner, load.immediate); // 1 is now the most recent
+    await cache.get(wrappedKey(3), owner, load.immediate); // evicts 2
+    expect(cache.size).toBe(2);
+    expect(load.count).toBe(3);
+    await cache.get(wrappedKey(1), owner, load.immediate);
+    expect(load.count).toBe(3);
+    await cache.get(wrappedKey(2), owner, load.immediate);
+    expect(load.count).toBe(4);
+  });
+
+  it('does not cache a failed unwrap', async () => {
+    const cache = new DataKeyCache();
+    await expect(cache.get(wrappedKey(1), owner, () => Promise.reject(new Error('vault down')))).rejects.toThrow(
+      'vault down',
+    );
+    await expect(cache.get(wrappedKey(1), owner, async () => DataKey.generate())).resolves.toBeInstanceOf(DataKey);
+  });
+
+  it('does not resurrect a key shredded while it was being unwrapped', async () => {
+    const cache = new DataKeyCache();
+    const load = loader();
+    const pending = cache.get(wrappedKey(1), owner, load.held);
+    expect(cache.evict(wrappedKey(1), owner)).toBe(true);
+    load.release();
+    await expect(pending).rejects.toMatchObject({ code: 'key_destroyed' });
+    expect(cache.size).toBe(0);
+    expect(cache.evict(wrappedKey(1), owner)).toBe(false);
+  });
+
+  it('clear destroys every cached key', async () => {
+    const cache = new DataKeyCache();
+    const key = await cache.get(wrappedKey(1), owner, async () => DataKey.generate());
+    cache.clear();
+    expect(key.destroyed).toBe(true);
+    expect(cache.size).toBe(0);
+  });
+});

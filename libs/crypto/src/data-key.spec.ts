@@ -1,0 +1,81 @@
+import { describe, expect, it } from '@jest/globals';
+import { DataKey } from './data-key.js';
+
+const owner = { org: 'o1', user: 'u1', connection: 'c1', record: 'r1' };
+const plaintext = Buffer.from('{"track":"Blue in Green"}');
+
+function expectCode(fn: () => unknown, code: string): void {
+  expect(fn).toThrow(expect.objectContaining({ name: 'AppError', code }));
+}
+
+describe('DataKey', () => {
+  it('decrypts what it encrypted', () => {
+    const key = DataKey.generate();
+    expect(key.decrypt(key.encrypt(plaintext, owner), owner).toString()).toBe(plaintext.toString());
+  });
+
+  it('round-trips empty and large payloads, with bytes as AAD too', () => {
+    const key = DataKey.generate();
+    const aad = Buffer.from('pre-encoded');
+    for (const data of [Buffer.alloc(0), Buffer.alloc(1 << 20, 7)]) {
+      expect(key.decrypt(key.encrypt(data, aad), aad).equals(data)).toBe(true);
+    }
+  });
+
+  it('uses a fresh nonce each time, so equal plaintexts do not look equal', () => {
+    const key = DataKey.generate();
+    expect(key.encrypt(plaintext, owner).equals(key.encrypt(plaintext, owner))).toBe(false);
+  });
+
+  it('writes version | 12-byte nonce | ciphertext | 16-byte tag', () => {
+    const sealed = DataKey.generate().encrypt(plaintext, owner);
+    expect(sealed[0]).toBe(0x01);
+    expect(sealed.length).toBe(1 + 12 + plaintext.length + 16);
+  });
+
+  it('rejects a flipped bit anywhere in the ciphertext', () => {
+    const key = DataKey.generate();
+    const sealed = key.encrypt(Buffer.from('short'), owner);
+    for (let bit = 0; bit < sealed.length * 8; bit++) {
+      const tampered = Buffer.from(sealed);
+      tampered[bit >> 3]! ^= 1 << (bit & 7);
+      expectCode(() => key.decrypt(tampered, owner), 'decryption_failed');
+    }
+  });
+
+  it('rejects truncated or empty input', () => {
+    const key = DataKey.generate();
+    const sealed = key.encrypt(plaintext, owner);
+    expectCode(() => key.decrypt(sealed.subarray(0, sealed.length - 1), owner), 'decryption_failed');
+    expectCode(() => key.decrypt(Buffer.alloc(0), owner), 'decryption_failed');
+  });
+
+  it("will not decrypt with another owner's associated data", () => {
+    const key = DataKey.generate();
+    const sealed = key.encrypt(plaintext, owner);
+    expectCode(() => key.decrypt(sealed, { ...owner, user: 'u2' }), 'decryption_failed');
+    expectCode(() => key.decrypt(sealed, { ...owner, record: 'r2' }), 'decryption_failed');
+    expectCode(() => key.decrypt(sealed, { ...owner, extra: '' }), 'decryption_failed');
+  });
+
+  it('will not decrypt with another key', () => {
+    const sealed = DataKey.generate().encrypt(plaintext, owner);
+    expectCode(() => DataKey.generate().decrypt(sealed, owner), 'decryption_failed');
+  });
+
+  it('once destroyed, zeroes its bytes and can neither encrypt nor decrypt', () => {
+    const bytes = Buffer.alloc(32, 0xab);
+    const key = new DataKey(bytes);
+    const sealed = key.encrypt(plaintext, owner);
+    key.destroy();
+    expect(bytes.equals(Buffer.alloc(32))).toBe(true);
+    expect(key.destroyed).toBe(true);
+    expectCode(() => key.encrypt(plaintext, owner), 'key_destroyed');
+    expectCode(() => key.decrypt(sealed, owner), 'key_destroyed');
+  });
+
+  it('does not reveal key bytes when logged as JSON', () => {
+    const bytes = Buffer.alloc(32, 0xab);
+    expect(JSON.stringify({ key: new DataKey(Buffer.from(bytes)) })).not.toContain(bytes.toString('hex').slice(0, 8));
+  });
+});

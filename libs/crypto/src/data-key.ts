@@ -1,0 +1,105 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { AppError } from '@context-gateway/errors';
+import { type EncryptionContext, encodeContext } from './encryption-context.js';
+
+const ALGORITHM = 'aes-256-gcm';
+/** First byte of every record ciphertext; bump it when the layout or algorithm changes. */
+export const CIPHERTEXT_FORMAT_V1 = 0x01;
+export const DATA_KEY_BYTES = 32;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const HEADER_BYTES = 1 + NONCE_BYTES;
+const FORMAT_AAD = Buffer.from([CIPHERTEXT_FORMAT_V1]);
+
+/** Associated data: a context (encoded canonically here) or bytes the caller encoded once. */
+export type AssociatedData = EncryptionContext | Uint8Array;
+
+function toAad(aad: AssociatedData): Uint8Array {
+  return aad instanceof Uint8Array ? aad : encodeContext(aad);
+}
+
+/**
+ * A plaintext AES-256 data key (one per connection). This is the hot path: each call is
+ * one AES-GCM operation and nothing else — no I/O, no key derivation.
+ *
+ * Ciphertext layout: `0x01 | 12-byte random nonce | ciphertext | 16-byte tag`; the format
+ * byte is authenticated too, so it cannot be swapped to steer a future parser.
+ * Random 96-bit nonces are safe up to ~2^32 encryptions per key (NIST SP 800-38D);
+ * a connection's records stay far below that, and re-keying is a re-encrypt under a new key.
+ *
+ * The key stays a Buffer, not a KeyObject, so destroy() can really zero it (a KeyObject
+ * keeps a copy we cannot reach); measured cost here is ~5% on 1 KB records.
+ */
+export class DataKey {
+  #key: Buffer | undefined;
+
+  /** Takes ownership of `key`: the caller must not reuse or zero that buffer. */
+  constructor(key: Buffer) {
+    if (key.length !== DATA_KEY_BYTES) {
+      throw new AppError('internal', `data key must be ${DATA_KEY_BYTES} bytes`);
+    }
+    this.#key = key;
+  }
+
+  static generate(): DataKey {
+    return new DataKey(randomBytes(DATA_KEY_BYTES));
+  }
+
+  get destroyed(): boolean {
+    return this.#key === undefined;
+  }
+
+  encrypt(plaintext: Uint8Array, aad: AssociatedData): Buffer {
+    const key = this.#live();
+    const out = Buffer.allocUnsafe(HEADER_BYTES + plaintext.length + TAG_BYTES);
+    out[0] = CIPHERTEXT_FORMAT_V1;
+    const nonce = randomBytes(NONCE_BYTES);
+    nonce.copy(out, 1);
+    const cipher = createCipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
+    cipher.setAAD(FORMAT_AAD);
+    cipher.setAAD(toAad(aad));
+    let offset = HEADER_BYTES + cipher.update(plaintext).copy(out, HEADER_BYTES);
+    offset += cipher.final().copy(out, offset);
+    cipher.getAuthTag().copy(out, offset);
+    return out;
+  }
+
+  /** Any tampering, a wrong key or a wrong owner's AAD → AppError('decryption_failed'). */
+  decrypt(ciphertext: Uint8Array, aad: AssociatedData): Buffer {
+    const key = this.#live();
+    if (ciphertext.length < HEADER_BYTES + TAG_BYTES || ciphertext[0] !== CIPHERTEXT_FORMAT_V1) {
+      throw new AppError('decryption_failed');
+    }
+    const end = ciphertext.length - TAG_BYTES;
+    try {
+      const decipher = createDecipheriv(ALGORITHM, key, ciphertext.subarray(1, HEADER_BYTES), {
+        authTagLength: TAG_BYTES,
+      });
+      decipher.setAuthTag(ciphertext.subarray(end));
+      decipher.setAAD(FORMAT_AAD);
+      decipher.setAAD(toAad(aad));
+      const head = decipher.update(ciphertext.subarray(HEADER_BYTES, end));
+      const tail = decipher.final();
+      return tail.length === 0 ? head : Buffer.concat([head, tail]);
+    } catch (cause) {
+      // OpenSSL's message says nothing useful and must not reach callers.
+      throw new AppError('decryption_failed', undefined, [], { cause });
+    }
+  }
+
+  /** Zeroes the key bytes; every later encrypt/decrypt throws AppError('key_destroyed'). */
+  destroy(): void {
+    this.#key?.fill(0);
+    this.#key = undefined;
+  }
+
+  /** Keeps key bytes out of logs and JSON dumps. */
+  toJSON(): string {
+    return '[DataKey]';
+  }
+
+  #live(): Buffer {
+    if (this.#key === undefined) throw new AppError('key_destroyed');
+    return this.#key;
+  }
+}

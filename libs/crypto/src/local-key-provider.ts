@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import { AppError } from '@context-gateway/errors';
+import { DataKey } from './data-key.js';
+import { type EncryptionContext, encodeContext } from './encryption-context.js';
+import type { KeyProvider } from './key-provider.js';
+import { type Keyring, createKeyringExclusive, readKeyring, replaceKeyring } from './keyring-file.js';
+import { WrappedKey } from './wrapped-key.js';
+
+export interface LocalKeyProviderOptions {
+  /** Keyring file; must be mode 0600 (or stricter) and owned by the service's user. */
+  path: string;
+  /** Create a fresh keyring (one KEK, version 1) when nothing exists at `path`. */
+  createIfMissing?: boolean;
+}
+
+const KEK_BYTES = 32;
+
+/**
+ * Default KeyProvider: KEKs in a local JSON keyring file. It protects data keys from
+ * anyone who can read the database but not this file — backups, replicas, SQL access.
+ * It does NOT protect against someone with the host's filesystem; that is what moving
+ * the KEK into Vault transit or a KMS (same interface) buys.
+ *
+ * Wrapping is AES-256-GCM under the KEK, with the KEK version and the owner's context as
+ * associated data (so a wrapped key pasted onto another connection's row won't unwrap).
+ *
+ * Rotation (`rotate`) adds a version and makes it current; old versions keep unwrapping
+ * until `removeVersion` — run a rewrap pass over stored keys first. Several processes may
+ * share the file: one that meets a version it does not know re-reads the file once.
+ * Writes (rotate/remove) are an operator action; run them from one process at a time.
+ */
+export class LocalKeyProvider implements KeyProvider {
+  readonly id = 'local';
+  // The KEK is used exactly like a data key (AES-256-GCM, versioned format), so reuse it.
+  #keks = new Map<number, DataKey>();
+  #current = 0;
+  #reloading: Promise<void> | undefined;
+  #writing: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly path: string) {}
+
+  static async open(options: LocalKeyProviderOptions): Promise<LocalKeyProvider> {
+    const provider = new LocalKeyProvider(options.path);
+    if (options.createIfMissing) {
+      const fresh: Keyring = { current: 1, keys: [{ version: 1, key: randomBytes(KEK_BYTES), createdAt: now() }] };
+      try {
+        // Loses the race harmlessly if the file exists; the load below reads whichever won.
+        await createKeyringExclusive(options.path, fresh);
+      } catch (cause) {
+        throw writeFailed(options.path, cause);
+      } finally {
+        fresh.keys[0]?.key.fill(0);
+      }
+    }
+    provider.#install(await readKeyring(options.path));
+    return provider;
+  }
+
+  async currentVersion(): Promise<number> {
+    return this.#current;
+  }
+
+  /** Versions this process can unwrap, oldest first. */
+  versions(): number[] {
+    return [...this.#keks.keys()].sort((a, b) => a - b);
+  }
+
+  async wrapKey(plaintextKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
+    const version = this.#current;
+    const kek = this.#keks.get(version);
+    if (!kek) throw new AppError('key_not_found');
+    return new WrappedKey(this.id, version, kek.encrypt(plaintextKey, wrapAad(version, context)));
+  }
+
+  async unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer> {
+    if (wrapped.providerId !== this.id) {
+      throw new AppError('key_not_found', `Key was wrapped by provider "${wrapped.providerId}"`);
+    }
+    if (!this.#keks.has(wrapped.kekVersion)) await this.reload();
+    // Look up and decrypt in one synchronous step: a concurrent reload swaps (and zeroes)
+    // the KEK objects, so one must not be held across an await.
+    const kek = this.#keks.get(wrapped.kekVersion);
+    if (!kek) throw new AppError('key_not_found', `KEK version ${wrapped.kekVersion} is not in the keyring`);
+    return kek.decrypt(wrapped.ciphertext, wrapAad(wrapped.kekVersion, context));
+  }
+
+  async rewrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
+    const plaintext = await this.unwrapKey(wrapped, context);
+    try {
+      return await this.wrapKey(plaintext, context);
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  /** Adds a new KEK version and makes it current; returns that version. */
+  rotate(): Promise<number> {
+    return this.#update((keyring) => {
+      const version = Math.max(...keyring.keys.map((k) => k.version)) + 1;
+      keyring.keys.push({ version, key: randomBytes(KEK_BYTES), createdAt: now() });
+      keyring.current = version;
+      return version;
+    });
+  }
+
+  /**
+   * Deletes a KEK version: every key still wrapped under it becomes unrecoverable
+   * (crypto-shredding at KEK scale). Refuses the current version.
+   */
+  removeVersion(version: number): Promise<void> {
+    return this.#update((keyring) => {
+      if (version === keyring.current) {
+        throw new AppError('conflict', `KEK version ${version} is current; rotate before removing it`);
+      }
+      const index = keyring.keys.findIndex((k) => k.version === version);
+      if (index < 0) throw new AppError('key_not_found', `KEK version ${version} does not exist`);
+      keyring.keys[index]?.key.fill(0);
+      keyring.keys.splice(index, 1);
+    });
+  }
+
+  /** Re-reads the file, e.g. after another process rotated. */
+  async reload(): Promise<void> {
+    this.#reloading ??= readKeyring(this.path)
+      .then((keyring) => this.#install(keyring))
+      .finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  /** Zeroes every KEK held in memory; the provider is unusable afterwards. */
+  close(): void {
+    for (const kek of this.#keks.values()) kek.destroy();
+    this.#keks.clear();
+    this.#current = 0;
+  }
+
+  /** Read-modify-write from the file (not memory), serialized within this process. */
+  #update<T>(change: (keyring: Keyring) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      const keyring = await readKeyring(this.path);
+      const result = change(keyring);
+      try {
+        await replaceKeyring(this.path, keyring);
+      } catch (cause) {
+        throw writeFailed(this.path, cause);
+      }
+      this.#install(keyring);
+      return result;
+    };
+    const next = this.#writing.then(run, run);
+    this.#writing = next.catch(() => undefined);
+    return next;
+  }
+
+  #install(keyring: Keyring): void {
+    const old = this.#keks;
+    this.#keks = new Map(keyring.keys.map((k) => [k.version, new DataKey(k.key)]));
+    this.#current = keyring.current;
+    for (const kek of old.values()) kek.destroy();
+  }
+}
+
+/** AAD for wrapping: KEK version + owner context (the format byte is added by DataKey). */
+function wrapAad(version: number, context: EncryptionContext): Buffer {
+  const encoded = encodeContext(context);
+  const aad = Buffer.allocUnsafe(4 + encoded.length);
+  aad.writeUInt32BE(version, 0);
+  encoded.copy(aad, 4);
+  return aad;
+}
+
+function writeFailed(path: string, cause: unknown): AppError {
+  if (cause instanceof AppError) return cause;
+  const code = (cause as NodeJS.ErrnoException).code ?? 'unknown';
+  return new AppError('key_file_invalid', `Key file ${path}: cannot be written (${code})`, [], { cause });
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
