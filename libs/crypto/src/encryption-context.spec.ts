@@ -16,13 +16,20 @@ describe('encodeContext', () => {
   });
 
   it('maps different contexts to different bytes (injective)', () => {
-    const context = fc.dictionary(fc.string(), fc.string(), { maxKeys: 4 });
+    const text = fc.string({ unit: 'binary', maxLength: 6 });
+    const context = fc.dictionary(text, text, { maxKeys: 4 });
     fc.assert(
       fc.property(context, context, (a, b) => {
         const same = JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
         expect(encodeContext(a).equals(encodeContext(b))).toBe(same);
       }),
     );
+  });
+
+  it('orders fields by UTF-8 bytes, as another language would', () => {
+    // UTF-16 puts the emoji (0xD83D…) first; UTF-8 puts U+FFFF (0xEF…) before it (0xF0…).
+    const encoded = encodeContext({ '\u{1F600}': 'x', '\uffff': 'y' });
+    expect(encoded.subarray(8, 11).toString('utf8')).toBe('\uffff');
   });
 
   it('refuses a field that is not a string instead of binding "undefined"', () => {

@@ -14,28 +14,38 @@ export type EncryptionContext = Readonly<Record<string, string>>;
  * injective: `{a:"b|c"}` and `{a:"b",c:""}` can never produce the same bytes.
  */
 export function encodeContext(context: EncryptionContext): Buffer {
-  const entries: Array<[Buffer, Buffer]> = [];
+  // On the record hot path this runs once per record, so it measures lengths and writes
+  // strings in place instead of building intermediate buffers.
+  const keys = Object.keys(context).sort(); // UTF-16 order equals UTF-8 byte order for ASCII
+  if (keys.some((key) => NON_ASCII.test(key))) keys.sort(compareUtf8);
   let size = 4;
-  for (const [key, value] of Object.entries(context)) {
+  for (const key of keys) {
+    const value = context[key];
     // Types say string, but contexts are often built from untyped input; an `undefined`
     // silently encoded as "undefined" would bind the wrong owner.
     if (typeof value !== 'string') {
       throw new AppError('internal', `encryption context field "${key}" is not a string`);
     }
-    const k = Buffer.from(key, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    entries.push([k, v]);
-    size += 8 + k.length + v.length;
+    size += 8 + Buffer.byteLength(key, 'utf8') + Buffer.byteLength(value, 'utf8');
   }
-  entries.sort((a, b) => Buffer.compare(a[0], b[0]));
 
   const out = Buffer.allocUnsafe(size);
-  let offset = out.writeUInt32BE(entries.length, 0);
-  for (const [k, v] of entries) {
-    offset = out.writeUInt32BE(k.length, offset);
-    offset += k.copy(out, offset);
-    offset = out.writeUInt32BE(v.length, offset);
-    offset += v.copy(out, offset);
+  let offset = out.writeUInt32BE(keys.length, 0);
+  for (const key of keys) {
+    offset = writeString(out, key, offset);
+    offset = writeString(out, context[key] as string, offset);
   }
   return out;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function writeString(out: Buffer, text: string, offset: number): number {
+  const length = out.write(text, offset + 4, 'utf8');
+  out.writeUInt32BE(length, offset);
+  return offset + 4 + length;
 }

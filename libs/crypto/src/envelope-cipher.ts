@@ -55,7 +55,11 @@ export class EnvelopeCipher {
     });
   }
 
-  /** True when `wrapped` is not under the provider's current KEK (a rotation job's filter). */
+  /**
+   * True when `wrapped` is not under the provider's current KEK (a rotation job's filter).
+   * A key from another provider also reports true, but moving between providers needs
+   * both of them (unwrap with the old, wrap with the new); `rewrap` cannot do it.
+   */
   async needsRewrap(wrapped: WrappedKey): Promise<boolean> {
     return wrapped.providerId !== this.#provider.id || wrapped.kekVersion !== (await this.#provider.currentVersion());
   }
