@@ -1,0 +1,237 @@
+// @ts-check
+// Starts the seven services as child processes against a given Postgres and NATS, waits
+// until every one answers /readyz, and hands back their URLs and a stop(). Shared by the
+// `pnpm start` CLI and the end-to-end test harness, so both run the stack the same way.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { DEFAULT_PORTS, SERVICE_NAMES, isServiceName } from './service-catalog.mjs';
+import { redactUrl, serviceBaseUrl } from './endpoints.mjs';
+import { assignColours } from './log-lines.mjs';
+import { ensureDatabase } from './infra.mjs';
+import { spawnManaged } from './processes.mjs';
+
+/**
+ * @typedef {import('./service-catalog.mjs').ServiceName} ServiceName
+ * @typedef {import('./processes.mjs').ManagedProcess} ManagedProcess
+ * @typedef {import('./processes.mjs').ExitInfo} ExitInfo
+ * @typedef {{
+ *   rootDir: string,
+ *   databaseUrl: string,
+ *   natsUrl: string,
+ *   ports?: Partial<Record<ServiceName, number>>,
+ *   env?: Record<string, string>,
+ *   services?: string[],
+ *   log?: (line: string) => void,
+ *   readyTimeoutMs?: number,
+ *   stopTimeoutMs?: number,
+ *   migrate?: boolean,
+ *   colour?: boolean,
+ *   signal?: AbortSignal,
+ * }} StackOptions
+ * @typedef {{
+ *   urls: Partial<Record<ServiceName, string>>,
+ *   processes: Partial<Record<ServiceName, ManagedProcess>>,
+ *   unexpectedExit: Promise<{ service: ServiceName } & ExitInfo>,
+ *   stop(): Promise<void>,
+ * }} RunningStack
+ */
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
+
+/** Raised when the stack does not come up; `message` already names what failed and why. */
+export class StackStartError extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = 'StackStartError';
+  }
+}
+
+/**
+ * Runs scripts/db-migrate.mjs when it exists. Without it, each service applies its own
+ * migrations at start (under an advisory lock), so skipping is safe.
+ * @param {string} rootDir
+ * @param {NodeJS.ProcessEnv} env
+ * @param {(line: string) => void} log
+ */
+async function runMigrations(rootDir, env, log) {
+  const script = join(rootDir, 'scripts', 'db-migrate.mjs');
+  if (!existsSync(script)) {
+    log('scripts/db-migrate.mjs not found; each service applies its own migrations at start');
+    return;
+  }
+  log('Applying database migrations (scripts/db-migrate.mjs)');
+  const code = await new Promise((resolveRun) => {
+    const child = spawn(process.execPath, [script], { cwd: rootDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', () => resolveRun(-1));
+    child.once('exit', (exitCode) => resolveRun(exitCode ?? -1));
+  });
+  if (code !== 0) throw new StackStartError(`database migrations failed (scripts/db-migrate.mjs exited with ${code})`);
+}
+
+/**
+ * One /readyz probe: 'ready', or a short reason it is not (shown if we time out).
+ * @param {string} baseUrl
+ * @returns {Promise<{ ready: boolean, detail: string }>}
+ */
+export async function probeReady(baseUrl) {
+  try {
+    const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+    const body = await response.text();
+    return { ready: response.status === 200, detail: `HTTP ${response.status} ${body.slice(0, 300)}` };
+  } catch (error) {
+    const cause = /** @type {{ cause?: { code?: string } }} */ (error).cause;
+    return { ready: false, detail: cause?.code ?? (error instanceof Error ? error.message : String(error)) };
+  }
+}
+
+/**
+ * @param {StackOptions} options
+ * @returns {Promise<RunningStack>}
+ */
+export async function startStack(options) {
+  const rootDir = resolve(options.rootDir);
+  const log = options.log ?? ((line) => console.log(line));
+  const names = /** @type {ServiceName[]} */ (options.services ?? [...SERVICE_NAMES]);
+  const unknown = names.filter((name) => !isServiceName(name));
+  if (unknown.length > 0) throw new StackStartError(`unknown service(s): ${unknown.join(', ')}; known: ${SERVICE_NAMES.join(', ')}`);
+
+  const missing = names.filter((name) => !existsSync(join(rootDir, 'services', name, 'dist', 'main.js')));
+  if (missing.length > 0) {
+    throw new StackStartError(
+      `not built: ${missing.map((name) => `services/${name}/dist/main.js`).join(', ')} — run \`pnpm build\` (or start without --no-build)`,
+    );
+  }
+
+  const ports = { ...DEFAULT_PORTS, ...options.ports };
+  // Relative defaults (.data/keys/master.key) would resolve against each child's cwd;
+  // absolute paths make every service agree on one key file.
+  const keyFile = resolve(rootDir, options.env?.MASTER_KEY_FILE ?? process.env.MASTER_KEY_FILE ?? '.data/keys/master.key');
+  const keyDir = dirname(keyFile);
+  // Only the key folder is private: a recursive mkdir with a mode would also lock its
+  // parent (.data/), which the embedded Postgres, running as another user, must traverse.
+  await mkdir(dirname(keyDir), { recursive: true });
+  await mkdir(keyDir, { recursive: true, mode: 0o700 });
+
+  /** @type {NodeJS.ProcessEnv} */
+  const sharedEnv = {
+    ...process.env,
+    DATABASE_URL: options.databaseUrl,
+    NATS_URL: options.natsUrl,
+    MASTER_KEY_FILE: keyFile,
+    GATEWAY_PUBLIC_URL: process.env.GATEWAY_PUBLIC_URL ?? `http://localhost:${ports.gateway}`,
+    ...options.env,
+  };
+
+  log(`Database ${redactUrl(options.databaseUrl)}`);
+  await ensureDatabase(options.databaseUrl);
+  if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
+
+  const width = Math.max(...names.map((name) => name.length), 'postgres'.length);
+  const colours = options.colour ? assignColours(SERVICE_NAMES) : new Map();
+  /** @type {Partial<Record<ServiceName, ManagedProcess>>} */
+  const processes = {};
+  /** @type {Partial<Record<ServiceName, string>>} */
+  const urls = {};
+  let stopping = false;
+
+  /** @type {(value: { service: ServiceName } & ExitInfo) => void} */
+  let reportUnexpectedExit = () => {};
+  /** @type {Promise<{ service: ServiceName } & ExitInfo>} */
+  const unexpectedExit = new Promise((resolveExit) => {
+    reportUnexpectedExit = resolveExit;
+  });
+
+  for (const name of names) {
+    /** @type {NodeJS.ProcessEnv} */
+    const env = { ...sharedEnv, HTTP_PORT: String(ports[name]) };
+    urls[name] = serviceBaseUrl(env.HTTP_HOST, ports[name]);
+    const managed = spawnManaged(name, process.execPath, ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')], {
+      cwd: rootDir,
+      env,
+      write: log,
+      width,
+      colour: colours.get(name),
+    });
+    processes[name] = managed;
+    void managed.exited.then((info) => {
+      if (stopping) return;
+      log(`${name} exited unexpectedly (${describeExit(info)})`);
+      reportUnexpectedExit({ service: name, ...info });
+    });
+  }
+
+  async function stop() {
+    if (stopping) return;
+    stopping = true;
+    const timeoutMs = options.stopTimeoutMs ?? 15_000;
+    await Promise.all(Object.values(processes).map((managed) => managed.stop(timeoutMs)));
+  }
+
+  try {
+    await waitUntilReady(names, urls, processes, options.readyTimeoutMs ?? 60_000, unexpectedExit, options.signal);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { urls, processes, unexpectedExit, stop };
+}
+
+/** @param {ExitInfo} info */
+function describeExit({ code, signal }) {
+  return signal ? `signal ${signal}` : `exit code ${code}`;
+}
+
+/**
+ * Polls every service's /readyz until all answer 200. Fails fast when one exits, and on
+ * timeout names the ones that are not ready with their last answer and log lines.
+ * @param {ServiceName[]} names
+ * @param {Partial<Record<ServiceName, string>>} urls
+ * @param {Partial<Record<ServiceName, ManagedProcess>>} processes
+ * @param {number} timeoutMs
+ * @param {Promise<{ service: ServiceName } & ExitInfo>} unexpectedExit
+ * @param {AbortSignal | undefined} signal
+ */
+async function waitUntilReady(names, urls, processes, timeoutMs, unexpectedExit, signal) {
+  /** @type {{ service: ServiceName } & ExitInfo | undefined} */
+  let exited;
+  void unexpectedExit.then((info) => {
+    exited = info;
+  });
+  const pending = new Set(names);
+  /** @type {Map<ServiceName, string>} */
+  const lastDetail = new Map();
+  const deadline = Date.now() + timeoutMs;
+  while (pending.size > 0) {
+    if (signal?.aborted) throw new StackStartError('start-up interrupted');
+    if (exited) {
+      const managed = processes[exited.service];
+      throw new StackStartError(
+        `${exited.service} exited during start-up (${describeExit(exited)}). Its last log lines:\n${indent(managed?.lastLines() ?? [])}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      const report = [...pending].map((name) => {
+        const lines = processes[name]?.lastLines() ?? [];
+        return `- ${name} (${urls[name]}/readyz: ${lastDetail.get(name) ?? 'no answer'})\n${indent(lines.slice(-10))}`;
+      });
+      throw new StackStartError(`not ready after ${Math.round(timeoutMs / 1000)} s: ${[...pending].join(', ')}\n${report.join('\n')}`);
+    }
+    await Promise.all(
+      [...pending].map(async (name) => {
+        const result = await probeReady(/** @type {string} */ (urls[name]));
+        lastDetail.set(name, result.detail);
+        if (result.ready) pending.delete(name);
+      }),
+    );
+    if (pending.size > 0) await sleep(300);
+  }
+}
+
+/** @param {string[]} lines */
+function indent(lines) {
+  return lines.length === 0 ? '    (no output)' : lines.map((line) => `    ${line}`).join('\n');
+}
