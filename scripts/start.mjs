@@ -119,7 +119,10 @@ async function main() {
   process.on('SIGTERM', onSignal);
 
   const cleanUp = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.error(`while stopping: ${error.message}`));
+    // splice: whatever path got here first does the stopping, exactly once.
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error) => console.error(`while stopping: ${error.message}`));
+    }
   };
 
   try {

@@ -127,7 +127,11 @@ export async function startStack(options) {
   };
 
   log(`Database ${redactUrl(options.databaseUrl)}`);
-  await ensureDatabase(options.databaseUrl);
+  try {
+    await ensureDatabase(options.databaseUrl);
+  } catch (error) {
+    throw new StackStartError(`cannot prepare the database at ${redactUrl(options.databaseUrl)}: ${/** @type {Error} */ (error).message}`);
+  }
   if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
 
   const width = Math.max(...names.map((name) => name.length), 'postgres'.length);
