@@ -1,0 +1,32 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/**
+ * RFC 9162 §2.1.1 hashing with SHA-256. The 0x00 / 0x01 domain-separation prefixes are
+ * what stop a leaf from being passed off as an interior node (second-preimage attack).
+ */
+export const HASH_SIZE = 32;
+
+const LEAF_PREFIX = Buffer.from([0x00]);
+const NODE_PREFIX = Buffer.from([0x01]);
+
+/** MTH({d(0)}) = SHA-256(0x00 || d(0)). */
+export function leafHash(data: Uint8Array): Buffer {
+  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+}
+
+/** SHA-256(0x01 || left || right): the hash of an interior node. */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+}
+
+/** MTH({}) = SHA-256() — the root of the empty tree. */
+export const EMPTY_ROOT_HASH: Buffer = createHash('sha256').digest();
+
+export function isHash(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && value.length === HASH_SIZE;
+}
+
+/** Constant-time comparison; false (not a throw) for anything that is not two 32-byte hashes. */
+export function hashesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return isHash(a) && isHash(b) && timingSafeEqual(a, b);
+}

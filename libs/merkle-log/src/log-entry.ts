@@ -1,0 +1,115 @@
+import { type JsonValue, canonicalJson } from './canonical-json.js';
+import { CompactTree } from './compact-tree.js';
+import { HASH_SIZE, isHash, leafHash } from './hash.js';
+import { assertCount, invalid } from './tree-math.js';
+
+/** Entry format version, inside the hashed bytes so a future format cannot be confused with this one. */
+export const ENTRY_FORMAT_VERSION = 1;
+
+/** prevLeafHash of entry 0: there is no predecessor. */
+export const GENESIS_PREV_HASH: Buffer = Buffer.alloc(HASH_SIZE);
+
+/**
+ * One audit log entry as it is hashed into the tree. Besides the event it commits to its
+ * own position and to its predecessor's leaf hash — a hash chain running alongside the
+ * Merkle tree — so a deleted, inserted or moved row breaks the chain at a nameable index
+ * even where no checkpoint has been signed yet.
+ */
+export interface LogEntry {
+  index: number;
+  eventId: string;
+  prevLeafHash: Uint8Array;
+  event: JsonValue;
+}
+
+/**
+ * The leaf data d(i): UTF-8 of the RFC 8785 canonical JSON of
+ * `{ v: 1, index, eventId, prev: hex(prevLeafHash), event }` — keys sorted, no whitespace.
+ * JSON rather than length-prefixed fields so an auditor can read a leaf with any tool and
+ * re-derive its hash with a few lines of code in any language.
+ */
+export function canonicalEntryBytes(entry: LogEntry): Buffer {
+  assertCount('index', entry.index);
+  if (typeof entry.eventId !== 'string' || entry.eventId.length === 0) invalid('eventId must be a non-empty string');
+  if (!isHash(entry.prevLeafHash)) invalid('prevLeafHash must be 32 bytes');
+  const body = {
+    v: ENTRY_FORMAT_VERSION,
+    index: entry.index,
+    eventId: entry.eventId,
+    prev: Buffer.from(entry.prevLeafHash).toString('hex'),
+    event: entry.event,
+  };
+  return Buffer.from(canonicalJson(body), 'utf8');
+}
+
+/**
+ * Parses leaf data back into an entry, or returns undefined if the bytes are not exactly
+ * what canonicalEntryBytes would produce (so two encodings can never share a meaning).
+ */
+export function decodeEntryBytes(bytes: Uint8Array): LogEntry | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  const { v, index, eventId, prev, event, ...rest } = parsed as Record<string, unknown>;
+  if (v !== ENTRY_FORMAT_VERSION || Object.keys(rest).length > 0 || event === undefined) return undefined;
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) return undefined;
+  if (typeof eventId !== 'string' || eventId.length === 0) return undefined;
+  if (typeof prev !== 'string' || !/^[0-9a-f]{64}$/.test(prev)) return undefined;
+  const entry: LogEntry = { index, eventId, prevLeafHash: Buffer.from(prev, 'hex'), event: event as JsonValue };
+  return canonicalEntryBytes(entry).equals(Buffer.from(bytes)) ? entry : undefined;
+}
+
+/** What the audit service stores per entry. */
+export interface AppendedEntry {
+  index: number;
+  eventId: string;
+  canonicalBytes: Buffer;
+  leafHash: Buffer;
+}
+
+/**
+ * Builds the chain and the tree together: the audit service's write path. Resume it from
+ * the frontier saved with the last checkpoint plus the last stored leaf hash.
+ */
+export class LogWriter {
+  private constructor(
+    private readonly tree: CompactTree,
+    private lastLeafHash: Buffer,
+  ) {}
+
+  static empty(): LogWriter {
+    return new LogWriter(CompactTree.empty(), Buffer.from(GENESIS_PREV_HASH));
+  }
+
+  static resume(tree: CompactTree, lastLeafHash: Uint8Array | undefined): LogWriter {
+    if (tree.size === 0) return LogWriter.empty();
+    if (!isHash(lastLeafHash)) invalid('resuming a non-empty log needs the last leaf hash');
+    return new LogWriter(tree.clone(), Buffer.from(lastLeafHash));
+  }
+
+  get size(): number {
+    return this.tree.size;
+  }
+
+  append(eventId: string, event: JsonValue, onNodeCompleted?: Parameters<CompactTree['append']>[1]): AppendedEntry {
+    const index = this.tree.size;
+    const canonicalBytes = canonicalEntryBytes({ index, eventId, prevLeafHash: this.lastLeafHash, event });
+    const hash = leafHash(canonicalBytes);
+    this.tree.append(hash, onNodeCompleted);
+    this.lastLeafHash = hash;
+    return { index, eventId, canonicalBytes, leafHash: hash };
+  }
+
+  root(): Buffer {
+    return this.tree.root();
+  }
+
+  /** The state to persist with a checkpoint (see CompactTree.serialize). */
+  snapshot(): CompactTree {
+    return this.tree.clone();
+  }
+}
