@@ -29,15 +29,24 @@ interface CompiledRule {
 interface Bucket {
   readonly denies: CompiledRule[];
   readonly allows: CompiledRule[];
-  /** True when no rule here has a resource or application condition. */
-  simple: boolean;
-  /** For simple buckets the layer's verdict is fixed, so it is built once, not per decision. */
-  denyMatch: LayerMatch | undefined;
-  allowMatch: LayerMatch | undefined;
+  /**
+   * Without resource constraints a layer's verdict depends only on the calling app, so it
+   * is built once at compile time: per app named by a rule here, plus one for every other
+   * app. Grant-derived user rules all name an app, so this is the common case.
+   */
+  precomputed: boolean;
+  verdictByApp: Map<string, LayerMatch | null>;
+  otherApps: LayerMatch | undefined;
+  /** A grant's bucket names a single app; keeping it inline saves a map lookup (a cache miss). */
+  soleApp: string | undefined;
+  soleVerdict: LayerMatch | undefined;
 }
 
-/** subject → capability → bucket, one per layer. */
-type LayerIndex = Map<string, Map<string, Bucket>>;
+/**
+ * subject → capability number → bucket, one per layer. Capabilities are numbered at
+ * compile time so that a decision hashes the capability string once, not four times.
+ */
+type LayerIndex = Map<string, Map<number, Bucket>>;
 
 const UNKNOWN_CAPABILITY: Decision = Object.freeze({
   allowed: false,
@@ -55,9 +64,10 @@ const UNKNOWN_CAPABILITY: Decision = Object.freeze({
 export function compilePolicies(rules: readonly PolicyRule[], options: CompileOptions): CompiledPolicySet {
   const catalog = [...options.knownCapabilities];
   assertValidRules(rules, catalog);
-  const known = new Set(catalog);
+  const known = new Map<string, number>();
+  for (const capability of catalog) if (!known.has(capability)) known.set(capability, known.size);
   const capabilitiesByIntegration = new Map<string, string[]>();
-  for (const capability of known) {
+  for (const capability of known.keys()) {
     const integration = integrationOf(capability)!;
     const list = capabilitiesByIntegration.get(integration) ?? [];
     list.push(capability);
@@ -78,10 +88,19 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
     let bySubject = indexes[rule.layer].get(rule.subject);
     if (!bySubject) indexes[rule.layer].set(rule.subject, (bySubject = new Map()));
     for (const capability of capabilities) {
-      let bucket = bySubject.get(capability);
+      const number = known.get(capability)!;
+      let bucket = bySubject.get(number);
       if (!bucket) {
-        bucket = { denies: [], allows: [], simple: true, denyMatch: undefined, allowMatch: undefined };
-        bySubject.set(capability, bucket);
+        bucket = {
+          denies: [],
+          allows: [],
+          precomputed: false,
+          verdictByApp: new Map(),
+          otherApps: undefined,
+          soleApp: undefined,
+          soleVerdict: undefined,
+        };
+        bySubject.set(number, bucket);
       }
       (rule.effect === 'deny' ? bucket.denies : bucket.allows).push(compiled);
     }
@@ -96,8 +115,8 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
   return {
     ruleCount: rules.length,
     decide(request: PolicyRequest): Decision {
-      const capability = request.capability;
-      if (!known.has(capability)) return UNKNOWN_CAPABILITY;
+      const capability = known.get(request.capability);
+      if (capability === undefined) return UNKNOWN_CAPABILITY;
       // '' names no resource; treating it as one would let it slip past resource-scoped denies.
       const resource = request.resource === '' ? undefined : request.resource;
       const appId = request.applicationId;
@@ -110,15 +129,23 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
 }
 
 function seal(layer: Layer, bucket: Bucket): void {
-  const constrained = (rule: CompiledRule) => rule.resources !== undefined || rule.application !== undefined;
-  bucket.simple = !bucket.denies.some(constrained) && !bucket.allows.some(constrained);
-  if (!bucket.simple) return;
-  if (bucket.denies.length > 0) bucket.denyMatch = freezeMatch(layer, bucket.denies.map((r) => r.id), 'deny');
-  if (bucket.allows.length > 0) bucket.allowMatch = freezeMatch(layer, bucket.allows.map((r) => r.id), 'allow');
-}
-
-function freezeMatch(layer: Layer, ruleIds: string[], effect: 'allow' | 'deny'): LayerMatch {
-  return Object.freeze({ layer, ruleIds: Object.freeze(ruleIds), effect });
+  const all = [...bucket.denies, ...bucket.allows];
+  if (all.some((rule) => rule.resources !== undefined)) return;
+  bucket.precomputed = true;
+  const freeze = (match: LayerMatch | undefined) =>
+    match && Object.freeze({ layer, ruleIds: Object.freeze(match.ruleIds), effect: match.effect });
+  // An app no rule here names: only the unscoped rules apply.
+  bucket.otherApps = freeze(scan(layer, bucket, undefined, undefined));
+  for (const rule of all) {
+    if (rule.application !== undefined && !bucket.verdictByApp.has(rule.application)) {
+      bucket.verdictByApp.set(rule.application, freeze(scan(layer, bucket, rule.application, undefined)) ?? null);
+    }
+  }
+  if (bucket.verdictByApp.size === 1) {
+    const [app, verdict] = [...bucket.verdictByApp][0]!;
+    bucket.soleApp = app;
+    bucket.soleVerdict = verdict ?? undefined;
+  }
 }
 
 /** One layer's verdict: its matching denies, else its matching allows, else undefined (no allow). */
@@ -129,7 +156,16 @@ function evaluate(
   resource: string | undefined,
 ): LayerMatch | undefined {
   if (!bucket) return undefined;
-  if (bucket.simple) return bucket.denyMatch ?? bucket.allowMatch;
+  if (bucket.precomputed) {
+    if (bucket.soleApp !== undefined) return applicationId === bucket.soleApp ? bucket.soleVerdict : bucket.otherApps;
+    const verdict = bucket.verdictByApp.get(applicationId);
+    // null = this app is named here but gets no allow; undefined = not named at all.
+    return verdict === undefined ? bucket.otherApps : (verdict ?? undefined);
+  }
+  return scan(layer, bucket, applicationId, resource);
+}
+
+function scan(layer: Layer, bucket: Bucket, applicationId: string | undefined, resource: string | undefined): LayerMatch | undefined {
   let ids: string[] | undefined;
   for (const rule of bucket.denies) {
     if (rule.application !== undefined && rule.application !== applicationId) continue;
@@ -154,12 +190,12 @@ function combine(org: LayerMatch | undefined, user: LayerMatch | undefined, app:
   if (org) matched.push(org);
   if (user) matched.push(user);
   if (app) matched.push(app);
-  const refusing = refusal(org, 'org') ?? refusal(user, 'user') ?? refusal(app, 'application');
-  if (!refusing) return { allowed: true, decidedBy: null, reason: 'allowed', matched };
-  return { allowed: false, decidedBy: refusing.layer, reason: refusing.reason, matched };
+  if (org === undefined || org.effect === 'deny') return refused('org', org, matched);
+  if (user === undefined || user.effect === 'deny') return refused('user', user, matched);
+  if (app === undefined || app.effect === 'deny') return refused('application', app, matched);
+  return { allowed: true, decidedBy: null, reason: 'allowed', matched };
 }
 
-function refusal(match: LayerMatch | undefined, layer: Layer): { layer: Layer; reason: 'deny_rule' | 'no_allow' } | undefined {
-  if (!match) return { layer, reason: 'no_allow' };
-  return match.effect === 'deny' ? { layer, reason: 'deny_rule' } : undefined;
+function refused(layer: Layer, match: LayerMatch | undefined, matched: LayerMatch[]): Decision {
+  return { allowed: false, decidedBy: layer, reason: match ? 'deny_rule' : 'no_allow', matched };
 }

@@ -9,7 +9,7 @@ import type { PolicyRule } from './types.js';
 
 /** An org lets its applications use the integrations it enabled, and nothing else. */
 export function orgIntegrationRules(orgId: string, enabledIntegrations: readonly string[]): PolicyRule[] {
-  return enabledIntegrations.map((integration) => ({
+  return unique(enabledIntegrations).map((integration) => ({
     id: `org:${orgId}:integration:${integration}`,
     layer: 'org',
     subject: orgId,
@@ -30,14 +30,14 @@ export interface ApplicationDeclaration {
 export function applicationDeclarationRules(app: ApplicationDeclaration): PolicyRule[] {
   const subject = app.applicationId;
   return [
-    ...(app.integrations ?? []).map((integration): PolicyRule => ({
+    ...unique(app.integrations ?? []).map((integration): PolicyRule => ({
       id: `app:${subject}:integration:${integration}`,
       layer: 'application',
       subject,
       effect: 'allow',
       target: { integration },
     })),
-    ...(app.capabilities ?? []).map((capability): PolicyRule => ({
+    ...unique(app.capabilities ?? []).map((capability): PolicyRule => ({
       id: `app:${subject}:capability:${capability}`,
       layer: 'application',
       subject,
@@ -58,7 +58,7 @@ export interface GrantConsent {
 
 /** A user allows exactly the scopes they consented to, for the one app they consented to. */
 export function grantRules(grant: GrantConsent): PolicyRule[] {
-  return grant.scopes.map((capability) => ({
+  return unique(grant.scopes).map((capability) => ({
     id: `grant:${grant.grantId}:${capability}`,
     layer: 'user',
     subject: grant.userId,
@@ -66,4 +66,9 @@ export function grantRules(grant: GrantConsent): PolicyRule[] {
     target: { capability },
     application: grant.applicationId,
   }));
+}
+
+/** Repeats in a declaration or grant mean nothing, and would collide as rule ids. */
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
 }
