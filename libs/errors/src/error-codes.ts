@@ -44,6 +44,20 @@ export const ErrorCodes = {
   /** A data key was used after it was destroyed (its connection was crypto-shredded). */
   key_destroyed: { status: 410, title: 'Key destroyed' },
 
+  // --- database ------------------------------------------------------------
+  /**
+   * An applied migration's migration.sql was edited afterwards: the database no longer
+   * matches the history in git. The service refuses to start rather than guess.
+   */
+  migration_checksum_mismatch: { status: 500, title: 'Migration checksum mismatch' },
+  /**
+   * A migration failed, now or on an earlier start (recorded in _prisma_migrations); the
+   * service will not start until an operator fixes the database and marks it rolled back.
+   */
+  migration_failed: { status: 500, title: 'Migration failed' },
+  /** Another process held the migration lock for longer than this one was willing to wait. */
+  migration_lock_timeout: { status: 503, title: 'Migration lock timeout' },
+
   // --- generic -------------------------------------------------------------
   not_found: { status: 404, title: 'Not found' },
   conflict: { status: 409, title: 'Conflict' },

@@ -1,0 +1,216 @@
+// Why our own runner: Prisma's `migrate deploy` needs its native schema engine, which
+// cannot be downloaded on these machines, and the general-purpose runners (postgrator,
+// node-pg-migrate, graphile-migrate) each keep their own history table. This one keeps
+// Prisma's `_prisma_migrations` exactly as Prisma does (same columns, checksums, states
+// and advisory lock), so a database it migrated can still be handed to `prisma migrate
+// deploy`/`status`/`resolve` wherever the engine exists, and vice versa.
+import { randomUUID } from 'node:crypto';
+import { AppError } from '@context-gateway/errors';
+import pg from 'pg';
+import { assertSchemaName, quoteIdent } from '../schema-name.js';
+import { matchesChecksum, type MigrationFile, readMigrationFiles } from './migration-files.js';
+import {
+  isApplied,
+  isFailed,
+  type MigrationRow,
+  PRISMA_MIGRATION_LOCK_KEY,
+  PRISMA_MIGRATIONS_DDL,
+  readMigrationRows,
+} from './prisma-migrations-table.js';
+
+/** The slice of a pino logger the runner uses. */
+export interface MigrationLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export type ApplyMigrationsOptions = ({ pool: pg.Pool; url?: never } | { url: string; pool?: never }) & {
+  /** The schema to migrate; created when missing. Migrations are written unqualified and land here. */
+  schema: string;
+  /** A Prisma migrations folder: `<timestamp>_<name>/migration.sql` per migration. */
+  migrationsDir: string;
+  logger?: MigrationLogger;
+  /** How long to wait for another process's migration run to finish. Default 60 s. */
+  lockTimeoutMs?: number;
+};
+
+export interface AppliedMigration {
+  name: string;
+  checksum: string;
+  durationMs: number;
+}
+
+export interface ApplyMigrationsResult {
+  schema: string;
+  /** What this call applied, in order; empty when the schema was already up to date. */
+  applied: AppliedMigration[];
+  /** Migrations found already applied (by an earlier start or another replica). */
+  alreadyApplied: string[];
+}
+
+const LOCK_POLL_MS = 100;
+
+/**
+ * Brings `schema` up to date with `migrationsDir`. Several replicas may call this at
+ * once: the advisory lock lets one apply while the rest wait, then find nothing to do.
+ * Each migration runs in its own transaction together with its history row update, so
+ * it is recorded as applied exactly when its changes are committed.
+ *
+ * Refuses (AppError) when an applied migration's file was edited
+ * (`migration_checksum_mismatch`), when a migration failed now or on an earlier run
+ * (`migration_failed`), or when the lock is not free in time (`migration_lock_timeout`).
+ */
+export async function applyMigrations(options: ApplyMigrationsOptions): Promise<ApplyMigrationsResult> {
+  const schema = assertSchemaName(options.schema);
+  const files = await readMigrationDir(options.migrationsDir);
+  const { client, done } = await connect(options);
+  try {
+    // A migration may legitimately run longer than a request-path statement timeout.
+    await client.query('SET statement_timeout = 0');
+    await acquireLock(client, options.lockTimeoutMs ?? 60_000);
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+      await client.query(`SET search_path TO ${quoteIdent(schema)}`);
+      await client.query(PRISMA_MIGRATIONS_DDL);
+      return await applyPending(client, schema, files, options.logger);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATION_LOCK_KEY]);
+    }
+  } finally {
+    await done();
+  }
+}
+
+async function readMigrationDir(migrationsDir: string): Promise<MigrationFile[]> {
+  try {
+    return await readMigrationFiles(migrationsDir);
+  } catch (error) {
+    // A wrong path must not look like "nothing to migrate".
+    throw new AppError('migration_failed', `cannot read migrations from ${migrationsDir}: ${(error as Error).message}`, [], {
+      cause: error,
+    });
+  }
+}
+
+async function connect(options: ApplyMigrationsOptions): Promise<{ client: pg.ClientBase; done: () => Promise<void> }> {
+  if (options.pool) {
+    const client = await options.pool.connect();
+    // Destroy rather than return it: its session settings (search_path, timeouts) were changed.
+    return { client, done: async () => client.release(true) };
+  }
+  const client = new pg.Client({ connectionString: options.url, application_name: 'migrations' });
+  await client.connect();
+  return { client, done: () => client.end() };
+}
+
+async function acquireLock(client: pg.ClientBase, timeoutMs: number): Promise<void> {
+  // Polling pg_try_advisory_lock keeps the wait bounded without relying on
+  // lock_timeout, and never leaves a blocked statement behind on the server.
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [PRISMA_MIGRATION_LOCK_KEY]);
+    if (rows[0]?.locked) return;
+    if (Date.now() >= deadline) {
+      throw new AppError('migration_lock_timeout', `another process held the migration lock for more than ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+async function applyPending(
+  client: pg.ClientBase,
+  schema: string,
+  files: MigrationFile[],
+  logger: MigrationLogger | undefined,
+): Promise<ApplyMigrationsResult> {
+  const rows = await readMigrationRows(client);
+  refuseFailed(rows, schema);
+  const applied = new Map(rows.filter(isApplied).map((row) => [row.migration_name, row]));
+  refuseEdited(files, applied, schema);
+
+  const known = new Set(files.map((file) => file.name));
+  const unknown = [...applied.keys()].filter((name) => !known.has(name));
+  if (unknown.length > 0) {
+    // An older build starting against a newer database: not fatal, but worth seeing.
+    logger?.warn({ schema, migrations: unknown }, 'database has migrations this build does not know');
+  }
+
+  const result: ApplyMigrationsResult = { schema, applied: [], alreadyApplied: files.filter((f) => applied.has(f.name)).map((f) => f.name) };
+  for (const file of files) {
+    if (applied.has(file.name)) continue;
+    const started = Date.now();
+    await applyOne(client, schema, file);
+    const durationMs = Date.now() - started;
+    logger?.info({ schema, migration: file.name, durationMs }, 'migration applied');
+    result.applied.push({ name: file.name, checksum: file.checksum, durationMs });
+  }
+  return result;
+}
+
+function refuseFailed(rows: MigrationRow[], schema: string): void {
+  const failed = rows.filter(isFailed);
+  if (failed.length === 0) return;
+  const names = failed.map((row) => row.migration_name).join(', ');
+  throw new AppError(
+    'migration_failed',
+    `schema ${schema}: migration ${names} failed on an earlier run (see _prisma_migrations.logs). ` +
+      `Repair the database, then mark it rolled back (prisma migrate resolve --rolled-back <name>, or ` +
+      `UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '<name>' AND finished_at IS NULL) and start again.`,
+  );
+}
+
+function refuseEdited(files: MigrationFile[], applied: Map<string, MigrationRow>, schema: string): void {
+  const edited = files.filter((file) => {
+    const row = applied.get(file.name);
+    return row !== undefined && !matchesChecksum(file.sql, row.checksum);
+  });
+  if (edited.length === 0) return;
+  throw new AppError(
+    'migration_checksum_mismatch',
+    `schema ${schema}: migration ${edited.map((f) => f.name).join(', ')} was edited after it was applied. ` +
+      `Restore the applied file and put the change in a new migration.`,
+  );
+}
+
+async function applyOne(client: pg.ClientBase, schema: string, file: MigrationFile): Promise<void> {
+  const id = randomUUID();
+  // The history row commits with the migration's own changes: a process killed halfway
+  // leaves neither, and the next start simply applies it again.
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count)
+       VALUES ($1, $2, $3, clock_timestamp(), 0)`,
+      [id, file.checksum, file.name],
+    );
+    // No parameters: the simple query protocol runs a multi-statement script as is.
+    await client.query(file.sql);
+    await client.query(`UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`, [id]);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    // A failure is recorded the way Prisma records one (started, never finished, logs
+    // set), so this start and every later one refuse until an operator resolves it.
+    await client.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, logs, applied_steps_count)
+       VALUES ($1, $2, $3, clock_timestamp(), $4, 0)`,
+      [id, file.checksum, file.name, describeFailure(error)],
+    );
+    throw new AppError('migration_failed', `schema ${schema}: migration ${file.name} failed: ${(error as Error).message}`, [], {
+      cause: error,
+    });
+  }
+}
+
+/** The `logs` text Prisma writes for a failed migration: the database error and its code. */
+function describeFailure(error: unknown): string {
+  const { code, message, position } = error as { code?: string; message?: string; position?: string };
+  return [
+    `Migration failed to apply.`,
+    code ? `Database error code: ${code}` : undefined,
+    `Database error:\n${message ?? String(error)}`,
+    position ? `Position: ${position}` : undefined,
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}

@@ -1,0 +1,63 @@
+import pg from 'pg';
+import { assertSchemaName } from './schema-name.js';
+
+export interface PoolOptions {
+  /** postgres:// URL of the database (not of the schema). */
+  url: string;
+  /** The schema every connection of this pool works in (its `search_path`). */
+  schema: string;
+  /** Shown in pg_stat_activity, so an operator can tell which service holds a connection. */
+  applicationName: string;
+  /** Most connections open at once. Default 10. */
+  max?: number;
+  /**
+   * Longest a single statement may run before Postgres cancels it. Default 15 s: a
+   * request path never needs longer, and a runaway query must not hold a connection.
+   */
+  statementTimeoutMs?: number;
+  /** How long to wait for a free connection (or a new one) before failing. Default 5 s. */
+  connectionTimeoutMs?: number;
+  /** Called for errors on idle connections (e.g. Postgres restarted); they are otherwise dropped. */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * A pg pool bound to one schema. The schema and the statement timeout travel in the
+ * startup packet (`options`), so they hold for every connection from its first query,
+ * including the ones Prisma and the migration runner take.
+ */
+export function createPool(options: PoolOptions): pg.Pool {
+  const schema = assertSchemaName(options.schema);
+  const statementTimeoutMs = options.statementTimeoutMs ?? 15_000;
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    application_name: options.applicationName,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
+    idleTimeoutMillis: 30_000,
+    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
+  });
+  // Without a listener, an idle connection dropped by the server would crash the process.
+  pool.on('error', (error) => options.onError?.(error));
+  return pool;
+}
+
+/**
+ * Readiness probe: true when the database answers `SELECT 1` within `timeoutMs`.
+ * Never throws, so a health endpoint can call it without its own error handling.
+ */
+export async function pingDatabase(pool: pg.Pool, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const ping = pool.query('SELECT 1 AS ok').then(
+    (result) => result.rows[0]?.ok === 1,
+    () => false,
+  );
+  try {
+    return await Promise.race([ping, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

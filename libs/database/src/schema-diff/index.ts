@@ -1,0 +1,1 @@
+export { diffDatabaseToSchema, diffMigrationsToSchema, type DiffOptions } from './schema-diff.js';
