@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, DEFAULT_PORTS, SERVICE_NAMES } from './stack/service-catalog.mjs';
 import { ensureDatabase, ensureNats, ensurePostgres, MissingDependencyError } from './stack/infra.mjs';
-import { startStack, StackStartError } from './stack/stack.mjs';
+import { prefixWidth, startStack, StackStartError } from './stack/stack.mjs';
 import { assignColours } from './stack/log-lines.mjs';
 
 export { startStack, StackStartError, ensurePostgres, ensureNats, ensureDatabase, MissingDependencyError, SERVICE_NAMES, DEFAULT_PORTS };
@@ -94,7 +94,7 @@ async function main() {
   const natsUrl = process.env.NATS_URL || DEFAULT_NATS_URL;
   const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
   const infraColours = assignColours(['postgres', 'nats', ...SERVICE_NAMES]);
-  const width = Math.max(...SERVICE_NAMES.map((name) => name.length));
+  const width = prefixWidth(options.services ?? SERVICE_NAMES);
   const log = (/** @type {string} */ line) => console.log(line);
 
   // Cleanups run newest first: services, then NATS, then Postgres.

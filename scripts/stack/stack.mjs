@@ -134,8 +134,9 @@ export async function startStack(options) {
   }
   if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
 
-  const width = Math.max(...names.map((name) => name.length), 'postgres'.length);
-  const colours = options.colour ? assignColours(SERVICE_NAMES) : new Map();
+  const width = prefixWidth(names);
+  // Postgres and NATS lines (from the CLI) share the palette, so nobody shares a colour.
+  const colours = options.colour ? assignColours(['postgres', 'nats', ...SERVICE_NAMES]) : new Map();
   /** @type {Partial<Record<ServiceName, ManagedProcess>>} */
   const processes = {};
   /** @type {Partial<Record<ServiceName, string>>} */
@@ -182,6 +183,15 @@ export async function startStack(options) {
     throw error;
   }
   return { urls, processes, unexpectedExit, stop };
+}
+
+/**
+ * Width of the name column in log lines: the longest name among the started services and
+ * the infrastructure, so every line's JSON starts in the same column.
+ * @param {readonly string[]} names
+ */
+export function prefixWidth(names) {
+  return Math.max(...names.map((name) => name.length), 'postgres'.length);
 }
 
 /** @param {ExitInfo} info */
