@@ -30,11 +30,29 @@ function initWasm(): Promise<void> {
     const require = createRequire(import.meta.url);
     const gluePath = require.resolve('@prisma/schema-engine-wasm/schema_engine_bg');
     const bytes = await readFile(gluePath.replace(/\.js$/, '.wasm'));
-    const { instance } = await WebAssembly.instantiate(bytes, { './schema_engine_bg.js': engineModule });
+    const { instance } = await WebAssembly.instantiate(bytes, { './schema_engine_bg.js': withUnrefTimers(engineModule) });
     engineModule.__wbg_set_wasm(instance.exports);
     (instance.exports.__wbindgen_start as () => void)();
   })();
   return initialized;
+}
+
+/**
+ * The engine races its database work against long timers (10 s for the migration lock)
+ * and never clears them, which would keep a finished script or test process alive
+ * until they fire. Unref them: the database I/O still keeps the process up while it runs.
+ */
+function withUnrefTimers(glue: typeof engineModule): Record<string, unknown> {
+  const imports: Record<string, unknown> = { ...glue };
+  for (const [name, fn] of Object.entries(imports)) {
+    if (!name.startsWith('__wbg_setTimeout_') || typeof fn !== 'function') continue;
+    imports[name] = (...args: unknown[]) => {
+      const timer = (fn as (...a: unknown[]) => { unref?: () => void })(...args);
+      timer?.unref?.();
+      return timer;
+    };
+  }
+  return imports;
 }
 
 // pg's OID for the internal one-byte `"char"` type, which Postgres' catalogs use
