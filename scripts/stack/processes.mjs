@@ -32,6 +32,7 @@ function installExitHook() {
  *   child: import('node:child_process').ChildProcess,
  *   exited: Promise<ExitInfo>,
  *   isRunning(): boolean,
+ *   stopRequested(): boolean,
  *   lastLines(): string[],
  *   stop(timeoutMs?: number): Promise<ExitInfo>,
  * }} ManagedProcess
@@ -73,6 +74,8 @@ export function spawnManaged(name, command, args, options) {
   child.stderr?.on('data', (chunk) => logger.push(chunk));
 
   let running = true;
+  // Set by stop(): an exit we asked for is not a crash, even while the rest keep running.
+  let stopping = false;
   /** @type {Promise<ExitInfo>} */
   const exited = new Promise((resolve) => {
     // 'error' covers a binary that cannot be executed at all; 'exit' never follows it.
@@ -96,9 +99,11 @@ export function spawnManaged(name, command, args, options) {
     child,
     exited,
     isRunning: () => running,
+    stopRequested: () => stopping,
     lastLines: () => ring.values(),
     async stop(timeoutMs = 10_000) {
       if (!running) return exited;
+      stopping = true;
       child.kill('SIGTERM');
       /** @type {NodeJS.Timeout | undefined} */
       let timer;

@@ -163,7 +163,7 @@ export async function startStack(options) {
     });
     processes[name] = managed;
     void managed.exited.then((info) => {
-      if (stopping) return;
+      if (stopping || managed.stopRequested()) return;
       log(`${name} exited unexpectedly (${describeExit(info)})`);
       reportUnexpectedExit({ service: name, ...info });
     });
