@@ -238,7 +238,7 @@ export async function ensureDatabase(url) {
       return true;
     } catch (error) {
       // Someone else (db-migrate, a service) created it between our check and now.
-      if (/** @type {{ code?: string }} */ (error).code === '42P04') return false;
+      if (/** @type {{ code?: string }} */ (error).code === '42P04' || /** @type {{ code?: string }} */ (error).code === '23505') return false;
       throw error;
     }
   } finally {

@@ -1,0 +1,65 @@
+import { LOG_LEVELS } from '@context-gateway/observability';
+import { z } from 'zod';
+
+/** Raised at boot with every problem of the environment listed at once. */
+export class EnvError extends Error {
+  override readonly name = 'EnvError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid environment:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * Parses the environment with a service's zod schema, once, at boot. Fails listing every
+ * problem (not just the first), naming variables but never echoing their values, since a
+ * wrong value may well be a secret in the wrong place.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined> = process.env): z.infer<S> {
+  const result = schema.safeParse(source);
+  if (result.success) return result.data;
+  throw new EnvError(result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+}
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const url = (protocols: string[]) =>
+  z.string().refine((value) => value.split(',').every((u) => protocols.some((p) => u.trim().startsWith(`${p}://`))), {
+    message: `must be a ${protocols.join(' or ')} URL`,
+  });
+
+/**
+ * The variables every service reads to run at all: where its database and bus are, where it
+ * listens, how it logs and traces, how long it may take to stop. Each service's env.ts
+ * spreads this shape into its own schema and adds what only it needs.
+ */
+export function runtimeEnvShape(defaults: { httpPort: number }) {
+  return {
+    /** Postgres; each service keeps its tables in its own schema of this database. */
+    DATABASE_URL: url(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/context_gateway'),
+    /** Overrides the schema name (default: the service name, `-` → `_`); tests use throwaway schemas. */
+    DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase Postgres identifier').optional(),
+    /** Connections this process may hold; Postgres' own max_connections is shared by all services. */
+    DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+    /** NATS with JetStream; a comma-separated list for a cluster. */
+    NATS_URL: url(['nats', 'tls']).default('nats://127.0.0.1:4222'),
+    /** Interface for the HTTP listener (health, and for the gateway the public API); 0.0.0.0 in containers. */
+    HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+    HTTP_PORT: port.default(defaults.httpPort),
+    LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+    /** Where spans go: nowhere (ids still propagate), stdout, or an OTLP/HTTP collector. */
+    OTEL_TRACES_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+    /** How long to keep retrying Postgres and NATS at boot before exiting (the supervisor restarts us). */
+    BOOT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    /** After SIGTERM: time to finish in-flight work before the process exits anyway. */
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  };
+}
+
+export type RuntimeEnv = z.infer<z.ZodObject<ReturnType<typeof runtimeEnvShape>>>;
+
+/** Cross-field rules every runtime env must satisfy; services chain it on their schema. */
+export function refineRuntimeEnv<T extends RuntimeEnv>(env: T, ctx: z.RefinementCtx): void {
+  if (env.OTEL_TRACES_EXPORTER === 'otlp' && !env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    ctx.addIssue({ code: 'custom', path: ['OTEL_EXPORTER_OTLP_ENDPOINT'], message: 'is required when OTEL_TRACES_EXPORTER=otlp' });
+  }
+}

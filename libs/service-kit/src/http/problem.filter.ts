@@ -1,0 +1,39 @@
+import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { normalizeHttpError, PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
+
+/**
+ * The one exception filter of every service. HTTP: any error becomes problem+json with a
+ * stable code; server errors are logged with their cause, client errors briefly. RPC: the
+ * error is handed to the NATS transport untouched, which makes it a typed error reply.
+ */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly rpc = new RpcErrorPassthroughFilter();
+
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost) {
+    if (host.getType() === 'rpc') return this.rpc.catch(exception, host);
+    const http = host.switchToHttp();
+    sendProblem(http.getRequest<FastifyRequest>(), http.getResponse<FastifyReply>(), exception, this.logger);
+  }
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, exception: unknown, logger: Logger): void {
+  let error = normalizeHttpError(exception);
+  // Never echo the query string: it may carry a token or an OAuth code.
+  const path = request.url.split('?')[0] ?? request.url;
+  if (error.code === 'route_not_found' && !(exception instanceof AppError)) {
+    error = new AppError('route_not_found', `No route for ${request.method} ${path}`);
+  }
+  if (error.status >= 500) {
+    logger.error({ err: error.cause ?? error, errorCode: error.code, method: request.method, path }, 'request failed');
+  } else {
+    logger.info({ errorCode: error.code, method: request.method, path, status: error.status }, 'request rejected');
+  }
+  void reply.status(error.status).header('content-type', PROBLEM_CONTENT_TYPE).send(toProblem(error, path, String(request.id)));
+}

@@ -1,0 +1,7 @@
+export * from './config/env.js';
+export * from './health/readiness.service.js';
+export * from './http/problem.js';
+export * from './http/problem.filter.js';
+export * from './runtime/tokens.js';
+export * from './runtime/runtime.module.js';
+export * from './runtime/bootstrap.js';

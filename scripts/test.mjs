@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// `pnpm test`: the whole gate, in the order that fails fastest.
+//   1. contracts: buf lint, generated code current, buf breaking against the previous commit;
+//   2. build every package (the end-to-end tier runs the services from dist/, as in production);
+//   3. Jest, tier by tier: unit (no I/O), int (real Postgres and NATS), e2e (the services as
+//      processes, driven through the gateway only).
+// `pnpm test unit|int|e2e` runs one tier (after steps 1–2 for int and e2e).
+// Before the int and e2e tiers it makes sure Postgres (TEST_DATABASE_URL) and NATS (NATS_URL)
+// answer, starting the same local stand-ins as `pnpm start` if they do not, and creates the
+// test database. Ends with one line `N passed, N failed, N skipped` so any CI can read it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ensureDatabase, ensureNats, ensurePostgres } from './stack/infra.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+// Integration tests make their own schemas inside this database; e2e stacks make their own databases.
+const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/context_gateway_test';
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const tiers = ['unit', 'int', 'e2e'];
+const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const extra = process.argv.slice(2).filter((a) => a.startsWith('-'));
+const selected = asked.length > 0 ? asked : tiers;
+for (const t of selected) {
+  if (!tiers.includes(t)) {
+    console.error(`unknown tier "${t}"; use one of ${tiers.join(', ')}`);
+    process.exit(2);
+  }
+}
+
+function step(title, command, args, env = {}) {
+  console.log(`\n=== ${title}`);
+  const started = Date.now();
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  console.log(`=== ${title}: ${result.status === 0 ? 'ok' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result.status === 0;
+}
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+let ok = true;
+
+if (!step('contracts (buf lint, generated code, buf breaking)', 'pnpm', ['--silent', 'proto:check'])) ok = false;
+if (ok && !step('build', 'pnpm', ['--silent', 'build'])) ok = false;
+
+const started = [];
+if (ok && selected.some((t) => t !== 'unit')) {
+  try {
+    started.push(await ensurePostgres(TEST_DATABASE_URL, join(root, '.data/postgres')));
+    started.push(await ensureNats(NATS_URL, join(root, '.data/nats')));
+    await ensureDatabase(TEST_DATABASE_URL);
+  } catch (error) {
+    console.error(`Postgres or NATS is not available for the tests:\n${error.message}`);
+    ok = false;
+  }
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'cg-test-'));
+for (const tier of selected) {
+  if (!ok) break;
+  const report = join(scratch, `${tier}.json`);
+  const passed = step(
+    `${tier} tests`,
+    process.execPath,
+    [
+      join(root, 'node_modules/jest/bin/jest.js'),
+      '--selectProjects',
+      tier,
+      '--json',
+      `--outputFile=${report}`,
+      // The end-to-end tier starts whole stacks; two at once would only fight over 2 cores.
+      ...(tier === 'e2e' ? ['--runInBand'] : []),
+      ...extra,
+    ],
+    {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
+      TEST_DATABASE_URL,
+      NATS_URL,
+    },
+  );
+  try {
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    totals.passed += r.numPassedTests;
+    totals.failed += r.numFailedTests;
+    totals.skipped += r.numPendingTests + r.numTodoTests;
+    if (r.numTotalTests === 0) {
+      console.error(`${tier}: no tests ran`);
+      ok = false;
+    }
+  } catch {
+    // Jest died before writing its report: count the tier as failed.
+    totals.failed += 1;
+  }
+  if (!passed) ok = false;
+}
+rmSync(scratch, { recursive: true, force: true });
+for (const handle of started.reverse()) await handle.stop();
+
+console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(ok && totals.failed === 0 ? 0 : 1);

@@ -1,0 +1,13 @@
+import 'reflect-metadata';
+import { streams } from '@context-gateway/proto';
+import { serviceMain } from '@context-gateway/service-kit';
+import { AppModule } from './app.module.js';
+import { loadEnv } from './env.js';
+
+await serviceMain({
+  name: 'connection-broker',
+  serviceRoot: new URL('..', import.meta.url),
+  loadEnv: () => loadEnv(),
+  module: AppModule,
+  streams: [streams.syncJobs, streams.deadLetters],
+});

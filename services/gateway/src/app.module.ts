@@ -1,0 +1,6 @@
+import { Module } from '@nestjs/common';
+import { PlatformHealthModule } from './platform-health/platform-health.module.js';
+
+/** gateway: the edge: the only public HTTP surface for apps and agents. One imported module per bounded context. */
+@Module({ imports: [PlatformHealthModule] })
+export class AppModule {}

@@ -1,0 +1,145 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+// The same code `pnpm start` runs: the tests start the stack exactly the way users do.
+import { ensureNats, startStack } from '../../scripts/start.mjs';
+
+export const rootDir = fileURLToPath(new URL('../..', import.meta.url));
+
+export type ServiceName = 'gateway' | 'identity' | 'policy' | 'connection-broker' | 'audit' | 'personal-server' | 'sync-worker';
+
+export interface LogLine {
+  service: string;
+  raw: string;
+  json?: Record<string, unknown>;
+}
+
+export interface TestStack {
+  gatewayUrl: string;
+  urls: Partial<Record<ServiceName, string>>;
+  natsUrl: string;
+  databaseUrl: string;
+  /** Every line every service printed, parsed where it is JSON. */
+  logs: LogLine[];
+  pids(): Partial<Record<ServiceName, number | undefined>>;
+  /** Stops one service with SIGTERM (SIGKILL after the timeout) and says how it exited. */
+  stopService(service: ServiceName, timeoutMs?: number): Promise<{ code: number | null; signal: string | null }>;
+  stopNats(): Promise<void>;
+  startNats(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * A whole stack for one test file: a fresh database, a private nats-server (so no other
+ * stack's queue groups can answer our requests and JetStream state starts empty), free
+ * ports, every service as a child process from its dist/. Logs are kept in memory and in
+ * test-results/ for post-mortems.
+ */
+export async function startTestStack(name: string, env: Record<string, string> = {}): Promise<TestStack> {
+  const id = randomUUID().slice(0, 8);
+  const database = `cg_e2e_${id}`;
+  const admin = new URL(ADMIN_URL);
+  const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${database}`;
+  const natsPort = await freePort();
+  const natsUrl = `nats://127.0.0.1:${natsPort}`;
+  const scratch = mkdtempSync(join(tmpdir(), `cg-e2e-${name}-`));
+  const natsDir = join(scratch, 'nats');
+  const logs: LogLine[] = [];
+  const log = (line: string) => {
+    const bar = line.indexOf('|');
+    const service = bar > 0 ? line.slice(0, bar).trim() : '';
+    const raw = bar > 0 ? line.slice(bar + 1).trim() : line;
+    let json: Record<string, unknown> | undefined;
+    try {
+      json = raw.startsWith('{') ? (JSON.parse(raw) as Record<string, unknown>) : undefined;
+    } catch {
+      json = undefined;
+    }
+    logs.push({ service, raw, json });
+  };
+
+  let nats = await ensureNats(natsUrl, natsDir, { log });
+  const ports: Record<string, number> = {};
+  for (const service of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) {
+    ports[service] = await freePort();
+  }
+  let stack;
+  try {
+    stack = await startStack({
+      rootDir,
+      databaseUrl,
+      natsUrl,
+      ports,
+      log,
+      readyTimeoutMs: 90_000,
+      env: { LOG_LEVEL: 'debug', MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), BOOT_TIMEOUT_MS: '20000', ...env },
+    });
+  } catch (error) {
+    dumpLogs(name, logs);
+    await nats.stop();
+    throw error;
+  }
+
+  return {
+    gatewayUrl: stack.urls.gateway!,
+    urls: stack.urls,
+    natsUrl,
+    databaseUrl,
+    logs,
+    pids: () => Object.fromEntries(Object.entries(stack.processes).map(([k, p]) => [k, p?.child.pid])),
+    stopService: (service, timeoutMs = 15_000) => stack.processes[service]!.stop(timeoutMs),
+    async stopNats() {
+      await nats.stop();
+    },
+    async startNats() {
+      nats = await ensureNats(natsUrl, natsDir, { log });
+    },
+    async stop() {
+      try {
+        await stack.stop();
+      } finally {
+        dumpLogs(name, logs);
+        await nats.stop();
+        const client = new pg.Client({ connectionString: ADMIN_URL });
+        await client.connect();
+        await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => client.end());
+        rmSync(scratch, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+function dumpLogs(name: string, logs: LogLine[]): void {
+  const dir = join(rootDir, 'test-results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `e2e-${name}.log`), logs.map((l) => `${l.service.padEnd(18)}| ${l.raw}`).join('\n'));
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
