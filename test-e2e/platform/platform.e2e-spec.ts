@@ -43,6 +43,14 @@ describe('the platform', () => {
     expect(problem.requestId).toBe(res.headers.get('x-request-id'));
   });
 
+  it('publishes its OpenAPI description, generated from the validating schemas', async () => {
+    const res = await fetch(`${stack.gatewayUrl}/v1/openapi.json`);
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths['/v1/health']?.get?.responses ?? {})).toContain('200');
+  });
+
   it('gives a typed error reply to a malformed message on every subject, and every service stays up', async () => {
     const nc: NatsConnection = await connect({ servers: stack.natsUrl });
     try {

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
+import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
 
-/** gateway: the edge: the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [PlatformHealthModule] })
+/** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
+@Module({ imports: [OpenApiModule, PlatformHealthModule] })
 export class AppModule {}

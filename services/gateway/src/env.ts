@@ -8,6 +8,8 @@ import { z } from 'zod';
 export const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8080 }),
+    /** The gateway's address as browsers and app backends reach it: connect URLs and OpenAPI's server use it. */
+    GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
   })
   .superRefine(refineRuntimeEnv);
 

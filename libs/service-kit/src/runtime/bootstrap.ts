@@ -108,7 +108,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     nc = await connectNats({ url: env.NATS_URL, name: `${def.name}@${process.pid}`, logger, bootTimeoutMs: env.BOOT_TIMEOUT_MS });
     if (def.streams?.length) await ensureStreams(nc, def.streams, logger);
 
-    @Module({ imports: [RuntimeModule.forRoot({ service: def.name, info: { name: def.name, version: def.version, databaseSchema: schema }, pool, nc, logger, shutdownTracing: () => tracing.shutdown() }), def.module] })
+    @Module({ imports: [RuntimeModule.forRoot({ service: def.name, env, info: { name: def.name, version: def.version, databaseSchema: schema }, pool, nc, logger, shutdownTracing: () => tracing.shutdown() }), def.module] })
     class RootModule {}
 
     const adapter = new FastifyAdapter({

@@ -8,11 +8,13 @@ import type { Logger } from 'pino';
 import { HealthController } from '../health/health.controller.js';
 import { createHealthHandler } from '../health/health.handler.js';
 import { ReadinessService } from '../health/readiness.service.js';
-import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_INFO, type ServiceInfo } from './tokens.js';
+import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from './tokens.js';
+import type { RuntimeEnv } from '../config/env.js';
 
 export interface RuntimeDeps {
   service: ServiceName;
   info: ServiceInfo;
+  env: RuntimeEnv;
   pool: Pool;
   nc: NatsConnection;
   logger: Logger;
@@ -63,6 +65,7 @@ export class RuntimeModule {
         { provide: NATS_CONNECTION, useValue: deps.nc },
         { provide: LOGGER, useValue: deps.logger },
         { provide: SERVICE_INFO, useValue: deps.info },
+        { provide: SERVICE_ENV, useValue: deps.env },
         { provide: RpcClient, useFactory: () => new RpcClient(deps.nc) },
         { provide: JetStreamPublisher, useFactory: () => new JetStreamPublisher(deps.nc) },
         {
@@ -80,7 +83,7 @@ export class RuntimeModule {
         },
         RuntimeLifecycle,
       ],
-      exports: [PG_POOL, NATS_CONNECTION, LOGGER, SERVICE_INFO, RpcClient, JetStreamPublisher, ReadinessService],
+      exports: [PG_POOL, NATS_CONNECTION, LOGGER, SERVICE_INFO, SERVICE_ENV, RpcClient, JetStreamPublisher, ReadinessService],
     };
   }
 }

@@ -3,6 +3,8 @@ export const PG_POOL = Symbol('PG_POOL');
 export const NATS_CONNECTION = Symbol('NATS_CONNECTION');
 export const LOGGER = Symbol('LOGGER');
 export const SERVICE_INFO = Symbol('SERVICE_INFO');
+/** The service's parsed env (its own src/env.ts type); inject with that type. */
+export const SERVICE_ENV = Symbol('SERVICE_ENV');
 
 export interface ServiceInfo {
   name: string;

@@ -1,0 +1,42 @@
+import { applyDecorators, Delete, Get, HttpCode, Patch, Post, Put, SetMetadata, UseInterceptors } from '@nestjs/common';
+import type { ErrorCode } from '@context-gateway/errors';
+import type { z } from 'zod';
+import { RouteValidationInterceptor } from './route-validation.interceptor.js';
+
+export const ROUTE_DEFINITION = 'cg:route';
+
+/** Who may call a route; the auth guards read it, OpenAPI shows it. */
+export type RouteAuth = 'none' | 'api_key' | 'operator' | 'user_session';
+
+/**
+ * One public route, declared once: the method and path Nest routes, the zod schemas that
+ * validate its input (strict: unknown fields are rejected), and what OpenAPI publishes.
+ */
+export interface RouteDefinition {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Nest path relative to the controller, with `:param` segments. */
+  path: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  auth: RouteAuth;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** Success status and its body schema (omit the schema for an empty or non-JSON body). */
+  success: { status: number; schema?: z.ZodType; description: string; contentType?: string };
+  /** Error codes this route may answer with, beyond the common ones. */
+  errors: ErrorCode[];
+}
+
+const METHOD = { GET: Get, POST: Post, PUT: Put, PATCH: Patch, DELETE: Delete } as const;
+
+/** Declares a public route: routing, status code, input validation and OpenAPI from one definition. */
+export function Route(definition: RouteDefinition): MethodDecorator {
+  return applyDecorators(
+    METHOD[definition.method](definition.path),
+    HttpCode(definition.success.status),
+    SetMetadata(ROUTE_DEFINITION, definition),
+    UseInterceptors(RouteValidationInterceptor),
+  );
+}

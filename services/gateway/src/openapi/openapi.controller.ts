@@ -1,0 +1,42 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
+import { SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from '@context-gateway/service-kit';
+import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
+import { buildOpenApi, type DiscoveredRoute } from './openapi.builder.js';
+import type { Env } from '../env.js';
+
+@Controller('v1')
+export class OpenApiController {
+  private document: unknown;
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+    @Inject(SERVICE_INFO) private readonly info: ServiceInfo,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+  ) {}
+
+  /** The OpenAPI 3.1 description of every route declared with @Route. */
+  @Get('openapi.json')
+  get(): unknown {
+    this.document ??= buildOpenApi(this.discover(), { version: this.info.version, serverUrl: this.env.GATEWAY_PUBLIC_URL });
+    return this.document;
+  }
+
+  private discover(): DiscoveredRoute[] {
+    const routes: DiscoveredRoute[] = [];
+    for (const wrapper of this.discovery.getControllers()) {
+      const instance = wrapper.instance as object | undefined;
+      if (!instance || !wrapper.metatype) continue;
+      const prefix = (this.reflector.get<string | undefined>(PATH_METADATA, wrapper.metatype) ?? '').replace(/^\//, '');
+      for (const method of this.scanner.getAllMethodNames(Object.getPrototypeOf(instance))) {
+        const handler = (instance as Record<string, unknown>)[method] as () => unknown;
+        const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, handler);
+        if (definition) routes.push({ prefix, definition });
+      }
+    }
+    return routes.sort((a, b) => `${a.prefix}/${a.definition.path}`.localeCompare(`${b.prefix}/${b.definition.path}`));
+  }
+}
