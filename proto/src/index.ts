@@ -6,3 +6,4 @@ export * from './catalog/validation.js';
 export * from './gen/contextgateway/common/v1/error_pb.js';
 export * from './gen/contextgateway/health/v1/health_pb.js';
 export * from './gen/contextgateway/sync/v1/sync_pb.js';
+export * from './gen/contextgateway/control/v1/control_pb.js';

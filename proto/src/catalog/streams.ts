@@ -1,4 +1,5 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgateway/control/v1/control_pb.js';
 import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
 import { defineEvent, type EventDescriptor, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
@@ -15,6 +16,15 @@ export const streams = {
     duplicateWindowMs: 2 * MINUTE,
     maxAgeMs: 7 * 24 * 60 * MINUTE,
     description: 'Sync jobs for the sync-worker; each is consumed by exactly one worker.',
+  },
+  control: {
+    name: 'CONTROL',
+    subjects: ['control.v1.>'],
+    retention: 'limits',
+    duplicateWindowMs: 2 * MINUTE,
+    // Kept long enough for a data-plane instance that was down for a while to catch up by replay.
+    maxAgeMs: 30 * 24 * 60 * MINUTE,
+    description: 'Control-plane facts (application declarations, grants, policy changes) that data-plane caches follow.',
   },
   deadLetters: {
     name: 'DEAD_LETTERS',
