@@ -23,6 +23,12 @@ export const ErrorCodes = {
   // --- caller identity -----------------------------------------------------
   unauthenticated: { status: 401, title: 'Unauthenticated' },
   forbidden: { status: 403, title: 'Forbidden' },
+  /** The admin API is off because the gateway has no OPERATOR_TOKEN configured. */
+  admin_disabled: { status: 503, title: 'Admin API disabled' },
+  /** A passkey ceremony's challenge is unknown, already used, expired or bound to another browser. */
+  webauthn_challenge_invalid: { status: 400, title: 'Passkey challenge invalid' },
+  /** The authenticator's response did not verify (signature, origin, RP ID, user verification, counter). */
+  webauthn_verification_failed: { status: 401, title: 'Passkey verification failed' },
 
   // --- messaging -----------------------------------------------------------
   /** Nobody is subscribed to the subject (the service is down or not deployed). */

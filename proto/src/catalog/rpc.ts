@@ -1,6 +1,7 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import { SERVICE_NAMES, SUBJECT_PREFIX, type ServiceName } from '../services.js';
 import { defineRpc, type RpcDescriptor } from './descriptors.js';
+import { identityRpc } from './identity.js';
 
 /** `<service>.v1.health`: answered by every service; the gateway gathers them. */
 const health = Object.fromEntries(
@@ -19,9 +20,10 @@ const health = Object.fromEntries(
 /** The request/reply catalog, grouped by the service that answers. */
 export const rpc = {
   health,
+  identity: identityRpc,
 } as const;
 
 /** Every request/reply contract, for tests that must cover each subject. */
 export function allRpcDescriptors(): RpcDescriptor[] {
-  return [...Object.values(rpc.health)];
+  return [...Object.values(rpc.health), ...Object.values(rpc.identity)];
 }

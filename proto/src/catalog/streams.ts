@@ -38,6 +38,21 @@ export const streams = {
 } as const satisfies Record<string, StreamDescriptor>;
 
 export const events = {
+  /** identity, after each application create/update commit; policy derives the app-layer rules from it. */
+  applicationChanged: defineEvent({
+    stream: streams.control,
+    subject: 'control.v1.application_changed',
+    message: ApplicationChangedSchema,
+    // (application, revision) is the fact: a retried publish of it is stored once.
+    messageId: (m) => `application_changed:${m.applicationId}:${m.revision}`,
+    validate: (m) => [
+      ...check.uuid(m.eventId, 'eventId'),
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...(m.revision > 0n ? [] : [{ path: 'revision', message: 'must be positive' }]),
+      ...(m.occurredAt && !Number.isNaN(timestampDate(m.occurredAt).getTime()) ? [] : [{ path: 'occurredAt', message: 'must be set' }]),
+    ],
+  }),
   syncJobRequested: defineEvent({
     stream: streams.syncJobs,
     subject: 'sync.v1.jobs.requested',

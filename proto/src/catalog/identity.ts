@@ -1,0 +1,149 @@
+import {
+  AuthenticateApiKeyRequestSchema,
+  AuthenticateApiKeyResponseSchema,
+  CreateApplicationRequestSchema,
+  CreateApplicationResponseSchema,
+  CreateOrganizationRequestSchema,
+  CreateOrganizationResponseSchema,
+  FinishPasskeyAuthenticationRequestSchema,
+  FinishPasskeyCeremonyResponseSchema,
+  FinishPasskeyRegistrationRequestSchema,
+  GetApplicationRequestSchema,
+  GetApplicationResponseSchema,
+  GetOrganizationRequestSchema,
+  GetOrganizationResponseSchema,
+  IssueApiKeyRequestSchema,
+  IssueApiKeyResponseSchema,
+  ListApiKeysRequestSchema,
+  ListApiKeysResponseSchema,
+  ListApplicationsRequestSchema,
+  ListApplicationsResponseSchema,
+  ListOrganizationsRequestSchema,
+  ListOrganizationsResponseSchema,
+  ResolveSessionRequestSchema,
+  ResolveSessionResponseSchema,
+  RevokeApiKeyRequestSchema,
+  RevokeApiKeyResponseSchema,
+  SignOutRequestSchema,
+  SignOutResponseSchema,
+  StartPasskeyAuthenticationRequestSchema,
+  StartPasskeyCeremonyResponseSchema,
+  StartPasskeyRegistrationRequestSchema,
+} from '../gen/contextgateway/identity/v1/identity_pb.js';
+import { defineRpc } from './descriptors.js';
+import { check, type ValidationProblem } from './validation.js';
+
+const P = 'identity.v1';
+
+/** A secret that is present and not absurdly long (a bound on work, not a format check). */
+const secret = (value: string, path: string): ValidationProblem[] => [...check.nonEmpty(value, path), ...check.maxLength(value, 512, path)];
+/** A browser's WebAuthn JSON: bounded so a hostile page cannot make identity parse megabytes. */
+const webauthnJson = (value: string, path: string): ValidationProblem[] => [...check.nonEmpty(value, path), ...check.maxLength(value, 64_000, path)];
+const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+
+/**
+ * identity's request/reply contracts. The gateway's per-request checks
+ * (authenticate_api_key, resolve_session) are on the hot path: short deadlines.
+ */
+export const identityRpc = {
+  authenticateApiKey: defineRpc({
+    subject: `${P}.authenticate_api_key`,
+    request: AuthenticateApiKeyRequestSchema,
+    response: AuthenticateApiKeyResponseSchema,
+    timeoutMs: 1_500,
+    validate: (m) => secret(m.apiKey, 'apiKey'),
+  }),
+  getApplication: defineRpc({
+    subject: `${P}.get_application`,
+    request: GetApplicationRequestSchema,
+    response: GetApplicationResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId')],
+  }),
+  resolveSession: defineRpc({
+    subject: `${P}.resolve_session`,
+    request: ResolveSessionRequestSchema,
+    response: ResolveSessionResponseSchema,
+    timeoutMs: 1_500,
+    validate: (m) => secret(m.sessionToken, 'sessionToken'),
+  }),
+  signOut: defineRpc({
+    subject: `${P}.sign_out`,
+    request: SignOutRequestSchema,
+    response: SignOutResponseSchema,
+    validate: (m) => secret(m.sessionToken, 'sessionToken'),
+  }),
+
+  // --- admin (operator) --------------------------------------------------------
+  createOrganization: defineRpc({
+    subject: `${P}.create_organization`,
+    request: CreateOrganizationRequestSchema,
+    response: CreateOrganizationResponseSchema,
+    validate: (m) => [...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name'), ...check.maxLength(m.slug, 63, 'slug')],
+  }),
+  listOrganizations: defineRpc({
+    subject: `${P}.list_organizations`,
+    request: ListOrganizationsRequestSchema,
+    response: ListOrganizationsResponseSchema,
+  }),
+  getOrganization: defineRpc({
+    subject: `${P}.get_organization`,
+    request: GetOrganizationRequestSchema,
+    response: GetOrganizationResponseSchema,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  createApplication: defineRpc({
+    subject: `${P}.create_application`,
+    request: CreateApplicationRequestSchema,
+    response: CreateApplicationResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name')],
+  }),
+  listApplications: defineRpc({
+    subject: `${P}.list_applications`,
+    request: ListApplicationsRequestSchema,
+    response: ListApplicationsResponseSchema,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  issueApiKey: defineRpc({
+    subject: `${P}.issue_api_key`,
+    request: IssueApiKeyRequestSchema,
+    response: IssueApiKeyResponseSchema,
+    validate: (m) => check.uuid(m.applicationId, 'applicationId'),
+  }),
+  revokeApiKey: defineRpc({
+    subject: `${P}.revoke_api_key`,
+    request: RevokeApiKeyRequestSchema,
+    response: RevokeApiKeyResponseSchema,
+    validate: (m) => [...check.uuid(m.applicationId, 'applicationId'), ...check.uuid(m.apiKeyId, 'apiKeyId')],
+  }),
+  listApiKeys: defineRpc({
+    subject: `${P}.list_api_keys`,
+    request: ListApiKeysRequestSchema,
+    response: ListApiKeysResponseSchema,
+    validate: (m) => check.uuid(m.applicationId, 'applicationId'),
+  }),
+
+  // --- passkey ceremonies --------------------------------------------------------
+  startPasskeyRegistration: defineRpc({
+    subject: `${P}.start_passkey_registration`,
+    request: StartPasskeyRegistrationRequestSchema,
+    response: StartPasskeyCeremonyResponseSchema,
+    validate: (m) => [...check.maxLength(m.displayName, 100, 'displayName'), ...optionalUuid(m.userId, 'userId')],
+  }),
+  finishPasskeyRegistration: defineRpc({
+    subject: `${P}.finish_passkey_registration`,
+    request: FinishPasskeyRegistrationRequestSchema,
+    response: FinishPasskeyCeremonyResponseSchema,
+    validate: (m) => [...secret(m.ceremonyToken, 'ceremonyToken'), ...webauthnJson(m.responseJson, 'responseJson')],
+  }),
+  startPasskeyAuthentication: defineRpc({
+    subject: `${P}.start_passkey_authentication`,
+    request: StartPasskeyAuthenticationRequestSchema,
+    response: StartPasskeyCeremonyResponseSchema,
+  }),
+  finishPasskeyAuthentication: defineRpc({
+    subject: `${P}.finish_passkey_authentication`,
+    request: FinishPasskeyAuthenticationRequestSchema,
+    response: FinishPasskeyCeremonyResponseSchema,
+    validate: (m) => [...secret(m.ceremonyToken, 'ceremonyToken'), ...webauthnJson(m.responseJson, 'responseJson')],
+  }),
+} as const;
