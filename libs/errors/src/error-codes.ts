@@ -30,6 +30,28 @@ export const ErrorCodes = {
   /** The authenticator's response did not verify (signature, origin, RP ID, user verification, counter). */
   webauthn_verification_failed: { status: 401, title: 'Passkey verification failed' },
 
+  // --- connect flow and connections (connection-broker) ---------------------
+  /** The connection does not exist or the calling app holds no grant on it (never 403: existence does not leak). */
+  connection_not_found: { status: 404, title: 'Connection not found' },
+  /** The integration is not in the catalog, or the application may not request it. */
+  integration_not_allowed: { status: 422, title: 'Integration not allowed' },
+  /** A requested scope is unknown for the integration, or the application may not request it. */
+  scope_not_allowed: { status: 422, title: 'Scope not allowed' },
+  /** The callback URL is not exactly one the application registered. */
+  callback_url_not_registered: { status: 422, title: 'Callback URL not registered' },
+  /** The connect session is unknown, already used, or its browser binding does not match. */
+  connect_session_invalid: { status: 400, title: 'Connect session invalid' },
+  /** The connect session's 10 minutes are over. */
+  connect_session_expired: { status: 410, title: 'Connect session expired' },
+  /** The OAuth state on a callback is unknown, used, expired or not this browser's. */
+  oauth_state_invalid: { status: 400, title: 'OAuth state invalid' },
+  /** The source refused or failed the token exchange or refresh. */
+  source_error: { status: 502, title: 'Source error' },
+  /** The source rejected the refresh token (invalid_grant): the user must connect again. */
+  connection_needs_reauth: { status: 409, title: 'Connection needs reauthorization' },
+  /** A consent form post without a matching CSRF token. */
+  csrf_invalid: { status: 403, title: 'CSRF check failed' },
+
   // --- messaging -----------------------------------------------------------
   /** Nobody is subscribed to the subject (the service is down or not deployed). */
   service_unavailable: { status: 503, title: 'Service unavailable' },

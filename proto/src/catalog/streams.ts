@@ -67,6 +67,24 @@ export const events = {
         : [{ path: 'requestedAt', message: 'must be set' }]),
     ],
   }),
+  /** connection-broker, after each grant commit (created, scopes changed, revoked); policy and shards follow it. */
+  grantChanged: defineEvent({
+    stream: streams.control,
+    subject: 'control.v1.grant_changed',
+    message: GrantChangedSchema,
+    // One message per (grant, revision): a retried publish of the same change is stored once.
+    messageId: (event) => `grant-${event.grantId}-${event.revision}`,
+    validate: (event) => [
+      ...check.uuid(event.eventId, 'eventId'),
+      ...check.uuid(event.grantId, 'grantId'),
+      ...check.uuid(event.orgId, 'orgId'),
+      ...check.uuid(event.applicationId, 'applicationId'),
+      ...check.uuid(event.userId, 'userId'),
+      ...check.uuid(event.connectionId, 'connectionId'),
+      ...check.nonEmpty(event.integration, 'integration'),
+      ...check.enumSet(event.status, 'status'),
+    ],
+  }),
 } as const;
 
 /** Where a consumer of `stream` puts what it can never process. */

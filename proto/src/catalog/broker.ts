@@ -1,0 +1,114 @@
+import {
+  CompleteAuthorizationRequestSchema,
+  CompleteAuthorizationResponseSchema,
+  ConnectDecision,
+  CreateConnectSessionRequestSchema,
+  CreateConnectSessionResponseSchema,
+  DecideConnectSessionRequestSchema,
+  DecideConnectSessionResponseSchema,
+  RemoveConnectionRequestSchema,
+  RemoveConnectionResponseSchema,
+  GetAccessTokenRequestSchema,
+  GetAccessTokenResponseSchema,
+  GetConnectSessionRequestSchema,
+  GetConnectSessionResponseSchema,
+  GetConnectionRequestSchema,
+  GetConnectionResponseSchema,
+  RevokeConnectionGrantRequestSchema,
+  RevokeConnectionGrantResponseSchema,
+} from '../gen/contextgateway/broker/v1/broker_pb.js';
+import { defineRpc } from './descriptors.js';
+import { check, type ValidationProblem } from './validation.js';
+
+/** A connect session token: 32 random bytes, base64url (43 characters). */
+function sessionToken(value: string, path: string): ValidationProblem[] {
+  return /^[A-Za-z0-9_-]{43}$/.test(value) ? [] : [{ path, message: 'must be a connect session token' }];
+}
+
+function optionalUuid(value: string, path: string): ValidationProblem[] {
+  return value === '' ? [] : check.uuid(value, path);
+}
+
+/** connection-broker's request/reply contracts (`broker.v1.*`). */
+export const brokerRpc = {
+  createConnectSession: defineRpc({
+    subject: 'broker.v1.create_connect_session',
+    request: CreateConnectSessionRequestSchema,
+    response: CreateConnectSessionResponseSchema,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...check.nonEmpty(m.applicationName, 'applicationName'),
+      ...check.nonEmpty(m.integration, 'integration'),
+      ...(m.scopes.length === 0 ? [{ path: 'scopes', message: 'must not be empty' }] : []),
+      ...check.nonEmpty(m.callbackUrl, 'callbackUrl'),
+      ...check.maxLength(m.callbackUrl, 2048, 'callbackUrl'),
+      ...check.maxLength(m.appState, 512, 'appState'),
+    ],
+  }),
+  getConnectSession: defineRpc({
+    subject: 'broker.v1.get_connect_session',
+    request: GetConnectSessionRequestSchema,
+    response: GetConnectSessionResponseSchema,
+    validate: (m) => [...sessionToken(m.sessionToken, 'sessionToken'), ...optionalUuid(m.userId, 'userId')],
+  }),
+  decideConnectSession: defineRpc({
+    subject: 'broker.v1.decide_connect_session',
+    request: DecideConnectSessionRequestSchema,
+    response: DecideConnectSessionResponseSchema,
+    // Reuse and API-key paths store a connection and publish events before answering.
+    timeoutMs: 10_000,
+    validate: (m) => [
+      ...sessionToken(m.sessionToken, 'sessionToken'),
+      ...check.enumSet(m.decision, 'decision'),
+      ...(m.decision === ConnectDecision.ALLOW ? check.uuid(m.userId, 'userId') : optionalUuid(m.userId, 'userId')),
+      ...check.maxLength(m.apiKey, 4096, 'apiKey'),
+    ],
+  }),
+  completeAuthorization: defineRpc({
+    subject: 'broker.v1.complete_authorization',
+    request: CompleteAuthorizationRequestSchema,
+    response: CompleteAuthorizationResponseSchema,
+    // Includes the code exchange with the source over the internet.
+    timeoutMs: 20_000,
+    validate: (m) => [
+      ...check.nonEmpty(m.callbackQuery, 'callbackQuery'),
+      ...check.maxLength(m.callbackQuery, 8192, 'callbackQuery'),
+      ...optionalUuid(m.userId, 'userId'),
+    ],
+  }),
+  getConnection: defineRpc({
+    subject: 'broker.v1.get_connection',
+    request: GetConnectionRequestSchema,
+    response: GetConnectionResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId'), ...check.nonEmpty(m.connectionId, 'connectionId')],
+  }),
+  getAccessToken: defineRpc({
+    subject: 'broker.v1.get_access_token',
+    request: GetAccessTokenRequestSchema,
+    response: GetAccessTokenResponseSchema,
+    // May wait for a refresh at the source.
+    timeoutMs: 15_000,
+    validate: (m) => [...check.uuid(m.connectionId, 'connectionId')],
+  }),
+  revokeGrant: defineRpc({
+    subject: 'broker.v1.revoke_grant',
+    request: RevokeConnectionGrantRequestSchema,
+    response: RevokeConnectionGrantResponseSchema,
+    timeoutMs: 10_000,
+    validate: (m) => [
+      ...check.uuid(m.connectionId, 'connectionId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...(m.userId === '' && m.orgId === '' ? [{ path: 'userId', message: 'userId or orgId must be set' }] : []),
+      ...optionalUuid(m.userId, 'userId'),
+      ...optionalUuid(m.orgId, 'orgId'),
+    ],
+  }),
+  removeConnection: defineRpc({
+    subject: 'broker.v1.remove_connection',
+    request: RemoveConnectionRequestSchema,
+    response: RemoveConnectionResponseSchema,
+    timeoutMs: 15_000,
+    validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
+  }),
+} as const;
