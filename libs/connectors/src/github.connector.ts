@@ -1,0 +1,116 @@
+import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
+import { syncCollection, type CollectionState } from './paged-collection.js';
+import { nextLink, SourceHttp } from './source-http.js';
+
+/** The parts of GitHub's REST objects we read (https://docs.github.com/en/rest). */
+interface GhUser { id: number; login: string; name?: string | null; email?: string | null; avatar_url?: string; html_url?: string; bio?: string | null; created_at?: string; updated_at?: string }
+interface GhRepo {
+  id: number; name: string; full_name: string; owner?: { login: string }; private?: boolean; description?: string | null; html_url?: string;
+  language?: string | null; stargazers_count?: number; forks_count?: number; default_branch?: string; archived?: boolean; fork?: boolean;
+  created_at?: string; updated_at?: string; pushed_at?: string | null;
+}
+/** `application/vnd.github.star+json` wraps each repo with the time it was starred. */
+type GhStar = GhRepo | { starred_at: string; repo: GhRepo };
+interface GhIssue {
+  id: number; number: number; title: string; state: string; html_url?: string; body?: string | null; user?: { login: string } | null;
+  assignees?: { login: string }[]; labels?: ({ name?: string } | string)[]; comments?: number; pull_request?: unknown;
+  repository?: { full_name: string }; repository_url?: string; created_at?: string; updated_at?: string; closed_at?: string | null;
+}
+
+export interface GithubCursor {
+  v: 1;
+  profileEtag?: string;
+  repos?: CollectionState;
+  starred?: CollectionState;
+  issues?: CollectionState;
+}
+
+const PER_PAGE = 100;
+
+export const githubNormalize = {
+  profile(u: GhUser): NormalizedRecord {
+    return {
+      type: 'profile',
+      externalId: String(u.id),
+      ...(u.updated_at ? { occurredAt: u.updated_at } : {}),
+      data: { source: 'github', username: u.login, displayName: u.name ?? null, email: u.email ?? null, avatarUrl: u.avatar_url ?? null, url: u.html_url ?? null, bio: u.bio ?? null },
+    };
+  },
+  repository(r: GhRepo): NormalizedRecord {
+    return {
+      type: 'code.repository',
+      externalId: String(r.id),
+      ...(r.updated_at ? { occurredAt: r.updated_at } : {}),
+      data: {
+        name: r.name, fullName: r.full_name, owner: r.owner?.login ?? r.full_name.split('/')[0], private: r.private ?? false,
+        description: r.description ?? null, url: r.html_url ?? null, language: r.language ?? null, stars: r.stargazers_count ?? 0,
+        forks: r.forks_count ?? 0, defaultBranch: r.default_branch ?? null, archived: r.archived ?? false, fork: r.fork ?? false,
+        createdAt: r.created_at ?? null, updatedAt: r.updated_at ?? null, pushedAt: r.pushed_at ?? null,
+      },
+    };
+  },
+  star(s: GhStar): NormalizedRecord {
+    const repo = 'repo' in s ? s.repo : s;
+    const starredAt = 'starred_at' in s ? s.starred_at : null;
+    return {
+      type: 'code.star',
+      externalId: String(repo.id),
+      ...(starredAt ? { occurredAt: starredAt } : {}),
+      data: { repositoryId: String(repo.id), fullName: repo.full_name, description: repo.description ?? null, url: repo.html_url ?? null, language: repo.language ?? null, stars: repo.stargazers_count ?? 0, starredAt },
+    };
+  },
+  issue(i: GhIssue): NormalizedRecord {
+    const repo = i.repository?.full_name ?? i.repository_url?.split('/repos/')[1] ?? null;
+    return {
+      type: 'code.issue',
+      externalId: String(i.id),
+      ...(i.updated_at ? { occurredAt: i.updated_at } : {}),
+      data: {
+        repository: repo, number: i.number, title: i.title, state: i.state, url: i.html_url ?? null, body: i.body ?? null,
+        author: i.user?.login ?? null, assignees: (i.assignees ?? []).map((a) => a.login),
+        labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : l.name ?? '')), comments: i.comments ?? 0,
+        isPullRequest: i.pull_request !== undefined, createdAt: i.created_at ?? null, updatedAt: i.updated_at ?? null, closedAt: i.closed_at ?? null,
+      },
+    };
+  },
+};
+
+const asArray = <T>(body: unknown): T[] => (Array.isArray(body) ? (body as T[]) : []);
+const linkNext = (_body: unknown, headers: Headers) => nextLink(headers.get('link'));
+
+/**
+ * GitHub: the user's profile, repositories, starred repositories and the issues assigned to
+ * them. Every listing is walked with Link pagination and If-None-Match, so an unchanged
+ * account costs a handful of 304s (which GitHub does not count against the rate limit).
+ */
+export class GithubConnector implements Connector {
+  readonly integration = 'github';
+
+  async sync(ctx: SyncContext, cursor: unknown): Promise<GithubCursor> {
+    const prev = isGithubCursor(cursor) ? cursor : undefined;
+    const http = new SourceHttp(ctx.baseUrl, ctx.tokens, { ...ctx.http, headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', ...ctx.http?.headers } }, ctx.signal);
+    const next: GithubCursor = { v: 1 };
+
+    const me = await http.get<GhUser>('/user', { etag: prev?.profileEtag });
+    if (me.status === 200 && me.body) await ctx.emit({ upserts: [githubNormalize.profile(me.body)], deletes: [] });
+    next.profileEtag = me.etag;
+
+    next.repos = (await syncCollection(http, ctx, {
+      firstPage: `/user/repos?per_page=${PER_PAGE}&sort=full_name&affiliation=owner,collaborator,organization_member`,
+      type: 'code.repository', conditional: true, items: asArray<GhRepo>, next: linkNext, normalize: githubNormalize.repository,
+    }, prev?.repos)).state;
+    next.starred = (await syncCollection(http, ctx, {
+      firstPage: `/user/starred?per_page=${PER_PAGE}`,
+      type: 'code.star', conditional: true, items: asArray<GhStar>, next: linkNext, normalize: githubNormalize.star,
+    }, prev?.starred)).state;
+    next.issues = (await syncCollection(http, ctx, {
+      firstPage: `/issues?filter=assigned&state=all&per_page=${PER_PAGE}`,
+      type: 'code.issue', conditional: true, items: asArray<GhIssue>, next: linkNext, normalize: githubNormalize.issue,
+    }, prev?.issues)).state;
+    return next;
+  }
+}
+
+function isGithubCursor(value: unknown): value is GithubCursor {
+  return typeof value === 'object' && value !== null && (value as { v?: unknown }).v === 1;
+}

@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import type { NormalizedRecord } from './connector.js';
+
+/** One CSV record and the physical line it starts on (1 = the header). */
+export interface CsvRow {
+  line: number;
+  fields: string[];
+}
+
+/**
+ * RFC 4180 CSV as a stream: quoted fields with commas, doubled quotes and line breaks,
+ * CRLF or LF, a UTF-8 BOM. Memory is bounded by the longest record, not the file; a record
+ * longer than `maxRecordChars` is an error rather than a way to exhaust memory.
+ */
+export async function* parseCsv(chunks: AsyncIterable<Uint8Array | string>, maxRecordChars = 64 * 1024): AsyncGenerator<CsvRow> {
+  const decoder = new TextDecoder('utf-8');
+  let fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  let afterQuote = false;
+  let line = 1;
+  let startLine = 1;
+  let size = 0;
+  let first = true;
+  let pendingCR = false;
+  let any = false;
+  /** A closing quote was the chunk's last char: the next chunk says whether it was a doubled quote. */
+  let pendingQuote = false;
+
+  const take = (): CsvRow => {
+    fields.push(field);
+    const row = { line: startLine, fields };
+    fields = [];
+    field = '';
+    afterQuote = false;
+    size = 0;
+    any = false;
+    return row;
+  };
+
+  const feed = function* (text: string): Generator<CsvRow> {
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i]!;
+      if (first) {
+        first = false;
+        if (c === '\uFEFF') continue;
+      }
+      if (pendingCR) {
+        pendingCR = false;
+        if (c === '\n') continue; // the LF of a CRLF ending already counted
+      }
+      if (++size > maxRecordChars) throw new CsvError(startLine, `record longer than ${maxRecordChars} characters`);
+      if (quoted) {
+        if (c === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i++;
+          } else if (i + 1 === text.length) {
+            // Cannot see the next char yet: remember and decide on the next chunk.
+            quoted = false;
+            afterQuote = true;
+            pendingQuote = true;
+          } else {
+            quoted = false;
+            afterQuote = true;
+          }
+        } else {
+          if (c === '\n' || (c === '\r' && text[i + 1] !== '\n')) line++;
+          field += c;
+        }
+        continue;
+      }
+      if (pendingQuote) {
+        pendingQuote = false;
+        if (c === '"') {
+          // It was a doubled quote split across chunks.
+          field += '"';
+          quoted = true;
+          afterQuote = false;
+          continue;
+        }
+      }
+      if (c === ',') {
+        fields.push(field);
+        field = '';
+        afterQuote = false;
+        any = true;
+      } else if (c === '\r' || c === '\n') {
+        if (c === '\r') pendingCR = true;
+        if (any || field !== '' || fields.length > 0 || afterQuote) yield take();
+        else size = 0; // blank line
+        line++;
+        startLine = line;
+      } else if (c === '"' && field === '' && !afterQuote) {
+        quoted = true;
+        any = true;
+      } else if (afterQuote) {
+        throw new CsvError(startLine, 'unexpected character after a closing quote');
+      } else {
+        field += c;
+        any = true;
+      }
+    }
+  };
+
+  for await (const chunk of chunks) {
+    const text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+    yield* feed(text);
+  }
+  yield* feed(decoder.decode());
+  if (quoted) throw new CsvError(startLine, 'a quoted field is never closed');
+  if (any || field !== '' || fields.length > 0 || afterQuote) yield take();
+}
+
+/** A problem with the file's structure that stops parsing (the rows before it were read). */
+export class CsvError extends Error {
+  constructor(readonly line: number, readonly reason: string) {
+    super(`line ${line}: ${reason}`);
+  }
+}
+
+export interface RowProblem {
+  line: number;
+  message: string;
+}
+
+/** The columns of Netflix's ViewingActivity.csv (Account → Download your personal information). */
+export const NETFLIX_COLUMNS = ['Profile Name', 'Start Time', 'Duration', 'Attributes', 'Title', 'Supplemental Video Type', 'Device Type', 'Bookmark', 'Latest Bookmark', 'Country'] as const;
+const REQUIRED = ['Profile Name', 'Start Time', 'Duration', 'Title'] as const;
+
+export type NetflixItem = { line: number; record: NormalizedRecord } | { line: number; problem: string };
+
+/**
+ * Netflix's ViewingActivity.csv → media.watch_event, row by row. A bad row is reported with
+ * its line number and skipped; the rest are imported. The external id is a hash of what
+ * identifies a viewing (profile, start time, title), so uploading the same file again
+ * upserts the same records: no duplicates.
+ */
+export async function* parseNetflixViewingActivity(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<NetflixItem> {
+  let index: Map<string, number> | undefined;
+  let width = 0;
+  for await (const row of parseCsv(chunks)) {
+    if (!index) {
+      index = new Map(row.fields.map((name, i) => [name.trim(), i]));
+      const missing = REQUIRED.filter((c) => !index!.has(c));
+      if (missing.length) throw new CsvError(row.line, `not a Netflix ViewingActivity.csv: missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`);
+      width = row.fields.length;
+      continue;
+    }
+    if (row.fields.length !== width) {
+      yield { line: row.line, problem: `expected ${width} fields, found ${row.fields.length}` };
+      continue;
+    }
+    const get = (name: string) => {
+      const i = index!.get(name);
+      return i === undefined ? '' : row.fields[i]!.trim();
+    };
+    const problems: string[] = [];
+    const profile = get('Profile Name');
+    const title = get('Title');
+    const start = parseNetflixTime(get('Start Time'));
+    const duration = parseDuration(get('Duration'));
+    if (!profile) problems.push('"Profile Name" is empty');
+    if (!title) problems.push('"Title" is empty');
+    if (start === undefined) problems.push(`"Start Time" is not a date and time (YYYY-MM-DD HH:MM:SS): "${clip(get('Start Time'))}"`);
+    if (duration === undefined) problems.push(`"Duration" is not HH:MM:SS: "${clip(get('Duration'))}"`);
+    if (problems.length) {
+      yield { line: row.line, problem: problems.join('; ') };
+      continue;
+    }
+    const supplemental = get('Supplemental Video Type');
+    const externalId = createHash('sha256').update(`${profile}\u0000${start}\u0000${title}`).digest('base64url').slice(0, 32);
+    yield {
+      line: row.line,
+      record: {
+        type: 'media.watch_event',
+        externalId,
+        occurredAt: start!,
+        data: {
+          source: 'netflix', startedAt: start!, durationMs: duration!, title, itemType: supplemental ? supplemental.toLowerCase() : /: (Season|Series|Part|Volume|Limited Series)\b/i.test(title) ? 'episode' : 'video',
+          contentId: null, profile, device: get('Device Type') || null, country: get('Country') || null, attributes: get('Attributes') || null,
+        },
+      },
+    };
+  }
+  if (!index) throw new CsvError(1, 'the file is empty');
+}
+
+const clip = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
+
+/** Netflix writes start times in UTC as `YYYY-MM-DD HH:MM:SS`. */
+function parseNetflixTime(value: string): string | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(value);
+  if (!m) return undefined;
+  const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  if (d.getUTCMonth() !== +m[2]! - 1 || d.getUTCDate() !== +m[3]! || +m[4]! > 23 || +m[5]! > 59 || +m[6]! > 59) return undefined;
+  return d.toISOString();
+}
+
+function parseDuration(value: string): number | undefined {
+  const m = /^(\d{1,3}):([0-5]\d):([0-5]\d)$/.exec(value);
+  if (!m) return undefined;
+  return ((+m[1]! * 60 + +m[2]!) * 60 + +m[3]!) * 1000;
+}

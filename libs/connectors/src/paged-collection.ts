@@ -1,0 +1,72 @@
+import type { NormalizedRecord, SyncContext } from './connector.js';
+import type { SourceHttp } from './source-http.js';
+
+/** What we remember about one page of a listing between runs. */
+export interface PageState {
+  url: string;
+  etag?: string;
+  /** External ids the page held: a 304 means these are still there. */
+  ids: string[];
+  /** The page after it, remembered because a 304 carries no Link header. */
+  next?: string;
+}
+
+export interface CollectionState {
+  pages: PageState[];
+}
+
+export interface CollectionSpec<Item> {
+  /** First page (path or URL). */
+  firstPage: string;
+  type: string;
+  /** The items of a page body. */
+  items(body: unknown): Item[];
+  /** The next page of a 200 answer (Link header, `next` field). */
+  next(body: unknown, headers: Headers): string | undefined;
+  normalize(item: Item): NormalizedRecord | NormalizedRecord[];
+  /** Send If-None-Match with the page's stored ETag (the source supports conditional requests). */
+  conditional: boolean;
+}
+
+/**
+ * Walks a paginated listing and commits what changed: pages answered 304 cost nothing and
+ * keep their ids; pages answered 200 are upserted; ids seen last time and not this time
+ * are tombstoned. Listing in full is the only way a REST source tells us about deletions,
+ * and conditional requests make the unchanged part of it free.
+ */
+export async function syncCollection<Item>(
+  http: SourceHttp,
+  ctx: SyncContext,
+  spec: CollectionSpec<Item>,
+  previous: CollectionState | undefined,
+): Promise<{ state: CollectionState; upserted: number; deleted: number }> {
+  const before = new Map((previous?.pages ?? []).map((p) => [p.url, p]));
+  const pages: PageState[] = [];
+  const seen = new Set<string>();
+  let upserted = 0;
+  let url: string | undefined = spec.firstPage;
+  const visited = new Set<string>();
+  while (url && !visited.has(url)) {
+    visited.add(url);
+    const old = before.get(url);
+    const res = await http.get<unknown>(url, { etag: spec.conditional ? old?.etag : undefined });
+    if (res.status === 304 && old) {
+      old.ids.forEach((id) => seen.add(id));
+      pages.push(old);
+      url = old.next;
+      continue;
+    }
+    const records = spec.items(res.body).flatMap((item) => spec.normalize(item));
+    const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
+    ids.forEach((id) => seen.add(id));
+    if (records.length > 0) await ctx.emit({ upserts: records, deletes: [] });
+    upserted += records.length;
+    const next = spec.next(res.body, res.headers);
+    pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });
+    url = next;
+  }
+  const gone = [...before.values()].flatMap((p) => p.ids).filter((id) => !seen.has(id));
+  const deletes = [...new Set(gone)].map((externalId) => ({ type: spec.type, externalId }));
+  for (let i = 0; i < deletes.length; i += 500) await ctx.emit({ upserts: [], deletes: deletes.slice(i, i + 500) });
+  return { state: { pages }, upserted, deleted: deletes.length };
+}

@@ -1,0 +1,172 @@
+import { AppError } from '@context-gateway/errors';
+import type { AccessTokenSource } from './connector.js';
+
+export interface SourceHttpOptions {
+  /** Attempts per request on 429 / secondary rate limits / 5xx before giving up. */
+  maxAttempts?: number;
+  /** Longest single wait we accept from Retry-After or X-RateLimit-Reset; longer → `rate_limited`, the job retries later. */
+  maxWaitMs?: number;
+  /** Back-off base for 5xx and network errors: base * 2^attempt with full jitter. */
+  backoffBaseMs?: number;
+  /** Per-request timeout. */
+  timeoutMs?: number;
+  /** Extra headers for every request (API version pins, Accept). */
+  headers?: Record<string, string>;
+}
+
+export interface SourceResponse<T> {
+  status: 200 | 304;
+  body: T | undefined;
+  headers: Headers;
+  etag: string | undefined;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/**
+ * The HTTP client every connector uses: bearer token, conditional requests, and the
+ * sources' documented throttling — 429 with Retry-After (Spotify, GitHub secondary),
+ * 403 with X-RateLimit-Remaining: 0 until X-RateLimit-Reset (GitHub primary), 403 with
+ * Retry-After (GitHub secondary) — and a proactive pause when the budget is spent. A 401
+ * asks the token source for a refreshed token once, then the request continues.
+ */
+export class SourceHttp {
+  private readonly maxAttempts: number;
+  private readonly maxWaitMs: number;
+  private readonly backoffBaseMs: number;
+  private readonly timeoutMs: number;
+  /** Epoch ms before which the primary budget is spent (learned from headers). */
+  private pausedUntil = 0;
+  /** Requests made, and of those answered 304 (cheap on GitHub: they do not count). */
+  readonly stats = { requests: 0, notModified: 0, throttled: 0, refreshed: 0 };
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly tokens: AccessTokenSource,
+    private readonly options: SourceHttpOptions = {},
+    private readonly signal?: AbortSignal,
+  ) {
+    this.maxAttempts = options.maxAttempts ?? 10;
+    this.maxWaitMs = options.maxWaitMs ?? 60_000;
+    this.backoffBaseMs = options.backoffBaseMs ?? 250;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Resolves a path or an absolute URL (Link / `next` values are absolute). */
+  url(pathOrUrl: string): string {
+    if (/^https?:\/\//.test(pathOrUrl)) return pathOrUrl;
+    return this.baseUrl.replace(/\/$/, '') + (pathOrUrl.startsWith('/') ? pathOrUrl : `/${pathOrUrl}`);
+  }
+
+  async get<T>(pathOrUrl: string, opts: { etag?: string } = {}): Promise<SourceResponse<T>> {
+    const url = this.url(pathOrUrl);
+    let token = await this.tokens.current();
+    let refreshed = false;
+    for (let attempt = 1; ; attempt++) {
+      const pause = this.pausedUntil - Date.now();
+      if (pause > 0) await this.waitOrGiveUp(pause, 'rate limit budget spent');
+
+      const headers: Record<string, string> = { accept: 'application/json', ...this.options.headers, authorization: `Bearer ${token}` };
+      if (opts.etag) headers['if-none-match'] = opts.etag;
+      let res: Response;
+      this.stats.requests++;
+      try {
+        res = await fetch(url, { headers, signal: this.signal ? AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs) });
+      } catch (error) {
+        if (this.signal?.aborted) throw error;
+        if (attempt >= this.maxAttempts) throw new AppError('source_error', `The source did not answer (${new URL(url).pathname})`, [], { cause: error });
+        await sleep(this.backoff(attempt), this.signal);
+        continue;
+      }
+      this.learnBudget(res.headers);
+
+      if (res.status === 200 || res.status === 304) {
+        const etag = res.headers.get('etag') ?? undefined;
+        if (res.status === 304) {
+          this.stats.notModified++;
+          await res.body?.cancel();
+          return { status: 304, body: undefined, headers: res.headers, etag: etag ?? opts.etag };
+        }
+        return { status: 200, body: (await res.json()) as T, headers: res.headers, etag };
+      }
+      await res.body?.cancel().catch(() => undefined);
+
+      if (res.status === 401) {
+        // One refresh per request: a second 401 with a fresh token is not an expiry.
+        if (refreshed) throw new AppError('source_error', 'The source rejected a freshly refreshed token');
+        token = await this.tokens.refresh(token);
+        refreshed = true;
+        this.stats.refreshed++;
+        attempt--;
+        continue;
+      }
+      const throttled = res.status === 429 || (res.status === 403 && (res.headers.has('retry-after') || res.headers.get('x-ratelimit-remaining') === '0'));
+      if (throttled) {
+        this.stats.throttled++;
+        if (attempt >= this.maxAttempts) throw new AppError('rate_limited', 'The source kept throttling; the sync will be retried later');
+        await this.waitOrGiveUp(this.throttleWait(res.headers, attempt), 'throttled');
+        continue;
+      }
+      if (res.status >= 500) {
+        if (attempt >= this.maxAttempts) throw new AppError('source_error', `The source answered ${res.status}`);
+        await sleep(this.backoff(attempt), this.signal);
+        continue;
+      }
+      if (res.status === 404) throw new AppError('not_found', `The source has no ${new URL(url).pathname}`);
+      throw new AppError('source_error', `The source answered ${res.status} for ${new URL(url).pathname}`);
+    }
+  }
+
+  /** Full jitter: a crowd of workers throttled together does not come back together. */
+  private backoff(attempt: number): number {
+    return Math.round(Math.random() * Math.min(this.maxWaitMs, this.backoffBaseMs * 2 ** attempt));
+  }
+
+  private throttleWait(headers: Headers, attempt: number): number {
+    const retryAfter = headers.get('retry-after');
+    if (retryAfter !== null) {
+      const seconds = Number(retryAfter);
+      const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
+      // A little jitter on top of what the source asked for, never less than it asked.
+      if (Number.isFinite(ms)) return Math.max(0, ms) + Math.round(Math.random() * 250);
+    }
+    const reset = Number(headers.get('x-ratelimit-reset'));
+    if (headers.get('x-ratelimit-remaining') === '0' && reset > 0) return Math.max(0, reset * 1000 - Date.now()) + Math.round(Math.random() * 250);
+    // GitHub's secondary limit without a header: at least a minute, per its docs; we back off exponentially.
+    return this.backoff(attempt);
+  }
+
+  private learnBudget(headers: Headers): void {
+    if (headers.get('x-ratelimit-remaining') === '0') {
+      const reset = Number(headers.get('x-ratelimit-reset'));
+      if (reset > 0) this.pausedUntil = Math.max(this.pausedUntil, reset * 1000);
+    }
+  }
+
+  private async waitOrGiveUp(ms: number, why: string): Promise<void> {
+    if (ms > this.maxWaitMs) throw new AppError('rate_limited', `The source asked us to wait ${Math.ceil(ms / 1000)} s (${why}); the sync will be retried later`);
+    await sleep(ms, this.signal);
+  }
+}
+
+/** The `rel="next"` target of an RFC 8288 Link header (GitHub pagination). */
+export function nextLink(link: string | null): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(',')) {
+    const m = /<([^>]+)>\s*;\s*(?:[^,]*;\s*)?rel="?([^";]+)"?/.exec(part.trim());
+    if (m && m[2]!.split(/\s+/).includes('next')) return m[1];
+  }
+  return undefined;
+}

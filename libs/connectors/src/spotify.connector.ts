@@ -1,0 +1,176 @@
+import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
+import { syncCollection, type CollectionState } from './paged-collection.js';
+import { SourceHttp } from './source-http.js';
+
+/** The parts of Spotify's Web API objects we read (https://developer.spotify.com/documentation/web-api). */
+interface SpArtist { id?: string; name: string }
+interface SpTrack { id: string; name: string; artists?: SpArtist[]; album?: { id?: string; name?: string }; duration_ms?: number; uri?: string; external_urls?: { spotify?: string } }
+interface SpUser { id: string; display_name?: string | null; email?: string | null; country?: string; product?: string; images?: { url: string }[]; external_urls?: { spotify?: string } }
+interface SpPlaylist {
+  id: string; name: string; description?: string | null; public?: boolean | null; collaborative?: boolean; snapshot_id: string;
+  owner?: { id: string; display_name?: string | null }; tracks?: { href?: string; total?: number }; items?: { href?: string; total?: number };
+  external_urls?: { spotify?: string };
+}
+interface SpPlaylistItem { added_at?: string | null; track?: SpTrack | null; item?: SpTrack | null }
+interface SpSaved { added_at: string; track: SpTrack }
+interface SpPlay { played_at: string; track: SpTrack; context?: { type?: string; uri?: string } | null }
+interface SpPage<T> { items: T[]; next: string | null; cursors?: { after?: string | null; before?: string | null } | null }
+
+export interface SpotifyCursor {
+  v: 1;
+  playlists?: CollectionState;
+  /** Per playlist: the snapshot whose items we hold, and their ids (a changed snapshot is re-read). */
+  playlistItems?: Record<string, { snapshotId: string; ids: string[] }>;
+  saved?: CollectionState;
+  /** recently-played `after` cursor (Unix ms of the newest play we have). */
+  playedAfter?: string;
+}
+
+const trackFields = (t: SpTrack) => ({
+  trackId: t.id, title: t.name, artists: (t.artists ?? []).map((a) => a.name), album: t.album?.name ?? null,
+  durationMs: t.duration_ms ?? null, uri: t.uri ?? null, url: t.external_urls?.spotify ?? null,
+});
+
+export const spotifyNormalize = {
+  profile(u: SpUser): NormalizedRecord {
+    return {
+      type: 'profile', externalId: u.id,
+      data: { source: 'spotify', username: u.id, displayName: u.display_name ?? null, email: u.email ?? null, avatarUrl: u.images?.[0]?.url ?? null, url: u.external_urls?.spotify ?? null, country: u.country ?? null, plan: u.product ?? null },
+    };
+  },
+  playlist(p: SpPlaylist): NormalizedRecord {
+    return {
+      type: 'media.playlist', externalId: p.id,
+      data: { name: p.name, description: p.description ?? null, public: p.public ?? null, collaborative: p.collaborative ?? false, owner: p.owner?.display_name ?? p.owner?.id ?? null, trackCount: (p.tracks ?? p.items)?.total ?? null, snapshotId: p.snapshot_id, url: p.external_urls?.spotify ?? null },
+    };
+  },
+  playlistItem(playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined {
+    const t = i.track ?? i.item;
+    if (!t?.id) return undefined; // local files and removed tracks have no id
+    return {
+      type: 'media.playlist_item', externalId: `${playlistId}:${position}`,
+      ...(i.added_at ? { occurredAt: i.added_at } : {}),
+      data: { playlistId, position, addedAt: i.added_at ?? null, ...trackFields(t) },
+    };
+  },
+  savedTrack(s: SpSaved): NormalizedRecord {
+    return { type: 'media.track', externalId: s.track.id, occurredAt: s.added_at, data: { source: 'spotify', savedAt: s.added_at, ...trackFields(s.track) } };
+  },
+  /** Same shape as a Netflix watch: what was played, when it started, for how long. */
+  play(p: SpPlay): NormalizedRecord {
+    return {
+      type: 'media.play_event', externalId: `${p.track.id}@${p.played_at}`, occurredAt: p.played_at,
+      data: {
+        source: 'spotify', startedAt: p.played_at, durationMs: p.track.duration_ms ?? null, title: p.track.name, itemType: 'track',
+        contentId: p.track.id, artists: (p.track.artists ?? []).map((a) => a.name), album: p.track.album?.name ?? null,
+        context: p.context?.type ?? null, device: null,
+      },
+    };
+  },
+};
+
+const pageItems = <T>(body: unknown): T[] => ((body as SpPage<T> | undefined)?.items ?? []);
+const pageNext = (body: unknown) => (body as SpPage<unknown> | undefined)?.next ?? undefined;
+
+/**
+ * Spotify: profile, playlists with their items (re-read only when a playlist's snapshot_id
+ * changed), saved tracks, and recently played followed forward with its `after` cursor.
+ * Spotify throttles with 429 + Retry-After, which SourceHttp honours.
+ */
+export class SpotifyConnector implements Connector {
+  readonly integration = 'spotify';
+
+  async sync(ctx: SyncContext, cursor: unknown): Promise<SpotifyCursor> {
+    const prev = isSpotifyCursor(cursor) ? cursor : undefined;
+    const http = new SourceHttp(ctx.baseUrl, ctx.tokens, ctx.http, ctx.signal);
+    const next: SpotifyCursor = { v: 1 };
+
+    const me = await http.get<SpUser>('/me');
+    if (me.body) await ctx.emit({ upserts: [spotifyNormalize.profile(me.body)], deletes: [] });
+
+    // Playlists: listing them also tells us each one's snapshot, so unchanged playlists cost nothing more.
+    const listed: SpPlaylist[] = [];
+    next.playlists = (await syncCollection(http, ctx, {
+      firstPage: '/me/playlists?limit=50', type: 'media.playlist', conditional: false,
+      items: (body) => { const items = pageItems<SpPlaylist>(body); listed.push(...items); return items; },
+      next: pageNext, normalize: spotifyNormalize.playlist,
+    }, prev?.playlists)).state;
+
+    const prevItems = prev?.playlistItems ?? {};
+    next.playlistItems = {};
+    for (const p of listed) {
+      const known = prevItems[p.id];
+      if (known && known.snapshotId === p.snapshot_id) {
+        next.playlistItems[p.id] = known;
+        continue;
+      }
+      const ids: string[] = [];
+      let url: string | undefined = (p.tracks ?? p.items)?.href ?? `/playlists/${p.id}/tracks`;
+      url = withLimit(url, 100);
+      let position = 0;
+      while (url) {
+        const res: { body: SpPage<SpPlaylistItem> | undefined } = await http.get<SpPage<SpPlaylistItem>>(url);
+        const records = (res.body?.items ?? []).map((i) => spotifyNormalize.playlistItem(p.id, position++, i)).filter((r): r is NormalizedRecord => r !== undefined);
+        if (records.length) await ctx.emit({ upserts: records, deletes: [] });
+        ids.push(...records.map((r) => r.externalId));
+        url = res.body?.next ?? undefined;
+      }
+      const keep = new Set(ids);
+      const gone = (known?.ids ?? []).filter((id) => !keep.has(id)).map((externalId) => ({ type: 'media.playlist_item', externalId }));
+      if (gone.length) await ctx.emit({ upserts: [], deletes: gone });
+      next.playlistItems[p.id] = { snapshotId: p.snapshot_id, ids };
+    }
+    // A playlist that is gone takes its items with it.
+    const goneItems = Object.entries(prevItems).filter(([id]) => !next.playlistItems![id]).flatMap(([, v]) => v.ids);
+    for (let i = 0; i < goneItems.length; i += 500) {
+      await ctx.emit({ upserts: [], deletes: goneItems.slice(i, i + 500).map((externalId) => ({ type: 'media.playlist_item', externalId })) });
+    }
+
+    next.saved = (await syncCollection(http, ctx, {
+      firstPage: '/me/tracks?limit=50', type: 'media.track', conditional: false,
+      items: pageItems<SpSaved>, next: pageNext, normalize: spotifyNormalize.savedTrack,
+    }, prev?.saved)).state;
+
+    next.playedAfter = await this.recentlyPlayed(http, ctx, prev?.playedAfter);
+    return next;
+  }
+
+  /**
+   * Plays are append-only. The first run walks back through `before` pages (as far as Spotify
+   * keeps them); later runs ask only for plays `after` the newest we have.
+   */
+  private async recentlyPlayed(http: SourceHttp, ctx: SyncContext, after: string | undefined): Promise<string | undefined> {
+    let newest = after;
+    if (after) {
+      for (let guard = 0; guard < 100; guard++) {
+        const res = await http.get<SpPage<SpPlay>>(`/me/player/recently-played?limit=50&after=${encodeURIComponent(newest!)}`);
+        const items = res.body?.items ?? [];
+        if (items.length === 0) break;
+        await ctx.emit({ upserts: items.map(spotifyNormalize.play), deletes: [] });
+        const advanced = res.body?.cursors?.after ?? String(Math.max(...items.map((i) => Date.parse(i.played_at))));
+        if (advanced === newest) break;
+        newest = advanced;
+      }
+      return newest;
+    }
+    let url: string | undefined = '/me/player/recently-played?limit=50';
+    for (let guard = 0; url && guard < 100; guard++) {
+      const res: { body: SpPage<SpPlay> | undefined } = await http.get<SpPage<SpPlay>>(url);
+      const items = res.body?.items ?? [];
+      if (items.length === 0) break;
+      await ctx.emit({ upserts: items.map(spotifyNormalize.play), deletes: [] });
+      const top = Math.max(...items.map((i) => Date.parse(i.played_at)));
+      if (!newest || top > Number(newest)) newest = String(top);
+      url = res.body?.next ?? undefined;
+    }
+    return newest;
+  }
+}
+
+function withLimit(url: string, limit: number): string {
+  return /[?&]limit=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}limit=${limit}`;
+}
+
+function isSpotifyCursor(value: unknown): value is SpotifyCursor {
+  return typeof value === 'object' && value !== null && (value as { v?: unknown }).v === 1;
+}
