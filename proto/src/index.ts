@@ -11,3 +11,5 @@ export * from './gen/contextgateway/sync/v1/sync_pb.js';
 export * from './gen/contextgateway/control/v1/control_pb.js';
 export * from './gen/contextgateway/identity/v1/identity_pb.js';
 export * from './gen/contextgateway/broker/v1/broker_pb.js';
+export * from './catalog/audit.js';
+export * from './gen/contextgateway/audit/v1/audit_pb.js';

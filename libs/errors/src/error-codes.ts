@@ -86,6 +86,13 @@ export const ErrorCodes = {
   /** Another process held the migration lock for longer than this one was willing to wait. */
   migration_lock_timeout: { status: 503, title: 'Migration lock timeout' },
 
+  // --- audit ---------------------------------------------------------------
+  /**
+   * The audit event could not be stored (the AUDIT stream did not acknowledge it). The
+   * request was not executed: nothing happens that the audit trail does not record.
+   */
+  audit_unavailable: { status: 503, title: 'Audit trail unavailable' },
+
   // --- generic -------------------------------------------------------------
   not_found: { status: 404, title: 'Not found' },
   conflict: { status: 409, title: 'Conflict' },

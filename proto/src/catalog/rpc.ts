@@ -2,6 +2,7 @@ import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/co
 import { SERVICE_NAMES, SUBJECT_PREFIX, type ServiceName } from '../services.js';
 import { defineRpc, type RpcDescriptor } from './descriptors.js';
 import { identityRpc } from './identity.js';
+import { auditRpc } from './audit.js';
 import { brokerRpc } from './broker.js';
 
 /** `<service>.v1.health`: answered by every service; the gateway gathers them. */
@@ -21,11 +22,12 @@ const health = Object.fromEntries(
 /** The request/reply catalog, grouped by the service that answers. */
 export const rpc = {
   health,
+  audit: auditRpc,
   identity: identityRpc,
   broker: brokerRpc,
 } as const;
 
 /** Every request/reply contract, for tests that must cover each subject. */
 export function allRpcDescriptors(): RpcDescriptor[] {
-  return [...Object.values(rpc.health), ...Object.values(rpc.identity), ...Object.values(rpc.broker)];
+  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.broker)];
 }

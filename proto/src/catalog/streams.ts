@@ -1,5 +1,7 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgateway/control/v1/control_pb.js';
+import { AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
+import { validateAuditEvent } from './audit.js';
 import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
 import { defineEvent, type EventDescriptor, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
@@ -26,6 +28,17 @@ export const streams = {
     maxAgeMs: 30 * 24 * 60 * MINUTE,
     description: 'Control-plane facts (application declarations, grants, policy changes) that data-plane caches follow.',
   },
+  audit: {
+    name: 'AUDIT',
+    subjects: ['audit.v1.events.>'],
+    // Limits, not work queue: the stream is the durable buffer in front of the audit log and
+    // stays replayable for a week, so an audit-service outage or a restore loses nothing.
+    retention: 'limits',
+    // A gateway that retries a publish whose ack it missed must not create a second entry.
+    duplicateWindowMs: 10 * MINUTE,
+    maxAgeMs: 7 * 24 * 60 * MINUTE,
+    description: 'Audit events; the gateway answers only after this stream acknowledged the event.',
+  },
   deadLetters: {
     name: 'DEAD_LETTERS',
     subjects: ['deadletter.v1.>'],
@@ -38,6 +51,14 @@ export const streams = {
 } as const satisfies Record<string, StreamDescriptor>;
 
 export const events = {
+  /** One audit event; Nats-Msg-Id = event id (see docs/audit.md). */
+  auditRecorded: defineEvent({
+    stream: streams.audit,
+    subject: 'audit.v1.events.recorded',
+    message: AuditEventSchema,
+    messageId: (event) => event.eventId,
+    validate: validateAuditEvent,
+  }),
   /** identity, after each application create/update commit; policy derives the app-layer rules from it. */
   applicationChanged: defineEvent({
     stream: streams.control,

@@ -1,12 +1,13 @@
 import { applyDecorators, Delete, Get, HttpCode, Patch, Post, Put, SetMetadata, UseInterceptors } from '@nestjs/common';
 import type { ErrorCode } from '@context-gateway/errors';
 import type { z } from 'zod';
+import type { AuditActionName } from '../audit/audit-recorder.js';
 import { RouteValidationInterceptor } from './route-validation.interceptor.js';
 
 export const ROUTE_DEFINITION = 'cg:route';
 
 /** Who may call a route; the auth guards read it, OpenAPI shows it. */
-export type RouteAuth = 'none' | 'api_key' | 'operator' | 'user_session';
+export type RouteAuth = 'none' | 'api_key' | 'operator' | 'user_session' | 'auditor';
 
 /**
  * One public route, declared once: the method and path Nest routes, the zod schemas that
@@ -27,6 +28,12 @@ export interface RouteDefinition {
   success: { status: number; schema?: z.ZodType; description: string; contentType?: string };
   /** Error codes this route may answer with, beyond the common ones. */
   errors: ErrorCode[];
+  /**
+   * Record this route in the audit trail (services/gateway/src/audit, docs/audit.md): the
+   * outcome (allowed/denied/error + latency) before the response leaves; with `intent`,
+   * also the intent before the handler runs.
+   */
+  audit?: { action: AuditActionName; capability?: string; intent?: boolean };
 }
 
 const METHOD = { GET: Get, POST: Post, PUT: Put, PATCH: Patch, DELETE: Delete } as const;

@@ -26,6 +26,7 @@ const SECURITY: Record<RouteDefinition['auth'], Record<string, string[]>[]> = {
   api_key: [{ apiKey: [] }],
   operator: [{ operatorToken: [] }],
   user_session: [{ userSession: [] }],
+  auditor: [{ auditorToken: [] }],
 };
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
@@ -94,6 +95,7 @@ export function buildOpenApi(routes: DiscoveredRoute[], info: { version: string;
         apiKey: { type: 'http', scheme: 'bearer', description: 'An application API key (`cg_sk_...`).' },
         operatorToken: { type: 'http', scheme: 'bearer', description: 'The operator token configured on the gateway (admin API).' },
         userSession: { type: 'apiKey', in: 'cookie', name: 'cg_session', description: 'A signed-in user (passkey).' },
+        auditorToken: { type: 'http', scheme: 'bearer', description: 'A read-only auditor token (`cg_aud_...`), scoped to one organization.' },
       },
     },
   };

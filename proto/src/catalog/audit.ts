@@ -1,0 +1,105 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import {
+  type AuditEvent,
+  AuthenticateAuditorRequestSchema,
+  AuthenticateAuditorResponseSchema,
+  CreateAuditorRequestSchema,
+  CreateAuditorResponseSchema,
+  GetCheckpointRequestSchema,
+  GetCheckpointResponseSchema,
+  GetConsistencyProofRequestSchema,
+  GetConsistencyProofResponseSchema,
+  GetEntryRequestSchema,
+  GetEntryResponseSchema,
+  SearchEntriesRequestSchema,
+  SearchEntriesResponseSchema,
+} from '../gen/contextgateway/audit/v1/audit_pb.js';
+import { defineRpc } from './descriptors.js';
+import { check, type ValidationProblem } from './validation.js';
+
+const P = 'audit.v1';
+
+const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+/** Free-text identifiers (app ids, capabilities, ...): bounded, so one event cannot be megabytes. */
+const short = (value: string, path: string): ValidationProblem[] => check.maxLength(value, 256, path);
+
+/**
+ * What every audit event must satisfy before it is published (the publisher refuses it
+ * at the source) and again when the audit service consumes it (dead-lettered otherwise).
+ */
+export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
+  return [
+    ...check.uuid(e.eventId, 'eventId'),
+    ...optionalUuid(e.orgId, 'orgId'),
+    ...optionalUuid(e.intentEventId, 'intentEventId'),
+    ...(e.occurredAt && !Number.isNaN(timestampDate(e.occurredAt).getTime()) ? [] : [{ path: 'occurredAt', message: 'must be set' }]),
+    ...check.enumSet(e.action, 'action'),
+    ...check.enumSet(e.outcome, 'outcome'),
+    ...check.enumSet(e.phase, 'phase'),
+    ...check.enumSet(e.actorKind, 'actorKind'),
+    ...short(e.applicationId, 'applicationId'),
+    ...short(e.userId, 'userId'),
+    ...short(e.integration, 'integration'),
+    ...short(e.capability, 'capability'),
+    ...check.maxLength(e.resource, 1024, 'resource'),
+    ...short(e.errorCode, 'errorCode'),
+    ...short(e.requestId, 'requestId'),
+    ...short(e.traceId, 'traceId'),
+    ...short(e.actorId, 'actorId'),
+    ...short(e.connectionId, 'connectionId'),
+    ...short(e.operation, 'operation'),
+    ...check.maxLength(e.policy?.reason ?? '', 1024, 'policy.reason'),
+    ...((e.policy?.matchedRuleIds.length ?? 0) > 64 ? [{ path: 'policy.matchedRuleIds', message: 'at most 64' }] : []),
+  ];
+}
+
+/** audit's request/reply contracts; the gateway's auditor API is built on them. */
+export const auditRpc = {
+  searchEntries: defineRpc({
+    subject: `${P}.search_entries`,
+    request: SearchEntriesRequestSchema,
+    response: SearchEntriesResponseSchema,
+    timeoutMs: 10_000,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...short(m.applicationId, 'applicationId'),
+      ...short(m.userId, 'userId'),
+      ...short(m.integration, 'integration'),
+      ...short(m.capability, 'capability'),
+      ...check.maxLength(m.cursor, 200, 'cursor'),
+      ...(m.limit > 1000 ? [{ path: 'limit', message: 'must be at most 1000' }] : []),
+    ],
+  }),
+  getEntry: defineRpc({
+    subject: `${P}.get_entry`,
+    request: GetEntryRequestSchema,
+    response: GetEntryResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.eventId, 'eventId')],
+  }),
+  getCheckpoint: defineRpc({
+    subject: `${P}.get_checkpoint`,
+    request: GetCheckpointRequestSchema,
+    response: GetCheckpointResponseSchema,
+  }),
+  getConsistencyProof: defineRpc({
+    subject: `${P}.get_consistency_proof`,
+    request: GetConsistencyProofRequestSchema,
+    response: GetConsistencyProofResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => (m.oldSize > m.newSize ? [{ path: 'oldSize', message: 'must not exceed newSize' }] : []),
+  }),
+  createAuditor: defineRpc({
+    subject: `${P}.create_auditor`,
+    request: CreateAuditorRequestSchema,
+    response: CreateAuditorResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name'), ...short(m.createdBy, 'createdBy')],
+  }),
+  authenticateAuditor: defineRpc({
+    subject: `${P}.authenticate_auditor`,
+    request: AuthenticateAuditorRequestSchema,
+    response: AuthenticateAuditorResponseSchema,
+    timeoutMs: 1_500,
+    validate: (m) => [...check.nonEmpty(m.token, 'token'), ...check.maxLength(m.token, 512, 'token')],
+  }),
+} as const;

@@ -1,0 +1,157 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { fromBinary } from '@bufbuild/protobuf';
+import { connectNats, ensureStreams } from '@context-gateway/messaging';
+import { createLogger } from '@context-gateway/observability';
+import { AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, streams } from '@context-gateway/proto';
+import { NATS_CONNECTION, ProblemFilter, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Controller, Global, Module, Req } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { Route } from '../http/route.decorator.js';
+import { AuditRecorder } from './audit-recorder.js';
+import { setAuditSubject } from './audit-subject.js';
+import { AuditModule } from './audit.module.js';
+
+const ORG = '5f0c6f8e-3d43-4a7b-9c55-0d6f3f9c2a11';
+/** What the audited handlers did: the test's proof that nothing ran. */
+const executed: string[] = [];
+
+@Controller('t')
+class ProbeController {
+  @Route({ method: 'POST', path: 'invoke', summary: 'probe', tags: ['t'], auth: 'none', errors: [], body: z.object({ n: z.number() }).strict(), success: { status: 200, description: 'ok' }, audit: { action: 'capability_invocation', capability: 'probe:run', intent: true } })
+  invoke(@Req() request: object) {
+    setAuditSubject(request, { orgId: ORG, userId: 'user-1', actorKind: 'api_key', actorId: 'key-1' });
+    executed.push('invoke');
+    return { ok: true };
+  }
+
+  @Route({ method: 'GET', path: 'read', summary: 'probe', tags: ['t'], auth: 'none', errors: [], success: { status: 200, description: 'ok' }, audit: { action: 'data_query' } })
+  read(@Req() request: object) {
+    setAuditSubject(request, { orgId: ORG });
+    executed.push('read');
+    return { rows: 1 };
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function startNats(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 400));
+  return child;
+}
+
+describe('gateway audit recorder (real NATS JetStream)', () => {
+  const logger = createLogger({ service: 'gateway-test', level: 'silent' });
+  let dir: string;
+  let nats: ChildProcess;
+  let nc: NatsConnection;
+  let app: NestFastifyApplication;
+  let baseUrl: string;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${baseUrl.replace('[::1]', '127.0.0.1')}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    const text = await response.text();
+    return { statusCode: response.status, body: text, json: () => JSON.parse(text) as Record<string, unknown> };
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cg-audit-recorder-'));
+    const port = await freePort();
+    nats = await startNats(port, dir);
+    nc = await connectNats({ url: `nats://127.0.0.1:${port}`, name: 'audit-recorder-test', logger, bootTimeoutMs: 5_000 });
+    await ensureStreams(nc, [streams.audit], logger);
+    // What the runtime module provides in the real service: the connection and the env.
+    @Global()
+    @Module({ providers: [{ provide: NATS_CONNECTION, useValue: nc }, { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 500 } }], exports: [NATS_CONNECTION, SERVICE_ENV] })
+    class RuntimeStub {}
+    const moduleRef = await Test.createTestingModule({ imports: [RuntimeStub, AuditModule], controllers: [ProbeController] }).compile();
+    app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter());
+    app.useGlobalFilters(new ProblemFilter(logger));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    baseUrl = await app.getUrl();
+  }, 20_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await nc?.close().catch(() => undefined);
+    nats?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Reads the stream back through the JetStream API: what is there is what was stored. */
+  async function storedEvents() {
+    const api = async (subject: string, body: object) => (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
+    const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
+    const out = [];
+    for (let seq = 1; seq <= info.state.last_seq; seq += 1) {
+      const { message } = await api(`$JS.API.STREAM.MSG.GET.${streams.audit.name}`, { seq });
+      const headers = Buffer.from(message.hdrs, 'base64').toString('utf8');
+      out.push({ msgId: /Nats-Msg-Id: (\S+)/.exec(headers)?.[1], event: fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')) });
+    }
+    return out;
+  }
+
+  it('records intent before and outcome after an invocation, each acknowledged by the stream', async () => {
+    const response = await call('POST', '/t/invoke', { n: 1 });
+    expect(response.statusCode).toBe(200);
+    expect(executed).toEqual(['invoke']);
+    const stored = await storedEvents();
+    expect(stored).toHaveLength(2);
+    const [intent, outcome] = stored.map((s) => s.event);
+    expect(stored.map((s) => s.msgId)).toEqual([intent!.eventId, outcome!.eventId]);
+    expect(intent).toMatchObject({ phase: AuditPhase.INTENT, action: AuditAction.CAPABILITY_INVOCATION, capability: 'probe:run', operation: 'POST /t/invoke' });
+    expect(outcome).toMatchObject({ phase: AuditPhase.OUTCOME, outcome: AuditOutcome.ALLOWED, intentEventId: intent!.eventId, orgId: ORG, userId: 'user-1', actorId: 'key-1' });
+    expect(outcome!.requestId).not.toBe('');
+  });
+
+  it('records a rejected request as an error with its code', async () => {
+    const before = (await storedEvents()).length;
+    const response = await call('POST', '/t/invoke', { n: 'x' });
+    expect(response.statusCode).toBe(422);
+    const stored = (await storedEvents()).slice(before).map((s) => s.event);
+    expect(stored.map((e) => [e.phase, e.outcome, e.errorCode])).toEqual([
+      [AuditPhase.INTENT, AuditOutcome.ALLOWED, ''],
+      [AuditPhase.OUTCOME, AuditOutcome.ERROR, 'validation_failed'],
+    ]);
+  });
+
+  it('a direct record() resolves only once stored, with the event id as Nats-Msg-Id (a retry is stored once)', async () => {
+    const recorder = app.get(AuditRecorder);
+    const before = (await storedEvents()).length;
+    const eventId = await recorder.record({ action: 'sign_in', outcome: 'denied', orgId: ORG, errorCode: 'unauthenticated' });
+    await recorder.record({ action: 'sign_in', outcome: 'denied', orgId: ORG }, AuditPhase.COMPLETE, { eventId });
+    const stored = (await storedEvents()).slice(before);
+    expect(stored.map((s) => s.msgId)).toEqual([eventId]);
+  });
+
+  it('with NATS down the request fails with 503 audit_unavailable and the handler never runs', async () => {
+    executed.length = 0;
+    nats.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    const invoke = await call('POST', '/t/invoke', { n: 2 });
+    expect(invoke.statusCode).toBe(503);
+    expect(invoke.json()).toMatchObject({ code: 'audit_unavailable' });
+    expect(executed).toEqual([]);
+    // An outcome-only route ran its handler but must not answer without its record.
+    const read = await call('GET', '/t/read');
+    expect(read.statusCode).toBe(503);
+    expect(read.json()).toMatchObject({ code: 'audit_unavailable' });
+    expect(read.body).not.toContain('rows');
+  }, 15_000);
+});

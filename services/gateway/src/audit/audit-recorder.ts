@@ -1,0 +1,167 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { JetStreamPublisher } from '@context-gateway/messaging';
+import { activeTraceIds, currentRequestContext } from '@context-gateway/observability';
+import {
+  ActorKind,
+  AuditAction,
+  type AuditEvent,
+  AuditEventSchema,
+  AuditOutcome,
+  AuditPhase,
+  events,
+} from '@context-gateway/proto';
+import { NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { randomUUID } from 'node:crypto';
+import type { Env } from '../env.js';
+
+/** Readable names for the proto enums, so callers write `action: 'data_query'`. */
+export const AUDIT_ACTIONS = {
+  data_query: AuditAction.DATA_QUERY,
+  capability_invocation: AuditAction.CAPABILITY_INVOCATION,
+  credential_issued: AuditAction.CREDENTIAL_ISSUED,
+  connect_session: AuditAction.CONNECT_SESSION,
+  consent: AuditAction.CONSENT,
+  grant: AuditAction.GRANT,
+  revocation: AuditAction.REVOCATION,
+  policy_change: AuditAction.POLICY_CHANGE,
+  sign_in: AuditAction.SIGN_IN,
+  audit_read: AuditAction.AUDIT_READ,
+  admin_change: AuditAction.ADMIN_CHANGE,
+} as const;
+export type AuditActionName = keyof typeof AUDIT_ACTIONS;
+
+export const AUDIT_OUTCOMES = { allowed: AuditOutcome.ALLOWED, denied: AuditOutcome.DENIED, error: AuditOutcome.ERROR } as const;
+export type AuditOutcomeName = keyof typeof AUDIT_OUTCOMES;
+
+export const ACTOR_KINDS = {
+  api_key: ActorKind.API_KEY,
+  user_session: ActorKind.USER_SESSION,
+  operator: ActorKind.OPERATOR,
+  auditor: ActorKind.AUDITOR,
+  system: ActorKind.SYSTEM,
+  anonymous: ActorKind.ANONYMOUS,
+} as const;
+export type ActorKindName = keyof typeof ACTOR_KINDS;
+
+/** The policy engine's verdict as the audit trail keeps it. */
+export interface AuditPolicy {
+  /** 'org' | 'app' | 'user' (the deciding layer) or 'none'. */
+  decidedBy: string;
+  reason: string;
+  matchedRuleIds?: string[];
+}
+
+/**
+ * What a caller says about an event. Ids only — never a token, a secret or a record's
+ * contents (resource names an object: `connection:<id>`, `grant:<id>`, a scope).
+ */
+export interface AuditRecord {
+  action: AuditActionName;
+  outcome: AuditOutcomeName;
+  orgId?: string;
+  applicationId?: string;
+  userId?: string;
+  integration?: string;
+  capability?: string;
+  resource?: string;
+  connectionId?: string;
+  actorKind?: ActorKindName;
+  actorId?: string;
+  policy?: AuditPolicy;
+  /** The AppError code of a denial or error. */
+  errorCode?: string;
+  /** Milliseconds since the request started (the route interceptor fills it in). */
+  latencyMs?: number;
+  /** `GET /v1/...` or a subject: what produced the event. */
+  operation?: string;
+  /** Defaults to the current request context's id. */
+  requestId?: string;
+}
+
+/** Handle of a recorded intent, passed back to recordOutcome. */
+export interface AuditIntent {
+  readonly eventId: string;
+  readonly record: Omit<AuditRecord, 'outcome'>;
+  readonly startedAt: number;
+}
+
+/**
+ * Writes audit events to the AUDIT stream and waits for the stream's ack: when record()
+ * resolves the event is on disk (file storage), when it rejects with `audit_unavailable`
+ * the caller must not execute or answer — there is nothing the trail does not see.
+ */
+@Injectable()
+export class AuditRecorder {
+  private readonly publisher: JetStreamPublisher;
+  private readonly timeoutMs: number;
+
+  constructor(@Inject(NATS_CONNECTION) nc: NatsConnection, @Inject(SERVICE_ENV) env: Env) {
+    this.publisher = new JetStreamPublisher(nc);
+    this.timeoutMs = env.AUDIT_PUBLISH_TIMEOUT_MS;
+  }
+
+  /** Records one complete event; resolves with its event id once the stream stored it. */
+  async record(record: AuditRecord, phase: AuditPhase = AuditPhase.COMPLETE, ids: { eventId?: string; intentEventId?: string } = {}): Promise<string> {
+    const event = toEvent(record, phase, ids.eventId ?? randomUUID(), ids.intentEventId);
+    try {
+      await this.publisher.publish(events.auditRecorded, event, { timeoutMs: this.timeoutMs });
+    } catch (error) {
+      const appError = AppError.from(error);
+      if (appError.code === 'validation_failed') {
+        // A malformed event is our bug, not an outage, but it is just as unrecorded.
+        throw new AppError('internal', `audit event rejected: ${appError.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`, [], { cause: error });
+      }
+      throw new AppError('audit_unavailable', 'The audit trail could not store this request, so it was not executed', [], { cause: error });
+    }
+    return event.eventId;
+  }
+
+  /**
+   * Before a tool call / capability invocation runs: records its intent (outcome allowed —
+   * the checks passed and it is about to run). Throws audit_unavailable → do not run it.
+   */
+  async recordIntent(record: Omit<AuditRecord, 'outcome'>): Promise<AuditIntent> {
+    const eventId = await this.record({ ...record, outcome: 'allowed', latencyMs: 0 }, AuditPhase.INTENT);
+    return { eventId, record, startedAt: Date.now() };
+  }
+
+  /** After it ran: records how it ended, linked to its intent, with the time it took. */
+  async recordOutcome(intent: AuditIntent, outcome: { outcome: AuditOutcomeName; errorCode?: string; latencyMs?: number }): Promise<string> {
+    return this.record(
+      { ...intent.record, outcome: outcome.outcome, errorCode: outcome.errorCode, latencyMs: outcome.latencyMs ?? Date.now() - intent.startedAt },
+      AuditPhase.OUTCOME,
+      { intentEventId: intent.eventId },
+    );
+  }
+}
+
+export function toEvent(record: AuditRecord, phase: AuditPhase, eventId: string, intentEventId = ''): AuditEvent {
+  const requestContext = currentRequestContext();
+  return create(AuditEventSchema, {
+    eventId,
+    occurredAt: timestampNow(),
+    orgId: record.orgId ?? '',
+    applicationId: record.applicationId ?? '',
+    userId: record.userId ?? '',
+    integration: record.integration ?? '',
+    capability: record.capability ?? '',
+    resource: record.resource ?? '',
+    connectionId: record.connectionId ?? '',
+    action: AUDIT_ACTIONS[record.action],
+    outcome: AUDIT_OUTCOMES[record.outcome],
+    phase,
+    policy: record.policy ? { decidedBy: record.policy.decidedBy, reason: record.policy.reason, matchedRuleIds: record.policy.matchedRuleIds ?? [] } : undefined,
+    errorCode: record.errorCode ?? '',
+    requestId: record.requestId ?? requestContext?.requestId ?? '',
+    traceId: activeTraceIds().traceId ?? '',
+    latencyMs: Math.max(0, Math.round(record.latencyMs ?? 0)),
+    actorKind: ACTOR_KINDS[record.actorKind ?? 'anonymous'],
+    actorId: record.actorId ?? '',
+    intentEventId,
+    operation: record.operation ?? '',
+  });
+}

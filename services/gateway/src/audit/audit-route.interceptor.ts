@@ -1,0 +1,62 @@
+import { AppError, ErrorCodes, isErrorCode } from '@context-gateway/errors';
+import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import { from, lastValueFrom, type Observable } from 'rxjs';
+import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
+import { AuditRecorder, type AuditOutcomeName } from './audit-recorder.js';
+import { auditSubject } from './audit-subject.js';
+
+/** Codes that mean "the caller may not", as opposed to "something went wrong". */
+const DENIAL_STATUSES = new Set([401, 403, 404]);
+
+export function outcomeOf(error: unknown): { outcome: AuditOutcomeName; errorCode: string } {
+  const appError = AppError.from(error);
+  const status = isErrorCode(appError.code) ? ErrorCodes[appError.code].status : 500;
+  const denied = DENIAL_STATUSES.has(status) || appError.code.endsWith('_denied');
+  return { outcome: denied ? 'denied' : 'error', errorCode: appError.code };
+}
+
+/**
+ * Records the outcome of every route whose @Route definition has `audit`: allowed, denied
+ * or error, with the latency, BEFORE the response leaves. With `audit.intent` the intent
+ * is recorded before the handler runs (so an unrecordable request never executes) and the
+ * outcome after. If a record cannot be stored the request fails with audit_unavailable.
+ */
+@Injectable()
+export class AuditRouteInterceptor implements NestInterceptor {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly recorder: AuditRecorder,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, context.getHandler());
+    if (!definition?.audit || context.getType() !== 'http') return next.handle();
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    return from(this.run(definition, request, next));
+  }
+
+  private async run(definition: RouteDefinition, request: FastifyRequest, next: CallHandler): Promise<unknown> {
+    const audit = definition.audit!;
+    const startedAt = performance.now();
+    const operation = `${definition.method} ${request.routeOptions?.url ?? request.url.split('?')[0]}`;
+    const base = () => ({ action: audit.action, capability: audit.capability, ...auditSubject(request), operation, requestId: String(request.id) });
+    const intent = audit.intent ? await this.recorder.recordIntent(base()) : undefined;
+    const finish = async (outcome: { outcome: AuditOutcomeName; errorCode?: string }) => {
+      const latencyMs = performance.now() - startedAt;
+      if (intent) await this.recorder.recordOutcome({ ...intent, record: base() }, { ...outcome, latencyMs });
+      else await this.recorder.record({ ...base(), ...outcome, latencyMs });
+    };
+    let body: unknown;
+    try {
+      body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+    } catch (error) {
+      // The failure is recorded first; if even that fails, audit_unavailable wins.
+      await finish(outcomeOf(error));
+      throw error;
+    }
+    await finish({ outcome: 'allowed' });
+    return body;
+  }
+}
