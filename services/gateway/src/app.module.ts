@@ -1,8 +1,11 @@
 import { Module } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module.js';
+import { ApplicationsModule } from './applications/applications.module.js';
+import { AuthModule } from './auth/auth.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [AuditModule, OpenApiModule, PlatformHealthModule] })
+@Module({ imports: [AuthModule, AdminModule, ApplicationsModule, AuditModule, OpenApiModule, PlatformHealthModule] })
 export class AppModule {}

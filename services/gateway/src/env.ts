@@ -10,6 +10,11 @@ export const envSchema = z
     ...runtimeEnvShape({ httpPort: 8080 }),
     /** The gateway's address as browsers and app backends reach it: connect URLs and OpenAPI's server use it. */
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
+    /**
+     * The operator's bearer token for the admin API (/v1/admin/*), at least 32 characters.
+     * Unset (or empty): the admin API answers 503 admin_disabled.
+     */
+    OPERATOR_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32, 'must be at least 32 characters').optional()),
     /** How long a request waits for the AUDIT stream's ack before failing with audit_unavailable (503). */
     AUDIT_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2_000),
   })

@@ -1,5 +1,10 @@
 import { Module } from '@nestjs/common';
+import { AccountsModule } from './accounts/accounts.module.js';
+import { ApiKeysModule } from './api-keys/api-keys.module.js';
+import { ApplicationsModule } from './applications/applications.module.js';
+import { DatabaseModule } from './database/database.module.js';
+import { OrganizationsModule } from './organizations/organizations.module.js';
 
 /** identity: organizations, users, applications, API keys, passkeys, SSO. One imported module per bounded context. */
-@Module({ imports: [] })
+@Module({ imports: [DatabaseModule, OrganizationsModule, ApplicationsModule, ApiKeysModule, AccountsModule] })
 export class AppModule {}

@@ -1,0 +1,89 @@
+import { Body, Controller, Param } from '@nestjs/common';
+import { z } from 'zod';
+import { Route } from '../http/route.decorator.js';
+import { AdminService } from './admin.service.js';
+import { apiKeySchema, applicationSchema, issuedApiKeySchema, organizationSchema } from './admin.schemas.js';
+
+const tags = ['admin'];
+const orgParams = z.strictObject({ orgId: z.uuid() });
+const appParams = z.strictObject({ orgId: z.uuid(), applicationId: z.uuid() });
+const keyParams = z.strictObject({ applicationId: z.uuid() });
+const revokeParams = z.strictObject({ applicationId: z.uuid(), keyId: z.uuid() });
+
+const createOrganizationBody = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  slug: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/).optional().describe('URL-safe handle; derived from the name when absent.'),
+});
+const createApplicationBody = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  callbackUrls: z.array(z.string().max(2_000)).min(1).max(20).describe('Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments.'),
+  integrations: z.array(z.string().max(63)).max(50).default([]),
+  scopes: z.array(z.string().max(200)).max(200).default([]).describe('Each `<integration>:...` of a declared integration.'),
+});
+type CreateOrganizationBody = z.infer<typeof createOrganizationBody>;
+type CreateApplicationBody = z.infer<typeof createApplicationBody>;
+
+/**
+ * The operator's admin API (`Authorization: Bearer <OPERATOR_TOKEN>`): bootstrap
+ * organizations, their applications and API keys. `pnpm cg` wraps it.
+ */
+@Controller('v1/admin')
+export class AdminController {
+  constructor(private readonly admin: AdminService) {}
+
+  @Route({ method: 'POST', path: 'organizations', summary: 'Create an organization', tags, auth: 'operator', body: createOrganizationBody, success: { status: 201, schema: organizationSchema, description: 'Created.' }, errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'conflict'] })
+  createOrganization(@Body() body: CreateOrganizationBody) {
+    return this.admin.createOrganization(body);
+  }
+
+  @Route({ method: 'GET', path: 'organizations', summary: 'List organizations', tags, auth: 'operator', success: { status: 200, schema: z.object({ organizations: z.array(organizationSchema) }), description: 'Every organization.' }, errors: ['unauthenticated', 'admin_disabled'] })
+  listOrganizations() {
+    return this.admin.listOrganizations();
+  }
+
+  @Route({ method: 'GET', path: 'organizations/:orgId', summary: 'Get an organization', tags, auth: 'operator', params: orgParams, success: { status: 200, schema: organizationSchema, description: 'The organization.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  getOrganization(@Param() params: z.infer<typeof orgParams>) {
+    return this.admin.getOrganization(params.orgId);
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'organizations/:orgId/applications',
+    summary: 'Create an application',
+    description: 'Publishes control.v1.application_changed: its integrations and scopes become the app-layer policy allows.',
+    tags,
+    auth: 'operator',
+    params: orgParams,
+    body: createApplicationBody,
+    success: { status: 201, schema: applicationSchema, description: 'Created.' },
+    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  createApplication(@Param() params: z.infer<typeof orgParams>, @Body() body: CreateApplicationBody) {
+    return this.admin.createApplication(params.orgId, body);
+  }
+
+  @Route({ method: 'GET', path: 'organizations/:orgId/applications', summary: "List an organization's applications", tags, auth: 'operator', params: orgParams, success: { status: 200, schema: z.object({ applications: z.array(applicationSchema) }), description: 'Its applications.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  listApplications(@Param() params: z.infer<typeof orgParams>) {
+    return this.admin.listApplications(params.orgId);
+  }
+
+  @Route({ method: 'GET', path: 'organizations/:orgId/applications/:applicationId', summary: 'Get an application', tags, auth: 'operator', params: appParams, success: { status: 200, schema: applicationSchema, description: 'The application.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  getApplication(@Param() params: z.infer<typeof appParams>) {
+    return this.admin.getApplication(params.orgId, params.applicationId);
+  }
+
+  @Route({ method: 'POST', path: 'applications/:applicationId/api-keys', summary: 'Issue an API key', description: 'The response carries the whole key once; only its hash is kept.', tags, auth: 'operator', params: keyParams, success: { status: 201, schema: issuedApiKeySchema, description: 'Issued.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  issueApiKey(@Param() params: z.infer<typeof keyParams>) {
+    return this.admin.issueApiKey(params.applicationId);
+  }
+
+  @Route({ method: 'GET', path: 'applications/:applicationId/api-keys', summary: "List an application's API keys", tags, auth: 'operator', params: keyParams, success: { status: 200, schema: z.object({ apiKeys: z.array(apiKeySchema) }), description: 'Its keys (never the secrets).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  listApiKeys(@Param() params: z.infer<typeof keyParams>) {
+    return this.admin.listApiKeys(params.applicationId);
+  }
+
+  @Route({ method: 'DELETE', path: 'applications/:applicationId/api-keys/:keyId', summary: 'Revoke an API key', description: 'Once this returns, the next request with the key is refused (401).', tags, auth: 'operator', params: revokeParams, success: { status: 200, schema: apiKeySchema, description: 'Revoked (idempotent).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  revokeApiKey(@Param() params: z.infer<typeof revokeParams>) {
+    return this.admin.revokeApiKey(params.applicationId, params.keyId);
+  }
+}

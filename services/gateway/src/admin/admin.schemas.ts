@@ -1,0 +1,64 @@
+import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { ApplicationStatus, type ApiKey, type Application, type Organization } from '@context-gateway/proto';
+import { z } from 'zod';
+
+const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
+
+export const organizationSchema = z.object({
+  id: z.uuid(),
+  slug: z.string(),
+  name: z.string(),
+  createdAt: z.string().describe('ISO 8601'),
+});
+
+export const applicationSchema = z.object({
+  id: z.uuid(),
+  orgId: z.uuid(),
+  name: z.string(),
+  clientId: z.string().describe('Public identifier, `cg_app_...`.'),
+  callbackUrls: z.array(z.string()).describe('Exact URLs a connect session may return to.'),
+  integrations: z.array(z.string()),
+  scopes: z.array(z.string()),
+  status: z.enum(['active', 'disabled']),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const apiKeySchema = z.object({
+  id: z.uuid(),
+  orgId: z.uuid(),
+  applicationId: z.uuid(),
+  prefix: z.string().describe('The first characters of the key, to recognise it.'),
+  createdAt: z.string(),
+  lastUsedAt: z.string().nullable().describe('Accurate to about a minute.'),
+  revokedAt: z.string().nullable(),
+});
+
+export const issuedApiKeySchema = apiKeySchema.extend({
+  secret: z.string().describe('The whole key (`cg_sk_...`). Shown this once: only its hash is stored.'),
+});
+
+export const toOrganization = (o: Organization): z.infer<typeof organizationSchema> => ({ id: o.id, slug: o.slug, name: o.name, createdAt: iso(o.createdAt)! });
+
+export const toApplication = (a: Application): z.infer<typeof applicationSchema> => ({
+  id: a.id,
+  orgId: a.orgId,
+  name: a.name,
+  clientId: a.clientId,
+  callbackUrls: a.callbackUrls,
+  integrations: a.integrations,
+  scopes: a.scopes,
+  status: a.status === ApplicationStatus.ACTIVE ? 'active' : 'disabled',
+  createdAt: iso(a.createdAt)!,
+  updatedAt: iso(a.updatedAt)!,
+});
+
+export const toApiKey = (k: ApiKey): z.infer<typeof apiKeySchema> => ({
+  id: k.id,
+  orgId: k.orgId,
+  applicationId: k.applicationId,
+  prefix: k.prefix,
+  createdAt: iso(k.createdAt)!,
+  lastUsedAt: iso(k.lastUsedAt),
+  revokedAt: iso(k.revokedAt),
+});

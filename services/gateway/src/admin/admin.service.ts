@@ -1,0 +1,55 @@
+import { Injectable } from '@nestjs/common';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc } from '@context-gateway/proto';
+import { toApiKey, toApplication, toOrganization } from './admin.schemas.js';
+
+/** The operator's admin verbs: identity does the work, this maps its replies to the public JSON. */
+@Injectable()
+export class AdminService {
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  async createOrganization(input: { name: string; slug?: string }) {
+    const { organization } = await this.rpcClient.request(rpc.identity.createOrganization, { name: input.name, slug: input.slug ?? '' });
+    return toOrganization(organization!);
+  }
+
+  async listOrganizations() {
+    const { organizations } = await this.rpcClient.request(rpc.identity.listOrganizations, {});
+    return { organizations: organizations.map(toOrganization) };
+  }
+
+  async getOrganization(orgId: string) {
+    const { organization } = await this.rpcClient.request(rpc.identity.getOrganization, { orgId });
+    return toOrganization(organization!);
+  }
+
+  async createApplication(orgId: string, input: { name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] }) {
+    const { application } = await this.rpcClient.request(rpc.identity.createApplication, { orgId, ...input });
+    return toApplication(application!);
+  }
+
+  async listApplications(orgId: string) {
+    const { applications } = await this.rpcClient.request(rpc.identity.listApplications, { orgId });
+    return { applications: applications.map(toApplication) };
+  }
+
+  async getApplication(orgId: string, applicationId: string) {
+    const { application } = await this.rpcClient.request(rpc.identity.getApplication, { orgId, applicationId });
+    return toApplication(application!);
+  }
+
+  async issueApiKey(applicationId: string) {
+    const { apiKey, secret } = await this.rpcClient.request(rpc.identity.issueApiKey, { applicationId });
+    return { ...toApiKey(apiKey!), secret };
+  }
+
+  async listApiKeys(applicationId: string) {
+    const { apiKeys } = await this.rpcClient.request(rpc.identity.listApiKeys, { applicationId });
+    return { apiKeys: apiKeys.map(toApiKey) };
+  }
+
+  async revokeApiKey(applicationId: string, apiKeyId: string) {
+    const { apiKey } = await this.rpcClient.request(rpc.identity.revokeApiKey, { applicationId, apiKeyId });
+    return toApiKey(apiKey!);
+  }
+}

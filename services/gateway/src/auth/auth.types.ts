@@ -1,0 +1,48 @@
+/**
+ * Who is calling, as the global AuthGuard establishes it from a route's `@Route({ auth })`.
+ * Handlers take it with `@Caller()` (auth: 'api_key') or `@CurrentUser()` (auth: 'user_session').
+ *
+ * | auth           | credential                                   | sets              |
+ * |----------------|----------------------------------------------|-------------------|
+ * | `api_key`      | `Authorization: Bearer cg_sk_...`            | `request.caller`  |
+ * | `operator`     | `Authorization: Bearer <OPERATOR_TOKEN>`     | `request.operator`|
+ * | `user_session` | cookie `cg_session` (set by passkey sign-in) | `request.user`    |
+ * | `none`         | nothing                                      | nothing           |
+ *
+ * A missing or invalid credential is 401 `unauthenticated` (problem+json) before the
+ * route's input is even validated. Other auth kinds are served by strategies that other
+ * modules register with `AuthStrategies.register(kind, fn)`; an auth kind nobody serves
+ * is refused, never waved through.
+ */
+
+/** An application backend or agent, authenticated by one of its API keys. */
+export interface ApplicationCaller {
+  kind: 'application';
+  orgId: string;
+  applicationId: string;
+  apiKeyId: string;
+}
+
+/** A person signed in with a passkey (gateway account). */
+export interface SessionUser {
+  userId: string;
+  displayName: string;
+  /** When the session cookie stops working. */
+  sessionExpiresAt: Date;
+}
+
+/** The deployment's operator (admin API). */
+export interface OperatorCaller {
+  kind: 'operator';
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: ApplicationCaller;
+    user?: SessionUser;
+    operator?: OperatorCaller;
+  }
+}
+
+/** The browser session cookie: HttpOnly, SameSite=Lax, Path=/, Secure when the public URL is https. */
+export const SESSION_COOKIE = 'cg_session';

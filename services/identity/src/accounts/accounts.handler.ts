@@ -1,0 +1,62 @@
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { RpcHandler } from '@context-gateway/messaging';
+import {
+  rpc,
+  type FinishPasskeyAuthenticationRequest,
+  type FinishPasskeyRegistrationRequest,
+  type ResolveSessionRequest,
+  type SignOutRequest,
+  type StartPasskeyRegistrationRequest,
+} from '@context-gateway/proto';
+import { ts } from '../time.js';
+import { PasskeysService, type CeremonyFinish, type CeremonyStart } from './passkeys.service.js';
+import { SessionsService } from './sessions.service.js';
+
+const started = (s: CeremonyStart) => ({ optionsJson: s.optionsJson, ceremonyToken: s.ceremonyToken, expiresAt: ts(s.expiresAt) });
+const finished = (f: CeremonyFinish) => ({ userId: f.userId, sessionToken: f.sessionToken, sessionExpiresAt: ts(f.sessionExpiresAt), newUser: f.newUser });
+
+/** Passkey ceremonies and sessions; the gateway's /v1/auth routes call these. */
+@Controller()
+export class AccountsHandler {
+  constructor(
+    private readonly passkeys: PasskeysService,
+    private readonly sessions: SessionsService,
+  ) {}
+
+  @RpcHandler(rpc.identity.startPasskeyRegistration)
+  async startRegistration(@Payload() req: StartPasskeyRegistrationRequest) {
+    return started(await this.passkeys.startRegistration(req));
+  }
+
+  @RpcHandler(rpc.identity.finishPasskeyRegistration)
+  async finishRegistration(@Payload() req: FinishPasskeyRegistrationRequest) {
+    return finished(await this.passkeys.finishRegistration(req));
+  }
+
+  @RpcHandler(rpc.identity.startPasskeyAuthentication)
+  async startAuthentication() {
+    return started(await this.passkeys.startAuthentication());
+  }
+
+  @RpcHandler(rpc.identity.finishPasskeyAuthentication)
+  async finishAuthentication(@Payload() req: FinishPasskeyAuthenticationRequest) {
+    return finished(await this.passkeys.finishAuthentication(req));
+  }
+
+  @RpcHandler(rpc.identity.resolveSession)
+  async resolve(@Payload() req: ResolveSessionRequest) {
+    const session = await this.sessions.resolve(req.sessionToken);
+    const { user } = session;
+    return {
+      user: { id: user.id, displayName: user.displayName, createdAt: ts(user.createdAt), passkeyCount: user._count.passkeys },
+      expiresAt: ts(session.expiresAt),
+    };
+  }
+
+  @RpcHandler(rpc.identity.signOut)
+  async signOut(@Payload() req: SignOutRequest) {
+    await this.sessions.signOut(req.sessionToken);
+    return {};
+  }
+}

@@ -1,0 +1,90 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
+import type { Passkey, Session, User, WebauthnChallenge } from '../generated/prisma/client.js';
+
+/** Users and their passkeys (one aggregate: a passkey never outlives its user). */
+@Injectable()
+export class UsersRepository {
+  constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
+
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.$transaction((tx) => work(tx));
+  }
+
+  createUser(data: { displayName: string; webauthnUserId: string }, tx: Tx = this.db): Promise<User> {
+    return tx.user.create({ data });
+  }
+
+  findUser(id: string, tx: Tx = this.db): Promise<(User & { _count: { passkeys: number } }) | null> {
+    return tx.user.findUnique({ where: { id }, include: { _count: { select: { passkeys: true } } } });
+  }
+
+  addPasskey(data: { userId: string; credentialId: string; publicKey: Uint8Array<ArrayBuffer>; signCount: bigint; transports: string[]; deviceType: string; backedUp: boolean }, tx: Tx = this.db): Promise<Passkey> {
+    return tx.passkey.create({ data });
+  }
+
+  listPasskeys(userId: string, tx: Tx = this.db): Promise<Passkey[]> {
+    return tx.passkey.findMany({ where: { userId } });
+  }
+
+  findPasskey(credentialId: string, tx: Tx = this.db): Promise<(Passkey & { user: User }) | null> {
+    return tx.passkey.findUnique({ where: { credentialId }, include: { user: true } });
+  }
+
+  /**
+   * Compare-and-set on the signature counter: only the request that read `expected` can
+   * move it to `next`. Two sign-ins racing with the same assertion cannot both win.
+   */
+  async advanceCounter(id: string, expected: bigint, next: bigint, now: Date, tx: Tx = this.db): Promise<boolean> {
+    const { count } = await tx.passkey.updateMany({ where: { id, signCount: expected }, data: { signCount: next, lastUsedAt: now } });
+    return count === 1;
+  }
+}
+
+/** Passkey ceremonies in progress. */
+@Injectable()
+export class ChallengesRepository {
+  constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
+
+  create(data: { purpose: string; ceremonyTokenHash: string; challenge: string; userId?: string; webauthnUserId?: string; displayName?: string; newUser?: boolean; expiresAt: Date }, tx: Tx = this.db): Promise<WebauthnChallenge> {
+    return tx.webauthnChallenge.create({ data });
+  }
+
+  /**
+   * Takes the challenge for good, in one UPDATE: only one caller ever gets it, and only
+   * while it is unexpired and for its own purpose. What returns is no longer usable.
+   */
+  async consume(ceremonyTokenHash: string, purpose: string, now: Date, tx: Tx = this.db): Promise<WebauthnChallenge | undefined> {
+    const rows = await tx.webauthnChallenge.updateManyAndReturn({
+      where: { ceremonyTokenHash, purpose, consumedAt: null, expiresAt: { gt: now } },
+      data: { consumedAt: now },
+    });
+    return rows[0];
+  }
+
+  /** Consumed or expired ceremonies are worthless; keep the table small. */
+  async prune(now: Date, tx: Tx = this.db): Promise<number> {
+    const { count } = await tx.webauthnChallenge.deleteMany({ where: { expiresAt: { lt: new Date(now.getTime() - 3_600_000) } } });
+    return count;
+  }
+}
+
+@Injectable()
+export class SessionsRepository {
+  constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
+
+  create(data: { userId: string; tokenHash: string; expiresAt: Date }, tx: Tx = this.db): Promise<Session> {
+    return tx.session.create({ data });
+  }
+
+  findLive(tokenHash: string, now: Date, tx: Tx = this.db): Promise<(Session & { user: User & { _count: { passkeys: number } } }) | null> {
+    return tx.session.findFirst({
+      where: { tokenHash, revokedAt: null, expiresAt: { gt: now } },
+      include: { user: { include: { _count: { select: { passkeys: true } } } } },
+    });
+  }
+
+  async revoke(tokenHash: string, now: Date, tx: Tx = this.db): Promise<void> {
+    await tx.session.updateMany({ where: { tokenHash, revokedAt: null }, data: { revokedAt: now } });
+  }
+}

@@ -1,0 +1,37 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import type { Tx } from '../database/database.module.js';
+import type { Env } from '../env.js';
+import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
+import { SessionsRepository } from './accounts.repository.js';
+
+export const SESSION_PREFIX = 'cg_ss_';
+
+/** Browser sessions: an opaque random token in the cookie, its SHA-256 in the row. */
+@Injectable()
+export class SessionsService {
+  constructor(
+    private readonly sessions: SessionsRepository,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+  ) {}
+
+  async open(userId: string, now: Date, tx?: Tx): Promise<{ token: string; expiresAt: Date }> {
+    const token = newSecret(SESSION_PREFIX);
+    const expiresAt = new Date(now.getTime() + this.env.SESSION_TTL_SECONDS * 1_000);
+    await this.sessions.create({ userId, tokenHash: sha256(token), expiresAt }, tx);
+    return { token, expiresAt };
+  }
+
+  async resolve(token: string, now = new Date()) {
+    const refused = new AppError('unauthenticated', 'Not signed in');
+    if (!hasSecretShape(token, SESSION_PREFIX)) throw refused;
+    const session = await this.sessions.findLive(sha256(token), now);
+    if (!session) throw refused;
+    return session;
+  }
+
+  async signOut(token: string, now = new Date()): Promise<void> {
+    if (hasSecretShape(token, SESSION_PREFIX)) await this.sessions.revoke(sha256(token), now);
+  }
+}

@@ -1,0 +1,79 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { LOGGER } from '@context-gateway/service-kit';
+import type { Logger } from 'pino';
+import type { ApiKey } from '../generated/prisma/client.js';
+import { ApplicationsService } from '../applications/applications.service.js';
+import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
+import { ApiKeysRepository } from './api-keys.repository.js';
+
+export const API_KEY_PREFIX = 'cg_sk_';
+/** The displayed part: `cg_sk_` and 8 characters (48 bits: recognisable, useless for guessing the rest). */
+const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 8;
+/** last_used_at is accurate to this much; finer would mean a write on every API call. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export interface AuthenticatedKey {
+  orgId: string;
+  applicationId: string;
+  apiKeyId: string;
+}
+
+@Injectable()
+export class ApiKeysService {
+  /** key id → when this process last wrote its last_used_at (bounded; cleared when large). */
+  private readonly touched = new Map<string, number>();
+
+  constructor(
+    private readonly keys: ApiKeysRepository,
+    private readonly applications: ApplicationsService,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** Issues a key: the whole secret is returned this once; only its SHA-256 is stored. */
+  async issue(applicationId: string): Promise<{ key: ApiKey; secret: string }> {
+    const app = await this.applications.get(applicationId);
+    const secret = newSecret(API_KEY_PREFIX);
+    const key = await this.keys.create({ orgId: app.orgId, applicationId: app.id, secretHash: sha256(secret), prefix: secret.slice(0, DISPLAY_PREFIX_LENGTH) });
+    return { key, secret };
+  }
+
+  /**
+   * Revokes a key. Idempotent: revoking a revoked key returns it unchanged. Once this
+   * returns, the row says revoked, and every authenticate after it reads the row: the
+   * very next request with the key fails.
+   */
+  async revoke(applicationId: string, apiKeyId: string): Promise<ApiKey> {
+    await this.keys.revoke(applicationId, apiKeyId);
+    const key = await this.keys.findInApplication(applicationId, apiKeyId);
+    if (!key) throw new AppError('not_found', 'No such API key');
+    return key;
+  }
+
+  async list(applicationId: string): Promise<ApiKey[]> {
+    await this.applications.get(applicationId);
+    return this.keys.listInApplication(applicationId);
+  }
+
+  /**
+   * The gateway's per-request check. Every failure is the same `unauthenticated`, so a
+   * caller learns nothing about which keys exist or were revoked.
+   */
+  async authenticate(presented: string, now = new Date()): Promise<AuthenticatedKey> {
+    const refused = new AppError('unauthenticated', 'The API key is not valid');
+    if (!hasSecretShape(presented, API_KEY_PREFIX)) throw refused;
+    const key = await this.keys.findByHash(sha256(presented));
+    if (!key || key.revokedAt || key.application.status !== 'active') throw refused;
+    this.noteUse(key.id, now);
+    return { orgId: key.orgId, applicationId: key.applicationId, apiKeyId: key.id };
+  }
+
+  private noteUse(id: string, now: Date): void {
+    const last = this.touched.get(id);
+    if (last !== undefined && now.getTime() - last < TOUCH_INTERVAL_MS) return;
+    if (this.touched.size > 10_000) this.touched.clear();
+    this.touched.set(id, now.getTime());
+    // Off the request path: a lost last_used_at update is not worth a failed call.
+    this.keys.touch(id, now, TOUCH_INTERVAL_MS).catch((error: Error) => this.logger.warn({ err: error.message }, 'api key last_used_at not updated'));
+  }
+}

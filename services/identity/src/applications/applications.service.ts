@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import type { Application } from '../generated/prisma/client.js';
+import { OrganizationsService } from '../organizations/organizations.service.js';
+import { checkCallbackUrl, checkDeclaration } from './application-rules.js';
+import { ApplicationEvents } from './application-events.js';
+import { ApplicationsRepository } from './applications.repository.js';
+
+const dedupe = (values: string[]) => [...new Set(values.map((v) => v.trim()))];
+
+@Injectable()
+export class ApplicationsService {
+  constructor(
+    private readonly applications: ApplicationsRepository,
+    private readonly organizations: OrganizationsService,
+    private readonly events: ApplicationEvents,
+  ) {}
+
+  async create(input: { orgId: string; name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] }): Promise<Application> {
+    const declaration = { callbackUrls: dedupe(input.callbackUrls), integrations: dedupe(input.integrations), scopes: dedupe(input.scopes) };
+    const problems = checkDeclaration(declaration);
+    if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
+    await this.organizations.get(input.orgId);
+    const app = await this.applications.create({
+      orgId: input.orgId,
+      name: input.name.trim(),
+      // Public, so 128 random bits are plenty; it only has to be unique and unguessable.
+      clientId: `cg_app_${randomBytes(16).toString('base64url')}`,
+      callbackUrls: declaration.callbackUrls.map((u) => checkCallbackUrl(u, '').url!),
+      integrations: declaration.integrations,
+      scopes: declaration.scopes,
+    });
+    await this.events.published(app);
+    return app;
+  }
+
+  /** Org-scoped read: another org's application is `not_found`, never `forbidden`. */
+  async getInOrg(orgId: string, id: string): Promise<Application> {
+    const app = await this.applications.findInOrg(orgId, id);
+    if (!app) throw new AppError('not_found', 'No such application');
+    return app;
+  }
+
+  async get(id: string): Promise<Application> {
+    const app = await this.applications.findById(id);
+    if (!app) throw new AppError('not_found', 'No such application');
+    return app;
+  }
+
+  async list(orgId: string): Promise<Application[]> {
+    await this.organizations.get(orgId);
+    return this.applications.listInOrg(orgId);
+  }
+}

@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { fromBinary } from '@bufbuild/protobuf';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ApplicationChangedSchema, events } from '@context-gateway/proto';
+import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
+import { startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+
+// The operator bootstraps tenants through the admin API; applications then authenticate
+// with their API keys, see only their own organization, and lose access the moment a key
+// is revoked.
+let stack: TestStack;
+let admin: AdminClient;
+
+beforeAll(async () => {
+  stack = await startTestStack('identity-admin', { OPERATOR_TOKEN });
+  admin = adminClient(stack.gatewayUrl);
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+}, 60_000);
+
+const asApp = (key: string, path: string) => fetch(`${stack.gatewayUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
+
+describe('the admin API', () => {
+  it('refuses requests without the operator token, or with a wrong one', async () => {
+    const none = await fetch(`${stack.gatewayUrl}/v1/admin/organizations`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await none.json()).toMatchObject({ code: 'unauthenticated' });
+    const wrong = await adminClient(stack.gatewayUrl, `${OPERATOR_TOKEN}x`).call('GET', '/v1/admin/organizations');
+    expect(wrong).toMatchObject({ status: 401, body: { code: 'unauthenticated' } });
+    // an API key is not an operator token
+    const org = await admin.createOrganization('Key Is Not Operator');
+    const app = await admin.createApplication(org.id, { name: 'a', callbackUrls: ['https://a.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    expect((await adminClient(stack.gatewayUrl, key.secret).call('GET', '/v1/admin/organizations')).status).toBe(401);
+  });
+
+  it('creates an organization, an application and an API key shown once', async () => {
+    const org = await admin.createOrganization('Acme Corp.');
+    expect(org).toMatchObject({ name: 'Acme Corp.', slug: 'acme-corp' });
+    const app = await admin.createApplication(org.id, {
+      name: 'Acme Music',
+      callbackUrls: ['https://music.acme.example/connect/done', 'http://localhost:3000/cb'],
+      integrations: ['spotify', 'github'],
+      scopes: ['spotify:read:playlists', 'github:read:repos'],
+    });
+    expect(app).toMatchObject({ orgId: org.id, name: 'Acme Music', status: 'active', callbackUrls: ['https://music.acme.example/connect/done', 'http://localhost:3000/cb'] });
+    expect(app.clientId).toMatch(/^cg_app_[A-Za-z0-9_-]{22}$/);
+
+    const key = await admin.issueApiKey(app.id);
+    expect(key.secret).toMatch(/^cg_sk_[A-Za-z0-9_-]{43}$/);
+    expect(key.secret.startsWith(key.prefix)).toBe(true);
+    const listed = await admin.call<{ apiKeys: Record<string, unknown>[] }>('GET', `/v1/admin/applications/${app.id}/api-keys`);
+    expect(listed.body.apiKeys).toEqual([expect.objectContaining({ id: key.id, prefix: key.prefix, revokedAt: null })]);
+    expect(JSON.stringify(listed.body)).not.toContain(key.secret);
+
+    const apps = await admin.call<{ applications: { id: string }[] }>('GET', `/v1/admin/organizations/${org.id}/applications`);
+    expect(apps.body.applications.map((a) => a.id)).toEqual([app.id]);
+  });
+
+  it('rejects unknown fields, bad callback URLs and scopes of undeclared integrations', async () => {
+    expect(await admin.call('POST', '/v1/admin/organizations', { name: 'x', plan: 'gold' })).toMatchObject({ status: 422, body: { code: 'unknown_field', errors: [{ path: 'plan' }] } });
+    const org = await admin.createOrganization('Validation Org');
+    const bad = await admin.call('POST', `/v1/admin/organizations/${org.id}/applications`, {
+      name: 'bad',
+      callbackUrls: ['http://evil.example/cb', 'https://ok.example/cb#x'],
+      integrations: ['github'],
+      scopes: ['spotify:read:playlists'],
+    });
+    expect(bad).toMatchObject({ status: 422, body: { code: 'validation_failed' } });
+    expect((bad.body as { errors: { path: string }[] }).errors.map((e) => e.path).sort()).toEqual(['callbackUrls.0', 'callbackUrls.1', 'scopes.0']);
+    expect((await admin.call('POST', `/v1/admin/organizations/00000000-0000-4000-8000-000000000000/applications`, { name: 'x', callbackUrls: ['https://a.example/cb'] })).status).toBe(404);
+  });
+
+  it('publishes application_changed on the CONTROL stream when an application is created', async () => {
+    const nc: NatsConnection = await connect({ servers: stack.natsUrl });
+    try {
+      const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
+      const sub = nc.subscribe(events.applicationChanged.subject, { callback: (_err, msg) => seen.push(fromBinary(ApplicationChangedSchema, msg.data)) });
+      await nc.flush();
+      const org = await admin.createOrganization('Events Org');
+      const app = await admin.createApplication(org.id, { name: 'ev', callbackUrls: ['https://ev.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
+      const event = await waitFor('application_changed', async () => seen.find((e) => e.applicationId === app.id), 10_000);
+      expect(event).toMatchObject({ orgId: org.id, applicationId: app.id, integrations: ['github'], scopes: ['github:read:repos'], active: true, revision: 1n });
+      sub.unsubscribe();
+    } finally {
+      await nc.drain();
+    }
+  });
+});
+
+describe('API keys', () => {
+  it('let an application read its own organization only: another org\'s application is 404', async () => {
+    const orgA = await admin.createOrganization('Tenant A');
+    const orgB = await admin.createOrganization('Tenant B');
+    const appA = await admin.createApplication(orgA.id, { name: 'A app', callbackUrls: ['https://a.example/cb'] });
+    const appA2 = await admin.createApplication(orgA.id, { name: 'A second app', callbackUrls: ['https://a2.example/cb'] });
+    const appB = await admin.createApplication(orgB.id, { name: 'B app', callbackUrls: ['https://b.example/cb'] });
+    const keyA = await admin.issueApiKey(appA.id);
+
+    const own = await asApp(keyA.secret, `/v1/applications/${appA.id}`);
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ id: appA.id, name: 'A app' });
+    expect((await asApp(keyA.secret, `/v1/applications/${appA2.id}`)).status).toBe(200);
+
+    const other = await asApp(keyA.secret, `/v1/applications/${appB.id}`);
+    expect(other.status).toBe(404);
+    const missing = await asApp(keyA.secret, `/v1/applications/00000000-0000-4000-8000-000000000000`);
+    expect(missing.status).toBe(404);
+    // indistinguishable: the same code for "another org's" and "no such"
+    expect((await other.json()).code).toBe((await missing.json()).code);
+  });
+
+  it('fail on the very next request once revoked', async () => {
+    const org = await admin.createOrganization('Revocation Org');
+    const app = await admin.createApplication(org.id, { name: 'r', callbackUrls: ['https://r.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    const other = await admin.issueApiKey(app.id);
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+
+    const revoked = await admin.revokeApiKey(app.id, key.id);
+    expect(revoked.revokedAt).not.toBeNull();
+    const after = await asApp(key.secret, `/v1/applications/${app.id}`);
+    expect(after.status).toBe(401);
+    expect(await after.json()).toMatchObject({ code: 'unauthenticated' });
+    // the application's other key is untouched
+    expect((await asApp(other.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+  });
+
+  it('records when a key was last used', async () => {
+    const org = await admin.createOrganization('Last Used Org');
+    const app = await admin.createApplication(org.id, { name: 'lu', callbackUrls: ['https://lu.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+    const lastUsed = await waitFor('last_used_at', async () => {
+      const { body } = await admin.call<{ apiKeys: { lastUsedAt: string | null }[] }>('GET', `/v1/admin/applications/${app.id}/api-keys`);
+      return body.apiKeys[0]?.lastUsedAt ?? undefined;
+    }, 5_000);
+    expect(Math.abs(Date.parse(lastUsed) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('refuses malformed, unknown and missing keys alike', async () => {
+    const org = await admin.createOrganization('Bad Keys Org');
+    const app = await admin.createApplication(org.id, { name: 'bk', callbackUrls: ['https://bk.example/cb'] });
+    for (const header of [undefined, 'Bearer cg_sk_short', `Bearer cg_sk_${'A'.repeat(43)}`, 'Basic abc', `Bearer ${OPERATOR_TOKEN}`]) {
+      const res = await fetch(`${stack.gatewayUrl}/v1/applications/${app.id}`, { headers: header ? { authorization: header } : {} });
+      expect({ header, status: res.status }).toEqual({ header, status: 401 });
+    }
+  });
+});
