@@ -1,0 +1,49 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { bearerToken } from './http.js';
+import type { Principal, SimContext } from './simulator-context.js';
+
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** The authenticated account behind a resource API request (set by the guard). */
+export function principalOf(req: FastifyRequest): Principal {
+  const p = principals.get(req);
+  if (!p) throw new Error('resource route registered outside registerApi');
+  return p;
+}
+
+/**
+ * Registers resource API routes behind the checks every source makes: a bearer token
+ * that is known, unrevoked and unexpired (401 in the source's shape otherwise), the
+ * storm switched on by the control API, and the provider's own extra limits.
+ */
+export function registerApi(app: FastifyInstance, ctx: SimContext, routes: (api: FastifyInstance) => void): void {
+  void app.register(async (api) => {
+    api.addHook('onRequest', async (req, reply) => {
+      const c = ctx.counters;
+      c.apiRequests++;
+      const route = `${req.method} ${req.routeOptions.url ?? req.url}`;
+      c.byRoute[route] = (c.byRoute[route] ?? 0) + 1;
+      const check = ctx.store.checkAccessToken(bearerToken(req, ctx.provider.name === 'github'));
+      if (check.status !== 'ok') {
+        c.unauthorized++;
+        return ctx.provider.unauthorized(reply, check.status);
+      }
+      const account = ctx.accounts.byAccountId(check.accountId);
+      if (!account) {
+        c.unauthorized++;
+        return ctx.provider.unauthorized(reply, 'invalid');
+      }
+      const storm = ctx.throttle.check();
+      if (storm) {
+        c.throttled++;
+        return ctx.provider.throttled(reply, storm, ctx);
+      }
+      const principal: Principal = { account, scopes: check.scopes, clientId: check.clientId };
+      principals.set(req, principal);
+      const answered = ctx.provider.afterAuth?.(req, reply, principal, ctx);
+      if (answered) return answered;
+      return undefined;
+    });
+    routes(api);
+  });
+}

@@ -1,0 +1,401 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { principalOf, registerApi } from '../api-guard.js';
+import { basicCredentials, intParam, str } from '../http.js';
+import { randomBase62 } from '../oauth/oauth-store.js';
+import { handleTokenRequest } from '../oauth/token-request.js';
+import type { Account, Principal, Provider, SimContext, SimItem } from '../simulator-context.js';
+import {
+  githubCollections,
+  renderAuthenticatedUser,
+  renderIssue,
+  renderRepo,
+  renderSimpleUser,
+  type IssueItem,
+  type RepoItem,
+  type StarItem,
+} from './github.data.js';
+
+const DOCS = 'https://docs.github.com/rest';
+
+/** Per-account primary rate-limit window (GitHub's `core` resource). */
+interface Window {
+  used: number;
+  resetAt: number;
+}
+
+/**
+ * GitHub: OAuth at /login/oauth/* (token errors answered 200 + {error}, as GitHub does),
+ * expiring user tokens with refresh tokens, grant deletion, and the REST endpoints a sync
+ * needs with Link pagination, ETags and X-RateLimit-* headers.
+ */
+export function githubProvider(): Provider {
+  const windows = new Map<number, Window>();
+  const charged = new WeakMap<FastifyRequest, Window>();
+
+  const windowOf = (ctx: SimContext, accountId: number): Window => {
+    const now = Date.now();
+    let w = windows.get(accountId);
+    if (!w || w.resetAt <= now) {
+      w = { used: 0, resetAt: now + ctx.rateLimit.windowSeconds * 1000 };
+      windows.set(accountId, w);
+    }
+    return w;
+  };
+
+  const rateHeaders = (reply: FastifyReply, ctx: SimContext, w: Window) =>
+    reply
+      .header('x-ratelimit-limit', String(ctx.rateLimit.limit))
+      .header('x-ratelimit-remaining', String(Math.max(0, ctx.rateLimit.limit - w.used)))
+      .header('x-ratelimit-reset', String(Math.ceil(w.resetAt / 1000)))
+      .header('x-ratelimit-used', String(w.used))
+      .header('x-ratelimit-resource', 'core');
+
+  /** Sends JSON with GitHub's conditional-request behaviour: a matching ETag → 304, not charged. */
+  const sendJson = (req: FastifyRequest, reply: FastifyReply, ctx: SimContext, principal: Principal, body: unknown) => {
+    const json = JSON.stringify(body);
+    const etag = `W/"${createHash('sha256')
+      .update(`${principal.account.id}\n${req.headers.accept ?? ''}\n`)
+      .update(json)
+      .digest('hex')}"`;
+    reply.header('etag', etag).header('cache-control', 'private, max-age=60, s-maxage=60').header('vary', 'Accept, Authorization, Cookie, X-GitHub-OTP');
+    const inm = req.headers['if-none-match'];
+    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) {
+      ctx.counters.notModified++;
+      const w = charged.get(req);
+      if (w) {
+        w.used = Math.max(0, w.used - 1);
+        rateHeaders(reply, ctx, w);
+      }
+      return reply.code(304).send();
+    }
+    return reply.header('content-type', 'application/json; charset=utf-8').send(json);
+  };
+
+  /** page/per_page slicing with GitHub's Link header (prev, next, last, first). */
+  const paginate = <T>(req: FastifyRequest, reply: FastifyReply, ctx: SimContext, all: readonly T[]): T[] | undefined => {
+    const perPageRaw = intParam(req.query, 'per_page', 30);
+    const pageRaw = intParam(req.query, 'page', 1);
+    if (Number.isNaN(perPageRaw) || Number.isNaN(pageRaw)) {
+      void reply.code(422).send({ message: 'Validation Failed', documentation_url: DOCS, status: '422' });
+      return undefined;
+    }
+    // GitHub clamps rather than refuses: per_page to 1..100, page to >= 1.
+    const perPage = Math.min(100, Math.max(1, perPageRaw));
+    const page = Math.max(1, pageRaw);
+    const last = Math.max(1, Math.ceil(all.length / perPage));
+    const link = (p: number) => {
+      const u = new URL(req.url, ctx.url);
+      u.searchParams.set('page', String(p));
+      if (u.searchParams.has('per_page')) u.searchParams.set('per_page', String(perPage));
+      return u.toString();
+    };
+    const rels: string[] = [];
+    if (page > 1) rels.push(`<${link(Math.min(page - 1, last))}>; rel="prev"`);
+    if (page < last) rels.push(`<${link(page + 1)}>; rel="next"`, `<${link(last)}>; rel="last"`);
+    if (page > 1) rels.push(`<${link(1)}>; rel="first"`);
+    if (rels.length) reply.header('link', rels.join(', '));
+    return all.slice((page - 1) * perPage, page * perPage);
+  };
+
+  const direction = (req: FastifyRequest, fallback: 'asc' | 'desc'): 'asc' | 'desc' | undefined => {
+    const d = str(req.query, 'direction');
+    if (d === undefined) return fallback;
+    return d === 'asc' || d === 'desc' ? d : undefined;
+  };
+
+  const validationFailed = (reply: FastifyReply, field: string) =>
+    reply.code(422).send({
+      message: 'Validation Failed',
+      errors: [{ resource: 'Search', field, code: 'invalid' }],
+      documentation_url: DOCS,
+      status: '422',
+    });
+
+  const isoParam = (req: FastifyRequest, name: string): number | undefined | null => {
+    const v = str(req.query, name);
+    if (v === undefined) return undefined;
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? null : t;
+  };
+
+  const emitFor = (ctx: SimContext, account: Account) => (event: string, payload: Record<string, unknown>) =>
+    ctx.webhooks.emit(event, {
+      ...payload,
+      sender: renderSimpleUser(ctx.url, account.login, account.id),
+      installation: { id: 1, node_id: 'MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==' },
+    });
+
+  return {
+    name: 'github',
+    title: 'GitHub',
+    authorizePath: '/login/oauth/authorize',
+    // GitHub's expiring user tokens: 8 hours, refresh tokens 6 months; codes 10 minutes.
+    tokenDefaults: { accessTokenTtlSeconds: 28_800, refreshTokenTtlSeconds: 15_897_600, codeTtlSeconds: 600 },
+    tokenFormat: { accessToken: () => `ghu_${randomBase62(36)}`, refreshToken: () => `ghr_${randomBase62(76)}` },
+    scopes: {
+      repo: 'Full control of private repositories',
+      'repo:status': 'Access commit status',
+      public_repo: 'Access public repositories',
+      'read:user': 'Read all user profile data',
+      'user:email': 'Access user email addresses (read-only)',
+      'user:follow': 'Follow and unfollow users',
+      user: 'Update all user data',
+      'read:org': 'Read org and team membership, read org projects',
+      gist: 'Create gists',
+      notifications: 'Access notifications',
+      workflow: 'Update GitHub Action workflows',
+      'admin:repo_hook': 'Full control of repository hooks',
+      'read:project': 'Read access of projects',
+    },
+    issParameter: false,
+    defaultAccounts: [
+      { login: 'octocat', id: 583231, name: 'The Octocat', email: 'octocat@github.com' },
+      { login: 'alice', name: 'Alice Example', email: 'alice@example.test' },
+    ],
+    collections: githubCollections,
+
+    unauthorized(reply, kind) {
+      return reply
+        .code(401)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(
+          kind === 'missing'
+            ? { message: 'Requires authentication', documentation_url: `${DOCS}/users/users#get-the-authenticated-user`, status: '401' }
+            : { message: 'Bad credentials', documentation_url: DOCS, status: '401' },
+        );
+    },
+
+    throttled(reply, storm, ctx) {
+      const status = storm.status ?? 403;
+      if (storm.kind === 'primary') {
+        return reply
+          .code(status)
+          .header('x-ratelimit-limit', String(ctx.rateLimit.limit))
+          .header('x-ratelimit-remaining', '0')
+          .header('x-ratelimit-reset', String(Math.ceil(Date.now() / 1000 + storm.retryAfterSeconds)))
+          .header('x-ratelimit-used', String(ctx.rateLimit.limit))
+          .header('x-ratelimit-resource', 'core')
+          .send({ message: 'API rate limit exceeded for user.', documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api`, status: String(status) });
+      }
+      return reply
+        .code(status)
+        .header('retry-after', String(storm.retryAfterSeconds))
+        .send({
+          message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+          documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits`,
+          status: String(status),
+        });
+    },
+
+    afterAuth(req, reply, principal, ctx) {
+      const w = windowOf(ctx, principal.account.id);
+      reply
+        .header('x-oauth-scopes', principal.scopes.join(', '))
+        .header('x-github-media-type', 'github.v3; format=json')
+        .header('x-github-api-version-selected', '2022-11-28')
+        .header('x-github-request-id', randomBytes(8).toString('hex').toUpperCase());
+      if (w.used >= ctx.rateLimit.limit) {
+        ctx.counters.throttled++;
+        rateHeaders(reply, ctx, w);
+        return reply.code(403).send({
+          message: `API rate limit exceeded for user ID ${principal.account.id}.`,
+          documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api`,
+          status: '403',
+        });
+      }
+      w.used++;
+      charged.set(req, w);
+      rateHeaders(reply, ctx, w);
+      return undefined;
+    },
+
+    onChange(ctx, account, collection, action, item, changed) {
+      const emit = emitFor(ctx, account);
+      if (collection === 'repos') {
+        const repository = renderRepo(ctx.url, item as RepoItem, true);
+        emit('repository', { action: action === 'updated' ? 'edited' : action, repository });
+      } else if (collection === 'starred' && action !== 'updated') {
+        const star = item as StarItem;
+        emit('star', {
+          action: action === 'created' ? 'created' : 'deleted',
+          starred_at: action === 'created' ? star.starred_at : null,
+          repository: renderRepo(ctx.url, star, false),
+        });
+      } else if (collection === 'issues') {
+        const issue = item as IssueItem;
+        const act =
+          action === 'created'
+            ? 'opened'
+            : action === 'deleted'
+              ? 'deleted'
+              : changed.includes('state')
+                ? issue.state === 'closed'
+                  ? 'closed'
+                  : 'reopened'
+                : 'edited';
+        emit('issues', {
+          action: act,
+          issue: renderIssue(ctx.url, issue, account, false),
+          repository: renderRepo(ctx.url, issue.repository, issue.repository.owner_login === account.login),
+        });
+      }
+    },
+
+    routes(app: FastifyInstance, ctx: SimContext) {
+      // The token endpoint: answers JSON only when asked (Accept: application/json),
+      // otherwise form-encoded; errors come back as 200 with an `error` field.
+      app.post('/login/oauth/access_token', async (req, reply) => {
+        const outcome = handleTokenRequest(ctx, req);
+        let body: Record<string, string | number>;
+        if (outcome.ok) {
+          const t = outcome.tokens;
+          body = {
+            access_token: t.accessToken,
+            expires_in: t.expiresIn,
+            refresh_token: t.refreshToken,
+            refresh_token_expires_in: t.refreshTokenExpiresIn,
+            scope: t.scopes.join(','),
+            token_type: 'bearer',
+          };
+        } else {
+          const [error, description, anchor] =
+            outcome.error === 'invalid_client'
+              ? ['incorrect_client_credentials', 'The client_id and/or client_secret passed are incorrect.', 'incorrect-client-credentials']
+              : outcome.reason === 'redirect_uri_mismatch'
+                ? ['redirect_uri_mismatch', 'The redirect_uri MUST match the registered callback URL for this application.', 'redirect-uri-mismatch2']
+                : outcome.reason?.startsWith('refresh_')
+                  ? ['bad_refresh_token', 'The refresh token passed is incorrect or expired.', 'bad-refresh-token']
+                  : outcome.error === 'unsupported_grant_type'
+                    ? ['unsupported_grant_type', outcome.description, 'unsupported-grant-type']
+                    : ['bad_verification_code', 'The code passed is incorrect or expired.', 'bad-verification-code'];
+          body = {
+            error,
+            error_description: description,
+            error_uri: `https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#${anchor}`,
+          };
+        }
+        reply.header('cache-control', 'no-store');
+        if ((req.headers.accept ?? '').includes('application/json')) return reply.code(200).send(body);
+        return reply
+          .code(200)
+          .header('content-type', 'application/x-www-form-urlencoded; charset=utf-8')
+          .send(new URLSearchParams(Object.entries(body).map(([k, v]): [string, string] => [k, String(v)])).toString());
+      });
+
+      // Deleting an app authorization (every token of the user for this app) or one token.
+      const revoke = (scope: 'grant' | 'token') => async (req: FastifyRequest<{ Params: { client_id: string } }>, reply: FastifyReply) => {
+        const basic = basicCredentials(req);
+        const client = basic && basic.id === req.params.client_id ? ctx.store.authenticateClient(basic.id, basic.secret) : undefined;
+        if (!client) return reply.code(401).send({ message: 'Bad credentials', documentation_url: DOCS, status: '401' });
+        const token = str(req.body, 'access_token');
+        const owner = token ? ctx.store.tokenOwner(token) : undefined;
+        if (!token || !owner || owner.clientId !== client.clientId) {
+          return reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
+        }
+        if (scope === 'grant') ctx.store.revokeGrant(client, owner.accountId);
+        else ctx.store.revokeToken(client, token);
+        return reply.code(204).send();
+      };
+      app.delete('/applications/:client_id/grant', revoke('grant'));
+      app.delete('/applications/:client_id/token', revoke('token'));
+
+      registerApi(app, ctx, (api) => {
+        api.get('/user', async (req, reply) => {
+          const p = principalOf(req);
+          return sendJson(req, reply, ctx, p, renderAuthenticatedUser(ctx.url, p.account));
+        });
+
+        api.get('/user/repos', async (req, reply) => {
+          const p = principalOf(req);
+          reply.header('x-accepted-oauth-scopes', 'repo');
+          const sort = str(req.query, 'sort') ?? 'full_name';
+          if (!['created', 'updated', 'pushed', 'full_name'].includes(sort)) return validationFailed(reply, 'sort');
+          const dir = direction(req, sort === 'full_name' ? 'asc' : 'desc');
+          if (!dir) return validationFailed(reply, 'direction');
+          const visibility = str(req.query, 'visibility') ?? 'all';
+          if (!['all', 'public', 'private'].includes(visibility)) return validationFailed(reply, 'visibility');
+          const since = isoParam(req, 'since');
+          const before = isoParam(req, 'before');
+          if (since === null) return validationFailed(reply, 'since');
+          if (before === null) return validationFailed(reply, 'before');
+          // Private repositories are visible only with the `repo` scope.
+          const seesPrivate = p.scopes.includes('repo');
+          const key = sort === 'full_name' ? 'name' : `${sort}_at`;
+          let all = p.account.collections.get('repos')!.sorted(key, dir, (r) => r[key] as string) as RepoItem[];
+          if (!seesPrivate || visibility !== 'all' || since !== undefined || before !== undefined) {
+            all = all.filter(
+              (r) =>
+                (seesPrivate || !r.private) &&
+                (visibility === 'all' || (visibility === 'private') === r.private) &&
+                (since === undefined || Date.parse(r.updated_at) >= since) &&
+                (before === undefined || Date.parse(r.updated_at) < before),
+            );
+          }
+          const page = paginate(req, reply, ctx, all);
+          if (!page) return reply;
+          return sendJson(req, reply, ctx, p, page.map((r) => renderRepo(ctx.url, r, true)));
+        });
+
+        api.get('/user/starred', async (req, reply) => {
+          const p = principalOf(req);
+          const sort = str(req.query, 'sort') ?? 'created';
+          if (sort !== 'created' && sort !== 'updated') return validationFailed(reply, 'sort');
+          const dir = direction(req, 'desc');
+          if (!dir) return validationFailed(reply, 'direction');
+          const key = sort === 'created' ? 'starred_at' : 'updated_at';
+          const all = p.account.collections.get('starred')!.sorted(key, dir, (r) => r[key] as string) as StarItem[];
+          const page = paginate(req, reply, ctx, all);
+          if (!page) return reply;
+          // The star+json media type adds when each repository was starred.
+          const withStarredAt = (req.headers.accept ?? '').includes('application/vnd.github.star+json');
+          return sendJson(
+            req,
+            reply,
+            ctx,
+            p,
+            page.map((s) => (withStarredAt ? { starred_at: s.starred_at, repo: renderRepo(ctx.url, s, false) } : renderRepo(ctx.url, s, false))),
+          );
+        });
+
+        api.get('/issues', async (req, reply) => {
+          const p = principalOf(req);
+          const filter = str(req.query, 'filter') ?? 'assigned';
+          if (!['assigned', 'created', 'mentioned', 'subscribed', 'repos', 'all'].includes(filter)) return validationFailed(reply, 'filter');
+          const state = str(req.query, 'state') ?? 'open';
+          if (!['open', 'closed', 'all'].includes(state)) return validationFailed(reply, 'state');
+          const sort = str(req.query, 'sort') ?? 'created';
+          if (!['created', 'updated', 'comments'].includes(sort)) return validationFailed(reply, 'sort');
+          const dir = direction(req, 'desc');
+          if (!dir) return validationFailed(reply, 'direction');
+          const since = isoParam(req, 'since');
+          if (since === null) return validationFailed(reply, 'since');
+          const labels = (str(req.query, 'labels') ?? '').split(',').filter(Boolean);
+          const key = sort === 'comments' ? 'comments' : `${sort}_at`;
+          let all = p.account.collections.get('issues')!.sorted(key, dir, (i) => i[key] as string | number) as IssueItem[];
+          if (filter === 'created') all = all.filter((i) => i.author_login === p.account.login);
+          if (state !== 'all' || since !== undefined || labels.length) {
+            all = all.filter(
+              (i) =>
+                (state === 'all' || i.state === state) &&
+                (since === undefined || Date.parse(i.updated_at) >= since) &&
+                labels.every((l) => i.labels.includes(l)),
+            );
+          }
+          const page = paginate(req, reply, ctx, all);
+          if (!page) return reply;
+          return sendJson(req, reply, ctx, p, page.map((i) => renderIssue(ctx.url, i, p.account, true)));
+        });
+
+        api.get('/rate_limit', async (req, reply) => {
+          const p = principalOf(req);
+          const w = windowOf(ctx, p.account.id);
+          const core = { limit: ctx.rateLimit.limit, used: w.used, remaining: Math.max(0, ctx.rateLimit.limit - w.used), reset: Math.ceil(w.resetAt / 1000) };
+          return reply.send({ resources: { core }, rate: core });
+        });
+      });
+    },
+  };
+}
+
+export type { SimItem };
