@@ -1,9 +1,12 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fromBinary } from '@bufbuild/protobuf';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ApplicationChangedSchema, events } from '@context-gateway/proto';
 import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
-import { startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+import { rootDir, startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
 
 // The operator bootstraps tenants through the admin API; applications then authenticate
 // with their API keys, see only their own organization, and lose access the moment a key
@@ -148,5 +151,40 @@ describe('API keys', () => {
       const res = await fetch(`${stack.gatewayUrl}/v1/applications/${app.id}`, { headers: header ? { authorization: header } : {} });
       expect({ header, status: res.status }).toEqual({ header, status: 401 });
     }
+  });
+});
+
+describe('the CLI (pnpm cg)', () => {
+  const cg = async (...args: string[]) => {
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, [join(rootDir, 'tools/cli/cg.mjs'), ...args], {
+        env: { ...process.env, GATEWAY_URL: stack.gatewayUrl, OPERATOR_TOKEN },
+      });
+      return { code: 0, json: JSON.parse(stdout) as Record<string, string> };
+    } catch (error) {
+      const e = error as { code: number; stderr: string };
+      return { code: e.code, json: JSON.parse(e.stderr) as Record<string, string> };
+    }
+  };
+
+  it('creates an org, an app and a key, and revokes the key, printing JSON', async () => {
+    const org = await cg('org', 'create', '--name', 'CLI Org');
+    expect(org).toMatchObject({ code: 0, json: { name: 'CLI Org', slug: 'cli-org' } });
+    const app = await cg('app', 'create', '--org', org.json.id!, '--name', 'CLI App', '--callback-url', 'https://cli.example/cb', '--integration', 'github', '--scope', 'github:read:repos');
+    expect(app).toMatchObject({ code: 0, json: { orgId: org.json.id, name: 'CLI App', integrations: ['github'], scopes: ['github:read:repos'], callbackUrls: ['https://cli.example/cb'] } });
+    const key = await cg('key', 'issue', '--app', app.json.id!);
+    expect(key.code).toBe(0);
+    expect(key.json.secret).toMatch(/^cg_sk_/);
+    expect((await asApp(key.json.secret!, `/v1/applications/${app.json.id}`)).status).toBe(200);
+
+    const revoked = await cg('key', 'revoke', '--app', app.json.id!, '--key', key.json.id!);
+    expect(revoked.code).toBe(0);
+    expect(revoked.json.revokedAt).toEqual(expect.any(String));
+    expect((await asApp(key.json.secret!, `/v1/applications/${app.json.id}`)).status).toBe(401);
+  });
+
+  it('prints the problem and exits 1 when the gateway refuses', async () => {
+    const refused = await cg('app', 'create', '--org', '00000000-0000-4000-8000-000000000000', '--name', 'x', '--callback-url', 'https://x.example/cb');
+    expect(refused).toMatchObject({ code: 1, json: { status: 404, code: 'not_found' } });
   });
 });

@@ -1,5 +1,7 @@
-import { Body, Controller, Param } from '@nestjs/common';
+import { Body, Controller, Param, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { setAuditSubject } from '../audit/audit-subject.js';
 import { Route } from '../http/route.decorator.js';
 import { AdminService } from './admin.service.js';
 import { apiKeySchema, applicationSchema, issuedApiKeySchema, organizationSchema } from './admin.schemas.js';
@@ -31,9 +33,11 @@ type CreateApplicationBody = z.infer<typeof createApplicationBody>;
 export class AdminController {
   constructor(private readonly admin: AdminService) {}
 
-  @Route({ method: 'POST', path: 'organizations', summary: 'Create an organization', tags, auth: 'operator', body: createOrganizationBody, success: { status: 201, schema: organizationSchema, description: 'Created.' }, errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'conflict'] })
-  createOrganization(@Body() body: CreateOrganizationBody) {
-    return this.admin.createOrganization(body);
+  @Route({ method: 'POST', path: 'organizations', summary: 'Create an organization', tags, auth: 'operator', audit: { action: 'admin_change' }, body: createOrganizationBody, success: { status: 201, schema: organizationSchema, description: 'Created.' }, errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'conflict'] })
+  async createOrganization(@Body() body: CreateOrganizationBody, @Req() request: FastifyRequest) {
+    const org = await this.admin.createOrganization(body);
+    setAuditSubject(request, { orgId: org.id, resource: `organization:${org.id}` });
+    return org;
   }
 
   @Route({ method: 'GET', path: 'organizations', summary: 'List organizations', tags, auth: 'operator', success: { status: 200, schema: z.object({ organizations: z.array(organizationSchema) }), description: 'Every organization.' }, errors: ['unauthenticated', 'admin_disabled'] })
@@ -53,13 +57,17 @@ export class AdminController {
     description: 'Publishes control.v1.application_changed: its integrations and scopes become the app-layer policy allows.',
     tags,
     auth: 'operator',
+    audit: { action: 'admin_change' },
     params: orgParams,
     body: createApplicationBody,
     success: { status: 201, schema: applicationSchema, description: 'Created.' },
     errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
   })
-  createApplication(@Param() params: z.infer<typeof orgParams>, @Body() body: CreateApplicationBody) {
-    return this.admin.createApplication(params.orgId, body);
+  async createApplication(@Param() params: z.infer<typeof orgParams>, @Body() body: CreateApplicationBody, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: params.orgId });
+    const app = await this.admin.createApplication(params.orgId, body);
+    setAuditSubject(request, { applicationId: app.id, resource: `application:${app.id}` });
+    return app;
   }
 
   @Route({ method: 'GET', path: 'organizations/:orgId/applications', summary: "List an organization's applications", tags, auth: 'operator', params: orgParams, success: { status: 200, schema: z.object({ applications: z.array(applicationSchema) }), description: 'Its applications.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
@@ -72,9 +80,13 @@ export class AdminController {
     return this.admin.getApplication(params.orgId, params.applicationId);
   }
 
-  @Route({ method: 'POST', path: 'applications/:applicationId/api-keys', summary: 'Issue an API key', description: 'The response carries the whole key once; only its hash is kept.', tags, auth: 'operator', params: keyParams, success: { status: 201, schema: issuedApiKeySchema, description: 'Issued.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
-  issueApiKey(@Param() params: z.infer<typeof keyParams>) {
-    return this.admin.issueApiKey(params.applicationId);
+  @Route({ method: 'POST', path: 'applications/:applicationId/api-keys', summary: 'Issue an API key', description: 'The response carries the whole key once; only its hash is kept.', tags, auth: 'operator', audit: { action: 'admin_change' }, params: keyParams, success: { status: 201, schema: issuedApiKeySchema, description: 'Issued.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  async issueApiKey(@Param() params: z.infer<typeof keyParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { applicationId: params.applicationId });
+    const key = await this.admin.issueApiKey(params.applicationId);
+    // The trail names the key by id; the secret itself never goes near it.
+    setAuditSubject(request, { orgId: key.orgId, resource: `api_key:${key.id}` });
+    return key;
   }
 
   @Route({ method: 'GET', path: 'applications/:applicationId/api-keys', summary: "List an application's API keys", tags, auth: 'operator', params: keyParams, success: { status: 200, schema: z.object({ apiKeys: z.array(apiKeySchema) }), description: 'Its keys (never the secrets).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
@@ -82,8 +94,11 @@ export class AdminController {
     return this.admin.listApiKeys(params.applicationId);
   }
 
-  @Route({ method: 'DELETE', path: 'applications/:applicationId/api-keys/:keyId', summary: 'Revoke an API key', description: 'Once this returns, the next request with the key is refused (401).', tags, auth: 'operator', params: revokeParams, success: { status: 200, schema: apiKeySchema, description: 'Revoked (idempotent).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
-  revokeApiKey(@Param() params: z.infer<typeof revokeParams>) {
-    return this.admin.revokeApiKey(params.applicationId, params.keyId);
+  @Route({ method: 'DELETE', path: 'applications/:applicationId/api-keys/:keyId', summary: 'Revoke an API key', description: 'Once this returns, the next request with the key is refused (401).', tags, auth: 'operator', audit: { action: 'revocation' }, params: revokeParams, success: { status: 200, schema: apiKeySchema, description: 'Revoked (idempotent).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  async revokeApiKey(@Param() params: z.infer<typeof revokeParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { applicationId: params.applicationId, resource: `api_key:${params.keyId}` });
+    const key = await this.admin.revokeApiKey(params.applicationId, params.keyId);
+    setAuditSubject(request, { orgId: key.orgId });
+    return key;
   }
 }

@@ -7,6 +7,7 @@ import { rpc } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { FastifyRequest } from 'fastify';
+import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
 import { AuthStrategies } from './auth.strategies.js';
@@ -78,6 +79,7 @@ export class AuthGuard implements CanActivate {
     if (!token?.startsWith('cg_sk_')) throw new AppError('unauthenticated', 'Send an API key: Authorization: Bearer cg_sk_...');
     const key = await this.rpcClient.request(rpc.identity.authenticateApiKey, { apiKey: token });
     request.caller = { kind: 'application', orgId: key.orgId, applicationId: key.applicationId, apiKeyId: key.apiKeyId };
+    setAuditSubject(request, { orgId: key.orgId, applicationId: key.applicationId, actorKind: 'api_key', actorId: key.apiKeyId });
   }
 
   private operator(request: FastifyRequest): void {
@@ -88,6 +90,7 @@ export class AuthGuard implements CanActivate {
     // Compare digests: equal length always, so timingSafeEqual never throws and leaks no length.
     if (!token || !timingSafeEqual(digest(token), this.operatorDigest)) throw new AppError('unauthenticated', 'Send the operator token: Authorization: Bearer <OPERATOR_TOKEN>');
     request.operator = { kind: 'operator' };
+    setAuditSubject(request, { actorKind: 'operator', actorId: 'operator' });
   }
 
   private async userSession(request: FastifyRequest): Promise<void> {
@@ -99,5 +102,6 @@ export class AuthGuard implements CanActivate {
       displayName: session.user!.displayName,
       sessionExpiresAt: session.expiresAt ? timestampDate(session.expiresAt) : new Date(0),
     };
+    setAuditSubject(request, { userId: session.user!.id, actorKind: 'user_session', actorId: session.user!.id });
   }
 }
