@@ -13,3 +13,5 @@ export * from './gen/contextgateway/identity/v1/identity_pb.js';
 export * from './gen/contextgateway/broker/v1/broker_pb.js';
 export * from './catalog/audit.js';
 export * from './gen/contextgateway/audit/v1/audit_pb.js';
+export * from './catalog/personal-server.js';
+export * from './gen/contextgateway/personalserver/v1/personal_server_pb.js';

@@ -93,6 +93,16 @@ export const ErrorCodes = {
    */
   audit_unavailable: { status: 503, title: 'Audit trail unavailable' },
 
+  // --- personal servers (records, grants) -----------------------------------
+  /** The app's grant on this connection was revoked (by the user or the app); it stays revoked. */
+  grant_revoked: { status: 403, title: 'Grant revoked' },
+  /** The record type asked for is outside the scopes the user granted this app. */
+  scope_not_granted: { status: 403, title: 'Scope not granted' },
+  /** The record type is not in the catalog, or its body does not match the type's schema. */
+  invalid_record: { status: 422, title: 'Invalid record' },
+  /** The shard asked does not own this user (a rebalance moved it); ask the directory again. */
+  wrong_shard: { status: 421, title: 'Wrong shard' },
+
   // --- generic -------------------------------------------------------------
   not_found: { status: 404, title: 'Not found' },
   conflict: { status: 409, title: 'Conflict' },

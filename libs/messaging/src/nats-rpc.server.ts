@@ -19,6 +19,12 @@ export interface NatsRpcServerOptions {
   /** Queue group: replicas of one service share the load, each message goes to one. */
   queue: string;
   logger: Logger;
+  /**
+   * This process's shard, for sharded contracts (descriptors with `shardSubject`): it
+   * subscribes `shardSubject(shard)` (queue `<queue>.shard.<n>`) instead of the template.
+   * A sharded handler in a process without a shard is a configuration bug: listen throws.
+   */
+  shard?: number;
 }
 
 /**
@@ -46,8 +52,9 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
         // Every handler must name a catalog contract; a bare string pattern is a bug.
         throw new Error(`Handler for "${pattern}" is not bound to a catalog descriptor (use @RpcHandler)`);
       }
-      const sub = this.options.connection.subscribe(descriptor.subject, {
-        queue: this.options.queue,
+      const { subject, queue } = this.subscriptionFor(descriptor);
+      const sub = this.options.connection.subscribe(subject, {
+        queue,
         callback: (error, msg) => {
           if (error) {
             this.options.logger.error({ err: error.message, subject: descriptor.subject }, 'subscription error');
@@ -58,9 +65,17 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
         },
       });
       this.subscriptions.push(sub);
-      this.options.logger.debug({ subject: descriptor.subject, queue: this.options.queue }, 'rpc subscribed');
+      this.options.logger.debug({ subject, queue }, 'rpc subscribed');
     }
     callback();
+  }
+
+  /** Where a handler listens: the descriptor's subject, or for a sharded one this shard's. */
+  subscriptionFor(descriptor: RpcDescriptor): { subject: string; queue: string } {
+    if (!descriptor.shardSubject) return { subject: descriptor.subject, queue: this.options.queue };
+    const { shard } = this.options;
+    if (shard === undefined) throw new Error(`Handler for sharded "${descriptor.subject}" needs the server's shard option`);
+    return { subject: descriptor.shardSubject(shard), queue: `${this.options.queue}.shard.${shard}` };
   }
 
   /** Stops taking messages, lets delivered ones finish, then returns. The connection is drained by its owner. */

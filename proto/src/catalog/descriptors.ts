@@ -15,12 +15,33 @@ export interface RpcDescriptor<Req extends DescMessage = DescMessage, Res extend
   readonly timeoutMs: number;
   /** Checks beyond what protobuf decoding guarantees (proto3 has no required fields). */
   readonly validate?: (message: MessageShape<Req>) => ValidationProblem[];
+  /**
+   * Set for a sharded contract (`ps.v1.shard.<n>.<verb>`): the subject of shard n. `subject`
+   * is then shard 0's; callers pass `{ subject: d.shardSubject(n) }`, and a server started
+   * with a shard number subscribes its own.
+   */
+  readonly shardSubject?: (shard: number) => string;
 }
 
 export function defineRpc<Req extends DescMessage, Res extends DescMessage>(
   descriptor: Omit<RpcDescriptor<Req, Res>, 'kind' | 'timeoutMs'> & { timeoutMs?: number },
 ): RpcDescriptor<Req, Res> {
   return { kind: 'rpc', timeoutMs: 2_000, ...descriptor };
+}
+
+/**
+ * A contract answered per shard: `<prefix>.v1.shard.<n>.<verb>`. Each shard process
+ * subscribes only its own subject, so a request reaches exactly the owner of the data.
+ */
+export function defineShardRpc<Req extends DescMessage, Res extends DescMessage>(
+  descriptor: Omit<RpcDescriptor<Req, Res>, 'kind' | 'timeoutMs' | 'subject' | 'shardSubject'> & { prefix: string; verb: string; timeoutMs?: number },
+): RpcDescriptor<Req, Res> {
+  const { prefix, verb, ...rest } = descriptor;
+  const shardSubject = (shard: number): string => {
+    if (!Number.isInteger(shard) || shard < 0) throw new Error(`invalid shard number ${shard}`);
+    return `${prefix}.v1.shard.${shard}.${verb}`;
+  };
+  return { kind: 'rpc', timeoutMs: 2_000, ...rest, subject: shardSubject(0), shardSubject };
 }
 
 /** A JetStream stream: what must not be lost lives here, never on plain subjects. */

@@ -1,6 +1,7 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import { SERVICE_NAMES, SUBJECT_PREFIX, type ServiceName } from '../services.js';
 import { defineRpc, type RpcDescriptor } from './descriptors.js';
+import { personalServerRpc } from './personal-server.js';
 import { identityRpc } from './identity.js';
 import { auditRpc } from './audit.js';
 import { brokerRpc } from './broker.js';
@@ -25,9 +26,10 @@ export const rpc = {
   audit: auditRpc,
   identity: identityRpc,
   broker: brokerRpc,
+  personalServer: personalServerRpc,
 } as const;
 
 /** Every request/reply contract, for tests that must cover each subject. */
 export function allRpcDescriptors(): RpcDescriptor[] {
-  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.broker)];
+  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.broker), ...Object.values(rpc.personalServer)];
 }

@@ -8,8 +8,37 @@ import { z } from 'zod';
 export const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8085 }),
+    /**
+     * This process's shard, 0..SHARD_COUNT-1. It answers `ps.v1.shard.<SHARD_ID>.*` and only
+     * for users the directory places on it. In Kubernetes it is the StatefulSet pod ordinal
+     * (deploy/ derives it from the pod name); locally scripts/stack starts one process per shard.
+     */
+    SHARD_ID: z.coerce.number().int().min(0).max(1023).default(0),
+    /**
+     * How many shards exist. New users are placed by rendezvous hashing over 0..SHARD_COUNT-1;
+     * raising it moves nobody until the rebalance command runs (docs/personal-server.md).
+     */
+    SHARD_COUNT: z.coerce.number().int().min(1).max(1024).default(1),
+    /** Key-encryption keys (a 0600 JSON keyring, libs/crypto LocalKeyProvider); created on first start. */
+    MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
+    /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service. */
+    MASTER_KEY_CREATE_IF_MISSING: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    /**
+     * Where connections' wrapped data keys live: one file per key, deliberately NOT in the
+     * database, so deleting the file makes the connection's records unreadable even from a
+     * database backup taken earlier. Shared by every shard (a shared volume, or Vault/KMS in
+     * its place). Default: `data-keys/` next to MASTER_KEY_FILE.
+     */
+    DATA_KEY_DIR: z.string().min(1).optional(),
+    /** How long an unwrapped data key may be served from memory before the provider is asked again. */
+    DATA_KEY_CACHE_TTL_MS: z.coerce.number().int().min(1_000).default(10 * 60_000),
   })
-  .superRefine(refineRuntimeEnv);
+  .superRefine(refineRuntimeEnv)
+  .superRefine((env, ctx) => {
+    if (env.SHARD_ID >= env.SHARD_COUNT) {
+      ctx.addIssue({ code: 'custom', path: ['SHARD_ID'], message: 'must be below SHARD_COUNT' });
+    }
+  });
 
 export type Env = z.infer<typeof envSchema>;
 

@@ -25,6 +25,8 @@ export interface ServiceDefinition {
   migrationsDir: string;
   /** Streams this service publishes to or consumes from; created or updated at boot. */
   streams?: readonly StreamDescriptor[];
+  /** For a sharded service (personal-server): this process's shard; its sharded handlers subscribe `…shard.<n>…`. */
+  shard?: number | ((env: RuntimeEnv) => number);
   /** Largest HTTP body accepted (default 64 KiB; control-plane services take no bodies). */
   bodyLimitBytes?: number;
   /** Last touches on the app before it listens (content parsers, Swagger, ...). */
@@ -123,7 +125,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     const fastify = app.getHttpAdapter().getInstance();
     installRequestTracing(fastify, logger);
     app.useGlobalFilters(new ProblemFilter(logger));
-    app.connectMicroservice({ strategy: new NatsRpcServer({ connection: nc, queue: def.name, logger }) }, { inheritAppConfig: true });
+    app.connectMicroservice({ strategy: new NatsRpcServer({ connection: nc, queue: def.name, logger, shard: typeof def.shard === 'function' ? def.shard(env) : def.shard }) }, { inheritAppConfig: true });
     await def.configure?.(app, logger);
 
     await app.startAllMicroservices();

@@ -1,0 +1,153 @@
+import {
+  DeleteConnectionRequestSchema,
+  DeleteConnectionResponseSchema,
+  LocateConnectionRequestSchema,
+  LocateConnectionResponseSchema,
+  ProvisionPersonalServerRequestSchema,
+  ProvisionPersonalServerResponseSchema,
+  QueryRecordsRequestSchema,
+  QueryRecordsResponseSchema,
+  RegisterGrantRequestSchema,
+  RegisterGrantResponseSchema,
+  RevokeGrantRequestSchema,
+  RevokeGrantResponseSchema,
+  WriteRecordsRequestSchema,
+  WriteRecordsResponseSchema,
+  type GrantRecord,
+  type RevokeGrantRequest,
+  type WriteRecordsRequest,
+} from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
+import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
+import { SUBJECT_PREFIX } from '../services.js';
+import { defineRpc, defineShardRpc } from './descriptors.js';
+import { check, type ValidationProblem } from './validation.js';
+
+const P = `${SUBJECT_PREFIX['personal-server']}.v1`;
+const prefix = SUBJECT_PREFIX['personal-server'];
+
+/** Most records one write may carry: bounds a shard's transaction and the message size. */
+export const MAX_RECORDS_PER_WRITE = 500;
+/** Largest page a query may ask for (the public API's `limit` maximum). */
+export const MAX_QUERY_LIMIT = 500;
+
+const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+
+function validateGrant(grant: GrantRecord | undefined): ValidationProblem[] {
+  if (!grant) return [{ path: 'grant', message: 'must be set' }];
+  return [
+    ...check.uuid(grant.grantId, 'grant.grantId'),
+    ...check.uuid(grant.orgId, 'grant.orgId'),
+    ...check.uuid(grant.applicationId, 'grant.applicationId'),
+    ...check.uuid(grant.userId, 'grant.userId'),
+    ...check.uuid(grant.connectionId, 'grant.connectionId'),
+    ...check.nonEmpty(grant.integration, 'grant.integration'),
+    ...(grant.scopes.length === 0 ? [{ path: 'grant.scopes', message: 'must not be empty' }] : []),
+    ...grant.scopes.flatMap((s, i) => check.maxLength(s, 200, `grant.scopes[${i}]`)),
+  ];
+}
+
+function validateRevoke(m: RevokeGrantRequest): ValidationProblem[] {
+  const problems = [...optionalUuid(m.grantId, 'grantId'), ...optionalUuid(m.userId, 'userId'), ...optionalUuid(m.applicationId, 'applicationId'), ...optionalUuid(m.connectionId, 'connectionId')];
+  // Either the grant by id, or "this application's grant on this connection".
+  if (m.grantId === '' && (m.connectionId === '' || m.applicationId === '')) {
+    problems.push({ path: 'grantId', message: 'must be set (or connectionId with applicationId)' });
+  }
+  return problems;
+}
+
+function validateWrite(m: WriteRecordsRequest): ValidationProblem[] {
+  return [
+    ...check.uuid(m.userId, 'userId'),
+    ...check.uuid(m.connectionId, 'connectionId'),
+    ...check.nonEmpty(m.integration, 'integration'),
+    ...(m.records.length > MAX_RECORDS_PER_WRITE ? [{ path: 'records', message: `at most ${MAX_RECORDS_PER_WRITE} per write` }] : []),
+    ...m.records.flatMap((r, i) => [
+      ...check.nonEmpty(r.type, `records[${i}].type`),
+      ...check.nonEmpty(r.externalId, `records[${i}].externalId`),
+      ...check.maxLength(r.externalId, 512, `records[${i}].externalId`),
+    ]),
+  ];
+}
+
+const queryValidate = (m: { orgId: string; applicationId: string; connectionId: string; limit: number; cursor: string }): ValidationProblem[] => [
+  ...check.uuid(m.orgId, 'orgId'),
+  ...check.uuid(m.applicationId, 'applicationId'),
+  ...check.uuid(m.connectionId, 'connectionId'),
+  ...(m.limit < 1 || m.limit > MAX_QUERY_LIMIT ? [{ path: 'limit', message: `must be 1..${MAX_QUERY_LIMIT}` }] : []),
+  ...check.maxLength(m.cursor, 200, 'cursor'),
+];
+
+/**
+ * personal-server's contracts. `ps.v1.<verb>` subjects are answered by any shard (all
+ * shards share the directory and the grants table, and every query re-reads the grant in
+ * SQL, so a write committed by any shard holds for the owner's next query);
+ * `ps.v1.shard.<n>.<verb>` only by shard n: the query path, and delete_connection's
+ * forward to the owner (which holds the unwrapped key in memory).
+ */
+export const personalServerRpc = {
+  /** connection-broker, after consent: create (or find) the user's Personal Server. */
+  provision: defineRpc({
+    subject: `${P}.provision`,
+    request: ProvisionPersonalServerRequestSchema,
+    response: ProvisionPersonalServerResponseSchema,
+    validate: (m) => check.uuid(m.userId, 'userId'),
+  }),
+  /** connection-broker, after consent: record an app's grant (idempotent by grant id). */
+  registerGrant: defineRpc({
+    subject: `${P}.register_grant`,
+    request: RegisterGrantRequestSchema,
+    response: RegisterGrantResponseSchema,
+    validate: (m) => validateGrant(m.grant),
+  }),
+  /** User or app revocation; the reply means the owning shard has committed it. */
+  revokeGrant: defineRpc({
+    subject: `${P}.revoke_grant`,
+    request: RevokeGrantRequestSchema,
+    response: RevokeGrantResponseSchema,
+    validate: validateRevoke,
+  }),
+  /** Connection deleted: crypto-shred its data key, drop its records and grants. */
+  deleteConnection: defineRpc({
+    subject: `${P}.delete_connection`,
+    request: DeleteConnectionRequestSchema,
+    response: DeleteConnectionResponseSchema,
+    validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
+  }),
+  /** sync-worker: idempotent upsert of normalized records (and tombstones). */
+  writeRecords: defineRpc({
+    subject: `${P}.write_records`,
+    request: WriteRecordsRequestSchema,
+    response: WriteRecordsResponseSchema,
+    timeoutMs: 10_000,
+    validate: validateWrite,
+  }),
+  /** gateway, on a directory-cache miss: which shard owns this connection. */
+  locateConnection: defineRpc({
+    subject: `${P}.locate_connection`,
+    request: LocateConnectionRequestSchema,
+    response: LocateConnectionResponseSchema,
+    timeoutMs: 1_500,
+    validate: (m) => check.uuid(m.connectionId, 'connectionId'),
+  }),
+
+  // --- per shard -----------------------------------------------------------------
+  /** The query path: gateway → owning shard, one round trip. */
+  shardQuery: defineShardRpc({
+    prefix,
+    verb: 'query',
+    request: QueryRecordsRequestSchema,
+    response: QueryRecordsResponseSchema,
+    timeoutMs: 3_000,
+    validate: queryValidate,
+  }),
+  /** The forward of delete_connection to the owner, which zeroes the key it holds in memory. */
+  shardDeleteConnection: defineShardRpc({
+    prefix,
+    verb: 'delete_connection',
+    request: DeleteConnectionRequestSchema,
+    response: DeleteConnectionResponseSchema,
+    validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
+  }),
+  /** One shard's readiness: personal-server's `ps.v1.health` asks every shard through these. */
+  shardHealth: defineShardRpc({ prefix, verb: 'health', request: GetReadinessRequestSchema, response: GetReadinessResponseSchema, timeoutMs: 1_000 }),
+} as const;

@@ -1,0 +1,22 @@
+import { Controller } from '@nestjs/common';
+import { RpcHandler } from '@context-gateway/messaging';
+import { rpc, type LocateConnectionRequest, type ProvisionPersonalServerRequest } from '@context-gateway/proto';
+import { Payload } from '@nestjs/microservices';
+import { DirectoryService } from './directory.service.js';
+
+/** `ps.v1.provision` and `ps.v1.locate_connection`: answered by any shard (shared directory). */
+@Controller()
+export class DirectoryHandler {
+  constructor(private readonly directory: DirectoryService) {}
+
+  @RpcHandler(rpc.personalServer.provision)
+  async provision(@Payload() request: ProvisionPersonalServerRequest) {
+    const entry = await this.directory.provision(request.userId);
+    return { personalServerId: entry.personalServerId, shard: entry.shard, created: entry.created };
+  }
+
+  @RpcHandler(rpc.personalServer.locateConnection)
+  async locate(@Payload() request: LocateConnectionRequest) {
+    return { shard: (await this.directory.locateConnection(request.connectionId)).shard };
+  }
+}

@@ -1,0 +1,22 @@
+import { Controller } from '@nestjs/common';
+import { RpcHandler } from '@context-gateway/messaging';
+import { rpc, type RegisterGrantRequest, type RevokeGrantRequest } from '@context-gateway/proto';
+import { Payload } from '@nestjs/microservices';
+import { GrantsService, toGrantMessage } from './grants.service.js';
+
+/** `ps.v1.register_grant` / `ps.v1.revoke_grant`: the broker's (and the gateway's) write side. */
+@Controller()
+export class GrantsHandler {
+  constructor(private readonly grants: GrantsService) {}
+
+  @RpcHandler(rpc.personalServer.registerGrant)
+  async register(@Payload() request: RegisterGrantRequest) {
+    const { row, shard } = await this.grants.register(request.grant!);
+    return { grant: toGrantMessage(row), shard };
+  }
+
+  @RpcHandler(rpc.personalServer.revokeGrant)
+  async revoke(@Payload() request: RevokeGrantRequest) {
+    return { grant: toGrantMessage(await this.grants.revoke(request)) };
+  }
+}

@@ -1,0 +1,69 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { typesForScopes } from '@context-gateway/record-catalog';
+import { GrantState, type GrantRecord, type RevokeGrantRequest } from '@context-gateway/proto';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { GrantRecordSchema } from '@context-gateway/proto';
+import { ConnectionsService } from '../connections/connections.service.js';
+import { GrantsRepository, type GrantRow } from './grants.repository.js';
+
+export function toGrantMessage(row: GrantRow): MessageInitShape<typeof GrantRecordSchema> {
+  return {
+    grantId: row.id,
+    orgId: row.orgId,
+    applicationId: row.applicationId,
+    userId: row.userId,
+    connectionId: row.connectionId,
+    integration: row.integration,
+    scopes: row.scopes,
+    state: row.state === 'active' ? GrantState.ACTIVE : GrantState.REVOKED,
+  };
+}
+
+/**
+ * Grants as this service enforces them. Every change is a committed row before the call
+ * returns, and the query path reads the row in the same statement as the records, so a
+ * revocation is visible to the very next query on any shard process — no cache to expire.
+ */
+@Injectable()
+export class GrantsService {
+  constructor(
+    private readonly repository: GrantsRepository,
+    private readonly connections: ConnectionsService,
+  ) {}
+
+  async register(grant: GrantRecord): Promise<{ row: GrantRow; shard: number; personalServerId: string }> {
+    // Scopes the catalog does not map are kept (the broker may know newer ones) but cover no type.
+    const types = [...typesForScopes(grant.integration, grant.scopes)].sort();
+    return this.connections.transaction(async (tx) => {
+      const connection = await this.connections.ensure(tx, { connectionId: grant.connectionId, userId: grant.userId, integration: grant.integration });
+      const row = await this.repository.upsert(tx, {
+        id: grant.grantId,
+        connectionId: grant.connectionId,
+        orgId: grant.orgId,
+        applicationId: grant.applicationId,
+        userId: grant.userId,
+        scopes: [...grant.scopes].sort(),
+        types,
+      });
+      const shard = (await tx.query<{ shard: number }>('SELECT shard FROM personal_servers WHERE id = $1', [connection.personalServerId])).rows[0]!.shard;
+      return { row, shard, personalServerId: connection.personalServerId };
+    });
+  }
+
+  /**
+   * Revokes; idempotent (revoking a revoked grant returns it). Not found → for an app,
+   * connection_not_found (it may not learn whether the connection exists); for a user or
+   * the broker, not_found.
+   */
+  async revoke(request: RevokeGrantRequest): Promise<GrantRow> {
+    const row = await this.repository.revoke({
+      grantId: request.grantId || undefined,
+      connectionId: request.connectionId || undefined,
+      applicationId: request.applicationId || undefined,
+      userId: request.userId || undefined,
+    });
+    if (!row) throw new AppError(request.applicationId && !request.userId ? 'connection_not_found' : 'not_found', 'No such grant');
+    return row;
+  }
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { DataKey, EnvelopeCipher, LocalKeyProvider, type EncryptionContext, type WrappedKey } from '@context-gateway/crypto';
+import type { Env } from '../env.js';
+import { DataKeyStore } from './data-key-store.js';
+
+/** Whose data key it is: bound into the wrap, so a key file copied to another connection won't open. */
+export interface KeyOwner {
+  personalServerId: string;
+  connectionId: string;
+  userId: string;
+}
+
+function wrapContext(owner: KeyOwner): EncryptionContext {
+  return { purpose: 'ps.records', personalServer: owner.personalServerId, connection: owner.connectionId, user: owner.userId };
+}
+
+/**
+ * Per-connection data keys: created with the connection, opened (cached) on every read
+ * and write, destroyed with the connection. The hot path touches neither the disk nor the
+ * provider: the wrapped key and the unwrapped key are both held in memory after first use.
+ */
+export class RecordKeys {
+  /** keyId → wrapped key, so the hot path does not read the key file per query. */
+  readonly #wrapped = new Map<string, WrappedKey>();
+
+  private constructor(
+    private readonly cipher: EnvelopeCipher,
+    private readonly provider: LocalKeyProvider,
+    private readonly store: DataKeyStore,
+  ) {}
+
+  static async open(env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>): Promise<RecordKeys> {
+    const keyFile = resolve(env.MASTER_KEY_FILE);
+    const provider = await LocalKeyProvider.open({ path: keyFile, createIfMissing: env.MASTER_KEY_CREATE_IF_MISSING });
+    const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(dirname(keyFile), 'data-keys')));
+    return new RecordKeys(new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS } }), provider, store);
+  }
+
+  /** A fresh data key for a new connection; returns the id to record in the connections row. */
+  async create(owner: KeyOwner): Promise<string> {
+    const keyId = randomUUID();
+    const { key, wrapped } = await this.cipher.generateDataKey(wrapContext(owner));
+    key.destroy(); // opened again (and cached) on first use
+    await this.store.put(keyId, wrapped);
+    return keyId;
+  }
+
+  /** The connection's data key (shared, cached): use it now, don't keep it. */
+  async open(keyId: string, owner: KeyOwner): Promise<DataKey> {
+    let wrapped = this.#wrapped.get(keyId);
+    if (!wrapped) {
+      wrapped = await this.store.get(keyId);
+      this.#wrapped.set(keyId, wrapped);
+    }
+    return this.cipher.openDataKey(wrapped, wrapContext(owner));
+  }
+
+  /** Crypto-shredding: the key file is deleted and this process's copies are zeroed. */
+  async destroy(keyId: string, owner: KeyOwner): Promise<void> {
+    const wrapped = this.#wrapped.get(keyId) ?? (await this.store.get(keyId).catch(() => undefined));
+    this.#wrapped.delete(keyId);
+    if (wrapped) this.cipher.shred(wrapped, wrapContext(owner));
+    await this.store.destroy(keyId);
+  }
+
+  close(): void {
+    this.cipher.close();
+    this.provider.close();
+    this.#wrapped.clear();
+  }
+}

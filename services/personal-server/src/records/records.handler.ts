@@ -1,0 +1,26 @@
+import { Controller } from '@nestjs/common';
+import { RpcHandler } from '@context-gateway/messaging';
+import { rpc, type QueryRecordsRequest, type WriteRecordsRequest } from '@context-gateway/proto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Payload } from '@nestjs/microservices';
+import { RecordsService } from './records.service.js';
+
+/**
+ * `ps.v1.write_records` (any shard: the connection's row lock serializes writers) and
+ * `ps.v1.shard.<n>.query` (only the owning shard answers; it re-checks everything).
+ */
+@Controller()
+export class RecordsHandler {
+  constructor(private readonly records: RecordsService) {}
+
+  @RpcHandler(rpc.personalServer.writeRecords)
+  write(@Payload() request: WriteRecordsRequest) {
+    return this.records.write(request);
+  }
+
+  @RpcHandler(rpc.personalServer.shardQuery)
+  async query(@Payload() request: QueryRecordsRequest) {
+    const page = await this.records.query(request);
+    return { recordsJson: page.recordsJson, nextCursor: page.nextCursor, syncedAt: page.syncedAt ? timestampFromDate(page.syncedAt) : undefined };
+  }
+}

@@ -1,0 +1,345 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { QueryRecordsRequestSchema, RecordInputSchema, WriteRecordsRequestSchema, GrantRecordSchema, RevokeGrantRequestSchema, type QueryRecordsRequest } from '@context-gateway/proto';
+import { PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Global, Module, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ConnectionsService } from '../connections/connections.service.js';
+import { rendezvousShard } from '../directory/rendezvous.js';
+import { envSchema } from '../env.js';
+import { GrantsService } from '../grants/grants.service.js';
+import { RecordsModule } from './records.module.js';
+import { GrantsModule } from '../grants/grants.module.js';
+import { RecordsService } from './records.service.js';
+
+// The shard's storage and query path against real Postgres, with real key files: two
+// shard processes (contexts) over one schema, as the stack runs them.
+const migrationsDir = new URL('../../prisma/migrations', import.meta.url).pathname;
+let schema: TestSchema;
+let keyDir: string;
+let nc: NatsConnection;
+const shards: INestApplicationContext[] = [];
+
+async function startShard(shard: number): Promise<INestApplicationContext> {
+  const env = envSchema.parse({ SHARD_ID: String(shard), SHARD_COUNT: '2', MASTER_KEY_FILE: join(keyDir, 'master.key'), LOG_LEVEL: 'silent' });
+  @Global()
+  @Module({
+    providers: [
+      { provide: PG_POOL, useValue: schema.pool },
+      { provide: SERVICE_ENV, useValue: env },
+      { provide: SERVICE_INFO, useValue: { name: 'personal-server', version: 'test', databaseSchema: schema.schema } },
+      { provide: RpcClient, useValue: new RpcClient(nc) },
+      ReadinessService,
+    ],
+    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService],
+  })
+  class TestRuntime {}
+  @Module({ imports: [TestRuntime, RecordsModule, GrantsModule] })
+  class ShardUnderTest {}
+  const app = await NestFactory.createApplicationContext(ShardUnderTest, { logger: false });
+  shards.push(app);
+  return app;
+}
+
+/** A user the directory places on `shard` (rendezvous over 2 shards). */
+function userOn(shard: number): string {
+  for (;;) {
+    const id = randomUUID();
+    if (rendezvousShard(id, 2) === shard) return id;
+  }
+}
+
+const ORG = randomUUID();
+const APP_PLAYLISTS = randomUUID();
+const APP_HISTORY = randomUUID();
+
+let records: RecordsService;
+let grants: GrantsService;
+let connections: ConnectionsService;
+let otherShardRecords: RecordsService;
+
+function playlist(n: number, name = `List ${n}`) {
+  return create(RecordInputSchema, {
+    type: 'media.playlist',
+    externalId: `pl-${n}`,
+    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', id: `pl-${n}`, name, public: n % 2 === 0 })),
+    sourceUpdatedAt: timestampFromDate(new Date(Date.UTC(2026, 0, 1, 0, 0, n))),
+  });
+}
+
+function play(n: number) {
+  return create(RecordInputSchema, {
+    type: 'media.play_event',
+    externalId: `play-${n}`,
+    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', trackId: `t${n}`, title: `Song ${n}`, kind: 'music', playedAt: '2026-11-01T10:00:00Z' })),
+  });
+}
+
+async function write(userId: string, connectionId: string, inputs: ReturnType<typeof playlist>[]) {
+  return records.write(create(WriteRecordsRequestSchema, { userId, connectionId, integration: 'spotify', records: inputs, syncedAt: timestampFromDate(new Date()) }));
+}
+
+async function grant(userId: string, connectionId: string, applicationId: string, scopes: string[], orgId = ORG) {
+  return grants.register(create(GrantRecordSchema, { grantId: randomUUID(), orgId, applicationId, userId, connectionId, integration: 'spotify', scopes }));
+}
+
+function q(connectionId: string, applicationId: string, extra: Partial<QueryRecordsRequest> = {}) {
+  return create(QueryRecordsRequestSchema, { orgId: ORG, applicationId, connectionId, limit: 100, ...extra });
+}
+
+async function page(connectionId: string, applicationId: string, extra: Partial<QueryRecordsRequest> = {}, via = records) {
+  const result = await via.query(q(connectionId, applicationId, extra));
+  return { ...result, records: JSON.parse(result.recordsJson.toString('utf8')) as Array<{ id: string; type: string; externalId: string; deleted: boolean; data: Record<string, unknown> | null }> };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'ok';
+  } catch (error) {
+    return AppError.from(error).code;
+  }
+}
+
+beforeAll(async () => {
+  schema = await createTestSchema({ prefix: 'ps_records', migrationsDir });
+  keyDir = mkdtempSync(join(tmpdir(), 'cg-ps-keys-'));
+  nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+  const shard0 = await startShard(0);
+  const shard1 = await startShard(1);
+  records = shard0.get(RecordsService);
+  grants = shard0.get(GrantsService);
+  connections = shard0.get(ConnectionsService);
+  otherShardRecords = shard1.get(RecordsService);
+});
+
+afterAll(async () => {
+  await Promise.all(shards.map((s) => s.close()));
+  await nc.drain();
+  await schema.drop();
+  rmSync(keyDir, { recursive: true, force: true });
+});
+
+describe('personal-server storage and query path', () => {
+  it('stores records encrypted and gives each app only the types its scopes cover', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await grant(user, connection, APP_HISTORY, ['spotify:read:history']);
+    const counts = await write(user, connection, [playlist(1), playlist(2), play(1)]);
+    expect(counts).toEqual({ written: 3, unchanged: 0, tombstoned: 0 });
+
+    const stored = await schema.pool.query<{ ciphertext: Buffer }>('SELECT ciphertext FROM records WHERE connection_id = $1', [connection]);
+    for (const row of stored.rows) expect(row.ciphertext.toString('latin1')).not.toContain('List');
+
+    const lists = await page(connection, APP_PLAYLISTS);
+    expect(lists.records.map((r) => r.externalId).sort()).toEqual(['pl-1', 'pl-2']);
+    expect(lists.records[0]!.data).toMatchObject({ source: 'spotify', name: expect.stringMatching(/^List/) });
+    expect(lists.syncedAt).toBeInstanceOf(Date);
+
+    const history = await page(connection, APP_HISTORY);
+    expect(history.records.map((r) => r.type)).toEqual(['media.play_event']);
+
+    expect(await codeOf(records.query(q(connection, APP_HISTORY, { type: 'media.playlist' })))).toBe('scope_not_granted');
+    expect(await codeOf(records.query(q(connection, randomUUID())))).toBe('connection_not_found');
+    // Same app id, another org: no grant there.
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS, { orgId: randomUUID() })))).toBe('connection_not_found');
+
+    const projected = await page(connection, APP_PLAYLISTS, { fields: ['name'], type: 'media.playlist' });
+    expect(projected.records.every((r) => Object.keys(r.data!).join() === 'name')).toBe(true);
+  });
+
+  it('upserts idempotently: a re-sync changes nothing, an older copy never wins', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), playlist(2)]);
+    const before = await schema.pool.query('SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id', [connection]);
+
+    expect(await write(user, connection, [playlist(1), playlist(2)])).toEqual({ written: 0, unchanged: 2, tombstoned: 0 });
+    const stale = playlist(1, 'Old name');
+    stale.sourceUpdatedAt = timestampFromDate(new Date(Date.UTC(2025, 0, 1)));
+    expect(await write(user, connection, [stale])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
+    expect(await write(user, connection, [playlist(1, 'Renamed')])).toEqual({ written: 1, unchanged: 0, tombstoned: 0 });
+
+    const after = await schema.pool.query('SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id', [connection]);
+    expect(after.rows.map((r) => r.id)).toEqual(before.rows.map((r) => r.id)); // same records, updated in place
+    expect((await page(connection, APP_PLAYLISTS)).records.find((r) => r.externalId === 'pl-1')!.data!.name).toBe('Renamed');
+  });
+
+  it('refuses bodies that do not match the catalog, and types the integration does not produce', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    const bad = create(RecordInputSchema, { type: 'media.playlist', externalId: 'x', dataJson: Buffer.from('{"source":"spotify","id":"x"}') });
+    expect(await codeOf(write(user, connection, [bad]))).toBe('invalid_record');
+    const foreign = create(RecordInputSchema, { type: 'code.repository', externalId: 'r', dataJson: Buffer.from('{"source":"spotify","id":"r","fullName":"a/b","private":false}') });
+    expect(await codeOf(write(user, connection, [foreign]))).toBe('invalid_record');
+  });
+
+  it('a ciphertext copied in SQL to another user, connection or record does not decrypt; a flipped bit is detected', async () => {
+    const alice = userOn(0);
+    const bob = userOn(0);
+    const aliceConn = randomUUID();
+    const bobConn = randomUUID();
+    await grant(alice, aliceConn, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await grant(bob, bobConn, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(alice, aliceConn, [playlist(1, 'Alice secret')]);
+    await write(bob, bobConn, [playlist(1, 'Bob list'), playlist(2, 'Bob other')]);
+
+    // Bob's row 1 gets Alice's ciphertext: Bob's key, Bob's AAD → authentication fails.
+    await schema.pool.query(
+      `UPDATE records SET ciphertext = (SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-1') WHERE connection_id = $2 AND external_id = 'pl-1'`,
+      [aliceConn, bobConn],
+    );
+    expect(await codeOf(records.query(q(bobConn, APP_PLAYLISTS)))).toBe('decryption_failed');
+
+    // Within one connection (same key): row 2's ciphertext under row 1's id → the record id in the AAD differs.
+    const bobConn2 = randomUUID();
+    await grant(bob, bobConn2, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(bob, bobConn2, [playlist(1), playlist(2)]);
+    await schema.pool.query(`UPDATE records SET ciphertext = (SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-2') WHERE connection_id = $1 AND external_id = 'pl-1'`, [bobConn2]);
+    expect(await codeOf(records.query(q(bobConn2, APP_PLAYLISTS)))).toBe('decryption_failed');
+
+    // Moving Alice's whole row to Bob's server (personal_server_id/connection_id rewritten).
+    const carolConn = randomUUID();
+    await grant(bob, carolConn, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(bob, carolConn, []);
+    await schema.pool.query(
+      `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, source_updated_at, updated_at, version)
+       SELECT gen_random_uuid(), (SELECT personal_server_id FROM connections WHERE id = $2), $2, type, external_id, ciphertext, source_updated_at, updated_at, 1
+         FROM records WHERE connection_id = $1`,
+      [aliceConn, carolConn],
+    );
+    expect(await codeOf(records.query(q(carolConn, APP_PLAYLISTS)))).toBe('decryption_failed');
+
+    // One flipped bit in Alice's own row.
+    expect((await page(aliceConn, APP_PLAYLISTS)).records[0]!.data!.name).toBe('Alice secret');
+    await schema.pool.query(`UPDATE records SET ciphertext = set_byte(ciphertext, 20, get_byte(ciphertext, 20) # 1) WHERE connection_id = $1`, [aliceConn]);
+    expect(await codeOf(records.query(q(aliceConn, APP_PLAYLISTS)))).toBe('decryption_failed');
+  });
+
+  it('source deletions become tombstones: gone from listings, visible in the change feed', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), playlist(2)]);
+    const t0 = Date.now() - 1;
+    const gone = create(RecordInputSchema, { type: 'media.playlist', externalId: 'pl-2', deleted: true, sourceUpdatedAt: timestampFromDate(new Date()) });
+    expect(await write(user, connection, [gone])).toEqual({ written: 0, unchanged: 0, tombstoned: 1 });
+    expect(await write(user, connection, [gone])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
+
+    expect((await page(connection, APP_PLAYLISTS)).records.map((r) => r.externalId)).toEqual(['pl-1']);
+    const feed = await page(connection, APP_PLAYLISTS, { sinceMs: BigInt(t0) });
+    expect(feed.records).toEqual([expect.objectContaining({ externalId: 'pl-2', deleted: true, data: null })]);
+    const stored = await schema.pool.query<{ ciphertext: Buffer }>(`SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-2'`, [connection]);
+    expect(stored.rows[0]!.ciphertext.length).toBe(0); // the body is gone, not just hidden
+  });
+
+  it('cursor pages miss nothing that existed when paging began, while sync keeps writing', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    const initial = Array.from({ length: 60 }, (_, i) => playlist(i));
+    await write(user, connection, initial);
+
+    let stop = false;
+    let n = 1_000;
+    const writer = (async () => {
+      while (!stop) {
+        // New records and updates of existing ones, racing the pages.
+        const k = n++;
+        await write(user, connection, [playlist(k), playlist(k % 60, `Updated ${k}`)]);
+      }
+    })();
+    const seen = new Set<string>();
+    let cursor = '';
+    let pages = 0;
+    do {
+      const result = await page(connection, APP_PLAYLISTS, { limit: 7, cursor });
+      for (const r of result.records) seen.add(r.externalId);
+      cursor = result.nextCursor;
+      pages += 1;
+      await new Promise((r) => setTimeout(r, 2));
+    } while (cursor !== '' && pages < 500);
+    stop = true;
+    await writer;
+    for (const record of initial) expect(seen.has(record.externalId)).toBe(true);
+    expect(n).toBeGreaterThan(1_001); // the writer really ran during paging
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS, { cursor: 'garbage!' })))).toBe('validation_failed');
+  });
+
+  it('revoking one app is committed when the call returns: its next query fails, the other app keeps working', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    const a = await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await grant(user, connection, APP_HISTORY, ['spotify:read:history', 'spotify:read:playlists']);
+    await write(user, connection, [playlist(1), play(1)]);
+
+    // The user revokes app A's grant (by grant id, proving ownership with the user id).
+    expect(await codeOf(grants.revoke(create(RevokeGrantRequestSchema, { grantId: a.row.id, userId: userOn(0) })))).toBe('not_found');
+    await grants.revoke(create(RevokeGrantRequestSchema, { grantId: a.row.id, userId: user }));
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('grant_revoked');
+    expect((await page(connection, APP_HISTORY)).records).toHaveLength(2);
+
+    // App B gives its own grant up (by connection, as the app's route names it).
+    await grants.revoke(create(RevokeGrantRequestSchema, { connectionId: connection, applicationId: APP_HISTORY }));
+    expect(await codeOf(records.query(q(connection, APP_HISTORY)))).toBe('grant_revoked');
+    expect(await codeOf(grants.revoke(create(RevokeGrantRequestSchema, { connectionId: randomUUID(), applicationId: APP_HISTORY })))).toBe('connection_not_found');
+
+    // A new consent re-activates the app with the new scopes.
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:history']);
+    expect((await page(connection, APP_PLAYLISTS)).records.map((r) => r.type)).toEqual(['media.play_event']);
+  });
+
+  it('only the owning shard answers for a user; another shard says wrong_shard', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    const registered = await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    expect(registered.shard).toBe(0);
+    await write(user, connection, [playlist(1)]);
+    expect(await codeOf(otherShardRecords.query(q(connection, APP_PLAYLISTS)))).toBe('wrong_shard');
+    expect(await codeOf(otherShardRecords.query(q(randomUUID(), APP_PLAYLISTS)))).toBe('connection_not_found');
+  });
+
+  it('deleting a connection crypto-shreds it: a database backup taken before stays unreadable', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1, 'Private'), playlist(2)]);
+    expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(2);
+
+    // The "backup": a copy of every row of this connection, as pg_dump would have it.
+    const tables = ['personal_servers', 'connections', 'grants', 'records'];
+    const backup: Record<string, unknown[]> = {};
+    for (const table of tables) {
+      const where = table === 'personal_servers' ? 'id = (SELECT personal_server_id FROM connections WHERE id = $1)' : table === 'connections' ? 'id = $1' : 'connection_id = $1';
+      backup[table] = (await schema.pool.query(`SELECT * FROM ${table} WHERE ${where}`, [connection])).rows;
+    }
+    expect(backup.records).toHaveLength(2);
+
+    expect(await connections.delete(connection, user)).toEqual({ recordsDeleted: 2, grantsRevoked: 1 });
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
+
+    // Restore the backup's rows (what an attacker with the old dump and our code would do).
+    for (const table of ['connections', 'grants', 'records']) {
+      for (const row of backup[table] as Record<string, unknown>[]) {
+        const columns = Object.keys(row);
+        await schema.pool.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, Object.values(row));
+      }
+    }
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('key_destroyed');
+    const restored = await schema.pool.query<{ ciphertext: Buffer }>('SELECT ciphertext FROM records WHERE connection_id = $1', [connection]);
+    expect(restored.rows).toHaveLength(2);
+    for (const row of restored.rows) expect(row.ciphertext.toString('latin1')).not.toContain('Private');
+  });
+});

@@ -1,0 +1,169 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { PG_POOL } from '@context-gateway/service-kit';
+import type { Pool, PoolClient, QueryConfig } from 'pg';
+
+export interface StoredRecord {
+  id: string;
+  type: string;
+  externalId: string;
+  ciphertext: Buffer;
+  sourceUpdatedAt: Date;
+  updatedAt: Date;
+  deletedAt: Date | null;
+  version: string;
+}
+
+export interface RecordWrite {
+  id: string;
+  type: string;
+  externalId: string;
+  ciphertext: Buffer;
+  sourceUpdatedAt: Date;
+  deleted: boolean;
+  version: bigint;
+}
+
+/** The grant and connection a query runs under, read in the same statement as its page. */
+export interface QueryGrant {
+  state: 'active' | 'revoked';
+  types: string[];
+  syncedAt: Date | null;
+  personalServerId: string;
+  userId: string;
+  dataKeyId: string;
+}
+
+export interface PageQuery {
+  shard: number;
+  orgId: string;
+  applicationId: string;
+  connectionId: string;
+  /** One type, or undefined for every type the grant covers. */
+  type: string | undefined;
+  since: Date | undefined;
+  afterVersion: bigint;
+  limit: number;
+  includeDeleted: boolean;
+}
+
+interface PageRow {
+  state: 'active' | 'revoked';
+  types: string[];
+  synced_at: Date | null;
+  personal_server_id: string;
+  user_id: string;
+  data_key_id: string;
+  id: string | null;
+  type: string | null;
+  external_id: string | null;
+  ciphertext: Buffer | null;
+  source_updated_at: Date | null;
+  updated_at: Date | null;
+  deleted_at: Date | null;
+  version: string | null;
+}
+
+/**
+ * The query path's one statement: grant (this org's app, this connection, a user this
+ * shard owns) + connection + one page of records, in one round trip. The records are only
+ * read when the grant is active and only of types the grant covers; the service turns a
+ * missing or revoked grant, or a type outside it, into the public error. Four prepared
+ * variants (type given or not × since given or not) so each gets a plan that uses the
+ * right index instead of one generic plan full of `$n IS NULL OR ...`.
+ */
+function pageStatement(typed: boolean, since: boolean, includeDeleted: boolean): string {
+  return `
+SELECT g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
+       r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
+  FROM grants g
+  JOIN connections c ON c.id = g.connection_id
+  JOIN personal_servers p ON p.id = c.personal_server_id AND p.shard = $1
+  LEFT JOIN LATERAL (
+    SELECT r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
+      FROM records r
+     WHERE r.connection_id = g.connection_id
+       AND g.state = 'active'
+       AND ${typed ? 'r.type = $6 AND r.type = ANY(g.types)' : 'r.type = ANY(g.types)'}
+       AND r.version > $5
+       ${since ? `AND r.updated_at > $${typed ? 7 : 6}` : ''}
+       ${includeDeleted ? '' : 'AND r.deleted_at IS NULL'}
+     ORDER BY r.version
+     LIMIT $4
+  ) r ON true
+ WHERE g.connection_id = $2 AND g.application_id = $3 AND g.org_id = $${typed ? (since ? 8 : 7) : since ? 7 : 6}
+ ORDER BY r.version`;
+}
+
+const STATEMENTS = new Map<string, string>();
+for (const typed of [true, false]) for (const since of [true, false]) for (const del of [true, false]) STATEMENTS.set(`${typed}${since}${del}`, pageStatement(typed, since, del));
+
+/** `records`: encrypted bodies with routing/filtering columns in clear. */
+@Injectable()
+export class RecordsRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  async page(q: PageQuery): Promise<{ grant: QueryGrant | undefined; records: StoredRecord[] }> {
+    const key = `${q.type !== undefined}${q.since !== undefined}${q.includeDeleted}`;
+    const values: unknown[] = [q.shard, q.connectionId, q.applicationId, q.limit, q.afterVersion.toString()];
+    if (q.type !== undefined) values.push(q.type);
+    if (q.since !== undefined) values.push(q.since);
+    values.push(q.orgId);
+    const config: QueryConfig = { name: `ps_page_${key}`, text: STATEMENTS.get(key)!, values };
+    const { rows } = await this.pool.query<PageRow>(config);
+    const first = rows[0];
+    if (!first) return { grant: undefined, records: [] };
+    const grant: QueryGrant = { state: first.state, types: first.types, syncedAt: first.synced_at, personalServerId: first.personal_server_id, userId: first.user_id, dataKeyId: first.data_key_id };
+    const records: StoredRecord[] = [];
+    for (const r of rows) {
+      if (r.id === null) continue; // the LEFT JOIN's empty page
+      records.push({ id: r.id, type: r.type!, externalId: r.external_id!, ciphertext: r.ciphertext!, sourceUpdatedAt: r.source_updated_at!, updatedAt: r.updated_at!, deletedAt: r.deleted_at, version: r.version! });
+    }
+    return { grant, records };
+  }
+
+  /** Where the (org, app, connection) grant lives, when page() found none on this shard. */
+  async grantShard(orgId: string, applicationId: string, connectionId: string): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ shard: number }>(
+      `SELECT p.shard FROM grants g JOIN connections c ON c.id = g.connection_id JOIN personal_servers p ON p.id = c.personal_server_id
+        WHERE g.connection_id = $1 AND g.application_id = $2 AND g.org_id = $3`,
+      [connectionId, applicationId, orgId],
+    );
+    return rows[0]?.shard;
+  }
+
+  /** The stored rows for a write batch's (type, external id) pairs. */
+  async findForWrite(tx: PoolClient, connectionId: string, keys: { type: string; externalId: string }[]): Promise<StoredRecord[]> {
+    const { rows } = await tx.query<{ id: string; type: string; external_id: string; ciphertext: Buffer; source_updated_at: Date; updated_at: Date; deleted_at: Date | null; version: string }>(
+      `SELECT r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
+         FROM records r JOIN unnest($2::text[], $3::text[]) AS k(type, external_id) ON r.type = k.type AND r.external_id = k.external_id
+        WHERE r.connection_id = $1`,
+      [connectionId, keys.map((k) => k.type), keys.map((k) => k.externalId)],
+    );
+    return rows.map((r) => ({ id: r.id, type: r.type, externalId: r.external_id, ciphertext: r.ciphertext, sourceUpdatedAt: r.source_updated_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, version: r.version }));
+  }
+
+  /** Idempotent upsert by (connection, type, external id); `updated_at` is the commit's clock. */
+  async upsert(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[]): Promise<void> {
+    if (rows.length === 0) return;
+    await tx.query(
+      `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, source_updated_at, updated_at, deleted_at, version)
+       SELECT k.id, $1, $2, k.type, k.external_id, k.ciphertext, k.source_updated_at, clock_timestamp(), CASE WHEN k.deleted THEN clock_timestamp() END, k.version
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::timestamptz[], $8::bool[], $9::bigint[])
+           AS k(id, type, external_id, ciphertext, source_updated_at, deleted, version)
+       ON CONFLICT (connection_id, type, external_id) DO UPDATE
+         SET ciphertext = EXCLUDED.ciphertext, source_updated_at = EXCLUDED.source_updated_at, updated_at = clock_timestamp(),
+             deleted_at = EXCLUDED.deleted_at, version = EXCLUDED.version`,
+      [
+        personalServerId,
+        connectionId,
+        rows.map((r) => r.id),
+        rows.map((r) => r.type),
+        rows.map((r) => r.externalId),
+        rows.map((r) => r.ciphertext),
+        rows.map((r) => r.sourceUpdatedAt),
+        rows.map((r) => r.deleted),
+        rows.map((r) => r.version.toString()),
+      ],
+    );
+  }
+}

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
+import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import type { QueryRecordsRequest, WriteRecordsRequest } from '@context-gateway/proto';
+import { ConnectionsRepository } from '../connections/connections.repository.js';
+import { ConnectionsService } from '../connections/connections.service.js';
+import { DirectoryService } from '../directory/directory.service.js';
+import { RecordKeys } from '../keys/record-keys.service.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { recordAad } from './record-aad.js';
+import { RecordsRepository, type RecordWrite, type StoredRecord } from './records.repository.js';
+
+export interface QueryPage {
+  recordsJson: Buffer;
+  nextCursor: string;
+  syncedAt: Date | null;
+}
+
+export interface WriteCounts {
+  written: number;
+  unchanged: number;
+  tombstoned: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function toDate(ts: Timestamp | undefined): Date | undefined {
+  return ts ? timestampDate(ts) : undefined;
+}
+
+/** Writing records (sync) and reading pages of them (apps, through the gateway). */
+@Injectable()
+export class RecordsService {
+  constructor(
+    private readonly repository: RecordsRepository,
+    private readonly connections: ConnectionsService,
+    private readonly connectionsRepository: ConnectionsRepository,
+    private readonly directory: DirectoryService,
+    private readonly keys: RecordKeys,
+  ) {}
+
+  /**
+   * Idempotent upsert of a sync batch. Each body is validated against the catalog before
+   * anything is written (one bad record fails the batch: a normalizer bug must be loud).
+   * Under the connection's row lock: unchanged records keep their version (so re-running
+   * a sync does not make apps re-read everything), older-than-stored ones are ignored
+   * (an out-of-order batch cannot roll a record back), tombstones drop the body.
+   */
+  async write(request: WriteRecordsRequest): Promise<WriteCounts> {
+    const allowed = typesForIntegration(request.integration);
+    const batch = new Map<string, { type: string; externalId: string; plaintext: Buffer | undefined; sourceUpdatedAt: Date }>();
+    const now = new Date();
+    request.records.forEach((record, index) => {
+      if (!allowed.has(record.type as never)) {
+        throw new AppError('invalid_record', `${request.integration} does not produce record type "${record.type}"`, [{ path: `records[${index}].type`, message: 'not a type of this integration' }]);
+      }
+      let plaintext: Buffer | undefined;
+      if (!record.deleted) {
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.from(record.dataJson).toString('utf8'));
+        } catch {
+          throw new AppError('invalid_record', 'The record body is not JSON', [{ path: `records[${index}].dataJson`, message: 'not JSON' }]);
+        }
+        plaintext = Buffer.from(JSON.stringify(validateRecord(record.type, body)));
+      }
+      // The same item twice in one batch: the last one wins, as it would across batches.
+      batch.set(`${record.type}\u0000${record.externalId}`, { type: record.type, externalId: record.externalId, plaintext, sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now });
+    });
+
+    return this.connections.transaction(async (tx) => {
+      const connection = await this.connections.ensure(tx, { connectionId: request.connectionId, userId: request.userId, integration: request.integration }, true);
+      const owner = { personalServerId: connection.personalServerId, connectionId: connection.id, userId: connection.userId };
+      const key = await this.keys.open(connection.dataKeyId, owner);
+      const stored = new Map((await this.repository.findForWrite(tx, connection.id, [...batch.values()])).map((r) => [`${r.type}\u0000${r.externalId}`, r]));
+      const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
+      const writes: RecordWrite[] = [];
+      let version = connection.lastVersion;
+      for (const [id, item] of batch) {
+        const previous = stored.get(id);
+        if (previous && previous.sourceUpdatedAt > item.sourceUpdatedAt) {
+          counts.unchanged += 1;
+          continue;
+        }
+        if (item.plaintext === undefined) {
+          if (previous?.deletedAt) {
+            counts.unchanged += 1;
+            continue;
+          }
+        } else if (previous && !previous.deletedAt && this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext)) {
+          counts.unchanged += 1;
+          continue;
+        }
+        const recordId = previous?.id ?? randomUUID();
+        version += 1n;
+        writes.push({
+          id: recordId,
+          type: item.type,
+          externalId: item.externalId,
+          ciphertext: item.plaintext === undefined ? EMPTY : key.encrypt(item.plaintext, recordAad(connection.personalServerId, connection.id, recordId, item.type)),
+          sourceUpdatedAt: item.sourceUpdatedAt,
+          deleted: item.plaintext === undefined,
+          version,
+        });
+        if (item.plaintext === undefined) counts.tombstoned += 1;
+        else counts.written += 1;
+      }
+      await this.repository.upsert(tx, connection.personalServerId, connection.id, writes);
+      await this.connectionsRepository.advance(tx, connection.id, version, toDate(request.syncedAt));
+      return counts;
+    });
+  }
+
+  private sameBody(key: { decrypt(c: Uint8Array, aad: Uint8Array): Buffer }, psId: string, connectionId: string, previous: StoredRecord, plaintext: Buffer): boolean {
+    try {
+      return key.decrypt(previous.ciphertext, recordAad(psId, connectionId, previous.id, previous.type)).equals(plaintext);
+    } catch {
+      return false; // unreadable (tampered) rows are simply overwritten
+    }
+  }
+
+  /**
+   * One page for the app holding a grant. The grant (org, app, connection, active, types)
+   * and this shard's ownership are checked in the same statement that reads the page; the
+   * gateway's own checks are not trusted here.
+   */
+  async query(request: QueryRecordsRequest): Promise<QueryPage> {
+    const afterVersion = decodeCursor(request.cursor);
+    const since = request.sinceMs > 0n ? new Date(Number(request.sinceMs)) : undefined;
+    const type = request.type === '' ? undefined : request.type;
+    const { grant, records } = await this.repository.page({
+      shard: this.directory.shardId,
+      orgId: request.orgId,
+      applicationId: request.applicationId,
+      connectionId: request.connectionId,
+      type,
+      since,
+      afterVersion,
+      limit: request.limit,
+      // A listing from the start skips tombstones; a change feed (since/cursor) needs them.
+      includeDeleted: since !== undefined || afterVersion > 0n,
+    });
+    if (!grant) {
+      const shard = await this.repository.grantShard(request.orgId, request.applicationId, request.connectionId);
+      if (shard !== undefined && shard !== this.directory.shardId) throw new AppError('wrong_shard', `The connection is served by shard ${shard}`);
+      throw new AppError('connection_not_found');
+    }
+    if (grant.state !== 'active') throw new AppError('grant_revoked', 'The user or the application revoked this grant');
+    if (type !== undefined && !grant.types.includes(type)) {
+      throw new AppError('scope_not_granted', `Record type "${type}" is not covered by the scopes granted to this application`);
+    }
+
+    const fields = request.fields.length > 0 ? new Set(request.fields) : undefined;
+    const parts: string[] = [];
+    const key = records.some((r) => r.deletedAt === null) ? await this.keys.open(grant.dataKeyId, { personalServerId: grant.personalServerId, connectionId: request.connectionId, userId: grant.userId }) : undefined;
+    for (const record of records) {
+      let data = 'null';
+      if (record.deletedAt === null) {
+        const plaintext = key!.decrypt(record.ciphertext, recordAad(grant.personalServerId, request.connectionId, record.id, record.type));
+        data = fields ? project(plaintext, fields) : plaintext.toString('utf8');
+      }
+      parts.push(
+        `{"id":"${record.id}","type":${JSON.stringify(record.type)},"externalId":${JSON.stringify(record.externalId)},"updatedAt":"${record.updatedAt.toISOString()}","sourceUpdatedAt":"${record.sourceUpdatedAt.toISOString()}","deleted":${record.deletedAt !== null},"data":${data}}`,
+      );
+    }
+    const last = records.at(-1);
+    return {
+      recordsJson: Buffer.from(`[${parts.join(',')}]`),
+      // A full page may have a next one; a short page is the end ('' = none). To pick up
+      // later changes, an app asks again with `since` (or keeps paging from a full page).
+      nextCursor: last && records.length === request.limit ? encodeCursor(BigInt(last.version)) : '',
+      syncedAt: grant.syncedAt,
+    };
+  }
+}
+
+function project(plaintext: Buffer, fields: Set<string>): string {
+  const body = JSON.parse(plaintext.toString('utf8')) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const field of fields) if (Object.hasOwn(body, field)) out[field] = body[field];
+  return JSON.stringify(out);
+}
