@@ -14,6 +14,7 @@ export function createAccount(ctx: SimContext, spec: AccountSpec): Account {
     email: spec.email ?? `${spec.login}@example.test`,
     createdAt: isoAt(SEED_EPOCH_MS - 400 * 86_400_000 + (id % 1000) * 86_400_000),
     seed: spec.seed ?? `${ctx.provider.name}:${spec.login}`,
+    seedCounts: {},
     collections: new Map(),
   };
   ctx.accounts.add(account);
@@ -27,6 +28,7 @@ export function createAccount(ctx: SimContext, spec: AccountSpec): Account {
  */
 export function seedAccount(ctx: SimContext, account: Account, seed: string, counts: Record<string, number>): void {
   account.seed = seed;
+  account.seedCounts = counts;
   for (const [name, spec] of Object.entries(ctx.provider.collections)) {
     let collection = account.collections.get(name);
     if (!collection) {

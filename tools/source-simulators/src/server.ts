@@ -7,6 +7,7 @@ import { registerAuthorization } from './oauth/authorization.routes.js';
 import { OAuthStore } from './oauth/oauth-store.js';
 import { demoProvider } from './providers/demo.provider.js';
 import { githubProvider } from './providers/github.provider.js';
+import { spotifyProvider } from './providers/spotify.provider.js';
 import { createAccount } from './seeding.js';
 import { Accounts, type AccountSpec, type Provider, type ProviderName, type SimContext } from './simulator-context.js';
 import { Throttle } from './throttle.js';
@@ -52,6 +53,7 @@ export interface RunningSimulator {
 
 const providers: Partial<Record<ProviderName, () => Provider>> = {
   github: githubProvider,
+  spotify: spotifyProvider,
   demo: demoProvider,
 };
 

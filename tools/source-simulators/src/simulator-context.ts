@@ -18,6 +18,8 @@ export interface Account {
   createdAt: string;
   /** The seed its data was generated from (changes keep using it for new items). */
   seed: string;
+  /** The counts it was last seeded with (generators read per-item settings such as `playlist_tracks`). */
+  seedCounts: Record<string, number>;
   collections: Map<string, Collection<SimItem>>;
 }
 

@@ -1,0 +1,250 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { principalOf, registerApi } from '../api-guard.js';
+import { intParam, str } from '../http.js';
+import { randomToken } from '../oauth/oauth-store.js';
+import { handleTokenRequest } from '../oauth/token-request.js';
+import type { Provider, SimContext } from '../simulator-context.js';
+import {
+  renderPlaylist,
+  renderPlaylistEntry,
+  renderTrack,
+  spotifyCollections,
+  type PlayItem,
+  type PlaylistItem,
+  type SavedTrackItem,
+} from './spotify.data.js';
+
+/** Spotify's error object: `{"error":{"status":N,"message":"..."}}`. */
+const apiError = (reply: FastifyReply, status: number, message: string) => reply.code(status).send({ error: { status, message } });
+
+/**
+ * Spotify: accounts service (/authorize, /api/token with Basic client auth) and the Web
+ * API under /v1 with offset/limit paging objects, before/after cursors for recently
+ * played, scope checks, and 429 + Retry-After.
+ */
+export function spotifyProvider(): Provider {
+  /** Reads limit/offset (limit 1..max) or answers 400 the way Spotify does. */
+  const paging = (req: FastifyRequest, reply: FastifyReply, max = 50): { limit: number; offset: number } | undefined => {
+    const limit = intParam(req.query, 'limit', 20);
+    const offset = intParam(req.query, 'offset', 0);
+    if (!Number.isInteger(limit) || limit < 1 || limit > max) {
+      void apiError(reply, 400, 'Invalid limit');
+      return undefined;
+    }
+    if (!Number.isInteger(offset) || offset < 0) {
+      void apiError(reply, 400, 'Invalid offset');
+      return undefined;
+    }
+    return { limit, offset };
+  };
+
+  /** A paging object: href/next/previous are this URL with the offset moved. */
+  const pageOf = <T, R>(ctx: SimContext, req: FastifyRequest, all: readonly T[], p: { limit: number; offset: number }, render: (t: T) => R) => {
+    const at = (offset: number) => {
+      const u = new URL(req.url, ctx.url);
+      u.searchParams.set('offset', String(offset));
+      u.searchParams.set('limit', String(p.limit));
+      return u.toString();
+    };
+    return {
+      href: at(p.offset),
+      items: all.slice(p.offset, p.offset + p.limit).map(render),
+      limit: p.limit,
+      next: p.offset + p.limit < all.length ? at(p.offset + p.limit) : null,
+      offset: p.offset,
+      previous: p.offset > 0 ? at(Math.max(0, p.offset - p.limit)) : null,
+      total: all.length,
+    };
+  };
+
+  const needScope = (reply: FastifyReply, scopes: string[], scope: string) =>
+    scopes.includes(scope) ? undefined : apiError(reply, 403, 'Insufficient client scope');
+
+  return {
+    name: 'spotify',
+    title: 'Spotify',
+    authorizePath: '/authorize',
+    // Spotify: 1-hour access tokens; refresh tokens without a published lifetime.
+    tokenDefaults: { accessTokenTtlSeconds: 3600, refreshTokenTtlSeconds: 0, codeTtlSeconds: 600 },
+    tokenFormat: { accessToken: () => `BQ${randomToken(96)}`, refreshToken: () => `AQ${randomToken(96)}` },
+    scopes: {
+      'user-read-private': 'Access your subscription details and country',
+      'user-read-email': 'Get your real email address',
+      'playlist-read-private': 'Access your private playlists',
+      'playlist-read-collaborative': 'Access your collaborative playlists',
+      'user-library-read': 'Access your saved content',
+      'user-read-recently-played': 'Access your recently played items',
+      'user-top-read': 'Read your top artists and content',
+      'user-follow-read': 'Access your followers and who you are following',
+      'user-read-playback-state': 'Read your currently playing content and Spotify Connect devices information',
+      'user-read-currently-playing': 'Read your currently playing content',
+      'playlist-modify-public': 'Manage your public playlists',
+      'playlist-modify-private': 'Manage your private playlists',
+      'user-library-modify': 'Manage your saved content',
+    },
+    issParameter: false,
+    defaultAccounts: [
+      { login: 'wizzler', name: 'Wizzler', email: 'wizzler@example.test' },
+      { login: 'alice', name: 'Alice Example', email: 'alice@example.test' },
+    ],
+    collections: spotifyCollections(),
+
+    unauthorized(reply, kind) {
+      return apiError(reply, 401, kind === 'missing' ? 'No token provided' : kind === 'expired' ? 'The access token expired' : 'Invalid access token');
+    },
+
+    throttled(reply, storm) {
+      reply.header('retry-after', String(storm.retryAfterSeconds));
+      return apiError(reply, 429, 'API rate limit exceeded');
+    },
+
+    routes(app: FastifyInstance, ctx: SimContext) {
+      app.post('/api/token', async (req, reply) => {
+        const outcome = handleTokenRequest(ctx, req);
+        if (!outcome.ok) {
+          const description =
+            outcome.error === 'invalid_client'
+              ? 'Invalid client'
+              : outcome.reason?.startsWith('refresh_')
+                ? 'Invalid refresh token'
+                : outcome.reason === 'redirect_uri_mismatch'
+                  ? 'Invalid redirect URI'
+                  : outcome.reason === 'pkce_mismatch' || outcome.reason === 'pkce_missing'
+                    ? 'code_verifier was incorrect'
+                    : outcome.error === 'invalid_grant'
+                      ? 'Invalid authorization code'
+                      : outcome.description;
+          return reply.code(400).send({ error: outcome.error, error_description: description });
+        }
+        const t = outcome.tokens;
+        return {
+          access_token: t.accessToken,
+          token_type: 'Bearer',
+          scope: t.scopes.join(' '),
+          expires_in: t.expiresIn,
+          refresh_token: t.refreshToken,
+        };
+      });
+
+      registerApi(app, ctx, (api) => {
+        api.get('/v1/me', async (req) => {
+          const { account, scopes } = principalOf(req);
+          const priv = scopes.includes('user-read-private');
+          return {
+            ...(priv ? { country: 'DE', explicit_content: { filter_enabled: false, filter_locked: false }, product: 'premium' } : {}),
+            display_name: account.name,
+            ...(scopes.includes('user-read-email') ? { email: account.email } : {}),
+            external_urls: { spotify: `https://open.spotify.com/user/${account.login}` },
+            followers: { href: null, total: 0 },
+            href: `${ctx.url}/v1/users/${account.login}`,
+            id: account.login,
+            images: [],
+            type: 'user',
+            uri: `spotify:user:${account.login}`,
+          };
+        });
+
+        // In the order they were added to the account; private ones only with playlist-read-private.
+        const visiblePlaylists = (req: FastifyRequest) => {
+          const { account, scopes } = principalOf(req);
+          const all = [...account.collections.get('playlists')!.values()] as PlaylistItem[];
+          return scopes.includes('playlist-read-private') ? all : all.filter((p) => p.public);
+        };
+
+        api.get('/v1/me/playlists', async (req, reply) => {
+          const p = paging(req, reply);
+          if (!p) return reply;
+          return pageOf(ctx, req, visiblePlaylists(req), p, (pl) => renderPlaylist(ctx.url, pl, principalOf(req).account));
+        });
+
+        const findPlaylist = (req: FastifyRequest<{ Params: { id: string } }>) =>
+          visiblePlaylists(req).find((pl) => pl.id === req.params.id);
+
+        api.get<{ Params: { id: string } }>('/v1/playlists/:id', async (req, reply) => {
+          const pl = findPlaylist(req);
+          if (!pl) return apiError(reply, 404, 'Resource not found');
+          const owner = principalOf(req).account;
+          const tracks = pageOf(ctx, req, pl.entries, { limit: 100, offset: 0 }, (e) => renderPlaylistEntry(ctx.url, e, owner));
+          tracks.href = `${ctx.url}/v1/playlists/${pl.id}/tracks?offset=0&limit=100`;
+          if (tracks.next) tracks.next = `${ctx.url}/v1/playlists/${pl.id}/tracks?offset=100&limit=100`;
+          return { ...renderPlaylist(ctx.url, pl, owner), followers: { href: null, total: 0 }, tracks };
+        });
+
+        // /tracks is the long-standing path; /items its newer name (items carry `item` too).
+        for (const suffix of ['tracks', 'items'] as const) {
+          api.get<{ Params: { id: string } }>(`/v1/playlists/:id/${suffix}`, async (req, reply) => {
+            const pl = findPlaylist(req);
+            if (!pl) return apiError(reply, 404, 'Resource not found');
+            const p = paging(req, reply);
+            if (!p) return reply;
+            const owner = principalOf(req).account;
+            return pageOf(ctx, req, pl.entries, p, (e) => {
+              const entry = renderPlaylistEntry(ctx.url, e, owner);
+              return suffix === 'items' ? { ...entry, item: entry.track } : entry;
+            });
+          });
+        }
+
+        api.get('/v1/me/tracks', async (req, reply) => {
+          const refused = needScope(reply, principalOf(req).scopes, 'user-library-read');
+          if (refused) return refused;
+          const p = paging(req, reply);
+          if (!p) return reply;
+          const all = principalOf(req).account.collections.get('tracks')!.sorted('added_at', 'desc', (t) => t.added_at as string) as SavedTrackItem[];
+          return pageOf(ctx, req, all, p, (t) => ({ added_at: t.added_at, track: renderTrack(ctx.url, t) }));
+        });
+
+        // Newest first. `before=T`: plays strictly before T; `after=T`: plays strictly after T
+        // (the ones closest to T, so walking forward with `after` misses none).
+        api.get('/v1/me/player/recently-played', async (req, reply) => {
+          const { account, scopes } = principalOf(req);
+          const refused = needScope(reply, scopes, 'user-read-recently-played');
+          if (refused) return refused;
+          const limit = intParam(req.query, 'limit', 20);
+          if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(reply, 400, 'Invalid limit');
+          const before = str(req.query, 'before');
+          const after = str(req.query, 'after');
+          if (before !== undefined && after !== undefined) return apiError(reply, 400, 'Only one of before and after may be given');
+          for (const v of [before, after]) if (v !== undefined && !/^\d+$/.test(v)) return apiError(reply, 400, 'Invalid cursor');
+          const all = account.collections.get('recently_played')!.sorted('played', 'desc', (p) => Number(p.id)) as PlayItem[];
+          let page: PlayItem[];
+          let more: boolean;
+          if (after !== undefined) {
+            const newer = all.filter((p) => Number(p.id) > Number(after));
+            page = newer.slice(Math.max(0, newer.length - limit));
+            more = newer.length > limit;
+          } else {
+            const older = before !== undefined ? all.filter((p) => Number(p.id) < Number(before)) : all;
+            page = older.slice(0, limit);
+            more = older.length > limit;
+          }
+          const cursors = page.length ? { after: page[0]!.id, before: page[page.length - 1]!.id } : null;
+          const nextUrl = new URL('/v1/me/player/recently-played', ctx.url);
+          nextUrl.searchParams.set('limit', String(limit));
+          if (cursors) {
+            if (after !== undefined) nextUrl.searchParams.set('after', cursors.after);
+            else nextUrl.searchParams.set('before', cursors.before);
+          }
+          return {
+            items: page.map((p) => ({
+              track: renderTrack(ctx.url, p),
+              played_at: p.played_at,
+              context: p.context_playlist_id
+                ? {
+                    type: 'playlist',
+                    href: `${ctx.url}/v1/playlists/${p.context_playlist_id}`,
+                    external_urls: { spotify: `https://open.spotify.com/playlist/${p.context_playlist_id}` },
+                    uri: `spotify:playlist:${p.context_playlist_id}`,
+                  }
+                : null,
+            })),
+            next: more && cursors ? nextUrl.toString() : null,
+            cursors,
+            limit,
+            href: new URL(req.url, ctx.url).toString(),
+          };
+        });
+      });
+    },
+  };
+}
