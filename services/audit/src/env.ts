@@ -8,6 +8,20 @@ import { z } from 'zod';
 export const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8084 }),
+    /** The master keyring (libs/crypto); the checkpoint signing key lives in the same folder unless AUDIT_SIGNING_KEY_FILE says otherwise. */
+    MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
+    /** Ed25519 checkpoint signing key (PKCS#8 PEM, 0600), created on first start. Default: `audit-signing.key` next to MASTER_KEY_FILE. */
+    AUDIT_SIGNING_KEY_FILE: z.string().min(1).optional(),
+    /** The log's name in every checkpoint (C2SP origin line) and the signature's key name. */
+    AUDIT_LOG_ORIGIN: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII, no spaces').refine((v) => !v.includes('+'), 'no "+"').default('audit.context-gateway.local/v1'),
+    /** Most events appended in one Postgres transaction. Larger batches append faster and hold more un-acked messages. */
+    AUDIT_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
+    /** How long a pull waits for a batch to fill before appending what it has. */
+    AUDIT_BATCH_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(200),
+    /** A signed checkpoint is written this often while the log grows (never for an unchanged log). */
+    AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000),
+    /** A standby instance retries taking the writer lock this often. */
+    AUDIT_STANDBY_POLL_MS: z.coerce.number().int().min(50).default(2_000),
   })
   .superRefine(refineRuntimeEnv);
 

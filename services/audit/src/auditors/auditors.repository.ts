@@ -1,0 +1,27 @@
+import type pg from 'pg';
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+export interface AuditorRow {
+  id: string;
+  orgId: string;
+  revokedAt: Date | null;
+}
+
+/** Auditor credentials: id, org, and the token's SHA-256 — never the token. */
+export class AuditorsRepository {
+  static async insert(db: Queryable, auditor: { id: string; orgId: string; name: string; tokenHash: Buffer; createdBy: string }): Promise<void> {
+    await db.query(`INSERT INTO auditors (id, org_id, name, token_hash, created_by) VALUES ($1, $2, $3, $4, $5)`, [
+      auditor.id,
+      auditor.orgId,
+      auditor.name,
+      auditor.tokenHash,
+      auditor.createdBy,
+    ]);
+  }
+
+  static async byTokenHash(db: Queryable, tokenHash: Buffer): Promise<AuditorRow | undefined> {
+    const { rows } = await db.query(`SELECT id, org_id, revoked_at FROM auditors WHERE token_hash = $1`, [tokenHash]);
+    return rows[0] ? { id: rows[0].id as string, orgId: rows[0].org_id as string, revokedAt: rows[0].revoked_at as Date | null } : undefined;
+  }
+}

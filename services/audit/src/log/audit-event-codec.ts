@@ -1,0 +1,66 @@
+import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AuditAction, type AuditEvent, AuditEventSchema, AuditOutcome } from '@context-gateway/proto';
+import { decodeEntryBytes } from '@context-gateway/merkle-log';
+
+/** `AUDIT_ACTION_DATA_QUERY` → `data_query`: the names the search columns and the HTTP API use. */
+export function actionName(action: AuditAction): string {
+  return (AuditAction[action] ?? 'UNSPECIFIED').toLowerCase();
+}
+
+export function outcomeName(outcome: AuditOutcome): string {
+  return (AuditOutcome[outcome] ?? 'UNSPECIFIED').toLowerCase();
+}
+
+export function parseActionName(name: string): AuditAction | undefined {
+  const value = (AuditAction as unknown as Record<string, number>)[name.toUpperCase()];
+  return typeof value === 'number' && value !== 0 ? (value as AuditAction) : undefined;
+}
+
+export function parseOutcomeName(name: string): AuditOutcome | undefined {
+  const value = (AuditOutcome as unknown as Record<string, number>)[name.toUpperCase()];
+  return typeof value === 'number' && value !== 0 ? (value as AuditOutcome) : undefined;
+}
+
+/** The event as it is hashed into the log: proto3 JSON (stable field names, enums by name). */
+export function eventJson(event: AuditEvent): JsonValue {
+  return toJson(AuditEventSchema, event) as JsonValue;
+}
+
+/** The searchable copy of an event's fields, stored beside the hashed entry. */
+export interface SearchColumns {
+  orgId: string | null;
+  occurredAt: Date;
+  applicationId: string | null;
+  userId: string | null;
+  integration: string | null;
+  capability: string | null;
+  action: string;
+  outcome: string;
+}
+
+const orNull = (value: string): string | null => (value === '' ? null : value);
+
+export function searchColumns(event: AuditEvent): SearchColumns {
+  return {
+    orgId: orNull(event.orgId),
+    occurredAt: timestampDate(event.occurredAt!),
+    applicationId: orNull(event.applicationId),
+    userId: orNull(event.userId),
+    integration: orNull(event.integration),
+    capability: orNull(event.capability),
+    action: actionName(event.action),
+    outcome: outcomeName(event.outcome),
+  };
+}
+
+/** The event back from the stored canonical entry — what is served is what was hashed. */
+export function eventFromEntry(entry: Uint8Array): AuditEvent | undefined {
+  const decoded = decodeEntryBytes(entry);
+  if (!decoded) return undefined;
+  try {
+    return fromJson(AuditEventSchema, decoded.event as never);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,116 @@
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { fetchConsistencyProof, fetchInclusionProof, parseCheckpoint, type HashReader, type NodeId } from '@context-gateway/merkle-log';
+import {
+  AuditEntrySchema,
+  CheckpointSchema,
+  type GetCheckpointRequest,
+  type GetConsistencyProofRequest,
+  type GetEntryRequest,
+  type SearchEntriesRequest,
+} from '@context-gateway/proto';
+import { PG_POOL } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+import type pg from 'pg';
+import { actionName, eventFromEntry, outcomeName } from './audit-event-codec.js';
+import { LogRepository, type EntryRow, type StoredCheckpoint } from './log.repository.js';
+import { SigningKeyHolder } from './signing-key.holder.js';
+
+const DEFAULT_LIMIT = 100;
+
+function encodeCursor(row: EntryRow): string {
+  return Buffer.from(JSON.stringify({ t: row.occurredAt.getTime(), s: row.seq })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { occurredAt: Date; seq: number } {
+  try {
+    const { t, s } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t: unknown; s: unknown };
+    if (Number.isSafeInteger(t) && Number.isSafeInteger(s)) return { occurredAt: new Date(t as number), seq: s as number };
+  } catch {
+    // falls through to the error below
+  }
+  throw new AppError('validation_failed', 'cursor is not one this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+}
+
+function entryMessage(row: EntryRow): MessageInitShape<typeof AuditEntrySchema> {
+  const event = eventFromEntry(row.entry);
+  return { index: BigInt(row.seq), event, leafHash: row.leafHash, canonicalEntry: row.entry, recordedAt: timestampFromDate(row.recordedAt) };
+}
+
+export function checkpointMessage(stored: StoredCheckpoint): MessageInitShape<typeof CheckpointSchema> {
+  const body = parseCheckpoint(stored.note.slice(0, stored.note.indexOf('\n\n') + 1));
+  return create(CheckpointSchema, {
+    treeSize: BigInt(stored.treeSize),
+    rootHash: stored.rootHash,
+    timestamp: timestampFromDate(body.timestamp),
+    signedNote: stored.note,
+    origin: body.origin,
+  });
+}
+
+/** Reads for the auditor API: search, one entry with its inclusion proof, checkpoints, consistency. */
+@Injectable()
+export class LogQueryService {
+  constructor(
+    @Inject(PG_POOL) private readonly pool: pg.Pool,
+    private readonly signingKey: SigningKeyHolder,
+  ) {}
+
+  private static reader(db: Parameters<Parameters<typeof LogRepository.asWriterRole>[1]>[0]): HashReader {
+    return { leafHashes: (s, e) => LogRepository.leafHashes(db, s, e), nodeHashes: (nodes: readonly NodeId[]) => LogRepository.nodeHashes(db, nodes) };
+  }
+
+  async search(req: SearchEntriesRequest) {
+    const limit = req.limit === 0 ? DEFAULT_LIMIT : req.limit;
+    const rows = await LogRepository.asWriterRole(this.pool, (db) =>
+      LogRepository.search(db, {
+        orgId: req.orgId,
+        from: req.from ? timestampDate(req.from) : undefined,
+        to: req.to ? timestampDate(req.to) : undefined,
+        applicationId: req.applicationId || undefined,
+        userId: req.userId || undefined,
+        integration: req.integration || undefined,
+        capability: req.capability || undefined,
+        outcome: req.outcome ? outcomeName(req.outcome) : undefined,
+        action: req.action ? actionName(req.action) : undefined,
+        before: req.cursor ? decodeCursor(req.cursor) : undefined,
+        // One extra row says whether there is a next page without a second query.
+        limit: limit + 1,
+      }),
+    );
+    const page = rows.slice(0, limit);
+    return { entries: page.map(entryMessage), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
+  }
+
+  async getEntry(req: GetEntryRequest) {
+    return LogRepository.asWriterRole(this.pool, async (db) => {
+      // Scoped by org in the query itself: another org's entry is simply not found.
+      const row = await LogRepository.entryByEventId(db, req.orgId, req.eventId);
+      if (!row) throw new AppError('not_found', 'No such audit entry');
+      const checkpoint = await LogRepository.latestCheckpoint(db);
+      if (!checkpoint || checkpoint.treeSize <= row.seq) return { entry: entryMessage(row), inclusionProof: [] };
+      const proof = await fetchInclusionProof(row.seq, checkpoint.treeSize, LogQueryService.reader(db));
+      return { entry: entryMessage(row), checkpoint: checkpointMessage(checkpoint), inclusionProof: proof };
+    });
+  }
+
+  async getCheckpoint(req: GetCheckpointRequest) {
+    const stored = await LogRepository.asWriterRole(this.pool, (db) =>
+      req.treeSize === 0n ? LogRepository.latestCheckpoint(db) : LogRepository.checkpointOfSize(db, Number(req.treeSize)),
+    );
+    if (!stored) throw new AppError('not_found', 'No such checkpoint');
+    const key = await this.signingKey.get();
+    const raw = Buffer.from(key.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+    return { checkpoint: checkpointMessage(stored), publicKey: raw, keyName: key.keyName };
+  }
+
+  async getConsistencyProof(req: GetConsistencyProofRequest) {
+    return LogRepository.asWriterRole(this.pool, async (db) => {
+      const [older, newer] = await Promise.all([LogRepository.checkpointOfSize(db, Number(req.oldSize)), LogRepository.checkpointOfSize(db, Number(req.newSize))]);
+      if (!older || !newer) throw new AppError('not_found', 'Both sizes must be signed checkpoints');
+      const proof = await fetchConsistencyProof(older.treeSize, newer.treeSize, LogQueryService.reader(db));
+      return { oldCheckpoint: checkpointMessage(older), newCheckpoint: checkpointMessage(newer), proof };
+    });
+  }
+}

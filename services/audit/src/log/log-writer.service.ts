@@ -1,0 +1,262 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
+import { CompactTree, LogWriter, fetchRootHash, hashesEqual, perfectSubtrees, rootHash, signCheckpoint, type NodeId } from '@context-gateway/merkle-log';
+import { type AuditEvent, AuditEventSchema, deadLetterSubject, events, streams } from '@context-gateway/proto';
+import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Env } from '../env.js';
+import { eventJson, searchColumns } from './audit-event-codec.js';
+import { LogRepository, MIN_STORED_NODE_LEVEL, WRITER_ROLE, type NewEntry } from './log.repository.js';
+import { SigningKeyHolder } from './signing-key.holder.js';
+
+/** The durable consumer's name: its position in the AUDIT stream survives restarts. */
+export const AUDIT_CONSUMER = 'audit-log-writer';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface WriterStats {
+  active: boolean;
+  size: number;
+  appended: number;
+  batches: number;
+  duplicates: number;
+}
+
+/**
+ * The log's single writer. Every instance runs this loop; only the one holding a
+ * session-level Postgres advisory lock (on its own connection, which also runs every write,
+ * as the `audit_writer` role) consumes — the others stand by and take over when that
+ * connection drops. It pulls events from the AUDIT stream in batches, computes their
+ * leaves (index, event id, previous leaf hash, event) and the tree with libs/merkle-log,
+ * appends each batch in one transaction, and acks the messages only after the commit. A
+ * redelivered event (a crash between commit and ack) is found by its event id and acked
+ * without a second entry; the unique constraint on event_id is the backstop.
+ */
+@Injectable()
+export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy {
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private messages: ConsumerMessages | undefined;
+  private wake: (() => void) | undefined;
+  readonly stats: WriterStats = { active: false, size: 0, appended: 0, batches: 0, duplicates: 0 };
+
+  constructor(
+    @Inject(PG_POOL) private readonly pool: pg.Pool,
+    @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly signingKey: SigningKeyHolder,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.loop = this.run();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      let client: pg.PoolClient | undefined;
+      let broken: Error | undefined;
+      try {
+        client = await this.pool.connect();
+        // Long appends must not hit the pool's statement timeout meant for request queries.
+        await client.query('SET statement_timeout = 0');
+        if (!(await LogRepository.tryWriterLock(client))) {
+          client.release();
+          client = undefined;
+          await sleep(this.env.AUDIT_STANDBY_POLL_MS);
+          continue;
+        }
+        await client.query(`SET ROLE ${WRITER_ROLE}`);
+        this.logger.info('audit log writer lock taken: this instance appends');
+        await this.consume(client);
+      } catch (error) {
+        broken = error as Error;
+        this.logger.error({ err: error }, 'audit log writer failed; retrying');
+      } finally {
+        this.stats.active = false;
+        await this.messages?.close().catch(() => undefined);
+        this.messages = undefined;
+        // Destroying the connection releases the advisory lock with it.
+        client?.release(broken ?? new Error('writer stopped'));
+      }
+      if (broken && !this.stopping) await sleep(this.env.AUDIT_STANDBY_POLL_MS);
+    }
+  }
+
+  /** Rebuilds the writer from the stored log: last leaf hash and the frontier hashes. */
+  private async resume(db: pg.PoolClient): Promise<{ writer: LogWriter; lastCheckpoint: number }> {
+    const head = await LogRepository.head(db);
+    const reader = { leafHashes: (s: number, e: number) => LogRepository.leafHashes(db, s, e), nodeHashes: (n: readonly NodeId[]) => LogRepository.nodeHashes(db, n) };
+    const frontier: Buffer[] = [];
+    const nodes = head.size > 0 ? perfectSubtrees({ start: 0, end: head.size }) : [];
+    const stored = await reader.nodeHashes(nodes);
+    for (const [i, node] of nodes.entries()) {
+      const start = node.index * 2 ** node.level;
+      frontier.push(stored[i] ?? rootHash(await reader.leafHashes(start, start + 2 ** node.level)));
+    }
+    const serialized = Buffer.alloc(9 + 32 * frontier.length);
+    serialized.writeUInt8(1, 0);
+    serialized.writeBigUInt64BE(BigInt(head.size), 1);
+    frontier.forEach((hash, i) => hash.copy(serialized, 9 + 32 * i));
+    const writer = LogWriter.resume(CompactTree.deserialize(serialized), head.lastLeafHash);
+
+    // Never extend a log that no longer matches what was signed: appending would sign over it.
+    const checkpoint = await LogRepository.latestCheckpoint(db);
+    if (checkpoint && checkpoint.treeSize > head.size) {
+      throw new AppError('internal', `the log has ${head.size} entries but checkpoint ${checkpoint.treeSize} was signed: entries were deleted`);
+    }
+    if (checkpoint && !hashesEqual(await fetchRootHash(checkpoint.treeSize, reader), checkpoint.rootHash)) {
+      throw new AppError('internal', `the stored log no longer matches signed checkpoint ${checkpoint.treeSize}; run pnpm audit:verify`);
+    }
+    return { writer, lastCheckpoint: checkpoint?.treeSize ?? 0 };
+  }
+
+  private async consume(db: pg.PoolClient): Promise<void> {
+    const { writer, lastCheckpoint } = await this.resume(db);
+    let checkpointedSize = lastCheckpoint;
+    let checkpointedAt = 0;
+    this.stats.size = writer.size;
+    this.stats.active = true;
+
+    const batchSize = this.env.AUDIT_BATCH_SIZE;
+    const jsm = await jetstreamManager(this.nc);
+    const config = {
+      durable_name: AUDIT_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: events.auditRecorded.subject,
+      // Never give up on an audit event: an append that keeps failing stops the writer, not the event.
+      max_deliver: -1,
+      // Short, so a killed writer's in-flight batch comes back to its successor within seconds
+      // (a redelivery of something already appended is recognised by its event id).
+      ack_wait: nanos(10_000),
+      max_ack_pending: batchSize * 4,
+    };
+    try {
+      await jsm.consumers.info(streams.audit.name, AUDIT_CONSUMER);
+      await jsm.consumers.update(streams.audit.name, AUDIT_CONSUMER, config);
+    } catch (error) {
+      if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
+      await jsm.consumers.add(streams.audit.name, config);
+    }
+    const consumer = await jetstream(this.nc).consumers.get(streams.audit.name, AUDIT_CONSUMER);
+    this.messages = await consumer.consume({ max_messages: batchSize * 2 });
+
+    const queue: JsMsg[] = [];
+    let ended = false;
+    const pump = (async () => {
+      for await (const m of this.messages!) {
+        queue.push(m);
+        if (queue.length >= batchSize) this.wake?.();
+      }
+    })().finally(() => {
+      ended = true;
+      this.wake?.();
+    });
+    const waitUpTo = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+
+    let batch: JsMsg[] = [];
+    try {
+      while (!this.stopping && !ended) {
+        if (queue.length < batchSize) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
+        batch = queue.splice(0, batchSize);
+        if (batch.length > 0) await this.appendBatch(db, writer, batch);
+        batch = [];
+        if (writer.size > checkpointedSize && Date.now() - checkpointedAt >= this.env.AUDIT_CHECKPOINT_INTERVAL_MS) {
+          await this.checkpoint(db, writer);
+          checkpointedSize = writer.size;
+          checkpointedAt = Date.now();
+        }
+      }
+    } finally {
+      await this.messages.close().catch(() => undefined);
+      await pump;
+      // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).
+      for (const m of [...batch, ...queue]) m.nak();
+    }
+  }
+
+  private async appendBatch(db: pg.PoolClient, writer: LogWriter, batch: JsMsg[]): Promise<void> {
+    const decoded: { m: JsMsg; event: AuditEvent }[] = [];
+    for (const m of batch) {
+      let event: AuditEvent;
+      try {
+        event = fromBinary(AuditEventSchema, m.data);
+      } catch {
+        await this.deadLetter(m, 'malformed_request', 'not a valid AuditEvent');
+        continue;
+      }
+      const problems = events.auditRecorded.validate?.(event) ?? [];
+      if (problems.length > 0) {
+        await this.deadLetter(m, 'validation_failed', problems.map((p) => `${p.path} ${p.message}`).join('; '));
+        continue;
+      }
+      decoded.push({ m, event });
+    }
+    // Redeliveries (crash between commit and ack) and twins inside one batch: one entry each.
+    const existing = await LogRepository.existingEventIds(db, [...new Set(decoded.map((d) => d.event.eventId))]);
+    const seen = new Set<string>();
+    const fresh = decoded.filter(({ event }) => {
+      if (existing.has(event.eventId) || seen.has(event.eventId)) return false;
+      seen.add(event.eventId);
+      return true;
+    });
+
+    if (fresh.length > 0) {
+      // If the transaction fails the in-memory writer is ahead of the database: the error
+      // ends this writer session and the next one is rebuilt from what was committed.
+      const entries: NewEntry[] = [];
+      const nodes: { level: number; index: number; hash: Buffer }[] = [];
+      for (const { event } of fresh) {
+        const appended = writer.append(event.eventId, eventJson(event), (node, hash) => {
+          if (node.level >= MIN_STORED_NODE_LEVEL) nodes.push({ level: node.level, index: node.index, hash });
+        });
+        entries.push({ seq: appended.index, eventId: event.eventId, entry: appended.canonicalBytes, leafHash: appended.leafHash, ...searchColumns(event) });
+      }
+      await LogRepository.append(db, entries, nodes);
+    }
+    for (const { m } of decoded) m.ack();
+    this.stats.size = writer.size;
+    this.stats.appended += fresh.length;
+    this.stats.duplicates += decoded.length - fresh.length;
+    this.stats.batches += 1;
+  }
+
+  private async checkpoint(db: pg.PoolClient, writer: LogWriter): Promise<void> {
+    const key = await this.signingKey.get();
+    const checkpoint = { origin: this.env.AUDIT_LOG_ORIGIN, treeSize: writer.size, rootHash: writer.root(), timestamp: new Date() };
+    const note = signCheckpoint(checkpoint, key.privateKey, key.keyName);
+    await LogRepository.insertCheckpoint(db, { treeSize: checkpoint.treeSize, rootHash: checkpoint.rootHash, note, keyId: key.keyId });
+    this.logger.info({ treeSize: checkpoint.treeSize }, 'audit checkpoint signed');
+  }
+
+  private async deadLetter(m: JsMsg, code: string, message: string): Promise<void> {
+    this.logger.error({ seq: m.seq, code, problem: message }, 'audit event dead-lettered');
+    const h = natsHeaders();
+    h.set('cg-dead-reason', 'invalid');
+    h.set('cg-dead-code', code);
+    h.set('cg-origin-stream', streams.audit.name);
+    h.set('cg-origin-subject', m.subject);
+    h.set('cg-origin-seq', String(m.seq));
+    await jetstream(this.nc).publish(deadLetterSubject(streams.audit), m.data, { headers: h, msgID: `${streams.audit.name}:${m.seq}` });
+    m.term(`invalid: ${code}`);
+  }
+}

@@ -1,0 +1,235 @@
+import type { NodeId } from '@context-gateway/merkle-log';
+import type pg from 'pg';
+import type { SearchColumns } from './audit-event-codec.js';
+
+/** Every runtime query of the service runs as this role: SELECT and INSERT on the log, nothing else. */
+export const WRITER_ROLE = 'audit_writer';
+/** Completed subtrees at this level and above are stored; lower ones are recomputed from leaves. */
+export const MIN_STORED_NODE_LEVEL = 4;
+
+export interface NewEntry extends SearchColumns {
+  seq: number;
+  eventId: string;
+  entry: Buffer;
+  leafHash: Buffer;
+}
+
+export interface StoredCheckpoint {
+  treeSize: number;
+  rootHash: Buffer;
+  note: string;
+  keyId: string;
+  createdAt: Date;
+}
+
+export interface EntryRow extends SearchColumns {
+  seq: number;
+  eventId: string;
+  entry: Buffer;
+  leafHash: Buffer;
+  recordedAt: Date;
+}
+
+export interface SearchFilter {
+  orgId: string;
+  from?: Date;
+  to?: Date;
+  applicationId?: string;
+  userId?: string;
+  integration?: string;
+  capability?: string;
+  outcome?: string;
+  action?: string;
+  /** Keyset cursor: entries strictly older than (occurredAt, seq). */
+  before?: { occurredAt: Date; seq: number };
+  limit: number;
+}
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+const ENTRY_COLUMNS = `seq, event_id, org_id, occurred_at, application_id, user_id, integration, capability, action, outcome, entry, leaf_hash, recorded_at`;
+
+function toEntryRow(r: Record<string, unknown>): EntryRow {
+  return {
+    seq: Number(r.seq),
+    eventId: r.event_id as string,
+    orgId: r.org_id as string | null,
+    occurredAt: r.occurred_at as Date,
+    applicationId: r.application_id as string | null,
+    userId: r.user_id as string | null,
+    integration: r.integration as string | null,
+    capability: r.capability as string | null,
+    action: r.action as string,
+    outcome: r.outcome as string,
+    entry: r.entry as Buffer,
+    leafHash: r.leaf_hash as Buffer,
+    recordedAt: r.recorded_at as Date,
+  };
+}
+
+function toCheckpoint(r: Record<string, unknown>): StoredCheckpoint {
+  return { treeSize: Number(r.tree_size), rootHash: r.root_hash as Buffer, note: r.note as string, keyId: r.key_id as string, createdAt: r.created_at as Date };
+}
+
+/**
+ * The log's SQL: the only place that knows its tables. Raw SQL through pg rather than
+ * Prisma: appends are multi-thousand-row `unnest` inserts (a Prisma createMany per batch
+ * costs several times more), and the writer's queries must run on the one connection that
+ * holds the writer lock.
+ */
+export class LogRepository {
+  /** Runs `fn` on a pooled connection switched to the writer role. */
+  static async asWriterRole<T>(pool: pg.Pool, fn: (db: Queryable) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query(`SET ROLE ${WRITER_ROLE}`);
+      return await fn(client);
+    } finally {
+      await client.query('RESET ROLE').then(
+        () => client.release(),
+        (error: Error) => client.release(error),
+      );
+    }
+  }
+
+  // --- writer (one connection, holding the advisory lock) --------------------------------
+
+  /** Session-level advisory lock per schema: the single-writer guarantee. */
+  static async tryWriterLock(db: Queryable): Promise<boolean> {
+    const { rows } = await db.query(`SELECT pg_try_advisory_lock(hashtextextended('context-gateway:audit-writer:' || current_schema(), 0)) AS locked`);
+    return rows[0].locked === true;
+  }
+
+  static async head(db: Queryable): Promise<{ size: number; lastLeafHash: Buffer | undefined }> {
+    const { rows } = await db.query(`SELECT seq, leaf_hash FROM audit_entries ORDER BY seq DESC LIMIT 1`);
+    if (rows.length === 0) return { size: 0, lastLeafHash: undefined };
+    return { size: Number(rows[0].seq) + 1, lastLeafHash: rows[0].leaf_hash as Buffer };
+  }
+
+  static async existingEventIds(db: Queryable, eventIds: string[]): Promise<Set<string>> {
+    if (eventIds.length === 0) return new Set();
+    const { rows } = await db.query(`SELECT event_id FROM audit_entries WHERE event_id = ANY($1::uuid[])`, [eventIds]);
+    return new Set(rows.map((r) => r.event_id as string));
+  }
+
+  /** One batch, one transaction: entries and the subtree hashes they completed. */
+  static async append(db: Queryable, entries: NewEntry[], nodes: { level: number; index: number; hash: Buffer }[]): Promise<void> {
+    await db.query('BEGIN');
+    try {
+      await db.query(
+        `INSERT INTO audit_entries (seq, event_id, org_id, occurred_at, application_id, user_id, integration, capability, action, outcome, entry, leaf_hash)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])`,
+        [
+          entries.map((e) => e.seq),
+          entries.map((e) => e.eventId),
+          entries.map((e) => e.orgId),
+          entries.map((e) => e.occurredAt),
+          entries.map((e) => e.applicationId),
+          entries.map((e) => e.userId),
+          entries.map((e) => e.integration),
+          entries.map((e) => e.capability),
+          entries.map((e) => e.action),
+          entries.map((e) => e.outcome),
+          entries.map((e) => e.entry),
+          entries.map((e) => e.leafHash),
+        ],
+      );
+      if (nodes.length > 0) {
+        await db.query(`INSERT INTO audit_nodes (level, index, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])`, [
+          nodes.map((n) => n.level),
+          nodes.map((n) => n.index),
+          nodes.map((n) => n.hash),
+        ]);
+      }
+      await db.query('COMMIT');
+    } catch (error) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async insertCheckpoint(db: Queryable, checkpoint: Omit<StoredCheckpoint, 'createdAt'>): Promise<void> {
+    await db.query(`INSERT INTO checkpoints (tree_size, root_hash, note, key_id) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING`, [
+      checkpoint.treeSize,
+      checkpoint.rootHash,
+      checkpoint.note,
+      checkpoint.keyId,
+    ]);
+  }
+
+  // --- readers ---------------------------------------------------------------------------
+
+  static async leafHashes(db: Queryable, start: number, end: number): Promise<Buffer[]> {
+    const { rows } = await db.query(`SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq`, [start, end]);
+    return rows.map((r) => r.leaf_hash as Buffer);
+  }
+
+  static async nodeHashes(db: Queryable, nodes: readonly NodeId[]): Promise<(Buffer | undefined)[]> {
+    const wanted = nodes.filter((n) => n.level >= MIN_STORED_NODE_LEVEL);
+    if (wanted.length === 0) return nodes.map(() => undefined);
+    const { rows } = await db.query(`SELECT level, index, hash FROM audit_nodes WHERE (level, index) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))`, [
+      wanted.map((n) => n.level),
+      wanted.map((n) => n.index),
+    ]);
+    const found = new Map(rows.map((r) => [`${r.level}:${r.index}`, r.hash as Buffer]));
+    return nodes.map((n) => found.get(`${n.level}:${n.index}`));
+  }
+
+  static async latestCheckpoint(db: Queryable): Promise<StoredCheckpoint | undefined> {
+    const { rows } = await db.query(`SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1`);
+    return rows[0] ? toCheckpoint(rows[0]) : undefined;
+  }
+
+  static async checkpointOfSize(db: Queryable, treeSize: number): Promise<StoredCheckpoint | undefined> {
+    const { rows } = await db.query(`SELECT * FROM checkpoints WHERE tree_size = $1`, [treeSize]);
+    return rows[0] ? toCheckpoint(rows[0]) : undefined;
+  }
+
+  static async allCheckpoints(db: Queryable): Promise<StoredCheckpoint[]> {
+    const { rows } = await db.query(`SELECT * FROM checkpoints ORDER BY tree_size`);
+    return rows.map(toCheckpoint);
+  }
+
+  static async entryByEventId(db: Queryable, orgId: string, eventId: string): Promise<EntryRow | undefined> {
+    const { rows } = await db.query(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND org_id = $2`, [eventId, orgId]);
+    return rows[0] ? toEntryRow(rows[0]) : undefined;
+  }
+
+  static async search(db: Queryable, f: SearchFilter): Promise<EntryRow[]> {
+    const where = ['org_id = $1'];
+    const params: unknown[] = [f.orgId];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (f.from) add('occurred_at >= ?', f.from);
+    if (f.to) add('occurred_at < ?', f.to);
+    if (f.applicationId) add('application_id = ?', f.applicationId);
+    if (f.userId) add('user_id = ?', f.userId);
+    if (f.integration) add('integration = ?', f.integration);
+    if (f.capability) add('capability = ?', f.capability);
+    if (f.outcome) add('outcome = ?', f.outcome);
+    if (f.action) add('action = ?', f.action);
+    if (f.before) {
+      params.push(f.before.occurredAt, f.before.seq);
+      where.push(`(occurred_at, seq) < ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(f.limit);
+    const { rows } = await db.query(
+      `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY occurred_at DESC, seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toEntryRow);
+  }
+
+  /** Every entry in log order, a page at a time (for verification over millions of rows). */
+  static async *allEntries(db: Queryable, pageSize = 5_000): AsyncGenerator<EntryRow> {
+    let next = 0;
+    for (;;) {
+      const { rows } = await db.query(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2`, [next, pageSize]);
+      for (const row of rows) yield toEntryRow(row);
+      if (rows.length < pageSize) return;
+      next = Number(rows[rows.length - 1].seq) + 1;
+    }
+  }
+}
