@@ -5,3 +5,5 @@ export type { ProviderName, AccountSpec } from './simulator-context.js';
 export type { StormConfig } from './throttle.js';
 export type { Counters } from './counters.js';
 export type { WebhookDelivery } from './webhooks.js';
+export { obtainTokens, type ObtainedTokens } from './obtain-tokens.js';
+export { availableProviders } from './server.js';
