@@ -1,6 +1,40 @@
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
+/** Integrations whose catalog entries (integrations/<key>.json) may be overridden from the environment. */
+export const INTEGRATION_KEYS = ['github', 'spotify', 'demo', 'demo-keys'] as const;
+
+/** `demo-keys` → `INTEGRATION_DEMO_KEYS_`. */
+export function integrationEnvPrefix(key: string): string {
+  return `INTEGRATION_${key.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_`;
+}
+
+const optionalUrl = z.string().url().optional();
+
+/**
+ * Per integration (prefix INTEGRATION_<KEY>_):
+ * - BASE_URL: replaces the scheme+host+port of every catalog endpoint (OAuth and API), keeping
+ *   paths: how tests and the demo point an integration at tools/source-simulators;
+ * - AUTHORIZATION_URL, TOKEN_URL, REVOCATION_URL, API_BASE_URL, ISSUER: replace one endpoint whole;
+ * - CLIENT_ID / CLIENT_SECRET: our OAuth client registered at the source (a source without
+ *   them configured cannot be connected: connect sessions for it are refused).
+ */
+const integrationShape = Object.fromEntries(
+  INTEGRATION_KEYS.flatMap((key) => {
+    const p = integrationEnvPrefix(key);
+    return [
+      [`${p}BASE_URL`, optionalUrl],
+      [`${p}AUTHORIZATION_URL`, optionalUrl],
+      [`${p}TOKEN_URL`, optionalUrl],
+      [`${p}REVOCATION_URL`, optionalUrl],
+      [`${p}API_BASE_URL`, optionalUrl],
+      [`${p}ISSUER`, optionalUrl],
+      [`${p}CLIENT_ID`, z.string().min(1).optional()],
+      [`${p}CLIENT_SECRET`, z.string().min(1).optional()],
+    ];
+  }),
+) as Record<string, z.ZodOptional<z.ZodString>>;
+
 /**
  * connection-broker's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
@@ -8,11 +42,26 @@ import { z } from 'zod';
 export const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8083 }),
+    /** The keyring file holding the key-encryption keys that wrap each connection's data key (libs/crypto LocalKeyProvider). */
+    MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
+    /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service, not silently start a new keyring. */
+    MASTER_KEY_CREATE_IF_MISSING: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    /** The gateway's public address: the sources redirect browsers to <this>/v1/connect/callback. */
+    GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
+    /** How long an app's connect session can be used (the spec says 10 minutes; tests shorten it to test expiry). */
+    CONNECT_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
+    /** Refresh an access token this many seconds before it expires, so a sync never starts with a token about to die. */
+    TOKEN_REFRESH_SKEW_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+    /** Allow http:// source endpoints (the simulators). Never in production: tokens would cross the network in clear. */
+    INTEGRATION_ALLOW_INSECURE_HTTP: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    /** Timeout for each request to a source (token exchange, refresh, revocation). */
+    SOURCE_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    ...integrationShape,
   })
   .superRefine(refineRuntimeEnv);
 
-export type Env = z.infer<typeof envSchema>;
+export type Env = z.infer<typeof envSchema> & Record<string, string | undefined>;
 
 export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
-  return parseEnv(envSchema, source);
+  return parseEnv(envSchema, source) as Env;
 }

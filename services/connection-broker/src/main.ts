@@ -9,5 +9,5 @@ await serviceMain({
   serviceRoot: new URL('..', import.meta.url),
   loadEnv: () => loadEnv(),
   module: AppModule,
-  streams: [streams.syncJobs, streams.deadLetters],
+  streams: [streams.syncJobs, streams.control, streams.deadLetters],
 });

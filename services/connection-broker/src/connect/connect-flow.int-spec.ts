@@ -1,0 +1,308 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+
+jest.setTimeout(30_000);
+import { fromBinary } from '@bufbuild/protobuf';
+import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { AppError } from '@context-gateway/errors';
+import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import { createLogger } from '@context-gateway/observability';
+import { ConnectDecision, ConnectionStatus, GrantChangedSchema, GrantStatus, rpc, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
+import { RuntimeModule } from '@context-gateway/service-kit';
+import { completeAuthorization, startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
+import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Module, type INestMicroservice } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AppModule } from '../app.module.js';
+import { loadEnv } from '../env.js';
+
+// The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
+// process answering broker.v1.* can interfere), a throw-away Postgres schema, and real
+// simulated sources (tools/source-simulators) doing OAuth over HTTP.
+const GATEWAY = 'http://gateway.test';
+const REDIRECT = `${GATEWAY}/v1/connect/callback`;
+const CALLBACK = 'https://app.example/callback';
+const ORG = randomUUID();
+const APP_A = randomUUID();
+const APP_B = randomUUID();
+const ALICE = randomUUID();
+const logger = createLogger({ service: 'connection-broker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+let nats: ChildProcess;
+let natsDir: string;
+let nc: NatsConnection;
+let db: TestSchema;
+let demo: RunningSimulator;
+let app: INestMicroservice;
+let client: RpcClient;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  natsDir = mkdtempSync(join(tmpdir(), 'broker-int-'));
+  nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', natsDir], { stdio: 'ignore' });
+  for (let i = 0; ; i++) {
+    try {
+      nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+      break;
+    } catch (error) {
+      if (i > 50) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
+  db = await createTestSchema({ prefix: 'broker_connect', migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)) });
+  demo = await startSimulator({ provider: 'demo', clients: [{ clientId: 'cg-demo', clientSecret: 'cg-demo-secret', redirectUris: [REDIRECT] }] });
+
+  const env = loadEnv({
+    DATABASE_URL: db.url,
+    NATS_URL: `nats://127.0.0.1:${port}`,
+    GATEWAY_PUBLIC_URL: GATEWAY,
+    MASTER_KEY_FILE: join(natsDir, 'keys', 'master.key'),
+    INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
+    INTEGRATION_DEMO_BASE_URL: demo.url,
+    INTEGRATION_DEMO_CLIENT_ID: 'cg-demo',
+    INTEGRATION_DEMO_CLIENT_SECRET: 'cg-demo-secret',
+    TOKEN_REFRESH_SKEW_SECONDS: '0',
+  });
+  @Module({
+    imports: [
+      RuntimeModule.forRoot({ service: 'connection-broker', env, info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema }, pool: db.pool, nc, logger, shutdownTracing: async () => {} }),
+      AppModule,
+    ],
+  })
+  class Root {}
+  app = await NestFactory.createMicroservice(Root, { strategy: new NatsRpcServer({ connection: nc, queue: 'connection-broker', logger }), logger: false });
+  app.useGlobalFilters(new RpcErrorPassthroughFilter());
+  await app.listen();
+  client = new RpcClient(nc);
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close().catch(() => undefined);
+  await demo?.stop();
+  await db?.drop().catch(() => undefined);
+  nats?.kill();
+  rmSync(natsDir, { recursive: true, force: true });
+});
+
+async function newSession(applicationId = APP_A, scopes = ['demo:read:notes']) {
+  return client.request(rpc.broker.createConnectSession, {
+    orgId: ORG,
+    applicationId,
+    applicationName: applicationId === APP_A ? 'App A' : 'App B',
+    integration: 'demo',
+    scopes,
+    callbackUrl: CALLBACK,
+    appState: `st-${applicationId.slice(0, 4)}`,
+  });
+}
+
+/** Consent + the source's login form, as the browser would: returns the source's redirect and the state cookie the gateway set. */
+async function allowAndAuthorize(token: string, user = ALICE, login = 'alice') {
+  const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: token, decision: ConnectDecision.ALLOW, userId: user });
+  expect(new URL(decided.redirectUrl).origin).toBe(new URL(demo.url).origin);
+  expect(new URL(decided.redirectUrl).searchParams.get('code_challenge_method')).toBe('S256');
+  const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
+  return { redirect, stateCookie: decided.oauthState };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return (error as AppError).code;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function count(table: string): Promise<number> {
+  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM ${table}`);
+  return rows[0].n as number;
+}
+
+async function readStream(subject: string): Promise<Uint8Array[]> {
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const name = `t${randomUUID().slice(0, 8)}`;
+  const stream = subject.startsWith('sync.') ? streams.syncJobs.name : streams.control.name;
+  await jsm.consumers.add(stream, { name, filter_subject: subject, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.get(stream, name);
+  const out: Uint8Array[] = [];
+  const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
+  for await (const m of batch) out.push(m.data);
+  return out;
+}
+
+describe('connect flow at the broker', () => {
+  let connectionId = '';
+
+  it('consent → source login with PKCE → callback stores an encrypted connection and the app\'s grant, then redirects to the exact callback', async () => {
+    const session = await newSession();
+    const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken);
+    expect(redirect.href.startsWith(REDIRECT)).toBe(true);
+    expect(redirect.searchParams.get('iss')).toBe(demo.url);
+
+    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: ALICE });
+    const back = new URL(done.redirectUrl);
+    expect(`${back.origin}${back.pathname}`).toBe(CALLBACK);
+    expect(back.searchParams.get('connectionId')).toBe(done.connectionId);
+    expect(back.searchParams.get('state')).toBe(`st-${APP_A.slice(0, 4)}`);
+    connectionId = done.connectionId;
+
+    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId });
+    expect(connection).toMatchObject({ id: connectionId, integration: 'demo', status: ConnectionStatus.ACTIVE, scopes: ['demo:read:notes'] });
+
+    // The token works at the source, and is nowhere in the database in clear.
+    const token = await client.request(rpc.broker.getAccessToken, { connectionId });
+    expect(token.accessToken).toMatch(/^demo_at_/);
+    const profile = await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } });
+    expect(profile.status).toBe(200);
+    const dump = await db.pool.query(`SELECT row_to_json(c)::text AS j, encode(credential_ciphertext, 'escape') AS raw FROM connections c`);
+    for (const row of dump.rows) {
+      expect(row.j).not.toContain(token.accessToken);
+      expect(row.raw).not.toContain(token.accessToken);
+    }
+
+    // What must follow: the grant on CONTROL, the first sync on SYNC_JOBS.
+    const grants = (await readStream('control.v1.grant_changed')).map((d) => fromBinary(GrantChangedSchema, d)).filter((g) => g.connectionId === connectionId);
+    expect(grants).toEqual([expect.objectContaining({ applicationId: APP_A, userId: ALICE, status: GrantStatus.ACTIVE, scopes: ['demo:read:notes'], integration: 'demo' })]);
+    const jobs = (await readStream('sync.v1.jobs.requested')).map((d) => fromBinary(SyncJobSchema, d)).filter((j) => j.connectionId === connectionId);
+    expect(jobs).toEqual([expect.objectContaining({ reason: SyncReason.INITIAL })]);
+  });
+
+  it('answers connection_not_found to an app without a grant, and for ids that are not even UUIDs', async () => {
+    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId }))).toBe('connection_not_found');
+    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: randomUUID(), applicationId: APP_A, connectionId }))).toBe('connection_not_found');
+    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: 'nope' }))).toBe('connection_not_found');
+  });
+
+  it('a second app reuses the connection without a second source login and gets its own grant', async () => {
+    const before = (await demo.control.counters()).codesIssued;
+    const session = await newSession(APP_B);
+    const view = await client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: ALICE });
+    expect(view.reusesConnection).toBe(true);
+    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE });
+    expect(decided.connectionId).toBe(connectionId);
+    expect(new URL(decided.redirectUrl).searchParams.get('connectionId')).toBe(connectionId);
+    expect((await demo.control.counters()).codesIssued).toBe(before);
+    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId });
+    expect(connection?.scopes).toEqual(['demo:read:notes']);
+  });
+
+  it('refuses a replayed callback, a forged state and a state from another browser, storing nothing', async () => {
+    const session = await newSession();
+    const bob = randomUUID();
+    const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, bob, 'bob');
+    const connections = await count('connections');
+
+    // Another browser (no / another state cookie): refused, and the session is burnt.
+    expect(await rejection(client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: 'x'.repeat(43), userId: bob }))).toBe('oauth_state_invalid');
+    // The same callback again, now with the right cookie: the state is spent.
+    expect(await rejection(client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: bob }))).toBe('oauth_state_invalid');
+    // A state nobody issued.
+    expect(await rejection(client.request(rpc.broker.completeAuthorization, { callbackQuery: 'code=abc&state=forged', stateCookie: 'forged', userId: bob }))).toBe('oauth_state_invalid');
+    expect(await count('connections')).toBe(connections);
+  });
+
+  it('deny redirects with access_denied and the state; the link is then spent', async () => {
+    const session = await newSession();
+    const denied = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.DENY });
+    const back = new URL(denied.redirectUrl);
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    expect(back.searchParams.get('state')).toBe(`st-${APP_A.slice(0, 4)}`);
+    expect(back.searchParams.get('connectionId')).toBeNull();
+    expect(await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' }))).toBe('connect_session_invalid');
+  });
+
+  it('a source that refuses (the person denies at the source) redirects with access_denied', async () => {
+    const session = await newSession();
+    const carol = randomUUID();
+    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: carol });
+    const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'bob', decision: 'deny' });
+    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId: carol });
+    expect(new URL(done.redirectUrl).searchParams.get('error')).toBe('access_denied');
+    expect(done.connectionId).toBe('');
+  });
+
+  it('an expired connect session can no longer be shown or allowed', async () => {
+    const session = await newSession();
+    await db.pool.query(`UPDATE connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [session.sessionId]);
+    expect(await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' }))).toBe('connect_session_expired');
+    expect(await rejection(client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE }))).toBe('connect_session_expired');
+  });
+
+  it('refuses scopes of another integration and integrations without a configured client', async () => {
+    expect(await rejection(client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'A', integration: 'demo', scopes: ['github:read:repos'], callbackUrl: CALLBACK }))).toBe('scope_not_allowed');
+    expect(await rejection(client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'A', integration: 'github', scopes: ['github:read:repos'], callbackUrl: CALLBACK }))).toBe('integration_not_allowed');
+  });
+
+  it('refreshes once for many concurrent callers, keeps the rotated refresh token, and marks needs_reauth on invalid_grant', async () => {
+    const before = await client.request(rpc.broker.getAccessToken, { connectionId });
+    await demo.control.expireTokens(false);
+    const refreshedBefore = (await demo.control.counters()).tokensRefreshed;
+    const results = await Promise.all(Array.from({ length: 8 }, () => client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true })));
+    const tokens = new Set(results.map((r) => r.accessToken));
+    expect((await demo.control.counters()).tokensRefreshed - refreshedBefore).toBe(1);
+    expect(tokens.size).toBe(1);
+    expect([...tokens][0]).not.toBe(before.accessToken);
+    const works = await fetch(`${before.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${[...tokens][0]}` } });
+    expect(works.status).toBe(200);
+
+    // A second forced refresh must use the rotated refresh token (the simulator revokes reused ones).
+    const again = await client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true });
+    expect(again.accessToken).not.toBe([...tokens][0]);
+
+    await demo.control.expireTokens(true);
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true }))).toBe('connection_needs_reauth');
+    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId });
+    expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
+  });
+
+  it('an API-key integration stores the pasted key encrypted, without any source login', async () => {
+    const session = await client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'App A', integration: 'demo-keys', scopes: ['demo-keys:read:notes'], callbackUrl: CALLBACK });
+    const dave = randomUUID();
+    expect(await rejection(client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: dave, apiKey: 'short' }))).toBe('validation_failed');
+    const key = `dk_${randomUUID().replace(/-/g, '')}`;
+    const done = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: dave, apiKey: key });
+    expect(done.connectionId).not.toBe('');
+    const token = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
+    expect(token.accessToken).toBe(key);
+    const { rows } = await db.pool.query(`SELECT encode(credential_ciphertext, 'escape') AS raw FROM connections WHERE id = $1`, [done.connectionId]);
+    expect(rows[0].raw).not.toContain(key);
+  });
+
+  it('deleting a connection revokes at the source, revokes every grant and destroys the key', async () => {
+    const session = await newSession(APP_A);
+    const erin = randomUUID();
+    const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, erin, 'bob');
+    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: erin });
+    const token = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
+
+    expect(await rejection(client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: randomUUID() }))).toBe('connection_not_found');
+    const removed = await client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: erin });
+    expect(removed.revokedAtSource).toBe(true);
+    const after = await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } });
+    expect(after.status).toBe(401);
+    const { rows } = await db.pool.query(`SELECT wrapped_data_key, credential_ciphertext, status FROM connections WHERE id = $1`, [done.connectionId]);
+    expect(rows[0]).toEqual({ wrapped_data_key: null, credential_ciphertext: null, status: 'revoked' });
+    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: done.connectionId }))).toBe('connection_not_found');
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe('connection_not_found');
+  });
+});

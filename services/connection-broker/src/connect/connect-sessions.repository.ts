@@ -1,0 +1,68 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
+import type { ConnectSession } from '../generated/prisma/client.js';
+
+export type { ConnectSession };
+
+/**
+ * Connect sessions. Every state change is a conditional update (`WHERE status = <from>`):
+ * two requests racing on one session (a replayed form post, a replayed callback) find
+ * exactly one winner, and the loser changes nothing.
+ */
+@Injectable()
+export class ConnectSessionsRepository {
+  constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
+
+  create(data: {
+    tokenHash: Buffer;
+    orgId: string;
+    applicationId: string;
+    applicationName: string;
+    integration: string;
+    scopes: string[];
+    callbackUrl: string;
+    appState: string;
+    expiresAt: Date;
+  }): Promise<ConnectSession> {
+    return this.db.connectSession.create({ data: { ...data, tokenHash: new Uint8Array(data.tokenHash) } });
+  }
+
+  findByTokenHash(tokenHash: Buffer): Promise<ConnectSession | null> {
+    return this.db.connectSession.findUnique({ where: { tokenHash: new Uint8Array(tokenHash) } });
+  }
+
+  findByStateHash(stateHash: Buffer): Promise<ConnectSession | null> {
+    return this.db.connectSession.findUnique({ where: { oauthStateHash: new Uint8Array(stateHash) } });
+  }
+
+  /** pending → authorizing, storing who allowed and the state/verifier; false when someone else moved it first. */
+  async startAuthorizing(id: string, userId: string, stateHash: Buffer, codeVerifierCiphertext: Buffer, now: Date): Promise<boolean> {
+    const { count } = await this.db.connectSession.updateMany({
+      where: { id, status: 'pending', expiresAt: { gt: now } },
+      data: { status: 'authorizing', userId, oauthStateHash: new Uint8Array(stateHash), codeVerifierCiphertext: new Uint8Array(codeVerifierCiphertext) },
+    });
+    return count === 1;
+  }
+
+  /** Forgets the state (single use): true for exactly one caller presenting it. */
+  async claimState(id: string, stateHash: Buffer): Promise<boolean> {
+    const { count } = await this.db.connectSession.updateMany({ where: { id, status: 'authorizing', oauthStateHash: new Uint8Array(stateHash) }, data: { oauthStateHash: null } });
+    return count === 1;
+  }
+
+  /**
+   * Claims a session to finish it (from `from`), consuming it: the one caller that gets
+   * true does the work; the verifier is wiped in the same update.
+   */
+  async finish(tx: Tx, id: string, from: 'pending' | 'authorizing', outcome: 'completed' | 'failed', now: Date, extra: { userId?: string; connectionId?: string } = {}): Promise<boolean> {
+    const { count } = await tx.connectSession.updateMany({
+      where: { id, status: from },
+      data: { status: outcome, finishedAt: now, codeVerifierCiphertext: null, ...extra },
+    });
+    return count === 1;
+  }
+
+  async setConnection(tx: Tx, id: string, connectionId: string): Promise<void> {
+    await tx.connectSession.update({ where: { id }, data: { connectionId } });
+  }
+}

@@ -1,0 +1,63 @@
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { RpcHandler } from '@context-gateway/messaging';
+import {
+  ConnectDecision,
+  rpc,
+  type CompleteAuthorizationRequest,
+  type CreateConnectSessionRequest,
+  type DecideConnectSessionRequest,
+  type GetConnectSessionRequest,
+} from '@context-gateway/proto';
+import { ConnectService } from './connect.service.js';
+
+@Controller()
+export class ConnectHandler {
+  constructor(private readonly connect: ConnectService) {}
+
+  @RpcHandler(rpc.broker.createConnectSession)
+  async create(@Payload() m: CreateConnectSessionRequest) {
+    const { token, session } = await this.connect.create({
+      orgId: m.orgId,
+      applicationId: m.applicationId,
+      applicationName: m.applicationName,
+      integration: m.integration,
+      scopes: m.scopes,
+      callbackUrl: m.callbackUrl,
+      appState: m.appState,
+    });
+    return { sessionToken: token, sessionId: session.id, expiresAt: timestampFromDate(session.expiresAt) };
+  }
+
+  @RpcHandler(rpc.broker.getConnectSession)
+  async get(@Payload() m: GetConnectSessionRequest) {
+    const session = await this.connect.pending(m.sessionToken);
+    const { integration, scopes } = this.connect.describe(session);
+    return {
+      sessionId: session.id,
+      applicationName: session.applicationName,
+      integration: integration.key,
+      integrationName: integration.displayName,
+      scopes,
+      expiresAt: timestampFromDate(session.expiresAt),
+      authType: integration.authType,
+      reusesConnection: Boolean(await this.connect.reusable(session, m.userId || undefined)),
+      orgId: session.orgId,
+      applicationId: session.applicationId,
+    };
+  }
+
+  @RpcHandler(rpc.broker.decideConnectSession)
+  async decide(@Payload() m: DecideConnectSessionRequest) {
+    if (m.decision === ConnectDecision.DENY) return this.connect.deny(m.sessionToken);
+    if (m.decision === ConnectDecision.ALLOW) return this.connect.allow(m.sessionToken, m.userId, m.apiKey);
+    throw new AppError('validation_failed', 'decision must be set');
+  }
+
+  @RpcHandler(rpc.broker.completeAuthorization)
+  async complete(@Payload() m: CompleteAuthorizationRequest) {
+    return this.connect.complete(m.callbackQuery, m.stateCookie, m.userId);
+  }
+}

@@ -1,0 +1,53 @@
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { RpcHandler } from '@context-gateway/messaging';
+import { ConnectionStatus, rpc, type GetAccessTokenRequest, type GetConnectionRequest, type RemoveConnectionRequest } from '@context-gateway/proto';
+import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { ConnectionsService } from './connections.service.js';
+
+const STATUS = { active: ConnectionStatus.ACTIVE, needs_reauth: ConnectionStatus.NEEDS_REAUTH, revoked: ConnectionStatus.REVOKED } as const;
+
+@Controller()
+export class ConnectionsHandler {
+  constructor(
+    private readonly connections: ConnectionsService,
+    private readonly catalog: IntegrationCatalog,
+  ) {}
+
+  @RpcHandler(rpc.broker.getConnection)
+  async get(@Payload() m: GetConnectionRequest) {
+    const { connection, scopes } = await this.connections.getForApp(m.orgId, m.applicationId, m.connectionId);
+    return {
+      connection: {
+        id: connection.id,
+        integration: connection.integration,
+        status: STATUS[connection.status],
+        scopes,
+        createdAt: timestampFromDate(connection.createdAt),
+        userId: connection.userId,
+        orgId: connection.orgId,
+      },
+    };
+  }
+
+  @RpcHandler(rpc.broker.getAccessToken)
+  async accessToken(@Payload() m: GetAccessTokenRequest) {
+    const { credential, connection } = await this.connections.accessToken(m.connectionId, m.forceRefresh);
+    return {
+      accessToken: credential.accessToken,
+      tokenType: credential.tokenType,
+      expiresAt: credential.expiresAt ? timestampFromDate(new Date(credential.expiresAt)) : undefined,
+      integration: connection.integration,
+      apiBaseUrl: this.catalog.get(connection.integration).apiBaseUrl,
+      sourceScopes: connection.sourceScopes,
+      // The sync-worker writes to this user's Personal Server.
+      userId: connection.userId,
+    };
+  }
+
+  @RpcHandler(rpc.broker.removeConnection)
+  async remove(@Payload() m: RemoveConnectionRequest) {
+    return { revokedAtSource: await this.connections.remove(m.connectionId, m.userId) };
+  }
+}

@@ -1,0 +1,69 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
+import type { Connection } from '../generated/prisma/client.js';
+
+export type { Connection };
+
+/** Connections and their sealed credentials. */
+@Injectable()
+export class ConnectionsRepository {
+  constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
+
+  findById(id: string, tx: Tx = this.db): Promise<Connection | null> {
+    return tx.connection.findUnique({ where: { id } });
+  }
+
+  findByUser(userId: string, integration: string, tx: Tx = this.db): Promise<Connection | null> {
+    return tx.connection.findUnique({ where: { userId_integration: { userId, integration } } });
+  }
+
+  /**
+   * Row lock for the refresh: a second replica refreshing the same connection waits here,
+   * then sees the credential the first one stored (and its bumped version) instead of
+   * spending the rotated-away refresh token.
+   */
+  async lockForUpdate(tx: Tx, id: string): Promise<Connection | null> {
+    await tx.$queryRaw`SELECT id FROM connections WHERE id = ${id}::uuid FOR UPDATE`;
+    return tx.connection.findUnique({ where: { id } });
+  }
+
+  create(
+    tx: Tx,
+    data: { id: string; orgId: string; userId: string; integration: string; authType: 'oauth2' | 'api_key'; sourceScopes: string[]; wrappedDataKey: Buffer; credentialCiphertext: Buffer; accessExpiresAt: Date | null },
+  ): Promise<Connection> {
+    return tx.connection.create({ data: { ...data, wrappedDataKey: new Uint8Array(data.wrappedDataKey), credentialCiphertext: new Uint8Array(data.credentialCiphertext) } });
+  }
+
+  /** A reconnect: a new credential (and data key) on the same row, active again. */
+  replaceCredential(
+    tx: Tx,
+    id: string,
+    data: { sourceScopes: string[]; wrappedDataKey: Buffer; credentialCiphertext: Buffer; accessExpiresAt: Date | null },
+  ): Promise<Connection> {
+    return tx.connection.update({
+      where: { id },
+      data: {
+        ...data,
+        wrappedDataKey: new Uint8Array(data.wrappedDataKey),
+        credentialCiphertext: new Uint8Array(data.credentialCiphertext),
+        status: 'active',
+        deletedAt: null,
+        credentialVersion: { increment: 1 },
+      },
+    });
+  }
+
+  /** A refresh: the new credential under the same data key. */
+  storeRefreshed(tx: Tx, id: string, credentialCiphertext: Buffer, accessExpiresAt: Date | null): Promise<Connection> {
+    return tx.connection.update({ where: { id }, data: { credentialCiphertext: new Uint8Array(credentialCiphertext), accessExpiresAt, status: 'active', credentialVersion: { increment: 1 } } });
+  }
+
+  async markNeedsReauth(id: string): Promise<void> {
+    await this.db.connection.updateMany({ where: { id, status: 'active' }, data: { status: 'needs_reauth' } });
+  }
+
+  /** Crypto-shredding, durable half: the wrapped data key and the ciphertext are gone. */
+  async shred(tx: Tx, id: string, now: Date): Promise<void> {
+    await tx.connection.update({ where: { id }, data: { status: 'revoked', wrappedDataKey: null, credentialCiphertext: null, accessExpiresAt: null, deletedAt: now } });
+  }
+}

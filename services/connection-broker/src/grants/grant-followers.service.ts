@@ -1,0 +1,99 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
+import { events, GrantState, GrantStatus, personalServerRpc, SyncReason } from '@context-gateway/proto';
+import { LOGGER } from '@context-gateway/service-kit';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import type { Grant } from './grants.repository.js';
+
+/**
+ * What must follow a committed grant change, in this order: the owning Personal Server
+ * shard (provisioned on first use, then told about the grant: it re-checks grants itself on
+ * every query), and the CONTROL stream (`control.v1.grant_changed`, which policy and the
+ * data plane's caches follow). Called only after the database commit, never inside it.
+ */
+@Injectable()
+export class GrantFollowers {
+  constructor(
+    private readonly rpc: RpcClient,
+    private readonly publisher: JetStreamPublisher,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /**
+   * A grant was created or its scopes changed: provision the Personal Server, register the
+   * grant at its shard, publish. The shard calls are best effort here (the grant is already
+   * committed and the person is waiting); a shard that missed one catches up from the
+   * CONTROL stream event, which must be stored, so its failure is the caller's error.
+   */
+  async granted(grant: Grant, integration: string): Promise<void> {
+    await this.shard('register grant', grant, async () => {
+      await this.rpc.request(personalServerRpc.provision, { userId: grant.userId });
+      await this.rpc.request(personalServerRpc.registerGrant, {
+        grant: {
+          grantId: grant.id,
+          orgId: grant.orgId,
+          applicationId: grant.applicationId,
+          userId: grant.userId,
+          connectionId: grant.connectionId,
+          integration,
+          scopes: grant.scopes,
+          state: GrantState.ACTIVE,
+        },
+      });
+    });
+    await this.publish(grant, integration);
+  }
+
+  /** A grant was revoked: the shard commits the revocation before we answer, then the event. */
+  async revoked(grant: Grant, integration: string): Promise<void> {
+    await this.shard('revoke grant', grant, () => this.rpc.request(personalServerRpc.revokeGrant, { grantId: grant.id, userId: grant.userId }));
+    await this.publish(grant, integration);
+  }
+
+  /** A connection was deleted: the shard crypto-shreds its records. */
+  async connectionDeleted(connectionId: string, userId: string): Promise<void> {
+    try {
+      await this.rpc.request(personalServerRpc.deleteConnection, { connectionId, userId });
+    } catch (error) {
+      this.logger.warn({ connectionId, code: error instanceof AppError ? error.code : 'internal' }, 'personal server did not confirm deleting the connection\'s records');
+    }
+  }
+
+  private async shard(what: string, grant: Grant, call: () => Promise<unknown>): Promise<void> {
+    try {
+      await call();
+    } catch (error) {
+      this.logger.warn({ grantId: grant.id, connectionId: grant.connectionId, code: error instanceof AppError ? error.code : 'internal' }, `personal server did not confirm: ${what} (it follows control.v1.grant_changed)`);
+    }
+  }
+
+  /** The first sync of a new (or reconnected) connection. */
+  async queueInitialSync(connectionId: string): Promise<void> {
+    await this.publisher.publish(events.syncJobRequested, {
+      jobId: randomUUID(),
+      connectionId,
+      reason: SyncReason.INITIAL,
+      requestedAt: timestampFromDate(new Date()),
+    });
+  }
+
+  private async publish(grant: Grant, integration: string): Promise<void> {
+    await this.publisher.publish(events.grantChanged, {
+      eventId: randomUUID(),
+      grantId: grant.id,
+      orgId: grant.orgId,
+      applicationId: grant.applicationId,
+      userId: grant.userId,
+      connectionId: grant.connectionId,
+      integration,
+      scopes: grant.scopes,
+      status: grant.status === 'active' ? GrantStatus.ACTIVE : GrantStatus.REVOKED,
+      revision: BigInt(grant.revision),
+      occurredAt: timestampFromDate(grant.updatedAt),
+    });
+    this.logger.info({ grantId: grant.id, connectionId: grant.connectionId, applicationId: grant.applicationId, status: grant.status }, 'grant changed');
+  }
+}

@@ -1,0 +1,16 @@
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { RpcHandler } from '@context-gateway/messaging';
+import { rpc, type RevokeConnectionGrantRequest } from '@context-gateway/proto';
+import { GrantsService } from './grants.service.js';
+
+@Controller()
+export class GrantsHandler {
+  constructor(private readonly grants: GrantsService) {}
+
+  @RpcHandler(rpc.broker.revokeGrant)
+  async revoke(@Payload() m: RevokeConnectionGrantRequest) {
+    const grantId = await this.grants.revoke({ connectionId: m.connectionId, applicationId: m.applicationId, userId: m.userId || undefined, orgId: m.orgId || undefined });
+    return { grantId };
+  }
+}

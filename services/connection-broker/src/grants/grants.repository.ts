@@ -1,0 +1,41 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
+import type { Grant } from '../generated/prisma/client.js';
+
+export type { Grant };
+
+/** Grants: one row per (application, connection). */
+@Injectable()
+export class GrantsRepository {
+  constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
+
+  findActive(applicationId: string, connectionId: string, tx: Tx = this.db): Promise<Grant | null> {
+    return tx.grant.findFirst({ where: { applicationId, connectionId, status: 'active' } });
+  }
+
+  /** Creates the app's grant, or re-activates it with the new scopes (revision + 1). */
+  upsert(tx: Tx, data: { orgId: string; applicationId: string; userId: string; connectionId: string; scopes: string[] }): Promise<Grant> {
+    return tx.grant.upsert({
+      where: { applicationId_connectionId: { applicationId: data.applicationId, connectionId: data.connectionId } },
+      create: data,
+      update: { scopes: data.scopes, status: 'active', revokedAt: null, revision: { increment: 1 } },
+    });
+  }
+
+  /** Revokes one grant; null when there is no active grant matching. */
+  async revoke(tx: Tx, where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }, now: Date): Promise<Grant | null> {
+    const grant = await tx.grant.findFirst({ where: { ...where, status: 'active' } });
+    if (!grant) return null;
+    return tx.grant.update({ where: { id: grant.id }, data: { status: 'revoked', revokedAt: now, revision: { increment: 1 } } });
+  }
+
+  /** The integration of a grant's connection (events and shards name it). */
+  async integrationOf(tx: Tx, grant: Grant): Promise<string> {
+    const connection = await tx.connection.findUniqueOrThrow({ where: { id: grant.connectionId }, select: { integration: true } });
+    return connection.integration;
+  }
+
+  activeOnConnection(tx: Tx, connectionId: string): Promise<Grant[]> {
+    return tx.grant.findMany({ where: { connectionId, status: 'active' } });
+  }
+}

@@ -1,0 +1,146 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { AppError } from '@context-gateway/errors';
+import { z } from 'zod';
+import { integrationEnvPrefix } from '../env.js';
+
+/** The shape of one integrations/<key>.json file (validated at boot: a bad file stops the service). */
+const integrationFileSchema = z
+  .object({
+    $comment: z.string().optional(),
+    key: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/),
+    displayName: z.string().min(1),
+    authType: z.enum(['oauth2', 'api_key']),
+    apiBaseUrl: z.string().url(),
+    oauth: z
+      .object({
+        /** RFC 9207: when set, an authorization response must carry `iss` equal to it. */
+        issuer: z.string().url().optional(),
+        authorizationUrl: z.string().url(),
+        tokenUrl: z.string().url(),
+        revocation: z.object({ style: z.enum(['rfc7009', 'github']), url: z.string() }).strict().optional(),
+        pkceRequired: z.boolean(),
+        scopeSeparator: z.string().default(' '),
+      })
+      .strict()
+      .optional(),
+    apiKey: z.object({ label: z.string(), pattern: z.string() }).strict().optional(),
+    scopes: z.record(z.string(), z.object({ source: z.array(z.string()), description: z.string().min(1) }).strict()),
+  })
+  .strict()
+  .refine((f) => (f.authType === 'oauth2' ? Boolean(f.oauth) : Boolean(f.apiKey)), { message: 'oauth2 needs `oauth`, api_key needs `apiKey`' });
+
+export type IntegrationFile = z.infer<typeof integrationFileSchema>;
+
+export interface OAuthEndpoints {
+  issuer?: string;
+  authorizationUrl: string;
+  tokenUrl: string;
+  revocation?: { style: 'rfc7009' | 'github'; url: string };
+  pkceRequired: boolean;
+  scopeSeparator: string;
+  clientId?: string;
+  clientSecret?: string;
+}
+
+/** One integration with the environment's overrides applied: what the broker actually talks to. */
+export interface Integration {
+  key: string;
+  displayName: string;
+  authType: 'oauth2' | 'api_key';
+  apiBaseUrl: string;
+  oauth?: OAuthEndpoints;
+  apiKey?: { label: string; pattern: RegExp };
+  scopes: Record<string, { source: string[]; description: string }>;
+}
+
+const DEFAULT_DIR = new URL('../../integrations/', import.meta.url);
+
+/** Replaces scheme, host and port of `url` with those of `base`, keeping the path and query. */
+function rebase(url: string, base: string | undefined): string {
+  if (!base) return url;
+  const from = new URL(url);
+  const to = new URL(base);
+  const basePath = to.pathname.replace(/\/$/, '');
+  return `${to.origin}${basePath}${from.pathname}${from.search}`;
+}
+
+/** Applies INTEGRATION_<KEY>_* variables (env.ts documents them) to a catalog file. */
+export function applyOverrides(file: IntegrationFile, env: Record<string, unknown>): Integration {
+  const p = integrationEnvPrefix(file.key);
+  const get = (name: string) => (typeof env[`${p}${name}`] === 'string' ? (env[`${p}${name}`] as string) : undefined);
+  const base = get('BASE_URL');
+  const integration: Integration = {
+    key: file.key,
+    displayName: file.displayName,
+    authType: file.authType,
+    apiBaseUrl: get('API_BASE_URL') ?? rebase(file.apiBaseUrl, base),
+    scopes: file.scopes,
+  };
+  if (file.oauth) {
+    const revocationUrl = get('REVOCATION_URL') ?? (file.oauth.revocation ? rebase(file.oauth.revocation.url, base) : undefined);
+    integration.oauth = {
+      issuer: get('ISSUER') ?? (file.oauth.issuer ? (base ? new URL(base).origin : file.oauth.issuer) : undefined),
+      authorizationUrl: get('AUTHORIZATION_URL') ?? rebase(file.oauth.authorizationUrl, base),
+      tokenUrl: get('TOKEN_URL') ?? rebase(file.oauth.tokenUrl, base),
+      revocation: revocationUrl ? { style: file.oauth.revocation?.style ?? 'rfc7009', url: revocationUrl } : undefined,
+      pkceRequired: file.oauth.pkceRequired,
+      scopeSeparator: file.oauth.scopeSeparator,
+      clientId: get('CLIENT_ID'),
+      clientSecret: get('CLIENT_SECRET'),
+    };
+  }
+  if (file.apiKey) integration.apiKey = { label: file.apiKey.label, pattern: new RegExp(file.apiKey.pattern) };
+  return integration;
+}
+
+/**
+ * The integration catalog: data files (one per provider) plus environment overrides. It
+ * answers which source scopes our scopes need and how to describe them to a person.
+ */
+export class IntegrationCatalog {
+  readonly #byKey: Map<string, Integration>;
+
+  constructor(integrations: Integration[]) {
+    this.#byKey = new Map(integrations.map((i) => [i.key, i]));
+  }
+
+  static load(env: Record<string, unknown>, dir: URL = DEFAULT_DIR): IntegrationCatalog {
+    const files = readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+    return new IntegrationCatalog(
+      files.map((name) => {
+        const parsed = integrationFileSchema.safeParse(JSON.parse(readFileSync(new URL(name, dir), 'utf8')));
+        if (!parsed.success) throw new Error(`integrations/${name}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        if (`${parsed.data.key}.json` !== name) throw new Error(`integrations/${name}: key must match the file name`);
+        return applyOverrides(parsed.data, env);
+      }),
+    );
+  }
+
+  keys(): string[] {
+    return [...this.#byKey.keys()];
+  }
+
+  get(key: string): Integration {
+    const integration = this.#byKey.get(key);
+    if (!integration) throw new AppError('integration_not_allowed', `Unknown integration "${key}"`);
+    return integration;
+  }
+
+  /** Checks that every scope belongs to the integration; returns them de-duplicated and sorted. */
+  checkScopes(integration: Integration, scopes: readonly string[]): string[] {
+    const unknown = scopes.filter((s) => !integration.scopes[s]);
+    if (unknown.length > 0) {
+      throw new AppError('scope_not_allowed', `Unknown scope for ${integration.key}`, unknown.map((s) => ({ path: 'scopes', message: `unknown scope ${s}` })));
+    }
+    return [...new Set(scopes)].sort();
+  }
+
+  /** The source's scopes our scopes need (de-duplicated, sorted). */
+  sourceScopes(integration: Integration, scopes: readonly string[]): string[] {
+    return [...new Set(scopes.flatMap((s) => integration.scopes[s]?.source ?? []))].sort();
+  }
+
+  describe(integration: Integration, scopes: readonly string[]): { scope: string; description: string }[] {
+    return scopes.map((scope) => ({ scope, description: integration.scopes[scope]?.description ?? scope }));
+  }
+}
