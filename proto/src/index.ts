@@ -15,3 +15,4 @@ export * from './catalog/audit.js';
 export * from './gen/contextgateway/audit/v1/audit_pb.js';
 export * from './catalog/personal-server.js';
 export * from './gen/contextgateway/personalserver/v1/personal_server_pb.js';
+export * from './catalog/sync.js';

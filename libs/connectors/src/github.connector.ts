@@ -1,6 +1,7 @@
 import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
 import { syncCollection, type CollectionState } from './paged-collection.js';
 import { nextLink, SourceHttp } from './source-http.js';
+import { compact } from './compact.js';
 
 /** The parts of GitHub's REST objects we read (https://docs.github.com/en/rest). */
 interface GhUser { id: number; login: string; name?: string | null; email?: string | null; avatar_url?: string; html_url?: string; bio?: string | null; created_at?: string; updated_at?: string }
@@ -27,13 +28,14 @@ export interface GithubCursor {
 
 const PER_PAGE = 100;
 
+/** GitHub objects → the record catalog's shapes (libs/record-catalog). */
 export const githubNormalize = {
   profile(u: GhUser): NormalizedRecord {
     return {
       type: 'profile',
       externalId: String(u.id),
       ...(u.updated_at ? { occurredAt: u.updated_at } : {}),
-      data: { source: 'github', username: u.login, displayName: u.name ?? null, email: u.email ?? null, avatarUrl: u.avatar_url ?? null, url: u.html_url ?? null, bio: u.bio ?? null },
+      data: compact({ source: 'github', id: String(u.id), displayName: u.name, handle: u.login, email: u.email, url: u.html_url, imageUrl: u.avatar_url }),
     };
   },
   repository(r: GhRepo): NormalizedRecord {
@@ -41,36 +43,34 @@ export const githubNormalize = {
       type: 'code.repository',
       externalId: String(r.id),
       ...(r.updated_at ? { occurredAt: r.updated_at } : {}),
-      data: {
-        name: r.name, fullName: r.full_name, owner: r.owner?.login ?? r.full_name.split('/')[0], private: r.private ?? false,
-        description: r.description ?? null, url: r.html_url ?? null, language: r.language ?? null, stars: r.stargazers_count ?? 0,
-        forks: r.forks_count ?? 0, defaultBranch: r.default_branch ?? null, archived: r.archived ?? false, fork: r.fork ?? false,
-        createdAt: r.created_at ?? null, updatedAt: r.updated_at ?? null, pushedAt: r.pushed_at ?? null,
-      },
+      data: compact({
+        source: 'github', id: String(r.id), fullName: r.full_name, description: r.description, private: r.private ?? false,
+        defaultBranch: r.default_branch, language: r.language, url: r.html_url, pushedAt: r.pushed_at,
+      }),
     };
   },
   star(s: GhStar): NormalizedRecord {
     const repo = 'repo' in s ? s.repo : s;
-    const starredAt = 'starred_at' in s ? s.starred_at : null;
+    const starredAt = 'starred_at' in s ? s.starred_at : undefined;
     return {
       type: 'code.star',
       externalId: String(repo.id),
       ...(starredAt ? { occurredAt: starredAt } : {}),
-      data: { repositoryId: String(repo.id), fullName: repo.full_name, description: repo.description ?? null, url: repo.html_url ?? null, language: repo.language ?? null, stars: repo.stargazers_count ?? 0, starredAt },
+      data: compact({ source: 'github', repository: repo.full_name, url: repo.html_url, starredAt }),
     };
   },
   issue(i: GhIssue): NormalizedRecord {
-    const repo = i.repository?.full_name ?? i.repository_url?.split('/repos/')[1] ?? null;
+    const repo = i.repository?.full_name ?? i.repository_url?.split('/repos/')[1] ?? '';
     return {
       type: 'code.issue',
       externalId: String(i.id),
       ...(i.updated_at ? { occurredAt: i.updated_at } : {}),
-      data: {
-        repository: repo, number: i.number, title: i.title, state: i.state, url: i.html_url ?? null, body: i.body ?? null,
-        author: i.user?.login ?? null, assignees: (i.assignees ?? []).map((a) => a.login),
-        labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : l.name ?? '')), comments: i.comments ?? 0,
-        isPullRequest: i.pull_request !== undefined, createdAt: i.created_at ?? null, updatedAt: i.updated_at ?? null, closedAt: i.closed_at ?? null,
-      },
+      data: compact({
+        source: 'github', id: String(i.id), repository: repo, number: i.number, title: i.title, state: i.state === 'closed' ? 'closed' : 'open',
+        pullRequest: i.pull_request !== undefined && i.pull_request !== null, author: i.user?.login,
+        labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : l.name ?? '')).filter((l) => l !== ''),
+        url: i.html_url, createdAt: i.created_at, closedAt: i.closed_at,
+      }),
     };
   },
 };

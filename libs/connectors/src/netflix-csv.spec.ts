@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { validateRecord } from '@context-gateway/record-catalog';
 import { CsvError, parseCsv, parseNetflixViewingActivity, type NetflixItem } from './netflix-csv.js';
 
 const HEADER = 'Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,Latest Bookmark,Country\r\n';
@@ -54,9 +55,12 @@ describe('parseNetflixViewingActivity', () => {
     expect(records[0]).toMatchObject({
       type: 'media.watch_event',
       occurredAt: '2024-03-01T20:15:00.000Z',
-      data: { source: 'netflix', startedAt: '2024-03-01T20:15:00.000Z', durationMs: (42 * 60 + 10) * 1000, title: 'Dark: Season 1: Secrets (Episode 1)', itemType: 'episode', profile: 'Ana' },
+      data: { source: 'netflix', playedAt: '2024-03-01T20:15:00.000Z', durationMs: (42 * 60 + 10) * 1000, title: 'Dark: Season 1: Secrets (Episode 1)', kind: 'episode', series: 'Dark', season: 1, device: 'Chrome PC (Cadmium)' },
     });
-    expect(records[1]!.data.itemType).toBe('trailer');
+    expect(records[1]!.data.kind).toBe('video');
+    expect(records[2]!.data.kind).toBe('film');
+    // What the Personal Server accepts: the catalog's media.watch_event shape, strictly.
+    for (const r of records) expect(() => validateRecord(r.type, r.data)).not.toThrow();
     expect(records[2]!.data).toMatchObject({ title: 'Movie, With Comma', durationMs: 3723_000 });
   });
 

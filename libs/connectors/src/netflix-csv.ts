@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NormalizedRecord } from './connector.js';
+import { compact } from './compact.js';
 
 /** One CSV record and the physical line it starts on (1 = the header). */
 export interface CsvRow {
@@ -170,16 +171,23 @@ export async function* parseNetflixViewingActivity(chunks: AsyncIterable<Uint8Ar
     }
     const supplemental = get('Supplemental Video Type');
     const externalId = createHash('sha256').update(`${profile}\u0000${start}\u0000${title}`).digest('base64url').slice(0, 32);
+    // "Show: Season 2: Episode Title" (or ": Limited Series:", ": Part 1:") is an episode; otherwise a film.
+    const m = /^(.+?): (?:Season|Series|Part|Volume) (\d+)(?: \([^)]*\))?: (.+)$/i.exec(title) ?? /^(.+?): (?:Limited Series|Miniseries): (.+)$/i.exec(title);
+    const series = m?.[1];
+    const season = m && m.length === 4 ? Number(m[2]) : undefined;
+    const kind = supplemental ? 'video' : m ? 'episode' : 'film';
     yield {
       line: row.line,
       record: {
         type: 'media.watch_event',
         externalId,
         occurredAt: start!,
-        data: {
-          source: 'netflix', startedAt: start!, durationMs: duration!, title, itemType: supplemental ? supplemental.toLowerCase() : /: (Season|Series|Part|Volume|Limited Series)\b/i.test(title) ? 'episode' : 'video',
-          contentId: null, profile, device: get('Device Type') || null, country: get('Country') || null, attributes: get('Attributes') || null,
-        },
+        data: compact({
+          source: 'netflix',
+          // Netflix's export has no ids: the title is what identifies the content.
+          trackId: `netflix:${createHash('sha256').update(title).digest('base64url').slice(0, 22)}`,
+          title, creators: [], kind, playedAt: start!, durationMs: duration!, device: get('Device Type'), series, season,
+        }),
       },
     };
   }

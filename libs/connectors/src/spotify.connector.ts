@@ -1,10 +1,11 @@
 import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
 import { syncCollection, type CollectionState } from './paged-collection.js';
 import { SourceHttp } from './source-http.js';
+import { compact } from './compact.js';
 
 /** The parts of Spotify's Web API objects we read (https://developer.spotify.com/documentation/web-api). */
 interface SpArtist { id?: string; name: string }
-interface SpTrack { id: string; name: string; artists?: SpArtist[]; album?: { id?: string; name?: string }; duration_ms?: number; uri?: string; external_urls?: { spotify?: string } }
+interface SpTrack { id: string; name: string; artists?: SpArtist[]; album?: { id?: string; name?: string }; duration_ms?: number; uri?: string; type?: string; external_urls?: { spotify?: string } }
 interface SpUser { id: string; display_name?: string | null; email?: string | null; country?: string; product?: string; images?: { url: string }[]; external_urls?: { spotify?: string } }
 interface SpPlaylist {
   id: string; name: string; description?: string | null; public?: boolean | null; collaborative?: boolean; snapshot_id: string;
@@ -26,22 +27,22 @@ export interface SpotifyCursor {
   playedAfter?: string;
 }
 
-const trackFields = (t: SpTrack) => ({
-  trackId: t.id, title: t.name, artists: (t.artists ?? []).map((a) => a.name), album: t.album?.name ?? null,
-  durationMs: t.duration_ms ?? null, uri: t.uri ?? null, url: t.external_urls?.spotify ?? null,
-});
+const creators = (t: SpTrack) => (t.artists ?? []).map((a) => a.name);
+/** Spotify's episodes (podcasts) come through the same endpoints as tracks. */
+const kind = (t: SpTrack & { type?: string }) => (t.type === 'episode' ? 'podcast' : 'music');
 
+/** Spotify objects → the record catalog's shapes (libs/record-catalog). */
 export const spotifyNormalize = {
   profile(u: SpUser): NormalizedRecord {
     return {
       type: 'profile', externalId: u.id,
-      data: { source: 'spotify', username: u.id, displayName: u.display_name ?? null, email: u.email ?? null, avatarUrl: u.images?.[0]?.url ?? null, url: u.external_urls?.spotify ?? null, country: u.country ?? null, plan: u.product ?? null },
+      data: compact({ source: 'spotify', id: u.id, displayName: u.display_name, handle: u.id, email: u.email, url: u.external_urls?.spotify, imageUrl: u.images?.[0]?.url, country: u.country }),
     };
   },
   playlist(p: SpPlaylist): NormalizedRecord {
     return {
       type: 'media.playlist', externalId: p.id,
-      data: { name: p.name, description: p.description ?? null, public: p.public ?? null, collaborative: p.collaborative ?? false, owner: p.owner?.display_name ?? p.owner?.id ?? null, trackCount: (p.tracks ?? p.items)?.total ?? null, snapshotId: p.snapshot_id, url: p.external_urls?.spotify ?? null },
+      data: compact({ source: 'spotify', id: p.id, name: p.name, description: p.description, ownerId: p.owner?.id, public: p.public, itemCount: (p.tracks ?? p.items)?.total, url: p.external_urls?.spotify }),
     };
   },
   playlistItem(playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined {
@@ -50,21 +51,22 @@ export const spotifyNormalize = {
     return {
       type: 'media.playlist_item', externalId: `${playlistId}:${position}`,
       ...(i.added_at ? { occurredAt: i.added_at } : {}),
-      data: { playlistId, position, addedAt: i.added_at ?? null, ...trackFields(t) },
+      data: compact({ source: 'spotify', playlistId, trackId: t.id, position, title: t.name, addedAt: i.added_at }),
     };
   },
   savedTrack(s: SpSaved): NormalizedRecord {
-    return { type: 'media.track', externalId: s.track.id, occurredAt: s.added_at, data: { source: 'spotify', savedAt: s.added_at, ...trackFields(s.track) } };
-  },
-  /** Same shape as a Netflix watch: what was played, when it started, for how long. */
-  play(p: SpPlay): NormalizedRecord {
+    const t = s.track;
     return {
-      type: 'media.play_event', externalId: `${p.track.id}@${p.played_at}`, occurredAt: p.played_at,
-      data: {
-        source: 'spotify', startedAt: p.played_at, durationMs: p.track.duration_ms ?? null, title: p.track.name, itemType: 'track',
-        contentId: p.track.id, artists: (p.track.artists ?? []).map((a) => a.name), album: p.track.album?.name ?? null,
-        context: p.context?.type ?? null, device: null,
-      },
+      type: 'media.track', externalId: t.id, occurredAt: s.added_at,
+      data: compact({ source: 'spotify', id: t.id, title: t.name, creators: creators(t), collection: t.album?.name, kind: kind(t), durationMs: t.duration_ms, url: t.external_urls?.spotify, savedAt: s.added_at }),
+    };
+  },
+  /** Same shape as a Netflix watch (media.watch_event): what was played, when, for how long. */
+  play(p: SpPlay): NormalizedRecord {
+    const t = p.track;
+    return {
+      type: 'media.play_event', externalId: `${t.id}@${p.played_at}`, occurredAt: p.played_at,
+      data: compact({ source: 'spotify', trackId: t.id, title: t.name, creators: creators(t), kind: kind(t), playedAt: p.played_at, durationMs: t.duration_ms }),
     };
   },
 };
@@ -106,7 +108,7 @@ export class SpotifyConnector implements Connector {
       }
       const ids: string[] = [];
       let url: string | undefined = (p.tracks ?? p.items)?.href ?? `/playlists/${p.id}/tracks`;
-      url = withLimit(url, 100);
+      url = withLimit(url, 50);
       let position = 0;
       while (url) {
         const res: { body: SpPage<SpPlaylistItem> | undefined } = await http.get<SpPage<SpPlaylistItem>>(url);
@@ -159,8 +161,8 @@ export class SpotifyConnector implements Connector {
       const items = res.body?.items ?? [];
       if (items.length === 0) break;
       await ctx.emit({ upserts: items.map(spotifyNormalize.play), deletes: [] });
-      const top = Math.max(...items.map((i) => Date.parse(i.played_at)));
-      if (!newest || top > Number(newest)) newest = String(top);
+      // The first page is the newest: its `after` cursor is where the next run starts.
+      newest ??= res.body?.cursors?.after ?? String(Math.max(...items.map((i) => Date.parse(i.played_at))));
       url = res.body?.next ?? undefined;
     }
     return newest;

@@ -14,6 +14,8 @@ export interface DeliveryInfo {
   deliveryCount: number;
   streamSeq: number;
   msgId: string | undefined;
+  /** Tells JetStream the message is still being worked on: its ack wait starts over (long jobs). */
+  working(): void;
 }
 
 export interface ConsumeOptions {
@@ -124,7 +126,7 @@ export async function consumeEvents<M extends DescMessage>(
         if (problems.length > 0) {
           return deadLetter(m, 'invalid', new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems));
         }
-        const delivery: DeliveryInfo = { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') || undefined };
+        const delivery: DeliveryInfo = { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') || undefined, working: () => m.working() };
         try {
           await handler(message, delivery);
           await m.ackAck();

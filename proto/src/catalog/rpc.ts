@@ -5,6 +5,7 @@ import { personalServerRpc } from './personal-server.js';
 import { identityRpc } from './identity.js';
 import { auditRpc } from './audit.js';
 import { brokerRpc } from './broker.js';
+import { syncRpc } from './sync.js';
 
 /** `<service>.v1.health`: answered by every service; the gateway gathers them. */
 const health = Object.fromEntries(
@@ -27,9 +28,10 @@ export const rpc = {
   identity: identityRpc,
   broker: brokerRpc,
   personalServer: personalServerRpc,
+  sync: syncRpc,
 } as const;
 
 /** Every request/reply contract, for tests that must cover each subject. */
 export function allRpcDescriptors(): RpcDescriptor[] {
-  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.broker), ...Object.values(rpc.personalServer)];
+  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.broker), ...Object.values(rpc.personalServer), ...Object.values(rpc.sync)];
 }

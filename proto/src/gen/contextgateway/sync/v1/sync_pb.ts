@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/sync/v1/sync.proto.
  */
 export const file_contextgateway_sync_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb250ZXh0Z2F0ZXdheS9zeW5jL3YxL3N5bmMucHJvdG8SFmNvbnRleHRnYXRld2F5LnN5bmMudjEilgEKB1N5bmNKb2ISDgoGam9iX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSMgoGcmVhc29uGAMgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqjgEKClN5bmNSZWFzb24SGwoXU1lOQ19SRUFTT05fVU5TUEVDSUZJRUQQABIXChNTWU5DX1JFQVNPTl9JTklUSUFMEAESGQoVU1lOQ19SRUFTT05fU0NIRURVTEVEEAISFwoTU1lOQ19SRUFTT05fV0VCSE9PSxADEhYKElNZTkNfUkVBU09OX01BTlVBTBAEYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiFjb250ZXh0Z2F0ZXdheS9zeW5jL3YxL3N5bmMucHJvdG8SFmNvbnRleHRnYXRld2F5LnN5bmMudjEilgEKB1N5bmNKb2ISDgoGam9iX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSMgoGcmVhc29uGAMgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoTR2V0U3luY1N0YXRlUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIt0BChRHZXRTeW5jU3RhdGVSZXNwb25zZRIzCgVzdGF0ZRgBIAEoDjIkLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1J1blN0YXRlEjMKD2xhc3Rfc3VjY2Vzc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgDIAEoCRIWCg5yZWNvcmRzX3N5bmNlZBgEIAEoBBIvCgtuZXh0X3J1bl9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifQoOSW1wb3J0ZWRSZWNvcmQSDAoEdHlwZRgBIAEoCRITCgtleHRlcm5hbF9pZBgCIAEoCRIRCglkYXRhX2pzb24YAyABKAwSNQoRc291cmNlX3VwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIowBChRJbXBvcnRSZWNvcmRzUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSNwoHcmVjb3JkcxgEIAMoCzImLmNvbnRleHRnYXRld2F5LnN5bmMudjEuSW1wb3J0ZWRSZWNvcmQiOwoVSW1wb3J0UmVjb3Jkc1Jlc3BvbnNlEg8KB3dyaXR0ZW4YASABKA0SEQoJdW5jaGFuZ2VkGAIgASgNIl8KElJlcXVlc3RTeW5jUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEjIKBnJlYXNvbhgCIAEoDjIiLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1JlYXNvbiIlChNSZXF1ZXN0U3luY1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCSJkChROb3RpZnlXZWJob29rUmVxdWVzdBITCgtpbnRlZ3JhdGlvbhgBIAEoCRITCgtkZWxpdmVyeV9pZBgCIAEoCRITCgthY2NvdW50X2lkcxgDIAMoCRINCgVldmVudBgEIAEoCSIsChVOb3RpZnlXZWJob29rUmVzcG9uc2USEwoLam9ic19xdWV1ZWQYASABKA0qjgEKClN5bmNSZWFzb24SGwoXU1lOQ19SRUFTT05fVU5TUEVDSUZJRUQQABIXChNTWU5DX1JFQVNPTl9JTklUSUFMEAESGQoVU1lOQ19SRUFTT05fU0NIRURVTEVEEAISFwoTU1lOQ19SRUFTT05fV0VCSE9PSxADEhYKElNZTkNfUkVBU09OX01BTlVBTBAEKroBCgxTeW5jUnVuU3RhdGUSHgoaU1lOQ19SVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIXChNTWU5DX1JVTl9TVEFURV9JRExFEAESGQoVU1lOQ19SVU5fU1RBVEVfUVVFVUVEEAISGgoWU1lOQ19SVU5fU1RBVEVfUlVOTklORxADEhkKFVNZTkNfUlVOX1NUQVRFX0ZBSUxFRBAEEh8KG1NZTkNfUlVOX1NUQVRFX05FRURTX1JFQVVUSBAFYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A unit of work on the SYNC_JOBS work-queue stream: pull one connection's source
@@ -49,6 +49,258 @@ export type SyncJob = Message<"contextgateway.sync.v1.SyncJob"> & {
  */
 export const SyncJobSchema: GenMessage<SyncJob> = /*@__PURE__*/
   messageDesc(file_contextgateway_sync_v1_sync, 0);
+
+/**
+ * sync.v1.get_state: the gateway asks, for an app that holds a grant on the connection.
+ *
+ * @generated from message contextgateway.sync.v1.GetSyncStateRequest
+ */
+export type GetSyncStateRequest = Message<"contextgateway.sync.v1.GetSyncStateRequest"> & {
+  /**
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.GetSyncStateRequest.
+ * Use `create(GetSyncStateRequestSchema)` to create a new message.
+ */
+export const GetSyncStateRequestSchema: GenMessage<GetSyncStateRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 1);
+
+/**
+ * @generated from message contextgateway.sync.v1.GetSyncStateResponse
+ */
+export type GetSyncStateResponse = Message<"contextgateway.sync.v1.GetSyncStateResponse"> & {
+  /**
+   * @generated from field: contextgateway.sync.v1.SyncRunState state = 1;
+   */
+  state: SyncRunState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_success_at = 2;
+   */
+  lastSuccessAt?: Timestamp | undefined;
+
+  /**
+   * The last failure's error code and safe message; empty after a success.
+   *
+   * @generated from field: string last_error = 3;
+   */
+  lastError: string;
+
+  /**
+   * Records written (upserts and tombstones) by all runs and imports of this connection.
+   *
+   * @generated from field: uint64 records_synced = 4;
+   */
+  recordsSynced: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_run_at = 5;
+   */
+  nextRunAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.GetSyncStateResponse.
+ * Use `create(GetSyncStateResponseSchema)` to create a new message.
+ */
+export const GetSyncStateResponseSchema: GenMessage<GetSyncStateResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 2);
+
+/**
+ * One normalized record of an import (same meaning as personalserver.v1.RecordInput).
+ *
+ * @generated from message contextgateway.sync.v1.ImportedRecord
+ */
+export type ImportedRecord = Message<"contextgateway.sync.v1.ImportedRecord"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string external_id = 2;
+   */
+  externalId: string;
+
+  /**
+   * @generated from field: bytes data_json = 3;
+   */
+  dataJson: Uint8Array;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp source_updated_at = 4;
+   */
+  sourceUpdatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.ImportedRecord.
+ * Use `create(ImportedRecordSchema)` to create a new message.
+ */
+export const ImportedRecordSchema: GenMessage<ImportedRecord> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 3);
+
+/**
+ * sync.v1.import_records: a batch of an upload (Netflix ViewingActivity.csv) parsed at the
+ * gateway; the worker writes it to the user's Personal Server and counts it.
+ *
+ * @generated from message contextgateway.sync.v1.ImportRecordsRequest
+ */
+export type ImportRecordsRequest = Message<"contextgateway.sync.v1.ImportRecordsRequest"> & {
+  /**
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string integration = 3;
+   */
+  integration: string;
+
+  /**
+   * @generated from field: repeated contextgateway.sync.v1.ImportedRecord records = 4;
+   */
+  records: ImportedRecord[];
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.ImportRecordsRequest.
+ * Use `create(ImportRecordsRequestSchema)` to create a new message.
+ */
+export const ImportRecordsRequestSchema: GenMessage<ImportRecordsRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 4);
+
+/**
+ * @generated from message contextgateway.sync.v1.ImportRecordsResponse
+ */
+export type ImportRecordsResponse = Message<"contextgateway.sync.v1.ImportRecordsResponse"> & {
+  /**
+   * @generated from field: uint32 written = 1;
+   */
+  written: number;
+
+  /**
+   * @generated from field: uint32 unchanged = 2;
+   */
+  unchanged: number;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.ImportRecordsResponse.
+ * Use `create(ImportRecordsResponseSchema)` to create a new message.
+ */
+export const ImportRecordsResponseSchema: GenMessage<ImportRecordsResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 5);
+
+/**
+ * sync.v1.request_sync: "sync now" from an app (after the gateway's grant check).
+ *
+ * @generated from message contextgateway.sync.v1.RequestSyncRequest
+ */
+export type RequestSyncRequest = Message<"contextgateway.sync.v1.RequestSyncRequest"> & {
+  /**
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * @generated from field: contextgateway.sync.v1.SyncReason reason = 2;
+   */
+  reason: SyncReason;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.RequestSyncRequest.
+ * Use `create(RequestSyncRequestSchema)` to create a new message.
+ */
+export const RequestSyncRequestSchema: GenMessage<RequestSyncRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 6);
+
+/**
+ * @generated from message contextgateway.sync.v1.RequestSyncResponse
+ */
+export type RequestSyncResponse = Message<"contextgateway.sync.v1.RequestSyncResponse"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.RequestSyncResponse.
+ * Use `create(RequestSyncResponseSchema)` to create a new message.
+ */
+export const RequestSyncResponseSchema: GenMessage<RequestSyncResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 7);
+
+/**
+ * sync.v1.notify_webhook: a verified webhook delivery from a source, for the connections
+ * of the source accounts it names.
+ *
+ * @generated from message contextgateway.sync.v1.NotifyWebhookRequest
+ */
+export type NotifyWebhookRequest = Message<"contextgateway.sync.v1.NotifyWebhookRequest"> & {
+  /**
+   * @generated from field: string integration = 1;
+   */
+  integration: string;
+
+  /**
+   * The source's delivery id (X-GitHub-Delivery): a redelivery queues nothing new.
+   *
+   * @generated from field: string delivery_id = 2;
+   */
+  deliveryId: string;
+
+  /**
+   * Source account ids the event concerns (sender, repository owner, assignees).
+   *
+   * @generated from field: repeated string account_ids = 3;
+   */
+  accountIds: string[];
+
+  /**
+   * The source's event name (X-GitHub-Event), for logs.
+   *
+   * @generated from field: string event = 4;
+   */
+  event: string;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.NotifyWebhookRequest.
+ * Use `create(NotifyWebhookRequestSchema)` to create a new message.
+ */
+export const NotifyWebhookRequestSchema: GenMessage<NotifyWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 8);
+
+/**
+ * @generated from message contextgateway.sync.v1.NotifyWebhookResponse
+ */
+export type NotifyWebhookResponse = Message<"contextgateway.sync.v1.NotifyWebhookResponse"> & {
+  /**
+   * Connections a WEBHOOK job was queued for.
+   *
+   * @generated from field: uint32 jobs_queued = 1;
+   */
+  jobsQueued: number;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.NotifyWebhookResponse.
+ * Use `create(NotifyWebhookResponseSchema)` to create a new message.
+ */
+export const NotifyWebhookResponseSchema: GenMessage<NotifyWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 9);
 
 /**
  * @generated from enum contextgateway.sync.v1.SyncReason
@@ -93,4 +345,55 @@ export enum SyncReason {
  */
 export const SyncReasonSchema: GenEnum<SyncReason> = /*@__PURE__*/
   enumDesc(file_contextgateway_sync_v1_sync, 0);
+
+/**
+ * Where syncing one connection stands.
+ *
+ * @generated from enum contextgateway.sync.v1.SyncRunState
+ */
+export enum SyncRunState {
+  /**
+   * @generated from enum value: SYNC_RUN_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Nothing running; the next scheduled run is at next_run_at.
+   *
+   * @generated from enum value: SYNC_RUN_STATE_IDLE = 1;
+   */
+  IDLE = 1,
+
+  /**
+   * A job is on the queue or waiting for a retry.
+   *
+   * @generated from enum value: SYNC_RUN_STATE_QUEUED = 2;
+   */
+  QUEUED = 2,
+
+  /**
+   * @generated from enum value: SYNC_RUN_STATE_RUNNING = 3;
+   */
+  RUNNING = 3,
+
+  /**
+   * The last job ran out of retries; last_error says why. The scheduler keeps trying.
+   *
+   * @generated from enum value: SYNC_RUN_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * The source refused the refresh token: nothing syncs until the user connects again.
+   *
+   * @generated from enum value: SYNC_RUN_STATE_NEEDS_REAUTH = 5;
+   */
+  NEEDS_REAUTH = 5,
+}
+
+/**
+ * Describes the enum contextgateway.sync.v1.SyncRunState.
+ */
+export const SyncRunStateSchema: GenEnum<SyncRunState> = /*@__PURE__*/
+  enumDesc(file_contextgateway_sync_v1_sync, 1);
 

@@ -1,0 +1,46 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc, type GetAccessTokenResponse } from '@context-gateway/proto';
+import type { AccessTokenSource } from '@context-gateway/connectors';
+
+/** What the broker says about a connection when it hands out a token. */
+export interface ConnectionCredential {
+  accessToken: string;
+  integration: string;
+  apiBaseUrl: string;
+  userId: string;
+}
+
+/**
+ * Source tokens come from the connection-broker (`broker.v1.get_access_token`), which holds
+ * them encrypted and refreshes single-flight across the fleet. Inside this process a 401
+ * seen by several requests of one job also refreshes once: the first asks, the others
+ * wait for its answer.
+ */
+@Injectable()
+export class SourceCredentials {
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  async get(connectionId: string, forceRefresh = false): Promise<ConnectionCredential> {
+    const res: GetAccessTokenResponse = await this.rpcClient.request(rpc.broker.getAccessToken, { connectionId, forceRefresh });
+    if (!res.userId) throw new AppError('internal', 'The broker did not say whose connection this is');
+    return { accessToken: res.accessToken, integration: res.integration, apiBaseUrl: res.apiBaseUrl, userId: res.userId };
+  }
+
+  /** A token source for one job, starting from the credential it already fetched. */
+  tokenSource(connectionId: string, first: ConnectionCredential): AccessTokenSource {
+    let token = first.accessToken;
+    let inFlight: Promise<string> | undefined;
+    return {
+      current: async () => token,
+      refresh: async (rejected: string) => {
+        if (rejected !== token) return token; // someone refreshed meanwhile
+        inFlight ??= this.get(connectionId, true)
+          .then((c) => (token = c.accessToken))
+          .finally(() => (inFlight = undefined));
+        return inFlight;
+      },
+    };
+  }
+}

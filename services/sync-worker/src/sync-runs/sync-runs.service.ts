@@ -1,0 +1,142 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { connectorFor, type SyncBatch } from '@context-gateway/connectors';
+import { AppError } from '@context-gateway/errors';
+import type { DeliveryInfo } from '@context-gateway/messaging';
+import type { SyncJob } from '@context-gateway/proto';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { Logger } from 'pino';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Env } from '../env.js';
+import { RecordWriter } from './record-writer.js';
+import { SourceCredentials } from './source-credentials.js';
+import { SyncStateRepository } from './sync-state.repository.js';
+
+/** Counting semaphore: at most `limit` holders at once, FIFO. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    };
+  }
+}
+
+export type JobOutcome = 'synced' | 'coalesced' | 'needs_reauth';
+
+/**
+ * Runs one sync job: claim the connection, get its token from the broker, run the
+ * integration's connector from the stored cursor, write each batch to the Personal Server
+ * as it comes, then store the new cursor. The cursor moves only after every write of the
+ * run is committed, so a run that dies half-way is repeated from the old cursor by the
+ * next delivery — idempotent upserts make the repeat add nothing twice.
+ */
+@Injectable()
+export class SyncRunsService {
+  /** This process, as lease owner: host, pid and a random part (two workers on one host differ). */
+  readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly perSource = new Map<string, Semaphore>();
+
+  constructor(
+    private readonly states: SyncStateRepository,
+    private readonly credentials: SourceCredentials,
+    private readonly writer: RecordWriter,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async run(job: SyncJob, delivery: Pick<DeliveryInfo, 'deliveryCount' | 'working'>, maxDeliver: number): Promise<JobOutcome> {
+    const connectionId = job.connectionId;
+    const claimed = await this.states.claim(connectionId, this.workerId, this.env.SYNC_LEASE_MS);
+    if (!claimed) {
+      // Someone is syncing this connection right now: it runs once more when done. If its
+      // lease ended in between, try the claim again rather than drop the job.
+      if (await this.states.requestRerun(connectionId)) return 'coalesced';
+      throw new AppError('conflict', 'The connection was being synced; retrying');
+    }
+
+    const heartbeat = setInterval(() => {
+      delivery.working();
+      this.states.renew(connectionId, this.workerId, this.env.SYNC_LEASE_MS).catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
+    }, Math.max(250, Math.floor(this.env.SYNC_LEASE_MS / 3)));
+    let integration: string | undefined;
+    let records = 0;
+    try {
+      let again = true;
+      let cursor = claimed.cursor;
+      while (again) {
+        const credential = await this.credentials.get(connectionId);
+        integration = credential.integration;
+        const connector = connectorFor(integration);
+        if (!connector) throw new AppError('validation_failed', `Integration "${integration}" is not synced by pulling (it is imported)`);
+        const release = await this.slot(integration).acquire();
+        const syncedAt = new Date();
+        let runRecords = 0;
+        let nextCursor: unknown;
+        let sourceAccountId: string | undefined;
+        try {
+          nextCursor = await connector.sync(
+            {
+              baseUrl: credential.apiBaseUrl,
+              tokens: this.credentials.tokenSource(connectionId, credential),
+              http: { maxWaitMs: this.env.SYNC_SOURCE_MAX_WAIT_MS },
+              emit: async (batch: SyncBatch) => {
+                sourceAccountId ??= batch.upserts.find((r) => r.type === 'profile')?.externalId;
+                const res = await this.writer.write({ userId: credential.userId, connectionId, integration: credential.integration, syncedAt }, batch);
+                runRecords += res.written + res.tombstoned;
+                delivery.working();
+              },
+            },
+            cursor ?? null,
+          );
+        } catch (error) {
+          records += runRecords;
+          throw error;
+        } finally {
+          release();
+        }
+        again = await this.states.completeRun(connectionId, this.workerId, {
+          cursor: nextCursor,
+          integration,
+          records: runRecords,
+          nextRunAt: new Date(Date.now() + this.env.SYNC_INTERVAL_MS),
+          ...(sourceAccountId ? { sourceAccountId } : {}),
+        });
+        cursor = nextCursor as typeof cursor;
+        this.logger.info({ connectionId, integration, records: runRecords, reason: job.reason, rerun: again }, 'sync run finished');
+      }
+      return 'synced';
+    } catch (thrown) {
+      const error = AppError.from(thrown);
+      await this.states.addRecords(connectionId, records).catch(() => undefined);
+      const nextRunAt = new Date(Date.now() + this.env.SYNC_INTERVAL_MS);
+      const safe = `${error.code}: ${error.message}`;
+      if (error.code === 'connection_needs_reauth') {
+        // Retrying cannot help until the user connects again: ack the job, show the state.
+        await this.states.failRun(connectionId, this.workerId, { state: 'needs_reauth', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
+        this.logger.warn({ connectionId, integration }, 'connection needs reauthorization; sync stopped');
+        return 'needs_reauth';
+      }
+      const lastTry = delivery.deliveryCount >= maxDeliver;
+      await this.states.failRun(connectionId, this.workerId, { state: lastTry ? 'failed' : 'queued', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
+      throw error;
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  private slot(integration: string): Semaphore {
+    let s = this.perSource.get(integration);
+    if (!s) this.perSource.set(integration, (s = new Semaphore(this.env.SYNC_SOURCE_CONCURRENCY)));
+    return s;
+  }
+}
