@@ -116,7 +116,7 @@ export function spotifyCollections(): Record<string, CollectionSpec> {
         const t = generateTrack(rng);
         // Plays are 4 minutes apart plus jitter under 4 minutes: strictly increasing.
         const at = SEED_EPOCH_MS + index * 480_000 + rng.int(0, 239_999);
-        return { id: String(at), ...t, played_at: isoAt(at).replace('Z', '.000Z'), context_playlist_id: null };
+        return { id: String(at), ...t, played_at: new Date(at).toISOString(), context_playlist_id: null };
       },
       stamp(item, now, kind) {
         if (kind === 'create') {
