@@ -15,4 +15,6 @@ export * from './catalog/audit.js';
 export * from './gen/contextgateway/audit/v1/audit_pb.js';
 export * from './catalog/personal-server.js';
 export * from './gen/contextgateway/personalserver/v1/personal_server_pb.js';
+export * from './catalog/policy.js';
+export * from './gen/contextgateway/policy/v1/policy_pb.js';
 export * from './catalog/sync.js';

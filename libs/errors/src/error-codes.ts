@@ -52,6 +52,18 @@ export const ErrorCodes = {
   /** A consent form post without a matching CSRF token. */
   csrf_invalid: { status: 403, title: 'CSRF check failed' },
 
+  // --- policy --------------------------------------------------------------
+  /**
+   * A policy layer refused the request. The problem names the deciding layer and the matched
+   * rule ids (`errors`: decision.decidedBy, decision.reason, decision.matched.<layer>).
+   */
+  policy_denied: { status: 403, title: 'Denied by policy' },
+  /**
+   * The gateway could not bring its policy cache up to the latest change in time (policy
+   * service or stream unreachable). It refuses rather than decide on rules that may be stale.
+   */
+  policy_unavailable: { status: 503, title: 'Policy unavailable' },
+
   // --- messaging -----------------------------------------------------------
   /** Nobody is subscribed to the subject (the service is down or not deployed). */
   service_unavailable: { status: 503, title: 'Service unavailable' },

@@ -1,6 +1,7 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import { SERVICE_NAMES, SUBJECT_PREFIX, type ServiceName } from '../services.js';
 import { defineRpc, type RpcDescriptor } from './descriptors.js';
+import { policyRpc } from './policy.js';
 import { personalServerRpc } from './personal-server.js';
 import { identityRpc } from './identity.js';
 import { auditRpc } from './audit.js';
@@ -26,6 +27,7 @@ export const rpc = {
   health,
   audit: auditRpc,
   identity: identityRpc,
+  policy: policyRpc,
   broker: brokerRpc,
   personalServer: personalServerRpc,
   sync: syncRpc,
@@ -33,5 +35,5 @@ export const rpc = {
 
 /** Every request/reply contract, for tests that must cover each subject. */
 export function allRpcDescriptors(): RpcDescriptor[] {
-  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.broker), ...Object.values(rpc.personalServer), ...Object.values(rpc.sync)];
+  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.policy), ...Object.values(rpc.broker), ...Object.values(rpc.personalServer), ...Object.values(rpc.sync)];
 }

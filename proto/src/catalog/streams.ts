@@ -3,6 +3,7 @@ import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgate
 import { AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
 import { validateAuditEvent } from './audit.js';
 import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
+import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
 import { defineEvent, type EventDescriptor, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
 
@@ -86,6 +87,20 @@ export const events = {
       ...(job.requestedAt && !Number.isNaN(timestampDate(job.requestedAt).getTime())
         ? []
         : [{ path: 'requestedAt', message: 'must be set' }]),
+    ],
+  }),
+  /** policy, after each commit that bumped an org's revision; gateways refresh their cache from it (docs/policy.md). */
+  policyChanged: defineEvent({
+    stream: streams.control,
+    subject: 'control.v1.policy_changed',
+    message: PolicyChangedSchema,
+    // (org, revision) is the fact: a retried publish of it is stored once.
+    messageId: (m) => `policy_changed:${m.orgId}:${m.revision}`,
+    validate: (m) => [
+      ...check.uuid(m.eventId, 'eventId'),
+      ...check.uuid(m.orgId, 'orgId'),
+      ...(m.revision > 0n ? [] : [{ path: 'revision', message: 'must be positive' }]),
+      ...(m.occurredAt && !Number.isNaN(timestampDate(m.occurredAt).getTime()) ? [] : [{ path: 'occurredAt', message: 'must be set' }]),
     ],
   }),
   /** connection-broker, after each grant commit (created, scopes changed, revoked); policy and shards follow it. */

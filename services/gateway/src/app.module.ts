@@ -5,7 +5,8 @@ import { AuthModule } from './auth/auth.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
+import { PolicyModule } from './policy/policy.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [AuthModule, AdminModule, ApplicationsModule, AuditModule, OpenApiModule, PlatformHealthModule] })
+@Module({ imports: [AuthModule, AdminModule, ApplicationsModule, AuditModule, OpenApiModule, PlatformHealthModule, PolicyModule] })
 export class AppModule {}

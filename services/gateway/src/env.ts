@@ -17,6 +17,12 @@ export const envSchema = z
     OPERATOR_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32, 'must be at least 32 characters').optional()),
     /** How long a request waits for the AUDIT stream's ack before failing with audit_unavailable (503). */
     AUDIT_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2_000),
+    /**
+     * How long a decision may wait for the gateway's policy cache to catch up with a change
+     * that returned before it started (docs/policy.md); after that it fails closed (503
+     * policy_unavailable) rather than decide on rules that may be stale.
+     */
+    POLICY_FRESHNESS_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(3_000),
   })
   .superRefine(refineRuntimeEnv);
 

@@ -10,5 +10,5 @@ await serviceMain({
   loadEnv: () => loadEnv(),
   module: AppModule,
   // The gateway publishes audit events and waits for this stream's ack (docs/audit.md).
-  streams: [streams.audit],
+  streams: [streams.audit, streams.control],
 });

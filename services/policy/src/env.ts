@@ -8,6 +8,11 @@ import { z } from 'zod';
 export const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8082 }),
+    /**
+     * Durable name of policy's CONTROL consumer. Every replica shares it (one message in flight
+     * across all of them, in stream order); change it only to replay the stream from the start.
+     */
+    POLICY_CONTROL_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/).default('policy-control'),
   })
   .superRefine(refineRuntimeEnv);
 

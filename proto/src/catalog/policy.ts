@@ -1,0 +1,138 @@
+import {
+  DeleteRuleRequestSchema,
+  DeleteRuleResponseSchema,
+  DeleteUserRuleRequestSchema,
+  ExplainRequestSchema,
+  ExplainResponseSchema,
+  GetCompiledRulesRequestSchema,
+  GetCompiledRulesResponseSchema,
+  GetOrgIntegrationsRequestSchema,
+  GetOrgIntegrationsResponseSchema,
+  ListRulesRequestSchema,
+  ListRulesResponseSchema,
+  ListUserRulesRequestSchema,
+  PutApplicationRuleRequestSchema,
+  PutOrgRuleRequestSchema,
+  PutRuleResponseSchema,
+  PutUserRuleRequestSchema,
+  SetOrgIntegrationsRequestSchema,
+  SetOrgIntegrationsResponseSchema,
+  UserRuleChangeResponseSchema,
+  type RuleSpec,
+} from '../gen/contextgateway/policy/v1/policy_pb.js';
+import { defineRpc } from './descriptors.js';
+import { check, type ValidationProblem } from './validation.js';
+
+const P = 'policy.v1';
+
+/** A user id: opaque to policy (identity owns it), bounded. */
+const userId = (value: string, path: string): ValidationProblem[] => [...check.nonEmpty(value, path), ...check.maxLength(value, 200, path)];
+const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+
+/** Shape checks only; the engine's own validation (targets, resource patterns) runs in the service. */
+function ruleSpec(rule: RuleSpec | undefined, path: string): ValidationProblem[] {
+  if (!rule) return [{ path, message: 'must be set' }];
+  const problems: ValidationProblem[] = [...check.enumSet(rule.effect, `${path}.effect`)];
+  if ((rule.integration === '') === (rule.capability === '')) {
+    problems.push({ path: `${path}.target`, message: 'exactly one of integration or capability must be set' });
+  }
+  problems.push(...check.maxLength(rule.integration, 100, `${path}.integration`), ...check.maxLength(rule.capability, 200, `${path}.capability`));
+  if (rule.resources.length > 100) problems.push({ path: `${path}.resources`, message: 'at most 100 patterns' });
+  rule.resources.forEach((r, i) => problems.push(...check.nonEmpty(r, `${path}.resources.${i}`), ...check.maxLength(r, 500, `${path}.resources.${i}`)));
+  problems.push(...optionalUuid(rule.applicationId, `${path}.applicationId`), ...check.maxLength(rule.description, 500, `${path}.description`));
+  return problems;
+}
+
+/**
+ * policy's request/reply contracts. Admin verbs (org and application layers, org
+ * integrations) and user verbs (a user's own layer) are separate subjects; the gateway's
+ * cache fill (get_compiled_rules) is the only one on a data-plane path.
+ */
+export const policyRpc = {
+  putOrgRule: defineRpc({
+    subject: `${P}.put_org_rule`,
+    request: PutOrgRuleRequestSchema,
+    response: PutRuleResponseSchema,
+    // Returns only after the change event is on the CONTROL stream (docs/policy.md).
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...ruleSpec(m.rule, 'rule')],
+  }),
+  putApplicationRule: defineRpc({
+    subject: `${P}.put_application_rule`,
+    request: PutApplicationRuleRequestSchema,
+    response: PutRuleResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId'), ...ruleSpec(m.rule, 'rule')],
+  }),
+  deleteRule: defineRpc({
+    subject: `${P}.delete_rule`,
+    request: DeleteRuleRequestSchema,
+    response: DeleteRuleResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.ruleId, 'ruleId')],
+  }),
+  listRules: defineRpc({
+    subject: `${P}.list_rules`,
+    request: ListRulesRequestSchema,
+    response: ListRulesResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...optionalUuid(m.applicationId, 'applicationId')],
+  }),
+  setOrgIntegrations: defineRpc({
+    subject: `${P}.set_org_integrations`,
+    request: SetOrgIntegrationsRequestSchema,
+    response: SetOrgIntegrationsResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...(m.integrations.length > 200 ? [{ path: 'integrations', message: 'at most 200' }] : []),
+      ...m.integrations.flatMap((i, n) => [...check.nonEmpty(i, `integrations.${n}`), ...check.maxLength(i, 100, `integrations.${n}`)]),
+    ],
+  }),
+  getOrgIntegrations: defineRpc({
+    subject: `${P}.get_org_integrations`,
+    request: GetOrgIntegrationsRequestSchema,
+    response: GetOrgIntegrationsResponseSchema,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  putUserRule: defineRpc({
+    subject: `${P}.put_user_rule`,
+    request: PutUserRuleRequestSchema,
+    response: UserRuleChangeResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...userId(m.userId, 'userId'), ...ruleSpec(m.rule, 'rule')],
+  }),
+  deleteUserRule: defineRpc({
+    subject: `${P}.delete_user_rule`,
+    request: DeleteUserRuleRequestSchema,
+    response: UserRuleChangeResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...userId(m.userId, 'userId'), ...check.uuid(m.ruleId, 'ruleId')],
+  }),
+  listUserRules: defineRpc({
+    subject: `${P}.list_user_rules`,
+    request: ListUserRulesRequestSchema,
+    response: ListRulesResponseSchema,
+    validate: (m) => userId(m.userId, 'userId'),
+  }),
+  explain: defineRpc({
+    subject: `${P}.explain`,
+    request: ExplainRequestSchema,
+    response: ExplainResponseSchema,
+    validate: (m) => [
+      ...optionalUuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...userId(m.userId, 'userId'),
+      ...check.nonEmpty(m.capability, 'capability'),
+      ...check.maxLength(m.capability, 200, 'capability'),
+      ...check.maxLength(m.resource, 500, 'resource'),
+    ],
+  }),
+  getCompiledRules: defineRpc({
+    subject: `${P}.get_compiled_rules`,
+    request: GetCompiledRulesRequestSchema,
+    response: GetCompiledRulesResponseSchema,
+    // On a data-plane path (a gateway refreshing its cache): short.
+    timeoutMs: 1_500,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+} as const;

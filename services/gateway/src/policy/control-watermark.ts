@@ -1,0 +1,133 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
+import { events, streams } from '@context-gateway/proto';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+
+/** What one CONTROL message requires of an org's cached rules before the gateway may decide for it again. */
+export type Requirement = { orgId: string; revision?: bigint; controlSeq?: number };
+
+/**
+ * The gateway's view of the CONTROL stream, the one ordered log of every policy-relevant
+ * fact (PolicyChanged, ApplicationChanged, GrantChanged):
+ *
+ * - `latestSeq()` asks the NATS server for the stream's last sequence *now*. A change whose
+ *   call has returned is already in the stream (its publish was acknowledged), so a request
+ *   that starts afterwards gets a number >= that change's sequence. Concurrent callers share
+ *   one in-flight question, but only one that was *sent after* they asked.
+ * - `waitConsumed(seq)` resolves once this process has read the stream up to `seq` and
+ *   passed every requirement to `onRequirement` (synchronously, before resolving).
+ *
+ * Together: a decision made after `waitConsumed(await latestSeq())` knows about every change
+ * that returned before it started (docs/policy.md).
+ */
+export class ControlWatermark {
+  private consumed = 0;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private pendingAsk: ((result: { seq?: number; error?: unknown }) => void)[] = [];
+  private asking = false;
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private jsm: JetStreamManager | undefined;
+  /** The stream's last sequence when this process started reading: older events are assumed applied by policy. */
+  startSeq = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly onRequirement: (requirement: Requirement) => void,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.jsm = await jetstreamManager(this.nc);
+    const info = await this.jsm.streams.info(streams.control.name);
+    this.startSeq = info.state.last_seq;
+    this.consumed = this.startSeq;
+    // An ordered consumer: in-memory, flow-controlled, recreated by the client on gaps.
+    const consumer = await jetstream(this.nc).consumers.get(streams.control.name, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.startSeq + 1,
+    });
+    const messages = await consumer.consume();
+    this.messages = messages;
+    this.loop = (async () => {
+      for await (const m of messages) {
+        const requirement = this.requirementOf(m.subject, m.data, m.seq);
+        if (requirement) this.onRequirement(requirement);
+        this.advance(m.seq);
+      }
+    })().catch((error) => this.logger.error({ err: error }, 'control stream reader stopped'));
+  }
+
+  async stop(): Promise<void> {
+    await this.messages?.close();
+    await this.loop;
+  }
+
+  /** The CONTROL stream's last sequence, asked after this call began. */
+  latestSeq(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.pendingAsk.push(({ seq, error }) => (error === undefined ? resolve(seq!) : reject(error)));
+      if (!this.asking) void this.ask();
+    });
+  }
+
+  /** Resolves when every message up to `seq` has been read, or rejects after `timeoutMs`. */
+  waitConsumed(seq: number, timeoutMs: number): Promise<void> {
+    if (this.consumed >= seq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new AppError('policy_unavailable', 'The policy change stream could not be read up to date in time'));
+      }, timeoutMs);
+      const waiter = { seq, resolve: () => (clearTimeout(timer), resolve()) };
+      this.waiters.push(waiter);
+    });
+  }
+
+  get consumedSeq(): number {
+    return this.consumed;
+  }
+
+  private async ask(): Promise<void> {
+    this.asking = true;
+    while (this.pendingAsk.length > 0) {
+      // Everyone waiting now asked before this request is sent: it answers all of them.
+      const batch = this.pendingAsk;
+      this.pendingAsk = [];
+      try {
+        const info = await this.jsm!.streams.info(streams.control.name);
+        for (const done of batch) done({ seq: info.state.last_seq });
+      } catch (error) {
+        const failure = new AppError('policy_unavailable', 'The policy change stream is unreachable', [], { cause: error });
+        for (const done of batch) done({ error: failure });
+      }
+    }
+    this.asking = false;
+  }
+
+  private advance(seq: number): void {
+    if (seq <= this.consumed) return;
+    this.consumed = seq;
+    if (this.waiters.length === 0) return;
+    const ready = this.waiters.filter((w) => w.seq <= seq);
+    this.waiters = this.waiters.filter((w) => w.seq > seq);
+    for (const w of ready) w.resolve();
+  }
+
+  private requirementOf(subject: string, data: Uint8Array, seq: number): Requirement | undefined {
+    try {
+      if (subject === events.policyChanged.subject) {
+        const e = fromBinary(events.policyChanged.message, data);
+        return { orgId: e.orgId, revision: e.revision };
+      }
+      if (subject === events.grantChanged.subject) return { orgId: fromBinary(events.grantChanged.message, data).orgId, controlSeq: seq };
+      if (subject === events.applicationChanged.subject) return { orgId: fromBinary(events.applicationChanged.message, data).orgId, controlSeq: seq };
+    } catch (error) {
+      // Undecodable: policy dead-letters it too and moves its cursor past it; nothing to require.
+      this.logger.warn({ err: error, seq, subject }, 'undecodable control event ignored');
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,177 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { AppError, type FieldProblem } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { compilePolicies, type CompiledPolicySet, type Decision, type Layer, type PolicyRule } from '@context-gateway/policy-engine';
+import { PolicyEffect, PolicyLayer, rpc, type GetCompiledRulesResponse } from '@context-gateway/proto';
+import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Env } from '../env.js';
+import { ControlWatermark, type Requirement } from './control-watermark.js';
+
+export interface DecisionRequest {
+  orgId: string;
+  applicationId: string;
+  userId: string;
+  capability: string;
+  resource?: string;
+}
+
+/** One org's compiled rules and how new they are. */
+interface OrgEntry {
+  policies: CompiledPolicySet;
+  revision: bigint;
+  controlSeq: number;
+  applications: Set<string>;
+}
+
+/** What the next decision for an org needs its cached rules to have seen. */
+interface OrgNeed {
+  revision: bigint;
+  controlSeq: number;
+}
+
+const WIRE_LAYER: Record<number, Layer> = { [PolicyLayer.ORG]: 'org', [PolicyLayer.USER]: 'user', [PolicyLayer.APPLICATION]: 'application' };
+
+/**
+ * The gateway's three-layer check, decided in-process from a per-org cache of compiled
+ * rules. Before each decision it makes sure the cache reflects every policy change and
+ * revocation that had returned to its caller before the decision started (docs/policy.md):
+ *
+ *   1. ask NATS for the CONTROL stream's last sequence L (shared by concurrent decisions);
+ *   2. wait until this process has read CONTROL up to L (usually already true);
+ *   3. if an event up to L concerns the org (PolicyChanged revision R, or a grant or
+ *      application event at sequence S), refill that org's rules from policy until they are
+ *      at revision >= R and policy's cursor >= S;
+ *   4. decide with the engine.
+ *
+ * Anything that cannot be made current within POLICY_FRESHNESS_TIMEOUT_MS fails closed
+ * with `policy_unavailable`; a denial throws `policy_denied` naming the layer and rules.
+ */
+@Injectable()
+export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly entries = new Map<string, OrgEntry>();
+  private readonly needs = new Map<string, OrgNeed>();
+  private readonly loading = new Map<string, Promise<void>>();
+  private readonly watermark: ControlWatermark;
+
+  constructor(
+    private readonly rpcClient: RpcClient,
+    @Inject(NATS_CONNECTION) nc: NatsConnection,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.watermark = new ControlWatermark(nc, (r) => this.require(r), logger);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.watermark.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.watermark.stop();
+  }
+
+  /** Allows, or throws `policy_denied` with the deciding layer and matched rules. */
+  async decide(request: DecisionRequest): Promise<Decision> {
+    const decision = await this.evaluate(request);
+    if (!decision.allowed) throw deniedError(request.capability, decision);
+    return decision;
+  }
+
+  /** The decision without throwing (explanations). Unknown applications of the org are not_found. */
+  async evaluate(request: DecisionRequest): Promise<Decision> {
+    const entry = await this.current(request.orgId);
+    if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
+    return entry.policies.decide(request);
+  }
+
+  /** Cached orgs and the stream position, for the benchmark and tests. */
+  stats(): { orgs: number; consumedSeq: number } {
+    return { orgs: this.entries.size, consumedSeq: this.watermark.consumedSeq };
+  }
+
+  private async current(orgId: string): Promise<OrgEntry> {
+    const deadline = Date.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
+    const latest = await this.watermark.latestSeq();
+    await this.watermark.waitConsumed(latest, Math.max(1, deadline - Date.now()));
+    for (;;) {
+      const entry = this.entries.get(orgId);
+      if (entry && this.satisfies(orgId, entry)) return entry;
+      if (Date.now() >= deadline) throw new AppError('policy_unavailable', 'The policy rules for this organization could not be brought up to date in time');
+      await this.load(orgId, deadline);
+    }
+  }
+
+  private satisfies(orgId: string, entry: OrgEntry): boolean {
+    const need = this.needs.get(orgId);
+    // Events before this process started reading are not known one by one: require policy to have applied them all.
+    const seq = Math.max(this.watermark.startSeq, need?.controlSeq ?? 0);
+    return entry.controlSeq >= seq && entry.revision >= (need?.revision ?? 0n);
+  }
+
+  /** Called synchronously for each CONTROL event as it is read: the org's cache is stale until refilled past it. */
+  private require(r: Requirement): void {
+    const need = this.needs.get(r.orgId) ?? { revision: 0n, controlSeq: 0 };
+    if (r.revision !== undefined && r.revision > need.revision) need.revision = r.revision;
+    if (r.controlSeq !== undefined && r.controlSeq > need.controlSeq) need.controlSeq = r.controlSeq;
+    this.needs.set(r.orgId, need);
+  }
+
+  /** One fill per org at a time; a caller whose need is still unmet after it simply asks again. */
+  private load(orgId: string, deadline: number): Promise<void> {
+    let pending = this.loading.get(orgId);
+    if (!pending) {
+      pending = this.fetch(orgId, deadline).finally(() => this.loading.delete(orgId));
+      this.loading.set(orgId, pending);
+    }
+    return pending;
+  }
+
+  private async fetch(orgId: string, deadline: number): Promise<void> {
+    const reply = await this.rpcClient.request(rpc.policy.getCompiledRules, { orgId }, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), rpc.policy.getCompiledRules.timeoutMs)) });
+    const entry = compileReply(reply);
+    const current = this.entries.get(orgId);
+    // Never replace newer rules with older ones (two fills racing).
+    if (!current || (entry.revision >= current.revision && entry.controlSeq >= current.controlSeq)) this.entries.set(orgId, entry);
+    if (!this.satisfies(orgId, this.entries.get(orgId)!)) {
+      // policy has not applied the event yet (its consumer is a moment behind): give it a moment.
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
+  const rules: PolicyRule[] = reply.rules.map((r) => ({
+    id: r.id,
+    layer: WIRE_LAYER[r.layer]!,
+    subject: r.subject,
+    effect: r.effect === PolicyEffect.DENY ? 'deny' : 'allow',
+    target: r.integration !== '' ? { integration: r.integration } : { capability: r.capability },
+    ...(r.resources.length > 0 ? { resources: r.resources } : {}),
+    ...(r.applicationId !== '' ? { application: r.applicationId } : {}),
+  }));
+  return {
+    policies: compilePolicies(rules, { knownCapabilities: reply.knownCapabilities }),
+    revision: reply.revision,
+    controlSeq: Number(reply.controlSeq),
+    applications: new Set(reply.applicationIds),
+  };
+}
+
+/** `policy_denied`, never a bare 403: the detail names the layer, `errors` lists the decision. */
+export function deniedError(capability: string, decision: Decision): AppError {
+  const layer = decision.decidedBy;
+  const why =
+    decision.reason === 'unknown_capability'
+      ? `'${capability}' is not a known capability`
+      : decision.reason === 'deny_rule'
+        ? `the ${layer} layer has a matching deny rule (${decision.matched.find((m) => m.layer === layer)?.ruleIds.join(', ')})`
+        : `the ${layer} layer has no rule allowing it`;
+  const problems: FieldProblem[] = [
+    { path: 'decision.decidedBy', message: layer ?? 'none' },
+    { path: 'decision.reason', message: decision.reason },
+    ...decision.matched.map((m) => ({ path: `decision.matched.${m.layer}.${m.effect}`, message: m.ruleIds.join(',') })),
+  ];
+  return new AppError('policy_denied', `Denied '${capability}': ${why}`, problems);
+}

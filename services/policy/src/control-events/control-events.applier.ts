@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { GrantStatus, type ApplicationChanged, type GrantChanged } from '@context-gateway/proto';
+import { RulesRepository } from '../rules/rules.repository.js';
+import { RulesService } from '../rules/rules.service.js';
+
+/**
+ * Applies identity's and connection-broker's facts to the derived defaults. Each event is
+ * applied in one transaction together with the org's revision bump and the CONTROL cursor,
+ * so "cursor >= S" means "the effects of event S are committed". Replays and out-of-order
+ * deliveries are harmless: an event older than what is stored (per application / grant
+ * revision) changes nothing but the cursor.
+ */
+@Injectable()
+export class ControlEventsApplier {
+  constructor(
+    private readonly repo: RulesRepository,
+    private readonly rules: RulesService,
+  ) {}
+
+  /** Returns the org revision when the event changed something, else null. */
+  async applicationChanged(event: ApplicationChanged, streamSeq: number): Promise<bigint | null> {
+    const revision = await this.repo.transaction(async (tx) => {
+      const applied = await this.repo.upsertApplicationIfNewer(tx, {
+        id: event.applicationId,
+        orgId: event.orgId,
+        integrations: [...new Set(event.integrations)],
+        scopes: [...new Set(event.scopes)],
+        active: event.active,
+        revision: event.revision,
+      });
+      await this.repo.advanceControlSeq(tx, streamSeq);
+      return applied ? this.repo.bumpRevision(tx, event.orgId) : null;
+    });
+    if (revision !== null) await this.announce(event.orgId, revision, 'application_changed');
+    return revision;
+  }
+
+  async grantChanged(event: GrantChanged, streamSeq: number): Promise<bigint | null> {
+    const revision = await this.repo.transaction(async (tx) => {
+      const applied = await this.repo.upsertGrantIfNewer(tx, {
+        id: event.grantId,
+        orgId: event.orgId,
+        applicationId: event.applicationId,
+        userId: event.userId,
+        scopes: [...new Set(event.scopes)],
+        // Anything but an explicitly active grant allows nothing (secure default).
+        active: event.status === GrantStatus.ACTIVE,
+        revision: event.revision,
+      });
+      await this.repo.advanceControlSeq(tx, streamSeq);
+      return applied ? this.repo.bumpRevision(tx, event.orgId) : null;
+    });
+    if (revision !== null) await this.announce(event.orgId, revision, 'grant_changed');
+    return revision;
+  }
+
+  /** A CONTROL message policy has nothing to do with (its own PolicyChanged, others' facts): only the cursor moves. */
+  async skip(streamSeq: number): Promise<void> {
+    await this.repo.transaction((tx) => this.repo.advanceControlSeq(tx, streamSeq));
+  }
+
+  private async announce(orgId: string, revision: bigint, cause: 'application_changed' | 'grant_changed'): Promise<void> {
+    // Best effort: gateways do not depend on it for these (they wait for the cursor, see
+    // docs/policy.md); failing here would only redeliver an event that is already applied.
+    await this.rules.announce(orgId, revision, cause).catch(() => undefined);
+  }
+}

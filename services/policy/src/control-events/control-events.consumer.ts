@@ -1,0 +1,115 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { deadLetterSubject, events, streams, type EventDescriptor } from '@context-gateway/proto';
+import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Env } from '../env.js';
+import { ControlEventsApplier } from './control-events.applier.js';
+
+/** After this many failed attempts an event is dead-lettered (and the cursor moves past it). */
+const MAX_DELIVER = 5;
+
+/**
+ * Follows the whole CONTROL stream with one durable consumer that has at most ONE message
+ * in flight across every policy replica (max_ack_pending = 1), so events are applied
+ * strictly in stream order and the stored cursor is a true "everything up to here"
+ * watermark — the property gateways rely on after a grant revocation (docs/policy.md).
+ * Control events are rare; order matters more than throughput here.
+ */
+@Injectable()
+export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly applier: ControlEventsApplier,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const stream = streams.control.name;
+    const durable = this.env.POLICY_CONTROL_CONSUMER;
+    const jsm = await jetstreamManager(this.nc);
+    const config = {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: 'control.v1.>',
+      max_deliver: MAX_DELIVER,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 1,
+    };
+    try {
+      await jsm.consumers.info(stream, durable);
+      await jsm.consumers.update(stream, durable, config);
+    } catch (error) {
+      if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
+      await jsm.consumers.add(stream, config);
+    }
+    const consumer = await jetstream(this.nc).consumers.get(stream, durable);
+    const messages = await consumer.consume({ max_messages: 1 });
+    this.messages = messages;
+    this.loop = (async () => {
+      for await (const m of messages) await this.process(m);
+    })().catch((error) => this.logger.error({ err: error }, 'control consumer stopped'));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.messages?.close();
+    await this.loop;
+  }
+
+  private async process(m: JsMsg): Promise<void> {
+    try {
+      if (m.subject === events.applicationChanged.subject) {
+        const event = this.decode(m, events.applicationChanged);
+        if (event) await this.applier.applicationChanged(event, m.seq);
+        else return await this.deadLetter(m, 'invalid');
+      } else if (m.subject === events.grantChanged.subject) {
+        const event = this.decode(m, events.grantChanged);
+        if (event) await this.applier.grantChanged(event, m.seq);
+        else return await this.deadLetter(m, 'invalid');
+      } else {
+        await this.applier.skip(m.seq);
+      }
+      await m.ackAck();
+    } catch (error) {
+      const attempt = m.info.deliveryCount;
+      if (attempt >= MAX_DELIVER) return this.deadLetter(m, 'max_deliveries');
+      const delay = Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (attempt - 1)));
+      this.logger.warn({ err: error, seq: m.seq, subject: m.subject, attempt, retryInMs: delay }, 'control event failed, will retry');
+      m.nak(delay);
+    }
+  }
+
+  private decode<D extends DescMessage>(m: JsMsg, descriptor: EventDescriptor<D>): MessageShape<D> | undefined {
+    try {
+      const message = fromBinary(descriptor.message, m.data);
+      return (descriptor.validate?.(message) ?? []).length === 0 ? message : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Kept verbatim for an operator, and the cursor moves on: one bad event must not stall every gateway. */
+  private async deadLetter(m: JsMsg, reason: 'invalid' | 'max_deliveries'): Promise<void> {
+    this.logger.error({ seq: m.seq, subject: m.subject, reason }, 'control event dead-lettered');
+    const h = natsHeaders();
+    h.set('cg-dead-reason', reason);
+    h.set('cg-origin-stream', streams.control.name);
+    h.set('cg-origin-subject', m.subject);
+    h.set('cg-origin-seq', String(m.seq));
+    try {
+      await jetstream(this.nc).publish(deadLetterSubject(streams.control), m.data, { headers: h, msgID: `${streams.control.name}:${m.seq}` });
+      await this.applier.skip(m.seq);
+      m.term(reason);
+    } catch (error) {
+      this.logger.error({ err: error, seq: m.seq }, 'dead-lettering failed; the event will come back');
+      m.nak(1_000);
+    }
+  }
+}

@@ -1,0 +1,8 @@
+import { Module } from '@nestjs/common';
+import { RulesHandler } from './rules.handler.js';
+import { RulesRepository } from './rules.repository.js';
+import { RulesService } from './rules.service.js';
+
+/** The three layers' rules, revisions, snapshots and explanations. */
+@Module({ controllers: [RulesHandler], providers: [RulesService, RulesRepository], exports: [RulesService, RulesRepository] })
+export class RulesModule {}

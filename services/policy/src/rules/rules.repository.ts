@@ -1,0 +1,135 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
+import type { Application, Grant, PolicyRule as RuleRow } from '../generated/prisma/client.js';
+
+export type NewRuleRow = Omit<RuleRow, 'createdAt'>;
+
+/** Everything a snapshot of one org is computed from. */
+export interface OrgSources {
+  explicit: RuleRow[];
+  integrations: string[];
+  applications: Application[];
+  grants: Grant[];
+}
+
+/** The name of policy's one CONTROL-stream cursor row (see ControlCursor in schema.prisma). */
+const CONTROL_CURSOR = 'control';
+
+/** The only place policy touches Prisma. Methods that write take the caller's transaction. */
+@Injectable()
+export class RulesRepository {
+  constructor(@Inject(POLICY_DB) private readonly db: PolicyDb) {}
+
+  /** Runs `work` in one transaction: a change and its revision bump commit together or not at all. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.$transaction((tx) => work(tx));
+  }
+
+  /**
+   * Bumps an org's revision in the caller's transaction. The row lock taken by the upsert
+   * also serializes concurrent changes of one org, so revisions are handed out in commit order.
+   */
+  async bumpRevision(tx: Tx, orgId: string): Promise<bigint> {
+    const rows = await tx.$queryRaw<{ revision: bigint }[]>`
+      INSERT INTO policy_revisions (org_id, revision, updated_at) VALUES (${orgId}::uuid, 1, now())
+      ON CONFLICT (org_id) DO UPDATE SET revision = policy_revisions.revision + 1, updated_at = now()
+      RETURNING revision`;
+    return BigInt(rows[0]!.revision);
+  }
+
+  async revision(orgId: string): Promise<bigint> {
+    const row = await this.db.policyRevision.findUnique({ where: { orgId } });
+    return row?.revision ?? 0n;
+  }
+
+  async controlSeq(): Promise<bigint> {
+    const row = await this.db.controlCursor.findUnique({ where: { name: CONTROL_CURSOR } });
+    return row?.seq ?? 0n;
+  }
+
+  /** Never moves backwards: a redelivered old event must not un-say what was applied after it. */
+  async advanceControlSeq(tx: Tx, seq: number): Promise<void> {
+    await tx.$executeRaw`
+      INSERT INTO control_cursor (name, seq) VALUES (${CONTROL_CURSOR}, ${BigInt(seq)})
+      ON CONFLICT (name) DO UPDATE SET seq = GREATEST(control_cursor.seq, EXCLUDED.seq)`;
+  }
+
+  insertRule(tx: Tx, rule: NewRuleRow): Promise<RuleRow> {
+    return tx.policyRule.create({ data: rule });
+  }
+
+  findRule(tx: Tx, id: string): Promise<RuleRow | null> {
+    return tx.policyRule.findUnique({ where: { id } });
+  }
+
+  async deleteRule(tx: Tx, id: string): Promise<void> {
+    await tx.policyRule.delete({ where: { id } });
+  }
+
+  listOrgRules(orgId: string, filter: { layer?: string; applicationId?: string }): Promise<RuleRow[]> {
+    return this.db.policyRule.findMany({
+      where: {
+        orgId,
+        ...(filter.layer ? { layer: filter.layer } : {}),
+        ...(filter.applicationId ? { layer: 'application', subject: filter.applicationId } : {}),
+      },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+    });
+  }
+
+  listUserRules(userId: string): Promise<RuleRow[]> {
+    return this.db.policyRule.findMany({ where: { orgId: null, layer: 'user', subject: userId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+  }
+
+  /** Orgs whose applications this user granted (now or before): their snapshots carry the user's rules. */
+  async orgsOfUser(tx: Tx, userId: string): Promise<string[]> {
+    const rows = await tx.grant.findMany({ where: { userId }, select: { orgId: true }, distinct: ['orgId'] });
+    return rows.map((r) => r.orgId).sort();
+  }
+
+  async integrations(orgId: string): Promise<string[]> {
+    const rows = await this.db.orgIntegration.findMany({ where: { orgId }, orderBy: { integration: 'asc' } });
+    return rows.map((r) => r.integration);
+  }
+
+  async replaceIntegrations(tx: Tx, orgId: string, integrations: readonly string[]): Promise<void> {
+    await tx.orgIntegration.deleteMany({ where: { orgId } });
+    if (integrations.length > 0) await tx.orgIntegration.createMany({ data: integrations.map((integration) => ({ orgId, integration })) });
+  }
+
+  findApplication(id: string): Promise<Application | null> {
+    return this.db.application.findUnique({ where: { id } });
+  }
+
+  /** Stores the event's view of an application unless a newer revision is already stored. Returns whether it applied. */
+  async upsertApplicationIfNewer(tx: Tx, app: Application): Promise<boolean> {
+    const current = await tx.application.findUnique({ where: { id: app.id } });
+    if (current && current.revision >= app.revision) return false;
+    await tx.application.upsert({ where: { id: app.id }, create: app, update: app });
+    return true;
+  }
+
+  async upsertGrantIfNewer(tx: Tx, grant: Grant): Promise<boolean> {
+    const current = await tx.grant.findUnique({ where: { id: grant.id } });
+    if (current && current.revision >= grant.revision) return false;
+    await tx.grant.upsert({ where: { id: grant.id }, create: grant, update: grant });
+    return true;
+  }
+
+  /** One org's rule sources, in one read: explicit rules (the org's and its grantors' own), integrations, apps, grants. */
+  async orgSources(orgId: string): Promise<OrgSources> {
+    return this.db.$transaction(async (tx) => {
+      const grants = await tx.grant.findMany({ where: { orgId }, orderBy: { id: 'asc' } });
+      const users = [...new Set(grants.map((g) => g.userId))];
+      const [explicit, integrations, applications] = await Promise.all([
+        tx.policyRule.findMany({
+          where: { OR: [{ orgId }, ...(users.length > 0 ? [{ orgId: null, layer: 'user', subject: { in: users } }] : [])] },
+          orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        }),
+        tx.orgIntegration.findMany({ where: { orgId }, orderBy: { integration: 'asc' } }),
+        tx.application.findMany({ where: { orgId }, orderBy: { id: 'asc' } }),
+      ]);
+      return { explicit, integrations: integrations.map((i) => i.integration), applications, grants };
+    });
+  }
+}

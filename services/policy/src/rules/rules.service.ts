@@ -1,0 +1,243 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { JetStreamPublisher } from '@context-gateway/messaging';
+import {
+  applicationDeclarationRules,
+  compilePolicies,
+  grantRules,
+  integrationOf,
+  isCapability,
+  orgIntegrationRules,
+  type Decision,
+  type Layer,
+  type PolicyRule as EngineRule,
+} from '@context-gateway/policy-engine';
+import { events, PolicyEffect, type RuleSpec } from '@context-gateway/proto';
+import { LOGGER } from '@context-gateway/service-kit';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import type { Tx } from '../database/database.module.js';
+import type { PolicyRule as RuleRow } from '../generated/prisma/client.js';
+import { BUILTIN_CAPABILITIES } from './capability-catalog.js';
+import { rowToEngine, specToEngine } from './rule-mapping.js';
+import { RulesRepository } from './rules.repository.js';
+
+/** What a cache needs to decide for one org: every rule in force, explicit and derived. */
+export interface OrgSnapshot {
+  orgId: string;
+  revision: bigint;
+  controlSeq: bigint;
+  rules: EngineRule[];
+  descriptions: Map<string, string>;
+  knownCapabilities: string[];
+  applicationIds: string[];
+}
+
+export type ChangeCause =
+  | 'rule_put'
+  | 'rule_deleted'
+  | 'integrations_set'
+  | 'user_rule_put'
+  | 'user_rule_deleted'
+  | 'application_changed'
+  | 'grant_changed';
+
+/**
+ * The three layers' rules: explicit ones (admins', users'), the secure defaults derived
+ * from their sources (org integrations, application declarations, grants), revisions and
+ * change events. Every change bumps the org's revision in its own transaction and returns
+ * only after the PolicyChanged event is on the CONTROL stream (docs/policy.md).
+ */
+@Injectable()
+export class RulesService {
+  constructor(
+    private readonly repo: RulesRepository,
+    private readonly publisher: JetStreamPublisher,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async putOrgRule(orgId: string, spec: RuleSpec): Promise<{ rule: RuleRow; revision: bigint }> {
+    return this.putRule(orgId, 'org', orgId, spec);
+  }
+
+  async putApplicationRule(orgId: string, applicationId: string, spec: RuleSpec): Promise<{ rule: RuleRow; revision: bigint }> {
+    // An app policy knows to be another org's is not this org's to govern (and its existence does not leak).
+    const app = await this.repo.findApplication(applicationId);
+    if (app && app.orgId !== orgId) throw new AppError('not_found', 'No such application in this organization');
+    return this.putRule(orgId, 'application', applicationId, spec);
+  }
+
+  async deleteRule(orgId: string, ruleId: string): Promise<bigint> {
+    const revision = await this.repo.transaction(async (tx) => {
+      const rule = await this.repo.findRule(tx, ruleId);
+      if (!rule || rule.orgId !== orgId) throw new AppError('not_found', 'No such rule in this organization');
+      await this.repo.deleteRule(tx, ruleId);
+      return this.repo.bumpRevision(tx, orgId);
+    });
+    await this.announce(orgId, revision, 'rule_deleted');
+    return revision;
+  }
+
+  listOrgRules(orgId: string, filter: { layer?: Layer; applicationId?: string }): Promise<RuleRow[]> {
+    return this.repo.listOrgRules(orgId, filter);
+  }
+
+  revision(orgId: string): Promise<bigint> {
+    return this.repo.revision(orgId);
+  }
+
+  async setOrgIntegrations(orgId: string, integrations: readonly string[]): Promise<{ integrations: string[]; revision: bigint }> {
+    const wanted = [...new Set(integrations)].sort();
+    const bad = wanted.flatMap((name, i) => (/^[a-z0-9][a-z0-9_-]*$/.test(name) ? [] : [{ path: `integrations.${i}`, message: 'must be an integration name (lower-case letters, digits, _ and -)' }]));
+    if (bad.length > 0) throw new AppError('validation_failed', 'Invalid integration names', bad);
+    const revision = await this.repo.transaction(async (tx) => {
+      await this.repo.replaceIntegrations(tx, orgId, wanted);
+      return this.repo.bumpRevision(tx, orgId);
+    });
+    await this.announce(orgId, revision, 'integrations_set');
+    return { integrations: wanted, revision };
+  }
+
+  async orgIntegrations(orgId: string): Promise<{ integrations: string[]; revision: bigint }> {
+    const revision = await this.repo.revision(orgId);
+    return { integrations: await this.repo.integrations(orgId), revision };
+  }
+
+  /** A user's own rule applies in every org whose apps act for them: each such org gets a new revision. */
+  async putUserRule(userId: string, spec: RuleSpec): Promise<{ rule: RuleRow; revisions: Map<string, bigint> }> {
+    const id = randomUUID();
+    validateRule(specToEngine(id, 'user', userId, spec));
+    const result = await this.repo.transaction(async (tx) => {
+      const rule = await this.repo.insertRule(tx, rowFromSpec(id, null, 'user', userId, spec));
+      return { rule, revisions: await this.bumpUserOrgs(tx, userId) };
+    });
+    for (const [orgId, revision] of result.revisions) await this.announce(orgId, revision, 'user_rule_put');
+    return result;
+  }
+
+  async deleteUserRule(userId: string, ruleId: string): Promise<{ rule: RuleRow; revisions: Map<string, bigint> }> {
+    const result = await this.repo.transaction(async (tx) => {
+      const rule = await this.repo.findRule(tx, ruleId);
+      // Another user's rule, or an org's, is not this user's to see.
+      if (!rule || rule.orgId !== null || rule.layer !== 'user' || rule.subject !== userId) throw new AppError('not_found', 'No such rule');
+      await this.repo.deleteRule(tx, ruleId);
+      return { rule, revisions: await this.bumpUserOrgs(tx, userId) };
+    });
+    for (const [orgId, revision] of result.revisions) await this.announce(orgId, revision, 'user_rule_deleted');
+    return result;
+  }
+
+  listUserRules(userId: string): Promise<RuleRow[]> {
+    return this.repo.listUserRules(userId);
+  }
+
+  /**
+   * Every rule in force for an org. The cursor and revision are read before the rules, so the
+   * rules are at least as new as both numbers claim (a reader may only be pessimistic).
+   */
+  async snapshot(orgId: string): Promise<OrgSnapshot> {
+    const controlSeq = await this.repo.controlSeq();
+    const revision = await this.repo.revision(orgId);
+    const sources = await this.repo.orgSources(orgId);
+    const rules: EngineRule[] = [];
+    const descriptions = new Map<string, string>();
+    rules.push(...orgIntegrationRules(orgId, sources.integrations));
+    for (const app of sources.applications) {
+      // A disabled application has no declarations: nothing it asks is allowed.
+      if (app.active) rules.push(...applicationDeclarationRules({ applicationId: app.id, integrations: app.integrations, capabilities: app.scopes.filter(isCapability) }));
+    }
+    for (const grant of sources.grants) {
+      if (grant.active) rules.push(...grantRules({ grantId: grant.id, userId: grant.userId, applicationId: grant.applicationId, scopes: grant.scopes.filter(isCapability) }));
+    }
+    for (const row of sources.explicit) {
+      rules.push(rowToEngine(row));
+      if (row.description) descriptions.set(row.id, row.description);
+    }
+    const known = new Set(BUILTIN_CAPABILITIES);
+    for (const rule of rules) if ('capability' in rule.target && isCapability(rule.target.capability)) known.add(rule.target.capability);
+    return {
+      orgId,
+      revision,
+      controlSeq,
+      rules,
+      descriptions,
+      knownCapabilities: [...known].sort(),
+      applicationIds: sources.applications.map((a) => a.id),
+    };
+  }
+
+  /**
+   * Would `applicationId` acting for `userId` be allowed `capability`? Evaluated on a fresh
+   * snapshot (read after every committed change), with the same engine the gateway runs.
+   * An application outside `orgId` (when given) or unknown is not_found.
+   */
+  async explain(request: { orgId?: string; applicationId: string; userId: string; capability: string; resource?: string }): Promise<{ decision: Decision; orgId: string; revision: bigint }> {
+    const app = await this.repo.findApplication(request.applicationId);
+    if (!app || (request.orgId && app.orgId !== request.orgId)) throw new AppError('not_found', 'No such application');
+    const snapshot = await this.snapshot(app.orgId);
+    const policies = compilePolicies(snapshot.rules, { knownCapabilities: snapshot.knownCapabilities });
+    const decision = policies.decide({
+      orgId: app.orgId,
+      applicationId: app.id,
+      userId: request.userId,
+      capability: request.capability,
+      ...(request.resource ? { resource: request.resource } : {}),
+    });
+    return { decision, orgId: app.orgId, revision: snapshot.revision };
+  }
+
+  /** Publishes the revision-stamped change. Callers return only after this resolved. */
+  async announce(orgId: string, revision: bigint, cause: ChangeCause): Promise<void> {
+    await this.publisher.publish(events.policyChanged, { eventId: randomUUID(), orgId, revision, cause, occurredAt: timestampNow() });
+    this.logger.info({ orgId, revision: revision.toString(), cause }, 'policy changed');
+  }
+
+  private async putRule(orgId: string, layer: Layer, subject: string, spec: RuleSpec): Promise<{ rule: RuleRow; revision: bigint }> {
+    const id = randomUUID();
+    validateRule(specToEngine(id, layer, subject, spec));
+    const result = await this.repo.transaction(async (tx) => {
+      const rule = await this.repo.insertRule(tx, rowFromSpec(id, orgId, layer, subject, spec));
+      return { rule, revision: await this.repo.bumpRevision(tx, orgId) };
+    });
+    await this.announce(orgId, result.revision, 'rule_put');
+    return result;
+  }
+
+  private async bumpUserOrgs(tx: Tx, userId: string): Promise<Map<string, bigint>> {
+    const revisions = new Map<string, bigint>();
+    for (const orgId of await this.repo.orgsOfUser(tx, userId)) revisions.set(orgId, await this.repo.bumpRevision(tx, orgId));
+    return revisions;
+  }
+}
+
+/** The engine's own validation (targets, resource patterns, app scoping), with the engine's problems. */
+function validateRule(rule: EngineRule): void {
+  try {
+    compilePolicies([rule], { knownCapabilities: [] });
+  } catch (error) {
+    if (error instanceof AppError) {
+      throw new AppError('validation_failed', 'Invalid rule', error.problems.map((p) => ({ path: p.path.replace(/^rules\.0\./, 'rule.'), message: p.message })));
+    }
+    throw error;
+  }
+  if ('capability' in rule.target && !isCapability(rule.target.capability)) return;
+  if ('integration' in rule.target && integrationOf(`${rule.target.integration}:x`) !== rule.target.integration) {
+    throw new AppError('validation_failed', 'Invalid rule', [{ path: 'rule.integration', message: 'must be an integration name' }]);
+  }
+}
+
+function rowFromSpec(id: string, orgId: string | null, layer: Layer, subject: string, spec: RuleSpec) {
+  return {
+    id,
+    orgId,
+    layer,
+    subject,
+    effect: spec.effect === PolicyEffect.DENY ? 'deny' : 'allow',
+    integration: spec.integration !== '' ? spec.integration : null,
+    capability: spec.integration !== '' ? null : spec.capability,
+    resources: [...spec.resources],
+    applicationId: spec.applicationId !== '' ? spec.applicationId : null,
+    description: spec.description,
+  };
+}
