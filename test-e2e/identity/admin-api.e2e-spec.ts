@@ -81,7 +81,7 @@ describe('the admin API', () => {
     const nc: NatsConnection = await connect({ servers: stack.natsUrl });
     try {
       const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
-      const sub = nc.subscribe(events.applicationChanged.subject, { callback: (_err, msg) => seen.push(fromBinary(ApplicationChangedSchema, msg.data)) });
+      const sub = nc.subscribe(events.applicationChanged.subject, { callback: (_err, msg) => void seen.push(fromBinary(ApplicationChangedSchema, msg.data)) });
       await nc.flush();
       const org = await admin.createOrganization('Events Org');
       const app = await admin.createApplication(org.id, { name: 'ev', callbackUrls: ['https://ev.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
@@ -113,7 +113,7 @@ describe('API keys', () => {
     const missing = await asApp(keyA.secret, `/v1/applications/00000000-0000-4000-8000-000000000000`);
     expect(missing.status).toBe(404);
     // indistinguishable: the same code for "another org's" and "no such"
-    expect((await other.json()).code).toBe((await missing.json()).code);
+    expect(((await other.json()) as { code: string }).code).toBe(((await missing.json()) as { code: string }).code);
   });
 
   it('fail on the very next request once revoked', async () => {

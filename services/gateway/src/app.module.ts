@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AccountsModule } from './accounts/accounts.module.js';
 import { AdminModule } from './admin/admin.module.js';
 import { ApplicationsModule } from './applications/applications.module.js';
 import { AuthModule } from './auth/auth.module.js';
@@ -8,5 +9,5 @@ import { PlatformHealthModule } from './platform-health/platform-health.module.j
 import { PolicyModule } from './policy/policy.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [AuthModule, AdminModule, ApplicationsModule, AuditModule, OpenApiModule, PlatformHealthModule, PolicyModule] })
+@Module({ imports: [AuthModule, AdminModule, AccountsModule, ApplicationsModule, AuditModule, OpenApiModule, PlatformHealthModule, PolicyModule] })
 export class AppModule {}

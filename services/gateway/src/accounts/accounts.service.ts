@@ -1,0 +1,89 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc } from '@context-gateway/proto';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import type { Env } from '../env.js';
+import { SESSION_COOKIE } from '../auth/auth.types.js';
+import { parseCookies, serializeCookie } from '../auth/cookies.js';
+
+/** Holds the passkey ceremony's token between its two requests: the ceremony is bound to this browser. */
+export const CEREMONY_COOKIE = 'cg_ceremony';
+const CEREMONY_PATH = '/v1/auth/passkeys';
+
+export interface CeremonyResult {
+  userId: string;
+  newUser: boolean;
+  /** Set-Cookie values: the session, and the ceremony cookie cleared. */
+  cookies: string[];
+}
+
+/**
+ * The browser side of passkeys and sessions: identity runs the ceremonies and owns the
+ * sessions; this keeps their tokens in HttpOnly cookies so no script ever sees them.
+ */
+@Injectable()
+export class AccountsService {
+  private readonly secure: boolean;
+
+  constructor(
+    private readonly rpcClient: RpcClient,
+    @Inject(SERVICE_ENV) env: Env,
+  ) {
+    this.secure = new URL(env.GATEWAY_PUBLIC_URL).protocol === 'https:';
+  }
+
+  async startRegistration(displayName: string, signedInUserId: string | undefined) {
+    const started = await this.rpcClient.request(rpc.identity.startPasskeyRegistration, { displayName, userId: signedInUserId ?? '' });
+    return { options: JSON.parse(started.optionsJson) as Record<string, unknown>, cookie: this.ceremonyCookie(started.ceremonyToken, started.expiresAt && timestampDate(started.expiresAt)) };
+  }
+
+  async startAuthentication() {
+    const started = await this.rpcClient.request(rpc.identity.startPasskeyAuthentication, {});
+    return { options: JSON.parse(started.optionsJson) as Record<string, unknown>, cookie: this.ceremonyCookie(started.ceremonyToken, started.expiresAt && timestampDate(started.expiresAt)) };
+  }
+
+  async finish(kind: 'registration' | 'authentication', cookieHeader: string | undefined, response: unknown): Promise<CeremonyResult> {
+    const ceremonyToken = parseCookies(cookieHeader).get(CEREMONY_COOKIE);
+    if (!ceremonyToken) throw new AppError('webauthn_challenge_invalid', 'No passkey ceremony in progress in this browser; start again');
+    const message = { ceremonyToken, responseJson: JSON.stringify(response) };
+    const done =
+      kind === 'registration'
+        ? await this.rpcClient.request(rpc.identity.finishPasskeyRegistration, message, { timeoutMs: 5_000 })
+        : await this.rpcClient.request(rpc.identity.finishPasskeyAuthentication, message, { timeoutMs: 5_000 });
+    const expiresAt = done.sessionExpiresAt ? timestampDate(done.sessionExpiresAt) : new Date();
+    return {
+      userId: done.userId,
+      newUser: done.newUser,
+      cookies: [
+        serializeCookie(SESSION_COOKIE, done.sessionToken, { path: '/', maxAge: (expiresAt.getTime() - Date.now()) / 1_000, secure: this.secure, sameSite: 'Lax' }),
+        serializeCookie(CEREMONY_COOKIE, '', { path: CEREMONY_PATH, maxAge: 0, secure: this.secure, sameSite: 'Strict' }),
+      ],
+    };
+  }
+
+  /** The signed-in user of a request that may or may not carry a session (for `auth: 'none'` routes). */
+  async optionalUser(cookieHeader: string | undefined): Promise<string | undefined> {
+    const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
+    if (!token) return undefined;
+    try {
+      return (await this.rpcClient.request(rpc.identity.resolveSession, { sessionToken: token })).user?.id;
+    } catch (error) {
+      if (AppError.from(error).code === 'unauthenticated') return undefined;
+      throw error;
+    }
+  }
+
+  async signOut(cookieHeader: string | undefined): Promise<string> {
+    const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
+    if (token) await this.rpcClient.request(rpc.identity.signOut, { sessionToken: token });
+    return serializeCookie(SESSION_COOKIE, '', { path: '/', maxAge: 0, secure: this.secure, sameSite: 'Lax' });
+  }
+
+  private ceremonyCookie(token: string, expiresAt: Date | undefined): string {
+    const maxAge = expiresAt ? (expiresAt.getTime() - Date.now()) / 1_000 : 300;
+    // Strict and scoped to the ceremony routes: only our own page's fetches carry it.
+    return serializeCookie(CEREMONY_COOKIE, token, { path: CEREMONY_PATH, maxAge, secure: this.secure, sameSite: 'Strict' });
+  }
+}

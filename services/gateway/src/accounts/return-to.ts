@@ -1,0 +1,21 @@
+/**
+ * Where the sign-in page may send the browser afterwards: a path on this gateway only.
+ * Anything that could leave the origin (`//evil.example`, `/\evil.example`, `https://…`,
+ * control characters browsers strip) is refused: an open redirect would let anyone dress a
+ * phishing link in the gateway's name.
+ */
+export function safeReturnTo(value: string): string | undefined {
+  if (value.length === 0 || value.length > 2_000) return undefined;
+  if (!value.startsWith('/') || value.startsWith('//')) return undefined;
+  // Backslashes are read as slashes by browsers; control characters and spaces are stripped or mangled.
+  if (/[\\\u0000-\u0020\u007f]/.test(value)) return undefined;
+  const base = new URL('https://gateway.invalid');
+  let url: URL;
+  try {
+    url = new URL(value, base);
+  } catch {
+    return undefined;
+  }
+  if (url.origin !== base.origin) return undefined;
+  return `${url.pathname}${url.search}${url.hash}`;
+}

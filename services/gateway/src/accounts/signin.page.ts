@@ -1,0 +1,111 @@
+const escapeHtml = (value: string) => value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** No inline script, nothing from elsewhere, no framing: the page that creates sessions gets the strictest policy. */
+export const SIGNIN_CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/**
+ * The sign-in page: sign in with a passkey, or create an account with a new one, then go
+ * to `returnTo` (already checked to be a same-origin path). Server-rendered, tiny, and
+ * driven by /v1/auth/assets/signin.js.
+ */
+export function renderSigninPage(returnTo: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Context Gateway</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 28rem; margin: 4rem auto; padding: 0 1rem; color: #1d1d1f; }
+  h1 { font-size: 1.5rem; }
+  section { border: 1px solid #ddd; border-radius: .75rem; padding: 1rem 1.25rem; margin: 1rem 0; }
+  button { font: inherit; padding: .5rem 1rem; border-radius: .5rem; border: 1px solid #0a58ca; background: #0d6efd; color: white; cursor: pointer; }
+  button.secondary { background: white; color: #0a58ca; }
+  input { font: inherit; padding: .4rem .6rem; width: 100%; box-sizing: border-box; margin: .25rem 0 .75rem; }
+  #status { min-height: 1.5rem; }
+  #status.error { color: #b00020; }
+  [hidden] { display: none; }
+</style>
+</head>
+<body data-return-to="${escapeHtml(returnTo)}">
+<h1>Context Gateway</h1>
+<p>Your gateway account is protected by a passkey: no password, nothing to phish.</p>
+<section id="signed-in" hidden>
+  <p>Signed in as <strong id="user-name"></strong>.</p>
+  <button id="continue" type="button">Continue</button>
+  <button id="sign-out" type="button" class="secondary">Sign out</button>
+</section>
+<section id="signed-out">
+  <h2>I have an account</h2>
+  <button id="sign-in" type="button">Sign in with a passkey</button>
+</section>
+<section id="create">
+  <h2>New here?</h2>
+  <label for="display-name">Your name (shown only to you)</label>
+  <input id="display-name" name="displayName" autocomplete="name" maxlength="100">
+  <button id="create-account" type="button" class="secondary">Create an account with a passkey</button>
+</section>
+<p id="status" role="status" aria-live="polite"></p>
+<script src="/v1/auth/assets/webauthn.js"></script>
+<script src="/v1/auth/assets/signin.js"></script>
+</body>
+</html>
+`;
+}
+
+/** The page's behaviour; the WebAuthn calls go through @simplewebauthn/browser (served beside it). */
+export const SIGNIN_SCRIPT = `'use strict';
+(function () {
+  var lib = window.SimpleWebAuthnBrowser;
+  var returnTo = document.body.dataset.returnTo || '/v1/auth/signin';
+  var status = document.getElementById('status');
+  function show(message, isError) { status.textContent = message; status.className = isError ? 'error' : ''; }
+  function call(method, path, body) {
+    return fetch(path, {
+      method: method,
+      credentials: 'same-origin',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(function (res) {
+      return res.text().then(function (text) {
+        var json = text ? JSON.parse(text) : {};
+        if (!res.ok) { var e = new Error(json.detail || res.statusText); e.code = json.code; throw e; }
+        return json;
+      });
+    });
+  }
+  function busy(on) { document.querySelectorAll('button').forEach(function (b) { b.disabled = on; }); }
+  function fail(error) {
+    busy(false);
+    var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
+    show(cancelled ? 'The passkey prompt was cancelled. Try again.' : 'That did not work: ' + (error && error.message ? error.message : error), true);
+  }
+  function done() { show('Signed in. Redirecting…', false); window.location.assign(returnTo); }
+
+  document.getElementById('sign-in').addEventListener('click', function () {
+    busy(true); show('Waiting for your passkey…', false);
+    call('POST', '/v1/auth/passkeys/authentication/options', {})
+      .then(function (options) { return lib.startAuthentication({ optionsJSON: options }); })
+      .then(function (response) { return call('POST', '/v1/auth/passkeys/authentication/verify', { response: response }); })
+      .then(done, fail);
+  });
+  document.getElementById('create-account').addEventListener('click', function () {
+    busy(true); show('Creating your passkey…', false);
+    var name = document.getElementById('display-name').value.trim();
+    call('POST', '/v1/auth/passkeys/registration/options', name ? { displayName: name } : {})
+      .then(function (options) { return lib.startRegistration({ optionsJSON: options }); })
+      .then(function (response) { return call('POST', '/v1/auth/passkeys/registration/verify', { response: response }); })
+      .then(done, fail);
+  });
+  document.getElementById('continue').addEventListener('click', function () { window.location.assign(returnTo); });
+  document.getElementById('sign-out').addEventListener('click', function () {
+    call('DELETE', '/v1/auth/session').then(function () { window.location.reload(); }, fail);
+  });
+  call('GET', '/v1/auth/session').then(function (session) {
+    document.getElementById('user-name').textContent = session.displayName;
+    document.getElementById('signed-in').hidden = false;
+    document.getElementById('signed-out').hidden = true;
+    document.getElementById('create').hidden = true;
+  }, function () { /* not signed in: the page as rendered */ });
+})();
+`;

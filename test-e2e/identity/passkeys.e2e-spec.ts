@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
+import { addVirtualAuthenticator, browserUrl, launchBrowser, type VirtualAuthenticator } from '../support/browser.js';
+import { startTestStack, type TestStack } from '../support/test-stack.js';
+
+// A person creates a gateway account with a passkey on the sign-in page, signs out, signs
+// in again; the attacks on the ceremony (replay, a challenge used twice, a response for
+// another challenge, an open redirect) fail.
+let stack: TestStack;
+let browser: Browser;
+let base: string;
+
+beforeAll(async () => {
+  stack = await startTestStack('identity-passkeys');
+  base = browserUrl(stack.gatewayUrl);
+  browser = await launchBrowser();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+}, 60_000);
+
+async function newPerson(): Promise<{ context: BrowserContext; page: Page; authenticator: VirtualAuthenticator }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  return { context, page, authenticator: await addVirtualAuthenticator(context, page) };
+}
+
+async function sessionOf(page: Page) {
+  const res = await page.request.get(`${base}/v1/auth/session`);
+  return { status: res.status(), body: (await res.json()) as { userId?: string; displayName?: string; code?: string } };
+}
+
+/** Creates an account through the page; returns once the browser is back at return_to. */
+async function createAccount(page: Page, name: string, returnTo = '/v1/auth/session') {
+  await page.goto(`${base}/v1/auth/signin?return_to=${encodeURIComponent(returnTo)}`);
+  await page.fill('#display-name', name);
+  await Promise.all([page.waitForURL(`${base}${returnTo}`), page.click('#create-account')]);
+}
+
+async function signIn(page: Page, returnTo = '/v1/auth/session') {
+  await page.goto(`${base}/v1/auth/signin?return_to=${encodeURIComponent(returnTo)}`);
+  await Promise.all([page.waitForURL(`${base}${returnTo}`), page.click('#sign-in')]);
+}
+
+describe('passkey accounts in a real browser', () => {
+  it('creates an account with a passkey, signs out, and signs in again with it', async () => {
+    const { context, page, authenticator } = await newPerson();
+    try {
+      await createAccount(page, 'Ada Lovelace');
+      const created = await sessionOf(page);
+      expect(created).toMatchObject({ status: 200, body: { displayName: 'Ada Lovelace' } });
+      const [credential] = await authenticator.credentials();
+      expect(credential).toMatchObject({ isResidentCredential: true });
+
+      const cookie = (await context.cookies(base)).find((c) => c.name === 'cg_session');
+      expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', secure: false });
+      expect(cookie!.value).toMatch(/^cg_ss_/);
+
+      // sign out on the page: the session ends server-side, not only in this browser
+      await page.goto(`${base}/v1/auth/signin`);
+      await page.waitForSelector('#signed-in:not([hidden])');
+      await page.click('#sign-out');
+      await page.waitForSelector('#signed-out:not([hidden])');
+      expect((await sessionOf(page)).status).toBe(401);
+      const replayedCookie = await fetch(`${base}/v1/auth/session`, { headers: { cookie: `cg_session=${cookie!.value}` } });
+      expect(replayedCookie.status).toBe(401);
+
+      await signIn(page);
+      const again = await sessionOf(page);
+      expect(again).toMatchObject({ status: 200, body: { userId: created.body.userId, displayName: 'Ada Lovelace' } });
+      // the authenticator's counter moved, and the gateway accepted the new value
+      expect((await authenticator.credentials())[0]!.signCount).toBeGreaterThan(credential!.signCount);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('keeps several passkeys per account: a signed-in user adds a second one', async () => {
+    const { context, page, authenticator } = await newPerson();
+    try {
+      await createAccount(page, 'Grace Hopper');
+      const { body: first } = await sessionOf(page);
+      // a second device: the first one leaves, a new authenticator arrives in the signed-in browser
+      await authenticator.remove();
+      const second = await addVirtualAuthenticator(context, page);
+      const options = await page.request.post(`${base}/v1/auth/passkeys/registration/options`, { data: {} });
+      expect(options.status()).toBe(200);
+      expect(((await options.json()) as { excludeCredentials: unknown[] }).excludeCredentials).toHaveLength(1);
+      await page.goto(`${base}/v1/auth/signin`);
+      const added = await page.evaluate(async (optionsJSON) => {
+        const lib = (globalThis as unknown as { SimpleWebAuthnBrowser: { startRegistration(o: unknown): Promise<unknown> } }).SimpleWebAuthnBrowser;
+        const response = await lib.startRegistration({ optionsJSON });
+        const res = await fetch('/v1/auth/passkeys/registration/verify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ response }) });
+        return { status: res.status, body: await res.json() };
+      }, await options.json());
+      expect(added).toMatchObject({ status: 200, body: { userId: first.userId, newUser: false } });
+      expect(await second.credentials()).toHaveLength(1);
+      // the second passkey signs in to the same account
+      await page.request.delete(`${base}/v1/auth/session`);
+      await signIn(page);
+      expect((await sessionOf(page)).body.userId).toBe(first.userId);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('rejects a replayed authentication response, and a response for another challenge', async () => {
+    const { context, page } = await newPerson();
+    try {
+      await createAccount(page, 'Replay Target');
+      await page.request.delete(`${base}/v1/auth/session`);
+
+      // capture the browser's own verify request as an eavesdropper would
+      let captured: { body: string; cookie: string } | undefined;
+      page.on('request', (request: Request) => {
+        if (request.url().endsWith('/v1/auth/passkeys/authentication/verify')) {
+          void request.allHeaders().then((h) => (captured = { body: request.postData() ?? '', cookie: h.cookie ?? '' }));
+        }
+      });
+      await signIn(page);
+      expect((await sessionOf(page)).status).toBe(200);
+      expect(captured?.cookie).toContain('cg_ceremony=');
+
+      // the same response with the same ceremony: the challenge is spent
+      const replay = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: captured!.cookie }, body: captured!.body });
+      expect(replay.status).toBe(400);
+      expect(await replay.json()).toMatchObject({ code: 'webauthn_challenge_invalid' });
+      expect(replay.headers.get('set-cookie')).toBeNull();
+
+      // the same response into a fresh ceremony: it signed another challenge
+      const fresh = await fetch(`${base}/v1/auth/passkeys/authentication/options`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const ceremony = fresh.headers.get('set-cookie')!.split(';')[0]!;
+      const spliced = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: ceremony }, body: captured!.body });
+      expect(spliced.status).toBe(401);
+      expect(await spliced.json()).toMatchObject({ code: 'webauthn_verification_failed' });
+      expect(spliced.headers.get('set-cookie')).toBeNull();
+      // ... and that fresh ceremony is now spent too: single use even when it failed
+      const again = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: ceremony }, body: captured!.body });
+      expect(await again.json()).toMatchObject({ code: 'webauthn_challenge_invalid' });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('refuses a sign-in when the authenticator did not verify the user', async () => {
+    const { context, page, authenticator } = await newPerson();
+    try {
+      await createAccount(page, 'Unverified');
+      await page.request.delete(`${base}/v1/auth/session`);
+      await authenticator.setUserVerified(false);
+      await page.goto(`${base}/v1/auth/signin`);
+      await page.click('#sign-in');
+      await page.waitForSelector('#status.error');
+      expect((await sessionOf(page)).status).toBe(401);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('only redirects to paths on the gateway', async () => {
+    for (const target of ['https://evil.example/', '//evil.example/x', '/\\evil.example']) {
+      const res = await fetch(`${base}/v1/auth/signin?return_to=${encodeURIComponent(target)}`);
+      expect({ target, status: res.status }).toEqual({ target, status: 422 });
+    }
+    const ok = await fetch(`${base}/v1/auth/signin?return_to=${encodeURIComponent('/v1/connect/x?y=1')}`);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await ok.text()).toContain('data-return-to="/v1/connect/x?y=1"');
+  });
+
+  it('keeps passkey ceremonies, sessions and keys out of the logs', () => {
+    const text = stack.logs.map((l) => l.raw).join('\n');
+    expect(text).not.toMatch(/cg_ss_[A-Za-z0-9_-]{20}/);
+    expect(text).not.toMatch(/cg_wc_[A-Za-z0-9_-]{20}/);
+  });
+});

@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+
+// Headless Debian Chromium with a WebAuthn virtual authenticator (ENVIRONMENT.md): real
+// passkey ceremonies, no hardware. Never `npx playwright install`: the system browser is used.
+export const CHROMIUM = '/usr/bin/chromium';
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
+
+export interface VirtualCredential {
+  credentialId: string;
+  isResidentCredential: boolean;
+  signCount: number;
+  userHandle?: string;
+}
+
+/** A platform authenticator (user verification, discoverable credentials) attached to one page. */
+export interface VirtualAuthenticator {
+  cdp: CDPSession;
+  authenticatorId: string;
+  credentials(): Promise<VirtualCredential[]>;
+  /** Whether the authenticator reports the user verified (false = the person failed the biometric). */
+  setUserVerified(verified: boolean): Promise<void>;
+  /** Detaches it (the device is gone); Chromium allows one internal authenticator at a time. */
+  remove(): Promise<void>;
+}
+
+export async function addVirtualAuthenticator(context: BrowserContext, page: Page): Promise<VirtualAuthenticator> {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  return {
+    cdp,
+    authenticatorId,
+    async credentials() {
+      const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+      return credentials as VirtualCredential[];
+    },
+    async setUserVerified(verified) {
+      await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: verified });
+    },
+    async remove() {
+      await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
+    },
+  };
+}
+
+/**
+ * The URL a browser must use for the gateway: GATEWAY_PUBLIC_URL (http://localhost:<port>
+ * in test stacks), because WebAuthn binds credentials to that origin and RP ID.
+ */
+export function browserUrl(gatewayUrl: string): string {
+  return `http://localhost:${new URL(gatewayUrl).port}`;
+}
