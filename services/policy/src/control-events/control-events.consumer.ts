@@ -51,7 +51,8 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
       await jsm.consumers.add(stream, config);
     }
     const consumer = await jetstream(this.nc).consumers.get(stream, durable);
-    const messages = await consumer.consume({ max_messages: 1 });
+    // The server still hands out one at a time (max_ack_pending = 1); a larger pull avoids a re-pull round trip per event.
+    const messages = await consumer.consume({ max_messages: 16 });
     this.messages = messages;
     this.loop = (async () => {
       for await (const m of messages) await this.process(m);
