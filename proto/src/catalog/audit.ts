@@ -61,7 +61,8 @@ export const auditRpc = {
     response: SearchEntriesResponseSchema,
     timeoutMs: 10_000,
     validate: (m) => [
-      ...check.uuid(m.orgId, 'orgId'),
+      // One org (auditors), or one user across orgs ("who read my data"): never the whole log.
+      ...(m.orgId === '' && m.userId === '' ? [{ path: 'orgId', message: 'orgId or userId is required' }] : optionalUuid(m.orgId, 'orgId')),
       ...short(m.applicationId, 'applicationId'),
       ...short(m.userId, 'userId'),
       ...short(m.integration, 'integration'),

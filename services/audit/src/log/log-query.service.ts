@@ -65,7 +65,7 @@ export class LogQueryService {
     const limit = req.limit === 0 ? DEFAULT_LIMIT : req.limit;
     const rows = await LogRepository.asWriterRole(this.pool, (db) =>
       LogRepository.search(db, {
-        orgId: req.orgId,
+        orgId: req.orgId || undefined,
         from: req.from ? timestampDate(req.from) : undefined,
         to: req.to ? timestampDate(req.to) : undefined,
         applicationId: req.applicationId || undefined,
@@ -80,7 +80,8 @@ export class LogQueryService {
       }),
     );
     const page = rows.slice(0, limit);
-    return { entries: page.map(entryMessage), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
+    // Search results leave out the canonical bytes (GET one entry has them, with its proof).
+    return { entries: page.map((row) => ({ ...entryMessage(row), canonicalEntry: new Uint8Array() })), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
   }
 
   async getEntry(req: GetEntryRequest) {

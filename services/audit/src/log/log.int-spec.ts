@@ -208,6 +208,11 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     } while (cursor);
     expect([...seen].sort()).toEqual(published.slice(-5).map((e) => e.eventId).sort());
     await expect(queries.getEntry({ orgId: ORG_B, eventId: published[0]!.eventId } as never)).rejects.toMatchObject({ code: 'not_found' });
+    // A user's own view spans organizations, and is nobody else's.
+    const mine = await queries.search({ orgId: '', userId: 'user-3', limit: 1000 } as never);
+    const expected = published.filter((e) => e.userId === 'user-3').map((e) => e.eventId);
+    expect(mine.entries.map((e) => e.event!.eventId).sort()).toEqual(expected.sort());
+    expect(new Set(mine.entries.map((e) => e.event!.orgId))).toEqual(new Set([ORG_A, ORG_B]));
     const denied = await queries.search({ orgId: ORG_A, outcome: AuditOutcome.DENIED, userId: 'user-0', limit: 1000 } as never);
     expect(denied.entries.length).toBeGreaterThan(0);
     expect(denied.entries.every((e) => e.event!.outcome === AuditOutcome.DENIED && e.event!.userId === 'user-0')).toBe(true);

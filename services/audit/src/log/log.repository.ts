@@ -31,7 +31,8 @@ export interface EntryRow extends SearchColumns {
 }
 
 export interface SearchFilter {
-  orgId: string;
+  /** One org, or (empty) every org — then userId must be set (the caller's own entries). */
+  orgId?: string;
   from?: Date;
   to?: Date;
   applicationId?: string;
@@ -196,12 +197,13 @@ export class LogRepository {
   }
 
   static async search(db: Queryable, f: SearchFilter): Promise<EntryRow[]> {
-    const where = ['org_id = $1'];
-    const params: unknown[] = [f.orgId];
+    const where: string[] = [];
+    const params: unknown[] = [];
     const add = (sql: string, value: unknown) => {
       params.push(value);
       where.push(sql.replace('?', `$${params.length}`));
     };
+    if (f.orgId) add('org_id = ?', f.orgId);
     if (f.from) add('occurred_at >= ?', f.from);
     if (f.to) add('occurred_at < ?', f.to);
     if (f.applicationId) add('application_id = ?', f.applicationId);
@@ -210,6 +212,7 @@ export class LogRepository {
     if (f.capability) add('capability = ?', f.capability);
     if (f.outcome) add('outcome = ?', f.outcome);
     if (f.action) add('action = ?', f.action);
+    if (where.length === 0) throw new Error('a search needs an org or a user');
     if (f.before) {
       params.push(f.before.occurredAt, f.before.seq);
       where.push(`(occurred_at, seq) < ($${params.length - 1}, $${params.length})`);

@@ -229,7 +229,8 @@ export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
  */
 export type SearchEntriesRequest = Message<"contextgateway.audit.v1.SearchEntriesRequest"> & {
   /**
-   * Required: search is always scoped to one organization.
+   * Scope: one organization (auditors), or — with org_id empty — one user_id across
+   * organizations (a user reading who accessed their data). One of the two is required.
    *
    * @generated from field: string org_id = 1;
    */
