@@ -9,6 +9,8 @@ import { startTestStack, type TestStack } from '../support/test-stack.js';
 let stack: TestStack;
 let browser: Browser;
 let base: string;
+/** Challenges this file saw; none may ever reach a log. */
+const challengesSeen: string[] = [];
 
 beforeAll(async () => {
   stack = await startTestStack('identity-passkeys');
@@ -132,6 +134,9 @@ describe('passkey accounts in a real browser', () => {
       // the same response into a fresh ceremony: it signed another challenge
       const fresh = await fetch(`${base}/v1/auth/passkeys/authentication/options`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       const ceremony = fresh.headers.get('set-cookie')!.split(';')[0]!;
+      challengesSeen.push(((await fresh.json()) as { challenge: string }).challenge);
+      const clientData = (JSON.parse(captured!.body) as { response: { response: { clientDataJSON: string } } }).response.response.clientDataJSON;
+      challengesSeen.push((JSON.parse(Buffer.from(clientData, 'base64url').toString('utf8')) as { challenge: string }).challenge);
       const spliced = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: ceremony }, body: captured!.body });
       expect(spliced.status).toBe(401);
       expect(await spliced.json()).toMatchObject({ code: 'webauthn_verification_failed' });
@@ -174,5 +179,8 @@ describe('passkey accounts in a real browser', () => {
     const text = stack.logs.map((l) => l.raw).join('\n');
     expect(text).not.toMatch(/cg_ss_[A-Za-z0-9_-]{20}/);
     expect(text).not.toMatch(/cg_wc_[A-Za-z0-9_-]{20}/);
+    // the spliced replay above failed on a challenge mismatch: the most tempting thing to log
+    expect(challengesSeen).toHaveLength(2);
+    for (const challenge of challengesSeen) expect(text).not.toContain(challenge);
   });
 });

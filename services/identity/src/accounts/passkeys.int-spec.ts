@@ -109,3 +109,14 @@ describe('API key last use', () => {
     expect((await db.apiKey.findUniqueOrThrow({ where: { id: key.id } })).lastUsedAt).toEqual(t2);
   });
 });
+
+describe('challenge pruning', () => {
+  it('deletes ceremonies that expired over an hour ago, and keeps the rest', async () => {
+    const now = new Date();
+    const old = await passkeys.startAuthentication(new Date(now.getTime() - 2 * 3_600_000));
+    const current = await passkeys.startAuthentication(now);
+    await challenges.prune(now);
+    expect(await db.webauthnChallenge.count({ where: { ceremonyTokenHash: sha256(old.ceremonyToken) } })).toBe(0);
+    expect(await db.webauthnChallenge.count({ where: { ceremonyTokenHash: sha256(current.ceremonyToken) } })).toBe(1);
+  });
+});

@@ -108,7 +108,7 @@ export class PasskeysService {
         requireUserVerification: true,
       });
     } catch (error) {
-      throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify', [], { cause: error });
+      throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify', [], { cause: redactedCause(error) });
     }
     if (!verified.verified) throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify');
     const { credential, credentialDeviceType, credentialBackedUp } = verified.registrationInfo;
@@ -156,7 +156,7 @@ export class PasskeysService {
   async finishAuthentication(input: { ceremonyToken: string; responseJson: string }, now = new Date()): Promise<CeremonyFinish> {
     const challenge = await this.consume(input.ceremonyToken, AUTHENTICATION, now);
     const response = parseJson<AuthenticationResponseJSON>(input.responseJson);
-    const refused = (cause?: unknown) => new AppError('webauthn_verification_failed', 'The passkey sign-in did not verify', [], { cause });
+    const refused = (cause?: unknown) => new AppError('webauthn_verification_failed', 'The passkey sign-in did not verify', [], cause === undefined ? {} : { cause: redactedCause(cause) });
     if (typeof response.id !== 'string') throw refused();
     const passkey = await this.users.findPasskey(response.id);
     if (!passkey) throw refused();
@@ -191,6 +191,15 @@ export class PasskeysService {
     if (!challenge) throw new AppError('webauthn_challenge_invalid', 'This passkey ceremony is unknown, already used or expired; start again');
     return challenge;
   }
+}
+
+/**
+ * The library's reason, without the values it quotes (challenges, origins, ids): the
+ * reason helps whoever reads the log, a challenge in a log helps nobody but an attacker.
+ */
+function redactedCause(error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  return new Error(message.replace(/"[^"]*"/g, '"…"').replace(/[A-Za-z0-9_-]{20,}/g, '…'));
 }
 
 function parseJson<T>(text: string): T {
