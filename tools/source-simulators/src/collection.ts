@@ -31,11 +31,6 @@ export class Collection<T extends { id: string | number }> {
     return item;
   }
 
-  /** Mark an item changed in place (its sort keys may have moved). */
-  touched(): void {
-    this.views.clear();
-  }
-
   clear(): void {
     this.byId.clear();
     this.views.clear();

@@ -183,11 +183,12 @@ describe('GitHub rate limits', () => {
       expect(responses[1]!.headers.get('retry-after')).toBe('7');
       expect(((await responses[1]!.json()) as { message: string }).message).toMatch(/secondary rate limit/);
 
-      await sim.control.startStorm({ durationSeconds: 0.5, retryAfterSeconds: 1, kind: 'primary' });
+      const stormStart = Date.now();
+      await sim.control.startStorm({ durationSeconds: 2, retryAfterSeconds: 1, kind: 'primary' });
       const primary = await get();
       expect(primary.status).toBe(403);
       expect(primary.headers.get('x-ratelimit-remaining')).toBe('0');
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => setTimeout(r, stormStart + 2100 - Date.now()));
       expect((await get()).status).toBe(200);
       expect((await sim.control.counters()).throttled).toBe(3);
     } finally {

@@ -245,16 +245,17 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
 });
 
 describe('configurable access-token lifetime', () => {
-  it('a token issued with a 1-second lifetime stops working after it', async () => {
-    const sim = await startSimulator({ provider: 'demo', clients: [CLIENT], accessTokenTtlSeconds: 1 });
+  it('a token issued with a 2-second lifetime stops working after it', async () => {
+    const sim = await startSimulator({ provider: 'demo', clients: [CLIENT], accessTokenTtlSeconds: 2 });
     try {
       const config = await clientFor(sim);
       const flow = await startFlow(config, 'profile');
       const { redirect } = await completeAuthorization(flow.url, { login: 'alice' });
       const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: flow.verifier, expectedState: flow.state });
-      expect(tokens.expires_in).toBe(1);
+      const issuedAt = Date.now();
+      expect(tokens.expires_in).toBe(2);
       expect((await getJson(`${sim.url}/api/profile`, tokens.access_token)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 1100));
+      await new Promise((r) => setTimeout(r, issuedAt + 2100 - Date.now()));
       const res = await getJson(`${sim.url}/api/profile`, tokens.access_token);
       expect(res.status).toBe(401);
       expect(res.body.error_description).toMatch(/expired/);

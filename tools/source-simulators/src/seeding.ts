@@ -83,11 +83,13 @@ export function addItem(ctx: SimContext, account: Account, name: string, fields:
 
 export function updateItem(ctx: SimContext, account: Account, name: string, id: string, fields: Record<string, unknown>): SimItem {
   const { spec, collection } = collectionOf(ctx, account, name);
-  const item = collection.get(id);
-  if (!item) throw new ChangeError(404, `no ${name} item ${id}`);
+  const current = collection.get(id);
+  if (!current) throw new ChangeError(404, `no ${name} item ${id}`);
+  // A changed item is a new object: renderers cache by object identity.
+  const item: SimItem = { ...current };
   applyFields(item, fields, spec.readOnly ?? []);
   spec.stamp(item, Date.now(), 'update');
-  collection.touched();
+  collection.put(item);
   notify(ctx, account, name, 'updated', item, Object.keys(fields));
   return item;
 }
