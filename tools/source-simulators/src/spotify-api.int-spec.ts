@@ -132,6 +132,26 @@ describe('Spotify Web API', () => {
     expect(after.items[0]!.snapshot_id).not.toBe(before.snapshot_id);
   });
 
+  it('tracks added to and removed from a playlist at the source show in its entries', async () => {
+    const page: Paging<{ id: string; snapshot_id: string; tracks: { total: number } }> = await json('/v1/me/playlists?limit=1&offset=2');
+    const playlist = page.items[0]!;
+    const added = await sim.control.addPlaylistTracks(login, playlist.id, 3);
+    expect(added.total).toBe(playlist.tracks.total + 3);
+    const removed = (await json<Paging<{ track: { id: string } }>>(`/v1/playlists/${playlist.id}/tracks?limit=1`)).items[0]!.track.id;
+    expect((await sim.control.removePlaylistTrack(login, playlist.id, removed)).total).toBe(playlist.tracks.total + 2);
+    const ids: string[] = [];
+    let url: string | null = `/v1/playlists/${playlist.id}/items?limit=50`;
+    while (url) {
+      const p: Paging<{ track: { id: string }; item: { id: string } }> = await json(url);
+      ids.push(...p.items.map((i) => i.item.id));
+      url = p.next;
+    }
+    expect(ids.slice(-3)).toEqual(added.added);
+    expect(ids).not.toContain(removed);
+    const after: Paging<{ id: string; snapshot_id: string }> = await json('/v1/me/playlists?limit=1&offset=2');
+    expect(after.items[0]!.snapshot_id).not.toBe(playlist.snapshot_id);
+  });
+
   it('a storm answers 429 with Retry-After in Spotify’s shape', async () => {
     await sim.control.startStorm({ retryAfterSeconds: 3 });
     try {

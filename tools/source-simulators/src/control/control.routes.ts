@@ -108,6 +108,8 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         deleteItem(ctx, account(req.params.login), req.params.collection, req.params.id),
       );
 
+      ctx.provider.controlRoutes?.(sim, ctx);
+
       sim.post('/tokens/expire', async (req) => {
         const b = body(req.body);
         return { expired: ctx.store.expireAll(b.includeRefreshTokens === true) };

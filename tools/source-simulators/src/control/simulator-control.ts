@@ -83,6 +83,19 @@ export class SimulatorControl {
     return this.call('DELETE', `/accounts/${encodeURIComponent(login)}/${collection}/${encodeURIComponent(String(id))}`);
   }
 
+  /** Spotify: adds `count` generated tracks to a playlist (at the end, or at `position`). */
+  addPlaylistTracks(login: string, playlistId: string, count = 1, position?: number): Promise<{ id: string; snapshot_id: string; total: number; added: string[] }> {
+    return this.call('POST', `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks`, {
+      count,
+      ...(position !== undefined ? { position } : {}),
+    });
+  }
+
+  /** Spotify: removes a track from a playlist. */
+  removePlaylistTrack(login: string, playlistId: string, trackId: string): Promise<{ id: string; snapshot_id: string; total: number }> {
+    return this.call('DELETE', `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks/${encodeURIComponent(trackId)}`);
+  }
+
   expireTokens(includeRefreshTokens = false): Promise<{ expired: number }> {
     return this.call('POST', '/tokens/expire', { includeRefreshTokens });
   }

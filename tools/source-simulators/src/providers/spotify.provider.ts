@@ -1,15 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf, registerApi } from '../api-guard.js';
+import { randomBytes } from 'node:crypto';
 import { intParam, str } from '../http.js';
+import { Rng } from '../prng.js';
+import { ChangeError } from '../seeding.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import type { Provider, SimContext } from '../simulator-context.js';
 import {
+  generateTrack,
   renderPlaylist,
   renderPlaylistEntry,
   renderTrack,
   spotifyCollections,
   type PlayItem,
+  type PlaylistEntry,
   type PlaylistItem,
   type SavedTrackItem,
 } from './spotify.data.js';
@@ -96,6 +101,43 @@ export function spotifyProvider(): Provider {
     throttled(reply, storm) {
       reply.header('retry-after', String(storm.retryAfterSeconds));
       return apiError(reply, 429, 'API rate limit exceeded');
+    },
+
+    controlRoutes(sim: FastifyInstance, ctx: SimContext) {
+      const playlistOf = (login: string, id: string) => {
+        const account = ctx.accounts.byLoginName(login);
+        const playlists = account?.collections.get('playlists');
+        const playlist = playlists?.get(id) as PlaylistItem | undefined;
+        if (!account || !playlists || !playlist) throw new ChangeError(404, `no playlist ${id} for ${login}`);
+        return { account, playlists, playlist };
+      };
+      // A changed playlist is a new object with a new snapshot_id, like any changed item.
+      const replace = (playlists: { put(item: PlaylistItem): void }, playlist: PlaylistItem, entries: PlaylistEntry[]) => {
+        const next: PlaylistItem = { ...playlist, entries, snapshot_id: randomBytes(16).toString('hex') };
+        playlists.put(next);
+        return { id: next.id, snapshot_id: next.snapshot_id, total: entries.length };
+      };
+
+      // Adds `count` generated tracks to the end of a playlist (or at `position`).
+      sim.post<{ Params: { login: string; id: string } }>('/accounts/:login/playlists/:id/tracks', async (req, reply) => {
+        const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
+        const b = (req.body ?? {}) as { count?: unknown; position?: unknown };
+        const count = typeof b.count === 'number' && b.count >= 1 ? Math.floor(b.count) : 1;
+        const position = typeof b.position === 'number' ? Math.max(0, Math.min(playlist.entries.length, b.position)) : playlist.entries.length;
+        const rng = new Rng(`${playlist.id}:${playlist.entries.length}:${Date.now()}`);
+        const added: PlaylistEntry[] = [];
+        for (let i = 0; i < count; i++) added.push({ ...generateTrack(rng), added_at: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') });
+        const entries = [...playlist.entries.slice(0, position), ...added, ...playlist.entries.slice(position)];
+        return reply.code(201).send({ ...replace(playlists, playlist, entries), added: added.map((e) => e.track_id) });
+      });
+
+      // Removes every occurrence of a track from a playlist.
+      sim.delete<{ Params: { login: string; id: string; trackId: string } }>('/accounts/:login/playlists/:id/tracks/:trackId', async (req) => {
+        const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
+        const entries = playlist.entries.filter((e) => e.track_id !== req.params.trackId);
+        if (entries.length === playlist.entries.length) throw new ChangeError(404, `track ${req.params.trackId} is not in playlist ${playlist.id}`);
+        return replace(playlists, playlist, entries);
+      });
     },
 
     routes(app: FastifyInstance, ctx: SimContext) {
