@@ -13,6 +13,15 @@ import { eventJson, searchColumns } from './audit-event-codec.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, WRITER_ROLE, type NewEntry } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 
+interface PreparedBatch {
+  messages: JsMsg[];
+  entries: NewEntry[];
+  nodes: { level: number; index: number; hash: Buffer }[];
+  eventIds: Set<string>;
+  /** The log's size once this batch is committed. */
+  size: number;
+}
+
 /** The durable consumer's name: its position in the AUDIT stream survives restarts. */
 export const AUDIT_CONSUMER = 'audit-log-writer';
 
@@ -173,28 +182,46 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
         };
       });
 
+    // A two-stage pipeline: while batch N's transaction runs in Postgres, batch N+1 is
+    // decoded and hashed here. Commits stay strictly in order — N+1 is sent only after N
+    // committed — so a failed batch ends the session with nothing after it written.
+    let inflight: { done: Promise<void>; messages: JsMsg[]; eventIds: Set<string> } | undefined;
     let batch: JsMsg[] = [];
     try {
       while (!this.stopping && !ended) {
         if (queue.length < batchSize) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
         batch = queue.splice(0, batchSize);
-        if (batch.length > 0) await this.appendBatch(db, writer, batch);
-        batch = [];
+        if (batch.length > 0) {
+          const t0 = performance.now();
+          const prepared = await this.prepare(db, writer, batch, inflight?.eventIds);
+          const t1 = performance.now();
+          if (inflight) await inflight.done;
+          this.logger.debug({ size: batch.length, prepareMs: Math.round(t1 - t0), waitedForCommitMs: Math.round(performance.now() - t1), queued: queue.length }, 'audit batch prepared');
+          inflight = { done: this.commit(db, prepared), messages: batch, eventIds: prepared.eventIds };
+          batch = [];
+        }
         if (writer.size > checkpointedSize && Date.now() - checkpointedAt >= this.env.AUDIT_CHECKPOINT_INTERVAL_MS) {
+          // Sign only what is committed: the writer holds nothing uncommitted once inflight is done.
+          if (inflight) await inflight.done;
+          inflight = undefined;
           await this.checkpoint(db, writer);
           checkpointedSize = writer.size;
           checkpointedAt = Date.now();
         }
       }
+      if (inflight) await inflight.done;
+      inflight = undefined;
     } finally {
       await this.messages.close().catch(() => undefined);
       await pump;
       // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).
-      for (const m of [...batch, ...queue]) m.nak();
+      const uncommitted = inflight ? await inflight.done.then(() => [], () => inflight!.messages) : [];
+      for (const m of [...uncommitted, ...batch, ...queue]) m.nak();
     }
   }
 
-  private async appendBatch(db: pg.PoolClient, writer: LogWriter, batch: JsMsg[]): Promise<void> {
+  /** Decodes, drops duplicates and computes the leaves; the writer advances in memory only. */
+  private async prepare(db: pg.PoolClient, writer: LogWriter, batch: JsMsg[], inflightIds: Set<string> | undefined): Promise<PreparedBatch> {
     const decoded: { m: JsMsg; event: AuditEvent }[] = [];
     for (const m of batch) {
       let event: AuditEvent;
@@ -211,32 +238,39 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       }
       decoded.push({ m, event });
     }
-    // Redeliveries (crash between commit and ack) and twins inside one batch: one entry each.
-    const existing = await LogRepository.existingEventIds(db, [...new Set(decoded.map((d) => d.event.eventId))]);
-    const seen = new Set<string>();
+    // Only a redelivered message (a crash or failure between commit and ack) can already be
+    // in the log — the stream itself drops re-published event ids — so only those cost a
+    // lookup. Anything else that slips through hits the unique constraint: the batch fails,
+    // comes back redelivered, and is de-duplicated then.
+    const redelivered = decoded.filter(({ m }) => m.redelivered).map(({ event }) => event.eventId);
+    const existing = await LogRepository.existingEventIds(db, [...new Set(redelivered)]);
+    const eventIds = new Set<string>();
     const fresh = decoded.filter(({ event }) => {
-      if (existing.has(event.eventId) || seen.has(event.eventId)) return false;
-      seen.add(event.eventId);
+      const id = event.eventId;
+      if (existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) return false;
+      eventIds.add(id);
       return true;
     });
-
-    if (fresh.length > 0) {
-      // If the transaction fails the in-memory writer is ahead of the database: the error
-      // ends this writer session and the next one is rebuilt from what was committed.
-      const entries: NewEntry[] = [];
-      const nodes: { level: number; index: number; hash: Buffer }[] = [];
-      for (const { event } of fresh) {
-        const appended = writer.append(event.eventId, eventJson(event), (node, hash) => {
-          if (node.level >= MIN_STORED_NODE_LEVEL) nodes.push({ level: node.level, index: node.index, hash });
-        });
-        entries.push({ seq: appended.index, eventId: event.eventId, entry: appended.canonicalBytes, leafHash: appended.leafHash, ...searchColumns(event) });
-      }
-      await LogRepository.append(db, entries, nodes);
+    // If the commit fails the in-memory writer is ahead of the database: the error ends this
+    // writer session and the next one is rebuilt from what was committed.
+    const entries: NewEntry[] = [];
+    const nodes: { level: number; index: number; hash: Buffer }[] = [];
+    for (const { event } of fresh) {
+      const appended = writer.append(event.eventId, eventJson(event), (node, hash) => {
+        if (node.level >= MIN_STORED_NODE_LEVEL) nodes.push({ level: node.level, index: node.index, hash });
+      });
+      entries.push({ seq: appended.index, eventId: event.eventId, entry: appended.canonicalBytes, leafHash: appended.leafHash, ...searchColumns(event) });
     }
-    for (const { m } of decoded) m.ack();
-    this.stats.size = writer.size;
-    this.stats.appended += fresh.length;
-    this.stats.duplicates += decoded.length - fresh.length;
+    return { messages: decoded.map(({ m }) => m), entries, nodes, eventIds, size: writer.size };
+  }
+
+  /** One transaction per batch; the messages are acked only after it committed. */
+  private async commit(db: pg.PoolClient, prepared: PreparedBatch): Promise<void> {
+    if (prepared.entries.length > 0) await LogRepository.append(db, prepared.entries, prepared.nodes);
+    for (const m of prepared.messages) m.ack();
+    this.stats.size = prepared.size;
+    this.stats.appended += prepared.entries.length;
+    this.stats.duplicates += prepared.messages.length - prepared.entries.length;
     this.stats.batches += 1;
   }
 

@@ -1,0 +1,152 @@
+// pnpm bench:audit (part 1): how many audit entries per second the audit service appends,
+// sustained. Pre-loads N events into a private JetStream AUDIT stream, starts the real
+// audit service (dist/) on a fresh schema, and times its consumer from the first entry to
+// the last: decode, de-duplicate, leaf + tree hashing, one INSERT ... unnest per batch,
+// ack after commit. Then a second phase publishes N more while it runs (steady state).
+//
+//   BENCH_EVENTS=100000 BENCH_BATCH=2000 node services/audit/bench/append.bench.mjs
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { createLogger } from '@context-gateway/observability';
+import { ActorKind, AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, events, streams } from '@context-gateway/proto';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const N = Number(process.env.BENCH_EVENTS ?? 100_000);
+const BATCH = process.env.BENCH_BATCH ?? '2000';
+const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const serviceDir = fileURLToPath(new URL('..', import.meta.url));
+const main = join(serviceDir, 'dist', 'main.js');
+if (!existsSync(main)) {
+  console.error('services/audit is not built: run `pnpm build` first');
+  process.exit(1);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+
+const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-audit-'));
+const natsPort = await freePort();
+const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(scratch, 'nats')], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+await sleep(500);
+const logger = createLogger({ service: 'bench', level: 'silent' });
+const nc = await connectNats({ url: `nats://127.0.0.1:${natsPort}`, name: 'bench-audit', logger, bootTimeoutMs: 5_000 });
+await ensureStreams(nc, [streams.audit, streams.deadLetters], logger);
+const schema = `bench_audit_${randomUUID().slice(0, 8)}`;
+const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+
+const orgs = Array.from({ length: 20 }, () => randomUUID());
+function event(i) {
+  return create(AuditEventSchema, {
+    eventId: randomUUID(),
+    occurredAt: timestampFromDate(new Date()),
+    orgId: orgs[i % orgs.length],
+    applicationId: randomUUID(),
+    userId: `user-${i % 5000}`,
+    integration: 'github',
+    capability: 'github:read:repos',
+    resource: `connection:${randomUUID()}`,
+    connectionId: randomUUID(),
+    action: AuditAction.DATA_QUERY,
+    outcome: i % 10 === 0 ? AuditOutcome.DENIED : AuditOutcome.ALLOWED,
+    phase: AuditPhase.COMPLETE,
+    policy: { decidedBy: 'user', reason: 'granted scope github:read:repos', matchedRuleIds: ['rule-1'] },
+    requestId: randomUUID(),
+    traceId: randomUUID().replace(/-/g, ''),
+    latencyMs: 4,
+    actorKind: ActorKind.API_KEY,
+    actorId: randomUUID(),
+    operation: 'POST /v1/query',
+  });
+}
+
+async function publish(count, offset) {
+  const publisher = new JetStreamPublisher(nc);
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 256 }, async () => {
+      while (next < count) {
+        const i = offset + next++;
+        await publisher.publish(events.auditRecorded, event(i));
+      }
+    }),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
+const count = async () => (await db.query(`SELECT count(*)::int AS n FROM ${schema}.audit_entries`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n;
+
+async function waitFor(total, label) {
+  let first;
+  let last = 0;
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    const n = await count();
+    const now = performance.now();
+    if (n > 0 && first === undefined) first = { n, at: now };
+    if (n >= total) {
+      const rate = first && now > first.at ? (n - first.n) / ((now - first.at) / 1000) : NaN;
+      console.log(`${label}: ${total} entries, ${Math.round(rate).toLocaleString('en')} appends/s`);
+      return rate;
+    }
+    if (Date.now() > deadline) throw new Error(`${label}: only ${n} of ${total} appended`);
+    last = n;
+    await sleep(100);
+  }
+}
+
+let service;
+try {
+  console.log(`audit append benchmark: ${N.toLocaleString('en')} events, batch ${BATCH}, Postgres ${new URL(DATABASE_URL).host}, ${process.env.npm_config_user_agent ? '' : ''}node ${process.version}`);
+  const publishRate = await publish(N, 0);
+  console.log(`pre-load: published ${N} events to AUDIT at ${Math.round(publishRate).toLocaleString('en')}/s (each awaiting its ack, 256 in flight)`);
+
+  service = spawn(process.execPath, [main], {
+    env: {
+      ...process.env,
+      DATABASE_URL,
+      DATABASE_SCHEMA: schema,
+      NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      HTTP_PORT: String(await freePort()),
+      MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
+      AUDIT_BATCH_SIZE: BATCH,
+      AUDIT_CHECKPOINT_INTERVAL_MS: '1000',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    },
+    stdio: ['ignore', process.env.BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
+  });
+  const backlogRate = await waitFor(N, 'backlog drain (consumer alone)');
+
+  // Steady state: publishing and appending at once, on the same two cores.
+  const started = performance.now();
+  const [liveRate] = await Promise.all([publish(N, N), sleep(0)]);
+  await waitFor(2 * N, 'live (publish + append together)');
+  const endToEnd = N / ((performance.now() - started) / 1000);
+  console.log(`live: publishers ${Math.round(liveRate).toLocaleString('en')}/s; end to end ${Math.round(endToEnd).toLocaleString('en')} events/s`);
+  const { rows } = await db.query(`SELECT count(*)::int AS n, max(seq)::int + 1 AS size, (SELECT count(*) FROM ${schema}.checkpoints)::int AS checkpoints FROM ${schema}.audit_entries`);
+  console.log(`log: ${rows[0].n} entries, dense to ${rows[0].size}, ${rows[0].checkpoints} signed checkpoints`);
+  console.log(JSON.stringify({ bench: 'audit-append', events: N, batch: Number(BATCH), backlogAppendsPerSec: Math.round(backlogRate), livePublishPerSec: Math.round(liveRate), liveEndToEndPerSec: Math.round(endToEnd) }));
+} finally {
+  service?.kill('SIGTERM');
+  await sleep(500);
+  await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+  await db.end();
+  await nc.close();
+  nats.kill('SIGKILL');
+  rmSync(scratch, { recursive: true, force: true });
+}
