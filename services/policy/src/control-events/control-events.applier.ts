@@ -60,8 +60,9 @@ export class ControlEventsApplier {
   }
 
   private async announce(orgId: string, revision: bigint, cause: 'application_changed' | 'grant_changed'): Promise<void> {
-    // Best effort: gateways do not depend on it for these (they wait for the cursor, see
-    // docs/policy.md); failing here would only redeliver an event that is already applied.
-    await this.rules.announce(orgId, revision, cause).catch(() => undefined);
+    // Best effort and not awaited: gateways do not depend on it for these (they wait for the
+    // cursor, see docs/policy.md), and awaiting the stream ack here would hold the consumer's
+    // single in-flight slot — every later event, revocations included, would wait for it.
+    void this.rules.announce(orgId, revision, cause).catch(() => undefined);
   }
 }
