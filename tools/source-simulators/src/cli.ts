@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { availableProviders, startSimulator, type RunningSimulator } from './server.js';
+import { defaultApiKey } from './providers/demo.provider.js';
 import type { ProviderName } from './simulator-context.js';
 
 /**
@@ -14,6 +15,7 @@ const HELP = `Usage: pnpm simulators [options]
   --github-port <n>          default 9310
   --spotify-port <n>         default 9320
   --demo-port <n>            default 9300
+  --demo-keys-port <n>       the demo API again, for the broker's API-key integration (default 9301)
   --client-id <id>           OAuth client registered at each source (default context-gateway-dev)
   --client-secret <secret>   its secret (default dev-secret-change-me)
   --redirect-uri <url>       its redirect URI, repeatable (default http://localhost:8080/v1/connect/callback)
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     'github-port': { type: 'string', default: '9310' },
     'spotify-port': { type: 'string', default: '9320' },
     'demo-port': { type: 'string', default: '9300' },
+    'demo-keys-port': { type: 'string', default: '9301' },
     'client-id': { type: 'string', default: 'context-gateway-dev' },
     'client-secret': { type: 'string', default: 'dev-secret-change-me' },
     'redirect-uri': { type: 'string', multiple: true },
@@ -70,7 +73,14 @@ try {
     });
     running.push(sim);
     const state = (await sim.control.state()) as { accounts: Array<{ login: string }> };
-    process.stdout.write(`${provider.padEnd(8)} ${sim.url}  accounts: ${state.accounts.map((a) => `${a.login}/password`).join(', ')}\n`);
+    process.stdout.write(`${provider.padEnd(9)} ${sim.url}  accounts: ${state.accounts.map((a) => `${a.login}/password`).join(', ')}\n`);
+  }
+  if (only.includes('demo')) {
+    // The broker's `demo-keys` integration: the same API, authenticated by a pasted API key.
+    const sim = await startSimulator({ provider: 'demo', host: values.host!, port: Number(values['demo-keys-port']) });
+    running.push(sim);
+    const state = (await sim.control.state()) as { accounts: Array<{ login: string; seed: string }> };
+    process.stdout.write(`demo-keys ${sim.url}  API keys: ${state.accounts.map((a) => `${a.login}=${defaultApiKey(a.seed)}`).join(', ')}\n`);
   }
   process.stdout.write(
     `OAuth client at each: client_id=${client.clientId} redirect_uri=${client.redirectUris.join(' ')}\n` +

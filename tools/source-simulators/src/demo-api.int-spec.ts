@@ -47,6 +47,15 @@ describe('demo API', () => {
     expect(res.headers.get('www-authenticate')).toContain('insufficient_scope');
   });
 
+  it('accepts a personal API key as the bearer token until it is revoked', async () => {
+    const { key } = await sim.control.createApiKey('carol');
+    const res = await get('/api/items?limit=5', key);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { items: unknown[] }).items).toHaveLength(5);
+    await sim.control.revokeApiKey(key);
+    expect((await get('/api/items?limit=5', key)).status).toBe(401);
+  });
+
   it('a storm answers 429 with Retry-After for the number of requests asked', async () => {
     await sim.control.startStorm({ everyNth: 3, retryAfterSeconds: 2 });
     const statuses: number[] = [];

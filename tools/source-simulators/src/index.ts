@@ -7,3 +7,4 @@ export type { Counters } from './counters.js';
 export type { WebhookDelivery } from './webhooks.js';
 export { obtainTokens, type ObtainedTokens } from './obtain-tokens.js';
 export { availableProviders } from './server.js';
+export { defaultApiKey } from './providers/demo.provider.js';

@@ -19,6 +19,7 @@ export function createAccount(ctx: SimContext, spec: AccountSpec): Account {
   };
   ctx.accounts.add(account);
   seedAccount(ctx, account, account.seed, spec.counts ?? {});
+  ctx.provider.onAccountCreated?.(ctx, account);
   return account;
 }
 

@@ -77,6 +77,8 @@ export interface Provider {
   throttled(reply: FastifyReply, storm: StormConfig, ctx: SimContext): FastifyReply;
   /** Extra checks after authentication (GitHub's primary rate limit); may answer itself. */
   afterAuth?(req: FastifyRequest, reply: FastifyReply, principal: Principal, ctx: SimContext): FastifyReply | undefined;
+  /** Called once per account, after it is created and seeded. */
+  onAccountCreated?(ctx: SimContext, account: Account): void;
   /** Source-specific control routes, registered under /_sim/ (Spotify's playlist entries). */
   controlRoutes?(sim: FastifyInstance, ctx: SimContext): void;
   /** Called after the control API changed an item (GitHub fires webhooks). */

@@ -96,6 +96,15 @@ export class SimulatorControl {
     return this.call('DELETE', `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks/${encodeURIComponent(trackId)}`);
   }
 
+  /** demo: mints a personal API key for the account (used as a bearer token on the API). */
+  createApiKey(login: string): Promise<{ key: string }> {
+    return this.call('POST', `/accounts/${encodeURIComponent(login)}/api-keys`, {});
+  }
+
+  revokeApiKey(key: string): Promise<void> {
+    return this.call('DELETE', `/api-keys/${encodeURIComponent(key)}`);
+  }
+
   expireTokens(includeRefreshTokens = false): Promise<{ expired: number }> {
     return this.call('POST', '/tokens/expire', { includeRefreshTokens });
   }

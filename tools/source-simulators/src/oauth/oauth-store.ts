@@ -140,6 +140,8 @@ export class OAuthStore {
   private readonly accessTokens = new Map<string, AccessTokenRecord>();
   private readonly refreshTokens = new Map<string, RefreshTokenRecord>();
   private readonly sessions = new Map<string, number>();
+  /** Personal API keys (sources that authenticate with a pasted key instead of OAuth). */
+  private readonly apiKeys = new Map<string, { accountId: number; scopes: string[] }>();
 
   constructor(
     readonly settings: TokenSettings,
@@ -159,6 +161,16 @@ export class OAuthStore {
     const client = this.clients.get(clientId);
     if (!client || !sameSecret(client.clientSecret, clientSecret)) return undefined;
     return client;
+  }
+
+  // ---- personal API keys ----
+
+  addApiKey(key: string, accountId: number, scopes: string[]): void {
+    this.apiKeys.set(key, { accountId, scopes });
+  }
+
+  revokeApiKey(key: string): boolean {
+    return this.apiKeys.delete(key);
   }
 
   // ---- browser sessions (the source's own login cookie) ----
@@ -294,7 +306,10 @@ export class OAuthStore {
   checkAccessToken(token: string | undefined): TokenCheck {
     if (!token) return { status: 'missing' };
     const record = this.accessTokens.get(token);
-    if (!record) return { status: 'invalid' };
+    if (!record) {
+      const key = this.apiKeys.get(token);
+      return key ? { status: 'ok', accountId: key.accountId, clientId: 'api-key', scopes: key.scopes } : { status: 'invalid' };
+    }
     const family = this.families.get(record.familyId);
     if (!family || family.revoked) return { status: 'invalid' };
     if (record.expiresAt <= this.now()) return { status: 'expired' };

@@ -4,8 +4,14 @@ import { clientCredentials, intParam, str } from '../http.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import { isoAt, SEED_EPOCH_MS } from '../prng.js';
-import { laterThan } from '../seeding.js';
+import { ChangeError, laterThan } from '../seeding.js';
+import { createHash } from 'node:crypto';
 import type { Provider, SimContext, SimItem } from '../simulator-context.js';
+
+/** The API key an account has from the start: derived from its seed, so it is stable across runs. */
+export function defaultApiKey(seed: string): string {
+  return `demo_key_${createHash('sha256').update(`api-key:${seed}`).digest('base64url').slice(0, 24)}`;
+}
 
 /**
  * `demo` ("Demo Notes"): a small, standards-only source. RFC 6749 token endpoint, RFC 7009 revocation,
@@ -66,6 +72,25 @@ export function demoProvider(): Provider {
         .header('retry-after', String(storm.retryAfterSeconds))
         .send({ error: 'rate_limited', error_description: 'Too many requests; retry after the Retry-After delay.' });
     },
+    // Personal API keys for the same API (the broker's `demo-keys` integration): each
+    // default account has one derived from its seed, more can be minted.
+    onAccountCreated(ctx, account) {
+      ctx.store.addApiKey(defaultApiKey(account.seed), account.id, Object.keys(scopes));
+    },
+    controlRoutes(sim: FastifyInstance, ctx: SimContext) {
+      sim.post<{ Params: { login: string } }>('/accounts/:login/api-keys', async (req, reply) => {
+        const account = ctx.accounts.byLoginName(req.params.login);
+        if (!account) throw new ChangeError(404, `no account ${req.params.login}`);
+        const key = `demo_key_${randomToken(24)}`;
+        ctx.store.addApiKey(key, account.id, Object.keys(scopes));
+        return reply.code(201).send({ key });
+      });
+      sim.delete<{ Params: { key: string } }>('/api-keys/:key', async (req, reply) => {
+        if (!ctx.store.revokeApiKey(req.params.key)) throw new ChangeError(404, 'unknown API key');
+        return reply.code(204).send();
+      });
+    },
+
     routes(app: FastifyInstance, ctx: SimContext) {
       app.get('/.well-known/oauth-authorization-server', async () => ({
         issuer: ctx.url,
