@@ -37,6 +37,8 @@ export class ControlEventsApplier {
 
   async grantChanged(event: GrantChanged, streamSeq: number): Promise<bigint | null> {
     const revision = await this.repo.transaction(async (tx) => {
+      // Ordered with the user's own rule changes (see RulesRepository.lockUser).
+      await this.repo.lockUser(tx, event.userId);
       const applied = await this.repo.upsertGrantIfNewer(tx, {
         id: event.grantId,
         orgId: event.orgId,

@@ -37,6 +37,15 @@ export class RulesRepository {
     return BigInt(rows[0]!.revision);
   }
 
+  /**
+   * Serializes, per user, "a user rule changed" with "a grant of that user was applied": the
+   * first finds the orgs to bump through the user's grants, so a grant committing in between
+   * could otherwise land in an org whose snapshot misses the rule without a new revision.
+   */
+  async lockUser(tx: Tx, userId: string): Promise<void> {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('policy-user'), hashtext(${userId}))`;
+  }
+
   async revision(orgId: string): Promise<bigint> {
     const row = await this.db.policyRevision.findUnique({ where: { orgId } });
     return row?.revision ?? 0n;

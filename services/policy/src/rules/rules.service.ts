@@ -205,6 +205,7 @@ export class RulesService {
   }
 
   private async bumpUserOrgs(tx: Tx, userId: string): Promise<Map<string, bigint>> {
+    await this.repo.lockUser(tx, userId);
     const revisions = new Map<string, bigint>();
     for (const orgId of await this.repo.orgsOfUser(tx, userId)) revisions.set(orgId, await this.repo.bumpRevision(tx, orgId));
     return revisions;
