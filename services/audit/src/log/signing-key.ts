@@ -20,7 +20,7 @@ export interface SigningKey {
  * wraps and unwraps) and signing needs the key itself; a KMS/Vault provider would sign
  * remotely instead (Vault transit/sign, KMS Sign with Ed25519).
  */
-export async function loadOrCreateSigningKey(path: string, keyName: string): Promise<SigningKey> {
+export async function loadOrCreateSigningKey(path: string, keyName: string, options: { create?: boolean } = {}): Promise<SigningKey> {
   let pem: string;
   try {
     const info = await stat(path);
@@ -31,6 +31,7 @@ export async function loadOrCreateSigningKey(path: string, keyName: string): Pro
       if (error instanceof AppError) throw error;
       throw new AppError('key_file_invalid', `cannot read the audit signing key ${path}`, [], { cause: error });
     }
+    if (options.create === false) throw new AppError('key_file_invalid', `the audit signing key ${path} does not exist`);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const generated = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     try {

@@ -14,7 +14,7 @@ const env = loadEnv();
 const keyFile = resolve(env.AUDIT_SIGNING_KEY_FILE ?? join(dirname(env.MASTER_KEY_FILE), 'audit-signing.key'));
 const pool = createPool({ url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA ?? 'audit', max: 2, applicationName: 'audit-verify', statementTimeoutMs: 0 });
 try {
-  const key = await loadOrCreateSigningKey(keyFile, env.AUDIT_LOG_ORIGIN);
+  const key = await loadOrCreateSigningKey(keyFile, env.AUDIT_LOG_ORIGIN, { create: false });
   const started = Date.now();
   const result = await verifyStoredLog(pool, key.publicKey, env.AUDIT_LOG_ORIGIN);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
