@@ -204,6 +204,20 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
     expect(redirect.searchParams.get('code')).toBeNull();
   });
 
+  it('a signed-in browser goes straight to consent the second time', async () => {
+    const first = await startFlow(config, scope);
+    const { sessionCookie } = await completeAuthorization(first.url, { login });
+    expect(sessionCookie).toMatch(new RegExp(`^sim_session_${provider}=`));
+    const second = await startFlow(config, scope);
+    const page = await fetch(second.url, { headers: { cookie: sessionCookie! } });
+    const html = await page.text();
+    expect(html).toContain('id="allow"');
+    expect(html).not.toContain('name="password"');
+    const { redirect } = await completeAuthorization(second.url, { login: 'ignored', sessionCookie: sessionCookie! });
+    const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: second.verifier, expectedState: second.state });
+    expect((await getJson(`${sim.url}${profilePath}`, tokens.access_token)).body[loginField]).toBe(login);
+  });
+
   it('a wrong password keeps the person on the login form', async () => {
     const flow = await startFlow(config, scope);
     await expect(completeAuthorization(flow.url, { login, password: 'nope' })).rejects.toThrow(/401.*Incorrect username or password/);
