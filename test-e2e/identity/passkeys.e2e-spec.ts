@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
-import { addVirtualAuthenticator, browserUrl, launchBrowser, type VirtualAuthenticator } from '../support/browser.js';
+import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser, signInOnSigninPage, type VirtualAuthenticator } from '../support/browser.js';
 import { startTestStack, type TestStack } from '../support/test-stack.js';
 
 // A person creates a gateway account with a passkey on the sign-in page, signs out, signs
@@ -37,13 +37,14 @@ async function sessionOf(page: Page) {
 /** Creates an account through the page; returns once the browser is back at return_to. */
 async function createAccount(page: Page, name: string, returnTo = '/v1/auth/session') {
   await page.goto(`${base}/v1/auth/signin?return_to=${encodeURIComponent(returnTo)}`);
-  await page.fill('#display-name', name);
-  await Promise.all([page.waitForURL(`${base}${returnTo}`), page.click('#create-account')]);
+  await createAccountOnSigninPage(page, name);
+  expect(page.url()).toBe(`${base}${returnTo}`);
 }
 
 async function signIn(page: Page, returnTo = '/v1/auth/session') {
   await page.goto(`${base}/v1/auth/signin?return_to=${encodeURIComponent(returnTo)}`);
-  await Promise.all([page.waitForURL(`${base}${returnTo}`), page.click('#sign-in')]);
+  await signInOnSigninPage(page);
+  expect(page.url()).toBe(`${base}${returnTo}`);
 }
 
 describe('passkey accounts in a real browser', () => {

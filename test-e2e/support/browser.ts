@@ -60,3 +60,21 @@ export async function addVirtualAuthenticator(context: BrowserContext, page: Pag
 export function browserUrl(gatewayUrl: string): string {
   return `http://localhost:${new URL(gatewayUrl).port}`;
 }
+
+const leftSigninPage = (url: URL) => url.pathname !== '/v1/auth/signin';
+
+/**
+ * On the gateway's sign-in page (wherever a flow sent the browser): creates an account
+ * with a new passkey and resolves once the page has gone on to its return_to.
+ */
+export async function createAccountOnSigninPage(page: Page, displayName: string): Promise<void> {
+  await page.waitForSelector('#create-account');
+  await page.fill('#display-name', displayName);
+  await Promise.all([page.waitForURL(leftSigninPage), page.click('#create-account')]);
+}
+
+/** On the sign-in page: signs in with the authenticator's passkey, resolves once the page has gone on. */
+export async function signInOnSigninPage(page: Page): Promise<void> {
+  await page.waitForSelector('#sign-in');
+  await Promise.all([page.waitForURL(leftSigninPage), page.click('#sign-in')]);
+}
