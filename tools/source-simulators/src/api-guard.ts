@@ -42,8 +42,12 @@ export function registerApi(app: FastifyInstance, ctx: SimContext, routes: (api:
       principals.set(req, principal);
       const answered = ctx.provider.afterAuth?.(req, reply, principal, ctx);
       if (answered) return answered;
+      if (ctx.latency.ms > 0) await new Promise((r) => setTimeout(r, ctx.latency.ms));
       return undefined;
     });
+    const done = async (req: FastifyRequest) => ctx.provider.onApiResponse?.(req);
+    api.addHook('onResponse', done);
+    api.addHook('onRequestAbort', done);
     routes(api);
   });
 }

@@ -249,3 +249,28 @@ describe('GitHub webhooks', () => {
     expect((JSON.parse(last.body) as { repository: { id: number } }).repository.id).toBe(repo.id);
   });
 });
+
+describe('GitHub secondary limit on concurrency', () => {
+  it('refuses requests beyond the concurrent limit with 403 + Retry-After, and serves again once they finish', async () => {
+    const sim = await startSimulator({ provider: 'github', maxConcurrentRequests: 2 });
+    try {
+      const { access_token } = await obtainTokens(sim, 'octocat', ['read:user']);
+      const get = () => fetch(`${sim.url}/user`, { headers: { authorization: `Bearer ${access_token}` } });
+      // A slow source keeps the first requests in flight while the others arrive.
+      await sim.control.settings({ latencyMs: 1500 });
+      const first = [get(), get()];
+      // Both are in flight once the simulator has counted them (counting and the
+      // concurrency check happen in the same synchronous step).
+      while ((await sim.control.counters()).apiRequests < 2) await new Promise((r) => setTimeout(r, 20));
+      const extra = await get();
+      expect(extra.status).toBe(403);
+      expect(extra.headers.get('retry-after')).toBe('1');
+      expect(((await extra.json()) as { message: string }).message).toMatch(/secondary rate limit/);
+      expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
+      await sim.control.settings({ latencyMs: 0 });
+      expect((await get()).status).toBe(200);
+    } finally {
+      await sim.stop();
+    }
+  });
+});

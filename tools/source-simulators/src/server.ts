@@ -34,6 +34,10 @@ export interface SimulatorOptions {
   codeTtlSeconds?: number;
   /** GitHub: requests per account per hour before the primary rate limit answers (default 5000). */
   rateLimit?: number;
+  /** GitHub: concurrent requests per account beyond which the secondary rate limit answers (default 100, 0 = none). */
+  maxConcurrentRequests?: number;
+  /** Delay added to every resource API answer, in ms (default 0). */
+  latencyMs?: number;
   /** OAuth clients registered at start (more through POST /_sim/clients). */
   clients?: SimulatorClientSpec[];
   /** Accounts created at start instead of the provider's default test accounts. */
@@ -85,7 +89,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     accounts: new Accounts(),
     throttle: new Throttle(),
     webhooks: new Webhooks(counters, `GitHub-Hookshot/simulator`),
-    rateLimit: { limit: options.rateLimit ?? 5000, windowSeconds: 3600 },
+    rateLimit: { limit: options.rateLimit ?? 5000, windowSeconds: 3600, maxConcurrent: options.maxConcurrentRequests ?? 100 },
+    latency: { ms: options.latencyMs ?? 0 },
   };
 
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 5 * 1024 * 1024 });

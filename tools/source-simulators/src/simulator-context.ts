@@ -77,6 +77,8 @@ export interface Provider {
   throttled(reply: FastifyReply, storm: StormConfig, ctx: SimContext): FastifyReply;
   /** Extra checks after authentication (GitHub's primary rate limit); may answer itself. */
   afterAuth?(req: FastifyRequest, reply: FastifyReply, principal: Principal, ctx: SimContext): FastifyReply | undefined;
+  /** Called when a resource API request has been answered (or abandoned). */
+  onApiResponse?(req: FastifyRequest): void;
   /** Called once per account, after it is created and seeded. */
   onAccountCreated?(ctx: SimContext, account: Account): void;
   /** Source-specific control routes, registered under /_sim/ (Spotify's playlist entries). */
@@ -95,7 +97,9 @@ export interface SimContext {
   throttle: Throttle;
   webhooks: Webhooks;
   /** Primary rate limit per account (GitHub's X-RateLimit-*), settable through /_sim/settings. */
-  rateLimit: { limit: number; windowSeconds: number };
+  rateLimit: { limit: number; windowSeconds: number; maxConcurrent: number };
+  /** Added before every resource API answer (a slow source; time to kill a worker mid-sync). */
+  latency: { ms: number };
 }
 
 export class Accounts {

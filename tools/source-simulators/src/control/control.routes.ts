@@ -41,7 +41,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         url: ctx.url,
         accounts: ctx.accounts.all().map(describe),
         clients: [...ctx.store.clients.values()].map((c) => ({ client_id: c.clientId, redirect_uris: c.redirectUris, name: c.name })),
-        settings: { ...ctx.store.settings, rateLimit: ctx.rateLimit },
+        settings: { ...ctx.store.settings, rateLimit: ctx.rateLimit, latencyMs: ctx.latency.ms },
         storm: ctx.throttle.describe(),
         webhooks: ctx.webhooks.config ? { url: ctx.webhooks.config.url, events: ctx.webhooks.config.events ?? null } : null,
       }));
@@ -123,12 +123,17 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
             ctx.store.settings[k] = b[k];
           }
         }
-        const rl = b.rateLimit as { limit?: unknown; windowSeconds?: unknown } | undefined;
+        const rl = b.rateLimit as { limit?: unknown; windowSeconds?: unknown; maxConcurrent?: unknown } | undefined;
         if (rl && typeof rl === 'object') {
           if (typeof rl.limit === 'number' && rl.limit >= 0) ctx.rateLimit.limit = rl.limit;
           if (typeof rl.windowSeconds === 'number' && rl.windowSeconds > 0) ctx.rateLimit.windowSeconds = rl.windowSeconds;
+          if (typeof rl.maxConcurrent === 'number' && rl.maxConcurrent >= 0) ctx.rateLimit.maxConcurrent = rl.maxConcurrent;
         }
-        return { ...ctx.store.settings, rateLimit: ctx.rateLimit };
+        if (b.latencyMs !== undefined) {
+          if (typeof b.latencyMs !== 'number' || b.latencyMs < 0) throw new ChangeError(400, 'latencyMs must be a number >= 0');
+          ctx.latency.ms = b.latencyMs;
+        }
+        return { ...ctx.store.settings, rateLimit: ctx.rateLimit, latencyMs: ctx.latency.ms };
       });
 
       sim.put('/storm', async (req) => {

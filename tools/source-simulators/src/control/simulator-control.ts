@@ -113,7 +113,8 @@ export class SimulatorControl {
     accessTokenTtlSeconds?: number;
     refreshTokenTtlSeconds?: number;
     codeTtlSeconds?: number;
-    rateLimit?: { limit?: number; windowSeconds?: number };
+    rateLimit?: { limit?: number; windowSeconds?: number; maxConcurrent?: number };
+    latencyMs?: number;
   }): Promise<Record<string, unknown>> {
     return this.call('PATCH', '/settings', input);
   }

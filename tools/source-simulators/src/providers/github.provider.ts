@@ -32,6 +32,9 @@ interface Window {
 export function githubProvider(): Provider {
   const windows = new Map<number, Window>();
   const charged = new WeakMap<FastifyRequest, Window>();
+  /** Requests being served per account, for the secondary (concurrency) limit. */
+  const inFlight = new Map<number, number>();
+  const counted = new WeakMap<FastifyRequest, number>();
 
   const windowOf = (ctx: SimContext, accountId: number): Window => {
     const now = Date.now();
@@ -219,10 +222,33 @@ export function githubProvider(): Provider {
           status: '403',
         });
       }
+      const busy = inFlight.get(principal.account.id) ?? 0;
+      if (ctx.rateLimit.maxConcurrent > 0 && busy >= ctx.rateLimit.maxConcurrent) {
+        // GitHub's secondary limit on concurrent requests: refused, not charged.
+        ctx.counters.throttled++;
+        rateHeaders(reply, ctx, w);
+        return reply
+          .code(403)
+          .header('retry-after', '1')
+          .send({
+            message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+            documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits`,
+            status: '403',
+          });
+      }
+      inFlight.set(principal.account.id, busy + 1);
+      counted.set(req, principal.account.id);
       w.used++;
       charged.set(req, w);
       rateHeaders(reply, ctx, w);
       return undefined;
+    },
+
+    onApiResponse(req) {
+      const accountId = counted.get(req);
+      if (accountId === undefined) return;
+      counted.delete(req);
+      inFlight.set(accountId, (inFlight.get(accountId) ?? 1) - 1);
     },
 
     onChange(ctx, account, collection, action, item, changed) {
