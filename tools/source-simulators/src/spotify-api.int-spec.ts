@@ -152,6 +152,19 @@ describe('Spotify Web API', () => {
     expect(after.items[0]!.snapshot_id).not.toBe(playlist.snapshot_id);
   });
 
+  it('answers If-None-Match with the current ETag by 304, and a changed list with a new ETag', async () => {
+    const first = await get('/v1/me/tracks?limit=10');
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^".+"$/);
+    const same = await fetch(`${sim.url}/v1/me/tracks?limit=10`, { headers: { authorization: `Bearer ${token}`, 'if-none-match': etag } });
+    expect(same.status).toBe(304);
+    expect(await same.text()).toBe('');
+    await sim.control.addItem(login, 'tracks');
+    const changed = await fetch(`${sim.url}/v1/me/tracks?limit=10`, { headers: { authorization: `Bearer ${token}`, 'if-none-match': etag } });
+    expect(changed.status).toBe(200);
+    expect(changed.headers.get('etag')).not.toBe(etag);
+  });
+
   it('a storm answers 429 with Retry-After in Spotify’s shape', async () => {
     await sim.control.startStorm({ retryAfterSeconds: 3 });
     try {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf, registerApi } from '../api-guard.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { intParam, str } from '../http.js';
 import { Rng } from '../prng.js';
 import { ChangeError } from '../seeding.js';
@@ -169,6 +169,20 @@ export function spotifyProvider(): Provider {
       });
 
       registerApi(app, ctx, (api) => {
+        // Spotify sends an ETag with its answers and honours If-None-Match with a 304.
+        api.addHook('onSend', async (req, reply, payload) => {
+          if (reply.statusCode !== 200 || typeof payload !== 'string') return payload;
+          const etag = `"${createHash('sha256').update(payload).digest('base64url').slice(0, 32)}"`;
+          reply.header('etag', etag).header('cache-control', 'private, max-age=0');
+          const inm = req.headers['if-none-match'];
+          if (inm && inm.split(',').some((t) => t.trim() === etag)) {
+            ctx.counters.notModified++;
+            reply.code(304);
+            return '';
+          }
+          return payload;
+        });
+
         api.get('/v1/me', async (req) => {
           const { account, scopes } = principalOf(req);
           const priv = scopes.includes('user-read-private');
