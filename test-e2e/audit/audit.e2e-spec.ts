@@ -1,0 +1,307 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { freePort, rootDir, startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+
+// Issue 7 on the real stack: the trail loses nothing when the audit service dies under
+// load, verify catches rows edited/deleted/inserted in SQL, and auditors see their own org only.
+const OPERATOR_TOKEN = 'operator-token-for-the-audit-e2e-0123456789';
+let stack: TestStack;
+let db: pg.Pool;
+let keyDir: string;
+let restartedAudit: ChildProcess | undefined;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function call(method: string, path: string, token?: string, body?: unknown) {
+  const response = await fetch(`${stack.gatewayUrl}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, text, json, headers: response.headers };
+}
+
+const createOrg = (name: string) => call('POST', '/v1/admin/organizations', OPERATOR_TOKEN, { name });
+
+function runVerify(): { code: number; out: string } {
+  const result = spawnSync(process.execPath, [join(rootDir, 'services/audit/dist/log/verify.cli.js')], {
+    env: { ...process.env, DATABASE_URL: stack.databaseUrl, NATS_URL: stack.natsUrl, AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'), MASTER_KEY_FILE: join(keyDir, 'master.key') },
+    encoding: 'utf8',
+  });
+  return { code: result.status ?? -1, out: `${result.stdout}${result.stderr}` };
+}
+
+/** RFC 9162 §2.1.3.2, as an outside auditor would write it: no project code involved. */
+function verifyInclusion(leaf: Buffer, index: number, size: number, proof: Buffer[], root: Buffer): boolean {
+  const node = (l: Buffer, r: Buffer) => createHash('sha256').update(Buffer.from([1])).update(l).update(r).digest();
+  let fn = index;
+  let sn = size - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = node(p, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else r = node(r, p);
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && r.equals(root);
+}
+
+beforeAll(async () => {
+  keyDir = mkdtempSync(join(tmpdir(), 'cg-audit-e2e-keys-'));
+  stack = await startTestStack('audit', {
+    OPERATOR_TOKEN,
+    AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'),
+    AUDIT_CHECKPOINT_INTERVAL_MS: '300',
+    LOG_LEVEL: 'info',
+  });
+  db = new pg.Pool({ connectionString: stack.databaseUrl, max: 3 });
+}, 180_000);
+
+afterAll(async () => {
+  restartedAudit?.kill('SIGTERM');
+  await db?.end();
+  await stack?.stop();
+  rmSync(keyDir, { recursive: true, force: true });
+}, 60_000);
+
+describe('auditors', () => {
+  let orgA: string;
+  let orgB: string;
+  let tokenA: string;
+  let tokenB: string;
+
+  beforeAll(async () => {
+    orgA = (await createOrg('Audited A')).json.id;
+    orgB = (await createOrg('Audited B')).json.id;
+    const a = await call('POST', `/v1/admin/organizations/${orgA}/auditors`, OPERATOR_TOKEN, { name: 'auditor of A' });
+    const b = await call('POST', `/v1/admin/organizations/${orgB}/auditors`, OPERATOR_TOKEN, { name: 'auditor of B' });
+    expect([a.status, b.status]).toEqual([201, 201]);
+    tokenA = a.json.token;
+    tokenB = b.json.token;
+    // Each org's trail holds its creation and its auditor's issuance (intent + outcome).
+    await waitFor('org entries appended', async () => (await call('GET', '/v1/audit/entries', tokenA)).json?.entries?.length >= 3 || undefined);
+    await waitFor('org B entries appended', async () => (await call('GET', '/v1/audit/entries', tokenB)).json?.entries?.length >= 3 || undefined);
+  }, 60_000);
+
+  it('need an auditor token; an API-less request is 401', async () => {
+    expect((await call('GET', '/v1/audit/entries')).status).toBe(401);
+    expect((await call('GET', '/v1/audit/entries', 'cg_aud_not-a-real-token')).status).toBe(401);
+    expect((await call('GET', '/v1/audit/entries', OPERATOR_TOKEN)).status).toBe(401);
+  });
+
+  it('see their own organization only: search, single entries (404 otherwise) and exports', async () => {
+    const a = await call('GET', '/v1/audit/entries?limit=1000', tokenA);
+    const b = await call('GET', '/v1/audit/entries?limit=1000', tokenB);
+    expect(a.status).toBe(200);
+    expect(a.json.entries.every((e: any) => e.orgId === orgA)).toBe(true);
+    expect(b.json.entries.every((e: any) => e.orgId === orgB)).toBe(true);
+    const created = a.json.entries.find((e: any) => e.operation === 'POST /v1/admin/organizations');
+    expect(created).toMatchObject({ action: 'admin_change', outcome: 'allowed', actorKind: 'operator', resource: `organization:${orgA}` });
+    // Never a credential in the trail: the auditor token issued in that request is nowhere.
+    expect(a.text).not.toContain(tokenA);
+
+    const foreign = b.json.entries[0].eventId;
+    const asA = await call('GET', `/v1/audit/entries/${foreign}`, tokenA);
+    expect(asA.status).toBe(404);
+    expect((await call('GET', `/v1/audit/entries/${foreign}`, tokenB)).status).toBe(200);
+    // Filters cannot widen the scope: there is no org filter, and a foreign user/app filter is simply empty.
+    expect((await call('GET', `/v1/audit/entries?orgId=${orgB}`, tokenA)).status).toBe(422);
+
+    const ndjson = await call('GET', '/v1/audit/export?format=ndjson', tokenA);
+    expect(ndjson.status).toBe(200);
+    expect(ndjson.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+    const lines = ndjson.text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(lines.every((e) => e.orgId === orgA)).toBe(true);
+    const csv = await call('GET', '/v1/audit/export?format=csv&outcome=allowed', tokenA);
+    expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
+    const rows = csv.text.trim().split('\r\n');
+    expect(rows[0]).toMatch(/^index,eventId,occurredAt,/);
+    expect(rows.slice(1).every((r) => r.includes(orgA) && !r.includes(orgB))).toBe(true);
+  });
+
+  it('paginate with a cursor, newest first, without overlap', async () => {
+    const all = (await call('GET', '/v1/audit/entries?limit=1000', tokenA)).json.entries.map((e: any) => e.eventId);
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = (await call('GET', `/v1/audit/entries?limit=1${cursor ? `&cursor=${cursor}` : ''}`, tokenA)).json;
+      paged.push(...page.entries.map((e: any) => e.eventId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    // Reading is itself audited, so newer entries may appear on page one meanwhile; the old ones all come back once.
+    expect(new Set(paged).size).toBe(paged.length);
+    expect(all.every((id: string) => paged.includes(id))).toBe(true);
+  });
+
+  it('get an entry with an inclusion proof against a signed checkpoint they can verify themselves', async () => {
+    const entries = (await call('GET', '/v1/audit/entries?limit=1000', tokenA)).json.entries;
+    const oldest = entries[entries.length - 1];
+    const answer = await waitFor('a checkpoint covering the entry', async () => {
+      const r = await call('GET', `/v1/audit/entries/${oldest.eventId}`, tokenA);
+      return r.json?.checkpoint ? r.json : undefined;
+    });
+    const { publicKey, keyName } = (await call('GET', '/v1/audit/checkpoint', tokenA)).json;
+    const leaf = createHash('sha256').update(Buffer.from([0])).update(Buffer.from(answer.canonicalEntry, 'base64')).digest();
+    expect(leaf.toString('hex')).toBe(answer.entry.leafHash);
+    const proof = answer.inclusionProof.map((h: string) => Buffer.from(h, 'base64'));
+    const root = Buffer.from(answer.checkpoint.rootHash, 'base64');
+    expect(verifyInclusion(leaf, answer.entry.index, answer.checkpoint.treeSize, proof, root)).toBe(true);
+    // The signed note: body, blank line, "— <name> <base64(keyid || signature)>".
+    const note: string = answer.checkpoint.signedNote;
+    const [body, sigLine] = note.split('\n\n');
+    expect(sigLine).toMatch(new RegExp(`^— ${keyName.replace(/[/.]/g, '\\$&')} `));
+    const sig = Buffer.from(sigLine!.trim().split(' ')[2]!, 'base64').subarray(4);
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey, 'base64').toString('base64url') }, format: 'jwk' });
+    expect(verifySignature(null, Buffer.from(`${body}\n`), key, sig)).toBe(true);
+    expect(body!.split('\n')[1]).toBe(String(answer.checkpoint.treeSize));
+  });
+});
+
+describe('nothing lost: the audit service is killed in the middle of a load and restarted', () => {
+  it('every acknowledged request has exactly one entry', async () => {
+    const acked: string[] = [];
+    let failures = 0;
+    let killed = false;
+    const total = 400;
+    let next = 0;
+    const worker = async () => {
+      while (next < total) {
+        const i = next++;
+        const r = await createOrg(`load ${i}`);
+        if (r.status === 201) acked.push(r.json.id);
+        else failures += 1;
+        if (!killed && acked.length >= 120) {
+          killed = true;
+          process.kill(stack.pids().audit!, 'SIGKILL');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    expect(killed).toBe(true);
+    // The gateway answered from the stream's ack alone: the dead audit service cost nothing.
+    expect(failures).toBe(0);
+
+    // The killed service had not appended everything: what follows is recovered from the stream.
+    const beforeRestart = await db.query(`SELECT count(*)::int AS n FROM audit.audit_entries WHERE org_id = ANY($1::uuid[])`, [acked]);
+    expect(beforeRestart.rows[0].n).toBeLessThan(acked.length);
+
+    const port = await freePort();
+    restartedAudit = spawn(process.execPath, [join(rootDir, 'services/audit/dist/main.js')], {
+      env: {
+        ...process.env,
+        DATABASE_URL: stack.databaseUrl,
+        NATS_URL: stack.natsUrl,
+        HTTP_PORT: String(port),
+        MASTER_KEY_FILE: join(keyDir, 'master.key'),
+        AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'),
+        AUDIT_CHECKPOINT_INTERVAL_MS: '300',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: 'ignore',
+    });
+    const perOrg = async () => {
+      const { rows } = await db.query(
+        `SELECT org_id, count(*)::int AS n FROM audit.audit_entries WHERE org_id = ANY($1::uuid[]) AND action = 'admin_change' GROUP BY org_id`,
+        [acked],
+      );
+      return new Map(rows.map((r) => [r.org_id as string, r.n as number]));
+    };
+    await waitFor('every acknowledged request appended', async () => ((await perOrg()).size === acked.length ? true : undefined), 60_000);
+    await sleep(1_000); // any late redelivery would show up as a second entry
+    const counts = await perOrg();
+    expect(acked.every((id) => counts.get(id) === 1)).toBe(true);
+    const { rows } = await db.query(`SELECT count(*)::int AS n, max(seq)::int + 1 AS size, count(DISTINCT event_id)::int AS ids FROM audit.audit_entries`);
+    expect(rows[0].n).toBe(rows[0].size); // dense: no gap, no double
+    expect(rows[0].ids).toBe(rows[0].n);
+  }, 180_000);
+});
+
+describe('verify (pnpm audit:verify) against rows changed directly in SQL by a superuser', () => {
+  let checkpointed: number;
+
+  beforeAll(async () => {
+    // Tamper below the latest checkpoint so signatures pin what was there.
+    checkpointed = await waitFor('a checkpoint', async () => {
+      const { rows } = await db.query(`SELECT max(tree_size)::int AS n FROM audit.checkpoints`);
+      return rows[0].n > 50 ? (rows[0].n as number) : undefined;
+    });
+    expect(runVerify()).toMatchObject({ code: 0 });
+  }, 60_000);
+
+  /** Changes the log with triggers bypassed (only a superuser can), runs verify, puts it back. */
+  async function tampered(change: string, undo: string) {
+    const client = await db.connect();
+    try {
+      await client.query(`SET session_replication_role = replica; ${change}`);
+      return runVerify();
+    } finally {
+      await client.query(`${undo}; SET session_replication_role = origin`);
+      client.release();
+    }
+  }
+
+  it('the trigger refuses UPDATE and DELETE even to the superuser', async () => {
+    await expect(db.query(`UPDATE audit.audit_entries SET outcome = 'denied' WHERE seq = 1`)).rejects.toThrow(/append-only/);
+    await expect(db.query(`DELETE FROM audit.audit_entries WHERE seq = 1`)).rejects.toThrow(/append-only/);
+  });
+
+  it('names an edited entry', async () => {
+    // Turn an allowed request into a denied one, as someone covering their tracks might.
+    const { rows } = await db.query(
+      `SELECT seq::int AS k, event_id, encode(entry, 'hex') AS hex FROM audit.audit_entries WHERE outcome = 'allowed' AND seq < $1 ORDER BY seq DESC LIMIT 1`,
+      [Math.floor(checkpointed / 2)],
+    );
+    const k = rows[0].k as number;
+    const result = await tampered(
+      `UPDATE audit.audit_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'AUDIT_OUTCOME_ALLOWED', 'AUDIT_OUTCOME_DENIED'), 'UTF8') WHERE seq = ${k}`,
+      `UPDATE audit.audit_entries SET entry = decode('${rows[0].hex}', 'hex') WHERE seq = ${k}`,
+    );
+    expect(result.code).toBe(1);
+    expect(result.out).toContain(`edited at index ${k}`);
+    expect(result.out).toContain(rows[0].event_id);
+    expect(runVerify().code).toBe(0);
+  });
+
+  it('names a deleted entry', async () => {
+    const k = Math.floor(checkpointed / 3);
+    const result = await tampered(
+      `CREATE TEMP TABLE saved AS SELECT * FROM audit.audit_entries WHERE seq = ${k}; DELETE FROM audit.audit_entries WHERE seq = ${k}`,
+      `INSERT INTO audit.audit_entries SELECT * FROM saved; DROP TABLE saved`,
+    );
+    expect(result.code).toBe(1);
+    expect(result.out).toContain(`deleted at index ${k}`);
+    expect(runVerify().code).toBe(0);
+  });
+
+  it('names an inserted entry', async () => {
+    const k = Math.floor(checkpointed / 4);
+    const result = await tampered(
+      `UPDATE audit.audit_entries SET seq = seq + 1000000 WHERE seq >= ${k}; UPDATE audit.audit_entries SET seq = seq - 999999 WHERE seq >= 1000000;
+       INSERT INTO audit.audit_entries (seq, event_id, org_id, occurred_at, action, outcome, entry, leaf_hash)
+         SELECT ${k}, gen_random_uuid(), org_id, occurred_at, action, outcome, entry, leaf_hash FROM audit.audit_entries WHERE seq = 0`,
+      `DELETE FROM audit.audit_entries WHERE seq = ${k}; UPDATE audit.audit_entries SET seq = seq + 1000000 WHERE seq > ${k}; UPDATE audit.audit_entries SET seq = seq - 1000001 WHERE seq >= 1000000`,
+    );
+    expect(result.code).toBe(1);
+    expect(result.out).toMatch(new RegExp(`(inserted|reordered) at index ${k}`));
+    expect(runVerify().code).toBe(0);
+  });
+});
