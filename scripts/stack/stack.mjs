@@ -33,6 +33,7 @@ import { spawnManaged } from './processes.mjs';
  * @typedef {{
  *   urls: Partial<Record<ServiceName, string>>,
  *   processes: Partial<Record<ServiceName, ManagedProcess>>,
+ *   shards: ManagedProcess[],
  *   unexpectedExit: Promise<{ service: ServiceName } & ExitInfo>,
  *   stop(): Promise<void>,
  * }} RunningStack
@@ -134,13 +135,21 @@ export async function startStack(options) {
   }
   if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
 
-  const width = prefixWidth(names);
+  // personal-server runs as SHARD_COUNT processes (docs/personal-server.md): `processes`
+  // holds shard 0 (its /readyz is ready only when every shard answers over NATS); the
+  // others are in `shards`, on ports the OS picks.
+  const shardCount = Number(sharedEnv.SHARD_COUNT ?? '2');
+  if (!Number.isInteger(shardCount) || shardCount < 1) throw new StackStartError(`SHARD_COUNT must be a positive integer, got ${sharedEnv.SHARD_COUNT}`);
+  sharedEnv.SHARD_COUNT = String(shardCount);
+  const width = prefixWidth([...names, ...(shardCount > 1 ? [`personal-server#${shardCount - 1}`] : [])]);
   // Postgres and NATS lines (from the CLI) share the palette, so nobody shares a colour.
   const colours = options.colour ? assignColours(['postgres', 'nats', ...SERVICE_NAMES]) : new Map();
   /** @type {Partial<Record<ServiceName, ManagedProcess>>} */
   const processes = {};
   /** @type {Partial<Record<ServiceName, string>>} */
   const urls = {};
+  /** @type {ManagedProcess[]} */
+  const shards = [];
   let stopping = false;
 
   /** @type {(value: { service: ServiceName } & ExitInfo) => void} */
@@ -153,6 +162,25 @@ export async function startStack(options) {
   for (const name of names) {
     /** @type {NodeJS.ProcessEnv} */
     const env = { ...sharedEnv, HTTP_PORT: String(ports[name]) };
+    if (name === 'personal-server') {
+      env.SHARD_ID = '0';
+      for (let shard = 1; shard < shardCount; shard += 1) {
+        const label = `personal-server#${shard}`;
+        const extra = spawnManaged(label, process.execPath, ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')], {
+          cwd: rootDir,
+          env: { ...sharedEnv, HTTP_PORT: '0', SHARD_ID: String(shard) },
+          write: log,
+          width,
+          colour: colours.get(name),
+        });
+        shards.push(extra);
+        void extra.exited.then((info) => {
+          if (stopping || extra.stopRequested()) return;
+          log(`${label} exited unexpectedly (${describeExit(info)})`);
+          reportUnexpectedExit({ service: name, ...info });
+        });
+      }
+    }
     urls[name] = serviceBaseUrl(env.HTTP_HOST, ports[name]);
     const managed = spawnManaged(name, process.execPath, ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')], {
       cwd: rootDir,
@@ -173,7 +201,7 @@ export async function startStack(options) {
     if (stopping) return;
     stopping = true;
     const timeoutMs = options.stopTimeoutMs ?? 15_000;
-    await Promise.all(Object.values(processes).map((managed) => managed.stop(timeoutMs)));
+    await Promise.all([...Object.values(processes), ...shards].map((managed) => managed.stop(timeoutMs)));
   }
 
   try {
@@ -182,7 +210,7 @@ export async function startStack(options) {
     await stop();
     throw error;
   }
-  return { urls, processes, unexpectedExit, stop };
+  return { urls, processes, shards, unexpectedExit, stop };
 }
 
 /**

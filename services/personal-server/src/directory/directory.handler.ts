@@ -17,6 +17,7 @@ export class DirectoryHandler {
 
   @RpcHandler(rpc.personalServer.locateConnection)
   async locate(@Payload() request: LocateConnectionRequest) {
-    return { shard: (await this.directory.locateConnection(request.connectionId)).shard };
+    const entry = await this.directory.locateConnection(request.connectionId);
+    return { shard: entry.shard, userId: entry.userId, integration: entry.integration };
   }
 }

@@ -38,12 +38,12 @@ export class DirectoryRepository {
     return rows[0] && { personalServerId: rows[0].id, userId, shard: rows[0].shard };
   }
 
-  async findByConnection(connectionId: string): Promise<DirectoryEntry | undefined> {
-    const { rows } = await this.pool.query<{ id: string; user_id: string; shard: number }>(
-      'SELECT p.id, p.user_id, p.shard FROM connections c JOIN personal_servers p ON p.id = c.personal_server_id WHERE c.id = $1',
+  async findByConnection(connectionId: string): Promise<(DirectoryEntry & { integration: string }) | undefined> {
+    const { rows } = await this.pool.query<{ id: string; user_id: string; shard: number; integration: string }>(
+      'SELECT p.id, p.user_id, p.shard, c.integration FROM connections c JOIN personal_servers p ON p.id = c.personal_server_id WHERE c.id = $1',
       [connectionId],
     );
-    return rows[0] && { personalServerId: rows[0].id, userId: rows[0].user_id, shard: rows[0].shard };
+    return rows[0] && { personalServerId: rows[0].id, userId: rows[0].user_id, shard: rows[0].shard, integration: rows[0].integration };
   }
 
   async listAll(): Promise<DirectoryEntry[]> {

@@ -27,7 +27,7 @@ export class DirectoryService {
     return this.repository.insertIfAbsent(db ?? this.repository.pool, userId, rendezvousShard(userId, this.env.SHARD_COUNT));
   }
 
-  async locateConnection(connectionId: string): Promise<DirectoryEntry> {
+  async locateConnection(connectionId: string): Promise<DirectoryEntry & { integration: string }> {
     const entry = await this.repository.findByConnection(connectionId);
     if (!entry) throw new AppError('connection_not_found');
     return entry;

@@ -16,6 +16,7 @@ import { Global, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ConnectionsService } from '../connections/connections.service.js';
 import { rendezvousShard } from '../directory/rendezvous.js';
+import { applyRebalance, planRebalance } from '../directory/rebalance.js';
 import { envSchema } from '../env.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { RecordsModule } from './records.module.js';
@@ -93,11 +94,11 @@ async function grant(userId: string, connectionId: string, applicationId: string
   return grants.register(create(GrantRecordSchema, { grantId: randomUUID(), orgId, applicationId, userId, connectionId, integration: 'spotify', scopes }));
 }
 
-function q(connectionId: string, applicationId: string, extra: Partial<QueryRecordsRequest> = {}) {
+function q(connectionId: string, applicationId: string, extra: Partial<Omit<QueryRecordsRequest, '$typeName' | '$unknown'>> = {}) {
   return create(QueryRecordsRequestSchema, { orgId: ORG, applicationId, connectionId, limit: 100, ...extra });
 }
 
-async function page(connectionId: string, applicationId: string, extra: Partial<QueryRecordsRequest> = {}, via = records) {
+async function page(connectionId: string, applicationId: string, extra: Partial<Omit<QueryRecordsRequest, '$typeName' | '$unknown'>> = {}, via = records) {
   const result = await via.query(q(connectionId, applicationId, extra));
   return { ...result, records: JSON.parse(result.recordsJson.toString('utf8')) as Array<{ id: string; type: string; externalId: string; deleted: boolean; data: Record<string, unknown> | null }> };
 }
@@ -233,7 +234,10 @@ describe('personal-server storage and query path', () => {
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
     await write(user, connection, [playlist(1), playlist(2)]);
-    const t0 = Date.now() - 1;
+    // updated_at is stored to the millisecond (rounded): keep clear of the boundary.
+    await new Promise((r) => setTimeout(r, 10));
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 10));
     const gone = create(RecordInputSchema, { type: 'media.playlist', externalId: 'pl-2', deleted: true, sourceUpdatedAt: timestampFromDate(new Date()) });
     expect(await write(user, connection, [gone])).toEqual({ written: 0, unchanged: 0, tombstoned: 1 });
     expect(await write(user, connection, [gone])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
@@ -309,6 +313,26 @@ describe('personal-server storage and query path', () => {
     await write(user, connection, [playlist(1)]);
     expect(await codeOf(otherShardRecords.query(q(connection, APP_PLAYLISTS)))).toBe('wrong_shard');
     expect(await codeOf(otherShardRecords.query(q(randomUUID(), APP_PLAYLISTS)))).toBe('connection_not_found');
+  });
+
+  it('rebalance moves only users whose shard changed, and the new owner serves them at once', async () => {
+    // A user recorded on shard 1 although rendezvous over 2 shards says 0 (as if placed when
+    // the shard count was different): the plan moves exactly that user.
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1)]);
+    await schema.pool.query('UPDATE personal_servers SET shard = 1 WHERE user_id = $1', [user]);
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('wrong_shard');
+    expect((await page(connection, APP_PLAYLISTS, {}, otherShardRecords)).records).toHaveLength(1);
+
+    const plan = await planRebalance(schema.pool, 2);
+    expect(plan).toEqual([{ userId: user, from: 1, to: 0 }]);
+    expect(await applyRebalance(schema.pool, plan)).toBe(1);
+    expect(await applyRebalance(schema.pool, plan)).toBe(0); // a stale plan moves nobody twice
+    expect(await planRebalance(schema.pool, 2)).toEqual([]);
+    expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(1);
+    expect(await codeOf(otherShardRecords.query(q(connection, APP_PLAYLISTS)))).toBe('wrong_shard');
   });
 
   it('deleting a connection crypto-shreds it: a database backup taken before stays unreadable', async () => {
