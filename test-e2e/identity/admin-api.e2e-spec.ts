@@ -94,6 +94,43 @@ describe('the admin API', () => {
   });
 });
 
+describe('changing an application', () => {
+  it('replaces its declarations and publishes the next revision', async () => {
+    const nc: NatsConnection = await connect({ servers: stack.natsUrl });
+    try {
+      const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
+      const sub = nc.subscribe(events.applicationChanged.subject, { callback: (_err, msg) => void seen.push(fromBinary(ApplicationChangedSchema, msg.data)) });
+      await nc.flush();
+      const org = await admin.createOrganization('Update Org');
+      const app = await admin.createApplication(org.id, { name: 'up', callbackUrls: ['https://up.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
+      const updated = await admin.updateApplication(org.id, app.id, { integrations: ['github', 'spotify'], scopes: ['github:read:repos', 'spotify:read:playlists'] });
+      expect(updated).toMatchObject({ integrations: ['github', 'spotify'], scopes: ['github:read:repos', 'spotify:read:playlists'], callbackUrls: ['https://up.example/cb'] });
+      const event = await waitFor('revision 2', async () => seen.find((e) => e.applicationId === app.id && e.revision === 2n), 10_000);
+      expect(event).toMatchObject({ scopes: ['github:read:repos', 'spotify:read:playlists'], active: true });
+      sub.unsubscribe();
+      // the whole declaration is re-checked: dropping an integration its scopes need is refused
+      expect(await admin.call('PATCH', `/v1/admin/organizations/${org.id}/applications/${app.id}`, { integrations: ['github'] })).toMatchObject({ status: 422, body: { code: 'validation_failed' } });
+      expect(await admin.call('PATCH', `/v1/admin/organizations/${org.id}/applications/${app.id}`, {})).toMatchObject({ status: 422 });
+      // another org's id for the same application: not found
+      const other = await admin.createOrganization('Update Other Org');
+      expect((await admin.call('PATCH', `/v1/admin/organizations/${other.id}/applications/${app.id}`, { name: 'stolen' })).status).toBe(404);
+    } finally {
+      await nc.drain();
+    }
+  });
+
+  it('disabling it stops its keys on the next request; enabling it brings them back', async () => {
+    const org = await admin.createOrganization('Disable Org');
+    const app = await admin.createApplication(org.id, { name: 'dis', callbackUrls: ['https://dis.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+    expect(await admin.updateApplication(org.id, app.id, { status: 'disabled' })).toMatchObject({ status: 'disabled' });
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(401);
+    await admin.updateApplication(org.id, app.id, { status: 'active' });
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+  });
+});
+
 describe('API keys', () => {
   it('let an application read its own organization only: another org\'s application is 404', async () => {
     const orgA = await admin.createOrganization('Tenant A');
@@ -184,6 +221,8 @@ describe('the CLI (pnpm cg)', () => {
   });
 
   it('prints the problem and exits 1 when the gateway refuses', async () => {
+    const changed = await cg('app', 'update', '--org', (await admin.createOrganization('CLI Update Org')).id, '--app', '00000000-0000-4000-8000-000000000000', '--status', 'disabled');
+    expect(changed).toMatchObject({ code: 1, json: { code: 'not_found' } });
     const refused = await cg('app', 'create', '--org', '00000000-0000-4000-8000-000000000000', '--name', 'x', '--callback-url', 'https://x.example/cb');
     expect(refused).toMatchObject({ code: 1, json: { status: 404, code: 'not_found' } });
   });

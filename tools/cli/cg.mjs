@@ -13,6 +13,9 @@ const USAGE = `usage: pnpm cg <command> [options]
   org list
   org get --org <orgId>
   app create --org <orgId> --name <name> --callback-url <url>... [--integration <id>...] [--scope <scope>...]
+  app update --org <orgId> --app <applicationId> [--name <name>] [--callback-url <url>...]
+             [--integration <id>...] [--scope <scope>...] [--status active|disabled]
+             (lists given replace the stored ones)
   app list --org <orgId>
   app get --org <orgId> --app <applicationId>
   key issue --app <applicationId>          (prints the key once: store it now)
@@ -30,6 +33,7 @@ const OPTIONS = /** @type {const} */ ({
   'callback-url': { type: 'string', multiple: true },
   integration: { type: 'string', multiple: true },
   scope: { type: 'string', multiple: true },
+  status: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -63,6 +67,17 @@ export function requestFor(positionals, v) {
         path: `/v1/admin/organizations/${required(v, 'org')}/applications`,
         body: { name: v.name ?? '', callbackUrls: v['callback-url'] ?? [], integrations: v.integration ?? [], scopes: v.scope ?? [] },
       };
+    case 'app update': {
+      /** @type {Record<string, unknown>} */
+      const body = {};
+      if (v.name !== undefined) body.name = v.name;
+      if (v['callback-url']) body.callbackUrls = v['callback-url'];
+      if (v.integration) body.integrations = v.integration;
+      if (v.scope) body.scopes = v.scope;
+      if (v.status !== undefined) body.status = v.status;
+      if (Object.keys(body).length === 0) throw new UsageError('app update: give at least one of --name, --callback-url, --integration, --scope, --status');
+      return { method: 'PATCH', path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}`, body };
+    }
     case 'app list':
       return { method: 'GET', path: `/v1/admin/organizations/${required(v, 'org')}/applications` };
     case 'app get':

@@ -29,6 +29,8 @@ import {
   StartPasskeyAuthenticationRequestSchema,
   StartPasskeyCeremonyResponseSchema,
   StartPasskeyRegistrationRequestSchema,
+  UpdateApplicationRequestSchema,
+  UpdateApplicationResponseSchema,
 } from '../gen/contextgateway/identity/v1/identity_pb.js';
 import { defineRpc } from './descriptors.js';
 import { check, type ValidationProblem } from './validation.js';
@@ -96,6 +98,16 @@ export const identityRpc = {
     request: CreateApplicationRequestSchema,
     response: CreateApplicationResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name')],
+  }),
+  updateApplication: defineRpc({
+    subject: `${P}.update_application`,
+    request: UpdateApplicationRequestSchema,
+    response: UpdateApplicationResponseSchema,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...(m.name === undefined ? [] : [...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name')]),
+    ],
   }),
   listApplications: defineRpc({
     subject: `${P}.list_applications`,

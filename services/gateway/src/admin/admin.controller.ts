@@ -22,6 +22,16 @@ const createApplicationBody = z.strictObject({
   integrations: z.array(z.string().max(63)).max(50).default([]),
   scopes: z.array(z.string().max(200)).max(200).default([]).describe('Each `<integration>:...` of a declared integration.'),
 });
+const updateApplicationBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    callbackUrls: z.array(z.string().max(2_000)).min(1).max(20).optional().describe('Replaces the list.'),
+    integrations: z.array(z.string().max(63)).max(50).optional().describe('Replaces the list.'),
+    scopes: z.array(z.string().max(200)).max(200).optional().describe('Replaces the list.'),
+    status: z.enum(['active', 'disabled']).optional().describe('`disabled`: its API keys stop working on the next request, and policy allows it nothing.'),
+  })
+  .refine((b) => Object.keys(b).length > 0, 'must change at least one field');
+type UpdateApplicationBody = z.infer<typeof updateApplicationBody>;
 type CreateOrganizationBody = z.infer<typeof createOrganizationBody>;
 type CreateApplicationBody = z.infer<typeof createApplicationBody>;
 
@@ -68,6 +78,24 @@ export class AdminController {
     const app = await this.admin.createApplication(params.orgId, body);
     setAuditSubject(request, { applicationId: app.id, resource: `application:${app.id}` });
     return app;
+  }
+
+  @Route({
+    method: 'PATCH',
+    path: 'organizations/:orgId/applications/:applicationId',
+    summary: 'Change an application',
+    description: 'Lists given replace the stored ones. Publishes control.v1.application_changed with the next revision.',
+    tags,
+    auth: 'operator',
+    audit: { action: 'admin_change' },
+    params: appParams,
+    body: updateApplicationBody,
+    success: { status: 200, schema: applicationSchema, description: 'The application as it now is.' },
+    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  async updateApplication(@Param() params: z.infer<typeof appParams>, @Body() body: UpdateApplicationBody, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: params.orgId, applicationId: params.applicationId, resource: `application:${params.applicationId}` });
+    return this.admin.updateApplication(params.orgId, params.applicationId, body);
   }
 
   @Route({ method: 'GET', path: 'organizations/:orgId/applications', summary: "List an organization's applications", tags, auth: 'operator', params: orgParams, success: { status: 200, schema: z.object({ applications: z.array(applicationSchema) }), description: 'Its applications.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
+import { ApplicationStatus, rpc } from '@context-gateway/proto';
 import { toApiKey, toApplication, toOrganization } from './admin.schemas.js';
 
 /** The operator's admin verbs: identity does the work, this maps its replies to the public JSON. */
@@ -25,6 +25,20 @@ export class AdminService {
 
   async createApplication(orgId: string, input: { name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] }) {
     const { application } = await this.rpcClient.request(rpc.identity.createApplication, { orgId, ...input });
+    return toApplication(application!);
+  }
+
+  async updateApplication(orgId: string, applicationId: string, change: { name?: string; callbackUrls?: string[]; integrations?: string[]; scopes?: string[]; status?: 'active' | 'disabled' }) {
+    const list = (values: string[] | undefined) => (values === undefined ? undefined : { values });
+    const { application } = await this.rpcClient.request(rpc.identity.updateApplication, {
+      orgId,
+      applicationId,
+      name: change.name,
+      callbackUrls: list(change.callbackUrls),
+      integrations: list(change.integrations),
+      scopes: list(change.scopes),
+      status: change.status === undefined ? ApplicationStatus.UNSPECIFIED : change.status === 'active' ? ApplicationStatus.ACTIVE : ApplicationStatus.DISABLED,
+    });
     return toApplication(application!);
   }
 

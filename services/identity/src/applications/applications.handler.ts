@@ -9,6 +9,7 @@ import {
   type CreateApplicationRequest,
   type GetApplicationRequest,
   type ListApplicationsRequest,
+  type UpdateApplicationRequest,
 } from '@context-gateway/proto';
 import type { Application } from '../generated/prisma/client.js';
 import { ts } from '../time.js';
@@ -40,6 +41,24 @@ export class ApplicationsHandler {
   @RpcHandler(rpc.identity.createApplication)
   async create(@Payload() req: CreateApplicationRequest) {
     return { application: toApplicationMessage(await this.applications.create(req)) };
+  }
+
+  @RpcHandler(rpc.identity.updateApplication)
+  async update(@Payload() req: UpdateApplicationRequest) {
+    const status = req.status === ApplicationStatus.ACTIVE ? 'active' : req.status === ApplicationStatus.DISABLED ? 'disabled' : undefined;
+    return {
+      application: toApplicationMessage(
+        await this.applications.update({
+          orgId: req.orgId,
+          applicationId: req.applicationId,
+          name: req.name,
+          callbackUrls: req.callbackUrls?.values,
+          integrations: req.integrations?.values,
+          scopes: req.scopes?.values,
+          status,
+        }),
+      ),
+    };
   }
 
   @RpcHandler(rpc.identity.listApplications)

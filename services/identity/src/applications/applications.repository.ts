@@ -10,6 +10,12 @@ export class ApplicationsRepository {
     return tx.application.create({ data });
   }
 
+  /** Applies a change and moves the revision on, atomically; undefined when not in this org. */
+  async update(orgId: string, id: string, data: { name?: string; callbackUrls?: string[]; integrations?: string[]; scopes?: string[]; status?: string }, tx: Tx = this.db): Promise<Application | undefined> {
+    const rows = await tx.application.updateManyAndReturn({ where: { id, orgId }, data: { ...data, revision: { increment: 1 } } });
+    return rows[0];
+  }
+
   /** Org-scoped: an application of another organization is simply not found. */
   findInOrg(orgId: string, id: string, tx: Tx = this.db): Promise<Application | null> {
     return tx.application.findFirst({ where: { id, orgId } });

@@ -35,6 +35,32 @@ export class ApplicationsService {
     return app;
   }
 
+  /**
+   * Changes what is given (lists replace, never merge), re-checks the whole declaration,
+   * bumps the revision and publishes it. A disabled application's keys stop working at once:
+   * authenticate reads the status on every request.
+   */
+  async update(input: { orgId: string; applicationId: string; name?: string; callbackUrls?: string[]; integrations?: string[]; scopes?: string[]; status?: 'active' | 'disabled' }): Promise<Application> {
+    const current = await this.getInOrg(input.orgId, input.applicationId);
+    const declaration = {
+      callbackUrls: dedupe(input.callbackUrls ?? current.callbackUrls),
+      integrations: dedupe(input.integrations ?? current.integrations),
+      scopes: dedupe(input.scopes ?? current.scopes),
+    };
+    const problems = checkDeclaration(declaration);
+    if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
+    const app = await this.applications.update(input.orgId, input.applicationId, {
+      name: input.name?.trim(),
+      callbackUrls: input.callbackUrls && declaration.callbackUrls.map((u) => checkCallbackUrl(u, '').url!),
+      integrations: input.integrations && declaration.integrations,
+      scopes: input.scopes && declaration.scopes,
+      status: input.status,
+    });
+    if (!app) throw new AppError('not_found', 'No such application');
+    await this.events.published(app);
+    return app;
+  }
+
   /** Org-scoped read: another org's application is `not_found`, never `forbidden`. */
   async getInOrg(orgId: string, id: string): Promise<Application> {
     const app = await this.applications.findInOrg(orgId, id);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/identity/v1/identity.proto.
  */
 export const file_contextgateway_identity_v1_identity: GenFile = /*@__PURE__*/
-  fileDesc("Ciljb250ZXh0Z2F0ZXdheS9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIaY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEiZgoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLQXBwbGljYXRpb24SCgoCaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNhbGxiYWNrX3VybHMYBSADKAkSFAoMaW50ZWdyYXRpb25zGAYgAygJEg4KBnNjb3BlcxgHIAMoCRI9CgZzdGF0dXMYCCABKA4yLS5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcHBsaWNhdGlvblN0YXR1cxIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLeAQoGQXBpS2V5EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChlBdXRoZW50aWNhdGVBcGlLZXlSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkiWAoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkiPwoVR2V0QXBwbGljYXRpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJWChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEjwKC2FwcGxpY2F0aW9uGAEgASgLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iNwoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHNsdWcYAiABKAkiXAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uIhoKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdCJcChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEj8KDW9yZ2FuaXphdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iKAoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiWQoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uInUKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1jYWxsYmFja191cmxzGAMgAygJEhQKDGludGVncmF0aW9ucxgEIAMoCRIOCgZzY29wZXMYBSADKAkiWQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIikKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJZChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USPQoMYXBwbGljYXRpb25zGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iLAoSSXNzdWVBcGlLZXlSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIloKE0lzc3VlQXBpS2V5UmVzcG9uc2USMwoHYXBpX2tleRgBIAEoCzIiLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiQQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIksKFFJldm9rZUFwaUtleVJlc3BvbnNlEjMKB2FwaV9rZXkYASABKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiLAoSTGlzdEFwaUtleXNSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIksKE0xpc3RBcGlLZXlzUmVzcG9uc2USNAoIYXBpX2tleXMYASADKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiSAofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJ8ChxTdGFydFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCRIWCg5jZXJlbW9ueV90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIWCg5jZXJlbW9ueV90b2tlbhgBIAEoCRIVCg1yZXNwb25zZV9qc29uGAIgASgJIiMKIVN0YXJ0UGFzc2tleUF1dGhlbnRpY2F0aW9uUmVxdWVzdCJTCiJGaW5pc2hQYXNza2V5QXV0aGVudGljYXRpb25SZXF1ZXN0EhYKDmNlcmVtb255X3Rva2VuGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkikQEKHUZpbmlzaFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIIm8KBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhc3NrZXlfY291bnQYBCABKA0iLgoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkieAoWUmVzb2x2ZVNlc3Npb25SZXNwb25zZRIuCgR1c2VyGAEgASgLMiAuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuVXNlchIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInCg5TaWduT3V0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIhEKD1NpZ25PdXRSZXNwb25zZSp3ChFBcHBsaWNhdGlvblN0YXR1cxIiCh5BUFBMSUNBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlBUFBMSUNBVElPTl9TVEFUVVNfQUNUSVZFEAESHwobQVBQTElDQVRJT05fU1RBVFVTX0RJU0FCTEVEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ciljb250ZXh0Z2F0ZXdheS9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIaY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEiZgoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLQXBwbGljYXRpb24SCgoCaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNhbGxiYWNrX3VybHMYBSADKAkSFAoMaW50ZWdyYXRpb25zGAYgAygJEg4KBnNjb3BlcxgHIAMoCRI9CgZzdGF0dXMYCCABKA4yLS5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcHBsaWNhdGlvblN0YXR1cxIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLeAQoGQXBpS2V5EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChlBdXRoZW50aWNhdGVBcGlLZXlSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkiWAoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkiPwoVR2V0QXBwbGljYXRpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJWChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEjwKC2FwcGxpY2F0aW9uGAEgASgLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iNwoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHNsdWcYAiABKAkiXAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uIhoKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdCJcChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEj8KDW9yZ2FuaXphdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iKAoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiWQoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uInUKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1jYWxsYmFja191cmxzGAMgAygJEhQKDGludGVncmF0aW9ucxgEIAMoCRIOCgZzY29wZXMYBSADKAkiWQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIhwKClN0cmluZ0xpc3QSDgoGdmFsdWVzGAEgAygJItICChhVcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARI9Cg1jYWxsYmFja191cmxzGAQgASgLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuU3RyaW5nTGlzdBI8CgxpbnRlZ3JhdGlvbnMYBSABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5TdHJpbmdMaXN0EjYKBnNjb3BlcxgGIAEoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlN0cmluZ0xpc3QSPQoGc3RhdHVzGAcgASgOMi0uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb25TdGF0dXNCBwoFX25hbWUiWQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIikKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJZChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USPQoMYXBwbGljYXRpb25zGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iLAoSSXNzdWVBcGlLZXlSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIloKE0lzc3VlQXBpS2V5UmVzcG9uc2USMwoHYXBpX2tleRgBIAEoCzIiLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiQQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIksKFFJldm9rZUFwaUtleVJlc3BvbnNlEjMKB2FwaV9rZXkYASABKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiLAoSTGlzdEFwaUtleXNSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIksKE0xpc3RBcGlLZXlzUmVzcG9uc2USNAoIYXBpX2tleXMYASADKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiSAofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJ8ChxTdGFydFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCRIWCg5jZXJlbW9ueV90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIWCg5jZXJlbW9ueV90b2tlbhgBIAEoCRIVCg1yZXNwb25zZV9qc29uGAIgASgJIiMKIVN0YXJ0UGFzc2tleUF1dGhlbnRpY2F0aW9uUmVxdWVzdCJTCiJGaW5pc2hQYXNza2V5QXV0aGVudGljYXRpb25SZXF1ZXN0EhYKDmNlcmVtb255X3Rva2VuGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkikQEKHUZpbmlzaFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIIm8KBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhc3NrZXlfY291bnQYBCABKA0iLgoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkieAoWUmVzb2x2ZVNlc3Npb25SZXNwb25zZRIuCgR1c2VyGAEgASgLMiAuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuVXNlchIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInCg5TaWduT3V0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIhEKD1NpZ25PdXRSZXNwb25zZSp3ChFBcHBsaWNhdGlvblN0YXR1cxIiCh5BUFBMSUNBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlBUFBMSUNBVElPTl9TVEFUVVNfQUNUSVZFEAESHwobQVBQTElDQVRJT05fU1RBVFVTX0RJU0FCTEVEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message contextgateway.identity.v1.Organization
@@ -414,6 +414,92 @@ export const CreateApplicationResponseSchema: GenMessage<CreateApplicationRespon
   messageDesc(file_contextgateway_identity_v1_identity, 14);
 
 /**
+ * A list whose presence matters: absent = leave as is, present (even empty) = replace.
+ *
+ * @generated from message contextgateway.identity.v1.StringList
+ */
+export type StringList = Message<"contextgateway.identity.v1.StringList"> & {
+  /**
+   * @generated from field: repeated string values = 1;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.StringList.
+ * Use `create(StringListSchema)` to create a new message.
+ */
+export const StringListSchema: GenMessage<StringList> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 15);
+
+/**
+ * Changes the given fields of an application; publishes application_changed with the
+ * next revision. Disabling it makes its API keys stop authenticating at once.
+ *
+ * @generated from message contextgateway.identity.v1.UpdateApplicationRequest
+ */
+export type UpdateApplicationRequest = Message<"contextgateway.identity.v1.UpdateApplicationRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: optional string name = 3;
+   */
+  name?: string | undefined;
+
+  /**
+   * @generated from field: contextgateway.identity.v1.StringList callback_urls = 4;
+   */
+  callbackUrls?: StringList | undefined;
+
+  /**
+   * @generated from field: contextgateway.identity.v1.StringList integrations = 5;
+   */
+  integrations?: StringList | undefined;
+
+  /**
+   * @generated from field: contextgateway.identity.v1.StringList scopes = 6;
+   */
+  scopes?: StringList | undefined;
+
+  /**
+   * @generated from field: contextgateway.identity.v1.ApplicationStatus status = 7;
+   */
+  status: ApplicationStatus;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.UpdateApplicationRequest.
+ * Use `create(UpdateApplicationRequestSchema)` to create a new message.
+ */
+export const UpdateApplicationRequestSchema: GenMessage<UpdateApplicationRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 16);
+
+/**
+ * @generated from message contextgateway.identity.v1.UpdateApplicationResponse
+ */
+export type UpdateApplicationResponse = Message<"contextgateway.identity.v1.UpdateApplicationResponse"> & {
+  /**
+   * @generated from field: contextgateway.identity.v1.Application application = 1;
+   */
+  application?: Application | undefined;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.UpdateApplicationResponse.
+ * Use `create(UpdateApplicationResponseSchema)` to create a new message.
+ */
+export const UpdateApplicationResponseSchema: GenMessage<UpdateApplicationResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 17);
+
+/**
  * @generated from message contextgateway.identity.v1.ListApplicationsRequest
  */
 export type ListApplicationsRequest = Message<"contextgateway.identity.v1.ListApplicationsRequest"> & {
@@ -428,7 +514,7 @@ export type ListApplicationsRequest = Message<"contextgateway.identity.v1.ListAp
  * Use `create(ListApplicationsRequestSchema)` to create a new message.
  */
 export const ListApplicationsRequestSchema: GenMessage<ListApplicationsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 15);
+  messageDesc(file_contextgateway_identity_v1_identity, 18);
 
 /**
  * @generated from message contextgateway.identity.v1.ListApplicationsResponse
@@ -445,7 +531,7 @@ export type ListApplicationsResponse = Message<"contextgateway.identity.v1.ListA
  * Use `create(ListApplicationsResponseSchema)` to create a new message.
  */
 export const ListApplicationsResponseSchema: GenMessage<ListApplicationsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 16);
+  messageDesc(file_contextgateway_identity_v1_identity, 19);
 
 /**
  * @generated from message contextgateway.identity.v1.IssueApiKeyRequest
@@ -462,7 +548,7 @@ export type IssueApiKeyRequest = Message<"contextgateway.identity.v1.IssueApiKey
  * Use `create(IssueApiKeyRequestSchema)` to create a new message.
  */
 export const IssueApiKeyRequestSchema: GenMessage<IssueApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 17);
+  messageDesc(file_contextgateway_identity_v1_identity, 20);
 
 /**
  * @generated from message contextgateway.identity.v1.IssueApiKeyResponse
@@ -486,7 +572,7 @@ export type IssueApiKeyResponse = Message<"contextgateway.identity.v1.IssueApiKe
  * Use `create(IssueApiKeyResponseSchema)` to create a new message.
  */
 export const IssueApiKeyResponseSchema: GenMessage<IssueApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 18);
+  messageDesc(file_contextgateway_identity_v1_identity, 21);
 
 /**
  * @generated from message contextgateway.identity.v1.RevokeApiKeyRequest
@@ -508,7 +594,7 @@ export type RevokeApiKeyRequest = Message<"contextgateway.identity.v1.RevokeApiK
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 19);
+  messageDesc(file_contextgateway_identity_v1_identity, 22);
 
 /**
  * @generated from message contextgateway.identity.v1.RevokeApiKeyResponse
@@ -525,7 +611,7 @@ export type RevokeApiKeyResponse = Message<"contextgateway.identity.v1.RevokeApi
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 20);
+  messageDesc(file_contextgateway_identity_v1_identity, 23);
 
 /**
  * @generated from message contextgateway.identity.v1.ListApiKeysRequest
@@ -542,7 +628,7 @@ export type ListApiKeysRequest = Message<"contextgateway.identity.v1.ListApiKeys
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 21);
+  messageDesc(file_contextgateway_identity_v1_identity, 24);
 
 /**
  * @generated from message contextgateway.identity.v1.ListApiKeysResponse
@@ -559,7 +645,7 @@ export type ListApiKeysResponse = Message<"contextgateway.identity.v1.ListApiKey
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 22);
+  messageDesc(file_contextgateway_identity_v1_identity, 25);
 
 /**
  * Starts a registration. Without user_id a new account is created on success; with
@@ -584,7 +670,7 @@ export type StartPasskeyRegistrationRequest = Message<"contextgateway.identity.v
  * Use `create(StartPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const StartPasskeyRegistrationRequestSchema: GenMessage<StartPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 23);
+  messageDesc(file_contextgateway_identity_v1_identity, 26);
 
 /**
  * Shared by both ceremonies' start replies.
@@ -618,7 +704,7 @@ export type StartPasskeyCeremonyResponse = Message<"contextgateway.identity.v1.S
  * Use `create(StartPasskeyCeremonyResponseSchema)` to create a new message.
  */
 export const StartPasskeyCeremonyResponseSchema: GenMessage<StartPasskeyCeremonyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 24);
+  messageDesc(file_contextgateway_identity_v1_identity, 27);
 
 /**
  * @generated from message contextgateway.identity.v1.FinishPasskeyRegistrationRequest
@@ -642,7 +728,7 @@ export type FinishPasskeyRegistrationRequest = Message<"contextgateway.identity.
  * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 25);
+  messageDesc(file_contextgateway_identity_v1_identity, 28);
 
 /**
  * @generated from message contextgateway.identity.v1.StartPasskeyAuthenticationRequest
@@ -655,7 +741,7 @@ export type StartPasskeyAuthenticationRequest = Message<"contextgateway.identity
  * Use `create(StartPasskeyAuthenticationRequestSchema)` to create a new message.
  */
 export const StartPasskeyAuthenticationRequestSchema: GenMessage<StartPasskeyAuthenticationRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 26);
+  messageDesc(file_contextgateway_identity_v1_identity, 29);
 
 /**
  * @generated from message contextgateway.identity.v1.FinishPasskeyAuthenticationRequest
@@ -679,7 +765,7 @@ export type FinishPasskeyAuthenticationRequest = Message<"contextgateway.identit
  * Use `create(FinishPasskeyAuthenticationRequestSchema)` to create a new message.
  */
 export const FinishPasskeyAuthenticationRequestSchema: GenMessage<FinishPasskeyAuthenticationRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 27);
+  messageDesc(file_contextgateway_identity_v1_identity, 30);
 
 /**
  * Shared by both ceremonies' finish replies: a new session for the user.
@@ -717,7 +803,7 @@ export type FinishPasskeyCeremonyResponse = Message<"contextgateway.identity.v1.
  * Use `create(FinishPasskeyCeremonyResponseSchema)` to create a new message.
  */
 export const FinishPasskeyCeremonyResponseSchema: GenMessage<FinishPasskeyCeremonyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 28);
+  messageDesc(file_contextgateway_identity_v1_identity, 31);
 
 /**
  * @generated from message contextgateway.identity.v1.User
@@ -749,7 +835,7 @@ export type User = Message<"contextgateway.identity.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 29);
+  messageDesc(file_contextgateway_identity_v1_identity, 32);
 
 /**
  * @generated from message contextgateway.identity.v1.ResolveSessionRequest
@@ -766,7 +852,7 @@ export type ResolveSessionRequest = Message<"contextgateway.identity.v1.ResolveS
  * Use `create(ResolveSessionRequestSchema)` to create a new message.
  */
 export const ResolveSessionRequestSchema: GenMessage<ResolveSessionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 30);
+  messageDesc(file_contextgateway_identity_v1_identity, 33);
 
 /**
  * @generated from message contextgateway.identity.v1.ResolveSessionResponse
@@ -788,7 +874,7 @@ export type ResolveSessionResponse = Message<"contextgateway.identity.v1.Resolve
  * Use `create(ResolveSessionResponseSchema)` to create a new message.
  */
 export const ResolveSessionResponseSchema: GenMessage<ResolveSessionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 31);
+  messageDesc(file_contextgateway_identity_v1_identity, 34);
 
 /**
  * @generated from message contextgateway.identity.v1.SignOutRequest
@@ -805,7 +891,7 @@ export type SignOutRequest = Message<"contextgateway.identity.v1.SignOutRequest"
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 32);
+  messageDesc(file_contextgateway_identity_v1_identity, 35);
 
 /**
  * @generated from message contextgateway.identity.v1.SignOutResponse
@@ -818,7 +904,7 @@ export type SignOutResponse = Message<"contextgateway.identity.v1.SignOutRespons
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 33);
+  messageDesc(file_contextgateway_identity_v1_identity, 36);
 
 /**
  * @generated from enum contextgateway.identity.v1.ApplicationStatus
