@@ -8,11 +8,11 @@ import { startSimulator, type RunningSimulator } from './server.js';
 
 const N = Number(process.argv[2] ?? 100_000);
 
-async function walk(label: string, sim: RunningSimulator, token: string, urls: AsyncIterable<string> | Iterable<string>, concurrency: number) {
+async function walk(label: string, token: string, urls: string[], concurrency: number) {
   const started = performance.now();
   let records = 0;
   let pages = 0;
-  const queue = [...(urls as Iterable<string>)];
+  const queue = [...urls];
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       for (let url = queue.shift(); url; url = queue.shift()) {
@@ -44,13 +44,13 @@ try {
   const gh = (await obtainTokens(github, 'octocat', ['repo', 'read:user'])).access_token;
   const pages = Math.ceil(N / 100);
   const ghUrls = (path: string) => Array.from({ length: pages }, (_, i) => `${github.url}${path}${path.includes('?') ? '&' : '?'}per_page=100&page=${i + 1}`);
-  await walk('github /user/repos per_page=100, 1 at a time', github, gh, ghUrls('/user/repos'), 1);
-  await walk('github /user/repos per_page=100, 4 in flight', github, gh, ghUrls('/user/repos'), 4);
-  await walk('github /issues?state=all per_page=100, 4 in flight', github, gh, ghUrls('/issues?state=all'), 4);
+  await walk('github /user/repos per_page=100, 1 at a time', gh, ghUrls('/user/repos'), 1);
+  await walk('github /user/repos per_page=100, 4 in flight', gh, ghUrls('/user/repos'), 4);
+  await walk('github /issues?state=all per_page=100, 4 in flight', gh, ghUrls('/issues?state=all'), 4);
 
   const sp = (await obtainTokens(spotify, 'wizzler', ['user-library-read'])).access_token;
   const spUrls = Array.from({ length: Math.ceil(N / 50) }, (_, i) => `${spotify.url}/v1/me/tracks?limit=50&offset=${i * 50}`);
-  await walk('spotify /v1/me/tracks limit=50, 4 in flight', spotify, sp, spUrls, 4);
+  await walk('spotify /v1/me/tracks limit=50, 4 in flight', sp, spUrls, 4);
 
   // Cursor pagination is sequential by nature.
   const dm = (await obtainTokens(demo, 'alice', ['notes.read'])).access_token;

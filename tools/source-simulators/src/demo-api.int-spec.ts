@@ -100,6 +100,16 @@ describe('seeding', () => {
 });
 
 describe('control API', () => {
+  it('refuses seed counts for collections the source does not have', async () => {
+    const sim = await startSimulator({ provider: 'github' });
+    try {
+      await expect(sim.control.seed('octocat', { repositories: 10 })).rejects.toThrow(/400.*unknown count repositories/);
+      await expect(sim.control.createAccount({ login: 'x', counts: { repos: -1 } })).rejects.toThrow(/400/);
+    } finally {
+      await sim.stop();
+    }
+  });
+
   it('requires the control token when one is configured', async () => {
     const sim = await startSimulator({ provider: 'demo', controlToken: 'ctl-secret' });
     try {

@@ -64,11 +64,6 @@ export function cookie(req: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
-/** The request's own URL on the simulator's public base (for Link headers and `href`s). */
-export function requestUrl(base: string, req: FastifyRequest): URL {
-  return new URL(req.url, base);
-}
-
 /** Bounded integer query parameter; NaN when present but not an integer. */
 export function intParam(query: unknown, name: string, fallback: number): number {
   const v = str(query, name);

@@ -67,6 +67,8 @@ export interface Provider {
   /** Whether authorization responses carry `iss` (RFC 9207). */
   issParameter: boolean;
   defaultAccounts: AccountSpec[];
+  /** Seed counts that are per-item settings rather than collections (Spotify's `playlist_tracks`). */
+  seedSettings?: readonly string[];
   /** In generation order (GitHub issues point at repositories generated before them). */
   collections: Record<string, CollectionSpec>;
   /** Token endpoint, revocation, metadata and the resource API. */

@@ -33,6 +33,17 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         if (!a) throw new ChangeError(404, `no account ${login}`);
         return a;
       };
+      // Counts name collections (or per-item settings); a typo must not silently seed defaults.
+      const seedCounts = (value: unknown): Record<string, number> => {
+        if (value === undefined) return {};
+        if (!value || typeof value !== 'object') throw new ChangeError(400, 'counts must be an object');
+        const known = [...Object.keys(ctx.provider.collections), ...(ctx.provider.seedSettings ?? [])];
+        for (const [k, v] of Object.entries(value)) {
+          if (!known.includes(k)) throw new ChangeError(400, `unknown count ${k}; this source has: ${known.join(', ')}`);
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1_000_000) throw new ChangeError(400, `${k} must be an integer 0..1000000`);
+        }
+        return value as Record<string, number>;
+      };
       const counts = (a: Account) => Object.fromEntries([...a.collections].map(([k, c]) => [k, c.size]));
       const describe = (a: Account) => ({ id: a.id, login: a.login, name: a.name, email: a.email, seed: a.seed, counts: counts(a) });
 
@@ -78,7 +89,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
           name: typeof b.name === 'string' ? b.name : undefined,
           email: typeof b.email === 'string' ? b.email : undefined,
           seed: typeof b.seed === 'string' ? b.seed : undefined,
-          counts: (b.counts as Record<string, number> | undefined) ?? undefined,
+          counts: seedCounts(b.counts),
         });
         return reply.code(201).send(describe(a));
       });
@@ -87,7 +98,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         const a = account(req.params.login);
         const b = body(req.body);
         const started = performance.now();
-        seedAccount(ctx, a, typeof b.seed === 'string' ? b.seed : a.seed, (b.counts as Record<string, number>) ?? {});
+        seedAccount(ctx, a, typeof b.seed === 'string' ? b.seed : a.seed, seedCounts(b.counts));
         return { ...describe(a), seedMs: Math.round(performance.now() - started) };
       });
 

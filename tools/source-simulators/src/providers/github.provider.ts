@@ -4,7 +4,7 @@ import { principalOf, registerApi } from '../api-guard.js';
 import { basicCredentials, intParam, str } from '../http.js';
 import { randomBase62 } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
-import type { Account, Principal, Provider, SimContext, SimItem } from '../simulator-context.js';
+import type { Account, Principal, Provider, SimContext } from '../simulator-context.js';
 import {
   githubCollections,
   renderAuthenticatedUser,
@@ -437,4 +437,3 @@ export function githubProvider(): Provider {
   };
 }
 
-export type { SimItem };

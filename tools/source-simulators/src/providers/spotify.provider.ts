@@ -93,6 +93,7 @@ export function spotifyProvider(): Provider {
       { login: 'alice', name: 'Alice Example', email: 'alice@example.test' },
     ],
     collections: spotifyCollections(),
+    seedSettings: ['playlist_tracks'],
 
     unauthorized(reply, kind) {
       return apiError(reply, 401, kind === 'missing' ? 'No token provided' : kind === 'expired' ? 'The access token expired' : 'Invalid access token');
