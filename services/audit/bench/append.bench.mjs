@@ -5,6 +5,7 @@
 // ack after commit. Then a second phase publishes N more while it runs (steady state).
 //
 //   BENCH_EVENTS=100000 BENCH_BATCH=2000 node services/audit/bench/append.bench.mjs
+//   (BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the audit service)
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
@@ -116,7 +117,7 @@ try {
   const publishRate = await publish(N, 0);
   console.log(`pre-load: published ${N} events to AUDIT at ${Math.round(publishRate).toLocaleString('en')}/s (each awaiting its ack, 256 in flight)`);
 
-  service = spawn(process.execPath, [main], {
+  service = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), main], {
     env: {
       ...process.env,
       DATABASE_URL,
@@ -143,7 +144,7 @@ try {
   console.log(JSON.stringify({ bench: 'audit-append', events: N, batch: Number(BATCH), backlogAppendsPerSec: Math.round(backlogRate), livePublishPerSec: Math.round(liveRate), liveEndToEndPerSec: Math.round(endToEnd) }));
 } finally {
   service?.kill('SIGTERM');
-  await sleep(500);
+  if (service) await new Promise((resolve) => { service.once('exit', resolve); setTimeout(resolve, 10_000); });
   await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
   await db.end();
   await nc.close();
