@@ -5,10 +5,11 @@ import { ApplicationsModule } from './applications/applications.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { AuditorApiModule } from './auditor-api/auditor-api.module.js';
+import { ConnectModule } from './connect/connect.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
 import { PolicyModule } from './policy/policy.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [AuthModule, AdminModule, AccountsModule, ApplicationsModule, AuditModule, AuditorApiModule, OpenApiModule, PlatformHealthModule, PolicyModule] })
+@Module({ imports: [AuthModule, AdminModule, AccountsModule, ApplicationsModule, AuditModule, AuditorApiModule, OpenApiModule, PlatformHealthModule, PolicyModule, ConnectModule] })
 export class AppModule {}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { extractTraceContext, runWithRequestContext, tracer } from '@context-gateway/observability';
+import { extractTraceContext, isSecretKey, runWithRequestContext, tracer } from '@context-gateway/observability';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -42,9 +42,23 @@ export function installRequestTracing(app: FastifyInstance, logger: Logger): voi
     }
     // Probes hit every few seconds; keep them out of the info stream.
     const probe = request.url === '/healthz' || request.url === '/readyz';
-    const line = { method: request.method, path: request.url.split('?')[0], status, ms: Math.round(reply.elapsedTime * 100) / 100, request_id: request.id };
+    const line = { method: request.method, path: loggablePath(request), status, ms: Math.round(reply.elapsedTime * 100) / 100, request_id: request.id };
     if (probe) logger.debug(line, 'http request');
     else logger.info(line, 'http request');
     done();
   });
+}
+
+/**
+ * The request path for the access log, with the value of every path parameter whose name
+ * says it is a secret (`:token`, `:secret`, ...) replaced: a connect link's token, for one,
+ * is a bearer credential for its session and must not reach the logs.
+ */
+export function loggablePath(request: Pick<FastifyRequest, 'url' | 'params'>): string {
+  let path = request.url.split('?')[0] ?? '';
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value === 'string' && value.length > 0 && isSecretKey(name)) path = path.split(encodeURI(value)).join('[redacted]').split(value).join('[redacted]');
+  }
+  return path;
 }

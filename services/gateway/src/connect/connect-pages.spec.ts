@@ -1,0 +1,41 @@
+import { describe, expect, it } from '@jest/globals';
+import { consentPage, errorPage, html } from './connect-pages.js';
+
+const view = {
+  applicationName: 'Evil <script>alert(1)</script>',
+  integrationName: 'GitHub',
+  scopes: [{ scope: 'github:read:repos', description: 'See your repositories "including" private ones.' }],
+  action: '/v1/connect/abc',
+  csrf: 'c"s<rf',
+  signedIn: true,
+  signInUrl: '/v1/auth/signin?return_to=%2Fv1%2Fconnect%2Fabc',
+  reusesConnection: false,
+};
+
+describe('consent pages', () => {
+  it('escapes everything an app or a source supplies', () => {
+    const page = consentPage(view);
+    expect(page).not.toContain('<script>');
+    expect(page).toContain('Evil &lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(page).toContain('value="c&quot;s&lt;rf"');
+    expect(page).toContain('&quot;including&quot;');
+  });
+
+  it('offers Allow as a form post when signed in, and the passkey page first when not', () => {
+    expect(consentPage(view)).toMatch(/<button class="primary" type="submit" name="decision" value="allow">Allow<\/button>/);
+    const anonymous = consentPage({ ...view, signedIn: false });
+    expect(anonymous).not.toContain('value="allow"');
+    expect(anonymous).toContain('href="/v1/auth/signin?return_to=%2Fv1%2Fconnect%2Fabc"');
+    expect(anonymous).toContain('value="deny"');
+  });
+
+  it('asks for the key on an API-key integration, and not when a connection is reused', () => {
+    expect(consentPage({ ...view, apiKeyLabel: 'Your key' })).toContain('name="apiKey"');
+    expect(consentPage({ ...view, apiKeyLabel: 'Your key', reusesConnection: true })).not.toContain('name="apiKey"');
+  });
+
+  it('keeps nested safe markup and escapes attribute breakouts in error pages', () => {
+    expect(html`<b>${html`<i>${'x'}</i>`}</b>`.value).toBe('<b><i>x</i></b>');
+    expect(errorPage('Expired', '"><img src=x onerror=alert(1)>')).not.toContain('<img');
+  });
+});

@@ -1,0 +1,33 @@
+import { Module, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance } from 'fastify';
+import { ConsentController } from './consent.controller.js';
+import { ConnectSessionsController } from './connect-sessions.controller.js';
+import { ConnectFlowService } from './connect.service.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+
+/** The connect flow (steps 1-3): the app's connect sessions and connections, the person's consent pages, the sources' callback. */
+@Module({
+  controllers: [ConnectSessionsController, ConsentController],
+  providers: [ConnectFlowService],
+})
+export class ConnectModule implements OnModuleInit {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  /** The consent page posts an HTML form; Fastify parses only JSON by default. */
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    if (fastify.hasContentTypeParser(FORM)) return;
+    fastify.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: 16 * 1024 }, (_request, body, done) => {
+      const params = new URLSearchParams(body as string);
+      const out: Record<string, string> = {};
+      for (const [key, value] of params) {
+        // A repeated field is an attack or a bug, never a list we accept.
+        if (key in out) return done(Object.assign(new Error('repeated form field'), { statusCode: 400 }), undefined);
+        out[key] = value;
+      }
+      done(null, out);
+    });
+  }
+}

@@ -1,0 +1,139 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { ApplicationStatus, ConnectDecision, ConnectionStatus, rpc } from '@context-gateway/proto';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { Logger } from 'pino';
+import { AuditRecorder } from '../audit/audit-recorder.js';
+import type { ApplicationCaller } from '../auth/auth.types.js';
+import type { Env } from '../env.js';
+
+const STATUS_NAMES: Record<number, 'active' | 'needs_reauth' | 'revoked'> = {
+  [ConnectionStatus.ACTIVE]: 'active',
+  [ConnectionStatus.NEEDS_REAUTH]: 'needs_reauth',
+  [ConnectionStatus.REVOKED]: 'revoked',
+};
+
+/**
+ * The gateway's half of the connect flow: it knows who is asking (the app by its API key,
+ * the person by their passkey session) and what identity registered for the app; the broker
+ * owns the sessions, the source OAuth and the vault. Every step is audited.
+ */
+@Injectable()
+export class ConnectFlowService {
+  constructor(
+    private readonly rpc: RpcClient,
+    private readonly audit: AuditRecorder,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** Step 1: the app asks; its callback must be exactly one it registered, its integration and scopes among its allowed ones. */
+  async createSession(caller: ApplicationCaller, body: { integration: string; scopes: string[]; callbackUrl: string; state?: string }) {
+    const { application } = await this.rpc.request(rpc.identity.getApplication, { orgId: caller.orgId, applicationId: caller.applicationId });
+    if (!application || application.status !== ApplicationStatus.ACTIVE) throw new AppError('unauthenticated', 'This application is disabled');
+    // Exact string comparison: no prefix, no normalization, no wildcard (RFC 9700 §4.1.3).
+    if (!application.callbackUrls.includes(body.callbackUrl)) {
+      throw new AppError('callback_url_not_registered', 'callbackUrl must be exactly one of the application\'s registered callback URLs', [{ path: 'callbackUrl', message: 'not registered' }]);
+    }
+    if (!application.integrations.includes(body.integration)) {
+      throw new AppError('integration_not_allowed', `This application may not request ${body.integration}`, [{ path: 'integration', message: 'not allowed for this application' }]);
+    }
+    const notAllowed = body.scopes.filter((s) => !application.scopes.includes(s));
+    if (notAllowed.length > 0) {
+      throw new AppError('scope_not_allowed', 'This application may not request some of these scopes', notAllowed.map((s) => ({ path: 'scopes', message: `${s} is not allowed for this application` })));
+    }
+    const created = await this.rpc.request(rpc.broker.createConnectSession, {
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      applicationName: application.name,
+      integration: body.integration,
+      scopes: body.scopes,
+      callbackUrl: body.callbackUrl,
+      appState: body.state ?? '',
+    });
+    await this.audit.record({
+      action: 'connect_session',
+      outcome: 'allowed',
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      integration: body.integration,
+      resource: `connect_session:${created.sessionId}`,
+      actorKind: 'api_key',
+      actorId: caller.apiKeyId,
+      operation: 'POST /v1/connect/sessions',
+    });
+    return {
+      id: created.sessionId,
+      connectUrl: new URL(`/v1/connect/${created.sessionToken}`, this.env.GATEWAY_PUBLIC_URL).href,
+      expiresAt: created.expiresAt ? timestampDate(created.expiresAt).toISOString() : '',
+    };
+  }
+
+  /** What the consent page shows. */
+  session(token: string, userId: string | undefined) {
+    return this.rpc.request(rpc.broker.getConnectSession, { sessionToken: token, userId: userId ?? '' });
+  }
+
+  /** Step 2: the person's Allow or Deny. */
+  async decide(token: string, decision: 'allow' | 'deny', userId: string | undefined, apiKey: string | undefined) {
+    const session = await this.session(token, userId);
+    const result = await this.rpc.request(rpc.broker.decideConnectSession, {
+      sessionToken: token,
+      decision: decision === 'allow' ? ConnectDecision.ALLOW : ConnectDecision.DENY,
+      userId: userId ?? '',
+      apiKey: apiKey ?? '',
+    });
+    await this.audit.record({
+      action: 'consent',
+      outcome: decision === 'allow' ? 'allowed' : 'denied',
+      orgId: session.orgId,
+      applicationId: session.applicationId,
+      userId,
+      integration: session.integration,
+      resource: `connect_session:${session.sessionId}`,
+      actorKind: userId ? 'user_session' : 'anonymous',
+      actorId: userId ?? '',
+      operation: 'POST /v1/connect/{token}',
+    });
+    if (result.grantId) await this.auditGrant(session.orgId, session.applicationId, userId!, session.integration, result.connectionId, result.grantId);
+    return result;
+  }
+
+  /** Step 3: back from the source. */
+  async complete(callbackQuery: string, stateCookie: string, userId: string | undefined) {
+    const result = await this.rpc.request(rpc.broker.completeAuthorization, { callbackQuery, stateCookie, userId: userId ?? '' });
+    if (result.grantId) await this.auditGrant(result.orgId, result.applicationId, userId!, '', result.connectionId, result.grantId);
+    return result;
+  }
+
+  async connection(caller: ApplicationCaller, connectionId: string) {
+    const { connection } = await this.rpc.request(rpc.broker.getConnection, { orgId: caller.orgId, applicationId: caller.applicationId, connectionId });
+    if (!connection) throw new AppError('connection_not_found');
+    return {
+      id: connection.id,
+      integration: connection.integration,
+      status: STATUS_NAMES[connection.status] ?? 'revoked',
+      scopes: connection.scopes,
+      createdAt: connection.createdAt ? timestampDate(connection.createdAt).toISOString() : '',
+    };
+  }
+
+  private async auditGrant(orgId: string, applicationId: string, userId: string, integration: string, connectionId: string, grantId: string) {
+    await this.audit.record({
+      action: 'grant',
+      outcome: 'allowed',
+      orgId,
+      applicationId,
+      userId,
+      integration: integration || undefined,
+      connectionId,
+      resource: `grant:${grantId}`,
+      actorKind: 'user_session',
+      actorId: userId,
+      operation: 'connect flow',
+    });
+    this.logger.info({ connectionId, grantId, applicationId }, 'connect flow finished');
+  }
+}

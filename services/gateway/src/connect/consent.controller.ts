@@ -1,0 +1,213 @@
+import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc } from '@context-gateway/proto';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { SESSION_COOKIE } from '../auth/auth.types.js';
+import { parseCookies, serializeCookie } from '../auth/cookies.js';
+import type { Env } from '../env.js';
+import { Route } from '../http/route.decorator.js';
+import { consentPage, errorPage } from './connect-pages.js';
+import { ConnectFlowService } from './connect.service.js';
+
+/** Binds the consent form to this browser (double submit; SameSite=Strict, HttpOnly). */
+const CSRF_COOKIE = 'cg_csrf';
+/** Binds the OAuth state to the browser that left for the source. */
+const STATE_COOKIE = 'cg_connect_state';
+const CALLBACK_PATH = '/v1/connect/callback';
+
+const tokenParams = z.object({ token: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a connect link') }).strict();
+const consentForm = z
+  .object({
+    csrf: z.string().min(1).max(128),
+    decision: z.enum(['allow', 'deny']),
+    apiKey: z.string().max(4096).optional(),
+  })
+  .strict();
+
+/** Page errors a person can meet, with the words they read. */
+const PAGE_ERRORS: Partial<Record<string, { status: number; title: string; message: string }>> = {
+  connect_session_invalid: { status: 400, title: 'This link cannot be used', message: 'This connect link is unknown or was already used.' },
+  connect_session_expired: { status: 410, title: 'This link has expired', message: 'Connect links work for ten minutes. Ask the app to start again.' },
+  oauth_state_invalid: { status: 400, title: 'This sign-in cannot be completed', message: 'The answer from the source does not belong to a sign-in started in this browser, or was already used.' },
+  csrf_invalid: { status: 403, title: 'Please try again', message: 'The form expired or was not sent from this page.' },
+};
+
+/**
+ * The person's side of the connect flow: the consent page, its form post, and the source's
+ * callback. HTML pages (no script); all state lives in the broker, the browser holds only
+ * HttpOnly cookies binding it to the flow.
+ */
+@Controller('v1/connect')
+export class ConsentController {
+  constructor(
+    private readonly flow: ConnectFlowService,
+    private readonly rpc: RpcClient,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @Route({
+    method: 'GET',
+    path: 'callback',
+    summary: 'Where the sources send the browser back (OAuth redirect URI)',
+    description: 'Not for apps. Validates state (single use, bound to this browser), exchanges the code, then redirects to the app\'s callback.',
+    tags: ['connect'],
+    auth: 'none',
+    success: { status: 302, description: 'To the app\'s callback URL.' },
+    errors: ['oauth_state_invalid', 'connect_session_expired'],
+  })
+  async callback(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
+    const cookies = parseCookies(request.headers.cookie);
+    // The state cookie is spent whatever happens next.
+    reply.header('set-cookie', serializeCookie(STATE_COOKIE, '', { path: CALLBACK_PATH, maxAge: 0, secure: this.secure, sameSite: 'Lax' }));
+    try {
+      const user = await this.optionalUser(request);
+      const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', user);
+      return this.redirect(reply, 302, result.redirectUrl);
+    } catch (error) {
+      return this.page(reply, error);
+    }
+  }
+
+  @Route({
+    method: 'GET',
+    path: ':token',
+    summary: 'The consent page of a connect session',
+    description: 'Opened by the user from the app\'s `connectUrl`: which app, which integration, each scope in plain words, Allow / Deny.',
+    tags: ['connect'],
+    auth: 'none',
+    params: tokenParams,
+    success: { status: 200, description: 'The consent page.', contentType: 'text/html' },
+    errors: ['connect_session_invalid', 'connect_session_expired'],
+  })
+  async show(@Param() params: z.infer<typeof tokenParams>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    try {
+      return await this.render(reply, request, params.token);
+    } catch (error) {
+      return this.page(reply, error);
+    }
+  }
+
+  @Route({
+    method: 'POST',
+    path: ':token',
+    summary: 'The consent form: Allow or Deny',
+    description: 'Form post from the consent page (CSRF-protected). Allow needs a passkey session; it continues at the source, or straight to the app when an existing connection already covers the scopes.',
+    tags: ['connect'],
+    auth: 'none',
+    params: tokenParams,
+    body: consentForm,
+    success: { status: 303, description: 'To the source\'s authorization page, or to the app\'s callback.' },
+    errors: ['connect_session_invalid', 'connect_session_expired', 'csrf_invalid'],
+  })
+  async decide(@Param() params: z.infer<typeof tokenParams>, @Body() form: z.infer<typeof consentForm>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    try {
+      const cookie = parseCookies(request.headers.cookie).get(CSRF_COOKIE) ?? '';
+      if (!sameSecret(cookie, form.csrf)) throw new AppError('csrf_invalid');
+      const user = await this.optionalUser(request);
+      if (form.decision === 'allow' && !user) {
+        return this.redirect(reply, 303, this.signInUrl(params.token));
+      }
+      let result;
+      try {
+        result = await this.flow.decide(params.token, form.decision, user, form.apiKey);
+      } catch (error) {
+        // A mistyped API key: show the page again with the reason; the session stays usable.
+        if (error instanceof AppError && error.code === 'validation_failed') return await this.render(reply, request, params.token, error.message);
+        throw error;
+      }
+      if (result.oauthState) {
+        reply.header('set-cookie', serializeCookie(STATE_COOKIE, result.oauthState, { path: CALLBACK_PATH, maxAge: 600, secure: this.secure, sameSite: 'Lax' }));
+      }
+      return this.redirect(reply, 303, result.redirectUrl);
+    } catch (error) {
+      return this.page(reply, error);
+    }
+  }
+
+  private get secure(): boolean {
+    return this.env.GATEWAY_PUBLIC_URL.startsWith('https:');
+  }
+
+  private signInUrl(token: string): string {
+    return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}`;
+  }
+
+  private async render(reply: FastifyReply, request: FastifyRequest, token: string, error?: string) {
+    const user = await this.optionalUser(request);
+    const session = await this.flow.session(token, user);
+    let csrf = parseCookies(request.headers.cookie).get(CSRF_COOKIE);
+    if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
+      csrf = randomBytes(32).toString('base64url');
+      reply.header('set-cookie', serializeCookie(CSRF_COOKIE, csrf, { path: '/v1/connect', maxAge: 3600, secure: this.secure, sameSite: 'Strict' }));
+    }
+    this.pageHeaders(reply);
+    reply.status(error ? 422 : 200).send(
+      consentPage({
+        applicationName: session.applicationName,
+        integrationName: session.integrationName,
+        scopes: session.scopes,
+        action: `/v1/connect/${token}`,
+        csrf,
+        signedIn: Boolean(user),
+        signInUrl: this.signInUrl(token),
+        reusesConnection: session.reusesConnection,
+        apiKeyLabel: session.authType === 'api_key' ? 'Your API key' : undefined,
+        error,
+      }),
+    );
+    return reply;
+  }
+
+  /** The signed-in person, if the cg_session cookie names a live session. */
+  private async optionalUser(request: FastifyRequest): Promise<string | undefined> {
+    const token = parseCookies(request.headers.cookie).get(SESSION_COOKIE);
+    if (!token) return undefined;
+    try {
+      const session = await this.rpc.request(rpc.identity.resolveSession, { sessionToken: token });
+      return session.user?.id || undefined;
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'unauthenticated') return undefined;
+      throw error;
+    }
+  }
+
+  private redirect(reply: FastifyReply, status: 302 | 303, location: string) {
+    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect(location, status);
+    return reply;
+  }
+
+  private page(reply: FastifyReply, error: unknown) {
+    const known = error instanceof AppError ? PAGE_ERRORS[error.code] : undefined;
+    if (!known) {
+      this.logger.error({ err: error instanceof AppError ? { code: error.code, message: error.message } : error }, 'connect page failed');
+    }
+    const view = known ?? { status: 502, title: 'Something went wrong', message: 'The connection could not be completed. Please start again from the app.' };
+    this.pageHeaders(reply);
+    reply.status(view.status).send(errorPage(view.title, view.message));
+    return reply;
+  }
+
+  private pageHeaders(reply: FastifyReply) {
+    reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('referrer-policy', 'no-referrer')
+      .header('x-frame-options', 'DENY')
+      .header('x-content-type-options', 'nosniff')
+      // No script at all; inline styles only; never framed (clickjacking the Allow button).
+      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'");
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
