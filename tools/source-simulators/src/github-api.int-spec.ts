@@ -132,6 +132,31 @@ describe('GitHub REST API', () => {
     expect(all).toContain(added.id);
   });
 
+  it('creates an issue through the API: it is assigned to the user, listed and announced', async () => {
+    const repo = (await (await get('/user/repos?per_page=1')).json()) as Array<{ name: string; owner: { login: string } }>;
+    const { name, owner } = repo[0]!;
+    const one = await get(`/repos/${owner.login}/${name}`);
+    expect(((await one.json()) as { full_name: string }).full_name).toBe(`${owner.login}/${name}`);
+
+    const create = (body: unknown, t = token) =>
+      fetch(`${sim.url}/repos/${owner.login}/${name}/issues`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const res = await create({ title: 'Created by an agent', body: 'via the API', labels: ['bug'] });
+    expect(res.status).toBe(201);
+    const issue = (await res.json()) as { id: number };
+    expect(issue).toMatchObject({ title: 'Created by an agent', state: 'open', closed_at: null, state_reason: null, assignee: { login }, repository: { full_name: `${owner.login}/${name}` } });
+    const listed = (await (await get('/issues?sort=created&per_page=5')).json()) as Array<{ id: number }>;
+    expect(listed[0]!.id).toBe(issue.id);
+
+    expect((await create({ body: 'no title' })).status).toBe(422);
+    const readOnly = (await obtainTokens(sim, login, ['read:user'])).access_token;
+    expect((await create({ title: 'x' }, readOnly)).status).toBe(404);
+    expect((await get('/repos/someone/else')).status).toBe(404);
+  });
+
   it('answers 401 in GitHub shape without a token or with an unknown one', async () => {
     const none = await fetch(`${sim.url}/user`);
     expect(none.status).toBe(401);

@@ -71,12 +71,21 @@ function applyFields(item: SimItem, fields: Record<string, unknown>, readOnly: r
 }
 
 /** Control API: a new item, generated like seeded ones, with `fields` overriding. */
-export function addItem(ctx: SimContext, account: Account, name: string, fields: Record<string, unknown>): SimItem {
+export function addItem(
+  ctx: SimContext,
+  account: Account,
+  name: string,
+  fields: Record<string, unknown>,
+  /** Fields the source itself sets (an issue's repository when created through the API). */
+  sourceFields: Record<string, unknown> = {},
+): SimItem {
   const { spec, collection } = collectionOf(ctx, account, name);
   const index = collection.nextIndex++;
   const item = spec.generate(ctx, account, new Rng(`${account.seed}:${name}:${index}`), index);
-  spec.stamp(item, Date.now(), 'create');
+  Object.assign(item, sourceFields);
   applyFields(item, fields, spec.readOnly ?? []);
+  // Stamped last, so derived fields (closed_at from state, ...) follow the final values.
+  spec.stamp(item, Date.now(), 'create');
   collection.put(item);
   notify(ctx, account, name, 'created', item, Object.keys(fields));
   return item;

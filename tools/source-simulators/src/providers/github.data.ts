@@ -167,12 +167,15 @@ export const githubCollections: Record<string, CollectionSpec> = {
     },
     stamp(item, now, kind) {
       item.updated_at = laterThan(item.updated_at as string, now);
-      if (kind === 'create') item.created_at = item.updated_at;
-      if (item.state === 'closed' && !item.closed_at) {
+      if (kind === 'create') {
+        // A new issue was never closed before: no closed_at or state_reason left from generation.
+        item.created_at = item.updated_at;
+        item.closed_at = item.state === 'closed' ? item.updated_at : null;
+        item.state_reason = item.state === 'closed' ? 'completed' : null;
+      } else if (item.state === 'closed' && !item.closed_at) {
         item.closed_at = item.updated_at;
         item.state_reason ??= 'completed';
-      }
-      if (item.state === 'open' && item.closed_at) {
+      } else if (item.state === 'open' && item.closed_at) {
         item.closed_at = null;
         item.state_reason = 'reopened';
       }

@@ -4,6 +4,7 @@ import { principalOf, registerApi } from '../api-guard.js';
 import { basicCredentials, intParam, str } from '../http.js';
 import { randomBase62 } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
+import { addItem } from '../seeding.js';
 import type { Account, Principal, Provider, SimContext } from '../simulator-context.js';
 import {
   githubCollections,
@@ -424,6 +425,55 @@ export function githubProvider(): Provider {
           const page = paginate(req, reply, ctx, all);
           if (!page) return reply;
           return sendJson(req, reply, ctx, p, undefined, jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))));
+        });
+
+        // A repository the user owns or starred (the simulator knows no others).
+        const findRepo = (account: Account, owner: string, name: string): { repo: RepoItem; owned: boolean } | undefined => {
+          for (const [collection, owned] of [['repos', true], ['starred', false]] as const) {
+            for (const r of account.collections.get(collection)!.values() as IterableIterator<RepoItem>) {
+              if (r.owner_login === owner && r.name === name) return { repo: r, owned };
+            }
+          }
+          return undefined;
+        };
+        const notFound = (reply: FastifyReply) => reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
+
+        api.get<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo', async (req, reply) => {
+          const p = principalOf(req);
+          const found = findRepo(p.account, req.params.owner, req.params.repo);
+          // GitHub answers 404, not 403, for a private repository the token may not see.
+          if (!found || (found.repo.private && !p.scopes.includes('repo'))) return notFound(reply);
+          return sendJson(req, reply, ctx, p, renderRepo(ctx.url, found.repo, found.owned));
+        });
+
+        // Creating an issue (the `github:create_issue` tool): assigned to the authenticated
+        // user, so it shows in GET /issues and fires `issues/opened`.
+        api.post<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo/issues', async (req, reply) => {
+          const p = principalOf(req);
+          const found = findRepo(p.account, req.params.owner, req.params.repo);
+          const canWrite = found && (p.scopes.includes('repo') || (p.scopes.includes('public_repo') && !found.repo.private));
+          if (!found || !canWrite) return notFound(reply);
+          const body = (req.body ?? {}) as { title?: unknown; body?: unknown; labels?: unknown };
+          if (typeof body.title !== 'string' || !body.title.trim()) {
+            return reply.code(422).send({
+              message: 'Validation Failed',
+              errors: [{ resource: 'Issue', code: 'missing_field', field: 'title' }],
+              documentation_url: `${DOCS}/issues/issues#create-an-issue`,
+              status: '422',
+            });
+          }
+          const labels = Array.isArray(body.labels) ? body.labels.filter((l): l is string => typeof l === 'string') : [];
+          const issue = addItem(
+            ctx,
+            p.account,
+            'issues',
+            { title: body.title, body: typeof body.body === 'string' ? body.body : null, labels, state: 'open', state_reason: null, comments: 0 },
+            { repository: { ...found.repo }, author_login: p.account.login, author_id: p.account.id, closed_at: null },
+          ) as IssueItem;
+          return reply
+            .code(201)
+            .header('location', `${ctx.url}/repos/${found.repo.owner_login}/${found.repo.name}/issues/${issue.number}`)
+            .send(renderIssue(ctx.url, issue, p.account, true));
         });
 
         api.get('/rate_limit', async (req, reply) => {
