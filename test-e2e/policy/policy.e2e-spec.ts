@@ -4,6 +4,8 @@ import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, PolicyEffect, rpc } from '@context-gateway/proto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
+import type { Browser } from 'playwright-core';
+import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
 import { startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
 
@@ -217,4 +219,66 @@ describe('a change is in force for every request that starts after it returned',
     await new Promise((r) => setTimeout(r, 300));
     expect((await explain({ capability: 'github:create_issue' })).body.allowed).toBe(false);
   }, 30_000);
+});
+
+describe("the user API: a signed-in person's own rules", () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /** A person with a passkey account; returns their user id and session cookie. */
+  async function signedInPerson(name: string): Promise<{ userId: string; cookie: string }> {
+    const base = browserUrl(stack.gatewayUrl);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await addVirtualAuthenticator(context, page);
+    await page.goto(`${base}/v1/auth/signin?return_to=${encodeURIComponent('/v1/auth/session')}`);
+    await page.fill('#display-name', name);
+    await Promise.all([page.waitForURL(`${base}/v1/auth/session`), page.click('#create-account')]);
+    const session = (await (await page.request.get(`${base}/v1/auth/session`)).json()) as { userId: string };
+    const cookie = (await context.cookies(base)).find((c) => c.name === 'cg_session')!;
+    await context.close();
+    return { userId: session.userId, cookie: `cg_session=${cookie.value}` };
+  }
+
+  const me = async (cookie: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${stack.gatewayUrl}${path}`, { method, headers: { cookie, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  it('"my apps may create issues but not delete repositories", in force for the app acting for me', async () => {
+    const ada = await signedInPerson('Ada');
+    const bob = await signedInPerson('Bob');
+    // Ada consents to the app (the broker would publish this when she connects)
+    await publisher.publish(events.grantChanged, {
+      eventId: randomUUID(), grantId: randomUUID(), orgId: org.id, applicationId: app.id, userId: ada.userId, connectionId: randomUUID(),
+      integration: 'github', scopes: ['github:create_issue', 'github:delete_repository'], status: GrantStatus.ACTIVE, revision: 1n, occurredAt: timestampNow(),
+    });
+    await waitFor("Ada's grant", async () => (await explain({ userId: ada.userId, capability: 'github:create_issue' })).body.allowed, 10_000);
+    const put = await me(ada.cookie, 'POST', '/v1/me/policy/rules', { effect: 'deny', capability: 'github:delete_repository', description: 'never delete my repos' });
+    expect(put.status).toBe(201);
+    expect(put.body.rule).toMatchObject({ layer: 'user', subject: ada.userId, effect: 'deny', capability: 'github:delete_repository' });
+    expect(put.body.revisions).toEqual([{ orgId: org.id, revision: expect.any(Number) }]);
+    // explain checks the org integrations too: enable nothing new, github is on
+    expect((await explain({ userId: ada.userId, capability: 'github:create_issue' })).body.allowed).toBe(true);
+    expect((await explain({ userId: ada.userId, capability: 'github:delete_repository' })).body).toMatchObject({
+      allowed: false,
+      decidedBy: 'user',
+      reason: 'deny_rule',
+      matched: expect.arrayContaining([{ layer: 'user', effect: 'deny', ruleIds: [put.body.rule.id] }]),
+    });
+    const listed = await me(ada.cookie, 'GET', '/v1/me/policy/rules');
+    expect(listed.body.rules).toEqual([expect.objectContaining({ id: put.body.rule.id, description: 'never delete my repos' })]);
+    // Bob neither sees nor deletes Ada's rule
+    expect((await me(bob.cookie, 'GET', '/v1/me/policy/rules')).body.rules).toEqual([]);
+    expect((await me(bob.cookie, 'DELETE', `/v1/me/policy/rules/${put.body.rule.id}`)).status).toBe(404);
+    expect((await me('cg_session=cg_ss_forged', 'GET', '/v1/me/policy/rules')).status).toBe(401);
+    // Ada deletes it: the grant's allow is back in force
+    expect((await me(ada.cookie, 'DELETE', `/v1/me/policy/rules/${put.body.rule.id}`)).status).toBe(200);
+    expect((await explain({ userId: ada.userId, capability: 'github:delete_repository' })).body.allowed).toBe(true);
+  }, 60_000);
 });
