@@ -64,6 +64,10 @@ export const ErrorCodes = {
    */
   policy_unavailable: { status: 503, title: 'Policy unavailable' },
 
+  // --- sync ------------------------------------------------------------------
+  /** A webhook delivery whose X-Hub-Signature-256 does not match its body under our secret. */
+  webhook_signature_invalid: { status: 401, title: 'Webhook signature invalid' },
+
   // --- messaging -----------------------------------------------------------
   /** Nobody is subscribed to the subject (the service is down or not deployed). */
   service_unavailable: { status: 503, title: 'Service unavailable' },

@@ -9,6 +9,10 @@ export const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8080 }),
     /** The gateway's address as browsers and app backends reach it: connect URLs and OpenAPI's server use it. */
+    /** GitHub webhook secret (the GitHub App's, or the repository hooks'); unset: POST /v1/webhooks/github answers 404. */
+    GITHUB_WEBHOOK_SECRET: z.string().min(16).optional(),
+    /** Largest export upload (POST /v1/connections/{id}/imports) in bytes; the file is streamed, never held whole. */
+    IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /**
      * The operator's bearer token for the admin API (/v1/admin/*), at least 32 characters.

@@ -3,12 +3,15 @@ import { streams } from '@context-gateway/proto';
 import { serviceMain } from '@context-gateway/service-kit';
 import { AppModule } from './app.module.js';
 import { loadEnv } from './env.js';
+import { installSyncBodyParsers } from './sync/raw-body.js';
 
 await serviceMain({
   name: 'gateway',
   serviceRoot: new URL('..', import.meta.url),
   loadEnv: () => loadEnv(),
   module: AppModule,
+  // Webhooks need JSON's raw bytes; export uploads arrive as a stream.
+  configure: (app) => installSyncBodyParsers(app),
   // The gateway publishes audit events and waits for this stream's ack (docs/audit.md).
   streams: [streams.audit, streams.control],
 });

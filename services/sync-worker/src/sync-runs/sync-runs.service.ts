@@ -64,12 +64,12 @@ export class SyncRunsService {
       throw new AppError('conflict', 'The connection was being synced; retrying');
     }
 
+    this.logger.info({ connectionId, reason: job.reason, attempt: delivery.deliveryCount }, 'sync run started');
     const heartbeat = setInterval(() => {
       delivery.working();
       this.states.renew(connectionId, this.workerId, this.env.SYNC_LEASE_MS).catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
     }, Math.max(250, Math.floor(this.env.SYNC_LEASE_MS / 3)));
     let integration: string | undefined;
-    let records = 0;
     try {
       let again = true;
       let cursor = claimed.cursor;
@@ -92,22 +92,21 @@ export class SyncRunsService {
               emit: async (batch: SyncBatch) => {
                 sourceAccountId ??= batch.upserts.find((r) => r.type === 'profile')?.externalId;
                 const res = await this.writer.write({ userId: credential.userId, connectionId, integration: credential.integration, syncedAt }, batch);
-                runRecords += res.written + res.tombstoned;
+                const changed = res.written + res.tombstoned;
+                runRecords += changed;
+                // Counted per committed batch, so a run that dies half-way still counts what it wrote.
+                await this.states.addRecords(connectionId, changed);
                 delivery.working();
               },
             },
             cursor ?? null,
           );
-        } catch (error) {
-          records += runRecords;
-          throw error;
         } finally {
           release();
         }
         again = await this.states.completeRun(connectionId, this.workerId, {
           cursor: nextCursor,
           integration,
-          records: runRecords,
           nextRunAt: new Date(Date.now() + this.env.SYNC_INTERVAL_MS),
           ...(sourceAccountId ? { sourceAccountId } : {}),
         });
@@ -117,7 +116,6 @@ export class SyncRunsService {
       return 'synced';
     } catch (thrown) {
       const error = AppError.from(thrown);
-      await this.states.addRecords(connectionId, records).catch(() => undefined);
       const nextRunAt = new Date(Date.now() + this.env.SYNC_INTERVAL_MS);
       const safe = `${error.code}: ${error.message}`;
       if (error.code === 'connection_needs_reauth') {

@@ -61,7 +61,7 @@ export class SyncStateRepository {
    * locked, so a rerun request is either seen here or made against a released lease
    * (and then that job claims the connection itself): never lost.
    */
-  async completeRun(connectionId: string, owner: string, run: { cursor: unknown; integration: string; records: number; nextRunAt: Date; sourceAccountId?: string }): Promise<boolean> {
+  async completeRun(connectionId: string, owner: string, run: { cursor: unknown; integration: string; nextRunAt: Date; sourceAccountId?: string }): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const [row] = await tx.$queryRaw<{ rerun_requested: boolean; lease_owner: string | null }[]>`
         SELECT rerun_requested, lease_owner FROM sync_states WHERE connection_id = ${connectionId}::uuid FOR UPDATE`;
@@ -74,7 +74,6 @@ export class SyncStateRepository {
           ...(run.sourceAccountId ? { sourceAccountId: run.sourceAccountId } : {}),
           lastSuccessAt: new Date(),
           lastError: null,
-          recordsSynced: { increment: BigInt(run.records) },
           nextRunAt: run.nextRunAt,
           rerunRequested: false,
           ...(rerun ? {} : { state: 'idle', leaseOwner: null, leaseUntil: null }),
@@ -84,7 +83,7 @@ export class SyncStateRepository {
     });
   }
 
-  /** Records counted for a run that could not finish (they are committed at the Personal Server). */
+  /** Counts records a run wrote (committed at the Personal Server): changes and tombstones. */
   async addRecords(connectionId: string, records: number): Promise<void> {
     if (records > 0) await this.db.syncState.update({ where: { connectionId }, data: { recordsSynced: { increment: BigInt(records) } } });
   }

@@ -1,0 +1,35 @@
+import { RpcClient } from '@context-gateway/messaging';
+import { ConnectDecision, rpc } from '@context-gateway/proto';
+import { completeAuthorization, type RunningSimulator } from '@context-gateway/source-simulators';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Connects a simulated source account for an app, the way the connect flow does it, but
+ * without a browser: connect session → consent (ALLOW for a user) → the source's login and
+ * consent (simulator form, no browser) → the broker's callback. The broker then provisions
+ * the Personal Server, records the grant and queues the INITIAL sync.
+ */
+export async function connectSourceAccount(
+  client: RpcClient,
+  sim: RunningSimulator,
+  app: { orgId: string; appId: string; name: string; callbackUrl: string },
+  integration: string,
+  scopes: string[],
+  login: string,
+  userId: string = randomUUID(),
+): Promise<{ connectionId: string; userId: string }> {
+  const session = await client.request(rpc.broker.createConnectSession, {
+    orgId: app.orgId,
+    applicationId: app.appId,
+    applicationName: app.name,
+    integration,
+    scopes,
+    callbackUrl: app.callbackUrl,
+    appState: 'e2e',
+  });
+  const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId });
+  const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
+  const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId }, { timeoutMs: 20_000 });
+  if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
+  return { connectionId: done.connectionId, userId };
+}
