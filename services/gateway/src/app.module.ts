@@ -9,8 +9,9 @@ import { ConnectModule } from './connect/connect.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
 import { PolicyModule } from './policy/policy.module.js';
+import { RecordsModule } from './records/records.module.js';
 import { SyncModule } from './sync/sync.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [AuthModule, AdminModule, AccountsModule, ApplicationsModule, AuditModule, AuditorApiModule, OpenApiModule, PlatformHealthModule, PolicyModule, ConnectModule, SyncModule] })
+@Module({ imports: [AuthModule, AdminModule, AccountsModule, ApplicationsModule, AuditModule, AuditorApiModule, OpenApiModule, PlatformHealthModule, PolicyModule, ConnectModule, RecordsModule, SyncModule] })
 export class AppModule {}

@@ -1,0 +1,106 @@
+import { Controller, Param, Query, Req, Res } from '@nestjs/common';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc } from '@context-gateway/proto';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { setAuditSubject } from '../audit/audit-subject.js';
+import { Caller, CurrentUser } from '../auth/auth.decorators.js';
+import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
+import { Route } from '../http/route.decorator.js';
+import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema, userGrantParams } from './records.schemas.js';
+import { ShardRouter } from './shard-router.js';
+
+/**
+ * The data plane's public face: an app reads a connection's records (only the types its
+ * grant covers), gives its grant up; a user revokes one app's grant. Revocations go to the
+ * connection-broker (it owns grants), which commits them at the Personal Server shard
+ * before answering — so when these routes return, the app's next query already fails.
+ */
+@Controller('v1')
+export class RecordsController {
+  constructor(
+    private readonly router: ShardRouter,
+    private readonly rpcClient: RpcClient,
+  ) {}
+
+  @Route({
+    method: 'GET',
+    path: 'connections/:connectionId/records',
+    summary: "Read a connection's records",
+    description:
+      'One page of the records synced for a connection your application holds a grant on, newest changes last. ' +
+      'Only record types covered by the granted scopes are returned; asking for another type is 403 `scope_not_granted`. ' +
+      'A connection you hold no grant on is 404 `connection_not_found`; a revoked grant is 403 `grant_revoked`. ' +
+      'Page with `cursor` (stable while sync writes); `since` returns changes including deletions (`deleted: true`).',
+    tags: ['records'],
+    auth: 'api_key',
+    params: connectionParams,
+    query: recordsQuery,
+    success: { status: 200, schema: recordsPageSchema, description: 'A page of records.' },
+    errors: ['unauthenticated', 'connection_not_found', 'scope_not_granted', 'grant_revoked', 'validation_failed', 'unknown_field'],
+    audit: { action: 'data_query' },
+  })
+  async list(
+    @Caller() caller: ApplicationCaller,
+    @Param() params: z.infer<typeof connectionParams>,
+    @Query() query: z.infer<typeof recordsQuery>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<string> {
+    setAuditSubject(request, { connectionId: params.connectionId, resource: query.type ?? '*' });
+    const placement = await this.router.placement(params.connectionId);
+    setAuditSubject(request, { userId: placement.userId, integration: placement.integration });
+    const page = await this.router.query({
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      connectionId: params.connectionId,
+      type: query.type ?? '',
+      sinceMs: query.since ? BigInt(Date.parse(query.since)) : 0n,
+      limit: query.limit,
+      cursor: query.cursor ?? '',
+      fields: query.fields ? query.fields.split(',') : [],
+    });
+    // The shard sends the records as a finished JSON array: spliced in, never re-parsed here.
+    reply.header('content-type', 'application/json; charset=utf-8');
+    const syncedAt = page.syncedAt ? JSON.stringify(timestampDate(page.syncedAt).toISOString()) : 'null';
+    const nextCursor = page.nextCursor ? JSON.stringify(page.nextCursor) : 'null';
+    return `{"records":${Buffer.from(page.recordsJson).toString('utf8')},"nextCursor":${nextCursor},"syncedAt":${syncedAt}}`;
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'connections/:connectionId/grant',
+    summary: 'Give up your grant on a connection',
+    description: 'Revokes your application\'s grant; your next query on the connection is 403 `grant_revoked`. Other applications\' grants are untouched.',
+    tags: ['records'],
+    auth: 'api_key',
+    params: connectionParams,
+    success: { status: 200, schema: revokedSchema, description: 'The revoked grant.' },
+    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    audit: { action: 'revocation' },
+  })
+  async giveUp(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { connectionId: params.connectionId });
+    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: caller.applicationId, orgId: caller.orgId });
+    return { grantId };
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'me/connections/:connectionId/grants/:applicationId',
+    summary: "Revoke one application's access to one of your connections",
+    description: "The application's next query is 403 `grant_revoked`; other applications keep their grants.",
+    tags: ['me'],
+    auth: 'user_session',
+    params: userGrantParams,
+    success: { status: 200, schema: revokedSchema, description: 'The revoked grant.' },
+    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    audit: { action: 'revocation' },
+  })
+  async revoke(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof userGrantParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { connectionId: params.connectionId, applicationId: params.applicationId });
+    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: params.applicationId, userId: user.userId });
+    return { grantId };
+  }
+}

@@ -1,0 +1,68 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc, type QueryRecordsRequest, type QueryRecordsResponse } from '@context-gateway/proto';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { QueryRecordsRequestSchema } from '@context-gateway/proto';
+
+/** Where a connection lives and whose it is (never changes except the shard, by rebalance). */
+export interface Placement {
+  shard: number;
+  userId: string;
+  integration: string;
+}
+
+/** Most directory entries kept; beyond it the oldest go (a miss costs one extra round trip). */
+const MAX_ENTRIES = 100_000;
+
+/**
+ * Sends a query to the personal-server shard that owns the connection. The gateway keeps
+ * its own copy of "connection → shard" (filled by `ps.v1.locate_connection` on a miss), so
+ * the common case is ONE NATS round trip: straight to `ps.v1.shard.<n>.query`. The copy can
+ * only be wrong after a rebalance moved the user; the old shard then answers wrong_shard
+ * (it checks ownership in SQL) and we look the connection up again and retry once.
+ */
+@Injectable()
+export class ShardRouter {
+  readonly #shards = new Map<string, Placement>();
+
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  /** The connection's placement: from memory, or one `locate_connection` round trip. */
+  async placement(connectionId: string): Promise<Placement> {
+    return this.#shards.get(connectionId) ?? this.locate(connectionId);
+  }
+
+  async query(message: MessageInitShape<typeof QueryRecordsRequestSchema> & Pick<QueryRecordsRequest, 'connectionId'>): Promise<QueryRecordsResponse> {
+    const cached = this.#shards.get(message.connectionId);
+    const shard = (cached ?? (await this.locate(message.connectionId))).shard;
+    try {
+      return await this.send(shard, message);
+    } catch (error) {
+      const code = AppError.from(error).code;
+      // Only a cached (possibly stale) placement is worth a second try.
+      if (cached === undefined || (code !== 'wrong_shard' && code !== 'service_unavailable')) throw error;
+      this.#shards.delete(message.connectionId);
+      return this.send((await this.locate(message.connectionId)).shard, message);
+    }
+  }
+
+  /** Forget a connection's placement (e.g. after it was deleted). */
+  forget(connectionId: string): void {
+    this.#shards.delete(connectionId);
+  }
+
+  private send(shard: number, message: MessageInitShape<typeof QueryRecordsRequestSchema>): Promise<QueryRecordsResponse> {
+    const descriptor = rpc.personalServer.shardQuery;
+    return this.rpcClient.request(descriptor, message, { subject: descriptor.shardSubject!(shard) });
+  }
+
+  private async locate(connectionId: string): Promise<Placement> {
+    // Unknown connections are not cached: a prober cannot fill the map.
+    const reply = await this.rpcClient.request(rpc.personalServer.locateConnection, { connectionId });
+    const placement = { shard: reply.shard, userId: reply.userId, integration: reply.integration };
+    if (this.#shards.size >= MAX_ENTRIES) this.#shards.delete(this.#shards.keys().next().value as string);
+    this.#shards.set(connectionId, placement);
+    return placement;
+  }
+}

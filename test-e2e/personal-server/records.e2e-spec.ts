@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { RpcClient } from '@context-gateway/messaging';
+import { RecordInputSchema, rpc } from '@context-gateway/proto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { startTestStack, type TestStack } from '../support/test-stack.js';
+
+// Personal Servers end to end: two shard processes, records written through the write
+// contract (what sync-worker calls), grants registered and revoked through the contracts
+// connection-broker calls, apps reading over the public HTTP API with their API keys.
+let stack: TestStack;
+let nc: NatsConnection;
+let client: RpcClient;
+let orgId: string;
+const apps: Record<'playlists' | 'history', { id: string; key: string }> = {} as never;
+
+beforeAll(async () => {
+  stack = await startTestStack('personal-server-records', { OPERATOR_TOKEN, SHARD_COUNT: '2' });
+  nc = await connect({ servers: stack.natsUrl });
+  client = new RpcClient(nc);
+  const admin = adminClient(stack.gatewayUrl);
+  orgId = (await admin.createOrganization('Records Org')).id;
+  for (const [name, scopes] of [
+    ['playlists', ['spotify:read:playlists']],
+    ['history', ['spotify:read:history']],
+  ] as const) {
+    const app = await admin.createApplication(orgId, { name, callbackUrls: ['https://app.example/cb'], integrations: ['spotify'], scopes: [...scopes] });
+    apps[name] = { id: app.id, key: (await admin.issueApiKey(app.id)).secret };
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await nc?.drain();
+  await stack?.stop();
+}, 60_000);
+
+function playlist(n: number) {
+  return create(RecordInputSchema, {
+    type: 'media.playlist',
+    externalId: `pl-${n}`,
+    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', id: `pl-${n}`, name: `Playlist ${n}`, url: `https://open.spotify.example/playlist/${n}` })),
+    sourceUpdatedAt: timestampFromDate(new Date(Date.UTC(2026, 10, 1, 0, n))),
+  });
+}
+
+function play(n: number) {
+  return create(RecordInputSchema, {
+    type: 'media.play_event',
+    externalId: `play-${n}`,
+    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', trackId: `t${n}`, title: `Song ${n}`, creators: ['Band'], kind: 'music', playedAt: '2026-11-20T08:00:00Z' })),
+  });
+}
+
+/** A user with one Spotify connection that both apps hold grants on; returns the grant ids. */
+async function seedConnection(userId: string, connectionId: string) {
+  const grants: Record<string, string> = {};
+  let shard = -1;
+  for (const [name, scopes] of [
+    ['playlists', ['spotify:read:playlists']],
+    ['history', ['spotify:read:history']],
+  ] as const) {
+    const grantId = randomUUID();
+    const reply = await client.request(rpc.personalServer.registerGrant, {
+      grant: { grantId, orgId, applicationId: apps[name].id, userId, connectionId, integration: 'spotify', scopes: [...scopes] },
+    });
+    grants[name] = grantId;
+    shard = reply.shard;
+  }
+  const written = await client.request(rpc.personalServer.writeRecords, {
+    userId,
+    connectionId,
+    integration: 'spotify',
+    records: [playlist(1), playlist(2), playlist(3), play(1), play(2)],
+    syncedAt: timestampFromDate(new Date()),
+  });
+  expect(written).toMatchObject({ written: 5, unchanged: 0 });
+  return { grants, shard };
+}
+
+async function query(app: 'playlists' | 'history', connectionId: string, params = '') {
+  const response = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records${params}`, { headers: { authorization: `Bearer ${apps[app].key}` } });
+  return { status: response.status, contentType: response.headers.get('content-type'), body: (await response.json()) as Record<string, any> };
+}
+
+describe('records through the gateway', () => {
+  const userId = randomUUID();
+  const connectionId = randomUUID();
+  let grants: Record<string, string>;
+
+  beforeAll(async () => {
+    ({ grants } = await seedConnection(userId, connectionId));
+  });
+
+  it('two apps on one connection each see only the types their scopes cover', async () => {
+    const lists = await query('playlists', connectionId);
+    expect(lists.status).toBe(200);
+    expect(lists.body.records.map((r: { externalId: string }) => r.externalId).sort()).toEqual(['pl-1', 'pl-2', 'pl-3']);
+    expect(lists.body.records[0]).toMatchObject({ type: 'media.playlist', deleted: false, data: { source: 'spotify', name: expect.stringMatching(/^Playlist/) } });
+    expect(Date.parse(lists.body.syncedAt)).toBeGreaterThan(Date.now() - 60_000);
+
+    const history = await query('history', connectionId);
+    expect(history.body.records.map((r: { type: string }) => r.type)).toEqual(['media.play_event', 'media.play_event']);
+
+    const denied = await query('history', connectionId, '?type=media.playlist');
+    expect(denied.status).toBe(403);
+    expect(denied.contentType).toMatch(/^application\/problem\+json/);
+    expect(denied.body).toMatchObject({ code: 'scope_not_granted' });
+  });
+
+  it('pages with a cursor, projects fields, and refuses what it does not know', async () => {
+    const first = await query('playlists', connectionId, '?limit=2&fields=name');
+    expect(first.body.records).toHaveLength(2);
+    expect(Object.keys(first.body.records[0].data)).toEqual(['name']);
+    const second = await query('playlists', connectionId, `?limit=2&fields=name&cursor=${encodeURIComponent(first.body.nextCursor)}`);
+    expect(second.body.records).toHaveLength(1);
+    expect(second.body.nextCursor).toBeNull();
+    expect((await query('playlists', connectionId, '?limit=501')).status).toBe(422);
+    expect((await query('playlists', connectionId, '?type=calendar.event')).status).toBe(422);
+    expect((await query('playlists', connectionId, '?colour=red')).body).toMatchObject({ code: 'unknown_field' });
+  });
+
+  it('a connection the app holds no grant on is 404, exactly like one that does not exist', async () => {
+    const other = randomUUID();
+    const otherUser = randomUUID();
+    await client.request(rpc.personalServer.registerGrant, {
+      grant: { grantId: randomUUID(), orgId, applicationId: apps.history.id, userId: otherUser, connectionId: other, integration: 'spotify', scopes: ['spotify:read:history'] },
+    });
+    const notGranted = await query('playlists', other);
+    const missing = await query('playlists', randomUUID());
+    expect([notGranted.status, missing.status]).toEqual([404, 404]);
+    expect(notGranted.body.code).toBe('connection_not_found');
+    expect(missing.body.code).toBe('connection_not_found');
+    expect((await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records`)).status).toBe(401);
+  });
+
+  it('revoking one app fails its very next query while the other app keeps reading', async () => {
+    expect((await query('playlists', connectionId)).status).toBe(200); // placement cached, warm path
+    await client.request(rpc.personalServer.revokeGrant, { grantId: grants.playlists!, userId });
+    const revoked = await query('playlists', connectionId);
+    expect(revoked.status).toBe(403);
+    expect(revoked.body).toMatchObject({ code: 'grant_revoked' });
+    expect((await query('history', connectionId)).status).toBe(200);
+  });
+
+  it('deleting the connection makes every query on it 404', async () => {
+    expect(await client.request(rpc.personalServer.deleteConnection, { connectionId, userId })).toMatchObject({ recordsDeleted: 5 });
+    expect((await query('history', connectionId)).status).toBe(404);
+  });
+});
+
+describe('sharding', () => {
+  it('places users on both shards and routes each query to the owner', async () => {
+    const byShard = new Map<number, string>();
+    for (let i = 0; i < 40 && byShard.size < 2; i += 1) {
+      const connectionId = randomUUID();
+      const { shard } = await seedConnection(randomUUID(), connectionId);
+      byShard.set(shard, connectionId);
+    }
+    expect([...byShard.keys()].sort()).toEqual([0, 1]);
+    for (const connectionId of byShard.values()) {
+      const page = await query('history', connectionId);
+      expect(page.status).toBe(200);
+      expect(page.body.records).toHaveLength(2);
+    }
+  });
+
+  it('/v1/health reports personal-server ready only with every shard answering', async () => {
+    const health = (await (await fetch(`${stack.gatewayUrl}/v1/health`)).json()) as { services: Record<string, { ready: boolean; checks?: Record<string, string> }> };
+    expect(health.services['personal-server']).toMatchObject({ ready: true, checks: { shards: 'up' } });
+  });
+});
