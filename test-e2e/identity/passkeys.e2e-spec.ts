@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser, signInOnSigninPage, type VirtualAuthenticator } from '../support/browser.js';
-import { startTestStack, type TestStack } from '../support/test-stack.js';
+import { startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
 
 // A person creates a gateway account with a passkey on the sign-in page, signs out, signs
 // in again; the attacks on the ceremony (replay, a challenge used twice, a response for
@@ -75,10 +75,21 @@ describe('passkey accounts in a real browser', () => {
       expect(again).toMatchObject({ status: 200, body: { userId: created.body.userId, displayName: 'Ada Lovelace' } });
       // the authenticator's counter moved, and the gateway accepted the new value
       expect((await authenticator.credentials())[0]!.signCount).toBeGreaterThan(credential!.signCount);
+
+      // both ceremonies are in the person's own audit trail
+      const entries = await waitFor('sign-ins in the audit trail', async () => {
+        const res = await page.request.get(`${base}/v1/me/audit/entries?action=sign_in`);
+        const body = (await res.json()) as { entries?: { action: string; outcome: string; userId: string | null; operation: string | null }[] };
+        return (body.entries?.length ?? 0) >= 2 ? body.entries : undefined;
+      }, 15_000);
+      expect(entries.map((e) => [e.outcome, e.userId, e.operation]).sort()).toEqual([
+        ['allowed', created.body.userId, 'POST /v1/auth/passkeys/authentication/verify'],
+        ['allowed', created.body.userId, 'POST /v1/auth/passkeys/registration/verify'],
+      ]);
     } finally {
       await context.close();
     }
-  });
+  }, 60_000);
 
   it('keeps several passkeys per account: a signed-in user adds a second one', async () => {
     const { context, page, authenticator } = await newPerson();
@@ -107,7 +118,7 @@ describe('passkey accounts in a real browser', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 60_000);
 
   it('rejects a replayed authentication response, and a response for another challenge', async () => {
     const { context, page } = await newPerson();
@@ -148,7 +159,7 @@ describe('passkey accounts in a real browser', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 60_000);
 
   it('refuses a sign-in when the authenticator did not verify the user', async () => {
     const { context, page, authenticator } = await newPerson();
@@ -163,7 +174,7 @@ describe('passkey accounts in a real browser', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 60_000);
 
   it('only redirects to paths on the gateway', async () => {
     for (const target of ['https://evil.example/', '//evil.example/x', '/\\evil.example']) {
