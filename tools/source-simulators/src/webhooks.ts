@@ -77,6 +77,8 @@ export class Webhooks {
           'x-github-delivery': id,
           'x-github-hook-id': String(this.hookId),
           'x-hub-signature-256': `sha256=${signature}`,
+          // The legacy SHA-1 signature GitHub still sends alongside.
+          'x-hub-signature': `sha1=${createHmac('sha1', config.secret).update(body).digest('hex')}`,
         },
         body,
         signal: AbortSignal.timeout(10_000),
