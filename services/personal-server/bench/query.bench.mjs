@@ -1,0 +1,255 @@
+// pnpm bench:query — the app query path end to end, against a bare baseline.
+//
+// Starts the whole stack from dist/ (fresh database, private nats-server, SHARD_COUNT
+// personal-server shards), creates an org/app/API key through the admin API, seeds users'
+// connections with encrypted records through ps.v1.register_grant / ps.v1.write_records,
+// then for a fixed time at fixed concurrency drives
+//   GET /v1/connections/{id}/records?type=media.playlist&limit=20
+// through the gateway (API key check at identity → shard query over NATS → grant re-check,
+// read, decrypt in the shard → audit event acked by JetStream → answer), and the same page
+// from a minimal HTTP handler reading and decrypting straight from Postgres.
+//
+//   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 BENCH_USERS=100 BENCH_RECORDS=100 pnpm bench:query
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { RpcClient } from '@context-gateway/messaging';
+import { RecordInputSchema, rpc } from '@context-gateway/proto';
+import { connect } from '@nats-io/transport-node';
+import { ensureNats, startStack } from '../../../scripts/start.mjs';
+
+const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const CONCURRENCY = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const USERS = Number(process.env.BENCH_USERS ?? 100);
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 100);
+const SHARDS = Number(process.env.SHARD_COUNT ?? 2);
+const PAGE = 20;
+const OPERATOR_TOKEN = `bench-${randomUUID()}${randomUUID()}`;
+
+if (!existsSync(join(rootDir, 'services/gateway/dist/main.js'))) {
+  console.error('not built: run `pnpm build` first');
+  process.exit(1);
+}
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+// --- CPU accounting -----------------------------------------------------------------
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+function processCpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+    } catch {
+      /* exited */
+    }
+  }
+  return ticks * TICK_MS;
+}
+/** Busy CPU of the whole machine (every process, all cores), ms. */
+function machineBusyMs() {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number);
+  return (user + nice + system + irq + softirq + steal) * TICK_MS;
+}
+/** CPU ms per query of each named process (where the time goes). */
+function breakdown(named, before, ok) {
+  return Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, +((processCpuMs([pid]) - before[name]) / ok).toFixed(3)]));
+}
+
+async function drive(label, baseUrl, paths, headers, measurePids, named = {}) {
+  let i = 0;
+  const before = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, processCpuMs([pid])]));
+  const load = loadavg()[0];
+  const cpu0 = processCpuMs(measurePids());
+  const busy0 = machineBusyMs();
+  const self0 = process.cpuUsage();
+  const result = await autocannon({
+    url: baseUrl,
+    connections: CONCURRENCY,
+    duration: SECONDS,
+    headers,
+    requests: [{ setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }],
+  });
+  const cpu = processCpuMs(measurePids()) - cpu0;
+  const busy = machineBusyMs() - busy0;
+  const self = process.cpuUsage(self0);
+  const ok = result['2xx'];
+  const bad = result.non2xx + result.errors + result.timeouts;
+  if (ok && Object.keys(named).length) console.log(`${label}: CPU ms/query by process`, breakdown(named, before, ok));
+  return {
+    label,
+    'queries/s': Math.round(ok / SECONDS),
+    'p50 ms': result.latency.p50,
+    'p99 ms': result.latency.p99,
+    'server CPU ms/query': ok ? +(cpu / ok).toFixed(3) : NaN,
+    'machine CPU ms/query': ok ? +(busy / ok).toFixed(3) : NaN,
+    'load generator CPU ms/query': ok ? +((self.user + self.system) / 1000 / ok).toFixed(3) : NaN,
+    failed: bad,
+    'load avg (1 min) at start': +load.toFixed(1),
+  };
+}
+
+// --- stack ---------------------------------------------------------------------------
+const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-query-'));
+const database = `cg_bench_query_${randomUUID().slice(0, 8)}`;
+const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const databaseUrl = `postgres://postgres@127.0.0.1:5432/${database}`;
+const natsUrl = `nats://127.0.0.1:${await freePort()}`;
+const keyFile = join(scratch, 'keys', 'master.key');
+const quiet = () => {};
+console.log(`starting the stack (${SHARDS} personal-server shards) …`);
+const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet });
+const ports = {};
+for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) ports[s] = await freePort();
+let stack;
+let baseline;
+let nc;
+try {
+  stack = await startStack({
+    rootDir,
+    databaseUrl,
+    natsUrl,
+    ports,
+    log: quiet,
+    readyTimeoutMs: 120_000,
+    env: { LOG_LEVEL: 'warn', MASTER_KEY_FILE: keyFile, OPERATOR_TOKEN, SHARD_COUNT: String(SHARDS), DATABASE_POOL_MAX: '10' },
+  });
+  const gateway = stack.urls.gateway;
+  const admin = async (path, body) => {
+    const res = await fetch(`${gateway}${path}`, { method: 'POST', headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+    if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const org = await admin('/v1/admin/organizations', { name: 'Bench Org' });
+  const app = await admin(`/v1/admin/organizations/${org.id}/applications`, { name: 'Bench App', callbackUrls: ['https://bench.example/cb'], integrations: ['spotify'], scopes: ['spotify:read:playlists'] });
+  const key = await admin(`/v1/admin/applications/${app.id}/api-keys`);
+
+  // --- seed --------------------------------------------------------------------------
+  console.log(`seeding ${USERS} users × ${RECORDS} records …`);
+  nc = await connect({ servers: natsUrl });
+  const client = new RpcClient(nc);
+  const connectionIds = [];
+  for (let u = 0; u < USERS; u += 1) {
+    const userId = randomUUID();
+    const connectionId = randomUUID();
+    await client.request(rpc.personalServer.registerGrant, {
+      grant: { grantId: randomUUID(), orgId: org.id, applicationId: app.id, userId, connectionId, integration: 'spotify', scopes: ['spotify:read:playlists'] },
+    });
+    const records = [];
+    for (let r = 0; r < RECORDS; r += 1) {
+      records.push(
+        create(RecordInputSchema, {
+          type: r % 2 === 0 ? 'media.playlist' : 'media.playlist_item',
+          externalId: `x-${r}`,
+          dataJson: Buffer.from(
+            JSON.stringify(
+              r % 2 === 0
+                ? { source: 'spotify', id: `pl-${r}`, name: `Playlist number ${r} of user ${u}`, description: 'Songs for a long drive through the mountains', public: true, itemCount: r, url: `https://open.spotify.example/playlist/${r}` }
+                : { source: 'spotify', playlistId: `pl-${r - 1}`, trackId: `track-${r}`, position: r, title: `Track ${r}`, addedAt: '2026-11-01T10:00:00Z' },
+            ),
+          ),
+          sourceUpdatedAt: timestampFromDate(new Date()),
+        }),
+      );
+    }
+    await client.request(rpc.personalServer.writeRecords, { userId, connectionId, integration: 'spotify', records, syncedAt: timestampFromDate(new Date()) });
+    connectionIds.push(connectionId);
+  }
+  const query = `?type=media.playlist&limit=${PAGE}`;
+  const check = await fetch(`${gateway}/v1/connections/${connectionIds[0]}/records${query}`, { headers: { authorization: `Bearer ${key.secret}` } });
+  const sample = await check.json();
+  if (check.status !== 200 || sample.records.length !== PAGE) throw new Error(`gateway answered ${check.status}: ${JSON.stringify(sample).slice(0, 300)}`);
+
+  // --- baseline server -----------------------------------------------------------------
+  baseline = spawn(process.execPath, [fileURLToPath(new URL('baseline-server.mjs', import.meta.url))], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: 'personal_server', MASTER_KEY_FILE: keyFile, DATA_KEY_DIR: join(scratch, 'keys', 'data-keys') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const baselinePort = await new Promise((resolve, reject) => {
+    baseline.stdout.once('data', (d) => resolve(JSON.parse(String(d)).port));
+    baseline.once('exit', (code) => reject(new Error(`baseline server exited (${code})`)));
+  });
+  const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  const bare = await (await fetch(`${baselineUrl}/records/${connectionIds[0]}${query}`)).json();
+  if (bare.records.length !== PAGE || bare.records[0].data.name !== sample.records[0].data.name) throw new Error('baseline does not answer the same page');
+
+  // --- measure ------------------------------------------------------------------------
+  const stackPids = () => [...Object.values(stack.processes), ...stack.shards].map((p) => p.child.pid);
+  const paths = connectionIds.map((id) => `/v1/connections/${id}/records${query}`);
+  const barePaths = connectionIds.map((id) => `/records/${id}${query}`);
+  console.log(`warming up, then ${SECONDS} s each at ${CONCURRENCY} concurrent (${cpus().length} cores, load generator on the same machine) …`);
+  await autocannon({ url: gateway, connections: CONCURRENCY, duration: 3, headers: { authorization: `Bearer ${key.secret}` }, requests: [{ setupRequest: (req) => ({ ...req, path: paths[Math.floor(Math.random() * paths.length)] }) }] });
+  const named = Object.fromEntries([...Object.entries(stack.processes).map(([name, p]) => [name === 'personal-server' ? 'personal-server#0' : name, p.child.pid]), ...stack.shards.map((p, i) => [`personal-server#${i + 1}`, p.child.pid])]);
+  const gatewayRun = await drive('gateway (end to end)', gateway, paths, { authorization: `Bearer ${key.secret}` }, stackPids, named);
+  // The shard alone: the same query straight over NATS (no HTTP, no API key check, no audit).
+  const shardStage = await (async () => {
+    const placements = await Promise.all(connectionIds.map((id) => client.request(rpc.personalServer.locateConnection, { connectionId: id })));
+    const descriptor = rpc.personalServer.shardQuery;
+    const shardPids = () => [stack.processes['personal-server'].child.pid, ...stack.shards.map((p) => p.child.pid)];
+    const cpu0 = processCpuMs(shardPids());
+    const latencies = [];
+    let done = 0;
+    const end = Date.now() + SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, w) => {
+        for (let i = w; Date.now() < end; i += CONCURRENCY) {
+          const k = i % connectionIds.length;
+          const t = performance.now();
+          await client.request(descriptor, { orgId: org.id, applicationId: app.id, connectionId: connectionIds[k], type: 'media.playlist', limit: PAGE }, { subject: descriptor.shardSubject(placements[k].shard) });
+          latencies.push(performance.now() - t);
+          done += 1;
+        }
+      }),
+    );
+    latencies.sort((a, b) => a - b);
+    return {
+      label: 'shards alone (NATS request → shard)',
+      'queries/s': Math.round(done / SECONDS),
+      'p50 ms': +latencies[Math.floor(latencies.length * 0.5)].toFixed(1),
+      'p99 ms': +latencies[Math.floor(latencies.length * 0.99)].toFixed(1),
+      'server CPU ms/query': +((processCpuMs(shardPids()) - cpu0) / done).toFixed(3),
+      'machine CPU ms/query': NaN,
+      'load generator CPU ms/query': NaN,
+      failed: 0,
+      'load avg (1 min) at start': NaN,
+    };
+  })();
+  await autocannon({ url: baselineUrl, connections: CONCURRENCY, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: barePaths[0] }) }] });
+  const baselineRun = await drive('bare baseline (pg + decrypt)', baselineUrl, barePaths, {}, () => [baseline.pid]);
+
+  console.log(`\nGET /v1/connections/{id}/records?type=media.playlist&limit=${PAGE}  (${USERS} connections, ${RECORDS} records each, ${PAGE} decrypted per answer)`);
+  console.table([gatewayRun, shardStage, baselineRun]);
+  const ratio = gatewayRun['queries/s'] / baselineRun['queries/s'];
+  console.log(`gateway / baseline throughput: ${(ratio * 100).toFixed(0)} %`);
+  console.log(
+    `targets: ≥3000 q/s ${gatewayRun['queries/s'] >= 3000 ? 'met' : 'MISSED'}; p99 < 25 ms ${gatewayRun['p99 ms'] < 25 ? 'met' : 'MISSED'}; ≥ 50 % of baseline ${ratio >= 0.5 ? 'met' : 'MISSED'}`,
+  );
+  console.log('server CPU = gateway, identity, shards and the other services (not Postgres/NATS); machine CPU = every process on the box, load generator included.');
+} finally {
+  baseline?.kill('SIGTERM');
+  await nc?.drain().catch(() => {});
+  await stack?.stop().catch(() => {});
+  await nats.stop();
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => admin.end());
+  rmSync(scratch, { recursive: true, force: true });
+}
