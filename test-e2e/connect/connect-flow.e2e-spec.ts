@@ -3,12 +3,16 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
-import { freePort, startTestStack, type TestStack } from '../support/test-stack.js';
+import { freePort, rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
 
 // The connect flow (steps 1-3) as an app backend and a person in a browser live it: the
 // app starts a connect session with its API key, the person consents, creates a passkey,
@@ -318,6 +322,34 @@ describe('the connect flow in a browser', () => {
     // Still pending: the real person can still decide.
     expect((await fetch(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, stack.gatewayUrl))).status).toBe(200);
   });
+
+  it('the example app backend (examples/demo-app, what `pnpm demo` runs) registers itself and completes the flow', async () => {
+    const { startDemoApp } = (await import(pathToFileURL(join(rootDir, 'examples/demo-app/server.mjs')).href)) as {
+      startDemoApp(o: { gatewayUrl: string; operatorToken: string; port: number; stateFile: string; log?: (l: string) => void }): Promise<{ url: string; close(): Promise<void> }>;
+    };
+    const scratch = mkdtempSync(join(tmpdir(), 'demo-app-'));
+    const demoApp = await startDemoApp({ gatewayUrl: stack.gatewayUrl, operatorToken: OPERATOR_TOKEN, port: await freePort(), stateFile: join(scratch, 'demo-app.json'), log: () => undefined });
+    secrets.add((JSON.parse(readFileSync(join(scratch, 'demo-app.json'), 'utf8')) as { apiKey: string }).apiKey);
+    const dana = await person();
+    try {
+      await dana.page.goto(demoApp.url);
+      await dana.page.getByRole('button', { name: 'Connect Demo Notes' }).click();
+      await dana.page.waitForURL(/\/v1\/connect\//);
+      await dana.page.getByRole('link', { name: 'Continue with a passkey' }).click();
+      await dana.page.fill('#display-name', 'Dana');
+      await Promise.all([dana.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/), dana.page.click('#create-account')]);
+      await dana.page.getByRole('button', { name: 'Allow' }).click();
+      await sourceLogin(dana.page, 'bob');
+      await dana.page.waitForURL((url) => url.href.startsWith(`${demoApp.url}/callback`));
+      expect(await dana.page.textContent('h1')).toBe('Connected');
+      expect(await dana.page.textContent('pre')).toContain('"integration": "demo"');
+      await cookiesOf(dana.context);
+    } finally {
+      await dana.context.close();
+      await demoApp.close();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('no token, code, state, key, cookie or challenge the run saw appears in any service\'s logs', async () => {
     await cookiesOf(alice.context);

@@ -35,6 +35,8 @@ export const brokerRpc = {
     subject: 'broker.v1.create_connect_session',
     request: CreateConnectSessionRequestSchema,
     response: CreateConnectSessionResponseSchema,
+    // A database write on the control plane; generous so a cold or busy broker is not a 504.
+    timeoutMs: 10_000,
     validate: (m) => [
       ...check.uuid(m.orgId, 'orgId'),
       ...check.uuid(m.applicationId, 'applicationId'),
@@ -50,6 +52,7 @@ export const brokerRpc = {
     subject: 'broker.v1.get_connect_session',
     request: GetConnectSessionRequestSchema,
     response: GetConnectSessionResponseSchema,
+    timeoutMs: 5_000,
     validate: (m) => [...sessionToken(m.sessionToken, 'sessionToken'), ...optionalUuid(m.userId, 'userId')],
   }),
   decideConnectSession: defineRpc({
@@ -81,6 +84,7 @@ export const brokerRpc = {
     subject: 'broker.v1.get_connection',
     request: GetConnectionRequestSchema,
     response: GetConnectionResponseSchema,
+    timeoutMs: 5_000,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId'), ...check.nonEmpty(m.connectionId, 'connectionId')],
   }),
   getAccessToken: defineRpc({
