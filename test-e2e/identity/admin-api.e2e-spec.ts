@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { fromBinary } from '@bufbuild/protobuf';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ApplicationChangedSchema, events } from '@context-gateway/proto';
@@ -13,6 +13,8 @@ import { rootDir, startTestStack, waitFor, type TestStack } from '../support/tes
 // is revoked.
 let stack: TestStack;
 let admin: AdminClient;
+// Each test is a handful of HTTP calls; on a loaded 2-core machine they can take seconds.
+jest.setTimeout(30_000);
 
 beforeAll(async () => {
   stack = await startTestStack('identity-admin', { OPERATOR_TOKEN });
