@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppModule } from '../app.module.js';
+import { ConnectionsService } from '../connections/connections.service.js';
 import { loadEnv } from '../env.js';
 
 // The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
@@ -42,6 +43,7 @@ let nc: NatsConnection;
 let db: TestSchema;
 let demo: RunningSimulator;
 let app: INestMicroservice;
+let replica: INestMicroservice;
 let client: RpcClient;
 
 async function freePort(): Promise<number> {
@@ -81,20 +83,29 @@ beforeAll(async () => {
     INTEGRATION_DEMO_CLIENT_SECRET: 'cg-demo-secret',
     TOKEN_REFRESH_SKEW_SECONDS: '0',
   });
-  @Module({
-    imports: [
-      RuntimeModule.forRoot({ service: 'connection-broker', env, info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema }, pool: db.pool, nc, logger, shutdownTracing: async () => {} }),
-      AppModule,
-    ],
-  })
-  class Root {}
-  app = await NestFactory.createMicroservice(Root, { strategy: new NatsRpcServer({ connection: nc, queue: 'connection-broker', logger }), logger: false });
-  app.useGlobalFilters(new RpcErrorPassthroughFilter());
+  // The same module tree twice: two broker replicas sharing one database.
+  const boot = async (queue: string) => {
+    @Module({
+      imports: [
+        RuntimeModule.forRoot({ service: 'connection-broker', env, info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema }, pool: db.pool, nc, logger, shutdownTracing: async () => {} }),
+        AppModule,
+      ],
+    })
+    class Root {}
+    const instance = await NestFactory.createMicroservice(Root, { strategy: new NatsRpcServer({ connection: nc, queue, logger }), logger: false });
+    instance.useGlobalFilters(new RpcErrorPassthroughFilter());
+    return instance;
+  };
+  app = await boot('connection-broker');
   await app.listen();
+  // The second replica is only used in-process (its services called directly), not subscribed.
+  replica = await boot('connection-broker-replica');
+  await replica.init();
   client = new RpcClient(nc);
 }, 60_000);
 
 afterAll(async () => {
+  await replica?.close().catch(() => undefined);
   await app?.close().catch(() => undefined);
   await demo?.stop();
   await db?.drop().catch(() => undefined);
@@ -273,6 +284,23 @@ describe('connect flow at the broker', () => {
     expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true }))).toBe('connection_needs_reauth');
     const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId });
     expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
+  });
+
+  it('two replicas refreshing the same connection at once spend the refresh token once (row lock), and both get the new token', async () => {
+    const session = await newSession();
+    const frank = randomUUID();
+    const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, frank, 'bob');
+    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: frank });
+    await demo.control.expireTokens(false);
+    const before = (await demo.control.counters()).tokensRefreshed;
+    const [one, two] = await Promise.all([
+      app.get(ConnectionsService).accessToken(done.connectionId, true),
+      replica.get(ConnectionsService).accessToken(done.connectionId, true),
+    ]);
+    expect((await demo.control.counters()).tokensRefreshed - before).toBe(1);
+    expect(one.credential.accessToken).toBe(two.credential.accessToken);
+    const works = await fetch(`${(await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId })).apiBaseUrl}/items`, { headers: { authorization: `Bearer ${one.credential.accessToken}` } });
+    expect(works.status).toBe(200);
   });
 
   it('an API-key integration stores the pasted key encrypted, without any source login', async () => {
