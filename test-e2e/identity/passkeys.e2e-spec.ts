@@ -120,6 +120,29 @@ describe('passkey accounts in a real browser', () => {
     }
   }, 60_000);
 
+  it('asks for the passkey again with prompt=login, and the fresh session replaces the old one', async () => {
+    const { context, page } = await newPerson();
+    try {
+      await createAccount(page, 'Step Up');
+      const before = await page.request.get(`${base}/v1/auth/session`);
+      const first = (await before.json()) as { userId: string; authenticatedAt: string };
+      const oldCookie = (await context.cookies(base)).find((c) => c.name === 'cg_session')!.value;
+
+      await page.goto(`${base}/v1/auth/signin?prompt=login&return_to=${encodeURIComponent('/v1/auth/session')}`);
+      // no "continue as" shortcut: the passkey is asked for
+      expect(await page.isVisible('#sign-in')).toBe(true);
+      expect(await page.isVisible('#signed-in')).toBe(false);
+      await signInOnSigninPage(page);
+      const after = (await sessionOf(page)).body as { userId: string; authenticatedAt?: string };
+      expect(after.userId).toBe(first.userId);
+      expect(Date.parse(after.authenticatedAt!)).toBeGreaterThan(Date.parse(first.authenticatedAt));
+      // the session it replaced is over, even for a copy of its cookie
+      expect((await fetch(`${base}/v1/auth/session`, { headers: { cookie: `cg_session=${oldCookie}` } })).status).toBe(401);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('rejects a replayed authentication response, and a response for another challenge', async () => {
     const { context, page } = await newPerson();
     try {

@@ -16,13 +16,14 @@ const tags = ['accounts'];
 const webauthnOptions = z.record(z.string(), z.unknown()).describe('PublicKeyCredential(Creation|Request)OptionsJSON, for navigator.credentials (or @simplewebauthn/browser).');
 const ceremonyBody = z.strictObject({ response: z.record(z.string(), z.unknown()).describe('The browser\'s RegistrationResponseJSON / AuthenticationResponseJSON.') });
 const signedIn = z.object({ userId: z.uuid(), newUser: z.boolean() });
-const sessionSchema = z.object({ userId: z.uuid(), displayName: z.string(), expiresAt: z.string() });
+const sessionSchema = z.object({ userId: z.uuid(), displayName: z.string(), expiresAt: z.string(), authenticatedAt: z.string().describe('When the passkey that opened this session was used.') });
 const signinQuery = z.strictObject({
   return_to: z
     .string()
     .optional()
     .refine((v) => v === undefined || safeReturnTo(v) !== undefined, 'must be a path on this gateway (starting with a single /)')
     .describe('Where to go once signed in: a same-origin path only.'),
+  prompt: z.enum(['login']).optional().describe('`login`: ask for the passkey even when already signed in (a fresh confirmation).'),
 });
 
 /** @simplewebauthn/browser's UMD bundle, served from our own origin (the page's CSP allows nothing else). */
@@ -118,7 +119,7 @@ export class AccountsController {
   @Route({ method: 'GET', path: 'session', summary: 'The signed-in user', tags, auth: 'user_session', success: { status: 200, schema: sessionSchema, description: 'Who is signed in, until when.' }, errors: ['unauthenticated'] })
   session(@CurrentUser() user: SessionUser, @Res({ passthrough: true }) reply: FastifyReply) {
     reply.header('cache-control', 'no-store');
-    return { userId: user.userId, displayName: user.displayName, expiresAt: user.sessionExpiresAt.toISOString() };
+    return { userId: user.userId, displayName: user.displayName, expiresAt: user.sessionExpiresAt.toISOString(), authenticatedAt: user.authenticatedAt.toISOString() };
   }
 
   @Route({ method: 'DELETE', path: 'session', summary: 'Sign out', description: 'Ends the session server-side and clears the cookie.', tags, auth: 'user_session', success: { status: 204, description: 'Signed out.' }, errors: ['unauthenticated'] })
@@ -144,7 +145,7 @@ export class AccountsController {
       .header('x-frame-options', 'DENY')
       .header('referrer-policy', 'same-origin')
       .header('cache-control', 'no-store');
-    return renderSigninPage(safeReturnTo(query.return_to ?? '/v1/auth/signin') ?? '/v1/auth/signin');
+    return renderSigninPage(safeReturnTo(query.return_to ?? '/v1/auth/signin') ?? '/v1/auth/signin', { forceLogin: query.prompt === 'login' });
   }
 
   @Route({ method: 'GET', path: 'assets/signin.js', summary: "The sign-in page's script", tags, auth: 'none', success: { status: 200, schema: z.string(), contentType: 'text/javascript', description: 'JavaScript.' }, errors: [] })

@@ -53,6 +53,9 @@ export class AccountsService {
         ? await this.rpcClient.request(rpc.identity.finishPasskeyRegistration, message, { timeoutMs: 5_000 })
         : await this.rpcClient.request(rpc.identity.finishPasskeyAuthentication, message, { timeoutMs: 5_000 });
     const expiresAt = done.sessionExpiresAt ? timestampDate(done.sessionExpiresAt) : new Date();
+    // The browser's previous session (if any) ends: one browser, one live session.
+    const previous = parseCookies(cookieHeader).get(SESSION_COOKIE);
+    if (previous) await this.rpcClient.request(rpc.identity.signOut, { sessionToken: previous }).catch(() => undefined);
     return {
       userId: done.userId,
       newUser: done.newUser,

@@ -8,7 +8,7 @@ export const SIGNIN_CSP = "default-src 'none'; script-src 'self'; connect-src 's
  * to `returnTo` (already checked to be a same-origin path). Server-rendered, tiny, and
  * driven by /v1/auth/assets/signin.js.
  */
-export function renderSigninPage(returnTo: string): string {
+export function renderSigninPage(returnTo: string, options: { forceLogin?: boolean } = {}): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -27,7 +27,7 @@ export function renderSigninPage(returnTo: string): string {
   [hidden] { display: none; }
 </style>
 </head>
-<body data-return-to="${escapeHtml(returnTo)}">
+<body data-return-to="${escapeHtml(returnTo)}" data-prompt="${options.forceLogin ? 'login' : ''}">
 <h1>Context Gateway</h1>
 <p>Your gateway account is protected by a passkey: no password, nothing to phish.</p>
 <section id="signed-in" hidden>
@@ -101,6 +101,8 @@ export const SIGNIN_SCRIPT = `'use strict';
   document.getElementById('sign-out').addEventListener('click', function () {
     call('DELETE', '/v1/auth/session').then(function () { window.location.reload(); }, fail);
   });
+  // prompt=login: a fresh passkey confirmation is wanted, so an existing session is not offered.
+  if (document.body.dataset.prompt === 'login') return;
   call('GET', '/v1/auth/session').then(function (session) {
     document.getElementById('user-name').textContent = session.displayName;
     document.getElementById('signed-in').hidden = false;

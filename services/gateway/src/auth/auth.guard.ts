@@ -101,6 +101,7 @@ export class AuthGuard implements CanActivate {
       userId: session.user!.id,
       displayName: session.user!.displayName,
       sessionExpiresAt: session.expiresAt ? timestampDate(session.expiresAt) : new Date(0),
+      authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0),
     };
     setAuditSubject(request, { userId: session.user!.id, actorKind: 'user_session', actorId: session.user!.id });
   }

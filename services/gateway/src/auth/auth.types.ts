@@ -29,6 +29,8 @@ export interface SessionUser {
   displayName: string;
   /** When the session cookie stops working. */
   sessionExpiresAt: Date;
+  /** When the person last proved presence with a passkey (the session's start). */
+  authenticatedAt: Date;
 }
 
 /** The deployment's operator (admin API). */

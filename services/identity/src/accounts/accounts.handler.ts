@@ -51,6 +51,8 @@ export class AccountsHandler {
     return {
       user: { id: user.id, displayName: user.displayName, createdAt: ts(user.createdAt), passkeyCount: user._count.passkeys },
       expiresAt: ts(session.expiresAt),
+      // Sessions are only ever opened by a passkey ceremony, at creation.
+      authenticatedAt: ts(session.createdAt),
     };
   }
 
