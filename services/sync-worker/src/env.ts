@@ -26,6 +26,10 @@ export const envSchema = z
     SYNC_SOURCE_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
     /** Longest Retry-After a job waits out in place; longer and the job is retried later (back-off). */
     SYNC_SOURCE_MAX_WAIT_MS: ms(60_000),
+    /** Records per write to the Personal Server (its maximum is 500). */
+    SYNC_WRITE_BATCH: z.coerce.number().int().min(1).max(500).default(500),
+    /** Writes of one run in flight at once, while the connector fetches the next pages. */
+    SYNC_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(4),
     /** Retry back-off for a failed job: base * 2^(attempt-1), full jitter, capped. */
     SYNC_RETRY_BASE_MS: ms(1_000),
     SYNC_RETRY_MAX_MS: ms(60_000),

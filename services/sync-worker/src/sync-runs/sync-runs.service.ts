@@ -11,6 +11,7 @@ import type { Env } from '../env.js';
 import { RecordWriter } from './record-writer.js';
 import { SourceCredentials } from './source-credentials.js';
 import { SyncStateRepository } from './sync-state.repository.js';
+import { WritePipeline } from './write-pipeline.js';
 
 /** Counting semaphore: at most `limit` holders at once, FIFO. */
 class Semaphore {
@@ -84,6 +85,18 @@ export class SyncRunsService {
         let nextCursor: unknown;
         let sourceAccountId: string | undefined;
         try {
+          const pipeline = new WritePipeline(
+            async (batch: SyncBatch) => {
+              const res = await this.writer.write({ userId: credential.userId, connectionId, integration: credential.integration, syncedAt }, batch);
+              const changed = res.written + res.tombstoned;
+              runRecords += changed;
+              // Counted per committed write, so a run that dies half-way still counts what it wrote.
+              await this.states.addRecords(connectionId, changed);
+              delivery.working();
+            },
+            this.env.SYNC_WRITE_BATCH,
+            this.env.SYNC_WRITES_IN_FLIGHT,
+          );
           nextCursor = await connector.sync(
             {
               baseUrl: credential.apiBaseUrl,
@@ -91,16 +104,13 @@ export class SyncRunsService {
               http: { maxWaitMs: this.env.SYNC_SOURCE_MAX_WAIT_MS },
               emit: async (batch: SyncBatch) => {
                 sourceAccountId ??= batch.upserts.find((r) => r.type === 'profile')?.externalId;
-                const res = await this.writer.write({ userId: credential.userId, connectionId, integration: credential.integration, syncedAt }, batch);
-                const changed = res.written + res.tombstoned;
-                runRecords += changed;
-                // Counted per committed batch, so a run that dies half-way still counts what it wrote.
-                await this.states.addRecords(connectionId, changed);
-                delivery.working();
+                await pipeline.add(batch);
               },
             },
             cursor ?? null,
           );
+          // The cursor moves only once every write of the run is committed.
+          await pipeline.drain();
         } finally {
           release();
         }

@@ -1,0 +1,174 @@
+// pnpm bench:sync — how fast the sync path is, end to end:
+//   1. throughput: records/s from an unthrottled GitHub simulator through the sync-worker
+//      into a Personal Server (the INITIAL sync of a large account: every page fetched,
+//      normalized, encrypted and committed, counted by the worker);
+//   2. freshness: seconds from a change at the source to the record being queryable by an
+//      app through GET /v1/connections/{id}/records, with webhooks (no polling schedule).
+// Runs the stack from dist/ (pnpm build first) with a private database and nats-server.
+import { RpcClient } from '@context-gateway/messaging';
+import { ConnectDecision, rpc } from '@context-gateway/proto';
+import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
+import { connect } from '@nats-io/transport-node';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+// The same code `pnpm start` runs.
+import { ensureNats, startStack } from '../../scripts/start.mjs';
+
+const rootDir = fileURLToPath(new URL('../..', import.meta.url));
+const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(what, probe, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch((error) => {
+      if (/^sync (failed|needs_reauth)/.test(error.message)) throw error;
+      return undefined;
+    });
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The whole stack on a fresh database and a private nats-server (as the e2e tests run it). */
+async function startBenchStack(env) {
+  const id = randomUUID().slice(0, 8);
+  const admin = new URL(ADMIN_URL);
+  const database = `cg_bench_${id}`;
+  const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${database}`;
+  const natsUrl = `nats://127.0.0.1:${await freePort()}`;
+  const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-sync-'));
+  const log = () => {};
+  const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log });
+  const ports = {};
+  for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) ports[s] = await freePort();
+  const stack = await startStack({ rootDir, databaseUrl, natsUrl, ports, log, readyTimeoutMs: 90_000, env: { MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), ...env } });
+  return {
+    gatewayUrl: stack.urls.gateway,
+    natsUrl,
+    async stop() {
+      try {
+        await stack.stop();
+      } finally {
+        await nats.stop();
+        const c = new pg.Client({ connectionString: ADMIN_URL });
+        await c.connect();
+        await c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => c.end());
+        rmSync(scratch, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+const REPOS = Number(process.env.BENCH_SYNC_REPOS ?? 20_000);
+const FRESHNESS_SAMPLES = Number(process.env.BENCH_SYNC_SAMPLES ?? 10);
+const CLIENT_ID = 'bench-github';
+const CLIENT_SECRET = 'bench-github-secret-0123456789';
+const WEBHOOK_SECRET = 'bench-webhook-secret-0123456789';
+const SCOPES = ['github:read:profile', 'github:read:repos', 'github:read:stars', 'github:read:issues'];
+const CALLBACK = 'http://127.0.0.1:9/bench-callback';
+const OPERATOR_TOKEN = 'bench-operator-token-0123456789abcdef0123456789';
+
+const sim = await startSimulator({ provider: 'github', rateLimit: 10_000_000 });
+const stack = await startBenchStack({
+  OPERATOR_TOKEN,
+  LOG_LEVEL: 'warn',
+  INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
+  INTEGRATION_GITHUB_BASE_URL: sim.url,
+  INTEGRATION_GITHUB_CLIENT_ID: CLIENT_ID,
+  INTEGRATION_GITHUB_CLIENT_SECRET: CLIENT_SECRET,
+  GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  SYNC_INTERVAL_MS: '3600000',
+});
+const nc = await connect({ servers: stack.natsUrl });
+try {
+  const port = new URL(stack.gatewayUrl).port;
+  await sim.control.registerClient({ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`], name: 'bench' });
+  await sim.control.configureWebhook({ url: `${stack.gatewayUrl}/v1/webhooks/github`, secret: WEBHOOK_SECRET });
+
+  const admin = async (method, path, body) => {
+    const res = await fetch(`${stack.gatewayUrl}${path}`, { method, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const org = await admin('POST', '/v1/admin/organizations', { name: 'Bench' });
+  const app = await admin('POST', `/v1/admin/organizations/${org.id}/applications`, { name: 'Bench App', callbackUrls: [CALLBACK], integrations: ['github'], scopes: SCOPES });
+  const { secret: key } = await admin('POST', `/v1/admin/applications/${app.id}/api-keys`);
+  const client = new RpcClient(nc);
+  const newSession = () => client.request(rpc.broker.createConnectSession, { orgId: org.id, applicationId: app.id, applicationName: 'Bench App', integration: 'github', scopes: SCOPES, callbackUrl: CALLBACK });
+  await waitFor('the broker to know the app', () => newSession().then(() => true));
+
+  const connectAccount = async (login) => {
+    const userId = randomUUID();
+    const session = await newSession();
+    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId });
+    const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
+    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId }, { timeoutMs: 20_000 });
+    return done.connectionId;
+  };
+  const api = async (path) => {
+    const res = await fetch(`${stack.gatewayUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const synced = (connectionId, timeoutMs) =>
+    waitFor('the sync', async () => {
+      const s = await api(`/v1/connections/${connectionId}/sync`);
+      if (s.state === 'failed' || s.state === 'needs_reauth') throw new Error(`sync ${s.state}: ${s.lastError}`);
+      return s.state === 'idle' && s.lastSuccessAt ? s : undefined;
+    }, timeoutMs);
+
+  // 1. Throughput.
+  const seedStarted = Date.now();
+  await sim.control.createAccount({ login: 'bench-big', counts: { repos: REPOS, starred: 100, issues: 100 } });
+  console.log(`seeded ${REPOS} repositories in ${Date.now() - seedStarted} ms`);
+  const t0 = performance.now();
+  const big = await connectAccount('bench-big');
+  const state = await synced(big, 600_000);
+  const seconds = (performance.now() - t0) / 1000;
+  const counters = await sim.control.counters();
+  console.log(`throughput: ${state.recordsSynced} records in ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s ` +
+    `(${counters.apiRequests} source requests; connect + queue + sync + write, unthrottled source)`);
+
+  // 2. Freshness with webhooks: a typical account, one change at a time.
+  await sim.control.createAccount({ login: 'bench-small', counts: { repos: 150, starred: 50, issues: 20 } });
+  const small = await connectAccount('bench-small');
+  await synced(small, 60_000);
+  const repos = (await sim.control.list('bench-small', 'repos')).items;
+  const samples = [];
+  for (let i = 0; i < FRESHNESS_SAMPLES; i++) {
+    const target = repos[(i * 13) % repos.length];
+    const marker = `bench change ${i} ${randomUUID()}`;
+    const changedAt = performance.now();
+    await sim.control.updateItem('bench-small', 'repos', target.id, { description: marker });
+    for (;;) {
+      const page = await api(`/v1/connections/${small}/records?type=code.repository&since=${new Date(Date.now() - 60_000).toISOString()}&limit=500`);
+      if (page.records.some((r) => r.externalId === String(target.id) && r.data?.description === marker)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    samples.push((performance.now() - changedAt) / 1000);
+  }
+  samples.sort((a, b) => a - b);
+  const pct = (p) => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))];
+  console.log(`freshness (change at the source → queryable, webhooks): p50 ${pct(50).toFixed(2)} s, max ${samples[samples.length - 1].toFixed(2)} s over ${samples.length} changes`);
+} finally {
+  await nc.close();
+  await stack.stop();
+  await sim.stop();
+}
