@@ -95,11 +95,18 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     const deadline = Date.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
     const latest = await this.watermark.latestSeq();
     await this.watermark.waitConsumed(latest, Math.max(1, deadline - Date.now()));
+    let lastError: unknown;
     for (;;) {
       const entry = this.entries.get(orgId);
       if (entry && this.satisfies(orgId, entry)) return entry;
-      if (Date.now() >= deadline) throw new AppError('policy_unavailable', 'The policy rules for this organization could not be brought up to date in time');
-      await this.load(orgId, deadline);
+      if (Date.now() >= deadline) throw new AppError('policy_unavailable', 'The policy rules for this organization could not be brought up to date in time', [], { cause: lastError });
+      try {
+        await this.load(orgId, deadline);
+      } catch (error) {
+        // policy slow or restarting: try again until the deadline, then fail closed.
+        lastError = error;
+        await new Promise((r) => setTimeout(r, 20));
+      }
     }
   }
 

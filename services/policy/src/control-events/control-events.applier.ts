@@ -56,8 +56,8 @@ export class ControlEventsApplier {
     return revision;
   }
 
-  /** A CONTROL message policy has nothing to do with (its own PolicyChanged, others' facts): only the cursor moves. */
-  async skip(streamSeq: number): Promise<void> {
+  /** Persists the cursor past messages that changed nothing (called lazily, see ControlProgress). */
+  async persistCursor(streamSeq: number): Promise<void> {
     await this.repo.transaction((tx) => this.repo.advanceControlSeq(tx, streamSeq));
   }
 

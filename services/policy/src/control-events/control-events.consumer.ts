@@ -6,6 +6,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMes
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Env } from '../env.js';
+import { ControlProgress } from '../rules/control-progress.js';
 import { ControlEventsApplier } from './control-events.applier.js';
 
 /** After this many failed attempts an event is dead-lettered (and the cursor moves past it). */
@@ -21,6 +22,9 @@ const MAX_DELIVER = 5;
 @Injectable()
 export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
   private messages: ConsumerMessages | undefined;
+  /** Highest skipped sequence not yet in the cursor row, and the timer that will write it. */
+  private unpersisted = 0;
+  private persistTimer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -28,6 +32,7 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly applier: ControlEventsApplier,
+    private readonly progress: ControlProgress,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -62,6 +67,23 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
   async onApplicationShutdown(): Promise<void> {
     await this.messages?.close();
     await this.loop;
+    clearTimeout(this.persistTimer);
+    await this.persist();
+  }
+
+  /** Skipped messages reach the cursor row at most once a second (a restart re-reads them: harmless). */
+  private schedulePersist(seq: number): void {
+    this.unpersisted = Math.max(this.unpersisted, seq);
+    this.persistTimer ??= setTimeout(() => {
+      this.persistTimer = undefined;
+      void this.persist();
+    }, 1_000);
+  }
+
+  private async persist(): Promise<void> {
+    const seq = this.unpersisted;
+    if (seq === 0) return;
+    await this.applier.persistCursor(seq).catch((error) => this.logger.warn({ err: error }, 'control cursor not persisted; will retry'));
   }
 
   private async process(m: JsMsg): Promise<void> {
@@ -75,9 +97,11 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
         if (event) await this.applier.grantChanged(event, m.seq);
         else return await this.deadLetter(m, 'invalid');
       } else {
-        await this.applier.skip(m.seq);
+        // Nothing to apply (policy's own PolicyChanged, facts for others): no transaction.
+        this.schedulePersist(m.seq);
       }
       await m.ackAck();
+      this.progress.advance(m.seq);
     } catch (error) {
       const attempt = m.info.deliveryCount;
       if (attempt >= MAX_DELIVER) return this.deadLetter(m, 'max_deliveries');
@@ -106,8 +130,9 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
     h.set('cg-origin-seq', String(m.seq));
     try {
       await jetstream(this.nc).publish(deadLetterSubject(streams.control), m.data, { headers: h, msgID: `${streams.control.name}:${m.seq}` });
-      await this.applier.skip(m.seq);
+      await this.applier.persistCursor(m.seq);
       m.term(reason);
+      this.progress.advance(m.seq);
     } catch (error) {
       this.logger.error({ err: error, seq: m.seq }, 'dead-lettering failed; the event will come back');
       m.nak(1_000);

@@ -20,6 +20,7 @@ import { randomUUID } from 'node:crypto';
 import type { Tx } from '../database/database.module.js';
 import type { PolicyRule as RuleRow } from '../generated/prisma/client.js';
 import { BUILTIN_CAPABILITIES } from './capability-catalog.js';
+import { ControlProgress } from './control-progress.js';
 import { rowToEngine, specToEngine } from './rule-mapping.js';
 import { RulesRepository } from './rules.repository.js';
 
@@ -54,6 +55,7 @@ export class RulesService {
   constructor(
     private readonly repo: RulesRepository,
     private readonly publisher: JetStreamPublisher,
+    private readonly progress: ControlProgress,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -137,7 +139,9 @@ export class RulesService {
    * rules are at least as new as both numbers claim (a reader may only be pessimistic).
    */
   async snapshot(orgId: string): Promise<OrgSnapshot> {
-    const controlSeq = await this.repo.controlSeq();
+    const inMemory = BigInt(this.progress.appliedThrough);
+    const stored = await this.repo.controlSeq();
+    const controlSeq = stored > inMemory ? stored : inMemory;
     const revision = await this.repo.revision(orgId);
     const sources = await this.repo.orgSources(orgId);
     const rules: EngineRule[] = [];
