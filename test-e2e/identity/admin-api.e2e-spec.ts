@@ -229,3 +229,25 @@ describe('the CLI (pnpm cg)', () => {
     expect(refused).toMatchObject({ code: 1, json: { status: 404, code: 'not_found' } });
   });
 });
+
+describe('what the gateway publishes and logs', () => {
+  it('documents the admin and application routes with their security schemes in OpenAPI', async () => {
+    const doc = (await (await fetch(`${stack.gatewayUrl}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { security: unknown[] }>> };
+    expect(doc.paths['/v1/admin/organizations']?.post?.security).toEqual([{ operatorToken: [] }]);
+    expect(doc.paths['/v1/admin/applications/{applicationId}/api-keys/{keyId}']?.delete?.security).toEqual([{ operatorToken: [] }]);
+    expect(doc.paths['/v1/applications/{applicationId}']?.get?.security).toEqual([{ apiKey: [] }]);
+    expect(doc.paths['/v1/auth/session']?.get?.security).toEqual([{ userSession: [] }]);
+  });
+
+  it('never logs an API key or the operator token', async () => {
+    const org = await admin.createOrganization('Log Check Org');
+    const app = await admin.createApplication(org.id, { name: 'logs', callbackUrls: ['https://logs.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    await asApp(key.secret, `/v1/applications/${app.id}`);
+    await asApp(`${key.secret.slice(0, -1)}x`, `/v1/applications/${app.id}`);
+    await new Promise((r) => setTimeout(r, 500));
+    const text = stack.logs.map((l) => l.raw).join('\n');
+    expect(text).not.toMatch(/cg_sk_[A-Za-z0-9_-]{20}/);
+    expect(text).not.toContain(OPERATOR_TOKEN);
+  });
+});
