@@ -263,8 +263,10 @@ describe('the connect flow in a browser', () => {
     expect(replayed.status).toBe(400);
     // Without PKCE the source does not even issue a code.
     const noPkce = await fetch(`${demo.url}/oauth/authorize?response_type=code&client_id=${CLIENT_ID}&redirect_uri=${encodeURIComponent(`${base}/v1/connect/callback`)}&state=s&scope=notes.read`, { redirect: 'manual' });
-    const location = noPkce.headers.get('location');
-    expect(location === null ? noPkce.status : new URL(location).searchParams.get('error')).not.toBe(200);
+    expect(noPkce.status).toBe(302);
+    const refused = new URL(noPkce.headers.get('location')!);
+    expect(refused.searchParams.get('error')).toBe('invalid_request');
+    expect(refused.searchParams.get('code')).toBeNull();
   });
 
   it('an expired connect session shows an explanation and cannot be allowed', async () => {
