@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { RpcClient } from '@context-gateway/messaging';
-import { RecordInputSchema, rpc } from '@context-gateway/proto';
+import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
+import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { startTestStack, type TestStack } from '../support/test-stack.js';
@@ -14,6 +14,8 @@ import { startTestStack, type TestStack } from '../support/test-stack.js';
 let stack: TestStack;
 let nc: NatsConnection;
 let client: RpcClient;
+let publisher: JetStreamPublisher;
+let admin: ReturnType<typeof adminClient>;
 let orgId: string;
 const apps: Record<'playlists' | 'history', { id: string; key: string }> = {} as never;
 
@@ -21,8 +23,11 @@ beforeAll(async () => {
   stack = await startTestStack('personal-server-records', { OPERATOR_TOKEN, SHARD_COUNT: '2' });
   nc = await connect({ servers: stack.natsUrl });
   client = new RpcClient(nc);
-  const admin = adminClient(stack.gatewayUrl);
+  publisher = new JetStreamPublisher(nc);
+  admin = adminClient(stack.gatewayUrl);
   orgId = (await admin.createOrganization('Records Org')).id;
+  // The org layer allows nothing until an admin enables the integration (docs/policy.md).
+  expect((await admin.call('PUT', `/v1/admin/organizations/${orgId}/policy/integrations`, { integrations: ['spotify'] })).status).toBe(200);
   for (const [name, scopes] of [
     ['playlists', ['spotify:read:playlists']],
     ['history', ['spotify:read:history']],
@@ -54,6 +59,32 @@ function play(n: number) {
   });
 }
 
+/**
+ * What connection-broker does after a consent: register the grant at the Personal Server
+ * (ps.v1.register_grant), then publish control.v1.grant_changed (policy derives the user
+ * layer's allows from it).
+ */
+async function registerGrant(app: 'playlists' | 'history', userId: string, connectionId: string, scopes: string[]) {
+  const grantId = randomUUID();
+  const reply = await client.request(rpc.personalServer.registerGrant, {
+    grant: { grantId, orgId, applicationId: apps[app].id, userId, connectionId, integration: 'spotify', scopes },
+  });
+  await publisher.publish(events.grantChanged, {
+    eventId: randomUUID(),
+    grantId,
+    orgId,
+    applicationId: apps[app].id,
+    userId,
+    connectionId,
+    integration: 'spotify',
+    scopes,
+    status: GrantStatus.ACTIVE,
+    revision: 1n,
+    occurredAt: timestampFromDate(new Date()),
+  });
+  return { grantId, shard: reply.shard };
+}
+
 /** A user with one Spotify connection that both apps hold grants on; returns the grant ids. */
 async function seedConnection(userId: string, connectionId: string) {
   const grants: Record<string, string> = {};
@@ -62,12 +93,9 @@ async function seedConnection(userId: string, connectionId: string) {
     ['playlists', ['spotify:read:playlists']],
     ['history', ['spotify:read:history']],
   ] as const) {
-    const grantId = randomUUID();
-    const reply = await client.request(rpc.personalServer.registerGrant, {
-      grant: { grantId, orgId, applicationId: apps[name].id, userId, connectionId, integration: 'spotify', scopes: [...scopes] },
-    });
-    grants[name] = grantId;
-    shard = reply.shard;
+    const registered = await registerGrant(name, userId, connectionId, [...scopes]);
+    grants[name] = registered.grantId;
+    shard = registered.shard;
   }
   const written = await client.request(rpc.personalServer.writeRecords, {
     userId,
@@ -125,15 +153,28 @@ describe('records through the gateway', () => {
   it('a connection the app holds no grant on is 404, exactly like one that does not exist', async () => {
     const other = randomUUID();
     const otherUser = randomUUID();
-    await client.request(rpc.personalServer.registerGrant, {
-      grant: { grantId: randomUUID(), orgId, applicationId: apps.history.id, userId: otherUser, connectionId: other, integration: 'spotify', scopes: ['spotify:read:history'] },
-    });
+    await registerGrant('history', otherUser, other, ['spotify:read:history']);
     const notGranted = await query('playlists', other);
     const missing = await query('playlists', randomUUID());
     expect([notGranted.status, missing.status]).toEqual([404, 404]);
     expect(notGranted.body.code).toBe('connection_not_found');
     expect(missing.body.code).toBe('connection_not_found');
     expect((await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records`)).status).toBe(401);
+  });
+
+  it('every query passes the three-layer policy: an org deny is policy_denied, yet no grant is still 404', async () => {
+    const rule = await admin.call<{ rule: { id: string } }>('POST', `/v1/admin/organizations/${orgId}/policy/rules`, { effect: 'deny', capability: 'spotify:read:history' });
+    expect(rule.status).toBe(201);
+    try {
+      const denied = await query('history', connectionId);
+      expect(denied.status).toBe(403);
+      expect(denied.body).toMatchObject({ code: 'policy_denied' });
+      expect((await query('history', randomUUID())).status).toBe(404);
+      expect((await query('playlists', connectionId)).status).toBe(200); // other scopes unaffected
+    } finally {
+      await admin.call('DELETE', `/v1/admin/organizations/${orgId}/policy/rules/${rule.body.rule.id}`);
+    }
+    expect((await query('history', connectionId)).status).toBe(200);
   });
 
   it('revoking one app fails its very next query while the other app keeps reading', async () => {

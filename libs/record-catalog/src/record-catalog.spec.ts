@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { AppError } from '@context-gateway/errors';
-import { RECORD_TYPES, renderRecordTypesMarkdown, typesForIntegration, typesForScopes, validateRecord, INTEGRATION_SCOPES, isRecordType } from './index.js';
+import { RECORD_TYPES, renderRecordTypesMarkdown, scopesForType, typesForIntegration, typesForScopes, validateRecord, INTEGRATION_SCOPES, isRecordType } from './index.js';
 
 describe('record catalog', () => {
   it('a Spotify play and a Netflix viewing validate against one shape', () => {
@@ -33,6 +33,8 @@ describe('record catalog', () => {
     expect([...typesForScopes('spotify', ['spotify:read:playlists'])].sort()).toEqual(['media.playlist', 'media.playlist_item']);
     expect(typesForScopes('spotify', ['github:read:repos']).size).toBe(0);
     expect(typesForIntegration('github').has('code.repository')).toBe(true);
+    expect(scopesForType('netflix', 'media.playlist')).toEqual(['netflix:read:list']);
+    expect(scopesForType('spotify', 'code.issue')).toEqual([]);
     for (const scopes of Object.values(INTEGRATION_SCOPES)) for (const types of Object.values(scopes)) for (const t of types) expect(isRecordType(t)).toBe(true);
   });
 

@@ -40,3 +40,10 @@ export function typesForScopes(integration: string, scopes: Iterable<string>): S
 export function typesForIntegration(integration: string): Set<RecordTypeName> {
   return typesForScopes(integration, Object.keys(INTEGRATION_SCOPES[integration] ?? {}));
 }
+
+/** The scopes of an integration that cover `type` (the read capabilities a policy check asks about). */
+export function scopesForType(integration: string, type: string): string[] {
+  return Object.entries(INTEGRATION_SCOPES[integration] ?? {})
+    .filter(([, types]) => (types as readonly string[]).includes(type))
+    .map(([scope]) => scope);
+}

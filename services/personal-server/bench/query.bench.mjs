@@ -5,8 +5,9 @@
 // connections with encrypted records through ps.v1.register_grant / ps.v1.write_records,
 // then for a fixed time at fixed concurrency drives
 //   GET /v1/connections/{id}/records?type=media.playlist&limit=20
-// through the gateway (API key check at identity → shard query over NATS → grant re-check,
-// read, decrypt in the shard → audit event acked by JetStream → answer), and the same page
+// through the gateway (API key check at identity → three-layer policy → shard query over
+// NATS → grant re-check, read, decrypt in the shard → audit event acked by JetStream →
+// answer), the shards alone (the same query straight over NATS), and the same page
 // from a minimal HTTP handler reading and decrypting straight from Postgres.
 //
 //   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 BENCH_USERS=100 BENCH_RECORDS=100 pnpm bench:query
@@ -21,8 +22,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { RpcClient } from '@context-gateway/messaging';
-import { RecordInputSchema, rpc } from '@context-gateway/proto';
+import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
+import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import { connect } from '@nats-io/transport-node';
 import { ensureNats, startStack } from '../../../scripts/start.mjs';
 
@@ -141,18 +142,24 @@ try {
   const org = await admin('/v1/admin/organizations', { name: 'Bench Org' });
   const app = await admin(`/v1/admin/organizations/${org.id}/applications`, { name: 'Bench App', callbackUrls: ['https://bench.example/cb'], integrations: ['spotify'], scopes: ['spotify:read:playlists'] });
   const key = await admin(`/v1/admin/applications/${app.id}/api-keys`);
+  // Policy's org layer: the admin enables the integration (docs/policy.md).
+  const enabled = await fetch(`${gateway}/v1/admin/organizations/${org.id}/policy/integrations`, { method: 'PUT', headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ integrations: ['spotify'] }) });
+  if (enabled.status !== 200) throw new Error(`policy integrations: ${enabled.status}`);
 
   // --- seed --------------------------------------------------------------------------
   console.log(`seeding ${USERS} users × ${RECORDS} records …`);
   nc = await connect({ servers: natsUrl });
   const client = new RpcClient(nc);
+  const publisher = new JetStreamPublisher(nc);
   const connectionIds = [];
   for (let u = 0; u < USERS; u += 1) {
     const userId = randomUUID();
     const connectionId = randomUUID();
-    await client.request(rpc.personalServer.registerGrant, {
-      grant: { grantId: randomUUID(), orgId: org.id, applicationId: app.id, userId, connectionId, integration: 'spotify', scopes: ['spotify:read:playlists'] },
-    });
+    // What connection-broker does after a consent: register at the shard, publish grant_changed (policy's user layer).
+    const grantId = randomUUID();
+    const grant = { grantId, orgId: org.id, applicationId: app.id, userId, connectionId, integration: 'spotify', scopes: ['spotify:read:playlists'] };
+    await client.request(rpc.personalServer.registerGrant, { grant });
+    await publisher.publish(events.grantChanged, { ...grant, eventId: randomUUID(), status: GrantStatus.ACTIVE, revision: 1n, occurredAt: timestampFromDate(new Date()) });
     const records = [];
     for (let r = 0; r < RECORDS; r += 1) {
       records.push(

@@ -9,6 +9,7 @@ import { Caller, CurrentUser } from '../auth/auth.decorators.js';
 import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema, userGrantParams } from './records.schemas.js';
+import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
 /**
@@ -22,6 +23,7 @@ export class RecordsController {
   constructor(
     private readonly router: ShardRouter,
     private readonly rpcClient: RpcClient,
+    private readonly policy: RecordsPolicy,
   ) {}
 
   @Route({
@@ -31,14 +33,15 @@ export class RecordsController {
     description:
       'One page of the records synced for a connection your application holds a grant on, newest changes last. ' +
       'Only record types covered by the granted scopes are returned; asking for another type is 403 `scope_not_granted`. ' +
-      'A connection you hold no grant on is 404 `connection_not_found`; a revoked grant is 403 `grant_revoked`. ' +
+      'A connection you hold no grant on is 404 `connection_not_found`; a revoked grant is 403 `grant_revoked`; ' +
+      'a scope the org, the user or your application policy denies is 403 `policy_denied`. ' +
       'Page with `cursor` (stable while sync writes); `since` returns changes including deletions (`deleted: true`).',
     tags: ['records'],
     auth: 'api_key',
     params: connectionParams,
     query: recordsQuery,
     success: { status: 200, schema: recordsPageSchema, description: 'A page of records.' },
-    errors: ['unauthenticated', 'connection_not_found', 'scope_not_granted', 'grant_revoked', 'validation_failed', 'unknown_field'],
+    errors: ['unauthenticated', 'connection_not_found', 'scope_not_granted', 'grant_revoked', 'policy_denied', 'policy_unavailable', 'validation_failed', 'unknown_field'],
     audit: { action: 'data_query' },
   })
   async list(
@@ -51,7 +54,10 @@ export class RecordsController {
     setAuditSubject(request, { connectionId: params.connectionId, resource: query.type ?? '*' });
     const placement = await this.router.placement(params.connectionId);
     setAuditSubject(request, { userId: placement.userId, integration: placement.integration });
-    const page = await this.router.query({
+    const verdict = await this.policy.check(caller, placement, query.type);
+    const decision = verdict.decision;
+    if (decision) setAuditSubject(request, { policy: { decidedBy: decision.decidedBy ?? 'none', reason: decision.reason, matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds) } });
+    const message = {
       orgId: caller.orgId,
       applicationId: caller.applicationId,
       connectionId: params.connectionId,
@@ -60,7 +66,16 @@ export class RecordsController {
       limit: query.limit,
       cursor: query.cursor ?? '',
       fields: query.fields ? query.fields.split(',') : [],
-    });
+      policyTypes: verdict.kind === 'allowed' ? (verdict.policyTypes ?? []) : [],
+    };
+    if (verdict.kind === 'denied') {
+      // Denied by policy — but a connection without a grant must stay a 404 (and a revoked
+      // grant a grant_revoked), never a 403 that tells the app the connection exists: the
+      // shard's answer for the grant wins, policy_denied only when the grant is fine.
+      await this.router.query({ ...message, limit: 1, fields: [] });
+      throw verdict.error;
+    }
+    const page = await this.router.query(message);
     // The shard sends the records as a finished JSON array: spliced in, never re-parsed here.
     reply.header('content-type', 'application/json; charset=utf-8');
     const syncedAt = page.syncedAt ? JSON.stringify(timestampDate(page.syncedAt).toISOString()) : 'null';

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
+import { PolicyModule } from '../policy/policy.module.js';
 import { RecordsController } from './records.controller.js';
+import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
-/** Records queries routed to the owning Personal Server shard; grant give-up and user revocation. */
-@Module({ controllers: [RecordsController], providers: [ShardRouter] })
+/** Records queries (three-layer policy, then the owning Personal Server shard); grant give-up and user revocation. */
+@Module({ imports: [PolicyModule], controllers: [RecordsController], providers: [ShardRouter, RecordsPolicy] })
 export class RecordsModule {}

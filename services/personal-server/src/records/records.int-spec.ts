@@ -156,6 +156,12 @@ describe('personal-server storage and query path', () => {
     // Same app id, another org: no grant there.
     expect(await codeOf(records.query(q(connection, APP_PLAYLISTS, { orgId: randomUUID() })))).toBe('connection_not_found');
 
+    // The gateway's policy allowed only some types: an untyped query is limited to them.
+    const both = randomUUID();
+    await grant(user, connection, both, ['spotify:read:playlists', 'spotify:read:history']);
+    expect((await page(connection, both)).records).toHaveLength(3);
+    expect((await page(connection, both, { policyTypes: ['media.play_event'] })).records.map((r) => r.type)).toEqual(['media.play_event']);
+
     const projected = await page(connection, APP_PLAYLISTS, { fields: ['name'], type: 'media.playlist' });
     expect(projected.records.every((r) => Object.keys(r.data!).join() === 'name')).toBe(true);
   });

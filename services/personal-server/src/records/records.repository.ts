@@ -40,6 +40,8 @@ export interface PageQuery {
   connectionId: string;
   /** One type, or undefined for every type the grant covers. */
   type: string | undefined;
+  /** For an untyped query: only these types (the gateway's policy allowed only some); undefined: no limit. */
+  policyTypes: string[] | undefined;
   since: Date | undefined;
   afterVersion: bigint;
   limit: number;
@@ -67,12 +69,20 @@ interface PageRow {
  * The query path's one statement: grant (this org's app, this connection, a user this
  * shard owns) + connection + one page of records, in one round trip. The records are only
  * read when the grant is active and only of types the grant covers; the service turns a
- * missing or revoked grant, or a type outside it, into the public error. Four prepared
- * variants (type given or not × since given or not) so each gets a plan that uses the
- * right index instead of one generic plan full of `$n IS NULL OR ...`.
+ * missing or revoked grant, or a type outside it, into the public error. One prepared
+ * variant per combination of filters (type, since, tombstones, policy limit) so each gets
+ * a plan that uses the right index instead of one generic plan full of `$n IS NULL OR ...`.
  */
-function pageStatement(typed: boolean, since: boolean, includeDeleted: boolean): string {
-  return `
+function pageStatement(typed: boolean, since: boolean, includeDeleted: boolean, limited: boolean): { text: string; order: (keyof PageParams)[] } {
+  // Parameters are numbered in the order they are first needed.
+  const order: (keyof PageParams)[] = ['shard', 'connectionId', 'applicationId', 'orgId', 'limit', 'afterVersion'];
+  const n = (name: keyof PageParams) => {
+    if (!order.includes(name)) order.push(name);
+    return `$${order.indexOf(name) + 1}`;
+  };
+  const typeFilter = typed ? `r.type = ${n('type')} AND r.type = ANY(g.types)` : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
+  const sinceFilter = since ? `AND r.updated_at > ${n('since')}` : '';
+  const text = `
 SELECT g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
        r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
   FROM grants g
@@ -83,19 +93,22 @@ SELECT g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_ke
       FROM records r
      WHERE r.connection_id = g.connection_id
        AND g.state = 'active'
-       AND ${typed ? 'r.type = $6 AND r.type = ANY(g.types)' : 'r.type = ANY(g.types)'}
-       AND r.version > $5
-       ${since ? `AND r.updated_at > $${typed ? 7 : 6}` : ''}
+       AND ${typeFilter}
+       AND r.version > $6
+       ${sinceFilter}
        ${includeDeleted ? '' : 'AND r.deleted_at IS NULL'}
      ORDER BY r.version
-     LIMIT $4
+     LIMIT $5
   ) r ON true
- WHERE g.connection_id = $2 AND g.application_id = $3 AND g.org_id = $${typed ? (since ? 8 : 7) : since ? 7 : 6}
+ WHERE g.connection_id = $2 AND g.application_id = $3 AND g.org_id = $4
  ORDER BY r.version`;
+  return { text, order };
 }
 
-const STATEMENTS = new Map<string, string>();
-for (const typed of [true, false]) for (const since of [true, false]) for (const del of [true, false]) STATEMENTS.set(`${typed}${since}${del}`, pageStatement(typed, since, del));
+type PageParams = Omit<PageQuery, 'includeDeleted'>;
+
+const STATEMENTS = new Map<string, { text: string; order: (keyof PageParams)[] }>();
+for (const typed of [true, false]) for (const since of [true, false]) for (const del of [true, false]) for (const limited of [true, false]) STATEMENTS.set(`${typed}${since}${del}${limited}`, pageStatement(typed, since, del, limited));
 
 /** `records`: encrypted bodies with routing/filtering columns in clear. */
 @Injectable()
@@ -103,12 +116,11 @@ export class RecordsRepository {
   constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
 
   async page(q: PageQuery): Promise<{ grant: QueryGrant | undefined; records: StoredRecord[] }> {
-    const key = `${q.type !== undefined}${q.since !== undefined}${q.includeDeleted}`;
-    const values: unknown[] = [q.shard, q.connectionId, q.applicationId, q.limit, q.afterVersion.toString()];
-    if (q.type !== undefined) values.push(q.type);
-    if (q.since !== undefined) values.push(q.since);
-    values.push(q.orgId);
-    const config: QueryConfig = { name: `ps_page_${key}`, text: STATEMENTS.get(key)!, values };
+    const limited = q.type === undefined && q.policyTypes !== undefined;
+    const key = `${q.type !== undefined}${q.since !== undefined}${q.includeDeleted}${limited}`;
+    const statement = STATEMENTS.get(key)!;
+    const values = statement.order.map((name) => (name === 'afterVersion' ? q.afterVersion.toString() : q[name]));
+    const config: QueryConfig = { name: `ps_page_${key}`, text: statement.text, values };
     const { rows } = await this.pool.query<PageRow>(config);
     const first = rows[0];
     if (!first) return { grant: undefined, records: [] };

@@ -136,6 +136,7 @@ export class RecordsService {
       applicationId: request.applicationId,
       connectionId: request.connectionId,
       type,
+      policyTypes: type === undefined && request.policyTypes.length > 0 ? request.policyTypes : undefined,
       since,
       afterVersion,
       limit: request.limit,

@@ -1,0 +1,34 @@
+import { Injectable } from '@nestjs/common';
+import type { Decision } from '@context-gateway/policy-engine';
+import { INTEGRATION_SCOPES, scopesForType, typesForScopes } from '@context-gateway/record-catalog';
+import { deniedError, PolicyDecider } from '../policy/policy-decider.js';
+import type { Placement } from './shard-router.js';
+
+export type RecordsVerdict =
+  | { kind: 'allowed'; policyTypes: string[] | undefined; decision: Decision | undefined }
+  | { kind: 'denied'; error: Error; decision: Decision };
+
+/**
+ * The three-layer check for a records query. A data scope is a read capability
+ * (`spotify:read:playlists`), so a query for type T is allowed when the org, user and app
+ * layers all allow at least one scope that covers T. A query without a type is limited to
+ * the types of the allowed scopes (the shard intersects them with the grant's).
+ */
+@Injectable()
+export class RecordsPolicy {
+  constructor(private readonly decider: PolicyDecider) {}
+
+  async check(caller: { orgId: string; applicationId: string }, placement: Placement, type: string | undefined): Promise<RecordsVerdict> {
+    const scopes = type ? scopesForType(placement.integration, type) : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
+    // A type the integration never produces: nothing to ask policy; the shard says scope_not_granted.
+    if (scopes.length === 0) return { kind: 'allowed', policyTypes: undefined, decision: undefined };
+    const decisions = await Promise.all(
+      scopes.map((capability) => this.decider.evaluate({ orgId: caller.orgId, applicationId: caller.applicationId, userId: placement.userId, capability })),
+    );
+    const allowed = scopes.filter((_, i) => decisions[i]!.allowed);
+    if (allowed.length === 0) return { kind: 'denied', error: deniedError(scopes[0]!, decisions[0]!), decision: decisions[0]! };
+    const firstAllowed = decisions.find((d) => d.allowed);
+    if (type || allowed.length === scopes.length) return { kind: 'allowed', policyTypes: undefined, decision: firstAllowed };
+    return { kind: 'allowed', policyTypes: [...typesForScopes(placement.integration, allowed)], decision: firstAllowed };
+  }
+}
