@@ -210,6 +210,22 @@ describe('passkey accounts in a real browser', () => {
     expect(await ok.text()).toContain('data-return-to="/v1/connect/x?y=1"');
   });
 
+  // Last of the ceremony tests: it spends this address's budget for the rest of the minute.
+  it('limits how many ceremonies one address may start per minute', async () => {
+    const start = () => fetch(`${base}/v1/auth/passkeys/authentication/options`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const statuses: number[] = [];
+    let refused: Response | undefined;
+    for (let batch = 0; batch < 32 && !refused; batch++) {
+      const responses = await Promise.all(Array.from({ length: 20 }, start));
+      statuses.push(...responses.map((r) => r.status));
+      refused = responses.find((r) => r.status === 429);
+    }
+    expect(refused).toBeDefined();
+    expect(await refused!.json()).toMatchObject({ code: 'rate_limited' });
+    // the default budget (600 a minute) was honoured before the refusals began
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(600 - 40);
+  }, 120_000);
+
   it('keeps passkey ceremonies, sessions and keys out of the logs', () => {
     const text = stack.logs.map((l) => l.raw).join('\n');
     expect(text).not.toMatch(/cg_ss_[A-Za-z0-9_-]{20}/);

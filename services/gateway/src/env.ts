@@ -19,6 +19,11 @@ export const envSchema = z
      * Unset (or empty): the admin API answers 503 admin_disabled.
      */
     OPERATOR_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32, 'must be at least 32 characters').optional()),
+    /**
+     * Passkey ceremonies one client address may start per minute; beyond it 429 rate_limited.
+     * Behind a reverse proxy every client shares the proxy's address: raise it accordingly.
+     */
+    PASSKEY_STARTS_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(600),
     /** How long a request waits for the AUDIT stream's ack before failing with audit_unavailable (503). */
     AUDIT_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2_000),
     /**

@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Body, Controller, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Inject, Query, Req, Res } from '@nestjs/common';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { CurrentUser } from '../auth/auth.decorators.js';
 import type { SessionUser } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
+import type { Env } from '../env.js';
 import { AccountsService } from './accounts.service.js';
+import { CeremonyStartLimiter } from './start-limiter.js';
 import { safeReturnTo } from './return-to.js';
 import { renderSigninPage, SIGNIN_CSP, SIGNIN_SCRIPT } from './signin.page.js';
 
@@ -39,7 +42,14 @@ function webauthnScript(): string {
  */
 @Controller('v1/auth')
 export class AccountsController {
-  constructor(private readonly accounts: AccountsService) {}
+  private readonly limiter: CeremonyStartLimiter;
+
+  constructor(
+    private readonly accounts: AccountsService,
+    @Inject(SERVICE_ENV) env: Env,
+  ) {
+    this.limiter = new CeremonyStartLimiter(env.PASSKEY_STARTS_PER_MINUTE);
+  }
 
   @Route({
     method: 'POST',
@@ -50,9 +60,10 @@ export class AccountsController {
     auth: 'none',
     body: z.strictObject({ displayName: z.string().trim().max(100).optional() }).optional(),
     success: { status: 200, schema: webauthnOptions, description: 'Creation options.' },
-    errors: ['validation_failed', 'unknown_field'],
+    errors: ['validation_failed', 'unknown_field', 'rate_limited'],
   })
   async registrationOptions(@Body() body: { displayName?: string } | undefined, @Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    this.limiter.take(request.ip);
     const userId = await this.accounts.optionalUser(request.headers.cookie);
     const { options, cookie } = await this.accounts.startRegistration(body?.displayName ?? '', userId);
     reply.header('set-cookie', cookie).header('cache-control', 'no-store');
@@ -88,9 +99,10 @@ export class AccountsController {
     auth: 'none',
     body: z.strictObject({}).optional(),
     success: { status: 200, schema: webauthnOptions, description: 'Request options.' },
-    errors: ['unknown_field'],
+    errors: ['unknown_field', 'rate_limited'],
   })
-  async authenticationOptions(@Res({ passthrough: true }) reply: FastifyReply) {
+  async authenticationOptions(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    this.limiter.take(request.ip);
     const { options, cookie } = await this.accounts.startAuthentication();
     reply.header('set-cookie', cookie).header('cache-control', 'no-store');
     return options;
