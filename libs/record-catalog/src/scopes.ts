@@ -12,6 +12,8 @@ export const INTEGRATION_SCOPES: Readonly<Record<string, Readonly<Record<string,
     'spotify:read:library': ['media.track'],
     'spotify:read:playlists': ['media.playlist', 'media.playlist_item'],
     'spotify:read:history': ['media.play_event'],
+    // The connection-broker's catalog names Spotify's own scope (user-read-recently-played).
+    'spotify:read:recently_played': ['media.play_event'],
     'spotify:read:follows': ['social.follow'],
   },
   netflix: {
