@@ -108,6 +108,7 @@ try {
     return res.json();
   };
   const org = await admin('POST', '/v1/admin/organizations', { name: 'Bench' });
+  await admin('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
   const app = await admin('POST', `/v1/admin/organizations/${org.id}/applications`, { name: 'Bench App', callbackUrls: [CALLBACK], integrations: ['github'], scopes: SCOPES });
   const { secret: key } = await admin('POST', `/v1/admin/applications/${app.id}/api-keys`);
   const client = new RpcClient(nc);
@@ -145,6 +146,40 @@ try {
   const counters = await sim.control.counters();
   console.log(`throughput: ${state.recordsSynced} records in ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s ` +
     `(${counters.apiRequests} source requests; connect + queue + sync + write, unthrottled source)`);
+
+  // Where the time goes: the source alone (the same pages, fetched one after another as the
+  // connector does) and the Personal Server's write path alone (the same number of records
+  // in 500-record writes to one connection, as the worker sends them).
+  const token = await client.request(rpc.broker.getAccessToken, { connectionId: big });
+  let url = `${sim.url}/user/repos?per_page=100&sort=full_name`;
+  let fetched = 0;
+  const s0 = performance.now();
+  while (url) {
+    const res = await fetch(url, { headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/vnd.github+json' } });
+    fetched += (await res.json()).length;
+    url = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
+  }
+  const sourceSeconds = (performance.now() - s0) / 1000;
+  console.log(`  source alone: ${fetched} repositories in ${sourceSeconds.toFixed(2)} s = ${Math.round(fetched / sourceSeconds)} records/s`);
+  const encoder = new TextEncoder();
+  for (const inFlight of [1, 4]) {
+    const w0 = performance.now();
+    const writes = [];
+    let written = 0;
+    for (let b = 0; b < REPOS / 500; b++) {
+      const records = Array.from({ length: 500 }, (_, i) => ({
+        type: 'code.repository',
+        externalId: `bench-${inFlight}-${b * 500 + i}`,
+        dataJson: encoder.encode(JSON.stringify({ source: 'github', id: `bench-${b * 500 + i}`, fullName: `bench/repo-${b * 500 + i}`, description: 'a benchmark record of ordinary size', private: false, language: 'TypeScript', url: 'https://example.test/repo' })),
+      }));
+      const p = client.request(rpc.personalServer.writeRecords, { userId: token.userId, connectionId: big, integration: 'github', records }).then((r) => (written += r.written));
+      writes.push(p);
+      if (writes.length >= inFlight) await writes.shift();
+    }
+    await Promise.all(writes);
+    const ws = (performance.now() - w0) / 1000;
+    console.log(`  Personal Server writes alone (${inFlight} in flight): ${written} records in ${ws.toFixed(2)} s = ${Math.round(written / ws)} records/s`);
+  }
 
   // 2. Freshness with webhooks: a typical account, one change at a time.
   await sim.control.createAccount({ login: 'bench-small', counts: { repos: 150, starred: 50, issues: 20 } });

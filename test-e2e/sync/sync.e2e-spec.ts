@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
+import { ConnectionStatus, rpc } from '@context-gateway/proto';
 import pg from 'pg';
 import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -24,6 +24,8 @@ const CALLBACK = 'http://127.0.0.1:9/app-callback';
 const WORKER_ENV = { SYNC_JOB_ACK_WAIT_MS: '4000', SYNC_LEASE_MS: '3000', SYNC_RETRY_BASE_MS: '200', SYNC_RETRY_MAX_MS: '2000', SYNC_INTERVAL_MS: '3600000' };
 
 let sim: RunningSimulator;
+let spotify: RunningSimulator;
+const SPOTIFY_SCOPES = ['spotify:read:profile', 'spotify:read:playlists', 'spotify:read:library', 'spotify:read:recently_played'];
 let stack: TestStack;
 let nc: NatsConnection;
 let client: RpcClient;
@@ -84,6 +86,7 @@ async function syncedAfter(connectionId: string, after: number, timeoutMs = 60_0
 
 beforeAll(async () => {
   sim = await startSimulator({ provider: 'github' });
+  spotify = await startSimulator({ provider: 'spotify' });
   stack = await startTestStack('sync', {
     OPERATOR_TOKEN,
     INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
@@ -91,6 +94,9 @@ beforeAll(async () => {
     INTEGRATION_GITHUB_CLIENT_ID: CLIENT_ID,
     INTEGRATION_GITHUB_CLIENT_SECRET: CLIENT_SECRET,
     GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    INTEGRATION_SPOTIFY_BASE_URL: spotify.url,
+    INTEGRATION_SPOTIFY_CLIENT_ID: CLIENT_ID,
+    INTEGRATION_SPOTIFY_CLIENT_SECRET: CLIENT_SECRET,
     ...WORKER_ENV,
   });
   const port = new URL(stack.gatewayUrl).port;
@@ -100,13 +106,22 @@ beforeAll(async () => {
     redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
     name: 'Context Gateway',
   });
+  await spotify.control.registerClient({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
+    name: 'Context Gateway',
+  });
+  await spotify.control.createAccount({ login: 'listener', counts: { playlists: 12, playlist_tracks: 60, tracks: 80, recently_played: 70 } });
   await sim.control.configureWebhook({ url: `${stack.gatewayUrl}/v1/webhooks/github`, secret: WEBHOOK_SECRET });
   await sim.control.createAccount({ login: 'octo-sync', counts: { repos: 230, starred: 120, issues: 25 } });
   await sim.control.createAccount({ login: 'octo-bulk', counts: { repos: 1500, starred: 10, issues: 5 } });
 
   const admin = adminClient(stack.gatewayUrl);
   const org = await admin.createOrganization('Sync Org');
-  const created = await admin.createApplication(org.id, { name: 'Sync App', callbackUrls: [CALLBACK], integrations: ['github'], scopes: SCOPES });
+  // The org layer of policy allows GitHub (secure default: nothing).
+  expect((await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github', 'spotify'] })).status).toBe(200);
+  const created = await admin.createApplication(org.id, { name: 'Sync App', callbackUrls: [CALLBACK], integrations: ['github', 'spotify'], scopes: [...SCOPES, ...SPOTIFY_SCOPES] });
   key = (await admin.issueApiKey(created.id)).secret;
   app = { orgId: org.id, appId: created.id, name: 'Sync App', callbackUrl: CALLBACK };
   nc = await connect({ servers: stack.natsUrl });
@@ -122,6 +137,7 @@ afterAll(async () => {
   await nc?.close();
   await stack?.stop();
   await sim?.stop();
+  await spotify?.stop();
 }, 60_000);
 
 describe('sync: GitHub into the Personal Server', () => {
@@ -216,6 +232,21 @@ describe('sync: GitHub into the Personal Server', () => {
     expect((await records(connectionId, 'code.repository')).get(String(target.id))).toMatchObject({ description: 'during the storm' });
   }, 60_000);
 
+  it('a job that keeps failing ends up visibly failed after its bounded retries, and the next sync recovers', async () => {
+    // The source asks for a wait longer than a worker will hold a job for: every delivery fails with rate_limited.
+    await sim.control.startStorm({ retryAfterSeconds: 3600, status: 429, kind: 'secondary' });
+    await api('POST', `/v1/connections/${connectionId}/sync`);
+    const failed = await waitFor('the failed state', async () => {
+      const s = await syncState(connectionId);
+      return s.state === 'failed' ? s : undefined;
+    }, 60_000);
+    expect(failed.lastError).toMatch(/^rate_limited/);
+    await sim.control.stopStorm();
+    const t0 = Date.now();
+    await api('POST', `/v1/connections/${connectionId}/sync`);
+    expect(await syncedAfter(connectionId, t0)).toMatchObject({ state: 'idle', lastError: null });
+  }, 90_000);
+
   it('another app (no grant on the connection) gets 404 for its sync status, sync now and imports', async () => {
     const admin = adminClient(stack.gatewayUrl);
     const other = await admin.createApplication(app.orgId, { name: 'Other', callbackUrls: [CALLBACK], integrations: ['github'], scopes: SCOPES });
@@ -258,4 +289,32 @@ describe('sync: GitHub into the Personal Server', () => {
     expect(state.recordsSynced).toBe(1 + 1500 + 10 + 5);
     expect(state.lastError).toBeNull();
   }, 150_000);
+});
+
+describe('sync: Spotify into the Personal Server', () => {
+  let connectionId: string;
+
+  it('the first sync brings profile, playlists with their items and saved tracks', async () => {
+    const t0 = Date.now();
+    ({ connectionId } = await connectSourceAccount(client, spotify, app, 'spotify', SPOTIFY_SCOPES, 'listener'));
+    const state = await syncedAfter(connectionId, t0);
+    expect(state.lastError).toBeNull();
+    // profile + 12 playlists + 12 × 60 items + 80 saved tracks + 70 plays
+    expect(state.recordsSynced).toBe(1 + 12 + 12 * 60 + 80 + 70);
+    expect((await records(connectionId, 'media.playlist')).size).toBe(12);
+    expect((await records(connectionId, 'media.playlist_item')).size).toBe(12 * 60);
+    expect((await records(connectionId, 'media.track')).size).toBe(80);
+  }, 60_000);
+
+  it('a refresh token the source refuses (invalid_grant) marks the connection needs_reauth and stops syncing it', async () => {
+    await spotify.control.expireTokens(true);
+    expect((await api('POST', `/v1/connections/${connectionId}/sync`)).status).toBe(202);
+    const state = await waitFor('needs_reauth', async () => {
+      const s = await syncState(connectionId);
+      return s.state === 'needs_reauth' ? s : undefined;
+    }, 30_000);
+    expect(state.lastError).toMatch(/^connection_needs_reauth/);
+    const { connection } = await client.request(rpc.broker.getConnection, { orgId: app.orgId, applicationId: app.appId, connectionId });
+    expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
+  }, 60_000);
 });
