@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
-import { events, GrantStatus, PolicyEffect, rpc } from '@context-gateway/proto';
+import { fromBinary } from '@bufbuild/protobuf';
+import { AuditAction, AuditEventSchema, events, GrantStatus, PolicyEffect, rpc, streams } from '@context-gateway/proto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import type { Browser } from 'playwright-core';
@@ -56,6 +57,18 @@ async function publishGrant(status: GrantStatus, revision: bigint, scopes: strin
     revision,
     occurredAt: timestampNow(),
   });
+}
+
+/** The most recent audit events on the AUDIT stream (read back through the JetStream API). */
+async function recentAuditEvents(count = 50) {
+  const api = async (subject: string, body: object) => (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
+  const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
+  const out = [];
+  for (let seq = info.state.last_seq; seq >= Math.max(1, info.state.last_seq - count); seq -= 1) {
+    const { message } = await api(`$JS.API.STREAM.MSG.GET.${streams.audit.name}`, { seq });
+    if (message) out.push(fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')));
+  }
+  return out;
 }
 
 beforeAll(async () => {
@@ -121,6 +134,9 @@ describe('three layers, deny overrides, explained', () => {
     });
     expect(put.status).toBe(201);
     const ruleId = put.body.rule.id;
+    // the change is in the audit trail: who changed which org's policy, naming the rule
+    const audited = (await recentAuditEvents()).find((e) => e.resource === `policy_rule:${ruleId}`);
+    expect(audited).toMatchObject({ action: AuditAction.POLICY_CHANGE, orgId: org.id, capability: 'github:create_issue' });
     expect((await explain({ capability: 'github:create_issue', resource: 'repo:acme/secret-plans' })).body).toMatchObject({
       allowed: false,
       decidedBy: 'org',

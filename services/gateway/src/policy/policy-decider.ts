@@ -182,3 +182,16 @@ export function deniedError(capability: string, decision: Decision): AppError {
   ];
   return new AppError('policy_denied', `Denied '${capability}': ${why}`, problems);
 }
+
+/**
+ * A decision as the audit trail keeps it (AuditRecord.policy): the deciding layer in the
+ * audit vocabulary ('org' | 'user' | 'app', 'none' when allowed or unknown), the reason,
+ * and every matched rule id in layer order — so an auditor can see why without the rules.
+ */
+export function auditPolicyOf(decision: Decision): { decidedBy: string; reason: string; matchedRuleIds: string[] } {
+  return {
+    decidedBy: decision.decidedBy === 'application' ? 'app' : (decision.decidedBy ?? 'none'),
+    reason: decision.reason,
+    matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds),
+  };
+}

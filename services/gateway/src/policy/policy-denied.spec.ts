@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { compilePolicies, orgIntegrationRules } from '@context-gateway/policy-engine';
 import { toProblem } from '@context-gateway/service-kit';
-import { deniedError } from './policy-decider.js';
+import { auditPolicyOf, deniedError } from './policy-decider.js';
 
 // What an app sees when the gateway refuses: never a bare 403 — the layer and the rules.
 describe('policy_denied', () => {
@@ -41,5 +41,12 @@ describe('policy_denied', () => {
     const error = deniedError('github:launch', policies.decide({ ...request, capability: 'github:launch' }));
     expect(error.message).toBe("Denied 'github:launch': 'github:launch' is not a known capability");
     expect(error.problems).toContainEqual({ path: 'decision.decidedBy', message: 'none' });
+  });
+
+  it('goes into the audit event with the layer and every matched rule', () => {
+    const denied = policies.decide({ ...request, capability: 'github:create_issue', resource: 'repo:acme/secret-plans' });
+    expect(auditPolicyOf(denied)).toEqual({ decidedBy: 'org', reason: 'deny_rule', matchedRuleIds: ['no-secret-issues', 'grant:g1:github:create_issue', 'app-allows'] });
+    const allowed = policies.decide({ ...request, capability: 'github:create_issue', resource: 'repo:acme/frontend' });
+    expect(auditPolicyOf(allowed)).toEqual({ decidedBy: 'none', reason: 'allowed', matchedRuleIds: ['org:org-1:integration:github', 'grant:g1:github:create_issue', 'app-allows'] });
   });
 });

@@ -1,10 +1,12 @@
-import { Body, Controller, Param, Query } from '@nestjs/common';
+import { Body, Controller, Param, Query, Req } from '@nestjs/common';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import type { Decision, Layer } from '@context-gateway/policy-engine';
 import { PolicyEffect, PolicyLayer, rpc, type PolicyRule, type RuleSpecSchema } from '@context-gateway/proto';
 import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
+import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller, CurrentUser } from '../auth/auth.decorators.js';
 import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
@@ -48,26 +50,32 @@ export class PolicyController {
     return { rules: reply.rules.map(ruleOut), revision: Number(reply.revision) };
   }
 
-  @Route({ method: 'POST', path: 'admin/organizations/:orgId/policy/rules', summary: 'Add an org-layer rule', description: 'Applies to every application of the org. A deny overrides any allow of the org layer.', tags: ['policy-admin'], auth: 'operator', params: orgParams, body: ruleBody, success: { status: 201, schema: putRuleResponse, description: 'Stored and in force.' }, errors: [...adminErrors] })
-  async putOrgRule(@Param() p: z.infer<typeof orgParams>, @Body() body: RuleBody) {
+  @Route({ method: 'POST', path: 'admin/organizations/:orgId/policy/rules', summary: 'Add an org-layer rule', description: 'Applies to every application of the org. A deny overrides any allow of the org layer.', tags: ['policy-admin'], audit: { action: 'policy_change' }, auth: 'operator', params: orgParams, body: ruleBody, success: { status: 201, schema: putRuleResponse, description: 'Stored and in force.' }, errors: [...adminErrors] })
+  async putOrgRule(@Param() p: z.infer<typeof orgParams>, @Body() body: RuleBody, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: p.orgId, ...auditTarget(body) });
     const reply = await this.rpcClient.request(rpc.policy.putOrgRule, { orgId: p.orgId, rule: specIn(body) });
+    setAuditSubject(request, { resource: `policy_rule:${reply.rule!.id}` });
     return { rule: ruleOut(reply.rule!), revision: Number(reply.revision) };
   }
 
-  @Route({ method: 'POST', path: 'admin/organizations/:orgId/applications/:applicationId/policy/rules', summary: 'Add an application-layer rule', tags: ['policy-admin'], auth: 'operator', params: appParams, body: ruleBody, success: { status: 201, schema: putRuleResponse, description: 'Stored and in force.' }, errors: [...adminErrors, 'not_found'] })
-  async putApplicationRule(@Param() p: z.infer<typeof appParams>, @Body() body: RuleBody) {
+  @Route({ method: 'POST', path: 'admin/organizations/:orgId/applications/:applicationId/policy/rules', summary: 'Add an application-layer rule', tags: ['policy-admin'], audit: { action: 'policy_change' }, auth: 'operator', params: appParams, body: ruleBody, success: { status: 201, schema: putRuleResponse, description: 'Stored and in force.' }, errors: [...adminErrors, 'not_found'] })
+  async putApplicationRule(@Param() p: z.infer<typeof appParams>, @Body() body: RuleBody, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: p.orgId, applicationId: p.applicationId, ...auditTarget(body) });
     const reply = await this.rpcClient.request(rpc.policy.putApplicationRule, { orgId: p.orgId, applicationId: p.applicationId, rule: specIn(body) });
+    setAuditSubject(request, { resource: `policy_rule:${reply.rule!.id}` });
     return { rule: ruleOut(reply.rule!), revision: Number(reply.revision) };
   }
 
-  @Route({ method: 'DELETE', path: 'admin/organizations/:orgId/policy/rules/:ruleId', summary: 'Delete an org- or application-layer rule', tags: ['policy-admin'], auth: 'operator', params: ruleParams, success: { status: 200, schema: z.object({ revision: z.number() }), description: 'Deleted.' }, errors: [...adminErrors, 'not_found'] })
-  async deleteRule(@Param() p: z.infer<typeof ruleParams>) {
+  @Route({ method: 'DELETE', path: 'admin/organizations/:orgId/policy/rules/:ruleId', summary: 'Delete an org- or application-layer rule', tags: ['policy-admin'], audit: { action: 'policy_change' }, auth: 'operator', params: ruleParams, success: { status: 200, schema: z.object({ revision: z.number() }), description: 'Deleted.' }, errors: [...adminErrors, 'not_found'] })
+  async deleteRule(@Param() p: z.infer<typeof ruleParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: p.orgId, resource: `policy_rule:${p.ruleId}` });
     const reply = await this.rpcClient.request(rpc.policy.deleteRule, { orgId: p.orgId, ruleId: p.ruleId });
     return { revision: Number(reply.revision) };
   }
 
-  @Route({ method: 'PUT', path: 'admin/organizations/:orgId/policy/integrations', summary: "Set the org's integrations", description: 'The org layer allows exactly these integrations (secure default: none).', tags: ['policy-admin'], auth: 'operator', params: orgParams, body: integrationsBody, success: { status: 200, schema: integrationsSchema, description: 'In force.' }, errors: [...adminErrors] })
-  async setIntegrations(@Param() p: z.infer<typeof orgParams>, @Body() body: z.infer<typeof integrationsBody>) {
+  @Route({ method: 'PUT', path: 'admin/organizations/:orgId/policy/integrations', summary: "Set the org's integrations", description: 'The org layer allows exactly these integrations (secure default: none).', tags: ['policy-admin'], audit: { action: 'policy_change' }, auth: 'operator', params: orgParams, body: integrationsBody, success: { status: 200, schema: integrationsSchema, description: 'In force.' }, errors: [...adminErrors] })
+  async setIntegrations(@Param() p: z.infer<typeof orgParams>, @Body() body: z.infer<typeof integrationsBody>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: p.orgId, resource: `org_integrations:${p.orgId}` });
     const reply = await this.rpcClient.request(rpc.policy.setOrgIntegrations, { orgId: p.orgId, integrations: body.integrations });
     return { integrations: reply.integrations, revision: Number(reply.revision) };
   }
@@ -102,17 +110,25 @@ export class PolicyController {
     return { rules: reply.rules.map(ruleOut) };
   }
 
-  @Route({ method: 'POST', path: 'me/policy/rules', summary: 'Add one of your own rules', description: 'E.g. "my apps may create issues but not delete repositories". Applies to every app acting for you (or one, with applicationId).', tags: ['policy-user'], auth: 'user_session', body: ruleBody, success: { status: 201, schema: userRuleResponse, description: 'Stored and in force.' }, errors: ['unauthenticated', 'validation_failed', 'unknown_field'] })
-  async putMyRule(@CurrentUser() user: SessionUser, @Body() body: RuleBody) {
+  @Route({ method: 'POST', path: 'me/policy/rules', summary: 'Add one of your own rules', description: 'E.g. "my apps may create issues but not delete repositories". Applies to every app acting for you (or one, with applicationId).', tags: ['policy-user'], audit: { action: 'policy_change' }, auth: 'user_session', body: ruleBody, success: { status: 201, schema: userRuleResponse, description: 'Stored and in force.' }, errors: ['unauthenticated', 'validation_failed', 'unknown_field'] })
+  async putMyRule(@CurrentUser() user: SessionUser, @Body() body: RuleBody, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { userId: user.userId, ...auditTarget(body) });
     const reply = await this.rpcClient.request(rpc.policy.putUserRule, { userId: user.userId, rule: specIn(body) });
+    setAuditSubject(request, { resource: `policy_rule:${reply.rule!.id}` });
     return { rule: ruleOut(reply.rule!), revisions: reply.revisions.map((r) => ({ orgId: r.orgId, revision: Number(r.revision) })) };
   }
 
-  @Route({ method: 'DELETE', path: 'me/policy/rules/:ruleId', summary: 'Delete one of your own rules', tags: ['policy-user'], auth: 'user_session', params: myRuleParams, success: { status: 200, schema: userRuleResponse, description: 'Deleted.' }, errors: ['unauthenticated', 'not_found'] })
-  async deleteMyRule(@CurrentUser() user: SessionUser, @Param() p: z.infer<typeof myRuleParams>) {
+  @Route({ method: 'DELETE', path: 'me/policy/rules/:ruleId', summary: 'Delete one of your own rules', tags: ['policy-user'], audit: { action: 'policy_change' }, auth: 'user_session', params: myRuleParams, success: { status: 200, schema: userRuleResponse, description: 'Deleted.' }, errors: ['unauthenticated', 'not_found'] })
+  async deleteMyRule(@CurrentUser() user: SessionUser, @Param() p: z.infer<typeof myRuleParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { userId: user.userId, resource: `policy_rule:${p.ruleId}` });
     const reply = await this.rpcClient.request(rpc.policy.deleteUserRule, { userId: user.userId, ruleId: p.ruleId });
     return { rule: ruleOut(reply.rule!), revisions: reply.revisions.map((r) => ({ orgId: r.orgId, revision: Number(r.revision) })) };
   }
+}
+
+/** What a rule write is about, for its audit event: the capability or the integration. */
+function auditTarget(body: RuleBody): { capability?: string; integration?: string } {
+  return body.capability ? { capability: body.capability } : { integration: body.integration };
 }
 
 function notFound(): AppError {
