@@ -84,7 +84,12 @@ describe('GitHub REST API', () => {
     expect(again.status).toBe(304);
     expect(Number(again.headers.get('x-ratelimit-remaining'))).toBe(remaining);
 
-    const repo = (await sim.control.list<{ id: number; name: string }>(login, 'repos')).items.sort((a, b) => a.name.localeCompare(b.name))[0]!;
+    // A change on another page leaves this page's ETag valid, as with GitHub's content ETags.
+    const byName = (await sim.control.list<{ id: number; name: string }>(login, 'repos')).items.sort((a, b) => (a.name < b.name ? -1 : 1));
+    await sim.control.updateItem(login, 'repos', byName[200]!.id, { description: 'changed elsewhere' });
+    expect((await get('/user/repos?per_page=100', { 'if-none-match': etag })).status).toBe(304);
+
+    const repo = byName[0]!;
     await sim.control.updateItem(login, 'repos', repo.id, { description: 'changed' });
     const changed = await get('/user/repos?per_page=100', { 'if-none-match': etag });
     expect(changed.status).toBe(200);
@@ -119,8 +124,8 @@ describe('GitHub REST API', () => {
 
     const res = await get('/user/repos?sort=updated&direction=desc&per_page=100');
     const top = (await res.json()) as Array<{ id: number; name: string; description: string; updated_at: string }>;
-    // The most recently changed come first (GitHub's sort=updated; the ETag test edited one too).
-    expect(top.slice(0, 3).map((r) => r.id)).toEqual(expect.arrayContaining([added.id, edited.id]));
+    // The most recently changed come first (GitHub's sort=updated; the ETag test edited two more).
+    expect(top.slice(0, 4).map((r) => r.id)).toEqual(expect.arrayContaining([added.id, edited.id]));
     expect(top.find((r) => r.id === edited.id)!.description).toBe('edited');
     expect(Date.parse(top.find((r) => r.id === edited.id)!.updated_at)).toBeGreaterThan(Date.parse(edited.updated_at));
     const all: number[] = [];

@@ -55,26 +55,46 @@ export function githubProvider(): Provider {
       .header('x-ratelimit-used', String(w.used))
       .header('x-ratelimit-resource', 'core');
 
-  /** Sends JSON with GitHub's conditional-request behaviour: a matching ETag → 304, not charged. */
-  const sendJson = (req: FastifyRequest, reply: FastifyReply, ctx: SimContext, principal: Principal, body: unknown, prebuilt?: string) => {
-    const json = prebuilt ?? JSON.stringify(body);
+  /**
+   * GitHub's conditional requests: a weak ETag over everything the answer depends on; a
+   * matching If-None-Match → 304 without a body, not charged to the rate limit. The
+   * fingerprint is the body itself, or for lists the identities of the page's items (an
+   * item changes identity when it changes), so a 304 costs no rendering at all.
+   */
+  const notModified = (req: FastifyRequest, reply: FastifyReply, ctx: SimContext, principal: Principal, fingerprint: string): boolean => {
     const etag = `W/"${createHash('sha256')
-      .update(`${principal.account.id}\n${req.headers.accept ?? ''}\n`)
-      .update(json)
+      .update(`${principal.account.id}\n${principal.scopes.join(' ')}\n${req.headers.accept ?? ''}\n${req.url}\n`)
+      .update(fingerprint)
       .digest('hex')}"`;
     reply.header('etag', etag).header('cache-control', 'private, max-age=60, s-maxage=60').header('vary', 'Accept, Authorization, Cookie, X-GitHub-OTP');
     const inm = req.headers['if-none-match'];
-    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) {
-      ctx.counters.notModified++;
-      const w = charged.get(req);
-      if (w) {
-        w.used = Math.max(0, w.used - 1);
-        rateHeaders(reply, ctx, w);
-      }
-      return reply.code(304).send();
+    if (!inm || !inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) return false;
+    ctx.counters.notModified++;
+    const w = charged.get(req);
+    if (w) {
+      w.used = Math.max(0, w.used - 1);
+      rateHeaders(reply, ctx, w);
     }
-    return reply.header('content-type', 'application/json; charset=utf-8').send(json);
+    void reply.code(304).send();
+    return true;
   };
+
+  const sendJson = (reply: FastifyReply, json: string) => reply.header('content-type', 'application/json; charset=utf-8').send(json);
+
+  /** A page's fingerprint: how many items the list has (Link's `last`) and which objects are on it. */
+  const serials = new WeakMap<object, number>();
+  let nextSerial = 1;
+  const pageFingerprint = (total: number, page: readonly object[]) =>
+    `${total}:${page
+      .map((item) => {
+        let s = serials.get(item);
+        if (s === undefined) {
+          s = nextSerial++;
+          serials.set(item, s);
+        }
+        return s;
+      })
+      .join(',')}`;
 
   /** page/per_page slicing with GitHub's Link header (prev, next, last, first). */
   const paginate = <T>(req: FastifyRequest, reply: FastifyReply, ctx: SimContext, all: readonly T[]): T[] | undefined => {
@@ -345,7 +365,8 @@ export function githubProvider(): Provider {
       registerApi(app, ctx, (api) => {
         api.get('/user', async (req, reply) => {
           const p = principalOf(req);
-          return sendJson(req, reply, ctx, p, renderAuthenticatedUser(ctx.url, p.account));
+          const json = JSON.stringify(renderAuthenticatedUser(ctx.url, p.account));
+          return notModified(req, reply, ctx, p, json) ? reply : sendJson(reply, json);
         });
 
         api.get('/user/repos', async (req, reply) => {
@@ -375,8 +396,8 @@ export function githubProvider(): Provider {
             );
           }
           const page = paginate(req, reply, ctx, all);
-          if (!page) return reply;
-          return sendJson(req, reply, ctx, p, undefined, jsonArray(page.map((r) => cachedJson(repoJson, r, () => renderRepo(ctx.url, r, true)))));
+          if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
+          return sendJson(reply, jsonArray(page.map((r) => cachedJson(repoJson, r, () => renderRepo(ctx.url, r, true)))));
         });
 
         api.get('/user/starred', async (req, reply) => {
@@ -388,14 +409,14 @@ export function githubProvider(): Provider {
           const key = sort === 'created' ? 'starred_at' : 'updated_at';
           const all = p.account.collections.get('starred')!.sorted(key, dir, (r) => r[key] as string) as StarItem[];
           const page = paginate(req, reply, ctx, all);
-          if (!page) return reply;
+          if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
           // The star+json media type adds when each repository was starred.
           const withStarredAt = (req.headers.accept ?? '').includes('application/vnd.github.star+json');
           const parts = page.map((s) => {
             const repo = cachedJson(starJson, s, () => renderRepo(ctx.url, s, false));
             return withStarredAt ? `{"starred_at":${JSON.stringify(s.starred_at)},"repo":${repo}}` : repo;
           });
-          return sendJson(req, reply, ctx, p, undefined, jsonArray(parts));
+          return sendJson(reply, jsonArray(parts));
         });
 
         api.get('/issues', async (req, reply) => {
@@ -423,8 +444,8 @@ export function githubProvider(): Provider {
             );
           }
           const page = paginate(req, reply, ctx, all);
-          if (!page) return reply;
-          return sendJson(req, reply, ctx, p, undefined, jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))));
+          if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
+          return sendJson(reply, jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))));
         });
 
         // A repository the user owns or starred (the simulator knows no others).
@@ -443,7 +464,8 @@ export function githubProvider(): Provider {
           const found = findRepo(p.account, req.params.owner, req.params.repo);
           // GitHub answers 404, not 403, for a private repository the token may not see.
           if (!found || (found.repo.private && !p.scopes.includes('repo'))) return notFound(reply);
-          return sendJson(req, reply, ctx, p, renderRepo(ctx.url, found.repo, found.owned));
+          const json = JSON.stringify(renderRepo(ctx.url, found.repo, found.owned));
+          return notModified(req, reply, ctx, p, json) ? reply : sendJson(reply, json);
         });
 
         // Creating an issue (the `github:create_issue` tool): assigned to the authenticated
