@@ -203,7 +203,7 @@ async function hammer(capability: string, change: () => Promise<void>): Promise<
   await new Promise((r) => setTimeout(r, 400));
   await change();
   changedAt = performance.now();
-  await new Promise((r) => setTimeout(r, 800));
+  await new Promise((r) => setTimeout(r, 1_500));
   stop = true;
   await Promise.all(clients);
   const after = results.filter((r) => r.startedAt > changedAt);
