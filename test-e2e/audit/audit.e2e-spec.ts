@@ -239,13 +239,15 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
   let checkpointed: number;
 
   beforeAll(async () => {
-    // Tamper below the latest checkpoint so signatures pin what was there.
+    // Enough entries of its own (the file's other tests may be filtered out), then tamper
+    // below the latest checkpoint so signatures pin what was there.
+    for (let i = 0; i < 60; i += 1) expect((await createOrg(`verify ${i}`)).status).toBe(201);
     checkpointed = await waitFor('a checkpoint', async () => {
       const { rows } = await db.query(`SELECT max(tree_size)::int AS n FROM audit.checkpoints`);
       return rows[0].n > 50 ? (rows[0].n as number) : undefined;
     });
     expect(runVerify()).toMatchObject({ code: 0 });
-  }, 60_000);
+  }, 120_000);
 
   /** Changes the log with triggers bypassed (only a superuser can), runs verify, puts it back. */
   async function tampered(change: string, undo: string) {
@@ -279,7 +281,7 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
     expect(result.out).toContain(`edited at index ${k}`);
     expect(result.out).toContain(rows[0].event_id);
     expect(runVerify().code).toBe(0);
-  });
+  }, 60_000);
 
   it('names a deleted entry', async () => {
     const k = Math.floor(checkpointed / 3);
@@ -290,7 +292,7 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
     expect(result.code).toBe(1);
     expect(result.out).toContain(`deleted at index ${k}`);
     expect(runVerify().code).toBe(0);
-  });
+  }, 60_000);
 
   it('names an inserted entry', async () => {
     const k = Math.floor(checkpointed / 4);
@@ -303,5 +305,5 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
     expect(result.code).toBe(1);
     expect(result.out).toMatch(new RegExp(`(inserted|reordered) at index ${k}`));
     expect(runVerify().code).toBe(0);
-  });
+  }, 60_000);
 });
