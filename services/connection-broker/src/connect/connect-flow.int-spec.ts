@@ -23,7 +23,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppModule } from '../app.module.js';
 import { ConnectionsService } from '../connections/connections.service.js';
+import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
 import { loadEnv } from '../env.js';
+import { GrantEventsRelay } from '../grants/grant-events.relay.js';
 
 // The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
 // process answering broker.v1.* can interfere), a throw-away Postgres schema, and real
@@ -301,6 +303,23 @@ describe('connect flow at the broker', () => {
     expect(one.credential.accessToken).toBe(two.credential.accessToken);
     const works = await fetch(`${(await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId })).apiBaseUrl}/items`, { headers: { authorization: `Bearer ${one.credential.accessToken}` } });
     expect(works.status).toBe(200);
+  });
+
+  it('a grant change whose publish never happened (crash after commit) still reaches CONTROL through the outbox sweep', async () => {
+    const relay = app.get(GrantEventsRelay);
+    const grantId = randomUUID();
+    const connectionIdForEvent = randomUUID();
+    // The grant's transaction committed with its event, and the process died before flush().
+    const db2 = app.get<BrokerDb>(BROKER_DB);
+    const eventId = await db2.$transaction((tx) =>
+      relay.record(tx, { id: grantId, orgId: ORG, applicationId: APP_A, userId: ALICE, connectionId: connectionIdForEvent, scopes: ['demo:read:notes'], status: 'revoked', revision: 3, createdAt: new Date(), updatedAt: new Date(), revokedAt: new Date() }, 'demo'),
+    );
+    const published = async () => (await db.pool.query('SELECT published_at FROM grant_events WHERE id = $1', [eventId])).rows[0].published_at as Date | null;
+    expect(await published()).toBeNull();
+    for (let i = 0; i < 60 && !(await published()); i++) await new Promise((r) => setTimeout(r, 200));
+    expect(await published()).not.toBeNull();
+    const seen = (await readStream('control.v1.grant_changed')).map((d) => fromBinary(GrantChangedSchema, d)).filter((g) => g.grantId === grantId);
+    expect(seen).toEqual([expect.objectContaining({ eventId, status: GrantStatus.REVOKED, revision: 3n, connectionId: connectionIdForEvent })]);
   });
 
   it('an API-key integration stores the pasted key encrypted, without any source login', async () => {

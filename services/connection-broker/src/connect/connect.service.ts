@@ -7,6 +7,7 @@ import { ConnectionsRepository, type Connection } from '../connections/connectio
 import { owner } from '../connections/connections.service.js';
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
 import type { Env } from '../env.js';
+import { GrantEventsRelay } from '../grants/grant-events.relay.js';
 import { GrantFollowers } from '../grants/grant-followers.service.js';
 import { GrantsRepository, type Grant } from '../grants/grants.repository.js';
 import { IntegrationCatalog, type Integration } from '../integrations/integration-catalog.js';
@@ -49,6 +50,7 @@ export class ConnectService {
     private readonly connections: ConnectionsRepository,
     private readonly grants: GrantsRepository,
     private readonly followers: GrantFollowers,
+    private readonly relay: GrantEventsRelay,
     private readonly catalog: IntegrationCatalog,
     private readonly oauth: SourceOAuthClient,
     private readonly vault: CredentialVault,
@@ -169,7 +171,7 @@ export class ConnectService {
     source: { reuse: Connection } | { credential: Credential; sourceScopes: string[] },
   ): Promise<FlowResult> {
     let replacedKey: { connection: Connection } | undefined;
-    const { connection, grant, fresh } = await this.db.$transaction(async (tx) => {
+    const { connection, grant, fresh, eventId } = await this.db.$transaction(async (tx) => {
       if (!(await this.sessions.finish(tx, session.id, from, 'completed', new Date(), { userId }))) throw new AppError('connect_session_invalid');
       let connection: Connection;
       let fresh = false;
@@ -186,11 +188,12 @@ export class ConnectService {
       }
       await this.sessions.setConnection(tx, session.id, connection.id);
       const grant: Grant = await this.grants.upsert(tx, { orgId: session.orgId, applicationId: session.applicationId, userId, connectionId: connection.id, scopes: session.scopes });
-      return { connection, grant, fresh };
+      const eventId = await this.relay.record(tx, grant, integration.key);
+      return { connection, grant, fresh, eventId };
     });
     if (replacedKey?.connection.wrappedDataKey) this.vault.shred(owner(replacedKey.connection), replacedKey.connection.wrappedDataKey);
     this.logger.info({ connectSession: session.id, connectionId: connection.id, grantId: grant.id, reused: !fresh }, 'connection and grant recorded');
-    await this.followers.granted(grant, integration.key);
+    await this.followers.granted(grant, integration.key, eventId);
     if (fresh) await this.followers.queueInitialSync(connection.id);
     return {
       redirectUrl: appCallback(session, { connectionId: connection.id }),

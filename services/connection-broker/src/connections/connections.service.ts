@@ -4,6 +4,7 @@ import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { Logger } from 'pino';
 import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
 import type { Env } from '../env.js';
+import { GrantEventsRelay } from '../grants/grant-events.relay.js';
 import { GrantFollowers } from '../grants/grant-followers.service.js';
 import { GrantsRepository } from '../grants/grants.repository.js';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
@@ -33,6 +34,7 @@ export class ConnectionsService {
     private readonly connections: ConnectionsRepository,
     private readonly grants: GrantsRepository,
     private readonly followers: GrantFollowers,
+    private readonly relay: GrantEventsRelay,
     private readonly catalog: IntegrationCatalog,
     private readonly oauth: SourceOAuthClient,
     private readonly vault: CredentialVault,
@@ -110,13 +112,13 @@ export class ConnectionsService {
       const revoked = [];
       for (const grant of active) {
         const done = await this.grants.revoke(tx, { applicationId: grant.applicationId, connectionId }, new Date());
-        if (done) revoked.push(done);
+        if (done) revoked.push({ grant: done, eventId: await this.relay.record(tx, done, connection.integration) });
       }
       await this.connections.shred(tx, connectionId, new Date());
       return revoked;
     });
     this.vault.shred(owner(connection), connection.wrappedDataKey);
-    for (const grant of revokedGrants) await this.followers.revoked(grant, connection.integration);
+    for (const { grant, eventId } of revokedGrants) await this.followers.revoked(grant, connection.integration, eventId);
     await this.followers.connectionDeleted(connectionId, userId);
     this.logger.info({ connectionId, integration: connection.integration, revokedAtSource }, 'connection deleted and its key destroyed');
     return revokedAtSource;

@@ -2,10 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
-import { events, GrantState, GrantStatus, personalServerRpc, SyncReason } from '@context-gateway/proto';
+import { events, GrantState, personalServerRpc, SyncReason } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
+import { GrantEventsRelay } from './grant-events.relay.js';
 import type { Grant } from './grants.repository.js';
 
 /**
@@ -19,6 +20,7 @@ export class GrantFollowers {
   constructor(
     private readonly rpc: RpcClient,
     private readonly publisher: JetStreamPublisher,
+    private readonly relay: GrantEventsRelay,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -26,9 +28,9 @@ export class GrantFollowers {
    * A grant was created or its scopes changed: provision the Personal Server, register the
    * grant at its shard, publish. The shard calls are best effort here (the grant is already
    * committed and the person is waiting); a shard that missed one catches up from the
-   * CONTROL stream event, which must be stored, so its failure is the caller's error.
+   * CONTROL stream event, which the outbox relay guarantees (GrantEventsRelay).
    */
-  async granted(grant: Grant, integration: string): Promise<void> {
+  async granted(grant: Grant, integration: string, eventId: string): Promise<void> {
     await this.shard('register grant', grant, async () => {
       await this.rpc.request(personalServerRpc.provision, { userId: grant.userId });
       await this.rpc.request(personalServerRpc.registerGrant, {
@@ -44,13 +46,13 @@ export class GrantFollowers {
         },
       });
     });
-    await this.publish(grant, integration);
+    await this.relay.flush([eventId]);
   }
 
   /** A grant was revoked: the shard commits the revocation before we answer, then the event. */
-  async revoked(grant: Grant, integration: string): Promise<void> {
+  async revoked(grant: Grant, integration: string, eventId: string): Promise<void> {
     await this.shard('revoke grant', grant, () => this.rpc.request(personalServerRpc.revokeGrant, { grantId: grant.id, userId: grant.userId }));
-    await this.publish(grant, integration);
+    await this.relay.flush([eventId]);
   }
 
   /** A connection was deleted: the shard crypto-shreds its records. */
@@ -78,22 +80,5 @@ export class GrantFollowers {
       reason: SyncReason.INITIAL,
       requestedAt: timestampFromDate(new Date()),
     });
-  }
-
-  private async publish(grant: Grant, integration: string): Promise<void> {
-    await this.publisher.publish(events.grantChanged, {
-      eventId: randomUUID(),
-      grantId: grant.id,
-      orgId: grant.orgId,
-      applicationId: grant.applicationId,
-      userId: grant.userId,
-      connectionId: grant.connectionId,
-      integration,
-      scopes: grant.scopes,
-      status: grant.status === 'active' ? GrantStatus.ACTIVE : GrantStatus.REVOKED,
-      revision: BigInt(grant.revision),
-      occurredAt: timestampFromDate(grant.updatedAt),
-    });
-    this.logger.info({ grantId: grant.id, connectionId: grant.connectionId, applicationId: grant.applicationId, status: grant.status }, 'grant changed');
   }
 }

@@ -1,0 +1,96 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { JetStreamPublisher } from '@context-gateway/messaging';
+import { events, GrantChangedSchema, GrantStatus } from '@context-gateway/proto';
+import { LOGGER } from '@context-gateway/service-kit';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import type { Tx } from '../database/database.module.js';
+import { GrantEventsRepository, type GrantEvent } from './grant-events.repository.js';
+import type { Grant } from './grants.repository.js';
+
+/** How often the sweep looks for events whose first publish failed, and how old they must be. */
+const SWEEP_EVERY_MS = 2_000;
+const SWEEP_AFTER_MS = 2_000;
+
+/**
+ * control.v1.grant_changed through a transactional outbox: `record` writes the event in the
+ * grant's own transaction; `flush` publishes it right after the commit; a sweep re-publishes
+ * whatever a failed flush (NATS down, a crash between commit and publish) left behind. So a
+ * committed grant change always reaches the CONTROL stream, at least once, de-duplicated
+ * there by Nats-Msg-Id.
+ */
+@Injectable()
+export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationShutdown {
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly outbox: GrantEventsRepository,
+    private readonly publisher: JetStreamPublisher,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** Inside the grant's transaction: the event that describes this change. Returns its id. */
+  async record(tx: Tx, grant: Grant, integration: string): Promise<string> {
+    const id = randomUUID();
+    const message = create(GrantChangedSchema, {
+      eventId: id,
+      grantId: grant.id,
+      orgId: grant.orgId,
+      applicationId: grant.applicationId,
+      userId: grant.userId,
+      connectionId: grant.connectionId,
+      integration,
+      scopes: grant.scopes,
+      status: grant.status === 'active' ? GrantStatus.ACTIVE : GrantStatus.REVOKED,
+      revision: BigInt(grant.revision),
+      occurredAt: timestampFromDate(grant.updatedAt),
+    });
+    await this.outbox.add(tx, { id, grantId: grant.id, revision: grant.revision, payload: toBinary(GrantChangedSchema, message) });
+    return id;
+  }
+
+  /** After the commit: publish these now. A failure is logged and left to the sweep, never thrown. */
+  async flush(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.outbox.withUnpublished({ ids, limit: ids.length }, (pending, tx) => this.publishAll(pending, tx));
+    } catch (error) {
+      this.logger.warn({ code: AppError.from(error).code, events: ids.length }, 'grant_changed not published yet; the outbox sweep will retry');
+    }
+  }
+
+  /** One sweep over events older than SWEEP_AFTER_MS that are still unpublished. */
+  sweep(): Promise<number> {
+    const run = this.#sweeping.then(() =>
+      this.outbox.withUnpublished({ olderThan: new Date(Date.now() - SWEEP_AFTER_MS), limit: 100 }, (pending, tx) => this.publishAll(pending, tx)),
+    );
+    this.#sweeping = run.catch(() => undefined);
+    return run;
+  }
+
+  onApplicationBootstrap(): void {
+    this.#timer = setInterval(() => {
+      this.sweep().catch((error: unknown) => this.logger.warn({ code: AppError.from(error).code }, 'grant_changed outbox sweep failed; retrying'));
+    }, SWEEP_EVERY_MS);
+    this.#timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#sweeping;
+  }
+
+  private async publishAll(pending: GrantEvent[], tx: Tx): Promise<number> {
+    for (const event of pending) {
+      const message = fromBinary(GrantChangedSchema, event.payload);
+      await this.publisher.publish(events.grantChanged, message);
+      await this.outbox.markPublished(tx, event.id, new Date());
+      this.logger.info({ grantId: event.grantId, revision: event.revision, status: message.status === GrantStatus.ACTIVE ? 'active' : 'revoked' }, 'grant changed');
+    }
+    return pending.length;
+  }
+}
