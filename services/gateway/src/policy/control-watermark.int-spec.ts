@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { createLogger } from '@context-gateway/observability';
+import { events, GrantStatus, streams } from '@context-gateway/proto';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ControlWatermark, type Requirement } from './control-watermark.js';
+
+// The consistency primitive on a private nats-server: "the stream's last sequence, asked
+// after I started" and "I have read up to it", with what each event requires of an org.
+const logger = createLogger({ service: 'gateway-test', level: 'silent' });
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+let dir: string;
+let nats: ChildProcess;
+let nc: NatsConnection;
+let publisher: JetStreamPublisher;
+let watermark: ControlWatermark;
+const required: Requirement[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cg-watermark-'));
+  const port = await freePort();
+  nats = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 400));
+  nc = await connectNats({ url: `nats://127.0.0.1:${port}`, name: 'watermark-test', logger, bootTimeoutMs: 5_000 });
+  await ensureStreams(nc, [streams.control], logger);
+  publisher = new JetStreamPublisher(nc);
+  // an event from before the reader started: covered by startSeq, not by a requirement
+  await publisher.publish(events.policyChanged, { eventId: randomUUID(), orgId: randomUUID(), revision: 1n, cause: 'rule_put', occurredAt: timestampNow() });
+  watermark = new ControlWatermark(nc, (r) => required.push(r), logger);
+  await watermark.start();
+}, 20_000);
+
+afterAll(async () => {
+  await watermark?.stop();
+  await nc?.close().catch(() => undefined);
+  nats?.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ControlWatermark', () => {
+  it('starts after what was already in the stream', () => {
+    expect(watermark.startSeq).toBe(1);
+    expect(watermark.consumedSeq).toBe(1);
+  });
+
+  it('after a change returned, the latest sequence covers it and reading up to it yields its requirement', async () => {
+    const orgId = randomUUID();
+    const policy = await publisher.publish(events.policyChanged, { eventId: randomUUID(), orgId, revision: 7n, cause: 'rule_put', occurredAt: timestampNow() });
+    const grant = await publisher.publish(events.grantChanged, {
+      eventId: randomUUID(), grantId: randomUUID(), orgId, applicationId: randomUUID(), userId: randomUUID(), connectionId: randomUUID(),
+      integration: 'github', scopes: ['github:read:repos'], status: GrantStatus.REVOKED, revision: 2n, occurredAt: timestampNow(),
+    });
+    const latest = await watermark.latestSeq();
+    expect(latest).toBeGreaterThanOrEqual(grant.seq);
+    await watermark.waitConsumed(latest, 2_000);
+    // the requirements were handed over before the wait resolved
+    expect(required).toEqual(expect.arrayContaining([{ orgId, revision: 7n }, { orgId, controlSeq: grant.seq }]));
+    expect(required.find((r) => r.revision === 7n)).toBeDefined();
+    expect(policy.seq).toBeLessThan(grant.seq);
+  });
+
+  it('shares one stream-info request among concurrent callers, but only one sent after they asked', async () => {
+    const asked: number[] = [];
+    const spy = nc.subscribe(`$JS.API.STREAM.INFO.${streams.control.name}`, { callback: () => void asked.push(Date.now()) });
+    await nc.flush();
+    const answers = await Promise.all(Array.from({ length: 200 }, () => watermark.latestSeq()));
+    await nc.flush();
+    spy.unsubscribe();
+    expect(new Set(answers).size).toBe(1);
+    // 200 concurrent questions: the first is sent at once, the rest share at most one more
+    expect(asked.length).toBeGreaterThanOrEqual(1);
+    expect(asked.length).toBeLessThanOrEqual(2);
+  });
+
+  it('fails closed when it cannot read up to a sequence in time', async () => {
+    await expect(watermark.waitConsumed(watermark.consumedSeq + 1_000, 100)).rejects.toMatchObject({ code: 'policy_unavailable' });
+  });
+});
