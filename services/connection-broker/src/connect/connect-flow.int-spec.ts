@@ -219,6 +219,25 @@ describe('connect flow at the broker', () => {
     expect(connection?.scopes).toEqual(['demo:read:notes']);
   });
 
+  it('an app needing more source scopes sends the person to the source once more, asking for the old scopes too', async () => {
+    // App B now asks for the profile only; the stored token carries notes.read (App A's).
+    const session = await newSession(APP_B, ['demo:read:profile']);
+    const view = await client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: ALICE });
+    expect(view.reusesConnection).toBe(false);
+    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE });
+    expect(new URL(decided.redirectUrl).searchParams.get('scope')?.split(' ').sort()).toEqual(['notes.read', 'profile']);
+    const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'alice' });
+    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId: ALICE });
+    expect(done.connectionId).toBe(connectionId);
+    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId });
+    expect(connection?.scopes).toEqual(['demo:read:profile']);
+    // App A's grant is untouched, and the re-authorized token still serves it.
+    expect((await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId })).connection?.scopes).toEqual(['demo:read:notes']);
+    const token = await client.request(rpc.broker.getAccessToken, { connectionId });
+    expect(token.sourceScopes).toEqual(['notes.read', 'profile']);
+    expect((await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } })).status).toBe(200);
+  });
+
   it('refuses a replayed callback, a forged state and a state from another browser, storing nothing', async () => {
     const session = await newSession();
     const bob = randomUUID();

@@ -117,7 +117,11 @@ export class ConnectService {
       const credential: Credential = { accessToken: apiKey, tokenType: 'api_key' };
       return this.finishWithConnection(session, 'pending', userId, integration, { credential, sourceScopes: this.catalog.sourceScopes(integration, session.scopes) });
     }
-    const request = await this.oauth.authorizationRequest(integration, this.catalog.sourceScopes(integration, session.scopes));
+    // Re-authorizing an existing connection asks for what it already carries too, so other apps' grants keep working.
+    const current = await this.connections.findByUser(userId, integration.key);
+    const carried = current && !current.deletedAt && current.orgId === session.orgId ? current.sourceScopes : [];
+    const sourceScopes = [...new Set([...carried, ...this.catalog.sourceScopes(integration, session.scopes)])].sort();
+    const request = await this.oauth.authorizationRequest(integration, sourceScopes);
     const moved = await this.sessions.startAuthorizing(session.id, userId, sha256(request.state), sealVerifier(request.codeVerifier, request.state, session.id), new Date());
     if (!moved) throw new AppError('connect_session_invalid');
     this.logger.info({ connectSession: session.id, integration: integration.key }, 'consent given; sending the browser to the source');
