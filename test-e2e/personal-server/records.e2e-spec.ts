@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
-import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
+import { ErrorReplySchema, events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
+import { fromBinary } from '@bufbuild/protobuf';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { startTestStack, type TestStack } from '../support/test-stack.js';
@@ -205,6 +206,15 @@ describe('sharding', () => {
       const page = await query('history', connectionId);
       expect(page.status).toBe(200);
       expect(page.body.records).toHaveLength(2);
+    }
+  });
+
+  it('every personal-server subject, on every shard, answers garbage with a typed error', async () => {
+    const subjects = Object.values(rpc.personalServer).flatMap((d) => (d.shardSubject ? [d.shardSubject(0), d.shardSubject(1)] : [d.subject]));
+    for (const subject of subjects) {
+      const reply = await nc.request(subject, new TextEncoder().encode('{"not":"protobuf"}'), { timeout: 3_000 });
+      expect({ subject, status: reply.headers?.get('cg-status') }).toEqual({ subject, status: 'error' });
+      expect(['malformed_request', 'validation_failed']).toContain(fromBinary(ErrorReplySchema, reply.data).code);
     }
   });
 

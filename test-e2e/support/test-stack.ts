@@ -26,6 +26,8 @@ export interface TestStack {
   /** Every line every service printed, parsed where it is JSON. */
   logs: LogLine[];
   pids(): Partial<Record<ServiceName, number | undefined>>;
+  /** Every personal-server shard process (shard 0 first); `pids()['personal-server']` is shard 0. */
+  shardPids(): number[];
   /** Stops one service with SIGTERM (SIGKILL after the timeout) and says how it exited. */
   stopService(service: ServiceName, timeoutMs?: number): Promise<{ code: number | null; signal: string | null }>;
   stopNats(): Promise<void>;
@@ -106,6 +108,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
     databaseUrl,
     logs,
     pids: () => Object.fromEntries(Object.entries(stack.processes).map(([k, p]) => [k, p?.child.pid])),
+    shardPids: () => [stack.processes['personal-server'], ...(stack.shards ?? [])].flatMap((p) => (p?.child.pid ? [p.child.pid] : [])),
     stopService: (service, timeoutMs = 15_000) => stack.processes[service]!.stop(timeoutMs),
     async stopNats() {
       await nats.stop();
