@@ -44,10 +44,10 @@ describe('GithubConnector against the simulator', () => {
     sim = await startSimulator({ provider: 'github' });
     await sim.control.createAccount({ login, counts: { repos: 250, starred: 130, issues: 40 } });
     tokens = await simulatorTokens(sim, login, 'repo read:user');
-  });
+  }, 30_000);
   afterAll(async () => {
     await sim?.stop();
-  });
+  }, 30_000);
 
   it('full sync walks every page and produces catalog-valid records', async () => {
     await sim.control.resetCounters();
@@ -60,7 +60,7 @@ describe('GithubConnector against the simulator', () => {
     expect(cursor.repos!.pages).toHaveLength(3);
     expect(cursor.starred!.pages).toHaveLength(2);
     for (const r of store.live.values()) expect(() => validateRecord(r.type, r.data)).not.toThrow();
-  });
+  }, 30_000);
 
   it('an incremental sync of an unchanged account costs only 304s and writes nothing', async () => {
     await sim.control.resetCounters();
@@ -69,7 +69,7 @@ describe('GithubConnector against the simulator', () => {
     expect(store.batches).toBe(before);
     const counters = await sim.control.counters();
     expect(counters.notModified).toBe(1 + 3 + 2 + 1);
-  });
+  }, 30_000);
 
   it('an incremental sync picks up adds, edits and deletes (deletes become tombstones)', async () => {
     const repos = (await sim.control.list<{ id: number; name: string }>(login, 'repos')).items;
@@ -88,7 +88,7 @@ describe('GithubConnector against the simulator', () => {
     expect(store.tombstones.has(`code.repository/${deleted.id}`)).toBe(true);
     expect(store.tombstones.has(`code.star/${star.id}`)).toBe(true);
     expect(store.count('code.star')).toBe(129);
-  });
+  }, 30_000);
 
   it('survives a rate-limit storm (secondary limit, Retry-After) with the same result', async () => {
     const fresh = new Store();
@@ -99,7 +99,7 @@ describe('GithubConnector against the simulator', () => {
     expect((await sim.control.counters()).throttled).toBeGreaterThan(0);
     expect(fresh.count('code.repository')).toBe(250);
     expect(fresh.count('code.star')).toBe(129);
-  });
+  }, 30_000);
 
   it('waits out a spent primary budget (X-RateLimit-Remaining: 0 until X-RateLimit-Reset)', async () => {
     const fresh = new Store();
@@ -107,7 +107,7 @@ describe('GithubConnector against the simulator', () => {
     await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, http }, null);
     await sim.control.stopStorm();
     expect(fresh.count('code.repository')).toBe(250);
-  });
+  }, 30_000);
 
   it('a token expiring in the middle of a sync is refreshed and the sync completes', async () => {
     const fresh = new Store();
@@ -126,5 +126,5 @@ describe('GithubConnector against the simulator', () => {
     expect(tokens.refreshes).toBe(refreshesBefore + 1);
     expect(fresh.count('code.repository')).toBe(250);
     expect(fresh.count('code.issue')).toBe(40);
-  });
+  }, 30_000);
 });

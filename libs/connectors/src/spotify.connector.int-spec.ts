@@ -41,10 +41,10 @@ describe('SpotifyConnector against the simulator', () => {
     await sim.control.createAccount({ login, counts: { playlists: 60, playlist_tracks: 130, tracks: 120, recently_played: 140 } });
     tokens = await simulatorTokens(sim, login, 'user-read-private user-read-email playlist-read-private user-library-read user-read-recently-played');
     baseUrl = `${sim.url}/v1`;
-  });
+  }, 30_000);
   afterAll(async () => {
     await sim?.stop();
-  });
+  }, 30_000);
 
   it('full sync: profile, every playlist page with every item page, saved tracks, plays back through `before`', async () => {
     cursor = await connector.sync({ baseUrl, tokens, emit: store.apply, http }, null);
@@ -54,7 +54,7 @@ describe('SpotifyConnector against the simulator', () => {
     expect(store.count('media.track')).toBe(120);
     expect(store.count('media.play_event')).toBe(140);
     for (const r of store.live.values()) expect(() => validateRecord(r.type, r.data)).not.toThrow();
-  });
+  }, 30_000);
 
   it('incremental: new plays through `after`, saved-track adds and removals, only changed playlists re-read', async () => {
     const saved = (await sim.control.list<{ id: string }>(login, 'tracks')).items;
@@ -81,7 +81,7 @@ describe('SpotifyConnector against the simulator', () => {
     expect(itemReads).toBe(3);
     // Unchanged things are listed again (REST has no other way to learn of deletions) but only 2 new plays are fetched.
     expect(store.upserts - upsertsBefore).toBeLessThan(60 + 120 + 130 + 10);
-  });
+  }, 30_000);
 
   it('survives a storm of 429 + Retry-After', async () => {
     const fresh = new Store();
@@ -90,5 +90,5 @@ describe('SpotifyConnector against the simulator', () => {
     await sim.control.stopStorm();
     expect(fresh.count('media.playlist_item')).toBe(59 * 130);
     expect(fresh.count('media.play_event')).toBe(142);
-  });
+  }, 30_000);
 });

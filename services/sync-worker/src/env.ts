@@ -28,8 +28,8 @@ export const envSchema = z
     SYNC_SOURCE_MAX_WAIT_MS: ms(60_000),
     /** Records per write to the Personal Server (its maximum is 500). */
     SYNC_WRITE_BATCH: z.coerce.number().int().min(1).max(500).default(500),
-    /** Writes of one run in flight at once, while the connector fetches the next pages. */
-    SYNC_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(4),
+    /** Writes of one run in flight at once, while the connector fetches the next pages (a shard commits one connection's writes one at a time: more only queue there). */
+    SYNC_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(2),
     /** Retry back-off for a failed job: base * 2^(attempt-1), full jitter, capped. */
     SYNC_RETRY_BASE_MS: ms(1_000),
     SYNC_RETRY_MAX_MS: ms(60_000),
