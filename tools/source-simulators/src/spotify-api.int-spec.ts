@@ -48,7 +48,7 @@ describe('Spotify Web API', () => {
     expect(playlists).toHaveLength(12);
     const first = playlists[0]!;
     expect(first.tracks.total).toBe(75);
-    const tracks: Array<{ added_at: string; track: { id: string; uri: string; artists: Array<{ name: string }> } }> = [];
+    const tracks: Array<{ added_at: string; added_by: { id: string }; is_local: boolean; track: { id: string; uri: string; artists: Array<{ name: string }> } }> = [];
     let next: string | null = first.tracks.href + '?limit=50';
     while (next) {
       const page: Paging<(typeof tracks)[number]> = await json(next);
@@ -58,6 +58,8 @@ describe('Spotify Web API', () => {
     expect(tracks).toHaveLength(75);
     expect(tracks[0]!.track.uri).toBe(`spotify:track:${tracks[0]!.track.id}`);
     expect(tracks[0]!.track.artists[0]!.name).toBeTruthy();
+    expect(tracks[0]).toMatchObject({ added_by: { id: login }, is_local: false });
+    expect(new Set(tracks.map((t) => t.track.id)).size).toBe(75);
   });
 
   it('refuses a limit over 50 in Spotify’s error shape', async () => {

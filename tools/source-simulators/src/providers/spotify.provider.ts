@@ -12,11 +12,13 @@ import {
   renderPlaylist,
   renderPlaylistEntry,
   renderTrack,
+  renderUserRef,
   spotifyCollections,
   type PlayItem,
   type PlaylistEntry,
   type PlaylistItem,
   type SavedTrackItem,
+  type TrackFields,
 } from './spotify.data.js';
 
 /** Spotify's error object: `{"error":{"status":N,"message":"..."}}`. */
@@ -44,13 +46,14 @@ export function spotifyProvider(): Provider {
   };
 
   /** A paging object: href/next/previous are this URL with the offset moved. */
+  const pageUrl = (ctx: SimContext, req: FastifyRequest, offset: number, limit: number) => {
+    const u = new URL(req.url, ctx.url);
+    u.searchParams.set('offset', String(offset));
+    u.searchParams.set('limit', String(limit));
+    return u.toString();
+  };
   const pageOf = <T, R>(ctx: SimContext, req: FastifyRequest, all: readonly T[], p: { limit: number; offset: number }, render: (t: T) => R) => {
-    const at = (offset: number) => {
-      const u = new URL(req.url, ctx.url);
-      u.searchParams.set('offset', String(offset));
-      u.searchParams.set('limit', String(p.limit));
-      return u.toString();
-    };
+    const at = (offset: number) => pageUrl(ctx, req, offset, p.limit);
     return {
       href: at(p.offset),
       items: all.slice(p.offset, p.offset + p.limit).map(render),
@@ -61,6 +64,31 @@ export function spotifyProvider(): Provider {
       total: all.length,
     };
   };
+
+  /**
+   * The same paging object as a JSON string, from items already rendered to JSON: track
+   * objects are rendered once per item and cached (items are replaced, never mutated, when
+   * they change), so walking 100k saved tracks costs string joins.
+   */
+  const pageJson = <T>(ctx: SimContext, req: FastifyRequest, all: readonly T[], p: { limit: number; offset: number }, renderJson: (t: T) => string) => {
+    const next = p.offset + p.limit < all.length ? pageUrl(ctx, req, p.offset + p.limit, p.limit) : null;
+    const previous = p.offset > 0 ? pageUrl(ctx, req, Math.max(0, p.offset - p.limit), p.limit) : null;
+    const items = all.slice(p.offset, p.offset + p.limit).map(renderJson).join(',');
+    return (
+      `{"href":${JSON.stringify(pageUrl(ctx, req, p.offset, p.limit))},"items":[${items}],"limit":${p.limit},"next":${JSON.stringify(next)},` +
+      `"offset":${p.offset},"previous":${JSON.stringify(previous)},"total":${all.length}}`
+    );
+  };
+  const trackJsonCache = new WeakMap<object, string>();
+  const trackJson = (ctx: SimContext, t: TrackFields & object) => {
+    let json = trackJsonCache.get(t);
+    if (json === undefined) {
+      json = JSON.stringify(renderTrack(ctx.url, t));
+      trackJsonCache.set(t, json);
+    }
+    return json;
+  };
+  const sendPage = (reply: FastifyReply, json: string) => reply.header('content-type', 'application/json; charset=utf-8').send(json);
 
   const needScope = (reply: FastifyReply, scopes: string[], scope: string) =>
     scopes.includes(scope) ? undefined : apiError(reply, 403, 'Insufficient client scope');
@@ -234,11 +262,17 @@ export function spotifyProvider(): Provider {
             if (!pl) return apiError(reply, 404, 'Resource not found');
             const p = paging(req, reply);
             if (!p) return reply;
-            const owner = principalOf(req).account;
-            return pageOf(ctx, req, pl.entries, p, (e) => {
-              const entry = renderPlaylistEntry(ctx.url, e, owner);
-              return suffix === 'items' ? { ...entry, item: entry.track } : entry;
-            });
+            const addedBy = JSON.stringify(renderUserRef(ctx.url, principalOf(req).account));
+            return sendPage(
+              reply,
+              pageJson(ctx, req, pl.entries, p, (e) => {
+                const track = trackJson(ctx, e);
+                return (
+                  `{"added_at":${JSON.stringify(e.added_at)},"added_by":${addedBy},"is_local":false,"primary_color":null,` +
+                  `"track":${track},${suffix === 'items' ? `"item":${track},` : ''}"video_thumbnail":{"url":null}}`
+                );
+              }),
+            );
           });
         }
 
@@ -248,7 +282,7 @@ export function spotifyProvider(): Provider {
           const p = paging(req, reply);
           if (!p) return reply;
           const all = principalOf(req).account.collections.get('tracks')!.sorted('added_at', 'desc', (t) => t.added_at as string) as SavedTrackItem[];
-          return pageOf(ctx, req, all, p, (t) => ({ added_at: t.added_at, track: renderTrack(ctx.url, t) }));
+          return sendPage(reply, pageJson(ctx, req, all, p, (t) => `{"added_at":${JSON.stringify(t.added_at)},"track":${trackJson(ctx, t)}}`));
         });
 
         // Newest first. `before=T`: plays strictly before T; `after=T`: plays strictly after T
