@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -310,6 +311,41 @@ describe('the connect flow in a browser', () => {
     const replayed = await carol.page.request.post(verify!.url, { data: verify!.body, headers: { 'content-type': 'application/json' } });
     expect(replayed.status()).toBe(400);
     await carol.context.close();
+  }, 90_000);
+
+  it('an API-key source: the person pastes the key on the consent page (a mistyped one is refused), no source login', async () => {
+    const app = await admin.createApplication(appA.orgId, { name: 'Keys App', callbackUrls: [appCallback], integrations: ['demo-keys'], scopes: ['demo-keys:read:notes'] });
+    const key = await admin.issueApiKey(app.id);
+    secrets.add(key.secret);
+    const res = await fetch(`${stack.gatewayUrl}/v1/connect/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ integration: 'demo-keys', scopes: ['demo-keys:read:notes'], callbackUrl: appCallback, state: 'keys' }),
+    });
+    expect(res.status).toBe(201);
+    const { connectUrl } = (await res.json()) as { connectUrl: string };
+    secrets.add(connectUrl.split('/').pop()!);
+    const erin = await person();
+    const sourceKey = `dk_${randomBytes(16).toString('hex')}`;
+    secrets.add(sourceKey);
+    try {
+      await erin.page.goto(connectUrl.replace(new URL(connectUrl).origin, base));
+      await erin.page.getByRole('link', { name: 'Continue with a passkey' }).click();
+      await erin.page.fill('#display-name', 'Erin');
+      await Promise.all([erin.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/), erin.page.click('#create-account')]);
+      await erin.page.fill('#apiKey', 'short');
+      await erin.page.getByRole('button', { name: 'Allow' }).click();
+      await expect(erin.page.getByRole('alert').textContent()).resolves.toContain('does not look like');
+      await erin.page.fill('#apiKey', sourceKey);
+      await erin.page.getByRole('button', { name: 'Allow' }).click();
+      await erin.page.waitForURL((url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'keys');
+      const connectionId = callbacks.at(-1)!.searchParams.get('connectionId')!;
+      const token = await new RpcClient(nc).request(rpc.broker.getAccessToken, { connectionId });
+      expect(token.accessToken).toBe(sourceKey);
+      await cookiesOf(erin.context);
+    } finally {
+      await erin.context.close();
+    }
   }, 90_000);
 
   it('the consent form refuses a post without the browser\'s CSRF token', async () => {
