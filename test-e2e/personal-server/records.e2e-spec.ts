@@ -187,6 +187,38 @@ describe('records through the gateway', () => {
     expect((await query('history', connectionId)).status).toBe(200);
   });
 
+  it('a revocation published on CONTROL (broker committed, its call to the shard lost) is applied too', async () => {
+    const lateUser = randomUUID();
+    const lateConnection = randomUUID();
+    const { grantId } = await registerGrant('history', lateUser, lateConnection, ['spotify:read:history']);
+    expect((await query('history', lateConnection)).status).toBe(200);
+    await publisher.publish(events.grantChanged, {
+      eventId: randomUUID(),
+      grantId,
+      orgId,
+      applicationId: apps.history.id,
+      userId: lateUser,
+      connectionId: lateConnection,
+      integration: 'spotify',
+      scopes: ['spotify:read:history'],
+      status: GrantStatus.REVOKED,
+      revision: 2n,
+      occurredAt: timestampFromDate(new Date()),
+    });
+    const deadline = Date.now() + 10_000;
+    let last = 0;
+    while (Date.now() < deadline) {
+      const result = await query('history', lateConnection);
+      last = result.status;
+      // policy's user layer also follows the event (policy_denied); the shard says grant_revoked
+      if (result.body.code === 'grant_revoked') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const final = await query('history', lateConnection);
+    expect(final.body.code).toBe('grant_revoked');
+    expect(last).toBe(403);
+  });
+
   it('deleting the connection makes every query on it 404', async () => {
     expect(await client.request(rpc.personalServer.deleteConnection, { connectionId, userId })).toMatchObject({ recordsDeleted: 5 });
     expect((await query('history', connectionId)).status).toBe(404);
