@@ -60,8 +60,8 @@ export const envSchema = z
   })
   .superRefine(refineRuntimeEnv);
 
-export type Env = z.infer<typeof envSchema> & Record<string, string | undefined>;
+export type Env = z.infer<typeof envSchema>;
 
 export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
-  return parseEnv(envSchema, source) as Env;
+  return parseEnv(envSchema, source);
 }
