@@ -152,6 +152,25 @@ describe('auditors', () => {
     expect(all.every((id: string) => paged.includes(id))).toBe(true);
   });
 
+  it('lose access when the operator revokes their token', async () => {
+    const issued = await call('POST', `/v1/admin/organizations/${orgA}/auditors`, OPERATOR_TOKEN, { name: 'short-lived' });
+    expect((await call('GET', '/v1/audit/entries', issued.json.token)).status).toBe(200);
+    // Another org's path cannot revoke it.
+    expect((await call('DELETE', `/v1/admin/organizations/${orgB}/auditors/${issued.json.auditorId}`, OPERATOR_TOKEN)).status).toBe(404);
+    expect((await call('DELETE', `/v1/admin/organizations/${orgA}/auditors/${issued.json.auditorId}`, OPERATOR_TOKEN)).status).toBe(204);
+    expect((await call('GET', '/v1/audit/entries', issued.json.token)).status).toBe(401);
+    // Both the issuance and the revocation are in org A's trail, intent and outcome.
+    // (appended asynchronously: the request only waited for the stream)
+    const trail: any[] = await waitFor('the revocation in the trail', async () => {
+      const entries = (await call('GET', '/v1/audit/entries?action=admin_change&limit=1000', tokenA)).json.entries;
+      return entries.some((e: any) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE')) ? entries : undefined;
+    });
+    const outcome = trail.find((e: any) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE') && e.outcome === 'allowed');
+    expect(outcome).toMatchObject({ phase: 'outcome', actorKind: 'operator', orgId: orgA });
+    const intent = trail.find((e: any) => e.eventId === outcome.intentEventId);
+    expect(intent).toMatchObject({ phase: 'intent', orgId: orgA, operation: outcome.operation });
+  }, 30_000);
+
   it('get an entry with an inclusion proof against a signed checkpoint they can verify themselves', async () => {
     const entries = (await call('GET', '/v1/audit/entries?limit=1000', tokenA)).json.entries;
     const oldest = entries[entries.length - 1];

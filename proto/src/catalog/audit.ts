@@ -11,6 +11,8 @@ import {
   GetConsistencyProofResponseSchema,
   GetEntryRequestSchema,
   GetEntryResponseSchema,
+  RevokeAuditorRequestSchema,
+  RevokeAuditorResponseSchema,
   SearchEntriesRequestSchema,
   SearchEntriesResponseSchema,
 } from '../gen/contextgateway/audit/v1/audit_pb.js';
@@ -95,6 +97,12 @@ export const auditRpc = {
     request: CreateAuditorRequestSchema,
     response: CreateAuditorResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name'), ...short(m.createdBy, 'createdBy')],
+  }),
+  revokeAuditor: defineRpc({
+    subject: `${P}.revoke_auditor`,
+    request: RevokeAuditorRequestSchema,
+    response: RevokeAuditorResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.auditorId, 'auditorId')],
   }),
   authenticateAuditor: defineRpc({
     subject: `${P}.authenticate_auditor`,

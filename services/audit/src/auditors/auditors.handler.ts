@@ -1,5 +1,5 @@
 import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type AuthenticateAuditorRequest, type CreateAuditorRequest } from '@context-gateway/proto';
+import { rpc, type AuthenticateAuditorRequest, type CreateAuditorRequest, type RevokeAuditorRequest } from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { AuditorsService } from './auditors.service.js';
@@ -12,6 +12,11 @@ export class AuditorsHandler {
   @RpcHandler(rpc.audit.createAuditor)
   create(@Payload() req: CreateAuditorRequest) {
     return this.auditors.create(req);
+  }
+
+  @RpcHandler(rpc.audit.revokeAuditor)
+  revoke(@Payload() req: RevokeAuditorRequest) {
+    return this.auditors.revoke(req);
   }
 
   @RpcHandler(rpc.audit.authenticateAuditor)

@@ -1,5 +1,5 @@
 import { AppError } from '@context-gateway/errors';
-import type { AuthenticateAuditorRequest, CreateAuditorRequest } from '@context-gateway/proto';
+import type { AuthenticateAuditorRequest, CreateAuditorRequest, RevokeAuditorRequest } from '@context-gateway/proto';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -27,6 +27,12 @@ export class AuditorsService {
       AuditorsRepository.insert(db, { id: auditorId, orgId: req.orgId, name: req.name, tokenHash: hashToken(token), createdBy: req.createdBy || 'operator' }),
     );
     return { auditorId, token };
+  }
+
+  async revoke(req: RevokeAuditorRequest): Promise<Record<string, never>> {
+    const revoked = await LogRepository.asWriterRole(this.pool, (db) => AuditorsRepository.revoke(db, req.orgId, req.auditorId));
+    if (!revoked) throw new AppError('not_found', 'No such auditor');
+    return {};
   }
 
   async authenticate(req: AuthenticateAuditorRequest): Promise<{ auditorId: string; orgId: string }> {

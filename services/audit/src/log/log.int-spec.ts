@@ -270,5 +270,10 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     await expect(auditors.authenticate({ token: `${token}x` } as never)).rejects.toMatchObject({ code: 'unauthenticated' });
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM auditors WHERE token_hash = convert_to($1, 'UTF8')`, [token]);
     expect(rows[0].n).toBe(0);
+    // Revoked: the token stops working; another org cannot revoke it (not found).
+    await expect(auditors.revoke({ orgId: ORG_B, auditorId } as never)).rejects.toMatchObject({ code: 'not_found' });
+    await expect(auditors.authenticate({ token } as never)).resolves.toMatchObject({ auditorId });
+    await auditors.revoke({ orgId: ORG_A, auditorId } as never);
+    await expect(auditors.authenticate({ token } as never)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
 });

@@ -7,6 +7,8 @@ import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.
 import { AuditRecorder, type AuditOutcomeName } from './audit-recorder.js';
 import { auditSubject } from './audit-subject.js';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Codes that mean "the caller may not", as opposed to "something went wrong". */
 const DENIAL_STATUSES = new Set([401, 403, 404]);
 
@@ -41,7 +43,11 @@ export class AuditRouteInterceptor implements NestInterceptor {
     const audit = definition.audit!;
     const startedAt = performance.now();
     const operation = `${definition.method} ${request.routeOptions?.url ?? request.url.split('?')[0]}`;
-    const base = () => ({ action: audit.action, capability: audit.capability, ...auditSubject(request), operation, requestId: String(request.id) });
+    // An org named in the path (`/organizations/:orgId/...`) is the event's org until the
+    // guard or handler says otherwise — so an intent, recorded before the handler, has it too.
+    const pathOrg = (request.params as Record<string, unknown> | undefined)?.orgId;
+    const orgFromPath = typeof pathOrg === 'string' && UUID.test(pathOrg) ? pathOrg : undefined;
+    const base = () => ({ action: audit.action, capability: audit.capability, orgId: orgFromPath, ...auditSubject(request), operation, requestId: String(request.id) });
     const intent = audit.intent ? await this.recorder.recordIntent(base()) : undefined;
     const finish = async (outcome: { outcome: AuditOutcomeName; errorCode?: string }) => {
       const latencyMs = performance.now() - startedAt;

@@ -23,6 +23,7 @@ const entryParams = z.strictObject({ eventId: z.uuid() });
 const checkpointQuery = z.strictObject({ treeSize: z.coerce.number().int().min(1).optional().describe('Omit for the latest.') });
 const consistencyQuery = z.strictObject({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) });
 const createAuditorParams = z.strictObject({ orgId: z.uuid() });
+const revokeAuditorParams = z.strictObject({ orgId: z.uuid(), auditorId: z.uuid() });
 const createAuditorBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
 
 function auditorOf(request: FastifyRequest): AuditorCaller {
@@ -82,5 +83,11 @@ export class AuditorApiController {
     const created = await this.api.createAuditor(p.orgId, body.name);
     setAuditSubject(request, { resource: `auditor:${created.auditorId}` });
     return { auditorId: created.auditorId, token: created.token };
+  }
+
+  @Route({ method: 'DELETE', path: 'admin/organizations/:orgId/auditors/:auditorId', summary: 'Revoke an auditor token', description: 'The next request with it is 401.', tags: ['admin'], auth: 'operator', audit: { action: 'admin_change', intent: true }, params: revokeAuditorParams, success: { status: 204, description: 'Revoked.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  async revokeAuditor(@Req() request: FastifyRequest, @Param() p: z.infer<typeof revokeAuditorParams>) {
+    setAuditSubject(request, { orgId: p.orgId, resource: `auditor:${p.auditorId}` });
+    await this.api.revokeAuditor(p.orgId, p.auditorId);
   }
 }

@@ -122,6 +122,10 @@ export class AuditorApiService implements OnModuleInit {
     return { oldCheckpoint: toCheckpointJson(answer.oldCheckpoint!), newCheckpoint: toCheckpointJson(answer.newCheckpoint!), proof: encodeHashes(answer.proof) };
   }
 
+  async revokeAuditor(orgId: string, auditorId: string): Promise<void> {
+    await this.rpcClient.request(rpc.audit.revokeAuditor, { orgId, auditorId });
+  }
+
   async createAuditor(orgId: string, name: string) {
     return this.rpcClient.request(rpc.audit.createAuditor, { orgId, name, createdBy: 'operator' });
   }
