@@ -66,9 +66,15 @@ export class SyncRunsService {
     }
 
     this.logger.info({ connectionId, reason: job.reason, attempt: delivery.deliveryCount }, 'sync run started');
+    // A run whose claim was lost (this process stalled past its lease and another worker
+    // took the connection over) stops rather than race the new owner.
+    const lost = new AbortController();
     const heartbeat = setInterval(() => {
       delivery.working();
-      this.states.renew(connectionId, this.workerId, this.env.SYNC_LEASE_MS).catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
+      this.states
+        .renew(connectionId, this.workerId, this.env.SYNC_LEASE_MS)
+        .then((held) => held || lost.abort(new AppError('conflict', 'The claim on the connection was lost to another worker')))
+        .catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
     }, Math.max(250, Math.floor(this.env.SYNC_LEASE_MS / 3)));
     let integration: string | undefined;
     try {
@@ -101,8 +107,10 @@ export class SyncRunsService {
             {
               baseUrl: credential.apiBaseUrl,
               tokens: this.credentials.tokenSource(connectionId, credential),
+              signal: lost.signal,
               http: { maxWaitMs: this.env.SYNC_SOURCE_MAX_WAIT_MS },
               emit: async (batch: SyncBatch) => {
+                lost.signal.throwIfAborted();
                 sourceAccountId ??= batch.upserts.find((r) => r.type === 'profile')?.externalId;
                 await pipeline.add(batch);
               },
