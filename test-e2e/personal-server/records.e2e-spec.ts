@@ -225,6 +225,16 @@ describe('records through the gateway', () => {
   });
 });
 
+describe('revocation routes (through connection-broker, which owns grants)', () => {
+  it('an app giving up a grant it does not hold gets 404; the user route needs a signed-in user', async () => {
+    const giveUp = await fetch(`${stack.gatewayUrl}/v1/connections/${randomUUID()}/grant`, { method: 'DELETE', headers: { authorization: `Bearer ${apps.history.key}` } });
+    expect(giveUp.status).toBe(404);
+    expect(await giveUp.json()).toMatchObject({ code: 'connection_not_found' });
+    const anonymous = await fetch(`${stack.gatewayUrl}/v1/me/connections/${randomUUID()}/grants/${apps.history.id}`, { method: 'DELETE' });
+    expect(anonymous.status).toBe(401);
+  });
+});
+
 describe('sharding', () => {
   it('places users on both shards and routes each query to the owner', async () => {
     const byShard = new Map<number, string>();
