@@ -218,6 +218,13 @@ describe('the connect flow in a browser', () => {
     expect(res.status).toBe(200);
   }, 60_000);
 
+  it('an app giving up its grant loses the connection at once; the other app keeps it', async () => {
+    const given = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/grant`, { method: 'DELETE', headers: { authorization: `Bearer ${appB.key}` } });
+    expect(given.status).toBe(200);
+    expect((await getConnection(appB, connectionId)).status).toBe(404);
+    expect((await getConnection(appA, connectionId)).status).toBe(200);
+  });
+
   it('answers 404 for the connection to an API key of another organization', async () => {
     const res = await getConnection(otherOrg, connectionId);
     expect(res.status).toBe(404);

@@ -49,9 +49,22 @@ export class GrantFollowers {
     await this.relay.flush([eventId]);
   }
 
-  /** A grant was revoked: the shard commits the revocation before we answer, then the event. */
-  async revoked(grant: Grant, integration: string, eventId: string): Promise<void> {
-    await this.shard('revoke grant', grant, () => this.rpc.request(personalServerRpc.revokeGrant, { grantId: grant.id, userId: grant.userId }));
+  /**
+   * Before a revocation is committed here: the owning shard commits it first, so the very
+   * next query of that app fails. A shard that never heard of the grant (not_found) has
+   * nothing to revoke; any other failure stops the revocation (the caller may retry).
+   */
+  async revokeAtShard(grant: Grant): Promise<void> {
+    try {
+      await this.rpc.request(personalServerRpc.revokeGrant, { grantId: grant.id, userId: grant.userId });
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'not_found') return;
+      throw error;
+    }
+  }
+
+  /** A grant was revoked (and committed): publish the event. */
+  async revoked(eventId: string): Promise<void> {
     await this.relay.flush([eventId]);
   }
 

@@ -22,6 +22,10 @@ export class GrantsRepository {
     });
   }
 
+  findActiveMatching(where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }): Promise<Grant | null> {
+    return this.db.grant.findFirst({ where: { ...where, status: 'active' } });
+  }
+
   /** Revokes one grant; null when there is no active grant matching. */
   async revoke(tx: Tx, where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }, now: Date): Promise<Grant | null> {
     const grant = await tx.grant.findFirst({ where: { ...where, status: 'active' } });

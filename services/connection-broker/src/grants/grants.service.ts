@@ -15,16 +15,23 @@ export class GrantsService {
     private readonly relay: GrantEventsRelay,
   ) {}
 
+  /**
+   * The shard commits the revocation before we do (and before the caller gets an answer):
+   * the revoked app's very next query fails there. Then the grant row and its event.
+   */
   async revoke(input: { connectionId: string; applicationId: string; userId?: string; orgId?: string }): Promise<string> {
     const where = { connectionId: input.connectionId, applicationId: input.applicationId, ...(input.userId ? { userId: input.userId } : {}), ...(input.orgId ? { orgId: input.orgId } : {}) };
+    const active = await this.grants.findActiveMatching(where);
+    if (!active) throw new AppError('connection_not_found');
+    await this.followers.revokeAtShard(active);
     const result = await this.db.$transaction(async (tx) => {
       const grant = await this.grants.revoke(tx, where, new Date());
       if (!grant) return null;
       const integration = await this.grants.integrationOf(tx, grant);
-      return { grant, integration, eventId: await this.relay.record(tx, grant, integration) };
+      return { grant, eventId: await this.relay.record(tx, grant, integration) };
     });
-    if (!result) throw new AppError('connection_not_found');
-    await this.followers.revoked(result.grant, result.integration, result.eventId);
-    return result.grant.id;
+    // null: a concurrent revocation of the same grant committed first; the outcome is the same.
+    if (result) await this.followers.revoked(result.eventId);
+    return active.id;
   }
 }
