@@ -28,6 +28,11 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
         reconnectJitter: 250,
         pingInterval: 10_000,
         timeout: 2_000,
+        // Otherwise every request allocates two Errors up front (capturing stacks) just in
+        // case it times out: ~8 % of the gateway's CPU on the records query path
+        // (docs/personal-server.md). RpcClient turns failures into AppError codes naming
+        // the subject, and spans say where a request started.
+        noAsyncTraces: true,
       });
       opts.logger.info({ server: nc.getServer(), attempt }, 'nats connected');
       return nc;
