@@ -7,7 +7,10 @@ import { ErrorReplySchema, events, GrantStatus, RecordInputSchema, rpc } from '@
 import { fromBinary } from '@bufbuild/protobuf';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { startTestStack, type TestStack } from '../support/test-stack.js';
+import { rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 // Personal Servers end to end: two shard processes, records written through the write
 // contract (what sync-worker calls), grants registered and revoked through the contracts
@@ -249,6 +252,26 @@ describe('sharding', () => {
       expect(page.status).toBe(200);
       expect(page.body.records).toHaveLength(2);
     }
+  });
+
+  it('after a rebalance moves users, the gateway follows them (stale placement → wrong_shard → re-locate)', async () => {
+    let connectionId = '';
+    for (let i = 0; i < 40 && connectionId === ''; i += 1) {
+      const candidate = randomUUID();
+      if ((await seedConnection(randomUUID(), candidate)).shard === 1) connectionId = candidate;
+    }
+    expect(connectionId).not.toBe('');
+    expect((await query('history', connectionId)).status).toBe(200); // placement (shard 1) now cached in the gateway
+    // The operator's rebalance, as if shrinking to one shard: everyone on shard 1 moves to 0.
+    const cli = join(rootDir, 'services/personal-server/dist/directory/rebalance.cli.js');
+    const env = { ...process.env, DATABASE_URL: stack.databaseUrl, SHARD_COUNT: '1', LOG_LEVEL: 'silent' };
+    const plan = await promisify(execFile)(process.execPath, [cli], { env });
+    expect(plan.stdout).toMatch(/shard 1 → 0: \d+/);
+    const applied = await promisify(execFile)(process.execPath, [cli, '--apply'], { env });
+    expect(applied.stdout).toMatch(/switched \d+/);
+    const after = await query('history', connectionId);
+    expect(after.status).toBe(200);
+    expect(after.body.records).toHaveLength(2);
   });
 
   it('every personal-server subject, on every shard, answers garbage with a typed error', async () => {
