@@ -49,6 +49,8 @@ export const ErrorCodes = {
   source_error: { status: 502, title: 'Source error' },
   /** The source rejected the refresh token (invalid_grant): the user must connect again. */
   connection_needs_reauth: { status: 409, title: 'Connection needs reauthorization' },
+  /** The connection's source has no API (its data arrives as an uploaded file export): there is no token to hand out or sync with. */
+  no_source_api: { status: 409, title: 'Source has no API' },
   /** A consent form post without a matching CSRF token. */
   csrf_invalid: { status: 403, title: 'CSRF check failed' },
 

@@ -354,6 +354,25 @@ describe('connect flow at the broker', () => {
     expect(rows[0].raw).not.toContain(key);
   });
 
+  it('a file-export integration (netflix) finishes with a connection and no source login, and hands out no token', async () => {
+    const session = await client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'App A', integration: 'netflix', scopes: ['netflix:read:history'], callbackUrl: CALLBACK });
+    const shown = await client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' });
+    expect(shown.authType).toBe('file_export');
+    const frank = randomUUID();
+    const done = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: frank });
+    expect(done.connectionId).not.toBe('');
+    expect(new URL(done.redirectUrl).searchParams.get('connectionId')).toBe(done.connectionId);
+    const seen = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: done.connectionId });
+    expect(seen.connection?.integration).toBe('netflix');
+    const { rows } = await db.pool.query(`SELECT auth_type, wrapped_data_key IS NOT NULL AS keyed FROM connections WHERE id = $1`, [done.connectionId]);
+    expect(rows[0]).toEqual({ auth_type: 'file_export', keyed: true });
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe('no_source_api');
+    // Deleting it works like any other connection (nothing to revoke at a source).
+    const removed = await client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: frank });
+    expect(removed.revokedAtSource).toBe(false);
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe('connection_not_found');
+  });
+
   it('deleting a connection revokes at the source, revokes every grant and destroys the key', async () => {
     const session = await newSession(APP_A);
     const erin = randomUUID();

@@ -117,6 +117,13 @@ export class ConnectService {
       const credential: Credential = { accessToken: apiKey, tokenType: 'api_key' };
       return this.finishWithConnection(session, 'pending', userId, integration, { credential, sourceScopes: this.catalog.sourceScopes(integration, session.scopes) });
     }
+    if (integration.authType === 'file_export') {
+      // No source login and no secret: the data arrives as uploads. The connection still gets a
+      // data key and an (empty) sealed credential set, so every invariant elsewhere holds as is:
+      // "usable" means key + ciphertext present, deletion shreds the key, reuse checks the key.
+      const credential: Credential = { accessToken: '', tokenType: 'none' };
+      return this.finishWithConnection(session, 'pending', userId, integration, { credential, sourceScopes: this.catalog.sourceScopes(integration, session.scopes) });
+    }
     // Re-authorizing an existing connection asks for what it already carries too, so other apps' grants keep working.
     const current = await this.connections.findByUser(userId, integration.key);
     const carried = current && !current.deletedAt && current.orgId === session.orgId ? current.sourceScopes : [];

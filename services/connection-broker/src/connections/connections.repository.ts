@@ -29,7 +29,7 @@ export class ConnectionsRepository {
 
   create(
     tx: Tx,
-    data: { id: string; orgId: string; userId: string; integration: string; authType: 'oauth2' | 'api_key'; sourceScopes: string[]; wrappedDataKey: Buffer; credentialCiphertext: Buffer; accessExpiresAt: Date | null },
+    data: { id: string; orgId: string; userId: string; integration: string; authType: 'oauth2' | 'api_key' | 'file_export'; sourceScopes: string[]; wrappedDataKey: Buffer; credentialCiphertext: Buffer; accessExpiresAt: Date | null },
   ): Promise<Connection> {
     return tx.connection.create({ data: { ...data, wrappedDataKey: new Uint8Array(data.wrappedDataKey), credentialCiphertext: new Uint8Array(data.credentialCiphertext) } });
   }

@@ -55,6 +55,9 @@ export class ConnectionsService {
   /** A usable credential, refreshed first when expired or about to (or when the caller says the source answered 401). */
   async accessToken(connectionId: string, forceRefresh: boolean): Promise<AccessToken> {
     const connection = await this.usable(await this.connections.findById(connectionId));
+    if (connection.authType === 'file_export') {
+      throw new AppError('no_source_api', `${this.catalog.get(connection.integration).displayName} has no API: its data is imported from the export the person uploads`);
+    }
     const credential = await this.vault.open(owner(connection), sealed(connection));
     if (connection.authType === 'api_key' || (!forceRefresh && !this.expiringSoon(connection.accessExpiresAt))) {
       return { credential, connection };

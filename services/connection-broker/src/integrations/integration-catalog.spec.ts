@@ -33,6 +33,16 @@ describe('IntegrationCatalog', () => {
     expect(() => catalog.checkScopes(catalog.get('github'), ['spotify:read:playlists'])).toThrow(expect.objectContaining({ code: 'scope_not_allowed' }));
   });
 
+  it('loads a file-export integration (netflix): no API, no OAuth, no key, what the person uploads', () => {
+    const netflix = catalog.get('netflix');
+    expect(netflix.authType).toBe('file_export');
+    expect(netflix.oauth).toBeUndefined();
+    expect(netflix.apiKey).toBeUndefined();
+    expect(netflix.export?.format).toMatch(/ViewingActivity\.csv/);
+    expect(netflix.apiBaseUrl).toBe('');
+    expect(catalog.describe(netflix, ['netflix:read:history'])[0]?.description).toMatch(/watched/);
+  });
+
   it('describes each scope in plain words', () => {
     const [described] = catalog.describe(catalog.get('spotify'), ['spotify:read:playlists']);
     expect(described?.description).toMatch(/playlists/);

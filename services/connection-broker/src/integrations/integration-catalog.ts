@@ -9,8 +9,9 @@ const integrationFileSchema = z
     $comment: z.string().optional(),
     key: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/),
     displayName: z.string().min(1),
-    authType: z.enum(['oauth2', 'api_key']),
-    apiBaseUrl: z.string().url(),
+    authType: z.enum(['oauth2', 'api_key', 'file_export']),
+    /** A file_export source has no API; the field is optional for it only (the refine below). */
+    apiBaseUrl: z.string().url().optional(),
     oauth: z
       .object({
         /** RFC 9207: when set, an authorization response must carry `iss` equal to it. */
@@ -24,10 +25,20 @@ const integrationFileSchema = z
       .strict()
       .optional(),
     apiKey: z.object({ label: z.string(), pattern: z.string() }).strict().optional(),
+    /** file_export: the source has no API; the person's data arrives as a file export they upload. */
+    export: z.object({ label: z.string().min(1), format: z.string().min(1) }).strict().optional(),
     scopes: z.record(z.string(), z.object({ source: z.array(z.string()), description: z.string().min(1) }).strict()),
   })
   .strict()
-  .refine((f) => (f.authType === 'oauth2' ? Boolean(f.oauth) : Boolean(f.apiKey)), { message: 'oauth2 needs `oauth`, api_key needs `apiKey`' });
+  .refine(
+    (f) =>
+      f.authType === 'oauth2'
+        ? Boolean(f.oauth && f.apiBaseUrl && !f.export)
+        : f.authType === 'api_key'
+          ? Boolean(f.apiKey && f.apiBaseUrl && !f.export)
+          : Boolean(f.export && !f.oauth && !f.apiKey),
+    { message: 'oauth2 needs `oauth` and `apiBaseUrl`, api_key needs `apiKey` and `apiBaseUrl`, file_export needs `export` (and neither `oauth` nor `apiKey`)' },
+  );
 
 export type IntegrationFile = z.infer<typeof integrationFileSchema>;
 
@@ -46,10 +57,13 @@ export interface OAuthEndpoints {
 export interface Integration {
   key: string;
   displayName: string;
-  authType: 'oauth2' | 'api_key';
+  authType: 'oauth2' | 'api_key' | 'file_export';
+  /** Empty for a file_export integration (it has no API). */
   apiBaseUrl: string;
   oauth?: OAuthEndpoints;
   apiKey?: { label: string; pattern: RegExp };
+  /** file_export: what the person uploads (e.g. "Netflix viewing activity", "ViewingActivity.csv"). */
+  export?: { label: string; format: string };
   scopes: Record<string, { source: string[]; description: string }>;
 }
 
@@ -73,9 +87,10 @@ export function applyOverrides(file: IntegrationFile, env: Record<string, unknow
     key: file.key,
     displayName: file.displayName,
     authType: file.authType,
-    apiBaseUrl: get('API_BASE_URL') ?? rebase(file.apiBaseUrl, base),
+    apiBaseUrl: file.apiBaseUrl ? (get('API_BASE_URL') ?? rebase(file.apiBaseUrl, base)) : '',
     scopes: file.scopes,
   };
+  if (file.export) integration.export = { ...file.export };
   if (file.oauth) {
     const revocationUrl = get('REVOCATION_URL') ?? (file.oauth.revocation ? rebase(file.oauth.revocation.url, base) : undefined);
     integration.oauth = {

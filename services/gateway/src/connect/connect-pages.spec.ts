@@ -34,6 +34,14 @@ describe('consent pages', () => {
     expect(consentPage({ ...view, apiKeyLabel: 'Your key', reusesConnection: true })).not.toContain('name="apiKey"');
   });
 
+  it('a file-export integration asks for no key and promises no source sign-in, only the upload to come', () => {
+    const page = consentPage({ ...view, fileExport: true });
+    expect(page).not.toContain('name="apiKey"');
+    expect(page).not.toContain('will ask you to sign in');
+    expect(page).toContain('data export');
+    expect(page).toContain('value="allow"');
+  });
+
   it('keeps nested safe markup and escapes attribute breakouts in error pages', () => {
     expect(html`<b>${html`<i>${'x'}</i>`}</b>`.value).toBe('<b><i>x</i></b>');
     expect(errorPage('Expired', '"><img src=x onerror=alert(1)>')).not.toContain('<img');

@@ -70,6 +70,8 @@ export interface ConsentView {
   reusesConnection: boolean;
   /** An API-key integration: the person pastes their key. */
   apiKeyLabel?: string;
+  /** A file-export integration (no API): nothing to type or sign in to; the app asks for the export file later. */
+  fileExport?: boolean;
   error?: string;
 }
 
@@ -77,9 +79,11 @@ export function consentPage(v: ConsentView): string {
   const scopes = v.scopes.map((s) => html`<li><strong>${s.description}</strong> <span class="note">(${s.scope})</span></li>`);
   const next = v.reusesConnection
     ? html`<p class="note">You already connected ${v.integrationName}. Allowing shares that connection with ${v.applicationName}; you will not be asked to sign in to ${v.integrationName} again.</p>`
-    : v.apiKeyLabel
-      ? html`<p class="note">${v.integrationName} uses an API key. It is stored encrypted and never shown to ${v.applicationName}.</p>`
-      : html`<p class="note">Next, ${v.integrationName} will ask you to sign in and confirm. ${v.applicationName} never sees your ${v.integrationName} password or tokens.</p>`;
+    : v.fileExport
+      ? html`<p class="note">${v.integrationName} has no way to share data directly. After you allow, ${v.applicationName} will ask you for the data export you download from ${v.integrationName}; only what you upload is shared.</p>`
+      : v.apiKeyLabel
+        ? html`<p class="note">${v.integrationName} uses an API key. It is stored encrypted and never shown to ${v.applicationName}.</p>`
+        : html`<p class="note">Next, ${v.integrationName} will ask you to sign in and confirm. ${v.applicationName} never sees your ${v.integrationName} password or tokens.</p>`;
   const allow = v.signedIn
     ? html`${v.apiKeyLabel && !v.reusesConnection ? html`<label for="apiKey">${v.apiKeyLabel}</label><input id="apiKey" name="apiKey" type="password" autocomplete="off" required>` : ''}
 <div class="actions"><button class="primary" type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny" formnovalidate>Deny</button></div>`

@@ -159,6 +159,7 @@ export class ConsentController {
         signInUrl: this.signInUrl(token),
         reusesConnection: session.reusesConnection,
         apiKeyLabel: session.authType === 'api_key' ? 'Your API key' : undefined,
+        fileExport: session.authType === 'file_export',
         error,
       }),
     );

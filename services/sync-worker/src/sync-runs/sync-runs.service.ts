@@ -32,7 +32,7 @@ class Semaphore {
   }
 }
 
-export type JobOutcome = 'synced' | 'coalesced' | 'needs_reauth';
+export type JobOutcome = 'synced' | 'coalesced' | 'needs_reauth' | 'awaiting_import';
 
 /**
  * Runs one sync job: claim the connection, get its token from the broker, run the
@@ -136,6 +136,13 @@ export class SyncRunsService {
       const error = AppError.from(thrown);
       const nextRunAt = new Date(Date.now() + this.env.SYNC_INTERVAL_MS);
       const safe = `${error.code}: ${error.message}`;
+      if (error.code === 'no_source_api') {
+        // A file-export source (netflix): nothing to pull, ever. Not a failure: the connection
+        // waits for uploads, and with no next run the scheduler never picks it up again.
+        await this.states.awaitImport(connectionId, this.workerId);
+        this.logger.info({ connectionId }, 'source has no API: awaiting an uploaded export, not polled');
+        return 'awaiting_import';
+      }
       if (error.code === 'connection_needs_reauth') {
         // Retrying cannot help until the user connects again: ack the job, show the state.
         await this.states.failRun(connectionId, this.workerId, { state: 'needs_reauth', error: safe, nextRunAt, ...(integration ? { integration } : {}) });

@@ -108,6 +108,21 @@ describe('SyncScheduler with several workers', () => {
     expect((await prisma.syncState.findUnique({ where: { connectionId } }))!.state).toBe('queued');
   });
 
+  it('a connection whose source has no API (file export) is never queued again once it awaits imports; its imports still count', async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(streams.syncJobs.name);
+    const connectionId = randomUUID();
+    const repo = new SyncStateRepository(prisma);
+    // The INITIAL job claimed it and learnt from the broker that there is nothing to pull.
+    expect(await repo.claim(connectionId, 'w1', 30_000)).not.toBeNull();
+    await repo.failRun(connectionId, 'other-worker', { state: 'failed', error: 'x', nextRunAt: new Date(Date.now() - 1_000) });
+    await repo.awaitImport(connectionId, 'w1');
+    await repo.recordImport(connectionId, 'netflix', 3);
+    await scheduler().tick();
+    expect((await queuedJobs()).filter((j) => j.connectionId === connectionId)).toEqual([]);
+    expect(await prisma.syncState.findUnique({ where: { connectionId } })).toEqual(expect.objectContaining({ state: 'idle', lastError: null, nextRunAt: null, leaseOwner: null, recordsSynced: 3n }));
+  });
+
   it('the stream refuses a second copy of an event with the same job id (what the slot id relies on)', async () => {
     const publisher = new JetStreamPublisher(nc);
     const job = { jobId: randomUUID(), connectionId: randomUUID(), reason: SyncReason.SCHEDULED, requestedAt: { seconds: 1n, nanos: 0 } };

@@ -117,6 +117,17 @@ export class SyncStateRepository {
     await this.db.syncState.updateMany({ where: { connectionId, nextRunAt: null }, data: { nextRunAt: failure.nextRunAt } });
   }
 
+  /**
+   * The connection's source has no API (its data is uploaded): release the claim and leave it
+   * idle with no error and no next run, so the scheduler never polls it. Imports keep counting.
+   */
+  async awaitImport(connectionId: string, owner: string): Promise<void> {
+    await this.db.syncState.updateMany({
+      where: { connectionId, OR: [{ leaseOwner: owner }, { leaseOwner: null }] },
+      data: { state: 'idle', lastError: null, nextRunAt: null, rerunRequested: false, leaseOwner: null, leaseUntil: null },
+    });
+  }
+
   /** A job was put on the queue (manual, webhook): show it, unless a run is going on. */
   async markQueued(connectionId: string): Promise<void> {
     await this.db.$executeRaw`

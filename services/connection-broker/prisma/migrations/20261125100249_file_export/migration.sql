@@ -1,0 +1,2 @@
+-- AlterEnum
+ALTER TYPE "auth_type" ADD VALUE 'file_export';
