@@ -64,9 +64,18 @@ export class SourceHttp {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  /** Resolves a path or an absolute URL (Link / `next` values are absolute). */
+  /**
+   * Resolves a path or an absolute URL (Link / `next` values are absolute). An absolute URL
+   * must stay on the source's own origin: the user's token goes with every request, and a
+   * pagination link pointing elsewhere would hand it to another host.
+   */
   url(pathOrUrl: string): string {
-    if (/^https?:\/\//.test(pathOrUrl)) return pathOrUrl;
+    if (/^https?:\/\//i.test(pathOrUrl)) {
+      if (new URL(pathOrUrl).origin !== new URL(this.baseUrl).origin) {
+        throw new AppError('source_error', 'The source sent a link to another origin; it was not followed');
+      }
+      return pathOrUrl;
+    }
     return this.baseUrl.replace(/\/$/, '') + (pathOrUrl.startsWith('/') ? pathOrUrl : `/${pathOrUrl}`);
   }
 

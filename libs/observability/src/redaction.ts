@@ -98,12 +98,12 @@ const STRING_MASKS: Array<[RegExp, string]> = [
   [/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+@/gi, `$1${REDACTED}@`],
   // secrets passed as query parameters (OAuth callbacks, token endpoints)
   [
-    /([?&#](?:access_token|refresh_token|id_token|code|code_verifier|client_secret|token|api_key|apikey|password)=)[^&#\s"']+/gi,
+    /([?&#](?:access_token|refresh_token|id_token|code|code_verifier|client_secret|token|api_key|apikey|password|state)=)[^&#\s"']+/gi,
     `$1${REDACTED}`,
   ],
   [/\b(Bearer|Basic|Token)\s+[A-Za-z0-9\-._~+/]+=*/gi, `$1 ${REDACTED}`],
-  // our own API keys
-  [/\bcg_sk_[A-Za-z0-9_-]+/g, `cg_sk_${REDACTED}`],
+  // our own secrets, all prefixed: API keys, sessions, auditor tokens, WebAuthn ceremonies
+  [/\bcg_(sk|ss|aud|wc)_[A-Za-z0-9_-]+/g, `cg_$1_${REDACTED}`],
   // anything shaped like a JWT (header.payload.signature, base64url, header starts with eyJ)
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],
 ];

@@ -23,6 +23,11 @@ describe('parseEnv', () => {
     expect(error!.message).not.toContain('s3cret');
   });
 
+  it('reads the trusted proxies as a list, and none by default', () => {
+    expect(parseEnv(schema, { EXTRA: 'abc' }).HTTP_TRUSTED_PROXIES).toBeUndefined();
+    expect(parseEnv(schema, { EXTRA: 'abc', HTTP_TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1' }).HTTP_TRUSTED_PROXIES).toEqual(['10.0.0.0/8', '127.0.0.1']);
+  });
+
   it('requires an OTLP endpoint when the OTLP exporter is chosen', () => {
     expect(() => parseEnv(schema, { EXTRA: 'abc', OTEL_TRACES_EXPORTER: 'otlp' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
   });

@@ -44,6 +44,16 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
     /** Interface for the HTTP listener (health, and for the gateway the public API); 0.0.0.0 in containers. */
     HTTP_HOST: z.string().min(1).default('127.0.0.1'),
     HTTP_PORT: port.default(defaults.httpPort),
+    /**
+     * Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs,
+     * e.g. the ingress). Unset: the socket's peer is the client. Per-client limits (passkey
+     * ceremony starts) key on the result, so behind a proxy this must be set or every client
+     * shares the proxy's address.
+     */
+    HTTP_TRUSTED_PROXIES: z
+      .string()
+      .optional()
+      .transform((v) => (v ? v.split(',').map((p) => p.trim()).filter(Boolean) : undefined)),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     /** Where spans go: nowhere (ids still propagate), stdout, or an OTLP/HTTP collector. */
     OTEL_TRACES_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),

@@ -4,6 +4,7 @@ import { RpcErrorPassthroughFilter } from '@context-gateway/messaging';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { normalizeHttpError, PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
+import { loggablePath } from './request-tracing.js';
 
 /**
  * The one exception filter of every service. HTTP: any error becomes problem+json with a
@@ -25,8 +26,9 @@ export class ProblemFilter implements ExceptionFilter {
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, exception: unknown, logger: Logger): void {
   let error = normalizeHttpError(exception);
-  // Never echo the query string: it may carry a token or an OAuth code.
-  const path = request.url.split('?')[0] ?? request.url;
+  // Never echo the query string (it may carry a token or an OAuth code), nor path parameters
+  // named like secrets (a connect link's token): the same rule as the access log.
+  const path = loggablePath(request);
   if (error.code === 'route_not_found' && !(exception instanceof AppError)) {
     error = new AppError('route_not_found', `No route for ${request.method} ${path}`);
   }

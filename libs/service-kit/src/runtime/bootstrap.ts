@@ -120,6 +120,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
       logger: false,
       // Closing keep-alive sockets lets shutdown finish without waiting for idle clients.
       forceCloseConnections: 'idle',
+      ...(env.HTTP_TRUSTED_PROXIES ? { trustProxy: env.HTTP_TRUSTED_PROXIES } : {}),
     });
     const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, { logger: new NestLogger(logger), abortOnError: false });
     const fastify = app.getHttpAdapter().getInstance();

@@ -17,5 +17,9 @@ export function safeReturnTo(value: string): string | undefined {
     return undefined;
   }
   if (url.origin !== base.origin) return undefined;
-  return `${url.pathname}${url.search}${url.hash}`;
+  // Normalising dot-segments can turn a safe-looking path into a protocol-relative one
+  // (`/.//evil.example` → `//evil.example`): only a path that is already in normal form passes.
+  const normalized = `${url.pathname}${url.search}${url.hash}`;
+  if (normalized !== value || normalized.startsWith('//')) return undefined;
+  return normalized;
 }

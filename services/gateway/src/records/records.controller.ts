@@ -53,7 +53,9 @@ export class RecordsController {
   ): Promise<string> {
     setAuditSubject(request, { connectionId: params.connectionId, resource: query.type ?? '*' });
     const placement = await this.router.placement(params.connectionId);
-    setAuditSubject(request, { userId: placement.userId, integration: placement.integration });
+    // Who the connection belongs to goes into the caller's audit trail only once the shard has
+    // confirmed the caller's grant: another org's user id must never land in this org's log.
+    const owner = { userId: placement.userId, integration: placement.integration };
     const verdict = await this.policy.check(caller, placement, query.type);
     const decision = verdict.decision;
     if (decision) setAuditSubject(request, { policy: { decidedBy: decision.decidedBy ?? 'none', reason: decision.reason, matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds) } });
@@ -73,9 +75,11 @@ export class RecordsController {
       // grant a grant_revoked), never a 403 that tells the app the connection exists: the
       // shard's answer for the grant wins, policy_denied only when the grant is fine.
       await this.router.query({ ...message, limit: 1, fields: [] });
+      setAuditSubject(request, owner);
       throw verdict.error;
     }
     const page = await this.router.query(message);
+    setAuditSubject(request, owner);
     // The shard sends the records as a finished JSON array: spliced in, never re-parsed here.
     reply.header('content-type', 'application/json; charset=utf-8');
     const syncedAt = page.syncedAt ? JSON.stringify(timestampDate(page.syncedAt).toISOString()) : 'null';

@@ -86,7 +86,10 @@ describe('sessions', () => {
     const user = await users.createUser({ displayName: 'Sess', webauthnUserId: 'handle-sess' });
     const t0 = new Date();
     const { token } = await sessions.open(user.id, t0);
-    expect(await db.session.count({ where: { tokenHash: token } })).toBe(0);
+    // The row is found by the token's hash, and nothing stored equals the token itself.
+    const stored = await db.session.findMany({ where: { userId: user.id } });
+    expect(stored.map((row) => row.tokenHash)).toEqual([sha256(token)]);
+    expect(JSON.stringify(stored, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toContain(token);
     expect((await sessions.resolve(token, t0)).userId).toBe(user.id);
     await expect(sessions.resolve(token, new Date(t0.getTime() + 3_601_000))).rejects.toMatchObject({ code: 'unauthenticated' });
     await sessions.signOut(token);
