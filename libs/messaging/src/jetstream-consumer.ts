@@ -74,7 +74,9 @@ export async function consumeEvents<M extends DescMessage>(
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: descriptor.subject,
-    max_deliver: maxDeliver,
+    // Unlimited on the server; the limit is enforced here. A server-side limit would drop a
+    // message whose last delivery failed to reach the dead-letter stream (or whose worker died).
+    max_deliver: -1,
     ack_wait: nanos(options.ackWaitMs ?? 30_000),
     max_ack_pending: Math.max(1_000, (options.concurrency ?? 8) * 4),
   };
@@ -107,7 +109,14 @@ export async function consumeEvents<M extends DescMessage>(
 
   const deadLetter = async (m: JsMsg, reason: DeadLetter['reason'], error: AppError): Promise<void> => {
     logger.error({ stream, seq: m.seq, subject: m.subject, reason, errorCode: error.code, problems: error.problems }, 'message dead-lettered');
-    await onDeadLetter({ stream, subject: m.subject, streamSeq: m.seq, reason, code: error.code, message: error.message, data: m.data });
+    try {
+      await onDeadLetter({ stream, subject: m.subject, streamSeq: m.seq, reason, code: error.code, message: error.message, data: m.data });
+    } catch (failure) {
+      // Not copied anywhere yet: keep it in the stream and try again shortly.
+      logger.error({ stream, seq: m.seq, err: failure }, 'dead-lettering failed; the message stays and comes back');
+      m.nak(Math.min(cap, base * 4));
+      return;
+    }
     m.term(`${reason}: ${error.code}`);
   };
 

@@ -123,6 +123,27 @@ describe('JetStream publish and durable consumers', () => {
     expect(dead[0]?.reason).toBe('max_deliveries');
   });
 
+  it('keeps a message whose dead-lettering failed and dead-letters it on a later delivery', async () => {
+    const { event } = await freshStream();
+    const dead: DeadLetter[] = [];
+    let refusals = 1;
+    const consumer = await consumeEvents(nc, event, {
+      durable: 'w',
+      maxDeliver: 1,
+      retryBaseMs: 10,
+      onDeadLetter: (d) => {
+        if (refusals-- > 0) throw new Error('dead-letter store down');
+        dead.push(d);
+      },
+    }, async () => {
+      throw new Error('always');
+    }, logger);
+    await new JetStreamPublisher(nc).publish(event, job());
+    await waitFor(() => dead.length === 1);
+    await consumer.stop();
+    expect(dead[0]?.reason).toBe('max_deliveries');
+  });
+
   it('keeps what it cannot process in the DEAD_LETTERS stream, verbatim, with the reason', async () => {
     const { event } = await freshStream();
     await ensureStreams(nc, [streams.deadLetters], logger);

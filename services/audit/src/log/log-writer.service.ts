@@ -197,7 +197,12 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
           const t1 = performance.now();
           if (inflight) await inflight.done;
           this.logger.debug({ size: batch.length, prepareMs: Math.round(t1 - t0), waitedForCommitMs: Math.round(performance.now() - t1), queued: queue.length }, 'audit batch prepared');
-          inflight = { done: this.commit(db, prepared), messages: batch, eventIds: prepared.eventIds };
+          const done = this.commit(db, prepared);
+          // Observed now, awaited later: a failed commit must end this writer session (the
+          // `await inflight.done` below rethrows it), not surface as an unhandled rejection
+          // that kills the process while the loop waits for the next batch.
+          done.catch(() => undefined);
+          inflight = { done, messages: batch, eventIds: prepared.eventIds };
           batch = [];
         }
         if (writer.size > checkpointedSize && Date.now() - checkpointedAt >= this.env.AUDIT_CHECKPOINT_INTERVAL_MS) {

@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import type { NodeId } from '@context-gateway/merkle-log';
 import type pg from 'pg';
 import type { SearchColumns } from './audit-event-codec.js';
@@ -212,7 +213,8 @@ export class LogRepository {
     if (f.capability) add('capability = ?', f.capability);
     if (f.outcome) add('outcome = ?', f.outcome);
     if (f.action) add('action = ?', f.action);
-    if (where.length === 0) throw new Error('a search needs an org or a user');
+    // Every search is scoped to one org or one user; other filters alone would read across tenants.
+    if (!f.orgId && !f.userId) throw new AppError('validation_failed', 'A search needs an org or a user');
     if (f.before) {
       params.push(f.before.occurredAt, f.before.seq);
       where.push(`(occurred_at, seq) < ($${params.length - 1}, $${params.length})`);

@@ -62,6 +62,12 @@ export class ConnectionsRepository {
     return rows[0] && toRow(rows[0]);
   }
 
+  /** True when the connection was deleted (shredded) here: it must never come back. */
+  async wasDeleted(tx: PoolClient, connectionId: string): Promise<boolean> {
+    const { rowCount } = await tx.query('SELECT 1 FROM deleted_connections WHERE id = $1', [connectionId]);
+    return (rowCount ?? 0) > 0;
+  }
+
   async insertIfAbsent(tx: PoolClient, row: Omit<ConnectionRow, 'lastVersion' | 'syncedAt'>): Promise<boolean> {
     const { rowCount } = await tx.query(
       'INSERT INTO connections (id, personal_server_id, user_id, integration, data_key_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING',
@@ -79,6 +85,7 @@ export class ConnectionsRepository {
     const records = await tx.query('DELETE FROM records WHERE connection_id = $1', [connectionId]);
     const grants = await tx.query<{ n: string }>("SELECT count(*) AS n FROM grants WHERE connection_id = $1 AND state = 'active'", [connectionId]);
     await tx.query('DELETE FROM connections WHERE id = $1', [connectionId]); // grants cascade
+    await tx.query('INSERT INTO deleted_connections (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [connectionId]);
     return { records: records.rowCount ?? 0, activeGrants: Number(grants.rows[0]?.n ?? 0) };
   }
 }

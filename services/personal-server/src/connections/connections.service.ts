@@ -29,6 +29,8 @@ export class ConnectionsService {
   async ensure(tx: PoolClient, input: { connectionId: string; userId: string; integration: string }, forUpdate = false): Promise<ConnectionRow> {
     let row = await this.repository.find(tx, input.connectionId, forUpdate);
     if (!row) {
+      // A deleted connection stays deleted: a late write must not re-create it under a new key.
+      if (await this.repository.wasDeleted(tx, input.connectionId)) throw new AppError('connection_not_found', 'The connection was deleted');
       const server = await this.directory.provision(input.userId, tx);
       const owner = { personalServerId: server.personalServerId, connectionId: input.connectionId, userId: input.userId };
       const dataKeyId = await this.keys.create(owner);

@@ -359,6 +359,9 @@ describe('personal-server storage and query path', () => {
 
     expect(await connections.delete(connection, user)).toEqual({ recordsDeleted: 2, grantsRevoked: 1 });
     expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
+    // A sync that was still in flight cannot bring it back under a fresh key.
+    expect(await codeOf(write(user, connection, [playlist(3, 'Late')]))).toBe('connection_not_found');
+    expect((await schema.pool.query('SELECT 1 FROM connections WHERE id = $1', [connection])).rowCount).toBe(0);
 
     // Restore the backup's rows (what an attacker with the old dump and our code would do).
     for (const table of ['connections', 'grants', 'records']) {

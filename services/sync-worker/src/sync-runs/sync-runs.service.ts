@@ -57,7 +57,10 @@ export class SyncRunsService {
 
   async run(job: SyncJob, delivery: Pick<DeliveryInfo, 'deliveryCount' | 'working'>, maxDeliver: number): Promise<JobOutcome> {
     const connectionId = job.connectionId;
-    const claimed = await this.states.claim(connectionId, this.workerId, this.env.SYNC_LEASE_MS);
+    // One owner per run, not per process: two jobs for one connection landing in the same
+    // worker must not both hold the claim (the second coalesces into a rerun instead).
+    const owner = `${this.workerId}:${randomUUID().slice(0, 8)}`;
+    const claimed = await this.states.claim(connectionId, owner, this.env.SYNC_LEASE_MS);
     if (!claimed) {
       // Someone is syncing this connection right now: it runs once more when done. If its
       // lease ended in between, try the claim again rather than drop the job.
@@ -72,7 +75,7 @@ export class SyncRunsService {
     const heartbeat = setInterval(() => {
       delivery.working();
       this.states
-        .renew(connectionId, this.workerId, this.env.SYNC_LEASE_MS)
+        .renew(connectionId, owner, this.env.SYNC_LEASE_MS)
         .then((held) => held || lost.abort(new AppError('conflict', 'The claim on the connection was lost to another worker')))
         .catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
     }, Math.max(250, Math.floor(this.env.SYNC_LEASE_MS / 3)));
@@ -122,7 +125,7 @@ export class SyncRunsService {
         } finally {
           release();
         }
-        again = await this.states.completeRun(connectionId, this.workerId, {
+        again = await this.states.completeRun(connectionId, owner, {
           cursor: nextCursor,
           integration,
           nextRunAt: new Date(Date.now() + this.env.SYNC_INTERVAL_MS),
@@ -139,18 +142,18 @@ export class SyncRunsService {
       if (error.code === 'no_source_api') {
         // A file-export source (netflix): nothing to pull, ever. Not a failure: the connection
         // waits for uploads, and with no next run the scheduler never picks it up again.
-        await this.states.awaitImport(connectionId, this.workerId);
+        await this.states.awaitImport(connectionId, owner);
         this.logger.info({ connectionId }, 'source has no API: awaiting an uploaded export, not polled');
         return 'awaiting_import';
       }
       if (error.code === 'connection_needs_reauth') {
         // Retrying cannot help until the user connects again: ack the job, show the state.
-        await this.states.failRun(connectionId, this.workerId, { state: 'needs_reauth', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
+        await this.states.failRun(connectionId, owner, { state: 'needs_reauth', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
         this.logger.warn({ connectionId, integration }, 'connection needs reauthorization; sync stopped');
         return 'needs_reauth';
       }
       const lastTry = delivery.deliveryCount >= maxDeliver;
-      await this.states.failRun(connectionId, this.workerId, { state: lastTry ? 'failed' : 'queued', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
+      await this.states.failRun(connectionId, owner, { state: lastTry ? 'failed' : 'queued', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
       throw error;
     } finally {
       clearInterval(heartbeat);

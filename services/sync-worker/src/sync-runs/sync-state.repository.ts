@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
 import { SYNC_DB, type SyncDb } from '../database/database.module.js';
 import type { SyncState } from '../generated/prisma/client.js';
@@ -34,7 +35,7 @@ export class SyncStateRepository {
       ON CONFLICT (connection_id) DO UPDATE
         SET state = 'running', lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until,
             rerun_requested = false, updated_at = now()
-        WHERE sync_states.lease_until IS NULL OR sync_states.lease_until < now() OR sync_states.lease_owner = EXCLUDED.lease_owner
+        WHERE sync_states.lease_until IS NULL OR sync_states.lease_until < now()
       RETURNING connection_id`;
     return rows.length ? this.get(connectionId) : null;
   }
@@ -65,7 +66,10 @@ export class SyncStateRepository {
     return this.db.$transaction(async (tx) => {
       const [row] = await tx.$queryRaw<{ rerun_requested: boolean; lease_owner: string | null }[]>`
         SELECT rerun_requested, lease_owner FROM sync_states WHERE connection_id = ${connectionId}::uuid FOR UPDATE`;
-      const rerun = row?.lease_owner === owner && row.rerun_requested;
+      // A run that lost its claim (stalled past its lease, taken over) must not overwrite the
+      // new owner's cursor or release its lease.
+      if (row?.lease_owner !== owner) throw new AppError('conflict', 'The claim on the connection was lost to another worker');
+      const rerun = row.rerun_requested;
       await tx.syncState.update({
         where: { connectionId },
         data: {
