@@ -79,15 +79,10 @@ export class ConnectFlowService {
   /** Step 2: the person's Allow or Deny. */
   async decide(token: string, decision: 'allow' | 'deny', userId: string | undefined, apiKey: string | undefined) {
     const session = await this.session(token, userId);
-    const result = await this.rpc.request(rpc.broker.decideConnectSession, {
-      sessionToken: token,
-      decision: decision === 'allow' ? ConnectDecision.ALLOW : ConnectDecision.DENY,
-      userId: userId ?? '',
-      apiKey: apiKey ?? '',
-    });
-    await this.audit.record({
+    // The consent is in the trail before the broker acts on it (a grant may follow at once):
+    // if the trail cannot take it, nothing is decided.
+    const intent = await this.audit.recordIntent({
       action: 'consent',
-      outcome: decision === 'allow' ? 'allowed' : 'denied',
       orgId: session.orgId,
       applicationId: session.applicationId,
       userId,
@@ -97,6 +92,19 @@ export class ConnectFlowService {
       actorId: userId ?? '',
       operation: 'POST /v1/connect/{token}',
     });
+    let result;
+    try {
+      result = await this.rpc.request(rpc.broker.decideConnectSession, {
+        sessionToken: token,
+        decision: decision === 'allow' ? ConnectDecision.ALLOW : ConnectDecision.DENY,
+        userId: userId ?? '',
+        apiKey: apiKey ?? '',
+      });
+    } catch (error) {
+      await this.audit.recordOutcome(intent, { outcome: 'error', errorCode: AppError.from(error).code }).catch(() => undefined);
+      throw error;
+    }
+    await this.audit.recordOutcome(intent, { outcome: decision === 'allow' ? 'allowed' : 'denied' });
     if (result.grantId) await this.auditGrant(session.orgId, session.applicationId, userId!, session.integration, result.connectionId, result.grantId);
     return result;
   }

@@ -29,6 +29,7 @@ export class ControlWatermark {
   private asking = false;
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
+  private stopping = false;
   private jsm: JetStreamManager | undefined;
   /** The stream's last sequence when this process started reading: older events are assumed applied by policy. */
   startSeq = 0;
@@ -44,10 +45,19 @@ export class ControlWatermark {
     const info = await this.jsm.streams.info(streams.control.name);
     this.startSeq = info.state.last_seq;
     this.consumed = this.startSeq;
+    await this.read(this.startSeq + 1);
+  }
+
+  /**
+   * Reads CONTROL from `fromSeq` on. If the reader dies (not on shutdown) it is restarted
+   * from where it stopped: a dead reader would make every decision wait out its timeout
+   * and fail closed until a restart.
+   */
+  private async read(fromSeq: number): Promise<void> {
     // An ordered consumer: in-memory, flow-controlled, recreated by the client on gaps.
     const consumer = await jetstream(this.nc).consumers.get(streams.control.name, {
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.startSeq + 1,
+      opt_start_seq: fromSeq,
     });
     const messages = await consumer.consume();
     this.messages = messages;
@@ -57,10 +67,27 @@ export class ControlWatermark {
         if (requirement) this.onRequirement(requirement);
         this.advance(m.seq);
       }
-    })().catch((error) => this.logger.error({ err: error }, 'control stream reader stopped'));
+    })()
+      .catch((error) => this.logger.error({ err: error }, 'control stream reader stopped'))
+      .then(() => {
+        if (this.stopping) return;
+        this.logger.warn({ fromSeq: this.consumed + 1 }, 'control stream reader ended; restarting');
+        this.restartSoon();
+      });
+  }
+
+  private restartSoon(): void {
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.read(this.consumed + 1).catch((error) => {
+        this.logger.error({ err: error }, 'control stream reader restart failed; trying again');
+        this.restartSoon();
+      });
+    }, 1_000).unref();
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.messages?.close();
     await this.loop;
   }

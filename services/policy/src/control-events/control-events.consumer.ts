@@ -9,8 +9,15 @@ import type { Env } from '../env.js';
 import { ControlProgress } from '../rules/control-progress.js';
 import { ControlEventsApplier } from './control-events.applier.js';
 
-/** After this many failed attempts an event is dead-lettered (and the cursor moves past it). */
-const MAX_DELIVER = 5;
+/**
+ * After this many failed attempts an event that is valid but cannot be applied is reported
+ * loudly — and retried on, never skipped: skipping a grant revocation because the database
+ * was failing over for a few seconds would leave gateways allowing a revoked grant. Only an
+ * event that cannot be decoded is dead-lettered (and the cursor moves past it).
+ */
+const ALERT_AFTER_ATTEMPTS = 5;
+/** Longest pause between retries of an event that keeps failing. */
+const RETRY_CAP_MS = 30_000;
 
 /**
  * Follows the whole CONTROL stream with one durable consumer that has at most ONE message
@@ -44,7 +51,8 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       filter_subject: 'control.v1.>',
-      max_deliver: MAX_DELIVER,
+      // Unlimited: an applicable event is retried until it is applied (see ALERT_AFTER_ATTEMPTS).
+      max_deliver: -1,
       ack_wait: nanos(30_000),
       max_ack_pending: 1,
     };
@@ -104,9 +112,10 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
       this.progress.advance(m.seq);
     } catch (error) {
       const attempt = m.info.deliveryCount;
-      if (attempt >= MAX_DELIVER) return this.deadLetter(m, 'max_deliveries');
-      const delay = Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (attempt - 1)));
-      this.logger.warn({ err: error, seq: m.seq, subject: m.subject, attempt, retryInMs: delay }, 'control event failed, will retry');
+      const delay = Math.round(Math.random() * Math.min(RETRY_CAP_MS, 200 * 2 ** Math.min(attempt - 1, 16)));
+      const line = { err: error, seq: m.seq, subject: m.subject, attempt, retryInMs: delay };
+      if (attempt >= ALERT_AFTER_ATTEMPTS) this.logger.error(line, 'control event keeps failing; policy decisions wait for it (retrying)');
+      else this.logger.warn(line, 'control event failed, will retry');
       m.nak(delay);
     }
   }
@@ -121,7 +130,7 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
   }
 
   /** Kept verbatim for an operator, and the cursor moves on: one bad event must not stall every gateway. */
-  private async deadLetter(m: JsMsg, reason: 'invalid' | 'max_deliveries'): Promise<void> {
+  private async deadLetter(m: JsMsg, reason: 'invalid'): Promise<void> {
     this.logger.error({ seq: m.seq, subject: m.subject, reason }, 'control event dead-lettered');
     const h = natsHeaders();
     h.set('cg-dead-reason', reason);
