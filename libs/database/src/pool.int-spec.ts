@@ -57,7 +57,9 @@ describe('pingDatabase', () => {
     try {
       const started = Date.now();
       expect(await pingDatabase(busy, 200)).toBe(false);
-      expect(Date.now() - started).toBeLessThan(1_000);
+      // Far below the pool's 5 s wait for a free connection: the probe's own bound held.
+      // (Generous on purpose: a loaded 2-core machine must not make this flaky.)
+      expect(Date.now() - started).toBeLessThan(4_000);
     } finally {
       holder.release();
       await busy.end();

@@ -21,8 +21,13 @@ function wrapContext(owner: KeyOwner): EncryptionContext {
  * provider: the wrapped key and the unwrapped key are both held in memory after first use.
  */
 export class RecordKeys {
-  /** keyId → wrapped key, so the hot path does not read the key file per query. */
+  /**
+   * keyId → wrapped key, so the hot path does not read the key file per query. Bounded
+   * (least recently used goes first): a shard serves far more connections over its life
+   * than it needs in memory, and a miss costs one small file read.
+   */
   readonly #wrapped = new Map<string, WrappedKey>();
+  static readonly MAX_WRAPPED_KEYS = 10_000;
 
   private constructor(
     private readonly cipher: EnvelopeCipher,
@@ -49,10 +54,14 @@ export class RecordKeys {
   /** The connection's data key (shared, cached): use it now, don't keep it. */
   async open(keyId: string, owner: KeyOwner): Promise<DataKey> {
     let wrapped = this.#wrapped.get(keyId);
-    if (!wrapped) {
+    if (wrapped) {
+      // Map order is recency order: move this key to the end.
+      this.#wrapped.delete(keyId);
+    } else {
       wrapped = await this.store.get(keyId);
-      this.#wrapped.set(keyId, wrapped);
+      if (this.#wrapped.size >= RecordKeys.MAX_WRAPPED_KEYS) this.#wrapped.delete(this.#wrapped.keys().next().value!);
     }
+    this.#wrapped.set(keyId, wrapped);
     return this.cipher.openDataKey(wrapped, wrapContext(owner));
   }
 

@@ -279,6 +279,8 @@ describe('personal-server storage and query path', () => {
       for (const r of result.records) seen.add(r.externalId);
       cursor = result.nextCursor;
       pages += 1;
+      // Make sure writes really land between pages, however the scheduler runs us.
+      if (pages === 1) while (n <= 1_002) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, 2));
     } while (cursor !== '' && pages < 500);
     stop = true;
