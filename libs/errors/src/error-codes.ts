@@ -29,6 +29,8 @@ export const ErrorCodes = {
   webauthn_challenge_invalid: { status: 400, title: 'Passkey challenge invalid' },
   /** The authenticator's response did not verify (signature, origin, RP ID, user verification, counter). */
   webauthn_verification_failed: { status: 401, title: 'Passkey verification failed' },
+  /** A sensitive account change (adding a passkey) needs a passkey use within the last minutes. */
+  reauthentication_required: { status: 401, title: 'Reauthentication required' },
 
   // --- connect flow and connections (connection-broker) ---------------------
   /** The connection does not exist or the calling app holds no grant on it (never 403: existence does not leak). */

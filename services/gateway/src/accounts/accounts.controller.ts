@@ -12,6 +12,7 @@ import { Route } from '../http/route.decorator.js';
 import type { Env } from '../env.js';
 import { AccountsService } from './accounts.service.js';
 import { CeremonyStartLimiter } from './start-limiter.js';
+import { assertRecentPasskeyUse } from './recent-auth.js';
 import { safeReturnTo } from './return-to.js';
 import { renderSigninPage, SIGNIN_CSP, SIGNIN_SCRIPT } from './signin.page.js';
 
@@ -46,7 +47,7 @@ export class AccountsController {
 
   constructor(
     private readonly accounts: AccountsService,
-    @Inject(SERVICE_ENV) env: Env,
+    @Inject(SERVICE_ENV) private readonly env: Env,
   ) {
     this.limiter = new CeremonyStartLimiter(env.PASSKEY_STARTS_PER_MINUTE);
   }
@@ -60,12 +61,13 @@ export class AccountsController {
     auth: 'none',
     body: z.strictObject({ displayName: z.string().trim().max(100).optional() }).optional(),
     success: { status: 200, schema: webauthnOptions, description: 'Creation options.' },
-    errors: ['validation_failed', 'unknown_field', 'rate_limited'],
+    errors: ['validation_failed', 'unknown_field', 'rate_limited', 'reauthentication_required'],
   })
   async registrationOptions(@Body() body: { displayName?: string } | undefined, @Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
     this.limiter.take(request.ip);
-    const userId = await this.accounts.optionalUser(request.headers.cookie);
-    const { options, cookie } = await this.accounts.startRegistration(body?.displayName ?? '', userId);
+    const session = await this.accounts.optionalSession(request.headers.cookie);
+    assertRecentPasskeyUse(session, this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS);
+    const { options, cookie } = await this.accounts.startRegistration(body?.displayName ?? '', session?.userId);
     reply.header('set-cookie', cookie).header('cache-control', 'no-store');
     return options;
   }

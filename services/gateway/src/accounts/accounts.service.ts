@@ -68,10 +68,17 @@ export class AccountsService {
 
   /** The signed-in user of a request that may or may not carry a session (for `auth: 'none'` routes). */
   async optionalUser(cookieHeader: string | undefined): Promise<string | undefined> {
+    return (await this.optionalSession(cookieHeader))?.userId;
+  }
+
+  /** The signed-in user and when their passkey was last used, if the browser has a session. */
+  async optionalSession(cookieHeader: string | undefined): Promise<{ userId: string; authenticatedAt: Date } | undefined> {
     const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
     if (!token) return undefined;
     try {
-      return (await this.rpcClient.request(rpc.identity.resolveSession, { sessionToken: token })).user?.id;
+      const session = await this.rpcClient.request(rpc.identity.resolveSession, { sessionToken: token });
+      if (!session.user) return undefined;
+      return { userId: session.user.id, authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0) };
     } catch (error) {
       if (AppError.from(error).code === 'unauthenticated') return undefined;
       throw error;
