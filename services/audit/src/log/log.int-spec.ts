@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { AuditorsModule } from '../auditors/auditors.module.js';
 import { AuditorsService } from '../auditors/auditors.service.js';
 import { loadEnv, type Env } from '../env.js';
-import { startPrivateNats, type PrivateNats } from '../testing/private-nats.js';
+import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
 import { LogQueryService } from './log-query.service.js';
 import { LogWriterService } from './log-writer.service.js';
 import { LogModule } from './log.module.js';

@@ -6,6 +6,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
 import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { ConnectDecision, ConnectionStatus, GrantChangedSchema, GrantStatus, rpc, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
 import { RuntimeModule } from '@context-gateway/service-kit';
@@ -14,10 +15,8 @@ import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Module, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +38,9 @@ const APP_B = randomUUID();
 const ALICE = randomUUID();
 const logger = createLogger({ service: 'connection-broker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-let nats: ChildProcess;
-let natsDir: string;
+let nats: PrivateNats;
+/** The key-encryption keyring of this test's broker. */
+let keysDir: string;
 let nc: NatsConnection;
 let db: TestSchema;
 let demo: RunningSimulator;
@@ -48,37 +48,20 @@ let app: INestMicroservice;
 let replica: INestMicroservice;
 let client: RpcClient;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
-  const port = await freePort();
-  natsDir = mkdtempSync(join(tmpdir(), 'broker-int-'));
-  nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', natsDir], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    try {
-      nc = await connect({ servers: `nats://127.0.0.1:${port}` });
-      break;
-    } catch (error) {
-      if (i > 50) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  nats = await startPrivateNats();
+  keysDir = mkdtempSync(join(tmpdir(), 'broker-int-keys-'));
+  nc = await connect({ servers: nats.url });
   await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({ prefix: 'broker_connect', migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)) });
   demo = await startSimulator({ provider: 'demo', clients: [{ clientId: 'cg-demo', clientSecret: 'cg-demo-secret', redirectUris: [REDIRECT] }] });
 
   const env = loadEnv({
     DATABASE_URL: db.url,
-    NATS_URL: `nats://127.0.0.1:${port}`,
+    NATS_URL: nats.url,
     GATEWAY_PUBLIC_URL: GATEWAY,
-    MASTER_KEY_FILE: join(natsDir, 'keys', 'master.key'),
+    MASTER_KEY_FILE: join(keysDir, 'keys', 'master.key'),
     INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
     INTEGRATION_DEMO_BASE_URL: demo.url,
     INTEGRATION_DEMO_CLIENT_ID: 'cg-demo',
@@ -111,8 +94,8 @@ afterAll(async () => {
   await app?.close().catch(() => undefined);
   await demo?.stop();
   await db?.drop().catch(() => undefined);
-  nats?.kill();
-  rmSync(natsDir, { recursive: true, force: true });
+  await nats?.stop();
+  rmSync(keysDir, { recursive: true, force: true });
 });
 
 async function newSession(applicationId = APP_A, scopes = ['demo:read:notes']) {

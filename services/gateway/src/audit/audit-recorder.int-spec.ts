@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fromBinary } from '@bufbuild/protobuf';
 import { connectNats, ensureStreams } from '@context-gateway/messaging';
+import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, streams } from '@context-gateway/proto';
 import { NATS_CONNECTION, ProblemFilter, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -9,11 +10,6 @@ import { Controller, Global, Module, Req } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { Route } from '../http/route.decorator.js';
 import { AuditRecorder } from './audit-recorder.js';
@@ -41,26 +37,11 @@ class ProbeController {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
-async function startNats(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 400));
-  return child;
-}
 
 describe('gateway audit recorder (real NATS JetStream)', () => {
   const logger = createLogger({ service: 'gateway-test', level: 'silent' });
-  let dir: string;
-  let nats: ChildProcess;
+  let nats: PrivateNats;
   let nc: NatsConnection;
   let app: NestFastifyApplication;
   let baseUrl: string;
@@ -71,10 +52,8 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cg-audit-recorder-'));
-    const port = await freePort();
-    nats = await startNats(port, dir);
-    nc = await connectNats({ url: `nats://127.0.0.1:${port}`, name: 'audit-recorder-test', logger, bootTimeoutMs: 5_000 });
+    nats = await startPrivateNats();
+    nc = await connectNats({ url: nats.url, name: 'audit-recorder-test', logger, bootTimeoutMs: 5_000 });
     await ensureStreams(nc, [streams.audit], logger);
     // What the runtime module provides in the real service: the connection and the env.
     @Global()
@@ -90,8 +69,7 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
   afterAll(async () => {
     await app?.close();
     await nc?.close().catch(() => undefined);
-    nats?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   });
 
   /** Reads the stream back through the JetStream API: what is there is what was stored. */
@@ -142,8 +120,7 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
 
   it('with NATS down the request fails with 503 audit_unavailable and the handler never runs', async () => {
     executed.length = 0;
-    nats.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await nats.kill();
     const invoke = await call('POST', '/t/invoke', { n: 2 });
     expect(invoke.statusCode).toBe(503);
     expect(invoke.json()).toMatchObject({ code: 'audit_unavailable' });

@@ -1,44 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { events, GrantStatus, streams } from '@context-gateway/proto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 
 // The consistency primitive on a private nats-server: "the stream's last sequence, asked
 // after I started" and "I have read up to it", with what each event requires of an org.
 const logger = createLogger({ service: 'gateway-test', level: 'silent' });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
-let dir: string;
-let nats: ChildProcess;
+let nats: PrivateNats;
 let nc: NatsConnection;
 let publisher: JetStreamPublisher;
 let watermark: ControlWatermark;
 const required: Requirement[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'cg-watermark-'));
-  const port = await freePort();
-  nats = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 400));
-  nc = await connectNats({ url: `nats://127.0.0.1:${port}`, name: 'watermark-test', logger, bootTimeoutMs: 5_000 });
+  nats = await startPrivateNats();
+  nc = await connectNats({ url: nats.url, name: 'watermark-test', logger, bootTimeoutMs: 5_000 });
   await ensureStreams(nc, [streams.control], logger);
   publisher = new JetStreamPublisher(nc);
   // an event from before the reader started: covered by startSeq, not by a requirement
@@ -50,8 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await watermark?.stop();
   await nc?.close().catch(() => undefined);
-  nats?.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  await nats?.stop();
 });
 
 describe('ControlWatermark', () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { applicationDeclarationRules, compilePolicies, grantRules, orgIntegrationRules, type PolicyRequest, type PolicyRule } from '@context-gateway/policy-engine';
 import { events, GrantStatus, PolicyEffect, streams, type RuleSpec } from '@context-gateway/proto';
@@ -11,12 +12,7 @@ import { Global, Module, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlEventsApplier } from '../control-events/control-events.applier.js';
 import { ControlEventsModule } from '../control-events/control-events.module.js';
@@ -29,19 +25,9 @@ import { RulesService } from './rules.service.js';
 const logger = createLogger({ service: 'policy-test', level: 'silent' });
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 let db: TestSchema;
-let dir: string;
-let nats: ChildProcess;
+let nats: PrivateNats;
 let nc: NatsConnection;
 let app: INestApplicationContext;
 let rules: RulesService;
@@ -60,11 +46,8 @@ function grantEvent(orgId: string, applicationId: string, userId: string, grantI
 
 beforeAll(async () => {
   db = await createTestSchema({ prefix: 'policy_rules', migrationsDir });
-  dir = mkdtempSync(join(tmpdir(), 'cg-policy-'));
-  const port = await freePort();
-  nats = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 400));
-  nc = await connectNats({ url: `nats://127.0.0.1:${port}`, name: 'policy-test', logger, bootTimeoutMs: 5_000 });
+  nats = await startPrivateNats();
+  nc = await connectNats({ url: nats.url, name: 'policy-test', logger, bootTimeoutMs: 5_000 });
   await ensureStreams(nc, [streams.control, streams.deadLetters], logger);
   publisher = new JetStreamPublisher(nc);
   @Global()
@@ -91,8 +74,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await nc?.close().catch(() => undefined);
-  nats?.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  await nats?.stop();
   await db?.drop();
 });
 

@@ -3,12 +3,10 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
 import { events, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -22,24 +20,19 @@ import { SyncStateRepository } from './sync-state.repository.js';
  * gets exactly one SCHEDULED job per interval, even when a scheduler dies between
  * publishing and recording that it did.
  */
-// The same helper `pnpm start` uses: a private nats-server, so JetStream starts empty.
-const infra = '../../../../scripts/stack/infra.mjs';
-const { ensureNats } = (await import(infra)) as { ensureNats(url: string, dir: string, o: { log(line: string): void }): Promise<{ stop(): Promise<void> }> };
 
 describe('SyncScheduler with several workers', () => {
   let db: TestSchema;
   let prisma: PrismaClient;
   let nc: NatsConnection;
-  let nats: { stop(): Promise<void> };
-  let scratch: string;
+  // A private nats-server, so SYNC_JOBS starts empty for this file.
+  let nats: PrivateNats;
   const logger = pino({ level: 'silent' });
   const env = { SYNC_INTERVAL_MS: 60_000, SYNC_SCHEDULER_TICK_MS: 1_000 } as Env;
 
   beforeAll(async () => {
-    scratch = mkdtempSync(join(tmpdir(), 'sync-scheduler-'));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    nats = await ensureNats(`nats://127.0.0.1:${port}`, join(scratch, 'nats'), { log: () => undefined });
-    nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+    nats = await startPrivateNats();
+    nc = await connect({ servers: nats.url });
     await ensureStreams(nc, [streams.syncJobs], logger);
     db = await createTestSchema({ prefix: 'sync_scheduler', migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)) });
     prisma = new PrismaClient({ adapter: createPrismaAdapter(db.pool, db.schema) });
@@ -50,7 +43,6 @@ describe('SyncScheduler with several workers', () => {
     await db?.drop();
     await nc?.close();
     await nats?.stop();
-    rmSync(scratch, { recursive: true, force: true });
   });
 
   const scheduler = () => new SyncScheduler(new SyncStateRepository(prisma), new JetStreamPublisher(nc), env, logger);

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/**
+ * A nats-server with JetStream that belongs to one test file. Stream names are fixed by the
+ * catalog (AUDIT, CONTROL, ...), so a test that needs a stream's whole content, or kills NATS
+ * on purpose, must not share the machine's server with other test files.
+ */
+export interface PrivateNats {
+  url: string;
+  port: number;
+  /** Kills the server abruptly (what a crash looks like to clients); its data folder stays. */
+  kill(): Promise<void>;
+  /** Kills it and removes its data folder. */
+  stop(): Promise<void>;
+}
+
+function natsServerBinary(): string {
+  // Debian installs it in /usr/sbin, which is not on every user's PATH.
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']) {
+    if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
+  }
+  throw new Error('nats-server is not installed (apt-get install -y nats-server)');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Starts the server on a free port and resolves once it accepts connections. */
+export async function startPrivateNats(): Promise<PrivateNats> {
+  const dir = mkdtempSync(join(tmpdir(), 'cg-nats-'));
+  const port = await freePort();
+  const child: ChildProcess = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = Date.now() + 15_000;
+  while (!(await accepts(port))) {
+    if (child.exitCode !== null) throw new Error(`nats-server exited during start-up (code ${child.exitCode})`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`nats-server did not accept connections on port ${port} in time`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    kill,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
