@@ -5,3 +5,4 @@ export * from './schema-name.js';
 export * from './migrations/apply-migrations.js';
 export { migrationChecksum, readMigrationFiles, type MigrationFile } from './migrations/migration-files.js';
 export { type MigrationRow, PRISMA_MIGRATION_LOCK_KEY } from './migrations/prisma-migrations-table.js';
+export * from './copy-binary.js';

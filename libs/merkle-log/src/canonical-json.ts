@@ -2,39 +2,72 @@ import { invalid } from './tree-math.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+/** Keys a JavaScript object enumerates before all others, in numeric rather than insertion order. */
+const ARRAY_INDEX_KEY = /^(?:0|[1-9]\d*)$/;
+
 /**
  * RFC 8785 (JSON Canonicalization Scheme): keys sorted by UTF-16 code units, no whitespace,
  * ECMAScript number and string serialization — which is exactly what JSON.stringify does
- * for primitives, so only ordering and rejecting non-JSON values are done here. The same
- * value always yields the same bytes, which is what makes a leaf hash reproducible.
+ * for primitives. The same value always yields the same bytes, which is what makes a leaf
+ * hash reproducible.
+ *
+ * The audit writer canonicalizes every event, so the common case is fast: the value is
+ * copied with its keys inserted in sorted order (checking it is plain JSON on the way) and
+ * serialized by one native JSON.stringify. Objects with array-index keys ("0", "17") cannot
+ * take that path — JavaScript enumerates those first, in numeric order, whatever the
+ * insertion order — and are serialized by hand.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) invalid('canonical JSON has no NaN or Infinity');
-    return JSON.stringify(value);
-  }
-  // Built by concatenation rather than entries/map/join: the audit writer canonicalizes every
-  // event, and the intermediate arrays were a measurable share of its time and garbage.
+  const sorted = sortedCopy(value);
+  return sorted === UNSORTABLE ? serializeByHand(value) : JSON.stringify(sorted);
+}
+
+const UNSORTABLE = Symbol('unsortable');
+
+function sortedCopy(value: unknown): unknown {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : invalid('canonical JSON has no NaN or Infinity');
   if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
-    return `${out}]`;
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i += 1) {
+      const item = sortedCopy(value[i]);
+      if (item === UNSORTABLE) return UNSORTABLE;
+      out[i] = item;
+    }
+    return out;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     const record = value as Record<string, unknown>;
     // Array.prototype.sort without a comparator orders strings by UTF-16 code units (RFC 8785 §3.2.3).
     const keys = Object.keys(record).sort();
-    let out = '{';
-    let first = true;
+    const out: Record<string, unknown> = {};
     for (const key of keys) {
-      const item = record[key];
-      if (item === undefined) continue;
-      out += `${first ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
-      first = false;
+      if (ARRAY_INDEX_KEY.test(key)) return UNSORTABLE;
+      if (record[key] === undefined) continue;
+      const item = sortedCopy(record[key]);
+      if (item === UNSORTABLE) return UNSORTABLE;
+      out[key] = item;
     }
-    return `${out}}`;
+    return out;
   }
   // Dates, Buffers, bigints, class instances: their JSON form is ambiguous, so the caller converts.
   return invalid(`canonical JSON cannot encode a ${typeof value === 'object' ? 'non-plain object' : typeof value}`);
+}
+
+function serializeByHand(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + serializeByHand(value[i]);
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const key of Object.keys(record).sort()) {
+    if (record[key] === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${serializeByHand(record[key])}`;
+    first = false;
+  }
+  return `${out}}`;
 }

@@ -6,12 +6,19 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  */
 export const HASH_SIZE = 32;
 
-const LEAF_PREFIX = Buffer.from([0x00]);
+/** The byte every leaf hash's input starts with. */
+export const LEAF_HASH_PREFIX = 0x00;
+const LEAF_PREFIX = Buffer.from([LEAF_HASH_PREFIX]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
 /** MTH({d(0)}) = SHA-256(0x00 || d(0)). */
 export function leafHash(data: Uint8Array): Buffer {
   return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+}
+
+/** Plain SHA-256 of bytes that already carry their domain-separation prefix. */
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
 }
 
 /** SHA-256(0x01 || left || right): the hash of an interior node. */

@@ -12,7 +12,21 @@ describe('canonical JSON (RFC 8785)', () => {
     expect(canonicalJson({ z: 1, a: 2 })).toBe(canonicalJson({ a: 2, z: 1 }));
   });
 
+  it('orders keys as RFC 8785 §3.2.3 does, array-index keys and surrogate pairs included', () => {
+    // The RFC's own example: "1" is a key JavaScript would otherwise enumerate first.
+    const rfc = { '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' };
+    expect(canonicalJson(rfc)).toBe(
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis","\u20ac":"Euro Sign","\ud83d\ude00":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
+    );
+    expect(canonicalJson({ a: [{ '10': 1, '9': 2, b: { z: 1, y: 2 } }] })).toBe('{"a":[{"10":1,"9":2,"b":{"y":2,"z":1}}]}');
+    // Keys that only look numeric sort as strings on the fast path.
+    expect(canonicalJson({ '01': 1, '1.5': 2, '-1': 3 })).toBe('{"-1":3,"01":1,"1.5":2}');
+    expect(canonicalJson([1e21, 0.1, -0, 'x', { b: undefined, a: 1 }])).toBe('[1e+21,0.1,0,"x",{"a":1}]');
+  });
+
   it('refuses values whose JSON form is ambiguous', () => {
+    expect(() => canonicalJson([undefined])).toThrow('undefined');
+    expect(() => canonicalJson({ f: () => 1 })).toThrow('function');
     expect(() => canonicalJson({ n: Number.NaN })).toThrow('NaN');
     expect(() => canonicalJson({ d: new Date(0) })).toThrow('non-plain object');
     expect(() => canonicalJson({ b: 1n })).toThrow('bigint');
@@ -30,6 +44,20 @@ describe('log entries', () => {
     expect(decodeEntryBytes(bytes)).toEqual(entry);
   });
 
+  it('are exactly the canonical JSON of the documented body, whatever the event id and event hold', () => {
+    const prevLeafHash = new Uint8Array(leafHash(Buffer.from('q')));
+    for (const [eventId, event] of [
+      ['evt "quoted" \\ é 😀', { '2': 'two', z: [1, { b: null, a: 'x' }], a: -0.5 }],
+      ['e', 'just a string'],
+      ['e', []],
+    ] as const) {
+      const body = { v: 1, index: 9_007_199_254_740_991, eventId, prev: Buffer.from(prevLeafHash).toString('hex'), event };
+      const bytes = canonicalEntryBytes({ index: body.index, eventId, prevLeafHash, event });
+      expect(bytes.toString('utf8')).toBe(canonicalJson(body));
+      expect(decodeEntryBytes(bytes)?.eventId).toBe(eventId);
+    }
+  });
+
   it('refuse to decode bytes that are valid JSON but not the canonical encoding', () => {
     const bytes = canonicalEntryBytes(entry).toString();
     expect(decodeEntryBytes(Buffer.from(bytes.replace('"by":"u1"', '"by": "u1"')))).toBeUndefined();
@@ -43,6 +71,7 @@ describe('log entries', () => {
     expect(decodeEntryBytes(appended[0]!.canonicalBytes)?.prevLeafHash).toEqual(GENESIS_PREV_HASH);
     expect(decodeEntryBytes(appended[2]!.canonicalBytes)?.prevLeafHash).toEqual(appended[1]!.leafHash);
     expect(writer.root()).toEqual(rootHash(appended.map((a) => a.leafHash)));
+    for (const a of appended) expect(a.leafHash).toEqual(leafHash(a.canonicalBytes));
   });
 
   it('resume from a snapshot and the last leaf hash into the same log', () => {

@@ -18,6 +18,8 @@ export const envSchema = z
     AUDIT_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
     /** How long a pull waits for a batch to fill before appending what it has. */
     AUDIT_BATCH_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(200),
+    /** Worker threads that decode, validate and canonicalize events for the log writer (about half its CPU). 0 does it on the writer's own thread. */
+    AUDIT_DECODE_THREADS: z.coerce.number().int().min(0).max(16).default(1),
     /** A signed checkpoint is written this often while the log grows (never for an unchanged log). */
     AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000),
     /** A standby instance retries taking the writer lock this often. */

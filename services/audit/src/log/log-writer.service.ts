@@ -1,7 +1,6 @@
-import { fromBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { CompactTree, LogWriter, fetchRootHash, hashesEqual, perfectSubtrees, rootHash, signCheckpoint, type NodeId } from '@context-gateway/merkle-log';
-import { type AuditEvent, AuditEventSchema, deadLetterSubject, events, streams } from '@context-gateway/proto';
+import { deadLetterSubject, events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
@@ -9,7 +8,8 @@ import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/tra
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Env } from '../env.js';
-import { eventJson, searchColumns } from './audit-event-codec.js';
+import { EventDecoder } from './event-decoder.js';
+import type { DecodedBatch } from './event-decoding.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, WRITER_ROLE, type NewEntry } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 
@@ -22,10 +22,17 @@ interface PreparedBatch {
   size: number;
 }
 
+/** A batch pulled from the stream, its decoding under way. */
+interface PendingBatch {
+  messages: JsMsg[];
+  decoded: Promise<DecodedBatch>;
+}
+
 /** The durable consumer's name: its position in the AUDIT stream survives restarts. */
 export const AUDIT_CONSUMER = 'audit-log-writer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve));
 
 export interface WriterStats {
   active: boolean;
@@ -51,6 +58,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
   private loop: Promise<void> | undefined;
   private messages: ConsumerMessages | undefined;
   private wake: (() => void) | undefined;
+  private readonly decoder: EventDecoder;
   readonly stats: WriterStats = { active: false, size: 0, appended: 0, batches: 0, duplicates: 0 };
 
   constructor(
@@ -59,7 +67,9 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly signingKey: SigningKeyHolder,
-  ) {}
+  ) {
+    this.decoder = new EventDecoder(env.AUDIT_DECODE_THREADS);
+  }
 
   onApplicationBootstrap(): void {
     this.loop = this.run();
@@ -70,6 +80,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     this.wake?.();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
+    await this.decoder.close();
   }
 
   private async run(): Promise<void> {
@@ -182,28 +193,42 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
         };
       });
 
-    // A two-stage pipeline: while batch N's transaction runs in Postgres, batch N+1 is
-    // decoded and hashed here. Commits stay strictly in order — N+1 is sent only after N
-    // committed — so a failed batch ends the session with nothing after it written.
+    // A three-stage pipeline: while batch N's transaction runs in Postgres, batch N+1 is
+    // chained and hashed here and batch N+2 is decoded on the decoder threads. Commits stay
+    // strictly in order — N+1 is sent only after N committed — so a failed batch ends the
+    // session with nothing after it written.
+    const startDecoding = (messages: JsMsg[]): PendingBatch => {
+      const decoded = this.decoder.decode(messages.map((m) => m.data));
+      // Awaited when its turn comes; observed now so a failure is not an unhandled rejection.
+      decoded.catch(() => undefined);
+      return { messages, decoded };
+    };
     let inflight: { done: Promise<void>; messages: JsMsg[]; eventIds: Set<string> } | undefined;
-    let batch: JsMsg[] = [];
+    let current: PendingBatch | undefined;
+    let next: PendingBatch | undefined;
     try {
       while (!this.stopping && !ended) {
-        if (queue.length < batchSize) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
-        batch = queue.splice(0, batchSize);
-        if (batch.length > 0) {
+        if (!next) {
+          if (queue.length < batchSize) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
+          if (queue.length > 0) next = startDecoding(queue.splice(0, batchSize));
+        }
+        current = next;
+        next = undefined;
+        if (current) {
+          // Look ahead only when a whole batch is already waiting: a partial one waits its turn to fill.
+          if (queue.length >= batchSize) next = startDecoding(queue.splice(0, batchSize));
           const t0 = performance.now();
-          const prepared = await this.prepare(db, writer, batch, inflight?.eventIds);
+          const prepared = await this.prepare(db, writer, current.messages, await current.decoded, inflight?.eventIds);
           const t1 = performance.now();
           if (inflight) await inflight.done;
-          this.logger.debug({ size: batch.length, prepareMs: Math.round(t1 - t0), waitedForCommitMs: Math.round(performance.now() - t1), queued: queue.length }, 'audit batch prepared');
+          this.logger.debug({ size: current.messages.length, prepareMs: Math.round(t1 - t0), waitedForCommitMs: Math.round(performance.now() - t1), queued: queue.length }, 'audit batch prepared');
           const done = this.commit(db, prepared);
           // Observed now, awaited later: a failed commit must end this writer session (the
           // `await inflight.done` below rethrows it), not surface as an unhandled rejection
           // that kills the process while the loop waits for the next batch.
           done.catch(() => undefined);
-          inflight = { done, messages: batch, eventIds: prepared.eventIds };
-          batch = [];
+          inflight = { done, messages: current.messages, eventIds: prepared.eventIds };
+          current = undefined;
         }
         if (writer.size > checkpointedSize && Date.now() - checkpointedAt >= this.env.AUDIT_CHECKPOINT_INTERVAL_MS) {
           // Sign only what is committed: the writer holds nothing uncommitted once inflight is done.
@@ -221,52 +246,55 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       await pump;
       // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).
       const uncommitted = inflight ? await inflight.done.then(() => [], () => inflight!.messages) : [];
-      for (const m of [...uncommitted, ...batch, ...queue]) m.nak();
+      for (const m of [...uncommitted, ...(current?.messages ?? []), ...(next?.messages ?? []), ...queue]) m.nak();
     }
   }
 
-  /** Decodes, drops duplicates and computes the leaves; the writer advances in memory only. */
-  private async prepare(db: pg.PoolClient, writer: LogWriter, batch: JsMsg[], inflightIds: Set<string> | undefined): Promise<PreparedBatch> {
-    const decoded: { m: JsMsg; event: AuditEvent }[] = [];
-    for (const m of batch) {
-      let event: AuditEvent;
-      try {
-        event = fromBinary(AuditEventSchema, m.data);
-      } catch {
-        await this.deadLetter(m, 'malformed_request', 'not a valid AuditEvent');
-        continue;
-      }
-      const problems = events.auditRecorded.validate?.(event) ?? [];
-      if (problems.length > 0) {
-        await this.deadLetter(m, 'validation_failed', problems.map((p) => `${p.path} ${p.message}`).join('; '));
-        continue;
-      }
-      decoded.push({ m, event });
+  /** Dead-letters what could not be decoded, drops duplicates and computes the leaves; the writer advances in memory only. */
+  private async prepare(db: pg.PoolClient, writer: LogWriter, batch: JsMsg[], decoded: DecodedBatch, inflightIds: Set<string> | undefined): Promise<PreparedBatch> {
+    const refused = new Set<number>();
+    for (const failure of decoded.failures) {
+      refused.add(failure.index);
+      await this.deadLetter(batch[failure.index]!, failure.code, failure.message);
     }
     // Only a redelivered message (a crash or failure between commit and ack) can already be
     // in the log — the stream itself drops re-published event ids — so only those cost a
     // lookup. Anything else that slips through hits the unique constraint: the batch fails,
     // comes back redelivered, and is de-duplicated then.
-    const redelivered = decoded.filter(({ m }) => m.redelivered).map(({ event }) => event.eventId);
+    const redelivered = batch.flatMap((m, i) => (!refused.has(i) && m.redelivered ? [decoded.eventIds[i]!] : []));
     const existing = await LogRepository.existingEventIds(db, [...new Set(redelivered)]);
-    const eventIds = new Set<string>();
-    const fresh = decoded.filter(({ event }) => {
-      const id = event.eventId;
-      if (existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) return false;
-      eventIds.add(id);
-      return true;
-    });
     // If the commit fails the in-memory writer is ahead of the database: the error ends this
     // writer session and the next one is rebuilt from what was committed.
+    const eventIds = new Set<string>();
     const entries: NewEntry[] = [];
     const nodes: { level: number; index: number; hash: Buffer }[] = [];
-    for (const { event } of fresh) {
-      const appended = writer.append(event.eventId, eventJson(event), (node, hash) => {
+    for (let i = 0; i < batch.length; i += 1) {
+      const id = decoded.eventIds[i]!;
+      if (refused.has(i) || existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) continue;
+      eventIds.add(id);
+      // Hand the event loop back now and then: the previous batch's transaction is waiting
+      // on its round trips, and holding the loop for a whole batch would serialize the two.
+      if (entries.length > 0 && entries.length % 500 === 0) await yieldToEventLoop();
+      const appended = writer.appendCanonical(id, decoded.canonicalEvents[i]!, (node, hash) => {
         if (node.level >= MIN_STORED_NODE_LEVEL) nodes.push({ level: node.level, index: node.index, hash });
       });
-      entries.push({ seq: appended.index, eventId: event.eventId, entry: appended.canonicalBytes, leafHash: appended.leafHash, ...searchColumns(event) });
+      entries.push({
+        seq: appended.index,
+        eventId: id,
+        entry: appended.canonicalBytes,
+        leafHash: appended.leafHash,
+        orgId: decoded.orgIds[i]!,
+        occurredAt: new Date(decoded.occurredAtMs[i]!),
+        applicationId: decoded.applicationIds[i]!,
+        userId: decoded.userIds[i]!,
+        integration: decoded.integrations[i]!,
+        capability: decoded.capabilities[i]!,
+        action: decoded.actions[i]!,
+        outcome: decoded.outcomes[i]!,
+      });
     }
-    return { messages: decoded.map(({ m }) => m), entries, nodes, eventIds, size: writer.size };
+    const messages = batch.filter((_, i) => !refused.has(i));
+    return { messages, entries, nodes, eventIds, size: writer.size };
   }
 
   /** One transaction per batch; the messages are acked only after it committed. */

@@ -112,6 +112,8 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
       MASTER_KEY_FILE: join(keyDir, 'master.key'),
       AUDIT_BATCH_SIZE: '300',
       AUDIT_BATCH_WAIT_MS: '20',
+      // Under Jest the service runs from TypeScript sources, where there is no compiled worker script.
+      AUDIT_DECODE_THREADS: '0',
       AUDIT_CHECKPOINT_INTERVAL_MS: '150',
       AUDIT_STANDBY_POLL_MS: '100',
     });
@@ -276,4 +278,23 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     await auditors.revoke({ orgId: ORG_A, auditorId } as never);
     await expect(auditors.authenticate({ token } as never)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
+
+  it('dead-letters an undecodable or invalid event with its reason and appends the rest of its batch', async () => {
+    const before = await count();
+    const js = jetstream(nc);
+    await publish(5);
+    await js.publish(events.auditRecorded.subject, Buffer.from('not protobuf at all'));
+    await js.publish(events.auditRecorded.subject, toBinary(AuditEventSchema, { ...auditEvent(0), eventId: 'not-a-uuid' }));
+    await publish(5);
+    await waitForCount(before + 10);
+    const dead = await (await js.consumers.get(streams.deadLetters.name)).fetch({ max_messages: 2, expires: 5_000 });
+    const reasons: string[] = [];
+    for await (const m of dead) {
+      reasons.push(`${m.headers?.get('cg-dead-code')}: ${m.headers?.get('cg-origin-stream')}`);
+      if (reasons.length === 2) break;
+    }
+    expect(reasons.sort()).toEqual(['malformed_request: AUDIT', 'validation_failed: AUDIT']);
+    await sleep(300);
+    expect(await count()).toBe(before + 10);
+  }, 30_000);
 });

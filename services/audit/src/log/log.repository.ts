@@ -1,3 +1,4 @@
+import { copyRowsBinary, type CopyColumn } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import type { NodeId } from '@context-gateway/merkle-log';
 import type pg from 'pg';
@@ -47,7 +48,23 @@ export interface SearchFilter {
   limit: number;
 }
 
-type Queryable = Pick<pg.PoolClient, 'query'>;
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** What an append writes, in the order NewEntry's values are listed (recorded_at takes its default). */
+const ENTRY_COPY_COLUMNS: CopyColumn[] = [
+  { name: 'seq', type: 'int8' },
+  { name: 'event_id', type: 'uuid' },
+  { name: 'org_id', type: 'uuid' },
+  { name: 'occurred_at', type: 'timestamptz' },
+  { name: 'application_id', type: 'text' },
+  { name: 'user_id', type: 'text' },
+  { name: 'integration', type: 'text' },
+  { name: 'capability', type: 'text' },
+  { name: 'action', type: 'text' },
+  { name: 'outcome', type: 'text' },
+  { name: 'entry', type: 'bytea' },
+  { name: 'leaf_hash', type: 'bytea' },
+];
 
 const ENTRY_COLUMNS = `seq, event_id, org_id, occurred_at, application_id, user_id, integration, capability, action, outcome, entry, leaf_hash, recorded_at`;
 
@@ -75,9 +92,9 @@ function toCheckpoint(r: Record<string, unknown>): StoredCheckpoint {
 
 /**
  * The log's SQL: the only place that knows its tables. Raw SQL through pg rather than
- * Prisma: appends are multi-thousand-row `unnest` inserts (a Prisma createMany per batch
- * costs several times more), and the writer's queries must run on the one connection that
- * holds the writer lock.
+ * Prisma: appends are multi-thousand-row binary COPYs (a Prisma createMany per batch costs
+ * several times more), and the writer's queries must run on the one connection that holds
+ * the writer lock.
  */
 export class LogRepository {
   /** Runs `fn` on a pooled connection switched to the writer role. */
@@ -118,23 +135,11 @@ export class LogRepository {
   static async append(db: Queryable, entries: NewEntry[], nodes: { level: number; index: number; hash: Buffer }[]): Promise<void> {
     await db.query('BEGIN');
     try {
-      await db.query(
-        `INSERT INTO audit_entries (seq, event_id, org_id, occurred_at, application_id, user_id, integration, capability, action, outcome, entry, leaf_hash)
-         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])`,
-        [
-          entries.map((e) => e.seq),
-          entries.map((e) => e.eventId),
-          entries.map((e) => e.orgId),
-          entries.map((e) => e.occurredAt),
-          entries.map((e) => e.applicationId),
-          entries.map((e) => e.userId),
-          entries.map((e) => e.integration),
-          entries.map((e) => e.capability),
-          entries.map((e) => e.action),
-          entries.map((e) => e.outcome),
-          entries.map((e) => e.entry),
-          entries.map((e) => e.leafHash),
-        ],
+      await copyRowsBinary(
+        db,
+        'audit_entries',
+        ENTRY_COPY_COLUMNS,
+        entries.map((e) => [e.seq, e.eventId, e.orgId, e.occurredAt, e.applicationId, e.userId, e.integration, e.capability, e.action, e.outcome, e.entry, e.leafHash]),
       );
       if (nodes.length > 0) {
         await db.query(`INSERT INTO audit_nodes (level, index, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])`, [

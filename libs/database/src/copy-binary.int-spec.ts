@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { copyRowsBinary, encodeCopyBinary, type CopyColumn } from './copy-binary.js';
+import { createTestSchema, type TestSchema } from './testing/test-schema.js';
+
+let testSchema: TestSchema;
+
+const columns: CopyColumn[] = [
+  { name: 'id', type: 'int8' },
+  { name: 'ref', type: 'uuid' },
+  { name: 'at', type: 'timestamptz' },
+  { name: 'label', type: 'text' },
+  { name: 'body', type: 'bytea' },
+  { name: 'n', type: 'int4' },
+  { name: 'flag', type: 'bool' },
+];
+
+beforeAll(async () => {
+  testSchema = await createTestSchema({ prefix: 't_copy' });
+  await testSchema.pool.query(
+    `CREATE TABLE "copied" (id BIGINT PRIMARY KEY, ref UUID UNIQUE, at TIMESTAMPTZ(3), label TEXT, body BYTEA, n INTEGER, flag BOOLEAN)`,
+  );
+});
+
+afterAll(async () => {
+  await testSchema.drop();
+});
+
+describe('copyRowsBinary', () => {
+  it('round-trips every column type, NULLs, multi-byte text and byte views through Postgres', async () => {
+    const backing = Buffer.from([0xff, 0, 1, 2, 0xfe]);
+    const rows = [
+      [1, '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f', new Date('2026-11-25T10:00:00.123Z'), 'zürich 😀 "q" \\ \t\n', backing.subarray(1, 4), -7, true],
+      [9_007_199_254_740_991n, 'FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF', new Date('1969-07-20T20:17:40.001Z'), '', Buffer.alloc(0), 2_147_483_647, false],
+      [3, null, null, null, null, undefined, null],
+    ];
+    const client = await testSchema.pool.connect();
+    try {
+      expect(await copyRowsBinary(client, 'copied', columns, rows)).toBe(3);
+    } finally {
+      client.release();
+    }
+    const { rows: back } = await testSchema.pool.query(`SELECT id::text, ref, at, label, body, n, flag FROM copied ORDER BY id`);
+    expect(back).toEqual([
+      { id: '1', ref: '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f', at: new Date('2026-11-25T10:00:00.123Z'), label: 'zürich 😀 "q" \\ \t\n', body: Buffer.from([0, 1, 2]), n: -7, flag: true },
+      { id: '3', ref: null, at: null, label: null, body: null, n: null, flag: null },
+      { id: '9007199254740991', ref: 'ffffffff-ffff-4fff-bfff-ffffffffffff', at: new Date('1969-07-20T20:17:40.001Z'), label: '', body: Buffer.alloc(0), n: 2_147_483_647, flag: false },
+    ]);
+  });
+
+  it('copies nothing when one row breaks a constraint, and leaves the connection usable', async () => {
+    const client = await testSchema.pool.connect();
+    try {
+      await expect(
+        copyRowsBinary(client, 'copied', columns, [
+          [100, null, null, 'fresh', null, null, null],
+          [1, null, null, 'duplicate primary key', null, null, null],
+        ]),
+      ).rejects.toMatchObject({ code: '23505' });
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM copied WHERE id = 100`);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('takes part in the caller’s transaction', async () => {
+    const client = await testSchema.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await copyRowsBinary(client, 'copied', columns, [[200, null, null, 'rolled back', null, null, null]]);
+      await client.query('ROLLBACK');
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM copied WHERE id = 200`);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      client.release();
+    }
+  });
+});
+
+describe('encodeCopyBinary', () => {
+  it('refuses a value its column cannot take, naming the column, before anything is sent', () => {
+    expect(() => encodeCopyBinary(['uuid'], [['not-a-uuid']])).toThrow('COPY column 0 (uuid) cannot take string');
+    expect(() => encodeCopyBinary(['text', 'int8'], [['x', 1.5]])).toThrow('COPY column 1 (int8) cannot take number');
+    expect(() => encodeCopyBinary(['timestamptz'], [[new Date(Number.NaN)]])).toThrow('an invalid Date');
+    expect(() => encodeCopyBinary(['bytea'], [['text is not bytes']])).toThrow('(bytea) cannot take string');
+    expect(() => encodeCopyBinary(['int4', 'int4'], [[1]])).toThrow('1 values for 2 columns');
+  });
+
+  it('writes the documented header and trailer', () => {
+    const empty = encodeCopyBinary(['int4'], []);
+    expect(empty.subarray(0, 11).toString('latin1')).toBe('PGCOPY\n\xff\r\n\0');
+    expect(empty.length).toBe(11 + 8 + 2);
+    expect(empty.readInt16BE(19)).toBe(-1);
+  });
+});
