@@ -33,7 +33,7 @@ function freePort() {
   });
 }
 
-async function waitFor(what, probe, timeoutMs = 30_000) {
+async function waitFor(what, probe, timeoutMs = 30_000, intervalMs = 5) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch((error) => {
@@ -42,7 +42,7 @@ async function waitFor(what, probe, timeoutMs = 30_000) {
     });
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
@@ -54,7 +54,8 @@ async function startBenchStack(env) {
   const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${database}`;
   const natsUrl = `nats://127.0.0.1:${await freePort()}`;
   const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-sync-'));
-  const log = () => {};
+  // BENCH_LOG_LEVEL=info shows the services' own logs on stderr (where a run spends its time).
+  const log = process.env.BENCH_LOG_LEVEL ? (line) => console.error(line) : () => {};
   const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log });
   const ports = {};
   for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) ports[s] = await freePort();
@@ -88,7 +89,7 @@ const OPERATOR_TOKEN = 'bench-operator-token-0123456789abcdef0123456789';
 const sim = await startSimulator({ provider: 'github', rateLimit: 10_000_000 });
 const stack = await startBenchStack({
   OPERATOR_TOKEN,
-  LOG_LEVEL: 'warn',
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
   INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
   INTEGRATION_GITHUB_BASE_URL: sim.url,
   INTEGRATION_GITHUB_CLIENT_ID: CLIENT_ID,
@@ -128,12 +129,20 @@ try {
     if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
     return res.json();
   };
+  // Polled every 100 ms: each poll is an audited API request, and a busier poll would take
+  // CPU from the run being measured. The run's end is the server's own lastSuccessAt.
   const synced = (connectionId, timeoutMs) =>
     waitFor('the sync', async () => {
       const s = await api(`/v1/connections/${connectionId}/sync`);
       if (s.state === 'failed' || s.state === 'needs_reauth') throw new Error(`sync ${s.state}: ${s.lastError}`);
       return s.state === 'idle' && s.lastSuccessAt ? s : undefined;
-    }, timeoutMs);
+    }, timeoutMs, 100);
+
+  // A typical account first: it warms the stack up (JIT, connections, keys) the way a
+  // running deployment is warm, and is the account the freshness part changes.
+  await sim.control.createAccount({ login: 'bench-small', counts: { repos: 150, starred: 50, issues: 20 } });
+  const small = await connectAccount('bench-small');
+  await synced(small, 60_000);
 
   // 1. Throughput.
   const seedStarted = Date.now();
@@ -141,11 +150,21 @@ try {
   console.log(`seeded ${REPOS} repositories in ${Date.now() - seedStarted} ms`);
   const t0 = performance.now();
   const big = await connectAccount('bench-big');
+  // The run itself: from when the API first shows it running (polled every 5 ms) to its end.
+  // The same machine's clock as the services': the run starts when the API first shows it
+  // running (polled every 5 ms until then) and ends at the server's lastSuccessAt.
+  const running = await waitFor('the run to start', async () => {
+    const s = await api(`/v1/connections/${big}/sync`);
+    return s.state === 'running' || s.lastSuccessAt ? Date.now() : undefined;
+  });
   const state = await synced(big, 600_000);
-  const seconds = (performance.now() - t0) / 1000;
+  const ended = Date.parse(state.lastSuccessAt);
+  const seconds = (ended - (Date.now() - (performance.now() - t0))) / 1000;
+  const runSeconds = (ended - running) / 1000;
   const counters = await sim.control.counters();
-  console.log(`throughput: ${state.recordsSynced} records in ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s ` +
-    `(${counters.apiRequests} source requests; connect + queue + sync + write, unthrottled source)`);
+  console.log(`throughput: ${state.recordsSynced} records in ${runSeconds.toFixed(2)} s = ${Math.round(state.recordsSynced / runSeconds)} records/s ` +
+    `(the sync run: ${counters.apiRequests} source requests, normalize, write; unthrottled source)`);
+  console.log(`  with the connect flow and queueing before it: ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s`);
 
   // Where the time goes: the source alone (the same pages, fetched one after another as the
   // connector does) and the Personal Server's write path alone (the same number of records
@@ -181,10 +200,7 @@ try {
     console.log(`  Personal Server writes alone (${inFlight} in flight): ${written} records in ${ws.toFixed(2)} s = ${Math.round(written / ws)} records/s`);
   }
 
-  // 2. Freshness with webhooks: a typical account, one change at a time.
-  await sim.control.createAccount({ login: 'bench-small', counts: { repos: 150, starred: 50, issues: 20 } });
-  const small = await connectAccount('bench-small');
-  await synced(small, 60_000);
+  // 2. Freshness with webhooks: the typical account, one change at a time.
   const repos = (await sim.control.list('bench-small', 'repos')).items;
   const samples = [];
   for (let i = 0; i < FRESHNESS_SAMPLES; i++) {

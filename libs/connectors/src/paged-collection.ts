@@ -46,22 +46,33 @@ export async function syncCollection<Item>(
   let upserted = 0;
   let url: string | undefined = spec.firstPage;
   const visited = new Set<string>();
+  const fetchPage = (pageUrl: string) => {
+    const answer = http.get<unknown>(pageUrl, { etag: spec.conditional ? before.get(pageUrl)?.etag : undefined });
+    // A prefetched page's failure is raised when its turn comes, not as an unhandled rejection.
+    answer.catch(() => undefined);
+    return answer;
+  };
+  let prefetched: ReturnType<typeof fetchPage> | undefined;
   while (url && !visited.has(url)) {
     visited.add(url);
     const old = before.get(url);
-    const res = await http.get<unknown>(url, { etag: spec.conditional ? old?.etag : undefined });
+    const res = await (prefetched ?? fetchPage(url));
+    prefetched = undefined;
     if (res.status === 304 && old) {
       old.ids.forEach((id) => seen.add(id));
       pages.push(old);
       url = old.next;
       continue;
     }
+    const next = spec.next(res.body, res.headers);
+    // One page ahead: the next request is on the wire while this page is normalized and
+    // written (the write may wait for room in the worker's pipeline).
+    if (next && !visited.has(next)) prefetched = fetchPage(next);
     const records = spec.items(res.body).flatMap((item) => spec.normalize(item));
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
     ids.forEach((id) => seen.add(id));
     if (records.length > 0) await ctx.emit({ upserts: records, deletes: [] });
     upserted += records.length;
-    const next = spec.next(res.body, res.headers);
     pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });
     url = next;
   }

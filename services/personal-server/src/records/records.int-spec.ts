@@ -21,6 +21,7 @@ import { envSchema } from '../env.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { RecordsModule } from './records.module.js';
 import { GrantsModule } from '../grants/grants.module.js';
+import { encodeCursor } from './cursor.js';
 import { RecordsService } from './records.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
@@ -182,6 +183,39 @@ describe('personal-server storage and query path', () => {
     const after = await schema.pool.query('SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id', [connection]);
     expect(after.rows.map((r) => r.id)).toEqual(before.rows.map((r) => r.id)); // same records, updated in place
     expect((await page(connection, APP_PLAYLISTS)).records.find((r) => r.externalId === 'pl-1')!.data!.name).toBe('Renamed');
+  });
+
+  it('sorts a mixed batch into new, changed, unchanged, deleted and re-appearing records, and moves the cursor past what changed', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), playlist(2), playlist(3)]);
+    const gone = (n: number) => create(RecordInputSchema, { type: 'media.playlist', externalId: `pl-${n}`, deleted: true, sourceUpdatedAt: timestampFromDate(new Date()) });
+    expect(await write(user, connection, [gone(3)])).toEqual({ written: 0, unchanged: 0, tombstoned: 1 });
+    const versions = async () =>
+      new Map((await schema.pool.query('SELECT external_id, version::int AS v FROM records WHERE connection_id = $1', [connection])).rows.map((r) => [r.external_id as string, r.v as number]));
+    const before = await versions();
+
+    // pl-1 unchanged, pl-2 renamed, pl-3 back from the dead (later than its deletion), pl-4 and
+    // pl-5 new, pl-6 deleted before it was ever seen.
+    const back = playlist(3);
+    back.sourceUpdatedAt = timestampFromDate(new Date(Date.now() + 1_000));
+    const counts = await write(user, connection, [playlist(1), playlist(2, 'Renamed'), back, playlist(4), playlist(5), gone(6)]);
+    expect(counts).toEqual({ written: 4, unchanged: 1, tombstoned: 1 });
+    const after = await versions();
+    expect(after.get('pl-1')).toBe(before.get('pl-1'));
+    const maxBefore = Math.max(...before.values());
+    for (const id of ['pl-2', 'pl-3', 'pl-4', 'pl-5', 'pl-6']) expect(after.get(id)).toBeGreaterThan(maxBefore);
+    expect(new Set(after.values()).size).toBe(after.size);
+    const { rows } = await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [connection]);
+    expect(rows[0].v).toBe(Math.max(...after.values()));
+
+    // A reader whose cursor stood at the old end sees exactly what changed, each once.
+    const feed = await page(connection, APP_PLAYLISTS, { cursor: encodeCursor(BigInt(maxBefore)) });
+    expect(feed.records.map((r) => `${r.externalId}:${r.deleted}`).sort()).toEqual(['pl-2:false', 'pl-3:false', 'pl-4:false', 'pl-5:false', 'pl-6:true']);
+    // Nothing changed: the cursor does not move.
+    expect(await write(user, connection, [playlist(1), playlist(4)])).toEqual({ written: 0, unchanged: 2, tombstoned: 0 });
+    expect((await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [connection])).rows[0].v).toBe(rows[0].v);
   });
 
   it('refuses bodies that do not match the catalog, and types the integration does not produce', async () => {

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { PG_POOL } from '@context-gateway/service-kit';
-import type { Pool, PoolClient, QueryConfig } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
 
 export interface StoredRecord {
   id: string;
@@ -154,17 +154,37 @@ export class RecordsRepository {
     return rows.map((r) => ({ id: r.id, type: r.type, externalId: r.external_id, ciphertext: r.ciphertext, sourceUpdatedAt: r.source_updated_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, version: r.version }));
   }
 
+  /**
+   * Inserts the rows whose (type, external id) the connection does not have yet and skips
+   * the others; returns the keys inserted (`type` NUL `externalId`). The conflict target is
+   * the unique key only, so anything else (an id collision) still fails loudly.
+   */
+  async insertNew(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[]): Promise<Set<string>> {
+    if (rows.length === 0) return new Set();
+    const inserted = await this.insertRows<{ type: string; external_id: string }>(tx, personalServerId, connectionId, rows, 'DO NOTHING RETURNING type, external_id');
+    return new Set(inserted.map((r) => `${r.type}\u0000${r.external_id}`));
+  }
+
   /** Idempotent upsert by (connection, type, external id); `updated_at` is the commit's clock. */
   async upsert(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[]): Promise<void> {
     if (rows.length === 0) return;
-    await tx.query(
+    await this.insertRows(
+      tx,
+      personalServerId,
+      connectionId,
+      rows,
+      `DO UPDATE SET ciphertext = EXCLUDED.ciphertext, source_updated_at = EXCLUDED.source_updated_at, updated_at = clock_timestamp(),
+                     deleted_at = EXCLUDED.deleted_at, version = EXCLUDED.version`,
+    );
+  }
+
+  private async insertRows<Row extends QueryResultRow = never>(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[], onConflict: string): Promise<Row[]> {
+    const result = await tx.query<Row>(
       `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, source_updated_at, updated_at, deleted_at, version)
        SELECT k.id, $1, $2, k.type, k.external_id, k.ciphertext, k.source_updated_at, clock_timestamp(), CASE WHEN k.deleted THEN clock_timestamp() END, k.version
          FROM unnest($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::timestamptz[], $8::bool[], $9::bigint[])
            AS k(id, type, external_id, ciphertext, source_updated_at, deleted, version)
-       ON CONFLICT (connection_id, type, external_id) DO UPDATE
-         SET ciphertext = EXCLUDED.ciphertext, source_updated_at = EXCLUDED.source_updated_at, updated_at = clock_timestamp(),
-             deleted_at = EXCLUDED.deleted_at, version = EXCLUDED.version`,
+       ON CONFLICT (connection_id, type, external_id) ${onConflict}`,
       [
         personalServerId,
         connectionId,
@@ -177,5 +197,6 @@ export class RecordsRepository {
         rows.map((r) => r.version.toString()),
       ],
     );
+    return result.rows;
   }
 }

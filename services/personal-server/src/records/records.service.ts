@@ -74,12 +74,37 @@ export class RecordsService {
       const connection = await this.connections.ensure(tx, { connectionId: request.connectionId, userId: request.userId, integration: request.integration }, true);
       const owner = { personalServerId: connection.personalServerId, connectionId: connection.id, userId: connection.userId };
       const key = await this.keys.open(connection.dataKeyId, owner);
-      const stored = new Map((await this.repository.findForWrite(tx, connection.id, [...batch.values()])).map((r) => [`${r.type}\u0000${r.externalId}`, r]));
       const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
-      const writes: RecordWrite[] = [];
+      const encrypt = (id: string, type: string, plaintext: Buffer) => key.encrypt(plaintext, recordAad(connection.personalServerId, connection.id, id, type));
+      // Versions are handed out in order under the row lock; one that ends up unused (a
+      // record found unchanged below) leaves a gap, which cursors do not mind.
       let version = connection.lastVersion;
-      for (const [id, item] of batch) {
-        const previous = stored.get(id);
+      let lastWritten = connection.lastVersion;
+
+      // 1. Records this connection has never stored go in with one INSERT … ON CONFLICT DO
+      //    NOTHING: the unique index tells new from known for the whole batch, with no
+      //    lookup first (an initial sync is all new, and its cost no longer grows with the
+      //    rows already written).
+      const fresh: RecordWrite[] = [];
+      for (const item of batch.values()) {
+        if (item.plaintext === undefined) continue;
+        const id = randomUUID();
+        version += 1n;
+        fresh.push({ id, type: item.type, externalId: item.externalId, ciphertext: encrypt(id, item.type, item.plaintext), sourceUpdatedAt: item.sourceUpdatedAt, deleted: false, version });
+      }
+      const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
+      for (const write of fresh) {
+        if (!inserted.has(`${write.type}\u0000${write.externalId}`)) continue;
+        counts.written += 1;
+        if (write.version > lastWritten) lastWritten = write.version;
+      }
+
+      // 2. The rest are stored already, or are deletions: each is compared with what is stored.
+      const known = [...batch].filter(([id]) => !inserted.has(id)).map(([, item]) => item);
+      const stored = known.length === 0 ? new Map<string, StoredRecord>() : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [`${r.type}\u0000${r.externalId}`, r]));
+      const writes: RecordWrite[] = [];
+      for (const item of known) {
+        const previous = stored.get(`${item.type}\u0000${item.externalId}`);
         if (previous && previous.sourceUpdatedAt > item.sourceUpdatedAt) {
           counts.unchanged += 1;
           continue;
@@ -95,11 +120,12 @@ export class RecordsService {
         }
         const recordId = previous?.id ?? randomUUID();
         version += 1n;
+        lastWritten = version;
         writes.push({
           id: recordId,
           type: item.type,
           externalId: item.externalId,
-          ciphertext: item.plaintext === undefined ? EMPTY : key.encrypt(item.plaintext, recordAad(connection.personalServerId, connection.id, recordId, item.type)),
+          ciphertext: item.plaintext === undefined ? EMPTY : encrypt(recordId, item.type, item.plaintext),
           sourceUpdatedAt: item.sourceUpdatedAt,
           deleted: item.plaintext === undefined,
           version,
@@ -108,7 +134,7 @@ export class RecordsService {
         else counts.written += 1;
       }
       await this.repository.upsert(tx, connection.personalServerId, connection.id, writes);
-      await this.connectionsRepository.advance(tx, connection.id, version, toDate(request.syncedAt));
+      await this.connectionsRepository.advance(tx, connection.id, lastWritten, toDate(request.syncedAt));
       return counts;
     });
   }
