@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { RpcClient } from '@context-gateway/messaging';
-import { ConnectionStatus, rpc } from '@context-gateway/proto';
+import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
+import { ConnectionStatus, events, rpc, SyncReason } from '@context-gateway/proto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -116,6 +118,7 @@ beforeAll(async () => {
   await sim.control.configureWebhook({ url: `${stack.gatewayUrl}/v1/webhooks/github`, secret: WEBHOOK_SECRET });
   await sim.control.createAccount({ login: 'octo-sync', counts: { repos: 230, starred: 120, issues: 25 } });
   await sim.control.createAccount({ login: 'octo-bulk', counts: { repos: 1500, starred: 10, issues: 5 } });
+  await sim.control.createAccount({ login: 'octo-gone', counts: { repos: 20, starred: 2, issues: 1 } });
 
   const admin = adminClient(stack.gatewayUrl);
   const org = await admin.createOrganization('Sync Org');
@@ -257,6 +260,23 @@ describe('sync: GitHub into the Personal Server', () => {
       expect(res.body.code).toBe('connection_not_found');
     }
   });
+
+  it('a deleted connection is dropped by the sync-worker at its next job: no failure, nothing scheduled again', async () => {
+    const t0 = Date.now();
+    const { connectionId: gone, userId } = await connectSourceAccount(client, sim, app, 'github', SCOPES, 'octo-gone');
+    await syncedAfter(gone, t0);
+    await client.request(rpc.broker.removeConnection, { connectionId: gone, userId });
+    expect((await api<{ code: string }>('GET', `/v1/connections/${gone}/sync`)).body.code).toBe('connection_not_found');
+    // The job the scheduler would have queued at the connection's next interval.
+    await new JetStreamPublisher(nc).publish(events.syncJobRequested, { jobId: randomUUID(), connectionId: gone, reason: SyncReason.SCHEDULED, requestedAt: timestampFromDate(new Date()) });
+    const db = new pg.Client({ connectionString: stack.databaseUrl });
+    await db.connect();
+    try {
+      await waitFor('the sync state to be dropped', async () => (await db.query('SELECT 1 FROM sync_worker.sync_states WHERE connection_id = $1', [gone])).rowCount === 0 || undefined, 30_000);
+    } finally {
+      await db.end();
+    }
+  }, 60_000);
 
   it('a worker killed in the middle of a job: another worker finishes it, with the same records and no duplicates', async () => {
     // A second worker joins the same durable consumer.

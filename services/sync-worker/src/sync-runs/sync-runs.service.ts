@@ -32,7 +32,7 @@ class Semaphore {
   }
 }
 
-export type JobOutcome = 'synced' | 'coalesced' | 'needs_reauth' | 'awaiting_import';
+export type JobOutcome = 'synced' | 'coalesced' | 'needs_reauth' | 'awaiting_import' | 'connection_removed';
 
 /**
  * Runs one sync job: claim the connection, get its token from the broker, run the
@@ -145,6 +145,13 @@ export class SyncRunsService {
         await this.states.awaitImport(connectionId, owner);
         this.logger.info({ connectionId }, 'source has no API: awaiting an uploaded export, not polled');
         return 'awaiting_import';
+      }
+      if (error.code === 'connection_not_found') {
+        // The broker no longer has the connection (the user deleted it): nothing will ever
+        // sync again, so its state is dropped and the scheduler stops queueing it.
+        await this.states.forget(connectionId, owner);
+        this.logger.info({ connectionId }, 'connection removed at the broker; its sync state is dropped');
+        return 'connection_removed';
       }
       if (error.code === 'connection_needs_reauth') {
         // Retrying cannot help until the user connects again: ack the job, show the state.

@@ -132,6 +132,11 @@ export class SyncStateRepository {
     });
   }
 
+  /** The connection is gone for good: drop its state (unless another worker holds it now). */
+  async forget(connectionId: string, owner: string): Promise<void> {
+    await this.db.syncState.deleteMany({ where: { connectionId, OR: [{ leaseOwner: owner }, { leaseOwner: null }] } });
+  }
+
   /** A job was put on the queue (manual, webhook): show it, unless a run is going on. */
   async markQueued(connectionId: string): Promise<void> {
     await this.db.$executeRaw`
