@@ -396,6 +396,37 @@ describe('the connect flow in a browser', () => {
     }
   }, 90_000);
 
+  it('the person sees their connection with each app\'s grant, and deleting it cuts every app off at once', async () => {
+    const session = (await alice.context.cookies(base)).find((c) => c.name === 'cg_session')!;
+    const me = (method: string, path: string, cookie = `cg_session=${session.value}`) => fetch(`${stack.gatewayUrl}${path}`, { method, headers: { cookie } });
+    const listed = await me('GET', '/v1/me/connections');
+    expect(listed.status).toBe(200);
+    const mine = ((await listed.json()) as { connections: { id: string; grants: { applicationId: string; active: boolean; revokedAt: string | null }[] }[] }).connections;
+    const entry = mine.find((c) => c.id === connectionId)!;
+    expect(entry).toMatchObject({ integration: 'demo', status: 'active', scopes: ['demo:read:notes'] });
+    // App A holds its grant; app B gave its grant up earlier in this file.
+    expect(entry.grants.map((g) => ({ app: g.applicationId, active: g.active, revoked: g.revokedAt !== null })).sort((a, b) => a.app.localeCompare(b.app))).toEqual(
+      [
+        { app: appA.appId, active: true, revoked: false },
+        { app: appB.appId, active: false, revoked: true },
+      ].sort((a, b) => a.app.localeCompare(b.app)),
+    );
+
+    expect((await me('GET', '/v1/me/connections', '')).status).toBe(401);
+    expect((await me('DELETE', `/v1/me/connections/${connectionId}`, '')).status).toBe(401);
+    const notMine = await me('DELETE', '/v1/me/connections/00000000-0000-4000-8000-000000000000');
+    expect(notMine.status).toBe(404);
+    expect(await notMine.json()).toMatchObject({ code: 'connection_not_found' });
+    expect((await getConnection(appA, connectionId)).status).toBe(200);
+
+    const removed = await me('DELETE', `/v1/me/connections/${connectionId}`);
+    expect(removed.status).toBe(200);
+    expect(await removed.json()).toEqual({ connectionId, revokedAtSource: expect.any(Boolean) });
+    expect((await getConnection(appA, connectionId)).status).toBe(404);
+    expect(((await (await me('GET', '/v1/me/connections')).json()) as { connections: { id: string }[] }).connections.map((c) => c.id)).not.toContain(connectionId);
+    expect((await me('DELETE', `/v1/me/connections/${connectionId}`)).status).toBe(404);
+  }, 30_000);
+
   it('no token, code, state, key, cookie or challenge the run saw appears in any service\'s logs', async () => {
     await cookiesOf(alice.context);
     expect(secrets.size).toBeGreaterThan(8);

@@ -14,6 +14,8 @@ import {
   GetConnectSessionResponseSchema,
   GetConnectionRequestSchema,
   GetConnectionResponseSchema,
+  ListUserConnectionsRequestSchema,
+  ListUserConnectionsResponseSchema,
   RevokeConnectionGrantRequestSchema,
   RevokeConnectionGrantResponseSchema,
 } from '../gen/contextgateway/broker/v1/broker_pb.js';
@@ -114,5 +116,12 @@ export const brokerRpc = {
     response: RemoveConnectionResponseSchema,
     timeoutMs: 15_000,
     validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
+  }),
+  listUserConnections: defineRpc({
+    subject: 'broker.v1.list_user_connections',
+    request: ListUserConnectionsRequestSchema,
+    response: ListUserConnectionsResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.userId, 'userId')],
   }),
 } as const;

@@ -2,7 +2,7 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcHandler } from '@context-gateway/messaging';
-import { ConnectionStatus, rpc, type GetAccessTokenRequest, type GetConnectionRequest, type RemoveConnectionRequest } from '@context-gateway/proto';
+import { ConnectionStatus, rpc, type GetAccessTokenRequest, type GetConnectionRequest, type ListUserConnectionsRequest, type RemoveConnectionRequest } from '@context-gateway/proto';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { ConnectionsService } from './connections.service.js';
 
@@ -43,6 +43,33 @@ export class ConnectionsHandler {
       sourceScopes: connection.sourceScopes,
       // The sync-worker writes to this user's Personal Server.
       userId: connection.userId,
+    };
+  }
+
+  @RpcHandler(rpc.broker.listUserConnections)
+  async listForUser(@Payload() m: ListUserConnectionsRequest) {
+    const connections = await this.connections.listForUser(m.userId);
+    return {
+      connections: connections.map((c) => ({
+        connection: {
+          id: c.id,
+          integration: c.integration,
+          status: STATUS[c.status],
+          // What the person granted to any application, active grants only.
+          scopes: [...new Set(c.grants.filter((g) => g.status === 'active').flatMap((g) => g.scopes))].sort(),
+          createdAt: timestampFromDate(c.createdAt),
+          userId: c.userId,
+          orgId: c.orgId,
+        },
+        grants: c.grants.map((g) => ({
+          applicationId: g.applicationId,
+          orgId: g.orgId,
+          scopes: g.scopes,
+          active: g.status === 'active',
+          grantedAt: timestampFromDate(g.createdAt),
+          ...(g.revokedAt ? { revokedAt: timestampFromDate(g.revokedAt) } : {}),
+        })),
+      })),
     };
   }
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
-import type { Connection } from '../generated/prisma/client.js';
+import type { Connection, Grant } from '../generated/prisma/client.js';
 
 export type { Connection };
 
@@ -11,6 +11,11 @@ export class ConnectionsRepository {
 
   findById(id: string, tx: Tx = this.db): Promise<Connection | null> {
     return tx.connection.findUnique({ where: { id } });
+  }
+
+  /** A user's connections that were not deleted, oldest first, each with all its grants (active and revoked). */
+  listForUser(userId: string): Promise<(Connection & { grants: Grant[] })[]> {
+    return this.db.connection.findMany({ where: { userId, deletedAt: null }, include: { grants: { orderBy: { createdAt: 'asc' } } }, orderBy: { createdAt: 'asc' } });
   }
 
   findByUser(userId: string, integration: string, tx: Tx = this.db): Promise<Connection | null> {

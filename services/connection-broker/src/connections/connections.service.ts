@@ -52,6 +52,11 @@ export class ConnectionsService {
     return { connection, scopes: grant.scopes };
   }
 
+  /** The user's own connections and every grant on them: what a person sees and revokes from. */
+  listForUser(userId: string) {
+    return this.connections.listForUser(userId);
+  }
+
   /** A usable credential, refreshed first when expired or about to (or when the caller says the source answered 401). */
   async accessToken(connectionId: string, forceRefresh: boolean): Promise<AccessToken> {
     const connection = await this.usable(await this.connections.findById(connectionId));

@@ -1,6 +1,7 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
+import { MyConnectionsController } from './my-connections.controller.js';
 import { ConsentController } from './consent.controller.js';
 import { ConnectSessionsController } from './connect-sessions.controller.js';
 import { ConnectFlowService } from './connect.service.js';
@@ -9,7 +10,7 @@ const FORM = 'application/x-www-form-urlencoded';
 
 /** The connect flow (steps 1-3): the app's connect sessions and connections, the person's consent pages, the sources' callback. */
 @Module({
-  controllers: [ConnectSessionsController, ConsentController],
+  controllers: [ConnectSessionsController, ConsentController, MyConnectionsController],
   providers: [ConnectFlowService],
 })
 export class ConnectModule implements OnModuleInit {

@@ -9,7 +9,7 @@ import { AuditRecorder } from '../audit/audit-recorder.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
 
-const STATUS_NAMES: Record<number, 'active' | 'needs_reauth' | 'revoked'> = {
+export const STATUS_NAMES: Record<number, 'active' | 'needs_reauth' | 'revoked'> = {
   [ConnectionStatus.ACTIVE]: 'active',
   [ConnectionStatus.NEEDS_REAUTH]: 'needs_reauth',
   [ConnectionStatus.REVOKED]: 'revoked',

@@ -1,0 +1,96 @@
+import { Controller, Param, Req } from '@nestjs/common';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc } from '@context-gateway/proto';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { setAuditSubject } from '../audit/audit-subject.js';
+import { CurrentUser } from '../auth/auth.decorators.js';
+import type { SessionUser } from '../auth/auth.types.js';
+import { Route } from '../http/route.decorator.js';
+import { STATUS_NAMES } from './connect.service.js';
+
+const myConnectionParams = z.strictObject({ connectionId: z.uuid() });
+
+const myConnections = z.object({
+  connections: z.array(
+    z.object({
+      id: z.string(),
+      integration: z.string(),
+      status: z.enum(['active', 'needs_reauth', 'revoked']),
+      scopes: z.array(z.string()).describe('Everything you currently grant on this connection, to any application.'),
+      createdAt: z.string(),
+      grants: z.array(
+        z.object({
+          applicationId: z.string(),
+          scopes: z.array(z.string()),
+          active: z.boolean(),
+          grantedAt: z.string(),
+          revokedAt: z.string().nullable(),
+        }),
+      ),
+    }),
+  ),
+});
+
+const deleted = z.object({
+  connectionId: z.string(),
+  revokedAtSource: z.boolean().describe('Whether the source confirmed revoking our token (false when it has no revocation endpoint).'),
+});
+
+const iso = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? timestampDate(ts).toISOString() : null);
+
+/**
+ * A signed-in person's own connections (passkey session): which applications can read
+ * what, and the way out — revoke one application (records routes) or delete the whole
+ * connection, which revokes every grant, revokes the token at the source where it can and
+ * crypto-shreds the Personal Server's copy. Only the person's own connections exist here:
+ * anyone else's id is 404.
+ */
+@Controller('v1')
+export class MyConnectionsController {
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  @Route({
+    method: 'GET',
+    path: 'me/connections',
+    summary: 'Your connections and the applications holding grants on them',
+    tags: ['me'],
+    auth: 'user_session',
+    success: { status: 200, schema: myConnections, description: 'Oldest first; revoked grants are listed with revokedAt.' },
+    errors: ['unauthenticated'],
+  })
+  async list(@CurrentUser() user: SessionUser) {
+    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, { userId: user.userId });
+    return {
+      connections: connections.map(({ connection, grants }) => ({
+        id: connection!.id,
+        integration: connection!.integration,
+        status: STATUS_NAMES[connection!.status] ?? 'revoked',
+        scopes: connection!.scopes,
+        createdAt: iso(connection!.createdAt) ?? '',
+        grants: grants.map((g) => ({ applicationId: g.applicationId, scopes: g.scopes, active: g.active, grantedAt: iso(g.grantedAt) ?? '', revokedAt: iso(g.revokedAt) })),
+      })),
+    };
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'me/connections/:connectionId',
+    summary: 'Delete one of your connections',
+    description:
+      "Revokes every application's grant on it, revokes the token at the source where the source allows, and destroys the key of its records in your Personal Server. " +
+      'When this returns, every application\'s next query for it is 404 `connection_not_found`.',
+    tags: ['me'],
+    auth: 'user_session',
+    params: myConnectionParams,
+    success: { status: 200, schema: deleted, description: 'Deleted.' },
+    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    audit: { action: 'revocation' },
+  })
+  async remove(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof myConnectionParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { connectionId: params.connectionId, resource: `connection:${params.connectionId}` });
+    const { revokedAtSource } = await this.rpcClient.request(rpc.broker.removeConnection, { connectionId: params.connectionId, userId: user.userId });
+    return { connectionId: params.connectionId, revokedAtSource };
+  }
+}
