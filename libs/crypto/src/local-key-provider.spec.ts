@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalKeyProvider } from './local-key-provider.js';
+import { LocalKeyProvider, refuseWhileWrappedKeysExist } from './local-key-provider.js';
 import { WrappedKey } from './wrapped-key.js';
 
 const owner = { org: 'o1', user: 'u1', connection: 'c1' };
@@ -59,6 +59,22 @@ describe('LocalKeyProvider key file', () => {
     );
     const wrapped = await providers[0]!.wrapKey(randomBytes(32), owner);
     for (const provider of providers) await expect(provider.unwrapKey(wrapped, owner)).resolves.toHaveLength(32);
+  });
+
+  it('asks beforeCreate only when the file is missing, and creates nothing when it refuses', async () => {
+    const path = join(dir, 'guarded', 'keyring.json');
+    const asked: string[] = [];
+    const refuse = refuseWhileWrappedKeysExist(async () => 3, 'connection data keys');
+    await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: async (p) => (asked.push(p), refuse(p)) })).rejects.toMatchObject({
+      code: 'key_file_missing',
+      message: expect.stringContaining('3 connection data keys wrapped by a keyring are stored'),
+    });
+    expect(asked).toEqual([path]);
+    await expect(fs.access(path)).rejects.toThrow();
+
+    await LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuseWhileWrappedKeysExist(async () => 0, 'keys') });
+    // The file exists now: a guard that would refuse is not even asked.
+    await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuse })).resolves.toBeInstanceOf(LocalKeyProvider);
   });
 
   it('refuses a missing file unless asked to create it', async () => {

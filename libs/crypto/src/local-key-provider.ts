@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { access } from 'node:fs/promises';
 import { AppError } from '@context-gateway/errors';
 import { DataKey } from './data-key.js';
 import { type EncryptionContext, encodeContext } from './encryption-context.js';
@@ -11,6 +12,13 @@ export interface LocalKeyProviderOptions {
   path: string;
   /** Create a fresh keyring (one KEK, version 1) when nothing exists at `path`. */
   createIfMissing?: boolean;
+  /**
+   * Asked before a fresh keyring is created; throws to refuse. Services pass a check that
+   * their database holds nothing wrapped by a keyring: a missing file next to existing
+   * wrapped keys means a volume that was not mounted or a mistyped path, and a fresh keyring
+   * would leave every stored secret unreadable and put new ones under another key.
+   */
+  beforeCreate?: (path: string) => Promise<void>;
 }
 
 const KEK_BYTES = 32;
@@ -41,7 +49,8 @@ export class LocalKeyProvider implements KeyProvider {
 
   static async open(options: LocalKeyProviderOptions): Promise<LocalKeyProvider> {
     const provider = new LocalKeyProvider(options.path);
-    if (options.createIfMissing) {
+    if (options.createIfMissing && !(await exists(options.path))) {
+      await options.beforeCreate?.(options.path);
       const fresh: Keyring = { current: 1, keys: [{ version: 1, key: randomBytes(KEK_BYTES), createdAt: now() }] };
       try {
         // Loses the race harmlessly if the file exists; the load below reads whichever won.
@@ -177,4 +186,27 @@ function writeFailed(path: string, cause: unknown): AppError {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The usual `beforeCreate`: refuses a fresh keyring while `countWrapped()` says the
+ * database holds keys wrapped by one (`what` names them in the error, e.g. "connection data keys").
+ */
+export function refuseWhileWrappedKeysExist(countWrapped: () => Promise<number>, what: string): (path: string) => Promise<void> {
+  return async (path) => {
+    const count = await countWrapped();
+    if (count > 0) {
+      throw new AppError(
+        'key_file_missing',
+        `Key file ${path} does not exist, but ${count} ${what} wrapped by a keyring are stored: restore the keyring file (a new keyring would leave them unreadable)`,
+      );
+    }
+  };
 }

@@ -89,6 +89,8 @@ export const ErrorCodes = {
   key_file_insecure: { status: 500, title: 'Key file permissions too open' },
   /** A key file is missing, unreadable or malformed; we never guess or regenerate keys. */
   key_file_invalid: { status: 500, title: 'Key file invalid' },
+  /** The keyring file is gone but the database holds keys it wrapped: a fresh one is refused. */
+  key_file_missing: { status: 500, title: 'Key file missing while keys it wrapped are stored' },
   /** A data key was used after it was destroyed (its connection was crypto-shredded). */
   key_destroyed: { status: 410, title: 'Key destroyed' },
 

@@ -16,7 +16,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Module, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { countSealedCredentials } from '../integrations/integrations.module.js';
+import { CredentialVault } from '../vault/credential-vault.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,6 +183,13 @@ describe('connect flow at the broker', () => {
     expect(grants).toEqual([expect.objectContaining({ applicationId: APP_A, userId: ALICE, status: GrantStatus.ACTIVE, scopes: ['demo:read:notes'], integration: 'demo' })]);
     const jobs = (await readStream('sync.v1.jobs.requested')).map((d) => fromBinary(SyncJobSchema, d)).filter((j) => j.connectionId === connectionId);
     expect(jobs).toEqual([expect.objectContaining({ reason: SyncReason.INITIAL })]);
+  });
+
+  it('refuses to start with a fresh keyring while credentials the missing one sealed are stored', async () => {
+    expect(await countSealedCredentials(db.pool)).toBeGreaterThan(0); // the connection made above
+    const keyFile = join(keysDir, 'elsewhere', 'master.key');
+    await expect(CredentialVault.open(keyFile, true, () => countSealedCredentials(db.pool))).rejects.toMatchObject({ code: 'key_file_missing' });
+    expect(existsSync(keyFile)).toBe(false);
   });
 
   it('answers connection_not_found to an app without a grant, and for ids that are not even UUIDs', async () => {

@@ -1,5 +1,6 @@
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { Pool } from 'pg';
 import type { Env } from '../env.js';
 import { RecordKeys } from './record-keys.service.js';
 
@@ -10,9 +11,22 @@ class RecordKeysLifecycle implements OnApplicationShutdown {
   }
 }
 
+/** Every connection row names a data key the keyring wrapped (migrations ran before this is asked). */
+export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<number> {
+  return (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connections')).rows[0]!.n;
+}
+
 /** Data keys of connections (envelope encryption, key files outside the database). */
 @Module({
-  providers: [{ provide: RecordKeys, inject: [SERVICE_ENV], useFactory: (env: Env) => RecordKeys.open(env) }, RecordKeysLifecycle],
+  providers: [
+    {
+      provide: RecordKeys,
+      inject: [SERVICE_ENV, PG_POOL],
+      useFactory: (env: Env, pool: Pool) =>
+        RecordKeys.open(env, () => countStoredDataKeys(pool)),
+    },
+    RecordKeysLifecycle,
+  ],
   exports: [RecordKeys],
 })
 export class KeysModule {}

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
@@ -23,6 +23,8 @@ import { RecordsModule } from './records.module.js';
 import { GrantsModule } from '../grants/grants.module.js';
 import { encodeCursor } from './cursor.js';
 import { RecordsService } from './records.service.js';
+import { countStoredDataKeys } from '../keys/keys.module.js';
+import { RecordKeys } from '../keys/record-keys.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
 // shard processes (contexts) over one schema, as the stack runs them.
@@ -216,6 +218,13 @@ describe('personal-server storage and query path', () => {
     // Nothing changed: the cursor does not move.
     expect(await write(user, connection, [playlist(1), playlist(4)])).toEqual({ written: 0, unchanged: 2, tombstoned: 0 });
     expect((await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [connection])).rows[0].v).toBe(rows[0].v);
+  });
+
+  it('refuses to start with a fresh keyring while connections whose data keys the missing one wrapped are stored', async () => {
+    await write(userOn(0), randomUUID(), [playlist(1)]);
+    const env = { MASTER_KEY_FILE: join(keyDir, 'elsewhere', 'master.key'), MASTER_KEY_CREATE_IF_MISSING: true, DATA_KEY_DIR: join(keyDir, 'elsewhere', 'data-keys'), DATA_KEY_CACHE_TTL_MS: 1_000 };
+    await expect(RecordKeys.open(env, () => countStoredDataKeys(schema.pool))).rejects.toMatchObject({ code: 'key_file_missing' });
+    expect(existsSync(env.MASTER_KEY_FILE)).toBe(false);
   });
 
   it('refuses bodies that do not match the catalog, and types the integration does not produce', async () => {
