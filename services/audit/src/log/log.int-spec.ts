@@ -14,7 +14,7 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createPublicKey, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -297,4 +297,11 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     await sleep(300);
     expect(await count()).toBe(before + 10);
   }, 30_000);
+
+  it('refuses to generate a new signing key while checkpoints signed by the missing one are stored', async () => {
+    const path = join(keyDir, 'moved', 'audit-signing.key');
+    const holder = new SigningKeyHolder({ ...env, AUDIT_SIGNING_KEY_FILE: path }, db.pool);
+    await expect(holder.get()).rejects.toMatchObject({ code: 'key_file_missing' });
+    expect(existsSync(path)).toBe(false);
+  });
 });

@@ -20,7 +20,15 @@ export interface SigningKey {
  * wraps and unwraps) and signing needs the key itself; a KMS/Vault provider would sign
  * remotely instead (Vault transit/sign, KMS Sign with Ed25519).
  */
-export async function loadOrCreateSigningKey(path: string, keyName: string, options: { create?: boolean } = {}): Promise<SigningKey> {
+export async function loadOrCreateSigningKey(
+  path: string,
+  keyName: string,
+  options: {
+    create?: boolean;
+    /** Asked before a new key is generated; throws to refuse (see SigningKeyHolder: not while checkpoints exist). */
+    beforeCreate?: (path: string) => Promise<void>;
+  } = {},
+): Promise<SigningKey> {
   let pem: string;
   try {
     const info = await stat(path);
@@ -32,6 +40,7 @@ export async function loadOrCreateSigningKey(path: string, keyName: string, opti
       throw new AppError('key_file_invalid', `cannot read the audit signing key ${path}`, [], { cause: error });
     }
     if (options.create === false) throw new AppError('key_file_invalid', `the audit signing key ${path} does not exist`);
+    await options.beforeCreate?.(path);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const generated = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     try {
