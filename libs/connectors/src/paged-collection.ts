@@ -66,7 +66,9 @@ export async function syncCollection<Item>(
     }
     const next = spec.next(res.body, res.headers);
     // One page ahead: the next request is on the wire while this page is normalized and
-    // written (the write may wait for room in the worker's pipeline).
+    // written (the write may wait for room in the worker's pipeline). Still one request at a
+    // time per account — this one's answer is complete before the next is sent — which is
+    // what GitHub asks of integrations ("make requests for a single user serially").
     if (next && !visited.has(next)) prefetched = fetchPage(next);
     const records = spec.items(res.body).flatMap((item) => spec.normalize(item));
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
