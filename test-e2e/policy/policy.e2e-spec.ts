@@ -81,8 +81,11 @@ beforeAll(async () => {
   app = await admin.createApplication(org.id, { name: 'agent', callbackUrls: ['https://agent.example/cb'], integrations: ['github'], scopes: ['github:read:repos', 'github:create_issue'] });
   otherApp = await admin.createApplication(otherOrg.id, { name: 'other', callbackUrls: ['https://other.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
   apiKey = (await admin.issueApiKey(app.id)).secret;
-  // identity's ApplicationChanged reaches policy asynchronously.
-  await waitFor('policy to know the application', async () => (await explain({ capability: 'github:read:repos' })).status === 200, 15_000);
+  // The user consented to reading repositories only (the broker publishes this on consent).
+  // An application may ask explanations about its grantees only.
+  await publishGrant(GrantStatus.ACTIVE, 1n, ['github:read:repos']);
+  // identity's ApplicationChanged and the grant reach policy asynchronously.
+  await waitFor('policy to know the application and its grantee', async () => (await explain({ capability: 'github:read:repos' })).status === 200, 15_000);
 }, 180_000);
 
 afterAll(async () => {
@@ -99,7 +102,7 @@ describe('three layers, deny overrides, explained', () => {
     expect(body.matched).toContainEqual({ layer: 'application', effect: 'allow', ruleIds: [`app:${app.id}:integration:github`, `app:${app.id}:capability:github:create_issue`] });
   });
 
-  it('then denies at the user layer until the user consented (a grant)', async () => {
+  it('then denies at the user layer what the user did not consent to (a grant)', async () => {
     const set = await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
     expect(set.status).toBe(200);
     expect(set.body).toMatchObject({ integrations: ['github'] });
@@ -108,7 +111,7 @@ describe('three layers, deny overrides, explained', () => {
   });
 
   it('allows what all three layers allow, naming the rule of each', async () => {
-    await publishGrant(GrantStatus.ACTIVE, 1n, ['github:create_issue', 'github:read:repos']);
+    await publishGrant(GrantStatus.ACTIVE, 2n, ['github:create_issue', 'github:read:repos']);
     await waitFor('the grant to be in force', async () => (await explain({ capability: 'github:create_issue' })).body.allowed, 10_000);
     const { body } = await explain({ capability: 'github:create_issue', resource: 'repo:acme/frontend' });
     expect(body).toEqual({
@@ -177,6 +180,12 @@ describe('three layers, deny overrides, explained', () => {
     const foreign = await explain({ applicationId: otherApp.id, capability: 'github:read:repos' });
     expect(foreign.status).toBe(404);
     expect(foreign.body.code).toBe('not_found');
+    // A user who never granted this app anything: the app learns nothing about them; the operator may ask.
+    const stranger = randomUUID();
+    const hidden = await explain({ userId: stranger, capability: 'github:read:repos' });
+    expect(hidden.status).toBe(404);
+    expect(hidden.body.code).toBe('not_found');
+    expect((await admin.call('POST', '/v1/admin/policy/explain', { applicationId: app.id, userId: stranger, capability: 'github:read:repos' })).status).toBe(200);
     const unauthenticated = await explain({ capability: 'github:read:repos' }, 'cg_sk_not-a-key');
     expect(unauthenticated.status).toBe(401);
   });
@@ -225,7 +234,7 @@ describe('a change is in force for every request that starts after it returned',
 
   it('a grant revocation under concurrent load: zero allowed afterwards', async () => {
     expect((await explain({ capability: 'github:create_issue' })).body.allowed).toBe(true);
-    const result = await hammer('github:create_issue', () => publishGrant(GrantStatus.REVOKED, 2n, ['github:create_issue', 'github:read:repos']));
+    const result = await hammer('github:create_issue', () => publishGrant(GrantStatus.REVOKED, 3n, ['github:create_issue', 'github:read:repos']));
     expect(result.allowedBefore).toBeGreaterThan(0);
     expect(result.after).toBeGreaterThan(20);
     expect(result.violations).toBe(0);

@@ -23,6 +23,8 @@ interface OrgEntry {
   revision: bigint;
   controlSeq: number;
   applications: Set<string>;
+  /** `applicationId` NUL `userId` of every grant in the org, active or revoked. */
+  grantees: Set<string>;
 }
 
 /** What the next decision for an org needs its cached rules to have seen. */
@@ -83,6 +85,18 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   async evaluate(request: DecisionRequest): Promise<Decision> {
     const entry = await this.current(request.orgId);
     if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
+    return entry.policies.decide(request);
+  }
+
+  /**
+   * evaluate() for an application asking about itself: only about users who granted it
+   * access (now or before). Anyone else is not_found, exactly like an unknown user: an app
+   * must not learn how the org's policy treats people who never dealt with it.
+   */
+  async evaluateForGrantee(request: DecisionRequest): Promise<Decision> {
+    const entry = await this.current(request.orgId);
+    if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
+    if (!entry.grantees.has(`${request.applicationId}\u0000${request.userId}`)) throw new AppError('not_found', 'No such user among those who granted this application access');
     return entry.policies.decide(request);
   }
 
@@ -163,6 +177,7 @@ function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
     revision: reply.revision,
     controlSeq: Number(reply.controlSeq),
     applications: new Set(reply.applicationIds),
+    grantees: new Set(reply.grantees.map((g) => `${g.applicationId}\u0000${g.userId}`)),
   };
 }
 

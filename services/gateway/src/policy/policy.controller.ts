@@ -97,10 +97,10 @@ export class PolicyController {
     };
   }
 
-  @Route({ method: 'POST', path: 'policy/explain', summary: 'Explain a decision (the calling application)', description: "Decided exactly as the gateway decides the app's own requests. An application may only ask about itself; anything else is 404.", tags: ['policy'], auth: 'api_key', body: explainBody, success: { status: 200, schema: explanationSchema, description: 'The decision and the rules that made it.' }, errors: ['unauthenticated', 'validation_failed', 'unknown_field', 'not_found', 'policy_unavailable'] })
+  @Route({ method: 'POST', path: 'policy/explain', summary: 'Explain a decision (the calling application)', description: "Decided exactly as the gateway decides the app's own requests. An application may only ask about itself and about users who granted it access (now or before); anything else is 404.", tags: ['policy'], auth: 'api_key', body: explainBody, success: { status: 200, schema: explanationSchema, description: 'The decision and the rules that made it.' }, errors: ['unauthenticated', 'validation_failed', 'unknown_field', 'not_found', 'policy_unavailable'] })
   async explainAsApplication(@Caller() caller: ApplicationCaller, @Body() body: ExplainBody) {
     if (body.applicationId !== caller.applicationId) throw notFound();
-    const decision = await this.decider.evaluate({ orgId: caller.orgId, applicationId: body.applicationId, userId: body.userId, capability: body.capability, ...(body.resource ? { resource: body.resource } : {}) });
+    const decision = await this.decider.evaluateForGrantee({ orgId: caller.orgId, applicationId: body.applicationId, userId: body.userId, capability: body.capability, ...(body.resource ? { resource: body.resource } : {}) });
     return { allowed: decision.allowed, decidedBy: decision.decidedBy, reason: decision.reason, matched: decision.matched.map((m) => ({ layer: m.layer, effect: m.effect, ruleIds: [...m.ruleIds] })) };
   }
 

@@ -110,6 +110,7 @@ export class RulesHandler {
       rules: s.rules.map((r) => engineToWire(r, s.descriptions.get(r.id) ?? '')),
       knownCapabilities: s.knownCapabilities,
       applicationIds: s.applicationIds,
+      grantees: s.grantees,
     };
   }
 }

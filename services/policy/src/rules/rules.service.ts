@@ -33,6 +33,8 @@ export interface OrgSnapshot {
   descriptions: Map<string, string>;
   knownCapabilities: string[];
   applicationIds: string[];
+  /** (application, user) of every grant, revoked ones included. */
+  grantees: { applicationId: string; userId: string }[];
 }
 
 export type ChangeCause =
@@ -168,6 +170,7 @@ export class RulesService {
       descriptions,
       knownCapabilities: [...known].sort(),
       applicationIds: sources.applications.map((a) => a.id),
+      grantees: sources.grants.map((g) => ({ applicationId: g.applicationId, userId: g.userId })),
     };
   }
 
