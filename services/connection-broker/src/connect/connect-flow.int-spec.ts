@@ -192,6 +192,12 @@ describe('connect flow at the broker', () => {
     expect(existsSync(keyFile)).toBe(false);
   });
 
+  it('refuses, before any source login, to connect the same account through a second organization', async () => {
+    const elsewhere = await client.request(rpc.broker.createConnectSession, { orgId: randomUUID(), applicationId: randomUUID(), applicationName: 'Elsewhere', integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: CALLBACK, appState: 'x' });
+    // Without this check the answer would be a redirect to the source's login page.
+    expect(await rejection(client.request(rpc.broker.decideConnectSession, { sessionToken: elsewhere.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE }))).toBe('conflict');
+  });
+
   it('answers connection_not_found to an app without a grant, and for ids that are not even UUIDs', async () => {
     expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId }))).toBe('connection_not_found');
     expect(await rejection(client.request(rpc.broker.getConnection, { orgId: randomUUID(), applicationId: APP_A, connectionId }))).toBe('connection_not_found');

@@ -110,6 +110,12 @@ export class ConnectService {
     const integration = this.catalog.get(session.integration);
     const existing = await this.reusable(session, userId);
     if (existing) return this.finishWithConnection(session, 'pending', userId, integration, { reuse: existing });
+    // One account at a source connects through one organization. Said now, before the person
+    // logs in at the source for nothing (the commit checks it again, against races).
+    const linked = await this.connections.findByUser(userId, integration.key);
+    if (linked && !linked.deletedAt && linked.orgId !== session.orgId) {
+      throw new AppError('conflict', `Your ${integration.displayName} account is already connected through another organization`);
+    }
     if (integration.authType === 'api_key') {
       if (!integration.apiKey?.pattern.test(apiKey)) {
         throw new AppError('validation_failed', `That does not look like a ${integration.displayName} API key`, [{ path: 'apiKey', message: 'invalid format' }]);
