@@ -67,3 +67,30 @@ describe('EventDecoder without threads', () => {
     await decoder.close();
   });
 });
+
+describe('EventDecoder on worker threads', () => {
+  const fake = new URL('./testing/fake-decoder.worker.mjs', import.meta.url);
+  const payload = (first: number) => Uint8Array.of(first, 0, 0);
+
+  it('splits a batch across its threads and puts it back together in order', async () => {
+    const decoder = new EventDecoder(2, fake);
+    try {
+      const batch = await decoder.decode(Array.from({ length: 9 }, (_, i) => payload(i)));
+      expect(batch.eventIds).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8']);
+      expect(batch.actions).toHaveLength(9);
+    } finally {
+      await decoder.close();
+    }
+  });
+
+  it('fails what a dying thread had in hand, and replaces the thread on the next call', async () => {
+    const decoder = new EventDecoder(1, fake);
+    try {
+      await expect(decoder.decode([payload(1), payload(0xff)])).rejects.toThrow('audit event decoder thread exited (3)');
+      await expect(decoder.decode([payload(0xfe)])).rejects.toThrow('audit event decoder: refused');
+      expect((await decoder.decode([payload(7)])).eventIds).toEqual(['7']);
+    } finally {
+      await decoder.close();
+    }
+  });
+});

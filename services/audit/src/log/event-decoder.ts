@@ -29,7 +29,11 @@ export class EventDecoder {
   private readonly threads: (DecoderThread | undefined)[];
   private nextId = 0;
 
-  constructor(threadCount: number) {
+  /** `script`: the worker's entry (tests substitute their own). */
+  constructor(
+    threadCount: number,
+    private readonly script: URL = new URL('./event-decoder.worker.js', import.meta.url),
+  ) {
     this.threads = Array.from({ length: threadCount }, () => undefined);
   }
 
@@ -66,7 +70,7 @@ export class EventDecoder {
   }
 
   private spawn(slot: number): DecoderThread {
-    const worker = new Worker(new URL('./event-decoder.worker.js', import.meta.url));
+    const worker = new Worker(this.script);
     worker.unref();
     const thread: DecoderThread = { worker, pending: new Map() };
     const fail = (error: Error) => {

@@ -1,0 +1,32 @@
+// A stand-in for event-decoder.worker.js in EventDecoder's tests (Jest runs TypeScript
+// sources; a worker thread needs plain JavaScript). It speaks the same protocol: each
+// payload's first byte is returned as its "event id"; a payload starting with 0xFF makes
+// the thread die, 0xFE makes it answer with an error.
+import { parentPort } from 'node:worker_threads';
+
+parentPort.on('message', ({ id, bytes, offsets }) => {
+  const count = offsets.length - 1;
+  const first = Array.from({ length: count }, (_, i) => bytes[offsets[i]]);
+  if (first.includes(0xff)) process.exit(3);
+  if (first.includes(0xfe)) {
+    parentPort.postMessage({ id, error: 'refused' });
+    return;
+  }
+  const column = (value) => Array.from({ length: count }, () => value);
+  parentPort.postMessage({
+    id,
+    batch: {
+      failures: [],
+      eventIds: first.map(String),
+      canonicalEvents: column('{}'),
+      orgIds: column(null),
+      occurredAtMs: column(0),
+      applicationIds: column(null),
+      userIds: column(null),
+      integrations: column(null),
+      capabilities: column(null),
+      actions: column('data_query'),
+      outcomes: column('allowed'),
+    },
+  });
+});
