@@ -110,7 +110,10 @@ export class SpotifyConnector implements Connector {
       let url: string | undefined = (p.tracks ?? p.items)?.href ?? `/playlists/${p.id}/tracks`;
       url = withLimit(url, 50);
       let position = 0;
-      while (url) {
+      // A `next` that comes round again (a source bug) must not loop for ever, as syncCollection guards too.
+      const visited = new Set<string>();
+      while (url && !visited.has(url)) {
+        visited.add(url);
         const res: { body: SpPage<SpPlaylistItem> | undefined } = await http.get<SpPage<SpPlaylistItem>>(url);
         const records = (res.body?.items ?? []).map((i) => spotifyNormalize.playlistItem(p.id, position++, i)).filter((r): r is NormalizedRecord => r !== undefined);
         if (records.length) await ctx.emit({ upserts: records, deletes: [] });

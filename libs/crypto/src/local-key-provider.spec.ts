@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalKeyProvider, refuseWhileWrappedKeysExist } from './local-key-provider.js';
+import { LocalKeyProvider, refuseNewKeyWhileInUse } from './local-key-provider.js';
 import { WrappedKey } from './wrapped-key.js';
 
 const owner = { org: 'o1', user: 'u1', connection: 'c1' };
@@ -64,15 +64,15 @@ describe('LocalKeyProvider key file', () => {
   it('asks beforeCreate only when the file is missing, and creates nothing when it refuses', async () => {
     const path = join(dir, 'guarded', 'keyring.json');
     const asked: string[] = [];
-    const refuse = refuseWhileWrappedKeysExist(async () => 3, 'connection data keys');
+    const refuse = refuseNewKeyWhileInUse(async () => 3, 'connection data keys wrapped by it');
     await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: async (p) => (asked.push(p), refuse(p)) })).rejects.toMatchObject({
       code: 'key_file_missing',
-      message: expect.stringContaining('3 connection data keys wrapped by a keyring are stored'),
+      message: expect.stringContaining('3 connection data keys wrapped by it are stored'),
     });
     expect(asked).toEqual([path]);
     await expect(fs.access(path)).rejects.toThrow();
 
-    await LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuseWhileWrappedKeysExist(async () => 0, 'keys') });
+    await LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuseNewKeyWhileInUse(async () => 0, 'keys') });
     // The file exists now: a guard that would refuse is not even asked.
     await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuse })).resolves.toBeInstanceOf(LocalKeyProvider);
   });
@@ -224,9 +224,13 @@ describe('LocalKeyProvider rotation', () => {
     expect((await LocalKeyProvider.open({ path })).versions()).toEqual([1, 2, 3, 4]);
   });
 
-  it('cannot be used after close', async () => {
+  it('cannot be used after close, not even by reloading the file', async () => {
     const provider = await LocalKeyProvider.open({ path: join(dir, 'k.json'), createIfMissing: true });
+    const wrapped = await provider.wrapKey(randomBytes(32), owner);
     provider.close();
     await expect(provider.wrapKey(randomBytes(32), owner)).rejects.toMatchObject({ code: 'key_not_found' });
+    // An unknown version makes an open provider re-read its file; a closed one stays empty.
+    await expect(provider.unwrapKey(wrapped, owner)).rejects.toMatchObject({ code: 'key_not_found' });
+    expect(provider.versions()).toEqual([]);
   });
 });

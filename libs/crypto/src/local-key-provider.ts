@@ -43,6 +43,7 @@ export class LocalKeyProvider implements KeyProvider {
   #keks = new Map<number, DataKey>();
   #current = 0;
   #reloading: Promise<void> | undefined;
+  #closed = false;
   #writing: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly path: string) {}
@@ -138,6 +139,7 @@ export class LocalKeyProvider implements KeyProvider {
 
   /** Zeroes every KEK held in memory; the provider is unusable afterwards. */
   close(): void {
+    this.#closed = true;
     for (const kek of this.#keks.values()) kek.destroy();
     this.#keks.clear();
     this.#current = 0;
@@ -162,6 +164,11 @@ export class LocalKeyProvider implements KeyProvider {
   }
 
   #install(keyring: Keyring): void {
+    // Closed means closed: a reload (an unwrap meeting an unknown version) must not bring the KEKs back.
+    if (this.#closed) {
+      for (const k of keyring.keys) k.key.fill(0);
+      return;
+    }
     const old = this.#keks;
     this.#keks = new Map(keyring.keys.map((k) => [k.version, new DataKey(k.key)]));
     this.#current = keyring.current;
@@ -188,25 +195,27 @@ function now(): string {
   return new Date().toISOString();
 }
 
+/** Only "no such file" is missing; a file that is there but unreadable must not look like a first start. */
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
-    () => false,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw new AppError('key_file_invalid', `Key file ${path}: cannot be reached (${error.code ?? 'unknown'})`, [], { cause: error });
+    },
   );
 }
 
 /**
- * The usual `beforeCreate`: refuses a fresh keyring while `countWrapped()` says the
- * database holds keys wrapped by one (`what` names them in the error, e.g. "connection data keys").
+ * The usual `beforeCreate`: refuses to make a new key while `countInUse()` says the
+ * database holds things only the missing one can open or vouch for (`what` names them in
+ * the error, e.g. "connection data keys wrapped by it").
  */
-export function refuseWhileWrappedKeysExist(countWrapped: () => Promise<number>, what: string): (path: string) => Promise<void> {
+export function refuseNewKeyWhileInUse(countInUse: () => Promise<number>, what: string): (path: string) => Promise<void> {
   return async (path) => {
-    const count = await countWrapped();
+    const count = await countInUse();
     if (count > 0) {
-      throw new AppError(
-        'key_file_missing',
-        `Key file ${path} does not exist, but ${count} ${what} wrapped by a keyring are stored: restore the keyring file (a new keyring would leave them unreadable)`,
-      );
+      throw new AppError('key_file_missing', `Key file ${path} does not exist, but ${count} ${what} are stored: restore the file (a new key would leave them unusable)`);
     }
   };
 }

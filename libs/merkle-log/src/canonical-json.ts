@@ -18,22 +18,21 @@ const ARRAY_INDEX_KEY = /^(?:0|[1-9]\d*)$/;
  * insertion order — and are serialized by hand.
  */
 export function canonicalJson(value: unknown): string {
-  const sorted = sortedCopy(value);
-  return sorted === UNSORTABLE ? serializeByHand(value) : JSON.stringify(sorted);
+  const walk = { indexKeys: false };
+  const sorted = sortedCopy(value, walk);
+  return walk.indexKeys ? serializeByHand(sorted) : JSON.stringify(sorted);
 }
 
-const UNSORTABLE = Symbol('unsortable');
-
-function sortedCopy(value: unknown): unknown {
+/**
+ * The value with every object's keys inserted in sorted order, checked to be plain JSON on
+ * the way. Notes in `walk` whether any object has array-index keys.
+ */
+function sortedCopy(value: unknown, walk: { indexKeys: boolean }): unknown {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
   if (typeof value === 'number') return Number.isFinite(value) ? value : invalid('canonical JSON has no NaN or Infinity');
   if (Array.isArray(value)) {
     const out = new Array<unknown>(value.length);
-    for (let i = 0; i < value.length; i += 1) {
-      const item = sortedCopy(value[i]);
-      if (item === UNSORTABLE) return UNSORTABLE;
-      out[i] = item;
-    }
+    for (let i = 0; i < value.length; i += 1) out[i] = sortedCopy(value[i], walk);
     return out;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
@@ -42,11 +41,12 @@ function sortedCopy(value: unknown): unknown {
     const keys = Object.keys(record).sort();
     const out: Record<string, unknown> = {};
     for (const key of keys) {
-      if (ARRAY_INDEX_KEY.test(key)) return UNSORTABLE;
       if (record[key] === undefined) continue;
-      const item = sortedCopy(record[key]);
-      if (item === UNSORTABLE) return UNSORTABLE;
-      out[key] = item;
+      if (ARRAY_INDEX_KEY.test(key)) walk.indexKeys = true;
+      const item = sortedCopy(record[key], walk);
+      // An assignment to "__proto__" would set the prototype and drop the key.
+      if (key === '__proto__') Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
+      else out[key] = item;
     }
     return out;
   }
@@ -54,6 +54,7 @@ function sortedCopy(value: unknown): unknown {
   return invalid(`canonical JSON cannot encode a ${typeof value === 'object' ? 'non-plain object' : typeof value}`);
 }
 
+/** For an already checked, sorted copy whose objects JavaScript would enumerate out of order. */
 function serializeByHand(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) {
@@ -65,7 +66,6 @@ function serializeByHand(value: unknown): string {
   let out = '{';
   let first = true;
   for (const key of Object.keys(record).sort()) {
-    if (record[key] === undefined) continue;
     out += `${first ? '' : ','}${JSON.stringify(key)}:${serializeByHand(record[key])}`;
     first = false;
   }

@@ -22,10 +22,15 @@ describe('canonical JSON (RFC 8785)', () => {
     // Keys that only look numeric sort as strings on the fast path.
     expect(canonicalJson({ '01': 1, '1.5': 2, '-1': 3 })).toBe('{"-1":3,"01":1,"1.5":2}');
     expect(canonicalJson([1e21, 0.1, -0, 'x', { b: undefined, a: 1 }])).toBe('[1e+21,0.1,0,"x",{"a":1}]');
+    // A "__proto__" key (as JSON.parse makes it) is data like any other.
+    expect(canonicalJson(JSON.parse('{"b":1,"__proto__":{"x":2}}'))).toBe('{"__proto__":{"x":2},"b":1}');
   });
 
   it('refuses values whose JSON form is ambiguous', () => {
     expect(() => canonicalJson([undefined])).toThrow('undefined');
+    // Objects with array-index keys take the other serializer: the same checks apply.
+    expect(() => canonicalJson({ '0': 1, n: Number.NaN })).toThrow('NaN');
+    expect(() => canonicalJson({ '0': new Date(0) })).toThrow('non-plain object');
     expect(() => canonicalJson({ f: () => 1 })).toThrow('function');
     expect(() => canonicalJson({ n: Number.NaN })).toThrow('NaN');
     expect(() => canonicalJson({ d: new Date(0) })).toThrow('non-plain object');

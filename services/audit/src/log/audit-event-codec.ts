@@ -12,16 +12,6 @@ export function outcomeName(outcome: AuditOutcome): string {
   return (AuditOutcome[outcome] ?? 'UNSPECIFIED').toLowerCase();
 }
 
-export function parseActionName(name: string): AuditAction | undefined {
-  const value = (AuditAction as unknown as Record<string, number>)[name.toUpperCase()];
-  return typeof value === 'number' && value !== 0 ? (value as AuditAction) : undefined;
-}
-
-export function parseOutcomeName(name: string): AuditOutcome | undefined {
-  const value = (AuditOutcome as unknown as Record<string, number>)[name.toUpperCase()];
-  return typeof value === 'number' && value !== 0 ? (value as AuditOutcome) : undefined;
-}
-
 /** The event as it is hashed into the log: proto3 JSON (stable field names, enums by name). */
 export function eventJson(event: AuditEvent): JsonValue {
   return toJson(AuditEventSchema, event) as JsonValue;

@@ -187,6 +187,11 @@ export class LogRepository {
     return rows[0] ? toCheckpoint(rows[0]) : undefined;
   }
 
+  static async checkpointCount(db: Queryable): Promise<number> {
+    const { rows } = await db.query(`SELECT count(*)::int AS n FROM checkpoints`);
+    return rows[0].n as number;
+  }
+
   static async checkpointOfSize(db: Queryable, treeSize: number): Promise<StoredCheckpoint | undefined> {
     const { rows } = await db.query(`SELECT * FROM checkpoints WHERE tree_size = $1`, [treeSize]);
     return rows[0] ? toCheckpoint(rows[0]) : undefined;

@@ -2,7 +2,8 @@ import { AppError } from '@context-gateway/errors';
 import { ed25519KeyId } from '@context-gateway/merkle-log';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import type { Env } from '../env.js';
 
 export interface SigningKey {
   privateKey: KeyObject;
@@ -20,6 +21,11 @@ export interface SigningKey {
  * wraps and unwraps) and signing needs the key itself; a KMS/Vault provider would sign
  * remotely instead (Vault transit/sign, KMS Sign with Ed25519).
  */
+/** Where the key lives: AUDIT_SIGNING_KEY_FILE, or `audit-signing.key` next to the master keyring. */
+export function signingKeyPath(env: Pick<Env, 'AUDIT_SIGNING_KEY_FILE' | 'MASTER_KEY_FILE'>): string {
+  return resolve(env.AUDIT_SIGNING_KEY_FILE ?? join(dirname(env.MASTER_KEY_FILE), 'audit-signing.key'));
+}
+
 export async function loadOrCreateSigningKey(
   path: string,
   keyName: string,

@@ -1,4 +1,4 @@
-import { verifyCheckpoint, verifyLog, type LogProblem, type StoredEntry, type VerifiedCheckpoint } from '@context-gateway/merkle-log';
+import { hashesEqual, verifyCheckpoint, verifyLog, type LogProblem, type StoredEntry, type VerifiedCheckpoint } from '@context-gateway/merkle-log';
 import type { KeyObject } from 'node:crypto';
 import type pg from 'pg';
 import { searchColumns, eventFromEntry } from './audit-event-codec.js';
@@ -32,7 +32,7 @@ export async function verifyStoredLog(pool: pg.Pool, publicKey: KeyObject, origi
     for (const stored of await LogRepository.allCheckpoints(client)) {
       const verified = verifyCheckpoint(stored.note, publicKey, { origin });
       if (!verified.ok) return { ok: false, kind: 'checkpoint_mismatch', index: stored.treeSize, detail: `checkpoint ${stored.treeSize}: ${verified.reason}` };
-      if (verified.checkpoint.treeSize !== stored.treeSize || !verified.checkpoint.rootHash.every((b, i) => b === stored.rootHash[i])) {
+      if (verified.checkpoint.treeSize !== stored.treeSize || !hashesEqual(verified.checkpoint.rootHash, stored.rootHash)) {
         return { ok: false, kind: 'checkpoint_mismatch', index: stored.treeSize, detail: `checkpoint ${stored.treeSize}: its columns differ from its signed note` };
       }
       checkpoints.push(verified.checkpoint);

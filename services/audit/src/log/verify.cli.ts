@@ -5,13 +5,12 @@
  * (DATABASE_URL, DATABASE_SCHEMA, MASTER_KEY_FILE / AUDIT_SIGNING_KEY_FILE, AUDIT_LOG_ORIGIN).
  */
 import { createPool } from '@context-gateway/database';
-import { dirname, join, resolve } from 'node:path';
 import { loadEnv } from '../env.js';
-import { loadOrCreateSigningKey } from './signing-key.js';
+import { loadOrCreateSigningKey, signingKeyPath } from './signing-key.js';
 import { verifyStoredLog } from './verify-stored-log.js';
 
 const env = loadEnv();
-const keyFile = resolve(env.AUDIT_SIGNING_KEY_FILE ?? join(dirname(env.MASTER_KEY_FILE), 'audit-signing.key'));
+const keyFile = signingKeyPath(env);
 const pool = createPool({ url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA ?? 'audit', max: 2, applicationName: 'audit-verify', statementTimeoutMs: 0 });
 try {
   const key = await loadOrCreateSigningKey(keyFile, env.AUDIT_LOG_ORIGIN, { create: false });

@@ -86,10 +86,12 @@ export class ConnectService {
   /** The user's existing connection covers the session's source scopes: no second source login needed. */
   async reusable(session: ConnectSession, userId: string | undefined): Promise<Connection | null> {
     if (!userId) return null;
-    const integration = this.catalog.get(session.integration);
-    const connection = await this.connections.findByUser(userId, session.integration);
+    return this.reusableConnection(session, await this.connections.findByUser(userId, session.integration));
+  }
+
+  private reusableConnection(session: ConnectSession, connection: Connection | null): Connection | null {
     if (!connection || connection.status !== 'active' || connection.deletedAt || !connection.wrappedDataKey || connection.orgId !== session.orgId) return null;
-    const needed = this.catalog.sourceScopes(integration, session.scopes);
+    const needed = this.catalog.sourceScopes(this.catalog.get(session.integration), session.scopes);
     return needed.every((s) => connection.sourceScopes.includes(s)) ? connection : null;
   }
 
@@ -108,14 +110,11 @@ export class ConnectService {
   async allow(token: string, userId: string, apiKey: string): Promise<FlowResult> {
     const session = await this.pending(token);
     const integration = this.catalog.get(session.integration);
-    const existing = await this.reusable(session, userId);
-    if (existing) return this.finishWithConnection(session, 'pending', userId, integration, { reuse: existing });
-    // One account at a source connects through one organization. Said now, before the person
-    // logs in at the source for nothing (the commit checks it again, against races).
-    const linked = await this.connections.findByUser(userId, integration.key);
-    if (linked && !linked.deletedAt && linked.orgId !== session.orgId) {
-      throw new AppError('conflict', `Your ${integration.displayName} account is already connected through another organization`);
-    }
+    const current = await this.connections.findByUser(userId, integration.key);
+    const reusable = this.reusableConnection(session, current);
+    if (reusable) return this.finishWithConnection(session, 'pending', userId, integration, { reuse: reusable });
+    // Said now, before the person logs in at the source for nothing; the commit checks it again, against races.
+    assertSameOrganization(current, session);
     if (integration.authType === 'api_key') {
       if (!integration.apiKey?.pattern.test(apiKey)) {
         throw new AppError('validation_failed', `That does not look like a ${integration.displayName} API key`, [{ path: 'apiKey', message: 'invalid format' }]);
@@ -131,8 +130,7 @@ export class ConnectService {
       return this.finishWithConnection(session, 'pending', userId, integration, { credential, sourceScopes: this.catalog.sourceScopes(integration, session.scopes) });
     }
     // Re-authorizing an existing connection asks for what it already carries too, so other apps' grants keep working.
-    const current = await this.connections.findByUser(userId, integration.key);
-    const carried = current && !current.deletedAt && current.orgId === session.orgId ? current.sourceScopes : [];
+    const carried = current && !current.deletedAt ? current.sourceScopes : [];
     const sourceScopes = [...new Set([...carried, ...this.catalog.sourceScopes(integration, session.scopes)])].sort();
     const request = await this.oauth.authorizationRequest(integration, sourceScopes);
     const moved = await this.sessions.startAuthorizing(session.id, userId, sha256(request.state), sealVerifier(request.codeVerifier, request.state, session.id), new Date());
@@ -196,7 +194,7 @@ export class ConnectService {
         connection = source.reuse;
       } else {
         const existing = await this.connections.findByUser(userId, integration.key, tx);
-        if (existing && existing.orgId !== session.orgId) throw new AppError('conflict', 'This account is linked in another organization');
+        assertSameOrganization(existing, session);
         connection = existing
           ? await this.reconnect(tx, existing, source.credential, source.sourceScopes)
           : await this.createConnection(tx, session, userId, integration, source.credential, source.sourceScopes);
@@ -261,4 +259,12 @@ function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+/**
+ * One account at a source connects through one organization: its connection row (deleted
+ * or not — the row stays, keyed by user and integration) belongs to the org that made it.
+ */
+function assertSameOrganization(connection: Connection | null, session: ConnectSession): void {
+  if (connection && connection.orgId !== session.orgId) throw new AppError('conflict', 'This account is connected through another organization');
 }

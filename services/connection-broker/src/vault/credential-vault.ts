@@ -1,4 +1,4 @@
-import { EnvelopeCipher, LocalKeyProvider, refuseWhileWrappedKeysExist, WrappedKey, type EncryptionContext } from '@context-gateway/crypto';
+import { EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse, WrappedKey, type EncryptionContext } from '@context-gateway/crypto';
 
 /** What a connection's credential holds; serialized to JSON and encrypted as a whole. */
 export interface Credential {
@@ -33,8 +33,8 @@ export class CredentialVault {
   constructor(private readonly cipher: EnvelopeCipher) {}
 
   /** `countSealed`: how many credentials the database holds sealed (a fresh keyring is refused while any do). */
-  static async open(keyFile: string, createIfMissing: boolean, countSealed: () => Promise<number> = async () => 0): Promise<CredentialVault> {
-    const provider = await LocalKeyProvider.open({ path: keyFile, createIfMissing, beforeCreate: refuseWhileWrappedKeysExist(countSealed, 'sealed source credentials') });
+  static async open(keyFile: string, createIfMissing: boolean, countSealed: () => Promise<number>): Promise<CredentialVault> {
+    const provider = await LocalKeyProvider.open({ path: keyFile, createIfMissing, beforeCreate: refuseNewKeyWhileInUse(countSealed, 'source credentials sealed under it') });
     return new CredentialVault(new EnvelopeCipher(provider, { cache: { ttlMs: 60_000 } }));
   }
 

@@ -9,6 +9,7 @@ import { Caller, CurrentUser } from '../auth/auth.decorators.js';
 import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema, userGrantParams } from './records.schemas.js';
+import { auditPolicyOf } from '../policy/policy-decider.js';
 import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
@@ -58,7 +59,7 @@ export class RecordsController {
     const owner = { userId: placement.userId, integration: placement.integration };
     const verdict = await this.policy.check(caller, placement, query.type);
     const decision = verdict.decision;
-    if (decision) setAuditSubject(request, { policy: { decidedBy: decision.decidedBy ?? 'none', reason: decision.reason, matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds) } });
+    if (decision) setAuditSubject(request, { policy: auditPolicyOf(decision) });
     const message = {
       orgId: caller.orgId,
       applicationId: caller.applicationId,

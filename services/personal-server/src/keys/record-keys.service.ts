@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
-import { DataKey, EnvelopeCipher, LocalKeyProvider, refuseWhileWrappedKeysExist, type EncryptionContext, type WrappedKey } from '@context-gateway/crypto';
+import { DataKey, EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse, type EncryptionContext, type WrappedKey } from '@context-gateway/crypto';
 import type { Env } from '../env.js';
 import { DataKeyStore } from './data-key-store.js';
 
@@ -36,12 +36,12 @@ export class RecordKeys {
   ) {}
 
   /** `countWrapped`: how many data keys the database says exist (a fresh keyring is refused while any do). */
-  static async open(env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>, countWrapped: () => Promise<number> = async () => 0): Promise<RecordKeys> {
+  static async open(env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>, countWrapped: () => Promise<number>): Promise<RecordKeys> {
     const keyFile = resolve(env.MASTER_KEY_FILE);
     const provider = await LocalKeyProvider.open({
       path: keyFile,
       createIfMissing: env.MASTER_KEY_CREATE_IF_MISSING,
-      beforeCreate: refuseWhileWrappedKeysExist(countWrapped, 'connection data keys'),
+      beforeCreate: refuseNewKeyWhileInUse(countWrapped, 'connection data keys wrapped by it'),
     });
     const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(dirname(keyFile), 'data-keys')));
     return new RecordKeys(new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS } }), provider, store);
