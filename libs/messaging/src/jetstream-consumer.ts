@@ -1,8 +1,8 @@
 import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { extractTraceContext, runWithRequestContext, withSpan } from '@context-gateway/observability';
-import { deadLetterSubject, type EventDescriptor } from '@context-gateway/proto';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { deadLetterSubject, type EventDescriptor, type StreamDescriptor } from '@context-gateway/proto';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind } from '@opentelemetry/api';
 import type { Logger } from 'pino';
@@ -48,6 +48,33 @@ export interface DeadLetter {
   data: Uint8Array;
 }
 
+/**
+ * The durable pull consumer `config.durable_name` on `stream`: created, or — when it exists —
+ * brought up to date with `config` (a redeploy that changes ack_wait and the like).
+ */
+export async function ensureDurableConsumer(nc: NatsConnection, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<Consumer> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+    await jsm.consumers.update(stream, config.durable_name, config);
+  } catch (error) {
+    if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
+    await jsm.consumers.add(stream, config);
+  }
+  return jetstream(nc).consumers.get(stream, config.durable_name);
+}
+
+/** Keeps a message that can never be processed in DEAD_LETTERS, verbatim, with why (headers `cg-dead-*`, `cg-origin-*`). */
+export async function publishDeadLetter(nc: NatsConnection, origin: StreamDescriptor, d: DeadLetter): Promise<void> {
+  const h = natsHeaders();
+  h.set('cg-dead-reason', d.reason);
+  h.set('cg-dead-code', d.code);
+  h.set('cg-origin-stream', d.stream);
+  h.set('cg-origin-subject', d.subject);
+  h.set('cg-origin-seq', String(d.streamSeq));
+  await jetstream(nc).publish(deadLetterSubject(origin), d.data, { headers: h, msgID: `${d.stream}:${d.streamSeq}` });
+}
+
 export interface RunningConsumer {
   /** Stops pulling, waits for in-flight messages to be acked or nak'ed. */
   stop(): Promise<void>;
@@ -68,7 +95,6 @@ export async function consumeEvents<M extends DescMessage>(
 ): Promise<RunningConsumer> {
   const maxDeliver = options.maxDeliver ?? 5;
   const stream = descriptor.stream.name;
-  const jsm = await jetstreamManager(nc);
   const config = {
     durable_name: options.durable,
     ack_policy: AckPolicy.Explicit,
@@ -80,32 +106,14 @@ export async function consumeEvents<M extends DescMessage>(
     ack_wait: nanos(options.ackWaitMs ?? 30_000),
     max_ack_pending: Math.max(1_000, (options.concurrency ?? 8) * 4),
   };
-  try {
-    await jsm.consumers.info(stream, options.durable);
-    await jsm.consumers.update(stream, options.durable, config);
-  } catch (error) {
-    if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
-    await jsm.consumers.add(stream, config);
-  }
-
-  const consumer = await jetstream(nc).consumers.get(stream, options.durable);
+  const consumer = await ensureDurableConsumer(nc, stream, config);
   const concurrency = options.concurrency ?? 8;
   const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency * 2 });
   const inFlight = new Set<Promise<void>>();
   const base = options.retryBaseMs ?? 500;
   const cap = options.retryMaxMs ?? 30_000;
 
-  const js = jetstream(nc);
-  const toDeadLetterStream = async (d: DeadLetter): Promise<void> => {
-    const h = natsHeaders();
-    h.set('cg-dead-reason', d.reason);
-    h.set('cg-dead-code', d.code);
-    h.set('cg-origin-stream', d.stream);
-    h.set('cg-origin-subject', d.subject);
-    h.set('cg-origin-seq', String(d.streamSeq));
-    await js.publish(deadLetterSubject(descriptor.stream), d.data, { headers: h, msgID: `${d.stream}:${d.streamSeq}` });
-  };
-  const onDeadLetter = options.onDeadLetter ?? toDeadLetterStream;
+  const onDeadLetter = options.onDeadLetter ?? ((d: DeadLetter) => publishDeadLetter(nc, descriptor.stream, d));
 
   const deadLetter = async (m: JsMsg, reason: DeadLetter['reason'], error: AppError): Promise<void> => {
     logger.error({ stream, seq: m.seq, subject: m.subject, reason, errorCode: error.code, problems: error.problems }, 'message dead-lettered');

@@ -1,7 +1,7 @@
 import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { applyMigrations, createPool, pingDatabase } from '@context-gateway/database';
+import { applyMigrations, createPool, pingDatabase, serviceSchemaName } from '@context-gateway/database';
 import { connectNats, ensureStreams, NatsRpcServer } from '@context-gateway/messaging';
 import { createLogger, initTracing, NestLogger } from '@context-gateway/observability';
 import type { ServiceName, StreamDescriptor } from '@context-gateway/proto';
@@ -88,7 +88,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
   const { env } = def;
   const tracing = initTracing({ service: def.name, exporter: env.OTEL_TRACES_EXPORTER, otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, version: def.version });
   const logger = createLogger({ service: def.name, level: env.LOG_LEVEL });
-  const schema = env.DATABASE_SCHEMA ?? def.name.replace(/-/g, '_');
+  const schema = env.DATABASE_SCHEMA ?? serviceSchemaName(def.name);
 
   const pool: Pool = createPool({
     url: env.DATABASE_URL,

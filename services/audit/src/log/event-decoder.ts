@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { type DecodedBatch, decodePacked, packPayloads } from './event-decoding.js';
 
@@ -46,7 +47,7 @@ export class EventDecoder {
       const decoded: DecodedBatch[] = [];
       for (const slice of slices) {
         decoded.push(decodePacked(packPayloads(slice)));
-        await new Promise((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
       }
       return concatBatches(decoded);
     }

@@ -1,10 +1,12 @@
 import { AppError } from '@context-gateway/errors';
 import { CompactTree, LogWriter, fetchRootHash, hashesEqual, perfectSubtrees, rootHash, signCheckpoint, type NodeId } from '@context-gateway/merkle-log';
-import { deadLetterSubject, events, streams } from '@context-gateway/proto';
+import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
+import { events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Env } from '../env.js';
@@ -32,7 +34,6 @@ interface PendingBatch {
 export const AUDIT_CONSUMER = 'audit-log-writer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve));
 
 export interface WriterStats {
   active: boolean;
@@ -150,8 +151,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     this.stats.active = true;
 
     const batchSize = this.env.AUDIT_BATCH_SIZE;
-    const jsm = await jetstreamManager(this.nc);
-    const config = {
+    const consumer = await ensureDurableConsumer(this.nc, streams.audit.name, {
       durable_name: AUDIT_CONSUMER,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
@@ -162,15 +162,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       // (a redelivery of something already appended is recognised by its event id).
       ack_wait: nanos(10_000),
       max_ack_pending: batchSize * 4,
-    };
-    try {
-      await jsm.consumers.info(streams.audit.name, AUDIT_CONSUMER);
-      await jsm.consumers.update(streams.audit.name, AUDIT_CONSUMER, config);
-    } catch (error) {
-      if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
-      await jsm.consumers.add(streams.audit.name, config);
-    }
-    const consumer = await jetstream(this.nc).consumers.get(streams.audit.name, AUDIT_CONSUMER);
+    });
     this.messages = await consumer.consume({ max_messages: batchSize * 2 });
 
     const queue: JsMsg[] = [];
@@ -317,13 +309,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
 
   private async deadLetter(m: JsMsg, code: string, message: string): Promise<void> {
     this.logger.error({ seq: m.seq, code, problem: message }, 'audit event dead-lettered');
-    const h = natsHeaders();
-    h.set('cg-dead-reason', 'invalid');
-    h.set('cg-dead-code', code);
-    h.set('cg-origin-stream', streams.audit.name);
-    h.set('cg-origin-subject', m.subject);
-    h.set('cg-origin-seq', String(m.seq));
-    await jetstream(this.nc).publish(deadLetterSubject(streams.audit), m.data, { headers: h, msgID: `${streams.audit.name}:${m.seq}` });
+    await publishDeadLetter(this.nc, streams.audit, { stream: streams.audit.name, subject: m.subject, streamSeq: m.seq, reason: 'invalid', code, message, data: m.data });
     m.term(`invalid: ${code}`);
   }
 }

@@ -4,9 +4,22 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcHandler } from '@context-gateway/messaging';
 import { ConnectionStatus, rpc, type GetAccessTokenRequest, type GetConnectionRequest, type ListUserConnectionsRequest, type RemoveConnectionRequest } from '@context-gateway/proto';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import type { Connection } from './connections.repository.js';
 import { ConnectionsService } from './connections.service.js';
 
 const STATUS = { active: ConnectionStatus.ACTIVE, needs_reauth: ConnectionStatus.NEEDS_REAUTH, revoked: ConnectionStatus.REVOKED } as const;
+
+function toConnectionMessage(connection: Connection, scopes: string[]) {
+  return {
+    id: connection.id,
+    integration: connection.integration,
+    status: STATUS[connection.status],
+    scopes,
+    createdAt: timestampFromDate(connection.createdAt),
+    userId: connection.userId,
+    orgId: connection.orgId,
+  };
+}
 
 @Controller()
 export class ConnectionsHandler {
@@ -18,17 +31,7 @@ export class ConnectionsHandler {
   @RpcHandler(rpc.broker.getConnection)
   async get(@Payload() m: GetConnectionRequest) {
     const { connection, scopes } = await this.connections.getForApp(m.orgId, m.applicationId, m.connectionId);
-    return {
-      connection: {
-        id: connection.id,
-        integration: connection.integration,
-        status: STATUS[connection.status],
-        scopes,
-        createdAt: timestampFromDate(connection.createdAt),
-        userId: connection.userId,
-        orgId: connection.orgId,
-      },
-    };
+    return { connection: toConnectionMessage(connection, scopes) };
   }
 
   @RpcHandler(rpc.broker.getAccessToken)
@@ -51,16 +54,8 @@ export class ConnectionsHandler {
     const connections = await this.connections.listForUser(m.userId);
     return {
       connections: connections.map((c) => ({
-        connection: {
-          id: c.id,
-          integration: c.integration,
-          status: STATUS[c.status],
-          // What the person granted to any application, active grants only.
-          scopes: [...new Set(c.grants.filter((g) => g.status === 'active').flatMap((g) => g.scopes))].sort(),
-          createdAt: timestampFromDate(c.createdAt),
-          userId: c.userId,
-          orgId: c.orgId,
-        },
+        // Scopes: what the person grants to any application, active grants only.
+        connection: toConnectionMessage(c, [...new Set(c.grants.filter((g) => g.status === 'active').flatMap((g) => g.scopes))].sort()),
         grants: c.grants.map((g) => ({
           applicationId: g.applicationId,
           orgId: g.orgId,

@@ -31,8 +31,3 @@ class DbLifecycle implements OnApplicationShutdown {
   exports: [BROKER_DB],
 })
 export class DatabaseModule {}
-
-/** A unique constraint refused the write (Prisma's P2002). */
-export function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'P2002';
-}

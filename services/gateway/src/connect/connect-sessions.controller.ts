@@ -4,6 +4,7 @@ import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
+import { connectionSchema } from './connection.schema.js';
 
 const createSessionBody = z
   .object({
@@ -21,14 +22,6 @@ const connectSession = z.object({
 });
 
 const connectionParams = z.object({ connectionId: z.string().min(1).max(64) }).strict();
-
-const connection = z.object({
-  id: z.string(),
-  integration: z.string(),
-  status: z.enum(['active', 'needs_reauth', 'revoked']),
-  scopes: z.array(z.string()).describe('The scopes your application\'s grant covers.'),
-  createdAt: z.string(),
-});
 
 /** The app backend's side of the connect flow (API key). */
 @Controller('v1')
@@ -59,7 +52,7 @@ export class ConnectSessionsController {
     tags: ['connect'],
     auth: 'api_key',
     params: connectionParams,
-    success: { status: 200, schema: connection, description: 'The connection and your grant\'s scopes.' },
+    success: { status: 200, schema: connectionSchema, description: 'The connection and your grant\'s scopes.' },
     errors: ['connection_not_found'],
   })
   get(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof connectionParams>) {

@@ -2,18 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import { ApplicationStatus, ConnectDecision, ConnectionStatus, rpc } from '@context-gateway/proto';
+import { ApplicationStatus, ConnectDecision, rpc } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { Logger } from 'pino';
 import { AuditRecorder } from '../audit/audit-recorder.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
-
-export const STATUS_NAMES: Record<number, 'active' | 'needs_reauth' | 'revoked'> = {
-  [ConnectionStatus.ACTIVE]: 'active',
-  [ConnectionStatus.NEEDS_REAUTH]: 'needs_reauth',
-  [ConnectionStatus.REVOKED]: 'revoked',
-};
+import { connectionJson } from './connection.schema.js';
 
 /**
  * The gateway's half of the connect flow: it knows who is asking (the app by its API key,
@@ -119,13 +114,7 @@ export class ConnectFlowService {
   async connection(caller: ApplicationCaller, connectionId: string) {
     const { connection } = await this.rpc.request(rpc.broker.getConnection, { orgId: caller.orgId, applicationId: caller.applicationId, connectionId });
     if (!connection) throw new AppError('connection_not_found');
-    return {
-      id: connection.id,
-      integration: connection.integration,
-      status: STATUS_NAMES[connection.status] ?? 'revoked',
-      scopes: connection.scopes,
-      createdAt: connection.createdAt ? timestampDate(connection.createdAt).toISOString() : '',
-    };
+    return connectionJson(connection);
   }
 
   private async auditGrant(orgId: string, applicationId: string, userId: string, integration: string, connectionId: string, grantId: string) {

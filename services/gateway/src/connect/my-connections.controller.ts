@@ -8,18 +8,13 @@ import { setAuditSubject } from '../audit/audit-subject.js';
 import { CurrentUser } from '../auth/auth.decorators.js';
 import type { SessionUser } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
-import { STATUS_NAMES } from './connect.service.js';
-
-const myConnectionParams = z.strictObject({ connectionId: z.uuid() });
+import { connectionParams, revokedSchema, userGrantParams } from '../records/records.schemas.js';
+import { connectionJson, connectionSchema } from './connection.schema.js';
 
 const myConnections = z.object({
   connections: z.array(
-    z.object({
-      id: z.string(),
-      integration: z.string(),
-      status: z.enum(['active', 'needs_reauth', 'revoked']),
+    connectionSchema.extend({
       scopes: z.array(z.string()).describe('Everything you currently grant on this connection, to any application.'),
-      createdAt: z.string(),
       grants: z.array(
         z.object({
           applicationId: z.string(),
@@ -42,8 +37,7 @@ const iso = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? times
 
 /**
  * A signed-in person's own connections (passkey session): which applications can read
- * what, and the way out — revoke one application (records routes) or delete the whole
- * connection, which revokes every grant, revokes the token at the source where it can and
+ * what, and the way out — revoke one application, or delete the whole connection, which revokes every grant, revokes the token at the source where it can and
  * crypto-shreds the Personal Server's copy. Only the person's own connections exist here:
  * anyone else's id is 404.
  */
@@ -64,11 +58,7 @@ export class MyConnectionsController {
     const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, { userId: user.userId });
     return {
       connections: connections.map(({ connection, grants }) => ({
-        id: connection!.id,
-        integration: connection!.integration,
-        status: STATUS_NAMES[connection!.status] ?? 'revoked',
-        scopes: connection!.scopes,
-        createdAt: iso(connection!.createdAt) ?? '',
+        ...connectionJson(connection!),
         grants: grants.map((g) => ({ applicationId: g.applicationId, scopes: g.scopes, active: g.active, grantedAt: iso(g.grantedAt) ?? '', revokedAt: iso(g.revokedAt) })),
       })),
     };
@@ -83,14 +73,32 @@ export class MyConnectionsController {
       'When this returns, every application\'s next query for it is 404 `connection_not_found`.',
     tags: ['me'],
     auth: 'user_session',
-    params: myConnectionParams,
+    params: connectionParams,
     success: { status: 200, schema: deleted, description: 'Deleted.' },
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
-  async remove(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof myConnectionParams>, @Req() request: FastifyRequest) {
+  async remove(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
     setAuditSubject(request, { connectionId: params.connectionId, resource: `connection:${params.connectionId}` });
     const { revokedAtSource } = await this.rpcClient.request(rpc.broker.removeConnection, { connectionId: params.connectionId, userId: user.userId });
     return { connectionId: params.connectionId, revokedAtSource };
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'me/connections/:connectionId/grants/:applicationId',
+    summary: "Revoke one application's access to one of your connections",
+    description: "The application's next query is 403 `grant_revoked`; other applications keep their grants.",
+    tags: ['me'],
+    auth: 'user_session',
+    params: userGrantParams,
+    success: { status: 200, schema: revokedSchema, description: 'The revoked grant.' },
+    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    audit: { action: 'revocation' },
+  })
+  async revoke(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof userGrantParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { connectionId: params.connectionId, applicationId: params.applicationId });
+    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: params.applicationId, userId: user.userId });
+    return { grantId };
   }
 }

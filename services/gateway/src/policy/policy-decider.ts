@@ -74,18 +74,9 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     await this.watermark.stop();
   }
 
-  /** Allows, or throws `policy_denied` with the deciding layer and matched rules. */
-  async decide(request: DecisionRequest): Promise<Decision> {
-    const decision = await this.evaluate(request);
-    if (!decision.allowed) throw deniedError(request.capability, decision);
-    return decision;
-  }
-
-  /** The decision without throwing (explanations). Unknown applications of the org are not_found. */
+  /** The decision (records checks it per scope; denials are the caller's to raise). Unknown applications of the org are not_found. */
   async evaluate(request: DecisionRequest): Promise<Decision> {
-    const entry = await this.current(request.orgId);
-    if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
-    return entry.policies.decide(request);
+    return (await this.applicationEntry(request)).policies.decide(request);
   }
 
   /**
@@ -94,15 +85,16 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
    * must not learn how the org's policy treats people who never dealt with it.
    */
   async evaluateForGrantee(request: DecisionRequest): Promise<Decision> {
-    const entry = await this.current(request.orgId);
-    if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
+    const entry = await this.applicationEntry(request);
     if (!entry.grantees.has(`${request.applicationId}\u0000${request.userId}`)) throw new AppError('not_found', 'No such user among those who granted this application access');
     return entry.policies.decide(request);
   }
 
-  /** Cached orgs and the stream position, for the benchmark and tests. */
-  stats(): { orgs: number; consumedSeq: number } {
-    return { orgs: this.entries.size, consumedSeq: this.watermark.consumedSeq };
+  /** The org's fresh rules, for an application of that org (else not_found). */
+  private async applicationEntry(request: DecisionRequest): Promise<OrgEntry> {
+    const entry = await this.current(request.orgId);
+    if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
+    return entry;
   }
 
   private async current(orgId: string): Promise<OrgEntry> {

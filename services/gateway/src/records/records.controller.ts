@@ -5,17 +5,17 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
-import { Caller, CurrentUser } from '../auth/auth.decorators.js';
-import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
+import { Caller } from '../auth/auth.decorators.js';
+import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
-import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema, userGrantParams } from './records.schemas.js';
+import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema } from './records.schemas.js';
 import { auditPolicyOf } from '../policy/policy-decider.js';
 import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
 /**
  * The data plane's public face: an app reads a connection's records (only the types its
- * grant covers), gives its grant up; a user revokes one app's grant. Revocations go to the
+ * grant covers) and gives its grant up (a person's revocations: MyConnectionsController). Revocations go to the
  * connection-broker (it owns grants), which commits them at the Personal Server shard
  * before answering — so when these routes return, the app's next query already fails.
  */
@@ -103,24 +103,6 @@ export class RecordsController {
   async giveUp(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
     setAuditSubject(request, { connectionId: params.connectionId });
     const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: caller.applicationId, orgId: caller.orgId });
-    return { grantId };
-  }
-
-  @Route({
-    method: 'DELETE',
-    path: 'me/connections/:connectionId/grants/:applicationId',
-    summary: "Revoke one application's access to one of your connections",
-    description: "The application's next query is 403 `grant_revoked`; other applications keep their grants.",
-    tags: ['me'],
-    auth: 'user_session',
-    params: userGrantParams,
-    success: { status: 200, schema: revokedSchema, description: 'The revoked grant.' },
-    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
-    audit: { action: 'revocation' },
-  })
-  async revoke(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof userGrantParams>, @Req() request: FastifyRequest) {
-    setAuditSubject(request, { connectionId: params.connectionId, applicationId: params.applicationId });
-    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: params.applicationId, userId: user.userId });
     return { grantId };
   }
 }

@@ -47,11 +47,6 @@ export class ShardRouter {
     }
   }
 
-  /** Forget a connection's placement (e.g. after it was deleted). */
-  forget(connectionId: string): void {
-    this.#shards.delete(connectionId);
-  }
-
   private send(shard: number, message: MessageInitShape<typeof QueryRecordsRequestSchema>): Promise<QueryRecordsResponse> {
     const descriptor = rpc.personalServer.shardQuery;
     return this.rpcClient.request(descriptor, message, { subject: descriptor.shardSubject!(shard) });

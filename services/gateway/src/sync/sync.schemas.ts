@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { connectionParams } from '../records/records.schemas.js';
 
-export const syncParams = z.strictObject({ connectionId: z.uuid() });
+/** The connection whose sync is asked about (the same parameter as the records routes). */
+export const syncParams = connectionParams;
 
 export const syncStateSchema = z.object({
   state: z.enum(['idle', 'queued', 'running', 'failed', 'needs_reauth']).describe(

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
+import { isUniqueViolation } from '../database/prisma-errors.js';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import {
   generateAuthenticationOptions,
@@ -131,7 +132,7 @@ export class PasskeysService {
           tx,
         );
       } catch (error) {
-        if ((error as { code?: string }).code === 'P2002') throw new AppError('conflict', 'This passkey is already registered');
+        if (isUniqueViolation(error)) throw new AppError('conflict', 'This passkey is already registered');
         throw error;
       }
       const session = await this.sessions.open(userId, now, tx);

@@ -45,15 +45,4 @@ export class DirectoryRepository {
     );
     return rows[0] && { personalServerId: rows[0].id, userId: rows[0].user_id, shard: rows[0].shard, integration: rows[0].integration };
   }
-
-  async listAll(): Promise<DirectoryEntry[]> {
-    const { rows } = await this.pool.query<{ id: string; user_id: string; shard: number }>('SELECT id, user_id, shard FROM personal_servers ORDER BY user_id');
-    return rows.map((r) => ({ personalServerId: r.id, userId: r.user_id, shard: r.shard }));
-  }
-
-  /** The rebalance switch: moves one user only if it is still where the plan found it. */
-  async moveShard(userId: string, from: number, to: number): Promise<boolean> {
-    const { rowCount } = await this.pool.query('UPDATE personal_servers SET shard = $3 WHERE user_id = $1 AND shard = $2', [userId, from, to]);
-    return rowCount === 1;
-  }
 }

@@ -31,11 +31,10 @@ export async function planRebalance(pool: Pool, shardCount: number): Promise<Mov
  *   the old shard refuses the user's queries (`wrong_shard`: ownership is checked in the
  *   query's SQL) and the gateway re-locates the connection and retries once.
  */
-export async function applyRebalance(pool: Pool, moves: Move[], onMove: (move: Move, switched: boolean) => void = () => {}): Promise<number> {
+export async function applyRebalance(pool: Pool, moves: Move[]): Promise<number> {
   let switched = 0;
   for (const move of moves) {
     const { rowCount } = await pool.query('UPDATE personal_servers SET shard = $3 WHERE user_id = $1 AND shard = $2', [move.userId, move.from, move.to]);
-    onMove(move, rowCount === 1);
     if (rowCount === 1) switched += 1;
   }
   return switched;

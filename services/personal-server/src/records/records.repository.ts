@@ -13,6 +13,11 @@ export interface StoredRecord {
   version: string;
 }
 
+/** A record's identity within one connection, as a map key: type NUL external id. */
+export function recordKey(record: { type: string; externalId: string }): string {
+  return `${record.type}\u0000${record.externalId}`;
+}
+
 export interface RecordWrite {
   id: string;
   type: string;
@@ -162,7 +167,7 @@ export class RecordsRepository {
   async insertNew(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[]): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
     const inserted = await this.insertRows<{ type: string; external_id: string }>(tx, personalServerId, connectionId, rows, 'DO NOTHING RETURNING type, external_id');
-    return new Set(inserted.map((r) => `${r.type}\u0000${r.external_id}`));
+    return new Set(inserted.map((r) => recordKey({ type: r.type, externalId: r.external_id })));
   }
 
   /** Idempotent upsert by (connection, type, external id); `updated_at` is the commit's clock. */

@@ -10,7 +10,7 @@ import { DirectoryService } from '../directory/directory.service.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { recordAad } from './record-aad.js';
-import { RecordsRepository, type RecordWrite, type StoredRecord } from './records.repository.js';
+import { recordKey, RecordsRepository, type RecordWrite, type StoredRecord } from './records.repository.js';
 
 export interface QueryPage {
   recordsJson: Buffer;
@@ -67,7 +67,7 @@ export class RecordsService {
         plaintext = Buffer.from(JSON.stringify(validateRecord(record.type, body)));
       }
       // The same item twice in one batch: the last one wins, as it would across batches.
-      batch.set(`${record.type}\u0000${record.externalId}`, { type: record.type, externalId: record.externalId, plaintext, sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now });
+      batch.set(recordKey(record), { type: record.type, externalId: record.externalId, plaintext, sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now });
     });
 
     return this.connections.transaction(async (tx) => {
@@ -93,18 +93,15 @@ export class RecordsService {
         fresh.push({ id, type: item.type, externalId: item.externalId, ciphertext: encrypt(id, item.type, item.plaintext), sourceUpdatedAt: item.sourceUpdatedAt, deleted: false, version });
       }
       const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
-      for (const write of fresh) {
-        if (!inserted.has(`${write.type}\u0000${write.externalId}`)) continue;
-        counts.written += 1;
-        if (write.version > lastWritten) lastWritten = write.version;
-      }
+      counts.written += inserted.size;
+      for (const write of fresh) if (inserted.has(recordKey(write)) && write.version > lastWritten) lastWritten = write.version;
 
       // 2. The rest are stored already, or are deletions: each is compared with what is stored.
       const known = [...batch].filter(([id]) => !inserted.has(id)).map(([, item]) => item);
-      const stored = known.length === 0 ? new Map<string, StoredRecord>() : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [`${r.type}\u0000${r.externalId}`, r]));
+      const stored = known.length === 0 ? new Map<string, StoredRecord>() : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [recordKey(r), r]));
       const writes: RecordWrite[] = [];
       for (const item of known) {
-        const previous = stored.get(`${item.type}\u0000${item.externalId}`);
+        const previous = stored.get(recordKey(item));
         if (previous && previous.sourceUpdatedAt > item.sourceUpdatedAt) {
           counts.unchanged += 1;
           continue;

@@ -1,9 +1,10 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { deadLetterSubject, events, streams, type EventDescriptor } from '@context-gateway/proto';
+import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
+import { events, streams, type EventDescriptor } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { ControlProgress } from '../rules/control-progress.js';
@@ -45,8 +46,7 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
   async onApplicationBootstrap(): Promise<void> {
     const stream = streams.control.name;
     const durable = this.env.POLICY_CONTROL_CONSUMER;
-    const jsm = await jetstreamManager(this.nc);
-    const config = {
+    const consumer = await ensureDurableConsumer(this.nc, stream, {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
@@ -55,15 +55,7 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
       max_deliver: -1,
       ack_wait: nanos(30_000),
       max_ack_pending: 1,
-    };
-    try {
-      await jsm.consumers.info(stream, durable);
-      await jsm.consumers.update(stream, durable, config);
-    } catch (error) {
-      if (!(error instanceof Error && /consumer not found/i.test(error.message))) throw error;
-      await jsm.consumers.add(stream, config);
-    }
-    const consumer = await jetstream(this.nc).consumers.get(stream, durable);
+    });
     // The server still hands out one at a time (max_ack_pending = 1); a larger pull avoids a re-pull round trip per event.
     const messages = await consumer.consume({ max_messages: 16 });
     this.messages = messages;
@@ -132,13 +124,16 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
   /** Kept verbatim for an operator, and the cursor moves on: one bad event must not stall every gateway. */
   private async deadLetter(m: JsMsg, reason: 'invalid'): Promise<void> {
     this.logger.error({ seq: m.seq, subject: m.subject, reason }, 'control event dead-lettered');
-    const h = natsHeaders();
-    h.set('cg-dead-reason', reason);
-    h.set('cg-origin-stream', streams.control.name);
-    h.set('cg-origin-subject', m.subject);
-    h.set('cg-origin-seq', String(m.seq));
     try {
-      await jetstream(this.nc).publish(deadLetterSubject(streams.control), m.data, { headers: h, msgID: `${streams.control.name}:${m.seq}` });
+      await publishDeadLetter(this.nc, streams.control, {
+        stream: streams.control.name,
+        subject: m.subject,
+        streamSeq: m.seq,
+        reason,
+        code: 'validation_failed',
+        message: 'not a valid event for its subject',
+        data: m.data,
+      });
       await this.applier.persistCursor(m.seq);
       m.term(reason);
       this.progress.advance(m.seq);

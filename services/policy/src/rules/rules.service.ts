@@ -170,7 +170,8 @@ export class RulesService {
       descriptions,
       knownCapabilities: [...known].sort(),
       applicationIds: sources.applications.map((a) => a.id),
-      grantees: sources.grants.map((g) => ({ applicationId: g.applicationId, userId: g.userId })),
+      // One pair per (application, user), however many grant rows (connections, re-consents) they have.
+      grantees: [...new Map(sources.grants.map((g) => [`${g.applicationId}\u0000${g.userId}`, { applicationId: g.applicationId, userId: g.userId }])).values()],
     };
   }
 
