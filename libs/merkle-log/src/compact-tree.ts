@@ -76,6 +76,14 @@ export class CompactTree {
     return out;
   }
 
+  /** The tree of `size` leaves from its frontier hashes (largest subtree first), e.g. as read back from a store. */
+  static fromFrontier(size: number, frontier: readonly Uint8Array[]): CompactTree {
+    assertCount('tree size', size);
+    if (frontier.length !== popCount(size)) invalid(`a compact tree of size ${size} has ${popCount(size)} frontier hashes`);
+    if (!frontier.every(isHash)) invalid('frontier hashes must be 32 bytes');
+    return new CompactTree(size, frontier.map((hash) => Buffer.from(hash)));
+  }
+
   static deserialize(bytes: Uint8Array): CompactTree {
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (buffer.length < HEADER_SIZE || buffer.readUInt8(0) !== FORMAT_VERSION) {

@@ -8,6 +8,7 @@ import {
   consistencyPlan,
   fetchConsistencyProof,
   fetchInclusionProof,
+  fetchCompactTree,
   fetchRootHash,
   inclusionPlan,
   inclusionProof,
@@ -218,7 +219,19 @@ describe('proofs from a hash store', () => {
       }
       expect((await fetchRootHash(4321, reader)).equals(rootHash(big.slice(0, 4321)))).toBe(true);
       expect((await fetchRootHash(0, reader)).equals(EMPTY_ROOT_HASH)).toBe(true);
+      // A writer resuming: the frontier read back is the one that appending would have built.
+      for (const size of [0, 1, 4096, 4321, 5000]) {
+        const resumed = await fetchCompactTree(size, reader);
+        const built = CompactTree.fromLeafHashes(big.slice(0, size));
+        expect(resumed.size).toBe(size);
+        expect(hex(resumed.frontierHashes())).toEqual(hex(built.frontierHashes()));
+      }
     }
+  });
+
+  it('refuse a frontier that does not fit its size', () => {
+    expect(() => CompactTree.fromFrontier(5, [big[0]!])).toThrow('a compact tree of size 5 has 2 frontier hashes');
+    expect(() => CompactTree.fromFrontier(1, [Buffer.alloc(31)])).toThrow('32 bytes');
   });
 
   it('need only O(log n) lookups and a few leaves when subtree hashes are cached', async () => {

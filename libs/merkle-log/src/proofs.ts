@@ -10,7 +10,7 @@
  * O(log n) perfect subtrees, so a store that caches perfect-subtree hashes answers any
  * proof with O(log n) lookups and falls back to leaf hashes for the ones it lacks.
  */
-import { rootHash } from './compact-tree.js';
+import { CompactTree, rootHash } from './compact-tree.js';
 import { EMPTY_ROOT_HASH, hashesEqual, isHash, nodeHash } from './hash.js';
 import {
   type LeafRange,
@@ -177,6 +177,18 @@ export function fetchInclusionProof(index: number, treeSize: number, reader: Has
 
 export function fetchConsistencyProof(oldSize: number, newSize: number, reader: HashReader): Promise<Buffer[]> {
   return resolveFromReader(consistencyPlan(oldSize, newSize), reader);
+}
+
+/**
+ * The compact tree of the first `treeSize` leaves, read from the store: each frontier
+ * subtree's hash is a stored node or is recomputed from its leaves (batched like proofs).
+ * This is how a writer resumes after a restart.
+ */
+export async function fetchCompactTree(treeSize: number, reader: HashReader): Promise<CompactTree> {
+  assertCount('tree size', treeSize);
+  if (treeSize === 0) return CompactTree.empty();
+  const frontier = perfectSubtrees({ start: 0, end: treeSize }).map((node) => ({ start: nodeStart(node), end: nodeStart(node) + 2 ** node.level }));
+  return CompactTree.fromFrontier(treeSize, await resolveFromReader(frontier, reader));
 }
 
 /** MTH(D[treeSize]) of any past size — e.g. to re-derive a checkpoint's root from the store. */

@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
-import { fetchConsistencyProof, fetchInclusionProof, parseCheckpoint, type HashReader, type NodeId } from '@context-gateway/merkle-log';
+import { fetchConsistencyProof, fetchInclusionProof, parseCheckpoint } from '@context-gateway/merkle-log';
 import {
   AuditEntrySchema,
   CheckpointSchema,
@@ -57,10 +57,6 @@ export class LogQueryService {
     private readonly signingKey: SigningKeyHolder,
   ) {}
 
-  private static reader(db: Parameters<Parameters<typeof LogRepository.asWriterRole>[1]>[0]): HashReader {
-    return { leafHashes: (s, e) => LogRepository.leafHashes(db, s, e), nodeHashes: (nodes: readonly NodeId[]) => LogRepository.nodeHashes(db, nodes) };
-  }
-
   async search(req: SearchEntriesRequest) {
     const limit = req.limit === 0 ? DEFAULT_LIMIT : req.limit;
     const rows = await LogRepository.asWriterRole(this.pool, (db) =>
@@ -91,7 +87,7 @@ export class LogQueryService {
       if (!row) throw new AppError('not_found', 'No such audit entry');
       const checkpoint = await LogRepository.latestCheckpoint(db);
       if (!checkpoint || checkpoint.treeSize <= row.seq) return { entry: entryMessage(row), inclusionProof: [] };
-      const proof = await fetchInclusionProof(row.seq, checkpoint.treeSize, LogQueryService.reader(db));
+      const proof = await fetchInclusionProof(row.seq, checkpoint.treeSize, LogRepository.hashReader(db));
       return { entry: entryMessage(row), checkpoint: checkpointMessage(checkpoint), inclusionProof: proof };
     });
   }
@@ -110,7 +106,7 @@ export class LogQueryService {
     return LogRepository.asWriterRole(this.pool, async (db) => {
       const [older, newer] = await Promise.all([LogRepository.checkpointOfSize(db, Number(req.oldSize)), LogRepository.checkpointOfSize(db, Number(req.newSize))]);
       if (!older || !newer) throw new AppError('not_found', 'Both sizes must be signed checkpoints');
-      const proof = await fetchConsistencyProof(older.treeSize, newer.treeSize, LogQueryService.reader(db));
+      const proof = await fetchConsistencyProof(older.treeSize, newer.treeSize, LogRepository.hashReader(db));
       return { oldCheckpoint: checkpointMessage(older), newCheckpoint: checkpointMessage(newer), proof };
     });
   }

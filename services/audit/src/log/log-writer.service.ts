@@ -1,5 +1,5 @@
 import { AppError } from '@context-gateway/errors';
-import { CompactTree, LogWriter, fetchRootHash, hashesEqual, perfectSubtrees, rootHash, signCheckpoint, type NodeId } from '@context-gateway/merkle-log';
+import { LogWriter, fetchCompactTree, fetchRootHash, hashesEqual, signCheckpoint } from '@context-gateway/merkle-log';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
 import { events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -118,19 +118,8 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
   /** Rebuilds the writer from the stored log: last leaf hash and the frontier hashes. */
   private async resume(db: pg.PoolClient): Promise<{ writer: LogWriter; lastCheckpoint: number }> {
     const head = await LogRepository.head(db);
-    const reader = { leafHashes: (s: number, e: number) => LogRepository.leafHashes(db, s, e), nodeHashes: (n: readonly NodeId[]) => LogRepository.nodeHashes(db, n) };
-    const frontier: Buffer[] = [];
-    const nodes = head.size > 0 ? perfectSubtrees({ start: 0, end: head.size }) : [];
-    const stored = await reader.nodeHashes(nodes);
-    for (const [i, node] of nodes.entries()) {
-      const start = node.index * 2 ** node.level;
-      frontier.push(stored[i] ?? rootHash(await reader.leafHashes(start, start + 2 ** node.level)));
-    }
-    const serialized = Buffer.alloc(9 + 32 * frontier.length);
-    serialized.writeUInt8(1, 0);
-    serialized.writeBigUInt64BE(BigInt(head.size), 1);
-    frontier.forEach((hash, i) => hash.copy(serialized, 9 + 32 * i));
-    const writer = LogWriter.resume(CompactTree.deserialize(serialized), head.lastLeafHash);
+    const reader = LogRepository.hashReader(db);
+    const writer = LogWriter.resume(await fetchCompactTree(head.size, reader), head.lastLeafHash);
 
     // Never extend a log that no longer matches what was signed: appending would sign over it.
     const checkpoint = await LogRepository.latestCheckpoint(db);

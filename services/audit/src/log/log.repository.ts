@@ -1,6 +1,6 @@
 import { copyRowsBinary, type CopyColumn } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
-import type { NodeId } from '@context-gateway/merkle-log';
+import type { HashReader, NodeId } from '@context-gateway/merkle-log';
 import type pg from 'pg';
 import type { SearchColumns } from './audit-event-codec.js';
 
@@ -48,7 +48,7 @@ export interface SearchFilter {
   limit: number;
 }
 
-type Queryable = Pick<pg.ClientBase, 'query'>;
+export type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /** What an append writes, in the order NewEntry's values are listed (recorded_at takes its default). */
 const ENTRY_COPY_COLUMNS: CopyColumn[] = [
@@ -165,6 +165,11 @@ export class LogRepository {
   }
 
   // --- readers ---------------------------------------------------------------------------
+
+  /** The store as libs/merkle-log reads it for proofs, roots and resuming. */
+  static hashReader(db: Queryable): HashReader {
+    return { leafHashes: (start, end) => LogRepository.leafHashes(db, start, end), nodeHashes: (nodes) => LogRepository.nodeHashes(db, nodes) };
+  }
 
   static async leafHashes(db: Queryable, start: number, end: number): Promise<Buffer[]> {
     const { rows } = await db.query(`SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq`, [start, end]);

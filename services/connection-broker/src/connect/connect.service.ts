@@ -173,7 +173,8 @@ export class ConnectService {
       this.logger.warn({ connectSession: session.id, code: error instanceof AppError ? error.code : 'internal', reason: error instanceof Error ? error.message.slice(0, 200) : '' }, 'code exchange failed');
       return { redirectUrl: appCallback(session, { error: 'source_error' }), sessionId: session.id, orgId: session.orgId, applicationId: session.applicationId };
     }
-    const granted = credential.scope ? credential.scope.split(/[\s,]+/).filter(Boolean) : this.catalog.sourceScopes(integration, session.scopes);
+    // Stored as a set, sorted: the source may repeat a scope or list them in any order.
+    const granted = credential.scope ? [...new Set(credential.scope.split(/[\s,]+/).filter(Boolean))].sort() : this.catalog.sourceScopes(integration, session.scopes);
     return this.finishWithConnection(session, 'authorizing', userId, integration, { credential, sourceScopes: granted });
   }
 
@@ -239,7 +240,7 @@ export class ConnectService {
   private async reconnect(tx: Tx, existing: Connection, credential: Credential, sourceScopes: string[]): Promise<Connection> {
     const sealed = await this.vault.sealNew(owner(existing), credential);
     return this.connections.replaceCredential(tx, existing.id, {
-      sourceScopes: [...new Set([...sourceScopes])].sort(),
+      sourceScopes,
       wrappedDataKey: sealed.wrappedDataKey,
       credentialCiphertext: sealed.ciphertext,
       accessExpiresAt: credential.expiresAt ? new Date(credential.expiresAt) : null,

@@ -79,6 +79,12 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     return (await this.applicationEntry(request)).policies.decide(request);
   }
 
+  /** One decision per capability, against one freshness check (a records query asks for every scope of an integration). */
+  async evaluateEach(request: Omit<DecisionRequest, 'capability'>, capabilities: readonly string[]): Promise<Decision[]> {
+    const entry = await this.applicationEntry(request);
+    return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
+  }
+
   /**
    * evaluate() for an application asking about itself: only about users who granted it
    * access (now or before). Anyone else is not_found, exactly like an unknown user: an app
@@ -91,7 +97,7 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** The org's fresh rules, for an application of that org (else not_found). */
-  private async applicationEntry(request: DecisionRequest): Promise<OrgEntry> {
+  private async applicationEntry(request: Pick<DecisionRequest, 'orgId' | 'applicationId'>): Promise<OrgEntry> {
     const entry = await this.current(request.orgId);
     if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
     return entry;

@@ -22,9 +22,7 @@ export class RecordsPolicy {
     const scopes = type ? scopesForType(placement.integration, type) : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
     // A type the integration never produces: nothing to ask policy; the shard says scope_not_granted.
     if (scopes.length === 0) return { kind: 'allowed', policyTypes: undefined, decision: undefined };
-    const decisions = await Promise.all(
-      scopes.map((capability) => this.decider.evaluate({ orgId: caller.orgId, applicationId: caller.applicationId, userId: placement.userId, capability })),
-    );
+    const decisions = await this.decider.evaluateEach({ orgId: caller.orgId, applicationId: caller.applicationId, userId: placement.userId }, scopes);
     const allowed = scopes.filter((_, i) => decisions[i]!.allowed);
     if (allowed.length === 0) return { kind: 'denied', error: deniedError(scopes[0]!, decisions[0]!), decision: decisions[0]! };
     const firstAllowed = decisions.find((d) => d.allowed);

@@ -3,11 +3,19 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import type { Application } from '../generated/prisma/client.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
-import { checkCallbackUrl, checkDeclaration } from './application-rules.js';
+import { checkDeclaration, type ApplicationDeclaration } from './application-rules.js';
 import { ApplicationEvents } from './application-events.js';
 import { ApplicationsRepository } from './applications.repository.js';
 
 const dedupe = (values: string[]) => [...new Set(values.map((v) => v.trim()))];
+
+/** The declaration, de-duplicated and checked whole; accepted callback URLs are already in normalized form. */
+function validDeclaration(input: ApplicationDeclaration): ApplicationDeclaration {
+  const declaration = { callbackUrls: dedupe(input.callbackUrls), integrations: dedupe(input.integrations), scopes: dedupe(input.scopes) };
+  const problems = checkDeclaration(declaration);
+  if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
+  return declaration;
+}
 
 @Injectable()
 export class ApplicationsService {
@@ -18,16 +26,14 @@ export class ApplicationsService {
   ) {}
 
   async create(input: { orgId: string; name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] }): Promise<Application> {
-    const declaration = { callbackUrls: dedupe(input.callbackUrls), integrations: dedupe(input.integrations), scopes: dedupe(input.scopes) };
-    const problems = checkDeclaration(declaration);
-    if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
+    const declaration = validDeclaration(input);
     await this.organizations.get(input.orgId);
     const app = await this.applications.create({
       orgId: input.orgId,
       name: input.name.trim(),
       // Public, so 128 random bits are plenty; it only has to be unique and unguessable.
       clientId: `cg_app_${randomBytes(16).toString('base64url')}`,
-      callbackUrls: declaration.callbackUrls.map((u) => checkCallbackUrl(u, '').url!),
+      callbackUrls: declaration.callbackUrls,
       integrations: declaration.integrations,
       scopes: declaration.scopes,
     });
@@ -42,16 +48,14 @@ export class ApplicationsService {
    */
   async update(input: { orgId: string; applicationId: string; name?: string; callbackUrls?: string[]; integrations?: string[]; scopes?: string[]; status?: 'active' | 'disabled' }): Promise<Application> {
     const current = await this.getInOrg(input.orgId, input.applicationId);
-    const declaration = {
-      callbackUrls: dedupe(input.callbackUrls ?? current.callbackUrls),
-      integrations: dedupe(input.integrations ?? current.integrations),
-      scopes: dedupe(input.scopes ?? current.scopes),
-    };
-    const problems = checkDeclaration(declaration);
-    if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
+    const declaration = validDeclaration({
+      callbackUrls: input.callbackUrls ?? current.callbackUrls,
+      integrations: input.integrations ?? current.integrations,
+      scopes: input.scopes ?? current.scopes,
+    });
     const app = await this.applications.update(input.orgId, input.applicationId, {
       name: input.name?.trim(),
-      callbackUrls: input.callbackUrls && declaration.callbackUrls.map((u) => checkCallbackUrl(u, '').url!),
+      callbackUrls: input.callbackUrls && declaration.callbackUrls,
       integrations: input.integrations && declaration.integrations,
       scopes: input.scopes && declaration.scopes,
       status: input.status,

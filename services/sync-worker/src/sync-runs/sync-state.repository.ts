@@ -26,18 +26,19 @@ export class SyncStateRepository {
 
   /**
    * Claims the connection for `owner` until now + leaseMs, unless another live worker holds
-   * it (its lease not yet expired). A dead worker's lease simply runs out.
+   * it (its lease not yet expired). A dead worker's lease simply runs out. Returns where
+   * the last run left off (its cursor), or null when another worker holds the connection.
    */
-  async claim(connectionId: string, owner: string, leaseMs: number): Promise<SyncState | null> {
-    const rows = await this.db.$queryRaw<{ connection_id: string }[]>`
+  async claim(connectionId: string, owner: string, leaseMs: number): Promise<{ cursor: SyncState['cursor'] } | null> {
+    const rows = await this.db.$queryRaw<{ cursor: SyncState['cursor'] }[]>`
       INSERT INTO sync_states (connection_id, state, lease_owner, lease_until, updated_at)
       VALUES (${connectionId}::uuid, 'running', ${owner}, now() + ${leaseMs} * interval '1 millisecond', now())
       ON CONFLICT (connection_id) DO UPDATE
         SET state = 'running', lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until,
             rerun_requested = false, updated_at = now()
         WHERE sync_states.lease_until IS NULL OR sync_states.lease_until < now()
-      RETURNING connection_id`;
-    return rows.length ? this.get(connectionId) : null;
+      RETURNING cursor`;
+    return rows[0] ?? null;
   }
 
   /** Another worker holds the connection: ask it to run once more when done. False if its lease just ended. */
