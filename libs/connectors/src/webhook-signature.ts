@@ -16,11 +16,3 @@ export function signGithubPayload(secret: string, rawBody: Uint8Array | string):
   return `sha256=${createHmac('sha256', secret).update(rawBody).digest('hex')}`;
 }
 
-/**
- * The secret of one connection's webhook, derived from the integration's webhook secret:
- * each hook gets its own secret (a leaked one forges deliveries for one connection only)
- * and nothing per connection has to be stored.
- */
-export function connectionWebhookSecret(integrationSecret: string, connectionId: string): string {
-  return createHmac('sha256', integrationSecret).update(`github-webhook:${connectionId}`).digest('base64url');
-}

@@ -18,6 +18,19 @@ export const CATALOG_VERSION = 1;
 
 const isoTime = z.iso.datetime({ offset: true });
 const url = z.url();
+const mediaKind = z.enum(['music', 'podcast', 'episode', 'film', 'video', 'other']);
+
+/** media.play_event, and the part of media.watch_event that means the same. */
+const playEventShape = {
+  trackId: z.string().min(1),
+  title: z.string(),
+  creators: z.array(z.string()).default([]),
+  kind: mediaKind,
+  playedAt: isoTime,
+  /** How long it played, when the source tells. */
+  durationMs: z.number().int().nonnegative().optional(),
+  device: z.string().optional(),
+};
 /** Which integration produced the record; lets an app show "from Spotify" without another lookup. */
 const source = z.string().min(1).max(64);
 
@@ -60,7 +73,7 @@ export const RECORD_TYPES = [
     /** Artists, authors or studio; empty for sources that do not say. */
     creators: z.array(z.string()).default([]),
     collection: z.string().optional().describe('Album, season or series the item belongs to.'),
-    kind: z.enum(['music', 'podcast', 'episode', 'film', 'video', 'other']),
+    kind: mediaKind,
     durationMs: z.number().int().nonnegative().optional(),
     url: url.optional(),
     savedAt: isoTime.optional(),
@@ -81,24 +94,9 @@ export const RECORD_TYPES = [
     title: z.string().optional(),
     addedAt: isoTime.optional(),
   }),
-  define('media.play_event', 'The user played something (Spotify recently played, Netflix viewing activity): one entry per play.', {
-    trackId: z.string().min(1),
-    title: z.string(),
-    creators: z.array(z.string()).default([]),
-    kind: z.enum(['music', 'podcast', 'episode', 'film', 'video', 'other']),
-    playedAt: isoTime,
-    /** How long it played, when the source tells. */
-    durationMs: z.number().int().nonnegative().optional(),
-    device: z.string().optional(),
-  }),
+  define('media.play_event', 'The user played something (Spotify recently played, Netflix viewing activity): one entry per play.', playEventShape),
   define('media.watch_event', 'The user watched video (a title, an episode); same shape as media.play_event plus what was watched in a series.', {
-    trackId: z.string().min(1),
-    title: z.string(),
-    creators: z.array(z.string()).default([]),
-    kind: z.enum(['music', 'podcast', 'episode', 'film', 'video', 'other']),
-    playedAt: isoTime,
-    durationMs: z.number().int().nonnegative().optional(),
-    device: z.string().optional(),
+    ...playEventShape,
     series: z.string().optional(),
     season: z.number().int().nonnegative().optional(),
     episode: z.number().int().nonnegative().optional(),

@@ -249,7 +249,7 @@ export class ConnectService {
 }
 
 /** The app's exact registered callback URL, plus our parameters and the app's state. */
-export function appCallback(session: Pick<ConnectSession, 'callbackUrl' | 'appState'>, params: Record<string, string>): string {
+function appCallback(session: Pick<ConnectSession, 'callbackUrl' | 'appState'>, params: Record<string, string>): string {
   const url = new URL(session.callbackUrl);
   for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
   if (session.appState) url.searchParams.set('state', session.appState);

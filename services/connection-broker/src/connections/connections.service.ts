@@ -126,7 +126,7 @@ export class ConnectionsService {
       return revoked;
     });
     this.vault.shred(owner(connection), connection.wrappedDataKey);
-    for (const { eventId } of revokedGrants) await this.followers.revoked(eventId);
+    await this.followers.revoked(revokedGrants.map((r) => r.eventId));
     await this.followers.connectionDeleted(connectionId, userId);
     this.logger.info({ connectionId, integration: connection.integration, revokedAtSource }, 'connection deleted and its key destroyed');
     return revokedAtSource;

@@ -63,9 +63,9 @@ export class GrantFollowers {
     }
   }
 
-  /** A grant was revoked (and committed): publish the event. */
-  async revoked(eventId: string): Promise<void> {
-    await this.relay.flush([eventId]);
+  /** Grants were revoked (and committed): publish their events, together. */
+  async revoked(eventIds: string[]): Promise<void> {
+    await this.relay.flush(eventIds);
   }
 
   /** A connection was deleted: the shard crypto-shreds its records. */

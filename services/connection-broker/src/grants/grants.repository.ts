@@ -10,7 +10,7 @@ export class GrantsRepository {
   constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
 
   findActive(applicationId: string, connectionId: string, tx: Tx = this.db): Promise<Grant | null> {
-    return tx.grant.findFirst({ where: { applicationId, connectionId, status: 'active' } });
+    return this.findActiveMatching({ applicationId, connectionId }, tx);
   }
 
   /** Creates the app's grant, or re-activates it with the new scopes (revision + 1). */
@@ -22,13 +22,13 @@ export class GrantsRepository {
     });
   }
 
-  findActiveMatching(where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }): Promise<Grant | null> {
-    return this.db.grant.findFirst({ where: { ...where, status: 'active' } });
+  findActiveMatching(where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }, tx: Tx = this.db): Promise<Grant | null> {
+    return tx.grant.findFirst({ where: { ...where, status: 'active' } });
   }
 
   /** Revokes one grant; null when there is no active grant matching. */
   async revoke(tx: Tx, where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }, now: Date): Promise<Grant | null> {
-    const grant = await tx.grant.findFirst({ where: { ...where, status: 'active' } });
+    const grant = await this.findActiveMatching(where, tx);
     if (!grant) return null;
     return tx.grant.update({ where: { id: grant.id }, data: { status: 'revoked', revokedAt: now, revision: { increment: 1 } } });
   }

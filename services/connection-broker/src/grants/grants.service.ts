@@ -31,7 +31,7 @@ export class GrantsService {
       return { grant, eventId: await this.relay.record(tx, grant, integration) };
     });
     // null: a concurrent revocation of the same grant committed first; the outcome is the same.
-    if (result) await this.followers.revoked(result.eventId);
+    if (result) await this.followers.revoked([result.eventId]);
     return active.id;
   }
 }

@@ -3,5 +3,5 @@ import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
 
 /** Gateway accounts: passkey sign-in, sessions, the sign-in page. */
-@Module({ controllers: [AccountsController], providers: [AccountsService] })
+@Module({ controllers: [AccountsController], providers: [AccountsService], exports: [AccountsService] })
 export class AccountsModule {}

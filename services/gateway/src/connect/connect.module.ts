@@ -1,6 +1,7 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
+import { AccountsModule } from '../accounts/accounts.module.js';
 import { MyConnectionsController } from './my-connections.controller.js';
 import { ConsentController } from './consent.controller.js';
 import { ConnectSessionsController } from './connect-sessions.controller.js';
@@ -10,6 +11,7 @@ const FORM = 'application/x-www-form-urlencoded';
 
 /** The connect flow (steps 1-3): the app's connect sessions and connections, the person's consent pages, the sources' callback. */
 @Module({
+  imports: [AccountsModule],
   controllers: [ConnectSessionsController, ConsentController, MyConnectionsController],
   providers: [ConnectFlowService],
 })

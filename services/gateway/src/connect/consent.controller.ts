@@ -1,13 +1,11 @@
 import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
-import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { SESSION_COOKIE } from '../auth/auth.types.js';
+import { AccountsService } from '../accounts/accounts.service.js';
 import { parseCookies, serializeCookie } from '../auth/cookies.js';
 import type { Env } from '../env.js';
 import { Route } from '../http/route.decorator.js';
@@ -46,7 +44,7 @@ const PAGE_ERRORS: Partial<Record<string, { status: number; title: string; messa
 export class ConsentController {
   constructor(
     private readonly flow: ConnectFlowService,
-    private readonly rpc: RpcClient,
+    private readonly accounts: AccountsService,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -67,7 +65,7 @@ export class ConsentController {
     // The state cookie is spent whatever happens next.
     reply.header('set-cookie', serializeCookie(STATE_COOKIE, '', { path: CALLBACK_PATH, maxAge: 0, secure: this.secure, sameSite: 'Lax' }));
     try {
-      const user = await this.optionalUser(request);
+      const user = await this.accounts.optionalUser(request.headers.cookie);
       const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', user);
       return this.redirect(reply, 302, result.redirectUrl);
     } catch (error) {
@@ -88,7 +86,7 @@ export class ConsentController {
   })
   async show(@Param() params: z.infer<typeof tokenParams>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     try {
-      return await this.render(reply, request, params.token);
+      return await this.render(reply, request, params.token, await this.accounts.optionalUser(request.headers.cookie));
     } catch (error) {
       return this.page(reply, error);
     }
@@ -110,7 +108,7 @@ export class ConsentController {
     try {
       const cookie = parseCookies(request.headers.cookie).get(CSRF_COOKIE) ?? '';
       if (!sameSecret(cookie, form.csrf)) throw new AppError('csrf_invalid');
-      const user = await this.optionalUser(request);
+      const user = await this.accounts.optionalUser(request.headers.cookie);
       if (form.decision === 'allow' && !user) {
         return this.redirect(reply, 303, this.signInUrl(params.token));
       }
@@ -119,7 +117,7 @@ export class ConsentController {
         result = await this.flow.decide(params.token, form.decision, user, form.apiKey);
       } catch (error) {
         // A mistyped API key: show the page again with the reason; the session stays usable.
-        if (error instanceof AppError && error.code === 'validation_failed') return await this.render(reply, request, params.token, error.message);
+        if (error instanceof AppError && error.code === 'validation_failed') return await this.render(reply, request, params.token, user, error.message);
         throw error;
       }
       if (result.oauthState) {
@@ -139,8 +137,7 @@ export class ConsentController {
     return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}`;
   }
 
-  private async render(reply: FastifyReply, request: FastifyRequest, token: string, error?: string) {
-    const user = await this.optionalUser(request);
+  private async render(reply: FastifyReply, request: FastifyRequest, token: string, user: string | undefined, error?: string) {
     const session = await this.flow.session(token, user);
     let csrf = parseCookies(request.headers.cookie).get(CSRF_COOKIE);
     if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
@@ -164,19 +161,6 @@ export class ConsentController {
       }),
     );
     return reply;
-  }
-
-  /** The signed-in person, if the cg_session cookie names a live session. */
-  private async optionalUser(request: FastifyRequest): Promise<string | undefined> {
-    const token = parseCookies(request.headers.cookie).get(SESSION_COOKIE);
-    if (!token) return undefined;
-    try {
-      const session = await this.rpc.request(rpc.identity.resolveSession, { sessionToken: token });
-      return session.user?.id || undefined;
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'unauthenticated') return undefined;
-      throw error;
-    }
   }
 
   private redirect(reply: FastifyReply, status: 302 | 303, location: string) {

@@ -15,8 +15,8 @@ export class UsersRepository {
     return tx.user.create({ data });
   }
 
-  findUser(id: string, tx: Tx = this.db): Promise<(User & { _count: { passkeys: number } }) | null> {
-    return tx.user.findUnique({ where: { id }, include: { _count: { select: { passkeys: true } } } });
+  findUser(id: string, tx: Tx = this.db): Promise<User | null> {
+    return tx.user.findUnique({ where: { id } });
   }
 
   addPasskey(data: { userId: string; credentialId: string; publicKey: Uint8Array<ArrayBuffer>; signCount: bigint; transports: string[]; deviceType: string; backedUp: boolean }, tx: Tx = this.db): Promise<Passkey> {

@@ -6,7 +6,7 @@ import type { Env } from '../env.js';
 import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
 import { SessionsRepository } from './accounts.repository.js';
 
-export const SESSION_PREFIX = 'cg_ss_';
+const SESSION_PREFIX = 'cg_ss_';
 
 /** Browser sessions: an opaque random token in the cookie, its SHA-256 in the row. */
 @Injectable()

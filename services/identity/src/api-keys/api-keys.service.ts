@@ -7,7 +7,7 @@ import { ApplicationsService } from '../applications/applications.service.js';
 import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
 import { ApiKeysRepository } from './api-keys.repository.js';
 
-export const API_KEY_PREFIX = 'cg_sk_';
+const API_KEY_PREFIX = 'cg_sk_';
 /** The displayed part: `cg_sk_` and 8 characters (48 bits: recognisable, useless for guessing the rest). */
 const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 8;
 /** last_used_at is accurate to this much; finer would mean a write on every API call. */

@@ -15,7 +15,7 @@ import type { Application } from '../generated/prisma/client.js';
 import { ts } from '../time.js';
 import { ApplicationsService } from './applications.service.js';
 
-export const toApplicationMessage = (a: Application): MessageInitShape<typeof ApplicationSchema> => ({
+const toApplicationMessage = (a: Application): MessageInitShape<typeof ApplicationSchema> => ({
   id: a.id,
   orgId: a.orgId,
   name: a.name,

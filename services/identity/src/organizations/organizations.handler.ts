@@ -12,7 +12,7 @@ import type { Organization } from '../generated/prisma/client.js';
 import { ts } from '../time.js';
 import { OrganizationsService } from './organizations.service.js';
 
-export const toOrganizationMessage = (o: Organization): MessageInitShape<typeof OrganizationSchema> => ({
+const toOrganizationMessage = (o: Organization): MessageInitShape<typeof OrganizationSchema> => ({
   id: o.id,
   slug: o.slug,
   name: o.name,

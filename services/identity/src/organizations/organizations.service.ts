@@ -7,7 +7,7 @@ import { OrganizationsRepository } from './organizations.repository.js';
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** `Acme Corp.` → `acme-corp`. */
-export function slugify(name: string): string {
+function slugify(name: string): string {
   return name
     .normalize('NFKD')
     .toLowerCase()
