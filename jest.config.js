@@ -31,7 +31,11 @@ const common = {
 
 export default {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{libs,services,proto,tools,scripts,deploy}/**/*.spec.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/{libs,services,proto,tools,scripts,deploy}/**/*.spec.ts'],
+    },
     { ...common, displayName: 'int', testMatch: ['<rootDir>/{libs,services,proto,tools}/**/*.int-spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test-e2e/**/*.e2e-spec.ts'] },
   ],

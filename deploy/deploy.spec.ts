@@ -5,8 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { describe, expect, it } from '@jest/globals';
 import { parse, parseAllDocuments } from 'yaml';
+
 import { SERVICE_NAMES } from '../scripts/stack/service-catalog.mjs';
 
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,13 +41,16 @@ describe('docker-compose.yml', () => {
     expect(services[name]?.build?.args?.SERVICE).toBe(name);
   });
 
-  it.each(SERVICE_NAMES)('gives %s a readiness health check and starts it only after healthy Postgres and NATS', (name) => {
-    const service = services[name];
-    expect(JSON.stringify(service?.healthcheck?.test)).toContain('/readyz');
-    expect(service?.depends_on?.postgres?.condition).toBe('service_healthy');
-    expect(service?.depends_on?.nats?.condition).toBe('service_healthy');
-    expect(service?.restart).toBe('unless-stopped');
-  });
+  it.each(SERVICE_NAMES)(
+    'gives %s a readiness health check and starts it only after healthy Postgres and NATS',
+    (name) => {
+      const service = services[name];
+      expect(JSON.stringify(service?.healthcheck?.test)).toContain('/readyz');
+      expect(service?.depends_on?.postgres?.condition).toBe('service_healthy');
+      expect(service?.depends_on?.nats?.condition).toBe('service_healthy');
+      expect(service?.restart).toBe('unless-stopped');
+    },
+  );
 
   it.each(SERVICE_NAMES)('points %s at the compose Postgres and NATS, listening on all interfaces', (name) => {
     const env = services[name]?.environment ?? {};
@@ -113,7 +118,9 @@ function renderDevOverlay(): K8sObject[] | undefined {
   } catch {
     return undefined;
   }
-  const rendered = execFileSync('kubectl', ['kustomize', join(rootDir, 'deploy', 'overlays', 'dev')], { encoding: 'utf8' });
+  const rendered = execFileSync('kubectl', ['kustomize', join(rootDir, 'deploy', 'overlays', 'dev')], {
+    encoding: 'utf8',
+  });
   return parseAllDocuments(rendered).map((document) => document.toJS() as K8sObject);
 }
 
@@ -121,7 +128,9 @@ const manifests = renderDevOverlay();
 const describeKubernetes = manifests ? describe : describe.skip;
 if (!manifests) {
   // Visible in the test output, so a green run without kubectl is not mistaken for coverage.
-  console.warn('deploy.spec.ts: kubectl not found — skipping the Kubernetes manifest checks (install kubectl to run them)');
+  console.warn(
+    'deploy.spec.ts: kubectl not found — skipping the Kubernetes manifest checks (install kubectl to run them)',
+  );
 }
 
 describeKubernetes('deploy/overlays/dev (kubectl kustomize)', () => {
@@ -150,7 +159,9 @@ describeKubernetes('deploy/overlays/dev (kubectl kustomize)', () => {
   it('runs personal-server as a StatefulSet of shards behind a headless Service, shard id from the pod', () => {
     const personalServer = workload('personal-server');
     expect(personalServer?.kind).toBe('StatefulSet');
-    const headless = objects.find((object) => object.kind === 'Service' && object.metadata.name === personalServer?.spec?.serviceName);
+    const headless = objects.find(
+      (object) => object.kind === 'Service' && object.metadata.name === personalServer?.spec?.serviceName,
+    );
     expect(headless?.spec?.clusterIP).toBe('None');
     const env = personalServer?.spec?.template?.spec?.containers?.[0]?.env ?? [];
     expect(env.find((variable) => variable.name === 'SHARD_ID')?.valueFrom?.fieldRef?.fieldPath).toBe(
@@ -165,7 +176,9 @@ describeKubernetes('deploy/overlays/dev (kubectl kustomize)', () => {
   });
 
   it('protects the gateway with a PodDisruptionBudget', () => {
-    const budget = objects.find((object) => object.kind === 'PodDisruptionBudget' && object.metadata.name === 'gateway');
+    const budget = objects.find(
+      (object) => object.kind === 'PodDisruptionBudget' && object.metadata.name === 'gateway',
+    );
     expect(budget?.spec?.selector?.matchLabels).toEqual({ 'app.kubernetes.io/name': 'gateway' });
   });
 });

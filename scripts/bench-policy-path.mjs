@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { ensureNats } from './stack/infra.mjs';
 import { startStack } from './stack/stack.mjs';
 
@@ -25,7 +26,11 @@ const SECONDS = Number(process.env.BENCH_PATH_SECONDS ?? 4);
 const OPERATOR_TOKEN = `bench-operator-${randomUUID()}`;
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dist = (p) => join(ROOT, p);
-for (const f of ['services/gateway/dist/policy/policy-decider.js', 'libs/messaging/dist/index.js', 'proto/dist/index.js']) {
+for (const f of [
+  'services/gateway/dist/policy/policy-decider.js',
+  'libs/messaging/dist/index.js',
+  'proto/dist/index.js',
+]) {
   if (!existsSync(dist(f))) {
     console.error(`gateway path: ${f} is not built — run \`pnpm build\` first`);
     process.exit(2);
@@ -58,7 +63,13 @@ async function measure(op, inFlight, seconds) {
   await Promise.all(Array.from({ length: inFlight }, loop));
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  return { perSecond: latencies.length / elapsed, p50: pct(latencies, 0.5), p99: pct(latencies, 0.99), count: latencies.length, allowedShare: allowed / Math.max(1, latencies.length) };
+  return {
+    perSecond: latencies.length / elapsed,
+    p50: pct(latencies, 0.5),
+    p99: pct(latencies, 0.99),
+    count: latencies.length,
+    allowedShare: allowed / Math.max(1, latencies.length),
+  };
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-policy-'));
@@ -82,11 +93,20 @@ try {
     services: ['identity', 'policy', 'gateway'],
     log: quiet,
     readyTimeoutMs: 90_000,
-    env: { LOG_LEVEL: 'warn', OPERATOR_TOKEN, MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), BOOT_TIMEOUT_MS: '20000' },
+    env: {
+      LOG_LEVEL: 'warn',
+      OPERATOR_TOKEN,
+      MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
+      BOOT_TIMEOUT_MS: '20000',
+    },
   });
   const gatewayUrl = stack.urls.gateway;
   const call = async (method, path, body, token = OPERATOR_TOKEN) => {
-    const res = await fetch(`${gatewayUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${gatewayUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const json = await res.json();
     if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
     return json;
@@ -96,29 +116,63 @@ try {
   const org = await call('POST', '/v1/admin/organizations', { name: 'Bench org' });
   const apps = [];
   for (let i = 0; i < 20; i++) {
-    apps.push(await call('POST', `/v1/admin/organizations/${org.id}/applications`, { name: `app-${i}`, callbackUrls: ['https://bench.example/cb'], integrations: ['github', 'spotify'], scopes: ['github:create_issue'] }));
+    apps.push(
+      await call('POST', `/v1/admin/organizations/${org.id}/applications`, {
+        name: `app-${i}`,
+        callbackUrls: ['https://bench.example/cb'],
+        integrations: ['github', 'spotify'],
+        scopes: ['github:create_issue'],
+      }),
+    );
   }
   const key = (await call('POST', `/v1/admin/applications/${apps[0].id}/api-keys`)).secret;
-  await call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github', 'spotify', 'slack'] });
-  nc = await connectNats({ url: natsUrl, name: 'bench', logger: createLogger({ service: 'bench', level: 'silent' }), bootTimeoutMs: 5_000 });
+  await call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, {
+    integrations: ['github', 'spotify', 'slack'],
+  });
+  nc = await connectNats({
+    url: natsUrl,
+    name: 'bench',
+    logger: createLogger({ service: 'bench', level: 'silent' }),
+    bootTimeoutMs: 5_000,
+  });
   const publisher = new JetStreamPublisher(nc);
   const rpcClient = new RpcClient(nc);
   const users = Array.from({ length: 200 }, () => randomUUID());
   let lastSeq = 0;
   for (const [i, user] of users.entries()) {
-    lastSeq = (await publisher.publish(events.grantChanged, {
-      eventId: randomUUID(), grantId: randomUUID(), orgId: org.id, applicationId: apps[i % apps.length].id, userId: user, connectionId: randomUUID(),
-      integration: 'github', scopes: ['github:create_issue', 'github:read:repos'], status: GrantStatus.ACTIVE, revision: 1n, occurredAt: timestampNow(),
-    })).seq;
+    lastSeq = (
+      await publisher.publish(events.grantChanged, {
+        eventId: randomUUID(),
+        grantId: randomUUID(),
+        orgId: org.id,
+        applicationId: apps[i % apps.length].id,
+        userId: user,
+        connectionId: randomUUID(),
+        integration: 'github',
+        scopes: ['github:create_issue', 'github:read:repos'],
+        status: GrantStatus.ACTIVE,
+        revision: 1n,
+        occurredAt: timestampNow(),
+      })
+    ).seq;
   }
   for (let i = 0; i < 40; i++) {
-    await rpcClient.request(rpc.policy.putOrgRule, { orgId: org.id, rule: { effect: PolicyEffect.DENY, capability: 'github:create_issue', resources: [`repo:acme/secret-${i}*`] } });
-    await rpcClient.request(rpc.policy.putApplicationRule, { orgId: org.id, applicationId: apps[i % apps.length].id, rule: { effect: PolicyEffect.DENY, capability: 'github:read:repos', resources: [`repo:acme/private-${i}`] } });
+    await rpcClient.request(rpc.policy.putOrgRule, {
+      orgId: org.id,
+      rule: { effect: PolicyEffect.DENY, capability: 'github:create_issue', resources: [`repo:acme/secret-${i}*`] },
+    });
+    await rpcClient.request(rpc.policy.putApplicationRule, {
+      orgId: org.id,
+      applicationId: apps[i % apps.length].id,
+      rule: { effect: PolicyEffect.DENY, capability: 'github:read:repos', resources: [`repo:acme/private-${i}`] },
+    });
   }
   // Let policy apply every grant first (a decider would wait for it too, but not inside the timing).
   let snapshot;
   for (const started = Date.now(); Date.now() - started < 120_000; await new Promise((r) => setTimeout(r, 200))) {
-    snapshot = await rpcClient.request(rpc.policy.getCompiledRules, { orgId: org.id }, { timeoutMs: 10_000 }).catch(() => undefined);
+    snapshot = await rpcClient
+      .request(rpc.policy.getCompiledRules, { orgId: org.id }, { timeoutMs: 10_000 })
+      .catch(() => undefined);
     if (snapshot && Number(snapshot.controlSeq) >= lastSeq) break;
   }
 
@@ -135,7 +189,10 @@ try {
   const app0Users = users.filter((_, i) => i % apps.length === 0);
   const caps = ['github:create_issue', 'github:read:repos', 'github:delete_repository', 'spotify:read:playlists'];
   const requests = Array.from({ length: 4_096 }, (_, i) => ({
-    orgId: org.id, applicationId: apps[0].id, userId: app0Users[i % app0Users.length], capability: caps[i % caps.length],
+    orgId: org.id,
+    applicationId: apps[0].id,
+    userId: app0Users[i % app0Users.length],
+    capability: caps[i % caps.length],
     ...(i % 3 === 0 ? { resource: `repo:acme/${i % 7 === 0 ? 'secret-3x' : 'frontend'}` } : {}),
   }));
   const logger = createLogger({ service: 'bench', level: 'silent' });
@@ -151,7 +208,12 @@ try {
     const res = await fetch(`${gatewayUrl}/v1/policy/explain`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ applicationId: r.applicationId, userId: r.userId, capability: r.capability, ...(r.resource ? { resource: r.resource } : {}) }),
+      body: JSON.stringify({
+        applicationId: r.applicationId,
+        userId: r.userId,
+        capability: r.capability,
+        ...(r.resource ? { resource: r.resource } : {}),
+      }),
     });
     const body = await res.json();
     if (res.status !== 200) throw new Error(`explain → ${res.status} ${JSON.stringify(body)}`);
@@ -161,9 +223,14 @@ try {
   const h1 = await measure(viaHttp, 1, SECONDS);
   const h32 = await measure(viaHttp, 32, SECONDS);
 
-  const line = (name, m) => `${name}: ${fmt(m.perSecond)} decisions/s, p50 ${m.p50.toFixed(3)} ms, p99 ${m.p99.toFixed(3)} ms (${fmt(m.count)} in ${SECONDS} s, ${(m.allowedShare * 100).toFixed(0)}% allowed)`;
-  console.log(`\ngateway path: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()}; identity + policy + gateway + nats-server on the same cores as the load`);
-  console.log(`gateway path: org with ${snapshot.rules.length} rules in force (revision ${snapshot.revision}), ${fmt(requests.length)} distinct requests`);
+  const line = (name, m) =>
+    `${name}: ${fmt(m.perSecond)} decisions/s, p50 ${m.p50.toFixed(3)} ms, p99 ${m.p99.toFixed(3)} ms (${fmt(m.count)} in ${SECONDS} s, ${(m.allowedShare * 100).toFixed(0)}% allowed)`;
+  console.log(
+    `\ngateway path: ${cpus()[0]?.model ?? '?'} × ${availableParallelism()}; identity + policy + gateway + nats-server on the same cores as the load`,
+  );
+  console.log(
+    `gateway path: org with ${snapshot.rules.length} rules in force (revision ${snapshot.revision}), ${fmt(requests.length)} distinct requests`,
+  );
   console.log(`gateway path: policy.v1.get_compiled_rules (a cache refill) median ${fills[3].toFixed(1)} ms over 7`);
   console.log(line('PolicyDecider, 1 in flight  ', d1));
   console.log(line('PolicyDecider, 64 in flight ', d64));

@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+
 import { DEFAULT_DATABASE_URL, importDatabaseLib, ROOT_DIR, servicesWithMigrations } from './db/services.mjs';
 
 const USAGE = 'usage: pnpm db:new-migration <service> <name>   (name: lower-case letters, digits and _)';

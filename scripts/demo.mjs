@@ -13,8 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, DEFAULT_PORTS } from './stack/service-catalog.mjs';
+
 import { ensureNats, ensurePostgres } from './stack/infra.mjs';
+import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, DEFAULT_PORTS } from './stack/service-catalog.mjs';
 import { startStack } from './stack/stack.mjs';
 
 const rootDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,14 +43,17 @@ function run(command, args) {
   return new Promise((resolveRun, rejectRun) => {
     const child = spawn(command, args, { cwd: rootDir, stdio: 'inherit' });
     child.once('error', rejectRun);
-    child.once('exit', (code) => (code === 0 ? resolveRun(undefined) : rejectRun(new Error(`${command} ${args.join(' ')} failed (exit ${code})`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolveRun(undefined) : rejectRun(new Error(`${command} ${args.join(' ')} failed (exit ${code})`)),
+    );
   });
 }
 
 async function main() {
   const cleanups = [];
   const cleanUp = async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch((e) => console.error(`while stopping: ${e.message}`));
+    for (const cleanup of cleanups.splice(0).reverse())
+      await cleanup().catch((e) => console.error(`while stopping: ${e.message}`));
   };
   let stopping = false;
   const onSignal = () => {
@@ -75,7 +79,14 @@ async function main() {
       const sim = await startSimulator({
         provider: source.provider,
         port: source.port,
-        clients: [{ clientId: CLIENT_ID, clientSecret, redirectUris: [`${GATEWAY}/v1/connect/callback`], name: 'Context Gateway (demo)' }],
+        clients: [
+          {
+            clientId: CLIENT_ID,
+            clientSecret,
+            redirectUris: [`${GATEWAY}/v1/connect/callback`],
+            name: 'Context Gateway (demo)',
+          },
+        ],
       });
       cleanups.push(() => sim.stop());
       Object.assign(env, {
@@ -83,7 +94,9 @@ async function main() {
         [`INTEGRATION_${source.integration}_CLIENT_ID`]: CLIENT_ID,
         [`INTEGRATION_${source.integration}_CLIENT_SECRET`]: clientSecret,
       });
-      console.log(`simulator ${source.provider.padEnd(8)} ${sim.url}  (test accounts: alice / password, bob / password)`);
+      console.log(
+        `simulator ${source.provider.padEnd(8)} ${sim.url}  (test accounts: alice / password, bob / password)`,
+      );
     }
     // The API-key source: the demo API again; its keys are printed by its control API.
     const keys = await startSimulator({ provider: 'demo', port: 9301 });
@@ -96,11 +109,23 @@ async function main() {
     cleanups.push(() => postgres.stop());
     const nats = await ensureNats(natsUrl, join(rootDir, '.data', 'nats'), {});
     cleanups.push(() => nats.stop());
-    const stack = await startStack({ rootDir, databaseUrl, natsUrl, env, log: (line) => console.log(line), readyTimeoutMs: 120_000 });
+    const stack = await startStack({
+      rootDir,
+      databaseUrl,
+      natsUrl,
+      env,
+      log: (line) => console.log(line),
+      readyTimeoutMs: 120_000,
+    });
     cleanups.push(() => stack.stop());
 
     const { startDemoApp } = await import(pathToFileURL(join(rootDir, 'examples/demo-app/server.mjs')).href);
-    const app = await startDemoApp({ gatewayUrl: GATEWAY, operatorToken, port: APP_PORT, stateFile: join(rootDir, '.data', 'demo', 'demo-app.json') });
+    const app = await startDemoApp({
+      gatewayUrl: GATEWAY,
+      operatorToken,
+      port: APP_PORT,
+      stateFile: join(rootDir, '.data', 'demo', 'demo-app.json'),
+    });
     cleanups.push(() => app.close());
 
     console.log(`

@@ -12,12 +12,22 @@ import { spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, DEFAULT_PORTS, SERVICE_NAMES } from './stack/service-catalog.mjs';
-import { ensureDatabase, ensureNats, ensurePostgres, MissingDependencyError } from './stack/infra.mjs';
-import { prefixWidth, startStack, StackStartError } from './stack/stack.mjs';
-import { assignColours } from './stack/log-lines.mjs';
 
-export { startStack, StackStartError, ensurePostgres, ensureNats, ensureDatabase, MissingDependencyError, SERVICE_NAMES, DEFAULT_PORTS };
+import { ensureDatabase, ensureNats, ensurePostgres, MissingDependencyError } from './stack/infra.mjs';
+import { assignColours } from './stack/log-lines.mjs';
+import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, DEFAULT_PORTS, SERVICE_NAMES } from './stack/service-catalog.mjs';
+import { prefixWidth, StackStartError, startStack } from './stack/stack.mjs';
+
+export {
+  DEFAULT_PORTS,
+  ensureDatabase,
+  ensureNats,
+  ensurePostgres,
+  MissingDependencyError,
+  SERVICE_NAMES,
+  StackStartError,
+  startStack,
+};
 
 const USAGE = `Usage: pnpm start [--no-build] [--services gateway,identity,...] [--ready-timeout SECONDS]
 
@@ -35,9 +45,16 @@ local nats-server are started with their data in .data/.`;
  * @returns {{ build: boolean, services: string[] | undefined, readyTimeoutMs: number, help: boolean }}
  */
 export function parseArgs(argv) {
-  const result = { build: true, services: /** @type {string[] | undefined} */ (undefined), readyTimeoutMs: 90_000, help: false };
+  const result = {
+    build: true,
+    services: /** @type {string[] | undefined} */ (undefined),
+    readyTimeoutMs: 90_000,
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = /** @type {[string, string | undefined]} */ (/** @type {unknown} */ (argv[i]?.split(/=(.*)/s, 2)));
+    const [flag, inline] = /** @type {[string, string | undefined]} */ (
+      /** @type {unknown} */ (argv[i]?.split(/=(.*)/s, 2))
+    );
     const value = () => {
       const next = inline ?? argv[++i];
       if (next === undefined) throw new Error(`${flag} needs a value`);
@@ -45,10 +62,15 @@ export function parseArgs(argv) {
     };
     if (flag === '--no-build') result.build = false;
     else if (flag === '--help' || flag === '-h') result.help = true;
-    else if (flag === '--services') result.services = value().split(',').map((name) => name.trim()).filter(Boolean);
+    else if (flag === '--services')
+      result.services = value()
+        .split(',')
+        .map((name) => name.trim())
+        .filter(Boolean);
     else if (flag === '--ready-timeout') {
       const seconds = Number(value());
-      if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('--ready-timeout needs a positive number of seconds');
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw new Error('--ready-timeout needs a positive number of seconds');
       result.readyTimeoutMs = seconds * 1000;
     } else if (flag === '--') continue;
     else throw new Error(`unknown option ${flag}`);
@@ -66,7 +88,11 @@ function runBuild(rootDir, signal) {
     const child = spawn('pnpm', ['build'], { cwd: rootDir, stdio: 'inherit', signal });
     child.once('error', (error) => {
       if (/** @type {{ code?: string }} */ (error).code === 'ENOENT') {
-        rejectBuild(new MissingDependencyError('pnpm is not installed: run `npm i -g pnpm@12.4.2` (or use scripts/up.sh), then try again.'));
+        rejectBuild(
+          new MissingDependencyError(
+            'pnpm is not installed: run `npm i -g pnpm@12.4.2` (or use scripts/up.sh), then try again.',
+          ),
+        );
       } else rejectBuild(error);
     });
     child.once('exit', (code, exitSignal) => {
@@ -165,9 +191,11 @@ async function main() {
 
     const outcome = await Promise.race([
       stack.unexpectedExit.then((exit) => ({ kind: /** @type {const} */ ('crash'), exit })),
-      new Promise((resolveAbort) => interrupted.signal.addEventListener('abort', resolveAbort, { once: true })).then(() => ({
-        kind: /** @type {const} */ ('signal'),
-      })),
+      new Promise((resolveAbort) => interrupted.signal.addEventListener('abort', resolveAbort, { once: true })).then(
+        () => ({
+          kind: /** @type {const} */ ('signal'),
+        }),
+      ),
     ]);
     if (outcome.kind === 'crash') {
       console.error(`${outcome.exit.service} stopped unexpectedly; stopping the rest.`);
@@ -188,7 +216,8 @@ async function main() {
 }
 
 // Run as a CLI only when executed directly, not when imported by the test harness.
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+const invokedDirectly =
+  process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (invokedDirectly) {
   process.exitCode = await main();
 }

@@ -22,7 +22,8 @@ if (!port) {
 
 try {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(3000) });
-  if (response.status !== 200) console.error(`healthcheck: ${path} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  if (response.status !== 200)
+    console.error(`healthcheck: ${path} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
   process.exit(response.status === 200 ? 0 : 1);
 } catch (error) {
   const { cause, message } = /** @type {Error & { cause?: { code?: string } }} */ (error);

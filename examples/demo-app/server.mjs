@@ -40,7 +40,10 @@ export async function startDemoApp(options) {
   const gateway = async (/** @type {string} */ method, /** @type {string} */ path, /** @type {unknown} */ body) => {
     const res = await fetch(`${options.gatewayUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${credentials.apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${credentials.apiKey}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
       body: body ? JSON.stringify(body) : undefined,
     });
     return { status: res.status, body: await res.json().catch(() => ({})) };
@@ -53,18 +56,31 @@ export async function startDemoApp(options) {
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', publicUrl);
-    const send = (/** @type {number} */ status, /** @type {string} */ html, /** @type {Record<string, string>} */ headers = {}) => {
+    const send = (
+      /** @type {number} */ status,
+      /** @type {string} */ html,
+      /** @type {Record<string, string>} */ headers = {},
+    ) => {
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers }).end(html);
     };
     try {
       if (req.method === 'GET' && url.pathname === '/') {
         const buttons = Object.entries(OFFERS)
-          .map(([key, offer]) => `<form method="post" action="/connect"><input type="hidden" name="integration" value="${esc(key)}"><button>Connect ${esc(offer.label)}</button></form>`)
+          .map(
+            ([key, offer]) =>
+              `<form method="post" action="/connect"><input type="hidden" name="integration" value="${esc(key)}"><button>Connect ${esc(offer.label)}</button></form>`,
+          )
           .join('');
         const list = connections.length
           ? `<h2>Connections this app holds</h2><pre>${esc(JSON.stringify(connections, null, 2))}</pre>`
           : '<p>No connection yet.</p>';
-        return send(200, page('Demo app', `<p>This app never sees your passwords or tokens: Context Gateway asks for your consent and keeps the credentials.</p>${buttons}${list}`));
+        return send(
+          200,
+          page(
+            'Demo app',
+            `<p>This app never sees your passwords or tokens: Context Gateway asks for your consent and keeps the credentials.</p>${buttons}${list}`,
+          ),
+        );
       }
       if (req.method === 'POST' && url.pathname === '/connect') {
         const form = new URLSearchParams(await readBody(req));
@@ -72,22 +88,48 @@ export async function startDemoApp(options) {
         const offer = OFFERS[/** @type {keyof typeof OFFERS} */ (integration)];
         if (!offer) return send(400, page('Unknown integration', ''));
         const state = randomBytes(16).toString('base64url');
-        const created = await gateway('POST', '/v1/connect/sessions', { integration, scopes: offer.scopes, callbackUrl, state });
-        if (created.status !== 201) return send(502, page('Could not start connecting', `<pre>${esc(JSON.stringify(created.body, null, 2))}</pre>`));
+        const created = await gateway('POST', '/v1/connect/sessions', {
+          integration,
+          scopes: offer.scopes,
+          callbackUrl,
+          state,
+        });
+        if (created.status !== 201)
+          return send(
+            502,
+            page('Could not start connecting', `<pre>${esc(JSON.stringify(created.body, null, 2))}</pre>`),
+          );
         pendingStates.set(state, Date.now());
         log(`demo-app: connect session ${created.body.id} for ${integration}`);
         return send(303, '', { location: created.body.connectUrl });
       }
       if (req.method === 'GET' && url.pathname === '/callback') {
         const state = url.searchParams.get('state') ?? '';
-        if (!pendingStates.delete(state)) return send(400, page('Unexpected callback', '<p>This callback does not answer a connect session this app started.</p><p><a href="/">Back</a></p>'));
+        if (!pendingStates.delete(state))
+          return send(
+            400,
+            page(
+              'Unexpected callback',
+              '<p>This callback does not answer a connect session this app started.</p><p><a href="/">Back</a></p>',
+            ),
+          );
         const error = url.searchParams.get('error');
-        if (error) return send(200, page('Not connected', `<p>Context Gateway said: <code>${esc(error)}</code></p><p><a href="/">Back</a></p>`));
+        if (error)
+          return send(
+            200,
+            page('Not connected', `<p>Context Gateway said: <code>${esc(error)}</code></p><p><a href="/">Back</a></p>`),
+          );
         const connectionId = url.searchParams.get('connectionId') ?? '';
         const connection = await gateway('GET', `/v1/connections/${encodeURIComponent(connectionId)}`);
         if (connection.status === 200) connections.unshift(connection.body);
         log(`demo-app: callback with connection ${connectionId} → ${connection.status}`);
-        return send(200, page('Connected', `<p>GET /v1/connections/${esc(connectionId)} answered ${connection.status}:</p><pre>${esc(JSON.stringify(connection.body, null, 2))}</pre><p><a href="/">Back</a></p>`));
+        return send(
+          200,
+          page(
+            'Connected',
+            `<p>GET /v1/connections/${esc(connectionId)} answered ${connection.status}:</p><pre>${esc(JSON.stringify(connection.body, null, 2))}</pre><p><a href="/">Back</a></p>`,
+          ),
+        );
       }
       send(404, page('Not found', ''));
     } catch (error) {
@@ -118,7 +160,9 @@ async function readBody(req) {
 async function loadOrRegister(options, callbackUrl, log) {
   try {
     const saved = JSON.parse(await readFile(options.stateFile, 'utf8'));
-    const probe = await fetch(`${options.gatewayUrl}/v1/connections/00000000-0000-4000-8000-000000000000`, { headers: { authorization: `Bearer ${saved.apiKey}` } });
+    const probe = await fetch(`${options.gatewayUrl}/v1/connections/00000000-0000-4000-8000-000000000000`, {
+      headers: { authorization: `Bearer ${saved.apiKey}` },
+    });
     // 404: the key works (the connection just does not exist). 401: a different database; register again.
     if (probe.status === 404) return saved;
   } catch {
@@ -127,7 +171,10 @@ async function loadOrRegister(options, callbackUrl, log) {
   const admin = async (/** @type {string} */ path, /** @type {unknown} */ body) => {
     const res = await fetch(`${options.gatewayUrl}${path}`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${options.operatorToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${options.operatorToken}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
       body: body ? JSON.stringify(body) : undefined,
     });
     const json = await res.json();
@@ -153,7 +200,7 @@ async function loadOrRegister(options, callbackUrl, log) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const operatorToken = process.env.OPERATOR_TOKEN;
   if (!operatorToken) {
-    console.error('Set OPERATOR_TOKEN (the gateway\'s) so the demo app can register itself on first run.');
+    console.error("Set OPERATOR_TOKEN (the gateway's) so the demo app can register itself on first run.");
     process.exit(2);
   }
   const app = await startDemoApp({

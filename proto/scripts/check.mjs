@@ -7,7 +7,7 @@
 //     where the work tree is HEAD) and against HEAD (uncommitted edits on a developer's
 //     machine), so a change that would break a running peer fails the suite.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'cg-proto-'));
 try {
   cpSync(protoDir, scratch, {
     recursive: true,
-    filter: (src) => !/\/(node_modules|dist|src)(\/|$)/.test(relative(protoDir, src) ? `/${relative(protoDir, src)}` : ''),
+    filter: (src) =>
+      !/\/(node_modules|dist|src)(\/|$)/.test(relative(protoDir, src) ? `/${relative(protoDir, src)}` : ''),
   });
   // buf.gen.yaml names the local plugin by a relative path; point it at ours.
   const genYaml = readFileSync(join(scratch, 'buf.gen.yaml'), 'utf8').replace(
@@ -56,7 +57,10 @@ try {
   const a = listFiles(fresh);
   const b = listFiles(committed);
   const stale = [...new Set([...a, ...b])].filter(
-    (f) => !a.includes(f) || !b.includes(f) || readFileSync(join(fresh, f), 'utf8') !== readFileSync(join(committed, f), 'utf8'),
+    (f) =>
+      !a.includes(f) ||
+      !b.includes(f) ||
+      readFileSync(join(fresh, f), 'utf8') !== readFileSync(join(committed, f), 'utf8'),
   );
   if (stale.length > 0) fail('generated code', `src/gen is out of date for: ${stale.join(', ')}\nrun: pnpm proto:gen`);
 } finally {

@@ -1,9 +1,10 @@
-import { describe, expect, it, afterAll } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { afterAll, describe, expect, it } from '@jest/globals';
 
 // Runs the real buf binary against copies of our contracts: the gate in scripts/check.mjs
 // is only worth something if a breaking edit actually fails it.
@@ -28,7 +29,10 @@ describe('proto contracts', () => {
   it('accept an additive change (a new field)', () => {
     const dir = copyContracts('additive');
     const file = join(dir, 'contextgateway/health/v1/health.proto');
-    writeFileSync(file, readFileSync(file, 'utf8').replace('string instance = 6;', 'string instance = 6;\n  string region = 7;'));
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('string instance = 6;', 'string instance = 6;\n  string region = 7;'),
+    );
     expect(breaking(dir)).toEqual({ ok: true, output: '' });
   });
 

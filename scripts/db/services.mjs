@@ -32,7 +32,9 @@ export function servicesWithMigrations() {
 export async function importDatabaseLib(entry) {
   const file = join(ROOT_DIR, 'libs', 'database', 'dist', entry);
   if (!existsSync(file)) {
-    throw new Error(`${file} is missing: run \`pnpm build\` (or \`pnpm --filter @context-gateway/database... build\`) first.`);
+    throw new Error(
+      `${file} is missing: run \`pnpm build\` (or \`pnpm --filter @context-gateway/database... build\`) first.`,
+    );
   }
   return import(file);
 }

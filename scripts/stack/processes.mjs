@@ -3,6 +3,7 @@
 // in the terminal reaches only the start script, which then stops them in order
 // (services first, Postgres and NATS last, so services can finish their shutdown work).
 import { spawn } from 'node:child_process';
+
 import { createPrefixedLogger, createRing } from './log-lines.mjs';
 
 /** Every child still running; signalled if the start script itself exits abruptly. */

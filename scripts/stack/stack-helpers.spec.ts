@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseEndpoint, redactUrl, serviceBaseUrl, withDatabase } from './endpoints.mjs';
-import { assignColours, createLineSplitter, createPrefixedLogger, createRing, formatPrefix } from './log-lines.mjs';
-import { natsMissingMessage } from './infra.mjs';
+
 import { parseArgs } from '../start.mjs';
+import { parseEndpoint, redactUrl, serviceBaseUrl, withDatabase } from './endpoints.mjs';
+import { natsMissingMessage } from './infra.mjs';
+import { assignColours, createLineSplitter, createPrefixedLogger, createRing, formatPrefix } from './log-lines.mjs';
 
 describe('parseEndpoint', () => {
   it('takes the port, credentials and database from a postgres URL', () => {
@@ -41,7 +42,9 @@ describe('URL helpers', () => {
   });
 
   it('points a URL at the maintenance database without losing credentials', () => {
-    expect(withDatabase('postgres://app:pw@db:5432/cg?sslmode=disable', 'postgres')).toBe('postgres://app:pw@db:5432/postgres?sslmode=disable');
+    expect(withDatabase('postgres://app:pw@db:5432/cg?sslmode=disable', 'postgres')).toBe(
+      'postgres://app:pw@db:5432/postgres?sslmode=disable',
+    );
   });
 
   it('probes services bound to every interface through loopback', () => {
@@ -67,7 +70,11 @@ describe('log lines', () => {
   it('prefixes each line with the padded service name, coloured on request', () => {
     const out: string[] = [];
     const seen: string[] = [];
-    const logger = createPrefixedLogger('gateway', { width: 10, write: (line) => out.push(line), onLine: (line) => seen.push(line) });
+    const logger = createPrefixedLogger('gateway', {
+      width: 10,
+      write: (line) => out.push(line),
+      onLine: (line) => seen.push(line),
+    });
     logger.push('{"level":"info"}\n');
     expect(out).toEqual(['gateway    | {"level":"info"}']);
     expect(seen).toEqual(['{"level":"info"}']);

@@ -2,15 +2,16 @@
 // Starts the seven services as child processes against a given Postgres and NATS, waits
 // until every one answers /readyz, and hands back their URLs and a stop(). Shared by the
 // `pnpm start` CLI and the end-to-end test harness, so both run the stack the same way.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
-import { DEFAULT_PORTS, SERVICE_NAMES, isServiceName } from './service-catalog.mjs';
+
 import { redactUrl, serviceBaseUrl } from './endpoints.mjs';
-import { assignColours } from './log-lines.mjs';
 import { ensureDatabase } from './infra.mjs';
+import { assignColours } from './log-lines.mjs';
 import { spawnManaged } from './processes.mjs';
+import { DEFAULT_PORTS, isServiceName, SERVICE_NAMES } from './service-catalog.mjs';
 
 /**
  * @typedef {import('./service-catalog.mjs').ServiceName} ServiceName
@@ -98,7 +99,8 @@ export async function startStack(options) {
   const log = options.log ?? ((line) => console.log(line));
   const names = /** @type {ServiceName[]} */ (options.services ?? [...SERVICE_NAMES]);
   const unknown = names.filter((name) => !isServiceName(name));
-  if (unknown.length > 0) throw new StackStartError(`unknown service(s): ${unknown.join(', ')}; known: ${SERVICE_NAMES.join(', ')}`);
+  if (unknown.length > 0)
+    throw new StackStartError(`unknown service(s): ${unknown.join(', ')}; known: ${SERVICE_NAMES.join(', ')}`);
 
   const missing = names.filter((name) => !existsSync(join(rootDir, 'services', name, 'dist', 'main.js')));
   if (missing.length > 0) {
@@ -110,7 +112,10 @@ export async function startStack(options) {
   const ports = { ...DEFAULT_PORTS, ...options.ports };
   // Relative defaults (.data/keys/master.key) would resolve against each child's cwd;
   // absolute paths make every service agree on one key file.
-  const keyFile = resolve(rootDir, options.env?.MASTER_KEY_FILE ?? process.env.MASTER_KEY_FILE ?? '.data/keys/master.key');
+  const keyFile = resolve(
+    rootDir,
+    options.env?.MASTER_KEY_FILE ?? process.env.MASTER_KEY_FILE ?? '.data/keys/master.key',
+  );
   const keyDir = dirname(keyFile);
   // Only the key folder is private: a recursive mkdir with a mode would also lock its
   // parent (.data/), which the embedded Postgres, running as another user, must traverse.
@@ -131,7 +136,9 @@ export async function startStack(options) {
   try {
     await ensureDatabase(options.databaseUrl);
   } catch (error) {
-    throw new StackStartError(`cannot prepare the database at ${redactUrl(options.databaseUrl)}: ${/** @type {Error} */ (error).message}`);
+    throw new StackStartError(
+      `cannot prepare the database at ${redactUrl(options.databaseUrl)}: ${/** @type {Error} */ (error).message}`,
+    );
   }
   if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
 
@@ -139,7 +146,8 @@ export async function startStack(options) {
   // holds shard 0 (its /readyz is ready only when every shard answers over NATS); the
   // others are in `shards`, on ports the OS picks.
   const shardCount = Number(sharedEnv.SHARD_COUNT ?? '2');
-  if (!Number.isInteger(shardCount) || shardCount < 1) throw new StackStartError(`SHARD_COUNT must be a positive integer, got ${sharedEnv.SHARD_COUNT}`);
+  if (!Number.isInteger(shardCount) || shardCount < 1)
+    throw new StackStartError(`SHARD_COUNT must be a positive integer, got ${sharedEnv.SHARD_COUNT}`);
   sharedEnv.SHARD_COUNT = String(shardCount);
   const width = prefixWidth([...names, ...(shardCount > 1 ? [`personal-server#${shardCount - 1}`] : [])]);
   // Postgres and NATS lines (from the CLI) share the palette, so nobody shares a colour.
@@ -166,13 +174,18 @@ export async function startStack(options) {
       env.SHARD_ID = '0';
       for (let shard = 1; shard < shardCount; shard += 1) {
         const label = `personal-server#${shard}`;
-        const extra = spawnManaged(label, process.execPath, ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')], {
-          cwd: rootDir,
-          env: { ...sharedEnv, HTTP_PORT: '0', SHARD_ID: String(shard) },
-          write: log,
-          width,
-          colour: colours.get(name),
-        });
+        const extra = spawnManaged(
+          label,
+          process.execPath,
+          ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
+          {
+            cwd: rootDir,
+            env: { ...sharedEnv, HTTP_PORT: '0', SHARD_ID: String(shard) },
+            write: log,
+            width,
+            colour: colours.get(name),
+          },
+        );
         shards.push(extra);
         void extra.exited.then((info) => {
           if (stopping || extra.stopRequested()) return;
@@ -182,13 +195,18 @@ export async function startStack(options) {
       }
     }
     urls[name] = serviceBaseUrl(env.HTTP_HOST, ports[name]);
-    const managed = spawnManaged(name, process.execPath, ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')], {
-      cwd: rootDir,
-      env,
-      write: log,
-      width,
-      colour: colours.get(name),
-    });
+    const managed = spawnManaged(
+      name,
+      process.execPath,
+      ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
+      {
+        cwd: rootDir,
+        env,
+        write: log,
+        width,
+        colour: colours.get(name),
+      },
+    );
     processes[name] = managed;
     void managed.exited.then((info) => {
       if (stopping || managed.stopRequested()) return;
@@ -260,7 +278,9 @@ async function waitUntilReady(names, urls, processes, timeoutMs, unexpectedExit,
         const lines = processes[name]?.lastLines() ?? [];
         return `- ${name} (${urls[name]}/readyz: ${lastDetail.get(name) ?? 'no answer'})\n${indent(lines.slice(-10))}`;
       });
-      throw new StackStartError(`not ready after ${Math.round(timeoutMs / 1000)} s: ${[...pending].join(', ')}\n${report.join('\n')}`);
+      throw new StackStartError(
+        `not ready after ${Math.round(timeoutMs / 1000)} s: ${[...pending].join(', ')}\n${report.join('\n')}`,
+      );
     }
     await Promise.all(
       [...pending].map(async (name) => {

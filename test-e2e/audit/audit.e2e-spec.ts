@@ -1,11 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { freePort, rootDir, startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+
+import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Issue 7 on the real stack: the trail loses nothing when the audit service dies under
 // load, verify catches rows edited/deleted/inserted in SQL, and auditors see their own org only.
@@ -20,7 +22,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function call(method: string, path: string, token?: string, body?: unknown) {
   const response = await fetch(`${stack.gatewayUrl}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -37,7 +42,13 @@ const createOrg = (name: string) => call('POST', '/v1/admin/organizations', OPER
 
 function runVerify(): { code: number; out: string } {
   const result = spawnSync(process.execPath, [join(rootDir, 'services/audit/dist/log/verify.cli.js')], {
-    env: { ...process.env, DATABASE_URL: stack.databaseUrl, NATS_URL: stack.natsUrl, AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'), MASTER_KEY_FILE: join(keyDir, 'master.key') },
+    env: {
+      ...process.env,
+      DATABASE_URL: stack.databaseUrl,
+      NATS_URL: stack.natsUrl,
+      AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'),
+      MASTER_KEY_FILE: join(keyDir, 'master.key'),
+    },
     encoding: 'utf8',
   });
   return { code: result.status ?? -1, out: `${result.stdout}${result.stderr}` };
@@ -45,7 +56,12 @@ function runVerify(): { code: number; out: string } {
 
 /** RFC 9162 §2.1.3.2, as an outside auditor would write it: no project code involved. */
 function verifyInclusion(leaf: Buffer, index: number, size: number, proof: Buffer[], root: Buffer): boolean {
-  const node = (l: Buffer, r: Buffer) => createHash('sha256').update(Buffer.from([1])).update(l).update(r).digest();
+  const node = (l: Buffer, r: Buffer) =>
+    createHash('sha256')
+      .update(Buffer.from([1]))
+      .update(l)
+      .update(r)
+      .digest();
   let fn = index;
   let sn = size - 1;
   let r = leaf;
@@ -97,8 +113,14 @@ describe('auditors', () => {
     tokenA = a.json.token;
     tokenB = b.json.token;
     // Each org's trail holds its creation and its auditor's issuance (intent + outcome).
-    await waitFor('org entries appended', async () => (await call('GET', '/v1/audit/entries', tokenA)).json?.entries?.length >= 3 || undefined);
-    await waitFor('org B entries appended', async () => (await call('GET', '/v1/audit/entries', tokenB)).json?.entries?.length >= 3 || undefined);
+    await waitFor(
+      'org entries appended',
+      async () => (await call('GET', '/v1/audit/entries', tokenA)).json?.entries?.length >= 3 || undefined,
+    );
+    await waitFor(
+      'org B entries appended',
+      async () => (await call('GET', '/v1/audit/entries', tokenB)).json?.entries?.length >= 3 || undefined,
+    );
   }, 60_000);
 
   it('need an auditor token; an API-less request is 401', async () => {
@@ -114,7 +136,12 @@ describe('auditors', () => {
     expect(a.json.entries.every((e: any) => e.orgId === orgA)).toBe(true);
     expect(b.json.entries.every((e: any) => e.orgId === orgB)).toBe(true);
     const created = a.json.entries.find((e: any) => e.operation === 'POST /v1/admin/organizations');
-    expect(created).toMatchObject({ action: 'admin_change', outcome: 'allowed', actorKind: 'operator', resource: `organization:${orgA}` });
+    expect(created).toMatchObject({
+      action: 'admin_change',
+      outcome: 'allowed',
+      actorKind: 'operator',
+      resource: `organization:${orgA}`,
+    });
     // Never a credential in the trail: the auditor token issued in that request is nowhere.
     expect(a.text).not.toContain(tokenA);
 
@@ -128,7 +155,10 @@ describe('auditors', () => {
     const ndjson = await call('GET', '/v1/audit/export?format=ndjson', tokenA);
     expect(ndjson.status).toBe(200);
     expect(ndjson.headers.get('content-type')).toMatch(/application\/x-ndjson/);
-    const lines = ndjson.text.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = ndjson.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThanOrEqual(3);
     expect(lines.every((e) => e.orgId === orgA)).toBe(true);
     const csv = await call('GET', '/v1/audit/export?format=csv&outcome=allowed', tokenA);
@@ -143,7 +173,8 @@ describe('auditors', () => {
     const paged: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: any = (await call('GET', `/v1/audit/entries?limit=1${cursor ? `&cursor=${cursor}` : ''}`, tokenA)).json;
+      const page: any = (await call('GET', `/v1/audit/entries?limit=1${cursor ? `&cursor=${cursor}` : ''}`, tokenA))
+        .json;
       paged.push(...page.entries.map((e: any) => e.eventId));
       cursor = page.nextCursor;
     } while (cursor);
@@ -153,19 +184,36 @@ describe('auditors', () => {
   });
 
   it('lose access when the operator revokes their token', async () => {
-    const issued = await call('POST', `/v1/admin/organizations/${orgA}/auditors`, OPERATOR_TOKEN, { name: 'short-lived' });
+    const issued = await call('POST', `/v1/admin/organizations/${orgA}/auditors`, OPERATOR_TOKEN, {
+      name: 'short-lived',
+    });
     expect((await call('GET', '/v1/audit/entries', issued.json.token)).status).toBe(200);
     // Another org's path cannot revoke it.
-    expect((await call('DELETE', `/v1/admin/organizations/${orgB}/auditors/${issued.json.auditorId}`, OPERATOR_TOKEN)).status).toBe(404);
-    expect((await call('DELETE', `/v1/admin/organizations/${orgA}/auditors/${issued.json.auditorId}`, OPERATOR_TOKEN)).status).toBe(204);
+    expect(
+      (await call('DELETE', `/v1/admin/organizations/${orgB}/auditors/${issued.json.auditorId}`, OPERATOR_TOKEN))
+        .status,
+    ).toBe(404);
+    expect(
+      (await call('DELETE', `/v1/admin/organizations/${orgA}/auditors/${issued.json.auditorId}`, OPERATOR_TOKEN))
+        .status,
+    ).toBe(204);
     expect((await call('GET', '/v1/audit/entries', issued.json.token)).status).toBe(401);
     // Both the issuance and the revocation are in org A's trail, intent and outcome.
     // (appended asynchronously: the request only waited for the stream)
     const trail: any[] = await waitFor('the revocation in the trail', async () => {
       const entries = (await call('GET', '/v1/audit/entries?action=admin_change&limit=1000', tokenA)).json.entries;
-      return entries.some((e: any) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE')) ? entries : undefined;
+      return entries.some(
+        (e: any) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE'),
+      )
+        ? entries
+        : undefined;
     });
-    const outcome = trail.find((e: any) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE') && e.outcome === 'allowed');
+    const outcome = trail.find(
+      (e: any) =>
+        e.resource === `auditor:${issued.json.auditorId}` &&
+        e.operation?.startsWith('DELETE') &&
+        e.outcome === 'allowed',
+    );
     expect(outcome).toMatchObject({ phase: 'outcome', actorKind: 'operator', orgId: orgA });
     const intent = trail.find((e: any) => e.eventId === outcome.intentEventId);
     expect(intent).toMatchObject({ phase: 'intent', orgId: orgA, operation: outcome.operation });
@@ -179,7 +227,10 @@ describe('auditors', () => {
       return r.json?.checkpoint ? r.json : undefined;
     });
     const { publicKey, keyName } = (await call('GET', '/v1/audit/checkpoint', tokenA)).json;
-    const leaf = createHash('sha256').update(Buffer.from([0])).update(Buffer.from(answer.canonicalEntry, 'base64')).digest();
+    const leaf = createHash('sha256')
+      .update(Buffer.from([0]))
+      .update(Buffer.from(answer.canonicalEntry, 'base64'))
+      .digest();
     expect(leaf.toString('hex')).toBe(answer.entry.leafHash);
     const proof = answer.inclusionProof.map((h: string) => Buffer.from(h, 'base64'));
     const root = Buffer.from(answer.checkpoint.rootHash, 'base64');
@@ -189,7 +240,10 @@ describe('auditors', () => {
     const [body, sigLine] = note.split('\n\n');
     expect(sigLine).toMatch(new RegExp(`^— ${keyName.replace(/[/.]/g, '\\$&')} `));
     const sig = Buffer.from(sigLine!.trim().split(' ')[2]!, 'base64').subarray(4);
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey, 'base64').toString('base64url') }, format: 'jwk' });
+    const key = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey, 'base64').toString('base64url') },
+      format: 'jwk',
+    });
     expect(verifySignature(null, Buffer.from(`${body}\n`), key, sig)).toBe(true);
     expect(body!.split('\n')[1]).toBe(String(answer.checkpoint.treeSize));
   });
@@ -220,7 +274,10 @@ describe('nothing lost: the audit service is killed in the middle of a load and 
     expect(failures).toBe(0);
 
     // The killed service had not appended everything: what follows is recovered from the stream.
-    const beforeRestart = await db.query(`SELECT count(*)::int AS n FROM audit.audit_entries WHERE org_id = ANY($1::uuid[])`, [acked]);
+    const beforeRestart = await db.query(
+      `SELECT count(*)::int AS n FROM audit.audit_entries WHERE org_id = ANY($1::uuid[])`,
+      [acked],
+    );
     expect(beforeRestart.rows[0].n).toBeLessThan(acked.length);
 
     const port = await freePort();
@@ -244,11 +301,17 @@ describe('nothing lost: the audit service is killed in the middle of a load and 
       );
       return new Map(rows.map((r) => [r.org_id as string, r.n as number]));
     };
-    await waitFor('every acknowledged request appended', async () => ((await perOrg()).size === acked.length ? true : undefined), 60_000);
+    await waitFor(
+      'every acknowledged request appended',
+      async () => ((await perOrg()).size === acked.length ? true : undefined),
+      60_000,
+    );
     await sleep(1_000); // any late redelivery would show up as a second entry
     const counts = await perOrg();
     expect(acked.every((id) => counts.get(id) === 1)).toBe(true);
-    const { rows } = await db.query(`SELECT count(*)::int AS n, max(seq)::int + 1 AS size, count(DISTINCT event_id)::int AS ids FROM audit.audit_entries`);
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS n, max(seq)::int + 1 AS size, count(DISTINCT event_id)::int AS ids FROM audit.audit_entries`,
+    );
     expect(rows[0].n).toBe(rows[0].size); // dense: no gap, no double
     expect(rows[0].ids).toBe(rows[0].n);
   }, 180_000);
@@ -281,7 +344,9 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
   }
 
   it('the trigger refuses UPDATE and DELETE even to the superuser', async () => {
-    await expect(db.query(`UPDATE audit.audit_entries SET outcome = 'denied' WHERE seq = 1`)).rejects.toThrow(/append-only/);
+    await expect(db.query(`UPDATE audit.audit_entries SET outcome = 'denied' WHERE seq = 1`)).rejects.toThrow(
+      /append-only/,
+    );
     await expect(db.query(`DELETE FROM audit.audit_entries WHERE seq = 1`)).rejects.toThrow(/append-only/);
   });
 

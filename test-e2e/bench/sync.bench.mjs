@@ -5,17 +5,19 @@
 //   2. freshness: seconds from a change at the source to the record being queryable by an
 //      app through GET /v1/connections/{id}/records, with webhooks (no polling schedule).
 // Runs the stack from dist/ (pnpm build first) with a private database and nats-server.
-import { RpcClient } from '@context-gateway/messaging';
-import { ConnectDecision, rpc } from '@context-gateway/proto';
-import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
-import { connect } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { RpcClient } from '@context-gateway/messaging';
+import { ConnectDecision, rpc } from '@context-gateway/proto';
+import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
+import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
+
 // The same code `pnpm start` runs.
 import { ensureNats, startStack } from '../../scripts/start.mjs';
 
@@ -58,8 +60,17 @@ async function startBenchStack(env) {
   const log = process.env.BENCH_LOG_LEVEL ? (line) => console.error(line) : () => {};
   const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log });
   const ports = {};
-  for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) ports[s] = await freePort();
-  const stack = await startStack({ rootDir, databaseUrl, natsUrl, ports, log, readyTimeoutMs: 90_000, env: { MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), ...env } });
+  for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
+    ports[s] = await freePort();
+  const stack = await startStack({
+    rootDir,
+    databaseUrl,
+    natsUrl,
+    ports,
+    log,
+    readyTimeoutMs: 90_000,
+    env: { MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), ...env },
+  });
   return {
     gatewayUrl: stack.urls.gateway,
     natsUrl,
@@ -101,28 +112,58 @@ const stack = await startBenchStack({
 const nc = await connect({ servers: stack.natsUrl });
 try {
   const port = new URL(stack.gatewayUrl).port;
-  await sim.control.registerClient({ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`], name: 'bench' });
+  await sim.control.registerClient({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
+    name: 'bench',
+  });
   await sim.control.configureWebhook({ url: `${stack.gatewayUrl}/v1/webhooks/github`, secret: WEBHOOK_SECRET });
 
   const admin = async (method, path, body) => {
-    const res = await fetch(`${stack.gatewayUrl}${path}`, { method, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${stack.gatewayUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     return res.json();
   };
   const org = await admin('POST', '/v1/admin/organizations', { name: 'Bench' });
   await admin('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
-  const app = await admin('POST', `/v1/admin/organizations/${org.id}/applications`, { name: 'Bench App', callbackUrls: [CALLBACK], integrations: ['github'], scopes: SCOPES });
+  const app = await admin('POST', `/v1/admin/organizations/${org.id}/applications`, {
+    name: 'Bench App',
+    callbackUrls: [CALLBACK],
+    integrations: ['github'],
+    scopes: SCOPES,
+  });
   const { secret: key } = await admin('POST', `/v1/admin/applications/${app.id}/api-keys`);
   const client = new RpcClient(nc);
-  const newSession = () => client.request(rpc.broker.createConnectSession, { orgId: org.id, applicationId: app.id, applicationName: 'Bench App', integration: 'github', scopes: SCOPES, callbackUrl: CALLBACK });
+  const newSession = () =>
+    client.request(rpc.broker.createConnectSession, {
+      orgId: org.id,
+      applicationId: app.id,
+      applicationName: 'Bench App',
+      integration: 'github',
+      scopes: SCOPES,
+      callbackUrl: CALLBACK,
+    });
   await waitFor('the broker to know the app', () => newSession().then(() => true));
 
   const connectAccount = async (login) => {
     const userId = randomUUID();
     const session = await newSession();
-    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId });
+    const decided = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId,
+    });
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
-    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId }, { timeoutMs: 20_000 });
+    const done = await client.request(
+      rpc.broker.completeAuthorization,
+      { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId },
+      { timeoutMs: 20_000 },
+    );
     return done.connectionId;
   };
   const api = async (path) => {
@@ -133,11 +174,16 @@ try {
   // Polled every 100 ms: each poll is an audited API request, and a busier poll would take
   // CPU from the run being measured. The run's end is the server's own lastSuccessAt.
   const synced = (connectionId, timeoutMs) =>
-    waitFor('the sync', async () => {
-      const s = await api(`/v1/connections/${connectionId}/sync`);
-      if (s.state === 'failed' || s.state === 'needs_reauth') throw new Error(`sync ${s.state}: ${s.lastError}`);
-      return s.state === 'idle' && s.lastSuccessAt ? s : undefined;
-    }, timeoutMs, 100);
+    waitFor(
+      'the sync',
+      async () => {
+        const s = await api(`/v1/connections/${connectionId}/sync`);
+        if (s.state === 'failed' || s.state === 'needs_reauth') throw new Error(`sync ${s.state}: ${s.lastError}`);
+        return s.state === 'idle' && s.lastSuccessAt ? s : undefined;
+      },
+      timeoutMs,
+      100,
+    );
 
   // A typical account first: it warms the stack up (JIT, connections, keys) the way a
   // running deployment is warm, and is the account the freshness part changes.
@@ -163,9 +209,13 @@ try {
   const seconds = (ended - (Date.now() - (performance.now() - t0))) / 1000;
   const runSeconds = (ended - running) / 1000;
   const counters = await sim.control.counters();
-  console.log(`throughput: ${state.recordsSynced} records in ${runSeconds.toFixed(2)} s = ${Math.round(state.recordsSynced / runSeconds)} records/s ` +
-    `(the sync run: ${counters.apiRequests} source requests, normalize, write; unthrottled source)`);
-  console.log(`  with the connect flow and queueing before it: ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s`);
+  console.log(
+    `throughput: ${state.recordsSynced} records in ${runSeconds.toFixed(2)} s = ${Math.round(state.recordsSynced / runSeconds)} records/s ` +
+      `(the sync run: ${counters.apiRequests} source requests, normalize, write; unthrottled source)`,
+  );
+  console.log(
+    `  with the connect flow and queueing before it: ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s`,
+  );
 
   // Where the time goes: the source alone (the same pages, fetched one after another as the
   // connector does) and the Personal Server's write path alone (the same number of records
@@ -175,12 +225,16 @@ try {
   let fetched = 0;
   const s0 = performance.now();
   while (url) {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/vnd.github+json' } });
+    const res = await fetch(url, {
+      headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/vnd.github+json' },
+    });
     fetched += (await res.json()).length;
     url = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
   }
   const sourceSeconds = (performance.now() - s0) / 1000;
-  console.log(`  source alone: ${fetched} repositories in ${sourceSeconds.toFixed(2)} s = ${Math.round(fetched / sourceSeconds)} records/s`);
+  console.log(
+    `  source alone: ${fetched} repositories in ${sourceSeconds.toFixed(2)} s = ${Math.round(fetched / sourceSeconds)} records/s`,
+  );
   const encoder = new TextEncoder();
   for (const inFlight of [1, 4]) {
     const w0 = performance.now();
@@ -190,15 +244,34 @@ try {
       const records = Array.from({ length: 500 }, (_, i) => ({
         type: 'code.repository',
         externalId: `bench-${inFlight}-${b * 500 + i}`,
-        dataJson: encoder.encode(JSON.stringify({ source: 'github', id: `bench-${b * 500 + i}`, fullName: `bench/repo-${b * 500 + i}`, description: 'a benchmark record of ordinary size', private: false, language: 'TypeScript', url: 'https://example.test/repo' })),
+        dataJson: encoder.encode(
+          JSON.stringify({
+            source: 'github',
+            id: `bench-${b * 500 + i}`,
+            fullName: `bench/repo-${b * 500 + i}`,
+            description: 'a benchmark record of ordinary size',
+            private: false,
+            language: 'TypeScript',
+            url: 'https://example.test/repo',
+          }),
+        ),
       }));
-      const p = client.request(rpc.personalServer.writeRecords, { userId: token.userId, connectionId: big, integration: 'github', records }).then((r) => (written += r.written));
+      const p = client
+        .request(rpc.personalServer.writeRecords, {
+          userId: token.userId,
+          connectionId: big,
+          integration: 'github',
+          records,
+        })
+        .then((r) => (written += r.written));
       writes.push(p);
       if (writes.length >= inFlight) await writes.shift();
     }
     await Promise.all(writes);
     const ws = (performance.now() - w0) / 1000;
-    console.log(`  Personal Server writes alone (${inFlight} in flight): ${written} records in ${ws.toFixed(2)} s = ${Math.round(written / ws)} records/s`);
+    console.log(
+      `  Personal Server writes alone (${inFlight} in flight): ${written} records in ${ws.toFixed(2)} s = ${Math.round(written / ws)} records/s`,
+    );
   }
 
   // 2. Freshness with webhooks: the typical account, one change at a time.
@@ -210,7 +283,9 @@ try {
     const changedAt = performance.now();
     await sim.control.updateItem('bench-small', 'repos', target.id, { description: marker });
     for (;;) {
-      const page = await api(`/v1/connections/${small}/records?type=code.repository&since=${new Date(Date.now() - 60_000).toISOString()}&limit=500`);
+      const page = await api(
+        `/v1/connections/${small}/records?type=code.repository&since=${new Date(Date.now() - 60_000).toISOString()}&limit=500`,
+      );
       if (page.records.some((r) => r.externalId === String(target.id) && r.data?.description === marker)) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -218,7 +293,9 @@ try {
   }
   samples.sort((a, b) => a - b);
   const pct = (p) => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))];
-  console.log(`freshness (change at the source → queryable, webhooks): p50 ${pct(50).toFixed(2)} s, max ${samples[samples.length - 1].toFixed(2)} s over ${samples.length} changes`);
+  console.log(
+    `freshness (change at the source → queryable, webhooks): p50 ${pct(50).toFixed(2)} s, max ${samples[samples.length - 1].toFixed(2)} s over ${samples.length} changes`,
+  );
 } finally {
   await nc.close();
   await stack.stop();

@@ -1,18 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
-import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc } from '@context-gateway/proto';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
-import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
+import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { freePort, rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
 
 // The connect flow (steps 1-3) as an app backend and a person in a browser live it: the
@@ -56,7 +58,12 @@ beforeAll(async () => {
     INTEGRATION_DEMO_CLIENT_SECRET: CLIENT_SECRET,
   });
   base = browserUrl(stack.gatewayUrl);
-  await demo.control.registerClient({ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${base}/v1/connect/callback`], name: 'Context Gateway' });
+  await demo.control.registerClient({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [`${base}/v1/connect/callback`],
+    name: 'Context Gateway',
+  });
   secrets.add(CLIENT_SECRET);
 
   // The app backend's callback: records what arrives.
@@ -72,7 +79,12 @@ beforeAll(async () => {
 
   admin = adminClient(stack.gatewayUrl);
   const newApp = async (orgId: string, name: string, callbackUrls = [appCallback]): Promise<App> => {
-    const app = await admin.createApplication(orgId, { name, callbackUrls, integrations: ['demo'], scopes: ['demo:read:notes', 'demo:read:profile'] });
+    const app = await admin.createApplication(orgId, {
+      name,
+      callbackUrls,
+      integrations: ['demo'],
+      scopes: ['demo:read:notes', 'demo:read:profile'],
+    });
     const key = await admin.issueApiKey(app.id);
     secrets.add(key.secret);
     return { orgId, appId: app.id, key: key.secret };
@@ -108,7 +120,8 @@ async function createSession(app: App, body: Record<string, unknown>) {
   return { status: res.status, body: json };
 }
 
-const getConnection = (app: App, id: string) => fetch(`${stack.gatewayUrl}/v1/connections/${id}`, { headers: { authorization: `Bearer ${app.key}` } });
+const getConnection = (app: App, id: string) =>
+  fetch(`${stack.gatewayUrl}/v1/connections/${id}`, { headers: { authorization: `Bearer ${app.key}` } });
 
 async function count(table: string): Promise<number> {
   const { rows } = await db.query(`SELECT count(*)::int AS n FROM connection_broker.${table}`);
@@ -124,7 +137,10 @@ async function person(): Promise<{ context: BrowserContext; page: Page; seen: { 
   page.on('request', (request) => seen.push({ url: request.url(), body: request.postData() ?? undefined }));
   page.on('response', async (response) => {
     if (response.url().includes('/v1/auth/passkeys/') && response.url().endsWith('/options')) {
-      const body = (await response.json().catch(() => ({}))) as { challenge?: string; options?: { challenge?: string } };
+      const body = (await response.json().catch(() => ({}))) as {
+        challenge?: string;
+        options?: { challenge?: string };
+      };
       const challenge = body.challenge ?? body.options?.challenge;
       if (challenge) {
         secrets.add(challenge);
@@ -162,8 +178,13 @@ describe('the connect flow in a browser', () => {
   let alice: Awaited<ReturnType<typeof person>>;
   let sourceRedirect = '';
 
-  it('walks from the app\'s connect session to its callback with a connectionId', async () => {
-    const session = await createSession(appA, { integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: appCallback, state: 'app-state-1' });
+  it("walks from the app's connect session to its callback with a connectionId", async () => {
+    const session = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: appCallback,
+      state: 'app-state-1',
+    });
     expect(session.status).toBe(201);
     expect(session.body.connectUrl).toMatch(/^http:\/\/localhost:\d+\/v1\/connect\/[A-Za-z0-9_-]{43}$/);
     expect(new Date(session.body.expiresAt).getTime() - Date.now()).toBeGreaterThan(9 * 60_000);
@@ -172,7 +193,9 @@ describe('the connect flow in a browser', () => {
     const { page, context, seen } = alice;
     await page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
     // The consent page: app name (escaped), integration, each scope in plain words.
-    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Notes Digest <b> wants to access your Demo Notes data');
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe(
+      'Notes Digest <b> wants to access your Demo Notes data',
+    );
     expect(await page.textContent('main')).toContain('Read your notes.');
 
     await consentWithNewPasskey(page, session.body.connectUrl, 'Alice');
@@ -196,17 +219,30 @@ describe('the connect flow in a browser', () => {
 
     const res = await getConnection(appA, connectionId);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ id: connectionId, integration: 'demo', status: 'active', scopes: ['demo:read:notes'], createdAt: expect.any(String) });
+    expect(await res.json()).toEqual({
+      id: connectionId,
+      integration: 'demo',
+      status: 'active',
+      scopes: ['demo:read:notes'],
+      createdAt: expect.any(String),
+    });
 
     // The stored token works at the source (asked the way the sync-worker asks).
     const token = await new RpcClient(nc).request(rpc.broker.getAccessToken, { connectionId });
     secrets.add(token.accessToken);
-    expect((await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } })).status,
+    ).toBe(200);
   }, 90_000);
 
   it('a second app reuses the connection: the person confirms, no second source login, its own grant', async () => {
     const before = (await demo.control.counters()).codesIssued;
-    const session = await createSession(appB, { integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: appCallback, state: 'b' });
+    const session = await createSession(appB, {
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: appCallback,
+      state: 'b',
+    });
     const { page } = alice;
     await page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
     expect(await page.textContent('main')).toContain('you will not be asked to sign in to Demo Notes again');
@@ -219,7 +255,10 @@ describe('the connect flow in a browser', () => {
   }, 60_000);
 
   it('an app giving up its grant loses the connection at once; the other app keeps it', async () => {
-    const given = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/grant`, { method: 'DELETE', headers: { authorization: `Bearer ${appB.key}` } });
+    const given = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/grant`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${appB.key}` },
+    });
     expect(given.status).toBe(200);
     expect((await getConnection(appB, connectionId)).status).toBe(404);
     expect((await getConnection(appA, connectionId)).status).toBe(200);
@@ -234,12 +273,21 @@ describe('the connect flow in a browser', () => {
 
   it('refuses a callback URL that is not exactly a registered one, storing nothing', async () => {
     const sessions = await count('connect_sessions');
-    for (const callbackUrl of [`${appCallback}/`, `${appCallback}?x=1`, appCallback.replace('127.0.0.1', 'localhost'), 'https://evil.example/callback']) {
+    for (const callbackUrl of [
+      `${appCallback}/`,
+      `${appCallback}?x=1`,
+      appCallback.replace('127.0.0.1', 'localhost'),
+      'https://evil.example/callback',
+    ]) {
       const res = await createSession(appA, { integration: 'demo', scopes: ['demo:read:notes'], callbackUrl });
       expect(res).toMatchObject({ status: 422, body: { code: 'callback_url_not_registered' } });
     }
     // Another org's key cannot borrow this org's app either: it is its own app, with its own callback list.
-    const unregisteredScope = await createSession(appA, { integration: 'demo', scopes: ['github:read:repos'], callbackUrl: appCallback });
+    const unregisteredScope = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['github:read:repos'],
+      callbackUrl: appCallback,
+    });
     expect(unregisteredScope).toMatchObject({ status: 422, body: { code: 'scope_not_allowed' } });
     expect(await count('connect_sessions')).toBe(sessions);
   });
@@ -262,7 +310,14 @@ describe('the connect flow in a browser', () => {
       fetch(`${demo.url}/oauth/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: `${base}/v1/connect/callback`, client_id: CLIENT_ID, client_secret: CLIENT_SECRET, ...extra }),
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: `${base}/v1/connect/callback`,
+          client_id: CLIENT_ID,
+          client_secret: CLIENT_SECRET,
+          ...extra,
+        }),
       });
     const withoutVerifier = await exchange({});
     expect(withoutVerifier.status).toBe(400);
@@ -270,7 +325,10 @@ describe('the connect flow in a browser', () => {
     const replayed = await exchange({ code_verifier: 'a'.repeat(43) });
     expect(replayed.status).toBe(400);
     // Without PKCE the source does not even issue a code.
-    const noPkce = await fetch(`${demo.url}/oauth/authorize?response_type=code&client_id=${CLIENT_ID}&redirect_uri=${encodeURIComponent(`${base}/v1/connect/callback`)}&state=s&scope=notes.read`, { redirect: 'manual' });
+    const noPkce = await fetch(
+      `${demo.url}/oauth/authorize?response_type=code&client_id=${CLIENT_ID}&redirect_uri=${encodeURIComponent(`${base}/v1/connect/callback`)}&state=s&scope=notes.read`,
+      { redirect: 'manual' },
+    );
     expect(noPkce.status).toBe(302);
     const refused = new URL(noPkce.headers.get('location')!);
     expect(refused.searchParams.get('error')).toBe('invalid_request');
@@ -278,16 +336,30 @@ describe('the connect flow in a browser', () => {
   });
 
   it('an expired connect session shows an explanation and cannot be allowed', async () => {
-    const session = await createSession(appA, { integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: appCallback });
-    await db.query(`UPDATE connection_broker.connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [session.body.id]);
-    const response = await alice.page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
+    const session = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: appCallback,
+    });
+    await db.query(
+      `UPDATE connection_broker.connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`,
+      [session.body.id],
+    );
+    const response = await alice.page.goto(
+      session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base),
+    );
     expect(response?.status()).toBe(410);
     expect(await alice.page.textContent('h1')).toBe('This link has expired');
   });
 
   it('a denied consent returns access_denied and the state to the app, storing no connection', async () => {
     const connections = await count('connections');
-    const session = await createSession(appA, { integration: 'demo', scopes: ['demo:read:profile'], callbackUrl: appCallback, state: 'deny-me' });
+    const session = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['demo:read:profile'],
+      callbackUrl: appCallback,
+      state: 'deny-me',
+    });
     const bob = await person();
     await bob.page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
     await bob.page.getByRole('button', { name: 'Deny' }).click();
@@ -302,7 +374,12 @@ describe('the connect flow in a browser', () => {
 
   it('a person who denies at the source sends the app access_denied, storing no connection', async () => {
     const connections = await count('connections');
-    const session = await createSession(appA, { integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: appCallback, state: 'src-deny' });
+    const session = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: appCallback,
+      state: 'src-deny',
+    });
     const carol = await person();
     await consentWithNewPasskey(carol.page, session.body.connectUrl, 'Carol');
     await sourceLogin(carol.page, 'bob', 'deny');
@@ -315,19 +392,32 @@ describe('the connect flow in a browser', () => {
     // The passkey ceremony's verify request, replayed: its challenge is single-use.
     const verify = carol.seen.find((s) => s.url.endsWith('/v1/auth/passkeys/registration/verify'));
     expect(verify?.body).toBeDefined();
-    const replayed = await carol.page.request.post(verify!.url, { data: verify!.body, headers: { 'content-type': 'application/json' } });
+    const replayed = await carol.page.request.post(verify!.url, {
+      data: verify!.body,
+      headers: { 'content-type': 'application/json' },
+    });
     expect(replayed.status()).toBe(400);
     await carol.context.close();
   }, 90_000);
 
   it('an API-key source: the person pastes the key on the consent page (a mistyped one is refused), no source login', async () => {
-    const app = await admin.createApplication(appA.orgId, { name: 'Keys App', callbackUrls: [appCallback], integrations: ['demo-keys'], scopes: ['demo-keys:read:notes'] });
+    const app = await admin.createApplication(appA.orgId, {
+      name: 'Keys App',
+      callbackUrls: [appCallback],
+      integrations: ['demo-keys'],
+      scopes: ['demo-keys:read:notes'],
+    });
     const key = await admin.issueApiKey(app.id);
     secrets.add(key.secret);
     const res = await fetch(`${stack.gatewayUrl}/v1/connect/sessions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ integration: 'demo-keys', scopes: ['demo-keys:read:notes'], callbackUrl: appCallback, state: 'keys' }),
+      body: JSON.stringify({
+        integration: 'demo-keys',
+        scopes: ['demo-keys:read:notes'],
+        callbackUrl: appCallback,
+        state: 'keys',
+      }),
     });
     expect(res.status).toBe(201);
     const { connectUrl } = (await res.json()) as { connectUrl: string };
@@ -339,7 +429,10 @@ describe('the connect flow in a browser', () => {
       await erin.page.goto(connectUrl.replace(new URL(connectUrl).origin, base));
       await erin.page.getByRole('link', { name: 'Continue with a passkey' }).click();
       await erin.page.fill('#display-name', 'Erin');
-      await Promise.all([erin.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/), erin.page.click('#create-account')]);
+      await Promise.all([
+        erin.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/),
+        erin.page.click('#create-account'),
+      ]);
       await erin.page.fill('#apiKey', 'short');
       await erin.page.getByRole('button', { name: 'Allow' }).click();
       await expect(erin.page.getByRole('alert').textContent()).resolves.toContain('does not look like');
@@ -355,25 +448,46 @@ describe('the connect flow in a browser', () => {
     }
   }, 90_000);
 
-  it('the consent form refuses a post without the browser\'s CSRF token', async () => {
-    const session = await createSession(appA, { integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: appCallback });
-    const res = await fetch(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, stack.gatewayUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'csrf=guess&decision=deny',
-      redirect: 'manual',
+  it("the consent form refuses a post without the browser's CSRF token", async () => {
+    const session = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: appCallback,
     });
+    const res = await fetch(
+      session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, stack.gatewayUrl),
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'csrf=guess&decision=deny',
+        redirect: 'manual',
+      },
+    );
     expect(res.status).toBe(403);
     // Still pending: the real person can still decide.
-    expect((await fetch(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, stack.gatewayUrl))).status).toBe(200);
+    expect(
+      (await fetch(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, stack.gatewayUrl))).status,
+    ).toBe(200);
   });
 
   it('the example app backend (examples/demo-app, what `pnpm demo` runs) registers itself and completes the flow', async () => {
     const { startDemoApp } = (await import(pathToFileURL(join(rootDir, 'examples/demo-app/server.mjs')).href)) as {
-      startDemoApp(o: { gatewayUrl: string; operatorToken: string; port: number; stateFile: string; log?: (l: string) => void }): Promise<{ url: string; close(): Promise<void> }>;
+      startDemoApp(o: {
+        gatewayUrl: string;
+        operatorToken: string;
+        port: number;
+        stateFile: string;
+        log?: (l: string) => void;
+      }): Promise<{ url: string; close(): Promise<void> }>;
     };
     const scratch = mkdtempSync(join(tmpdir(), 'demo-app-'));
-    const demoApp = await startDemoApp({ gatewayUrl: stack.gatewayUrl, operatorToken: OPERATOR_TOKEN, port: await freePort(), stateFile: join(scratch, 'demo-app.json'), log: () => undefined });
+    const demoApp = await startDemoApp({
+      gatewayUrl: stack.gatewayUrl,
+      operatorToken: OPERATOR_TOKEN,
+      port: await freePort(),
+      stateFile: join(scratch, 'demo-app.json'),
+      log: () => undefined,
+    });
     secrets.add((JSON.parse(readFileSync(join(scratch, 'demo-app.json'), 'utf8')) as { apiKey: string }).apiKey);
     const dana = await person();
     try {
@@ -382,7 +496,10 @@ describe('the connect flow in a browser', () => {
       await dana.page.waitForURL(/\/v1\/connect\//);
       await dana.page.getByRole('link', { name: 'Continue with a passkey' }).click();
       await dana.page.fill('#display-name', 'Dana');
-      await Promise.all([dana.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/), dana.page.click('#create-account')]);
+      await Promise.all([
+        dana.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/),
+        dana.page.click('#create-account'),
+      ]);
       await dana.page.getByRole('button', { name: 'Allow' }).click();
       await sourceLogin(dana.page, 'bob');
       await dana.page.waitForURL((url) => url.href.startsWith(`${demoApp.url}/callback`));
@@ -396,16 +513,25 @@ describe('the connect flow in a browser', () => {
     }
   }, 90_000);
 
-  it('the person sees their connection with each app\'s grant, and deleting it cuts every app off at once', async () => {
+  it("the person sees their connection with each app's grant, and deleting it cuts every app off at once", async () => {
     const session = (await alice.context.cookies(base)).find((c) => c.name === 'cg_session')!;
-    const me = (method: string, path: string, cookie = `cg_session=${session.value}`) => fetch(`${stack.gatewayUrl}${path}`, { method, headers: { cookie } });
+    const me = (method: string, path: string, cookie = `cg_session=${session.value}`) =>
+      fetch(`${stack.gatewayUrl}${path}`, { method, headers: { cookie } });
     const listed = await me('GET', '/v1/me/connections');
     expect(listed.status).toBe(200);
-    const mine = ((await listed.json()) as { connections: { id: string; grants: { applicationId: string; active: boolean; revokedAt: string | null }[] }[] }).connections;
+    const mine = (
+      (await listed.json()) as {
+        connections: { id: string; grants: { applicationId: string; active: boolean; revokedAt: string | null }[] }[];
+      }
+    ).connections;
     const entry = mine.find((c) => c.id === connectionId)!;
     expect(entry).toMatchObject({ integration: 'demo', status: 'active', scopes: ['demo:read:notes'] });
     // App A holds its grant; app B gave its grant up earlier in this file.
-    expect(entry.grants.map((g) => ({ app: g.applicationId, active: g.active, revoked: g.revokedAt !== null })).sort((a, b) => a.app.localeCompare(b.app))).toEqual(
+    expect(
+      entry.grants
+        .map((g) => ({ app: g.applicationId, active: g.active, revoked: g.revokedAt !== null }))
+        .sort((a, b) => a.app.localeCompare(b.app)),
+    ).toEqual(
       [
         { app: appA.appId, active: true, revoked: false },
         { app: appB.appId, active: false, revoked: true },
@@ -423,18 +549,24 @@ describe('the connect flow in a browser', () => {
     expect(removed.status).toBe(200);
     expect(await removed.json()).toEqual({ connectionId, revokedAtSource: expect.any(Boolean) });
     expect((await getConnection(appA, connectionId)).status).toBe(404);
-    expect(((await (await me('GET', '/v1/me/connections')).json()) as { connections: { id: string }[] }).connections.map((c) => c.id)).not.toContain(connectionId);
+    expect(
+      ((await (await me('GET', '/v1/me/connections')).json()) as { connections: { id: string }[] }).connections.map(
+        (c) => c.id,
+      ),
+    ).not.toContain(connectionId);
     expect((await me('DELETE', `/v1/me/connections/${connectionId}`)).status).toBe(404);
   }, 30_000);
 
-  it('no token, code, state, key, cookie or challenge the run saw appears in any service\'s logs', async () => {
+  it("no token, code, state, key, cookie or challenge the run saw appears in any service's logs", async () => {
     await cookiesOf(alice.context);
     expect(secrets.size).toBeGreaterThan(8);
     expect(challengesSeen).toBeGreaterThanOrEqual(2);
     const leaks: string[] = [];
     for (const secret of secrets) {
       if (secret.length < 12) continue;
-      for (const line of stack.logs) if (line.raw.includes(secret)) leaks.push(`${line.service}: ${secret.slice(0, 6)}… in ${line.raw.slice(0, 200)}`);
+      for (const line of stack.logs)
+        if (line.raw.includes(secret))
+          leaks.push(`${line.service}: ${secret.slice(0, 6)}… in ${line.raw.slice(0, 200)}`);
     }
     expect(leaks).toEqual([]);
     expect(stack.logs.length).toBeGreaterThan(100);

@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+
 import { fromBinary } from '@bufbuild/protobuf';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ApplicationChangedSchema, events } from '@context-gateway/proto';
-import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
-import { rootDir, startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // The operator bootstraps tenants through the admin API; applications then authenticate
 // with their API keys, see only their own organization, and lose access the moment a key
@@ -25,7 +27,8 @@ afterAll(async () => {
   await stack?.stop();
 }, 60_000);
 
-const asApp = (key: string, path: string) => fetch(`${stack.gatewayUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
+const asApp = (key: string, path: string) =>
+  fetch(`${stack.gatewayUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
 
 describe('the admin API', () => {
   it('refuses requests without the operator token, or with a wrong one', async () => {
@@ -51,22 +54,36 @@ describe('the admin API', () => {
       integrations: ['spotify', 'github'],
       scopes: ['spotify:read:playlists', 'github:read:repos'],
     });
-    expect(app).toMatchObject({ orgId: org.id, name: 'Acme Music', status: 'active', callbackUrls: ['https://music.acme.example/connect/done', 'http://localhost:3000/cb'] });
+    expect(app).toMatchObject({
+      orgId: org.id,
+      name: 'Acme Music',
+      status: 'active',
+      callbackUrls: ['https://music.acme.example/connect/done', 'http://localhost:3000/cb'],
+    });
     expect(app.clientId).toMatch(/^cg_app_[A-Za-z0-9_-]{22}$/);
 
     const key = await admin.issueApiKey(app.id);
     expect(key.secret).toMatch(/^cg_sk_[A-Za-z0-9_-]{43}$/);
     expect(key.secret.startsWith(key.prefix)).toBe(true);
-    const listed = await admin.call<{ apiKeys: Record<string, unknown>[] }>('GET', `/v1/admin/applications/${app.id}/api-keys`);
+    const listed = await admin.call<{ apiKeys: Record<string, unknown>[] }>(
+      'GET',
+      `/v1/admin/applications/${app.id}/api-keys`,
+    );
     expect(listed.body.apiKeys).toEqual([expect.objectContaining({ id: key.id, prefix: key.prefix, revokedAt: null })]);
     expect(JSON.stringify(listed.body)).not.toContain(key.secret);
 
-    const apps = await admin.call<{ applications: { id: string }[] }>('GET', `/v1/admin/organizations/${org.id}/applications`);
+    const apps = await admin.call<{ applications: { id: string }[] }>(
+      'GET',
+      `/v1/admin/organizations/${org.id}/applications`,
+    );
     expect(apps.body.applications.map((a) => a.id)).toEqual([app.id]);
   });
 
   it('rejects unknown fields, bad callback URLs and scopes of undeclared integrations', async () => {
-    expect(await admin.call('POST', '/v1/admin/organizations', { name: 'x', plan: 'gold' })).toMatchObject({ status: 422, body: { code: 'unknown_field', errors: [{ path: 'plan' }] } });
+    expect(await admin.call('POST', '/v1/admin/organizations', { name: 'x', plan: 'gold' })).toMatchObject({
+      status: 422,
+      body: { code: 'unknown_field', errors: [{ path: 'plan' }] },
+    });
     const org = await admin.createOrganization('Validation Org');
     const bad = await admin.call('POST', `/v1/admin/organizations/${org.id}/applications`, {
       name: 'bad',
@@ -75,20 +92,49 @@ describe('the admin API', () => {
       scopes: ['spotify:read:playlists'],
     });
     expect(bad).toMatchObject({ status: 422, body: { code: 'validation_failed' } });
-    expect((bad.body as { errors: { path: string }[] }).errors.map((e) => e.path).sort()).toEqual(['callbackUrls.0', 'callbackUrls.1', 'scopes.0']);
-    expect((await admin.call('POST', `/v1/admin/organizations/00000000-0000-4000-8000-000000000000/applications`, { name: 'x', callbackUrls: ['https://a.example/cb'] })).status).toBe(404);
+    expect((bad.body as { errors: { path: string }[] }).errors.map((e) => e.path).sort()).toEqual([
+      'callbackUrls.0',
+      'callbackUrls.1',
+      'scopes.0',
+    ]);
+    expect(
+      (
+        await admin.call('POST', `/v1/admin/organizations/00000000-0000-4000-8000-000000000000/applications`, {
+          name: 'x',
+          callbackUrls: ['https://a.example/cb'],
+        })
+      ).status,
+    ).toBe(404);
   });
 
   it('publishes application_changed on the CONTROL stream when an application is created', async () => {
     const nc: NatsConnection = await connect({ servers: stack.natsUrl });
     try {
       const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
-      const sub = nc.subscribe(events.applicationChanged.subject, { callback: (_err, msg) => void seen.push(fromBinary(ApplicationChangedSchema, msg.data)) });
+      const sub = nc.subscribe(events.applicationChanged.subject, {
+        callback: (_err, msg) => void seen.push(fromBinary(ApplicationChangedSchema, msg.data)),
+      });
       await nc.flush();
       const org = await admin.createOrganization('Events Org');
-      const app = await admin.createApplication(org.id, { name: 'ev', callbackUrls: ['https://ev.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
-      const event = await waitFor('application_changed', async () => seen.find((e) => e.applicationId === app.id), 10_000);
-      expect(event).toMatchObject({ orgId: org.id, applicationId: app.id, integrations: ['github'], scopes: ['github:read:repos'], active: true, revision: 1n });
+      const app = await admin.createApplication(org.id, {
+        name: 'ev',
+        callbackUrls: ['https://ev.example/cb'],
+        integrations: ['github'],
+        scopes: ['github:read:repos'],
+      });
+      const event = await waitFor(
+        'application_changed',
+        async () => seen.find((e) => e.applicationId === app.id),
+        10_000,
+      );
+      expect(event).toMatchObject({
+        orgId: org.id,
+        applicationId: app.id,
+        integrations: ['github'],
+        scopes: ['github:read:repos'],
+        active: true,
+        revision: 1n,
+      });
       sub.unsubscribe();
     } finally {
       await nc.drain();
@@ -101,21 +147,48 @@ describe('changing an application', () => {
     const nc: NatsConnection = await connect({ servers: stack.natsUrl });
     try {
       const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
-      const sub = nc.subscribe(events.applicationChanged.subject, { callback: (_err, msg) => void seen.push(fromBinary(ApplicationChangedSchema, msg.data)) });
+      const sub = nc.subscribe(events.applicationChanged.subject, {
+        callback: (_err, msg) => void seen.push(fromBinary(ApplicationChangedSchema, msg.data)),
+      });
       await nc.flush();
       const org = await admin.createOrganization('Update Org');
-      const app = await admin.createApplication(org.id, { name: 'up', callbackUrls: ['https://up.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
-      const updated = await admin.updateApplication(org.id, app.id, { integrations: ['github', 'spotify'], scopes: ['github:read:repos', 'spotify:read:playlists'] });
-      expect(updated).toMatchObject({ integrations: ['github', 'spotify'], scopes: ['github:read:repos', 'spotify:read:playlists'], callbackUrls: ['https://up.example/cb'] });
-      const event = await waitFor('revision 2', async () => seen.find((e) => e.applicationId === app.id && e.revision === 2n), 10_000);
+      const app = await admin.createApplication(org.id, {
+        name: 'up',
+        callbackUrls: ['https://up.example/cb'],
+        integrations: ['github'],
+        scopes: ['github:read:repos'],
+      });
+      const updated = await admin.updateApplication(org.id, app.id, {
+        integrations: ['github', 'spotify'],
+        scopes: ['github:read:repos', 'spotify:read:playlists'],
+      });
+      expect(updated).toMatchObject({
+        integrations: ['github', 'spotify'],
+        scopes: ['github:read:repos', 'spotify:read:playlists'],
+        callbackUrls: ['https://up.example/cb'],
+      });
+      const event = await waitFor(
+        'revision 2',
+        async () => seen.find((e) => e.applicationId === app.id && e.revision === 2n),
+        10_000,
+      );
       expect(event).toMatchObject({ scopes: ['github:read:repos', 'spotify:read:playlists'], active: true });
       sub.unsubscribe();
       // the whole declaration is re-checked: dropping an integration its scopes need is refused
-      expect(await admin.call('PATCH', `/v1/admin/organizations/${org.id}/applications/${app.id}`, { integrations: ['github'] })).toMatchObject({ status: 422, body: { code: 'validation_failed' } });
-      expect(await admin.call('PATCH', `/v1/admin/organizations/${org.id}/applications/${app.id}`, {})).toMatchObject({ status: 422 });
+      expect(
+        await admin.call('PATCH', `/v1/admin/organizations/${org.id}/applications/${app.id}`, {
+          integrations: ['github'],
+        }),
+      ).toMatchObject({ status: 422, body: { code: 'validation_failed' } });
+      expect(await admin.call('PATCH', `/v1/admin/organizations/${org.id}/applications/${app.id}`, {})).toMatchObject({
+        status: 422,
+      });
       // another org's id for the same application: not found
       const other = await admin.createOrganization('Update Other Org');
-      expect((await admin.call('PATCH', `/v1/admin/organizations/${other.id}/applications/${app.id}`, { name: 'stolen' })).status).toBe(404);
+      expect(
+        (await admin.call('PATCH', `/v1/admin/organizations/${other.id}/applications/${app.id}`, { name: 'stolen' }))
+          .status,
+      ).toBe(404);
     } finally {
       await nc.drain();
     }
@@ -134,11 +207,14 @@ describe('changing an application', () => {
 });
 
 describe('API keys', () => {
-  it('let an application read its own organization only: another org\'s application is 404', async () => {
+  it("let an application read its own organization only: another org's application is 404", async () => {
     const orgA = await admin.createOrganization('Tenant A');
     const orgB = await admin.createOrganization('Tenant B');
     const appA = await admin.createApplication(orgA.id, { name: 'A app', callbackUrls: ['https://a.example/cb'] });
-    const appA2 = await admin.createApplication(orgA.id, { name: 'A second app', callbackUrls: ['https://a2.example/cb'] });
+    const appA2 = await admin.createApplication(orgA.id, {
+      name: 'A second app',
+      callbackUrls: ['https://a2.example/cb'],
+    });
     const appB = await admin.createApplication(orgB.id, { name: 'B app', callbackUrls: ['https://b.example/cb'] });
     const keyA = await admin.issueApiKey(appA.id);
 
@@ -176,18 +252,33 @@ describe('API keys', () => {
     const app = await admin.createApplication(org.id, { name: 'lu', callbackUrls: ['https://lu.example/cb'] });
     const key = await admin.issueApiKey(app.id);
     expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
-    const lastUsed = await waitFor('last_used_at', async () => {
-      const { body } = await admin.call<{ apiKeys: { lastUsedAt: string | null }[] }>('GET', `/v1/admin/applications/${app.id}/api-keys`);
-      return body.apiKeys[0]?.lastUsedAt ?? undefined;
-    }, 5_000);
+    const lastUsed = await waitFor(
+      'last_used_at',
+      async () => {
+        const { body } = await admin.call<{ apiKeys: { lastUsedAt: string | null }[] }>(
+          'GET',
+          `/v1/admin/applications/${app.id}/api-keys`,
+        );
+        return body.apiKeys[0]?.lastUsedAt ?? undefined;
+      },
+      5_000,
+    );
     expect(Math.abs(Date.parse(lastUsed) - Date.now())).toBeLessThan(60_000);
   });
 
   it('refuses malformed, unknown and missing keys alike', async () => {
     const org = await admin.createOrganization('Bad Keys Org');
     const app = await admin.createApplication(org.id, { name: 'bk', callbackUrls: ['https://bk.example/cb'] });
-    for (const header of [undefined, 'Bearer cg_sk_short', `Bearer cg_sk_${'A'.repeat(43)}`, 'Basic abc', `Bearer ${OPERATOR_TOKEN}`]) {
-      const res = await fetch(`${stack.gatewayUrl}/v1/applications/${app.id}`, { headers: header ? { authorization: header } : {} });
+    for (const header of [
+      undefined,
+      'Bearer cg_sk_short',
+      `Bearer cg_sk_${'A'.repeat(43)}`,
+      'Basic abc',
+      `Bearer ${OPERATOR_TOKEN}`,
+    ]) {
+      const res = await fetch(`${stack.gatewayUrl}/v1/applications/${app.id}`, {
+        headers: header ? { authorization: header } : {},
+      });
       expect({ header, status: res.status }).toEqual({ header, status: 401 });
     }
   });
@@ -209,8 +300,30 @@ describe('the CLI (pnpm cg)', () => {
   it('creates an org, an app and a key, and revokes the key, printing JSON', async () => {
     const org = await cg('org', 'create', '--name', 'CLI Org');
     expect(org).toMatchObject({ code: 0, json: { name: 'CLI Org', slug: 'cli-org' } });
-    const app = await cg('app', 'create', '--org', org.json.id!, '--name', 'CLI App', '--callback-url', 'https://cli.example/cb', '--integration', 'github', '--scope', 'github:read:repos');
-    expect(app).toMatchObject({ code: 0, json: { orgId: org.json.id, name: 'CLI App', integrations: ['github'], scopes: ['github:read:repos'], callbackUrls: ['https://cli.example/cb'] } });
+    const app = await cg(
+      'app',
+      'create',
+      '--org',
+      org.json.id!,
+      '--name',
+      'CLI App',
+      '--callback-url',
+      'https://cli.example/cb',
+      '--integration',
+      'github',
+      '--scope',
+      'github:read:repos',
+    );
+    expect(app).toMatchObject({
+      code: 0,
+      json: {
+        orgId: org.json.id,
+        name: 'CLI App',
+        integrations: ['github'],
+        scopes: ['github:read:repos'],
+        callbackUrls: ['https://cli.example/cb'],
+      },
+    });
     const key = await cg('key', 'issue', '--app', app.json.id!);
     expect(key.code).toBe(0);
     expect(key.json.secret).toMatch(/^cg_sk_/);
@@ -223,18 +336,40 @@ describe('the CLI (pnpm cg)', () => {
   });
 
   it('prints the problem and exits 1 when the gateway refuses', async () => {
-    const changed = await cg('app', 'update', '--org', (await admin.createOrganization('CLI Update Org')).id, '--app', '00000000-0000-4000-8000-000000000000', '--status', 'disabled');
+    const changed = await cg(
+      'app',
+      'update',
+      '--org',
+      (await admin.createOrganization('CLI Update Org')).id,
+      '--app',
+      '00000000-0000-4000-8000-000000000000',
+      '--status',
+      'disabled',
+    );
     expect(changed).toMatchObject({ code: 1, json: { code: 'not_found' } });
-    const refused = await cg('app', 'create', '--org', '00000000-0000-4000-8000-000000000000', '--name', 'x', '--callback-url', 'https://x.example/cb');
+    const refused = await cg(
+      'app',
+      'create',
+      '--org',
+      '00000000-0000-4000-8000-000000000000',
+      '--name',
+      'x',
+      '--callback-url',
+      'https://x.example/cb',
+    );
     expect(refused).toMatchObject({ code: 1, json: { status: 404, code: 'not_found' } });
   });
 });
 
 describe('what the gateway publishes and logs', () => {
   it('documents the admin and application routes with their security schemes in OpenAPI', async () => {
-    const doc = (await (await fetch(`${stack.gatewayUrl}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { security: unknown[] }>> };
+    const doc = (await (await fetch(`${stack.gatewayUrl}/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { security: unknown[] }>>;
+    };
     expect(doc.paths['/v1/admin/organizations']?.post?.security).toEqual([{ operatorToken: [] }]);
-    expect(doc.paths['/v1/admin/applications/{applicationId}/api-keys/{keyId}']?.delete?.security).toEqual([{ operatorToken: [] }]);
+    expect(doc.paths['/v1/admin/applications/{applicationId}/api-keys/{keyId}']?.delete?.security).toEqual([
+      { operatorToken: [] },
+    ]);
     expect(doc.paths['/v1/applications/{applicationId}']?.get?.security).toEqual([{ apiKey: [] }]);
     expect(doc.paths['/v1/auth/session']?.get?.security).toEqual([{ userSession: [] }]);
   });

@@ -9,16 +9,18 @@
 // (and identity.v1.get_application alone, the route's second call), one at a time and
 // with 32 in flight. Prints figures; asserts nothing.
 // Usage: node test-e2e/identity/bench-api-key-auth.mjs [seconds-per-run, default 5]
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { connect } from '@nats-io/transport-node';
+
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+
 import { ensureNats, startStack } from '../../scripts/start.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -56,7 +58,9 @@ async function measure(op, concurrency) {
   );
   latencies.sort((a, b) => a - b);
   const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))].toFixed(2);
-  return `${Math.round(latencies.length / seconds).toString().padStart(6)}/s   p50 ${pct(50)} ms   p99 ${pct(99)} ms`;
+  return `${Math.round(latencies.length / seconds)
+    .toString()
+    .padStart(6)}/s   p50 ${pct(50)} ms   p99 ${pct(99)} ms`;
 }
 
 const database = `cg_bench_${randomUUID().slice(0, 8)}`;
@@ -66,7 +70,8 @@ const natsUrl = `nats://127.0.0.1:${await freePort()}`;
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-'));
 const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: () => {} });
 const ports = {};
-for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) ports[s] = await freePort();
+for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
+  ports[s] = await freePort();
 const stack = await startStack({
   rootDir,
   databaseUrl,
@@ -80,12 +85,19 @@ const gateway = stack.urls.gateway;
 const nc = await connect({ servers: natsUrl });
 try {
   const call = async (method, path, body) => {
-    const res = await fetch(`${gateway}${path}`, { method, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body && JSON.stringify(body) });
+    const res = await fetch(`${gateway}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body && JSON.stringify(body),
+    });
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     return res.json();
   };
   const org = await call('POST', '/v1/admin/organizations', { name: 'Bench' });
-  const app = await call('POST', `/v1/admin/organizations/${org.id}/applications`, { name: 'bench', callbackUrls: ['https://bench.example/cb'] });
+  const app = await call('POST', `/v1/admin/organizations/${org.id}/applications`, {
+    name: 'bench',
+    callbackUrls: ['https://bench.example/cb'],
+  });
   const key = await call('POST', `/v1/admin/applications/${app.id}/api-keys`);
   const revoked = await call('POST', `/v1/admin/applications/${app.id}/api-keys`);
   await call('DELETE', `/v1/admin/applications/${app.id}/api-keys/${revoked.id}`);
@@ -100,11 +112,19 @@ try {
   for (let i = 0; i < 200; i++) await get(key.secret, 200)(); // warm up (JIT, pools)
 
   console.log(`API-key authentication, ${seconds}s per run, client and stack on the same machine`);
-  for (const c of [1, 32]) console.log(`  NATS authenticate_api_key          c=${String(c).padEnd(2)} ${await measure(check, c)}`);
+  for (const c of [1, 32])
+    console.log(`  NATS authenticate_api_key          c=${String(c).padEnd(2)} ${await measure(check, c)}`);
   const getApp = () => client.request(rpc.identity.getApplication, { orgId: org.id, applicationId: app.id });
-  for (const c of [1, 32]) console.log(`  NATS get_application              c=${String(c).padEnd(2)} ${await measure(getApp, c)}`);
-  for (const c of [1, 32]) console.log(`  HTTP GET /v1/applications/:id 200  c=${String(c).padEnd(2)} ${await measure(get(key.secret, 200), c)}`);
-  for (const c of [1, 32]) console.log(`  HTTP same, revoked key → 401       c=${String(c).padEnd(2)} ${await measure(get(revoked.secret, 401), c)}`);
+  for (const c of [1, 32])
+    console.log(`  NATS get_application              c=${String(c).padEnd(2)} ${await measure(getApp, c)}`);
+  for (const c of [1, 32])
+    console.log(
+      `  HTTP GET /v1/applications/:id 200  c=${String(c).padEnd(2)} ${await measure(get(key.secret, 200), c)}`,
+    );
+  for (const c of [1, 32])
+    console.log(
+      `  HTTP same, revoked key → 401       c=${String(c).padEnd(2)} ${await measure(get(revoked.secret, 401), c)}`,
+    );
 } finally {
   await nc.drain();
   await stack.stop();

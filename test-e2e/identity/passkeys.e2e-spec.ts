@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
-import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser, signInOnSigninPage, type VirtualAuthenticator } from '../support/browser.js';
-import { startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+
+import {
+  addVirtualAuthenticator,
+  browserUrl,
+  createAccountOnSigninPage,
+  launchBrowser,
+  signInOnSigninPage,
+  type VirtualAuthenticator,
+} from '../support/browser.js';
+import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // A person creates a gateway account with a passkey on the sign-in page, signs out, signs
 // in again; the attacks on the ceremony (replay, a challenge used twice, a response for
@@ -67,7 +75,9 @@ describe('passkey accounts in a real browser', () => {
       await page.click('#sign-out');
       await page.waitForSelector('#signed-out:not([hidden])');
       expect((await sessionOf(page)).status).toBe(401);
-      const replayedCookie = await fetch(`${base}/v1/auth/session`, { headers: { cookie: `cg_session=${cookie!.value}` } });
+      const replayedCookie = await fetch(`${base}/v1/auth/session`, {
+        headers: { cookie: `cg_session=${cookie!.value}` },
+      });
       expect(replayedCookie.status).toBe(401);
 
       await signIn(page);
@@ -77,11 +87,17 @@ describe('passkey accounts in a real browser', () => {
       expect((await authenticator.credentials())[0]!.signCount).toBeGreaterThan(credential!.signCount);
 
       // both ceremonies are in the person's own audit trail
-      const entries = await waitFor('sign-ins in the audit trail', async () => {
-        const res = await page.request.get(`${base}/v1/me/audit/entries?action=sign_in`);
-        const body = (await res.json()) as { entries?: { action: string; outcome: string; userId: string | null; operation: string | null }[] };
-        return (body.entries?.length ?? 0) >= 2 ? body.entries : undefined;
-      }, 15_000);
+      const entries = await waitFor(
+        'sign-ins in the audit trail',
+        async () => {
+          const res = await page.request.get(`${base}/v1/me/audit/entries?action=sign_in`);
+          const body = (await res.json()) as {
+            entries?: { action: string; outcome: string; userId: string | null; operation: string | null }[];
+          };
+          return (body.entries?.length ?? 0) >= 2 ? body.entries : undefined;
+        },
+        15_000,
+      );
       expect(entries.map((e) => [e.outcome, e.userId, e.operation]).sort()).toEqual([
         ['allowed', created.body.userId, 'POST /v1/auth/passkeys/authentication/verify'],
         ['allowed', created.body.userId, 'POST /v1/auth/passkeys/registration/verify'],
@@ -103,12 +119,21 @@ describe('passkey accounts in a real browser', () => {
       expect(options.status()).toBe(200);
       expect(((await options.json()) as { excludeCredentials: unknown[] }).excludeCredentials).toHaveLength(1);
       await page.goto(`${base}/v1/auth/signin`);
-      const added = await page.evaluate(async (optionsJSON) => {
-        const lib = (globalThis as unknown as { SimpleWebAuthnBrowser: { startRegistration(o: unknown): Promise<unknown> } }).SimpleWebAuthnBrowser;
-        const response = await lib.startRegistration({ optionsJSON });
-        const res = await fetch('/v1/auth/passkeys/registration/verify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ response }) });
-        return { status: res.status, body: await res.json() };
-      }, await options.json());
+      const added = await page.evaluate(
+        async (optionsJSON) => {
+          const lib = (
+            globalThis as unknown as { SimpleWebAuthnBrowser: { startRegistration(o: unknown): Promise<unknown> } }
+          ).SimpleWebAuthnBrowser;
+          const response = await lib.startRegistration({ optionsJSON });
+          const res = await fetch('/v1/auth/passkeys/registration/verify', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ response }),
+          });
+          return { status: res.status, body: await res.json() };
+        },
+        await options.json(),
+      );
       expect(added).toMatchObject({ status: 200, body: { userId: first.userId, newUser: false } });
       expect(await second.credentials()).toHaveLength(1);
       // the second passkey signs in to the same account
@@ -137,7 +162,9 @@ describe('passkey accounts in a real browser', () => {
       expect(after.userId).toBe(first.userId);
       expect(Date.parse(after.authenticatedAt!)).toBeGreaterThan(Date.parse(first.authenticatedAt));
       // the session it replaced is over, even for a copy of its cookie
-      expect((await fetch(`${base}/v1/auth/session`, { headers: { cookie: `cg_session=${oldCookie}` } })).status).toBe(401);
+      expect((await fetch(`${base}/v1/auth/session`, { headers: { cookie: `cg_session=${oldCookie}` } })).status).toBe(
+        401,
+      );
     } finally {
       await context.close();
     }
@@ -153,7 +180,9 @@ describe('passkey accounts in a real browser', () => {
       let captured: { body: string; cookie: string } | undefined;
       page.on('request', (request: Request) => {
         if (request.url().endsWith('/v1/auth/passkeys/authentication/verify')) {
-          void request.allHeaders().then((h) => (captured = { body: request.postData() ?? '', cookie: h.cookie ?? '' }));
+          void request
+            .allHeaders()
+            .then((h) => (captured = { body: request.postData() ?? '', cookie: h.cookie ?? '' }));
         }
       });
       await signIn(page);
@@ -161,23 +190,42 @@ describe('passkey accounts in a real browser', () => {
       expect(captured?.cookie).toContain('cg_ceremony=');
 
       // the same response with the same ceremony: the challenge is spent
-      const replay = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: captured!.cookie }, body: captured!.body });
+      const replay = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: captured!.cookie },
+        body: captured!.body,
+      });
       expect(replay.status).toBe(400);
       expect(await replay.json()).toMatchObject({ code: 'webauthn_challenge_invalid' });
       expect(replay.headers.get('set-cookie')).toBeNull();
 
       // the same response into a fresh ceremony: it signed another challenge
-      const fresh = await fetch(`${base}/v1/auth/passkeys/authentication/options`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const fresh = await fetch(`${base}/v1/auth/passkeys/authentication/options`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       const ceremony = fresh.headers.get('set-cookie')!.split(';')[0]!;
       challengesSeen.push(((await fresh.json()) as { challenge: string }).challenge);
-      const clientData = (JSON.parse(captured!.body) as { response: { response: { clientDataJSON: string } } }).response.response.clientDataJSON;
-      challengesSeen.push((JSON.parse(Buffer.from(clientData, 'base64url').toString('utf8')) as { challenge: string }).challenge);
-      const spliced = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: ceremony }, body: captured!.body });
+      const clientData = (JSON.parse(captured!.body) as { response: { response: { clientDataJSON: string } } }).response
+        .response.clientDataJSON;
+      challengesSeen.push(
+        (JSON.parse(Buffer.from(clientData, 'base64url').toString('utf8')) as { challenge: string }).challenge,
+      );
+      const spliced = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: ceremony },
+        body: captured!.body,
+      });
       expect(spliced.status).toBe(401);
       expect(await spliced.json()).toMatchObject({ code: 'webauthn_verification_failed' });
       expect(spliced.headers.get('set-cookie')).toBeNull();
       // ... and that fresh ceremony is now spent too: single use even when it failed
-      const again = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: ceremony }, body: captured!.body });
+      const again = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: ceremony },
+        body: captured!.body,
+      });
       expect(await again.json()).toMatchObject({ code: 'webauthn_challenge_invalid' });
     } finally {
       await context.close();
@@ -212,7 +260,12 @@ describe('passkey accounts in a real browser', () => {
 
   // Last of the ceremony tests: it spends this address's budget for the rest of the minute.
   it('limits how many ceremonies one address may start per minute', async () => {
-    const start = () => fetch(`${base}/v1/auth/passkeys/authentication/options`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const start = () =>
+      fetch(`${base}/v1/auth/passkeys/authentication/options`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
     const statuses: number[] = [];
     let refused: Response | undefined;
     for (let batch = 0; batch < 32 && !refused; batch++) {

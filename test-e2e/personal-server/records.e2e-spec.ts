@@ -1,16 +1,18 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
 import { create } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { ErrorReplySchema, events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
-import { fromBinary } from '@bufbuild/protobuf';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 
 // Personal Servers end to end: two shard processes, records written through the write
 // contract (what sync-worker calls), grants registered and revoked through the contracts
@@ -31,12 +33,20 @@ beforeAll(async () => {
   admin = adminClient(stack.gatewayUrl);
   orgId = (await admin.createOrganization('Records Org')).id;
   // The org layer allows nothing until an admin enables the integration (docs/policy.md).
-  expect((await admin.call('PUT', `/v1/admin/organizations/${orgId}/policy/integrations`, { integrations: ['spotify'] })).status).toBe(200);
+  expect(
+    (await admin.call('PUT', `/v1/admin/organizations/${orgId}/policy/integrations`, { integrations: ['spotify'] }))
+      .status,
+  ).toBe(200);
   for (const [name, scopes] of [
     ['playlists', ['spotify:read:playlists']],
     ['history', ['spotify:read:history']],
   ] as const) {
-    const app = await admin.createApplication(orgId, { name, callbackUrls: ['https://app.example/cb'], integrations: ['spotify'], scopes: [...scopes] });
+    const app = await admin.createApplication(orgId, {
+      name,
+      callbackUrls: ['https://app.example/cb'],
+      integrations: ['spotify'],
+      scopes: [...scopes],
+    });
     apps[name] = { id: app.id, key: (await admin.issueApiKey(app.id)).secret };
   }
 }, 180_000);
@@ -50,7 +60,14 @@ function playlist(n: number) {
   return create(RecordInputSchema, {
     type: 'media.playlist',
     externalId: `pl-${n}`,
-    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', id: `pl-${n}`, name: `Playlist ${n}`, url: `https://open.spotify.example/playlist/${n}` })),
+    dataJson: Buffer.from(
+      JSON.stringify({
+        source: 'spotify',
+        id: `pl-${n}`,
+        name: `Playlist ${n}`,
+        url: `https://open.spotify.example/playlist/${n}`,
+      }),
+    ),
     sourceUpdatedAt: timestampFromDate(new Date(Date.UTC(2026, 10, 1, 0, n))),
   });
 }
@@ -59,7 +76,16 @@ function play(n: number) {
   return create(RecordInputSchema, {
     type: 'media.play_event',
     externalId: `play-${n}`,
-    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', trackId: `t${n}`, title: `Song ${n}`, creators: ['Band'], kind: 'music', playedAt: '2026-11-20T08:00:00Z' })),
+    dataJson: Buffer.from(
+      JSON.stringify({
+        source: 'spotify',
+        trackId: `t${n}`,
+        title: `Song ${n}`,
+        creators: ['Band'],
+        kind: 'music',
+        playedAt: '2026-11-20T08:00:00Z',
+      }),
+    ),
   });
 }
 
@@ -113,8 +139,14 @@ async function seedConnection(userId: string, connectionId: string) {
 }
 
 async function query(app: 'playlists' | 'history', connectionId: string, params = '') {
-  const response = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records${params}`, { headers: { authorization: `Bearer ${apps[app].key}` } });
-  return { status: response.status, contentType: response.headers.get('content-type'), body: (await response.json()) as Record<string, any> };
+  const response = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records${params}`, {
+    headers: { authorization: `Bearer ${apps[app].key}` },
+  });
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    body: (await response.json()) as Record<string, any>,
+  };
 }
 
 describe('records through the gateway', () => {
@@ -129,8 +161,16 @@ describe('records through the gateway', () => {
   it('two apps on one connection each see only the types their scopes cover', async () => {
     const lists = await query('playlists', connectionId);
     expect(lists.status).toBe(200);
-    expect(lists.body.records.map((r: { externalId: string }) => r.externalId).sort()).toEqual(['pl-1', 'pl-2', 'pl-3']);
-    expect(lists.body.records[0]).toMatchObject({ type: 'media.playlist', deleted: false, data: { source: 'spotify', name: expect.stringMatching(/^Playlist/) } });
+    expect(lists.body.records.map((r: { externalId: string }) => r.externalId).sort()).toEqual([
+      'pl-1',
+      'pl-2',
+      'pl-3',
+    ]);
+    expect(lists.body.records[0]).toMatchObject({
+      type: 'media.playlist',
+      deleted: false,
+      data: { source: 'spotify', name: expect.stringMatching(/^Playlist/) },
+    });
     expect(Date.parse(lists.body.syncedAt)).toBeGreaterThan(Date.now() - 60_000);
 
     const history = await query('history', connectionId);
@@ -146,7 +186,11 @@ describe('records through the gateway', () => {
     const first = await query('playlists', connectionId, '?limit=2&fields=name');
     expect(first.body.records).toHaveLength(2);
     expect(Object.keys(first.body.records[0].data)).toEqual(['name']);
-    const second = await query('playlists', connectionId, `?limit=2&fields=name&cursor=${encodeURIComponent(first.body.nextCursor)}`);
+    const second = await query(
+      'playlists',
+      connectionId,
+      `?limit=2&fields=name&cursor=${encodeURIComponent(first.body.nextCursor)}`,
+    );
     expect(second.body.records).toHaveLength(1);
     expect(second.body.nextCursor).toBeNull();
     expect((await query('playlists', connectionId, '?limit=501')).status).toBe(422);
@@ -167,7 +211,10 @@ describe('records through the gateway', () => {
   });
 
   it('every query passes the three-layer policy: an org deny is policy_denied, yet no grant is still 404', async () => {
-    const rule = await admin.call<{ rule: { id: string } }>('POST', `/v1/admin/organizations/${orgId}/policy/rules`, { effect: 'deny', capability: 'spotify:read:history' });
+    const rule = await admin.call<{ rule: { id: string } }>('POST', `/v1/admin/organizations/${orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'spotify:read:history',
+    });
     expect(rule.status).toBe(201);
     try {
       const denied = await query('history', connectionId);
@@ -223,17 +270,24 @@ describe('records through the gateway', () => {
   });
 
   it('deleting the connection makes every query on it 404', async () => {
-    expect(await client.request(rpc.personalServer.deleteConnection, { connectionId, userId })).toMatchObject({ recordsDeleted: 5 });
+    expect(await client.request(rpc.personalServer.deleteConnection, { connectionId, userId })).toMatchObject({
+      recordsDeleted: 5,
+    });
     expect((await query('history', connectionId)).status).toBe(404);
   });
 });
 
 describe('revocation routes (through connection-broker, which owns grants)', () => {
   it('an app giving up a grant it does not hold gets 404; the user route needs a signed-in user', async () => {
-    const giveUp = await fetch(`${stack.gatewayUrl}/v1/connections/${randomUUID()}/grant`, { method: 'DELETE', headers: { authorization: `Bearer ${apps.history.key}` } });
+    const giveUp = await fetch(`${stack.gatewayUrl}/v1/connections/${randomUUID()}/grant`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${apps.history.key}` },
+    });
     expect(giveUp.status).toBe(404);
     expect(await giveUp.json()).toMatchObject({ code: 'connection_not_found' });
-    const anonymous = await fetch(`${stack.gatewayUrl}/v1/me/connections/${randomUUID()}/grants/${apps.history.id}`, { method: 'DELETE' });
+    const anonymous = await fetch(`${stack.gatewayUrl}/v1/me/connections/${randomUUID()}/grants/${apps.history.id}`, {
+      method: 'DELETE',
+    });
     expect(anonymous.status).toBe(401);
   });
 });
@@ -275,7 +329,9 @@ describe('sharding', () => {
   });
 
   it('every personal-server subject, on every shard, answers garbage with a typed error', async () => {
-    const subjects = Object.values(rpc.personalServer).flatMap((d) => (d.shardSubject ? [d.shardSubject(0), d.shardSubject(1)] : [d.subject]));
+    const subjects = Object.values(rpc.personalServer).flatMap((d) =>
+      d.shardSubject ? [d.shardSubject(0), d.shardSubject(1)] : [d.subject],
+    );
     for (const subject of subjects) {
       const reply = await nc.request(subject, new TextEncoder().encode('{"not":"protobuf"}'), { timeout: 3_000 });
       expect({ subject, status: reply.headers?.get('cg-status') }).toEqual({ subject, status: 'error' });
@@ -284,7 +340,9 @@ describe('sharding', () => {
   });
 
   it('/v1/health reports personal-server ready only with every shard answering', async () => {
-    const health = (await (await fetch(`${stack.gatewayUrl}/v1/health`)).json()) as { services: Record<string, { ready: boolean; checks?: Record<string, string> }> };
+    const health = (await (await fetch(`${stack.gatewayUrl}/v1/health`)).json()) as {
+      services: Record<string, { ready: boolean; checks?: Record<string, string> }>;
+    };
     expect(health.services['personal-server']).toMatchObject({ ready: true, checks: { shards: 'up' } });
   });
 });

@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { fromBinary } from '@bufbuild/protobuf';
 import { allRpcDescriptors, ErrorReplySchema, SERVICE_NAMES } from '@context-gateway/proto';
-import { startTestStack, waitFor, type ServiceName, type TestStack } from '../support/test-stack.js';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+import { type ServiceName, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // The foundation's promises, checked on the real stack: seven processes, real Postgres,
 // a private nats-server, driven through the gateway and the bus only.
@@ -18,7 +19,16 @@ afterAll(async () => {
 
 async function health() {
   const res = await fetch(`${stack.gatewayUrl}/v1/health`);
-  return { status: res.status, body: (await res.json()) as { status: string; services: Record<string, { ready: boolean; checks?: Record<string, string>; instance?: string; error?: { code: string } }> } };
+  return {
+    status: res.status,
+    body: (await res.json()) as {
+      status: string;
+      services: Record<
+        string,
+        { ready: boolean; checks?: Record<string, string>; instance?: string; error?: { code: string } }
+      >;
+    },
+  };
 }
 
 describe('the platform', () => {
@@ -29,7 +39,8 @@ describe('the platform', () => {
     expect(Object.keys(body.services).sort()).toEqual([...SERVICE_NAMES].sort());
     for (const [name, service] of Object.entries(body.services)) {
       // personal-server also reports whether every one of its shards answers (docs/personal-server.md)
-      const checks = name === 'personal-server' ? { database: 'up', nats: 'up', shards: 'up' } : { database: 'up', nats: 'up' };
+      const checks =
+        name === 'personal-server' ? { database: 'up', nats: 'up', shards: 'up' } : { database: 'up', nats: 'up' };
       expect({ name, ready: service.ready, checks: service.checks }).toEqual({ name, ready: true, checks });
       // the pid in `instance` proves the answer came from that service's own process (any shard of personal-server)
       const pids = name === 'personal-server' ? stack.shardPids() : [stack.pids()[name as ServiceName]];
@@ -49,7 +60,10 @@ describe('the platform', () => {
   it('publishes its OpenAPI description, generated from the validating schemas', async () => {
     const res = await fetch(`${stack.gatewayUrl}/v1/openapi.json`);
     expect(res.status).toBe(200);
-    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths['/v1/health']?.get?.responses ?? {})).toContain('200');
   });
@@ -58,8 +72,13 @@ describe('the platform', () => {
     const nc: NatsConnection = await connect({ servers: stack.natsUrl });
     try {
       for (const descriptor of allRpcDescriptors()) {
-        const reply = await nc.request(descriptor.subject, new TextEncoder().encode('{"not":"protobuf"}'), { timeout: 3_000 });
-        expect({ subject: descriptor.subject, status: reply.headers?.get('cg-status') }).toEqual({ subject: descriptor.subject, status: 'error' });
+        const reply = await nc.request(descriptor.subject, new TextEncoder().encode('{"not":"protobuf"}'), {
+          timeout: 3_000,
+        });
+        expect({ subject: descriptor.subject, status: reply.headers?.get('cg-status') }).toEqual({
+          subject: descriptor.subject,
+          status: 'error',
+        });
         expect(fromBinary(ErrorReplySchema, reply.data).code).toBe('malformed_request');
       }
     } finally {
@@ -75,10 +94,18 @@ describe('the platform', () => {
       headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'e2e-trace-check' },
     });
     expect(res.headers.get('x-request-id')).toBe('e2e-trace-check');
-    await waitFor('every service to log the trace', async () => {
-      const seen = new Set(stack.logs.filter((l) => l.json?.trace_id === traceId && l.json?.request_id === 'e2e-trace-check').map((l) => l.json?.service));
-      return SERVICE_NAMES.every((s) => seen.has(s));
-    }, 10_000);
+    await waitFor(
+      'every service to log the trace',
+      async () => {
+        const seen = new Set(
+          stack.logs
+            .filter((l) => l.json?.trace_id === traceId && l.json?.request_id === 'e2e-trace-check')
+            .map((l) => l.json?.service),
+        );
+        return SERVICE_NAMES.every((s) => seen.has(s));
+      },
+      10_000,
+    );
   });
 
   it('turns not-ready when NATS stops and ready again when it returns, without restarting', async () => {

@@ -1,14 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+
+import { fromBinary } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
-import { fromBinary } from '@bufbuild/protobuf';
 import { AuditAction, AuditEventSchema, events, GrantStatus, PolicyEffect, rpc, streams } from '@context-gateway/proto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
 import type { Browser } from 'playwright-core';
+
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
-import { adminClient, OPERATOR_TOKEN, type AdminClient } from '../support/identity-admin.js';
-import { startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // The three policy layers through the public API, on the real stack: identity's
 // application events and (as the broker would publish them) grant events feed policy's
@@ -34,7 +36,10 @@ interface Explanation {
   matched: { layer: string; effect: string; ruleIds: string[] }[];
 }
 
-async function explain(body: Record<string, unknown>, key = apiKey): Promise<{ status: number; body: Explanation & { code?: string } }> {
+async function explain(
+  body: Record<string, unknown>,
+  key = apiKey,
+): Promise<{ status: number; body: Explanation & { code?: string } }> {
   const res = await fetch(`${stack.gatewayUrl}/v1/policy/explain`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -61,7 +66,8 @@ async function publishGrant(status: GrantStatus, revision: bigint, scopes: strin
 
 /** The most recent audit events on the AUDIT stream (read back through the JetStream API). */
 async function recentAuditEvents(count = 50) {
-  const api = async (subject: string, body: object) => (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
+  const api = async (subject: string, body: object) =>
+    (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
   const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
   const out = [];
   for (let seq = info.state.last_seq; seq >= Math.max(1, info.state.last_seq - count); seq -= 1) {
@@ -78,14 +84,28 @@ beforeAll(async () => {
   publisher = new JetStreamPublisher(nc);
   org = await admin.createOrganization('Acme policy');
   otherOrg = await admin.createOrganization('Other policy');
-  app = await admin.createApplication(org.id, { name: 'agent', callbackUrls: ['https://agent.example/cb'], integrations: ['github'], scopes: ['github:read:repos', 'github:create_issue'] });
-  otherApp = await admin.createApplication(otherOrg.id, { name: 'other', callbackUrls: ['https://other.example/cb'], integrations: ['github'], scopes: ['github:read:repos'] });
+  app = await admin.createApplication(org.id, {
+    name: 'agent',
+    callbackUrls: ['https://agent.example/cb'],
+    integrations: ['github'],
+    scopes: ['github:read:repos', 'github:create_issue'],
+  });
+  otherApp = await admin.createApplication(otherOrg.id, {
+    name: 'other',
+    callbackUrls: ['https://other.example/cb'],
+    integrations: ['github'],
+    scopes: ['github:read:repos'],
+  });
   apiKey = (await admin.issueApiKey(app.id)).secret;
   // The user consented to reading repositories only (the broker publishes this on consent).
   // An application may ask explanations about its grantees only.
   await publishGrant(GrantStatus.ACTIVE, 1n, ['github:read:repos']);
   // identity's ApplicationChanged and the grant reach policy asynchronously.
-  await waitFor('policy to know the application and its grantee', async () => (await explain({ capability: 'github:read:repos' })).status === 200, 15_000);
+  await waitFor(
+    'policy to know the application and its grantee',
+    async () => (await explain({ capability: 'github:read:repos' })).status === 200,
+    15_000,
+  );
 }, 180_000);
 
 afterAll(async () => {
@@ -99,11 +119,17 @@ describe('three layers, deny overrides, explained', () => {
     expect(status).toBe(200);
     expect(body).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'no_allow' });
     // the application layer already allows it: its declaration is its default allow
-    expect(body.matched).toContainEqual({ layer: 'application', effect: 'allow', ruleIds: [`app:${app.id}:integration:github`, `app:${app.id}:capability:github:create_issue`] });
+    expect(body.matched).toContainEqual({
+      layer: 'application',
+      effect: 'allow',
+      ruleIds: [`app:${app.id}:integration:github`, `app:${app.id}:capability:github:create_issue`],
+    });
   });
 
   it('then denies at the user layer what the user did not consent to (a grant)', async () => {
-    const set = await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
+    const set = await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, {
+      integrations: ['github'],
+    });
     expect(set.status).toBe(200);
     expect(set.body).toMatchObject({ integrations: ['github'] });
     const { body } = await explain({ capability: 'github:create_issue' });
@@ -112,7 +138,11 @@ describe('three layers, deny overrides, explained', () => {
 
   it('allows what all three layers allow, naming the rule of each', async () => {
     await publishGrant(GrantStatus.ACTIVE, 2n, ['github:create_issue', 'github:read:repos']);
-    await waitFor('the grant to be in force', async () => (await explain({ capability: 'github:create_issue' })).body.allowed, 10_000);
+    await waitFor(
+      'the grant to be in force',
+      async () => (await explain({ capability: 'github:create_issue' })).body.allowed,
+      10_000,
+    );
     const { body } = await explain({ capability: 'github:create_issue', resource: 'repo:acme/frontend' });
     expect(body).toEqual({
       allowed: true,
@@ -121,60 +151,116 @@ describe('three layers, deny overrides, explained', () => {
       matched: [
         { layer: 'org', effect: 'allow', ruleIds: [`org:${org.id}:integration:github`] },
         { layer: 'user', effect: 'allow', ruleIds: [`grant:${grantId}:github:create_issue`] },
-        { layer: 'application', effect: 'allow', ruleIds: [`app:${app.id}:integration:github`, `app:${app.id}:capability:github:create_issue`] },
+        {
+          layer: 'application',
+          effect: 'allow',
+          ruleIds: [`app:${app.id}:integration:github`, `app:${app.id}:capability:github:create_issue`],
+        },
       ],
     });
     // an unknown capability is denied whatever the rules say
-    expect((await explain({ capability: 'github:launch_rockets' })).body).toMatchObject({ allowed: false, reason: 'unknown_capability', decidedBy: null });
+    expect((await explain({ capability: 'github:launch_rockets' })).body).toMatchObject({
+      allowed: false,
+      reason: 'unknown_capability',
+      decidedBy: null,
+    });
   });
 
   it('an org deny on one resource overrides the allows, for that resource and for requests naming none', async () => {
-    const put = await admin.call<{ rule: { id: string }; revision: number }>('POST', `/v1/admin/organizations/${org.id}/policy/rules`, {
-      effect: 'deny',
-      capability: 'github:create_issue',
-      resources: ['repo:acme/secret*'],
-      description: 'no issues in secret repos',
-    });
+    const put = await admin.call<{ rule: { id: string }; revision: number }>(
+      'POST',
+      `/v1/admin/organizations/${org.id}/policy/rules`,
+      {
+        effect: 'deny',
+        capability: 'github:create_issue',
+        resources: ['repo:acme/secret*'],
+        description: 'no issues in secret repos',
+      },
+    );
     expect(put.status).toBe(201);
     const ruleId = put.body.rule.id;
     // the change is in the audit trail: who changed which org's policy, naming the rule
     const audited = (await recentAuditEvents()).find((e) => e.resource === `policy_rule:${ruleId}`);
-    expect(audited).toMatchObject({ action: AuditAction.POLICY_CHANGE, orgId: org.id, capability: 'github:create_issue' });
-    expect((await explain({ capability: 'github:create_issue', resource: 'repo:acme/secret-plans' })).body).toMatchObject({
+    expect(audited).toMatchObject({
+      action: AuditAction.POLICY_CHANGE,
+      orgId: org.id,
+      capability: 'github:create_issue',
+    });
+    expect(
+      (await explain({ capability: 'github:create_issue', resource: 'repo:acme/secret-plans' })).body,
+    ).toMatchObject({
       allowed: false,
       decidedBy: 'org',
       reason: 'deny_rule',
       matched: expect.arrayContaining([{ layer: 'org', effect: 'deny', ruleIds: [ruleId] }]),
     });
-    expect((await explain({ capability: 'github:create_issue' })).body).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'deny_rule' });
-    expect((await explain({ capability: 'github:create_issue', resource: 'repo:acme/frontend' })).body.allowed).toBe(true);
-    const listed = await admin.call<{ rules: { id: string; description?: string }[] }>('GET', `/v1/admin/organizations/${org.id}/policy/rules`);
-    expect(listed.body.rules).toContainEqual(expect.objectContaining({ id: ruleId, layer: 'org', effect: 'deny', description: 'no issues in secret repos' }));
+    expect((await explain({ capability: 'github:create_issue' })).body).toMatchObject({
+      allowed: false,
+      decidedBy: 'org',
+      reason: 'deny_rule',
+    });
+    expect((await explain({ capability: 'github:create_issue', resource: 'repo:acme/frontend' })).body.allowed).toBe(
+      true,
+    );
+    const listed = await admin.call<{ rules: { id: string; description?: string }[] }>(
+      'GET',
+      `/v1/admin/organizations/${org.id}/policy/rules`,
+    );
+    expect(listed.body.rules).toContainEqual(
+      expect.objectContaining({ id: ruleId, layer: 'org', effect: 'deny', description: 'no issues in secret repos' }),
+    );
     expect((await admin.call('DELETE', `/v1/admin/organizations/${org.id}/policy/rules/${ruleId}`)).status).toBe(200);
     expect((await explain({ capability: 'github:create_issue' })).body.allowed).toBe(true);
   });
 
   it('an application-layer deny decides at the application layer', async () => {
-    const put = await admin.call<{ rule: { id: string } }>('POST', `/v1/admin/organizations/${org.id}/applications/${app.id}/policy/rules`, { effect: 'deny', capability: 'github:read:repos' });
+    const put = await admin.call<{ rule: { id: string } }>(
+      'POST',
+      `/v1/admin/organizations/${org.id}/applications/${app.id}/policy/rules`,
+      { effect: 'deny', capability: 'github:read:repos' },
+    );
     expect(put.status).toBe(201);
-    expect((await explain({ capability: 'github:read:repos' })).body).toMatchObject({ allowed: false, decidedBy: 'application', reason: 'deny_rule' });
+    expect((await explain({ capability: 'github:read:repos' })).body).toMatchObject({
+      allowed: false,
+      decidedBy: 'application',
+      reason: 'deny_rule',
+    });
     await admin.call('DELETE', `/v1/admin/organizations/${org.id}/policy/rules/${put.body.rule.id}`);
     // another org's app cannot be governed from this org
-    expect((await admin.call('POST', `/v1/admin/organizations/${org.id}/applications/${otherApp.id}/policy/rules`, { effect: 'allow', integration: 'github' })).status).toBe(404);
+    expect(
+      (
+        await admin.call('POST', `/v1/admin/organizations/${org.id}/applications/${otherApp.id}/policy/rules`, {
+          effect: 'allow',
+          integration: 'github',
+        })
+      ).status,
+    ).toBe(404);
   });
 
   it("a user's own rule: my apps may create issues but not delete repositories", async () => {
     const rpcClient = new RpcClient(nc);
     // the user API (/v1/me/policy/rules) sends exactly this for the signed-in user
-    const put = await rpcClient.request(rpc.policy.putUserRule, { userId: user, rule: { effect: PolicyEffect.DENY, capability: 'github:delete_repository' } });
+    const put = await rpcClient.request(rpc.policy.putUserRule, {
+      userId: user,
+      rule: { effect: PolicyEffect.DENY, capability: 'github:delete_repository' },
+    });
     expect(put.revisions.map((r) => r.orgId)).toEqual([org.id]);
     expect((await explain({ capability: 'github:create_issue' })).body.allowed).toBe(true);
     const denied = (await explain({ capability: 'github:delete_repository' })).body;
-    expect(denied).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'deny_rule', matched: expect.arrayContaining([{ layer: 'user', effect: 'deny', ruleIds: [put.rule!.id] }]) });
+    expect(denied).toMatchObject({
+      allowed: false,
+      decidedBy: 'user',
+      reason: 'deny_rule',
+      matched: expect.arrayContaining([{ layer: 'user', effect: 'deny', ruleIds: [put.rule!.id] }]),
+    });
   });
 
   it('explains for the operator the same way, and hides other orgs and other apps (404)', async () => {
-    const asOperator = await admin.call<Explanation>('POST', '/v1/admin/policy/explain', { applicationId: app.id, userId: user, capability: 'github:create_issue' });
+    const asOperator = await admin.call<Explanation>('POST', '/v1/admin/policy/explain', {
+      applicationId: app.id,
+      userId: user,
+      capability: 'github:create_issue',
+    });
     expect(asOperator.status).toBe(200);
     expect(asOperator.body).toEqual((await explain({ capability: 'github:create_issue' })).body);
     const foreign = await explain({ applicationId: otherApp.id, capability: 'github:read:repos' });
@@ -185,7 +271,15 @@ describe('three layers, deny overrides, explained', () => {
     const hidden = await explain({ userId: stranger, capability: 'github:read:repos' });
     expect(hidden.status).toBe(404);
     expect(hidden.body.code).toBe('not_found');
-    expect((await admin.call('POST', '/v1/admin/policy/explain', { applicationId: app.id, userId: stranger, capability: 'github:read:repos' })).status).toBe(200);
+    expect(
+      (
+        await admin.call('POST', '/v1/admin/policy/explain', {
+          applicationId: app.id,
+          userId: stranger,
+          capability: 'github:read:repos',
+        })
+      ).status,
+    ).toBe(200);
     const unauthenticated = await explain({ capability: 'github:read:repos' }, 'cg_sk_not-a-key');
     expect(unauthenticated.status).toBe(401);
   });
@@ -195,7 +289,10 @@ describe('three layers, deny overrides, explained', () => {
  * Several clients ask continuously; meanwhile `change()` runs. Every request that started
  * after change() returned must be denied. Returns how many requests ran on each side.
  */
-async function hammer(capability: string, change: () => Promise<void>): Promise<{ before: number; after: number; violations: number; allowedBefore: number }> {
+async function hammer(
+  capability: string,
+  change: () => Promise<void>,
+): Promise<{ before: number; after: number; violations: number; allowedBefore: number }> {
   const CLIENTS = 8;
   let stop = false;
   let changedAt = Number.POSITIVE_INFINITY;
@@ -217,14 +314,22 @@ async function hammer(capability: string, change: () => Promise<void>): Promise<
   await Promise.all(clients);
   const after = results.filter((r) => r.startedAt > changedAt);
   const before = results.filter((r) => r.startedAt <= changedAt);
-  return { before: before.length, after: after.length, violations: after.filter((r) => r.allowed).length, allowedBefore: before.filter((r) => r.allowed).length };
+  return {
+    before: before.length,
+    after: after.length,
+    violations: after.filter((r) => r.allowed).length,
+    allowedBefore: before.filter((r) => r.allowed).length,
+  };
 }
 
 describe('a change is in force for every request that starts after it returned', () => {
   it('an org deny added under concurrent load: zero allowed afterwards', async () => {
     expect((await explain({ capability: 'github:read:repos' })).body.allowed).toBe(true);
     const result = await hammer('github:read:repos', async () => {
-      const put = await admin.call('POST', `/v1/admin/organizations/${org.id}/policy/rules`, { effect: 'deny', capability: 'github:read:repos' });
+      const put = await admin.call('POST', `/v1/admin/organizations/${org.id}/policy/rules`, {
+        effect: 'deny',
+        capability: 'github:read:repos',
+      });
       expect(put.status).toBe(201);
     });
     expect(result.allowedBefore).toBeGreaterThan(0);
@@ -234,11 +339,17 @@ describe('a change is in force for every request that starts after it returned',
 
   it('a grant revocation under concurrent load: zero allowed afterwards', async () => {
     expect((await explain({ capability: 'github:create_issue' })).body.allowed).toBe(true);
-    const result = await hammer('github:create_issue', () => publishGrant(GrantStatus.REVOKED, 3n, ['github:create_issue', 'github:read:repos']));
+    const result = await hammer('github:create_issue', () =>
+      publishGrant(GrantStatus.REVOKED, 3n, ['github:create_issue', 'github:read:repos']),
+    );
     expect(result.allowedBefore).toBeGreaterThan(0);
     expect(result.after).toBeGreaterThan(20);
     expect(result.violations).toBe(0);
-    expect((await explain({ capability: 'github:create_issue' })).body).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+    expect((await explain({ capability: 'github:create_issue' })).body).toMatchObject({
+      allowed: false,
+      decidedBy: 'user',
+      reason: 'no_allow',
+    });
     // a replayed (older) grant event changes nothing: revocation stays in force
     await publishGrant(GrantStatus.ACTIVE, 1n, ['github:create_issue']).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));
@@ -271,7 +382,11 @@ describe("the user API: a signed-in person's own rules", () => {
   }
 
   const me = async (cookie: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${stack.gatewayUrl}${path}`, { method, headers: { cookie, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${stack.gatewayUrl}${path}`, {
+      method,
+      headers: { cookie, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
 
@@ -280,13 +395,35 @@ describe("the user API: a signed-in person's own rules", () => {
     const bob = await signedInPerson('Bob');
     // Ada consents to the app (the broker would publish this when she connects)
     await publisher.publish(events.grantChanged, {
-      eventId: randomUUID(), grantId: randomUUID(), orgId: org.id, applicationId: app.id, userId: ada.userId, connectionId: randomUUID(),
-      integration: 'github', scopes: ['github:create_issue', 'github:delete_repository'], status: GrantStatus.ACTIVE, revision: 1n, occurredAt: timestampNow(),
+      eventId: randomUUID(),
+      grantId: randomUUID(),
+      orgId: org.id,
+      applicationId: app.id,
+      userId: ada.userId,
+      connectionId: randomUUID(),
+      integration: 'github',
+      scopes: ['github:create_issue', 'github:delete_repository'],
+      status: GrantStatus.ACTIVE,
+      revision: 1n,
+      occurredAt: timestampNow(),
     });
-    await waitFor("Ada's grant", async () => (await explain({ userId: ada.userId, capability: 'github:create_issue' })).body.allowed, 10_000);
-    const put = await me(ada.cookie, 'POST', '/v1/me/policy/rules', { effect: 'deny', capability: 'github:delete_repository', description: 'never delete my repos' });
+    await waitFor(
+      "Ada's grant",
+      async () => (await explain({ userId: ada.userId, capability: 'github:create_issue' })).body.allowed,
+      10_000,
+    );
+    const put = await me(ada.cookie, 'POST', '/v1/me/policy/rules', {
+      effect: 'deny',
+      capability: 'github:delete_repository',
+      description: 'never delete my repos',
+    });
     expect(put.status).toBe(201);
-    expect(put.body.rule).toMatchObject({ layer: 'user', subject: ada.userId, effect: 'deny', capability: 'github:delete_repository' });
+    expect(put.body.rule).toMatchObject({
+      layer: 'user',
+      subject: ada.userId,
+      effect: 'deny',
+      capability: 'github:delete_repository',
+    });
     expect(put.body.revisions).toEqual([{ orgId: org.id, revision: expect.any(Number) }]);
     // explain checks the org integrations too: enable nothing new, github is on
     expect((await explain({ userId: ada.userId, capability: 'github:create_issue' })).body.allowed).toBe(true);
@@ -297,7 +434,9 @@ describe("the user API: a signed-in person's own rules", () => {
       matched: expect.arrayContaining([{ layer: 'user', effect: 'deny', ruleIds: [put.body.rule.id] }]),
     });
     const listed = await me(ada.cookie, 'GET', '/v1/me/policy/rules');
-    expect(listed.body.rules).toEqual([expect.objectContaining({ id: put.body.rule.id, description: 'never delete my repos' })]);
+    expect(listed.body.rules).toEqual([
+      expect.objectContaining({ id: put.body.rule.id, description: 'never delete my repos' }),
+    ]);
     // Bob neither sees nor deletes Ada's rule
     expect((await me(bob.cookie, 'GET', '/v1/me/policy/rules')).body.rules).toEqual([]);
     expect((await me(bob.cookie, 'DELETE', `/v1/me/policy/rules/${put.body.rule.id}`)).status).toBe(404);

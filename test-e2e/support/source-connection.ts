@@ -1,7 +1,8 @@
-import { RpcClient } from '@context-gateway/messaging';
-import { ConnectDecision, rpc } from '@context-gateway/proto';
-import { completeAuthorization, type RunningSimulator } from '@context-gateway/source-simulators';
 import { randomUUID } from 'node:crypto';
+
+import { type RpcClient } from '@context-gateway/messaging';
+import { ConnectDecision, rpc } from '@context-gateway/proto';
+import { completeAuthorization } from '@context-gateway/source-simulators';
 
 /**
  * Connects a simulated source account for an app, the way the connect flow does it, but
@@ -11,7 +12,6 @@ import { randomUUID } from 'node:crypto';
  */
 export async function connectSourceAccount(
   client: RpcClient,
-  sim: RunningSimulator,
   app: { orgId: string; appId: string; name: string; callbackUrl: string },
   integration: string,
   scopes: string[],
@@ -27,9 +27,17 @@ export async function connectSourceAccount(
     callbackUrl: app.callbackUrl,
     appState: 'e2e',
   });
-  const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId });
+  const decided = await client.request(rpc.broker.decideConnectSession, {
+    sessionToken: session.sessionToken,
+    decision: ConnectDecision.ALLOW,
+    userId,
+  });
   const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
-  const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId }, { timeoutMs: 20_000 });
+  const done = await client.request(
+    rpc.broker.completeAuthorization,
+    { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId },
+    { timeoutMs: 20_000 },
+  );
   if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
   return { connectionId: done.connectionId, userId };
 }

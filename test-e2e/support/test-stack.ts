@@ -1,16 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomUUID } from 'node:crypto';
+
 import pg from 'pg';
+
 // The same code `pnpm start` runs: the tests start the stack exactly the way users do.
 import { ensureNats, startStack } from '../../scripts/start.mjs';
 
 export const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 
-export type ServiceName = 'gateway' | 'identity' | 'policy' | 'connection-broker' | 'audit' | 'personal-server' | 'sync-worker';
+export type ServiceName =
+  'gateway' | 'identity' | 'policy' | 'connection-broker' | 'audit' | 'personal-server' | 'sync-worker';
 
 export interface LogLine {
   service: string;
@@ -81,7 +84,15 @@ export async function startTestStack(name: string, env: Record<string, string> =
 
   let nats = await ensureNats(natsUrl, natsDir, { log });
   const ports: Record<string, number> = {};
-  for (const service of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) {
+  for (const service of [
+    'gateway',
+    'identity',
+    'policy',
+    'connection-broker',
+    'audit',
+    'personal-server',
+    'sync-worker',
+  ]) {
     ports[service] = await freePort();
   }
   let stack;
@@ -93,7 +104,12 @@ export async function startTestStack(name: string, env: Record<string, string> =
       ports,
       log,
       readyTimeoutMs: 90_000,
-      env: { LOG_LEVEL: 'debug', MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), BOOT_TIMEOUT_MS: '20000', ...env },
+      env: {
+        LOG_LEVEL: 'debug',
+        MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
+        BOOT_TIMEOUT_MS: '20000',
+        ...env,
+      },
     });
   } catch (error) {
     dumpLogs(name, logs);
@@ -108,7 +124,8 @@ export async function startTestStack(name: string, env: Record<string, string> =
     databaseUrl,
     logs,
     pids: () => Object.fromEntries(Object.entries(stack.processes).map(([k, p]) => [k, p?.child.pid])),
-    shardPids: () => [stack.processes['personal-server'], ...(stack.shards ?? [])].flatMap((p) => (p?.child.pid ? [p.child.pid] : [])),
+    shardPids: () =>
+      [stack.processes['personal-server'], ...(stack.shards ?? [])].flatMap((p) => (p?.child.pid ? [p.child.pid] : [])),
     stopService: (service, timeoutMs = 15_000) => stack.processes[service]!.stop(timeoutMs),
     async stopNats() {
       await nats.stop();
@@ -137,7 +154,11 @@ function dumpLogs(name: string, logs: LogLine[]): void {
   writeFileSync(join(dir, `e2e-${name}.log`), logs.map((l) => `${l.service.padEnd(18)}| ${l.raw}`).join('\n'));
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);

@@ -1,15 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser } from 'playwright-core';
+
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { freePort, startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+import { freePort, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Netflix has no API: an app gets a Netflix connection through the normal connect flow (the
 // person consents and signs in with a passkey, no source login, no key), then uploads the
 // person's ViewingActivity.csv. A bad row is reported with its line number and the rest are
 // imported; the same file uploaded again adds nothing; the connection is never polled.
-const HEADER = 'Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,Latest Bookmark,Country\r\n';
+const HEADER =
+  'Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,Latest Bookmark,Country\r\n';
 const CSV =
   HEADER +
   'Ana,2024-03-01 20:15:00,00:42:10,,Dark: Season 1: Secrets (Episode 1),,Chrome PC (Cadmium),00:42:10,00:42:10,DE (Germany)\r\n' +
@@ -37,8 +40,16 @@ beforeAll(async () => {
   const admin = adminClient(stack.gatewayUrl);
   const org = await admin.createOrganization('Netflix Org');
   // The org layer of policy allows Netflix (secure default: nothing).
-  expect((await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['netflix'] })).status).toBe(200);
-  const app = await admin.createApplication(org.id, { name: 'Watch Stats', callbackUrls: [appCallback], integrations: ['netflix'], scopes: ['netflix:read:history'] });
+  expect(
+    (await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['netflix'] }))
+      .status,
+  ).toBe(200);
+  const app = await admin.createApplication(org.id, {
+    name: 'Watch Stats',
+    callbackUrls: [appCallback],
+    integrations: ['netflix'],
+    scopes: ['netflix:read:history'],
+  });
   key = (await admin.issueApiKey(app.id)).secret;
   browser = await launchBrowser();
 }, 240_000);
@@ -49,7 +60,11 @@ afterAll(async () => {
   await stack?.stop();
 }, 60_000);
 
-async function api<T>(method: string, path: string, init: { body?: string; contentType?: string } = {}): Promise<{ status: number; body: T }> {
+async function api<T>(
+  method: string,
+  path: string,
+  init: { body?: string; contentType?: string } = {},
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${stack.gatewayUrl}${path}`, {
     method,
     headers: { authorization: `Bearer ${key}`, ...(init.contentType ? { 'content-type': init.contentType } : {}) },
@@ -81,7 +96,12 @@ describe('Netflix: connect, then import the viewing history export', () => {
     const created = await waitFor('a connect session', async () => {
       const res = await api<{ connectUrl: string }>('POST', '/v1/connect/sessions', {
         contentType: 'application/json',
-        body: JSON.stringify({ integration: 'netflix', scopes: ['netflix:read:history'], callbackUrl: appCallback, state: 'nf' }),
+        body: JSON.stringify({
+          integration: 'netflix',
+          scopes: ['netflix:read:history'],
+          callbackUrl: appCallback,
+          state: 'nf',
+        }),
       });
       return res.status === 201 ? res : undefined;
     });
@@ -121,24 +141,45 @@ describe('Netflix: connect, then import the viewing history export', () => {
   }, 60_000);
 
   it('an upload with a bad row names its line number and imports the rest; the records API returns them', async () => {
-    const res = await api<ImportResult>('POST', `/v1/connections/${connectionId}/imports`, { body: CSV, contentType: 'text/csv' });
+    const res = await api<ImportResult>('POST', `/v1/connections/${connectionId}/imports`, {
+      body: CSV,
+      contentType: 'text/csv',
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ imported: 3, written: 3, unchanged: 0, rejectedTotal: 1 });
     expect(res.body.rejected).toEqual([{ line: 3, message: expect.stringMatching(/Start Time/) }]);
-    const page = await api<{ records: { type: string; data: { title: string } }[]; nextCursor: string | null }>('GET', `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`);
+    const page = await api<{ records: { type: string; data: { title: string } }[]; nextCursor: string | null }>(
+      'GET',
+      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+    );
     expect(page.status).toBe(200);
-    expect(page.body.records.map((r) => r.data.title).sort()).toEqual(['Dark: Season 1: Secrets (Episode 1)', 'Movie, With Comma', 'Trailer: Something']);
+    expect(page.body.records.map((r) => r.data.title).sort()).toEqual([
+      'Dark: Season 1: Secrets (Episode 1)',
+      'Movie, With Comma',
+      'Trailer: Something',
+    ]);
   }, 60_000);
 
   it('the same file uploaded again adds no records, and the sync state shows no failed API sync', async () => {
-    const again = await api<ImportResult>('POST', `/v1/connections/${connectionId}/imports`, { body: CSV, contentType: 'text/csv' });
+    const again = await api<ImportResult>('POST', `/v1/connections/${connectionId}/imports`, {
+      body: CSV,
+      contentType: 'text/csv',
+    });
     expect(again.body).toMatchObject({ imported: 3, written: 0, unchanged: 3, rejectedTotal: 1 });
-    const page = await api<{ records: unknown[] }>('GET', `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`);
+    const page = await api<{ records: unknown[] }>(
+      'GET',
+      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+    );
     expect(page.body.records).toHaveLength(3);
     const state = (await api<SyncState>('GET', `/v1/connections/${connectionId}/sync`)).body;
     expect(state).toMatchObject({ state: 'idle', lastError: null, nextRunAt: null, recordsSynced: 3 });
     // Nothing was retried or reported as a failure for this connection.
-    const complaints = stack.logs.filter((l) => l.service === 'sync-worker' && l.raw.includes(connectionId) && Number((l.json as { level?: number } | undefined)?.level ?? 0) >= 40);
+    const complaints = stack.logs.filter(
+      (l) =>
+        l.service === 'sync-worker' &&
+        l.raw.includes(connectionId) &&
+        Number((l.json as { level?: number } | undefined)?.level ?? 0) >= 40,
+    );
     expect(complaints.map((l) => l.raw)).toEqual([]);
   }, 60_000);
 });

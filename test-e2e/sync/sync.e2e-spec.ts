@@ -1,16 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { ConnectionStatus, events, rpc, SyncReason } from '@context-gateway/proto';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import pg from 'pg';
+
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { connectSourceAccount } from '../support/source-connection.js';
-import { freePort, rootDir, startTestStack, waitFor, type TestStack } from '../support/test-stack.js';
+import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // GitHub, synced by the sync-worker into a Personal Server and read back by an app through
 // the public API: the INITIAL full sync over many pages, incremental syncs that pick up
@@ -23,11 +25,22 @@ const WEBHOOK_SECRET = 'e2e-github-webhook-secret-0123456789';
 const SCOPES = ['github:read:profile', 'github:read:repos', 'github:read:stars', 'github:read:issues'];
 const CALLBACK = 'http://127.0.0.1:9/app-callback';
 /** Short enough that a killed worker's job comes back within seconds. */
-const WORKER_ENV = { SYNC_JOB_ACK_WAIT_MS: '4000', SYNC_LEASE_MS: '3000', SYNC_RETRY_BASE_MS: '200', SYNC_RETRY_MAX_MS: '2000', SYNC_INTERVAL_MS: '3600000' };
+const WORKER_ENV = {
+  SYNC_JOB_ACK_WAIT_MS: '4000',
+  SYNC_LEASE_MS: '3000',
+  SYNC_RETRY_BASE_MS: '200',
+  SYNC_RETRY_MAX_MS: '2000',
+  SYNC_INTERVAL_MS: '3600000',
+};
 
 let sim: RunningSimulator;
 let spotify: RunningSimulator;
-const SPOTIFY_SCOPES = ['spotify:read:profile', 'spotify:read:playlists', 'spotify:read:library', 'spotify:read:recently_played'];
+const SPOTIFY_SCOPES = [
+  'spotify:read:profile',
+  'spotify:read:playlists',
+  'spotify:read:library',
+  'spotify:read:recently_played',
+];
 let stack: TestStack;
 let nc: NatsConnection;
 let client: RpcClient;
@@ -43,17 +56,25 @@ interface SyncState {
   nextRunAt: string | null;
 }
 
-async function api<T>(method: string, path: string, init: { body?: string; contentType?: string; apiKey?: string } = {}): Promise<{ status: number; body: T }> {
+async function api<T>(
+  method: string,
+  path: string,
+  init: { body?: string; contentType?: string; apiKey?: string } = {},
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${stack.gatewayUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${init.apiKey ?? key}`, ...(init.contentType ? { 'content-type': init.contentType } : {}) },
+    headers: {
+      authorization: `Bearer ${init.apiKey ?? key}`,
+      ...(init.contentType ? { 'content-type': init.contentType } : {}),
+    },
     ...(init.body !== undefined ? { body: init.body } : {}),
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-const syncState = async (connectionId: string) => (await api<SyncState>('GET', `/v1/connections/${connectionId}/sync`)).body;
+const syncState = async (connectionId: string) =>
+  (await api<SyncState>('GET', `/v1/connections/${connectionId}/sync`)).body;
 
 /** Every live record of a type, through the public records API (all pages); fails on a duplicate. */
 async function records(connectionId: string, type: string): Promise<Map<string, Record<string, unknown>>> {
@@ -62,7 +83,10 @@ async function records(connectionId: string, type: string): Promise<Map<string, 
   let cursor: string | null = null;
   do {
     const q: string = `type=${type}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const res = await api<{ records: { externalId: string; deleted: boolean; data: Record<string, unknown> }[]; nextCursor: string | null }>('GET', `/v1/connections/${connectionId}/records?${q}`);
+    const res = await api<{
+      records: { externalId: string; deleted: boolean; data: Record<string, unknown> }[];
+      nextCursor: string | null;
+    }>('GET', `/v1/connections/${connectionId}/records?${q}`);
     if (res.status !== 200) throw new Error(`records: ${res.status} ${JSON.stringify(res.body)}`);
     for (const r of res.body.records) {
       if (seen.has(r.externalId)) throw new Error(`duplicate record ${type}/${r.externalId}`);
@@ -114,7 +138,10 @@ beforeAll(async () => {
     redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
     name: 'Context Gateway',
   });
-  await spotify.control.createAccount({ login: 'listener', counts: { playlists: 12, playlist_tracks: 60, tracks: 80, recently_played: 70 } });
+  await spotify.control.createAccount({
+    login: 'listener',
+    counts: { playlists: 12, playlist_tracks: 60, tracks: 80, recently_played: 70 },
+  });
   await sim.control.configureWebhook({ url: `${stack.gatewayUrl}/v1/webhooks/github`, secret: WEBHOOK_SECRET });
   await sim.control.createAccount({ login: 'octo-sync', counts: { repos: 230, starred: 120, issues: 25 } });
   await sim.control.createAccount({ login: 'octo-bulk', counts: { repos: 1500, starred: 10, issues: 5 } });
@@ -123,15 +150,35 @@ beforeAll(async () => {
   const admin = adminClient(stack.gatewayUrl);
   const org = await admin.createOrganization('Sync Org');
   // The org layer of policy allows GitHub (secure default: nothing).
-  expect((await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github', 'spotify'] })).status).toBe(200);
-  const created = await admin.createApplication(org.id, { name: 'Sync App', callbackUrls: [CALLBACK], integrations: ['github', 'spotify'], scopes: [...SCOPES, ...SPOTIFY_SCOPES] });
+  expect(
+    (
+      await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, {
+        integrations: ['github', 'spotify'],
+      })
+    ).status,
+  ).toBe(200);
+  const created = await admin.createApplication(org.id, {
+    name: 'Sync App',
+    callbackUrls: [CALLBACK],
+    integrations: ['github', 'spotify'],
+    scopes: [...SCOPES, ...SPOTIFY_SCOPES],
+  });
   key = (await admin.issueApiKey(created.id)).secret;
   app = { orgId: org.id, appId: created.id, name: 'Sync App', callbackUrl: CALLBACK };
   nc = await connect({ servers: stack.natsUrl });
   client = new RpcClient(nc);
   // The broker follows application changes from the CONTROL stream: wait until it knows the app.
   await waitFor('the broker to know the app', async () =>
-    client.request(rpc.broker.createConnectSession, { orgId: app.orgId, applicationId: app.appId, applicationName: app.name, integration: 'github', scopes: SCOPES, callbackUrl: CALLBACK }).then(() => true),
+    client
+      .request(rpc.broker.createConnectSession, {
+        orgId: app.orgId,
+        applicationId: app.appId,
+        applicationName: app.name,
+        integration: 'github',
+        scopes: SCOPES,
+        callbackUrl: CALLBACK,
+      })
+      .then(() => true),
   );
 }, 180_000);
 
@@ -148,7 +195,7 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('the first sync (INITIAL, queued by the broker) walks every page into the Personal Server', async () => {
     const started = Date.now() - 1;
-    ({ connectionId } = await connectSourceAccount(client, sim, app, 'github', SCOPES, 'octo-sync'));
+    ({ connectionId } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-sync'));
     const state = await syncedAfter(connectionId, started);
     expect(state).toMatchObject({ state: 'idle', lastError: null });
     expect(state.recordsSynced).toBe(1 + 230 + 120 + 25);
@@ -160,7 +207,10 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('sync now: an incremental sync picks up adds, edits and deletes; deletes become tombstones', async () => {
     const repos = (await sim.control.list<{ id: number }>('octo-sync', 'repos')).items;
-    const added = await sim.control.addItem<{ id: number }>('octo-sync', 'repos', { name: 'added-later', description: 'new at the source' });
+    const added = await sim.control.addItem<{ id: number }>('octo-sync', 'repos', {
+      name: 'added-later',
+      description: 'new at the source',
+    });
     await sim.control.updateItem('octo-sync', 'repos', repos[7]!.id, { description: 'edited at the source' });
     await sim.control.deleteItem('octo-sync', 'repos', repos[100]!.id);
     const before = (await syncState(connectionId)).recordsSynced;
@@ -176,7 +226,10 @@ describe('sync: GitHub into the Personal Server', () => {
     expect(live.get(String(repos[7]!.id))).toMatchObject({ description: 'edited at the source' });
     expect(live.has(String(repos[100]!.id))).toBe(false);
     // The tombstone is visible to an app following changes with `since`.
-    const changes = await api<{ records: { externalId: string; deleted: boolean }[] }>('GET', `/v1/connections/${connectionId}/records?type=code.repository&since=${new Date(t0 - 1000).toISOString()}&limit=500`);
+    const changes = await api<{ records: { externalId: string; deleted: boolean }[] }>(
+      'GET',
+      `/v1/connections/${connectionId}/records?type=code.repository&since=${new Date(t0 - 1000).toISOString()}&limit=500`,
+    );
     expect(changes.body.records.find((r) => r.externalId === String(repos[100]!.id))).toMatchObject({ deleted: true });
     // Only what changed was written: a new one, an edited one (and whatever the edit shifted), a tombstone.
     expect(state.recordsSynced - before).toBeGreaterThanOrEqual(3);
@@ -186,10 +239,16 @@ describe('sync: GitHub into the Personal Server', () => {
   it('a webhook from the source makes a change queryable without waiting for the schedule', async () => {
     const repos = (await sim.control.list<{ id: number }>('octo-sync', 'repos')).items;
     const target = repos[3]!;
-    await sim.control.updateItem('octo-sync', 'repos', target.id, { description: 'changed, then announced by webhook' });
+    await sim.control.updateItem('octo-sync', 'repos', target.id, {
+      description: 'changed, then announced by webhook',
+    });
     const seen = await waitFor(
       'the webhook-triggered sync',
-      async () => ((await records(connectionId, 'code.repository')).get(String(target.id))?.description === 'changed, then announced by webhook' ? true : undefined),
+      async () =>
+        (await records(connectionId, 'code.repository')).get(String(target.id))?.description ===
+        'changed, then announced by webhook'
+          ? true
+          : undefined,
       15_000,
     );
     expect(seen).toBe(true);
@@ -201,7 +260,12 @@ describe('sync: GitHub into the Personal Server', () => {
     const body = JSON.stringify({ action: 'edited', sender: { id: 1 } });
     const res = await fetch(`${stack.gatewayUrl}/v1/webhooks/github`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-github-event': 'repository', 'x-github-delivery': 'd-1', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` },
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'repository',
+        'x-github-delivery': 'd-1',
+        'x-hub-signature-256': `sha256=${'0'.repeat(64)}`,
+      },
       body,
     });
     expect(res.status).toBe(401);
@@ -210,7 +274,12 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('a token that expires in the middle of a sync is refreshed through the broker and the job finishes', async () => {
     await sim.control.resetCounters();
-    await sim.control.updateItem('octo-sync', 'repos', (await sim.control.list<{ id: number }>('octo-sync', 'repos')).items[0]!.id, { description: 'after expiry' });
+    await sim.control.updateItem(
+      'octo-sync',
+      'repos',
+      (await sim.control.list<{ id: number }>('octo-sync', 'repos')).items[0]!.id,
+      { description: 'after expiry' },
+    );
     await sim.control.expireTokens(false);
     const t0 = Date.now();
     await api('POST', `/v1/connections/${connectionId}/sync`);
@@ -219,30 +288,44 @@ describe('sync: GitHub into the Personal Server', () => {
     const counters = await sim.control.counters();
     expect(counters.unauthorized).toBeGreaterThan(0);
     expect(counters.tokensRefreshed).toBeGreaterThanOrEqual(1);
-    expect([...(await records(connectionId, 'code.repository')).values()].some((r) => r.description === 'after expiry')).toBe(true);
+    expect(
+      [...(await records(connectionId, 'code.repository')).values()].some((r) => r.description === 'after expiry'),
+    ).toBe(true);
   }, 60_000);
 
   it('survives a rate-limit storm (Retry-After) and still syncs the change', async () => {
     const target = (await sim.control.list<{ id: number }>('octo-sync', 'repos')).items[1]!;
     await sim.control.updateItem('octo-sync', 'repos', target.id, { description: 'during the storm' });
-    await sim.control.startStorm({ everyNth: 2, retryAfterSeconds: 1, status: 429, kind: 'secondary', durationSeconds: 6 });
+    await sim.control.startStorm({
+      everyNth: 2,
+      retryAfterSeconds: 1,
+      status: 429,
+      kind: 'secondary',
+      durationSeconds: 6,
+    });
     const t0 = Date.now();
     await api('POST', `/v1/connections/${connectionId}/sync`);
     const state = await syncedAfter(connectionId, t0);
     await sim.control.stopStorm();
     expect(state.lastError).toBeNull();
     expect((await sim.control.counters()).throttled).toBeGreaterThan(0);
-    expect((await records(connectionId, 'code.repository')).get(String(target.id))).toMatchObject({ description: 'during the storm' });
+    expect((await records(connectionId, 'code.repository')).get(String(target.id))).toMatchObject({
+      description: 'during the storm',
+    });
   }, 60_000);
 
   it('a job that keeps failing ends up visibly failed after its bounded retries, and the next sync recovers', async () => {
     // The source asks for a wait longer than a worker will hold a job for: every delivery fails with rate_limited.
     await sim.control.startStorm({ retryAfterSeconds: 3600, status: 429, kind: 'secondary' });
     await api('POST', `/v1/connections/${connectionId}/sync`);
-    const failed = await waitFor('the failed state', async () => {
-      const s = await syncState(connectionId);
-      return s.state === 'failed' ? s : undefined;
-    }, 60_000);
+    const failed = await waitFor(
+      'the failed state',
+      async () => {
+        const s = await syncState(connectionId);
+        return s.state === 'failed' ? s : undefined;
+      },
+      60_000,
+    );
     expect(failed.lastError).toMatch(/^rate_limited/);
     await sim.control.stopStorm();
     const t0 = Date.now();
@@ -252,10 +335,22 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('another app (no grant on the connection) gets 404 for its sync status, sync now and imports', async () => {
     const admin = adminClient(stack.gatewayUrl);
-    const other = await admin.createApplication(app.orgId, { name: 'Other', callbackUrls: [CALLBACK], integrations: ['github'], scopes: SCOPES });
+    const other = await admin.createApplication(app.orgId, {
+      name: 'Other',
+      callbackUrls: [CALLBACK],
+      integrations: ['github'],
+      scopes: SCOPES,
+    });
     const otherKey = (await admin.issueApiKey(other.id)).secret;
-    for (const [method, path] of [['GET', 'sync'], ['POST', 'sync'], ['POST', 'imports']] as const) {
-      const res = await api<{ code: string }>(method, `/v1/connections/${connectionId}/${path}`, { apiKey: otherKey, ...(path === 'imports' ? { body: 'x', contentType: 'text/csv' } : {}) });
+    for (const [method, path] of [
+      ['GET', 'sync'],
+      ['POST', 'sync'],
+      ['POST', 'imports'],
+    ] as const) {
+      const res = await api<{ code: string }>(method, `/v1/connections/${connectionId}/${path}`, {
+        apiKey: otherKey,
+        ...(path === 'imports' ? { body: 'x', contentType: 'text/csv' } : {}),
+      });
       expect(res.status).toBe(404);
       expect(res.body.code).toBe('connection_not_found');
     }
@@ -263,16 +358,27 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('a deleted connection is dropped by the sync-worker at its next job: no failure, nothing scheduled again', async () => {
     const t0 = Date.now();
-    const { connectionId: gone, userId } = await connectSourceAccount(client, sim, app, 'github', SCOPES, 'octo-gone');
+    const { connectionId: gone, userId } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-gone');
     await syncedAfter(gone, t0);
     await client.request(rpc.broker.removeConnection, { connectionId: gone, userId });
     expect((await api<{ code: string }>('GET', `/v1/connections/${gone}/sync`)).body.code).toBe('connection_not_found');
     // The job the scheduler would have queued at the connection's next interval.
-    await new JetStreamPublisher(nc).publish(events.syncJobRequested, { jobId: randomUUID(), connectionId: gone, reason: SyncReason.SCHEDULED, requestedAt: timestampFromDate(new Date()) });
+    await new JetStreamPublisher(nc).publish(events.syncJobRequested, {
+      jobId: randomUUID(),
+      connectionId: gone,
+      reason: SyncReason.SCHEDULED,
+      requestedAt: timestampFromDate(new Date()),
+    });
     const db = new pg.Client({ connectionString: stack.databaseUrl });
     await db.connect();
     try {
-      await waitFor('the sync state to be dropped', async () => (await db.query('SELECT 1 FROM sync_worker.sync_states WHERE connection_id = $1', [gone])).rowCount === 0 || undefined, 30_000);
+      await waitFor(
+        'the sync state to be dropped',
+        async () =>
+          (await db.query('SELECT 1 FROM sync_worker.sync_states WHERE connection_id = $1', [gone])).rowCount === 0 ||
+          undefined,
+        30_000,
+      );
     } finally {
       await db.end();
     }
@@ -283,21 +389,47 @@ describe('sync: GitHub into the Personal Server', () => {
     const port = await freePort();
     const worker = spawn(process.execPath, [join(rootDir, 'services/sync-worker/dist/main.js')], {
       cwd: rootDir,
-      env: { ...process.env, DATABASE_URL: stack.databaseUrl, NATS_URL: stack.natsUrl, HTTP_PORT: String(port), LOG_LEVEL: 'info', ...WORKER_ENV },
+      env: {
+        ...process.env,
+        DATABASE_URL: stack.databaseUrl,
+        NATS_URL: stack.natsUrl,
+        HTTP_PORT: String(port),
+        LOG_LEVEL: 'info',
+        ...WORKER_ENV,
+      },
       stdio: 'ignore',
     });
     extraWorkers.push(worker);
-    await waitFor('the second worker', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok || undefined, 60_000);
+    await waitFor(
+      'the second worker',
+      async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok || undefined,
+      60_000,
+    );
     // Slow the source down so the job is surely in the middle when a worker dies.
-    await sim.control.startStorm({ everyNth: 2, retryAfterSeconds: 1, status: 429, kind: 'secondary', durationSeconds: 20 });
+    await sim.control.startStorm({
+      everyNth: 2,
+      retryAfterSeconds: 1,
+      status: 429,
+      kind: 'secondary',
+      durationSeconds: 20,
+    });
     const t0 = Date.now();
-    const { connectionId: bulk } = await connectSourceAccount(client, sim, app, 'github', SCOPES, 'octo-bulk');
+    const { connectionId: bulk } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-bulk');
     // The worker holding the job dies as soon as the first records are in. Which one holds
     // it is in its lease (owner = host:pid:nonce), read from the sync-worker's own table.
-    await waitFor('the first records', async () => ((await records(bulk, 'code.repository')).size > 0) || undefined, 30_000);
+    await waitFor(
+      'the first records',
+      async () => (await records(bulk, 'code.repository')).size > 0 || undefined,
+      30_000,
+    );
     const db = new pg.Client({ connectionString: stack.databaseUrl });
     await db.connect();
-    const { rows } = await db.query<{ lease_owner: string | null }>('SELECT lease_owner FROM sync_worker.sync_states WHERE connection_id = $1', [bulk]).finally(() => db.end());
+    const { rows } = await db
+      .query<{ lease_owner: string | null }>(
+        'SELECT lease_owner FROM sync_worker.sync_states WHERE connection_id = $1',
+        [bulk],
+      )
+      .finally(() => db.end());
     const holder = Number(rows[0]?.lease_owner?.split(':')[1]);
     expect([stack.pids()['sync-worker'], worker.pid]).toContain(holder);
     process.kill(holder, 'SIGKILL');
@@ -316,7 +448,7 @@ describe('sync: Spotify into the Personal Server', () => {
 
   it('the first sync brings profile, playlists with their items and saved tracks', async () => {
     const t0 = Date.now();
-    ({ connectionId } = await connectSourceAccount(client, spotify, app, 'spotify', SPOTIFY_SCOPES, 'listener'));
+    ({ connectionId } = await connectSourceAccount(client, app, 'spotify', SPOTIFY_SCOPES, 'listener'));
     const state = await syncedAfter(connectionId, t0);
     expect(state.lastError).toBeNull();
     // profile + 12 playlists + 12 × 60 items + 80 saved tracks + 70 plays
@@ -329,12 +461,20 @@ describe('sync: Spotify into the Personal Server', () => {
   it('a refresh token the source refuses (invalid_grant) marks the connection needs_reauth and stops syncing it', async () => {
     await spotify.control.expireTokens(true);
     expect((await api('POST', `/v1/connections/${connectionId}/sync`)).status).toBe(202);
-    const state = await waitFor('needs_reauth', async () => {
-      const s = await syncState(connectionId);
-      return s.state === 'needs_reauth' ? s : undefined;
-    }, 30_000);
+    const state = await waitFor(
+      'needs_reauth',
+      async () => {
+        const s = await syncState(connectionId);
+        return s.state === 'needs_reauth' ? s : undefined;
+      },
+      30_000,
+    );
     expect(state.lastError).toMatch(/^connection_needs_reauth/);
-    const { connection } = await client.request(rpc.broker.getConnection, { orgId: app.orgId, applicationId: app.appId, connectionId });
+    const { connection } = await client.request(rpc.broker.getConnection, {
+      orgId: app.orgId,
+      applicationId: app.appId,
+      connectionId,
+    });
     expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
   }, 60_000);
 });

@@ -56,7 +56,11 @@ export function requestFor(positionals, v) {
   if (extra.length > 0) throw new UsageError(`unexpected argument: ${extra[0]}`);
   switch (`${noun} ${verb}`) {
     case 'org create':
-      return { method: 'POST', path: '/v1/admin/organizations', body: { name: v.name ?? '', ...(v.slug ? { slug: v.slug } : {}) } };
+      return {
+        method: 'POST',
+        path: '/v1/admin/organizations',
+        body: { name: v.name ?? '', ...(v.slug ? { slug: v.slug } : {}) },
+      };
     case 'org list':
       return { method: 'GET', path: '/v1/admin/organizations' };
     case 'org get':
@@ -65,7 +69,12 @@ export function requestFor(positionals, v) {
       return {
         method: 'POST',
         path: `/v1/admin/organizations/${required(v, 'org')}/applications`,
-        body: { name: v.name ?? '', callbackUrls: v['callback-url'] ?? [], integrations: v.integration ?? [], scopes: v.scope ?? [] },
+        body: {
+          name: v.name ?? '',
+          callbackUrls: v['callback-url'] ?? [],
+          integrations: v.integration ?? [],
+          scopes: v.scope ?? [],
+        },
       };
     case 'app update': {
       /** @type {Record<string, unknown>} */
@@ -75,13 +84,23 @@ export function requestFor(positionals, v) {
       if (v.integration) body.integrations = v.integration;
       if (v.scope) body.scopes = v.scope;
       if (v.status !== undefined) body.status = v.status;
-      if (Object.keys(body).length === 0) throw new UsageError('app update: give at least one of --name, --callback-url, --integration, --scope, --status');
-      return { method: 'PATCH', path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}`, body };
+      if (Object.keys(body).length === 0)
+        throw new UsageError(
+          'app update: give at least one of --name, --callback-url, --integration, --scope, --status',
+        );
+      return {
+        method: 'PATCH',
+        path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}`,
+        body,
+      };
     }
     case 'app list':
       return { method: 'GET', path: `/v1/admin/organizations/${required(v, 'org')}/applications` };
     case 'app get':
-      return { method: 'GET', path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}` };
+      return {
+        method: 'GET',
+        path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}`,
+      };
     case 'key issue':
       return { method: 'POST', path: `/v1/admin/applications/${required(v, 'app')}/api-keys` };
     case 'key list':
@@ -123,11 +142,16 @@ async function main() {
   try {
     res = await fetch(`${base}${request.path}`, {
       method: request.method,
-      headers: { authorization: `Bearer ${token}`, ...(request.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: request.body === undefined ? undefined : JSON.stringify(request.body),
     });
   } catch (error) {
-    console.error(`cannot reach the gateway at ${base} (${/** @type {Error} */ (error).cause ?? error}); is it running? set GATEWAY_URL`);
+    console.error(
+      `cannot reach the gateway at ${base} (${/** @type {Error} */ (error).cause ?? error}); is it running? set GATEWAY_URL`,
+    );
     return 1;
   }
   const text = await res.text();

@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { validateRecord } from '@context-gateway/record-catalog';
-import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import type { AccessTokenSource, NormalizedRecord, SyncBatch } from './connector.js';
 import { GithubConnector, type GithubCursor } from './github.connector.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
@@ -75,7 +76,10 @@ describe('GithubConnector against the simulator', () => {
     const repos = (await sim.control.list<{ id: number; name: string }>(login, 'repos')).items;
     const edited = repos[10]!;
     const deleted = repos[200]!;
-    const added = await sim.control.addItem<{ id: number }>(login, 'repos', { name: 'brand-new-repo', description: 'added between syncs' });
+    const added = await sim.control.addItem<{ id: number }>(login, 'repos', {
+      name: 'brand-new-repo',
+      description: 'added between syncs',
+    });
     await sim.control.updateItem(login, 'repos', edited.id, { description: 'edited between syncs' });
     await sim.control.deleteItem(login, 'repos', deleted.id);
     const star = (await sim.control.list<{ id: number }>(login, 'starred')).items[5]!;
@@ -92,7 +96,13 @@ describe('GithubConnector against the simulator', () => {
 
   it('survives a rate-limit storm (secondary limit, Retry-After) with the same result', async () => {
     const fresh = new Store();
-    await sim.control.startStorm({ everyNth: 2, retryAfterSeconds: 1, status: 403, kind: 'secondary', durationSeconds: 4 });
+    await sim.control.startStorm({
+      everyNth: 2,
+      retryAfterSeconds: 1,
+      status: 403,
+      kind: 'secondary',
+      durationSeconds: 4,
+    });
     await sim.control.resetCounters();
     await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, http }, null);
     await sim.control.stopStorm();
@@ -103,7 +113,13 @@ describe('GithubConnector against the simulator', () => {
 
   it('waits out a spent primary budget (X-RateLimit-Remaining: 0 until X-RateLimit-Reset)', async () => {
     const fresh = new Store();
-    await sim.control.startStorm({ everyNth: 3, retryAfterSeconds: 1, status: 403, kind: 'primary', durationSeconds: 3 });
+    await sim.control.startStorm({
+      everyNth: 3,
+      retryAfterSeconds: 1,
+      status: 403,
+      kind: 'primary',
+      durationSeconds: 3,
+    });
     await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, http }, null);
     await sim.control.stopStorm();
     expect(fresh.count('code.repository')).toBe(250);

@@ -1,21 +1,57 @@
-import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
-import { syncCollection, type CollectionState } from './paged-collection.js';
-import { nextLink, SourceHttp } from './source-http.js';
 import { compact } from './compact.js';
+import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
+import { type CollectionState, syncCollection } from './paged-collection.js';
+import { nextLink, SourceHttp } from './source-http.js';
 
 /** The parts of GitHub's REST objects we read (https://docs.github.com/en/rest). */
-interface GhUser { id: number; login: string; name?: string | null; email?: string | null; avatar_url?: string; html_url?: string; bio?: string | null; created_at?: string; updated_at?: string }
+interface GhUser {
+  id: number;
+  login: string;
+  name?: string | null;
+  email?: string | null;
+  avatar_url?: string;
+  html_url?: string;
+  bio?: string | null;
+  created_at?: string;
+  updated_at?: string;
+}
 interface GhRepo {
-  id: number; name: string; full_name: string; owner?: { login: string }; private?: boolean; description?: string | null; html_url?: string;
-  language?: string | null; stargazers_count?: number; forks_count?: number; default_branch?: string; archived?: boolean; fork?: boolean;
-  created_at?: string; updated_at?: string; pushed_at?: string | null;
+  id: number;
+  name: string;
+  full_name: string;
+  owner?: { login: string };
+  private?: boolean;
+  description?: string | null;
+  html_url?: string;
+  language?: string | null;
+  stargazers_count?: number;
+  forks_count?: number;
+  default_branch?: string;
+  archived?: boolean;
+  fork?: boolean;
+  created_at?: string;
+  updated_at?: string;
+  pushed_at?: string | null;
 }
 /** `application/vnd.github.star+json` wraps each repo with the time it was starred. */
 type GhStar = GhRepo | { starred_at: string; repo: GhRepo };
 interface GhIssue {
-  id: number; number: number; title: string; state: string; html_url?: string; body?: string | null; user?: { login: string } | null;
-  assignees?: { login: string }[]; labels?: ({ name?: string } | string)[]; comments?: number; pull_request?: unknown;
-  repository?: { full_name: string }; repository_url?: string; created_at?: string; updated_at?: string; closed_at?: string | null;
+  id: number;
+  number: number;
+  title: string;
+  state: string;
+  html_url?: string;
+  body?: string | null;
+  user?: { login: string } | null;
+  assignees?: { login: string }[];
+  labels?: ({ name?: string } | string)[];
+  comments?: number;
+  pull_request?: unknown;
+  repository?: { full_name: string };
+  repository_url?: string;
+  created_at?: string;
+  updated_at?: string;
+  closed_at?: string | null;
 }
 
 export interface GithubCursor {
@@ -35,7 +71,15 @@ export const githubNormalize = {
       type: 'profile',
       externalId: String(u.id),
       ...(u.updated_at ? { occurredAt: u.updated_at } : {}),
-      data: compact({ source: 'github', id: String(u.id), displayName: u.name, handle: u.login, email: u.email, url: u.html_url, imageUrl: u.avatar_url }),
+      data: compact({
+        source: 'github',
+        id: String(u.id),
+        displayName: u.name,
+        handle: u.login,
+        email: u.email,
+        url: u.html_url,
+        imageUrl: u.avatar_url,
+      }),
     };
   },
   repository(r: GhRepo): NormalizedRecord {
@@ -44,8 +88,15 @@ export const githubNormalize = {
       externalId: String(r.id),
       ...(r.updated_at ? { occurredAt: r.updated_at } : {}),
       data: compact({
-        source: 'github', id: String(r.id), fullName: r.full_name, description: r.description, private: r.private ?? false,
-        defaultBranch: r.default_branch, language: r.language, url: r.html_url, pushedAt: r.pushed_at,
+        source: 'github',
+        id: String(r.id),
+        fullName: r.full_name,
+        description: r.description,
+        private: r.private ?? false,
+        defaultBranch: r.default_branch,
+        language: r.language,
+        url: r.html_url,
+        pushedAt: r.pushed_at,
       }),
     };
   },
@@ -66,10 +117,18 @@ export const githubNormalize = {
       externalId: String(i.id),
       ...(i.updated_at ? { occurredAt: i.updated_at } : {}),
       data: compact({
-        source: 'github', id: String(i.id), repository: repo, number: i.number, title: i.title, state: i.state === 'closed' ? 'closed' : 'open',
-        pullRequest: i.pull_request !== undefined && i.pull_request !== null, author: i.user?.login,
-        labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : l.name ?? '')).filter((l) => l !== ''),
-        url: i.html_url, createdAt: i.created_at, closedAt: i.closed_at,
+        source: 'github',
+        id: String(i.id),
+        repository: repo,
+        number: i.number,
+        title: i.title,
+        state: i.state === 'closed' ? 'closed' : 'open',
+        pullRequest: i.pull_request !== undefined && i.pull_request !== null,
+        author: i.user?.login,
+        labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : (l.name ?? ''))).filter((l) => l !== ''),
+        url: i.html_url,
+        createdAt: i.created_at,
+        closedAt: i.closed_at,
       }),
     };
   },
@@ -88,25 +147,66 @@ export class GithubConnector implements Connector {
 
   async sync(ctx: SyncContext, cursor: unknown): Promise<GithubCursor> {
     const prev = isGithubCursor(cursor) ? cursor : undefined;
-    const http = new SourceHttp(ctx.baseUrl, ctx.tokens, { ...ctx.http, headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', ...ctx.http?.headers } }, ctx.signal);
+    const http = new SourceHttp(
+      ctx.baseUrl,
+      ctx.tokens,
+      {
+        ...ctx.http,
+        headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', ...ctx.http?.headers },
+      },
+      ctx.signal,
+    );
     const next: GithubCursor = { v: 1 };
 
     const me = await http.get<GhUser>('/user', { etag: prev?.profileEtag });
     if (me.status === 200 && me.body) await ctx.emit({ upserts: [githubNormalize.profile(me.body)], deletes: [] });
     next.profileEtag = me.etag;
 
-    next.repos = (await syncCollection(http, ctx, {
-      firstPage: `/user/repos?per_page=${PER_PAGE}&sort=full_name&affiliation=owner,collaborator,organization_member`,
-      type: 'code.repository', conditional: true, items: asArray<GhRepo>, next: linkNext, normalize: githubNormalize.repository,
-    }, prev?.repos)).state;
-    next.starred = (await syncCollection(http, ctx, {
-      firstPage: `/user/starred?per_page=${PER_PAGE}`,
-      type: 'code.star', conditional: true, items: asArray<GhStar>, next: linkNext, normalize: githubNormalize.star,
-    }, prev?.starred)).state;
-    next.issues = (await syncCollection(http, ctx, {
-      firstPage: `/issues?filter=assigned&state=all&per_page=${PER_PAGE}`,
-      type: 'code.issue', conditional: true, items: asArray<GhIssue>, next: linkNext, normalize: githubNormalize.issue,
-    }, prev?.issues)).state;
+    next.repos = (
+      await syncCollection(
+        http,
+        ctx,
+        {
+          firstPage: `/user/repos?per_page=${PER_PAGE}&sort=full_name&affiliation=owner,collaborator,organization_member`,
+          type: 'code.repository',
+          conditional: true,
+          items: asArray<GhRepo>,
+          next: linkNext,
+          normalize: githubNormalize.repository,
+        },
+        prev?.repos,
+      )
+    ).state;
+    next.starred = (
+      await syncCollection(
+        http,
+        ctx,
+        {
+          firstPage: `/user/starred?per_page=${PER_PAGE}`,
+          type: 'code.star',
+          conditional: true,
+          items: asArray<GhStar>,
+          next: linkNext,
+          normalize: githubNormalize.star,
+        },
+        prev?.starred,
+      )
+    ).state;
+    next.issues = (
+      await syncCollection(
+        http,
+        ctx,
+        {
+          firstPage: `/issues?filter=assigned&state=all&per_page=${PER_PAGE}`,
+          type: 'code.issue',
+          conditional: true,
+          items: asArray<GhIssue>,
+          next: linkNext,
+          normalize: githubNormalize.issue,
+        },
+        prev?.issues,
+      )
+    ).state;
     return next;
   }
 }

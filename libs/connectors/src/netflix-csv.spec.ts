@@ -1,8 +1,10 @@
-import { describe, expect, it } from '@jest/globals';
 import { validateRecord } from '@context-gateway/record-catalog';
-import { CsvError, parseCsv, parseNetflixViewingActivity, type NetflixItem } from './netflix-csv.js';
+import { describe, expect, it } from '@jest/globals';
 
-const HEADER = 'Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,Latest Bookmark,Country\r\n';
+import { CsvError, type NetflixItem, parseCsv, parseNetflixViewingActivity } from './netflix-csv.js';
+
+const HEADER =
+  'Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,Latest Bookmark,Country\r\n';
 
 async function* chunked(text: string, size: number): AsyncGenerator<Uint8Array> {
   const bytes = new TextEncoder().encode(text);
@@ -17,14 +19,17 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 
 describe('parseCsv', () => {
   const tricky = '\uFEFFa,b,c\r\n"x, with comma","say ""hi""","two\nlines"\r\n\r\nlast,,\n';
-  it.each([1, 2, 3, 7, 1000])('gives the same rows and line numbers whatever the chunk size (%i bytes)', async (size) => {
-    const rows = await collect(parseCsv(chunked(tricky, size)));
-    expect(rows).toEqual([
-      { line: 1, fields: ['a', 'b', 'c'] },
-      { line: 2, fields: ['x, with comma', 'say "hi"', 'two\nlines'] },
-      { line: 5, fields: ['last', '', ''] },
-    ]);
-  });
+  it.each([1, 2, 3, 7, 1000])(
+    'gives the same rows and line numbers whatever the chunk size (%i bytes)',
+    async (size) => {
+      const rows = await collect(parseCsv(chunked(tricky, size)));
+      expect(rows).toEqual([
+        { line: 1, fields: ['a', 'b', 'c'] },
+        { line: 2, fields: ['x, with comma', 'say "hi"', 'two\nlines'] },
+        { line: 5, fields: ['last', '', ''] },
+      ]);
+    },
+  );
 
   it('refuses an unclosed quote, naming the line it started on', async () => {
     await expect(collect(parseCsv(chunked('a,b\n"open,2\n3\n', 4)))).rejects.toMatchObject({ line: 2 });
@@ -55,7 +60,16 @@ describe('parseNetflixViewingActivity', () => {
     expect(records[0]).toMatchObject({
       type: 'media.watch_event',
       occurredAt: '2024-03-01T20:15:00.000Z',
-      data: { source: 'netflix', playedAt: '2024-03-01T20:15:00.000Z', durationMs: (42 * 60 + 10) * 1000, title: 'Dark: Season 1: Secrets (Episode 1)', kind: 'episode', series: 'Dark', season: 1, device: 'Chrome PC (Cadmium)' },
+      data: {
+        source: 'netflix',
+        playedAt: '2024-03-01T20:15:00.000Z',
+        durationMs: (42 * 60 + 10) * 1000,
+        title: 'Dark: Season 1: Secrets (Episode 1)',
+        kind: 'episode',
+        series: 'Dark',
+        season: 1,
+        device: 'Chrome PC (Cadmium)',
+      },
     });
     expect(records[1]!.data.kind).toBe('video');
     expect(records[2]!.data.kind).toBe('film');
@@ -65,13 +79,18 @@ describe('parseNetflixViewingActivity', () => {
   });
 
   it('gives the same external ids on a re-upload, so nothing is duplicated', async () => {
-    const ids = async () => (await collect(parseNetflixViewingActivity(chunked(file, 64)))).flatMap((i) => ('record' in i ? [i.record.externalId] : []));
+    const ids = async () =>
+      (await collect(parseNetflixViewingActivity(chunked(file, 64)))).flatMap((i) =>
+        'record' in i ? [i.record.externalId] : [],
+      );
     const first = await ids();
     expect(new Set(first).size).toBe(3);
     expect(await ids()).toEqual(first);
   });
 
   it('refuses a file that is not a ViewingActivity.csv', async () => {
-    await expect(collect(parseNetflixViewingActivity(chunked('name,when\nx,y\n', 8)))).rejects.toThrow(/missing column\(s\) "Profile Name", "Start Time", "Duration", "Title"/);
+    await expect(collect(parseNetflixViewingActivity(chunked('name,when\nx,y\n', 8)))).rejects.toThrow(
+      /missing column\(s\) "Profile Name", "Start Time", "Duration", "Title"/,
+    );
   });
 });

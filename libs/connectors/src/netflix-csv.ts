@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { NormalizedRecord } from './connector.js';
+
 import { compact } from './compact.js';
+import type { NormalizedRecord } from './connector.js';
 
 /** One CSV record and the physical line it starts on (1 = the header). */
 export interface CsvRow {
@@ -13,7 +14,10 @@ export interface CsvRow {
  * CRLF or LF, a UTF-8 BOM. Memory is bounded by the longest record, not the file; a record
  * longer than `maxRecordChars` is an error rather than a way to exhaust memory.
  */
-export async function* parseCsv(chunks: AsyncIterable<Uint8Array | string>, maxRecordChars = 64 * 1024): AsyncGenerator<CsvRow> {
+export async function* parseCsv(
+  chunks: AsyncIterable<Uint8Array | string>,
+  maxRecordChars = 64 * 1024,
+): AsyncGenerator<CsvRow> {
   const decoder = new TextDecoder('utf-8');
   let fields: string[] = [];
   let field = '';
@@ -115,7 +119,10 @@ export async function* parseCsv(chunks: AsyncIterable<Uint8Array | string>, maxR
 
 /** A problem with the file's structure that stops parsing (the rows before it were read). */
 export class CsvError extends Error {
-  constructor(readonly line: number, readonly reason: string) {
+  constructor(
+    readonly line: number,
+    readonly reason: string,
+  ) {
     super(`line ${line}: ${reason}`);
   }
 }
@@ -126,7 +133,18 @@ export interface RowProblem {
 }
 
 /** The columns of Netflix's ViewingActivity.csv (Account → Download your personal information). */
-export const NETFLIX_COLUMNS = ['Profile Name', 'Start Time', 'Duration', 'Attributes', 'Title', 'Supplemental Video Type', 'Device Type', 'Bookmark', 'Latest Bookmark', 'Country'] as const;
+export const NETFLIX_COLUMNS = [
+  'Profile Name',
+  'Start Time',
+  'Duration',
+  'Attributes',
+  'Title',
+  'Supplemental Video Type',
+  'Device Type',
+  'Bookmark',
+  'Latest Bookmark',
+  'Country',
+] as const;
 const REQUIRED = ['Profile Name', 'Start Time', 'Duration', 'Title'] as const;
 
 export type NetflixItem = { line: number; record: NormalizedRecord } | { line: number; problem: string };
@@ -137,14 +155,20 @@ export type NetflixItem = { line: number; record: NormalizedRecord } | { line: n
  * identifies a viewing (profile, start time, title), so uploading the same file again
  * upserts the same records: no duplicates.
  */
-export async function* parseNetflixViewingActivity(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<NetflixItem> {
+export async function* parseNetflixViewingActivity(
+  chunks: AsyncIterable<Uint8Array | string>,
+): AsyncGenerator<NetflixItem> {
   let index: Map<string, number> | undefined;
   let width = 0;
   for await (const row of parseCsv(chunks)) {
     if (!index) {
       index = new Map(row.fields.map((name, i) => [name.trim(), i]));
       const missing = REQUIRED.filter((c) => !index!.has(c));
-      if (missing.length) throw new CsvError(row.line, `not a Netflix ViewingActivity.csv: missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`);
+      if (missing.length)
+        throw new CsvError(
+          row.line,
+          `not a Netflix ViewingActivity.csv: missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
+        );
       width = row.fields.length;
       continue;
     }
@@ -163,16 +187,22 @@ export async function* parseNetflixViewingActivity(chunks: AsyncIterable<Uint8Ar
     const duration = parseDuration(get('Duration'));
     if (!profile) problems.push('"Profile Name" is empty');
     if (!title) problems.push('"Title" is empty');
-    if (start === undefined) problems.push(`"Start Time" is not a date and time (YYYY-MM-DD HH:MM:SS): "${clip(get('Start Time'))}"`);
+    if (start === undefined)
+      problems.push(`"Start Time" is not a date and time (YYYY-MM-DD HH:MM:SS): "${clip(get('Start Time'))}"`);
     if (duration === undefined) problems.push(`"Duration" is not HH:MM:SS: "${clip(get('Duration'))}"`);
     if (problems.length) {
       yield { line: row.line, problem: problems.join('; ') };
       continue;
     }
     const supplemental = get('Supplemental Video Type');
-    const externalId = createHash('sha256').update(`${profile}\u0000${start}\u0000${title}`).digest('base64url').slice(0, 32);
+    const externalId = createHash('sha256')
+      .update(`${profile}\u0000${start}\u0000${title}`)
+      .digest('base64url')
+      .slice(0, 32);
     // "Show: Season 2: Episode Title" (or ": Limited Series:", ": Part 1:") is an episode; otherwise a film.
-    const m = /^(.+?): (?:Season|Series|Part|Volume) (\d+)(?: \([^)]*\))?: (.+)$/i.exec(title) ?? /^(.+?): (?:Limited Series|Miniseries): (.+)$/i.exec(title);
+    const m =
+      /^(.+?): (?:Season|Series|Part|Volume) (\d+)(?: \([^)]*\))?: (.+)$/i.exec(title) ??
+      /^(.+?): (?:Limited Series|Miniseries): (.+)$/i.exec(title);
     const series = m?.[1];
     const season = m && m.length === 4 ? Number(m[2]) : undefined;
     const kind = supplemental ? 'video' : m ? 'episode' : 'film';
@@ -186,7 +216,14 @@ export async function* parseNetflixViewingActivity(chunks: AsyncIterable<Uint8Ar
           source: 'netflix',
           // Netflix's export has no ids: the title is what identifies the content.
           trackId: `netflix:${createHash('sha256').update(title).digest('base64url').slice(0, 22)}`,
-          title, creators: [], kind, playedAt: start!, durationMs: duration!, device: get('Device Type'), series, season,
+          title,
+          creators: [],
+          kind,
+          playedAt: start!,
+          durationMs: duration!,
+          device: get('Device Type'),
+          series,
+          season,
         }),
       },
     };
@@ -201,7 +238,8 @@ function parseNetflixTime(value: string): string | undefined {
   const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(value);
   if (!m) return undefined;
   const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-  if (d.getUTCMonth() !== +m[2]! - 1 || d.getUTCDate() !== +m[3]! || +m[4]! > 23 || +m[5]! > 59 || +m[6]! > 59) return undefined;
+  if (d.getUTCMonth() !== +m[2]! - 1 || d.getUTCDate() !== +m[3]! || +m[4]! > 23 || +m[5]! > 59 || +m[6]! > 59)
+    return undefined;
   return d.toISOString();
 }
 

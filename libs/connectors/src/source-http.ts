@@ -1,4 +1,5 @@
 import { AppError } from '@context-gateway/errors';
+
 import type { AccessTokenSource } from './connector.js';
 
 export interface SourceHttpOptions {
@@ -87,15 +88,27 @@ export class SourceHttp {
       const pause = this.pausedUntil - Date.now();
       if (pause > 0) await this.waitOrGiveUp(pause, 'rate limit budget spent');
 
-      const headers: Record<string, string> = { accept: 'application/json', ...this.options.headers, authorization: `Bearer ${token}` };
+      const headers: Record<string, string> = {
+        accept: 'application/json',
+        ...this.options.headers,
+        authorization: `Bearer ${token}`,
+      };
       if (opts.etag) headers['if-none-match'] = opts.etag;
       let res: Response;
       this.stats.requests++;
       try {
-        res = await fetch(url, { headers, signal: this.signal ? AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs) });
+        res = await fetch(url, {
+          headers,
+          signal: this.signal
+            ? AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)])
+            : AbortSignal.timeout(this.timeoutMs),
+        });
       } catch (error) {
         if (this.signal?.aborted) throw error;
-        if (attempt >= this.maxAttempts) throw new AppError('source_error', `The source did not answer (${new URL(url).pathname})`, [], { cause: error });
+        if (attempt >= this.maxAttempts)
+          throw new AppError('source_error', `The source did not answer (${new URL(url).pathname})`, [], {
+            cause: error,
+          });
         await sleep(this.backoff(attempt), this.signal);
         continue;
       }
@@ -121,10 +134,13 @@ export class SourceHttp {
         attempt--;
         continue;
       }
-      const throttled = res.status === 429 || (res.status === 403 && (res.headers.has('retry-after') || res.headers.get('x-ratelimit-remaining') === '0'));
+      const throttled =
+        res.status === 429 ||
+        (res.status === 403 && (res.headers.has('retry-after') || res.headers.get('x-ratelimit-remaining') === '0'));
       if (throttled) {
         this.stats.throttled++;
-        if (attempt >= this.maxAttempts) throw new AppError('rate_limited', 'The source kept throttling; the sync will be retried later');
+        if (attempt >= this.maxAttempts)
+          throw new AppError('rate_limited', 'The source kept throttling; the sync will be retried later');
         await this.waitOrGiveUp(this.throttleWait(res.headers, attempt), 'throttled');
         continue;
       }
@@ -152,7 +168,8 @@ export class SourceHttp {
       if (Number.isFinite(ms)) return Math.max(0, ms) + Math.round(Math.random() * 250);
     }
     const reset = Number(headers.get('x-ratelimit-reset'));
-    if (headers.get('x-ratelimit-remaining') === '0' && reset > 0) return Math.max(0, reset * 1000 - Date.now()) + Math.round(Math.random() * 250);
+    if (headers.get('x-ratelimit-remaining') === '0' && reset > 0)
+      return Math.max(0, reset * 1000 - Date.now()) + Math.round(Math.random() * 250);
     // GitHub's secondary limit without a header: at least a minute, per its docs; we back off exponentially.
     return this.backoff(attempt);
   }
@@ -165,7 +182,11 @@ export class SourceHttp {
   }
 
   private async waitOrGiveUp(ms: number, why: string): Promise<void> {
-    if (ms > this.maxWaitMs) throw new AppError('rate_limited', `The source asked us to wait ${Math.ceil(ms / 1000)} s (${why}); the sync will be retried later`);
+    if (ms > this.maxWaitMs)
+      throw new AppError(
+        'rate_limited',
+        `The source asked us to wait ${Math.ceil(ms / 1000)} s (${why}); the sync will be retried later`,
+      );
     await sleep(ms, this.signal);
   }
 }

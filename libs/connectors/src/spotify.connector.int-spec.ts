@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { validateRecord } from '@context-gateway/record-catalog';
-import { startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import type { AccessTokenSource, NormalizedRecord, SyncBatch } from './connector.js';
 import { SpotifyConnector, type SpotifyCursor } from './spotify.connector.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
@@ -38,8 +39,15 @@ describe('SpotifyConnector against the simulator', () => {
 
   beforeAll(async () => {
     sim = await startSimulator({ provider: 'spotify' });
-    await sim.control.createAccount({ login, counts: { playlists: 60, playlist_tracks: 130, tracks: 120, recently_played: 140 } });
-    tokens = await simulatorTokens(sim, login, 'user-read-private user-read-email playlist-read-private user-library-read user-read-recently-played');
+    await sim.control.createAccount({
+      login,
+      counts: { playlists: 60, playlist_tracks: 130, tracks: 120, recently_played: 140 },
+    });
+    tokens = await simulatorTokens(
+      sim,
+      login,
+      'user-read-private user-read-email playlist-read-private user-library-read user-read-recently-played',
+    );
     baseUrl = `${sim.url}/v1`;
   }, 30_000);
   afterAll(async () => {
@@ -77,7 +85,9 @@ describe('SpotifyConnector against the simulator', () => {
     expect(store.count('media.playlist_item')).toBe(59 * 130);
     // Only the renamed playlist's items were read again (3 pages of 50), not all 60 playlists'.
     const counters = await sim.control.counters();
-    const itemReads = Object.entries(counters.byRoute).filter(([route]) => route.includes('/v1/playlists/:id/')).reduce((n, [, c]) => n + c, 0);
+    const itemReads = Object.entries(counters.byRoute)
+      .filter(([route]) => route.includes('/v1/playlists/:id/'))
+      .reduce((n, [, c]) => n + c, 0);
     expect(itemReads).toBe(3);
     // Unchanged things are listed again (REST has no other way to learn of deletions) but only 2 new plays are fetched.
     expect(store.upserts - upsertsBefore).toBeLessThan(60 + 120 + 130 + 10);

@@ -1,21 +1,63 @@
-import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
-import { syncCollection, type CollectionState } from './paged-collection.js';
-import { SourceHttp } from './source-http.js';
 import { compact } from './compact.js';
+import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
+import { type CollectionState, syncCollection } from './paged-collection.js';
+import { SourceHttp } from './source-http.js';
 
 /** The parts of Spotify's Web API objects we read (https://developer.spotify.com/documentation/web-api). */
-interface SpArtist { id?: string; name: string }
-interface SpTrack { id: string; name: string; artists?: SpArtist[]; album?: { id?: string; name?: string }; duration_ms?: number; uri?: string; type?: string; external_urls?: { spotify?: string } }
-interface SpUser { id: string; display_name?: string | null; email?: string | null; country?: string; product?: string; images?: { url: string }[]; external_urls?: { spotify?: string } }
-interface SpPlaylist {
-  id: string; name: string; description?: string | null; public?: boolean | null; collaborative?: boolean; snapshot_id: string;
-  owner?: { id: string; display_name?: string | null }; tracks?: { href?: string; total?: number }; items?: { href?: string; total?: number };
+interface SpArtist {
+  id?: string;
+  name: string;
+}
+interface SpTrack {
+  id: string;
+  name: string;
+  artists?: SpArtist[];
+  album?: { id?: string; name?: string };
+  duration_ms?: number;
+  uri?: string;
+  type?: string;
   external_urls?: { spotify?: string };
 }
-interface SpPlaylistItem { added_at?: string | null; track?: SpTrack | null; item?: SpTrack | null }
-interface SpSaved { added_at: string; track: SpTrack }
-interface SpPlay { played_at: string; track: SpTrack; context?: { type?: string; uri?: string } | null }
-interface SpPage<T> { items: T[]; next: string | null; cursors?: { after?: string | null; before?: string | null } | null }
+interface SpUser {
+  id: string;
+  display_name?: string | null;
+  email?: string | null;
+  country?: string;
+  product?: string;
+  images?: { url: string }[];
+  external_urls?: { spotify?: string };
+}
+interface SpPlaylist {
+  id: string;
+  name: string;
+  description?: string | null;
+  public?: boolean | null;
+  collaborative?: boolean;
+  snapshot_id: string;
+  owner?: { id: string; display_name?: string | null };
+  tracks?: { href?: string; total?: number };
+  items?: { href?: string; total?: number };
+  external_urls?: { spotify?: string };
+}
+interface SpPlaylistItem {
+  added_at?: string | null;
+  track?: SpTrack | null;
+  item?: SpTrack | null;
+}
+interface SpSaved {
+  added_at: string;
+  track: SpTrack;
+}
+interface SpPlay {
+  played_at: string;
+  track: SpTrack;
+  context?: { type?: string; uri?: string } | null;
+}
+interface SpPage<T> {
+  items: T[];
+  next: string | null;
+  cursors?: { after?: string | null; before?: string | null } | null;
+}
 
 export interface SpotifyCursor {
   v: 1;
@@ -35,21 +77,42 @@ const kind = (t: SpTrack & { type?: string }) => (t.type === 'episode' ? 'podcas
 export const spotifyNormalize = {
   profile(u: SpUser): NormalizedRecord {
     return {
-      type: 'profile', externalId: u.id,
-      data: compact({ source: 'spotify', id: u.id, displayName: u.display_name, handle: u.id, email: u.email, url: u.external_urls?.spotify, imageUrl: u.images?.[0]?.url, country: u.country }),
+      type: 'profile',
+      externalId: u.id,
+      data: compact({
+        source: 'spotify',
+        id: u.id,
+        displayName: u.display_name,
+        handle: u.id,
+        email: u.email,
+        url: u.external_urls?.spotify,
+        imageUrl: u.images?.[0]?.url,
+        country: u.country,
+      }),
     };
   },
   playlist(p: SpPlaylist): NormalizedRecord {
     return {
-      type: 'media.playlist', externalId: p.id,
-      data: compact({ source: 'spotify', id: p.id, name: p.name, description: p.description, ownerId: p.owner?.id, public: p.public, itemCount: (p.tracks ?? p.items)?.total, url: p.external_urls?.spotify }),
+      type: 'media.playlist',
+      externalId: p.id,
+      data: compact({
+        source: 'spotify',
+        id: p.id,
+        name: p.name,
+        description: p.description,
+        ownerId: p.owner?.id,
+        public: p.public,
+        itemCount: (p.tracks ?? p.items)?.total,
+        url: p.external_urls?.spotify,
+      }),
     };
   },
   playlistItem(playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined {
     const t = i.track ?? i.item;
     if (!t?.id) return undefined; // local files and removed tracks have no id
     return {
-      type: 'media.playlist_item', externalId: `${playlistId}:${position}`,
+      type: 'media.playlist_item',
+      externalId: `${playlistId}:${position}`,
       ...(i.added_at ? { occurredAt: i.added_at } : {}),
       data: compact({ source: 'spotify', playlistId, trackId: t.id, position, title: t.name, addedAt: i.added_at }),
     };
@@ -57,21 +120,43 @@ export const spotifyNormalize = {
   savedTrack(s: SpSaved): NormalizedRecord {
     const t = s.track;
     return {
-      type: 'media.track', externalId: t.id, occurredAt: s.added_at,
-      data: compact({ source: 'spotify', id: t.id, title: t.name, creators: creators(t), collection: t.album?.name, kind: kind(t), durationMs: t.duration_ms, url: t.external_urls?.spotify, savedAt: s.added_at }),
+      type: 'media.track',
+      externalId: t.id,
+      occurredAt: s.added_at,
+      data: compact({
+        source: 'spotify',
+        id: t.id,
+        title: t.name,
+        creators: creators(t),
+        collection: t.album?.name,
+        kind: kind(t),
+        durationMs: t.duration_ms,
+        url: t.external_urls?.spotify,
+        savedAt: s.added_at,
+      }),
     };
   },
   /** Same shape as a Netflix watch (media.watch_event): what was played, when, for how long. */
   play(p: SpPlay): NormalizedRecord {
     const t = p.track;
     return {
-      type: 'media.play_event', externalId: `${t.id}@${p.played_at}`, occurredAt: p.played_at,
-      data: compact({ source: 'spotify', trackId: t.id, title: t.name, creators: creators(t), kind: kind(t), playedAt: p.played_at, durationMs: t.duration_ms }),
+      type: 'media.play_event',
+      externalId: `${t.id}@${p.played_at}`,
+      occurredAt: p.played_at,
+      data: compact({
+        source: 'spotify',
+        trackId: t.id,
+        title: t.name,
+        creators: creators(t),
+        kind: kind(t),
+        playedAt: p.played_at,
+        durationMs: t.duration_ms,
+      }),
     };
   },
 };
 
-const pageItems = <T>(body: unknown): T[] => ((body as SpPage<T> | undefined)?.items ?? []);
+const pageItems = <T>(body: unknown): T[] => (body as SpPage<T> | undefined)?.items ?? [];
 const pageNext = (body: unknown) => (body as SpPage<unknown> | undefined)?.next ?? undefined;
 
 /**
@@ -92,11 +177,25 @@ export class SpotifyConnector implements Connector {
 
     // Playlists: listing them also tells us each one's snapshot, so unchanged playlists cost nothing more.
     const listed: SpPlaylist[] = [];
-    next.playlists = (await syncCollection(http, ctx, {
-      firstPage: '/me/playlists?limit=50', type: 'media.playlist', conditional: false,
-      items: (body) => { const items = pageItems<SpPlaylist>(body); listed.push(...items); return items; },
-      next: pageNext, normalize: spotifyNormalize.playlist,
-    }, prev?.playlists)).state;
+    next.playlists = (
+      await syncCollection(
+        http,
+        ctx,
+        {
+          firstPage: '/me/playlists?limit=50',
+          type: 'media.playlist',
+          conditional: false,
+          items: (body) => {
+            const items = pageItems<SpPlaylist>(body);
+            listed.push(...items);
+            return items;
+          },
+          next: pageNext,
+          normalize: spotifyNormalize.playlist,
+        },
+        prev?.playlists,
+      )
+    ).state;
 
     const prevItems = prev?.playlistItems ?? {};
     next.playlistItems = {};
@@ -115,26 +214,46 @@ export class SpotifyConnector implements Connector {
       while (url && !visited.has(url)) {
         visited.add(url);
         const res: { body: SpPage<SpPlaylistItem> | undefined } = await http.get<SpPage<SpPlaylistItem>>(url);
-        const records = (res.body?.items ?? []).map((i) => spotifyNormalize.playlistItem(p.id, position++, i)).filter((r): r is NormalizedRecord => r !== undefined);
+        const records = (res.body?.items ?? [])
+          .map((i) => spotifyNormalize.playlistItem(p.id, position++, i))
+          .filter((r): r is NormalizedRecord => r !== undefined);
         if (records.length) await ctx.emit({ upserts: records, deletes: [] });
         ids.push(...records.map((r) => r.externalId));
         url = res.body?.next ?? undefined;
       }
       const keep = new Set(ids);
-      const gone = (known?.ids ?? []).filter((id) => !keep.has(id)).map((externalId) => ({ type: 'media.playlist_item', externalId }));
+      const gone = (known?.ids ?? [])
+        .filter((id) => !keep.has(id))
+        .map((externalId) => ({ type: 'media.playlist_item', externalId }));
       if (gone.length) await ctx.emit({ upserts: [], deletes: gone });
       next.playlistItems[p.id] = { snapshotId: p.snapshot_id, ids };
     }
     // A playlist that is gone takes its items with it.
-    const goneItems = Object.entries(prevItems).filter(([id]) => !next.playlistItems![id]).flatMap(([, v]) => v.ids);
+    const goneItems = Object.entries(prevItems)
+      .filter(([id]) => !next.playlistItems![id])
+      .flatMap(([, v]) => v.ids);
     for (let i = 0; i < goneItems.length; i += 500) {
-      await ctx.emit({ upserts: [], deletes: goneItems.slice(i, i + 500).map((externalId) => ({ type: 'media.playlist_item', externalId })) });
+      await ctx.emit({
+        upserts: [],
+        deletes: goneItems.slice(i, i + 500).map((externalId) => ({ type: 'media.playlist_item', externalId })),
+      });
     }
 
-    next.saved = (await syncCollection(http, ctx, {
-      firstPage: '/me/tracks?limit=50', type: 'media.track', conditional: false,
-      items: pageItems<SpSaved>, next: pageNext, normalize: spotifyNormalize.savedTrack,
-    }, prev?.saved)).state;
+    next.saved = (
+      await syncCollection(
+        http,
+        ctx,
+        {
+          firstPage: '/me/tracks?limit=50',
+          type: 'media.track',
+          conditional: false,
+          items: pageItems<SpSaved>,
+          next: pageNext,
+          normalize: spotifyNormalize.savedTrack,
+        },
+        prev?.saved,
+      )
+    ).state;
 
     next.playedAfter = await this.recentlyPlayed(http, ctx, prev?.playedAfter);
     return next;
@@ -144,11 +263,17 @@ export class SpotifyConnector implements Connector {
    * Plays are append-only. The first run walks back through `before` pages (as far as Spotify
    * keeps them); later runs ask only for plays `after` the newest we have.
    */
-  private async recentlyPlayed(http: SourceHttp, ctx: SyncContext, after: string | undefined): Promise<string | undefined> {
+  private async recentlyPlayed(
+    http: SourceHttp,
+    ctx: SyncContext,
+    after: string | undefined,
+  ): Promise<string | undefined> {
     let newest = after;
     if (after) {
       for (let guard = 0; guard < 100; guard++) {
-        const res = await http.get<SpPage<SpPlay>>(`/me/player/recently-played?limit=50&after=${encodeURIComponent(newest!)}`);
+        const res = await http.get<SpPage<SpPlay>>(
+          `/me/player/recently-played?limit=50&after=${encodeURIComponent(newest!)}`,
+        );
         const items = res.body?.items ?? [];
         if (items.length === 0) break;
         await ctx.emit({ upserts: items.map(spotifyNormalize.play), deletes: [] });

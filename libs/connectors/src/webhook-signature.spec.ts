@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { signGithubPayload, verifyGithubSignature } from './webhook-signature.js';
+
 import { nextLink } from './source-http.js';
+import { signGithubPayload, verifyGithubSignature } from './webhook-signature.js';
 
 describe('GitHub webhook signatures', () => {
   const body = Buffer.from('{"action":"opened","issue":{"id":1}}');
@@ -23,7 +24,8 @@ describe('GitHub webhook signatures', () => {
 
 describe('nextLink', () => {
   it('finds rel="next" among GitHub\'s Link relations', () => {
-    const link = '<https://api.github.com/user/repos?page=3>; rel="next", <https://api.github.com/user/repos?page=5>; rel="last", <https://api.github.com/user/repos?page=1>; rel="first"';
+    const link =
+      '<https://api.github.com/user/repos?page=3>; rel="next", <https://api.github.com/user/repos?page=5>; rel="last", <https://api.github.com/user/repos?page=1>; rel="first"';
     expect(nextLink(link)).toBe('https://api.github.com/user/repos?page=3');
     expect(nextLink('<https://api.github.com/user/repos?page=1>; rel="prev"')).toBeUndefined();
     expect(nextLink(null)).toBeUndefined();

@@ -15,4 +15,3 @@ export function verifyGithubSignature(secret: string, rawBody: Uint8Array, heade
 export function signGithubPayload(secret: string, rawBody: Uint8Array | string): string {
   return `sha256=${createHmac('sha256', secret).update(rawBody).digest('hex')}`;
 }
-

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { DataKey } from './data-key.js';
 import { DataKeyCache } from './data-key-cache.js';
 import { WrappedKey } from './wrapped-key.js';

@@ -1,6 +1,7 @@
 import { AppError } from '@context-gateway/errors';
+
 import type { DataKey } from './data-key.js';
-import { type EncryptionContext, encodeContext } from './encryption-context.js';
+import { encodeContext, type EncryptionContext } from './encryption-context.js';
 import type { WrappedKey } from './wrapped-key.js';
 
 export interface DataKeyCacheOptions {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { DataKey } from './data-key.js';
 
 const owner = { org: 'o1', user: 'u1', connection: 'c1', record: 'r1' };

@@ -1,6 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
 import { AppError } from '@context-gateway/errors';
-import { type EncryptionContext, encodeContext } from './encryption-context.js';
+
+import { encodeContext, type EncryptionContext } from './encryption-context.js';
 
 const ALGORITHM = 'aes-256-gcm';
 /** First byte of every record ciphertext; bump it when the layout or algorithm changes. */

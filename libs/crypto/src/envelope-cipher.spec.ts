@@ -1,7 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import type { EncryptionContext } from './encryption-context.js';
 import { EnvelopeCipher } from './envelope-cipher.js';
 import type { KeyProvider } from './key-provider.js';
@@ -10,7 +12,12 @@ import { WrappedKey } from './wrapped-key.js';
 
 const alice = { org: 'o1', user: 'alice', connection: 'spotify-1' };
 const bob = { org: 'o1', user: 'bob', connection: 'spotify-2' };
-const record = (id: string): EncryptionContext => ({ personalServer: 'ps1', connection: 'spotify-1', record: id, type: 'track' });
+const record = (id: string): EncryptionContext => ({
+  personalServer: 'ps1',
+  connection: 'spotify-1',
+  record: id,
+  type: 'track',
+});
 
 /** Wraps a real provider and counts unwraps, to see what the cache saves. */
 class CountingProvider implements KeyProvider {

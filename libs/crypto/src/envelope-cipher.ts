@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+
 import { AppError } from '@context-gateway/errors';
+
 import { DATA_KEY_BYTES, DataKey } from './data-key.js';
 import { DataKeyCache, type DataKeyCacheOptions } from './data-key-cache.js';
 import type { EncryptionContext } from './encryption-context.js';

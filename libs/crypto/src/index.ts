@@ -20,10 +20,10 @@
  * - Not covered: a process that legitimately holds a data key can read that owner's data
  *   (the seeds' administrator-blind target needs client-held keys, not this module).
  */
-export * from './encryption-context.js';
 export * from './data-key.js';
-export * from './wrapped-key.js';
+export * from './data-key-cache.js';
+export * from './encryption-context.js';
+export * from './envelope-cipher.js';
 export * from './key-provider.js';
 export * from './local-key-provider.js';
-export * from './data-key-cache.js';
-export * from './envelope-cipher.js';
+export * from './wrapped-key.js';

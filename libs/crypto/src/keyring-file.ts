@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
+
 import { AppError } from '@context-gateway/errors';
 
 /**

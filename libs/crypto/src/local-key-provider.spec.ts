@@ -1,8 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+
 import { LocalKeyProvider, refuseNewKeyWhileInUse } from './local-key-provider.js';
 import { WrappedKey } from './wrapped-key.js';
 
@@ -65,16 +67,24 @@ describe('LocalKeyProvider key file', () => {
     const path = join(dir, 'guarded', 'keyring.json');
     const asked: string[] = [];
     const refuse = refuseNewKeyWhileInUse(async () => 3, 'connection data keys wrapped by it');
-    await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: async (p) => (asked.push(p), refuse(p)) })).rejects.toMatchObject({
+    await expect(
+      LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: async (p) => (asked.push(p), refuse(p)) }),
+    ).rejects.toMatchObject({
       code: 'key_file_missing',
       message: expect.stringContaining('3 connection data keys wrapped by it are stored'),
     });
     expect(asked).toEqual([path]);
     await expect(fs.access(path)).rejects.toThrow();
 
-    await LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuseNewKeyWhileInUse(async () => 0, 'keys') });
+    await LocalKeyProvider.open({
+      path,
+      createIfMissing: true,
+      beforeCreate: refuseNewKeyWhileInUse(async () => 0, 'keys'),
+    });
     // The file exists now: a guard that would refuse is not even asked.
-    await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuse })).resolves.toBeInstanceOf(LocalKeyProvider);
+    await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuse })).resolves.toBeInstanceOf(
+      LocalKeyProvider,
+    );
   });
 
   it('refuses a missing file unless asked to create it', async () => {
@@ -110,7 +120,10 @@ describe('LocalKeyProvider key file', () => {
     ['a short key', { ...validKeyring(), keys: [{ version: 1, key: randomBytes(16).toString('base64') }] }],
     ['a non-integer version', { ...validKeyring(), keys: [{ version: 1.5, key: randomBytes(32).toString('base64') }] }],
     ['current naming no key', { ...validKeyring(), current: 2 }],
-    ['a duplicate version', { ...validKeyring(), keys: [1, 1].map((version) => ({ version, key: randomBytes(32).toString('base64') })) }],
+    [
+      'a duplicate version',
+      { ...validKeyring(), keys: [1, 1].map((version) => ({ version, key: randomBytes(32).toString('base64') })) },
+    ],
   ])('refuses a malformed key file: %s', async (_name, content) => {
     const path = join(dir, 'keyring.json');
     await writeKeyFile(path, content);

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { access } from 'node:fs/promises';
+
 import { AppError } from '@context-gateway/errors';
+
 import { DataKey } from './data-key.js';
-import { type EncryptionContext, encodeContext } from './encryption-context.js';
+import { encodeContext, type EncryptionContext } from './encryption-context.js';
 import type { KeyProvider } from './key-provider.js';
-import { type Keyring, createKeyringExclusive, readKeyring, replaceKeyring } from './keyring-file.js';
+import { createKeyringExclusive, type Keyring, readKeyring, replaceKeyring } from './keyring-file.js';
 import { WrappedKey } from './wrapped-key.js';
 
 export interface LocalKeyProviderOptions {
@@ -201,7 +203,9 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return false;
-      throw new AppError('key_file_invalid', `Key file ${path}: cannot be reached (${error.code ?? 'unknown'})`, [], { cause: error });
+      throw new AppError('key_file_invalid', `Key file ${path}: cannot be reached (${error.code ?? 'unknown'})`, [], {
+        cause: error,
+      });
     },
   );
 }
@@ -211,11 +215,17 @@ async function exists(path: string): Promise<boolean> {
  * database holds things only the missing one can open or vouch for (`what` names them in
  * the error, e.g. "connection data keys wrapped by it").
  */
-export function refuseNewKeyWhileInUse(countInUse: () => Promise<number>, what: string): (path: string) => Promise<void> {
+export function refuseNewKeyWhileInUse(
+  countInUse: () => Promise<number>,
+  what: string,
+): (path: string) => Promise<void> {
   return async (path) => {
     const count = await countInUse();
     if (count > 0) {
-      throw new AppError('key_file_missing', `Key file ${path} does not exist, but ${count} ${what} are stored: restore the file (a new key would leave them unusable)`);
+      throw new AppError(
+        'key_file_missing',
+        `Key file ${path} does not exist, but ${count} ${what} are stored: restore the file (a new key would leave them unusable)`,
+      );
     }
   };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { WrappedKey } from './wrapped-key.js';
 
 const sample = new WrappedKey('vault-transit', 7, Buffer.from('opaque provider ciphertext'));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { copyRowsBinary, encodeCopyBinary, type CopyColumn } from './copy-binary.js';
+
+import { type CopyColumn, copyRowsBinary, encodeCopyBinary } from './copy-binary.js';
 import { createTestSchema, type TestSchema } from './testing/test-schema.js';
 
 let testSchema: TestSchema;
@@ -29,8 +30,24 @@ describe('copyRowsBinary', () => {
   it('round-trips every column type, NULLs, multi-byte text and byte views through Postgres', async () => {
     const backing = Buffer.from([0xff, 0, 1, 2, 0xfe]);
     const rows = [
-      [1, '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f', new Date('2026-11-25T10:00:00.123Z'), 'zürich 😀 "q" \\ \t\n', backing.subarray(1, 4), -7, true],
-      [9_007_199_254_740_991n, 'FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF', new Date('1969-07-20T20:17:40.001Z'), '', Buffer.alloc(0), 2_147_483_647, false],
+      [
+        1,
+        '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f',
+        new Date('2026-11-25T10:00:00.123Z'),
+        'zürich 😀 "q" \\ \t\n',
+        backing.subarray(1, 4),
+        -7,
+        true,
+      ],
+      [
+        9_007_199_254_740_991n,
+        'FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF',
+        new Date('1969-07-20T20:17:40.001Z'),
+        '',
+        Buffer.alloc(0),
+        2_147_483_647,
+        false,
+      ],
       [3, null, null, null, null, undefined, null],
     ];
     const client = await testSchema.pool.connect();
@@ -39,11 +56,29 @@ describe('copyRowsBinary', () => {
     } finally {
       client.release();
     }
-    const { rows: back } = await testSchema.pool.query(`SELECT id::text, ref, at, label, body, n, flag FROM copied ORDER BY id`);
+    const { rows: back } = await testSchema.pool.query(
+      `SELECT id::text, ref, at, label, body, n, flag FROM copied ORDER BY id`,
+    );
     expect(back).toEqual([
-      { id: '1', ref: '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f', at: new Date('2026-11-25T10:00:00.123Z'), label: 'zürich 😀 "q" \\ \t\n', body: Buffer.from([0, 1, 2]), n: -7, flag: true },
+      {
+        id: '1',
+        ref: '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f',
+        at: new Date('2026-11-25T10:00:00.123Z'),
+        label: 'zürich 😀 "q" \\ \t\n',
+        body: Buffer.from([0, 1, 2]),
+        n: -7,
+        flag: true,
+      },
       { id: '3', ref: null, at: null, label: null, body: null, n: null, flag: null },
-      { id: '9007199254740991', ref: 'ffffffff-ffff-4fff-bfff-ffffffffffff', at: new Date('1969-07-20T20:17:40.001Z'), label: '', body: Buffer.alloc(0), n: 2_147_483_647, flag: false },
+      {
+        id: '9007199254740991',
+        ref: 'ffffffff-ffff-4fff-bfff-ffffffffffff',
+        at: new Date('1969-07-20T20:17:40.001Z'),
+        label: '',
+        body: Buffer.alloc(0),
+        n: 2_147_483_647,
+        flag: false,
+      },
     ]);
   });
 

@@ -1,5 +1,6 @@
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
@@ -32,13 +33,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FIXED_SIZE: Partial<Record<CopyColumnType, number>> = { bool: 1, int4: 4, int8: 8, uuid: 16, timestamptz: 8 };
 
 function wrongValue(column: number, type: CopyColumnType, value: unknown): never {
-  throw new TypeError(`COPY column ${column} (${type}) cannot take ${value instanceof Date ? 'an invalid Date' : typeof value}`);
+  throw new TypeError(
+    `COPY column ${column} (${type}) cannot take ${value instanceof Date ? 'an invalid Date' : typeof value}`,
+  );
 }
 
 function fieldSize(type: CopyColumnType, value: unknown, column: number): number {
   const fixed = FIXED_SIZE[type];
   if (fixed !== undefined) return fixed;
-  if (type === 'text') return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : wrongValue(column, type, value);
+  if (type === 'text')
+    return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : wrongValue(column, type, value);
   return value instanceof Uint8Array ? value.length : wrongValue(column, type, value);
 }
 
@@ -46,7 +50,8 @@ function fieldSize(type: CopyColumnType, value: unknown, column: number): number
 export function encodeCopyBinary(types: readonly CopyColumnType[], rows: readonly CopyRow[]): Buffer {
   let size = HEADER_SIZE + 2;
   for (const row of rows) {
-    if (row.length !== types.length) throw new TypeError(`COPY row has ${row.length} values for ${types.length} columns`);
+    if (row.length !== types.length)
+      throw new TypeError(`COPY row has ${row.length} values for ${types.length} columns`);
     size += 2 + 4 * types.length;
     for (let c = 0; c < types.length; c += 1) if (row[c] != null) size += fieldSize(types[c]!, row[c], c);
   }
@@ -75,7 +80,8 @@ export function encodeCopyBinary(types: readonly CopyColumnType[], rows: readonl
           at = out.writeInt32BE(value, at);
           break;
         case 'int8':
-          if (!(typeof value === 'bigint' || (typeof value === 'number' && Number.isSafeInteger(value)))) wrongValue(c, type, value);
+          if (!(typeof value === 'bigint' || (typeof value === 'number' && Number.isSafeInteger(value))))
+            wrongValue(c, type, value);
           at = out.writeInt32BE(8, at);
           at = out.writeBigInt64BE(BigInt(value), at);
           break;
@@ -121,7 +127,12 @@ export function encodeCopyBinary(types: readonly CopyColumnType[], rows: readonl
  * transaction, if it opened one). Resolves with the number of rows Postgres copied; a
  * constraint violation or a bad value rejects with Postgres's error, nothing copied.
  */
-export async function copyRowsBinary(client: Pick<pg.ClientBase, 'query'>, table: string, columns: readonly CopyColumn[], rows: readonly CopyRow[]): Promise<number> {
+export async function copyRowsBinary(
+  client: Pick<pg.ClientBase, 'query'>,
+  table: string,
+  columns: readonly CopyColumn[],
+  rows: readonly CopyRow[],
+): Promise<number> {
   if (rows.length === 0) return 0;
   const payload = encodeCopyBinary(
     columns.map((c) => c.type),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+
 import { ensureDatabase } from './ensure-database.js';
 import { createPool, pingDatabase } from './pool.js';
 import { createPrismaAdapter } from './prisma-adapter.js';
@@ -19,12 +20,19 @@ afterAll(async () => {
 
 describe('createPool', () => {
   it('puts every connection in the service schema, named after the service', async () => {
-    const { rows } = await testSchema.pool.query(`SELECT current_schema() AS schema, current_setting('application_name') AS app, id FROM things`);
+    const { rows } = await testSchema.pool.query(
+      `SELECT current_schema() AS schema, current_setting('application_name') AS app, id FROM things`,
+    );
     expect(rows).toEqual([{ schema: testSchema.schema, app: `test:${testSchema.schema}`, id: 7 }]);
   });
 
   it('cancels a statement that runs past the statement timeout', async () => {
-    const pool = createPool({ url: TEST_DATABASE_URL, schema: testSchema.schema, applicationName: 'pool.int-spec', statementTimeoutMs: 100 });
+    const pool = createPool({
+      url: TEST_DATABASE_URL,
+      schema: testSchema.schema,
+      applicationName: 'pool.int-spec',
+      statementTimeoutMs: 100,
+    });
     try {
       await expect(pool.query('SELECT pg_sleep(2)')).rejects.toMatchObject({ code: '57014' });
     } finally {
@@ -33,7 +41,9 @@ describe('createPool', () => {
   });
 
   it('rejects a schema name that would need quoting', () => {
-    expect(() => createPool({ url: TEST_DATABASE_URL, schema: 'x; DROP TABLE y', applicationName: 't' })).toThrow(/not a valid schema name/);
+    expect(() => createPool({ url: TEST_DATABASE_URL, schema: 'x; DROP TABLE y', applicationName: 't' })).toThrow(
+      /not a valid schema name/,
+    );
   });
 });
 
@@ -43,7 +53,11 @@ describe('pingDatabase', () => {
   });
 
   it('is false, not an exception, when nothing listens', async () => {
-    const dead = createPool({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'x', applicationName: 'pool.int-spec' });
+    const dead = createPool({
+      url: 'postgres://postgres@127.0.0.1:1/test',
+      schema: 'x',
+      applicationName: 'pool.int-spec',
+    });
     try {
       expect(await pingDatabase(dead, 1_000)).toBe(false);
     } finally {
@@ -52,7 +66,12 @@ describe('pingDatabase', () => {
   });
 
   it('is false when the answer takes longer than the timeout', async () => {
-    const busy = createPool({ url: TEST_DATABASE_URL, schema: testSchema.schema, applicationName: 'pool.int-spec', max: 1 });
+    const busy = createPool({
+      url: TEST_DATABASE_URL,
+      schema: testSchema.schema,
+      applicationName: 'pool.int-spec',
+      max: 1,
+    });
     const holder = await busy.connect();
     try {
       const started = Date.now();
@@ -71,7 +90,11 @@ describe('createPrismaAdapter', () => {
   it('runs Prisma’s queries on the given pool, in its schema', async () => {
     const adapter = await createPrismaAdapter(testSchema.pool, testSchema.schema).connect();
     try {
-      const result = await adapter.queryRaw({ sql: `SELECT current_setting('application_name') AS app, id FROM things`, args: [], argTypes: [] });
+      const result = await adapter.queryRaw({
+        sql: `SELECT current_setting('application_name') AS app, id FROM things`,
+        args: [],
+        argTypes: [],
+      });
       expect(result.rows).toEqual([[`test:${testSchema.schema}`, 7]]);
       expect(adapter.getConnectionInfo().schemaName).toBe(testSchema.schema);
     } finally {
@@ -82,9 +105,17 @@ describe('createPrismaAdapter', () => {
   });
 
   it('builds and owns its own pool from options', async () => {
-    const adapter = await createPrismaAdapter({ url: TEST_DATABASE_URL, schema: testSchema.schema, applicationName: 'own-pool' }).connect();
+    const adapter = await createPrismaAdapter({
+      url: TEST_DATABASE_URL,
+      schema: testSchema.schema,
+      applicationName: 'own-pool',
+    }).connect();
     try {
-      const result = await adapter.queryRaw({ sql: `SELECT current_setting('application_name') AS app, current_schema() AS s`, args: [], argTypes: [] });
+      const result = await adapter.queryRaw({
+        sql: `SELECT current_setting('application_name') AS app, current_schema() AS s`,
+        args: [],
+        argTypes: [],
+      });
       expect(result.rows).toEqual([['own-pool', testSchema.schema]]);
     } finally {
       await adapter.dispose();

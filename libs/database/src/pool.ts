@@ -1,4 +1,5 @@
 import pg from 'pg';
+
 import { assertSchemaName } from './schema-name.js';
 
 export interface PoolOptions {

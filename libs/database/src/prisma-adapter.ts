@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
+
 import { createPool, type PoolOptions } from './pool.js';
 import { assertSchemaName } from './schema-name.js';
 

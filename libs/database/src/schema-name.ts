@@ -12,7 +12,10 @@ export function serviceSchemaName(service: string): string {
 /** Returns the name if it is a safe schema name; throws `validation_failed` otherwise. */
 export function assertSchemaName(schema: string): string {
   if (!SCHEMA_NAME.test(schema)) {
-    throw new AppError('validation_failed', `"${schema}" is not a valid schema name (lower-case letters, digits and _, at most 63)`);
+    throw new AppError(
+      'validation_failed',
+      `"${schema}" is not a valid schema name (lower-case letters, digits and _, at most 63)`,
+    );
   }
   return schema;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { AppError } from './app-error.js';
 
 describe('AppError', () => {

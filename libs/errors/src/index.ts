@@ -1,2 +1,2 @@
-export * from './error-codes.js';
 export * from './app-error.js';
+export * from './error-codes.js';

@@ -1,13 +1,14 @@
 // Micro-benchmark of @context-gateway/merkle-log (the built dist): run `pnpm build` first, then
 // `node bench/merkle.bench.mjs [treeSize]`. Single-threaded; figures are per core.
 import { createHash } from 'node:crypto';
+
 import {
   CompactTree,
-  LogWriter,
   fetchConsistencyProof,
   fetchInclusionProof,
   fetchRootHash,
   leafHash,
+  LogWriter,
   verifyConsistency,
   verifyInclusion,
   verifyLog,
@@ -20,7 +21,11 @@ function rate(label, count, run) {
   const result = run();
   const finish = (value) => {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    console.log(`${label.padEnd(58)} ${Math.round(count / seconds).toLocaleString('en-US').padStart(12)} /s`);
+    console.log(
+      `${label.padEnd(58)} ${Math.round(count / seconds)
+        .toLocaleString('en-US')
+        .padStart(12)} /s`,
+    );
     return value;
   };
   return result instanceof Promise ? result.then(finish) : finish(result);
@@ -40,7 +45,12 @@ const writer = LogWriter.empty();
 const EVENTS = 200_000;
 rate('LogWriter.append (canonical JSON + leaf hash + tree)', EVENTS, () => {
   for (let i = 0; i < EVENTS; i += 1) {
-    writer.append(`evt-${i}`, { action: 'data.read', subject: 'user-42', resource: 'gmail.messages', at: 1732521600000 + i });
+    writer.append(`evt-${i}`, {
+      action: 'data.read',
+      subject: 'user-42',
+      resource: 'gmail.messages',
+      at: 1732521600000 + i,
+    });
   }
 });
 
@@ -75,7 +85,8 @@ const rootsBySize = new Map();
 for (const size of oldSizes.slice(0, 2000)) rootsBySize.set(size, await fetchRootHash(size, reader));
 rate('consistency proof verification', 2000, () => {
   oldSizes.slice(0, 2000).forEach((size, i) => {
-    if (!verifyConsistency(size, SIZE, rootsBySize.get(size), root, consistency[i])) throw new Error(`proof ${size} failed`);
+    if (!verifyConsistency(size, SIZE, rootsBySize.get(size), root, consistency[i]))
+      throw new Error(`proof ${size} failed`);
   });
 });
 
@@ -83,7 +94,12 @@ const stored = [];
 const fresh = LogWriter.empty();
 for (let i = 0; i < EVENTS; i += 1) {
   const entry = fresh.append(`evt-${i}`, { action: 'data.read', n: i });
-  stored.push({ index: entry.index, eventId: entry.eventId, canonicalBytes: entry.canonicalBytes, storedLeafHash: entry.leafHash });
+  stored.push({
+    index: entry.index,
+    eventId: entry.eventId,
+    canonicalBytes: entry.canonicalBytes,
+    storedLeafHash: entry.leafHash,
+  });
 }
 await rate('verifyLog (decode, re-hash, chain, tree)', EVENTS, async () => {
   const result = await verifyLog(stored, []);

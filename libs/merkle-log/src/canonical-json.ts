@@ -29,7 +29,8 @@ export function canonicalJson(value: unknown): string {
  */
 function sortedCopy(value: unknown, walk: { indexKeys: boolean }): unknown {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
-  if (typeof value === 'number') return Number.isFinite(value) ? value : invalid('canonical JSON has no NaN or Infinity');
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? value : invalid('canonical JSON has no NaN or Infinity');
   if (Array.isArray(value)) {
     const out = new Array<unknown>(value.length);
     for (let i = 0; i < value.length; i += 1) out[i] = sortedCopy(value[i], walk);
@@ -45,7 +46,8 @@ function sortedCopy(value: unknown, walk: { indexKeys: boolean }): unknown {
       if (ARRAY_INDEX_KEY.test(key)) walk.indexKeys = true;
       const item = sortedCopy(record[key], walk);
       // An assignment to "__proto__" would set the prototype and drop the key.
-      if (key === '__proto__') Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
+      if (key === '__proto__')
+        Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
       else out[key] = item;
     }
     return out;

@@ -1,5 +1,7 @@
-import { describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
+
+import { describe, expect, it } from '@jest/globals';
+
 import { type Checkpoint, encodeCheckpoint, parseCheckpoint, signCheckpoint, verifyCheckpoint } from './checkpoint.js';
 import { ROOT_HASHES } from './rfc6962-vectors.fixture.js';
 
@@ -18,7 +20,10 @@ describe('checkpoint encoding', () => {
     expect(encodeCheckpoint(checkpoint)).toBe(
       'audit.context-gateway.test/v1\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\ntimestamp 2026-11-25T08:00:00.123Z\n',
     );
-    expect(parseCheckpoint(encodeCheckpoint(checkpoint))).toEqual({ ...checkpoint, rootHash: Buffer.from(checkpoint.rootHash) });
+    expect(parseCheckpoint(encodeCheckpoint(checkpoint))).toEqual({
+      ...checkpoint,
+      rootHash: Buffer.from(checkpoint.rootHash),
+    });
   });
 
   it('rejects non-canonical bodies so one checkpoint has one encoding', () => {

@@ -6,6 +6,7 @@
  *  - signature: C2SP signed-note with Ed25519 (signed-note.ts).
  */
 import type { KeyObject } from 'node:crypto';
+
 import { isHash } from './hash.js';
 import { openNote, signNote } from './signed-note.js';
 import { assertCount, invalid } from './tree-math.js';

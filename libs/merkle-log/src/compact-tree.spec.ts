@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+
 import { CompactTree, rootHash } from './compact-tree.js';
 import { EMPTY_ROOT_HASH, leafHash, nodeHash } from './hash.js';
 import { COMPACT_TREES, LEAF_INPUTS, NODE_HASHES, ROOT_HASHES } from './rfc6962-vectors.fixture.js';
@@ -45,7 +46,9 @@ describe('CompactTree', () => {
   it('reports every perfect subtree as it completes, with the published hash', () => {
     const completed: { node: NodeId; hash: string }[] = [];
     const tree = CompactTree.empty();
-    vectorLeaves.forEach((leaf) => tree.append(leaf, (node, hash) => completed.push({ node, hash: hash.toString('hex') })));
+    vectorLeaves.forEach((leaf) =>
+      tree.append(leaf, (node, hash) => completed.push({ node, hash: hash.toString('hex') })),
+    );
     expect(completed).toHaveLength(4 + 2 + 1);
     for (const { node, hash } of completed) expect(hash).toBe(NODE_HASHES[node.level]![node.index]!.toString('hex'));
   });

@@ -1,5 +1,5 @@
 import { EMPTY_ROOT_HASH, HASH_SIZE, isHash, nodeHash } from './hash.js';
-import { type NodeId, assertCount, invalid, popCount } from './tree-math.js';
+import { assertCount, invalid, type NodeId, popCount } from './tree-math.js';
 
 /** Called for every perfect subtree an append completes, so a store can cache its hash. */
 export type NodeCompleted = (node: NodeId, hash: Buffer) => void;
@@ -79,9 +79,13 @@ export class CompactTree {
   /** The tree of `size` leaves from its frontier hashes (largest subtree first), e.g. as read back from a store. */
   static fromFrontier(size: number, frontier: readonly Uint8Array[]): CompactTree {
     assertCount('tree size', size);
-    if (frontier.length !== popCount(size)) invalid(`a compact tree of size ${size} has ${popCount(size)} frontier hashes`);
+    if (frontier.length !== popCount(size))
+      invalid(`a compact tree of size ${size} has ${popCount(size)} frontier hashes`);
     if (!frontier.every(isHash)) invalid('frontier hashes must be 32 bytes');
-    return new CompactTree(size, frontier.map((hash) => Buffer.from(hash)));
+    return new CompactTree(
+      size,
+      frontier.map((hash) => Buffer.from(hash)),
+    );
   }
 
   static deserialize(bytes: Uint8Array): CompactTree {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { canonicalJson } from './canonical-json.js';
-import { GENESIS_PREV_HASH, LogWriter, canonicalEntryBytes, decodeEntryBytes } from './log-entry.js';
+
+import { canonicalJson, type JsonValue } from './canonical-json.js';
 import { rootHash } from './compact-tree.js';
 import { leafHash } from './hash.js';
+import { canonicalEntryBytes, decodeEntryBytes, GENESIS_PREV_HASH, LogWriter } from './log-entry.js';
 
 describe('canonical JSON (RFC 8785)', () => {
   it('sorts keys by UTF-16 code unit and drops whitespace, so equal values give equal bytes', () => {
@@ -14,11 +15,21 @@ describe('canonical JSON (RFC 8785)', () => {
 
   it('orders keys as RFC 8785 §3.2.3 does, array-index keys and surrogate pairs included', () => {
     // The RFC's own example: "1" is a key JavaScript would otherwise enumerate first.
-    const rfc = { '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' };
+    const rfc = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
     expect(canonicalJson(rfc)).toBe(
       '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis","\u20ac":"Euro Sign","\ud83d\ude00":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
     );
-    expect(canonicalJson({ a: [{ '10': 1, '9': 2, b: { z: 1, y: 2 } }] })).toBe('{"a":[{"10":1,"9":2,"b":{"y":2,"z":1}}]}');
+    expect(canonicalJson({ a: [{ '10': 1, '9': 2, b: { z: 1, y: 2 } }] })).toBe(
+      '{"a":[{"10":1,"9":2,"b":{"y":2,"z":1}}]}',
+    );
     // Keys that only look numeric sort as strings on the fast path.
     expect(canonicalJson({ '01': 1, '1.5': 2, '-1': 3 })).toBe('{"-1":3,"01":1,"1.5":2}');
     expect(canonicalJson([1e21, 0.1, -0, 'x', { b: undefined, a: 1 }])).toBe('[1e+21,0.1,0,"x",{"a":1}]');
@@ -39,7 +50,12 @@ describe('canonical JSON (RFC 8785)', () => {
 });
 
 describe('log entries', () => {
-  const entry = { index: 3, eventId: 'evt-3', prevLeafHash: leafHash(Buffer.from('p')), event: { action: 'grant.revoked', by: 'u1' } };
+  const entry = {
+    index: 3,
+    eventId: 'evt-3',
+    prevLeafHash: leafHash(Buffer.from('p')),
+    event: { action: 'grant.revoked', by: 'u1' },
+  };
 
   it('encode index, event id, predecessor hash and event as documented', () => {
     const bytes = canonicalEntryBytes(entry);
@@ -55,8 +71,14 @@ describe('log entries', () => {
       ['evt "quoted" \\ é 😀', { '2': 'two', z: [1, { b: null, a: 'x' }], a: -0.5 }],
       ['e', 'just a string'],
       ['e', []],
-    ] as const) {
-      const body = { v: 1, index: 9_007_199_254_740_991, eventId, prev: Buffer.from(prevLeafHash).toString('hex'), event };
+    ] satisfies [string, JsonValue][]) {
+      const body = {
+        v: 1,
+        index: 9_007_199_254_740_991,
+        eventId,
+        prev: Buffer.from(prevLeafHash).toString('hex'),
+        event,
+      };
       const bytes = canonicalEntryBytes({ index: body.index, eventId, prevLeafHash, event });
       expect(bytes.toString('utf8')).toBe(canonicalJson(body));
       expect(decodeEntryBytes(bytes)?.eventId).toBe(eventId);

@@ -1,6 +1,6 @@
-import { type JsonValue, canonicalJson } from './canonical-json.js';
+import { canonicalJson, type JsonValue } from './canonical-json.js';
 import { CompactTree } from './compact-tree.js';
-import { HASH_SIZE, LEAF_HASH_PREFIX, isHash, sha256 } from './hash.js';
+import { HASH_SIZE, isHash, LEAF_HASH_PREFIX, sha256 } from './hash.js';
 import { assertCount, invalid } from './tree-math.js';
 
 /** Entry format version, inside the hashed bytes so a future format cannot be confused with this one. */
@@ -111,7 +111,11 @@ export class LogWriter {
    * elsewhere (the audit service does it on worker threads). Whatever string is passed is
    * what the leaf commits to, so it must come from canonicalJson.
    */
-  appendCanonical(eventId: string, canonicalEvent: string, onNodeCompleted?: Parameters<CompactTree['append']>[1]): AppendedEntry {
+  appendCanonical(
+    eventId: string,
+    canonicalEvent: string,
+    onNodeCompleted?: Parameters<CompactTree['append']>[1],
+  ): AppendedEntry {
     const index = this.tree.size;
     const input = leafInput(index, eventId, this.lastLeafHash, canonicalEvent);
     const hash = sha256(input);

@@ -1,15 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+
 import { CompactTree, rootHash } from './compact-tree.js';
 import { EMPTY_ROOT_HASH, leafHash, nodeHash } from './hash.js';
 import {
-  type HashReader,
-  consistencyProof,
   consistencyPlan,
+  consistencyProof,
+  fetchCompactTree,
   fetchConsistencyProof,
   fetchInclusionProof,
-  fetchCompactTree,
   fetchRootHash,
+  type HashReader,
   inclusionPlan,
   inclusionProof,
   verifyConsistency,
@@ -83,13 +84,15 @@ describe('inclusion proofs', () => {
         const at = `PATH(${index}, D[${size}])`;
         const proof = inclusionProof(index, size, leaves);
         const root = roots[size]!;
-        const ok = (proofToCheck: readonly Buffer[], i = index, n = size, leaf = leaves[index]!) => verifyInclusion(leaf, i, n, proofToCheck, root);
-        if (hex(proof).join() !== hex(referencePath(index, leaves.slice(0, size))).join()) failures.push(`${at} differs from RFC`);
+        const ok = (proofToCheck: readonly Buffer[], i = index, n = size, leaf = leaves[index]!) =>
+          verifyInclusion(leaf, i, n, proofToCheck, root);
+        if (hex(proof).join() !== hex(referencePath(index, leaves.slice(0, size))).join())
+          failures.push(`${at} differs from RFC`);
         if (!ok(proof)) failures.push(`${at} does not verify`);
         for (const bad of corruptions(proof)) if (ok(bad)) failures.push(`${at} verifies when corrupted`);
         if (ok(proof, index + 1)) failures.push(`${at} verifies for index + 1`);
         if (index > 0 && ok(proof, index - 1)) failures.push(`${at} verifies for index - 1`);
-        if (ok(proof, index, size, leaves[(index + 1) % MAX]!)) failures.push(`${at} verifies another leaf`);
+        if (ok(proof, index, size, leaves[(index + 1) % MAX])) failures.push(`${at} verifies another leaf`);
         // The root binds the size only through the proof's shape (RFC 9162 checks the path's
         // left/right pattern against the size), so a wrong size must fail whenever it changes that shape.
         for (const wrongSize of [size - 1, size + 1]) {
@@ -113,10 +116,13 @@ describe('inclusion proofs', () => {
 });
 
 describe('consistency proofs', () => {
-  it.each(CONSISTENCY_PROOFS)('PROOF($oldSize, D[$newSize]) equals the CT reference vector', ({ oldSize, newSize, proof }) => {
-    expect(hex(consistencyProof(oldSize, newSize, vectorLeaves))).toEqual(hex(proof));
-    expect(verifyConsistency(oldSize, newSize, ROOT_HASHES[oldSize]!, ROOT_HASHES[newSize]!, proof)).toBe(true);
-  });
+  it.each(CONSISTENCY_PROOFS)(
+    'PROOF($oldSize, D[$newSize]) equals the CT reference vector',
+    ({ oldSize, newSize, proof }) => {
+      expect(hex(consistencyProof(oldSize, newSize, vectorLeaves))).toEqual(hex(proof));
+      expect(verifyConsistency(oldSize, newSize, ROOT_HASHES[oldSize]!, ROOT_HASHES[newSize]!, proof)).toBe(true);
+    },
+  );
 
   it('matches the RFC definition and verifies for every 0 ≤ m ≤ n ≤ 64; any corruption or wrong size/root fails', () => {
     const failures: string[] = [];
@@ -134,15 +140,20 @@ describe('consistency proofs', () => {
         if (m === 0 || m === n) continue;
         if (ok(proof, m - 1)) failures.push(`${at} verifies for m - 1`);
         // As for inclusion, sizes are bound only through the proof's shape.
-        for (const [wrongM, wrongN] of [[m, n + 1], [m, n - 1], [m + 1, n]] as const) {
+        for (const [wrongM, wrongN] of [
+          [m, n + 1],
+          [m, n - 1],
+          [m + 1, n],
+        ] as const) {
           if (wrongM > wrongN) continue;
           if (!ok(proof, wrongM, wrongN)) shapeChecks += 1;
-          else if (consistencyShape(wrongM, wrongN) !== consistencyShape(m, n)) failures.push(`${at} verifies as (${wrongM}, ${wrongN})`);
+          else if (consistencyShape(wrongM, wrongN) !== consistencyShape(m, n))
+            failures.push(`${at} verifies as (${wrongM}, ${wrongN})`);
         }
         // A different old tree — a rewritten history — must not pass as a prefix.
         const forgedOld = rootHash([...leaves.slice(0, m - 1), leafHash(Buffer.from('forged'))]);
         if (ok(proof, m, n, forgedOld)) failures.push(`${at} accepts a rewritten old tree`);
-        if (ok(proof, m, n, roots[m]!, roots[n - 1]!)) failures.push(`${at} accepts another new root`);
+        if (ok(proof, m, n, roots[m], roots[n - 1])) failures.push(`${at} accepts another new root`);
       }
     }
     expect(failures).toEqual([]);
@@ -158,7 +169,9 @@ describe('consistency proofs', () => {
     const many = leavesOf(3000);
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 3000 }).chain((n) => fc.tuple(fc.integer({ min: 0, max: n }), fc.constant(n), fc.integer({ min: 0, max: n - 1 }))),
+        fc
+          .integer({ min: 1, max: 3000 })
+          .chain((n) => fc.tuple(fc.integer({ min: 0, max: n }), fc.constant(n), fc.integer({ min: 0, max: n - 1 }))),
         ([m, n, index]) => {
           const rootN = rootHash(many.slice(0, n));
           const rootM = rootHash(many.slice(0, m));
@@ -193,7 +206,9 @@ function countingReader(all: readonly Buffer[], cacheLevelsFrom: number | undefi
   if (cacheLevelsFrom !== undefined) {
     reader.nodeHashes = async (nodes: readonly NodeId[]) => {
       stats.nodeLookups += nodes.length;
-      return nodes.map((node) => (node.level >= cacheLevelsFrom ? cache.get(`${node.level}/${node.index}`) : undefined));
+      return nodes.map((node) =>
+        node.level >= cacheLevelsFrom ? cache.get(`${node.level}/${node.index}`) : undefined,
+      );
     };
   }
   return { reader, stats };
@@ -211,10 +226,23 @@ describe('proofs from a hash store', () => {
   it('produce the same proofs and roots as in-memory generation, with or without a node cache', async () => {
     for (const cacheFrom of [undefined, 0, 4]) {
       const { reader } = countingReader(big, cacheFrom);
-      for (const [index, size] of [[0, 1], [4999, 5000], [1234, 4097], [17, 33], [4096, 4097]] as const) {
+      for (const [index, size] of [
+        [0, 1],
+        [4999, 5000],
+        [1234, 4097],
+        [17, 33],
+        [4096, 4097],
+      ] as const) {
         expect(hex(await fetchInclusionProof(index, size, reader))).toEqual(hex(inclusionProof(index, size, big)));
       }
-      for (const [m, n] of [[1, 5000], [4096, 5000], [777, 778], [0, 10], [100, 100], [2047, 4097]] as const) {
+      for (const [m, n] of [
+        [1, 5000],
+        [4096, 5000],
+        [777, 778],
+        [0, 10],
+        [100, 100],
+        [2047, 4097],
+      ] as const) {
         expect(hex(await fetchConsistencyProof(m, n, reader))).toEqual(hex(consistencyProof(m, n, big)));
       }
       expect((await fetchRootHash(4321, reader)).equals(rootHash(big.slice(0, 4321)))).toBe(true);

@@ -13,10 +13,10 @@
 import { CompactTree, rootHash } from './compact-tree.js';
 import { EMPTY_ROOT_HASH, hashesEqual, isHash, nodeHash } from './hash.js';
 import {
-  type LeafRange,
-  type NodeId,
   assertCount,
   invalid,
+  type LeafRange,
+  type NodeId,
   nodeStart,
   perfectSubtrees,
   splitPoint,
@@ -147,7 +147,8 @@ async function resolveFromReader(ranges: readonly LeafRange[], reader: HashReade
   await Promise.all(
     runs.map(async (run) => {
       const leaves = await reader.leafHashes(run.start, run.end);
-      if (leaves.length !== run.end - run.start) invalid(`leaf lookup [${run.start}, ${run.end}) returned ${leaves.length}`);
+      if (leaves.length !== run.end - run.start)
+        invalid(`leaf lookup [${run.start}, ${run.end}) returned ${leaves.length}`);
       for (const node of run.nodes) {
         const offset = nodeStart(node) - run.start;
         const slice = leaves.slice(offset, offset + 2 ** node.level);
@@ -187,7 +188,10 @@ export function fetchConsistencyProof(oldSize: number, newSize: number, reader: 
 export async function fetchCompactTree(treeSize: number, reader: HashReader): Promise<CompactTree> {
   assertCount('tree size', treeSize);
   if (treeSize === 0) return CompactTree.empty();
-  const frontier = perfectSubtrees({ start: 0, end: treeSize }).map((node) => ({ start: nodeStart(node), end: nodeStart(node) + 2 ** node.level }));
+  const frontier = perfectSubtrees({ start: 0, end: treeSize }).map((node) => ({
+    start: nodeStart(node),
+    end: nodeStart(node) + 2 ** node.level,
+  }));
   return CompactTree.fromFrontier(treeSize, await resolveFromReader(frontier, reader));
 }
 

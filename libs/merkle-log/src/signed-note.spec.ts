@@ -1,5 +1,7 @@
-import { describe, expect, it } from '@jest/globals';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+
+import { describe, expect, it } from '@jest/globals';
+
 import { ed25519KeyId, openNote, signNote } from './signed-note.js';
 
 /*

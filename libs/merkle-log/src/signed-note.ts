@@ -5,7 +5,8 @@
  * key id = SHA-256(name || "\n" || 0x01 || public key)[0:4] and the signature covers the
  * text bytes exactly.
  */
-import { type KeyObject, createHash, sign, verify } from 'node:crypto';
+import { createHash, type KeyObject, sign, verify } from 'node:crypto';
+
 import { invalid } from './tree-math.js';
 
 const SIGNATURE_PREFIX = '\u2014 '; // em dash + space
@@ -15,7 +16,8 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export type NoteVerification = { ok: true; text: string } | { ok: false; reason: string };
 
 function assertKeyName(name: string): void {
-  if (!/^[\x21-\x7e]+$/.test(name) || name.includes('+')) invalid('key name must be printable ASCII without spaces or "+"');
+  if (!/^[\x21-\x7e]+$/.test(name) || name.includes('+'))
+    invalid('key name must be printable ASCII without spaces or "+"');
 }
 
 function rawEd25519PublicKey(key: KeyObject): Buffer {
@@ -37,7 +39,8 @@ export function ed25519KeyId(keyName: string, key: KeyObject): Buffer {
 
 /** Signs `text` (which must end in a newline and contain no blank line). */
 export function signNote(text: string, privateKey: KeyObject, keyName: string): string {
-  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') invalid('need an Ed25519 private key');
+  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519')
+    invalid('need an Ed25519 private key');
   assertKeyName(keyName);
   if (!text.endsWith('\n') || text.includes('\n\n')) invalid('note text must end in a newline and have no blank lines');
   const signature = sign(null, Buffer.from(text, 'utf8'), privateKey);

@@ -1,9 +1,11 @@
+import { generateKeyPairSync } from 'node:crypto';
+
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { generateKeyPairSync } from 'node:crypto';
-import { type VerifiedCheckpoint, signCheckpoint, verifyCheckpoint } from './checkpoint.js';
+
+import { signCheckpoint, type VerifiedCheckpoint, verifyCheckpoint } from './checkpoint.js';
 import { leafHash } from './hash.js';
-import { LogWriter, canonicalEntryBytes, decodeEntryBytes } from './log-entry.js';
+import { canonicalEntryBytes, decodeEntryBytes, LogWriter } from './log-entry.js';
 import { type StoredEntry, verifyLog } from './verify-log.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -24,7 +26,10 @@ function buildLog(size: number, checkpointAt: readonly number[]) {
 }
 
 function checkpoint(writer: LogWriter): VerifiedCheckpoint {
-  const note = signCheckpoint({ origin: ORIGIN, treeSize: writer.size, rootHash: writer.root(), timestamp: new Date() }, privateKey);
+  const note = signCheckpoint(
+    { origin: ORIGIN, treeSize: writer.size, rootHash: writer.root(), timestamp: new Date() },
+    privateKey,
+  );
   const verified = verifyCheckpoint(note, publicKey, { origin: ORIGIN });
   if (!verified.ok) throw new Error(verified.reason);
   return verified.checkpoint;
@@ -77,7 +82,11 @@ describe('verifyLog', () => {
     const { rows, checkpoints } = buildLog(SIZE, CHECKPOINTS);
     const withoutSixToEight = rows.filter((_, i) => i < 6 || i > 8);
     expect(await verifyLog(withoutSixToEight, checkpoints)).toMatchObject({ ok: false, kind: 'deleted', index: 6 });
-    expect(await verifyLog(renumbered(withoutSixToEight), checkpoints)).toMatchObject({ ok: false, kind: 'deleted', index: 6 });
+    expect(await verifyLog(renumbered(withoutSixToEight), checkpoints)).toMatchObject({
+      ok: false,
+      kind: 'deleted',
+      index: 6,
+    });
   });
 
   it('notices entries cut off the end when a signed checkpoint covered them', async () => {
@@ -87,13 +96,33 @@ describe('verifyLog', () => {
 
   it('names a forged row inserted into the middle, even one that chains to its predecessor', async () => {
     const { rows, checkpoints } = buildLog(SIZE, CHECKPOINTS);
-    const forgedBytes = canonicalEntryBytes({ index: 5, eventId: 'forged', prevLeafHash: rows[4]!.storedLeafHash, event: { action: 'x' } });
+    const forgedBytes = canonicalEntryBytes({
+      index: 5,
+      eventId: 'forged',
+      prevLeafHash: rows[4]!.storedLeafHash,
+      event: { action: 'x' },
+    });
     const forged = { index: 5, eventId: 'forged', canonicalBytes: forgedBytes, storedLeafHash: leafHash(forgedBytes) };
     const inserted = renumbered([...rows.slice(0, 5), forged, ...rows.slice(5)]);
-    expect(await verifyLog(inserted, checkpoints)).toMatchObject({ ok: false, kind: 'inserted', index: 5, eventId: 'forged' });
+    expect(await verifyLog(inserted, checkpoints)).toMatchObject({
+      ok: false,
+      kind: 'inserted',
+      index: 5,
+      eventId: 'forged',
+    });
 
-    const badChainBytes = canonicalEntryBytes({ index: 5, eventId: 'forged', prevLeafHash: rows[0]!.storedLeafHash, event: {} });
-    const badChain = { index: 5, eventId: 'forged', canonicalBytes: badChainBytes, storedLeafHash: leafHash(badChainBytes) };
+    const badChainBytes = canonicalEntryBytes({
+      index: 5,
+      eventId: 'forged',
+      prevLeafHash: rows[0]!.storedLeafHash,
+      event: {},
+    });
+    const badChain = {
+      index: 5,
+      eventId: 'forged',
+      canonicalBytes: badChainBytes,
+      storedLeafHash: leafHash(badChainBytes),
+    };
     expect(await verifyLog(renumbered([...rows.slice(0, 5), badChain, ...rows.slice(5)]), checkpoints)).toMatchObject({
       ok: false,
       kind: 'inserted',
@@ -106,26 +135,49 @@ describe('verifyLog', () => {
     const { rows, checkpoints } = buildLog(SIZE, CHECKPOINTS);
     for (const copied of [2, 4, 12]) {
       const replayed = renumbered([...rows.slice(0, 5), rows[copied]!, ...rows.slice(5)]);
-      expect(await verifyLog(replayed, checkpoints)).toMatchObject({ ok: false, kind: 'inserted', index: 5, eventId: `evt-${copied}` });
+      expect(await verifyLog(replayed, checkpoints)).toMatchObject({
+        ok: false,
+        kind: 'inserted',
+        index: 5,
+        eventId: `evt-${copied}`,
+      });
     }
   });
 
   it('names the first position of two swapped entries as reordered', async () => {
     const { rows, checkpoints } = buildLog(SIZE, CHECKPOINTS);
-    for (const [i, j] of [[5, 9], [5, 6], [0, 19]] as const) {
+    for (const [i, j] of [
+      [5, 9],
+      [5, 6],
+      [0, 19],
+    ] as const) {
       const swapped = [...rows];
       swapped[i] = rows[j]!;
       swapped[j] = rows[i]!;
-      expect(await verifyLog(renumbered(swapped), checkpoints)).toMatchObject({ ok: false, kind: 'reordered', index: i });
+      expect(await verifyLog(renumbered(swapped), checkpoints)).toMatchObject({
+        ok: false,
+        kind: 'reordered',
+        index: i,
+      });
     }
   });
 
   it('names an entry moved further down, or up, as reordered', async () => {
     const { rows, checkpoints } = buildLog(SIZE, CHECKPOINTS);
     const movedDown = [...rows.slice(0, 5), ...rows.slice(6), rows[5]!];
-    expect(await verifyLog(renumbered(movedDown), checkpoints)).toMatchObject({ ok: false, kind: 'reordered', index: 5, eventId: 'evt-5' });
+    expect(await verifyLog(renumbered(movedDown), checkpoints)).toMatchObject({
+      ok: false,
+      kind: 'reordered',
+      index: 5,
+      eventId: 'evt-5',
+    });
     const movedUp = [...rows.slice(0, 5), rows[15]!, ...rows.slice(5, 15), ...rows.slice(16)];
-    expect(await verifyLog(renumbered(movedUp), checkpoints)).toMatchObject({ ok: false, kind: 'reordered', index: 5, eventId: 'evt-15' });
+    expect(await verifyLog(renumbered(movedUp), checkpoints)).toMatchObject({
+      ok: false,
+      kind: 'reordered',
+      index: 5,
+      eventId: 'evt-15',
+    });
   });
 
   it('catches a consistent rewrite of history only a signed checkpoint can reveal', async () => {
@@ -134,23 +186,34 @@ describe('verifyLog', () => {
     const writer = LogWriter.empty();
     const rewritten = original.rows.map((_, i) => {
       const appended = writer.append(`evt-${i}`, { action: 'data.read', n: i === 10 ? -1 : i });
-      return { index: i, eventId: appended.eventId, canonicalBytes: appended.canonicalBytes, storedLeafHash: appended.leafHash };
+      return {
+        index: i,
+        eventId: appended.eventId,
+        canonicalBytes: appended.canonicalBytes,
+        storedLeafHash: appended.leafHash,
+      };
     });
     expect(await verifyLog(rewritten, [])).toMatchObject({ ok: true });
-    expect(await verifyLog(rewritten, original.checkpoints)).toMatchObject({ ok: false, kind: 'checkpoint_mismatch', index: 8 });
+    expect(await verifyLog(rewritten, original.checkpoints)).toMatchObject({
+      ok: false,
+      kind: 'checkpoint_mismatch',
+      index: 8,
+    });
   });
 
   it('reports the right kind and first index for random single tampering (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 2, max: 60 }).chain((size) =>
-          fc.tuple(
-            fc.constant(size),
-            fc.constantFrom('edited', 'deleted', 'reordered', 'inserted' as const),
-            fc.integer({ min: 0, max: size - 1 }),
-            fc.integer({ min: 0, max: size - 1 }),
+        fc
+          .integer({ min: 2, max: 60 })
+          .chain((size) =>
+            fc.tuple(
+              fc.constant(size),
+              fc.constantFrom('edited', 'deleted', 'reordered', 'inserted' as const),
+              fc.integer({ min: 0, max: size - 1 }),
+              fc.integer({ min: 0, max: size - 1 }),
+            ),
           ),
-        ),
         async ([size, kind, a, b]) => {
           const { rows, checkpoints } = buildLog(size, [size]);
           let tampered: StoredEntry[];

@@ -1,7 +1,7 @@
 import type { VerifiedCheckpoint } from './checkpoint.js';
 import { CompactTree } from './compact-tree.js';
 import { hashesEqual, leafHash } from './hash.js';
-import { GENESIS_PREV_HASH, type LogEntry, decodeEntryBytes } from './log-entry.js';
+import { decodeEntryBytes, GENESIS_PREV_HASH, type LogEntry } from './log-entry.js';
 
 /** One stored row, in the order of its index column (`ORDER BY index`). */
 export interface StoredEntry {
@@ -23,8 +23,7 @@ export interface LogProblem {
 }
 
 export type LogVerification =
-  | { ok: true; treeSize: number; rootHash: Buffer; checkpointsMatched: number }
-  | ({ ok: false } & LogProblem);
+  { ok: true; treeSize: number; rootHash: Buffer; checkpointsMatched: number } | ({ ok: false } & LogProblem);
 
 interface Row {
   column: number;
@@ -51,8 +50,7 @@ class Rows {
   private hasBuffered = false;
 
   constructor(source: AsyncIterable<StoredEntry> | Iterable<StoredEntry>) {
-    this.iterator =
-      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<StoredEntry>)[Symbol.iterator]();
+    this.iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   }
 
   async peek(): Promise<Row | undefined> {
@@ -99,7 +97,10 @@ export async function verifyLog(
 ): Promise<LogVerification> {
   const rows = new Rows(entries);
   try {
-    return await verifyRows(rows, [...checkpoints].sort((a, b) => a.treeSize - b.treeSize));
+    return await verifyRows(
+      rows,
+      [...checkpoints].sort((a, b) => a.treeSize - b.treeSize),
+    );
   } finally {
     await rows.close();
   }
@@ -116,7 +117,11 @@ async function verifyRows(rows: Rows, checkpoints: VerifiedCheckpoint[]): Promis
     for (; checkpoints[nextCheckpoint]?.treeSize === tree.size; nextCheckpoint += 1) {
       if (!hashesEqual(tree.root(), checkpoints[nextCheckpoint]!.rootHash)) {
         const range = `entries ${coveredUpTo}..${tree.size - 1}`;
-        return problem('checkpoint_mismatch', coveredUpTo, `${range} chain but miss the root signed for size ${tree.size}`);
+        return problem(
+          'checkpoint_mismatch',
+          coveredUpTo,
+          `${range} chain but miss the root signed for size ${tree.size}`,
+        );
       }
       coveredUpTo = tree.size;
     }

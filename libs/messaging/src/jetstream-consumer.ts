@@ -1,12 +1,23 @@
-import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { randomUUID } from 'node:crypto';
+
+import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { extractTraceContext, runWithRequestContext, withSpan } from '@context-gateway/observability';
 import { deadLetterSubject, type EventDescriptor, type StreamDescriptor } from '@context-gateway/proto';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
+
 import { Header } from './headers.js';
 
 export interface DeliveryInfo {
@@ -52,7 +63,11 @@ export interface DeadLetter {
  * The durable pull consumer `config.durable_name` on `stream`: created, or — when it exists —
  * brought up to date with `config` (a redeploy that changes ack_wait and the like).
  */
-export async function ensureDurableConsumer(nc: NatsConnection, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<Consumer> {
+export async function ensureDurableConsumer(
+  nc: NatsConnection,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<Consumer> {
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.consumers.info(stream, config.durable_name);
@@ -116,9 +131,20 @@ export async function consumeEvents<M extends DescMessage>(
   const onDeadLetter = options.onDeadLetter ?? ((d: DeadLetter) => publishDeadLetter(nc, descriptor.stream, d));
 
   const deadLetter = async (m: JsMsg, reason: DeadLetter['reason'], error: AppError): Promise<void> => {
-    logger.error({ stream, seq: m.seq, subject: m.subject, reason, errorCode: error.code, problems: error.problems }, 'message dead-lettered');
+    logger.error(
+      { stream, seq: m.seq, subject: m.subject, reason, errorCode: error.code, problems: error.problems },
+      'message dead-lettered',
+    );
     try {
-      await onDeadLetter({ stream, subject: m.subject, streamSeq: m.seq, reason, code: error.code, message: error.message, data: m.data });
+      await onDeadLetter({
+        stream,
+        subject: m.subject,
+        streamSeq: m.seq,
+        reason,
+        code: error.code,
+        message: error.message,
+        data: m.data,
+      });
     } catch (failure) {
       // Not copied anywhere yet: keep it in the stream and try again shortly.
       logger.error({ stream, seq: m.seq, err: failure }, 'dead-lettering failed; the message stays and comes back');
@@ -132,29 +158,60 @@ export async function consumeEvents<M extends DescMessage>(
     const parent = extractTraceContext((key) => m.headers?.get(key) || undefined);
     const requestId = m.headers?.get(Header.requestId) || randomUUID();
     await runWithRequestContext({ requestId }, () =>
-      withSpan(`consume ${descriptor.subject}`, { kind: SpanKind.CONSUMER, parent, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject } }, async () => {
-        let message: MessageShape<M>;
-        try {
-          message = fromBinary(descriptor.message, m.data) as MessageShape<M>;
-        } catch {
-          return deadLetter(m, 'invalid', new AppError('malformed_request', `Not a valid ${descriptor.message.typeName}`));
-        }
-        const problems = descriptor.validate?.(message) ?? [];
-        if (problems.length > 0) {
-          return deadLetter(m, 'invalid', new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems));
-        }
-        const delivery: DeliveryInfo = { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') || undefined, working: () => m.working() };
-        try {
-          await handler(message, delivery);
-          await m.ackAck();
-        } catch (thrown) {
-          const error = AppError.from(thrown);
-          if (delivery.deliveryCount >= maxDeliver) return deadLetter(m, 'max_deliveries', error);
-          const delay = Math.round(Math.random() * Math.min(cap, base * 2 ** (delivery.deliveryCount - 1)));
-          logger.warn({ stream, seq: m.seq, errorCode: error.code, err: error.cause ?? error, attempt: delivery.deliveryCount, retryInMs: delay }, 'message failed, will retry');
-          m.nak(delay);
-        }
-      }),
+      withSpan(
+        `consume ${descriptor.subject}`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent,
+          attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject },
+        },
+        async () => {
+          let message: MessageShape<M>;
+          try {
+            message = fromBinary(descriptor.message, m.data) as MessageShape<M>;
+          } catch {
+            return deadLetter(
+              m,
+              'invalid',
+              new AppError('malformed_request', `Not a valid ${descriptor.message.typeName}`),
+            );
+          }
+          const problems = descriptor.validate?.(message) ?? [];
+          if (problems.length > 0) {
+            return deadLetter(
+              m,
+              'invalid',
+              new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems),
+            );
+          }
+          const delivery: DeliveryInfo = {
+            deliveryCount: m.info.deliveryCount,
+            streamSeq: m.seq,
+            msgId: m.headers?.get('Nats-Msg-Id') || undefined,
+            working: () => m.working(),
+          };
+          try {
+            await handler(message, delivery);
+            await m.ackAck();
+          } catch (thrown) {
+            const error = AppError.from(thrown);
+            if (delivery.deliveryCount >= maxDeliver) return deadLetter(m, 'max_deliveries', error);
+            const delay = Math.round(Math.random() * Math.min(cap, base * 2 ** (delivery.deliveryCount - 1)));
+            logger.warn(
+              {
+                stream,
+                seq: m.seq,
+                errorCode: error.code,
+                err: error.cause ?? error,
+                attempt: delivery.deliveryCount,
+                retryInMs: delay,
+              },
+              'message failed, will retry',
+            );
+            m.nak(delay);
+          }
+        },
+      ),
     );
   };
 

@@ -1,9 +1,10 @@
-import { create, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders } from '@context-gateway/observability';
 import type { EventDescriptor } from '@context-gateway/proto';
 import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+
 import { Header } from './headers.js';
 
 export interface PublishResult {
@@ -50,7 +51,12 @@ export class JetStreamPublisher {
         timeout: options.timeoutMs ?? 5_000,
       });
     } catch (error) {
-      throw new AppError('service_unavailable', `The ${descriptor.stream.name} stream did not acknowledge the message`, [], { cause: error });
+      throw new AppError(
+        'service_unavailable',
+        `The ${descriptor.stream.name} stream did not acknowledge the message`,
+        [],
+        { cause: error },
+      );
     }
     return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
   }

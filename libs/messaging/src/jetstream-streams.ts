@@ -23,7 +23,11 @@ function toConfig(stream: StreamDescriptor): Partial<StreamConfig> & { name: str
  * Creates each stream or brings its mutable settings up to date. Idempotent: every
  * service that publishes or consumes a stream calls it at start, in any order.
  */
-export async function ensureStreams(nc: NatsConnection, streams: readonly StreamDescriptor[], logger: Logger): Promise<void> {
+export async function ensureStreams(
+  nc: NatsConnection,
+  streams: readonly StreamDescriptor[],
+  logger: Logger,
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
   for (const stream of streams) {
     const config = toConfig(stream);

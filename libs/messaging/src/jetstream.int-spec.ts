@@ -1,11 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { createLogger } from '@context-gateway/observability';
-import { check, deadLetterSubject, defineEvent, streams, SyncJobSchema, SyncReason, type StreamDescriptor } from '@context-gateway/proto';
+import {
+  check,
+  deadLetterSubject,
+  defineEvent,
+  type StreamDescriptor,
+  streams,
+  SyncJobSchema,
+  SyncReason,
+} from '@context-gateway/proto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
+
 import { consumeEvents, type DeadLetter } from './jetstream-consumer.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 import { ensureStreams } from './jetstream-streams.js';
@@ -47,7 +57,12 @@ async function freshStream() {
   return { stream, event };
 }
 
-const job = (jobId = randomUUID()) => ({ jobId, connectionId: randomUUID(), reason: SyncReason.MANUAL, requestedAt: timestampNow() });
+const job = (jobId = randomUUID()) => ({
+  jobId,
+  connectionId: randomUUID(),
+  reason: SyncReason.MANUAL,
+  requestedAt: timestampNow(),
+});
 const waitFor = async (cond: () => boolean, ms = 10_000) => {
   const until = Date.now() + ms;
   while (!cond()) {
@@ -73,16 +88,24 @@ describe('JetStream publish and durable consumers', () => {
 
   it('refuses to publish an invalid message', async () => {
     const { event } = await freshStream();
-    await expect(new JetStreamPublisher(nc).publish(event, { jobId: 'x', connectionId: 'nope' })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(new JetStreamPublisher(nc).publish(event, { jobId: 'x', connectionId: 'nope' })).rejects.toMatchObject(
+      { code: 'validation_failed' },
+    );
   });
 
   it('redelivers a failed message and acks it once the handler succeeds', async () => {
     const { event } = await freshStream();
     const attempts: number[] = [];
-    const consumer = await consumeEvents(nc, event, { durable: 'w', retryBaseMs: 10 }, async (_m, d) => {
-      attempts.push(d.deliveryCount);
-      if (d.deliveryCount < 3) throw new Error('transient');
-    }, logger);
+    const consumer = await consumeEvents(
+      nc,
+      event,
+      { durable: 'w', retryBaseMs: 10 },
+      async (_m, d) => {
+        attempts.push(d.deliveryCount);
+        if (d.deliveryCount < 3) throw new Error('transient');
+      },
+      logger,
+    );
     await new JetStreamPublisher(nc).publish(event, job());
     await waitFor(() => attempts.length === 3);
     await consumer.stop();
@@ -95,9 +118,15 @@ describe('JetStream publish and durable consumers', () => {
     const { event } = await freshStream();
     const dead: DeadLetter[] = [];
     let handled = 0;
-    const consumer = await consumeEvents(nc, event, { durable: 'w', onDeadLetter: (d) => void dead.push(d) }, async () => {
-      handled += 1;
-    }, logger);
+    const consumer = await consumeEvents(
+      nc,
+      event,
+      { durable: 'w', onDeadLetter: (d) => void dead.push(d) },
+      async () => {
+        handled += 1;
+      },
+      logger,
+    );
     const bad = toBinary(SyncJobSchema, create(SyncJobSchema, { jobId: randomUUID(), connectionId: 'not-a-uuid' }));
     await nc.publish(event.subject, bad);
     await nc.publish(event.subject, new TextEncoder().encode('{not protobuf'));
@@ -112,10 +141,16 @@ describe('JetStream publish and durable consumers', () => {
     const { event } = await freshStream();
     const dead: DeadLetter[] = [];
     let attempts = 0;
-    const consumer = await consumeEvents(nc, event, { durable: 'w', maxDeliver: 2, retryBaseMs: 5, onDeadLetter: (d) => void dead.push(d) }, async () => {
-      attempts += 1;
-      throw new Error('always');
-    }, logger);
+    const consumer = await consumeEvents(
+      nc,
+      event,
+      { durable: 'w', maxDeliver: 2, retryBaseMs: 5, onDeadLetter: (d) => void dead.push(d) },
+      async () => {
+        attempts += 1;
+        throw new Error('always');
+      },
+      logger,
+    );
     await new JetStreamPublisher(nc).publish(event, job());
     await waitFor(() => dead.length === 1);
     await consumer.stop();
@@ -127,17 +162,23 @@ describe('JetStream publish and durable consumers', () => {
     const { event } = await freshStream();
     const dead: DeadLetter[] = [];
     let refusals = 1;
-    const consumer = await consumeEvents(nc, event, {
-      durable: 'w',
-      maxDeliver: 1,
-      retryBaseMs: 10,
-      onDeadLetter: (d) => {
-        if (refusals-- > 0) throw new Error('dead-letter store down');
-        dead.push(d);
+    const consumer = await consumeEvents(
+      nc,
+      event,
+      {
+        durable: 'w',
+        maxDeliver: 1,
+        retryBaseMs: 10,
+        onDeadLetter: (d) => {
+          if (refusals-- > 0) throw new Error('dead-letter store down');
+          dead.push(d);
+        },
       },
-    }, async () => {
-      throw new Error('always');
-    }, logger);
+      async () => {
+        throw new Error('always');
+      },
+      logger,
+    );
     await new JetStreamPublisher(nc).publish(event, job());
     await waitFor(() => dead.length === 1);
     await consumer.stop();
@@ -154,7 +195,9 @@ describe('JetStream publish and durable consumers', () => {
     let stored: Awaited<ReturnType<typeof jsm.streams.getMessage>> | null = null;
     const until = Date.now() + 5_000;
     while (!stored && Date.now() < until) {
-      stored = await jsm.streams.getMessage(streams.deadLetters.name, { last_by_subj: deadLetterSubject(event.stream) }).catch(() => null);
+      stored = await jsm.streams
+        .getMessage(streams.deadLetters.name, { last_by_subj: deadLetterSubject(event.stream) })
+        .catch(() => null);
       if (!stored) await new Promise((r) => setTimeout(r, 20));
     }
     await consumer.stop();
@@ -168,15 +211,27 @@ describe('JetStream publish and durable consumers', () => {
     const { event } = await freshStream();
     const doomed = await connect({ servers: NATS_URL });
     let startedOnDoomed = false;
-    await consumeEvents(doomed, event, { durable: 'w', ackWaitMs: 1_000 }, async () => {
-      startedOnDoomed = true;
-      await new Promise(() => undefined); // never finishes: the worker dies mid-job
-    }, logger);
+    await consumeEvents(
+      doomed,
+      event,
+      { durable: 'w', ackWaitMs: 1_000 },
+      async () => {
+        startedOnDoomed = true;
+        await new Promise(() => undefined); // never finishes: the worker dies mid-job
+      },
+      logger,
+    );
     await new JetStreamPublisher(nc).publish(event, job());
     await waitFor(() => startedOnDoomed);
     await doomed.close(); // killed: no ack, no nak
     const done: number[] = [];
-    const survivor = await consumeEvents(nc, event, { durable: 'w', ackWaitMs: 1_000 }, async (_m, d) => void done.push(d.deliveryCount), logger);
+    const survivor = await consumeEvents(
+      nc,
+      event,
+      { durable: 'w', ackWaitMs: 1_000 },
+      async (_m, d) => void done.push(d.deliveryCount),
+      logger,
+    );
     await waitFor(() => done.length === 1);
     await survivor.stop();
     expect(done).toEqual([2]);

@@ -1,12 +1,15 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import { randomUUID } from 'node:crypto';
+
 import { createLogger } from '@context-gateway/observability';
 import { defineShardRpc, GetReadinessResponseSchema, SyncJobSchema } from '@context-gateway/proto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Controller, Module, type INestMicroservice } from '@nestjs/common';
-import { Ctx } from '@nestjs/microservices';
+import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { randomUUID } from 'node:crypto';
+import { Ctx } from '@nestjs/microservices';
+
 import { NatsRpcServer } from './nats-rpc.server.js';
 import { RpcClient } from './rpc-client.js';
 import { RpcContext } from './rpc-context.js';
@@ -15,7 +18,13 @@ import { RpcHandler } from './rpc-handler.decorator.js';
 // Sharded contracts: one descriptor, one subject per shard; each process answers only its own.
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const prefix = `test${randomUUID().slice(0, 8)}`;
-const whoami = defineShardRpc({ prefix, verb: 'whoami', request: SyncJobSchema, response: GetReadinessResponseSchema, timeoutMs: 1_000 });
+const whoami = defineShardRpc({
+  prefix,
+  verb: 'whoami',
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+  timeoutMs: 1_000,
+});
 
 @Controller()
 class WhoAmIHandler {
@@ -33,7 +42,10 @@ let nc: NatsConnection;
 const apps: INestMicroservice[] = [];
 
 async function startShard(shard: number | undefined): Promise<INestMicroservice> {
-  const app = await NestFactory.createMicroservice(ShardModule, { strategy: new NatsRpcServer({ connection: nc, queue: prefix, logger, shard }), logger: false });
+  const app = await NestFactory.createMicroservice(ShardModule, {
+    strategy: new NatsRpcServer({ connection: nc, queue: prefix, logger, shard }),
+    logger: false,
+  });
   apps.push(app);
   await app.listen();
   return app;
@@ -60,13 +72,19 @@ describe('sharded request/reply', () => {
   it('delivers each request to the shard it names, never to another', async () => {
     const client = new RpcClient(nc);
     for (let i = 0; i < 5; i += 1) {
-      expect((await client.request(whoami, {}, { subject: whoami.shardSubject!(1) })).service).toBe(`${prefix}.v1.shard.1.whoami`);
-      expect((await client.request(whoami, {}, { subject: whoami.shardSubject!(0) })).service).toBe(`${prefix}.v1.shard.0.whoami`);
+      expect((await client.request(whoami, {}, { subject: whoami.shardSubject!(1) })).service).toBe(
+        `${prefix}.v1.shard.1.whoami`,
+      );
+      expect((await client.request(whoami, {}, { subject: whoami.shardSubject!(0) })).service).toBe(
+        `${prefix}.v1.shard.0.whoami`,
+      );
     }
   });
 
   it('a shard nobody runs is service_unavailable, not another shard answering', async () => {
-    await expect(new RpcClient(nc).request(whoami, {}, { subject: whoami.shardSubject!(7) })).rejects.toMatchObject({ code: 'service_unavailable' });
+    await expect(new RpcClient(nc).request(whoami, {}, { subject: whoami.shardSubject!(7) })).rejects.toMatchObject({
+      code: 'service_unavailable',
+    });
   });
 
   it('refuses to start a sharded handler in a process without a shard', async () => {

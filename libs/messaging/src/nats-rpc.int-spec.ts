@@ -1,6 +1,9 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import { randomUUID } from 'node:crypto';
+
 import { create, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { createLogger } from '@context-gateway/observability';
 import {
@@ -8,16 +11,16 @@ import {
   defineRpc,
   ErrorReplySchema,
   GetReadinessResponseSchema,
+  type SyncJob,
   SyncJobSchema,
   SyncReason,
-  type SyncJob,
 } from '@context-gateway/proto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { Controller, Module, type INestMicroservice } from '@nestjs/common';
-import { Ctx, Payload } from '@nestjs/microservices';
+import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { fromBinary } from '@bufbuild/protobuf';
-import { randomUUID } from 'node:crypto';
+import { Ctx, Payload } from '@nestjs/microservices';
+
 import { Header } from './headers.js';
 import { NatsRpcServer } from './nats-rpc.server.js';
 import { RpcClient } from './rpc-client.js';
@@ -34,8 +37,17 @@ const echo = defineRpc({
   response: GetReadinessResponseSchema,
   validate: (job) => [...check.uuid(job.connectionId, 'connectionId')],
 });
-const slow = defineRpc({ subject: `${prefix}.v1.slow`, request: SyncJobSchema, response: GetReadinessResponseSchema, timeoutMs: 200 });
-const nobody = defineRpc({ subject: `${prefix}.v1.nobody`, request: SyncJobSchema, response: GetReadinessResponseSchema });
+const slow = defineRpc({
+  subject: `${prefix}.v1.slow`,
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+  timeoutMs: 200,
+});
+const nobody = defineRpc({
+  subject: `${prefix}.v1.nobody`,
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+});
 
 let handled = 0;
 @Controller()
@@ -94,7 +106,10 @@ describe('typed request/reply over NATS', () => {
   });
 
   it('carries the AppError code of the handler back to the caller', async () => {
-    await expect(client.request(echo, { jobId: 'conflict', connectionId })).rejects.toMatchObject({ code: 'conflict', message: 'already there' });
+    await expect(client.request(echo, { jobId: 'conflict', connectionId })).rejects.toMatchObject({
+      code: 'conflict',
+      message: 'already there',
+    });
   });
 
   it('hides an unexpected error behind internal, without its message', async () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
+
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { extractTraceContext, runWithRequestContext, withSpan } from '@context-gateway/observability';
 import type { RpcDescriptor } from '@context-gateway/proto';
@@ -9,10 +10,11 @@ import { Server } from '@nestjs/microservices';
 import { SpanKind } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { lastValueFrom } from 'rxjs';
+
 import { Header, ReplyStatus } from './headers.js';
-import { RPC_DESCRIPTOR } from './rpc-handler.decorator.js';
-import { RpcContext } from './rpc-context.js';
 import { encodeErrorReply } from './rpc-codec.js';
+import { RpcContext } from './rpc-context.js';
+import { RPC_DESCRIPTOR } from './rpc-handler.decorator.js';
 
 export interface NatsRpcServerOptions {
   connection: NatsConnection;
@@ -74,7 +76,8 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
   subscriptionFor(descriptor: RpcDescriptor): { subject: string; queue: string } {
     if (!descriptor.shardSubject) return { subject: descriptor.subject, queue: this.options.queue };
     const { shard } = this.options;
-    if (shard === undefined) throw new Error(`Handler for sharded "${descriptor.subject}" needs the server's shard option`);
+    if (shard === undefined)
+      throw new Error(`Handler for sharded "${descriptor.subject}" needs the server's shard option`);
     return { subject: descriptor.shardSubject(shard), queue: `${this.options.queue}.shard.${shard}` };
   }
 
@@ -103,7 +106,11 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
     await runWithRequestContext({ requestId }, () =>
       withSpan(
         `rpc ${descriptor.subject}`,
-        { kind: SpanKind.SERVER, parent, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': msg.subject } },
+        {
+          kind: SpanKind.SERVER,
+          parent,
+          attributes: { 'messaging.system': 'nats', 'messaging.destination.name': msg.subject },
+        },
         async () => {
           let outcome = 'ok';
           try {
@@ -111,7 +118,8 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
               // A request without a reply subject cannot be answered; say so in the log, not silently.
               throw new AppError('malformed_request', 'Request/reply subject used without a reply inbox');
             }
-            if (Date.now() > deadline) throw new AppError('deadline_exceeded', 'The deadline passed before the request was handled');
+            if (Date.now() > deadline)
+              throw new AppError('deadline_exceeded', 'The deadline passed before the request was handled');
             const request = decodeRequest(descriptor, msg.data);
             const problems = descriptor.validate?.(request as never) ?? [];
             if (problems.length > 0) {
@@ -119,16 +127,26 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
             }
             const context = new RpcContext(msg.subject, msg.headers, requestId, deadline);
             const result = await lastValueFrom(this.transformToObservable(await handler(request, context)));
-            this.reply(msg, ReplyStatus.ok, toBinary(descriptor.response, create(descriptor.response as DescMessage, result as never)));
+            this.reply(
+              msg,
+              ReplyStatus.ok,
+              toBinary(descriptor.response, create(descriptor.response, result as never)),
+            );
           } catch (thrown) {
             const error = AppError.from(thrown);
             outcome = error.code;
             const level = error.status >= 500 ? 'error' : 'warn';
             // The cause goes to our log (scrubbed by the logger); the caller only gets code + message.
-            log[level]({ subject: msg.subject, errorCode: error.code, problems: error.problems, err: error.cause ?? error }, 'rpc failed');
+            log[level](
+              { subject: msg.subject, errorCode: error.code, problems: error.problems, err: error.cause ?? error },
+              'rpc failed',
+            );
             if (msg.reply) this.reply(msg, ReplyStatus.error, encodeErrorReply(error));
           } finally {
-            log.debug({ subject: msg.subject, outcome, ms: Math.round((performance.now() - started) * 100) / 100 }, 'rpc handled');
+            log.debug(
+              { subject: msg.subject, outcome, ms: Math.round((performance.now() - started) * 100) / 100 },
+              'rpc handled',
+            );
           }
         },
       ),

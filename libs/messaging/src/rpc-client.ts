@@ -1,9 +1,17 @@
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders, withSpan } from '@context-gateway/observability';
 import type { RpcDescriptor } from '@context-gateway/proto';
 import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind } from '@opentelemetry/api';
+
 import { Header, ReplyStatus } from './headers.js';
 import { decodeErrorReply } from './rpc-codec.js';
 
@@ -31,28 +39,32 @@ export class RpcClient {
     const timeoutMs = options.timeoutMs ?? descriptor.timeoutMs;
     const payload = toBinary(descriptor.request, create(descriptor.request, message));
 
-    return withSpan(`rpc ${subject}`, { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, async () => {
-      const h = natsHeaders();
-      h.set(Header.deadline, String(Date.now() + timeoutMs));
-      const ctx = currentRequestContext();
-      if (ctx) h.set(Header.requestId, ctx.requestId);
-      injectTraceHeaders((key, value) => h.set(key, value));
+    return withSpan(
+      `rpc ${subject}`,
+      { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+      async () => {
+        const h = natsHeaders();
+        h.set(Header.deadline, String(Date.now() + timeoutMs));
+        const ctx = currentRequestContext();
+        if (ctx) h.set(Header.requestId, ctx.requestId);
+        injectTraceHeaders((key, value) => h.set(key, value));
 
-      let reply;
-      try {
-        reply = await this.nc.request(subject, payload, { timeout: timeoutMs, headers: h });
-      } catch (error) {
-        throw transportError(error, subject);
-      }
-      if (reply.headers?.get(Header.status) === ReplyStatus.error) {
-        throw decodeErrorReply(reply.data);
-      }
-      try {
-        return fromBinary(descriptor.response, reply.data);
-      } catch {
-        throw new AppError('internal', `The reply on ${subject} is not a valid ${descriptor.response.typeName}`);
-      }
-    });
+        let reply;
+        try {
+          reply = await this.nc.request(subject, payload, { timeout: timeoutMs, headers: h });
+        } catch (error) {
+          throw transportError(error, subject);
+        }
+        if (reply.headers?.get(Header.status) === ReplyStatus.error) {
+          throw decodeErrorReply(reply.data);
+        }
+        try {
+          return fromBinary(descriptor.response, reply.data);
+        } catch {
+          throw new AppError('internal', `The reply on ${subject} is not a valid ${descriptor.response.typeName}`);
+        }
+      },
+    );
   }
 }
 
@@ -60,7 +72,10 @@ function transportError(error: unknown, subject: string): AppError {
   if (error instanceof errors.RequestError && error.isNoResponders()) {
     return new AppError('service_unavailable', `No service answers on ${subject}`, [], { cause: error });
   }
-  if (error instanceof errors.TimeoutError || (error instanceof errors.RequestError && error.cause instanceof errors.TimeoutError)) {
+  if (
+    error instanceof errors.TimeoutError ||
+    (error instanceof errors.RequestError && error.cause instanceof errors.TimeoutError)
+  ) {
     return new AppError('deadline_exceeded', `No reply on ${subject} before the deadline`, [], { cause: error });
   }
   return new AppError('service_unavailable', `The request on ${subject} could not be sent`, [], { cause: error });

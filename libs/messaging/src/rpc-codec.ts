@@ -16,7 +16,11 @@ export function encodeErrorReply(error: AppError): Uint8Array {
 export function decodeErrorReply(data: Uint8Array): AppError {
   try {
     const reply = fromBinary(ErrorReplySchema, data);
-    return AppError.fromWire(reply.code, reply.message, reply.problems.map((p) => ({ path: p.path, message: p.message })));
+    return AppError.fromWire(
+      reply.code,
+      reply.message,
+      reply.problems.map((p) => ({ path: p.path, message: p.message })),
+    );
   } catch {
     return new AppError('internal', 'A peer sent an error reply that could not be decoded');
   }

@@ -1,5 +1,5 @@
-import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { throwError, type Observable } from 'rxjs';
+import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
+import { type Observable, throwError } from 'rxjs';
 
 /**
  * Nest's default RPC exception filter replaces every non-RpcException with a generic

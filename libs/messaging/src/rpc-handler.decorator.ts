@@ -1,5 +1,5 @@
-import { MessagePattern } from '@nestjs/microservices';
 import type { RpcDescriptor } from '@context-gateway/proto';
+import { MessagePattern } from '@nestjs/microservices';
 
 export const RPC_DESCRIPTOR = 'cg:rpc';
 

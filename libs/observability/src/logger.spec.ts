@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SpanKind } from '@opentelemetry/api';
+
 import { createLogger } from './logger.js';
 import { runWithRequestContext } from './request-context.js';
 import { MemoryDestination } from './test-support.js';
-import { type TracingHandle, initTracing, withSpan } from './tracing.js';
+import { initTracing, type TracingHandle, withSpan } from './tracing.js';
 
 function setup(level?: string) {
   const dest = new MemoryDestination();

@@ -1,5 +1,6 @@
 import { type DestinationStream, type Logger, type LoggerOptions as PinoOptions, pino } from 'pino';
-import { REDACTED, REDACT_PATHS, scrubSecrets } from './redaction.js';
+
+import { REDACT_PATHS, REDACTED, scrubSecrets } from './redaction.js';
 import { currentRequestContext } from './request-context.js';
 import { activeTraceIds } from './tracing.js';
 

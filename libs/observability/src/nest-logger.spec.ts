@@ -1,7 +1,9 @@
 import 'reflect-metadata';
+
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+
 import { createLogger } from './logger.js';
 import { NestLogger } from './nest-logger.js';
 import { MemoryDestination } from './test-support.js';
@@ -48,7 +50,11 @@ describe('NestLogger', () => {
     nest.log({ event: 'login', password: 'nest-raw-2' }, 'Auth');
     expect(dest.raw).not.toContain('nest-raw');
     const [err, obj] = dest.lines();
-    expect(err).toMatchObject({ context: 'Bootstrap', err: { type: 'Error' }, msg: 'db down: postgres://app:[redacted]@db/x' });
+    expect(err).toMatchObject({
+      context: 'Bootstrap',
+      err: { type: 'Error' },
+      msg: 'db down: postgres://app:[redacted]@db/x',
+    });
     expect(obj).toMatchObject({ context: 'Auth', event: 'login', password: '[redacted]' });
   });
 
@@ -69,7 +75,9 @@ describe('NestLogger', () => {
     new Logger('Custom').log('from a Nest Logger');
     await app.close();
     const lines = dest.lines();
-    expect(lines).toContainEqual(expect.objectContaining({ context: 'NestFactory', service: 'svc-test', level: 'info' }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ context: 'NestFactory', service: 'svc-test', level: 'info' }),
+    );
     expect(lines).toContainEqual(expect.objectContaining({ context: 'Custom', msg: 'from a Nest Logger' }));
   });
 });

@@ -1,5 +1,5 @@
-import type { LogLevel, LoggerService } from '@nestjs/common';
-import type { Logger, Level } from 'pino';
+import type { LoggerService, LogLevel } from '@nestjs/common';
+import type { Level, Logger } from 'pino';
 
 // Nest's levels onto pino's; Nest's `log` is the everyday informational level.
 const PINO_LEVEL: Record<LogLevel, Level> = {

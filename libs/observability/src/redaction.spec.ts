@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
-import { REDACT_PATHS, isSecretKey, scrubSecrets, scrubString } from './redaction.js';
+
+import { isSecretKey, REDACT_PATHS, scrubSecrets, scrubString } from './redaction.js';
 import { MemoryDestination } from './test-support.js';
 
 describe('scrubSecrets', () => {
@@ -40,7 +41,13 @@ describe('scrubSecrets', () => {
 
   it('redacts headers in any casing, whatever the value type', () => {
     const out = scrubSecrets({
-      headers: { Authorization: 'Bearer abc', Cookie: 'sid=1', 'Set-Cookie': ['a=1', 'b=2'], 'X-Api-Key': 'k', accept: 'json' },
+      headers: {
+        Authorization: 'Bearer abc',
+        Cookie: 'sid=1',
+        'Set-Cookie': ['a=1', 'b=2'],
+        'X-Api-Key': 'k',
+        accept: 'json',
+      },
     });
     expect(out).toEqual({
       headers: {
@@ -80,7 +87,10 @@ describe('scrubSecrets', () => {
     const out = scrubSecrets({
       node,
       key: Buffer.from('0123456789abcdef'),
-      m: new Map<string, unknown>([['token', 't'], ['ok', 1]]),
+      m: new Map<string, unknown>([
+        ['token', 't'],
+        ['ok', 1],
+      ]),
       n: 10n,
       when: new Date('2026-01-01T00:00:00Z'),
     });
@@ -106,7 +116,10 @@ describe('scrubString', () => {
     ['key cg_sk_9f8e7d-6c_5b is invalid', 'key cg_sk_[redacted] is invalid'],
     ['connect postgres://app:s3cr3t@db:5432/x failed', 'connect postgres://app:[redacted]@db:5432/x failed'],
     ['GET /callback?code=abc&state=xyz', 'GET /callback?code=[redacted]&state=[redacted]'],
-    ['session cg_ss_AbC-12 and auditor cg_aud_x_9 and ceremony cg_wc_q', 'session cg_ss_[redacted] and auditor cg_aud_[redacted] and ceremony cg_wc_[redacted]'],
+    [
+      'session cg_ss_AbC-12 and auditor cg_aud_x_9 and ceremony cg_wc_q',
+      'session cg_ss_[redacted] and auditor cg_aud_[redacted] and ceremony cg_wc_[redacted]',
+    ],
     ['https://x/t?client_id=1&client_secret=shh', 'https://x/t?client_id=1&client_secret=[redacted]'],
     ['jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_nature', 'jwt [redacted]'],
     ['nothing secret here', 'nothing secret here'],

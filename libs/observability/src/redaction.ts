@@ -84,8 +84,8 @@ export const REDACT_PATHS: string[] = (() => {
     'private_key',
     'privateKey',
   ];
-  const headerPaths = ['req.headers', 'res.headers', 'request.headers', 'response.headers', 'headers'].flatMap(
-    (base) => headerNames.map((h) => `${base}["${h}"]`),
+  const headerPaths = ['req.headers', 'res.headers', 'request.headers', 'response.headers', 'headers'].flatMap((base) =>
+    headerNames.map((h) => `${base}["${h}"]`),
   );
   const keyPaths = keyNames.flatMap((k) => [k, `*.${k}`]);
   const codePaths = ['req.query.code', 'query.code', 'body.code', 'req.body.code'];

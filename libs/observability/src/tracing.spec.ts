@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import { SpanKind, SpanStatusCode, propagation, context as otelContext } from '@opentelemetry/api';
+import { context as otelContext, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+
 import {
-  type TracingHandle,
-  type TracingOptions,
   activeTraceIds,
   extractTraceContext,
   initTracing,
   injectTraceHeaders,
+  type TracingHandle,
+  type TracingOptions,
   withSpan,
 } from './tracing.js';
 

@@ -1,15 +1,15 @@
 import {
   type Attributes,
   type Context,
+  context,
+  isSpanContextValid,
+  propagation,
   ROOT_CONTEXT,
   type Span,
   type SpanKind,
   SpanStatusCode,
-  type Tracer,
-  context,
-  isSpanContextValid,
-  propagation,
   trace,
+  type Tracer,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -23,6 +23,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+
 import { scrubString } from './redaction.js';
 
 export type TracesExporter = 'none' | 'console' | 'otlp';
@@ -100,9 +101,13 @@ export function tracer(): Tracer {
 
 /** Writes traceparent/tracestate (and baggage) of the active context through `set`. */
 export function injectTraceHeaders(set: (key: string, value: string) => void): void {
-  propagation.inject(context.active(), {}, {
-    set: (_carrier, key, value) => set(key, value),
-  });
+  propagation.inject(
+    context.active(),
+    {},
+    {
+      set: (_carrier, key, value) => set(key, value),
+    },
+  );
 }
 
 /**
@@ -111,10 +116,14 @@ export function injectTraceHeaders(set: (key: string, value: string) => void): v
  * never from whatever context the receiving loop happened to be running in.
  */
 export function extractTraceContext(get: (key: string) => string | undefined): Context {
-  return propagation.extract(ROOT_CONTEXT, {}, {
-    get: (_carrier, key) => get(key),
-    keys: () => [],
-  });
+  return propagation.extract(
+    ROOT_CONTEXT,
+    {},
+    {
+      get: (_carrier, key) => get(key),
+      keys: () => [],
+    },
+  );
 }
 
 /**

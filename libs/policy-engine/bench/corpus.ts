@@ -19,9 +19,20 @@ export interface Corpus {
   requests: PolicyRequest[];
 }
 
-const OPERATIONS = ['read:items', 'read:profile', 'read:history', 'create_item', 'update_item', 'delete_item', 'search', 'export'];
+const OPERATIONS = [
+  'read:items',
+  'read:profile',
+  'read:history',
+  'create_item',
+  'update_item',
+  'delete_item',
+  'search',
+  'export',
+];
 
-export function buildCorpus(options = { orgs: 50, appsPerOrg: 20, usersPerOrg: 200, integrations: 30, requests: 200_000, seed: 7 }): Corpus {
+export function buildCorpus(
+  options = { orgs: 50, appsPerOrg: 20, usersPerOrg: 200, integrations: 30, requests: 200_000, seed: 7 },
+): Corpus {
   const random = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const sample = <T>(items: readonly T[], n: number): T[] => [...items].sort(() => random() - 0.5).slice(0, n);
@@ -43,10 +54,23 @@ export function buildCorpus(options = { orgs: 50, appsPerOrg: 20, usersPerOrg: 2
     orgRules.push(...orgIntegrationRules(orgId, enabled));
     // Admins switch off destructive operations and fence off sensitive resources.
     for (const integration of sample(enabled, 8)) {
-      orgRules.push({ id: `${orgId}:deny:${integration}:delete`, layer: 'org', subject: orgId, effect: 'deny', target: { capability: `${integration}:delete_item` } });
+      orgRules.push({
+        id: `${orgId}:deny:${integration}:delete`,
+        layer: 'org',
+        subject: orgId,
+        effect: 'deny',
+        target: { capability: `${integration}:delete_item` },
+      });
     }
     for (const integration of sample(enabled, 4)) {
-      orgRules.push({ id: `${orgId}:deny:${integration}:secret`, layer: 'org', subject: orgId, effect: 'deny', target: { integration }, resources: [`res:${orgId}/secret/*`] });
+      orgRules.push({
+        id: `${orgId}:deny:${integration}:secret`,
+        layer: 'org',
+        subject: orgId,
+        effect: 'deny',
+        target: { integration },
+        resources: [`res:${orgId}/secret/*`],
+      });
     }
     const apps = Array.from({ length: options.appsPerOrg }, (_, a) => `${orgId}-app${a}`);
     const declared = new Map<string, string[]>();
@@ -63,7 +87,14 @@ export function buildCorpus(options = { orgs: 50, appsPerOrg: 20, usersPerOrg: 2
       orgRules.push(...grantRules({ grantId: `${userId}-g0`, userId, applicationId, scopes }));
       legit.push({ orgId, userId, applicationId, scopes });
       if (random() < 0.1) {
-        orgRules.push({ id: `${userId}:deny:${scopes[0]}`, layer: 'user', subject: userId, effect: 'deny', target: { capability: scopes[0]! }, resources: ['res:private/*'] });
+        orgRules.push({
+          id: `${userId}:deny:${scopes[0]}`,
+          layer: 'user',
+          subject: userId,
+          effect: 'deny',
+          target: { capability: scopes[0]! },
+          resources: ['res:private/*'],
+        });
       }
     }
     rulesByOrg.set(orgId, orgRules);
@@ -81,7 +112,12 @@ export function buildCorpus(options = { orgs: 50, appsPerOrg: 20, usersPerOrg: 2
     const roll = random();
     const base = { orgId: who.orgId, userId: who.userId, applicationId: who.applicationId };
     if (roll < 0.7) {
-      const resource = random() < 0.5 ? undefined : random() < 0.9 ? `res:${who.orgId}/repo${Math.floor(random() * 50)}` : `res:${who.orgId}/secret/x`;
+      const resource =
+        random() < 0.5
+          ? undefined
+          : random() < 0.9
+            ? `res:${who.orgId}/repo${Math.floor(random() * 50)}`
+            : `res:${who.orgId}/secret/x`;
       requests.push({ ...base, capability: pick(who.scopes), ...(resource ? { resource } : {}) });
     } else if (roll < 0.98) {
       requests.push({ ...base, applicationId: pick(orgApps.get(who.orgId)!), capability: pick(catalog) });

@@ -2,8 +2,10 @@
  * `pnpm bench:policy`: decisions per second in process, our engine vs cedar-wasm, on the
  * same corpus and requests. Run from the compiled output (see package.json "bench").
  */
-import cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { availableParallelism, cpus } from 'node:os';
+
+import cedar from '@cedar-policy/cedar-wasm/nodejs';
+
 import { compilePolicies, type Decision, type PolicyRequest } from '../src/index.js';
 import { fromCedarAnswers, policySetText, toCedarQuery } from '../test-support/cedar-oracle.js';
 import { buildCorpus } from './corpus.js';
@@ -32,10 +34,18 @@ function latencies(decide: (r: PolicyRequest) => unknown, requests: PolicyReques
   clock.sort();
   samples.sort();
   const overhead = percentile(clock, 0.5);
-  return { p50: Math.max(0, percentile(samples, 0.5) - overhead), p99: Math.max(0, percentile(samples, 0.99) - overhead) };
+  return {
+    p50: Math.max(0, percentile(samples, 0.5) - overhead),
+    p99: Math.max(0, percentile(samples, 0.99) - overhead),
+  };
 }
 
-function throughput(decide: (r: PolicyRequest) => Decision, requests: PolicyRequest[], seconds: number, chunk = 10_000) {
+function throughput(
+  decide: (r: PolicyRequest) => Decision,
+  requests: PolicyRequest[],
+  seconds: number,
+  chunk = 10_000,
+) {
   let decisions = 0;
   let allowed = 0;
   const started = performance.now();
@@ -71,7 +81,9 @@ const hotRequests = corpus.requests.slice(0, 1_000);
 const hot = throughput(decide, hotRequests, ENGINE_SECONDS);
 const ours = throughput(decide, corpus.requests, ENGINE_SECONDS);
 const oursLatency = latencies(decide, corpus.requests, 1_000_000);
-console.log(`engine: hot  ${fmt(hot.perSecond)} decisions/s (1,000 distinct requests, ${(hot.allowedShare * 100).toFixed(0)}% allowed)`);
+console.log(
+  `engine: hot  ${fmt(hot.perSecond)} decisions/s (1,000 distinct requests, ${(hot.allowedShare * 100).toFixed(0)}% allowed)`,
+);
 console.log(
   `engine: cold ${fmt(ours.perSecond)} decisions/s (${fmt(corpus.requests.length)} distinct requests, ${(ours.allowedShare * 100).toFixed(0)}% allowed), ` +
     `per decision p50 ${fmt(oursLatency.p50)} ns, p99 ${fmt(oursLatency.p99)} ns`,
@@ -84,12 +96,16 @@ for (const [orgId, rules] of corpus.rulesByOrg) {
   const parsed = cedar.preparsePolicySet(orgId, { staticPolicies: policySetText(rules) });
   if (parsed.type !== 'success') throw new Error(JSON.stringify(parsed.errors));
 }
-console.log(`cedar-wasm ${cedar.getCedarVersion()}: preparsed ${corpus.rulesByOrg.size} per-org policy sets in ${(performance.now() - t).toFixed(0)} ms`);
+console.log(
+  `cedar-wasm ${cedar.getCedarVersion()}: preparsed ${corpus.rulesByOrg.size} per-org policy sets in ${(performance.now() - t).toFixed(0)} ms`,
+);
 const known = new Set(corpus.catalog);
 const cedarDecide = (request: PolicyRequest): Decision => {
   const rules = corpus.rulesByOrg.get(request.orgId)!;
   const query = toCedarQuery(rules, request, known);
-  const answers = query.calls.map((call) => cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: request.orgId }));
+  const answers = query.calls.map((call) =>
+    cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: request.orgId }),
+  );
   return fromCedarAnswers(rules, answers);
 };
 // The request-building is kept outside neither side's timing on purpose: both get

@@ -83,7 +83,9 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
     };
     const capabilities =
       'capability' in rule.target
-        ? known.has(rule.target.capability) ? [rule.target.capability] : []
+        ? known.has(rule.target.capability)
+          ? [rule.target.capability]
+          : []
         : (capabilitiesByIntegration.get(rule.target.integration) ?? []);
     let bySubject = indexes[rule.layer].get(rule.subject);
     if (!bySubject) indexes[rule.layer].set(rule.subject, (bySubject = new Map()));
@@ -165,7 +167,12 @@ function evaluate(
   return scan(layer, bucket, applicationId, resource);
 }
 
-function scan(layer: Layer, bucket: Bucket, applicationId: string | undefined, resource: string | undefined): LayerMatch | undefined {
+function scan(
+  layer: Layer,
+  bucket: Bucket,
+  applicationId: string | undefined,
+  resource: string | undefined,
+): LayerMatch | undefined {
   let ids: string[] | undefined;
   for (const rule of bucket.denies) {
     if (rule.application !== undefined && rule.application !== applicationId) continue;

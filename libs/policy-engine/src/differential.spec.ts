@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
+
 import { afterAll, describe, expect, it } from '@jest/globals';
+
 import { fromCedarAnswers, toCedarQuery } from '../test-support/cedar-oracle.js';
 import { CedarPool } from '../test-support/cedar-pool.js';
 import { RandomPolicies, seededRandom, WORLD } from '../test-support/random-policies.js';
@@ -58,7 +60,9 @@ describe('engine vs Cedar (differential)', () => {
     await Promise.all(inFlight);
 
     const seconds = (performance.now() - started) / 1000;
-    process.stdout.write(`differential: ${CASES} cases in ${seconds.toFixed(1)} s, outcomes ${JSON.stringify(outcomes)}\n`);
+    process.stdout.write(
+      `differential: ${CASES} cases in ${seconds.toFixed(1)} s, outcomes ${JSON.stringify(outcomes)}\n`,
+    );
     expect(divergences).toEqual([]);
     expect(Object.values(outcomes).reduce((a, b) => a + b, 0)).toBe(CASES);
     // The comparison only means something if the random cases reach every outcome, often.

@@ -1,4 +1,4 @@
-export * from './types.js';
+export { integrationOf, isCapability } from './capability.js';
 export * from './compile-policies.js';
 export * from './default-rules.js';
-export { integrationOf, isCapability } from './capability.js';
+export * from './types.js';

@@ -1,5 +1,6 @@
-import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@context-gateway/errors';
+import { describe, expect, it } from '@jest/globals';
+
 import {
   applicationDeclarationRules,
   compilePolicies,
@@ -10,12 +11,29 @@ import {
 } from './index.js';
 
 const CATALOG = ['github:create_issue', 'github:read:repos', 'spotify:read:playlists'];
-const request: PolicyRequest = { orgId: 'acme', userId: 'alice', applicationId: 'bot', capability: 'github:create_issue' };
+const request: PolicyRequest = {
+  orgId: 'acme',
+  userId: 'alice',
+  applicationId: 'bot',
+  capability: 'github:create_issue',
+};
 
-function allow(id: string, layer: PolicyRule['layer'], subject: string, target: PolicyRule['target'], extra: Partial<PolicyRule> = {}): PolicyRule {
+function allow(
+  id: string,
+  layer: PolicyRule['layer'],
+  subject: string,
+  target: PolicyRule['target'],
+  extra: Partial<PolicyRule> = {},
+): PolicyRule {
   return { id, layer, subject, effect: 'allow', target, ...extra };
 }
-function deny(id: string, layer: PolicyRule['layer'], subject: string, target: PolicyRule['target'], extra: Partial<PolicyRule> = {}): PolicyRule {
+function deny(
+  id: string,
+  layer: PolicyRule['layer'],
+  subject: string,
+  target: PolicyRule['target'],
+  extra: Partial<PolicyRule> = {},
+): PolicyRule {
   return { id, layer, subject, effect: 'deny', target, ...extra };
 }
 
@@ -26,7 +44,8 @@ const baseline: PolicyRule[] = [
   allow('app-gh', 'application', 'bot', { integration: 'github' }),
 ];
 
-const decide = (rules: PolicyRule[], req: PolicyRequest = request) => compilePolicies(rules, { knownCapabilities: CATALOG }).decide(req);
+const decide = (rules: PolicyRule[], req: PolicyRequest = request) =>
+  compilePolicies(rules, { knownCapabilities: CATALOG }).decide(req);
 
 describe('compilePolicies().decide', () => {
   it('allows when every layer allows, and lists the allowing rules of each layer', () => {
@@ -79,7 +98,11 @@ describe('compilePolicies().decide', () => {
   });
 
   it('ignores rules of other subjects', () => {
-    const rules = [...baseline, deny('other-user', 'user', 'bob', { integration: 'github' }), deny('other-org', 'org', 'globex', { integration: 'github' })];
+    const rules = [
+      ...baseline,
+      deny('other-user', 'user', 'bob', { integration: 'github' }),
+      deny('other-org', 'org', 'globex', { integration: 'github' }),
+    ];
     expect(decide(rules).allowed).toBe(true);
     const bob = decide(rules, { ...request, userId: 'bob' });
     expect(bob).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'deny_rule' });
@@ -94,46 +117,94 @@ describe('compilePolicies().decide', () => {
     const scoped = [
       baseline[0]!,
       baseline[2]!,
-      allow('user-frontend', 'user', 'alice', { integration: 'github' }, { resources: ['repo:acme/frontend', 'repo:acme/docs-*'] }),
+      allow(
+        'user-frontend',
+        'user',
+        'alice',
+        { integration: 'github' },
+        { resources: ['repo:acme/frontend', 'repo:acme/docs-*'] },
+      ),
     ];
 
     it('allow only for the named resources, exact or by trailing-* prefix', () => {
       expect(decide(scoped, { ...request, resource: 'repo:acme/frontend' }).allowed).toBe(true);
       expect(decide(scoped, { ...request, resource: 'repo:acme/docs-site' }).allowed).toBe(true);
-      expect(decide(scoped, { ...request, resource: 'repo:acme/frontend-old' })).toMatchObject({ allowed: false, decidedBy: 'user' });
-      expect(decide(scoped, { ...request, resource: 'repo:acme/backend' })).toMatchObject({ allowed: false, decidedBy: 'user' });
+      expect(decide(scoped, { ...request, resource: 'repo:acme/frontend-old' })).toMatchObject({
+        allowed: false,
+        decidedBy: 'user',
+      });
+      expect(decide(scoped, { ...request, resource: 'repo:acme/backend' })).toMatchObject({
+        allowed: false,
+        decidedBy: 'user',
+      });
     });
 
     it('a resource-scoped allow does not cover a request that names no resource (or an empty one)', () => {
       expect(decide(scoped)).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
-      expect(decide(scoped, { ...request, resource: '' })).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+      expect(decide(scoped, { ...request, resource: '' })).toMatchObject({
+        allowed: false,
+        decidedBy: 'user',
+        reason: 'no_allow',
+      });
     });
 
     it('a resource-scoped deny blocks its resources and requests that name no resource, but not others', () => {
-      const rules = [...baseline, deny('org-secret', 'org', 'acme', { integration: 'github' }, { resources: ['repo:acme/secret*'] })];
-      expect(decide(rules, { ...request, resource: 'repo:acme/secret-plans' })).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'deny_rule' });
+      const rules = [
+        ...baseline,
+        deny('org-secret', 'org', 'acme', { integration: 'github' }, { resources: ['repo:acme/secret*'] }),
+      ];
+      expect(decide(rules, { ...request, resource: 'repo:acme/secret-plans' })).toMatchObject({
+        allowed: false,
+        decidedBy: 'org',
+        reason: 'deny_rule',
+      });
       expect(decide(rules)).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'deny_rule' });
       expect(decide(rules, { ...request, resource: '' }).allowed).toBe(false);
       expect(decide(rules, { ...request, resource: 'repo:acme/frontend' }).allowed).toBe(true);
     });
 
     it("'*' alone matches any named resource but still not a missing one", () => {
-      const rules = [baseline[0]!, baseline[2]!, allow('user-any', 'user', 'alice', { integration: 'github' }, { resources: ['*'] })];
+      const rules = [
+        baseline[0]!,
+        baseline[2]!,
+        allow('user-any', 'user', 'alice', { integration: 'github' }, { resources: ['*'] }),
+      ];
       expect(decide(rules, { ...request, resource: 'anything' }).allowed).toBe(true);
       expect(decide(rules).allowed).toBe(false);
     });
   });
 
   it('scopes a rule to one application when it names one', () => {
-    const rules = [baseline[0]!, baseline[2]!, allow('app-ok', 'application', 'other', { integration: 'github' }), allow('grant', 'user', 'alice', { integration: 'github' }, { application: 'bot' })];
+    const rules = [
+      baseline[0]!,
+      baseline[2]!,
+      allow('app-ok', 'application', 'other', { integration: 'github' }),
+      allow('grant', 'user', 'alice', { integration: 'github' }, { application: 'bot' }),
+    ];
     expect(decide(rules).allowed).toBe(true);
-    expect(decide(rules, { ...request, applicationId: 'other' })).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+    expect(decide(rules, { ...request, applicationId: 'other' })).toMatchObject({
+      allowed: false,
+      decidedBy: 'user',
+      reason: 'no_allow',
+    });
   });
 
   it('denies an unknown capability even when every layer allows it explicitly', () => {
     const unknown = 'github:delete_repo';
-    const rules = [...baseline, ...(['org', 'user', 'application'] as const).map((layer) => allow(`${layer}-del`, layer, { org: 'acme', user: 'alice', application: 'bot' }[layer], { capability: unknown }))];
-    expect(decide(rules, { ...request, capability: unknown })).toEqual({ allowed: false, decidedBy: null, reason: 'unknown_capability', matched: [] });
+    const rules = [
+      ...baseline,
+      ...(['org', 'user', 'application'] as const).map((layer) =>
+        allow(`${layer}-del`, layer, { org: 'acme', user: 'alice', application: 'bot' }[layer], {
+          capability: unknown,
+        }),
+      ),
+    ];
+    expect(decide(rules, { ...request, capability: unknown })).toEqual({
+      allowed: false,
+      decidedBy: null,
+      reason: 'unknown_capability',
+      matched: [],
+    });
   });
 
   it('rejects ambiguous rule sets with every problem listed', () => {
@@ -152,7 +223,13 @@ describe('compilePolicies().decide', () => {
     }
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).code).toBe('validation_failed');
-    expect((error as AppError).problems.map((p) => p.path)).toEqual(['rules.1.id', 'rules.1.target.capability', 'rules.2.resources', 'rules.3.resources.0', 'rules.4.application']);
+    expect((error as AppError).problems.map((p) => p.path)).toEqual([
+      'rules.1.id',
+      'rules.1.target.capability',
+      'rules.2.resources',
+      'rules.3.resources.0',
+      'rules.4.application',
+    ]);
   });
 });
 
@@ -162,7 +239,12 @@ describe('secure defaults', () => {
     ...applicationDeclarationRules({ applicationId: 'dj', capabilities: ['spotify:read:playlists'] }),
     ...grantRules({ grantId: 'g1', userId: 'alice', applicationId: 'dj', scopes: ['spotify:read:playlists'] }),
   ];
-  const read: PolicyRequest = { orgId: 'acme', userId: 'alice', applicationId: 'dj', capability: 'spotify:read:playlists' };
+  const read: PolicyRequest = {
+    orgId: 'acme',
+    userId: 'alice',
+    applicationId: 'dj',
+    capability: 'spotify:read:playlists',
+  };
 
   it('allow exactly what the org enabled, the app declared and the user consented to', () => {
     expect(decide(rules, read)).toMatchObject({
@@ -177,11 +259,23 @@ describe('secure defaults', () => {
 
   it('do not let a consent given to one app serve another app that declared the same scope', () => {
     const other = [...rules, ...applicationDeclarationRules({ applicationId: 'spy', integrations: ['spotify'] })];
-    expect(decide(other, { ...read, applicationId: 'spy' })).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+    expect(decide(other, { ...read, applicationId: 'spy' })).toMatchObject({
+      allowed: false,
+      decidedBy: 'user',
+      reason: 'no_allow',
+    });
   });
 
   it('deny an integration the org has not enabled', () => {
-    const withGithub = [...rules, ...applicationDeclarationRules({ applicationId: 'dj', integrations: ['github'] }), ...grantRules({ grantId: 'g2', userId: 'alice', applicationId: 'dj', scopes: ['github:read:repos'] })];
-    expect(decide(withGithub, { ...read, capability: 'github:read:repos' })).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'no_allow' });
+    const withGithub = [
+      ...rules,
+      ...applicationDeclarationRules({ applicationId: 'dj', integrations: ['github'] }),
+      ...grantRules({ grantId: 'g2', userId: 'alice', applicationId: 'dj', scopes: ['github:read:repos'] }),
+    ];
+    expect(decide(withGithub, { ...read, capability: 'github:read:repos' })).toMatchObject({
+      allowed: false,
+      decidedBy: 'org',
+      reason: 'no_allow',
+    });
   });
 });

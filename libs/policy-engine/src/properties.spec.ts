@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { compilePolicies, LAYERS, type Layer, type PolicyRequest, type PolicyRule } from './index.js';
+
+import { compilePolicies, type Layer, LAYERS, type PolicyRequest, type PolicyRule } from './index.js';
 
 const CATALOG = ['github:create_issue', 'github:read:repos', 'spotify:read:playlists', 'spotify:play'];
 const UNKNOWN = ['github:delete_repo', 'slack:post'];
@@ -24,30 +25,33 @@ const request: fc.Arbitrary<PolicyRequest> = fc.record(
 let ruleCounter = 0;
 function ruleOf(layer: fc.Arbitrary<Layer>, effect: fc.Arbitrary<'allow' | 'deny'>): fc.Arbitrary<PolicyRule> {
   return layer.chain((l) =>
-    fc.record(
-      {
-        subject: fc.constantFrom(...SUBJECTS[l]),
-        effect,
-        target: fc.oneof(
-          capability.map((c) => ({ capability: c })),
-          fc.constantFrom('github', 'spotify', 'slack').map((i) => ({ integration: i })),
-        ),
-        resources: fc.uniqueArray(fc.constantFrom(...PATTERNS), { minLength: 1, maxLength: 2 }),
-        application: fc.constantFrom(...SUBJECTS.application),
-      },
-      { requiredKeys: ['subject', 'effect', 'target'] },
-    ).map((r): PolicyRule => {
-      const rule: PolicyRule = { id: `r${ruleCounter++}`, layer: l, ...r };
-      if (l === 'application' && rule.application !== undefined) rule.application = rule.subject;
-      return rule;
-    }),
+    fc
+      .record(
+        {
+          subject: fc.constantFrom(...SUBJECTS[l]),
+          effect,
+          target: fc.oneof(
+            capability.map((c) => ({ capability: c })),
+            fc.constantFrom('github', 'spotify', 'slack').map((i) => ({ integration: i })),
+          ),
+          resources: fc.uniqueArray(fc.constantFrom(...PATTERNS), { minLength: 1, maxLength: 2 }),
+          application: fc.constantFrom(...SUBJECTS.application),
+        },
+        { requiredKeys: ['subject', 'effect', 'target'] },
+      )
+      .map((r): PolicyRule => {
+        const rule: PolicyRule = { id: `r${ruleCounter++}`, layer: l, ...r };
+        if (l === 'application' && rule.application !== undefined) rule.application = rule.subject;
+        return rule;
+      }),
   );
 }
 const anyLayer = fc.constantFrom(...LAYERS);
 const anyRule = ruleOf(anyLayer, fc.constantFrom('allow', 'deny'));
 const ruleSet = fc.array(anyRule, { maxLength: 12 });
 
-const decide = (rules: PolicyRule[], req: PolicyRequest) => compilePolicies(rules, { knownCapabilities: CATALOG }).decide(req);
+const decide = (rules: PolicyRule[], req: PolicyRequest) =>
+  compilePolicies(rules, { knownCapabilities: CATALOG }).decide(req);
 
 describe('policy properties', () => {
   it('adding a deny never widens access', () => {
@@ -65,7 +69,13 @@ describe('policy properties', () => {
         const allows = rules.filter((r) => r.effect === 'allow');
         fc.pre(allows.length > 0);
         const removed = allows[pick % allows.length]!;
-        if (decide(rules.filter((r) => r !== removed), req).allowed) expect(decide(rules, req).allowed).toBe(true);
+        if (
+          decide(
+            rules.filter((r) => r !== removed),
+            req,
+          ).allowed
+        )
+          expect(decide(rules, req).allowed).toBe(true);
       }),
       { numRuns: 2000 },
     );
@@ -74,7 +84,12 @@ describe('policy properties', () => {
   it('an unknown capability is denied whatever the rules say', () => {
     fc.assert(
       fc.property(ruleSet, request, fc.constantFrom(...UNKNOWN, 'nocolon', ''), (rules, req, unknown) => {
-        expect(decide(rules, { ...req, capability: unknown })).toEqual({ allowed: false, decidedBy: null, reason: 'unknown_capability', matched: [] });
+        expect(decide(rules, { ...req, capability: unknown })).toEqual({
+          allowed: false,
+          decidedBy: null,
+          reason: 'unknown_capability',
+          matched: [],
+        });
       }),
       { numRuns: 1000 },
     );
@@ -82,7 +97,10 @@ describe('policy properties', () => {
 
   it('allows added to other layers never grant while one layer has no allow', () => {
     const emptyLayerAndAddedAllows = anyLayer.chain((empty) =>
-      fc.tuple(fc.constant(empty), fc.array(ruleOf(fc.constantFrom(...LAYERS.filter((l) => l !== empty)), fc.constant('allow')), { maxLength: 6 })),
+      fc.tuple(
+        fc.constant(empty),
+        fc.array(ruleOf(fc.constantFrom(...LAYERS.filter((l) => l !== empty)), fc.constant('allow')), { maxLength: 6 }),
+      ),
     );
     fc.assert(
       fc.property(ruleSet, emptyLayerAndAddedAllows, request, (rules, [empty, added], req) => {
@@ -98,7 +116,13 @@ describe('policy properties', () => {
     fc.assert(
       fc.property(ruleSet, request, (rules, req) => {
         const subjects = { org: req.orgId, user: req.userId, application: req.applicationId };
-        const granting = LAYERS.map((layer): PolicyRule => ({ id: `grant-${layer}`, layer, subject: subjects[layer], effect: 'allow', target: { capability: req.capability } }));
+        const granting = LAYERS.map((layer): PolicyRule => ({
+          id: `grant-${layer}`,
+          layer,
+          subject: subjects[layer],
+          effect: 'allow',
+          target: { capability: req.capability },
+        }));
         const decision = decide([...rules, ...granting], req);
         const anyDeny = decision.matched.some((m) => m.effect === 'deny');
         expect(decision.allowed).toBe(!anyDeny);

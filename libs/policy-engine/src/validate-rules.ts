@@ -1,4 +1,5 @@
 import { AppError, type FieldProblem } from '@context-gateway/errors';
+
 import { isCapability, isIntegration } from './capability.js';
 import { resourcePatternProblem } from './resource-pattern.js';
 import { LAYERS, type PolicyRule } from './types.js';
@@ -16,12 +17,15 @@ export function assertValidRules(rules: readonly PolicyRule[], knownCapabilities
   const ids = new Set<string>();
   rules.forEach((rule, index) => {
     const at = (field: string) => `rules.${index}.${field}`;
-    if (typeof rule.id !== 'string' || rule.id.length === 0) problems.push({ path: at('id'), message: 'must be a non-empty string' });
+    if (typeof rule.id !== 'string' || rule.id.length === 0)
+      problems.push({ path: at('id'), message: 'must be a non-empty string' });
     else if (ids.has(rule.id)) problems.push({ path: at('id'), message: `duplicate rule id '${rule.id}'` });
     else ids.add(rule.id);
-    if (!LAYER_SET.has(rule.layer)) problems.push({ path: at('layer'), message: `must be one of ${LAYERS.join(', ')}` });
+    if (!LAYER_SET.has(rule.layer))
+      problems.push({ path: at('layer'), message: `must be one of ${LAYERS.join(', ')}` });
     if (!EFFECTS.has(rule.effect)) problems.push({ path: at('effect'), message: 'must be allow or deny' });
-    if (typeof rule.subject !== 'string' || rule.subject.length === 0) problems.push({ path: at('subject'), message: 'must be a non-empty string' });
+    if (typeof rule.subject !== 'string' || rule.subject.length === 0)
+      problems.push({ path: at('subject'), message: 'must be a non-empty string' });
     problems.push(...targetProblems(rule, at));
     if (rule.resources !== undefined) {
       if (!Array.isArray(rule.resources) || rule.resources.length === 0) {
@@ -38,7 +42,10 @@ export function assertValidRules(rules: readonly PolicyRule[], knownCapabilities
       if (typeof rule.application !== 'string' || rule.application.length === 0) {
         problems.push({ path: at('application'), message: 'must be a non-empty string' });
       } else if (rule.layer === 'application' && rule.application !== rule.subject) {
-        problems.push({ path: at('application'), message: 'an application-layer rule can only name its own application' });
+        problems.push({
+          path: at('application'),
+          message: 'an application-layer rule can only name its own application',
+        });
       }
     }
   });

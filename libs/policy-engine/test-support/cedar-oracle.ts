@@ -17,8 +17,9 @@
  *   patterns become `==` (exact) or `like "prefix*"`. A constrained permit requires
  *   `context has resource`; a constrained forbid also fires when there is none.
  */
-import cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthorizationAnswer, EntityJson, StatefulAuthorizationCall } from '@cedar-policy/cedar-wasm/nodejs';
+import cedar from '@cedar-policy/cedar-wasm/nodejs';
+
 import type { Decision, Layer, LayerMatch, PolicyRequest, PolicyRule } from '../src/index.js';
 
 const ENTITY_TYPE: Record<Layer, string> = { org: 'Org', user: 'User', application: 'Application' };
@@ -42,7 +43,11 @@ function likePattern(prefix: string): string {
 
 function resourceCondition(patterns: readonly string[]): string {
   return patterns
-    .map((p) => (p.endsWith('*') ? `context.resource like ${likePattern(p.slice(0, -1))}` : `context.resource == ${cedarString(p)}`))
+    .map((p) =>
+      p.endsWith('*')
+        ? `context.resource like ${likePattern(p.slice(0, -1))}`
+        : `context.resource == ${cedarString(p)}`,
+    )
     .join(' || ');
 }
 
@@ -53,7 +58,8 @@ export function ruleToCedar(rule: PolicyRule): string {
       ? `action == Action::${cedarString('cap:' + rule.target.capability)}`
       : `action in Action::${cedarString('integration:' + rule.target.integration)}`;
   const conditions: string[] = [];
-  if (rule.application !== undefined) conditions.push(`when { context.application == ${cedarString(rule.application)} }`);
+  if (rule.application !== undefined)
+    conditions.push(`when { context.application == ${cedarString(rule.application)} }`);
   if (rule.resources !== undefined) {
     const anyOf = resourceCondition(rule.resources);
     conditions.push(
@@ -79,7 +85,11 @@ export interface CedarQuery {
   calls: Omit<StatefulAuthorizationCall, 'preparsedPolicySetId'>[];
 }
 
-export function toCedarQuery(rules: readonly PolicyRule[], request: PolicyRequest, knownCapabilities: ReadonlySet<string>): CedarQuery {
+export function toCedarQuery(
+  rules: readonly PolicyRule[],
+  request: PolicyRequest,
+  knownCapabilities: ReadonlySet<string>,
+): CedarQuery {
   const entities = actionEntities(request.capability, knownCapabilities);
   const context = {
     application: request.applicationId,
@@ -151,7 +161,11 @@ export function fromCedarAnswers(rules: readonly PolicyRule[], answers: readonly
 }
 
 /** The oracle's decision for one request, evaluated in this thread. */
-export function cedarDecide(rules: readonly PolicyRule[], request: PolicyRequest, knownCapabilities: Iterable<string>): Decision {
+export function cedarDecide(
+  rules: readonly PolicyRule[],
+  request: PolicyRequest,
+  knownCapabilities: Iterable<string>,
+): Decision {
   const query = toCedarQuery(rules, request, new Set(knownCapabilities));
   return fromCedarAnswers(rules, runCedarQuery(query));
 }

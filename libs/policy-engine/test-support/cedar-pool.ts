@@ -1,5 +1,7 @@
 import { Worker } from 'node:worker_threads';
+
 import type { AuthorizationAnswer } from '@cedar-policy/cedar-wasm/nodejs';
+
 import type { CedarQuery } from './cedar-oracle.js';
 
 /**
@@ -9,18 +11,24 @@ import type { CedarQuery } from './cedar-oracle.js';
  */
 export class CedarPool {
   private readonly workers: Worker[];
-  private readonly pending = new Map<number, { resolve: (a: AuthorizationAnswer[][]) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (a: AuthorizationAnswer[][]) => void; reject: (e: Error) => void }
+  >();
   private nextId = 0;
 
   constructor(size: number) {
     this.workers = Array.from({ length: size }, () => {
       const worker = new Worker(new URL('./cedar-worker.mjs', import.meta.url));
-      worker.on('message', ({ id, answers, error }: { id: number; answers?: AuthorizationAnswer[][]; error?: string }) => {
-        const waiter = this.pending.get(id);
-        this.pending.delete(id);
-        if (error !== undefined) waiter?.reject(new Error(error));
-        else waiter?.resolve(answers!);
-      });
+      worker.on(
+        'message',
+        ({ id, answers, error }: { id: number; answers?: AuthorizationAnswer[][]; error?: string }) => {
+          const waiter = this.pending.get(id);
+          this.pending.delete(id);
+          if (error !== undefined) waiter?.reject(new Error(error));
+          else waiter?.resolve(answers!);
+        },
+      );
       worker.on('error', (error) => {
         for (const waiter of this.pending.values()) waiter.reject(error);
         this.pending.clear();

@@ -2,6 +2,7 @@
 // so both cores parse policy sets at once. Plain JS because workers run outside Jest's
 // TypeScript transform; it only executes, all translation and interpretation stay in TS.
 import { parentPort } from 'node:worker_threads';
+
 import cedar from '@cedar-policy/cedar-wasm/nodejs';
 
 parentPort.on('message', ({ id, queries }) => {

@@ -15,7 +15,15 @@ export const WORLD = {
   integrations: ['github', 'spotify', 'slack'],
   resourcePatterns: ['repo:acme/frontend', 'repo:acme/*', 'repo:acme/front*', 'repo:other/x', '*', 'repo:acme/backend'],
   /** '' and undefined both mean "no resource"; 'repo:acme/*' as a request is a literal name. */
-  requestResources: [undefined, '', 'repo:acme/frontend', 'repo:acme/backend', 'repo:other/x', 'repo:acme/*', 'playlist:1'],
+  requestResources: [
+    undefined,
+    '',
+    'repo:acme/frontend',
+    'repo:acme/backend',
+    'repo:other/x',
+    'repo:acme/*',
+    'playlist:1',
+  ],
 } as const;
 
 /** mulberry32: tiny, fast and seedable, so a failing case can be replayed from its seed. */
@@ -60,7 +68,9 @@ export class RandomPolicies {
     const focusSubject = layer === 'org' ? focus.orgId : layer === 'user' ? focus.userId : focus.applicationId;
     const domain = layer === 'org' ? WORLD.orgs : layer === 'user' ? WORLD.users : WORLD.apps;
     const subject = this.chance(0.75) ? focusSubject : this.pick(domain);
-    const capability = this.chance(0.6) ? focus.capability : this.pick([...WORLD.knownCapabilities, ...WORLD.unknownCapabilities]);
+    const capability = this.chance(0.6)
+      ? focus.capability
+      : this.pick([...WORLD.knownCapabilities, ...WORLD.unknownCapabilities]);
     const target = this.chance(0.6)
       ? { capability }
       : { integration: this.chance(0.7) ? capability.split(':')[0]! : this.pick(WORLD.integrations) };
@@ -84,7 +94,8 @@ export class RandomPolicies {
   ruleSet(focus: PolicyRequest): PolicyRule[] {
     const rules: PolicyRule[] = [];
     if (this.chance(0.7)) {
-      for (const layer of ['org', 'user', 'application'] as const) rules.push(this.rule(focus, { layer, effect: 'allow' }));
+      for (const layer of ['org', 'user', 'application'] as const)
+        rules.push(this.rule(focus, { layer, effect: 'allow' }));
     }
     const extra = Math.floor(this.random() * 9);
     for (let i = 0; i < extra; i++) rules.push(this.rule(focus));

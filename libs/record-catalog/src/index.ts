@@ -4,7 +4,7 @@
  * write-time validation. Writers (sync-worker) produce these shapes; personal-server
  * validates them; apps read them; docs/record-types.md is generated from here.
  */
+export * from './record-docs.js';
 export * from './record-types.js';
 export * from './scopes.js';
 export * from './validate-record.js';
-export * from './record-docs.js';

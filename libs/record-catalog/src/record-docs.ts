@@ -1,4 +1,5 @@
 import { z } from 'zod';
+
 import { CATALOG_VERSION, RECORD_TYPES } from './record-types.js';
 import { INTEGRATION_SCOPES } from './scopes.js';
 
@@ -33,23 +34,41 @@ export function renderRecordTypesMarkdown(): string {
     'types. Types say what a thing is, not where it came from: a Spotify play and a Netflix',
     'viewing have the same shape. Each record is returned as',
     '`{ id, type, externalId, updatedAt, sourceUpdatedAt, deleted, data }` where `data` has the',
-    "fields below (`deleted: true` records are tombstones: the item was deleted at the source; they carry no `data`).",
+    'fields below (`deleted: true` records are tombstones: the item was deleted at the source; they carry no `data`).',
     '',
   ];
   for (const type of RECORD_TYPES) {
     const json = z.toJSONSchema(type.schema, { io: 'input' }) as JsonSchema;
-    out.push(`## \`${type.name}\``, '', type.description, '', '| field | type | required | notes |', '|---|---|---|---|');
+    out.push(
+      `## \`${type.name}\``,
+      '',
+      type.description,
+      '',
+      '| field | type | required | notes |',
+      '|---|---|---|---|',
+    );
     for (const [name, prop] of Object.entries(json.properties ?? {})) {
       const required = json.required?.includes(name) && prop.default === undefined ? 'yes' : 'no';
-      const notes = [prop.description, prop.default !== undefined ? `default \`${JSON.stringify(prop.default)}\`` : undefined].filter(Boolean).join('; ');
+      const notes = [
+        prop.description,
+        prop.default !== undefined ? `default \`${JSON.stringify(prop.default)}\`` : undefined,
+      ]
+        .filter(Boolean)
+        .join('; ');
       out.push(`| \`${name}\` | ${describeType(prop)} | ${required} | ${notes} |`);
     }
     out.push('');
   }
-  out.push('## Scopes → record types', '', 'An app can read a type only if one of the scopes the user granted it maps to that type.', '');
+  out.push(
+    '## Scopes → record types',
+    '',
+    'An app can read a type only if one of the scopes the user granted it maps to that type.',
+    '',
+  );
   out.push('| integration | scope | record types |', '|---|---|---|');
   for (const [integration, scopes] of Object.entries(INTEGRATION_SCOPES)) {
-    for (const [scope, types] of Object.entries(scopes)) out.push(`| ${integration} | \`${scope}\` | ${types.map((t) => `\`${t}\``).join(', ')} |`);
+    for (const [scope, types] of Object.entries(scopes))
+      out.push(`| ${integration} | \`${scope}\` | ${types.map((t) => `\`${t}\``).join(', ')} |`);
   }
   out.push('');
   return out.join('\n');

@@ -67,17 +67,21 @@ export const RECORD_TYPES = [
     imageUrl: url.optional(),
     country: z.string().optional(),
   }),
-  define('media.track', 'A piece of audio or video content (a song, an episode, a film) the user has saved or that appears in their library.', {
-    id: z.string().min(1),
-    title: z.string(),
-    /** Artists, authors or studio; empty for sources that do not say. */
-    creators: z.array(z.string()).default([]),
-    collection: z.string().optional().describe('Album, season or series the item belongs to.'),
-    kind: mediaKind,
-    durationMs: z.number().int().nonnegative().optional(),
-    url: url.optional(),
-    savedAt: isoTime.optional(),
-  }),
+  define(
+    'media.track',
+    'A piece of audio or video content (a song, an episode, a film) the user has saved or that appears in their library.',
+    {
+      id: z.string().min(1),
+      title: z.string(),
+      /** Artists, authors or studio; empty for sources that do not say. */
+      creators: z.array(z.string()).default([]),
+      collection: z.string().optional().describe('Album, season or series the item belongs to.'),
+      kind: mediaKind,
+      durationMs: z.number().int().nonnegative().optional(),
+      url: url.optional(),
+      savedAt: isoTime.optional(),
+    },
+  ),
   define('media.playlist', 'A named, ordered list the user owns or follows.', {
     id: z.string().min(1),
     name: z.string(),
@@ -94,13 +98,21 @@ export const RECORD_TYPES = [
     title: z.string().optional(),
     addedAt: isoTime.optional(),
   }),
-  define('media.play_event', 'The user played something (Spotify recently played, Netflix viewing activity): one entry per play.', playEventShape),
-  define('media.watch_event', 'The user watched video (a title, an episode); same shape as media.play_event plus what was watched in a series.', {
-    ...playEventShape,
-    series: z.string().optional(),
-    season: z.number().int().nonnegative().optional(),
-    episode: z.number().int().nonnegative().optional(),
-  }),
+  define(
+    'media.play_event',
+    'The user played something (Spotify recently played, Netflix viewing activity): one entry per play.',
+    playEventShape,
+  ),
+  define(
+    'media.watch_event',
+    'The user watched video (a title, an episode); same shape as media.play_event plus what was watched in a series.',
+    {
+      ...playEventShape,
+      series: z.string().optional(),
+      season: z.number().int().nonnegative().optional(),
+      episode: z.number().int().nonnegative().optional(),
+    },
+  ),
   define('code.repository', 'A code repository the user owns or belongs to.', {
     id: z.string().min(1),
     fullName: z.string(),

@@ -46,6 +46,6 @@ export function typesForIntegration(integration: string): Set<RecordTypeName> {
 /** The scopes of an integration that cover `type` (the read capabilities a policy check asks about). */
 export function scopesForType(integration: string, type: string): string[] {
   return Object.entries(INTEGRATION_SCOPES[integration] ?? {})
-    .filter(([, types]) => (types as readonly string[]).includes(type))
+    .filter(([, types]) => types.includes(type))
     .map(([scope]) => scope);
 }

@@ -1,4 +1,5 @@
 import { AppError } from '@context-gateway/errors';
+
 import { recordType } from './record-types.js';
 
 /**
@@ -8,7 +9,10 @@ import { recordType } from './record-types.js';
  */
 export function validateRecord(type: string, body: unknown): Record<string, unknown> {
   const definition = recordType(type);
-  if (!definition) throw new AppError('invalid_record', `Unknown record type "${type}"`, [{ path: 'type', message: 'not in the record catalog' }]);
+  if (!definition)
+    throw new AppError('invalid_record', `Unknown record type "${type}"`, [
+      { path: 'type', message: 'not in the record catalog' },
+    ]);
   const result = definition.schema.safeParse(body);
   if (!result.success) {
     throw new AppError(
@@ -17,5 +21,5 @@ export function validateRecord(type: string, body: unknown): Record<string, unkn
       result.error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message })),
     );
   }
-  return result.data as Record<string, unknown>;
+  return result.data;
 }

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+
 import { renderRecordTypesMarkdown } from './record-docs.js';
 
 // `pnpm --filter @context-gateway/record-catalog run docs` regenerates docs/record-types.md.

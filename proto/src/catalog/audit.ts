@@ -1,4 +1,5 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+
 import {
   type AuditEvent,
   AuthenticateAuditorRequestSchema,
@@ -21,7 +22,8 @@ import { check, type ValidationProblem } from './validation.js';
 
 const P = 'audit.v1';
 
-const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+const optionalUuid = (value: string, path: string): ValidationProblem[] =>
+  value === '' ? [] : check.uuid(value, path);
 /** Free-text identifiers (app ids, capabilities, ...): bounded, so one event cannot be megabytes. */
 const short = (value: string, path: string): ValidationProblem[] => check.maxLength(value, 256, path);
 
@@ -34,7 +36,9 @@ export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
     ...check.uuid(e.eventId, 'eventId'),
     ...optionalUuid(e.orgId, 'orgId'),
     ...optionalUuid(e.intentEventId, 'intentEventId'),
-    ...(e.occurredAt && !Number.isNaN(timestampDate(e.occurredAt).getTime()) ? [] : [{ path: 'occurredAt', message: 'must be set' }]),
+    ...(e.occurredAt && !Number.isNaN(timestampDate(e.occurredAt).getTime())
+      ? []
+      : [{ path: 'occurredAt', message: 'must be set' }]),
     ...check.enumSet(e.action, 'action'),
     ...check.enumSet(e.outcome, 'outcome'),
     ...check.enumSet(e.phase, 'phase'),
@@ -64,7 +68,9 @@ export const auditRpc = {
     timeoutMs: 10_000,
     validate: (m) => [
       // One org (auditors), or one user across orgs ("who read my data"): never the whole log.
-      ...(m.orgId === '' && m.userId === '' ? [{ path: 'orgId', message: 'orgId or userId is required' }] : optionalUuid(m.orgId, 'orgId')),
+      ...(m.orgId === '' && m.userId === ''
+        ? [{ path: 'orgId', message: 'orgId or userId is required' }]
+        : optionalUuid(m.orgId, 'orgId')),
       ...short(m.applicationId, 'applicationId'),
       ...short(m.userId, 'userId'),
       ...short(m.integration, 'integration'),
@@ -96,7 +102,12 @@ export const auditRpc = {
     subject: `${P}.create_auditor`,
     request: CreateAuditorRequestSchema,
     response: CreateAuditorResponseSchema,
-    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name'), ...short(m.createdBy, 'createdBy')],
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.nonEmpty(m.name, 'name'),
+      ...check.maxLength(m.name, 200, 'name'),
+      ...short(m.createdBy, 'createdBy'),
+    ],
   }),
   revokeAuditor: defineRpc({
     subject: `${P}.revoke_auditor`,

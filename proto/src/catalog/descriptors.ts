@@ -1,4 +1,5 @@
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+
 import type { ValidationProblem } from './validation.js';
 
 /**
@@ -34,7 +35,11 @@ export function defineRpc<Req extends DescMessage, Res extends DescMessage>(
  * subscribes only its own subject, so a request reaches exactly the owner of the data.
  */
 export function defineShardRpc<Req extends DescMessage, Res extends DescMessage>(
-  descriptor: Omit<RpcDescriptor<Req, Res>, 'kind' | 'timeoutMs' | 'subject' | 'shardSubject'> & { prefix: string; verb: string; timeoutMs?: number },
+  descriptor: Omit<RpcDescriptor<Req, Res>, 'kind' | 'timeoutMs' | 'subject' | 'shardSubject'> & {
+    prefix: string;
+    verb: string;
+    timeoutMs?: number;
+  },
 ): RpcDescriptor<Req, Res> {
   const { prefix, verb, ...rest } = descriptor;
   const shardSubject = (shard: number): string => {

@@ -38,10 +38,17 @@ import { check, type ValidationProblem } from './validation.js';
 const P = 'identity.v1';
 
 /** A secret that is present and not absurdly long (a bound on work, not a format check). */
-const secret = (value: string, path: string): ValidationProblem[] => [...check.nonEmpty(value, path), ...check.maxLength(value, 512, path)];
+const secret = (value: string, path: string): ValidationProblem[] => [
+  ...check.nonEmpty(value, path),
+  ...check.maxLength(value, 512, path),
+];
 /** A browser's WebAuthn JSON: bounded so a hostile page cannot make identity parse megabytes. */
-const webauthnJson = (value: string, path: string): ValidationProblem[] => [...check.nonEmpty(value, path), ...check.maxLength(value, 64_000, path)];
-const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+const webauthnJson = (value: string, path: string): ValidationProblem[] => [
+  ...check.nonEmpty(value, path),
+  ...check.maxLength(value, 64_000, path),
+];
+const optionalUuid = (value: string, path: string): ValidationProblem[] =>
+  value === '' ? [] : check.uuid(value, path);
 
 /**
  * identity's request/reply contracts. The gateway's per-request checks
@@ -80,7 +87,11 @@ export const identityRpc = {
     subject: `${P}.create_organization`,
     request: CreateOrganizationRequestSchema,
     response: CreateOrganizationResponseSchema,
-    validate: (m) => [...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name'), ...check.maxLength(m.slug, 63, 'slug')],
+    validate: (m) => [
+      ...check.nonEmpty(m.name, 'name'),
+      ...check.maxLength(m.name, 200, 'name'),
+      ...check.maxLength(m.slug, 63, 'slug'),
+    ],
   }),
   listOrganizations: defineRpc({
     subject: `${P}.list_organizations`,
@@ -97,7 +108,11 @@ export const identityRpc = {
     subject: `${P}.create_application`,
     request: CreateApplicationRequestSchema,
     response: CreateApplicationResponseSchema,
-    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.nonEmpty(m.name, 'name'), ...check.maxLength(m.name, 200, 'name')],
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.nonEmpty(m.name, 'name'),
+      ...check.maxLength(m.name, 200, 'name'),
+    ],
   }),
   updateApplication: defineRpc({
     subject: `${P}.update_application`,

@@ -1,6 +1,8 @@
+import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import {
   DeleteConnectionRequestSchema,
   DeleteConnectionResponseSchema,
+  type GrantRecord,
   LocateConnectionRequestSchema,
   LocateConnectionResponseSchema,
   ProvisionPersonalServerRequestSchema,
@@ -9,15 +11,13 @@ import {
   QueryRecordsResponseSchema,
   RegisterGrantRequestSchema,
   RegisterGrantResponseSchema,
+  type RevokeGrantRequest,
   RevokeGrantRequestSchema,
   RevokeGrantResponseSchema,
+  type WriteRecordsRequest,
   WriteRecordsRequestSchema,
   WriteRecordsResponseSchema,
-  type GrantRecord,
-  type RevokeGrantRequest,
-  type WriteRecordsRequest,
 } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
-import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import { SUBJECT_PREFIX } from '../services.js';
 import { defineRpc, defineShardRpc } from './descriptors.js';
 import { check, type ValidationProblem } from './validation.js';
@@ -30,7 +30,8 @@ export const MAX_RECORDS_PER_WRITE = 500;
 /** Largest page a query may ask for (the public API's `limit` maximum). */
 export const MAX_QUERY_LIMIT = 500;
 
-const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+const optionalUuid = (value: string, path: string): ValidationProblem[] =>
+  value === '' ? [] : check.uuid(value, path);
 
 function validateGrant(grant: GrantRecord | undefined): ValidationProblem[] {
   if (!grant) return [{ path: 'grant', message: 'must be set' }];
@@ -47,7 +48,12 @@ function validateGrant(grant: GrantRecord | undefined): ValidationProblem[] {
 }
 
 function validateRevoke(m: RevokeGrantRequest): ValidationProblem[] {
-  const problems = [...optionalUuid(m.grantId, 'grantId'), ...optionalUuid(m.userId, 'userId'), ...optionalUuid(m.applicationId, 'applicationId'), ...optionalUuid(m.connectionId, 'connectionId')];
+  const problems = [
+    ...optionalUuid(m.grantId, 'grantId'),
+    ...optionalUuid(m.userId, 'userId'),
+    ...optionalUuid(m.applicationId, 'applicationId'),
+    ...optionalUuid(m.connectionId, 'connectionId'),
+  ];
   // Either the grant by id, or "this application's grant on this connection".
   if (m.grantId === '' && (m.connectionId === '' || m.applicationId === '')) {
     problems.push({ path: 'grantId', message: 'must be set (or connectionId with applicationId)' });
@@ -60,7 +66,9 @@ function validateWrite(m: WriteRecordsRequest): ValidationProblem[] {
     ...check.uuid(m.userId, 'userId'),
     ...check.uuid(m.connectionId, 'connectionId'),
     ...check.nonEmpty(m.integration, 'integration'),
-    ...(m.records.length > MAX_RECORDS_PER_WRITE ? [{ path: 'records', message: `at most ${MAX_RECORDS_PER_WRITE} per write` }] : []),
+    ...(m.records.length > MAX_RECORDS_PER_WRITE
+      ? [{ path: 'records', message: `at most ${MAX_RECORDS_PER_WRITE} per write` }]
+      : []),
     ...m.records.flatMap((r, i) => [
       ...check.nonEmpty(r.type, `records[${i}].type`),
       ...check.nonEmpty(r.externalId, `records[${i}].externalId`),
@@ -69,7 +77,13 @@ function validateWrite(m: WriteRecordsRequest): ValidationProblem[] {
   ];
 }
 
-const queryValidate = (m: { orgId: string; applicationId: string; connectionId: string; limit: number; cursor: string }): ValidationProblem[] => [
+const queryValidate = (m: {
+  orgId: string;
+  applicationId: string;
+  connectionId: string;
+  limit: number;
+  cursor: string;
+}): ValidationProblem[] => [
   ...check.uuid(m.orgId, 'orgId'),
   ...check.uuid(m.applicationId, 'applicationId'),
   ...check.uuid(m.connectionId, 'connectionId'),
@@ -149,5 +163,11 @@ export const personalServerRpc = {
     validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
   }),
   /** One shard's readiness: personal-server's `ps.v1.health` asks every shard through these. */
-  shardHealth: defineShardRpc({ prefix, verb: 'health', request: GetReadinessRequestSchema, response: GetReadinessResponseSchema, timeoutMs: 1_000 }),
+  shardHealth: defineShardRpc({
+    prefix,
+    verb: 'health',
+    request: GetReadinessRequestSchema,
+    response: GetReadinessResponseSchema,
+    timeoutMs: 1_000,
+  }),
 } as const;

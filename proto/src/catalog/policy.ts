@@ -15,10 +15,10 @@ import {
   PutOrgRuleRequestSchema,
   PutRuleResponseSchema,
   PutUserRuleRequestSchema,
+  type RuleSpec,
   SetOrgIntegrationsRequestSchema,
   SetOrgIntegrationsResponseSchema,
   UserRuleChangeResponseSchema,
-  type RuleSpec,
 } from '../gen/contextgateway/policy/v1/policy_pb.js';
 import { defineRpc } from './descriptors.js';
 import { check, type ValidationProblem } from './validation.js';
@@ -26,8 +26,12 @@ import { check, type ValidationProblem } from './validation.js';
 const P = 'policy.v1';
 
 /** A user id: opaque to policy (identity owns it), bounded. */
-const userId = (value: string, path: string): ValidationProblem[] => [...check.nonEmpty(value, path), ...check.maxLength(value, 200, path)];
-const optionalUuid = (value: string, path: string): ValidationProblem[] => (value === '' ? [] : check.uuid(value, path));
+const userId = (value: string, path: string): ValidationProblem[] => [
+  ...check.nonEmpty(value, path),
+  ...check.maxLength(value, 200, path),
+];
+const optionalUuid = (value: string, path: string): ValidationProblem[] =>
+  value === '' ? [] : check.uuid(value, path);
 
 /** Shape checks only; the engine's own validation (targets, resource patterns) runs in the service. */
 function ruleSpec(rule: RuleSpec | undefined, path: string): ValidationProblem[] {
@@ -36,10 +40,18 @@ function ruleSpec(rule: RuleSpec | undefined, path: string): ValidationProblem[]
   if ((rule.integration === '') === (rule.capability === '')) {
     problems.push({ path: `${path}.target`, message: 'exactly one of integration or capability must be set' });
   }
-  problems.push(...check.maxLength(rule.integration, 100, `${path}.integration`), ...check.maxLength(rule.capability, 200, `${path}.capability`));
+  problems.push(
+    ...check.maxLength(rule.integration, 100, `${path}.integration`),
+    ...check.maxLength(rule.capability, 200, `${path}.capability`),
+  );
   if (rule.resources.length > 100) problems.push({ path: `${path}.resources`, message: 'at most 100 patterns' });
-  rule.resources.forEach((r, i) => problems.push(...check.nonEmpty(r, `${path}.resources.${i}`), ...check.maxLength(r, 500, `${path}.resources.${i}`)));
-  problems.push(...optionalUuid(rule.applicationId, `${path}.applicationId`), ...check.maxLength(rule.description, 500, `${path}.description`));
+  rule.resources.forEach((r, i) =>
+    problems.push(...check.nonEmpty(r, `${path}.resources.${i}`), ...check.maxLength(r, 500, `${path}.resources.${i}`)),
+  );
+  problems.push(
+    ...optionalUuid(rule.applicationId, `${path}.applicationId`),
+    ...check.maxLength(rule.description, 500, `${path}.description`),
+  );
   return problems;
 }
 
@@ -62,7 +74,11 @@ export const policyRpc = {
     request: PutApplicationRuleRequestSchema,
     response: PutRuleResponseSchema,
     timeoutMs: 5_000,
-    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId'), ...ruleSpec(m.rule, 'rule')],
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...ruleSpec(m.rule, 'rule'),
+    ],
   }),
   deleteRule: defineRpc({
     subject: `${P}.delete_rule`,
@@ -85,7 +101,10 @@ export const policyRpc = {
     validate: (m) => [
       ...check.uuid(m.orgId, 'orgId'),
       ...(m.integrations.length > 200 ? [{ path: 'integrations', message: 'at most 200' }] : []),
-      ...m.integrations.flatMap((i, n) => [...check.nonEmpty(i, `integrations.${n}`), ...check.maxLength(i, 100, `integrations.${n}`)]),
+      ...m.integrations.flatMap((i, n) => [
+        ...check.nonEmpty(i, `integrations.${n}`),
+        ...check.maxLength(i, 100, `integrations.${n}`),
+      ]),
     ],
   }),
   getOrgIntegrations: defineRpc({

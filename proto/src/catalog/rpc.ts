@@ -1,11 +1,11 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
-import { SERVICE_NAMES, SUBJECT_PREFIX, type ServiceName } from '../services.js';
-import { defineRpc, type RpcDescriptor } from './descriptors.js';
-import { policyRpc } from './policy.js';
-import { personalServerRpc } from './personal-server.js';
-import { identityRpc } from './identity.js';
+import { SERVICE_NAMES, type ServiceName, SUBJECT_PREFIX } from '../services.js';
 import { auditRpc } from './audit.js';
 import { brokerRpc } from './broker.js';
+import { defineRpc, type RpcDescriptor } from './descriptors.js';
+import { identityRpc } from './identity.js';
+import { personalServerRpc } from './personal-server.js';
+import { policyRpc } from './policy.js';
 import { syncRpc } from './sync.js';
 
 /** `<service>.v1.health`: answered by every service; the gateway gathers them. */
@@ -35,5 +35,13 @@ export const rpc = {
 
 /** Every request/reply contract, for tests that must cover each subject. */
 export function allRpcDescriptors(): RpcDescriptor[] {
-  return [...Object.values(rpc.health), ...Object.values(rpc.audit), ...Object.values(rpc.identity), ...Object.values(rpc.policy), ...Object.values(rpc.broker), ...Object.values(rpc.personalServer), ...Object.values(rpc.sync)];
+  return [
+    ...Object.values(rpc.health),
+    ...Object.values(rpc.audit),
+    ...Object.values(rpc.identity),
+    ...Object.values(rpc.policy),
+    ...Object.values(rpc.broker),
+    ...Object.values(rpc.personalServer),
+    ...Object.values(rpc.sync),
+  ];
 }

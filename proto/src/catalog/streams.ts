@@ -1,9 +1,10 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgateway/control/v1/control_pb.js';
+
 import { AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
-import { validateAuditEvent } from './audit.js';
-import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
+import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgateway/control/v1/control_pb.js';
 import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
+import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
+import { validateAuditEvent } from './audit.js';
 import { defineEvent, type EventDescriptor, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
 
@@ -27,7 +28,8 @@ export const streams = {
     duplicateWindowMs: 2 * MINUTE,
     // Kept long enough for a data-plane instance that was down for a while to catch up by replay.
     maxAgeMs: 30 * 24 * 60 * MINUTE,
-    description: 'Control-plane facts (application declarations, grants, policy changes) that data-plane caches follow.',
+    description:
+      'Control-plane facts (application declarations, grants, policy changes) that data-plane caches follow.',
   },
   audit: {
     name: 'AUDIT',
@@ -72,7 +74,9 @@ export const events = {
       ...check.uuid(m.orgId, 'orgId'),
       ...check.uuid(m.applicationId, 'applicationId'),
       ...(m.revision > 0n ? [] : [{ path: 'revision', message: 'must be positive' }]),
-      ...(m.occurredAt && !Number.isNaN(timestampDate(m.occurredAt).getTime()) ? [] : [{ path: 'occurredAt', message: 'must be set' }]),
+      ...(m.occurredAt && !Number.isNaN(timestampDate(m.occurredAt).getTime())
+        ? []
+        : [{ path: 'occurredAt', message: 'must be set' }]),
     ],
   }),
   syncJobRequested: defineEvent({
@@ -100,7 +104,9 @@ export const events = {
       ...check.uuid(m.eventId, 'eventId'),
       ...check.uuid(m.orgId, 'orgId'),
       ...(m.revision > 0n ? [] : [{ path: 'revision', message: 'must be positive' }]),
-      ...(m.occurredAt && !Number.isNaN(timestampDate(m.occurredAt).getTime()) ? [] : [{ path: 'occurredAt', message: 'must be set' }]),
+      ...(m.occurredAt && !Number.isNaN(timestampDate(m.occurredAt).getTime())
+        ? []
+        : [{ path: 'occurredAt', message: 'must be set' }]),
     ],
   }),
   /** connection-broker, after each grant commit (created, scopes changed, revoked); policy and shards follow it. */
@@ -133,5 +139,5 @@ export function allStreams(): StreamDescriptor[] {
 }
 
 export function allEventDescriptors(): EventDescriptor[] {
-  return Object.values(events) as unknown as EventDescriptor[];
+  return Object.values(events);
 }

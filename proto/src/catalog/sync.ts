@@ -33,8 +33,14 @@ export const syncRpc = {
       ...check.uuid(m.connectionId, 'connectionId'),
       ...check.uuid(m.userId, 'userId'),
       ...check.nonEmpty(m.integration, 'integration'),
-      ...(m.records.length === 0 || m.records.length > MAX_IMPORT_BATCH ? [{ path: 'records', message: `must hold 1..${MAX_IMPORT_BATCH} records` }] : []),
-      ...m.records.flatMap((r, i) => [...check.nonEmpty(r.type, `records[${i}].type`), ...check.nonEmpty(r.externalId, `records[${i}].externalId`), ...check.maxLength(r.externalId, 512, `records[${i}].externalId`)]),
+      ...(m.records.length === 0 || m.records.length > MAX_IMPORT_BATCH
+        ? [{ path: 'records', message: `must hold 1..${MAX_IMPORT_BATCH} records` }]
+        : []),
+      ...m.records.flatMap((r, i) => [
+        ...check.nonEmpty(r.type, `records[${i}].type`),
+        ...check.nonEmpty(r.externalId, `records[${i}].externalId`),
+        ...check.maxLength(r.externalId, 512, `records[${i}].externalId`),
+      ]),
     ],
   }),
   /** gateway: `POST /v1/connections/{id}/sync` (sync now), after its grant check. */

@@ -6,11 +6,6 @@
 //
 //   BENCH_EVENTS=100000 BENCH_BATCH=2000 node services/audit/bench/append.bench.mjs
 //   (BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the audit service)
-import { create } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
-import { createLogger } from '@context-gateway/observability';
-import { ActorKind, AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, events, streams } from '@context-gateway/proto';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -18,11 +13,26 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { createLogger } from '@context-gateway/observability';
+import {
+  ActorKind,
+  AuditAction,
+  AuditEventSchema,
+  AuditOutcome,
+  AuditPhase,
+  events,
+  streams,
+} from '@context-gateway/proto';
 import pg from 'pg';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 const BATCH = process.env.BENCH_BATCH ?? '2000';
-const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const DATABASE_URL =
+  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 const main = join(serviceDir, 'dist', 'main.js');
 if (!existsSync(main)) {
@@ -42,10 +52,18 @@ const freePort = () =>
 
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-audit-'));
 const natsPort = await freePort();
-const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(scratch, 'nats')], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(scratch, 'nats')], {
+  stdio: 'ignore',
+  env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
+});
 await sleep(500);
 const logger = createLogger({ service: 'bench', level: 'silent' });
-const nc = await connectNats({ url: `nats://127.0.0.1:${natsPort}`, name: 'bench-audit', logger, bootTimeoutMs: 5_000 });
+const nc = await connectNats({
+  url: `nats://127.0.0.1:${natsPort}`,
+  name: 'bench-audit',
+  logger,
+  bootTimeoutMs: 5_000,
+});
 await ensureStreams(nc, [streams.audit, streams.deadLetters], logger);
 const schema = `bench_audit_${randomUUID().slice(0, 8)}`;
 const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
@@ -90,7 +108,9 @@ async function publish(count, offset) {
   return count / ((performance.now() - started) / 1000);
 }
 
-const count = async () => (await db.query(`SELECT count(*)::int AS n FROM ${schema}.audit_entries`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n;
+const count = async () =>
+  (await db.query(`SELECT count(*)::int AS n FROM ${schema}.audit_entries`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]
+    .n;
 
 async function waitFor(total, label) {
   let first;
@@ -111,24 +131,32 @@ async function waitFor(total, label) {
 
 let service;
 try {
-  console.log(`audit append benchmark: ${N.toLocaleString('en')} events, batch ${BATCH}, Postgres ${new URL(DATABASE_URL).host}, node ${process.version}`);
+  console.log(
+    `audit append benchmark: ${N.toLocaleString('en')} events, batch ${BATCH}, Postgres ${new URL(DATABASE_URL).host}, node ${process.version}`,
+  );
   const publishRate = await publish(N, 0);
-  console.log(`pre-load: published ${N} events to AUDIT at ${Math.round(publishRate).toLocaleString('en')}/s (each awaiting its ack, 256 in flight)`);
+  console.log(
+    `pre-load: published ${N} events to AUDIT at ${Math.round(publishRate).toLocaleString('en')}/s (each awaiting its ack, 256 in flight)`,
+  );
 
-  service = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), main], {
-    env: {
-      ...process.env,
-      DATABASE_URL,
-      DATABASE_SCHEMA: schema,
-      NATS_URL: `nats://127.0.0.1:${natsPort}`,
-      HTTP_PORT: String(await freePort()),
-      MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
-      AUDIT_BATCH_SIZE: BATCH,
-      AUDIT_CHECKPOINT_INTERVAL_MS: '1000',
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+  service = spawn(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), main],
+    {
+      env: {
+        ...process.env,
+        DATABASE_URL,
+        DATABASE_SCHEMA: schema,
+        NATS_URL: `nats://127.0.0.1:${natsPort}`,
+        HTTP_PORT: String(await freePort()),
+        MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
+        AUDIT_BATCH_SIZE: BATCH,
+        AUDIT_CHECKPOINT_INTERVAL_MS: '1000',
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+      },
+      stdio: ['ignore', process.env.BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
     },
-    stdio: ['ignore', process.env.BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
-  });
+  );
   const backlogRate = await waitFor(N, 'backlog drain (consumer alone)');
 
   // Steady state: publishing and appending at once, on the same two cores.
@@ -136,13 +164,30 @@ try {
   // Counted while the publishers run, not after: the rate is of appends made alongside them.
   const [liveRate] = await Promise.all([publish(N, N), waitFor(2 * N, 'live (publish + append together)')]);
   const endToEnd = N / ((performance.now() - started) / 1000);
-  console.log(`live: publishers ${Math.round(liveRate).toLocaleString('en')}/s; end to end ${Math.round(endToEnd).toLocaleString('en')} events/s`);
-  const { rows } = await db.query(`SELECT count(*)::int AS n, max(seq)::int + 1 AS size, (SELECT count(*) FROM ${schema}.checkpoints)::int AS checkpoints FROM ${schema}.audit_entries`);
+  console.log(
+    `live: publishers ${Math.round(liveRate).toLocaleString('en')}/s; end to end ${Math.round(endToEnd).toLocaleString('en')} events/s`,
+  );
+  const { rows } = await db.query(
+    `SELECT count(*)::int AS n, max(seq)::int + 1 AS size, (SELECT count(*) FROM ${schema}.checkpoints)::int AS checkpoints FROM ${schema}.audit_entries`,
+  );
   console.log(`log: ${rows[0].n} entries, dense to ${rows[0].size}, ${rows[0].checkpoints} signed checkpoints`);
-  console.log(JSON.stringify({ bench: 'audit-append', events: N, batch: Number(BATCH), backlogAppendsPerSec: Math.round(backlogRate), livePublishPerSec: Math.round(liveRate), liveEndToEndPerSec: Math.round(endToEnd) }));
+  console.log(
+    JSON.stringify({
+      bench: 'audit-append',
+      events: N,
+      batch: Number(BATCH),
+      backlogAppendsPerSec: Math.round(backlogRate),
+      livePublishPerSec: Math.round(liveRate),
+      liveEndToEndPerSec: Math.round(endToEnd),
+    }),
+  );
 } finally {
   service?.kill('SIGTERM');
-  if (service) await new Promise((resolve) => { service.once('exit', resolve); setTimeout(resolve, 10_000); });
+  if (service)
+    await new Promise((resolve) => {
+      service.once('exit', resolve);
+      setTimeout(resolve, 10_000);
+    });
   await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
   await db.end();
   await nc.close();

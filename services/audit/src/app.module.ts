@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { AuditorsModule } from './auditors/auditors.module.js';
 import { LogModule } from './log/log.module.js';
 

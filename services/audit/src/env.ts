@@ -13,7 +13,11 @@ export const envSchema = z
     /** Ed25519 checkpoint signing key (PKCS#8 PEM, 0600), created on first start. Default: `audit-signing.key` next to MASTER_KEY_FILE. */
     AUDIT_SIGNING_KEY_FILE: z.string().min(1).optional(),
     /** The log's name in every checkpoint (C2SP origin line) and the signature's key name. */
-    AUDIT_LOG_ORIGIN: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII, no spaces').refine((v) => !v.includes('+'), 'no "+"').default('audit.context-gateway.local/v1'),
+    AUDIT_LOG_ORIGIN: z
+      .string()
+      .regex(/^[\x21-\x7e]+$/, 'printable ASCII, no spaces')
+      .refine((v) => !v.includes('+'), 'no "+"')
+      .default('audit.context-gateway.local/v1'),
     /** Most events appended in one Postgres transaction. Larger batches append faster and hold more un-acked messages. */
     AUDIT_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
     /** How long a pull waits for a batch to fill before appending what it has. */

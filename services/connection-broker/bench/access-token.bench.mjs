@@ -5,21 +5,24 @@
 // broker.v1.get_access_token over NATS for BENCH_SECONDS at concurrency 1 and 32 (a valid
 // token: decrypt only) and times forced refreshes (a source round trip under a row lock).
 import 'reflect-metadata';
+
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { connect } from '@nats-io/transport-node';
+
 import { createTestSchema } from '@context-gateway/database/testing';
 import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
 import { ConnectDecision, rpc, streams } from '@context-gateway/proto';
 import { RuntimeModule } from '@context-gateway/service-kit';
 import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
+import { connect } from '@nats-io/transport-node';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+
 import { AppModule } from '../dist/app.module.js';
 import { loadEnv } from '../dist/env.js';
 
@@ -34,11 +37,20 @@ const port = await new Promise((resolve) => {
 const dir = mkdtempSync(join(tmpdir(), 'broker-bench-'));
 const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
 let nc;
-for (let i = 0; !nc; i++) nc = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async (e) => (i > 50 ? Promise.reject(e) : new Promise((r) => setTimeout(r, 100))));
+for (let i = 0; !nc; i++)
+  nc = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async (e) =>
+    i > 50 ? Promise.reject(e) : new Promise((r) => setTimeout(r, 100)),
+  );
 const logger = createLogger({ service: 'broker-bench', level: 'silent' });
 await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
-const db = await createTestSchema({ prefix: 'broker_bench', migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)) });
-const demo = await startSimulator({ provider: 'demo', clients: [{ clientId: 'bench', clientSecret: 'bench-secret', redirectUris: [REDIRECT] }] });
+const db = await createTestSchema({
+  prefix: 'broker_bench',
+  migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
+});
+const demo = await startSimulator({
+  provider: 'demo',
+  clients: [{ clientId: 'bench', clientSecret: 'bench-secret', redirectUris: [REDIRECT] }],
+});
 const env = loadEnv({
   DATABASE_URL: db.url,
   NATS_URL: `nats://127.0.0.1:${port}`,
@@ -50,18 +62,49 @@ const env = loadEnv({
   INTEGRATION_DEMO_CLIENT_SECRET: 'bench-secret',
 });
 class Root {}
-Module({ imports: [RuntimeModule.forRoot({ service: 'connection-broker', env, info: { name: 'connection-broker', version: 'bench', databaseSchema: db.schema }, pool: db.pool, nc, logger, shutdownTracing: async () => {} }), AppModule] })(Root);
-const app = await NestFactory.createMicroservice(Root, { strategy: new NatsRpcServer({ connection: nc, queue: 'connection-broker', logger }), logger: false });
+Module({
+  imports: [
+    RuntimeModule.forRoot({
+      service: 'connection-broker',
+      env,
+      info: { name: 'connection-broker', version: 'bench', databaseSchema: db.schema },
+      pool: db.pool,
+      nc,
+      logger,
+      shutdownTracing: async () => {},
+    }),
+    AppModule,
+  ],
+})(Root);
+const app = await NestFactory.createMicroservice(Root, {
+  strategy: new NatsRpcServer({ connection: nc, queue: 'connection-broker', logger }),
+  logger: false,
+});
 app.useGlobalFilters(new RpcErrorPassthroughFilter());
 await app.listen();
 const client = new RpcClient(nc);
 
 const org = crypto.randomUUID();
 const user = crypto.randomUUID();
-const session = await client.request(rpc.broker.createConnectSession, { orgId: org, applicationId: crypto.randomUUID(), applicationName: 'bench', integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: 'https://app.bench/cb' });
-const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: user });
+const session = await client.request(rpc.broker.createConnectSession, {
+  orgId: org,
+  applicationId: crypto.randomUUID(),
+  applicationName: 'bench',
+  integration: 'demo',
+  scopes: ['demo:read:notes'],
+  callbackUrl: 'https://app.bench/cb',
+});
+const decided = await client.request(rpc.broker.decideConnectSession, {
+  sessionToken: session.sessionToken,
+  decision: ConnectDecision.ALLOW,
+  userId: user,
+});
 const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'alice' });
-const { connectionId } = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId: user });
+const { connectionId } = await client.request(rpc.broker.completeAuthorization, {
+  callbackQuery: redirect.search.slice(1),
+  stateCookie: decided.oauthState,
+  userId: user,
+});
 
 async function drive(label, concurrency, forceRefresh, seconds) {
   const latencies = [];
@@ -81,7 +124,9 @@ async function drive(label, concurrency, forceRefresh, seconds) {
   latencies.sort((a, b) => a - b);
   const refreshes = (await demo.control.counters()).tokensRefreshed - refreshed0;
   const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
-  console.log(`${label.padEnd(44)} ${String(Math.round(latencies.length / seconds)).padStart(6)} req/s  p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  cpu ${(((cpu.user + cpu.system) / 1000) / latencies.length).toFixed(3)} ms/req (broker + client, one process)${forceRefresh ? `, ${refreshes} refreshes at the source` : ''}`);
+  console.log(
+    `${label.padEnd(44)} ${String(Math.round(latencies.length / seconds)).padStart(6)} req/s  p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  cpu ${((cpu.user + cpu.system) / 1000 / latencies.length).toFixed(3)} ms/req (broker + client, one process)${forceRefresh ? `, ${refreshes} refreshes at the source` : ''}`,
+  );
 }
 
 await drive('warm-up', 4, false, 1);

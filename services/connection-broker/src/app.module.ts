@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { ConnectModule } from './connect/connect.module.js';
 import { ConnectionsModule } from './connections/connections.module.js';
 import { DatabaseModule } from './database/database.module.js';

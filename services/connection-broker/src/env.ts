@@ -45,7 +45,10 @@ export const envSchema = z
     /** The keyring file holding the key-encryption keys that wrap each connection's data key (libs/crypto LocalKeyProvider). */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
     /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service, not silently start a new keyring. */
-    MASTER_KEY_CREATE_IF_MISSING: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    MASTER_KEY_CREATE_IF_MISSING: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
     /** The gateway's public address: the sources redirect browsers to <this>/v1/connect/callback. */
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /** How long an app's connect session can be used (the spec says 10 minutes; tests shorten it to test expiry). */
@@ -53,7 +56,10 @@ export const envSchema = z
     /** Refresh an access token this many seconds before it expires, so a sync never starts with a token about to die. */
     TOKEN_REFRESH_SKEW_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
     /** Allow http:// source endpoints (the simulators). Never in production: tokens would cross the network in clear. */
-    INTEGRATION_ALLOW_INSECURE_HTTP: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    INTEGRATION_ALLOW_INSECURE_HTTP: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
     /** Timeout for each request to a source (token exchange, refresh, revocation). */
     SOURCE_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     ...integrationShape,

@@ -5,6 +5,13 @@
 //
 //   BENCH_REQUESTS=3000 node services/gateway/bench/audit-latency.bench.mjs
 import 'reflect-metadata';
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { connectNats, ensureStreams } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
 import { streams } from '@context-gateway/proto';
@@ -12,11 +19,6 @@ import { NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Controller, Global, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 const dist = new URL('../dist/', import.meta.url);
 if (!existsSync(new URL('audit/audit.module.js', dist))) {
@@ -40,10 +42,18 @@ const freePort = () =>
 
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-audit-latency-'));
 const natsPort = await freePort();
-const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(scratch, 'nats')], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(scratch, 'nats')], {
+  stdio: 'ignore',
+  env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
+});
 await sleep(500);
 const logger = createLogger({ service: 'bench', level: 'silent' });
-const nc = await connectNats({ url: `nats://127.0.0.1:${natsPort}`, name: 'bench-audit-latency', logger, bootTimeoutMs: 5_000 });
+const nc = await connectNats({
+  url: `nats://127.0.0.1:${natsPort}`,
+  name: 'bench-audit-latency',
+  logger,
+  bootTimeoutMs: 5_000,
+});
 await ensureStreams(nc, [streams.audit], logger);
 
 const ORG = '0b0e6a3c-1111-4a7b-9c55-0d6f3f9c2a11';
@@ -52,21 +62,52 @@ class BenchController {
     return { rows: 1 };
   }
   audited(request) {
-    setAuditSubject(request, { orgId: ORG, userId: 'user-1', integration: 'github', actorKind: 'api_key', actorId: 'key-1' });
+    setAuditSubject(request, {
+      orgId: ORG,
+      userId: 'user-1',
+      integration: 'github',
+      actorKind: 'api_key',
+      actorId: 'key-1',
+    });
     return { rows: 1 };
   }
 }
-const common = { method: 'GET', summary: 'bench', tags: ['bench'], auth: 'none', errors: [], success: { status: 200, description: 'ok' } };
-const decorate = (name, decorators) => Object.defineProperty(BenchController.prototype, name, Reflect.decorate(decorators, BenchController.prototype, name, Object.getOwnPropertyDescriptor(BenchController.prototype, name)));
+const common = {
+  method: 'GET',
+  summary: 'bench',
+  tags: ['bench'],
+  auth: 'none',
+  errors: [],
+  success: { status: 200, description: 'ok' },
+};
+const decorate = (name, decorators) =>
+  Object.defineProperty(
+    BenchController.prototype,
+    name,
+    Reflect.decorate(
+      decorators,
+      BenchController.prototype,
+      name,
+      Object.getOwnPropertyDescriptor(BenchController.prototype, name),
+    ),
+  );
 decorate('plain', [Route({ ...common, path: 'plain' })]);
-decorate('audited', [Route({ ...common, path: 'audited', audit: { action: 'data_query', capability: 'github:read:repos' } })]);
+decorate('audited', [
+  Route({ ...common, path: 'audited', audit: { action: 'data_query', capability: 'github:read:repos' } }),
+]);
 // @Req() on audited's first parameter.
 const { Req } = await import('@nestjs/common');
 Req()(BenchController.prototype, 'audited', 0);
 Controller('bench')(BenchController);
 
 class RuntimeStub {}
-Module({ providers: [{ provide: NATS_CONNECTION, useValue: nc }, { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 2000 } }], exports: [NATS_CONNECTION, SERVICE_ENV] })(RuntimeStub);
+Module({
+  providers: [
+    { provide: NATS_CONNECTION, useValue: nc },
+    { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 2000 } },
+  ],
+  exports: [NATS_CONNECTION, SERVICE_ENV],
+})(RuntimeStub);
 Global()(RuntimeStub);
 class BenchModule {}
 Module({ imports: [RuntimeStub, AuditModule], controllers: [BenchController] })(BenchModule);
@@ -99,11 +140,24 @@ const f = (ms) => `${ms.toFixed(2)} ms`;
 try {
   await interleaved(300);
   const { plain, audited } = await interleaved(REQUESTS);
-  console.log(`audit latency benchmark: ${REQUESTS} sequential requests per route (interleaved), node ${process.version}`);
-  console.log(`  without recording: p50 ${f(plain.p50)}  p90 ${f(plain.p90)}  p99 ${f(plain.p99)}  mean ${f(plain.mean)}`);
-  console.log(`  with recording:    p50 ${f(audited.p50)}  p90 ${f(audited.p90)}  p99 ${f(audited.p99)}  mean ${f(audited.mean)}`);
+  console.log(
+    `audit latency benchmark: ${REQUESTS} sequential requests per route (interleaved), node ${process.version}`,
+  );
+  console.log(
+    `  without recording: p50 ${f(plain.p50)}  p90 ${f(plain.p90)}  p99 ${f(plain.p99)}  mean ${f(plain.mean)}`,
+  );
+  console.log(
+    `  with recording:    p50 ${f(audited.p50)}  p90 ${f(audited.p90)}  p99 ${f(audited.p99)}  mean ${f(audited.mean)}`,
+  );
   console.log(`  the audit step adds: p50 +${f(audited.p50 - plain.p50)}, p99 +${f(audited.p99 - plain.p99)}`);
-  console.log(JSON.stringify({ bench: 'audit-latency', requests: REQUESTS, p50AddedMs: +(audited.p50 - plain.p50).toFixed(3), p99AddedMs: +(audited.p99 - plain.p99).toFixed(3) }));
+  console.log(
+    JSON.stringify({
+      bench: 'audit-latency',
+      requests: REQUESTS,
+      p50AddedMs: +(audited.p50 - plain.p50).toFixed(3),
+      p99AddedMs: +(audited.p99 - plain.p99).toFixed(3),
+    }),
+  );
 } finally {
   await app.close();
   await nc.close();

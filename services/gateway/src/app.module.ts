@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
+
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AdminModule } from './admin/admin.module.js';
 import { ApplicationsModule } from './applications/applications.module.js';
-import { AuthModule } from './auth/auth.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { AuditorApiModule } from './auditor-api/auditor-api.module.js';
+import { AuthModule } from './auth/auth.module.js';
 import { ConnectModule } from './connect/connect.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
@@ -13,5 +14,20 @@ import { RecordsModule } from './records/records.module.js';
 import { SyncModule } from './sync/sync.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
-@Module({ imports: [AuthModule, AdminModule, AccountsModule, ApplicationsModule, AuditModule, AuditorApiModule, OpenApiModule, PlatformHealthModule, PolicyModule, ConnectModule, RecordsModule, SyncModule] })
+@Module({
+  imports: [
+    AuthModule,
+    AdminModule,
+    AccountsModule,
+    ApplicationsModule,
+    AuditModule,
+    AuditorApiModule,
+    OpenApiModule,
+    PlatformHealthModule,
+    PolicyModule,
+    ConnectModule,
+    RecordsModule,
+    SyncModule,
+  ],
+})
 export class AppModule {}

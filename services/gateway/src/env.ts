@@ -12,13 +12,20 @@ export const envSchema = z
     /** GitHub webhook secret (the GitHub App's, or the repository hooks'); unset: POST /v1/webhooks/github answers 404. */
     GITHUB_WEBHOOK_SECRET: z.string().min(16).optional(),
     /** Largest export upload (POST /v1/connections/{id}/imports) in bytes; the file is streamed, never held whole. */
-    IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
+    IMPORT_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(50 * 1024 * 1024),
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /**
      * The operator's bearer token for the admin API (/v1/admin/*), at least 32 characters.
      * Unset (or empty): the admin API answers 503 admin_disabled.
      */
-    OPERATOR_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32, 'must be at least 32 characters').optional()),
+    OPERATOR_TOKEN: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z.string().min(32, 'must be at least 32 characters').optional(),
+    ),
     /**
      * Passkey ceremonies one client address may start per minute; beyond it 429 rate_limited.
      * Behind a reverse proxy every client shares the proxy's address: raise it accordingly.
@@ -28,7 +35,11 @@ export const envSchema = z
      * Adding a passkey to a signed-in account needs a passkey use at most this long ago: a
      * stolen session cookie alone must not be enough to plant a permanent credential.
      */
-    PASSKEY_ADD_MAX_AUTH_AGE_MS: z.coerce.number().int().min(10_000).default(5 * 60_000),
+    PASSKEY_ADD_MAX_AUTH_AGE_MS: z.coerce
+      .number()
+      .int()
+      .min(10_000)
+      .default(5 * 60_000),
     /** How long a request waits for the AUDIT stream's ack before failing with audit_unavailable (503). */
     AUDIT_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2_000),
     /**

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
+
 import { streams } from '@context-gateway/proto';
 import { serviceMain } from '@context-gateway/service-kit';
+
 import { AppModule } from './app.module.js';
 import { loadEnv } from './env.js';
 import { installSyncBodyParsers } from './sync/raw-body.js';

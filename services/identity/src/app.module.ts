@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { AccountsModule } from './accounts/accounts.module.js';
 import { ApiKeysModule } from './api-keys/api-keys.module.js';
 import { ApplicationsModule } from './applications/applications.module.js';

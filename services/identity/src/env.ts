@@ -14,7 +14,12 @@ export const envSchema = z
      */
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /** How long a signed-in browser session lasts (seconds); default 12 hours. */
-    SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(12 * 3600),
+    SESSION_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 24 * 3600)
+      .default(12 * 3600),
     /** How long a passkey ceremony's challenge may be answered (seconds); default 5 minutes. */
     WEBAUTHN_CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(1).max(600).default(300),
   })

@@ -18,5 +18,9 @@ export function sha256(secret: string): string {
 
 /** A 256-bit secret's shape: prefix + 43 base64url characters. Checked before any lookup. */
 export function hasSecretShape(value: string, prefix: string): boolean {
-  return value.length === prefix.length + 43 && value.startsWith(prefix) && /^[A-Za-z0-9_-]{43}$/.test(value.slice(prefix.length));
+  return (
+    value.length === prefix.length + 43 &&
+    value.startsWith(prefix) &&
+    /^[A-Za-z0-9_-]{43}$/.test(value.slice(prefix.length))
+  );
 }

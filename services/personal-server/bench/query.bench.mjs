@@ -18,13 +18,15 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import pg from 'pg';
+
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import { connect } from '@nats-io/transport-node';
+import autocannon from 'autocannon';
+import pg from 'pg';
+
 import { ensureNats, startStack } from '../../../scripts/start.mjs';
 
 const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
@@ -72,7 +74,9 @@ function machineBusyMs() {
 }
 /** CPU ms per query of each named process (where the time goes). */
 function breakdown(named, before, ok) {
-  return Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, +((processCpuMs([pid]) - before[name]) / ok).toFixed(3)]));
+  return Object.fromEntries(
+    Object.entries(named).map(([name, pid]) => [name, +((processCpuMs([pid]) - before[name]) / ok).toFixed(3)]),
+  );
 }
 
 async function drive(label, baseUrl, paths, headers, measurePids, named = {}) {
@@ -119,7 +123,8 @@ const quiet = () => {};
 console.log(`starting the stack (${SHARDS} personal-server shards) …`);
 const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet });
 const ports = {};
-for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker']) ports[s] = await freePort();
+for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
+  ports[s] = await freePort();
 let stack;
 let baseline;
 let nc;
@@ -131,19 +136,38 @@ try {
     ports,
     log: quiet,
     readyTimeoutMs: 120_000,
-    env: { LOG_LEVEL: 'warn', MASTER_KEY_FILE: keyFile, OPERATOR_TOKEN, SHARD_COUNT: String(SHARDS), DATABASE_POOL_MAX: '10' },
+    env: {
+      LOG_LEVEL: 'warn',
+      MASTER_KEY_FILE: keyFile,
+      OPERATOR_TOKEN,
+      SHARD_COUNT: String(SHARDS),
+      DATABASE_POOL_MAX: '10',
+    },
   });
   const gateway = stack.urls.gateway;
   const admin = async (path, body) => {
-    const res = await fetch(`${gateway}${path}`, { method: 'POST', headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+    const res = await fetch(`${gateway}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body ?? {}),
+    });
     if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
     return res.json();
   };
   const org = await admin('/v1/admin/organizations', { name: 'Bench Org' });
-  const app = await admin(`/v1/admin/organizations/${org.id}/applications`, { name: 'Bench App', callbackUrls: ['https://bench.example/cb'], integrations: ['spotify'], scopes: ['spotify:read:playlists'] });
+  const app = await admin(`/v1/admin/organizations/${org.id}/applications`, {
+    name: 'Bench App',
+    callbackUrls: ['https://bench.example/cb'],
+    integrations: ['spotify'],
+    scopes: ['spotify:read:playlists'],
+  });
   const key = await admin(`/v1/admin/applications/${app.id}/api-keys`);
   // Policy's org layer: the admin enables the integration (docs/policy.md).
-  const enabled = await fetch(`${gateway}/v1/admin/organizations/${org.id}/policy/integrations`, { method: 'PUT', headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ integrations: ['spotify'] }) });
+  const enabled = await fetch(`${gateway}/v1/admin/organizations/${org.id}/policy/integrations`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ integrations: ['spotify'] }),
+  });
   if (enabled.status !== 200) throw new Error(`policy integrations: ${enabled.status}`);
 
   // --- seed --------------------------------------------------------------------------
@@ -157,9 +181,23 @@ try {
     const connectionId = randomUUID();
     // What connection-broker does after a consent: register at the shard, publish grant_changed (policy's user layer).
     const grantId = randomUUID();
-    const grant = { grantId, orgId: org.id, applicationId: app.id, userId, connectionId, integration: 'spotify', scopes: ['spotify:read:playlists'] };
+    const grant = {
+      grantId,
+      orgId: org.id,
+      applicationId: app.id,
+      userId,
+      connectionId,
+      integration: 'spotify',
+      scopes: ['spotify:read:playlists'],
+    };
     await client.request(rpc.personalServer.registerGrant, { grant });
-    await publisher.publish(events.grantChanged, { ...grant, eventId: randomUUID(), status: GrantStatus.ACTIVE, revision: 1n, occurredAt: timestampFromDate(new Date()) });
+    await publisher.publish(events.grantChanged, {
+      ...grant,
+      eventId: randomUUID(),
+      status: GrantStatus.ACTIVE,
+      revision: 1n,
+      occurredAt: timestampFromDate(new Date()),
+    });
     const records = [];
     for (let r = 0; r < RECORDS; r += 1) {
       records.push(
@@ -169,25 +207,55 @@ try {
           dataJson: Buffer.from(
             JSON.stringify(
               r % 2 === 0
-                ? { source: 'spotify', id: `pl-${r}`, name: `Playlist number ${r} of user ${u}`, description: 'Songs for a long drive through the mountains', public: true, itemCount: r, url: `https://open.spotify.example/playlist/${r}` }
-                : { source: 'spotify', playlistId: `pl-${r - 1}`, trackId: `track-${r}`, position: r, title: `Track ${r}`, addedAt: '2026-11-01T10:00:00Z' },
+                ? {
+                    source: 'spotify',
+                    id: `pl-${r}`,
+                    name: `Playlist number ${r} of user ${u}`,
+                    description: 'Songs for a long drive through the mountains',
+                    public: true,
+                    itemCount: r,
+                    url: `https://open.spotify.example/playlist/${r}`,
+                  }
+                : {
+                    source: 'spotify',
+                    playlistId: `pl-${r - 1}`,
+                    trackId: `track-${r}`,
+                    position: r,
+                    title: `Track ${r}`,
+                    addedAt: '2026-11-01T10:00:00Z',
+                  },
             ),
           ),
           sourceUpdatedAt: timestampFromDate(new Date()),
         }),
       );
     }
-    await client.request(rpc.personalServer.writeRecords, { userId, connectionId, integration: 'spotify', records, syncedAt: timestampFromDate(new Date()) });
+    await client.request(rpc.personalServer.writeRecords, {
+      userId,
+      connectionId,
+      integration: 'spotify',
+      records,
+      syncedAt: timestampFromDate(new Date()),
+    });
     connectionIds.push(connectionId);
   }
   const query = `?type=media.playlist&limit=${PAGE}`;
-  const check = await fetch(`${gateway}/v1/connections/${connectionIds[0]}/records${query}`, { headers: { authorization: `Bearer ${key.secret}` } });
+  const check = await fetch(`${gateway}/v1/connections/${connectionIds[0]}/records${query}`, {
+    headers: { authorization: `Bearer ${key.secret}` },
+  });
   const sample = await check.json();
-  if (check.status !== 200 || sample.records.length !== PAGE) throw new Error(`gateway answered ${check.status}: ${JSON.stringify(sample).slice(0, 300)}`);
+  if (check.status !== 200 || sample.records.length !== PAGE)
+    throw new Error(`gateway answered ${check.status}: ${JSON.stringify(sample).slice(0, 300)}`);
 
   // --- baseline server -----------------------------------------------------------------
   baseline = spawn(process.execPath, [fileURLToPath(new URL('baseline-server.mjs', import.meta.url))], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: 'personal_server', MASTER_KEY_FILE: keyFile, DATA_KEY_DIR: join(scratch, 'keys', 'data-keys') },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: 'personal_server',
+      MASTER_KEY_FILE: keyFile,
+      DATA_KEY_DIR: join(scratch, 'keys', 'data-keys'),
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const baselinePort = await new Promise((resolve, reject) => {
@@ -196,19 +264,43 @@ try {
   });
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
   const bare = await (await fetch(`${baselineUrl}/records/${connectionIds[0]}${query}`)).json();
-  if (bare.records.length !== PAGE || bare.records[0].data.name !== sample.records[0].data.name) throw new Error('baseline does not answer the same page');
+  if (bare.records.length !== PAGE || bare.records[0].data.name !== sample.records[0].data.name)
+    throw new Error('baseline does not answer the same page');
 
   // --- measure ------------------------------------------------------------------------
   const stackPids = () => [...Object.values(stack.processes), ...stack.shards].map((p) => p.child.pid);
   const paths = connectionIds.map((id) => `/v1/connections/${id}/records${query}`);
   const barePaths = connectionIds.map((id) => `/records/${id}${query}`);
-  console.log(`warming up, then ${SECONDS} s each at ${CONCURRENCY} concurrent (${cpus().length} cores, load generator on the same machine) …`);
-  await autocannon({ url: gateway, connections: CONCURRENCY, duration: 3, headers: { authorization: `Bearer ${key.secret}` }, requests: [{ setupRequest: (req) => ({ ...req, path: paths[Math.floor(Math.random() * paths.length)] }) }] });
-  const named = Object.fromEntries([...Object.entries(stack.processes).map(([name, p]) => [name === 'personal-server' ? 'personal-server#0' : name, p.child.pid]), ...stack.shards.map((p, i) => [`personal-server#${i + 1}`, p.child.pid])]);
-  const gatewayRun = await drive('gateway (end to end)', gateway, paths, { authorization: `Bearer ${key.secret}` }, stackPids, named);
+  console.log(
+    `warming up, then ${SECONDS} s each at ${CONCURRENCY} concurrent (${cpus().length} cores, load generator on the same machine) …`,
+  );
+  await autocannon({
+    url: gateway,
+    connections: CONCURRENCY,
+    duration: 3,
+    headers: { authorization: `Bearer ${key.secret}` },
+    requests: [{ setupRequest: (req) => ({ ...req, path: paths[Math.floor(Math.random() * paths.length)] }) }],
+  });
+  const named = Object.fromEntries([
+    ...Object.entries(stack.processes).map(([name, p]) => [
+      name === 'personal-server' ? 'personal-server#0' : name,
+      p.child.pid,
+    ]),
+    ...stack.shards.map((p, i) => [`personal-server#${i + 1}`, p.child.pid]),
+  ]);
+  const gatewayRun = await drive(
+    'gateway (end to end)',
+    gateway,
+    paths,
+    { authorization: `Bearer ${key.secret}` },
+    stackPids,
+    named,
+  );
   // The shard alone: the same query straight over NATS (no HTTP, no API key check, no audit).
   const shardStage = await (async () => {
-    const placements = await Promise.all(connectionIds.map((id) => client.request(rpc.personalServer.locateConnection, { connectionId: id })));
+    const placements = await Promise.all(
+      connectionIds.map((id) => client.request(rpc.personalServer.locateConnection, { connectionId: id })),
+    );
     const descriptor = rpc.personalServer.shardQuery;
     const shardPids = () => [stack.processes['personal-server'].child.pid, ...stack.shards.map((p) => p.child.pid)];
     const cpu0 = processCpuMs(shardPids());
@@ -220,7 +312,17 @@ try {
         for (let i = w; Date.now() < end; i += CONCURRENCY) {
           const k = i % connectionIds.length;
           const t = performance.now();
-          await client.request(descriptor, { orgId: org.id, applicationId: app.id, connectionId: connectionIds[k], type: 'media.playlist', limit: PAGE }, { subject: descriptor.shardSubject(placements[k].shard) });
+          await client.request(
+            descriptor,
+            {
+              orgId: org.id,
+              applicationId: app.id,
+              connectionId: connectionIds[k],
+              type: 'media.playlist',
+              limit: PAGE,
+            },
+            { subject: descriptor.shardSubject(placements[k].shard) },
+          );
           latencies.push(performance.now() - t);
           done += 1;
         }
@@ -239,17 +341,26 @@ try {
       'load avg (1 min) at start': NaN,
     };
   })();
-  await autocannon({ url: baselineUrl, connections: CONCURRENCY, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: barePaths[0] }) }] });
+  await autocannon({
+    url: baselineUrl,
+    connections: CONCURRENCY,
+    duration: 2,
+    requests: [{ setupRequest: (req) => ({ ...req, path: barePaths[0] }) }],
+  });
   const baselineRun = await drive('bare baseline (pg + decrypt)', baselineUrl, barePaths, {}, () => [baseline.pid]);
 
-  console.log(`\nGET /v1/connections/{id}/records?type=media.playlist&limit=${PAGE}  (${USERS} connections, ${RECORDS} records each, ${PAGE} decrypted per answer)`);
+  console.log(
+    `\nGET /v1/connections/{id}/records?type=media.playlist&limit=${PAGE}  (${USERS} connections, ${RECORDS} records each, ${PAGE} decrypted per answer)`,
+  );
   console.table([gatewayRun, shardStage, baselineRun]);
   const ratio = gatewayRun['queries/s'] / baselineRun['queries/s'];
   console.log(`gateway / baseline throughput: ${(ratio * 100).toFixed(0)} %`);
   console.log(
     `targets: ≥3000 q/s ${gatewayRun['queries/s'] >= 3000 ? 'met' : 'MISSED'}; p99 < 25 ms ${gatewayRun['p99 ms'] < 25 ? 'met' : 'MISSED'}; ≥ 50 % of baseline ${ratio >= 0.5 ? 'met' : 'MISSED'}`,
   );
-  console.log('server CPU = gateway, identity, shards and the other services (not Postgres/NATS); machine CPU = every process on the box, load generator included.');
+  console.log(
+    'server CPU = gateway, identity, shards and the other services (not Postgres/NATS); machine CPU = every process on the box, load generator included.',
+  );
 } finally {
   baseline?.kill('SIGTERM');
   await nc?.drain().catch(() => {});

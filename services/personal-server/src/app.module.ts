@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { ConnectionsModule } from './connections/connections.module.js';
 import { DirectoryModule } from './directory/directory.module.js';
 import { GrantChangesModule } from './grants/grant-changes.module.js';
@@ -8,5 +9,15 @@ import { RecordsModule } from './records/records.module.js';
 import { ShardHealthModule } from './shard-health/shard-health.module.js';
 
 /** personal-server: users' encrypted Personal Servers (one shard per process). One imported module per bounded context. */
-@Module({ imports: [KeysModule, DirectoryModule, ConnectionsModule, GrantsModule, GrantChangesModule, RecordsModule, ShardHealthModule] })
+@Module({
+  imports: [
+    KeysModule,
+    DirectoryModule,
+    ConnectionsModule,
+    GrantsModule,
+    GrantChangesModule,
+    RecordsModule,
+    ShardHealthModule,
+  ],
+})
 export class AppModule {}

@@ -22,7 +22,10 @@ export const envSchema = z
     /** Key-encryption keys (a 0600 JSON keyring, libs/crypto LocalKeyProvider); created on first start. */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
     /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service. */
-    MASTER_KEY_CREATE_IF_MISSING: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    MASTER_KEY_CREATE_IF_MISSING: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
     /**
      * Where connections' wrapped data keys live: one file per key, deliberately NOT in the
      * database, so deleting the file makes the connection's records unreadable even from a
@@ -31,7 +34,11 @@ export const envSchema = z
      */
     DATA_KEY_DIR: z.string().min(1).optional(),
     /** How long an unwrapped data key may be served from memory before the provider is asked again. */
-    DATA_KEY_CACHE_TTL_MS: z.coerce.number().int().min(1_000).default(10 * 60_000),
+    DATA_KEY_CACHE_TTL_MS: z.coerce
+      .number()
+      .int()
+      .min(1_000)
+      .default(10 * 60_000),
   })
   .superRefine(refineRuntimeEnv)
   .superRefine((env, ctx) => {

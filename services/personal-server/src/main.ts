@@ -1,8 +1,10 @@
 import 'reflect-metadata';
+
 import { streams } from '@context-gateway/proto';
 import { serviceMain } from '@context-gateway/service-kit';
+
 import { AppModule } from './app.module.js';
-import { loadEnv, type Env } from './env.js';
+import { type Env, loadEnv } from './env.js';
 
 await serviceMain({
   name: 'personal-server',

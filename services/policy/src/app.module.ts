@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { ControlEventsModule } from './control-events/control-events.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { RulesModule } from './rules/rules.module.js';

@@ -12,7 +12,10 @@ export const envSchema = z
      * Durable name of policy's CONTROL consumer. Every replica shares it (one message in flight
      * across all of them, in stream order); change it only to replay the stream from the start.
      */
-    POLICY_CONTROL_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/).default('policy-control'),
+    POLICY_CONTROL_CONSUMER: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default('policy-control'),
   })
   .superRefine(refineRuntimeEnv);
 

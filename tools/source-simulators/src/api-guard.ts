@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+
 import { bearerToken } from './http.js';
 import type { Principal, SimContext } from './simulator-context.js';
 

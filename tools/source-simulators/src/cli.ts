@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { availableProviders, startSimulator, type RunningSimulator } from './server.js';
+
 import { defaultApiKey } from './providers/demo.provider.js';
+import { availableProviders, type RunningSimulator, startSimulator } from './server.js';
 import type { ProviderName } from './simulator-context.js';
 
 /**
@@ -56,8 +57,8 @@ for (const p of only) {
 
 const running: RunningSimulator[] = [];
 const client = {
-  clientId: values['client-id']!,
-  clientSecret: values['client-secret']!,
+  clientId: values['client-id'],
+  clientSecret: values['client-secret'],
   redirectUris: values['redirect-uri'] ?? ['http://localhost:8080/v1/connect/callback'],
   name: 'Context Gateway (dev)',
 };
@@ -65,7 +66,7 @@ try {
   for (const provider of only) {
     const sim = await startSimulator({
       provider,
-      host: values.host!,
+      host: values.host,
       port: Number(values[`${provider}-port`]),
       clients: [client],
       ...(values['access-token-ttl'] ? { accessTokenTtlSeconds: Number(values['access-token-ttl']) } : {}),
@@ -73,14 +74,18 @@ try {
     });
     running.push(sim);
     const state = (await sim.control.state()) as { accounts: Array<{ login: string }> };
-    process.stdout.write(`${provider.padEnd(9)} ${sim.url}  accounts: ${state.accounts.map((a) => `${a.login}/password`).join(', ')}\n`);
+    process.stdout.write(
+      `${provider.padEnd(9)} ${sim.url}  accounts: ${state.accounts.map((a) => `${a.login}/password`).join(', ')}\n`,
+    );
   }
   if (only.includes('demo')) {
     // The broker's `demo-keys` integration: the same API, authenticated by a pasted API key.
-    const sim = await startSimulator({ provider: 'demo', host: values.host!, port: Number(values['demo-keys-port']) });
+    const sim = await startSimulator({ provider: 'demo', host: values.host, port: Number(values['demo-keys-port']) });
     running.push(sim);
     const state = (await sim.control.state()) as { accounts: Array<{ login: string; seed: string }> };
-    process.stdout.write(`demo-keys ${sim.url}  API keys: ${state.accounts.map((a) => `${a.login}=${defaultApiKey(a.seed)}`).join(', ')}\n`);
+    process.stdout.write(
+      `demo-keys ${sim.url}  API keys: ${state.accounts.map((a) => `${a.login}=${defaultApiKey(a.seed)}`).join(', ')}\n`,
+    );
   }
   process.stdout.write(
     `OAuth client at each: client_id=${client.clientId} redirect_uri=${client.redirectUris.join(' ')}\n` +

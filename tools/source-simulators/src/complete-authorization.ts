@@ -39,7 +39,10 @@ export async function completeAuthorization(
   const consent = await fetch(new URL('/oauth-ui/consent', url), {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(sessionCookie ? { cookie: sessionCookie } : {}) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(sessionCookie ? { cookie: sessionCookie } : {}),
+    },
     body: new URLSearchParams({ request_id: requestId(page), decision: as.decision ?? 'allow' }),
   });
   if (consent.status !== 302) throw new Error(`consent answered ${consent.status}: ${textOf(await consent.text())}`);
@@ -53,5 +56,10 @@ function requestId(html: string): string {
 }
 
 function textOf(html: string): string {
-  return html.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+  return html
+    .replace(/<style[\s\S]*?<\/style>/g, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300);
 }

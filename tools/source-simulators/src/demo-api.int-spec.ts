@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import { obtainTokens } from './obtain-tokens.js';
-import { startSimulator, type RunningSimulator } from './server.js';
+import { type RunningSimulator, startSimulator } from './server.js';
 
 /** The demo source's API, and what every simulator promises about seeding. */
 
@@ -89,7 +90,9 @@ describe('seeding', () => {
       const seeded = await sim.control.seed('octocat', { repos: 100_000, starred: 0, issues: 0 });
       expect(seeded.counts.repos).toBe(100_000);
       const { access_token } = await obtainTokens(sim, 'octocat', ['repo']);
-      const last = await fetch(`${sim.url}/user/repos?per_page=100&page=1000`, { headers: { authorization: `Bearer ${access_token}` } });
+      const last = await fetch(`${sim.url}/user/repos?per_page=100&page=1000`, {
+        headers: { authorization: `Bearer ${access_token}` },
+      });
       expect(((await last.json()) as unknown[]).length).toBe(100);
       expect(last.headers.get('link')).not.toContain('rel="next"');
     } finally {
@@ -103,7 +106,9 @@ describe('control API', () => {
   it('refuses seed counts for collections the source does not have', async () => {
     const sim = await startSimulator({ provider: 'github' });
     try {
-      await expect(sim.control.seed('octocat', { repositories: 10 })).rejects.toThrow(/400.*unknown count repositories/);
+      await expect(sim.control.seed('octocat', { repositories: 10 })).rejects.toThrow(
+        /400.*unknown count repositories/,
+      );
       await expect(sim.control.createAccount({ login: 'x', counts: { repos: -1 } })).rejects.toThrow(/400/);
     } finally {
       await sim.stop();

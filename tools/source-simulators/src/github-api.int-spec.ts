@@ -1,9 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import { obtainTokens } from './obtain-tokens.js';
-import { startSimulator, type RunningSimulator } from './server.js';
+import { type RunningSimulator, startSimulator } from './server.js';
 
 /** The GitHub simulator's REST API as a sync client sees it, over HTTP. */
 
@@ -15,7 +17,9 @@ describe('GitHub REST API', () => {
   let token: string;
   const login = 'pager';
   const get = (path: string, headers: Record<string, string> = {}, t = token) =>
-    fetch(path.startsWith('http') ? path : `${sim.url}${path}`, { headers: { authorization: `Bearer ${t}`, ...headers } });
+    fetch(path.startsWith('http') ? path : `${sim.url}${path}`, {
+      headers: { authorization: `Bearer ${t}`, ...headers },
+    });
 
   beforeAll(async () => {
     sim = await startSimulator({ provider: 'github' });
@@ -45,7 +49,10 @@ describe('GitHub REST API', () => {
     expect(new Set(seen).size).toBe(250);
     expect(seen.sort()).toEqual(source.items.map((r) => r.id).sort());
     // The last page points back, never forward.
-    expect(linkRels(lastLink)).toEqual({ prev: expect.stringContaining('page=2'), first: expect.stringContaining('page=1') });
+    expect(linkRels(lastLink)).toEqual({
+      prev: expect.stringContaining('page=2'),
+      first: expect.stringContaining('page=1'),
+    });
 
     const first = await get('/user/repos');
     const rels = linkRels(first.headers.get('link'));
@@ -70,9 +77,15 @@ describe('GitHub REST API', () => {
       url = linkRels(r.headers.get('link')).next;
     }
     expect(all).toHaveLength(60);
-    const defaults = (await (await get('/issues?per_page=100')).json()) as Array<{ state: string; repository: { full_name: string }; assignee: { login: string } }>;
+    const defaults = (await (await get('/issues?per_page=100')).json()) as Array<{
+      state: string;
+      repository: { full_name: string };
+      assignee: { login: string };
+    }>;
     expect(defaults).toHaveLength(open);
-    expect(defaults.every((i) => i.state === 'open' && i.assignee.login === login && i.repository.full_name)).toBe(true);
+    expect(defaults.every((i) => i.state === 'open' && i.assignee.login === login && i.repository.full_name)).toBe(
+      true,
+    );
   });
 
   it('If-None-Match with the ETag answers 304 without spending rate limit; a change gives a new ETag', async () => {
@@ -85,7 +98,9 @@ describe('GitHub REST API', () => {
     expect(Number(again.headers.get('x-ratelimit-remaining'))).toBe(remaining);
 
     // A change on another page leaves this page's ETag valid, as with GitHub's content ETags.
-    const byName = (await sim.control.list<{ id: number; name: string }>(login, 'repos')).items.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const byName = (await sim.control.list<{ id: number; name: string }>(login, 'repos')).items.sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    );
     await sim.control.updateItem(login, 'repos', byName[200]!.id, { description: 'changed elsewhere' });
     expect((await get('/user/repos?per_page=100', { 'if-none-match': etag })).status).toBe(304);
 
@@ -109,7 +124,9 @@ describe('GitHub REST API', () => {
 
   it('hides private repositories from a token without the repo scope', async () => {
     const publicOnly = (await obtainTokens(sim, login, ['read:user'])).access_token;
-    const repos = (await (await get('/user/repos?per_page=100&page=1', {}, publicOnly)).json()) as Array<{ private: boolean }>;
+    const repos = (await (await get('/user/repos?per_page=100&page=1', {}, publicOnly)).json()) as Array<{
+      private: boolean;
+    }>;
     expect(repos.length).toBeGreaterThan(0);
     expect(repos.every((r) => !r.private)).toBe(true);
   });
@@ -118,7 +135,10 @@ describe('GitHub REST API', () => {
     const before = (await sim.control.list<{ id: number; updated_at: string }>(login, 'repos')).items;
     const victim = before[5]!;
     const edited = before[6]!;
-    const added = await sim.control.addItem<{ id: number; name: string }>(login, 'repos', { name: 'fresh-repo', private: false });
+    const added = await sim.control.addItem<{ id: number; name: string }>(login, 'repos', {
+      name: 'fresh-repo',
+      private: false,
+    });
     await sim.control.updateItem(login, 'repos', edited.id, { description: 'edited' });
     await sim.control.deleteItem(login, 'repos', victim.id);
 
@@ -130,7 +150,11 @@ describe('GitHub REST API', () => {
     expect(Date.parse(top.find((r) => r.id === edited.id)!.updated_at)).toBeGreaterThan(Date.parse(edited.updated_at));
     const all: number[] = [];
     for (let page = 1; page <= 3; page++) {
-      all.push(...((await (await get(`/user/repos?per_page=100&page=${page}`)).json()) as Array<{ id: number }>).map((r) => r.id));
+      all.push(
+        ...((await (await get(`/user/repos?per_page=100&page=${page}`)).json()) as Array<{ id: number }>).map(
+          (r) => r.id,
+        ),
+      );
     }
     expect(all).toHaveLength(250);
     expect(all).not.toContain(victim.id);
@@ -138,7 +162,10 @@ describe('GitHub REST API', () => {
   });
 
   it('creates an issue through the API: it is assigned to the user, listed and announced', async () => {
-    const repo = (await (await get('/user/repos?per_page=1')).json()) as Array<{ name: string; owner: { login: string } }>;
+    const repo = (await (await get('/user/repos?per_page=1')).json()) as Array<{
+      name: string;
+      owner: { login: string };
+    }>;
     const { name, owner } = repo[0]!;
     const one = await get(`/repos/${owner.login}/${name}`);
     expect(((await one.json()) as { full_name: string }).full_name).toBe(`${owner.login}/${name}`);
@@ -152,7 +179,14 @@ describe('GitHub REST API', () => {
     const res = await create({ title: 'Created by an agent', body: 'via the API', labels: ['bug'] });
     expect(res.status).toBe(201);
     const issue = (await res.json()) as { id: number };
-    expect(issue).toMatchObject({ title: 'Created by an agent', state: 'open', closed_at: null, state_reason: null, assignee: { login }, repository: { full_name: `${owner.login}/${name}` } });
+    expect(issue).toMatchObject({
+      title: 'Created by an agent',
+      state: 'open',
+      closed_at: null,
+      state_reason: null,
+      assignee: { login },
+      repository: { full_name: `${owner.login}/${name}` },
+    });
     const listed = (await (await get('/issues?sort=created&per_page=5')).json()) as Array<{ id: number }>;
     expect(listed[0]!.id).toBe(issue.id);
 
@@ -244,7 +278,10 @@ describe('GitHub webhooks', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     sim = await startSimulator({ provider: 'github' });
-    await sim.control.configureWebhook({ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/github`, secret });
+    await sim.control.configureWebhook({
+      url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/github`,
+      secret,
+    });
   });
   afterAll(async () => {
     await sim.stop();
@@ -252,7 +289,9 @@ describe('GitHub webhooks', () => {
   });
 
   it('signs each delivery with HMAC-SHA256 of the body under the secret', async () => {
-    const issue = (await sim.control.list<{ id: number; state: string; number: number }>('octocat', 'issues')).items.find((i) => i.state === 'open')!;
+    const issue = (
+      await sim.control.list<{ id: number; state: string; number: number }>('octocat', 'issues')
+    ).items.find((i) => i.state === 'open')!;
     await sim.control.updateItem('octocat', 'issues', issue.id, { state: 'closed' });
     await sim.control.addItem('octocat', 'starred');
     const deliveries = await sim.control.webhookDeliveries();
@@ -265,8 +304,17 @@ describe('GitHub webhooks', () => {
     // The same body under another secret does not verify.
     expect(`sha256=${createHmac('sha256', 'other').update(closed.body).digest('hex')}`).not.toBe(expected);
     expect(closed.headers['x-github-delivery']).toMatch(/^[0-9a-f-]{36}$/);
-    const payload = JSON.parse(closed.body) as { action: string; issue: { number: number; state: string }; repository: { full_name: string }; sender: { login: string } };
-    expect(payload).toMatchObject({ action: 'closed', issue: { number: issue.number, state: 'closed' }, sender: { login: 'octocat' } });
+    const payload = JSON.parse(closed.body) as {
+      action: string;
+      issue: { number: number; state: string };
+      repository: { full_name: string };
+      sender: { login: string };
+    };
+    expect(payload).toMatchObject({
+      action: 'closed',
+      issue: { number: issue.number, state: 'closed' },
+      sender: { login: 'octocat' },
+    });
     expect(payload.repository.full_name).toMatch(/^octocat\//);
   });
 

@@ -1,10 +1,10 @@
-export { startSimulator, type RunningSimulator, type SimulatorOptions, type SimulatorClientSpec } from './server.js';
-export { SimulatorControl, type AccountSummary, type RegisteredClient } from './control/simulator-control.js';
-export { completeAuthorization, type AuthorizeAs } from './complete-authorization.js';
-export type { ProviderName, AccountSpec } from './simulator-context.js';
-export type { StormConfig } from './throttle.js';
+export { type AuthorizeAs, completeAuthorization } from './complete-authorization.js';
+export { type AccountSummary, type RegisteredClient, SimulatorControl } from './control/simulator-control.js';
 export type { Counters } from './counters.js';
-export type { WebhookDelivery } from './webhooks.js';
-export { obtainTokens, type ObtainedTokens } from './obtain-tokens.js';
-export { availableProviders } from './server.js';
+export { type ObtainedTokens, obtainTokens } from './obtain-tokens.js';
 export { defaultApiKey } from './providers/demo.provider.js';
+export { type RunningSimulator, type SimulatorClientSpec, type SimulatorOptions, startSimulator } from './server.js';
+export { availableProviders } from './server.js';
+export type { AccountSpec, ProviderName } from './simulator-context.js';
+export type { StormConfig } from './throttle.js';
+export type { WebhookDelivery } from './webhooks.js';

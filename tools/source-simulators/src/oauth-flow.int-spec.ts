@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
+
 import { completeAuthorization } from './complete-authorization.js';
-import { startSimulator, type RunningSimulator } from './server.js';
+import { type RunningSimulator, startSimulator } from './server.js';
 
 /**
  * The authorization-code + PKCE flow against each simulated source, driven by the same
@@ -15,10 +16,16 @@ const CLIENT = { clientId: 'test-client', clientSecret: 'test-secret-123', redir
 async function clientFor(sim: RunningSimulator): Promise<oidc.Configuration> {
   let config: oidc.Configuration;
   if (sim.provider === 'demo') {
-    config = await oidc.discovery(new URL(sim.url), CLIENT.clientId, undefined, oidc.ClientSecretBasic(CLIENT.clientSecret), {
-      execute: [oidc.allowInsecureRequests],
-      algorithm: 'oauth2',
-    });
+    config = await oidc.discovery(
+      new URL(sim.url),
+      CLIENT.clientId,
+      undefined,
+      oidc.ClientSecretBasic(CLIENT.clientSecret),
+      {
+        execute: [oidc.allowInsecureRequests],
+        algorithm: 'oauth2',
+      },
+    );
   } else if (sim.provider === 'spotify') {
     // Spotify publishes no OAuth metadata either; it authenticates clients with Basic.
     config = new oidc.Configuration(
@@ -44,9 +51,12 @@ async function clientFor(sim: RunningSimulator): Promise<oidc.Configuration> {
     // GitHub answers token errors with 200 + {error}; turn them into the 400 that
     // OAuth clients understand, as a broker talking to GitHub must.
     config[oidc.customFetch] = async (url, options) => {
-      const res = await fetch(url, options as RequestInit);
+      const res = await fetch(url, options);
       if (res.status !== 200) return res;
-      const body = (await res.clone().json().catch(() => undefined)) as { error?: string } | undefined;
+      const body = (await res
+        .clone()
+        .json()
+        .catch(() => undefined)) as { error?: string } | undefined;
       if (!body?.error) return res;
       return new Response(JSON.stringify(body), { status: 400, headers: { 'content-type': 'application/json' } });
     };
@@ -74,9 +84,21 @@ async function getJson(url: string, token: string) {
 }
 
 const cases = [
-  { provider: 'demo' as const, scope: 'profile notes.read', login: 'alice', profilePath: '/api/profile', loginField: 'username' },
+  {
+    provider: 'demo' as const,
+    scope: 'profile notes.read',
+    login: 'alice',
+    profilePath: '/api/profile',
+    loginField: 'username',
+  },
   { provider: 'github' as const, scope: 'read:user repo', login: 'octocat', profilePath: '/user', loginField: 'login' },
-  { provider: 'spotify' as const, scope: 'user-read-private user-read-email', login: 'wizzler', profilePath: '/v1/me', loginField: 'id' },
+  {
+    provider: 'spotify' as const,
+    scope: 'user-read-private user-read-email',
+    login: 'wizzler',
+    profilePath: '/v1/me',
+    loginField: 'id',
+  },
 ];
 
 describe.each(cases)('$provider authorization server', ({ provider, scope, login, profilePath, loginField }) => {
@@ -94,7 +116,10 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
   async function connect() {
     const flow = await startFlow(config, scope);
     const { redirect } = await completeAuthorization(flow.url, { login });
-    const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: flow.verifier, expectedState: flow.state });
+    const tokens = await oidc.authorizationCodeGrant(config, redirect, {
+      pkceCodeVerifier: flow.verifier,
+      expectedState: flow.state,
+    });
     return { flow, redirect, tokens };
   }
 
@@ -131,7 +156,9 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
       .authorizationCodeGrant(config, redirect, { pkceCodeVerifier: flow.verifier, expectedState: flow.state })
       .catch((e: unknown) => e);
     expect(replay).toBeInstanceOf(oidc.ResponseBodyError);
-    expect((replay as oidc.ResponseBodyError).error).toBe(provider === 'github' ? 'bad_verification_code' : 'invalid_grant');
+    expect((replay as oidc.ResponseBodyError).error).toBe(
+      provider === 'github' ? 'bad_verification_code' : 'invalid_grant',
+    );
     expect((await getJson(`${sim.url}${profilePath}`, tokens.access_token)).status).toBe(401);
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toBeInstanceOf(oidc.ResponseBodyError);
   });
@@ -159,7 +186,12 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
   });
 
   it('refuses a redirect_uri that is not registered exactly, without redirecting to it', async () => {
-    for (const wrong of [`${REDIRECT}/x`, `${REDIRECT}?a=1`, 'http://127.0.0.1:9/callbacK', 'http://evil.test/callback']) {
+    for (const wrong of [
+      `${REDIRECT}/x`,
+      `${REDIRECT}?a=1`,
+      'http://127.0.0.1:9/callbacK',
+      'http://evil.test/callback',
+    ]) {
       const flow = await startFlow(config, scope, { redirect_uri: wrong });
       const res = await fetch(flow.url, { redirect: 'manual' });
       expect(res.status).toBe(400);
@@ -177,7 +209,9 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
       .authorizationCodeGrant(config, elsewhere, { pkceCodeVerifier: flow.verifier, expectedState: flow.state })
       .catch((e: unknown) => e);
     expect(mismatch).toBeInstanceOf(oidc.ResponseBodyError);
-    expect((mismatch as oidc.ResponseBodyError).error).toBe(provider === 'github' ? 'redirect_uri_mismatch' : 'invalid_grant');
+    expect((mismatch as oidc.ResponseBodyError).error).toBe(
+      provider === 'github' ? 'redirect_uri_mismatch' : 'invalid_grant',
+    );
     await expect(
       oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: flow.verifier, expectedState: flow.state }),
     ).rejects.toBeInstanceOf(oidc.ResponseBodyError);
@@ -187,7 +221,10 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
     const flow = await startFlow(config, scope);
     const { redirect } = await completeAuthorization(flow.url, { login });
     const wrongVerifier = await oidc
-      .authorizationCodeGrant(config, redirect, { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: flow.state })
+      .authorizationCodeGrant(config, redirect, {
+        pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
+        expectedState: flow.state,
+      })
       .catch((e: unknown) => e);
     expect(wrongVerifier).toBeInstanceOf(oidc.ResponseBodyError);
     // The failed attempt burnt the code: the right verifier is too late now.
@@ -214,13 +251,18 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
     expect(html).toContain('id="allow"');
     expect(html).not.toContain('name="password"');
     const { redirect } = await completeAuthorization(second.url, { login: 'ignored', sessionCookie: sessionCookie! });
-    const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: second.verifier, expectedState: second.state });
+    const tokens = await oidc.authorizationCodeGrant(config, redirect, {
+      pkceCodeVerifier: second.verifier,
+      expectedState: second.state,
+    });
     expect((await getJson(`${sim.url}${profilePath}`, tokens.access_token)).body[loginField]).toBe(login);
   });
 
   it('a wrong password keeps the person on the login form', async () => {
     const flow = await startFlow(config, scope);
-    await expect(completeAuthorization(flow.url, { login, password: 'nope' })).rejects.toThrow(/401.*Incorrect username or password/);
+    await expect(completeAuthorization(flow.url, { login, password: 'nope' })).rejects.toThrow(
+      /401.*Incorrect username or password/,
+    );
   });
 
   it('an expired access token gets a 401 in the source shape; refresh brings access back', async () => {
@@ -228,8 +270,14 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
     await sim.control.expireTokens();
     const expired = await getJson(`${sim.url}${profilePath}`, tokens.access_token);
     expect(expired.status).toBe(401);
-    if (provider === 'github') expect(expired.body).toEqual({ message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
-    else if (provider === 'spotify') expect(expired.body).toEqual({ error: { status: 401, message: 'The access token expired' } });
+    if (provider === 'github')
+      expect(expired.body).toEqual({
+        message: 'Bad credentials',
+        documentation_url: 'https://docs.github.com/rest',
+        status: '401',
+      });
+    else if (provider === 'spotify')
+      expect(expired.body).toEqual({ error: { status: 401, message: 'The access token expired' } });
     else expect(expired.body).toMatchObject({ error: 'invalid_token' });
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     expect((await getJson(`${sim.url}${profilePath}`, refreshed.access_token)).status).toBe(200);
@@ -265,7 +313,10 @@ describe('configurable access-token lifetime', () => {
       const config = await clientFor(sim);
       const flow = await startFlow(config, 'profile');
       const { redirect } = await completeAuthorization(flow.url, { login: 'alice' });
-      const tokens = await oidc.authorizationCodeGrant(config, redirect, { pkceCodeVerifier: flow.verifier, expectedState: flow.state });
+      const tokens = await oidc.authorizationCodeGrant(config, redirect, {
+        pkceCodeVerifier: flow.verifier,
+        expectedState: flow.state,
+      });
       const issuedAt = Date.now();
       expect(tokens.expires_in).toBe(2);
       expect((await getJson(`${sim.url}/api/profile`, tokens.access_token)).status).toBe(200);

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+
 import { completeAuthorization } from './complete-authorization.js';
 import type { RunningSimulator } from './server.js';
 
@@ -19,7 +20,12 @@ export interface ObtainedTokens {
  * control API, code + PKCE through the login and consent pages, the token endpoint):
  * for tests of what happens after the connect flow (API shapes, sync, expiry).
  */
-export async function obtainTokens(sim: RunningSimulator, login: string, scopes: string[], password = 'password'): Promise<ObtainedTokens> {
+export async function obtainTokens(
+  sim: RunningSimulator,
+  login: string,
+  scopes: string[],
+  password = 'password',
+): Promise<ObtainedTokens> {
   const redirectUri = 'http://127.0.0.1:9/callback';
   const client = await sim.control.registerClient({ redirect_uris: [redirectUri], name: 'obtainTokens' });
   const verifier = randomBytes(32).toString('base64url');
@@ -35,7 +41,10 @@ export async function obtainTokens(sim: RunningSimulator, login: string, scopes:
   }).toString();
   const { redirect } = await completeAuthorization(url, { login, password });
   const code = redirect.searchParams.get('code');
-  if (!code) throw new Error(`authorization refused: ${redirect.searchParams.get('error')} ${redirect.searchParams.get('error_description')}`);
+  if (!code)
+    throw new Error(
+      `authorization refused: ${redirect.searchParams.get('error')} ${redirect.searchParams.get('error_description')}`,
+    );
   const res = await fetch(new URL(TOKEN[sim.provider], sim.url), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },

@@ -1,5 +1,5 @@
 import { Collection } from './collection.js';
-import { Rng, isoAt, SEED_EPOCH_MS } from './prng.js';
+import { isoAt, Rng, SEED_EPOCH_MS } from './prng.js';
 import type { Account, AccountSpec, ChangeAction, SimContext, SimItem } from './simulator-context.js';
 
 /** Creates an account and generates its data from its seed. */
@@ -57,7 +57,10 @@ function collectionOf(ctx: SimContext, account: Account, name: string) {
   const spec = ctx.provider.collections[name];
   const collection = account.collections.get(name);
   if (!spec || !collection) {
-    throw new ChangeError(404, `unknown collection ${name}; this source has: ${Object.keys(ctx.provider.collections).join(', ')}`);
+    throw new ChangeError(
+      404,
+      `unknown collection ${name}; this source has: ${Object.keys(ctx.provider.collections).join(', ')}`,
+    );
   }
   return { spec, collection };
 }
@@ -91,7 +94,13 @@ export function addItem(
   return item;
 }
 
-export function updateItem(ctx: SimContext, account: Account, name: string, id: string, fields: Record<string, unknown>): SimItem {
+export function updateItem(
+  ctx: SimContext,
+  account: Account,
+  name: string,
+  id: string,
+  fields: Record<string, unknown>,
+): SimItem {
   const { spec, collection } = collectionOf(ctx, account, name);
   const current = collection.get(id);
   if (!current) throw new ChangeError(404, `no ${name} item ${id}`);
@@ -112,7 +121,14 @@ export function deleteItem(ctx: SimContext, account: Account, name: string, id: 
   return item;
 }
 
-function notify(ctx: SimContext, account: Account, name: string, action: ChangeAction, item: SimItem, changed: string[]): void {
+function notify(
+  ctx: SimContext,
+  account: Account,
+  name: string,
+  action: ChangeAction,
+  item: SimItem,
+  changed: string[],
+): void {
   ctx.provider.onChange?.(ctx, account, name, action, item, changed);
 }
 

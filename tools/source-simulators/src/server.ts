@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
-import { SimulatorControl } from './control/simulator-control.js';
+
 import { registerControl } from './control/control.routes.js';
+import { SimulatorControl } from './control/simulator-control.js';
 import { newCounters } from './counters.js';
 import { acceptFormBodies } from './http.js';
 import { registerAuthorization } from './oauth/authorization.routes.js';
@@ -89,7 +90,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     accounts: new Accounts(),
     throttle: new Throttle(),
     webhooks: new Webhooks(counters, `GitHub-Hookshot/simulator`),
-    rateLimit: { limit: options.rateLimit ?? 5000, windowSeconds: 3600, maxConcurrent: options.maxConcurrentRequests ?? 100 },
+    rateLimit: {
+      limit: options.rateLimit ?? 5000,
+      windowSeconds: 3600,
+      maxConcurrent: options.maxConcurrentRequests ?? 100,
+    },
     latency: { ms: options.latencyMs ?? 0 },
   };
 
@@ -100,7 +105,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   registerControl(app, ctx, options.controlToken);
 
   for (const c of options.clients ?? []) {
-    store.registerClient({ clientId: c.clientId, clientSecret: c.clientSecret, redirectUris: c.redirectUris, name: c.name ?? c.clientId });
+    store.registerClient({
+      clientId: c.clientId,
+      clientSecret: c.clientSecret,
+      redirectUris: c.redirectUris,
+      name: c.name ?? c.clientId,
+    });
   }
   for (const spec of options.accounts ?? provider.defaultAccounts) createAccount(ctx, spec);
 
@@ -109,7 +119,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  ctx.url = (options.publicUrl ?? `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`).replace(/\/$/, '');
+  ctx.url = (
+    options.publicUrl ?? `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`
+  ).replace(/\/$/, '');
 
   return {
     provider: options.provider,

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
 import type { Collection } from './collection.js';
 import type { Counters } from './counters.js';
 import type { OAuthStore, TokenFormat, TokenSettings } from './oauth/oauth-store.js';
@@ -86,7 +87,14 @@ export interface Provider {
   /** Source-specific control routes, registered under /_sim/ (Spotify's playlist entries). */
   controlRoutes?(sim: FastifyInstance, ctx: SimContext): void;
   /** Called after the control API changed an item (GitHub fires webhooks). */
-  onChange?(ctx: SimContext, account: Account, collection: string, action: ChangeAction, item: SimItem, changedFields: string[]): void;
+  onChange?(
+    ctx: SimContext,
+    account: Account,
+    collection: string,
+    action: ChangeAction,
+    item: SimItem,
+    changedFields: string[],
+  ): void;
 }
 
 export interface SimContext {

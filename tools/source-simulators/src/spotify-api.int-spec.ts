@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import { obtainTokens } from './obtain-tokens.js';
-import { startSimulator, type RunningSimulator } from './server.js';
+import { type RunningSimulator, startSimulator } from './server.js';
 
 /** The Spotify simulator's Web API as a sync client sees it, over HTTP. */
 
@@ -18,7 +19,8 @@ describe('Spotify Web API', () => {
   let sim: RunningSimulator;
   let token: string;
   const login = 'listener';
-  const get = (path: string, t = token) => fetch(path.startsWith('http') ? path : `${sim.url}${path}`, { headers: { authorization: `Bearer ${t}` } });
+  const get = (path: string, t = token) =>
+    fetch(path.startsWith('http') ? path : `${sim.url}${path}`, { headers: { authorization: `Bearer ${t}` } });
   const json = async <T>(path: string) => {
     const res = await get(path);
     expect(res.status).toBe(200);
@@ -27,9 +29,17 @@ describe('Spotify Web API', () => {
 
   beforeAll(async () => {
     sim = await startSimulator({ provider: 'spotify' });
-    await sim.control.createAccount({ login, counts: { playlists: 12, playlist_tracks: 75, tracks: 120, recently_played: 130 } });
+    await sim.control.createAccount({
+      login,
+      counts: { playlists: 12, playlist_tracks: 75, tracks: 120, recently_played: 130 },
+    });
     token = (
-      await obtainTokens(sim, login, ['user-read-private', 'playlist-read-private', 'user-library-read', 'user-read-recently-played'])
+      await obtainTokens(sim, login, [
+        'user-read-private',
+        'playlist-read-private',
+        'user-library-read',
+        'user-read-recently-played',
+      ])
     ).access_token;
   });
   afterAll(async () => {
@@ -48,7 +58,12 @@ describe('Spotify Web API', () => {
     expect(playlists).toHaveLength(12);
     const first = playlists[0]!;
     expect(first.tracks.total).toBe(75);
-    const tracks: Array<{ added_at: string; added_by: { id: string }; is_local: boolean; track: { id: string; uri: string; artists: Array<{ name: string }> } }> = [];
+    const tracks: Array<{
+      added_at: string;
+      added_by: { id: string };
+      is_local: boolean;
+      track: { id: string; uri: string; artists: Array<{ name: string }> };
+    }> = [];
     let next: string | null = first.tracks.href + '?limit=50';
     while (next) {
       const page: Paging<(typeof tracks)[number]> = await json(next);
@@ -89,7 +104,12 @@ describe('Spotify Web API', () => {
 
   it('recently played walks back with `before`, then `after` returns exactly the new plays', async () => {
     type Played = { played_at: string; track: { id: string } };
-    type Cursored = { items: Played[]; next: string | null; cursors: { after: string; before: string } | null; limit: number };
+    type Cursored = {
+      items: Played[];
+      next: string | null;
+      cursors: { after: string; before: string } | null;
+      limit: number;
+    };
     const seen: Played[] = [];
     let url: string | null = '/v1/me/player/recently-played?limit=50';
     let newest: string | undefined;
@@ -135,11 +155,14 @@ describe('Spotify Web API', () => {
   });
 
   it('tracks added to and removed from a playlist at the source show in its entries', async () => {
-    const page: Paging<{ id: string; snapshot_id: string; tracks: { total: number } }> = await json('/v1/me/playlists?limit=1&offset=2');
+    const page: Paging<{ id: string; snapshot_id: string; tracks: { total: number } }> = await json(
+      '/v1/me/playlists?limit=1&offset=2',
+    );
     const playlist = page.items[0]!;
     const added = await sim.control.addPlaylistTracks(login, playlist.id, 3);
     expect(added.total).toBe(playlist.tracks.total + 3);
-    const removed = (await json<Paging<{ track: { id: string } }>>(`/v1/playlists/${playlist.id}/tracks?limit=1`)).items[0]!.track.id;
+    const removed = (await json<Paging<{ track: { id: string } }>>(`/v1/playlists/${playlist.id}/tracks?limit=1`))
+      .items[0]!.track.id;
     expect((await sim.control.removePlaylistTrack(login, playlist.id, removed)).total).toBe(playlist.tracks.total + 2);
     const ids: string[] = [];
     let url: string | null = `/v1/playlists/${playlist.id}/items?limit=50`;
@@ -158,11 +181,15 @@ describe('Spotify Web API', () => {
     const first = await get('/v1/me/tracks?limit=10');
     const etag = first.headers.get('etag')!;
     expect(etag).toMatch(/^".+"$/);
-    const same = await fetch(`${sim.url}/v1/me/tracks?limit=10`, { headers: { authorization: `Bearer ${token}`, 'if-none-match': etag } });
+    const same = await fetch(`${sim.url}/v1/me/tracks?limit=10`, {
+      headers: { authorization: `Bearer ${token}`, 'if-none-match': etag },
+    });
     expect(same.status).toBe(304);
     expect(await same.text()).toBe('');
     await sim.control.addItem(login, 'tracks');
-    const changed = await fetch(`${sim.url}/v1/me/tracks?limit=10`, { headers: { authorization: `Bearer ${token}`, 'if-none-match': etag } });
+    const changed = await fetch(`${sim.url}/v1/me/tracks?limit=10`, {
+      headers: { authorization: `Bearer ${token}`, 'if-none-match': etag },
+    });
     expect(changed.status).toBe(200);
     expect(changed.headers.get('etag')).not.toBe(etag);
   });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { Throttle } from './throttle.js';
 
 describe('Throttle', () => {

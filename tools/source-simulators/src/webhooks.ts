@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
+
 import type { Counters } from './counters.js';
 
 export interface WebhookConfig {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+
 import { completeAuthorization, type RunningSimulator } from '@context-gateway/source-simulators';
+
 import type { AccessTokenSource } from '../connector.js';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -9,14 +11,26 @@ const REDIRECT = 'http://127.0.0.1:9/callback';
  * a token source that refreshes at the simulator's token endpoint, as the broker does in
  * production. Counts refreshes so tests can see a 401 was answered by one.
  */
-export async function simulatorTokens(sim: RunningSimulator, login: string, scope: string): Promise<AccessTokenSource & { refreshes: number }> {
+export async function simulatorTokens(
+  sim: RunningSimulator,
+  login: string,
+  scope: string,
+): Promise<AccessTokenSource & { refreshes: number }> {
   const client = await sim.control.registerClient({ redirect_uris: [REDIRECT], name: 'connector tests' });
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   const authorizePath = sim.provider === 'github' ? '/login/oauth/authorize' : '/authorize';
   const tokenPath = sim.provider === 'github' ? '/login/oauth/access_token' : '/api/token';
   const url = new URL(authorizePath, sim.url);
-  url.search = new URLSearchParams({ response_type: 'code', client_id: client.client_id, redirect_uri: REDIRECT, scope, state: 's', code_challenge: challenge, code_challenge_method: 'S256' }).toString();
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: client.client_id,
+    redirect_uri: REDIRECT,
+    scope,
+    state: 's',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
   const { redirect } = await completeAuthorization(url, { login });
   const code = redirect.searchParams.get('code');
   if (!code) throw new Error(`authorization failed: ${redirect.toString()}`);
@@ -31,7 +45,12 @@ export async function simulatorTokens(sim: RunningSimulator, login: string, scop
     if (!body.access_token) throw new Error(`token request failed: ${body.error ?? res.status}`);
     return body as { access_token: string; refresh_token?: string };
   };
-  let tokens = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+  let tokens = await tokenRequest({
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: REDIRECT,
+    code_verifier: verifier,
+  });
   let inFlight: Promise<string> | undefined;
   const source = {
     refreshes: 0,

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+
 import { AppError } from '@context-gateway/errors';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+
 import { createPool } from '../pool.js';
 import { TEST_DATABASE_URL } from '../testing/test-schema.js';
 import { applyMigrations } from './apply-migrations.js';
@@ -108,7 +110,9 @@ describe('applyMigrations', () => {
     await writeMigration('20250102000000_add_name', ADD_NAME);
     await writeMigration('20250103000000_add_index', ADD_INDEX);
 
-    const results = await Promise.all([pool(), pool(), pool(), pool()].map((p) => applyMigrations({ pool: p, schema, migrationsDir: dir })));
+    const results = await Promise.all(
+      [pool(), pool(), pool(), pool()].map((p) => applyMigrations({ pool: p, schema, migrationsDir: dir })),
+    );
 
     const appliedNames = results.flatMap((r) => r.applied.map((m) => m.name)).sort();
     expect(appliedNames).toEqual(['20250101000000_init', '20250102000000_add_name', '20250103000000_add_index']);
@@ -122,7 +126,9 @@ describe('applyMigrations', () => {
     await writeMigration('20250101000000_init', INIT.replace('INTEGER', 'BIGINT'));
     await writeMigration('20250102000000_add_name', ADD_NAME);
 
-    expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: dir }))).toBe('migration_checksum_mismatch');
+    expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: dir }))).toBe(
+      'migration_checksum_mismatch',
+    );
     expect((await rows()).map((r) => r.migration_name)).toEqual(['20250101000000_init']);
   });
 
@@ -138,7 +144,10 @@ describe('applyMigrations', () => {
   it('records a failing migration as failed, rolls its changes back and blocks later starts until resolved', async () => {
     await writeMigration('20250101000000_init', INIT);
     // The first statement succeeds, the second fails: the first must not survive.
-    await writeMigration('20250102000000_broken', 'CREATE TABLE "half_done" ("id" INTEGER);\nALTER TABLE "no_such_table" ADD COLUMN "x" INTEGER;\n');
+    await writeMigration(
+      '20250102000000_broken',
+      'CREATE TABLE "half_done" ("id" INTEGER);\nALTER TABLE "no_such_table" ADD COLUMN "x" INTEGER;\n',
+    );
     await writeMigration('20250103000000_add_name', ADD_NAME);
 
     expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: dir }))).toBe('migration_failed');
@@ -176,14 +185,62 @@ describe('applyMigrations', () => {
       [schema],
     );
     expect(columns.rows).toEqual([
-      { column_name: 'id', data_type: 'character varying', is_nullable: 'NO', character_maximum_length: 36, column_default: null },
-      { column_name: 'checksum', data_type: 'character varying', is_nullable: 'NO', character_maximum_length: 64, column_default: null },
-      { column_name: 'finished_at', data_type: 'timestamp with time zone', is_nullable: 'YES', character_maximum_length: null, column_default: null },
-      { column_name: 'migration_name', data_type: 'character varying', is_nullable: 'NO', character_maximum_length: 255, column_default: null },
-      { column_name: 'logs', data_type: 'text', is_nullable: 'YES', character_maximum_length: null, column_default: null },
-      { column_name: 'rolled_back_at', data_type: 'timestamp with time zone', is_nullable: 'YES', character_maximum_length: null, column_default: null },
-      { column_name: 'started_at', data_type: 'timestamp with time zone', is_nullable: 'NO', character_maximum_length: null, column_default: 'now()' },
-      { column_name: 'applied_steps_count', data_type: 'integer', is_nullable: 'NO', character_maximum_length: null, column_default: '0' },
+      {
+        column_name: 'id',
+        data_type: 'character varying',
+        is_nullable: 'NO',
+        character_maximum_length: 36,
+        column_default: null,
+      },
+      {
+        column_name: 'checksum',
+        data_type: 'character varying',
+        is_nullable: 'NO',
+        character_maximum_length: 64,
+        column_default: null,
+      },
+      {
+        column_name: 'finished_at',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+        column_default: null,
+      },
+      {
+        column_name: 'migration_name',
+        data_type: 'character varying',
+        is_nullable: 'NO',
+        character_maximum_length: 255,
+        column_default: null,
+      },
+      {
+        column_name: 'logs',
+        data_type: 'text',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+        column_default: null,
+      },
+      {
+        column_name: 'rolled_back_at',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+        column_default: null,
+      },
+      {
+        column_name: 'started_at',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'NO',
+        character_maximum_length: null,
+        column_default: 'now()',
+      },
+      {
+        column_name: 'applied_steps_count',
+        data_type: 'integer',
+        is_nullable: 'NO',
+        character_maximum_length: null,
+        column_default: '0',
+      },
     ]);
     const pk = await admin.query(
       `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -208,7 +265,9 @@ describe('applyMigrations', () => {
     await holder.connect();
     try {
       await holder.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATION_LOCK_KEY]);
-      expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: dir, lockTimeoutMs: 300 }))).toBe('migration_lock_timeout');
+      expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: dir, lockTimeoutMs: 300 }))).toBe(
+        'migration_lock_timeout',
+      );
       await holder.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATION_LOCK_KEY]);
       const result = await applyMigrations({ pool: pool(), schema, migrationsDir: dir });
       expect(result.applied).toHaveLength(1);
@@ -218,6 +277,8 @@ describe('applyMigrations', () => {
   });
 
   it('refuses a migrations folder that does not exist instead of migrating nothing', async () => {
-    expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: join(dir, 'nope') }))).toBe('migration_failed');
+    expect(await codeOf(applyMigrations({ pool: pool(), schema, migrationsDir: join(dir, 'nope') }))).toBe(
+      'migration_failed',
+    );
   });
 });

@@ -5,8 +5,10 @@
 // and advisory lock), so a database it migrated can still be handed to `prisma migrate
 // deploy`/`status`/`resolve` wherever the engine exists, and vice versa.
 import { randomUUID } from 'node:crypto';
+
 import { AppError } from '@context-gateway/errors';
 import pg from 'pg';
+
 import { assertSchemaName, quoteIdent } from '../schema-name.js';
 import { matchesChecksum, type MigrationFile, readMigrationFiles } from './migration-files.js';
 import {
@@ -86,9 +88,14 @@ async function readMigrationDir(migrationsDir: string): Promise<MigrationFile[]>
     return await readMigrationFiles(migrationsDir);
   } catch (error) {
     // A wrong path must not look like "nothing to migrate".
-    throw new AppError('migration_failed', `cannot read migrations from ${migrationsDir}: ${(error as Error).message}`, [], {
-      cause: error,
-    });
+    throw new AppError(
+      'migration_failed',
+      `cannot read migrations from ${migrationsDir}: ${(error as Error).message}`,
+      [],
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -108,10 +115,15 @@ async function acquireLock(client: pg.ClientBase, timeoutMs: number): Promise<vo
   // lock_timeout, and never leaves a blocked statement behind on the server.
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [PRISMA_MIGRATION_LOCK_KEY]);
+    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+      PRISMA_MIGRATION_LOCK_KEY,
+    ]);
     if (rows[0]?.locked) return;
     if (Date.now() >= deadline) {
-      throw new AppError('migration_lock_timeout', `another process held the migration lock for more than ${timeoutMs} ms`);
+      throw new AppError(
+        'migration_lock_timeout',
+        `another process held the migration lock for more than ${timeoutMs} ms`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
@@ -135,7 +147,11 @@ async function applyPending(
     logger?.warn({ schema, migrations: unknown }, 'database has migrations this build does not know');
   }
 
-  const result: ApplyMigrationsResult = { schema, applied: [], alreadyApplied: files.filter((f) => applied.has(f.name)).map((f) => f.name) };
+  const result: ApplyMigrationsResult = {
+    schema,
+    applied: [],
+    alreadyApplied: files.filter((f) => applied.has(f.name)).map((f) => f.name),
+  };
   for (const file of files) {
     if (applied.has(file.name)) continue;
     const started = Date.now();
@@ -185,7 +201,10 @@ async function applyOne(client: pg.ClientBase, schema: string, file: MigrationFi
     );
     // No parameters: the simple query protocol runs a multi-statement script as is.
     await client.query(file.sql);
-    await client.query(`UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`, [id]);
+    await client.query(
+      `UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`,
+      [id],
+    );
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -196,9 +215,14 @@ async function applyOne(client: pg.ClientBase, schema: string, file: MigrationFi
        VALUES ($1, $2, $3, clock_timestamp(), $4, 0)`,
       [id, file.checksum, file.name, describeFailure(error)],
     );
-    throw new AppError('migration_failed', `schema ${schema}: migration ${file.name} failed: ${(error as Error).message}`, [], {
-      cause: error,
-    });
+    throw new AppError(
+      'migration_failed',
+      `schema ${schema}: migration ${file.name} failed: ${(error as Error).message}`,
+      [],
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -6,7 +6,10 @@ export async function loadMigrationList(migrationsDir: string) {
   const entries = await readdir(migrationsDir, { withFileTypes: true });
   const lockPath = join(migrationsDir, 'migration_lock.toml');
   const lockContent = await readFile(lockPath, 'utf8').catch(() => null);
-  const directories = entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+  const directories = entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
   return {
     baseDir: migrationsDir,
     lockfile: { path: 'migration_lock.toml', content: lockContent },

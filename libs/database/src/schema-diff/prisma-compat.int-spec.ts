@@ -2,8 +2,10 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+
 import { applyMigrations } from '../migrations/apply-migrations.js';
 import { TEST_DATABASE_URL } from '../testing/test-schema.js';
 import { loadMigrationList } from './migration-list.js';
@@ -35,7 +37,8 @@ afterEach(async () => {
   await rm(migrationsDir, { recursive: true, force: true });
 });
 
-const prisma = <T>(use: Parameters<typeof withSchemaEngine<T>>[3]) => withSchemaEngine(TEST_DATABASE_URL, schema, datamodel, use);
+const prisma = <T>(use: Parameters<typeof withSchemaEngine<T>>[3]) =>
+  withSchemaEngine(TEST_DATABASE_URL, schema, datamodel, use);
 
 describe('compatibility with Prisma’s migration engine', () => {
   it('Prisma sees a history our runner wrote as complete and unedited, and has nothing to deploy', async () => {
@@ -43,8 +46,15 @@ describe('compatibility with Prisma’s migration engine', () => {
     expect(ours.applied.length).toBeGreaterThan(0);
     const migrationsList = await loadMigrationList(migrationsDir);
 
-    const diagnosis = await prisma((engine) => engine.diagnoseMigrationHistory({ migrationsList, optInToShadowDatabase: false, filters: NO_FILTERS }));
-    expect(diagnosis).toMatchObject({ hasMigrationsTable: true, editedMigrationNames: [], failedMigrationNames: [], history: null });
+    const diagnosis = await prisma((engine) =>
+      engine.diagnoseMigrationHistory({ migrationsList, optInToShadowDatabase: false, filters: NO_FILTERS }),
+    );
+    expect(diagnosis).toMatchObject({
+      hasMigrationsTable: true,
+      editedMigrationNames: [],
+      failedMigrationNames: [],
+      history: null,
+    });
 
     const deployed = await prisma((engine) => engine.applyMigrations({ migrationsList, filters: NO_FILTERS }));
     expect(deployed.appliedMigrationNames).toEqual([]);
@@ -67,9 +77,15 @@ describe('compatibility with Prisma’s migration engine', () => {
     await writeFile(file, `${await readFile(file, 'utf8')}\n-- edited\n`);
 
     const diagnosis = await prisma(async (engine) =>
-      engine.diagnoseMigrationHistory({ migrationsList: await loadMigrationList(migrationsDir), optInToShadowDatabase: false, filters: NO_FILTERS }),
+      engine.diagnoseMigrationHistory({
+        migrationsList: await loadMigrationList(migrationsDir),
+        optInToShadowDatabase: false,
+        filters: NO_FILTERS,
+      }),
     );
     expect(diagnosis.editedMigrationNames).toEqual([first!.name]);
-    await expect(applyMigrations({ url: TEST_DATABASE_URL, schema, migrationsDir })).rejects.toMatchObject({ code: 'migration_checksum_mismatch' });
+    await expect(applyMigrations({ url: TEST_DATABASE_URL, schema, migrationsDir })).rejects.toMatchObject({
+      code: 'migration_checksum_mismatch',
+    });
   }, 30_000);
 });

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+
 import pg from 'pg';
+
 import { applyMigrations } from '../migrations/apply-migrations.js';
 import { quoteIdent } from '../schema-name.js';
 import { withSchemaEngine } from './schema-engine.js';
@@ -34,7 +36,11 @@ export async function diffMigrationsToSchema(options: DiffOptions): Promise<stri
 }
 
 /** The SQL that would take the live `schema` to what `schemaPath` describes; '' when in sync. */
-export async function diffDatabaseToSchema(options: { url: string; schema: string; schemaPath: string }): Promise<string> {
+export async function diffDatabaseToSchema(options: {
+  url: string;
+  schema: string;
+  schemaPath: string;
+}): Promise<string> {
   const file = { path: basename(options.schemaPath), content: await readFile(options.schemaPath, 'utf8') };
   const result = await withSchemaEngine(options.url, options.schema, file, (engine) =>
     engine.diff({
@@ -55,7 +61,10 @@ export async function diffDatabaseToSchema(options: { url: string; schema: strin
  * so a `CREATE SCHEMA` naming the scratch schema must never reach a committed file.
  */
 function withoutCreateSchema(sql: string, schema: string): string {
-  return sql.replace(new RegExp(`(-- CreateSchema\\n)?CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};\\n*`, 'g'), '');
+  return sql.replace(
+    new RegExp(`(-- CreateSchema\\n)?CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};\\n*`, 'g'),
+    '',
+  );
 }
 
 async function dropSchema(url: string, schema: string): Promise<void> {

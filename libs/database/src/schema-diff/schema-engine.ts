@@ -6,17 +6,22 @@
 // devDependencies.
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+
 import { PrismaPg } from '@prisma/adapter-pg';
 import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
 import * as engineModule from '@prisma/schema-engine-wasm/schema_engine_bg';
 import pg from 'pg';
+
 import { assertSchemaName } from '../schema-name.js';
 
 type SchemaEngine = engineModule.SchemaEngine;
 
 // lib.dom is not in this Node-only build, so name the one WebAssembly call we make.
 declare const WebAssembly: {
-  instantiate(bytes: Uint8Array, imports: Record<string, unknown>): Promise<{ instance: { exports: Record<string, unknown> } }>;
+  instantiate(
+    bytes: Uint8Array,
+    imports: Record<string, unknown>,
+  ): Promise<{ instance: { exports: Record<string, unknown> } }>;
 };
 
 let initialized: Promise<void> | undefined;
@@ -30,7 +35,9 @@ function initWasm(): Promise<void> {
     const require = createRequire(import.meta.url);
     const gluePath = require.resolve('@prisma/schema-engine-wasm/schema_engine_bg');
     const bytes = await readFile(gluePath.replace(/\.js$/, '.wasm'));
-    const { instance } = await WebAssembly.instantiate(bytes, { './schema_engine_bg.js': withUnrefTimers(engineModule) });
+    const { instance } = await WebAssembly.instantiate(bytes, {
+      './schema_engine_bg.js': withUnrefTimers(engineModule),
+    });
     engineModule.__wbg_set_wasm(instance.exports);
     (instance.exports.__wbindgen_start as () => void)();
   })();
@@ -73,13 +80,19 @@ function relabelCharColumns<T>(result: T): T {
  * column defaults (`'active'::s.status`), which the engine would read as a difference.
  */
 function catalogReadablePool(url: string, schema: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'schema-diff', options: `-c search_path=${assertSchemaName(schema)}` });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 2,
+    application_name: 'schema-diff',
+    options: `-c search_path=${assertSchemaName(schema)}`,
+  });
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
       const callback = args.at(-1);
       if (typeof callback === 'function') {
-        args[args.length - 1] = (error: unknown, result: unknown) => callback(error, error ? result : relabelCharColumns(result));
+        args[args.length - 1] = (error: unknown, result: unknown) =>
+          callback(error, error ? result : relabelCharColumns(result));
         return query(...args);
       }
       return (query(...args) as Promise<unknown>).then(relabelCharColumns);
@@ -103,7 +116,11 @@ export async function withSchemaEngine<T>(
   const pool = catalogReadablePool(url, schema);
   try {
     const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg(pool, { schema }));
-    const engine = await engineModule.SchemaEngine.new({ datamodels: [[datamodel.path, datamodel.content]] }, () => undefined, adapter);
+    const engine = await engineModule.SchemaEngine.new(
+      { datamodels: [[datamodel.path, datamodel.content]] },
+      () => undefined,
+      adapter,
+    );
     try {
       return await use(engine);
     } finally {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+
+import type pg from 'pg';
+
 import { applyMigrations, type ApplyMigrationsResult } from '../migrations/apply-migrations.js';
 import { createPool } from '../pool.js';
 import { quoteIdent } from '../schema-name.js';
@@ -22,7 +24,11 @@ export interface TestSchema {
  * A throw-away schema for one test file, optionally migrated with a service's
  * migrations, so test files can run in parallel against the shared `test` database.
  */
-export async function createTestSchema(options: { prefix: string; migrationsDir?: string; url?: string }): Promise<TestSchema> {
+export async function createTestSchema(options: {
+  prefix: string;
+  migrationsDir?: string;
+  url?: string;
+}): Promise<TestSchema> {
   const url = options.url ?? TEST_DATABASE_URL;
   const schema = `${options.prefix.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(5).toString('hex')}`;
   const pool = createPool({ url, schema, applicationName: `test:${schema}`, max: 5 });

@@ -14,7 +14,10 @@ export class EnvError extends Error {
  * problem (not just the first), naming variables but never echoing their values, since a
  * wrong value may well be a secret in the wrong place.
  */
-export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined> = process.env): z.infer<S> {
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  source: Record<string, string | undefined> = process.env,
+): z.infer<S> {
   const result = schema.safeParse(source);
   if (result.success) return result.data;
   throw new EnvError(result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
@@ -36,7 +39,10 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
     /** Postgres; each service keeps its tables in its own schema of this database. */
     DATABASE_URL: url(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/context_gateway'),
     /** Overrides the schema name (default: the service name, `-` → `_`); tests use throwaway schemas. */
-    DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase Postgres identifier').optional(),
+    DATABASE_SCHEMA: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase Postgres identifier')
+      .optional(),
     /** Connections this process may hold; Postgres' own max_connections is shared by all services. */
     DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
     /** NATS with JetStream; a comma-separated list for a cluster. */
@@ -53,7 +59,14 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
     HTTP_TRUSTED_PROXIES: z
       .string()
       .optional()
-      .transform((v) => (v ? v.split(',').map((p) => p.trim()).filter(Boolean) : undefined)),
+      .transform((v) =>
+        v
+          ? v
+              .split(',')
+              .map((p) => p.trim())
+              .filter(Boolean)
+          : undefined,
+      ),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     /** Where spans go: nowhere (ids still propagate), stdout, or an OTLP/HTTP collector. */
     OTEL_TRACES_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
@@ -70,6 +83,10 @@ export type RuntimeEnv = z.infer<z.ZodObject<ReturnType<typeof runtimeEnvShape>>
 /** Cross-field rules every runtime env must satisfy; services chain it on their schema. */
 export function refineRuntimeEnv<T extends RuntimeEnv>(env: T, ctx: z.RefinementCtx): void {
   if (env.OTEL_TRACES_EXPORTER === 'otlp' && !env.OTEL_EXPORTER_OTLP_ENDPOINT) {
-    ctx.addIssue({ code: 'custom', path: ['OTEL_EXPORTER_OTLP_ENDPOINT'], message: 'is required when OTEL_TRACES_EXPORTER=otlp' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['OTEL_EXPORTER_OTLP_ENDPOINT'],
+      message: 'is required when OTEL_TRACES_EXPORTER=otlp',
+    });
   }
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+
 import { ReadinessService } from './readiness.service.js';
 
 /**

@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
-import { Controller, type Type } from '@nestjs/common';
-import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type ServiceName } from '@context-gateway/proto';
+
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { RpcHandler } from '@context-gateway/messaging';
 import type { GetReadinessResponseSchema } from '@context-gateway/proto';
+import { rpc, type ServiceName } from '@context-gateway/proto';
+import { Controller, type Type } from '@nestjs/common';
+
 import { ReadinessService } from './readiness.service.js';
 
 /**
@@ -20,7 +22,14 @@ export function createHealthHandler(service: ServiceName, version: string): Type
     @RpcHandler(rpc.health[service])
     async readiness_(): Promise<MessageInitShape<typeof GetReadinessResponseSchema>> {
       const { ready, checks } = await this.readiness.evaluate();
-      return { service, ready, checks: checks.map((c) => ({ ...c })), uptimeSeconds: process.uptime(), version, instance };
+      return {
+        service,
+        ready,
+        checks: checks.map((c) => ({ ...c })),
+        uptimeSeconds: process.uptime(),
+        version,
+        instance,
+      };
     }
   }
   return HealthHandler;

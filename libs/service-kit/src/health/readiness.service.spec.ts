@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { ReadinessService } from './readiness.service.js';
 
 describe('ReadinessService', () => {
@@ -33,6 +34,12 @@ describe('ReadinessService', () => {
     readiness.register('database', async () => ({ up: true, detail: '' }));
     expect((await readiness.evaluate()).ready).toBe(true);
     readiness.markDraining();
-    expect(await readiness.evaluate()).toMatchObject({ ready: false, checks: [{ name: 'database', up: true }, { name: 'lifecycle', up: false }] });
+    expect(await readiness.evaluate()).toMatchObject({
+      ready: false,
+      checks: [
+        { name: 'database', up: true },
+        { name: 'lifecycle', up: false },
+      ],
+    });
   });
 });

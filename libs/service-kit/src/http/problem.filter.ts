@@ -1,8 +1,9 @@
-import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import { RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+
 import { normalizeHttpError, PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
 import { loggablePath } from './request-tracing.js';
 
@@ -37,5 +38,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, except
   } else {
     logger.info({ errorCode: error.code, method: request.method, path, status: error.status }, 'request rejected');
   }
-  void reply.status(error.status).header('content-type', PROBLEM_CONTENT_TYPE).send(toProblem(error, path, String(request.id)));
+  void reply
+    .status(error.status)
+    .header('content-type', PROBLEM_CONTENT_TYPE)
+    .send(toProblem(error, path, String(request.id)));
 }

@@ -1,4 +1,4 @@
-import { AppError, ErrorCodes, type ErrorCode } from '@context-gateway/errors';
+import { AppError, type ErrorCode, ErrorCodes } from '@context-gateway/errors';
 
 /** RFC 9457 problem details, with our stable `code` and the request id for support. */
 export interface Problem {
@@ -58,16 +58,20 @@ const STATUS_CODES: Record<number, ErrorCode> = {
  */
 export function normalizeHttpError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  if (error instanceof SyntaxError) return new AppError('malformed_request', 'The body is not valid JSON', [], { cause: error });
+  if (error instanceof SyntaxError)
+    return new AppError('malformed_request', 'The body is not valid JSON', [], { cause: error });
   const e = error as { code?: unknown; statusCode?: unknown; getStatus?: () => number; message?: string };
   if (typeof e?.code === 'string' && FASTIFY_CODES[e.code]) {
     const code = FASTIFY_CODES[e.code]!;
     return new AppError(code, describeFastify(code), [], { cause: error });
   }
-  const status = typeof e?.getStatus === 'function' ? e.getStatus() : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  const status =
+    typeof e?.getStatus === 'function' ? e.getStatus() : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
   if (status !== undefined && STATUS_CODES[status]) {
-    const code = STATUS_CODES[status]!;
-    return new AppError(code, code === 'malformed_request' ? 'The request could not be parsed' : undefined, [], { cause: error });
+    const code = STATUS_CODES[status];
+    return new AppError(code, code === 'malformed_request' ? 'The request could not be parsed' : undefined, [], {
+      cause: error,
+    });
   }
   return AppError.from(error);
 }

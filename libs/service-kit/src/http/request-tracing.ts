@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+
 import { extractTraceContext, isSecretKey, runWithRequestContext, tracer } from '@context-gateway/observability';
-import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
@@ -26,7 +27,11 @@ export function installRequestTracing(app: FastifyInstance, logger: Logger): voi
       return Array.isArray(v) ? v[0] : v;
     });
     const route = request.routeOptions.url ?? 'unmatched';
-    const span = tracer().startSpan(`${request.method} ${route}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': request.method, 'http.route': route } }, parent);
+    const span = tracer().startSpan(
+      `${request.method} ${route}`,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': request.method, 'http.route': route } },
+      parent,
+    );
     spans.set(request, span);
     void reply.header('x-request-id', request.id);
     runWithRequestContext({ requestId: String(request.id) }, () => context.with(trace.setSpan(parent, span), done));
@@ -42,7 +47,13 @@ export function installRequestTracing(app: FastifyInstance, logger: Logger): voi
     }
     // Probes hit every few seconds; keep them out of the info stream.
     const probe = request.url === '/healthz' || request.url === '/readyz';
-    const line = { method: request.method, path: loggablePath(request), status, ms: Math.round(reply.elapsedTime * 100) / 100, request_id: request.id };
+    const line = {
+      method: request.method,
+      path: loggablePath(request),
+      status,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+      request_id: request.id,
+    };
     if (probe) logger.debug(line, 'http request');
     else logger.info(line, 'http request');
     done();
@@ -58,7 +69,8 @@ export function loggablePath(request: Pick<FastifyRequest, 'url' | 'params'>): s
   let path = request.url.split('?')[0] ?? '';
   const params = (request.params ?? {}) as Record<string, unknown>;
   for (const [name, value] of Object.entries(params)) {
-    if (typeof value === 'string' && value.length > 0 && isSecretKey(name)) path = path.split(encodeURI(value)).join('[redacted]').split(value).join('[redacted]');
+    if (typeof value === 'string' && value.length > 0 && isSecretKey(name))
+      path = path.split(encodeURI(value)).join('[redacted]').split(value).join('[redacted]');
   }
   return path;
 }

@@ -1,15 +1,17 @@
-import { Module, type Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 import { applyMigrations, createPool, pingDatabase, serviceSchemaName } from '@context-gateway/database';
 import { connectNats, ensureStreams, NatsRpcServer } from '@context-gateway/messaging';
 import { createLogger, initTracing, NestLogger } from '@context-gateway/observability';
 import type { ServiceName, StreamDescriptor } from '@context-gateway/proto';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+
 import { EnvError, type RuntimeEnv } from '../config/env.js';
 import { ProblemFilter } from '../http/problem.filter.js';
 import { installRequestTracing, requestIdFor } from '../http/request-tracing.js';
@@ -55,7 +57,12 @@ export async function serviceMain(options: ServiceMainOptions): Promise<void> {
   const { serviceRoot, loadEnv, ...rest } = options;
   try {
     const pkg = JSON.parse(readFileSync(new URL('package.json', serviceRoot), 'utf8')) as { version: string };
-    await runService({ ...rest, env: loadEnv(), version: pkg.version, migrationsDir: fileURLToPath(new URL('prisma/migrations', serviceRoot)) });
+    await runService({
+      ...rest,
+      env: loadEnv(),
+      version: pkg.version,
+      migrationsDir: fileURLToPath(new URL('prisma/migrations', serviceRoot)),
+    });
   } catch (error) {
     // runService has logged its own failures; an invalid environment fails before any logger exists.
     if (error instanceof EnvError) console.error(error.message);
@@ -86,7 +93,12 @@ async function retryUntil<T>(what: string, timeoutMs: number, logger: Logger, at
  */
 export async function runService(def: ServiceDefinition): Promise<RunningService> {
   const { env } = def;
-  const tracing = initTracing({ service: def.name, exporter: env.OTEL_TRACES_EXPORTER, otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, version: def.version });
+  const tracing = initTracing({
+    service: def.name,
+    exporter: env.OTEL_TRACES_EXPORTER,
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    version: def.version,
+  });
   const logger = createLogger({ service: def.name, level: env.LOG_LEVEL });
   const schema = env.DATABASE_SCHEMA ?? serviceSchemaName(def.name);
 
@@ -107,26 +119,58 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     const migrated = await applyMigrations({ pool, schema, migrationsDir: def.migrationsDir, logger });
     logger.info({ schema, applied: migrated.applied.map((m) => m.name) }, 'database migrated');
 
-    nc = await connectNats({ url: env.NATS_URL, name: `${def.name}@${process.pid}`, logger, bootTimeoutMs: env.BOOT_TIMEOUT_MS });
+    nc = await connectNats({
+      url: env.NATS_URL,
+      name: `${def.name}@${process.pid}`,
+      logger,
+      bootTimeoutMs: env.BOOT_TIMEOUT_MS,
+    });
     if (def.streams?.length) await ensureStreams(nc, def.streams, logger);
 
-    @Module({ imports: [RuntimeModule.forRoot({ service: def.name, env, info: { name: def.name, version: def.version, databaseSchema: schema }, pool, nc, logger, shutdownTracing: () => tracing.shutdown() }), def.module] })
+    @Module({
+      imports: [
+        RuntimeModule.forRoot({
+          service: def.name,
+          env,
+          info: { name: def.name, version: def.version, databaseSchema: schema },
+          pool,
+          nc,
+          logger,
+          shutdownTracing: () => tracing.shutdown(),
+        }),
+        def.module,
+      ],
+    })
     class RootModule {}
 
     const adapter = new FastifyAdapter({
       bodyLimit: def.bodyLimitBytes ?? 64 * 1024,
-      genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => requestIdFor(req.headers['x-request-id']),
+      genReqId: (req: { headers: Record<string, string | string[] | undefined> }) =>
+        requestIdFor(req.headers['x-request-id']),
       // Our own access log (request-tracing) replaces Fastify's, which would log raw URLs.
       logger: false,
       // Closing keep-alive sockets lets shutdown finish without waiting for idle clients.
       forceCloseConnections: 'idle',
       ...(env.HTTP_TRUSTED_PROXIES ? { trustProxy: env.HTTP_TRUSTED_PROXIES } : {}),
     });
-    const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, { logger: new NestLogger(logger), abortOnError: false });
+    const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, {
+      logger: new NestLogger(logger),
+      abortOnError: false,
+    });
     const fastify = app.getHttpAdapter().getInstance();
     installRequestTracing(fastify, logger);
     app.useGlobalFilters(new ProblemFilter(logger));
-    app.connectMicroservice({ strategy: new NatsRpcServer({ connection: nc, queue: def.name, logger, shard: typeof def.shard === 'function' ? def.shard(env) : def.shard }) }, { inheritAppConfig: true });
+    app.connectMicroservice(
+      {
+        strategy: new NatsRpcServer({
+          connection: nc,
+          queue: def.name,
+          logger,
+          shard: typeof def.shard === 'function' ? def.shard(env) : def.shard,
+        }),
+      },
+      { inheritAppConfig: true },
+    );
     await def.configure?.(app, logger);
 
     await app.startAllMicroservices();

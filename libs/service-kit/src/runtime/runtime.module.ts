@@ -1,15 +1,24 @@
-import { Global, Inject, Injectable, Module, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { JetStreamPublisher, NatsHealth, RpcClient } from '@context-gateway/messaging';
 import { pingDatabase } from '@context-gateway/database';
+import { JetStreamPublisher, NatsHealth, RpcClient } from '@context-gateway/messaging';
 import type { ServiceName } from '@context-gateway/proto';
 import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  Global,
+  Inject,
+  Injectable,
+  Module,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
+
+import type { RuntimeEnv } from '../config/env.js';
 import { HealthController } from '../health/health.controller.js';
 import { createHealthHandler } from '../health/health.handler.js';
 import { ReadinessService } from '../health/readiness.service.js';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from './tokens.js';
-import type { RuntimeEnv } from '../config/env.js';
 
 export interface RuntimeDeps {
   service: ServiceName;
@@ -83,7 +92,16 @@ export class RuntimeModule {
         },
         RuntimeLifecycle,
       ],
-      exports: [PG_POOL, NATS_CONNECTION, LOGGER, SERVICE_INFO, SERVICE_ENV, RpcClient, JetStreamPublisher, ReadinessService],
+      exports: [
+        PG_POOL,
+        NATS_CONNECTION,
+        LOGGER,
+        SERVICE_INFO,
+        SERVICE_ENV,
+        RpcClient,
+        JetStreamPublisher,
+        ReadinessService,
+      ],
     };
   }
 }

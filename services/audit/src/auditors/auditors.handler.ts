@@ -1,7 +1,13 @@
 import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type AuthenticateAuditorRequest, type CreateAuditorRequest, type RevokeAuditorRequest } from '@context-gateway/proto';
+import {
+  type AuthenticateAuditorRequest,
+  type CreateAuditorRequest,
+  type RevokeAuditorRequest,
+  rpc,
+} from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
+
 import { AuditorsService } from './auditors.service.js';
 
 /** Auditor credentials over NATS: created through the gateway's admin API, checked by its auditor guard. */

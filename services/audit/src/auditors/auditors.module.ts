@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { AuditorsHandler } from './auditors.handler.js';
 import { AuditorsService } from './auditors.service.js';
 

@@ -10,7 +10,10 @@ export interface AuditorRow {
 
 /** Auditor credentials: id, org, and the token's SHA-256 — never the token. */
 export class AuditorsRepository {
-  static async insert(db: Queryable, auditor: { id: string; orgId: string; name: string; tokenHash: Buffer; createdBy: string }): Promise<void> {
+  static async insert(
+    db: Queryable,
+    auditor: { id: string; orgId: string; name: string; tokenHash: Buffer; createdBy: string },
+  ): Promise<void> {
     await db.query(`INSERT INTO auditors (id, org_id, name, token_hash, created_by) VALUES ($1, $2, $3, $4, $5)`, [
       auditor.id,
       auditor.orgId,
@@ -22,12 +25,17 @@ export class AuditorsRepository {
 
   /** Sets revoked_at once (the only UPDATE audit_writer may run); false if no such auditor in that org. */
   static async revoke(db: Queryable, orgId: string, auditorId: string): Promise<boolean> {
-    const { rowCount } = await db.query(`UPDATE auditors SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND org_id = $2`, [auditorId, orgId]);
+    const { rowCount } = await db.query(
+      `UPDATE auditors SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND org_id = $2`,
+      [auditorId, orgId],
+    );
     return (rowCount ?? 0) > 0;
   }
 
   static async byTokenHash(db: Queryable, tokenHash: Buffer): Promise<AuditorRow | undefined> {
     const { rows } = await db.query(`SELECT id, org_id, revoked_at FROM auditors WHERE token_hash = $1`, [tokenHash]);
-    return rows[0] ? { id: rows[0].id as string, orgId: rows[0].org_id as string, revokedAt: rows[0].revoked_at as Date | null } : undefined;
+    return rows[0]
+      ? { id: rows[0].id as string, orgId: rows[0].org_id as string, revokedAt: rows[0].revoked_at as Date | null }
+      : undefined;
   }
 }

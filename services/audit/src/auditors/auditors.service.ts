@@ -1,9 +1,11 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+
 import { AppError } from '@context-gateway/errors';
 import type { AuthenticateAuditorRequest, CreateAuditorRequest, RevokeAuditorRequest } from '@context-gateway/proto';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
+
 import { LogRepository } from '../log/log.repository.js';
 import { AuditorsRepository } from './auditors.repository.js';
 
@@ -24,20 +26,30 @@ export class AuditorsService {
     const token = `${AUDITOR_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const auditorId = randomUUID();
     await LogRepository.asWriterRole(this.pool, (db) =>
-      AuditorsRepository.insert(db, { id: auditorId, orgId: req.orgId, name: req.name, tokenHash: hashToken(token), createdBy: req.createdBy || 'operator' }),
+      AuditorsRepository.insert(db, {
+        id: auditorId,
+        orgId: req.orgId,
+        name: req.name,
+        tokenHash: hashToken(token),
+        createdBy: req.createdBy || 'operator',
+      }),
     );
     return { auditorId, token };
   }
 
   async revoke(req: RevokeAuditorRequest): Promise<Record<string, never>> {
-    const revoked = await LogRepository.asWriterRole(this.pool, (db) => AuditorsRepository.revoke(db, req.orgId, req.auditorId));
+    const revoked = await LogRepository.asWriterRole(this.pool, (db) =>
+      AuditorsRepository.revoke(db, req.orgId, req.auditorId),
+    );
     if (!revoked) throw new AppError('not_found', 'No such auditor');
     return {};
   }
 
   async authenticate(req: AuthenticateAuditorRequest): Promise<{ auditorId: string; orgId: string }> {
     if (!req.token.startsWith(AUDITOR_TOKEN_PREFIX)) throw new AppError('unauthenticated', 'Not an auditor token');
-    const row = await LogRepository.asWriterRole(this.pool, (db) => AuditorsRepository.byTokenHash(db, hashToken(req.token)));
+    const row = await LogRepository.asWriterRole(this.pool, (db) =>
+      AuditorsRepository.byTokenHash(db, hashToken(req.token)),
+    );
     if (!row || row.revokedAt) throw new AppError('unauthenticated', 'Unknown or revoked auditor token');
     return { auditorId: row.id, orgId: row.orgId };
   }

@@ -1,7 +1,7 @@
-import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
+import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { AuditAction, type AuditEvent, AuditEventSchema, AuditOutcome } from '@context-gateway/proto';
 import { decodeEntryBytes } from '@context-gateway/merkle-log';
+import { AuditAction, type AuditEvent, AuditEventSchema, AuditOutcome } from '@context-gateway/proto';
 
 /** `AUDIT_ACTION_DATA_QUERY` → `data_query`: the names the search columns and the HTTP API use. */
 export function actionName(action: AuditAction): string {

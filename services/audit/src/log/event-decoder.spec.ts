@@ -1,9 +1,11 @@
-import { describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { canonicalJson } from '@context-gateway/merkle-log';
 import { ActorKind, AuditAction, AuditEventSchema, AuditOutcome, AuditPhase } from '@context-gateway/proto';
-import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from '@jest/globals';
+
 import { eventJson } from './audit-event-codec.js';
 import { EventDecoder } from './event-decoder.js';
 import { decodePacked, packPayloads } from './event-decoding.js';
@@ -86,7 +88,9 @@ describe('EventDecoder on worker threads', () => {
   it('fails what a dying thread had in hand, and replaces the thread on the next call', async () => {
     const decoder = new EventDecoder(1, fake);
     try {
-      await expect(decoder.decode([payload(1), payload(0xff)])).rejects.toThrow('audit event decoder thread exited (3)');
+      await expect(decoder.decode([payload(1), payload(0xff)])).rejects.toThrow(
+        'audit event decoder thread exited (3)',
+      );
       await expect(decoder.decode([payload(0xfe)])).rejects.toThrow('audit event decoder: refused');
       expect((await decoder.decode([payload(7)])).eventIds).toEqual(['7']);
     } finally {

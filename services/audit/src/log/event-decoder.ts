@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
+
 import { type DecodedBatch, decodePacked, packPayloads } from './event-decoding.js';
 
 /** Inline decoding hands the event loop back after this many events. */
@@ -40,9 +41,14 @@ export class EventDecoder {
 
   async decode(payloads: readonly Uint8Array[]): Promise<DecodedBatch> {
     if (payloads.length === 0) return decodePacked(packPayloads([]));
-    const sliceCount = this.threads.length === 0 ? Math.ceil(payloads.length / INLINE_SLICE) : Math.min(this.threads.length, payloads.length);
+    const sliceCount =
+      this.threads.length === 0
+        ? Math.ceil(payloads.length / INLINE_SLICE)
+        : Math.min(this.threads.length, payloads.length);
     const size = Math.ceil(payloads.length / sliceCount);
-    const slices = Array.from({ length: sliceCount }, (_, i) => payloads.slice(i * size, (i + 1) * size)).filter((s) => s.length > 0);
+    const slices = Array.from({ length: sliceCount }, (_, i) => payloads.slice(i * size, (i + 1) * size)).filter(
+      (s) => s.length > 0,
+    );
     if (this.threads.length === 0) {
       const decoded: DecodedBatch[] = [];
       for (const slice of slices) {
@@ -66,7 +72,10 @@ export class EventDecoder {
     return new Promise<DecodedBatch>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
       // Moved, not copied: both buffers were made for this message (packPayloads allocates plain ArrayBuffers).
-      thread.worker.postMessage({ id, ...packed }, [packed.bytes.buffer as ArrayBuffer, packed.offsets.buffer as ArrayBuffer]);
+      thread.worker.postMessage({ id, ...packed }, [
+        packed.bytes.buffer as ArrayBuffer,
+        packed.offsets.buffer as ArrayBuffer,
+      ]);
     });
   }
 
@@ -93,11 +102,34 @@ export class EventDecoder {
 
 function concatBatches(parts: DecodedBatch[]): DecodedBatch {
   if (parts.length === 1) return parts[0]!;
-  const out: DecodedBatch = { failures: [], eventIds: [], canonicalEvents: [], orgIds: [], occurredAtMs: [], applicationIds: [], userIds: [], integrations: [], capabilities: [], actions: [], outcomes: [] };
+  const out: DecodedBatch = {
+    failures: [],
+    eventIds: [],
+    canonicalEvents: [],
+    orgIds: [],
+    occurredAtMs: [],
+    applicationIds: [],
+    userIds: [],
+    integrations: [],
+    capabilities: [],
+    actions: [],
+    outcomes: [],
+  };
   for (const part of parts) {
     const base = out.eventIds.length;
     for (const f of part.failures) out.failures.push({ ...f, index: base + f.index });
-    for (const key of ['eventIds', 'canonicalEvents', 'orgIds', 'occurredAtMs', 'applicationIds', 'userIds', 'integrations', 'capabilities', 'actions', 'outcomes'] as const) {
+    for (const key of [
+      'eventIds',
+      'canonicalEvents',
+      'orgIds',
+      'occurredAtMs',
+      'applicationIds',
+      'userIds',
+      'integrations',
+      'capabilities',
+      'actions',
+      'outcomes',
+    ] as const) {
       (out[key] as unknown[]).push(...part[key]);
     }
   }

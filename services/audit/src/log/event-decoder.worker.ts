@@ -1,4 +1,5 @@
 import { parentPort } from 'node:worker_threads';
+
 import { decodePacked, type PackedPayloads } from './event-decoding.js';
 
 /** Worker thread entry (see EventDecoder): decodes packed AUDIT payloads, answers by request id. */

@@ -1,6 +1,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { canonicalJson } from '@context-gateway/merkle-log';
 import { type AuditEvent, AuditEventSchema, events } from '@context-gateway/proto';
+
 import { eventJson, searchColumns } from './audit-event-codec.js';
 
 /** Why a message can never be appended; it is dead-lettered with this code. */
@@ -42,7 +43,7 @@ export function packPayloads(payloads: readonly Uint8Array[]): PackedPayloads {
   const offsets = new Uint32Array(payloads.length + 1);
   for (let i = 0; i < payloads.length; i += 1) offsets[i + 1] = offsets[i]! + payloads[i]!.length;
   const bytes = new Uint8Array(offsets[payloads.length]!);
-  for (let i = 0; i < payloads.length; i += 1) bytes.set(payloads[i]!, offsets[i]!);
+  for (let i = 0; i < payloads.length; i += 1) bytes.set(payloads[i]!, offsets[i]);
   return { bytes, offsets };
 }
 
@@ -65,13 +66,18 @@ export function decodePacked({ bytes, offsets }: PackedPayloads): DecodedBatch {
     const failed = () => {
       batch.eventIds[i] = '';
       batch.canonicalEvents[i] = '';
-      batch.orgIds[i] = batch.applicationIds[i] = batch.userIds[i] = batch.integrations[i] = batch.capabilities[i] = null;
+      batch.orgIds[i] =
+        batch.applicationIds[i] =
+        batch.userIds[i] =
+        batch.integrations[i] =
+        batch.capabilities[i] =
+          null;
       batch.occurredAtMs[i] = 0;
       batch.actions[i] = batch.outcomes[i] = '';
     };
     let event: AuditEvent;
     try {
-      event = fromBinary(AuditEventSchema, bytes.subarray(offsets[i]!, offsets[i + 1]!));
+      event = fromBinary(AuditEventSchema, bytes.subarray(offsets[i], offsets[i + 1]));
     } catch {
       batch.failures.push({ index: i, code: 'malformed_request', message: 'not a valid AuditEvent' });
       failed();
@@ -79,7 +85,11 @@ export function decodePacked({ bytes, offsets }: PackedPayloads): DecodedBatch {
     }
     const problems = events.auditRecorded.validate?.(event) ?? [];
     if (problems.length > 0) {
-      batch.failures.push({ index: i, code: 'validation_failed', message: problems.map((p) => `${p.path} ${p.message}`).join('; ') });
+      batch.failures.push({
+        index: i,
+        code: 'validation_failed',
+        message: problems.map((p) => `${p.path} ${p.message}`).join('; '),
+      });
       failed();
       continue;
     }

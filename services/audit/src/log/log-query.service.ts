@@ -13,8 +13,9 @@ import {
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type pg from 'pg';
+
 import { actionName, eventFromEntry, outcomeName } from './audit-event-codec.js';
-import { LogRepository, type EntryRow, type StoredCheckpoint } from './log.repository.js';
+import { type EntryRow, LogRepository, type StoredCheckpoint } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 
 const DEFAULT_LIMIT = 100;
@@ -26,16 +27,25 @@ function encodeCursor(row: EntryRow): string {
 function decodeCursor(cursor: string): { occurredAt: Date; seq: number } {
   try {
     const { t, s } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t: unknown; s: unknown };
-    if (Number.isSafeInteger(t) && Number.isSafeInteger(s)) return { occurredAt: new Date(t as number), seq: s as number };
+    if (Number.isSafeInteger(t) && Number.isSafeInteger(s))
+      return { occurredAt: new Date(t as number), seq: s as number };
   } catch {
     // falls through to the error below
   }
-  throw new AppError('validation_failed', 'cursor is not one this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+  throw new AppError('validation_failed', 'cursor is not one this API returned', [
+    { path: 'cursor', message: 'invalid cursor' },
+  ]);
 }
 
 function entryMessage(row: EntryRow): MessageInitShape<typeof AuditEntrySchema> {
   const event = eventFromEntry(row.entry);
-  return { index: BigInt(row.seq), event, leafHash: row.leafHash, canonicalEntry: row.entry, recordedAt: timestampFromDate(row.recordedAt) };
+  return {
+    index: BigInt(row.seq),
+    event,
+    leafHash: row.leafHash,
+    canonicalEntry: row.entry,
+    recordedAt: timestampFromDate(row.recordedAt),
+  };
 }
 
 export function checkpointMessage(stored: StoredCheckpoint): MessageInitShape<typeof CheckpointSchema> {
@@ -77,7 +87,10 @@ export class LogQueryService {
     );
     const page = rows.slice(0, limit);
     // Search results leave out the canonical bytes (GET one entry has them, with its proof).
-    return { entries: page.map((row) => ({ ...entryMessage(row), canonicalEntry: new Uint8Array() })), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
+    return {
+      entries: page.map((row) => ({ ...entryMessage(row), canonicalEntry: new Uint8Array() })),
+      nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : '',
+    };
   }
 
   async getEntry(req: GetEntryRequest) {
@@ -94,7 +107,9 @@ export class LogQueryService {
 
   async getCheckpoint(req: GetCheckpointRequest) {
     const stored = await LogRepository.asWriterRole(this.pool, (db) =>
-      req.treeSize === 0n ? LogRepository.latestCheckpoint(db) : LogRepository.checkpointOfSize(db, Number(req.treeSize)),
+      req.treeSize === 0n
+        ? LogRepository.latestCheckpoint(db)
+        : LogRepository.checkpointOfSize(db, Number(req.treeSize)),
     );
     if (!stored) throw new AppError('not_found', 'No such checkpoint');
     const key = await this.signingKey.get();
@@ -104,7 +119,10 @@ export class LogQueryService {
 
   async getConsistencyProof(req: GetConsistencyProofRequest) {
     return LogRepository.asWriterRole(this.pool, async (db) => {
-      const [older, newer] = await Promise.all([LogRepository.checkpointOfSize(db, Number(req.oldSize)), LogRepository.checkpointOfSize(db, Number(req.newSize))]);
+      const [older, newer] = await Promise.all([
+        LogRepository.checkpointOfSize(db, Number(req.oldSize)),
+        LogRepository.checkpointOfSize(db, Number(req.newSize)),
+      ]);
       if (!older || !newer) throw new AppError('not_found', 'Both sizes must be signed checkpoints');
       const proof = await fetchConsistencyProof(older.treeSize, newer.treeSize, LogRepository.hashReader(db));
       return { oldCheckpoint: checkpointMessage(older), newCheckpoint: checkpointMessage(newer), proof };

@@ -1,18 +1,20 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+
 import { AppError } from '@context-gateway/errors';
-import { LogWriter, fetchCompactTree, fetchRootHash, hashesEqual, signCheckpoint } from '@context-gateway/merkle-log';
+import { fetchCompactTree, fetchRootHash, hashesEqual, LogWriter, signCheckpoint } from '@context-gateway/merkle-log';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
 import { events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+
 import type { Env } from '../env.js';
 import { EventDecoder } from './event-decoder.js';
 import type { DecodedBatch } from './event-decoding.js';
-import { LogRepository, MIN_STORED_NODE_LEVEL, WRITER_ROLE, type NewEntry } from './log.repository.js';
+import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 
 interface PreparedBatch {
@@ -124,10 +126,16 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     // Never extend a log that no longer matches what was signed: appending would sign over it.
     const checkpoint = await LogRepository.latestCheckpoint(db);
     if (checkpoint && checkpoint.treeSize > head.size) {
-      throw new AppError('internal', `the log has ${head.size} entries but checkpoint ${checkpoint.treeSize} was signed: entries were deleted`);
+      throw new AppError(
+        'internal',
+        `the log has ${head.size} entries but checkpoint ${checkpoint.treeSize} was signed: entries were deleted`,
+      );
     }
     if (checkpoint && !hashesEqual(await fetchRootHash(checkpoint.treeSize, reader), checkpoint.rootHash)) {
-      throw new AppError('internal', `the stored log no longer matches signed checkpoint ${checkpoint.treeSize}; run pnpm audit:verify`);
+      throw new AppError(
+        'internal',
+        `the stored log no longer matches signed checkpoint ${checkpoint.treeSize}; run pnpm audit:verify`,
+      );
     }
     return { writer, lastCheckpoint: checkpoint?.treeSize ?? 0 };
   }
@@ -202,7 +210,15 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
           const prepared = await this.prepare(db, writer, current.messages, await current.decoded, inflight?.eventIds);
           const t1 = performance.now();
           if (inflight) await inflight.done;
-          this.logger.debug({ size: current.messages.length, prepareMs: Math.round(t1 - t0), waitedForCommitMs: Math.round(performance.now() - t1), queued: queue.length }, 'audit batch prepared');
+          this.logger.debug(
+            {
+              size: current.messages.length,
+              prepareMs: Math.round(t1 - t0),
+              waitedForCommitMs: Math.round(performance.now() - t1),
+              queued: queue.length,
+            },
+            'audit batch prepared',
+          );
           const done = this.commit(db, prepared);
           // Observed now, awaited later: a failed commit must end this writer session (the
           // `await inflight.done` below rethrows it), not surface as an unhandled rejection
@@ -226,13 +242,24 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       await this.messages.close().catch(() => undefined);
       await pump;
       // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).
-      const uncommitted = inflight ? await inflight.done.then(() => [], () => inflight!.messages) : [];
+      const uncommitted = inflight
+        ? await inflight.done.then(
+            () => [],
+            () => inflight!.messages,
+          )
+        : [];
       for (const m of [...uncommitted, ...(current?.messages ?? []), ...(next?.messages ?? []), ...queue]) m.nak();
     }
   }
 
   /** Dead-letters what could not be decoded, drops duplicates and computes the leaves; the writer advances in memory only. */
-  private async prepare(db: pg.PoolClient, writer: LogWriter, batch: JsMsg[], decoded: DecodedBatch, inflightIds: Set<string> | undefined): Promise<PreparedBatch> {
+  private async prepare(
+    db: pg.PoolClient,
+    writer: LogWriter,
+    batch: JsMsg[],
+    decoded: DecodedBatch,
+    inflightIds: Set<string> | undefined,
+  ): Promise<PreparedBatch> {
     const refused = new Set<number>();
     for (const failure of decoded.failures) {
       refused.add(failure.index);
@@ -290,15 +317,33 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
 
   private async checkpoint(db: pg.PoolClient, writer: LogWriter): Promise<void> {
     const key = await this.signingKey.get();
-    const checkpoint = { origin: this.env.AUDIT_LOG_ORIGIN, treeSize: writer.size, rootHash: writer.root(), timestamp: new Date() };
+    const checkpoint = {
+      origin: this.env.AUDIT_LOG_ORIGIN,
+      treeSize: writer.size,
+      rootHash: writer.root(),
+      timestamp: new Date(),
+    };
     const note = signCheckpoint(checkpoint, key.privateKey, key.keyName);
-    await LogRepository.insertCheckpoint(db, { treeSize: checkpoint.treeSize, rootHash: checkpoint.rootHash, note, keyId: key.keyId });
+    await LogRepository.insertCheckpoint(db, {
+      treeSize: checkpoint.treeSize,
+      rootHash: checkpoint.rootHash,
+      note,
+      keyId: key.keyId,
+    });
     this.logger.info({ treeSize: checkpoint.treeSize }, 'audit checkpoint signed');
   }
 
   private async deadLetter(m: JsMsg, code: string, message: string): Promise<void> {
     this.logger.error({ seq: m.seq, code, problem: message }, 'audit event dead-lettered');
-    await publishDeadLetter(this.nc, streams.audit, { stream: streams.audit.name, subject: m.subject, streamSeq: m.seq, reason: 'invalid', code, message, data: m.data });
+    await publishDeadLetter(this.nc, streams.audit, {
+      stream: streams.audit.name,
+      subject: m.subject,
+      streamSeq: m.seq,
+      reason: 'invalid',
+      code,
+      message,
+      data: m.data,
+    });
     m.term(`invalid: ${code}`);
   }
 }

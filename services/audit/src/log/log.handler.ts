@@ -1,7 +1,14 @@
 import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type GetCheckpointRequest, type GetConsistencyProofRequest, type GetEntryRequest, type SearchEntriesRequest } from '@context-gateway/proto';
+import {
+  type GetCheckpointRequest,
+  type GetConsistencyProofRequest,
+  type GetEntryRequest,
+  rpc,
+  type SearchEntriesRequest,
+} from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
+
 import { LogQueryService } from './log-query.service.js';
 
 /** The log's read side over NATS; the gateway serves it to auditors at /v1/audit/*. */

@@ -1,30 +1,42 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { create, toBinary } from '@bufbuild/protobuf';
-import { createPool } from '@context-gateway/database';
-import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
-import { verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
-import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
-import { createLogger } from '@context-gateway/observability';
-import { ActorKind, AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, events, streams, type AuditEvent } from '@context-gateway/proto';
-import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Global, Module } from '@nestjs/common';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { jetstream } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+
 import { createPublicKey, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { create, toBinary } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { createPool } from '@context-gateway/database';
+import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
+import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
+import { createLogger } from '@context-gateway/observability';
+import {
+  ActorKind,
+  AuditAction,
+  type AuditEvent,
+  AuditEventSchema,
+  AuditOutcome,
+  AuditPhase,
+  events,
+  streams,
+} from '@context-gateway/proto';
+import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Global, Module } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+
 import { AuditorsModule } from '../auditors/auditors.module.js';
 import { AuditorsService } from '../auditors/auditors.service.js';
-import { loadEnv, type Env } from '../env.js';
-import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
+import { type Env, loadEnv } from '../env.js';
+import { LogModule } from './log.module.js';
 import { LogQueryService } from './log-query.service.js';
 import { LogWriterService } from './log-writer.service.js';
-import { LogModule } from './log.module.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 import { verifyStoredLog } from './verify-stored-log.js';
 
@@ -135,7 +147,9 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     await waitForCount(1000);
     await sleep(400);
     expect(await count()).toBe(1000);
-    const { rows } = await db.pool.query('SELECT min(seq)::int AS lo, max(seq)::int AS hi, count(DISTINCT event_id)::int AS ids FROM audit_entries');
+    const { rows } = await db.pool.query(
+      'SELECT min(seq)::int AS lo, max(seq)::int AS hi, count(DISTINCT event_id)::int AS ids FROM audit_entries',
+    );
     expect(rows[0]).toEqual({ lo: 0, hi: 999, ids: 1000 });
     expect(first.get(LogWriterService).stats.duplicates).toBeGreaterThanOrEqual(1);
 
@@ -146,13 +160,17 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
   }, 30_000);
 
   it('rejects UPDATE and DELETE by trigger, and the writer role has no such privilege', async () => {
-    await expect(db.pool.query(`UPDATE audit_entries SET outcome = 'allowed' WHERE seq = 1`)).rejects.toThrow(/append-only/);
+    await expect(db.pool.query(`UPDATE audit_entries SET outcome = 'allowed' WHERE seq = 1`)).rejects.toThrow(
+      /append-only/,
+    );
     await expect(db.pool.query(`DELETE FROM audit_entries WHERE seq = 1`)).rejects.toThrow(/append-only/);
     await expect(db.pool.query(`TRUNCATE audit_entries`)).rejects.toThrow(/append-only/);
     const client = await db.pool.connect();
     try {
       await client.query('SET ROLE audit_writer');
-      await expect(client.query(`UPDATE audit_entries SET outcome = 'allowed' WHERE seq = 1`)).rejects.toThrow(/permission denied/);
+      await expect(client.query(`UPDATE audit_entries SET outcome = 'allowed' WHERE seq = 1`)).rejects.toThrow(
+        /permission denied/,
+      );
       await expect(client.query(`DELETE FROM audit_entries WHERE seq = 1`)).rejects.toThrow(/permission denied/);
       await expect(client.query(`UPDATE checkpoints SET note = '' `)).rejects.toThrow(/permission denied/);
     } finally {
@@ -171,7 +189,10 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     expect(second.get(LogWriterService).stats.active).toBe(true);
     await sleep(400);
     const key = await second.get(SigningKeyHolder).get();
-    expect(await verifyStoredLog(db.pool, key.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({ ok: true, treeSize: 1500 });
+    expect(await verifyStoredLog(db.pool, key.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({
+      ok: true,
+      treeSize: 1500,
+    });
   }, 30_000);
 
   it('proves inclusion of an entry and consistency between two checkpoints', async () => {
@@ -181,20 +202,50 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     const answer = await queries.getEntry({ orgId: ORG_A, eventId: target.eventId } as never);
     const checkpoint = answer.checkpoint!;
     const { publicKey, keyName } = await queries.getCheckpoint({ treeSize: 0n } as never);
-    const trusted = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
+    const trusted = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') },
+      format: 'jwk',
+    });
     const verified = verifyCheckpoint(checkpoint.signedNote!, trusted, { keyName });
     expect(verified.ok).toBe(true);
-    expect(answer.entry!.event!.eventId).toBe(target.eventId);
-    expect(verifyInclusion(answer.entry!.leafHash as Uint8Array, Number(answer.entry!.index), Number(checkpoint.treeSize), answer.inclusionProof as Uint8Array[], checkpoint.rootHash as Uint8Array)).toBe(true);
+    expect(answer.entry.event!.eventId).toBe(target.eventId);
+    expect(
+      verifyInclusion(
+        answer.entry.leafHash as Uint8Array,
+        Number(answer.entry.index),
+        Number(checkpoint.treeSize),
+        answer.inclusionProof as Uint8Array[],
+        checkpoint.rootHash as Uint8Array,
+      ),
+    ).toBe(true);
     // The same proof does not prove another leaf.
-    expect(verifyInclusion(Buffer.alloc(32, 1), Number(answer.entry!.index), Number(checkpoint.treeSize), answer.inclusionProof as Uint8Array[], checkpoint.rootHash as Uint8Array)).toBe(false);
+    expect(
+      verifyInclusion(
+        Buffer.alloc(32, 1),
+        Number(answer.entry.index),
+        Number(checkpoint.treeSize),
+        answer.inclusionProof as Uint8Array[],
+        checkpoint.rootHash as Uint8Array,
+      ),
+    ).toBe(false);
 
     const { rows } = await db.pool.query('SELECT tree_size::int AS n FROM checkpoints ORDER BY tree_size');
     const sizes = rows.map((r) => r.n as number);
     expect(sizes.length).toBeGreaterThanOrEqual(2);
     const [oldSize, newSize] = [sizes[0]!, sizes[sizes.length - 1]!];
-    const consistency = await queries.getConsistencyProof({ oldSize: BigInt(oldSize), newSize: BigInt(newSize) } as never);
-    expect(verifyConsistency(oldSize, newSize, consistency.oldCheckpoint!.rootHash as Uint8Array, consistency.newCheckpoint!.rootHash as Uint8Array, consistency.proof as Uint8Array[])).toBe(true);
+    const consistency = await queries.getConsistencyProof({
+      oldSize: BigInt(oldSize),
+      newSize: BigInt(newSize),
+    } as never);
+    expect(
+      verifyConsistency(
+        oldSize,
+        newSize,
+        consistency.oldCheckpoint.rootHash as Uint8Array,
+        consistency.newCheckpoint.rootHash as Uint8Array,
+        consistency.proof as Uint8Array[],
+      ),
+    ).toBe(true);
   });
 
   it('scopes search and entries to one org, with cursor pagination', async () => {
@@ -208,22 +259,38 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
       for (const e of page.entries) seen.add(e.event!.eventId!);
       cursor = page.nextCursor;
     } while (cursor);
-    expect([...seen].sort()).toEqual(published.slice(-5).map((e) => e.eventId).sort());
-    await expect(queries.getEntry({ orgId: ORG_B, eventId: published[0]!.eventId } as never)).rejects.toMatchObject({ code: 'not_found' });
+    expect([...seen].sort()).toEqual(
+      published
+        .slice(-5)
+        .map((e) => e.eventId)
+        .sort(),
+    );
+    await expect(queries.getEntry({ orgId: ORG_B, eventId: published[0]!.eventId } as never)).rejects.toMatchObject({
+      code: 'not_found',
+    });
     // A user's own view spans organizations, and is nobody else's.
     const mine = await queries.search({ orgId: '', userId: 'user-3', limit: 1000 } as never);
     const expected = published.filter((e) => e.userId === 'user-3').map((e) => e.eventId);
     expect(mine.entries.map((e) => e.event!.eventId).sort()).toEqual(expected.sort());
     expect(new Set(mine.entries.map((e) => e.event!.orgId))).toEqual(new Set([ORG_A, ORG_B]));
-    const denied = await queries.search({ orgId: ORG_A, outcome: AuditOutcome.DENIED, userId: 'user-0', limit: 1000 } as never);
+    const denied = await queries.search({
+      orgId: ORG_A,
+      outcome: AuditOutcome.DENIED,
+      userId: 'user-0',
+      limit: 1000,
+    } as never);
     expect(denied.entries.length).toBeGreaterThan(0);
-    expect(denied.entries.every((e) => e.event!.outcome === AuditOutcome.DENIED && e.event!.userId === 'user-0')).toBe(true);
+    expect(denied.entries.every((e) => e.event!.outcome === AuditOutcome.DENIED && e.event!.userId === 'user-0')).toBe(
+      true,
+    );
   }, 30_000);
 
   describe('verify names the first tampered entry (superuser edits a copy of the log, triggers bypassed)', () => {
     async function tamperedCopy(tamper: string): Promise<ReturnType<typeof verifyStoredLog>> {
       const copy = `${db.schema}_t${Math.floor(Math.random() * 1e6)}`;
-      await db.pool.query(`CREATE SCHEMA ${copy}; CREATE TABLE ${copy}.audit_entries AS SELECT * FROM audit_entries; CREATE TABLE ${copy}.checkpoints AS SELECT * FROM checkpoints`);
+      await db.pool.query(
+        `CREATE SCHEMA ${copy}; CREATE TABLE ${copy}.audit_entries AS SELECT * FROM audit_entries; CREATE TABLE ${copy}.checkpoints AS SELECT * FROM checkpoints`,
+      );
       const pool = createPool({ url: db.url, schema: copy, max: 2, applicationName: 'audit-tamper-test' });
       try {
         await pool.query(tamper);
@@ -236,7 +303,9 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     }
 
     it('an edited event', async () => {
-      const result = await tamperedCopy(`UPDATE audit_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'req-123"', 'req-999"'), 'UTF8') WHERE seq = 123`);
+      const result = await tamperedCopy(
+        `UPDATE audit_entries SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'req-123"', 'req-999"'), 'UTF8') WHERE seq = 123`,
+      );
       expect(result).toMatchObject({ ok: false, kind: 'edited', index: 123 });
     });
 
@@ -259,18 +328,29 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     });
 
     it('two swapped entries', async () => {
-      const result = await tamperedCopy(`UPDATE audit_entries SET seq = CASE seq WHEN 500 THEN 501 ELSE 500 END WHERE seq IN (500, 501)`);
+      const result = await tamperedCopy(
+        `UPDATE audit_entries SET seq = CASE seq WHEN 500 THEN 501 ELSE 500 END WHERE seq IN (500, 501)`,
+      );
       expect(result).toMatchObject({ ok: false, kind: 'reordered', index: 500 });
     });
   });
 
   it('issues auditor tokens stored hashed, scoped to their org', async () => {
     const auditors = instances[1]!.get(AuditorsService);
-    const { token, auditorId } = await auditors.create({ orgId: ORG_A, name: 'external', createdBy: 'operator' } as never);
+    const { token, auditorId } = await auditors.create({
+      orgId: ORG_A,
+      name: 'external',
+      createdBy: 'operator',
+    } as never);
     expect(token).toMatch(/^cg_aud_/);
     await expect(auditors.authenticate({ token } as never)).resolves.toEqual({ auditorId, orgId: ORG_A });
-    await expect(auditors.authenticate({ token: `${token}x` } as never)).rejects.toMatchObject({ code: 'unauthenticated' });
-    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM auditors WHERE token_hash = convert_to($1, 'UTF8')`, [token]);
+    await expect(auditors.authenticate({ token: `${token}x` } as never)).rejects.toMatchObject({
+      code: 'unauthenticated',
+    });
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM auditors WHERE token_hash = convert_to($1, 'UTF8')`,
+      [token],
+    );
     expect(rows[0].n).toBe(0);
     // Revoked: the token stops working; another org cannot revoke it (not found).
     await expect(auditors.revoke({ orgId: ORG_B, auditorId } as never)).rejects.toMatchObject({ code: 'not_found' });
@@ -284,7 +364,10 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     const js = jetstream(nc);
     await publish(5);
     await js.publish(events.auditRecorded.subject, Buffer.from('not protobuf at all'));
-    await js.publish(events.auditRecorded.subject, toBinary(AuditEventSchema, { ...auditEvent(0), eventId: 'not-a-uuid' }));
+    await js.publish(
+      events.auditRecorded.subject,
+      toBinary(AuditEventSchema, { ...auditEvent(0), eventId: 'not-a-uuid' }),
+    );
     await publish(5);
     await waitForCount(before + 10);
     const dead = await (await js.consumers.get(streams.deadLetters.name)).fetch({ max_messages: 2, expires: 5_000 });

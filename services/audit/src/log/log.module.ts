@@ -1,9 +1,14 @@
 import { Module } from '@nestjs/common';
+
+import { LogHandler } from './log.handler.js';
 import { LogQueryService } from './log-query.service.js';
 import { LogWriterService } from './log-writer.service.js';
-import { LogHandler } from './log.handler.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 
 /** The Merkle log: the single writer (consumer → append → checkpoints) and its read side. */
-@Module({ controllers: [LogHandler], providers: [LogWriterService, LogQueryService, SigningKeyHolder], exports: [LogWriterService] })
+@Module({
+  controllers: [LogHandler],
+  providers: [LogWriterService, LogQueryService, SigningKeyHolder],
+  exports: [LogWriterService],
+})
 export class LogModule {}

@@ -1,7 +1,8 @@
-import { copyRowsBinary, type CopyColumn } from '@context-gateway/database';
+import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import type { HashReader, NodeId } from '@context-gateway/merkle-log';
 import type pg from 'pg';
+
 import type { SearchColumns } from './audit-event-codec.js';
 
 /** Every runtime query of the service runs as this role: SELECT and INSERT on the log, nothing else. */
@@ -87,7 +88,13 @@ function toEntryRow(r: Record<string, unknown>): EntryRow {
 }
 
 function toCheckpoint(r: Record<string, unknown>): StoredCheckpoint {
-  return { treeSize: Number(r.tree_size), rootHash: r.root_hash as Buffer, note: r.note as string, keyId: r.key_id as string, createdAt: r.created_at as Date };
+  return {
+    treeSize: Number(r.tree_size),
+    rootHash: r.root_hash as Buffer,
+    note: r.note as string,
+    keyId: r.key_id as string,
+    createdAt: r.created_at as Date,
+  };
 }
 
 /**
@@ -115,7 +122,9 @@ export class LogRepository {
 
   /** Session-level advisory lock per schema: the single-writer guarantee. */
   static async tryWriterLock(db: Queryable): Promise<boolean> {
-    const { rows } = await db.query(`SELECT pg_try_advisory_lock(hashtextextended('context-gateway:audit-writer:' || current_schema(), 0)) AS locked`);
+    const { rows } = await db.query(
+      `SELECT pg_try_advisory_lock(hashtextextended('context-gateway:audit-writer:' || current_schema(), 0)) AS locked`,
+    );
     return rows[0].locked === true;
   }
 
@@ -132,21 +141,37 @@ export class LogRepository {
   }
 
   /** One batch, one transaction: entries and the subtree hashes they completed. */
-  static async append(db: Queryable, entries: NewEntry[], nodes: { level: number; index: number; hash: Buffer }[]): Promise<void> {
+  static async append(
+    db: Queryable,
+    entries: NewEntry[],
+    nodes: { level: number; index: number; hash: Buffer }[],
+  ): Promise<void> {
     await db.query('BEGIN');
     try {
       await copyRowsBinary(
         db,
         'audit_entries',
         ENTRY_COPY_COLUMNS,
-        entries.map((e) => [e.seq, e.eventId, e.orgId, e.occurredAt, e.applicationId, e.userId, e.integration, e.capability, e.action, e.outcome, e.entry, e.leafHash]),
+        entries.map((e) => [
+          e.seq,
+          e.eventId,
+          e.orgId,
+          e.occurredAt,
+          e.applicationId,
+          e.userId,
+          e.integration,
+          e.capability,
+          e.action,
+          e.outcome,
+          e.entry,
+          e.leafHash,
+        ]),
       );
       if (nodes.length > 0) {
-        await db.query(`INSERT INTO audit_nodes (level, index, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])`, [
-          nodes.map((n) => n.level),
-          nodes.map((n) => n.index),
-          nodes.map((n) => n.hash),
-        ]);
+        await db.query(
+          `INSERT INTO audit_nodes (level, index, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])`,
+          [nodes.map((n) => n.level), nodes.map((n) => n.index), nodes.map((n) => n.hash)],
+        );
       }
       await db.query('COMMIT');
     } catch (error) {
@@ -156,33 +181,37 @@ export class LogRepository {
   }
 
   static async insertCheckpoint(db: Queryable, checkpoint: Omit<StoredCheckpoint, 'createdAt'>): Promise<void> {
-    await db.query(`INSERT INTO checkpoints (tree_size, root_hash, note, key_id) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING`, [
-      checkpoint.treeSize,
-      checkpoint.rootHash,
-      checkpoint.note,
-      checkpoint.keyId,
-    ]);
+    await db.query(
+      `INSERT INTO checkpoints (tree_size, root_hash, note, key_id) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING`,
+      [checkpoint.treeSize, checkpoint.rootHash, checkpoint.note, checkpoint.keyId],
+    );
   }
 
   // --- readers ---------------------------------------------------------------------------
 
   /** The store as libs/merkle-log reads it for proofs, roots and resuming. */
   static hashReader(db: Queryable): HashReader {
-    return { leafHashes: (start, end) => LogRepository.leafHashes(db, start, end), nodeHashes: (nodes) => LogRepository.nodeHashes(db, nodes) };
+    return {
+      leafHashes: (start, end) => LogRepository.leafHashes(db, start, end),
+      nodeHashes: (nodes) => LogRepository.nodeHashes(db, nodes),
+    };
   }
 
   static async leafHashes(db: Queryable, start: number, end: number): Promise<Buffer[]> {
-    const { rows } = await db.query(`SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq`, [start, end]);
+    const { rows } = await db.query(`SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq`, [
+      start,
+      end,
+    ]);
     return rows.map((r) => r.leaf_hash as Buffer);
   }
 
   static async nodeHashes(db: Queryable, nodes: readonly NodeId[]): Promise<(Buffer | undefined)[]> {
     const wanted = nodes.filter((n) => n.level >= MIN_STORED_NODE_LEVEL);
     if (wanted.length === 0) return nodes.map(() => undefined);
-    const { rows } = await db.query(`SELECT level, index, hash FROM audit_nodes WHERE (level, index) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))`, [
-      wanted.map((n) => n.level),
-      wanted.map((n) => n.index),
-    ]);
+    const { rows } = await db.query(
+      `SELECT level, index, hash FROM audit_nodes WHERE (level, index) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))`,
+      [wanted.map((n) => n.level), wanted.map((n) => n.index)],
+    );
     const found = new Map(rows.map((r) => [`${r.level}:${r.index}`, r.hash as Buffer]));
     return nodes.map((n) => found.get(`${n.level}:${n.index}`));
   }
@@ -208,7 +237,10 @@ export class LogRepository {
   }
 
   static async entryByEventId(db: Queryable, orgId: string, eventId: string): Promise<EntryRow | undefined> {
-    const { rows } = await db.query(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND org_id = $2`, [eventId, orgId]);
+    const { rows } = await db.query(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND org_id = $2`, [
+      eventId,
+      orgId,
+    ]);
     return rows[0] ? toEntryRow(rows[0]) : undefined;
   }
 
@@ -246,7 +278,10 @@ export class LogRepository {
   static async *allEntries(db: Queryable, pageSize = 5_000): AsyncGenerator<EntryRow> {
     let next = 0;
     for (;;) {
-      const { rows } = await db.query(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2`, [next, pageSize]);
+      const { rows } = await db.query(
+        `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2`,
+        [next, pageSize],
+      );
       for (const row of rows) yield toEntryRow(row);
       if (rows.length < pageSize) return;
       next = Number(rows[rows.length - 1].seq) + 1;

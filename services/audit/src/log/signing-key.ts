@@ -1,8 +1,10 @@
-import { AppError } from '@context-gateway/errors';
-import { ed25519KeyId } from '@context-gateway/merkle-log';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+
+import { AppError } from '@context-gateway/errors';
+import { ed25519KeyId } from '@context-gateway/merkle-log';
+
 import type { Env } from '../env.js';
 
 export interface SigningKey {
@@ -38,14 +40,16 @@ export async function loadOrCreateSigningKey(
   let pem: string;
   try {
     const info = await stat(path);
-    if ((info.mode & 0o077) !== 0) throw new AppError('key_file_insecure', `${path} is readable by group or others; chmod 600 it`);
+    if ((info.mode & 0o077) !== 0)
+      throw new AppError('key_file_insecure', `${path} is readable by group or others; chmod 600 it`);
     pem = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       if (error instanceof AppError) throw error;
       throw new AppError('key_file_invalid', `cannot read the audit signing key ${path}`, [], { cause: error });
     }
-    if (options.create === false) throw new AppError('key_file_invalid', `the audit signing key ${path} does not exist`);
+    if (options.create === false)
+      throw new AppError('key_file_invalid', `the audit signing key ${path} does not exist`);
     await options.beforeCreate?.(path);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const generated = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -67,7 +71,8 @@ export async function loadOrCreateSigningKey(
   } catch (error) {
     throw new AppError('key_file_invalid', `${path} is not a PEM private key`, [], { cause: error });
   }
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new AppError('key_file_invalid', `${path} is not an Ed25519 key`);
+  if (privateKey.asymmetricKeyType !== 'ed25519')
+    throw new AppError('key_file_invalid', `${path} is not an Ed25519 key`);
   const publicKey = createPublicKey(privateKey);
   return { privateKey, publicKey, keyName, keyId: ed25519KeyId(keyName, publicKey).toString('hex') };
 }

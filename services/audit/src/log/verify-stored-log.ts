@@ -1,12 +1,20 @@
-import { hashesEqual, verifyCheckpoint, verifyLog, type LogProblem, type StoredEntry, type VerifiedCheckpoint } from '@context-gateway/merkle-log';
 import type { KeyObject } from 'node:crypto';
+
+import {
+  hashesEqual,
+  type LogProblem,
+  type StoredEntry,
+  type VerifiedCheckpoint,
+  verifyCheckpoint,
+  verifyLog,
+} from '@context-gateway/merkle-log';
 import type pg from 'pg';
-import { searchColumns, eventFromEntry } from './audit-event-codec.js';
-import { LogRepository, type EntryRow } from './log.repository.js';
+
+import { eventFromEntry, searchColumns } from './audit-event-codec.js';
+import { type EntryRow, LogRepository } from './log.repository.js';
 
 export type StoredLogVerification =
-  | { ok: true; treeSize: number; rootHash: string; checkpointsMatched: number }
-  | ({ ok: false } & LogProblem);
+  { ok: true; treeSize: number; rootHash: string; checkpointsMatched: number } | ({ ok: false } & LogProblem);
 
 const SEARCH_FIELDS = ['orgId', 'applicationId', 'userId', 'integration', 'capability', 'action', 'outcome'] as const;
 
@@ -15,7 +23,9 @@ function columnsMatch(row: EntryRow): boolean {
   const event = eventFromEntry(row.entry);
   if (!event) return true; // an undecodable entry is verifyLog's finding ('edited')
   const expected = searchColumns(event);
-  return SEARCH_FIELDS.every((f) => expected[f] === row[f]) && expected.occurredAt.getTime() === row.occurredAt.getTime();
+  return (
+    SEARCH_FIELDS.every((f) => expected[f] === row[f]) && expected.occurredAt.getTime() === row.occurredAt.getTime()
+  );
 }
 
 /**
@@ -24,16 +34,34 @@ function columnsMatch(row: EntryRow): boolean {
  * the first entry that was edited, deleted, inserted or reordered (libs/merkle-log
  * verifyLog), or whose search columns were changed to hide it from auditors.
  */
-export async function verifyStoredLog(pool: pg.Pool, publicKey: KeyObject, origin: string): Promise<StoredLogVerification> {
+export async function verifyStoredLog(
+  pool: pg.Pool,
+  publicKey: KeyObject,
+  origin: string,
+): Promise<StoredLogVerification> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const checkpoints: VerifiedCheckpoint[] = [];
     for (const stored of await LogRepository.allCheckpoints(client)) {
       const verified = verifyCheckpoint(stored.note, publicKey, { origin });
-      if (!verified.ok) return { ok: false, kind: 'checkpoint_mismatch', index: stored.treeSize, detail: `checkpoint ${stored.treeSize}: ${verified.reason}` };
-      if (verified.checkpoint.treeSize !== stored.treeSize || !hashesEqual(verified.checkpoint.rootHash, stored.rootHash)) {
-        return { ok: false, kind: 'checkpoint_mismatch', index: stored.treeSize, detail: `checkpoint ${stored.treeSize}: its columns differ from its signed note` };
+      if (!verified.ok)
+        return {
+          ok: false,
+          kind: 'checkpoint_mismatch',
+          index: stored.treeSize,
+          detail: `checkpoint ${stored.treeSize}: ${verified.reason}`,
+        };
+      if (
+        verified.checkpoint.treeSize !== stored.treeSize ||
+        !hashesEqual(verified.checkpoint.rootHash, stored.rootHash)
+      ) {
+        return {
+          ok: false,
+          kind: 'checkpoint_mismatch',
+          index: stored.treeSize,
+          detail: `checkpoint ${stored.treeSize}: its columns differ from its signed note`,
+        };
       }
       checkpoints.push(verified.checkpoint);
     }
@@ -41,7 +69,12 @@ export async function verifyStoredLog(pool: pg.Pool, publicKey: KeyObject, origi
     async function* rows(): AsyncGenerator<StoredEntry> {
       for await (const row of LogRepository.allEntries(client)) {
         if (!columnProblem && !columnsMatch(row)) {
-          columnProblem = { kind: 'edited', index: row.seq, eventId: row.eventId, detail: `entry ${row.seq}: its search columns no longer match the hashed event` };
+          columnProblem = {
+            kind: 'edited',
+            index: row.seq,
+            eventId: row.eventId,
+            detail: `entry ${row.seq}: its search columns no longer match the hashed event`,
+          };
         }
         yield { index: row.seq, eventId: row.eventId, canonicalBytes: row.entry, storedLeafHash: row.leafHash };
       }
@@ -50,10 +83,17 @@ export async function verifyStoredLog(pool: pg.Pool, publicKey: KeyObject, origi
     if (!result.ok) {
       const { ok: _ok, ...problem } = result;
       // Report whichever problem comes first in the log.
-      return columnProblem && columnProblem.index < problem.index ? { ok: false, ...columnProblem } : { ok: false, ...problem };
+      return columnProblem && columnProblem.index < problem.index
+        ? { ok: false, ...columnProblem }
+        : { ok: false, ...problem };
     }
     if (columnProblem) return { ok: false, ...columnProblem };
-    return { ok: true, treeSize: result.treeSize, rootHash: result.rootHash.toString('hex'), checkpointsMatched: result.checkpointsMatched };
+    return {
+      ok: true,
+      treeSize: result.treeSize,
+      rootHash: result.rootHash.toString('hex'),
+      checkpointsMatched: result.checkpointsMatched,
+    };
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release();

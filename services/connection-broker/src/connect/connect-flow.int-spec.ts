@@ -1,32 +1,44 @@
 import 'reflect-metadata';
+
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 
 jest.setTimeout(30_000);
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
 import { fromBinary } from '@bufbuild/protobuf';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
 import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
-import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
-import { ConnectDecision, ConnectionStatus, GrantChangedSchema, GrantStatus, rpc, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
+import {
+  ConnectDecision,
+  ConnectionStatus,
+  GrantChangedSchema,
+  GrantStatus,
+  rpc,
+  streams,
+  SyncJobSchema,
+  SyncReason,
+} from '@context-gateway/proto';
 import { RuntimeModule } from '@context-gateway/service-kit';
-import { completeAuthorization, startSimulator, type RunningSimulator } from '@context-gateway/source-simulators';
-import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { completeAuthorization, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Module, type INestMicroservice } from '@nestjs/common';
+import { type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { countSealedCredentials } from '../integrations/integrations.module.js';
-import { CredentialVault } from '../vault/credential-vault.js';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+
 import { AppModule } from '../app.module.js';
 import { ConnectionsService } from '../connections/connections.service.js';
 import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
 import { loadEnv } from '../env.js';
 import { GrantEventsRelay } from '../grants/grant-events.relay.js';
+import { countSealedCredentials } from '../integrations/integrations.module.js';
+import { CredentialVault } from '../vault/credential-vault.js';
 
 // The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
 // process answering broker.v1.* can interfere), a throw-away Postgres schema, and real
@@ -50,14 +62,19 @@ let app: INestMicroservice;
 let replica: INestMicroservice;
 let client: RpcClient;
 
-
 beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-int-keys-'));
   nc = await connect({ servers: nats.url });
   await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
-  db = await createTestSchema({ prefix: 'broker_connect', migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)) });
-  demo = await startSimulator({ provider: 'demo', clients: [{ clientId: 'cg-demo', clientSecret: 'cg-demo-secret', redirectUris: [REDIRECT] }] });
+  db = await createTestSchema({
+    prefix: 'broker_connect',
+    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+  });
+  demo = await startSimulator({
+    provider: 'demo',
+    clients: [{ clientId: 'cg-demo', clientSecret: 'cg-demo-secret', redirectUris: [REDIRECT] }],
+  });
 
   const env = loadEnv({
     DATABASE_URL: db.url,
@@ -74,12 +91,23 @@ beforeAll(async () => {
   const boot = async (queue: string) => {
     @Module({
       imports: [
-        RuntimeModule.forRoot({ service: 'connection-broker', env, info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema }, pool: db.pool, nc, logger, shutdownTracing: async () => {} }),
+        RuntimeModule.forRoot({
+          service: 'connection-broker',
+          env,
+          info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema },
+          pool: db.pool,
+          nc,
+          logger,
+          shutdownTracing: async () => {},
+        }),
         AppModule,
       ],
     })
     class Root {}
-    const instance = await NestFactory.createMicroservice(Root, { strategy: new NatsRpcServer({ connection: nc, queue, logger }), logger: false });
+    const instance = await NestFactory.createMicroservice(Root, {
+      strategy: new NatsRpcServer({ connection: nc, queue, logger }),
+      logger: false,
+    });
     instance.useGlobalFilters(new RpcErrorPassthroughFilter());
     return instance;
   };
@@ -114,7 +142,11 @@ async function newSession(applicationId = APP_A, scopes = ['demo:read:notes']) {
 
 /** Consent + the source's login form, as the browser would: returns the source's redirect and the state cookie the gateway set. */
 async function allowAndAuthorize(token: string, user = ALICE, login = 'alice') {
-  const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: token, decision: ConnectDecision.ALLOW, userId: user });
+  const decided = await client.request(rpc.broker.decideConnectSession, {
+    sessionToken: token,
+    decision: ConnectDecision.ALLOW,
+    userId: user,
+  });
   expect(new URL(decided.redirectUrl).origin).toBe(new URL(demo.url).origin);
   expect(new URL(decided.redirectUrl).searchParams.get('code_challenge_method')).toBe('S256');
   const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
@@ -140,7 +172,12 @@ async function readStream(subject: string): Promise<Uint8Array[]> {
   const js = jetstream(nc);
   const name = `t${randomUUID().slice(0, 8)}`;
   const stream = subject.startsWith('sync.') ? streams.syncJobs.name : streams.control.name;
-  await jsm.consumers.add(stream, { name, filter_subject: subject, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+  await jsm.consumers.add(stream, {
+    name,
+    filter_subject: subject,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+  });
   const consumer = await js.consumers.get(stream, name);
   const out: Uint8Array[] = [];
   const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
@@ -151,89 +188,180 @@ async function readStream(subject: string): Promise<Uint8Array[]> {
 describe('connect flow at the broker', () => {
   let connectionId = '';
 
-  it('consent → source login with PKCE → callback stores an encrypted connection and the app\'s grant, then redirects to the exact callback', async () => {
+  it("consent → source login with PKCE → callback stores an encrypted connection and the app's grant, then redirects to the exact callback", async () => {
     const session = await newSession();
     const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken);
     expect(redirect.href.startsWith(REDIRECT)).toBe(true);
     expect(redirect.searchParams.get('iss')).toBe(demo.url);
 
-    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: ALICE });
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie,
+      userId: ALICE,
+    });
     const back = new URL(done.redirectUrl);
     expect(`${back.origin}${back.pathname}`).toBe(CALLBACK);
     expect(back.searchParams.get('connectionId')).toBe(done.connectionId);
     expect(back.searchParams.get('state')).toBe(`st-${APP_A.slice(0, 4)}`);
     connectionId = done.connectionId;
 
-    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId });
-    expect(connection).toMatchObject({ id: connectionId, integration: 'demo', status: ConnectionStatus.ACTIVE, scopes: ['demo:read:notes'] });
+    const { connection } = await client.request(rpc.broker.getConnection, {
+      orgId: ORG,
+      applicationId: APP_A,
+      connectionId,
+    });
+    expect(connection).toMatchObject({
+      id: connectionId,
+      integration: 'demo',
+      status: ConnectionStatus.ACTIVE,
+      scopes: ['demo:read:notes'],
+    });
 
     // The token works at the source, and is nowhere in the database in clear.
     const token = await client.request(rpc.broker.getAccessToken, { connectionId });
     expect(token.accessToken).toMatch(/^demo_at_/);
-    const profile = await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } });
+    const profile = await fetch(`${token.apiBaseUrl}/items`, {
+      headers: { authorization: `Bearer ${token.accessToken}` },
+    });
     expect(profile.status).toBe(200);
-    const dump = await db.pool.query(`SELECT row_to_json(c)::text AS j, encode(credential_ciphertext, 'escape') AS raw FROM connections c`);
+    const dump = await db.pool.query(
+      `SELECT row_to_json(c)::text AS j, encode(credential_ciphertext, 'escape') AS raw FROM connections c`,
+    );
     for (const row of dump.rows) {
       expect(row.j).not.toContain(token.accessToken);
       expect(row.raw).not.toContain(token.accessToken);
     }
 
     // What must follow: the grant on CONTROL, the first sync on SYNC_JOBS.
-    const grants = (await readStream('control.v1.grant_changed')).map((d) => fromBinary(GrantChangedSchema, d)).filter((g) => g.connectionId === connectionId);
-    expect(grants).toEqual([expect.objectContaining({ applicationId: APP_A, userId: ALICE, status: GrantStatus.ACTIVE, scopes: ['demo:read:notes'], integration: 'demo' })]);
-    const jobs = (await readStream('sync.v1.jobs.requested')).map((d) => fromBinary(SyncJobSchema, d)).filter((j) => j.connectionId === connectionId);
+    const grants = (await readStream('control.v1.grant_changed'))
+      .map((d) => fromBinary(GrantChangedSchema, d))
+      .filter((g) => g.connectionId === connectionId);
+    expect(grants).toEqual([
+      expect.objectContaining({
+        applicationId: APP_A,
+        userId: ALICE,
+        status: GrantStatus.ACTIVE,
+        scopes: ['demo:read:notes'],
+        integration: 'demo',
+      }),
+    ]);
+    const jobs = (await readStream('sync.v1.jobs.requested'))
+      .map((d) => fromBinary(SyncJobSchema, d))
+      .filter((j) => j.connectionId === connectionId);
     expect(jobs).toEqual([expect.objectContaining({ reason: SyncReason.INITIAL })]);
   });
 
   it('refuses to start with a fresh keyring while credentials the missing one sealed are stored', async () => {
     expect(await countSealedCredentials(db.pool)).toBeGreaterThan(0); // the connection made above
     const keyFile = join(keysDir, 'elsewhere', 'master.key');
-    await expect(CredentialVault.open(keyFile, true, () => countSealedCredentials(db.pool))).rejects.toMatchObject({ code: 'key_file_missing' });
+    await expect(CredentialVault.open(keyFile, true, () => countSealedCredentials(db.pool))).rejects.toMatchObject({
+      code: 'key_file_missing',
+    });
     expect(existsSync(keyFile)).toBe(false);
   });
 
   it('refuses, before any source login, to connect the same account through a second organization', async () => {
-    const elsewhere = await client.request(rpc.broker.createConnectSession, { orgId: randomUUID(), applicationId: randomUUID(), applicationName: 'Elsewhere', integration: 'demo', scopes: ['demo:read:notes'], callbackUrl: CALLBACK, appState: 'x' });
+    const elsewhere = await client.request(rpc.broker.createConnectSession, {
+      orgId: randomUUID(),
+      applicationId: randomUUID(),
+      applicationName: 'Elsewhere',
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: CALLBACK,
+      appState: 'x',
+    });
     // Without this check the answer would be a redirect to the source's login page.
-    expect(await rejection(client.request(rpc.broker.decideConnectSession, { sessionToken: elsewhere.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE }))).toBe('conflict');
+    expect(
+      await rejection(
+        client.request(rpc.broker.decideConnectSession, {
+          sessionToken: elsewhere.sessionToken,
+          decision: ConnectDecision.ALLOW,
+          userId: ALICE,
+        }),
+      ),
+    ).toBe('conflict');
   });
 
   it('answers connection_not_found to an app without a grant, and for ids that are not even UUIDs', async () => {
-    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId }))).toBe('connection_not_found');
-    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: randomUUID(), applicationId: APP_A, connectionId }))).toBe('connection_not_found');
-    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: 'nope' }))).toBe('connection_not_found');
+    expect(
+      await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId })),
+    ).toBe('connection_not_found');
+    expect(
+      await rejection(
+        client.request(rpc.broker.getConnection, { orgId: randomUUID(), applicationId: APP_A, connectionId }),
+      ),
+    ).toBe('connection_not_found');
+    expect(
+      await rejection(
+        client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: 'nope' }),
+      ),
+    ).toBe('connection_not_found');
   });
 
   it('a second app reuses the connection without a second source login and gets its own grant', async () => {
     const before = (await demo.control.counters()).codesIssued;
     const session = await newSession(APP_B);
-    const view = await client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: ALICE });
+    const view = await client.request(rpc.broker.getConnectSession, {
+      sessionToken: session.sessionToken,
+      userId: ALICE,
+    });
     expect(view.reusesConnection).toBe(true);
-    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE });
+    const decided = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId: ALICE,
+    });
     expect(decided.connectionId).toBe(connectionId);
     expect(new URL(decided.redirectUrl).searchParams.get('connectionId')).toBe(connectionId);
     expect((await demo.control.counters()).codesIssued).toBe(before);
-    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId });
+    const { connection } = await client.request(rpc.broker.getConnection, {
+      orgId: ORG,
+      applicationId: APP_B,
+      connectionId,
+    });
     expect(connection?.scopes).toEqual(['demo:read:notes']);
   });
 
   it('an app needing more source scopes sends the person to the source once more, asking for the old scopes too', async () => {
     // App B now asks for the profile only; the stored token carries notes.read (App A's).
     const session = await newSession(APP_B, ['demo:read:profile']);
-    const view = await client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: ALICE });
+    const view = await client.request(rpc.broker.getConnectSession, {
+      sessionToken: session.sessionToken,
+      userId: ALICE,
+    });
     expect(view.reusesConnection).toBe(false);
-    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE });
-    expect(new URL(decided.redirectUrl).searchParams.get('scope')?.split(' ').sort()).toEqual(['notes.read', 'profile']);
+    const decided = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId: ALICE,
+    });
+    expect(new URL(decided.redirectUrl).searchParams.get('scope')?.split(' ').sort()).toEqual([
+      'notes.read',
+      'profile',
+    ]);
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'alice' });
-    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId: ALICE });
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie: decided.oauthState,
+      userId: ALICE,
+    });
     expect(done.connectionId).toBe(connectionId);
-    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_B, connectionId });
+    const { connection } = await client.request(rpc.broker.getConnection, {
+      orgId: ORG,
+      applicationId: APP_B,
+      connectionId,
+    });
     expect(connection?.scopes).toEqual(['demo:read:profile']);
     // App A's grant is untouched, and the re-authorized token still serves it.
-    expect((await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId })).connection?.scopes).toEqual(['demo:read:notes']);
+    expect(
+      (await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId })).connection
+        ?.scopes,
+    ).toEqual(['demo:read:notes']);
     const token = await client.request(rpc.broker.getAccessToken, { connectionId });
     expect(token.sourceScopes).toEqual(['notes.read', 'profile']);
-    expect((await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } })).status,
+    ).toBe(200);
   });
 
   it('refuses a replayed callback, a forged state and a state from another browser, storing nothing', async () => {
@@ -243,51 +371,124 @@ describe('connect flow at the broker', () => {
     const connections = await count('connections');
 
     // Another browser (no / another state cookie): refused, and the session is burnt.
-    expect(await rejection(client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: 'x'.repeat(43), userId: bob }))).toBe('oauth_state_invalid');
+    expect(
+      await rejection(
+        client.request(rpc.broker.completeAuthorization, {
+          callbackQuery: redirect.search.slice(1),
+          stateCookie: 'x'.repeat(43),
+          userId: bob,
+        }),
+      ),
+    ).toBe('oauth_state_invalid');
     // The same callback again, now with the right cookie: the state is spent.
-    expect(await rejection(client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: bob }))).toBe('oauth_state_invalid');
+    expect(
+      await rejection(
+        client.request(rpc.broker.completeAuthorization, {
+          callbackQuery: redirect.search.slice(1),
+          stateCookie,
+          userId: bob,
+        }),
+      ),
+    ).toBe('oauth_state_invalid');
     // A state nobody issued.
-    expect(await rejection(client.request(rpc.broker.completeAuthorization, { callbackQuery: 'code=abc&state=forged', stateCookie: 'forged', userId: bob }))).toBe('oauth_state_invalid');
+    expect(
+      await rejection(
+        client.request(rpc.broker.completeAuthorization, {
+          callbackQuery: 'code=abc&state=forged',
+          stateCookie: 'forged',
+          userId: bob,
+        }),
+      ),
+    ).toBe('oauth_state_invalid');
     expect(await count('connections')).toBe(connections);
   });
 
   it('deny redirects with access_denied and the state; the link is then spent', async () => {
     const session = await newSession();
-    const denied = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.DENY });
+    const denied = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.DENY,
+    });
     const back = new URL(denied.redirectUrl);
     expect(back.searchParams.get('error')).toBe('access_denied');
     expect(back.searchParams.get('state')).toBe(`st-${APP_A.slice(0, 4)}`);
     expect(back.searchParams.get('connectionId')).toBeNull();
-    expect(await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' }))).toBe('connect_session_invalid');
+    expect(
+      await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' })),
+    ).toBe('connect_session_invalid');
   });
 
   it('a source that refuses (the person denies at the source) redirects with access_denied', async () => {
     const session = await newSession();
     const carol = randomUUID();
-    const decided = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: carol });
+    const decided = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId: carol,
+    });
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'bob', decision: 'deny' });
-    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId: carol });
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie: decided.oauthState,
+      userId: carol,
+    });
     expect(new URL(done.redirectUrl).searchParams.get('error')).toBe('access_denied');
     expect(done.connectionId).toBe('');
   });
 
   it('an expired connect session can no longer be shown or allowed', async () => {
     const session = await newSession();
-    await db.pool.query(`UPDATE connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [session.sessionId]);
-    expect(await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' }))).toBe('connect_session_expired');
-    expect(await rejection(client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: ALICE }))).toBe('connect_session_expired');
+    await db.pool.query(`UPDATE connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+      session.sessionId,
+    ]);
+    expect(
+      await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' })),
+    ).toBe('connect_session_expired');
+    expect(
+      await rejection(
+        client.request(rpc.broker.decideConnectSession, {
+          sessionToken: session.sessionToken,
+          decision: ConnectDecision.ALLOW,
+          userId: ALICE,
+        }),
+      ),
+    ).toBe('connect_session_expired');
   });
 
   it('refuses scopes of another integration and integrations without a configured client', async () => {
-    expect(await rejection(client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'A', integration: 'demo', scopes: ['github:read:repos'], callbackUrl: CALLBACK }))).toBe('scope_not_allowed');
-    expect(await rejection(client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'A', integration: 'github', scopes: ['github:read:repos'], callbackUrl: CALLBACK }))).toBe('integration_not_allowed');
+    expect(
+      await rejection(
+        client.request(rpc.broker.createConnectSession, {
+          orgId: ORG,
+          applicationId: APP_A,
+          applicationName: 'A',
+          integration: 'demo',
+          scopes: ['github:read:repos'],
+          callbackUrl: CALLBACK,
+        }),
+      ),
+    ).toBe('scope_not_allowed');
+    expect(
+      await rejection(
+        client.request(rpc.broker.createConnectSession, {
+          orgId: ORG,
+          applicationId: APP_A,
+          applicationName: 'A',
+          integration: 'github',
+          scopes: ['github:read:repos'],
+          callbackUrl: CALLBACK,
+        }),
+      ),
+    ).toBe('integration_not_allowed');
   });
 
   it('refreshes once for many concurrent callers, keeps the rotated refresh token, and marks needs_reauth on invalid_grant', async () => {
     const before = await client.request(rpc.broker.getAccessToken, { connectionId });
     await demo.control.expireTokens(false);
     const refreshedBefore = (await demo.control.counters()).tokensRefreshed;
-    const results = await Promise.all(Array.from({ length: 8 }, () => client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true })),
+    );
     const tokens = new Set(results.map((r) => r.accessToken));
     expect((await demo.control.counters()).tokensRefreshed - refreshedBefore).toBe(1);
     expect(tokens.size).toBe(1);
@@ -300,8 +501,14 @@ describe('connect flow at the broker', () => {
     expect(again.accessToken).not.toBe([...tokens][0]);
 
     await demo.control.expireTokens(true);
-    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true }))).toBe('connection_needs_reauth');
-    const { connection } = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId });
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true }))).toBe(
+      'connection_needs_reauth',
+    );
+    const { connection } = await client.request(rpc.broker.getConnection, {
+      orgId: ORG,
+      applicationId: APP_A,
+      connectionId,
+    });
     expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
   });
 
@@ -309,7 +516,11 @@ describe('connect flow at the broker', () => {
     const session = await newSession();
     const frank = randomUUID();
     const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, frank, 'bob');
-    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: frank });
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie,
+      userId: frank,
+    });
     await demo.control.expireTokens(false);
     const before = (await demo.control.counters()).tokensRefreshed;
     const [one, two] = await Promise.all([
@@ -318,7 +529,10 @@ describe('connect flow at the broker', () => {
     ]);
     expect((await demo.control.counters()).tokensRefreshed - before).toBe(1);
     expect(one.credential.accessToken).toBe(two.credential.accessToken);
-    const works = await fetch(`${(await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId })).apiBaseUrl}/items`, { headers: { authorization: `Bearer ${one.credential.accessToken}` } });
+    const works = await fetch(
+      `${(await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId })).apiBaseUrl}/items`,
+      { headers: { authorization: `Bearer ${one.credential.accessToken}` } },
+    );
     expect(works.status).toBe(200);
   });
 
@@ -329,63 +543,164 @@ describe('connect flow at the broker', () => {
     // The grant's transaction committed with its event, and the process died before flush().
     const db2 = app.get<BrokerDb>(BROKER_DB);
     const eventId = await db2.$transaction((tx) =>
-      relay.record(tx, { id: grantId, orgId: ORG, applicationId: APP_A, userId: ALICE, connectionId: connectionIdForEvent, scopes: ['demo:read:notes'], status: 'revoked', revision: 3, createdAt: new Date(), updatedAt: new Date(), revokedAt: new Date() }, 'demo'),
+      relay.record(
+        tx,
+        {
+          id: grantId,
+          orgId: ORG,
+          applicationId: APP_A,
+          userId: ALICE,
+          connectionId: connectionIdForEvent,
+          scopes: ['demo:read:notes'],
+          status: 'revoked',
+          revision: 3,
+          createdAt: new Date(),
+          updatedAt: new Date(),
+          revokedAt: new Date(),
+        },
+        'demo',
+      ),
     );
-    const published = async () => (await db.pool.query('SELECT published_at FROM grant_events WHERE id = $1', [eventId])).rows[0].published_at as Date | null;
+    const published = async () =>
+      (await db.pool.query('SELECT published_at FROM grant_events WHERE id = $1', [eventId])).rows[0]
+        .published_at as Date | null;
     expect(await published()).toBeNull();
     for (let i = 0; i < 60 && !(await published()); i++) await new Promise((r) => setTimeout(r, 200));
     expect(await published()).not.toBeNull();
-    const seen = (await readStream('control.v1.grant_changed')).map((d) => fromBinary(GrantChangedSchema, d)).filter((g) => g.grantId === grantId);
-    expect(seen).toEqual([expect.objectContaining({ eventId, status: GrantStatus.REVOKED, revision: 3n, connectionId: connectionIdForEvent })]);
+    const seen = (await readStream('control.v1.grant_changed'))
+      .map((d) => fromBinary(GrantChangedSchema, d))
+      .filter((g) => g.grantId === grantId);
+    expect(seen).toEqual([
+      expect.objectContaining({
+        eventId,
+        status: GrantStatus.REVOKED,
+        revision: 3n,
+        connectionId: connectionIdForEvent,
+      }),
+    ]);
   });
 
   it('an API-key integration stores the pasted key encrypted, without any source login', async () => {
-    const session = await client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'App A', integration: 'demo-keys', scopes: ['demo-keys:read:notes'], callbackUrl: CALLBACK });
+    const session = await client.request(rpc.broker.createConnectSession, {
+      orgId: ORG,
+      applicationId: APP_A,
+      applicationName: 'App A',
+      integration: 'demo-keys',
+      scopes: ['demo-keys:read:notes'],
+      callbackUrl: CALLBACK,
+    });
     const dave = randomUUID();
-    expect(await rejection(client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: dave, apiKey: 'short' }))).toBe('validation_failed');
+    expect(
+      await rejection(
+        client.request(rpc.broker.decideConnectSession, {
+          sessionToken: session.sessionToken,
+          decision: ConnectDecision.ALLOW,
+          userId: dave,
+          apiKey: 'short',
+        }),
+      ),
+    ).toBe('validation_failed');
     const key = `dk_${randomUUID().replace(/-/g, '')}`;
-    const done = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: dave, apiKey: key });
+    const done = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId: dave,
+      apiKey: key,
+    });
     expect(done.connectionId).not.toBe('');
     const token = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
     expect(token.accessToken).toBe(key);
-    const { rows } = await db.pool.query(`SELECT encode(credential_ciphertext, 'escape') AS raw FROM connections WHERE id = $1`, [done.connectionId]);
+    const { rows } = await db.pool.query(
+      `SELECT encode(credential_ciphertext, 'escape') AS raw FROM connections WHERE id = $1`,
+      [done.connectionId],
+    );
     expect(rows[0].raw).not.toContain(key);
   });
 
   it('a file-export integration (netflix) finishes with a connection and no source login, and hands out no token', async () => {
-    const session = await client.request(rpc.broker.createConnectSession, { orgId: ORG, applicationId: APP_A, applicationName: 'App A', integration: 'netflix', scopes: ['netflix:read:history'], callbackUrl: CALLBACK });
-    const shown = await client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' });
+    const session = await client.request(rpc.broker.createConnectSession, {
+      orgId: ORG,
+      applicationId: APP_A,
+      applicationName: 'App A',
+      integration: 'netflix',
+      scopes: ['netflix:read:history'],
+      callbackUrl: CALLBACK,
+    });
+    const shown = await client.request(rpc.broker.getConnectSession, {
+      sessionToken: session.sessionToken,
+      userId: '',
+    });
     expect(shown.authType).toBe('file_export');
     const frank = randomUUID();
-    const done = await client.request(rpc.broker.decideConnectSession, { sessionToken: session.sessionToken, decision: ConnectDecision.ALLOW, userId: frank });
+    const done = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId: frank,
+    });
     expect(done.connectionId).not.toBe('');
     expect(new URL(done.redirectUrl).searchParams.get('connectionId')).toBe(done.connectionId);
-    const seen = await client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: done.connectionId });
+    const seen = await client.request(rpc.broker.getConnection, {
+      orgId: ORG,
+      applicationId: APP_A,
+      connectionId: done.connectionId,
+    });
     expect(seen.connection?.integration).toBe('netflix');
-    const { rows } = await db.pool.query(`SELECT auth_type, wrapped_data_key IS NOT NULL AS keyed FROM connections WHERE id = $1`, [done.connectionId]);
+    const { rows } = await db.pool.query(
+      `SELECT auth_type, wrapped_data_key IS NOT NULL AS keyed FROM connections WHERE id = $1`,
+      [done.connectionId],
+    );
     expect(rows[0]).toEqual({ auth_type: 'file_export', keyed: true });
-    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe('no_source_api');
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe(
+      'no_source_api',
+    );
     // Deleting it works like any other connection (nothing to revoke at a source).
-    const removed = await client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: frank });
+    const removed = await client.request(rpc.broker.removeConnection, {
+      connectionId: done.connectionId,
+      userId: frank,
+    });
     expect(removed.revokedAtSource).toBe(false);
-    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe('connection_not_found');
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe(
+      'connection_not_found',
+    );
   });
 
   it('deleting a connection revokes at the source, revokes every grant and destroys the key', async () => {
     const session = await newSession(APP_A);
     const erin = randomUUID();
     const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, erin, 'bob');
-    const done = await client.request(rpc.broker.completeAuthorization, { callbackQuery: redirect.search.slice(1), stateCookie, userId: erin });
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie,
+      userId: erin,
+    });
     const token = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
 
-    expect(await rejection(client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: randomUUID() }))).toBe('connection_not_found');
-    const removed = await client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: erin });
+    expect(
+      await rejection(
+        client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: randomUUID() }),
+      ),
+    ).toBe('connection_not_found');
+    const removed = await client.request(rpc.broker.removeConnection, {
+      connectionId: done.connectionId,
+      userId: erin,
+    });
     expect(removed.revokedAtSource).toBe(true);
-    const after = await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } });
+    const after = await fetch(`${token.apiBaseUrl}/items`, {
+      headers: { authorization: `Bearer ${token.accessToken}` },
+    });
     expect(after.status).toBe(401);
-    const { rows } = await db.pool.query(`SELECT wrapped_data_key, credential_ciphertext, status FROM connections WHERE id = $1`, [done.connectionId]);
+    const { rows } = await db.pool.query(
+      `SELECT wrapped_data_key, credential_ciphertext, status FROM connections WHERE id = $1`,
+      [done.connectionId],
+    );
     expect(rows[0]).toEqual({ wrapped_data_key: null, credential_ciphertext: null, status: 'revoked' });
-    expect(await rejection(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: done.connectionId }))).toBe('connection_not_found');
-    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe('connection_not_found');
+    expect(
+      await rejection(
+        client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: done.connectionId }),
+      ),
+    ).toBe('connection_not_found');
+    expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe(
+      'connection_not_found',
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
 import type { ConnectSession } from '../generated/prisma/client.js';
 
@@ -36,17 +37,31 @@ export class ConnectSessionsRepository {
   }
 
   /** pending → authorizing, storing who allowed and the state/verifier; false when someone else moved it first. */
-  async startAuthorizing(id: string, userId: string, stateHash: Buffer, codeVerifierCiphertext: Buffer, now: Date): Promise<boolean> {
+  async startAuthorizing(
+    id: string,
+    userId: string,
+    stateHash: Buffer,
+    codeVerifierCiphertext: Buffer,
+    now: Date,
+  ): Promise<boolean> {
     const { count } = await this.db.connectSession.updateMany({
       where: { id, status: 'pending', expiresAt: { gt: now } },
-      data: { status: 'authorizing', userId, oauthStateHash: new Uint8Array(stateHash), codeVerifierCiphertext: new Uint8Array(codeVerifierCiphertext) },
+      data: {
+        status: 'authorizing',
+        userId,
+        oauthStateHash: new Uint8Array(stateHash),
+        codeVerifierCiphertext: new Uint8Array(codeVerifierCiphertext),
+      },
     });
     return count === 1;
   }
 
   /** Forgets the state (single use): true for exactly one caller presenting it. */
   async claimState(id: string, stateHash: Buffer): Promise<boolean> {
-    const { count } = await this.db.connectSession.updateMany({ where: { id, status: 'authorizing', oauthStateHash: new Uint8Array(stateHash) }, data: { oauthStateHash: null } });
+    const { count } = await this.db.connectSession.updateMany({
+      where: { id, status: 'authorizing', oauthStateHash: new Uint8Array(stateHash) },
+      data: { oauthStateHash: null },
+    });
     return count === 1;
   }
 
@@ -54,7 +69,14 @@ export class ConnectSessionsRepository {
    * Claims a session to finish it (from `from`), consuming it: the one caller that gets
    * true does the work; the verifier is wiped in the same update.
    */
-  async finish(tx: Tx, id: string, from: 'pending' | 'authorizing', outcome: 'completed' | 'failed', now: Date, extra: { userId?: string; connectionId?: string } = {}): Promise<boolean> {
+  async finish(
+    tx: Tx,
+    id: string,
+    from: 'pending' | 'authorizing',
+    outcome: 'completed' | 'failed',
+    now: Date,
+    extra: { userId?: string; connectionId?: string } = {},
+  ): Promise<boolean> {
     const { count } = await tx.connectSession.updateMany({
       where: { id, status: from },
       data: { status: outcome, finishedAt: now, codeVerifierCiphertext: null, ...extra },

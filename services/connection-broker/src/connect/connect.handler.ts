@@ -1,16 +1,17 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
-  ConnectDecision,
-  rpc,
   type CompleteAuthorizationRequest,
+  ConnectDecision,
   type CreateConnectSessionRequest,
   type DecideConnectSessionRequest,
   type GetConnectSessionRequest,
+  rpc,
 } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import { ConnectService } from './connect.service.js';
 
 @Controller()

@@ -1,13 +1,25 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcHandler } from '@context-gateway/messaging';
-import { ConnectionStatus, rpc, type GetAccessTokenRequest, type GetConnectionRequest, type ListUserConnectionsRequest, type RemoveConnectionRequest } from '@context-gateway/proto';
+import {
+  ConnectionStatus,
+  type GetAccessTokenRequest,
+  type GetConnectionRequest,
+  type ListUserConnectionsRequest,
+  type RemoveConnectionRequest,
+  rpc,
+} from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import type { Connection } from './connections.repository.js';
 import { ConnectionsService } from './connections.service.js';
 
-const STATUS = { active: ConnectionStatus.ACTIVE, needs_reauth: ConnectionStatus.NEEDS_REAUTH, revoked: ConnectionStatus.REVOKED } as const;
+const STATUS = {
+  active: ConnectionStatus.ACTIVE,
+  needs_reauth: ConnectionStatus.NEEDS_REAUTH,
+  revoked: ConnectionStatus.REVOKED,
+} as const;
 
 function toConnectionMessage(connection: Connection, scopes: string[]) {
   return {
@@ -55,7 +67,10 @@ export class ConnectionsHandler {
     return {
       connections: connections.map((c) => ({
         // Scopes: what the person grants to any application, active grants only.
-        connection: toConnectionMessage(c, [...new Set(c.grants.filter((g) => g.status === 'active').flatMap((g) => g.scopes))].sort()),
+        connection: toConnectionMessage(
+          c,
+          [...new Set(c.grants.filter((g) => g.status === 'active').flatMap((g) => g.scopes))].sort(),
+        ),
         grants: c.grants.map((g) => ({
           applicationId: g.applicationId,
           orgId: g.orgId,

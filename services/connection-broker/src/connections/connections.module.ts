@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { GrantsModule } from '../grants/grants.module.js';
 import { ConnectionsHandler } from './connections.handler.js';
 import { ConnectionsRepository } from './connections.repository.js';

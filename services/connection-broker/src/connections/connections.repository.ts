@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
 import type { Connection, Grant } from '../generated/prisma/client.js';
 
@@ -15,7 +16,11 @@ export class ConnectionsRepository {
 
   /** A user's connections that were not deleted, oldest first, each with all its grants (active and revoked). */
   listForUser(userId: string): Promise<(Connection & { grants: Grant[] })[]> {
-    return this.db.connection.findMany({ where: { userId, deletedAt: null }, include: { grants: { orderBy: { createdAt: 'asc' } } }, orderBy: { createdAt: 'asc' } });
+    return this.db.connection.findMany({
+      where: { userId, deletedAt: null },
+      include: { grants: { orderBy: { createdAt: 'asc' } } },
+      orderBy: { createdAt: 'asc' },
+    });
   }
 
   findByUser(userId: string, integration: string, tx: Tx = this.db): Promise<Connection | null> {
@@ -34,16 +39,37 @@ export class ConnectionsRepository {
 
   create(
     tx: Tx,
-    data: { id: string; orgId: string; userId: string; integration: string; authType: 'oauth2' | 'api_key' | 'file_export'; sourceScopes: string[]; wrappedDataKey: Buffer; credentialCiphertext: Buffer; accessExpiresAt: Date | null },
+    data: {
+      id: string;
+      orgId: string;
+      userId: string;
+      integration: string;
+      authType: 'oauth2' | 'api_key' | 'file_export';
+      sourceScopes: string[];
+      wrappedDataKey: Buffer;
+      credentialCiphertext: Buffer;
+      accessExpiresAt: Date | null;
+    },
   ): Promise<Connection> {
-    return tx.connection.create({ data: { ...data, wrappedDataKey: new Uint8Array(data.wrappedDataKey), credentialCiphertext: new Uint8Array(data.credentialCiphertext) } });
+    return tx.connection.create({
+      data: {
+        ...data,
+        wrappedDataKey: new Uint8Array(data.wrappedDataKey),
+        credentialCiphertext: new Uint8Array(data.credentialCiphertext),
+      },
+    });
   }
 
   /** A reconnect: a new credential (and data key) on the same row, active again. */
   replaceCredential(
     tx: Tx,
     id: string,
-    data: { sourceScopes: string[]; wrappedDataKey: Buffer; credentialCiphertext: Buffer; accessExpiresAt: Date | null },
+    data: {
+      sourceScopes: string[];
+      wrappedDataKey: Buffer;
+      credentialCiphertext: Buffer;
+      accessExpiresAt: Date | null;
+    },
   ): Promise<Connection> {
     return tx.connection.update({
       where: { id },
@@ -60,7 +86,15 @@ export class ConnectionsRepository {
 
   /** A refresh: the new credential under the same data key. */
   storeRefreshed(tx: Tx, id: string, credentialCiphertext: Buffer, accessExpiresAt: Date | null): Promise<Connection> {
-    return tx.connection.update({ where: { id }, data: { credentialCiphertext: new Uint8Array(credentialCiphertext), accessExpiresAt, status: 'active', credentialVersion: { increment: 1 } } });
+    return tx.connection.update({
+      where: { id },
+      data: {
+        credentialCiphertext: new Uint8Array(credentialCiphertext),
+        accessExpiresAt,
+        status: 'active',
+        credentialVersion: { increment: 1 },
+      },
+    });
   }
 
   async markNeedsReauth(id: string): Promise<void> {
@@ -69,6 +103,15 @@ export class ConnectionsRepository {
 
   /** Crypto-shredding, durable half: the wrapped data key and the ciphertext are gone. */
   async shred(tx: Tx, id: string, now: Date): Promise<void> {
-    await tx.connection.update({ where: { id }, data: { status: 'revoked', wrappedDataKey: null, credentialCiphertext: null, accessExpiresAt: null, deletedAt: now } });
+    await tx.connection.update({
+      where: { id },
+      data: {
+        status: 'revoked',
+        wrappedDataKey: null,
+        credentialCiphertext: null,
+        accessExpiresAt: null,
+        deletedAt: now,
+      },
+    });
   }
 }

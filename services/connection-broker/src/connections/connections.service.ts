@@ -1,7 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
 import type { Env } from '../env.js';
 import { GrantEventsRelay } from '../grants/grant-events.relay.js';
@@ -9,8 +10,8 @@ import { GrantFollowers } from '../grants/grant-followers.service.js';
 import { GrantsRepository } from '../grants/grants.repository.js';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
-import { CredentialVault, type Credential } from '../vault/credential-vault.js';
-import { ConnectionsRepository, type Connection } from './connections.repository.js';
+import { type Credential, CredentialVault } from '../vault/credential-vault.js';
+import { type Connection, ConnectionsRepository } from './connections.repository.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -43,7 +44,11 @@ export class ConnectionsService {
   ) {}
 
   /** The connection as the asking app sees it: only with an active grant of that app in that org, else not found. */
-  async getForApp(orgId: string, applicationId: string, connectionId: string): Promise<{ connection: Connection; scopes: string[] }> {
+  async getForApp(
+    orgId: string,
+    applicationId: string,
+    connectionId: string,
+  ): Promise<{ connection: Connection; scopes: string[] }> {
     if (!UUID.test(connectionId)) throw new AppError('connection_not_found');
     const grant = await this.grants.findActive(applicationId, connectionId);
     if (!grant || grant.orgId !== orgId) throw new AppError('connection_not_found');
@@ -61,7 +66,10 @@ export class ConnectionsService {
   async accessToken(connectionId: string, forceRefresh: boolean): Promise<AccessToken> {
     const connection = await this.usable(await this.connections.findById(connectionId));
     if (connection.authType === 'file_export') {
-      throw new AppError('no_source_api', `${this.catalog.get(connection.integration).displayName} has no API: its data is imported from the export the person uploads`);
+      throw new AppError(
+        'no_source_api',
+        `${this.catalog.get(connection.integration).displayName} has no API: its data is imported from the export the person uploads`,
+      );
     }
     const credential = await this.vault.open(owner(connection), sealed(connection));
     if (connection.authType === 'api_key' || (!forceRefresh && !this.expiringSoon(connection.accessExpiresAt))) {
@@ -69,7 +77,9 @@ export class ConnectionsService {
     }
     let flight = this.#refreshing.get(connectionId);
     if (!flight) {
-      flight = this.refreshLocked(connectionId, connection.credentialVersion).finally(() => this.#refreshing.delete(connectionId));
+      flight = this.refreshLocked(connectionId, connection.credentialVersion).finally(() =>
+        this.#refreshing.delete(connectionId),
+      );
       this.#refreshing.set(connectionId, flight);
     }
     return flight;
@@ -82,11 +92,17 @@ export class ConnectionsService {
           const row = await this.usable(await this.connections.lockForUpdate(tx, connectionId));
           const current = await this.vault.open(owner(row), sealed(row));
           // Another replica refreshed while we waited for the lock: use its token, keep the refresh token it stored.
-          if (row.credentialVersion !== seenVersion && !this.expiringSoon(row.accessExpiresAt)) return { credential: current, connection: row };
+          if (row.credentialVersion !== seenVersion && !this.expiringSoon(row.accessExpiresAt))
+            return { credential: current, connection: row };
           const next = await this.oauth.refresh(this.catalog.get(row.integration), current);
           // The rotated refresh token is stored in the same transaction that consumed the old one.
           const ciphertext = await this.vault.reseal(owner(row), row.wrappedDataKey!, next);
-          const stored = await this.connections.storeRefreshed(tx, row.id, ciphertext, next.expiresAt ? new Date(next.expiresAt) : null);
+          const stored = await this.connections.storeRefreshed(
+            tx,
+            row.id,
+            ciphertext,
+            next.expiresAt ? new Date(next.expiresAt) : null,
+          );
           this.logger.info({ connectionId, integration: row.integration }, 'access token refreshed');
           return { credential: next, connection: stored };
         },
@@ -108,7 +124,8 @@ export class ConnectionsService {
    */
   async remove(connectionId: string, userId: string): Promise<boolean> {
     const connection = await this.connections.findById(connectionId);
-    if (!connection || connection.userId !== userId || connection.deletedAt || !connection.wrappedDataKey) throw new AppError('connection_not_found');
+    if (!connection || connection.userId !== userId || connection.deletedAt || !connection.wrappedDataKey)
+      throw new AppError('connection_not_found');
     const integration = this.catalog.get(connection.integration);
     let revokedAtSource = false;
     if (integration.authType === 'oauth2') {
@@ -128,12 +145,16 @@ export class ConnectionsService {
     this.vault.shred(owner(connection), connection.wrappedDataKey);
     await this.followers.revoked(revokedGrants.map((r) => r.eventId));
     await this.followers.connectionDeleted(connectionId, userId);
-    this.logger.info({ connectionId, integration: connection.integration, revokedAtSource }, 'connection deleted and its key destroyed');
+    this.logger.info(
+      { connectionId, integration: connection.integration, revokedAtSource },
+      'connection deleted and its key destroyed',
+    );
     return revokedAtSource;
   }
 
   private async usable(connection: Connection | null): Promise<Connection> {
-    if (!connection || connection.deletedAt || !connection.wrappedDataKey || !connection.credentialCiphertext) throw new AppError('connection_not_found');
+    if (!connection || connection.deletedAt || !connection.wrappedDataKey || !connection.credentialCiphertext)
+      throw new AppError('connection_not_found');
     if (connection.status === 'needs_reauth') throw new AppError('connection_needs_reauth');
     return connection;
   }

@@ -1,7 +1,8 @@
-import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { createPrismaAdapter } from '@context-gateway/database';
 import { PG_POOL, SERVICE_INFO, type ServiceInfo } from '@context-gateway/service-kit';
+import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
+
 import { PrismaClient } from '../generated/prisma/client.js';
 
 /** connection-broker's Prisma client, on the runtime's pool (search_path = its schema). Only repositories inject it. */
@@ -24,7 +25,8 @@ class DbLifecycle implements OnApplicationShutdown {
     {
       provide: BROKER_DB,
       inject: [PG_POOL, SERVICE_INFO],
-      useFactory: (pool: Pool, info: ServiceInfo) => new PrismaClient({ adapter: createPrismaAdapter(pool, info.databaseSchema) }),
+      useFactory: (pool: Pool, info: ServiceInfo) =>
+        new PrismaClient({ adapter: createPrismaAdapter(pool, info.databaseSchema) }),
     },
     DbLifecycle,
   ],

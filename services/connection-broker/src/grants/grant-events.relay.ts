@@ -1,14 +1,16 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, GrantChangedSchema, GrantStatus } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
+
 import type { Tx } from '../database/database.module.js';
-import { GrantEventsRepository, type GrantEvent } from './grant-events.repository.js';
+import { type GrantEvent, GrantEventsRepository } from './grant-events.repository.js';
 import type { Grant } from './grants.repository.js';
 
 /** How often the sweep looks for events whose first publish failed, and how old they must be. */
@@ -49,7 +51,12 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
       revision: BigInt(grant.revision),
       occurredAt: timestampFromDate(grant.updatedAt),
     });
-    await this.outbox.add(tx, { id, grantId: grant.id, revision: grant.revision, payload: toBinary(GrantChangedSchema, message) });
+    await this.outbox.add(tx, {
+      id,
+      grantId: grant.id,
+      revision: grant.revision,
+      payload: toBinary(GrantChangedSchema, message),
+    });
     return id;
   }
 
@@ -59,14 +66,19 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
     try {
       await this.outbox.withUnpublished({ ids, limit: ids.length }, (pending, tx) => this.publishAll(pending, tx));
     } catch (error) {
-      this.logger.warn({ code: AppError.from(error).code, events: ids.length }, 'grant_changed not published yet; the outbox sweep will retry');
+      this.logger.warn(
+        { code: AppError.from(error).code, events: ids.length },
+        'grant_changed not published yet; the outbox sweep will retry',
+      );
     }
   }
 
   /** One sweep over events older than SWEEP_AFTER_MS that are still unpublished. */
   sweep(): Promise<number> {
     const run = this.#sweeping.then(() =>
-      this.outbox.withUnpublished({ olderThan: new Date(Date.now() - SWEEP_AFTER_MS), limit: 100 }, (pending, tx) => this.publishAll(pending, tx)),
+      this.outbox.withUnpublished({ olderThan: new Date(Date.now() - SWEEP_AFTER_MS), limit: 100 }, (pending, tx) =>
+        this.publishAll(pending, tx),
+      ),
     );
     this.#sweeping = run.catch(() => undefined);
     return run;
@@ -74,7 +86,9 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
 
   onApplicationBootstrap(): void {
     this.#timer = setInterval(() => {
-      this.sweep().catch((error: unknown) => this.logger.warn({ code: AppError.from(error).code }, 'grant_changed outbox sweep failed; retrying'));
+      this.sweep().catch((error: unknown) =>
+        this.logger.warn({ code: AppError.from(error).code }, 'grant_changed outbox sweep failed; retrying'),
+      );
     }, SWEEP_EVERY_MS);
     this.#timer.unref();
   }
@@ -89,7 +103,14 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
       const message = fromBinary(GrantChangedSchema, event.payload);
       await this.publisher.publish(events.grantChanged, message);
       await this.outbox.markPublished(tx, event.id, new Date());
-      this.logger.info({ grantId: event.grantId, revision: event.revision, status: message.status === GrantStatus.ACTIVE ? 'active' : 'revoked' }, 'grant changed');
+      this.logger.info(
+        {
+          grantId: event.grantId,
+          revision: event.revision,
+          status: message.status === GrantStatus.ACTIVE ? 'active' : 'revoked',
+        },
+        'grant changed',
+      );
     }
     return pending.length;
   }

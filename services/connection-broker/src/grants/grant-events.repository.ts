@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
 import type { GrantEvent } from '../generated/prisma/client.js';
 
@@ -14,12 +15,24 @@ export class GrantEventsRepository {
   }
 
   /** Runs `work` with unpublished events locked (others skip them), oldest first. */
-  async withUnpublished<T>(filter: { ids?: string[]; olderThan?: Date; limit: number }, work: (events: GrantEvent[], tx: Tx) => Promise<T>): Promise<T> {
+  async withUnpublished<T>(
+    filter: { ids?: string[]; olderThan?: Date; limit: number },
+    work: (events: GrantEvent[], tx: Tx) => Promise<T>,
+  ): Promise<T> {
     return this.db.$transaction(async (tx) => {
       const locked = filter.ids
-        ? await tx.$queryRaw<{ id: string }[]>`SELECT id FROM grant_events WHERE published_at IS NULL AND id = ANY(${filter.ids}::uuid[]) ORDER BY created_at FOR UPDATE SKIP LOCKED`
-        : await tx.$queryRaw<{ id: string }[]>`SELECT id FROM grant_events WHERE published_at IS NULL AND created_at < ${filter.olderThan ?? new Date()} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
-      const events = locked.length ? await tx.grantEvent.findMany({ where: { id: { in: locked.map((r) => r.id) } }, orderBy: { createdAt: 'asc' } }) : [];
+        ? await tx.$queryRaw<
+            { id: string }[]
+          >`SELECT id FROM grant_events WHERE published_at IS NULL AND id = ANY(${filter.ids}::uuid[]) ORDER BY created_at FOR UPDATE SKIP LOCKED`
+        : await tx.$queryRaw<
+            { id: string }[]
+          >`SELECT id FROM grant_events WHERE published_at IS NULL AND created_at < ${filter.olderThan ?? new Date()} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
+      const events = locked.length
+        ? await tx.grantEvent.findMany({
+            where: { id: { in: locked.map((r) => r.id) } },
+            orderBy: { createdAt: 'asc' },
+          })
+        : [];
       return work(events, tx);
     });
   }

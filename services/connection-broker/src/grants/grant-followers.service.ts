@@ -1,11 +1,13 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantState, personalServerRpc, SyncReason } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
+
 import { GrantEventsRelay } from './grant-events.relay.js';
 import type { Grant } from './grants.repository.js';
 
@@ -73,7 +75,10 @@ export class GrantFollowers {
     try {
       await this.rpc.request(personalServerRpc.deleteConnection, { connectionId, userId });
     } catch (error) {
-      this.logger.warn({ connectionId, code: error instanceof AppError ? error.code : 'internal' }, 'personal server did not confirm deleting the connection\'s records');
+      this.logger.warn(
+        { connectionId, code: error instanceof AppError ? error.code : 'internal' },
+        "personal server did not confirm deleting the connection's records",
+      );
     }
   }
 
@@ -81,7 +86,14 @@ export class GrantFollowers {
     try {
       await call();
     } catch (error) {
-      this.logger.warn({ grantId: grant.id, connectionId: grant.connectionId, code: error instanceof AppError ? error.code : 'internal' }, `personal server did not confirm: ${what} (it follows control.v1.grant_changed)`);
+      this.logger.warn(
+        {
+          grantId: grant.id,
+          connectionId: grant.connectionId,
+          code: error instanceof AppError ? error.code : 'internal',
+        },
+        `personal server did not confirm: ${what} (it follows control.v1.grant_changed)`,
+      );
     }
   }
 

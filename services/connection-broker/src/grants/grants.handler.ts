@@ -1,7 +1,8 @@
+import { RpcHandler } from '@context-gateway/messaging';
+import { type RevokeConnectionGrantRequest, rpc } from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type RevokeConnectionGrantRequest } from '@context-gateway/proto';
+
 import { GrantsService } from './grants.service.js';
 
 @Controller()
@@ -10,7 +11,12 @@ export class GrantsHandler {
 
   @RpcHandler(rpc.broker.revokeGrant)
   async revoke(@Payload() m: RevokeConnectionGrantRequest) {
-    const grantId = await this.grants.revoke({ connectionId: m.connectionId, applicationId: m.applicationId, userId: m.userId || undefined, orgId: m.orgId || undefined });
+    const grantId = await this.grants.revoke({
+      connectionId: m.connectionId,
+      applicationId: m.applicationId,
+      userId: m.userId || undefined,
+      orgId: m.orgId || undefined,
+    });
     return { grantId };
   }
 }

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { GrantEventsRelay } from './grant-events.relay.js';
 import { GrantEventsRepository } from './grant-events.repository.js';
 import { GrantFollowers } from './grant-followers.service.js';

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
 import type { Grant } from '../generated/prisma/client.js';
 
@@ -14,7 +15,10 @@ export class GrantsRepository {
   }
 
   /** Creates the app's grant, or re-activates it with the new scopes (revision + 1). */
-  upsert(tx: Tx, data: { orgId: string; applicationId: string; userId: string; connectionId: string; scopes: string[] }): Promise<Grant> {
+  upsert(
+    tx: Tx,
+    data: { orgId: string; applicationId: string; userId: string; connectionId: string; scopes: string[] },
+  ): Promise<Grant> {
     return tx.grant.upsert({
       where: { applicationId_connectionId: { applicationId: data.applicationId, connectionId: data.connectionId } },
       create: data,
@@ -22,20 +26,33 @@ export class GrantsRepository {
     });
   }
 
-  findActiveMatching(where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }, tx: Tx = this.db): Promise<Grant | null> {
+  findActiveMatching(
+    where: { applicationId: string; connectionId: string; userId?: string; orgId?: string },
+    tx: Tx = this.db,
+  ): Promise<Grant | null> {
     return tx.grant.findFirst({ where: { ...where, status: 'active' } });
   }
 
   /** Revokes one grant; null when there is no active grant matching. */
-  async revoke(tx: Tx, where: { applicationId: string; connectionId: string; userId?: string; orgId?: string }, now: Date): Promise<Grant | null> {
+  async revoke(
+    tx: Tx,
+    where: { applicationId: string; connectionId: string; userId?: string; orgId?: string },
+    now: Date,
+  ): Promise<Grant | null> {
     const grant = await this.findActiveMatching(where, tx);
     if (!grant) return null;
-    return tx.grant.update({ where: { id: grant.id }, data: { status: 'revoked', revokedAt: now, revision: { increment: 1 } } });
+    return tx.grant.update({
+      where: { id: grant.id },
+      data: { status: 'revoked', revokedAt: now, revision: { increment: 1 } },
+    });
   }
 
   /** The integration of a grant's connection (events and shards name it). */
   async integrationOf(tx: Tx, grant: Grant): Promise<string> {
-    const connection = await tx.connection.findUniqueOrThrow({ where: { id: grant.connectionId }, select: { integration: true } });
+    const connection = await tx.connection.findUniqueOrThrow({
+      where: { id: grant.connectionId },
+      select: { integration: true },
+    });
     return connection.integration;
   }
 

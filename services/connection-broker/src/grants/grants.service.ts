@@ -1,5 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
+import { Inject, Injectable } from '@nestjs/common';
+
 import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
 import { GrantEventsRelay } from './grant-events.relay.js';
 import { GrantFollowers } from './grant-followers.service.js';
@@ -19,8 +20,18 @@ export class GrantsService {
    * The shard commits the revocation before we do (and before the caller gets an answer):
    * the revoked app's very next query fails there. Then the grant row and its event.
    */
-  async revoke(input: { connectionId: string; applicationId: string; userId?: string; orgId?: string }): Promise<string> {
-    const where = { connectionId: input.connectionId, applicationId: input.applicationId, ...(input.userId ? { userId: input.userId } : {}), ...(input.orgId ? { orgId: input.orgId } : {}) };
+  async revoke(input: {
+    connectionId: string;
+    applicationId: string;
+    userId?: string;
+    orgId?: string;
+  }): Promise<string> {
+    const where = {
+      connectionId: input.connectionId,
+      applicationId: input.applicationId,
+      ...(input.userId ? { userId: input.userId } : {}),
+      ...(input.orgId ? { orgId: input.orgId } : {}),
+    };
     const active = await this.grants.findActiveMatching(where);
     if (!active) throw new AppError('connection_not_found');
     await this.followers.revokeAtShard(active);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { IntegrationCatalog } from './integration-catalog.js';
 
 describe('IntegrationCatalog', () => {
@@ -25,12 +26,17 @@ describe('IntegrationCatalog', () => {
 
   it('maps our scopes to the source scopes, de-duplicated', () => {
     const github = catalog.get('github');
-    expect(catalog.sourceScopes(github, ['github:read:repos', 'github:read:issues', 'github:read:profile'])).toEqual(['read:user', 'repo']);
+    expect(catalog.sourceScopes(github, ['github:read:repos', 'github:read:issues', 'github:read:profile'])).toEqual([
+      'read:user',
+      'repo',
+    ]);
   });
 
   it('refuses an unknown integration or a scope of another integration', () => {
     expect(() => catalog.get('gitlab')).toThrow(expect.objectContaining({ code: 'integration_not_allowed' }));
-    expect(() => catalog.checkScopes(catalog.get('github'), ['spotify:read:playlists'])).toThrow(expect.objectContaining({ code: 'scope_not_allowed' }));
+    expect(() => catalog.checkScopes(catalog.get('github'), ['spotify:read:playlists'])).toThrow(
+      expect.objectContaining({ code: 'scope_not_allowed' }),
+    );
   });
 
   it('loads a file-export integration (netflix): no API, no OAuth, no key, what the person uploads', () => {

@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
+
 import { AppError } from '@context-gateway/errors';
 import { z } from 'zod';
+
 import { integrationEnvPrefix } from '../env.js';
 
 /** The shape of one integrations/<key>.json file (validated at boot: a bad file stops the service). */
@@ -18,7 +20,10 @@ const integrationFileSchema = z
         issuer: z.string().url().optional(),
         authorizationUrl: z.string().url(),
         tokenUrl: z.string().url(),
-        revocation: z.object({ style: z.enum(['rfc7009', 'github']), url: z.string() }).strict().optional(),
+        revocation: z
+          .object({ style: z.enum(['rfc7009', 'github']), url: z.string() })
+          .strict()
+          .optional(),
         pkceRequired: z.boolean(),
         scopeSeparator: z.string().default(' '),
       })
@@ -26,7 +31,10 @@ const integrationFileSchema = z
       .optional(),
     apiKey: z.object({ label: z.string(), pattern: z.string() }).strict().optional(),
     /** file_export: the source has no API; the person's data arrives as a file export they upload. */
-    export: z.object({ label: z.string().min(1), format: z.string().min(1) }).strict().optional(),
+    export: z
+      .object({ label: z.string().min(1), format: z.string().min(1) })
+      .strict()
+      .optional(),
     scopes: z.record(z.string(), z.object({ source: z.array(z.string()), description: z.string().min(1) }).strict()),
   })
   .strict()
@@ -37,7 +45,10 @@ const integrationFileSchema = z
         : f.authType === 'api_key'
           ? Boolean(f.apiKey && f.apiBaseUrl && !f.export)
           : Boolean(f.export && !f.oauth && !f.apiKey),
-    { message: 'oauth2 needs `oauth` and `apiBaseUrl`, api_key needs `apiKey` and `apiBaseUrl`, file_export needs `export` (and neither `oauth` nor `apiKey`)' },
+    {
+      message:
+        'oauth2 needs `oauth` and `apiBaseUrl`, api_key needs `apiKey` and `apiBaseUrl`, file_export needs `export` (and neither `oauth` nor `apiKey`)',
+    },
   );
 
 export type IntegrationFile = z.infer<typeof integrationFileSchema>;
@@ -92,7 +103,8 @@ export function applyOverrides(file: IntegrationFile, env: Record<string, unknow
   };
   if (file.export) integration.export = { ...file.export };
   if (file.oauth) {
-    const revocationUrl = get('REVOCATION_URL') ?? (file.oauth.revocation ? rebase(file.oauth.revocation.url, base) : undefined);
+    const revocationUrl =
+      get('REVOCATION_URL') ?? (file.oauth.revocation ? rebase(file.oauth.revocation.url, base) : undefined);
     integration.oauth = {
       issuer: get('ISSUER') ?? (file.oauth.issuer ? (base ? new URL(base).origin : file.oauth.issuer) : undefined),
       authorizationUrl: get('AUTHORIZATION_URL') ?? rebase(file.oauth.authorizationUrl, base),
@@ -120,11 +132,16 @@ export class IntegrationCatalog {
   }
 
   static load(env: Record<string, unknown>, dir: URL = DEFAULT_DIR): IntegrationCatalog {
-    const files = readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+    const files = readdirSync(dir)
+      .filter((name) => name.endsWith('.json'))
+      .sort();
     return new IntegrationCatalog(
       files.map((name) => {
         const parsed = integrationFileSchema.safeParse(JSON.parse(readFileSync(new URL(name, dir), 'utf8')));
-        if (!parsed.success) throw new Error(`integrations/${name}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        if (!parsed.success)
+          throw new Error(
+            `integrations/${name}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+          );
         if (`${parsed.data.key}.json` !== name) throw new Error(`integrations/${name}: key must match the file name`);
         return applyOverrides(parsed.data, env);
       }),
@@ -145,7 +162,11 @@ export class IntegrationCatalog {
   checkScopes(integration: Integration, scopes: readonly string[]): string[] {
     const unknown = scopes.filter((s) => !integration.scopes[s]);
     if (unknown.length > 0) {
-      throw new AppError('scope_not_allowed', `Unknown scope for ${integration.key}`, unknown.map((s) => ({ path: 'scopes', message: `unknown scope ${s}` })));
+      throw new AppError(
+        'scope_not_allowed',
+        `Unknown scope for ${integration.key}`,
+        unknown.map((s) => ({ path: 'scopes', message: `unknown scope ${s}` })),
+      );
     }
     return [...new Set(scopes)].sort();
   }

@@ -1,6 +1,7 @@
-import { Global, Module } from '@nestjs/common';
 import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Global, Module } from '@nestjs/common';
 import type { Pool } from 'pg';
+
 import type { Env } from '../env.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { CredentialVault } from '../vault/credential-vault.js';
@@ -8,7 +9,9 @@ import { IntegrationCatalog } from './integration-catalog.js';
 
 /** Credentials still sealed under the keyring (a deleted connection's key was shredded already). */
 export async function countSealedCredentials(pool: Pick<Pool, 'query'>): Promise<number> {
-  return (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connections WHERE wrapped_data_key IS NOT NULL')).rows[0]!.n;
+  return (
+    await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connections WHERE wrapped_data_key IS NOT NULL')
+  ).rows[0]!.n;
 }
 
 /** The catalog, the OAuth client for the sources and the credential vault: what every context of the broker shares. */

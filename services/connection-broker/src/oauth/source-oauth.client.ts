@@ -1,5 +1,6 @@
 import { AppError } from '@context-gateway/errors';
 import * as client from 'openid-client';
+
 import type { Integration, OAuthEndpoints } from '../integrations/integration-catalog.js';
 import type { Credential } from '../vault/credential-vault.js';
 
@@ -23,7 +24,8 @@ export class SourceOAuthClient {
 
   #config(integration: Integration): { config: client.Configuration; oauth: OAuthEndpoints } {
     const oauth = integration.oauth;
-    if (!oauth?.clientId) throw new AppError('integration_not_allowed', `${integration.key} is not configured with an OAuth client`);
+    if (!oauth?.clientId)
+      throw new AppError('integration_not_allowed', `${integration.key} is not configured with an OAuth client`);
     let config = this.#configs.get(integration.key);
     if (!config) {
       const server: client.ServerMetadata = {
@@ -45,7 +47,10 @@ export class SourceOAuthClient {
   }
 
   /** A fresh state and PKCE verifier, and the source's authorization URL carrying them. */
-  async authorizationRequest(integration: Integration, sourceScopes: string[]): Promise<{ url: string; state: string; codeVerifier: string }> {
+  async authorizationRequest(
+    integration: Integration,
+    sourceScopes: string[],
+  ): Promise<{ url: string; state: string; codeVerifier: string }> {
     const { config, oauth } = this.#config(integration);
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
@@ -60,12 +65,20 @@ export class SourceOAuthClient {
   }
 
   /** Validates the callback (state, iss, error) and exchanges the code with the verifier. */
-  async exchange(integration: Integration, callbackQuery: string, expectedState: string, codeVerifier: string): Promise<Credential> {
+  async exchange(
+    integration: Integration,
+    callbackQuery: string,
+    expectedState: string,
+    codeVerifier: string,
+  ): Promise<Credential> {
     const { config } = this.#config(integration);
     const currentUrl = new URL(this.options.redirectUri);
     currentUrl.search = callbackQuery;
     try {
-      const tokens = await client.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: codeVerifier, expectedState });
+      const tokens = await client.authorizationCodeGrant(config, currentUrl, {
+        pkceCodeVerifier: codeVerifier,
+        expectedState,
+      });
       return toCredential(tokens);
     } catch (error) {
       throw sourceError(error, 'authorization code exchange');
@@ -75,7 +88,8 @@ export class SourceOAuthClient {
   /** Refresh grant. A rotated refresh token replaces the old one; an unrotated one is kept. */
   async refresh(integration: Integration, current: Credential): Promise<Credential> {
     const { config } = this.#config(integration);
-    if (!current.refreshToken) throw new AppError('connection_needs_reauth', 'The access token expired and the source gave no refresh token');
+    if (!current.refreshToken)
+      throw new AppError('connection_needs_reauth', 'The access token expired and the source gave no refresh token');
     try {
       const tokens = await client.refreshTokenGrant(config, current.refreshToken);
       const next = toCredential(tokens);
@@ -128,7 +142,10 @@ function toCredential(tokens: client.TokenEndpointResponse & client.TokenEndpoin
 /** The source's answer as a stable code: invalid_grant means the user must connect again. */
 function sourceError(error: unknown, what: string): AppError {
   if (error instanceof AppError) return error;
-  const oauthCode = error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError ? error.error : undefined;
+  const oauthCode =
+    error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError
+      ? error.error
+      : undefined;
   if (oauthCode === 'invalid_grant' && what === 'token refresh') {
     return new AppError('connection_needs_reauth', 'The source refused the refresh token (invalid_grant)');
   }

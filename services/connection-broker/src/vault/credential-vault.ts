@@ -1,4 +1,10 @@
-import { EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse, WrappedKey, type EncryptionContext } from '@context-gateway/crypto';
+import {
+  type EncryptionContext,
+  EnvelopeCipher,
+  LocalKeyProvider,
+  refuseNewKeyWhileInUse,
+  WrappedKey,
+} from '@context-gateway/crypto';
 
 /** What a connection's credential holds; serialized to JSON and encrypted as a whole. */
 export interface Credential {
@@ -33,8 +39,16 @@ export class CredentialVault {
   constructor(private readonly cipher: EnvelopeCipher) {}
 
   /** `countSealed`: how many credentials the database holds sealed (a fresh keyring is refused while any do). */
-  static async open(keyFile: string, createIfMissing: boolean, countSealed: () => Promise<number>): Promise<CredentialVault> {
-    const provider = await LocalKeyProvider.open({ path: keyFile, createIfMissing, beforeCreate: refuseNewKeyWhileInUse(countSealed, 'source credentials sealed under it') });
+  static async open(
+    keyFile: string,
+    createIfMissing: boolean,
+    countSealed: () => Promise<number>,
+  ): Promise<CredentialVault> {
+    const provider = await LocalKeyProvider.open({
+      path: keyFile,
+      createIfMissing,
+      beforeCreate: refuseNewKeyWhileInUse(countSealed, 'source credentials sealed under it'),
+    });
     return new CredentialVault(new EnvelopeCipher(provider, { cache: { ttlMs: 60_000 } }));
   }
 
@@ -42,7 +56,10 @@ export class CredentialVault {
   async sealNew(owner: ConnectionOwner, credential: Credential): Promise<SealedCredential> {
     const { key, wrapped } = await this.cipher.generateDataKey(wrapContext(owner));
     try {
-      return { wrappedDataKey: wrapped.encode(), ciphertext: key.encrypt(Buffer.from(JSON.stringify(credential)), dataAad(owner)) };
+      return {
+        wrappedDataKey: wrapped.encode(),
+        ciphertext: key.encrypt(Buffer.from(JSON.stringify(credential)), dataAad(owner)),
+      };
     } finally {
       key.destroy();
     }
@@ -54,7 +71,10 @@ export class CredentialVault {
     return key.encrypt(Buffer.from(JSON.stringify(credential)), dataAad(owner));
   }
 
-  async open(owner: ConnectionOwner, sealed: { wrappedDataKey: Uint8Array; ciphertext: Uint8Array }): Promise<Credential> {
+  async open(
+    owner: ConnectionOwner,
+    sealed: { wrappedDataKey: Uint8Array; ciphertext: Uint8Array },
+  ): Promise<Credential> {
     const key = await this.cipher.openDataKey(WrappedKey.decode(sealed.wrappedDataKey), wrapContext(owner));
     return JSON.parse(key.decrypt(sealed.ciphertext, dataAad(owner)).toString('utf8')) as Credential;
   }

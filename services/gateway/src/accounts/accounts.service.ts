@@ -1,12 +1,13 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
-import type { Env } from '../env.js';
+import { Inject, Injectable } from '@nestjs/common';
+
 import { SESSION_COOKIE } from '../auth/auth.types.js';
 import { parseCookies, serializeCookie } from '../auth/cookies.js';
+import type { Env } from '../env.js';
 
 /** Holds the passkey ceremony's token between its two requests: the ceremony is bound to this browser. */
 export const CEREMONY_COOKIE = 'cg_ceremony';
@@ -35,18 +36,32 @@ export class AccountsService {
   }
 
   async startRegistration(displayName: string, signedInUserId: string | undefined) {
-    const started = await this.rpcClient.request(rpc.identity.startPasskeyRegistration, { displayName, userId: signedInUserId ?? '' });
-    return { options: JSON.parse(started.optionsJson) as Record<string, unknown>, cookie: this.ceremonyCookie(started.ceremonyToken, started.expiresAt && timestampDate(started.expiresAt)) };
+    const started = await this.rpcClient.request(rpc.identity.startPasskeyRegistration, {
+      displayName,
+      userId: signedInUserId ?? '',
+    });
+    return {
+      options: JSON.parse(started.optionsJson) as Record<string, unknown>,
+      cookie: this.ceremonyCookie(started.ceremonyToken, started.expiresAt && timestampDate(started.expiresAt)),
+    };
   }
 
   async startAuthentication() {
     const started = await this.rpcClient.request(rpc.identity.startPasskeyAuthentication, {});
-    return { options: JSON.parse(started.optionsJson) as Record<string, unknown>, cookie: this.ceremonyCookie(started.ceremonyToken, started.expiresAt && timestampDate(started.expiresAt)) };
+    return {
+      options: JSON.parse(started.optionsJson) as Record<string, unknown>,
+      cookie: this.ceremonyCookie(started.ceremonyToken, started.expiresAt && timestampDate(started.expiresAt)),
+    };
   }
 
-  async finish(kind: 'registration' | 'authentication', cookieHeader: string | undefined, response: unknown): Promise<CeremonyResult> {
+  async finish(
+    kind: 'registration' | 'authentication',
+    cookieHeader: string | undefined,
+    response: unknown,
+  ): Promise<CeremonyResult> {
     const ceremonyToken = parseCookies(cookieHeader).get(CEREMONY_COOKIE);
-    if (!ceremonyToken) throw new AppError('webauthn_challenge_invalid', 'No passkey ceremony in progress in this browser; start again');
+    if (!ceremonyToken)
+      throw new AppError('webauthn_challenge_invalid', 'No passkey ceremony in progress in this browser; start again');
     const message = { ceremonyToken, responseJson: JSON.stringify(response) };
     const done =
       kind === 'registration'
@@ -60,8 +75,18 @@ export class AccountsService {
       userId: done.userId,
       newUser: done.newUser,
       cookies: [
-        serializeCookie(SESSION_COOKIE, done.sessionToken, { path: '/', maxAge: (expiresAt.getTime() - Date.now()) / 1_000, secure: this.secure, sameSite: 'Lax' }),
-        serializeCookie(CEREMONY_COOKIE, '', { path: CEREMONY_PATH, maxAge: 0, secure: this.secure, sameSite: 'Strict' }),
+        serializeCookie(SESSION_COOKIE, done.sessionToken, {
+          path: '/',
+          maxAge: (expiresAt.getTime() - Date.now()) / 1_000,
+          secure: this.secure,
+          sameSite: 'Lax',
+        }),
+        serializeCookie(CEREMONY_COOKIE, '', {
+          path: CEREMONY_PATH,
+          maxAge: 0,
+          secure: this.secure,
+          sameSite: 'Strict',
+        }),
       ],
     };
   }
@@ -72,13 +97,18 @@ export class AccountsService {
   }
 
   /** The signed-in user and when their passkey was last used, if the browser has a session. */
-  async optionalSession(cookieHeader: string | undefined): Promise<{ userId: string; authenticatedAt: Date } | undefined> {
+  async optionalSession(
+    cookieHeader: string | undefined,
+  ): Promise<{ userId: string; authenticatedAt: Date } | undefined> {
     const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
     if (!token) return undefined;
     try {
       const session = await this.rpcClient.request(rpc.identity.resolveSession, { sessionToken: token });
       if (!session.user) return undefined;
-      return { userId: session.user.id, authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0) };
+      return {
+        userId: session.user.id,
+        authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0),
+      };
     } catch (error) {
       if (AppError.from(error).code === 'unauthenticated') return undefined;
       throw error;
@@ -94,6 +124,11 @@ export class AccountsService {
   private ceremonyCookie(token: string, expiresAt: Date | undefined): string {
     const maxAge = expiresAt ? (expiresAt.getTime() - Date.now()) / 1_000 : 300;
     // Strict and scoped to the ceremony routes: only our own page's fetches carry it.
-    return serializeCookie(CEREMONY_COOKIE, token, { path: CEREMONY_PATH, maxAge, secure: this.secure, sameSite: 'Strict' });
+    return serializeCookie(CEREMONY_COOKIE, token, {
+      path: CEREMONY_PATH,
+      maxAge,
+      secure: this.secure,
+      sameSite: 'Strict',
+    });
   }
 }

@@ -1,10 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { safeReturnTo } from './return-to.js';
 
 describe('return_to after sign-in', () => {
-  it.each(['/v1/connect/sessions/abc/consent?x=1', '/', '/v1/auth/signin#done'])('keeps same-origin path %s', (path) => {
-    expect(safeReturnTo(path)).toBe(path);
-  });
+  it.each(['/v1/connect/sessions/abc/consent?x=1', '/', '/v1/auth/signin#done'])(
+    'keeps same-origin path %s',
+    (path) => {
+      expect(safeReturnTo(path)).toBe(path);
+    },
+  );
 
   it.each([
     'https://evil.example/',

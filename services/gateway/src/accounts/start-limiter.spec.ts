@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { CeremonyStartLimiter } from './start-limiter.js';
 
 describe('CeremonyStartLimiter', () => {

@@ -27,7 +27,10 @@ export class CeremonyStartLimiter {
     this.counts.set(client, count);
     if (count > this.perMinute) {
       const retryAfterSeconds = Math.max(1, Math.ceil((this.windowStart + 60_000 - now) / 1_000));
-      throw new AppError('rate_limited', `Too many passkey ceremonies started from this address; try again in ${retryAfterSeconds} s`);
+      throw new AppError(
+        'rate_limited',
+        `Too many passkey ceremonies started from this address; try again in ${retryAfterSeconds} s`,
+      );
     }
   }
 }

@@ -1,10 +1,11 @@
 import { Body, Controller, Param, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Route } from '../http/route.decorator.js';
-import { AdminService } from './admin.service.js';
 import { apiKeySchema, applicationSchema, issuedApiKeySchema, organizationSchema } from './admin.schemas.js';
+import { AdminService } from './admin.service.js';
 
 const tags = ['admin'];
 const orgParams = z.strictObject({ orgId: z.uuid() });
@@ -14,13 +15,25 @@ const revokeParams = z.strictObject({ applicationId: z.uuid(), keyId: z.uuid() }
 
 const createOrganizationBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
-  slug: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/).optional().describe('URL-safe handle; derived from the name when absent.'),
+  slug: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/)
+    .optional()
+    .describe('URL-safe handle; derived from the name when absent.'),
 });
 const createApplicationBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
-  callbackUrls: z.array(z.string().max(2_000)).min(1).max(20).describe('Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments.'),
+  callbackUrls: z
+    .array(z.string().max(2_000))
+    .min(1)
+    .max(20)
+    .describe('Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments.'),
   integrations: z.array(z.string().max(63)).max(50).default([]),
-  scopes: z.array(z.string().max(200)).max(200).default([]).describe('Each `<integration>:...` of a declared integration.'),
+  scopes: z
+    .array(z.string().max(200))
+    .max(200)
+    .default([])
+    .describe('Each `<integration>:...` of a declared integration.'),
 });
 const updateApplicationBody = z
   .strictObject({
@@ -28,7 +41,10 @@ const updateApplicationBody = z
     callbackUrls: z.array(z.string().max(2_000)).min(1).max(20).optional().describe('Replaces the list.'),
     integrations: z.array(z.string().max(63)).max(50).optional().describe('Replaces the list.'),
     scopes: z.array(z.string().max(200)).max(200).optional().describe('Replaces the list.'),
-    status: z.enum(['active', 'disabled']).optional().describe('`disabled`: its API keys stop working on the next request, and policy allows it nothing.'),
+    status: z
+      .enum(['active', 'disabled'])
+      .optional()
+      .describe('`disabled`: its API keys stop working on the next request, and policy allows it nothing.'),
   })
   .refine((b) => Object.keys(b).length > 0, 'must change at least one field');
 type UpdateApplicationBody = z.infer<typeof updateApplicationBody>;
@@ -43,19 +59,50 @@ type CreateApplicationBody = z.infer<typeof createApplicationBody>;
 export class AdminController {
   constructor(private readonly admin: AdminService) {}
 
-  @Route({ method: 'POST', path: 'organizations', summary: 'Create an organization', tags, auth: 'operator', audit: { action: 'admin_change' }, body: createOrganizationBody, success: { status: 201, schema: organizationSchema, description: 'Created.' }, errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'conflict'] })
+  @Route({
+    method: 'POST',
+    path: 'organizations',
+    summary: 'Create an organization',
+    tags,
+    auth: 'operator',
+    audit: { action: 'admin_change' },
+    body: createOrganizationBody,
+    success: { status: 201, schema: organizationSchema, description: 'Created.' },
+    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'conflict'],
+  })
   async createOrganization(@Body() body: CreateOrganizationBody, @Req() request: FastifyRequest) {
     const org = await this.admin.createOrganization(body);
     setAuditSubject(request, { orgId: org.id, resource: `organization:${org.id}` });
     return org;
   }
 
-  @Route({ method: 'GET', path: 'organizations', summary: 'List organizations', tags, auth: 'operator', success: { status: 200, schema: z.object({ organizations: z.array(organizationSchema) }), description: 'Every organization.' }, errors: ['unauthenticated', 'admin_disabled'] })
+  @Route({
+    method: 'GET',
+    path: 'organizations',
+    summary: 'List organizations',
+    tags,
+    auth: 'operator',
+    success: {
+      status: 200,
+      schema: z.object({ organizations: z.array(organizationSchema) }),
+      description: 'Every organization.',
+    },
+    errors: ['unauthenticated', 'admin_disabled'],
+  })
   listOrganizations() {
     return this.admin.listOrganizations();
   }
 
-  @Route({ method: 'GET', path: 'organizations/:orgId', summary: 'Get an organization', tags, auth: 'operator', params: orgParams, success: { status: 200, schema: organizationSchema, description: 'The organization.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  @Route({
+    method: 'GET',
+    path: 'organizations/:orgId',
+    summary: 'Get an organization',
+    tags,
+    auth: 'operator',
+    params: orgParams,
+    success: { status: 200, schema: organizationSchema, description: 'The organization.' },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
   getOrganization(@Param() params: z.infer<typeof orgParams>) {
     return this.admin.getOrganization(params.orgId);
   }
@@ -64,7 +111,8 @@ export class AdminController {
     method: 'POST',
     path: 'organizations/:orgId/applications',
     summary: 'Create an application',
-    description: 'Publishes control.v1.application_changed: its integrations and scopes become the app-layer policy allows.',
+    description:
+      'Publishes control.v1.application_changed: its integrations and scopes become the app-layer policy allows.',
     tags,
     auth: 'operator',
     audit: { action: 'admin_change' },
@@ -73,7 +121,11 @@ export class AdminController {
     success: { status: 201, schema: applicationSchema, description: 'Created.' },
     errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
   })
-  async createApplication(@Param() params: z.infer<typeof orgParams>, @Body() body: CreateApplicationBody, @Req() request: FastifyRequest) {
+  async createApplication(
+    @Param() params: z.infer<typeof orgParams>,
+    @Body() body: CreateApplicationBody,
+    @Req() request: FastifyRequest,
+  ) {
     setAuditSubject(request, { orgId: params.orgId });
     const app = await this.admin.createApplication(params.orgId, body);
     setAuditSubject(request, { applicationId: app.id, resource: `application:${app.id}` });
@@ -84,7 +136,8 @@ export class AdminController {
     method: 'PATCH',
     path: 'organizations/:orgId/applications/:applicationId',
     summary: 'Change an application',
-    description: 'Lists given replace the stored ones. Publishes control.v1.application_changed with the next revision.',
+    description:
+      'Lists given replace the stored ones. Publishes control.v1.application_changed with the next revision.',
     tags,
     auth: 'operator',
     audit: { action: 'admin_change' },
@@ -93,22 +146,63 @@ export class AdminController {
     success: { status: 200, schema: applicationSchema, description: 'The application as it now is.' },
     errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
   })
-  async updateApplication(@Param() params: z.infer<typeof appParams>, @Body() body: UpdateApplicationBody, @Req() request: FastifyRequest) {
-    setAuditSubject(request, { orgId: params.orgId, applicationId: params.applicationId, resource: `application:${params.applicationId}` });
+  async updateApplication(
+    @Param() params: z.infer<typeof appParams>,
+    @Body() body: UpdateApplicationBody,
+    @Req() request: FastifyRequest,
+  ) {
+    setAuditSubject(request, {
+      orgId: params.orgId,
+      applicationId: params.applicationId,
+      resource: `application:${params.applicationId}`,
+    });
     return this.admin.updateApplication(params.orgId, params.applicationId, body);
   }
 
-  @Route({ method: 'GET', path: 'organizations/:orgId/applications', summary: "List an organization's applications", tags, auth: 'operator', params: orgParams, success: { status: 200, schema: z.object({ applications: z.array(applicationSchema) }), description: 'Its applications.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  @Route({
+    method: 'GET',
+    path: 'organizations/:orgId/applications',
+    summary: "List an organization's applications",
+    tags,
+    auth: 'operator',
+    params: orgParams,
+    success: {
+      status: 200,
+      schema: z.object({ applications: z.array(applicationSchema) }),
+      description: 'Its applications.',
+    },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
   listApplications(@Param() params: z.infer<typeof orgParams>) {
     return this.admin.listApplications(params.orgId);
   }
 
-  @Route({ method: 'GET', path: 'organizations/:orgId/applications/:applicationId', summary: 'Get an application', tags, auth: 'operator', params: appParams, success: { status: 200, schema: applicationSchema, description: 'The application.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  @Route({
+    method: 'GET',
+    path: 'organizations/:orgId/applications/:applicationId',
+    summary: 'Get an application',
+    tags,
+    auth: 'operator',
+    params: appParams,
+    success: { status: 200, schema: applicationSchema, description: 'The application.' },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
   getApplication(@Param() params: z.infer<typeof appParams>) {
     return this.admin.getApplication(params.orgId, params.applicationId);
   }
 
-  @Route({ method: 'POST', path: 'applications/:applicationId/api-keys', summary: 'Issue an API key', description: 'The response carries the whole key once; only its hash is kept.', tags, auth: 'operator', audit: { action: 'admin_change' }, params: keyParams, success: { status: 201, schema: issuedApiKeySchema, description: 'Issued.' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  @Route({
+    method: 'POST',
+    path: 'applications/:applicationId/api-keys',
+    summary: 'Issue an API key',
+    description: 'The response carries the whole key once; only its hash is kept.',
+    tags,
+    auth: 'operator',
+    audit: { action: 'admin_change' },
+    params: keyParams,
+    success: { status: 201, schema: issuedApiKeySchema, description: 'Issued.' },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
   async issueApiKey(@Param() params: z.infer<typeof keyParams>, @Req() request: FastifyRequest) {
     setAuditSubject(request, { applicationId: params.applicationId });
     const key = await this.admin.issueApiKey(params.applicationId);
@@ -117,12 +211,36 @@ export class AdminController {
     return key;
   }
 
-  @Route({ method: 'GET', path: 'applications/:applicationId/api-keys', summary: "List an application's API keys", tags, auth: 'operator', params: keyParams, success: { status: 200, schema: z.object({ apiKeys: z.array(apiKeySchema) }), description: 'Its keys (never the secrets).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  @Route({
+    method: 'GET',
+    path: 'applications/:applicationId/api-keys',
+    summary: "List an application's API keys",
+    tags,
+    auth: 'operator',
+    params: keyParams,
+    success: {
+      status: 200,
+      schema: z.object({ apiKeys: z.array(apiKeySchema) }),
+      description: 'Its keys (never the secrets).',
+    },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
   listApiKeys(@Param() params: z.infer<typeof keyParams>) {
     return this.admin.listApiKeys(params.applicationId);
   }
 
-  @Route({ method: 'DELETE', path: 'applications/:applicationId/api-keys/:keyId', summary: 'Revoke an API key', description: 'Once this returns, the next request with the key is refused (401).', tags, auth: 'operator', audit: { action: 'revocation' }, params: revokeParams, success: { status: 200, schema: apiKeySchema, description: 'Revoked (idempotent).' }, errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'] })
+  @Route({
+    method: 'DELETE',
+    path: 'applications/:applicationId/api-keys/:keyId',
+    summary: 'Revoke an API key',
+    description: 'Once this returns, the next request with the key is refused (401).',
+    tags,
+    auth: 'operator',
+    audit: { action: 'revocation' },
+    params: revokeParams,
+    success: { status: 200, schema: apiKeySchema, description: 'Revoked (idempotent).' },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
   async revokeApiKey(@Param() params: z.infer<typeof revokeParams>, @Req() request: FastifyRequest) {
     setAuditSubject(request, { applicationId: params.applicationId, resource: `api_key:${params.keyId}` });
     const key = await this.admin.revokeApiKey(params.applicationId, params.keyId);

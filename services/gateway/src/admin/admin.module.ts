@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { AdminController } from './admin.controller.js';
 import { AdminService } from './admin.service.js';
 

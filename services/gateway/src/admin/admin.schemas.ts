@@ -1,5 +1,5 @@
-import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { ApplicationStatus, type ApiKey, type Application, type Organization } from '@context-gateway/proto';
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
+import { type ApiKey, type Application, ApplicationStatus, type Organization } from '@context-gateway/proto';
 import { z } from 'zod';
 
 const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
@@ -38,7 +38,12 @@ export const issuedApiKeySchema = apiKeySchema.extend({
   secret: z.string().describe('The whole key (`cg_sk_...`). Shown this once: only its hash is stored.'),
 });
 
-export const toOrganization = (o: Organization): z.infer<typeof organizationSchema> => ({ id: o.id, slug: o.slug, name: o.name, createdAt: iso(o.createdAt)! });
+export const toOrganization = (o: Organization): z.infer<typeof organizationSchema> => ({
+  id: o.id,
+  slug: o.slug,
+  name: o.name,
+  createdAt: iso(o.createdAt)!,
+});
 
 export const toApplication = (a: Application): z.infer<typeof applicationSchema> => ({
   id: a.id,

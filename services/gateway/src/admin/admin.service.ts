@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
 import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, rpc } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
+
 import { toApiKey, toApplication, toOrganization } from './admin.schemas.js';
 
 /** The operator's admin verbs: identity does the work, this maps its replies to the public JSON. */
@@ -9,7 +10,10 @@ export class AdminService {
   constructor(private readonly rpcClient: RpcClient) {}
 
   async createOrganization(input: { name: string; slug?: string }) {
-    const { organization } = await this.rpcClient.request(rpc.identity.createOrganization, { name: input.name, slug: input.slug ?? '' });
+    const { organization } = await this.rpcClient.request(rpc.identity.createOrganization, {
+      name: input.name,
+      slug: input.slug ?? '',
+    });
     return toOrganization(organization!);
   }
 
@@ -23,12 +27,25 @@ export class AdminService {
     return toOrganization(organization!);
   }
 
-  async createApplication(orgId: string, input: { name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] }) {
+  async createApplication(
+    orgId: string,
+    input: { name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] },
+  ) {
     const { application } = await this.rpcClient.request(rpc.identity.createApplication, { orgId, ...input });
     return toApplication(application!);
   }
 
-  async updateApplication(orgId: string, applicationId: string, change: { name?: string; callbackUrls?: string[]; integrations?: string[]; scopes?: string[]; status?: 'active' | 'disabled' }) {
+  async updateApplication(
+    orgId: string,
+    applicationId: string,
+    change: {
+      name?: string;
+      callbackUrls?: string[];
+      integrations?: string[];
+      scopes?: string[];
+      status?: 'active' | 'disabled';
+    },
+  ) {
     const list = (values: string[] | undefined) => (values === undefined ? undefined : { values });
     const { application } = await this.rpcClient.request(rpc.identity.updateApplication, {
       orgId,
@@ -37,7 +54,12 @@ export class AdminService {
       callbackUrls: list(change.callbackUrls),
       integrations: list(change.integrations),
       scopes: list(change.scopes),
-      status: change.status === undefined ? ApplicationStatus.UNSPECIFIED : change.status === 'active' ? ApplicationStatus.ACTIVE : ApplicationStatus.DISABLED,
+      status:
+        change.status === undefined
+          ? ApplicationStatus.UNSPECIFIED
+          : change.status === 'active'
+            ? ApplicationStatus.ACTIVE
+            : ApplicationStatus.DISABLED,
     });
     return toApplication(application!);
   }

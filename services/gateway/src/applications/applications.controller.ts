@@ -1,7 +1,8 @@
-import { Controller, Param } from '@nestjs/common';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
+import { Controller, Param } from '@nestjs/common';
 import { z } from 'zod';
+
 import { applicationSchema, toApplication } from '../admin/admin.schemas.js';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
@@ -18,7 +19,7 @@ export class ApplicationsController {
     method: 'GET',
     path: ':applicationId',
     summary: 'Get an application of your organization',
-    description: "An application of another organization is 404, exactly like one that does not exist.",
+    description: 'An application of another organization is 404, exactly like one that does not exist.',
     tags: ['applications'],
     auth: 'api_key',
     params,
@@ -26,7 +27,10 @@ export class ApplicationsController {
     errors: ['unauthenticated', 'not_found', 'validation_failed'],
   })
   async get(@Caller() caller: ApplicationCaller, @Param() p: z.infer<typeof params>) {
-    const { application } = await this.rpcClient.request(rpc.identity.getApplication, { orgId: caller.orgId, applicationId: p.applicationId });
+    const { application } = await this.rpcClient.request(rpc.identity.getApplication, {
+      orgId: caller.orgId,
+      applicationId: p.applicationId,
+    });
     return toApplication(application!);
   }
 }

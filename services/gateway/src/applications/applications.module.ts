@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { ApplicationsController } from './applications.controller.js';
 
 @Module({ controllers: [ApplicationsController] })

@@ -1,20 +1,22 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import { fromBinary } from '@bufbuild/protobuf';
 import { connectNats, ensureStreams } from '@context-gateway/messaging';
-import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, streams } from '@context-gateway/proto';
 import { NATS_CONNECTION, ProblemFilter, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Controller, Global, Module, Req } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Controller, Global, Module, Req } from '@nestjs/common';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
 import { z } from 'zod';
+
 import { Route } from '../http/route.decorator.js';
+import { AuditModule } from './audit.module.js';
 import { AuditRecorder } from './audit-recorder.js';
 import { setAuditSubject } from './audit-subject.js';
-import { AuditModule } from './audit.module.js';
 
 const ORG = '5f0c6f8e-3d43-4a7b-9c55-0d6f3f9c2a11';
 /** What the audited handlers did: the test's proof that nothing ran. */
@@ -22,22 +24,39 @@ const executed: string[] = [];
 
 @Controller('t')
 class ProbeController {
-  @Route({ method: 'POST', path: 'invoke', summary: 'probe', tags: ['t'], auth: 'none', errors: [], body: z.object({ n: z.number() }).strict(), success: { status: 200, description: 'ok' }, audit: { action: 'capability_invocation', capability: 'probe:run', intent: true } })
+  @Route({
+    method: 'POST',
+    path: 'invoke',
+    summary: 'probe',
+    tags: ['t'],
+    auth: 'none',
+    errors: [],
+    body: z.object({ n: z.number() }).strict(),
+    success: { status: 200, description: 'ok' },
+    audit: { action: 'capability_invocation', capability: 'probe:run', intent: true },
+  })
   invoke(@Req() request: object) {
     setAuditSubject(request, { orgId: ORG, userId: 'user-1', actorKind: 'api_key', actorId: 'key-1' });
     executed.push('invoke');
     return { ok: true };
   }
 
-  @Route({ method: 'GET', path: 'read', summary: 'probe', tags: ['t'], auth: 'none', errors: [], success: { status: 200, description: 'ok' }, audit: { action: 'data_query' } })
+  @Route({
+    method: 'GET',
+    path: 'read',
+    summary: 'probe',
+    tags: ['t'],
+    auth: 'none',
+    errors: [],
+    success: { status: 200, description: 'ok' },
+    audit: { action: 'data_query' },
+  })
   read(@Req() request: object) {
     setAuditSubject(request, { orgId: ORG });
     executed.push('read');
     return { rows: 1 };
   }
 }
-
-
 
 describe('gateway audit recorder (real NATS JetStream)', () => {
   const logger = createLogger({ service: 'gateway-test', level: 'silent' });
@@ -46,7 +65,11 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
   let app: NestFastifyApplication;
   let baseUrl: string;
   const call = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${baseUrl.replace('[::1]', '127.0.0.1')}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    const response = await fetch(`${baseUrl.replace('[::1]', '127.0.0.1')}${path}`, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const text = await response.text();
     return { statusCode: response.status, body: text, json: () => JSON.parse(text) as Record<string, unknown> };
   };
@@ -57,9 +80,18 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     await ensureStreams(nc, [streams.audit], logger);
     // What the runtime module provides in the real service: the connection and the env.
     @Global()
-    @Module({ providers: [{ provide: NATS_CONNECTION, useValue: nc }, { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 500 } }], exports: [NATS_CONNECTION, SERVICE_ENV] })
+    @Module({
+      providers: [
+        { provide: NATS_CONNECTION, useValue: nc },
+        { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 500 } },
+      ],
+      exports: [NATS_CONNECTION, SERVICE_ENV],
+    })
     class RuntimeStub {}
-    const moduleRef = await Test.createTestingModule({ imports: [RuntimeStub, AuditModule], controllers: [ProbeController] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [RuntimeStub, AuditModule],
+      controllers: [ProbeController],
+    }).compile();
     app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter());
     app.useGlobalFilters(new ProblemFilter(logger));
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -74,13 +106,17 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
 
   /** Reads the stream back through the JetStream API: what is there is what was stored. */
   async function storedEvents() {
-    const api = async (subject: string, body: object) => (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
+    const api = async (subject: string, body: object) =>
+      (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
     const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
     const out = [];
     for (let seq = 1; seq <= info.state.last_seq; seq += 1) {
       const { message } = await api(`$JS.API.STREAM.MSG.GET.${streams.audit.name}`, { seq });
       const headers = Buffer.from(message.hdrs, 'base64').toString('utf8');
-      out.push({ msgId: /Nats-Msg-Id: (\S+)/.exec(headers)?.[1], event: fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')) });
+      out.push({
+        msgId: /Nats-Msg-Id: (\S+)/.exec(headers)?.[1],
+        event: fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')),
+      });
     }
     return out;
   }
@@ -93,8 +129,20 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     expect(stored).toHaveLength(2);
     const [intent, outcome] = stored.map((s) => s.event);
     expect(stored.map((s) => s.msgId)).toEqual([intent!.eventId, outcome!.eventId]);
-    expect(intent).toMatchObject({ phase: AuditPhase.INTENT, action: AuditAction.CAPABILITY_INVOCATION, capability: 'probe:run', operation: 'POST /t/invoke' });
-    expect(outcome).toMatchObject({ phase: AuditPhase.OUTCOME, outcome: AuditOutcome.ALLOWED, intentEventId: intent!.eventId, orgId: ORG, userId: 'user-1', actorId: 'key-1' });
+    expect(intent).toMatchObject({
+      phase: AuditPhase.INTENT,
+      action: AuditAction.CAPABILITY_INVOCATION,
+      capability: 'probe:run',
+      operation: 'POST /t/invoke',
+    });
+    expect(outcome).toMatchObject({
+      phase: AuditPhase.OUTCOME,
+      outcome: AuditOutcome.ALLOWED,
+      intentEventId: intent!.eventId,
+      orgId: ORG,
+      userId: 'user-1',
+      actorId: 'key-1',
+    });
     expect(outcome!.requestId).not.toBe('');
   });
 
@@ -112,7 +160,12 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
   it('a direct record() resolves only once stored, with the event id as Nats-Msg-Id (a retry is stored once)', async () => {
     const recorder = app.get(AuditRecorder);
     const before = (await storedEvents()).length;
-    const eventId = await recorder.record({ action: 'sign_in', outcome: 'denied', orgId: ORG, errorCode: 'unauthenticated' });
+    const eventId = await recorder.record({
+      action: 'sign_in',
+      outcome: 'denied',
+      orgId: ORG,
+      errorCode: 'unauthenticated',
+    });
     await recorder.record({ action: 'sign_in', outcome: 'denied', orgId: ORG }, AuditPhase.COMPLETE, { eventId });
     const stored = (await storedEvents()).slice(before);
     expect(stored.map((s) => s.msgId)).toEqual([eventId]);

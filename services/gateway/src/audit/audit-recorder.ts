@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
@@ -13,9 +15,9 @@ import {
   events,
 } from '@context-gateway/proto';
 import { NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+
 import type { Env } from '../env.js';
 
 /** Readable names for the proto enums, so callers write `action: 'data_query'`. */
@@ -34,7 +36,11 @@ export const AUDIT_ACTIONS = {
 } as const;
 export type AuditActionName = keyof typeof AUDIT_ACTIONS;
 
-export const AUDIT_OUTCOMES = { allowed: AuditOutcome.ALLOWED, denied: AuditOutcome.DENIED, error: AuditOutcome.ERROR } as const;
+export const AUDIT_OUTCOMES = {
+  allowed: AuditOutcome.ALLOWED,
+  denied: AuditOutcome.DENIED,
+  error: AuditOutcome.ERROR,
+} as const;
 export type AuditOutcomeName = keyof typeof AUDIT_OUTCOMES;
 
 export const ACTOR_KINDS = {
@@ -105,7 +111,11 @@ export class AuditRecorder {
   }
 
   /** Records one complete event; resolves with its event id once the stream stored it. */
-  async record(record: AuditRecord, phase: AuditPhase = AuditPhase.COMPLETE, ids: { eventId?: string; intentEventId?: string } = {}): Promise<string> {
+  async record(
+    record: AuditRecord,
+    phase: AuditPhase = AuditPhase.COMPLETE,
+    ids: { eventId?: string; intentEventId?: string } = {},
+  ): Promise<string> {
     const event = toEvent(record, phase, ids.eventId ?? randomUUID(), ids.intentEventId);
     try {
       await this.publisher.publish(events.auditRecorded, event, { timeoutMs: this.timeoutMs });
@@ -113,9 +123,19 @@ export class AuditRecorder {
       const appError = AppError.from(error);
       if (appError.code === 'validation_failed') {
         // A malformed event is our bug, not an outage, but it is just as unrecorded.
-        throw new AppError('internal', `audit event rejected: ${appError.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`, [], { cause: error });
+        throw new AppError(
+          'internal',
+          `audit event rejected: ${appError.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+          [],
+          { cause: error },
+        );
       }
-      throw new AppError('audit_unavailable', 'The audit trail could not store this request, so it was not executed', [], { cause: error });
+      throw new AppError(
+        'audit_unavailable',
+        'The audit trail could not store this request, so it was not executed',
+        [],
+        { cause: error },
+      );
     }
     return event.eventId;
   }
@@ -130,9 +150,17 @@ export class AuditRecorder {
   }
 
   /** After it ran: records how it ended, linked to its intent, with the time it took. */
-  async recordOutcome(intent: AuditIntent, outcome: { outcome: AuditOutcomeName; errorCode?: string; latencyMs?: number }): Promise<string> {
+  async recordOutcome(
+    intent: AuditIntent,
+    outcome: { outcome: AuditOutcomeName; errorCode?: string; latencyMs?: number },
+  ): Promise<string> {
     return this.record(
-      { ...intent.record, outcome: outcome.outcome, errorCode: outcome.errorCode, latencyMs: outcome.latencyMs ?? Date.now() - intent.startedAt },
+      {
+        ...intent.record,
+        outcome: outcome.outcome,
+        errorCode: outcome.errorCode,
+        latencyMs: outcome.latencyMs ?? Date.now() - intent.startedAt,
+      },
       AuditPhase.OUTCOME,
       { intentEventId: intent.eventId },
     );
@@ -154,7 +182,13 @@ export function toEvent(record: AuditRecord, phase: AuditPhase, eventId: string,
     action: AUDIT_ACTIONS[record.action],
     outcome: AUDIT_OUTCOMES[record.outcome],
     phase,
-    policy: record.policy ? { decidedBy: record.policy.decidedBy, reason: record.policy.reason, matchedRuleIds: record.policy.matchedRuleIds ?? [] } : undefined,
+    policy: record.policy
+      ? {
+          decidedBy: record.policy.decidedBy,
+          reason: record.policy.reason,
+          matchedRuleIds: record.policy.matchedRuleIds ?? [],
+        }
+      : undefined,
     errorCode: record.errorCode ?? '',
     requestId: record.requestId ?? requestContext?.requestId ?? '',
     traceId: activeTraceIds().traceId ?? '',

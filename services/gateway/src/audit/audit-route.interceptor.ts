@@ -1,10 +1,11 @@
 import { AppError, ErrorCodes, isErrorCode } from '@context-gateway/errors';
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { from, lastValueFrom, type Observable } from 'rxjs';
+
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
-import { AuditRecorder, type AuditOutcomeName } from './audit-recorder.js';
+import { type AuditOutcomeName, AuditRecorder } from './audit-recorder.js';
 import { auditSubject } from './audit-subject.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -47,7 +48,14 @@ export class AuditRouteInterceptor implements NestInterceptor {
     // guard or handler says otherwise — so an intent, recorded before the handler, has it too.
     const pathOrg = (request.params as Record<string, unknown> | undefined)?.orgId;
     const orgFromPath = typeof pathOrg === 'string' && UUID.test(pathOrg) ? pathOrg : undefined;
-    const base = () => ({ action: audit.action, capability: audit.capability, orgId: orgFromPath, ...auditSubject(request), operation, requestId: String(request.id) });
+    const base = () => ({
+      action: audit.action,
+      capability: audit.capability,
+      orgId: orgFromPath,
+      ...auditSubject(request),
+      operation,
+      requestId: String(request.id),
+    });
     const intent = audit.intent ? await this.recorder.recordIntent(base()) : undefined;
     const finish = async (outcome: { outcome: AuditOutcomeName; errorCode?: string }) => {
       const latencyMs = performance.now() - startedAt;

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
+
 import { AuditRecorder } from './audit-recorder.js';
 import { AuditRouteInterceptor } from './audit-route.interceptor.js';
 

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { AuditorApiController } from './auditor-api.controller.js';
 import { AuditorApiService } from './auditor-api.service.js';
 

@@ -1,6 +1,14 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ActorKind, AuditAction, type AuditEntry, AuditOutcome, AuditPhase, type Checkpoint } from '@context-gateway/proto';
+import {
+  ActorKind,
+  AuditAction,
+  type AuditEntry,
+  AuditOutcome,
+  AuditPhase,
+  type Checkpoint,
+} from '@context-gateway/proto';
 import { z } from 'zod';
+
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/audit-recorder.js';
 
 const actionNames = Object.keys(AUDIT_ACTIONS) as [keyof typeof AUDIT_ACTIONS, ...(keyof typeof AUDIT_ACTIONS)[]];
@@ -21,7 +29,9 @@ export const searchQuery = z.strictObject({
 });
 export type SearchQuery = z.infer<typeof searchQuery>;
 
-export const exportQuery = searchQuery.omit({ cursor: true, limit: true }).extend({ format: z.enum(['ndjson', 'csv']).default('ndjson') });
+export const exportQuery = searchQuery
+  .omit({ cursor: true, limit: true })
+  .extend({ format: z.enum(['ndjson', 'csv']).default('ndjson') });
 export type ExportQuery = z.infer<typeof exportQuery>;
 
 /** One audit entry as the API shows it: the event's fields, its log position and leaf hash. */
@@ -76,9 +86,14 @@ export const checkpointResponseSchema = z.object({
   keyName: z.string(),
 });
 
-export const consistencyResponseSchema = z.object({ oldCheckpoint: checkpointSchema, newCheckpoint: checkpointSchema, proof: z.array(z.string()) });
+export const consistencyResponseSchema = z.object({
+  oldCheckpoint: checkpointSchema,
+  newCheckpoint: checkpointSchema,
+  proof: z.array(z.string()),
+});
 
-const enumName = (names: Record<number, string>, value: number, prefix: string) => (names[value] ?? 'UNSPECIFIED').toLowerCase().replace(prefix, '');
+const enumName = (names: Record<number, string>, value: number, prefix: string) =>
+  (names[value] ?? 'UNSPECIFIED').toLowerCase().replace(prefix, '');
 const orNull = (value: string) => (value === '' ? null : value);
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 
@@ -100,7 +115,9 @@ export function toEntryJson(entry: AuditEntry): AuditEntryJson {
     outcome: enumName(AuditOutcome, e.outcome, ''),
     phase: enumName(AuditPhase, e.phase, ''),
     intentEventId: orNull(e.intentEventId),
-    policy: e.policy ? { decidedBy: e.policy.decidedBy, reason: e.policy.reason, matchedRuleIds: [...e.policy.matchedRuleIds] } : null,
+    policy: e.policy
+      ? { decidedBy: e.policy.decidedBy, reason: e.policy.reason, matchedRuleIds: [...e.policy.matchedRuleIds] }
+      : null,
     errorCode: orNull(e.errorCode),
     actorKind: enumName(ActorKind, e.actorKind, ''),
     actorId: orNull(e.actorId),
@@ -113,16 +130,45 @@ export function toEntryJson(entry: AuditEntry): AuditEntryJson {
 }
 
 export function toCheckpointJson(c: Checkpoint) {
-  return { treeSize: Number(c.treeSize), rootHash: b64(c.rootHash), timestamp: c.timestamp ? timestampDate(c.timestamp).toISOString() : '', origin: c.origin, signedNote: c.signedNote };
+  return {
+    treeSize: Number(c.treeSize),
+    rootHash: b64(c.rootHash),
+    timestamp: c.timestamp ? timestampDate(c.timestamp).toISOString() : '',
+    origin: c.origin,
+    signedNote: c.signedNote,
+  };
 }
 
 export const encodeHashes = (hashes: Uint8Array[]) => hashes.map(b64);
 
 /** CSV columns of the export, in order. */
 export const CSV_COLUMNS = [
-  'index', 'eventId', 'occurredAt', 'recordedAt', 'orgId', 'applicationId', 'userId', 'integration', 'capability', 'resource', 'connectionId',
-  'action', 'outcome', 'phase', 'intentEventId', 'policyDecidedBy', 'policyReason', 'policyMatchedRuleIds', 'errorCode', 'actorKind', 'actorId',
-  'operation', 'requestId', 'traceId', 'latencyMs', 'leafHash',
+  'index',
+  'eventId',
+  'occurredAt',
+  'recordedAt',
+  'orgId',
+  'applicationId',
+  'userId',
+  'integration',
+  'capability',
+  'resource',
+  'connectionId',
+  'action',
+  'outcome',
+  'phase',
+  'intentEventId',
+  'policyDecidedBy',
+  'policyReason',
+  'policyMatchedRuleIds',
+  'errorCode',
+  'actorKind',
+  'actorId',
+  'operation',
+  'requestId',
+  'traceId',
+  'latencyMs',
+  'leafHash',
 ] as const;
 
 /** RFC 4180 field; a leading =,+,-,@ is prefixed with ' so a spreadsheet never runs it as a formula. */

@@ -1,10 +1,12 @@
+import { Readable } from 'node:stream';
+
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { Readable } from 'node:stream';
+
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/audit-recorder.js';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { bearerToken } from '../auth/auth.guard.js';
@@ -13,10 +15,10 @@ import {
   csvHeader,
   csvRow,
   encodeHashes,
-  toCheckpointJson,
-  toEntryJson,
   type ExportQuery,
   type SearchQuery,
+  toCheckpointJson,
+  toEntryJson,
 } from './auditor-api.schemas.js';
 
 /** An auditor, authenticated by a read-only token scoped to one organization. */
@@ -55,7 +57,8 @@ export class AuditorApiService implements OnModuleInit {
 
   private async authenticate(request: FastifyRequest): Promise<void> {
     const token = bearerToken(request);
-    if (!token?.startsWith('cg_aud_')) throw new AppError('unauthenticated', 'Send an auditor token: Authorization: Bearer cg_aud_...');
+    if (!token?.startsWith('cg_aud_'))
+      throw new AppError('unauthenticated', 'Send an auditor token: Authorization: Bearer cg_aud_...');
     const auditor = await this.rpcClient.request(rpc.audit.authenticateAuditor, { token });
     request.auditor = { auditorId: auditor.auditorId, orgId: auditor.orgId };
     setAuditSubject(request, { orgId: auditor.orgId, actorKind: 'auditor', actorId: auditor.auditorId });
@@ -79,7 +82,10 @@ export class AuditorApiService implements OnModuleInit {
   }
 
   async search(scope: SearchScope, q: SearchQuery) {
-    const page = await this.rpcClient.request(rpc.audit.searchEntries, this.searchRequest(scope, q, q.cursor ?? '', q.limit));
+    const page = await this.rpcClient.request(
+      rpc.audit.searchEntries,
+      this.searchRequest(scope, q, q.cursor ?? '', q.limit),
+    );
     return { entries: page.entries.map(toEntryJson), nextCursor: page.nextCursor || null };
   }
 
@@ -114,12 +120,23 @@ export class AuditorApiService implements OnModuleInit {
 
   async checkpoint(treeSize: number | undefined) {
     const answer = await this.rpcClient.request(rpc.audit.getCheckpoint, { treeSize: BigInt(treeSize ?? 0) });
-    return { checkpoint: toCheckpointJson(answer.checkpoint!), publicKey: Buffer.from(answer.publicKey).toString('base64'), keyName: answer.keyName };
+    return {
+      checkpoint: toCheckpointJson(answer.checkpoint!),
+      publicKey: Buffer.from(answer.publicKey).toString('base64'),
+      keyName: answer.keyName,
+    };
   }
 
   async consistency(from: number, to: number) {
-    const answer = await this.rpcClient.request(rpc.audit.getConsistencyProof, { oldSize: BigInt(from), newSize: BigInt(to) });
-    return { oldCheckpoint: toCheckpointJson(answer.oldCheckpoint!), newCheckpoint: toCheckpointJson(answer.newCheckpoint!), proof: encodeHashes(answer.proof) };
+    const answer = await this.rpcClient.request(rpc.audit.getConsistencyProof, {
+      oldSize: BigInt(from),
+      newSize: BigInt(to),
+    });
+    return {
+      oldCheckpoint: toCheckpointJson(answer.oldCheckpoint!),
+      newCheckpoint: toCheckpointJson(answer.newCheckpoint!),
+      proof: encodeHashes(answer.proof),
+    };
   }
 
   async revokeAuditor(orgId: string, auditorId: string): Promise<void> {

@@ -1,6 +1,7 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+
 import type { ApplicationCaller, SessionUser } from './auth.types.js';
 
 /** The calling application (routes with `auth: 'api_key'`). */

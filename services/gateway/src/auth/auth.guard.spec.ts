@@ -1,7 +1,8 @@
-import { describe, expect, it } from '@jest/globals';
-import { Reflector } from '@nestjs/core';
-import type { ExecutionContext } from '@nestjs/common';
 import type { RpcClient } from '@context-gateway/messaging';
+import { describe, expect, it } from '@jest/globals';
+import type { ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+
 import type { Env } from '../env.js';
 import { ROUTE_DEFINITION } from '../http/route.decorator.js';
 import { AuthGuard } from './auth.guard.js';
@@ -12,17 +13,25 @@ import { parseCookies, serializeCookie } from './cookies.js';
 // auth kind nobody serves. (API keys and sessions are checked with identity: test-e2e/identity.)
 const TOKEN = 'operator-token-for-unit-tests-0123456789';
 
-function contextFor(auth: string, headers: Record<string, string> = {}): { context: ExecutionContext; request: Record<string, unknown> } {
+function contextFor(
+  auth: string,
+  headers: Record<string, string> = {},
+): { context: ExecutionContext; request: Record<string, unknown> } {
   const handler = () => undefined;
   Reflect.defineMetadata(ROUTE_DEFINITION, { auth }, handler);
   const request: Record<string, unknown> = { headers };
-  const context = { getType: () => 'http', getHandler: () => handler, switchToHttp: () => ({ getRequest: () => request }) } as unknown as ExecutionContext;
+  const context = {
+    getType: () => 'http',
+    getHandler: () => handler,
+    switchToHttp: () => ({ getRequest: () => request }),
+  } as unknown as ExecutionContext;
   return { context, request };
 }
 
 // Never called on these paths: a request to identity would throw on `undefined`.
 const noRpc = undefined as unknown as RpcClient;
-const guard = (env: Partial<Env>, strategies = new AuthStrategies()) => new AuthGuard(new Reflector(), noRpc, strategies, env as Env);
+const guard = (env: Partial<Env>, strategies = new AuthStrategies()) =>
+  new AuthGuard(new Reflector(), noRpc, strategies, env as Env);
 
 describe('AuthGuard', () => {
   it('admits the operator with the exact token only', async () => {
@@ -31,16 +40,24 @@ describe('AuthGuard', () => {
     await expect(g.canActivate(ok.context)).resolves.toBe(true);
     expect(ok.request.operator).toEqual({ kind: 'operator' });
     for (const authorization of [`Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, TOKEN, `Basic ${TOKEN}`, '']) {
-      await expect(g.canActivate(contextFor('operator', { authorization }).context)).rejects.toMatchObject({ code: 'unauthenticated' });
+      await expect(g.canActivate(contextFor('operator', { authorization }).context)).rejects.toMatchObject({
+        code: 'unauthenticated',
+      });
     }
   });
 
   it('turns the admin API off, with a clear error, when no operator token is configured', async () => {
-    await expect(guard({}).canActivate(contextFor('operator', { authorization: 'Bearer anything-at-all-anything-at-all-123' }).context)).rejects.toMatchObject({ code: 'admin_disabled', message: expect.stringContaining('OPERATOR_TOKEN') });
+    await expect(
+      guard({}).canActivate(
+        contextFor('operator', { authorization: 'Bearer anything-at-all-anything-at-all-123' }).context,
+      ),
+    ).rejects.toMatchObject({ code: 'admin_disabled', message: expect.stringContaining('OPERATOR_TOKEN') });
   });
 
   it('refuses a route whose auth kind no strategy serves, and uses a registered one', async () => {
-    await expect(guard({}).canActivate(contextFor('auditor').context)).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(guard({}).canActivate(contextFor('auditor').context)).rejects.toMatchObject({
+      code: 'unauthenticated',
+    });
     const strategies = new AuthStrategies();
     strategies.register('auditor', async (request) => {
       (request as unknown as Record<string, unknown>).auditor = true;
@@ -52,8 +69,12 @@ describe('AuthGuard', () => {
 
   it('lets `none` routes through, and refuses api_key routes without a cg_sk_ bearer before asking anyone', async () => {
     await expect(guard({}).canActivate(contextFor('none').context)).resolves.toBe(true);
-    await expect(guard({}).canActivate(contextFor('api_key', { authorization: `Bearer ${TOKEN}` }).context)).rejects.toMatchObject({ code: 'unauthenticated' });
-    await expect(guard({}).canActivate(contextFor('user_session').context)).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(
+      guard({}).canActivate(contextFor('api_key', { authorization: `Bearer ${TOKEN}` }).context),
+    ).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(guard({}).canActivate(contextFor('user_session').context)).rejects.toMatchObject({
+      code: 'unauthenticated',
+    });
   });
 });
 

@@ -1,12 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
+
 import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
@@ -76,19 +78,34 @@ export class AuthGuard implements CanActivate {
 
   private async apiKey(request: FastifyRequest): Promise<void> {
     const token = bearerToken(request);
-    if (!token?.startsWith('cg_sk_')) throw new AppError('unauthenticated', 'Send an API key: Authorization: Bearer cg_sk_...');
+    if (!token?.startsWith('cg_sk_'))
+      throw new AppError('unauthenticated', 'Send an API key: Authorization: Bearer cg_sk_...');
     const key = await this.rpcClient.request(rpc.identity.authenticateApiKey, { apiKey: token });
-    request.caller = { kind: 'application', orgId: key.orgId, applicationId: key.applicationId, apiKeyId: key.apiKeyId };
-    setAuditSubject(request, { orgId: key.orgId, applicationId: key.applicationId, actorKind: 'api_key', actorId: key.apiKeyId });
+    request.caller = {
+      kind: 'application',
+      orgId: key.orgId,
+      applicationId: key.applicationId,
+      apiKeyId: key.apiKeyId,
+    };
+    setAuditSubject(request, {
+      orgId: key.orgId,
+      applicationId: key.applicationId,
+      actorKind: 'api_key',
+      actorId: key.apiKeyId,
+    });
   }
 
   private operator(request: FastifyRequest): void {
     if (!this.operatorDigest) {
-      throw new AppError('admin_disabled', 'The admin API is disabled: set OPERATOR_TOKEN (at least 32 characters) in the gateway environment');
+      throw new AppError(
+        'admin_disabled',
+        'The admin API is disabled: set OPERATOR_TOKEN (at least 32 characters) in the gateway environment',
+      );
     }
     const token = bearerToken(request);
     // Compare digests: equal length always, so timingSafeEqual never throws and leaks no length.
-    if (!token || !timingSafeEqual(digest(token), this.operatorDigest)) throw new AppError('unauthenticated', 'Send the operator token: Authorization: Bearer <OPERATOR_TOKEN>');
+    if (!token || !timingSafeEqual(digest(token), this.operatorDigest))
+      throw new AppError('unauthenticated', 'Send the operator token: Authorization: Bearer <OPERATOR_TOKEN>');
     request.operator = { kind: 'operator' };
     setAuditSubject(request, { actorKind: 'operator', actorId: 'operator' });
   }

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
 

@@ -29,5 +29,12 @@ export interface CookieOptions {
 
 /** A Set-Cookie value; always HttpOnly (no script of ours needs to read a credential). */
 export function serializeCookie(name: string, value: string, o: CookieOptions): string {
-  return [`${name}=${encodeURIComponent(value)}`, `Path=${o.path}`, `Max-Age=${Math.max(0, Math.floor(o.maxAge))}`, 'HttpOnly', `SameSite=${o.sameSite}`, ...(o.secure ? ['Secure'] : [])].join('; ');
+  return [
+    `${name}=${encodeURIComponent(value)}`,
+    `Path=${o.path}`,
+    `Max-Age=${Math.max(0, Math.floor(o.maxAge))}`,
+    'HttpOnly',
+    `SameSite=${o.sameSite}`,
+    ...(o.secure ? ['Secure'] : []),
+  ].join('; ');
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { consentPage, errorPage, html } from './connect-pages.js';
 
 const view = {
@@ -22,7 +23,9 @@ describe('consent pages', () => {
   });
 
   it('offers Allow as a form post when signed in, and the passkey page first when not', () => {
-    expect(consentPage(view)).toMatch(/<button class="primary" type="submit" name="decision" value="allow">Allow<\/button>/);
+    expect(consentPage(view)).toMatch(
+      /<button class="primary" type="submit" name="decision" value="allow">Allow<\/button>/,
+    );
     const anonymous = consentPage({ ...view, signedIn: false });
     expect(anonymous).not.toContain('value="allow"');
     expect(anonymous).toContain('href="/v1/auth/signin?return_to=%2Fv1%2Fconnect%2Fabc"');

@@ -1,5 +1,6 @@
 import { Body, Controller, Param } from '@nestjs/common';
 import { z } from 'zod';
+
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
@@ -9,15 +10,19 @@ import { connectionSchema } from './connection.schema.js';
 const createSessionBody = z
   .object({
     integration: z.string().min(1).max(64).describe('Integration key from the catalog, e.g. `github`.'),
-    scopes: z.array(z.string().min(1).max(128)).min(1).max(50).describe('Our scopes, e.g. `github:read:repos`; each must be allowed for the application.'),
-    callbackUrl: z.string().url().max(2048).describe('Exactly one of the application\'s registered callback URLs.'),
+    scopes: z
+      .array(z.string().min(1).max(128))
+      .min(1)
+      .max(50)
+      .describe('Our scopes, e.g. `github:read:repos`; each must be allowed for the application.'),
+    callbackUrl: z.string().url().max(2048).describe("Exactly one of the application's registered callback URLs."),
     state: z.string().max(512).optional().describe('Opaque; returned to the callback as `state`.'),
   })
   .strict();
 
 const connectSession = z.object({
-  id: z.string().describe('The session\'s id (for your logs; the connect URL carries a separate secret).'),
-  connectUrl: z.string().describe('Redirect the user\'s browser here. Single use.'),
+  id: z.string().describe("The session's id (for your logs; the connect URL carries a separate secret)."),
+  connectUrl: z.string().describe("Redirect the user's browser here. Single use."),
   expiresAt: z.string().describe('ISO 8601; ten minutes after creation.'),
 });
 
@@ -48,11 +53,12 @@ export class ConnectSessionsController {
     method: 'GET',
     path: 'connections/:connectionId',
     summary: 'A connection your application holds a grant on',
-    description: 'Any other connection id, including one that exists for another application, is 404 `connection_not_found`.',
+    description:
+      'Any other connection id, including one that exists for another application, is 404 `connection_not_found`.',
     tags: ['connect'],
     auth: 'api_key',
     params: connectionParams,
-    success: { status: 200, schema: connectionSchema, description: 'The connection and your grant\'s scopes.' },
+    success: { status: 200, schema: connectionSchema, description: "The connection and your grant's scopes." },
     errors: ['connection_not_found'],
   })
   get(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof connectionParams>) {

@@ -1,11 +1,12 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
+
 import { AccountsModule } from '../accounts/accounts.module.js';
-import { MyConnectionsController } from './my-connections.controller.js';
-import { ConsentController } from './consent.controller.js';
-import { ConnectSessionsController } from './connect-sessions.controller.js';
 import { ConnectFlowService } from './connect.service.js';
+import { ConnectSessionsController } from './connect-sessions.controller.js';
+import { ConsentController } from './consent.controller.js';
+import { MyConnectionsController } from './my-connections.controller.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 

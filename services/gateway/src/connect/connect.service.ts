@@ -1,10 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, ConnectDecision, rpc } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import { AuditRecorder } from '../audit/audit-recorder.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
@@ -25,19 +26,36 @@ export class ConnectFlowService {
   ) {}
 
   /** Step 1: the app asks; its callback must be exactly one it registered, its integration and scopes among its allowed ones. */
-  async createSession(caller: ApplicationCaller, body: { integration: string; scopes: string[]; callbackUrl: string; state?: string }) {
-    const { application } = await this.rpc.request(rpc.identity.getApplication, { orgId: caller.orgId, applicationId: caller.applicationId });
-    if (!application || application.status !== ApplicationStatus.ACTIVE) throw new AppError('unauthenticated', 'This application is disabled');
+  async createSession(
+    caller: ApplicationCaller,
+    body: { integration: string; scopes: string[]; callbackUrl: string; state?: string },
+  ) {
+    const { application } = await this.rpc.request(rpc.identity.getApplication, {
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+    });
+    if (!application || application.status !== ApplicationStatus.ACTIVE)
+      throw new AppError('unauthenticated', 'This application is disabled');
     // Exact string comparison: no prefix, no normalization, no wildcard (RFC 9700 §4.1.3).
     if (!application.callbackUrls.includes(body.callbackUrl)) {
-      throw new AppError('callback_url_not_registered', 'callbackUrl must be exactly one of the application\'s registered callback URLs', [{ path: 'callbackUrl', message: 'not registered' }]);
+      throw new AppError(
+        'callback_url_not_registered',
+        "callbackUrl must be exactly one of the application's registered callback URLs",
+        [{ path: 'callbackUrl', message: 'not registered' }],
+      );
     }
     if (!application.integrations.includes(body.integration)) {
-      throw new AppError('integration_not_allowed', `This application may not request ${body.integration}`, [{ path: 'integration', message: 'not allowed for this application' }]);
+      throw new AppError('integration_not_allowed', `This application may not request ${body.integration}`, [
+        { path: 'integration', message: 'not allowed for this application' },
+      ]);
     }
     const notAllowed = body.scopes.filter((s) => !application.scopes.includes(s));
     if (notAllowed.length > 0) {
-      throw new AppError('scope_not_allowed', 'This application may not request some of these scopes', notAllowed.map((s) => ({ path: 'scopes', message: `${s} is not allowed for this application` })));
+      throw new AppError(
+        'scope_not_allowed',
+        'This application may not request some of these scopes',
+        notAllowed.map((s) => ({ path: 'scopes', message: `${s} is not allowed for this application` })),
+      );
     }
     const created = await this.rpc.request(rpc.broker.createConnectSession, {
       orgId: caller.orgId,
@@ -96,28 +114,54 @@ export class ConnectFlowService {
         apiKey: apiKey ?? '',
       });
     } catch (error) {
-      await this.audit.recordOutcome(intent, { outcome: 'error', errorCode: AppError.from(error).code }).catch(() => undefined);
+      await this.audit
+        .recordOutcome(intent, { outcome: 'error', errorCode: AppError.from(error).code })
+        .catch(() => undefined);
       throw error;
     }
     await this.audit.recordOutcome(intent, { outcome: decision === 'allow' ? 'allowed' : 'denied' });
-    if (result.grantId) await this.auditGrant(session.orgId, session.applicationId, userId!, session.integration, result.connectionId, result.grantId);
+    if (result.grantId)
+      await this.auditGrant(
+        session.orgId,
+        session.applicationId,
+        userId!,
+        session.integration,
+        result.connectionId,
+        result.grantId,
+      );
     return result;
   }
 
   /** Step 3: back from the source. */
   async complete(callbackQuery: string, stateCookie: string, userId: string | undefined) {
-    const result = await this.rpc.request(rpc.broker.completeAuthorization, { callbackQuery, stateCookie, userId: userId ?? '' });
-    if (result.grantId) await this.auditGrant(result.orgId, result.applicationId, userId!, '', result.connectionId, result.grantId);
+    const result = await this.rpc.request(rpc.broker.completeAuthorization, {
+      callbackQuery,
+      stateCookie,
+      userId: userId ?? '',
+    });
+    if (result.grantId)
+      await this.auditGrant(result.orgId, result.applicationId, userId!, '', result.connectionId, result.grantId);
     return result;
   }
 
   async connection(caller: ApplicationCaller, connectionId: string) {
-    const { connection } = await this.rpc.request(rpc.broker.getConnection, { orgId: caller.orgId, applicationId: caller.applicationId, connectionId });
+    const { connection } = await this.rpc.request(rpc.broker.getConnection, {
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      connectionId,
+    });
     if (!connection) throw new AppError('connection_not_found');
     return connectionJson(connection);
   }
 
-  private async auditGrant(orgId: string, applicationId: string, userId: string, integration: string, connectionId: string, grantId: string) {
+  private async auditGrant(
+    orgId: string,
+    applicationId: string,
+    userId: string,
+    integration: string,
+    connectionId: string,
+    grantId: string,
+  ) {
     await this.audit.record({
       action: 'grant',
       outcome: 'allowed',

@@ -1,5 +1,5 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ConnectionStatus, type Connection } from '@context-gateway/proto';
+import { type Connection, ConnectionStatus } from '@context-gateway/proto';
 import { z } from 'zod';
 
 const STATUS_NAMES: Record<number, 'active' | 'needs_reauth' | 'revoked'> = {

@@ -1,16 +1,18 @@
-import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+
 import { AppError } from '@context-gateway/errors';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+
 import { AccountsService } from '../accounts/accounts.service.js';
 import { parseCookies, serializeCookie } from '../auth/cookies.js';
 import type { Env } from '../env.js';
 import { Route } from '../http/route.decorator.js';
-import { consentPage, errorPage } from './connect-pages.js';
 import { ConnectFlowService } from './connect.service.js';
+import { consentPage, errorPage } from './connect-pages.js';
 
 /** Binds the consent form to this browser (double submit; SameSite=Strict, HttpOnly). */
 const CSRF_COOKIE = 'cg_csrf';
@@ -29,9 +31,21 @@ const consentForm = z
 
 /** Page errors a person can meet, with the words they read. */
 const PAGE_ERRORS: Partial<Record<string, { status: number; title: string; message: string }>> = {
-  connect_session_invalid: { status: 400, title: 'This link cannot be used', message: 'This connect link is unknown or was already used.' },
-  connect_session_expired: { status: 410, title: 'This link has expired', message: 'Connect links work for ten minutes. Ask the app to start again.' },
-  oauth_state_invalid: { status: 400, title: 'This sign-in cannot be completed', message: 'The answer from the source does not belong to a sign-in started in this browser, or was already used.' },
+  connect_session_invalid: {
+    status: 400,
+    title: 'This link cannot be used',
+    message: 'This connect link is unknown or was already used.',
+  },
+  connect_session_expired: {
+    status: 410,
+    title: 'This link has expired',
+    message: 'Connect links work for ten minutes. Ask the app to start again.',
+  },
+  oauth_state_invalid: {
+    status: 400,
+    title: 'This sign-in cannot be completed',
+    message: 'The answer from the source does not belong to a sign-in started in this browser, or was already used.',
+  },
   csrf_invalid: { status: 403, title: 'Please try again', message: 'The form expired or was not sent from this page.' },
 };
 
@@ -53,17 +67,21 @@ export class ConsentController {
     method: 'GET',
     path: 'callback',
     summary: 'Where the sources send the browser back (OAuth redirect URI)',
-    description: 'Not for apps. Validates state (single use, bound to this browser), exchanges the code, then redirects to the app\'s callback.',
+    description:
+      "Not for apps. Validates state (single use, bound to this browser), exchanges the code, then redirects to the app's callback.",
     tags: ['connect'],
     auth: 'none',
-    success: { status: 302, description: 'To the app\'s callback URL.' },
+    success: { status: 302, description: "To the app's callback URL." },
     errors: ['oauth_state_invalid', 'connect_session_expired'],
   })
   async callback(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
     const cookies = parseCookies(request.headers.cookie);
     // The state cookie is spent whatever happens next.
-    reply.header('set-cookie', serializeCookie(STATE_COOKIE, '', { path: CALLBACK_PATH, maxAge: 0, secure: this.secure, sameSite: 'Lax' }));
+    reply.header(
+      'set-cookie',
+      serializeCookie(STATE_COOKIE, '', { path: CALLBACK_PATH, maxAge: 0, secure: this.secure, sameSite: 'Lax' }),
+    );
     try {
       const user = await this.accounts.optionalUser(request.headers.cookie);
       const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', user);
@@ -77,7 +95,8 @@ export class ConsentController {
     method: 'GET',
     path: ':token',
     summary: 'The consent page of a connect session',
-    description: 'Opened by the user from the app\'s `connectUrl`: which app, which integration, each scope in plain words, Allow / Deny.',
+    description:
+      "Opened by the user from the app's `connectUrl`: which app, which integration, each scope in plain words, Allow / Deny.",
     tags: ['connect'],
     auth: 'none',
     params: tokenParams,
@@ -96,15 +115,21 @@ export class ConsentController {
     method: 'POST',
     path: ':token',
     summary: 'The consent form: Allow or Deny',
-    description: 'Form post from the consent page (CSRF-protected). Allow needs a passkey session; it continues at the source, or straight to the app when an existing connection already covers the scopes.',
+    description:
+      'Form post from the consent page (CSRF-protected). Allow needs a passkey session; it continues at the source, or straight to the app when an existing connection already covers the scopes.',
     tags: ['connect'],
     auth: 'none',
     params: tokenParams,
     body: consentForm,
-    success: { status: 303, description: 'To the source\'s authorization page, or to the app\'s callback.' },
+    success: { status: 303, description: "To the source's authorization page, or to the app's callback." },
     errors: ['connect_session_invalid', 'connect_session_expired', 'csrf_invalid'],
   })
-  async decide(@Param() params: z.infer<typeof tokenParams>, @Body() form: z.infer<typeof consentForm>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+  async decide(
+    @Param() params: z.infer<typeof tokenParams>,
+    @Body() form: z.infer<typeof consentForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
     try {
       const cookie = parseCookies(request.headers.cookie).get(CSRF_COOKIE) ?? '';
       if (!sameSecret(cookie, form.csrf)) throw new AppError('csrf_invalid');
@@ -117,11 +142,20 @@ export class ConsentController {
         result = await this.flow.decide(params.token, form.decision, user, form.apiKey);
       } catch (error) {
         // A mistyped API key: show the page again with the reason; the session stays usable.
-        if (error instanceof AppError && error.code === 'validation_failed') return await this.render(reply, request, params.token, user, error.message);
+        if (error instanceof AppError && error.code === 'validation_failed')
+          return await this.render(reply, request, params.token, user, error.message);
         throw error;
       }
       if (result.oauthState) {
-        reply.header('set-cookie', serializeCookie(STATE_COOKIE, result.oauthState, { path: CALLBACK_PATH, maxAge: 600, secure: this.secure, sameSite: 'Lax' }));
+        reply.header(
+          'set-cookie',
+          serializeCookie(STATE_COOKIE, result.oauthState, {
+            path: CALLBACK_PATH,
+            maxAge: 600,
+            secure: this.secure,
+            sameSite: 'Lax',
+          }),
+        );
       }
       return this.redirect(reply, 303, result.redirectUrl);
     } catch (error) {
@@ -137,12 +171,26 @@ export class ConsentController {
     return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}`;
   }
 
-  private async render(reply: FastifyReply, request: FastifyRequest, token: string, user: string | undefined, error?: string) {
+  private async render(
+    reply: FastifyReply,
+    request: FastifyRequest,
+    token: string,
+    user: string | undefined,
+    error?: string,
+  ) {
     const session = await this.flow.session(token, user);
     let csrf = parseCookies(request.headers.cookie).get(CSRF_COOKIE);
     if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
       csrf = randomBytes(32).toString('base64url');
-      reply.header('set-cookie', serializeCookie(CSRF_COOKIE, csrf, { path: '/v1/connect', maxAge: 3600, secure: this.secure, sameSite: 'Strict' }));
+      reply.header(
+        'set-cookie',
+        serializeCookie(CSRF_COOKIE, csrf, {
+          path: '/v1/connect',
+          maxAge: 3600,
+          secure: this.secure,
+          sameSite: 'Strict',
+        }),
+      );
     }
     this.pageHeaders(reply);
     reply.status(error ? 422 : 200).send(
@@ -171,9 +219,16 @@ export class ConsentController {
   private page(reply: FastifyReply, error: unknown) {
     const known = error instanceof AppError ? PAGE_ERRORS[error.code] : undefined;
     if (!known) {
-      this.logger.error({ err: error instanceof AppError ? { code: error.code, message: error.message } : error }, 'connect page failed');
+      this.logger.error(
+        { err: error instanceof AppError ? { code: error.code, message: error.message } : error },
+        'connect page failed',
+      );
     }
-    const view = known ?? { status: 502, title: 'Something went wrong', message: 'The connection could not be completed. Please start again from the app.' };
+    const view = known ?? {
+      status: 502,
+      title: 'Something went wrong',
+      message: 'The connection could not be completed. Please start again from the app.',
+    };
     this.pageHeaders(reply);
     reply.status(view.status).send(errorPage(view.title, view.message));
     return reply;
@@ -187,7 +242,10 @@ export class ConsentController {
       .header('x-frame-options', 'DENY')
       .header('x-content-type-options', 'nosniff')
       // No script at all; inline styles only; never framed (clickjacking the Allow button).
-      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'");
+      .header(
+        'content-security-policy',
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+      );
   }
 }
 

@@ -1,9 +1,10 @@
-import { Controller, Param, Req } from '@nestjs/common';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
+import { Controller, Param, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { CurrentUser } from '../auth/auth.decorators.js';
 import type { SessionUser } from '../auth/auth.types.js';
@@ -30,7 +31,9 @@ const myConnections = z.object({
 
 const deleted = z.object({
   connectionId: z.string(),
-  revokedAtSource: z.boolean().describe('Whether the source confirmed revoking our token (false when it has no revocation endpoint).'),
+  revokedAtSource: z
+    .boolean()
+    .describe('Whether the source confirmed revoking our token (false when it has no revocation endpoint).'),
 });
 
 const iso = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? timestampDate(ts).toISOString() : null);
@@ -51,7 +54,11 @@ export class MyConnectionsController {
     summary: 'Your connections and the applications holding grants on them',
     tags: ['me'],
     auth: 'user_session',
-    success: { status: 200, schema: myConnections, description: 'Oldest first; revoked grants are listed with revokedAt.' },
+    success: {
+      status: 200,
+      schema: myConnections,
+      description: 'Oldest first; revoked grants are listed with revokedAt.',
+    },
     errors: ['unauthenticated'],
   })
   async list(@CurrentUser() user: SessionUser) {
@@ -59,7 +66,13 @@ export class MyConnectionsController {
     return {
       connections: connections.map(({ connection, grants }) => ({
         ...connectionJson(connection!),
-        grants: grants.map((g) => ({ applicationId: g.applicationId, scopes: g.scopes, active: g.active, grantedAt: iso(g.grantedAt) ?? '', revokedAt: iso(g.revokedAt) })),
+        grants: grants.map((g) => ({
+          applicationId: g.applicationId,
+          scopes: g.scopes,
+          active: g.active,
+          grantedAt: iso(g.grantedAt) ?? '',
+          revokedAt: iso(g.revokedAt),
+        })),
       })),
     };
   }
@@ -70,7 +83,7 @@ export class MyConnectionsController {
     summary: 'Delete one of your connections',
     description:
       "Revokes every application's grant on it, revokes the token at the source where the source allows, and destroys the key of its records in your Personal Server. " +
-      'When this returns, every application\'s next query for it is 404 `connection_not_found`.',
+      "When this returns, every application's next query for it is 404 `connection_not_found`.",
     tags: ['me'],
     auth: 'user_session',
     params: connectionParams,
@@ -78,9 +91,16 @@ export class MyConnectionsController {
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
-  async remove(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
+  async remove(
+    @CurrentUser() user: SessionUser,
+    @Param() params: z.infer<typeof connectionParams>,
+    @Req() request: FastifyRequest,
+  ) {
     setAuditSubject(request, { connectionId: params.connectionId, resource: `connection:${params.connectionId}` });
-    const { revokedAtSource } = await this.rpcClient.request(rpc.broker.removeConnection, { connectionId: params.connectionId, userId: user.userId });
+    const { revokedAtSource } = await this.rpcClient.request(rpc.broker.removeConnection, {
+      connectionId: params.connectionId,
+      userId: user.userId,
+    });
     return { connectionId: params.connectionId, revokedAtSource };
   }
 
@@ -96,9 +116,17 @@ export class MyConnectionsController {
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
-  async revoke(@CurrentUser() user: SessionUser, @Param() params: z.infer<typeof userGrantParams>, @Req() request: FastifyRequest) {
+  async revoke(
+    @CurrentUser() user: SessionUser,
+    @Param() params: z.infer<typeof userGrantParams>,
+    @Req() request: FastifyRequest,
+  ) {
     setAuditSubject(request, { connectionId: params.connectionId, applicationId: params.applicationId });
-    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: params.applicationId, userId: user.userId });
+    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, {
+      connectionId: params.connectionId,
+      applicationId: params.applicationId,
+      userId: user.userId,
+    });
     return { grantId };
   }
 }

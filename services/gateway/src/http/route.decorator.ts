@@ -1,6 +1,7 @@
-import { applyDecorators, Delete, Get, HttpCode, Patch, Post, Put, SetMetadata, UseInterceptors } from '@nestjs/common';
 import type { ErrorCode } from '@context-gateway/errors';
+import { applyDecorators, Delete, Get, HttpCode, Patch, Post, Put, SetMetadata, UseInterceptors } from '@nestjs/common';
 import type { z } from 'zod';
+
 import type { AuditActionName } from '../audit/audit-recorder.js';
 import { RouteValidationInterceptor } from './route-validation.interceptor.js';
 

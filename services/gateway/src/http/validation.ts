@@ -7,7 +7,11 @@ import type { z } from 'zod';
  * dropping them would hide that; every other problem is `validation_failed`. Returns the
  * parsed value (defaults applied, types coerced).
  */
-export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'params'): z.infer<S> {
+export function parseInput<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: 'body' | 'query' | 'params',
+): z.infer<S> {
   const result = schema.safeParse(value ?? (where === 'body' ? undefined : {}));
   if (result.success) return result.data;
   const problems: FieldProblem[] = result.error.issues.flatMap((issue) =>
@@ -16,5 +20,9 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where
       : [{ path: issue.path.join('.') || where, message: issue.message }],
   );
   const onlyUnknown = problems.length > 0 && problems.every((p) => p.message === 'is not a known field');
-  throw new AppError(onlyUnknown ? 'unknown_field' : 'validation_failed', `The request ${where} is not valid`, problems);
+  throw new AppError(
+    onlyUnknown ? 'unknown_field' : 'validation_failed',
+    `The request ${where} is not valid`,
+    problems,
+  );
 }

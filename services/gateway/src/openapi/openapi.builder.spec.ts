@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
+
 import { buildOpenApi } from './openapi.builder.js';
 
 describe('buildOpenApi', () => {
@@ -27,14 +28,28 @@ describe('buildOpenApi', () => {
     const op = (doc.paths['/v1/connections/{connectionId}'] as Record<string, any>).get;
     expect(op.security).toEqual([{ apiKey: [] }]);
     expect(op.parameters).toEqual([
-      expect.objectContaining({ name: 'connectionId', in: 'path', required: true, schema: expect.objectContaining({ format: 'uuid' }) }),
+      expect.objectContaining({
+        name: 'connectionId',
+        in: 'path',
+        required: true,
+        schema: expect.objectContaining({ format: 'uuid' }),
+      }),
       expect.objectContaining({ name: 'fields', in: 'query', required: false }),
     ]);
-    expect(op.responses['200'].content['application/json'].schema).toMatchObject({ type: 'object', properties: { id: { type: 'string' } } });
-    expect(op.responses['401'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
+    expect(op.responses['200'].content['application/json'].schema).toMatchObject({
+      type: 'object',
+      properties: { id: { type: 'string' } },
+    });
+    expect(op.responses['401'].content['application/problem+json'].schema).toEqual({
+      $ref: '#/components/schemas/Problem',
+    });
   });
 
   it('names the document and its server', () => {
-    expect(doc).toMatchObject({ openapi: '3.1.0', info: { version: '1.2.3' }, servers: [{ url: 'https://gw.example' }] });
+    expect(doc).toMatchObject({
+      openapi: '3.1.0',
+      info: { version: '1.2.3' },
+      servers: [{ url: 'https://gw.example' }],
+    });
   });
 });

@@ -1,9 +1,16 @@
-import { ErrorCodes, type ErrorCode } from '@context-gateway/errors';
+import { type ErrorCode, ErrorCodes } from '@context-gateway/errors';
 import { z } from 'zod';
+
 import type { RouteDefinition } from '../http/route.decorator.js';
 
 /** Errors any route may answer with; each route lists its own on top. */
-const COMMON_ERRORS: ErrorCode[] = ['malformed_request', 'payload_too_large', 'unsupported_media_type', 'internal', 'service_unavailable'];
+const COMMON_ERRORS: ErrorCode[] = [
+  'malformed_request',
+  'payload_too_large',
+  'unsupported_media_type',
+  'internal',
+  'service_unavailable',
+];
 
 const problemSchema = {
   type: 'object',
@@ -17,7 +24,10 @@ const problemSchema = {
     instance: { type: 'string' },
     code: { type: 'string', enum: Object.keys(ErrorCodes) },
     requestId: { type: 'string' },
-    errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+    errors: {
+      type: 'array',
+      items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
+    },
   },
 };
 
@@ -30,19 +40,31 @@ const SECURITY: Record<RouteDefinition['auth'], Record<string, string[]>[]> = {
 };
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
   return rest;
 }
 
 /** `:id` (Nest) → `{id}` (OpenAPI). */
-const openApiPath = (prefix: string, path: string) => `/${[prefix, path].filter(Boolean).join('/')}`.replace(/\/+/g, '/').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+const openApiPath = (prefix: string, path: string) =>
+  `/${[prefix, path].filter(Boolean).join('/')}`.replace(/\/+/g, '/').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
 function parameters(definition: RouteDefinition) {
   const list: Record<string, unknown>[] = [];
-  for (const [where, schema] of [['path', definition.params], ['query', definition.query]] as const) {
+  for (const [where, schema] of [
+    ['path', definition.params],
+    ['query', definition.query],
+  ] as const) {
     if (!schema) continue;
     for (const [name, field] of Object.entries(schema.shape)) {
-      list.push({ name, in: where, required: where === 'path' || !(field as z.ZodType).safeParse(undefined).success, schema: jsonSchema(field as z.ZodType, 'input') });
+      list.push({
+        name,
+        in: where,
+        required: where === 'path' || !(field as z.ZodType).safeParse(undefined).success,
+        schema: jsonSchema(field as z.ZodType, 'input'),
+      });
     }
   }
   return list;
@@ -63,15 +85,25 @@ export function buildOpenApi(routes: DiscoveredRoute[], info: { version: string;
     const path = openApiPath(prefix, d.path);
     const errors = [...new Set([...d.errors, ...COMMON_ERRORS])];
     const byStatus = new Map<number, ErrorCode[]>();
-    for (const code of errors) byStatus.set(ErrorCodes[code].status, [...(byStatus.get(ErrorCodes[code].status) ?? []), code]);
+    for (const code of errors)
+      byStatus.set(ErrorCodes[code].status, [...(byStatus.get(ErrorCodes[code].status) ?? []), code]);
     const responses: Record<string, unknown> = {
       [d.success.status]: {
         description: d.success.description,
-        ...(d.success.schema ? { content: { [d.success.contentType ?? 'application/json']: { schema: jsonSchema(d.success.schema, 'output') } } } : {}),
+        ...(d.success.schema
+          ? {
+              content: {
+                [d.success.contentType ?? 'application/json']: { schema: jsonSchema(d.success.schema, 'output') },
+              },
+            }
+          : {}),
       },
     };
     for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
-      responses[status] = { description: codes.join(', '), content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+      responses[status] = {
+        description: codes.join(', '),
+        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+      };
     }
     paths[path] ??= {};
     paths[path][d.method.toLowerCase()] = {
@@ -80,22 +112,36 @@ export function buildOpenApi(routes: DiscoveredRoute[], info: { version: string;
       tags: d.tags,
       security: SECURITY[d.auth],
       parameters: parameters(d),
-      ...(d.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(d.body, 'input') } } } } : {}),
+      ...(d.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(d.body, 'input') } } } }
+        : {}),
       responses,
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Context Gateway API', version: info.version, description: 'The public API of Context Gateway. Errors are RFC 9457 problem details with a stable `code`.' },
+    info: {
+      title: 'Context Gateway API',
+      version: info.version,
+      description: 'The public API of Context Gateway. Errors are RFC 9457 problem details with a stable `code`.',
+    },
     servers: [{ url: info.serverUrl }],
     paths,
     components: {
       schemas: { Problem: problemSchema },
       securitySchemes: {
         apiKey: { type: 'http', scheme: 'bearer', description: 'An application API key (`cg_sk_...`).' },
-        operatorToken: { type: 'http', scheme: 'bearer', description: 'The operator token configured on the gateway (admin API).' },
+        operatorToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The operator token configured on the gateway (admin API).',
+        },
         userSession: { type: 'apiKey', in: 'cookie', name: 'cg_session', description: 'A signed-in user (passkey).' },
-        auditorToken: { type: 'http', scheme: 'bearer', description: 'A read-only auditor token (`cg_aud_...`), scoped to one organization.' },
+        auditorToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A read-only auditor token (`cg_aud_...`), scoped to one organization.',
+        },
       },
     },
   };

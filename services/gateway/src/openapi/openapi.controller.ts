@@ -1,10 +1,11 @@
-import { Controller, Get, Inject } from '@nestjs/common';
-import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from '@context-gateway/service-kit';
+import { Controller, Get, Inject } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+
+import type { Env } from '../env.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
 import { buildOpenApi, type DiscoveredRoute } from './openapi.builder.js';
-import type { Env } from '../env.js';
 
 @Controller('v1')
 export class OpenApiController {
@@ -21,7 +22,10 @@ export class OpenApiController {
   /** The OpenAPI 3.1 description of every route declared with @Route. */
   @Get('openapi.json')
   get(): unknown {
-    this.document ??= buildOpenApi(this.discover(), { version: this.info.version, serverUrl: this.env.GATEWAY_PUBLIC_URL });
+    this.document ??= buildOpenApi(this.discover(), {
+      version: this.info.version,
+      serverUrl: this.env.GATEWAY_PUBLIC_URL,
+    });
     return this.document;
   }
 

@@ -1,6 +1,7 @@
 import { Controller, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
+
 import { Route } from '../http/route.decorator.js';
 import { PlatformHealthService } from './platform-health.service.js';
 
@@ -11,7 +12,10 @@ const serviceHealth = z.object({
   instance: z.string().optional().describe('host:pid of the process that answered.'),
   version: z.string().optional(),
   uptimeSeconds: z.number().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional().describe('Set when the service did not answer.'),
+  error: z
+    .object({ code: z.string(), message: z.string() })
+    .optional()
+    .describe('Set when the service did not answer.'),
 });
 
 export const platformHealthSchema = z.object({
@@ -27,10 +31,14 @@ export class PlatformHealthController {
     method: 'GET',
     path: '',
     summary: 'Readiness of every service',
-    description: 'Asks each service over NATS; 200 when all answered ready, 503 otherwise, with each one\'s checks.',
+    description: "Asks each service over NATS; 200 when all answered ready, 503 otherwise, with each one's checks.",
     tags: ['platform'],
     auth: 'none',
-    success: { status: 200, schema: platformHealthSchema, description: 'Every service is ready (503 with the same body when not).' },
+    success: {
+      status: 200,
+      schema: platformHealthSchema,
+      description: 'Every service is ready (503 with the same body when not).',
+    },
     errors: [],
   })
   async get(@Res({ passthrough: true }) reply: FastifyReply) {

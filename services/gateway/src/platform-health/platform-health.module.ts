@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { PlatformHealthController } from './platform-health.controller.js';
 import { PlatformHealthService } from './platform-health.service.js';
 

@@ -1,7 +1,7 @@
-import { Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc, SERVICE_NAMES, type ServiceName } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
 
 export interface ServiceHealth {
   ready: boolean;
@@ -30,7 +30,9 @@ export class PlatformHealthService {
   constructor(private readonly rpcClient: RpcClient) {}
 
   async gather(): Promise<PlatformHealth> {
-    const entries = await Promise.all(SERVICE_NAMES.map(async (service) => [service, await this.ask(service)] as const));
+    const entries = await Promise.all(
+      SERVICE_NAMES.map(async (service) => [service, await this.ask(service)] as const),
+    );
     const services = Object.fromEntries(entries) as Record<ServiceName, ServiceHealth>;
     return { status: entries.every(([, h]) => h.ready) ? 'ready' : 'degraded', services };
   }

@@ -1,17 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
-import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { events, GrantStatus, streams } from '@context-gateway/proto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
+
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 
 // The consistency primitive on a private nats-server: "the stream's last sequence, asked
 // after I started" and "I have read up to it", with what each event requires of an org.
 const logger = createLogger({ service: 'gateway-test', level: 'silent' });
-
 
 let nats: PrivateNats;
 let nc: NatsConnection;
@@ -25,7 +26,13 @@ beforeAll(async () => {
   await ensureStreams(nc, [streams.control], logger);
   publisher = new JetStreamPublisher(nc);
   // an event from before the reader started: covered by startSeq, not by a requirement
-  await publisher.publish(events.policyChanged, { eventId: randomUUID(), orgId: randomUUID(), revision: 1n, cause: 'rule_put', occurredAt: timestampNow() });
+  await publisher.publish(events.policyChanged, {
+    eventId: randomUUID(),
+    orgId: randomUUID(),
+    revision: 1n,
+    cause: 'rule_put',
+    occurredAt: timestampNow(),
+  });
   watermark = new ControlWatermark(nc, (r) => required.push(r), logger);
   await watermark.start();
 }, 20_000);
@@ -44,23 +51,45 @@ describe('ControlWatermark', () => {
 
   it('after a change returned, the latest sequence covers it and reading up to it yields its requirement', async () => {
     const orgId = randomUUID();
-    const policy = await publisher.publish(events.policyChanged, { eventId: randomUUID(), orgId, revision: 7n, cause: 'rule_put', occurredAt: timestampNow() });
+    const policy = await publisher.publish(events.policyChanged, {
+      eventId: randomUUID(),
+      orgId,
+      revision: 7n,
+      cause: 'rule_put',
+      occurredAt: timestampNow(),
+    });
     const grant = await publisher.publish(events.grantChanged, {
-      eventId: randomUUID(), grantId: randomUUID(), orgId, applicationId: randomUUID(), userId: randomUUID(), connectionId: randomUUID(),
-      integration: 'github', scopes: ['github:read:repos'], status: GrantStatus.REVOKED, revision: 2n, occurredAt: timestampNow(),
+      eventId: randomUUID(),
+      grantId: randomUUID(),
+      orgId,
+      applicationId: randomUUID(),
+      userId: randomUUID(),
+      connectionId: randomUUID(),
+      integration: 'github',
+      scopes: ['github:read:repos'],
+      status: GrantStatus.REVOKED,
+      revision: 2n,
+      occurredAt: timestampNow(),
     });
     const latest = await watermark.latestSeq();
     expect(latest).toBeGreaterThanOrEqual(grant.seq);
     await watermark.waitConsumed(latest, 2_000);
     // the requirements were handed over before the wait resolved
-    expect(required).toEqual(expect.arrayContaining([{ orgId, revision: 7n }, { orgId, controlSeq: grant.seq }]));
+    expect(required).toEqual(
+      expect.arrayContaining([
+        { orgId, revision: 7n },
+        { orgId, controlSeq: grant.seq },
+      ]),
+    );
     expect(required.find((r) => r.revision === 7n)).toBeDefined();
     expect(policy.seq).toBeLessThan(grant.seq);
   });
 
   it('shares one stream-info request among concurrent callers, but only one sent after they asked', async () => {
     const asked: number[] = [];
-    const spy = nc.subscribe(`$JS.API.STREAM.INFO.${streams.control.name}`, { callback: () => void asked.push(Date.now()) });
+    const spy = nc.subscribe(`$JS.API.STREAM.INFO.${streams.control.name}`, {
+      callback: () => void asked.push(Date.now()),
+    });
     await nc.flush();
     const answers = await Promise.all(Array.from({ length: 200 }, () => watermark.latestSeq()));
     await nc.flush();
@@ -72,6 +101,8 @@ describe('ControlWatermark', () => {
   });
 
   it('fails closed when it cannot read up to a sequence in time', async () => {
-    await expect(watermark.waitConsumed(watermark.consumedSeq + 1_000, 100)).rejects.toMatchObject({ code: 'policy_unavailable' });
+    await expect(watermark.waitConsumed(watermark.consumedSeq + 1_000, 100)).rejects.toMatchObject({
+      code: 'policy_unavailable',
+    });
   });
 });

@@ -1,7 +1,13 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { events, streams } from '@context-gateway/proto';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  jetstream,
+  type JetStreamManager,
+  jetstreamManager,
+} from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -127,7 +133,9 @@ export class ControlWatermark {
         const info = await this.jsm!.streams.info(streams.control.name);
         for (const done of batch) done({ seq: info.state.last_seq });
       } catch (error) {
-        const failure = new AppError('policy_unavailable', 'The policy change stream is unreachable', [], { cause: error });
+        const failure = new AppError('policy_unavailable', 'The policy change stream is unreachable', [], {
+          cause: error,
+        });
         for (const done of batch) done({ error: failure });
       }
     }
@@ -149,8 +157,10 @@ export class ControlWatermark {
         const e = fromBinary(events.policyChanged.message, data);
         return { orgId: e.orgId, revision: e.revision };
       }
-      if (subject === events.grantChanged.subject) return { orgId: fromBinary(events.grantChanged.message, data).orgId, controlSeq: seq };
-      if (subject === events.applicationChanged.subject) return { orgId: fromBinary(events.applicationChanged.message, data).orgId, controlSeq: seq };
+      if (subject === events.grantChanged.subject)
+        return { orgId: fromBinary(events.grantChanged.message, data).orgId, controlSeq: seq };
+      if (subject === events.applicationChanged.subject)
+        return { orgId: fromBinary(events.applicationChanged.message, data).orgId, controlSeq: seq };
     } catch (error) {
       // Undecodable: policy dead-letters it too and moves its cursor past it; nothing to require.
       this.logger.warn({ err: error, seq, subject }, 'undecodable control event ignored');

@@ -1,11 +1,18 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { AppError, type FieldProblem } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import { compilePolicies, type CompiledPolicySet, type Decision, type Layer, type PolicyRule } from '@context-gateway/policy-engine';
-import { PolicyEffect, PolicyLayer, rpc, type GetCompiledRulesResponse } from '@context-gateway/proto';
+import {
+  type CompiledPolicySet,
+  compilePolicies,
+  type Decision,
+  type Layer,
+  type PolicyRule,
+} from '@context-gateway/policy-engine';
+import { type GetCompiledRulesResponse, PolicyEffect, PolicyLayer, rpc } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import type { Env } from '../env.js';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 
@@ -33,7 +40,11 @@ interface OrgNeed {
   controlSeq: number;
 }
 
-const WIRE_LAYER: Record<number, Layer> = { [PolicyLayer.ORG]: 'org', [PolicyLayer.USER]: 'user', [PolicyLayer.APPLICATION]: 'application' };
+const WIRE_LAYER: Record<number, Layer> = {
+  [PolicyLayer.ORG]: 'org',
+  [PolicyLayer.USER]: 'user',
+  [PolicyLayer.APPLICATION]: 'application',
+};
 
 /**
  * The gateway's three-layer check, decided in-process from a per-org cache of compiled
@@ -61,7 +72,7 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     private readonly rpcClient: RpcClient,
     @Inject(NATS_CONNECTION) nc: NatsConnection,
     @Inject(SERVICE_ENV) private readonly env: Env,
-    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(LOGGER) logger: Logger,
   ) {
     this.watermark = new ControlWatermark(nc, (r) => this.require(r), logger);
   }
@@ -80,7 +91,10 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** One decision per capability, against one freshness check (a records query asks for every scope of an integration). */
-  async evaluateEach(request: Omit<DecisionRequest, 'capability'>, capabilities: readonly string[]): Promise<Decision[]> {
+  async evaluateEach(
+    request: Omit<DecisionRequest, 'capability'>,
+    capabilities: readonly string[],
+  ): Promise<Decision[]> {
     const entry = await this.applicationEntry(request);
     return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
   }
@@ -92,7 +106,8 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
    */
   async evaluateForGrantee(request: DecisionRequest): Promise<Decision> {
     const entry = await this.applicationEntry(request);
-    if (!entry.grantees.has(`${request.applicationId}\u0000${request.userId}`)) throw new AppError('not_found', 'No such user among those who granted this application access');
+    if (!entry.grantees.has(`${request.applicationId}\u0000${request.userId}`))
+      throw new AppError('not_found', 'No such user among those who granted this application access');
     return entry.policies.decide(request);
   }
 
@@ -111,7 +126,13 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     for (;;) {
       const entry = this.entries.get(orgId);
       if (entry && this.satisfies(orgId, entry)) return entry;
-      if (Date.now() >= deadline) throw new AppError('policy_unavailable', 'The policy rules for this organization could not be brought up to date in time', [], { cause: lastError });
+      if (Date.now() >= deadline)
+        throw new AppError(
+          'policy_unavailable',
+          'The policy rules for this organization could not be brought up to date in time',
+          [],
+          { cause: lastError },
+        );
       try {
         await this.load(orgId, deadline);
       } catch (error) {
@@ -148,11 +169,16 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private async fetch(orgId: string, deadline: number): Promise<void> {
-    const reply = await this.rpcClient.request(rpc.policy.getCompiledRules, { orgId }, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), rpc.policy.getCompiledRules.timeoutMs)) });
+    const reply = await this.rpcClient.request(
+      rpc.policy.getCompiledRules,
+      { orgId },
+      { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), rpc.policy.getCompiledRules.timeoutMs)) },
+    );
     const entry = compileReply(reply);
     const current = this.entries.get(orgId);
     // Never replace newer rules with older ones (two fills racing).
-    if (!current || (entry.revision >= current.revision && entry.controlSeq >= current.controlSeq)) this.entries.set(orgId, entry);
+    if (!current || (entry.revision >= current.revision && entry.controlSeq >= current.controlSeq))
+      this.entries.set(orgId, entry);
     if (!this.satisfies(orgId, this.entries.get(orgId)!)) {
       // policy has not applied the event yet (its consumer is a moment behind): give it a moment.
       await new Promise((r) => setTimeout(r, 5));

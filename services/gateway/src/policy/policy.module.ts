@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { PolicyController } from './policy.controller.js';
 import { PolicyDecider } from './policy-decider.js';
 

@@ -4,13 +4,26 @@ import { z } from 'zod';
 export const ruleBody = z
   .strictObject({
     effect: z.enum(['allow', 'deny']),
-    integration: z.string().min(1).max(100).optional().describe('A whole integration (`github`): every capability of it.'),
+    integration: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('A whole integration (`github`): every capability of it.'),
     capability: z.string().min(1).max(200).optional().describe('One capability (`github:create_issue`).'),
-    resources: z.array(z.string().min(1).max(500)).min(1).max(100).optional().describe('Only these resources: exact names or a prefix ending in `*` (`repo:acme/*`).'),
+    resources: z
+      .array(z.string().min(1).max(500))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('Only these resources: exact names or a prefix ending in `*` (`repo:acme/*`).'),
     applicationId: z.uuid().optional().describe('Only requests made by this application.'),
     description: z.string().max(500).optional(),
   })
-  .refine((r) => (r.integration === undefined) !== (r.capability === undefined), { message: 'exactly one of integration or capability', path: ['integration'] });
+  .refine((r) => (r.integration === undefined) !== (r.capability === undefined), {
+    message: 'exactly one of integration or capability',
+    path: ['integration'],
+  });
 
 export const ruleSchema = z.object({
   id: z.string(),
@@ -24,10 +37,15 @@ export const ruleSchema = z.object({
   description: z.string().optional(),
 });
 
-export const putRuleResponse = z.object({ rule: ruleSchema, revision: z.number().describe('The org revision from which the rule is in force.') });
+export const putRuleResponse = z.object({
+  rule: ruleSchema,
+  revision: z.number().describe('The org revision from which the rule is in force.'),
+});
 export const userRuleResponse = z.object({
   rule: ruleSchema,
-  revisions: z.array(z.object({ orgId: z.string(), revision: z.number() })).describe('The orgs whose rules changed (those whose apps you granted).'),
+  revisions: z
+    .array(z.object({ orgId: z.string(), revision: z.number() }))
+    .describe('The orgs whose rules changed (those whose apps you granted).'),
 });
 export const ruleListSchema = z.object({ rules: z.array(ruleSchema), revision: z.number().optional() });
 export const integrationsBody = z.strictObject({ integrations: z.array(z.string().min(1).max(100)).max(200) });
@@ -41,9 +59,20 @@ export const explainBody = z.strictObject({
 });
 export const explanationSchema = z.object({
   allowed: z.boolean(),
-  decidedBy: z.enum(['org', 'user', 'application']).nullable().describe('The layer that refused (first in org → user → application order); null when allowed or the capability is unknown.'),
+  decidedBy: z
+    .enum(['org', 'user', 'application'])
+    .nullable()
+    .describe(
+      'The layer that refused (first in org → user → application order); null when allowed or the capability is unknown.',
+    ),
   reason: z.enum(['allowed', 'deny_rule', 'no_allow', 'unknown_capability']),
-  matched: z.array(z.object({ layer: z.enum(['org', 'user', 'application']), effect: z.enum(['allow', 'deny']), ruleIds: z.array(z.string()) })),
+  matched: z.array(
+    z.object({
+      layer: z.enum(['org', 'user', 'application']),
+      effect: z.enum(['allow', 'deny']),
+      ruleIds: z.array(z.string()),
+    }),
+  ),
 });
 
 export type RuleBody = z.infer<typeof ruleBody>;

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
 import type { Decision } from '@context-gateway/policy-engine';
 import { INTEGRATION_SCOPES, scopesForType, typesForScopes } from '@context-gateway/record-catalog';
+import { Injectable } from '@nestjs/common';
+
 import { deniedError, PolicyDecider } from '../policy/policy-decider.js';
 import type { Placement } from './shard-router.js';
 
@@ -18,15 +19,30 @@ export type RecordsVerdict =
 export class RecordsPolicy {
   constructor(private readonly decider: PolicyDecider) {}
 
-  async check(caller: { orgId: string; applicationId: string }, placement: Placement, type: string | undefined): Promise<RecordsVerdict> {
-    const scopes = type ? scopesForType(placement.integration, type) : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
+  async check(
+    caller: { orgId: string; applicationId: string },
+    placement: Placement,
+    type: string | undefined,
+  ): Promise<RecordsVerdict> {
+    const scopes = type
+      ? scopesForType(placement.integration, type)
+      : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
     // A type the integration never produces: nothing to ask policy; the shard says scope_not_granted.
     if (scopes.length === 0) return { kind: 'allowed', policyTypes: undefined, decision: undefined };
-    const decisions = await this.decider.evaluateEach({ orgId: caller.orgId, applicationId: caller.applicationId, userId: placement.userId }, scopes);
+    const decisions = await this.decider.evaluateEach(
+      { orgId: caller.orgId, applicationId: caller.applicationId, userId: placement.userId },
+      scopes,
+    );
     const allowed = scopes.filter((_, i) => decisions[i]!.allowed);
-    if (allowed.length === 0) return { kind: 'denied', error: deniedError(scopes[0]!, decisions[0]!), decision: decisions[0]! };
+    if (allowed.length === 0)
+      return { kind: 'denied', error: deniedError(scopes[0]!, decisions[0]!), decision: decisions[0]! };
     const firstAllowed = decisions.find((d) => d.allowed);
-    if (type || allowed.length === scopes.length) return { kind: 'allowed', policyTypes: undefined, decision: firstAllowed };
-    return { kind: 'allowed', policyTypes: [...typesForScopes(placement.integration, allowed)], decision: firstAllowed };
+    if (type || allowed.length === scopes.length)
+      return { kind: 'allowed', policyTypes: undefined, decision: firstAllowed };
+    return {
+      kind: 'allowed',
+      policyTypes: [...typesForScopes(placement.integration, allowed)],
+      decision: firstAllowed,
+    };
   }
 }

@@ -1,15 +1,16 @@
-import { Controller, Param, Query, Req, Res } from '@nestjs/common';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Controller, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
-import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema } from './records.schemas.js';
 import { auditPolicyOf } from '../policy/policy-decider.js';
+import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema } from './records.schemas.js';
 import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
@@ -42,7 +43,16 @@ export class RecordsController {
     params: connectionParams,
     query: recordsQuery,
     success: { status: 200, schema: recordsPageSchema, description: 'A page of records.' },
-    errors: ['unauthenticated', 'connection_not_found', 'scope_not_granted', 'grant_revoked', 'policy_denied', 'policy_unavailable', 'validation_failed', 'unknown_field'],
+    errors: [
+      'unauthenticated',
+      'connection_not_found',
+      'scope_not_granted',
+      'grant_revoked',
+      'policy_denied',
+      'policy_unavailable',
+      'validation_failed',
+      'unknown_field',
+    ],
     audit: { action: 'data_query' },
   })
   async list(
@@ -92,7 +102,8 @@ export class RecordsController {
     method: 'DELETE',
     path: 'connections/:connectionId/grant',
     summary: 'Give up your grant on a connection',
-    description: 'Revokes your application\'s grant; your next query on the connection is 403 `grant_revoked`. Other applications\' grants are untouched.',
+    description:
+      "Revokes your application's grant; your next query on the connection is 403 `grant_revoked`. Other applications' grants are untouched.",
     tags: ['records'],
     auth: 'api_key',
     params: connectionParams,
@@ -100,9 +111,17 @@ export class RecordsController {
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
-  async giveUp(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
+  async giveUp(
+    @Caller() caller: ApplicationCaller,
+    @Param() params: z.infer<typeof connectionParams>,
+    @Req() request: FastifyRequest,
+  ) {
     setAuditSubject(request, { connectionId: params.connectionId });
-    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, { connectionId: params.connectionId, applicationId: caller.applicationId, orgId: caller.orgId });
+    const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, {
+      connectionId: params.connectionId,
+      applicationId: caller.applicationId,
+      orgId: caller.orgId,
+    });
     return { grantId };
   }
 }

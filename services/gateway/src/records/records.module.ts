@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { PolicyModule } from '../policy/policy.module.js';
 import { RecordsController } from './records.controller.js';
 import { RecordsPolicy } from './records-policy.js';

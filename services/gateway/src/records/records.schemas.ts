@@ -7,8 +7,14 @@ export const connectionParams = z.strictObject({ connectionId: z.uuid() });
 const typeNames = RECORD_TYPES.map((t) => t.name) as [string, ...string[]];
 
 export const recordsQuery = z.strictObject({
-  type: z.enum(typeNames).optional().describe('One record type (docs/record-types.md); omitted: every type your grant covers.'),
-  since: z.iso.datetime({ offset: true }).optional().describe('Only records changed after this time (includes tombstones: `deleted: true`).'),
+  type: z
+    .enum(typeNames)
+    .optional()
+    .describe('One record type (docs/record-types.md); omitted: every type your grant covers.'),
+  since: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .describe('Only records changed after this time (includes tombstones: `deleted: true`).'),
   limit: z.coerce.number().int().min(1).max(MAX_QUERY_LIMIT).default(100),
   cursor: z.string().min(1).max(200).optional().describe('`nextCursor` of the previous page.'),
   fields: z
@@ -16,7 +22,7 @@ export const recordsQuery = z.strictObject({
     .max(1_000)
     .regex(/^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$/, 'comma-separated field names')
     .optional()
-    .describe("Comma-separated top-level fields of `data` to return (e.g. `name,url`)."),
+    .describe('Comma-separated top-level fields of `data` to return (e.g. `name,url`).'),
 });
 
 export const recordSchema = z.object({
@@ -32,7 +38,10 @@ export const recordSchema = z.object({
 export const recordsPageSchema = z.object({
   records: z.array(recordSchema),
   nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null: this was the last page.'),
-  syncedAt: z.iso.datetime().nullable().describe('When the source was last read for this connection (freshness); null before the first sync.'),
+  syncedAt: z.iso
+    .datetime()
+    .nullable()
+    .describe('When the source was last read for this connection (freshness); null before the first sync.'),
 });
 
 export const revokedSchema = z.object({ grantId: z.string() });

@@ -1,9 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import type { MessageInitShape } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc, type QueryRecordsRequest, type QueryRecordsResponse } from '@context-gateway/proto';
-import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { QueryRecordsRequestSchema } from '@context-gateway/proto';
+import { type QueryRecordsRequest, type QueryRecordsResponse, rpc } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
 
 /** Where a connection lives and whose it is (never changes except the shard, by rebalance). */
 export interface Placement {
@@ -33,7 +33,9 @@ export class ShardRouter {
     return this.#shards.get(connectionId) ?? this.locate(connectionId);
   }
 
-  async query(message: MessageInitShape<typeof QueryRecordsRequestSchema> & Pick<QueryRecordsRequest, 'connectionId'>): Promise<QueryRecordsResponse> {
+  async query(
+    message: MessageInitShape<typeof QueryRecordsRequestSchema> & Pick<QueryRecordsRequest, 'connectionId'>,
+  ): Promise<QueryRecordsResponse> {
     const cached = this.#shards.get(message.connectionId);
     const shard = (cached ?? (await this.locate(message.connectionId))).shard;
     try {
@@ -47,7 +49,10 @@ export class ShardRouter {
     }
   }
 
-  private send(shard: number, message: MessageInitShape<typeof QueryRecordsRequestSchema>): Promise<QueryRecordsResponse> {
+  private send(
+    shard: number,
+    message: MessageInitShape<typeof QueryRecordsRequestSchema>,
+  ): Promise<QueryRecordsResponse> {
     const descriptor = rpc.personalServer.shardQuery;
     return this.rpcClient.request(descriptor, message, { subject: descriptor.shardSubject!(shard) });
   }

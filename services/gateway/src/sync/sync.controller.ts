@@ -1,11 +1,18 @@
 import { Body, Controller, Headers, Param, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
-import { importResultSchema, syncParams, syncRequestedSchema, syncStateSchema, webhookAcceptedSchema } from './sync.schemas.js';
+import {
+  importResultSchema,
+  syncParams,
+  syncRequestedSchema,
+  syncStateSchema,
+  webhookAcceptedSchema,
+} from './sync.schemas.js';
 import { SyncService } from './sync.service.js';
 
 /** Sync status, sync now, export uploads (apps); webhooks (sources). */
@@ -17,7 +24,8 @@ export class SyncController {
     method: 'GET',
     path: 'connections/:connectionId/sync',
     summary: "A connection's sync status",
-    description: 'Where syncing stands for a connection your application holds a grant on; any other connection is 404 `connection_not_found`.',
+    description:
+      'Where syncing stands for a connection your application holds a grant on; any other connection is 404 `connection_not_found`.',
     tags: ['sync'],
     auth: 'api_key',
     params: syncParams,
@@ -39,7 +47,11 @@ export class SyncController {
     success: { status: 202, schema: syncRequestedSchema, description: 'The sync is queued.' },
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
   })
-  syncNow(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof syncParams>, @Req() request: FastifyRequest) {
+  syncNow(
+    @Caller() caller: ApplicationCaller,
+    @Param() params: z.infer<typeof syncParams>,
+    @Req() request: FastifyRequest,
+  ) {
     setAuditSubject(request, { connectionId: params.connectionId });
     return this.sync.requestSync(caller, params.connectionId);
   }
@@ -54,10 +66,24 @@ export class SyncController {
     tags: ['sync'],
     auth: 'api_key',
     params: syncParams,
-    success: { status: 200, schema: importResultSchema, description: 'What was imported and which rows were rejected.' },
-    errors: ['unauthenticated', 'connection_not_found', 'validation_failed', 'payload_too_large', 'unsupported_media_type'],
+    success: {
+      status: 200,
+      schema: importResultSchema,
+      description: 'What was imported and which rows were rejected.',
+    },
+    errors: [
+      'unauthenticated',
+      'connection_not_found',
+      'validation_failed',
+      'payload_too_large',
+      'unsupported_media_type',
+    ],
   })
-  import(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof syncParams>, @Req() request: FastifyRequest) {
+  import(
+    @Caller() caller: ApplicationCaller,
+    @Param() params: z.infer<typeof syncParams>,
+    @Req() request: FastifyRequest,
+  ) {
     setAuditSubject(request, { connectionId: params.connectionId });
     const length = request.headers['content-length'] ? Number(request.headers['content-length']) : undefined;
     return this.sync.importCsv(caller, params.connectionId, request.body, Number.isFinite(length) ? length : undefined);
@@ -75,7 +101,11 @@ export class SyncController {
     success: { status: 202, schema: webhookAcceptedSchema, description: 'Accepted.' },
     errors: ['webhook_signature_invalid', 'validation_failed'],
   })
-  githubWebhook(@Req() request: FastifyRequest, @Headers() headers: Record<string, string | string[] | undefined>, @Body() body: unknown) {
+  githubWebhook(
+    @Req() request: FastifyRequest,
+    @Headers() headers: Record<string, string | string[] | undefined>,
+    @Body() body: unknown,
+  ) {
     return this.sync.githubWebhook(request.rawBody, headers, body);
   }
 }

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { SyncController } from './sync.controller.js';
 import { SyncService } from './sync.service.js';
 

@@ -1,17 +1,23 @@
 import { z } from 'zod';
+
 import { connectionParams } from '../records/records.schemas.js';
 
 /** The connection whose sync is asked about (the same parameter as the records routes). */
 export const syncParams = connectionParams;
 
 export const syncStateSchema = z.object({
-  state: z.enum(['idle', 'queued', 'running', 'failed', 'needs_reauth']).describe(
-    '`queued`: a job is waiting (or retrying); `failed`: the last job ran out of retries (the schedule keeps trying); `needs_reauth`: the user must connect again.',
-  ),
+  state: z
+    .enum(['idle', 'queued', 'running', 'failed', 'needs_reauth'])
+    .describe(
+      '`queued`: a job is waiting (or retrying); `failed`: the last job ran out of retries (the schedule keeps trying); `needs_reauth`: the user must connect again.',
+    ),
   lastSuccessAt: z.iso.datetime().nullable().describe('When the last sync (or import) finished.'),
   lastError: z.string().nullable().describe('The last failure: an error code and a safe message.'),
   recordsSynced: z.number().int().describe('Records written (changes and deletions) by every sync and import so far.'),
-  nextRunAt: z.iso.datetime().nullable().describe('When the schedule runs it next (webhooks and `POST .../sync` come on top).'),
+  nextRunAt: z.iso
+    .datetime()
+    .nullable()
+    .describe('When the schedule runs it next (webhooks and `POST .../sync` come on top).'),
 });
 
 export const syncRequestedSchema = z.object({
@@ -20,10 +26,15 @@ export const syncRequestedSchema = z.object({
 });
 
 export const importResultSchema = z.object({
-  imported: z.number().int().describe('Rows read without a problem (each a record; rows already imported before count, but change nothing).'),
+  imported: z
+    .number()
+    .int()
+    .describe('Rows read without a problem (each a record; rows already imported before count, but change nothing).'),
   written: z.number().int().describe('Records that were new or changed.'),
   unchanged: z.number().int().describe('Records identical to what was already stored (e.g. a re-upload).'),
-  rejected: z.array(z.object({ line: z.number().int(), message: z.string() })).describe('Rows skipped, with the line number in the file and why.'),
+  rejected: z
+    .array(z.object({ line: z.number().int(), message: z.string() }))
+    .describe('Rows skipped, with the line number in the file and why.'),
   rejectedTotal: z.number().int().describe('All rejected rows (`rejected` lists at most the first 100).'),
 });
 

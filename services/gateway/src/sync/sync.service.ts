@@ -1,13 +1,20 @@
-import { Inject, Injectable } from '@nestjs/common';
+import type { Readable } from 'node:stream';
+
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { CsvError, parseNetflixViewingActivity, verifyGithubSignature, type NormalizedRecord } from '@context-gateway/connectors';
+import {
+  CsvError,
+  type NormalizedRecord,
+  parseNetflixViewingActivity,
+  verifyGithubSignature,
+} from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { MAX_IMPORT_BATCH, rpc, SyncReason, SyncRunState } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
-import type { Readable } from 'node:stream';
-import type { Env } from '../env.js';
+import { Inject, Injectable } from '@nestjs/common';
+
 import type { ApplicationCaller } from '../auth/auth.types.js';
+import type { Env } from '../env.js';
 
 const STATE_NAMES: Record<number, 'idle' | 'queued' | 'running' | 'failed' | 'needs_reauth'> = {
   [SyncRunState.IDLE]: 'idle',
@@ -34,7 +41,11 @@ export class SyncService {
   ) {}
 
   private async connection(caller: ApplicationCaller, connectionId: string) {
-    const { connection } = await this.rpcClient.request(rpc.broker.getConnection, { orgId: caller.orgId, applicationId: caller.applicationId, connectionId });
+    const { connection } = await this.rpcClient.request(rpc.broker.getConnection, {
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      connectionId,
+    });
     if (!connection) throw new AppError('connection_not_found');
     return connection;
   }
@@ -53,7 +64,11 @@ export class SyncService {
 
   async requestSync(caller: ApplicationCaller, connectionId: string) {
     const connection = await this.connection(caller, connectionId);
-    if (IMPORTED.has(connection.integration)) throw new AppError('validation_failed', `${connection.integration} has no API to sync from: upload its export to POST /v1/connections/{id}/imports`);
+    if (IMPORTED.has(connection.integration))
+      throw new AppError(
+        'validation_failed',
+        `${connection.integration} has no API to sync from: upload its export to POST /v1/connections/{id}/imports`,
+      );
     const { jobId } = await this.rpcClient.request(rpc.sync.requestSync, { connectionId, reason: SyncReason.MANUAL });
     return { jobId, state: 'queued' as const };
   }
@@ -65,12 +80,23 @@ export class SyncService {
    */
   async importCsv(caller: ApplicationCaller, connectionId: string, body: unknown, contentLength: number | undefined) {
     const connection = await this.connection(caller, connectionId);
-    if (!IMPORTED.has(connection.integration)) throw new AppError('validation_failed', `${connection.integration} is synced from its API; only exports (netflix) are imported`);
+    if (!IMPORTED.has(connection.integration))
+      throw new AppError(
+        'validation_failed',
+        `${connection.integration} is synced from its API; only exports (netflix) are imported`,
+      );
     const max = this.env.IMPORT_MAX_BYTES;
-    if (contentLength !== undefined && contentLength > max) throw new AppError('payload_too_large', `An import may be at most ${max} bytes`);
+    if (contentLength !== undefined && contentLength > max)
+      throw new AppError('payload_too_large', `An import may be at most ${max} bytes`);
     if (!isReadable(body)) throw new AppError('unsupported_media_type', 'Send the file as text/csv');
 
-    const result = { imported: 0, written: 0, unchanged: 0, rejected: [] as { line: number; message: string }[], rejectedTotal: 0 };
+    const result = {
+      imported: 0,
+      written: 0,
+      unchanged: 0,
+      rejected: [] as { line: number; message: string }[],
+      rejectedTotal: 0,
+    };
     let batch: NormalizedRecord[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
@@ -103,7 +129,10 @@ export class SyncService {
       }
       await flush();
     } catch (error) {
-      if (error instanceof CsvError) throw new AppError('validation_failed', `The file could not be read past line ${error.line}: ${error.reason}`, [{ path: `line ${error.line}`, message: error.reason }]);
+      if (error instanceof CsvError)
+        throw new AppError('validation_failed', `The file could not be read past line ${error.line}: ${error.reason}`, [
+          { path: `line ${error.line}`, message: error.reason },
+        ]);
       throw error;
     }
     return result;
@@ -114,16 +143,28 @@ export class SyncService {
    * raw bytes, then every connection of the GitHub accounts it concerns gets an incremental
    * sync (the delivery id de-duplicates GitHub's redeliveries).
    */
-  async githubWebhook(rawBody: Buffer | undefined, headers: Record<string, string | string[] | undefined>, payload: unknown) {
+  async githubWebhook(
+    rawBody: Buffer | undefined,
+    headers: Record<string, string | string[] | undefined>,
+    payload: unknown,
+  ) {
     const secret = this.env.GITHUB_WEBHOOK_SECRET;
     if (!secret) throw new AppError('not_found', 'GitHub webhooks are not configured on this gateway');
     const signature = header(headers, 'x-hub-signature-256');
     if (!rawBody || !verifyGithubSignature(secret, rawBody, signature)) throw new AppError('webhook_signature_invalid');
     const deliveryId = header(headers, 'x-github-delivery');
     const event = header(headers, 'x-github-event') ?? '';
-    if (!deliveryId) throw new AppError('validation_failed', 'X-GitHub-Delivery is missing', [{ path: 'X-GitHub-Delivery', message: 'required' }]);
+    if (!deliveryId)
+      throw new AppError('validation_failed', 'X-GitHub-Delivery is missing', [
+        { path: 'X-GitHub-Delivery', message: 'required' },
+      ]);
     if (event === 'ping') return { jobsQueued: 0 };
-    const { jobsQueued } = await this.rpcClient.request(rpc.sync.notifyWebhook, { integration: 'github', deliveryId, event, accountIds: githubAccountIds(payload) });
+    const { jobsQueued } = await this.rpcClient.request(rpc.sync.notifyWebhook, {
+      integration: 'github',
+      deliveryId,
+      event,
+      accountIds: githubAccountIds(payload),
+    });
     return { jobsQueued };
   }
 }

@@ -1,20 +1,30 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
-  rpc,
   type FinishPasskeyAuthenticationRequest,
   type FinishPasskeyRegistrationRequest,
   type ResolveSessionRequest,
+  rpc,
   type SignOutRequest,
   type StartPasskeyRegistrationRequest,
 } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import { ts } from '../time.js';
-import { PasskeysService, type CeremonyFinish, type CeremonyStart } from './passkeys.service.js';
+import { type CeremonyFinish, type CeremonyStart, PasskeysService } from './passkeys.service.js';
 import { SessionsService } from './sessions.service.js';
 
-const started = (s: CeremonyStart) => ({ optionsJson: s.optionsJson, ceremonyToken: s.ceremonyToken, expiresAt: ts(s.expiresAt) });
-const finished = (f: CeremonyFinish) => ({ userId: f.userId, sessionToken: f.sessionToken, sessionExpiresAt: ts(f.sessionExpiresAt), newUser: f.newUser });
+const started = (s: CeremonyStart) => ({
+  optionsJson: s.optionsJson,
+  ceremonyToken: s.ceremonyToken,
+  expiresAt: ts(s.expiresAt),
+});
+const finished = (f: CeremonyFinish) => ({
+  userId: f.userId,
+  sessionToken: f.sessionToken,
+  sessionExpiresAt: ts(f.sessionExpiresAt),
+  newUser: f.newUser,
+});
 
 /** Passkey ceremonies and sessions; the gateway's /v1/auth routes call these. */
 @Controller()
@@ -49,7 +59,12 @@ export class AccountsHandler {
     const session = await this.sessions.resolve(req.sessionToken);
     const { user } = session;
     return {
-      user: { id: user.id, displayName: user.displayName, createdAt: ts(user.createdAt), passkeyCount: user._count.passkeys },
+      user: {
+        id: user.id,
+        displayName: user.displayName,
+        createdAt: ts(user.createdAt),
+        passkeyCount: user._count.passkeys,
+      },
       expiresAt: ts(session.expiresAt),
       // Sessions are only ever opened by a passkey ceremony, at creation.
       authenticatedAt: ts(session.createdAt),

@@ -1,13 +1,21 @@
 import { Module } from '@nestjs/common';
+
 import { AccountsHandler } from './accounts.handler.js';
-import { ChallengePruner } from './challenge-pruner.js';
 import { ChallengesRepository, SessionsRepository, UsersRepository } from './accounts.repository.js';
+import { ChallengePruner } from './challenge-pruner.js';
 import { PasskeysService } from './passkeys.service.js';
 import { SessionsService } from './sessions.service.js';
 
 /** Users, their passkeys, passkey ceremonies and browser sessions. */
 @Module({
   controllers: [AccountsHandler],
-  providers: [ChallengePruner, PasskeysService, SessionsService, UsersRepository, ChallengesRepository, SessionsRepository],
+  providers: [
+    ChallengePruner,
+    PasskeysService,
+    SessionsService,
+    UsersRepository,
+    ChallengesRepository,
+    SessionsRepository,
+  ],
 })
 export class AccountsModule {}

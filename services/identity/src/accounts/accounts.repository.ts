@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
 import type { Passkey, Session, User, WebauthnChallenge } from '../generated/prisma/client.js';
 
@@ -19,7 +20,18 @@ export class UsersRepository {
     return tx.user.findUnique({ where: { id } });
   }
 
-  addPasskey(data: { userId: string; credentialId: string; publicKey: Uint8Array<ArrayBuffer>; signCount: bigint; transports: string[]; deviceType: string; backedUp: boolean }, tx: Tx = this.db): Promise<Passkey> {
+  addPasskey(
+    data: {
+      userId: string;
+      credentialId: string;
+      publicKey: Uint8Array<ArrayBuffer>;
+      signCount: bigint;
+      transports: string[];
+      deviceType: string;
+      backedUp: boolean;
+    },
+    tx: Tx = this.db,
+  ): Promise<Passkey> {
     return tx.passkey.create({ data });
   }
 
@@ -36,7 +48,10 @@ export class UsersRepository {
    * move it to `next`. Two sign-ins racing with the same assertion cannot both win.
    */
   async advanceCounter(id: string, expected: bigint, next: bigint, now: Date, tx: Tx = this.db): Promise<boolean> {
-    const { count } = await tx.passkey.updateMany({ where: { id, signCount: expected }, data: { signCount: next, lastUsedAt: now } });
+    const { count } = await tx.passkey.updateMany({
+      where: { id, signCount: expected },
+      data: { signCount: next, lastUsedAt: now },
+    });
     return count === 1;
   }
 }
@@ -46,7 +61,19 @@ export class UsersRepository {
 export class ChallengesRepository {
   constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
 
-  create(data: { purpose: string; ceremonyTokenHash: string; challenge: string; userId?: string; webauthnUserId?: string; displayName?: string; newUser?: boolean; expiresAt: Date }, tx: Tx = this.db): Promise<WebauthnChallenge> {
+  create(
+    data: {
+      purpose: string;
+      ceremonyTokenHash: string;
+      challenge: string;
+      userId?: string;
+      webauthnUserId?: string;
+      displayName?: string;
+      newUser?: boolean;
+      expiresAt: Date;
+    },
+    tx: Tx = this.db,
+  ): Promise<WebauthnChallenge> {
     return tx.webauthnChallenge.create({ data });
   }
 
@@ -54,7 +81,12 @@ export class ChallengesRepository {
    * Takes the challenge for good, in one UPDATE: only one caller ever gets it, and only
    * while it is unexpired and for its own purpose. What returns is no longer usable.
    */
-  async consume(ceremonyTokenHash: string, purpose: string, now: Date, tx: Tx = this.db): Promise<WebauthnChallenge | undefined> {
+  async consume(
+    ceremonyTokenHash: string,
+    purpose: string,
+    now: Date,
+    tx: Tx = this.db,
+  ): Promise<WebauthnChallenge | undefined> {
     const rows = await tx.webauthnChallenge.updateManyAndReturn({
       where: { ceremonyTokenHash, purpose, consumedAt: null, expiresAt: { gt: now } },
       data: { consumedAt: now },
@@ -64,7 +96,9 @@ export class ChallengesRepository {
 
   /** Consumed or expired ceremonies are worthless; keep the table small. */
   async prune(now: Date, tx: Tx = this.db): Promise<number> {
-    const { count } = await tx.webauthnChallenge.deleteMany({ where: { expiresAt: { lt: new Date(now.getTime() - 3_600_000) } } });
+    const { count } = await tx.webauthnChallenge.deleteMany({
+      where: { expiresAt: { lt: new Date(now.getTime() - 3_600_000) } },
+    });
     return count;
   }
 }
@@ -77,7 +111,11 @@ export class SessionsRepository {
     return tx.session.create({ data });
   }
 
-  findLive(tokenHash: string, now: Date, tx: Tx = this.db): Promise<(Session & { user: User & { _count: { passkeys: number } } }) | null> {
+  findLive(
+    tokenHash: string,
+    now: Date,
+    tx: Tx = this.db,
+  ): Promise<(Session & { user: User & { _count: { passkeys: number } } }) | null> {
     return tx.session.findFirst({
       where: { tokenHash, revokedAt: null, expiresAt: { gt: now } },
       include: { user: { include: { _count: { select: { passkeys: true } } } } },

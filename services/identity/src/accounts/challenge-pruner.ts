@@ -1,6 +1,7 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import { ChallengesRepository } from './accounts.repository.js';
 
 const EVERY_MS = 10 * 60_000;
@@ -21,7 +22,9 @@ export class ChallengePruner implements OnApplicationBootstrap, OnApplicationShu
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => {
-      this.challenges.prune(new Date()).catch((error: Error) => this.logger.warn({ err: error.message }, 'pruning passkey challenges failed'));
+      this.challenges
+        .prune(new Date())
+        .catch((error: Error) => this.logger.warn({ err: error.message }, 'pruning passkey challenges failed'));
     }, EVERY_MS);
     this.timer.unref();
   }

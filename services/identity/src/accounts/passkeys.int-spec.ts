@@ -1,11 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
+
 import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import { ApiKeysRepository } from '../api-keys/api-keys.repository.js';
 import type { Env } from '../env.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { sha256 } from '../secrets.js';
-import { ApiKeysRepository } from '../api-keys/api-keys.repository.js';
 import { ChallengesRepository, SessionsRepository, UsersRepository } from './accounts.repository.js';
 import { PasskeysService } from './passkeys.service.js';
 import { SessionsService } from './sessions.service.js';
@@ -18,10 +20,17 @@ let passkeys: PasskeysService;
 let sessions: SessionsService;
 let challenges: ChallengesRepository;
 let users: UsersRepository;
-const env = { GATEWAY_PUBLIC_URL: 'https://gateway.example', SESSION_TTL_SECONDS: 3_600, WEBAUTHN_CHALLENGE_TTL_SECONDS: 60 } as Env;
+const env = {
+  GATEWAY_PUBLIC_URL: 'https://gateway.example',
+  SESSION_TTL_SECONDS: 3_600,
+  WEBAUTHN_CHALLENGE_TTL_SECONDS: 60,
+} as Env;
 
 beforeAll(async () => {
-  schema = await createTestSchema({ prefix: 'identity_passkeys', migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)) });
+  schema = await createTestSchema({
+    prefix: 'identity_passkeys',
+    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+  });
   db = new PrismaClient({ adapter: createPrismaAdapter(schema.pool, schema.schema) });
   users = new UsersRepository(db);
   challenges = new ChallengesRepository(db);
@@ -34,12 +43,22 @@ afterAll(async () => {
   await schema?.drop();
 });
 
-const anyResponse = JSON.stringify({ id: 'x', rawId: 'x', type: 'public-key', response: {}, clientExtensionResults: {} });
+const anyResponse = JSON.stringify({
+  id: 'x',
+  rawId: 'x',
+  type: 'public-key',
+  response: {},
+  clientExtensionResults: {},
+});
 
 describe('passkey ceremonies', () => {
   it('offer options for the gateway as relying party, with user verification required', async () => {
     const started = await passkeys.startRegistration({ displayName: 'Ada', userId: '' });
-    const options = JSON.parse(started.optionsJson) as { rp: { id: string }; authenticatorSelection: { userVerification: string; residentKey: string }; challenge: string };
+    const options = JSON.parse(started.optionsJson) as {
+      rp: { id: string };
+      authenticatorSelection: { userVerification: string; residentKey: string };
+      challenge: string;
+    };
     expect(options.rp.id).toBe('gateway.example');
     expect(options.authenticatorSelection).toMatchObject({ userVerification: 'required', residentKey: 'required' });
     expect(started.ceremonyToken).toMatch(/^cg_wc_/);
@@ -51,31 +70,55 @@ describe('passkey ceremonies', () => {
   it('refuse an expired challenge', async () => {
     const t0 = new Date();
     const started = await passkeys.startAuthentication(t0);
-    await expect(passkeys.finishAuthentication({ ceremonyToken: started.ceremonyToken, responseJson: anyResponse }, new Date(t0.getTime() + 61_000))).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
+    await expect(
+      passkeys.finishAuthentication(
+        { ceremonyToken: started.ceremonyToken, responseJson: anyResponse },
+        new Date(t0.getTime() + 61_000),
+      ),
+    ).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
   });
 
   it('refuse a challenge used for the other purpose', async () => {
     const registration = await passkeys.startRegistration({ displayName: 'Eve', userId: '' });
-    await expect(passkeys.finishAuthentication({ ceremonyToken: registration.ceremonyToken, responseJson: anyResponse })).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
+    await expect(
+      passkeys.finishAuthentication({ ceremonyToken: registration.ceremonyToken, responseJson: anyResponse }),
+    ).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
   });
 
   it('use a challenge once, even when the first answer failed verification', async () => {
     const started = await passkeys.startAuthentication();
-    await expect(passkeys.finishAuthentication({ ceremonyToken: started.ceremonyToken, responseJson: anyResponse })).rejects.toMatchObject({ code: 'webauthn_verification_failed' });
-    await expect(passkeys.finishAuthentication({ ceremonyToken: started.ceremonyToken, responseJson: anyResponse })).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
+    await expect(
+      passkeys.finishAuthentication({ ceremonyToken: started.ceremonyToken, responseJson: anyResponse }),
+    ).rejects.toMatchObject({ code: 'webauthn_verification_failed' });
+    await expect(
+      passkeys.finishAuthentication({ ceremonyToken: started.ceremonyToken, responseJson: anyResponse }),
+    ).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
   });
 
   it('hand a challenge to exactly one of several simultaneous answers', async () => {
     const started = await passkeys.startAuthentication();
-    const results = await Promise.all(Array.from({ length: 8 }, () => challenges.consume(sha256(started.ceremonyToken), 'authentication', new Date())));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => challenges.consume(sha256(started.ceremonyToken), 'authentication', new Date())),
+    );
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
   it('move a signature counter by compare-and-set: one of two racing sign-ins wins', async () => {
     const user = await users.createUser({ displayName: 'Racer', webauthnUserId: 'handle-racer' });
-    const passkey = await users.addPasskey({ userId: user.id, credentialId: 'cred-racer', publicKey: new Uint8Array([1]), signCount: 5n, transports: ['internal'], deviceType: 'singleDevice', backedUp: false });
+    const passkey = await users.addPasskey({
+      userId: user.id,
+      credentialId: 'cred-racer',
+      publicKey: new Uint8Array([1]),
+      signCount: 5n,
+      transports: ['internal'],
+      deviceType: 'singleDevice',
+      backedUp: false,
+    });
     const now = new Date();
-    const won = await Promise.all([users.advanceCounter(passkey.id, 5n, 6n, now), users.advanceCounter(passkey.id, 5n, 6n, now)]);
+    const won = await Promise.all([
+      users.advanceCounter(passkey.id, 5n, 6n, now),
+      users.advanceCounter(passkey.id, 5n, 6n, now),
+    ]);
     expect(won.filter(Boolean)).toHaveLength(1);
     expect((await db.passkey.findUniqueOrThrow({ where: { id: passkey.id } })).signCount).toBe(6n);
   });
@@ -91,7 +134,9 @@ describe('sessions', () => {
     expect(stored.map((row) => row.tokenHash)).toEqual([sha256(token)]);
     expect(JSON.stringify(stored, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toContain(token);
     expect((await sessions.resolve(token, t0)).userId).toBe(user.id);
-    await expect(sessions.resolve(token, new Date(t0.getTime() + 3_601_000))).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(sessions.resolve(token, new Date(t0.getTime() + 3_601_000))).rejects.toMatchObject({
+      code: 'unauthenticated',
+    });
     await sessions.signOut(token);
     await expect(sessions.resolve(token)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
@@ -100,9 +145,16 @@ describe('sessions', () => {
 describe('API key last use', () => {
   it('is written at most once a minute', async () => {
     const org = await db.organization.create({ data: { slug: 'touch-org', name: 'Touch' } });
-    const app = await db.application.create({ data: { orgId: org.id, name: 'a', clientId: 'cg_app_touch', callbackUrls: [], integrations: [], scopes: [] } });
+    const app = await db.application.create({
+      data: { orgId: org.id, name: 'a', clientId: 'cg_app_touch', callbackUrls: [], integrations: [], scopes: [] },
+    });
     const keys = new ApiKeysRepository(db);
-    const key = await keys.create({ orgId: org.id, applicationId: app.id, secretHash: 'h-touch', prefix: 'cg_sk_touch' });
+    const key = await keys.create({
+      orgId: org.id,
+      applicationId: app.id,
+      secretHash: 'h-touch',
+      prefix: 'cg_sk_touch',
+    });
     const t0 = new Date('2026-01-01T00:00:00Z');
     await keys.touch(key.id, t0, 60_000);
     await keys.touch(key.id, new Date(t0.getTime() + 30_000), 60_000);

@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+
 import { AppError } from '@context-gateway/errors';
-import { isUniqueViolation } from '../database/prisma-errors.js';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import {
+  type AuthenticationResponseJSON,
   generateAuthenticationOptions,
   generateRegistrationOptions,
+  type RegistrationResponseJSON,
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+
+import { isUniqueViolation } from '../database/prisma-errors.js';
 import type { Env } from '../env.js';
 import { newSecret, sha256 } from '../secrets.js';
 import { ChallengesRepository, UsersRepository } from './accounts.repository.js';
@@ -63,11 +65,23 @@ export class PasskeysService {
     if (input.userId) {
       const existing = await this.users.findUser(input.userId);
       if (!existing) throw new AppError('not_found', 'No such user');
-      user = { id: existing.id, webauthnUserId: existing.webauthnUserId, displayName: existing.displayName, newUser: false };
-      exclude = (await this.users.listPasskeys(existing.id)).map((p) => ({ id: p.credentialId, transports: p.transports }));
+      user = {
+        id: existing.id,
+        webauthnUserId: existing.webauthnUserId,
+        displayName: existing.displayName,
+        newUser: false,
+      };
+      exclude = (await this.users.listPasskeys(existing.id)).map((p) => ({
+        id: p.credentialId,
+        transports: p.transports,
+      }));
     } else {
       // The WebAuthn user handle is random, not the database id and not personal data.
-      user = { webauthnUserId: randomBytes(32).toString('base64url'), displayName: input.displayName.trim() || 'Context Gateway user', newUser: true };
+      user = {
+        webauthnUserId: randomBytes(32).toString('base64url'),
+        displayName: input.displayName.trim() || 'Context Gateway user',
+        newUser: true,
+      };
     }
     const options = await generateRegistrationOptions({
       rpName: 'Context Gateway',
@@ -96,7 +110,10 @@ export class PasskeysService {
     return { optionsJson: JSON.stringify(options), ceremonyToken, expiresAt };
   }
 
-  async finishRegistration(input: { ceremonyToken: string; responseJson: string }, now = new Date()): Promise<CeremonyFinish> {
+  async finishRegistration(
+    input: { ceremonyToken: string; responseJson: string },
+    now = new Date(),
+  ): Promise<CeremonyFinish> {
     const challenge = await this.consume(input.ceremonyToken, REGISTRATION, now);
     const response = parseJson<RegistrationResponseJSON>(input.responseJson);
     let verified;
@@ -109,14 +126,22 @@ export class PasskeysService {
         requireUserVerification: true,
       });
     } catch (error) {
-      throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify', [], { cause: redactedCause(error) });
+      throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify', [], {
+        cause: redactedCause(error),
+      });
     }
-    if (!verified.verified) throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify');
+    if (!verified.verified)
+      throw new AppError('webauthn_verification_failed', 'The passkey registration did not verify');
     const { credential, credentialDeviceType, credentialBackedUp } = verified.registrationInfo;
 
     return this.users.transaction(async (tx) => {
       const userId = challenge.newUser
-        ? (await this.users.createUser({ displayName: challenge.displayName ?? '', webauthnUserId: challenge.webauthnUserId! }, tx)).id
+        ? (
+            await this.users.createUser(
+              { displayName: challenge.displayName ?? '', webauthnUserId: challenge.webauthnUserId! },
+              tx,
+            )
+          ).id
         : challenge.userId!;
       try {
         await this.users.addPasskey(
@@ -150,14 +175,28 @@ export class PasskeysService {
     });
     const ceremonyToken = newSecret(CEREMONY_PREFIX);
     const expiresAt = new Date(now.getTime() + this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000);
-    await this.challenges.create({ purpose: AUTHENTICATION, ceremonyTokenHash: sha256(ceremonyToken), challenge: options.challenge, expiresAt });
+    await this.challenges.create({
+      purpose: AUTHENTICATION,
+      ceremonyTokenHash: sha256(ceremonyToken),
+      challenge: options.challenge,
+      expiresAt,
+    });
     return { optionsJson: JSON.stringify(options), ceremonyToken, expiresAt };
   }
 
-  async finishAuthentication(input: { ceremonyToken: string; responseJson: string }, now = new Date()): Promise<CeremonyFinish> {
+  async finishAuthentication(
+    input: { ceremonyToken: string; responseJson: string },
+    now = new Date(),
+  ): Promise<CeremonyFinish> {
     const challenge = await this.consume(input.ceremonyToken, AUTHENTICATION, now);
     const response = parseJson<AuthenticationResponseJSON>(input.responseJson);
-    const refused = (cause?: unknown) => new AppError('webauthn_verification_failed', 'The passkey sign-in did not verify', [], cause === undefined ? {} : { cause: redactedCause(cause) });
+    const refused = (cause?: unknown) =>
+      new AppError(
+        'webauthn_verification_failed',
+        'The passkey sign-in did not verify',
+        [],
+        cause === undefined ? {} : { cause: redactedCause(cause) },
+      );
     if (typeof response.id !== 'string') throw refused();
     const passkey = await this.users.findPasskey(response.id);
     if (!passkey) throw refused();
@@ -171,7 +210,12 @@ export class PasskeysService {
         expectedChallenge: challenge.challenge,
         expectedOrigin: this.origin,
         expectedRPID: this.rpId,
-        credential: { id: passkey.credentialId, publicKey: Uint8Array.from(passkey.publicKey), counter: Number(passkey.signCount), transports: passkey.transports },
+        credential: {
+          id: passkey.credentialId,
+          publicKey: Uint8Array.from(passkey.publicKey),
+          counter: Number(passkey.signCount),
+          transports: passkey.transports,
+        },
         requireUserVerification: true,
       });
     } catch (error) {
@@ -183,13 +227,22 @@ export class PasskeysService {
       // Compare-and-set: a concurrent sign-in that already moved the counter makes this one fail.
       if (!(await this.users.advanceCounter(passkey.id, passkey.signCount, next, now, tx))) throw refused();
       const session = await this.sessions.open(passkey.userId, now, tx);
-      return { userId: passkey.userId, sessionToken: session.token, sessionExpiresAt: session.expiresAt, newUser: false };
+      return {
+        userId: passkey.userId,
+        sessionToken: session.token,
+        sessionExpiresAt: session.expiresAt,
+        newUser: false,
+      };
     });
   }
 
   private async consume(ceremonyToken: string, purpose: string, now: Date) {
     const challenge = await this.challenges.consume(sha256(ceremonyToken), purpose, now);
-    if (!challenge) throw new AppError('webauthn_challenge_invalid', 'This passkey ceremony is unknown, already used or expired; start again');
+    if (!challenge)
+      throw new AppError(
+        'webauthn_challenge_invalid',
+        'This passkey ceremony is unknown, already used or expired; start again',
+      );
     return challenge;
   }
 }
@@ -210,5 +263,7 @@ function parseJson<T>(text: string): T {
   } catch {
     // fall through
   }
-  throw new AppError('validation_failed', 'The authenticator response is not a JSON object', [{ path: 'responseJson', message: 'must be a JSON object' }]);
+  throw new AppError('validation_failed', 'The authenticator response is not a JSON object', [
+    { path: 'responseJson', message: 'must be a JSON object' },
+  ]);
 }

@@ -1,6 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+
 import type { Tx } from '../database/database.module.js';
 import type { Env } from '../env.js';
 import { hasSecretShape, newSecret, sha256 } from '../secrets.js';

@@ -1,15 +1,16 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
-  rpc,
   type ApiKeySchema,
   type AuthenticateApiKeyRequest,
   type IssueApiKeyRequest,
   type ListApiKeysRequest,
   type RevokeApiKeyRequest,
+  rpc,
 } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import type { ApiKey } from '../generated/prisma/client.js';
 import { ts } from '../time.js';
 import { ApiKeysService } from './api-keys.service.js';

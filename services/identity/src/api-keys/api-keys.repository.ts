@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
 import type { ApiKey } from '../generated/prisma/client.js';
 
@@ -8,7 +9,10 @@ export type ApiKeyWithApplicationStatus = ApiKey & { application: { status: stri
 export class ApiKeysRepository {
   constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
 
-  create(data: { orgId: string; applicationId: string; secretHash: string; prefix: string }, tx: Tx = this.db): Promise<ApiKey> {
+  create(
+    data: { orgId: string; applicationId: string; secretHash: string; prefix: string },
+    tx: Tx = this.db,
+  ): Promise<ApiKey> {
     return tx.apiKey.create({ data });
   }
 
@@ -27,13 +31,19 @@ export class ApiKeysRepository {
 
   /** Revokes once; returns false when the key was already revoked or is not this application's. */
   async revoke(applicationId: string, id: string, tx: Tx = this.db): Promise<boolean> {
-    const { count } = await tx.apiKey.updateMany({ where: { id, applicationId, revokedAt: null }, data: { revokedAt: new Date() } });
+    const { count } = await tx.apiKey.updateMany({
+      where: { id, applicationId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
     return count === 1;
   }
 
   /** Sets last_used_at unless another replica did so within `olderThanMs`: at most one write a minute per key. */
   async touch(id: string, now: Date, olderThanMs: number, tx: Tx = this.db): Promise<void> {
     const before = new Date(now.getTime() - olderThanMs);
-    await tx.apiKey.updateMany({ where: { id, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: before } }] }, data: { lastUsedAt: now } });
+    await tx.apiKey.updateMany({
+      where: { id, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: before } }] },
+      data: { lastUsedAt: now },
+    });
   }
 }

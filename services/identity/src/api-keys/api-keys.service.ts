@@ -1,9 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import type { ApiKey } from '../generated/prisma/client.js';
+
 import { ApplicationsService } from '../applications/applications.service.js';
+import type { ApiKey } from '../generated/prisma/client.js';
 import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
 import { ApiKeysRepository } from './api-keys.repository.js';
 
@@ -34,7 +35,12 @@ export class ApiKeysService {
   async issue(applicationId: string): Promise<{ key: ApiKey; secret: string }> {
     const app = await this.applications.get(applicationId);
     const secret = newSecret(API_KEY_PREFIX);
-    const key = await this.keys.create({ orgId: app.orgId, applicationId: app.id, secretHash: sha256(secret), prefix: secret.slice(0, DISPLAY_PREFIX_LENGTH) });
+    const key = await this.keys.create({
+      orgId: app.orgId,
+      applicationId: app.id,
+      secretHash: sha256(secret),
+      prefix: secret.slice(0, DISPLAY_PREFIX_LENGTH),
+    });
     return { key, secret };
   }
 
@@ -74,6 +80,8 @@ export class ApiKeysService {
     if (this.touched.size > 10_000) this.touched.clear();
     this.touched.set(id, now.getTime());
     // Off the request path: a lost last_used_at update is not worth a failed call.
-    this.keys.touch(id, now, TOUCH_INTERVAL_MS).catch((error: Error) => this.logger.warn({ err: error.message }, 'api key last_used_at not updated'));
+    this.keys
+      .touch(id, now, TOUCH_INTERVAL_MS)
+      .catch((error: Error) => this.logger.warn({ err: error.message }, 'api key last_used_at not updated'));
   }
 }

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import type { Application } from '../generated/prisma/client.js';
 import { ApplicationsRepository } from './applications.repository.js';
 
@@ -40,20 +42,27 @@ export class ApplicationEvents implements OnApplicationBootstrap, OnApplicationS
   /** Publishes now; a failure is logged and left to the sweep (the commit already happened). */
   async published(app: Application): Promise<void> {
     try {
-      await this.publisher.publish(events.applicationChanged, {
-        eventId: randomUUID(),
-        orgId: app.orgId,
-        applicationId: app.id,
-        integrations: app.integrations,
-        scopes: app.scopes,
-        active: app.status === 'active',
-        revision: app.revision,
-        occurredAt: timestampFromDate(app.updatedAt),
-        // Well inside the admin request's deadline; a slow stream is the sweep's job.
-      }, { timeoutMs: 1_000 });
+      await this.publisher.publish(
+        events.applicationChanged,
+        {
+          eventId: randomUUID(),
+          orgId: app.orgId,
+          applicationId: app.id,
+          integrations: app.integrations,
+          scopes: app.scopes,
+          active: app.status === 'active',
+          revision: app.revision,
+          occurredAt: timestampFromDate(app.updatedAt),
+          // Well inside the admin request's deadline; a slow stream is the sweep's job.
+        },
+        { timeoutMs: 1_000 },
+      );
       await this.applications.markPublished(app.id, app.revision);
     } catch (error) {
-      this.logger.warn({ err: (error as Error).message, applicationId: app.id }, 'application_changed not published yet; the sweep will retry');
+      this.logger.warn(
+        { err: (error as Error).message, applicationId: app.id },
+        'application_changed not published yet; the sweep will retry',
+      );
     }
   }
 

@@ -44,12 +44,18 @@ export function checkDeclaration(input: ApplicationDeclaration): FieldProblem[] 
   if (input.callbackUrls.length > 20) problems.push({ path: 'callbackUrls', message: 'must list at most 20 URLs' });
   input.callbackUrls.forEach((u, i) => problems.push(...checkCallbackUrl(u, `callbackUrls.${i}`).problems));
   input.integrations.forEach((integration, i) => {
-    if (!INTEGRATION.test(integration)) problems.push({ path: `integrations.${i}`, message: 'must be an integration id (lower-case letters, digits, _ and -)' });
+    if (!INTEGRATION.test(integration))
+      problems.push({
+        path: `integrations.${i}`,
+        message: 'must be an integration id (lower-case letters, digits, _ and -)',
+      });
   });
   const declared = new Set(input.integrations);
   input.scopes.forEach((scope, i) => {
-    if (!SCOPE.test(scope)) problems.push({ path: `scopes.${i}`, message: 'must look like <integration>:<action>[:<resource>]' });
-    else if (!declared.has(scope.slice(0, scope.indexOf(':')))) problems.push({ path: `scopes.${i}`, message: `belongs to an integration the application does not declare` });
+    if (!SCOPE.test(scope))
+      problems.push({ path: `scopes.${i}`, message: 'must look like <integration>:<action>[:<resource>]' });
+    else if (!declared.has(scope.slice(0, scope.indexOf(':'))))
+      problems.push({ path: `scopes.${i}`, message: `belongs to an integration the application does not declare` });
   });
   return problems;
 }

@@ -1,16 +1,17 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
-  ApplicationStatus,
-  rpc,
   type ApplicationSchema,
+  ApplicationStatus,
   type CreateApplicationRequest,
   type GetApplicationRequest,
   type ListApplicationsRequest,
+  rpc,
   type UpdateApplicationRequest,
 } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import type { Application } from '../generated/prisma/client.js';
 import { ts } from '../time.js';
 import { ApplicationsService } from './applications.service.js';
@@ -45,7 +46,12 @@ export class ApplicationsHandler {
 
   @RpcHandler(rpc.identity.updateApplication)
   async update(@Payload() req: UpdateApplicationRequest) {
-    const status = req.status === ApplicationStatus.ACTIVE ? 'active' : req.status === ApplicationStatus.DISABLED ? 'disabled' : undefined;
+    const status =
+      req.status === ApplicationStatus.ACTIVE
+        ? 'active'
+        : req.status === ApplicationStatus.DISABLED
+          ? 'disabled'
+          : undefined;
     return {
       application: toApplicationMessage(
         await this.applications.update({

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { OrganizationsModule } from '../organizations/organizations.module.js';
 import { ApplicationEvents } from './application-events.js';
 import { ApplicationsHandler } from './applications.handler.js';

@@ -1,17 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+
 import { AppError } from '@context-gateway/errors';
+import { Injectable } from '@nestjs/common';
+
 import type { Application } from '../generated/prisma/client.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
-import { checkDeclaration, type ApplicationDeclaration } from './application-rules.js';
 import { ApplicationEvents } from './application-events.js';
+import { type ApplicationDeclaration, checkDeclaration } from './application-rules.js';
 import { ApplicationsRepository } from './applications.repository.js';
 
 const dedupe = (values: string[]) => [...new Set(values.map((v) => v.trim()))];
 
 /** The declaration, de-duplicated and checked whole; accepted callback URLs are already in normalized form. */
 function validDeclaration(input: ApplicationDeclaration): ApplicationDeclaration {
-  const declaration = { callbackUrls: dedupe(input.callbackUrls), integrations: dedupe(input.integrations), scopes: dedupe(input.scopes) };
+  const declaration = {
+    callbackUrls: dedupe(input.callbackUrls),
+    integrations: dedupe(input.integrations),
+    scopes: dedupe(input.scopes),
+  };
   const problems = checkDeclaration(declaration);
   if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
   return declaration;
@@ -25,7 +31,13 @@ export class ApplicationsService {
     private readonly events: ApplicationEvents,
   ) {}
 
-  async create(input: { orgId: string; name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] }): Promise<Application> {
+  async create(input: {
+    orgId: string;
+    name: string;
+    callbackUrls: string[];
+    integrations: string[];
+    scopes: string[];
+  }): Promise<Application> {
     const declaration = validDeclaration(input);
     await this.organizations.get(input.orgId);
     const app = await this.applications.create({
@@ -46,7 +58,15 @@ export class ApplicationsService {
    * bumps the revision and publishes it. A disabled application's keys stop working at once:
    * authenticate reads the status on every request.
    */
-  async update(input: { orgId: string; applicationId: string; name?: string; callbackUrls?: string[]; integrations?: string[]; scopes?: string[]; status?: 'active' | 'disabled' }): Promise<Application> {
+  async update(input: {
+    orgId: string;
+    applicationId: string;
+    name?: string;
+    callbackUrls?: string[];
+    integrations?: string[];
+    scopes?: string[];
+    status?: 'active' | 'disabled';
+  }): Promise<Application> {
     const current = await this.getInOrg(input.orgId, input.applicationId);
     const declaration = validDeclaration({
       callbackUrls: input.callbackUrls ?? current.callbackUrls,

@@ -1,13 +1,14 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
-  rpc,
   type CreateOrganizationRequest,
   type GetOrganizationRequest,
   type OrganizationSchema,
+  rpc,
 } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import type { Organization } from '../generated/prisma/client.js';
 import { ts } from '../time.js';
 import { OrganizationsService } from './organizations.service.js';

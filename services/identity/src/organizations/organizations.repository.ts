@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
 import type { Organization } from '../generated/prisma/client.js';
 

@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
-import type { Organization } from '../generated/prisma/client.js';
+import { Injectable } from '@nestjs/common';
+
 import { isUniqueViolation } from '../database/prisma-errors.js';
+import type { Organization } from '../generated/prisma/client.js';
 import { OrganizationsRepository } from './organizations.repository.js';
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -26,13 +27,17 @@ export class OrganizationsService {
     const slug = input.slug || slugify(name);
     if (!SLUG.test(slug)) {
       throw new AppError('validation_failed', 'The organization slug is not valid', [
-        { path: input.slug ? 'slug' : 'name', message: 'slug must be lower-case letters, digits and inner hyphens (1-63)' },
+        {
+          path: input.slug ? 'slug' : 'name',
+          message: 'slug must be lower-case letters, digits and inner hyphens (1-63)',
+        },
       ]);
     }
     try {
       return await this.organizations.create({ name, slug });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new AppError('conflict', `An organization with slug "${slug}" already exists`);
+      if (isUniqueViolation(error))
+        throw new AppError('conflict', `An organization with slug "${slug}" already exists`);
       throw error;
     }
   }

@@ -1,7 +1,8 @@
-import { Controller } from '@nestjs/common';
 import { RpcClient, RpcHandler } from '@context-gateway/messaging';
-import { rpc, type DeleteConnectionRequest } from '@context-gateway/proto';
+import { type DeleteConnectionRequest, rpc } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
+
 import { DirectoryRepository } from '../directory/directory.repository.js';
 import { DirectoryService } from '../directory/directory.service.js';
 import { ConnectionsService } from './connections.service.js';

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { DirectoryModule } from '../directory/directory.module.js';
 import { KeysModule } from '../keys/keys.module.js';
 import { ConnectionsHandler } from './connections.handler.js';

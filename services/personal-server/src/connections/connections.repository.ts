@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { PG_POOL } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 
 export interface ConnectionRow {
@@ -58,7 +58,10 @@ export class ConnectionsRepository {
   }
 
   async find(tx: PoolClient, connectionId: string, forUpdate = false): Promise<ConnectionRow | undefined> {
-    const { rows } = await tx.query<Raw>(`SELECT ${COLUMNS} FROM connections WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [connectionId]);
+    const { rows } = await tx.query<Raw>(
+      `SELECT ${COLUMNS} FROM connections WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      [connectionId],
+    );
     return rows[0] && toRow(rows[0]);
   }
 
@@ -77,13 +80,20 @@ export class ConnectionsRepository {
   }
 
   async advance(tx: PoolClient, connectionId: string, lastVersion: bigint, syncedAt: Date | undefined): Promise<void> {
-    await tx.query('UPDATE connections SET last_version = $2, synced_at = GREATEST(synced_at, $3) WHERE id = $1', [connectionId, lastVersion.toString(), syncedAt ?? null]);
+    await tx.query('UPDATE connections SET last_version = $2, synced_at = GREATEST(synced_at, $3) WHERE id = $1', [
+      connectionId,
+      lastVersion.toString(),
+      syncedAt ?? null,
+    ]);
   }
 
   /** Deletes the connection with its records and grants; returns how many of each went. */
   async deleteCascade(tx: PoolClient, connectionId: string): Promise<{ records: number; activeGrants: number }> {
     const records = await tx.query('DELETE FROM records WHERE connection_id = $1', [connectionId]);
-    const grants = await tx.query<{ n: string }>("SELECT count(*) AS n FROM grants WHERE connection_id = $1 AND state = 'active'", [connectionId]);
+    const grants = await tx.query<{ n: string }>(
+      "SELECT count(*) AS n FROM grants WHERE connection_id = $1 AND state = 'active'",
+      [connectionId],
+    );
     await tx.query('DELETE FROM connections WHERE id = $1', [connectionId]); // grants cascade
     await tx.query('INSERT INTO deleted_connections (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [connectionId]);
     return { records: records.rowCount ?? 0, activeGrants: Number(grants.rows[0]?.n ?? 0) };

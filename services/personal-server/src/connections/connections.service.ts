@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
+import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
+
 import { DirectoryService } from '../directory/directory.service.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
-import { ConnectionsRepository, type ConnectionRow } from './connections.repository.js';
+import { type ConnectionRow, ConnectionsRepository } from './connections.repository.js';
 
 /**
  * A connection's life at the Personal Server: created (with its own data key) the first
@@ -26,15 +27,30 @@ export class ConnectionsService {
    * A connection id already bound to another user or integration is refused: ids come from
    * the broker, and a mismatch means a caller is confused, not that we should re-bind.
    */
-  async ensure(tx: PoolClient, input: { connectionId: string; userId: string; integration: string }, forUpdate = false): Promise<ConnectionRow> {
+  async ensure(
+    tx: PoolClient,
+    input: { connectionId: string; userId: string; integration: string },
+    forUpdate = false,
+  ): Promise<ConnectionRow> {
     let row = await this.repository.find(tx, input.connectionId, forUpdate);
     if (!row) {
       // A deleted connection stays deleted: a late write must not re-create it under a new key.
-      if (await this.repository.wasDeleted(tx, input.connectionId)) throw new AppError('connection_not_found', 'The connection was deleted');
+      if (await this.repository.wasDeleted(tx, input.connectionId))
+        throw new AppError('connection_not_found', 'The connection was deleted');
       const server = await this.directory.provision(input.userId, tx);
-      const owner = { personalServerId: server.personalServerId, connectionId: input.connectionId, userId: input.userId };
+      const owner = {
+        personalServerId: server.personalServerId,
+        connectionId: input.connectionId,
+        userId: input.userId,
+      };
       const dataKeyId = await this.keys.create(owner);
-      const inserted = await this.repository.insertIfAbsent(tx, { id: input.connectionId, personalServerId: server.personalServerId, userId: input.userId, integration: input.integration, dataKeyId });
+      const inserted = await this.repository.insertIfAbsent(tx, {
+        id: input.connectionId,
+        personalServerId: server.personalServerId,
+        userId: input.userId,
+        integration: input.integration,
+        dataKeyId,
+      });
       if (!inserted) await this.keys.destroy(dataKeyId, owner); // lost a race: the other key stays
       row = await this.repository.find(tx, input.connectionId, forUpdate);
       if (!row) throw new AppError('internal', 'connection vanished while being created');

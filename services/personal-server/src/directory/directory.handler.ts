@@ -1,7 +1,8 @@
-import { Controller } from '@nestjs/common';
 import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type LocateConnectionRequest, type ProvisionPersonalServerRequest } from '@context-gateway/proto';
+import { type LocateConnectionRequest, type ProvisionPersonalServerRequest, rpc } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
+
 import { DirectoryService } from './directory.service.js';
 
 /** `ps.v1.provision` and `ps.v1.locate_connection`: answered by any shard (shared directory). */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+
 import { PG_POOL } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 
 export interface DirectoryEntry {
@@ -34,7 +35,10 @@ export class DirectoryRepository {
   }
 
   async findByUser(db: Db, userId: string): Promise<DirectoryEntry | undefined> {
-    const { rows } = await db.query<{ id: string; shard: number }>('SELECT id, shard FROM personal_servers WHERE user_id = $1', [userId]);
+    const { rows } = await db.query<{ id: string; shard: number }>(
+      'SELECT id, shard FROM personal_servers WHERE user_id = $1',
+      [userId],
+    );
     return rows[0] && { personalServerId: rows[0].id, userId, shard: rows[0].shard };
   }
 
@@ -43,6 +47,13 @@ export class DirectoryRepository {
       'SELECT p.id, p.user_id, p.shard, c.integration FROM connections c JOIN personal_servers p ON p.id = c.personal_server_id WHERE c.id = $1',
       [connectionId],
     );
-    return rows[0] && { personalServerId: rows[0].id, userId: rows[0].user_id, shard: rows[0].shard, integration: rows[0].integration };
+    return (
+      rows[0] && {
+        personalServerId: rows[0].id,
+        userId: rows[0].user_id,
+        shard: rows[0].shard,
+        integration: rows[0].integration,
+      }
+    );
   }
 }

@@ -1,9 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
+
 import type { Env } from '../env.js';
-import { DirectoryRepository, type DirectoryEntry } from './directory.repository.js';
+import { type DirectoryEntry, DirectoryRepository } from './directory.repository.js';
 import { rendezvousShard } from './rendezvous.js';
 
 /**
@@ -24,7 +25,11 @@ export class DirectoryService {
 
   /** Idempotent: the user's existing server, or a new one on its rendezvous shard. */
   provision(userId: string, db: PoolClient | undefined = undefined): Promise<DirectoryEntry & { created: boolean }> {
-    return this.repository.insertIfAbsent(db ?? this.repository.pool, userId, rendezvousShard(userId, this.env.SHARD_COUNT));
+    return this.repository.insertIfAbsent(
+      db ?? this.repository.pool,
+      userId,
+      rendezvousShard(userId, this.env.SHARD_COUNT),
+    );
   }
 
   async locateConnection(connectionId: string): Promise<DirectoryEntry & { integration: string }> {

@@ -1,4 +1,5 @@
 import { createPool } from '@context-gateway/database';
+
 import { loadEnv } from '../env.js';
 import { applyRebalance, planRebalance } from './rebalance.js';
 
@@ -8,7 +9,12 @@ import { applyRebalance, planRebalance } from './rebalance.js';
 // Run it after every shard process runs with the new SHARD_COUNT (docs/personal-server.md).
 const env = loadEnv();
 const apply = process.argv.includes('--apply');
-const pool = createPool({ url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA ?? 'personal_server', applicationName: 'personal-server-rebalance', max: 2 });
+const pool = createPool({
+  url: env.DATABASE_URL,
+  schema: env.DATABASE_SCHEMA ?? 'personal_server',
+  applicationName: 'personal-server-rebalance',
+  max: 2,
+});
 try {
   const moves = await planRebalance(pool, env.SHARD_COUNT);
   const byRoute = new Map<string, number>();

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+
 import { rendezvousShard } from './rendezvous.js';
 
 export interface Move {
@@ -13,7 +14,9 @@ export interface Move {
  * moves about 1/(N+1) of users, all of them onto the new shard).
  */
 export async function planRebalance(pool: Pool, shardCount: number): Promise<Move[]> {
-  const { rows } = await pool.query<{ user_id: string; shard: number }>('SELECT user_id, shard FROM personal_servers ORDER BY user_id');
+  const { rows } = await pool.query<{ user_id: string; shard: number }>(
+    'SELECT user_id, shard FROM personal_servers ORDER BY user_id',
+  );
   return rows.flatMap((r) => {
     const to = rendezvousShard(r.user_id, shardCount);
     return to === r.shard ? [] : [{ userId: r.user_id, from: r.shard, to }];
@@ -34,7 +37,11 @@ export async function planRebalance(pool: Pool, shardCount: number): Promise<Mov
 export async function applyRebalance(pool: Pool, moves: Move[]): Promise<number> {
   let switched = 0;
   for (const move of moves) {
-    const { rowCount } = await pool.query('UPDATE personal_servers SET shard = $3 WHERE user_id = $1 AND shard = $2', [move.userId, move.from, move.to]);
+    const { rowCount } = await pool.query('UPDATE personal_servers SET shard = $3 WHERE user_id = $1 AND shard = $2', [
+      move.userId,
+      move.from,
+      move.to,
+    ]);
     if (rowCount === 1) switched += 1;
   }
   return switched;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+
 import { rendezvousShard } from './rendezvous.js';
 
 describe('rendezvous placement', () => {

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
  * table, so changing SHARD_COUNT never silently moves anyone.
  */
 export function rendezvousShard(userId: string, shardCount: number): number {
-  if (!Number.isInteger(shardCount) || shardCount < 1) throw new Error(`shard count must be a positive integer, got ${shardCount}`);
+  if (!Number.isInteger(shardCount) || shardCount < 1)
+    throw new Error(`shard count must be a positive integer, got ${shardCount}`);
   let best = 0;
   let bestScore = -1n;
   for (let shard = 0; shard < shardCount; shard += 1) {

@@ -1,10 +1,11 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { create } from '@bufbuild/protobuf';
 import { consumeEvents, type RunningConsumer } from '@context-gateway/messaging';
 import { events, GrantStatus, RevokeGrantRequestSchema } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION } from '@context-gateway/service-kit';
-import { create } from '@bufbuild/protobuf';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import { GrantsService } from './grants.service.js';
 
 /** One durable for all shards: each revocation event is applied once (the table is shared). */
@@ -35,10 +36,12 @@ export class GrantChangesConsumer implements OnApplicationBootstrap, OnApplicati
       { durable: GRANT_CHANGES_DURABLE, concurrency: 4 },
       async (event) => {
         if (event.status !== GrantStatus.REVOKED) return;
-        await this.grants.revoke(create(RevokeGrantRequestSchema, { grantId: event.grantId })).catch((error: unknown) => {
-          // A grant this service never saw (registration failed, or already deleted): nothing to revoke.
-          if ((error as { code?: string }).code !== 'not_found') throw error;
-        });
+        await this.grants
+          .revoke(create(RevokeGrantRequestSchema, { grantId: event.grantId }))
+          .catch((error: unknown) => {
+            // A grant this service never saw (registration failed, or already deleted): nothing to revoke.
+            if ((error as { code?: string }).code !== 'not_found') throw error;
+          });
       },
       this.logger,
     );

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { GrantChangesConsumer } from './grant-changes.consumer.js';
 import { GrantsModule } from './grants.module.js';
 

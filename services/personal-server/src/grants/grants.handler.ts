@@ -1,7 +1,8 @@
-import { Controller } from '@nestjs/common';
 import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type RegisterGrantRequest, type RevokeGrantRequest } from '@context-gateway/proto';
+import { type RegisterGrantRequest, type RevokeGrantRequest, rpc } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
+
 import { GrantsService, toGrantMessage } from './grants.service.js';
 
 /** `ps.v1.register_grant` / `ps.v1.revoke_grant`: the broker's (and the gateway's) write side. */

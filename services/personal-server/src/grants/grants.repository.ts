@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { PG_POOL } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 
 export interface GrantRow {
@@ -27,7 +27,17 @@ interface Raw {
 }
 
 function toRow(r: Raw): GrantRow {
-  return { id: r.id, connectionId: r.connection_id, orgId: r.org_id, applicationId: r.application_id, userId: r.user_id, scopes: r.scopes, types: r.types, state: r.state, integration: r.integration };
+  return {
+    id: r.id,
+    connectionId: r.connection_id,
+    orgId: r.org_id,
+    applicationId: r.application_id,
+    userId: r.user_id,
+    scopes: r.scopes,
+    types: r.types,
+    state: r.state,
+    integration: r.integration,
+  };
 }
 
 /** `grants`: this shard's copy of the broker's grant decisions, enforced on every query. */
@@ -56,7 +66,12 @@ export class GrantsRepository {
    * Marks the grant revoked, committed when this returns. Matches by grant id or by
    * (connection, application); `userId`/`applicationId`, when given, must own it.
    */
-  async revoke(match: { grantId?: string; connectionId?: string; applicationId?: string; userId?: string }): Promise<GrantRow | undefined> {
+  async revoke(match: {
+    grantId?: string;
+    connectionId?: string;
+    applicationId?: string;
+    userId?: string;
+  }): Promise<GrantRow | undefined> {
     const { rows } = await this.pool.query<Raw>(
       `UPDATE grants g SET state = 'revoked', revoked_at = COALESCE(revoked_at, now()), updated_at = now()
         FROM connections c

@@ -1,11 +1,12 @@
-import { Injectable } from '@nestjs/common';
-import { AppError } from '@context-gateway/errors';
-import { typesForScopes } from '@context-gateway/record-catalog';
-import { GrantState, type GrantRecord, type RevokeGrantRequest } from '@context-gateway/proto';
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
 import type { GrantRecordSchema } from '@context-gateway/proto';
+import { type GrantRecord, GrantState, type RevokeGrantRequest } from '@context-gateway/proto';
+import { typesForScopes } from '@context-gateway/record-catalog';
+import { Injectable } from '@nestjs/common';
+
 import { ConnectionsService } from '../connections/connections.service.js';
-import { GrantsRepository, type GrantRow } from './grants.repository.js';
+import { type GrantRow, GrantsRepository } from './grants.repository.js';
 
 export function toGrantMessage(row: GrantRow): MessageInitShape<typeof GrantRecordSchema> {
   return {
@@ -36,7 +37,11 @@ export class GrantsService {
     // Scopes the catalog does not map are kept (the broker may know newer ones) but cover no type.
     const types = [...typesForScopes(grant.integration, grant.scopes)].sort();
     return this.connections.transaction(async (tx) => {
-      const connection = await this.connections.ensure(tx, { connectionId: grant.connectionId, userId: grant.userId, integration: grant.integration });
+      const connection = await this.connections.ensure(tx, {
+        connectionId: grant.connectionId,
+        userId: grant.userId,
+        integration: grant.integration,
+      });
       const row = await this.repository.upsert(tx, {
         id: grant.grantId,
         connectionId: grant.connectionId,
@@ -46,7 +51,11 @@ export class GrantsService {
         scopes: [...grant.scopes].sort(),
         types,
       });
-      const shard = (await tx.query<{ shard: number }>('SELECT shard FROM personal_servers WHERE id = $1', [connection.personalServerId])).rows[0]!.shard;
+      const shard = (
+        await tx.query<{ shard: number }>('SELECT shard FROM personal_servers WHERE id = $1', [
+          connection.personalServerId,
+        ])
+      ).rows[0]!.shard;
       return { row, shard, personalServerId: connection.personalServerId };
     });
   }
@@ -63,7 +72,11 @@ export class GrantsService {
       applicationId: request.applicationId || undefined,
       userId: request.userId || undefined,
     });
-    if (!row) throw new AppError(request.applicationId && !request.userId ? 'connection_not_found' : 'not_found', 'No such grant');
+    if (!row)
+      throw new AppError(
+        request.applicationId && !request.userId ? 'connection_not_found' : 'not_found',
+        'No such grant',
+      );
     return row;
   }
 }

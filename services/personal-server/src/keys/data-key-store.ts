@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AppError } from '@context-gateway/errors';
+
 import { WrappedKey } from '@context-gateway/crypto';
+import { AppError } from '@context-gateway/errors';
 
 const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -40,7 +41,8 @@ export class DataKeyStore {
     try {
       text = await readFile(this.path(keyId), 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new AppError('key_destroyed', 'The data key of this connection was destroyed');
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new AppError('key_destroyed', 'The data key of this connection was destroyed');
       throw error;
     }
     return WrappedKey.decode(text.trim());

@@ -1,6 +1,7 @@
-import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
+
 import type { Env } from '../env.js';
 import { RecordKeys } from './record-keys.service.js';
 
@@ -22,8 +23,7 @@ export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<nu
     {
       provide: RecordKeys,
       inject: [SERVICE_ENV, PG_POOL],
-      useFactory: (env: Env, pool: Pool) =>
-        RecordKeys.open(env, () => countStoredDataKeys(pool)),
+      useFactory: (env: Env, pool: Pool) => RecordKeys.open(env, () => countStoredDataKeys(pool)),
     },
     RecordKeysLifecycle,
   ],

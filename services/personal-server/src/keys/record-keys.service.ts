@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
-import { DataKey, EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse, type EncryptionContext, type WrappedKey } from '@context-gateway/crypto';
+
+import {
+  type DataKey,
+  type EncryptionContext,
+  EnvelopeCipher,
+  LocalKeyProvider,
+  refuseNewKeyWhileInUse,
+  type WrappedKey,
+} from '@context-gateway/crypto';
+
 import type { Env } from '../env.js';
 import { DataKeyStore } from './data-key-store.js';
 
@@ -12,7 +21,12 @@ export interface KeyOwner {
 }
 
 function wrapContext(owner: KeyOwner): EncryptionContext {
-  return { purpose: 'ps.records', personalServer: owner.personalServerId, connection: owner.connectionId, user: owner.userId };
+  return {
+    purpose: 'ps.records',
+    personalServer: owner.personalServerId,
+    connection: owner.connectionId,
+    user: owner.userId,
+  };
 }
 
 /**
@@ -36,7 +50,10 @@ export class RecordKeys {
   ) {}
 
   /** `countWrapped`: how many data keys the database says exist (a fresh keyring is refused while any do). */
-  static async open(env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>, countWrapped: () => Promise<number>): Promise<RecordKeys> {
+  static async open(
+    env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>,
+    countWrapped: () => Promise<number>,
+  ): Promise<RecordKeys> {
     const keyFile = resolve(env.MASTER_KEY_FILE);
     const provider = await LocalKeyProvider.open({
       path: keyFile,
@@ -44,7 +61,11 @@ export class RecordKeys {
       beforeCreate: refuseNewKeyWhileInUse(countWrapped, 'connection data keys wrapped by it'),
     });
     const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(dirname(keyFile), 'data-keys')));
-    return new RecordKeys(new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS } }), provider, store);
+    return new RecordKeys(
+      new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS } }),
+      provider,
+      store,
+    );
   }
 
   /** A fresh data key for a new connection; returns the id to record in the connections row. */

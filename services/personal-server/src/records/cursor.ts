@@ -15,6 +15,9 @@ export function decodeCursor(cursor: string): bigint {
   if (cursor === '') return 0n;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const match = /^v1:(\d{1,19})$/.exec(text);
-  if (!match) throw new AppError('validation_failed', 'The cursor is not one this API issued', [{ path: 'cursor', message: 'invalid cursor' }]);
+  if (!match)
+    throw new AppError('validation_failed', 'The cursor is not one this API issued', [
+      { path: 'cursor', message: 'invalid cursor' },
+    ]);
   return BigInt(match[1]!);
 }

@@ -1,8 +1,9 @@
-import { Controller } from '@nestjs/common';
-import { RpcHandler } from '@context-gateway/messaging';
-import { rpc, type QueryRecordsRequest, type WriteRecordsRequest } from '@context-gateway/proto';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { RpcHandler } from '@context-gateway/messaging';
+import { type QueryRecordsRequest, rpc, type WriteRecordsRequest } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
+
 import { RecordsService } from './records.service.js';
 
 /**
@@ -21,6 +22,10 @@ export class RecordsHandler {
   @RpcHandler(rpc.personalServer.shardQuery)
   async query(@Payload() request: QueryRecordsRequest) {
     const page = await this.records.query(request);
-    return { recordsJson: page.recordsJson, nextCursor: page.nextCursor, syncedAt: page.syncedAt ? timestampFromDate(page.syncedAt) : undefined };
+    return {
+      recordsJson: page.recordsJson,
+      nextCursor: page.nextCursor,
+      syncedAt: page.syncedAt ? timestampFromDate(page.syncedAt) : undefined,
+    };
   }
 }

@@ -1,30 +1,40 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import { QueryRecordsRequestSchema, RecordInputSchema, WriteRecordsRequestSchema, GrantRecordSchema, RevokeGrantRequestSchema, type QueryRecordsRequest } from '@context-gateway/proto';
+import {
+  GrantRecordSchema,
+  type QueryRecordsRequest,
+  QueryRecordsRequestSchema,
+  RecordInputSchema,
+  RevokeGrantRequestSchema,
+  WriteRecordsRequestSchema,
+} from '@context-gateway/proto';
 import { PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Global, Module, type INestApplicationContext } from '@nestjs/common';
+import { Global, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+
 import { ConnectionsService } from '../connections/connections.service.js';
-import { rendezvousShard } from '../directory/rendezvous.js';
 import { applyRebalance, planRebalance } from '../directory/rebalance.js';
+import { rendezvousShard } from '../directory/rendezvous.js';
 import { envSchema } from '../env.js';
-import { GrantsService } from '../grants/grants.service.js';
-import { RecordsModule } from './records.module.js';
 import { GrantsModule } from '../grants/grants.module.js';
-import { encodeCursor } from './cursor.js';
-import { RecordsService } from './records.service.js';
+import { GrantsService } from '../grants/grants.service.js';
 import { countStoredDataKeys } from '../keys/keys.module.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
+import { encodeCursor } from './cursor.js';
+import { RecordsModule } from './records.module.js';
+import { RecordsService } from './records.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
 // shard processes (contexts) over one schema, as the stack runs them.
@@ -35,7 +45,12 @@ let nc: NatsConnection;
 const shards: INestApplicationContext[] = [];
 
 async function startShard(shard: number): Promise<INestApplicationContext> {
-  const env = envSchema.parse({ SHARD_ID: String(shard), SHARD_COUNT: '2', MASTER_KEY_FILE: join(keyDir, 'master.key'), LOG_LEVEL: 'silent' });
+  const env = envSchema.parse({
+    SHARD_ID: String(shard),
+    SHARD_COUNT: '2',
+    MASTER_KEY_FILE: join(keyDir, 'master.key'),
+    LOG_LEVEL: 'silent',
+  });
   @Global()
   @Module({
     providers: [
@@ -85,25 +100,69 @@ function play(n: number) {
   return create(RecordInputSchema, {
     type: 'media.play_event',
     externalId: `play-${n}`,
-    dataJson: Buffer.from(JSON.stringify({ source: 'spotify', trackId: `t${n}`, title: `Song ${n}`, kind: 'music', playedAt: '2026-11-01T10:00:00Z' })),
+    dataJson: Buffer.from(
+      JSON.stringify({
+        source: 'spotify',
+        trackId: `t${n}`,
+        title: `Song ${n}`,
+        kind: 'music',
+        playedAt: '2026-11-01T10:00:00Z',
+      }),
+    ),
   });
 }
 
 async function write(userId: string, connectionId: string, inputs: ReturnType<typeof playlist>[]) {
-  return records.write(create(WriteRecordsRequestSchema, { userId, connectionId, integration: 'spotify', records: inputs, syncedAt: timestampFromDate(new Date()) }));
+  return records.write(
+    create(WriteRecordsRequestSchema, {
+      userId,
+      connectionId,
+      integration: 'spotify',
+      records: inputs,
+      syncedAt: timestampFromDate(new Date()),
+    }),
+  );
 }
 
 async function grant(userId: string, connectionId: string, applicationId: string, scopes: string[], orgId = ORG) {
-  return grants.register(create(GrantRecordSchema, { grantId: randomUUID(), orgId, applicationId, userId, connectionId, integration: 'spotify', scopes }));
+  return grants.register(
+    create(GrantRecordSchema, {
+      grantId: randomUUID(),
+      orgId,
+      applicationId,
+      userId,
+      connectionId,
+      integration: 'spotify',
+      scopes,
+    }),
+  );
 }
 
-function q(connectionId: string, applicationId: string, extra: Partial<Omit<QueryRecordsRequest, '$typeName' | '$unknown'>> = {}) {
+function q(
+  connectionId: string,
+  applicationId: string,
+  extra: Partial<Omit<QueryRecordsRequest, '$typeName' | '$unknown'>> = {},
+) {
   return create(QueryRecordsRequestSchema, { orgId: ORG, applicationId, connectionId, limit: 100, ...extra });
 }
 
-async function page(connectionId: string, applicationId: string, extra: Partial<Omit<QueryRecordsRequest, '$typeName' | '$unknown'>> = {}, via = records) {
+async function page(
+  connectionId: string,
+  applicationId: string,
+  extra: Partial<Omit<QueryRecordsRequest, '$typeName' | '$unknown'>> = {},
+  via = records,
+) {
   const result = await via.query(q(connectionId, applicationId, extra));
-  return { ...result, records: JSON.parse(result.recordsJson.toString('utf8')) as Array<{ id: string; type: string; externalId: string; deleted: boolean; data: Record<string, unknown> | null }> };
+  return {
+    ...result,
+    records: JSON.parse(result.recordsJson.toString('utf8')) as Array<{
+      id: string;
+      type: string;
+      externalId: string;
+      deleted: boolean;
+      data: Record<string, unknown> | null;
+    }>,
+  };
 }
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -143,7 +202,10 @@ describe('personal-server storage and query path', () => {
     const counts = await write(user, connection, [playlist(1), playlist(2), play(1)]);
     expect(counts).toEqual({ written: 3, unchanged: 0, tombstoned: 0 });
 
-    const stored = await schema.pool.query<{ ciphertext: Buffer }>('SELECT ciphertext FROM records WHERE connection_id = $1', [connection]);
+    const stored = await schema.pool.query<{ ciphertext: Buffer }>(
+      'SELECT ciphertext FROM records WHERE connection_id = $1',
+      [connection],
+    );
     for (const row of stored.rows) expect(row.ciphertext.toString('latin1')).not.toContain('List');
 
     const lists = await page(connection, APP_PLAYLISTS);
@@ -154,16 +216,22 @@ describe('personal-server storage and query path', () => {
     const history = await page(connection, APP_HISTORY);
     expect(history.records.map((r) => r.type)).toEqual(['media.play_event']);
 
-    expect(await codeOf(records.query(q(connection, APP_HISTORY, { type: 'media.playlist' })))).toBe('scope_not_granted');
+    expect(await codeOf(records.query(q(connection, APP_HISTORY, { type: 'media.playlist' })))).toBe(
+      'scope_not_granted',
+    );
     expect(await codeOf(records.query(q(connection, randomUUID())))).toBe('connection_not_found');
     // Same app id, another org: no grant there.
-    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS, { orgId: randomUUID() })))).toBe('connection_not_found');
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS, { orgId: randomUUID() })))).toBe(
+      'connection_not_found',
+    );
 
     // The gateway's policy allowed only some types: an untyped query is limited to them.
     const both = randomUUID();
     await grant(user, connection, both, ['spotify:read:playlists', 'spotify:read:history']);
     expect((await page(connection, both)).records).toHaveLength(3);
-    expect((await page(connection, both, { policyTypes: ['media.play_event'] })).records.map((r) => r.type)).toEqual(['media.play_event']);
+    expect((await page(connection, both, { policyTypes: ['media.play_event'] })).records.map((r) => r.type)).toEqual([
+      'media.play_event',
+    ]);
 
     const projected = await page(connection, APP_PLAYLISTS, { fields: ['name'], type: 'media.playlist' });
     expect(projected.records.every((r) => Object.keys(r.data!).join() === 'name')).toBe(true);
@@ -174,17 +242,33 @@ describe('personal-server storage and query path', () => {
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
     await write(user, connection, [playlist(1), playlist(2)]);
-    const before = await schema.pool.query('SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id', [connection]);
+    const before = await schema.pool.query(
+      'SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id',
+      [connection],
+    );
 
-    expect(await write(user, connection, [playlist(1), playlist(2)])).toEqual({ written: 0, unchanged: 2, tombstoned: 0 });
+    expect(await write(user, connection, [playlist(1), playlist(2)])).toEqual({
+      written: 0,
+      unchanged: 2,
+      tombstoned: 0,
+    });
     const stale = playlist(1, 'Old name');
     stale.sourceUpdatedAt = timestampFromDate(new Date(Date.UTC(2025, 0, 1)));
     expect(await write(user, connection, [stale])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
-    expect(await write(user, connection, [playlist(1, 'Renamed')])).toEqual({ written: 1, unchanged: 0, tombstoned: 0 });
+    expect(await write(user, connection, [playlist(1, 'Renamed')])).toEqual({
+      written: 1,
+      unchanged: 0,
+      tombstoned: 0,
+    });
 
-    const after = await schema.pool.query('SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id', [connection]);
+    const after = await schema.pool.query(
+      'SELECT id, version FROM records WHERE connection_id = $1 ORDER BY external_id',
+      [connection],
+    );
     expect(after.rows.map((r) => r.id)).toEqual(before.rows.map((r) => r.id)); // same records, updated in place
-    expect((await page(connection, APP_PLAYLISTS)).records.find((r) => r.externalId === 'pl-1')!.data!.name).toBe('Renamed');
+    expect((await page(connection, APP_PLAYLISTS)).records.find((r) => r.externalId === 'pl-1')!.data!.name).toBe(
+      'Renamed',
+    );
   });
 
   it('sorts a mixed batch into new, changed, unchanged, deleted and re-appearing records, and moves the cursor past what changed', async () => {
@@ -192,47 +276,95 @@ describe('personal-server storage and query path', () => {
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
     await write(user, connection, [playlist(1), playlist(2), playlist(3)]);
-    const gone = (n: number) => create(RecordInputSchema, { type: 'media.playlist', externalId: `pl-${n}`, deleted: true, sourceUpdatedAt: timestampFromDate(new Date()) });
+    const gone = (n: number) =>
+      create(RecordInputSchema, {
+        type: 'media.playlist',
+        externalId: `pl-${n}`,
+        deleted: true,
+        sourceUpdatedAt: timestampFromDate(new Date()),
+      });
     expect(await write(user, connection, [gone(3)])).toEqual({ written: 0, unchanged: 0, tombstoned: 1 });
     const versions = async () =>
-      new Map((await schema.pool.query('SELECT external_id, version::int AS v FROM records WHERE connection_id = $1', [connection])).rows.map((r) => [r.external_id as string, r.v as number]));
+      new Map(
+        (
+          await schema.pool.query('SELECT external_id, version::int AS v FROM records WHERE connection_id = $1', [
+            connection,
+          ])
+        ).rows.map((r) => [r.external_id as string, r.v as number]),
+      );
     const before = await versions();
 
     // pl-1 unchanged, pl-2 renamed, pl-3 back from the dead (later than its deletion), pl-4 and
     // pl-5 new, pl-6 deleted before it was ever seen.
     const back = playlist(3);
     back.sourceUpdatedAt = timestampFromDate(new Date(Date.now() + 1_000));
-    const counts = await write(user, connection, [playlist(1), playlist(2, 'Renamed'), back, playlist(4), playlist(5), gone(6)]);
+    const counts = await write(user, connection, [
+      playlist(1),
+      playlist(2, 'Renamed'),
+      back,
+      playlist(4),
+      playlist(5),
+      gone(6),
+    ]);
     expect(counts).toEqual({ written: 4, unchanged: 1, tombstoned: 1 });
     const after = await versions();
     expect(after.get('pl-1')).toBe(before.get('pl-1'));
     const maxBefore = Math.max(...before.values());
     for (const id of ['pl-2', 'pl-3', 'pl-4', 'pl-5', 'pl-6']) expect(after.get(id)).toBeGreaterThan(maxBefore);
     expect(new Set(after.values()).size).toBe(after.size);
-    const { rows } = await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [connection]);
+    const { rows } = await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [
+      connection,
+    ]);
     expect(rows[0].v).toBe(Math.max(...after.values()));
 
     // A reader whose cursor stood at the old end sees exactly what changed, each once.
     const feed = await page(connection, APP_PLAYLISTS, { cursor: encodeCursor(BigInt(maxBefore)) });
-    expect(feed.records.map((r) => `${r.externalId}:${r.deleted}`).sort()).toEqual(['pl-2:false', 'pl-3:false', 'pl-4:false', 'pl-5:false', 'pl-6:true']);
+    expect(feed.records.map((r) => `${r.externalId}:${r.deleted}`).sort()).toEqual([
+      'pl-2:false',
+      'pl-3:false',
+      'pl-4:false',
+      'pl-5:false',
+      'pl-6:true',
+    ]);
     // Nothing changed: the cursor does not move.
-    expect(await write(user, connection, [playlist(1), playlist(4)])).toEqual({ written: 0, unchanged: 2, tombstoned: 0 });
-    expect((await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [connection])).rows[0].v).toBe(rows[0].v);
+    expect(await write(user, connection, [playlist(1), playlist(4)])).toEqual({
+      written: 0,
+      unchanged: 2,
+      tombstoned: 0,
+    });
+    expect(
+      (await schema.pool.query('SELECT last_version::int AS v FROM connections WHERE id = $1', [connection])).rows[0].v,
+    ).toBe(rows[0].v);
   });
 
   it('refuses to start with a fresh keyring while connections whose data keys the missing one wrapped are stored', async () => {
     await write(userOn(0), randomUUID(), [playlist(1)]);
-    const env = { MASTER_KEY_FILE: join(keyDir, 'elsewhere', 'master.key'), MASTER_KEY_CREATE_IF_MISSING: true, DATA_KEY_DIR: join(keyDir, 'elsewhere', 'data-keys'), DATA_KEY_CACHE_TTL_MS: 1_000 };
-    await expect(RecordKeys.open(env, () => countStoredDataKeys(schema.pool))).rejects.toMatchObject({ code: 'key_file_missing' });
+    const env = {
+      MASTER_KEY_FILE: join(keyDir, 'elsewhere', 'master.key'),
+      MASTER_KEY_CREATE_IF_MISSING: true,
+      DATA_KEY_DIR: join(keyDir, 'elsewhere', 'data-keys'),
+      DATA_KEY_CACHE_TTL_MS: 1_000,
+    };
+    await expect(RecordKeys.open(env, () => countStoredDataKeys(schema.pool))).rejects.toMatchObject({
+      code: 'key_file_missing',
+    });
     expect(existsSync(env.MASTER_KEY_FILE)).toBe(false);
   });
 
   it('refuses bodies that do not match the catalog, and types the integration does not produce', async () => {
     const user = userOn(0);
     const connection = randomUUID();
-    const bad = create(RecordInputSchema, { type: 'media.playlist', externalId: 'x', dataJson: Buffer.from('{"source":"spotify","id":"x"}') });
+    const bad = create(RecordInputSchema, {
+      type: 'media.playlist',
+      externalId: 'x',
+      dataJson: Buffer.from('{"source":"spotify","id":"x"}'),
+    });
     expect(await codeOf(write(user, connection, [bad]))).toBe('invalid_record');
-    const foreign = create(RecordInputSchema, { type: 'code.repository', externalId: 'r', dataJson: Buffer.from('{"source":"spotify","id":"r","fullName":"a/b","private":false}') });
+    const foreign = create(RecordInputSchema, {
+      type: 'code.repository',
+      externalId: 'r',
+      dataJson: Buffer.from('{"source":"spotify","id":"r","fullName":"a/b","private":false}'),
+    });
     expect(await codeOf(write(user, connection, [foreign]))).toBe('invalid_record');
   });
 
@@ -257,7 +389,10 @@ describe('personal-server storage and query path', () => {
     const bobConn2 = randomUUID();
     await grant(bob, bobConn2, APP_PLAYLISTS, ['spotify:read:playlists']);
     await write(bob, bobConn2, [playlist(1), playlist(2)]);
-    await schema.pool.query(`UPDATE records SET ciphertext = (SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-2') WHERE connection_id = $1 AND external_id = 'pl-1'`, [bobConn2]);
+    await schema.pool.query(
+      `UPDATE records SET ciphertext = (SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-2') WHERE connection_id = $1 AND external_id = 'pl-1'`,
+      [bobConn2],
+    );
     expect(await codeOf(records.query(q(bobConn2, APP_PLAYLISTS)))).toBe('decryption_failed');
 
     // Moving Alice's whole row to Bob's server (personal_server_id/connection_id rewritten).
@@ -274,7 +409,10 @@ describe('personal-server storage and query path', () => {
 
     // One flipped bit in Alice's own row.
     expect((await page(aliceConn, APP_PLAYLISTS)).records[0]!.data!.name).toBe('Alice secret');
-    await schema.pool.query(`UPDATE records SET ciphertext = set_byte(ciphertext, 20, get_byte(ciphertext, 20) # 1) WHERE connection_id = $1`, [aliceConn]);
+    await schema.pool.query(
+      `UPDATE records SET ciphertext = set_byte(ciphertext, 20, get_byte(ciphertext, 20) # 1) WHERE connection_id = $1`,
+      [aliceConn],
+    );
     expect(await codeOf(records.query(q(aliceConn, APP_PLAYLISTS)))).toBe('decryption_failed');
   });
 
@@ -287,14 +425,22 @@ describe('personal-server storage and query path', () => {
     await new Promise((r) => setTimeout(r, 10));
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 10));
-    const gone = create(RecordInputSchema, { type: 'media.playlist', externalId: 'pl-2', deleted: true, sourceUpdatedAt: timestampFromDate(new Date()) });
+    const gone = create(RecordInputSchema, {
+      type: 'media.playlist',
+      externalId: 'pl-2',
+      deleted: true,
+      sourceUpdatedAt: timestampFromDate(new Date()),
+    });
     expect(await write(user, connection, [gone])).toEqual({ written: 0, unchanged: 0, tombstoned: 1 });
     expect(await write(user, connection, [gone])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
 
     expect((await page(connection, APP_PLAYLISTS)).records.map((r) => r.externalId)).toEqual(['pl-1']);
     const feed = await page(connection, APP_PLAYLISTS, { sinceMs: BigInt(t0) });
     expect(feed.records).toEqual([expect.objectContaining({ externalId: 'pl-2', deleted: true, data: null })]);
-    const stored = await schema.pool.query<{ ciphertext: Buffer }>(`SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-2'`, [connection]);
+    const stored = await schema.pool.query<{ ciphertext: Buffer }>(
+      `SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-2'`,
+      [connection],
+    );
     expect(stored.rows[0]!.ciphertext.length).toBe(0); // the body is gone, not just hidden
   });
 
@@ -341,7 +487,9 @@ describe('personal-server storage and query path', () => {
     await write(user, connection, [playlist(1), play(1)]);
 
     // The user revokes app A's grant (by grant id, proving ownership with the user id).
-    expect(await codeOf(grants.revoke(create(RevokeGrantRequestSchema, { grantId: a.row.id, userId: userOn(0) })))).toBe('not_found');
+    expect(
+      await codeOf(grants.revoke(create(RevokeGrantRequestSchema, { grantId: a.row.id, userId: userOn(0) }))),
+    ).toBe('not_found');
     await grants.revoke(create(RevokeGrantRequestSchema, { grantId: a.row.id, userId: user }));
     expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('grant_revoked');
     expect((await page(connection, APP_HISTORY)).records).toHaveLength(2);
@@ -349,7 +497,11 @@ describe('personal-server storage and query path', () => {
     // App B gives its own grant up (by connection, as the app's route names it).
     await grants.revoke(create(RevokeGrantRequestSchema, { connectionId: connection, applicationId: APP_HISTORY }));
     expect(await codeOf(records.query(q(connection, APP_HISTORY)))).toBe('grant_revoked');
-    expect(await codeOf(grants.revoke(create(RevokeGrantRequestSchema, { connectionId: randomUUID(), applicationId: APP_HISTORY })))).toBe('connection_not_found');
+    expect(
+      await codeOf(
+        grants.revoke(create(RevokeGrantRequestSchema, { connectionId: randomUUID(), applicationId: APP_HISTORY })),
+      ),
+    ).toBe('connection_not_found');
 
     // A new consent re-activates the app with the new scopes.
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:history']);
@@ -397,7 +549,12 @@ describe('personal-server storage and query path', () => {
     const tables = ['personal_servers', 'connections', 'grants', 'records'];
     const backup: Record<string, unknown[]> = {};
     for (const table of tables) {
-      const where = table === 'personal_servers' ? 'id = (SELECT personal_server_id FROM connections WHERE id = $1)' : table === 'connections' ? 'id = $1' : 'connection_id = $1';
+      const where =
+        table === 'personal_servers'
+          ? 'id = (SELECT personal_server_id FROM connections WHERE id = $1)'
+          : table === 'connections'
+            ? 'id = $1'
+            : 'connection_id = $1';
       backup[table] = (await schema.pool.query(`SELECT * FROM ${table} WHERE ${where}`, [connection])).rows;
     }
     expect(backup.records).toHaveLength(2);
@@ -412,11 +569,17 @@ describe('personal-server storage and query path', () => {
     for (const table of ['connections', 'grants', 'records']) {
       for (const row of backup[table] as Record<string, unknown>[]) {
         const columns = Object.keys(row);
-        await schema.pool.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, Object.values(row));
+        await schema.pool.query(
+          `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+          Object.values(row),
+        );
       }
     }
     expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('key_destroyed');
-    const restored = await schema.pool.query<{ ciphertext: Buffer }>('SELECT ciphertext FROM records WHERE connection_id = $1', [connection]);
+    const restored = await schema.pool.query<{ ciphertext: Buffer }>(
+      'SELECT ciphertext FROM records WHERE connection_id = $1',
+      [connection],
+    );
     expect(restored.rows).toHaveLength(2);
     for (const row of restored.rows) expect(row.ciphertext.toString('latin1')).not.toContain('Private');
   });

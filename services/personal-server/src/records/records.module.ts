@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { ConnectionsModule } from '../connections/connections.module.js';
 import { DirectoryModule } from '../directory/directory.module.js';
 import { KeysModule } from '../keys/keys.module.js';
@@ -7,5 +8,10 @@ import { RecordsRepository } from './records.repository.js';
 import { RecordsService } from './records.service.js';
 
 /** Encrypted records: sync writes, app queries. */
-@Module({ imports: [ConnectionsModule, DirectoryModule, KeysModule], controllers: [RecordsHandler], providers: [RecordsRepository, RecordsService], exports: [RecordsService] })
+@Module({
+  imports: [ConnectionsModule, DirectoryModule, KeysModule],
+  controllers: [RecordsHandler],
+  providers: [RecordsRepository, RecordsService],
+  exports: [RecordsService],
+})
 export class RecordsModule {}

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { PG_POOL } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
 
 export interface StoredRecord {
@@ -78,14 +78,21 @@ interface PageRow {
  * variant per combination of filters (type, since, tombstones, policy limit) so each gets
  * a plan that uses the right index instead of one generic plan full of `$n IS NULL OR ...`.
  */
-function pageStatement(typed: boolean, since: boolean, includeDeleted: boolean, limited: boolean): { text: string; order: (keyof PageParams)[] } {
+function pageStatement(
+  typed: boolean,
+  since: boolean,
+  includeDeleted: boolean,
+  limited: boolean,
+): { text: string; order: (keyof PageParams)[] } {
   // Parameters are numbered in the order they are first needed.
   const order: (keyof PageParams)[] = ['shard', 'connectionId', 'applicationId', 'orgId', 'limit', 'afterVersion'];
   const n = (name: keyof PageParams) => {
     if (!order.includes(name)) order.push(name);
     return `$${order.indexOf(name) + 1}`;
   };
-  const typeFilter = typed ? `r.type = ${n('type')} AND r.type = ANY(g.types)` : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
+  const typeFilter = typed
+    ? `r.type = ${n('type')} AND r.type = ANY(g.types)`
+    : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
   const sinceFilter = since ? `AND r.updated_at > ${n('since')}` : '';
   const text = `
 SELECT g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
@@ -113,7 +120,11 @@ SELECT g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_ke
 type PageParams = Omit<PageQuery, 'includeDeleted'>;
 
 const STATEMENTS = new Map<string, { text: string; order: (keyof PageParams)[] }>();
-for (const typed of [true, false]) for (const since of [true, false]) for (const del of [true, false]) for (const limited of [true, false]) STATEMENTS.set(`${typed}${since}${del}${limited}`, pageStatement(typed, since, del, limited));
+for (const typed of [true, false])
+  for (const since of [true, false])
+    for (const del of [true, false])
+      for (const limited of [true, false])
+        STATEMENTS.set(`${typed}${since}${del}${limited}`, pageStatement(typed, since, del, limited));
 
 /** `records`: encrypted bodies with routing/filtering columns in clear. */
 @Injectable()
@@ -129,11 +140,27 @@ export class RecordsRepository {
     const { rows } = await this.pool.query<PageRow>(config);
     const first = rows[0];
     if (!first) return { grant: undefined, records: [] };
-    const grant: QueryGrant = { state: first.state, types: first.types, syncedAt: first.synced_at, personalServerId: first.personal_server_id, userId: first.user_id, dataKeyId: first.data_key_id };
+    const grant: QueryGrant = {
+      state: first.state,
+      types: first.types,
+      syncedAt: first.synced_at,
+      personalServerId: first.personal_server_id,
+      userId: first.user_id,
+      dataKeyId: first.data_key_id,
+    };
     const records: StoredRecord[] = [];
     for (const r of rows) {
       if (r.id === null) continue; // the LEFT JOIN's empty page
-      records.push({ id: r.id, type: r.type!, externalId: r.external_id!, ciphertext: r.ciphertext!, sourceUpdatedAt: r.source_updated_at!, updatedAt: r.updated_at!, deletedAt: r.deleted_at, version: r.version! });
+      records.push({
+        id: r.id,
+        type: r.type!,
+        externalId: r.external_id!,
+        ciphertext: r.ciphertext!,
+        sourceUpdatedAt: r.source_updated_at!,
+        updatedAt: r.updated_at!,
+        deletedAt: r.deleted_at,
+        version: r.version!,
+      });
     }
     return { grant, records };
   }
@@ -149,14 +176,36 @@ export class RecordsRepository {
   }
 
   /** The stored rows for a write batch's (type, external id) pairs. */
-  async findForWrite(tx: PoolClient, connectionId: string, keys: { type: string; externalId: string }[]): Promise<StoredRecord[]> {
-    const { rows } = await tx.query<{ id: string; type: string; external_id: string; ciphertext: Buffer; source_updated_at: Date; updated_at: Date; deleted_at: Date | null; version: string }>(
+  async findForWrite(
+    tx: PoolClient,
+    connectionId: string,
+    keys: { type: string; externalId: string }[],
+  ): Promise<StoredRecord[]> {
+    const { rows } = await tx.query<{
+      id: string;
+      type: string;
+      external_id: string;
+      ciphertext: Buffer;
+      source_updated_at: Date;
+      updated_at: Date;
+      deleted_at: Date | null;
+      version: string;
+    }>(
       `SELECT r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
          FROM records r JOIN unnest($2::text[], $3::text[]) AS k(type, external_id) ON r.type = k.type AND r.external_id = k.external_id
         WHERE r.connection_id = $1`,
       [connectionId, keys.map((k) => k.type), keys.map((k) => k.externalId)],
     );
-    return rows.map((r) => ({ id: r.id, type: r.type, externalId: r.external_id, ciphertext: r.ciphertext, sourceUpdatedAt: r.source_updated_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, version: r.version }));
+    return rows.map((r) => ({
+      id: r.id,
+      type: r.type,
+      externalId: r.external_id,
+      ciphertext: r.ciphertext,
+      sourceUpdatedAt: r.source_updated_at,
+      updatedAt: r.updated_at,
+      deletedAt: r.deleted_at,
+      version: r.version,
+    }));
   }
 
   /**
@@ -164,9 +213,20 @@ export class RecordsRepository {
    * the others; returns the keys inserted (`type` NUL `externalId`). The conflict target is
    * the unique key only, so anything else (an id collision) still fails loudly.
    */
-  async insertNew(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[]): Promise<Set<string>> {
+  async insertNew(
+    tx: PoolClient,
+    personalServerId: string,
+    connectionId: string,
+    rows: RecordWrite[],
+  ): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
-    const inserted = await this.insertRows<{ type: string; external_id: string }>(tx, personalServerId, connectionId, rows, 'DO NOTHING RETURNING type, external_id');
+    const inserted = await this.insertRows<{ type: string; external_id: string }>(
+      tx,
+      personalServerId,
+      connectionId,
+      rows,
+      'DO NOTHING RETURNING type, external_id',
+    );
     return new Set(inserted.map((r) => recordKey({ type: r.type, externalId: r.external_id })));
   }
 
@@ -183,7 +243,13 @@ export class RecordsRepository {
     );
   }
 
-  private async insertRows<Row extends QueryResultRow = never>(tx: PoolClient, personalServerId: string, connectionId: string, rows: RecordWrite[], onConflict: string): Promise<Row[]> {
+  private async insertRows<Row extends QueryResultRow = never>(
+    tx: PoolClient,
+    personalServerId: string,
+    connectionId: string,
+    rows: RecordWrite[],
+    onConflict: string,
+  ): Promise<Row[]> {
     const result = await tx.query<Row>(
       `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, source_updated_at, updated_at, deleted_at, version)
        SELECT k.id, $1, $2, k.type, k.external_id, k.ciphertext, k.source_updated_at, clock_timestamp(), CASE WHEN k.deleted THEN clock_timestamp() END, k.version

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
-import { typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
-import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { QueryRecordsRequest, WriteRecordsRequest } from '@context-gateway/proto';
+import { typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
+import { Injectable } from '@nestjs/common';
+
 import { ConnectionsRepository } from '../connections/connections.repository.js';
 import { ConnectionsService } from '../connections/connections.service.js';
 import { DirectoryService } from '../directory/directory.service.js';
@@ -50,11 +52,16 @@ export class RecordsService {
    */
   async write(request: WriteRecordsRequest): Promise<WriteCounts> {
     const allowed = typesForIntegration(request.integration);
-    const batch = new Map<string, { type: string; externalId: string; plaintext: Buffer | undefined; sourceUpdatedAt: Date }>();
+    const batch = new Map<
+      string,
+      { type: string; externalId: string; plaintext: Buffer | undefined; sourceUpdatedAt: Date }
+    >();
     const now = new Date();
     request.records.forEach((record, index) => {
-      if (!allowed.has(record.type as never)) {
-        throw new AppError('invalid_record', `${request.integration} does not produce record type "${record.type}"`, [{ path: `records[${index}].type`, message: 'not a type of this integration' }]);
+      if (!allowed.has(record.type)) {
+        throw new AppError('invalid_record', `${request.integration} does not produce record type "${record.type}"`, [
+          { path: `records[${index}].type`, message: 'not a type of this integration' },
+        ]);
       }
       let plaintext: Buffer | undefined;
       if (!record.deleted) {
@@ -62,20 +69,36 @@ export class RecordsService {
         try {
           body = JSON.parse(Buffer.from(record.dataJson).toString('utf8'));
         } catch {
-          throw new AppError('invalid_record', 'The record body is not JSON', [{ path: `records[${index}].dataJson`, message: 'not JSON' }]);
+          throw new AppError('invalid_record', 'The record body is not JSON', [
+            { path: `records[${index}].dataJson`, message: 'not JSON' },
+          ]);
         }
         plaintext = Buffer.from(JSON.stringify(validateRecord(record.type, body)));
       }
       // The same item twice in one batch: the last one wins, as it would across batches.
-      batch.set(recordKey(record), { type: record.type, externalId: record.externalId, plaintext, sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now });
+      batch.set(recordKey(record), {
+        type: record.type,
+        externalId: record.externalId,
+        plaintext,
+        sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now,
+      });
     });
 
     return this.connections.transaction(async (tx) => {
-      const connection = await this.connections.ensure(tx, { connectionId: request.connectionId, userId: request.userId, integration: request.integration }, true);
-      const owner = { personalServerId: connection.personalServerId, connectionId: connection.id, userId: connection.userId };
+      const connection = await this.connections.ensure(
+        tx,
+        { connectionId: request.connectionId, userId: request.userId, integration: request.integration },
+        true,
+      );
+      const owner = {
+        personalServerId: connection.personalServerId,
+        connectionId: connection.id,
+        userId: connection.userId,
+      };
       const key = await this.keys.open(connection.dataKeyId, owner);
       const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
-      const encrypt = (id: string, type: string, plaintext: Buffer) => key.encrypt(plaintext, recordAad(connection.personalServerId, connection.id, id, type));
+      const encrypt = (id: string, type: string, plaintext: Buffer) =>
+        key.encrypt(plaintext, recordAad(connection.personalServerId, connection.id, id, type));
       // Versions are handed out in order under the row lock; one that ends up unused (a
       // record found unchanged below) leaves a gap, which cursors do not mind.
       let version = connection.lastVersion;
@@ -90,15 +113,27 @@ export class RecordsService {
         if (item.plaintext === undefined) continue;
         const id = randomUUID();
         version += 1n;
-        fresh.push({ id, type: item.type, externalId: item.externalId, ciphertext: encrypt(id, item.type, item.plaintext), sourceUpdatedAt: item.sourceUpdatedAt, deleted: false, version });
+        fresh.push({
+          id,
+          type: item.type,
+          externalId: item.externalId,
+          ciphertext: encrypt(id, item.type, item.plaintext),
+          sourceUpdatedAt: item.sourceUpdatedAt,
+          deleted: false,
+          version,
+        });
       }
       const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
       counts.written += inserted.size;
-      for (const write of fresh) if (inserted.has(recordKey(write)) && write.version > lastWritten) lastWritten = write.version;
+      for (const write of fresh)
+        if (inserted.has(recordKey(write)) && write.version > lastWritten) lastWritten = write.version;
 
       // 2. The rest are stored already, or are deletions: each is compared with what is stored.
       const known = [...batch].filter(([id]) => !inserted.has(id)).map(([, item]) => item);
-      const stored = known.length === 0 ? new Map<string, StoredRecord>() : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [recordKey(r), r]));
+      const stored =
+        known.length === 0
+          ? new Map<string, StoredRecord>()
+          : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [recordKey(r), r]));
       const writes: RecordWrite[] = [];
       for (const item of known) {
         const previous = stored.get(recordKey(item));
@@ -111,7 +146,11 @@ export class RecordsService {
             counts.unchanged += 1;
             continue;
           }
-        } else if (previous && !previous.deletedAt && this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext)) {
+        } else if (
+          previous &&
+          !previous.deletedAt &&
+          this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext)
+        ) {
           counts.unchanged += 1;
           continue;
         }
@@ -136,9 +175,17 @@ export class RecordsService {
     });
   }
 
-  private sameBody(key: { decrypt(c: Uint8Array, aad: Uint8Array): Buffer }, psId: string, connectionId: string, previous: StoredRecord, plaintext: Buffer): boolean {
+  private sameBody(
+    key: { decrypt(c: Uint8Array, aad: Uint8Array): Buffer },
+    psId: string,
+    connectionId: string,
+    previous: StoredRecord,
+    plaintext: Buffer,
+  ): boolean {
     try {
-      return key.decrypt(previous.ciphertext, recordAad(psId, connectionId, previous.id, previous.type)).equals(plaintext);
+      return key
+        .decrypt(previous.ciphertext, recordAad(psId, connectionId, previous.id, previous.type))
+        .equals(plaintext);
     } catch {
       return false; // unreadable (tampered) rows are simply overwritten
     }
@@ -168,21 +215,34 @@ export class RecordsService {
     });
     if (!grant) {
       const shard = await this.repository.grantShard(request.orgId, request.applicationId, request.connectionId);
-      if (shard !== undefined && shard !== this.directory.shardId) throw new AppError('wrong_shard', `The connection is served by shard ${shard}`);
+      if (shard !== undefined && shard !== this.directory.shardId)
+        throw new AppError('wrong_shard', `The connection is served by shard ${shard}`);
       throw new AppError('connection_not_found');
     }
     if (grant.state !== 'active') throw new AppError('grant_revoked', 'The user or the application revoked this grant');
     if (type !== undefined && !grant.types.includes(type)) {
-      throw new AppError('scope_not_granted', `Record type "${type}" is not covered by the scopes granted to this application`);
+      throw new AppError(
+        'scope_not_granted',
+        `Record type "${type}" is not covered by the scopes granted to this application`,
+      );
     }
 
     const fields = request.fields.length > 0 ? new Set(request.fields) : undefined;
     const parts: string[] = [];
-    const key = records.some((r) => r.deletedAt === null) ? await this.keys.open(grant.dataKeyId, { personalServerId: grant.personalServerId, connectionId: request.connectionId, userId: grant.userId }) : undefined;
+    const key = records.some((r) => r.deletedAt === null)
+      ? await this.keys.open(grant.dataKeyId, {
+          personalServerId: grant.personalServerId,
+          connectionId: request.connectionId,
+          userId: grant.userId,
+        })
+      : undefined;
     for (const record of records) {
       let data = 'null';
       if (record.deletedAt === null) {
-        const plaintext = key!.decrypt(record.ciphertext, recordAad(grant.personalServerId, request.connectionId, record.id, record.type));
+        const plaintext = key!.decrypt(
+          record.ciphertext,
+          recordAad(grant.personalServerId, request.connectionId, record.id, record.type),
+        );
         data = fields ? project(plaintext, fields) : plaintext.toString('utf8');
       }
       parts.push(

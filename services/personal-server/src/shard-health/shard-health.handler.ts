@@ -1,11 +1,13 @@
 import { hostname } from 'node:os';
-import { Controller, Inject, type OnModuleInit } from '@nestjs/common';
+
+import { pingDatabase } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient, RpcHandler } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { pingDatabase } from '@context-gateway/database';
 import { PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from '@context-gateway/service-kit';
+import { Controller, Inject, type OnModuleInit } from '@nestjs/common';
 import type { Pool } from 'pg';
+
 import type { Env } from '../env.js';
 
 /**
@@ -33,7 +35,11 @@ export class ShardHealthHandler implements OnModuleInit {
           if (shard === this.env.SHARD_ID) return; // our own checks are the other lines
           const descriptor = rpc.personalServer.shardHealth;
           try {
-            const reply = await this.rpcClient.request(descriptor, {}, { subject: descriptor.shardSubject!(shard), timeoutMs: 800 });
+            const reply = await this.rpcClient.request(
+              descriptor,
+              {},
+              { subject: descriptor.shardSubject!(shard), timeoutMs: 800 },
+            );
             if (!reply.ready) down.push(`shard ${shard} not ready`);
           } catch (error) {
             down.push(`shard ${shard}: ${AppError.from(error).code}`);
@@ -55,6 +61,13 @@ export class ShardHealthHandler implements OnModuleInit {
       { name: 'database', up: database, detail: database ? '' : 'database not reachable' },
       { name: 'nats', up: true, detail: '' },
     ];
-    return { service: `personal-server#${this.env.SHARD_ID}`, ready: database, checks, uptimeSeconds: process.uptime(), version: this.info.version, instance: `${hostname()}:${process.pid}` };
+    return {
+      service: `personal-server#${this.env.SHARD_ID}`,
+      ready: database,
+      checks,
+      uptimeSeconds: process.uptime(),
+      version: this.info.version,
+      instance: `${hostname()}:${process.pid}`,
+    };
   }
 }

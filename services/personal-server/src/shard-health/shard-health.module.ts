@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { ShardHealthHandler } from './shard-health.handler.js';
 
 /** Readiness per shard, and of all shards together. */

@@ -1,5 +1,6 @@
+import { type ApplicationChanged, type GrantChanged, GrantStatus } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
-import { GrantStatus, type ApplicationChanged, type GrantChanged } from '@context-gateway/proto';
+
 import { RulesRepository } from '../rules/rules.repository.js';
 import { RulesService } from '../rules/rules.service.js';
 
@@ -61,7 +62,11 @@ export class ControlEventsApplier {
     await this.repo.transaction((tx) => this.repo.advanceControlSeq(tx, streamSeq));
   }
 
-  private async announce(orgId: string, revision: bigint, cause: 'application_changed' | 'grant_changed'): Promise<void> {
+  private async announce(
+    orgId: string,
+    revision: bigint,
+    cause: 'application_changed' | 'grant_changed',
+  ): Promise<void> {
     // Best effort and not awaited: gateways do not depend on it for these (they wait for the
     // cursor, see docs/policy.md), and awaiting the stream ack here would hold the consumer's
     // single in-flight slot — every later event, revocations included, would wait for it.

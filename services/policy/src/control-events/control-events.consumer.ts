@@ -1,11 +1,12 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { fromBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
-import { events, streams, type EventDescriptor } from '@context-gateway/proto';
+import { type EventDescriptor, events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import type { Env } from '../env.js';
 import { ControlProgress } from '../rules/control-progress.js';
 import { ControlEventsApplier } from './control-events.applier.js';
@@ -83,7 +84,9 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
   private async persist(): Promise<void> {
     const seq = this.unpersisted;
     if (seq === 0) return;
-    await this.applier.persistCursor(seq).catch((error) => this.logger.warn({ err: error }, 'control cursor not persisted; will retry'));
+    await this.applier
+      .persistCursor(seq)
+      .catch((error) => this.logger.warn({ err: error }, 'control cursor not persisted; will retry'));
   }
 
   private async process(m: JsMsg): Promise<void> {
@@ -106,7 +109,8 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
       const attempt = m.info.deliveryCount;
       const delay = Math.round(Math.random() * Math.min(RETRY_CAP_MS, 200 * 2 ** Math.min(attempt - 1, 16)));
       const line = { err: error, seq: m.seq, subject: m.subject, attempt, retryInMs: delay };
-      if (attempt >= ALERT_AFTER_ATTEMPTS) this.logger.error(line, 'control event keeps failing; policy decisions wait for it (retrying)');
+      if (attempt >= ALERT_AFTER_ATTEMPTS)
+        this.logger.error(line, 'control event keeps failing; policy decisions wait for it (retrying)');
       else this.logger.warn(line, 'control event failed, will retry');
       m.nak(delay);
     }

@@ -1,6 +1,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Layer, PolicyRule as EngineRule } from '@context-gateway/policy-engine';
 import { PolicyEffect, PolicyLayer, type PolicyRuleSchema, type RuleSpec } from '@context-gateway/proto';
+
 import type { PolicyRule as RuleRow } from '../generated/prisma/client.js';
 
 /** Wire enum ⇄ engine layer names. */

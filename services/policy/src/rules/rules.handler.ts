@@ -1,11 +1,6 @@
-import { Controller } from '@nestjs/common';
-import { Payload } from '@nestjs/microservices';
 import { RpcHandler } from '@context-gateway/messaging';
 import type { Layer } from '@context-gateway/policy-engine';
 import {
-  PolicyEffect,
-  PolicyLayer,
-  rpc,
   type DeleteRuleRequest,
   type DeleteUserRuleRequest,
   type ExplainRequest,
@@ -13,12 +8,18 @@ import {
   type GetOrgIntegrationsRequest,
   type ListRulesRequest,
   type ListUserRulesRequest,
+  PolicyEffect,
+  PolicyLayer,
   type PutApplicationRuleRequest,
   type PutOrgRuleRequest,
   type PutUserRuleRequest,
+  rpc,
   type RuleSpec,
   type SetOrgIntegrationsRequest,
 } from '@context-gateway/proto';
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+
 import { engineToWire, LAYER_TO_WIRE, rowToWire, WIRE_TO_LAYER } from './rule-mapping.js';
 import { RulesService } from './rules.service.js';
 
@@ -48,7 +49,10 @@ export class RulesHandler {
   async listRules(@Payload() req: ListRulesRequest) {
     const layer: Layer | undefined = WIRE_TO_LAYER[req.layer];
     const [rules, revision] = await Promise.all([
-      this.rules.listOrgRules(req.orgId, { ...(layer ? { layer } : {}), ...(req.applicationId ? { applicationId: req.applicationId } : {}) }),
+      this.rules.listOrgRules(req.orgId, {
+        ...(layer ? { layer } : {}),
+        ...(req.applicationId ? { applicationId: req.applicationId } : {}),
+      }),
       this.rules.revision(req.orgId),
     ]);
     return { rules: rules.map(rowToWire), revision };
@@ -94,7 +98,11 @@ export class RulesHandler {
       allowed: decision.allowed,
       decidedBy: decision.decidedBy ? LAYER_TO_WIRE[decision.decidedBy] : PolicyLayer.UNSPECIFIED,
       reason: decision.reason,
-      matched: decision.matched.map((m) => ({ layer: LAYER_TO_WIRE[m.layer], ruleIds: [...m.ruleIds], effect: m.effect === 'allow' ? PolicyEffect.ALLOW : PolicyEffect.DENY })),
+      matched: decision.matched.map((m) => ({
+        layer: LAYER_TO_WIRE[m.layer],
+        ruleIds: [...m.ruleIds],
+        effect: m.effect === 'allow' ? PolicyEffect.ALLOW : PolicyEffect.DENY,
+      })),
       orgId,
       revision,
     };

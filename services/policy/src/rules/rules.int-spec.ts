@@ -1,19 +1,29 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
-import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
-import { applicationDeclarationRules, compilePolicies, grantRules, orgIntegrationRules, type PolicyRequest, type PolicyRule } from '@context-gateway/policy-engine';
-import { events, GrantStatus, PolicyEffect, streams, type RuleSpec } from '@context-gateway/proto';
+import {
+  applicationDeclarationRules,
+  compilePolicies,
+  grantRules,
+  orgIntegrationRules,
+  type PolicyRequest,
+  type PolicyRule,
+} from '@context-gateway/policy-engine';
+import { events, GrantStatus, PolicyEffect, type RuleSpec, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
-import { Global, Module, type INestApplicationContext } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { Global, type INestApplicationContext, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+
 import { ControlEventsApplier } from '../control-events/control-events.applier.js';
 import { ControlEventsModule } from '../control-events/control-events.module.js';
 import { DatabaseModule } from '../database/database.module.js';
@@ -25,7 +35,6 @@ import { RulesService } from './rules.service.js';
 const logger = createLogger({ service: 'policy-test', level: 'silent' });
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 
-
 let db: TestSchema;
 let nats: PrivateNats;
 let nc: NatsConnection;
@@ -35,13 +44,56 @@ let repo: RulesRepository;
 let applier: ControlEventsApplier;
 let publisher: JetStreamPublisher;
 
-const spec = (s: Partial<RuleSpec>): RuleSpec => ({ effect: PolicyEffect.ALLOW, integration: '', capability: '', resources: [], applicationId: '', description: '', ...s }) as RuleSpec;
+const spec = (s: Partial<RuleSpec>): RuleSpec =>
+  ({
+    effect: PolicyEffect.ALLOW,
+    integration: '',
+    capability: '',
+    resources: [],
+    applicationId: '',
+    description: '',
+    ...s,
+  }) as RuleSpec;
 
-function appEvent(orgId: string, applicationId: string, revision: bigint, over: { integrations?: string[]; scopes?: string[]; active?: boolean } = {}) {
-  return { eventId: randomUUID(), orgId, applicationId, integrations: over.integrations ?? ['github'], scopes: over.scopes ?? [], active: over.active ?? true, revision, occurredAt: timestampNow() };
+function appEvent(
+  orgId: string,
+  applicationId: string,
+  revision: bigint,
+  over: { integrations?: string[]; scopes?: string[]; active?: boolean } = {},
+) {
+  return {
+    eventId: randomUUID(),
+    orgId,
+    applicationId,
+    integrations: over.integrations ?? ['github'],
+    scopes: over.scopes ?? [],
+    active: over.active ?? true,
+    revision,
+    occurredAt: timestampNow(),
+  };
 }
-function grantEvent(orgId: string, applicationId: string, userId: string, grantId: string, revision: bigint, status: GrantStatus, scopes: string[]) {
-  return { eventId: randomUUID(), grantId, orgId, applicationId, userId, connectionId: randomUUID(), integration: 'github', scopes, status, revision, occurredAt: timestampNow() };
+function grantEvent(
+  orgId: string,
+  applicationId: string,
+  userId: string,
+  grantId: string,
+  revision: bigint,
+  status: GrantStatus,
+  scopes: string[],
+) {
+  return {
+    eventId: randomUUID(),
+    grantId,
+    orgId,
+    applicationId,
+    userId,
+    connectionId: randomUUID(),
+    integration: 'github',
+    scopes,
+    status,
+    revision,
+    occurredAt: timestampNow(),
+  };
 }
 
 beforeAll(async () => {
@@ -63,7 +115,9 @@ beforeAll(async () => {
     exports: [PG_POOL, SERVICE_INFO, NATS_CONNECTION, LOGGER, SERVICE_ENV, JetStreamPublisher],
   })
   class RuntimeStub {}
-  const moduleRef = await Test.createTestingModule({ imports: [RuntimeStub, DatabaseModule, ControlEventsModule] }).compile();
+  const moduleRef = await Test.createTestingModule({
+    imports: [RuntimeStub, DatabaseModule, ControlEventsModule],
+  }).compile();
   // A plain application context (no HTTP): init() runs the CONTROL consumer as the service does.
   app = await moduleRef.init();
   rules = app.get(RulesService);
@@ -80,18 +134,27 @@ afterAll(async () => {
 
 describe('policy rules service', () => {
   // First: the later tests feed the applier made-up sequence numbers, which move the cursor past the real stream.
-  it('follows the CONTROL stream: once the cursor passes a grant event\'s sequence, the grant is in the snapshot', async () => {
+  it("follows the CONTROL stream: once the cursor passes a grant event's sequence, the grant is in the snapshot", async () => {
     const orgId = randomUUID();
     const appId = randomUUID();
     const userId = randomUUID();
     await rules.setOrgIntegrations(orgId, ['github']);
     await publisher.publish(events.applicationChanged, appEvent(orgId, appId, 1n));
-    const ack = await publisher.publish(events.grantChanged, grantEvent(orgId, appId, userId, randomUUID(), 1n, GrantStatus.ACTIVE, ['github:read:repos']));
+    const ack = await publisher.publish(
+      events.grantChanged,
+      grantEvent(orgId, appId, userId, randomUUID(), 1n, GrantStatus.ACTIVE, ['github:read:repos']),
+    );
     const deadline = Date.now() + 10_000;
-    while ((await repo.controlSeq()) < BigInt(ack.seq) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while ((await repo.controlSeq()) < BigInt(ack.seq) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     const s = await rules.snapshot(orgId);
     expect(s.controlSeq).toBeGreaterThanOrEqual(BigInt(ack.seq));
-    const decision = compilePolicies(s.rules, { knownCapabilities: s.knownCapabilities }).decide({ orgId, applicationId: appId, userId, capability: 'github:read:repos' });
+    const decision = compilePolicies(s.rules, { knownCapabilities: s.knownCapabilities }).decide({
+      orgId,
+      applicationId: appId,
+      userId,
+      capability: 'github:read:repos',
+    });
     expect(decision.allowed).toBe(true);
   });
 
@@ -100,46 +163,125 @@ describe('policy rules service', () => {
     const appId = randomUUID();
     const userId = randomUUID();
     const grantId = randomUUID();
-    await applier.applicationChanged(appEvent(orgId, appId, 1n, { integrations: ['github'], scopes: ['spotify:read:playlists'] }) as never, 1);
-    await applier.grantChanged(grantEvent(orgId, appId, userId, grantId, 1n, GrantStatus.ACTIVE, ['github:create_issue', 'github:read:repos', 'spotify:read:playlists']) as never, 2);
+    await applier.applicationChanged(
+      appEvent(orgId, appId, 1n, { integrations: ['github'], scopes: ['spotify:read:playlists'] }) as never,
+      1,
+    );
+    await applier.grantChanged(
+      grantEvent(orgId, appId, userId, grantId, 1n, GrantStatus.ACTIVE, [
+        'github:create_issue',
+        'github:read:repos',
+        'spotify:read:playlists',
+      ]) as never,
+      2,
+    );
     await rules.setOrgIntegrations(orgId, ['github', 'spotify']);
-    const orgDeny = await rules.putOrgRule(orgId, spec({ effect: PolicyEffect.DENY, capability: 'github:create_issue', resources: ['repo:acme/secret*'] }));
-    const appDeny = await rules.putApplicationRule(orgId, appId, spec({ effect: PolicyEffect.DENY, capability: 'github:read:repos', resources: ['repo:acme/private'] }));
-    const userDeny = await rules.putUserRule(userId, spec({ effect: PolicyEffect.DENY, capability: 'github:delete_repository' }));
+    const orgDeny = await rules.putOrgRule(
+      orgId,
+      spec({ effect: PolicyEffect.DENY, capability: 'github:create_issue', resources: ['repo:acme/secret*'] }),
+    );
+    const appDeny = await rules.putApplicationRule(
+      orgId,
+      appId,
+      spec({ effect: PolicyEffect.DENY, capability: 'github:read:repos', resources: ['repo:acme/private'] }),
+    );
+    const userDeny = await rules.putUserRule(
+      userId,
+      spec({ effect: PolicyEffect.DENY, capability: 'github:delete_repository' }),
+    );
 
     // the oracle: the same rules built directly with the engine's helpers
     const expected: PolicyRule[] = [
       ...orgIntegrationRules(orgId, ['github', 'spotify']),
-      ...applicationDeclarationRules({ applicationId: appId, integrations: ['github'], capabilities: ['spotify:read:playlists'] }),
-      ...grantRules({ grantId, userId, applicationId: appId, scopes: ['github:create_issue', 'github:read:repos', 'spotify:read:playlists'] }),
-      { id: orgDeny.rule.id, layer: 'org', subject: orgId, effect: 'deny', target: { capability: 'github:create_issue' }, resources: ['repo:acme/secret*'] },
-      { id: appDeny.rule.id, layer: 'application', subject: appId, effect: 'deny', target: { capability: 'github:read:repos' }, resources: ['repo:acme/private'] },
-      { id: userDeny.rule.id, layer: 'user', subject: userId, effect: 'deny', target: { capability: 'github:delete_repository' } },
+      ...applicationDeclarationRules({
+        applicationId: appId,
+        integrations: ['github'],
+        capabilities: ['spotify:read:playlists'],
+      }),
+      ...grantRules({
+        grantId,
+        userId,
+        applicationId: appId,
+        scopes: ['github:create_issue', 'github:read:repos', 'spotify:read:playlists'],
+      }),
+      {
+        id: orgDeny.rule.id,
+        layer: 'org',
+        subject: orgId,
+        effect: 'deny',
+        target: { capability: 'github:create_issue' },
+        resources: ['repo:acme/secret*'],
+      },
+      {
+        id: appDeny.rule.id,
+        layer: 'application',
+        subject: appId,
+        effect: 'deny',
+        target: { capability: 'github:read:repos' },
+        resources: ['repo:acme/private'],
+      },
+      {
+        id: userDeny.rule.id,
+        layer: 'user',
+        subject: userId,
+        effect: 'deny',
+        target: { capability: 'github:delete_repository' },
+      },
     ];
     const snapshot = await rules.snapshot(orgId);
     expect(new Set(snapshot.rules.map((r) => r.id))).toEqual(new Set(expected.map((r) => r.id)));
     const stored = compilePolicies(snapshot.rules, { knownCapabilities: snapshot.knownCapabilities });
     const oracle = compilePolicies(expected, { knownCapabilities: snapshot.knownCapabilities });
-    const capabilities = ['github:create_issue', 'github:read:repos', 'github:delete_repository', 'spotify:read:playlists', 'spotify:read:history', 'nope:nothing'];
+    const capabilities = [
+      'github:create_issue',
+      'github:read:repos',
+      'github:delete_repository',
+      'spotify:read:playlists',
+      'spotify:read:history',
+      'nope:nothing',
+    ];
     const resources = [undefined, 'repo:acme/secret-x', 'repo:acme/private', 'repo:acme/frontend'];
     let allowed = 0;
     for (const capability of capabilities)
       for (const resource of resources)
-        for (const [applicationId, user] of [[appId, userId], [randomUUID(), userId], [appId, randomUUID()]] as const) {
-          const request: PolicyRequest = { orgId, applicationId, userId: user, capability, ...(resource ? { resource } : {}) };
+        for (const [applicationId, user] of [
+          [appId, userId],
+          [randomUUID(), userId],
+          [appId, randomUUID()],
+        ] as const) {
+          const request: PolicyRequest = {
+            orgId,
+            applicationId,
+            userId: user,
+            capability,
+            ...(resource ? { resource } : {}),
+          };
           const decision = stored.decide(request);
           expect({ request, decision }).toEqual({ request, decision: oracle.decide(request) });
           if (decision.allowed) allowed += 1;
         }
     expect(allowed).toBeGreaterThan(0);
     // and explain (the NATS verb) says the same, naming the deny
-    const explained = await rules.explain({ orgId, applicationId: appId, userId, capability: 'github:create_issue', resource: 'repo:acme/secret-1' });
-    expect(explained.decision).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'deny_rule', matched: expect.arrayContaining([{ layer: 'org', effect: 'deny', ruleIds: [orgDeny.rule.id] }]) });
+    const explained = await rules.explain({
+      orgId,
+      applicationId: appId,
+      userId,
+      capability: 'github:create_issue',
+      resource: 'repo:acme/secret-1',
+    });
+    expect(explained.decision).toMatchObject({
+      allowed: false,
+      decidedBy: 'org',
+      reason: 'deny_rule',
+      matched: expect.arrayContaining([{ layer: 'org', effect: 'deny', ruleIds: [orgDeny.rule.id] }]),
+    });
   });
 
   it('hands out strictly increasing revisions, one per change, even when changes race', async () => {
     const orgId = randomUUID();
-    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => rules.putOrgRule(orgId, spec({ capability: `github:op_${i}` }))));
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => rules.putOrgRule(orgId, spec({ capability: `github:op_${i}` }))),
+    );
     const revisions = results.map((r) => r.revision).sort((a, b) => (a < b ? -1 : 1));
     expect(revisions).toEqual(Array.from({ length: 12 }, (_, i) => BigInt(i + 1)));
     expect(await rules.revision(orgId)).toBe(12n);
@@ -153,7 +295,11 @@ describe('policy rules service', () => {
     const jsm = await jetstreamManager(nc);
     const last = await jsm.streams.getMessage(streams.control.name, { last_by_subj: events.policyChanged.subject });
     const event = (await import('@bufbuild/protobuf')).fromBinary(events.policyChanged.message, last!.data);
-    expect({ orgId: event.orgId, revision: event.revision, cause: event.cause }).toEqual({ orgId, revision, cause: 'rule_put' });
+    expect({ orgId: event.orgId, revision: event.revision, cause: event.cause }).toEqual({
+      orgId,
+      revision,
+      cause: 'rule_put',
+    });
   });
 
   it('applies grant and application events idempotently and safely out of order', async () => {
@@ -163,21 +309,44 @@ describe('policy rules service', () => {
     const grantId = randomUUID();
     const allows = async () => {
       const s = await rules.snapshot(orgId);
-      return compilePolicies(s.rules, { knownCapabilities: s.knownCapabilities }).decide({ orgId, applicationId: appId, userId, capability: 'github:create_issue' });
+      return compilePolicies(s.rules, { knownCapabilities: s.knownCapabilities }).decide({
+        orgId,
+        applicationId: appId,
+        userId,
+        capability: 'github:create_issue',
+      });
     };
     await rules.setOrgIntegrations(orgId, ['github']);
     await applier.applicationChanged(appEvent(orgId, appId, 1n) as never, 100);
     // revision 2 (revoked) arrives before revision 1 (active): the revocation stands
-    expect(await applier.grantChanged(grantEvent(orgId, appId, userId, grantId, 2n, GrantStatus.REVOKED, ['github:create_issue']) as never, 102)).not.toBeNull();
+    expect(
+      await applier.grantChanged(
+        grantEvent(orgId, appId, userId, grantId, 2n, GrantStatus.REVOKED, ['github:create_issue']) as never,
+        102,
+      ),
+    ).not.toBeNull();
     const before = await rules.revision(orgId);
-    expect(await applier.grantChanged(grantEvent(orgId, appId, userId, grantId, 1n, GrantStatus.ACTIVE, ['github:create_issue']) as never, 101)).toBeNull();
+    expect(
+      await applier.grantChanged(
+        grantEvent(orgId, appId, userId, grantId, 1n, GrantStatus.ACTIVE, ['github:create_issue']) as never,
+        101,
+      ),
+    ).toBeNull();
     // a replay of the same event changes nothing either
-    expect(await applier.grantChanged(grantEvent(orgId, appId, userId, grantId, 2n, GrantStatus.REVOKED, ['github:create_issue']) as never, 102)).toBeNull();
+    expect(
+      await applier.grantChanged(
+        grantEvent(orgId, appId, userId, grantId, 2n, GrantStatus.REVOKED, ['github:create_issue']) as never,
+        102,
+      ),
+    ).toBeNull();
     expect(await rules.revision(orgId)).toBe(before);
     expect(await allows()).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
     // the cursor never moves backwards
     expect(await repo.controlSeq()).toBeGreaterThanOrEqual(102n);
-    await applier.grantChanged(grantEvent(orgId, appId, userId, grantId, 3n, GrantStatus.ACTIVE, ['github:create_issue']) as never, 103);
+    await applier.grantChanged(
+      grantEvent(orgId, appId, userId, grantId, 3n, GrantStatus.ACTIVE, ['github:create_issue']) as never,
+      103,
+    );
     expect((await allows()).allowed).toBe(true);
     // a disabled application allows nothing, and an older "active" event cannot bring it back
     await applier.applicationChanged(appEvent(orgId, appId, 3n, { active: false }) as never, 104);
@@ -185,17 +354,26 @@ describe('policy rules service', () => {
     expect(await allows()).toMatchObject({ allowed: false, decidedBy: 'application', reason: 'no_allow' });
   });
 
-  it('keeps tenants apart: other orgs\' apps and rules, other users\' rules are not found', async () => {
+  it("keeps tenants apart: other orgs' apps and rules, other users' rules are not found", async () => {
     const orgA = randomUUID();
     const orgB = randomUUID();
     const appB = randomUUID();
     await applier.applicationChanged(appEvent(orgB, appB, 1n) as never, 200);
-    await expect(rules.putApplicationRule(orgA, appB, spec({ integration: 'github' }))).rejects.toMatchObject({ code: 'not_found' });
+    await expect(rules.putApplicationRule(orgA, appB, spec({ integration: 'github' }))).rejects.toMatchObject({
+      code: 'not_found',
+    });
     const ruleB = await rules.putOrgRule(orgB, spec({ integration: 'github' }));
     await expect(rules.deleteRule(orgA, ruleB.rule.id)).rejects.toMatchObject({ code: 'not_found' });
-    await expect(rules.explain({ orgId: orgA, applicationId: appB, userId: 'u', capability: 'github:read:repos' })).rejects.toMatchObject({ code: 'not_found' });
-    const mine = await rules.putUserRule('user-a', spec({ effect: PolicyEffect.DENY, capability: 'github:create_issue' }));
+    await expect(
+      rules.explain({ orgId: orgA, applicationId: appB, userId: 'u', capability: 'github:read:repos' }),
+    ).rejects.toMatchObject({ code: 'not_found' });
+    const mine = await rules.putUserRule(
+      'user-a',
+      spec({ effect: PolicyEffect.DENY, capability: 'github:create_issue' }),
+    );
     await expect(rules.deleteUserRule('user-b', mine.rule.id)).rejects.toMatchObject({ code: 'not_found' });
-    await expect(rules.putOrgRule(orgA, spec({ capability: 'github:create_issue', resources: ['repo:*/x'] }))).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(
+      rules.putOrgRule(orgA, spec({ capability: 'github:create_issue', resources: ['repo:*/x'] })),
+    ).rejects.toMatchObject({ code: 'validation_failed' });
   });
 });

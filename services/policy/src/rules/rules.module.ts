@@ -1,9 +1,14 @@
 import { Module } from '@nestjs/common';
+
 import { ControlProgress } from './control-progress.js';
 import { RulesHandler } from './rules.handler.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
 
 /** The three layers' rules, revisions, snapshots and explanations. */
-@Module({ controllers: [RulesHandler], providers: [RulesService, RulesRepository, ControlProgress], exports: [RulesService, RulesRepository, ControlProgress] })
+@Module({
+  controllers: [RulesHandler],
+  providers: [RulesService, RulesRepository, ControlProgress],
+  exports: [RulesService, RulesRepository, ControlProgress],
+})
 export class RulesModule {}

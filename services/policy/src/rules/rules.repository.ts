@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+
 import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
 import type { Application, Grant, PolicyRule as RuleRow } from '../generated/prisma/client.js';
 
@@ -87,7 +88,10 @@ export class RulesRepository {
   }
 
   listUserRules(userId: string): Promise<RuleRow[]> {
-    return this.db.policyRule.findMany({ where: { orgId: null, layer: 'user', subject: userId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    return this.db.policyRule.findMany({
+      where: { orgId: null, layer: 'user', subject: userId },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+    });
   }
 
   /** Orgs whose applications this user granted (now or before): their snapshots carry the user's rules. */
@@ -103,7 +107,8 @@ export class RulesRepository {
 
   async replaceIntegrations(tx: Tx, orgId: string, integrations: readonly string[]): Promise<void> {
     await tx.orgIntegration.deleteMany({ where: { orgId } });
-    if (integrations.length > 0) await tx.orgIntegration.createMany({ data: integrations.map((integration) => ({ orgId, integration })) });
+    if (integrations.length > 0)
+      await tx.orgIntegration.createMany({ data: integrations.map((integration) => ({ orgId, integration })) });
   }
 
   findApplication(id: string): Promise<Application | null> {
@@ -132,7 +137,9 @@ export class RulesRepository {
       const users = [...new Set(grants.map((g) => g.userId))];
       const [explicit, integrations, applications] = await Promise.all([
         tx.policyRule.findMany({
-          where: { OR: [{ orgId }, ...(users.length > 0 ? [{ orgId: null, layer: 'user', subject: { in: users } }] : [])] },
+          where: {
+            OR: [{ orgId }, ...(users.length > 0 ? [{ orgId: null, layer: 'user', subject: { in: users } }] : [])],
+          },
           orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
         }),
         tx.orgIntegration.findMany({ where: { orgId }, orderBy: { integration: 'asc' } }),

@@ -1,22 +1,24 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import {
   applicationDeclarationRules,
   compilePolicies,
+  type Decision,
   grantRules,
   integrationOf,
   isCapability,
-  orgIntegrationRules,
-  type Decision,
   type Layer,
+  orgIntegrationRules,
   type PolicyRule as EngineRule,
 } from '@context-gateway/policy-engine';
 import { events, PolicyEffect, type RuleSpec } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
+
 import type { Tx } from '../database/database.module.js';
 import type { PolicyRule as RuleRow } from '../generated/prisma/client.js';
 import { BUILTIN_CAPABILITIES } from './capability-catalog.js';
@@ -65,7 +67,11 @@ export class RulesService {
     return this.putRule(orgId, 'org', orgId, spec);
   }
 
-  async putApplicationRule(orgId: string, applicationId: string, spec: RuleSpec): Promise<{ rule: RuleRow; revision: bigint }> {
+  async putApplicationRule(
+    orgId: string,
+    applicationId: string,
+    spec: RuleSpec,
+  ): Promise<{ rule: RuleRow; revision: bigint }> {
     // An app policy knows to be another org's is not this org's to govern (and its existence does not leak).
     const app = await this.repo.findApplication(applicationId);
     if (app && app.orgId !== orgId) throw new AppError('not_found', 'No such application in this organization');
@@ -91,9 +97,16 @@ export class RulesService {
     return this.repo.revision(orgId);
   }
 
-  async setOrgIntegrations(orgId: string, integrations: readonly string[]): Promise<{ integrations: string[]; revision: bigint }> {
+  async setOrgIntegrations(
+    orgId: string,
+    integrations: readonly string[],
+  ): Promise<{ integrations: string[]; revision: bigint }> {
     const wanted = [...new Set(integrations)].sort();
-    const bad = wanted.flatMap((name, i) => (/^[a-z0-9][a-z0-9_-]*$/.test(name) ? [] : [{ path: `integrations.${i}`, message: 'must be an integration name (lower-case letters, digits, _ and -)' }]));
+    const bad = wanted.flatMap((name, i) =>
+      /^[a-z0-9][a-z0-9_-]*$/.test(name)
+        ? []
+        : [{ path: `integrations.${i}`, message: 'must be an integration name (lower-case letters, digits, _ and -)' }],
+    );
     if (bad.length > 0) throw new AppError('validation_failed', 'Invalid integration names', bad);
     const revision = await this.repo.transaction(async (tx) => {
       await this.repo.replaceIntegrations(tx, orgId, wanted);
@@ -124,7 +137,8 @@ export class RulesService {
     const result = await this.repo.transaction(async (tx) => {
       const rule = await this.repo.findRule(tx, ruleId);
       // Another user's rule, or an org's, is not this user's to see.
-      if (!rule || rule.orgId !== null || rule.layer !== 'user' || rule.subject !== userId) throw new AppError('not_found', 'No such rule');
+      if (!rule || rule.orgId !== null || rule.layer !== 'user' || rule.subject !== userId)
+        throw new AppError('not_found', 'No such rule');
       await this.repo.deleteRule(tx, ruleId);
       return { rule, revisions: await this.bumpUserOrgs(tx, userId) };
     });
@@ -151,17 +165,33 @@ export class RulesService {
     rules.push(...orgIntegrationRules(orgId, sources.integrations));
     for (const app of sources.applications) {
       // A disabled application has no declarations: nothing it asks is allowed.
-      if (app.active) rules.push(...applicationDeclarationRules({ applicationId: app.id, integrations: app.integrations, capabilities: app.scopes.filter(isCapability) }));
+      if (app.active)
+        rules.push(
+          ...applicationDeclarationRules({
+            applicationId: app.id,
+            integrations: app.integrations,
+            capabilities: app.scopes.filter(isCapability),
+          }),
+        );
     }
     for (const grant of sources.grants) {
-      if (grant.active) rules.push(...grantRules({ grantId: grant.id, userId: grant.userId, applicationId: grant.applicationId, scopes: grant.scopes.filter(isCapability) }));
+      if (grant.active)
+        rules.push(
+          ...grantRules({
+            grantId: grant.id,
+            userId: grant.userId,
+            applicationId: grant.applicationId,
+            scopes: grant.scopes.filter(isCapability),
+          }),
+        );
     }
     for (const row of sources.explicit) {
       rules.push(rowToEngine(row));
       if (row.description) descriptions.set(row.id, row.description);
     }
     const known = new Set(BUILTIN_CAPABILITIES);
-    for (const rule of rules) if ('capability' in rule.target && isCapability(rule.target.capability)) known.add(rule.target.capability);
+    for (const rule of rules)
+      if ('capability' in rule.target && isCapability(rule.target.capability)) known.add(rule.target.capability);
     return {
       orgId,
       revision,
@@ -171,7 +201,14 @@ export class RulesService {
       knownCapabilities: [...known].sort(),
       applicationIds: sources.applications.map((a) => a.id),
       // One pair per (application, user), however many grant rows (connections, re-consents) they have.
-      grantees: [...new Map(sources.grants.map((g) => [`${g.applicationId}\u0000${g.userId}`, { applicationId: g.applicationId, userId: g.userId }])).values()],
+      grantees: [
+        ...new Map(
+          sources.grants.map((g) => [
+            `${g.applicationId}\u0000${g.userId}`,
+            { applicationId: g.applicationId, userId: g.userId },
+          ]),
+        ).values(),
+      ],
     };
   }
 
@@ -180,7 +217,13 @@ export class RulesService {
    * snapshot (read after every committed change), with the same engine the gateway runs.
    * An application outside `orgId` (when given) or unknown is not_found.
    */
-  async explain(request: { orgId?: string; applicationId: string; userId: string; capability: string; resource?: string }): Promise<{ decision: Decision; orgId: string; revision: bigint }> {
+  async explain(request: {
+    orgId?: string;
+    applicationId: string;
+    userId: string;
+    capability: string;
+    resource?: string;
+  }): Promise<{ decision: Decision; orgId: string; revision: bigint }> {
     const app = await this.repo.findApplication(request.applicationId);
     if (!app || (request.orgId && app.orgId !== request.orgId)) throw new AppError('not_found', 'No such application');
     const snapshot = await this.snapshot(app.orgId);
@@ -197,11 +240,22 @@ export class RulesService {
 
   /** Publishes the revision-stamped change. Callers return only after this resolved. */
   async announce(orgId: string, revision: bigint, cause: ChangeCause): Promise<void> {
-    await this.publisher.publish(events.policyChanged, { eventId: randomUUID(), orgId, revision, cause, occurredAt: timestampNow() });
+    await this.publisher.publish(events.policyChanged, {
+      eventId: randomUUID(),
+      orgId,
+      revision,
+      cause,
+      occurredAt: timestampNow(),
+    });
     this.logger.info({ orgId, revision: revision.toString(), cause }, 'policy changed');
   }
 
-  private async putRule(orgId: string, layer: Layer, subject: string, spec: RuleSpec): Promise<{ rule: RuleRow; revision: bigint }> {
+  private async putRule(
+    orgId: string,
+    layer: Layer,
+    subject: string,
+    spec: RuleSpec,
+  ): Promise<{ rule: RuleRow; revision: bigint }> {
     const id = randomUUID();
     validateRule(specToEngine(id, layer, subject, spec));
     const result = await this.repo.transaction(async (tx) => {
@@ -215,7 +269,8 @@ export class RulesService {
   private async bumpUserOrgs(tx: Tx, userId: string): Promise<Map<string, bigint>> {
     await this.repo.lockUser(tx, userId);
     const revisions = new Map<string, bigint>();
-    for (const orgId of await this.repo.orgsOfUser(tx, userId)) revisions.set(orgId, await this.repo.bumpRevision(tx, orgId));
+    for (const orgId of await this.repo.orgsOfUser(tx, userId))
+      revisions.set(orgId, await this.repo.bumpRevision(tx, orgId));
     return revisions;
   }
 }
@@ -226,13 +281,19 @@ function validateRule(rule: EngineRule): void {
     compilePolicies([rule], { knownCapabilities: [] });
   } catch (error) {
     if (error instanceof AppError) {
-      throw new AppError('validation_failed', 'Invalid rule', error.problems.map((p) => ({ path: p.path.replace(/^rules\.0\./, 'rule.'), message: p.message })));
+      throw new AppError(
+        'validation_failed',
+        'Invalid rule',
+        error.problems.map((p) => ({ path: p.path.replace(/^rules\.0\./, 'rule.'), message: p.message })),
+      );
     }
     throw error;
   }
   if ('capability' in rule.target && !isCapability(rule.target.capability)) return;
   if ('integration' in rule.target && integrationOf(`${rule.target.integration}:x`) !== rule.target.integration) {
-    throw new AppError('validation_failed', 'Invalid rule', [{ path: 'rule.integration', message: 'must be an integration name' }]);
+    throw new AppError('validation_failed', 'Invalid rule', [
+      { path: 'rule.integration', message: 'must be an integration name' },
+    ]);
   }
 }
 

@@ -1,8 +1,8 @@
-import { Injectable } from '@nestjs/common';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { SyncBatch } from '@context-gateway/connectors';
 import { RpcClient } from '@context-gateway/messaging';
 import { MAX_RECORDS_PER_WRITE, rpc } from '@context-gateway/proto';
-import type { SyncBatch } from '@context-gateway/connectors';
+import { Injectable } from '@nestjs/common';
 
 export interface WriteTarget {
   userId: string;
@@ -35,7 +35,9 @@ export class RecordWriter {
         type: r.type,
         externalId: r.externalId,
         dataJson: encoder.encode(JSON.stringify(r.data)),
-        ...(r.occurredAt && !Number.isNaN(Date.parse(r.occurredAt)) ? { sourceUpdatedAt: timestampFromDate(new Date(r.occurredAt)) } : {}),
+        ...(r.occurredAt && !Number.isNaN(Date.parse(r.occurredAt))
+          ? { sourceUpdatedAt: timestampFromDate(new Date(r.occurredAt)) }
+          : {}),
       })),
       ...batch.deletes.map((d) => ({ type: d.type, externalId: d.externalId, deleted: true })),
     ];

@@ -1,8 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import type { AccessTokenSource } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc, type GetAccessTokenResponse } from '@context-gateway/proto';
-import type { AccessTokenSource } from '@context-gateway/connectors';
+import { type GetAccessTokenResponse, rpc } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
 
 /** What the broker says about a connection when it hands out a token. */
 export interface ConnectionCredential {
@@ -23,9 +23,17 @@ export class SourceCredentials {
   constructor(private readonly rpcClient: RpcClient) {}
 
   async get(connectionId: string, forceRefresh = false): Promise<ConnectionCredential> {
-    const res: GetAccessTokenResponse = await this.rpcClient.request(rpc.broker.getAccessToken, { connectionId, forceRefresh });
+    const res: GetAccessTokenResponse = await this.rpcClient.request(rpc.broker.getAccessToken, {
+      connectionId,
+      forceRefresh,
+    });
     if (!res.userId) throw new AppError('internal', 'The broker did not say whose connection this is');
-    return { accessToken: res.accessToken, integration: res.integration, apiBaseUrl: res.apiBaseUrl, userId: res.userId };
+    return {
+      accessToken: res.accessToken,
+      integration: res.integration,
+      apiBaseUrl: res.apiBaseUrl,
+      userId: res.userId,
+    };
   }
 
   /** A token source for one job, starting from the credential it already fetched. */

@@ -1,9 +1,10 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { consumeEvents, type RunningConsumer } from '@context-gateway/messaging';
 import { events } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import type { Env } from '../env.js';
 import { SyncRunsService } from './sync-runs.service.js';
 

@@ -1,14 +1,31 @@
+import { randomUUID } from 'node:crypto';
+
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { JetStreamPublisher, RpcHandler } from '@context-gateway/messaging';
+import {
+  events,
+  type GetSyncStateRequest,
+  type ImportRecordsRequest,
+  type NotifyWebhookRequest,
+  type RequestSyncRequest,
+  rpc,
+  SyncReason,
+  SyncRunState,
+} from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import { timestampFromDate, timestampDate } from '@bufbuild/protobuf/wkt';
-import { JetStreamPublisher, RpcHandler } from '@context-gateway/messaging';
-import { events, rpc, SyncReason, SyncRunState, type GetSyncStateRequest, type ImportRecordsRequest, type NotifyWebhookRequest, type RequestSyncRequest } from '@context-gateway/proto';
-import { randomUUID } from 'node:crypto';
+
 import { jobIdFor } from './job-ids.js';
 import { RecordWriter } from './record-writer.js';
 import { SyncStateRepository } from './sync-state.repository.js';
 
-const STATE = { idle: SyncRunState.IDLE, queued: SyncRunState.QUEUED, running: SyncRunState.RUNNING, failed: SyncRunState.FAILED, needs_reauth: SyncRunState.NEEDS_REAUTH } as const;
+const STATE = {
+  idle: SyncRunState.IDLE,
+  queued: SyncRunState.QUEUED,
+  running: SyncRunState.RUNNING,
+  failed: SyncRunState.FAILED,
+  needs_reauth: SyncRunState.NEEDS_REAUTH,
+} as const;
 const decoder = new TextDecoder();
 
 /** `sync.v1.*`: what the gateway asks of the sync-worker (after its own grant check). */
@@ -24,7 +41,12 @@ export class SyncRunsHandler {
   @RpcHandler(rpc.sync.requestSync)
   async requestSync(@Payload() m: RequestSyncRequest) {
     const jobId = randomUUID();
-    await this.publisher.publish(events.syncJobRequested, { jobId, connectionId: m.connectionId, reason: m.reason, requestedAt: timestampFromDate(new Date()) });
+    await this.publisher.publish(events.syncJobRequested, {
+      jobId,
+      connectionId: m.connectionId,
+      reason: m.reason,
+      requestedAt: timestampFromDate(new Date()),
+    });
     await this.states.markQueued(m.connectionId);
     return { jobId };
   }
@@ -55,7 +77,8 @@ export class SyncRunsHandler {
     // A connection no job ever reached is simply waiting for its first sync.
     if (!s) return { state: SyncRunState.QUEUED, recordsSynced: 0n };
     // A claim whose lease ran out belongs to a worker that died: its job will be redelivered.
-    const state = s.state === 'running' && s.leaseUntil && s.leaseUntil < new Date() ? SyncRunState.QUEUED : STATE[s.state];
+    const state =
+      s.state === 'running' && s.leaseUntil && s.leaseUntil < new Date() ? SyncRunState.QUEUED : STATE[s.state];
     return {
       state,
       lastError: s.lastError ?? '',

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+
 import { RecordWriter } from './record-writer.js';
 import { SourceCredentials } from './source-credentials.js';
 import { SyncJobsConsumer } from './sync-jobs.consumer.js';

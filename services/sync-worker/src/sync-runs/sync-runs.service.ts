@@ -1,12 +1,14 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+
 import { connectorFor, type SyncBatch } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import type { DeliveryInfo } from '@context-gateway/messaging';
 import type { SyncJob } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
+
 import type { Env } from '../env.js';
 import { RecordWriter } from './record-writer.js';
 import { SourceCredentials } from './source-credentials.js';
@@ -55,7 +57,11 @@ export class SyncRunsService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async run(job: SyncJob, delivery: Pick<DeliveryInfo, 'deliveryCount' | 'working'>, maxDeliver: number): Promise<JobOutcome> {
+  async run(
+    job: SyncJob,
+    delivery: Pick<DeliveryInfo, 'deliveryCount' | 'working'>,
+    maxDeliver: number,
+  ): Promise<JobOutcome> {
     const connectionId = job.connectionId;
     // One owner per run, not per process: two jobs for one connection landing in the same
     // worker must not both hold the claim (the second coalesces into a rerun instead).
@@ -72,13 +78,19 @@ export class SyncRunsService {
     // A run whose claim was lost (this process stalled past its lease and another worker
     // took the connection over) stops rather than race the new owner.
     const lost = new AbortController();
-    const heartbeat = setInterval(() => {
-      delivery.working();
-      this.states
-        .renew(connectionId, owner, this.env.SYNC_LEASE_MS)
-        .then((held) => held || lost.abort(new AppError('conflict', 'The claim on the connection was lost to another worker')))
-        .catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
-    }, Math.max(250, Math.floor(this.env.SYNC_LEASE_MS / 3)));
+    const heartbeat = setInterval(
+      () => {
+        delivery.working();
+        this.states
+          .renew(connectionId, owner, this.env.SYNC_LEASE_MS)
+          .then(
+            (held) =>
+              held || lost.abort(new AppError('conflict', 'The claim on the connection was lost to another worker')),
+          )
+          .catch((err) => this.logger.warn({ err, connectionId }, 'lease renewal failed'));
+      },
+      Math.max(250, Math.floor(this.env.SYNC_LEASE_MS / 3)),
+    );
     let integration: string | undefined;
     try {
       let again = true;
@@ -87,7 +99,11 @@ export class SyncRunsService {
         const credential = await this.credentials.get(connectionId);
         integration = credential.integration;
         const connector = connectorFor(integration);
-        if (!connector) throw new AppError('validation_failed', `Integration "${integration}" is not synced by pulling (it is imported)`);
+        if (!connector)
+          throw new AppError(
+            'validation_failed',
+            `Integration "${integration}" is not synced by pulling (it is imported)`,
+          );
         const release = await this.slot(integration).acquire();
         const syncedAt = new Date();
         let runRecords = 0;
@@ -96,7 +112,10 @@ export class SyncRunsService {
         try {
           const pipeline = new WritePipeline(
             async (batch: SyncBatch) => {
-              const res = await this.writer.write({ userId: credential.userId, connectionId, integration: credential.integration, syncedAt }, batch);
+              const res = await this.writer.write(
+                { userId: credential.userId, connectionId, integration: credential.integration, syncedAt },
+                batch,
+              );
               const changed = res.written + res.tombstoned;
               runRecords += changed;
               // Counted per committed write, so a run that dies half-way still counts what it wrote.
@@ -132,7 +151,10 @@ export class SyncRunsService {
           ...(sourceAccountId ? { sourceAccountId } : {}),
         });
         cursor = nextCursor as typeof cursor;
-        this.logger.info({ connectionId, integration, records: runRecords, reason: job.reason, rerun: again }, 'sync run finished');
+        this.logger.info(
+          { connectionId, integration, records: runRecords, reason: job.reason, rerun: again },
+          'sync run finished',
+        );
       }
       return 'synced';
     } catch (thrown) {
@@ -155,12 +177,22 @@ export class SyncRunsService {
       }
       if (error.code === 'connection_needs_reauth') {
         // Retrying cannot help until the user connects again: ack the job, show the state.
-        await this.states.failRun(connectionId, owner, { state: 'needs_reauth', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
+        await this.states.failRun(connectionId, owner, {
+          state: 'needs_reauth',
+          error: safe,
+          nextRunAt,
+          ...(integration ? { integration } : {}),
+        });
         this.logger.warn({ connectionId, integration }, 'connection needs reauthorization; sync stopped');
         return 'needs_reauth';
       }
       const lastTry = delivery.deliveryCount >= maxDeliver;
-      await this.states.failRun(connectionId, owner, { state: lastTry ? 'failed' : 'queued', error: safe, nextRunAt, ...(integration ? { integration } : {}) });
+      await this.states.failRun(connectionId, owner, {
+        state: lastTry ? 'failed' : 'queued',
+        error: safe,
+        nextRunAt,
+        ...(integration ? { integration } : {}),
+      });
       throw error;
     } finally {
       clearInterval(heartbeat);

@@ -1,15 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
 import { fromBinary } from '@bufbuild/protobuf';
 import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
-import { startPrivateNats, type PrivateNats } from '@context-gateway/messaging/testing';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { events, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+
 import type { Env } from '../env.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { SyncScheduler } from './sync-scheduler.js';
@@ -34,7 +36,10 @@ describe('SyncScheduler with several workers', () => {
     nats = await startPrivateNats();
     nc = await connect({ servers: nats.url });
     await ensureStreams(nc, [streams.syncJobs], logger);
-    db = await createTestSchema({ prefix: 'sync_scheduler', migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)) });
+    db = await createTestSchema({
+      prefix: 'sync_scheduler',
+      migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+    });
     prisma = new PrismaClient({ adapter: createPrismaAdapter(db.pool, db.schema) });
   }, 60_000);
 
@@ -61,7 +66,9 @@ describe('SyncScheduler with several workers', () => {
   it('queues each due connection exactly once across concurrent schedulers, and not again within the interval', async () => {
     const ids = Array.from({ length: 60 }, () => randomUUID());
     const past = new Date(Date.now() - 1_000);
-    await prisma.syncState.createMany({ data: ids.map((connectionId) => ({ connectionId, state: 'idle', nextRunAt: past, integration: 'github' })) });
+    await prisma.syncState.createMany({
+      data: ids.map((connectionId) => ({ connectionId, state: 'idle', nextRunAt: past, integration: 'github' })),
+    });
     // One more that is not due, and one that needs the user to connect again.
     await prisma.syncState.create({ data: { connectionId: randomUUID(), nextRunAt: new Date(Date.now() + 60_000) } });
     await prisma.syncState.create({ data: { connectionId: randomUUID(), state: 'needs_reauth', nextRunAt: past } });
@@ -107,17 +114,28 @@ describe('SyncScheduler with several workers', () => {
     const repo = new SyncStateRepository(prisma);
     // The INITIAL job claimed it and learnt from the broker that there is nothing to pull.
     expect(await repo.claim(connectionId, 'w1', 30_000)).not.toBeNull();
-    await repo.failRun(connectionId, 'other-worker', { state: 'failed', error: 'x', nextRunAt: new Date(Date.now() - 1_000) });
+    await repo.failRun(connectionId, 'other-worker', {
+      state: 'failed',
+      error: 'x',
+      nextRunAt: new Date(Date.now() - 1_000),
+    });
     await repo.awaitImport(connectionId, 'w1');
     await repo.recordImport(connectionId, 'netflix', 3);
     await scheduler().tick();
     expect((await queuedJobs()).filter((j) => j.connectionId === connectionId)).toEqual([]);
-    expect(await prisma.syncState.findUnique({ where: { connectionId } })).toEqual(expect.objectContaining({ state: 'idle', lastError: null, nextRunAt: null, leaseOwner: null, recordsSynced: 3n }));
+    expect(await prisma.syncState.findUnique({ where: { connectionId } })).toEqual(
+      expect.objectContaining({ state: 'idle', lastError: null, nextRunAt: null, leaseOwner: null, recordsSynced: 3n }),
+    );
   });
 
   it('the stream refuses a second copy of an event with the same job id (what the slot id relies on)', async () => {
     const publisher = new JetStreamPublisher(nc);
-    const job = { jobId: randomUUID(), connectionId: randomUUID(), reason: SyncReason.SCHEDULED, requestedAt: { seconds: 1n, nanos: 0 } };
+    const job = {
+      jobId: randomUUID(),
+      connectionId: randomUUID(),
+      reason: SyncReason.SCHEDULED,
+      requestedAt: { seconds: 1n, nanos: 0 },
+    };
     expect((await publisher.publish(events.syncJobRequested, job)).duplicate).toBe(false);
     expect((await publisher.publish(events.syncJobRequested, job)).duplicate).toBe(true);
   });

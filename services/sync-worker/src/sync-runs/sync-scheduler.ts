@@ -1,9 +1,10 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, SyncReason } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import type { Env } from '../env.js';
 import { jobIdFor } from './job-ids.js';
 import { SyncStateRepository } from './sync-state.repository.js';

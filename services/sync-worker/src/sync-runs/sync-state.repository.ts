@@ -1,5 +1,6 @@
 import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
+
 import { SYNC_DB, type SyncDb } from '../database/database.module.js';
 import type { SyncState } from '../generated/prisma/client.js';
 
@@ -63,13 +64,18 @@ export class SyncStateRepository {
    * locked, so a rerun request is either seen here or made against a released lease
    * (and then that job claims the connection itself): never lost.
    */
-  async completeRun(connectionId: string, owner: string, run: { cursor: unknown; integration: string; nextRunAt: Date; sourceAccountId?: string }): Promise<boolean> {
+  async completeRun(
+    connectionId: string,
+    owner: string,
+    run: { cursor: unknown; integration: string; nextRunAt: Date; sourceAccountId?: string },
+  ): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const [row] = await tx.$queryRaw<{ rerun_requested: boolean; lease_owner: string | null }[]>`
         SELECT rerun_requested, lease_owner FROM sync_states WHERE connection_id = ${connectionId}::uuid FOR UPDATE`;
       // A run that lost its claim (stalled past its lease, taken over) must not overwrite the
       // new owner's cursor or release its lease.
-      if (row?.lease_owner !== owner) throw new AppError('conflict', 'The claim on the connection was lost to another worker');
+      if (row?.lease_owner !== owner)
+        throw new AppError('conflict', 'The claim on the connection was lost to another worker');
       const rerun = row.rerun_requested;
       await tx.syncState.update({
         where: { connectionId },
@@ -90,7 +96,11 @@ export class SyncStateRepository {
 
   /** Counts records a run wrote (committed at the Personal Server): changes and tombstones. */
   async addRecords(connectionId: string, records: number): Promise<void> {
-    if (records > 0) await this.db.syncState.update({ where: { connectionId }, data: { recordsSynced: { increment: BigInt(records) } } });
+    if (records > 0)
+      await this.db.syncState.update({
+        where: { connectionId },
+        data: { recordsSynced: { increment: BigInt(records) } },
+      });
   }
 
   /** An upload's batch was written: count it and mark the import as the latest success. */
@@ -98,7 +108,12 @@ export class SyncStateRepository {
     await this.db.syncState.upsert({
       where: { connectionId },
       create: { connectionId, integration, recordsSynced: BigInt(records), lastSuccessAt: new Date() },
-      update: { integration, recordsSynced: { increment: BigInt(records) }, lastSuccessAt: new Date(), lastError: null },
+      update: {
+        integration,
+        recordsSynced: { increment: BigInt(records) },
+        lastSuccessAt: new Date(),
+        lastError: null,
+      },
     });
   }
 
@@ -113,13 +128,26 @@ export class SyncStateRepository {
   }
 
   /** A run failed: release the claim and say why. `failed` only when no retry is coming. */
-  async failRun(connectionId: string, owner: string, failure: { state: 'queued' | 'failed' | 'needs_reauth'; error: string; integration?: string; nextRunAt: Date }): Promise<void> {
+  async failRun(
+    connectionId: string,
+    owner: string,
+    failure: { state: 'queued' | 'failed' | 'needs_reauth'; error: string; integration?: string; nextRunAt: Date },
+  ): Promise<void> {
     await this.db.syncState.updateMany({
       where: { connectionId, OR: [{ leaseOwner: owner }, { leaseOwner: null }] },
-      data: { state: failure.state, lastError: failure.error, leaseOwner: null, leaseUntil: null, ...(failure.integration ? { integration: failure.integration } : {}) },
+      data: {
+        state: failure.state,
+        lastError: failure.error,
+        leaseOwner: null,
+        leaseUntil: null,
+        ...(failure.integration ? { integration: failure.integration } : {}),
+      },
     });
     // The scheduler keeps trying a connection that never succeeded, at its interval.
-    await this.db.syncState.updateMany({ where: { connectionId, nextRunAt: null }, data: { nextRunAt: failure.nextRunAt } });
+    await this.db.syncState.updateMany({
+      where: { connectionId, nextRunAt: null },
+      data: { nextRunAt: failure.nextRunAt },
+    });
   }
 
   /**
@@ -129,7 +157,14 @@ export class SyncStateRepository {
   async awaitImport(connectionId: string, owner: string): Promise<void> {
     await this.db.syncState.updateMany({
       where: { connectionId, OR: [{ leaseOwner: owner }, { leaseOwner: null }] },
-      data: { state: 'idle', lastError: null, nextRunAt: null, rerunRequested: false, leaseOwner: null, leaseUntil: null },
+      data: {
+        state: 'idle',
+        lastError: null,
+        nextRunAt: null,
+        rerunRequested: false,
+        leaseOwner: null,
+        leaseUntil: null,
+      },
     });
   }
 
@@ -152,20 +187,27 @@ export class SyncStateRepository {
    * next_run_at moves on; if this process dies in between, another scheduler re-claims the
    * same slot and its publish carries the same Nats-Msg-Id, which the stream de-duplicates.
    */
-  async claimDue(limit: number, intervalMs: number, publish: (due: DueConnection[]) => Promise<void>): Promise<DueConnection[]> {
-    return this.db.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ connection_id: string; next_run_at: Date }[]>`
+  async claimDue(
+    limit: number,
+    intervalMs: number,
+    publish: (due: DueConnection[]) => Promise<void>,
+  ): Promise<DueConnection[]> {
+    return this.db.$transaction(
+      async (tx) => {
+        const rows = await tx.$queryRaw<{ connection_id: string; next_run_at: Date }[]>`
         SELECT connection_id, next_run_at FROM sync_states
         WHERE next_run_at <= now() AND state <> 'needs_reauth'
         ORDER BY next_run_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
-      if (rows.length === 0) return [];
-      const due = rows.map((r) => ({ connectionId: r.connection_id, dueAt: r.next_run_at }));
-      await publish(due);
-      await tx.$executeRaw`
+        if (rows.length === 0) return [];
+        const due = rows.map((r) => ({ connectionId: r.connection_id, dueAt: r.next_run_at }));
+        await publish(due);
+        await tx.$executeRaw`
         UPDATE sync_states SET next_run_at = now() + ${intervalMs} * interval '1 millisecond',
           state = CASE WHEN state IN ('idle', 'failed') THEN 'queued'::sync_status ELSE state END, updated_at = now()
         WHERE connection_id = ANY(${due.map((d) => d.connectionId)}::uuid[])`;
-      return due;
-    }, { timeout: 30_000 });
+        return due;
+      },
+      { timeout: 30_000 },
+    );
   }
 }

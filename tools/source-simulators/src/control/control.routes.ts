@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+
 import type { FastifyInstance, FastifyReply } from 'fastify';
+
 import { newCounters } from '../counters.js';
 import { bearerToken } from '../http.js';
-import { ChangeError, addItem, createAccount, deleteItem, seedAccount, updateItem } from '../seeding.js';
+import { addItem, ChangeError, createAccount, deleteItem, seedAccount, updateItem } from '../seeding.js';
 import type { Account, SimContext } from '../simulator-context.js';
 import type { StormConfig } from '../throttle.js';
 
@@ -27,7 +29,8 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         return reply.code(status).send({ error: (err as Error).message });
       });
 
-      const body = (b: unknown): Record<string, unknown> => (b && typeof b === 'object' ? (b as Record<string, unknown>) : {});
+      const body = (b: unknown): Record<string, unknown> =>
+        b && typeof b === 'object' ? (b as Record<string, unknown>) : {};
       const account = (login: string): Account => {
         const a = ctx.accounts.byLoginName(login);
         if (!a) throw new ChangeError(404, `no account ${login}`);
@@ -39,22 +42,37 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         if (!value || typeof value !== 'object') throw new ChangeError(400, 'counts must be an object');
         const known = [...Object.keys(ctx.provider.collections), ...(ctx.provider.seedSettings ?? [])];
         for (const [k, v] of Object.entries(value)) {
-          if (!known.includes(k)) throw new ChangeError(400, `unknown count ${k}; this source has: ${known.join(', ')}`);
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1_000_000) throw new ChangeError(400, `${k} must be an integer 0..1000000`);
+          if (!known.includes(k))
+            throw new ChangeError(400, `unknown count ${k}; this source has: ${known.join(', ')}`);
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1_000_000)
+            throw new ChangeError(400, `${k} must be an integer 0..1000000`);
         }
         return value as Record<string, number>;
       };
       const counts = (a: Account) => Object.fromEntries([...a.collections].map(([k, c]) => [k, c.size]));
-      const describe = (a: Account) => ({ id: a.id, login: a.login, name: a.name, email: a.email, seed: a.seed, counts: counts(a) });
+      const describe = (a: Account) => ({
+        id: a.id,
+        login: a.login,
+        name: a.name,
+        email: a.email,
+        seed: a.seed,
+        counts: counts(a),
+      });
 
       sim.get('/state', async () => ({
         provider: ctx.provider.name,
         url: ctx.url,
         accounts: ctx.accounts.all().map(describe),
-        clients: [...ctx.store.clients.values()].map((c) => ({ client_id: c.clientId, redirect_uris: c.redirectUris, name: c.name })),
+        clients: [...ctx.store.clients.values()].map((c) => ({
+          client_id: c.clientId,
+          redirect_uris: c.redirectUris,
+          name: c.name,
+        })),
         settings: { ...ctx.store.settings, rateLimit: ctx.rateLimit, latencyMs: ctx.latency.ms },
         storm: ctx.throttle.describe(),
-        webhooks: ctx.webhooks.config ? { url: ctx.webhooks.config.url, events: ctx.webhooks.config.events ?? null } : null,
+        webhooks: ctx.webhooks.config
+          ? { url: ctx.webhooks.config.url, events: ctx.webhooks.config.events ?? null }
+          : null,
       }));
 
       sim.post('/clients', async (req, reply) => {
@@ -112,11 +130,13 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
       sim.post<{ Params: { login: string; collection: string } }>('/accounts/:login/:collection', async (req, reply) =>
         reply.code(201).send(addItem(ctx, account(req.params.login), req.params.collection, body(req.body))),
       );
-      sim.patch<{ Params: { login: string; collection: string; id: string } }>('/accounts/:login/:collection/:id', async (req) =>
-        updateItem(ctx, account(req.params.login), req.params.collection, req.params.id, body(req.body)),
+      sim.patch<{ Params: { login: string; collection: string; id: string } }>(
+        '/accounts/:login/:collection/:id',
+        async (req) => updateItem(ctx, account(req.params.login), req.params.collection, req.params.id, body(req.body)),
       );
-      sim.delete<{ Params: { login: string; collection: string; id: string } }>('/accounts/:login/:collection/:id', async (req) =>
-        deleteItem(ctx, account(req.params.login), req.params.collection, req.params.id),
+      sim.delete<{ Params: { login: string; collection: string; id: string } }>(
+        '/accounts/:login/:collection/:id',
+        async (req) => deleteItem(ctx, account(req.params.login), req.params.collection, req.params.id),
       );
 
       ctx.provider.controlRoutes?.(sim, ctx);
@@ -137,11 +157,14 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         const rl = b.rateLimit as { limit?: unknown; windowSeconds?: unknown; maxConcurrent?: unknown } | undefined;
         if (rl && typeof rl === 'object') {
           if (typeof rl.limit === 'number' && rl.limit >= 0) ctx.rateLimit.limit = rl.limit;
-          if (typeof rl.windowSeconds === 'number' && rl.windowSeconds > 0) ctx.rateLimit.windowSeconds = rl.windowSeconds;
-          if (typeof rl.maxConcurrent === 'number' && rl.maxConcurrent >= 0) ctx.rateLimit.maxConcurrent = rl.maxConcurrent;
+          if (typeof rl.windowSeconds === 'number' && rl.windowSeconds > 0)
+            ctx.rateLimit.windowSeconds = rl.windowSeconds;
+          if (typeof rl.maxConcurrent === 'number' && rl.maxConcurrent >= 0)
+            ctx.rateLimit.maxConcurrent = rl.maxConcurrent;
         }
         if (b.latencyMs !== undefined) {
-          if (typeof b.latencyMs !== 'number' || b.latencyMs < 0) throw new ChangeError(400, 'latencyMs must be a number >= 0');
+          if (typeof b.latencyMs !== 'number' || b.latencyMs < 0)
+            throw new ChangeError(400, 'latencyMs must be a number >= 0');
           ctx.latency.ms = b.latencyMs;
         }
         return { ...ctx.store.settings, rateLimit: ctx.rateLimit, latencyMs: ctx.latency.ms };
@@ -152,7 +175,9 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         const config: StormConfig = {
           retryAfterSeconds: typeof b.retryAfterSeconds === 'number' ? b.retryAfterSeconds : 1,
           ...(typeof b.everyNth === 'number' && b.everyNth >= 1 ? { everyNth: Math.floor(b.everyNth) } : {}),
-          ...(typeof b.durationSeconds === 'number' && b.durationSeconds > 0 ? { durationSeconds: b.durationSeconds } : {}),
+          ...(typeof b.durationSeconds === 'number' && b.durationSeconds > 0
+            ? { durationSeconds: b.durationSeconds }
+            : {}),
           ...(b.status === 403 || b.status === 429 ? { status: b.status } : {}),
           ...(b.kind === 'primary' || b.kind === 'secondary' ? { kind: b.kind } : {}),
         };
@@ -181,7 +206,13 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         ctx.webhooks.emit('ping', {
           zen: 'Keep it logically awesome.',
           hook_id: ctx.webhooks.hookIdentifier,
-          hook: { type: 'App', id: ctx.webhooks.hookIdentifier, active: true, events: events ?? ['*'], config: { url: b.url, content_type: 'json' } },
+          hook: {
+            type: 'App',
+            id: ctx.webhooks.hookIdentifier,
+            active: true,
+            events: events ?? ['*'],
+            config: { url: b.url, content_type: 'json' },
+          },
         });
         return { url: b.url, events: events ?? null };
       });

@@ -1,5 +1,5 @@
-import type { StormConfig } from '../throttle.js';
 import type { Counters } from '../counters.js';
+import type { StormConfig } from '../throttle.js';
 import type { WebhookDelivery } from '../webhooks.js';
 
 export interface RegisteredClient {
@@ -46,7 +46,12 @@ export class SimulatorControl {
     return this.call('GET', '/state');
   }
 
-  registerClient(input: { redirect_uris: string[]; client_id?: string; client_secret?: string; name?: string }): Promise<RegisteredClient> {
+  registerClient(input: {
+    redirect_uris: string[];
+    client_id?: string;
+    client_secret?: string;
+    name?: string;
+  }): Promise<RegisteredClient> {
     return this.call('POST', '/clients', input);
   }
 
@@ -71,29 +76,61 @@ export class SimulatorControl {
     return this.call('GET', `/accounts/${encodeURIComponent(login)}/${collection}`);
   }
 
-  addItem<T = Record<string, unknown>>(login: string, collection: string, fields: Record<string, unknown> = {}): Promise<T> {
+  addItem<T = Record<string, unknown>>(
+    login: string,
+    collection: string,
+    fields: Record<string, unknown> = {},
+  ): Promise<T> {
     return this.call('POST', `/accounts/${encodeURIComponent(login)}/${collection}`, fields);
   }
 
-  updateItem<T = Record<string, unknown>>(login: string, collection: string, id: string | number, fields: Record<string, unknown>): Promise<T> {
-    return this.call('PATCH', `/accounts/${encodeURIComponent(login)}/${collection}/${encodeURIComponent(String(id))}`, fields);
+  updateItem<T = Record<string, unknown>>(
+    login: string,
+    collection: string,
+    id: string | number,
+    fields: Record<string, unknown>,
+  ): Promise<T> {
+    return this.call(
+      'PATCH',
+      `/accounts/${encodeURIComponent(login)}/${collection}/${encodeURIComponent(String(id))}`,
+      fields,
+    );
   }
 
   deleteItem<T = Record<string, unknown>>(login: string, collection: string, id: string | number): Promise<T> {
-    return this.call('DELETE', `/accounts/${encodeURIComponent(login)}/${collection}/${encodeURIComponent(String(id))}`);
+    return this.call(
+      'DELETE',
+      `/accounts/${encodeURIComponent(login)}/${collection}/${encodeURIComponent(String(id))}`,
+    );
   }
 
   /** Spotify: adds `count` generated tracks to a playlist (at the end, or at `position`). */
-  addPlaylistTracks(login: string, playlistId: string, count = 1, position?: number): Promise<{ id: string; snapshot_id: string; total: number; added: string[] }> {
-    return this.call('POST', `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks`, {
-      count,
-      ...(position !== undefined ? { position } : {}),
-    });
+  addPlaylistTracks(
+    login: string,
+    playlistId: string,
+    count = 1,
+    position?: number,
+  ): Promise<{ id: string; snapshot_id: string; total: number; added: string[] }> {
+    return this.call(
+      'POST',
+      `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks`,
+      {
+        count,
+        ...(position !== undefined ? { position } : {}),
+      },
+    );
   }
 
   /** Spotify: removes a track from a playlist. */
-  removePlaylistTrack(login: string, playlistId: string, trackId: string): Promise<{ id: string; snapshot_id: string; total: number }> {
-    return this.call('DELETE', `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks/${encodeURIComponent(trackId)}`);
+  removePlaylistTrack(
+    login: string,
+    playlistId: string,
+    trackId: string,
+  ): Promise<{ id: string; snapshot_id: string; total: number }> {
+    return this.call(
+      'DELETE',
+      `/accounts/${encodeURIComponent(login)}/playlists/${encodeURIComponent(playlistId)}/tracks/${encodeURIComponent(trackId)}`,
+    );
   }
 
   /** demo: mints a personal API key for the account (used as a bearer token on the API). */

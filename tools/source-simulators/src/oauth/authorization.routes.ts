@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+
 import { cookie, param, str } from '../http.js';
 import type { SimContext } from '../simulator-context.js';
 import { consentPage, errorPage, loginPage } from './pages.js';
@@ -14,7 +15,11 @@ export function registerAuthorization(app: FastifyInstance, ctx: SimContext): vo
   const sessionCookie = `sim_session_${provider.name}`;
 
   const html = (reply: FastifyReply, status: number, body: string) =>
-    reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+    reply
+      .code(status)
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(body);
 
   const redirectBack = (reply: FastifyReply, redirectUri: string, params: Record<string, string | undefined>) => {
     const target = new URL(redirectUri);
@@ -51,44 +56,68 @@ export function registerAuthorization(app: FastifyInstance, ctx: SimContext): vo
       return html(reply, 400, errorPage('Invalid request', 'The redirect_uri is not registered for this application.'));
     }
     const state = param(q, 'state');
-    if (state === null) return redirectBack(reply, redirectUri, { error: 'invalid_request', error_description: 'state repeated' });
+    if (state === null)
+      return redirectBack(reply, redirectUri, { error: 'invalid_request', error_description: 'state repeated' });
     const fail = (error: string, description: string) =>
       redirectBack(reply, redirectUri, { error, error_description: description, state });
 
     for (const name of ['response_type', 'scope', 'code_challenge', 'code_challenge_method']) {
       if (param(q, name) === null) return fail('invalid_request', `${name} repeated`);
     }
-    if (str(q, 'response_type') !== 'code') return fail('unsupported_response_type', 'Only response_type=code is supported.');
+    if (str(q, 'response_type') !== 'code')
+      return fail('unsupported_response_type', 'Only response_type=code is supported.');
     const challenge = str(q, 'code_challenge');
     if (!challenge) return fail('invalid_request', 'code_challenge is required (PKCE).');
     // RFC 7636 defaults a missing method to `plain`, which is refused like an explicit one.
     if (str(q, 'code_challenge_method') !== 'S256') {
       return fail('invalid_request', 'code_challenge_method must be S256.');
     }
-    if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) return fail('invalid_request', 'code_challenge is not a base64url SHA-256.');
+    if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
+      return fail('invalid_request', 'code_challenge is not a base64url SHA-256.');
     const scopes = [...new Set((str(q, 'scope') ?? '').split(/[\s,]+/).filter(Boolean))];
     const unknown = scopes.filter((s) => !(s in provider.scopes));
     if (unknown.length) return fail('invalid_scope', `Unknown scope: ${unknown.join(' ')}`);
 
-    const pending = store.startAuthorization({ clientId: client.clientId, redirectUri, scopes, state, codeChallenge: challenge });
+    const pending = store.startAuthorization({
+      clientId: client.clientId,
+      redirectUri,
+      scopes,
+      state,
+      codeChallenge: challenge,
+    });
     const account = ctx.accounts.byAccountId(store.sessionAccount(cookie(req, sessionCookie)) ?? -1);
     if (account) {
       pending.accountId = account.id;
       return showConsent(reply, pending.id, client.name, account.login, scopes);
     }
-    return html(reply, 200, loginPage({ title: provider.title, requestId: pending.id, clientName: client.name, hint: hint() }));
+    return html(
+      reply,
+      200,
+      loginPage({ title: provider.title, requestId: pending.id, clientName: client.name, hint: hint() }),
+    );
   });
 
   app.post('/oauth-ui/login', async (req, reply) => {
     const pending = store.pendingAuthorization(str(req.body, 'request_id'));
-    if (!pending) return html(reply, 400, errorPage('Sign-in expired', 'This sign-in request is unknown or expired. Start again from the application.'));
+    if (!pending)
+      return html(
+        reply,
+        400,
+        errorPage('Sign-in expired', 'This sign-in request is unknown or expired. Start again from the application.'),
+      );
     const client = store.clients.get(pending.clientId)!;
     const account = ctx.accounts.byLoginName(str(req.body, 'login') ?? '');
     if (!account || account.password !== (str(req.body, 'password') ?? '')) {
       return html(
         reply,
         401,
-        loginPage({ title: provider.title, requestId: pending.id, clientName: client.name, error: 'Incorrect username or password.', hint: hint() }),
+        loginPage({
+          title: provider.title,
+          requestId: pending.id,
+          clientName: client.name,
+          error: 'Incorrect username or password.',
+          hint: hint(),
+        }),
       );
     }
     pending.accountId = account.id;
@@ -99,7 +128,12 @@ export function registerAuthorization(app: FastifyInstance, ctx: SimContext): vo
 
   app.post('/oauth-ui/consent', async (req, reply) => {
     const pending = store.pendingAuthorization(str(req.body, 'request_id'));
-    if (!pending) return html(reply, 400, errorPage('Request expired', 'This authorization request is unknown, expired or already decided.'));
+    if (!pending)
+      return html(
+        reply,
+        400,
+        errorPage('Request expired', 'This authorization request is unknown, expired or already decided.'),
+      );
     // The decision must come from the browser that signed in for this request.
     const sessionAccount = store.sessionAccount(cookie(req, sessionCookie));
     if (pending.accountId === undefined || sessionAccount !== pending.accountId) {

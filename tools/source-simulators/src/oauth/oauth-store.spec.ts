@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+
 import { newCounters } from '../counters.js';
-import { OAuthStore, s256, type OAuthClient } from './oauth-store.js';
+import { type OAuthClient, OAuthStore, s256 } from './oauth-store.js';
 
 /** Token lifecycles on a controlled clock: what the int tests cannot wait for. */
 
@@ -12,10 +13,26 @@ function setup(settings = { accessTokenTtlSeconds: 60, refreshTokenTtlSeconds: 3
   let now = 1_000_000;
   const counters = newCounters();
   const store = new OAuthStore(settings, format, counters, () => now);
-  const client = store.registerClient({ clientId: 'c1', clientSecret: 's1', redirectUris: ['https://app/cb'], name: 'App' });
-  const other = store.registerClient({ clientId: 'c2', clientSecret: 's2', redirectUris: ['https://other/cb'], name: 'Other' });
+  const client = store.registerClient({
+    clientId: 'c1',
+    clientSecret: 's1',
+    redirectUris: ['https://app/cb'],
+    name: 'App',
+  });
+  const other = store.registerClient({
+    clientId: 'c2',
+    clientSecret: 's2',
+    redirectUris: ['https://other/cb'],
+    name: 'Other',
+  });
   const code = (c: OAuthClient = client, accountId = 7) => {
-    const pending = store.startAuthorization({ clientId: c.clientId, redirectUri: c.redirectUris[0]!, scopes: ['a'], state: 'st', codeChallenge: s256(verifier) });
+    const pending = store.startAuthorization({
+      clientId: c.clientId,
+      redirectUri: c.redirectUris[0]!,
+      scopes: ['a'],
+      state: 'st',
+      codeChallenge: s256(verifier),
+    });
     return store.issueCode(pending, accountId);
   };
   const tokens = (c: OAuthClient = client, accountId = 7) => {
@@ -52,7 +69,11 @@ describe('OAuthStore', () => {
   });
 
   it('refresh tokens of 0 lifetime never expire', () => {
-    const { store, client, tokens, advance } = setup({ accessTokenTtlSeconds: 60, refreshTokenTtlSeconds: 0, codeTtlSeconds: 30 });
+    const { store, client, tokens, advance } = setup({
+      accessTokenTtlSeconds: 60,
+      refreshTokenTtlSeconds: 0,
+      codeTtlSeconds: 30,
+    });
     const t = tokens();
     advance(10 * 365 * 86_400_000);
     expect(store.refresh(client, t.refreshToken).ok).toBe(true);
@@ -125,7 +146,13 @@ describe('OAuthStore', () => {
 
   it('a pending authorization expires after 10 minutes', () => {
     const { store, advance } = setup();
-    const p = store.startAuthorization({ clientId: 'c1', redirectUri: 'https://app/cb', scopes: [], state: undefined, codeChallenge: s256(verifier) });
+    const p = store.startAuthorization({
+      clientId: 'c1',
+      redirectUri: 'https://app/cb',
+      scopes: [],
+      state: undefined,
+      codeChallenge: s256(verifier),
+    });
     advance(9 * 60_000);
     expect(store.pendingAuthorization(p.id)).toBe(p);
     advance(2 * 60_000);

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
 import type { Counters } from '../counters.js';
 
 /** An OAuth client registered with a simulated source (the broker, a test, the demo). */
@@ -230,7 +231,12 @@ export class OAuthStore {
     return code;
   }
 
-  exchangeCode(client: OAuthClient, code: string | undefined, redirectUri: string | undefined, verifier: string | undefined): GrantResult {
+  exchangeCode(
+    client: OAuthClient,
+    code: string | undefined,
+    redirectUri: string | undefined,
+    verifier: string | undefined,
+  ): GrantResult {
     const record = code ? this.codes.get(code) : undefined;
     if (!record) return { ok: false, reason: 'code_unknown' };
     if (record.used) {
@@ -308,7 +314,9 @@ export class OAuthStore {
     const record = this.accessTokens.get(token);
     if (!record) {
       const key = this.apiKeys.get(token);
-      return key ? { status: 'ok', accountId: key.accountId, clientId: 'api-key', scopes: key.scopes } : { status: 'invalid' };
+      return key
+        ? { status: 'ok', accountId: key.accountId, clientId: 'api-key', scopes: key.scopes }
+        : { status: 'invalid' };
     }
     const family = this.families.get(record.familyId);
     if (!family || family.revoked) return { status: 'invalid' };

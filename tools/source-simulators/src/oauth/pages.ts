@@ -15,7 +15,13 @@ li{margin:.3rem 0}</style></head>
 <body>${body}</body></html>`;
 }
 
-export function loginPage(p: { title: string; requestId: string; clientName: string; error?: string; hint: string }): string {
+export function loginPage(p: {
+  title: string;
+  requestId: string;
+  clientName: string;
+  error?: string;
+  hint: string;
+}): string {
   return layout(
     `Sign in to ${p.title}`,
     `<h1>Sign in to ${escapeHtml(p.title)}</h1>

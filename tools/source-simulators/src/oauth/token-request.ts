@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+
 import { clientCredentials, param, str } from '../http.js';
 import type { SimContext } from '../simulator-context.js';
 import type { GrantFailureReason, IssuedTokens, OAuthClient } from './oauth-store.js';
@@ -35,17 +36,28 @@ export function handleTokenRequest(ctx: SimContext, req: FastifyRequest): TokenO
   const client = ctx.store.authenticateClient(creds.id, creds.secret);
   if (!client) return { ok: false, error: 'invalid_client', description: 'Client authentication failed.', usedBasic };
   for (const name of ['grant_type', 'code', 'redirect_uri', 'code_verifier', 'refresh_token']) {
-    if (param(req.body, name) === null) return { ok: false, error: 'invalid_request', description: `${name} repeated`, usedBasic };
+    if (param(req.body, name) === null)
+      return { ok: false, error: 'invalid_request', description: `${name} repeated`, usedBasic };
   }
   const grantType = str(req.body, 'grant_type');
   const result =
     grantType === 'authorization_code'
-      ? ctx.store.exchangeCode(client, str(req.body, 'code'), str(req.body, 'redirect_uri'), str(req.body, 'code_verifier'))
+      ? ctx.store.exchangeCode(
+          client,
+          str(req.body, 'code'),
+          str(req.body, 'redirect_uri'),
+          str(req.body, 'code_verifier'),
+        )
       : grantType === 'refresh_token'
         ? ctx.store.refresh(client, str(req.body, 'refresh_token'))
         : undefined;
   if (!result) {
-    return { ok: false, error: 'unsupported_grant_type', description: `grant_type ${grantType ?? '(missing)'} is not supported.`, usedBasic };
+    return {
+      ok: false,
+      error: 'unsupported_grant_type',
+      description: `grant_type ${grantType ?? '(missing)'} is not supported.`,
+      usedBasic,
+    };
   }
   if (!result.ok) {
     const error = result.reason === 'pkce_missing' ? 'invalid_request' : 'invalid_grant';

@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto';
+
 import type { FastifyInstance, FastifyReply } from 'fastify';
+
 import { principalOf, registerApi } from '../api-guard.js';
 import { clientCredentials, intParam, str } from '../http.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import { isoAt, SEED_EPOCH_MS } from '../prng.js';
 import { ChangeError, laterThan } from '../seeding.js';
-import { createHash } from 'node:crypto';
 import type { Provider, SimContext, SimItem } from '../simulator-context.js';
 
 /** The API key an account has from the start: derived from its seed, so it is stable across runs. */
@@ -23,7 +25,10 @@ export function demoProvider(): Provider {
 
   const unauthorized = (reply: FastifyReply, kind: 'missing' | 'invalid' | 'expired') => {
     if (kind === 'missing') {
-      return reply.code(401).header('www-authenticate', 'Bearer realm="demo"').send({ error: 'unauthorized', error_description: 'Bearer token required.' });
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="demo"')
+        .send({ error: 'unauthorized', error_description: 'Bearer token required.' });
     }
     const description = kind === 'expired' ? 'The access token expired.' : 'The access token is invalid or revoked.';
     return reply
@@ -151,7 +156,13 @@ export function demoProvider(): Provider {
           const { account, scopes: granted } = principalOf(req);
           const refused = requireScope(reply, granted, 'profile');
           if (refused) return refused;
-          return { id: String(account.id), username: account.login, name: account.name, email: account.email, createdAt: account.createdAt };
+          return {
+            id: String(account.id),
+            username: account.login,
+            name: account.name,
+            email: account.email,
+            createdAt: account.createdAt,
+          };
         });
 
         // Items in id order; the cursor is the last id seen, so items added, changed or
@@ -168,7 +179,8 @@ export function demoProvider(): Provider {
           let after = '';
           if (cursor) {
             const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-            if (!decoded.startsWith('after:')) return reply.code(400).send({ error: 'invalid_request', error_description: 'Invalid cursor.' });
+            if (!decoded.startsWith('after:'))
+              return reply.code(400).send({ error: 'invalid_request', error_description: 'Invalid cursor.' });
             after = decoded.slice(6);
           }
           const all = account.collections.get('items')!.sorted('id', 'asc', (i) => String(i.id));

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Rng, SEED_EPOCH_MS, WORDS, isoAt } from '../prng.js';
+
+import { isoAt, type Rng, SEED_EPOCH_MS, WORDS } from '../prng.js';
 import { laterThan } from '../seeding.js';
 import type { Account, CollectionSpec, SimContext, SimItem } from '../simulator-context.js';
 
@@ -18,7 +19,16 @@ const LICENSE_NAMES: Record<string, [string, string]> = {
   'bsd-3-clause': ['BSD 3-Clause "New" or "Revised" License', 'BSD-3-Clause'],
 };
 const LABELS = ['bug', 'enhancement', 'documentation', 'good first issue', 'question', 'performance'] as const;
-const OTHER_OWNERS = ['torvalds', 'gaearon', 'sindresorhus', 'tj', 'mitchellh', 'yyx990803', 'kentcdodds', 'addyosmani'];
+const OTHER_OWNERS = [
+  'torvalds',
+  'gaearon',
+  'sindresorhus',
+  'tj',
+  'mitchellh',
+  'yyx990803',
+  'kentcdodds',
+  'addyosmani',
+];
 
 const DAY = 86_400_000;
 
@@ -114,7 +124,8 @@ const itemId = (account: Account, index: number) => account.id * 100_000_000 + i
 export const githubCollections: Record<string, CollectionSpec> = {
   repos: {
     defaultCount: 42,
-    generate: (_ctx: SimContext, account, rng, index) => generateRepo(rng, itemId(account, index), index, account.login, account.id),
+    generate: (_ctx: SimContext, account, rng, index) =>
+      generateRepo(rng, itemId(account, index), index, account.login, account.id),
     stamp: touchRepo,
     readOnly: ['owner_login', 'owner_id', 'created_at', 'updated_at'],
   },
@@ -122,7 +133,13 @@ export const githubCollections: Record<string, CollectionSpec> = {
     defaultCount: 35,
     generate(_ctx, account, rng, index): StarItem {
       const ownerIndex = rng.int(0, OTHER_OWNERS.length - 1);
-      const repo = generateRepo(rng, 900_000_000_000 + itemId(account, index), index, OTHER_OWNERS[ownerIndex]!, 1000 + ownerIndex);
+      const repo = generateRepo(
+        rng,
+        900_000_000_000 + itemId(account, index),
+        index,
+        OTHER_OWNERS[ownerIndex]!,
+        1000 + ownerIndex,
+      );
       repo.private = false;
       return { ...repo, starred_at: isoAt(SEED_EPOCH_MS + index * 7_200_000 + rng.int(0, 7_199_999)) };
     },
@@ -136,7 +153,7 @@ export const githubCollections: Record<string, CollectionSpec> = {
     defaultCount: 12,
     generate(_ctx, account, rng, index): IssueItem {
       const repos = account.collections.get('repos');
-      const pool = repos && repos.size ? repos.sorted('id', 'asc', (r) => r.id as number) : [];
+      const pool = repos && repos.size ? repos.sorted('id', 'asc', (r) => r.id) : [];
       // Seeded issues pick among the account's first 50 repositories; an account without
       // any gets issues in a repository of someone else.
       const repository: RepoItem = pool.length
@@ -262,7 +279,13 @@ export function renderRepo(api: string, r: RepoItem, ownedByViewer: boolean) {
     open_issues_count: r.open_issues_count,
     license:
       r.license && license
-        ? { key: r.license, name: license[0], spdx_id: license[1], url: `${api}/licenses/${r.license}`, node_id: nodeId('License', r.license.length) }
+        ? {
+            key: r.license,
+            name: license[0],
+            spdx_id: license[1],
+            url: `${api}/licenses/${r.license}`,
+            node_id: nodeId('License', r.license.length),
+          }
         : null,
     allow_forking: true,
     is_template: false,
@@ -341,7 +364,9 @@ export function renderIssue(api: string, i: IssueItem, assignee: Account, withRe
     timeline_url: `${url}/timeline`,
     performed_via_github_app: null,
     state_reason: i.state_reason,
-    ...(withRepository ? { repository: renderRepo(api, i.repository, i.repository.owner_login === assignee.login) } : {}),
+    ...(withRepository
+      ? { repository: renderRepo(api, i.repository, i.repository.owner_login === assignee.login) }
+      : {}),
   };
 }
 

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
 import { principalOf, registerApi } from '../api-guard.js';
 import { basicCredentials, intParam, str } from '../http.js';
 import { randomBase62 } from '../oauth/oauth-store.js';
@@ -8,11 +10,11 @@ import { addItem } from '../seeding.js';
 import type { Account, Principal, Provider, SimContext } from '../simulator-context.js';
 import {
   githubCollections,
+  type IssueItem,
   renderAuthenticatedUser,
   renderIssue,
   renderRepo,
   renderSimpleUser,
-  type IssueItem,
   type RepoItem,
   type StarItem,
 } from './github.data.js';
@@ -61,12 +63,21 @@ export function githubProvider(): Provider {
    * fingerprint is the body itself, or for lists the identities of the page's items (an
    * item changes identity when it changes), so a 304 costs no rendering at all.
    */
-  const notModified = (req: FastifyRequest, reply: FastifyReply, ctx: SimContext, principal: Principal, fingerprint: string): boolean => {
+  const notModified = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    ctx: SimContext,
+    principal: Principal,
+    fingerprint: string,
+  ): boolean => {
     const etag = `W/"${createHash('sha256')
       .update(`${principal.account.id}\n${principal.scopes.join(' ')}\n${req.headers.accept ?? ''}\n${req.url}\n`)
       .update(fingerprint)
       .digest('hex')}"`;
-    reply.header('etag', etag).header('cache-control', 'private, max-age=60, s-maxage=60').header('vary', 'Accept, Authorization, Cookie, X-GitHub-OTP');
+    reply
+      .header('etag', etag)
+      .header('cache-control', 'private, max-age=60, s-maxage=60')
+      .header('vary', 'Accept, Authorization, Cookie, X-GitHub-OTP');
     const inm = req.headers['if-none-match'];
     if (!inm || !inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) return false;
     ctx.counters.notModified++;
@@ -79,7 +90,8 @@ export function githubProvider(): Provider {
     return true;
   };
 
-  const sendJson = (reply: FastifyReply, json: string) => reply.header('content-type', 'application/json; charset=utf-8').send(json);
+  const sendJson = (reply: FastifyReply, json: string) =>
+    reply.header('content-type', 'application/json; charset=utf-8').send(json);
 
   /** A page's fingerprint: how many items the list has (Link's `last`) and which objects are on it. */
   const serials = new WeakMap<object, number>();
@@ -97,7 +109,12 @@ export function githubProvider(): Provider {
       .join(',')}`;
 
   /** page/per_page slicing with GitHub's Link header (prev, next, last, first). */
-  const paginate = <T>(req: FastifyRequest, reply: FastifyReply, ctx: SimContext, all: readonly T[]): T[] | undefined => {
+  const paginate = <T>(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    ctx: SimContext,
+    all: readonly T[],
+  ): T[] | undefined => {
     const perPageRaw = intParam(req.query, 'per_page', 30);
     const pageRaw = intParam(req.query, 'page', 1);
     if (Number.isNaN(perPageRaw) || Number.isNaN(pageRaw)) {
@@ -200,7 +217,11 @@ export function githubProvider(): Provider {
         .header('content-type', 'application/json; charset=utf-8')
         .send(
           kind === 'missing'
-            ? { message: 'Requires authentication', documentation_url: `${DOCS}/users/users#get-the-authenticated-user`, status: '401' }
+            ? {
+                message: 'Requires authentication',
+                documentation_url: `${DOCS}/users/users#get-the-authenticated-user`,
+                status: '401',
+              }
             : { message: 'Bad credentials', documentation_url: DOCS, status: '401' },
         );
     },
@@ -215,7 +236,11 @@ export function githubProvider(): Provider {
           .header('x-ratelimit-reset', String(Math.ceil(Date.now() / 1000 + storm.retryAfterSeconds)))
           .header('x-ratelimit-used', String(ctx.rateLimit.limit))
           .header('x-ratelimit-resource', 'core')
-          .send({ message: 'API rate limit exceeded for user.', documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api`, status: String(status) });
+          .send({
+            message: 'API rate limit exceeded for user.',
+            documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api`,
+            status: String(status),
+          });
       }
       return reply
         .code(status)
@@ -323,9 +348,17 @@ export function githubProvider(): Provider {
         } else {
           const [error, description, anchor] =
             outcome.error === 'invalid_client'
-              ? ['incorrect_client_credentials', 'The client_id and/or client_secret passed are incorrect.', 'incorrect-client-credentials']
+              ? [
+                  'incorrect_client_credentials',
+                  'The client_id and/or client_secret passed are incorrect.',
+                  'incorrect-client-credentials',
+                ]
               : outcome.reason === 'redirect_uri_mismatch'
-                ? ['redirect_uri_mismatch', 'The redirect_uri MUST match the registered callback URL for this application.', 'redirect-uri-mismatch2']
+                ? [
+                    'redirect_uri_mismatch',
+                    'The redirect_uri MUST match the registered callback URL for this application.',
+                    'redirect-uri-mismatch2',
+                  ]
                 : outcome.reason?.startsWith('refresh_')
                   ? ['bad_refresh_token', 'The refresh token passed is incorrect or expired.', 'bad-refresh-token']
                   : outcome.error === 'unsupported_grant_type'
@@ -346,19 +379,25 @@ export function githubProvider(): Provider {
       });
 
       // Deleting an app authorization (every token of the user for this app) or one token.
-      const revoke = (scope: 'grant' | 'token') => async (req: FastifyRequest<{ Params: { client_id: string } }>, reply: FastifyReply) => {
-        const basic = basicCredentials(req);
-        const client = basic && basic.id === req.params.client_id ? ctx.store.authenticateClient(basic.id, basic.secret) : undefined;
-        if (!client) return reply.code(401).send({ message: 'Bad credentials', documentation_url: DOCS, status: '401' });
-        const token = str(req.body, 'access_token');
-        const owner = token ? ctx.store.tokenOwner(token) : undefined;
-        if (!token || !owner || owner.clientId !== client.clientId) {
-          return reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
-        }
-        if (scope === 'grant') ctx.store.revokeGrant(client, owner.accountId);
-        else ctx.store.revokeToken(client, token);
-        return reply.code(204).send();
-      };
+      const revoke =
+        (scope: 'grant' | 'token') =>
+        async (req: FastifyRequest<{ Params: { client_id: string } }>, reply: FastifyReply) => {
+          const basic = basicCredentials(req);
+          const client =
+            basic && basic.id === req.params.client_id
+              ? ctx.store.authenticateClient(basic.id, basic.secret)
+              : undefined;
+          if (!client)
+            return reply.code(401).send({ message: 'Bad credentials', documentation_url: DOCS, status: '401' });
+          const token = str(req.body, 'access_token');
+          const owner = token ? ctx.store.tokenOwner(token) : undefined;
+          if (!token || !owner || owner.clientId !== client.clientId) {
+            return reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
+          }
+          if (scope === 'grant') ctx.store.revokeGrant(client, owner.accountId);
+          else ctx.store.revokeToken(client, token);
+          return reply.code(204).send();
+        };
       app.delete('/applications/:client_id/grant', revoke('grant'));
       app.delete('/applications/:client_id/token', revoke('token'));
 
@@ -397,7 +436,10 @@ export function githubProvider(): Provider {
           }
           const page = paginate(req, reply, ctx, all);
           if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
-          return sendJson(reply, jsonArray(page.map((r) => cachedJson(repoJson, r, () => renderRepo(ctx.url, r, true)))));
+          return sendJson(
+            reply,
+            jsonArray(page.map((r) => cachedJson(repoJson, r, () => renderRepo(ctx.url, r, true)))),
+          );
         });
 
         api.get('/user/starred', async (req, reply) => {
@@ -422,7 +464,8 @@ export function githubProvider(): Provider {
         api.get('/issues', async (req, reply) => {
           const p = principalOf(req);
           const filter = str(req.query, 'filter') ?? 'assigned';
-          if (!['assigned', 'created', 'mentioned', 'subscribed', 'repos', 'all'].includes(filter)) return validationFailed(reply, 'filter');
+          if (!['assigned', 'created', 'mentioned', 'subscribed', 'repos', 'all'].includes(filter))
+            return validationFailed(reply, 'filter');
           const state = str(req.query, 'state') ?? 'open';
           if (!['open', 'closed', 'all'].includes(state)) return validationFailed(reply, 'state');
           const sort = str(req.query, 'sort') ?? 'created';
@@ -433,7 +476,9 @@ export function githubProvider(): Provider {
           if (since === null) return validationFailed(reply, 'since');
           const labels = (str(req.query, 'labels') ?? '').split(',').filter(Boolean);
           const key = sort === 'comments' ? 'comments' : `${sort}_at`;
-          let all = p.account.collections.get('issues')!.sorted(key, dir, (i) => i[key] as string | number) as IssueItem[];
+          let all = p.account.collections
+            .get('issues')!
+            .sorted(key, dir, (i) => i[key] as string | number) as IssueItem[];
           if (filter === 'created') all = all.filter((i) => i.author_login === p.account.login);
           if (state !== 'all' || since !== undefined || labels.length) {
             all = all.filter(
@@ -445,19 +490,30 @@ export function githubProvider(): Provider {
           }
           const page = paginate(req, reply, ctx, all);
           if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
-          return sendJson(reply, jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))));
+          return sendJson(
+            reply,
+            jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))),
+          );
         });
 
         // A repository the user owns or starred (the simulator knows no others).
-        const findRepo = (account: Account, owner: string, name: string): { repo: RepoItem; owned: boolean } | undefined => {
-          for (const [collection, owned] of [['repos', true], ['starred', false]] as const) {
+        const findRepo = (
+          account: Account,
+          owner: string,
+          name: string,
+        ): { repo: RepoItem; owned: boolean } | undefined => {
+          for (const [collection, owned] of [
+            ['repos', true],
+            ['starred', false],
+          ] as const) {
             for (const r of account.collections.get(collection)!.values() as IterableIterator<RepoItem>) {
               if (r.owner_login === owner && r.name === name) return { repo: r, owned };
             }
           }
           return undefined;
         };
-        const notFound = (reply: FastifyReply) => reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
+        const notFound = (reply: FastifyReply) =>
+          reply.code(404).send({ message: 'Not Found', documentation_url: DOCS, status: '404' });
 
         api.get<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo', async (req, reply) => {
           const p = principalOf(req);
@@ -473,7 +529,8 @@ export function githubProvider(): Provider {
         api.post<{ Params: { owner: string; repo: string } }>('/repos/:owner/:repo/issues', async (req, reply) => {
           const p = principalOf(req);
           const found = findRepo(p.account, req.params.owner, req.params.repo);
-          const canWrite = found && (p.scopes.includes('repo') || (p.scopes.includes('public_repo') && !found.repo.private));
+          const canWrite =
+            found && (p.scopes.includes('repo') || (p.scopes.includes('public_repo') && !found.repo.private));
           if (!found || !canWrite) return notFound(reply);
           const body = (req.body ?? {}) as { title?: unknown; body?: unknown; labels?: unknown };
           if (typeof body.title !== 'string' || !body.title.trim()) {
@@ -484,12 +541,21 @@ export function githubProvider(): Provider {
               status: '422',
             });
           }
-          const labels = Array.isArray(body.labels) ? body.labels.filter((l): l is string => typeof l === 'string') : [];
+          const labels = Array.isArray(body.labels)
+            ? body.labels.filter((l): l is string => typeof l === 'string')
+            : [];
           const issue = addItem(
             ctx,
             p.account,
             'issues',
-            { title: body.title, body: typeof body.body === 'string' ? body.body : null, labels, state: 'open', state_reason: null, comments: 0 },
+            {
+              title: body.title,
+              body: typeof body.body === 'string' ? body.body : null,
+              labels,
+              state: 'open',
+              state_reason: null,
+              comments: 0,
+            },
             { repository: { ...found.repo }, author_login: p.account.login, author_id: p.account.id, closed_at: null },
           ) as IssueItem;
           return reply
@@ -501,11 +567,15 @@ export function githubProvider(): Provider {
         api.get('/rate_limit', async (req, reply) => {
           const p = principalOf(req);
           const w = windowOf(ctx, p.account.id);
-          const core = { limit: ctx.rateLimit.limit, used: w.used, remaining: Math.max(0, ctx.rateLimit.limit - w.used), reset: Math.ceil(w.resetAt / 1000) };
+          const core = {
+            limit: ctx.rateLimit.limit,
+            used: w.used,
+            remaining: Math.max(0, ctx.rateLimit.limit - w.used),
+            reset: Math.ceil(w.resetAt / 1000),
+          };
           return reply.send({ resources: { core }, rate: core });
         });
       });
     },
   };
 }
-

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Rng, SEED_EPOCH_MS, WORDS, isoAt } from '../prng.js';
+
+import { isoAt, type Rng, SEED_EPOCH_MS, WORDS } from '../prng.js';
 import { laterThan } from '../seeding.js';
 import type { Account, CollectionSpec, SimItem } from '../simulator-context.js';
 
@@ -51,7 +52,16 @@ export interface PlayItem extends SimItem, TrackFields {
   context_playlist_id: string | null;
 }
 
-const ARTISTS = ['Nova Echo', 'The Quartz', 'Amber Fjord', 'Saffron Reef', 'Velvet Signal', 'Zephyr Lane', 'Cobalt Hearts', 'Iris & Pine'];
+const ARTISTS = [
+  'Nova Echo',
+  'The Quartz',
+  'Amber Fjord',
+  'Saffron Reef',
+  'Velvet Signal',
+  'Zephyr Lane',
+  'Cobalt Hearts',
+  'Iris & Pine',
+];
 
 export function generateTrack(rng: Rng): TrackFields {
   const artist = rng.int(0, ARTISTS.length - 1);
@@ -86,7 +96,10 @@ export function spotifyCollections(): Record<string, CollectionSpec> {
         for (let i = 0; i < n; i++) entries.push({ ...generateTrack(rng), added_at: isoAt(start + i * 600_000) });
         return {
           id: rng.chars(22),
-          name: `${rng.pick(WORDS)} ${rng.pick(['mix', 'vibes', 'focus', 'run', 'chill', 'classics'])}`.replace(/^./, (c) => c.toUpperCase()),
+          name: `${rng.pick(WORDS)} ${rng.pick(['mix', 'vibes', 'focus', 'run', 'chill', 'classics'])}`.replace(
+            /^./,
+            (c) => c.toUpperCase(),
+          ),
           description: rng.bool(0.6) ? rng.words(rng.int(3, 8)) : '',
           public: rng.bool(0.7),
           collaborative: false,

@@ -1,28 +1,31 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { principalOf, registerApi } from '../api-guard.js';
 import { createHash, randomBytes } from 'node:crypto';
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+import { principalOf, registerApi } from '../api-guard.js';
 import { intParam, str } from '../http.js';
-import { Rng } from '../prng.js';
-import { ChangeError } from '../seeding.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
+import { Rng } from '../prng.js';
+import { ChangeError } from '../seeding.js';
 import type { Provider, SimContext } from '../simulator-context.js';
 import {
   generateTrack,
+  type PlayItem,
+  type PlaylistEntry,
+  type PlaylistItem,
   renderPlaylist,
   renderPlaylistEntry,
   renderTrack,
   renderUserRef,
-  spotifyCollections,
-  type PlayItem,
-  type PlaylistEntry,
-  type PlaylistItem,
   type SavedTrackItem,
+  spotifyCollections,
   type TrackFields,
 } from './spotify.data.js';
 
 /** Spotify's error object: `{"error":{"status":N,"message":"..."}}`. */
-const apiError = (reply: FastifyReply, status: number, message: string) => reply.code(status).send({ error: { status, message } });
+const apiError = (reply: FastifyReply, status: number, message: string) =>
+  reply.code(status).send({ error: { status, message } });
 
 /**
  * Spotify: accounts service (/authorize, /api/token with Basic client auth) and the Web
@@ -31,7 +34,11 @@ const apiError = (reply: FastifyReply, status: number, message: string) => reply
  */
 export function spotifyProvider(): Provider {
   /** Reads limit/offset (limit 1..max) or answers 400 the way Spotify does. */
-  const paging = (req: FastifyRequest, reply: FastifyReply, max = 50): { limit: number; offset: number } | undefined => {
+  const paging = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    max = 50,
+  ): { limit: number; offset: number } | undefined => {
     const limit = intParam(req.query, 'limit', 20);
     const offset = intParam(req.query, 'offset', 0);
     if (!Number.isInteger(limit) || limit < 1 || limit > max) {
@@ -52,7 +59,13 @@ export function spotifyProvider(): Provider {
     u.searchParams.set('limit', String(limit));
     return u.toString();
   };
-  const pageOf = <T, R>(ctx: SimContext, req: FastifyRequest, all: readonly T[], p: { limit: number; offset: number }, render: (t: T) => R) => {
+  const pageOf = <T, R>(
+    ctx: SimContext,
+    req: FastifyRequest,
+    all: readonly T[],
+    p: { limit: number; offset: number },
+    render: (t: T) => R,
+  ) => {
     const at = (offset: number) => pageUrl(ctx, req, offset, p.limit);
     return {
       href: at(p.offset),
@@ -70,10 +83,19 @@ export function spotifyProvider(): Provider {
    * objects are rendered once per item and cached (items are replaced, never mutated, when
    * they change), so walking 100k saved tracks costs string joins.
    */
-  const pageJson = <T>(ctx: SimContext, req: FastifyRequest, all: readonly T[], p: { limit: number; offset: number }, renderJson: (t: T) => string) => {
+  const pageJson = <T>(
+    ctx: SimContext,
+    req: FastifyRequest,
+    all: readonly T[],
+    p: { limit: number; offset: number },
+    renderJson: (t: T) => string,
+  ) => {
     const next = p.offset + p.limit < all.length ? pageUrl(ctx, req, p.offset + p.limit, p.limit) : null;
     const previous = p.offset > 0 ? pageUrl(ctx, req, Math.max(0, p.offset - p.limit), p.limit) : null;
-    const items = all.slice(p.offset, p.offset + p.limit).map(renderJson).join(',');
+    const items = all
+      .slice(p.offset, p.offset + p.limit)
+      .map(renderJson)
+      .join(',');
     return (
       `{"href":${JSON.stringify(pageUrl(ctx, req, p.offset, p.limit))},"items":[${items}],"limit":${p.limit},"next":${JSON.stringify(next)},` +
       `"offset":${p.offset},"previous":${JSON.stringify(previous)},"total":${all.length}}`
@@ -88,7 +110,8 @@ export function spotifyProvider(): Provider {
     }
     return json;
   };
-  const sendPage = (reply: FastifyReply, json: string) => reply.header('content-type', 'application/json; charset=utf-8').send(json);
+  const sendPage = (reply: FastifyReply, json: string) =>
+    reply.header('content-type', 'application/json; charset=utf-8').send(json);
 
   const needScope = (reply: FastifyReply, scopes: string[], scope: string) =>
     scopes.includes(scope) ? undefined : apiError(reply, 403, 'Insufficient client scope');
@@ -124,7 +147,15 @@ export function spotifyProvider(): Provider {
     seedSettings: ['playlist_tracks'],
 
     unauthorized(reply, kind) {
-      return apiError(reply, 401, kind === 'missing' ? 'No token provided' : kind === 'expired' ? 'The access token expired' : 'Invalid access token');
+      return apiError(
+        reply,
+        401,
+        kind === 'missing'
+          ? 'No token provided'
+          : kind === 'expired'
+            ? 'The access token expired'
+            : 'Invalid access token',
+      );
     },
 
     throttled(reply, storm) {
@@ -141,32 +172,49 @@ export function spotifyProvider(): Provider {
         return { account, playlists, playlist };
       };
       // A changed playlist is a new object with a new snapshot_id, like any changed item.
-      const replace = (playlists: { put(item: PlaylistItem): void }, playlist: PlaylistItem, entries: PlaylistEntry[]) => {
+      const replace = (
+        playlists: { put(item: PlaylistItem): void },
+        playlist: PlaylistItem,
+        entries: PlaylistEntry[],
+      ) => {
         const next: PlaylistItem = { ...playlist, entries, snapshot_id: randomBytes(16).toString('hex') };
         playlists.put(next);
         return { id: next.id, snapshot_id: next.snapshot_id, total: entries.length };
       };
 
       // Adds `count` generated tracks to the end of a playlist (or at `position`).
-      sim.post<{ Params: { login: string; id: string } }>('/accounts/:login/playlists/:id/tracks', async (req, reply) => {
-        const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
-        const b = (req.body ?? {}) as { count?: unknown; position?: unknown };
-        const count = typeof b.count === 'number' && b.count >= 1 ? Math.floor(b.count) : 1;
-        const position = typeof b.position === 'number' ? Math.max(0, Math.min(playlist.entries.length, b.position)) : playlist.entries.length;
-        const rng = new Rng(`${playlist.id}:${playlist.entries.length}:${Date.now()}`);
-        const added: PlaylistEntry[] = [];
-        for (let i = 0; i < count; i++) added.push({ ...generateTrack(rng), added_at: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') });
-        const entries = [...playlist.entries.slice(0, position), ...added, ...playlist.entries.slice(position)];
-        return reply.code(201).send({ ...replace(playlists, playlist, entries), added: added.map((e) => e.track_id) });
-      });
+      sim.post<{ Params: { login: string; id: string } }>(
+        '/accounts/:login/playlists/:id/tracks',
+        async (req, reply) => {
+          const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
+          const b = (req.body ?? {}) as { count?: unknown; position?: unknown };
+          const count = typeof b.count === 'number' && b.count >= 1 ? Math.floor(b.count) : 1;
+          const position =
+            typeof b.position === 'number'
+              ? Math.max(0, Math.min(playlist.entries.length, b.position))
+              : playlist.entries.length;
+          const rng = new Rng(`${playlist.id}:${playlist.entries.length}:${Date.now()}`);
+          const added: PlaylistEntry[] = [];
+          for (let i = 0; i < count; i++)
+            added.push({ ...generateTrack(rng), added_at: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') });
+          const entries = [...playlist.entries.slice(0, position), ...added, ...playlist.entries.slice(position)];
+          return reply
+            .code(201)
+            .send({ ...replace(playlists, playlist, entries), added: added.map((e) => e.track_id) });
+        },
+      );
 
       // Removes every occurrence of a track from a playlist.
-      sim.delete<{ Params: { login: string; id: string; trackId: string } }>('/accounts/:login/playlists/:id/tracks/:trackId', async (req) => {
-        const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
-        const entries = playlist.entries.filter((e) => e.track_id !== req.params.trackId);
-        if (entries.length === playlist.entries.length) throw new ChangeError(404, `track ${req.params.trackId} is not in playlist ${playlist.id}`);
-        return replace(playlists, playlist, entries);
-      });
+      sim.delete<{ Params: { login: string; id: string; trackId: string } }>(
+        '/accounts/:login/playlists/:id/tracks/:trackId',
+        async (req) => {
+          const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
+          const entries = playlist.entries.filter((e) => e.track_id !== req.params.trackId);
+          if (entries.length === playlist.entries.length)
+            throw new ChangeError(404, `track ${req.params.trackId} is not in playlist ${playlist.id}`);
+          return replace(playlists, playlist, entries);
+        },
+      );
     },
 
     routes(app: FastifyInstance, ctx: SimContext) {
@@ -216,7 +264,9 @@ export function spotifyProvider(): Provider {
           const { account, scopes } = principalOf(req);
           const priv = scopes.includes('user-read-private');
           return {
-            ...(priv ? { country: 'DE', explicit_content: { filter_enabled: false, filter_locked: false }, product: 'premium' } : {}),
+            ...(priv
+              ? { country: 'DE', explicit_content: { filter_enabled: false, filter_locked: false }, product: 'premium' }
+              : {}),
             display_name: account.name,
             ...(scopes.includes('user-read-email') ? { email: account.email } : {}),
             external_urls: { spotify: `https://open.spotify.com/user/${account.login}` },
@@ -239,7 +289,9 @@ export function spotifyProvider(): Provider {
         api.get('/v1/me/playlists', async (req, reply) => {
           const p = paging(req, reply);
           if (!p) return reply;
-          return pageOf(ctx, req, visiblePlaylists(req), p, (pl) => renderPlaylist(ctx.url, pl, principalOf(req).account));
+          return pageOf(ctx, req, visiblePlaylists(req), p, (pl) =>
+            renderPlaylist(ctx.url, pl, principalOf(req).account),
+          );
         });
 
         const findPlaylist = (req: FastifyRequest<{ Params: { id: string } }>) =>
@@ -249,7 +301,9 @@ export function spotifyProvider(): Provider {
           const pl = findPlaylist(req);
           if (!pl) return apiError(reply, 404, 'Resource not found');
           const owner = principalOf(req).account;
-          const tracks = pageOf(ctx, req, pl.entries, { limit: 100, offset: 0 }, (e) => renderPlaylistEntry(ctx.url, e, owner));
+          const tracks = pageOf(ctx, req, pl.entries, { limit: 100, offset: 0 }, (e) =>
+            renderPlaylistEntry(ctx.url, e, owner),
+          );
           tracks.href = `${ctx.url}/v1/playlists/${pl.id}/tracks?offset=0&limit=100`;
           if (tracks.next) tracks.next = `${ctx.url}/v1/playlists/${pl.id}/tracks?offset=100&limit=100`;
           return { ...renderPlaylist(ctx.url, pl, owner), followers: { href: null, total: 0 }, tracks };
@@ -281,8 +335,19 @@ export function spotifyProvider(): Provider {
           if (refused) return refused;
           const p = paging(req, reply);
           if (!p) return reply;
-          const all = principalOf(req).account.collections.get('tracks')!.sorted('added_at', 'desc', (t) => t.added_at as string) as SavedTrackItem[];
-          return sendPage(reply, pageJson(ctx, req, all, p, (t) => `{"added_at":${JSON.stringify(t.added_at)},"track":${trackJson(ctx, t)}}`));
+          const all = principalOf(req)
+            .account.collections.get('tracks')!
+            .sorted('added_at', 'desc', (t) => t.added_at as string) as SavedTrackItem[];
+          return sendPage(
+            reply,
+            pageJson(
+              ctx,
+              req,
+              all,
+              p,
+              (t) => `{"added_at":${JSON.stringify(t.added_at)},"track":${trackJson(ctx, t)}}`,
+            ),
+          );
         });
 
         // Newest first. `before=T`: plays strictly before T; `after=T`: plays strictly after T
@@ -295,9 +360,13 @@ export function spotifyProvider(): Provider {
           if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(reply, 400, 'Invalid limit');
           const before = str(req.query, 'before');
           const after = str(req.query, 'after');
-          if (before !== undefined && after !== undefined) return apiError(reply, 400, 'Only one of before and after may be given');
-          for (const v of [before, after]) if (v !== undefined && !/^\d+$/.test(v)) return apiError(reply, 400, 'Invalid cursor');
-          const all = account.collections.get('recently_played')!.sorted('played', 'desc', (p) => Number(p.id)) as PlayItem[];
+          if (before !== undefined && after !== undefined)
+            return apiError(reply, 400, 'Only one of before and after may be given');
+          for (const v of [before, after])
+            if (v !== undefined && !/^\d+$/.test(v)) return apiError(reply, 400, 'Invalid cursor');
+          const all = account.collections
+            .get('recently_played')!
+            .sorted('played', 'desc', (p) => Number(p.id)) as PlayItem[];
           let page: PlayItem[];
           let more: boolean;
           if (after !== undefined) {
