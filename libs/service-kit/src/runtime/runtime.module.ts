@@ -1,3 +1,4 @@
+import { Clock, systemClock } from '@context-gateway/clock';
 import { pingDatabase } from '@context-gateway/database';
 import { JetStreamPublisher, NatsHealth, RpcClient } from '@context-gateway/messaging';
 import type { ServiceName } from '@context-gateway/proto';
@@ -75,6 +76,8 @@ export class RuntimeModule {
         { provide: LOGGER, useValue: deps.logger },
         { provide: SERVICE_INFO, useValue: deps.info },
         { provide: SERVICE_ENV, useValue: deps.env },
+        // Tests replace it with a TestClock (overrideProvider(Clock)) to move time by hand.
+        { provide: Clock, useValue: systemClock },
         { provide: RpcClient, useFactory: () => new RpcClient(deps.nc) },
         { provide: JetStreamPublisher, useFactory: () => new JetStreamPublisher(deps.nc) },
         {
@@ -98,6 +101,7 @@ export class RuntimeModule {
         LOGGER,
         SERVICE_INFO,
         SERVICE_ENV,
+        Clock,
         RpcClient,
         JetStreamPublisher,
         ReadinessService,

@@ -39,71 +39,28 @@ export function html(strings: TemplateStringsArray, ...values: Part[]): SafeHtml
 
 function layout(title: string, body: SafeHtml): string {
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
-        <title>${title}</title>
-        <style>
-          body {
-            font:
-              16px/1.5 system-ui,
-              sans-serif;
-            max-width: 34rem;
-            margin: 3rem auto;
-            padding: 0 1rem;
-            color: #1b1b1b;
-          }
-          h1 {
-            font-size: 1.4rem;
-          }
-          ul {
-            padding-left: 1.2rem;
-          }
-          li {
-            margin: 0.4rem 0;
-          }
-          .actions {
-            display: flex;
-            gap: 0.75rem;
-            margin-top: 1.5rem;
-          }
-          button,
-          .button {
-            font: inherit;
-            padding: 0.55rem 1.2rem;
-            border-radius: 0.4rem;
-            border: 1px solid #444;
-            background: #fff;
-            color: #1b1b1b;
-            text-decoration: none;
-            cursor: pointer;
-          }
-          .primary {
-            background: #1b4fd8;
-            border-color: #1b4fd8;
-            color: #fff;
-          }
-          label {
-            display: block;
-            margin-top: 1rem;
-          }
-          input[type='password'] {
-            width: 100%;
-            font: inherit;
-            padding: 0.4rem;
-          }
-          .note {
-            color: #555;
-            font-size: 0.9rem;
-          }
-        </style>
-      </head>
-      <body>
-        <main>${body}</main>
-      </body>
-    </html>`.value;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title}</title>
+<style>
+body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
+h1{font-size:1.4rem}ul{padding-left:1.2rem}li{margin:.4rem 0}
+.actions{display:flex;gap:.75rem;margin-top:1.5rem}
+button,.button{font:inherit;padding:.55rem 1.2rem;border-radius:.4rem;border:1px solid #444;background:#fff;color:#1b1b1b;text-decoration:none;cursor:pointer}
+.primary{background:#1b4fd8;border-color:#1b4fd8;color:#fff}
+label{display:block;margin-top:1rem}input[type=password]{width:100%;font:inherit;padding:.4rem}
+.note{color:#555;font-size:.9rem}
+</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>`.value;
 }
 
 export interface ConsentView {
@@ -130,49 +87,28 @@ export function consentPage(v: ConsentView): string {
     (s) => html`<li><strong>${s.description}</strong> <span class="note">(${s.scope})</span></li>`,
   );
   const next = v.reusesConnection
-    ? html`<p class="note">
-        You already connected ${v.integrationName}. Allowing shares that connection with ${v.applicationName}; you will
-        not be asked to sign in to ${v.integrationName} again.
-      </p>`
+    ? html`<p class="note">You already connected ${v.integrationName}. Allowing shares that connection with ${v.applicationName}; you will not be asked to sign in to ${v.integrationName} again.</p>`
     : v.fileExport
-      ? html`<p class="note">
-          ${v.integrationName} has no way to share data directly. After you allow, ${v.applicationName} will ask you for
-          the data export you download from ${v.integrationName}; only what you upload is shared.
-        </p>`
+      ? html`<p class="note">${v.integrationName} has no way to share data directly. After you allow, ${v.applicationName} will ask you for the data export you download from ${v.integrationName}; only what you upload is shared.</p>`
       : v.apiKeyLabel
-        ? html`<p class="note">
-            ${v.integrationName} uses an API key. It is stored encrypted and never shown to ${v.applicationName}.
-          </p>`
-        : html`<p class="note">
-            Next, ${v.integrationName} will ask you to sign in and confirm. ${v.applicationName} never sees your
-            ${v.integrationName} password or tokens.
-          </p>`;
+        ? html`<p class="note">${v.integrationName} uses an API key. It is stored encrypted and never shown to ${v.applicationName}.</p>`
+        : html`<p class="note">Next, ${v.integrationName} will ask you to sign in and confirm. ${v.applicationName} never sees your ${v.integrationName} password or tokens.</p>`;
   const allow = v.signedIn
-    ? html`${v.apiKeyLabel && !v.reusesConnection ? html`<label for="apiKey">${v.apiKeyLabel}</label><input id="apiKey" name="apiKey" type="password" autocomplete="off" required />` : ''}
-        <div class="actions">
-          <button class="primary" type="submit" name="decision" value="allow">Allow</button
-          ><button type="submit" name="decision" value="deny" formnovalidate>Deny</button>
-        </div>`
-    : html`<div class="actions">
-          <a class="button primary" href="${v.signInUrl}">Continue with a passkey</a
-          ><button type="submit" name="decision" value="deny">Deny</button>
-        </div>
-        <p class="note">
-          To allow, sign in to Context Gateway with your passkey (or create one); you come back here afterwards.
-        </p>`;
+    ? html`${v.apiKeyLabel && !v.reusesConnection ? html`<label for="apiKey">${v.apiKeyLabel}</label><input id="apiKey" name="apiKey" type="password" autocomplete="off" required>` : ''}
+<div class="actions"><button class="primary" type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny" formnovalidate>Deny</button></div>`
+    : html`<div class="actions"><a class="button primary" href="${v.signInUrl}">Continue with a passkey</a><button type="submit" name="decision" value="deny">Deny</button></div>
+<p class="note">To allow, sign in to Context Gateway with your passkey (or create one); you come back here afterwards.</p>`;
   return layout(
     `Connect ${v.integrationName} to ${v.applicationName}`,
     html`<h1>${v.applicationName} wants to access your ${v.integrationName} data</h1>
-      ${v.error ? html`<p role="alert"><strong>${v.error}</strong></p>` : ''}
-      <p>If you allow it, ${v.applicationName} will be able to:</p>
-      <ul>
-        ${scopes}
-      </ul>
-      ${next}
-      <form method="post" action="${v.action}">
-        <input type="hidden" name="csrf" value="${v.csrf}" />
-        ${allow}
-      </form>`,
+${v.error ? html`<p role="alert"><strong>${v.error}</strong></p>` : ''}
+<p>If you allow it, ${v.applicationName} will be able to:</p>
+<ul>${scopes}</ul>
+${next}
+<form method="post" action="${v.action}">
+<input type="hidden" name="csrf" value="${v.csrf}">
+${allow}
+</form>`,
   );
 }
 
@@ -180,8 +116,6 @@ export function consentPage(v: ConsentView): string {
 export function errorPage(title: string, message: string): string {
   return layout(
     title,
-    html`<h1>${title}</h1>
-      <p role="alert">${message}</p>
-      <p class="note">You can close this window and start again from the app.</p>`,
+    html`<h1>${title}</h1><p role="alert">${message}</p><p class="note">You can close this window and start again from the app.</p>`,
   );
 }
