@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # One image recipe for all seven services; pick the service with a build argument:
 #   docker build --build-arg SERVICE=gateway -t context-gateway/gateway .
-# SERVICE is one of: gateway identity policy connection-broker audit personal-server sync-worker.
+# SERVICE is one of the names in proto/services.json.
 # Everything up to and including `pnpm build` is independent of SERVICE, so BuildKit builds
 # the workspace once and all seven images (docker compose build) share that layer.
 
@@ -46,7 +46,7 @@ WORKDIR /app
 # Code stays root-owned and read-only to the service user; only the key folder is its own.
 # A named volume mounted on that folder starts out with this ownership and mode.
 COPY --from=deploy /out /app
-COPY deploy/docker/healthcheck.mjs /usr/local/lib/context-gateway/healthcheck.mjs
+COPY deploy/docker/healthcheck.mjs proto/services.json /usr/local/lib/context-gateway/
 RUN install -d -o node -g node -m 0700 /var/lib/context-gateway/keys
 USER node
 # Liveness only: readiness (database and NATS reachable) is for the orchestrator to route on,

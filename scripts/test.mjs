@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { ensureChromium } from './stack/browser.mjs';
 import { ensureDatabase, ensureNats, ensurePostgres } from './stack/infra.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -55,6 +56,14 @@ if (ok && selected.some((t) => t !== 'unit')) {
     await ensureDatabase(TEST_DATABASE_URL);
   } catch (error) {
     console.error(`Postgres or NATS is not available for the tests:\n${error.message}`);
+    ok = false;
+  }
+}
+if (ok && selected.includes('e2e')) {
+  try {
+    ensureChromium();
+  } catch (error) {
+    console.error(error.message);
     ok = false;
   }
 }

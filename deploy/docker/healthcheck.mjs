@@ -1,20 +1,15 @@
 // @ts-check
 // Container health probe: `node /usr/local/lib/context-gateway/healthcheck.mjs [/healthz|/readyz]`.
 // The slim image has no curl or wget, and Node's fetch is enough. Exits 0 on HTTP 200.
-// The port comes from HTTP_PORT, else the service's default (the image sets SERVICE).
-/** @type {Record<string, number>} */
-const DEFAULT_PORTS = {
-  gateway: 8080,
-  identity: 8081,
-  policy: 8082,
-  'connection-broker': 8083,
-  audit: 8084,
-  'personal-server': 8085,
-  'sync-worker': 8086,
-};
+// The port comes from HTTP_PORT, else the service's default (the image sets SERVICE) from
+// services.json, the copy of the project's one service list that the Dockerfile puts beside it.
+import { readFileSync } from 'node:fs';
+
+/** @type {{ name: string, httpPort: number }[]} */
+const services = JSON.parse(readFileSync(new URL('./services.json', import.meta.url), 'utf8'));
 
 const path = process.argv[2] ?? '/healthz';
-const port = process.env.HTTP_PORT ?? DEFAULT_PORTS[process.env.SERVICE ?? ''];
+const port = process.env.HTTP_PORT ?? services.find((s) => s.name === process.env.SERVICE)?.httpPort;
 if (!port) {
   console.error('healthcheck: set HTTP_PORT or SERVICE');
   process.exit(2);

@@ -37,7 +37,7 @@ export class MissingDependencyError extends Error {
  * @param {number} [timeoutMs]
  * @returns {Promise<boolean>}
  */
-export function isReachable(host, port, timeoutMs = 1000) {
+function isReachable(host, port, timeoutMs = 1000) {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
     const done = (/** @type {boolean} */ ok) => {
@@ -159,7 +159,7 @@ export async function ensurePostgres(url, dataDir, options = {}) {
  * @param {string | undefined} pathEnv
  * @returns {string | undefined}
  */
-export function findNatsServer(pathEnv = process.env.PATH) {
+function findNatsServer(pathEnv = process.env.PATH) {
   const dirs = [...(pathEnv ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin'];
   for (const dir of dirs) {
     const candidate = join(dir, 'nats-server');

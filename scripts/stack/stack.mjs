@@ -79,7 +79,7 @@ async function runMigrations(rootDir, env, log) {
  * @param {string} baseUrl
  * @returns {Promise<{ ready: boolean, detail: string }>}
  */
-export async function probeReady(baseUrl) {
+async function probeReady(baseUrl) {
   try {
     const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
     const body = await response.text();
