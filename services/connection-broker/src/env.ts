@@ -2,7 +2,7 @@ import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/se
 import { z } from 'zod';
 
 /** Integrations whose catalog entries (integrations/<key>.json) may be overridden from the environment. */
-export const INTEGRATION_KEYS = ['github', 'spotify', 'demo', 'demo-keys'] as const;
+const INTEGRATION_KEYS = ['github', 'spotify', 'demo', 'demo-keys'] as const;
 
 /** `demo-keys` → `INTEGRATION_DEMO_KEYS_`. */
 export function integrationEnvPrefix(key: string): string {
@@ -39,7 +39,7 @@ const integrationShape = Object.fromEntries(
  * connection-broker's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
  */
-export const envSchema = z
+const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8083 }),
     /** The keyring file holding the key-encryption keys that wrap each connection's data key (libs/crypto LocalKeyProvider). */

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { fromBinary } from '@bufbuild/protobuf';
+import { Clock } from '@context-gateway/clock';
+import { TestClock } from '@context-gateway/clock/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
 import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
@@ -30,14 +32,14 @@ import { completeAuthorization, type RunningSimulator, startSimulator } from '@c
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type INestMicroservice, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
 
 import { AppModule } from '../app.module.js';
-import { ConnectionsService } from '../connections/connections.service.js';
-import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
+import { AccessTokensService } from '../connections/access-tokens.service.js';
+import { ConnectionsRepository } from '../connections/connections.repository.js';
 import { loadEnv } from '../env.js';
-import { GrantEventsRelay } from '../grants/grant-events.relay.js';
-import { countSealedCredentials } from '../integrations/integrations.module.js';
+import { GrantEventsRelay, SWEEP_AFTER_MS } from '../grants/grant-events.relay.js';
+import { GrantsRepository } from '../grants/grants.repository.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 
 // The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
@@ -51,6 +53,9 @@ const APP_A = randomUUID();
 const APP_B = randomUUID();
 const ALICE = randomUUID();
 const logger = createLogger({ service: 'connection-broker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+/** Both replicas' clock: expiry and the outbox sweep move when a test says so, not when it waits. */
+const clock = new TestClock();
+const TTL_SECONDS = 600;
 
 let nats: PrivateNats;
 /** The key-encryption keyring of this test's broker. */
@@ -86,6 +91,7 @@ beforeAll(async () => {
     INTEGRATION_DEMO_CLIENT_ID: 'cg-demo',
     INTEGRATION_DEMO_CLIENT_SECRET: 'cg-demo-secret',
     TOKEN_REFRESH_SKEW_SECONDS: '0',
+    CONNECT_SESSION_TTL_SECONDS: String(TTL_SECONDS),
   });
   // The same module tree twice: two broker replicas sharing one database.
   const boot = async (queue: string) => {
@@ -104,7 +110,11 @@ beforeAll(async () => {
       ],
     })
     class Root {}
-    const instance = await NestFactory.createMicroservice(Root, {
+    const moduleRef = await Test.createTestingModule({ imports: [Root] })
+      .overrideProvider(Clock)
+      .useValue(clock)
+      .compile();
+    const instance = moduleRef.createNestMicroservice({
       strategy: new NatsRpcServer({ connection: nc, queue, logger }),
       logger: false,
     });
@@ -252,11 +262,14 @@ describe('connect flow at the broker', () => {
   });
 
   it('refuses to start with a fresh keyring while credentials the missing one sealed are stored', async () => {
-    expect(await countSealedCredentials(db.pool)).toBeGreaterThan(0); // the connection made above
+    const connections = app.get(ConnectionsRepository);
+    expect(await connections.countSealedCredentials()).toBeGreaterThan(0); // the connection made above
     const keyFile = join(keysDir, 'elsewhere', 'master.key');
-    await expect(CredentialVault.open(keyFile, true, () => countSealedCredentials(db.pool))).rejects.toMatchObject({
-      code: 'key_file_missing',
-    });
+    await expect(CredentialVault.open(keyFile, true, () => connections.countSealedCredentials())).rejects.toMatchObject(
+      {
+        code: 'key_file_missing',
+      },
+    );
     expect(existsSync(keyFile)).toBe(false);
   });
 
@@ -438,9 +451,8 @@ describe('connect flow at the broker', () => {
 
   it('an expired connect session can no longer be shown or allowed', async () => {
     const session = await newSession();
-    await db.pool.query(`UPDATE connect_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [
-      session.sessionId,
-    ]);
+    clock.advance(TTL_SECONDS * 1000);
+
     expect(
       await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' })),
     ).toBe('connect_session_expired');
@@ -523,10 +535,30 @@ describe('connect flow at the broker', () => {
     });
     await demo.control.expireTokens(false);
     const before = (await demo.control.counters()).tokensRefreshed;
-    const [one, two] = await Promise.all([
-      app.get(ConnectionsService).accessToken(done.connectionId, true),
-      replica.get(ConnectionsService).accessToken(done.connectionId, true),
+    // "At once", made certain: the row is held until both replicas wait for its lock, so both have
+    // read the credential version the refresh replaces (a replica starting after the other's commit
+    // rightly refreshes nothing new, and would test nothing).
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT id FROM connections WHERE id = $1 FOR UPDATE', [done.connectionId]);
+    const refreshes = Promise.all([
+      app.get(AccessTokensService).accessToken(done.connectionId, true),
+      replica.get(AccessTokensService).accessToken(done.connectionId, true),
     ]);
+    const waitingForLock = async () =>
+      (
+        await db.pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name = current_setting('application_name') AND wait_event_type = 'Lock'`,
+        )
+      ).rows[0].n as number;
+    try {
+      for (let i = 0; i < 500 && (await waitingForLock()) < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      await holder.query('COMMIT');
+      holder.release();
+    }
+    const [one, two] = await refreshes;
     expect((await demo.control.counters()).tokensRefreshed - before).toBe(1);
     expect(one.credential.accessToken).toBe(two.credential.accessToken);
     const works = await fetch(
@@ -541,8 +573,7 @@ describe('connect flow at the broker', () => {
     const grantId = randomUUID();
     const connectionIdForEvent = randomUUID();
     // The grant's transaction committed with its event, and the process died before flush().
-    const db2 = app.get<BrokerDb>(BROKER_DB);
-    const eventId = await db2.$transaction((tx) =>
+    const eventId = await app.get(GrantsRepository).transaction((tx) =>
       relay.record(
         tx,
         {
@@ -554,9 +585,9 @@ describe('connect flow at the broker', () => {
           scopes: ['demo:read:notes'],
           status: 'revoked',
           revision: 3,
-          createdAt: new Date(),
-          updatedAt: new Date(),
-          revokedAt: new Date(),
+          createdAt: clock.date(),
+          updatedAt: clock.date(),
+          revokedAt: clock.date(),
         },
         'demo',
       ),
@@ -564,8 +595,13 @@ describe('connect flow at the broker', () => {
     const published = async () =>
       (await db.pool.query('SELECT published_at FROM grant_events WHERE id = $1', [eventId])).rows[0]
         .published_at as Date | null;
+    // Too young for the sweep: it could still be on its way from the commit that wrote it.
+    await relay.sweep();
     expect(await published()).toBeNull();
-    for (let i = 0; i < 60 && !(await published()); i++) await new Promise((r) => setTimeout(r, 200));
+    clock.advance(SWEEP_AFTER_MS + 1);
+    // This replica's sweep publishes it, or the other replica's did first (SKIP LOCKED): give that one a moment to commit.
+    await relay.sweep();
+    for (let i = 0; i < 50 && !(await published()); i++) await new Promise((r) => setTimeout(r, 20));
     expect(await published()).not.toBeNull();
     const seen = (await readStream('control.v1.grant_changed'))
       .map((d) => fromBinary(GrantChangedSchema, d))

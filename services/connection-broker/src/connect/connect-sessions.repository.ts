@@ -14,6 +14,11 @@ export type { ConnectSession };
 export class ConnectSessionsRepository {
   constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
 
+  /** Runs `work` in one transaction: the connect flow's final commit (session, connection, grant, event). */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.$transaction((tx) => work(tx));
+  }
+
   create(data: {
     tokenHash: Buffer;
     orgId: string;
@@ -70,16 +75,18 @@ export class ConnectSessionsRepository {
    * true does the work; the verifier is wiped in the same update.
    */
   async finish(
-    tx: Tx,
     id: string,
-    from: 'pending' | 'authorizing',
-    outcome: 'completed' | 'failed',
-    now: Date,
-    extra: { userId?: string; connectionId?: string } = {},
+    step: { from: 'pending' | 'authorizing'; to: 'completed' | 'failed'; now: Date; userId?: string },
+    tx: Tx = this.db,
   ): Promise<boolean> {
     const { count } = await tx.connectSession.updateMany({
-      where: { id, status: from },
-      data: { status: outcome, finishedAt: now, codeVerifierCiphertext: null, ...extra },
+      where: { id, status: step.from },
+      data: {
+        status: step.to,
+        finishedAt: step.now,
+        codeVerifierCiphertext: null,
+        ...(step.userId ? { userId: step.userId } : {}),
+      },
     });
     return count === 1;
   }

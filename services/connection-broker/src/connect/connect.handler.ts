@@ -13,10 +13,14 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { ConnectService } from './connect.service.js';
+import { OAuth2ConnectMethod } from './oauth2.connect-method.js';
 
 @Controller()
 export class ConnectHandler {
-  constructor(private readonly connect: ConnectService) {}
+  constructor(
+    private readonly connect: ConnectService,
+    private readonly oauth2: OAuth2ConnectMethod,
+  ) {}
 
   @RpcHandler(rpc.broker.createConnectSession)
   async create(@Payload() m: CreateConnectSessionRequest) {
@@ -57,8 +61,9 @@ export class ConnectHandler {
     throw new AppError('validation_failed', 'decision must be set');
   }
 
+  // Only OAuth sends the browser away and back: the callback is that method's own step.
   @RpcHandler(rpc.broker.completeAuthorization)
   async complete(@Payload() m: CompleteAuthorizationRequest) {
-    return this.connect.complete(m.callbackQuery, m.stateCookie, m.userId);
+    return this.oauth2.complete(m.callbackQuery, m.stateCookie, m.userId);
   }
 }

@@ -12,6 +12,7 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { AccessTokensService } from './access-tokens.service.js';
 import type { Connection } from './connections.repository.js';
 import { ConnectionsService } from './connections.service.js';
 
@@ -37,6 +38,7 @@ function toConnectionMessage(connection: Connection, scopes: string[]) {
 export class ConnectionsHandler {
   constructor(
     private readonly connections: ConnectionsService,
+    private readonly accessTokens: AccessTokensService,
     private readonly catalog: IntegrationCatalog,
   ) {}
 
@@ -48,7 +50,7 @@ export class ConnectionsHandler {
 
   @RpcHandler(rpc.broker.getAccessToken)
   async accessToken(@Payload() m: GetAccessTokenRequest) {
-    const { credential, connection } = await this.connections.accessToken(m.connectionId, m.forceRefresh);
+    const { credential, connection } = await this.accessTokens.accessToken(m.connectionId, m.forceRefresh);
     return {
       accessToken: credential.accessToken,
       tokenType: credential.tokenType,

@@ -10,6 +10,21 @@ export type { Connection };
 export class ConnectionsRepository {
   constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
 
+  /**
+   * Runs `work` in one transaction. A refresh passes `timeout`/`maxWait`: it holds the row
+   * lock across a round trip to the source, which may take up to the source timeout.
+   */
+  transaction<T>(work: (tx: Tx) => Promise<T>, options?: { timeout: number; maxWait: number }): Promise<T> {
+    return this.db.$transaction((tx) => work(tx), options);
+  }
+
+  /** Credentials still sealed under the keyring (a deleted connection's key was shredded already). */
+  async countSealedCredentials(): Promise<number> {
+    const rows = await this.db.$queryRaw<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM connections WHERE wrapped_data_key IS NOT NULL`;
+    return rows[0]?.n ?? 0;
+  }
+
   findById(id: string, tx: Tx = this.db): Promise<Connection | null> {
     return tx.connection.findUnique({ where: { id } });
   }

@@ -1,45 +1,41 @@
+import { randomUUID } from 'node:crypto';
+
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
-import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
-import type { Env } from '../env.js';
-import { GrantEventsRelay } from '../grants/grant-events.relay.js';
-import { GrantFollowers } from '../grants/grant-followers.service.js';
-import { GrantsRepository } from '../grants/grants.repository.js';
-import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import type { Tx } from '../database/database.module.js';
+import { GrantsService } from '../grants/grants.service.js';
+import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { type Credential, CredentialVault } from '../vault/credential-vault.js';
 import { type Connection, ConnectionsRepository } from './connections.repository.js';
+import { assertSameOrganization, owner } from './usable-connection.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export interface AccessToken {
-  credential: Credential;
+/** A credential the connect flow stored: the connection, and the row it replaced (a reconnect) if any. */
+export interface SavedConnection {
   connection: Connection;
+  replaced: Connection | null;
 }
 
 /**
- * Connections: what an app may see of one, the data plane's token access (refresh is
- * single-flight per connection: one in-process promise per connection AND a row lock, so
- * two replicas never spend the same refresh token), and deletion with provider-side
- * revocation and crypto-shredding.
+ * Connections: what an app may see of one, what a person lists, the credential the connect
+ * flow stores (in the flow's transaction), and deletion with provider-side revocation and
+ * crypto-shredding. The data plane's token access is AccessTokensService.
  */
 @Injectable()
 export class ConnectionsService {
-  readonly #refreshing = new Map<string, Promise<AccessToken>>();
-
   constructor(
-    @Inject(BROKER_DB) private readonly db: BrokerDb,
     private readonly connections: ConnectionsRepository,
-    private readonly grants: GrantsRepository,
-    private readonly followers: GrantFollowers,
-    private readonly relay: GrantEventsRelay,
+    private readonly grants: GrantsService,
     private readonly catalog: IntegrationCatalog,
     private readonly oauth: SourceOAuthClient,
     private readonly vault: CredentialVault,
-    @Inject(SERVICE_ENV) private readonly env: Env,
+    private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -62,59 +58,61 @@ export class ConnectionsService {
     return this.connections.listForUser(userId);
   }
 
-  /** A usable credential, refreshed first when expired or about to (or when the caller says the source answered 401). */
-  async accessToken(connectionId: string, forceRefresh: boolean): Promise<AccessToken> {
-    const connection = await this.usable(await this.connections.findById(connectionId));
-    if (connection.authType === 'file_export') {
-      throw new AppError(
-        'no_source_api',
-        `${this.catalog.get(connection.integration).displayName} has no API: its data is imported from the export the person uploads`,
-      );
-    }
-    const credential = await this.vault.open(owner(connection), sealed(connection));
-    if (connection.authType === 'api_key' || (!forceRefresh && !this.expiringSoon(connection.accessExpiresAt))) {
-      return { credential, connection };
-    }
-    let flight = this.#refreshing.get(connectionId);
-    if (!flight) {
-      flight = this.refreshLocked(connectionId, connection.credentialVersion).finally(() =>
-        this.#refreshing.delete(connectionId),
-      );
-      this.#refreshing.set(connectionId, flight);
-    }
-    return flight;
+  /** The user's connection to an integration (deleted ones too: the row stays, keyed by user and integration). */
+  findByUser(userId: string, integration: string): Promise<Connection | null> {
+    return this.connections.findByUser(userId, integration);
   }
 
-  private async refreshLocked(connectionId: string, seenVersion: number): Promise<AccessToken> {
-    try {
-      return await this.db.$transaction(
-        async (tx) => {
-          const row = await this.usable(await this.connections.lockForUpdate(tx, connectionId));
-          const current = await this.vault.open(owner(row), sealed(row));
-          // Another replica refreshed while we waited for the lock: use its token, keep the refresh token it stored.
-          if (row.credentialVersion !== seenVersion && !this.expiringSoon(row.accessExpiresAt))
-            return { credential: current, connection: row };
-          const next = await this.oauth.refresh(this.catalog.get(row.integration), current);
-          // The rotated refresh token is stored in the same transaction that consumed the old one.
-          const ciphertext = await this.vault.reseal(owner(row), row.wrappedDataKey!, next);
-          const stored = await this.connections.storeRefreshed(
-            tx,
-            row.id,
-            ciphertext,
-            next.expiresAt ? new Date(next.expiresAt) : null,
-          );
-          this.logger.info({ connectionId, integration: row.integration }, 'access token refreshed');
-          return { credential: next, connection: stored };
-        },
-        { timeout: this.env.SOURCE_HTTP_TIMEOUT_MS + 5_000, maxWait: this.env.SOURCE_HTTP_TIMEOUT_MS + 5_000 },
-      );
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'connection_needs_reauth') {
-        await this.connections.markNeedsReauth(connectionId);
-        this.logger.warn({ connectionId }, 'refresh refused by the source: connection needs reauthorization');
-      }
-      throw error;
+  /**
+   * In the connect flow's transaction: the credential sealed under a fresh data key, on a new
+   * connection or on the user's existing row (a reconnect). The organization is checked again
+   * here, against a race with another organization's connect flow.
+   */
+  async save(
+    tx: Tx,
+    input: {
+      orgId: string;
+      userId: string;
+      integration: Integration;
+      credential: Credential;
+      sourceScopes: string[];
+    },
+  ): Promise<SavedConnection> {
+    const existing = await this.connections.findByUser(input.userId, input.integration.key, tx);
+    assertSameOrganization(existing, input.orgId);
+    const accessExpiresAt = input.credential.expiresAt ? new Date(input.credential.expiresAt) : null;
+    if (existing) {
+      const sealed = await this.vault.sealNew(owner(existing), input.credential);
+      const connection = await this.connections.replaceCredential(tx, existing.id, {
+        sourceScopes: input.sourceScopes,
+        wrappedDataKey: sealed.wrappedDataKey,
+        credentialCiphertext: sealed.ciphertext,
+        accessExpiresAt,
+      });
+      return { connection, replaced: existing };
     }
+    const id = randomUUID();
+    const sealed = await this.vault.sealNew(
+      { orgId: input.orgId, userId: input.userId, connectionId: id },
+      input.credential,
+    );
+    const connection = await this.connections.create(tx, {
+      id,
+      orgId: input.orgId,
+      userId: input.userId,
+      integration: input.integration.key,
+      authType: input.integration.authType,
+      sourceScopes: input.sourceScopes,
+      wrappedDataKey: sealed.wrappedDataKey,
+      credentialCiphertext: sealed.ciphertext,
+      accessExpiresAt,
+    });
+    return { connection, replaced: null };
+  }
+
+  /** After `save` committed a reconnect: the replaced data key is dropped from the vault's cache too. */
+  forgetReplacedKey(saved: SavedConnection): void {
+    if (saved.replaced?.wrappedDataKey) this.vault.shred(owner(saved.replaced), saved.replaced.wrappedDataKey);
   }
 
   /**
@@ -126,48 +124,27 @@ export class ConnectionsService {
     const connection = await this.connections.findById(connectionId);
     if (!connection || connection.userId !== userId || connection.deletedAt || !connection.wrappedDataKey)
       throw new AppError('connection_not_found');
+    const wrappedDataKey = connection.wrappedDataKey;
     const integration = this.catalog.get(connection.integration);
     let revokedAtSource = false;
-    if (integration.authType === 'oauth2') {
-      const credential = await this.vault.open(owner(connection), sealed(connection)).catch(() => undefined);
+    if (integration.authType === 'oauth2' && connection.credentialCiphertext) {
+      const credential = await this.vault
+        .open(owner(connection), { wrappedDataKey, ciphertext: connection.credentialCiphertext })
+        .catch(() => undefined);
       if (credential) revokedAtSource = await this.oauth.revoke(integration, credential);
     }
-    const revokedGrants = await this.db.$transaction(async (tx) => {
-      const active = await this.grants.activeOnConnection(tx, connectionId);
-      const revoked = [];
-      for (const grant of active) {
-        const done = await this.grants.revoke(tx, { applicationId: grant.applicationId, connectionId }, new Date());
-        if (done) revoked.push({ grant: done, eventId: await this.relay.record(tx, done, connection.integration) });
-      }
-      await this.connections.shred(tx, connectionId, new Date());
+    const eventIds = await this.connections.transaction(async (tx) => {
+      const revoked = await this.grants.revokeAllOnConnection(tx, connectionId, connection.integration);
+      await this.connections.shred(tx, connectionId, this.clock.date());
       return revoked;
     });
-    this.vault.shred(owner(connection), connection.wrappedDataKey);
-    await this.followers.revoked(revokedGrants.map((r) => r.eventId));
-    await this.followers.connectionDeleted(connectionId, userId);
+    this.vault.shred(owner(connection), wrappedDataKey);
+    await this.grants.revoked(eventIds);
+    await this.grants.connectionDeleted(connectionId, userId);
     this.logger.info(
       { connectionId, integration: connection.integration, revokedAtSource },
       'connection deleted and its key destroyed',
     );
     return revokedAtSource;
   }
-
-  private async usable(connection: Connection | null): Promise<Connection> {
-    if (!connection || connection.deletedAt || !connection.wrappedDataKey || !connection.credentialCiphertext)
-      throw new AppError('connection_not_found');
-    if (connection.status === 'needs_reauth') throw new AppError('connection_needs_reauth');
-    return connection;
-  }
-
-  private expiringSoon(expiresAt: Date | null): boolean {
-    return expiresAt !== null && expiresAt.getTime() - this.env.TOKEN_REFRESH_SKEW_SECONDS * 1000 <= Date.now();
-  }
-}
-
-export function owner(connection: Pick<Connection, 'orgId' | 'userId' | 'id'>) {
-  return { orgId: connection.orgId, userId: connection.userId, connectionId: connection.id };
-}
-
-function sealed(connection: Connection) {
-  return { wrappedDataKey: connection.wrappedDataKey!, ciphertext: connection.credentialCiphertext! };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, GrantChangedSchema, GrantStatus } from '@context-gateway/proto';
@@ -13,9 +14,13 @@ import type { Tx } from '../database/database.module.js';
 import { type GrantEvent, GrantEventsRepository } from './grant-events.repository.js';
 import type { Grant } from './grants.repository.js';
 
-/** How often the sweep looks for events whose first publish failed, and how old they must be. */
+/**
+ * How often the sweep looks for events whose first publish failed, and how old (by the
+ * injected Clock) they must be: younger ones are most likely still being flushed by the
+ * commit that wrote them.
+ */
 const SWEEP_EVERY_MS = 2_000;
-const SWEEP_AFTER_MS = 2_000;
+export const SWEEP_AFTER_MS = 2_000;
 
 /**
  * control.v1.grant_changed through a transactional outbox: `record` writes the event in the
@@ -32,6 +37,7 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
   constructor(
     private readonly outbox: GrantEventsRepository,
     private readonly publisher: JetStreamPublisher,
+    private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -56,6 +62,7 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
       grantId: grant.id,
       revision: grant.revision,
       payload: toBinary(GrantChangedSchema, message),
+      createdAt: this.clock.date(),
     });
     return id;
   }
@@ -64,7 +71,7 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
   async flush(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     try {
-      await this.outbox.withUnpublished({ ids, limit: ids.length }, (pending, tx) => this.publishAll(pending, tx));
+      await this.outbox.withUnpublished({ ids }, (pending, tx) => this.publishAll(pending, tx));
     } catch (error) {
       this.logger.warn(
         { code: AppError.from(error).code, events: ids.length },
@@ -76,8 +83,9 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
   /** One sweep over events older than SWEEP_AFTER_MS that are still unpublished. */
   sweep(): Promise<number> {
     const run = this.#sweeping.then(() =>
-      this.outbox.withUnpublished({ olderThan: new Date(Date.now() - SWEEP_AFTER_MS), limit: 100 }, (pending, tx) =>
-        this.publishAll(pending, tx),
+      this.outbox.withUnpublished(
+        { olderThan: new Date(this.clock.now() - SWEEP_AFTER_MS), limit: 100 },
+        (pending, tx) => this.publishAll(pending, tx),
       ),
     );
     this.#sweeping = run.catch(() => undefined);
@@ -102,7 +110,7 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
     for (const event of pending) {
       const message = fromBinary(GrantChangedSchema, event.payload);
       await this.publisher.publish(events.grantChanged, message);
-      await this.outbox.markPublished(tx, event.id, new Date());
+      await this.outbox.markPublished(tx, event.id, this.clock.date());
       this.logger.info(
         {
           grantId: event.grantId,

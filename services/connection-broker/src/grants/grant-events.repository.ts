@@ -5,28 +5,33 @@ import type { GrantEvent } from '../generated/prisma/client.js';
 
 export type { GrantEvent };
 
+/** Which unpublished events to take: the ones a commit just wrote, or the sweep's leftovers older than a moment. */
+type UnpublishedFilter = { ids: string[] } | { olderThan: Date; limit: number };
+
 /** The grant_changed outbox. */
 @Injectable()
 export class GrantEventsRepository {
   constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
 
-  async add(tx: Tx, event: { id: string; grantId: string; revision: number; payload: Uint8Array }): Promise<void> {
+  /** `createdAt` comes from the caller's clock: the sweep compares it with the same clock's "now". */
+  async add(
+    tx: Tx,
+    event: { id: string; grantId: string; revision: number; payload: Uint8Array; createdAt: Date },
+  ): Promise<void> {
     await tx.grantEvent.create({ data: { ...event, payload: new Uint8Array(event.payload) } });
   }
 
   /** Runs `work` with unpublished events locked (others skip them), oldest first. */
-  async withUnpublished<T>(
-    filter: { ids?: string[]; olderThan?: Date; limit: number },
-    work: (events: GrantEvent[], tx: Tx) => Promise<T>,
-  ): Promise<T> {
+  async withUnpublished<T>(filter: UnpublishedFilter, work: (events: GrantEvent[], tx: Tx) => Promise<T>): Promise<T> {
     return this.db.$transaction(async (tx) => {
-      const locked = filter.ids
-        ? await tx.$queryRaw<
-            { id: string }[]
-          >`SELECT id FROM grant_events WHERE published_at IS NULL AND id = ANY(${filter.ids}::uuid[]) ORDER BY created_at FOR UPDATE SKIP LOCKED`
-        : await tx.$queryRaw<
-            { id: string }[]
-          >`SELECT id FROM grant_events WHERE published_at IS NULL AND created_at < ${filter.olderThan ?? new Date()} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
+      const locked =
+        'ids' in filter
+          ? await tx.$queryRaw<
+              { id: string }[]
+            >`SELECT id FROM grant_events WHERE published_at IS NULL AND id = ANY(${filter.ids}::uuid[]) ORDER BY created_at FOR UPDATE SKIP LOCKED`
+          : await tx.$queryRaw<
+              { id: string }[]
+            >`SELECT id FROM grant_events WHERE published_at IS NULL AND created_at < ${filter.olderThan} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
       const events = locked.length
         ? await tx.grantEvent.findMany({
             where: { id: { in: locked.map((r) => r.id) } },

@@ -1,9 +1,6 @@
-import { randomUUID } from 'node:crypto';
-
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
-import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
-import { events, GrantState, personalServerRpc, SyncReason } from '@context-gateway/proto';
+import { RpcClient } from '@context-gateway/messaging';
+import { GrantState, personalServerRpc } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -21,7 +18,6 @@ import type { Grant } from './grants.repository.js';
 export class GrantFollowers {
   constructor(
     private readonly rpc: RpcClient,
-    private readonly publisher: JetStreamPublisher,
     private readonly relay: GrantEventsRelay,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -95,15 +91,5 @@ export class GrantFollowers {
         `personal server did not confirm: ${what} (it follows control.v1.grant_changed)`,
       );
     }
-  }
-
-  /** The first sync of a new (or reconnected) connection. */
-  async queueInitialSync(connectionId: string): Promise<void> {
-    await this.publisher.publish(events.syncJobRequested, {
-      jobId: randomUUID(),
-      connectionId,
-      reason: SyncReason.INITIAL,
-      requestedAt: timestampFromDate(new Date()),
-    });
   }
 }

@@ -7,10 +7,14 @@ import { GrantsHandler } from './grants.handler.js';
 import { GrantsRepository } from './grants.repository.js';
 import { GrantsService } from './grants.service.js';
 
-/** Grants: an app's consented access to a connection; revocation; what follows each change. */
+/**
+ * Grants: an app's consented access to a connection; revocation; what follows each change.
+ * Only GrantsService leaves this module: the outbox and the followers stay behind it, so no
+ * other context can change a grant without its event.
+ */
 @Module({
   controllers: [GrantsHandler],
   providers: [GrantsRepository, GrantsService, GrantFollowers, GrantEventsRepository, GrantEventsRelay],
-  exports: [GrantsRepository, GrantFollowers, GrantEventsRelay],
+  exports: [GrantsService],
 })
 export class GrantsModule {}

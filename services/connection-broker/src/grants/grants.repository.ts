@@ -5,13 +5,22 @@ import type { Grant } from '../generated/prisma/client.js';
 
 export type { Grant };
 
+/** Which grant a revocation means: the app's grant on a connection, optionally pinned to a user and an org. */
+export interface GrantMatch {
+  applicationId: string;
+  connectionId: string;
+  userId?: string;
+  orgId?: string;
+}
+
 /** Grants: one row per (application, connection). */
 @Injectable()
 export class GrantsRepository {
   constructor(@Inject(BROKER_DB) private readonly db: BrokerDb) {}
 
-  findActive(applicationId: string, connectionId: string, tx: Tx = this.db): Promise<Grant | null> {
-    return this.findActiveMatching({ applicationId, connectionId }, tx);
+  /** Runs `work` in one transaction: a grant change and its outbox event commit together or not at all. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.$transaction((tx) => work(tx));
   }
 
   /** Creates the app's grant, or re-activates it with the new scopes (revision + 1). */
@@ -26,19 +35,12 @@ export class GrantsRepository {
     });
   }
 
-  findActiveMatching(
-    where: { applicationId: string; connectionId: string; userId?: string; orgId?: string },
-    tx: Tx = this.db,
-  ): Promise<Grant | null> {
+  findActiveMatching(where: GrantMatch, tx: Tx = this.db): Promise<Grant | null> {
     return tx.grant.findFirst({ where: { ...where, status: 'active' } });
   }
 
   /** Revokes one grant; null when there is no active grant matching. */
-  async revoke(
-    tx: Tx,
-    where: { applicationId: string; connectionId: string; userId?: string; orgId?: string },
-    now: Date,
-  ): Promise<Grant | null> {
+  async revoke(tx: Tx, where: GrantMatch, now: Date): Promise<Grant | null> {
     const grant = await this.findActiveMatching(where, tx);
     if (!grant) return null;
     return tx.grant.update({

@@ -1,32 +1,85 @@
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 
-import { BROKER_DB, type BrokerDb } from '../database/database.module.js';
+import type { Tx } from '../database/database.module.js';
 import { GrantEventsRelay } from './grant-events.relay.js';
 import { GrantFollowers } from './grant-followers.service.js';
-import { GrantsRepository } from './grants.repository.js';
+import { type Grant, type GrantMatch, GrantsRepository } from './grants.repository.js';
 
-/** Revocation of one app's grant (by the user, or by the app giving it up). */
+/** A grant change written in a caller's transaction, with the id of the event that announces it. */
+export interface GrantChange {
+  grant: Grant;
+  eventId: string;
+}
+
+/**
+ * The grant lifecycle, the only door into this context: grant and revoke inside the
+ * caller's transaction (each change writes its control.v1.grant_changed event in the same
+ * commit), then — only after that commit — tell the Personal Server and flush the events.
+ * Keeping "in the transaction" and "after the commit" as separate calls is what lets the
+ * connect and connections contexts put their own rows in the same commit.
+ */
 @Injectable()
 export class GrantsService {
   constructor(
-    @Inject(BROKER_DB) private readonly db: BrokerDb,
     private readonly grants: GrantsRepository,
     private readonly followers: GrantFollowers,
     private readonly relay: GrantEventsRelay,
+    private readonly clock: Clock,
   ) {}
 
+  /** The app's active grant on a connection, if any: what decides whether an app may see it. */
+  findActive(applicationId: string, connectionId: string): Promise<Grant | null> {
+    return this.grants.findActiveMatching({ applicationId, connectionId });
+  }
+
+  /** In the caller's transaction: the app's grant (new, or re-activated with these scopes) and its event. */
+  async grant(
+    tx: Tx,
+    data: { orgId: string; applicationId: string; userId: string; connectionId: string; scopes: string[] },
+    integration: string,
+  ): Promise<GrantChange> {
+    const grant = await this.grants.upsert(tx, data);
+    return { grant, eventId: await this.relay.record(tx, grant, integration) };
+  }
+
+  /** After the commit of `grant`: the Personal Server learns of it, then the event is published. */
+  granted(change: GrantChange, integration: string): Promise<void> {
+    return this.followers.granted(change.grant, integration, change.eventId);
+  }
+
+  /** In the caller's transaction: every active grant on a (deleted) connection revoked. Returns their event ids. */
+  async revokeAllOnConnection(tx: Tx, connectionId: string, integration: string): Promise<string[]> {
+    const eventIds: string[] = [];
+    for (const active of await this.grants.activeOnConnection(tx, connectionId)) {
+      const grant = await this.grants.revoke(
+        tx,
+        { applicationId: active.applicationId, connectionId },
+        this.clock.date(),
+      );
+      if (grant) eventIds.push(await this.relay.record(tx, grant, integration));
+    }
+    return eventIds;
+  }
+
+  /** After the commit of revocations: their events published together. */
+  revoked(eventIds: string[]): Promise<void> {
+    return this.followers.revoked(eventIds);
+  }
+
+  /** After a connection's deletion committed: the Personal Server crypto-shreds its records. */
+  connectionDeleted(connectionId: string, userId: string): Promise<void> {
+    return this.followers.connectionDeleted(connectionId, userId);
+  }
+
   /**
-   * The shard commits the revocation before we do (and before the caller gets an answer):
-   * the revoked app's very next query fails there. Then the grant row and its event.
+   * One app's grant revoked (by the user, or by the app giving it up). The shard commits the
+   * revocation before we do (and before the caller gets an answer): the revoked app's very
+   * next query fails there. Then the grant row and its event.
    */
-  async revoke(input: {
-    connectionId: string;
-    applicationId: string;
-    userId?: string;
-    orgId?: string;
-  }): Promise<string> {
-    const where = {
+  async revoke(input: GrantMatch): Promise<string> {
+    const where: GrantMatch = {
       connectionId: input.connectionId,
       applicationId: input.applicationId,
       ...(input.userId ? { userId: input.userId } : {}),
@@ -35,8 +88,8 @@ export class GrantsService {
     const active = await this.grants.findActiveMatching(where);
     if (!active) throw new AppError('connection_not_found');
     await this.followers.revokeAtShard(active);
-    const result = await this.db.$transaction(async (tx) => {
-      const grant = await this.grants.revoke(tx, where, new Date());
+    const result = await this.grants.transaction(async (tx) => {
+      const grant = await this.grants.revoke(tx, where, this.clock.date());
       if (!grant) return null;
       const integration = await this.grants.integrationOf(tx, grant);
       return { grant, eventId: await this.relay.record(tx, grant, integration) };

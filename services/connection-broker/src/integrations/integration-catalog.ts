@@ -51,7 +51,7 @@ const integrationFileSchema = z
     },
   );
 
-export type IntegrationFile = z.infer<typeof integrationFileSchema>;
+type IntegrationFile = z.infer<typeof integrationFileSchema>;
 
 export interface OAuthEndpoints {
   issuer?: string;
@@ -90,7 +90,7 @@ function rebase(url: string, base: string | undefined): string {
 }
 
 /** Applies INTEGRATION_<KEY>_* variables (env.ts documents them) to a catalog file. */
-export function applyOverrides(file: IntegrationFile, env: Record<string, unknown>): Integration {
+function applyOverrides(file: IntegrationFile, env: Record<string, unknown>): Integration {
   const p = integrationEnvPrefix(file.key);
   const get = (name: string) => (typeof env[`${p}${name}`] === 'string' ? (env[`${p}${name}`] as string) : undefined);
   const base = get('BASE_URL');

@@ -1,3 +1,4 @@
+import type { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import * as client from 'openid-client';
 
@@ -20,7 +21,11 @@ export interface SourceOAuthOptions {
 export class SourceOAuthClient {
   readonly #configs = new Map<string, client.Configuration>();
 
-  constructor(private readonly options: SourceOAuthOptions) {}
+  constructor(
+    private readonly options: SourceOAuthOptions,
+    /** Turns the source's `expires_in` into the instant stored with the credential (refresh decisions compare it). */
+    private readonly clock: Clock,
+  ) {}
 
   #config(integration: Integration): { config: client.Configuration; oauth: OAuthEndpoints } {
     const oauth = integration.oauth;
@@ -79,7 +84,7 @@ export class SourceOAuthClient {
         pkceCodeVerifier: codeVerifier,
         expectedState,
       });
-      return toCredential(tokens);
+      return toCredential(tokens, this.clock.now());
     } catch (error) {
       throw sourceError(error, 'authorization code exchange');
     }
@@ -92,7 +97,7 @@ export class SourceOAuthClient {
       throw new AppError('connection_needs_reauth', 'The access token expired and the source gave no refresh token');
     try {
       const tokens = await client.refreshTokenGrant(config, current.refreshToken);
-      const next = toCredential(tokens);
+      const next = toCredential(tokens, this.clock.now());
       return { ...next, refreshToken: next.refreshToken ?? current.refreshToken, scope: next.scope ?? current.scope };
     } catch (error) {
       throw sourceError(error, 'token refresh');
@@ -128,13 +133,16 @@ export class SourceOAuthClient {
   }
 }
 
-function toCredential(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Credential {
+function toCredential(
+  tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  now: number,
+): Credential {
   const expiresIn = tokens.expiresIn();
   return {
     accessToken: tokens.access_token,
     refreshToken: tokens.refresh_token,
     tokenType: tokens.token_type ?? 'bearer',
-    expiresAt: expiresIn === undefined ? undefined : Date.now() + expiresIn * 1000,
+    expiresAt: expiresIn === undefined ? undefined : now + expiresIn * 1000,
     scope: tokens.scope,
   };
 }

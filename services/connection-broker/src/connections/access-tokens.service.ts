@@ -1,0 +1,99 @@
+import { Clock } from '@context-gateway/clock';
+import { AppError } from '@context-gateway/errors';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+
+import type { Env } from '../env.js';
+import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
+import { type Credential, CredentialVault } from '../vault/credential-vault.js';
+import { type Connection, ConnectionsRepository } from './connections.repository.js';
+import { owner, sealed, usable } from './usable-connection.js';
+
+export interface AccessToken {
+  credential: Credential;
+  connection: Connection;
+}
+
+/**
+ * The data plane's token access: a usable credential, refreshed first when expired or about
+ * to be. Refresh is single-flight per connection: one in-process promise per connection AND
+ * a row lock, so two replicas never spend the same refresh token.
+ */
+@Injectable()
+export class AccessTokensService {
+  readonly #refreshing = new Map<string, Promise<AccessToken>>();
+
+  constructor(
+    private readonly connections: ConnectionsRepository,
+    private readonly catalog: IntegrationCatalog,
+    private readonly oauth: SourceOAuthClient,
+    private readonly vault: CredentialVault,
+    private readonly clock: Clock,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** A usable credential, refreshed first when expired or about to (or when the caller says the source answered 401). */
+  async accessToken(connectionId: string, forceRefresh: boolean): Promise<AccessToken> {
+    const connection = usable(await this.connections.findById(connectionId));
+    if (connection.authType === 'file_export') {
+      throw new AppError(
+        'no_source_api',
+        `${this.catalog.get(connection.integration).displayName} has no API: its data is imported from the export the person uploads`,
+      );
+    }
+    const credential = await this.vault.open(owner(connection), sealed(connection));
+    if (connection.authType === 'api_key' || (!forceRefresh && !this.expiringSoon(connection.accessExpiresAt))) {
+      return { credential, connection };
+    }
+    let flight = this.#refreshing.get(connectionId);
+    if (!flight) {
+      flight = this.refreshLocked(connectionId, connection.credentialVersion).finally(() =>
+        this.#refreshing.delete(connectionId),
+      );
+      this.#refreshing.set(connectionId, flight);
+    }
+    return flight;
+  }
+
+  private async refreshLocked(connectionId: string, seenVersion: number): Promise<AccessToken> {
+    // The transaction holds the row lock across the source's round trip: let it last that long.
+    const waitMs = this.env.SOURCE_HTTP_TIMEOUT_MS + 5_000;
+    try {
+      return await this.connections.transaction(
+        async (tx) => {
+          const row = usable(await this.connections.lockForUpdate(tx, connectionId));
+          const current = await this.vault.open(owner(row), sealed(row));
+          // Another replica refreshed while we waited for the lock: use its token, keep the refresh token it stored.
+          if (row.credentialVersion !== seenVersion && !this.expiringSoon(row.accessExpiresAt))
+            return { credential: current, connection: row };
+          const next = await this.oauth.refresh(this.catalog.get(row.integration), current);
+          // The rotated refresh token is stored in the same transaction that consumed the old one.
+          const ciphertext = await this.vault.reseal(owner(row), row.wrappedDataKey, next);
+          const stored = await this.connections.storeRefreshed(
+            tx,
+            row.id,
+            ciphertext,
+            next.expiresAt ? new Date(next.expiresAt) : null,
+          );
+          this.logger.info({ connectionId, integration: row.integration }, 'access token refreshed');
+          return { credential: next, connection: stored };
+        },
+        { timeout: waitMs, maxWait: waitMs },
+      );
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'connection_needs_reauth') {
+        await this.connections.markNeedsReauth(connectionId);
+        this.logger.warn({ connectionId }, 'refresh refused by the source: connection needs reauthorization');
+      }
+      throw error;
+    }
+  }
+
+  /** Expired, or expiring within the skew (by the injected clock): a sync must not start with a dying token. */
+  private expiringSoon(expiresAt: Date | null): boolean {
+    return expiresAt !== null && expiresAt.getTime() - this.env.TOKEN_REFRESH_SKEW_SECONDS * 1000 <= this.clock.now();
+  }
+}
