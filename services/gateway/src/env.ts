@@ -5,10 +5,9 @@ import { z } from 'zod';
  * gateway's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
  */
-export const envSchema = z
+const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8080 }),
-    /** The gateway's address as browsers and app backends reach it: connect URLs and OpenAPI's server use it. */
     /** GitHub webhook secret (the GitHub App's, or the repository hooks'); unset: POST /v1/webhooks/github answers 404. */
     GITHUB_WEBHOOK_SECRET: z.string().min(16).optional(),
     /** Largest export upload (POST /v1/connections/{id}/imports) in bytes; the file is streamed, never held whole. */
@@ -17,6 +16,7 @@ export const envSchema = z
       .int()
       .positive()
       .default(50 * 1024 * 1024),
+    /** The gateway's address as browsers and app backends reach it: connect URLs and OpenAPI's server use it. */
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /**
      * The operator's bearer token for the admin API (/v1/admin/*), at least 32 characters.

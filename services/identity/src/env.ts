@@ -5,7 +5,7 @@ import { z } from 'zod';
  * identity's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
  */
-export const envSchema = z
+const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8081 }),
     /**

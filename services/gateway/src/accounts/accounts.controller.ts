@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
+import { Clock } from '@context-gateway/clock';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -78,8 +79,9 @@ export class AccountsController {
   constructor(
     private readonly accounts: AccountsService,
     @Inject(SERVICE_ENV) private readonly env: Env,
+    private readonly clock: Clock,
   ) {
-    this.limiter = new CeremonyStartLimiter(env.PASSKEY_STARTS_PER_MINUTE);
+    this.limiter = new CeremonyStartLimiter(env.PASSKEY_STARTS_PER_MINUTE, clock);
   }
 
   @Route({
@@ -101,7 +103,7 @@ export class AccountsController {
   ) {
     this.limiter.take(request.ip);
     const session = await this.accounts.optionalSession(request.headers.cookie);
-    assertRecentPasskeyUse(session, this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS);
+    assertRecentPasskeyUse(session, this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS, this.clock.date());
     const { options, cookie } = await this.accounts.startRegistration(body?.displayName ?? '', session?.userId);
     reply.header('set-cookie', cookie).header('cache-control', 'no-store');
     return options;

@@ -1,4 +1,5 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
@@ -10,7 +11,7 @@ import { parseCookies, serializeCookie } from '../auth/cookies.js';
 import type { Env } from '../env.js';
 
 /** Holds the passkey ceremony's token between its two requests: the ceremony is bound to this browser. */
-export const CEREMONY_COOKIE = 'cg_ceremony';
+const CEREMONY_COOKIE = 'cg_ceremony';
 const CEREMONY_PATH = '/v1/auth/passkeys';
 
 export interface CeremonyResult {
@@ -31,6 +32,7 @@ export class AccountsService {
   constructor(
     private readonly rpcClient: RpcClient,
     @Inject(SERVICE_ENV) env: Env,
+    private readonly clock: Clock,
   ) {
     this.secure = new URL(env.GATEWAY_PUBLIC_URL).protocol === 'https:';
   }
@@ -67,7 +69,7 @@ export class AccountsService {
       kind === 'registration'
         ? await this.rpcClient.request(rpc.identity.finishPasskeyRegistration, message, { timeoutMs: 5_000 })
         : await this.rpcClient.request(rpc.identity.finishPasskeyAuthentication, message, { timeoutMs: 5_000 });
-    const expiresAt = done.sessionExpiresAt ? timestampDate(done.sessionExpiresAt) : new Date();
+    const expiresAt = done.sessionExpiresAt ? timestampDate(done.sessionExpiresAt) : this.clock.date();
     // The browser's previous session (if any) ends: one browser, one live session.
     const previous = parseCookies(cookieHeader).get(SESSION_COOKIE);
     if (previous) await this.rpcClient.request(rpc.identity.signOut, { sessionToken: previous }).catch(() => undefined);
@@ -77,7 +79,7 @@ export class AccountsService {
       cookies: [
         serializeCookie(SESSION_COOKIE, done.sessionToken, {
           path: '/',
-          maxAge: (expiresAt.getTime() - Date.now()) / 1_000,
+          maxAge: (expiresAt.getTime() - this.clock.now()) / 1_000,
           secure: this.secure,
           sameSite: 'Lax',
         }),
@@ -122,7 +124,7 @@ export class AccountsService {
   }
 
   private ceremonyCookie(token: string, expiresAt: Date | undefined): string {
-    const maxAge = expiresAt ? (expiresAt.getTime() - Date.now()) / 1_000 : 300;
+    const maxAge = expiresAt ? (expiresAt.getTime() - this.clock.now()) / 1_000 : 300;
     // Strict and scoped to the ceremony routes: only our own page's fetches carry it.
     return serializeCookie(CEREMONY_COOKIE, token, {
       path: CEREMONY_PATH,

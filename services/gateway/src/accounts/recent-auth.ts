@@ -8,7 +8,7 @@ import { AppError } from '@context-gateway/errors';
 export function assertRecentPasskeyUse(
   session: { authenticatedAt: Date } | undefined,
   maxAgeMs: number,
-  now = new Date(),
+  now: Date,
 ): void {
   if (!session) return;
   if (now.getTime() - session.authenticatedAt.getTime() > maxAgeMs) {

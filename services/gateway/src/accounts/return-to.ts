@@ -7,8 +7,7 @@
 export function safeReturnTo(value: string): string | undefined {
   if (value.length === 0 || value.length > 2_000) return undefined;
   if (!value.startsWith('/') || value.startsWith('//')) return undefined;
-  // Backslashes are read as slashes by browsers; control characters and spaces are stripped or mangled.
-  if (/[\\\u0000-\u0020\u007f]/.test(value)) return undefined;
+  if (hasUnsafeCharacter(value)) return undefined;
   const base = new URL('https://gateway.invalid');
   let url: URL;
   try {
@@ -22,4 +21,13 @@ export function safeReturnTo(value: string): string | undefined {
   const normalized = `${url.pathname}${url.search}${url.hash}`;
   if (normalized !== value || normalized.startsWith('//')) return undefined;
   return normalized;
+}
+
+/** Backslashes are read as slashes by browsers; control characters, space and DEL are stripped or mangled. */
+function hasUnsafeCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i += 1) {
+    const code = value.charCodeAt(i);
+    if (code <= 0x20 || code === 0x7f || code === 0x5c) return true;
+  }
+  return false;
 }

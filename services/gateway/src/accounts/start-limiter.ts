@@ -1,3 +1,4 @@
+import type { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 
 /**
@@ -13,12 +14,12 @@ export class CeremonyStartLimiter {
 
   constructor(
     private readonly perMinute: number,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock,
   ) {}
 
   /** Counts one start for `client`; throws `rate_limited` past the limit. */
   take(client: string): void {
-    const now = this.now();
+    const now = this.clock.now();
     if (now - this.windowStart >= 60_000) {
       this.windowStart = now;
       this.counts.clear();

@@ -2,7 +2,11 @@ import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { type ApiKey, type Application, ApplicationStatus, type Organization } from '@context-gateway/proto';
 import { z } from 'zod';
 
+import { required } from '../http/required.js';
+
 const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
+/** A timestamp the row always has (created, updated): its absence is identity's bug. */
+const isoOf = (t: Timestamp | undefined, what: string) => timestampDate(required(t, what)).toISOString();
 
 export const organizationSchema = z.object({
   id: z.uuid(),
@@ -42,7 +46,7 @@ export const toOrganization = (o: Organization): z.infer<typeof organizationSche
   id: o.id,
   slug: o.slug,
   name: o.name,
-  createdAt: iso(o.createdAt)!,
+  createdAt: isoOf(o.createdAt, 'organization.createdAt'),
 });
 
 export const toApplication = (a: Application): z.infer<typeof applicationSchema> => ({
@@ -54,8 +58,8 @@ export const toApplication = (a: Application): z.infer<typeof applicationSchema>
   integrations: a.integrations,
   scopes: a.scopes,
   status: a.status === ApplicationStatus.ACTIVE ? 'active' : 'disabled',
-  createdAt: iso(a.createdAt)!,
-  updatedAt: iso(a.updatedAt)!,
+  createdAt: isoOf(a.createdAt, 'application.createdAt'),
+  updatedAt: isoOf(a.updatedAt, 'application.updatedAt'),
 });
 
 export const toApiKey = (k: ApiKey): z.infer<typeof apiKeySchema> => ({
@@ -63,7 +67,7 @@ export const toApiKey = (k: ApiKey): z.infer<typeof apiKeySchema> => ({
   orgId: k.orgId,
   applicationId: k.applicationId,
   prefix: k.prefix,
-  createdAt: iso(k.createdAt)!,
+  createdAt: isoOf(k.createdAt, 'apiKey.createdAt'),
   lastUsedAt: iso(k.lastUsedAt),
   revokedAt: iso(k.revokedAt),
 });

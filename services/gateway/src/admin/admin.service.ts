@@ -2,6 +2,7 @@ import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, rpc } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
+import { required } from '../http/required.js';
 import { toApiKey, toApplication, toOrganization } from './admin.schemas.js';
 
 /** The operator's admin verbs: identity does the work, this maps its replies to the public JSON. */
@@ -14,7 +15,7 @@ export class AdminService {
       name: input.name,
       slug: input.slug ?? '',
     });
-    return toOrganization(organization!);
+    return toOrganization(required(organization, 'organization'));
   }
 
   async listOrganizations() {
@@ -24,7 +25,7 @@ export class AdminService {
 
   async getOrganization(orgId: string) {
     const { organization } = await this.rpcClient.request(rpc.identity.getOrganization, { orgId });
-    return toOrganization(organization!);
+    return toOrganization(required(organization, 'organization'));
   }
 
   async createApplication(
@@ -32,7 +33,7 @@ export class AdminService {
     input: { name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] },
   ) {
     const { application } = await this.rpcClient.request(rpc.identity.createApplication, { orgId, ...input });
-    return toApplication(application!);
+    return toApplication(required(application, 'application'));
   }
 
   async updateApplication(
@@ -61,7 +62,7 @@ export class AdminService {
             ? ApplicationStatus.ACTIVE
             : ApplicationStatus.DISABLED,
     });
-    return toApplication(application!);
+    return toApplication(required(application, 'application'));
   }
 
   async listApplications(orgId: string) {
@@ -71,12 +72,12 @@ export class AdminService {
 
   async getApplication(orgId: string, applicationId: string) {
     const { application } = await this.rpcClient.request(rpc.identity.getApplication, { orgId, applicationId });
-    return toApplication(application!);
+    return toApplication(required(application, 'application'));
   }
 
   async issueApiKey(applicationId: string) {
     const { apiKey, secret } = await this.rpcClient.request(rpc.identity.issueApiKey, { applicationId });
-    return { ...toApiKey(apiKey!), secret };
+    return { ...toApiKey(required(apiKey, 'apiKey')), secret };
   }
 
   async listApiKeys(applicationId: string) {
@@ -86,6 +87,6 @@ export class AdminService {
 
   async revokeApiKey(applicationId: string, apiKeyId: string) {
     const { apiKey } = await this.rpcClient.request(rpc.identity.revokeApiKey, { applicationId, apiKeyId });
-    return toApiKey(apiKey!);
+    return toApiKey(required(apiKey, 'apiKey'));
   }
 }

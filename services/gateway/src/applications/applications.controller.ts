@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { applicationSchema, toApplication } from '../admin/admin.schemas.js';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
+import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 
 const params = z.strictObject({ applicationId: z.uuid() });
@@ -31,6 +32,6 @@ export class ApplicationsController {
       orgId: caller.orgId,
       applicationId: p.applicationId,
     });
-    return toApplication(application!);
+    return toApplication(required(application, 'application'));
   }
 }

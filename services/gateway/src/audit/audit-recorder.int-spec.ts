@@ -1,6 +1,9 @@
 import 'reflect-metadata';
 
 import { fromBinary } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
+import { TestClock } from '@context-gateway/clock/testing';
 import { connectNats, ensureStreams } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
@@ -19,6 +22,8 @@ import { AuditRecorder } from './audit-recorder.js';
 import { setAuditSubject } from './audit-subject.js';
 
 const ORG = '5f0c6f8e-3d43-4a7b-9c55-0d6f3f9c2a11';
+/** The time every recorded event must carry: the injected clock's, not the machine's. */
+const clock = new TestClock(new Date('2026-05-04T03:02:01Z'));
 /** What the audited handlers did: the test's proof that nothing ran. */
 const executed: string[] = [];
 
@@ -78,14 +83,15 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     nats = await startPrivateNats();
     nc = await connectNats({ url: nats.url, name: 'audit-recorder-test', logger, bootTimeoutMs: 5_000 });
     await ensureStreams(nc, [streams.audit], logger);
-    // What the runtime module provides in the real service: the connection and the env.
+    // What the runtime module provides in the real service: the connection, the env, the clock.
     @Global()
     @Module({
       providers: [
         { provide: NATS_CONNECTION, useValue: nc },
         { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 500 } },
+        { provide: Clock, useValue: clock },
       ],
-      exports: [NATS_CONNECTION, SERVICE_ENV],
+      exports: [NATS_CONNECTION, SERVICE_ENV, Clock],
     })
     class RuntimeStub {}
     const moduleRef = await Test.createTestingModule({
@@ -106,12 +112,14 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
 
   /** Reads the stream back through the JetStream API: what is there is what was stored. */
   async function storedEvents() {
-    const api = async (subject: string, body: object) =>
-      (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
-    const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
+    const api = async <T>(subject: string, body: object) => (await nc.request(subject, JSON.stringify(body))).json<T>();
+    const info = await api<{ state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
     const out = [];
     for (let seq = 1; seq <= info.state.last_seq; seq += 1) {
-      const { message } = await api(`$JS.API.STREAM.MSG.GET.${streams.audit.name}`, { seq });
+      const { message } = await api<{ message: { hdrs: string; data: string } }>(
+        `$JS.API.STREAM.MSG.GET.${streams.audit.name}`,
+        { seq },
+      );
       const headers = Buffer.from(message.hdrs, 'base64').toString('utf8');
       out.push({
         msgId: /Nats-Msg-Id: (\S+)/.exec(headers)?.[1],
@@ -144,6 +152,7 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
       actorId: 'key-1',
     });
     expect(outcome!.requestId).not.toBe('');
+    expect(timestampDate(intent!.occurredAt!)).toEqual(clock.date());
   });
 
   it('records a rejected request as an error with its code', async () => {
@@ -160,6 +169,7 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
   it('a direct record() resolves only once stored, with the event id as Nats-Msg-Id (a retry is stored once)', async () => {
     const recorder = app.get(AuditRecorder);
     const before = (await storedEvents()).length;
+    clock.advance(90_000);
     const eventId = await recorder.record({
       action: 'sign_in',
       outcome: 'denied',
@@ -169,6 +179,8 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     await recorder.record({ action: 'sign_in', outcome: 'denied', orgId: ORG }, AuditPhase.COMPLETE, { eventId });
     const stored = (await storedEvents()).slice(before);
     expect(stored.map((s) => s.msgId)).toEqual([eventId]);
+    // stamped when recorded, by the clock the service was given
+    expect(timestampDate(stored[0]!.event.occurredAt!)).toEqual(clock.date());
   });
 
   it('with NATS down the request fails with 503 audit_unavailable and the handler never runs', async () => {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 
 import { create } from '@bufbuild/protobuf';
-import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { activeTraceIds, currentRequestContext } from '@context-gateway/observability';
@@ -43,7 +44,7 @@ export const AUDIT_OUTCOMES = {
 } as const;
 export type AuditOutcomeName = keyof typeof AUDIT_OUTCOMES;
 
-export const ACTOR_KINDS = {
+const ACTOR_KINDS = {
   api_key: ActorKind.API_KEY,
   user_session: ActorKind.USER_SESSION,
   operator: ActorKind.OPERATOR,
@@ -51,10 +52,10 @@ export const ACTOR_KINDS = {
   system: ActorKind.SYSTEM,
   anonymous: ActorKind.ANONYMOUS,
 } as const;
-export type ActorKindName = keyof typeof ACTOR_KINDS;
+type ActorKindName = keyof typeof ACTOR_KINDS;
 
 /** The policy engine's verdict as the audit trail keeps it. */
-export interface AuditPolicy {
+interface AuditPolicy {
   /** 'org' | 'app' | 'user' (the deciding layer) or 'none'. */
   decidedBy: string;
   reason: string;
@@ -92,6 +93,7 @@ export interface AuditRecord {
 export interface AuditIntent {
   readonly eventId: string;
   readonly record: Omit<AuditRecord, 'outcome'>;
+  /** performance.now() when the intent was stored: the outcome's latency is measured from it. */
   readonly startedAt: number;
 }
 
@@ -105,7 +107,11 @@ export class AuditRecorder {
   private readonly publisher: JetStreamPublisher;
   private readonly timeoutMs: number;
 
-  constructor(@Inject(NATS_CONNECTION) nc: NatsConnection, @Inject(SERVICE_ENV) env: Env) {
+  constructor(
+    @Inject(NATS_CONNECTION) nc: NatsConnection,
+    @Inject(SERVICE_ENV) env: Env,
+    private readonly clock: Clock,
+  ) {
     this.publisher = new JetStreamPublisher(nc);
     this.timeoutMs = env.AUDIT_PUBLISH_TIMEOUT_MS;
   }
@@ -116,7 +122,7 @@ export class AuditRecorder {
     phase: AuditPhase = AuditPhase.COMPLETE,
     ids: { eventId?: string; intentEventId?: string } = {},
   ): Promise<string> {
-    const event = toEvent(record, phase, ids.eventId ?? randomUUID(), ids.intentEventId);
+    const event = toEvent(record, phase, this.clock.date(), ids.eventId ?? randomUUID(), ids.intentEventId);
     try {
       await this.publisher.publish(events.auditRecorded, event, { timeoutMs: this.timeoutMs });
     } catch (error) {
@@ -146,7 +152,7 @@ export class AuditRecorder {
    */
   async recordIntent(record: Omit<AuditRecord, 'outcome'>): Promise<AuditIntent> {
     const eventId = await this.record({ ...record, outcome: 'allowed', latencyMs: 0 }, AuditPhase.INTENT);
-    return { eventId, record, startedAt: Date.now() };
+    return { eventId, record, startedAt: performance.now() };
   }
 
   /** After it ran: records how it ended, linked to its intent, with the time it took. */
@@ -159,7 +165,7 @@ export class AuditRecorder {
         ...intent.record,
         outcome: outcome.outcome,
         errorCode: outcome.errorCode,
-        latencyMs: outcome.latencyMs ?? Date.now() - intent.startedAt,
+        latencyMs: outcome.latencyMs ?? performance.now() - intent.startedAt,
       },
       AuditPhase.OUTCOME,
       { intentEventId: intent.eventId },
@@ -167,11 +173,17 @@ export class AuditRecorder {
   }
 }
 
-export function toEvent(record: AuditRecord, phase: AuditPhase, eventId: string, intentEventId = ''): AuditEvent {
+function toEvent(
+  record: AuditRecord,
+  phase: AuditPhase,
+  occurredAt: Date,
+  eventId: string,
+  intentEventId = '',
+): AuditEvent {
   const requestContext = currentRequestContext();
   return create(AuditEventSchema, {
     eventId,
-    occurredAt: timestampNow(),
+    occurredAt: timestampFromDate(occurredAt),
     orgId: record.orgId ?? '',
     applicationId: record.applicationId ?? '',
     userId: record.userId ?? '',

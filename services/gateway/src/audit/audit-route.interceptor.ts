@@ -37,11 +37,15 @@ export class AuditRouteInterceptor implements NestInterceptor {
     const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, context.getHandler());
     if (!definition?.audit || context.getType() !== 'http') return next.handle();
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    return from(this.run(definition, request, next));
+    return from(this.run(definition, definition.audit, request, next));
   }
 
-  private async run(definition: RouteDefinition, request: FastifyRequest, next: CallHandler): Promise<unknown> {
-    const audit = definition.audit!;
+  private async run(
+    definition: RouteDefinition,
+    audit: NonNullable<RouteDefinition['audit']>,
+    request: FastifyRequest,
+    next: CallHandler,
+  ): Promise<unknown> {
     const startedAt = performance.now();
     const operation = `${definition.method} ${request.routeOptions?.url ?? request.url.split('?')[0]}`;
     // An org named in the path (`/organizations/:orgId/...`) is the event's org until the

@@ -10,6 +10,7 @@ import {
 import { z } from 'zod';
 
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/audit-recorder.js';
+import { required } from '../http/required.js';
 
 const actionNames = Object.keys(AUDIT_ACTIONS) as [keyof typeof AUDIT_ACTIONS, ...(keyof typeof AUDIT_ACTIONS)[]];
 const outcomeNames = Object.keys(AUDIT_OUTCOMES) as [keyof typeof AUDIT_OUTCOMES, ...(keyof typeof AUDIT_OUTCOMES)[]];
@@ -35,7 +36,7 @@ export const exportQuery = searchQuery
 export type ExportQuery = z.infer<typeof exportQuery>;
 
 /** One audit entry as the API shows it: the event's fields, its log position and leaf hash. */
-export const auditEntrySchema = z.object({
+const auditEntrySchema = z.object({
   index: z.number().int(),
   eventId: z.string(),
   occurredAt: z.string(),
@@ -65,7 +66,7 @@ export type AuditEntryJson = z.infer<typeof auditEntrySchema>;
 
 export const searchResultSchema = z.object({ entries: z.array(auditEntrySchema), nextCursor: z.string().nullable() });
 
-export const checkpointSchema = z.object({
+const checkpointSchema = z.object({
   treeSize: z.number().int(),
   rootHash: z.string().describe('base64'),
   timestamp: z.string(),
@@ -98,11 +99,11 @@ const orNull = (value: string) => (value === '' ? null : value);
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 
 export function toEntryJson(entry: AuditEntry): AuditEntryJson {
-  const e = entry.event!;
+  const e = required(entry.event, 'audit entry event');
   return {
     index: Number(entry.index),
     eventId: e.eventId,
-    occurredAt: timestampDate(e.occurredAt!).toISOString(),
+    occurredAt: timestampDate(required(e.occurredAt, 'audit event occurredAt')).toISOString(),
     recordedAt: entry.recordedAt ? timestampDate(entry.recordedAt).toISOString() : '',
     orgId: orNull(e.orgId),
     applicationId: orNull(e.applicationId),
@@ -142,7 +143,7 @@ export function toCheckpointJson(c: Checkpoint) {
 export const encodeHashes = (hashes: Uint8Array[]) => hashes.map(b64);
 
 /** CSV columns of the export, in order. */
-export const CSV_COLUMNS = [
+const CSV_COLUMNS = [
   'index',
   'eventId',
   'occurredAt',
@@ -171,15 +172,17 @@ export const CSV_COLUMNS = [
   'leafHash',
 ] as const;
 
+type CsvValue = string | number | null | undefined;
+
 /** RFC 4180 field; a leading =,+,-,@ is prefixed with ' so a spreadsheet never runs it as a formula. */
-function csvField(value: unknown): string {
+function csvField(value: CsvValue): string {
   let text = value === null || value === undefined ? '' : String(value);
   if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export function csvRow(e: AuditEntryJson): string {
-  const flat: Record<(typeof CSV_COLUMNS)[number], unknown> = {
+  const flat: Record<(typeof CSV_COLUMNS)[number], CsvValue> = {
     ...e,
     policyDecidedBy: e.policy?.decidedBy,
     policyReason: e.policy?.reason,

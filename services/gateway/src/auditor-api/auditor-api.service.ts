@@ -11,6 +11,7 @@ import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/audit-recorder.js';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { bearerToken } from '../auth/auth.guard.js';
 import { AuthStrategies } from '../auth/auth.strategies.js';
+import { required } from '../http/required.js';
 import {
   csvHeader,
   csvRow,
@@ -110,9 +111,10 @@ export class AuditorApiService implements OnModuleInit {
 
   async entry(orgId: string, eventId: string) {
     const answer = await this.rpcClient.request(rpc.audit.getEntry, { orgId, eventId });
+    const entry = required(answer.entry, 'entry');
     return {
-      entry: toEntryJson(answer.entry!),
-      canonicalEntry: Buffer.from(answer.entry!.canonicalEntry).toString('base64'),
+      entry: toEntryJson(entry),
+      canonicalEntry: Buffer.from(entry.canonicalEntry).toString('base64'),
       checkpoint: answer.checkpoint ? toCheckpointJson(answer.checkpoint) : null,
       inclusionProof: encodeHashes(answer.inclusionProof),
     };
@@ -121,7 +123,7 @@ export class AuditorApiService implements OnModuleInit {
   async checkpoint(treeSize: number | undefined) {
     const answer = await this.rpcClient.request(rpc.audit.getCheckpoint, { treeSize: BigInt(treeSize ?? 0) });
     return {
-      checkpoint: toCheckpointJson(answer.checkpoint!),
+      checkpoint: toCheckpointJson(required(answer.checkpoint, 'checkpoint')),
       publicKey: Buffer.from(answer.publicKey).toString('base64'),
       keyName: answer.keyName,
     };
@@ -133,8 +135,8 @@ export class AuditorApiService implements OnModuleInit {
       newSize: BigInt(to),
     });
     return {
-      oldCheckpoint: toCheckpointJson(answer.oldCheckpoint!),
-      newCheckpoint: toCheckpointJson(answer.newCheckpoint!),
+      oldCheckpoint: toCheckpointJson(required(answer.oldCheckpoint, 'oldCheckpoint')),
+      newCheckpoint: toCheckpointJson(required(answer.newCheckpoint, 'newCheckpoint')),
       proof: encodeHashes(answer.proof),
     };
   }

@@ -59,8 +59,9 @@ describe('AuthGuard', () => {
       code: 'unauthenticated',
     });
     const strategies = new AuthStrategies();
-    strategies.register('auditor', async (request) => {
+    strategies.register('auditor', (request) => {
       (request as unknown as Record<string, unknown>).auditor = true;
+      return Promise.resolve();
     });
     const { context, request } = contextFor('auditor');
     await expect(guard({}, strategies).canActivate(context)).resolves.toBe(true);

@@ -11,6 +11,7 @@ import type { FastifyRequest } from 'fastify';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
+import { required } from '../http/required.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
 import { AuthStrategies } from './auth.strategies.js';
 import { SESSION_COOKIE } from './auth.types.js';
@@ -114,12 +115,13 @@ export class AuthGuard implements CanActivate {
     const token = parseCookies(request.headers.cookie).get(SESSION_COOKIE);
     if (!token) throw new AppError('unauthenticated', 'Not signed in');
     const session = await this.rpcClient.request(rpc.identity.resolveSession, { sessionToken: token });
+    const user = required(session.user, 'session user');
     request.user = {
-      userId: session.user!.id,
-      displayName: session.user!.displayName,
+      userId: user.id,
+      displayName: user.displayName,
       sessionExpiresAt: session.expiresAt ? timestampDate(session.expiresAt) : new Date(0),
       authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0),
     };
-    setAuditSubject(request, { userId: session.user!.id, actorKind: 'user_session', actorId: session.user!.id });
+    setAuditSubject(request, { userId: user.id, actorKind: 'user_session', actorId: user.id });
   }
 }

@@ -34,7 +34,7 @@ export interface SessionUser {
 }
 
 /** The deployment's operator (admin API). */
-export interface OperatorCaller {
+interface OperatorCaller {
   kind: 'operator';
 }
 

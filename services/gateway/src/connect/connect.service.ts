@@ -124,7 +124,7 @@ export class ConnectFlowService {
       await this.auditGrant(
         session.orgId,
         session.applicationId,
-        userId!,
+        userId,
         session.integration,
         result.connectionId,
         result.grantId,
@@ -140,7 +140,7 @@ export class ConnectFlowService {
       userId: userId ?? '',
     });
     if (result.grantId)
-      await this.auditGrant(result.orgId, result.applicationId, userId!, '', result.connectionId, result.grantId);
+      await this.auditGrant(result.orgId, result.applicationId, userId, '', result.connectionId, result.grantId);
     return result;
   }
 
@@ -157,7 +157,7 @@ export class ConnectFlowService {
   private async auditGrant(
     orgId: string,
     applicationId: string,
-    userId: string,
+    userId: string | undefined,
     integration: string,
     connectionId: string,
     grantId: string,

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { CurrentUser } from '../auth/auth.decorators.js';
 import type { SessionUser } from '../auth/auth.types.js';
+import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, revokedSchema, userGrantParams } from '../records/records.schemas.js';
 import { connectionJson, connectionSchema } from './connection.schema.js';
@@ -65,7 +66,7 @@ export class MyConnectionsController {
     const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, { userId: user.userId });
     return {
       connections: connections.map(({ connection, grants }) => ({
-        ...connectionJson(connection!),
+        ...connectionJson(required(connection, 'connection')),
         grants: grants.map((g) => ({
           applicationId: g.applicationId,
           scopes: g.scopes,

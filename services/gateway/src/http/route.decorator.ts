@@ -8,7 +8,7 @@ import { RouteValidationInterceptor } from './route-validation.interceptor.js';
 export const ROUTE_DEFINITION = 'cg:route';
 
 /** Who may call a route; the auth guards read it, OpenAPI shows it. */
-export type RouteAuth = 'none' | 'api_key' | 'operator' | 'user_session' | 'auditor';
+type RouteAuth = 'none' | 'api_key' | 'operator' | 'user_session' | 'auditor';
 
 /**
  * One public route, declared once: the method and path Nest routes, the zod schemas that

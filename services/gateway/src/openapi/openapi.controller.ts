@@ -35,7 +35,7 @@ export class OpenApiController {
       const instance = wrapper.instance as object | undefined;
       if (!instance || !wrapper.metatype) continue;
       const prefix = (this.reflector.get<string | undefined>(PATH_METADATA, wrapper.metatype) ?? '').replace(/^\//, '');
-      for (const method of this.scanner.getAllMethodNames(Object.getPrototypeOf(instance))) {
+      for (const method of this.scanner.getAllMethodNames(Reflect.getPrototypeOf(instance))) {
         const handler = (instance as Record<string, unknown>)[method] as () => unknown;
         const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, handler);
         if (definition) routes.push({ prefix, definition });

@@ -18,7 +18,7 @@ const serviceHealth = z.object({
     .describe('Set when the service did not answer.'),
 });
 
-export const platformHealthSchema = z.object({
+const platformHealthSchema = z.object({
   status: z.enum(['ready', 'degraded']),
   services: z.record(z.string(), serviceHealth),
 });

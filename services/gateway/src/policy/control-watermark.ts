@@ -11,6 +11,9 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
+/** One answer to "what is the stream's last sequence": the number, or why there is none. */
+type StreamAnswer = { ok: true; seq: number } | { ok: false; error: AppError };
+
 /** What one CONTROL message requires of an org's cached rules before the gateway may decide for it again. */
 export type Requirement = { orgId: string; revision?: bigint; controlSeq?: number };
 
@@ -31,7 +34,7 @@ export type Requirement = { orgId: string; revision?: bigint; controlSeq?: numbe
 export class ControlWatermark {
   private consumed = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
-  private pendingAsk: ((result: { seq?: number; error?: unknown }) => void)[] = [];
+  private pendingAsk: ((answer: StreamAnswer) => void)[] = [];
   private asking = false;
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
@@ -101,7 +104,7 @@ export class ControlWatermark {
   /** The CONTROL stream's last sequence, asked after this call began. */
   latestSeq(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.pendingAsk.push(({ seq, error }) => (error === undefined ? resolve(seq!) : reject(error)));
+      this.pendingAsk.push((answer) => (answer.ok ? resolve(answer.seq) : reject(answer.error)));
       if (!this.asking) void this.ask();
     });
   }
@@ -130,13 +133,14 @@ export class ControlWatermark {
       const batch = this.pendingAsk;
       this.pendingAsk = [];
       try {
-        const info = await this.jsm!.streams.info(streams.control.name);
-        for (const done of batch) done({ seq: info.state.last_seq });
+        if (!this.jsm) throw new AppError('not_ready', 'The control stream reader has not started');
+        const info = await this.jsm.streams.info(streams.control.name);
+        for (const done of batch) done({ ok: true, seq: info.state.last_seq });
       } catch (error) {
         const failure = new AppError('policy_unavailable', 'The policy change stream is unreachable', [], {
           cause: error,
         });
-        for (const done of batch) done({ error: failure });
+        for (const done of batch) done({ ok: false, error: failure });
       }
     }
     this.asking = false;

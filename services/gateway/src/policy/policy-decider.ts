@@ -4,10 +4,9 @@ import {
   type CompiledPolicySet,
   compilePolicies,
   type Decision,
-  type Layer,
   type PolicyRule,
 } from '@context-gateway/policy-engine';
-import { type GetCompiledRulesResponse, PolicyEffect, PolicyLayer, rpc } from '@context-gateway/proto';
+import { type GetCompiledRulesResponse, PolicyEffect, rpc } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -15,6 +14,7 @@ import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
+import { layerName } from './policy-layers.js';
 
 export interface DecisionRequest {
   orgId: string;
@@ -39,12 +39,6 @@ interface OrgNeed {
   revision: bigint;
   controlSeq: number;
 }
-
-const WIRE_LAYER: Record<number, Layer> = {
-  [PolicyLayer.ORG]: 'org',
-  [PolicyLayer.USER]: 'user',
-  [PolicyLayer.APPLICATION]: 'application',
-};
 
 /**
  * The gateway's three-layer check, decided in-process from a per-org cache of compiled
@@ -119,14 +113,16 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private async current(orgId: string): Promise<OrgEntry> {
-    const deadline = Date.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
+    // A time budget measured against real waits (timers, RPC timeouts), not a point on the
+    // wall clock: monotonic time, which neither NTP steps nor an injected test clock move.
+    const deadline = performance.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
     const latest = await this.watermark.latestSeq();
-    await this.watermark.waitConsumed(latest, Math.max(1, deadline - Date.now()));
+    await this.watermark.waitConsumed(latest, Math.max(1, deadline - performance.now()));
     let lastError: unknown;
     for (;;) {
       const entry = this.entries.get(orgId);
       if (entry && this.satisfies(orgId, entry)) return entry;
-      if (Date.now() >= deadline)
+      if (performance.now() >= deadline)
         throw new AppError(
           'policy_unavailable',
           'The policy rules for this organization could not be brought up to date in time',
@@ -172,14 +168,17 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     const reply = await this.rpcClient.request(
       rpc.policy.getCompiledRules,
       { orgId },
-      { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), rpc.policy.getCompiledRules.timeoutMs)) },
+      { timeoutMs: Math.max(1, Math.min(deadline - performance.now(), rpc.policy.getCompiledRules.timeoutMs)) },
     );
-    const entry = compileReply(reply);
+    const fetched = compileReply(reply);
     const current = this.entries.get(orgId);
     // Never replace newer rules with older ones (two fills racing).
-    if (!current || (entry.revision >= current.revision && entry.controlSeq >= current.controlSeq))
-      this.entries.set(orgId, entry);
-    if (!this.satisfies(orgId, this.entries.get(orgId)!)) {
+    const kept =
+      !current || (fetched.revision >= current.revision && fetched.controlSeq >= current.controlSeq)
+        ? fetched
+        : current;
+    this.entries.set(orgId, kept);
+    if (!this.satisfies(orgId, kept)) {
       // policy has not applied the event yet (its consumer is a moment behind): give it a moment.
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -189,7 +188,7 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
 function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
   const rules: PolicyRule[] = reply.rules.map((r) => ({
     id: r.id,
-    layer: WIRE_LAYER[r.layer]!,
+    layer: layerName(r.layer),
     subject: r.subject,
     effect: r.effect === PolicyEffect.DENY ? 'deny' : 'allow',
     target: r.integration !== '' ? { integration: r.integration } : { capability: r.capability },

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import type { Decision, Layer } from '@context-gateway/policy-engine';
+import type { Decision } from '@context-gateway/policy-engine';
 import { PolicyEffect, PolicyLayer, type PolicyRule, rpc, type RuleSpecSchema } from '@context-gateway/proto';
 import { Body, Controller, Param, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller, CurrentUser } from '../auth/auth.decorators.js';
 import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
+import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 import {
   type ExplainBody,
@@ -24,6 +25,7 @@ import {
   userRuleResponse,
 } from './policy.schemas.js';
 import { PolicyDecider } from './policy-decider.js';
+import { layerName, layerNameOrNull } from './policy-layers.js';
 
 const orgParams = z.strictObject({ orgId: z.uuid() });
 const appParams = z.strictObject({ orgId: z.uuid(), applicationId: z.uuid() });
@@ -34,11 +36,6 @@ const listQuery = z.strictObject({
   applicationId: z.uuid().optional(),
 });
 const adminErrors = ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field'] as const;
-const LAYER: Record<number, Layer> = {
-  [PolicyLayer.ORG]: 'org',
-  [PolicyLayer.USER]: 'user',
-  [PolicyLayer.APPLICATION]: 'application',
-};
 
 /**
  * The policy API: admins govern the org and application layers and the org's integrations;
@@ -93,8 +90,9 @@ export class PolicyController {
   async putOrgRule(@Param() p: z.infer<typeof orgParams>, @Body() body: RuleBody, @Req() request: FastifyRequest) {
     setAuditSubject(request, { orgId: p.orgId, ...auditTarget(body) });
     const reply = await this.rpcClient.request(rpc.policy.putOrgRule, { orgId: p.orgId, rule: specIn(body) });
-    setAuditSubject(request, { resource: `policy_rule:${reply.rule!.id}` });
-    return { rule: ruleOut(reply.rule!), revision: Number(reply.revision) };
+    const rule = required(reply.rule, 'rule');
+    setAuditSubject(request, { resource: `policy_rule:${rule.id}` });
+    return { rule: ruleOut(rule), revision: Number(reply.revision) };
   }
 
   @Route({
@@ -120,8 +118,9 @@ export class PolicyController {
       applicationId: p.applicationId,
       rule: specIn(body),
     });
-    setAuditSubject(request, { resource: `policy_rule:${reply.rule!.id}` });
-    return { rule: ruleOut(reply.rule!), revision: Number(reply.revision) };
+    const rule = required(reply.rule, 'rule');
+    setAuditSubject(request, { resource: `policy_rule:${rule.id}` });
+    return { rule: ruleOut(rule), revision: Number(reply.revision) };
   }
 
   @Route({
@@ -203,10 +202,10 @@ export class PolicyController {
     });
     return {
       allowed: reply.allowed,
-      decidedBy: LAYER[reply.decidedBy] ?? null,
+      decidedBy: layerNameOrNull(reply.decidedBy),
       reason: reply.reason as Decision['reason'],
       matched: reply.matched.map((m) => ({
-        layer: LAYER[m.layer]!,
+        layer: layerName(m.layer),
         effect: m.effect === PolicyEffect.DENY ? ('deny' as const) : ('allow' as const),
         ruleIds: m.ruleIds,
       })),
@@ -272,9 +271,10 @@ export class PolicyController {
   async putMyRule(@CurrentUser() user: SessionUser, @Body() body: RuleBody, @Req() request: FastifyRequest) {
     setAuditSubject(request, { userId: user.userId, ...auditTarget(body) });
     const reply = await this.rpcClient.request(rpc.policy.putUserRule, { userId: user.userId, rule: specIn(body) });
-    setAuditSubject(request, { resource: `policy_rule:${reply.rule!.id}` });
+    const rule = required(reply.rule, 'rule');
+    setAuditSubject(request, { resource: `policy_rule:${rule.id}` });
     return {
-      rule: ruleOut(reply.rule!),
+      rule: ruleOut(rule),
       revisions: reply.revisions.map((r) => ({ orgId: r.orgId, revision: Number(r.revision) })),
     };
   }
@@ -298,7 +298,7 @@ export class PolicyController {
     setAuditSubject(request, { userId: user.userId, resource: `policy_rule:${p.ruleId}` });
     const reply = await this.rpcClient.request(rpc.policy.deleteUserRule, { userId: user.userId, ruleId: p.ruleId });
     return {
-      rule: ruleOut(reply.rule!),
+      rule: ruleOut(required(reply.rule, 'rule')),
       revisions: reply.revisions.map((r) => ({ orgId: r.orgId, revision: Number(r.revision) })),
     };
   }
@@ -327,7 +327,7 @@ function specIn(body: RuleBody): MessageInitShape<typeof RuleSpecSchema> {
 function ruleOut(r: PolicyRule) {
   return {
     id: r.id,
-    layer: LAYER[r.layer]!,
+    layer: layerName(r.layer),
     subject: r.subject,
     effect: r.effect === PolicyEffect.DENY ? ('deny' as const) : ('allow' as const),
     ...(r.integration ? { integration: r.integration } : {}),

@@ -25,7 +25,7 @@ export const ruleBody = z
     path: ['integration'],
   });
 
-export const ruleSchema = z.object({
+const ruleSchema = z.object({
   id: z.string(),
   layer: z.enum(['org', 'user', 'application']),
   subject: z.string(),

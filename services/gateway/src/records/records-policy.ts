@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import type { Decision } from '@context-gateway/policy-engine';
 import { INTEGRATION_SCOPES, scopesForType, typesForScopes } from '@context-gateway/record-catalog';
 import { Injectable } from '@nestjs/common';
@@ -27,15 +28,19 @@ export class RecordsPolicy {
     const scopes = type
       ? scopesForType(placement.integration, type)
       : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
+    const [firstScope] = scopes;
     // A type the integration never produces: nothing to ask policy; the shard says scope_not_granted.
-    if (scopes.length === 0) return { kind: 'allowed', policyTypes: undefined, decision: undefined };
+    if (firstScope === undefined) return { kind: 'allowed', policyTypes: undefined, decision: undefined };
     const decisions = await this.decider.evaluateEach(
       { orgId: caller.orgId, applicationId: caller.applicationId, userId: placement.userId },
       scopes,
     );
-    const allowed = scopes.filter((_, i) => decisions[i]!.allowed);
+    // evaluateEach answers one decision per scope, in order.
+    const [firstDecision] = decisions;
+    if (firstDecision === undefined) throw new AppError('internal', 'The policy check answered no decision');
+    const allowed = scopes.filter((_, i) => decisions[i]?.allowed === true);
     if (allowed.length === 0)
-      return { kind: 'denied', error: deniedError(scopes[0]!, decisions[0]!), decision: decisions[0]! };
+      return { kind: 'denied', error: deniedError(firstScope, firstDecision), decision: firstDecision };
     const firstAllowed = decisions.find((d) => d.allowed);
     if (type || allowed.length === scopes.length)
       return { kind: 'allowed', policyTypes: undefined, decision: firstAllowed };

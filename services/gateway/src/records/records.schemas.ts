@@ -25,7 +25,7 @@ export const recordsQuery = z.strictObject({
     .describe('Comma-separated top-level fields of `data` to return (e.g. `name,url`).'),
 });
 
-export const recordSchema = z.object({
+const recordSchema = z.object({
   id: z.uuid(),
   type: z.string(),
   externalId: z.string().describe("The item's id at the source."),

@@ -54,7 +54,9 @@ export class ShardRouter {
     message: MessageInitShape<typeof QueryRecordsRequestSchema>,
   ): Promise<QueryRecordsResponse> {
     const descriptor = rpc.personalServer.shardQuery;
-    return this.rpcClient.request(descriptor, message, { subject: descriptor.shardSubject!(shard) });
+    // Always set for a contract made with defineShardRpc; the catalog's type cannot say so.
+    if (!descriptor.shardSubject) throw new AppError('internal', `${descriptor.subject} is not a sharded contract`);
+    return this.rpcClient.request(descriptor, message, { subject: descriptor.shardSubject(shard) });
   }
 
   private async locate(connectionId: string): Promise<Placement> {

@@ -175,7 +175,7 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
 }
 
 /** The GitHub accounts a webhook payload concerns: who acted, whose repository, who is assigned. */
-export function githubAccountIds(payload: unknown): string[] {
+function githubAccountIds(payload: unknown): string[] {
   const ids = new Set<string>();
   const add = (v: unknown) => {
     const id = (v as { id?: unknown } | null | undefined)?.id;

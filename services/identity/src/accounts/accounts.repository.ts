@@ -107,7 +107,10 @@ export class ChallengesRepository {
 export class SessionsRepository {
   constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
 
-  create(data: { userId: string; tokenHash: string; expiresAt: Date }, tx: Tx = this.db): Promise<Session> {
+  create(
+    data: { userId: string; tokenHash: string; createdAt: Date; expiresAt: Date },
+    tx: Tx = this.db,
+  ): Promise<Session> {
     return tx.session.create({ data });
   }
 

@@ -1,3 +1,4 @@
+import { Clock } from '@context-gateway/clock';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -18,12 +19,13 @@ export class ChallengePruner implements OnApplicationBootstrap, OnApplicationShu
   constructor(
     private readonly challenges: ChallengesRepository,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {}
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => {
       this.challenges
-        .prune(new Date())
+        .prune(this.clock.date())
         .catch((error: Error) => this.logger.warn({ err: error.message }, 'pruning passkey challenges failed'));
     }, EVERY_MS);
     this.timer.unref();

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 
+import { TestClock } from '@context-gateway/clock/testing';
 import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -20,6 +21,8 @@ let passkeys: PasskeysService;
 let sessions: SessionsService;
 let challenges: ChallengesRepository;
 let users: UsersRepository;
+/** Expiry is tested by moving this clock, never by waiting. */
+const clock = new TestClock();
 const env = {
   GATEWAY_PUBLIC_URL: 'https://gateway.example',
   SESSION_TTL_SECONDS: 3_600,
@@ -34,8 +37,8 @@ beforeAll(async () => {
   db = new PrismaClient({ adapter: createPrismaAdapter(schema.pool, schema.schema) });
   users = new UsersRepository(db);
   challenges = new ChallengesRepository(db);
-  sessions = new SessionsService(new SessionsRepository(db), env);
-  passkeys = new PasskeysService(users, challenges, sessions, env);
+  sessions = new SessionsService(new SessionsRepository(db), env, clock);
+  passkeys = new PasskeysService(users, challenges, sessions, env, clock);
 });
 
 afterAll(async () => {
@@ -68,13 +71,11 @@ describe('passkey ceremonies', () => {
   });
 
   it('refuse an expired challenge', async () => {
-    const t0 = new Date();
-    const started = await passkeys.startAuthentication(t0);
+    const started = await passkeys.startAuthentication();
+    expect(started.expiresAt).toEqual(new Date(clock.now() + 60_000));
+    clock.advance(61_000);
     await expect(
-      passkeys.finishAuthentication(
-        { ceremonyToken: started.ceremonyToken, responseJson: anyResponse },
-        new Date(t0.getTime() + 61_000),
-      ),
+      passkeys.finishAuthentication({ ceremonyToken: started.ceremonyToken, responseJson: anyResponse }),
     ).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
   });
 
@@ -98,7 +99,9 @@ describe('passkey ceremonies', () => {
   it('hand a challenge to exactly one of several simultaneous answers', async () => {
     const started = await passkeys.startAuthentication();
     const results = await Promise.all(
-      Array.from({ length: 8 }, () => challenges.consume(sha256(started.ceremonyToken), 'authentication', new Date())),
+      Array.from({ length: 8 }, () =>
+        challenges.consume(sha256(started.ceremonyToken), 'authentication', clock.date()),
+      ),
     );
     expect(results.filter(Boolean)).toHaveLength(1);
   });
@@ -114,7 +117,7 @@ describe('passkey ceremonies', () => {
       deviceType: 'singleDevice',
       backedUp: false,
     });
-    const now = new Date();
+    const now = clock.date();
     const won = await Promise.all([
       users.advanceCounter(passkey.id, 5n, 6n, now),
       users.advanceCounter(passkey.id, 5n, 6n, now),
@@ -125,18 +128,25 @@ describe('passkey ceremonies', () => {
 });
 
 describe('sessions', () => {
-  it('resolve until expiry or sign-out, and store only the token hash', async () => {
+  it('resolve until expiry, and store only the token hash', async () => {
     const user = await users.createUser({ displayName: 'Sess', webauthnUserId: 'handle-sess' });
-    const t0 = new Date();
-    const { token } = await sessions.open(user.id, t0);
+    const { token } = await sessions.open(user.id, clock.date());
     // The row is found by the token's hash, and nothing stored equals the token itself.
     const stored = await db.session.findMany({ where: { userId: user.id } });
     expect(stored.map((row) => row.tokenHash)).toEqual([sha256(token)]);
     expect(JSON.stringify(stored, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toContain(token);
-    expect((await sessions.resolve(token, t0)).userId).toBe(user.id);
-    await expect(sessions.resolve(token, new Date(t0.getTime() + 3_601_000))).rejects.toMatchObject({
-      code: 'unauthenticated',
-    });
+    expect((await sessions.resolve(token)).userId).toBe(user.id);
+    clock.advance(3_601_000);
+    await expect(sessions.resolve(token)).rejects.toMatchObject({ code: 'unauthenticated' });
+  });
+
+  it('end at sign-out, and start when the passkey was used', async () => {
+    const user = await users.createUser({ displayName: 'Out', webauthnUserId: 'handle-out' });
+    const openedAt = clock.date();
+    const { token } = await sessions.open(user.id, openedAt);
+    clock.advance(5_000);
+    // The session's start is what the gateway reads as "passkey last used".
+    expect((await sessions.resolve(token)).createdAt).toEqual(openedAt);
     await sessions.signOut(token);
     await expect(sessions.resolve(token)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
@@ -167,10 +177,10 @@ describe('API key last use', () => {
 
 describe('challenge pruning', () => {
   it('deletes ceremonies that expired over an hour ago, and keeps the rest', async () => {
-    const now = new Date();
-    const old = await passkeys.startAuthentication(new Date(now.getTime() - 2 * 3_600_000));
-    const current = await passkeys.startAuthentication(now);
-    await challenges.prune(now);
+    const old = await passkeys.startAuthentication();
+    clock.advance(2 * 3_600_000);
+    const current = await passkeys.startAuthentication();
+    await challenges.prune(clock.date());
     expect(await db.webauthnChallenge.count({ where: { ceremonyTokenHash: sha256(old.ceremonyToken) } })).toBe(0);
     expect(await db.webauthnChallenge.count({ where: { ceremonyTokenHash: sha256(current.ceremonyToken) } })).toBe(1);
   });

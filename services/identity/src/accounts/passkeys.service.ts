@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
@@ -12,8 +13,10 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 
+import type { Tx } from '../database/database.module.js';
 import { isUniqueViolation } from '../database/prisma-errors.js';
 import type { Env } from '../env.js';
+import type { WebauthnChallenge } from '../generated/prisma/client.js';
 import { newSecret, sha256 } from '../secrets.js';
 import { ChallengesRepository, UsersRepository } from './accounts.repository.js';
 import { SessionsService } from './sessions.service.js';
@@ -52,6 +55,7 @@ export class PasskeysService {
     private readonly challenges: ChallengesRepository,
     private readonly sessions: SessionsService,
     @Inject(SERVICE_ENV) private readonly env: Env,
+    private readonly clock: Clock,
   ) {
     const url = new URL(env.GATEWAY_PUBLIC_URL);
     this.origin = url.origin;
@@ -59,7 +63,7 @@ export class PasskeysService {
   }
 
   /** Starts a registration: a new account, or (userId given: a signed-in user) one more passkey for it. */
-  async startRegistration(input: { displayName: string; userId: string }, now = new Date()): Promise<CeremonyStart> {
+  async startRegistration(input: { displayName: string; userId: string }): Promise<CeremonyStart> {
     let user: { id?: string; webauthnUserId: string; displayName: string; newUser: boolean };
     let exclude: { id: string; transports: string[] }[] = [];
     if (input.userId) {
@@ -96,7 +100,7 @@ export class PasskeysService {
       timeout: this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000,
     });
     const ceremonyToken = newSecret(CEREMONY_PREFIX);
-    const expiresAt = new Date(now.getTime() + this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000);
+    const expiresAt = new Date(this.clock.now() + this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000);
     await this.challenges.create({
       purpose: REGISTRATION,
       ceremonyTokenHash: sha256(ceremonyToken),
@@ -110,10 +114,9 @@ export class PasskeysService {
     return { optionsJson: JSON.stringify(options), ceremonyToken, expiresAt };
   }
 
-  async finishRegistration(
-    input: { ceremonyToken: string; responseJson: string },
-    now = new Date(),
-  ): Promise<CeremonyFinish> {
+  async finishRegistration(input: { ceremonyToken: string; responseJson: string }): Promise<CeremonyFinish> {
+    // One instant for the whole ceremony: the challenge's expiry and the session's start.
+    const now = this.clock.date();
     const challenge = await this.consume(input.ceremonyToken, REGISTRATION, now);
     const response = parseJson<RegistrationResponseJSON>(input.responseJson);
     let verified;
@@ -135,14 +138,7 @@ export class PasskeysService {
     const { credential, credentialDeviceType, credentialBackedUp } = verified.registrationInfo;
 
     return this.users.transaction(async (tx) => {
-      const userId = challenge.newUser
-        ? (
-            await this.users.createUser(
-              { displayName: challenge.displayName ?? '', webauthnUserId: challenge.webauthnUserId! },
-              tx,
-            )
-          ).id
-        : challenge.userId!;
+      const userId = await this.registeringUser(challenge, tx);
       try {
         await this.users.addPasskey(
           {
@@ -165,7 +161,7 @@ export class PasskeysService {
     });
   }
 
-  async startAuthentication(now = new Date()): Promise<CeremonyStart> {
+  async startAuthentication(): Promise<CeremonyStart> {
     const options = await generateAuthenticationOptions({
       rpID: this.rpId,
       // Empty: the authenticator offers its discoverable credentials for this RP.
@@ -174,7 +170,7 @@ export class PasskeysService {
       timeout: this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000,
     });
     const ceremonyToken = newSecret(CEREMONY_PREFIX);
-    const expiresAt = new Date(now.getTime() + this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000);
+    const expiresAt = new Date(this.clock.now() + this.env.WEBAUTHN_CHALLENGE_TTL_SECONDS * 1_000);
     await this.challenges.create({
       purpose: AUTHENTICATION,
       ceremonyTokenHash: sha256(ceremonyToken),
@@ -184,10 +180,9 @@ export class PasskeysService {
     return { optionsJson: JSON.stringify(options), ceremonyToken, expiresAt };
   }
 
-  async finishAuthentication(
-    input: { ceremonyToken: string; responseJson: string },
-    now = new Date(),
-  ): Promise<CeremonyFinish> {
+  async finishAuthentication(input: { ceremonyToken: string; responseJson: string }): Promise<CeremonyFinish> {
+    // One instant for the whole ceremony: the challenge's expiry, the counter's use, the session's start.
+    const now = this.clock.date();
     const challenge = await this.consume(input.ceremonyToken, AUTHENTICATION, now);
     const response = parseJson<AuthenticationResponseJSON>(input.responseJson);
     const refused = (cause?: unknown) =>
@@ -234,6 +229,25 @@ export class PasskeysService {
         newUser: false,
       };
     });
+  }
+
+  /**
+   * The account a registration ceremony builds: a new one (created here, in the caller's
+   * transaction) or the signed-in user's. startRegistration stores exactly the field each
+   * case needs, so a row without it was not written by this service.
+   */
+  private async registeringUser(challenge: WebauthnChallenge, tx: Tx): Promise<string> {
+    if (challenge.newUser) {
+      if (challenge.webauthnUserId === null)
+        throw new AppError('internal', 'A new-account passkey ceremony has no WebAuthn user handle');
+      const user = await this.users.createUser(
+        { displayName: challenge.displayName ?? '', webauthnUserId: challenge.webauthnUserId },
+        tx,
+      );
+      return user.id;
+    }
+    if (challenge.userId === null) throw new AppError('internal', 'An add-a-passkey ceremony names no user');
+    return challenge.userId;
   }
 
   private async consume(ceremonyToken: string, purpose: string, now: Date) {

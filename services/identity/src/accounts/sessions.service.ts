@@ -1,3 +1,4 @@
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
@@ -15,24 +16,29 @@ export class SessionsService {
   constructor(
     private readonly sessions: SessionsRepository,
     @Inject(SERVICE_ENV) private readonly env: Env,
+    private readonly clock: Clock,
   ) {}
 
+  /**
+   * Opens a session at `now`, the instant of the passkey ceremony that proved presence: the
+   * session's start is what the gateway reads as "passkey last used" (re-authentication).
+   */
   async open(userId: string, now: Date, tx?: Tx): Promise<{ token: string; expiresAt: Date }> {
     const token = newSecret(SESSION_PREFIX);
     const expiresAt = new Date(now.getTime() + this.env.SESSION_TTL_SECONDS * 1_000);
-    await this.sessions.create({ userId, tokenHash: sha256(token), expiresAt }, tx);
+    await this.sessions.create({ userId, tokenHash: sha256(token), createdAt: now, expiresAt }, tx);
     return { token, expiresAt };
   }
 
-  async resolve(token: string, now = new Date()) {
+  async resolve(token: string) {
     const refused = new AppError('unauthenticated', 'Not signed in');
     if (!hasSecretShape(token, SESSION_PREFIX)) throw refused;
-    const session = await this.sessions.findLive(sha256(token), now);
+    const session = await this.sessions.findLive(sha256(token), this.clock.date());
     if (!session) throw refused;
     return session;
   }
 
-  async signOut(token: string, now = new Date()): Promise<void> {
-    if (hasSecretShape(token, SESSION_PREFIX)) await this.sessions.revoke(sha256(token), now);
+  async signOut(token: string): Promise<void> {
+    if (hasSecretShape(token, SESSION_PREFIX)) await this.sessions.revoke(sha256(token), this.clock.date());
   }
 }

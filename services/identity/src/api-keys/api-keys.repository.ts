@@ -30,10 +30,10 @@ export class ApiKeysRepository {
   }
 
   /** Revokes once; returns false when the key was already revoked or is not this application's. */
-  async revoke(applicationId: string, id: string, tx: Tx = this.db): Promise<boolean> {
+  async revoke(applicationId: string, id: string, now: Date, tx: Tx = this.db): Promise<boolean> {
     const { count } = await tx.apiKey.updateMany({
       where: { id, applicationId, revokedAt: null },
-      data: { revokedAt: new Date() },
+      data: { revokedAt: now },
     });
     return count === 1;
   }

@@ -1,3 +1,4 @@
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
@@ -29,6 +30,7 @@ export class ApiKeysService {
     private readonly keys: ApiKeysRepository,
     private readonly applications: ApplicationsService,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {}
 
   /** Issues a key: the whole secret is returned this once; only its SHA-256 is stored. */
@@ -50,7 +52,7 @@ export class ApiKeysService {
    * very next request with the key fails.
    */
   async revoke(applicationId: string, apiKeyId: string): Promise<ApiKey> {
-    await this.keys.revoke(applicationId, apiKeyId);
+    await this.keys.revoke(applicationId, apiKeyId, this.clock.date());
     const key = await this.keys.findInApplication(applicationId, apiKeyId);
     if (!key) throw new AppError('not_found', 'No such API key');
     return key;
@@ -65,12 +67,12 @@ export class ApiKeysService {
    * The gateway's per-request check. Every failure is the same `unauthenticated`, so a
    * caller learns nothing about which keys exist or were revoked.
    */
-  async authenticate(presented: string, now = new Date()): Promise<AuthenticatedKey> {
+  async authenticate(presented: string): Promise<AuthenticatedKey> {
     const refused = new AppError('unauthenticated', 'The API key is not valid');
     if (!hasSecretShape(presented, API_KEY_PREFIX)) throw refused;
     const key = await this.keys.findByHash(sha256(presented));
     if (!key || key.revokedAt || key.application.status !== 'active') throw refused;
-    this.noteUse(key.id, now);
+    this.noteUse(key.id, this.clock.date());
     return { orgId: key.orgId, applicationId: key.applicationId, apiKeyId: key.id };
   }
 

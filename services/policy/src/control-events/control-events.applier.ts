@@ -32,7 +32,7 @@ export class ControlEventsApplier {
       await this.repo.advanceControlSeq(tx, streamSeq);
       return applied ? this.repo.bumpRevision(tx, event.orgId) : null;
     });
-    if (revision !== null) await this.announce(event.orgId, revision, 'application_changed');
+    if (revision !== null) this.announce(event.orgId, revision, 'application_changed');
     return revision;
   }
 
@@ -53,7 +53,7 @@ export class ControlEventsApplier {
       await this.repo.advanceControlSeq(tx, streamSeq);
       return applied ? this.repo.bumpRevision(tx, event.orgId) : null;
     });
-    if (revision !== null) await this.announce(event.orgId, revision, 'grant_changed');
+    if (revision !== null) this.announce(event.orgId, revision, 'grant_changed');
     return revision;
   }
 
@@ -62,11 +62,7 @@ export class ControlEventsApplier {
     await this.repo.transaction((tx) => this.repo.advanceControlSeq(tx, streamSeq));
   }
 
-  private async announce(
-    orgId: string,
-    revision: bigint,
-    cause: 'application_changed' | 'grant_changed',
-  ): Promise<void> {
+  private announce(orgId: string, revision: bigint, cause: 'application_changed' | 'grant_changed'): void {
     // Best effort and not awaited: gateways do not depend on it for these (they wait for the
     // cursor, see docs/policy.md), and awaiting the stream ack here would hold the consumer's
     // single in-flight slot — every later event, revocations included, would wait for it.

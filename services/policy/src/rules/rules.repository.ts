@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
 
 import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
@@ -35,7 +36,10 @@ export class RulesRepository {
       INSERT INTO policy_revisions (org_id, revision, updated_at) VALUES (${orgId}::uuid, 1, now())
       ON CONFLICT (org_id) DO UPDATE SET revision = policy_revisions.revision + 1, updated_at = now()
       RETURNING revision`;
-    return BigInt(rows[0]!.revision);
+    const [row] = rows;
+    // An upsert with RETURNING always yields its row.
+    if (!row) throw new AppError('internal', `No revision row returned for org ${orgId}`);
+    return BigInt(row.revision);
   }
 
   /**
