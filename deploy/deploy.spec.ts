@@ -1,8 +1,10 @@
 // Guards the ways the stack is run outside `pnpm start`: docker-compose.yml and the
 // Kubernetes manifests. A service added to one and forgotten in the other, a lost health
-// check or a port published by accident is what these catch before anyone deploys.
+// check, a port published by accident, a secret pasted into a manifest or a network path
+// left open is what these catch before anyone deploys. Every overlay is rendered with
+// `kubectl kustomize` and checked as the cluster would receive it.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -92,68 +94,312 @@ describe('docker-compose.yml', () => {
   });
 });
 
+interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
 interface K8sContainer {
   name: string;
+  image?: string;
   readinessProbe?: { httpGet?: { path?: string } };
   livenessProbe?: { httpGet?: { path?: string } };
-  securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
-  resources?: { requests?: Record<string, string> };
-  env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }>;
+  securityContext?: {
+    readOnlyRootFilesystem?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { drop?: string[] };
+    seccompProfile?: { type?: string };
+  };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  env?: Array<{
+    name: string;
+    value?: string;
+    valueFrom?: { fieldRef?: { fieldPath?: string }; secretKeyRef?: { name?: string; key?: string } };
+  }>;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+}
+interface PodSpec {
+  containers?: K8sContainer[];
+  initContainers?: K8sContainer[];
+  securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type?: string } };
+}
+interface PolicyPeer {
+  podSelector?: Selector;
+  namespaceSelector?: Selector;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+interface PolicyRule {
+  from?: PolicyPeer[];
+  to?: PolicyPeer[];
+  ports?: Array<{ port?: number | string; protocol?: string }>;
 }
 interface K8sObject {
+  apiVersion: string;
   kind: string;
   metadata: { name: string };
+  data?: Record<string, string>;
   spec?: {
     replicas?: number;
     serviceName?: string;
     clusterIP?: string;
-    template?: { spec?: { containers?: K8sContainer[]; securityContext?: { runAsNonRoot?: boolean } } };
-    selector?: { matchLabels?: Record<string, string> };
+    type?: string;
+    template?: { metadata?: { labels?: Record<string, string> }; spec?: PodSpec };
+    selector?: Selector;
+    volumeClaimTemplates?: Array<{
+      metadata: { name: string };
+      spec?: { resources?: { requests?: { storage?: string } } };
+    }>;
+    // NetworkPolicy
+    podSelector?: Selector;
+    policyTypes?: string[];
+    ingress?: PolicyRule[];
+    egress?: PolicyRule[];
+    // HorizontalPodAutoscaler
+    scaleTargetRef?: { apiVersion?: string; kind?: string; name?: string };
+    minReplicas?: number;
+    maxReplicas?: number;
+    metrics?: Array<{ type: string; resource?: { name?: string; target?: { type?: string } } }>;
   };
 }
 
-function renderDevOverlay(): K8sObject[] | undefined {
+/** Kubernetes label-selector semantics: every matchLabels pair and every expression must hold. */
+function selects(selector: Selector | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  const pairs = Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels[key] === value);
+  const expressions = (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+    const value = labels[key];
+    if (operator === 'In') return value !== undefined && values.includes(value);
+    if (operator === 'NotIn') return value === undefined || !values.includes(value);
+    if (operator === 'Exists') return value !== undefined;
+    return value === undefined;
+  });
+  return pairs && expressions;
+}
+
+// Names that look like secrets but hold a path, a provider name or a flag: the secret itself
+// is the file behind the path, mounted from a Secret (checked below).
+const NOT_SECRETS = new Set([
+  'KEY_PROVIDER',
+  'MASTER_KEY_CREATE_IF_MISSING',
+  'DATA_KEY_DIR',
+  'DATA_KEY_CACHE_TTL_MS',
+  'AUDIT_SIGNING_KEY_FILE',
+  'MASTER_KEY_FILE',
+]);
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|KEY|DATABASE_URL/;
+
+const overlaysDir = join(rootDir, 'deploy', 'overlays');
+const overlayNames = readdirSync(overlaysDir, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name)
+  .sort();
+
+function hasKubectl(): boolean {
   try {
     execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' });
+    return true;
   } catch {
-    return undefined;
+    return false;
   }
-  const rendered = execFileSync('kubectl', ['kustomize', join(rootDir, 'deploy', 'overlays', 'dev')], {
-    encoding: 'utf8',
-  });
+}
+
+function render(overlay: string): K8sObject[] {
+  const rendered = execFileSync('kubectl', ['kustomize', join(overlaysDir, overlay)], { encoding: 'utf8' });
   return parseAllDocuments(rendered).map((document) => document.toJS() as K8sObject);
 }
 
-const manifests = renderDevOverlay();
-const describeKubernetes = manifests ? describe : describe.skip;
-if (!manifests) {
+const rendered = hasKubectl() ? new Map(overlayNames.map((name) => [name, render(name)])) : undefined;
+const describeKubernetes = rendered ? describe : describe.skip;
+if (!rendered) {
   // Visible in the test output, so a green run without kubectl is not mistaken for coverage.
   console.warn(
     'deploy.spec.ts: kubectl not found — skipping the Kubernetes manifest checks (install kubectl to run them)',
   );
 }
 
-describeKubernetes('deploy/overlays/dev (kubectl kustomize)', () => {
-  const objects = manifests ?? [];
+it('has a dev and a prod overlay', () => {
+  expect(overlayNames).toEqual(expect.arrayContaining(['dev', 'prod']));
+});
+
+describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', (overlay) => {
+  const objects = rendered?.get(overlay) ?? [];
+  const ofKind = (kind: string) => objects.filter((object) => object.kind === kind);
   const workloads = objects.filter((object) => ['Deployment', 'StatefulSet'].includes(object.kind));
   const workload = (name: string) => workloads.find((object) => object.metadata.name === name);
+  const podLabels = (object: K8sObject) => object.spec?.template?.metadata?.labels ?? {};
+  const podSpec = (object: K8sObject) => object.spec?.template?.spec ?? {};
+  const allContainers = (object: K8sObject) => [
+    ...(podSpec(object).initContainers ?? []),
+    ...(podSpec(object).containers ?? []),
+  ];
+  const hpaFor = (name: string) =>
+    ofKind('HorizontalPodAutoscaler').find((hpa) => hpa.spec?.scaleTargetRef?.name === name);
+  const policies = ofKind('NetworkPolicy');
+  const policiesFor = (object: K8sObject, type: 'Ingress' | 'Egress') =>
+    policies.filter(
+      (policy) => policy.spec?.policyTypes?.includes(type) && selects(policy.spec.podSelector, podLabels(object)),
+    );
+  const egressRules = (object: K8sObject) => policiesFor(object, 'Egress').flatMap((p) => p.spec?.egress ?? []);
+  const ports = (rule: PolicyRule) => (rule.ports ?? []).map((port) => Number(port.port));
 
   it.each(SERVICE_NAMES)('has a workload for %s with readiness on /readyz and liveness on /healthz', (name) => {
-    const container = workload(name)?.spec?.template?.spec?.containers?.find((c) => c.name === name);
+    const container = podSpec(workload(name) ?? ({} as K8sObject)).containers?.find((c) => c.name === name);
     expect(container).toBeDefined();
     expect(container?.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(container?.livenessProbe?.httpGet?.path).toBe('/healthz');
-    expect(container?.resources?.requests?.cpu).toBeDefined();
-    expect(container?.resources?.requests?.memory).toBeDefined();
   });
 
-  it.each(SERVICE_NAMES)('runs %s as non-root with a read-only root filesystem', (name) => {
-    const spec = workload(name)?.spec?.template?.spec;
-    expect(spec?.securityContext?.runAsNonRoot).toBe(true);
-    for (const container of spec?.containers ?? []) {
-      expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
-      expect(container.securityContext?.allowPrivilegeEscalation).toBe(false);
+  it('gives every container of every workload CPU and memory requests and limits', () => {
+    const missing = workloads.flatMap((object) =>
+      allContainers(object)
+        .filter((c) => !(c.resources?.requests?.cpu && c.resources.requests.memory))
+        .concat(allContainers(object).filter((c) => !(c.resources?.limits?.cpu && c.resources.limits.memory)))
+        .map((c) => `${object.metadata.name}/${c.name}`),
+    );
+    expect(missing).toEqual([]);
+  });
+
+  it('runs every container non-root, read-only, without capabilities, under RuntimeDefault seccomp', () => {
+    for (const object of workloads) {
+      const spec = podSpec(object);
+      expect([object.metadata.name, spec.securityContext?.runAsNonRoot]).toEqual([object.metadata.name, true]);
+      for (const c of allContainers(object)) {
+        const where = `${object.metadata.name}/${c.name}`;
+        const seccomp = c.securityContext?.seccompProfile?.type ?? spec.securityContext?.seccompProfile?.type;
+        expect([where, seccomp]).toEqual([where, 'RuntimeDefault']);
+        expect([where, c.securityContext?.readOnlyRootFilesystem]).toEqual([where, true]);
+        expect([where, c.securityContext?.allowPrivilegeEscalation]).toEqual([where, false]);
+        expect([where, c.securityContext?.capabilities?.drop]).toEqual([where, ['ALL']]);
+      }
     }
+  });
+
+  it('takes every secret-looking variable from a Secret, never a literal', () => {
+    const literal = workloads.flatMap((object) =>
+      allContainers(object).flatMap((c) =>
+        (c.env ?? [])
+          .filter((v) => SECRET_NAME.test(v.name) && !NOT_SECRETS.has(v.name) && !v.valueFrom?.secretKeyRef)
+          .map((v) => `${object.metadata.name}/${c.name}: ${v.name}`),
+      ),
+    );
+    expect(literal).toEqual([]);
+    // envFrom a ConfigMap would bypass the check above: no secret-looking keys there either.
+    const inConfigMaps = ofKind('ConfigMap').flatMap((map) =>
+      Object.keys(map.data ?? {}).filter((key) => SECRET_NAME.test(key) && !NOT_SECRETS.has(key)),
+    );
+    expect(inConfigMaps).toEqual([]);
+  });
+
+  it('mounts the keyring and the audit signing key from Secrets, as 0600 copies', () => {
+    const secretVolumes = (name: string) =>
+      (
+        (workload(name)?.spec?.template?.spec as { volumes?: Array<{ secret?: { secretName?: string } }> })?.volumes ??
+        []
+      ).flatMap((volume) => (volume.secret?.secretName ? [volume.secret.secretName] : []));
+    expect(secretVolumes('connection-broker')).toEqual(['context-gateway-master-key']);
+    expect(secretVolumes('personal-server')).toEqual(['context-gateway-master-key']);
+    expect(secretVolumes('audit')).toEqual(['context-gateway-audit-signing-key']);
+    for (const name of ['connection-broker', 'personal-server']) {
+      const env = podSpec(workload(name) ?? ({} as K8sObject)).containers?.[0]?.env ?? [];
+      expect(env.find((v) => v.name === 'MASTER_KEY_CREATE_IF_MISSING')?.value).toBe('false');
+    }
+  });
+
+  it('denies all traffic in the namespace by default, both ways', () => {
+    const denyAll = policies.filter(
+      (policy) =>
+        Object.keys(policy.spec?.podSelector ?? {}).length === 0 &&
+        policy.spec?.policyTypes?.includes('Ingress') &&
+        policy.spec.policyTypes.includes('Egress') &&
+        (policy.spec.ingress ?? []).length === 0 &&
+        (policy.spec.egress ?? []).length === 0,
+    );
+    expect(denyAll).toHaveLength(1);
+  });
+
+  it('lets traffic from outside the namespace reach the gateway only, on 8080', () => {
+    const fromOutside = (rule: PolicyRule) =>
+      rule.from === undefined ||
+      rule.from.length === 0 ||
+      rule.from.some((peer) => peer.ipBlock !== undefined || peer.namespaceSelector !== undefined);
+    const reachable = workloads
+      .filter((object) =>
+        policiesFor(object, 'Ingress').some((policy) => (policy.spec?.ingress ?? []).some(fromOutside)),
+      )
+      .map((object) => object.metadata.name);
+    expect(reachable).toEqual(['gateway']);
+    const gatewayOpen = policiesFor(workload('gateway') ?? ({} as K8sObject), 'Ingress')
+      .flatMap((policy) => policy.spec?.ingress ?? [])
+      .filter(fromOutside);
+    expect(gatewayOpen.flatMap(ports)).toEqual([8080]);
+    // Nothing is published around the policies either: no LoadBalancer or NodePort Service.
+    expect(
+      ofKind('Service').filter((service) => ['LoadBalancer', 'NodePort'].includes(service.spec?.type ?? '')),
+    ).toEqual([]);
+  });
+
+  it.each(SERVICE_NAMES)(
+    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources)',
+    (name) => {
+      const object = workload(name) ?? ({} as K8sObject);
+      const rules = egressRules(object);
+      const callsSources = ['connection-broker', 'sync-worker'].includes(name);
+      const allowed = [...new Set(rules.flatMap(ports))].sort((a, b) => a - b);
+      expect(allowed).toEqual(callsSources ? [53, 443, 4222, 5432] : [53, 4222, 5432]);
+      // No rule without ports: that would open every port.
+      expect(rules.filter((rule) => (rule.ports ?? []).length === 0)).toEqual([]);
+      for (const rule of rules.filter((r) => ports(r).includes(4222))) {
+        expect(rule.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'nats' } } }]);
+      }
+      for (const rule of rules.filter((r) => ports(r).includes(443))) {
+        for (const peer of rule.to ?? []) {
+          // The internet, not the cluster or the cloud metadata endpoint.
+          expect(peer.ipBlock?.except).toEqual(
+            expect.arrayContaining(
+              peer.ipBlock?.cidr === '0.0.0.0/0' ? ['10.0.0.0/8', '169.254.0.0/16'] : ['fc00::/7'],
+            ),
+          );
+        }
+      }
+    },
+  );
+
+  it('lets NATS be reached by the seven services on 4222 and by its peers on 6222, nobody else', () => {
+    const nats = workload('nats') ?? ({} as K8sObject);
+    const rules = policiesFor(nats, 'Ingress').flatMap((policy) => policy.spec?.ingress ?? []);
+    const byPort = new Map(rules.map((rule) => [ports(rule).join(','), rule.from ?? []]));
+    expect([...byPort.keys()].sort()).toEqual(['4222', '6222']);
+    const clients = byPort.get('4222')?.[0]?.podSelector?.matchExpressions?.[0]?.values ?? [];
+    expect([...clients].sort()).toEqual([...SERVICE_NAMES].sort());
+    expect(byPort.get('6222')).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'nats' } } }]);
+    expect([...new Set(egressRules(nats).flatMap(ports))].sort()).toEqual([53, 6222]);
+  });
+
+  it('autoscales the gateway and sync-worker on CPU, and nothing fixes their replica count', () => {
+    const targets = ofKind('HorizontalPodAutoscaler').map((hpa) => {
+      const ref = hpa.spec?.scaleTargetRef;
+      const target = workloads.find((object) => object.kind === ref?.kind && object.metadata.name === ref.name);
+      expect(hpa.apiVersion).toBe('autoscaling/v2');
+      expect(target).toBeDefined();
+      expect(target?.spec?.replicas).toBeUndefined();
+      expect(hpa.spec?.metrics?.map((metric) => metric.resource?.name)).toEqual(['cpu']);
+      expect(hpa.spec?.minReplicas).toBeLessThanOrEqual(hpa.spec?.maxReplicas ?? 0);
+      return ref?.name;
+    });
+    expect(targets.sort()).toEqual(['gateway', 'sync-worker']);
+  });
+
+  it('gives every workload that runs more than one pod a PodDisruptionBudget that selects its pods', () => {
+    for (const budget of ofKind('PodDisruptionBudget')) {
+      const selected = workloads.filter((object) => selects(budget.spec?.selector, podLabels(object)));
+      expect([budget.metadata.name, selected.length]).toEqual([budget.metadata.name, 1]);
+    }
+    const multi = workloads.filter(
+      (object) => (object.spec?.replicas ?? 1) > 1 || (hpaFor(object.metadata.name)?.spec?.maxReplicas ?? 1) > 1,
+    );
+    const unprotected = multi
+      .filter((object) => !ofKind('PodDisruptionBudget').some((b) => selects(b.spec?.selector, podLabels(object))))
+      .map((object) => object.metadata.name);
+    expect(unprotected).toEqual([]);
   });
 
   it('runs personal-server as a StatefulSet of shards behind a headless Service, shard id from the pod', () => {
@@ -167,18 +413,55 @@ describeKubernetes('deploy/overlays/dev (kubectl kustomize)', () => {
     expect(env.find((variable) => variable.name === 'SHARD_ID')?.valueFrom?.fieldRef?.fieldPath).toBe(
       "metadata.labels['apps.kubernetes.io/pod-index']",
     );
+    // Users are placed on shards by SHARD_COUNT: a pod count that differs strands or loses some.
+    expect(env.find((variable) => variable.name === 'SHARD_COUNT')?.value).toBe(String(personalServer?.spec?.replicas));
   });
 
-  it('runs NATS as a three-server StatefulSet', () => {
+  it('runs NATS as three clustered servers with JetStream on their own volumes', () => {
     const nats = workload('nats');
     expect(nats?.kind).toBe('StatefulSet');
     expect(nats?.spec?.replicas).toBe(3);
+    const claim = nats?.spec?.volumeClaimTemplates?.find((template) => template.metadata.name === 'data');
+    expect(claim?.spec?.resources?.requests?.storage).toBeDefined();
+    expect(nats?.spec?.template?.spec?.containers?.[0]?.volumeMounts).toContainEqual({
+      name: 'data',
+      mountPath: '/data',
+    });
+    const config = ofKind('ConfigMap').find((map) => map.metadata.name === 'nats-config')?.data?.['nats.conf'] ?? '';
+    expect(config).toMatch(/store_dir: \/data/);
+    for (const pod of ['nats-0', 'nats-1', 'nats-2']) expect(config).toContain(`nats://${pod}.nats-headless:6222`);
+  });
+});
+
+describeKubernetes('deploy/overlays/prod specifically', () => {
+  const objects = rendered?.get('prod') ?? [];
+
+  it('ships no Secret and no Postgres: both come from outside the manifests', () => {
+    expect(objects.filter((object) => object.kind === 'Secret').map((object) => object.metadata.name)).toEqual([]);
+    expect(objects.filter((object) => object.metadata.name.includes('postgres'))).toEqual([]);
   });
 
-  it('protects the gateway with a PodDisruptionBudget', () => {
-    const budget = objects.find(
-      (object) => object.kind === 'PodDisruptionBudget' && object.metadata.name === 'gateway',
+  it('pins every image to a release tag', () => {
+    const images = objects.flatMap((object) =>
+      [...(object.spec?.template?.spec?.initContainers ?? []), ...(object.spec?.template?.spec?.containers ?? [])].map(
+        (c) => c.image ?? '',
+      ),
     );
-    expect(budget?.spec?.selector?.matchLabels).toEqual({ 'app.kubernetes.io/name': 'gateway' });
+    expect(images.length).toBeGreaterThan(0);
+    const unpinned = images.filter((image) => !/:(\d+\.\d+\.\d+[\w.-]*)$|@sha256:[0-9a-f]{64}$/.test(image));
+    expect(unpinned).toEqual([]);
+  });
+
+  it('runs at least two of every stateless service', () => {
+    const single = objects
+      .filter((object) => object.kind === 'Deployment')
+      .filter((object) => {
+        const hpa = objects.find(
+          (o) => o.kind === 'HorizontalPodAutoscaler' && o.spec?.scaleTargetRef?.name === object.metadata.name,
+        );
+        return (hpa?.spec?.minReplicas ?? object.spec?.replicas ?? 1) < 2;
+      })
+      .map((object) => object.metadata.name);
+    expect(single).toEqual([]);
   });
 });
