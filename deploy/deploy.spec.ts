@@ -29,6 +29,7 @@ interface ComposeService {
 // Compose files use YAML merge keys (`<<: *service`); docker compose resolves them, so must we.
 const compose = parse(readFileSync(join(rootDir, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
 };
 
 describe('docker-compose.yml', () => {
@@ -91,6 +92,13 @@ describe('docker-compose.yml', () => {
       expect(services[name]?.environment?.MASTER_KEY_FILE).toBe(keyFile);
       expect(services[name]?.volumes).toContain(`master-key:${dirname(keyFile)}`);
     }
+  });
+
+  it("keeps audit's checkpoint signing key on a volume of its own, across container restarts", () => {
+    const volumes = services.audit?.volumes ?? [];
+    expect(volumes).toContain('audit-key:/var/lib/context-gateway/keys');
+    expect(volumes.some((v) => v.startsWith('master-key:'))).toBe(false);
+    expect(Object.keys(compose.volumes ?? {})).toContain('audit-key');
   });
 });
 
