@@ -66,7 +66,7 @@ const PER_PAGE = 100;
 
 /** GitHub objects → the record catalog's shapes (libs/record-catalog). */
 export const githubNormalize = {
-  profile(u: GhUser): NormalizedRecord {
+  profile: (u: GhUser): NormalizedRecord => {
     return {
       type: 'profile',
       externalId: String(u.id),
@@ -82,7 +82,7 @@ export const githubNormalize = {
       }),
     };
   },
-  repository(r: GhRepo): NormalizedRecord {
+  repository: (r: GhRepo): NormalizedRecord => {
     return {
       type: 'code.repository',
       externalId: String(r.id),
@@ -100,7 +100,7 @@ export const githubNormalize = {
       }),
     };
   },
-  star(s: GhStar): NormalizedRecord {
+  star: (s: GhStar): NormalizedRecord => {
     const repo = 'repo' in s ? s.repo : s;
     const starredAt = 'starred_at' in s ? s.starred_at : undefined;
     return {
@@ -110,7 +110,7 @@ export const githubNormalize = {
       data: compact({ source: 'github', repository: repo.full_name, url: repo.html_url, starredAt }),
     };
   },
-  issue(i: GhIssue): NormalizedRecord {
+  issue: (i: GhIssue): NormalizedRecord => {
     const repo = i.repository?.full_name ?? i.repository_url?.split('/repos/')[1] ?? '';
     return {
       type: 'code.issue',

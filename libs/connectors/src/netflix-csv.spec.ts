@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+
 import { validateRecord } from '@context-gateway/record-catalog';
 import { describe, expect, it } from '@jest/globals';
 
@@ -6,9 +8,12 @@ import { CsvError, type NetflixItem, parseCsv, parseNetflixViewingActivity } fro
 const HEADER =
   'Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,Latest Bookmark,Country\r\n';
 
-async function* chunked(text: string, size: number): AsyncGenerator<Uint8Array> {
+/** The text as a byte stream in `size`-byte chunks: cuts fall inside characters, quotes and CRLFs. */
+function chunked(text: string, size: number): AsyncIterable<Uint8Array> {
   const bytes = new TextEncoder().encode(text);
-  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+  return Readable.from(chunks);
 }
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

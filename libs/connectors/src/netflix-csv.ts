@@ -45,7 +45,7 @@ export async function* parseCsv(
 
   const feed = function* (text: string): Generator<CsvRow> {
     for (let i = 0; i < text.length; i++) {
-      const c = text[i]!;
+      const c = text.charAt(i);
       if (first) {
         first = false;
         if (c === '\uFEFF') continue;
@@ -162,8 +162,9 @@ export async function* parseNetflixViewingActivity(
   let width = 0;
   for await (const row of parseCsv(chunks)) {
     if (!index) {
-      index = new Map(row.fields.map((name, i) => [name.trim(), i]));
-      const missing = REQUIRED.filter((c) => !index!.has(c));
+      const header = new Map(row.fields.map((name, i) => [name.trim(), i]));
+      index = header;
+      const missing = REQUIRED.filter((c) => !header.has(c));
       if (missing.length)
         throw new CsvError(
           row.line,
@@ -176,9 +177,12 @@ export async function* parseNetflixViewingActivity(
       yield { line: row.line, problem: `expected ${width} fields, found ${row.fields.length}` };
       continue;
     }
+    const columns = index;
+    // Every row has the header's width (checked above), so a known column is always there.
     const get = (name: string) => {
-      const i = index!.get(name);
-      return i === undefined ? '' : row.fields[i]!.trim();
+      const i = columns.get(name);
+      const value = i === undefined ? undefined : row.fields[i];
+      return value === undefined ? '' : value.trim();
     };
     const problems: string[] = [];
     const profile = get('Profile Name');
@@ -190,7 +194,7 @@ export async function* parseNetflixViewingActivity(
     if (start === undefined)
       problems.push(`"Start Time" is not a date and time (YYYY-MM-DD HH:MM:SS): "${clip(get('Start Time'))}"`);
     if (duration === undefined) problems.push(`"Duration" is not HH:MM:SS: "${clip(get('Duration'))}"`);
-    if (problems.length) {
+    if (problems.length || start === undefined || duration === undefined) {
       yield { line: row.line, problem: problems.join('; ') };
       continue;
     }
@@ -211,7 +215,7 @@ export async function* parseNetflixViewingActivity(
       record: {
         type: 'media.watch_event',
         externalId,
-        occurredAt: start!,
+        occurredAt: start,
         data: compact({
           source: 'netflix',
           // Netflix's export has no ids: the title is what identifies the content.
@@ -219,8 +223,8 @@ export async function* parseNetflixViewingActivity(
           title,
           creators: [],
           kind,
-          playedAt: start!,
-          durationMs: duration!,
+          playedAt: start,
+          durationMs: duration,
           device: get('Device Type'),
           series,
           season,
@@ -237,8 +241,14 @@ const clip = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
 function parseNetflixTime(value: string): string | undefined {
   const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(value);
   if (!m) return undefined;
-  const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-  if (d.getUTCMonth() !== +m[2]! - 1 || d.getUTCDate() !== +m[3]! || +m[4]! > 23 || +m[5]! > 59 || +m[6]! > 59)
+  const year = +group(m, 1);
+  const month = +group(m, 2);
+  const day = +group(m, 3);
+  const hour = +group(m, 4);
+  const minute = +group(m, 5);
+  const second = +group(m, 6);
+  const d = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  if (d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59)
     return undefined;
   return d.toISOString();
 }
@@ -246,5 +256,12 @@ function parseNetflixTime(value: string): string | undefined {
 function parseDuration(value: string): number | undefined {
   const m = /^(\d{1,3}):([0-5]\d):([0-5]\d)$/.exec(value);
   if (!m) return undefined;
-  return ((+m[1]! * 60 + +m[2]!) * 60 + +m[3]!) * 1000;
+  return ((+group(m, 1) * 60 + +group(m, 2)) * 60 + +group(m, 3)) * 1000;
+}
+
+/** A capture group the pattern always fills (none of these groups is optional). */
+function group(m: RegExpExecArray, i: number): string {
+  const value = m[i];
+  if (value === undefined) throw new Error(`capture group ${i} did not take part in the match`);
+  return value;
 }

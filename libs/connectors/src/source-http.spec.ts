@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 
 import { SourceHttp } from './source-http.js';
 
-const tokens = { current: async () => 'token', refresh: async () => 'token2' };
+const tokens = { current: () => Promise.resolve('token'), refresh: () => Promise.resolve('token2') };
 
 describe('SourceHttp.url', () => {
   const http = new SourceHttp('https://api.github.com', tokens);

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 
 import type { AccessTokenSource } from './connector.js';
@@ -13,6 +14,8 @@ export interface SourceHttpOptions {
   timeoutMs?: number;
   /** Extra headers for every request (API version pins, Accept). */
   headers?: Record<string, string>;
+  /** Where "now" comes from when comparing it with the source's rate-limit reset and Retry-After times. */
+  clock?: Clock;
 }
 
 export interface SourceResponse<T> {
@@ -22,19 +25,20 @@ export interface SourceResponse<T> {
   etag: string | undefined;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
+/** Waits `ms`; an abort ends the wait early and rejects with the signal's reason. */
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  await new Promise<void>((resolve) => {
+    const done = () => {
       clearTimeout(t);
-      reject(signal?.reason);
+      signal?.removeEventListener('abort', done);
+      resolve();
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
+  signal?.throwIfAborted();
+}
 
 /**
  * The HTTP client every connector uses: bearer token, conditional requests, and the
@@ -48,6 +52,7 @@ export class SourceHttp {
   private readonly maxWaitMs: number;
   private readonly backoffBaseMs: number;
   private readonly timeoutMs: number;
+  private readonly clock: Clock;
   /** Epoch ms before which the primary budget is spent (learned from headers). */
   private pausedUntil = 0;
   /** Requests made, and of those answered 304 (cheap on GitHub: they do not count). */
@@ -63,6 +68,7 @@ export class SourceHttp {
     this.maxWaitMs = options.maxWaitMs ?? 60_000;
     this.backoffBaseMs = options.backoffBaseMs ?? 250;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.clock = options.clock ?? systemClock;
   }
 
   /**
@@ -85,7 +91,7 @@ export class SourceHttp {
     let token = await this.tokens.current();
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
-      const pause = this.pausedUntil - Date.now();
+      const pause = this.pausedUntil - this.clock.now();
       if (pause > 0) await this.waitOrGiveUp(pause, 'rate limit budget spent');
 
       const headers: Record<string, string> = {
@@ -163,13 +169,13 @@ export class SourceHttp {
     const retryAfter = headers.get('retry-after');
     if (retryAfter !== null) {
       const seconds = Number(retryAfter);
-      const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
+      const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - this.clock.now();
       // A little jitter on top of what the source asked for, never less than it asked.
       if (Number.isFinite(ms)) return Math.max(0, ms) + Math.round(Math.random() * 250);
     }
     const reset = Number(headers.get('x-ratelimit-reset'));
     if (headers.get('x-ratelimit-remaining') === '0' && reset > 0)
-      return Math.max(0, reset * 1000 - Date.now()) + Math.round(Math.random() * 250);
+      return Math.max(0, reset * 1000 - this.clock.now()) + Math.round(Math.random() * 250);
     // GitHub's secondary limit without a header: at least a minute, per its docs; we back off exponentially.
     return this.backoff(attempt);
   }
@@ -196,7 +202,7 @@ export function nextLink(link: string | null): string | undefined {
   if (!link) return undefined;
   for (const part of link.split(',')) {
     const m = /<([^>]+)>\s*;\s*(?:[^,]*;\s*)?rel="?([^";]+)"?/.exec(part.trim());
-    if (m && m[2]!.split(/\s+/).includes('next')) return m[1];
+    if (m?.[2]?.split(/\s+/).includes('next')) return m[1];
   }
   return undefined;
 }

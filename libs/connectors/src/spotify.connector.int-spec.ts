@@ -12,7 +12,7 @@ class Store {
   readonly live = new Map<string, NormalizedRecord>();
   readonly tombstones = new Set<string>();
   upserts = 0;
-  apply = async (batch: SyncBatch) => {
+  apply = (batch: SyncBatch): Promise<void> => {
     for (const r of batch.upserts) {
       this.upserts++;
       this.live.set(`${r.type}/${r.externalId}`, r);
@@ -21,6 +21,7 @@ class Store {
       this.live.delete(`${d.type}/${d.externalId}`);
       this.tombstones.add(`${d.type}/${d.externalId}`);
     }
+    return Promise.resolve();
   };
   count(type: string) {
     return [...this.live.values()].filter((r) => r.type === type).length;

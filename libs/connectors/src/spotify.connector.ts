@@ -75,7 +75,7 @@ const kind = (t: SpTrack & { type?: string }) => (t.type === 'episode' ? 'podcas
 
 /** Spotify objects → the record catalog's shapes (libs/record-catalog). */
 export const spotifyNormalize = {
-  profile(u: SpUser): NormalizedRecord {
+  profile: (u: SpUser): NormalizedRecord => {
     return {
       type: 'profile',
       externalId: u.id,
@@ -91,7 +91,7 @@ export const spotifyNormalize = {
       }),
     };
   },
-  playlist(p: SpPlaylist): NormalizedRecord {
+  playlist: (p: SpPlaylist): NormalizedRecord => {
     return {
       type: 'media.playlist',
       externalId: p.id,
@@ -107,7 +107,7 @@ export const spotifyNormalize = {
       }),
     };
   },
-  playlistItem(playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined {
+  playlistItem: (playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined => {
     const t = i.track ?? i.item;
     if (!t?.id) return undefined; // local files and removed tracks have no id
     return {
@@ -117,7 +117,7 @@ export const spotifyNormalize = {
       data: compact({ source: 'spotify', playlistId, trackId: t.id, position, title: t.name, addedAt: i.added_at }),
     };
   },
-  savedTrack(s: SpSaved): NormalizedRecord {
+  savedTrack: (s: SpSaved): NormalizedRecord => {
     const t = s.track;
     return {
       type: 'media.track',
@@ -137,7 +137,7 @@ export const spotifyNormalize = {
     };
   },
   /** Same shape as a Netflix watch (media.watch_event): what was played, when, for how long. */
-  play(p: SpPlay): NormalizedRecord {
+  play: (p: SpPlay): NormalizedRecord => {
     const t = p.track;
     return {
       type: 'media.play_event',
@@ -198,11 +198,12 @@ export class SpotifyConnector implements Connector {
     ).state;
 
     const prevItems = prev?.playlistItems ?? {};
-    next.playlistItems = {};
+    const playlistItems: NonNullable<SpotifyCursor['playlistItems']> = {};
+    next.playlistItems = playlistItems;
     for (const p of listed) {
       const known = prevItems[p.id];
       if (known && known.snapshotId === p.snapshot_id) {
-        next.playlistItems[p.id] = known;
+        playlistItems[p.id] = known;
         continue;
       }
       const ids: string[] = [];
@@ -226,11 +227,11 @@ export class SpotifyConnector implements Connector {
         .filter((id) => !keep.has(id))
         .map((externalId) => ({ type: 'media.playlist_item', externalId }));
       if (gone.length) await ctx.emit({ upserts: [], deletes: gone });
-      next.playlistItems[p.id] = { snapshotId: p.snapshot_id, ids };
+      playlistItems[p.id] = { snapshotId: p.snapshot_id, ids };
     }
     // A playlist that is gone takes its items with it.
     const goneItems = Object.entries(prevItems)
-      .filter(([id]) => !next.playlistItems![id])
+      .filter(([id]) => !playlistItems[id])
       .flatMap(([, v]) => v.ids);
     for (let i = 0; i < goneItems.length; i += 500) {
       await ctx.emit({
@@ -268,11 +269,11 @@ export class SpotifyConnector implements Connector {
     ctx: SyncContext,
     after: string | undefined,
   ): Promise<string | undefined> {
-    let newest = after;
     if (after) {
+      let newest = after;
       for (let guard = 0; guard < 100; guard++) {
         const res = await http.get<SpPage<SpPlay>>(
-          `/me/player/recently-played?limit=50&after=${encodeURIComponent(newest!)}`,
+          `/me/player/recently-played?limit=50&after=${encodeURIComponent(newest)}`,
         );
         const items = res.body?.items ?? [];
         if (items.length === 0) break;
@@ -283,6 +284,7 @@ export class SpotifyConnector implements Connector {
       }
       return newest;
     }
+    let newest = after;
     let url: string | undefined = '/me/player/recently-played?limit=50';
     for (let guard = 0; url && guard < 100; guard++) {
       const res: { body: SpPage<SpPlay> | undefined } = await http.get<SpPage<SpPlay>>(url);

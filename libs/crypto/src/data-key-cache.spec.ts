@@ -1,3 +1,4 @@
+import { TestClock } from '@context-gateway/clock/testing';
 import { describe, expect, it } from '@jest/globals';
 
 import { DataKey } from './data-key.js';
@@ -15,9 +16,9 @@ function loader() {
     get count() {
       return count;
     },
-    immediate: async () => {
+    immediate: () => {
       count++;
-      return DataKey.generate();
+      return Promise.resolve(DataKey.generate());
     },
     held: () => {
       count++;
@@ -29,13 +30,13 @@ function loader() {
 
 describe('DataKeyCache', () => {
   it('asks again once the TTL has passed', async () => {
-    let now = 1_000;
-    const cache = new DataKeyCache({ ttlMs: 60_000, now: () => now });
+    const clock = new TestClock(1_000);
+    const cache = new DataKeyCache({ ttlMs: 60_000, clock });
     const load = loader();
     const first = await cache.get(wrappedKey(1), owner, load.immediate);
-    now += 59_999;
+    clock.advance(59_999);
     expect(await cache.get(wrappedKey(1), owner, load.immediate)).toBe(first);
-    now += 2;
+    clock.advance(2);
     expect(await cache.get(wrappedKey(1), owner, load.immediate)).not.toBe(first);
     expect(load.count).toBe(2);
   });
@@ -60,7 +61,9 @@ describe('DataKeyCache', () => {
     await expect(cache.get(wrappedKey(1), owner, () => Promise.reject(new Error('vault down')))).rejects.toThrow(
       'vault down',
     );
-    await expect(cache.get(wrappedKey(1), owner, async () => DataKey.generate())).resolves.toBeInstanceOf(DataKey);
+    await expect(cache.get(wrappedKey(1), owner, () => Promise.resolve(DataKey.generate()))).resolves.toBeInstanceOf(
+      DataKey,
+    );
   });
 
   it('does not resurrect a key shredded while it was being unwrapped', async () => {
@@ -76,7 +79,7 @@ describe('DataKeyCache', () => {
 
   it('clear destroys every cached key', async () => {
     const cache = new DataKeyCache();
-    const key = await cache.get(wrappedKey(1), owner, async () => DataKey.generate());
+    const key = await cache.get(wrappedKey(1), owner, () => Promise.resolve(DataKey.generate()));
     cache.clear();
     expect(key.destroyed).toBe(true);
     expect(cache.size).toBe(0);

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 
 import type { DataKey } from './data-key.js';
@@ -9,8 +10,8 @@ export interface DataKeyCacheOptions {
   maxEntries?: number;
   /** How long an unwrapped key may be served without asking the provider again. */
   ttlMs?: number;
-  /** Injectable clock (ms), for tests. */
-  now?: () => number;
+  /** Decides when a cached key has expired; tests pass a TestClock. */
+  clock?: Clock;
 }
 
 /** One in-progress unwrap; identity tells a shredded (replaced) flight from the live one. */
@@ -40,12 +41,12 @@ export class DataKeyCache {
   readonly #inflight = new Map<string, Flight>();
   readonly #maxEntries: number;
   readonly #ttlMs: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
 
   constructor(options: DataKeyCacheOptions = {}) {
     this.#maxEntries = options.maxEntries ?? 10_000;
     this.#ttlMs = options.ttlMs ?? 10 * 60_000;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
   get size(): number {
@@ -61,7 +62,7 @@ export class DataKeyCache {
     const entry = this.#entries.get(id);
     if (entry) {
       this.#entries.delete(id);
-      if (entry.expiresAt > this.#now()) {
+      if (entry.expiresAt > this.#clock.now()) {
         this.#entries.set(id, entry); // re-insert: Map order is our LRU order
         return Promise.resolve(entry.key);
       }
@@ -115,7 +116,7 @@ export class DataKeyCache {
   }
 
   #insert(id: string, key: DataKey): void {
-    this.#entries.set(id, { key, expiresAt: this.#now() + this.#ttlMs });
+    this.#entries.set(id, { key, expiresAt: this.#clock.now() + this.#ttlMs });
     while (this.#entries.size > this.#maxEntries) {
       const oldest = this.#entries.keys().next().value as string;
       this.#entries.delete(oldest);

@@ -66,7 +66,7 @@ describe('LocalKeyProvider key file', () => {
   it('asks beforeCreate only when the file is missing, and creates nothing when it refuses', async () => {
     const path = join(dir, 'guarded', 'keyring.json');
     const asked: string[] = [];
-    const refuse = refuseNewKeyWhileInUse(async () => 3, 'connection data keys wrapped by it');
+    const refuse = refuseNewKeyWhileInUse(() => Promise.resolve(3), 'connection data keys wrapped by it');
     await expect(
       LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: async (p) => (asked.push(p), refuse(p)) }),
     ).rejects.toMatchObject({
@@ -79,7 +79,7 @@ describe('LocalKeyProvider key file', () => {
     await LocalKeyProvider.open({
       path,
       createIfMissing: true,
-      beforeCreate: refuseNewKeyWhileInUse(async () => 0, 'keys'),
+      beforeCreate: refuseNewKeyWhileInUse(() => Promise.resolve(0), 'keys'),
     });
     // The file exists now: a guard that would refuse is not even asked.
     await expect(LocalKeyProvider.open({ path, createIfMissing: true, beforeCreate: refuse })).resolves.toBeInstanceOf(

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { access } from 'node:fs/promises';
 
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 
 import { DataKey } from './data-key.js';
@@ -21,6 +22,8 @@ export interface LocalKeyProviderOptions {
    * would leave every stored secret unreadable and put new ones under another key.
    */
   beforeCreate?: (path: string) => Promise<void>;
+  /** Stamps each KEK's `createdAt`, from which key age (and so rotation) is judged. */
+  clock?: Clock;
 }
 
 const KEK_BYTES = 32;
@@ -48,13 +51,23 @@ export class LocalKeyProvider implements KeyProvider {
   #closed = false;
   #writing: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly path: string) {}
+  readonly #clock: Clock;
+
+  private constructor(
+    readonly path: string,
+    clock: Clock,
+  ) {
+    this.#clock = clock;
+  }
 
   static async open(options: LocalKeyProviderOptions): Promise<LocalKeyProvider> {
-    const provider = new LocalKeyProvider(options.path);
+    const provider = new LocalKeyProvider(options.path, options.clock ?? systemClock);
     if (options.createIfMissing && !(await exists(options.path))) {
       await options.beforeCreate?.(options.path);
-      const fresh: Keyring = { current: 1, keys: [{ version: 1, key: randomBytes(KEK_BYTES), createdAt: now() }] };
+      const fresh: Keyring = {
+        current: 1,
+        keys: [{ version: 1, key: randomBytes(KEK_BYTES), createdAt: provider.#now() }],
+      };
       try {
         // Loses the race harmlessly if the file exists; the load below reads whichever won.
         await createKeyringExclusive(options.path, fresh);
@@ -68,8 +81,8 @@ export class LocalKeyProvider implements KeyProvider {
     return provider;
   }
 
-  async currentVersion(): Promise<number> {
-    return this.#current;
+  currentVersion(): Promise<number> {
+    return Promise.resolve(this.#current);
   }
 
   /** Versions this process can unwrap, oldest first. */
@@ -77,11 +90,14 @@ export class LocalKeyProvider implements KeyProvider {
     return [...this.#keks.keys()].sort((a, b) => a - b);
   }
 
-  async wrapKey(plaintextKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
-    const version = this.#current;
-    const kek = this.#keks.get(version);
-    if (!kek) throw new AppError('key_not_found');
-    return new WrappedKey(this.id, version, kek.encrypt(plaintextKey, wrapAad(version, context)));
+  wrapKey(plaintextKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
+    // Synchronous work; the executor turns a throw into a rejection, as for the other methods.
+    return new Promise((resolve) => {
+      const version = this.#current;
+      const kek = this.#keks.get(version);
+      if (!kek) throw new AppError('key_not_found');
+      resolve(new WrappedKey(this.id, version, kek.encrypt(plaintextKey, wrapAad(version, context))));
+    });
   }
 
   async unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer> {
@@ -109,7 +125,7 @@ export class LocalKeyProvider implements KeyProvider {
   rotate(): Promise<number> {
     return this.#update((keyring) => {
       const version = Math.max(...keyring.keys.map((k) => k.version)) + 1;
-      keyring.keys.push({ version, key: randomBytes(KEK_BYTES), createdAt: now() });
+      keyring.keys.push({ version, key: randomBytes(KEK_BYTES), createdAt: this.#now() });
       keyring.current = version;
       return version;
     });
@@ -165,6 +181,10 @@ export class LocalKeyProvider implements KeyProvider {
     return next;
   }
 
+  #now(): string {
+    return this.#clock.date().toISOString();
+  }
+
   #install(keyring: Keyring): void {
     // Closed means closed: a reload (an unwrap meeting an unknown version) must not bring the KEKs back.
     if (this.#closed) {
@@ -191,10 +211,6 @@ function writeFailed(path: string, cause: unknown): AppError {
   if (cause instanceof AppError) return cause;
   const code = (cause as NodeJS.ErrnoException).code ?? 'unknown';
   return new AppError('key_file_invalid', `Key file ${path}: cannot be written (${code})`, [], { cause });
-}
-
-function now(): string {
-  return new Date().toISOString();
 }
 
 /** Only "no such file" is missing; a file that is there but unreadable must not look like a first start. */

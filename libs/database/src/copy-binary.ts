@@ -38,6 +38,13 @@ function wrongValue(column: number, type: CopyColumnType, value: unknown): never
   );
 }
 
+/** The type of column `c`, which the loops only ask for below `types.length`. */
+function columnType(types: readonly CopyColumnType[], c: number): CopyColumnType {
+  const type = types[c];
+  if (type === undefined) throw new RangeError(`COPY has no column ${c}`);
+  return type;
+}
+
 function fieldSize(type: CopyColumnType, value: unknown, column: number): number {
   const fixed = FIXED_SIZE[type];
   if (fixed !== undefined) return fixed;
@@ -53,7 +60,10 @@ export function encodeCopyBinary(types: readonly CopyColumnType[], rows: readonl
     if (row.length !== types.length)
       throw new TypeError(`COPY row has ${row.length} values for ${types.length} columns`);
     size += 2 + 4 * types.length;
-    for (let c = 0; c < types.length; c += 1) if (row[c] != null) size += fieldSize(types[c]!, row[c], c);
+    for (let c = 0; c < types.length; c += 1) {
+      const value = row[c];
+      if (value != null) size += fieldSize(columnType(types, c), value, c);
+    }
   }
   const out = Buffer.allocUnsafe(size);
   let at = SIGNATURE.copy(out, 0);
@@ -63,7 +73,7 @@ export function encodeCopyBinary(types: readonly CopyColumnType[], rows: readonl
     at = out.writeInt16BE(types.length, at);
     for (let c = 0; c < types.length; c += 1) {
       const value = row[c];
-      const type = types[c]!;
+      const type = columnType(types, c);
       if (value == null) {
         at = out.writeInt32BE(-1, at);
         continue;

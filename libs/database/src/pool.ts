@@ -52,7 +52,7 @@ export async function pingDatabase(pool: pg.Pool, timeoutMs: number): Promise<bo
   const timeout = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), timeoutMs);
   });
-  const ping = pool.query('SELECT 1 AS ok').then(
+  const ping = pool.query<{ ok: number }>('SELECT 1 AS ok').then(
     (result) => result.rows[0]?.ok === 1,
     () => false,
   );

@@ -42,7 +42,9 @@ export class CompactTree {
     let level = 0;
     // Each trailing 1 bit of the old size is a same-sized left sibling waiting for a partner.
     for (let rest = position; rest % 2 === 1; rest = (rest - 1) / 2) {
-      hash = nodeHash(this.frontier.pop()!, hash);
+      const left = this.frontier.pop();
+      if (left === undefined) throw new Error(`the frontier holds fewer subtrees than size ${position} has set bits`);
+      hash = nodeHash(left, hash);
       level += 1;
       onNodeCompleted?.({ level, index: Math.floor(position / 2 ** level) }, hash);
     }
@@ -52,9 +54,11 @@ export class CompactTree {
 
   /** MTH(D[size]): the frontier folded right to left (RFC 9162 §2.1.1 for unbalanced trees). */
   root(): Buffer {
-    if (this.frontier.length === 0) return Buffer.from(EMPTY_ROOT_HASH);
-    let hash = this.frontier[this.frontier.length - 1]!;
-    for (let i = this.frontier.length - 2; i >= 0; i -= 1) hash = nodeHash(this.frontier[i]!, hash);
+    let i = this.frontier.length - 1;
+    let hash = this.frontier[i];
+    if (hash === undefined) return Buffer.from(EMPTY_ROOT_HASH);
+    // Reading below index 0 gives undefined, which ends the loop.
+    for (let left = this.frontier[--i]; left !== undefined; left = this.frontier[--i]) hash = nodeHash(left, hash);
     return hash;
   }
 

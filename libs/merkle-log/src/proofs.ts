@@ -97,8 +97,12 @@ const MAX_READ_GAP = 16;
 
 /** MTH of a planned range from its perfect subtrees' hashes (largest first). */
 function foldRange(hashes: readonly Uint8Array[]): Buffer {
-  let hash: Buffer = Buffer.from(hashes[hashes.length - 1]!);
-  for (let i = hashes.length - 2; i >= 0; i -= 1) hash = nodeHash(hashes[i]!, hash);
+  let i = hashes.length - 1;
+  const rightmost = hashes[i];
+  if (rightmost === undefined) throw new Error('a planned range has no subtrees');
+  let hash: Buffer = Buffer.from(rightmost);
+  // Reading below index 0 gives undefined, which ends the loop.
+  for (let left = hashes[--i]; left !== undefined; left = hashes[--i]) hash = nodeHash(left, hash);
   return hash;
 }
 
@@ -157,7 +161,16 @@ async function resolveFromReader(ranges: readonly LeafRange[], reader: HashReade
       }
     }),
   );
-  return perRange.map((rangeNodes) => foldRange(rangeNodes.map((node) => hashes.get(node)!)));
+  return perRange.map((rangeNodes) =>
+    foldRange(
+      rangeNodes.map((node) => {
+        const hash = hashes.get(node);
+        // Every node was either found in the cache or computed from the leaves just read.
+        if (hash === undefined) throw new Error(`subtree ${node.level}/${node.index} was neither cached nor read`);
+        return hash;
+      }),
+    ),
+  );
 }
 
 // --- generation --------------------------------------------------------------
@@ -200,7 +213,8 @@ export async function fetchRootHash(treeSize: number, reader: HashReader): Promi
   assertCount('tree size', treeSize);
   if (treeSize === 0) return Buffer.from(EMPTY_ROOT_HASH);
   const [root] = await resolveFromReader([{ start: 0, end: treeSize }], reader);
-  return root!;
+  if (root === undefined) throw new Error('resolving one range gave no hash');
+  return root;
 }
 
 // --- verification --------------------------------------------------------------
@@ -267,8 +281,10 @@ export function verifyConsistency(
     fn = half(fn);
     sn = half(sn);
   }
-  let fr: Buffer = Buffer.from(path[0]!);
-  let sr: Buffer = Buffer.from(path[0]!);
+  const first = path[0];
+  if (first === undefined) return false;
+  let fr: Buffer = Buffer.from(first);
+  let sr: Buffer = Buffer.from(first);
   for (const c of path.slice(1)) {
     if (sn === 0) return false;
     if (isOdd(fn) || fn === sn) {

@@ -57,18 +57,23 @@ export const ROOT_HASHES: Buffer[] = [
   '5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328',
 ].map(hex);
 
-const nh = NODE_HASHES;
+/** NODE_HASHES[level][index], which must be in the table. */
+const nh = (level: number, index: number): Buffer => {
+  const hash = NODE_HASHES[level]?.[index];
+  if (hash === undefined) throw new Error(`no node hash ${level}/${index} in the reference set`);
+  return hash;
+};
 /** COMPACT_TREES[n]: the frontier of the n-leaf tree, largest subtree first. */
 export const COMPACT_TREES: Buffer[][] = [
   [],
-  [nh[0]![0]!],
-  [nh[1]![0]!],
-  [nh[1]![0]!, nh[0]![2]!],
-  [nh[2]![0]!],
-  [nh[2]![0]!, nh[0]![4]!],
-  [nh[2]![0]!, nh[1]![2]!],
-  [nh[2]![0]!, nh[1]![2]!, nh[0]![6]!],
-  [nh[3]![0]!],
+  [nh(0, 0)],
+  [nh(1, 0)],
+  [nh(1, 0), nh(0, 2)],
+  [nh(2, 0)],
+  [nh(2, 0), nh(0, 4)],
+  [nh(2, 0), nh(1, 2)],
+  [nh(2, 0), nh(1, 2), nh(0, 6)],
+  [nh(3, 0)],
 ];
 
 export const INCLUSION_PROOFS: { index: number; size: number; proof: Buffer[] }[] = [

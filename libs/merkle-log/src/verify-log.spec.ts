@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { Readable } from 'node:stream';
 
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
@@ -38,8 +39,9 @@ function checkpoint(writer: LogWriter): VerifiedCheckpoint {
 /** Rows as `SELECT … ORDER BY index` returns them after someone renumbered the column. */
 const renumbered = (rows: readonly StoredEntry[]): StoredEntry[] => rows.map((row, i) => ({ ...row, index: i }));
 
-async function* streamed(rows: readonly StoredEntry[]): AsyncGenerator<StoredEntry> {
-  yield* rows;
+/** The rows as an async stream, the way a database cursor hands them over. */
+function streamed(rows: readonly StoredEntry[]): AsyncIterable<StoredEntry> {
+  return Readable.from(rows);
 }
 
 /** Rewrites entry `at`'s event, keeping its chain fields, as someone with SQL access could. */

@@ -114,8 +114,12 @@ async function verifyRows(rows: Rows, checkpoints: VerifiedCheckpoint[]): Promis
   let coveredUpTo = 0;
 
   const checkCheckpoints = (): LogProblem | undefined => {
-    for (; checkpoints[nextCheckpoint]?.treeSize === tree.size; nextCheckpoint += 1) {
-      if (!hashesEqual(tree.root(), checkpoints[nextCheckpoint]!.rootHash)) {
+    for (
+      let checkpoint = checkpoints[nextCheckpoint];
+      checkpoint?.treeSize === tree.size;
+      checkpoint = checkpoints[++nextCheckpoint]
+    ) {
+      if (!hashesEqual(tree.root(), checkpoint.rootHash)) {
         const range = `entries ${coveredUpTo}..${tree.size - 1}`;
         return problem(
           'checkpoint_mismatch',

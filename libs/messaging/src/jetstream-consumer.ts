@@ -168,7 +168,7 @@ export async function consumeEvents<M extends DescMessage>(
         async () => {
           let message: MessageShape<M>;
           try {
-            message = fromBinary(descriptor.message, m.data) as MessageShape<M>;
+            message = fromBinary(descriptor.message, m.data);
           } catch {
             return deadLetter(
               m,

@@ -1,4 +1,4 @@
-import { create, type DescMessage, type MessageInitShape, type MessageShape, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders } from '@context-gateway/observability';
 import type { EventDescriptor } from '@context-gateway/proto';
@@ -31,7 +31,7 @@ export class JetStreamPublisher {
     init: MessageInitShape<M>,
     options: { timeoutMs?: number } = {},
   ): Promise<PublishResult> {
-    const message = create(descriptor.message, init) as MessageShape<M>;
+    const message = create(descriptor.message, init);
     const problems = descriptor.validate?.(message) ?? [];
     if (problems.length > 0) {
       // Refuse at the source: a consumer would only dead-letter it.

@@ -100,9 +100,9 @@ describe('JetStream publish and durable consumers', () => {
       nc,
       event,
       { durable: 'w', retryBaseMs: 10 },
-      async (_m, d) => {
+      (_m, d) => {
         attempts.push(d.deliveryCount);
-        if (d.deliveryCount < 3) throw new Error('transient');
+        return d.deliveryCount < 3 ? Promise.reject(new Error('transient')) : Promise.resolve();
       },
       logger,
     );
@@ -122,14 +122,15 @@ describe('JetStream publish and durable consumers', () => {
       nc,
       event,
       { durable: 'w', onDeadLetter: (d) => void dead.push(d) },
-      async () => {
+      () => {
         handled += 1;
+        return Promise.resolve();
       },
       logger,
     );
     const bad = toBinary(SyncJobSchema, create(SyncJobSchema, { jobId: randomUUID(), connectionId: 'not-a-uuid' }));
-    await nc.publish(event.subject, bad);
-    await nc.publish(event.subject, new TextEncoder().encode('{not protobuf'));
+    nc.publish(event.subject, bad);
+    nc.publish(event.subject, new TextEncoder().encode('{not protobuf'));
     await waitFor(() => dead.length === 2);
     await consumer.stop();
     expect(handled).toBe(0);
@@ -145,9 +146,9 @@ describe('JetStream publish and durable consumers', () => {
       nc,
       event,
       { durable: 'w', maxDeliver: 2, retryBaseMs: 5, onDeadLetter: (d) => void dead.push(d) },
-      async () => {
+      () => {
         attempts += 1;
-        throw new Error('always');
+        return Promise.reject(new Error('always'));
       },
       logger,
     );
@@ -174,9 +175,7 @@ describe('JetStream publish and durable consumers', () => {
           dead.push(d);
         },
       },
-      async () => {
-        throw new Error('always');
-      },
+      () => Promise.reject(new Error('always')),
       logger,
     );
     await new JetStreamPublisher(nc).publish(event, job());
@@ -188,9 +187,9 @@ describe('JetStream publish and durable consumers', () => {
   it('keeps what it cannot process in the DEAD_LETTERS stream, verbatim, with the reason', async () => {
     const { event } = await freshStream();
     await ensureStreams(nc, [streams.deadLetters], logger);
-    const consumer = await consumeEvents(nc, event, { durable: 'w' }, async () => undefined, logger);
+    const consumer = await consumeEvents(nc, event, { durable: 'w' }, () => Promise.resolve(), logger);
     const bad = new TextEncoder().encode('{not protobuf');
-    await nc.publish(event.subject, bad);
+    nc.publish(event.subject, bad);
     const jsm = await jetstreamManager(nc);
     let stored: Awaited<ReturnType<typeof jsm.streams.getMessage>> | null = null;
     const until = Date.now() + 5_000;
@@ -229,7 +228,10 @@ describe('JetStream publish and durable consumers', () => {
       nc,
       event,
       { durable: 'w', ackWaitMs: 1_000 },
-      async (_m, d) => void done.push(d.deliveryCount),
+      (_m, d) => {
+        done.push(d.deliveryCount);
+        return Promise.resolve();
+      },
       logger,
     );
     await waitFor(() => done.length === 1);

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -8,6 +9,8 @@ export interface NatsConnectOptions {
   logger: Logger;
   /** How long to keep trying at boot before giving up (the orchestrator restarts us). */
   bootTimeoutMs?: number;
+  /** Decides when bootTimeoutMs has run out. */
+  clock?: Clock;
 }
 
 /**
@@ -15,7 +18,8 @@ export interface NatsConnectOptions {
  * restart must turn the service not-ready and back, never kill it.
  */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
-  const deadline = Date.now() + (opts.bootTimeoutMs ?? 30_000);
+  const clock = opts.clock ?? systemClock;
+  const deadline = clock.now() + (opts.bootTimeoutMs ?? 30_000);
   let attempt = 0;
   for (;;) {
     attempt += 1;
@@ -37,8 +41,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
       opts.logger.info({ server: nc.getServer(), attempt }, 'nats connected');
       return nc;
     } catch (error) {
-      if (Date.now() >= deadline) {
-        throw new Error(`NATS at ${opts.url} is not reachable after ${attempt} attempts: ${(error as Error).message}`);
+      if (clock.now() >= deadline) {
+        throw new Error(`NATS at ${opts.url} is not reachable after ${attempt} attempts: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       opts.logger.warn({ attempt, err: (error as Error).message }, 'nats not reachable yet, retrying');
       await new Promise((r) => setTimeout(r, Math.min(2_000, 200 * attempt)));

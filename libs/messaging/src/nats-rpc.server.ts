@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { extractTraceContext, runWithRequestContext, withSpan } from '@context-gateway/observability';
 import type { RpcDescriptor } from '@context-gateway/proto';
@@ -27,6 +28,8 @@ export interface NatsRpcServerOptions {
    * A sharded handler in a process without a shard is a configuration bug: listen throws.
    */
   shard?: number;
+  /** Decides whether a request's deadline has passed. */
+  clock?: Clock;
 }
 
 /**
@@ -42,9 +45,11 @@ export interface NatsRpcServerOptions {
 export class NatsRpcServer extends Server implements CustomTransportStrategy {
   private readonly subscriptions: Subscription[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly clock: Clock;
 
   constructor(private readonly options: NatsRpcServerOptions) {
     super();
+    this.clock = options.clock ?? systemClock;
   }
 
   listen(callback: (...optionalParams: unknown[]) => void): void {
@@ -118,15 +123,15 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
               // A request without a reply subject cannot be answered; say so in the log, not silently.
               throw new AppError('malformed_request', 'Request/reply subject used without a reply inbox');
             }
-            if (Date.now() > deadline)
+            if (this.clock.now() > deadline)
               throw new AppError('deadline_exceeded', 'The deadline passed before the request was handled');
             const request = decodeRequest(descriptor, msg.data);
             const problems = descriptor.validate?.(request as never) ?? [];
             if (problems.length > 0) {
               throw new AppError('validation_failed', `${descriptor.request.typeName} failed validation`, problems);
             }
-            const context = new RpcContext(msg.subject, msg.headers, requestId, deadline);
-            const result = await lastValueFrom(this.transformToObservable(await handler(request, context)));
+            const context = new RpcContext(msg.subject, msg.headers, requestId, deadline, this.clock);
+            const result: unknown = await lastValueFrom(this.transformToObservable(await handler(request, context)));
             this.reply(
               msg,
               ReplyStatus.ok,

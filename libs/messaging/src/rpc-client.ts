@@ -6,6 +6,7 @@ import {
   type MessageShape,
   toBinary,
 } from '@bufbuild/protobuf';
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders, withSpan } from '@context-gateway/observability';
 import type { RpcDescriptor } from '@context-gateway/proto';
@@ -28,7 +29,11 @@ export interface RequestOptions {
  * AppError the remote threw. Transport failures become stable codes too.
  */
 export class RpcClient {
-  constructor(private readonly nc: NatsConnection) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    /** Dates the absolute deadline the remote side checks. */
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   async request<Req extends DescMessage, Res extends DescMessage>(
     descriptor: RpcDescriptor<Req, Res>,
@@ -44,7 +49,7 @@ export class RpcClient {
       { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
       async () => {
         const h = natsHeaders();
-        h.set(Header.deadline, String(Date.now() + timeoutMs));
+        h.set(Header.deadline, String(this.clock.now() + timeoutMs));
         const ctx = currentRequestContext();
         if (ctx) h.set(Header.requestId, ctx.requestId);
         injectTraceHeaders((key, value) => h.set(key, value));

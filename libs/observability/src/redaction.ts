@@ -192,6 +192,6 @@ function scrubError(err: Error, depth: number, seen: WeakSet<object>): Record<st
 }
 
 function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
+  const proto: unknown = Object.getPrototypeOf(value);
   return proto === null || proto === Object.prototype;
 }

@@ -89,7 +89,7 @@ describe('tracing', () => {
   it('returns what fn returns and ends the span', async () => {
     init();
     await expect(withSpan('sync', { kind: SpanKind.INTERNAL }, () => 7)).resolves.toBe(7);
-    await expect(withSpan('async', { kind: SpanKind.INTERNAL }, async () => 'v')).resolves.toBe('v');
+    await expect(withSpan('async', { kind: SpanKind.INTERNAL }, () => Promise.resolve('v'))).resolves.toBe('v');
     expect(memory.getFinishedSpans().map((s) => [s.name, s.ended])).toEqual([
       ['sync', true],
       ['async', true],
@@ -99,11 +99,7 @@ describe('tracing', () => {
   it('records a thrown error (scrubbed), sets ERROR status and rethrows it', async () => {
     init();
     const boom = Object.assign(new Error('refresh failed for Bearer span-secret'), { code: 'upstream_failed' });
-    await expect(
-      withSpan('refresh', { kind: SpanKind.INTERNAL }, async () => {
-        throw boom;
-      }),
-    ).rejects.toBe(boom);
+    await expect(withSpan('refresh', { kind: SpanKind.INTERNAL }, () => Promise.reject(boom))).rejects.toBe(boom);
     const [span] = memory.getFinishedSpans();
     expect(span?.ended).toBe(true);
     expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'refresh failed for Bearer [redacted]' });

@@ -34,7 +34,11 @@ export function buildCorpus(
   options = { orgs: 50, appsPerOrg: 20, usersPerOrg: 200, integrations: 30, requests: 200_000, seed: 7 },
 ): Corpus {
   const random = seededRandom(options.seed);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const pick = <T>(items: readonly T[]): T => {
+    const item = items[Math.floor(random() * items.length)];
+    if (item === undefined) throw new Error('picked from an empty list');
+    return item;
+  };
   const sample = <T>(items: readonly T[], n: number): T[] => [...items].sort(() => random() - 0.5).slice(0, n);
   const integrations = Array.from({ length: options.integrations }, (_, i) => `svc${i}`);
   const catalog = integrations.flatMap((i) => OPERATIONS.map((op) => `${i}:${op}`));
@@ -83,16 +87,17 @@ export function buildCorpus(
     const users = Array.from({ length: options.usersPerOrg }, (_, u) => `${orgId}-user${u}`);
     for (const userId of users) {
       const applicationId = pick(apps);
-      const scopes = sample(declared.get(applicationId)!, 2);
+      const scopes = sample(present(declared.get(applicationId), applicationId), 2);
       orgRules.push(...grantRules({ grantId: `${userId}-g0`, userId, applicationId, scopes }));
       legit.push({ orgId, userId, applicationId, scopes });
       if (random() < 0.1) {
+        const scope = present(scopes[0], `${userId}'s first scope`);
         orgRules.push({
-          id: `${userId}:deny:${scopes[0]}`,
+          id: `${userId}:deny:${scope}`,
           layer: 'user',
           subject: userId,
           effect: 'deny',
-          target: { capability: scopes[0]! },
+          target: { capability: scope },
           resources: ['res:private/*'],
         });
       }
@@ -120,7 +125,11 @@ export function buildCorpus(
             : `res:${who.orgId}/secret/x`;
       requests.push({ ...base, capability: pick(who.scopes), ...(resource ? { resource } : {}) });
     } else if (roll < 0.98) {
-      requests.push({ ...base, applicationId: pick(orgApps.get(who.orgId)!), capability: pick(catalog) });
+      requests.push({
+        ...base,
+        applicationId: pick(present(orgApps.get(who.orgId), who.orgId)),
+        capability: pick(catalog),
+      });
     } else {
       requests.push({ ...base, capability: `${pick(integrations)}:not_in_catalog` });
     }
@@ -128,4 +137,10 @@ export function buildCorpus(
   // Requests arrive decoded from the wire: their strings are fresh copies, never the very
   // objects the rules hold, so lookups cannot win on pointer equality.
   return { catalog, rules, rulesByOrg, requests: JSON.parse(JSON.stringify(requests)) as PolicyRequest[] };
+}
+
+/** A value the corpus built a moment ago; missing means a bug in the builder. */
+function present<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`corpus: nothing for ${what}`);
+  return value;
 }

@@ -66,11 +66,14 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
   assertValidRules(rules, catalog);
   const known = new Map<string, number>();
   for (const capability of catalog) if (!known.has(capability)) known.set(capability, known.size);
-  const capabilitiesByIntegration = new Map<string, string[]>();
-  for (const capability of known.keys()) {
-    const integration = integrationOf(capability)!;
+  // Capability numbers by integration, for rules that target a whole integration.
+  const capabilitiesByIntegration = new Map<string, number[]>();
+  for (const [capability, number] of known) {
+    const integration = integrationOf(capability);
+    // assertValidRules has checked the catalog; a name without an integration joins none.
+    if (integration === undefined) continue;
     const list = capabilitiesByIntegration.get(integration) ?? [];
-    list.push(capability);
+    list.push(number);
     capabilitiesByIntegration.set(integration, list);
   }
 
@@ -81,16 +84,14 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
       application: rule.application,
       resources: rule.resources ? compileResourcePatterns(rule.resources) : undefined,
     };
-    const capabilities =
-      'capability' in rule.target
-        ? known.has(rule.target.capability)
-          ? [rule.target.capability]
-          : []
-        : (capabilitiesByIntegration.get(rule.target.integration) ?? []);
+    let capabilities: readonly number[];
+    if ('capability' in rule.target) {
+      const number = known.get(rule.target.capability);
+      capabilities = number === undefined ? [] : [number];
+    } else capabilities = capabilitiesByIntegration.get(rule.target.integration) ?? [];
     let bySubject = indexes[rule.layer].get(rule.subject);
-    if (!bySubject) indexes[rule.layer].set(rule.subject, (bySubject = new Map()));
-    for (const capability of capabilities) {
-      const number = known.get(capability)!;
+    if (!bySubject) indexes[rule.layer].set(rule.subject, (bySubject = new Map<number, Bucket>()));
+    for (const number of capabilities) {
       let bucket = bySubject.get(number);
       if (!bucket) {
         bucket = {
@@ -144,9 +145,10 @@ function seal(layer: Layer, bucket: Bucket): void {
     }
   }
   if (bucket.verdictByApp.size === 1) {
-    const [app, verdict] = [...bucket.verdictByApp][0]!;
-    bucket.soleApp = app;
-    bucket.soleVerdict = verdict ?? undefined;
+    for (const [app, verdict] of bucket.verdictByApp) {
+      bucket.soleApp = app;
+      bucket.soleVerdict = verdict ?? undefined;
+    }
   }
 }
 

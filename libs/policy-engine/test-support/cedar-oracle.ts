@@ -29,7 +29,8 @@ const LAYER_ORDER: Layer[] = ['org', 'user', 'application'];
 export function cedarString(value: string): string {
   let out = '"';
   for (const ch of value) {
-    const code = ch.codePointAt(0)!;
+    // A for-of step is one whole code point, never an empty string.
+    const code = ch.codePointAt(0) ?? 0;
     if (ch === '"' || ch === '\\') out += '\\' + ch;
     else if (code < 0x20 || code === 0x7f) out += `\\u{${code.toString(16)}}`;
     else out += ch;
@@ -115,7 +116,8 @@ function subjectOf(layer: Layer, request: PolicyRequest): string {
 /** Only the requested action's entity: that is all Cedar needs to resolve `action in ...`. */
 function actionEntities(capability: string, known: ReadonlySet<string>): EntityJson[] {
   if (!known.has(capability)) return [];
-  const integration = capability.split(':')[0]!;
+  const colon = capability.indexOf(':');
+  const integration = colon < 0 ? capability : capability.slice(0, colon);
   return [
     {
       uid: { type: 'Action', id: 'cap:' + capability },
@@ -141,12 +143,18 @@ export function runCedarQuery(query: CedarQuery, slot = 'policy-engine-oracle'):
 /** Reads Cedar's three per-layer answers back into a Decision (policy<i> is rule i; the guard is last). */
 export function fromCedarAnswers(rules: readonly PolicyRule[], answers: readonly AuthorizationAnswer[]): Decision {
   const layers = LAYER_ORDER.map((layer, i) => {
-    const answer = answers[i]!;
+    const answer = answers[i];
+    if (answer === undefined) throw new Error(`Cedar gave no answer for the ${layer} layer`);
     if (answer.type !== 'success') throw new Error(`Cedar failed: ${JSON.stringify(answer.errors)}`);
     const { decision, diagnostics } = answer.response;
     if (diagnostics.errors.length > 0) throw new Error(`Cedar policy errors: ${JSON.stringify(diagnostics.errors)}`);
     const indexes = diagnostics.reason.map((id) => Number(id.replace('policy', ''))).sort((a, b) => a - b);
-    const ruleIds = indexes.filter((n) => n < rules.length).map((n) => rules[n]!.id);
+    // The guard policy's index is rules.length: it names no rule.
+    const ruleIds: string[] = [];
+    for (const n of indexes) {
+      const rule = rules[n];
+      if (rule !== undefined) ruleIds.push(rule.id);
+    }
     const match: LayerMatch | undefined =
       ruleIds.length === 0 ? undefined : { layer, ruleIds, effect: decision === 'allow' ? 'allow' : 'deny' };
     return { layer, match, unknownCapability: indexes.includes(rules.length) };

@@ -26,7 +26,8 @@ export class CedarPool {
           const waiter = this.pending.get(id);
           this.pending.delete(id);
           if (error !== undefined) waiter?.reject(new Error(error));
-          else waiter?.resolve(answers!);
+          else if (answers === undefined) waiter?.reject(new Error('the Cedar worker answered without answers'));
+          else waiter?.resolve(answers);
         },
       );
       worker.on('error', (error) => {
@@ -39,7 +40,8 @@ export class CedarPool {
 
   run(queries: CedarQuery[]): Promise<AuthorizationAnswer[][]> {
     const id = this.nextId++;
-    const worker = this.workers[id % this.workers.length]!;
+    const worker = this.workers[id % this.workers.length];
+    if (worker === undefined) return Promise.reject(new Error('the Cedar pool has no workers'));
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, queries });

@@ -15,15 +15,8 @@ export const WORLD = {
   integrations: ['github', 'spotify', 'slack'],
   resourcePatterns: ['repo:acme/frontend', 'repo:acme/*', 'repo:acme/front*', 'repo:other/x', '*', 'repo:acme/backend'],
   /** '' and undefined both mean "no resource"; 'repo:acme/*' as a request is a literal name. */
-  requestResources: [
-    undefined,
-    '',
-    'repo:acme/frontend',
-    'repo:acme/backend',
-    'repo:other/x',
-    'repo:acme/*',
-    'playlist:1',
-  ],
+  // null: a request that names no resource.
+  requestResources: [null, '', 'repo:acme/frontend', 'repo:acme/backend', 'repo:other/x', 'repo:acme/*', 'playlist:1'],
 } as const;
 
 /** mulberry32: tiny, fast and seedable, so a failing case can be replayed from its seed. */
@@ -43,7 +36,9 @@ export class RandomPolicies {
   constructor(private readonly random: () => number) {}
 
   private pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.random() * items.length)]!;
+    const item = items[Math.floor(this.random() * items.length)];
+    if (item === undefined) throw new Error('picked from an empty list');
+    return item;
   }
 
   private chance(p: number): boolean {
@@ -58,7 +53,7 @@ export class RandomPolicies {
       userId: this.pick(WORLD.users),
       applicationId: this.pick(WORLD.apps),
       capability: this.pick(capabilities),
-      ...(resource === undefined ? {} : { resource }),
+      ...(resource === null ? {} : { resource }),
     };
   }
 
@@ -73,7 +68,7 @@ export class RandomPolicies {
       : this.pick([...WORLD.knownCapabilities, ...WORLD.unknownCapabilities]);
     const target = this.chance(0.6)
       ? { capability }
-      : { integration: this.chance(0.7) ? capability.split(':')[0]! : this.pick(WORLD.integrations) };
+      : { integration: this.chance(0.7) ? integrationPart(capability) : this.pick(WORLD.integrations) };
     const rule: PolicyRule = {
       id: `r${this.nextId++}`,
       layer,
@@ -102,8 +97,18 @@ export class RandomPolicies {
     // Shuffle so the forced allows are not always first (rule order shows up in explanations).
     for (let i = rules.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
-      [rules[i], rules[j]] = [rules[j]!, rules[i]!];
+      const a = rules[i];
+      const b = rules[j];
+      if (a === undefined || b === undefined) throw new Error('shuffle index out of range');
+      rules[i] = b;
+      rules[j] = a;
     }
     return rules;
   }
+}
+
+/** What precedes the first ':' (the whole string when there is none, as `split` gives). */
+function integrationPart(capability: string): string {
+  const colon = capability.indexOf(':');
+  return colon < 0 ? capability : capability.slice(0, colon);
 }

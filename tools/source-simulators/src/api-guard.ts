@@ -18,7 +18,7 @@ export function principalOf(req: FastifyRequest): Principal {
  * storm switched on by the control API, and the provider's own extra limits.
  */
 export function registerApi(app: FastifyInstance, ctx: SimContext, routes: (api: FastifyInstance) => void): void {
-  void app.register(async (api) => {
+  void app.register((api, _options, registered) => {
     api.addHook('onRequest', async (req, reply) => {
       const c = ctx.counters;
       c.apiRequests++;
@@ -46,9 +46,13 @@ export function registerApi(app: FastifyInstance, ctx: SimContext, routes: (api:
       if (ctx.latency.ms > 0) await new Promise((r) => setTimeout(r, ctx.latency.ms));
       return undefined;
     });
-    const done = async (req: FastifyRequest) => ctx.provider.onApiResponse?.(req);
+    const done = (req: FastifyRequest): Promise<void> => {
+      ctx.provider.onApiResponse?.(req);
+      return Promise.resolve();
+    };
     api.addHook('onResponse', done);
     api.addHook('onRequestAbort', done);
     routes(api);
+    registered();
   });
 }

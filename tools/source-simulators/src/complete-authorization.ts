@@ -19,7 +19,7 @@ export async function completeAuthorization(
   const url = new URL(authorizationUrl);
   let sessionCookie = as.sessionCookie;
   const first = await fetch(url, { redirect: 'manual', headers: sessionCookie ? { cookie: sessionCookie } : {} });
-  if (first.status === 302) return { redirect: new URL(first.headers.get('location')!), sessionCookie };
+  if (first.status === 302) return { redirect: redirectOf(first), sessionCookie };
   let page = await first.text();
   if (first.status !== 200) throw new Error(`authorization page answered ${first.status}: ${textOf(page)}`);
 
@@ -46,13 +46,20 @@ export async function completeAuthorization(
     body: new URLSearchParams({ request_id: requestId(page), decision: as.decision ?? 'allow' }),
   });
   if (consent.status !== 302) throw new Error(`consent answered ${consent.status}: ${textOf(await consent.text())}`);
-  return { redirect: new URL(consent.headers.get('location')!), sessionCookie };
+  return { redirect: redirectOf(consent), sessionCookie };
+}
+
+function redirectOf(res: Response): URL {
+  const location = res.headers.get('location');
+  if (location === null) throw new Error(`a ${res.status} redirect without a Location header`);
+  return new URL(location);
 }
 
 function requestId(html: string): string {
   const m = /name="request_id" value="([^"]+)"/.exec(html);
-  if (!m) throw new Error('no request_id on the page');
-  return m[1]!;
+  const id = m?.[1];
+  if (id === undefined) throw new Error('no request_id on the page');
+  return id;
 }
 
 function textOf(html: string): string {

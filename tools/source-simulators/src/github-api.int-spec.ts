@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { TestClock } from '@context-gateway/clock/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { obtainTokens } from './obtain-tokens.js';
@@ -237,7 +238,9 @@ describe('GitHub rate limits', () => {
   });
 
   it('a storm throttles every Nth request with Retry-After (secondary limit), then ends', async () => {
-    const sim = await startSimulator({ provider: 'github' });
+    // Starts at the real time: the tokens it issues go through real clients.
+    const clock = new TestClock(Date.now());
+    const sim = await startSimulator({ provider: 'github', clock });
     try {
       const { access_token } = await obtainTokens(sim, 'octocat', ['read:user']);
       const get = () => fetch(`${sim.url}/user`, { headers: { authorization: `Bearer ${access_token}` } });
@@ -247,12 +250,11 @@ describe('GitHub rate limits', () => {
       expect(responses[1]!.headers.get('retry-after')).toBe('7');
       expect(((await responses[1]!.json()) as { message: string }).message).toMatch(/secondary rate limit/);
 
-      const stormStart = Date.now();
       await sim.control.startStorm({ durationSeconds: 2, retryAfterSeconds: 1, kind: 'primary' });
       const primary = await get();
       expect(primary.status).toBe(403);
       expect(primary.headers.get('x-ratelimit-remaining')).toBe('0');
-      await new Promise((r) => setTimeout(r, stormStart + 2100 - Date.now()));
+      clock.advance(2_100);
       expect((await get()).status).toBe(200);
       expect((await sim.control.counters()).throttled).toBe(3);
     } finally {

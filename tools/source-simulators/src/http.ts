@@ -50,7 +50,7 @@ export function bearerToken(req: FastifyRequest, alsoTokenScheme = false): strin
   if (!header) return undefined;
   const m = /^(bearer|token) +(\S+)$/i.exec(header.trim());
   if (!m) return undefined;
-  if (m[1]!.toLowerCase() === 'token' && !alsoTokenScheme) return undefined;
+  if (m[1]?.toLowerCase() === 'token' && !alsoTokenScheme) return undefined;
   return m[2];
 }
 

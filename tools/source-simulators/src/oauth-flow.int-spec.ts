@@ -1,3 +1,4 @@
+import { TestClock } from '@context-gateway/clock/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 
@@ -308,7 +309,9 @@ describe.each(cases)('$provider authorization server', ({ provider, scope, login
 
 describe('configurable access-token lifetime', () => {
   it('a token issued with a 2-second lifetime stops working after it', async () => {
-    const sim = await startSimulator({ provider: 'demo', clients: [CLIENT], accessTokenTtlSeconds: 2 });
+    // Starts at the real time: openid-client checks what the server says against its own clock.
+    const clock = new TestClock(Date.now());
+    const sim = await startSimulator({ provider: 'demo', clients: [CLIENT], accessTokenTtlSeconds: 2, clock });
     try {
       const config = await clientFor(sim);
       const flow = await startFlow(config, 'profile');
@@ -317,10 +320,9 @@ describe('configurable access-token lifetime', () => {
         pkceCodeVerifier: flow.verifier,
         expectedState: flow.state,
       });
-      const issuedAt = Date.now();
       expect(tokens.expires_in).toBe(2);
       expect((await getJson(`${sim.url}/api/profile`, tokens.access_token)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, issuedAt + 2100 - Date.now()));
+      clock.advance(2_100);
       const res = await getJson(`${sim.url}/api/profile`, tokens.access_token);
       expect(res.status).toBe(401);
       expect(res.body.error_description).toMatch(/expired/);

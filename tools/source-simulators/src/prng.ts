@@ -64,6 +64,13 @@ export class Rng {
 
 export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
+/** `values[index]` for an index drawn inside the list (e.g. with `rng.int(0, values.length - 1)`). */
+export function itemAt<T>(values: readonly T[], index: number): T {
+  const value = values[index];
+  if (value === undefined) throw new RangeError(`index ${index} is outside a list of ${values.length}`);
+  return value;
+}
+
 export const WORDS = [
   'amber',
   'atlas',

@@ -88,7 +88,7 @@ export function addItem(
   Object.assign(item, sourceFields);
   applyFields(item, fields, spec.readOnly ?? []);
   // Stamped last, so derived fields (closed_at from state, ...) follow the final values.
-  spec.stamp(item, Date.now(), 'create');
+  spec.stamp(item, ctx.clock.now(), 'create');
   collection.put(item);
   notify(ctx, account, name, 'created', item, Object.keys(fields));
   return item;
@@ -107,7 +107,7 @@ export function updateItem(
   // A changed item is a new object: renderers cache by object identity.
   const item: SimItem = { ...current };
   applyFields(item, fields, spec.readOnly ?? []);
-  spec.stamp(item, Date.now(), 'update');
+  spec.stamp(item, ctx.clock.now(), 'update');
   collection.put(item);
   notify(ctx, account, name, 'updated', item, Object.keys(fields));
   return item;

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '@context-gateway/clock';
 import Fastify from 'fastify';
 
 import { registerControl } from './control/control.routes.js';
@@ -47,6 +48,8 @@ export interface SimulatorOptions {
   controlToken?: string;
   /** Log requests with Fastify's logger (off by default: tests read their own output). */
   logger?: boolean;
+  /** Where token expiry, rate-limit windows and storms take "now" from; tests pass a TestClock. */
+  clock?: Clock;
 }
 
 export interface RunningSimulator {
@@ -73,6 +76,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   if (!make) throw new Error(`no simulator for provider ${options.provider}`);
   const provider = make();
   const counters = newCounters();
+  const clock = options.clock ?? systemClock;
   const store = new OAuthStore(
     {
       accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? provider.tokenDefaults.accessTokenTtlSeconds,
@@ -81,6 +85,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     },
     provider.tokenFormat,
     counters,
+    clock,
   );
   const ctx: SimContext = {
     provider,
@@ -88,7 +93,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     store,
     counters,
     accounts: new Accounts(),
-    throttle: new Throttle(),
+    throttle: new Throttle(clock),
     webhooks: new Webhooks(counters, `GitHub-Hookshot/simulator`),
     rateLimit: {
       limit: options.rateLimit ?? 5000,
@@ -96,6 +101,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
       maxConcurrent: options.maxConcurrentRequests ?? 100,
     },
     latency: { ms: options.latencyMs ?? 0 },
+    clock,
   };
 
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 5 * 1024 * 1024 });

@@ -1,3 +1,4 @@
+import type { Clock } from '@context-gateway/clock';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Collection } from './collection.js';
@@ -110,6 +111,15 @@ export interface SimContext {
   rateLimit: { limit: number; windowSeconds: number; maxConcurrent: number };
   /** Added before every resource API answer (a slow source; time to kill a worker mid-sync). */
   latency: { ms: number };
+  /** "Now" for token expiry, rate-limit windows, storms and item timestamps. */
+  clock: Clock;
+}
+
+/** One of the account's collections: every account gets all of its provider's collections when it is created. */
+export function collectionFor(account: Account, name: string): Collection<SimItem> {
+  const collection = account.collections.get(name);
+  if (!collection) throw new Error(`account ${account.login} has no ${name} collection`);
+  return collection;
 }
 
 export class Accounts {

@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from '@context-gateway/clock';
+
 /**
  * A rate-limit storm, switched on through the control API: the resource API answers
  * with the source's rate-limit response (429/403 + Retry-After) for every Nth request,
@@ -19,12 +21,12 @@ export interface StormConfig {
 export class Throttle {
   private storm: { config: StormConfig; endsAt: number; seen: number } | undefined;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   start(config: StormConfig): void {
     this.storm = {
       config,
-      endsAt: config.durationSeconds ? this.now() + config.durationSeconds * 1000 : Infinity,
+      endsAt: config.durationSeconds ? this.clock.now() + config.durationSeconds * 1000 : Infinity,
       seen: 0,
     };
   }
@@ -37,7 +39,7 @@ export class Throttle {
   check(): StormConfig | undefined {
     const storm = this.storm;
     if (!storm) return undefined;
-    if (this.now() > storm.endsAt) {
+    if (this.clock.now() > storm.endsAt) {
       this.storm = undefined;
       return undefined;
     }

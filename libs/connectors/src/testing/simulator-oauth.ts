@@ -54,10 +54,12 @@ export async function simulatorTokens(
   let inFlight: Promise<string> | undefined;
   const source = {
     refreshes: 0,
-    current: async () => tokens.access_token,
+    current: () => Promise.resolve(tokens.access_token),
     refresh: async (rejected: string) => {
       if (rejected !== tokens.access_token) return tokens.access_token;
-      inFlight ??= tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })
+      const refreshToken = tokens.refresh_token;
+      if (refreshToken === undefined) throw new Error('the simulator issued no refresh token');
+      inFlight ??= tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken })
         .then((t) => {
           tokens = t;
           source.refreshes++;

@@ -6,6 +6,7 @@
 // deploy`/`status`/`resolve` wherever the engine exists, and vice versa.
 import { randomUUID } from 'node:crypto';
 
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import pg from 'pg';
 
@@ -34,6 +35,8 @@ export type ApplyMigrationsOptions = ({ pool: pg.Pool; url?: never } | { url: st
   logger?: MigrationLogger;
   /** How long to wait for another process's migration run to finish. Default 60 s. */
   lockTimeoutMs?: number;
+  /** Decides when the wait for the lock has run out. */
+  clock?: Clock;
 };
 
 export interface AppliedMigration {
@@ -69,7 +72,7 @@ export async function applyMigrations(options: ApplyMigrationsOptions): Promise<
   try {
     // A migration may legitimately run longer than a request-path statement timeout.
     await client.query('SET statement_timeout = 0');
-    await acquireLock(client, options.lockTimeoutMs ?? 60_000);
+    await acquireLock(client, options.lockTimeoutMs ?? 60_000, options.clock ?? systemClock);
     try {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
       await client.query(`SET search_path TO ${quoteIdent(schema)}`);
@@ -103,23 +106,29 @@ async function connect(options: ApplyMigrationsOptions): Promise<{ client: pg.Cl
   if (options.pool) {
     const client = await options.pool.connect();
     // Destroy rather than return it: its session settings (search_path, timeouts) were changed.
-    return { client, done: async () => client.release(true) };
+    return {
+      client,
+      done: () => {
+        client.release(true);
+        return Promise.resolve();
+      },
+    };
   }
   const client = new pg.Client({ connectionString: options.url, application_name: 'migrations' });
   await client.connect();
   return { client, done: () => client.end() };
 }
 
-async function acquireLock(client: pg.ClientBase, timeoutMs: number): Promise<void> {
+async function acquireLock(client: pg.ClientBase, timeoutMs: number, clock: Clock): Promise<void> {
   // Polling pg_try_advisory_lock keeps the wait bounded without relying on
   // lock_timeout, and never leaves a blocked statement behind on the server.
-  const deadline = Date.now() + timeoutMs;
+  const deadline = clock.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
       PRISMA_MIGRATION_LOCK_KEY,
     ]);
     if (rows[0]?.locked) return;
-    if (Date.now() >= deadline) {
+    if (clock.now() >= deadline) {
       throw new AppError(
         'migration_lock_timeout',
         `another process held the migration lock for more than ${timeoutMs} ms`,

@@ -74,6 +74,13 @@ function relabelCharColumns<T>(result: T): T {
   return result;
 }
 
+/** pg's node-style query callback, the last argument when the caller passed one. */
+type QueryCallback = (error: unknown, result: unknown) => void;
+
+function isQueryCallback(value: unknown): value is QueryCallback {
+  return typeof value === 'function';
+}
+
 /**
  * A pool whose connections report `"char"` columns as text; only the engine uses it.
  * The search_path matters too: Postgres qualifies type names outside it when it prints
@@ -90,7 +97,7 @@ function catalogReadablePool(url: string, schema: string): pg.Pool {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
       const callback = args.at(-1);
-      if (typeof callback === 'function') {
+      if (isQueryCallback(callback)) {
         args[args.length - 1] = (error: unknown, result: unknown) =>
           callback(error, error ? result : relabelCharColumns(result));
         return query(...args);

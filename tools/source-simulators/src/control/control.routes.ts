@@ -16,7 +16,7 @@ import type { StormConfig } from '../throttle.js';
  */
 export function registerControl(app: FastifyInstance, ctx: SimContext, controlToken: string | undefined): void {
   void app.register(
-    async (sim) => {
+    (sim, _options, registered) => {
       sim.addHook('onRequest', async (req, reply) => {
         if (controlToken && bearerToken(req) !== controlToken) {
           return reply.code(401).send({ error: 'control token required' });
@@ -59,7 +59,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         counts: counts(a),
       });
 
-      sim.get('/state', async () => ({
+      sim.get('/state', () => ({
         provider: ctx.provider.name,
         url: ctx.url,
         accounts: ctx.accounts.all().map(describe),
@@ -112,7 +112,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         return reply.code(201).send(describe(a));
       });
 
-      sim.post<{ Params: { login: string } }>('/accounts/:login/seed', async (req) => {
+      sim.post<{ Params: { login: string } }>('/accounts/:login/seed', (req) => {
         const a = account(req.params.login);
         const b = body(req.body);
         const started = performance.now();
@@ -120,7 +120,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         return { ...describe(a), seedMs: Math.round(performance.now() - started) };
       });
 
-      sim.get<{ Params: { login: string; collection: string } }>('/accounts/:login/:collection', async (req) => {
+      sim.get<{ Params: { login: string; collection: string } }>('/accounts/:login/:collection', (req) => {
         const a = account(req.params.login);
         const c = a.collections.get(req.params.collection);
         if (!c) throw new ChangeError(404, `unknown collection ${req.params.collection}`);
@@ -132,21 +132,21 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
       );
       sim.patch<{ Params: { login: string; collection: string; id: string } }>(
         '/accounts/:login/:collection/:id',
-        async (req) => updateItem(ctx, account(req.params.login), req.params.collection, req.params.id, body(req.body)),
+        (req) => updateItem(ctx, account(req.params.login), req.params.collection, req.params.id, body(req.body)),
       );
       sim.delete<{ Params: { login: string; collection: string; id: string } }>(
         '/accounts/:login/:collection/:id',
-        async (req) => deleteItem(ctx, account(req.params.login), req.params.collection, req.params.id),
+        (req) => deleteItem(ctx, account(req.params.login), req.params.collection, req.params.id),
       );
 
       ctx.provider.controlRoutes?.(sim, ctx);
 
-      sim.post('/tokens/expire', async (req) => {
+      sim.post('/tokens/expire', (req) => {
         const b = body(req.body);
         return { expired: ctx.store.expireAll(b.includeRefreshTokens === true) };
       });
 
-      sim.patch('/settings', async (req) => {
+      sim.patch('/settings', (req) => {
         const b = body(req.body);
         for (const k of ['accessTokenTtlSeconds', 'refreshTokenTtlSeconds', 'codeTtlSeconds'] as const) {
           if (b[k] !== undefined) {
@@ -170,7 +170,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         return { ...ctx.store.settings, rateLimit: ctx.rateLimit, latencyMs: ctx.latency.ms };
       });
 
-      sim.put('/storm', async (req) => {
+      sim.put('/storm', (req) => {
         const b = body(req.body) as Partial<StormConfig>;
         const config: StormConfig = {
           retryAfterSeconds: typeof b.retryAfterSeconds === 'number' ? b.retryAfterSeconds : 1,
@@ -184,18 +184,18 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         ctx.throttle.start(config);
         return ctx.throttle.describe();
       });
-      sim.delete('/storm', async () => {
+      sim.delete('/storm', () => {
         ctx.throttle.stop();
         return ctx.throttle.describe();
       });
 
-      sim.get('/counters', async () => ctx.counters);
-      sim.delete('/counters', async () => {
+      sim.get('/counters', () => ctx.counters);
+      sim.delete('/counters', () => {
         Object.assign(ctx.counters, newCounters());
         return ctx.counters;
       });
 
-      sim.put('/webhooks', async (req) => {
+      sim.put('/webhooks', (req) => {
         const b = body(req.body);
         if (typeof b.url !== 'string' || !URL.canParse(b.url) || typeof b.secret !== 'string' || !b.secret) {
           throw new ChangeError(400, 'url (absolute) and secret required');
@@ -224,6 +224,7 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
         await ctx.webhooks.settled();
         return ctx.webhooks.deliveries;
       });
+      registered();
     },
     { prefix: '/_sim' },
   );

@@ -105,7 +105,9 @@ export function registerAuthorization(app: FastifyInstance, ctx: SimContext): vo
         400,
         errorPage('Sign-in expired', 'This sign-in request is unknown or expired. Start again from the application.'),
       );
-    const client = store.clients.get(pending.clientId)!;
+    const client = store.clients.get(pending.clientId);
+    // Clients are never unregistered, so a pending authorization's client is always there.
+    if (!client) throw new Error(`pending authorization ${pending.id} names unknown client ${pending.clientId}`);
     const account = ctx.accounts.byLoginName(str(req.body, 'login') ?? '');
     if (!account || account.password !== (str(req.body, 'password') ?? '')) {
       return html(

@@ -1,3 +1,4 @@
+import { TestClock } from '@context-gateway/clock/testing';
 import { describe, expect, it } from '@jest/globals';
 
 import { newCounters } from '../counters.js';
@@ -10,9 +11,9 @@ let n = 0;
 const format = { accessToken: () => `at${++n}`, refreshToken: () => `rt${++n}` };
 
 function setup(settings = { accessTokenTtlSeconds: 60, refreshTokenTtlSeconds: 3600, codeTtlSeconds: 30 }) {
-  let now = 1_000_000;
+  const clock = new TestClock(1_000_000);
   const counters = newCounters();
-  const store = new OAuthStore(settings, format, counters, () => now);
+  const store = new OAuthStore(settings, format, counters, clock);
   const client = store.registerClient({
     clientId: 'c1',
     clientSecret: 's1',
@@ -40,7 +41,7 @@ function setup(settings = { accessTokenTtlSeconds: 60, refreshTokenTtlSeconds: 3
     if (!r.ok) throw new Error(r.reason);
     return r.tokens;
   };
-  return { store, client, other, code, tokens, counters, advance: (ms: number) => (now += ms) };
+  return { store, client, other, code, tokens, counters, advance: (ms: number) => clock.advance(ms) };
 }
 
 describe('OAuthStore', () => {

@@ -1,6 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
+import { type Clock, systemClock } from '@context-gateway/clock';
+
 import type { Counters } from '../counters.js';
+import { BASE62 } from '../prng.js';
 
 /** An OAuth client registered with a simulated source (the broker, a test, the demo). */
 export interface OAuthClient {
@@ -104,8 +107,6 @@ export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
 }
 
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-
 /** Random [A-Za-z0-9] string (GitHub-style token bodies). */
 export function randomBase62(length: number): string {
   let out = '';
@@ -148,7 +149,7 @@ export class OAuthStore {
     readonly settings: TokenSettings,
     private readonly format: TokenFormat,
     private readonly counters: Counters,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   registerClient(client: OAuthClient): OAuthClient {
@@ -194,7 +195,7 @@ export class OAuthStore {
       id: randomToken(16),
       accountId: undefined,
       // The person has 10 minutes to sign in and decide.
-      expiresAt: this.now() + 10 * 60_000,
+      expiresAt: this.clock.now() + 10 * 60_000,
     };
     this.pending.set(pending.id, pending);
     return pending;
@@ -203,7 +204,7 @@ export class OAuthStore {
   pendingAuthorization(id: string | undefined): PendingAuthorization | undefined {
     if (!id) return undefined;
     const pending = this.pending.get(id);
-    if (pending && pending.expiresAt < this.now()) {
+    if (pending && pending.expiresAt < this.clock.now()) {
       this.pending.delete(id);
       return undefined;
     }
@@ -223,7 +224,7 @@ export class OAuthStore {
       accountId,
       scopes: pending.scopes,
       codeChallenge: pending.codeChallenge,
-      expiresAt: this.now() + this.settings.codeTtlSeconds * 1000,
+      expiresAt: this.clock.now() + this.settings.codeTtlSeconds * 1000,
       used: false,
       familyId: undefined,
     });
@@ -247,7 +248,7 @@ export class OAuthStore {
     if (record.clientId !== client.clientId) return { ok: false, reason: 'client_mismatch' };
     // A code is burnt by any attempt from its own client, successful or not.
     record.used = true;
-    if (record.expiresAt < this.now()) return { ok: false, reason: 'code_expired' };
+    if (record.expiresAt < this.clock.now()) return { ok: false, reason: 'code_expired' };
     if (redirectUri !== record.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' };
     if (!verifier) return { ok: false, reason: 'pkce_missing' };
     if (!/^[A-Za-z0-9\-._~]{43,128}$/.test(verifier) || s256(verifier) !== record.codeChallenge) {
@@ -279,7 +280,7 @@ export class OAuthStore {
       this.revokeFamily(family.id);
       return { ok: false, reason: 'refresh_reused' };
     }
-    if (record.expiresAt !== 0 && record.expiresAt < this.now()) return { ok: false, reason: 'refresh_expired' };
+    if (record.expiresAt !== 0 && record.expiresAt < this.clock.now()) return { ok: false, reason: 'refresh_expired' };
     record.rotated = true;
     this.counters.tokensRefreshed++;
     return { ok: true, tokens: this.mint(family) };
@@ -289,7 +290,7 @@ export class OAuthStore {
     const { accessTokenTtlSeconds, refreshTokenTtlSeconds } = this.settings;
     const accessToken = this.format.accessToken();
     const refreshToken = this.format.refreshToken();
-    const now = this.now();
+    const now = this.clock.now();
     this.accessTokens.set(accessToken, { familyId: family.id, expiresAt: now + accessTokenTtlSeconds * 1000 });
     this.refreshTokens.set(refreshToken, {
       familyId: family.id,
@@ -320,7 +321,7 @@ export class OAuthStore {
     }
     const family = this.families.get(record.familyId);
     if (!family || family.revoked) return { status: 'invalid' };
-    if (record.expiresAt <= this.now()) return { status: 'expired' };
+    if (record.expiresAt <= this.clock.now()) return { status: 'expired' };
     return { status: 'ok', accountId: family.accountId, clientId: family.clientId, scopes: family.scopes };
   }
 
@@ -374,7 +375,7 @@ export class OAuthStore {
 
   /** Control API: every access token (and optionally refresh token) expires now. */
   expireAll(includeRefreshTokens: boolean): number {
-    const past = this.now() - 1;
+    const past = this.clock.now() - 1;
     let n = 0;
     for (const record of this.accessTokens.values()) {
       if (record.expiresAt > past) {

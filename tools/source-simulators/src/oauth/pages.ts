@@ -1,6 +1,6 @@
 /** The HTML a person sees at the simulated source: login form, consent page, errors. */
 
-export function escapeHtml(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 

@@ -8,7 +8,7 @@ import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import { isoAt, SEED_EPOCH_MS } from '../prng.js';
 import { ChangeError, laterThan } from '../seeding.js';
-import type { Provider, SimContext, SimItem } from '../simulator-context.js';
+import { collectionFor, type Provider, type SimContext, type SimItem } from '../simulator-context.js';
 
 /** The API key an account has from the start: derived from its seed, so it is stable across runs. */
 export function defaultApiKey(seed: string): string {
@@ -97,7 +97,7 @@ export function demoProvider(): Provider {
     },
 
     routes(app: FastifyInstance, ctx: SimContext) {
-      app.get('/.well-known/oauth-authorization-server', async () => ({
+      app.get('/.well-known/oauth-authorization-server', () => ({
         issuer: ctx.url,
         authorization_endpoint: `${ctx.url}/oauth/authorize`,
         token_endpoint: `${ctx.url}/oauth/token`,
@@ -183,7 +183,7 @@ export function demoProvider(): Provider {
               return reply.code(400).send({ error: 'invalid_request', error_description: 'Invalid cursor.' });
             after = decoded.slice(6);
           }
-          const all = account.collections.get('items')!.sorted('id', 'asc', (i) => String(i.id));
+          const all = collectionFor(account, 'items').sorted('id', 'asc', (i) => String(i.id));
           let start = 0;
           if (after) {
             // First index with id > after (binary search over the sorted view).
@@ -191,16 +191,18 @@ export function demoProvider(): Provider {
             let hi = all.length;
             while (lo < hi) {
               const mid = (lo + hi) >> 1;
-              if (String(all[mid]!.id) <= after) lo = mid + 1;
+              const item = all[mid];
+              if (item !== undefined && String(item.id) <= after) lo = mid + 1;
               else hi = mid;
             }
             start = lo;
           }
           const page: SimItem[] = all.slice(start, start + limit);
+          const last = page.at(-1);
           const more = start + limit < all.length;
           return {
             items: page,
-            nextCursor: more ? Buffer.from(`after:${String(page[page.length - 1]!.id)}`).toString('base64url') : null,
+            nextCursor: more && last ? Buffer.from(`after:${String(last.id)}`).toString('base64url') : null,
           };
         });
       });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { isoAt, type Rng, SEED_EPOCH_MS, WORDS } from '../prng.js';
+import { isoAt, itemAt, type Rng, SEED_EPOCH_MS, WORDS } from '../prng.js';
 import { laterThan } from '../seeding.js';
 import type { Account, CollectionSpec, SimContext, SimItem } from '../simulator-context.js';
 
@@ -137,7 +137,7 @@ export const githubCollections: Record<string, CollectionSpec> = {
         rng,
         900_000_000_000 + itemId(account, index),
         index,
-        OTHER_OWNERS[ownerIndex]!,
+        itemAt(OTHER_OWNERS, ownerIndex),
         1000 + ownerIndex,
       );
       repo.private = false;
@@ -158,7 +158,7 @@ export const githubCollections: Record<string, CollectionSpec> = {
       // any gets issues in a repository of someone else.
       const repository: RepoItem = pool.length
         ? (pool[rng.int(0, Math.min(pool.length, 50) - 1)] as RepoItem)
-        : generateRepo(rng, 800_000_000_000 + account.id, 0, OTHER_OWNERS[0]!, 1000);
+        : generateRepo(rng, 800_000_000_000 + account.id, 0, itemAt(OTHER_OWNERS, 0), 1000);
       const created = SEED_EPOCH_MS + index * 5_400_000 + rng.int(0, 5_399_999);
       const updated = created + rng.int(0, 30 * DAY);
       const closed = rng.bool(0.3);
@@ -174,7 +174,7 @@ export const githubCollections: Record<string, CollectionSpec> = {
         labels: rng.bool(0.7) ? [...new Set([rng.pick(LABELS), rng.pick(LABELS)])] : [],
         comments: rng.int(0, 25),
         locked: false,
-        author_login: byOwner ? account.login : OTHER_OWNERS[authorIndex]!,
+        author_login: byOwner ? account.login : itemAt(OTHER_OWNERS, authorIndex),
         author_id: byOwner ? account.id : 1000 + authorIndex,
         created_at: isoAt(created),
         updated_at: isoAt(updated),

@@ -7,7 +7,7 @@ import { basicCredentials, intParam, str } from '../http.js';
 import { randomBase62 } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import { addItem } from '../seeding.js';
-import type { Account, Principal, Provider, SimContext } from '../simulator-context.js';
+import { type Account, collectionFor, type Principal, type Provider, type SimContext } from '../simulator-context.js';
 import {
   githubCollections,
   type IssueItem,
@@ -40,7 +40,7 @@ export function githubProvider(): Provider {
   const counted = new WeakMap<FastifyRequest, number>();
 
   const windowOf = (ctx: SimContext, accountId: number): Window => {
-    const now = Date.now();
+    const now = ctx.clock.now();
     let w = windows.get(accountId);
     if (!w || w.resetAt <= now) {
       w = { used: 0, resetAt: now + ctx.rateLimit.windowSeconds * 1000 };
@@ -233,7 +233,7 @@ export function githubProvider(): Provider {
           .code(status)
           .header('x-ratelimit-limit', String(ctx.rateLimit.limit))
           .header('x-ratelimit-remaining', '0')
-          .header('x-ratelimit-reset', String(Math.ceil(Date.now() / 1000 + storm.retryAfterSeconds)))
+          .header('x-ratelimit-reset', String(Math.ceil(ctx.clock.now() / 1000 + storm.retryAfterSeconds)))
           .header('x-ratelimit-used', String(ctx.rateLimit.limit))
           .header('x-ratelimit-resource', 'core')
           .send({
@@ -424,7 +424,7 @@ export function githubProvider(): Provider {
           // Private repositories are visible only with the `repo` scope.
           const seesPrivate = p.scopes.includes('repo');
           const key = sort === 'full_name' ? 'name' : `${sort}_at`;
-          let all = p.account.collections.get('repos')!.sorted(key, dir, (r) => r[key] as string) as RepoItem[];
+          let all = collectionFor(p.account, 'repos').sorted(key, dir, (r) => r[key] as string) as RepoItem[];
           if (!seesPrivate || visibility !== 'all' || since !== undefined || before !== undefined) {
             all = all.filter(
               (r) =>
@@ -449,7 +449,7 @@ export function githubProvider(): Provider {
           const dir = direction(req, 'desc');
           if (!dir) return validationFailed(reply, 'direction');
           const key = sort === 'created' ? 'starred_at' : 'updated_at';
-          const all = p.account.collections.get('starred')!.sorted(key, dir, (r) => r[key] as string) as StarItem[];
+          const all = collectionFor(p.account, 'starred').sorted(key, dir, (r) => r[key] as string) as StarItem[];
           const page = paginate(req, reply, ctx, all);
           if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
           // The star+json media type adds when each repository was starred.
@@ -476,9 +476,11 @@ export function githubProvider(): Provider {
           if (since === null) return validationFailed(reply, 'since');
           const labels = (str(req.query, 'labels') ?? '').split(',').filter(Boolean);
           const key = sort === 'comments' ? 'comments' : `${sort}_at`;
-          let all = p.account.collections
-            .get('issues')!
-            .sorted(key, dir, (i) => i[key] as string | number) as IssueItem[];
+          let all = collectionFor(p.account, 'issues').sorted(
+            key,
+            dir,
+            (i) => i[key] as string | number,
+          ) as IssueItem[];
           if (filter === 'created') all = all.filter((i) => i.author_login === p.account.login);
           if (state !== 'all' || since !== undefined || labels.length) {
             all = all.filter(
@@ -506,7 +508,7 @@ export function githubProvider(): Provider {
             ['repos', true],
             ['starred', false],
           ] as const) {
-            for (const r of account.collections.get(collection)!.values() as IterableIterator<RepoItem>) {
+            for (const r of collectionFor(account, collection).values() as IterableIterator<RepoItem>) {
               if (r.owner_login === owner && r.name === name) return { repo: r, owned };
             }
           }

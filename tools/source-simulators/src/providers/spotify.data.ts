@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { isoAt, type Rng, SEED_EPOCH_MS, WORDS } from '../prng.js';
+import { isoAt, itemAt, type Rng, SEED_EPOCH_MS, WORDS } from '../prng.js';
 import { laterThan } from '../seeding.js';
 import type { Account, CollectionSpec, SimItem } from '../simulator-context.js';
 
@@ -70,7 +70,7 @@ export function generateTrack(rng: Rng): TrackFields {
     name: rng.words(rng.int(1, 4)).replace(/^./, (c) => c.toUpperCase()),
     // Artists and albums have stable ids derived from their index, so they repeat across tracks.
     artist_id: `0${String(artist).padStart(2, '0')}ArTiSt${'x'.repeat(13)}`,
-    artist_name: ARTISTS[artist]!,
+    artist_name: itemAt(ARTISTS, artist),
     album_id: `${rng.chars(20)}AL`,
     album_name: `${rng.pick(WORDS)} ${rng.pick(WORDS)}`,
     release_date: isoAt(SEED_EPOCH_MS - rng.int(0, 20 * 365) * 86_400_000).slice(0, 10),

@@ -6,9 +6,9 @@ import { principalOf, registerApi } from '../api-guard.js';
 import { intParam, str } from '../http.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
-import { Rng } from '../prng.js';
+import { isoAt, Rng } from '../prng.js';
 import { ChangeError } from '../seeding.js';
-import type { Provider, SimContext } from '../simulator-context.js';
+import { collectionFor, type Provider, type SimContext } from '../simulator-context.js';
 import {
   generateTrack,
   type PlayItem,
@@ -193,10 +193,10 @@ export function spotifyProvider(): Provider {
             typeof b.position === 'number'
               ? Math.max(0, Math.min(playlist.entries.length, b.position))
               : playlist.entries.length;
-          const rng = new Rng(`${playlist.id}:${playlist.entries.length}:${Date.now()}`);
+          const now = ctx.clock.now();
+          const rng = new Rng(`${playlist.id}:${playlist.entries.length}:${now}`);
           const added: PlaylistEntry[] = [];
-          for (let i = 0; i < count; i++)
-            added.push({ ...generateTrack(rng), added_at: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') });
+          for (let i = 0; i < count; i++) added.push({ ...generateTrack(rng), added_at: isoAt(now) });
           const entries = [...playlist.entries.slice(0, position), ...added, ...playlist.entries.slice(position)];
           return reply
             .code(201)
@@ -207,7 +207,7 @@ export function spotifyProvider(): Provider {
       // Removes every occurrence of a track from a playlist.
       sim.delete<{ Params: { login: string; id: string; trackId: string } }>(
         '/accounts/:login/playlists/:id/tracks/:trackId',
-        async (req) => {
+        (req) => {
           const { playlists, playlist } = playlistOf(req.params.login, req.params.id);
           const entries = playlist.entries.filter((e) => e.track_id !== req.params.trackId);
           if (entries.length === playlist.entries.length)
@@ -260,7 +260,7 @@ export function spotifyProvider(): Provider {
           return payload;
         });
 
-        api.get('/v1/me', async (req) => {
+        api.get('/v1/me', (req) => {
           const { account, scopes } = principalOf(req);
           const priv = scopes.includes('user-read-private');
           return {
@@ -282,7 +282,7 @@ export function spotifyProvider(): Provider {
         // In the order they were added to the account; private ones only with playlist-read-private.
         const visiblePlaylists = (req: FastifyRequest) => {
           const { account, scopes } = principalOf(req);
-          const all = [...account.collections.get('playlists')!.values()] as PlaylistItem[];
+          const all = [...collectionFor(account, 'playlists').values()] as PlaylistItem[];
           return scopes.includes('playlist-read-private') ? all : all.filter((p) => p.public);
         };
 
@@ -335,9 +335,11 @@ export function spotifyProvider(): Provider {
           if (refused) return refused;
           const p = paging(req, reply);
           if (!p) return reply;
-          const all = principalOf(req)
-            .account.collections.get('tracks')!
-            .sorted('added_at', 'desc', (t) => t.added_at as string) as SavedTrackItem[];
+          const all = collectionFor(principalOf(req).account, 'tracks').sorted(
+            'added_at',
+            'desc',
+            (t) => t.added_at as string,
+          ) as SavedTrackItem[];
           return sendPage(
             reply,
             pageJson(
@@ -364,9 +366,9 @@ export function spotifyProvider(): Provider {
             return apiError(reply, 400, 'Only one of before and after may be given');
           for (const v of [before, after])
             if (v !== undefined && !/^\d+$/.test(v)) return apiError(reply, 400, 'Invalid cursor');
-          const all = account.collections
-            .get('recently_played')!
-            .sorted('played', 'desc', (p) => Number(p.id)) as PlayItem[];
+          const all = collectionFor(account, 'recently_played').sorted('played', 'desc', (p) =>
+            Number(p.id),
+          ) as PlayItem[];
           let page: PlayItem[];
           let more: boolean;
           if (after !== undefined) {
@@ -378,7 +380,9 @@ export function spotifyProvider(): Provider {
             page = older.slice(0, limit);
             more = older.length > limit;
           }
-          const cursors = page.length ? { after: page[0]!.id, before: page[page.length - 1]!.id } : null;
+          const newest = page[0];
+          const oldest = page.at(-1);
+          const cursors = newest && oldest ? { after: newest.id, before: oldest.id } : null;
           const nextUrl = new URL('/v1/me/player/recently-played', ctx.url);
           nextUrl.searchParams.set('limit', String(limit));
           if (cursors) {
