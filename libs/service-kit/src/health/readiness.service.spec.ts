@@ -5,8 +5,8 @@ import { ReadinessService } from './readiness.service.js';
 describe('ReadinessService', () => {
   it('is ready only when every check is up, and says which one is not', async () => {
     const readiness = new ReadinessService();
-    readiness.register('database', async () => ({ up: true, detail: '' }));
-    readiness.register('nats', async () => ({ up: false, detail: 'disconnected, reconnecting' }));
+    readiness.register('database', () => Promise.resolve({ up: true, detail: '' }));
+    readiness.register('nats', () => Promise.resolve({ up: false, detail: 'disconnected, reconnecting' }));
     expect(await readiness.evaluate()).toEqual({
       ready: false,
       checks: [
@@ -19,9 +19,7 @@ describe('ReadinessService', () => {
   it('bounds a check that hangs and reports one that throws', async () => {
     const readiness = new ReadinessService();
     readiness.register('hangs', () => new Promise(() => undefined));
-    readiness.register('throws', async () => {
-      throw new Error('boom');
-    });
+    readiness.register('throws', () => Promise.reject(new Error('boom')));
     const result = await readiness.evaluate(50);
     expect(result.checks).toEqual([
       { name: 'hangs', up: false, detail: 'no answer within 50 ms' },
@@ -31,7 +29,7 @@ describe('ReadinessService', () => {
 
   it('turns not-ready once shutdown has begun', async () => {
     const readiness = new ReadinessService();
-    readiness.register('database', async () => ({ up: true, detail: '' }));
+    readiness.register('database', () => Promise.resolve({ up: true, detail: '' }));
     expect((await readiness.evaluate()).ready).toBe(true);
     readiness.markDraining();
     expect(await readiness.evaluate()).toMatchObject({

@@ -61,10 +61,10 @@ export function normalizeHttpError(error: unknown): AppError {
   if (error instanceof SyntaxError)
     return new AppError('malformed_request', 'The body is not valid JSON', [], { cause: error });
   const e = error as { code?: unknown; statusCode?: unknown; getStatus?: () => number; message?: string };
-  if (typeof e?.code === 'string' && FASTIFY_CODES[e.code]) {
-    const code = FASTIFY_CODES[e.code]!;
-    return new AppError(code, describeFastify(code), [], { cause: error });
-  }
+  // Own keys only: an error whose code is 'constructor' must not find Object's.
+  const fastifyCode =
+    typeof e?.code === 'string' && Object.hasOwn(FASTIFY_CODES, e.code) ? FASTIFY_CODES[e.code] : undefined;
+  if (fastifyCode) return new AppError(fastifyCode, describeFastify(fastifyCode), [], { cause: error });
   const status =
     typeof e?.getStatus === 'function' ? e.getStatus() : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
   if (status !== undefined && STATUS_CODES[status]) {
