@@ -53,7 +53,7 @@ export function parseArgs(argv) {
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = /** @type {[string, string | undefined]} */ (
-      /** @type {unknown} */ (argv[i]?.split(/=(.*)/s, 2))
+      /** @type {unknown} */ ((argv[i] ?? '').split(/=(.*)/s, 2))
     );
     const value = () => {
       const next = inline ?? argv[++i];

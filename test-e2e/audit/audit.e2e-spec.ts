@@ -19,6 +19,26 @@ let restartedAudit: ChildProcess | undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What these tests read of an entry in the auditor API's JSON. */
+interface EntryJson {
+  eventId: string;
+  orgId: string;
+  operation?: string;
+  resource?: string;
+  outcome: string;
+  phase: string;
+  intentEventId?: string;
+}
+
+/** The answer's JSON as parsed (any: each test reads what it expects), or undefined when it is not JSON. */
+function parseJson(text: string) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 async function call(method: string, path: string, token?: string, body?: unknown) {
   const response = await fetch(`${stack.gatewayUrl}${path}`, {
     method,
@@ -29,13 +49,7 @@ async function call(method: string, path: string, token?: string, body?: unknown
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, text, json, headers: response.headers };
+  return { status: response.status, text, json: parseJson(text), headers: response.headers };
 }
 
 const createOrg = (name: string) => call('POST', '/v1/admin/organizations', OPERATOR_TOKEN, { name });
@@ -133,9 +147,9 @@ describe('auditors', () => {
     const a = await call('GET', '/v1/audit/entries?limit=1000', tokenA);
     const b = await call('GET', '/v1/audit/entries?limit=1000', tokenB);
     expect(a.status).toBe(200);
-    expect(a.json.entries.every((e: any) => e.orgId === orgA)).toBe(true);
-    expect(b.json.entries.every((e: any) => e.orgId === orgB)).toBe(true);
-    const created = a.json.entries.find((e: any) => e.operation === 'POST /v1/admin/organizations');
+    expect(a.json.entries.every((e: EntryJson) => e.orgId === orgA)).toBe(true);
+    expect(b.json.entries.every((e: EntryJson) => e.orgId === orgB)).toBe(true);
+    const created = a.json.entries.find((e: EntryJson) => e.operation === 'POST /v1/admin/organizations');
     expect(created).toMatchObject({
       action: 'admin_change',
       outcome: 'allowed',
@@ -169,13 +183,16 @@ describe('auditors', () => {
   });
 
   it('paginate with a cursor, newest first, without overlap', async () => {
-    const all = (await call('GET', '/v1/audit/entries?limit=1000', tokenA)).json.entries.map((e: any) => e.eventId);
+    const all = (await call('GET', '/v1/audit/entries?limit=1000', tokenA)).json.entries.map(
+      (e: EntryJson) => e.eventId,
+    );
     const paged: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: any = (await call('GET', `/v1/audit/entries?limit=1${cursor ? `&cursor=${cursor}` : ''}`, tokenA))
-        .json;
-      paged.push(...page.entries.map((e: any) => e.eventId));
+      const page: { entries: EntryJson[]; nextCursor: string | null } = (
+        await call('GET', `/v1/audit/entries?limit=1${cursor ? `&cursor=${cursor}` : ''}`, tokenA)
+      ).json;
+      paged.push(...page.entries.map((e) => e.eventId));
       cursor = page.nextCursor;
     } while (cursor);
     // Reading is itself audited, so newer entries may appear on page one meanwhile; the old ones all come back once.
@@ -200,23 +217,23 @@ describe('auditors', () => {
     expect((await call('GET', '/v1/audit/entries', issued.json.token)).status).toBe(401);
     // Both the issuance and the revocation are in org A's trail, intent and outcome.
     // (appended asynchronously: the request only waited for the stream)
-    const trail: any[] = await waitFor('the revocation in the trail', async () => {
+    const trail: EntryJson[] = await waitFor('the revocation in the trail', async () => {
       const entries = (await call('GET', '/v1/audit/entries?action=admin_change&limit=1000', tokenA)).json.entries;
       return entries.some(
-        (e: any) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE'),
+        (e: EntryJson) => e.resource === `auditor:${issued.json.auditorId}` && e.operation?.startsWith('DELETE'),
       )
         ? entries
         : undefined;
     });
     const outcome = trail.find(
-      (e: any) =>
+      (e) =>
         e.resource === `auditor:${issued.json.auditorId}` &&
         e.operation?.startsWith('DELETE') &&
         e.outcome === 'allowed',
     );
     expect(outcome).toMatchObject({ phase: 'outcome', actorKind: 'operator', orgId: orgA });
-    const intent = trail.find((e: any) => e.eventId === outcome.intentEventId);
-    expect(intent).toMatchObject({ phase: 'intent', orgId: orgA, operation: outcome.operation });
+    const intent = trail.find((e) => e.eventId === outcome!.intentEventId);
+    expect(intent).toMatchObject({ phase: 'intent', orgId: orgA, operation: outcome!.operation });
   }, 30_000);
 
   it('get an entry with an inclusion proof against a signed checkpoint they can verify themselves', async () => {

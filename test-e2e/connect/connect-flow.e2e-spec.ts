@@ -472,13 +472,13 @@ describe('the connect flow in a browser', () => {
 
   it('the example app backend (examples/demo-app, what `pnpm demo` runs) registers itself and completes the flow', async () => {
     const { startDemoApp } = (await import(pathToFileURL(join(rootDir, 'examples/demo-app/server.mjs')).href)) as {
-      startDemoApp(o: {
+      startDemoApp: (o: {
         gatewayUrl: string;
         operatorToken: string;
         port: number;
         stateFile: string;
         log?: (l: string) => void;
-      }): Promise<{ url: string; close(): Promise<void> }>;
+      }) => Promise<{ url: string; close(): Promise<void> }>;
     };
     const scratch = mkdtempSync(join(tmpdir(), 'demo-app-'));
     const demoApp = await startDemoApp({

@@ -124,7 +124,7 @@ describe('the admin API', () => {
       });
       const event = await waitFor(
         'application_changed',
-        async () => seen.find((e) => e.applicationId === app.id),
+        () => Promise.resolve(seen.find((e) => e.applicationId === app.id)),
         10_000,
       );
       expect(event).toMatchObject({
@@ -169,7 +169,7 @@ describe('changing an application', () => {
       });
       const event = await waitFor(
         'revision 2',
-        async () => seen.find((e) => e.applicationId === app.id && e.revision === 2n),
+        () => Promise.resolve(seen.find((e) => e.applicationId === app.id && e.revision === 2n)),
         10_000,
       );
       expect(event).toMatchObject({ scopes: ['github:read:repos', 'spotify:read:playlists'], active: true });

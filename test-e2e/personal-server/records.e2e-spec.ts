@@ -138,6 +138,14 @@ async function seedConnection(userId: string, connectionId: string) {
   return { grants, shard };
 }
 
+/** What these tests read of the records API's answer: a page, or a problem's code. */
+interface RecordsAnswer {
+  records: { id: string; type: string; externalId: string; deleted: boolean; data: Record<string, unknown> }[];
+  nextCursor: string | null;
+  syncedAt: string;
+  code?: string;
+}
+
 async function query(app: 'playlists' | 'history', connectionId: string, params = '') {
   const response = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records${params}`, {
     headers: { authorization: `Bearer ${apps[app].key}` },
@@ -145,7 +153,7 @@ async function query(app: 'playlists' | 'history', connectionId: string, params 
   return {
     status: response.status,
     contentType: response.headers.get('content-type'),
-    body: (await response.json()) as Record<string, any>,
+    body: (await response.json()) as RecordsAnswer,
   };
 }
 
@@ -185,11 +193,11 @@ describe('records through the gateway', () => {
   it('pages with a cursor, projects fields, and refuses what it does not know', async () => {
     const first = await query('playlists', connectionId, '?limit=2&fields=name');
     expect(first.body.records).toHaveLength(2);
-    expect(Object.keys(first.body.records[0].data)).toEqual(['name']);
+    expect(Object.keys(first.body.records[0]!.data)).toEqual(['name']);
     const second = await query(
       'playlists',
       connectionId,
-      `?limit=2&fields=name&cursor=${encodeURIComponent(first.body.nextCursor)}`,
+      `?limit=2&fields=name&cursor=${encodeURIComponent(first.body.nextCursor!)}`,
     );
     expect(second.body.records).toHaveLength(1);
     expect(second.body.nextCursor).toBeNull();

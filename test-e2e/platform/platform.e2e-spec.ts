@@ -96,13 +96,13 @@ describe('the platform', () => {
     expect(res.headers.get('x-request-id')).toBe('e2e-trace-check');
     await waitFor(
       'every service to log the trace',
-      async () => {
+      () => {
         const seen = new Set(
           stack.logs
             .filter((l) => l.json?.trace_id === traceId && l.json?.request_id === 'e2e-trace-check')
             .map((l) => l.json?.service),
         );
-        return SERVICE_NAMES.every((s) => seen.has(s));
+        return Promise.resolve(SERVICE_NAMES.every((s) => seen.has(s)));
       },
       10_000,
     );

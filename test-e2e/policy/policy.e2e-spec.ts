@@ -64,10 +64,16 @@ async function publishGrant(status: GrantStatus, revision: bigint, scopes: strin
   });
 }
 
+/** What is read here of the JetStream API's replies: STREAM.INFO's state, STREAM.MSG.GET's message. */
+interface JsApiReply {
+  state: { last_seq: number };
+  message?: { data: string };
+}
+
 /** The most recent audit events on the AUDIT stream (read back through the JetStream API). */
 async function recentAuditEvents(count = 50) {
   const api = async (subject: string, body: object) =>
-    (await nc.request(subject, JSON.stringify(body))).json<Record<string, any>>();
+    (await nc.request(subject, JSON.stringify(body))).json<JsApiReply>();
   const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
   const out = [];
   for (let seq = info.state.last_seq; seq >= Math.max(1, info.state.last_seq - count); seq -= 1) {
@@ -387,7 +393,11 @@ describe("the user API: a signed-in person's own rules", () => {
       headers: { cookie, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
+    // What the tests read of /v1/me/policy answers: a rule with the revisions it made, or the list.
+    return {
+      status: res.status,
+      body: (await res.json()) as { rule: { id: string }; revisions: unknown[]; rules: unknown[] },
+    };
   };
 
   it('"my apps may create issues but not delete repositories", in force for the app acting for me', async () => {

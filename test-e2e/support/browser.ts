@@ -4,7 +4,7 @@ import { type Browser, type BrowserContext, type CDPSession, chromium, type Page
 
 // Headless Debian Chromium with a WebAuthn virtual authenticator (ENVIRONMENT.md): real
 // passkey ceremonies, no hardware. Never `npx playwright install`: the system browser is used.
-export const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = '/usr/bin/chromium';
 
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
@@ -23,7 +23,7 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-export interface VirtualCredential {
+interface VirtualCredential {
   credentialId: string;
   isResidentCredential: boolean;
   signCount: number;

@@ -15,7 +15,7 @@ export const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 export type ServiceName =
   'gateway' | 'identity' | 'policy' | 'connection-broker' | 'audit' | 'personal-server' | 'sync-worker';
 
-export interface LogLine {
+interface LogLine {
   service: string;
   raw: string;
   json?: Record<string, unknown>;

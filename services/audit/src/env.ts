@@ -5,7 +5,7 @@ import { z } from 'zod';
  * audit's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
  */
-export const envSchema = z
+const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8084 }),
     /** The master keyring (libs/crypto); the checkpoint signing key lives in the same folder unless AUDIT_SIGNING_KEY_FILE says otherwise. */

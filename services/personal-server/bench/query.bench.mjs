@@ -69,7 +69,8 @@ function processCpuMs(pids) {
 /** Busy CPU of the whole machine (every process, all cores), ms. */
 function machineBusyMs() {
   const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number);
+  // Idle and iowait (the 4th and 5th columns) are not busy time.
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
   return (user + nice + system + irq + softirq + steal) * TICK_MS;
 }
 /** CPU ms per query of each named process (where the time goes). */

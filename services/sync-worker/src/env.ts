@@ -7,7 +7,7 @@ const ms = (fallback: number) => z.coerce.number().int().positive().default(fall
  * sync-worker's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
  */
-export const envSchema = z
+const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: 8086 }),
     /** How often each connection is synced when nothing else asks (webhooks and "sync now" come on top). */

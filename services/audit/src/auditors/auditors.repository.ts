@@ -33,9 +33,11 @@ export class AuditorsRepository {
   }
 
   static async byTokenHash(db: Queryable, tokenHash: Buffer): Promise<AuditorRow | undefined> {
-    const { rows } = await db.query(`SELECT id, org_id, revoked_at FROM auditors WHERE token_hash = $1`, [tokenHash]);
-    return rows[0]
-      ? { id: rows[0].id as string, orgId: rows[0].org_id as string, revokedAt: rows[0].revoked_at as Date | null }
-      : undefined;
+    const { rows } = await db.query<{ id: string; org_id: string; revoked_at: Date | null }>(
+      `SELECT id, org_id, revoked_at FROM auditors WHERE token_hash = $1`,
+      [tokenHash],
+    );
+    const [row] = rows;
+    return row ? { id: row.id, orgId: row.org_id, revokedAt: row.revoked_at } : undefined;
   }
 }

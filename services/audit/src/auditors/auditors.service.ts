@@ -10,7 +10,7 @@ import { LogRepository } from '../log/log.repository.js';
 import { AuditorsRepository } from './auditors.repository.js';
 
 /** Prefix that makes an auditor token recognisable (and scrubbable) wherever it leaks. */
-export const AUDITOR_TOKEN_PREFIX = 'cg_aud_';
+const AUDITOR_TOKEN_PREFIX = 'cg_aud_';
 
 const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
 

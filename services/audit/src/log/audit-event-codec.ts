@@ -1,5 +1,6 @@
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
 import { decodeEntryBytes } from '@context-gateway/merkle-log';
 import { AuditAction, type AuditEvent, AuditEventSchema, AuditOutcome } from '@context-gateway/proto';
 
@@ -14,7 +15,7 @@ export function outcomeName(outcome: AuditOutcome): string {
 
 /** The event as it is hashed into the log: proto3 JSON (stable field names, enums by name). */
 export function eventJson(event: AuditEvent): JsonValue {
-  return toJson(AuditEventSchema, event) as JsonValue;
+  return toJson(AuditEventSchema, event);
 }
 
 /** The searchable copy of an event's fields, stored beside the hashed entry. */
@@ -31,10 +32,18 @@ export interface SearchColumns {
 
 const orNull = (value: string): string | null => (value === '' ? null : value);
 
+/**
+ * Throws for an event without `occurredAt`: the AUDIT contract's validation requires it, so
+ * only an entry not written by this service (or edited in storage) can lack it.
+ */
 export function searchColumns(event: AuditEvent): SearchColumns {
+  if (!event.occurredAt)
+    throw new AppError('validation_failed', 'The audit event has no occurredAt', [
+      { path: 'occurredAt', message: 'must be set' },
+    ]);
   return {
     orgId: orNull(event.orgId),
-    occurredAt: timestampDate(event.occurredAt!),
+    occurredAt: timestampDate(event.occurredAt),
     applicationId: orNull(event.applicationId),
     userId: orNull(event.userId),
     integration: orNull(event.integration),

@@ -101,7 +101,7 @@ export class EventDecoder {
 }
 
 function concatBatches(parts: DecodedBatch[]): DecodedBatch {
-  if (parts.length === 1) return parts[0]!;
+  if (parts.length === 1 && parts[0]) return parts[0];
   const out: DecodedBatch = {
     failures: [],
     eventIds: [],

@@ -5,7 +5,7 @@ import { type AuditEvent, AuditEventSchema, events } from '@context-gateway/prot
 import { eventJson, searchColumns } from './audit-event-codec.js';
 
 /** Why a message can never be appended; it is dead-lettered with this code. */
-export interface DecodeFailure {
+interface DecodeFailure {
   index: number;
   code: 'malformed_request' | 'validation_failed';
   message: string;
@@ -41,9 +41,19 @@ export interface PackedPayloads {
 
 export function packPayloads(payloads: readonly Uint8Array[]): PackedPayloads {
   const offsets = new Uint32Array(payloads.length + 1);
-  for (let i = 0; i < payloads.length; i += 1) offsets[i + 1] = offsets[i]! + payloads[i]!.length;
-  const bytes = new Uint8Array(offsets[payloads.length]!);
-  for (let i = 0; i < payloads.length; i += 1) bytes.set(payloads[i]!, offsets[i]);
+  let end = 0;
+  let i = 0;
+  for (const payload of payloads) {
+    end += payload.length;
+    i += 1;
+    offsets[i] = end;
+  }
+  const bytes = new Uint8Array(end);
+  let at = 0;
+  for (const payload of payloads) {
+    bytes.set(payload, at);
+    at += payload.length;
+  }
   return { bytes, offsets };
 }
 

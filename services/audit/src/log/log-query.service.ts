@@ -48,7 +48,7 @@ function entryMessage(row: EntryRow): MessageInitShape<typeof AuditEntrySchema> 
   };
 }
 
-export function checkpointMessage(stored: StoredCheckpoint): MessageInitShape<typeof CheckpointSchema> {
+function checkpointMessage(stored: StoredCheckpoint): MessageInitShape<typeof CheckpointSchema> {
   const body = parseCheckpoint(stored.note.slice(0, stored.note.indexOf('\n\n') + 1));
   return create(CheckpointSchema, {
     treeSize: BigInt(stored.treeSize),
@@ -86,10 +86,11 @@ export class LogQueryService {
       }),
     );
     const page = rows.slice(0, limit);
+    const last = page.at(-1);
     // Search results leave out the canonical bytes (GET one entry has them, with its proof).
     return {
       entries: page.map((row) => ({ ...entryMessage(row), canonicalEntry: new Uint8Array() })),
-      nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : '',
+      nextCursor: rows.length > limit && last ? encodeCursor(last) : '',
     };
   }
 
@@ -113,7 +114,10 @@ export class LogQueryService {
     );
     if (!stored) throw new AppError('not_found', 'No such checkpoint');
     const key = await this.signingKey.get();
-    const raw = Buffer.from(key.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+    // An Ed25519 JWK always has `x` (the raw public key); signing-key.ts refuses any other key type.
+    const { x } = key.publicKey.export({ format: 'jwk' });
+    if (x === undefined) throw new AppError('internal', 'The checkpoint signing key has no public key bytes');
+    const raw = Buffer.from(x, 'base64url');
     return { checkpoint: checkpointMessage(stored), publicKey: raw, keyName: key.keyName };
   }
 

@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { fetchCompactTree, fetchRootHash, hashesEqual, LogWriter, signCheckpoint } from '@context-gateway/merkle-log';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
@@ -33,7 +34,7 @@ interface PendingBatch {
 }
 
 /** The durable consumer's name: its position in the AUDIT stream survives restarts. */
-export const AUDIT_CONSUMER = 'audit-log-writer';
+const AUDIT_CONSUMER = 'audit-log-writer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -70,6 +71,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly signingKey: SigningKeyHolder,
+    private readonly clock: Clock,
   ) {
     this.decoder = new EventDecoder(env.AUDIT_DECODE_THREADS);
   }
@@ -160,12 +162,13 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       ack_wait: nanos(10_000),
       max_ack_pending: batchSize * 4,
     });
-    this.messages = await consumer.consume({ max_messages: batchSize * 2 });
+    const messages = await consumer.consume({ max_messages: batchSize * 2 });
+    this.messages = messages;
 
     const queue: JsMsg[] = [];
     let ended = false;
     const pump = (async () => {
-      for await (const m of this.messages!) {
+      for await (const m of messages) {
         queue.push(m);
         if (queue.length >= batchSize) this.wake?.();
       }
@@ -227,25 +230,29 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
           inflight = { done, messages: current.messages, eventIds: prepared.eventIds };
           current = undefined;
         }
-        if (writer.size > checkpointedSize && Date.now() - checkpointedAt >= this.env.AUDIT_CHECKPOINT_INTERVAL_MS) {
+        if (
+          writer.size > checkpointedSize &&
+          this.clock.now() - checkpointedAt >= this.env.AUDIT_CHECKPOINT_INTERVAL_MS
+        ) {
           // Sign only what is committed: the writer holds nothing uncommitted once inflight is done.
           if (inflight) await inflight.done;
           inflight = undefined;
           await this.checkpoint(db, writer);
           checkpointedSize = writer.size;
-          checkpointedAt = Date.now();
+          checkpointedAt = this.clock.now();
         }
       }
       if (inflight) await inflight.done;
       inflight = undefined;
     } finally {
-      await this.messages.close().catch(() => undefined);
+      await messages.close().catch(() => undefined);
       await pump;
       // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).
-      const uncommitted = inflight
-        ? await inflight.done.then(
+      const unsettled = inflight;
+      const uncommitted = unsettled
+        ? await unsettled.done.then(
             () => [],
-            () => inflight!.messages,
+            () => unsettled.messages,
           )
         : [];
       for (const m of [...uncommitted, ...(current?.messages ?? []), ...(next?.messages ?? []), ...queue]) m.nak();
@@ -262,28 +269,65 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
   ): Promise<PreparedBatch> {
     const refused = new Set<number>();
     for (const failure of decoded.failures) {
+      const message = batch[failure.index];
+      if (!message) throw batchMismatch(batch.length, failure.index);
       refused.add(failure.index);
-      await this.deadLetter(batch[failure.index]!, failure.code, failure.message);
+      await this.deadLetter(message, failure.code, failure.message);
     }
     // Only a redelivered message (a crash or failure between commit and ack) can already be
     // in the log — the stream itself drops re-published event ids — so only those cost a
     // lookup. Anything else that slips through hits the unique constraint: the batch fails,
     // comes back redelivered, and is de-duplicated then.
-    const redelivered = batch.flatMap((m, i) => (!refused.has(i) && m.redelivered ? [decoded.eventIds[i]!] : []));
+    const redelivered = decoded.eventIds.filter((_, i) => !refused.has(i) && batch[i]?.redelivered === true);
     const existing = await LogRepository.existingEventIds(db, [...new Set(redelivered)]);
     // If the commit fails the in-memory writer is ahead of the database: the error ends this
     // writer session and the next one is rebuilt from what was committed.
     const eventIds = new Set<string>();
     const entries: NewEntry[] = [];
     const nodes: { level: number; index: number; hash: Buffer }[] = [];
+    const {
+      eventIds: ids,
+      canonicalEvents,
+      orgIds,
+      occurredAtMs,
+      applicationIds,
+      userIds,
+      integrations,
+      capabilities,
+      actions,
+      outcomes,
+    } = decoded;
     for (let i = 0; i < batch.length; i += 1) {
-      const id = decoded.eventIds[i]!;
+      // One slot per message in every column (event-decoding.ts); a short column is a decoder bug.
+      const id = ids[i];
+      if (id === undefined) throw batchMismatch(batch.length, i);
       if (refused.has(i) || existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) continue;
+      const canonical = canonicalEvents[i];
+      const orgId = orgIds[i];
+      const occurredAt = occurredAtMs[i];
+      const applicationId = applicationIds[i];
+      const userId = userIds[i];
+      const integration = integrations[i];
+      const capability = capabilities[i];
+      const action = actions[i];
+      const outcome = outcomes[i];
+      if (
+        canonical === undefined ||
+        orgId === undefined ||
+        occurredAt === undefined ||
+        applicationId === undefined ||
+        userId === undefined ||
+        integration === undefined ||
+        capability === undefined ||
+        action === undefined ||
+        outcome === undefined
+      )
+        throw batchMismatch(batch.length, i);
       eventIds.add(id);
       // Hand the event loop back now and then: the previous batch's transaction is waiting
       // on its round trips, and holding the loop for a whole batch would serialize the two.
       if (entries.length > 0 && entries.length % 500 === 0) await yieldToEventLoop();
-      const appended = writer.appendCanonical(id, decoded.canonicalEvents[i]!, (node, hash) => {
+      const appended = writer.appendCanonical(id, canonical, (node, hash) => {
         if (node.level >= MIN_STORED_NODE_LEVEL) nodes.push({ level: node.level, index: node.index, hash });
       });
       entries.push({
@@ -291,14 +335,14 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
         eventId: id,
         entry: appended.canonicalBytes,
         leafHash: appended.leafHash,
-        orgId: decoded.orgIds[i]!,
-        occurredAt: new Date(decoded.occurredAtMs[i]!),
-        applicationId: decoded.applicationIds[i]!,
-        userId: decoded.userIds[i]!,
-        integration: decoded.integrations[i]!,
-        capability: decoded.capabilities[i]!,
-        action: decoded.actions[i]!,
-        outcome: decoded.outcomes[i]!,
+        orgId,
+        occurredAt: new Date(occurredAt),
+        applicationId,
+        userId,
+        integration,
+        capability,
+        action,
+        outcome,
       });
     }
     const messages = batch.filter((_, i) => !refused.has(i));
@@ -321,7 +365,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       origin: this.env.AUDIT_LOG_ORIGIN,
       treeSize: writer.size,
       rootHash: writer.root(),
-      timestamp: new Date(),
+      timestamp: this.clock.date(),
     };
     const note = signCheckpoint(checkpoint, key.privateKey, key.keyName);
     await LogRepository.insertCheckpoint(db, {
@@ -346,4 +390,9 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     });
     m.term(`invalid: ${code}`);
   }
+}
+
+/** The decoder's columns do not line up with the batch it was given: a bug, never the input's fault. */
+function batchMismatch(messages: number, index: number): AppError {
+  return new AppError('internal', `the decoded batch has no slot ${index} for its ${messages} messages`);
 }

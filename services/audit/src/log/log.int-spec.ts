@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Clock, systemClock } from '@context-gateway/clock';
 import { createPool } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
@@ -82,8 +83,10 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
         { provide: NATS_CONNECTION, useValue: nc },
         { provide: SERVICE_ENV, useValue: env },
         { provide: LOGGER, useValue: logger },
+        // Real time: these tests watch checkpoints being signed every AUDIT_CHECKPOINT_INTERVAL_MS.
+        { provide: Clock, useValue: systemClock },
       ],
-      exports: [PG_POOL, NATS_CONNECTION, SERVICE_ENV, LOGGER],
+      exports: [PG_POOL, NATS_CONNECTION, SERVICE_ENV, LOGGER, Clock],
     })
     class Runtime {}
     const moduleRef = await Test.createTestingModule({ imports: [Runtime, LogModule, AuditorsModule] }).compile();

@@ -122,22 +122,29 @@ export class LogRepository {
 
   /** Session-level advisory lock per schema: the single-writer guarantee. */
   static async tryWriterLock(db: Queryable): Promise<boolean> {
-    const { rows } = await db.query(
+    const { rows } = await db.query<{ locked: boolean }>(
       `SELECT pg_try_advisory_lock(hashtextextended('context-gateway:audit-writer:' || current_schema(), 0)) AS locked`,
     );
-    return rows[0].locked === true;
+    return rows[0]?.locked === true;
   }
 
   static async head(db: Queryable): Promise<{ size: number; lastLeafHash: Buffer | undefined }> {
-    const { rows } = await db.query(`SELECT seq, leaf_hash FROM audit_entries ORDER BY seq DESC LIMIT 1`);
-    if (rows.length === 0) return { size: 0, lastLeafHash: undefined };
-    return { size: Number(rows[0].seq) + 1, lastLeafHash: rows[0].leaf_hash as Buffer };
+    // seq is a bigint: pg hands it over as a string.
+    const { rows } = await db.query<{ seq: string; leaf_hash: Buffer }>(
+      `SELECT seq, leaf_hash FROM audit_entries ORDER BY seq DESC LIMIT 1`,
+    );
+    const [last] = rows;
+    if (!last) return { size: 0, lastLeafHash: undefined };
+    return { size: Number(last.seq) + 1, lastLeafHash: last.leaf_hash };
   }
 
   static async existingEventIds(db: Queryable, eventIds: string[]): Promise<Set<string>> {
     if (eventIds.length === 0) return new Set();
-    const { rows } = await db.query(`SELECT event_id FROM audit_entries WHERE event_id = ANY($1::uuid[])`, [eventIds]);
-    return new Set(rows.map((r) => r.event_id as string));
+    const { rows } = await db.query<{ event_id: string }>(
+      `SELECT event_id FROM audit_entries WHERE event_id = ANY($1::uuid[])`,
+      [eventIds],
+    );
+    return new Set(rows.map((r) => r.event_id));
   }
 
   /** One batch, one transaction: entries and the subtree hashes they completed. */
@@ -198,50 +205,59 @@ export class LogRepository {
   }
 
   static async leafHashes(db: Queryable, start: number, end: number): Promise<Buffer[]> {
-    const { rows } = await db.query(`SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq`, [
-      start,
-      end,
-    ]);
-    return rows.map((r) => r.leaf_hash as Buffer);
+    const { rows } = await db.query<{ leaf_hash: Buffer }>(
+      `SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq`,
+      [start, end],
+    );
+    return rows.map((r) => r.leaf_hash);
   }
 
   static async nodeHashes(db: Queryable, nodes: readonly NodeId[]): Promise<(Buffer | undefined)[]> {
     const wanted = nodes.filter((n) => n.level >= MIN_STORED_NODE_LEVEL);
     if (wanted.length === 0) return nodes.map(() => undefined);
-    const { rows } = await db.query(
+    // index is a bigint (a string from pg), written the same way as the number in the key below.
+    const { rows } = await db.query<{ level: number; index: string; hash: Buffer }>(
       `SELECT level, index, hash FROM audit_nodes WHERE (level, index) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))`,
       [wanted.map((n) => n.level), wanted.map((n) => n.index)],
     );
-    const found = new Map(rows.map((r) => [`${r.level}:${r.index}`, r.hash as Buffer]));
+    const found = new Map(rows.map((r): [string, Buffer] => [`${r.level}:${r.index}`, r.hash]));
     return nodes.map((n) => found.get(`${n.level}:${n.index}`));
   }
 
   static async latestCheckpoint(db: Queryable): Promise<StoredCheckpoint | undefined> {
-    const { rows } = await db.query(`SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1`);
-    return rows[0] ? toCheckpoint(rows[0]) : undefined;
+    const { rows } = await db.query<Record<string, unknown>>(
+      `SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1`,
+    );
+    const [row] = rows;
+    return row ? toCheckpoint(row) : undefined;
   }
 
   static async checkpointCount(db: Queryable): Promise<number> {
-    const { rows } = await db.query(`SELECT count(*)::int AS n FROM checkpoints`);
-    return rows[0].n as number;
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM checkpoints`);
+    // count(*) answers exactly one row.
+    return rows[0]?.n ?? 0;
   }
 
   static async checkpointOfSize(db: Queryable, treeSize: number): Promise<StoredCheckpoint | undefined> {
-    const { rows } = await db.query(`SELECT * FROM checkpoints WHERE tree_size = $1`, [treeSize]);
-    return rows[0] ? toCheckpoint(rows[0]) : undefined;
+    const { rows } = await db.query<Record<string, unknown>>(`SELECT * FROM checkpoints WHERE tree_size = $1`, [
+      treeSize,
+    ]);
+    const [row] = rows;
+    return row ? toCheckpoint(row) : undefined;
   }
 
   static async allCheckpoints(db: Queryable): Promise<StoredCheckpoint[]> {
-    const { rows } = await db.query(`SELECT * FROM checkpoints ORDER BY tree_size`);
+    const { rows } = await db.query<Record<string, unknown>>(`SELECT * FROM checkpoints ORDER BY tree_size`);
     return rows.map(toCheckpoint);
   }
 
   static async entryByEventId(db: Queryable, orgId: string, eventId: string): Promise<EntryRow | undefined> {
-    const { rows } = await db.query(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND org_id = $2`, [
-      eventId,
-      orgId,
-    ]);
-    return rows[0] ? toEntryRow(rows[0]) : undefined;
+    const { rows } = await db.query<Record<string, unknown>>(
+      `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND org_id = $2`,
+      [eventId, orgId],
+    );
+    const [row] = rows;
+    return row ? toEntryRow(row) : undefined;
   }
 
   static async search(db: Queryable, f: SearchFilter): Promise<EntryRow[]> {
@@ -267,7 +283,7 @@ export class LogRepository {
       where.push(`(occurred_at, seq) < ($${params.length - 1}, $${params.length})`);
     }
     params.push(f.limit);
-    const { rows } = await db.query(
+    const { rows } = await db.query<Record<string, unknown>>(
       `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY occurred_at DESC, seq DESC LIMIT $${params.length}`,
       params,
     );
@@ -278,13 +294,14 @@ export class LogRepository {
   static async *allEntries(db: Queryable, pageSize = 5_000): AsyncGenerator<EntryRow> {
     let next = 0;
     for (;;) {
-      const { rows } = await db.query(
+      const { rows } = await db.query<Record<string, unknown>>(
         `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2`,
         [next, pageSize],
       );
       for (const row of rows) yield toEntryRow(row);
-      if (rows.length < pageSize) return;
-      next = Number(rows[rows.length - 1].seq) + 1;
+      const last = rows.at(-1);
+      if (rows.length < pageSize || !last) return;
+      next = Number(last.seq) + 1;
     }
   }
 }

@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { RpcClient, RpcHandler } from '@context-gateway/messaging';
 import { type DeleteConnectionRequest, rpc } from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
@@ -26,7 +27,8 @@ export class ConnectionsHandler {
     const owner = await this.directoryRepository.findByConnection(request.connectionId);
     if (owner && owner.shard !== this.directory.shardId) {
       const descriptor = rpc.personalServer.shardDeleteConnection;
-      return this.rpcClient.request(descriptor, request, { subject: descriptor.shardSubject!(owner.shard) });
+      if (!descriptor.shardSubject) throw new AppError('internal', `${descriptor.subject} is not a sharded contract`);
+      return this.rpcClient.request(descriptor, request, { subject: descriptor.shardSubject(owner.shard) });
     }
     return this.connections.delete(request.connectionId, request.userId);
   }

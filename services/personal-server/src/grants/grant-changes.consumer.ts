@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { GrantsService } from './grants.service.js';
 
 /** One durable for all shards: each revocation event is applied once (the table is shared). */
-export const GRANT_CHANGES_DURABLE = 'personal-server-grant-changes';
+const GRANT_CHANGES_DURABLE = 'personal-server-grant-changes';
 
 /**
  * Catch-up for revocations. The broker's synchronous `ps.v1.revoke_grant` is what makes a

@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { RpcHandler } from '@context-gateway/messaging';
 import { type RegisterGrantRequest, type RevokeGrantRequest, rpc } from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
@@ -12,7 +13,10 @@ export class GrantsHandler {
 
   @RpcHandler(rpc.personalServer.registerGrant)
   async register(@Payload() request: RegisterGrantRequest) {
-    const { row, shard } = await this.grants.register(request.grant!);
+    // The contract's validation requires it; proto3 cannot mark a message field required.
+    if (!request.grant)
+      throw new AppError('validation_failed', 'A grant is required', [{ path: 'grant', message: 'must be set' }]);
+    const { row, shard } = await this.grants.register(request.grant);
     return { grant: toGrantMessage(row), shard };
   }
 

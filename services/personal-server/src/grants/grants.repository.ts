@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
@@ -59,7 +60,10 @@ export class GrantsRepository {
        RETURNING *, (SELECT integration FROM connections WHERE id = $2) AS integration`,
       [grant.id, grant.connectionId, grant.orgId, grant.applicationId, grant.userId, grant.scopes, grant.types],
     );
-    return toRow(rows[0]!);
+    const [row] = rows;
+    // INSERT … ON CONFLICT DO UPDATE … RETURNING always returns the row it wrote.
+    if (!row) throw new AppError('internal', 'The grant upsert returned no row');
+    return toRow(row);
   }
 
   /**

@@ -51,12 +51,13 @@ export class GrantsService {
         scopes: [...grant.scopes].sort(),
         types,
       });
-      const shard = (
-        await tx.query<{ shard: number }>('SELECT shard FROM personal_servers WHERE id = $1', [
-          connection.personalServerId,
-        ])
-      ).rows[0]!.shard;
-      return { row, shard, personalServerId: connection.personalServerId };
+      const { rows } = await tx.query<{ shard: number }>('SELECT shard FROM personal_servers WHERE id = $1', [
+        connection.personalServerId,
+      ]);
+      const [server] = rows;
+      // The connection row references it (foreign key): it exists in this transaction.
+      if (!server) throw new AppError('internal', `No personal server ${connection.personalServerId}`);
+      return { row, shard: server.shard, personalServerId: connection.personalServerId };
     });
   }
 

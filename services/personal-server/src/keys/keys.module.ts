@@ -1,3 +1,4 @@
+import { Clock } from '@context-gateway/clock';
 import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
@@ -14,7 +15,9 @@ class RecordKeysLifecycle implements OnApplicationShutdown {
 
 /** Every connection row names a data key the keyring wrapped (migrations ran before this is asked). */
 export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<number> {
-  return (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connections')).rows[0]!.n;
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connections');
+  // count(*) answers exactly one row.
+  return rows[0]?.n ?? 0;
 }
 
 /** Data keys of connections (envelope encryption, key files outside the database). */
@@ -22,8 +25,8 @@ export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<nu
   providers: [
     {
       provide: RecordKeys,
-      inject: [SERVICE_ENV, PG_POOL],
-      useFactory: (env: Env, pool: Pool) => RecordKeys.open(env, () => countStoredDataKeys(pool)),
+      inject: [SERVICE_ENV, PG_POOL, Clock],
+      useFactory: (env: Env, pool: Pool, clock: Clock) => RecordKeys.open(env, () => countStoredDataKeys(pool), clock),
     },
     RecordKeysLifecycle,
   ],

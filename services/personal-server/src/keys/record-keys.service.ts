@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 
+import type { Clock } from '@context-gateway/clock';
 import {
   type DataKey,
   type EncryptionContext,
@@ -49,20 +50,25 @@ export class RecordKeys {
     private readonly store: DataKeyStore,
   ) {}
 
-  /** `countWrapped`: how many data keys the database says exist (a fresh keyring is refused while any do). */
+  /**
+   * `countWrapped`: how many data keys the database says exist (a fresh keyring is refused while any do).
+   * `clock`: when a cached data key expires, and the keyring's key timestamps.
+   */
   static async open(
     env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>,
     countWrapped: () => Promise<number>,
+    clock: Clock,
   ): Promise<RecordKeys> {
     const keyFile = resolve(env.MASTER_KEY_FILE);
     const provider = await LocalKeyProvider.open({
       path: keyFile,
       createIfMissing: env.MASTER_KEY_CREATE_IF_MISSING,
       beforeCreate: refuseNewKeyWhileInUse(countWrapped, 'connection data keys wrapped by it'),
+      clock,
     });
     const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(dirname(keyFile), 'data-keys')));
     return new RecordKeys(
-      new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS } }),
+      new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS, clock } }),
       provider,
       store,
     );
@@ -85,7 +91,11 @@ export class RecordKeys {
       this.#wrapped.delete(keyId);
     } else {
       wrapped = await this.store.get(keyId);
-      if (this.#wrapped.size >= RecordKeys.MAX_WRAPPED_KEYS) this.#wrapped.delete(this.#wrapped.keys().next().value!);
+      if (this.#wrapped.size >= RecordKeys.MAX_WRAPPED_KEYS) {
+        // Map order is recency order: the first key is the least recently used.
+        const oldest = this.#wrapped.keys().next();
+        if (!oldest.done) this.#wrapped.delete(oldest.value);
+      }
     }
     this.#wrapped.set(keyId, wrapped);
     return this.cipher.openDataKey(wrapped, wrapContext(owner));

@@ -14,10 +14,10 @@ export function encodeCursor(version: bigint): string {
 export function decodeCursor(cursor: string): bigint {
   if (cursor === '') return 0n;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^v1:(\d{1,19})$/.exec(text);
-  if (!match)
+  const version = /^v1:(\d{1,19})$/.exec(text)?.[1];
+  if (version === undefined)
     throw new AppError('validation_failed', 'The cursor is not one this API issued', [
       { path: 'cursor', message: 'invalid cursor' },
     ]);
-  return BigInt(match[1]!);
+  return BigInt(version);
 }

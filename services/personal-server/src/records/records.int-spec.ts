@@ -7,6 +7,7 @@ import { join } from 'node:path';
 
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Clock, systemClock } from '@context-gateway/clock';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
@@ -58,9 +59,11 @@ async function startShard(shard: number): Promise<INestApplicationContext> {
       { provide: SERVICE_ENV, useValue: env },
       { provide: SERVICE_INFO, useValue: { name: 'personal-server', version: 'test', databaseSchema: schema.schema } },
       { provide: RpcClient, useValue: new RpcClient(nc) },
+      // Real time: updated_at comes from Postgres' clock, which the change-feed tests compare against.
+      { provide: Clock, useValue: systemClock },
       ReadinessService,
     ],
-    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService],
+    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock],
   })
   class TestRuntime {}
   @Module({ imports: [TestRuntime, RecordsModule, GrantsModule] })
@@ -345,7 +348,7 @@ describe('personal-server storage and query path', () => {
       DATA_KEY_DIR: join(keyDir, 'elsewhere', 'data-keys'),
       DATA_KEY_CACHE_TTL_MS: 1_000,
     };
-    await expect(RecordKeys.open(env, () => countStoredDataKeys(schema.pool))).rejects.toMatchObject({
+    await expect(RecordKeys.open(env, () => countStoredDataKeys(schema.pool), systemClock)).rejects.toMatchObject({
       code: 'key_file_missing',
     });
     expect(existsSync(env.MASTER_KEY_FILE)).toBe(false);

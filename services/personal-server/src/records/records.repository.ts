@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
@@ -53,22 +54,32 @@ export interface PageQuery {
   includeDeleted: boolean;
 }
 
-interface PageRow {
+/** The grant's columns, on every row of a page (also on the one row of an empty page). */
+interface PageGrantColumns {
   state: 'active' | 'revoked';
   types: string[];
   synced_at: Date | null;
   personal_server_id: string;
   user_id: string;
   data_key_id: string;
-  id: string | null;
-  type: string | null;
-  external_id: string | null;
-  ciphertext: Buffer | null;
-  source_updated_at: Date | null;
-  updated_at: Date | null;
-  deleted_at: Date | null;
-  version: string | null;
 }
+
+/** A row with a record; `deleted_at` is set for a tombstone. */
+interface PageRecordColumns {
+  id: string;
+  type: string;
+  external_id: string;
+  ciphertext: Buffer;
+  source_updated_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+  version: string;
+}
+
+/** The LEFT JOIN's empty page: the grant and no record. */
+type NoRecordColumns = { [K in keyof PageRecordColumns]: null };
+
+type PageRow = PageGrantColumns & (PageRecordColumns | NoRecordColumns);
 
 /**
  * The query path's one statement: grant (this org's app, this connection, a user this
@@ -134,7 +145,9 @@ export class RecordsRepository {
   async page(q: PageQuery): Promise<{ grant: QueryGrant | undefined; records: StoredRecord[] }> {
     const limited = q.type === undefined && q.policyTypes !== undefined;
     const key = `${q.type !== undefined}${q.since !== undefined}${q.includeDeleted}${limited}`;
-    const statement = STATEMENTS.get(key)!;
+    const statement = STATEMENTS.get(key);
+    // Every combination is prepared above, at module load.
+    if (!statement) throw new AppError('internal', `no page statement for ${key}`);
     const values = statement.order.map((name) => (name === 'afterVersion' ? q.afterVersion.toString() : q[name]));
     const config: QueryConfig = { name: `ps_page_${key}`, text: statement.text, values };
     const { rows } = await this.pool.query<PageRow>(config);
@@ -153,13 +166,13 @@ export class RecordsRepository {
       if (r.id === null) continue; // the LEFT JOIN's empty page
       records.push({
         id: r.id,
-        type: r.type!,
-        externalId: r.external_id!,
-        ciphertext: r.ciphertext!,
-        sourceUpdatedAt: r.source_updated_at!,
-        updatedAt: r.updated_at!,
+        type: r.type,
+        externalId: r.external_id,
+        ciphertext: r.ciphertext,
+        sourceUpdatedAt: r.source_updated_at,
+        updatedAt: r.updated_at,
         deletedAt: r.deleted_at,
-        version: r.version!,
+        version: r.version,
       });
     }
     return { grant, records };

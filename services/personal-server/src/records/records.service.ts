@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import type { QueryRecordsRequest, WriteRecordsRequest } from '@context-gateway/proto';
 import { typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
@@ -41,6 +42,7 @@ export class RecordsService {
     private readonly connectionsRepository: ConnectionsRepository,
     private readonly directory: DirectoryService,
     private readonly keys: RecordKeys,
+    private readonly clock: Clock,
   ) {}
 
   /**
@@ -56,7 +58,7 @@ export class RecordsService {
       string,
       { type: string; externalId: string; plaintext: Buffer | undefined; sourceUpdatedAt: Date }
     >();
-    const now = new Date();
+    const now = this.clock.date();
     request.records.forEach((record, index) => {
       if (!allowed.has(record.type)) {
         throw new AppError('invalid_record', `${request.integration} does not produce record type "${record.type}"`, [
@@ -239,7 +241,9 @@ export class RecordsService {
     for (const record of records) {
       let data = 'null';
       if (record.deletedAt === null) {
-        const plaintext = key!.decrypt(
+        // Opened above whenever the page holds a live record.
+        if (!key) throw new AppError('internal', 'The data key was not opened for a live record');
+        const plaintext = key.decrypt(
           record.ciphertext,
           recordAad(grant.personalServerId, request.connectionId, record.id, record.type),
         );

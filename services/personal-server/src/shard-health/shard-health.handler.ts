@@ -35,10 +35,12 @@ export class ShardHealthHandler implements OnModuleInit {
           if (shard === this.env.SHARD_ID) return; // our own checks are the other lines
           const descriptor = rpc.personalServer.shardHealth;
           try {
+            if (!descriptor.shardSubject)
+              throw new AppError('internal', `${descriptor.subject} is not a sharded contract`);
             const reply = await this.rpcClient.request(
               descriptor,
               {},
-              { subject: descriptor.shardSubject!(shard), timeoutMs: 800 },
+              { subject: descriptor.shardSubject(shard), timeoutMs: 800 },
             );
             if (!reply.ready) down.push(`shard ${shard} not ready`);
           } catch (error) {

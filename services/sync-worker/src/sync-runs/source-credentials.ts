@@ -41,7 +41,7 @@ export class SourceCredentials {
     let token = first.accessToken;
     let inFlight: Promise<string> | undefined;
     return {
-      current: async () => token,
+      current: () => Promise.resolve(token),
       refresh: async (rejected: string) => {
         if (rejected !== token) return token; // someone refreshed meanwhile
         inFlight ??= this.get(connectionId, true)

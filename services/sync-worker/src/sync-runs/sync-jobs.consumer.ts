@@ -9,7 +9,7 @@ import type { Env } from '../env.js';
 import { SyncRunsService } from './sync-runs.service.js';
 
 /** Durable consumer name shared by every sync-worker: JetStream hands each job to one of them. */
-export const SYNC_JOBS_DURABLE = 'sync-worker';
+const SYNC_JOBS_DURABLE = 'sync-worker';
 
 /**
  * Pulls jobs from SYNC_JOBS (a work queue). A job is acked only after its run committed

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { JetStreamPublisher, RpcHandler } from '@context-gateway/messaging';
 import {
   events,
@@ -35,6 +36,7 @@ export class SyncRunsHandler {
     private readonly states: SyncStateRepository,
     private readonly writer: RecordWriter,
     private readonly publisher: JetStreamPublisher,
+    private readonly clock: Clock,
   ) {}
 
   /** Sync now: queue a job and show the connection as queued (unless a run is going on). */
@@ -45,7 +47,7 @@ export class SyncRunsHandler {
       jobId,
       connectionId: m.connectionId,
       reason: m.reason,
-      requestedAt: timestampFromDate(new Date()),
+      requestedAt: timestampFromDate(this.clock.date()),
     });
     await this.states.markQueued(m.connectionId);
     return { jobId };
@@ -64,7 +66,7 @@ export class SyncRunsHandler {
           jobId: jobIdFor(`webhook:${m.integration}:${m.deliveryId}:${connectionId}`),
           connectionId,
           reason: SyncReason.WEBHOOK,
-          requestedAt: timestampFromDate(new Date()),
+          requestedAt: timestampFromDate(this.clock.date()),
         }),
       ),
     );
@@ -78,7 +80,9 @@ export class SyncRunsHandler {
     if (!s) return { state: SyncRunState.QUEUED, recordsSynced: 0n };
     // A claim whose lease ran out belongs to a worker that died: its job will be redelivered.
     const state =
-      s.state === 'running' && s.leaseUntil && s.leaseUntil < new Date() ? SyncRunState.QUEUED : STATE[s.state];
+      s.state === 'running' && s.leaseUntil && s.leaseUntil.getTime() < this.clock.now()
+        ? SyncRunState.QUEUED
+        : STATE[s.state];
     return {
       state,
       lastError: s.lastError ?? '',
@@ -91,8 +95,9 @@ export class SyncRunsHandler {
   /** One batch of an upload: written to the Personal Server (idempotently) and counted. */
   @RpcHandler(rpc.sync.importRecords)
   async importRecords(@Payload() m: ImportRecordsRequest) {
+    const now = this.clock.date();
     const res = await this.writer.write(
-      { userId: m.userId, connectionId: m.connectionId, integration: m.integration, syncedAt: new Date() },
+      { userId: m.userId, connectionId: m.connectionId, integration: m.integration, syncedAt: now },
       {
         upserts: m.records.map((r) => ({
           type: r.type,
@@ -103,7 +108,7 @@ export class SyncRunsHandler {
         deletes: [],
       },
     );
-    await this.states.recordImport(m.connectionId, m.integration, res.written);
+    await this.states.recordImport(m.connectionId, m.integration, res.written, now);
     return { written: res.written, unchanged: res.unchanged };
   }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
+import { Clock } from '@context-gateway/clock';
 import { connectorFor, type SyncBatch } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import type { DeliveryInfo } from '@context-gateway/messaging';
@@ -55,6 +56,7 @@ export class SyncRunsService {
     private readonly writer: RecordWriter,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {}
 
   async run(
@@ -105,7 +107,7 @@ export class SyncRunsService {
             `Integration "${integration}" is not synced by pulling (it is imported)`,
           );
         const release = await this.slot(integration).acquire();
-        const syncedAt = new Date();
+        const syncedAt = this.clock.date();
         let runRecords = 0;
         let nextCursor: unknown;
         let sourceAccountId: string | undefined;
@@ -130,7 +132,7 @@ export class SyncRunsService {
               baseUrl: credential.apiBaseUrl,
               tokens: this.credentials.tokenSource(connectionId, credential),
               signal: lost.signal,
-              http: { maxWaitMs: this.env.SYNC_SOURCE_MAX_WAIT_MS },
+              http: { maxWaitMs: this.env.SYNC_SOURCE_MAX_WAIT_MS, clock: this.clock },
               emit: async (batch: SyncBatch) => {
                 lost.signal.throwIfAborted();
                 sourceAccountId ??= batch.upserts.find((r) => r.type === 'profile')?.externalId;
@@ -147,7 +149,8 @@ export class SyncRunsService {
         again = await this.states.completeRun(connectionId, owner, {
           cursor: nextCursor,
           integration,
-          nextRunAt: new Date(Date.now() + this.env.SYNC_INTERVAL_MS),
+          completedAt: this.clock.date(),
+          nextRunAt: new Date(this.clock.now() + this.env.SYNC_INTERVAL_MS),
           ...(sourceAccountId ? { sourceAccountId } : {}),
         });
         cursor = nextCursor as typeof cursor;
@@ -159,7 +162,7 @@ export class SyncRunsService {
       return 'synced';
     } catch (thrown) {
       const error = AppError.from(thrown);
-      const nextRunAt = new Date(Date.now() + this.env.SYNC_INTERVAL_MS);
+      const nextRunAt = new Date(this.clock.now() + this.env.SYNC_INTERVAL_MS);
       const safe = `${error.code}: ${error.message}`;
       if (error.code === 'no_source_api') {
         // A file-export source (netflix): nothing to pull, ever. Not a failure: the connection

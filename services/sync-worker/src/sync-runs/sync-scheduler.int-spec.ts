@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 import { fromBinary } from '@bufbuild/protobuf';
+import { systemClock } from '@context-gateway/clock';
 import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
@@ -50,7 +51,9 @@ describe('SyncScheduler with several workers', () => {
     await nats?.stop();
   });
 
-  const scheduler = () => new SyncScheduler(new SyncStateRepository(prisma), new JetStreamPublisher(nc), env, logger);
+  // Real time: which rows are due is decided by Postgres' now(), against the times seeded below.
+  const scheduler = () =>
+    new SyncScheduler(new SyncStateRepository(prisma), new JetStreamPublisher(nc), env, logger, systemClock);
 
   async function queuedJobs(): Promise<{ connectionId: string; reason: SyncReason }[]> {
     const jsm = await jetstreamManager(nc);
@@ -97,7 +100,9 @@ describe('SyncScheduler with several workers', () => {
         await publish(due);
         throw new Error('killed between publish and commit');
       });
-    await expect(new SyncScheduler(dying, new JetStreamPublisher(nc), env, logger).tick()).rejects.toThrow('killed');
+    await expect(new SyncScheduler(dying, new JetStreamPublisher(nc), env, logger, systemClock).tick()).rejects.toThrow(
+      'killed',
+    );
     expect((await prisma.syncState.findUnique({ where: { connectionId } }))!.state).toBe('idle');
 
     // Another worker re-claims the same slot; its publish carries the same Nats-Msg-Id.
@@ -120,7 +125,7 @@ describe('SyncScheduler with several workers', () => {
       nextRunAt: new Date(Date.now() - 1_000),
     });
     await repo.awaitImport(connectionId, 'w1');
-    await repo.recordImport(connectionId, 'netflix', 3);
+    await repo.recordImport(connectionId, 'netflix', 3, new Date());
     await scheduler().tick();
     expect((await queuedJobs()).filter((j) => j.connectionId === connectionId)).toEqual([]);
     expect(await prisma.syncState.findUnique({ where: { connectionId } })).toEqual(

@@ -1,4 +1,5 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, SyncReason } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -27,6 +28,7 @@ export class SyncScheduler implements OnApplicationBootstrap, OnApplicationShutd
     private readonly publisher: JetStreamPublisher,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -61,7 +63,7 @@ export class SyncScheduler implements OnApplicationBootstrap, OnApplicationShutd
               jobId: jobIdFor(`scheduled:${d.connectionId}:${d.dueAt.getTime()}`),
               connectionId: d.connectionId,
               reason: SyncReason.SCHEDULED,
-              requestedAt: timestampFromDate(new Date()),
+              requestedAt: timestampFromDate(this.clock.date()),
             }),
           ),
         );

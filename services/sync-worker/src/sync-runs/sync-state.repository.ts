@@ -67,7 +67,7 @@ export class SyncStateRepository {
   async completeRun(
     connectionId: string,
     owner: string,
-    run: { cursor: unknown; integration: string; nextRunAt: Date; sourceAccountId?: string },
+    run: { cursor: unknown; integration: string; completedAt: Date; nextRunAt: Date; sourceAccountId?: string },
   ): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const [row] = await tx.$queryRaw<{ rerun_requested: boolean; lease_owner: string | null }[]>`
@@ -83,7 +83,7 @@ export class SyncStateRepository {
           cursor: run.cursor === undefined ? undefined : (run.cursor as object),
           integration: run.integration,
           ...(run.sourceAccountId ? { sourceAccountId: run.sourceAccountId } : {}),
-          lastSuccessAt: new Date(),
+          lastSuccessAt: run.completedAt,
           lastError: null,
           nextRunAt: run.nextRunAt,
           rerunRequested: false,
@@ -103,15 +103,15 @@ export class SyncStateRepository {
       });
   }
 
-  /** An upload's batch was written: count it and mark the import as the latest success. */
-  async recordImport(connectionId: string, integration: string, records: number): Promise<void> {
+  /** An upload's batch was written (`at`): count it and mark the import as the latest success. */
+  async recordImport(connectionId: string, integration: string, records: number, at: Date): Promise<void> {
     await this.db.syncState.upsert({
       where: { connectionId },
-      create: { connectionId, integration, recordsSynced: BigInt(records), lastSuccessAt: new Date() },
+      create: { connectionId, integration, recordsSynced: BigInt(records), lastSuccessAt: at },
       update: {
         integration,
         recordsSynced: { increment: BigInt(records) },
-        lastSuccessAt: new Date(),
+        lastSuccessAt: at,
         lastError: null,
       },
     });

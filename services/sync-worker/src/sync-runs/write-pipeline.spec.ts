@@ -47,9 +47,8 @@ describe('WritePipeline', () => {
 
   it('a failed write fails the run instead of being skipped', async () => {
     const pipeline = new WritePipeline(
-      async (b) => {
-        if (b.upserts.some((u) => u.externalId === '5')) throw new Error('store down');
-      },
+      (b) =>
+        b.upserts.some((u) => u.externalId === '5') ? Promise.reject(new Error('store down')) : Promise.resolve(),
       2,
       2,
     );

@@ -11,7 +11,7 @@ import type { DeletedRecord, NormalizedRecord, SyncBatch } from '@context-gatewa
 export class WritePipeline {
   private upserts: NormalizedRecord[] = [];
   private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown;
+  private failure: Error | undefined;
 
   constructor(
     private readonly write: (batch: SyncBatch) => Promise<void>,
@@ -46,8 +46,8 @@ export class WritePipeline {
     while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
     this.throwIfFailed();
     const p: Promise<void> = this.write({ upserts, deletes })
-      .catch((error) => {
-        this.failure ??= error;
+      .catch((error: unknown) => {
+        this.failure ??= error instanceof Error ? error : new Error('The write failed', { cause: error });
       })
       .finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
