@@ -8,3 +8,4 @@ export * from './rpc-client.js';
 export * from './rpc-context.js';
 export * from './rpc-exception.filter.js';
 export * from './rpc-handler.decorator.js';
+export * from './storable-strings.interceptor.js';

@@ -1,4 +1,6 @@
+import { StorableStringsInterceptor } from '@context-gateway/messaging';
 import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 
 import { ConnectModule } from './connect/connect.module.js';
 import { ConnectionsModule } from './connections/connections.module.js';
@@ -7,5 +9,9 @@ import { GrantsModule } from './grants/grants.module.js';
 import { IntegrationsModule } from './integrations/integrations.module.js';
 
 /** connection-broker: integrations, connect sessions, the credential vault. One imported module per bounded context. */
-@Module({ imports: [DatabaseModule, IntegrationsModule, GrantsModule, ConnectionsModule, ConnectModule] })
+@Module({
+  imports: [DatabaseModule, IntegrationsModule, GrantsModule, ConnectionsModule, ConnectModule],
+  // Every NATS request's strings are held to what Postgres can store, before any handler runs.
+  providers: [{ provide: APP_INTERCEPTOR, useClass: StorableStringsInterceptor }],
+})
 export class AppModule {}

@@ -5,15 +5,14 @@ import { serviceMain } from '@context-gateway/service-kit';
 
 import { AppModule } from './app.module.js';
 import { loadEnv } from './env.js';
-import { installSyncBodyParsers } from './sync/raw-body.js';
+import { configureGateway } from './http/configure.js';
 
 await serviceMain({
   name: 'gateway',
   serviceRoot: new URL('..', import.meta.url),
   loadEnv: () => loadEnv(),
   module: AppModule,
-  // Webhooks need JSON's raw bytes; export uploads arrive as a stream.
-  configure: (app) => installSyncBodyParsers(app),
+  configure: configureGateway,
   // The gateway publishes audit events and waits for this stream's ack (docs/audit.md).
   streams: [streams.audit, streams.control],
 });

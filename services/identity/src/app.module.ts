@@ -1,4 +1,6 @@
+import { StorableStringsInterceptor } from '@context-gateway/messaging';
 import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 
 import { AccountsModule } from './accounts/accounts.module.js';
 import { ApiKeysModule } from './api-keys/api-keys.module.js';
@@ -7,5 +9,9 @@ import { DatabaseModule } from './database/database.module.js';
 import { OrganizationsModule } from './organizations/organizations.module.js';
 
 /** identity: organizations, users, applications, API keys, passkeys, SSO. One imported module per bounded context. */
-@Module({ imports: [DatabaseModule, OrganizationsModule, ApplicationsModule, ApiKeysModule, AccountsModule] })
+@Module({
+  imports: [DatabaseModule, OrganizationsModule, ApplicationsModule, ApiKeysModule, AccountsModule],
+  // Every NATS request's strings are held to what Postgres can store, before any handler runs.
+  providers: [{ provide: APP_INTERCEPTOR, useClass: StorableStringsInterceptor }],
+})
 export class AppModule {}

@@ -524,7 +524,7 @@ describe('connect flow at the broker', () => {
     expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
   });
 
-  it('two replicas refreshing the same connection at once spend the refresh token once (row lock), and both get the new token', async () => {
+  it('a token refused on two replicas is refreshed once, whenever each asks; a refusal of the new token refreshes again', async () => {
     const session = await newSession();
     const frank = randomUUID();
     const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, frank, 'bob');
@@ -533,39 +533,52 @@ describe('connect flow at the broker', () => {
       stateCookie,
       userId: frank,
     });
+    const used = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
     await demo.control.expireTokens(false);
     const before = (await demo.control.counters()).tokensRefreshed;
-    // "At once", made certain: the row is held until both replicas wait for its lock, so both have
-    // read the credential version the refresh replaces (a replica starting after the other's commit
-    // rightly refreshes nothing new, and would test nothing).
-    const holder = await db.pool.connect();
-    await holder.query('BEGIN');
-    await holder.query('SELECT id FROM connections WHERE id = $1 FOR UPDATE', [done.connectionId]);
-    const refreshes = Promise.all([
-      app.get(AccessTokensService).accessToken(done.connectionId, true),
-      replica.get(AccessTokensService).accessToken(done.connectionId, true),
+    // Both replicas saw the same token refused, at once and again after the first refresh
+    // committed: what they refuse is that credential version, so one refresh serves all.
+    const refused = used.credentialVersion;
+    const [one, two] = await Promise.all([
+      app.get(AccessTokensService).accessToken(done.connectionId, true, refused),
+      replica.get(AccessTokensService).accessToken(done.connectionId, true, refused),
     ]);
-    const waitingForLock = async () =>
-      (
-        await db.pool.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE application_name = current_setting('application_name') AND wait_event_type = 'Lock'`,
-        )
-      ).rows[0].n as number;
-    try {
-      for (let i = 0; i < 500 && (await waitingForLock()) < 2; i++) await new Promise((r) => setTimeout(r, 10));
-    } finally {
-      await holder.query('COMMIT');
-      holder.release();
-    }
-    const [one, two] = await refreshes;
+    const late = await replica.get(AccessTokensService).accessToken(done.connectionId, true, refused);
     expect((await demo.control.counters()).tokensRefreshed - before).toBe(1);
-    expect(one.credential.accessToken).toBe(two.credential.accessToken);
-    const works = await fetch(
-      `${(await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId })).apiBaseUrl}/items`,
-      { headers: { authorization: `Bearer ${one.credential.accessToken}` } },
-    );
+    expect(one.credential.accessToken).not.toBe(used.accessToken);
+    expect(two.credential.accessToken).toBe(one.credential.accessToken);
+    expect(late.credential.accessToken).toBe(one.credential.accessToken);
+    expect(late.connection.credentialVersion).toBe(refused + 1);
+    const works = await fetch(`${used.apiBaseUrl}/items`, {
+      headers: { authorization: `Bearer ${one.credential.accessToken}` },
+    });
     expect(works.status).toBe(200);
+
+    // Over NATS as the sync-worker asks; the new token refused in turn is a new refresh.
+    const again = await client.request(rpc.broker.getAccessToken, {
+      connectionId: done.connectionId,
+      forceRefresh: true,
+      refusedCredentialVersion: late.connection.credentialVersion,
+    });
+    expect((await demo.control.counters()).tokensRefreshed - before).toBe(2);
+    expect(again.accessToken).not.toBe(one.credential.accessToken);
+    expect(again.credentialVersion).toBe(refused + 2);
+  });
+
+  it('a NUL in any string of a request is validation_failed, not a database error', async () => {
+    expect(
+      await rejection(
+        client.request(rpc.broker.createConnectSession, {
+          orgId: ORG,
+          applicationId: APP_A,
+          applicationName: 'A\u0000',
+          integration: 'demo',
+          scopes: ['demo:read:notes'],
+          callbackUrl: CALLBACK,
+          appState: 'x\u0000',
+        }),
+      ),
+    ).toBe('validation_failed');
   });
 
   it('a grant change whose publish never happened (crash after commit) still reaches CONTROL through the outbox sweep', async () => {

@@ -35,8 +35,15 @@ export class AccessTokensService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** A usable credential, refreshed first when expired or about to (or when the caller says the source answered 401). */
-  async accessToken(connectionId: string, forceRefresh: boolean): Promise<AccessToken> {
+  /**
+   * A usable credential, refreshed first when expired or about to, or when the caller says the
+   * source refused its token (`forceRefresh`, with the `refusedVersion` of that token): then
+   * only while that version is still the stored one. "Refuse this token" is a fact about one
+   * credential, not a request to refresh whatever is stored: a caller whose 401 arrives after
+   * another replica's refresh gets the newer token, and the refresh token is not spent again.
+   * `refusedVersion` 0 (an older caller): the version stored when this request arrives.
+   */
+  async accessToken(connectionId: string, forceRefresh: boolean, refusedVersion = 0): Promise<AccessToken> {
     const connection = usable(await this.connections.findById(connectionId));
     if (connection.authType === 'file_export') {
       throw new AppError(
@@ -45,14 +52,16 @@ export class AccessTokensService {
       );
     }
     const credential = await this.vault.open(owner(connection), sealed(connection));
-    if (connection.authType === 'api_key' || (!forceRefresh && !this.expiringSoon(connection.accessExpiresAt))) {
+    const expiring = this.expiringSoon(connection.accessExpiresAt);
+    if (connection.authType === 'api_key' || (!forceRefresh && !expiring)) {
       return { credential, connection };
     }
+    const failedVersion = forceRefresh && refusedVersion > 0 ? refusedVersion : connection.credentialVersion;
+    // The refused token was already replaced: the replacement is the answer.
+    if (failedVersion !== connection.credentialVersion && !expiring) return { credential, connection };
     let flight = this.#refreshing.get(connectionId);
     if (!flight) {
-      flight = this.refreshLocked(connectionId, connection.credentialVersion).finally(() =>
-        this.#refreshing.delete(connectionId),
-      );
+      flight = this.refreshLocked(connectionId, failedVersion).finally(() => this.#refreshing.delete(connectionId));
       this.#refreshing.set(connectionId, flight);
     }
     return flight;

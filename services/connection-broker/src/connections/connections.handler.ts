@@ -50,7 +50,11 @@ export class ConnectionsHandler {
 
   @RpcHandler(rpc.broker.getAccessToken)
   async accessToken(@Payload() m: GetAccessTokenRequest) {
-    const { credential, connection } = await this.accessTokens.accessToken(m.connectionId, m.forceRefresh);
+    const { credential, connection } = await this.accessTokens.accessToken(
+      m.connectionId,
+      m.forceRefresh,
+      m.refusedCredentialVersion,
+    );
     return {
       accessToken: credential.accessToken,
       tokenType: credential.tokenType,
@@ -60,6 +64,8 @@ export class ConnectionsHandler {
       sourceScopes: connection.sourceScopes,
       // The sync-worker writes to this user's Personal Server.
       userId: connection.userId,
+      // Sent back as refusedCredentialVersion when the source refuses this token.
+      credentialVersion: connection.credentialVersion,
     };
   }
 

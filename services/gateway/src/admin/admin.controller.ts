@@ -3,15 +3,16 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
+import { id } from '../http/input.js';
 import { Route } from '../http/route.decorator.js';
 import { apiKeySchema, applicationSchema, issuedApiKeySchema, organizationSchema } from './admin.schemas.js';
 import { AdminService } from './admin.service.js';
 
 const tags = ['admin'];
-const orgParams = z.strictObject({ orgId: z.uuid() });
-const appParams = z.strictObject({ orgId: z.uuid(), applicationId: z.uuid() });
-const keyParams = z.strictObject({ applicationId: z.uuid() });
-const revokeParams = z.strictObject({ applicationId: z.uuid(), keyId: z.uuid() });
+const orgParams = z.strictObject({ orgId: id() });
+const appParams = z.strictObject({ orgId: id(), applicationId: id() });
+const keyParams = z.strictObject({ applicationId: id() });
+const revokeParams = z.strictObject({ applicationId: id(), keyId: id() });
 
 const createOrganizationBody = z.strictObject({
   name: z.string().trim().min(1).max(200),

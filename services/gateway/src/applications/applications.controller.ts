@@ -6,10 +6,11 @@ import { z } from 'zod';
 import { applicationSchema, toApplication } from '../admin/admin.schemas.js';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
+import { id } from '../http/input.js';
 import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 
-const params = z.strictObject({ applicationId: z.uuid() });
+const params = z.strictObject({ applicationId: id() });
 
 /** What an application backend may read about applications: those of its own organization. */
 @Controller('v1/applications')

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { CurrentUser } from '../auth/auth.decorators.js';
 import type { SessionUser } from '../auth/auth.types.js';
+import { id, queryInt } from '../http/input.js';
 import { Route } from '../http/route.decorator.js';
 import {
   checkpointResponseSchema,
@@ -13,6 +14,7 @@ import {
   entryWithProofSchema,
   type ExportQuery,
   exportQuery,
+  ownSearchQuery,
   type SearchQuery,
   searchQuery,
   searchResultSchema,
@@ -20,13 +22,15 @@ import {
 import { AuditorApiService, type AuditorCaller } from './auditor-api.service.js';
 
 const tags = ['audit'];
-const entryParams = z.strictObject({ eventId: z.uuid() });
+const entryParams = z.strictObject({ eventId: id() });
+// Tree sizes are counts of log entries: exact as JSON numbers up to 2^53.
+const treeSize = () => queryInt(1, Number.MAX_SAFE_INTEGER);
 const checkpointQuery = z.strictObject({
-  treeSize: z.coerce.number().int().min(1).optional().describe('Omit for the latest.'),
+  treeSize: treeSize().optional().describe('Omit for the latest.'),
 });
-const consistencyQuery = z.strictObject({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) });
-const createAuditorParams = z.strictObject({ orgId: z.uuid() });
-const revokeAuditorParams = z.strictObject({ orgId: z.uuid(), auditorId: z.uuid() });
+const consistencyQuery = z.strictObject({ from: treeSize(), to: treeSize() });
+const createAuditorParams = z.strictObject({ orgId: id() });
+const revokeAuditorParams = z.strictObject({ orgId: id(), auditorId: id() });
 const createAuditorBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
 
 function auditorOf(request: FastifyRequest): AuditorCaller {
@@ -143,7 +147,7 @@ export class AuditorApiController {
     tags,
     auth: 'user_session',
     audit: { action: 'audit_read' },
-    query: searchQuery.omit({ userId: true }),
+    query: ownSearchQuery,
     success: { status: 200, schema: searchResultSchema, description: 'One page.' },
     errors: ['unauthenticated', 'validation_failed', 'unknown_field'],
   })

@@ -10,13 +10,14 @@ import {
 import { z } from 'zod';
 
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/audit-recorder.js';
+import { queryInt } from '../http/input.js';
 import { required } from '../http/required.js';
 
 const actionNames = Object.keys(AUDIT_ACTIONS) as [keyof typeof AUDIT_ACTIONS, ...(keyof typeof AUDIT_ACTIONS)[]];
 const outcomeNames = Object.keys(AUDIT_OUTCOMES) as [keyof typeof AUDIT_OUTCOMES, ...(keyof typeof AUDIT_OUTCOMES)[]];
 
 /** Search filters shared by the list and the export. Times are ISO 8601; `to` is exclusive. */
-export const searchQuery = z.strictObject({
+const searchFilters = z.strictObject({
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   applicationId: z.string().max(256).optional(),
@@ -25,14 +26,30 @@ export const searchQuery = z.strictObject({
   capability: z.string().max(256).optional(),
   outcome: z.enum(outcomeNames).optional(),
   action: z.enum(actionNames).optional(),
-  cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page.'),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+const page = {
+  cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page.'),
+  limit: queryInt(1, 1000).default(100),
+};
+
+/**
+ * `from` after `to` is a mistake in the request (swapped bounds, a wrong time zone), not a
+ * question whose answer is "nothing": answered as the mistake, so the client sees it.
+ */
+const fromNotAfterTo = (q: { from?: string; to?: string }) =>
+  !(q.from && q.to && Date.parse(q.from) > Date.parse(q.to));
+const fromAfterTo = { message: 'must not be after to', path: ['from'] };
+
+export const searchQuery = searchFilters.extend(page).refine(fromNotAfterTo, fromAfterTo);
 export type SearchQuery = z.infer<typeof searchQuery>;
 
-export const exportQuery = searchQuery
-  .omit({ cursor: true, limit: true })
-  .extend({ format: z.enum(['ndjson', 'csv']).default('ndjson') });
+/** A user's search of their own entries: the user is the caller. */
+export const ownSearchQuery = searchFilters.omit({ userId: true }).extend(page).refine(fromNotAfterTo, fromAfterTo);
+
+export const exportQuery = searchFilters
+  .extend({ format: z.enum(['ndjson', 'csv']).default('ndjson') })
+  .refine(fromNotAfterTo, fromAfterTo);
 export type ExportQuery = z.infer<typeof exportQuery>;
 
 /** One audit entry as the API shows it: the event's fields, its log position and leaf hash. */

@@ -115,9 +115,10 @@ ${allow}
 }
 
 /** A dead end the person can understand; no app redirect (there is no trusted place to send them). */
-export function errorPage(title: string, message: string): string {
+/** An error page; `code` is the stable error code, shown so a person can quote it to support. */
+export function errorPage(title: string, message: string, code?: string): string {
   return layout(
     title,
-    html`<h1>${title}</h1><p role="alert">${message}</p><p class="note">You can close this window and start again from the app.</p>`,
+    html`<h1>${title}</h1><p role="alert">${message}</p><p class="note">You can close this window and start again from the app.</p>${code ? html`<p class="note">Error code: <code>${code}</code></p>` : undefined}`,
   );
 }

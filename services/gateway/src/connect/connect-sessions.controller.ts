@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
+import { connectionParams } from '../records/records.schemas.js';
 import { ConnectFlowService } from './connect.service.js';
 import { connectionSchema } from './connection.schema.js';
 
@@ -25,8 +26,6 @@ const connectSession = z.object({
   connectUrl: z.string().describe("Redirect the user's browser here. Single use."),
   expiresAt: z.string().describe('ISO 8601; ten minutes after creation.'),
 });
-
-const connectionParams = z.object({ connectionId: z.string().min(1).max(64) }).strict();
 
 /** The app backend's side of the connect flow (API key). */
 @Controller('v1')
@@ -54,12 +53,13 @@ export class ConnectSessionsController {
     path: 'connections/:connectionId',
     summary: 'A connection your application holds a grant on',
     description:
-      'Any other connection id, including one that exists for another application, is 404 `connection_not_found`.',
+      'Any other connection id, including one that exists for another application, is 404 `connection_not_found`; ' +
+      'an id that is not a lower-case UUID is 422 `validation_failed`, as on every route.',
     tags: ['connect'],
     auth: 'api_key',
     params: connectionParams,
     success: { status: 200, schema: connectionSchema, description: "The connection and your grant's scopes." },
-    errors: ['connection_not_found'],
+    errors: ['connection_not_found', 'validation_failed'],
   })
   get(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof connectionParams>) {
     return this.flow.connection(caller, params.connectionId);

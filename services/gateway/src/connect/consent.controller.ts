@@ -83,6 +83,7 @@ export class ConsentController {
       serializeCookie(STATE_COOKIE, '', { path: CALLBACK_PATH, maxAge: 0, secure: this.secure, sameSite: 'Lax' }),
     );
     try {
+      assertCallbackQuery(query);
       const user = await this.accounts.optionalUser(request.headers.cookie);
       const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', user);
       return this.redirect(reply, 302, result.redirectUrl);
@@ -217,20 +218,26 @@ export class ConsentController {
   }
 
   private page(reply: FastifyReply, error: unknown) {
-    const known = error instanceof AppError ? PAGE_ERRORS[error.code] : undefined;
-    if (!known) {
+    const appError = error instanceof AppError ? error : undefined;
+    const known = appError ? PAGE_ERRORS[appError.code] : undefined;
+    // A request the services refused (4xx) is the browser's or the source's mistake: its own
+    // status, logged briefly. Only what failed on our side is a 502 and an error in the log.
+    const refused = !known && appError !== undefined && appError.status < 500;
+    if (refused) {
+      this.logger.info({ errorCode: appError.code }, 'connect page refused');
+    } else if (!known) {
       this.logger.error(
-        { err: error instanceof AppError ? { code: error.code, message: error.message } : error },
+        { err: appError ? { code: appError.code, message: appError.message } : error },
         'connect page failed',
       );
     }
     const view = known ?? {
-      status: 502,
-      title: 'Something went wrong',
+      status: refused ? appError.status : 502,
+      title: refused ? 'This request cannot be used' : 'Something went wrong',
       message: 'The connection could not be completed. Please start again from the app.',
     };
     this.pageHeaders(reply);
-    reply.status(view.status).send(errorPage(view.title, view.message));
+    reply.status(view.status).send(errorPage(view.title, view.message, appError?.code));
     return reply;
   }
 
@@ -247,6 +254,21 @@ export class ConsentController {
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
       );
   }
+}
+
+/** The broker's bound on a callback's query string (proto catalog: completeAuthorization). */
+const MAX_CALLBACK_QUERY = 8192;
+/** States are ours (43 characters); anything far longer was not issued by this flow. */
+const MAX_STATE = 512;
+
+/**
+ * A source's callback carries at least our state; one without a query, or with more than any
+ * source sends, is refused here as what it is (an unknown state, 400) before the broker sees it.
+ */
+function assertCallbackQuery(query: string): void {
+  const state = query.length <= MAX_CALLBACK_QUERY ? new URLSearchParams(query).get('state') : null;
+  if (!state || state.length > MAX_STATE)
+    throw new AppError('oauth_state_invalid', 'The callback carries no state this flow issued');
 }
 
 function sameSecret(a: string, b: string): boolean {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller, CurrentUser } from '../auth/auth.decorators.js';
 import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
+import { id } from '../http/input.js';
 import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 import {
@@ -27,13 +28,13 @@ import {
 import { PolicyDecider } from './policy-decider.js';
 import { layerName, layerNameOrNull } from './policy-layers.js';
 
-const orgParams = z.strictObject({ orgId: z.uuid() });
-const appParams = z.strictObject({ orgId: z.uuid(), applicationId: z.uuid() });
-const ruleParams = z.strictObject({ orgId: z.uuid(), ruleId: z.uuid() });
-const myRuleParams = z.strictObject({ ruleId: z.uuid() });
+const orgParams = z.strictObject({ orgId: id() });
+const appParams = z.strictObject({ orgId: id(), applicationId: id() });
+const ruleParams = z.strictObject({ orgId: id(), ruleId: id() });
+const myRuleParams = z.strictObject({ ruleId: id() });
 const listQuery = z.strictObject({
   layer: z.enum(['org', 'application']).optional(),
-  applicationId: z.uuid().optional(),
+  applicationId: id().optional(),
 });
 const adminErrors = ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field'] as const;
 

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { id } from '../http/input.js';
+
 /** A rule as written: exactly one target, optional resource patterns and app scoping. */
 export const ruleBody = z
   .strictObject({
@@ -17,7 +19,7 @@ export const ruleBody = z
       .max(100)
       .optional()
       .describe('Only these resources: exact names or a prefix ending in `*` (`repo:acme/*`).'),
-    applicationId: z.uuid().optional().describe('Only requests made by this application.'),
+    applicationId: id().optional().describe('Only requests made by this application.'),
     description: z.string().max(500).optional(),
   })
   .refine((r) => (r.integration === undefined) !== (r.capability === undefined), {
@@ -52,7 +54,7 @@ export const integrationsBody = z.strictObject({ integrations: z.array(z.string(
 export const integrationsSchema = z.object({ integrations: z.array(z.string()), revision: z.number() });
 
 export const explainBody = z.strictObject({
-  applicationId: z.uuid(),
+  applicationId: id(),
   userId: z.string().min(1).max(200),
   capability: z.string().min(1).max(200),
   resource: z.string().max(500).optional(),

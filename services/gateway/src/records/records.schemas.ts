@@ -2,7 +2,24 @@ import { MAX_QUERY_LIMIT } from '@context-gateway/proto';
 import { RECORD_TYPES } from '@context-gateway/record-catalog';
 import { z } from 'zod';
 
-export const connectionParams = z.strictObject({ connectionId: z.uuid() });
+import { id, queryInt } from '../http/input.js';
+
+export const connectionParams = z.strictObject({ connectionId: id() });
+
+/** Largest value of a Postgres bigint, the column a records cursor points into. */
+const MAX_BIGINT = 2n ** 63n - 1n;
+
+/**
+ * A records cursor as the Personal Server issues it (personal-server/src/records/cursor.ts:
+ * base64url of `v1:<version>`), checked here as well so that a forged one is the caller's
+ * 422 at the edge: a version above the bigint range would otherwise reach the shard's query
+ * and come back as a database error.
+ */
+function isRecordsCursor(cursor: string): boolean {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return false;
+  const match = /^v1:([0-9]{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return match?.[1] !== undefined && BigInt(match[1]) <= MAX_BIGINT;
+}
 
 const typeNames = RECORD_TYPES.map((t) => t.name) as [string, ...string[]];
 
@@ -15,8 +32,14 @@ export const recordsQuery = z.strictObject({
     .datetime({ offset: true })
     .optional()
     .describe('Only records changed after this time (includes tombstones: `deleted: true`).'),
-  limit: z.coerce.number().int().min(1).max(MAX_QUERY_LIMIT).default(100),
-  cursor: z.string().min(1).max(200).optional().describe('`nextCursor` of the previous page.'),
+  limit: queryInt(1, MAX_QUERY_LIMIT).default(100),
+  cursor: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine(isRecordsCursor, 'not a cursor this API returned')
+    .optional()
+    .describe('`nextCursor` of the previous page.'),
   fields: z
     .string()
     .max(1_000)
@@ -46,4 +69,4 @@ export const recordsPageSchema = z.object({
 
 export const revokedSchema = z.object({ grantId: z.string() });
 
-export const userGrantParams = z.strictObject({ connectionId: z.uuid(), applicationId: z.uuid() });
+export const userGrantParams = z.strictObject({ connectionId: id(), applicationId: id() });

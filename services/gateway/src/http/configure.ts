@@ -1,0 +1,14 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Logger } from 'pino';
+
+import { installSyncBodyParsers } from '../sync/raw-body.js';
+import { installBadPathAnswers, installClientErrorAnswers } from './client-errors.js';
+
+/** The gateway's last touches on its Fastify app (main.ts, and the edge's int test, which boots the same way). */
+export function configureGateway(app: NestFastifyApplication, logger: Logger): void {
+  // Webhooks need JSON's raw bytes; export uploads arrive as a stream.
+  installSyncBodyParsers(app);
+  // Requests refused by Node's HTTP parser still answer problem+json with a code.
+  installClientErrorAnswers(app, logger);
+  installBadPathAnswers(app, logger);
+}
