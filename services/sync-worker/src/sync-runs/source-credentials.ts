@@ -10,6 +10,8 @@ export interface ConnectionCredential {
   integration: string;
   apiBaseUrl: string;
   userId: string;
+  /** The broker's version of the credential behind accessToken; sent back when the source refuses it. */
+  credentialVersion: number;
 }
 
 /**
@@ -22,10 +24,16 @@ export interface ConnectionCredential {
 export class SourceCredentials {
   constructor(private readonly rpcClient: RpcClient) {}
 
-  async get(connectionId: string, forceRefresh = false): Promise<ConnectionCredential> {
+  /**
+   * The connection's token. With `refused`, the credential the source just refused: the broker
+   * refreshes only if that version is still the stored one, else hands out the newer token
+   * another replica already got, so one refusal never costs two refreshes.
+   */
+  async get(connectionId: string, refused?: ConnectionCredential): Promise<ConnectionCredential> {
     const res: GetAccessTokenResponse = await this.rpcClient.request(rpc.broker.getAccessToken, {
       connectionId,
-      forceRefresh,
+      forceRefresh: refused !== undefined,
+      refusedCredentialVersion: refused?.credentialVersion ?? 0,
     });
     if (!res.userId) throw new AppError('internal', 'The broker did not say whose connection this is');
     return {
@@ -33,19 +41,20 @@ export class SourceCredentials {
       integration: res.integration,
       apiBaseUrl: res.apiBaseUrl,
       userId: res.userId,
+      credentialVersion: res.credentialVersion,
     };
   }
 
   /** A token source for one job, starting from the credential it already fetched. */
   tokenSource(connectionId: string, first: ConnectionCredential): AccessTokenSource {
-    let token = first.accessToken;
+    let credential = first;
     let inFlight: Promise<string> | undefined;
     return {
-      current: () => Promise.resolve(token),
+      current: () => Promise.resolve(credential.accessToken),
       refresh: async (rejected: string) => {
-        if (rejected !== token) return token; // someone refreshed meanwhile
-        inFlight ??= this.get(connectionId, true)
-          .then((c) => (token = c.accessToken))
+        if (rejected !== credential.accessToken) return credential.accessToken; // someone refreshed meanwhile
+        inFlight ??= this.get(connectionId, credential)
+          .then((c) => (credential = c).accessToken)
           .finally(() => (inFlight = undefined));
         return inFlight;
       },
