@@ -34,7 +34,7 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/{libs,services,proto,tools,scripts,deploy,docs}/**/*.spec.ts'],
+      testMatch: ['<rootDir>/{libs,services,proto,tools,scripts,deploy,docs,sdk}/**/*.spec.ts'],
     },
     { ...common, displayName: 'int', testMatch: ['<rootDir>/{libs,services,proto,tools}/**/*.int-spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test-e2e/**/*.e2e-spec.ts'] },

@@ -36,7 +36,7 @@ function step(title, command, args) {
 /** Every tsconfig.json that type-checks a part of the tree (sources and their tests). */
 function typeProjects() {
   const projects = ['proto', 'test-e2e', 'deploy', 'docs', 'scripts/stack'];
-  for (const group of ['libs', 'services', 'tools']) {
+  for (const group of ['libs', 'services', 'tools', 'sdk']) {
     for (const name of readdirSync(join(root, group))) projects.push(`${group}/${name}`);
   }
   return projects.filter((dir) => existsSync(join(root, dir, 'tsconfig.json')));

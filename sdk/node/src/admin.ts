@@ -1,0 +1,92 @@
+import type { Transport } from './http.js';
+import type {
+  ApiKey,
+  Application,
+  ApplicationChange,
+  ApplicationInput,
+  IssuedApiKey,
+  Organization,
+  OrganizationInput,
+  OrgIntegrations,
+} from './types.js';
+
+const seg = encodeURIComponent;
+
+/**
+ * The operator's admin API (/v1/admin, the gateway's OPERATOR_TOKEN): tenants, applications,
+ * API keys and which integrations an organization allows. What `pnpm cg` does.
+ */
+export class AdminClient {
+  constructor(private readonly http: Transport) {}
+
+  readonly organizations = {
+    create: (input: OrganizationInput) =>
+      this.http.request<Organization>({ method: 'POST', path: '/v1/admin/organizations', json: input }),
+    list: () =>
+      this.http.request<{ organizations: Organization[] }>({ method: 'GET', path: '/v1/admin/organizations' }),
+    get: (orgId: string) =>
+      this.http.request<Organization>({ method: 'GET', path: `/v1/admin/organizations/${seg(orgId)}` }),
+  };
+
+  readonly applications = {
+    create: (orgId: string, input: ApplicationInput) =>
+      this.http.request<Application>({
+        method: 'POST',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications`,
+        json: input,
+      }),
+    /** Lists given replace the stored ones. */
+    update: (orgId: string, applicationId: string, change: ApplicationChange) =>
+      this.http.request<Application>({
+        method: 'PATCH',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}`,
+        json: change,
+      }),
+    list: (orgId: string) =>
+      this.http.request<{ applications: Application[] }>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications`,
+      }),
+    get: (orgId: string, applicationId: string) =>
+      this.http.request<Application>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}`,
+      }),
+  };
+
+  readonly apiKeys = {
+    /** The whole key is in `secret`, this once: only its hash is stored. */
+    issue: (applicationId: string) =>
+      this.http.request<IssuedApiKey>({
+        method: 'POST',
+        path: `/v1/admin/applications/${seg(applicationId)}/api-keys`,
+      }),
+    list: (applicationId: string) =>
+      this.http.request<{ apiKeys: ApiKey[] }>({
+        method: 'GET',
+        path: `/v1/admin/applications/${seg(applicationId)}/api-keys`,
+      }),
+    revoke: (applicationId: string, keyId: string) =>
+      this.http.request<ApiKey>({
+        method: 'DELETE',
+        path: `/v1/admin/applications/${seg(applicationId)}/api-keys/${seg(keyId)}`,
+      }),
+  };
+
+  /** The org layer of policy allows no integration until one is listed here (docs/policy.md). */
+  readonly integrations = {
+    get: (orgId: string) =>
+      this.http.request<OrgIntegrations>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/policy/integrations`,
+      }),
+    /** Replaces the list. PUT of the whole list: repeating it changes nothing, so it is retried. */
+    set: (orgId: string, integrations: string[]) =>
+      this.http.request<OrgIntegrations>({
+        method: 'PUT',
+        path: `/v1/admin/organizations/${seg(orgId)}/policy/integrations`,
+        json: { integrations },
+        idempotent: true,
+      }),
+  };
+}

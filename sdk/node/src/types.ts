@@ -1,0 +1,48 @@
+// Public shapes of the API, derived from the generated OpenAPI types (src/generated/api.ts)
+// so that a change in the gateway's schemas is a type error here, not a surprise at run time.
+import type { components, paths } from './generated/api.js';
+
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+/** The JSON body of a route's success answer. */
+type Success<P extends keyof paths, M extends keyof paths[P], S extends number> = paths[P][M] extends {
+  responses: infer R;
+}
+  ? S extends keyof R
+    ? Json<R[S]>
+    : never
+  : never;
+/** The JSON request body of a route. */
+type Body<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  requestBody?: { content: { 'application/json': infer B } };
+}
+  ? B
+  : never;
+
+/** An RFC 9457 problem as the gateway sends it. */
+export type Problem = components['schemas']['Problem'];
+/** Every stable error code the gateway answers with; switch on `GatewayError.code`. */
+export type ErrorCode = Problem['code'];
+
+export type ConnectSessionInput = Body<'/v1/connect/sessions', 'post'>;
+export type ConnectSession = Success<'/v1/connect/sessions', 'post', 201>;
+export type Connection = Success<'/v1/connections/{connectionId}', 'get', 200>;
+export type RevokedGrant = Success<'/v1/connections/{connectionId}/grant', 'delete', 200>;
+
+type RecordsRoute = paths['/v1/connections/{connectionId}/records']['get'];
+export type RecordsPage = Success<'/v1/connections/{connectionId}/records', 'get', 200>;
+export type ConnectionRecord = RecordsPage['records'][number];
+/** The record types of the catalog (docs/record-types.md). */
+export type RecordType = NonNullable<NonNullable<RecordsRoute['parameters']['query']>['type']>;
+
+export type SyncStatus = Success<'/v1/connections/{connectionId}/sync', 'get', 200>;
+export type SyncRequested = Success<'/v1/connections/{connectionId}/sync', 'post', 202>;
+export type ImportResult = Success<'/v1/connections/{connectionId}/imports', 'post', 200>;
+
+export type Organization = Success<'/v1/admin/organizations/{orgId}', 'get', 200>;
+export type OrganizationInput = Body<'/v1/admin/organizations', 'post'>;
+export type Application = Success<'/v1/admin/organizations/{orgId}/applications/{applicationId}', 'get', 200>;
+export type ApplicationInput = Body<'/v1/admin/organizations/{orgId}/applications', 'post'>;
+export type ApplicationChange = Body<'/v1/admin/organizations/{orgId}/applications/{applicationId}', 'patch'>;
+export type ApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys/{keyId}', 'delete', 200>;
+export type IssuedApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys', 'post', 201>;
+export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/integrations', 'put', 200>;
