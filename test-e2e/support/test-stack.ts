@@ -108,6 +108,9 @@ export async function startTestStack(name: string, env: Record<string, string> =
         LOG_LEVEL: 'debug',
         MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
         BOOT_TIMEOUT_MS: '20000',
+        // Metrics listeners on OS-chosen ports: HTTP_PORT + 1000 of a free port need not be free.
+        // Each service logs its metrics_url when ready.
+        METRICS_PORT: '0',
         ...env,
       },
     });

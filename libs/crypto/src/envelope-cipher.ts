@@ -6,6 +6,7 @@ import { DATA_KEY_BYTES, DataKey } from './data-key.js';
 import { DataKeyCache, type DataKeyCacheOptions } from './data-key-cache.js';
 import type { EncryptionContext } from './encryption-context.js';
 import type { KeyProvider } from './key-provider.js';
+import { type KeyOperationObserver, observeKeyProvider } from './observed-key-provider.js';
 import type { WrappedKey } from './wrapped-key.js';
 
 export interface GeneratedDataKey {
@@ -29,8 +30,9 @@ export class EnvelopeCipher {
   readonly #provider: KeyProvider;
   readonly #cache: DataKeyCache;
 
-  constructor(provider: KeyProvider, options: { cache?: DataKeyCacheOptions } = {}) {
-    this.#provider = provider;
+  /** `observer`: told the latency and outcome of every provider call (the runtime's key-store metrics). */
+  constructor(provider: KeyProvider, options: { cache?: DataKeyCacheOptions; observer?: KeyOperationObserver } = {}) {
+    this.#provider = options.observer ? observeKeyProvider(provider, options.observer) : provider;
     this.#cache = new DataKeyCache(options.cache);
   }
 

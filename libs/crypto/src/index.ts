@@ -26,4 +26,5 @@ export * from './encryption-context.js';
 export * from './envelope-cipher.js';
 export * from './key-provider.js';
 export * from './local-key-provider.js';
+export * from './observed-key-provider.js';
 export * from './wrapped-key.js';

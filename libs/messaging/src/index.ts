@@ -2,6 +2,7 @@ export * from './headers.js';
 export * from './jetstream-consumer.js';
 export * from './jetstream-publisher.js';
 export * from './jetstream-streams.js';
+export * from './messaging.metrics.js';
 export * from './nats-connection.js';
 export * from './nats-rpc.server.js';
 export * from './rpc-client.js';

@@ -19,6 +19,7 @@ import { SpanKind } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 
 import { Header } from './headers.js';
+import { type MessagingMetrics, messagingMetricsFor } from './messaging.metrics.js';
 
 export interface DeliveryInfo {
   /** 1 on first delivery; more after naks, ack timeouts or a crashed worker. */
@@ -47,6 +48,10 @@ export interface ConsumeOptions {
    * fails the message is left unacked and comes back, so nothing is lost.
    */
   onDeadLetter?: (info: DeadLetter) => Promise<void> | void;
+  /** Where outcomes, handling time and the backlog go; default: the metrics bound to `nc` (bindMessagingMetrics). */
+  metrics?: MessagingMetrics;
+  /** How often the backlog (`jetstream_consumer_pending`) is read from the server. */
+  pendingSampleMs?: number;
 }
 
 export interface DeadLetter {
@@ -90,6 +95,53 @@ export async function publishDeadLetter(nc: NatsConnection, origin: StreamDescri
   await jetstream(nc).publish(deadLetterSubject(origin), d.data, { headers: h, msgID: `${d.stream}:${d.streamSeq}` });
 }
 
+export interface PendingSampler {
+  stop(): void;
+}
+
+/**
+ * Reads a durable consumer's backlog from the server every `everyMs` (one consumer-info
+ * request, not per message) into `jetstream_consumer_pending`: what is waiting
+ * (num_pending) plus what is delivered but not yet acked (num_ack_pending). A failed read
+ * keeps the last value; the gauge is a trend, and NATS being down has its own alert.
+ * Also used by consumers that pull on their own (the audit log writer).
+ */
+export function samplePending(
+  nc: NatsConnection,
+  stream: string,
+  durable: string,
+  metrics: MessagingMetrics,
+  everyMs = 15_000,
+): PendingSampler {
+  const labels = { stream, consumer: durable };
+  let reading = false;
+  const manager = jetstreamManager(nc);
+  // Observed now: a failure shows up as a failed read below, not an unhandled rejection.
+  manager.catch(() => undefined);
+  const read = async () => {
+    if (reading || nc.isClosed()) return;
+    reading = true;
+    try {
+      const info = await (await manager).consumers.info(stream, durable);
+      metrics.consumerPending.set(labels, info.num_pending + info.num_ack_pending);
+    } catch {
+      // Keep the last value: see above.
+    } finally {
+      reading = false;
+    }
+  };
+  void read();
+  const timer = setInterval(() => void read(), everyMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      // A stopped consumer (this replica) no longer vouches for the number.
+      metrics.consumerPending.remove(labels);
+    },
+  };
+}
+
 export interface RunningConsumer {
   /** Stops pulling, waits for in-flight messages to be acked or nak'ed. */
   stop(): Promise<void>;
@@ -129,6 +181,9 @@ export async function consumeEvents<M extends DescMessage>(
   const cap = options.retryMaxMs ?? 30_000;
 
   const onDeadLetter = options.onDeadLetter ?? ((d: DeadLetter) => publishDeadLetter(nc, descriptor.stream, d));
+  const metrics = options.metrics ?? messagingMetricsFor(nc);
+  const labels = { stream, consumer: options.durable };
+  const sampler = metrics ? samplePending(nc, stream, options.durable, metrics, options.pendingSampleMs) : undefined;
 
   const deadLetter = async (m: JsMsg, reason: DeadLetter['reason'], error: AppError): Promise<void> => {
     logger.error(
@@ -149,9 +204,12 @@ export async function consumeEvents<M extends DescMessage>(
       // Not copied anywhere yet: keep it in the stream and try again shortly.
       logger.error({ stream, seq: m.seq, err: failure }, 'dead-lettering failed; the message stays and comes back');
       m.nak(Math.min(cap, base * 4));
+      metrics?.consumerMessages.inc({ ...labels, outcome: 'retried' });
       return;
     }
     m.term(`${reason}: ${error.code}`);
+    metrics?.deadLetters.inc({ stream, reason });
+    metrics?.consumerMessages.inc({ ...labels, outcome: 'dead_lettered' });
   };
 
   const process = async (m: JsMsg): Promise<void> => {
@@ -190,9 +248,11 @@ export async function consumeEvents<M extends DescMessage>(
             msgId: m.headers?.get('Nats-Msg-Id') || undefined,
             working: () => m.working(),
           };
+          const started = performance.now();
           try {
             await handler(message, delivery);
             await m.ackAck();
+            metrics?.consumerMessages.inc({ ...labels, outcome: 'acked' });
           } catch (thrown) {
             const error = AppError.from(thrown);
             if (delivery.deliveryCount >= maxDeliver) return deadLetter(m, 'max_deliveries', error);
@@ -209,6 +269,9 @@ export async function consumeEvents<M extends DescMessage>(
               'message failed, will retry',
             );
             m.nak(delay);
+            metrics?.consumerMessages.inc({ ...labels, outcome: 'retried' });
+          } finally {
+            metrics?.consumerDuration.observe(labels, (performance.now() - started) / 1000);
           }
         },
       ),
@@ -227,6 +290,7 @@ export async function consumeEvents<M extends DescMessage>(
 
   return {
     async stop() {
+      sampler?.stop();
       await messages.close();
       await loop;
       await Promise.allSettled([...inFlight]);

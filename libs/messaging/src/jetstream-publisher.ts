@@ -6,6 +6,7 @@ import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 
 import { Header } from './headers.js';
+import { type MessagingMetrics, messagingMetricsFor } from './messaging.metrics.js';
 
 export interface PublishResult {
   stream: string;
@@ -22,7 +23,11 @@ export interface PublishResult {
 export class JetStreamPublisher {
   private readonly js: JetStreamClient;
 
-  constructor(nc: NatsConnection) {
+  constructor(
+    nc: NatsConnection,
+    /** Where publish outcomes go; default: the metrics bound to `nc` (bindMessagingMetrics). */
+    private readonly metrics: MessagingMetrics | undefined = messagingMetricsFor(nc),
+  ) {
     this.js = jetstream(nc);
   }
 
@@ -51,6 +56,7 @@ export class JetStreamPublisher {
         timeout: options.timeoutMs ?? 5_000,
       });
     } catch (error) {
+      this.metrics?.published.inc({ stream: descriptor.stream.name, outcome: 'error' });
       throw new AppError(
         'service_unavailable',
         `The ${descriptor.stream.name} stream did not acknowledge the message`,
@@ -58,6 +64,7 @@ export class JetStreamPublisher {
         { cause: error },
       );
     }
+    this.metrics?.published.inc({ stream: descriptor.stream.name, outcome: 'ok' });
     return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
   }
 }

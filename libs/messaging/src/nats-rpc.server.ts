@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { lastValueFrom } from 'rxjs';
 
 import { Header, ReplyStatus } from './headers.js';
+import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
 import { encodeErrorReply } from './rpc-codec.js';
 import { RpcContext } from './rpc-context.js';
 import { RPC_DESCRIPTOR } from './rpc-handler.decorator.js';
@@ -30,6 +31,8 @@ export interface NatsRpcServerOptions {
   shard?: number;
   /** Decides whether a request's deadline has passed. */
   clock?: Clock;
+  /** Where request counts and durations go; default: the metrics bound to `connection` (bindMessagingMetrics). */
+  metrics?: MessagingMetrics;
 }
 
 /**
@@ -148,10 +151,14 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
             );
             if (msg.reply) this.reply(msg, ReplyStatus.error, encodeErrorReply(error));
           } finally {
-            log.debug(
-              { subject: msg.subject, outcome, ms: Math.round((performance.now() - started) * 100) / 100 },
-              'rpc handled',
-            );
+            const ms = performance.now() - started;
+            const metrics = this.options.metrics ?? messagingMetricsFor(this.options.connection);
+            if (metrics) {
+              const subject = subjectLabel(descriptor);
+              metrics.rpcServerRequests.inc({ subject, outcome });
+              metrics.rpcServerDuration.observe({ subject }, ms / 1000);
+            }
+            log.debug({ subject: msg.subject, outcome, ms: Math.round(ms * 100) / 100 }, 'rpc handled');
           }
         },
       ),

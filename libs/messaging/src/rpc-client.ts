@@ -14,6 +14,7 @@ import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/tr
 import { SpanKind } from '@opentelemetry/api';
 
 import { Header, ReplyStatus } from './headers.js';
+import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
 import { decodeErrorReply } from './rpc-codec.js';
 
 export interface RequestOptions {
@@ -33,9 +34,31 @@ export class RpcClient {
     private readonly nc: NatsConnection,
     /** Dates the absolute deadline the remote side checks. */
     private readonly clock: Clock = systemClock,
+    /** Where call counts and durations go; default: the metrics bound to `nc` (bindMessagingMetrics). */
+    private readonly metrics: MessagingMetrics | undefined = messagingMetricsFor(nc),
   ) {}
 
   async request<Req extends DescMessage, Res extends DescMessage>(
+    descriptor: RpcDescriptor<Req, Res>,
+    message: MessageInitShape<Req>,
+    options: RequestOptions = {},
+  ): Promise<MessageShape<Res>> {
+    if (!this.metrics) return this.send(descriptor, message, options);
+    const started = performance.now();
+    const subject = subjectLabel(descriptor);
+    let outcome = 'ok';
+    try {
+      return await this.send(descriptor, message, options);
+    } catch (error) {
+      outcome = error instanceof AppError ? error.code : 'internal';
+      throw error;
+    } finally {
+      this.metrics.rpcClientRequests.inc({ subject, outcome });
+      this.metrics.rpcClientDuration.observe({ subject }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async send<Req extends DescMessage, Res extends DescMessage>(
     descriptor: RpcDescriptor<Req, Res>,
     message: MessageInitShape<Req>,
     options: RequestOptions = {},

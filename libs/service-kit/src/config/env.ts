@@ -67,6 +67,15 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
               .filter(Boolean)
           : undefined,
       ),
+    /**
+     * Port of the listener that serves only GET /metrics (Prometheus), separate from
+     * HTTP_PORT in every service so the gateway's public port never exposes metrics; the
+     * cluster lets only Prometheus reach it. Unset: HTTP_PORT + 1000 (gateway 9080 …
+     * sync-worker 9086), or an OS-chosen port when HTTP_PORT is 0 (tests, extra shards).
+     */
+    METRICS_PORT: port.optional(),
+    /** Interface of the metrics listener; default HTTP_HOST. */
+    METRICS_HOST: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     /** Where spans go: nowhere (ids still propagate), stdout, or an OTLP/HTTP collector. */
     OTEL_TRACES_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
@@ -79,6 +88,15 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
 }
 
 export type RuntimeEnv = z.infer<z.ZodObject<ReturnType<typeof runtimeEnvShape>>>;
+
+/** Where GET /metrics listens: METRICS_PORT, else HTTP_PORT + 1000, else (HTTP_PORT 0 or too high) an OS-chosen port. */
+export function metricsListen(env: Pick<RuntimeEnv, 'HTTP_HOST' | 'HTTP_PORT' | 'METRICS_HOST' | 'METRICS_PORT'>): {
+  host: string;
+  port: number;
+} {
+  const derived = env.HTTP_PORT === 0 || env.HTTP_PORT + 1000 > 65_535 ? 0 : env.HTTP_PORT + 1000;
+  return { host: env.METRICS_HOST ?? env.HTTP_HOST, port: env.METRICS_PORT ?? derived };
+}
 
 /** Cross-field rules every runtime env must satisfy; services chain it on their schema. */
 export function refineRuntimeEnv<T extends RuntimeEnv>(env: T, ctx: z.RefinementCtx): void {

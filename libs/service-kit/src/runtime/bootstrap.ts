@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { applyMigrations, createPool, pingDatabase, serviceSchemaName } from '@context-gateway/database';
-import { connectNats, ensureStreams, NatsRpcServer } from '@context-gateway/messaging';
+import { bindMessagingMetrics, connectNats, ensureStreams, NatsRpcServer } from '@context-gateway/messaging';
 import { createLogger, initTracing, NestLogger } from '@context-gateway/observability';
 import type { ServiceName, StreamDescriptor } from '@context-gateway/proto';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -12,9 +12,12 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 
-import { EnvError, type RuntimeEnv } from '../config/env.js';
+import { EnvError, metricsListen, type RuntimeEnv } from '../config/env.js';
 import { ProblemFilter } from '../http/problem.filter.js';
 import { installRequestTracing, requestIdFor } from '../http/request-tracing.js';
+import { installHttpMetrics } from '../metrics/http-metrics.js';
+import { Metrics } from '../metrics/metrics.js';
+import { type MetricsServer, startMetricsServer } from '../metrics/metrics-server.js';
 import { RuntimeModule } from './runtime.module.js';
 
 export interface ServiceDefinition {
@@ -39,6 +42,8 @@ export interface RunningService {
   app: NestFastifyApplication;
   logger: Logger;
   url: string;
+  /** GET /metrics, on its own listener (METRICS_PORT). */
+  metricsUrl: string;
   close(): Promise<void>;
 }
 
@@ -101,6 +106,8 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
   });
   const logger = createLogger({ service: def.name, level: env.LOG_LEVEL });
   const schema = env.DATABASE_SCHEMA ?? serviceSchemaName(def.name);
+  const shard = typeof def.shard === 'function' ? def.shard(env) : def.shard;
+  const metrics = new Metrics({ service: def.name, version: def.version, ...(shard === undefined ? {} : { shard }) });
 
   const pool: Pool = createPool({
     url: env.DATABASE_URL,
@@ -110,7 +117,12 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     onError: (error) => logger.warn({ err: error.message }, 'idle database connection lost'),
   });
   let nc: NatsConnection | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
+    // Up first, so a slow boot (waiting for Postgres) is visible to Prometheus too.
+    metricsServer = await startMetricsServer(metrics, { ...metricsListen(env), logger });
+    const server = metricsServer;
+    const closeMetrics = () => server.close();
     // Wait for the server, but do not retry the migration itself: an edited or failed
     // migration will not fix itself, and the error says what to do.
     await retryUntil('database', env.BOOT_TIMEOUT_MS, logger, async () => {
@@ -125,6 +137,8 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
       logger,
       bootTimeoutMs: env.BOOT_TIMEOUT_MS,
     });
+    // Everything built on this connection (RpcClient, publishers, consumers, the RPC server) reports here.
+    bindMessagingMetrics(nc, metrics.messaging);
     if (def.streams?.length) await ensureStreams(nc, def.streams, logger);
 
     @Module({
@@ -136,6 +150,8 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
           pool,
           nc,
           logger,
+          metrics,
+          closeMetrics,
           shutdownTracing: () => tracing.shutdown(),
         }),
         def.module,
@@ -159,6 +175,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     });
     const fastify = app.getHttpAdapter().getInstance();
     installRequestTracing(fastify, logger);
+    installHttpMetrics(fastify, metrics);
     app.useGlobalFilters(new ProblemFilter(logger));
     app.connectMicroservice(
       {
@@ -166,7 +183,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
           connection: nc,
           queue: def.name,
           logger,
-          shard: typeof def.shard === 'function' ? def.shard(env) : def.shard,
+          shard,
         }),
       },
       { inheritAppConfig: true },
@@ -178,7 +195,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     const address = fastify.server.address();
     const port = typeof address === 'object' && address ? address.port : env.HTTP_PORT;
     const url = `http://${env.HTTP_HOST === '0.0.0.0' ? '127.0.0.1' : env.HTTP_HOST}:${port}`;
-    logger.info({ url, version: def.version }, `${def.name} ready`);
+    logger.info({ url, metrics_url: metricsServer.url, version: def.version }, `${def.name} ready`);
 
     // Our own signal handling rather than Nest's enableShutdownHooks, which re-raises the
     // signal after closing: a clean stop should exit 0, a stuck one must still end.
@@ -201,11 +218,12 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
         );
       });
     }
-    return { app, logger, url, close: () => app.close() };
+    return { app, logger, url, metricsUrl: metricsServer.url, close: () => app.close() };
   } catch (error) {
     logger.fatal({ err: error }, `${def.name} failed to start`);
     await nc?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
+    await metricsServer?.close().catch(() => undefined);
     await tracing.shutdown().catch(() => undefined);
     throw error;
   }

@@ -19,6 +19,7 @@ import type { RuntimeEnv } from '../config/env.js';
 import { HealthController } from '../health/health.controller.js';
 import { createHealthHandler } from '../health/health.handler.js';
 import { ReadinessService } from '../health/readiness.service.js';
+import { Metrics } from '../metrics/metrics.js';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from './tokens.js';
 
 export interface RuntimeDeps {
@@ -28,6 +29,10 @@ export interface RuntimeDeps {
   pool: Pool;
   nc: NatsConnection;
   logger: Logger;
+  /** The process's registry; served on the metrics listener. */
+  metrics: Metrics;
+  /** Stops the metrics listener; after everything else has drained, so the last scrapes still answer. */
+  closeMetrics: () => Promise<void>;
   /** Flushes spans; last thing before exit. */
   shutdownTracing: () => Promise<void>;
 }
@@ -56,6 +61,7 @@ class RuntimeLifecycle implements BeforeApplicationShutdown, OnApplicationShutdo
     await nc.drain().catch((error: Error) => logger.warn({ err: error.message }, 'nats drain failed'));
     await pool.end().catch((error: Error) => logger.warn({ err: error.message }, 'pool close failed'));
     logger.info('stopped');
+    await this.deps.closeMetrics().catch((error: Error) => logger.warn({ err: error.message }, 'metrics close failed'));
     await this.deps.shutdownTracing();
   }
 }
@@ -76,6 +82,8 @@ export class RuntimeModule {
         { provide: LOGGER, useValue: deps.logger },
         { provide: SERVICE_INFO, useValue: deps.info },
         { provide: SERVICE_ENV, useValue: deps.env },
+        // Inject by class: `constructor(private readonly metrics: Metrics)`.
+        { provide: Metrics, useValue: deps.metrics },
         // Tests replace it with a TestClock (overrideProvider(Clock)) to move time by hand.
         { provide: Clock, useValue: systemClock },
         { provide: RpcClient, useFactory: () => new RpcClient(deps.nc) },
@@ -90,6 +98,7 @@ export class RuntimeModule {
               return { up, detail: up ? '' : 'database not reachable' };
             });
             readiness.register('nats', () => nats.check());
+            deps.metrics.trackReadiness(readiness);
             return readiness;
           },
         },
@@ -101,6 +110,7 @@ export class RuntimeModule {
         LOGGER,
         SERVICE_INFO,
         SERVICE_ENV,
+        Metrics,
         Clock,
         RpcClient,
         JetStreamPublisher,

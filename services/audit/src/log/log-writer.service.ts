@@ -13,6 +13,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
+import { AuditMetrics } from './audit.metrics.js';
 import { EventDecoder } from './event-decoder.js';
 import type { DecodedBatch } from './event-decoding.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
@@ -72,6 +73,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly signingKey: SigningKeyHolder,
     private readonly clock: Clock,
+    private readonly auditMetrics: AuditMetrics,
   ) {
     this.decoder = new EventDecoder(env.AUDIT_DECODE_THREADS);
   }
@@ -353,6 +355,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
   private async commit(db: pg.PoolClient, prepared: PreparedBatch): Promise<void> {
     if (prepared.entries.length > 0) await LogRepository.append(db, prepared.entries, prepared.nodes);
     for (const m of prepared.messages) m.ack();
+    this.auditMetrics.appended(prepared.entries);
     this.stats.size = prepared.size;
     this.stats.appended += prepared.entries.length;
     this.stats.duplicates += prepared.messages.length - prepared.entries.length;

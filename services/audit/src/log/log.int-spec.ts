@@ -25,7 +25,7 @@ import {
   events,
   streams,
 } from '@context-gateway/proto';
-import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER, Metrics, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -85,8 +85,9 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
         { provide: LOGGER, useValue: logger },
         // Real time: these tests watch checkpoints being signed every AUDIT_CHECKPOINT_INTERVAL_MS.
         { provide: Clock, useValue: systemClock },
+        { provide: Metrics, useValue: new Metrics({ service: 'audit', version: 'test' }) },
       ],
-      exports: [PG_POOL, NATS_CONNECTION, SERVICE_ENV, LOGGER, Clock],
+      exports: [PG_POOL, NATS_CONNECTION, SERVICE_ENV, LOGGER, Clock, Metrics],
     })
     class Runtime {}
     const moduleRef = await Test.createTestingModule({ imports: [Runtime, LogModule, AuditorsModule] }).compile();

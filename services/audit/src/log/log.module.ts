@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { AuditMetrics } from './audit.metrics.js';
 import { LogHandler } from './log.handler.js';
 import { LogQueryService } from './log-query.service.js';
 import { LogWriterService } from './log-writer.service.js';
@@ -8,7 +9,7 @@ import { SigningKeyHolder } from './signing-key.holder.js';
 /** The Merkle log: the single writer (consumer → append → checkpoints) and its read side. */
 @Module({
   controllers: [LogHandler],
-  providers: [LogWriterService, LogQueryService, SigningKeyHolder],
+  providers: [LogWriterService, LogQueryService, SigningKeyHolder, AuditMetrics],
   exports: [LogWriterService],
 })
 export class LogModule {}

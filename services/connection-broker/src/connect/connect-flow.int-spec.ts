@@ -27,7 +27,7 @@ import {
   SyncJobSchema,
   SyncReason,
 } from '@context-gateway/proto';
-import { RuntimeModule } from '@context-gateway/service-kit';
+import { Metrics, RuntimeModule } from '@context-gateway/service-kit';
 import { completeAuthorization, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -104,6 +104,8 @@ beforeAll(async () => {
           pool: db.pool,
           nc,
           logger,
+          metrics: new Metrics({ service: 'connection-broker', version: 'test' }),
+          closeMetrics: () => Promise.resolve(),
           shutdownTracing: async () => {},
         }),
         AppModule,

@@ -1,4 +1,4 @@
-import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Metrics, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Module } from '@nestjs/common';
 
 import type { Env } from '../env.js';
@@ -23,11 +23,14 @@ import { ConnectionsService } from './connections.service.js';
     AccessTokensService,
     {
       provide: CredentialVault,
-      inject: [SERVICE_ENV, ConnectionsRepository],
+      inject: [SERVICE_ENV, ConnectionsRepository, Metrics],
       // A fresh keyring is refused while credentials sealed under the missing one are stored.
-      useFactory: (env: Env, connections: ConnectionsRepository) =>
-        CredentialVault.open(env.MASTER_KEY_FILE, env.MASTER_KEY_CREATE_IF_MISSING, () =>
-          connections.countSealedCredentials(),
+      useFactory: (env: Env, connections: ConnectionsRepository, metrics: Metrics) =>
+        CredentialVault.open(
+          env.MASTER_KEY_FILE,
+          env.MASTER_KEY_CREATE_IF_MISSING,
+          () => connections.countSealedCredentials(),
+          metrics.keyStore,
         ),
     },
   ],

@@ -1,6 +1,7 @@
 import {
   type EncryptionContext,
   EnvelopeCipher,
+  type KeyOperationObserver,
   LocalKeyProvider,
   refuseNewKeyWhileInUse,
   WrappedKey,
@@ -38,18 +39,22 @@ export interface ConnectionOwner {
 export class CredentialVault {
   constructor(private readonly cipher: EnvelopeCipher) {}
 
-  /** `countSealed`: how many credentials the database holds sealed (a fresh keyring is refused while any do). */
+  /**
+   * `countSealed`: how many credentials the database holds sealed (a fresh keyring is refused while any do).
+   * `observer`: told every key-provider call's latency and outcome (the key-store metrics).
+   */
   static async open(
     keyFile: string,
     createIfMissing: boolean,
     countSealed: () => Promise<number>,
+    observer?: KeyOperationObserver,
   ): Promise<CredentialVault> {
     const provider = await LocalKeyProvider.open({
       path: keyFile,
       createIfMissing,
       beforeCreate: refuseNewKeyWhileInUse(countSealed, 'source credentials sealed under it'),
     });
-    return new CredentialVault(new EnvelopeCipher(provider, { cache: { ttlMs: 60_000 } }));
+    return new CredentialVault(new EnvelopeCipher(provider, { cache: { ttlMs: 60_000 }, observer }));
   }
 
   /** Seals with a fresh data key (a new connection, or a reconnect replacing the credential). */

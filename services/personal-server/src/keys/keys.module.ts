@@ -1,5 +1,5 @@
 import { Clock } from '@context-gateway/clock';
-import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Metrics, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
 
@@ -25,8 +25,9 @@ export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<nu
   providers: [
     {
       provide: RecordKeys,
-      inject: [SERVICE_ENV, PG_POOL, Clock],
-      useFactory: (env: Env, pool: Pool, clock: Clock) => RecordKeys.open(env, () => countStoredDataKeys(pool), clock),
+      inject: [SERVICE_ENV, PG_POOL, Clock, Metrics],
+      useFactory: (env: Env, pool: Pool, clock: Clock, metrics: Metrics) =>
+        RecordKeys.open(env, () => countStoredDataKeys(pool), clock, metrics.keyStore),
     },
     RecordKeysLifecycle,
   ],

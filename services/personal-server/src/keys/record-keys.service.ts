@@ -6,6 +6,7 @@ import {
   type DataKey,
   type EncryptionContext,
   EnvelopeCipher,
+  type KeyOperationObserver,
   LocalKeyProvider,
   refuseNewKeyWhileInUse,
   type WrappedKey,
@@ -53,11 +54,13 @@ export class RecordKeys {
   /**
    * `countWrapped`: how many data keys the database says exist (a fresh keyring is refused while any do).
    * `clock`: when a cached data key expires, and the keyring's key timestamps.
+   * `observer`: told every key-provider call's latency and outcome (the key-store metrics).
    */
   static async open(
     env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>,
     countWrapped: () => Promise<number>,
     clock: Clock,
+    observer?: KeyOperationObserver,
   ): Promise<RecordKeys> {
     const keyFile = resolve(env.MASTER_KEY_FILE);
     const provider = await LocalKeyProvider.open({
@@ -68,7 +71,7 @@ export class RecordKeys {
     });
     const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(dirname(keyFile), 'data-keys')));
     return new RecordKeys(
-      new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS, clock } }),
+      new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS, clock }, observer }),
       provider,
       store,
     );

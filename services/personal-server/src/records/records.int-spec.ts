@@ -19,7 +19,7 @@ import {
   RevokeGrantRequestSchema,
   WriteRecordsRequestSchema,
 } from '@context-gateway/proto';
-import { PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
+import { Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Global, type INestApplicationContext, Module } from '@nestjs/common';
@@ -61,9 +61,10 @@ async function startShard(shard: number): Promise<INestApplicationContext> {
       { provide: RpcClient, useValue: new RpcClient(nc) },
       // Real time: updated_at comes from Postgres' clock, which the change-feed tests compare against.
       { provide: Clock, useValue: systemClock },
+      { provide: Metrics, useValue: new Metrics({ service: 'personal-server', version: 'test' }) },
       ReadinessService,
     ],
-    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock],
+    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock, Metrics],
   })
   class TestRuntime {}
   @Module({ imports: [TestRuntime, RecordsModule, GrantsModule] })

@@ -6,6 +6,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
+import { SyncMetrics } from './sync.metrics.js';
 import { SyncRunsService } from './sync-runs.service.js';
 
 /** Durable consumer name shared by every sync-worker: JetStream hands each job to one of them. */
@@ -23,6 +24,7 @@ export class SyncJobsConsumer implements OnApplicationBootstrap, OnApplicationSh
 
   constructor(
     private readonly runs: SyncRunsService,
+    private readonly syncMetrics: SyncMetrics,
     @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -42,7 +44,7 @@ export class SyncJobsConsumer implements OnApplicationBootstrap, OnApplicationSh
         retryMaxMs: this.env.SYNC_RETRY_MAX_MS,
       },
       async (job, delivery) => {
-        await this.runs.run(job, delivery, maxDeliver);
+        await this.syncMetrics.observe(job, () => this.runs.run(job, delivery, maxDeliver));
       },
       this.logger,
     );
