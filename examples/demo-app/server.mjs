@@ -1,17 +1,34 @@
 #!/usr/bin/env node
 // @ts-check
-// The smallest useful app backend for Context Gateway, in plain Node (no framework, no
-// dependencies), written the way a real app backend would be:
-//   - on first run it asks the operator's admin API for an organization, an application
-//     (with its exact callback URL) and an API key, and keeps them in .data/demo-app.json;
+// The smallest useful app backend for Context Gateway, in plain Node (no framework), written
+// the way a real app backend would be, with the SDK (@context-gateway/node) for every call:
+//   - on first run it asks the operator's admin API for an organization (allowing the
+//     integrations it offers), an application (with its exact callback URL) and an API key,
+//     and keeps them in .data/demo-app.json;
 //   - "Connect" starts a connect session with the API key and sends the browser to connectUrl;
 //   - /callback checks the state it generated, then reads the connection with its API key.
-// Run it through `pnpm demo` (which starts everything), or alone against a running gateway:
+// Run it through `pnpm demo` (which builds and starts everything), or alone against a running
+// gateway after `pnpm build`:
 //   GATEWAY_URL=http://localhost:8080 OPERATOR_TOKEN=... node examples/demo-app/server.mjs
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
+
+/** @typedef {typeof import('../../sdk/node/src/index.js')} Sdk */
+/** @typedef {import('../../sdk/node/src/index.js').GatewayError} GatewayError */
+/** @typedef {import('../../sdk/node/src/index.js').Connection} Connection */
+
+// examples/ are standalone (no dependencies, not workspace packages), so the app loads the
+// SDK's build by path; `pnpm build` builds ./sdk/**. Types come from the sources.
+const SDK_URL = new URL('../../sdk/node/dist/index.js', import.meta.url);
+
+/** @returns {Promise<Sdk>} */
+async function loadSdk() {
+  if (!existsSync(SDK_URL)) throw new Error('The SDK is not built (sdk/node/dist is missing): run `pnpm build` first.');
+  return import(SDK_URL.href);
+}
 
 /** The integrations this app offers, with the scopes it asks for. */
 export const OFFERS = {
@@ -24,6 +41,24 @@ export const OFFERS = {
 const esc = (/** @type {unknown} */ v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
+ * A refusal in words, from the gateway's stable code and its detail (safe to show), with
+ * the request id to quote to support.
+ * @param {GatewayError} error
+ * @param {{ orgId: string }} credentials
+ */
+function explain(error, credentials) {
+  const id = error.requestId ? ` (request ${error.requestId})` : '';
+  switch (error.code) {
+    case 'policy_denied':
+      return `A policy refused: ${error.detail}${id}. An organization allows no integration until its operator lists it: pnpm cg integrations get --org ${credentials.orgId}`;
+    case 'unauthenticated':
+      return `The gateway did not accept this app's API key: ${error.detail}${id}. Restart the app: it registers again.`;
+    default:
+      return `${error.detail} [${error.code}]${id}`;
+  }
+}
+
+/**
  * @param {{ gatewayUrl: string, operatorToken: string, port?: number, host?: string, stateFile: string, log?: (line: string) => void }} options
  */
 export async function startDemoApp(options) {
@@ -31,23 +66,13 @@ export async function startDemoApp(options) {
   const port = options.port ?? 3000;
   const publicUrl = `http://localhost:${port}`;
   const callbackUrl = `${publicUrl}/callback`;
-  const credentials = await loadOrRegister(options, callbackUrl, log);
+  const sdk = await loadSdk();
+  const credentials = await loadOrRegister(sdk, options, callbackUrl, log);
+  const cg = new sdk.ContextGateway({ baseUrl: options.gatewayUrl, apiKey: credentials.apiKey });
   /** States we sent with connect sessions (the app's own CSRF check on its callback). */
   const pendingStates = new Map();
-  /** Connections this app received, newest first. */
+  /** @type {Connection[]} Connections this app received, newest first. */
   const connections = [];
-
-  const gateway = async (/** @type {string} */ method, /** @type {string} */ path, /** @type {unknown} */ body) => {
-    const res = await fetch(`${options.gatewayUrl}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${credentials.apiKey}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: await res.json().catch(() => ({})) };
-  };
 
   const page = (/** @type {string} */ title, /** @type {string} */ body) =>
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
@@ -88,20 +113,22 @@ export async function startDemoApp(options) {
         const offer = OFFERS[/** @type {keyof typeof OFFERS} */ (integration)];
         if (!offer) return send(400, page('Unknown integration', ''));
         const state = randomBytes(16).toString('base64url');
-        const created = await gateway('POST', '/v1/connect/sessions', {
-          integration,
-          scopes: offer.scopes,
-          callbackUrl,
-          state,
-        });
-        if (created.status !== 201)
+        let session;
+        try {
+          session = await cg.connect.createSession({ integration, scopes: offer.scopes, callbackUrl, state });
+        } catch (error) {
+          if (!(error instanceof sdk.GatewayError)) throw error;
           return send(
             502,
-            page('Could not start connecting', `<pre>${esc(JSON.stringify(created.body, null, 2))}</pre>`),
+            page(
+              'Could not start connecting',
+              `<p>${esc(explain(error, credentials))}</p><pre>${esc(JSON.stringify(error.problem ?? { code: error.code, detail: error.detail }, null, 2))}</pre>`,
+            ),
           );
+        }
         pendingStates.set(state, Date.now());
-        log(`demo-app: connect session ${created.body.id} for ${integration}`);
-        return send(303, '', { location: created.body.connectUrl });
+        log(`demo-app: connect session ${session.id} for ${integration}`);
+        return send(303, '', { location: session.connectUrl });
       }
       if (req.method === 'GET' && url.pathname === '/callback') {
         const state = url.searchParams.get('state') ?? '';
@@ -120,14 +147,27 @@ export async function startDemoApp(options) {
             page('Not connected', `<p>Context Gateway said: <code>${esc(error)}</code></p><p><a href="/">Back</a></p>`),
           );
         const connectionId = url.searchParams.get('connectionId') ?? '';
-        const connection = await gateway('GET', `/v1/connections/${encodeURIComponent(connectionId)}`);
-        if (connection.status === 200) connections.unshift(connection.body);
+        let connection;
+        try {
+          connection = await cg.connections.get(connectionId);
+        } catch (error) {
+          if (!(error instanceof sdk.GatewayError)) throw error;
+          log(`demo-app: callback with connection ${connectionId} → ${error.code}`);
+          return send(
+            200,
+            page(
+              'Could not read the connection',
+              `<p>${esc(explain(error, credentials))}</p><pre>${esc(JSON.stringify(error.problem ?? { code: error.code, detail: error.detail }, null, 2))}</pre><p><a href="/">Back</a></p>`,
+            ),
+          );
+        }
+        connections.unshift(connection);
         log(`demo-app: callback with connection ${connectionId} → ${connection.status}`);
         return send(
           200,
           page(
             'Connected',
-            `<p>GET /v1/connections/${esc(connectionId)} answered ${connection.status}:</p><pre>${esc(JSON.stringify(connection.body, null, 2))}</pre><p><a href="/">Back</a></p>`,
+            `<p>GET /v1/connections/${esc(connectionId)} (<code>cg.connections.get</code>) answered:</p><pre>${esc(JSON.stringify(connection, null, 2))}</pre><p><a href="/">Back</a></p>`,
           ),
         );
       }
@@ -153,43 +193,49 @@ async function readBody(req) {
 /**
  * The app's organization, application and API key: read from the state file, or created
  * through the admin API (as an operator would with `pnpm cg`) and saved there (mode 0600).
+ * @param {Sdk} sdk
  * @param {{ gatewayUrl: string, operatorToken: string, stateFile: string }} options
  * @param {string} callbackUrl
  * @param {(line: string) => void} log
+ * @returns {Promise<{ orgId: string, applicationId: string, apiKey: string }>}
  */
-async function loadOrRegister(options, callbackUrl, log) {
+async function loadOrRegister(sdk, options, callbackUrl, log) {
+  let saved;
   try {
-    const saved = JSON.parse(await readFile(options.stateFile, 'utf8'));
-    const probe = await fetch(`${options.gatewayUrl}/v1/connections/00000000-0000-4000-8000-000000000000`, {
-      headers: { authorization: `Bearer ${saved.apiKey}` },
-    });
-    // 404: the key works (the connection just does not exist). 401: a different database; register again.
-    if (probe.status === 404) return saved;
-  } catch {
-    // first run
+    saved = JSON.parse(await readFile(options.stateFile, 'utf8'));
+    const probe = new sdk.ContextGateway({ baseUrl: options.gatewayUrl, apiKey: saved.apiKey });
+    await probe.connections.get('00000000-0000-4000-8000-000000000000');
+  } catch (error) {
+    // connection_not_found: the key works (the connection just does not exist). Anything
+    // else (first run, unauthenticated: a different database) registers again.
+    if (error instanceof sdk.ConnectionNotFoundError) return saved;
   }
-  const admin = async (/** @type {string} */ path, /** @type {unknown} */ body) => {
-    const res = await fetch(`${options.gatewayUrl}${path}`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${options.operatorToken}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const json = await res.json();
-    if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
+  const admin = sdk.adminClient({ baseUrl: options.gatewayUrl, operatorToken: options.operatorToken });
+  /** @param {string} step @param {() => Promise<T>} call @returns {Promise<T>} @template T */
+  const asOperator = async (step, call) => {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof sdk.GatewayError)) throw error;
+      throw new Error(`demo-app: could not ${step}: ${error.detail} [${error.code}]`, { cause: error });
+    }
   };
-  const org = await admin('/v1/admin/organizations', { name: `Demo Org ${randomBytes(3).toString('hex')}` });
-  const app = await admin(`/v1/admin/organizations/${org.id}/applications`, {
-    name: 'Demo App',
-    callbackUrls: [callbackUrl],
-    integrations: Object.keys(OFFERS),
-    scopes: Object.values(OFFERS).flatMap((o) => o.scopes),
-  });
-  const key = await admin(`/v1/admin/applications/${app.id}/api-keys`);
-  const saved = { orgId: org.id, applicationId: app.id, apiKey: key.secret };
+  const org = await asOperator('create its organization', () =>
+    admin.organizations.create({ name: `Demo Org ${randomBytes(3).toString('hex')}` }),
+  );
+  // The org layer of policy allows no integration until the operator lists it
+  // (docs/policy.md): without this, every records query would be policy_denied.
+  await asOperator('allow its integrations', () => admin.integrations.set(org.id, Object.keys(OFFERS)));
+  const app = await asOperator('register its application', () =>
+    admin.applications.create(org.id, {
+      name: 'Demo App',
+      callbackUrls: [callbackUrl],
+      integrations: Object.keys(OFFERS),
+      scopes: Object.values(OFFERS).flatMap((o) => o.scopes),
+    }),
+  );
+  const key = await asOperator('issue its API key', () => admin.apiKeys.issue(app.id));
+  saved = { orgId: org.id, applicationId: app.id, apiKey: key.secret };
   await mkdir(dirname(options.stateFile), { recursive: true });
   await writeFile(options.stateFile, JSON.stringify(saved, null, 2), { mode: 0o600 });
   log(`demo-app: registered organization ${org.id} and application ${app.id} (API key saved in ${options.stateFile})`);
@@ -203,11 +249,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error("Set OPERATOR_TOKEN (the gateway's) so the demo app can register itself on first run.");
     process.exit(2);
   }
-  const app = await startDemoApp({
-    gatewayUrl: process.env.GATEWAY_URL ?? 'http://localhost:8080',
-    operatorToken,
-    port: Number(process.env.PORT ?? 3000),
-    stateFile: join(process.cwd(), '.data', 'demo-app.json'),
-  });
-  console.log(`Demo app at ${app.url}`);
+  try {
+    const app = await startDemoApp({
+      gatewayUrl: process.env.GATEWAY_URL ?? 'http://localhost:8080',
+      operatorToken,
+      port: Number(process.env.PORT ?? 3000),
+      stateFile: join(process.cwd(), '.data', 'demo-app.json'),
+    });
+    console.log(`Demo app at ${app.url}`);
+  } catch (error) {
+    console.error(/** @type {Error} */ (error).message);
+    process.exit(1);
+  }
 }

@@ -1,11 +1,22 @@
 #!/usr/bin/env node
 // @ts-check
-// `pnpm cg ...`: the operator's command line over the gateway's admin API (/v1/admin).
+// `pnpm cg ...`: the operator's command line over the gateway's admin API (/v1/admin),
+// through the SDK's admin client (@context-gateway/node, sdk/node).
 // Prints the API's JSON on stdout; a refusal prints its problem+json on stderr and exits 1.
 //
 // Env: GATEWAY_URL (default http://localhost:8080), OPERATOR_TOKEN (required; the same
 // value the gateway was started with).
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+
+/** @typedef {typeof import('../../sdk/node/src/index.js')} Sdk */
+/** @typedef {import('../../sdk/node/src/index.js').AdminClient} AdminClient */
+/** @typedef {import('../../sdk/node/src/index.js').Application} Application */
+
+// The CLI is a plain script, not a workspace package with dependencies, so it loads the
+// SDK's build by path (`pnpm build` builds ./sdk/**). Types come from the sources, so
+// checking this file does not need a build.
+const SDK_URL = new URL('../../sdk/node/dist/index.js', import.meta.url);
 
 const USAGE = `usage: pnpm cg <command> [options]
 
@@ -21,6 +32,9 @@ const USAGE = `usage: pnpm cg <command> [options]
   key issue --app <applicationId>          (prints the key once: store it now)
   key list --app <applicationId>
   key revoke --app <applicationId> --key <keyId>
+  integrations get --org <orgId>
+  integrations set --org <orgId> --integration <id>...
+             (the integrations the org allows; replaces the list; none until set)
 
 env: GATEWAY_URL (default http://localhost:8080), OPERATOR_TOKEN (required)`;
 
@@ -43,70 +57,124 @@ class UsageError extends Error {}
 function required(values, name) {
   const value = values[name];
   if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} is required`);
-  return encodeURIComponent(value);
+  // The SDK encodes path segments itself.
+  return value;
 }
 
 /**
- * The HTTP request a command stands for.
- * @param {string[]} positionals @param {Record<string, any>} v
- * @returns {{ method: string, path: string, body?: unknown }}
+ * A line for stderr when the app declares integrations its org does not allow: the org
+ * layer of policy allows none until the operator lists them (docs/policy.md), so every
+ * records query for them would be policy_denied. Best effort: the change itself succeeded.
+ * @param {AdminClient} admin @param {Application} app
+ * @returns {Promise<string | undefined>}
  */
-export function requestFor(positionals, v) {
+async function policyNote(admin, app) {
+  if (app.integrations.length === 0) return undefined;
+  let allowed;
+  try {
+    allowed = (await admin.integrations.get(app.orgId)).integrations;
+  } catch {
+    return undefined;
+  }
+  const missing = app.integrations.filter((id) => !allowed.includes(id));
+  if (missing.length === 0) return undefined;
+  const wanted = [...allowed, ...missing].map((id) => ` --integration ${id}`).join('');
+  return (
+    `note: organization ${app.orgId} does not allow ${missing.join(', ')}: this app's queries for ` +
+    `${missing.length === 1 ? 'it' : 'them'} would be ` +
+    `policy_denied. Allow it with: pnpm cg integrations set --org ${app.orgId}${wanted}`
+  );
+}
+
+/**
+ * The SDK call a command stands for. Arguments are checked here, before anything is sent.
+ * @param {string[]} positionals @param {Record<string, any>} v
+ * @returns {(admin: AdminClient, note: (line: string) => void) => Promise<unknown>}
+ */
+function commandFor(positionals, v) {
   const [noun, verb, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument: ${extra[0]}`);
   switch (`${noun} ${verb}`) {
-    case 'org create':
-      return {
-        method: 'POST',
-        path: '/v1/admin/organizations',
-        body: { name: v.name ?? '', ...(v.slug ? { slug: v.slug } : {}) },
-      };
+    case 'org create': {
+      const input = { name: v.name ?? '', ...(v.slug ? { slug: v.slug } : {}) };
+      return (admin) => admin.organizations.create(input);
+    }
     case 'org list':
-      return { method: 'GET', path: '/v1/admin/organizations' };
-    case 'org get':
-      return { method: 'GET', path: `/v1/admin/organizations/${required(v, 'org')}` };
-    case 'app create':
-      return {
-        method: 'POST',
-        path: `/v1/admin/organizations/${required(v, 'org')}/applications`,
-        body: {
-          name: v.name ?? '',
-          callbackUrls: v['callback-url'] ?? [],
-          integrations: v.integration ?? [],
-          scopes: v.scope ?? [],
-        },
+      return (admin) => admin.organizations.list();
+    case 'org get': {
+      const org = required(v, 'org');
+      return (admin) => admin.organizations.get(org);
+    }
+    case 'app create': {
+      const org = required(v, 'org');
+      const input = {
+        name: v.name ?? '',
+        callbackUrls: v['callback-url'] ?? [],
+        integrations: v.integration ?? [],
+        scopes: v.scope ?? [],
       };
+      return async (admin, note) => {
+        const app = await admin.applications.create(org, input);
+        const line = await policyNote(admin, app);
+        if (line) note(line);
+        return app;
+      };
+    }
     case 'app update': {
-      /** @type {Record<string, unknown>} */
-      const body = {};
-      if (v.name !== undefined) body.name = v.name;
-      if (v['callback-url']) body.callbackUrls = v['callback-url'];
-      if (v.integration) body.integrations = v.integration;
-      if (v.scope) body.scopes = v.scope;
-      if (v.status !== undefined) body.status = v.status;
-      if (Object.keys(body).length === 0)
+      /** @type {Record<string, any>} */
+      const change = {};
+      if (v.name !== undefined) change.name = v.name;
+      if (v['callback-url']) change.callbackUrls = v['callback-url'];
+      if (v.integration) change.integrations = v.integration;
+      if (v.scope) change.scopes = v.scope;
+      if (v.status !== undefined) change.status = v.status;
+      if (Object.keys(change).length === 0)
         throw new UsageError(
           'app update: give at least one of --name, --callback-url, --integration, --scope, --status',
         );
-      return {
-        method: 'PATCH',
-        path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}`,
-        body,
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      return async (admin, note) => {
+        const updated = await admin.applications.update(org, app, change);
+        const line = await policyNote(admin, updated);
+        if (line) note(line);
+        return updated;
       };
     }
-    case 'app list':
-      return { method: 'GET', path: `/v1/admin/organizations/${required(v, 'org')}/applications` };
-    case 'app get':
-      return {
-        method: 'GET',
-        path: `/v1/admin/organizations/${required(v, 'org')}/applications/${required(v, 'app')}`,
-      };
-    case 'key issue':
-      return { method: 'POST', path: `/v1/admin/applications/${required(v, 'app')}/api-keys` };
-    case 'key list':
-      return { method: 'GET', path: `/v1/admin/applications/${required(v, 'app')}/api-keys` };
-    case 'key revoke':
-      return { method: 'DELETE', path: `/v1/admin/applications/${required(v, 'app')}/api-keys/${required(v, 'key')}` };
+    case 'app list': {
+      const org = required(v, 'org');
+      return (admin) => admin.applications.list(org);
+    }
+    case 'app get': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      return (admin) => admin.applications.get(org, app);
+    }
+    case 'key issue': {
+      const app = required(v, 'app');
+      return (admin) => admin.apiKeys.issue(app);
+    }
+    case 'key list': {
+      const app = required(v, 'app');
+      return (admin) => admin.apiKeys.list(app);
+    }
+    case 'key revoke': {
+      const app = required(v, 'app');
+      const key = required(v, 'key');
+      return (admin) => admin.apiKeys.revoke(app, key);
+    }
+    case 'integrations get': {
+      const org = required(v, 'org');
+      return (admin) => admin.integrations.get(org);
+    }
+    case 'integrations set': {
+      const org = required(v, 'org');
+      /** @type {string[]} */
+      const integrations = v.integration ?? [];
+      // An empty list would switch every integration off for the org: never by omission.
+      if (integrations.length === 0) throw new UsageError('integrations set: give at least one --integration');
+      return (admin) => admin.integrations.set(org, integrations);
+    }
     default:
       throw new UsageError(noun ? `unknown command: ${positionals.join(' ')}` : 'no command given');
   }
@@ -124,9 +192,9 @@ async function main() {
     console.log(USAGE);
     return 0;
   }
-  let request;
+  let command;
   try {
-    request = requestFor(parsed.positionals, parsed.values);
+    command = commandFor(parsed.positionals, parsed.values);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     console.error(`${error.message}\n\n${USAGE}`);
@@ -137,36 +205,35 @@ async function main() {
     console.error('OPERATOR_TOKEN is not set: export the operator token the gateway was started with.');
     return 2;
   }
+  if (!existsSync(SDK_URL)) {
+    console.error('The SDK is not built (sdk/node/dist is missing): run `pnpm build` first.');
+    return 2;
+  }
+  /** @type {Sdk} */
+  const sdk = await import(SDK_URL.href);
   const base = (process.env.GATEWAY_URL || 'http://localhost:8080').replace(/\/+$/, '');
-  let res;
+  const admin = sdk.adminClient({ baseUrl: base, operatorToken: token, userAgent: 'pnpm-cg' });
   try {
-    res = await fetch(`${base}${request.path}`, {
-      method: request.method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: request.body === undefined ? undefined : JSON.stringify(request.body),
-    });
+    const result = await command(admin, (line) => console.error(line));
+    console.log(JSON.stringify(result ?? null, null, 2));
+    return 0;
   } catch (error) {
-    console.error(
-      `cannot reach the gateway at ${base} (${/** @type {Error} */ (error).cause ?? error}); is it running? set GATEWAY_URL`,
-    );
-    return 1;
+    if (error instanceof sdk.GatewayError) {
+      // The problem document as the gateway sent it; what the SDK made of a body that was none.
+      const problem = error.problem ?? { status: error.status, code: error.code, detail: error.detail };
+      console.error(JSON.stringify(problem, null, 2));
+      return 1;
+    }
+    if (error instanceof sdk.GatewayNetworkError) {
+      // fetch's "fetch failed" wraps what went wrong (ECONNREFUSED, ENOTFOUND): say that.
+      const failure = /** @type {{ cause?: unknown } | undefined} */ (error.cause);
+      console.error(
+        `cannot reach the gateway at ${base} (${failure?.cause ?? failure ?? error}); is it running? set GATEWAY_URL`,
+      );
+      return 1;
+    }
+    throw error;
   }
-  const text = await res.text();
-  let body;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = { status: res.status, body: text };
-  }
-  if (!res.ok) {
-    console.error(JSON.stringify(body, null, 2));
-    return 1;
-  }
-  console.log(JSON.stringify(body, null, 2));
-  return 0;
 }
 
 if (import.meta.url === new URL(process.argv[1] ?? '', 'file:').href) {
