@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `pnpm test`: the whole gate, in the order that fails fastest.
+//   0. code health (`pnpm lint`): formatting, types with the tests, lint, dead code;
 //   1. contracts: buf lint, generated code current, buf breaking against the previous commit;
 //   2. build every package (the end-to-end tier runs the services from dist/, as in production);
 //   3. Jest, tier by tier: unit (no I/O), int (real Postgres and NATS), e2e (the services as
@@ -45,7 +46,9 @@ function step(title, command, args, env = {}) {
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let ok = true;
 
-if (!step('contracts (buf lint, generated code, buf breaking)', 'pnpm', ['--silent', 'proto:check'])) ok = false;
+if (!step('code health (format, types, lint, dead code)', process.execPath, [join(root, 'scripts/check-code.mjs')]))
+  ok = false;
+if (ok && !step('contracts (buf lint, generated code, buf breaking)', 'pnpm', ['--silent', 'proto:check'])) ok = false;
 if (ok && !step('build', 'pnpm', ['--silent', 'build'])) ok = false;
 
 const started = [];
