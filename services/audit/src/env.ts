@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ import { z } from 'zod';
  */
 const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8084 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT.audit }),
     /** The master keyring (libs/crypto); the checkpoint signing key lives in the same folder unless AUDIT_SIGNING_KEY_FILE says otherwise. */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
     /** Ed25519 checkpoint signing key (PKCS#8 PEM, 0600), created on first start. Default: `audit-signing.key` next to MASTER_KEY_FILE. */

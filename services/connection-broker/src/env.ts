@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -41,7 +42,7 @@ const integrationShape = Object.fromEntries(
  */
 const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8083 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT['connection-broker'] }),
     /** The keyring file holding the key-encryption keys that wrap each connection's data key (libs/crypto LocalKeyProvider). */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
     /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service, not silently start a new keyring. */

@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ import { z } from 'zod';
  */
 const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8080 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT.gateway }),
     /** GitHub webhook secret (the GitHub App's, or the repository hooks'); unset: POST /v1/webhooks/github answers 404. */
     GITHUB_WEBHOOK_SECRET: z.string().min(16).optional(),
     /** Largest export upload (POST /v1/connections/{id}/imports) in bytes; the file is streamed, never held whole. */

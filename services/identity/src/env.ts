@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ import { z } from 'zod';
  */
 const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8081 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT.identity }),
     /**
      * The gateway's public address as browsers see it: the WebAuthn relying party. Its
      * origin is the exact origin a passkey response must come from, its host name the RP ID.

@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ import { z } from 'zod';
  */
 export const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8085 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT['personal-server'] }),
     /**
      * This process's shard, 0..SHARD_COUNT-1. It answers `ps.v1.shard.<SHARD_ID>.*` and only
      * for users the directory places on it. In Kubernetes it is the StatefulSet pod ordinal

@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ import { z } from 'zod';
  */
 const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8082 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT.policy }),
     /**
      * Durable name of policy's CONTROL consumer. Every replica shares it (one message in flight
      * across all of them, in stream order); change it only to replay the stream from the start.

@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
@@ -9,7 +10,7 @@ const ms = (fallback: number) => z.coerce.number().int().positive().default(fall
  */
 const envSchema = z
   .object({
-    ...runtimeEnvShape({ httpPort: 8086 }),
+    ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT['sync-worker'] }),
     /** How often each connection is synced when nothing else asks (webhooks and "sync now" come on top). */
     SYNC_INTERVAL_MS: ms(5 * 60_000),
     /** How often the scheduler looks for connections whose interval came round. */
