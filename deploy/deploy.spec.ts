@@ -473,3 +473,55 @@ describeKubernetes('deploy/overlays/prod specifically', () => {
     expect(single).toEqual([]);
   });
 });
+
+/**
+ * The Kubernetes API's own schemas (kubernetes-models: generated from the OpenAPI of the
+ * Kubernetes release it names), offline: a mistyped field, a string where an integer goes or
+ * a missing required field fails here instead of at `kubectl apply`.
+ */
+async function validateAgainstKubernetes(object: K8sObject): Promise<string | undefined> {
+  const [group, version] = object.apiVersion.includes('/')
+    ? object.apiVersion.split('/')
+    : [undefined, object.apiVersion];
+  const path = group
+    ? `kubernetes-models/${group}/${version}/${object.kind}`
+    : `kubernetes-models/${version}/${object.kind}`;
+  let model: Record<string, new (data: unknown) => { validate(): void }>;
+  try {
+    model = (await import(path)) as typeof model;
+  } catch {
+    return `${object.apiVersion} ${object.kind} is not a kind the Kubernetes API serves`;
+  }
+  const Kind = model[object.kind];
+  if (!Kind) return `${object.apiVersion} ${object.kind} has no schema`;
+  // kustomize folds long base64 values over lines; the API server's decoder skips the line
+  // breaks, the schema's "byte" format does not.
+  const data = object.kind === 'Secret' && object.data ? object.data : undefined;
+  const normalized = data
+    ? { ...object, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, v.replace(/\s+/g, '')])) }
+    : object;
+  try {
+    new Kind(normalized).validate();
+    return undefined;
+  } catch (error) {
+    return `${object.kind}/${object.metadata.name}: ${(error as Error).message}`;
+  }
+}
+
+describeKubernetes.each(overlayNames)('deploy/overlays/%s against the Kubernetes API schemas', (overlay) => {
+  it('renders only objects that validate against their kind', async () => {
+    const problems: string[] = [];
+    for (const object of rendered?.get(overlay) ?? []) {
+      const problem = await validateAgainstKubernetes(object);
+      if (problem) problems.push(problem);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('would notice a broken object (the check is not vacuous)', async () => {
+    const deployment = (rendered?.get(overlay) ?? []).find((object) => object.kind === 'Deployment');
+    expect(deployment).toBeDefined();
+    const broken = { ...deployment, spec: { ...deployment?.spec, replicas: 'two' } } as unknown as K8sObject;
+    expect(await validateAgainstKubernetes(broken)).toMatch(/replicas/);
+  });
+});
