@@ -13,21 +13,12 @@ import { realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { ensureDatabase, ensureNats, ensurePostgres, MissingDependencyError } from './stack/infra.mjs';
+import { ensureNats, ensurePostgres, MissingDependencyError } from './stack/infra.mjs';
 import { assignColours } from './stack/log-lines.mjs';
 import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, DEFAULT_PORTS, SERVICE_NAMES } from './stack/service-catalog.mjs';
 import { prefixWidth, StackStartError, startStack } from './stack/stack.mjs';
 
-export {
-  DEFAULT_PORTS,
-  ensureDatabase,
-  ensureNats,
-  ensurePostgres,
-  MissingDependencyError,
-  SERVICE_NAMES,
-  StackStartError,
-  startStack,
-};
+export { ensureNats, startStack };
 
 const USAGE = `Usage: pnpm start [--no-build] [--services gateway,identity,...] [--ready-timeout SECONDS]
 

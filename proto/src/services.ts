@@ -31,7 +31,3 @@ export const DEFAULT_HTTP_PORT = Object.fromEntries(SERVICES.map((s) => [s.name,
   ServiceName,
   number
 >;
-
-export function isServiceName(value: string): value is ServiceName {
-  return (SERVICE_NAMES as readonly string[]).includes(value);
-}

@@ -19,7 +19,7 @@ export abstract class Clock {
 }
 
 /** The machine's wall clock. */
-export class SystemClock extends Clock {
+class SystemClock extends Clock {
   now(): number {
     return Date.now();
   }

@@ -6,7 +6,7 @@ import { encodeContext, type EncryptionContext } from './encryption-context.js';
 
 const ALGORITHM = 'aes-256-gcm';
 /** First byte of every record ciphertext; bump it when the layout or algorithm changes. */
-export const CIPHERTEXT_FORMAT_V1 = 0x01;
+const CIPHERTEXT_FORMAT_V1 = 0x01;
 export const DATA_KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;

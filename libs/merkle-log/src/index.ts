@@ -5,5 +5,5 @@ export * from './hash.js';
 export * from './log-entry.js';
 export * from './proofs.js';
 export * from './signed-note.js';
-export { type LeafRange, type NodeId, perfectSubtrees, splitPoint } from './tree-math.js';
+export { type NodeId } from './tree-math.js';
 export * from './verify-log.js';

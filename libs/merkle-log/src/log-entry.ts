@@ -4,7 +4,7 @@ import { HASH_SIZE, isHash, LEAF_HASH_PREFIX, sha256 } from './hash.js';
 import { assertCount, invalid } from './tree-math.js';
 
 /** Entry format version, inside the hashed bytes so a future format cannot be confused with this one. */
-export const ENTRY_FORMAT_VERSION = 1;
+const ENTRY_FORMAT_VERSION = 1;
 
 /** prevLeafHash of entry 0: there is no predecessor. */
 export const GENESIS_PREV_HASH: Buffer = Buffer.alloc(HASH_SIZE);

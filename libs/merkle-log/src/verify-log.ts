@@ -11,7 +11,7 @@ export interface StoredEntry {
   storedLeafHash: Uint8Array;
 }
 
-export type LogProblemKind = 'edited' | 'deleted' | 'inserted' | 'reordered' | 'checkpoint_mismatch';
+type LogProblemKind = 'edited' | 'deleted' | 'inserted' | 'reordered' | 'checkpoint_mismatch';
 
 export interface LogProblem {
   kind: LogProblemKind;

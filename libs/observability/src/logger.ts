@@ -6,7 +6,6 @@ import { activeTraceIds } from './tracing.js';
 
 /** pino's levels, for env schemas (`z.enum(LOG_LEVELS)`). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevelName = (typeof LOG_LEVELS)[number];
 
 export interface LoggerOptions {
   service: string;

@@ -26,7 +26,7 @@ import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opent
 
 import { scrubString } from './redaction.js';
 
-export type TracesExporter = 'none' | 'console' | 'otlp';
+type TracesExporter = 'none' | 'console' | 'otlp';
 
 export interface TracingOptions {
   service: string;

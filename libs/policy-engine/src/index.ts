@@ -1,4 +1,3 @@
-export { integrationOf, isCapability } from './capability.js';
 export * from './compile-policies.js';
 export * from './default-rules.js';
 export * from './types.js';

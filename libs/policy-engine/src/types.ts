@@ -7,10 +7,10 @@ export type Layer = 'org' | 'user' | 'application';
  */
 export const LAYERS: readonly Layer[] = ['org', 'user', 'application'];
 
-export type PolicyEffect = 'allow' | 'deny';
+type PolicyEffect = 'allow' | 'deny';
 
 /** A whole integration (`github`) or one capability (`github:create_issue`). */
-export type PolicyTarget = { integration: string } | { capability: string };
+type PolicyTarget = { integration: string } | { capability: string };
 
 export interface PolicyRule {
   /** Stable id, quoted back in decisions and audit events; unique within a rule set. */

@@ -18,7 +18,6 @@
  *   `context has resource`; a constrained forbid also fires when there is none.
  */
 import type { AuthorizationAnswer, EntityJson, StatefulAuthorizationCall } from '@cedar-policy/cedar-wasm/nodejs';
-import cedar from '@cedar-policy/cedar-wasm/nodejs';
 
 import type { Decision, Layer, LayerMatch, PolicyRequest, PolicyRule } from '../src/index.js';
 
@@ -26,7 +25,7 @@ const ENTITY_TYPE: Record<Layer, string> = { org: 'Org', user: 'User', applicati
 const LAYER_ORDER: Layer[] = ['org', 'user', 'application'];
 
 /** A Cedar string literal; `like` patterns additionally escape `*` in their literal part. */
-export function cedarString(value: string): string {
+function cedarString(value: string): string {
   let out = '"';
   for (const ch of value) {
     // A for-of step is one whole code point, never an empty string.
@@ -52,7 +51,7 @@ function resourceCondition(patterns: readonly string[]): string {
     .join(' || ');
 }
 
-export function ruleToCedar(rule: PolicyRule): string {
+function ruleToCedar(rule: PolicyRule): string {
   const principal = `principal == ${ENTITY_TYPE[rule.layer]}::${cedarString(rule.subject)}`;
   const action =
     'capability' in rule.target
@@ -130,16 +129,6 @@ function actionEntities(capability: string, known: ReadonlySet<string>): EntityJ
   ];
 }
 
-/**
- * Runs a query in this thread. cedar-wasm keeps preparsed sets until the process ends and
- * cannot drop one, so every query reuses one slot instead of piling up 100,000 sets.
- */
-export function runCedarQuery(query: CedarQuery, slot = 'policy-engine-oracle'): AuthorizationAnswer[] {
-  const parsed = cedar.preparsePolicySet(slot, { staticPolicies: query.policies });
-  if (parsed.type !== 'success') throw new Error(`Cedar rejected the policy set: ${JSON.stringify(parsed.errors)}`);
-  return query.calls.map((call) => cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: slot }));
-}
-
 /** Reads Cedar's three per-layer answers back into a Decision (policy<i> is rule i; the guard is last). */
 export function fromCedarAnswers(rules: readonly PolicyRule[], answers: readonly AuthorizationAnswer[]): Decision {
   const layers = LAYER_ORDER.map((layer, i) => {
@@ -166,14 +155,4 @@ export function fromCedarAnswers(rules: readonly PolicyRule[], answers: readonly
   const refusing = layers.find((l) => !l.match || l.match.effect === 'deny');
   if (!refusing) return { allowed: true, decidedBy: null, reason: 'allowed', matched };
   return { allowed: false, decidedBy: refusing.layer, reason: refusing.match ? 'deny_rule' : 'no_allow', matched };
-}
-
-/** The oracle's decision for one request, evaluated in this thread. */
-export function cedarDecide(
-  rules: readonly PolicyRule[],
-  request: PolicyRequest,
-  knownCapabilities: Iterable<string>,
-): Decision {
-  const query = toCedarQuery(rules, request, new Set(knownCapabilities));
-  return fromCedarAnswers(rules, runCedarQuery(query));
 }

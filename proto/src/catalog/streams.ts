@@ -5,7 +5,7 @@ import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgate
 import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
 import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
 import { validateAuditEvent } from './audit.js';
-import { defineEvent, type EventDescriptor, type StreamDescriptor } from './descriptors.js';
+import { defineEvent, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
 
 const MINUTE = 60_000;
@@ -134,10 +134,3 @@ export function deadLetterSubject(stream: StreamDescriptor): string {
   return `deadletter.v1.${stream.name.toLowerCase()}`;
 }
 
-export function allStreams(): StreamDescriptor[] {
-  return Object.values(streams);
-}
-
-export function allEventDescriptors(): EventDescriptor[] {
-  return Object.values(events);
-}

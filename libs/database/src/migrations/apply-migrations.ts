@@ -22,7 +22,7 @@ import {
 } from './prisma-migrations-table.js';
 
 /** The slice of a pino logger the runner uses. */
-export interface MigrationLogger {
+interface MigrationLogger {
   info(fields: Record<string, unknown>, message: string): void;
   warn(fields: Record<string, unknown>, message: string): void;
 }
@@ -39,7 +39,7 @@ export type ApplyMigrationsOptions = ({ pool: pg.Pool; url?: never } | { url: st
   clock?: Clock;
 };
 
-export interface AppliedMigration {
+interface AppliedMigration {
   name: string;
   checksum: string;
   durationMs: number;

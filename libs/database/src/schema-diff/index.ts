@@ -1,1 +1,1 @@
-export { diffDatabaseToSchema, diffMigrationsToSchema, type DiffOptions } from './schema-diff.js';
+export { diffMigrationsToSchema } from './schema-diff.js';

@@ -36,7 +36,7 @@ export async function diffMigrationsToSchema(options: DiffOptions): Promise<stri
 }
 
 /** The SQL that would take the live `schema` to what `schemaPath` describes; '' when in sync. */
-export async function diffDatabaseToSchema(options: {
+async function diffDatabaseToSchema(options: {
   url: string;
   schema: string;
   schemaPath: string;

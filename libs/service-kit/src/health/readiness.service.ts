@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 
-export interface CheckResult {
+interface CheckResult {
   name: string;
   up: boolean;
   /** Why it is down, in words safe to show; empty when up. */

@@ -25,7 +25,7 @@ export class ProblemFilter implements ExceptionFilter {
   }
 }
 
-export function sendProblem(request: FastifyRequest, reply: FastifyReply, exception: unknown, logger: Logger): void {
+function sendProblem(request: FastifyRequest, reply: FastifyReply, exception: unknown, logger: Logger): void {
   let error = normalizeHttpError(exception);
   // Never echo the query string (it may carry a token or an OAuth code), nor path parameters
   // named like secrets (a connect link's token): the same rule as the access log.

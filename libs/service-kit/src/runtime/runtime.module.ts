@@ -37,7 +37,7 @@ export interface RuntimeDeps {
   shutdownTracing: () => Promise<void>;
 }
 
-export const RUNTIME_DEPS = Symbol('RUNTIME_DEPS');
+const RUNTIME_DEPS = Symbol('RUNTIME_DEPS');
 
 /**
  * Releases what the runtime opened, after Nest has stopped HTTP and the NATS transport
