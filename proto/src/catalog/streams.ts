@@ -133,4 +133,3 @@ export const events = {
 export function deadLetterSubject(stream: StreamDescriptor): string {
   return `deadletter.v1.${stream.name.toLowerCase()}`;
 }
-

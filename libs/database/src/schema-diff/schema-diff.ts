@@ -36,11 +36,7 @@ export async function diffMigrationsToSchema(options: DiffOptions): Promise<stri
 }
 
 /** The SQL that would take the live `schema` to what `schemaPath` describes; '' when in sync. */
-async function diffDatabaseToSchema(options: {
-  url: string;
-  schema: string;
-  schemaPath: string;
-}): Promise<string> {
+async function diffDatabaseToSchema(options: { url: string; schema: string; schemaPath: string }): Promise<string> {
   const file = { path: basename(options.schemaPath), content: await readFile(options.schemaPath, 'utf8') };
   const result = await withSchemaEngine(options.url, options.schema, file, (engine) =>
     engine.diff({
