@@ -334,7 +334,9 @@ describe('sharding', () => {
     const after = await query('history', connectionId);
     expect(after.status).toBe(200);
     expect(after.body.records).toHaveLength(2);
-  });
+    // Two CLI processes (each a Node start and a database connection) take longer than Jest's
+    // default 5 s on a loaded 2-core machine.
+  }, 60_000);
 
   it('every personal-server subject, on every shard, answers garbage with a typed error', async () => {
     const subjects = Object.values(rpc.personalServer).flatMap((d) =>

@@ -1,1 +1,2 @@
+export * from './row-counts.js';
 export * from './test-schema.js';

@@ -1,1 +1,2 @@
 export * from './private-nats.js';
+export * from './rpc-fuzz.js';

@@ -107,10 +107,13 @@ export class LogQueryService {
   }
 
   async getCheckpoint(req: GetCheckpointRequest) {
+    const size = storableSize(req.treeSize);
     const stored = await LogRepository.asWriterRole(this.pool, (db) =>
       req.treeSize === 0n
         ? LogRepository.latestCheckpoint(db)
-        : LogRepository.checkpointOfSize(db, Number(req.treeSize)),
+        : size === undefined
+          ? Promise.resolve(undefined)
+          : LogRepository.checkpointOfSize(db, size),
     );
     if (!stored) throw new AppError('not_found', 'No such checkpoint');
     const key = await this.signingKey.get();
@@ -122,14 +125,27 @@ export class LogQueryService {
   }
 
   async getConsistencyProof(req: GetConsistencyProofRequest) {
+    const oldSize = storableSize(req.oldSize);
+    const newSize = storableSize(req.newSize);
+    if (oldSize === undefined || newSize === undefined)
+      throw new AppError('not_found', 'Both sizes must be signed checkpoints');
     return LogRepository.asWriterRole(this.pool, async (db) => {
       const [older, newer] = await Promise.all([
-        LogRepository.checkpointOfSize(db, Number(req.oldSize)),
-        LogRepository.checkpointOfSize(db, Number(req.newSize)),
+        LogRepository.checkpointOfSize(db, oldSize),
+        LogRepository.checkpointOfSize(db, newSize),
       ]);
       if (!older || !newer) throw new AppError('not_found', 'Both sizes must be signed checkpoints');
       const proof = await fetchConsistencyProof(older.treeSize, newer.treeSize, LogRepository.hashReader(db));
       return { oldCheckpoint: checkpointMessage(older), newCheckpoint: checkpointMessage(newer), proof };
     });
   }
+}
+
+/**
+ * A requested tree size as the log stores it, or undefined when no checkpoint can have it:
+ * the wire's uint64 reaches 2^64 - 1, past Postgres's bigint and exact JS numbers, and was
+ * an `internal` error (a query out of range) before the fuzzer sent one (docs/fuzzing.md).
+ */
+function storableSize(size: bigint): number | undefined {
+  return size <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(size) : undefined;
 }

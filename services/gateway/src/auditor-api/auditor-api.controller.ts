@@ -74,8 +74,8 @@ export class AuditorApiController {
     success: { status: 200, description: 'Every matching entry, newest first.', contentType: 'application/x-ndjson' },
     errors: ['unauthenticated', 'validation_failed', 'unknown_field'],
   })
-  export(@Req() request: FastifyRequest, @Query() q: ExportQuery) {
-    const stream = this.api.export({ orgId: auditorOf(request).orgId }, q);
+  async export(@Req() request: FastifyRequest, @Query() q: ExportQuery) {
+    const stream = await this.api.export({ orgId: auditorOf(request).orgId }, q);
     const csv = q.format === 'csv';
     return new StreamableFile(stream, {
       type: csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson',

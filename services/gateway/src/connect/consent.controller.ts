@@ -232,7 +232,8 @@ export class ConsentController {
       );
     }
     const view = known ?? {
-      status: refused ? appError.status : 502,
+      // A service that is down is a 503 (try again later), as on every other route; it was a 502.
+      status: refused ? appError.status : appError?.status === 503 ? 503 : 502,
       title: refused ? 'This request cannot be used' : 'Something went wrong',
       message: 'The connection could not be completed. Please start again from the app.',
     };
