@@ -42,12 +42,28 @@ export interface AccessTokenSource {
   refresh(rejected: string): Promise<string>;
 }
 
+/**
+ * Something a run left out and why: one resource the source refused (a 403 on one
+ * playlist), one entry it could not read (a `null` in a list, an item without an id), or a
+ * record the store refused. The rest of the run goes on; the worker records these on the run.
+ */
+export interface SkippedItem {
+  /** `forbidden`: the source refused this one resource; `malformed`: an entry we cannot read; `invalid_record`: the catalog refused the normalized record. */
+  kind: 'forbidden' | 'malformed' | 'invalid_record';
+  /** What was skipped, in the source's terms (`/playlists/{id}/items`, `/me/playlists[3]`) or as `type/externalId`. */
+  resource: string;
+  /** Why, safe to show (no token, no raw body). */
+  reason: string;
+}
+
 export interface SyncContext {
   /** The source API's base URL (the real one in production, a simulator in tests). */
   baseUrl: string;
   tokens: AccessTokenSource;
   /** Commits a batch (idempotent upsert + tombstones); resolves once it is durable. */
   emit(batch: SyncBatch): Promise<void>;
+  /** Reports an item left out of this run; the run goes on (see SkippedItem). */
+  skip(item: SkippedItem): void;
   /** Aborts the sync (worker shutting down). */
   signal?: AbortSignal;
   /** Tuning for the HTTP client: retries, waits. */

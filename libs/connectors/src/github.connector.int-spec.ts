@@ -2,7 +2,7 @@ import { validateRecord } from '@context-gateway/record-catalog';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import type { AccessTokenSource, NormalizedRecord, SyncBatch } from './connector.js';
+import type { AccessTokenSource, NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
 import { GithubConnector, type GithubCursor } from './github.connector.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
 
@@ -16,6 +16,10 @@ class Store {
   readonly live = new Map<string, NormalizedRecord>();
   readonly tombstones = new Set<string>();
   batches = 0;
+  readonly skipped: SkippedItem[] = [];
+  skip = (item: SkippedItem): void => {
+    this.skipped.push(item);
+  };
   apply = (batch: SyncBatch): Promise<void> => {
     this.batches++;
     for (const r of batch.upserts) {
@@ -53,7 +57,7 @@ describe('GithubConnector against the simulator', () => {
 
   it('full sync walks every page and produces catalog-valid records', async () => {
     await sim.control.resetCounters();
-    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, http }, null);
+    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, null);
     expect(store.count('code.repository')).toBe(250);
     expect(store.count('code.star')).toBe(130);
     expect(store.count('code.issue')).toBe(40);
@@ -67,7 +71,7 @@ describe('GithubConnector against the simulator', () => {
   it('an incremental sync of an unchanged account costs only 304s and writes nothing', async () => {
     await sim.control.resetCounters();
     const before = store.batches;
-    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, http }, cursor);
+    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, cursor);
     expect(store.batches).toBe(before);
     const counters = await sim.control.counters();
     expect(counters.notModified).toBe(1 + 3 + 2 + 1);
@@ -86,7 +90,7 @@ describe('GithubConnector against the simulator', () => {
     const star = (await sim.control.list<{ id: number }>(login, 'starred')).items[5]!;
     await sim.control.deleteItem(login, 'starred', star.id);
 
-    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, http }, cursor);
+    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, cursor);
     expect(store.count('code.repository')).toBe(250);
     expect(store.live.get(`code.repository/${added.id}`)?.data).toMatchObject({ description: 'added between syncs' });
     expect(store.live.get(`code.repository/${edited.id}`)?.data).toMatchObject({ description: 'edited between syncs' });
@@ -105,7 +109,7 @@ describe('GithubConnector against the simulator', () => {
       durationSeconds: 4,
     });
     await sim.control.resetCounters();
-    await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, http }, null);
+    await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, skip: fresh.skip, http }, null);
     await sim.control.stopStorm();
     expect((await sim.control.counters()).throttled).toBeGreaterThan(0);
     expect(fresh.count('code.repository')).toBe(250);
@@ -121,7 +125,7 @@ describe('GithubConnector against the simulator', () => {
       kind: 'primary',
       durationSeconds: 3,
     });
-    await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, http }, null);
+    await connector.sync({ baseUrl: sim.url, tokens, emit: fresh.apply, skip: fresh.skip, http }, null);
     await sim.control.stopStorm();
     expect(fresh.count('code.repository')).toBe(250);
   }, 30_000);
@@ -138,7 +142,7 @@ describe('GithubConnector against the simulator', () => {
         await sim.control.expireTokens(false);
       }
     };
-    await connector.sync({ baseUrl: sim.url, tokens, emit, http }, null);
+    await connector.sync({ baseUrl: sim.url, tokens, emit, skip: fresh.skip, http }, null);
     expect(expired).toBe(true);
     expect(tokens.refreshes).toBe(refreshesBefore + 1);
     expect(fresh.count('code.repository')).toBe(250);

@@ -51,6 +51,7 @@ describe('parseNetflixViewingActivity', () => {
     'Ana,2024-03-01 20:15:00,00:42:10,,Dark: Season 1: Secrets (Episode 1),,Chrome PC (Cadmium),00:42:10,00:42:10,DE (Germany)\r\n' +
     'Ana,2024-03-02 25:00:00,00:10:00,,Broken Time,,TV,00:10:00,00:10:00,DE (Germany)\r\n' +
     'Ana,2024-03-03 21:00:00,00:05:00,,Trailer: Something,TRAILER,TV,00:05:00,00:05:00,DE (Germany)\r\n' +
+    'Ana,2024-03-01 20:14:30,00:00:30,,Dark: Season 1: Secrets (Episode 1),HOOK,TV,00:00:30,00:00:30,DE (Germany)\r\n' +
     'Ben,2024-03-04 10:00:00,1:02:03,,"Movie, With Comma",,Phone,1:02:03,1:02:03,US (United States)\r\n' +
     'too,few,fields\r\n';
 
@@ -58,10 +59,12 @@ describe('parseNetflixViewingActivity', () => {
     const items = await collect(parseNetflixViewingActivity(chunked(file, 17)));
     const problems = items.filter((i): i is Extract<NetflixItem, { problem: string }> => 'problem' in i);
     const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
-    expect(problems.map((p) => p.line)).toEqual([3, 6]);
+    expect(problems.map((p) => p.line)).toEqual([3, 7]);
     expect(problems[0]!.problem).toMatch(/Start Time/);
     expect(problems[1]!.problem).toMatch(/expected 10 fields, found 3/);
-    expect(records).toHaveLength(3);
+    // The TRAILER and the HOOK (supplemental videos) are not viewings: only the real episode and film.
+    expect(records).toHaveLength(2);
+    expect(records.filter((r) => r.data.title === 'Dark: Season 1: Secrets (Episode 1)')).toHaveLength(1);
     expect(records[0]).toMatchObject({
       type: 'media.watch_event',
       occurredAt: '2024-03-01T20:15:00.000Z',
@@ -76,11 +79,10 @@ describe('parseNetflixViewingActivity', () => {
         device: 'Chrome PC (Cadmium)',
       },
     });
-    expect(records[1]!.data.kind).toBe('video');
-    expect(records[2]!.data.kind).toBe('film');
+    expect(records[1]!.data.kind).toBe('film');
     // What the Personal Server accepts: the catalog's media.watch_event shape, strictly.
     for (const r of records) expect(() => validateRecord(r.type, r.data)).not.toThrow();
-    expect(records[2]!.data).toMatchObject({ title: 'Movie, With Comma', durationMs: 3723_000 });
+    expect(records[1]!.data).toMatchObject({ title: 'Movie, With Comma', durationMs: 3723_000 });
   });
 
   it('gives the same external ids on a re-upload, so nothing is duplicated', async () => {
@@ -89,8 +91,28 @@ describe('parseNetflixViewingActivity', () => {
         'record' in i ? [i.record.externalId] : [],
       );
     const first = await ids();
-    expect(new Set(first).size).toBe(3);
+    expect(new Set(first).size).toBe(2);
     expect(await ids()).toEqual(first);
+  });
+
+  it("imports the two-column Title,Date file of 'Download all', stable across re-uploads", async () => {
+    const simple =
+      'Title,Date\r\n' +
+      '"Dark: Season 1: Secrets (Episode 1)",3/1/24\r\n' +
+      '"Movie, With Comma",12/31/2023\r\n' +
+      'Broken,13/45/24\r\n';
+    const items = await collect(parseNetflixViewingActivity(chunked(simple, 5)));
+    const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
+    expect(items.filter((i) => 'problem' in i).map((i) => i.line)).toEqual([4]);
+    expect(records.map((r) => [r.data.title, r.data.playedAt, r.data.kind])).toEqual([
+      ['Dark: Season 1: Secrets (Episode 1)', '2024-03-01T00:00:00.000Z', 'episode'],
+      ['Movie, With Comma', '2023-12-31T00:00:00.000Z', 'film'],
+    ]);
+    for (const r of records) expect(() => validateRecord(r.type, r.data)).not.toThrow();
+    const again = await collect(parseNetflixViewingActivity(chunked(simple, 64)));
+    expect(again.flatMap((i) => ('record' in i ? [i.record.externalId] : []))).toEqual(
+      records.map((r) => r.externalId),
+    );
   });
 
   it('refuses a file that is not a ViewingActivity.csv', async () => {

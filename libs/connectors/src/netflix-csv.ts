@@ -160,17 +160,21 @@ export async function* parseNetflixViewingActivity(
 ): AsyncGenerator<NetflixItem> {
   let index: Map<string, number> | undefined;
   let width = 0;
+  let simple = false;
   for await (const row of parseCsv(chunks)) {
     if (!index) {
       const header = new Map(row.fields.map((name, i) => [name.trim(), i]));
       index = header;
+      // "Download all" on the Viewing activity page gives NetflixViewingHistory.csv: Title, Date.
+      simple = header.has('Title') && header.has('Date') && !header.has('Start Time');
+      width = row.fields.length;
+      if (simple) continue;
       const missing = REQUIRED.filter((c) => !header.has(c));
       if (missing.length)
         throw new CsvError(
           row.line,
-          `not a Netflix ViewingActivity.csv: missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
+          `not a Netflix ViewingActivity.csv (or a Title,Date viewing history): missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
         );
-      width = row.fields.length;
       continue;
     }
     if (row.fields.length !== width) {
@@ -184,6 +188,13 @@ export async function* parseNetflixViewingActivity(
       const value = i === undefined ? undefined : row.fields[i];
       return value === undefined ? '' : value.trim();
     };
+    if (simple) {
+      yield simpleRow(row.line, get('Title'), get('Date'));
+      continue;
+    }
+    // Trailers, hooks, recaps (any supplemental video) play around an episode or film: they
+    // are not a viewing of it, and stored as one they would duplicate the real watch.
+    if (get('Supplemental Video Type')) continue;
     const problems: string[] = [];
     const profile = get('Profile Name');
     const title = get('Title');
@@ -198,7 +209,6 @@ export async function* parseNetflixViewingActivity(
       yield { line: row.line, problem: problems.join('; ') };
       continue;
     }
-    const supplemental = get('Supplemental Video Type');
     const externalId = createHash('sha256')
       .update(`${profile}\u0000${start}\u0000${title}`)
       .digest('base64url')
@@ -209,7 +219,7 @@ export async function* parseNetflixViewingActivity(
       /^(.+?): (?:Limited Series|Miniseries): (.+)$/i.exec(title);
     const series = m?.[1];
     const season = m && m.length === 4 ? Number(m[2]) : undefined;
-    const kind = supplemental ? 'video' : m ? 'episode' : 'film';
+    const kind = m ? 'episode' : 'film';
     yield {
       line: row.line,
       record: {
@@ -233,6 +243,56 @@ export async function* parseNetflixViewingActivity(
     };
   }
   if (!index) throw new CsvError(1, 'the file is empty');
+}
+
+/**
+ * A row of the two-column viewing history (Title, Date): a day, no time, profile, duration
+ * or device. Its id is a hash of (title, day): Netflix lists a title once per day there,
+ * and re-uploading the file upserts the same records.
+ */
+function simpleRow(line: number, title: string, date: string): NetflixItem {
+  const day = parseNetflixDate(date);
+  const problems: string[] = [];
+  if (!title) problems.push('"Title" is empty');
+  if (day === undefined) problems.push(`"Date" is not a date (M/D/YY, M/D/YYYY or YYYY-MM-DD): "${clip(date)}"`);
+  if (problems.length || day === undefined) return { line, problem: problems.join('; ') };
+  const m =
+    /^(.+?): (?:Season|Series|Part|Volume) (\d+)(?: \([^)]*\))?: (.+)$/i.exec(title) ??
+    /^(.+?): (?:Limited Series|Miniseries): (.+)$/i.exec(title);
+  return {
+    line,
+    record: {
+      type: 'media.watch_event',
+      externalId: createHash('sha256').update(`day\u0000${day}\u0000${title}`).digest('base64url').slice(0, 32),
+      occurredAt: day,
+      data: compact({
+        source: 'netflix',
+        trackId: `netflix:${createHash('sha256').update(title).digest('base64url').slice(0, 22)}`,
+        title,
+        creators: [],
+        kind: m ? 'episode' : 'film',
+        // The day only: midnight UTC of the date Netflix lists.
+        playedAt: day,
+        series: m?.[1],
+        season: m && m.length === 4 ? Number(m[2]) : undefined,
+      }),
+    },
+  };
+}
+
+/** The viewing history's date: US M/D/YY (what the English site writes), M/D/YYYY, or ISO. */
+function parseNetflixDate(value: string): string | undefined {
+  const iso = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  const us = /^(\d{1,2})\/(\d{1,2})\/(\d{2}|\d{4})$/.exec(value);
+  let y: number, mo: number, d: number;
+  if (iso) [y, mo, d] = [+group(iso, 1), +group(iso, 2), +group(iso, 3)];
+  else if (us) {
+    const yy = group(us, 3);
+    [y, mo, d] = [yy.length === 2 ? 2000 + +yy : +yy, +group(us, 1), +group(us, 2)];
+  } else return undefined;
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return undefined;
+  return date.toISOString();
 }
 
 const clip = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);

@@ -19,11 +19,17 @@ export interface CollectionSpec<Item> {
   /** First page (path or URL). */
   firstPage: string;
   type: string;
-  /** The items of a page body. */
-  items(body: unknown): Item[];
+  /** The items of a page body; a `null` entry (Spotify sends them) is skipped and reported. */
+  items(body: unknown): (Item | null)[];
+  /** Items a full page holds (`per_page`): a 304 on a full last page may hide a page added after it. */
+  pageSize?: number;
+  /** How a skipped entry is named in reports (`/me/playlists`). */
+  resource?: string;
   /** The next page of a 200 answer (Link header, `next` field). */
   next(body: unknown, headers: Headers): string | undefined;
   normalize(item: Item): NormalizedRecord | NormalizedRecord[];
+  /** Accept header for every page (a media type that adds fields). */
+  accept?: string;
   /** Send If-None-Match with the page's stored ETag (the source supports conditional requests). */
   conditional: boolean;
 }
@@ -46,8 +52,11 @@ export async function syncCollection<Item>(
   let upserted = 0;
   let url: string | undefined = spec.firstPage;
   const visited = new Set<string>();
-  const fetchPage = (pageUrl: string) => {
-    const answer = http.get<unknown>(pageUrl, { etag: spec.conditional ? before.get(pageUrl)?.etag : undefined });
+  const fetchPage = (pageUrl: string, conditional = spec.conditional) => {
+    const answer = http.get<unknown>(pageUrl, {
+      etag: conditional ? before.get(pageUrl)?.etag : undefined,
+      ...(spec.accept ? { accept: spec.accept } : {}),
+    });
     // A prefetched page's failure is raised when its turn comes, not as an unhandled rejection.
     answer.catch(() => undefined);
     return answer;
@@ -56,8 +65,13 @@ export async function syncCollection<Item>(
   while (url && !visited.has(url)) {
     visited.add(url);
     const old = before.get(url);
-    const res = await (prefetched ?? fetchPage(url));
+    let res = await (prefetched ?? fetchPage(url));
     prefetched = undefined;
+    // A source's ETag covers the body, not the Link header (GitHub's do). A full last page
+    // answering 304 says nothing about a page added after it — trusting the stored "no
+    // next" would miss that page for ever — so it is asked again unconditionally.
+    if (res.status === 304 && old && !old.next && spec.pageSize !== undefined && old.ids.length >= spec.pageSize)
+      res = await fetchPage(url, false);
     if (res.status === 304 && old) {
       old.ids.forEach((id) => seen.add(id));
       pages.push(old);
@@ -70,7 +84,20 @@ export async function syncCollection<Item>(
     // time per account — this one's answer is complete before the next is sent — which is
     // what GitHub asks of integrations ("make requests for a single user serially").
     if (next && !visited.has(next)) prefetched = fetchPage(next);
-    const records = spec.items(res.body).flatMap((item) => spec.normalize(item));
+    const records = spec.items(res.body).flatMap((item, index) => {
+      const where = `${spec.resource ?? new URL(url ?? '', 'http://source').pathname}[${index}] (${url})`;
+      if (item === null || item === undefined) {
+        ctx.skip({ kind: 'malformed', resource: where, reason: 'the source listed null' });
+        return [];
+      }
+      // One entry the normalizer cannot read (a field the source left out) is skipped, not the run.
+      try {
+        return spec.normalize(item);
+      } catch (error) {
+        ctx.skip({ kind: 'malformed', resource: where, reason: error instanceof Error ? error.message : 'unreadable' });
+        return [];
+      }
+    });
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
     ids.forEach((id) => seen.add(id));
     if (records.length > 0) await ctx.emit({ upserts: records, deletes: [] });

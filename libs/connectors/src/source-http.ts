@@ -86,7 +86,8 @@ export class SourceHttp {
     return this.baseUrl.replace(/\/$/, '') + (pathOrUrl.startsWith('/') ? pathOrUrl : `/${pathOrUrl}`);
   }
 
-  async get<T>(pathOrUrl: string, opts: { etag?: string } = {}): Promise<SourceResponse<T>> {
+  /** `accept` overrides the Accept header for this request (a media type that adds fields, e.g. GitHub's star+json). */
+  async get<T>(pathOrUrl: string, opts: { etag?: string; accept?: string } = {}): Promise<SourceResponse<T>> {
     const url = this.url(pathOrUrl);
     let token = await this.tokens.current();
     let refreshed = false;
@@ -97,6 +98,7 @@ export class SourceHttp {
       const headers: Record<string, string> = {
         accept: 'application/json',
         ...this.options.headers,
+        ...(opts.accept ? { accept: opts.accept } : {}),
         authorization: `Bearer ${token}`,
       };
       if (opts.etag) headers['if-none-match'] = opts.etag;
@@ -156,6 +158,8 @@ export class SourceHttp {
         continue;
       }
       if (res.status === 404) throw new AppError('not_found', `The source has no ${new URL(url).pathname}`);
+      // Not a throttle (checked above): the source refuses this resource to this user.
+      if (res.status === 403) throw new AppError('forbidden', `The source refused ${new URL(url).pathname} (403)`);
       throw new AppError('source_error', `The source answered ${res.status} for ${new URL(url).pathname}`);
     }
   }
@@ -197,12 +201,41 @@ export class SourceHttp {
   }
 }
 
-/** The `rel="next"` target of an RFC 8288 Link header (GitHub pagination). */
+/**
+ * The `rel="next"` target of an RFC 8288 Link header (GitHub pagination). Parsed link by
+ * link rather than split on commas: a URL may hold commas (GitHub echoes
+ * `affiliation=owner,collaborator` as sent), and so may a quoted parameter.
+ */
 export function nextLink(link: string | null): string | undefined {
   if (!link) return undefined;
-  for (const part of link.split(',')) {
-    const m = /<([^>]+)>\s*;\s*(?:[^,]*;\s*)?rel="?([^";]+)"?/.exec(part.trim());
-    if (m?.[2]?.split(/\s+/).includes('next')) return m[1];
-  }
+  for (const { url, rels } of parseLinkHeader(link)) if (rels.includes('next')) return url;
   return undefined;
+}
+
+/** Every `<url>; param=value; ...` of a Link header, with its `rel` values (lower case). */
+export function parseLinkHeader(header: string): { url: string; rels: string[] }[] {
+  const links: { url: string; rels: string[] }[] = [];
+  let i = 0;
+  while (i < header.length) {
+    const open = header.indexOf('<', i);
+    if (open < 0) break;
+    const close = header.indexOf('>', open + 1);
+    if (close < 0) break;
+    const url = header.slice(open + 1, close);
+    // Parameters run to the next comma outside quotes.
+    let j = close + 1;
+    let quoted = false;
+    for (; j < header.length; j++) {
+      const c = header[j];
+      if (c === '"') quoted = !quoted;
+      else if (c === '\\' && quoted) j++;
+      else if (c === ',' && !quoted) break;
+    }
+    const params = header.slice(close + 1, j);
+    const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))/i.exec(params);
+    const rels = (rel?.[1] ?? rel?.[2] ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    links.push({ url, rels });
+    i = j + 1;
+  }
+  return links;
 }

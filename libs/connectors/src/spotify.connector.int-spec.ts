@@ -2,7 +2,7 @@ import { validateRecord } from '@context-gateway/record-catalog';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import type { AccessTokenSource, NormalizedRecord, SyncBatch } from './connector.js';
+import type { AccessTokenSource, NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
 import { SpotifyConnector, type SpotifyCursor } from './spotify.connector.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
 
@@ -12,6 +12,10 @@ class Store {
   readonly live = new Map<string, NormalizedRecord>();
   readonly tombstones = new Set<string>();
   upserts = 0;
+  readonly skipped: SkippedItem[] = [];
+  skip = (item: SkippedItem): void => {
+    this.skipped.push(item);
+  };
   apply = (batch: SyncBatch): Promise<void> => {
     for (const r of batch.upserts) {
       this.upserts++;
@@ -56,7 +60,7 @@ describe('SpotifyConnector against the simulator', () => {
   }, 30_000);
 
   it('full sync: profile, every playlist page with every item page, saved tracks, plays back through `before`', async () => {
-    cursor = await connector.sync({ baseUrl, tokens, emit: store.apply, http }, null);
+    cursor = await connector.sync({ baseUrl, tokens, emit: store.apply, skip: store.skip, http }, null);
     expect(store.count('profile')).toBe(1);
     expect(store.count('media.playlist')).toBe(60);
     expect(store.count('media.playlist_item')).toBe(60 * 130);
@@ -77,7 +81,7 @@ describe('SpotifyConnector against the simulator', () => {
 
     await sim.control.resetCounters();
     const upsertsBefore = store.upserts;
-    cursor = await connector.sync({ baseUrl, tokens, emit: store.apply, http }, cursor);
+    cursor = await connector.sync({ baseUrl, tokens, emit: store.apply, skip: store.skip, http }, cursor);
     expect(store.count('media.play_event')).toBe(142);
     expect(store.count('media.track')).toBe(120);
     expect(store.tombstones.has(`media.track/${saved[3]!.id}`)).toBe(true);
@@ -97,7 +101,7 @@ describe('SpotifyConnector against the simulator', () => {
   it('survives a storm of 429 + Retry-After', async () => {
     const fresh = new Store();
     await sim.control.startStorm({ everyNth: 3, retryAfterSeconds: 1, status: 429, durationSeconds: 3 });
-    await connector.sync({ baseUrl, tokens, emit: fresh.apply, http }, null);
+    await connector.sync({ baseUrl, tokens, emit: fresh.apply, skip: fresh.skip, http }, null);
     await sim.control.stopStorm();
     expect(fresh.count('media.playlist_item')).toBe(59 * 130);
     expect(fresh.count('media.play_event')).toBe(142);

@@ -1,3 +1,5 @@
+import { AppError } from '@context-gateway/errors';
+
 import { compact } from './compact.js';
 import type { Connector, NormalizedRecord, SyncContext } from './connector.js';
 import { type CollectionState, syncCollection } from './paged-collection.js';
@@ -102,13 +104,14 @@ export const spotifyNormalize = {
         description: p.description,
         ownerId: p.owner?.id,
         public: p.public,
-        itemCount: (p.tracks ?? p.items)?.total,
+        itemCount: (p.items ?? p.tracks)?.total,
         url: p.external_urls?.spotify,
       }),
     };
   },
   playlistItem: (playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined => {
-    const t = i.track ?? i.item;
+    // `item` is the newer name, `track` the deprecated one; either may be the only one sent.
+    const t = i.item ?? i.track;
     if (!t?.id) return undefined; // local files and removed tracks have no id
     return {
       type: 'media.playlist_item',
@@ -136,7 +139,11 @@ export const spotifyNormalize = {
       }),
     };
   },
-  /** Same shape as a Netflix watch (media.watch_event): what was played, when, for how long. */
+  /**
+   * Same shape as a Netflix watch (media.watch_event): what was played and when. `durationMs`
+   * means time played; recently-played gives `played_at` only (not how long), so it is left
+   * out rather than filled with the track's length.
+   */
   play: (p: SpPlay): NormalizedRecord => {
     const t = p.track;
     return {
@@ -150,13 +157,12 @@ export const spotifyNormalize = {
         creators: creators(t),
         kind: kind(t),
         playedAt: p.played_at,
-        durationMs: t.duration_ms,
       }),
     };
   },
 };
 
-const pageItems = <T>(body: unknown): T[] => (body as SpPage<T> | undefined)?.items ?? [];
+const pageItems = <T>(body: unknown): (T | null)[] => (body as SpPage<T | null> | undefined)?.items ?? [];
 const pageNext = (body: unknown) => (body as SpPage<unknown> | undefined)?.next ?? undefined;
 
 /**
@@ -187,10 +193,11 @@ export class SpotifyConnector implements Connector {
           conditional: false,
           items: (body) => {
             const items = pageItems<SpPlaylist>(body);
-            listed.push(...items);
+            listed.push(...items.filter((p): p is SpPlaylist => p !== null && typeof p === 'object'));
             return items;
           },
           next: pageNext,
+          resource: '/me/playlists',
           normalize: spotifyNormalize.playlist,
         },
         prev?.playlists,
@@ -207,20 +214,49 @@ export class SpotifyConnector implements Connector {
         continue;
       }
       const ids: string[] = [];
-      let url: string | undefined = (p.tracks ?? p.items)?.href ?? `/playlists/${p.id}/tracks`;
+      // The newer `items` link first: where the source has dropped `/tracks`, only it works.
+      let url: string | undefined = (p.items ?? p.tracks)?.href ?? `/playlists/${p.id}/items`;
       url = withLimit(url, 50);
       let position = 0;
       // A `next` that comes round again (a source bug) must not loop for ever, as syncCollection guards too.
       const visited = new Set<string>();
+      let refused = false;
       while (url && !visited.has(url)) {
         visited.add(url);
-        const res: { body: SpPage<SpPlaylistItem> | undefined } = await http.get<SpPage<SpPlaylistItem>>(url);
-        const records = (res.body?.items ?? [])
-          .map((i) => spotifyNormalize.playlistItem(p.id, position++, i))
-          .filter((r): r is NormalizedRecord => r !== undefined);
+        let res: { body: SpPage<SpPlaylistItem | null> | undefined };
+        try {
+          res = await http.get<SpPage<SpPlaylistItem | null>>(url);
+        } catch (error) {
+          // A playlist the person follows but does not own can answer 403 for its items:
+          // that playlist is skipped, not the sync (saved tracks and plays still come).
+          if (!(error instanceof AppError) || error.code !== 'forbidden') throw error;
+          ctx.skip({ kind: 'forbidden', resource: `/playlists/${p.id}/items`, reason: error.message });
+          refused = true;
+          break;
+        }
+        const records: NormalizedRecord[] = [];
+        for (const entry of res.body?.items ?? []) {
+          const at = position++;
+          if (entry === null || typeof entry !== 'object') {
+            ctx.skip({
+              kind: 'malformed',
+              resource: `/playlists/${p.id}/items[${at}]`,
+              reason: 'the source listed null',
+            });
+            continue;
+          }
+          const record = spotifyNormalize.playlistItem(p.id, at, entry);
+          if (record) records.push(record);
+        }
         if (records.length) await ctx.emit({ upserts: records, deletes: [] });
         ids.push(...records.map((r) => r.externalId));
         url = res.body?.next ?? undefined;
+      }
+      if (refused) {
+        // Keep what we held (no tombstones for items we could not list) under the old
+        // snapshot, so the next run asks again.
+        if (known) playlistItems[p.id] = known;
+        continue;
       }
       const keep = new Set(ids);
       const gone = (known?.ids ?? [])
@@ -250,6 +286,7 @@ export class SpotifyConnector implements Connector {
           conditional: false,
           items: pageItems<SpSaved>,
           next: pageNext,
+          resource: '/me/tracks',
           normalize: spotifyNormalize.savedTrack,
         },
         prev?.saved,

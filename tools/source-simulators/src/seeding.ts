@@ -16,6 +16,7 @@ export function createAccount(ctx: SimContext, spec: AccountSpec): Account {
     seed: spec.seed ?? `${ctx.provider.name}:${spec.login}`,
     seedCounts: {},
     collections: new Map(),
+    quirks: {},
   };
   ctx.accounts.add(account);
   seedAccount(ctx, account, account.seed, spec.counts ?? {});

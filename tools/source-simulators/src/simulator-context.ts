@@ -5,6 +5,7 @@ import type { Collection } from './collection.js';
 import type { Counters } from './counters.js';
 import type { OAuthStore, TokenFormat, TokenSettings } from './oauth/oauth-store.js';
 import type { Rng } from './prng.js';
+import type { Quirks } from './quirks.js';
 import type { StormConfig, Throttle } from './throttle.js';
 import type { Webhooks } from './webhooks.js';
 
@@ -23,6 +24,8 @@ export interface Account {
   /** The counts it was last seeded with (generators read per-item settings such as `playlist_tracks`). */
   seedCounts: Record<string, number>;
   collections: Map<string, Collection<SimItem>>;
+  /** The source's real-world behaviours switched on for this account (`PUT /_sim/accounts/{login}/quirks`). */
+  quirks: Quirks;
 }
 
 export type SimItem = { id: string | number; [key: string]: unknown };

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
 import { Clock } from '@context-gateway/clock';
-import { connectorFor, type SyncBatch } from '@context-gateway/connectors';
+import { connectorFor, type SkippedItem, type SyncBatch } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import type { DeliveryInfo } from '@context-gateway/messaging';
 import type { SyncJob } from '@context-gateway/proto';
@@ -11,10 +11,14 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
+import { writeQuarantining } from './quarantine.js';
 import { RecordWriter } from './record-writer.js';
 import { SourceCredentials } from './source-credentials.js';
 import { SyncStateRepository } from './sync-state.repository.js';
 import { WritePipeline } from './write-pipeline.js';
+
+/** Skips stored per run: enough to act on, bounded so one broken source cannot bloat the row. */
+const MAX_SKIPS_KEPT = 100;
 
 /** Counting semaphore: at most `limit` holders at once, FIFO. */
 class Semaphore {
@@ -111,19 +115,29 @@ export class SyncRunsService {
         let runRecords = 0;
         let nextCursor: unknown;
         let sourceAccountId: string | undefined;
+        // One bad item never fails the run: what the connector or the store left out is
+        // kept here (the first MAX_SKIPS_KEPT) and stored with the run's success.
+        const skipped: SkippedItem[] = [];
+        let skippedTotal = 0;
+        const skip = (item: SkippedItem) => {
+          skippedTotal++;
+          if (skipped.length < MAX_SKIPS_KEPT) skipped.push(item);
+        };
         try {
+          const write = async (batch: SyncBatch) => {
+            const res = await this.writer.write(
+              { userId: credential.userId, connectionId, integration: credential.integration, syncedAt },
+              batch,
+            );
+            const changed = res.written + res.tombstoned;
+            runRecords += changed;
+            // Counted per committed write, so a run that dies half-way still counts what it wrote.
+            await this.states.addRecords(connectionId, changed);
+            delivery.working();
+          };
           const pipeline = new WritePipeline(
-            async (batch: SyncBatch) => {
-              const res = await this.writer.write(
-                { userId: credential.userId, connectionId, integration: credential.integration, syncedAt },
-                batch,
-              );
-              const changed = res.written + res.tombstoned;
-              runRecords += changed;
-              // Counted per committed write, so a run that dies half-way still counts what it wrote.
-              await this.states.addRecords(connectionId, changed);
-              delivery.working();
-            },
+            // A record the catalog refuses is quarantined, never its batch.
+            (batch: SyncBatch) => writeQuarantining(write, batch, skip),
             this.env.SYNC_WRITE_BATCH,
             this.env.SYNC_WRITES_IN_FLIGHT,
           );
@@ -131,6 +145,7 @@ export class SyncRunsService {
             {
               baseUrl: credential.apiBaseUrl,
               tokens: this.credentials.tokenSource(connectionId, credential),
+              skip,
               signal: lost.signal,
               http: { maxWaitMs: this.env.SYNC_SOURCE_MAX_WAIT_MS, clock: this.clock },
               emit: async (batch: SyncBatch) => {
@@ -152,10 +167,12 @@ export class SyncRunsService {
           completedAt: this.clock.date(),
           nextRunAt: new Date(this.clock.now() + this.env.SYNC_INTERVAL_MS),
           ...(sourceAccountId ? { sourceAccountId } : {}),
+          skipped,
+          skippedTotal,
         });
         cursor = nextCursor as typeof cursor;
         this.logger.info(
-          { connectionId, integration, records: runRecords, reason: job.reason, rerun: again },
+          { connectionId, integration, records: runRecords, skipped: skippedTotal, reason: job.reason, rerun: again },
           'sync run finished',
         );
       }

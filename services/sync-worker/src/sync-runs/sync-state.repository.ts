@@ -1,3 +1,4 @@
+import type { SkippedItem } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
 
@@ -67,7 +68,16 @@ export class SyncStateRepository {
   async completeRun(
     connectionId: string,
     owner: string,
-    run: { cursor: unknown; integration: string; completedAt: Date; nextRunAt: Date; sourceAccountId?: string },
+    run: {
+      cursor: unknown;
+      integration: string;
+      completedAt: Date;
+      nextRunAt: Date;
+      sourceAccountId?: string;
+      /** What the run left out (first ones kept) and how many in all. */
+      skipped: SkippedItem[];
+      skippedTotal: number;
+    },
   ): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const [row] = await tx.$queryRaw<{ rerun_requested: boolean; lease_owner: string | null }[]>`
@@ -85,6 +95,8 @@ export class SyncStateRepository {
           ...(run.sourceAccountId ? { sourceAccountId: run.sourceAccountId } : {}),
           lastSuccessAt: run.completedAt,
           lastError: null,
+          lastRunSkipped: run.skipped.map((k) => ({ ...k })),
+          lastRunSkippedTotal: run.skippedTotal,
           nextRunAt: run.nextRunAt,
           rerunRequested: false,
           ...(rerun ? {} : { state: 'idle', leaseOwner: null, leaseUntil: null }),

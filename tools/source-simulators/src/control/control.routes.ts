@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import { newCounters } from '../counters.js';
 import { bearerToken } from '../http.js';
+import { parseQuirks } from '../quirks.js';
 import { addItem, ChangeError, createAccount, deleteItem, seedAccount, updateItem } from '../seeding.js';
 import type { Account, SimContext } from '../simulator-context.js';
 import type { StormConfig } from '../throttle.js';
@@ -110,6 +111,13 @@ export function registerControl(app: FastifyInstance, ctx: SimContext, controlTo
           counts: seedCounts(b.counts),
         });
         return reply.code(201).send(describe(a));
+      });
+
+      // Replaces the account's quirks (an empty object switches them all off).
+      sim.put<{ Params: { login: string } }>('/accounts/:login/quirks', (req) => {
+        const a = account(req.params.login);
+        a.quirks = parseQuirks(req.body);
+        return { login: a.login, quirks: a.quirks };
       });
 
       sim.post<{ Params: { login: string } }>('/accounts/:login/seed', (req) => {

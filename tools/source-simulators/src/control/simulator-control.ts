@@ -1,4 +1,5 @@
 import type { Counters } from '../counters.js';
+import type { Quirks } from '../quirks.js';
 import type { StormConfig } from '../throttle.js';
 import type { WebhookDelivery } from '../webhooks.js';
 
@@ -69,6 +70,11 @@ export class SimulatorControl {
   /** Regenerates the account's collections deterministically (e.g. `{ repos: 100_000 }`). */
   seed(login: string, counts: Record<string, number>, seed?: string): Promise<AccountSummary & { seedMs: number }> {
     return this.call('POST', `/accounts/${encodeURIComponent(login)}/seed`, { counts, ...(seed ? { seed } : {}) });
+  }
+
+  /** Switches the source's real-world quirks on for one account (replacing earlier ones). */
+  setQuirks(login: string, quirks: Quirks): Promise<{ login: string; quirks: Quirks }> {
+    return this.call('PUT', `/accounts/${encodeURIComponent(login)}/quirks`, quirks);
   }
 
   /** The raw items of a collection (the simulator's own model, not the API shape). */

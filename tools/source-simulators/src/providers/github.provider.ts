@@ -93,7 +93,11 @@ export function githubProvider(): Provider {
   const sendJson = (reply: FastifyReply, json: string) =>
     reply.header('content-type', 'application/json; charset=utf-8').send(json);
 
-  /** A page's fingerprint: how many items the list has (Link's `last`) and which objects are on it. */
+  /**
+   * A page's fingerprint: how many items the list has (Link's `last`) and which objects are
+   * on it. With the `etagOverBodyOnly` quirk the length is left out (-1), as GitHub's ETag
+   * covers the body only: a page added after a full last page leaves that page's ETag as it was.
+   */
   const serials = new WeakMap<object, number>();
   let nextSerial = 1;
   const pageFingerprint = (total: number, page: readonly object[]) =>
@@ -129,7 +133,9 @@ export function githubProvider(): Provider {
       const u = new URL(req.url, ctx.url);
       u.searchParams.set('page', String(p));
       if (u.searchParams.has('per_page')) u.searchParams.set('per_page', String(perPage));
-      return u.toString();
+      // GitHub echoes the query as sent: `affiliation=owner,collaborator` keeps its commas.
+      const raw = principalOf(req).account.quirks.rawCommasInLinks;
+      return raw ? u.toString().replace(/%2C/gi, ',') : u.toString();
     };
     const rels: string[] = [];
     if (page > 1) rels.push(`<${link(Math.min(page - 1, last))}>; rel="prev"`);
@@ -435,7 +441,11 @@ export function githubProvider(): Provider {
             );
           }
           const page = paginate(req, reply, ctx, all);
-          if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
+          if (
+            !page ||
+            notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
+          )
+            return reply;
           return sendJson(
             reply,
             jsonArray(page.map((r) => cachedJson(repoJson, r, () => renderRepo(ctx.url, r, true)))),
@@ -451,7 +461,11 @@ export function githubProvider(): Provider {
           const key = sort === 'created' ? 'starred_at' : 'updated_at';
           const all = collectionFor(p.account, 'starred').sorted(key, dir, (r) => r[key] as string) as StarItem[];
           const page = paginate(req, reply, ctx, all);
-          if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
+          if (
+            !page ||
+            notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
+          )
+            return reply;
           // The star+json media type adds when each repository was starred.
           const withStarredAt = (req.headers.accept ?? '').includes('application/vnd.github.star+json');
           const parts = page.map((s) => {
@@ -491,7 +505,11 @@ export function githubProvider(): Provider {
             );
           }
           const page = paginate(req, reply, ctx, all);
-          if (!page || notModified(req, reply, ctx, p, pageFingerprint(all.length, page))) return reply;
+          if (
+            !page ||
+            notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
+          )
+            return reply;
           return sendJson(
             reply,
             jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))),

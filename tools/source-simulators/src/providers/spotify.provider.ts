@@ -23,6 +23,18 @@ import {
   type TrackFields,
 } from './spotify.data.js';
 
+/**
+ * A simplified playlist in one generation of Spotify's field names: `tracks` (the old,
+ * deprecated name), `items` (the new one), or both, each `{href, total}` with its own path.
+ */
+function playlistFields(p: ReturnType<typeof renderPlaylist>, fields: 'old' | 'new' | 'both') {
+  const { tracks, ...rest } = p;
+  const items = { href: tracks.href.replace(/\/tracks$/, '/items'), total: tracks.total };
+  if (fields === 'old') return p;
+  if (fields === 'new') return { ...rest, items };
+  return { ...p, items };
+}
+
 /** Spotify's error object: `{"error":{"status":N,"message":"..."}}`. */
 const apiError = (reply: FastifyReply, status: number, message: string) =>
   reply.code(status).send({ error: { status, message } });
@@ -289,9 +301,16 @@ export function spotifyProvider(): Provider {
         api.get('/v1/me/playlists', async (req, reply) => {
           const p = paging(req, reply);
           if (!p) return reply;
-          return pageOf(ctx, req, visiblePlaylists(req), p, (pl) =>
-            renderPlaylist(ctx.url, pl, principalOf(req).account),
+          const { account } = principalOf(req);
+          const fields = account.quirks.playlistFields ?? 'both';
+          const page = pageOf(ctx, req, visiblePlaylists(req), p, (pl) =>
+            playlistFields(renderPlaylist(ctx.url, pl, account), fields),
           );
+          // Since Nov 2024 the list can hold `null` where a playlist is no longer available.
+          const nulls = p.offset === 0 ? (account.quirks.nullPlaylistEntries ?? []) : [];
+          const items: (ReturnType<typeof playlistFields> | null)[] = page.items;
+          for (const at of [...nulls].sort((a, b) => a - b)) items.splice(Math.min(at, items.length), 0, null);
+          return { ...page, items };
         });
 
         const findPlaylist = (req: FastifyRequest<{ Params: { id: string } }>) =>
@@ -314,6 +333,11 @@ export function spotifyProvider(): Provider {
           api.get<{ Params: { id: string } }>(`/v1/playlists/:id/${suffix}`, async (req, reply) => {
             const pl = findPlaylist(req);
             if (!pl) return apiError(reply, 404, 'Resource not found');
+            const { quirks } = principalOf(req).account;
+            // A followed playlist whose owner's items the app may not read answers 403.
+            if (quirks.forbiddenPlaylists?.includes(pl.id)) return apiError(reply, 403, 'Forbidden');
+            const fields = quirks.playlistFields ?? 'both';
+            if (fields === 'new' && suffix === 'tracks') return apiError(reply, 404, 'Service not found');
             const p = paging(req, reply);
             if (!p) return reply;
             const addedBy = JSON.stringify(renderUserRef(ctx.url, principalOf(req).account));
@@ -323,7 +347,9 @@ export function spotifyProvider(): Provider {
                 const track = trackJson(ctx, e);
                 return (
                   `{"added_at":${JSON.stringify(e.added_at)},"added_by":${addedBy},"is_local":false,"primary_color":null,` +
-                  `"track":${track},${suffix === 'items' ? `"item":${track},` : ''}"video_thumbnail":{"url":null}}`
+                  (fields === 'new' ? '' : `"track":${track},`) +
+                  (suffix === 'items' && fields !== 'old' ? `"item":${track},` : '') +
+                  `"video_thumbnail":{"url":null}}`
                 );
               }),
             );

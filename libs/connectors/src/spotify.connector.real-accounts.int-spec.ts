@@ -1,0 +1,103 @@
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import type { NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
+import { SpotifyConnector } from './spotify.connector.js';
+import { simulatorTokens } from './testing/simulator-oauth.js';
+
+/**
+ * The cases real Spotify accounts broke, each against the simulator with the source's real
+ * behaviour switched on: a followed playlist answering 403, `null` in /me/playlists, both
+ * generations of field names, and what a play's duration means.
+ */
+class Store {
+  readonly live = new Map<string, NormalizedRecord>();
+  readonly skipped: SkippedItem[] = [];
+  skip = (item: SkippedItem): void => {
+    this.skipped.push(item);
+  };
+  apply = (batch: SyncBatch): Promise<void> => {
+    for (const r of batch.upserts) this.live.set(`${r.type}/${r.externalId}`, r);
+    for (const d of batch.deletes) this.live.delete(`${d.type}/${d.externalId}`);
+    return Promise.resolve();
+  };
+  of(type: string) {
+    return [...this.live.values()].filter((r) => r.type === type);
+  }
+}
+
+const SCOPES = 'user-read-private user-read-email playlist-read-private user-library-read user-read-recently-played';
+const COUNTS = { playlists: 5, playlist_tracks: 7, tracks: 9, recently_played: 11 };
+
+describe('SpotifyConnector on real-shaped accounts', () => {
+  let sim: RunningSimulator;
+  const connector = new SpotifyConnector();
+  const http = { maxWaitMs: 5_000, backoffBaseMs: 20 };
+
+  beforeAll(async () => {
+    sim = await startSimulator({ provider: 'spotify' });
+  }, 30_000);
+  afterAll(async () => {
+    await sim?.stop();
+  }, 30_000);
+
+  async function account(login: string, quirks: Parameters<RunningSimulator['control']['setQuirks']>[1]) {
+    await sim.control.createAccount({ login, counts: COUNTS });
+    await sim.control.setQuirks(login, quirks);
+    const tokens = await simulatorTokens(sim, login, SCOPES);
+    const playlists = (await sim.control.list<{ id: string }>(login, 'playlists')).items;
+    return { tokens, playlists };
+  }
+
+  it('a playlist answering 403 and a null list entry are the only two skips; everything else is stored', async () => {
+    const { playlists } = await account('follower', {});
+    const refused = playlists[1]!.id;
+    await sim.control.setQuirks('follower', { forbiddenPlaylists: [refused], nullPlaylistEntries: [2] });
+    const tokens = await simulatorTokens(sim, 'follower', SCOPES);
+    const store = new Store();
+    const cursor = await connector.sync(
+      { baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http },
+      null,
+    );
+
+    expect(store.skipped).toHaveLength(2);
+    expect(store.skipped).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'forbidden', resource: `/playlists/${refused}/items` }),
+        expect.objectContaining({ kind: 'malformed', resource: expect.stringContaining('/me/playlists[2]') }),
+      ]),
+    );
+    expect(store.of('media.playlist')).toHaveLength(5);
+    // Every playlist's items but the refused one's.
+    expect(store.of('media.playlist_item')).toHaveLength(4 * 7);
+    expect(store.of('media.playlist_item').some((r) => r.data.playlistId === refused)).toBe(false);
+    expect(store.of('media.track')).toHaveLength(9);
+    expect(store.of('media.play_event')).toHaveLength(11);
+    // The refused playlist is asked again next time (no snapshot recorded for it).
+    expect(cursor.playlistItems?.[refused]).toBeUndefined();
+  }, 30_000);
+
+  it.each(['old', 'new', 'both'] as const)(
+    'reads playlists and entries with %s field names',
+    async (fields) => {
+      const { tokens, playlists } = await account(`fields-${fields}`, { playlistFields: fields });
+      const store = new Store();
+      await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, null);
+      expect(store.skipped).toEqual([]);
+      expect(store.of('media.playlist').map((r) => r.data.itemCount)).toEqual(playlists.map(() => 7));
+      expect(store.of('media.playlist_item')).toHaveLength(5 * 7);
+    },
+    30_000,
+  );
+
+  it('a play does not claim the track length as time played', async () => {
+    const { tokens } = await account('player', {});
+    const store = new Store();
+    await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, null);
+    const plays = store.of('media.play_event');
+    expect(plays).toHaveLength(11);
+    for (const p of plays) expect(p.data.durationMs).toBeUndefined();
+    // Saved tracks keep their length: there it is what durationMs means.
+    for (const t of store.of('media.track')) expect(t.data.durationMs).toEqual(expect.any(Number));
+  }, 30_000);
+});

@@ -1,0 +1,58 @@
+import { ChangeError } from './seeding.js';
+
+/**
+ * Per-account behaviours of the real APIs that the default simulator smooths over, each
+ * switched on for one account so a test can put a connector through exactly that case.
+ * Every one is something the source is documented or known to do.
+ */
+export interface Quirks {
+  /**
+   * GitHub: a page's ETag covers its body only, as GitHub's do. By default the simulator
+   * also folds the list's length in (so a page's Link change shows in its ETag); with this
+   * on, a page whose items did not change answers 304 even when a page was added after it.
+   */
+  etagOverBodyOnly?: boolean;
+  /**
+   * GitHub: Link URLs keep the request's query as sent, commas unencoded
+   * (`affiliation=owner,collaborator`), as GitHub echoes it.
+   */
+  rawCommasInLinks?: boolean;
+  /** Spotify: these playlists (ids) answer 403 for their items, as one followed but not owned can. */
+  forbiddenPlaylists?: string[];
+  /** Spotify: `/me/playlists` answers `null` at these positions (0-based, in the first page), as since Nov 2024. */
+  nullPlaylistEntries?: number[];
+  /**
+   * Spotify: which generation of field names playlists and their entries carry: `old`
+   * (`tracks`/`track` only), `new` (`items`/`item` only, `/tracks` gone), or `both` (default).
+   */
+  playlistFields?: 'old' | 'new' | 'both';
+}
+
+/** Validates a control API body into quirks: an unknown name is refused, not ignored. */
+export function parseQuirks(value: unknown): Quirks {
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new ChangeError(400, 'quirks must be an object');
+  const q = value as Record<string, unknown>;
+  const known = ['etagOverBodyOnly', 'rawCommasInLinks', 'forbiddenPlaylists', 'nullPlaylistEntries', 'playlistFields'];
+  for (const k of Object.keys(q)) if (!known.includes(k)) throw new ChangeError(400, `unknown quirk ${k}`);
+  const flag = (k: string) => {
+    if (q[k] !== undefined && typeof q[k] !== 'boolean') throw new ChangeError(400, `${k} must be a boolean`);
+    return q[k];
+  };
+  const list = <T>(k: string, ok: (v: unknown) => boolean): T[] | undefined => {
+    if (q[k] === undefined) return undefined;
+    if (!Array.isArray(q[k]) || !q[k].every(ok)) throw new ChangeError(400, `${k} has a wrong type`);
+    return q[k] as T[];
+  };
+  const fields = q.playlistFields;
+  if (fields !== undefined && fields !== 'old' && fields !== 'new' && fields !== 'both')
+    throw new ChangeError(400, 'playlistFields must be old, new or both');
+  const quirks: Quirks = {
+    etagOverBodyOnly: flag('etagOverBodyOnly'),
+    rawCommasInLinks: flag('rawCommasInLinks'),
+    forbiddenPlaylists: list<string>('forbiddenPlaylists', (v) => typeof v === 'string'),
+    nullPlaylistEntries: list<number>('nullPlaylistEntries', (v) => Number.isInteger(v) && (v as number) >= 0),
+    playlistFields: fields,
+  };
+  return Object.fromEntries(Object.entries(quirks).filter(([, v]) => v !== undefined));
+}
