@@ -92,6 +92,9 @@ for (const tier of selected) {
       NODE_OPTIONS:
         `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
       TEST_DATABASE_URL,
+      // The suite's fuzzers replay the same cases every run, so a red CI is reproducible; a
+      // longer run with its own FUZZ_RUNS (pnpm test:fuzz) draws a fresh seed (docs/fuzzing.md).
+      ...(process.env.FUZZ_SEED === undefined && process.env.FUZZ_RUNS === undefined ? { FUZZ_SEED: '20261204' } : {}),
       NATS_URL,
     },
   );

@@ -76,6 +76,8 @@ export const auditRpc = {
       ...short(m.integration, 'integration'),
       ...short(m.capability, 'capability'),
       ...check.maxLength(m.cursor, 200, 'cursor'),
+      ...check.timestamp(m.from, 'from'),
+      ...check.timestamp(m.to, 'to'),
       ...(m.limit > 1000 ? [{ path: 'limit', message: 'must be at most 1000' }] : []),
     ],
   }),

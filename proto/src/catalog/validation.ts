@@ -18,6 +18,17 @@ export const check = {
   maxLength(value: string, max: number, path: string): ValidationProblem[] {
     return value.length > max ? [{ path, message: `must be at most ${max} characters` }] : [];
   },
+  /**
+   * A google.protobuf.Timestamp inside what a Date and Postgres' timestamptz can hold (years
+   * 1 to 9999, nanos below one second, as the Timestamp spec itself requires); absent is fine.
+   */
+  timestamp(value: { seconds: bigint; nanos: number } | undefined, path: string): ValidationProblem[] {
+    if (value === undefined) return [];
+    const inRange = value.seconds >= -62_135_596_800n && value.seconds <= 253_402_300_799n;
+    return inRange && value.nanos >= 0 && value.nanos <= 999_999_999
+      ? []
+      : [{ path, message: 'must be a timestamp between the years 1 and 9999' }];
+  },
   enumSet(value: number, path: string): ValidationProblem[] {
     return value === 0 ? [{ path, message: 'must be set' }] : [];
   },
