@@ -1,93 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { countRows, createTestSchema, type TestSchema } from '@context-gateway/database/testing';
-import {
-  fuzzRpcSubject,
-  fuzzRuns,
-  type PrivateNats,
-  type RpcFuzzSummary,
-  startPrivateNats,
-} from '@context-gateway/messaging/testing';
-import { allRpcDescriptors, rpc, streams, SUBJECT_PREFIX } from '@context-gateway/proto';
-import { type RunningService, runService } from '@context-gateway/service-kit';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { streams } from '@context-gateway/proto';
+import { describeRpcFuzz } from '@context-gateway/service-kit/testing';
 
 import { AppModule } from './app.module.js';
 import { loadEnv } from './env.js';
 
-// policy booted as main.ts boots it, against its own migrated schema and a private
-// nats-server, then every subject it answers is fed valid, mutated and random protobuf
-// (docs/fuzzing.md). A reply is a response or a typed error — never `internal`, never
-// none — a rejected request stores nothing, and policy is still ready afterwards.
-const RUNS = fuzzRuns(40);
-const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
-const subjects = allRpcDescriptors().filter((d) => d.subject.startsWith(`${SUBJECT_PREFIX.policy}.`));
-
-let nats: PrivateNats;
-let nc: NatsConnection;
-let db: TestSchema;
-let service: RunningService;
-/** Ids repeated across requests, so a later request can meet what an earlier one wrote. */
-const known: string[] = [randomUUID(), randomUUID(), randomUUID()];
-const met: Record<string, RpcFuzzSummary> = {};
-/** What the decoder and the descriptor's checks answer, before any handler runs. */
-const GENERIC = ['malformed_request', 'validation_failed'];
-
-beforeAll(async () => {
-  nats = await startPrivateNats();
-  db = await createTestSchema({ prefix: 'policy_fuzz', migrationsDir });
-  service = await runService({
-    name: 'policy',
-    version: 'test',
-    env: loadEnv({
-      DATABASE_URL: db.url,
-      DATABASE_SCHEMA: db.schema,
-      NATS_URL: nats.url,
-      HTTP_PORT: '0',
-      LOG_LEVEL: 'silent',
-      BOOT_TIMEOUT_MS: '5000',
-    }),
-    module: AppModule,
-    migrationsDir,
-    streams: [streams.control, streams.deadLetters],
-  });
-  nc = await connect({ servers: nats.url });
-}, 60_000);
-
-afterAll(async () => {
-  await service?.close();
-  await nc?.close().catch(() => undefined);
-  await nats?.stop();
-  await db?.drop();
-});
-
-describe('policy under fuzzed NATS requests', () => {
-  it('covers every policy subject in the catalog', () => {
-    expect(subjects.length).toBeGreaterThan(3);
-  });
-
-  it.each(subjects.map((d) => [d.subject, d] as const))(
-    '%s: a response or a typed error, nothing stored when rejected, still ready',
-    async (_subject, descriptor) => {
-      met[descriptor.subject] = await fuzzRpcSubject(descriptor, {
-        nc,
-        runs: RUNS,
-        health: rpc.health.policy,
-        rowCounts: async () => {
-          const { control_cursor: _background, ...rest } = await countRows(db.pool, db.schema);
-          return rest;
-        },
-        known,
-      });
-    },
-    60_000 + RUNS * 200,
-  );
-
-  it('reached the handlers, not only the decoder: some requests succeeded and some were refused by a handler', () => {
-    const all = Object.values(met);
-    expect(all.reduce((n, s) => n + s.ok, 0)).toBeGreaterThan(0);
-    expect(all.some((s) => Object.keys(s.errors).some((code) => !GENERIC.includes(code)))).toBe(true);
-  });
+// Every policy subject fed valid, mutated and random protobuf (docs/fuzzing.md).
+describeRpcFuzz({
+  name: 'policy',
+  module: AppModule,
+  loadEnv,
+  migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
+  streams: [streams.control, streams.deadLetters],
+  // The CONTROL follower moves its cursor on its own.
+  backgroundTables: ['control_cursor'],
+  minSubjects: 4,
 });

@@ -4,9 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '@context-gateway/database/testing';
 import { consumeEvents, JetStreamPublisher, RpcClient, type RunningConsumer } from '@context-gateway/messaging';
-import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { defineEvent, rpc, type StreamDescriptor, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -24,8 +22,9 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '../config/env.js';
-import { type RunningService, runService } from '../runtime/bootstrap.js';
+import type { RunningService } from '../runtime/bootstrap.js';
 import { LOGGER, NATS_CONNECTION } from '../runtime/tokens.js';
+import { ServiceHarness } from '../testing/service-harness.js';
 import { Metrics } from './metrics.js';
 
 // The runtime booted as a service boots it, with a route, an RPC and a JetStream consumer,
@@ -83,8 +82,7 @@ class JobsConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
 @Module({ controllers: [ThingsController], providers: [JobsConsumer] })
 class TestModule {}
 
-let nats: PrivateNats;
-let db: TestSchema;
+let harness: ServiceHarness;
 let service: RunningService;
 let migrations: string;
 
@@ -109,31 +107,20 @@ const eventually = async (what: string, probe: () => Promise<boolean>) => {
 };
 
 beforeAll(async () => {
-  nats = await startPrivateNats();
-  db = await createTestSchema({ prefix: 'metrics', url: TEST_DATABASE_URL });
   migrations = mkdtempSync(join(tmpdir(), 'cg-metrics-migrations-'));
+  harness = await ServiceHarness.start({ schemaPrefix: 'metrics', migrationsDir: migrations });
   const schema = z.object(runtimeEnvShape({ httpPort: 0 })).superRefine(refineRuntimeEnv);
-  service = await runService({
+  service = await harness.run({
     name: 'sync-worker',
     version: '9.9.9',
-    env: parseEnv(schema, {
-      DATABASE_URL: db.url,
-      DATABASE_SCHEMA: db.schema,
-      NATS_URL: nats.url,
-      HTTP_PORT: '0',
-      LOG_LEVEL: 'silent',
-      BOOT_TIMEOUT_MS: '5000',
-    }),
+    loadEnv: (raw) => parseEnv(schema, raw),
     module: TestModule,
-    migrationsDir: migrations,
     streams: [stream, streams.deadLetters],
   });
 }, 60_000);
 
 afterAll(async () => {
-  await service?.close();
-  await nats?.stop();
-  await db?.drop();
+  await harness?.stop();
   rmSync(migrations, { recursive: true, force: true });
 });
 

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { ErrorCodes } from '@context-gateway/errors';
-import { fuzzParameters, fuzzRuns, type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
-import { allRpcDescriptors, ErrorReplySchema, rpc, type RpcDescriptor, streams } from '@context-gateway/proto';
-import { type RunningService, runService } from '@context-gateway/service-kit';
+import { fuzzParameters, fuzzRuns } from '@context-gateway/messaging/testing';
+import { allRpcDescriptors, ErrorReplySchema, rpc, streams } from '@context-gateway/proto';
+import type { RunningService } from '@context-gateway/service-kit';
+import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 
 import { AppModule } from '../app.module.js';
@@ -34,23 +34,13 @@ const HANG_MS = 10_000;
 const READ_VERB =
   /\.(health|authenticate_\w+|resolve_session|get_\w+|list_\w+|search_\w+|explain|locate_connection|query)$/;
 
-let nats: PrivateNats;
-let nc: NatsConnection;
-let db: TestSchema;
+let harness: ServiceHarness;
 let gateway: RunningService;
 /** Subjects reached per edge request id (the gateway forwards it as cg-request-id). */
 const reached = new Map<string, string[]>();
 
-function stub<Req extends DescMessage, Res extends DescMessage>(
-  descriptor: RpcDescriptor<Req, Res>,
-  reply: MessageInitShape<Res>,
-): void {
-  const body = toBinary(descriptor.response, create(descriptor.response, reply));
-  nc.subscribe(descriptor.subject, { callback: (_error, msg) => void msg.respond(body) });
-}
-
 /** Answers service_unavailable, as a subject with its service down would, and records the caller. */
-function recorder(subject: string): void {
+function recorder(nc: NatsConnection, subject: string): void {
   const h = natsHeaders();
   h.set('cg-status', 'error');
   const body = toBinary(
@@ -67,12 +57,14 @@ function recorder(subject: string): void {
 }
 
 beforeAll(async () => {
-  nats = await startPrivateNats();
-  nc = await connect({ servers: nats.url });
+  harness = await ServiceHarness.start({
+    schemaPrefix: 'gateway_fuzz',
+    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+  });
   const caller = { orgId: randomUUID(), applicationId: randomUUID(), apiKeyId: randomUUID() };
-  stub(rpc.identity.authenticateApiKey, caller);
-  stub(rpc.audit.authenticateAuditor, { auditorId: randomUUID(), orgId: caller.orgId });
-  stub(rpc.identity.resolveSession, {
+  harness.stub(rpc.identity.authenticateApiKey, caller);
+  harness.stub(rpc.audit.authenticateAuditor, { auditorId: randomUUID(), orgId: caller.orgId });
+  harness.stub(rpc.identity.resolveSession, {
     user: { id: randomUUID(), displayName: 'Fuzz' },
     expiresAt: timestampFromDate(new Date(Date.now() + 3_600_000)),
     authenticatedAt: timestampFromDate(new Date()),
@@ -83,37 +75,25 @@ beforeAll(async () => {
     rpc.identity.resolveSession,
   ]);
   for (const d of allRpcDescriptors())
-    if (!stubbed.has(d as never) && !d.subject.startsWith('gateway.')) recorder(d.subject);
-  await nc.flush();
-  const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
-  db = await createTestSchema({ prefix: 'gateway_fuzz', migrationsDir });
-  gateway = await runService({
+    if (!stubbed.has(d as never) && !d.subject.startsWith('gateway.')) recorder(harness.nc, d.subject);
+  await harness.nc.flush();
+  gateway = await harness.run({
     name: 'gateway',
-    version: 'test',
-    env: loadEnv({
-      DATABASE_URL: db.url,
-      DATABASE_SCHEMA: db.schema,
-      NATS_URL: nats.url,
-      HTTP_PORT: '0',
-      LOG_LEVEL: 'silent',
+    module: AppModule,
+    loadEnv,
+    env: {
       OPERATOR_TOKEN,
-      BOOT_TIMEOUT_MS: '5000',
       // A stubbed-out policy must fail closed quickly, not hold each request for the default 3 s.
       POLICY_FRESHNESS_TIMEOUT_MS: '50',
       AUDIT_PUBLISH_TIMEOUT_MS: '500',
-    }),
-    module: AppModule,
-    migrationsDir,
+    },
     configure: configureGateway,
     streams: [streams.audit, streams.control],
   });
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.close();
-  await nc?.close().catch(() => undefined);
-  await nats?.stop();
-  await db?.drop();
+  await harness?.stop();
 });
 
 interface Operation {

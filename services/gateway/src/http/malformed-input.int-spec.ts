@@ -2,13 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { connect as connectSocket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
-import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
-import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
-import { rpc, type RpcDescriptor, streams } from '@context-gateway/proto';
-import { type RunningService, runService } from '@context-gateway/service-kit';
+import { rpc, streams } from '@context-gateway/proto';
+import type { RunningService } from '@context-gateway/service-kit';
+import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { AppModule } from '../app.module.js';
 import { loadEnv } from '../env.js';
@@ -25,57 +22,32 @@ const API_KEY = `cg_sk_${'k'.repeat(40)}`;
 const AUDITOR_TOKEN = `cg_aud_${'a'.repeat(40)}`;
 const CONNECTION = randomUUID();
 
-let nats: PrivateNats;
-let nc: NatsConnection;
-let db: TestSchema;
+let harness: ServiceHarness;
 let gateway: RunningService;
 
-/** Answers one RPC subject with a fixed reply, as the owning service would for a valid caller. */
-function stub<Req extends DescMessage, Res extends DescMessage>(
-  descriptor: RpcDescriptor<Req, Res>,
-  reply: MessageInitShape<Res>,
-): void {
-  const body = toBinary(descriptor.response, create(descriptor.response, reply));
-  nc.subscribe(descriptor.subject, { callback: (_error, msg) => void msg.respond(body) });
-}
-
 beforeAll(async () => {
-  nats = await startPrivateNats();
-  nc = await connect({ servers: nats.url });
-  stub(rpc.identity.authenticateApiKey, {
+  harness = await ServiceHarness.start({
+    schemaPrefix: 'gateway_edge',
+    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+  });
+  harness.stub(rpc.identity.authenticateApiKey, {
     orgId: randomUUID(),
     applicationId: randomUUID(),
     apiKeyId: randomUUID(),
   });
-  stub(rpc.audit.authenticateAuditor, { auditorId: randomUUID(), orgId: randomUUID() });
-  db = await createTestSchema({
-    prefix: 'gateway_edge',
-    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
-  });
-  gateway = await runService({
+  harness.stub(rpc.audit.authenticateAuditor, { auditorId: randomUUID(), orgId: randomUUID() });
+  gateway = await harness.run({
     name: 'gateway',
-    version: 'test',
-    env: loadEnv({
-      DATABASE_URL: db.url,
-      DATABASE_SCHEMA: db.schema,
-      NATS_URL: nats.url,
-      HTTP_PORT: '0',
-      LOG_LEVEL: 'silent',
-      OPERATOR_TOKEN,
-      BOOT_TIMEOUT_MS: '5000',
-    }),
     module: AppModule,
-    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+    loadEnv,
+    env: { OPERATOR_TOKEN },
     configure: configureGateway,
     streams: [streams.audit, streams.control],
   });
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.close();
-  await nc?.close().catch(() => undefined);
-  await nats?.stop();
-  await db?.drop();
+  await harness?.stop();
 });
 
 interface Answer {

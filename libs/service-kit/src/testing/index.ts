@@ -1,0 +1,2 @@
+export * from './rpc-fuzz-suite.js';
+export * from './service-harness.js';
