@@ -2,8 +2,9 @@ import { validateRecord } from '@context-gateway/record-catalog';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import type { AccessTokenSource, NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
+import type { AccessTokenSource, SyncBatch } from './connector.js';
 import { GithubConnector, type GithubCursor } from './github.connector.js';
+import { MemoryStore } from './testing/memory-store.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
 
 /**
@@ -11,37 +12,11 @@ import { simulatorTokens } from './testing/simulator-oauth.js';
  * pagination, ETags, X-RateLimit-*, Retry-After), the real OAuth refresh.
  */
 
-/** What a Personal Server would hold after applying the batches: upserts by key, tombstones remove. */
-class Store {
-  readonly live = new Map<string, NormalizedRecord>();
-  readonly tombstones = new Set<string>();
-  batches = 0;
-  readonly skipped: SkippedItem[] = [];
-  skip = (item: SkippedItem): void => {
-    this.skipped.push(item);
-  };
-  apply = (batch: SyncBatch): Promise<void> => {
-    this.batches++;
-    for (const r of batch.upserts) {
-      this.live.set(`${r.type}/${r.externalId}`, r);
-      this.tombstones.delete(`${r.type}/${r.externalId}`);
-    }
-    for (const d of batch.deletes) {
-      this.live.delete(`${d.type}/${d.externalId}`);
-      this.tombstones.add(`${d.type}/${d.externalId}`);
-    }
-    return Promise.resolve();
-  };
-  count(type: string) {
-    return [...this.live.values()].filter((r) => r.type === type).length;
-  }
-}
-
 describe('GithubConnector against the simulator', () => {
   let sim: RunningSimulator;
   let tokens: AccessTokenSource & { refreshes: number };
   const connector = new GithubConnector();
-  const store = new Store();
+  const store = new MemoryStore();
   let cursor: GithubCursor;
   const login = 'syncer';
   const http = { maxWaitMs: 5_000, backoffBaseMs: 20 };
@@ -100,7 +75,7 @@ describe('GithubConnector against the simulator', () => {
   }, 30_000);
 
   it('survives a rate-limit storm (secondary limit, Retry-After) with the same result', async () => {
-    const fresh = new Store();
+    const fresh = new MemoryStore();
     await sim.control.startStorm({
       everyNth: 2,
       retryAfterSeconds: 1,
@@ -117,7 +92,7 @@ describe('GithubConnector against the simulator', () => {
   }, 30_000);
 
   it('waits out a spent primary budget (X-RateLimit-Remaining: 0 until X-RateLimit-Reset)', async () => {
-    const fresh = new Store();
+    const fresh = new MemoryStore();
     await sim.control.startStorm({
       everyNth: 3,
       retryAfterSeconds: 1,
@@ -131,7 +106,7 @@ describe('GithubConnector against the simulator', () => {
   }, 30_000);
 
   it('a token expiring in the middle of a sync is refreshed and the sync completes', async () => {
-    const fresh = new Store();
+    const fresh = new MemoryStore();
     const refreshesBefore = tokens.refreshes;
     let expired = false;
     const emit = async (batch: SyncBatch) => {

@@ -1,8 +1,8 @@
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import type { NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
 import { GithubConnector, type GithubCursor } from './github.connector.js';
+import { MemoryStore } from './testing/memory-store.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
 
 /**
@@ -10,22 +10,6 @@ import { simulatorTokens } from './testing/simulator-oauth.js';
  * behaviour switched on (quirks): starred_at only with its media type, ETags over the body
  * only, Link URLs with raw commas.
  */
-class Store {
-  readonly live = new Map<string, NormalizedRecord>();
-  readonly skipped: SkippedItem[] = [];
-  skip = (item: SkippedItem): void => {
-    this.skipped.push(item);
-  };
-  apply = (batch: SyncBatch): Promise<void> => {
-    for (const r of batch.upserts) this.live.set(`${r.type}/${r.externalId}`, r);
-    for (const d of batch.deletes) this.live.delete(`${d.type}/${d.externalId}`);
-    return Promise.resolve();
-  };
-  count(type: string) {
-    return [...this.live.values()].filter((r) => r.type === type).length;
-  }
-}
-
 describe('GithubConnector on real-shaped accounts', () => {
   let sim: RunningSimulator;
   const connector = new GithubConnector();
@@ -41,7 +25,7 @@ describe('GithubConnector on real-shaped accounts', () => {
   it('stars carry the date they were starred (the star+json media type is asked for)', async () => {
     await sim.control.createAccount({ login: 'stargazer', counts: { repos: 3, starred: 12, issues: 0 } });
     const tokens = await simulatorTokens(sim, 'stargazer', 'repo read:user');
-    const store = new Store();
+    const store = new MemoryStore();
     await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, null);
     const starred = (await sim.control.list<{ id: number; starred_at: string }>('stargazer', 'starred')).items;
     expect(store.count('code.star')).toBe(12);
@@ -56,7 +40,7 @@ describe('GithubConnector on real-shaped accounts', () => {
     await sim.control.createAccount({ login: 'twopages', counts: { repos: 200, starred: 0, issues: 0 } });
     await sim.control.setQuirks('twopages', { etagOverBodyOnly: true });
     const tokens = await simulatorTokens(sim, 'twopages', 'repo read:user');
-    const store = new Store();
+    const store = new MemoryStore();
     let cursor: GithubCursor = await connector.sync(
       { baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http },
       null,
@@ -78,7 +62,7 @@ describe('GithubConnector on real-shaped accounts', () => {
     await sim.control.createAccount({ login: 'commas', counts: { repos: 250, starred: 0, issues: 0 } });
     await sim.control.setQuirks('commas', { rawCommasInLinks: true });
     const tokens = await simulatorTokens(sim, 'commas', 'repo read:user');
-    const store = new Store();
+    const store = new MemoryStore();
     const cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, null);
     expect(cursor.repos?.pages.map((p) => p.next ?? '').filter((n) => n.includes('affiliation=owner,'))).toHaveLength(
       2,

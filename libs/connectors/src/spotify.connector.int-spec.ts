@@ -2,42 +2,19 @@ import { validateRecord } from '@context-gateway/record-catalog';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import type { AccessTokenSource, NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
+import type { AccessTokenSource } from './connector.js';
 import { SpotifyConnector, type SpotifyCursor } from './spotify.connector.js';
+import { MemoryStore } from './testing/memory-store.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
 
 /** The Spotify connector against the Spotify simulator over HTTP (paging objects, snapshots, cursors, 429). */
-
-class Store {
-  readonly live = new Map<string, NormalizedRecord>();
-  readonly tombstones = new Set<string>();
-  upserts = 0;
-  readonly skipped: SkippedItem[] = [];
-  skip = (item: SkippedItem): void => {
-    this.skipped.push(item);
-  };
-  apply = (batch: SyncBatch): Promise<void> => {
-    for (const r of batch.upserts) {
-      this.upserts++;
-      this.live.set(`${r.type}/${r.externalId}`, r);
-    }
-    for (const d of batch.deletes) {
-      this.live.delete(`${d.type}/${d.externalId}`);
-      this.tombstones.add(`${d.type}/${d.externalId}`);
-    }
-    return Promise.resolve();
-  };
-  count(type: string) {
-    return [...this.live.values()].filter((r) => r.type === type).length;
-  }
-}
 
 describe('SpotifyConnector against the simulator', () => {
   let sim: RunningSimulator;
   let tokens: AccessTokenSource & { refreshes: number };
   let baseUrl: string;
   const connector = new SpotifyConnector();
-  const store = new Store();
+  const store = new MemoryStore();
   let cursor: SpotifyCursor;
   const login = 'listener';
   const http = { maxWaitMs: 5_000, backoffBaseMs: 20 };
@@ -99,7 +76,7 @@ describe('SpotifyConnector against the simulator', () => {
   }, 30_000);
 
   it('survives a storm of 429 + Retry-After', async () => {
-    const fresh = new Store();
+    const fresh = new MemoryStore();
     await sim.control.startStorm({ everyNth: 3, retryAfterSeconds: 1, status: 429, durationSeconds: 3 });
     await connector.sync({ baseUrl, tokens, emit: fresh.apply, skip: fresh.skip, http }, null);
     await sim.control.stopStorm();

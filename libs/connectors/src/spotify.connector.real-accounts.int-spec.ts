@@ -1,8 +1,8 @@
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import type { NormalizedRecord, SkippedItem, SyncBatch } from './connector.js';
 import { SpotifyConnector } from './spotify.connector.js';
+import { MemoryStore } from './testing/memory-store.js';
 import { simulatorTokens } from './testing/simulator-oauth.js';
 
 /**
@@ -10,22 +10,6 @@ import { simulatorTokens } from './testing/simulator-oauth.js';
  * behaviour switched on: a followed playlist answering 403, `null` in /me/playlists, both
  * generations of field names, and what a play's duration means.
  */
-class Store {
-  readonly live = new Map<string, NormalizedRecord>();
-  readonly skipped: SkippedItem[] = [];
-  skip = (item: SkippedItem): void => {
-    this.skipped.push(item);
-  };
-  apply = (batch: SyncBatch): Promise<void> => {
-    for (const r of batch.upserts) this.live.set(`${r.type}/${r.externalId}`, r);
-    for (const d of batch.deletes) this.live.delete(`${d.type}/${d.externalId}`);
-    return Promise.resolve();
-  };
-  of(type: string) {
-    return [...this.live.values()].filter((r) => r.type === type);
-  }
-}
-
 const SCOPES = 'user-read-private user-read-email playlist-read-private user-library-read user-read-recently-played';
 const COUNTS = { playlists: 5, playlist_tracks: 7, tracks: 9, recently_played: 11 };
 
@@ -54,7 +38,7 @@ describe('SpotifyConnector on real-shaped accounts', () => {
     const refused = playlists[1]!.id;
     await sim.control.setQuirks('follower', { forbiddenPlaylists: [refused], nullPlaylistEntries: [2] });
     const tokens = await simulatorTokens(sim, 'follower', SCOPES);
-    const store = new Store();
+    const store = new MemoryStore();
     const cursor = await connector.sync(
       { baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http },
       null,
@@ -81,7 +65,7 @@ describe('SpotifyConnector on real-shaped accounts', () => {
     'reads playlists and entries with %s field names',
     async (fields) => {
       const { tokens, playlists } = await account(`fields-${fields}`, { playlistFields: fields });
-      const store = new Store();
+      const store = new MemoryStore();
       await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, null);
       expect(store.skipped).toEqual([]);
       expect(store.of('media.playlist').map((r) => r.data.itemCount)).toEqual(playlists.map(() => 7));
@@ -92,7 +76,7 @@ describe('SpotifyConnector on real-shaped accounts', () => {
 
   it('a play does not claim the track length as time played', async () => {
     const { tokens } = await account('player', {});
-    const store = new Store();
+    const store = new MemoryStore();
     await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, null);
     const plays = store.of('media.play_event');
     expect(plays).toHaveLength(11);
