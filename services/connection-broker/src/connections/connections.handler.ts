@@ -13,6 +13,7 @@ import { Payload } from '@nestjs/microservices';
 
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { AccessTokensService } from './access-tokens.service.js';
+import type { ConnectionDeletion } from './connection-deletions.repository.js';
 import type { Connection } from './connections.repository.js';
 import { ConnectionsService } from './connections.service.js';
 
@@ -22,11 +23,17 @@ const STATUS = {
   revoked: ConnectionStatus.REVOKED,
 } as const;
 
-function toConnectionMessage(connection: Connection, scopes: string[]) {
+/** A deleted connection is `deleting` until the Personal Server confirmed the shredding, then `deleted`. */
+function statusOf(connection: Connection, deletion: ConnectionDeletion | null | undefined): ConnectionStatus {
+  if (!connection.deletedAt) return STATUS[connection.status];
+  return deletion && deletion.confirmedAt === null ? ConnectionStatus.DELETING : ConnectionStatus.DELETED;
+}
+
+function toConnectionMessage(connection: Connection, scopes: string[], deletion?: ConnectionDeletion | null) {
   return {
     id: connection.id,
     integration: connection.integration,
-    status: STATUS[connection.status],
+    status: statusOf(connection, deletion),
     scopes,
     createdAt: timestampFromDate(connection.createdAt),
     userId: connection.userId,
@@ -78,6 +85,7 @@ export class ConnectionsHandler {
         connection: toConnectionMessage(
           c,
           [...new Set(c.grants.filter((g) => g.status === 'active').flatMap((g) => g.scopes))].sort(),
+          c.deletion,
         ),
         grants: c.grants.map((g) => ({
           applicationId: g.applicationId,
@@ -93,6 +101,7 @@ export class ConnectionsHandler {
 
   @RpcHandler(rpc.broker.removeConnection)
   async remove(@Payload() m: RemoveConnectionRequest) {
-    return { revokedAtSource: await this.connections.remove(m.connectionId, m.userId) };
+    const { revokedAtSource, status } = await this.connections.remove(m.connectionId, m.userId);
+    return { revokedAtSource, status: status === 'deleted' ? ConnectionStatus.DELETED : ConnectionStatus.DELETING };
   }
 }

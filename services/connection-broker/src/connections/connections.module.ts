@@ -5,6 +5,8 @@ import type { Env } from '../env.js';
 import { GrantsModule } from '../grants/grants.module.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 import { AccessTokensService } from './access-tokens.service.js';
+import { ConnectionDeletionsRelay } from './connection-deletions.relay.js';
+import { ConnectionDeletionsRepository } from './connection-deletions.repository.js';
 import { ConnectionsHandler } from './connections.handler.js';
 import { ConnectionsRepository } from './connections.repository.js';
 import { ConnectionsService } from './connections.service.js';
@@ -20,6 +22,8 @@ import { ConnectionsService } from './connections.service.js';
   providers: [
     ConnectionsRepository,
     ConnectionsService,
+    ConnectionDeletionsRepository,
+    ConnectionDeletionsRelay,
     AccessTokensService,
     {
       provide: CredentialVault,

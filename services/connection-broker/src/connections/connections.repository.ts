@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
-import type { Connection, Grant } from '../generated/prisma/client.js';
+import type { Connection, ConnectionDeletion, Grant } from '../generated/prisma/client.js';
 
 export type { Connection };
 
@@ -29,11 +29,14 @@ export class ConnectionsRepository {
     return tx.connection.findUnique({ where: { id } });
   }
 
-  /** A user's connections that were not deleted, oldest first, each with all its grants (active and revoked). */
-  listForUser(userId: string): Promise<(Connection & { grants: Grant[] })[]> {
+  /**
+   * A user's connections, oldest first, each with all its grants (active and revoked) and its
+   * deletion if any: the live ones and those still being deleted (shredding not confirmed).
+   */
+  listForUser(userId: string): Promise<(Connection & { grants: Grant[]; deletion: ConnectionDeletion | null })[]> {
     return this.db.connection.findMany({
-      where: { userId, deletedAt: null },
-      include: { grants: { orderBy: { createdAt: 'asc' } } },
+      where: { userId, OR: [{ deletedAt: null }, { deletion: { confirmedAt: null } }] },
+      include: { grants: { orderBy: { createdAt: 'asc' } }, deletion: true },
       orderBy: { createdAt: 'asc' },
     });
   }

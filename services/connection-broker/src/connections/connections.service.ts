@@ -11,10 +11,18 @@ import { GrantsService } from '../grants/grants.service.js';
 import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { type Credential, CredentialVault } from '../vault/credential-vault.js';
+import { ConnectionDeletionsRelay } from './connection-deletions.relay.js';
+import { ConnectionDeletionsRepository } from './connection-deletions.repository.js';
 import { type Connection, ConnectionsRepository } from './connections.repository.js';
 import { assertSameOrganization, owner } from './usable-connection.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What a deletion answers: `deleting` until the Personal Server confirmed the shredding. */
+export interface RemovedConnection {
+  revokedAtSource: boolean;
+  status: 'deleting' | 'deleted';
+}
 
 /** A credential the connect flow stored: the connection, and the row it replaced (a reconnect) if any. */
 export interface SavedConnection {
@@ -35,6 +43,8 @@ export class ConnectionsService {
     private readonly catalog: IntegrationCatalog,
     private readonly oauth: SourceOAuthClient,
     private readonly vault: CredentialVault,
+    private readonly deletions: ConnectionDeletionsRepository,
+    private readonly relay: ConnectionDeletionsRelay,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -53,7 +63,7 @@ export class ConnectionsService {
     return { connection, scopes: grant.scopes };
   }
 
-  /** The user's own connections and every grant on them: what a person sees and revokes from. */
+  /** The user's own connections (deleting ones too) and every grant on them: what a person sees and revokes from. */
   listForUser(userId: string) {
     return this.connections.listForUser(userId);
   }
@@ -80,6 +90,9 @@ export class ConnectionsService {
   ): Promise<SavedConnection> {
     const existing = await this.connections.findByUser(input.userId, input.integration.key, tx);
     assertSameOrganization(existing, input.orgId);
+    // A reconnect must not race the shredding still owed for the same connection id.
+    if (existing?.deletedAt && (await this.deletions.find(existing.id, tx))?.confirmedAt === null)
+      throw new AppError('conflict', 'This connection is still being deleted; connect it again in a moment');
     const accessExpiresAt = input.credential.expiresAt ? new Date(input.credential.expiresAt) : null;
     if (existing) {
       const sealed = await this.vault.sealNew(owner(existing), input.credential);
@@ -116,11 +129,14 @@ export class ConnectionsService {
   }
 
   /**
-   * Deletes a user's connection: revoked at the source (best effort; the answer says whether
-   * it worked), every grant revoked, the data key and ciphertext destroyed, the Personal
-   * Server told to shred the records.
+   * Deletes a user's connection, in this order: the token revoked at the source (best effort;
+   * the answer says whether it worked, and it needs the credential, so it comes first); every
+   * grant revoked at the owning shard (the apps' next query fails there); then one commit here
+   * that revokes the grants, destroys the data key and ciphertext and queues the shredding of
+   * the records in the deletion outbox; then one delivery attempt. `deleted` when the shard
+   * confirmed it before we answer, else `deleting`: the relay retries until it does.
    */
-  async remove(connectionId: string, userId: string): Promise<boolean> {
+  async remove(connectionId: string, userId: string): Promise<RemovedConnection> {
     const connection = await this.connections.findById(connectionId);
     if (!connection || connection.userId !== userId || connection.deletedAt || !connection.wrappedDataKey)
       throw new AppError('connection_not_found');
@@ -133,18 +149,21 @@ export class ConnectionsService {
         .catch(() => undefined);
       if (credential) revokedAtSource = await this.oauth.revoke(integration, credential);
     }
+    const revokedAtShard = await this.grants.revokeAllAtShard(connectionId);
     const eventIds = await this.connections.transaction(async (tx) => {
       const revoked = await this.grants.revokeAllOnConnection(tx, connectionId, connection.integration);
-      await this.connections.shred(tx, connectionId, this.clock.date());
+      const now = this.clock.date();
+      await this.connections.shred(tx, connectionId, now);
+      await this.deletions.queue(tx, { connectionId, userId, now });
       return revoked;
     });
     this.vault.shred(owner(connection), wrappedDataKey);
     await this.grants.revoked(eventIds);
-    await this.grants.connectionDeleted(connectionId, userId);
+    const shredded = await this.relay.deliverNow(connectionId);
     this.logger.info(
-      { connectionId, integration: connection.integration, revokedAtSource },
-      'connection deleted and its key destroyed',
+      { connectionId, integration: connection.integration, revokedAtSource, revokedAtShard, shredded },
+      shredded ? 'connection deleted and its keys destroyed' : 'connection deleting; its records are shredded on retry',
     );
-    return revokedAtSource;
+    return { revokedAtSource, status: shredded ? 'deleted' : 'deleting' };
   }
 }

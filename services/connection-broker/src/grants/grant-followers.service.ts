@@ -66,15 +66,17 @@ export class GrantFollowers {
     await this.relay.flush(eventIds);
   }
 
-  /** A connection was deleted: the shard crypto-shreds its records. */
-  async connectionDeleted(connectionId: string, userId: string): Promise<void> {
+  /** `revokeAtShard` for a connection's deletion: a failure is logged and answered false, not thrown. */
+  async tryRevokeAtShard(grant: Grant): Promise<boolean> {
     try {
-      await this.rpc.request(personalServerRpc.deleteConnection, { connectionId, userId });
+      await this.revokeAtShard(grant);
+      return true;
     } catch (error) {
       this.logger.warn(
-        { connectionId, code: error instanceof AppError ? error.code : 'internal' },
-        "personal server did not confirm deleting the connection's records",
+        { grantId: grant.id, connectionId: grant.connectionId, code: AppError.from(error).code },
+        'personal server did not confirm revoking a grant of a connection being deleted',
       );
+      return false;
     }
   }
 

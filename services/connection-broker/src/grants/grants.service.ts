@@ -68,9 +68,18 @@ export class GrantsService {
     return this.followers.revoked(eventIds);
   }
 
-  /** After a connection's deletion committed: the Personal Server crypto-shreds its records. */
-  connectionDeleted(connectionId: string, userId: string): Promise<void> {
-    return this.followers.connectionDeleted(connectionId, userId);
+  /**
+   * Before a connection's deletion commits here: each active grant on it revoked at the owning
+   * shard, so every app's very next query fails there. False when the shard could not confirm
+   * them all: the deletion goes on regardless (the person asked for it, and a shard that cannot
+   * be reached answers no query either); the shard catches up from control.v1.grant_changed
+   * and from the deletion outbox, whose shredding drops the grants with the records.
+   */
+  async revokeAllAtShard(connectionId: string): Promise<boolean> {
+    const active = await this.grants.transaction((tx) => this.grants.activeOnConnection(tx, connectionId));
+    let confirmed = true;
+    for (const grant of active) confirmed = (await this.followers.tryRevokeAtShard(grant)) && confirmed;
+    return confirmed;
   }
 
   /**

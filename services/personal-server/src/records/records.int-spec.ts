@@ -568,6 +568,8 @@ describe('personal-server storage and query path', () => {
     // A sync that was still in flight cannot bring it back under a fresh key.
     expect(await codeOf(write(user, connection, [playlist(3, 'Late')]))).toBe('connection_not_found');
     expect((await schema.pool.query('SELECT 1 FROM connections WHERE id = $1', [connection])).rowCount).toBe(0);
+    // The broker re-delivers a deletion until it hears back: a repeat shred confirms, changing nothing.
+    expect(await connections.delete(connection, user)).toEqual({ recordsDeleted: 0, grantsRevoked: 0 });
 
     // Restore the backup's rows (what an attacker with the old dump and our code would do).
     for (const table of ['connections', 'grants', 'records']) {
