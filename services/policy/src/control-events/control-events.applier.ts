@@ -20,7 +20,7 @@ export class ControlEventsApplier {
 
   /** Returns the org revision when the event changed something, else null. */
   async applicationChanged(event: ApplicationChanged, streamSeq: number): Promise<bigint | null> {
-    const revision = await this.repo.transaction(async (tx) => {
+    const bumped = await this.repo.transaction(async (tx) => {
       const applied = await this.repo.upsertApplicationIfNewer(tx, {
         id: event.applicationId,
         orgId: event.orgId,
@@ -30,14 +30,13 @@ export class ControlEventsApplier {
         revision: event.revision,
       });
       await this.repo.advanceControlSeq(tx, streamSeq);
-      return applied ? this.repo.bumpRevision(tx, event.orgId) : null;
+      return applied ? this.rules.bump(tx, event.orgId, 'application_changed') : null;
     });
-    if (revision !== null) this.announce(event.orgId, revision, 'application_changed');
-    return revision;
+    return this.announced(bumped);
   }
 
   async grantChanged(event: GrantChanged, streamSeq: number): Promise<bigint | null> {
-    const revision = await this.repo.transaction(async (tx) => {
+    const bumped = await this.repo.transaction(async (tx) => {
       // Ordered with the user's own rule changes (see RulesRepository.lockUser).
       await this.repo.lockUser(tx, event.userId);
       const applied = await this.repo.upsertGrantIfNewer(tx, {
@@ -51,10 +50,9 @@ export class ControlEventsApplier {
         revision: event.revision,
       });
       await this.repo.advanceControlSeq(tx, streamSeq);
-      return applied ? this.repo.bumpRevision(tx, event.orgId) : null;
+      return applied ? this.rules.bump(tx, event.orgId, 'grant_changed') : null;
     });
-    if (revision !== null) this.announce(event.orgId, revision, 'grant_changed');
-    return revision;
+    return this.announced(bumped);
   }
 
   /** Persists the cursor past messages that changed nothing (called lazily, see ControlProgress). */
@@ -62,10 +60,13 @@ export class ControlEventsApplier {
     await this.repo.transaction((tx) => this.repo.advanceControlSeq(tx, streamSeq));
   }
 
-  private announce(orgId: string, revision: bigint, cause: 'application_changed' | 'grant_changed'): void {
-    // Best effort and not awaited: gateways do not depend on it for these (they wait for the
-    // cursor, see docs/policy.md), and awaiting the stream ack here would hold the consumer's
-    // single in-flight slot — every later event, revocations included, would wait for it.
-    void this.rules.announce(orgId, revision, cause).catch(() => undefined);
+  private announced(bumped: { revision: bigint; eventId: string } | null): bigint | null {
+    if (bumped === null) return null;
+    // Not awaited: gateways do not depend on it for these (they wait for the cursor, see
+    // docs/policy.md), and awaiting the stream ack here would hold the consumer's single
+    // in-flight slot — every later event, revocations included, would wait for it. The event
+    // was committed with the change: the outbox relay publishes it if this attempt fails.
+    void this.rules.announce([bumped.eventId]);
+    return bumped.revision;
   }
 }

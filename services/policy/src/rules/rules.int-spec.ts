@@ -3,7 +3,10 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
+import { fromBinary } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
+import { TestClock } from '@context-gateway/clock/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
@@ -19,7 +22,7 @@ import {
 import { events, GrantStatus, PolicyEffect, type RuleSpec, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Global, type INestApplicationContext, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -27,6 +30,7 @@ import { Test } from '@nestjs/testing';
 import { ControlEventsApplier } from '../control-events/control-events.applier.js';
 import { ControlEventsModule } from '../control-events/control-events.module.js';
 import { DatabaseModule } from '../database/database.module.js';
+import { PolicyEventsRelay, SWEEP_AFTER_MS } from './policy-events.relay.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
 
@@ -43,6 +47,9 @@ let rules: RulesService;
 let repo: RulesRepository;
 let applier: ControlEventsApplier;
 let publisher: JetStreamPublisher;
+let relay: PolicyEventsRelay;
+/** The outbox sweep's clock: it moves when a test says so. */
+const clock = new TestClock();
 
 const spec = (s: Partial<RuleSpec>): RuleSpec =>
   ({
@@ -111,8 +118,9 @@ beforeAll(async () => {
       { provide: LOGGER, useValue: logger },
       { provide: SERVICE_ENV, useValue: { POLICY_CONTROL_CONSUMER: 'policy-test' } },
       { provide: JetStreamPublisher, useValue: publisher },
+      { provide: Clock, useValue: clock },
     ],
-    exports: [PG_POOL, SERVICE_INFO, NATS_CONNECTION, LOGGER, SERVICE_ENV, JetStreamPublisher],
+    exports: [PG_POOL, SERVICE_INFO, NATS_CONNECTION, LOGGER, SERVICE_ENV, JetStreamPublisher, Clock],
   })
   class RuntimeStub {}
   const moduleRef = await Test.createTestingModule({
@@ -123,6 +131,7 @@ beforeAll(async () => {
   rules = app.get(RulesService);
   repo = app.get(RulesRepository);
   applier = app.get(ControlEventsApplier);
+  relay = app.get(PolicyEventsRelay);
 }, 30_000);
 
 afterAll(async () => {
@@ -376,4 +385,66 @@ describe('policy rules service', () => {
       rules.putOrgRule(orgA, spec({ capability: 'github:create_issue', resources: ['repo:*/x'] })),
     ).rejects.toMatchObject({ code: 'validation_failed' });
   });
+  it('a change whose PolicyChanged JetStream refuses is committed, then announced by the outbox, once', async () => {
+    const orgId = randomUUID();
+    const jsm = await jetstreamManager(nc);
+    const { config } = await jsm.streams.info(streams.control.name);
+    // JetStream refuses policy_changed for a while (no stream takes the subject); the other
+    // control subjects, and policy's own consumer of them, go on as before.
+    await jsm.streams.update(streams.control.name, {
+      ...config,
+      subjects: [events.grantChanged.subject, events.applicationChanged.subject],
+    });
+    let revision: bigint;
+    try {
+      ({ revision } = await rules.putOrgRule(orgId, spec({ integration: 'github' })));
+      // The change is committed and its answer given, though nothing was published.
+      expect(await rules.revision(orgId)).toBe(revision);
+      clock.advance(SWEEP_AFTER_MS + 1);
+      await expect(relay.sweep()).rejects.toMatchObject({ code: 'service_unavailable' });
+    } finally {
+      await jsm.streams.update(streams.control.name, config);
+    }
+    // Nothing about this org reached the stream meanwhile.
+    expect(await announcedTo(orgId)).toEqual([]);
+
+    // JetStream takes it again: the next sweep delivers the event the commit wrote.
+    expect(await relay.sweep()).toBe(1);
+    expect(await announcedTo(orgId)).toEqual([{ revision, cause: 'rule_put' }]);
+    // Published ones are not sent again; a copy published twice (a relay killed between the
+    // ack and marking it published) is stored once.
+    expect(await relay.sweep()).toBe(0);
+    const [stored] = await storedPolicyEvents(orgId);
+    const again = await publisher.publish(events.policyChanged, stored!);
+    expect(again.duplicate).toBe(true);
+    expect(await announcedTo(orgId)).toEqual([{ revision, cause: 'rule_put' }]);
+  });
 });
+
+/** Every PolicyChanged for `orgId` on the CONTROL stream, oldest first. */
+async function storedPolicyEvents(orgId: string) {
+  const jsm = await jetstreamManager(nc);
+  const name = `t${randomUUID().slice(0, 8)}`;
+  await jsm.consumers.add(streams.control.name, {
+    name,
+    filter_subject: events.policyChanged.subject,
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.All,
+    inactive_threshold: 60_000_000_000,
+  });
+  const consumer = await jetstream(nc).consumers.get(streams.control.name, name);
+  const { num_pending: pending } = await consumer.info();
+  const out = [];
+  if (pending > 0)
+    for await (const m of await consumer.fetch({ max_messages: pending, expires: 2_000 })) {
+      const event = fromBinary(events.policyChanged.message, m.data);
+      if (event.orgId === orgId) out.push(event);
+      if (m.info.pending === 0) break;
+    }
+  await jsm.consumers.delete(streams.control.name, name);
+  return out;
+}
+
+async function announcedTo(orgId: string) {
+  return (await storedPolicyEvents(orgId)).map((e) => ({ revision: e.revision, cause: e.cause }));
+}

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 
 import { ControlProgress } from './control-progress.js';
+import { PolicyEventsRelay } from './policy-events.relay.js';
+import { PolicyEventsRepository } from './policy-events.repository.js';
 import { RulesHandler } from './rules.handler.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
@@ -8,7 +10,7 @@ import { RulesService } from './rules.service.js';
 /** The three layers' rules, revisions, snapshots and explanations. */
 @Module({
   controllers: [RulesHandler],
-  providers: [RulesService, RulesRepository, ControlProgress],
+  providers: [RulesService, RulesRepository, ControlProgress, PolicyEventsRepository, PolicyEventsRelay],
   exports: [RulesService, RulesRepository, ControlProgress],
 })
 export class RulesModule {}

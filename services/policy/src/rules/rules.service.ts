@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
-import { JetStreamPublisher } from '@context-gateway/messaging';
 import {
   applicationDeclarationRules,
   compilePolicies,
@@ -14,15 +12,14 @@ import {
   orgIntegrationRules,
   type PolicyRule as EngineRule,
 } from '@context-gateway/policy-engine';
-import { events, PolicyEffect, type RuleSpec } from '@context-gateway/proto';
-import { LOGGER } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
-import type { Logger } from 'pino';
+import { PolicyEffect, type RuleSpec } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
 
 import type { Tx } from '../database/database.module.js';
 import type { PolicyRule as RuleRow } from '../generated/prisma/client.js';
 import { BUILTIN_CAPABILITIES } from './capability-catalog.js';
 import { ControlProgress } from './control-progress.js';
+import { PolicyEventsRelay } from './policy-events.relay.js';
 import { rowToEngine, specToEngine } from './rule-mapping.js';
 import { RulesRepository } from './rules.repository.js';
 
@@ -51,16 +48,16 @@ export type ChangeCause =
 /**
  * The three layers' rules: explicit ones (admins', users'), the secure defaults derived
  * from their sources (org integrations, application declarations, grants), revisions and
- * change events. Every change bumps the org's revision in its own transaction and returns
- * only after the PolicyChanged event is on the CONTROL stream (docs/policy.md).
+ * change events. Every change bumps the org's revision and writes its PolicyChanged event to
+ * the outbox in one transaction, then publishes it before returning; the outbox relay
+ * re-publishes it until CONTROL acknowledges (docs/policy.md).
  */
 @Injectable()
 export class RulesService {
   constructor(
     private readonly repo: RulesRepository,
-    private readonly publisher: JetStreamPublisher,
+    private readonly events: PolicyEventsRelay,
     private readonly progress: ControlProgress,
-    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   async putOrgRule(orgId: string, spec: RuleSpec): Promise<{ rule: RuleRow; revision: bigint }> {
@@ -83,10 +80,10 @@ export class RulesService {
       const rule = await this.repo.findRule(tx, ruleId);
       if (!rule || rule.orgId !== orgId) throw new AppError('not_found', 'No such rule in this organization');
       await this.repo.deleteRule(tx, ruleId);
-      return this.repo.bumpRevision(tx, orgId);
+      return this.bump(tx, orgId, 'rule_deleted');
     });
-    await this.announce(orgId, revision, 'rule_deleted');
-    return revision;
+    await this.announce([revision.eventId]);
+    return revision.revision;
   }
 
   listOrgRules(orgId: string, filter: { layer?: Layer; applicationId?: string }): Promise<RuleRow[]> {
@@ -108,12 +105,12 @@ export class RulesService {
         : [{ path: `integrations.${i}`, message: 'must be an integration name (lower-case letters, digits, _ and -)' }],
     );
     if (bad.length > 0) throw new AppError('validation_failed', 'Invalid integration names', bad);
-    const revision = await this.repo.transaction(async (tx) => {
+    const bumped = await this.repo.transaction(async (tx) => {
       await this.repo.replaceIntegrations(tx, orgId, wanted);
-      return this.repo.bumpRevision(tx, orgId);
+      return this.bump(tx, orgId, 'integrations_set');
     });
-    await this.announce(orgId, revision, 'integrations_set');
-    return { integrations: wanted, revision };
+    await this.announce([bumped.eventId]);
+    return { integrations: wanted, revision: bumped.revision };
   }
 
   async orgIntegrations(orgId: string): Promise<{ integrations: string[]; revision: bigint }> {
@@ -127,10 +124,10 @@ export class RulesService {
     validateRule(specToEngine(id, 'user', userId, spec));
     const result = await this.repo.transaction(async (tx) => {
       const rule = await this.repo.insertRule(tx, rowFromSpec(id, null, 'user', userId, spec));
-      return { rule, revisions: await this.bumpUserOrgs(tx, userId) };
+      return { rule, ...(await this.bumpUserOrgs(tx, userId, 'user_rule_put')) };
     });
-    for (const [orgId, revision] of result.revisions) await this.announce(orgId, revision, 'user_rule_put');
-    return result;
+    await this.announce(result.eventIds);
+    return { rule: result.rule, revisions: result.revisions };
   }
 
   async deleteUserRule(userId: string, ruleId: string): Promise<{ rule: RuleRow; revisions: Map<string, bigint> }> {
@@ -140,10 +137,10 @@ export class RulesService {
       if (!rule || rule.orgId !== null || rule.layer !== 'user' || rule.subject !== userId)
         throw new AppError('not_found', 'No such rule');
       await this.repo.deleteRule(tx, ruleId);
-      return { rule, revisions: await this.bumpUserOrgs(tx, userId) };
+      return { rule, ...(await this.bumpUserOrgs(tx, userId, 'user_rule_deleted')) };
     });
-    for (const [orgId, revision] of result.revisions) await this.announce(orgId, revision, 'user_rule_deleted');
-    return result;
+    await this.announce(result.eventIds);
+    return { rule: result.rule, revisions: result.revisions };
   }
 
   listUserRules(userId: string): Promise<RuleRow[]> {
@@ -238,16 +235,22 @@ export class RulesService {
     return { decision, orgId: app.orgId, revision: snapshot.revision };
   }
 
-  /** Publishes the revision-stamped change. Callers return only after this resolved. */
-  async announce(orgId: string, revision: bigint, cause: ChangeCause): Promise<void> {
-    await this.publisher.publish(events.policyChanged, {
-      eventId: randomUUID(),
-      orgId,
-      revision,
-      cause,
-      occurredAt: timestampNow(),
-    });
-    this.logger.info({ orgId, revision: revision.toString(), cause }, 'policy changed');
+  /**
+   * In the caller's transaction: the org's revision bumped and its policy_changed event written
+   * to the outbox, so the change and its announcement commit together or not at all.
+   */
+  async bump(tx: Tx, orgId: string, cause: ChangeCause): Promise<{ revision: bigint; eventId: string }> {
+    const revision = await this.repo.bumpRevision(tx, orgId);
+    return { revision, eventId: await this.events.record(tx, orgId, revision, cause) };
+  }
+
+  /**
+   * After the commit: the events published. A change call awaits this, so it normally returns
+   * with its event on CONTROL; when NATS did not acknowledge, the change stays committed and
+   * the outbox sweep publishes the event as soon as it can (never lost, never thrown here).
+   */
+  announce(eventIds: string[]): Promise<boolean> {
+    return this.events.flush(eventIds);
   }
 
   private async putRule(
@@ -260,18 +263,26 @@ export class RulesService {
     validateRule(specToEngine(id, layer, subject, spec));
     const result = await this.repo.transaction(async (tx) => {
       const rule = await this.repo.insertRule(tx, rowFromSpec(id, orgId, layer, subject, spec));
-      return { rule, revision: await this.repo.bumpRevision(tx, orgId) };
+      return { rule, ...(await this.bump(tx, orgId, 'rule_put')) };
     });
-    await this.announce(orgId, result.revision, 'rule_put');
-    return result;
+    await this.announce([result.eventId]);
+    return { rule: result.rule, revision: result.revision };
   }
 
-  private async bumpUserOrgs(tx: Tx, userId: string): Promise<Map<string, bigint>> {
+  private async bumpUserOrgs(
+    tx: Tx,
+    userId: string,
+    cause: ChangeCause,
+  ): Promise<{ revisions: Map<string, bigint>; eventIds: string[] }> {
     await this.repo.lockUser(tx, userId);
     const revisions = new Map<string, bigint>();
-    for (const orgId of await this.repo.orgsOfUser(tx, userId))
-      revisions.set(orgId, await this.repo.bumpRevision(tx, orgId));
-    return revisions;
+    const eventIds: string[] = [];
+    for (const orgId of await this.repo.orgsOfUser(tx, userId)) {
+      const bumped = await this.bump(tx, orgId, cause);
+      revisions.set(orgId, bumped.revision);
+      eventIds.push(bumped.eventId);
+    }
+    return { revisions, eventIds };
   }
 }
 

@@ -1,0 +1,48 @@
+import { Inject, Injectable } from '@nestjs/common';
+
+import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
+import type { PolicyEvent } from '../generated/prisma/client.js';
+
+export type { PolicyEvent };
+
+/** Which unpublished events to take: the ones a commit just wrote, or the sweep's leftovers older than a moment. */
+type UnpublishedFilter = { ids: string[] } | { olderThan: Date; limit: number };
+
+/** The policy_changed outbox (PolicyEvent in schema.prisma). */
+@Injectable()
+export class PolicyEventsRepository {
+  constructor(@Inject(POLICY_DB) private readonly db: PolicyDb) {}
+
+  /** `createdAt` comes from the caller's clock: the sweep compares it with the same clock's "now". */
+  async add(
+    tx: Tx,
+    event: { id: string; orgId: string; revision: bigint; payload: Uint8Array; createdAt: Date },
+  ): Promise<void> {
+    await tx.policyEvent.create({ data: { ...event, payload: new Uint8Array(event.payload) } });
+  }
+
+  /** Runs `work` with unpublished events locked (other replicas skip them), oldest first. */
+  async withUnpublished<T>(filter: UnpublishedFilter, work: (events: PolicyEvent[], tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.$transaction(async (tx) => {
+      const locked =
+        'ids' in filter
+          ? await tx.$queryRaw<
+              { id: string }[]
+            >`SELECT id FROM policy_events WHERE published_at IS NULL AND id = ANY(${filter.ids}::uuid[]) ORDER BY created_at FOR UPDATE SKIP LOCKED`
+          : await tx.$queryRaw<
+              { id: string }[]
+            >`SELECT id FROM policy_events WHERE published_at IS NULL AND created_at < ${filter.olderThan} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
+      const events = locked.length
+        ? await tx.policyEvent.findMany({
+            where: { id: { in: locked.map((r) => r.id) } },
+            orderBy: [{ createdAt: 'asc' }, { revision: 'asc' }],
+          })
+        : [];
+      return work(events, tx);
+    });
+  }
+
+  async markPublished(tx: Tx, id: string, at: Date): Promise<void> {
+    await tx.policyEvent.update({ where: { id }, data: { publishedAt: at } });
+  }
+}
