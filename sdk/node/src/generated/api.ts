@@ -4370,8 +4370,11 @@ export type paths = {
                         "application/json": {
                             id: string;
                             integration: string;
-                            /** @enum {string} */
-                            status: "active" | "needs_reauth" | "revoked";
+                            /**
+                             * @description `deleting`: its person deleted it and the Personal Server has not yet confirmed destroying its records (retried until it does); `deleted` once it has. Applications never see either: their grant ends with the deletion (404).
+                             * @enum {string}
+                             */
+                            status: "active" | "needs_reauth" | "revoked" | "deleting" | "deleted";
                             /** @description The scopes your application's grant covers. */
                             scopes: string[];
                             createdAt: string;
@@ -5354,8 +5357,11 @@ export type paths = {
                             connections: {
                                 id: string;
                                 integration: string;
-                                /** @enum {string} */
-                                status: "active" | "needs_reauth" | "revoked";
+                                /**
+                                 * @description `deleting`: its person deleted it and the Personal Server has not yet confirmed destroying its records (retried until it does); `deleted` once it has. Applications never see either: their grant ends with the deletion (404).
+                                 * @enum {string}
+                                 */
+                                status: "active" | "needs_reauth" | "revoked" | "deleting" | "deleted";
                                 /** @description Everything you currently grant on this connection, to any application. */
                                 scopes: string[];
                                 createdAt: string;
@@ -5446,7 +5452,7 @@ export type paths = {
         post?: never;
         /**
          * Delete one of your connections
-         * @description Revokes every application's grant on it, revokes the token at the source where the source allows, and destroys the key of its records in your Personal Server. When this returns, every application's next query for it is 404 `connection_not_found`.
+         * @description Revokes every application's grant on it (at your Personal Server first), revokes the token at the source where the source allows, destroys the stored credential, and destroys your Personal Server's copy of its records with their key. When this returns, every application's next query for it fails (404 `connection_not_found`, or 403 `grant_revoked` while it is still `deleting`). Answers 200 `deleted` when the Personal Server confirmed destroying the records, else 202 `deleting`: the deletion is kept and retried until it does.
          */
         delete: {
             parameters: {
@@ -5459,7 +5465,7 @@ export type paths = {
             };
             requestBody?: never;
             responses: {
-                /** @description Deleted. */
+                /** @description Deleted: records and keys destroyed. */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -5467,6 +5473,29 @@ export type paths = {
                     content: {
                         "application/json": {
                             connectionId: string;
+                            /**
+                             * @description `deleted`: the records and their key are destroyed. `deleting`: every grant is revoked and the credential destroyed; the Personal Server has not confirmed destroying the records yet, and is asked again until it does (the connection stays in GET /v1/me/connections as `deleting` until then, and leaves it once deleted).
+                             * @enum {string}
+                             */
+                            status: "deleting" | "deleted";
+                            /** @description Whether the source confirmed revoking our token (false when it has no revocation endpoint). */
+                            revokedAtSource: boolean;
+                        };
+                    };
+                };
+                /** @description Deleting: access is gone; the records are destroyed on retry. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            connectionId: string;
+                            /**
+                             * @description `deleted`: the records and their key are destroyed. `deleting`: every grant is revoked and the credential destroyed; the Personal Server has not confirmed destroying the records yet, and is asked again until it does (the connection stays in GET /v1/me/connections as `deleting` until then, and leaves it once deleted).
+                             * @enum {string}
+                             */
+                            status: "deleting" | "deleted";
                             /** @description Whether the source confirmed revoking our token (false when it has no revocation endpoint). */
                             revokedAtSource: boolean;
                         };

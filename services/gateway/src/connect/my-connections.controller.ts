@@ -1,8 +1,8 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
-import { Controller, Param, Req } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import { ConnectionStatus, rpc } from '@context-gateway/proto';
+import { Controller, Param, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
@@ -32,6 +32,13 @@ const myConnections = z.object({
 
 const deleted = z.object({
   connectionId: z.string(),
+  status: z
+    .enum(['deleting', 'deleted'])
+    .describe(
+      '`deleted`: the records and their key are destroyed. `deleting`: every grant is revoked and the credential destroyed; ' +
+        'the Personal Server has not confirmed destroying the records yet, and is asked again until it does ' +
+        '(the connection stays in GET /v1/me/connections as `deleting` until then, and leaves it once deleted).',
+    ),
   revokedAtSource: z
     .boolean()
     .describe('Whether the source confirmed revoking our token (false when it has no revocation endpoint).'),
@@ -42,7 +49,7 @@ const iso = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? times
 /**
  * A signed-in person's own connections (passkey session): which applications can read
  * what, and the way out — revoke one application, or delete the whole connection, which revokes every grant, revokes the token at the source where it can and
- * crypto-shreds the Personal Server's copy. Only the person's own connections exist here:
+ * crypto-shreds the Personal Server's copy (`deleting` until it confirmed, then `deleted`). Only the person's own connections exist here:
  * anyone else's id is 404.
  */
 @Controller('v1')
@@ -83,12 +90,14 @@ export class MyConnectionsController {
     path: 'me/connections/:connectionId',
     summary: 'Delete one of your connections',
     description:
-      "Revokes every application's grant on it, revokes the token at the source where the source allows, and destroys the key of its records in your Personal Server. " +
-      "When this returns, every application's next query for it is 404 `connection_not_found`.",
+      "Revokes every application's grant on it (at your Personal Server first), revokes the token at the source where the source allows, destroys the stored credential, and destroys your Personal Server's copy of its records with their key. " +
+      "When this returns, every application's next query for it fails (404 `connection_not_found`, or 403 `grant_revoked` while it is still `deleting`). " +
+      'Answers 200 `deleted` when the Personal Server confirmed destroying the records, else 202 `deleting`: the deletion is kept and retried until it does.',
     tags: ['me'],
     auth: 'user_session',
     params: connectionParams,
-    success: { status: 200, schema: deleted, description: 'Deleted.' },
+    success: { status: 200, schema: deleted, description: 'Deleted: records and keys destroyed.' },
+    alsoSuccess: { status: 202, description: 'Deleting: access is gone; the records are destroyed on retry.' },
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
@@ -96,13 +105,16 @@ export class MyConnectionsController {
     @CurrentUser() user: SessionUser,
     @Param() params: z.infer<typeof connectionParams>,
     @Req() request: FastifyRequest,
-  ) {
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<z.infer<typeof deleted>> {
     setAuditSubject(request, { connectionId: params.connectionId, resource: `connection:${params.connectionId}` });
-    const { revokedAtSource } = await this.rpcClient.request(rpc.broker.removeConnection, {
+    const removed = await this.rpcClient.request(rpc.broker.removeConnection, {
       connectionId: params.connectionId,
       userId: user.userId,
     });
-    return { connectionId: params.connectionId, revokedAtSource };
+    const status = removed.status === ConnectionStatus.DELETED ? 'deleted' : 'deleting';
+    if (status === 'deleting') void reply.status(202);
+    return { connectionId: params.connectionId, status, revokedAtSource: removed.revokedAtSource };
   }
 
   @Route({

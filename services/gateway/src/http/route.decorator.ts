@@ -27,6 +27,8 @@ export interface RouteDefinition {
   body?: z.ZodType;
   /** Success status and its body schema (omit the schema for an empty or non-JSON body). */
   success: { status: number; schema?: z.ZodType; description: string; contentType?: string };
+  /** A second success status the handler may set (e.g. 202 while work goes on), with the same body schema. */
+  alsoSuccess?: { status: number; description: string };
   /** Error codes this route may answer with, beyond the common ones. */
   errors: ErrorCode[];
   /**

@@ -87,17 +87,16 @@ export function buildOpenApi(routes: DiscoveredRoute[], info: { version: string;
     const byStatus = new Map<number, ErrorCode[]>();
     for (const code of errors)
       byStatus.set(ErrorCodes[code].status, [...(byStatus.get(ErrorCodes[code].status) ?? []), code]);
+    const content = d.success.schema
+      ? {
+          content: {
+            [d.success.contentType ?? 'application/json']: { schema: jsonSchema(d.success.schema, 'output') },
+          },
+        }
+      : {};
     const responses: Record<string, unknown> = {
-      [d.success.status]: {
-        description: d.success.description,
-        ...(d.success.schema
-          ? {
-              content: {
-                [d.success.contentType ?? 'application/json']: { schema: jsonSchema(d.success.schema, 'output') },
-              },
-            }
-          : {}),
-      },
+      [d.success.status]: { description: d.success.description, ...content },
+      ...(d.alsoSuccess ? { [d.alsoSuccess.status]: { description: d.alsoSuccess.description, ...content } } : {}),
     };
     for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
       responses[status] = {
