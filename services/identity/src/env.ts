@@ -23,6 +23,22 @@ const envSchema = z
       .default(12 * 3600),
     /** How long a passkey ceremony's challenge may be answered (seconds); default 5 minutes. */
     WEBAUTHN_CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(1).max(600).default(300),
+    /** The keyring whose KEK seals the authorization server's private signing keys (libs/crypto LocalKeyProvider; the same file as the broker's). */
+    MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
+    /** Create a fresh keyring when none exists (first start). Off in production: a missing key file must stop the service. */
+    MASTER_KEY_CREATE_IF_MISSING: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
+    /** Lifetime of an OAuth access token (a JWT the gateway verifies locally); default 10 minutes. */
+    OAUTH_ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
+    /** Lifetime of a refresh token and of the grant behind it; default 30 days. Each refresh rotates it. */
+    OAUTH_REFRESH_TOKEN_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(300)
+      .max(365 * 24 * 3600)
+      .default(30 * 24 * 3600),
   })
   .superRefine(refineRuntimeEnv);
 

@@ -17,5 +17,7 @@ import { SessionsService } from './sessions.service.js';
     ChallengesRepository,
     SessionsRepository,
   ],
+  // The OAuth authorization server signs people in with their gateway session (src/oauth/).
+  exports: [SessionsService],
 })
 export class AccountsModule {}

@@ -1,0 +1,81 @@
+import { timingSafeEqual } from 'node:crypto';
+
+import type { AdapterPayload } from 'oidc-provider';
+
+import type { Application } from '../generated/prisma/client.js';
+import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
+
+/** OAuth client secrets: `cg_cs_` + 256 random bits; only the SHA-256 is stored. */
+export const CLIENT_SECRET_PREFIX = 'cg_cs_';
+
+/** Ways an application may authenticate at the token endpoint. */
+export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 'none'] as const;
+export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
+
+/** Our own client metadata, beside the standard ones: what the provider needs from the Application row. */
+export const CLIENT_EXTRA_METADATA = ['capabilities', 'application_id', 'org_id'] as const;
+
+export function newClientSecret(): { secret: string; hash: string } {
+  const secret = newSecret(CLIENT_SECRET_PREFIX);
+  return { secret, hash: sha256(secret) };
+}
+
+/** Constant-time: the presented secret's hash against the stored one. */
+export function verifyClientSecret(storedHash: string | undefined, presented: string): boolean {
+  if (!storedHash || !hasSecretShape(presented, CLIENT_SECRET_PREFIX)) return false;
+  const a = Buffer.from(sha256(presented), 'hex');
+  const b = Buffer.from(storedHash, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * An Application as oidc-provider client metadata, or undefined when it cannot act as a
+ * client yet (a confidential client with no secret or keys, a public one with no
+ * callback URL): the provider then answers `invalid_client`.
+ *
+ * - Redirect URIs are the application's callback URLs, compared exactly (already
+ *   validated and normalized when stored, applications/application-rules.ts).
+ * - Public clients (`none`) get code + refresh only: PKCE is their proof. Confidential
+ *   clients may also use client credentials to act as themselves.
+ */
+export function clientMetadata(app: Application): AdapterPayload | undefined {
+  const method = app.tokenEndpointAuthMethod as TokenEndpointAuthMethod;
+  const redirects = app.callbackUrls;
+  const personGrants = redirects.length > 0 ? ['authorization_code', 'refresh_token'] : [];
+  const base: AdapterPayload = {
+    client_id: app.clientId,
+    client_name: app.name,
+    redirect_uris: redirects,
+    response_types: personGrants.length > 0 ? ['code'] : [],
+    capabilities: app.scopes,
+    application_id: app.id,
+    org_id: app.orgId,
+  };
+  switch (method) {
+    case 'none':
+      return personGrants.length > 0
+        ? { ...base, token_endpoint_auth_method: 'none', grant_types: personGrants }
+        : undefined;
+    case 'client_secret_basic':
+      if (!app.clientSecretHash) return undefined;
+      return {
+        ...base,
+        token_endpoint_auth_method: 'client_secret_basic',
+        // The hash stands in for the secret: compareClientSecret is overridden to hash
+        // what is presented (oauth-provider.ts), and no HMAC algorithm is enabled that
+        // would use this value as a key.
+        client_secret: app.clientSecretHash,
+        grant_types: [...personGrants, 'client_credentials'],
+      };
+    case 'private_key_jwt':
+      if (!app.jwks && !app.jwksUri) return undefined;
+      return {
+        ...base,
+        token_endpoint_auth_method: 'private_key_jwt',
+        ...(app.jwksUri ? { jwks_uri: app.jwksUri } : { jwks: app.jwks as unknown as AdapterPayload['jwks'] }),
+        grant_types: [...personGrants, 'client_credentials'],
+      };
+    default:
+      return undefined;
+  }
+}

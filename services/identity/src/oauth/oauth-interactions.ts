@@ -1,0 +1,212 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import type { Provider } from 'oidc-provider';
+
+import { oauthConsentPage, oauthErrorPage } from './consent-page.js';
+
+/** The gateway's browser session cookie (gateway auth): its token is what signs a person in here. */
+const SESSION_COOKIE = 'cg_session';
+/** Largest consent form accepted; it carries one field. */
+const MAX_FORM_BYTES = 4 * 1024;
+/** oidc-provider's interaction lifetime (ttl.Interaction in oauth-provider.ts). */
+const INTERACTION_TTL_SECONDS = 600;
+
+export interface InteractionDeps {
+  provider: Provider;
+  /** The gateway's public origin: the only Origin a consent form may be posted from. */
+  publicOrigin: string;
+  /** `/oauth`: the issuer's path, under which the interaction routes live. */
+  issuerPath: string;
+  /** The person of a live gateway session, and when they last used their passkey; undefined when not signed in. */
+  resolveSession: (
+    token: string,
+  ) => Promise<{ userId: string; displayName: string; authenticatedAt: Date } | undefined>;
+  /** The application's display name, by client id. */
+  applicationName: (clientId: string) => Promise<string | undefined>;
+}
+
+/** One cookie's value from a Cookie header; undefined when absent. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * The person's side of an authorization: sign-in (the gateway's passkey session) and
+ * consent. GET `<issuer>/interaction/<uid>` decides which; POST `.../<uid>` records the
+ * consent decision. oidc-provider's interaction cookie binds both to the browser that
+ * started the authorization.
+ */
+export class OAuthInteractions {
+  constructor(private readonly deps: InteractionDeps) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (req.method === 'GET') return await this.#show(req, res);
+      if (req.method === 'POST') return await this.#decide(req, res);
+      send(res, 405, oauthErrorPage('Not allowed', 'This page only accepts GET and POST.', 'method_not_allowed'));
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      if (name === 'SessionNotFound' || name === 'InvalidRequest') {
+        send(
+          res,
+          400,
+          oauthErrorPage(
+            'This sign-in request has expired',
+            'The authorization took too long or was opened in another browser.',
+            'oauth_interaction_expired',
+          ),
+        );
+        return;
+      }
+      throw error;
+    }
+  }
+
+  async #show(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { provider } = this.deps;
+    const details = await provider.interactionDetails(req, res);
+    const here = `${this.deps.issuerPath}/interaction/${details.uid}`;
+    const person = await this.#person(req);
+
+    if (details.prompt.name === 'login') {
+      // `prompt=login` / `max_age`: the passkey must be used after this authorization began.
+      const startedAt = (details.exp - INTERACTION_TTL_SECONDS) * 1_000;
+      const fresh = details.prompt.reasons.some((r) => r === 'login_prompt' || r === 'max_age');
+      if (!person || (fresh && person.authenticatedAt.getTime() < startedAt)) {
+        const signIn = new URLSearchParams({ return_to: here });
+        if (person) signIn.set('prompt', 'login');
+        redirect(res, `/v1/auth/signin?${signIn.toString()}`);
+        return;
+      }
+      await provider.interactionFinished(
+        req,
+        res,
+        { login: { accountId: person.userId, ts: Math.floor(person.authenticatedAt.getTime() / 1_000), amr: ['hwk'] } },
+        { mergeWithLastSubmission: false },
+      );
+      return;
+    }
+
+    if (details.prompt.name === 'consent') {
+      // The consent belongs to whoever signed in for this authorization, not to a session
+      // that changed hands since: a different person must start again.
+      if (!person || person.userId !== details.session?.accountId) {
+        redirect(res, `/v1/auth/signin?${new URLSearchParams({ return_to: here }).toString()}`);
+        return;
+      }
+      const clientId = String(details.params['client_id']);
+      const scopes = requestedScopes(details);
+      send(
+        res,
+        200,
+        oauthConsentPage({
+          applicationName: (await this.deps.applicationName(clientId)) ?? clientId,
+          redirectHost: new URL(String(details.params['redirect_uri'])).host,
+          scopes,
+          action: here,
+          displayName: person.displayName,
+        }),
+      );
+      return;
+    }
+    send(
+      res,
+      400,
+      oauthErrorPage(
+        'Cannot continue',
+        'This authorization asks for something we do not support.',
+        'oauth_unsupported_prompt',
+      ),
+    );
+  }
+
+  async #decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { provider } = this.deps;
+    // A form posted from another site is refused before anything is read or recorded.
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== this.deps.publicOrigin) {
+      send(
+        res,
+        403,
+        oauthErrorPage('Refused', 'This form can only be sent from Context Gateway itself.', 'origin_refused'),
+      );
+      return;
+    }
+    const form = new URLSearchParams(await readBody(req, MAX_FORM_BYTES));
+    const details = await provider.interactionDetails(req, res);
+    const person = await this.#person(req);
+    const accountId = details.session?.accountId;
+    if (details.prompt.name !== 'consent' || !person || !accountId || person.userId !== accountId) {
+      send(res, 400, oauthErrorPage('Cannot continue', 'Sign in again from the app.', 'oauth_interaction_invalid'));
+      return;
+    }
+    if (form.get('decision') !== 'allow') {
+      await provider.interactionFinished(
+        req,
+        res,
+        { error: 'access_denied', error_description: 'The person denied the request' },
+        { mergeWithLastSubmission: false },
+      );
+      return;
+    }
+    const clientId = String(details.params['client_id']);
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId, clientId });
+    if (!grant) throw new Error('grant of a live interaction not found');
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+
+  async #person(req: IncomingMessage) {
+    const token = readCookie(req.headers.cookie, SESSION_COOKIE);
+    return token ? this.deps.resolveSession(token) : undefined;
+  }
+}
+
+/** Every scope the consent would add: OpenID ones and the resource's capabilities. */
+function requestedScopes(details: { prompt: { details: Record<string, unknown> } }): string[] {
+  const d = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
+  return [...new Set([...(d.missingOIDCScope ?? []), ...Object.values(d.missingResourceScopes ?? {}).flat()])];
+}
+
+function send(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    // No script, nothing from elsewhere, never framed (clickjacking on the Allow button).
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    'x-frame-options': 'DENY',
+  });
+  res.end(body);
+}
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(303, { location, 'cache-control': 'no-store' });
+  res.end();
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw Object.assign(new Error('form too large'), { name: 'InvalidRequest' });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

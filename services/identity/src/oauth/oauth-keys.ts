@@ -1,0 +1,139 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+
+import type { Clock } from '@context-gateway/clock';
+import { type EnvelopeCipher, WrappedKey } from '@context-gateway/crypto';
+import type { JWK } from 'oidc-provider';
+
+import type { Tx } from '../database/database.module.js';
+import type { OAuthKey } from '../generated/prisma/client.js';
+import type { OAuthKeysRepository } from './oauth-keys.repository.js';
+
+/** Algorithms the authorization server signs with: ES256 for access tokens, RS256 (OIDC's mandatory default) for ID tokens. */
+export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
+
+/** What the provider is built from: private signing JWKs (newest first) and cookie keys (newest first). */
+export interface ProviderKeys {
+  jwks: JWK[];
+  cookieKeys: string[];
+}
+
+/** The wrap is bound to the key's id and use: a sealed key copied onto another row does not open. */
+function sealContext(kid: string, use: string) {
+  return { service: 'identity', purpose: 'oauth_key', kid, use };
+}
+
+/**
+ * The authorization server's keys, stored in identity's schema with the private half
+ * sealed under the keyring (envelope encryption): a database dump alone yields no key
+ * that can sign a token. Rotation adds a new generation (one key per algorithm and a new
+ * cookie key) that signs from the next start on; the previous generation stays published
+ * so tokens it signed keep verifying, and older ones are retired.
+ */
+export class OAuthKeyStore {
+  constructor(
+    private readonly keys: OAuthKeysRepository,
+    private readonly cipher: EnvelopeCipher,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The live keys, creating the first generation when there is none (first start). */
+  async load(): Promise<ProviderKeys> {
+    let rows = await this.keys.live('sig');
+    if (!SIGNING_ALGS.every((alg) => rows.some((row) => row.alg === alg))) {
+      await this.keys.locked(async (tx) => {
+        const live = await this.keys.live('sig', tx);
+        // Another replica may have created them while this one waited for the lock.
+        if (!SIGNING_ALGS.every((alg) => live.some((row) => row.alg === alg))) await this.#createGeneration(tx);
+      });
+      rows = await this.keys.live('sig');
+    }
+    const cookies = await this.keys.live('cookie');
+    return {
+      jwks: await Promise.all(rows.map(async (row) => JSON.parse((await this.#open(row)).toString('utf8')) as JWK)),
+      cookieKeys: await Promise.all(cookies.map(async (row) => (await this.#open(row)).toString('base64url'))),
+    };
+  }
+
+  /**
+   * Adds a generation and retires every key older than the previous one. Running
+   * identity processes sign with the new keys after their next restart; until then the
+   * previous generation, still published, verifies what they sign.
+   */
+  rotate(): Promise<{ created: string[]; retired: string[] }> {
+    return this.keys.locked(async (tx) => {
+      const before = [...(await this.keys.live('sig', tx)), ...(await this.keys.live('cookie', tx))];
+      const created = await this.#createGeneration(tx);
+      // Keep the newest key of each (use, alg) from before: the generation still in use.
+      const kept = new Set<string>();
+      const retired: string[] = [];
+      for (const row of before) {
+        const slot = `${row.use}:${row.alg}`;
+        if (kept.has(slot)) retired.push(row.kid);
+        else kept.add(slot);
+      }
+      await this.keys.retire(retired, this.clock.date(), tx);
+      return { created, retired };
+    });
+  }
+
+  async #createGeneration(tx: Tx): Promise<string[]> {
+    const now = this.clock.date();
+    const created: string[] = [];
+    for (const alg of SIGNING_ALGS) {
+      const kid = randomBytes(12).toString('base64url');
+      const { privateKey, publicKey } =
+        alg === 'ES256'
+          ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+          : generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const common = { kid, alg, use: 'sig' };
+      const privateJwk = { ...privateKey.export({ format: 'jwk' }), ...common };
+      const publicJwk = { ...publicKey.export({ format: 'jwk' }), ...common };
+      await this.keys.create(
+        {
+          kid,
+          use: 'sig',
+          alg,
+          publicJwk,
+          ...(await this.#seal(kid, 'sig', Buffer.from(JSON.stringify(privateJwk)))),
+          createdAt: now,
+        },
+        tx,
+      );
+      created.push(kid);
+    }
+    const cookieKid = randomBytes(12).toString('base64url');
+    await this.keys.create(
+      {
+        kid: cookieKid,
+        use: 'cookie',
+        alg: 'HS256',
+        publicJwk: null,
+        ...(await this.#seal(cookieKid, 'cookie', randomBytes(32))),
+        createdAt: now,
+      },
+      tx,
+    );
+    created.push(cookieKid);
+    return created;
+  }
+
+  async #seal(kid: string, use: string, secret: Buffer) {
+    const context = sealContext(kid, use);
+    const { key, wrapped } = await this.cipher.generateDataKey(context);
+    try {
+      return {
+        wrappedDataKey: new Uint8Array(wrapped.encode()),
+        ciphertext: new Uint8Array(key.encrypt(secret, context)),
+      };
+    } finally {
+      key.destroy();
+      secret.fill(0);
+    }
+  }
+
+  async #open(row: OAuthKey): Promise<Buffer> {
+    const context = sealContext(row.kid, row.use);
+    const key = await this.cipher.openDataKey(WrappedKey.decode(row.wrappedDataKey), context);
+    return key.decrypt(row.ciphertext, context);
+  }
+}

@@ -1,0 +1,165 @@
+import type { Clock } from '@context-gateway/clock';
+import {
+  type Adapter,
+  type Configuration,
+  errors,
+  interactionPolicy,
+  type KoaContextWithOIDC,
+  Provider,
+} from 'oidc-provider';
+
+import { CLIENT_EXTRA_METADATA, verifyClientSecret } from './oauth-clients.js';
+import type { ProviderKeys } from './oauth-keys.js';
+
+/** Where the authorization server lives and what it serves. */
+export interface OAuthProviderOptions {
+  /** `${GATEWAY_PUBLIC_URL}/oauth`: the stable public issuer (RFC 8414 `issuer`, `iss` of every token). */
+  issuer: string;
+  /** The gateway's resource URI (RFC 8707): the one audience access tokens are minted for. */
+  resource: string;
+  keys: ProviderKeys;
+  adapter: (model: string) => Adapter;
+  /** The person behind `sub`; undefined for a deleted account, which ends every token naming it. */
+  findAccount: (accountId: string) => Promise<{ accountId: string; name: string } | undefined>;
+  ttl: { accessTokenSeconds: number; refreshTokenSeconds: number };
+  clock: Clock;
+}
+
+/** Scopes beyond the applications' capabilities: OpenID Connect's own. */
+const OIDC_SCOPES = ['openid', 'offline_access', 'profile'];
+
+/** The one interaction route (login and consent): `/oauth/interaction/<uid>`. */
+export function interactionPath(issuerPath: string, uid: string): string {
+  return `${issuerPath}/interaction/${uid}`;
+}
+
+/**
+ * oidc-provider, configured as the gateway's OAuth 2.1 authorization server. Every
+ * choice a default would get wrong is made here, with its reason; see docs/identity.md.
+ */
+export function createOAuthProvider(options: OAuthProviderOptions): Provider {
+  const issuerPath = new URL(options.issuer).pathname.replace(/\/$/, '');
+  const policy = interactionPolicy.base();
+  // The gateway session (cg_session) is the sign-in, not oidc-provider's own session
+  // cookie: every authorization passes through the login interaction, which finishes at
+  // once when the browser's gateway session is valid. Signing out of the gateway thus
+  // also ends the provider's ability to authorize silently.
+  policy
+    .get('login')
+    ?.checks.add(
+      new interactionPolicy.Check('gateway_session', 'the gateway session is checked on every authorization', (ctx) =>
+        ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
+      ),
+    );
+
+  const configuration: Configuration = {
+    adapter: options.adapter,
+    jwks: { keys: options.keys.jwks },
+    cookies: {
+      keys: options.keys.cookieKeys,
+      names: { session: 'cg_oauth_session', interaction: 'cg_oauth_interaction', resume: 'cg_oauth_resume' },
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    async findAccount(_ctx, sub) {
+      const account = await options.findAccount(sub);
+      if (!account) return undefined;
+      return { accountId: account.accountId, claims: () => ({ sub: account.accountId, name: account.name }) };
+    },
+    scopes: OIDC_SCOPES,
+    claims: { openid: ['sub'], profile: ['name'] },
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    extraClientMetadata: { properties: [...CLIENT_EXTRA_METADATA] },
+    // client_secret_post and client_secret_jwt are off: the stored secret is a hash, and
+    // one way per kind of client (basic, key, PKCE-only) is enough.
+    clientAuthMethods: ['none', 'client_secret_basic', 'private_key_jwt'],
+    enabledJWA: {
+      clientAuthSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'],
+      idTokenSigningAlgValues: ['RS256', 'ES256'],
+    },
+    responseTypes: ['code'],
+    // S256 only (plain is not offered by oidc-provider 9), and required of every client,
+    // confidential ones too (OAuth 2.1).
+    pkce: { required: () => true },
+    // Every refresh rotates; presenting a spent refresh token revokes the whole grant.
+    rotateRefreshToken: true,
+    issueRefreshToken: (_ctx, client) => Promise.resolve(client.grantTypeAllowed('refresh_token')),
+    // Tokens outlive oidc-provider's own short session: the gateway session is the sign-in,
+    // and a grant lasts until it expires or is revoked.
+    expiresWithSession: () => Promise.resolve(false),
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Only the client a token was issued to learns anything about it.
+        allowedPolicy: (ctx, _client, token) => Promise.resolve(token.clientId === ctx.oidc.client?.clientId),
+      },
+      revocation: { enabled: true },
+      // Dynamic client registration stays off: applications are created by an operator.
+      registration: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => options.resource,
+        useGrantedResource: () => true,
+        getResourceServerInfo(_ctx, resourceIndicator, client) {
+          if (resourceIndicator !== options.resource) throw new errors.InvalidTarget();
+          const capabilities = (client['capabilities'] as string[] | undefined) ?? [];
+          return {
+            scope: capabilities.join(' '),
+            audience: options.resource,
+            accessTokenTTL: options.ttl.accessTokenSeconds,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        },
+      },
+    },
+    // The application and organization a token acts for, so the gateway needs no lookup
+    // to know whose token it holds (RFC 9068 already carries client_id).
+    extraTokenClaims(ctx) {
+      const client = ctx.oidc.client;
+      return client ? { org_id: client['org_id'] as string, app_id: client['application_id'] as string } : undefined;
+    },
+    ttl: {
+      AccessToken: options.ttl.accessTokenSeconds,
+      ClientCredentials: options.ttl.accessTokenSeconds,
+      AuthorizationCode: 60,
+      RefreshToken: options.ttl.refreshTokenSeconds,
+      Grant: options.ttl.refreshTokenSeconds,
+      Interaction: 600,
+      Session: 600,
+      IdToken: 600,
+    },
+    interactions: {
+      policy,
+      url: (_ctx, interaction) => interactionPath(issuerPath, interaction.uid),
+    },
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.clientAuthMethod === 'none' &&
+      (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
+    renderError(ctx, out) {
+      // No HTML echo of request parameters; the stable OAuth error code and text only.
+      ctx.type = 'application/json';
+      ctx.body = { error: out.error, error_description: out.error_description };
+    },
+  };
+
+  const provider = new Provider(options.issuer, configuration);
+  // Behind the gateway's reverse proxy: the public scheme and host are X-Forwarded-*.
+  provider.proxy = true;
+  // The client secret row holds only a hash; compare against the hash of what was presented.
+  Object.defineProperty(provider.Client.prototype, 'compareClientSecret', {
+    value(this: { clientSecret?: string }, actual: string) {
+      return verifyClientSecret(this.clientSecret, actual);
+    },
+  });
+  return provider;
+}
+
+export type { KoaContextWithOIDC };

@@ -1,0 +1,482 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { RpcClient } from '@context-gateway/messaging';
+import { rpc, streams } from '@context-gateway/proto';
+import type { RunningService } from '@context-gateway/service-kit';
+import { ServiceHarness } from '@context-gateway/service-kit/testing';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as oauth from 'oauth4webapi';
+
+import { UsersRepository } from '../accounts/accounts.repository.js';
+import { SessionsService } from '../accounts/sessions.service.js';
+import { AppModule } from '../app.module.js';
+import { loadEnv } from '../env.js';
+import { newClientSecret } from './oauth-clients.js';
+import { OAuthClientsRepository } from './oauth-clients.repository.js';
+
+// identity's authorization server, booted as main.ts boots it (real Postgres, real NATS),
+// driven by oauth4webapi exactly as an application backend would drive it. The browser
+// is a cookie jar following redirects; the person's sign-in is a gateway session opened
+// by SessionsService, as a passkey ceremony would open it.
+
+let harness: ServiceHarness;
+let service: RunningService;
+let keyDir: string;
+let base: string;
+let resource: string;
+let as: oauth.AuthorizationServer;
+let callback: string;
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+let confidential: { client: oauth.Client; secret: string; applicationId: string };
+let publicClient: oauth.Client;
+let sessionToken: string;
+let userId: string;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** A browser, reduced to what matters here: cookies by name, manual redirects. */
+class Browser {
+  readonly cookies = new Map<string, string>();
+
+  async get(url: string, init: RequestInit = {}): Promise<Response> {
+    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(new URL(url, base), {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
+    });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair = '', ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const expired = attrs.some((a) => /^\s*expires=Thu, 01 Jan 1970/i.test(a));
+      if (expired) this.cookies.delete(name);
+      else this.cookies.set(name, pair.slice(eq + 1).trim());
+    }
+    return res;
+  }
+
+  /** Follows redirects within the server until one leaves it (to the app) or a page answers. */
+  async follow(url: string): Promise<Response> {
+    let res = await this.get(url);
+    for (let i = 0; i < 10 && res.status >= 300 && res.status < 400; i += 1) {
+      const next = new URL(res.headers.get('location') ?? '', base);
+      if (next.origin !== new URL(base).origin || next.pathname === new URL(callback).pathname) return res;
+      if (next.pathname.startsWith('/v1/auth/signin')) return res;
+      res = await this.get(next.href);
+    }
+    return res;
+  }
+}
+
+function authorizationUrl(client: oauth.Client, params: Record<string, string>): string {
+  const url = new URL(as.authorization_endpoint ?? '');
+  url.search = new URLSearchParams({
+    client_id: client.client_id,
+    redirect_uri: callback,
+    response_type: 'code',
+    scope: 'openid github:read:repos',
+    resource,
+    ...params,
+  }).toString();
+  return url.href;
+}
+
+/** The whole browser leg: authorize, sign in (gateway session), consent, back to the app. */
+async function authorize(client: oauth.Client, extra: Record<string, string> = {}) {
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const browser = new Browser();
+  browser.cookies.set('cg_session', sessionToken);
+  const url = authorizationUrl(client, {
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    ...extra,
+  });
+  let res = await browser.follow(url);
+  expect(res.status).toBe(200);
+  const page = await res.text();
+  const action = /<form method="post" action="([^"]+)"/.exec(page)?.[1] ?? '';
+  res = await browser.get(action, {
+    method: 'POST',
+    body: 'decision=allow',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(base).origin },
+  });
+  res = await browser.follow(new URL(res.headers.get('location') ?? '', base).href);
+  const back = new URL(res.headers.get('location') ?? '');
+  return { back, verifier, state, page };
+}
+
+async function exchange(client: oauth.Client, auth: oauth.ClientAuth, back: URL, verifier: string, state: string) {
+  const params = oauth.validateAuthResponse(as, client, back, state);
+  const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, callback, verifier, {
+    ...insecure,
+    additionalParameters: { resource },
+  });
+  return oauth.processAuthorizationCodeResponse(as, client, response);
+}
+
+function bearer(token: string): Request {
+  return new Request(resource, { headers: { authorization: `Bearer ${token}` } });
+}
+
+async function payloadCount(): Promise<number> {
+  const { rows } = await harness.db.pool.query<{ n: string }>('SELECT count(*) AS n FROM oauth_payloads');
+  return Number(rows[0]?.n);
+}
+
+beforeAll(async () => {
+  keyDir = await mkdtemp(join(tmpdir(), 'identity-oauth-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  resource = base;
+  callback = `${base}/cb`;
+  harness = await ServiceHarness.start({
+    schemaPrefix: 'identity_oauth',
+    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+  });
+  service = await harness.run({
+    name: 'identity',
+    module: AppModule,
+    loadEnv,
+    streams: [streams.control],
+    env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, MASTER_KEY_FILE: join(keyDir, 'master.key') },
+  });
+
+  const client = new RpcClient(harness.nc);
+  const { organization } = await client.request(rpc.identity.createOrganization, { name: 'OAuth org' });
+  const orgId = organization?.id ?? '';
+  const create = async (name: string) =>
+    (
+      await client.request(rpc.identity.createApplication, {
+        orgId,
+        name,
+        callbackUrls: [callback],
+        integrations: ['github'],
+        scopes: ['github:read:repos'],
+      })
+    ).application;
+  const backend = await create('Acme Backend');
+  const cli = await create('Acme CLI');
+  const clients = service.app.get(OAuthClientsRepository, { strict: false });
+  const { secret, hash } = newClientSecret();
+  await clients.updateClientSettings(backend?.id ?? '', {
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    clientSecretHash: hash,
+  });
+  await clients.updateClientSettings(cli?.id ?? '', { tokenEndpointAuthMethod: 'none' });
+  confidential = { client: { client_id: backend?.clientId ?? '' }, secret, applicationId: backend?.id ?? '' };
+  publicClient = { client_id: cli?.clientId ?? '', token_endpoint_auth_method: 'none' };
+
+  const user = await service.app
+    .get(UsersRepository, { strict: false })
+    .createUser({ displayName: 'Ada', webauthnUserId: 'handle-ada' });
+  userId = user.id;
+  sessionToken = (await service.app.get(SessionsService, { strict: false }).open(user.id, new Date())).token;
+
+  const issuer = new URL(`${base}/oauth`);
+  as = await oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...insecure }),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await harness?.stop();
+  if (keyDir) await rm(keyDir, { recursive: true, force: true });
+});
+
+describe('discovery', () => {
+  it('publishes the issuer on the gateway origin, S256 only, the token features and no registration', () => {
+    expect(as.issuer).toBe(`${base}/oauth`);
+    expect(as.code_challenge_methods_supported).toEqual(['S256']);
+    expect(as.authorization_response_iss_parameter_supported).toBe(true);
+    expect(as.grant_types_supported).toEqual(
+      expect.arrayContaining(['authorization_code', 'refresh_token', 'client_credentials']),
+    );
+    expect(as.token_endpoint_auth_methods_supported).toEqual(
+      expect.arrayContaining(['none', 'client_secret_basic', 'private_key_jwt']),
+    );
+    expect(as.token_endpoint_auth_methods_supported).not.toContain('client_secret_post');
+    expect(as.introspection_endpoint).toBe(`${base}/oauth/token/introspection`);
+    expect(as.revocation_endpoint).toBe(`${base}/oauth/token/revocation`);
+    expect(as.registration_endpoint).toBeUndefined();
+  });
+
+  it('serves a JWKS of public keys only', async () => {
+    const jwks = (await (await fetch(as.jwks_uri ?? '')).json()) as { keys: Record<string, unknown>[] };
+    expect(jwks.keys.map((k) => k['alg']).sort()).toEqual(['ES256', 'RS256']);
+    for (const key of jwks.keys) expect(key['d']).toBeUndefined();
+  });
+});
+
+describe('authorization code + PKCE, on behalf of a signed-in person', () => {
+  it('sends a browser without a gateway session to the passkey sign-in page, then back', async () => {
+    const browser = new Browser();
+    const res = await browser.follow(
+      authorizationUrl(publicClient, {
+        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+        code_challenge_method: 'S256',
+      }),
+    );
+    expect(res.status).toBe(303);
+    const signIn = new URL(res.headers.get('location') ?? '', base);
+    expect(signIn.pathname).toBe('/v1/auth/signin');
+    expect(signIn.searchParams.get('return_to')).toMatch(/^\/oauth\/interaction\/[\w-]+$/);
+  });
+
+  it('names the application, the redirect host and each capability on the consent page', async () => {
+    const { page } = await authorize(publicClient);
+    expect(page).toContain('Acme CLI wants to access your Context Gateway data');
+    expect(page).toContain(new URL(callback).host);
+    expect(page).toContain('Read your github repos');
+    expect(page).toContain('(github:read:repos)');
+  });
+
+  it('issues a JWT access token for the gateway only, and refreshes with rotation (public client)', async () => {
+    const { back, verifier, state } = await authorize(publicClient);
+    expect(back.searchParams.get('iss')).toBe(`${base}/oauth`); // RFC 9207
+    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
+    expect(tokens.token_type).toBe('bearer');
+    // The token response's scope is the access token's: the gateway's capabilities.
+    expect(tokens.scope).toBe('github:read:repos');
+    expect(tokens.id_token).toBeDefined();
+
+    const claims = await oauth.validateJwtAccessToken(as, bearer(tokens.access_token), resource, insecure);
+    expect(claims).toMatchObject({
+      iss: `${base}/oauth`,
+      aud: resource,
+      sub: userId,
+      client_id: publicClient.client_id,
+    });
+    expect(claims['scope']).toContain('github:read:repos');
+    expect(claims['app_id']).toBeDefined();
+    // Signed for the gateway and nothing else: another audience does not accept it.
+    await expect(
+      oauth.validateJwtAccessToken(as, bearer(tokens.access_token), 'https://other.example', insecure),
+    ).rejects.toThrow();
+
+    const first = tokens.refresh_token ?? '';
+    expect(first).not.toBe('');
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      publicClient,
+      await oauth.refreshTokenGrantRequest(as, publicClient, oauth.None(), first, insecure),
+    );
+    expect(refreshed.refresh_token).toBeDefined();
+    expect(refreshed.refresh_token).not.toBe(first);
+    await oauth.validateJwtAccessToken(as, bearer(refreshed.access_token), resource, insecure);
+  });
+
+  it('revokes the whole family when a spent refresh token is presented again', async () => {
+    const { back, verifier, state } = await authorize(publicClient);
+    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
+    const spent = tokens.refresh_token ?? '';
+    const rotated = await oauth.processRefreshTokenResponse(
+      as,
+      publicClient,
+      await oauth.refreshTokenGrantRequest(as, publicClient, oauth.None(), spent, insecure),
+    );
+    const replay = await oauth.refreshTokenGrantRequest(as, publicClient, oauth.None(), spent, insecure);
+    await expect(oauth.processRefreshTokenResponse(as, publicClient, replay)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    // The legitimate holder's current token dies with the family.
+    const next = await oauth.refreshTokenGrantRequest(
+      as,
+      publicClient,
+      oauth.None(),
+      rotated.refresh_token ?? '',
+      insecure,
+    );
+    await expect(oauth.processRefreshTokenResponse(as, publicClient, next)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+  });
+
+  it('lets a confidential client introspect and revoke its refresh token', async () => {
+    const auth = oauth.ClientSecretBasic(confidential.secret);
+    const { back, verifier, state } = await authorize(confidential.client);
+    const tokens = await exchange(confidential.client, auth, back, verifier, state);
+    const refresh = tokens.refresh_token ?? '';
+
+    const introspect = async () =>
+      oauth.processIntrospectionResponse(
+        as,
+        confidential.client,
+        await oauth.introspectionRequest(as, confidential.client, auth, refresh, insecure),
+      );
+    expect(await introspect()).toMatchObject({ active: true, client_id: confidential.client.client_id, sub: userId });
+    // Another client learns nothing about this token.
+    const stranger = await oauth.processIntrospectionResponse(
+      as,
+      publicClient,
+      await oauth.introspectionRequest(as, publicClient, oauth.None(), refresh, insecure),
+    );
+    expect(stranger.active).toBe(false);
+
+    await oauth.processRevocationResponse(
+      await oauth.revocationRequest(as, confidential.client, auth, refresh, insecure),
+    );
+    expect((await introspect()).active).toBe(false);
+    const after = await oauth.refreshTokenGrantRequest(as, confidential.client, auth, refresh, insecure);
+    await expect(oauth.processRefreshTokenResponse(as, confidential.client, after)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+  });
+
+  it('refuses a confidential client with a wrong secret', async () => {
+    const { back, verifier, state } = await authorize(confidential.client);
+    await expect(
+      exchange(confidential.client, oauth.ClientSecretBasic(newClientSecret().secret), back, verifier, state),
+    ).rejects.toMatchObject({ status: 401, cause: [{ parameters: { error: 'invalid_client' } }] });
+  });
+});
+
+describe('client credentials: an application acting as itself', () => {
+  it('issues a gateway token whose subject is the application', async () => {
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      confidential.client,
+      oauth.ClientSecretBasic(confidential.secret),
+      new URLSearchParams({ scope: 'github:read:repos', resource }),
+      insecure,
+    );
+    const tokens = await oauth.processClientCredentialsResponse(as, confidential.client, response);
+    const claims = await oauth.validateJwtAccessToken(as, bearer(tokens.access_token), resource, insecure);
+    expect(claims).toMatchObject({
+      sub: confidential.client.client_id,
+      aud: resource,
+      app_id: confidential.applicationId,
+    });
+    expect(tokens.refresh_token).toBeUndefined();
+  });
+
+  it('is not offered to a public client', async () => {
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      publicClient,
+      oauth.None(),
+      new URLSearchParams({ resource }),
+      insecure,
+    );
+    // oidc-provider answers invalid_request here (RFC 6749 would say unauthorized_client).
+    await expect(oauth.processClientCredentialsResponse(as, publicClient, response)).rejects.toMatchObject({
+      error: 'invalid_request',
+      cause: { error_description: 'requested grant type is not allowed for this client' },
+    });
+  });
+
+  it('refuses a resource other than the gateway', async () => {
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      confidential.client,
+      oauth.ClientSecretBasic(confidential.secret),
+      new URLSearchParams({ resource: 'https://other.example/' }),
+      insecure,
+    );
+    await expect(oauth.processClientCredentialsResponse(as, confidential.client, response)).rejects.toMatchObject({
+      error: 'invalid_target',
+    });
+  });
+});
+
+describe('refusals, each with its RFC error and nothing stored', () => {
+  it('refuses a redirect URI not registered exactly, without redirecting to it', async () => {
+    const before = await payloadCount();
+    const res = await new Browser().get(
+      authorizationUrl(publicClient, {
+        redirect_uri: `${callback}/`,
+        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+        code_challenge_method: 'S256',
+      }),
+    );
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(await res.json()).toMatchObject({ error: 'invalid_redirect_uri' });
+    expect(await payloadCount()).toBe(before);
+  });
+
+  it.each([
+    ['missing', {}],
+    ['plain', { code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }],
+  ])('refuses PKCE %s with invalid_request at the redirect URI', async (_name, pkce: Record<string, string>) => {
+    const before = await payloadCount();
+    const res = await new Browser().get(authorizationUrl(publicClient, { state: 's1', ...pkce }));
+    expect(res.status).toBe(303);
+    const back = new URL(res.headers.get('location') ?? '');
+    expect(back.origin + back.pathname).toBe(callback);
+    expect(back.searchParams.get('error')).toBe('invalid_request');
+    expect(back.searchParams.get('iss')).toBe(`${base}/oauth`);
+    expect(await payloadCount()).toBe(before);
+  });
+
+  it('refuses a wrong code verifier', async () => {
+    const { back, state } = await authorize(publicClient);
+    await expect(
+      exchange(publicClient, oauth.None(), back, oauth.generateRandomCodeVerifier(), state),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('refuses a reused code and revokes what the first use issued', async () => {
+    const { back, verifier, state } = await authorize(publicClient);
+    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
+    await expect(exchange(publicClient, oauth.None(), back, verifier, state)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    const after = await oauth.refreshTokenGrantRequest(
+      as,
+      publicClient,
+      oauth.None(),
+      tokens.refresh_token ?? '',
+      insecure,
+    );
+    await expect(oauth.processRefreshTokenResponse(as, publicClient, after)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+  });
+
+  it('answers invalid_client for an unknown client id', async () => {
+    const res = await new Browser().get(
+      authorizationUrl(
+        { client_id: 'cg_app_unknown' },
+        { code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' },
+      ),
+    );
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('refuses a consent form posted from another origin', async () => {
+    const browser = new Browser();
+    browser.cookies.set('cg_session', sessionToken);
+    const res = await browser.follow(
+      authorizationUrl(publicClient, {
+        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+        code_challenge_method: 'S256',
+      }),
+    );
+    const action = /<form method="post" action="([^"]+)"/.exec(await res.text())?.[1] ?? '';
+    const before = await payloadCount();
+    const posted = await browser.get(action, {
+      method: 'POST',
+      body: 'decision=allow',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+    });
+    expect(posted.status).toBe(403);
+    expect(await payloadCount()).toBe(before);
+  });
+});

@@ -1,0 +1,118 @@
+import { Clock } from '@context-gateway/clock';
+import { EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse } from '@context-gateway/crypto';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Provider } from 'oidc-provider';
+import type { Logger } from 'pino';
+
+import { SessionsService } from '../accounts/sessions.service.js';
+import type { Env } from '../env.js';
+import { oauthAdapterFactory } from './oauth-adapter.js';
+import { OAuthClientsRepository } from './oauth-clients.repository.js';
+import { installOAuthRoutes, type OnRequestHost } from './oauth-http.js';
+import { OAuthInteractions } from './oauth-interactions.js';
+import { OAuthKeyStore } from './oauth-keys.js';
+import { OAuthKeysRepository } from './oauth-keys.repository.js';
+import { createOAuthProvider } from './oauth-provider.js';
+import { OAuthStoreRepository } from './oauth-store.repository.js';
+
+const PRUNE_EVERY_MS = 10 * 60_000;
+/** Expired codes and tokens are kept an hour, then deleted. */
+const PRUNE_GRACE_MS = 60 * 60_000;
+
+/** The public URLs the authorization server answers for, from GATEWAY_PUBLIC_URL. */
+export function oauthUrls(gatewayPublicUrl: string): {
+  issuer: string;
+  issuerPath: string;
+  resource: string;
+  origin: string;
+} {
+  const base = gatewayPublicUrl.replace(/\/+$/, '');
+  const issuer = `${base}/oauth`;
+  return { issuer, issuerPath: new URL(issuer).pathname, resource: base, origin: new URL(base).origin };
+}
+
+/**
+ * Builds the authorization server at boot (keys from the database, opened with the
+ * keyring) and serves it on identity's HTTP port under `/oauth`.
+ */
+@Injectable()
+export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
+  #provider: Provider | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: OAuthStoreRepository,
+    private readonly clients: OAuthClientsRepository,
+    private readonly keys: OAuthKeysRepository,
+    private readonly sessions: SessionsService,
+    private readonly http: HttpAdapterHost,
+    private readonly clock: Clock,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  get provider(): Provider {
+    if (!this.#provider) throw new Error('the authorization server is not started');
+    return this.#provider;
+  }
+
+  async onModuleInit(): Promise<void> {
+    const keyring = await LocalKeyProvider.open({
+      path: this.env.MASTER_KEY_FILE,
+      createIfMissing: this.env.MASTER_KEY_CREATE_IF_MISSING,
+      beforeCreate: refuseNewKeyWhileInUse(() => this.keys.count(), 'authorization server keys sealed under it'),
+    });
+    const keyStore = new OAuthKeyStore(this.keys, new EnvelopeCipher(keyring), this.clock);
+    const urls = oauthUrls(this.env.GATEWAY_PUBLIC_URL);
+    const provider = createOAuthProvider({
+      issuer: urls.issuer,
+      resource: urls.resource,
+      keys: await keyStore.load(),
+      adapter: oauthAdapterFactory({ store: this.store, clients: this.clients, clock: this.clock }),
+      findAccount: async (accountId) => {
+        const user = await this.clients.findUser(accountId);
+        return user ? { accountId: user.id, name: user.displayName } : undefined;
+      },
+      ttl: {
+        accessTokenSeconds: this.env.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
+        refreshTokenSeconds: this.env.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
+      },
+      clock: this.clock,
+    });
+    provider.on('server_error', (_ctx, error) => this.logger.error({ err: error }, 'authorization server error'));
+    const interactions = new OAuthInteractions({
+      provider,
+      publicOrigin: urls.origin,
+      issuerPath: urls.issuerPath,
+      resolveSession: async (token) => {
+        try {
+          const session = await this.sessions.resolve(token);
+          return { userId: session.userId, displayName: session.user.displayName, authenticatedAt: session.createdAt };
+        } catch {
+          return undefined;
+        }
+      },
+      applicationName: async (clientId) => (await this.clients.findByClientId(clientId))?.name,
+    });
+    installOAuthRoutes(this.http.httpAdapter.getInstance<OnRequestHost>(), {
+      issuerPath: urls.issuerPath,
+      provider,
+      interactions,
+      logger: this.logger,
+    });
+    this.#provider = provider;
+    this.#timer = setInterval(() => {
+      this.store
+        .pruneExpired(this.clock.date(), PRUNE_GRACE_MS)
+        .catch((error: Error) => this.logger.warn({ err: error.message }, 'pruning OAuth state failed'));
+    }, PRUNE_EVERY_MS);
+    this.#timer.unref();
+    this.logger.info({ issuer: urls.issuer, resource: urls.resource }, 'authorization server ready');
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.#timer);
+  }
+}
