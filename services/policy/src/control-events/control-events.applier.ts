@@ -66,7 +66,7 @@ export class ControlEventsApplier {
     // docs/policy.md), and awaiting the stream ack here would hold the consumer's single
     // in-flight slot — every later event, revocations included, would wait for it. The event
     // was committed with the change: the outbox relay publishes it if this attempt fails.
-    void this.rules.announce([bumped.eventId]);
+    void this.rules.announce([bumped.eventId]).catch(() => undefined);
     return bumped.revision;
   }
 }

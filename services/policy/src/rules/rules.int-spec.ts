@@ -397,9 +397,14 @@ describe('policy rules service', () => {
     });
     let revision: bigint;
     try {
-      ({ revision } = await rules.putOrgRule(orgId, spec({ integration: 'github' })));
-      // The change is committed and its answer given, though nothing was published.
-      expect(await rules.revision(orgId)).toBe(revision);
+      // The caller hears the change did not go through to the gateways (it did not "return")…
+      await expect(rules.putOrgRule(orgId, spec({ integration: 'github' }))).rejects.toMatchObject({
+        code: 'service_unavailable',
+      });
+      // …but it is committed, and so is its announcement.
+      revision = await rules.revision(orgId);
+      expect(revision).toBe(1n);
+      expect((await rules.listOrgRules(orgId, {})).length).toBe(1);
       clock.advance(SWEEP_AFTER_MS + 1);
       await expect(relay.sweep()).rejects.toMatchObject({ code: 'service_unavailable' });
     } finally {

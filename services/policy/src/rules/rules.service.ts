@@ -245,12 +245,17 @@ export class RulesService {
   }
 
   /**
-   * After the commit: the events published. A change call awaits this, so it normally returns
-   * with its event on CONTROL; when NATS did not acknowledge, the change stays committed and
-   * the outbox sweep publishes the event as soon as it can (never lost, never thrown here).
+   * After the commit: the events published; a change call returns only once they are on
+   * CONTROL (gateways rely on it: docs/policy.md). When JetStream did not acknowledge, the
+   * caller gets service_unavailable (the change did not "return"), but the change and its
+   * event are committed: the outbox sweep publishes the event as soon as it can.
    */
-  announce(eventIds: string[]): Promise<boolean> {
-    return this.events.flush(eventIds);
+  async announce(eventIds: string[]): Promise<void> {
+    if (!(await this.events.flush(eventIds)))
+      throw new AppError(
+        'service_unavailable',
+        'The change is saved but not yet announced to the gateways; it will be shortly',
+      );
   }
 
   private async putRule(
