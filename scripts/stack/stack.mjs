@@ -37,6 +37,7 @@ import { DEFAULT_PORTS, isServiceName, SERVICE_NAMES } from './service-catalog.m
  *   shards: ManagedProcess[],
  *   unexpectedExit: Promise<{ service: ServiceName } & ExitInfo>,
  *   stop(): Promise<void>,
+ *   restart(name: ServiceName): Promise<void>,
  * }} RunningStack
  */
 
@@ -158,6 +159,8 @@ export async function startStack(options) {
   const urls = {};
   /** @type {ManagedProcess[]} */
   const shards = [];
+  /** @type {Partial<Record<ServiceName, NodeJS.ProcessEnv>>} */
+  const envs = {};
   let stopping = false;
 
   /** @type {(value: { service: ServiceName } & ExitInfo) => void} */
@@ -195,13 +198,19 @@ export async function startStack(options) {
       }
     }
     urls[name] = serviceBaseUrl(env.HTTP_HOST, ports[name]);
+    envs[name] = env;
+    spawnService(name);
+  }
+
+  /** @param {ServiceName} name */
+  function spawnService(name) {
     const managed = spawnManaged(
       name,
       process.execPath,
       ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
       {
         cwd: rootDir,
-        env,
+        env: envs[name] ?? sharedEnv,
         write: log,
         width,
         colour: colours.get(name),
@@ -213,6 +222,19 @@ export async function startStack(options) {
       log(`${name} exited unexpectedly (${describeExit(info)})`);
       reportUnexpectedExit({ service: name, ...info });
     });
+  }
+
+  /**
+   * Starts again a service that was stopped on purpose, with the environment it had, and
+   * resolves once it is ready (the e2e tests: a shard that was down comes back).
+   * @param {ServiceName} name
+   */
+  async function restart(name) {
+    const previous = processes[name];
+    if (!previous || !previous.stopRequested()) throw new StackStartError(`${name} was not stopped`);
+    await previous.exited;
+    spawnService(name);
+    await waitUntilReady([name], urls, processes, options.readyTimeoutMs ?? 60_000, unexpectedExit, options.signal);
   }
 
   async function stop() {
@@ -228,7 +250,7 @@ export async function startStack(options) {
     await stop();
     throw error;
   }
-  return { urls, processes, shards, unexpectedExit, stop };
+  return { urls, processes, shards, unexpectedExit, stop, restart };
 }
 
 /**

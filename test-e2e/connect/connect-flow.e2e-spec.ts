@@ -15,7 +15,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { freePort, rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
+import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // The connect flow (steps 1-3) as an app backend and a person in a browser live it: the
 // app starts a connect session with its API key, the person consents, creates a passkey,
@@ -56,6 +56,8 @@ beforeAll(async () => {
     INTEGRATION_DEMO_BASE_URL: demo.url,
     INTEGRATION_DEMO_CLIENT_ID: CLIENT_ID,
     INTEGRATION_DEMO_CLIENT_SECRET: CLIENT_SECRET,
+    // One shard: the deletion test stops the Personal Server whole and starts it again.
+    SHARD_COUNT: '1',
   });
   base = browserUrl(stack.gatewayUrl);
   await demo.control.registerClient({
@@ -122,6 +124,8 @@ async function createSession(app: App, body: Record<string, unknown>) {
 
 const getConnection = (app: App, id: string) =>
   fetch(`${stack.gatewayUrl}/v1/connections/${id}`, { headers: { authorization: `Bearer ${app.key}` } });
+const queryRecords = (app: App, id: string) =>
+  fetch(`${stack.gatewayUrl}/v1/connections/${id}/records`, { headers: { authorization: `Bearer ${app.key}` } });
 
 async function count(table: string): Promise<number> {
   const { rows } = await db.query(`SELECT count(*)::int AS n FROM connection_broker.${table}`);
@@ -544,18 +548,74 @@ describe('the connect flow in a browser', () => {
     expect(notMine.status).toBe(404);
     expect(await notMine.json()).toMatchObject({ code: 'connection_not_found' });
     expect((await getConnection(appA, connectionId)).status).toBe(200);
+    expect((await queryRecords(appA, connectionId)).status).toBe(200);
+    const listedIds = async () =>
+      ((await (await me('GET', '/v1/me/connections')).json()) as { connections: { id: string; status: string }[] })
+        .connections;
 
+    // A second connection of the same person, deleted while everything is up: the Personal
+    // Server confirms before the answer, so it is `deleted` at once.
+    const keysApp = await admin.createApplication(appA.orgId, {
+      name: 'Keys Reader',
+      callbackUrls: [appCallback],
+      integrations: ['demo-keys'],
+      scopes: ['demo-keys:read:notes'],
+    });
+    const keysAppKey = (await admin.issueApiKey(keysApp.id)).secret;
+    secrets.add(keysAppKey);
+    const keysSession = await createSession(
+      { orgId: appA.orgId, appId: keysApp.id, key: keysAppKey },
+      { integration: 'demo-keys', scopes: ['demo-keys:read:notes'], callbackUrl: appCallback, state: 'keys-2' },
+    );
+    const sourceKey = `dk_${randomBytes(16).toString('hex')}`;
+    secrets.add(sourceKey);
+    await alice.page.goto(keysSession.body.connectUrl.replace(new URL(keysSession.body.connectUrl).origin, base));
+    await alice.page.fill('#apiKey', sourceKey);
+    await alice.page.getByRole('button', { name: 'Allow' }).click();
+    await alice.page.waitForURL(
+      (url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'keys-2',
+    );
+    const keysConnection = callbacks.at(-1)!.searchParams.get('connectionId')!;
+    const keysApp2 = { orgId: appA.orgId, appId: keysApp.id, key: keysAppKey };
+    expect((await getConnection(keysApp2, keysConnection)).status).toBe(200);
+    const deletedNow = await me('DELETE', `/v1/me/connections/${keysConnection}`);
+    expect(deletedNow.status).toBe(200);
+    expect(await deletedNow.json()).toEqual({
+      connectionId: keysConnection,
+      status: 'deleted',
+      revokedAtSource: false,
+    });
+    expect((await getConnection(keysApp2, keysConnection)).status).toBe(404);
+    const keysQuery = await queryRecords(keysApp2, keysConnection);
+    expect(keysQuery.status).toBe(404);
+    expect(await keysQuery.json()).toMatchObject({ code: 'connection_not_found' });
+    expect((await listedIds()).some((c) => c.id === keysConnection)).toBe(false);
+
+    // The Personal Server is down when the person deletes: access ends at once all the same,
+    // and the deletion is kept (outbox) until the Personal Server confirms destroying the records.
+    await stack.stopService('personal-server');
     const removed = await me('DELETE', `/v1/me/connections/${connectionId}`);
-    expect(removed.status).toBe(200);
-    expect(await removed.json()).toEqual({ connectionId, revokedAtSource: expect.any(Boolean) });
+    expect(removed.status).toBe(202);
+    expect(await removed.json()).toEqual({ connectionId, status: 'deleting', revokedAtSource: expect.any(Boolean) });
     expect((await getConnection(appA, connectionId)).status).toBe(404);
-    expect(
-      ((await (await me('GET', '/v1/me/connections')).json()) as { connections: { id: string }[] }).connections.map(
-        (c) => c.id,
-      ),
-    ).not.toContain(connectionId);
+    expect((await queryRecords(appA, connectionId)).status).not.toBe(200);
+    expect((await listedIds()).find((c) => c.id === connectionId)).toMatchObject({ status: 'deleting' });
+    // Deleting it twice is not a second deletion.
     expect((await me('DELETE', `/v1/me/connections/${connectionId}`)).status).toBe(404);
-  }, 30_000);
+
+    // Back up: the broker's retry shreds it there, and the connection leaves the person's list.
+    await stack.restartService('personal-server');
+    await waitFor(
+      'the Personal Server to confirm the deletion',
+      async () => !(await listedIds()).some((c) => c.id === connectionId),
+      60_000,
+    );
+    const query = await queryRecords(appA, connectionId);
+    expect(query.status).toBe(404);
+    expect(await query.json()).toMatchObject({ code: 'connection_not_found' });
+    expect((await getConnection(appA, connectionId)).status).toBe(404);
+    expect((await me('DELETE', `/v1/me/connections/${connectionId}`)).status).toBe(404);
+  }, 120_000);
 
   it("no token, code, state, key, cookie or challenge the run saw appears in any service's logs", async () => {
     await cookiesOf(alice.context);

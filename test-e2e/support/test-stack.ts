@@ -33,6 +33,8 @@ export interface TestStack {
   shardPids(): number[];
   /** Stops one service with SIGTERM (SIGKILL after the timeout) and says how it exited. */
   stopService(service: ServiceName, timeoutMs?: number): Promise<{ code: number | null; signal: string | null }>;
+  /** Starts a stopped service again with the environment it had; resolves once it is ready. */
+  restartService(service: ServiceName): Promise<void>;
   stopNats(): Promise<void>;
   startNats(): Promise<void>;
   stop(): Promise<void>;
@@ -130,6 +132,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
     shardPids: () =>
       [stack.processes['personal-server'], ...(stack.shards ?? [])].flatMap((p) => (p?.child.pid ? [p.child.pid] : [])),
     stopService: (service, timeoutMs = 15_000) => stack.processes[service]!.stop(timeoutMs),
+    restartService: (service) => stack.restart(service),
     async stopNats() {
       await nats.stop();
     },

@@ -50,7 +50,7 @@ export class ConnectionDeletionsRelay implements OnApplicationBootstrap, OnAppli
       const [deletion] = await this.claim([connectionId]);
       return deletion ? await this.deliver(deletion) : false;
     } catch (error) {
-      this.logger.warn({ connectionId, code: AppError.from(error).code }, 'connection deletion left to the sweep');
+      this.logger.warn({ connectionId, errorCode: AppError.from(error).code }, 'connection deletion left to the sweep');
       return false;
     }
   }
@@ -69,7 +69,7 @@ export class ConnectionDeletionsRelay implements OnApplicationBootstrap, OnAppli
   onApplicationBootstrap(): void {
     const tick = () =>
       void this.sweep().catch((error: unknown) =>
-        this.logger.warn({ code: AppError.from(error).code }, 'connection deletion sweep failed; retrying'),
+        this.logger.warn({ errorCode: AppError.from(error).code }, 'connection deletion sweep failed; retrying'),
       );
     tick(); // deletions a previous run left unconfirmed are picked up at boot
     this.#timer = setInterval(tick, SWEEP_EVERY_MS);
@@ -117,9 +117,10 @@ export class ConnectionDeletionsRelay implements OnApplicationBootstrap, OnAppli
       const retryInMs = retryDelayMs(failures);
       await this.outbox.failed(deletion, code, new Date(this.clock.now() + retryInMs)).catch((dbError: unknown) =>
         // The lease runs out on its own: the delivery is due again after LEASE_MS.
-        this.logger.warn({ connectionId, code: AppError.from(dbError).code }, 'deletion attempt not recorded'),
+        this.logger.warn({ connectionId, errorCode: AppError.from(dbError).code }, 'deletion attempt not recorded'),
       );
-      const line = { connectionId, code, attempts: failures, retryInMs };
+      // `errorCode`, not `code`: the log redaction hides a bare `code` (it could be an OAuth code).
+      const line = { connectionId, errorCode: code, attempts: failures, retryInMs };
       if (failures >= 5) this.logger.error(line, 'personal server keeps failing to shred a deleted connection');
       else this.logger.warn(line, 'personal server did not confirm shredding the connection; will retry');
       return false;

@@ -73,7 +73,7 @@ export class GrantFollowers {
       return true;
     } catch (error) {
       this.logger.warn(
-        { grantId: grant.id, connectionId: grant.connectionId, code: AppError.from(error).code },
+        { grantId: grant.id, connectionId: grant.connectionId, errorCode: AppError.from(error).code },
         'personal server did not confirm revoking a grant of a connection being deleted',
       );
       return false;
