@@ -173,6 +173,8 @@ beforeAll(async () => {
     });
     instance.useGlobalFilters(new RpcErrorPassthroughFilter());
     await instance.listen();
+    // Its subscriptions are on the server before anyone asks (the test's client is another connection).
+    await brokerNc.flush();
     return instance;
   };
   broker = await boot();
@@ -191,8 +193,7 @@ afterAll(async () => {
 });
 
 /** A connection of a new person with APP's grant on it, through the real connect flow. */
-async function connected(): Promise<{ userId: string; connectionId: string }> {
-  const userId = randomUUID();
+async function connected(userId: string = randomUUID()): Promise<{ userId: string; connectionId: string }> {
   const session = await client.request(rpc.broker.createConnectSession, {
     orgId: ORG,
     applicationId: APP,
@@ -275,6 +276,8 @@ describe('deleting a connection', () => {
       await codeOf(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP, connectionId })),
     ).toBe('connection_not_found');
     expect(await codeOf(client.request(rpc.broker.getAccessToken, { connectionId }))).toBe('connection_not_found');
+    // Connecting the same source again must wait: the shredding still owed would hit the same connection id.
+    expect(await codeOf(connected(userId))).toBe('conflict');
     expect(await outboxRow(connectionId)).toEqual({
       attempts: 1,
       last_error: 'service_unavailable',
@@ -300,6 +303,9 @@ describe('deleting a connection', () => {
     expect(shard.shredded.has(connectionId)).toBe(true);
     expect(await outboxRow(connectionId)).toEqual({ attempts: 3, last_error: null, confirmed: true });
     expect(await statusInList(userId, connectionId)).toBe('absent');
+    // Once deleted, connecting it again works (the connection id is reused, active again).
+    expect((await connected(userId)).connectionId).toBe(connectionId);
+    expect(await statusInList(userId, connectionId)).toBe(ConnectionStatus.ACTIVE);
     // Confirmed deliveries are never sent again.
     const sent = shard.calls.length;
     clock.advance(BACKOFF_CAP_MS);

@@ -83,9 +83,4 @@ export class ConnectionDeletionsRepository {
       data: { attempts: { increment: 1 }, lastError: code, nextAttemptAt: retryAt },
     });
   }
-
-  /** Deliveries not confirmed yet (a gauge for operators, and what tests wait on). */
-  countPending(): Promise<number> {
-    return this.db.connectionDeletion.count({ where: { confirmedAt: null } });
-  }
 }

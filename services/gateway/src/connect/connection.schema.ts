@@ -13,7 +13,7 @@ const STATUS_NAMES: Record<number, (typeof STATUSES)[number]> = {
 };
 
 /** A connection's status as the HTTP API names it. */
-export function connectionStatusName(status: ConnectionStatus): (typeof STATUSES)[number] {
+function connectionStatusName(status: ConnectionStatus): (typeof STATUSES)[number] {
   return STATUS_NAMES[status] ?? 'revoked';
 }
 
