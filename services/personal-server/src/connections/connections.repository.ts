@@ -71,6 +71,11 @@ export class ConnectionsRepository {
     return (rowCount ?? 0) > 0;
   }
 
+  /** A reconnect after a deletion: the id may be used again (its old records and key are gone). */
+  async forgetDeleted(tx: PoolClient, connectionId: string): Promise<void> {
+    await tx.query('DELETE FROM deleted_connections WHERE id = $1', [connectionId]);
+  }
+
   async insertIfAbsent(tx: PoolClient, row: Omit<ConnectionRow, 'lastVersion' | 'syncedAt'>): Promise<boolean> {
     const { rowCount } = await tx.query(
       'INSERT INTO connections (id, personal_server_id, user_id, integration, data_key_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING',

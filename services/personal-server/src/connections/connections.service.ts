@@ -26,17 +26,24 @@ export class ConnectionsService {
    * The connection, created if new (provisioning the user's server and a fresh data key).
    * A connection id already bound to another user or integration is refused: ids come from
    * the broker, and a mismatch means a caller is confused, not that we should re-bind.
+   * `reconnect`: the broker registers a grant after a new consent. The broker keeps a
+   * connection's id when its person connects the same source again after deleting it (and
+   * only once this shard confirmed the deletion), so that call may bring a deleted id back,
+   * under a fresh key; nothing else may.
    */
   async ensure(
     tx: PoolClient,
     input: { connectionId: string; userId: string; integration: string },
     forUpdate = false,
+    reconnect = false,
   ): Promise<ConnectionRow> {
     let row = await this.repository.find(tx, input.connectionId, forUpdate);
     if (!row) {
       // A deleted connection stays deleted: a late write must not re-create it under a new key.
-      if (await this.repository.wasDeleted(tx, input.connectionId))
-        throw new AppError('connection_not_found', 'The connection was deleted');
+      if (await this.repository.wasDeleted(tx, input.connectionId)) {
+        if (!reconnect) throw new AppError('connection_not_found', 'The connection was deleted');
+        await this.repository.forgetDeleted(tx, input.connectionId);
+      }
       const server = await this.directory.provision(input.userId, tx);
       const owner = {
         personalServerId: server.personalServerId,

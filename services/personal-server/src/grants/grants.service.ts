@@ -37,11 +37,13 @@ export class GrantsService {
     // Scopes the catalog does not map are kept (the broker may know newer ones) but cover no type.
     const types = [...typesForScopes(grant.integration, grant.scopes)].sort();
     return this.connections.transaction(async (tx) => {
-      const connection = await this.connections.ensure(tx, {
-        connectionId: grant.connectionId,
-        userId: grant.userId,
-        integration: grant.integration,
-      });
+      // A registration follows a consent: it may reconnect a deleted connection (see ensure).
+      const connection = await this.connections.ensure(
+        tx,
+        { connectionId: grant.connectionId, userId: grant.userId, integration: grant.integration },
+        false,
+        true,
+      );
       const row = await this.repository.upsert(tx, {
         id: grant.grantId,
         connectionId: grant.connectionId,

@@ -589,4 +589,28 @@ describe('personal-server storage and query path', () => {
     expect(restored.rows).toHaveLength(2);
     for (const row of restored.rows) expect(row.ciphertext.toString('latin1')).not.toContain('Private');
   });
+  it('a person who connects the same source again after deleting it starts empty, under a fresh key', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1, 'Before')]);
+    const { rows: before } = await schema.pool.query<{ data_key_id: string }>(
+      'SELECT data_key_id FROM connections WHERE id = $1',
+      [connection],
+    );
+    await connections.delete(connection, user);
+    // A write still in flight from before cannot bring it back…
+    expect(await codeOf(write(user, connection, [playlist(2, 'Late')]))).toBe('connection_not_found');
+
+    // …but a new consent can (the broker keeps the connection id of a reconnected source).
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    const { rows: after } = await schema.pool.query<{ data_key_id: string }>(
+      'SELECT data_key_id FROM connections WHERE id = $1',
+      [connection],
+    );
+    expect(after[0]!.data_key_id).not.toBe(before[0]!.data_key_id);
+    expect((await page(connection, APP_PLAYLISTS)).records).toEqual([]);
+    await write(user, connection, [playlist(3, 'After')]);
+    expect((await page(connection, APP_PLAYLISTS)).records.map((r) => r.data?.name)).toEqual(['After']);
+  });
 });
