@@ -229,6 +229,14 @@ async function outboxRow(connectionId: string) {
   return rows[0];
 }
 
+/** One gauge of the broker's /metrics, as Prometheus would scrape it. */
+async function gauge(name: string): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the gauges' one-second reuse
+  const { body } = await broker.get(Metrics).scrape();
+  const line = body.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return Number(line?.split(' ').at(-1));
+}
+
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
     await promise;
@@ -276,6 +284,8 @@ describe('deleting a connection', () => {
       await codeOf(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP, connectionId })),
     ).toBe('connection_not_found');
     expect(await codeOf(client.request(rpc.broker.getAccessToken, { connectionId }))).toBe('connection_not_found');
+    // Operators see it waiting (deploy/monitoring alerts on the oldest).
+    expect(await gauge('connection_deletions_pending')).toBe(1);
     // Connecting the same source again must wait: the shredding still owed would hit the same connection id.
     expect(await codeOf(connected(userId))).toBe('conflict');
     expect(await outboxRow(connectionId)).toEqual({
@@ -303,6 +313,7 @@ describe('deleting a connection', () => {
     expect(shard.shredded.has(connectionId)).toBe(true);
     expect(await outboxRow(connectionId)).toEqual({ attempts: 3, last_error: null, confirmed: true });
     expect(await statusInList(userId, connectionId)).toBe('absent');
+    expect(await gauge('connection_deletions_pending')).toBe(0);
     // Once deleted, connecting it again works (the connection id is reused, active again).
     expect((await connected(userId)).connectionId).toBe(connectionId);
     expect(await statusInList(userId, connectionId)).toBe(ConnectionStatus.ACTIVE);

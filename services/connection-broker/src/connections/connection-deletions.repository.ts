@@ -83,4 +83,12 @@ export class ConnectionDeletionsRepository {
       data: { attempts: { increment: 1 }, lastError: code, nextAttemptAt: retryAt },
     });
   }
+
+  /** Deliveries not confirmed yet, and how long the oldest has waited (seconds, by the database's clock). */
+  async pendingStats(): Promise<{ pending: number; oldestSeconds: number }> {
+    const [row] = await this.db.$queryRaw<{ pending: number; oldest: number | null }[]>`
+      SELECT count(*)::int AS pending, extract(epoch FROM now() - min(requested_at))::float8 AS oldest
+        FROM connection_deletions WHERE confirmed_at IS NULL`;
+    return { pending: row?.pending ?? 0, oldestSeconds: Math.max(0, row?.oldest ?? 0) };
+  }
 }

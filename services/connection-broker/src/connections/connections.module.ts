@@ -5,6 +5,7 @@ import type { Env } from '../env.js';
 import { GrantsModule } from '../grants/grants.module.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 import { AccessTokensService } from './access-tokens.service.js';
+import { ConnectionDeletionsMetrics } from './connection-deletions.metrics.js';
 import { ConnectionDeletionsRelay } from './connection-deletions.relay.js';
 import { ConnectionDeletionsRepository } from './connection-deletions.repository.js';
 import { ConnectionsHandler } from './connections.handler.js';
@@ -24,6 +25,7 @@ import { ConnectionsService } from './connections.service.js';
     ConnectionsService,
     ConnectionDeletionsRepository,
     ConnectionDeletionsRelay,
+    ConnectionDeletionsMetrics,
     AccessTokensService,
     {
       provide: CredentialVault,
