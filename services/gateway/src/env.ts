@@ -49,6 +49,14 @@ const envSchema = z
      * policy_unavailable) rather than decide on rules that may be stale.
      */
     POLICY_FRESHNESS_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(3_000),
+    /**
+     * identity's own HTTP address, where the OAuth authorization server runs: the gateway
+     * forwards `/oauth/*` and the discovery documents there. Reachable from the gateway
+     * only (identity trusts the X-Forwarded-* headers the gateway sets).
+     */
+    IDENTITY_HTTP_URL: z.string().url().default(`http://127.0.0.1:${DEFAULT_HTTP_PORT.identity}`),
+    /** How long a forwarded authorization server request may take before 502 authorization_server_unavailable. */
+    OAUTH_PROXY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   })
   .superRefine(refineRuntimeEnv);
 
