@@ -14,6 +14,8 @@ const SWEEP_EVERY_MS = 2_000;
 const SWEEP_BATCH = 50;
 /** A claimed delivery is left alone this long: longer than the shard call's own timeout. */
 const LEASE_MS = 30_000;
+/** A fresh deletion is the deleting request's to try first; the sweep takes it after this (a crash in between). */
+const UNTRIED_GRACE_MS = 10_000;
 /** The shard call's timeout: a shred is one transaction and one key-file unlink at the owner. */
 const DELIVERY_TIMEOUT_MS = 10_000;
 /** Backoff after the n-th failure: 1 s, 2 s, 4 s … capped at 5 minutes, forever (never given up). */
@@ -87,6 +89,7 @@ export class ConnectionDeletionsRelay implements OnApplicationBootstrap, OnAppli
       now: new Date(now),
       leaseUntil: new Date(now + LEASE_MS),
       limit: ids?.length ?? SWEEP_BATCH,
+      untriedBefore: new Date(now - UNTRIED_GRACE_MS),
       ...(ids ? { ids } : {}),
     });
   }

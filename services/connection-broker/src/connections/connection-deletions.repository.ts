@@ -38,21 +38,26 @@ export class ConnectionDeletionsRepository {
    * Claims up to `limit` unconfirmed deliveries that are due (or just these ids, if due), by
    * pushing their next attempt past `leaseUntil`: another replica's sweep skips them while
    * this one calls the shard, and a replica that dies mid-call leaves them due again once the
-   * lease runs out. No transaction stays open across the call to the shard.
+   * lease runs out. No transaction stays open across the call to the shard. A sweep (no ids)
+   * leaves a never-tried deletion requested after `untriedBefore` to the request that queued
+   * it, which is about to try it: the person then hears `deleted` rather than `deleting`.
    */
   async claimDue(filter: {
     now: Date;
     leaseUntil: Date;
     limit: number;
     ids?: string[];
+    untriedBefore?: Date;
   }): Promise<ConnectionDeletion[]> {
     const ids = filter.ids ?? null;
+    const untriedBefore = filter.untriedBefore ?? filter.now;
     const claimed = await this.db.$queryRaw<{ connection_id: string }[]>`
       UPDATE connection_deletions SET next_attempt_at = ${filter.leaseUntil}
        WHERE connection_id IN (
          SELECT connection_id FROM connection_deletions
           WHERE confirmed_at IS NULL AND next_attempt_at <= ${filter.now}
             AND (${ids}::uuid[] IS NULL OR connection_id = ANY(${ids}::uuid[]))
+            AND (${ids}::uuid[] IS NOT NULL OR attempts > 0 OR requested_at < ${untriedBefore})
           ORDER BY next_attempt_at
           LIMIT ${filter.limit}
           FOR UPDATE SKIP LOCKED)

@@ -158,8 +158,8 @@ export class ConnectionsService {
       return revoked;
     });
     this.vault.shred(owner(connection), wrappedDataKey);
-    await this.grants.revoked(eventIds);
     const shredded = await this.relay.deliverNow(connectionId);
+    await this.grants.revoked(eventIds);
     this.logger.info(
       { connectionId, integration: connection.integration, revokedAtSource, revokedAtShard, shredded },
       shredded ? 'connection deleted and its keys destroyed' : 'connection deleting; its records are shredded on retry',
