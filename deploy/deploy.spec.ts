@@ -192,6 +192,8 @@ const NOT_SECRETS = new Set([
   'DATA_KEY_CACHE_TTL_MS',
   'AUDIT_SIGNING_KEY_FILE',
   'MASTER_KEY_FILE',
+  'OAUTH_KEYRING_FILE',
+  'OAUTH_KEYRING_CREATE_IF_MISSING',
 ]);
 const SECRET_NAME = /TOKEN|SECRET|PASSWORD|KEY|DATABASE_URL/;
 
@@ -346,13 +348,19 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
   });
 
   it.each(SERVICE_NAMES)(
-    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources)',
+    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources, identity if the gateway)',
     (name) => {
       const object = workload(name) ?? ({} as K8sObject);
       const rules = egressRules(object);
       const callsSources = ['connection-broker', 'sync-worker'].includes(name);
       const allowed = [...new Set(rules.flatMap(ports))].sort((a, b) => a - b);
-      expect(allowed).toEqual(callsSources ? [53, 443, 4222, 5432] : [53, 4222, 5432]);
+      // The gateway also forwards /oauth/* to identity's HTTP port, and to nothing else there.
+      const forwardsOAuth = name === 'gateway';
+      const expected = callsSources ? [53, 443, 4222, 5432] : forwardsOAuth ? [53, 4222, 5432, 8081] : [53, 4222, 5432];
+      expect(allowed).toEqual(expected);
+      for (const rule of rules.filter((r) => ports(r).includes(8081))) {
+        expect(rule.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'identity' } } }]);
+      }
       // No rule without ports: that would open every port.
       expect(rules.filter((rule) => (rule.ports ?? []).length === 0)).toEqual([]);
       for (const rule of rules.filter((r) => ports(r).includes(4222))) {

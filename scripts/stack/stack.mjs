@@ -130,6 +130,8 @@ export async function startStack(options) {
     NATS_URL: options.natsUrl,
     MASTER_KEY_FILE: keyFile,
     GATEWAY_PUBLIC_URL: process.env.GATEWAY_PUBLIC_URL ?? `http://localhost:${ports.gateway}`,
+    // The gateway forwards /oauth/* to identity's HTTP port (the authorization server).
+    IDENTITY_HTTP_URL: serviceBaseUrl(process.env.HTTP_HOST, ports.identity),
     ...options.env,
   };
 

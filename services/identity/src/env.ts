@@ -1,3 +1,5 @@
+import { dirname, join, resolve } from 'node:path';
+
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
@@ -23,10 +25,16 @@ const envSchema = z
       .default(12 * 3600),
     /** How long a passkey ceremony's challenge may be answered (seconds); default 5 minutes. */
     WEBAUTHN_CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(1).max(600).default(300),
-    /** The keyring whose KEK seals the authorization server's private signing keys (libs/crypto LocalKeyProvider; the same file as the broker's). */
+    /** The services' key folder: the authorization server's keyring lives next to this file unless OAUTH_KEYRING_FILE says otherwise. */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
+    /**
+     * identity's own keyring (libs/crypto LocalKeyProvider, one KEK for this service only):
+     * it seals the authorization server's private signing keys stored in Postgres.
+     * Default: `identity-oauth.key` next to MASTER_KEY_FILE.
+     */
+    OAUTH_KEYRING_FILE: z.string().min(1).optional(),
     /** Create a fresh keyring when none exists (first start). Off in production: a missing key file must stop the service. */
-    MASTER_KEY_CREATE_IF_MISSING: z
+    OAUTH_KEYRING_CREATE_IF_MISSING: z
       .enum(['true', 'false'])
       .default('true')
       .transform((v) => v === 'true'),
@@ -46,4 +54,9 @@ export type Env = z.infer<typeof envSchema>;
 
 export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
   return parseEnv(envSchema, source);
+}
+
+/** Where identity's own keyring is (OAUTH_KEYRING_FILE, or next to MASTER_KEY_FILE). */
+export function oauthKeyringPath(env: Pick<Env, 'OAUTH_KEYRING_FILE' | 'MASTER_KEY_FILE'>): string {
+  return resolve(env.OAUTH_KEYRING_FILE ?? join(dirname(env.MASTER_KEY_FILE), 'identity-oauth.key'));
 }

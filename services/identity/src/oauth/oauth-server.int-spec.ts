@@ -153,7 +153,7 @@ beforeAll(async () => {
     module: AppModule,
     loadEnv,
     streams: [streams.control],
-    env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, MASTER_KEY_FILE: join(keyDir, 'master.key') },
+    env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key') },
   });
 
   const client = new RpcClient(harness.nc);

@@ -7,7 +7,7 @@ import type { Provider } from 'oidc-provider';
 import type { Logger } from 'pino';
 
 import { SessionsService } from '../accounts/sessions.service.js';
-import type { Env } from '../env.js';
+import { type Env, oauthKeyringPath } from '../env.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
 import { installOAuthRoutes, type OnRequestHost } from './oauth-http.js';
@@ -60,8 +60,8 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     const keyring = await LocalKeyProvider.open({
-      path: this.env.MASTER_KEY_FILE,
-      createIfMissing: this.env.MASTER_KEY_CREATE_IF_MISSING,
+      path: oauthKeyringPath(this.env),
+      createIfMissing: this.env.OAUTH_KEYRING_CREATE_IF_MISSING,
       beforeCreate: refuseNewKeyWhileInUse(() => this.keys.count(), 'authorization server keys sealed under it'),
     });
     const keyStore = new OAuthKeyStore(this.keys, new EnvelopeCipher(keyring), this.clock);

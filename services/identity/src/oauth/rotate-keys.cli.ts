@@ -4,13 +4,13 @@
  * retires all but the previous generation. Restart identity afterwards (one replica at a
  * time): each process signs with the newest keys it loaded at boot, and the JWKS keeps
  * publishing the previous generation so tokens signed before the restart still verify.
- * Reads the service's environment (DATABASE_URL, DATABASE_SCHEMA, MASTER_KEY_FILE).
+ * Reads the service's environment (DATABASE_URL, DATABASE_SCHEMA, OAUTH_KEYRING_FILE / MASTER_KEY_FILE).
  */
 import { systemClock } from '@context-gateway/clock';
 import { EnvelopeCipher, LocalKeyProvider } from '@context-gateway/crypto';
 import { createPool, createPrismaAdapter, serviceSchemaName } from '@context-gateway/database';
 
-import { loadEnv } from '../env.js';
+import { loadEnv, oauthKeyringPath } from '../env.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { OAuthKeyStore } from './oauth-keys.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
@@ -21,7 +21,7 @@ const pool = createPool({ url: env.DATABASE_URL, schema, max: 2, applicationName
 const db = new PrismaClient({ adapter: createPrismaAdapter(pool, schema) });
 try {
   // Never a fresh keyring here: the existing keys must stay readable.
-  const keyring = await LocalKeyProvider.open({ path: env.MASTER_KEY_FILE, createIfMissing: false });
+  const keyring = await LocalKeyProvider.open({ path: oauthKeyringPath(env), createIfMissing: false });
   const store = new OAuthKeyStore(new OAuthKeysRepository(db), new EnvelopeCipher(keyring), systemClock);
   const result = await store.rotate();
   console.log(JSON.stringify(result));
