@@ -24,14 +24,20 @@ export class OAuthClientsRepository {
     data: {
       tokenEndpointAuthMethod?: string;
       clientSecretHash?: string | null;
-      jwks?: Prisma.InputJsonValue | null;
+      /** A JWK Set of public keys. */
+      jwks?: { keys: object[] } | null;
       jwksUri?: string | null;
     },
   ): Promise<Application | undefined> {
     const { jwks, ...rest } = data;
     const rows = await this.db.application.updateManyAndReturn({
       where: { id: applicationId },
-      data: { ...rest, ...(jwks === undefined ? {} : { jwks: jwks ?? Prisma.DbNull }) },
+      data: {
+        ...rest,
+        ...(jwks === undefined
+          ? {}
+          : { jwks: jwks === null ? Prisma.DbNull : (jwks as unknown as Prisma.InputJsonValue) }),
+      },
     });
     return rows[0];
   }

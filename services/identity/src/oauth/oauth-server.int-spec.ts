@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -5,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc, streams } from '@context-gateway/proto';
+import { ApplicationStatus, rpc, streams } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -34,6 +35,9 @@ const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 let confidential: { client: oauth.Client; secret: string; applicationId: string };
 let publicClient: oauth.Client;
+let keyClient: { client: oauth.Client; key: webcrypto.CryptoKey; kid: string };
+let orgId: string;
+let rpcClient: RpcClient;
 let sessionToken: string;
 let userId: string;
 
@@ -157,8 +161,9 @@ beforeAll(async () => {
   });
 
   const client = new RpcClient(harness.nc);
+  rpcClient = client;
   const { organization } = await client.request(rpc.identity.createOrganization, { name: 'OAuth org' });
-  const orgId = organization?.id ?? '';
+  orgId = organization?.id ?? '';
   const create = async (name: string) =>
     (
       await client.request(rpc.identity.createApplication, {
@@ -179,6 +184,16 @@ beforeAll(async () => {
   });
   await clients.updateClientSettings(cli?.id ?? '', { tokenEndpointAuthMethod: 'none' });
   confidential = { client: { client_id: backend?.clientId ?? '' }, secret, applicationId: backend?.id ?? '' };
+  // private_key_jwt: the application registers its public key; its private key never leaves it.
+  const agent = await create('Acme Agent');
+  const pair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const kid = 'agent-key-1';
+  const publicJwk = { ...(await webcrypto.subtle.exportKey('jwk', pair.publicKey)), kid, alg: 'ES256', use: 'sig' };
+  await clients.updateClientSettings(agent?.id ?? '', {
+    tokenEndpointAuthMethod: 'private_key_jwt',
+    jwks: { keys: [publicJwk] },
+  });
+  keyClient = { client: { client_id: agent?.clientId ?? '' }, key: pair.privateKey, kid };
   publicClient = { client_id: cli?.clientId ?? '', token_endpoint_auth_method: 'none' };
 
   const user = await service.app
@@ -391,6 +406,72 @@ describe('client credentials: an application acting as itself', () => {
     await expect(oauth.processClientCredentialsResponse(as, confidential.client, response)).rejects.toMatchObject({
       error: 'invalid_target',
     });
+  });
+});
+
+describe('private_key_jwt: an application proving itself with its own key', () => {
+  const grant = (key: webcrypto.CryptoKey, kid: string) =>
+    oauth.clientCredentialsGrantRequest(
+      as,
+      keyClient.client,
+      oauth.PrivateKeyJwt({ key, kid }),
+      new URLSearchParams({ scope: 'github:read:repos', resource }),
+      insecure,
+    );
+
+  it('issues a token for an assertion signed with the registered key', async () => {
+    const tokens = await oauth.processClientCredentialsResponse(
+      as,
+      keyClient.client,
+      await grant(keyClient.key, keyClient.kid),
+    );
+    const claims = await oauth.validateJwtAccessToken(as, bearer(tokens.access_token), resource, insecure);
+    expect(claims.sub).toBe(keyClient.client.client_id);
+  });
+
+  it('refuses an assertion signed with another key', async () => {
+    const other = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    await expect(
+      oauth.processClientCredentialsResponse(as, keyClient.client, await grant(other.privateKey, keyClient.kid)),
+    ).rejects.toMatchObject({ status: 401, error: 'invalid_client' });
+  });
+});
+
+describe('changes that take effect on the next request', () => {
+  it('asks for the passkey again when the authorization says prompt=login and the session is older', async () => {
+    const browser = new Browser();
+    browser.cookies.set('cg_session', sessionToken);
+    const res = await browser.follow(
+      authorizationUrl(publicClient, {
+        prompt: 'login',
+        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+        code_challenge_method: 'S256',
+      }),
+    );
+    expect(res.status).toBe(303);
+    const signIn = new URL(res.headers.get('location') ?? '', base);
+    expect(signIn.pathname).toBe('/v1/auth/signin');
+    expect(signIn.searchParams.get('prompt')).toBe('login');
+  });
+
+  it('refuses a disabled application as an unknown client', async () => {
+    const { back, verifier, state } = await authorize(confidential.client);
+    await rpcClient.request(rpc.identity.updateApplication, {
+      orgId,
+      applicationId: confidential.applicationId,
+      status: ApplicationStatus.DISABLED,
+    });
+    try {
+      await expect(
+        exchange(confidential.client, oauth.ClientSecretBasic(confidential.secret), back, verifier, state),
+      ).rejects.toMatchObject({ status: 401, cause: [{ parameters: { error: 'invalid_client' } }] });
+    } finally {
+      await rpcClient.request(rpc.identity.updateApplication, {
+        orgId,
+        applicationId: confidential.applicationId,
+        status: ApplicationStatus.ACTIVE,
+      });
+    }
   });
 });
 
