@@ -1,6 +1,8 @@
 import {
   AuthenticateApiKeyRequestSchema,
   AuthenticateApiKeyResponseSchema,
+  ConfigureOAuthClientRequestSchema,
+  ConfigureOAuthClientResponseSchema,
   CreateApplicationRequestSchema,
   CreateApplicationResponseSchema,
   CreateOrganizationRequestSchema,
@@ -129,6 +131,19 @@ export const identityRpc = {
     request: ListApplicationsRequestSchema,
     response: ListApplicationsResponseSchema,
     validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  configureOAuthClient: defineRpc({
+    subject: `${P}.configure_oauth_client`,
+    request: ConfigureOAuthClientRequestSchema,
+    response: ConfigureOAuthClientResponseSchema,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...check.nonEmpty(m.tokenEndpointAuthMethod, 'tokenEndpointAuthMethod'),
+      ...check.maxLength(m.tokenEndpointAuthMethod, 40, 'tokenEndpointAuthMethod'),
+      ...check.maxLength(m.jwksJson, 16_000, 'jwksJson'),
+      ...check.maxLength(m.jwksUri, 2_000, 'jwksUri'),
+    ],
   }),
   issueApiKey: defineRpc({
     subject: `${P}.issue_api_key`,

@@ -13,6 +13,11 @@ export class OAuthClientsRepository {
     return this.db.application.findFirst({ where: { clientId, status: 'active' } });
   }
 
+  /** Org-scoped: an application of another organization is simply not found. */
+  findInOrg(orgId: string, id: string): Promise<Application | null> {
+    return this.db.application.findFirst({ where: { id, orgId } });
+  }
+
   /** The person a token names (`sub`); null once the account is gone. */
   findUser(id: string): Promise<{ id: string; displayName: string } | null> {
     return this.db.user.findUnique({ where: { id }, select: { id: true, displayName: true } });

@@ -17,7 +17,6 @@ import { SessionsService } from '../accounts/sessions.service.js';
 import { AppModule } from '../app.module.js';
 import { loadEnv } from '../env.js';
 import { newClientSecret } from './oauth-clients.js';
-import { OAuthClientsRepository } from './oauth-clients.repository.js';
 
 // identity's authorization server, booted as main.ts boots it (real Postgres, real NATS),
 // driven by oauth4webapi exactly as an application backend would drive it. The browser
@@ -176,23 +175,26 @@ beforeAll(async () => {
     ).application;
   const backend = await create('Acme Backend');
   const cli = await create('Acme CLI');
-  const clients = service.app.get(OAuthClientsRepository, { strict: false });
-  const { secret, hash } = newClientSecret();
-  await clients.updateClientSettings(backend?.id ?? '', {
-    tokenEndpointAuthMethod: 'client_secret_basic',
-    clientSecretHash: hash,
+  const configure = (applicationId: string, settings: { method: string; jwksJson?: string; rotateSecret?: boolean }) =>
+    client.request(rpc.identity.configureOAuthClient, {
+      orgId,
+      applicationId,
+      tokenEndpointAuthMethod: settings.method,
+      jwksJson: settings.jwksJson ?? '',
+      rotateSecret: settings.rotateSecret ?? false,
+    });
+  const { clientSecret: secret } = await configure(backend?.id ?? '', {
+    method: 'client_secret_basic',
+    rotateSecret: true,
   });
-  await clients.updateClientSettings(cli?.id ?? '', { tokenEndpointAuthMethod: 'none' });
+  await configure(cli?.id ?? '', { method: 'none' });
   confidential = { client: { client_id: backend?.clientId ?? '' }, secret, applicationId: backend?.id ?? '' };
   // private_key_jwt: the application registers its public key; its private key never leaves it.
   const agent = await create('Acme Agent');
   const pair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const kid = 'agent-key-1';
   const publicJwk = { ...(await webcrypto.subtle.exportKey('jwk', pair.publicKey)), kid, alg: 'ES256', use: 'sig' };
-  await clients.updateClientSettings(agent?.id ?? '', {
-    tokenEndpointAuthMethod: 'private_key_jwt',
-    jwks: { keys: [publicJwk] },
-  });
+  await configure(agent?.id ?? '', { method: 'private_key_jwt', jwksJson: JSON.stringify({ keys: [publicJwk] }) });
   keyClient = { client: { client_id: agent?.clientId ?? '' }, key: pair.privateKey, kid };
   publicClient = { client_id: cli?.clientId ?? '', token_endpoint_auth_method: 'none' };
 
@@ -434,6 +436,57 @@ describe('private_key_jwt: an application proving itself with its own key', () =
     await expect(
       oauth.processClientCredentialsResponse(as, keyClient.client, await grant(other.privateKey, keyClient.kid)),
     ).rejects.toMatchObject({ status: 401, error: 'invalid_client' });
+  });
+});
+
+describe('configuring an application as a client', () => {
+  const configure = (applicationId: string, fields: { method: string; jwksJson?: string; rotateSecret?: boolean }) =>
+    rpcClient.request(rpc.identity.configureOAuthClient, {
+      orgId,
+      applicationId,
+      tokenEndpointAuthMethod: fields.method,
+      jwksJson: fields.jwksJson ?? '',
+      rotateSecret: fields.rotateSecret ?? false,
+    });
+
+  it('refuses private key material, an unknown method, and another org', async () => {
+    const jwk = { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'private' };
+    await expect(
+      configure(confidential.applicationId, { method: 'private_key_jwt', jwksJson: JSON.stringify({ keys: [jwk] }) }),
+    ).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(configure(confidential.applicationId, { method: 'client_secret_post' })).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+    await expect(
+      rpcClient.request(rpc.identity.configureOAuthClient, {
+        orgId: '00000000-0000-4000-8000-000000000000',
+        applicationId: confidential.applicationId,
+        tokenEndpointAuthMethod: 'none',
+      }),
+    ).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('rotating the secret stops the old one on the next request', async () => {
+    const { clientSecret } = await configure(confidential.applicationId, {
+      method: 'client_secret_basic',
+      rotateSecret: true,
+    });
+    const request = (secret: string) =>
+      oauth.clientCredentialsGrantRequest(
+        as,
+        confidential.client,
+        oauth.ClientSecretBasic(secret),
+        new URLSearchParams({ resource }),
+        insecure,
+      );
+    try {
+      await expect(
+        oauth.processClientCredentialsResponse(as, confidential.client, await request(confidential.secret)),
+      ).rejects.toMatchObject({ status: 401 });
+      await oauth.processClientCredentialsResponse(as, confidential.client, await request(clientSecret));
+    } finally {
+      confidential.secret = clientSecret;
+    }
   });
 });
 

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 
 import { AccountsModule } from '../accounts/accounts.module.js';
+import { OAuthClientsHandler } from './oauth-clients.handler.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
+import { OAuthClientsService } from './oauth-clients.service.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { OAuthServer } from './oauth-server.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
@@ -9,7 +11,8 @@ import { OAuthStoreRepository } from './oauth-store.repository.js';
 /** The OAuth 2.1 authorization server (oidc-provider) for applications and agents. */
 @Module({
   imports: [AccountsModule],
-  providers: [OAuthServer, OAuthStoreRepository, OAuthClientsRepository, OAuthKeysRepository],
+  controllers: [OAuthClientsHandler],
+  providers: [OAuthClientsService, OAuthServer, OAuthStoreRepository, OAuthClientsRepository, OAuthKeysRepository],
   exports: [OAuthServer, OAuthClientsRepository],
 })
 export class OAuthModule {}
