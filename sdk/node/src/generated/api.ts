@@ -1202,6 +1202,156 @@ export type paths = {
         };
         trace?: never;
     };
+    "/v1/admin/organizations/{orgId}/applications/{applicationId}/oauth-client": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set an application's OAuth client authentication
+         * @description Every application is an OAuth client of the gateway's authorization server under its client id (docs/identity.md). Switching method removes the old method's secret or keys.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    orgId: string & (unknown & unknown);
+                    applicationId: string & (unknown & unknown);
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description How the application authenticates at the OAuth token endpoint: a client secret, a key it holds (private_key_jwt), or nothing (a public client: PKCE only).
+                         * @enum {string}
+                         */
+                        tokenEndpointAuthMethod: "client_secret_basic" | "private_key_jwt" | "none";
+                        /** @description private_key_jwt: the public keys (a JWK Set); or jwksUri. */
+                        jwks?: {
+                            keys: {
+                                [key: string]: unknown;
+                            }[];
+                        };
+                        /**
+                         * Format: uri
+                         * @description private_key_jwt: where the public keys are published (https).
+                         */
+                        jwksUri?: string;
+                        /**
+                         * @description client_secret_basic: issue a new secret, shown once; the previous one stops working at once.
+                         * @default false
+                         */
+                        rotateSecret?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description The client settings; the new secret when one was issued. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            applicationId: string;
+                            /** @description The OAuth client_id: the application's `cg_app_...`. */
+                            clientId: string;
+                            /** @enum {string} */
+                            tokenEndpointAuthMethod: "client_secret_basic" | "private_key_jwt" | "none";
+                            hasClientSecret: boolean;
+                            /** @description `cg_cs_...`, only in the answer that issued it; only its hash is kept. */
+                            clientSecret?: string;
+                        };
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unauthenticated */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description not_found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed, unknown_field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description admin_disabled, service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/organizations/{orgId}/applications/{applicationId}/policy/rules": {
         parameters: {
             query?: never;

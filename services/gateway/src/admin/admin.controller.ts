@@ -5,7 +5,13 @@ import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { id } from '../http/input.js';
 import { Route } from '../http/route.decorator.js';
-import { apiKeySchema, applicationSchema, issuedApiKeySchema, organizationSchema } from './admin.schemas.js';
+import {
+  apiKeySchema,
+  applicationSchema,
+  issuedApiKeySchema,
+  oauthClientSchema,
+  organizationSchema,
+} from './admin.schemas.js';
 import { AdminService } from './admin.service.js';
 
 const tags = ['admin'];
@@ -49,6 +55,22 @@ const updateApplicationBody = z
   })
   .refine((b) => Object.keys(b).length > 0, 'must change at least one field');
 type UpdateApplicationBody = z.infer<typeof updateApplicationBody>;
+const oauthClientBody = z.strictObject({
+  tokenEndpointAuthMethod: z
+    .enum(['client_secret_basic', 'private_key_jwt', 'none'])
+    .describe(
+      'How the application authenticates at the OAuth token endpoint: a client secret, a key it holds (private_key_jwt), or nothing (a public client: PKCE only).',
+    ),
+  jwks: z
+    .strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) })
+    .optional()
+    .describe('private_key_jwt: the public keys (a JWK Set); or jwksUri.'),
+  jwksUri: z.url().max(2_000).optional().describe('private_key_jwt: where the public keys are published (https).'),
+  rotateSecret: z
+    .boolean()
+    .default(false)
+    .describe('client_secret_basic: issue a new secret, shown once; the previous one stops working at once.'),
+});
 type CreateOrganizationBody = z.infer<typeof createOrganizationBody>;
 type CreateApplicationBody = z.infer<typeof createApplicationBody>;
 
@@ -158,6 +180,37 @@ export class AdminController {
       resource: `application:${params.applicationId}`,
     });
     return this.admin.updateApplication(params.orgId, params.applicationId, body);
+  }
+
+  @Route({
+    method: 'PUT',
+    path: 'organizations/:orgId/applications/:applicationId/oauth-client',
+    summary: "Set an application's OAuth client authentication",
+    description:
+      "Every application is an OAuth client of the gateway's authorization server under its client id (docs/identity.md). Switching method removes the old method's secret or keys.",
+    tags,
+    auth: 'operator',
+    audit: { action: 'admin_change' },
+    params: appParams,
+    body: oauthClientBody,
+    success: {
+      status: 200,
+      schema: oauthClientSchema,
+      description: 'The client settings; the new secret when one was issued.',
+    },
+    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  async configureOAuthClient(
+    @Param() params: z.infer<typeof appParams>,
+    @Body() body: z.infer<typeof oauthClientBody>,
+    @Req() request: FastifyRequest,
+  ) {
+    setAuditSubject(request, {
+      orgId: params.orgId,
+      applicationId: params.applicationId,
+      resource: `application:${params.applicationId}:oauth_client`,
+    });
+    return this.admin.configureOAuthClient(params.orgId, params.applicationId, body);
   }
 
   @Route({

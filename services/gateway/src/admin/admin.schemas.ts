@@ -28,6 +28,18 @@ export const applicationSchema = z.object({
   updatedAt: z.string(),
 });
 
+/** An application as an OAuth client (PUT .../oauth-client). */
+export const oauthClientSchema = z.object({
+  applicationId: z.uuid(),
+  clientId: z.string().describe("The OAuth client_id: the application's `cg_app_...`."),
+  tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'private_key_jwt', 'none']),
+  hasClientSecret: z.boolean(),
+  clientSecret: z
+    .string()
+    .optional()
+    .describe('`cg_cs_...`, only in the answer that issued it; only its hash is kept.'),
+});
+
 export const apiKeySchema = z.object({
   id: z.uuid(),
   orgId: z.uuid(),

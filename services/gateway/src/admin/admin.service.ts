@@ -65,6 +65,33 @@ export class AdminService {
     return toApplication(required(application, 'application'));
   }
 
+  async configureOAuthClient(
+    orgId: string,
+    applicationId: string,
+    settings: {
+      tokenEndpointAuthMethod: 'client_secret_basic' | 'private_key_jwt' | 'none';
+      jwks?: { keys: Record<string, unknown>[] };
+      jwksUri?: string;
+      rotateSecret: boolean;
+    },
+  ) {
+    const reply = await this.rpcClient.request(rpc.identity.configureOAuthClient, {
+      orgId,
+      applicationId,
+      tokenEndpointAuthMethod: settings.tokenEndpointAuthMethod,
+      jwksJson: settings.jwks ? JSON.stringify(settings.jwks) : '',
+      jwksUri: settings.jwksUri ?? '',
+      rotateSecret: settings.rotateSecret,
+    });
+    return {
+      applicationId: reply.applicationId,
+      clientId: reply.clientId,
+      tokenEndpointAuthMethod: reply.tokenEndpointAuthMethod as 'client_secret_basic' | 'private_key_jwt' | 'none',
+      hasClientSecret: reply.hasClientSecret,
+      ...(reply.clientSecret ? { clientSecret: reply.clientSecret } : {}),
+    };
+  }
+
   async listApplications(orgId: string) {
     const { applications } = await this.rpcClient.request(rpc.identity.listApplications, { orgId });
     return { applications: applications.map(toApplication) };
