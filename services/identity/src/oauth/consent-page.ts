@@ -16,13 +16,18 @@ function esc(value: string): string {
   return value.replace(/[&<>"'`]/g, (c) => ESCAPES[c] ?? '');
 }
 
+/**
+ * `same-origin` referrer policy, not `no-referrer`: with no-referrer a browser sends
+ * `Origin: null` on the consent form's POST, and the origin check (oauth-interactions.ts)
+ * could not tell our own form from a forged one. Other sites still get no referrer.
+ */
 function layout(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${esc(title)}</title>
 <style>
 body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}

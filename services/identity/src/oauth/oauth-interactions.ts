@@ -8,8 +8,6 @@ import { oauthConsentPage, oauthErrorPage } from './consent-page.js';
 const SESSION_COOKIE = 'cg_session';
 /** Largest consent form accepted; it carries one field. */
 const MAX_FORM_BYTES = 4 * 1024;
-/** oidc-provider's interaction lifetime (ttl.Interaction in oauth-provider.ts). */
-const INTERACTION_TTL_SECONDS = 600;
 
 export interface InteractionDeps {
   provider: Provider;
@@ -21,6 +19,8 @@ export interface InteractionDeps {
   resolveSession: (
     token: string,
   ) => Promise<{ userId: string; displayName: string; authenticatedAt: Date } | undefined>;
+  /** The clock, in epoch milliseconds. */
+  now: () => number;
   /** The application's display name, by client id. */
   applicationName: (clientId: string) => Promise<string | undefined>;
 }
@@ -73,10 +73,18 @@ export class OAuthInteractions {
     const person = await this.#person(req);
 
     if (details.prompt.name === 'login') {
-      // `prompt=login` / `max_age`: the passkey must be used after this authorization began.
-      const startedAt = (details.exp - INTERACTION_TTL_SECONDS) * 1_000;
+      // `prompt=login` / `max_age`: the passkey must be used after this authorization
+      // asked for it. The instant it asked is kept in the interaction itself (server-side,
+      // millisecond precision), so neither a crafted URL nor a sign-in in the same second
+      // before it counts as fresh.
       const fresh = details.prompt.reasons.some((r) => r === 'login_prompt' || r === 'max_age');
-      if (!person || (fresh && person.authenticatedAt.getTime() < startedAt)) {
+      const stored = details as { result?: { freshAfter?: number }; lastSubmission?: { freshAfter?: number } };
+      let freshAfter = stored.result?.freshAfter ?? stored.lastSubmission?.freshAfter;
+      if (fresh && freshAfter === undefined) {
+        freshAfter = this.deps.now();
+        await provider.interactionResult(req, res, { freshAfter }, { mergeWithLastSubmission: true });
+      }
+      if (!person || (freshAfter !== undefined && person.authenticatedAt.getTime() <= freshAfter)) {
         const signIn = new URLSearchParams({ return_to: here });
         if (person) signIn.set('prompt', 'login');
         redirect(res, `/v1/auth/signin?${signIn.toString()}`);

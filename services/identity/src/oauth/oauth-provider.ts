@@ -100,7 +100,15 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
         // Only the client a token was issued to learns anything about it.
         allowedPolicy: (ctx, _client, token) => Promise.resolve(token.clientId === ctx.oidc.client?.clientId),
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // A client revokes only its own tokens (a public client's attempt at another's is ignored).
+        allowedPolicy: (ctx, _client, token) => {
+          if (token.clientId === ctx.oidc.client?.clientId) return Promise.resolve(true);
+          if (ctx.oidc.client?.clientAuthMethod === 'none') return Promise.resolve(false);
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       // Dynamic client registration stays off: applications are created by an operator.
       registration: { enabled: false },
       resourceIndicators: {

@@ -505,6 +505,15 @@ describe('changes that take effect on the next request', () => {
     const signIn = new URL(res.headers.get('location') ?? '', base);
     expect(signIn.pathname).toBe('/v1/auth/signin');
     expect(signIn.searchParams.get('prompt')).toBe('login');
+    // Coming back with the same (older) session asks again; after a fresh passkey use it goes on.
+    const returnTo = signIn.searchParams.get('return_to') ?? '';
+    const again = await browser.follow(returnTo);
+    expect(new URL(again.headers.get('location') ?? '', base).pathname).toBe('/v1/auth/signin');
+    const fresh = await service.app.get(SessionsService, { strict: false }).open(userId, new Date());
+    browser.cookies.set('cg_session', fresh.token);
+    const consent = await browser.follow(returnTo);
+    expect(consent.status).toBe(200);
+    expect(await consent.text()).toContain('Acme CLI wants to access your Context Gateway data');
   });
 
   it('refuses a disabled application as an unknown client', async () => {

@@ -94,6 +94,7 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
           return undefined;
         }
       },
+      now: () => this.clock.now(),
       applicationName: async (clientId) => (await this.clients.findByClientId(clientId))?.name,
     });
     installOAuthRoutes(this.http.httpAdapter.getInstance<OnRequestHost>(), {
