@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { OAuthUrls } from './oauth-urls.js';
 
 /** RFC 9728 Protected Resource Metadata: how a client learns which authorization server issues tokens for the gateway. */
-export function protectedResourceMetadata(urls: OAuthUrls) {
+function protectedResourceMetadata(urls: OAuthUrls) {
   return {
     resource: urls.resource,
     authorization_servers: [urls.issuer],

@@ -6,7 +6,7 @@ import type { Application } from '../generated/prisma/client.js';
 import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
 
 /** OAuth client secrets: `cg_cs_` + 256 random bits; only the SHA-256 is stored. */
-export const CLIENT_SECRET_PREFIX = 'cg_cs_';
+const CLIENT_SECRET_PREFIX = 'cg_cs_';
 
 /** Ways an application may authenticate at the token endpoint. */
 export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 'none'] as const;

@@ -26,7 +26,7 @@ export interface InteractionDeps {
 }
 
 /** One cookie's value from a Cookie header; undefined when absent. */
-export function readCookie(header: string | undefined, name: string): string | undefined {
+function readCookie(header: string | undefined, name: string): string | undefined {
   for (const part of (header ?? '').split(';')) {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();

@@ -9,7 +9,7 @@ import type { OAuthKey } from '../generated/prisma/client.js';
 import type { OAuthKeysRepository } from './oauth-keys.repository.js';
 
 /** Algorithms the authorization server signs with: ES256 for access tokens, RS256 (OIDC's mandatory default) for ID tokens. */
-export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
+const SIGNING_ALGS = ['ES256', 'RS256'] as const;
 
 /** What the provider is built from: private signing JWKs (newest first) and cookie keys (newest first). */
 export interface ProviderKeys {

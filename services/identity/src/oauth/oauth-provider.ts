@@ -1,13 +1,7 @@
 import type { Clock } from '@context-gateway/clock';
-import {
-  type Adapter,
-  type Configuration,
-  errors,
-  interactionPolicy,
-  type KoaContextWithOIDC,
-  Provider,
-} from 'oidc-provider';
+import { type Adapter, type Configuration, errors, interactionPolicy, Provider } from 'oidc-provider';
 
+import { oauthErrorPage } from './consent-page.js';
 import { CLIENT_EXTRA_METADATA, verifyClientSecret } from './oauth-clients.js';
 import type { ProviderKeys } from './oauth-keys.js';
 
@@ -29,7 +23,7 @@ export interface OAuthProviderOptions {
 const OIDC_SCOPES = ['openid', 'offline_access', 'profile'];
 
 /** The one interaction route (login and consent): `/oauth/interaction/<uid>`. */
-export function interactionPath(issuerPath: string, uid: string): string {
+function interactionPath(issuerPath: string, uid: string): string {
   return `${issuerPath}/interaction/${uid}`;
 }
 
@@ -152,9 +146,14 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
       client.clientAuthMethod === 'none' &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
     renderError(ctx, out) {
-      // No HTML echo of request parameters; the stable OAuth error code and text only.
-      ctx.type = 'application/json';
-      ctx.body = { error: out.error, error_description: out.error_description };
+      // A page a person can read, with the stable OAuth error code; never a request parameter echoed.
+      ctx.type = 'html';
+      ctx.set('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+      ctx.body = oauthErrorPage(
+        'This request cannot continue',
+        'The application sent a request that Context Gateway refuses.',
+        String(out.error),
+      );
     },
   };
 
@@ -169,5 +168,3 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
   });
   return provider;
 }
-
-export type { KoaContextWithOIDC };

@@ -549,7 +549,7 @@ describe('refusals, each with its RFC error and nothing stored', () => {
     );
     expect(res.status).toBe(400);
     expect(res.headers.get('location')).toBeNull();
-    expect(await res.json()).toMatchObject({ error: 'invalid_redirect_uri' });
+    expect(await res.text()).toContain('<code>invalid_redirect_uri</code>');
     expect(await payloadCount()).toBe(before);
   });
 
@@ -592,6 +592,82 @@ describe('refusals, each with its RFC error and nothing stored', () => {
     });
   });
 
+  /** A token request as raw form fields, to send what no well-behaved library would. */
+  async function tokenRequest(fields: Record<string, string>, basic?: { id: string; secret: string }) {
+    const res = await fetch(as.token_endpoint ?? '', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(basic ? { authorization: `Basic ${Buffer.from(`${basic.id}:${basic.secret}`).toString('base64')}` } : {}),
+      },
+      body: new URLSearchParams(fields).toString(),
+    });
+    return { status: res.status, body: (await res.json()) as { error?: string; access_token?: string } };
+  }
+
+  it('refuses a code redeemed by another client (RFC 9700 §4.5, code injection)', async () => {
+    const { back, verifier } = await authorize(confidential.client);
+    const answer = await tokenRequest({
+      grant_type: 'authorization_code',
+      code: back.searchParams.get('code') ?? '',
+      redirect_uri: callback,
+      code_verifier: verifier,
+      client_id: publicClient.client_id,
+    });
+    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
+  });
+
+  it('refuses a code without its verifier (PKCE downgrade, RFC 9700 §4.8)', async () => {
+    const { back } = await authorize(publicClient);
+    const answer = await tokenRequest({
+      grant_type: 'authorization_code',
+      code: back.searchParams.get('code') ?? '',
+      redirect_uri: callback,
+      client_id: publicClient.client_id,
+    });
+    expect(answer.status).toBe(400);
+    expect(['invalid_grant', 'invalid_request']).toContain(answer.body.error);
+    expect(answer.body.access_token).toBeUndefined();
+  });
+
+  it('refuses a code presented with another redirect URI', async () => {
+    const { back, verifier } = await authorize(publicClient);
+    const answer = await tokenRequest({
+      grant_type: 'authorization_code',
+      code: back.searchParams.get('code') ?? '',
+      redirect_uri: `${base}/elsewhere`,
+      code_verifier: verifier,
+      client_id: publicClient.client_id,
+    });
+    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
+  });
+
+  it("refuses another client's refresh token", async () => {
+    const { back, verifier, state } = await authorize(publicClient);
+    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
+    const answer = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token ?? '' },
+      { id: confidential.client.client_id, secret: confidential.secret },
+    );
+    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
+  });
+
+  it('offers no implicit grant (RFC 9700 §2.1.2)', async () => {
+    const res = await new Browser().get(
+      authorizationUrl(publicClient, {
+        response_type: 'token',
+        state: 's2',
+        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+        code_challenge_method: 'S256',
+      }),
+    );
+    // The error goes back in the fragment, as that response type asks; no token anywhere.
+    const back = new URL(res.headers.get('location') ?? '');
+    const fragment = new URLSearchParams(back.hash.slice(1));
+    expect(fragment.get('error')).toBe('unsupported_response_type');
+    expect(back.href).not.toContain('access_token');
+  });
+
   it('answers invalid_client for an unknown client id', async () => {
     const res = await new Browser().get(
       authorizationUrl(
@@ -600,7 +676,7 @@ describe('refusals, each with its RFC error and nothing stored', () => {
       ),
     );
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'invalid_client' });
+    expect(await res.text()).toContain('<code>invalid_client</code>');
   });
 
   it('refuses a consent form posted from another origin', async () => {

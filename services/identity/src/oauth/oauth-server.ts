@@ -22,7 +22,7 @@ const PRUNE_EVERY_MS = 10 * 60_000;
 const PRUNE_GRACE_MS = 60 * 60_000;
 
 /** The public URLs the authorization server answers for, from GATEWAY_PUBLIC_URL. */
-export function oauthUrls(gatewayPublicUrl: string): {
+function oauthUrls(gatewayPublicUrl: string): {
   issuer: string;
   issuerPath: string;
   resource: string;
