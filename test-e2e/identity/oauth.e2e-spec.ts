@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import * as oauth from 'oauth4webapi';
@@ -7,7 +10,7 @@ import type { Browser } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser } from '../support/browser.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { startTestStack, type TestStack } from '../support/test-stack.js';
+import { rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
 
 // The gateway's OAuth 2.1 authorization server as an application meets it: through the
 // gateway's public origin only, with oauth4webapi as an app backend would use it, and a
@@ -30,7 +33,9 @@ jest.setTimeout(60_000);
 beforeAll(async () => {
   stack = await startTestStack('identity-oauth', { OPERATOR_TOKEN });
   callbackServer = createServer((req, res) => {
-    landed = new URL(req.url ?? '/', CALLBACK);
+    const url = new URL(req.url ?? '/', CALLBACK);
+    // The browser also asks for /favicon.ico: only the callback itself counts.
+    if (url.pathname === '/cb') landed = url;
     res.end('back at the app');
   });
   await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
@@ -51,8 +56,13 @@ beforeAll(async () => {
   const cliApp = await app('Acme CLI');
   const backendApp = await app('Acme Backend');
   const path = (id: string) => `/v1/admin/organizations/${org.id}/applications/${id}/oauth-client`;
-  const publicClient = await admin.call('PUT', path(cliApp.id), { tokenEndpointAuthMethod: 'none' });
-  expect(publicClient.status).toBe(200);
+  // The operator's CLI sets the public client; the admin API the confidential one.
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [join(rootDir, 'tools/cli/cg.mjs'), 'app', 'oauth-client', '--org', org.id, '--app', cliApp.id, '--auth', 'none'],
+    { env: { ...process.env, GATEWAY_URL: base, OPERATOR_TOKEN } },
+  );
+  expect(JSON.parse(stdout)).toMatchObject({ clientId: cliApp.clientId, tokenEndpointAuthMethod: 'none' });
   const confidential = await admin.call<{ clientSecret: string }>('PUT', path(backendApp.id), {
     tokenEndpointAuthMethod: 'client_secret_basic',
     rotateSecret: true,

@@ -29,6 +29,9 @@ const USAGE = `usage: pnpm cg <command> [options]
              (lists given replace the stored ones)
   app list --org <orgId>
   app get --org <orgId> --app <applicationId>
+  app oauth-client --org <orgId> --app <applicationId> --auth client_secret_basic|private_key_jwt|none
+             [--rotate-secret] [--jwks-uri <https url>]
+             (how the app authenticates to the OAuth server; a rotated secret prints once)
   key issue --app <applicationId>          (prints the key once: store it now)
   key list --app <applicationId>
   key revoke --app <applicationId> --key <keyId>
@@ -48,6 +51,9 @@ const OPTIONS = /** @type {const} */ ({
   integration: { type: 'string', multiple: true },
   scope: { type: 'string', multiple: true },
   status: { type: 'string' },
+  auth: { type: 'string' },
+  'rotate-secret': { type: 'boolean' },
+  'jwks-uri': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -149,6 +155,19 @@ function commandFor(positionals, v) {
       const org = required(v, 'org');
       const app = required(v, 'app');
       return (admin) => admin.applications.get(org, app);
+    }
+    case 'app oauth-client': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      const auth = required(v, 'auth');
+      if (!['client_secret_basic', 'private_key_jwt', 'none'].includes(auth))
+        throw new UsageError('--auth is client_secret_basic, private_key_jwt or none');
+      const input = /** @type {import('../../sdk/node/src/index.js').OAuthClientInput} */ ({
+        tokenEndpointAuthMethod: auth,
+        rotateSecret: v['rotate-secret'] === true,
+        ...(typeof v['jwks-uri'] === 'string' ? { jwksUri: v['jwks-uri'] } : {}),
+      });
+      return (admin) => admin.applications.configureOAuthClient(org, app, input);
     }
     case 'key issue': {
       const app = required(v, 'app');

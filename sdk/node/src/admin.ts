@@ -5,6 +5,8 @@ import type {
   ApplicationChange,
   ApplicationInput,
   IssuedApiKey,
+  OAuthClient,
+  OAuthClientInput,
   Organization,
   OrganizationInput,
   OrgIntegrations,
@@ -51,6 +53,13 @@ export class AdminClient {
       this.http.request<Application>({
         method: 'GET',
         path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}`,
+      }),
+    /** The application as an OAuth client (docs/identity.md); a rotated secret is in `clientSecret`, this once. */
+    configureOAuthClient: (orgId: string, applicationId: string, input: OAuthClientInput) =>
+      this.http.request<OAuthClient>({
+        method: 'PUT',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/oauth-client`,
+        json: input,
       }),
   };
 

@@ -43,6 +43,13 @@ export type OrganizationInput = Body<'/v1/admin/organizations', 'post'>;
 export type Application = Success<'/v1/admin/organizations/{orgId}/applications/{applicationId}', 'get', 200>;
 export type ApplicationInput = Body<'/v1/admin/organizations/{orgId}/applications', 'post'>;
 export type ApplicationChange = Body<'/v1/admin/organizations/{orgId}/applications/{applicationId}', 'patch'>;
+/** How an application authenticates as an OAuth client; the answer carries a new secret once. */
+export type OAuthClientInput = Body<'/v1/admin/organizations/{orgId}/applications/{applicationId}/oauth-client', 'put'>;
+export type OAuthClient = Success<
+  '/v1/admin/organizations/{orgId}/applications/{applicationId}/oauth-client',
+  'put',
+  200
+>;
 export type ApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys/{keyId}', 'delete', 200>;
 export type IssuedApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys', 'post', 201>;
 export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/integrations', 'put', 200>;
