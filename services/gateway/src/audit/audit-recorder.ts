@@ -51,6 +51,7 @@ const ACTOR_KINDS = {
   auditor: ActorKind.AUDITOR,
   system: ActorKind.SYSTEM,
   anonymous: ActorKind.ANONYMOUS,
+  access_token: ActorKind.ACCESS_TOKEN,
 } as const;
 type ActorKindName = keyof typeof ACTOR_KINDS;
 

@@ -5,6 +5,7 @@ import { Reflector } from '@nestjs/core';
 
 import type { Env } from '../env.js';
 import { ROUTE_DEFINITION } from '../http/route.decorator.js';
+import type { AccessTokens } from '../oauth/access-tokens.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
 import { parseCookies, serializeCookie } from './cookies.js';
@@ -30,8 +31,9 @@ function contextFor(
 
 // Never called on these paths: a request to identity would throw on `undefined`.
 const noRpc = undefined as unknown as RpcClient;
+const noTokens = undefined as unknown as AccessTokens;
 const guard = (env: Partial<Env>, strategies = new AuthStrategies()) =>
-  new AuthGuard(new Reflector(), noRpc, strategies, env as Env);
+  new AuthGuard(new Reflector(), noRpc, strategies, noTokens, env as Env);
 
 describe('AuthGuard', () => {
   it('admits the operator with the exact token only', async () => {

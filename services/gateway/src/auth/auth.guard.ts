@@ -13,11 +13,13 @@ import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
 import { required } from '../http/required.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
+import { AccessTokens, looksLikeAccessToken } from '../oauth/access-tokens.js';
 import { AuthStrategies } from './auth.strategies.js';
 import { SESSION_COOKIE } from './auth.types.js';
 import { parseCookies } from './cookies.js';
 
-const BEARER = /^Bearer[ ]+([\x21-\x7e]{1,512})$/;
+// Up to 4 KiB: OAuth access tokens (signed JWTs, src/oauth/) are longer than API keys.
+const BEARER = /^Bearer[ ]+([\x21-\x7e]{1,4096})$/;
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
 /** The bearer token of a request, or undefined. */
@@ -45,6 +47,7 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly rpcClient: RpcClient,
     private readonly strategies: AuthStrategies,
+    private readonly accessTokens: AccessTokens,
     @Inject(SERVICE_ENV) env: Env,
   ) {
     this.operatorDigest = env.OPERATOR_TOKEN ? digest(env.OPERATOR_TOKEN) : undefined;
@@ -79,8 +82,10 @@ export class AuthGuard implements CanActivate {
 
   private async apiKey(request: FastifyRequest): Promise<void> {
     const token = bearerToken(request);
+    // An OAuth access token from identity's authorization server, beside API keys.
+    if (token && looksLikeAccessToken(token)) return this.accessTokens.authenticate(request, token);
     if (!token?.startsWith('cg_sk_'))
-      throw new AppError('unauthenticated', 'Send an API key: Authorization: Bearer cg_sk_...');
+      throw new AppError('unauthenticated', 'Send an API key (Authorization: Bearer cg_sk_...) or an access token');
     const key = await this.rpcClient.request(rpc.identity.authenticateApiKey, { apiKey: token });
     request.caller = {
       kind: 'application',

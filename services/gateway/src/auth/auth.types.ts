@@ -15,12 +15,17 @@
  * is refused, never waved through.
  */
 
-/** An application backend or agent, authenticated by one of its API keys. */
+/**
+ * An application backend or agent, authenticated by one of its API keys, or by an OAuth
+ * access token it obtained for itself (client credentials; src/oauth/access-tokens.ts):
+ * then `apiKeyId` is empty and `accessTokenId` is the token's `jti`.
+ */
 export interface ApplicationCaller {
   kind: 'application';
   orgId: string;
   applicationId: string;
   apiKeyId: string;
+  accessTokenId?: string;
 }
 
 /** A person signed in with a passkey (gateway account). */

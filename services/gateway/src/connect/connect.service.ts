@@ -73,8 +73,8 @@ export class ConnectFlowService {
       applicationId: caller.applicationId,
       integration: body.integration,
       resource: `connect_session:${created.sessionId}`,
-      actorKind: 'api_key',
-      actorId: caller.apiKeyId,
+      actorKind: caller.accessTokenId ? 'access_token' : 'api_key',
+      actorId: caller.accessTokenId ?? caller.apiKeyId,
       operation: 'POST /v1/connect/sessions',
     });
     return {

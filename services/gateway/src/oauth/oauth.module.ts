@@ -1,7 +1,12 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 
+import { AccessTokens } from './access-tokens.js';
 import { OAuthEdge } from './oauth-edge.js';
 
-/** The gateway's side of OAuth: the authorization server's public paths and the resource's metadata (docs/identity.md). */
-@Module({ providers: [OAuthEdge] })
+/**
+ * The gateway's side of OAuth: the authorization server's public paths, the resource's
+ * metadata, and access tokens accepted beside API keys (global: the auth guard uses them).
+ */
+@Global()
+@Module({ providers: [OAuthEdge, AccessTokens], exports: [AccessTokens] })
 export class OAuthModule {}

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import { ApplicationStatus, rpc, streams } from '@context-gateway/proto';
+import type { RunningService } from '@context-gateway/service-kit';
+import { ServiceHarness } from '@context-gateway/service-kit/testing';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+
+import { AppModule } from '../app.module.js';
+import { loadEnv } from '../env.js';
+import { configureGateway } from '../http/configure.js';
+
+// Access tokens beside API keys, on the gateway booted as main.ts boots it. identity is
+// played by its two faces the gateway meets: a JWKS over HTTP (here a plain server with
+// keys made by jose, as identity's would be) and `get_application` over NATS (a stub).
+
+const PUBLIC_URL = 'https://gateway.example';
+const ISSUER = `${PUBLIC_URL}/oauth`;
+const ORG = randomUUID();
+const APP = randomUUID();
+const CLIENT = 'cg_app_client0000000000000';
+let harness: ServiceHarness;
+let gateway: RunningService;
+let jwksServer: Server;
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+let signingKey: PrivateKey;
+let strangerKey: PrivateKey;
+let jwks: JWK[] = [];
+
+async function token(
+  claims: Record<string, unknown> = {},
+  options: { key?: PrivateKey; kid?: string; typ?: string; exp?: string } = {},
+) {
+  // Claims given here win over the defaults (the setters would overwrite them, so none is used).
+  return new SignJWT({
+    iss: ISSUER,
+    aud: PUBLIC_URL,
+    sub: CLIENT,
+    client_id: CLIENT,
+    org_id: ORG,
+    app_id: APP,
+    scope: 'github:read:repos',
+    ...claims,
+  })
+    .setProtectedHeader({ alg: 'ES256', typ: options.typ ?? 'at+jwt', kid: options.kid ?? 'k1' })
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime(options.exp ?? '5m')
+    .sign(options.key ?? signingKey);
+}
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('ES256');
+  signingKey = pair.privateKey;
+  strangerKey = (await generateKeyPair('ES256')).privateKey;
+  jwks = [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }];
+  jwksServer = createServer((req, res) => {
+    res.writeHead(req.url === '/oauth/jwks' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: jwks }));
+  });
+  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+  harness = await ServiceHarness.start({
+    schemaPrefix: 'gateway_tokens',
+    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
+  });
+  harness.stub(rpc.identity.getApplication, {
+    application: {
+      id: APP,
+      orgId: ORG,
+      name: 'Acme',
+      clientId: CLIENT,
+      status: ApplicationStatus.ACTIVE,
+      createdAt: timestampNow(),
+      updatedAt: timestampNow(),
+    },
+  });
+  gateway = await harness.run({
+    name: 'gateway',
+    module: AppModule,
+    loadEnv,
+    env: {
+      GATEWAY_PUBLIC_URL: PUBLIC_URL,
+      IDENTITY_HTTP_URL: `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}`,
+    },
+    configure: configureGateway,
+    streams: [streams.audit, streams.control],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await harness?.stop();
+  jwksServer?.closeAllConnections();
+  await new Promise((resolve) => jwksServer?.close(resolve));
+});
+
+const call = (bearer: string) =>
+  fetch(new URL(`/v1/applications/${APP}`, gateway.url), { headers: { authorization: `Bearer ${bearer}` } });
+
+describe('access tokens on API-key routes', () => {
+  it("accept an application's own token (client credentials) like its API key", async () => {
+    const res = await call(await token());
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: APP, clientId: CLIENT });
+  });
+
+  it.each([
+    ['another audience', async () => token({ aud: 'https://other.example' })],
+    ['another issuer', async () => token({ iss: 'https://evil.example/oauth' })],
+    ['an expired token', async () => token({}, { exp: '-1m' })],
+    ['a plain JWT (not at+jwt, e.g. an ID token)', async () => token({}, { typ: 'JWT' })],
+    ['a key the authorization server never published', async () => token({}, { key: strangerKey })],
+    ['an unknown key id', async () => token({}, { kid: 'k-unknown' })],
+    ['a token without org or application', async () => token({ org_id: undefined, app_id: undefined })],
+    [
+      'a token naming another client than its application',
+      async () => token({ client_id: 'cg_app_other', sub: 'cg_app_other' }),
+    ],
+  ])('refuse %s with 401 and the Bearer challenge', async (_name, make) => {
+    const res = await call(await make());
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('resource_metadata=');
+    expect(await res.json()).toMatchObject({ code: 'unauthenticated' });
+  });
+
+  it('refuse, for now, a token acting for a person, saying so', async () => {
+    const res = await call(await token({ sub: randomUUID() }));
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { detail: string }).detail).toContain('acting for a person');
+  });
+
+  it('refuse a token that is not a JWS at all, as before', async () => {
+    expect((await call('not-a-token')).status).toBe(401);
+  });
+});

@@ -1,0 +1,131 @@
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { ApplicationStatus, rpc } from '@context-gateway/proto';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+
+import { setAuditSubject } from '../audit/audit-subject.js';
+import type { Env } from '../env.js';
+import { oauthUrls } from './oauth-urls.js';
+
+/** Three base64url segments: a JWS, not an API key (`cg_sk_...`) or anything else. */
+const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export function looksLikeAccessToken(token: string): boolean {
+  return JWS_SHAPE.test(token);
+}
+
+/** What a verified access token says (RFC 9068 claims and ours). */
+export interface AccessTokenClaims {
+  jti: string;
+  clientId: string;
+  orgId: string;
+  applicationId: string;
+  /** The person the token acts for; undefined when the application acts as itself (client credentials). */
+  userId: string | undefined;
+  scopes: string[];
+}
+
+/**
+ * Verifies identity's access tokens locally: signature against identity's JWKS (fetched
+ * once, cached, re-fetched when an unknown `kid` appears, so key rotation needs nothing
+ * here), issuer, audience = this gateway, `typ: at+jwt`, ES256 only, expiry.
+ *
+ * Only tokens of an application acting as itself (client credentials: `sub` is its client
+ * id) are accepted for now, with the same reach as its API key; tokens acting for a person
+ * wait for the per-person check on every route (docs/identity.md). Like an API key, the
+ * application is asked of identity on every request, so a disabled one fails at once.
+ */
+@Injectable()
+export class AccessTokens {
+  readonly #jwks: ReturnType<typeof createRemoteJWKSet>;
+  readonly #issuer: string;
+  readonly #audience: string;
+
+  constructor(
+    private readonly rpcClient: RpcClient,
+    @Inject(SERVICE_ENV) env: Env,
+  ) {
+    const urls = oauthUrls(env.GATEWAY_PUBLIC_URL);
+    this.#issuer = urls.issuer;
+    this.#audience = urls.resource;
+    this.#jwks = createRemoteJWKSet(new URL(`${env.IDENTITY_HTTP_URL}${urls.issuerPath}/jwks`), {
+      timeoutDuration: 5_000,
+      // A kid nobody has seen triggers at most one fetch every 30 s (forged tokens cannot make us hammer identity).
+      cooldownDuration: 30_000,
+      cacheMaxAge: 10 * 60_000,
+    });
+  }
+
+  async verify(token: string): Promise<AccessTokenClaims> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.#jwks, {
+        issuer: this.#issuer,
+        audience: this.#audience,
+        typ: 'at+jwt',
+        algorithms: ['ES256'],
+        clockTolerance: 5,
+        requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
+      }));
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? '';
+      // identity unreachable is not the caller's fault: 503, not 401.
+      if (code === 'ERR_JWKS_TIMEOUT' || (code === '' && error instanceof TypeError)) {
+        throw new AppError('service_unavailable', 'The authorization server keys could not be fetched', [], {
+          cause: error,
+        });
+      }
+      throw invalidToken();
+    }
+    const { jti, sub, client_id: clientId, org_id: orgId, app_id: applicationId, scope } = payload;
+    if (![jti, sub, clientId, orgId, applicationId].every((v) => typeof v === 'string' && v !== ''))
+      throw invalidToken();
+    return {
+      jti: jti as string,
+      clientId: clientId as string,
+      orgId: orgId as string,
+      applicationId: applicationId as string,
+      userId: sub === clientId ? undefined : sub,
+      scopes: typeof scope === 'string' && scope ? scope.split(' ') : [],
+    };
+  }
+
+  /** The api_key routes' other credential: sets the caller as an API key would. */
+  async authenticate(request: FastifyRequest, token: string): Promise<void> {
+    const claims = await this.verify(token);
+    if (claims.userId !== undefined) {
+      throw new AppError(
+        'unauthenticated',
+        'Access tokens acting for a person are not accepted on this route yet; use an API key or a client credentials token',
+      );
+    }
+    const { application } = await this.rpcClient
+      .request(rpc.identity.getApplication, { orgId: claims.orgId, applicationId: claims.applicationId })
+      .catch((error: unknown) => {
+        if ((error as { code?: string }).code === 'not_found') throw invalidToken();
+        throw error;
+      });
+    if (application?.status !== ApplicationStatus.ACTIVE || application.clientId !== claims.clientId)
+      throw invalidToken();
+    request.caller = {
+      kind: 'application',
+      orgId: claims.orgId,
+      applicationId: claims.applicationId,
+      apiKeyId: '',
+      accessTokenId: claims.jti,
+    };
+    setAuditSubject(request, {
+      orgId: claims.orgId,
+      applicationId: claims.applicationId,
+      actorKind: 'access_token',
+      actorId: claims.jti,
+    });
+  }
+}
+
+function invalidToken(): AppError {
+  return new AppError('unauthenticated', 'The access token is invalid, expired or not for this gateway');
+}
