@@ -38,6 +38,17 @@ const envSchema = z
       .enum(['true', 'false'])
       .default('true')
       .transform((v) => v === 'true'),
+    /**
+     * How long a rotated-in signing or cookie key is only published before it is used
+     * (default 1 hour): every verifier's cache has it by then (the gateway re-reads the
+     * JWKS at least every 10 minutes). identity re-reads its keys every 5 minutes.
+     */
+    OAUTH_KEY_ACTIVATION_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(3600),
     /** Lifetime of an OAuth access token (a JWT the gateway verifies locally); default 10 minutes. */
     OAUTH_ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
     /** Lifetime of a refresh token and of the grant behind it; default 30 days. Each refresh rotates it. */

@@ -1,9 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import type { Provider } from 'oidc-provider';
 import type { Logger } from 'pino';
 
 import type { OAuthInteractions } from './oauth-interactions.js';
+
+/** One built provider: its request handler and its interactions (rebuilt together when the keys change). */
+export interface ServingProvider {
+  callback: (req: IncomingMessage, res: ServerResponse) => unknown;
+  interactions: OAuthInteractions;
+}
 
 /** The part of Fastify this needs (identity does not depend on fastify directly). */
 export interface OnRequestHost {
@@ -25,10 +30,9 @@ export interface OnRequestHost {
  */
 export function installOAuthRoutes(
   fastify: OnRequestHost,
-  options: { issuerPath: string; provider: Provider; interactions: OAuthInteractions; logger: Logger },
+  options: { issuerPath: string; current: () => ServingProvider; logger: Logger },
 ): void {
-  const { issuerPath, provider, interactions, logger } = options;
-  const providerCallback = provider.callback();
+  const { issuerPath, current, logger } = options;
   const interactionPrefix = `${issuerPath}/interaction/`;
 
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -41,9 +45,11 @@ export function installOAuthRoutes(
     reply.hijack();
     const req = request.raw;
     const res = reply.raw;
+    // The provider serving now: a key reload may have swapped it since the last request.
+    const serving = current();
     const work = url.startsWith(interactionPrefix)
-      ? interactions.handle(req, res)
-      : runProvider(providerCallback, req, res, url.slice(issuerPath.length) || '/');
+      ? serving.interactions.handle(req, res)
+      : runProvider(serving.callback, req, res, url.slice(issuerPath.length) || '/');
     work.catch((error: unknown) => {
       logger.error({ err: error }, 'oauth request failed');
       if (!res.headersSent) {

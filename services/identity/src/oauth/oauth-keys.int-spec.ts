@@ -18,6 +18,8 @@ let schema: TestSchema;
 let db: PrismaClient;
 let dir: string;
 let store: OAuthKeyStore;
+/** The same keys with a one-minute activation delay. */
+let delayed: OAuthKeyStore;
 const clock = new TestClock();
 
 beforeAll(async () => {
@@ -28,7 +30,9 @@ beforeAll(async () => {
   });
   db = new PrismaClient({ adapter: createPrismaAdapter(schema.pool, schema.schema) });
   const keyring = await LocalKeyProvider.open({ path: join(dir, 'master.key'), createIfMissing: true });
-  store = new OAuthKeyStore(new OAuthKeysRepository(db), new EnvelopeCipher(keyring), clock);
+  const cipher = new EnvelopeCipher(keyring);
+  store = new OAuthKeyStore(new OAuthKeysRepository(db), cipher, clock);
+  delayed = new OAuthKeyStore(new OAuthKeysRepository(db), cipher, clock, 60_000);
 });
 
 afterAll(async () => {
@@ -88,6 +92,26 @@ describe('authorization server keys', () => {
     expect(third.jwks).toHaveLength(4);
     expect(third.jwks.map((k) => k.kid)).not.toEqual(expect.arrayContaining([first.jwks[0]?.kid]));
     expect(third.cookieKeys).toHaveLength(2);
+  });
+});
+
+describe('key activation', () => {
+  it('publishes a rotated-in key first and signs with it only after the delay', async () => {
+    clock.advance(120_000);
+    const before = await delayed.load();
+    const signing = (keys: typeof before, alg: string) => keys.jwks.find((k) => k.alg === alg)?.kid;
+    await delayed.rotate();
+    const published = await delayed.load();
+    // The new keys are in the JWKS already, but the previous ones still sign.
+    expect(published.jwks.length).toBeGreaterThan(before.jwks.length - 1);
+    expect(signing(published, 'ES256')).toBe(signing(before, 'ES256'));
+    expect(signing(published, 'RS256')).toBe(signing(before, 'RS256'));
+    expect(published.cookieKeys[0]).toBe(before.cookieKeys[0]);
+    clock.advance(61_000);
+    const active = await delayed.load();
+    expect(signing(active, 'ES256')).not.toBe(signing(before, 'ES256'));
+    expect(active.jwks.map((k) => k.kid)).toEqual(expect.arrayContaining([signing(before, 'ES256')]));
+    expect(active.cookieKeys[0]).not.toBe(before.cookieKeys[0]);
   });
 });
 

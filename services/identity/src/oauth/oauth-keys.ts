@@ -30,10 +30,16 @@ function sealContext(kid: string, use: string) {
  * so tokens it signed keep verifying, and older ones are retired.
  */
 export class OAuthKeyStore {
+  /**
+   * `activationDelayMs`: how long a new key is only published before it is used. Every
+   * verifier (the gateway's JWKS cache, the other identity replicas' cookie checks) has
+   * fetched it by then, so a rotation never produces a token or cookie nobody can check.
+   */
   constructor(
     private readonly keys: OAuthKeysRepository,
     private readonly cipher: EnvelopeCipher,
     private readonly clock: Clock,
+    private readonly activationDelayMs = 0,
   ) {}
 
   /** The live keys, creating the first generation when there is none (first start). */
@@ -47,17 +53,37 @@ export class OAuthKeyStore {
       });
       rows = await this.keys.live('sig');
     }
-    const cookies = await this.keys.live('cookie');
+    const cookies = this.#signersFirst(await this.keys.live('cookie'));
     return {
-      jwks: await Promise.all(rows.map(async (row) => JSON.parse((await this.#open(row)).toString('utf8')) as JWK)),
+      jwks: await Promise.all(
+        this.#signersFirst(rows).map(async (row) => JSON.parse((await this.#open(row)).toString('utf8')) as JWK),
+      ),
       cookieKeys: await Promise.all(cookies.map(async (row) => (await this.#open(row)).toString('base64url'))),
     };
   }
 
   /**
+   * Live keys (newest first) reordered so the one that signs comes first for each
+   * algorithm: the newest key past its activation delay, or, when none is, the oldest
+   * (a first start, or a rotation not yet active). The provider signs with the first key
+   * of an algorithm and verifies with all.
+   */
+  #signersFirst(rows: OAuthKey[]): OAuthKey[] {
+    const activeBefore = this.clock.now() - this.activationDelayMs;
+    const first = new Set<OAuthKey>();
+    for (const alg of new Set(rows.map((row) => row.alg))) {
+      const ofAlg = rows.filter((row) => row.alg === alg); // newest first
+      const signer = ofAlg.find((row) => row.createdAt.getTime() <= activeBefore) ?? ofAlg.at(-1);
+      if (signer) first.add(signer);
+    }
+    return [...first, ...rows.filter((row) => !first.has(row))];
+  }
+
+  /**
    * Adds a generation and retires every key older than the previous one. Running
-   * identity processes sign with the new keys after their next restart; until then the
-   * previous generation, still published, verifies what they sign.
+   * identity processes publish the new keys at their next key reload and sign with them
+   * once the activation delay has passed; the previous generation stays published so
+   * what it signed keeps verifying.
    */
   rotate(): Promise<{ created: string[]; retired: string[] }> {
     return this.keys.locked(async (tx) => {

@@ -3,16 +3,15 @@ import { EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse } from '@conte
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { Provider } from 'oidc-provider';
 import type { Logger } from 'pino';
 
 import { SessionsService } from '../accounts/sessions.service.js';
 import { type Env, oauthKeyringPath } from '../env.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
-import { installOAuthRoutes, type OnRequestHost } from './oauth-http.js';
+import { installOAuthRoutes, type OnRequestHost, type ServingProvider } from './oauth-http.js';
 import { OAuthInteractions } from './oauth-interactions.js';
-import { OAuthKeyStore } from './oauth-keys.js';
+import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { createOAuthProvider } from './oauth-provider.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
@@ -20,27 +19,32 @@ import { OAuthStoreRepository } from './oauth-store.repository.js';
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Expired codes and tokens are kept an hour, then deleted. */
 const PRUNE_GRACE_MS = 60 * 60_000;
+/** How often the keys are re-read: a rotation is published, then used, without a restart. */
+const KEY_RELOAD_EVERY_MS = 5 * 60_000;
 
 /** The public URLs the authorization server answers for, from GATEWAY_PUBLIC_URL. */
-function oauthUrls(gatewayPublicUrl: string): {
-  issuer: string;
-  issuerPath: string;
-  resource: string;
-  origin: string;
-} {
+function oauthUrls(gatewayPublicUrl: string): { issuer: string; issuerPath: string; resource: string; origin: string } {
   const base = gatewayPublicUrl.replace(/\/+$/, '');
   const issuer = `${base}/oauth`;
   return { issuer, issuerPath: new URL(issuer).pathname, resource: base, origin: new URL(base).origin };
 }
 
+/** Which keys a provider was built with, in signing order: a change means rebuild. */
+const fingerprint = (keys: ProviderKeys) =>
+  JSON.stringify([keys.jwks.map((k) => k.kid), keys.cookieKeys.length, keys.cookieKeys[0]?.slice(0, 8)]);
+
 /**
  * Builds the authorization server at boot (keys from the database, opened with the
- * keyring) and serves it on identity's HTTP port under `/oauth`.
+ * keyring) and serves it on identity's HTTP port under `/oauth`. Every few minutes it
+ * re-reads the keys and, when they changed (a rotation published or activated), builds a
+ * new provider and swaps it in between two requests; all state is in Postgres, so nothing
+ * in flight is lost.
  */
 @Injectable()
 export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
-  #provider: Provider | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #serving: ServingProvider | undefined;
+  #fingerprint = '';
+  #timers: NodeJS.Timeout[] = [];
 
   constructor(
     private readonly store: OAuthStoreRepository,
@@ -53,23 +57,48 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  get provider(): Provider {
-    if (!this.#provider) throw new Error('the authorization server is not started');
-    return this.#provider;
-  }
-
   async onModuleInit(): Promise<void> {
     const keyring = await LocalKeyProvider.open({
       path: oauthKeyringPath(this.env),
       createIfMissing: this.env.OAUTH_KEYRING_CREATE_IF_MISSING,
       beforeCreate: refuseNewKeyWhileInUse(() => this.keys.count(), 'authorization server keys sealed under it'),
     });
-    const keyStore = new OAuthKeyStore(this.keys, new EnvelopeCipher(keyring), this.clock);
+    const keyStore = new OAuthKeyStore(
+      this.keys,
+      new EnvelopeCipher(keyring),
+      this.clock,
+      this.env.OAUTH_KEY_ACTIVATION_SECONDS * 1_000,
+    );
     const urls = oauthUrls(this.env.GATEWAY_PUBLIC_URL);
+    await this.#build(keyStore, urls);
+    installOAuthRoutes(this.http.httpAdapter.getInstance<OnRequestHost>(), {
+      issuerPath: urls.issuerPath,
+      current: () => {
+        if (!this.#serving) throw new Error('the authorization server is not started');
+        return this.#serving;
+      },
+      logger: this.logger,
+    });
+    this.#every(PRUNE_EVERY_MS, 'pruning OAuth state', () =>
+      this.store.pruneExpired(this.clock.date(), PRUNE_GRACE_MS),
+    );
+    this.#every(KEY_RELOAD_EVERY_MS, 'reloading OAuth keys', () => this.#build(keyStore, urls));
+    this.logger.info({ issuer: urls.issuer, resource: urls.resource }, 'authorization server ready');
+  }
+
+  onApplicationShutdown(): void {
+    for (const timer of this.#timers) clearInterval(timer);
+  }
+
+  /** Builds a provider for the current keys, unless the serving one already has them. */
+  async #build(keyStore: OAuthKeyStore, urls: ReturnType<typeof oauthUrls>): Promise<void> {
+    const keys = await keyStore.load();
+    const print = fingerprint(keys);
+    if (print === this.#fingerprint) return;
     const provider = createOAuthProvider({
       issuer: urls.issuer,
       resource: urls.resource,
-      keys: await keyStore.load(),
+      keys,
       adapter: oauthAdapterFactory({ store: this.store, clients: this.clients, clock: this.clock }),
       findAccount: async (accountId) => {
         const user = await this.clients.findUser(accountId);
@@ -97,23 +126,16 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       now: () => this.clock.now(),
       applicationName: async (clientId) => (await this.clients.findByClientId(clientId))?.name,
     });
-    installOAuthRoutes(this.http.httpAdapter.getInstance<OnRequestHost>(), {
-      issuerPath: urls.issuerPath,
-      provider,
-      interactions,
-      logger: this.logger,
-    });
-    this.#provider = provider;
-    this.#timer = setInterval(() => {
-      this.store
-        .pruneExpired(this.clock.date(), PRUNE_GRACE_MS)
-        .catch((error: Error) => this.logger.warn({ err: error.message }, 'pruning OAuth state failed'));
-    }, PRUNE_EVERY_MS);
-    this.#timer.unref();
-    this.logger.info({ issuer: urls.issuer, resource: urls.resource }, 'authorization server ready');
+    if (this.#serving) this.logger.info({ kids: keys.jwks.map((k) => k.kid) }, 'authorization server keys changed');
+    this.#serving = { callback: provider.callback(), interactions };
+    this.#fingerprint = print;
   }
 
-  onApplicationShutdown(): void {
-    clearInterval(this.#timer);
+  #every(ms: number, what: string, work: () => Promise<unknown>): void {
+    const timer = setInterval(() => {
+      work().catch((error: Error) => this.logger.warn({ err: error.message }, `${what} failed`));
+    }, ms);
+    timer.unref();
+    this.#timers.push(timer);
   }
 }

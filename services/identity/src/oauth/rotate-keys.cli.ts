@@ -1,9 +1,9 @@
 /**
  * `pnpm --filter @context-gateway/identity oauth:rotate-keys`: adds a new generation of
  * the authorization server's keys (ES256 and RS256 signing keys, a cookie key) and
- * retires all but the previous generation. Restart identity afterwards (one replica at a
- * time): each process signs with the newest keys it loaded at boot, and the JWKS keeps
- * publishing the previous generation so tokens signed before the restart still verify.
+ * retires all but the previous generation. No restart: running identity processes
+ * re-read the keys every 5 minutes, publish the new ones at once and sign with them after
+ * OAUTH_KEY_ACTIVATION_SECONDS; the previous generation stays published meanwhile.
  * Reads the service's environment (DATABASE_URL, DATABASE_SCHEMA, OAUTH_KEYRING_FILE / MASTER_KEY_FILE).
  */
 import { systemClock } from '@context-gateway/clock';
