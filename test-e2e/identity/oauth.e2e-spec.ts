@@ -27,7 +27,7 @@ let CALLBACK = '';
 let landed: URL | undefined;
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 let cli: oauth.Client;
-let backend: { client: oauth.Client; secret: string };
+let backend: { client: oauth.Client; secret: string; id: string; orgId: string };
 jest.setTimeout(60_000);
 
 beforeAll(async () => {
@@ -69,7 +69,12 @@ beforeAll(async () => {
   });
   expect(confidential.body.clientSecret).toMatch(/^cg_cs_/);
   cli = { client_id: cliApp.clientId, token_endpoint_auth_method: 'none' };
-  backend = { client: { client_id: backendApp.clientId }, secret: confidential.body.clientSecret };
+  backend = {
+    client: { client_id: backendApp.clientId },
+    secret: confidential.body.clientSecret,
+    id: backendApp.id,
+    orgId: org.id,
+  };
 
   const issuer = new URL(`${base}/oauth`);
   // RFC 8414 discovery at the path-inserted well-known URL, on the gateway's origin.
@@ -115,6 +120,21 @@ describe('client credentials', () => {
     );
     const claims = await oauth.validateJwtAccessToken(as, bearer(tokens.access_token), resource, insecure);
     expect(claims).toMatchObject({ sub: backend.client.client_id, aud: resource, scope: 'github:read:repos' });
+
+    // The token works on the API like the application's key, until the application is disabled.
+    const read = () =>
+      fetch(`${base}/v1/applications/${backend.id}`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const ok = await read();
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ id: backend.id, clientId: backend.client.client_id });
+    await admin.updateApplication(backend.orgId, backend.id, { status: 'disabled' });
+    try {
+      const refused = await read();
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toContain('resource_metadata=');
+    } finally {
+      await admin.updateApplication(backend.orgId, backend.id, { status: 'active' });
+    }
   });
 });
 
