@@ -679,6 +679,40 @@ describe('refusals, each with its RFC error and nothing stored', () => {
     expect(await res.text()).toContain('<code>invalid_client</code>');
   });
 
+  it('sends the person back with access_denied when they deny, and stores no grant', async () => {
+    const browser = new Browser();
+    browser.cookies.set('cg_session', sessionToken);
+    const res = await browser.follow(
+      authorizationUrl(publicClient, {
+        state: 'deny-1',
+        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+        code_challenge_method: 'S256',
+      }),
+    );
+    const action = /<form method="post" action="([^"]+)"/.exec(await res.text())?.[1] ?? '';
+    const grantsBefore = await harness.db.pool.query("SELECT 1 FROM oauth_payloads WHERE model = 'Grant'");
+    const denied = await browser.get(action, {
+      method: 'POST',
+      body: 'decision=deny',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(base).origin },
+    });
+    const back = new URL(
+      (await browser.follow(new URL(denied.headers.get('location') ?? '', base).href)).headers.get('location') ?? '',
+    );
+    expect(back.origin + back.pathname).toBe(callback);
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    expect(back.searchParams.get('state')).toBe('deny-1');
+    expect(back.searchParams.get('code')).toBeNull();
+    const grantsAfter = await harness.db.pool.query("SELECT 1 FROM oauth_payloads WHERE model = 'Grant'");
+    expect(grantsAfter.rowCount).toBe(grantsBefore.rowCount);
+  });
+
+  it('shows an expired-request page for an interaction this browser did not start', async () => {
+    const res = await new Browser().get(`${base}/oauth/interaction/not-a-real-one`);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('<code>oauth_interaction_expired</code>');
+  });
+
   it('refuses a consent form posted from another origin', async () => {
     const browser = new Browser();
     browser.cookies.set('cg_session', sessionToken);
