@@ -10,6 +10,7 @@ import { ApplicationStatus, rpc, streams } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import * as oauth from 'oauth4webapi';
 
 import { UsersRepository } from '../accounts/accounts.repository.js';
@@ -666,6 +667,46 @@ describe('refusals, each with its RFC error and nothing stored', () => {
     const fragment = new URLSearchParams(back.hash.slice(1));
     expect(fragment.get('error')).toBe('unsupported_response_type');
     expect(back.href).not.toContain('access_token');
+  });
+
+  it('answers bad input with an OAuth error, never a server error', async () => {
+    const endpoints = [as.token_endpoint, as.introspection_endpoint, as.revocation_endpoint, as.authorization_endpoint];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...endpoints.map((e) => e ?? '')),
+        fc.dictionary(
+          fc.constantFrom(
+            'grant_type',
+            'code',
+            'client_id',
+            'redirect_uri',
+            'code_verifier',
+            'token',
+            'resource',
+            'scope',
+            'refresh_token',
+          ),
+          fc.oneof(
+            fc.string({ maxLength: 300 }),
+            fc.constantFrom(publicClient.client_id, callback, resource, 'authorization_code'),
+          ),
+        ),
+        fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'text/plain'),
+        async (endpoint, fields, contentType) => {
+          const body =
+            contentType === 'application/json' ? JSON.stringify(fields) : new URLSearchParams(fields).toString();
+          const res = await fetch(endpoint, {
+            method: 'POST',
+            headers: { 'content-type': contentType },
+            body,
+            redirect: 'manual',
+          });
+          await res.arrayBuffer();
+          expect(res.status).toBeLessThan(500);
+        },
+      ),
+      { numRuns: Number(process.env['FUZZ_RUNS'] ?? 100) },
+    );
   });
 
   it('answers invalid_client for an unknown client id', async () => {
