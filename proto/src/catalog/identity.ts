@@ -49,8 +49,6 @@ const webauthnJson = (value: string, path: string): ValidationProblem[] => [
   ...check.nonEmpty(value, path),
   ...check.maxLength(value, 64_000, path),
 ];
-const optionalUuid = (value: string, path: string): ValidationProblem[] =>
-  value === '' ? [] : check.uuid(value, path);
 
 /**
  * identity's request/reply contracts. The gateway's per-request checks
@@ -169,7 +167,10 @@ export const identityRpc = {
     subject: `${P}.start_passkey_registration`,
     request: StartPasskeyRegistrationRequestSchema,
     response: StartPasskeyCeremonyResponseSchema,
-    validate: (m) => [...check.maxLength(m.displayName, 100, 'displayName'), ...optionalUuid(m.userId, 'userId')],
+    validate: (m) => [
+      ...check.maxLength(m.displayName, 100, 'displayName'),
+      ...(m.sessionToken === '' ? [] : secret(m.sessionToken, 'sessionToken')),
+    ],
   }),
   finishPasskeyRegistration: defineRpc({
     subject: `${P}.finish_passkey_registration`,

@@ -32,15 +32,6 @@ const envSchema = z
      * Behind a reverse proxy every client shares the proxy's address: raise it accordingly.
      */
     PASSKEY_STARTS_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(600),
-    /**
-     * Adding a passkey to a signed-in account needs a passkey use at most this long ago: a
-     * stolen session cookie alone must not be enough to plant a permanent credential.
-     */
-    PASSKEY_ADD_MAX_AUTH_AGE_MS: z.coerce
-      .number()
-      .int()
-      .min(10_000)
-      .default(5 * 60_000),
     /** How long a request waits for the AUDIT stream's ack before failing with audit_unavailable (503). */
     AUDIT_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2_000),
     /**

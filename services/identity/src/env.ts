@@ -23,6 +23,16 @@ const envSchema = z
       .min(60)
       .max(30 * 24 * 3600)
       .default(12 * 3600),
+    /**
+     * Adding a passkey to an existing account needs that account's session, opened by a
+     * passkey use at most this long ago (ms): a stolen or old session alone must not be
+     * enough to plant a permanent credential, and a bare user id is never enough.
+     */
+    PASSKEY_ADD_MAX_AUTH_AGE_MS: z.coerce
+      .number()
+      .int()
+      .min(10_000)
+      .default(5 * 60_000),
     /** How long a passkey ceremony's challenge may be answered (seconds); default 5 minutes. */
     WEBAUTHN_CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(1).max(600).default(300),
     /** The services' key folder: the authorization server's keyring lives next to this file unless OAUTH_KEYRING_FILE says otherwise. */

@@ -14,7 +14,6 @@ import type { SessionUser } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
 import { Route } from '../http/route.decorator.js';
 import { AccountsService } from './accounts.service.js';
-import { assertRecentPasskeyUse } from './recent-auth.js';
 import { safeReturnTo } from './return-to.js';
 import { renderSigninPage, SIGNIN_CSP, SIGNIN_SCRIPT } from './signin.page.js';
 import { CeremonyStartLimiter } from './start-limiter.js';
@@ -78,8 +77,8 @@ export class AccountsController {
 
   constructor(
     private readonly accounts: AccountsService,
-    @Inject(SERVICE_ENV) private readonly env: Env,
-    private readonly clock: Clock,
+    @Inject(SERVICE_ENV) env: Env,
+    clock: Clock,
   ) {
     this.limiter = new CeremonyStartLimiter(env.PASSKEY_STARTS_PER_MINUTE, clock);
   }
@@ -102,9 +101,9 @@ export class AccountsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     this.limiter.take(request.ip);
-    const session = await this.accounts.optionalSession(request.headers.cookie);
-    assertRecentPasskeyUse(session, this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS, this.clock.date());
-    const { options, cookie } = await this.accounts.startRegistration(body?.displayName ?? '', session?.userId);
+    // A live session adds a passkey to its account: identity checks the session itself
+    // (and that its passkey use is recent), the gateway only forwards the cookie's token.
+    const { options, cookie } = await this.accounts.startRegistration(body?.displayName ?? '', request.headers.cookie);
     reply.header('set-cookie', cookie).header('cache-control', 'no-store');
     return options;
   }

@@ -37,10 +37,16 @@ export class AccountsService {
     this.secure = new URL(env.GATEWAY_PUBLIC_URL).protocol === 'https:';
   }
 
-  async startRegistration(displayName: string, signedInUserId: string | undefined) {
+  /**
+   * A browser with a live session adds a passkey to its own account; identity resolves the
+   * session token and checks its freshness. An expired or unknown session is no session:
+   * that browser creates a new account, as one without a cookie does.
+   */
+  async startRegistration(displayName: string, cookieHeader: string | undefined) {
+    const session = await this.optionalSession(cookieHeader);
     const started = await this.rpcClient.request(rpc.identity.startPasskeyRegistration, {
       displayName,
-      userId: signedInUserId ?? '',
+      sessionToken: session ? (parseCookies(cookieHeader).get(SESSION_COOKIE) ?? '') : '',
     });
     return {
       options: JSON.parse(started.optionsJson) as Record<string, unknown>,

@@ -36,7 +36,9 @@ export class AccountsHandler {
 
   @RpcHandler(rpc.identity.startPasskeyRegistration)
   async startRegistration(@Payload() req: StartPasskeyRegistrationRequest) {
-    return started(await this.passkeys.startRegistration(req));
+    return started(
+      await this.passkeys.startRegistration({ displayName: req.displayName, sessionToken: req.sessionToken }),
+    );
   }
 
   @RpcHandler(rpc.identity.finishPasskeyRegistration)

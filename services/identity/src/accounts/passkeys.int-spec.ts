@@ -27,6 +27,7 @@ const env = {
   GATEWAY_PUBLIC_URL: 'https://gateway.example',
   SESSION_TTL_SECONDS: 3_600,
   WEBAUTHN_CHALLENGE_TTL_SECONDS: 60,
+  PASSKEY_ADD_MAX_AUTH_AGE_MS: 300_000,
 } as Env;
 
 beforeAll(async () => {
@@ -56,7 +57,7 @@ const anyResponse = JSON.stringify({
 
 describe('passkey ceremonies', () => {
   it('offer options for the gateway as relying party, with user verification required', async () => {
-    const started = await passkeys.startRegistration({ displayName: 'Ada', userId: '' });
+    const started = await passkeys.startRegistration({ displayName: 'Ada', sessionToken: '' });
     const options = JSON.parse(started.optionsJson) as {
       rp: { id: string };
       authenticatorSelection: { userVerification: string; residentKey: string };
@@ -80,7 +81,7 @@ describe('passkey ceremonies', () => {
   });
 
   it('refuse a challenge used for the other purpose', async () => {
-    const registration = await passkeys.startRegistration({ displayName: 'Eve', userId: '' });
+    const registration = await passkeys.startRegistration({ displayName: 'Eve', sessionToken: '' });
     await expect(
       passkeys.finishAuthentication({ ceremonyToken: registration.ceremonyToken, responseJson: anyResponse }),
     ).rejects.toMatchObject({ code: 'webauthn_challenge_invalid' });
@@ -124,6 +125,39 @@ describe('passkey ceremonies', () => {
     ]);
     expect(won.filter(Boolean)).toHaveLength(1);
     expect((await db.passkey.findUniqueOrThrow({ where: { id: passkey.id } })).signCount).toBe(6n);
+  });
+});
+
+describe('adding a passkey to an existing account', () => {
+  const registrationFor = async (sessionToken: string) => {
+    const started = await passkeys.startRegistration({ displayName: 'ignored', sessionToken });
+    return db.webauthnChallenge.findUniqueOrThrow({ where: { ceremonyTokenHash: sha256(started.ceremonyToken) } });
+  };
+
+  it("binds the ceremony to the account of the caller's own fresh session", async () => {
+    const owner = await users.createUser({ displayName: 'Owner', webauthnUserId: 'handle-owner' });
+    const { token } = await sessions.open(owner.id, clock.date());
+    clock.advance(60_000);
+    expect(await registrationFor(token)).toMatchObject({ userId: owner.id, newUser: false, displayName: 'Owner' });
+  });
+
+  it('is refused with a forged, signed-out or expired session token: never a bare user id', async () => {
+    const victim = await users.createUser({ displayName: 'Victim', webauthnUserId: 'handle-victim' });
+    // A caller that knows the victim's id but holds no session of theirs.
+    await expect(registrationFor(`cg_ss_${'A'.repeat(43)}`)).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(registrationFor(victim.id)).rejects.toMatchObject({ code: 'unauthenticated' });
+    const { token } = await sessions.open(victim.id, clock.date());
+    await sessions.signOut(token);
+    await expect(registrationFor(token)).rejects.toMatchObject({ code: 'unauthenticated' });
+    expect(await db.webauthnChallenge.count({ where: { userId: victim.id } })).toBe(0);
+  });
+
+  it("is refused when the session's passkey use is older than PASSKEY_ADD_MAX_AUTH_AGE_MS", async () => {
+    const user = await users.createUser({ displayName: 'Stale', webauthnUserId: 'handle-stale' });
+    const { token } = await sessions.open(user.id, clock.date());
+    clock.advance(300_001);
+    await expect(registrationFor(token)).rejects.toMatchObject({ code: 'reauthentication_required' });
+    expect(await db.webauthnChallenge.count({ where: { userId: user.id } })).toBe(0);
   });
 });
 

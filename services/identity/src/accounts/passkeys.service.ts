@@ -19,6 +19,7 @@ import type { Env } from '../env.js';
 import type { WebauthnChallenge } from '../generated/prisma/client.js';
 import { newSecret, sha256 } from '../secrets.js';
 import { ChallengesRepository, UsersRepository } from './accounts.repository.js';
+import { assertRecentPasskeyUse } from './recent-auth.js';
 import { SessionsService } from './sessions.service.js';
 
 const CEREMONY_PREFIX = 'cg_wc_';
@@ -62,13 +63,23 @@ export class PasskeysService {
     this.rpId = url.hostname;
   }
 
-  /** Starts a registration: a new account, or (userId given: a signed-in user) one more passkey for it. */
-  async startRegistration(input: { displayName: string; userId: string }): Promise<CeremonyStart> {
+  /**
+   * Starts a registration: a new account, or (sessionToken given: a signed-in browser) one
+   * more passkey for that session's account. The account comes from the session identity
+   * resolves itself, never from the caller, and the session must be fresh.
+   */
+  async startRegistration(input: { displayName: string; sessionToken: string }): Promise<CeremonyStart> {
     let user: { id?: string; webauthnUserId: string; displayName: string; newUser: boolean };
     let exclude: { id: string; transports: string[] }[] = [];
-    if (input.userId) {
-      const existing = await this.users.findUser(input.userId);
-      if (!existing) throw new AppError('not_found', 'No such user');
+    if (input.sessionToken) {
+      const session = await this.sessions.resolve(input.sessionToken);
+      assertRecentPasskeyUse(
+        { authenticatedAt: session.createdAt },
+        this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS,
+        this.clock.date(),
+      );
+      const existing = await this.users.findUser(session.userId);
+      if (!existing) throw new AppError('unauthenticated', 'The session has no account');
       user = {
         id: existing.id,
         webauthnUserId: existing.webauthnUserId,
