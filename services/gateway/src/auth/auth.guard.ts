@@ -63,7 +63,7 @@ export class AuthGuard implements CanActivate {
       case 'none':
         return true;
       case 'api_key':
-        await this.apiKey(request);
+        await this.apiKey(request, definition.personTokens === true);
         return true;
       case 'operator':
         this.operator(request);
@@ -80,10 +80,10 @@ export class AuthGuard implements CanActivate {
     }
   }
 
-  private async apiKey(request: FastifyRequest): Promise<void> {
+  private async apiKey(request: FastifyRequest, personTokens: boolean): Promise<void> {
     const token = bearerToken(request);
     // An OAuth access token from identity's authorization server, beside API keys.
-    if (token && looksLikeAccessToken(token)) return this.accessTokens.authenticate(request, token);
+    if (token && looksLikeAccessToken(token)) return this.accessTokens.authenticate(request, token, personTokens);
     if (!token?.startsWith('cg_sk_'))
       throw new AppError('unauthenticated', 'Send an API key (Authorization: Bearer cg_sk_...) or an access token');
     const key = await this.rpcClient.request(rpc.identity.authenticateApiKey, { apiKey: token });

@@ -26,6 +26,10 @@ export interface ApplicationCaller {
   applicationId: string;
   apiKeyId: string;
   accessTokenId?: string;
+  /** An access token acting for a person: that person (the route must keep to their connections). */
+  onBehalfOf?: string;
+  /** An access token's scopes: the route must not do more (undefined for an API key). */
+  tokenScopes?: string[];
 }
 
 /** A person signed in with a passkey (gateway account). */

@@ -22,6 +22,12 @@ export interface RouteDefinition {
   description?: string;
   tags: string[];
   auth: RouteAuth;
+  /**
+   * `api_key` routes only: the route also takes an OAuth access token acting for a person,
+   * and keeps it to that person's own connections and the token's scopes
+   * (src/oauth/access-tokens.ts). Other routes refuse such tokens.
+   */
+  personTokens?: boolean;
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;

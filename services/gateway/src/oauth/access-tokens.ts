@@ -3,12 +3,12 @@ import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, rpc } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
-import { oauthUrls } from './oauth-urls.js';
+import { bearerChallenge, oauthUrls } from './oauth-urls.js';
 
 /** Three base64url segments: a JWS, not an API key (`cg_sk_...`) or anything else. */
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -93,10 +93,14 @@ export class AccessTokens {
     };
   }
 
-  /** The api_key routes' other credential: sets the caller as an API key would. */
-  async authenticate(request: FastifyRequest, token: string): Promise<void> {
+  /**
+   * The api_key routes' other credential: sets the caller as an API key would, plus the
+   * person and scopes of the token. `personTokens`: the route keeps a person's token to
+   * that person's connections and its scopes (RouteDefinition.personTokens).
+   */
+  async authenticate(request: FastifyRequest, token: string, personTokens = false): Promise<void> {
     const claims = await this.verify(token);
-    if (claims.userId !== undefined) {
+    if (claims.userId !== undefined && !personTokens) {
       throw new AppError(
         'unauthenticated',
         'Access tokens acting for a person are not accepted on this route yet; use an API key or a client credentials token',
@@ -116,6 +120,8 @@ export class AccessTokens {
       applicationId: claims.applicationId,
       apiKeyId: '',
       accessTokenId: claims.jti,
+      tokenScopes: claims.scopes,
+      ...(claims.userId === undefined ? {} : { onBehalfOf: claims.userId }),
     };
     setAuditSubject(request, {
       orgId: claims.orgId,
@@ -124,6 +130,27 @@ export class AccessTokens {
       actorId: claims.jti,
     });
   }
+}
+
+/**
+ * RFC 6750 §3.1: a token without the scope a request needs is 403 with a Bearer challenge
+ * naming that scope; the body is the API's own problem (`scope_not_granted`).
+ */
+export function insufficientScope(
+  reply: FastifyReply,
+  env: Pick<Env, 'GATEWAY_PUBLIC_URL'>,
+  needed: string[],
+): AppError {
+  const description = `This access token does not carry ${needed.join(' or ')}`;
+  reply.header(
+    'www-authenticate',
+    bearerChallenge(oauthUrls(env.GATEWAY_PUBLIC_URL), {
+      code: 'insufficient_scope',
+      description,
+      scope: needed.join(' '),
+    }),
+  );
+  return new AppError('scope_not_granted', description);
 }
 
 function invalidToken(): AppError {

@@ -20,14 +20,26 @@ export type RecordsVerdict =
 export class RecordsPolicy {
   constructor(private readonly decider: PolicyDecider) {}
 
+  /** The scopes a query needs: those covering its type, or every scope of the integration. */
+  neededScopes(placement: Placement, type: string | undefined): string[] {
+    return type
+      ? scopesForType(placement.integration, type)
+      : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
+  }
+
+  /** `limitTo`: an access token's scopes; the query is kept to the types they cover. */
   async check(
     caller: { orgId: string; applicationId: string },
     placement: Placement,
     type: string | undefined,
+    limitTo?: string[],
   ): Promise<RecordsVerdict> {
-    const scopes = type
-      ? scopesForType(placement.integration, type)
-      : Object.keys(INTEGRATION_SCOPES[placement.integration] ?? {});
+    const needed = this.neededScopes(placement, type);
+    const scopes = limitTo ? needed.filter((scope) => limitTo.includes(scope)) : needed;
+    const limited = scopes.length < needed.length;
+    // Never "nothing to ask" for a token without any needed scope (the caller refuses it first).
+    if (limited && scopes.length === 0)
+      throw new AppError('scope_not_granted', 'The access token carries no scope for this');
     const [firstScope] = scopes;
     // A type the integration never produces: nothing to ask policy; the shard says scope_not_granted.
     if (firstScope === undefined) return { kind: 'allowed', policyTypes: undefined, decision: undefined };
@@ -42,7 +54,7 @@ export class RecordsPolicy {
     if (allowed.length === 0)
       return { kind: 'denied', error: deniedError(firstScope, firstDecision), decision: firstDecision };
     const firstAllowed = decisions.find((d) => d.allowed);
-    if (type || allowed.length === scopes.length)
+    if (type || (allowed.length === scopes.length && !limited))
       return { kind: 'allowed', policyTypes: undefined, decision: firstAllowed };
     return {
       kind: 'allowed',

@@ -1,14 +1,18 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { Controller, Param, Query, Req, Res } from '@nestjs/common';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Controller, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
+import type { Env } from '../env.js';
 import { Route } from '../http/route.decorator.js';
+import { insufficientScope } from '../oauth/access-tokens.js';
 import { auditPolicyOf } from '../policy/policy-decider.js';
 import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema } from './records.schemas.js';
 import { RecordsPolicy } from './records-policy.js';
@@ -26,6 +30,7 @@ export class RecordsController {
     private readonly router: ShardRouter,
     private readonly rpcClient: RpcClient,
     private readonly policy: RecordsPolicy,
+    @Inject(SERVICE_ENV) private readonly env: Env,
   ) {}
 
   @Route({
@@ -54,6 +59,7 @@ export class RecordsController {
       'unknown_field',
     ],
     audit: { action: 'data_query' },
+    personTokens: true,
   })
   async list(
     @Caller() caller: ApplicationCaller,
@@ -64,10 +70,21 @@ export class RecordsController {
   ): Promise<string> {
     setAuditSubject(request, { connectionId: params.connectionId, resource: query.type ?? '*' });
     const placement = await this.router.placement(params.connectionId);
+    // A token acting for a person reaches that person's connections only; any other is
+    // not found, exactly like one without a grant (no 403 that would confirm it exists).
+    if (caller.onBehalfOf !== undefined && placement.userId !== caller.onBehalfOf) {
+      throw new AppError('connection_not_found');
+    }
+    if (caller.tokenScopes) {
+      const needed = this.policy.neededScopes(placement, query.type);
+      if (needed.length > 0 && !needed.some((scope) => caller.tokenScopes?.includes(scope))) {
+        throw insufficientScope(reply, this.env, needed);
+      }
+    }
     // Who the connection belongs to goes into the caller's audit trail only once the shard has
     // confirmed the caller's grant: another org's user id must never land in this org's log.
     const owner = { userId: placement.userId, integration: placement.integration };
-    const verdict = await this.policy.check(caller, placement, query.type);
+    const verdict = await this.policy.check(caller, placement, query.type, caller.tokenScopes);
     const decision = verdict.decision;
     if (decision) setAuditSubject(request, { policy: auditPolicyOf(decision) });
     const message = {

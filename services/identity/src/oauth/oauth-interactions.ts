@@ -4,8 +4,13 @@ import type { Provider } from 'oidc-provider';
 
 import { oauthConsentPage, oauthErrorPage } from './consent-page.js';
 
-/** The gateway's browser session cookie (gateway auth): its token is what signs a person in here. */
-const SESSION_COOKIE = 'cg_session';
+/**
+ * The gateway's browser session cookie (gateway auth/cookies.ts): its token is what signs a
+ * person in here. `__Host-cg_session` (cannot be set or shadowed by a sibling subdomain);
+ * `cg_session` is the name gateways used before the prefix and is read only when the
+ * prefixed one is absent. Drop it once no gateway sets it.
+ */
+const SESSION_COOKIES = ['__Host-cg_session', 'cg_session'];
 /** Largest consent form accepted; it carries one field. */
 const MAX_FORM_BYTES = 4 * 1024;
 
@@ -25,13 +30,20 @@ export interface InteractionDeps {
   applicationName: (clientId: string) => Promise<string | undefined>;
 }
 
-/** One cookie's value from a Cookie header; undefined when absent. */
+/**
+ * One cookie's value from a Cookie header; undefined when absent, and when the name comes
+ * twice (an injected cookie must never decide whose session this is).
+ */
 function readCookie(header: string | undefined, name: string): string | undefined {
+  let found: string | undefined;
   for (const part of (header ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      if (found !== undefined) return undefined;
+      found = part.slice(eq + 1).trim();
+    }
   }
-  return undefined;
+  return found;
 }
 
 /**
@@ -181,7 +193,8 @@ export class OAuthInteractions {
   }
 
   async #person(req: IncomingMessage) {
-    const token = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const name = SESSION_COOKIES.find((n) => readCookie(req.headers.cookie, n) !== undefined);
+    const token = name ? readCookie(req.headers.cookie, name) : undefined;
     return token ? this.deps.resolveSession(token) : undefined;
   }
 }

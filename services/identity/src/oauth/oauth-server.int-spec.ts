@@ -103,7 +103,7 @@ async function authorize(client: oauth.Client, extra: Record<string, string> = {
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
   const browser = new Browser();
-  browser.cookies.set('cg_session', sessionToken);
+  browser.cookies.set('__Host-cg_session', sessionToken);
   const url = authorizationUrl(client, {
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
@@ -494,7 +494,7 @@ describe('configuring an application as a client', () => {
 describe('changes that take effect on the next request', () => {
   it('asks for the passkey again when the authorization says prompt=login and the session is older', async () => {
     const browser = new Browser();
-    browser.cookies.set('cg_session', sessionToken);
+    browser.cookies.set('__Host-cg_session', sessionToken);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
         prompt: 'login',
@@ -511,7 +511,7 @@ describe('changes that take effect on the next request', () => {
     const again = await browser.follow(returnTo);
     expect(new URL(again.headers.get('location') ?? '', base).pathname).toBe('/v1/auth/signin');
     const fresh = await service.app.get(SessionsService, { strict: false }).open(userId, new Date());
-    browser.cookies.set('cg_session', fresh.token);
+    browser.cookies.set('__Host-cg_session', fresh.token);
     const consent = await browser.follow(returnTo);
     expect(consent.status).toBe(200);
     expect(await consent.text()).toContain('Acme CLI wants to access your Context Gateway data');
@@ -722,7 +722,7 @@ describe('refusals, each with its RFC error and nothing stored', () => {
 
   it('sends the person back with access_denied when they deny, and stores no grant', async () => {
     const browser = new Browser();
-    browser.cookies.set('cg_session', sessionToken);
+    browser.cookies.set('__Host-cg_session', sessionToken);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
         state: 'deny-1',
@@ -756,7 +756,7 @@ describe('refusals, each with its RFC error and nothing stored', () => {
 
   it('refuses a consent form posted from another origin', async () => {
     const browser = new Browser();
-    browser.cookies.set('cg_session', sessionToken);
+    browser.cookies.set('__Host-cg_session', sessionToken);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
         code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),

@@ -1,0 +1,194 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { RpcClient } from '@context-gateway/messaging';
+import { adminClient as sdkAdmin } from '@context-gateway/node';
+import { rpc } from '@context-gateway/proto';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import * as oauth from 'oauth4webapi';
+import type { Browser } from 'playwright-core';
+
+import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser } from '../support/browser.js';
+import { OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { connectSourceAccount } from '../support/source-connection.js';
+import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
+
+// A person's access token on the records API: an application (a public client, as a CLI or
+// native agent is) gets a token for a person who signs in with a passkey, and reads that
+// person's records with it — only that person's connections, only within the token's scope.
+const CLIENT_ID = 'cg-e2e-oauth-github';
+const CLIENT_SECRET = 'cg-e2e-oauth-github-secret-0123456789';
+const SCOPES = ['github:read:profile', 'github:read:repos'];
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+jest.setTimeout(90_000);
+
+let stack: TestStack;
+let sim: RunningSimulator;
+let nc: NatsConnection;
+let browser: Browser;
+let callbackServer: Server;
+let callback = '';
+let landed: URL | undefined;
+let base: string;
+let as: oauth.AuthorizationServer;
+let cli: oauth.Client;
+let app: { orgId: string; appId: string; name: string; callbackUrl: string };
+
+beforeAll(async () => {
+  sim = await startSimulator({ provider: 'github' });
+  stack = await startTestStack('identity-oauth-records', {
+    OPERATOR_TOKEN,
+    INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
+    INTEGRATION_GITHUB_BASE_URL: sim.url,
+    INTEGRATION_GITHUB_CLIENT_ID: CLIENT_ID,
+    INTEGRATION_GITHUB_CLIENT_SECRET: CLIENT_SECRET,
+    SYNC_INTERVAL_MS: '3600000',
+  });
+  const port = new URL(stack.gatewayUrl).port;
+  await sim.control.registerClient({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
+    name: 'Context Gateway',
+  });
+  for (const login of ['octo-person', 'octo-other']) {
+    await sim.control.createAccount({ login, counts: { repos: 3, starred: 0, issues: 0 } });
+  }
+  callbackServer = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', callback);
+    if (url.pathname === '/cb') landed = url;
+    res.end('back at the app');
+  });
+  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
+  callback = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/cb`;
+  base = browserUrl(stack.gatewayUrl);
+  browser = await launchBrowser();
+
+  const admin = sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN });
+  const org = await admin.organizations.create({ name: 'OAuth Records Org' });
+  await admin.integrations.set(org.id, ['github']);
+  const created = await admin.applications.create(org.id, {
+    name: 'Acme Agent',
+    callbackUrls: [callback],
+    integrations: ['github'],
+    scopes: SCOPES,
+  });
+  await admin.applications.configureOAuthClient(org.id, created.id, { tokenEndpointAuthMethod: 'none' });
+  cli = { client_id: created.clientId, token_endpoint_auth_method: 'none' };
+  app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
+  nc = await connect({ servers: stack.natsUrl });
+  const broker = new RpcClient(nc);
+  await waitFor('the broker to know the app', async () =>
+    broker
+      .request(rpc.broker.createConnectSession, {
+        orgId: app.orgId,
+        applicationId: app.appId,
+        applicationName: app.name,
+        integration: 'github',
+        scopes: SCOPES,
+        callbackUrl: callback,
+      })
+      .then(() => true),
+  );
+  const issuer = new URL(`${base}/oauth`);
+  as = await oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await nc?.close();
+  await stack?.stop();
+  await sim?.stop();
+  callbackServer?.closeAllConnections();
+  await new Promise((resolve) => callbackServer?.close(resolve));
+}, 60_000);
+
+/** One person: signs up with a passkey inside the authorization, consents; the app gets tokens per scope set. */
+async function tokensFor(scopeSets: string[]) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await addVirtualAuthenticator(context, page);
+  const tokens: Record<string, string> = {};
+  for (const [i, scope] of scopeSets.entries()) {
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const url = new URL(as.authorization_endpoint ?? '');
+    url.search = new URLSearchParams({
+      client_id: cli.client_id,
+      redirect_uri: callback,
+      response_type: 'code',
+      scope,
+      resource: base,
+      state,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    }).toString();
+    landed = undefined;
+    await page.goto(url.href);
+    if (i === 0) await createAccountOnSigninPage(page, 'Octo Person');
+    if (new URL(page.url()).pathname.startsWith('/oauth/interaction/')) {
+      await Promise.all([page.waitForURL(`${callback}**`), page.click('button[value=allow]')]);
+    }
+    await waitFor('the callback', () => Promise.resolve(landed !== undefined));
+    const params = oauth.validateAuthResponse(as, cli, landed ?? new URL(callback), state);
+    const response = await oauth.processAuthorizationCodeResponse(
+      as,
+      cli,
+      await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
+    );
+    tokens[scope] = response.access_token;
+  }
+  await context.close();
+  return tokens;
+}
+
+const records = (token: string, connectionId: string, type = 'code.repository') =>
+  fetch(`${base}/v1/connections/${connectionId}/records?type=${type}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+
+describe("a person's access token on the records API", () => {
+  it("reads the person's own connection, nobody else's, and only within its scope", async () => {
+    const tokens = await tokensFor(['github:read:repos', 'github:read:profile']);
+    const full = tokens['github:read:repos'] ?? '';
+    const narrow = tokens['github:read:profile'] ?? '';
+    const claims = await oauth.validateJwtAccessToken(
+      as,
+      new Request(base, { headers: { authorization: `Bearer ${full}` } }),
+      base,
+      insecure,
+    );
+    const broker = new RpcClient(nc);
+    const mine = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-person', claims.sub);
+    const theirs = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-other');
+
+    const own = await records(full, mine.connectionId);
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ records: expect.any(Array) });
+
+    // Another person's connection, though the app holds a grant on it: not found.
+    const other = await records(full, theirs.connectionId);
+    expect(other.status).toBe(404);
+    expect(await other.json()).toMatchObject({ code: 'connection_not_found' });
+
+    // A token without the scope the query needs: 403 naming the scope (RFC 6750).
+    const narrowed = await records(narrow, mine.connectionId);
+    expect(narrowed.status).toBe(403);
+    expect(await narrowed.json()).toMatchObject({ code: 'scope_not_granted' });
+    const challenge = narrowed.headers.get('www-authenticate') ?? '';
+    expect(challenge).toContain('error="insufficient_scope"');
+    expect(challenge).toContain('scope="github:read:repos"');
+
+    // A person's token is refused where the route does not keep to the person.
+    const elsewhere = await fetch(`${base}/v1/connections/${mine.connectionId}/grant`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${full}` },
+    });
+    expect(elsewhere.status).toBe(401);
+  });
+});
