@@ -518,8 +518,8 @@ describe('the connect flow in a browser', () => {
   }, 90_000);
 
   it("the person sees their connection with each app's grant, and deleting it cuts every app off at once", async () => {
-    const session = (await alice.context.cookies(base)).find((c) => c.name === 'cg_session')!;
-    const me = (method: string, path: string, cookie = `cg_session=${session.value}`) =>
+    const session = (await alice.context.cookies(base)).find((c) => c.name === '__Host-cg_session')!;
+    const me = (method: string, path: string, cookie = `__Host-cg_session=${session.value}`) =>
       fetch(`${stack.gatewayUrl}${path}`, { method, headers: { cookie } });
     const listed = await me('GET', '/v1/me/connections');
     expect(listed.status).toBe(200);

@@ -65,7 +65,7 @@ describe('passkey accounts in a real browser', () => {
       const [credential] = await authenticator.credentials();
       expect(credential).toMatchObject({ isResidentCredential: true });
 
-      const cookie = (await context.cookies(base)).find((c) => c.name === 'cg_session');
+      const cookie = (await context.cookies(base)).find((c) => c.name === '__Host-cg_session');
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', secure: false });
       expect(cookie!.value).toMatch(/^cg_ss_/);
 
@@ -76,7 +76,7 @@ describe('passkey accounts in a real browser', () => {
       await page.waitForSelector('#signed-out:not([hidden])');
       expect((await sessionOf(page)).status).toBe(401);
       const replayedCookie = await fetch(`${base}/v1/auth/session`, {
-        headers: { cookie: `cg_session=${cookie!.value}` },
+        headers: { cookie: `__Host-cg_session=${cookie!.value}` },
       });
       expect(replayedCookie.status).toBe(401);
 
@@ -151,7 +151,7 @@ describe('passkey accounts in a real browser', () => {
       await createAccount(page, 'Step Up');
       const before = await page.request.get(`${base}/v1/auth/session`);
       const first = (await before.json()) as { userId: string; authenticatedAt: string };
-      const oldCookie = (await context.cookies(base)).find((c) => c.name === 'cg_session')!.value;
+      const oldCookie = (await context.cookies(base)).find((c) => c.name === '__Host-cg_session')!.value;
 
       await page.goto(`${base}/v1/auth/signin?prompt=login&return_to=${encodeURIComponent('/v1/auth/session')}`);
       // no "continue as" shortcut: the passkey is asked for
@@ -162,9 +162,9 @@ describe('passkey accounts in a real browser', () => {
       expect(after.userId).toBe(first.userId);
       expect(Date.parse(after.authenticatedAt!)).toBeGreaterThan(Date.parse(first.authenticatedAt));
       // the session it replaced is over, even for a copy of its cookie
-      expect((await fetch(`${base}/v1/auth/session`, { headers: { cookie: `cg_session=${oldCookie}` } })).status).toBe(
-        401,
-      );
+      expect(
+        (await fetch(`${base}/v1/auth/session`, { headers: { cookie: `__Host-cg_session=${oldCookie}` } })).status,
+      ).toBe(401);
     } finally {
       await context.close();
     }
@@ -187,7 +187,7 @@ describe('passkey accounts in a real browser', () => {
       });
       await signIn(page);
       expect((await sessionOf(page)).status).toBe(200);
-      expect(captured?.cookie).toContain('cg_ceremony=');
+      expect(captured?.cookie).toContain('__Host-cg_ceremony=');
 
       // the same response with the same ceremony: the challenge is spent
       const replay = await fetch(`${base}/v1/auth/passkeys/authentication/verify`, {

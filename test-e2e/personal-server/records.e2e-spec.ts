@@ -350,7 +350,9 @@ describe('sharding', () => {
   });
 
   it('/v1/health reports personal-server ready only with every shard answering', async () => {
-    const health = (await (await fetch(`${stack.gatewayUrl}/v1/health`)).json()) as {
+    const health = (await (
+      await fetch(`${stack.gatewayUrl}/v1/health`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } })
+    ).json()) as {
       services: Record<string, { ready: boolean; checks?: Record<string, string> }>;
     };
     expect(health.services['personal-server']).toMatchObject({ ready: true, checks: { shards: 'up' } });

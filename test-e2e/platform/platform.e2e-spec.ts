@@ -3,6 +3,7 @@ import { allRpcDescriptors, ErrorReplySchema, SERVICE_NAMES } from '@context-gat
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
+import { OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { type ServiceName, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // The foundation's promises, checked on the real stack: seven processes, real Postgres,
@@ -10,15 +11,16 @@ import { type ServiceName, startTestStack, type TestStack, waitFor } from '../su
 let stack: TestStack;
 
 beforeAll(async () => {
-  stack = await startTestStack('platform');
+  stack = await startTestStack('platform', { OPERATOR_TOKEN });
 }, 180_000);
 
 afterAll(async () => {
   await stack?.stop();
 }, 60_000);
 
+/** The operator's view of /v1/health: every service's checks. */
 async function health() {
-  const res = await fetch(`${stack.gatewayUrl}/v1/health`);
+  const res = await fetch(`${stack.gatewayUrl}/v1/health`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
   return {
     status: res.status,
     body: (await res.json()) as {
@@ -32,6 +34,12 @@ async function health() {
 }
 
 describe('the platform', () => {
+  it('tells an anonymous caller only ready or not, without any internal detail', async () => {
+    const res = await fetch(`${stack.gatewayUrl}/v1/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ready' });
+  });
+
   it('reports every service ready, each answering over NATS', async () => {
     const { status, body } = await health();
     expect(status).toBe(200);

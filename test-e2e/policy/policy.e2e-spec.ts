@@ -382,9 +382,9 @@ describe("the user API: a signed-in person's own rules", () => {
     await page.fill('#display-name', name);
     await Promise.all([page.waitForURL(`${base}/v1/auth/session`), page.click('#create-account')]);
     const session = (await (await page.request.get(`${base}/v1/auth/session`)).json()) as { userId: string };
-    const cookie = (await context.cookies(base)).find((c) => c.name === 'cg_session')!;
+    const cookie = (await context.cookies(base)).find((c) => c.name === '__Host-cg_session')!;
     await context.close();
-    return { userId: session.userId, cookie: `cg_session=${cookie.value}` };
+    return { userId: session.userId, cookie: `__Host-cg_session=${cookie.value}` };
   }
 
   const me = async (cookie: string, method: string, path: string, body?: unknown) => {
@@ -450,7 +450,7 @@ describe("the user API: a signed-in person's own rules", () => {
     // Bob neither sees nor deletes Ada's rule
     expect((await me(bob.cookie, 'GET', '/v1/me/policy/rules')).body.rules).toEqual([]);
     expect((await me(bob.cookie, 'DELETE', `/v1/me/policy/rules/${put.body.rule.id}`)).status).toBe(404);
-    expect((await me('cg_session=cg_ss_forged', 'GET', '/v1/me/policy/rules')).status).toBe(401);
+    expect((await me('__Host-cg_session=cg_ss_forged', 'GET', '/v1/me/policy/rules')).status).toBe(401);
     // Ada deletes it: the grant's allow is back in force
     expect((await me(ada.cookie, 'DELETE', `/v1/me/policy/rules/${put.body.rule.id}`)).status).toBe(200);
     expect((await explain({ userId: ada.userId, capability: 'github:delete_repository' })).body.allowed).toBe(true);

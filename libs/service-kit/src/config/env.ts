@@ -68,6 +68,16 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
           : undefined,
       ),
     /**
+     * The HTTP listener's limits (ms). A request must arrive whole within
+     * HTTP_REQUEST_TIMEOUT_MS and its headers within HTTP_HEADERS_TIMEOUT_MS, else 408 and
+     * the connection closes: a client that sends less body than its Content-Length (or
+     * trickles headers) cannot hold a connection. An idle keep-alive connection closes after
+     * HTTP_KEEP_ALIVE_TIMEOUT_MS. Large uploads over slow links need a larger request timeout.
+     */
+    HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
+    HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(10_000),
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(5_000),
+    /**
      * Port of the listener that serves only GET /metrics (Prometheus), separate from
      * HTTP_PORT in every service so the gateway's public port never exposes metrics; the
      * cluster lets only Prometheus reach it. Unset: HTTP_PORT + 1000 (gateway 9080 …
@@ -100,6 +110,13 @@ export function metricsListen(env: Pick<RuntimeEnv, 'HTTP_HOST' | 'HTTP_PORT' | 
 
 /** Cross-field rules every runtime env must satisfy; services chain it on their schema. */
 export function refineRuntimeEnv<T extends RuntimeEnv>(env: T, ctx: z.RefinementCtx): void {
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['HTTP_HEADERS_TIMEOUT_MS'],
+      message: 'must not exceed HTTP_REQUEST_TIMEOUT_MS',
+    });
+  }
   if (env.OTEL_TRACES_EXPORTER === 'otlp' && !env.OTEL_EXPORTER_OTLP_ENDPOINT) {
     ctx.addIssue({
       code: 'custom',

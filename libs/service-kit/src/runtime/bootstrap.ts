@@ -167,6 +167,15 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
       logger: false,
       // Closing keep-alive sockets lets shutdown finish without waiting for idle clients.
       forceCloseConnections: 'idle',
+      // Slow or short bodies and trickled headers get 408 and a closed connection (env.ts).
+      requestTimeout: env.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      http: {
+        headersTimeout: env.HTTP_HEADERS_TIMEOUT_MS,
+        // Node checks those deadlines on this interval (default 30 s): check often enough
+        // that a deadline holds to about a second.
+        connectionsCheckingInterval: Math.min(1_000, env.HTTP_HEADERS_TIMEOUT_MS / 2),
+      },
       ...(env.HTTP_TRUSTED_PROXIES ? { trustProxy: env.HTTP_TRUSTED_PROXIES } : {}),
     });
     const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, {

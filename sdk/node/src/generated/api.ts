@@ -3499,7 +3499,7 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description Signed in; the cg_session cookie is set. */
+                /** @description Signed in; the __Host-cg_session cookie is set. */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -3733,7 +3733,7 @@ export type paths = {
                 };
             };
             responses: {
-                /** @description Signed in; the cg_session cookie is set. */
+                /** @description Signed in; the __Host-cg_session cookie is set. */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -5237,7 +5237,7 @@ export type paths = {
         };
         /**
          * Readiness of every service
-         * @description Asks each service over NATS; 200 when all answered ready, 503 otherwise, with each one's checks.
+         * @description Asks each service over NATS; 200 when all answered ready, 503 otherwise. Anyone gets the status only; the operator's token adds each service's checks and errors.
          */
         get: {
             parameters: {
@@ -5257,7 +5257,8 @@ export type paths = {
                         "application/json": {
                             /** @enum {string} */
                             status: "ready" | "degraded";
-                            services: {
+                            /** @description Each service, with its checks: only for the operator (Authorization: Bearer <OPERATOR_TOKEN>). */
+                            services?: {
                                 [key: string]: {
                                     ready: boolean;
                                     /** @description Round trip over NATS, request to reply. */

@@ -118,7 +118,7 @@ export class AccountsController {
     auth: 'none',
     audit: { action: 'sign_in' },
     body: ceremonyBody,
-    success: { status: 200, schema: signedIn, description: 'Signed in; the cg_session cookie is set.' },
+    success: { status: 200, schema: signedIn, description: 'Signed in; the __Host-cg_session cookie is set.' },
     errors: [
       'webauthn_challenge_invalid',
       'webauthn_verification_failed',
@@ -172,7 +172,7 @@ export class AccountsController {
     auth: 'none',
     audit: { action: 'sign_in' },
     body: ceremonyBody,
-    success: { status: 200, schema: signedIn, description: 'Signed in; the cg_session cookie is set.' },
+    success: { status: 200, schema: signedIn, description: 'Signed in; the __Host-cg_session cookie is set.' },
     errors: ['webauthn_challenge_invalid', 'webauthn_verification_failed', 'validation_failed', 'unknown_field'],
   })
   async authenticationVerify(

@@ -3,16 +3,13 @@ import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 
 import { SESSION_COOKIE } from '../auth/auth.types.js';
-import { parseCookies, serializeCookie } from '../auth/cookies.js';
-import type { Env } from '../env.js';
+import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
 
 /** Holds the passkey ceremony's token between its two requests: the ceremony is bound to this browser. */
-const CEREMONY_COOKIE = 'cg_ceremony';
-const CEREMONY_PATH = '/v1/auth/passkeys';
+const CEREMONY_COOKIE = COOKIES.ceremony;
 
 export interface CeremonyResult {
   userId: string;
@@ -27,15 +24,10 @@ export interface CeremonyResult {
  */
 @Injectable()
 export class AccountsService {
-  private readonly secure: boolean;
-
   constructor(
     private readonly rpcClient: RpcClient,
-    @Inject(SERVICE_ENV) env: Env,
     private readonly clock: Clock,
-  ) {
-    this.secure = new URL(env.GATEWAY_PUBLIC_URL).protocol === 'https:';
-  }
+  ) {}
 
   /**
    * A browser with a live session adds a passkey to its own account; identity resolves the
@@ -84,17 +76,10 @@ export class AccountsService {
       newUser: done.newUser,
       cookies: [
         serializeCookie(SESSION_COOKIE, done.sessionToken, {
-          path: '/',
           maxAge: (expiresAt.getTime() - this.clock.now()) / 1_000,
-          secure: this.secure,
           sameSite: 'Lax',
         }),
-        serializeCookie(CEREMONY_COOKIE, '', {
-          path: CEREMONY_PATH,
-          maxAge: 0,
-          secure: this.secure,
-          sameSite: 'Strict',
-        }),
+        serializeCookie(CEREMONY_COOKIE, '', { maxAge: 0, sameSite: 'Strict' }),
       ],
     };
   }
@@ -126,17 +111,12 @@ export class AccountsService {
   async signOut(cookieHeader: string | undefined): Promise<string> {
     const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
     if (token) await this.rpcClient.request(rpc.identity.signOut, { sessionToken: token });
-    return serializeCookie(SESSION_COOKIE, '', { path: '/', maxAge: 0, secure: this.secure, sameSite: 'Lax' });
+    return serializeCookie(SESSION_COOKIE, '', { maxAge: 0, sameSite: 'Lax' });
   }
 
   private ceremonyCookie(token: string, expiresAt: Date | undefined): string {
     const maxAge = expiresAt ? (expiresAt.getTime() - this.clock.now()) / 1_000 : 300;
-    // Strict and scoped to the ceremony routes: only our own page's fetches carry it.
-    return serializeCookie(CEREMONY_COOKIE, token, {
-      path: CEREMONY_PATH,
-      maxAge,
-      secure: this.secure,
-      sameSite: 'Strict',
-    });
+    // Strict: only our own page's fetches carry it (`__Host-` cookies are Path=/).
+    return serializeCookie(CEREMONY_COOKIE, token, { maxAge, sameSite: 'Strict' });
   }
 }

@@ -8,7 +8,6 @@ import { ROUTE_DEFINITION } from '../http/route.decorator.js';
 import type { AccessTokens } from '../oauth/access-tokens.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
-import { parseCookies, serializeCookie } from './cookies.js';
 
 // The guard's decisions that need no other service: the operator token and routes whose
 // auth kind nobody serves. (API keys and sessions are checked with identity: test-e2e/identity.)
@@ -78,13 +77,5 @@ describe('AuthGuard', () => {
     await expect(guard({}).canActivate(contextFor('user_session').context)).rejects.toMatchObject({
       code: 'unauthenticated',
     });
-  });
-});
-
-describe('cookies', () => {
-  it('sets HttpOnly cookies with SameSite, Secure when asked, and reads them back', () => {
-    const set = serializeCookie('cg_session', 'cg_ss_abc', { path: '/', maxAge: 60, secure: true, sameSite: 'Lax' });
-    expect(set).toBe('cg_session=cg_ss_abc; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure');
-    expect(parseCookies('a=1; cg_session=cg_ss_abc; cg_session=second').get('cg_session')).toBe('cg_ss_abc');
   });
 });

@@ -6,7 +6,7 @@
  * |----------------|----------------------------------------------|-------------------|
  * | `api_key`      | `Authorization: Bearer cg_sk_...`            | `request.caller`  |
  * | `operator`     | `Authorization: Bearer <OPERATOR_TOKEN>`     | `request.operator`|
- * | `user_session` | cookie `cg_session` (set by passkey sign-in) | `request.user`    |
+ * | `user_session` | cookie `__Host-cg_session` (passkey sign-in)  | `request.user`    |
  * | `none`         | nothing                                      | nothing           |
  *
  * A missing or invalid credential is 401 `unauthenticated` (problem+json) before the
@@ -55,5 +55,5 @@ declare module 'fastify' {
   }
 }
 
-/** The browser session cookie: HttpOnly, SameSite=Lax, Path=/, Secure when the public URL is https. */
-export const SESSION_COOKIE = 'cg_session';
+/** The browser session cookie: `__Host-`, HttpOnly, SameSite=Lax, Path=/, Secure (auth/cookies.ts). */
+export const SESSION_COOKIE = '__Host-cg_session';

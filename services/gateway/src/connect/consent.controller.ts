@@ -1,24 +1,22 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
-import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 
 import { AccountsService } from '../accounts/accounts.service.js';
-import { parseCookies, serializeCookie } from '../auth/cookies.js';
-import type { Env } from '../env.js';
+import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
 import { consentPage, errorPage } from './connect-pages.js';
 
 /** Binds the consent form to this browser (double submit; SameSite=Strict, HttpOnly). */
-const CSRF_COOKIE = 'cg_csrf';
+const CSRF_COOKIE = COOKIES.csrf;
 /** Binds the OAuth state to the browser that left for the source. */
-const STATE_COOKIE = 'cg_connect_state';
-const CALLBACK_PATH = '/v1/connect/callback';
+const STATE_COOKIE = COOKIES.connectState;
 
 const tokenParams = z.object({ token: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a connect link') }).strict();
 const consentForm = z
@@ -59,7 +57,6 @@ export class ConsentController {
   constructor(
     private readonly flow: ConnectFlowService,
     private readonly accounts: AccountsService,
-    @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -78,10 +75,7 @@ export class ConsentController {
     const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
     const cookies = parseCookies(request.headers.cookie);
     // The state cookie is spent whatever happens next.
-    reply.header(
-      'set-cookie',
-      serializeCookie(STATE_COOKIE, '', { path: CALLBACK_PATH, maxAge: 0, secure: this.secure, sameSite: 'Lax' }),
-    );
+    reply.header('set-cookie', serializeCookie(STATE_COOKIE, '', { maxAge: 0, sameSite: 'Lax' }));
     try {
       assertCallbackQuery(query);
       const user = await this.accounts.optionalUser(request.headers.cookie);
@@ -150,22 +144,14 @@ export class ConsentController {
       if (result.oauthState) {
         reply.header(
           'set-cookie',
-          serializeCookie(STATE_COOKIE, result.oauthState, {
-            path: CALLBACK_PATH,
-            maxAge: 600,
-            secure: this.secure,
-            sameSite: 'Lax',
-          }),
+          // Lax: the source sends the browser back with a top-level cross-site GET.
+          serializeCookie(STATE_COOKIE, result.oauthState, { maxAge: 600, sameSite: 'Lax' }),
         );
       }
       return this.redirect(reply, 303, result.redirectUrl);
     } catch (error) {
       return this.page(reply, error);
     }
-  }
-
-  private get secure(): boolean {
-    return this.env.GATEWAY_PUBLIC_URL.startsWith('https:');
   }
 
   private signInUrl(token: string): string {
@@ -183,15 +169,7 @@ export class ConsentController {
     let csrf = parseCookies(request.headers.cookie).get(CSRF_COOKIE);
     if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
       csrf = randomBytes(32).toString('base64url');
-      reply.header(
-        'set-cookie',
-        serializeCookie(CSRF_COOKIE, csrf, {
-          path: '/v1/connect',
-          maxAge: 3600,
-          secure: this.secure,
-          sameSite: 'Strict',
-        }),
-      );
+      reply.header('set-cookie', serializeCookie(CSRF_COOKIE, csrf, { maxAge: 3600, sameSite: 'Strict' }));
     }
     this.pageHeaders(reply);
     reply.status(error ? 422 : 200).send(

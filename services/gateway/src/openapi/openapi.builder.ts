@@ -135,7 +135,12 @@ export function buildOpenApi(routes: DiscoveredRoute[], info: { version: string;
           scheme: 'bearer',
           description: 'The operator token configured on the gateway (admin API).',
         },
-        userSession: { type: 'apiKey', in: 'cookie', name: 'cg_session', description: 'A signed-in user (passkey).' },
+        userSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: '__Host-cg_session',
+          description: 'A signed-in user (passkey).',
+        },
         auditorToken: {
           type: 'http',
           scheme: 'bearer',
