@@ -5,6 +5,7 @@
 // `kubectl kustomize` and checked as the cluster would receive it.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -109,6 +110,7 @@ interface Selector {
 interface K8sContainer {
   name: string;
   image?: string;
+  envFrom?: Array<{ configMapRef?: { name: string } }>;
   readinessProbe?: { httpGet?: { path?: string } };
   livenessProbe?: { httpGet?: { path?: string } };
   securityContext?: {
@@ -324,6 +326,20 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
         (policy.spec.egress ?? []).length === 0,
     );
     expect(denyAll).toHaveLength(1);
+  });
+
+  it("tells the gateway which proxies' X-Forwarded-For to believe, as addresses or CIDRs", () => {
+    const config = ofKind('ConfigMap').find((map) => map.metadata.name.startsWith('context-gateway-config'));
+    const proxies = String(config?.data?.['HTTP_TRUSTED_PROXIES'] ?? '').split(',');
+    expect(proxies.filter(Boolean).length).toBeGreaterThan(0);
+    for (const proxy of proxies) {
+      const [address = '', bits] = proxy.trim().split('/');
+      expect(isIP(address)).not.toBe(0);
+      if (bits !== undefined) expect(Number(bits)).toBeLessThanOrEqual(isIP(address) === 4 ? 32 : 128);
+    }
+    expect(podSpec(workload('gateway') ?? ({} as K8sObject)).containers?.[0]?.envFrom).toEqual(
+      expect.arrayContaining([{ configMapRef: { name: config?.metadata.name } }]),
+    );
   });
 
   it('lets traffic from outside the namespace reach the gateway only, on 8080', () => {
