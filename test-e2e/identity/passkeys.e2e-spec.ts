@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 
@@ -66,7 +69,7 @@ describe('passkey accounts in a real browser', () => {
       expect(credential).toMatchObject({ isResidentCredential: true });
 
       const cookie = (await context.cookies(base)).find((c) => c.name === '__Host-cg_session');
-      expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', secure: false });
+      expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', secure: true });
       expect(cookie!.value).toMatch(/^cg_ss_/);
 
       // sign out on the page: the session ends server-side, not only in this browser
@@ -141,6 +144,37 @@ describe('passkey accounts in a real browser', () => {
       await signIn(page);
       expect((await sessionOf(page)).body.userId).toBe(first.userId);
     } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('refuses a write another origin of the same site makes with the session cookie; the session stays', async () => {
+    const { context, page } = await newPerson();
+    // Another origin on the same site (localhost, another port): the browser sends even a
+    // SameSite cookie with its form post, so only the gateway's origin check stands.
+    const target = `${base}/v1/me/policy/rules`;
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(
+        `<form id="f" method="POST" action="${target}"><input name="effect" value="deny"></form>` +
+          `<script>document.getElementById('f').submit()</script>`,
+      );
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      await createAccount(page, 'Same Site');
+      const answered = page.waitForResponse((res) => res.url() === target);
+      await page.goto(`http://localhost:${(other.address() as AddressInfo).port}/`);
+      const res = await answered;
+      expect(await res.request().allHeaders()).toMatchObject({
+        'sec-fetch-site': 'same-site',
+        cookie: expect.stringContaining('__Host-cg_session='),
+      });
+      expect(res.status()).toBe(403);
+      expect(await res.json()).toMatchObject({ code: 'csrf_invalid' });
+      expect((await sessionOf(page)).status).toBe(200);
+    } finally {
+      other.close();
       await context.close();
     }
   }, 60_000);
