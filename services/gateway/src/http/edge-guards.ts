@@ -16,7 +16,8 @@ const OWN_SITE = new Set(['same-origin', 'none']);
  * Why a request is refused before any route sees it, or undefined:
  * - a cookie name sent twice (400 malformed_request): one value per name;
  * - a write (POST/PUT/PATCH/DELETE) carrying one of our cookies that a browser says came
- *   from another site or origin (403 csrf_invalid). SameSite already keeps our cookies off
+ *   from another site or origin (403 csrf_invalid): Sec-Fetch-Site other than same-origin
+ *   or none; without Sec-Fetch-Site, an Origin other than ours. SameSite already keeps our cookies off
  *   most cross-site writes; this also refuses same-site ones (a sibling subdomain) and any
  *   browser that ignores SameSite. Clients that send neither Sec-Fetch-Site nor Origin
  *   (servers, curl) are not browsers, so no other site can make them send our cookie.
@@ -33,9 +34,14 @@ export function edgeRefusal(
   }
   if (!UNSAFE_METHODS.has(request.method ?? '')) return undefined;
   if (![...cookies.keys()].some((name) => name.startsWith(OUR_COOKIE_PREFIX))) return undefined;
+  // Fetch metadata first: a page with Referrer-Policy no-referrer (the consent page) makes
+  // the browser send `Origin: null` even for its own same-origin form.
   const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string' && !OWN_SITE.has(site.toLowerCase()))
+  if (typeof site === 'string') {
+    if (OWN_SITE.has(site.toLowerCase())) return undefined;
     return new AppError('csrf_invalid', 'A cookie-authenticated write must come from this gateway’s own pages');
+  }
+  // A browser without fetch metadata: its Origin decides.
   const origin = request.headers.origin;
   if (origin !== undefined && origin !== publicOrigin)
     return new AppError('csrf_invalid', 'A cookie-authenticated write must come from this gateway’s own origin');

@@ -103,6 +103,9 @@ describe('cookie-authenticated writes', () => {
     const reached = { status: 400, code: 'webauthn_challenge_invalid' };
     const own = { origin: ORIGIN, 'sec-fetch-site': 'same-origin' };
     expect(await send('POST', VERIFY, { ...json, ...own, cookie: SESSION }, body)).toMatchObject(reached);
+    // A page of ours with Referrer-Policy no-referrer: the browser sends Origin null.
+    const noReferrer = { origin: 'null', 'sec-fetch-site': 'same-origin' };
+    expect(await send('POST', VERIFY, { ...json, ...noReferrer, cookie: SESSION }, body)).toMatchObject(reached);
     expect(await send('POST', VERIFY, { ...json, cookie: SESSION }, body)).toMatchObject(reached);
     expect(
       await send('POST', VERIFY, { ...json, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' }, body),
