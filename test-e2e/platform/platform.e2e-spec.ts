@@ -125,7 +125,8 @@ describe('the platform', () => {
         const res = await fetch(`${url}/readyz`);
         return res.status === 503 ? ((await res.json()) as { checks: Record<string, string> }) : undefined;
       });
-      expect(body.checks.nats).toMatch(/^down/);
+      // Up or down only: no internal error text on a port that may be public.
+      expect(body.checks.nats).toBe('down');
       expect(body.checks.database).toBe('up');
     }
     await stack.startNats();

@@ -20,9 +20,12 @@ export class HealthController {
   async ready(@Res({ passthrough: true }) reply: FastifyReply) {
     const { ready, checks } = await this.readiness.evaluate();
     reply.status(ready ? 200 : 503);
+    // Up or down only: this port is the gateway's public one too, and a check's detail is an
+    // internal error message. Operators read the details over NATS (`<service>.v1.health`,
+    // shown by the gateway's /v1/health with the operator token).
     return {
       status: ready ? 'ready' : 'not_ready',
-      checks: Object.fromEntries(checks.map((c) => [c.name, c.up ? 'up' : `down: ${c.detail}`])),
+      checks: Object.fromEntries(checks.map((c) => [c.name, c.up ? 'up' : 'down'])),
     };
   }
 }
