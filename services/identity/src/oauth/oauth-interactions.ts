@@ -6,11 +6,10 @@ import { oauthConsentPage, oauthErrorPage } from './consent-page.js';
 
 /**
  * The gateway's browser session cookie (gateway auth/cookies.ts): its token is what signs a
- * person in here. `__Host-cg_session` (cannot be set or shadowed by a sibling subdomain);
- * `cg_session` is the name gateways used before the prefix and is read only when the
- * prefixed one is absent. Drop it once no gateway sets it.
+ * person in here. Only the `__Host-` name is read: a sibling subdomain can neither set nor
+ * shadow it, so no one can plant a session of their own into someone's consent (login CSRF).
  */
-const SESSION_COOKIES = ['__Host-cg_session', 'cg_session'];
+const SESSION_COOKIE = '__Host-cg_session';
 /** Largest consent form accepted; it carries one field. */
 const MAX_FORM_BYTES = 4 * 1024;
 
@@ -193,8 +192,7 @@ export class OAuthInteractions {
   }
 
   async #person(req: IncomingMessage) {
-    const name = SESSION_COOKIES.find((n) => readCookie(req.headers.cookie, n) !== undefined);
-    const token = name ? readCookie(req.headers.cookie, name) : undefined;
+    const token = readCookie(req.headers.cookie, SESSION_COOKIE);
     return token ? this.deps.resolveSession(token) : undefined;
   }
 }

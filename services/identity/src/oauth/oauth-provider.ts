@@ -34,7 +34,7 @@ function interactionPath(issuerPath: string, uid: string): string {
 export function createOAuthProvider(options: OAuthProviderOptions): Provider {
   const issuerPath = new URL(options.issuer).pathname.replace(/\/$/, '');
   const policy = interactionPolicy.base();
-  // The gateway session (cg_session) is the sign-in, not oidc-provider's own session
+  // The gateway session (__Host-cg_session) is the sign-in, not oidc-provider's own session
   // cookie: every authorization passes through the login interaction, which finishes at
   // once when the browser's gateway session is valid. Signing out of the gateway thus
   // also ends the provider's ability to authorize silently.
