@@ -22,10 +22,7 @@ const OWN_SITE = new Set(['same-origin', 'none']);
  *   browser that ignores SameSite. Clients that send neither Sec-Fetch-Site nor Origin
  *   (servers, curl) are not browsers, so no other site can make them send our cookie.
  */
-function edgeRefusal(
-  request: Pick<IncomingMessage, 'method' | 'headers'>,
-  publicOrigin: string,
-): AppError | undefined {
+function edgeRefusal(request: Pick<IncomingMessage, 'method' | 'headers'>, publicOrigin: string): AppError | undefined {
   let cookies: Map<string, string>;
   try {
     cookies = parseCookies(request.headers.cookie);
