@@ -3,4 +3,5 @@ export * from './ensure-database.js';
 export * from './migrations/apply-migrations.js';
 export * from './pool.js';
 export * from './prisma-adapter.js';
+export * from './roles/service-roles.js';
 export * from './schema-name.js';
