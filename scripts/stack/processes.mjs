@@ -36,6 +36,7 @@ function installExitHook() {
  *   stopRequested(): boolean,
  *   lastLines(): string[],
  *   stop(timeoutMs?: number): Promise<ExitInfo>,
+ *   kill(signal?: NodeJS.Signals): Promise<ExitInfo>,
  * }} ManagedProcess
  */
 
@@ -117,6 +118,14 @@ export function spawnManaged(name, command, args, options) {
         options.write(`${name}: still running ${timeoutMs} ms after SIGTERM, sending SIGKILL`);
         child.kill('SIGKILL');
       }
+      return exited;
+    },
+    // At once, with no grace (the fault suite's SIGKILL); counts as a requested stop, so the
+    // stack can restart it.
+    kill(signal = 'SIGKILL') {
+      if (!running) return exited;
+      stopping = true;
+      child.kill(signal);
       return exited;
     },
   };
