@@ -1,7 +1,11 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 
 import { AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
-import { ApplicationChangedSchema, GrantChangedSchema } from '../gen/contextgateway/control/v1/control_pb.js';
+import {
+  ApplicationChangedSchema,
+  GrantChangedSchema,
+  TokensRevokedSchema,
+} from '../gen/contextgateway/control/v1/control_pb.js';
 import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
 import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
 import { validateAuditEvent } from './audit.js';
@@ -125,6 +129,22 @@ export const events = {
       ...check.uuid(event.connectionId, 'connectionId'),
       ...check.nonEmpty(event.integration, 'integration'),
       ...check.enumSet(event.status, 'status'),
+    ],
+  }),
+  /** identity, when OAuth tokens of a grant, an application or a person are revoked; gateways refuse them from the next request (docs/identity.md). */
+  tokensRevoked: defineEvent({
+    stream: streams.control,
+    subject: 'control.v1.tokens_revoked',
+    message: TokensRevokedSchema,
+    messageId: (m) => `tokens_revoked:${m.eventId}`,
+    validate: (m) => [
+      ...check.uuid(m.eventId, 'eventId'),
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.enumSet(m.kind, 'kind'),
+      ...check.nonEmpty(m.subjectId, 'subjectId'),
+      ...(m.revokedAt && !Number.isNaN(timestampDate(m.revokedAt).getTime())
+        ? []
+        : [{ path: 'revokedAt', message: 'must be set' }]),
     ],
   }),
 } as const;

@@ -3,8 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { ApplicationStatus, rpc, streams } from '@context-gateway/proto';
+import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
+import { JetStreamPublisher } from '@context-gateway/messaging';
+import { ApplicationStatus, events, rpc, streams, TokenRevocationKind } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -134,5 +135,36 @@ describe('access tokens on API-key routes', () => {
 
   it('refuse a token that is not a JWS at all, as before', async () => {
     expect((await call('not-a-token')).status).toBe(401);
+  });
+});
+
+describe('revoked tokens (control.v1.tokens_revoked)', () => {
+  const revoke = (kind: TokenRevocationKind, subjectId: string, at = new Date()) =>
+    new JetStreamPublisher(harness.nc).publish(events.tokensRevoked, {
+      eventId: randomUUID(),
+      orgId: ORG,
+      kind,
+      subjectId,
+      revokedAt: timestampFromDate(at),
+    });
+
+  it('a token whose grant was revoked fails on the very next request; other grants are untouched', async () => {
+    const grantId = `grant-${randomUUID()}`;
+    const revoked = await token({ grant_id: grantId });
+    const other = await token({ grant_id: `grant-${randomUUID()}` });
+    expect((await call(revoked)).status).toBe(200);
+    await revoke(TokenRevocationKind.GRANT, grantId);
+    const res = await call(revoked);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: 'unauthenticated', detail: 'The access token has been revoked' });
+    expect((await call(other)).status).toBe(200);
+  });
+
+  it("revoking an application's tokens ends every token issued until then, not the ones issued after", async () => {
+    const before = await token();
+    await revoke(TokenRevocationKind.APPLICATION, APP, new Date(Date.now() - 1_000));
+    expect((await call(await token())).status).toBe(200);
+    await revoke(TokenRevocationKind.APPLICATION, APP);
+    expect((await call(before)).status).toBe(401);
   });
 });

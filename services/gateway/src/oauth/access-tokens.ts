@@ -1,14 +1,17 @@
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, rpc } from '@context-gateway/proto';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
+import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import type { Logger } from 'pino';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
 import { bearerChallenge, oauthUrls } from './oauth-urls.js';
+import { TokenRevocations } from './token-revocations.js';
 
 /** Three base64url segments: a JWS, not an API key (`cg_sk_...`) or anything else. */
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -26,6 +29,10 @@ export interface AccessTokenClaims {
   /** The person the token acts for; undefined when the application acts as itself (client credentials). */
   userId: string | undefined;
   scopes: string[];
+  /** The grant (token family) behind a person's token; undefined for client credentials. */
+  grantId: string | undefined;
+  /** `iat`, in seconds. */
+  issuedAt: number;
 }
 
 /**
@@ -36,18 +43,26 @@ export interface AccessTokenClaims {
  * Only tokens of an application acting as itself (client credentials: `sub` is its client
  * id) are accepted for now, with the same reach as its API key; tokens acting for a person
  * wait for the per-person check on every route (docs/identity.md). Like an API key, the
- * application is asked of identity on every request, so a disabled one fails at once.
+ * application is asked of identity on every request, so a disabled one fails at once;
+ * and a token whose grant, application or person was revoked after it was issued fails on
+ * the next request (TokenRevocations: the CONTROL stream watermark).
  */
 @Injectable()
-export class AccessTokens {
+export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly #jwks: ReturnType<typeof createRemoteJWKSet>;
   readonly #issuer: string;
   readonly #audience: string;
+  readonly #revocations: TokenRevocations;
+  readonly #freshnessMs: number;
 
   constructor(
     private readonly rpcClient: RpcClient,
     @Inject(SERVICE_ENV) env: Env,
+    @Inject(NATS_CONNECTION) nc: NatsConnection,
+    @Inject(LOGGER) logger: Logger,
   ) {
+    this.#revocations = new TokenRevocations(nc, logger);
+    this.#freshnessMs = env.POLICY_FRESHNESS_TIMEOUT_MS;
     const urls = oauthUrls(env.GATEWAY_PUBLIC_URL);
     this.#issuer = urls.issuer;
     this.#audience = urls.resource;
@@ -57,6 +72,14 @@ export class AccessTokens {
       cooldownDuration: 30_000,
       cacheMaxAge: 10 * 60_000,
     });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.#revocations.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.#revocations.stop();
   }
 
   async verify(token: string): Promise<AccessTokenClaims> {
@@ -80,7 +103,16 @@ export class AccessTokens {
       }
       throw invalidToken();
     }
-    const { jti, sub, client_id: clientId, org_id: orgId, app_id: applicationId, scope } = payload;
+    const {
+      jti,
+      sub,
+      client_id: clientId,
+      org_id: orgId,
+      app_id: applicationId,
+      scope,
+      grant_id: grantId,
+      iat,
+    } = payload;
     if (![jti, sub, clientId, orgId, applicationId].every((v) => typeof v === 'string' && v !== ''))
       throw invalidToken();
     return {
@@ -90,6 +122,8 @@ export class AccessTokens {
       applicationId: applicationId as string,
       userId: sub === clientId ? undefined : sub,
       scopes: typeof scope === 'string' && scope ? scope.split(' ') : [],
+      grantId: typeof grantId === 'string' && grantId !== '' ? grantId : undefined,
+      issuedAt: iat as number,
     };
   }
 
@@ -106,6 +140,7 @@ export class AccessTokens {
         'Access tokens acting for a person are not accepted on this route yet; use an API key or a client credentials token',
       );
     }
+    await this.#revocations.check(claims, this.#freshnessMs);
     const { application } = await this.rpcClient
       .request(rpc.identity.getApplication, { orgId: claims.orgId, applicationId: claims.applicationId })
       .catch((error: unknown) => {

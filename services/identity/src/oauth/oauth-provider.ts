@@ -124,9 +124,17 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     },
     // The application and organization a token acts for, so the gateway needs no lookup
     // to know whose token it holds (RFC 9068 already carries client_id).
-    extraTokenClaims(ctx) {
+    // grant_id: the token family, so a revoked grant voids its access tokens at the gateway
+    // on the next request (control.v1.tokens_revoked).
+    extraTokenClaims(ctx, token) {
       const client = ctx.oidc.client;
-      return client ? { org_id: client['org_id'] as string, app_id: client['application_id'] as string } : undefined;
+      if (!client) return undefined;
+      const grantId = 'grantId' in token && typeof token.grantId === 'string' ? token.grantId : undefined;
+      return {
+        org_id: client['org_id'] as string,
+        app_id: client['application_id'] as string,
+        ...(grantId ? { grant_id: grantId } : {}),
+      };
     },
     ttl: {
       AccessToken: options.ttl.accessTokenSeconds,

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { fromBinary } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { RpcClient } from '@context-gateway/messaging';
-import { ApplicationStatus, rpc, streams } from '@context-gateway/proto';
+import { ApplicationStatus, events, rpc, streams, TokenRevocationKind } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -308,10 +310,19 @@ describe('authorization code + PKCE, on behalf of a signed-in person', () => {
       publicClient,
       await oauth.refreshTokenGrantRequest(as, publicClient, oauth.None(), spent, insecure),
     );
+    const announced = harness.nc.subscribe(events.tokensRevoked.subject, { max: 1 });
     const replay = await oauth.refreshTokenGrantRequest(as, publicClient, oauth.None(), spent, insecure);
     await expect(oauth.processRefreshTokenResponse(as, publicClient, replay)).rejects.toMatchObject({
       error: 'invalid_grant',
     });
+    // Before the refusal answered, gateways were told: the family's access tokens are void.
+    const claims = await oauth.validateJwtAccessToken(as, bearer(rotated.access_token), resource, insecure);
+    expect(claims['grant_id']).toEqual(expect.any(String));
+    let data: Uint8Array = new Uint8Array();
+    for await (const m of announced) data = m.data;
+    const revoked = fromBinary(events.tokensRevoked.message, data);
+    expect(revoked).toMatchObject({ orgId, kind: TokenRevocationKind.GRANT, subjectId: claims['grant_id'] });
+    expect(timestampDate(revoked.revokedAt!).getTime()).toBeGreaterThanOrEqual(claims.iat * 1_000);
     // The legitimate holder's current token dies with the family.
     const next = await oauth.refreshTokenGrantRequest(
       as,

@@ -15,6 +15,7 @@ import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { createOAuthProvider } from './oauth-provider.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
+import { TokenRevocationEvents, TokenRevocationKind } from './token-revocation-events.js';
 
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Expired codes and tokens are kept an hour, then deleted. */
@@ -53,6 +54,7 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     private readonly sessions: SessionsService,
     private readonly http: HttpAdapterHost,
     private readonly clock: Clock,
+    private readonly revocations: TokenRevocationEvents,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -111,6 +113,20 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       clock: this.clock,
     });
     provider.on('server_error', (_ctx, error) => this.logger.error({ err: error }, 'authorization server error'));
+    // A grant revoked (refresh token revoked, a spent one replayed): its access tokens are
+    // announced void before the response leaves, so the next request with one fails.
+    provider.on('grant.revoked', (ctx, grantId: string) => {
+      const orgId = ctx.oidc.client?.['org_id'];
+      if (typeof orgId !== 'string') return;
+      const state = ctx.state as { revocations?: Promise<void>[] };
+      (state.revocations ??= []).push(
+        this.revocations.revoked(orgId, TokenRevocationKind.GRANT, grantId).catch(() => undefined),
+      );
+    });
+    provider.use(async (ctx, next) => {
+      await next();
+      await Promise.all((ctx.state as { revocations?: Promise<void>[] }).revocations ?? []);
+    });
     const interactions = new OAuthInteractions({
       provider,
       publicOrigin: urls.origin,

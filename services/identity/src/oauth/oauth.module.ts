@@ -7,12 +7,20 @@ import { OAuthClientsService } from './oauth-clients.service.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { OAuthServer } from './oauth-server.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
+import { TokenRevocationEvents } from './token-revocation-events.js';
 
 /** The OAuth 2.1 authorization server (oidc-provider) for applications and agents. */
 @Module({
   imports: [AccountsModule],
   controllers: [OAuthClientsHandler],
-  providers: [OAuthClientsService, OAuthServer, OAuthStoreRepository, OAuthClientsRepository, OAuthKeysRepository],
+  providers: [
+    OAuthClientsService,
+    OAuthServer,
+    OAuthStoreRepository,
+    OAuthClientsRepository,
+    OAuthKeysRepository,
+    TokenRevocationEvents,
+  ],
   exports: [OAuthServer, OAuthClientsRepository],
 })
 export class OAuthModule {}

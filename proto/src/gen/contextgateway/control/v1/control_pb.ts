@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/control/v1/control.proto.
  */
 export const file_contextgateway_control_v1_control: GenFile = /*@__PURE__*/
-  fileDesc("Cidjb250ZXh0Z2F0ZXdheS9jb250cm9sL3YxL2NvbnRyb2wucHJvdG8SGWNvbnRleHRnYXRld2F5LmNvbnRyb2wudjEixwEKEkFwcGxpY2F0aW9uQ2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSFgoOYXBwbGljYXRpb25faWQYAyABKAkSFAoMaW50ZWdyYXRpb25zGAQgAygJEg4KBnNjb3BlcxgFIAMoCRIOCgZhY3RpdmUYBiABKAgSEAoIcmV2aXNpb24YByABKAQSLwoLb2NjdXJyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqICCgxHcmFudENoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSEAoIZ3JhbnRfaWQYAiABKAkSDgoGb3JnX2lkGAMgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFQoNY29ubmVjdGlvbl9pZBgGIAEoCRITCgtpbnRlZ3JhdGlvbhgHIAEoCRIOCgZzY29wZXMYCCADKAkSNgoGc3RhdHVzGAkgASgOMiYuY29udGV4dGdhdGV3YXkuY29udHJvbC52MS5HcmFudFN0YXR1cxIQCghyZXZpc2lvbhgKIAEoBBIvCgtvY2N1cnJlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqXgoLR3JhbnRTdGF0dXMSHAoYR1JBTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTR1JBTlRfU1RBVFVTX0FDVElWRRABEhgKFEdSQU5UX1NUQVRVU19SRVZPS0VEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Cidjb250ZXh0Z2F0ZXdheS9jb250cm9sL3YxL2NvbnRyb2wucHJvdG8SGWNvbnRleHRnYXRld2F5LmNvbnRyb2wudjEixwEKEkFwcGxpY2F0aW9uQ2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSFgoOYXBwbGljYXRpb25faWQYAyABKAkSFAoMaW50ZWdyYXRpb25zGAQgAygJEg4KBnNjb3BlcxgFIAMoCRIOCgZhY3RpdmUYBiABKAgSEAoIcmV2aXNpb24YByABKAQSLwoLb2NjdXJyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqICCgxHcmFudENoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSEAoIZ3JhbnRfaWQYAiABKAkSDgoGb3JnX2lkGAMgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFQoNY29ubmVjdGlvbl9pZBgGIAEoCRITCgtpbnRlZ3JhdGlvbhgHIAEoCRIOCgZzY29wZXMYCCADKAkSNgoGc3RhdHVzGAkgASgOMiYuY29udGV4dGdhdGV3YXkuY29udHJvbC52MS5HcmFudFN0YXR1cxIQCghyZXZpc2lvbhgKIAEoBBIvCgtvY2N1cnJlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiswEKDVRva2Vuc1Jldm9rZWQSEAoIZXZlbnRfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEjwKBGtpbmQYAyABKA4yLi5jb250ZXh0Z2F0ZXdheS5jb250cm9sLnYxLlRva2VuUmV2b2NhdGlvbktpbmQSEgoKc3ViamVjdF9pZBgEIAEoCRIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpeCgtHcmFudFN0YXR1cxIcChhHUkFOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNHUkFOVF9TVEFUVVNfQUNUSVZFEAESGAoUR1JBTlRfU1RBVFVTX1JFVk9LRUQQAiqkAQoTVG9rZW5SZXZvY2F0aW9uS2luZBIlCiFUT0tFTl9SRVZPQ0FUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIfChtUT0tFTl9SRVZPQ0FUSU9OX0tJTkRfR1JBTlQQARIlCiFUT0tFTl9SRVZPQ0FUSU9OX0tJTkRfQVBQTElDQVRJT04QAhIeChpUT0tFTl9SRVZPQ0FUSU9OX0tJTkRfVVNFUhADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * identity: an application's declared integrations and scopes changed (created, edited,
@@ -148,6 +148,50 @@ export const GrantChangedSchema: GenMessage<GrantChanged> = /*@__PURE__*/
   messageDesc(file_contextgateway_control_v1_control, 1);
 
 /**
+ * identity: OAuth tokens issued at or before `revoked_at` for a subject must no longer be
+ * accepted: one grant (a token family: a person revoked it, a spent refresh token was
+ * replayed, a refresh token was revoked), every token of an application, or every token
+ * acting for a person. Gateways refuse such tokens on their next request (docs/identity.md).
+ *
+ * @generated from message contextgateway.control.v1.TokensRevoked
+ */
+export type TokensRevoked = Message<"contextgateway.control.v1.TokensRevoked"> & {
+  /**
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string org_id = 2;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: contextgateway.control.v1.TokenRevocationKind kind = 3;
+   */
+  kind: TokenRevocationKind;
+
+  /**
+   * The grant id, application id or user id, by kind.
+   *
+   * @generated from field: string subject_id = 4;
+   */
+  subjectId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 5;
+   */
+  revokedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message contextgateway.control.v1.TokensRevoked.
+ * Use `create(TokensRevokedSchema)` to create a new message.
+ */
+export const TokensRevokedSchema: GenMessage<TokensRevoked> = /*@__PURE__*/
+  messageDesc(file_contextgateway_control_v1_control, 2);
+
+/**
  * @generated from enum contextgateway.control.v1.GrantStatus
  */
 export enum GrantStatus {
@@ -172,4 +216,35 @@ export enum GrantStatus {
  */
 export const GrantStatusSchema: GenEnum<GrantStatus> = /*@__PURE__*/
   enumDesc(file_contextgateway_control_v1_control, 0);
+
+/**
+ * @generated from enum contextgateway.control.v1.TokenRevocationKind
+ */
+export enum TokenRevocationKind {
+  /**
+   * @generated from enum value: TOKEN_REVOCATION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TOKEN_REVOCATION_KIND_GRANT = 1;
+   */
+  GRANT = 1,
+
+  /**
+   * @generated from enum value: TOKEN_REVOCATION_KIND_APPLICATION = 2;
+   */
+  APPLICATION = 2,
+
+  /**
+   * @generated from enum value: TOKEN_REVOCATION_KIND_USER = 3;
+   */
+  USER = 3,
+}
+
+/**
+ * Describes the enum contextgateway.control.v1.TokenRevocationKind.
+ */
+export const TokenRevocationKindSchema: GenEnum<TokenRevocationKind> = /*@__PURE__*/
+  enumDesc(file_contextgateway_control_v1_control, 1);
 
