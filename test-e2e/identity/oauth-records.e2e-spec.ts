@@ -53,7 +53,7 @@ beforeAll(async () => {
     redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
     name: 'Context Gateway',
   });
-  for (const login of ['octo-person', 'octo-other']) {
+  for (const login of ['octo-person', 'octo-other', 'octo-revoked']) {
     await sim.control.createAccount({ login, counts: { repos: 3, starred: 0, issues: 0 } });
   }
   callbackServer = createServer((req, res) => {
@@ -108,12 +108,16 @@ afterAll(async () => {
   await new Promise((resolve) => callbackServer?.close(resolve));
 }, 60_000);
 
+/** The refresh token issued with each scope set by the last tokensFor(). */
+const refreshTokens = new Map<string, string>();
+
 /** One person: signs up with a passkey inside the authorization, consents; the app gets tokens per scope set. */
 async function tokensFor(scopeSets: string[]) {
   const context = await browser.newContext();
   const page = await context.newPage();
   await addVirtualAuthenticator(context, page);
   const tokens: Record<string, string> = {};
+  refreshTokens.clear();
   for (const [i, scope] of scopeSets.entries()) {
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
@@ -142,6 +146,7 @@ async function tokensFor(scopeSets: string[]) {
       await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
     );
     tokens[scope] = response.access_token;
+    if (response.refresh_token) refreshTokens.set(scope, response.refresh_token);
   }
   await context.close();
   return tokens;
@@ -190,5 +195,30 @@ describe("a person's access token on the records API", () => {
       headers: { authorization: `Bearer ${full}` },
     });
     expect(elsewhere.status).toBe(401);
+  });
+});
+
+describe('a revoked token', () => {
+  it('fails on the very next request, at the gateway, without waiting for it to expire', async () => {
+    const scope = 'github:read:repos';
+    const access = (await tokensFor([scope]))[scope] ?? '';
+    const claims = await oauth.validateJwtAccessToken(
+      as,
+      new Request(base, { headers: { authorization: `Bearer ${access}` } }),
+      base,
+      insecure,
+    );
+    const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-revoked', claims.sub);
+    expect((await records(access, mine.connectionId)).status).toBe(200);
+
+    // The application revokes its refresh token (RFC 7009): the grant, its whole family, ends.
+    const revoked = await oauth.revocationRequest(as, cli, oauth.None(), refreshTokens.get(scope) ?? '', insecure);
+    await oauth.processRevocationResponse(revoked);
+
+    // The access token has minutes left, yet the next request with it is refused.
+    const after = await records(access, mine.connectionId);
+    expect(after.status).toBe(401);
+    expect(await after.json()).toMatchObject({ code: 'unauthenticated', detail: 'The access token has been revoked' });
+    expect(after.headers.get('www-authenticate')).toContain('resource_metadata=');
   });
 });
