@@ -8,7 +8,16 @@ import { fileURLToPath } from 'node:url';
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { RpcClient } from '@context-gateway/messaging';
-import { ApplicationStatus, events, rpc, streams, TokenRevocationKind } from '@context-gateway/proto';
+import {
+  ActorKind,
+  ApplicationStatus,
+  AuditAction,
+  type AuditEvent,
+  events,
+  rpc,
+  streams,
+  TokenRevocationKind,
+} from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -158,7 +167,7 @@ beforeAll(async () => {
     name: 'identity',
     module: AppModule,
     loadEnv,
-    streams: [streams.control],
+    streams: [streams.control, streams.audit],
     env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key') },
   });
 
@@ -302,6 +311,11 @@ describe('authorization code + PKCE, on behalf of a signed-in person', () => {
   });
 
   it('revokes the whole family when a spent refresh token is presented again', async () => {
+    const audited: AuditEvent[] = [];
+    const auditSub = harness.nc.subscribe(events.auditRecorded.subject);
+    void (async () => {
+      for await (const m of auditSub) audited.push(fromBinary(events.auditRecorded.message, m.data));
+    })();
     const { back, verifier, state } = await authorize(publicClient);
     const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
     const spent = tokens.refresh_token ?? '';
@@ -323,6 +337,29 @@ describe('authorization code + PKCE, on behalf of a signed-in person', () => {
     const revoked = fromBinary(events.tokensRevoked.message, data);
     expect(revoked).toMatchObject({ orgId, kind: TokenRevocationKind.GRANT, subjectId: claims['grant_id'] });
     expect(timestampDate(revoked.revokedAt!).getTime()).toBeGreaterThanOrEqual(claims.iat * 1_000);
+    // Audited, each naming the application and the person it delegates for, before each answer.
+    auditSub.unsubscribe();
+    const trail = audited.map((e) => ({
+      action: e.action,
+      errorCode: e.errorCode,
+      userId: e.userId,
+      actorKind: e.actorKind,
+      actorId: e.actorId,
+      resource: e.resource,
+    }));
+    const who = { userId, actorKind: ActorKind.OAUTH_CLIENT, actorId: publicClient.client_id };
+    const grant = `oauth_grant:${claims['grant_id'] as string}`;
+    expect(trail).toEqual([
+      { ...who, action: AuditAction.CREDENTIAL_ISSUED, errorCode: '', resource: grant },
+      { ...who, action: AuditAction.CREDENTIAL_ISSUED, errorCode: '', resource: grant },
+      { ...who, action: AuditAction.REVOCATION, errorCode: 'refresh_token_reused', resource: grant },
+    ]);
+    expect(audited.every((e) => e.applicationId !== '' && e.orgId === orgId)).toBe(true);
+    expect(audited.map((e) => e.operation)).toEqual(
+      ['/oauth/token authorization_code', '/oauth/token refresh_token', '/oauth/token refresh_token'].map(
+        (o) => `POST ${o}`,
+      ),
+    );
     // The legitimate holder's current token dies with the family.
     const next = await oauth.refreshTokenGrantRequest(
       as,

@@ -3,11 +3,13 @@ import { EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse } from '@conte
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 
 import { SessionsService } from '../accounts/sessions.service.js';
 import { type Env, oauthKeyringPath } from '../env.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
+import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
 import { installOAuthRoutes, type OnRequestHost, type ServingProvider } from './oauth-http.js';
 import { OAuthInteractions } from './oauth-interactions.js';
@@ -55,6 +57,7 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     private readonly http: HttpAdapterHost,
     private readonly clock: Clock,
     private readonly revocations: TokenRevocationEvents,
+    private readonly audit: OAuthAudit,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -115,17 +118,44 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     provider.on('server_error', (_ctx, error) => this.logger.error({ err: error }, 'authorization server error'));
     // A grant revoked (refresh token revoked, a spent one replayed): its access tokens are
     // announced void before the response leaves, so the next request with one fails.
-    provider.on('grant.revoked', (ctx, grantId: string) => {
-      const orgId = ctx.oidc.client?.['org_id'];
-      if (typeof orgId !== 'string') return;
-      const state = ctx.state as { revocations?: Promise<void>[] };
-      (state.revocations ??= []).push(
-        this.revocations.revoked(orgId, TokenRevocationKind.GRANT, grantId).catch(() => undefined),
+    provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
+      const who = delegation(ctx);
+      if (!who) return;
+      const reused = ctx.oidc.route === 'token';
+      beforeResponse(
+        ctx,
+        this.revocations.revoked(who.orgId, TokenRevocationKind.GRANT, grantId).catch(() => undefined),
+      );
+      beforeResponse(
+        ctx,
+        this.audit.record({
+          ...who,
+          action: reused ? 'reuse_detected' : 'revoked',
+          grantId,
+          operation: reused
+            ? `POST ${urls.issuerPath}/token ${String(ctx.oidc.params?.['grant_type'])}`
+            : `POST ${urls.issuerPath}/token/revocation`,
+        }),
+      );
+    });
+    // Every token response: issued (code, client credentials) or refreshed, with the person.
+    provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+      const who = delegation(ctx);
+      if (!who) return;
+      const grantType = String(ctx.oidc.params?.['grant_type']);
+      beforeResponse(
+        ctx,
+        this.audit.record({
+          ...who,
+          action: grantType === 'refresh_token' ? 'refreshed' : 'issued',
+          grantId: ctx.oidc.entities.AccessToken?.grantId ?? ctx.oidc.entities.Grant?.jti,
+          operation: `POST ${urls.issuerPath}/token ${grantType}`,
+        }),
       );
     });
     provider.use(async (ctx, next) => {
       await next();
-      await Promise.all((ctx.state as { revocations?: Promise<void>[] }).revocations ?? []);
+      await Promise.all((ctx.state as PendingState).pending ?? []);
     });
     const interactions = new OAuthInteractions({
       provider,
@@ -154,4 +184,24 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     timer.unref();
     this.#timers.push(timer);
   }
+}
+
+type PendingState = { pending?: Promise<unknown>[] };
+
+/** Work that must be done before the response leaves (provider events are not awaited by oidc-provider). */
+function beforeResponse(ctx: KoaContextWithOIDC, work: Promise<unknown>): void {
+  ((ctx.state as PendingState).pending ??= []).push(work);
+}
+
+/** The application (and the person, if any) a token request or revocation acts for. */
+function delegation(
+  ctx: KoaContextWithOIDC,
+): { orgId: string; applicationId: string; clientId: string; userId: string | undefined } | undefined {
+  const client = ctx.oidc.client;
+  const orgId = client?.['org_id'];
+  const applicationId = client?.['application_id'];
+  if (!client || typeof orgId !== 'string' || typeof applicationId !== 'string') return undefined;
+  const e = ctx.oidc.entities;
+  const userId = e.AccessToken?.accountId ?? e.RefreshToken?.accountId ?? e.Grant?.accountId ?? e.Account?.accountId;
+  return { orgId, applicationId, clientId: client.clientId, userId };
 }

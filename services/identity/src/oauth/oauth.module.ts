@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { AccountsModule } from '../accounts/accounts.module.js';
+import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsHandler } from './oauth-clients.handler.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
 import { OAuthClientsService } from './oauth-clients.service.js';
@@ -20,6 +21,7 @@ import { TokenRevocationEvents } from './token-revocation-events.js';
     OAuthClientsRepository,
     OAuthKeysRepository,
     TokenRevocationEvents,
+    OAuthAudit,
   ],
   exports: [OAuthServer, OAuthClientsRepository],
 })
