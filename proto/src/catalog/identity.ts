@@ -20,12 +20,16 @@ import {
   ListApiKeysResponseSchema,
   ListApplicationsRequestSchema,
   ListApplicationsResponseSchema,
+  ListOAuthGrantsRequestSchema,
+  ListOAuthGrantsResponseSchema,
   ListOrganizationsRequestSchema,
   ListOrganizationsResponseSchema,
   ResolveSessionRequestSchema,
   ResolveSessionResponseSchema,
   RevokeApiKeyRequestSchema,
   RevokeApiKeyResponseSchema,
+  RevokeOAuthGrantRequestSchema,
+  RevokeOAuthGrantResponseSchema,
   SignOutRequestSchema,
   SignOutResponseSchema,
   StartPasskeyAuthenticationRequestSchema,
@@ -61,6 +65,24 @@ export const identityRpc = {
     response: AuthenticateApiKeyResponseSchema,
     timeoutMs: 1_500,
     validate: (m) => secret(m.apiKey, 'apiKey'),
+  }),
+  /** The applications holding OAuth tokens for a person (`GET /v1/me/oauth-grants`). */
+  listOAuthGrants: defineRpc({
+    subject: `${P}.list_oauth_grants`,
+    request: ListOAuthGrantsRequestSchema,
+    response: ListOAuthGrantsResponseSchema,
+    validate: (m) => check.uuid(m.userId, 'userId'),
+  }),
+  /** A person revokes one application's tokens (`DELETE /v1/me/oauth-grants/{grantId}`). */
+  revokeOAuthGrant: defineRpc({
+    subject: `${P}.revoke_oauth_grant`,
+    request: RevokeOAuthGrantRequestSchema,
+    response: RevokeOAuthGrantResponseSchema,
+    validate: (m) => [
+      ...check.uuid(m.userId, 'userId'),
+      ...check.nonEmpty(m.grantId, 'grantId'),
+      ...check.maxLength(m.grantId, 100, 'grantId'),
+    ],
   }),
   getApplication: defineRpc({
     subject: `${P}.get_application`,

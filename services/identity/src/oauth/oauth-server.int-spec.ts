@@ -539,6 +539,51 @@ describe('configuring an application as a client', () => {
   });
 });
 
+describe("a person's grants: the applications holding tokens for them", () => {
+  it('lists the grant with its application and scopes, and revoking it ends its tokens at once', async () => {
+    const { back, verifier, state } = await authorize(publicClient);
+    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
+    const claims = await oauth.validateJwtAccessToken(as, bearer(tokens.access_token), resource, insecure);
+    const grantId = claims['grant_id'] as string;
+
+    const { grants } = await rpcClient.request(rpc.identity.listOAuthGrants, { userId });
+    const listed = grants.find((g) => g.grantId === grantId);
+    expect(listed).toMatchObject({ orgId, applicationId: expect.any(String), scopes: ['github:read:repos'] });
+    expect(listed?.applicationName).not.toBe('');
+
+    // Nobody else's: another person asking is not_found, and nothing is revoked.
+    await expect(
+      rpcClient.request(rpc.identity.revokeOAuthGrant, { userId: '00000000-0000-4000-8000-000000000000', grantId }),
+    ).rejects.toMatchObject({ code: 'not_found' });
+
+    const announced = harness.nc.subscribe(events.tokensRevoked.subject, { max: 1 });
+    const { grant } = await rpcClient.request(rpc.identity.revokeOAuthGrant, { userId, grantId });
+    expect(grant?.grantId).toBe(grantId);
+    let data: Uint8Array = new Uint8Array();
+    for await (const m of announced) data = m.data;
+    expect(fromBinary(events.tokensRevoked.message, data)).toMatchObject({
+      kind: TokenRevocationKind.GRANT,
+      subjectId: grantId,
+    });
+    // Its refresh token is gone, and the grant is no longer listed.
+    const refresh = await oauth.refreshTokenGrantRequest(
+      as,
+      publicClient,
+      oauth.None(),
+      tokens.refresh_token ?? '',
+      insecure,
+    );
+    await expect(oauth.processRefreshTokenResponse(as, publicClient, refresh)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    const after = await rpcClient.request(rpc.identity.listOAuthGrants, { userId });
+    expect(after.grants.map((g) => g.grantId)).not.toContain(grantId);
+    await expect(rpcClient.request(rpc.identity.revokeOAuthGrant, { userId, grantId })).rejects.toMatchObject({
+      code: 'not_found',
+    });
+  });
+});
+
 describe('changes that take effect on the next request', () => {
   it('asks for the passkey again when the authorization says prompt=login and the session is older', async () => {
     const browser = new Browser();

@@ -5,6 +5,9 @@ import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsHandler } from './oauth-clients.handler.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
 import { OAuthClientsService } from './oauth-clients.service.js';
+import { OAuthGrantsHandler } from './oauth-grants.handler.js';
+import { OAuthGrantsRepository } from './oauth-grants.repository.js';
+import { OAuthGrantsService } from './oauth-grants.service.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { OAuthServer } from './oauth-server.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
@@ -13,7 +16,7 @@ import { TokenRevocationEvents } from './token-revocation-events.js';
 /** The OAuth 2.1 authorization server (oidc-provider) for applications and agents. */
 @Module({
   imports: [AccountsModule],
-  controllers: [OAuthClientsHandler],
+  controllers: [OAuthClientsHandler, OAuthGrantsHandler],
   providers: [
     OAuthClientsService,
     OAuthServer,
@@ -22,6 +25,8 @@ import { TokenRevocationEvents } from './token-revocation-events.js';
     OAuthKeysRepository,
     TokenRevocationEvents,
     OAuthAudit,
+    OAuthGrantsRepository,
+    OAuthGrantsService,
   ],
   exports: [OAuthServer, OAuthClientsRepository],
 })
