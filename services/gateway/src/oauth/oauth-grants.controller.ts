@@ -1,0 +1,89 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { RpcClient } from '@context-gateway/messaging';
+import { type OAuthGrant, rpc } from '@context-gateway/proto';
+import { Controller, Param, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+
+import { setAuditSubject } from '../audit/audit-subject.js';
+import { CurrentUser } from '../auth/auth.decorators.js';
+import type { SessionUser } from '../auth/auth.types.js';
+import { required } from '../http/required.js';
+import { Route } from '../http/route.decorator.js';
+
+const grantSchema = z.object({
+  id: z.string(),
+  orgId: z.string(),
+  applicationId: z.string(),
+  applicationName: z.string(),
+  scopes: z.array(z.string()),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+});
+const grantListSchema = z.object({ grants: z.array(grantSchema) });
+/** oidc-provider's grant ids: url-safe random strings. */
+const grantParams = z.strictObject({ grantId: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be a grant id') });
+
+/**
+ * A person's own OAuth grants: which applications hold tokens acting for them, and
+ * revoking one (its refresh tokens deleted, its access tokens refused by every gateway
+ * from the next request).
+ */
+@Controller('v1')
+export class OAuthGrantsController {
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  @Route({
+    method: 'GET',
+    path: 'me/oauth-grants',
+    summary: 'Applications holding OAuth tokens for you',
+    tags: ['oauth'],
+    auth: 'user_session',
+    success: { status: 200, schema: grantListSchema, description: 'Your unexpired grants, newest first.' },
+    errors: ['unauthenticated'],
+  })
+  async list(@CurrentUser() user: SessionUser) {
+    const reply = await this.rpcClient.request(rpc.identity.listOAuthGrants, { userId: user.userId });
+    return { grants: reply.grants.map(grantOut) };
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'me/oauth-grants/:grantId',
+    summary: "Revoke an application's tokens for you",
+    description:
+      'Ends the grant: its refresh tokens stop working and its access tokens are refused from the next request on.',
+    tags: ['oauth'],
+    audit: { action: 'revocation' },
+    auth: 'user_session',
+    params: grantParams,
+    success: { status: 200, schema: z.object({ grant: grantSchema }), description: 'Revoked.' },
+    errors: ['unauthenticated', 'not_found'],
+  })
+  async revoke(
+    @CurrentUser() user: SessionUser,
+    @Param() p: z.infer<typeof grantParams>,
+    @Req() request: FastifyRequest,
+  ) {
+    setAuditSubject(request, { userId: user.userId, resource: `oauth_grant:${p.grantId}` });
+    const reply = await this.rpcClient.request(rpc.identity.revokeOAuthGrant, {
+      userId: user.userId,
+      grantId: p.grantId,
+    });
+    const grant = required(reply.grant, 'grant');
+    setAuditSubject(request, { orgId: grant.orgId, applicationId: grant.applicationId });
+    return { grant: grantOut(grant) };
+  }
+}
+
+function grantOut(g: OAuthGrant) {
+  return {
+    id: g.grantId,
+    orgId: g.orgId,
+    applicationId: g.applicationId,
+    applicationName: g.applicationName,
+    scopes: g.scopes,
+    createdAt: timestampDate(required(g.createdAt, 'createdAt')).toISOString(),
+    expiresAt: g.expiresAt ? timestampDate(g.expiresAt).toISOString() : null,
+  };
+}
