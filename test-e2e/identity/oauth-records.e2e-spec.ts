@@ -8,7 +8,7 @@ import { type RunningSimulator, startSimulator } from '@context-gateway/source-s
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as oauth from 'oauth4webapi';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser } from '../support/browser.js';
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
@@ -112,7 +112,10 @@ afterAll(async () => {
 const refreshTokens = new Map<string, string>();
 
 /** One person: signs up with a passkey inside the authorization, consents; the app gets tokens per scope set. */
-async function tokensFor(scopeSets: string[]) {
+async function tokensFor(
+  scopeSets: string[],
+  whileSignedIn?: (page: Page, tokens: Record<string, string>) => Promise<void>,
+) {
   const context = await browser.newContext();
   const page = await context.newPage();
   await addVirtualAuthenticator(context, page);
@@ -148,6 +151,7 @@ async function tokensFor(scopeSets: string[]) {
     tokens[scope] = response.access_token;
     if (response.refresh_token) refreshTokens.set(scope, response.refresh_token);
   }
+  await whileSignedIn?.(page, tokens);
   await context.close();
   return tokens;
 }
@@ -220,5 +224,36 @@ describe('a revoked token', () => {
     expect(after.status).toBe(401);
     expect(await after.json()).toMatchObject({ code: 'unauthenticated', detail: 'The access token has been revoked' });
     expect(after.headers.get('www-authenticate')).toContain('resource_metadata=');
+  });
+
+  it('when the person revokes the application at /v1/me/oauth-grants', async () => {
+    const scope = 'github:read:repos';
+    await tokensFor([scope], async (page, tokens) => {
+      const access = tokens[scope] ?? '';
+      const claims = await oauth.validateJwtAccessToken(
+        as,
+        new Request(base, { headers: { authorization: `Bearer ${access}` } }),
+        base,
+        insecure,
+      );
+      // Valid until now: an unknown connection is 404, not 401.
+      expect((await records(access, '00000000-0000-4000-8000-000000000000')).status).toBe(404);
+      // The person, signed in on the gateway, sees which application holds tokens for them.
+      await page.goto(`${base}/v1/me/oauth-grants`);
+      const listed = await page.evaluate(async () => (await fetch('/v1/me/oauth-grants')).json());
+      expect(listed).toMatchObject({
+        grants: expect.arrayContaining([
+          expect.objectContaining({ id: claims['grant_id'], applicationName: app.name, scopes: [scope] }),
+        ]),
+      });
+      const status = await page.evaluate(
+        async (id) => (await fetch(`/v1/me/oauth-grants/${id}`, { method: 'DELETE' })).status,
+        claims['grant_id'] as string,
+      );
+      expect(status).toBe(200);
+      const after = await records(access, '00000000-0000-4000-8000-000000000000');
+      expect(after.status).toBe(401);
+      expect(await after.json()).toMatchObject({ detail: 'The access token has been revoked' });
+    });
   });
 });
