@@ -18,6 +18,7 @@ import {
   IssueApiKeyResponseSchema,
   ListApiKeysRequestSchema,
   ListApiKeysResponseSchema,
+  ListApplicationOAuthGrantsRequestSchema,
   ListApplicationsRequestSchema,
   ListApplicationsResponseSchema,
   ListOAuthGrantsRequestSchema,
@@ -28,6 +29,8 @@ import {
   ResolveSessionResponseSchema,
   RevokeApiKeyRequestSchema,
   RevokeApiKeyResponseSchema,
+  RevokeApplicationOAuthTokensRequestSchema,
+  RevokeApplicationOAuthTokensResponseSchema,
   RevokeOAuthGrantRequestSchema,
   RevokeOAuthGrantResponseSchema,
   SignOutRequestSchema,
@@ -83,6 +86,20 @@ export const identityRpc = {
       ...check.nonEmpty(m.grantId, 'grantId'),
       ...check.maxLength(m.grantId, 100, 'grantId'),
     ],
+  }),
+  /** An admin lists an application's OAuth grants, every person's (admin API). */
+  listApplicationOAuthGrants: defineRpc({
+    subject: `${P}.list_application_oauth_grants`,
+    request: ListApplicationOAuthGrantsRequestSchema,
+    response: ListOAuthGrantsResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId')],
+  }),
+  /** An admin revokes every OAuth token of an application (admin API). */
+  revokeApplicationOAuthTokens: defineRpc({
+    subject: `${P}.revoke_application_oauth_tokens`,
+    request: RevokeApplicationOAuthTokensRequestSchema,
+    response: RevokeApplicationOAuthTokensResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId')],
   }),
   getApplication: defineRpc({
     subject: `${P}.get_application`,

@@ -1,5 +1,11 @@
 import { RpcHandler } from '@context-gateway/messaging';
-import { type ListOAuthGrantsRequest, type RevokeOAuthGrantRequest, rpc } from '@context-gateway/proto';
+import {
+  type ListApplicationOAuthGrantsRequest,
+  type ListOAuthGrantsRequest,
+  type RevokeApplicationOAuthTokensRequest,
+  type RevokeOAuthGrantRequest,
+  rpc,
+} from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
@@ -17,5 +23,15 @@ export class OAuthGrantsHandler {
   @RpcHandler(rpc.identity.revokeOAuthGrant)
   async revoke(@Payload() req: RevokeOAuthGrantRequest) {
     return { grant: await this.grants.revoke(req.userId, req.grantId) };
+  }
+
+  @RpcHandler(rpc.identity.listApplicationOAuthGrants)
+  async listForApplication(@Payload() req: ListApplicationOAuthGrantsRequest) {
+    return { grants: await this.grants.listForApplication(req.orgId, req.applicationId) };
+  }
+
+  @RpcHandler(rpc.identity.revokeApplicationOAuthTokens)
+  async revokeApplication(@Payload() req: RevokeApplicationOAuthTokensRequest) {
+    return { revokedGrants: await this.grants.revokeApplication(req.orgId, req.applicationId) };
   }
 }

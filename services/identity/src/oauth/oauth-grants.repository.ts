@@ -43,6 +43,35 @@ export class OAuthGrantsRepository {
     return this.withApplications(rows);
   }
 
+  /** Every unexpired grant of one client (an application), newest first. */
+  async ofClient(clientId: string, now: Date): Promise<GrantRow[]> {
+    const rows = await this.db.oAuthPayload.findMany({
+      where: {
+        model: 'Grant',
+        payload: { path: ['clientId'], equals: clientId },
+        OR: [{ expiresAt: null }, { expiresAt: { gt: now } }],
+      },
+      select: { id: true, payload: true, expiresAt: true },
+      take: 1_000,
+    });
+    return this.withApplications(rows);
+  }
+
+  /** Deletes every grant of a client and everything issued under them; returns how many grants. */
+  async revokeClient(clientId: string): Promise<number> {
+    return this.db.$transaction(async (tx) => {
+      const grants = await tx.oAuthPayload.findMany({
+        where: { model: 'Grant', payload: { path: ['clientId'], equals: clientId } },
+        select: { id: true },
+      });
+      const ids = grants.map((g) => g.id);
+      await tx.oAuthPayload.deleteMany({
+        where: { OR: [{ grantId: { in: ids } }, { model: 'Grant', id: { in: ids } }] },
+      });
+      return ids.length;
+    });
+  }
+
   /** One grant, if it is the person's and unexpired. */
   async one(accountId: string, grantId: string, now: Date): Promise<GrantRow | undefined> {
     const row = await this.db.oAuthPayload.findUnique({

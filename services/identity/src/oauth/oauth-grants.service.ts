@@ -5,6 +5,7 @@ import type { OAuthGrant } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 import { OAuthAudit } from './oauth-audit.js';
+import { OAuthClientsRepository } from './oauth-clients.repository.js';
 import { type GrantRow, OAuthGrantsRepository } from './oauth-grants.repository.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
 import { TokenRevocationEvents, TokenRevocationKind } from './token-revocation-events.js';
@@ -23,7 +24,36 @@ export class OAuthGrantsService {
     private readonly revocations: TokenRevocationEvents,
     private readonly audit: OAuthAudit,
     private readonly clock: Clock,
+    private readonly clients: OAuthClientsRepository,
   ) {}
+
+  /** An admin's view of one application's grants (another org's application: not_found). */
+  async listForApplication(orgId: string, applicationId: string): Promise<GrantOut[]> {
+    const app = await this.clients.findInOrg(orgId, applicationId);
+    if (!app) throw new AppError('not_found', 'No such application');
+    return (await this.grants.ofClient(app.clientId, this.clock.date())).map(out);
+  }
+
+  /**
+   * Every token of the application ends: its grants are deleted, and gateways refuse its
+   * access tokens issued until now (client credentials ones too), from the next request.
+   */
+  async revokeApplication(orgId: string, applicationId: string): Promise<number> {
+    const app = await this.clients.findInOrg(orgId, applicationId);
+    if (!app) throw new AppError('not_found', 'No such application');
+    const revoked = await this.grants.revokeClient(app.clientId);
+    await this.revocations.revoked(orgId, TokenRevocationKind.APPLICATION, applicationId);
+    await this.audit.record({
+      action: 'revoked',
+      orgId,
+      applicationId,
+      clientId: app.clientId,
+      userId: undefined,
+      grantId: undefined,
+      operation: 'identity.v1.revoke_application_oauth_tokens',
+    });
+    return revoked;
+  }
 
   async list(userId: string): Promise<GrantOut[]> {
     return (await this.grants.ofAccount(userId, this.clock.date())).flatMap((g) => (g.application ? [out(g)] : []));
@@ -58,6 +88,7 @@ function out(g: GrantRow): GrantOut {
     applicationId: g.application?.id ?? '',
     applicationName: g.application?.name ?? '',
     scopes: g.scopes,
+    userId: g.accountId,
     createdAt: timestampFromDate(g.createdAt),
     ...(g.expiresAt ? { expiresAt: timestampFromDate(g.expiresAt) } : {}),
   };

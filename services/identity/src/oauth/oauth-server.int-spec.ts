@@ -584,6 +584,48 @@ describe("a person's grants: the applications holding tokens for them", () => {
   });
 });
 
+describe("an admin's view of an application's grants", () => {
+  it("lists every person's grant of the application and revokes all its tokens", async () => {
+    const auth = oauth.ClientSecretBasic(confidential.secret);
+    const { back, verifier, state } = await authorize(confidential.client);
+    const tokens = await exchange(confidential.client, auth, back, verifier, state);
+    const app = { orgId, applicationId: confidential.applicationId };
+
+    const { grants } = await rpcClient.request(rpc.identity.listApplicationOAuthGrants, app);
+    expect(grants).toEqual(
+      expect.arrayContaining([expect.objectContaining({ userId, applicationId: confidential.applicationId })]),
+    );
+    // Org-scoped: the same application asked under another org is not_found.
+    await expect(
+      rpcClient.request(rpc.identity.listApplicationOAuthGrants, {
+        ...app,
+        orgId: '00000000-0000-4000-8000-000000000000',
+      }),
+    ).rejects.toMatchObject({ code: 'not_found' });
+
+    const announced = harness.nc.subscribe(events.tokensRevoked.subject, { max: 1 });
+    const { revokedGrants } = await rpcClient.request(rpc.identity.revokeApplicationOAuthTokens, app);
+    expect(revokedGrants).toBeGreaterThanOrEqual(1);
+    let data: Uint8Array = new Uint8Array();
+    for await (const m of announced) data = m.data;
+    expect(fromBinary(events.tokensRevoked.message, data)).toMatchObject({
+      kind: TokenRevocationKind.APPLICATION,
+      subjectId: confidential.applicationId,
+    });
+    const refresh = await oauth.refreshTokenGrantRequest(
+      as,
+      confidential.client,
+      auth,
+      tokens.refresh_token ?? '',
+      insecure,
+    );
+    await expect(oauth.processRefreshTokenResponse(as, confidential.client, refresh)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    expect((await rpcClient.request(rpc.identity.listApplicationOAuthGrants, app)).grants).toEqual([]);
+  });
+});
+
 describe('changes that take effect on the next request', () => {
   it('asks for the passkey again when the authorization says prompt=login and the session is older', async () => {
     const browser = new Browser();
