@@ -256,4 +256,26 @@ describe('a revoked token', () => {
       expect(await after.json()).toMatchObject({ detail: 'The access token has been revoked' });
     });
   });
+
+  it("when an admin revokes all of the application's tokens", async () => {
+    const scope = 'github:read:repos';
+    const access = (await tokensFor([scope]))[scope] ?? '';
+    const claims = await oauth.validateJwtAccessToken(
+      as,
+      new Request(base, { headers: { authorization: `Bearer ${access}` } }),
+      base,
+      insecure,
+    );
+    const path = `${base}/v1/admin/organizations/${app.orgId}/applications/${app.appId}/oauth-grants`;
+    const operator = { authorization: `Bearer ${OPERATOR_TOKEN}` };
+    const listed = await fetch(path, { headers: operator });
+    expect(listed.status).toBe(200);
+    expect(await listed.json()).toMatchObject({
+      grants: expect.arrayContaining([expect.objectContaining({ id: claims['grant_id'], userId: claims.sub })]),
+    });
+    const revoked = await fetch(path, { method: 'DELETE', headers: operator });
+    expect(revoked.status).toBe(200);
+    expect(((await revoked.json()) as { revokedGrants: number }).revokedGrants).toBeGreaterThanOrEqual(1);
+    expect((await records(access, '00000000-0000-4000-8000-000000000000')).status).toBe(401);
+  });
 });

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { CurrentUser } from '../auth/auth.decorators.js';
 import type { SessionUser } from '../auth/auth.types.js';
+import { id } from '../http/input.js';
 import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 
@@ -21,6 +22,9 @@ const grantSchema = z.object({
   expiresAt: z.string().nullable(),
 });
 const grantListSchema = z.object({ grants: z.array(grantSchema) });
+const adminGrantListSchema = z.object({ grants: z.array(grantSchema.extend({ userId: z.string() })) });
+const appParams = z.strictObject({ orgId: id(), applicationId: id() });
+const adminErrors = ['unauthenticated', 'admin_disabled', 'not_found'] as const;
 /** oidc-provider's grant ids: url-safe random strings. */
 const grantParams = z.strictObject({ grantId: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be a grant id') });
 
@@ -86,4 +90,49 @@ function grantOut(g: OAuthGrant) {
     createdAt: timestampDate(required(g.createdAt, 'createdAt')).toISOString(),
     expiresAt: g.expiresAt ? timestampDate(g.expiresAt).toISOString() : null,
   };
+}
+
+/** An operator's view: the OAuth grants an application holds, and revoking all its tokens. */
+@Controller('v1/admin')
+export class AdminOAuthGrantsController {
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  @Route({
+    method: 'GET',
+    path: 'organizations/:orgId/applications/:applicationId/oauth-grants',
+    summary: "An application's OAuth grants",
+    description: 'Every person the application holds tokens for (unexpired grants, newest first).',
+    tags: ['admin'],
+    auth: 'operator',
+    params: appParams,
+    success: { status: 200, schema: adminGrantListSchema, description: 'The grants.' },
+    errors: [...adminErrors],
+  })
+  async list(@Param() p: z.infer<typeof appParams>) {
+    const reply = await this.rpcClient.request(rpc.identity.listApplicationOAuthGrants, p);
+    return { grants: reply.grants.map((g) => ({ ...grantOut(g), userId: g.userId })) };
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'organizations/:orgId/applications/:applicationId/oauth-grants',
+    summary: "Revoke all of an application's OAuth tokens",
+    description:
+      'Every grant ends (refresh tokens stop working) and every access token issued until now, client credentials ones too, is refused from the next request.',
+    tags: ['admin'],
+    auth: 'operator',
+    audit: { action: 'revocation' },
+    params: appParams,
+    success: { status: 200, schema: z.object({ revokedGrants: z.number() }), description: 'Revoked.' },
+    errors: [...adminErrors],
+  })
+  async revokeAll(@Param() p: z.infer<typeof appParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, {
+      orgId: p.orgId,
+      applicationId: p.applicationId,
+      resource: `application:${p.applicationId}:oauth_tokens`,
+    });
+    const reply = await this.rpcClient.request(rpc.identity.revokeApplicationOAuthTokens, p);
+    return { revokedGrants: reply.revokedGrants };
+  }
 }
