@@ -266,16 +266,13 @@ describe('a revoked token', () => {
       base,
       insecure,
     );
-    const path = `${base}/v1/admin/organizations/${app.orgId}/applications/${app.appId}/oauth-grants`;
-    const operator = { authorization: `Bearer ${OPERATOR_TOKEN}` };
-    const listed = await fetch(path, { headers: operator });
-    expect(listed.status).toBe(200);
-    expect(await listed.json()).toMatchObject({
-      grants: expect.arrayContaining([expect.objectContaining({ id: claims['grant_id'], userId: claims.sub })]),
-    });
-    const revoked = await fetch(path, { method: 'DELETE', headers: operator });
-    expect(revoked.status).toBe(200);
-    expect(((await revoked.json()) as { revokedGrants: number }).revokedGrants).toBeGreaterThanOrEqual(1);
+    const admin = sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN });
+    const { grants } = await admin.applications.listOAuthGrants(app.orgId, app.appId);
+    expect(grants).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: claims['grant_id'], userId: claims.sub })]),
+    );
+    const { revokedGrants } = await admin.applications.revokeOAuthTokens(app.orgId, app.appId);
+    expect(revokedGrants).toBeGreaterThanOrEqual(1);
     expect((await records(access, '00000000-0000-4000-8000-000000000000')).status).toBe(401);
   });
 });

@@ -4,12 +4,14 @@ import type {
   Application,
   ApplicationChange,
   ApplicationInput,
+  ApplicationOAuthGrants,
   IssuedApiKey,
   OAuthClient,
   OAuthClientInput,
   Organization,
   OrganizationInput,
   OrgIntegrations,
+  RevokedOAuthTokens,
 } from './types.js';
 
 const seg = encodeURIComponent;
@@ -60,6 +62,18 @@ export class AdminClient {
         method: 'PUT',
         path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/oauth-client`,
         json: input,
+      }),
+    /** Every person the application holds OAuth tokens for. */
+    listOAuthGrants: (orgId: string, applicationId: string) =>
+      this.http.request<ApplicationOAuthGrants>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/oauth-grants`,
+      }),
+    /** Revokes all of the application's OAuth tokens: refused by every gateway from the next request. */
+    revokeOAuthTokens: (orgId: string, applicationId: string) =>
+      this.http.request<RevokedOAuthTokens>({
+        method: 'DELETE',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/oauth-grants`,
       }),
   };
 

@@ -50,6 +50,17 @@ export type OAuthClient = Success<
   'put',
   200
 >;
+/** The OAuth grants (token families) an application holds, one per person. */
+export type ApplicationOAuthGrants = Success<
+  '/v1/admin/organizations/{orgId}/applications/{applicationId}/oauth-grants',
+  'get',
+  200
+>;
+export type RevokedOAuthTokens = Success<
+  '/v1/admin/organizations/{orgId}/applications/{applicationId}/oauth-grants',
+  'delete',
+  200
+>;
 export type ApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys/{keyId}', 'delete', 200>;
 export type IssuedApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys', 'post', 201>;
 export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/integrations', 'put', 200>;
