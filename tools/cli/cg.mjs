@@ -32,6 +32,10 @@ const USAGE = `usage: pnpm cg <command> [options]
   app oauth-client --org <orgId> --app <applicationId> --auth client_secret_basic|private_key_jwt|none
              [--rotate-secret] [--jwks-uri <https url>]
              (how the app authenticates to the OAuth server; a rotated secret prints once)
+  app oauth-grants --org <orgId> --app <applicationId>
+             (the people the app holds OAuth tokens for)
+  app revoke-oauth-tokens --org <orgId> --app <applicationId>
+             (every OAuth token of the app stops working on the next request)
   key issue --app <applicationId>          (prints the key once: store it now)
   key list --app <applicationId>
   key revoke --app <applicationId> --key <keyId>
@@ -168,6 +172,16 @@ function commandFor(positionals, v) {
         ...(typeof v['jwks-uri'] === 'string' ? { jwksUri: v['jwks-uri'] } : {}),
       });
       return (admin) => admin.applications.configureOAuthClient(org, app, input);
+    }
+    case 'app oauth-grants': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      return (admin) => admin.applications.listOAuthGrants(org, app);
+    }
+    case 'app revoke-oauth-tokens': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      return (admin) => admin.applications.revokeOAuthTokens(org, app);
     }
     case 'key issue': {
       const app = required(v, 'app');
