@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 /** Identity's access tokens live at most an hour (OAUTH_ACCESS_TOKEN_TTL_SECONDS); a revocation older than this ends nothing. */
-export const REVOCATION_HORIZON_MS = 2 * 60 * 60_000;
+const REVOCATION_HORIZON_MS = 2 * 60 * 60_000;
 
 /** What a token is checked against: its grant, its application, the person it acts for. */
 export interface TokenSubjects {
