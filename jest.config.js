@@ -4,6 +4,26 @@
 //   test-e2e/**/*.e2e-spec.ts  black-box against the running services
 // Nest is ESM-only, so tests run as native ESM (NODE_OPTIONS=--experimental-vm-modules)
 // and @swc/jest keeps decorator metadata, which Nest's DI needs.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// SoftHSM2 (the PKCS#11 key store of the KEY_PROVIDER=pkcs11 tests) reads SOFTHSM2_CONF from
+// the real process environment, which a test file cannot change (Jest hands it a copy): give
+// the run one throwaway token directory, inherited by every worker. Tests create their own
+// tokens in it (libs/crypto/src/testing/soft-hsm.ts); a developer's own tokens are never touched.
+if (!process.env.CG_TEST_SOFTHSM2_DIR) {
+  const dir = mkdtempSync(join(tmpdir(), 'cg-softhsm-'));
+  mkdirSync(join(dir, 'softhsm-tokens'), { mode: 0o700 });
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(
+    conf,
+    `directories.tokendir = ${join(dir, 'softhsm-tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
+  );
+  process.env.CG_TEST_SOFTHSM2_DIR = dir;
+  process.env.SOFTHSM2_CONF = conf;
+}
+
 const swc = [
   '@swc/jest',
   {

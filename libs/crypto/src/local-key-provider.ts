@@ -5,9 +5,10 @@ import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 
 import { DataKey } from './data-key.js';
-import { encodeContext, type EncryptionContext } from './encryption-context.js';
+import type { EncryptionContext } from './encryption-context.js';
 import type { KeyProvider } from './key-provider.js';
 import { createKeyringExclusive, type Keyring, readKeyring, replaceKeyring } from './keyring-file.js';
+import { wrapAad } from './wrap-aad.js';
 import { WrappedKey } from './wrapped-key.js';
 
 export interface LocalKeyProviderOptions {
@@ -196,15 +197,6 @@ export class LocalKeyProvider implements KeyProvider {
     this.#current = keyring.current;
     for (const kek of old.values()) kek.destroy();
   }
-}
-
-/** AAD for wrapping: KEK version + owner context (the format byte is added by DataKey). */
-function wrapAad(version: number, context: EncryptionContext): Buffer {
-  const encoded = encodeContext(context);
-  const aad = Buffer.allocUnsafe(4 + encoded.length);
-  aad.writeUInt32BE(version, 0);
-  encoded.copy(aad, 4);
-  return aad;
 }
 
 function writeFailed(path: string, cause: unknown): AppError {

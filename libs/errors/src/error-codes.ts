@@ -91,6 +91,13 @@ export const ErrorCodes = {
   key_file_invalid: { status: 500, title: 'Key file invalid' },
   /** The keyring file is gone but the database holds keys it wrapped: a fresh one is refused. */
   key_file_missing: { status: 500, title: 'Key file missing while keys it wrapped are stored' },
+  /**
+   * The PKCS#11 key store cannot be used: the module (or the pkcs11js addon) does not load,
+   * or no token has the configured label. The message says which and how to fix it.
+   */
+  key_store_unavailable: { status: 500, title: 'Key store unavailable' },
+  /** The key store refused the configured PIN (wrong, locked or expired). */
+  key_store_login_failed: { status: 500, title: 'Key store login failed' },
   /** A data key was used after it was destroyed (its connection was crypto-shredded). */
   key_destroyed: { status: 410, title: 'Key destroyed' },
 
