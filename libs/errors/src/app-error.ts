@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from './database-unavailable.js';
 import { type ErrorCode, ErrorCodes, isErrorCode } from './error-codes.js';
 
 /** A field-level problem, as listed in problem+json `errors` and NATS error replies. */
@@ -33,9 +34,18 @@ export class AppError extends Error {
     return new AppError(isErrorCode(code) ? code : 'internal', message, problems);
   }
 
-  /** Anything thrown becomes an AppError; what is not one is hidden behind `internal`. */
+  /**
+   * Anything thrown becomes an AppError; what is not one is hidden behind `internal`,
+   * except a database that cannot be reached (Postgres restarting, pool exhausted): that is
+   * a 503 `service_unavailable` the caller may retry, in every service and on both edges
+   * (HTTP problem+json and NATS error replies both come through here).
+   */
   static from(error: unknown): AppError {
     if (error instanceof AppError) return error;
+    if (isDatabaseUnavailable(error))
+      return new AppError('service_unavailable', 'The database is not reachable right now; retry later', [], {
+        cause: error,
+      });
     return new AppError('internal', ErrorCodes.internal.title, [], { cause: error });
   }
 }

@@ -73,7 +73,10 @@ export const ErrorCodes = {
   webhook_signature_invalid: { status: 401, title: 'Webhook signature invalid' },
 
   // --- messaging -----------------------------------------------------------
-  /** Nobody is subscribed to the subject (the service is down or not deployed). */
+  /**
+   * Nobody is subscribed to the subject (the service is down or not deployed), or the
+   * service's database is not reachable right now (AppError.from). Retry later.
+   */
   service_unavailable: { status: 503, title: 'Service unavailable' },
   /** The request's deadline passed before a reply came. */
   deadline_exceeded: { status: 504, title: 'Deadline exceeded' },
