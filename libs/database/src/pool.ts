@@ -18,7 +18,7 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
   /** How long to wait for a free connection (or a new one) before failing. Default 5 s. */
   connectionTimeoutMs?: number;
-  /** Called for errors on idle connections (e.g. Postgres restarted); they are otherwise dropped. */
+  /** Called for errors on connections, idle or checked out (e.g. Postgres restarted); they are otherwise dropped. */
   onError?: (error: Error) => void;
 }
 
@@ -40,6 +40,14 @@ export function createPool(options: PoolOptions): pg.Pool {
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (error) => options.onError?.(error));
+  // The same for a connection that is checked out (a transaction between two statements, a
+  // writer holding one): pg-pool removes its idle listener then, and a Postgres restart
+  // (57P01 to every backend) arriving while no statement runs would be an unhandled 'error'
+  // event. The client is then not queryable: its next statement fails (a coded 503, see
+  // libs/errors) and the pool discards it on release.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => options.onError?.(error));
+  });
   return pool;
 }
 

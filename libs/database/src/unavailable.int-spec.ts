@@ -75,6 +75,32 @@ describe('a database that cannot be reached is a coded 503', () => {
     }
   });
 
+  it('a checked-out connection the server ends between statements is reported, not a crash', async () => {
+    const errors: Error[] = [];
+    const pool = createPool({
+      url: TEST_DATABASE_URL,
+      schema: testSchema.schema,
+      applicationName: 'unavailable.int-spec',
+      max: 1,
+      onError: (error) => errors.push(error),
+    });
+    try {
+      const tx = await pool.connect();
+      await tx.query('BEGIN');
+      const { rows } = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      // No statement runs on `tx` now: without a listener this 'error' event ends the process.
+      await testSchema.pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(errors.map((e) => (e as Error & { code?: string }).code)).toEqual(['57P01']);
+      expect(await codeOf(tx.query('COMMIT'))).toBe('service_unavailable');
+      tx.release();
+      // The pool dropped the dead connection: the next statement gets a fresh one.
+      expect((await pool.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('every pooled connection is busy past the wait (pool exhausted)', async () => {
     const pool = createPool({
       url: TEST_DATABASE_URL,

@@ -114,7 +114,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     schema,
     max: env.DATABASE_POOL_MAX,
     applicationName: def.name,
-    onError: (error) => logger.warn({ err: error.message }, 'idle database connection lost'),
+    onError: (error) => logger.warn({ err: error.message }, 'database connection lost'),
   });
   let nc: NatsConnection | undefined;
   let metricsServer: MetricsServer | undefined;
