@@ -12,10 +12,15 @@ export class OAuthKeysRepository {
 
   /** Runs `work` holding a transaction-scoped advisory lock, so two replicas never both create or rotate keys. */
   locked<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.db.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEYS_LOCK})`;
-      return work(tx);
-    });
+    return this.db.$transaction(
+      async (tx) => {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEYS_LOCK})`;
+        return work(tx);
+      },
+      // The work only reads and inserts a few rows (keys are generated beforehand); the
+      // time also covers waiting for another replica's lock on a busy machine.
+      { maxWait: 10_000, timeout: 30_000 },
+    );
   }
 
   /** Live keys of one use, newest first (the provider signs with the first of each algorithm). */

@@ -1,4 +1,5 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 
 import type { Clock } from '@context-gateway/clock';
 import { type EnvelopeCipher, WrappedKey } from '@context-gateway/crypto';
@@ -16,6 +17,11 @@ export interface ProviderKeys {
   jwks: JWK[];
   cookieKeys: string[];
 }
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** One key of a generation, generated and sealed, ready to insert. */
+type SealedKey = Parameters<OAuthKeysRepository['create']>[0];
 
 /** The wrap is bound to the key's id and use: a sealed key copied onto another row does not open. */
 function sealContext(kid: string, use: string) {
@@ -46,10 +52,13 @@ export class OAuthKeyStore {
   async load(): Promise<ProviderKeys> {
     let rows = await this.keys.live('sig');
     if (!SIGNING_ALGS.every((alg) => rows.some((row) => row.alg === alg))) {
+      // Generated and sealed before the transaction: an RSA key takes a while on a busy
+      // machine, and the transaction (holding the lock) must only insert.
+      const generation = await this.#generate();
       await this.keys.locked(async (tx) => {
         const live = await this.keys.live('sig', tx);
         // Another replica may have created them while this one waited for the lock.
-        if (!SIGNING_ALGS.every((alg) => live.some((row) => row.alg === alg))) await this.#createGeneration(tx);
+        if (!SIGNING_ALGS.every((alg) => live.some((row) => row.alg === alg))) await this.#insert(generation, tx);
       });
       rows = await this.keys.live('sig');
     }
@@ -85,10 +94,11 @@ export class OAuthKeyStore {
    * once the activation delay has passed; the previous generation stays published so
    * what it signed keeps verifying.
    */
-  rotate(): Promise<{ created: string[]; retired: string[] }> {
+  async rotate(): Promise<{ created: string[]; retired: string[] }> {
+    const generation = await this.#generate();
     return this.keys.locked(async (tx) => {
       const before = [...(await this.keys.live('sig', tx)), ...(await this.keys.live('cookie', tx))];
-      const created = await this.#createGeneration(tx);
+      const created = await this.#insert(generation, tx);
       // Keep the newest key of each (use, alg) from before: the generation still in use.
       const kept = new Set<string>();
       const retired: string[] = [];
@@ -102,45 +112,43 @@ export class OAuthKeyStore {
     });
   }
 
-  async #createGeneration(tx: Tx): Promise<string[]> {
+  /** A new generation (one signing key per algorithm and a cookie key), sealed, not yet stored. */
+  async #generate(): Promise<SealedKey[]> {
     const now = this.clock.date();
-    const created: string[] = [];
+    const generation: SealedKey[] = [];
     for (const alg of SIGNING_ALGS) {
       const kid = randomBytes(12).toString('base64url');
       const { privateKey, publicKey } =
         alg === 'ES256'
-          ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-          : generateKeyPairSync('rsa', { modulusLength: 2048 });
+          ? await generateKeyPairAsync('ec', { namedCurve: 'P-256' })
+          : await generateKeyPairAsync('rsa', { modulusLength: 2048 });
       const common = { kid, alg, use: 'sig' };
       const privateJwk = { ...privateKey.export({ format: 'jwk' }), ...common };
       const publicJwk = { ...publicKey.export({ format: 'jwk' }), ...common };
-      await this.keys.create(
-        {
-          kid,
-          use: 'sig',
-          alg,
-          publicJwk,
-          ...(await this.#seal(kid, 'sig', Buffer.from(JSON.stringify(privateJwk)))),
-          createdAt: now,
-        },
-        tx,
-      );
-      created.push(kid);
+      generation.push({
+        kid,
+        use: 'sig',
+        alg,
+        publicJwk,
+        ...(await this.#seal(kid, 'sig', Buffer.from(JSON.stringify(privateJwk)))),
+        createdAt: now,
+      });
     }
     const cookieKid = randomBytes(12).toString('base64url');
-    await this.keys.create(
-      {
-        kid: cookieKid,
-        use: 'cookie',
-        alg: 'HS256',
-        publicJwk: null,
-        ...(await this.#seal(cookieKid, 'cookie', randomBytes(32))),
-        createdAt: now,
-      },
-      tx,
-    );
-    created.push(cookieKid);
-    return created;
+    generation.push({
+      kid: cookieKid,
+      use: 'cookie',
+      alg: 'HS256',
+      publicJwk: null,
+      ...(await this.#seal(cookieKid, 'cookie', randomBytes(32))),
+      createdAt: now,
+    });
+    return generation;
+  }
+
+  async #insert(generation: SealedKey[], tx: Tx): Promise<string[]> {
+    for (const key of generation) await this.keys.create(key, tx);
+    return generation.map((key) => key.kid);
   }
 
   async #seal(kid: string, use: string, secret: Buffer) {
