@@ -94,8 +94,21 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     while (!this.stopping) {
       let client: pg.PoolClient | undefined;
       let broken: Error | undefined;
+      let connectionLost: Error | undefined;
+      // A checked-out pg client has no error listener of the pool's: when Postgres restarts
+      // or terminates the connection while the writer waits for events, the client emits
+      // 'error' with nobody listening, which throws out of pg's socket handler. This one
+      // ends the session instead, so the loop below connects again and drains the backlog.
+      const onConnectionError = (error: Error) => {
+        if (connectionLost) return;
+        connectionLost = error;
+        this.logger.error({ err: error }, 'audit log writer lost its database connection; reconnecting');
+        void this.messages?.close().catch(() => undefined);
+        this.wake?.();
+      };
       try {
         client = await this.pool.connect();
+        client.on('error', onConnectionError);
         // Long appends must not hit the pool's statement timeout meant for request queries.
         await client.query('SET statement_timeout = 0');
         if (!(await LogRepository.tryWriterLock(client))) {
@@ -107,13 +120,17 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
         await client.query(`SET ROLE ${WRITER_ROLE}`);
         this.logger.info('audit log writer lock taken: this instance appends');
         await this.consume(client);
+        // The consume loop also ends quietly when the connection dies under it.
+        if (connectionLost) throw connectionLost;
       } catch (error) {
         broken = error as Error;
-        this.logger.error({ err: error }, 'audit log writer failed; retrying');
+        if (error !== connectionLost) this.logger.error({ err: error }, 'audit log writer failed; retrying');
       } finally {
         this.stats.active = false;
         await this.messages?.close().catch(() => undefined);
         this.messages = undefined;
+        // The pool's own listener is back on the client from release() on.
+        client?.off('error', onConnectionError);
         // Destroying the connection releases the advisory lock with it.
         client?.release(broken ?? new Error('writer stopped'));
       }

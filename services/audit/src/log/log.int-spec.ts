@@ -1,74 +1,41 @@
 import 'reflect-metadata';
 
 import { createPublicKey, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { create, toBinary } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Clock, systemClock } from '@context-gateway/clock';
+import { toBinary } from '@bufbuild/protobuf';
 import { createPool } from '@context-gateway/database';
-import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { type TestSchema } from '@context-gateway/database/testing';
 import { verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
-import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
-import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
+import { JetStreamPublisher } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
-import {
-  ActorKind,
-  AuditAction,
-  type AuditEvent,
-  AuditEventSchema,
-  AuditOutcome,
-  AuditPhase,
-  events,
-  streams,
-} from '@context-gateway/proto';
-import { LOGGER, Metrics, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { type AuditEvent, AuditEventSchema, AuditOutcome, events, streams } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Global, Module } from '@nestjs/common';
-import { Test, type TestingModule } from '@nestjs/testing';
+import type { TestingModule } from '@nestjs/testing';
 
 import { AuditorsModule } from '../auditors/auditors.module.js';
 import { AuditorsService } from '../auditors/auditors.service.js';
-import { type Env, loadEnv } from '../env.js';
+import { type Env } from '../env.js';
 import { LogModule } from './log.module.js';
 import { LogQueryService } from './log-query.service.js';
 import { LogWriterService } from './log-writer.service.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
+import { auditTestEvent, type LogTestBed, startAuditInstance, startLogTestBed } from './testing/log-test-kit.js';
 import { verifyStoredLog } from './verify-stored-log.js';
 
-const MIGRATIONS = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const ORG_A = '0b0e6a3c-1111-4a7b-9c55-0d6f3f9c2a11';
 const ORG_B = '0b0e6a3c-2222-4a7b-9c55-0d6f3f9c2a11';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function auditEvent(i: number, org = ORG_A): AuditEvent {
-  return create(AuditEventSchema, {
-    eventId: randomUUID(),
-    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 10, 25, 9, 0, 0, i))),
-    orgId: org,
-    applicationId: `app-${i % 3}`,
-    userId: `user-${i % 5}`,
-    integration: 'github',
-    capability: 'github:read:repos',
-    action: AuditAction.DATA_QUERY,
-    outcome: i % 7 === 0 ? AuditOutcome.DENIED : AuditOutcome.ALLOWED,
-    phase: AuditPhase.COMPLETE,
-    actorKind: ActorKind.API_KEY,
-    actorId: 'key-1',
-    requestId: `req-${i}`,
-    latencyMs: 3,
-  });
-}
+const auditEvent = (i: number, org = ORG_A): AuditEvent => auditTestEvent(i, org);
 
 describe('audit log writer, proofs and verification (real Postgres + JetStream)', () => {
   const logger = createLogger({ service: 'audit-test', level: 'silent' });
+  let bed: LogTestBed;
   let db: TestSchema;
-  let nats: PrivateNats;
   let nc: NatsConnection;
   let env: Env;
   let keyDir: string;
@@ -76,22 +43,13 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
   const published: AuditEvent[] = [];
 
   async function startInstance(): Promise<TestingModule> {
-    @Global()
-    @Module({
-      providers: [
-        { provide: PG_POOL, useValue: db.pool },
-        { provide: NATS_CONNECTION, useValue: nc },
-        { provide: SERVICE_ENV, useValue: env },
-        { provide: LOGGER, useValue: logger },
-        // Real time: these tests watch checkpoints being signed every AUDIT_CHECKPOINT_INTERVAL_MS.
-        { provide: Clock, useValue: systemClock },
-        { provide: Metrics, useValue: new Metrics({ service: 'audit', version: 'test' }) },
-      ],
-      exports: [PG_POOL, NATS_CONNECTION, SERVICE_ENV, LOGGER, Clock, Metrics],
-    })
-    class Runtime {}
-    const moduleRef = await Test.createTestingModule({ imports: [Runtime, LogModule, AuditorsModule] }).compile();
-    await moduleRef.init();
+    const moduleRef = await startAuditInstance({
+      pool: db.pool,
+      nc,
+      env,
+      logger,
+      imports: [LogModule, AuditorsModule],
+    });
     instances.push(moduleRef);
     return moduleRef;
   }
@@ -117,30 +75,13 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
   }
 
   beforeAll(async () => {
-    db = await createTestSchema({ prefix: 'audit_log', migrationsDir: MIGRATIONS });
-    nats = await startPrivateNats();
-    nc = await connectNats({ url: nats.url, name: 'audit-log-test', logger, bootTimeoutMs: 5_000 });
-    await ensureStreams(nc, [streams.audit, streams.deadLetters], logger);
-    keyDir = mkdtempSync(join(tmpdir(), 'cg-audit-key-'));
-    env = loadEnv({
-      DATABASE_URL: db.url,
-      NATS_URL: nats.url,
-      MASTER_KEY_FILE: join(keyDir, 'master.key'),
-      AUDIT_BATCH_SIZE: '300',
-      AUDIT_BATCH_WAIT_MS: '20',
-      // Under Jest the service runs from TypeScript sources, where there is no compiled worker script.
-      AUDIT_DECODE_THREADS: '0',
-      AUDIT_CHECKPOINT_INTERVAL_MS: '150',
-      AUDIT_STANDBY_POLL_MS: '100',
-    });
+    bed = await startLogTestBed({ prefix: 'audit_log', logger });
+    ({ db, nc, env, keyDir } = bed);
   }, 30_000);
 
   afterAll(async () => {
     for (const instance of instances) await instance.close().catch(() => undefined);
-    await nc?.close();
-    await nats?.stop();
-    await db?.drop();
-    rmSync(keyDir, { recursive: true, force: true });
+    await bed?.stop();
   });
 
   it('appends every event once, in dense order, hash-chained, and signs checkpoints', async () => {
