@@ -50,7 +50,8 @@ describe('authorization server keys', () => {
     expect(kids[2]).toEqual(kids[0]);
     expect(loaded[0]?.jwks.map((k) => k.alg).sort()).toEqual(['ES256', 'RS256']);
     expect(loaded[0]?.cookieKeys).toHaveLength(1);
-  });
+    // Each replica generates its own RSA key before it takes the lock: slow on a busy machine.
+  }, 60_000);
 
   it('keeps no private key readable in the database', async () => {
     const { rows } = await schema.pool.query<{ row: string }>('SELECT row_to_json(k)::text AS row FROM oauth_keys k');
