@@ -46,6 +46,39 @@ const envSchema = z
      * only (identity trusts the X-Forwarded-* headers the gateway sets).
      */
     IDENTITY_HTTP_URL: z.string().url().default(`http://127.0.0.1:${DEFAULT_HTTP_PORT.identity}`),
+    /**
+     * Load shedding (src/http/admission.ts): requests this gateway process works on at once;
+     * one more answers 503 service_unavailable with Retry-After at once instead of queueing
+     * (latency ≈ in-flight ÷ throughput, so this bounds it). 0: no cap.
+     */
+    SHED_MAX_IN_FLIGHT: z.coerce.number().int().min(0).max(1_000_000).default(512),
+    /** Load shedding: mean event-loop delay (ms, sampled every second) above which new requests get 503. 0: off. */
+    SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(200),
+    /** Load shedding: heap in use (MiB) above which new requests get 503, so memory cannot grow without bound. 0: off. */
+    SHED_MAX_HEAP_MIB: z.coerce.number().int().min(0).max(1_000_000).default(1_536),
+    /**
+     * Rate limits (src/http/rate-limits.ts) count requests per window of this many seconds,
+     * in Postgres (gateway.rate_limits), so every gateway replica shares one count.
+     */
+    RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3_600).default(10),
+    /**
+     * Requests per window one API key or access token may make (all replicas together);
+     * beyond it 429 rate_limited with Retry-After. 0: no per-key limit.
+     */
+    RATE_LIMIT_PER_KEY: z.coerce.number().int().min(0).max(100_000_000).default(30_000),
+    /**
+     * Requests per window one client address may make (all replicas together), counted before
+     * authentication. Behind a reverse proxy set HTTP_TRUSTED_PROXIES, or every client shares
+     * the proxy's address. 0: no per-address limit.
+     */
+    RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).max(100_000_000).default(60_000),
+    /**
+     * How long a request waits for the shared counter in Postgres; slower (or Postgres down),
+     * it is counted by this process alone (the limit divided by RATE_LIMIT_REPLICAS) and goes on.
+     */
+    RATE_LIMIT_STORE_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
+    /** Gateway replicas deployed: the share of each limit one process enforces while the shared counter is unreachable. */
+    RATE_LIMIT_REPLICAS: z.coerce.number().int().min(1).max(1_000).default(1),
     /** How long a forwarded authorization server request may take before 502 authorization_server_unavailable. */
     OAUTH_PROXY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   })

@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+
+import {
+  RateLimiterMemory,
+  RateLimiterPostgres,
+  RateLimiterRes,
+  type RateLimiterStoreAbstract,
+  RLWrapperTimeouts,
+} from 'rate-limiter-flexible';
+
+export interface RateLimitOptions {
+  /** The gateway's pg pool (PG_POOL): its search_path is the gateway schema, where `rate_limits` lives. */
+  pool: { query: (...args: never[]) => unknown };
+  windowSeconds: number;
+  /** Requests per window per API key / access token; 0: no such limit. */
+  perKey: number;
+  /** Requests per window per client address; 0: no such limit. */
+  perIp: number;
+  /** Longest wait for the shared counter before this process counts alone. */
+  storeTimeoutMs: number;
+  /** Replicas deployed: a process alone enforces its share of each limit. */
+  replicas: number;
+}
+
+/** A refusal: which limit, and when the window that refused it ends. */
+export interface RateLimited {
+  limit: 'key' | 'ip';
+  retryAfterSeconds: number;
+}
+
+/**
+ * Per-key and per-address request limits, counted in Postgres so that every gateway
+ * replica shares one count (a limit per process would multiply by the replica count).
+ * rate-limiter-flexible's RateLimiterPostgres does the counting: one upsert per request
+ * and limit on the UNLOGGED `gateway.rate_limits` (migration 20261204220547), a key that is
+ * over its limit is then refused from memory until its window ends (no query while a
+ * client floods). The data plane keeps serving when Postgres is slow or down: past
+ * `storeTimeoutMs` the request is counted by this process alone against its share of the
+ * limit (RLWrapperTimeouts + an in-memory insurance limiter), never refused for it.
+ */
+export class RateLimits {
+  private readonly perKey: RLWrapperTimeouts | undefined;
+  private readonly perIp: RLWrapperTimeouts | undefined;
+
+  constructor(options: RateLimitOptions) {
+    this.perKey = options.perKey > 0 ? limiter('key', options.perKey, options) : undefined;
+    this.perIp = options.perIp > 0 ? limiter('ip', options.perIp, options) : undefined;
+  }
+
+  /** Counts one request; the first limit it is over, or undefined. */
+  async take(clientAddress: string, bearerToken: string | undefined): Promise<RateLimited | undefined> {
+    const ip = await consume(this.perIp, clientAddress);
+    if (ip !== undefined) return { limit: 'ip', retryAfterSeconds: ip };
+    if (bearerToken === undefined) return undefined;
+    // The token itself never reaches the table: a digest names its counter.
+    const digest = createHash('sha256').update(bearerToken, 'utf8').digest('base64url');
+    const key = await consume(this.perKey, digest);
+    return key === undefined ? undefined : { limit: 'key', retryAfterSeconds: key };
+  }
+}
+
+function limiter(prefix: 'key' | 'ip', points: number, options: RateLimitOptions): RLWrapperTimeouts {
+  const shared: RateLimiterStoreAbstract = new RateLimiterPostgres({
+    storeClient: options.pool,
+    storeType: 'pool',
+    tableName: 'rate_limits',
+    // The migration owns the table; the limiter must not try to create it.
+    tableCreated: true,
+    keyPrefix: prefix,
+    points,
+    duration: options.windowSeconds,
+    inMemoryBlockOnConsumed: points + 1,
+  });
+  return new RLWrapperTimeouts({
+    limiter: shared,
+    timeoutMs: options.storeTimeoutMs,
+    insuranceLimiter: new RateLimiterMemory({
+      keyPrefix: prefix,
+      points: Math.max(1, Math.floor(points / options.replicas)),
+      duration: options.windowSeconds,
+    }),
+  });
+}
+
+/** Seconds until `key` may try again when it is over the limit; undefined when allowed. */
+async function consume(limit: RLWrapperTimeouts | undefined, key: string): Promise<number | undefined> {
+  if (!limit) return undefined;
+  try {
+    await limit.consume(key);
+    return undefined;
+  } catch (refusal) {
+    if (refusal instanceof RateLimiterRes) return Math.max(1, Math.ceil(refusal.msBeforeNext / 1_000));
+    // Both the shared store and the insurance failed: count nothing rather than refuse.
+    return undefined;
+  }
+}
