@@ -8,7 +8,7 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 
-export interface RateLimitOptions {
+interface RateLimitOptions {
   /** The gateway's pg pool (PG_POOL): its search_path is the gateway schema, where `rate_limits` lives. */
   pool: { query: (...args: never[]) => unknown };
   windowSeconds: number;
@@ -23,7 +23,7 @@ export interface RateLimitOptions {
 }
 
 /** A refusal: which limit, and when the window that refused it ends. */
-export interface RateLimited {
+interface RateLimited {
   limit: 'key' | 'ip';
   retryAfterSeconds: number;
 }
