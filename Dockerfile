@@ -18,6 +18,13 @@ RUN npm i -g "pnpm@${PNPM_VERSION}" && npm cache clean --force
 
 FROM pnpm AS build
 WORKDIR /repo
+# The PKCS#11 binding (graphene-pk11 over the native pkcs11js addon, KEY_PROVIDER=pkcs11) is
+# compiled at install: a compiler, make and python3 for node-gyp, and the image's own Node
+# headers (npm_config_nodedir) instead of a headers download.
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local
 # Download every locked package first, from the lockfile alone, so source edits do not
 # invalidate the (slow) download layer.
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./
@@ -38,6 +45,14 @@ RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \
 
 FROM ${NODE_IMAGE} AS runtime
 ARG SERVICE
+# The vendor's PKCS#11 module for KEY_PROVIDER=pkcs11, when it comes as a Debian package
+# (e.g. --build-arg RUNTIME_PACKAGES=softhsm2 for SoftHSM2); HSM vendors' modules are usually
+# mounted into the container instead. Empty by default: the local provider needs nothing.
+ARG RUNTIME_PACKAGES=""
+RUN if [ -n "${RUNTIME_PACKAGES}" ]; then \
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends ${RUNTIME_PACKAGES} \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 ENV NODE_ENV=production \
     SERVICE=${SERVICE} \
     HTTP_HOST=0.0.0.0 \

@@ -82,17 +82,22 @@ describe('docker-compose.yml', () => {
     expect(nats.volumes?.some((volume) => volume.endsWith(':/data'))).toBe(true);
   });
 
-  it('lets the two encrypting services share one master keyring, and nobody else', () => {
+  it('gives each encrypting service its own keyring volume; the old shared keyring is only read', () => {
     const withKeys = Object.entries(services)
-      .filter(([, service]) => service.environment?.MASTER_KEY_FILE !== undefined)
+      .filter(([, service]) => service.environment?.KEYRING_FILE !== undefined)
       .map(([name]) => name)
       .sort();
     expect(withKeys).toEqual(['connection-broker', 'personal-server']);
-    const keyFile = services['connection-broker']?.environment?.MASTER_KEY_FILE ?? '';
-    for (const name of withKeys) {
-      expect(services[name]?.environment?.MASTER_KEY_FILE).toBe(keyFile);
-      expect(services[name]?.volumes).toContain(`master-key:${dirname(keyFile)}`);
-    }
+    const keyVolumes = withKeys.map((name) => {
+      const keyring = services[name]?.environment?.KEYRING_FILE ?? '';
+      expect(keyring).toBe(`/var/lib/context-gateway/keys/${name}.keyring`);
+      const volume = services[name]?.volumes?.find((v) => v.endsWith(`:${dirname(keyring)}`));
+      expect(volume).toBeDefined();
+      // The formerly shared keyring: read-only, so no service can write the other's KEK.
+      expect(services[name]?.volumes).toContain('master-key:/var/lib/context-gateway/shared-keys:ro');
+      return volume?.split(':')[0];
+    });
+    expect(new Set(keyVolumes).size).toBe(2);
   });
 
   it("keeps audit's checkpoint signing key on a volume of its own, across container restarts", () => {
@@ -196,6 +201,11 @@ const NOT_SECRETS = new Set([
   'MASTER_KEY_FILE',
   'OAUTH_KEYRING_FILE',
   'OAUTH_KEYRING_CREATE_IF_MISSING',
+  'KEYRING_FILE',
+  'PKCS11_MODULE',
+  'PKCS11_TOKEN_LABEL',
+  'PKCS11_KEY_LABEL',
+  'PKCS11_PIN_FILE',
 ]);
 const SECRET_NAME = /TOKEN|SECRET|PASSWORD|KEY|DATABASE_URL/;
 
@@ -301,18 +311,21 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
     expect(inConfigMaps).toEqual([]);
   });
 
-  it('mounts the keyring and the audit signing key from Secrets, as 0600 copies', () => {
+  it('mounts each service its own keyring and the audit signing key from Secrets, as 0600 copies', () => {
     const secretVolumes = (name: string) =>
       (
         (workload(name)?.spec?.template?.spec as { volumes?: Array<{ secret?: { secretName?: string } }> })?.volumes ??
         []
       ).flatMap((volume) => (volume.secret?.secretName ? [volume.secret.secretName] : []));
-    expect(secretVolumes('connection-broker')).toEqual(['context-gateway-master-key']);
-    expect(secretVolumes('personal-server')).toEqual(['context-gateway-master-key']);
+    expect(secretVolumes('connection-broker')).toEqual(['context-gateway-connection-broker-keyring']);
+    expect(secretVolumes('personal-server')).toEqual(['context-gateway-personal-server-keyring']);
     expect(secretVolumes('audit')).toEqual(['context-gateway-audit-signing-key']);
     for (const name of ['connection-broker', 'personal-server']) {
       const env = podSpec(workload(name) ?? ({} as K8sObject)).containers?.[0]?.env ?? [];
       expect(env.find((v) => v.name === 'MASTER_KEY_CREATE_IF_MISSING')?.value).toBe('false');
+      expect(env.find((v) => v.name === 'KEYRING_FILE')?.value).toBe(`/var/lib/context-gateway/keys/${name}.keyring`);
+      // Wrapped data keys outside the database, on a volume that outlives the pod.
+      expect(env.find((v) => v.name === 'DATA_KEY_DIR')?.value).toBe('/var/lib/context-gateway/data-keys');
     }
   });
 

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import { ensureChromium } from './stack/browser.mjs';
 import { ensureDatabase, ensureNats, ensurePostgres } from './stack/infra.mjs';
+import { ensurePkcs11Addon, ensureSoftHsm } from './stack/key-store.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Integration tests make their own schemas inside this database; e2e stacks make their own databases.
@@ -59,6 +60,16 @@ if (ok && selected.some((t) => t !== 'unit')) {
     await ensureDatabase(TEST_DATABASE_URL);
   } catch (error) {
     console.error(`Postgres or NATS is not available for the tests:\n${error.message}`);
+    ok = false;
+  }
+}
+// The key-store tests (int) and TEST_KEY_PROVIDER=pkcs11 stacks (e2e) need SoftHSM2 and the addon.
+if (ok && selected.some((t) => t !== 'unit')) {
+  try {
+    ensureSoftHsm((line) => console.log(line));
+    ensurePkcs11Addon(root, (line) => console.log(line));
+  } catch (error) {
+    console.error(error.message);
     ok = false;
   }
 }

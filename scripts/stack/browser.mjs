@@ -2,10 +2,7 @@
 // The browser end-to-end tests drive Debian's Chromium (real WebAuthn ceremonies through a
 // virtual authenticator). `pnpm test` makes sure it is there before that tier, so a fresh
 // machine passes with the README's two commands and nothing done by hand.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-
-import { MissingDependencyError } from './infra.mjs';
+import { ensureDebianPackage } from './apt.mjs';
 
 /** Where the tests look for the browser; CHROMIUM_PATH overrides it (test-e2e/support/browser.ts). */
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -23,21 +20,14 @@ const INSTALL_HINT =
  * @param {(line: string) => void} [log]
  */
 export function ensureChromium(log = (line) => console.log(line)) {
-  if (existsSync(CHROMIUM_PATH)) return;
-  const canInstall =
-    CHROMIUM_PATH === '/usr/bin/chromium' && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
-  if (!canInstall) throw new MissingDependencyError(`${CHROMIUM_PATH} is missing: ${INSTALL_HINT}`);
-  log("Chromium is missing: installing Debian's chromium package for the browser tests (about a minute)");
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [
-    ['update', '-qq'],
-    ['install', '-y', '-qq', 'chromium'],
-  ]) {
-    const result = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
-    if (result.status !== 0) {
-      throw new MissingDependencyError(`apt-get ${args.join(' ')} failed (exit ${result.status}): ${INSTALL_HINT}`);
-    }
-  }
-  if (!existsSync(CHROMIUM_PATH))
-    throw new MissingDependencyError(`${CHROMIUM_PATH} is still missing: ${INSTALL_HINT}`);
+  ensureDebianPackage(
+    {
+      pkg: 'chromium',
+      path: CHROMIUM_PATH,
+      hint: INSTALL_HINT,
+      why: 'for the browser tests (about a minute)',
+      canInstall: CHROMIUM_PATH === '/usr/bin/chromium',
+    },
+    log,
+  );
 }

@@ -9,6 +9,7 @@ import pg from 'pg';
 
 // The same code `pnpm start` runs: the tests start the stack exactly the way users do.
 import { ensureNats, startStack } from '../../scripts/start.mjs';
+import { keyStoreEnv } from './key-store.js';
 
 export const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -109,6 +110,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
       env: {
         LOG_LEVEL: 'debug',
         MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
+        ...keyStoreEnv(rootDir, scratch),
         BOOT_TIMEOUT_MS: '20000',
         // Metrics listeners on OS-chosen ports: HTTP_PORT + 1000 of a free port need not be free.
         // Each service logs its metrics_url when ready.

@@ -22,6 +22,7 @@
  */
 export * from './data-key.js';
 export * from './data-key-cache.js';
+export * from './data-key-store.js';
 export * from './encryption-context.js';
 export * from './envelope-cipher.js';
 export * from './key-provider.js';

@@ -94,6 +94,8 @@ export interface KeyProviderSetup {
   createIfMissing: boolean;
   /** Asked before that first KEK is created; throws to refuse (refuseNewKeyWhileInUse). */
   beforeCreate?: (where: string) => Promise<void>;
+  /** KEY_PROVIDER=local: the formerly shared keyring to copy to `localPath` when that does not exist yet. */
+  adoptLocalFrom?: string;
   clock?: Clock;
 }
 
@@ -114,6 +116,7 @@ export async function openKeyProvider(env: KeyStoreEnv, setup: KeyProviderSetup)
     createIfMissing: setup.createIfMissing,
     beforeCreate: setup.beforeCreate,
     clock: setup.clock,
+    adoptFrom: setup.adoptLocalFrom,
   });
 }
 

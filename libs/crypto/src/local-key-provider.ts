@@ -25,6 +25,12 @@ export interface LocalKeyProviderOptions {
   beforeCreate?: (path: string) => Promise<void>;
   /** Stamps each KEK's `createdAt`, from which key age (and so rotation) is judged. */
   clock?: Clock;
+  /**
+   * A keyring several services used to share (before each had its own): when nothing exists
+   * at `path` but this file does, it is copied to `path` first, so keys wrapped under it keep
+   * opening. From then on each copy rotates on its own (docs/operations.md, "Keys").
+   */
+  adoptFrom?: string;
 }
 
 const KEK_BYTES = 32;
@@ -63,6 +69,16 @@ export class LocalKeyProvider implements KeyProvider {
 
   static async open(options: LocalKeyProviderOptions): Promise<LocalKeyProvider> {
     const provider = new LocalKeyProvider(options.path, options.clock ?? systemClock);
+    if (options.adoptFrom && !(await exists(options.path)) && (await exists(options.adoptFrom))) {
+      const shared = await readKeyring(options.adoptFrom);
+      try {
+        await createKeyringExclusive(options.path, shared);
+      } catch (cause) {
+        throw writeFailed(options.path, cause);
+      } finally {
+        for (const k of shared.keys) k.key.fill(0);
+      }
+    }
     if (options.createIfMissing && !(await exists(options.path))) {
       await options.beforeCreate?.(options.path);
       const fresh: Keyring = {

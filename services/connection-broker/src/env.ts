@@ -1,3 +1,4 @@
+import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
@@ -43,9 +44,27 @@ const integrationShape = Object.fromEntries(
 const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT['connection-broker'] }),
-    /** The keyring file holding the key-encryption keys that wrap each connection's data key (libs/crypto LocalKeyProvider). */
+    ...keyStoreEnvShape('context-gateway.connection-broker.kek'),
+    /**
+     * The folder of the local key files: this service's keyring and data keys default to
+     * names beside it. The file itself is the keyring every service once shared; it is only
+     * read once, to seed KEYRING_FILE when that does not exist yet (docs/operations.md, "Keys").
+     */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
-    /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service, not silently start a new keyring. */
+    /**
+     * KEY_PROVIDER=local: this service's own keyring, holding the KEK that wraps each
+     * connection's data key (no other service reads it). Default: `connection-broker.keyring`
+     * next to MASTER_KEY_FILE.
+     */
+    KEYRING_FILE: z.string().min(1).optional(),
+    /**
+     * Where connections' wrapped data keys live: one file per key, deliberately NOT in the
+     * database, so deleting a connection (its key file) leaves its refresh token unreadable
+     * even in a database backup taken earlier. Shared by every broker replica (a shared volume).
+     * Default: `connection-broker-data-keys/` next to MASTER_KEY_FILE.
+     */
+    DATA_KEY_DIR: z.string().min(1).optional(),
+    /** Create the first KEK (keyring file, or key in the token) when none exists (first start). Off in production: a missing key must stop the service, not silently start a new one. */
     MASTER_KEY_CREATE_IF_MISSING: z
       .enum(['true', 'false'])
       .default('true')
@@ -65,7 +84,8 @@ const envSchema = z
     SOURCE_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     ...integrationShape,
   })
-  .superRefine(refineRuntimeEnv);
+  .superRefine(refineRuntimeEnv)
+  .superRefine(refineKeyStoreEnv);
 
 export type Env = z.infer<typeof envSchema>;
 

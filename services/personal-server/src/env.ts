@@ -1,3 +1,4 @@
+import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
@@ -20,9 +21,19 @@ export const envSchema = z
      * raising it moves nobody until the rebalance command runs (docs/personal-server.md).
      */
     SHARD_COUNT: z.coerce.number().int().min(1).max(1024).default(1),
-    /** Key-encryption keys (a 0600 JSON keyring, libs/crypto LocalKeyProvider); created on first start. */
+    ...keyStoreEnvShape('context-gateway.personal-server.kek'),
+    /**
+     * The folder of the local key files: this service's keyring and data keys default to
+     * names beside it. The file itself is the keyring every service once shared; it is only
+     * read once, to seed KEYRING_FILE when that does not exist yet (docs/operations.md, "Keys").
+     */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
-    /** Create a fresh keyring at MASTER_KEY_FILE when none exists (first start). Off in production: a missing key file must stop the service. */
+    /**
+     * KEY_PROVIDER=local: this service's own keyring (a 0600 JSON file; no other service
+     * reads it). Default: `personal-server.keyring` next to MASTER_KEY_FILE.
+     */
+    KEYRING_FILE: z.string().min(1).optional(),
+    /** Create the first KEK (keyring file, or key in the token) when none exists (first start). Off in production: a missing key must stop the service. */
     MASTER_KEY_CREATE_IF_MISSING: z
       .enum(['true', 'false'])
       .default('true')
@@ -42,6 +53,7 @@ export const envSchema = z
       .default(10 * 60_000),
   })
   .superRefine(refineRuntimeEnv)
+  .superRefine(refineKeyStoreEnv)
   .superRefine((env, ctx) => {
     if (env.SHARD_ID >= env.SHARD_COUNT) {
       ctx.addIssue({ code: 'custom', path: ['SHARD_ID'], message: 'must be below SHARD_COUNT' });

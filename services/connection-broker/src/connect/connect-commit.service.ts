@@ -76,7 +76,11 @@ export class ConnectCommitService {
       return { saved, change };
     });
     const connectionId = change.grant.connectionId;
-    if (saved) this.connections.forgetReplacedKey(saved);
+    // Best effort after the commit: a leftover file only holds the replaced credential's key.
+    if (saved)
+      await this.connections
+        .forgetReplacedKey(saved)
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'the replaced data key was not destroyed'));
     this.logger.info(
       { connectSession: session.id, connectionId, grantId: change.grant.id, reused: !saved },
       'connection and grant recorded',

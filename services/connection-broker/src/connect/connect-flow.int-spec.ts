@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 
 jest.setTimeout(30_000);
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -266,13 +266,15 @@ describe('connect flow at the broker', () => {
   it('refuses to start with a fresh keyring while credentials the missing one sealed are stored', async () => {
     const connections = app.get(ConnectionsRepository);
     expect(await connections.countSealedCredentials()).toBeGreaterThan(0); // the connection made above
-    const keyFile = join(keysDir, 'elsewhere', 'master.key');
-    await expect(CredentialVault.open(keyFile, true, () => connections.countSealedCredentials())).rejects.toMatchObject(
-      {
-        code: 'key_file_missing',
-      },
-    );
-    expect(existsSync(keyFile)).toBe(false);
+    const env = loadEnv({
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      MASTER_KEY_FILE: join(keysDir, 'elsewhere', 'master.key'),
+    });
+    await expect(CredentialVault.open(env, () => connections.countSealedCredentials())).rejects.toMatchObject({
+      code: 'key_file_missing',
+    });
+    expect(existsSync(join(keysDir, 'elsewhere', 'connection-broker.keyring'))).toBe(false);
   });
 
   it('refuses, before any source login, to connect the same account through a second organization', async () => {
@@ -697,7 +699,7 @@ describe('connect flow at the broker', () => {
     });
     expect(seen.connection?.integration).toBe('netflix');
     const { rows } = await db.pool.query(
-      `SELECT auth_type, wrapped_data_key IS NOT NULL AS keyed FROM connections WHERE id = $1`,
+      `SELECT auth_type, data_key_id IS NOT NULL AS keyed FROM connections WHERE id = $1`,
       [done.connectionId],
     );
     expect(rows[0]).toEqual({ auth_type: 'file_export', keyed: true });
@@ -725,6 +727,12 @@ describe('connect flow at the broker', () => {
       userId: erin,
     });
     const token = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
+    const dataKeyId = (
+      await db.pool.query<{ id: string }>(`SELECT data_key_id::text AS id FROM connections WHERE id = $1`, [
+        done.connectionId,
+      ])
+    ).rows[0]?.id;
+    expect(readdirSync(join(keysDir, 'keys', 'connection-broker-data-keys'))).toContain(`${dataKeyId}.key`);
 
     expect(
       await rejection(
@@ -741,10 +749,17 @@ describe('connect flow at the broker', () => {
     });
     expect(after.status).toBe(401);
     const { rows } = await db.pool.query(
-      `SELECT wrapped_data_key, credential_ciphertext, status FROM connections WHERE id = $1`,
+      `SELECT data_key_id, wrapped_data_key, credential_ciphertext, status FROM connections WHERE id = $1`,
       [done.connectionId],
     );
-    expect(rows[0]).toEqual({ wrapped_data_key: null, credential_ciphertext: null, status: 'revoked' });
+    expect(rows[0]).toEqual({
+      data_key_id: null,
+      wrapped_data_key: null,
+      credential_ciphertext: null,
+      status: 'revoked',
+    });
+    // The key file itself is gone from the key store outside the database.
+    expect(readdirSync(join(keysDir, 'keys', 'connection-broker-data-keys'))).not.toContain(`${dataKeyId}.key`);
     expect(
       await rejection(
         client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP_A, connectionId: done.connectionId }),

@@ -86,7 +86,7 @@ export class ConnectService {
       !connection ||
       connection.status !== 'active' ||
       connection.deletedAt ||
-      !connection.wrappedDataKey ||
+      !connection.dataKeyId ||
       connection.orgId !== session.orgId
     )
       return null;

@@ -80,7 +80,7 @@ export class AccessTokensService {
             return { credential: current, connection: row };
           const next = await this.oauth.refresh(this.catalog.get(row.integration), current);
           // The rotated refresh token is stored in the same transaction that consumed the old one.
-          const ciphertext = await this.vault.reseal(owner(row), row.wrappedDataKey, next);
+          const ciphertext = await this.vault.reseal(owner(row), row.dataKeyId, next);
           const stored = await this.connections.storeRefreshed(
             tx,
             row.id,

@@ -1,9 +1,11 @@
-import { Metrics, SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER, Metrics, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Module } from '@nestjs/common';
+import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { GrantsModule } from '../grants/grants.module.js';
 import { CredentialVault } from '../vault/credential-vault.js';
+import { moveLegacyKeys } from '../vault/legacy-keys.js';
 import { AccessTokensService } from './access-tokens.service.js';
 import { ConnectionDeletionsMetrics } from './connection-deletions.metrics.js';
 import { ConnectionDeletionsRelay } from './connection-deletions.relay.js';
@@ -29,15 +31,16 @@ import { ConnectionsService } from './connections.service.js';
     AccessTokensService,
     {
       provide: CredentialVault,
-      inject: [SERVICE_ENV, ConnectionsRepository, Metrics],
-      // A fresh keyring is refused while credentials sealed under the missing one are stored.
-      useFactory: (env: Env, connections: ConnectionsRepository, metrics: Metrics) =>
-        CredentialVault.open(
-          env.MASTER_KEY_FILE,
-          env.MASTER_KEY_CREATE_IF_MISSING,
-          () => connections.countSealedCredentials(),
-          metrics.keyStore,
-        ),
+      inject: [SERVICE_ENV, ConnectionsRepository, Metrics, LOGGER],
+      // A fresh KEK is refused while credentials sealed under the missing one are stored; keys
+      // an older version kept in the database are moved to the key store before serving.
+      useFactory: async (env: Env, connections: ConnectionsRepository, metrics: Metrics, logger: Logger) => {
+        const vault = await CredentialVault.open(env, () => connections.countSealedCredentials(), metrics.keyStore);
+        await moveLegacyKeys(vault, connections, logger);
+        // Which key store holds this service's KEK (never the key or the PIN).
+        logger.info({ keyProvider: env.KEY_PROVIDER }, 'credential vault ready');
+        return vault;
+      },
     },
   ],
   exports: [ConnectionsService],

@@ -18,11 +18,26 @@ export class ConnectionsRepository {
     return this.db.$transaction((tx) => work(tx), options);
   }
 
-  /** Credentials still sealed under the keyring (a deleted connection's key was shredded already). */
+  /** Credentials still sealed under the KEK (a deleted connection's key was shredded already). */
   async countSealedCredentials(): Promise<number> {
     const rows = await this.db.$queryRaw<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM connections WHERE wrapped_data_key IS NOT NULL`;
+      SELECT count(*)::int AS n FROM connections WHERE data_key_id IS NOT NULL OR wrapped_data_key IS NOT NULL`;
     return rows[0]?.n ?? 0;
+  }
+
+  /** Rows whose wrapped data key an older version kept in the database (moved out at startup). */
+  legacyWrappedKeys(limit: number): Promise<{ id: string; wrappedDataKey: Uint8Array }[]> {
+    return this.db.$queryRaw<{ id: string; wrappedDataKey: Uint8Array }[]>`
+      SELECT id::text, wrapped_data_key AS "wrappedDataKey" FROM connections
+      WHERE wrapped_data_key IS NOT NULL ORDER BY id LIMIT ${limit}`;
+  }
+
+  /** Points a row at its moved key and forgets the old column; false when another replica moved it first. */
+  async adoptMovedKey(id: string, dataKeyId: string): Promise<boolean> {
+    const changed = await this.db.$executeRaw`
+      UPDATE connections SET data_key_id = ${dataKeyId}::uuid, wrapped_data_key = NULL
+      WHERE id = ${id}::uuid AND wrapped_data_key IS NOT NULL AND data_key_id IS NULL`;
+    return changed === 1;
   }
 
   findById(id: string, tx: Tx = this.db): Promise<Connection | null> {
@@ -64,7 +79,7 @@ export class ConnectionsRepository {
       integration: string;
       authType: 'oauth2' | 'api_key' | 'file_export';
       sourceScopes: string[];
-      wrappedDataKey: Buffer;
+      dataKeyId: string;
       credentialCiphertext: Buffer;
       accessExpiresAt: Date | null;
     },
@@ -72,7 +87,6 @@ export class ConnectionsRepository {
     return tx.connection.create({
       data: {
         ...data,
-        wrappedDataKey: new Uint8Array(data.wrappedDataKey),
         credentialCiphertext: new Uint8Array(data.credentialCiphertext),
       },
     });
@@ -84,7 +98,7 @@ export class ConnectionsRepository {
     id: string,
     data: {
       sourceScopes: string[];
-      wrappedDataKey: Buffer;
+      dataKeyId: string;
       credentialCiphertext: Buffer;
       accessExpiresAt: Date | null;
     },
@@ -93,7 +107,7 @@ export class ConnectionsRepository {
       where: { id },
       data: {
         ...data,
-        wrappedDataKey: new Uint8Array(data.wrappedDataKey),
+        wrappedDataKey: null,
         credentialCiphertext: new Uint8Array(data.credentialCiphertext),
         status: 'active',
         deletedAt: null,
@@ -119,12 +133,13 @@ export class ConnectionsRepository {
     await this.db.connection.updateMany({ where: { id, status: 'active' }, data: { status: 'needs_reauth' } });
   }
 
-  /** Crypto-shredding, durable half: the wrapped data key and the ciphertext are gone. */
+  /** Crypto-shredding, database half: the key id and the ciphertext are gone (the key file is destroyed by the vault). */
   async shred(tx: Tx, id: string, now: Date): Promise<void> {
     await tx.connection.update({
       where: { id },
       data: {
         status: 'revoked',
+        dataKeyId: null,
         wrappedDataKey: null,
         credentialCiphertext: null,
         accessExpiresAt: null,

@@ -98,7 +98,7 @@ export class ConnectionsService {
       const sealed = await this.vault.sealNew(owner(existing), input.credential);
       const connection = await this.connections.replaceCredential(tx, existing.id, {
         sourceScopes: input.sourceScopes,
-        wrappedDataKey: sealed.wrappedDataKey,
+        dataKeyId: sealed.dataKeyId,
         credentialCiphertext: sealed.ciphertext,
         accessExpiresAt,
       });
@@ -116,16 +116,16 @@ export class ConnectionsService {
       integration: input.integration.key,
       authType: input.integration.authType,
       sourceScopes: input.sourceScopes,
-      wrappedDataKey: sealed.wrappedDataKey,
+      dataKeyId: sealed.dataKeyId,
       credentialCiphertext: sealed.ciphertext,
       accessExpiresAt,
     });
     return { connection, replaced: null };
   }
 
-  /** After `save` committed a reconnect: the replaced data key is dropped from the vault's cache too. */
-  forgetReplacedKey(saved: SavedConnection): void {
-    if (saved.replaced?.wrappedDataKey) this.vault.shred(owner(saved.replaced), saved.replaced.wrappedDataKey);
+  /** After `save` committed a reconnect: the replaced data key is destroyed (its file and the vault's cached copy). */
+  async forgetReplacedKey(saved: SavedConnection): Promise<void> {
+    if (saved.replaced?.dataKeyId) await this.vault.destroy(owner(saved.replaced), saved.replaced.dataKeyId);
   }
 
   /**
@@ -138,18 +138,22 @@ export class ConnectionsService {
    */
   async remove(connectionId: string, userId: string): Promise<RemovedConnection> {
     const connection = await this.connections.findById(connectionId);
-    if (!connection || connection.userId !== userId || connection.deletedAt || !connection.wrappedDataKey)
+    if (!connection || connection.userId !== userId || connection.deletedAt || !connection.dataKeyId)
       throw new AppError('connection_not_found');
-    const wrappedDataKey = connection.wrappedDataKey;
+    const dataKeyId = connection.dataKeyId;
     const integration = this.catalog.get(connection.integration);
     let revokedAtSource = false;
     if (integration.authType === 'oauth2' && connection.credentialCiphertext) {
       const credential = await this.vault
-        .open(owner(connection), { wrappedDataKey, ciphertext: connection.credentialCiphertext })
+        .open(owner(connection), { dataKeyId, ciphertext: connection.credentialCiphertext })
         .catch(() => undefined);
       if (credential) revokedAtSource = await this.oauth.revoke(integration, credential);
     }
     const revokedAtShard = await this.grants.revokeAllAtShard(connectionId);
+    // The key file goes before the row changes: a crash in between leaves a row whose
+    // credential no longer opens (deleting again finishes the job), never a key that outlives
+    // its deletion and still opens the ciphertext in an earlier backup.
+    await this.vault.destroy(owner(connection), dataKeyId);
     const eventIds = await this.connections.transaction(async (tx) => {
       const revoked = await this.grants.revokeAllOnConnection(tx, connectionId, connection.integration);
       const now = this.clock.date();
@@ -157,7 +161,6 @@ export class ConnectionsService {
       await this.deletions.queue(tx, { connectionId, userId, now });
       return revoked;
     });
-    this.vault.shred(owner(connection), wrappedDataKey);
     const shredded = await this.relay.deliverNow(connectionId);
     await this.grants.revoked(eventIds);
     this.logger.info(

@@ -4,19 +4,19 @@ import type { ConnectionOwner } from '../vault/credential-vault.js';
 import type { Connection } from './connections.repository.js';
 
 /** A connection whose credential can be opened: not deleted, key and ciphertext present. */
-export type UsableConnection = Connection & { wrappedDataKey: Uint8Array; credentialCiphertext: Uint8Array };
+export type UsableConnection = Connection & { dataKeyId: string; credentialCiphertext: Uint8Array };
 
 /**
  * The connection if its credential can be used; else the error its caller answers with
  * (a deleted or shredded connection is not found, one the source refused needs reauth).
  */
 export function usable(connection: Connection | null): UsableConnection {
-  if (!connection || connection.deletedAt || !connection.wrappedDataKey || !connection.credentialCiphertext)
+  if (!connection || connection.deletedAt || !connection.dataKeyId || !connection.credentialCiphertext)
     throw new AppError('connection_not_found');
   if (connection.status === 'needs_reauth') throw new AppError('connection_needs_reauth');
   return {
     ...connection,
-    wrappedDataKey: connection.wrappedDataKey,
+    dataKeyId: connection.dataKeyId,
     credentialCiphertext: connection.credentialCiphertext,
   };
 }
@@ -27,7 +27,7 @@ export function owner(connection: Pick<Connection, 'orgId' | 'userId' | 'id'>): 
 }
 
 export function sealed(connection: UsableConnection) {
-  return { wrappedDataKey: connection.wrappedDataKey, ciphertext: connection.credentialCiphertext };
+  return { dataKeyId: connection.dataKeyId, ciphertext: connection.credentialCiphertext };
 }
 
 /**

@@ -1,7 +1,8 @@
 import { Clock } from '@context-gateway/clock';
-import { Metrics, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER, Metrics, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
+import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { RecordKeys } from './record-keys.service.js';
@@ -25,9 +26,13 @@ export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<nu
   providers: [
     {
       provide: RecordKeys,
-      inject: [SERVICE_ENV, PG_POOL, Clock, Metrics],
-      useFactory: (env: Env, pool: Pool, clock: Clock, metrics: Metrics) =>
-        RecordKeys.open(env, () => countStoredDataKeys(pool), clock, metrics.keyStore),
+      inject: [SERVICE_ENV, PG_POOL, Clock, Metrics, LOGGER],
+      useFactory: async (env: Env, pool: Pool, clock: Clock, metrics: Metrics, logger: Logger) => {
+        const keys = await RecordKeys.open(env, () => countStoredDataKeys(pool), clock, metrics.keyStore);
+        // Which key store holds this service's KEK (never the key or the PIN).
+        logger.info({ keyProvider: env.KEY_PROVIDER }, 'record keys ready');
+        return keys;
+      },
     },
     RecordKeysLifecycle,
   ],

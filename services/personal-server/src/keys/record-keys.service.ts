@@ -3,17 +3,19 @@ import { dirname, join, resolve } from 'node:path';
 
 import type { Clock } from '@context-gateway/clock';
 import {
+  type ClosableKeyProvider,
   type DataKey,
+  DataKeyStore,
   type EncryptionContext,
   EnvelopeCipher,
   type KeyOperationObserver,
-  LocalKeyProvider,
+  type keyStoreEnvShape,
+  openKeyProvider,
   refuseNewKeyWhileInUse,
   type WrappedKey,
 } from '@context-gateway/crypto';
 
 import type { Env } from '../env.js';
-import { DataKeyStore } from './data-key-store.js';
 
 /** Whose data key it is: bound into the wrap, so a key file copied to another connection won't open. */
 export interface KeyOwner {
@@ -47,7 +49,7 @@ export class RecordKeys {
 
   private constructor(
     private readonly cipher: EnvelopeCipher,
-    private readonly provider: LocalKeyProvider,
+    private readonly provider: ClosableKeyProvider,
     private readonly store: DataKeyStore,
   ) {}
 
@@ -57,19 +59,28 @@ export class RecordKeys {
    * `observer`: told every key-provider call's latency and outcome (the key-store metrics).
    */
   static async open(
-    env: Pick<Env, 'MASTER_KEY_FILE' | 'MASTER_KEY_CREATE_IF_MISSING' | 'DATA_KEY_DIR' | 'DATA_KEY_CACHE_TTL_MS'>,
+    env: Pick<
+      Env,
+      | 'MASTER_KEY_FILE'
+      | 'KEYRING_FILE'
+      | 'MASTER_KEY_CREATE_IF_MISSING'
+      | 'DATA_KEY_DIR'
+      | 'DATA_KEY_CACHE_TTL_MS'
+      | keyof ReturnType<typeof keyStoreEnvShape>
+    >,
     countWrapped: () => Promise<number>,
     clock: Clock,
     observer?: KeyOperationObserver,
   ): Promise<RecordKeys> {
-    const keyFile = resolve(env.MASTER_KEY_FILE);
-    const provider = await LocalKeyProvider.open({
-      path: keyFile,
+    const keyDir = dirname(resolve(env.MASTER_KEY_FILE));
+    const provider = await openKeyProvider(env, {
+      localPath: resolve(env.KEYRING_FILE ?? join(keyDir, 'personal-server.keyring')),
+      adoptLocalFrom: resolve(env.MASTER_KEY_FILE),
       createIfMissing: env.MASTER_KEY_CREATE_IF_MISSING,
       beforeCreate: refuseNewKeyWhileInUse(countWrapped, 'connection data keys wrapped by it'),
       clock,
     });
-    const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(dirname(keyFile), 'data-keys')));
+    const store = await DataKeyStore.open(resolve(env.DATA_KEY_DIR ?? join(keyDir, 'data-keys')));
     return new RecordKeys(
       new EnvelopeCipher(provider, { cache: { ttlMs: env.DATA_KEY_CACHE_TTL_MS, clock }, observer }),
       provider,

@@ -343,16 +343,15 @@ describe('personal-server storage and query path', () => {
 
   it('refuses to start with a fresh keyring while connections whose data keys the missing one wrapped are stored', async () => {
     await write(userOn(0), randomUUID(), [playlist(1)]);
-    const env = {
+    const env = envSchema.parse({
       MASTER_KEY_FILE: join(keyDir, 'elsewhere', 'master.key'),
-      MASTER_KEY_CREATE_IF_MISSING: true,
+      MASTER_KEY_CREATE_IF_MISSING: 'true',
       DATA_KEY_DIR: join(keyDir, 'elsewhere', 'data-keys'),
-      DATA_KEY_CACHE_TTL_MS: 1_000,
-    };
+    });
     await expect(RecordKeys.open(env, () => countStoredDataKeys(schema.pool), systemClock)).rejects.toMatchObject({
       code: 'key_file_missing',
     });
-    expect(existsSync(env.MASTER_KEY_FILE)).toBe(false);
+    expect(existsSync(join(keyDir, 'elsewhere', 'personal-server.keyring'))).toBe(false);
   });
 
   it('refuses bodies that do not match the catalog, and types the integration does not produce', async () => {

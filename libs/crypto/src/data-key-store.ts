@@ -2,14 +2,15 @@ import { constants } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { WrappedKey } from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
+
+import { WrappedKey } from './wrapped-key.js';
 
 const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * Where connections' wrapped data keys are kept: one file per key in a 0700 directory,
- * outside the database on purpose. The database holds ciphertext and a key id only, so
+ * Where a service's wrapped data keys are kept (personal-server's record keys, the broker's
+ * credential keys): one file per key in a 0700 directory, outside the database on purpose. The database holds ciphertext and a key id only, so
  * crypto-shredding is deleting one file: a database backup taken before the deletion has
  * no copy of the key and stays unreadable. (A wrapped key stored in the database would be
  * in that backup and still open with the KEK.) With Vault transit or a cloud KMS the same
