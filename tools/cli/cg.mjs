@@ -39,6 +39,13 @@ const USAGE = `usage: pnpm cg <command> [options]
   key issue --app <applicationId>          (prints the key once: store it now)
   key list --app <applicationId>
   key revoke --app <applicationId> --key <keyId>
+  sso get --org <orgId>
+  sso set --org <orgId> --issuer <https url> --client-id <id> [--email-domain <domain>...]
+             [--claim <name>=<value>...] [--sso-required]
+             (the org's own OpenID Connect IdP; the client secret is read from SSO_CLIENT_SECRET,
+             required the first time, kept when unset; redirect URI at the IdP:
+             <GATEWAY_URL>/v1/auth/sso/callback)
+  sso remove --org <orgId>
   integrations get --org <orgId>
   integrations set --org <orgId> --integration <id>...
              (the integrations the org allows; replaces the list; none until set)
@@ -58,6 +65,11 @@ const OPTIONS = /** @type {const} */ ({
   auth: { type: 'string' },
   'rotate-secret': { type: 'boolean' },
   'jwks-uri': { type: 'string' },
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  'email-domain': { type: 'string', multiple: true },
+  claim: { type: 'string', multiple: true },
+  'sso-required': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -199,6 +211,38 @@ function commandFor(positionals, v) {
     case 'integrations get': {
       const org = required(v, 'org');
       return (admin) => admin.integrations.get(org);
+    }
+    case 'sso get': {
+      const org = required(v, 'org');
+      return (admin) => admin.sso.get(org);
+    }
+    case 'sso set': {
+      const org = required(v, 'org');
+      /** @type {Record<string, string>} */
+      const requiredClaims = {};
+      for (const pair of v.claim ?? []) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) throw new UsageError(`--claim ${pair}: write it as <name>=<value>`);
+        requiredClaims[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      // Never a command-line argument: it would stay in shell history and show in `ps`.
+      const secret = process.env.SSO_CLIENT_SECRET;
+      const input = {
+        issuer: required(v, 'issuer'),
+        clientId: required(v, 'client-id'),
+        ...(secret ? { clientSecret: secret } : {}),
+        emailDomains: v['email-domain'] ?? [],
+        requiredClaims,
+        ssoRequired: v['sso-required'] === true,
+      };
+      return (admin) => admin.sso.set(org, input);
+    }
+    case 'sso remove': {
+      const org = required(v, 'org');
+      return async (admin) => {
+        await admin.sso.remove(org);
+        return { removed: true };
+      };
     }
     case 'integrations set': {
       const org = required(v, 'org');

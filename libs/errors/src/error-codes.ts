@@ -32,6 +32,20 @@ export const ErrorCodes = {
   /** A sensitive account change (adding a passkey) needs a passkey use within the last minutes. */
   reauthentication_required: { status: 401, title: 'Reauthentication required' },
 
+  // --- organization SSO (identity, src/sso) ----------------------------------
+  /** The person's organization requires its SSO: a passkey alone does not sign them in. */
+  sso_required: { status: 403, title: 'Organization SSO required' },
+  /** No organization with SSO matches the email domain or slug given. */
+  sso_not_configured: { status: 404, title: 'Organization SSO not configured' },
+  /** The IdP configuration is refused: not https, discovery failed, or it names another issuer. */
+  sso_issuer_invalid: { status: 422, title: 'SSO issuer invalid' },
+  /** The SSO callback's state is unknown, already used, expired or not this browser's. */
+  sso_state_invalid: { status: 400, title: 'SSO state invalid' },
+  /** The IdP's answer did not verify (wrong issuer, nonce mismatch, bad ID token, refused code) or was an error. */
+  sso_response_invalid: { status: 401, title: 'SSO response invalid' },
+  /** The IdP vouched for the person, but their email or claims do not make them a member of the organization. */
+  sso_membership_refused: { status: 403, title: 'Not a member of the organization' },
+
   // --- connect flow and connections (connection-broker) ---------------------
   /** The connection does not exist or the calling app holds no grant on it (never 403: existence does not leak). */
   connection_not_found: { status: 404, title: 'Connection not found' },

@@ -10,6 +10,8 @@ import type {
   OAuthClientInput,
   Organization,
   OrganizationInput,
+  OrganizationSso,
+  OrganizationSsoInput,
   OrgIntegrations,
   RevokedOAuthTokens,
 } from './types.js';
@@ -94,6 +96,25 @@ export class AdminClient {
         method: 'DELETE',
         path: `/v1/admin/applications/${seg(applicationId)}/api-keys/${seg(keyId)}`,
       }),
+  };
+
+  /**
+   * An organization's own OpenID Connect IdP: its people sign in through it (docs/identity.md).
+   * Register `<gateway>/v1/auth/sso/callback` as the redirect URI at the IdP.
+   */
+  readonly sso = {
+    get: (orgId: string) =>
+      this.http.request<OrganizationSso>({ method: 'GET', path: `/v1/admin/organizations/${seg(orgId)}/sso` }),
+    /** Creates or replaces it; the issuer's discovery must answer. Without clientSecret the stored one is kept. */
+    set: (orgId: string, input: OrganizationSsoInput) =>
+      this.http.request<OrganizationSso>({
+        method: 'PUT',
+        path: `/v1/admin/organizations/${seg(orgId)}/sso`,
+        json: input,
+        idempotent: true,
+      }),
+    remove: (orgId: string) =>
+      this.http.request<void>({ method: 'DELETE', path: `/v1/admin/organizations/${seg(orgId)}/sso` }),
   };
 
   /** The org layer of policy allows no integration until one is listed here (docs/policy.md). */

@@ -50,6 +50,9 @@ export type OAuthClient = Success<
   'put',
   200
 >;
+/** An organization's own OpenID Connect IdP (organization SSO); the client secret is never returned. */
+export type OrganizationSso = Success<'/v1/admin/organizations/{orgId}/sso', 'get', 200>;
+export type OrganizationSsoInput = Body<'/v1/admin/organizations/{orgId}/sso', 'put'>;
 /** The OAuth grants (token families) an application holds, one per person. */
 export type ApplicationOAuthGrants = Success<
   '/v1/admin/organizations/{orgId}/applications/{applicationId}/oauth-grants',

@@ -12,6 +12,7 @@ import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
 import { PolicyModule } from './policy/policy.module.js';
 import { RecordsModule } from './records/records.module.js';
+import { SsoModule } from './sso/sso.module.js';
 import { SyncModule } from './sync/sync.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
@@ -30,6 +31,7 @@ import { SyncModule } from './sync/sync.module.js';
     ConnectModule,
     RecordsModule,
     SyncModule,
+    SsoModule,
   ],
 })
 export class AppModule {}

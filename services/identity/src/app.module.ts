@@ -8,10 +8,19 @@ import { ApplicationsModule } from './applications/applications.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { OrganizationsModule } from './organizations/organizations.module.js';
+import { SsoModule } from './sso/sso.module.js';
 
 /** identity: organizations, users, applications, API keys, passkeys, SSO. One imported module per bounded context. */
 @Module({
-  imports: [DatabaseModule, OrganizationsModule, ApplicationsModule, ApiKeysModule, AccountsModule, OAuthModule],
+  imports: [
+    DatabaseModule,
+    OrganizationsModule,
+    ApplicationsModule,
+    ApiKeysModule,
+    AccountsModule,
+    OAuthModule,
+    SsoModule,
+  ],
   // Every NATS request's strings are held to what Postgres can store, before any handler runs.
   providers: [{ provide: APP_INTERCEPTOR, useClass: StorableStringsInterceptor }],
 })

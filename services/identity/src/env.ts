@@ -68,6 +68,15 @@ const envSchema = z
       .min(300)
       .max(365 * 24 * 3600)
       .default(30 * 24 * 3600),
+    /**
+     * Accept an organization's SSO issuer on plain http when it is on this machine
+     * (localhost, 127.0.0.1, [::1]): development and tests only. Every other issuer must be
+     * https: ID tokens and client secrets must not cross a network in clear.
+     */
+    SSO_ALLOW_INSECURE_LOCALHOST: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
   })
   .superRefine(refineRuntimeEnv);
 

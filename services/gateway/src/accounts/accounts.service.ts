@@ -1,4 +1,4 @@
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
@@ -67,21 +67,31 @@ export class AccountsService {
       kind === 'registration'
         ? await this.rpcClient.request(rpc.identity.finishPasskeyRegistration, message, { timeoutMs: 5_000 })
         : await this.rpcClient.request(rpc.identity.finishPasskeyAuthentication, message, { timeoutMs: 5_000 });
-    const expiresAt = done.sessionExpiresAt ? timestampDate(done.sessionExpiresAt) : this.clock.date();
-    // The browser's previous session (if any) ends: one browser, one live session.
-    const previous = parseCookies(cookieHeader).get(SESSION_COOKIE);
-    if (previous) await this.rpcClient.request(rpc.identity.signOut, { sessionToken: previous }).catch(() => undefined);
     return {
       userId: done.userId,
       newUser: done.newUser,
       cookies: [
-        serializeCookie(SESSION_COOKIE, done.sessionToken, {
-          maxAge: (expiresAt.getTime() - this.clock.now()) / 1_000,
-          sameSite: 'Lax',
-        }),
+        await this.signedIn(done, cookieHeader),
         serializeCookie(CEREMONY_COOKIE, '', { maxAge: 0, sameSite: 'Strict' }),
       ],
     };
+  }
+
+  /**
+   * A new session for this browser (a passkey ceremony or an SSO sign-in opened it): its
+   * cookie. The browser's previous session (if any) ends: one browser, one live session.
+   */
+  async signedIn(
+    done: { sessionToken: string; sessionExpiresAt?: Timestamp | undefined },
+    cookieHeader: string | undefined,
+  ): Promise<string> {
+    const expiresAt = done.sessionExpiresAt ? timestampDate(done.sessionExpiresAt) : this.clock.date();
+    const previous = parseCookies(cookieHeader).get(SESSION_COOKIE);
+    if (previous) await this.rpcClient.request(rpc.identity.signOut, { sessionToken: previous }).catch(() => undefined);
+    return serializeCookie(SESSION_COOKIE, done.sessionToken, {
+      maxAge: (expiresAt.getTime() - this.clock.now()) / 1_000,
+      sameSite: 'Lax',
+    });
   }
 
   /** The signed-in user of a request that may or may not carry a session (for `auth: 'none'` routes). */

@@ -40,6 +40,12 @@ export function renderSigninPage(returnTo: string, options: { forceLogin?: boole
   <h2>I have an account</h2>
   <button id="sign-in" type="button">Sign in with a passkey</button>
 </section>
+<section id="organization">
+  <h2>Sign in with your organization</h2>
+  <label for="organization-name">Your work email, or your organization's name on Context Gateway</label>
+  <input id="organization-name" name="organization" autocomplete="email" maxlength="320">
+  <button id="sign-in-sso" type="button" class="secondary">Continue with single sign-on</button>
+</section>
 <section id="create">
   <h2>New here?</h2>
   <label for="display-name">Your name (shown only to you)</label>
@@ -98,6 +104,15 @@ export const SIGNIN_SCRIPT = `'use strict';
       .then(function (response) { return call('POST', '/v1/auth/passkeys/registration/verify', { response: response }); })
       .then(done, fail);
   });
+  // Organization SSO: the gateway answers with the IdP's authorization URL (and a cookie binding
+  // the sign-in to this browser); the IdP sends the browser back to /v1/auth/sso/callback.
+  document.getElementById('sign-in-sso').addEventListener('click', function () {
+    var organization = document.getElementById('organization-name').value.trim();
+    if (!organization) { show('Enter your work email or your organization.', true); return; }
+    busy(true); show('Taking you to your organization…', false);
+    call('POST', '/v1/auth/sso/start', { organization: organization, returnTo: returnTo })
+      .then(function (started) { window.location.assign(started.authorizationUrl); }, fail);
+  });
   document.getElementById('continue').addEventListener('click', function () { window.location.assign(returnTo); });
   document.getElementById('sign-out').addEventListener('click', function () {
     call('DELETE', '/v1/auth/session').then(function () { window.location.reload(); }, fail);
@@ -109,6 +124,7 @@ export const SIGNIN_SCRIPT = `'use strict';
     document.getElementById('signed-in').hidden = false;
     document.getElementById('signed-out').hidden = true;
     document.getElementById('create').hidden = true;
+    document.getElementById('organization').hidden = true;
   }, function () { /* not signed in: the page as rendered */ });
 })();
 `;

@@ -15,6 +15,8 @@ export const COOKIES = {
   csrf: '__Host-cg_csrf',
   /** The OAuth state of a connect flow, bound to the browser that left for the source. */
   connectState: '__Host-cg_connect_state',
+  /** An organization SSO sign-in in progress, bound to the browser that left for the IdP. */
+  sso: '__Host-cg_sso',
 } as const;
 
 /** The prefix every cookie of ours carries: a request with one is cookie-authenticated. */

@@ -18,6 +18,7 @@ import { SessionsService } from './sessions.service.js';
     SessionsRepository,
   ],
   // The OAuth authorization server signs people in with their gateway session (src/oauth/).
-  exports: [SessionsService],
+  // SSO (src/sso/) provisions users and opens sessions for them.
+  exports: [SessionsService, UsersRepository],
 })
 export class AccountsModule {}

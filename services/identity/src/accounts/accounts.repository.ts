@@ -39,6 +39,15 @@ export class UsersRepository {
     return tx.passkey.findMany({ where: { userId } });
   }
 
+  /** An organization of the user's that requires its SSO (a passkey alone does not sign them in), if any. */
+  async ssoRequiredBy(userId: string, tx: Tx = this.db): Promise<string | undefined> {
+    const membership = await tx.membership.findFirst({
+      where: { userId, organization: { sso: { ssoRequired: true } } },
+      select: { orgId: true },
+    });
+    return membership?.orgId;
+  }
+
   findPasskey(credentialId: string, tx: Tx = this.db): Promise<(Passkey & { user: User }) | null> {
     return tx.passkey.findUnique({ where: { credentialId }, include: { user: true } });
   }
@@ -108,7 +117,7 @@ export class SessionsRepository {
   constructor(@Inject(IDENTITY_DB) private readonly db: IdentityDb) {}
 
   create(
-    data: { userId: string; tokenHash: string; createdAt: Date; expiresAt: Date },
+    data: { userId: string; tokenHash: string; createdAt: Date; expiresAt: Date; method: string },
     tx: Tx = this.db,
   ): Promise<Session> {
     return tx.session.create({ data });

@@ -228,6 +228,10 @@ export class PasskeysService {
       throw refused(error);
     }
     if (!verified.verified) throw refused();
+    // The passkey is this person's, but their organization wants them to come through its IdP.
+    if (await this.users.ssoRequiredBy(passkey.userId)) {
+      throw new AppError('sso_required', 'Your organization requires you to sign in with its single sign-on');
+    }
     const next = BigInt(verified.authenticationInfo.newCounter);
     return this.users.transaction(async (tx) => {
       // Compare-and-set: a concurrent sign-in that already moved the counter makes this one fail.

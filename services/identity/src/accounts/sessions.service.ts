@@ -20,13 +20,18 @@ export class SessionsService {
   ) {}
 
   /**
-   * Opens a session at `now`, the instant of the passkey ceremony that proved presence: the
-   * session's start is what the gateway reads as "passkey last used" (re-authentication).
+   * Opens a session at `now`, the instant of the passkey ceremony (or SSO sign-in) that
+   * proved presence: the session's start is what the gateway reads as "last authenticated".
    */
-  async open(userId: string, now: Date, tx?: Tx): Promise<{ token: string; expiresAt: Date }> {
+  async open(
+    userId: string,
+    now: Date,
+    tx?: Tx,
+    method: 'passkey' | 'sso' = 'passkey',
+  ): Promise<{ token: string; expiresAt: Date }> {
     const token = newSecret(SESSION_PREFIX);
     const expiresAt = new Date(now.getTime() + this.env.SESSION_TTL_SECONDS * 1_000);
-    await this.sessions.create({ userId, tokenHash: sha256(token), createdAt: now, expiresAt }, tx);
+    await this.sessions.create({ userId, tokenHash: sha256(token), createdAt: now, expiresAt, method }, tx);
     return { token, expiresAt };
   }
 

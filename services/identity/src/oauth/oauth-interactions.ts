@@ -22,7 +22,7 @@ export interface InteractionDeps {
   /** The person of a live gateway session, and when they last used their passkey; undefined when not signed in. */
   resolveSession: (
     token: string,
-  ) => Promise<{ userId: string; displayName: string; authenticatedAt: Date } | undefined>;
+  ) => Promise<{ userId: string; displayName: string; authenticatedAt: Date; method: string } | undefined>;
   /** The clock, in epoch milliseconds. */
   now: () => number;
   /** The application's display name, by client id. */
@@ -104,7 +104,13 @@ export class OAuthInteractions {
       await provider.interactionFinished(
         req,
         res,
-        { login: { accountId: person.userId, ts: Math.floor(person.authenticatedAt.getTime() / 1_000), amr: ['hwk'] } },
+        {
+          login: {
+            accountId: person.userId,
+            ts: Math.floor(person.authenticatedAt.getTime() / 1_000),
+            amr: [person.method === 'sso' ? 'fed' : 'hwk'],
+          },
+        },
         { mergeWithLastSubmission: false },
       );
       return;

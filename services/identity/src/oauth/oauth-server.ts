@@ -164,7 +164,12 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       resolveSession: async (token) => {
         try {
           const session = await this.sessions.resolve(token);
-          return { userId: session.userId, displayName: session.user.displayName, authenticatedAt: session.createdAt };
+          return {
+            userId: session.userId,
+            displayName: session.user.displayName,
+            authenticatedAt: session.createdAt,
+            method: session.method,
+          };
         } catch {
           return undefined;
         }
