@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync, verify as verifySignature } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -54,8 +54,17 @@ async function call(method: string, path: string, token?: string, body?: unknown
 
 const createOrg = (name: string) => call('POST', '/v1/admin/organizations', OPERATOR_TOKEN, { name });
 
-function runVerify(): { code: number; out: string } {
-  const result = spawnSync(process.execPath, [join(rootDir, 'services/audit/dist/log/verify.cli.js')], {
+/**
+ * The log's public key as an auditor pins it once (raw Ed25519, base64): read here from the
+ * key the stack created, as the operator would hand it over on day one.
+ */
+function pinnedPublicKey(): string {
+  const pem = readFileSync(join(keyDir, 'audit-signing.key'), 'utf8');
+  return Buffer.from(createPublicKey(pem).export({ format: 'jwk' }).x!, 'base64url').toString('base64');
+}
+
+function runVerify(args = ['--public-key', pinnedPublicKey()]): { code: number; out: string } {
+  const result = spawnSync(process.execPath, [join(rootDir, 'services/audit/dist/log/verify.cli.js'), ...args], {
     env: {
       ...process.env,
       DATABASE_URL: stack.databaseUrl,
@@ -359,6 +368,19 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
       client.release();
     }
   }
+
+  it('refuses to run without a pinned public key, and fails for a key that did not sign', () => {
+    const none = runVerify([]);
+    expect(none.code).toBe(2);
+    expect(none.out).toContain('no pinned public key');
+    const other = createPublicKey(generateKeyPairSync('ed25519').publicKey);
+    const wrong = runVerify([
+      '--public-key',
+      Buffer.from(other.export({ format: 'jwk' }).x!, 'base64url').toString('base64'),
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.out).toContain('no signature by the trusted key');
+  });
 
   it('the trigger refuses UPDATE and DELETE even to the superuser', async () => {
     await expect(db.query(`UPDATE audit.audit_entries SET outcome = 'denied' WHERE seq = 1`)).rejects.toThrow(

@@ -8,7 +8,7 @@
 import type { KeyObject } from 'node:crypto';
 
 import { isHash } from './hash.js';
-import { openNote, signNote } from './signed-note.js';
+import { type NoteSigner, openNote, signNote, signNoteWith } from './signed-note.js';
 import { assertCount, invalid } from './tree-math.js';
 
 export interface Checkpoint {
@@ -69,6 +69,15 @@ export function parseCheckpoint(body: string): Checkpoint {
 /** Signs the checkpoint and returns the whole signed note (what gets stored and served). */
 export function signCheckpoint(checkpoint: Checkpoint, privateKey: KeyObject, keyName = checkpoint.origin): string {
   return signNote(encodeCheckpoint(checkpoint), privateKey, keyName);
+}
+
+/** signCheckpoint with a key that may live in a key store (libs/crypto Signer). */
+export function signCheckpointWith(
+  checkpoint: Checkpoint,
+  signer: NoteSigner,
+  keyName = checkpoint.origin,
+): Promise<string> {
+  return signNoteWith(encodeCheckpoint(checkpoint), signer, keyName);
 }
 
 /**

@@ -1,6 +1,7 @@
 export * from './canonical-json.js';
 export * from './checkpoint.js';
 export * from './compact-tree.js';
+export * from './cosignature.js';
 export * from './hash.js';
 export * from './log-entry.js';
 export * from './proofs.js';

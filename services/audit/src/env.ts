@@ -1,3 +1,4 @@
+import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
@@ -9,9 +10,15 @@ import { z } from 'zod';
 const envSchema = z
   .object({
     ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT.audit }),
-    /** The master keyring (libs/crypto); the checkpoint signing key lives in the same folder unless AUDIT_SIGNING_KEY_FILE says otherwise. */
+    /**
+     * The checkpoint signing key's store: KEY_PROVIDER=pkcs11 keeps it in a token (an Ed25519
+     * key pair labelled PKCS11_KEY_LABEL, never in a file this service can read);
+     * KEY_PROVIDER=local (development) keeps it in AUDIT_SIGNING_KEY_FILE.
+     */
+    ...keyStoreEnvShape('audit.checkpoint-signing'),
+    /** The key folder (KEY_PROVIDER=local): the checkpoint signing key lives next to this path unless AUDIT_SIGNING_KEY_FILE says otherwise. */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
-    /** Ed25519 checkpoint signing key (PKCS#8 PEM, 0600), created on first start. Default: `audit-signing.key` next to MASTER_KEY_FILE. */
+    /** KEY_PROVIDER=local: Ed25519 checkpoint signing key (PKCS#8 PEM, 0600), created on first start. Default: `audit-signing.key` next to MASTER_KEY_FILE. */
     AUDIT_SIGNING_KEY_FILE: z.string().min(1).optional(),
     /** The log's name in every checkpoint (C2SP origin line) and the signature's key name. */
     AUDIT_LOG_ORIGIN: z
@@ -30,7 +37,10 @@ const envSchema = z
     /** A standby instance retries taking the writer lock this often. */
     AUDIT_STANDBY_POLL_MS: z.coerce.number().int().min(50).default(2_000),
   })
-  .superRefine(refineRuntimeEnv);
+  .superRefine((env, ctx) => {
+    refineRuntimeEnv(env, ctx);
+    refineKeyStoreEnv(env, ctx);
+  });
 
 export type Env = z.infer<typeof envSchema>;
 

@@ -118,7 +118,7 @@ export class LogQueryService {
     if (!stored) throw new AppError('not_found', 'No such checkpoint');
     const key = await this.signingKey.get();
     // An Ed25519 JWK always has `x` (the raw public key); signing-key.ts refuses any other key type.
-    const { x } = key.publicKey.export({ format: 'jwk' });
+    const { x } = key.signer.publicKey.export({ format: 'jwk' });
     if (x === undefined) throw new AppError('internal', 'The checkpoint signing key has no public key bytes');
     const raw = Buffer.from(x, 'base64url');
     return { checkpoint: checkpointMessage(stored), publicKey: raw, keyName: key.keyName };

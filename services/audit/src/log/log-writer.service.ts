@@ -2,7 +2,13 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { fetchCompactTree, fetchRootHash, hashesEqual, LogWriter, signCheckpoint } from '@context-gateway/merkle-log';
+import {
+  fetchCompactTree,
+  fetchRootHash,
+  hashesEqual,
+  LogWriter,
+  signCheckpointWith,
+} from '@context-gateway/merkle-log';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
 import { events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -387,7 +393,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       rootHash: writer.root(),
       timestamp: this.clock.date(),
     };
-    const note = signCheckpoint(checkpoint, key.privateKey, key.keyName);
+    const note = await signCheckpointWith(checkpoint, key.signer, key.keyName);
     await LogRepository.insertCheckpoint(db, {
       treeSize: checkpoint.treeSize,
       rootHash: checkpoint.rootHash,

@@ -1,13 +1,13 @@
 import 'reflect-metadata';
 
-import { createPublicKey, randomUUID } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { toBinary } from '@bufbuild/protobuf';
 import { createPool } from '@context-gateway/database';
 import { type TestSchema } from '@context-gateway/database/testing';
-import { verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
+import { noteText, signNote, verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
 import { type AuditEvent, AuditEventSchema, AuditOutcome, events, streams } from '@context-gateway/proto';
@@ -99,7 +99,7 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     expect(first.get(LogWriterService).stats.duplicates).toBeGreaterThanOrEqual(1);
 
     const key = await first.get(SigningKeyHolder).get();
-    const result = await verifyStoredLog(db.pool, key.publicKey, env.AUDIT_LOG_ORIGIN);
+    const result = await verifyStoredLog(db.pool, key.signer.publicKey, env.AUDIT_LOG_ORIGIN);
     expect(result).toMatchObject({ ok: true, treeSize: 1000 });
     expect((result as { checkpointsMatched: number }).checkpointsMatched).toBeGreaterThanOrEqual(1);
   }, 30_000);
@@ -134,7 +134,7 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     expect(second.get(LogWriterService).stats.active).toBe(true);
     await sleep(400);
     const key = await second.get(SigningKeyHolder).get();
-    expect(await verifyStoredLog(db.pool, key.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({
+    expect(await verifyStoredLog(db.pool, key.signer.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({
       ok: true,
       treeSize: 1500,
     });
@@ -240,7 +240,7 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
       try {
         await pool.query(tamper);
         const key = await instances[1]!.get(SigningKeyHolder).get();
-        return await verifyStoredLog(pool, key.publicKey, env.AUDIT_LOG_ORIGIN);
+        return await verifyStoredLog(pool, key.signer.publicKey, env.AUDIT_LOG_ORIGIN);
       } finally {
         await pool.end();
         await db.pool.query(`DROP SCHEMA ${copy} CASCADE`);
@@ -270,6 +270,31 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
       );
       expect(result).toMatchObject({ ok: false, index: 400 });
       expect(['inserted', 'reordered']).toContain((result as { kind: string }).kind);
+    });
+
+    it('checkpoints re-signed with another key (the pinned key is not derived from a key file)', async () => {
+      const forger = generateKeyPairSync('ed25519');
+      const copy = `${db.schema}_r${Math.floor(Math.random() * 1e6)}`;
+      await db.pool.query(
+        `CREATE SCHEMA ${copy}; CREATE TABLE ${copy}.audit_entries AS SELECT * FROM audit_entries; CREATE TABLE ${copy}.checkpoints AS SELECT * FROM checkpoints`,
+      );
+      const pool = createPool({ url: db.url, schema: copy, max: 2, applicationName: 'audit-tamper-test' });
+      try {
+        // Whoever rewrites the log must sign new checkpoints; without the pinned key, with their own.
+        for (const { tree_size, note } of (await pool.query('SELECT tree_size, note FROM checkpoints')).rows) {
+          const resigned = signNote(noteText(note as string), forger.privateKey, env.AUDIT_LOG_ORIGIN);
+          await pool.query('UPDATE checkpoints SET note = $1 WHERE tree_size = $2', [resigned, tree_size]);
+        }
+        const key = await instances[1]!.get(SigningKeyHolder).get();
+        const pinned = await verifyStoredLog(pool, key.signer.publicKey, env.AUDIT_LOG_ORIGIN);
+        expect(pinned).toMatchObject({ ok: false, kind: 'checkpoint_mismatch' });
+        expect((pinned as { detail: string }).detail).toContain('no signature by the trusted key');
+        // What a verifier deriving the key from whatever key file it finds would have said:
+        expect(await verifyStoredLog(pool, forger.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({ ok: true });
+      } finally {
+        await pool.end();
+        await db.pool.query(`DROP SCHEMA ${copy} CASCADE`);
+      }
     });
 
     it('two swapped entries', async () => {
@@ -328,7 +353,7 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
 
   it('refuses to generate a new signing key while checkpoints signed by the missing one are stored', async () => {
     const path = join(keyDir, 'moved', 'audit-signing.key');
-    const holder = new SigningKeyHolder({ ...env, AUDIT_SIGNING_KEY_FILE: path }, db.pool);
+    const holder = new SigningKeyHolder({ ...env, AUDIT_SIGNING_KEY_FILE: path }, db.pool, logger);
     await expect(holder.get()).rejects.toMatchObject({ code: 'key_file_missing' });
     expect(existsSync(path)).toBe(false);
   });

@@ -1,26 +1,25 @@
 import { refuseNewKeyWhileInUse } from '@context-gateway/crypto';
-import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
+import { LOGGER, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Pool } from 'pg';
+import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { LogRepository } from './log.repository.js';
-import { loadOrCreateSigningKey, type SigningKey, signingKeyPath } from './signing-key.js';
+import { type CheckpointKey, openCheckpointKey } from './signing-key.js';
 
-/** Loads the checkpoint signing key once (see signing-key.ts for where it lives and why). */
+/** Opens the checkpoint signing key once (see signing-key.ts for where it lives and why). */
 @Injectable()
-export class SigningKeyHolder {
-  private key: Promise<SigningKey> | undefined;
-  private readonly path: string;
+export class SigningKeyHolder implements OnModuleDestroy {
+  private key: Promise<CheckpointKey> | undefined;
 
   constructor(
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(PG_POOL) private readonly pool: Pool,
-  ) {
-    this.path = signingKeyPath(env);
-  }
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
 
-  get(): Promise<SigningKey> {
+  get(): Promise<CheckpointKey> {
     // A new key would sign the next checkpoints under another identity: auditors holding the
     // old public key could no longer verify them, and a log swapped under a fresh key would
     // look just as valid. Only a log with no checkpoints yet gets a key generated for it.
@@ -28,12 +27,22 @@ export class SigningKeyHolder {
       () => LogRepository.asWriterRole(this.pool, (db) => LogRepository.checkpointCount(db)),
       'checkpoints signed with it',
     );
-    this.key ??= loadOrCreateSigningKey(this.path, this.env.AUDIT_LOG_ORIGIN, { beforeCreate }).catch(
+    this.key ??= openCheckpointKey(this.env, { createIfMissing: true, beforeCreate }).then(
+      (key) => {
+        // Public: the key auditors pin (`pnpm audit:verify --public-key <this>`).
+        this.logger.info({ verifierKey: key.verifierKey }, 'audit checkpoint signing key opened');
+        return key;
+      },
       (error: unknown) => {
         this.key = undefined;
         throw error;
       },
     );
     return this.key;
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const key = await this.key?.catch(() => undefined);
+    key?.signer.close();
   }
 }

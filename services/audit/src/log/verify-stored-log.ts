@@ -30,7 +30,8 @@ function columnsMatch(row: EntryRow): boolean {
 
 /**
  * Recomputes the whole log from Postgres — every leaf hash, the hash chain, the tree — and
- * checks it against every signed checkpoint (signatures checked with `publicKey`). Names
+ * checks it against every signed checkpoint (signatures checked with `publicKey`, the key
+ * the auditor pinned: a checkpoint re-signed by any other key is `checkpoint_mismatch`). Names
  * the first entry that was edited, deleted, inserted or reordered (libs/merkle-log
  * verifyLog), or whose search columns were changed to hide it from auditors.
  */
@@ -38,13 +39,14 @@ export async function verifyStoredLog(
   pool: pg.Pool,
   publicKey: KeyObject,
   origin: string,
+  keyName = origin,
 ): Promise<StoredLogVerification> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const checkpoints: VerifiedCheckpoint[] = [];
     for (const stored of await LogRepository.allCheckpoints(client)) {
-      const verified = verifyCheckpoint(stored.note, publicKey, { origin });
+      const verified = verifyCheckpoint(stored.note, publicKey, { origin, keyName });
       if (!verified.ok)
         return {
           ok: false,

@@ -1,17 +1,56 @@
 /**
- * `pnpm audit:verify`: recomputes the audit log stored in Postgres and checks it against
- * every signed checkpoint. Exit 0 when intact; exit 1 naming the first entry that was
- * edited, deleted, inserted or reordered. Reads the same environment as the service
- * (DATABASE_URL, DATABASE_SCHEMA, MASTER_KEY_FILE / AUDIT_SIGNING_KEY_FILE, AUDIT_LOG_ORIGIN).
+ * `pnpm audit:verify --public-key <key>`: recomputes the audit log stored in Postgres and
+ * checks it against every signed checkpoint, with the log's public key as the auditor
+ * pinned it — never one derived from the signing key, which whoever holds the key file
+ * (or the token) could swap together with a rewritten log. Exit 0 when intact; exit 1
+ * naming the first entry that was edited, deleted, inserted or reordered, or a checkpoint
+ * the pinned key did not sign; exit 2 when it cannot run. Reads DATABASE_URL,
+ * DATABASE_SCHEMA and AUDIT_LOG_ORIGIN like the service.
  */
+import { parseArgs } from 'node:util';
+
 import { createPool } from '@context-gateway/database';
 
 import { loadEnv } from '../env.js';
-import { loadOrCreateSigningKey, signingKeyPath } from './signing-key.js';
+import { parsePinnedKey, type PinnedKey } from './pinned-key.js';
+import { openCheckpointKey } from './signing-key.js';
 import { verifyStoredLog } from './verify-stored-log.js';
 
+const USAGE = `usage: pnpm audit:verify --public-key <verifier key | base64 | PEM | file>
+       pnpm audit:verify --dev-key-file    (local development only: trusts the local key file)`;
+
+const { values } = parseArgs({
+  options: {
+    'public-key': { type: 'string' },
+    'dev-key-file': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
 const env = loadEnv();
-const keyFile = signingKeyPath(env);
+async function pinnedLogKey(): Promise<PinnedKey> {
+  if (values['public-key'] !== undefined) {
+    if (values['dev-key-file']) throw new Error('give --public-key or --dev-key-file, not both');
+    return parsePinnedKey(values['public-key'], { type: 0x01, defaultName: env.AUDIT_LOG_ORIGIN });
+  }
+  if (!values['dev-key-file']) {
+    throw new Error(
+      `no pinned public key. Pass the log's public key as the auditor received it (the service logs it as verifierKey on start).\n${USAGE}`,
+    );
+  }
+  console.error(
+    'WARNING --dev-key-file: the public key is derived from the local signing key. Whoever can replace that file and the database can rewrite the log unnoticed; pin the public key (--public-key) anywhere but a development machine.',
+  );
+  const key = await openCheckpointKey(env, { createIfMissing: false });
+  key.signer.close();
+  return { publicKey: key.signer.publicKey, name: key.keyName };
+}
+
 const pool = createPool({
   url: env.DATABASE_URL,
   schema: env.DATABASE_SCHEMA ?? 'audit',
@@ -20,9 +59,9 @@ const pool = createPool({
   statementTimeoutMs: 0,
 });
 try {
-  const key = await loadOrCreateSigningKey(keyFile, env.AUDIT_LOG_ORIGIN, { create: false });
+  const pinned = await pinnedLogKey();
   const started = Date.now();
-  const result = await verifyStoredLog(pool, key.publicKey, env.AUDIT_LOG_ORIGIN);
+  const result = await verifyStoredLog(pool, pinned.publicKey, env.AUDIT_LOG_ORIGIN, pinned.name);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (result.ok) {
     console.log(

@@ -110,7 +110,7 @@ describe('the audit log writer survives its database connection dying', () => {
     expect(instance!.get(LogWriterService).stats.active).toBe(true);
     // The sessions before and after the breaks continue one log, under the same key.
     const key = await instance!.get(SigningKeyHolder).get();
-    expect(await verifyStoredLog(db.pool, key.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({
+    expect(await verifyStoredLog(db.pool, key.signer.publicKey, env.AUDIT_LOG_ORIGIN)).toMatchObject({
       ok: true,
       treeSize: 1500,
     });
