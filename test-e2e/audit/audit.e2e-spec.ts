@@ -373,7 +373,7 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
     const none = runVerify([]);
     expect(none.code).toBe(2);
     expect(none.out).toContain('no pinned public key');
-    const other = createPublicKey(generateKeyPairSync('ed25519').publicKey);
+    const other = generateKeyPairSync('ed25519').publicKey;
     const wrong = runVerify([
       '--public-key',
       Buffer.from(other.export({ format: 'jwk' }).x!, 'base64url').toString('base64'),
