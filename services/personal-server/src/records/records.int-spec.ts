@@ -341,6 +341,31 @@ describe('personal-server storage and query path', () => {
     ).toBe(rows[0].v);
   });
 
+  it('an item a listing missed (an undated deletion) comes back when the source lists it again; a dated deletion holds', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(7), playlist(8)]);
+    // What syncCollection sends for ids a walk did not see: no source time.
+    const missed = (n: number) =>
+      create(RecordInputSchema, { type: 'media.playlist', externalId: `pl-${n}`, deleted: true });
+    const dated = create(RecordInputSchema, {
+      type: 'media.playlist',
+      externalId: 'pl-8',
+      deleted: true,
+      sourceUpdatedAt: timestampFromDate(new Date()),
+    });
+    expect(await write(user, connection, [missed(7), dated])).toEqual({ written: 0, unchanged: 0, tombstoned: 2 });
+    // The next walk lists both again, unchanged at the source (same updated_at as before).
+    expect(await write(user, connection, [playlist(7), playlist(8)])).toEqual({
+      written: 1,
+      unchanged: 1,
+      tombstoned: 0,
+    });
+    const live = (await page(connection, APP_PLAYLISTS)).records.filter((r) => !r.deleted).map((r) => r.externalId);
+    expect(live).toEqual(['pl-7']);
+  });
+
   it('refuses to start with a fresh keyring while connections whose data keys the missing one wrapped are stored', async () => {
     await write(userOn(0), randomUUID(), [playlist(1)]);
     const env = envSchema.parse({

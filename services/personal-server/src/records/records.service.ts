@@ -56,7 +56,14 @@ export class RecordsService {
     const allowed = typesForIntegration(request.integration);
     const batch = new Map<
       string,
-      { type: string; externalId: string; plaintext: Buffer | undefined; sourceUpdatedAt: Date }
+      {
+        type: string;
+        externalId: string;
+        plaintext: Buffer | undefined;
+        sourceUpdatedAt: Date;
+        /** The source said when (a deletion inferred from a listing that no longer shows the item does not). */
+        sourceTimed: boolean;
+      }
     >();
     const now = this.clock.date();
     request.records.forEach((record, index) => {
@@ -83,6 +90,7 @@ export class RecordsService {
         externalId: record.externalId,
         plaintext,
         sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now,
+        sourceTimed: record.sourceUpdatedAt !== undefined,
       });
     });
 
@@ -164,7 +172,14 @@ export class RecordsService {
           type: item.type,
           externalId: item.externalId,
           ciphertext: item.plaintext === undefined ? EMPTY : encrypt(recordId, item.type, item.plaintext),
-          sourceUpdatedAt: item.sourceUpdatedAt,
+          // A deletion the source did not date (a REST listing that no longer showed the item,
+          // which a listing walked while items move between pages can get wrong) keeps the
+          // last source time: when the source lists the item again, it comes back. Dated
+          // with our clock, only a later source change could revive it (issue #17's lost records).
+          sourceUpdatedAt:
+            item.plaintext === undefined && !item.sourceTimed && previous
+              ? previous.sourceUpdatedAt
+              : item.sourceUpdatedAt,
           deleted: item.plaintext === undefined,
           version,
         });
