@@ -20,10 +20,17 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string = ErrorCodes[code].title,
     readonly problems: FieldProblem[] = [],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; extensions?: Record<string, string> },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.extensions = options?.extensions ?? {};
   }
+
+  /**
+   * RFC 9457 extension members the HTTP edge adds to the problem (a `connectUrl` to act on).
+   * Safe to show to the caller, like the message; not carried over NATS.
+   */
+  readonly extensions: Readonly<Record<string, string>>;
 
   get status(): number {
     return ErrorCodes[this.code].status;

@@ -67,6 +67,11 @@ export const ErrorCodes = {
   connection_needs_reauth: { status: 409, title: 'Connection needs reauthorization' },
   /** The connection's source has no API (its data arrives as an uploaded file export): there is no token to hand out or sync with. */
   no_source_api: { status: 409, title: 'Source has no API' },
+  /**
+   * The person has no usable connection to the integration for this application (none, no
+   * grant, or the source refused it): the problem's `connectUrl` starts the connect flow.
+   */
+  connection_required: { status: 409, title: 'Connection required' },
   /** A consent form post without a matching CSRF token. */
   csrf_invalid: { status: 403, title: 'CSRF check failed' },
 

@@ -6,6 +6,8 @@ import {
   CreateConnectSessionResponseSchema,
   DecideConnectSessionRequestSchema,
   DecideConnectSessionResponseSchema,
+  FindUserGrantRequestSchema,
+  FindUserGrantResponseSchema,
   GetAccessTokenRequestSchema,
   GetAccessTokenResponseSchema,
   GetConnectionRequestSchema,
@@ -100,6 +102,20 @@ export const brokerRpc = {
     // May wait for a refresh at the source.
     timeoutMs: 15_000,
     validate: (m) => [...check.uuid(m.connectionId, 'connectionId')],
+  }),
+  findUserGrant: defineRpc({
+    subject: 'broker.v1.find_user_grant',
+    request: FindUserGrantRequestSchema,
+    response: FindUserGrantResponseSchema,
+    // Two index probes; on the hot path of credential-only mode and every gateway-mode tool call.
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...check.uuid(m.userId, 'userId'),
+      ...check.nonEmpty(m.integration, 'integration'),
+      ...check.maxLength(m.integration, 64, 'integration'),
+    ],
   }),
   revokeGrant: defineRpc({
     subject: 'broker.v1.revoke_grant',

@@ -1,5 +1,6 @@
 import { AdminClient } from './admin.js';
 import { ConnectClient, ConnectionsClient } from './connections.js';
+import { CredentialsClient } from './credentials.js';
 import { Transport, type TransportOptions } from './http.js';
 import { RecordsClient } from './records.js';
 import { ImportsClient, SyncClient } from './sync.js';
@@ -19,6 +20,7 @@ export class ContextGateway {
   readonly records: RecordsClient;
   readonly sync: SyncClient;
   readonly imports: ImportsClient;
+  readonly credentials: CredentialsClient;
 
   constructor(options: ContextGatewayOptions) {
     const { apiKey, ...rest } = options;
@@ -31,6 +33,7 @@ export class ContextGateway {
       sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     });
     this.imports = new ImportsClient(http);
+    this.credentials = new CredentialsClient(http);
   }
 }
 

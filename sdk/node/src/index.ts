@@ -2,6 +2,7 @@
 export { type AdminClient } from './admin.js';
 export { adminClient, ContextGateway, type ContextGatewayAdminOptions, type ContextGatewayOptions } from './client.js';
 export { type ConnectClient, type ConnectionsClient } from './connections.js';
+export { type CredentialsClient } from './credentials.js';
 export {
   AuthenticationError,
   ConnectionNotFoundError,

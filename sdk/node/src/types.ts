@@ -67,3 +67,6 @@ export type RevokedOAuthTokens = Success<
 export type ApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys/{keyId}', 'delete', 200>;
 export type IssuedApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys', 'post', 201>;
 export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/integrations', 'put', 200>;
+
+export type CredentialInput = Body<'/v1/credentials', 'post'>;
+export type Credential = Success<'/v1/credentials', 'post', 200>;

@@ -7,6 +7,7 @@ import { AuditModule } from './audit/audit.module.js';
 import { AuditorApiModule } from './auditor-api/auditor-api.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ConnectModule } from './connect/connect.module.js';
+import { CredentialsModule } from './credentials/credentials.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
@@ -29,6 +30,7 @@ import { SyncModule } from './sync/sync.module.js';
     PlatformHealthModule,
     PolicyModule,
     ConnectModule,
+    CredentialsModule,
     RecordsModule,
     SyncModule,
     SsoModule,

@@ -25,8 +25,12 @@ export function toProblem(error: AppError, instance: string, requestId: string):
     code: error.code,
     requestId,
     ...(error.problems.length > 0 ? { errors: error.problems } : {}),
+    // Extension members never replace the standard ones above.
+    ...Object.fromEntries(Object.entries(error.extensions).filter(([key]) => !STANDARD_MEMBERS.has(key))),
   };
 }
+
+const STANDARD_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'errors']);
 
 /** Fastify's own errors (raised before our handlers run) by their stable `code`. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {

@@ -339,6 +339,32 @@ describe('connect flow at the broker', () => {
     expect(connection?.scopes).toEqual(['demo:read:notes']);
   });
 
+  it("finds the person's connection an app holds a grant on (credential-only and gateway mode), and nothing for anyone else", async () => {
+    const find = (over: Partial<{ orgId: string; applicationId: string; userId: string; integration: string }>) =>
+      client.request(rpc.broker.findUserGrant, {
+        orgId: ORG,
+        applicationId: APP_A,
+        userId: ALICE,
+        integration: 'demo',
+        ...over,
+      });
+    expect(await find({})).toMatchObject({
+      connectionId,
+      scopes: ['demo:read:notes'],
+      status: ConnectionStatus.ACTIVE,
+    });
+    expect(await find({ applicationId: APP_B })).toMatchObject({ connectionId });
+    // Another app, another org, another person, another integration: nothing to use, nothing revealed.
+    for (const over of [
+      { applicationId: randomUUID() },
+      { orgId: randomUUID() },
+      { userId: randomUUID() },
+      { integration: 'github' },
+    ])
+      expect(await find(over)).toMatchObject({ connectionId: '', scopes: [], status: ConnectionStatus.UNSPECIFIED });
+    expect(await rejection(find({ userId: 'alice' }))).toBe('validation_failed');
+  });
+
   it('an app needing more source scopes sends the person to the source once more, asking for the old scopes too', async () => {
     // App B now asks for the profile only; the stored token carries notes.read (App A's).
     const session = await newSession(APP_B, ['demo:read:profile']);
@@ -526,6 +552,15 @@ describe('connect flow at the broker', () => {
       connectionId,
     });
     expect(connection?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
+    // Credential-only mode sends the person back through the connect flow.
+    expect(
+      await client.request(rpc.broker.findUserGrant, {
+        orgId: ORG,
+        applicationId: APP_A,
+        userId: ALICE,
+        integration: 'demo',
+      }),
+    ).toMatchObject({ connectionId: '', status: ConnectionStatus.NEEDS_REAUTH });
   });
 
   it('a token refused on two replicas is refreshed once, whenever each asks; a refusal of the new token refreshes again', async () => {

@@ -2,6 +2,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
   ConnectionStatus,
+  type FindUserGrantRequest,
   type GetAccessTokenRequest,
   type GetConnectionRequest,
   type ListUserConnectionsRequest,
@@ -74,6 +75,16 @@ export class ConnectionsHandler {
       // Sent back as refusedCredentialVersion when the source refuses this token.
       credentialVersion: connection.credentialVersion,
     };
+  }
+
+  @RpcHandler(rpc.broker.findUserGrant)
+  async findUserGrant(@Payload() m: FindUserGrantRequest) {
+    const found = await this.connections.findUsableForApp(m);
+    if (!found) return { connectionId: '', scopes: [], status: ConnectionStatus.UNSPECIFIED };
+    // A connection the source refused is not usable: the person reconnects through the connect flow.
+    if (found.connection.status !== 'active')
+      return { connectionId: '', scopes: [], status: STATUS[found.connection.status] };
+    return { connectionId: found.connection.id, scopes: found.scopes, status: ConnectionStatus.ACTIVE };
   }
 
   @RpcHandler(rpc.broker.listUserConnections)

@@ -63,6 +63,24 @@ export class ConnectionsService {
     return { connection, scopes: grant.scopes };
   }
 
+  /**
+   * The person's connection to an integration that this application may use: in this org, not
+   * deleted, with the application's active grant. Null when there is none (the connect flow
+   * makes one); a connection the source refused comes back with its status (reconnect).
+   */
+  async findUsableForApp(request: {
+    orgId: string;
+    applicationId: string;
+    userId: string;
+    integration: string;
+  }): Promise<{ connection: Connection; scopes: string[] } | null> {
+    const connection = await this.connections.findByUser(request.userId, request.integration);
+    if (!connection || connection.deletedAt || connection.orgId !== request.orgId) return null;
+    const grant = await this.grants.findActive(request.applicationId, connection.id);
+    if (!grant || grant.orgId !== request.orgId) return null;
+    return { connection, scopes: grant.scopes };
+  }
+
   /** The user's own connections (deleting ones too) and every grant on them: what a person sees and revokes from. */
   listForUser(userId: string) {
     return this.connections.listForUser(userId);

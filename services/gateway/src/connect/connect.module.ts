@@ -18,6 +18,7 @@ const FORM_ROUTES = new Set(['POST /v1/connect/:token']);
   imports: [AccountsModule],
   controllers: [ConnectSessionsController, ConsentController, MyConnectionsController],
   providers: [ConnectFlowService],
+  exports: [ConnectFlowService],
 })
 export class ConnectModule implements OnModuleInit {
   constructor(private readonly adapterHost: HttpAdapterHost) {}

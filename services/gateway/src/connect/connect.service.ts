@@ -84,6 +84,23 @@ export class ConnectFlowService {
     };
   }
 
+  /**
+   * A connect link for the person behind a `connection_required` answer: a connect session
+   * for this application and integration, back to its first registered callback URL with
+   * the scopes it may ask for there. Undefined when it registered neither (nothing to start).
+   */
+  async connectLinkFor(caller: ApplicationCaller, integration: string): Promise<string | undefined> {
+    const { application } = await this.rpc.request(rpc.identity.getApplication, {
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+    });
+    const callbackUrl = application?.callbackUrls[0];
+    const scopes = application?.scopes.filter((s) => s.startsWith(`${integration}:`)) ?? [];
+    if (!callbackUrl || scopes.length === 0 || !application.integrations.includes(integration)) return undefined;
+    const session = await this.createSession(caller, { integration, scopes, callbackUrl });
+    return session.connectUrl;
+  }
+
   /** What the consent page shows. */
   session(token: string, userId: string | undefined) {
     return this.rpc.request(rpc.broker.getConnectSession, { sessionToken: token, userId: userId ?? '' });

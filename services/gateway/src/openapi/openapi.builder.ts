@@ -28,6 +28,11 @@ const problemSchema = {
       type: 'array',
       items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
     },
+    connectUrl: {
+      type: 'string',
+      format: 'uri',
+      description: '`connection_required` only: send the person here to connect the integration.',
+    },
   },
 };
 

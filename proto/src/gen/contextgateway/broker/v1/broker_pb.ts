@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/broker/v1/broker.proto.
  */
 export const file_contextgateway_broker_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9icm9rZXIvdjEvYnJva2VyLnByb3RvEhhjb250ZXh0Z2F0ZXdheS5icm9rZXIudjEiNgoQU2NvcGVEZXNjcmlwdGlvbhINCgVzY29wZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSKtAQobQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIUCgxjYWxsYmFja191cmwYBiABKAkSEQoJYXBwX3N0YXRlGAcgASgJInkKHENyZWF0ZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKGEdldENvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiugIKGUdldENvbm5lY3RTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJEhgKEGludGVncmF0aW9uX25hbWUYBCABKAkSOgoGc2NvcGVzGAUgAygLMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLlNjb3BlRGVzY3JpcHRpb24SLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJYXV0aF90eXBlGAcgASgJEhkKEXJldXNlc19jb25uZWN0aW9uGAggASgIEg4KBm9yZ19pZBgJIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgKIAEoCSKTAQobRGVjaWRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSOwoIZGVjaXNpb24YAiABKA4yKS5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdERlY2lzaW9uEg8KB3VzZXJfaWQYAyABKAkSDwoHYXBpX2tleRgEIAEoCSKGAQocRGVjaWRlQ29ubmVjdFNlc3Npb25SZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSEwoLb2F1dGhfc3RhdGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIQCghncmFudF9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJIl0KHENvbXBsZXRlQXV0aG9yaXphdGlvblJlcXVlc3QSFgoOY2FsbGJhY2tfcXVlcnkYASABKAkSFAoMc3RhdGVfY29va2llGAIgASgJEg8KB3VzZXJfaWQYAyABKAkimgEKHUNvbXBsZXRlQXV0aG9yaXphdGlvblJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhAKCGdyYW50X2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSDgoGb3JnX2lkGAUgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAYgASgJIsoBCgpDb25uZWN0aW9uEgoKAmlkGAEgASgJEhMKC2ludGVncmF0aW9uGAIgASgJEjoKBnN0YXR1cxgDIAEoDjIqLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg4KBnNjb3BlcxgEIAMoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd1c2VyX2lkGAYgASgJEg4KBm9yZ19pZBgHIAEoCSJVChRHZXRDb25uZWN0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCSJRChVHZXRDb25uZWN0aW9uUmVzcG9uc2USOAoKY29ubmVjdGlvbhgBIAEoCzIkLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Db25uZWN0aW9uImkKFUdldEFjY2Vzc1Rva2VuUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhUKDWZvcmNlX3JlZnJlc2gYAiABKAgSIgoacmVmdXNlZF9jcmVkZW50aWFsX3ZlcnNpb24YAyABKA0i4QEKFkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLaW50ZWdyYXRpb24YBCABKAkSFAoMYXBpX2Jhc2VfdXJsGAUgASgJEhUKDXNvdXJjZV9zY29wZXMYBiADKAkSDwoHdXNlcl9pZBgHIAEoCRIaChJjcmVkZW50aWFsX3ZlcnNpb24YCCABKA0ibgocUmV2b2tlQ29ubmVjdGlvbkdyYW50UmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGb3JnX2lkGAQgASgJIjEKHVJldm9rZUNvbm5lY3Rpb25HcmFudFJlc3BvbnNlEhAKCGdyYW50X2lkGAEgASgJIkEKF1JlbW92ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJxChhSZW1vdmVDb25uZWN0aW9uUmVzcG9uc2USGQoRcmV2b2tlZF9hdF9zb3VyY2UYASABKAgSOgoGc3RhdHVzGAIgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMiLQoaTGlzdFVzZXJDb25uZWN0aW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKzAQoJVXNlckdyYW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGYWN0aXZlGAQgASgIEi4KCmdyYW50ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KDlVzZXJDb25uZWN0aW9uEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbhIzCgZncmFudHMYAiADKAsyIy5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuVXNlckdyYW50IlwKG0xpc3RVc2VyQ29ubmVjdGlvbnNSZXNwb25zZRI9Cgtjb25uZWN0aW9ucxgBIAMoCzIoLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Vc2VyQ29ubmVjdGlvbipqCg9Db25uZWN0RGVjaXNpb24SIAocQ09OTkVDVF9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhoKFkNPTk5FQ1RfREVDSVNJT05fQUxMT1cQARIZChVDT05ORUNUX0RFQ0lTSU9OX0RFTlkQAirVAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiIKHkNPTk5FQ1RJT05fU1RBVFVTX05FRURTX1JFQVVUSBACEh0KGUNPTk5FQ1RJT05fU1RBVFVTX1JFVk9LRUQQAxIeChpDT05ORUNUSU9OX1NUQVRVU19ERUxFVElORxAEEh0KGUNPTk5FQ1RJT05fU1RBVFVTX0RFTEVURUQQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9icm9rZXIvdjEvYnJva2VyLnByb3RvEhhjb250ZXh0Z2F0ZXdheS5icm9rZXIudjEiNgoQU2NvcGVEZXNjcmlwdGlvbhINCgVzY29wZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSKtAQobQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIUCgxjYWxsYmFja191cmwYBiABKAkSEQoJYXBwX3N0YXRlGAcgASgJInkKHENyZWF0ZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKGEdldENvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiugIKGUdldENvbm5lY3RTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJEhgKEGludGVncmF0aW9uX25hbWUYBCABKAkSOgoGc2NvcGVzGAUgAygLMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLlNjb3BlRGVzY3JpcHRpb24SLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJYXV0aF90eXBlGAcgASgJEhkKEXJldXNlc19jb25uZWN0aW9uGAggASgIEg4KBm9yZ19pZBgJIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgKIAEoCSKTAQobRGVjaWRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSOwoIZGVjaXNpb24YAiABKA4yKS5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdERlY2lzaW9uEg8KB3VzZXJfaWQYAyABKAkSDwoHYXBpX2tleRgEIAEoCSKGAQocRGVjaWRlQ29ubmVjdFNlc3Npb25SZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSEwoLb2F1dGhfc3RhdGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIQCghncmFudF9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJIl0KHENvbXBsZXRlQXV0aG9yaXphdGlvblJlcXVlc3QSFgoOY2FsbGJhY2tfcXVlcnkYASABKAkSFAoMc3RhdGVfY29va2llGAIgASgJEg8KB3VzZXJfaWQYAyABKAkimgEKHUNvbXBsZXRlQXV0aG9yaXphdGlvblJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhAKCGdyYW50X2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSDgoGb3JnX2lkGAUgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAYgASgJIsoBCgpDb25uZWN0aW9uEgoKAmlkGAEgASgJEhMKC2ludGVncmF0aW9uGAIgASgJEjoKBnN0YXR1cxgDIAEoDjIqLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg4KBnNjb3BlcxgEIAMoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd1c2VyX2lkGAYgASgJEg4KBm9yZ19pZBgHIAEoCSJVChRHZXRDb25uZWN0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCSJRChVHZXRDb25uZWN0aW9uUmVzcG9uc2USOAoKY29ubmVjdGlvbhgBIAEoCzIkLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Db25uZWN0aW9uImkKFUdldEFjY2Vzc1Rva2VuUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhUKDWZvcmNlX3JlZnJlc2gYAiABKAgSIgoacmVmdXNlZF9jcmVkZW50aWFsX3ZlcnNpb24YAyABKA0i4QEKFkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLaW50ZWdyYXRpb24YBCABKAkSFAoMYXBpX2Jhc2VfdXJsGAUgASgJEhUKDXNvdXJjZV9zY29wZXMYBiADKAkSDwoHdXNlcl9pZBgHIAEoCRIaChJjcmVkZW50aWFsX3ZlcnNpb24YCCABKA0iZAoURmluZFVzZXJHcmFudFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEwoLaW50ZWdyYXRpb24YBCABKAkiegoVRmluZFVzZXJHcmFudFJlc3BvbnNlEhUKDWNvbm5lY3Rpb25faWQYASABKAkSDgoGc2NvcGVzGAIgAygJEjoKBnN0YXR1cxgDIAEoDjIqLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzIm4KHFJldm9rZUNvbm5lY3Rpb25HcmFudFJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEg4KBm9yZ19pZBgEIAEoCSIxCh1SZXZva2VDb25uZWN0aW9uR3JhbnRSZXNwb25zZRIQCghncmFudF9pZBgBIAEoCSJBChdSZW1vdmVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkicQoYUmVtb3ZlQ29ubmVjdGlvblJlc3BvbnNlEhkKEXJldm9rZWRfYXRfc291cmNlGAEgASgIEjoKBnN0YXR1cxgCIAEoDjIqLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzIi0KGkxpc3RVc2VyQ29ubmVjdGlvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiswEKCVVzZXJHcmFudBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSDgoGc2NvcGVzGAMgAygJEg4KBmFjdGl2ZRgEIAEoCBIuCgpncmFudGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ/Cg5Vc2VyQ29ubmVjdGlvbhI4Cgpjb25uZWN0aW9uGAEgASgLMiQuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb24SMwoGZ3JhbnRzGAIgAygLMiMuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLlVzZXJHcmFudCJcChtMaXN0VXNlckNvbm5lY3Rpb25zUmVzcG9uc2USPQoLY29ubmVjdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuVXNlckNvbm5lY3Rpb24qagoPQ29ubmVjdERlY2lzaW9uEiAKHENPTk5FQ1RfREVDSVNJT05fVU5TUEVDSUZJRUQQABIaChZDT05ORUNUX0RFQ0lTSU9OX0FMTE9XEAESGQoVQ09OTkVDVF9ERUNJU0lPTl9ERU5ZEAIq1QEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIiCh5DT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEgQAhIdChlDT05ORUNUSU9OX1NUQVRVU19SRVZPS0VEEAMSHgoaQ09OTkVDVElPTl9TVEFUVVNfREVMRVRJTkcQBBIdChlDT05ORUNUSU9OX1NUQVRVU19ERUxFVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One of our scopes as a person reads it on the consent page.
@@ -572,6 +572,75 @@ export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = 
   messageDesc(file_contextgateway_broker_v1_broker, 13);
 
 /**
+ * broker.v1.find_user_grant: credential-only mode and gateway mode ask which connection
+ * of a person to an integration an application may use: the person's connection in that
+ * org, and the application's active grant on it. An empty connection_id means there is
+ * none usable (no connection, deleted, another org's, no active grant, or needs reauth):
+ * the person has to go through the connect flow first.
+ *
+ * @generated from message contextgateway.broker.v1.FindUserGrantRequest
+ */
+export type FindUserGrantRequest = Message<"contextgateway.broker.v1.FindUserGrantRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string integration = 4;
+   */
+  integration: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.FindUserGrantRequest.
+ * Use `create(FindUserGrantRequestSchema)` to create a new message.
+ */
+export const FindUserGrantRequestSchema: GenMessage<FindUserGrantRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 14);
+
+/**
+ * @generated from message contextgateway.broker.v1.FindUserGrantResponse
+ */
+export type FindUserGrantResponse = Message<"contextgateway.broker.v1.FindUserGrantResponse"> & {
+  /**
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * The scopes of the application's grant (the capabilities its policy check asks about).
+   *
+   * @generated from field: repeated string scopes = 2;
+   */
+  scopes: string[];
+
+  /**
+   * Set when a connection exists but cannot be used as it is (NEEDS_REAUTH): connect again.
+   *
+   * @generated from field: contextgateway.broker.v1.ConnectionStatus status = 3;
+   */
+  status: ConnectionStatus;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.FindUserGrantResponse.
+ * Use `create(FindUserGrantResponseSchema)` to create a new message.
+ */
+export const FindUserGrantResponseSchema: GenMessage<FindUserGrantResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 15);
+
+/**
  * broker.v1.revoke_grant: the user (or the app itself) ends an app's access.
  *
  * @generated from message contextgateway.broker.v1.RevokeConnectionGrantRequest
@@ -605,7 +674,7 @@ export type RevokeConnectionGrantRequest = Message<"contextgateway.broker.v1.Rev
  * Use `create(RevokeConnectionGrantRequestSchema)` to create a new message.
  */
 export const RevokeConnectionGrantRequestSchema: GenMessage<RevokeConnectionGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 14);
+  messageDesc(file_contextgateway_broker_v1_broker, 16);
 
 /**
  * @generated from message contextgateway.broker.v1.RevokeConnectionGrantResponse
@@ -622,7 +691,7 @@ export type RevokeConnectionGrantResponse = Message<"contextgateway.broker.v1.Re
  * Use `create(RevokeConnectionGrantResponseSchema)` to create a new message.
  */
 export const RevokeConnectionGrantResponseSchema: GenMessage<RevokeConnectionGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 15);
+  messageDesc(file_contextgateway_broker_v1_broker, 17);
 
 /**
  * broker.v1.remove_connection: the user removes a connection; revoked at the source,
@@ -648,7 +717,7 @@ export type RemoveConnectionRequest = Message<"contextgateway.broker.v1.RemoveCo
  * Use `create(RemoveConnectionRequestSchema)` to create a new message.
  */
 export const RemoveConnectionRequestSchema: GenMessage<RemoveConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 16);
+  messageDesc(file_contextgateway_broker_v1_broker, 18);
 
 /**
  * @generated from message contextgateway.broker.v1.RemoveConnectionResponse
@@ -675,7 +744,7 @@ export type RemoveConnectionResponse = Message<"contextgateway.broker.v1.RemoveC
  * Use `create(RemoveConnectionResponseSchema)` to create a new message.
  */
 export const RemoveConnectionResponseSchema: GenMessage<RemoveConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 17);
+  messageDesc(file_contextgateway_broker_v1_broker, 19);
 
 /**
  * broker.v1.list_user_connections: a signed-in user's own connections (not deleted; one
@@ -696,7 +765,7 @@ export type ListUserConnectionsRequest = Message<"contextgateway.broker.v1.ListU
  * Use `create(ListUserConnectionsRequestSchema)` to create a new message.
  */
 export const ListUserConnectionsRequestSchema: GenMessage<ListUserConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 18);
+  messageDesc(file_contextgateway_broker_v1_broker, 20);
 
 /**
  * @generated from message contextgateway.broker.v1.UserGrant
@@ -740,7 +809,7 @@ export type UserGrant = Message<"contextgateway.broker.v1.UserGrant"> & {
  * Use `create(UserGrantSchema)` to create a new message.
  */
 export const UserGrantSchema: GenMessage<UserGrant> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 19);
+  messageDesc(file_contextgateway_broker_v1_broker, 21);
 
 /**
  * @generated from message contextgateway.broker.v1.UserConnection
@@ -762,7 +831,7 @@ export type UserConnection = Message<"contextgateway.broker.v1.UserConnection"> 
  * Use `create(UserConnectionSchema)` to create a new message.
  */
 export const UserConnectionSchema: GenMessage<UserConnection> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 20);
+  messageDesc(file_contextgateway_broker_v1_broker, 22);
 
 /**
  * @generated from message contextgateway.broker.v1.ListUserConnectionsResponse
@@ -779,7 +848,7 @@ export type ListUserConnectionsResponse = Message<"contextgateway.broker.v1.List
  * Use `create(ListUserConnectionsResponseSchema)` to create a new message.
  */
 export const ListUserConnectionsResponseSchema: GenMessage<ListUserConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 21);
+  messageDesc(file_contextgateway_broker_v1_broker, 23);
 
 /**
  * @generated from enum contextgateway.broker.v1.ConnectDecision

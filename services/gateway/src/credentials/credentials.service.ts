@@ -1,0 +1,100 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import type { Decision } from '@context-gateway/policy-engine';
+import { rpc } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
+
+import type { ApplicationCaller } from '../auth/auth.types.js';
+import { ConnectFlowService } from '../connect/connect.service.js';
+import { deniedError, PolicyDecider } from '../policy/policy-decider.js';
+
+/** The person a credential request acts for: the token's person, or the one an application names. */
+export function personOf(caller: ApplicationCaller, userId: string | undefined): string {
+  if (caller.onBehalfOf !== undefined) {
+    if (userId !== undefined && userId !== caller.onBehalfOf)
+      throw new AppError('forbidden', 'An access token acting for a person reaches only that person', [
+        { path: 'userId', message: "must be the access token's person (or omitted)" },
+      ]);
+    return caller.onBehalfOf;
+  }
+  if (userId === undefined)
+    throw new AppError('validation_failed', 'Name the person whose connection to use', [
+      { path: 'userId', message: 'required unless the access token acts for a person' },
+    ]);
+  return userId;
+}
+
+/**
+ * What credential-only mode and gateway mode share: the person's connection that this
+ * application holds a grant on (else `connection_required`, with a connect link when the
+ * application can start one), then the three-layer check over the grant's capabilities.
+ */
+@Injectable()
+export class CredentialsService {
+  constructor(
+    private readonly rpc: RpcClient,
+    private readonly decider: PolicyDecider,
+    private readonly connect: ConnectFlowService,
+  ) {}
+
+  /** The connection and the grant's scopes, or `connection_required` (with `connectUrl` when one can be made). */
+  async usableGrant(
+    caller: ApplicationCaller,
+    userId: string,
+    integration: string,
+  ): Promise<{ connectionId: string; scopes: string[] }> {
+    const found = await this.rpc.request(rpc.broker.findUserGrant, {
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      userId,
+      integration,
+    });
+    // A grant always names at least one scope; one that names none could be checked against nothing.
+    if (found.connectionId !== '' && found.scopes.length > 0)
+      return { connectionId: found.connectionId, scopes: found.scopes };
+    const connectUrl = await this.connect.connectLinkFor(caller, integration);
+    throw new AppError(
+      'connection_required',
+      `The person has no usable ${integration} connection for this application${connectUrl ? ': send them to connectUrl' : ''}`,
+      [],
+      connectUrl ? { extensions: { connectUrl } } : undefined,
+    );
+  }
+
+  /**
+   * Integration level: the credential carries every capability the person granted, so each
+   * of them must be allowed by all three layers. The decision to audit is the first refusal,
+   * or the first allow; `error` is set when refused (`policy_denied` naming the layer).
+   */
+  async checkIntegration(
+    caller: ApplicationCaller,
+    userId: string,
+    scopes: readonly string[],
+  ): Promise<{ decision: Decision; error?: AppError }> {
+    const decisions = await this.decider.evaluateEach(
+      { orgId: caller.orgId, applicationId: caller.applicationId, userId },
+      scopes,
+    );
+    const deniedAt = decisions.findIndex((d) => !d.allowed);
+    const denied = decisions[deniedAt];
+    if (denied) return { decision: denied, error: deniedError(scopes[deniedAt] ?? '', denied) };
+    const [first] = decisions;
+    if (!first) throw new AppError('internal', 'The policy check answered no decision');
+    return { decision: first };
+  }
+
+  /** The short-lived source token of a connection (refreshed first by the broker when close to expiry). */
+  async token(connectionId: string) {
+    const token = await this.rpc.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: false });
+    return {
+      accessToken: token.accessToken,
+      tokenType: token.tokenType || 'bearer',
+      expiresAt: token.expiresAt ? timestampDate(token.expiresAt).toISOString() : null,
+      integration: token.integration,
+      connectionId,
+      // No trailing slash: `${apiBaseUrl}/user` is the source's /user.
+      apiBaseUrl: token.apiBaseUrl.replace(/\/+$/, ''),
+    };
+  }
+}
