@@ -1,0 +1,134 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import { type CallToolResult, createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import { z } from 'zod';
+
+export interface GithubMcpOptions {
+  /** The GitHub (simulator) API every bearer token is checked against: `GET <url>/user`. */
+  githubApiUrl: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+}
+
+export interface RunningGithubMcp {
+  /** The MCP endpoint (Streamable HTTP, both protocol revisions). */
+  url: string;
+  stop(): Promise<void>;
+}
+
+interface GithubUser {
+  login: string;
+}
+
+const json = (value: unknown): CallToolResult => ({
+  content: [{ type: 'text', text: JSON.stringify(value) }],
+  structuredContent: value,
+});
+
+/**
+ * One server instance per request (stateless serving of both revisions), for the GitHub
+ * account the request's bearer token belongs to. The tools call the GitHub API with that
+ * same token: what a real remote MCP server in front of an API does.
+ */
+function githubServer(githubApiUrl: string, token: string, user: GithubUser): McpServer {
+  const server = new McpServer({ name: 'github-test-upstream', version: '0.1.0' });
+  server.registerTool(
+    'list_repos',
+    {
+      description: "List the authenticated account's repositories.",
+      inputSchema: z.object({ limit: z.number().int().min(1).max(100).optional() }),
+      annotations: { readOnlyHint: true },
+    },
+    async ({ limit }) => {
+      const res = await fetch(`${githubApiUrl}/user/repos?per_page=${limit ?? 30}`, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json' },
+      });
+      if (!res.ok) return { isError: true, content: [{ type: 'text', text: `GitHub answered ${res.status}` }] };
+      const repos = (await res.json()) as { full_name: string }[];
+      return json({ repos: repos.map((r) => r.full_name) });
+    },
+  );
+  server.registerTool(
+    'create_issue',
+    {
+      description: 'Open an issue in a repository.',
+      inputSchema: z.object({ repo: z.string().min(3).max(200), title: z.string().min(1).max(256) }),
+      annotations: { readOnlyHint: false, destructiveHint: false },
+    },
+    ({ repo, title }) => json({ repo, title, number: Math.floor(Math.random() * 1_000_000), author: user.login }),
+  );
+  server.registerTool(
+    'delete_repo',
+    {
+      description: 'Delete a repository. This cannot be undone.',
+      inputSchema: z.object({ repo: z.string().min(3).max(200) }),
+      annotations: { readOnlyHint: false, destructiveHint: true },
+    },
+    ({ repo }) => json({ deleted: repo, by: user.login }),
+  );
+  return server;
+}
+
+/**
+ * A GitHub-shaped remote MCP server for tests, built with the official SDK. Every request
+ * must carry a bearer token GitHub (the simulator) accepts; every Authorization header it
+ * ever received is kept and served at `GET /_seen` so a test can prove which tokens reached
+ * it (the gateway's own never may).
+ */
+export async function startGithubMcp(options: GithubMcpOptions): Promise<RunningGithubMcp> {
+  const seen: (string | null)[] = [];
+  const handler = createMcpHandler((ctx) => {
+    const user = ctx.authInfo?.extra?.user as GithubUser | undefined;
+    if (!ctx.authInfo || !user) throw new Error('unauthenticated request reached the MCP handler');
+    return githubServer(options.githubApiUrl, ctx.authInfo.token, user);
+  });
+  const mcp = toNodeHandler(handler);
+
+  const server: Server = createServer((req, res) => {
+    void serve(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/_seen' && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authorization: seen }));
+      return;
+    }
+    if (path !== '/mcp') {
+      res.writeHead(404).end();
+      return;
+    }
+    const header = req.headers.authorization ?? null;
+    seen.push(header);
+    const token = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
+    const user = token ? await githubUser(options.githubApiUrl, token) : undefined;
+    if (!token || !user) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
+      return;
+    }
+    (req as IncomingMessage & { auth?: unknown }).auth = { token, clientId: 'github', scopes: [], extra: { user } };
+    await mcp(req, res);
+  }
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await handler.close();
+    },
+  };
+}
+
+async function githubUser(githubApiUrl: string, token: string): Promise<GithubUser | undefined> {
+  const res = await fetch(`${githubApiUrl}/user`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) return undefined;
+  const body = (await res.json()) as Partial<GithubUser>;
+  return typeof body.login === 'string' ? { login: body.login } : undefined;
+}

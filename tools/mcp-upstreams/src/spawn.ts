@@ -1,0 +1,35 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export interface UpstreamProcess {
+  url: string;
+  pid: number;
+  /** Every Authorization header the upstream received, in order (null: none sent). */
+  seenAuthorizations(): Promise<(string | null)[]>;
+  stop(): Promise<void>;
+}
+
+/** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
+export async function spawnGithubMcp(githubApiUrl: string): Promise<UpstreamProcess> {
+  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+  const child = spawn(process.execPath, [cli, '--github-api', githubApiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`mcp upstream exited with ${code} before listening`)));
+    lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    url,
+    pid: child.pid ?? 0,
+    async seenAuthorizations() {
+      const res = await fetch(new URL('/_seen', url));
+      return ((await res.json()) as { authorization: (string | null)[] }).authorization;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
