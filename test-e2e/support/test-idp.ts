@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
 
 /** A person at the organization's IdP: the claims it vouches for. */
-export interface IdpUser {
+interface IdpUser {
   sub: string;
   email: string;
   email_verified: boolean;

@@ -17,7 +17,7 @@ export interface CheckpointKey {
 }
 
 /** Where the local key file lives (KEY_PROVIDER=local): AUDIT_SIGNING_KEY_FILE, or `audit-signing.key` next to the master keyring. */
-export function signingKeyPath(env: Pick<Env, 'AUDIT_SIGNING_KEY_FILE' | 'MASTER_KEY_FILE'>): string {
+function signingKeyPath(env: Pick<Env, 'AUDIT_SIGNING_KEY_FILE' | 'MASTER_KEY_FILE'>): string {
   return resolve(env.AUDIT_SIGNING_KEY_FILE ?? join(dirname(env.MASTER_KEY_FILE), 'audit-signing.key'));
 }
 
