@@ -18,6 +18,8 @@ import { isMember } from './sso-membership.js';
 const BROWSER_TOKEN_PREFIX = 'cg_sso_';
 /** How long a person has at their IdP before the sign-in must start again. */
 const LOGIN_TTL_MS = 10 * 60_000;
+/** Starting needs no account: old rows are deleted as starts come in, at most this often, so the table stays about an hour deep. */
+const PRUNE_EVERY_MS = 10 * 60_000;
 
 export interface SsoSignInResult {
   userId: string;
@@ -38,6 +40,7 @@ export interface SsoSignInResult {
 @Injectable()
 export class SsoSignInService {
   readonly #redirectUri: string;
+  #prunedAt = 0;
 
   constructor(
     private readonly configs: SsoConfigService,
@@ -60,6 +63,10 @@ export class SsoSignInService {
     const codeVerifier = client.randomPKCECodeVerifier();
     const browserToken = newSecret(BROWSER_TOKEN_PREFIX);
     const expiresAt = new Date(this.clock.now() + LOGIN_TTL_MS);
+    if (this.clock.now() - this.#prunedAt > PRUNE_EVERY_MS) {
+      this.#prunedAt = this.clock.now();
+      await this.logins.prune(this.clock.date());
+    }
     await this.logins.create({
       stateHash: sha256(state),
       browserTokenHash: sha256(browserToken),
