@@ -166,6 +166,7 @@ async function main() {
       rootDir,
       databaseUrl,
       natsUrl,
+      ...(nats.natsSeedFiles ? { natsSeedFiles: nats.natsSeedFiles } : {}),
       services: options.services,
       log,
       readyTimeoutMs: options.readyTimeoutMs,

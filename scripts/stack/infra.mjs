@@ -12,13 +12,14 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 import { parseEndpoint, redactUrl, withDatabase } from './endpoints.mjs';
+import { prepareNatsCredentials } from './nats-auth.mjs';
 import { spawnManaged } from './processes.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 /**
- * @typedef {{ started: boolean, url: string, stop(): Promise<void> }} InfraHandle
- * @typedef {{ log?: (line: string) => void, width?: number, colour?: number, startTimeoutMs?: number }} InfraOptions
+ * @typedef {{ started: boolean, url: string, stop(): Promise<void>, natsSeedFiles?: Record<string, string> }} InfraHandle
+ * @typedef {{ log?: (line: string) => void, width?: number, colour?: number, startTimeoutMs?: number, natsTestProbe?: boolean }} InfraOptions
  */
 
 /** Raised when something the developer must install is missing; the CLI prints it as-is. */
@@ -181,8 +182,11 @@ export function natsMissingMessage(port) {
 }
 
 /**
- * Uses the NATS at `url` if it answers, else starts `nats-server -js` on the URL's port
- * with JetStream's file storage in `dataDir`.
+ * Uses the NATS at `url` if it answers (as it is: a server without authorization asks for
+ * no credentials), else starts `nats-server -js` on the URL's port with JetStream's file
+ * storage in `dataDir` and authorization on: one nkey user per service and the bootstrap,
+ * with the rights generated from the proto catalog, their seeds in `dataDir`/credentials
+ * (kept between runs) and handed back as `natsSeedFiles` for startStack.
  * @param {string} url
  * @param {string} dataDir absolute path
  * @param {InfraOptions} [options]
@@ -207,6 +211,10 @@ export async function ensureNats(url, dataDir, options = {}) {
   const args = ['-a', listenAddressFor(endpoint.host), '-p', String(endpoint.port), '-js', '-sd', dataDir];
   // Credentials in NATS_URL mean the services will present them; require the same ones.
   if (endpoint.user) args.push('--user', endpoint.user, '--pass', endpoint.password);
+  const credentials = endpoint.user
+    ? undefined
+    : await prepareNatsCredentials(join(dataDir, 'credentials'), { testProbe: options.natsTestProbe });
+  if (credentials) args.unshift('--config', credentials.configFile);
   const server = spawnManaged('nats', binary, args, {
     cwd: dataDir,
     env: process.env,
@@ -230,6 +238,7 @@ export async function ensureNats(url, dataDir, options = {}) {
   return {
     started: true,
     url,
+    ...(credentials ? { natsSeedFiles: credentials.seedFiles } : {}),
     async stop() {
       await server.stop(10_000);
     },

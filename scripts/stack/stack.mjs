@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { redactUrl, serviceBaseUrl } from './endpoints.mjs';
 import { ensureDatabase } from './infra.mjs';
 import { assignColours } from './log-lines.mjs';
+import { runNatsBootstrap } from './nats-auth.mjs';
 import { spawnManaged } from './processes.mjs';
 import { DEFAULT_PORTS, isServiceName, SERVICE_NAMES } from './service-catalog.mjs';
 
@@ -21,6 +22,7 @@ import { DEFAULT_PORTS, isServiceName, SERVICE_NAMES } from './service-catalog.m
  *   rootDir: string,
  *   databaseUrl: string,
  *   natsUrl: string,
+ *   natsSeedFiles?: Record<string, string>,
  *   ports?: Partial<Record<ServiceName, number>>,
  *   env?: Record<string, string>,
  *   services?: string[],
@@ -144,6 +146,14 @@ export async function startStack(options) {
     );
   }
   if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
+  // Each process presents its own NATS identity when the server asks (ensureNats made them).
+  const natsIdentity = (/** @type {string} */ identity) =>
+    options.natsSeedFiles ? { NATS_NKEY_SEED_FILE: options.natsSeedFiles[identity] } : {};
+  try {
+    await runNatsBootstrap(rootDir, { ...sharedEnv, ...natsIdentity('bootstrap') }, log);
+  } catch (error) {
+    throw new StackStartError(/** @type {Error} */ (error).message);
+  }
 
   // personal-server runs as SHARD_COUNT processes (docs/personal-server.md): `processes`
   // holds shard 0 (its /readyz is ready only when every shard answers over NATS); the
@@ -174,7 +184,7 @@ export async function startStack(options) {
 
   for (const name of names) {
     /** @type {NodeJS.ProcessEnv} */
-    const env = { ...sharedEnv, HTTP_PORT: String(ports[name]) };
+    const env = { ...sharedEnv, ...natsIdentity(name), HTTP_PORT: String(ports[name]) };
     if (name === 'personal-server') {
       env.SHARD_ID = '0';
       for (let shard = 1; shard < shardCount; shard += 1) {
@@ -185,7 +195,7 @@ export async function startStack(options) {
           ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
           {
             cwd: rootDir,
-            env: { ...sharedEnv, HTTP_PORT: '0', SHARD_ID: String(shard) },
+            env: { ...env, HTTP_PORT: '0', SHARD_ID: String(shard) },
             write: log,
             width,
             colour: colours.get(name),

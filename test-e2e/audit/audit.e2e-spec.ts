@@ -312,6 +312,7 @@ describe('nothing lost: the audit service is killed in the middle of a load and 
         ...process.env,
         DATABASE_URL: stack.databaseUrl,
         NATS_URL: stack.natsUrl,
+        NATS_NKEY_SEED_FILE: stack.natsSeedFiles.audit,
         HTTP_PORT: String(port),
         MASTER_KEY_FILE: join(keyDir, 'master.key'),
         AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'),

@@ -66,6 +66,7 @@ async function startBenchStack(env) {
     rootDir,
     databaseUrl,
     natsUrl,
+    natsSeedFiles: nats.natsSeedFiles,
     ports,
     log,
     readyTimeoutMs: 90_000,
@@ -109,7 +110,7 @@ const stack = await startBenchStack({
   GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
   SYNC_INTERVAL_MS: '3600000',
 });
-const nc = await connect({ servers: stack.natsUrl });
+const nc = await connect(stack.natsOptions());
 try {
   const port = new URL(stack.gatewayUrl).port;
   await sim.control.registerClient({

@@ -97,7 +97,7 @@ beforeAll(async () => {
   otherOrg = await newApp((await admin.createOrganization('Other Org')).id, 'Other Org App');
 
   browser = await launchBrowser();
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   db = new pg.Client({ connectionString: stack.databaseUrl });
   await db.connect();
 }, 240_000);

@@ -4,7 +4,7 @@
 // embedded Postgres and its own nats-server on free ports (never the shared 5432/4222), the
 // services from dist/ (pnpm build first), a GitHub source simulator. Stops by itself.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { RpcClient } from '@context-gateway/messaging';
 import { ConnectDecision, rpc } from '@context-gateway/proto';
 import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
-import { connect } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import pg from 'pg';
 
 import { ensurePostgres } from '../../scripts/stack/infra.mjs';
+import { prepareNatsCredentials } from '../../scripts/stack/nats-auth.mjs';
 import { spawnManaged } from '../../scripts/stack/processes.mjs';
 import { startStack } from '../../scripts/stack/stack.mjs';
 
@@ -81,12 +82,15 @@ const natsUrl = `nats://127.0.0.1:${natsPort}`;
 // JetStream as deploy/base/nats.yaml configures it: file storage, the server's default
 // sync interval (no `sync_interval` set). Its lame-duck mode is left out: nats-server 2.9
 // wants at least 30 s, and a restart here is a plain SIGTERM.
+// Authorization as everywhere: each service with its own nkey and catalog-generated rights.
+const natsAuth = await prepareNatsCredentials(join(scratch, 'nats-credentials'));
 const natsConf = join(scratch, 'nats.conf');
 writeFileSync(
   natsConf,
   [
     `listen: 127.0.0.1:${natsPort}`,
     `jetstream { store_dir: "${join(scratch, 'jetstream')}", max_file_store: 8Gi, max_memory_store: 256Mi }`,
+    readFileSync(natsAuth.configFile, 'utf8'),
     '',
   ].join('\n'),
 );
@@ -123,6 +127,7 @@ const stack = await startStack({
   rootDir,
   databaseUrl,
   natsUrl,
+  natsSeedFiles: natsAuth.seedFiles,
   ports,
   log,
   readyTimeoutMs: 120_000,
@@ -172,7 +177,14 @@ try {
   });
   const { secret: apiKey } = await admin('POST', `/v1/admin/applications/${app.id}/api-keys`);
   // Reconnects for as long as the suite runs: its nats-server restarts are part of the test.
-  nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  // It asks the broker what the gateway asks it, with the gateway's NATS identity.
+  nc = await connect({
+    servers: natsUrl,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(natsAuth.seedFiles.gateway, 'utf8').trim())),
+    inboxPrefix: '_INBOX.gateway',
+  });
   const client = new RpcClient(nc);
   const newSession = () =>
     client.request(rpc.broker.createConnectSession, {

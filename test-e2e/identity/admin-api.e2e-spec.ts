@@ -108,7 +108,7 @@ describe('the admin API', () => {
   });
 
   it('publishes application_changed on the CONTROL stream when an application is created', async () => {
-    const nc: NatsConnection = await connect({ servers: stack.natsUrl });
+    const nc: NatsConnection = await connect(stack.natsOptions());
     try {
       const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
       const sub = nc.subscribe(events.applicationChanged.subject, {
@@ -144,7 +144,7 @@ describe('the admin API', () => {
 
 describe('changing an application', () => {
   it('replaces its declarations and publishes the next revision', async () => {
-    const nc: NatsConnection = await connect({ servers: stack.natsUrl });
+    const nc: NatsConnection = await connect(stack.natsOptions());
     try {
       const seen: ReturnType<typeof fromBinary<typeof ApplicationChangedSchema>>[] = [];
       const sub = nc.subscribe(events.applicationChanged.subject, {

@@ -10,7 +10,7 @@
 // with 32 in flight. Prints figures; asserts nothing.
 // Usage: node test-e2e/identity/bench-api-key-auth.mjs [seconds-per-run, default 5]
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { connect } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import pg from 'pg';
 
 import { ensureNats, startStack } from '../../scripts/start.mjs';
@@ -68,7 +68,7 @@ const admin = new URL(ADMIN_URL);
 const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${database}`;
 const natsUrl = `nats://127.0.0.1:${await freePort()}`;
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-'));
-const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: () => {} });
+const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: () => {}, natsTestProbe: true });
 const ports = {};
 for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
   ports[s] = await freePort();
@@ -76,13 +76,20 @@ const stack = await startStack({
   rootDir,
   databaseUrl,
   natsUrl,
+  natsSeedFiles: nats.natsSeedFiles,
   ports,
   log: () => {},
   readyTimeoutMs: 90_000,
   env: { LOG_LEVEL: 'warn', OPERATOR_TOKEN, MASTER_KEY_FILE: join(scratch, 'keys', 'master.key') },
 });
 const gateway = stack.urls.gateway;
-const nc = await connect({ servers: natsUrl });
+// The bench's own client, as the gateway calls identity (scripts/stack/nats-auth.mjs' test probe).
+const nc = await connect({
+  servers: natsUrl,
+  authenticator: nkeyAuthenticator(
+    new TextEncoder().encode(readFileSync(nats.natsSeedFiles['e2e-probe'], 'utf8').trim()),
+  ),
+});
 try {
   const call = async (method, path, body) => {
     const res = await fetch(`${gateway}${path}`, {

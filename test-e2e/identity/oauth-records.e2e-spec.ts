@@ -78,7 +78,7 @@ beforeAll(async () => {
   await admin.applications.configureOAuthClient(org.id, created.id, { tokenEndpointAuthMethod: 'none' });
   cli = { client_id: created.clientId, token_endpoint_auth_method: 'none' };
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   const broker = new RpcClient(nc);
   await waitFor('the broker to know the app', async () =>
     broker

@@ -81,7 +81,7 @@ beforeAll(async () => {
   });
   await sdk.applications.configureOAuthClient(org.id, created.id, { tokenEndpointAuthMethod: 'none' });
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   await configureSso({});
 }, 180_000);
 

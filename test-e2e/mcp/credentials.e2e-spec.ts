@@ -87,7 +87,7 @@ beforeAll(async () => {
   apiKey = (await admin.issueApiKey(created.id)).secret;
   client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: CALLBACK };
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   const broker = new RpcClient(nc);
   await waitFor('the broker to know the app', async () =>
     broker

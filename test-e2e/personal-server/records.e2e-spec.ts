@@ -27,7 +27,7 @@ const apps: Record<'playlists' | 'history', { id: string; key: string }> = {} as
 
 beforeAll(async () => {
   stack = await startTestStack('personal-server-records', { OPERATOR_TOKEN, SHARD_COUNT: '2' });
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   client = new RpcClient(nc);
   publisher = new JetStreamPublisher(nc);
   admin = adminClient(stack.gatewayUrl);

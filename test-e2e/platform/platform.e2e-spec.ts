@@ -77,7 +77,7 @@ describe('the platform', () => {
   });
 
   it('gives a typed error reply to a malformed message on every subject, and every service stays up', async () => {
-    const nc: NatsConnection = await connect({ servers: stack.natsUrl });
+    const nc: NatsConnection = await connect(stack.natsOptions());
     try {
       for (const descriptor of allRpcDescriptors()) {
         const reply = await nc.request(descriptor.subject, new TextEncoder().encode('{"not":"protobuf"}'), {

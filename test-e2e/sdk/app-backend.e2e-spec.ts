@@ -154,7 +154,7 @@ beforeAll(async () => {
   });
   apiKey = (await admin.apiKeys.issue(created.id)).secret;
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: CALLBACK };
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   broker = new RpcClient(nc);
   // The broker follows application changes from the CONTROL stream: wait until it knows the app.
   await waitFor('the broker to know the app', async () =>

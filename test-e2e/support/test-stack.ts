@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { type ConnectionOptions, nkeyAuthenticator } from '@nats-io/transport-node';
 import pg from 'pg';
 
 // The same code `pnpm start` runs: the tests start the stack exactly the way users do.
@@ -26,6 +27,10 @@ export interface TestStack {
   gatewayUrl: string;
   urls: Partial<Record<ServiceName, string>>;
   natsUrl: string;
+  /** A NATS client for the test itself (its own user, allowed everything: it inspects streams, plays peers). */
+  natsOptions(): ConnectionOptions;
+  /** Each identity's seed file (NATS_NKEY_SEED_FILE), for a service the test starts by hand. */
+  natsSeedFiles: Record<string, string>;
   databaseUrl: string;
   /** Every line every service printed, parsed where it is JSON. */
   logs: LogLine[];
@@ -85,7 +90,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
     logs.push({ service, raw, json });
   };
 
-  let nats = await ensureNats(natsUrl, natsDir, { log });
+  let nats = await ensureNats(natsUrl, natsDir, { log, natsTestProbe: true });
   const ports: Record<string, number> = {};
   for (const service of [
     'gateway',
@@ -98,12 +103,15 @@ export async function startTestStack(name: string, env: Record<string, string> =
   ]) {
     ports[service] = await freePort();
   }
+  const seedFiles = nats.natsSeedFiles ?? {};
   let stack;
   try {
     stack = await startStack({
       rootDir,
       databaseUrl,
       natsUrl,
+      // The stack's own nats-server requires each service's credentials (scripts/stack/infra.mjs).
+      ...(nats.natsSeedFiles ? { natsSeedFiles: nats.natsSeedFiles } : {}),
       ports,
       log,
       readyTimeoutMs: 90_000,
@@ -128,6 +136,11 @@ export async function startTestStack(name: string, env: Record<string, string> =
     gatewayUrl: stack.urls.gateway!,
     urls: stack.urls,
     natsUrl,
+    natsOptions: () => ({
+      servers: natsUrl,
+      authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(seedFiles['e2e-probe']!, 'utf8').trim())),
+    }),
+    natsSeedFiles: seedFiles,
     databaseUrl,
     logs,
     pids: () => Object.fromEntries(Object.entries(stack.processes).map(([k, p]) => [k, p?.child.pid])),
@@ -139,7 +152,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
       await nats.stop();
     },
     async startNats() {
-      nats = await ensureNats(natsUrl, natsDir, { log });
+      nats = await ensureNats(natsUrl, natsDir, { log, natsTestProbe: true });
     },
     async stop() {
       try {

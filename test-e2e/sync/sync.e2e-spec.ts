@@ -165,7 +165,7 @@ beforeAll(async () => {
   });
   key = (await admin.issueApiKey(created.id)).secret;
   app = { orgId: org.id, appId: created.id, name: 'Sync App', callbackUrl: CALLBACK };
-  nc = await connect({ servers: stack.natsUrl });
+  nc = await connect(stack.natsOptions());
   client = new RpcClient(nc);
   // The broker follows application changes from the CONTROL stream: wait until it knows the app.
   await waitFor('the broker to know the app', async () =>
@@ -393,6 +393,7 @@ describe('sync: GitHub into the Personal Server', () => {
         ...process.env,
         DATABASE_URL: stack.databaseUrl,
         NATS_URL: stack.natsUrl,
+        NATS_NKEY_SEED_FILE: stack.natsSeedFiles['sync-worker'],
         HTTP_PORT: String(port),
         LOG_LEVEL: 'info',
         ...WORKER_ENV,

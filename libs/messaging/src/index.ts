@@ -4,6 +4,8 @@ export * from './jetstream-publisher.js';
 export * from './jetstream-streams.js';
 export * from './messaging.metrics.js';
 export * from './nats-connection.js';
+export * from './nats-credentials.js';
+export * from './nats-permissions.js';
 export * from './nats-rpc.server.js';
 export * from './rpc-client.js';
 export * from './rpc-context.js';

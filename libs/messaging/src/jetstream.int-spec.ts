@@ -46,6 +46,7 @@ async function freshStream() {
     description: 'test stream',
   };
   const event = defineEvent({
+    publishers: ['sync-worker'],
     stream,
     subject: `test${id}.v1.jobs.requested`,
     message: SyncJobSchema,

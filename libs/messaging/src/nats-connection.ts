@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '@context-gateway/clock';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, errors, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 export interface NatsConnectOptions {
@@ -11,6 +11,20 @@ export interface NatsConnectOptions {
   bootTimeoutMs?: number;
   /** Decides when bootTimeoutMs has run out. */
   clock?: Clock;
+  /**
+   * This identity's nkey seed (readUserSeed), presented when the server asks for it (a
+   * server without authorization does not, and the connection works as before).
+   */
+  seed?: Uint8Array;
+  /** CA bundle that signed the server's certificate (tls:// with a private CA). */
+  tlsCaFile?: string;
+  /** Where replies to this connection arrive (inboxPrefix(service)); its rights allow only its own. */
+  inboxPrefix?: string;
+}
+
+/** The server refused the credentials, or wanted some and got none: retrying cannot help. */
+export class NatsAuthError extends Error {
+  override readonly name = 'NatsAuthError';
 }
 
 /**
@@ -37,10 +51,24 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
         // (docs/personal-server.md). RpcClient turns failures into AppError codes naming
         // the subject, and spans say where a request started.
         noAsyncTraces: true,
+        ...(opts.seed ? { authenticator: nkeyAuthenticator(opts.seed) } : {}),
+        ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
+        ...(opts.tlsCaFile ? { tls: { caFile: opts.tlsCaFile } } : {}),
       });
       opts.logger.info({ server: nc.getServer(), attempt }, 'nats connected');
       return nc;
     } catch (error) {
+      if (error instanceof errors.AuthorizationError) {
+        throw new NatsAuthError(
+          opts.seed
+            ? `NATS at ${opts.url} refused this service's credentials (authorization violation): ` +
+                'the nkey in NATS_NKEY_SEED_FILE is not a user of that server; regenerate its configuration ' +
+                'with `pnpm nats:credentials` or point NATS_NKEY_SEED_FILE at the right seed'
+            : `NATS at ${opts.url} requires credentials (authorization violation) and none are configured: ` +
+                "set NATS_NKEY_SEED_FILE to this service's nkey seed file",
+          { cause: error },
+        );
+      }
       if (clock.now() >= deadline) {
         throw new Error(`NATS at ${opts.url} is not reachable after ${attempt} attempts: ${(error as Error).message}`, {
           cause: error,

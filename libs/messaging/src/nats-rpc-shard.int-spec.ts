@@ -19,6 +19,7 @@ import { RpcHandler } from './rpc-handler.decorator.js';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const prefix = `test${randomUUID().slice(0, 8)}`;
 const whoami = defineShardRpc({
+  callers: ['gateway'],
   prefix,
   verb: 'whoami',
   request: SyncJobSchema,

@@ -32,18 +32,21 @@ import { RpcHandler } from './rpc-handler.decorator.js';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const prefix = `test${randomUUID().slice(0, 8)}`;
 const echo = defineRpc({
+  callers: ['gateway'],
   subject: `${prefix}.v1.echo`,
   request: SyncJobSchema,
   response: GetReadinessResponseSchema,
   validate: (job) => [...check.uuid(job.connectionId, 'connectionId')],
 });
 const slow = defineRpc({
+  callers: ['gateway'],
   subject: `${prefix}.v1.slow`,
   request: SyncJobSchema,
   response: GetReadinessResponseSchema,
   timeoutMs: 200,
 });
 const nobody = defineRpc({
+  callers: ['gateway'],
   subject: `${prefix}.v1.nobody`,
   request: SyncJobSchema,
   response: GetReadinessResponseSchema,

@@ -63,6 +63,7 @@ export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
 export const auditRpc = {
   searchEntries: defineRpc({
     subject: `${P}.search_entries`,
+    callers: ['gateway'],
     request: SearchEntriesRequestSchema,
     response: SearchEntriesResponseSchema,
     timeoutMs: 10_000,
@@ -83,6 +84,7 @@ export const auditRpc = {
   }),
   getEntry: defineRpc({
     subject: `${P}.get_entry`,
+    callers: ['gateway'],
     request: GetEntryRequestSchema,
     response: GetEntryResponseSchema,
     timeoutMs: 5_000,
@@ -90,11 +92,13 @@ export const auditRpc = {
   }),
   getCheckpoint: defineRpc({
     subject: `${P}.get_checkpoint`,
+    callers: ['gateway'],
     request: GetCheckpointRequestSchema,
     response: GetCheckpointResponseSchema,
   }),
   getConsistencyProof: defineRpc({
     subject: `${P}.get_consistency_proof`,
+    callers: ['gateway'],
     request: GetConsistencyProofRequestSchema,
     response: GetConsistencyProofResponseSchema,
     timeoutMs: 5_000,
@@ -102,6 +106,7 @@ export const auditRpc = {
   }),
   createAuditor: defineRpc({
     subject: `${P}.create_auditor`,
+    callers: ['gateway'],
     request: CreateAuditorRequestSchema,
     response: CreateAuditorResponseSchema,
     validate: (m) => [
@@ -113,12 +118,14 @@ export const auditRpc = {
   }),
   revokeAuditor: defineRpc({
     subject: `${P}.revoke_auditor`,
+    callers: ['gateway'],
     request: RevokeAuditorRequestSchema,
     response: RevokeAuditorResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.auditorId, 'auditorId')],
   }),
   authenticateAuditor: defineRpc({
     subject: `${P}.authenticate_auditor`,
+    callers: ['gateway'],
     request: AuthenticateAuditorRequestSchema,
     response: AuthenticateAuditorResponseSchema,
     timeoutMs: 1_500,

@@ -37,6 +37,7 @@ function optionalUuid(value: string, path: string): ValidationProblem[] {
 export const brokerRpc = {
   createConnectSession: defineRpc({
     subject: 'broker.v1.create_connect_session',
+    callers: ['gateway'],
     request: CreateConnectSessionRequestSchema,
     response: CreateConnectSessionResponseSchema,
     // A database write on the control plane; generous so a cold or busy broker is not a 504.
@@ -54,6 +55,7 @@ export const brokerRpc = {
   }),
   getConnectSession: defineRpc({
     subject: 'broker.v1.get_connect_session',
+    callers: ['gateway'],
     request: GetConnectSessionRequestSchema,
     response: GetConnectSessionResponseSchema,
     timeoutMs: 5_000,
@@ -61,6 +63,7 @@ export const brokerRpc = {
   }),
   decideConnectSession: defineRpc({
     subject: 'broker.v1.decide_connect_session',
+    callers: ['gateway'],
     request: DecideConnectSessionRequestSchema,
     response: DecideConnectSessionResponseSchema,
     // Reuse and API-key paths store a connection and publish events before answering.
@@ -74,6 +77,7 @@ export const brokerRpc = {
   }),
   completeAuthorization: defineRpc({
     subject: 'broker.v1.complete_authorization',
+    callers: ['gateway'],
     request: CompleteAuthorizationRequestSchema,
     response: CompleteAuthorizationResponseSchema,
     // Includes the code exchange with the source over the internet.
@@ -86,6 +90,7 @@ export const brokerRpc = {
   }),
   getConnection: defineRpc({
     subject: 'broker.v1.get_connection',
+    callers: ['gateway'],
     request: GetConnectionRequestSchema,
     response: GetConnectionResponseSchema,
     timeoutMs: 5_000,
@@ -97,6 +102,8 @@ export const brokerRpc = {
   }),
   getAccessToken: defineRpc({
     subject: 'broker.v1.get_access_token',
+    // sync-worker for its sync runs; the gateway for credential-only mode (POST /v1/credentials).
+    callers: ['sync-worker', 'gateway'],
     request: GetAccessTokenRequestSchema,
     response: GetAccessTokenResponseSchema,
     // May wait for a refresh at the source.
@@ -105,6 +112,7 @@ export const brokerRpc = {
   }),
   findUserGrant: defineRpc({
     subject: 'broker.v1.find_user_grant',
+    callers: ['gateway'],
     request: FindUserGrantRequestSchema,
     response: FindUserGrantResponseSchema,
     // Two index probes; on the hot path of credential-only mode and every gateway-mode tool call.
@@ -119,6 +127,7 @@ export const brokerRpc = {
   }),
   revokeGrant: defineRpc({
     subject: 'broker.v1.revoke_grant',
+    callers: ['gateway'],
     request: RevokeConnectionGrantRequestSchema,
     response: RevokeConnectionGrantResponseSchema,
     timeoutMs: 10_000,
@@ -132,6 +141,7 @@ export const brokerRpc = {
   }),
   removeConnection: defineRpc({
     subject: 'broker.v1.remove_connection',
+    callers: ['gateway'],
     request: RemoveConnectionRequestSchema,
     response: RemoveConnectionResponseSchema,
     timeoutMs: 15_000,
@@ -139,6 +149,7 @@ export const brokerRpc = {
   }),
   listUserConnections: defineRpc({
     subject: 'broker.v1.list_user_connections',
+    callers: ['gateway'],
     request: ListUserConnectionsRequestSchema,
     response: ListUserConnectionsResponseSchema,
     timeoutMs: 5_000,

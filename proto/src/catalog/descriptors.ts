@@ -1,6 +1,14 @@
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 
+import type { ServiceName } from '../services.js';
 import type { ValidationProblem } from './validation.js';
+
+/**
+ * Services allowed on one side of a subject: never empty, so a subject nobody may use
+ * cannot be declared by accident. NATS permissions are generated from these lists
+ * (libs/messaging nats-permissions.ts): a service not listed is refused by the server.
+ */
+export type ServiceList = readonly [ServiceName, ...ServiceName[]];
 
 /**
  * A request/reply contract: the subject, the protobuf types on both sides and the
@@ -14,6 +22,11 @@ export interface RpcDescriptor<Req extends DescMessage = DescMessage, Res extend
   readonly response: Res;
   /** How long a caller waits by default; callers may pass a shorter deadline. */
   readonly timeoutMs: number;
+  /**
+   * Who may send this request. The answering service is the one whose subject prefix the
+   * subject starts with; it alone may subscribe to it.
+   */
+  readonly callers: ServiceList;
   /** Checks beyond what protobuf decoding guarantees (proto3 has no required fields). */
   readonly validate?: (message: MessageShape<Req>) => ValidationProblem[];
   /**
@@ -59,6 +72,12 @@ export interface StreamDescriptor {
   readonly duplicateWindowMs: number;
   readonly maxAgeMs: number;
   readonly description: string;
+  /**
+   * Services that read the stream with consumers of their own making (ordered, in memory:
+   * the gateway's CONTROL readers), besides the durable consumers in `consumers`. They may
+   * create consumers on it, never delete one or the stream.
+   */
+  readonly readers?: readonly ServiceName[];
 }
 
 /** One kind of message published into a stream. */
@@ -67,6 +86,8 @@ export interface EventDescriptor<M extends DescMessage = DescMessage> {
   readonly stream: StreamDescriptor;
   readonly subject: string;
   readonly message: M;
+  /** Who may publish it: only they get the publish right on `subject`. */
+  readonly publishers: ServiceList;
   readonly validate?: (message: MessageShape<M>) => ValidationProblem[];
   /** The Nats-Msg-Id for a message: the de-duplication key. */
   readonly messageId: (message: MessageShape<M>) => string;
@@ -74,4 +95,18 @@ export interface EventDescriptor<M extends DescMessage = DescMessage> {
 
 export function defineEvent<M extends DescMessage>(descriptor: Omit<EventDescriptor<M>, 'kind'>): EventDescriptor<M> {
   return { kind: 'event', ...descriptor };
+}
+
+/**
+ * A durable JetStream consumer: its owner pulls and acks through it and may tune it (ack
+ * wait, max ack pending) but nothing else. The NATS bootstrap creates it as a pull consumer
+ * before any service runs, so its owner can never turn it into a push consumer delivering
+ * elsewhere; the owner's only JetStream rights are on this name with this filter.
+ */
+export interface ConsumerDescriptor {
+  readonly service: ServiceName;
+  readonly stream: StreamDescriptor;
+  readonly durable: string;
+  /** One subject (possibly a wildcard); the create right is scoped to exactly it. */
+  readonly filterSubject: string;
 }

@@ -74,6 +74,7 @@ const webauthnJson = (value: string, path: string): ValidationProblem[] => [
 export const identityRpc = {
   authenticateApiKey: defineRpc({
     subject: `${P}.authenticate_api_key`,
+    callers: ['gateway'],
     request: AuthenticateApiKeyRequestSchema,
     response: AuthenticateApiKeyResponseSchema,
     timeoutMs: 1_500,
@@ -82,6 +83,7 @@ export const identityRpc = {
   /** The applications holding OAuth tokens for a person (`GET /v1/me/oauth-grants`). */
   listOAuthGrants: defineRpc({
     subject: `${P}.list_oauth_grants`,
+    callers: ['gateway'],
     request: ListOAuthGrantsRequestSchema,
     response: ListOAuthGrantsResponseSchema,
     validate: (m) => check.uuid(m.userId, 'userId'),
@@ -89,6 +91,7 @@ export const identityRpc = {
   /** A person revokes one application's tokens (`DELETE /v1/me/oauth-grants/{grantId}`). */
   revokeOAuthGrant: defineRpc({
     subject: `${P}.revoke_oauth_grant`,
+    callers: ['gateway'],
     request: RevokeOAuthGrantRequestSchema,
     response: RevokeOAuthGrantResponseSchema,
     validate: (m) => [
@@ -100,6 +103,7 @@ export const identityRpc = {
   /** An admin lists an application's OAuth grants, every person's (admin API). */
   listApplicationOAuthGrants: defineRpc({
     subject: `${P}.list_application_oauth_grants`,
+    callers: ['gateway'],
     request: ListApplicationOAuthGrantsRequestSchema,
     response: ListOAuthGrantsResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId')],
@@ -107,18 +111,21 @@ export const identityRpc = {
   /** An admin revokes every OAuth token of an application (admin API). */
   revokeApplicationOAuthTokens: defineRpc({
     subject: `${P}.revoke_application_oauth_tokens`,
+    callers: ['gateway'],
     request: RevokeApplicationOAuthTokensRequestSchema,
     response: RevokeApplicationOAuthTokensResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId')],
   }),
   getApplication: defineRpc({
     subject: `${P}.get_application`,
+    callers: ['gateway'],
     request: GetApplicationRequestSchema,
     response: GetApplicationResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.applicationId, 'applicationId')],
   }),
   resolveSession: defineRpc({
     subject: `${P}.resolve_session`,
+    callers: ['gateway'],
     request: ResolveSessionRequestSchema,
     response: ResolveSessionResponseSchema,
     timeoutMs: 1_500,
@@ -126,6 +133,7 @@ export const identityRpc = {
   }),
   signOut: defineRpc({
     subject: `${P}.sign_out`,
+    callers: ['gateway'],
     request: SignOutRequestSchema,
     response: SignOutResponseSchema,
     validate: (m) => secret(m.sessionToken, 'sessionToken'),
@@ -134,6 +142,7 @@ export const identityRpc = {
   // --- admin (operator) --------------------------------------------------------
   createOrganization: defineRpc({
     subject: `${P}.create_organization`,
+    callers: ['gateway'],
     request: CreateOrganizationRequestSchema,
     response: CreateOrganizationResponseSchema,
     validate: (m) => [
@@ -144,17 +153,20 @@ export const identityRpc = {
   }),
   listOrganizations: defineRpc({
     subject: `${P}.list_organizations`,
+    callers: ['gateway'],
     request: ListOrganizationsRequestSchema,
     response: ListOrganizationsResponseSchema,
   }),
   getOrganization: defineRpc({
     subject: `${P}.get_organization`,
+    callers: ['gateway'],
     request: GetOrganizationRequestSchema,
     response: GetOrganizationResponseSchema,
     validate: (m) => check.uuid(m.orgId, 'orgId'),
   }),
   createApplication: defineRpc({
     subject: `${P}.create_application`,
+    callers: ['gateway'],
     request: CreateApplicationRequestSchema,
     response: CreateApplicationResponseSchema,
     validate: (m) => [
@@ -165,6 +177,7 @@ export const identityRpc = {
   }),
   updateApplication: defineRpc({
     subject: `${P}.update_application`,
+    callers: ['gateway'],
     request: UpdateApplicationRequestSchema,
     response: UpdateApplicationResponseSchema,
     validate: (m) => [
@@ -175,12 +188,14 @@ export const identityRpc = {
   }),
   listApplications: defineRpc({
     subject: `${P}.list_applications`,
+    callers: ['gateway'],
     request: ListApplicationsRequestSchema,
     response: ListApplicationsResponseSchema,
     validate: (m) => check.uuid(m.orgId, 'orgId'),
   }),
   configureOAuthClient: defineRpc({
     subject: `${P}.configure_oauth_client`,
+    callers: ['gateway'],
     request: ConfigureOAuthClientRequestSchema,
     response: ConfigureOAuthClientResponseSchema,
     validate: (m) => [
@@ -194,18 +209,21 @@ export const identityRpc = {
   }),
   issueApiKey: defineRpc({
     subject: `${P}.issue_api_key`,
+    callers: ['gateway'],
     request: IssueApiKeyRequestSchema,
     response: IssueApiKeyResponseSchema,
     validate: (m) => check.uuid(m.applicationId, 'applicationId'),
   }),
   revokeApiKey: defineRpc({
     subject: `${P}.revoke_api_key`,
+    callers: ['gateway'],
     request: RevokeApiKeyRequestSchema,
     response: RevokeApiKeyResponseSchema,
     validate: (m) => [...check.uuid(m.applicationId, 'applicationId'), ...check.uuid(m.apiKeyId, 'apiKeyId')],
   }),
   listApiKeys: defineRpc({
     subject: `${P}.list_api_keys`,
+    callers: ['gateway'],
     request: ListApiKeysRequestSchema,
     response: ListApiKeysResponseSchema,
     validate: (m) => check.uuid(m.applicationId, 'applicationId'),
@@ -214,6 +232,7 @@ export const identityRpc = {
   // --- passkey ceremonies --------------------------------------------------------
   startPasskeyRegistration: defineRpc({
     subject: `${P}.start_passkey_registration`,
+    callers: ['gateway'],
     request: StartPasskeyRegistrationRequestSchema,
     response: StartPasskeyCeremonyResponseSchema,
     validate: (m) => [
@@ -223,17 +242,20 @@ export const identityRpc = {
   }),
   finishPasskeyRegistration: defineRpc({
     subject: `${P}.finish_passkey_registration`,
+    callers: ['gateway'],
     request: FinishPasskeyRegistrationRequestSchema,
     response: FinishPasskeyCeremonyResponseSchema,
     validate: (m) => [...secret(m.ceremonyToken, 'ceremonyToken'), ...webauthnJson(m.responseJson, 'responseJson')],
   }),
   startPasskeyAuthentication: defineRpc({
     subject: `${P}.start_passkey_authentication`,
+    callers: ['gateway'],
     request: StartPasskeyAuthenticationRequestSchema,
     response: StartPasskeyCeremonyResponseSchema,
   }),
   finishPasskeyAuthentication: defineRpc({
     subject: `${P}.finish_passkey_authentication`,
+    callers: ['gateway'],
     request: FinishPasskeyAuthenticationRequestSchema,
     response: FinishPasskeyCeremonyResponseSchema,
     validate: (m) => [...secret(m.ceremonyToken, 'ceremonyToken'), ...webauthnJson(m.responseJson, 'responseJson')],
@@ -243,6 +265,7 @@ export const identityRpc = {
   /** Admin: set an org's OIDC IdP (identity fetches its discovery document first: allow for it). */
   configureOrganizationSso: defineRpc({
     subject: `${P}.configure_organization_sso`,
+    callers: ['gateway'],
     request: ConfigureOrganizationSsoRequestSchema,
     response: ConfigureOrganizationSsoResponseSchema,
     timeoutMs: 15_000,
@@ -264,12 +287,14 @@ export const identityRpc = {
   }),
   getOrganizationSso: defineRpc({
     subject: `${P}.get_organization_sso`,
+    callers: ['gateway'],
     request: GetOrganizationSsoRequestSchema,
     response: GetOrganizationSsoResponseSchema,
     validate: (m) => check.uuid(m.orgId, 'orgId'),
   }),
   deleteOrganizationSso: defineRpc({
     subject: `${P}.delete_organization_sso`,
+    callers: ['gateway'],
     request: DeleteOrganizationSsoRequestSchema,
     response: DeleteOrganizationSsoResponseSchema,
     validate: (m) => check.uuid(m.orgId, 'orgId'),
@@ -277,6 +302,7 @@ export const identityRpc = {
   /** The sign-in page's "Sign in with your organization": where to send the browser. */
   startSsoSignIn: defineRpc({
     subject: `${P}.start_sso_sign_in`,
+    callers: ['gateway'],
     request: StartSsoSignInRequestSchema,
     response: StartSsoSignInResponseSchema,
     timeoutMs: 10_000,
@@ -290,6 +316,7 @@ export const identityRpc = {
   /** The IdP's redirect back: code exchange, ID token checks, provisioning, a session. */
   finishSsoSignIn: defineRpc({
     subject: `${P}.finish_sso_sign_in`,
+    callers: ['gateway'],
     request: FinishSsoSignInRequestSchema,
     response: FinishSsoSignInResponseSchema,
     timeoutMs: 15_000,

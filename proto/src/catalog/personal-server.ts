@@ -102,6 +102,7 @@ export const personalServerRpc = {
   /** connection-broker, after consent: create (or find) the user's Personal Server. */
   provision: defineRpc({
     subject: `${P}.provision`,
+    callers: ['connection-broker'],
     request: ProvisionPersonalServerRequestSchema,
     response: ProvisionPersonalServerResponseSchema,
     validate: (m) => check.uuid(m.userId, 'userId'),
@@ -109,6 +110,7 @@ export const personalServerRpc = {
   /** connection-broker, after consent: record an app's grant (idempotent by grant id). */
   registerGrant: defineRpc({
     subject: `${P}.register_grant`,
+    callers: ['connection-broker'],
     request: RegisterGrantRequestSchema,
     response: RegisterGrantResponseSchema,
     validate: (m) => validateGrant(m.grant),
@@ -116,6 +118,7 @@ export const personalServerRpc = {
   /** User or app revocation; the reply means the owning shard has committed it. */
   revokeGrant: defineRpc({
     subject: `${P}.revoke_grant`,
+    callers: ['connection-broker'],
     request: RevokeGrantRequestSchema,
     response: RevokeGrantResponseSchema,
     validate: validateRevoke,
@@ -123,6 +126,7 @@ export const personalServerRpc = {
   /** Connection deleted: crypto-shred its data key, drop its records and grants. */
   deleteConnection: defineRpc({
     subject: `${P}.delete_connection`,
+    callers: ['connection-broker'],
     request: DeleteConnectionRequestSchema,
     response: DeleteConnectionResponseSchema,
     validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
@@ -130,6 +134,7 @@ export const personalServerRpc = {
   /** sync-worker: idempotent upsert of normalized records (and tombstones). */
   writeRecords: defineRpc({
     subject: `${P}.write_records`,
+    callers: ['sync-worker'],
     request: WriteRecordsRequestSchema,
     response: WriteRecordsResponseSchema,
     timeoutMs: 10_000,
@@ -138,6 +143,7 @@ export const personalServerRpc = {
   /** gateway, on a directory-cache miss: which shard owns this connection. */
   locateConnection: defineRpc({
     subject: `${P}.locate_connection`,
+    callers: ['gateway'],
     request: LocateConnectionRequestSchema,
     response: LocateConnectionResponseSchema,
     timeoutMs: 1_500,
@@ -149,6 +155,7 @@ export const personalServerRpc = {
   shardQuery: defineShardRpc({
     prefix,
     verb: 'query',
+    callers: ['gateway'],
     request: QueryRecordsRequestSchema,
     response: QueryRecordsResponseSchema,
     timeoutMs: 3_000,
@@ -158,6 +165,7 @@ export const personalServerRpc = {
   shardDeleteConnection: defineShardRpc({
     prefix,
     verb: 'delete_connection',
+    callers: ['personal-server'],
     request: DeleteConnectionRequestSchema,
     response: DeleteConnectionResponseSchema,
     validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
@@ -166,6 +174,7 @@ export const personalServerRpc = {
   shardHealth: defineShardRpc({
     prefix,
     verb: 'health',
+    callers: ['personal-server'],
     request: GetReadinessRequestSchema,
     response: GetReadinessResponseSchema,
     timeoutMs: 1_000,

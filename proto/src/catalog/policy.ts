@@ -63,6 +63,7 @@ function ruleSpec(rule: RuleSpec | undefined, path: string): ValidationProblem[]
 export const policyRpc = {
   putOrgRule: defineRpc({
     subject: `${P}.put_org_rule`,
+    callers: ['gateway'],
     request: PutOrgRuleRequestSchema,
     response: PutRuleResponseSchema,
     // Returns only after the change event is on the CONTROL stream (docs/policy.md).
@@ -71,6 +72,7 @@ export const policyRpc = {
   }),
   putApplicationRule: defineRpc({
     subject: `${P}.put_application_rule`,
+    callers: ['gateway'],
     request: PutApplicationRuleRequestSchema,
     response: PutRuleResponseSchema,
     timeoutMs: 5_000,
@@ -82,6 +84,7 @@ export const policyRpc = {
   }),
   deleteRule: defineRpc({
     subject: `${P}.delete_rule`,
+    callers: ['gateway'],
     request: DeleteRuleRequestSchema,
     response: DeleteRuleResponseSchema,
     timeoutMs: 5_000,
@@ -89,12 +92,14 @@ export const policyRpc = {
   }),
   listRules: defineRpc({
     subject: `${P}.list_rules`,
+    callers: ['gateway'],
     request: ListRulesRequestSchema,
     response: ListRulesResponseSchema,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...optionalUuid(m.applicationId, 'applicationId')],
   }),
   setOrgIntegrations: defineRpc({
     subject: `${P}.set_org_integrations`,
+    callers: ['gateway'],
     request: SetOrgIntegrationsRequestSchema,
     response: SetOrgIntegrationsResponseSchema,
     timeoutMs: 5_000,
@@ -109,12 +114,14 @@ export const policyRpc = {
   }),
   getOrgIntegrations: defineRpc({
     subject: `${P}.get_org_integrations`,
+    callers: ['gateway'],
     request: GetOrgIntegrationsRequestSchema,
     response: GetOrgIntegrationsResponseSchema,
     validate: (m) => check.uuid(m.orgId, 'orgId'),
   }),
   putUserRule: defineRpc({
     subject: `${P}.put_user_rule`,
+    callers: ['gateway'],
     request: PutUserRuleRequestSchema,
     response: UserRuleChangeResponseSchema,
     timeoutMs: 5_000,
@@ -122,6 +129,7 @@ export const policyRpc = {
   }),
   deleteUserRule: defineRpc({
     subject: `${P}.delete_user_rule`,
+    callers: ['gateway'],
     request: DeleteUserRuleRequestSchema,
     response: UserRuleChangeResponseSchema,
     timeoutMs: 5_000,
@@ -129,12 +137,14 @@ export const policyRpc = {
   }),
   listUserRules: defineRpc({
     subject: `${P}.list_user_rules`,
+    callers: ['gateway'],
     request: ListUserRulesRequestSchema,
     response: ListRulesResponseSchema,
     validate: (m) => userId(m.userId, 'userId'),
   }),
   explain: defineRpc({
     subject: `${P}.explain`,
+    callers: ['gateway'],
     request: ExplainRequestSchema,
     response: ExplainResponseSchema,
     validate: (m) => [
@@ -148,6 +158,7 @@ export const policyRpc = {
   }),
   getCompiledRules: defineRpc({
     subject: `${P}.get_compiled_rules`,
+    callers: ['gateway'],
     request: GetCompiledRulesRequestSchema,
     response: GetCompiledRulesResponseSchema,
     // On a data-plane path (a gateway refreshing its cache): short.

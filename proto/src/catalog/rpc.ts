@@ -14,6 +14,7 @@ const health = Object.fromEntries(
     service,
     defineRpc({
       subject: `${SUBJECT_PREFIX[service]}.v1.health`,
+      callers: ['gateway'],
       request: GetReadinessRequestSchema,
       response: GetReadinessResponseSchema,
       // Health answers from memory; anything slower than this is itself a finding.

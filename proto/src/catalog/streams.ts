@@ -9,7 +9,7 @@ import {
 import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
 import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
 import { validateAuditEvent } from './audit.js';
-import { defineEvent, type StreamDescriptor } from './descriptors.js';
+import { type ConsumerDescriptor, defineEvent, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
 
 const MINUTE = 60_000;
@@ -34,6 +34,8 @@ export const streams = {
     maxAgeMs: 30 * 24 * 60 * MINUTE,
     description:
       'Control-plane facts (application declarations, grants, policy changes) that data-plane caches follow.',
+    // The gateway follows it with in-memory ordered consumers (policy cache, token revocations).
+    readers: ['gateway'],
   },
   audit: {
     name: 'AUDIT',
@@ -62,6 +64,8 @@ export const events = {
   auditRecorded: defineEvent({
     stream: streams.audit,
     subject: 'audit.v1.events.recorded',
+    // The gateway audits every access; identity its OAuth token issuance and revocations.
+    publishers: ['gateway', 'identity'],
     message: AuditEventSchema,
     messageId: (event) => event.eventId,
     validate: validateAuditEvent,
@@ -70,6 +74,7 @@ export const events = {
   applicationChanged: defineEvent({
     stream: streams.control,
     subject: 'control.v1.application_changed',
+    publishers: ['identity'],
     message: ApplicationChangedSchema,
     // (application, revision) is the fact: a retried publish of it is stored once.
     messageId: (m) => `application_changed:${m.applicationId}:${m.revision}`,
@@ -86,6 +91,8 @@ export const events = {
   syncJobRequested: defineEvent({
     stream: streams.syncJobs,
     subject: 'sync.v1.jobs.requested',
+    // The broker queues the first sync after consent; the worker its schedules, retries and requests.
+    publishers: ['connection-broker', 'sync-worker'],
     message: SyncJobSchema,
     messageId: (job) => job.jobId,
     validate: (job) => [
@@ -101,6 +108,7 @@ export const events = {
   policyChanged: defineEvent({
     stream: streams.control,
     subject: 'control.v1.policy_changed',
+    publishers: ['policy'],
     message: PolicyChangedSchema,
     // (org, revision) is the fact: a retried publish of it is stored once.
     messageId: (m) => `policy_changed:${m.orgId}:${m.revision}`,
@@ -117,6 +125,7 @@ export const events = {
   grantChanged: defineEvent({
     stream: streams.control,
     subject: 'control.v1.grant_changed',
+    publishers: ['connection-broker'],
     message: GrantChangedSchema,
     // One message per (grant, revision): a retried publish of the same change is stored once.
     messageId: (event) => `grant-${event.grantId}-${event.revision}`,
@@ -135,6 +144,7 @@ export const events = {
   tokensRevoked: defineEvent({
     stream: streams.control,
     subject: 'control.v1.tokens_revoked',
+    publishers: ['identity'],
     message: TokensRevokedSchema,
     messageId: (m) => `tokens_revoked:${m.eventId}`,
     validate: (m) => [
@@ -148,6 +158,42 @@ export const events = {
     ],
   }),
 } as const;
+
+/**
+ * Every durable consumer, by owner. The NATS bootstrap creates each one (a pull consumer);
+ * its owner may only pull, ack, read its info and tune it, and dead-letter what it cannot
+ * process into DEAD_LETTERS under its stream's subject (deadLetterSubject).
+ */
+export const consumers = {
+  /** sync-worker's one shared work queue consumer: each job goes to one worker. */
+  syncJobs: {
+    service: 'sync-worker',
+    stream: streams.syncJobs,
+    durable: 'sync-worker',
+    filterSubject: 'sync.v1.jobs.requested',
+  },
+  /** personal-server: grant revocations applied to the shared grants table, once across shards. */
+  grantChanges: {
+    service: 'personal-server',
+    stream: streams.control,
+    durable: 'personal-server-grant-changes',
+    filterSubject: 'control.v1.grant_changed',
+  },
+  /** policy: every control fact, one at a time in stream order. */
+  policyControl: {
+    service: 'policy',
+    stream: streams.control,
+    durable: 'policy-control',
+    filterSubject: 'control.v1.>',
+  },
+  /** audit's log writer: the AUDIT stream, appended to the hash-chained log. */
+  auditLogWriter: {
+    service: 'audit',
+    stream: streams.audit,
+    durable: 'audit-log-writer',
+    filterSubject: 'audit.v1.events.recorded',
+  },
+} as const satisfies Record<string, ConsumerDescriptor>;
 
 /** Where a consumer of `stream` puts what it can never process. */
 export function deadLetterSubject(stream: StreamDescriptor): string {

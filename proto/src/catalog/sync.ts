@@ -19,6 +19,7 @@ export const syncRpc = {
   /** gateway: `GET /v1/connections/{id}/sync`, after its grant check. */
   getState: defineRpc({
     subject: 'sync.v1.get_state',
+    callers: ['gateway'],
     request: GetSyncStateRequestSchema,
     response: GetSyncStateResponseSchema,
     validate: (m) => check.uuid(m.connectionId, 'connectionId'),
@@ -26,6 +27,7 @@ export const syncRpc = {
   /** gateway: one batch of an uploaded export (Netflix), already parsed and validated row by row. */
   importRecords: defineRpc({
     subject: 'sync.v1.import_records',
+    callers: ['gateway'],
     request: ImportRecordsRequestSchema,
     response: ImportRecordsResponseSchema,
     timeoutMs: 15_000,
@@ -46,6 +48,7 @@ export const syncRpc = {
   /** gateway: `POST /v1/connections/{id}/sync` (sync now), after its grant check. */
   requestSync: defineRpc({
     subject: 'sync.v1.request_sync',
+    callers: ['gateway'],
     request: RequestSyncRequestSchema,
     response: RequestSyncResponseSchema,
     validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.enumSet(m.reason, 'reason')],
@@ -53,6 +56,7 @@ export const syncRpc = {
   /** gateway: a webhook delivery whose signature it verified. */
   notifyWebhook: defineRpc({
     subject: 'sync.v1.notify_webhook',
+    callers: ['gateway'],
     request: NotifyWebhookRequestSchema,
     response: NotifyWebhookResponseSchema,
     validate: (m) => [

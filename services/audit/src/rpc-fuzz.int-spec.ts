@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { streams } from '@context-gateway/proto';
 import { describeRpcFuzz } from '@context-gateway/service-kit/testing';
 import { afterAll } from '@jest/globals';
 
@@ -24,7 +23,6 @@ describeRpcFuzz({
     AUDIT_DECODE_THREADS: '0',
   },
   migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
-  streams: [streams.audit, streams.deadLetters],
   // The writer signs checkpoints on its own schedule.
   backgroundTables: ['checkpoints'],
   minSubjects: 4,

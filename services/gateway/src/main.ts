@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 
-import { streams } from '@context-gateway/proto';
 import { serviceMain } from '@context-gateway/service-kit';
 
 import { AppModule } from './app.module.js';
@@ -13,6 +12,4 @@ await serviceMain({
   loadEnv: () => loadEnv(),
   module: AppModule,
   configure: configureGateway,
-  // The gateway publishes audit events and waits for this stream's ack (docs/audit.md).
-  streams: [streams.audit, streams.control],
 });

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc, streams } from '@context-gateway/proto';
+import { rpc } from '@context-gateway/proto';
 import { describeRpcFuzz } from '@context-gateway/service-kit/testing';
 
 import { AppModule } from './app.module.js';
@@ -14,7 +14,6 @@ describeRpcFuzz({
   module: AppModule,
   loadEnv,
   migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
-  streams: [streams.control],
   minSubjects: 11,
   known: async ({ nc }) => {
     const client = new RpcClient(nc);

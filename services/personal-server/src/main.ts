@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 
-import { streams } from '@context-gateway/proto';
 import { serviceMain } from '@context-gateway/service-kit';
 
 import { AppModule } from './app.module.js';
@@ -13,6 +12,4 @@ await serviceMain({
   module: AppModule,
   // Sharded handlers (ps.v1.shard.<n>.*) subscribe this process's own shard.
   shard: (env) => (env as Env).SHARD_ID,
-  // control.v1.grant_changed: revocations are applied from it too (catch-up, grants/).
-  streams: [streams.control],
 });

@@ -8,15 +8,9 @@ import { z } from 'zod';
  */
 const envSchema = z
   .object({
+    // policy's CONTROL consumer is `consumers.policyControl` in the proto catalog: its NATS
+    // rights name it, so it is not configurable here (docs/trust-boundaries.md).
     ...runtimeEnvShape({ httpPort: DEFAULT_HTTP_PORT.policy }),
-    /**
-     * Durable name of policy's CONTROL consumer. Every replica shares it (one message in flight
-     * across all of them, in stream order); change it only to replay the stream from the start.
-     */
-    POLICY_CONTROL_CONSUMER: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+$/)
-      .default('policy-control'),
   })
   .superRefine(refineRuntimeEnv);
 

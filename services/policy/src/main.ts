@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 
-import { streams } from '@context-gateway/proto';
 import { serviceMain } from '@context-gateway/service-kit';
 
 import { AppModule } from './app.module.js';
@@ -11,6 +10,4 @@ await serviceMain({
   serviceRoot: new URL('..', import.meta.url),
   loadEnv: () => loadEnv(),
   module: AppModule,
-  // CONTROL: policy follows it (applications, grants) and publishes PolicyChanged to it.
-  streams: [streams.control, streams.deadLetters],
 });

@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
 
-import { streams } from '@context-gateway/proto';
 import { describeRpcFuzz } from '@context-gateway/service-kit/testing';
 
 import { AppModule } from './app.module.js';
@@ -12,7 +11,6 @@ describeRpcFuzz({
   module: AppModule,
   loadEnv,
   migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
-  streams: [streams.control, streams.deadLetters],
   // The CONTROL follower moves its cursor on its own.
   backgroundTables: ['control_cursor'],
   minSubjects: 4,

@@ -45,11 +45,16 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** Starts the server on a free port and resolves once it accepts connections. */
-export async function startPrivateNats(): Promise<PrivateNats> {
+/**
+ * Starts the server on a free port and resolves once it accepts connections; `configFile`
+ * (e.g. writeNatsCredentials' auth.conf) adds its users and rights.
+ */
+export async function startPrivateNats(options: { configFile?: string } = {}): Promise<PrivateNats> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-nats-'));
   const port = await freePort();
-  const child: ChildProcess = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
+  const config = options.configFile ? ['-c', options.configFile] : [];
+  const args = [...config, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+  const child: ChildProcess = spawn(natsServerBinary(), args, {
     stdio: 'ignore',
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

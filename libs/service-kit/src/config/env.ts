@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+
+import { readUserSeed } from '@context-gateway/messaging';
 import { LOG_LEVELS } from '@context-gateway/observability';
 import { z } from 'zod';
 
@@ -47,6 +50,14 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
     DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
     /** NATS with JetStream; a comma-separated list for a cluster. */
     NATS_URL: url(['nats', 'tls']).default('nats://127.0.0.1:4222'),
+    /**
+     * This service's NATS nkey seed (a file holding one `SU…` line; `pnpm nats:credentials`
+     * makes one per service). Presented only when the server asks; its rights are the
+     * service's subjects, generated from the proto catalog (docs/trust-boundaries.md).
+     */
+    NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
+    /** CA bundle to verify the NATS server's certificate (tls:// URLs with a private CA). */
+    NATS_TLS_CA_FILE: z.string().min(1).optional(),
     /** Interface for the HTTP listener (health, and for the gateway the public API); 0.0.0.0 in containers. */
     HTTP_HOST: z.string().min(1).default('127.0.0.1'),
     HTTP_PORT: port.default(defaults.httpPort),
@@ -110,6 +121,17 @@ export function metricsListen(env: Pick<RuntimeEnv, 'HTTP_HOST' | 'HTTP_PORT' | 
 
 /** Cross-field rules every runtime env must satisfy; services chain it on their schema. */
 export function refineRuntimeEnv<T extends RuntimeEnv>(env: T, ctx: z.RefinementCtx): void {
+  if (env.NATS_NKEY_SEED_FILE !== undefined) {
+    try {
+      readUserSeed(env.NATS_NKEY_SEED_FILE);
+    } catch (error) {
+      // The message names the file and what is wrong with it, never its content.
+      ctx.addIssue({ code: 'custom', path: ['NATS_NKEY_SEED_FILE'], message: (error as Error).message });
+    }
+  }
+  if (env.NATS_TLS_CA_FILE !== undefined && !existsSync(env.NATS_TLS_CA_FILE)) {
+    ctx.addIssue({ code: 'custom', path: ['NATS_TLS_CA_FILE'], message: 'no such file' });
+  }
   if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
     ctx.addIssue({
       code: 'custom',

@@ -4,8 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { consumeEvents, JetStreamPublisher, RpcClient, type RunningConsumer } from '@context-gateway/messaging';
-import { defineEvent, rpc, type StreamDescriptor, streams, SyncJobSchema, SyncReason } from '@context-gateway/proto';
+import {
+  consumeEvents,
+  ensureStreams,
+  JetStreamPublisher,
+  RpcClient,
+  type RunningConsumer,
+} from '@context-gateway/messaging';
+import { defineEvent, rpc, type StreamDescriptor, SyncJobSchema, SyncReason } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -18,7 +24,7 @@ import {
   type OnApplicationShutdown,
   Param,
 } from '@nestjs/common';
-import type { Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import { z } from 'zod';
 
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '../config/env.js';
@@ -39,6 +45,7 @@ const stream: StreamDescriptor = {
   description: 'metrics test stream',
 };
 const jobRequested = defineEvent({
+  publishers: ['sync-worker'],
   stream,
   subject: 'metricstest.v1.jobs.requested',
   message: SyncJobSchema,
@@ -109,13 +116,14 @@ const eventually = async (what: string, probe: () => Promise<boolean>) => {
 beforeAll(async () => {
   migrations = mkdtempSync(join(tmpdir(), 'cg-metrics-migrations-'));
   harness = await ServiceHarness.start({ schemaPrefix: 'metrics', migrationsDir: migrations });
+  // The catalog's streams are the harness's; this test's own one is created here.
+  await ensureStreams(harness.nc, [stream], pino({ level: 'silent' }));
   const schema = z.object(runtimeEnvShape({ httpPort: 0 })).superRefine(refineRuntimeEnv);
   service = await harness.run({
     name: 'sync-worker',
     version: '9.9.9',
     loadEnv: (raw) => parseEnv(schema, raw),
     module: TestModule,
-    streams: [stream, streams.deadLetters],
   });
 }, 60_000);
 

@@ -2,9 +2,17 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { applyMigrations, createPool, pingDatabase, serviceSchemaName } from '@context-gateway/database';
-import { bindMessagingMetrics, connectNats, ensureStreams, NatsRpcServer } from '@context-gateway/messaging';
+import {
+  bindMessagingMetrics,
+  connectNats,
+  inboxPrefix,
+  NatsRpcServer,
+  readUserSeed,
+  streamsUsedBy,
+  verifyStreams,
+} from '@context-gateway/messaging';
 import { createLogger, initTracing, NestLogger } from '@context-gateway/observability';
-import type { ServiceName, StreamDescriptor } from '@context-gateway/proto';
+import type { ServiceName } from '@context-gateway/proto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -28,8 +36,6 @@ export interface ServiceDefinition {
   module: Type<unknown>;
   /** The service's prisma/migrations folder, applied at boot under an advisory lock. */
   migrationsDir: string;
-  /** Streams this service publishes to or consumes from; created or updated at boot. */
-  streams?: readonly StreamDescriptor[];
   /** For a sharded service (personal-server): this process's shard; its sharded handlers subscribe `…shard.<n>…`. */
   shard?: number | ((env: RuntimeEnv) => number);
   /** Largest HTTP body accepted (default 64 KiB; control-plane services take no bodies). */
@@ -136,10 +142,15 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
       name: `${def.name}@${process.pid}`,
       logger,
       bootTimeoutMs: env.BOOT_TIMEOUT_MS,
+      ...(env.NATS_NKEY_SEED_FILE ? { seed: readUserSeed(env.NATS_NKEY_SEED_FILE) } : {}),
+      ...(env.NATS_TLS_CA_FILE ? { tlsCaFile: env.NATS_TLS_CA_FILE } : {}),
+      // Replies come back under the service's own prefix: its NATS rights allow no other.
+      inboxPrefix: inboxPrefix(def.name),
     });
     // Everything built on this connection (RpcClient, publishers, consumers, the RPC server) reports here.
     bindMessagingMetrics(nc, metrics.messaging);
-    if (def.streams?.length) await ensureStreams(nc, def.streams, logger);
+    // The streams the catalog says it publishes to or consumes; the NATS bootstrap creates them.
+    await verifyStreams(nc, streamsUsedBy(def.name));
 
     @Module({
       imports: [

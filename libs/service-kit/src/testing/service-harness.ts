@@ -1,8 +1,10 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { provisionJetStream } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import type { RpcDescriptor } from '@context-gateway/proto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
 
 import type { RuntimeEnv } from '../config/env.js';
 import { type RunningService, runService, type ServiceDefinition } from '../runtime/bootstrap.js';
@@ -38,6 +40,8 @@ export class ServiceHarness {
     const nats = await startPrivateNats();
     try {
       const nc = await connect({ servers: nats.url });
+      // What the bootstrap step does before services start: they only check the streams exist.
+      await provisionJetStream(nc, pino({ level: 'silent' }));
       const db = await createTestSchema({ prefix: options.schemaPrefix, migrationsDir: options.migrationsDir });
       return new ServiceHarness(nats, nc, db, options.migrationsDir);
     } catch (error) {

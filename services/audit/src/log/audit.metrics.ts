@@ -1,13 +1,13 @@
 import { Clock } from '@context-gateway/clock';
 import { type PendingSampler, samplePending } from '@context-gateway/messaging';
-import { streams } from '@context-gateway/proto';
+import { consumers, streams } from '@context-gateway/proto';
 import { type Counter, type Histogram, Metrics, NATS_CONNECTION, PG_POOL } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
 
 /** The durable consumer the log writer pulls AUDIT with (log-writer.service.ts). */
-const AUDIT_CONSUMER = 'audit-log-writer';
+const AUDIT_CONSUMER = consumers.auditLogWriter.durable;
 /** Seconds from an event happening at the gateway to its entry being committed in the log. */
 const LAG_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 

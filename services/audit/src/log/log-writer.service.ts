@@ -10,7 +10,7 @@ import {
   signCheckpointWith,
 } from '@context-gateway/merkle-log';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
-import { events, streams } from '@context-gateway/proto';
+import { consumers, events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
@@ -41,7 +41,7 @@ interface PendingBatch {
 }
 
 /** The durable consumer's name: its position in the AUDIT stream survives restarts. */
-const AUDIT_CONSUMER = 'audit-log-writer';
+const AUDIT_CONSUMER = consumers.auditLogWriter.durable;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

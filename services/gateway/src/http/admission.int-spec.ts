@@ -1,7 +1,6 @@
 import { connect as connectSocket, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-import { streams } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -41,7 +40,6 @@ beforeAll(async () => {
         SHED_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
       },
       configure: configureGateway,
-      streams: [streams.audit, streams.control],
     });
   replicas = [await boot(), await boot()];
 }, 60_000);

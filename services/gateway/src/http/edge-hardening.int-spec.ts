@@ -1,7 +1,6 @@
 import { connect as connectSocket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-import { streams } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -41,7 +40,6 @@ beforeAll(async () => {
       HTTP_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
     },
     configure: configureGateway,
-    streams: [streams.audit, streams.control],
   });
 }, 60_000);
 

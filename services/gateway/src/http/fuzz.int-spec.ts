@@ -5,7 +5,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { ErrorCodes } from '@context-gateway/errors';
 import { fuzzParameters, fuzzRuns } from '@context-gateway/messaging/testing';
-import { allRpcDescriptors, ErrorReplySchema, rpc, streams } from '@context-gateway/proto';
+import { allRpcDescriptors, ErrorReplySchema, rpc } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -88,7 +88,6 @@ beforeAll(async () => {
       AUDIT_PUBLISH_TIMEOUT_MS: '500',
     },
     configure: configureGateway,
-    streams: [streams.audit, streams.control],
   });
 }, 60_000);
 

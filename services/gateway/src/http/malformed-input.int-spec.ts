@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connect as connectSocket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-import { rpc, streams } from '@context-gateway/proto';
+import { rpc } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -42,7 +42,6 @@ beforeAll(async () => {
     loadEnv,
     env: { OPERATOR_TOKEN },
     configure: configureGateway,
-    streams: [streams.audit, streams.control],
   });
 }, 60_000);
 

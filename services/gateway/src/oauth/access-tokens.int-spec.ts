@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher } from '@context-gateway/messaging';
-import { ApplicationStatus, events, rpc, streams, TokenRevocationKind } from '@context-gateway/proto';
+import { ApplicationStatus, events, rpc, TokenRevocationKind } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -88,7 +88,6 @@ beforeAll(async () => {
       IDENTITY_HTTP_URL: `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}`,
     },
     configure: configureGateway,
-    streams: [streams.audit, streams.control],
   });
 }, 60_000);
 

@@ -2,7 +2,6 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-import { streams } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -57,7 +56,6 @@ beforeAll(async () => {
       OAUTH_PROXY_TIMEOUT_MS: '500',
     },
     configure: configureGateway,
-    streams: [streams.audit, streams.control],
   });
 }, 60_000);
 

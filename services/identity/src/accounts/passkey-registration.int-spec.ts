@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Header, RpcClient } from '@context-gateway/messaging';
-import { rpc, StartPasskeyRegistrationRequestSchema, streams } from '@context-gateway/proto';
+import { rpc, StartPasskeyRegistrationRequestSchema } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
 import { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -38,7 +38,6 @@ beforeAll(async () => {
     name: 'identity',
     module: AppModule,
     loadEnv,
-    streams: [streams.control],
     env: { OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key'), PASSKEY_ADD_MAX_AUTH_AGE_MS: '60000' },
   });
   client = new RpcClient(harness.nc);

@@ -15,7 +15,6 @@ import {
   type AuditEvent,
   events,
   rpc,
-  streams,
   TokenRevocationKind,
 } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
@@ -167,7 +166,6 @@ beforeAll(async () => {
     name: 'identity',
     module: AppModule,
     loadEnv,
-    streams: [streams.control, streams.audit],
     env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key') },
   });
 

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { consumeEvents, type RunningConsumer } from '@context-gateway/messaging';
-import { events, GrantStatus, RevokeGrantRequestSchema } from '@context-gateway/proto';
+import { consumers, events, GrantStatus, RevokeGrantRequestSchema } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { GrantsService } from './grants.service.js';
 
 /** One durable for all shards: each revocation event is applied once (the table is shared). */
-const GRANT_CHANGES_DURABLE = 'personal-server-grant-changes';
+const GRANT_CHANGES_DURABLE = consumers.grantChanges.durable;
 
 /**
  * Catch-up for revocations. The broker's synchronous `ps.v1.revoke_grant` is what makes a

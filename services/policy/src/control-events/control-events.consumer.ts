@@ -1,13 +1,12 @@
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
-import { type EventDescriptor, events, streams } from '@context-gateway/proto';
-import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
+import { consumers, type EventDescriptor, events, streams } from '@context-gateway/proto';
+import { LOGGER, NATS_CONNECTION } from '@context-gateway/service-kit';
 import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 
-import type { Env } from '../env.js';
 import { ControlProgress } from '../rules/control-progress.js';
 import { ControlEventsApplier } from './control-events.applier.js';
 
@@ -38,7 +37,6 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
 
   constructor(
     @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
-    @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly applier: ControlEventsApplier,
     private readonly progress: ControlProgress,
@@ -46,12 +44,12 @@ export class ControlEventsConsumer implements OnApplicationBootstrap, OnApplicat
 
   async onApplicationBootstrap(): Promise<void> {
     const stream = streams.control.name;
-    const durable = this.env.POLICY_CONTROL_CONSUMER;
+    const { durable, filterSubject } = consumers.policyControl;
     const consumer = await ensureDurableConsumer(this.nc, stream, {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      filter_subject: 'control.v1.>',
+      filter_subject: filterSubject,
       // Unlimited: an applicable event is retried until it is applied (see ALERT_AFTER_ATTEMPTS).
       max_deliver: -1,
       ack_wait: nanos(30_000),

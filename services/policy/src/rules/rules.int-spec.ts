@@ -116,7 +116,7 @@ beforeAll(async () => {
       { provide: SERVICE_INFO, useValue: { name: 'policy', version: 'test', databaseSchema: db.schema } },
       { provide: NATS_CONNECTION, useValue: nc },
       { provide: LOGGER, useValue: logger },
-      { provide: SERVICE_ENV, useValue: { POLICY_CONTROL_CONSUMER: 'policy-test' } },
+      { provide: SERVICE_ENV, useValue: {} },
       { provide: JetStreamPublisher, useValue: publisher },
       { provide: Clock, useValue: clock },
     ],

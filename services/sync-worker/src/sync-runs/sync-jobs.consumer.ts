@@ -1,5 +1,5 @@
 import { consumeEvents, type RunningConsumer } from '@context-gateway/messaging';
-import { events } from '@context-gateway/proto';
+import { consumers, events } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -10,7 +10,7 @@ import { SyncMetrics } from './sync.metrics.js';
 import { SyncRunsService } from './sync-runs.service.js';
 
 /** Durable consumer name shared by every sync-worker: JetStream hands each job to one of them. */
-const SYNC_JOBS_DURABLE = 'sync-worker';
+const SYNC_JOBS_DURABLE = consumers.syncJobs.durable;
 
 /**
  * Pulls jobs from SYNC_JOBS (a work queue). A job is acked only after its run committed
