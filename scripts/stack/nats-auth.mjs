@@ -16,7 +16,7 @@ export async function importMessagingLib() {
 }
 
 /** The e2e tests' own client (stack.natsOptions()): it inspects streams and plays peers, so it may do anything. */
-export const NATS_TEST_PROBE = 'e2e-probe';
+const NATS_TEST_PROBE = 'e2e-probe';
 
 /**
  * Makes sure `dir` holds a seed per service and the bootstrap (keeping existing ones) and
