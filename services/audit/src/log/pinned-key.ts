@@ -37,7 +37,10 @@ export function parsePinnedKey(input: string, options: { type: number; defaultNa
     if (key.asymmetricKeyType !== 'ed25519') bad('is not an Ed25519 key');
     return { publicKey: key, name: options.defaultName ?? bad(NEEDS_NAME) };
   }
-  if (value.includes('+') && /^[\x21-\x7e]+$/.test(value) && value.split('+').length >= 3) {
+  // Base64 of 32 raw bytes is exactly 44 characters and may itself contain '+': decide that
+  // first. A verifier key (`<name>+<8 hex>+<base64 of 33 bytes>`) is always longer.
+  const isRawBase64 = value.length === 44 && /^[A-Za-z0-9+/]{43}=$/.test(value);
+  if (!isRawBase64 && value.includes('+') && /^[\x21-\x7e]+$/.test(value) && value.split('+').length >= 3) {
     let parsed: ReturnType<typeof parseVerifierKey>;
     try {
       parsed = parseVerifierKey(value);
