@@ -36,8 +36,11 @@ const compose = parse(readFileSync(join(rootDir, 'docker-compose.yml'), 'utf8'),
 describe('docker-compose.yml', () => {
   const services = compose.services;
 
-  it('runs all seven services plus its own Postgres and NATS', () => {
-    expect(Object.keys(services).sort()).toEqual([...SERVICE_NAMES, 'nats', 'postgres'].sort());
+  it('runs all seven services plus its own Postgres and NATS, and the JetStream bootstrap', () => {
+    expect(Object.keys(services).sort()).toEqual([...SERVICE_NAMES, 'nats', 'nats-bootstrap', 'postgres'].sort());
+    const bootstrap = services['nats-bootstrap'] as ComposeService & { command?: string[] };
+    expect(JSON.stringify(bootstrap?.command)).toContain('@context-gateway/messaging/dist/bootstrap.cli.js');
+    expect(bootstrap?.depends_on?.nats?.condition).toBe('service_healthy');
   });
 
   it.each(SERVICE_NAMES)('builds %s from the one Dockerfile with its own SERVICE', (name) => {
@@ -52,6 +55,7 @@ describe('docker-compose.yml', () => {
       expect(JSON.stringify(service?.healthcheck?.test)).toContain('/readyz');
       expect(service?.depends_on?.postgres?.condition).toBe('service_healthy');
       expect(service?.depends_on?.nats?.condition).toBe('service_healthy');
+      expect(service?.depends_on?.['nats-bootstrap']?.condition).toBe('service_completed_successfully');
       expect(service?.restart).toBe('unless-stopped');
     },
   );
@@ -408,13 +412,13 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
     },
   );
 
-  it('lets NATS be reached by the seven services on 4222 and by its peers on 6222, nobody else', () => {
+  it('lets NATS be reached by the seven services and the bootstrap on 4222 and by its peers on 6222, nobody else', () => {
     const nats = workload('nats') ?? ({} as K8sObject);
     const rules = policiesFor(nats, 'Ingress').flatMap((policy) => policy.spec?.ingress ?? []);
     const byPort = new Map(rules.map((rule) => [ports(rule).join(','), rule.from ?? []]));
     expect([...byPort.keys()].sort()).toEqual(['4222', '6222']);
     const clients = byPort.get('4222')?.[0]?.podSelector?.matchExpressions?.[0]?.values ?? [];
-    expect([...clients].sort()).toEqual([...SERVICE_NAMES].sort());
+    expect([...clients].sort()).toEqual([...SERVICE_NAMES, 'nats-bootstrap'].sort());
     expect(byPort.get('6222')).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'nats' } } }]);
     expect([...new Set(egressRules(nats).flatMap(ports))].sort()).toEqual([53, 6222]);
   });

@@ -15,14 +15,6 @@ import { importMessagingLib } from './stack/nats-auth.mjs';
 
 const USAGE = 'usage: node scripts/nats.mjs credentials <dir> | bootstrap';
 
-/** The few lines connectNats and provisionJetStream log, as plain text. */
-const logger = {
-  /** @param {object} fields @param {string} message */
-  info: (fields, message) => console.log(`${message} ${JSON.stringify(fields)}`),
-  /** @param {object} fields @param {string} message */
-  warn: (fields, message) => console.warn(`${message} ${JSON.stringify(fields)}`),
-};
-
 /** @param {string[]} args */
 async function main(args) {
   const messaging = await importMessagingLib();
@@ -34,24 +26,7 @@ async function main(args) {
     return 0;
   }
   if (command === 'bootstrap') {
-    const url = process.env.NATS_URL || 'nats://127.0.0.1:4222';
-    const replicas = Number(process.env.NATS_STREAM_REPLICAS ?? '1');
-    if (![1, 3, 5].includes(replicas)) throw new Error('NATS_STREAM_REPLICAS must be 1, 3 or 5');
-    const seedFile = process.env.NATS_NKEY_SEED_FILE;
-    const nc = await messaging.connectNats({
-      url,
-      name: 'bootstrap',
-      logger,
-      bootTimeoutMs: 30_000,
-      inboxPrefix: messaging.inboxPrefix(messaging.NATS_BOOTSTRAP_IDENTITY),
-      ...(seedFile ? { seed: messaging.readUserSeed(seedFile) } : {}),
-      ...(process.env.NATS_TLS_CA_FILE ? { tlsCaFile: process.env.NATS_TLS_CA_FILE } : {}),
-    });
-    try {
-      await messaging.provisionJetStream(nc, logger, replicas);
-    } finally {
-      await nc.close();
-    }
+    await messaging.runNatsBootstrap(process.env);
     return 0;
   }
   console.error(USAGE);

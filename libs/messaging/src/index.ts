@@ -3,6 +3,7 @@ export * from './jetstream-consumer.js';
 export * from './jetstream-publisher.js';
 export * from './jetstream-streams.js';
 export * from './messaging.metrics.js';
+export * from './nats-bootstrap.js';
 export * from './nats-connection.js';
 export * from './nats-credentials.js';
 export * from './nats-permissions.js';
