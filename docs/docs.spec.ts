@@ -8,7 +8,7 @@ import { SERVICES } from '../proto/src/services.js';
 const architecture = readFileSync(new URL('./architecture.md', import.meta.url), 'utf8');
 
 describe('docs/architecture.md', () => {
-  const rows = architecture.split('\n').filter((line) => /^\| [a-z-]+ \| (control|data)/.test(line));
+  const rows = architecture.split('\n').filter((line) => /^\| [a-z-]+ +\| (control|data)/.test(line));
 
   it('has one services-table row per service, in no other number', () => {
     expect(rows.map((row) => row.split('|')[1]?.trim()).sort()).toEqual(SERVICES.map((s) => s.name).sort());
