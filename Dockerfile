@@ -43,6 +43,30 @@ RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \
     pnpm --filter "@context-gateway/${SERVICE}" deploy --prod --offline --store-dir /pnpm/store /out \
  && test -f /out/dist/main.js
 
+# The database setup job (docker compose `db-setup`, deploy/ `db-setup` Job): migrations as the
+# owner role, then one login role per service (scripts/db-migrate.mjs, scripts/db-roles.mjs).
+#   docker build --target db-setup -t context-gateway/db-setup .
+# Only libs/database (with its production dependencies), the two scripts and every service's
+# migrations; no service code. Placed before `runtime` so a plain build still ends there.
+FROM build AS db-setup-files
+RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \
+    pnpm --filter @context-gateway/database deploy --prod --offline --store-dir /pnpm/store /out/libs/database \
+ && test -f /out/libs/database/dist/index.js \
+ && mkdir -p /out/scripts/db \
+ && cp scripts/db-migrate.mjs scripts/db-roles.mjs /out/scripts/ \
+ && cp scripts/db/services.mjs scripts/db/roles.mjs /out/scripts/db/ \
+ && for dir in services/*/prisma/migrations; do mkdir -p "/out/${dir}" && cp -R "${dir}/." "/out/${dir}/"; done
+
+FROM ${NODE_IMAGE} AS db-setup
+ENV NODE_ENV=production \
+    DB_ROLES_FILE=/tmp/db-roles.json
+WORKDIR /app
+COPY --from=db-setup-files /out /app
+USER node
+# DATABASE_URL: an admin login (superuser, or CREATEROLE and owner of the database);
+# DB_ROLE_PASSWORD_<SCHEMA>: each service's password, from the same Secret the service reads.
+CMD ["sh", "-c", "node scripts/db-migrate.mjs && node scripts/db-roles.mjs"]
+
 FROM ${NODE_IMAGE} AS runtime
 ARG SERVICE
 # The vendor's PKCS#11 module for KEY_PROVIDER=pkcs11, when it comes as a Debian package

@@ -36,11 +36,46 @@ const compose = parse(readFileSync(join(rootDir, 'docker-compose.yml'), 'utf8'),
 describe('docker-compose.yml', () => {
   const services = compose.services;
 
-  it('runs all seven services plus its own Postgres and NATS, and the JetStream bootstrap', () => {
-    expect(Object.keys(services).sort()).toEqual([...SERVICE_NAMES, 'nats', 'nats-bootstrap', 'postgres'].sort());
+  it('runs all seven services plus its own Postgres and NATS, the JetStream bootstrap and db-setup', () => {
+    expect(Object.keys(services).sort()).toEqual(
+      [...SERVICE_NAMES, 'db-setup', 'nats', 'nats-bootstrap', 'postgres'].sort(),
+    );
     const bootstrap = services['nats-bootstrap'] as ComposeService & { command?: string[] };
     expect(JSON.stringify(bootstrap?.command)).toContain('@context-gateway/messaging/dist/bootstrap.cli.js');
     expect(bootstrap?.depends_on?.nats?.condition).toBe('service_healthy');
+  });
+
+  it('migrates and creates the database roles in db-setup, before any service starts', () => {
+    const setup = services['db-setup'] as ComposeService & { build?: { target?: string } };
+    expect(setup.build?.target).toBe('db-setup');
+    expect(setup.depends_on?.postgres?.condition).toBe('service_healthy');
+    for (const name of SERVICE_NAMES) {
+      expect([name, services[name]?.depends_on?.['db-setup']?.condition]).toEqual([
+        name,
+        'service_completed_successfully',
+      ]);
+    }
+  });
+
+  it.each(SERVICE_NAMES)(
+    'logs %s in as its own role, with the password db-setup gave that role, unable to migrate',
+    (name) => {
+      const env = services[name]?.environment ?? {};
+      const schema = name.replace(/-/g, '_');
+      const setupEnv = services['db-setup']?.environment ?? {};
+      expect(env.DATABASE_USER).toBe(`cg_${schema}`);
+      expect(env.DATABASE_PASSWORD).toBeTruthy();
+      expect(env.DATABASE_PASSWORD).toBe(setupEnv[`DB_ROLE_PASSWORD_${schema.toUpperCase()}`]);
+      expect(env.DATABASE_MIGRATIONS).toBe('verify');
+      // The shared URL carries no credentials: only db-setup holds the admin's.
+      const url = new URL(env.DATABASE_URL ?? '');
+      expect([url.username, url.password]).toEqual(['', '']);
+    },
+  );
+
+  it('gives every service a different database password', () => {
+    const passwords = SERVICE_NAMES.map((name) => services[name]?.environment?.DATABASE_PASSWORD);
+    expect(new Set(passwords).size).toBe(SERVICE_NAMES.length);
   });
 
   it.each(SERVICE_NAMES)('builds %s from the one Dockerfile with its own SERVICE', (name) => {
@@ -249,7 +284,8 @@ it('has a dev and a prod overlay', () => {
 describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', (overlay) => {
   const objects = rendered?.get(overlay) ?? [];
   const ofKind = (kind: string) => objects.filter((object) => object.kind === kind);
-  const workloads = objects.filter((object) => ['Deployment', 'StatefulSet'].includes(object.kind));
+  // The db-setup Job is held to the same rules as the long-running pods.
+  const workloads = objects.filter((object) => ['Deployment', 'StatefulSet', 'Job'].includes(object.kind));
   const workload = (name: string) => workloads.find((object) => object.metadata.name === name);
   const podLabels = (object: K8sObject) => object.spec?.template?.metadata?.labels ?? {};
   const podSpec = (object: K8sObject) => object.spec?.template?.spec ?? {};
@@ -331,6 +367,42 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
       // Wrapped data keys outside the database, on a volume that outlives the pod.
       expect(env.find((v) => v.name === 'DATA_KEY_DIR')?.value).toBe('/var/lib/context-gateway/data-keys');
     }
+  });
+
+  it.each(SERVICE_NAMES)(
+    'logs %s in as its own database role from its own Secret key, and never gives it the admin',
+    (name) => {
+      const schema = name.replace(/-/g, '_');
+      const env = podSpec(workload(name) ?? ({} as K8sObject)).containers?.find((c) => c.name === name)?.env ?? [];
+      expect(env.find((v) => v.name === 'DATABASE_USER')?.value).toBe(`cg_${schema}`);
+      const password = env.find((v) => v.name === 'DATABASE_PASSWORD')?.valueFrom?.secretKeyRef;
+      expect(password?.name).toMatch(/^context-gateway-database-roles/);
+      expect(password?.key).toBe(name);
+      // db-setup creates the role with the password from the same Secret key.
+      const setupEnv = podSpec(workload('db-setup') ?? ({} as K8sObject)).containers?.[0]?.env ?? [];
+      expect(
+        setupEnv.find((v) => v.name === `DB_ROLE_PASSWORD_${schema.toUpperCase()}`)?.valueFrom?.secretKeyRef,
+      ).toEqual(password);
+      const secretsUsed = allContainers(workload(name) ?? ({} as K8sObject)).flatMap((c) =>
+        (c.env ?? []).flatMap((v) => v.valueFrom?.secretKeyRef?.name ?? []),
+      );
+      expect(secretsUsed.filter((secret) => secret.startsWith('context-gateway-database-admin'))).toEqual([]);
+    },
+  );
+
+  it('runs migrations and creates the roles in a db-setup Job, the only pod with the admin login', () => {
+    const job = workload('db-setup');
+    expect(job?.kind).toBe('Job');
+    const env = podSpec(job ?? ({} as K8sObject)).containers?.[0]?.env ?? [];
+    expect(env.find((v) => v.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef?.name).toMatch(
+      /^context-gateway-database-admin/,
+    );
+    const config = ofKind('ConfigMap').find((map) => map.metadata.name.startsWith('context-gateway-config'));
+    expect(config?.data?.DATABASE_MIGRATIONS).toBe('verify');
+    // Postgres only: no NATS, no internet.
+    expect([...new Set(egressRules(job ?? ({} as K8sObject)).flatMap(ports))].sort((a, b) => a - b)).toEqual([
+      53, 5432,
+    ]);
   });
 
   it('denies all traffic in the namespace by default, both ways', () => {

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
+import { provisionRoles } from '../db/roles.mjs';
 import { redactUrl, serviceBaseUrl } from './endpoints.mjs';
 import { ensureDatabase } from './infra.mjs';
 import { assignColours } from './log-lines.mjs';
@@ -38,6 +39,7 @@ import { DEFAULT_PORTS, isServiceName, SERVICE_NAMES } from './service-catalog.m
  *   processes: Partial<Record<ServiceName, ManagedProcess>>,
  *   shards: ManagedProcess[],
  *   unexpectedExit: Promise<{ service: ServiceName } & ExitInfo>,
+ *   databaseLogins: Partial<Record<ServiceName, { user: string, password: string }>>,
  *   stop(): Promise<void>,
  *   restart(name: ServiceName): Promise<void>,
  * }} RunningStack
@@ -145,7 +147,20 @@ export async function startStack(options) {
       `cannot prepare the database at ${redactUrl(options.databaseUrl)}: ${/** @type {Error} */ (error).message}`,
     );
   }
-  if (options.migrate !== false) await runMigrations(rootDir, sharedEnv, log);
+  /** @type {Partial<Record<ServiceName, { user: string, password: string }>>} */
+  let logins = {};
+  if (options.migrate !== false) {
+    await runMigrations(rootDir, sharedEnv, log);
+    // A database role per service (scripts/db/roles.mjs): each runs with its own login,
+    // which may not migrate, so it only verifies that the owner role's migrations are there.
+    logins = await provisionRoles({ url: options.databaseUrl, env: sharedEnv });
+    log(`Database roles ready (prefix ${sharedEnv.DB_ROLE_PREFIX ?? 'cg_'}): one login per service`);
+  }
+  /** @param {ServiceName} name @returns {NodeJS.ProcessEnv} */
+  const loginEnv = (name) => {
+    const login = logins[name];
+    return login ? { DATABASE_USER: login.user, DATABASE_PASSWORD: login.password, DATABASE_MIGRATIONS: 'verify' } : {};
+  };
   // Each process presents its own NATS identity when the server asks (ensureNats made them).
   const natsIdentity = (/** @type {string} */ identity) =>
     options.natsSeedFiles ? { NATS_NKEY_SEED_FILE: options.natsSeedFiles[identity] } : {};
@@ -184,7 +199,7 @@ export async function startStack(options) {
 
   for (const name of names) {
     /** @type {NodeJS.ProcessEnv} */
-    const env = { ...sharedEnv, ...natsIdentity(name), HTTP_PORT: String(ports[name]) };
+    const env = { ...sharedEnv, ...natsIdentity(name), ...loginEnv(name), HTTP_PORT: String(ports[name]) };
     if (name === 'personal-server') {
       env.SHARD_ID = '0';
       for (let shard = 1; shard < shardCount; shard += 1) {
@@ -262,7 +277,7 @@ export async function startStack(options) {
     await stop();
     throw error;
   }
-  return { urls, processes, shards, unexpectedExit, stop, restart };
+  return { urls, processes, shards, unexpectedExit, databaseLogins: logins, stop, restart };
 }
 
 /**

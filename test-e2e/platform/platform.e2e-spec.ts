@@ -2,6 +2,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { allRpcDescriptors, ErrorReplySchema, SERVICE_NAMES } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
 
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { type ServiceName, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -32,6 +33,112 @@ async function health() {
     },
   };
 }
+
+/** A connection as one service's own login (the one the stack gave the running service). */
+async function connectAs(service: ServiceName): Promise<pg.Client> {
+  const login = stack.databaseLogins[service];
+  if (!login) throw new Error(`the stack gave ${service} no database login`);
+  const url = new URL(stack.databaseUrl);
+  url.username = encodeURIComponent(login.user);
+  url.password = encodeURIComponent(login.password);
+  const client = new pg.Client({ connectionString: url.toString(), application_name: 'e2e:roles' });
+  await client.connect();
+  return client;
+}
+
+/** The SQLSTATE a statement fails with, or undefined when it succeeds. */
+async function failure(client: pg.Client, sql: string): Promise<string | undefined> {
+  try {
+    await client.query(sql);
+    return undefined;
+  } catch (error) {
+    return (error as { code?: string }).code;
+  }
+}
+
+const schemaOf = (service: string) => service.replace(/-/g, '_');
+
+describe('a database role per service, as the stack runs them', () => {
+  it('runs every service (and every shard) with its own login, none a superuser or the schema owner', async () => {
+    // Every service pings its database for the operator's health view: each has a connection open now.
+    expect((await health()).status).toBe(200);
+    const admin = new pg.Client({ connectionString: stack.databaseUrl });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ app: string; user: string; superuser: boolean; owner: boolean }>(
+        `SELECT DISTINCT a.application_name AS app, a.usename AS user, r.rolsuper AS superuser,
+                EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspowner = r.oid) AS owner
+           FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+          WHERE a.datname = current_database() AND a.application_name = ANY($1)`,
+        [[...SERVICE_NAMES]],
+      );
+      const seen = Object.fromEntries(rows.map((r) => [r.app, r]));
+      for (const service of SERVICE_NAMES) {
+        expect({ service, ...seen[service] }).toEqual({
+          service,
+          app: service,
+          user: stack.databaseLogins[service]?.user,
+          superuser: false,
+          owner: false,
+        });
+      }
+      // Every shard of personal-server shares its login; nothing of ours runs as anyone else.
+      expect(rows.filter((r) => r.app === 'personal-server')).toHaveLength(1);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it.each([...SERVICE_NAMES])("refuses %s's login every other service's tables, and creating any", async (self) => {
+    const admin = new pg.Client({ connectionString: stack.databaseUrl });
+    await admin.connect();
+    const { rows: tables } = await admin
+      .query<{ schema: string; name: string }>(
+        `SELECT schemaname AS schema, tablename AS name FROM pg_tables WHERE schemaname = ANY($1) ORDER BY 1, 2`,
+        [SERVICE_NAMES.map(schemaOf)],
+      )
+      .finally(() => admin.end());
+    const others = tables.filter((t) => t.schema !== schemaOf(self));
+    expect(others.length).toBeGreaterThan(20);
+    const client = await connectAs(self);
+    try {
+      for (const table of others) {
+        const target = `"${table.schema}"."${table.name}"`;
+        expect({ target, read: await failure(client, `SELECT 1 FROM ${target} LIMIT 1`) }).toEqual({
+          target,
+          read: '42501',
+        });
+        expect({ target, write: await failure(client, `DELETE FROM ${target}`) }).toEqual({ target, write: '42501' });
+      }
+      for (const schema of SERVICE_NAMES.map(schemaOf)) {
+        expect(await failure(client, `CREATE TABLE "${schema}".intruder (id int)`)).toBe('42501');
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("refuses the audit service's login to change, empty or unguard the log, even as audit_writer", async () => {
+    const client = await connectAs('audit');
+    try {
+      await expect(client.query('SELECT count(*) FROM audit.audit_entries')).resolves.toBeDefined();
+      for (const asWriter of [false, true]) {
+        if (asWriter) await client.query('SET ROLE audit_writer');
+        for (const table of ['audit_entries', 'audit_nodes', 'checkpoints']) {
+          const target = `audit.${table}`;
+          expect(await failure(client, `ALTER TABLE ${target} DISABLE TRIGGER ALL`)).toBe('42501');
+          expect(await failure(client, `ALTER TABLE ${target} DISABLE TRIGGER ${table}_append_only`)).toBe('42501');
+          expect(await failure(client, `DELETE FROM ${target}`)).toBe('42501');
+          expect(await failure(client, `TRUNCATE ${target}`)).toBe('42501');
+          expect(await failure(client, `DROP TABLE ${target}`)).toBe('42501');
+        }
+        expect(await failure(client, 'DROP FUNCTION audit.audit_reject_change() CASCADE')).toBe('42501');
+      }
+    } finally {
+      await client.end();
+    }
+  });
+});
 
 describe('the platform', () => {
   it('tells an anonymous caller only ready or not, without any internal detail', async () => {

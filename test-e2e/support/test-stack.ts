@@ -32,6 +32,8 @@ export interface TestStack {
   /** Each identity's seed file (NATS_NKEY_SEED_FILE), for a service the test starts by hand. */
   natsSeedFiles: Record<string, string>;
   databaseUrl: string;
+  /** Each service's own database login (a role per service), as the stack gave it to the service. */
+  databaseLogins: Partial<Record<ServiceName, { user: string; password: string }>>;
   /** Every line every service printed, parsed where it is JSON. */
   logs: LogLine[];
   pids(): Partial<Record<ServiceName, number | undefined>>;
@@ -70,6 +72,8 @@ const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@12
 export async function startTestStack(name: string, env: Record<string, string> = {}): Promise<TestStack> {
   const id = randomUUID().slice(0, 8);
   const database = `cg_e2e_${id}`;
+  // Roles are cluster-wide: each stack has its own, dropped with its database.
+  const rolePrefix = `e2e_${id}_`;
   const admin = new URL(ADMIN_URL);
   const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${database}`;
   const natsPort = await freePort();
@@ -123,12 +127,15 @@ export async function startTestStack(name: string, env: Record<string, string> =
         // Metrics listeners on OS-chosen ports: HTTP_PORT + 1000 of a free port need not be free.
         // Each service logs its metrics_url when ready.
         METRICS_PORT: '0',
+        DB_ROLE_PREFIX: rolePrefix,
+        DB_ROLES_FILE: join(scratch, 'db-roles.json'),
         ...env,
       },
     });
   } catch (error) {
     dumpLogs(name, logs);
     await nats.stop();
+    await dropDatabase(database, rolePrefix).catch(() => undefined);
     throw error;
   }
 
@@ -142,6 +149,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
     }),
     natsSeedFiles: seedFiles,
     databaseUrl,
+    databaseLogins: stack.databaseLogins,
     logs,
     pids: () => Object.fromEntries(Object.entries(stack.processes).map(([k, p]) => [k, p?.child.pid])),
     shardPids: () =>
@@ -160,13 +168,27 @@ export async function startTestStack(name: string, env: Record<string, string> =
       } finally {
         dumpLogs(name, logs);
         await nats.stop();
-        const client = new pg.Client({ connectionString: ADMIN_URL });
-        await client.connect();
-        await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => client.end());
+        await dropDatabase(database, rolePrefix);
         rmSync(scratch, { recursive: true, force: true });
       }
     },
   };
+}
+
+/** Drops the stack's database, then its roles (nothing else holds them once it is gone). */
+async function dropDatabase(database: string, rolePrefix: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    const roles = await client.query<{ name: string }>(
+      `SELECT rolname AS name FROM pg_roles WHERE starts_with(rolname, $1)`,
+      [rolePrefix],
+    );
+    for (const { name } of roles.rows) await client.query(`DROP ROLE IF EXISTS "${name}"`);
+  } finally {
+    await client.end();
+  }
 }
 
 function dumpLogs(name: string, logs: LogLine[]): void {

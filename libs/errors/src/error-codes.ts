@@ -134,6 +134,11 @@ export const ErrorCodes = {
    * service will not start until an operator fixes the database and marks it rolled back.
    */
   migration_failed: { status: 500, title: 'Migration failed' },
+  /**
+   * The schema lacks migrations this build needs, and the service's own database role may
+   * not apply them: the deployment's migration step (as the owner role) has not run yet.
+   */
+  migration_pending: { status: 503, title: 'Migration pending' },
   /** Another process held the migration lock for longer than this one was willing to wait. */
   migration_lock_timeout: { status: 503, title: 'Migration lock timeout' },
 

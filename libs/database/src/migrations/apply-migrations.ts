@@ -37,6 +37,11 @@ export type ApplyMigrationsOptions = ({ pool: pg.Pool; url?: never } | { url: st
   lockTimeoutMs?: number;
   /** Decides when the wait for the lock has run out. */
   clock?: Clock;
+  /**
+   * Run the migrations as this role (`SET ROLE`), so the schema and everything they create
+   * belong to it: the migration owner role of libs/database roles, never a service's login.
+   */
+  role?: string;
 };
 
 interface AppliedMigration {
@@ -74,6 +79,7 @@ export async function applyMigrations(options: ApplyMigrationsOptions): Promise<
     await client.query('SET statement_timeout = 0');
     await acquireLock(client, options.lockTimeoutMs ?? 60_000, options.clock ?? systemClock);
     try {
+      if (options.role) await client.query(`SET ROLE ${quoteIdent(options.role)}`);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
       await client.query(`SET search_path TO ${quoteIdent(schema)}`);
       await client.query(PRISMA_MIGRATIONS_DDL);
@@ -83,6 +89,46 @@ export async function applyMigrations(options: ApplyMigrationsOptions): Promise<
     }
   } finally {
     await done();
+  }
+}
+
+export interface VerifyMigrationsOptions {
+  pool: pg.Pool;
+  schema: string;
+  migrationsDir: string;
+  logger?: MigrationLogger;
+}
+
+/**
+ * For a service whose login may not migrate (a role per service, libs/database roles):
+ * checks that `schema` already holds every migration of `migrationsDir`, unedited and none
+ * failed, and changes nothing. Refuses with `migration_pending` (naming what is missing and
+ * how to apply it), `migration_checksum_mismatch` or `migration_failed`.
+ */
+export async function verifyMigrations(options: VerifyMigrationsOptions): Promise<{ alreadyApplied: string[] }> {
+  const schema = assertSchemaName(options.schema);
+  const files = await readMigrationDir(options.migrationsDir);
+  const client = await options.pool.connect();
+  try {
+    const table = await client.query<{ found: string | null }>(`SELECT to_regclass($1) AS found`, [
+      `${quoteIdent(schema)}."_prisma_migrations"`,
+    ]);
+    const rows = table.rows[0]?.found ? await readMigrationRows(client) : [];
+    refuseFailed(rows, schema);
+    const applied = new Map(rows.filter(isApplied).map((row) => [row.migration_name, row]));
+    refuseEdited(files, applied, schema);
+    const pending = files.filter((file) => !applied.has(file.name)).map((file) => file.name);
+    if (pending.length > 0) {
+      throw new AppError(
+        'migration_pending',
+        `schema ${schema}: migration ${pending.join(', ')} not applied, and this service's database role may not ` +
+          `migrate. Run \`pnpm db:migrate && pnpm db:roles\` (or the deployment's db-setup job) as the migration owner first.`,
+      );
+    }
+    warnUnknown(rows, files, schema, options.logger);
+    return { alreadyApplied: files.map((file) => file.name) };
+  } finally {
+    client.release();
   }
 }
 
@@ -149,12 +195,7 @@ async function applyPending(
   const applied = new Map(rows.filter(isApplied).map((row) => [row.migration_name, row]));
   refuseEdited(files, applied, schema);
 
-  const known = new Set(files.map((file) => file.name));
-  const unknown = [...applied.keys()].filter((name) => !known.has(name));
-  if (unknown.length > 0) {
-    // An older build starting against a newer database: not fatal, but worth seeing.
-    logger?.warn({ schema, migrations: unknown }, 'database has migrations this build does not know');
-  }
+  warnUnknown(rows, files, schema, logger);
 
   const result: ApplyMigrationsResult = {
     schema,
@@ -170,6 +211,20 @@ async function applyPending(
     result.applied.push({ name: file.name, checksum: file.checksum, durationMs });
   }
   return result;
+}
+
+function warnUnknown(
+  rows: MigrationRow[],
+  files: MigrationFile[],
+  schema: string,
+  logger: MigrationLogger | undefined,
+): void {
+  const known = new Set(files.map((file) => file.name));
+  const unknown = rows.filter((row) => isApplied(row) && !known.has(row.migration_name)).map((r) => r.migration_name);
+  if (unknown.length > 0) {
+    // An older build starting against a newer database: not fatal, but worth seeing.
+    logger?.warn({ schema, migrations: unknown }, 'database has migrations this build does not know');
+  }
 }
 
 function refuseFailed(rows: MigrationRow[], schema: string): void {

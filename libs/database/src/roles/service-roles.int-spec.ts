@@ -1,28 +1,41 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import pg from 'pg';
 
-import { applyMigrations } from '../migrations/apply-migrations.js';
+import { applyMigrations, verifyMigrations } from '../migrations/apply-migrations.js';
 import { createPool } from '../pool.js';
 import { quoteIdent } from '../schema-name.js';
 import { TEST_DATABASE_URL } from '../testing/test-schema.js';
-import { dropServiceRoles, provisionServiceRoles, serviceRoleName, type ServiceRoleSpec } from './service-roles.js';
+import {
+  dropServiceRoles,
+  migrationOwnerRole,
+  prepareMigrationOwners,
+  provisionServiceRoles,
+  serviceRoleName,
+  type ServiceRoleSpec,
+  serviceRoleSpec,
+} from './service-roles.js';
 
 const SERVICES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'services');
 const SERVICES = ['audit', 'connection-broker', 'identity', 'personal-server', 'policy', 'sync-worker'] as const;
 const prefix = `r${randomBytes(4).toString('hex')}_`;
 const admin = createPool({ url: TEST_DATABASE_URL, schema: 'public', applicationName: 'test:roles', max: 2 });
-const specs: ServiceRoleSpec[] = SERVICES.map((name) => ({
-  schema: `${prefix}${name.replace(/-/g, '_')}`,
-  role: serviceRoleName(prefix, `${name.replace(/-/g, '_')}_svc`),
-  password: randomBytes(18).toString('base64url'),
-  access: name === 'audit' ? 'append-only' : 'dml',
-  ...(name === 'audit' ? { columnUpdates: { auditors: ['revoked_at'] } } : {}),
-}));
+// The same specs scripts/db/roles.mjs provisions for the stack, on throwaway schemas.
+const specs: ServiceRoleSpec[] = SERVICES.map((name) =>
+  serviceRoleSpec(name, {
+    prefix,
+    password: randomBytes(18).toString('base64url'),
+    schema: `${prefix}${name.replace(/-/g, '_')}`,
+  }),
+);
 const ownerRole = serviceRoleName(prefix, 'owner');
 const auditOwnerRole = serviceRoleName(prefix, 'audit_owner');
+const owners = { ownerRole, appendOnlyOwnerRole: auditOwnerRole };
+const scratch = mkdtempSync(join(tmpdir(), 'roles-int-'));
 const clients = new Map<string, pg.Client>();
 
 function spec(name: (typeof SERVICES)[number]): ServiceRoleSpec {
@@ -51,7 +64,17 @@ async function refused(client: pg.Client, sql: string): Promise<string | undefin
   }
 }
 
+/** A pool as one service's login, on its schema (what a service started with DATABASE_USER gets). */
+function poolAs(name: (typeof SERVICES)[number]) {
+  const url = new URL(TEST_DATABASE_URL);
+  url.username = spec(name).role;
+  url.password = spec(name).password;
+  return createPool({ url: url.toString(), schema: spec(name).schema, applicationName: 'test:roles', max: 1 });
+}
+
 beforeAll(async () => {
+  // As `pnpm db:migrate` does: owner roles first, then each schema migrated as its owner.
+  await prepareMigrationOwners(admin, { ...owners, schemas: specs });
   for (const name of SERVICES) {
     const s = spec(name);
     const pool = createPool({ url: TEST_DATABASE_URL, schema: s.schema, applicationName: 'test:roles', max: 1 });
@@ -60,17 +83,19 @@ beforeAll(async () => {
         pool,
         schema: s.schema,
         migrationsDir: join(SERVICES_DIR, name, 'prisma', 'migrations'),
+        role: migrationOwnerRole(owners, s.access),
       });
     } finally {
       await pool.end();
     }
   }
-  await provisionServiceRoles(admin, { ownerRole, appendOnlyOwnerRole: auditOwnerRole, services: specs });
+  await provisionServiceRoles(admin, { ...owners, services: specs });
   // Idempotent: a second run changes nothing and does not fail.
-  await provisionServiceRoles(admin, { ownerRole, appendOnlyOwnerRole: auditOwnerRole, services: specs });
+  await provisionServiceRoles(admin, { ...owners, services: specs });
 }, 60_000);
 
 afterAll(async () => {
+  rmSync(scratch, { recursive: true, force: true });
   for (const client of clients.values()) await client.end();
   for (const s of specs) await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(s.schema)} CASCADE`);
   await dropServiceRoles(admin, [...specs.map((s) => s.role), ownerRole, auditOwnerRole]);
@@ -137,5 +162,72 @@ describe('a database role per service', () => {
     }
     expect(await refused(client, `SET ROLE ${quoteIdent(auditOwnerRole)}`)).toBe('42501');
     expect(await refused(client, `SET ROLE ${quoteIdent(ownerRole)}`)).toBe('42501');
+  });
+
+  it('migrates as the owner roles: no service login owns a schema or a table', async () => {
+    const { rows } = await admin.query<{ schema: string; owner: string; tables: string[] }>(
+      `SELECT n.nspname AS schema, pg_get_userbyid(n.nspowner) AS owner,
+              array(SELECT DISTINCT tableowner::text FROM pg_tables t WHERE t.schemaname = n.nspname) AS tables
+         FROM pg_namespace n WHERE n.nspname = ANY($1) ORDER BY 1`,
+      [specs.map((s) => s.schema)],
+    );
+    expect(rows).toEqual(
+      specs
+        .map((s) => {
+          const owner = migrationOwnerRole(owners, s.access);
+          return { schema: s.schema, owner, tables: [owner] };
+        })
+        .sort((a, b) => a.schema.localeCompare(b.schema)),
+    );
+  });
+
+  it('lets a service login verify its migrations, but not apply one, and names what is missing', async () => {
+    const migrationsDir = join(SERVICES_DIR, 'policy', 'prisma', 'migrations');
+    const pool = poolAs('policy');
+    try {
+      await expect(verifyMigrations({ pool, schema: spec('policy').schema, migrationsDir })).resolves.toBeDefined();
+      // A build with one more migration than the database holds.
+      const newer = join(scratch, 'migrations');
+      for (const entry of readdirSync(migrationsDir)) {
+        if (entry.endsWith('.toml')) continue;
+        mkdirSync(join(newer, entry), { recursive: true });
+        writeFileSync(join(newer, entry, 'migration.sql'), readFileSync(join(migrationsDir, entry, 'migration.sql')));
+      }
+      mkdirSync(join(newer, '29990101000000_later'));
+      writeFileSync(join(newer, '29990101000000_later', 'migration.sql'), 'CREATE TABLE later (id int);\n');
+      await expect(
+        verifyMigrations({ pool, schema: spec('policy').schema, migrationsDir: newer }),
+      ).rejects.toMatchObject({ code: 'migration_pending', message: expect.stringContaining('29990101000000_later') });
+      await expect(
+        applyMigrations({ pool, schema: spec('policy').schema, migrationsDir: newer }),
+      ).rejects.toMatchObject({ code: '42501' });
+
+      // The owner applies it; the service can use the new table at once (default privileges).
+      const ownerPool = createPool({
+        url: TEST_DATABASE_URL,
+        schema: spec('policy').schema,
+        applicationName: 'test:roles',
+        max: 1,
+      });
+      try {
+        await applyMigrations({
+          pool: ownerPool,
+          schema: spec('policy').schema,
+          migrationsDir: newer,
+          role: ownerRole,
+        });
+      } finally {
+        await ownerPool.end();
+      }
+      await expect(
+        verifyMigrations({ pool, schema: spec('policy').schema, migrationsDir: newer }),
+      ).resolves.toBeDefined();
+      await expect(pool.query('INSERT INTO later (id) VALUES (1)')).resolves.toBeDefined();
+      expect((await pool.query('SELECT id FROM later')).rows).toEqual([{ id: 1 }]);
+      const intruder = await as('sync-worker');
+      expect(await refused(intruder, `SELECT * FROM ${quoteIdent(spec('policy').schema)}.later`)).toBe('42501');
+    } finally {
+      await pool.end();
+    }
   });
 });

@@ -41,6 +41,20 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
   return {
     /** Postgres; each service keeps its tables in its own schema of this database. */
     DATABASE_URL: url(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/context_gateway'),
+    /**
+     * This service's own database login (a role per service, `pnpm db:roles`): replace the
+     * user and password of DATABASE_URL, so the URL itself can be shared config and only the
+     * password is a Secret. Unset: DATABASE_URL's own credentials.
+     */
+    DATABASE_USER: z.string().min(1).optional(),
+    DATABASE_PASSWORD: z.string().min(1).optional(),
+    /**
+     * `apply`: bring the schema up to date at boot (development, one login for everything).
+     * `verify`: only check that every migration is applied and refuse to start otherwise;
+     * for a service login that may not change the schema (migrations run as the owner role
+     * in `pnpm db:migrate` or the deployment's db-setup job).
+     */
+    DATABASE_MIGRATIONS: z.enum(['apply', 'verify']).default('apply'),
     /** Overrides the schema name (default: the service name, `-` → `_`); tests use throwaway schemas. */
     DATABASE_SCHEMA: z
       .string()
@@ -109,6 +123,15 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
 }
 
 export type RuntimeEnv = z.infer<z.ZodObject<ReturnType<typeof runtimeEnvShape>>>;
+
+/** DATABASE_URL with DATABASE_USER / DATABASE_PASSWORD in place of its own credentials, when set. */
+export function databaseUrl(env: Pick<RuntimeEnv, 'DATABASE_URL' | 'DATABASE_USER' | 'DATABASE_PASSWORD'>): string {
+  if (!env.DATABASE_USER && !env.DATABASE_PASSWORD) return env.DATABASE_URL;
+  const url = new URL(env.DATABASE_URL);
+  if (env.DATABASE_USER) url.username = encodeURIComponent(env.DATABASE_USER);
+  if (env.DATABASE_PASSWORD) url.password = encodeURIComponent(env.DATABASE_PASSWORD);
+  return url.toString();
+}
 
 /** Where GET /metrics listens: METRICS_PORT, else HTTP_PORT + 1000, else (HTTP_PORT 0 or too high) an OS-chosen port. */
 export function metricsListen(env: Pick<RuntimeEnv, 'HTTP_HOST' | 'HTTP_PORT' | 'METRICS_HOST' | 'METRICS_PORT'>): {

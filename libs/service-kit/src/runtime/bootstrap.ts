@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { applyMigrations, createPool, pingDatabase, serviceSchemaName } from '@context-gateway/database';
+import {
+  applyMigrations,
+  createPool,
+  pingDatabase,
+  serviceSchemaName,
+  verifyMigrations,
+} from '@context-gateway/database';
 import {
   bindMessagingMetrics,
   connectNats,
@@ -20,7 +26,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 
-import { EnvError, metricsListen, type RuntimeEnv } from '../config/env.js';
+import { databaseUrl, EnvError, metricsListen, type RuntimeEnv } from '../config/env.js';
 import { ProblemFilter } from '../http/problem.filter.js';
 import { installRequestTracing, requestIdFor } from '../http/request-tracing.js';
 import { installHttpMetrics } from '../metrics/http-metrics.js';
@@ -116,7 +122,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
   const metrics = new Metrics({ service: def.name, version: def.version, ...(shard === undefined ? {} : { shard }) });
 
   const pool: Pool = createPool({
-    url: env.DATABASE_URL,
+    url: databaseUrl(env),
     schema,
     max: env.DATABASE_POOL_MAX,
     applicationName: def.name,
@@ -134,8 +140,14 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     await retryUntil('database', env.BOOT_TIMEOUT_MS, logger, async () => {
       if (!(await pingDatabase(pool, 2_000))) throw new Error('database not reachable');
     });
-    const migrated = await applyMigrations({ pool, schema, migrationsDir: def.migrationsDir, logger });
-    logger.info({ schema, applied: migrated.applied.map((m) => m.name) }, 'database migrated');
+    if (env.DATABASE_MIGRATIONS === 'verify') {
+      // A service login may not change its schema: the owner role migrated it beforehand.
+      await verifyMigrations({ pool, schema, migrationsDir: def.migrationsDir, logger });
+      logger.info({ schema }, 'database migrations verified');
+    } else {
+      const migrated = await applyMigrations({ pool, schema, migrationsDir: def.migrationsDir, logger });
+      logger.info({ schema, applied: migrated.applied.map((m) => m.name) }, 'database migrated');
+    }
 
     nc = await connectNats({
       url: env.NATS_URL,
