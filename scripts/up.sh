@@ -22,5 +22,8 @@ elif [ "$(pnpm --version)" != "$PNPM_VERSION" ]; then
   echo "      If the install below fails, run: npm i -g pnpm@$PNPM_VERSION" >&2
 fi
 
+# The optional PKCS#11 addon (KEY_PROVIDER=pkcs11) builds with node-gyp: against the
+# machine's Node headers when they are there, so no headers download is needed.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
 pnpm install --frozen-lockfile
 exec pnpm start "$@"
