@@ -73,6 +73,11 @@ export class ServiceHarness {
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
         BOOT_TIMEOUT_MS: '5000',
+        // In process, the gateway's load shedding would measure the test runner's heap and
+        // event loop (every test file of the worker), not the service's: off unless a test
+        // sets them. Other services ignore these.
+        SHED_MAX_HEAP_MIB: '0',
+        SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
         ...env,
       }),
     });
