@@ -1,5 +1,6 @@
 export * from './headers.js';
 export * from './jetstream-consumer.js';
+export * from './jetstream-follower.js';
 export * from './jetstream-publisher.js';
 export * from './jetstream-streams.js';
 export * from './messaging.metrics.js';

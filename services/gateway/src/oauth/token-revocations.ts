@@ -1,15 +1,9 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
+import { StreamFollower } from '@context-gateway/messaging';
 import { events, streams, TokenRevocationKind } from '@context-gateway/proto';
-import {
-  type ConsumerMessages,
-  DeliverPolicy,
-  jetstream,
-  type JetStreamManager,
-  jetstreamManager,
-  type OrderedConsumerOptions,
-} from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -41,34 +35,39 @@ const keyOf = (kind: TokenRevocationKind, id: string) => `${kind}:${id}`;
  */
 export class TokenRevocations {
   private readonly revokedAt = new Map<string, number>();
-  private consumed = 0;
-  private waiters: { seq: number; resolve: () => void }[] = [];
   private asking: Promise<number> | undefined;
   private askQueued: Promise<number> | undefined;
-  private messages: ConsumerMessages | undefined;
-  private loop: Promise<void> | undefined;
-  private stopping = false;
   private jsm: JetStreamManager | undefined;
+  private readonly follower: StreamFollower;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.follower = new StreamFollower(nc, {
+      stream: streams.control.name,
+      filterSubject: subject,
+      name: 'token revocation reader',
+      logger,
+      onMessage: (m) => this.apply(m.data, m.seq),
+      lateError: () => new AppError('service_unavailable', 'Token revocations could not be read up to date in time'),
+    });
+  }
 
   async start(): Promise<void> {
     this.jsm = await jetstreamManager(this.nc);
     const replayFrom = this.now() - REVOCATION_HORIZON_MS;
     const last = await this.lastRevocation();
     // Nothing to replay when the newest revocation is older than the horizon: it is read as "done".
-    if (last && last.time < replayFrom) this.consumed = last.seq;
-    await this.read({ deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(replayFrom).toISOString() });
+    await this.follower.start(
+      { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(replayFrom).toISOString() },
+      last && last.time < replayFrom ? last.seq : 0,
+    );
   }
 
-  async stop(): Promise<void> {
-    this.stopping = true;
-    await this.messages?.close();
-    await this.loop;
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 
   /**
@@ -79,7 +78,7 @@ export class TokenRevocations {
   async check(token: TokenSubjects, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     const latest = await within(this.latestSeq(), timeoutMs);
-    await this.waitConsumed(latest, Math.max(1, deadline - performance.now()));
+    await this.follower.waitConsumed(latest, Math.max(1, deadline - performance.now()));
     const issuedAtMs = token.issuedAt * 1_000;
     const candidates = [
       token.grantId === undefined ? undefined : keyOf(TokenRevocationKind.GRANT, token.grantId),
@@ -92,10 +91,6 @@ export class TokenRevocations {
       if (at !== undefined && issuedAtMs <= at)
         throw new AppError('unauthenticated', 'The access token has been revoked');
     }
-  }
-
-  get consumedSeq(): number {
-    return this.consumed;
   }
 
   /** The stream sequence of the newest revocation, asked after this call began (0: none). */
@@ -133,50 +128,6 @@ export class TokenRevocations {
     }
   }
 
-  private waitConsumed(seq: number, timeoutMs: number): Promise<void> {
-    if (this.consumed >= seq) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new AppError('service_unavailable', 'Token revocations could not be read up to date in time'));
-      }, timeoutMs);
-      const waiter = { seq, resolve: () => (clearTimeout(timer), resolve()) };
-      this.waiters.push(waiter);
-    });
-  }
-
-  private async read(from: Partial<OrderedConsumerOptions>): Promise<void> {
-    const consumer = await jetstream(this.nc).consumers.get(streams.control.name, {
-      // One subject as a string: servers before 2.10 take no subject list.
-      filter_subjects: subject,
-      ...from,
-    });
-    const messages = await consumer.consume();
-    this.messages = messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        this.apply(m.data, m.seq);
-        this.advance(m.seq);
-      }
-    })()
-      .catch((error) => this.logger.error({ err: error }, 'token revocation reader stopped'))
-      .then(() => {
-        if (this.stopping) return;
-        this.logger.warn({ fromSeq: this.consumed + 1 }, 'token revocation reader ended; restarting');
-        this.restartSoon();
-      });
-  }
-
-  private restartSoon(): void {
-    setTimeout(() => {
-      if (this.stopping) return;
-      this.read({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.consumed + 1 }).catch((error) => {
-        this.logger.error({ err: error }, 'token revocation reader restart failed; trying again');
-        this.restartSoon();
-      });
-    }, 1_000).unref();
-  }
-
   private apply(data: Uint8Array, seq: number): void {
     try {
       const e = fromBinary(events.tokensRevoked.message, data);
@@ -196,15 +147,6 @@ export class TokenRevocations {
     if (this.revokedAt.size < 10_000) return;
     const horizon = this.now() - REVOCATION_HORIZON_MS;
     for (const [key, at] of this.revokedAt) if (at < horizon) this.revokedAt.delete(key);
-  }
-
-  private advance(seq: number): void {
-    if (seq <= this.consumed) return;
-    this.consumed = seq;
-    if (this.waiters.length === 0) return;
-    const ready = this.waiters.filter((w) => w.seq <= seq);
-    this.waiters = this.waiters.filter((w) => w.seq > seq);
-    for (const w of ready) w.resolve();
   }
 }
 

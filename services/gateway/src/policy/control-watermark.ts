@@ -1,13 +1,8 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
+import { StreamFollower } from '@context-gateway/messaging';
 import { events, streams } from '@context-gateway/proto';
-import {
-  type ConsumerMessages,
-  DeliverPolicy,
-  jetstream,
-  type JetStreamManager,
-  jetstreamManager,
-} from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -32,14 +27,10 @@ export type Requirement = { orgId: string; revision?: bigint; controlSeq?: numbe
  * that returned before it started (docs/policy.md).
  */
 export class ControlWatermark {
-  private consumed = 0;
-  private waiters: { seq: number; resolve: () => void }[] = [];
   private pendingAsk: ((answer: StreamAnswer) => void)[] = [];
   private asking = false;
-  private messages: ConsumerMessages | undefined;
-  private loop: Promise<void> | undefined;
-  private stopping = false;
   private jsm: JetStreamManager | undefined;
+  private readonly follower: StreamFollower;
   /** The stream's last sequence when this process started reading: older events are assumed applied by policy. */
   startSeq = 0;
 
@@ -47,58 +38,32 @@ export class ControlWatermark {
     private readonly nc: NatsConnection,
     private readonly onRequirement: (requirement: Requirement) => void,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.follower = new StreamFollower(nc, {
+      stream: streams.control.name,
+      name: 'control stream reader',
+      logger,
+      onMessage: (m) => {
+        const requirement = this.requirementOf(m.subject, m.data, m.seq);
+        if (requirement) this.onRequirement(requirement);
+      },
+      lateError: () =>
+        new AppError('policy_unavailable', 'The policy change stream could not be read up to date in time'),
+    });
+  }
 
   async start(): Promise<void> {
     this.jsm = await jetstreamManager(this.nc);
     const info = await this.jsm.streams.info(streams.control.name);
     this.startSeq = info.state.last_seq;
-    this.consumed = this.startSeq;
-    await this.read(this.startSeq + 1);
+    await this.follower.start(
+      { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.startSeq + 1 },
+      this.startSeq,
+    );
   }
 
-  /**
-   * Reads CONTROL from `fromSeq` on. If the reader dies (not on shutdown) it is restarted
-   * from where it stopped: a dead reader would make every decision wait out its timeout
-   * and fail closed until a restart.
-   */
-  private async read(fromSeq: number): Promise<void> {
-    // An ordered consumer: in-memory, flow-controlled, recreated by the client on gaps.
-    const consumer = await jetstream(this.nc).consumers.get(streams.control.name, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: fromSeq,
-    });
-    const messages = await consumer.consume();
-    this.messages = messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        const requirement = this.requirementOf(m.subject, m.data, m.seq);
-        if (requirement) this.onRequirement(requirement);
-        this.advance(m.seq);
-      }
-    })()
-      .catch((error) => this.logger.error({ err: error }, 'control stream reader stopped'))
-      .then(() => {
-        if (this.stopping) return;
-        this.logger.warn({ fromSeq: this.consumed + 1 }, 'control stream reader ended; restarting');
-        this.restartSoon();
-      });
-  }
-
-  private restartSoon(): void {
-    setTimeout(() => {
-      if (this.stopping) return;
-      this.read(this.consumed + 1).catch((error) => {
-        this.logger.error({ err: error }, 'control stream reader restart failed; trying again');
-        this.restartSoon();
-      });
-    }, 1_000).unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    await this.messages?.close();
-    await this.loop;
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 
   /** The CONTROL stream's last sequence, asked after this call began. */
@@ -111,19 +76,11 @@ export class ControlWatermark {
 
   /** Resolves when every message up to `seq` has been read, or rejects after `timeoutMs`. */
   waitConsumed(seq: number, timeoutMs: number): Promise<void> {
-    if (this.consumed >= seq) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new AppError('policy_unavailable', 'The policy change stream could not be read up to date in time'));
-      }, timeoutMs);
-      const waiter = { seq, resolve: () => (clearTimeout(timer), resolve()) };
-      this.waiters.push(waiter);
-    });
+    return this.follower.waitConsumed(seq, timeoutMs);
   }
 
   get consumedSeq(): number {
-    return this.consumed;
+    return this.follower.consumedSeq;
   }
 
   private async ask(): Promise<void> {
@@ -144,15 +101,6 @@ export class ControlWatermark {
       }
     }
     this.asking = false;
-  }
-
-  private advance(seq: number): void {
-    if (seq <= this.consumed) return;
-    this.consumed = seq;
-    if (this.waiters.length === 0) return;
-    const ready = this.waiters.filter((w) => w.seq <= seq);
-    this.waiters = this.waiters.filter((w) => w.seq > seq);
-    for (const w of ready) w.resolve();
   }
 
   private requirementOf(subject: string, data: Uint8Array, seq: number): Requirement | undefined {

@@ -1,0 +1,106 @@
+import type { AppError } from '@context-gateway/errors';
+import { type ConsumerMessages, DeliverPolicy, jetstream, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+
+export interface StreamFollowerOptions {
+  stream: string;
+  /** Read only this subject (one string: servers before 2.10 take no subject list); the whole stream when absent. */
+  filterSubject?: string;
+  /** Each message, in stream order, applied synchronously before waiters up to its sequence resolve. */
+  onMessage: (message: { subject: string; data: Uint8Array; seq: number }) => void;
+  /** What a wait that runs out of time rejects with. */
+  lateError: () => AppError;
+  /** Names the reader in logs ("control stream reader"). */
+  name: string;
+  logger: Logger;
+}
+
+/**
+ * Follows a JetStream stream in this process with an ordered consumer (in memory,
+ * flow-controlled, recreated by the client on gaps), and tells callers when it has read up
+ * to a sequence. If the reader dies (not on shutdown) it starts again after the last
+ * sequence it read: a dead reader would make every wait run out and fail closed.
+ */
+export class StreamFollower {
+  private consumed = 0;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly opts: StreamFollowerOptions,
+  ) {}
+
+  /** The last sequence read (or counted as read at start). */
+  get consumedSeq(): number {
+    return this.consumed;
+  }
+
+  /** Starts reading at `from`; sequences up to `consumedSeq` count as read already. */
+  async start(from: Partial<OrderedConsumerOptions>, consumedSeq = 0): Promise<void> {
+    this.consumed = consumedSeq;
+    await this.read(from);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.messages?.close();
+    await this.loop;
+  }
+
+  /** Resolves when every message up to `seq` has been read, or rejects with lateError after `timeoutMs`. */
+  waitConsumed(seq: number, timeoutMs: number): Promise<void> {
+    if (this.consumed >= seq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(this.opts.lateError());
+      }, timeoutMs);
+      const waiter = { seq, resolve: () => (clearTimeout(timer), resolve()) };
+      this.waiters.push(waiter);
+    });
+  }
+
+  private async read(from: Partial<OrderedConsumerOptions>): Promise<void> {
+    const consumer = await jetstream(this.nc).consumers.get(this.opts.stream, {
+      ...(this.opts.filterSubject ? { filter_subjects: this.opts.filterSubject } : {}),
+      ...from,
+    });
+    const messages = await consumer.consume();
+    this.messages = messages;
+    this.loop = (async () => {
+      for await (const m of messages) {
+        this.opts.onMessage(m);
+        this.advance(m.seq);
+      }
+    })()
+      .catch((error) => this.opts.logger.error({ err: error }, `${this.opts.name} stopped`))
+      .then(() => {
+        if (this.stopping) return;
+        this.opts.logger.warn({ fromSeq: this.consumed + 1 }, `${this.opts.name} ended; restarting`);
+        this.restartSoon();
+      });
+  }
+
+  private restartSoon(): void {
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.read({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.consumed + 1 }).catch((error) => {
+        this.opts.logger.error({ err: error }, `${this.opts.name} restart failed; trying again`);
+        this.restartSoon();
+      });
+    }, 1_000).unref();
+  }
+
+  private advance(seq: number): void {
+    if (seq <= this.consumed) return;
+    this.consumed = seq;
+    if (this.waiters.length === 0) return;
+    const ready = this.waiters.filter((w) => w.seq <= seq);
+    this.waiters = this.waiters.filter((w) => w.seq > seq);
+    for (const w of ready) w.resolve();
+  }
+}
