@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 
 import { RpcClient } from '@context-gateway/messaging';
 import { adminClient as sdkAdmin } from '@context-gateway/node';
-import { rpc } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -12,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser } from '../support/browser.js';
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount } from '../support/source-connection.js';
+import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // A person's access token on the records API: an application (a public client, as a CLI or
@@ -80,18 +79,7 @@ beforeAll(async () => {
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
   nc = await connect(stack.natsOptions());
   const broker = new RpcClient(nc);
-  await waitFor('the broker to know the app', async () =>
-    broker
-      .request(rpc.broker.createConnectSession, {
-        orgId: app.orgId,
-        applicationId: app.appId,
-        applicationName: app.name,
-        integration: 'github',
-        scopes: SCOPES,
-        callbackUrl: callback,
-      })
-      .then(() => true),
-  );
+  await waitForBrokerToKnowApp(broker, app, 'github', SCOPES);
   const issuer = new URL(`${base}/oauth`);
   as = await oauth.processDiscoveryResponse(
     issuer,

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 
-import { fromBinary } from '@bufbuild/protobuf';
 import { RpcClient } from '@context-gateway/messaging';
 import { ContextGateway, GatewayError } from '@context-gateway/node';
-import { AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, rpc, streams } from '@context-gateway/proto';
+import { AuditAction, AuditOutcome, AuditPhase } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
+import { recentAuditEvents } from '../support/audit-stream.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount } from '../support/source-connection.js';
+import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Credential-only mode through the public surface: an app backend asks the gateway for a
@@ -38,22 +38,6 @@ async function credentials(body: unknown, key = apiKey) {
     body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-/** The most recent audit events on the AUDIT stream. */
-async function recentAuditEvents(count = 40) {
-  const api = async (subject: string, body: object) =>
-    (await nc.request(subject, JSON.stringify(body))).json<{
-      state: { last_seq: number };
-      message?: { data: string };
-    }>();
-  const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
-  const out = [];
-  for (let seq = info.state.last_seq; seq >= Math.max(1, info.state.last_seq - count); seq -= 1) {
-    const { message } = await api(`$JS.API.STREAM.MSG.GET.${streams.audit.name}`, { seq });
-    if (message) out.push(fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')));
-  }
-  return out;
 }
 
 beforeAll(async () => {
@@ -89,18 +73,7 @@ beforeAll(async () => {
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: CALLBACK };
   nc = await connect(stack.natsOptions());
   const broker = new RpcClient(nc);
-  await waitFor('the broker to know the app', async () =>
-    broker
-      .request(rpc.broker.createConnectSession, {
-        orgId: app.orgId,
-        applicationId: app.appId,
-        applicationName: app.name,
-        integration: 'github',
-        scopes: SCOPES,
-        callbackUrl: CALLBACK,
-      })
-      .then(() => true),
-  );
+  await waitForBrokerToKnowApp(broker, app, 'github', SCOPES);
 }, 180_000);
 
 afterAll(async () => {
@@ -152,7 +125,7 @@ describe('credential-only mode (POST /v1/credentials)', () => {
 
     // Intent before, outcome after; the token itself is nowhere in the trail.
     // (The intent is written before the person is known to belong to this app: it names the org and app only.)
-    const events = (await recentAuditEvents()).filter(
+    const events = (await recentAuditEvents(nc, 40)).filter(
       (e) => e.action === AuditAction.CREDENTIAL_ISSUED && e.orgId === app.orgId,
     );
     const outcome = events.find((e) => e.phase === AuditPhase.OUTCOME && e.userId === userId);
@@ -185,7 +158,7 @@ describe('credential-only mode (POST /v1/credentials)', () => {
     expect(refused).toBeInstanceOf(GatewayError);
     expect(refused).toMatchObject({ code: 'policy_denied', status: 403 });
     expect((refused as GatewayError).detail).toContain('application layer');
-    const denied = (await recentAuditEvents(10)).find(
+    const denied = (await recentAuditEvents(nc, 10)).find(
       (e) => e.action === AuditAction.CREDENTIAL_ISSUED && e.phase === AuditPhase.OUTCOME,
     );
     expect(denied).toMatchObject({ outcome: AuditOutcome.DENIED, errorCode: 'policy_denied' });

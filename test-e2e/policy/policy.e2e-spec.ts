@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 
-import { fromBinary } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
-import { AuditAction, AuditEventSchema, events, GrantStatus, PolicyEffect, rpc, streams } from '@context-gateway/proto';
+import { AuditAction, events, GrantStatus, PolicyEffect, rpc } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Browser } from 'playwright-core';
 
+import { recentAuditEvents } from '../support/audit-stream.js';
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -62,25 +62,6 @@ async function publishGrant(status: GrantStatus, revision: bigint, scopes: strin
     revision,
     occurredAt: timestampNow(),
   });
-}
-
-/** What is read here of the JetStream API's replies: STREAM.INFO's state, STREAM.MSG.GET's message. */
-interface JsApiReply {
-  state: { last_seq: number };
-  message?: { data: string };
-}
-
-/** The most recent audit events on the AUDIT stream (read back through the JetStream API). */
-async function recentAuditEvents(count = 50) {
-  const api = async (subject: string, body: object) =>
-    (await nc.request(subject, JSON.stringify(body))).json<JsApiReply>();
-  const info = await api(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
-  const out = [];
-  for (let seq = info.state.last_seq; seq >= Math.max(1, info.state.last_seq - count); seq -= 1) {
-    const { message } = await api(`$JS.API.STREAM.MSG.GET.${streams.audit.name}`, { seq });
-    if (message) out.push(fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')));
-  }
-  return out;
 }
 
 beforeAll(async () => {
@@ -186,7 +167,7 @@ describe('three layers, deny overrides, explained', () => {
     expect(put.status).toBe(201);
     const ruleId = put.body.rule.id;
     // the change is in the audit trail: who changed which org's policy, naming the rule
-    const audited = (await recentAuditEvents()).find((e) => e.resource === `policy_rule:${ruleId}`);
+    const audited = (await recentAuditEvents(nc, 50)).find((e) => e.resource === `policy_rule:${ruleId}`);
     expect(audited).toMatchObject({
       action: AuditAction.POLICY_CHANGE,
       orgId: org.id,

@@ -6,13 +6,12 @@ import {
   GrantRevokedError,
   type SyncStatus,
 } from '@context-gateway/node';
-import { rpc } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount } from '../support/source-connection.js';
+import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // An app backend's life with one connection, written once against a client interface and run
@@ -156,19 +155,7 @@ beforeAll(async () => {
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: CALLBACK };
   nc = await connect(stack.natsOptions());
   broker = new RpcClient(nc);
-  // The broker follows application changes from the CONTROL stream: wait until it knows the app.
-  await waitFor('the broker to know the app', async () =>
-    broker
-      .request(rpc.broker.createConnectSession, {
-        orgId: app.orgId,
-        applicationId: app.appId,
-        applicationName: app.name,
-        integration: 'github',
-        scopes: SCOPES,
-        callbackUrl: CALLBACK,
-      })
-      .then(() => true),
-  );
+  await waitForBrokerToKnowApp(broker, app, 'github', SCOPES);
 }, 180_000);
 
 afterAll(async () => {

@@ -4,6 +4,8 @@ import { type RpcClient } from '@context-gateway/messaging';
 import { ConnectDecision, rpc } from '@context-gateway/proto';
 import { completeAuthorization } from '@context-gateway/source-simulators';
 
+import { waitFor } from './test-stack.js';
+
 /**
  * Connects a simulated source account for an app, the way the connect flow does it, but
  * without a browser: connect session → consent (ALLOW for a user) → the source's login and
@@ -40,4 +42,28 @@ export async function connectSourceAccount(
   );
   if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
   return { connectionId: done.connectionId, userId };
+}
+
+/**
+ * Waits until the broker knows `app`: it learns applications from the CONTROL stream, so a
+ * connect session for a freshly created app can be refused for a moment.
+ */
+export async function waitForBrokerToKnowApp(
+  client: RpcClient,
+  app: { orgId: string; appId: string; name: string; callbackUrl: string },
+  integration: string,
+  scopes: string[],
+): Promise<void> {
+  await waitFor('the broker to know the app', async () =>
+    client
+      .request(rpc.broker.createConnectSession, {
+        orgId: app.orgId,
+        applicationId: app.appId,
+        applicationName: app.name,
+        integration,
+        scopes,
+        callbackUrl: app.callbackUrl,
+      })
+      .then(() => true),
+  );
 }

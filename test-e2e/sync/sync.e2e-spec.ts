@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount } from '../support/source-connection.js';
+import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // GitHub, synced by the sync-worker into a Personal Server and read back by an app through
@@ -167,19 +167,7 @@ beforeAll(async () => {
   app = { orgId: org.id, appId: created.id, name: 'Sync App', callbackUrl: CALLBACK };
   nc = await connect(stack.natsOptions());
   client = new RpcClient(nc);
-  // The broker follows application changes from the CONTROL stream: wait until it knows the app.
-  await waitFor('the broker to know the app', async () =>
-    client
-      .request(rpc.broker.createConnectSession, {
-        orgId: app.orgId,
-        applicationId: app.appId,
-        applicationName: app.name,
-        integration: 'github',
-        scopes: SCOPES,
-        callbackUrl: CALLBACK,
-      })
-      .then(() => true),
-  );
+  await waitForBrokerToKnowApp(client, app, 'github', SCOPES);
 }, 180_000);
 
 afterAll(async () => {
