@@ -19,11 +19,12 @@ import {
   RevokeGrantRequestSchema,
   WriteRecordsRequestSchema,
 } from '@context-gateway/proto';
-import { Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
+import { LOGGER, Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Global, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { pino } from 'pino';
 
 import { ConnectionsService } from '../connections/connections.service.js';
 import { applyRebalance, planRebalance } from '../directory/rebalance.js';
@@ -62,9 +63,10 @@ async function startShard(shard: number): Promise<INestApplicationContext> {
       // Real time: updated_at comes from Postgres' clock, which the change-feed tests compare against.
       { provide: Clock, useValue: systemClock },
       { provide: Metrics, useValue: new Metrics({ service: 'personal-server', version: 'test' }) },
+      { provide: LOGGER, useValue: pino({ level: 'silent' }) },
       ReadinessService,
     ],
-    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock, Metrics],
+    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock, Metrics, LOGGER],
   })
   class TestRuntime {}
   @Module({ imports: [TestRuntime, RecordsModule, GrantsModule] })
