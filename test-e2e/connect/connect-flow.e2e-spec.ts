@@ -237,6 +237,19 @@ describe('the connect flow in a browser', () => {
     expect(
       (await fetch(`${token.apiBaseUrl}/items`, { headers: { authorization: `Bearer ${token.accessToken}` } })).status,
     ).toBe(200);
+
+    // The demo source is synced by pulling, like every API source: the app reads the notes.
+    const notes = await waitFor('the demo notes to be synced and readable', async () => {
+      const r = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records?type=document.note&limit=100`, {
+        headers: { authorization: `Bearer ${appA.key}` },
+      });
+      if (r.status !== 200) return undefined;
+      const body = (await r.json()) as { records: { type: string; data: { source: string; title: string } }[] };
+      return body.records.length === 25 ? body.records : undefined;
+    });
+    expect(notes.every((n) => n.type === 'document.note' && n.data.source === 'demo' && n.data.title !== '')).toBe(
+      true,
+    );
   }, 90_000);
 
   it('a second app reuses the connection: the person confirms, no second source login, its own grant', async () => {

@@ -1,4 +1,5 @@
 import type { Connector } from './connector.js';
+import { DemoConnector } from './demo.connector.js';
 import { GithubConnector } from './github.connector.js';
 import { SpotifyConnector } from './spotify.connector.js';
 
@@ -6,6 +7,9 @@ import { SpotifyConnector } from './spotify.connector.js';
 export const CONNECTORS: Record<string, Connector> = {
   github: new GithubConnector(),
   spotify: new SpotifyConnector(),
+  // The demo sources of `pnpm demo` (tools/source-simulators): one API, two ways in.
+  demo: new DemoConnector('demo', true),
+  'demo-keys': new DemoConnector('demo-keys', false),
 };
 
 export function connectorFor(integration: string): Connector | undefined {

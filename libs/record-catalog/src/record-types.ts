@@ -14,7 +14,7 @@ import { z } from 'zod';
  * strings; `source` names the integration that produced the record; optional fields are
  * left out rather than null; bodies are objects (so `fields=` projects top-level keys).
  */
-export const CATALOG_VERSION = 1;
+export const CATALOG_VERSION = 2;
 
 const isoTime = z.iso.datetime({ offset: true });
 const url = z.url();
@@ -51,10 +51,10 @@ export interface RecordTypeDefinition {
   schema: z.ZodObject;
 }
 
-function define(name: string, description: string, shape: z.ZodRawShape): RecordTypeDefinition {
+function define(name: string, description: string, shape: z.ZodRawShape, since = 1): RecordTypeDefinition {
   // strict: an unknown field is a normalizer bug, and silently storing it would make two
   // sources' "same" records differ in shape.
-  return { name, since: 1, description, schema: z.strictObject({ source, ...shape }) };
+  return { name, since, description, schema: z.strictObject({ source, ...shape }) };
 }
 
 export const RECORD_TYPES = [
@@ -146,6 +146,20 @@ export const RECORD_TYPES = [
     subject: person,
     since: isoTime.optional(),
   }),
+  define(
+    'document.note',
+    'A note, memo or document the user wrote at the source: its title, text and tags.',
+    {
+      id: z.string().min(1),
+      title: z.string(),
+      body: z.string().optional(),
+      tags: z.array(z.string()).default([]),
+      url: url.optional(),
+      createdAt: isoTime.optional(),
+      updatedAt: isoTime.optional(),
+    },
+    2,
+  ),
 ] as const satisfies readonly RecordTypeDefinition[];
 
 export type RecordTypeName = (typeof RECORD_TYPES)[number]['name'];

@@ -21,6 +21,13 @@ export const INTEGRATION_SCOPES: Readonly<Record<string, Readonly<Record<string,
     'netflix:read:history': ['media.watch_event'],
     'netflix:read:list': ['media.playlist', 'media.playlist_item', 'media.track'],
   },
+  demo: {
+    'demo:read:profile': ['profile'],
+    'demo:read:notes': ['document.note'],
+  },
+  'demo-keys': {
+    'demo-keys:read:notes': ['document.note'],
+  },
   github: {
     'github:read:profile': ['profile'],
     'github:read:repos': ['code.repository'],

@@ -5635,7 +5635,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    type?: "profile" | "media.track" | "media.playlist" | "media.playlist_item" | "media.play_event" | "media.watch_event" | "code.repository" | "code.issue" | "code.star" | "social.follow";
+                    type?: "profile" | "media.track" | "media.playlist" | "media.playlist_item" | "media.play_event" | "media.watch_event" | "code.repository" | "code.issue" | "code.star" | "social.follow" | "document.note";
                     since?: string;
                     limit?: number;
                     cursor?: string;

@@ -703,6 +703,20 @@ describe('connect flow at the broker', () => {
       [done.connectionId],
     );
     expect(rows[0].raw).not.toContain(key);
+
+    // The source refusing the stored key (a 401 at sync) cannot be mended by a refresh: the
+    // connection needs the person again, and the broker says so with its code.
+    expect(
+      await rejection(
+        client.request(rpc.broker.getAccessToken, {
+          connectionId: done.connectionId,
+          forceRefresh: true,
+          refusedCredentialVersion: token.credentialVersion,
+        }),
+      ),
+    ).toBe('connection_needs_reauth');
+    const { rows: status } = await db.pool.query(`SELECT status FROM connections WHERE id = $1`, [done.connectionId]);
+    expect(status[0].status).toBe('needs_reauth');
   });
 
   it('a file-export integration (netflix) finishes with a connection and no source login, and hands out no token', async () => {

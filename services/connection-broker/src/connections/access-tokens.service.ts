@@ -53,7 +53,21 @@ export class AccessTokensService {
     }
     const credential = await this.vault.open(owner(connection), sealed(connection));
     const expiring = this.expiringSoon(connection.accessExpiresAt);
-    if (connection.authType === 'api_key' || (!forceRefresh && !expiring)) {
+    if (connection.authType === 'api_key') {
+      // An API key cannot be refreshed: the source refusing the stored key means the person
+      // revoked or rotated it there, and only they can paste a new one.
+      const refusedStored = refusedVersion === 0 || refusedVersion === connection.credentialVersion;
+      if (forceRefresh && refusedStored) {
+        await this.connections.markNeedsReauth(connectionId);
+        this.logger.warn({ connectionId }, 'API key refused by the source: connection needs reauthorization');
+        throw new AppError(
+          'connection_needs_reauth',
+          `${this.catalog.get(connection.integration).displayName} refused the API key: the person must enter a new one`,
+        );
+      }
+      return { credential, connection };
+    }
+    if (!forceRefresh && !expiring) {
       return { credential, connection };
     }
     const failedVersion = forceRefresh && refusedVersion > 0 ? refusedVersion : connection.credentialVersion;
