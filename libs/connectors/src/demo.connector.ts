@@ -30,7 +30,7 @@ export interface DemoCursor {
 const PAGE_SIZE = 100;
 
 /** Demo objects → the record catalog's shapes (libs/record-catalog). */
-export const demoNormalize = {
+const demoNormalize = {
   profile: (integration: string, p: DemoProfile): NormalizedRecord => ({
     type: 'profile',
     externalId: String(p.id),
