@@ -92,6 +92,14 @@ beforeAll(async () => {
     return { orgId, appId: app.id, key: key.secret };
   };
   const org = await admin.createOrganization('Connect Org');
+  // The org layer of policy allows no integration until listed (secure default): the apps read notes.
+  expect(
+    (
+      await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, {
+        integrations: ['demo', 'demo-keys'],
+      })
+    ).status,
+  ).toBe(200);
   appA = await newApp(org.id, 'Notes Digest <b>');
   appB = await newApp(org.id, 'Second App');
   otherOrg = await newApp((await admin.createOrganization('Other Org')).id, 'Other Org App');

@@ -54,6 +54,8 @@ interface SyncState {
   lastError: string | null;
   recordsSynced: number;
   nextRunAt: string | null;
+  lastRunSkipped: { kind: string; resource: string; reason: string }[];
+  lastRunSkippedTotal: number;
 }
 
 async function api<T>(
@@ -445,6 +447,34 @@ describe('sync: Spotify into the Personal Server', () => {
     expect((await records(connectionId, 'media.playlist')).size).toBe(12);
     expect((await records(connectionId, 'media.playlist_item')).size).toBe(12 * 60);
     expect((await records(connectionId, 'media.track')).size).toBe(80);
+  }, 60_000);
+
+  it('one playlist answering 403 and one null list entry are reported as exactly those two skips; the rest is stored', async () => {
+    await spotify.control.createAccount({
+      login: 'follower',
+      counts: { playlists: 5, playlist_tracks: 7, tracks: 9, recently_played: 11 },
+    });
+    const playlists = (await spotify.control.list<{ id: string }>('follower', 'playlists')).items;
+    const refused = playlists[1]!.id;
+    await spotify.control.setQuirks('follower', { forbiddenPlaylists: [refused], nullPlaylistEntries: [2] });
+    const t0 = Date.now();
+    const { connectionId: followed } = await connectSourceAccount(client, app, 'spotify', SPOTIFY_SCOPES, 'follower');
+    const state = await syncedAfter(followed, t0);
+    expect(state.lastError).toBeNull();
+    expect(state.lastRunSkippedTotal).toBe(2);
+    expect(state.lastRunSkipped).toEqual(
+      expect.arrayContaining([
+        { kind: 'forbidden', resource: `/playlists/${refused}/items`, reason: expect.any(String) },
+        { kind: 'malformed', resource: expect.stringContaining('/me/playlists[2]'), reason: 'the source listed null' },
+      ]),
+    );
+    // The source lists a null among the 5 playlists: all 5 stored; every playlist's items but the refused one's.
+    expect((await records(followed, 'media.playlist')).size).toBe(5);
+    const items = await records(followed, 'media.playlist_item');
+    expect(items.size).toBe(4 * 7);
+    expect([...items.values()].some((i) => i.playlistId === refused)).toBe(false);
+    expect((await records(followed, 'media.track')).size).toBe(9);
+    expect((await records(followed, 'media.play_event')).size).toBe(11);
   }, 60_000);
 
   it('a refresh token the source refuses (invalid_grant) marks the connection needs_reauth and stops syncing it', async () => {

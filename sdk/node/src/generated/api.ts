@@ -5816,6 +5816,16 @@ export type paths = {
                             recordsSynced: number;
                             /** @description When the schedule runs it next (webhooks and `POST .../sync` come on top). */
                             nextRunAt: string | null;
+                            /** @description What the last successful run left out and why (the first 100). The run succeeded: everything else was stored. Empty when nothing was skipped. */
+                            lastRunSkipped: {
+                                /** @description `forbidden`: the source refused this one resource (e.g. a followed playlist); `malformed`: an entry that could not be read (e.g. a `null` in a list); `invalid_record`: the record catalog refused it. */
+                                kind: string;
+                                /** @description What was left out, in the source's terms or as `type/externalId`. */
+                                resource: string;
+                                reason: string;
+                            }[];
+                            /** @description How many items the last successful run skipped in all. */
+                            lastRunSkippedTotal: number;
                         };
                     };
                 };

@@ -18,6 +18,22 @@ export const syncStateSchema = z.object({
     .datetime()
     .nullable()
     .describe('When the schedule runs it next (webhooks and `POST .../sync` come on top).'),
+  lastRunSkipped: z
+    .array(
+      z.object({
+        kind: z
+          .string()
+          .describe(
+            '`forbidden`: the source refused this one resource (e.g. a followed playlist); `malformed`: an entry that could not be read (e.g. a `null` in a list); `invalid_record`: the record catalog refused it.',
+          ),
+        resource: z.string().describe("What was left out, in the source's terms or as `type/externalId`."),
+        reason: z.string(),
+      }),
+    )
+    .describe(
+      'What the last successful run left out and why (the first 100). The run succeeded: everything else was stored. Empty when nothing was skipped.',
+    ),
+  lastRunSkippedTotal: z.number().int().describe('How many items the last successful run skipped in all.'),
 });
 
 export const syncRequestedSchema = z.object({

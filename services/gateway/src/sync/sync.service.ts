@@ -59,6 +59,8 @@ export class SyncService {
       lastError: s.lastError || null,
       recordsSynced: Number(s.recordsSynced),
       nextRunAt: s.nextRunAt ? timestampDate(s.nextRunAt).toISOString() : null,
+      lastRunSkipped: s.lastRunSkipped.map(({ kind, resource, reason }) => ({ kind, resource, reason })),
+      lastRunSkippedTotal: s.lastRunSkippedTotal,
     };
   }
 

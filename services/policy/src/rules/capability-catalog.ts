@@ -23,6 +23,9 @@ export const BUILTIN_CAPABILITIES: readonly string[] = [
   'netflix:read:profile',
   'netflix:read:history',
   'netflix:read:list',
+  'demo:read:profile',
+  'demo:read:notes',
+  'demo-keys:read:notes',
   'slack:send_message',
   'slack:read:channels',
 ];

@@ -89,6 +89,8 @@ export class SyncRunsHandler {
       recordsSynced: BigInt(s.recordsSynced),
       ...(s.lastSuccessAt ? { lastSuccessAt: timestampFromDate(s.lastSuccessAt) } : {}),
       ...(s.nextRunAt ? { nextRunAt: timestampFromDate(s.nextRunAt) } : {}),
+      lastRunSkipped: storedSkips(s.lastRunSkipped),
+      lastRunSkippedTotal: s.lastRunSkippedTotal,
     };
   }
 
@@ -111,4 +113,15 @@ export class SyncRunsHandler {
     await this.states.recordImport(m.connectionId, m.integration, res.written, now);
     return { written: res.written, unchanged: res.unchanged };
   }
+}
+
+/** The skips a run stored (JSON written by SyncStateRepository.complete); anything else is ignored. */
+function storedSkips(json: unknown): { kind: string; resource: string; reason: string }[] {
+  if (!Array.isArray(json)) return [];
+  return json.flatMap((k: unknown) => {
+    const { kind, resource, reason } = (k ?? {}) as Record<string, unknown>;
+    return typeof kind === 'string' && typeof resource === 'string' && typeof reason === 'string'
+      ? [{ kind, resource, reason }]
+      : [];
+  });
 }

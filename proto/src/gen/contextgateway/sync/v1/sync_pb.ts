@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/sync/v1/sync.proto.
  */
 export const file_contextgateway_sync_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb250ZXh0Z2F0ZXdheS9zeW5jL3YxL3N5bmMucHJvdG8SFmNvbnRleHRnYXRld2F5LnN5bmMudjEilgEKB1N5bmNKb2ISDgoGam9iX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSMgoGcmVhc29uGAMgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoTR2V0U3luY1N0YXRlUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIt0BChRHZXRTeW5jU3RhdGVSZXNwb25zZRIzCgVzdGF0ZRgBIAEoDjIkLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1J1blN0YXRlEjMKD2xhc3Rfc3VjY2Vzc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgDIAEoCRIWCg5yZWNvcmRzX3N5bmNlZBgEIAEoBBIvCgtuZXh0X3J1bl9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifQoOSW1wb3J0ZWRSZWNvcmQSDAoEdHlwZRgBIAEoCRITCgtleHRlcm5hbF9pZBgCIAEoCRIRCglkYXRhX2pzb24YAyABKAwSNQoRc291cmNlX3VwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIowBChRJbXBvcnRSZWNvcmRzUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSNwoHcmVjb3JkcxgEIAMoCzImLmNvbnRleHRnYXRld2F5LnN5bmMudjEuSW1wb3J0ZWRSZWNvcmQiOwoVSW1wb3J0UmVjb3Jkc1Jlc3BvbnNlEg8KB3dyaXR0ZW4YASABKA0SEQoJdW5jaGFuZ2VkGAIgASgNIl8KElJlcXVlc3RTeW5jUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEjIKBnJlYXNvbhgCIAEoDjIiLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1JlYXNvbiIlChNSZXF1ZXN0U3luY1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCSJkChROb3RpZnlXZWJob29rUmVxdWVzdBITCgtpbnRlZ3JhdGlvbhgBIAEoCRITCgtkZWxpdmVyeV9pZBgCIAEoCRITCgthY2NvdW50X2lkcxgDIAMoCRINCgVldmVudBgEIAEoCSIsChVOb3RpZnlXZWJob29rUmVzcG9uc2USEwoLam9ic19xdWV1ZWQYASABKA0qjgEKClN5bmNSZWFzb24SGwoXU1lOQ19SRUFTT05fVU5TUEVDSUZJRUQQABIXChNTWU5DX1JFQVNPTl9JTklUSUFMEAESGQoVU1lOQ19SRUFTT05fU0NIRURVTEVEEAISFwoTU1lOQ19SRUFTT05fV0VCSE9PSxADEhYKElNZTkNfUkVBU09OX01BTlVBTBAEKroBCgxTeW5jUnVuU3RhdGUSHgoaU1lOQ19SVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIXChNTWU5DX1JVTl9TVEFURV9JRExFEAESGQoVU1lOQ19SVU5fU1RBVEVfUVVFVUVEEAISGgoWU1lOQ19SVU5fU1RBVEVfUlVOTklORxADEhkKFVNZTkNfUlVOX1NUQVRFX0ZBSUxFRBAEEh8KG1NZTkNfUlVOX1NUQVRFX05FRURTX1JFQVVUSBAFYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiFjb250ZXh0Z2F0ZXdheS9zeW5jL3YxL3N5bmMucHJvdG8SFmNvbnRleHRnYXRld2F5LnN5bmMudjEilgEKB1N5bmNKb2ISDgoGam9iX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSMgoGcmVhc29uGAMgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoTR2V0U3luY1N0YXRlUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIrwCChRHZXRTeW5jU3RhdGVSZXNwb25zZRIzCgVzdGF0ZRgBIAEoDjIkLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1J1blN0YXRlEjMKD2xhc3Rfc3VjY2Vzc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgDIAEoCRIWCg5yZWNvcmRzX3N5bmNlZBgEIAEoBBIvCgtuZXh0X3J1bl9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPQoQbGFzdF9ydW5fc2tpcHBlZBgGIAMoCzIjLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU2tpcHBlZEl0ZW0SHgoWbGFzdF9ydW5fc2tpcHBlZF90b3RhbBgHIAEoDSI9CgtTa2lwcGVkSXRlbRIMCgRraW5kGAEgASgJEhAKCHJlc291cmNlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJ9Cg5JbXBvcnRlZFJlY29yZBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijAEKFEltcG9ydFJlY29yZHNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRI3CgdyZWNvcmRzGAQgAygLMiYuY29udGV4dGdhdGV3YXkuc3luYy52MS5JbXBvcnRlZFJlY29yZCI7ChVJbXBvcnRSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0iXwoSUmVxdWVzdFN5bmNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSMgoGcmVhc29uGAIgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uIiUKE1JlcXVlc3RTeW5jUmVzcG9uc2USDgoGam9iX2lkGAEgASgJImQKFE5vdGlmeVdlYmhvb2tSZXF1ZXN0EhMKC2ludGVncmF0aW9uGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhMKC2FjY291bnRfaWRzGAMgAygJEg0KBWV2ZW50GAQgASgJIiwKFU5vdGlmeVdlYmhvb2tSZXNwb25zZRITCgtqb2JzX3F1ZXVlZBgBIAEoDSqOAQoKU3luY1JlYXNvbhIbChdTWU5DX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE1NZTkNfUkVBU09OX0lOSVRJQUwQARIZChVTWU5DX1JFQVNPTl9TQ0hFRFVMRUQQAhIXChNTWU5DX1JFQVNPTl9XRUJIT09LEAMSFgoSU1lOQ19SRUFTT05fTUFOVUFMEAQqugEKDFN5bmNSdW5TdGF0ZRIeChpTWU5DX1JVTl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1NZTkNfUlVOX1NUQVRFX0lETEUQARIZChVTWU5DX1JVTl9TVEFURV9RVUVVRUQQAhIaChZTWU5DX1JVTl9TVEFURV9SVU5OSU5HEAMSGQoVU1lOQ19SVU5fU1RBVEVfRkFJTEVEEAQSHwobU1lOQ19SVU5fU1RBVEVfTkVFRFNfUkVBVVRIEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A unit of work on the SYNC_JOBS work-queue stream: pull one connection's source
@@ -101,6 +101,22 @@ export type GetSyncStateResponse = Message<"contextgateway.sync.v1.GetSyncStateR
    * @generated from field: google.protobuf.Timestamp next_run_at = 5;
    */
   nextRunAt?: Timestamp | undefined;
+
+  /**
+   * What the last successful run left out and why (the first 100; the run itself succeeded,
+   * everything else was stored): a 403 on one resource, an unreadable entry, a record the
+   * catalog refused.
+   *
+   * @generated from field: repeated contextgateway.sync.v1.SkippedItem last_run_skipped = 6;
+   */
+  lastRunSkipped: SkippedItem[];
+
+  /**
+   * How many items the last successful run skipped in all (may exceed the list).
+   *
+   * @generated from field: uint32 last_run_skipped_total = 7;
+   */
+  lastRunSkippedTotal: number;
 };
 
 /**
@@ -109,6 +125,40 @@ export type GetSyncStateResponse = Message<"contextgateway.sync.v1.GetSyncStateR
  */
 export const GetSyncStateResponseSchema: GenMessage<GetSyncStateResponse> = /*@__PURE__*/
   messageDesc(file_contextgateway_sync_v1_sync, 2);
+
+/**
+ * One item a run left out. Names and reasons only, never a record's content.
+ *
+ * @generated from message contextgateway.sync.v1.SkippedItem
+ */
+export type SkippedItem = Message<"contextgateway.sync.v1.SkippedItem"> & {
+  /**
+   * forbidden: the source refused this one resource; malformed: an entry that could not be
+   * read; invalid_record: the record catalog refused the normalized record.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * What was skipped, in the source's terms (`/playlists/{id}/items`) or as `type/externalId`.
+   *
+   * @generated from field: string resource = 2;
+   */
+  resource: string;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.SkippedItem.
+ * Use `create(SkippedItemSchema)` to create a new message.
+ */
+export const SkippedItemSchema: GenMessage<SkippedItem> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 3);
 
 /**
  * One normalized record of an import (same meaning as personalserver.v1.RecordInput).
@@ -142,7 +192,7 @@ export type ImportedRecord = Message<"contextgateway.sync.v1.ImportedRecord"> & 
  * Use `create(ImportedRecordSchema)` to create a new message.
  */
 export const ImportedRecordSchema: GenMessage<ImportedRecord> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 3);
+  messageDesc(file_contextgateway_sync_v1_sync, 4);
 
 /**
  * sync.v1.import_records: a batch of an upload (Netflix ViewingActivity.csv) parsed at the
@@ -177,7 +227,7 @@ export type ImportRecordsRequest = Message<"contextgateway.sync.v1.ImportRecords
  * Use `create(ImportRecordsRequestSchema)` to create a new message.
  */
 export const ImportRecordsRequestSchema: GenMessage<ImportRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 4);
+  messageDesc(file_contextgateway_sync_v1_sync, 5);
 
 /**
  * @generated from message contextgateway.sync.v1.ImportRecordsResponse
@@ -199,7 +249,7 @@ export type ImportRecordsResponse = Message<"contextgateway.sync.v1.ImportRecord
  * Use `create(ImportRecordsResponseSchema)` to create a new message.
  */
 export const ImportRecordsResponseSchema: GenMessage<ImportRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 5);
+  messageDesc(file_contextgateway_sync_v1_sync, 6);
 
 /**
  * sync.v1.request_sync: "sync now" from an app (after the gateway's grant check).
@@ -223,7 +273,7 @@ export type RequestSyncRequest = Message<"contextgateway.sync.v1.RequestSyncRequ
  * Use `create(RequestSyncRequestSchema)` to create a new message.
  */
 export const RequestSyncRequestSchema: GenMessage<RequestSyncRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 6);
+  messageDesc(file_contextgateway_sync_v1_sync, 7);
 
 /**
  * @generated from message contextgateway.sync.v1.RequestSyncResponse
@@ -240,7 +290,7 @@ export type RequestSyncResponse = Message<"contextgateway.sync.v1.RequestSyncRes
  * Use `create(RequestSyncResponseSchema)` to create a new message.
  */
 export const RequestSyncResponseSchema: GenMessage<RequestSyncResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 7);
+  messageDesc(file_contextgateway_sync_v1_sync, 8);
 
 /**
  * sync.v1.notify_webhook: a verified webhook delivery from a source, for the connections
@@ -281,7 +331,7 @@ export type NotifyWebhookRequest = Message<"contextgateway.sync.v1.NotifyWebhook
  * Use `create(NotifyWebhookRequestSchema)` to create a new message.
  */
 export const NotifyWebhookRequestSchema: GenMessage<NotifyWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 8);
+  messageDesc(file_contextgateway_sync_v1_sync, 9);
 
 /**
  * @generated from message contextgateway.sync.v1.NotifyWebhookResponse
@@ -300,7 +350,7 @@ export type NotifyWebhookResponse = Message<"contextgateway.sync.v1.NotifyWebhoo
  * Use `create(NotifyWebhookResponseSchema)` to create a new message.
  */
 export const NotifyWebhookResponseSchema: GenMessage<NotifyWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_sync_v1_sync, 9);
+  messageDesc(file_contextgateway_sync_v1_sync, 10);
 
 /**
  * @generated from enum contextgateway.sync.v1.SyncReason
