@@ -39,6 +39,16 @@ function devSecret(name) {
   return value;
 }
 
+/**
+ * The accounts a simulator really has (its defaults), as its control API lists them.
+ * @param {{ control: { state(): Promise<Record<string, unknown>> } }} sim
+ * @returns {Promise<{ login: string, seed: string }[]>}
+ */
+async function testAccounts(sim) {
+  const state = await sim.control.state();
+  return /** @type {{ login: string, seed: string }[]} */ (state.accounts ?? []);
+}
+
 function run(command, args) {
   return new Promise((resolveRun, rejectRun) => {
     const child = spawn(command, args, { cwd: rootDir, stdio: 'inherit' });
@@ -94,14 +104,18 @@ async function main() {
         [`INTEGRATION_${source.integration}_CLIENT_ID`]: CLIENT_ID,
         [`INTEGRATION_${source.integration}_CLIENT_SECRET`]: clientSecret,
       });
+      const logins = (await testAccounts(sim)).map((a) => a.login);
       console.log(
-        `simulator ${source.provider.padEnd(8)} ${sim.url}  (test accounts: alice / password, bob / password)`,
+        `simulator ${source.provider.padEnd(8)} ${sim.url}  (test accounts: ${logins.join(', ')}; password: password)`,
       );
     }
-    // The API-key source: the demo API again; its keys are printed by its control API.
+    // The API-key source: the demo API again. Each account's key is derived from its seed.
     const keys = await startSimulator({ provider: 'demo', port: 9301 });
     cleanups.push(() => keys.stop());
     env.INTEGRATION_DEMO_KEYS_BASE_URL = keys.url;
+    const { defaultApiKey } = await import(pathToFileURL(join(rootDir, 'tools/source-simulators/dist/index.js')).href);
+    const apiKeys = (await testAccounts(keys)).map((a) => `${a.login}: ${defaultApiKey(a.seed)}`);
+    console.log(`simulator demo-keys ${keys.url}  (API keys to paste on the consent page: ${apiKeys.join(', ')})`);
 
     const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
     const natsUrl = process.env.NATS_URL || DEFAULT_NATS_URL;
@@ -128,6 +142,10 @@ async function main() {
     });
     cleanups.push(() => app.close());
 
+    const appStateFile = join(rootDir, '.data', 'demo', 'demo-app.json');
+    const operatorTokenFrom = process.env.OPERATOR_TOKEN
+      ? 'the OPERATOR_TOKEN environment variable'
+      : join(rootDir, '.data', 'demo', 'operator-token');
     console.log(`
 ────────────────────────────────────────────────────────────────────────
  Context Gateway demo is running.
@@ -136,8 +154,15 @@ async function main() {
 
  You will see the gateway's consent page, create a passkey (your browser
  asks), sign in at the simulated source as alice / password, and land back
- in the demo app with a connectionId and the connection it can read.
+ in the demo app with a connectionId and the notes it can read.
+
+ Read them yourself, as the app backend does:
+   API_KEY=$(node -p 'require("${appStateFile}").apiKey')
+   curl -H "Authorization: Bearer $API_KEY" \\
+     "${GATEWAY}/v1/connections/<connectionId>/records?type=document.note"
+
  Gateway: ${GATEWAY}   OpenAPI: ${GATEWAY}/v1/openapi.json
+ Operator token (pnpm cg, admin API): ${operatorTokenFrom}
  Press Ctrl-C to stop.
 ────────────────────────────────────────────────────────────────────────`);
     const exit = await stack.unexpectedExit;

@@ -32,10 +32,10 @@ async function loadSdk() {
 
 /** The integrations this app offers, with the scopes it asks for. */
 export const OFFERS = {
-  demo: { label: 'Demo Notes', scopes: ['demo:read:profile', 'demo:read:notes'] },
-  'demo-keys': { label: 'Demo Keys (API key)', scopes: ['demo-keys:read:notes'] },
-  github: { label: 'GitHub', scopes: ['github:read:profile', 'github:read:repos'] },
-  spotify: { label: 'Spotify', scopes: ['spotify:read:profile', 'spotify:read:playlists'] },
+  demo: { label: 'Demo Notes', scopes: ['demo:read:profile', 'demo:read:notes'], reads: 'document.note' },
+  'demo-keys': { label: 'Demo Keys (API key)', scopes: ['demo-keys:read:notes'], reads: 'document.note' },
+  github: { label: 'GitHub', scopes: ['github:read:profile', 'github:read:repos'], reads: 'code.repository' },
+  spotify: { label: 'Spotify', scopes: ['spotify:read:profile', 'spotify:read:playlists'], reads: 'media.playlist' },
 };
 
 const esc = (/** @type {unknown} */ v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -167,9 +167,39 @@ export async function startDemoApp(options) {
           200,
           page(
             'Connected',
-            `<p>GET /v1/connections/${esc(connectionId)} (<code>cg.connections.get</code>) answered:</p><pre>${esc(JSON.stringify(connection, null, 2))}</pre><p><a href="/">Back</a></p>`,
+            `<p>GET /v1/connections/${esc(connectionId)} (<code>cg.connections.get</code>) answered:</p><pre>${esc(JSON.stringify(connection, null, 2))}</pre>` +
+              `<p><a href="/records?connectionId=${encodeURIComponent(connectionId)}">Read its records</a> (the first sync takes a few seconds)</p><p><a href="/">Back</a></p>`,
           ),
         );
+      }
+      if (req.method === 'GET' && url.pathname === '/records') {
+        const connectionId = url.searchParams.get('connectionId') ?? '';
+        try {
+          const connection = await cg.connections.get(connectionId);
+          const type = OFFERS[/** @type {keyof typeof OFFERS} */ (connection.integration)]?.reads;
+          if (!type) return send(404, page('Not found', '<p>This app reads nothing from that source.</p>'));
+          const records = await cg.records.list(connectionId, { type, limit: 20 });
+          const synced = records.syncedAt
+            ? `last synced ${esc(records.syncedAt)}`
+            : 'not synced yet: reload in a moment';
+          return send(
+            200,
+            page(
+              'Records',
+              `<p>GET /v1/connections/${esc(connectionId)}/records?type=${esc(type)} (<code>cg.records.list</code>), ${synced}:</p>` +
+                `<p id="count">${records.records.length} record(s) on this page</p><pre>${esc(JSON.stringify(records.records, null, 2))}</pre><p><a href="/">Back</a></p>`,
+            ),
+          );
+        } catch (error) {
+          if (!(error instanceof sdk.GatewayError)) throw error;
+          return send(
+            200,
+            page(
+              'Could not read the records',
+              `<p>${esc(explain(error, credentials))}</p><pre>${esc(JSON.stringify(error.problem ?? { code: error.code, detail: error.detail }, null, 2))}</pre><p><a href="/">Back</a></p>`,
+            ),
+          );
+        }
       }
       send(404, page('Not found', ''));
     } catch (error) {

@@ -530,6 +530,13 @@ describe('the connect flow in a browser', () => {
       await dana.page.waitForURL((url) => url.href.startsWith(`${demoApp.url}/callback`));
       expect(await dana.page.textContent('h1')).toBe('Connected');
       expect(await dana.page.textContent('pre')).toContain('"integration": "demo"');
+      // The README's path ends with data: the app reads the person's notes (bob has 25).
+      await dana.page.getByRole('link', { name: 'Read its records' }).click();
+      await waitFor('the demo app to show the synced notes', async () => {
+        await dana.page.reload();
+        return (await dana.page.textContent('#count').catch(() => null)) === '20 record(s) on this page';
+      });
+      expect(await dana.page.textContent('pre')).toContain('"type": "document.note"');
       await cookiesOf(dana.context);
     } finally {
       await dana.context.close();
