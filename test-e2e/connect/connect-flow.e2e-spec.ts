@@ -296,6 +296,30 @@ describe('the connect flow in a browser', () => {
     expect((await getConnection(otherOrg, '00000000-0000-4000-8000-000000000000')).status).toBe(404);
   });
 
+  it('an app of another organization: the consent page explains the conflict, then the app gets error=conflict', async () => {
+    const connectionsBefore = await count('connections');
+    const before = (await demo.control.counters()).codesIssued;
+    const session = await createSession(otherOrg, {
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: appCallback,
+      state: 'elsewhere',
+    });
+    const { page } = alice;
+    await page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe(
+      'This account is already connected',
+    );
+    expect(await page.getByRole('alert').textContent()).toContain('through another organization');
+    await page.getByRole('link', { name: 'Back to Other Org App' }).click();
+    await page.waitForURL((url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'elsewhere');
+    expect(Object.fromEntries(callbacks.at(-1)!.searchParams)).toEqual({ error: 'conflict', state: 'elsewhere' });
+    // No source login was asked for, and nothing was stored.
+    expect((await demo.control.counters()).codesIssued).toBe(before);
+    expect(await count('connections')).toBe(connectionsBefore);
+  }, 60_000);
+
   it('refuses a callback URL that is not exactly a registered one, storing nothing', async () => {
     const sessions = await count('connect_sessions');
     for (const callbackUrl of [

@@ -287,7 +287,20 @@ describe('connect flow at the broker', () => {
       callbackUrl: CALLBACK,
       appState: 'x',
     });
-    // Without this check the answer would be a redirect to the source's login page.
+    // Without this check the answer would be a redirect to the source's login page. The
+    // person is told why (refused), and the app gets error=conflict with its state.
+    const refused = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: elsewhere.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      userId: ALICE,
+    });
+    expect(refused.refused).toBe('conflict');
+    expect(refused.connectionId).toBe('');
+    expect(refused.oauthState).toBe('');
+    const back = new URL(refused.redirectUrl);
+    expect(`${back.origin}${back.pathname}`).toBe(CALLBACK);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ error: 'conflict', state: 'x' });
+    // The session is spent: allowing it again is refused.
     expect(
       await rejection(
         client.request(rpc.broker.decideConnectSession, {
@@ -296,7 +309,7 @@ describe('connect flow at the broker', () => {
           userId: ALICE,
         }),
       ),
-    ).toBe('conflict');
+    ).toBe('connect_session_invalid');
   });
 
   it('answers connection_not_found to an app without a grant, and for ids that are not even UUIDs', async () => {

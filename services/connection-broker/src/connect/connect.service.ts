@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 
 import type { Connection } from '../connections/connections.repository.js';
 import { ConnectionsService } from '../connections/connections.service.js';
-import { assertSameOrganization } from '../connections/usable-connection.js';
+import { isSameOrganization } from '../connections/usable-connection.js';
 import type { Env } from '../env.js';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { ConnectCommitService } from './connect-commit.service.js';
@@ -114,7 +114,16 @@ export class ConnectService {
     const reusable = this.reusableConnection(session, current);
     if (reusable) return this.commit.commit(session, 'pending', userId, integration, { reuse: reusable });
     // Said now, before the person logs in at the source for nothing; the commit checks it again, against races.
-    assertSameOrganization(current, session.orgId);
+    // The person reads why on the consent page; the app gets error=conflict, as for a denial.
+    if (!isSameOrganization(current, session.orgId)) {
+      if (!(await this.sessions.finish(session.id, { from: 'pending', to: 'failed', now: this.clock.date() })))
+        throw new AppError('connect_session_invalid');
+      this.logger.info(
+        { connectSession: session.id },
+        'consent refused: account connected through another organization',
+      );
+      return refusal(session, 'conflict');
+    }
     const consent = await this.methods[integration.authType].consent({ session, integration, userId, apiKey, current });
     if (consent.next === 'redirect') return consent.result;
     return this.commit.commit(session, 'pending', userId, integration, consent);

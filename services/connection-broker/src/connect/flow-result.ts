@@ -9,6 +9,8 @@ export interface FlowResult {
   oauthState?: string;
   orgId?: string;
   applicationId?: string;
+  /** The flow ended without a connection for a reason the person reads first (see DecideConnectSessionResponse.refused). */
+  refused?: 'conflict';
 }
 
 /** The app's exact registered callback URL, plus our parameters and the app's state. */
@@ -23,11 +25,12 @@ export function appCallback(
 }
 
 /** Back to the app with an OAuth-style error: the person (or the source) said no, or the source failed. */
-export function refusal(session: ConnectSession, error: 'access_denied' | 'source_error'): FlowResult {
+export function refusal(session: ConnectSession, error: 'access_denied' | 'source_error' | 'conflict'): FlowResult {
   return {
     redirectUrl: appCallback(session, { error }),
     sessionId: session.id,
     orgId: session.orgId,
     applicationId: session.applicationId,
+    ...(error === 'conflict' ? { refused: error } : {}),
   };
 }

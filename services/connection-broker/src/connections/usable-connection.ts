@@ -35,6 +35,11 @@ export function sealed(connection: UsableConnection) {
  * or not — the row stays, keyed by user and integration) belongs to the org that made it.
  */
 export function assertSameOrganization(connection: Connection | null, orgId: string): void {
-  if (connection && connection.orgId !== orgId)
+  if (!isSameOrganization(connection, orgId))
     throw new AppError('conflict', 'This account is connected through another organization');
+}
+
+/** No connection yet, or one made through `orgId`. */
+export function isSameOrganization(connection: Connection | null, orgId: string): boolean {
+  return !connection || connection.orgId === orgId;
 }

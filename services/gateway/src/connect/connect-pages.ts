@@ -114,6 +114,17 @@ ${allow}
   );
 }
 
+/**
+ * The flow ended without a connection for a reason the person reads first; the link goes back
+ * to the app's registered callback (which carries the error for the app).
+ */
+export function refusedPage(title: string, message: string, back: string, backUrl: string, code: string): string {
+  return layout(
+    title,
+    html`<h1>${title}</h1><p role="alert">${message}</p><div class="actions"><a class="button primary" href="${backUrl}">${back}</a></div><p class="note">Error code: <code>${code}</code></p>`,
+  );
+}
+
 /** A dead end the person can understand; no app redirect (there is no trusted place to send them). */
 /** An error page; `code` is the stable error code, shown so a person can quote it to support. */
 export function errorPage(title: string, message: string, code?: string): string {

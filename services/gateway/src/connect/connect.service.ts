@@ -136,7 +136,14 @@ export class ConnectFlowService {
         .catch(() => undefined);
       throw error;
     }
-    await this.audit.recordOutcome(intent, { outcome: decision === 'allow' ? 'allowed' : 'denied' });
+    await this.audit.recordOutcome(
+      intent,
+      result.refused
+        ? { outcome: 'error', errorCode: result.refused }
+        : { outcome: decision === 'allow' ? 'allowed' : 'denied' },
+    );
+    if (result.refused)
+      return { ...result, applicationName: session.applicationName, integrationName: session.integrationName };
     if (result.grantId)
       await this.auditGrant(
         session.orgId,

@@ -11,7 +11,7 @@ import { AccountsService } from '../accounts/accounts.service.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
-import { consentPage, errorPage } from './connect-pages.js';
+import { consentPage, errorPage, refusedPage } from './connect-pages.js';
 
 /** Binds the consent form to this browser (double submit; SameSite=Strict, HttpOnly). */
 const CSRF_COOKIE = COOKIES.csrf;
@@ -147,6 +147,22 @@ export class ConsentController {
           // Lax: the source sends the browser back with a top-level cross-site GET.
           serializeCookie(STATE_COOKIE, result.oauthState, { maxAge: 600, sameSite: 'Lax' }),
         );
+      }
+      if ('integrationName' in result && result.refused === 'conflict') {
+        // The app hears error=conflict like any refusal, but only once the person has read why.
+        this.pageHeaders(reply);
+        reply
+          .status(409)
+          .send(
+            refusedPage(
+              'This account is already connected',
+              `The ${result.integrationName} account you use is connected to Context Gateway through another organization, and one account connects through one organization. Use another ${result.integrationName} account, or ask the app you connected it for first.`,
+              `Back to ${result.applicationName}`,
+              result.redirectUrl,
+              'conflict',
+            ),
+          );
+        return reply;
       }
       return this.redirect(reply, 303, result.redirectUrl);
     } catch (error) {
