@@ -39,7 +39,7 @@ beforeAll(async () => {
   ).toBe(200);
   for (const [name, scopes] of [
     ['playlists', ['spotify:read:playlists']],
-    ['history', ['spotify:read:history']],
+    ['history', ['spotify:read:recently_played']],
   ] as const) {
     const app = await admin.createApplication(orgId, {
       name,
@@ -121,7 +121,7 @@ async function seedConnection(userId: string, connectionId: string) {
   let shard = -1;
   for (const [name, scopes] of [
     ['playlists', ['spotify:read:playlists']],
-    ['history', ['spotify:read:history']],
+    ['history', ['spotify:read:recently_played']],
   ] as const) {
     const registered = await registerGrant(name, userId, connectionId, [...scopes]);
     grants[name] = registered.grantId;
@@ -209,7 +209,7 @@ describe('records through the gateway', () => {
   it('a connection the app holds no grant on is 404, exactly like one that does not exist', async () => {
     const other = randomUUID();
     const otherUser = randomUUID();
-    await registerGrant('history', otherUser, other, ['spotify:read:history']);
+    await registerGrant('history', otherUser, other, ['spotify:read:recently_played']);
     const notGranted = await query('playlists', other);
     const missing = await query('playlists', randomUUID());
     expect([notGranted.status, missing.status]).toEqual([404, 404]);
@@ -221,7 +221,7 @@ describe('records through the gateway', () => {
   it('every query passes the three-layer policy: an org deny is policy_denied, yet no grant is still 404', async () => {
     const rule = await admin.call<{ rule: { id: string } }>('POST', `/v1/admin/organizations/${orgId}/policy/rules`, {
       effect: 'deny',
-      capability: 'spotify:read:history',
+      capability: 'spotify:read:recently_played',
     });
     expect(rule.status).toBe(201);
     try {
@@ -248,7 +248,7 @@ describe('records through the gateway', () => {
   it('a revocation published on CONTROL (broker committed, its call to the shard lost) is applied too', async () => {
     const lateUser = randomUUID();
     const lateConnection = randomUUID();
-    const { grantId } = await registerGrant('history', lateUser, lateConnection, ['spotify:read:history']);
+    const { grantId } = await registerGrant('history', lateUser, lateConnection, ['spotify:read:recently_played']);
     expect((await query('history', lateConnection)).status).toBe(200);
     await publisher.publish(events.grantChanged, {
       eventId: randomUUID(),
@@ -258,7 +258,7 @@ describe('records through the gateway', () => {
       userId: lateUser,
       connectionId: lateConnection,
       integration: 'spotify',
-      scopes: ['spotify:read:history'],
+      scopes: ['spotify:read:recently_played'],
       status: GrantStatus.REVOKED,
       revision: 2n,
       occurredAt: timestampFromDate(new Date()),

@@ -78,5 +78,7 @@ export interface SyncContext {
  */
 export interface Connector {
   readonly integration: string;
+  /** Every record type `sync` may emit: exactly what the integration's data scopes promise (a test checks). */
+  readonly produces: readonly string[];
   sync(ctx: SyncContext, cursor: unknown): Promise<unknown>;
 }

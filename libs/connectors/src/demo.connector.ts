@@ -67,10 +67,14 @@ const itemsOf = (body: unknown): (DemoItem | null)[] => {
  * the source becomes a tombstone. The API has no conditional requests, so every run lists all.
  */
 export class DemoConnector implements Connector {
+  readonly produces: readonly string[];
+
   constructor(
     readonly integration: string,
     private readonly withProfile: boolean,
-  ) {}
+  ) {
+    this.produces = withProfile ? ['profile', 'document.note'] : ['document.note'];
+  }
 
   async sync(ctx: SyncContext, cursor: unknown): Promise<DemoCursor> {
     const prev = isDemoCursor(cursor) ? cursor : undefined;

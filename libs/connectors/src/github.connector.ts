@@ -144,6 +144,7 @@ const linkNext = (_body: unknown, headers: Headers) => nextLink(headers.get('lin
  */
 export class GithubConnector implements Connector {
   readonly integration = 'github';
+  readonly produces = ['profile', 'code.repository', 'code.star', 'code.issue'] as const;
 
   async sync(ctx: SyncContext, cursor: unknown): Promise<GithubCursor> {
     const prev = isGithubCursor(cursor) ? cursor : undefined;

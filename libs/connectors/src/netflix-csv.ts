@@ -147,6 +147,9 @@ export const NETFLIX_COLUMNS = [
 ] as const;
 const REQUIRED = ['Profile Name', 'Start Time', 'Duration', 'Title'] as const;
 
+/** Every record type a Netflix export import writes (what `netflix`'s data scopes promise; a test checks). */
+export const NETFLIX_IMPORT_PRODUCES: readonly string[] = ['media.watch_event'];
+
 export type NetflixItem = { line: number; record: NormalizedRecord } | { line: number; problem: string };
 
 /**

@@ -172,6 +172,7 @@ const pageNext = (body: unknown) => (body as SpPage<unknown> | undefined)?.next 
  */
 export class SpotifyConnector implements Connector {
   readonly integration = 'spotify';
+  readonly produces = ['profile', 'media.playlist', 'media.playlist_item', 'media.track', 'media.play_event'] as const;
 
   async sync(ctx: SyncContext, cursor: unknown): Promise<SpotifyCursor> {
     const prev = isSpotifyCursor(cursor) ? cursor : undefined;

@@ -62,7 +62,9 @@ describe('record catalog', () => {
     ]);
     expect(typesForScopes('spotify', ['github:read:repos']).size).toBe(0);
     expect(typesForIntegration('github').has('code.repository')).toBe(true);
-    expect(scopesForType('netflix', 'media.playlist')).toEqual(['netflix:read:list']);
+    expect(scopesForType('netflix', 'media.watch_event')).toEqual(['netflix:read:history']);
+    // Scopes promise only what something writes: Netflix's export has no list, so no scope gives one.
+    expect(scopesForType('netflix', 'media.playlist')).toEqual([]);
     expect(scopesForType('spotify', 'code.issue')).toEqual([]);
     for (const scopes of Object.values(INTEGRATION_SCOPES))
       for (const types of Object.values(scopes)) for (const t of types) expect(isRecordType(t)).toBe(true);

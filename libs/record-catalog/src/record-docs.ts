@@ -62,7 +62,7 @@ export function renderRecordTypesMarkdown(): string {
   out.push(
     '## Scopes → record types',
     '',
-    'An app can read a type only if one of the scopes the user granted it maps to that type.',
+    "An app can read a type only if one of the scopes the user granted it maps to that type. The mapping is declared once, in each integration's manifest (`libs/integration-catalog/integrations/<key>.json`), and a test checks that each integration's scopes promise exactly the types its connector or importer writes.",
     '',
   );
   out.push('| integration | scope | record types |', '|---|---|---|');

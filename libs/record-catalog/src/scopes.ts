@@ -1,41 +1,31 @@
-import type { RecordTypeName } from './record-types.js';
+import { dataScopes } from '@context-gateway/integration-catalog';
+
+import { isRecordType, type RecordTypeName } from './record-types.js';
 
 /**
- * For each integration, which record types each of its data scopes lets an app read.
- * A data scope is a read capability (`<integration>:read:<what>`); the Personal Server
- * answers a query for type T only if one of the grant's scopes maps to T. Types that no
- * scope maps to are never readable by apps.
+ * For each integration, which record types each of its data scopes lets an app read, as the
+ * integration's manifest declares it (libs/integration-catalog). A data scope is a read
+ * capability (`<integration>:read:<what>`); the Personal Server answers a query for type T
+ * only if one of the grant's scopes maps to T. Types that no scope maps to are never readable
+ * by apps. A manifest naming a type this catalog does not define stops every service that
+ * loads it: an app must never be promised a type nothing can hold.
  */
-export const INTEGRATION_SCOPES: Readonly<Record<string, Readonly<Record<string, readonly RecordTypeName[]>>>> = {
-  spotify: {
-    'spotify:read:profile': ['profile'],
-    'spotify:read:library': ['media.track'],
-    'spotify:read:playlists': ['media.playlist', 'media.playlist_item'],
-    'spotify:read:history': ['media.play_event'],
-    // The connection-broker's catalog names Spotify's own scope (user-read-recently-played).
-    'spotify:read:recently_played': ['media.play_event'],
-    'spotify:read:follows': ['social.follow'],
-  },
-  netflix: {
-    'netflix:read:profile': ['profile'],
-    'netflix:read:history': ['media.watch_event'],
-    'netflix:read:list': ['media.playlist', 'media.playlist_item', 'media.track'],
-  },
-  demo: {
-    'demo:read:profile': ['profile'],
-    'demo:read:notes': ['document.note'],
-  },
-  'demo-keys': {
-    'demo-keys:read:notes': ['document.note'],
-  },
-  github: {
-    'github:read:profile': ['profile'],
-    'github:read:repos': ['code.repository'],
-    'github:read:issues': ['code.issue'],
-    'github:read:stars': ['code.star'],
-    'github:read:follows': ['social.follow'],
-  },
-};
+export const INTEGRATION_SCOPES: Readonly<Record<string, Readonly<Record<string, readonly RecordTypeName[]>>>> =
+  Object.fromEntries(
+    Object.entries(dataScopes()).map(([integration, scopes]) => [
+      integration,
+      Object.fromEntries(
+        Object.entries(scopes).map(([scope, types]) => {
+          const unknown = types.filter((t) => !isRecordType(t));
+          if (unknown.length > 0)
+            throw new Error(
+              `integration ${integration}: scope ${scope} names unknown record types ${unknown.join(', ')}`,
+            );
+          return [scope, types as RecordTypeName[]];
+        }),
+      ),
+    ]),
+  );
 
 /** The record types a set of granted scopes covers (unknown scopes cover nothing). */
 export function typesForScopes(integration: string, scopes: Iterable<string>): Set<RecordTypeName> {

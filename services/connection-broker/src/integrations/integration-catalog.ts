@@ -1,57 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
-
 import { AppError } from '@context-gateway/errors';
-import { z } from 'zod';
+import { type IntegrationManifest, integrationManifests } from '@context-gateway/integration-catalog';
 
 import { integrationEnvPrefix } from '../env.js';
-
-/** The shape of one integrations/<key>.json file (validated at boot: a bad file stops the service). */
-const integrationFileSchema = z
-  .object({
-    $comment: z.string().optional(),
-    key: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/),
-    displayName: z.string().min(1),
-    authType: z.enum(['oauth2', 'api_key', 'file_export']),
-    /** A file_export source has no API; the field is optional for it only (the refine below). */
-    apiBaseUrl: z.string().url().optional(),
-    oauth: z
-      .object({
-        /** RFC 9207: when set, an authorization response must carry `iss` equal to it. */
-        issuer: z.string().url().optional(),
-        authorizationUrl: z.string().url(),
-        tokenUrl: z.string().url(),
-        revocation: z
-          .object({ style: z.enum(['rfc7009', 'github']), url: z.string() })
-          .strict()
-          .optional(),
-        pkceRequired: z.boolean(),
-        scopeSeparator: z.string().default(' '),
-      })
-      .strict()
-      .optional(),
-    apiKey: z.object({ label: z.string(), pattern: z.string() }).strict().optional(),
-    /** file_export: the source has no API; the person's data arrives as a file export they upload. */
-    export: z
-      .object({ label: z.string().min(1), format: z.string().min(1) })
-      .strict()
-      .optional(),
-    scopes: z.record(z.string(), z.object({ source: z.array(z.string()), description: z.string().min(1) }).strict()),
-  })
-  .strict()
-  .refine(
-    (f) =>
-      f.authType === 'oauth2'
-        ? Boolean(f.oauth && f.apiBaseUrl && !f.export)
-        : f.authType === 'api_key'
-          ? Boolean(f.apiKey && f.apiBaseUrl && !f.export)
-          : Boolean(f.export && !f.oauth && !f.apiKey),
-    {
-      message:
-        'oauth2 needs `oauth` and `apiBaseUrl`, api_key needs `apiKey` and `apiBaseUrl`, file_export needs `export` (and neither `oauth` nor `apiKey`)',
-    },
-  );
-
-type IntegrationFile = z.infer<typeof integrationFileSchema>;
 
 export interface OAuthEndpoints {
   issuer?: string;
@@ -78,8 +28,6 @@ export interface Integration {
   scopes: Record<string, { source: string[]; description: string }>;
 }
 
-const DEFAULT_DIR = new URL('../../integrations/', import.meta.url);
-
 /** Replaces scheme, host and port of `url` with those of `base`, keeping the path and query. */
 function rebase(url: string, base: string | undefined): string {
   if (!base) return url;
@@ -90,7 +38,7 @@ function rebase(url: string, base: string | undefined): string {
 }
 
 /** Applies INTEGRATION_<KEY>_* variables (env.ts documents them) to a catalog file. */
-function applyOverrides(file: IntegrationFile, env: Record<string, unknown>): Integration {
+function applyOverrides(file: IntegrationManifest, env: Record<string, unknown>): Integration {
   const p = integrationEnvPrefix(file.key);
   const get = (name: string) => (typeof env[`${p}${name}`] === 'string' ? (env[`${p}${name}`] as string) : undefined);
   const base = get('BASE_URL');
@@ -99,7 +47,9 @@ function applyOverrides(file: IntegrationFile, env: Record<string, unknown>): In
     displayName: file.displayName,
     authType: file.authType,
     apiBaseUrl: file.apiBaseUrl ? (get('API_BASE_URL') ?? rebase(file.apiBaseUrl, base)) : '',
-    scopes: file.scopes,
+    scopes: Object.fromEntries(
+      Object.entries(file.scopes).map(([scope, { source, description }]) => [scope, { source, description }]),
+    ),
   };
   if (file.export) integration.export = { ...file.export };
   if (file.oauth) {
@@ -131,21 +81,9 @@ export class IntegrationCatalog {
     this.#byKey = new Map(integrations.map((i) => [i.key, i]));
   }
 
-  static load(env: Record<string, unknown>, dir: URL = DEFAULT_DIR): IntegrationCatalog {
-    const files = readdirSync(dir)
-      .filter((name) => name.endsWith('.json'))
-      .sort();
-    return new IntegrationCatalog(
-      files.map((name) => {
-        const parsed = integrationFileSchema.safeParse(JSON.parse(readFileSync(new URL(name, dir), 'utf8')));
-        if (!parsed.success)
-          throw new Error(
-            `integrations/${name}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-          );
-        if (`${parsed.data.key}.json` !== name) throw new Error(`integrations/${name}: key must match the file name`);
-        return applyOverrides(parsed.data, env);
-      }),
-    );
+  /** The built-in manifests (libs/integration-catalog), with the environment's overrides applied. */
+  static load(env: Record<string, unknown>): IntegrationCatalog {
+    return new IntegrationCatalog(integrationManifests().map((m) => applyOverrides(m, env)));
   }
 
   keys(): string[] {

@@ -204,7 +204,7 @@ describe('personal-server storage and query path', () => {
     const user = userOn(0);
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
-    await grant(user, connection, APP_HISTORY, ['spotify:read:history']);
+    await grant(user, connection, APP_HISTORY, ['spotify:read:recently_played']);
     const counts = await write(user, connection, [playlist(1), playlist(2), play(1)]);
     expect(counts).toEqual({ written: 3, unchanged: 0, tombstoned: 0 });
 
@@ -233,7 +233,7 @@ describe('personal-server storage and query path', () => {
 
     // The gateway's policy allowed only some types: an untyped query is limited to them.
     const both = randomUUID();
-    await grant(user, connection, both, ['spotify:read:playlists', 'spotify:read:history']);
+    await grant(user, connection, both, ['spotify:read:playlists', 'spotify:read:recently_played']);
     expect((await page(connection, both)).records).toHaveLength(3);
     expect((await page(connection, both, { policyTypes: ['media.play_event'] })).records.map((r) => r.type)).toEqual([
       'media.play_event',
@@ -513,7 +513,7 @@ describe('personal-server storage and query path', () => {
     const user = userOn(0);
     const connection = randomUUID();
     const a = await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
-    await grant(user, connection, APP_HISTORY, ['spotify:read:history', 'spotify:read:playlists']);
+    await grant(user, connection, APP_HISTORY, ['spotify:read:recently_played', 'spotify:read:playlists']);
     await write(user, connection, [playlist(1), play(1)]);
 
     // The user revokes app A's grant (by grant id, proving ownership with the user id).
@@ -534,7 +534,7 @@ describe('personal-server storage and query path', () => {
     ).toBe('connection_not_found');
 
     // A new consent re-activates the app with the new scopes.
-    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:history']);
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:recently_played']);
     expect((await page(connection, APP_PLAYLISTS)).records.map((r) => r.type)).toEqual(['media.play_event']);
   });
 

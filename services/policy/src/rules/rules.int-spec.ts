@@ -246,7 +246,7 @@ describe('policy rules service', () => {
       'github:read:repos',
       'github:delete_repository',
       'spotify:read:playlists',
-      'spotify:read:history',
+      'spotify:read:recently_played',
       'nope:nothing',
     ];
     const resources = [undefined, 'repo:acme/secret-x', 'repo:acme/private', 'repo:acme/frontend'];
