@@ -1,3 +1,6 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
 import { RpcClient } from '@context-gateway/messaging';
 import {
   adminClient as sdkAdmin,
@@ -5,6 +8,7 @@ import {
   GatewayError,
   GrantRevokedError,
   type SyncStatus,
+  Webhook,
 } from '@context-gateway/node';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -118,6 +122,67 @@ let stack: TestStack;
 let sim: RunningSimulator;
 let nc: NatsConnection;
 let broker: RpcClient;
+
+interface HookEvent {
+  id: string;
+  type: string;
+  data: { connectionId: string; [key: string]: unknown };
+}
+
+/**
+ * The app's webhook endpoint, as an app would write it: every delivery verified with the SDK
+ * (Standard Webhooks signature and timestamp), handled once per `webhook-id` however often it
+ * arrives. It can be stopped and started again on the same port.
+ */
+class Receiver {
+  verifier: Webhook | undefined;
+  /** Deliveries the handler processed, in arrival order (duplicates dropped). */
+  readonly handled: HookEvent[] = [];
+  deliveries = 0;
+  refused = 0;
+  #server: Server | undefined;
+  #port = 0;
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}/hooks`;
+  }
+
+  async start(): Promise<void> {
+    this.#server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.deliveries++;
+        const body = Buffer.concat(chunks);
+        let event: { type: string; data: HookEvent['data'] };
+        try {
+          event = this.verifier!.verify(body, req.headers) as typeof event;
+        } catch {
+          this.refused++;
+          return res.writeHead(400).end();
+        }
+        const id = String(req.headers['webhook-id']);
+        if (!this.handled.some((h) => h.id === id)) this.handled.push({ id, type: event.type, data: event.data });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => this.#server!.listen(this.#port, '127.0.0.1', resolve));
+    this.#port = (this.#server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  of(connectionId: string): HookEvent[] {
+    return this.handled.filter((h) => h.data.connectionId === connectionId);
+  }
+}
+const receiver = new Receiver();
 let app: { orgId: string; appId: string; name: string; callbackUrl: string };
 let apiKey: string;
 
@@ -130,6 +195,13 @@ beforeAll(async () => {
     INTEGRATION_GITHUB_CLIENT_ID: CLIENT_ID,
     INTEGRATION_GITHUB_CLIENT_SECRET: CLIENT_SECRET,
     SYNC_INTERVAL_MS: '3600000',
+    // The app's webhook receiver is this test, on loopback over http: allowed for the test only.
+    WEBHOOK_ALLOW_HTTP: 'true',
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    WEBHOOK_RETRY_BASE_MS: '200',
+    WEBHOOK_RETRY_MAX_MS: '1000',
+    WEBHOOK_POLL_MS: '100',
+    WEBHOOK_TIMEOUT_MS: '2000',
   });
   const port = new URL(stack.gatewayUrl).port;
   await sim.control.registerClient({
@@ -153,12 +225,17 @@ beforeAll(async () => {
   });
   apiKey = (await admin.apiKeys.issue(created.id)).secret;
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: CALLBACK };
+  await receiver.start();
+  const endpoint = await admin.webhooks.set(org.id, created.id, receiver.url);
+  expect(endpoint.secret).toMatch(/^whsec_/);
+  receiver.verifier = new Webhook(endpoint.secret!);
   nc = await connect(stack.natsOptions());
   broker = new RpcClient(nc);
   await waitForBrokerToKnowApp(broker, app, 'github', SCOPES);
 }, 180_000);
 
 afterAll(async () => {
+  await receiver.stop();
   await nc?.close();
   await stack?.stop();
   await sim?.stop();
@@ -236,4 +313,75 @@ describe('@context-gateway/node errors', () => {
     expect(unauthenticated).toBeInstanceOf(GatewayError);
     expect(unauthenticated).toMatchObject({ code: 'unauthenticated', status: 401 });
   }, 60_000);
+});
+
+describe('webhooks to the app (Standard Webhooks, through @context-gateway/node)', () => {
+  it('each connection of the scenario above was told created, synced and revoked, in that order, signed', async () => {
+    const client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
+    const connections = await waitFor('the scenario connections to be revoked at the app', async () => {
+      const revoked = receiver.handled.filter((h) => h.type === 'grant.revoked').map((h) => h.data.connectionId);
+      return revoked.length >= 3 ? revoked : undefined;
+    });
+    for (const connectionId of connections) {
+      const types = receiver.of(connectionId).map((h) => h.type);
+      expect(types[0]).toBe('connection.created');
+      expect(types.at(-1)).toBe('grant.revoked');
+      expect(types.slice(1, -1).every((t) => t === 'sync.completed')).toBe(true);
+    }
+    expect(receiver.refused).toBe(0);
+    const synced = receiver.handled.find((h) => h.type === 'sync.completed')!;
+    expect(synced.data).toMatchObject({ integration: 'github', records: 1 + REPOS, skipped: 0 });
+    // The delivery log says the same, newest first.
+    const log = [];
+    for await (const m of client.webhooks.iterate({ pageSize: 4 })) log.push(m);
+    expect(new Set(log.map((m) => m.id))).toEqual(new Set(receiver.handled.map((h) => h.id)));
+    expect(log.every((m) => m.status === 'delivered')).toBe(true);
+  }, 60_000);
+
+  it('a receiver down for a while gets every event exactly once when it is back, in order per connection', async () => {
+    const client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
+    await sim.control.createAccount({ login: 'octo-hooks', counts: { repos: 3, starred: 0, issues: 0 } });
+    await receiver.stop();
+    const { connectionId } = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-hooks');
+    const log = async () =>
+      (await client.webhooks.list({ limit: 100 })).messages.filter((m) => m.connectionId === connectionId);
+    // The first sync's outcome is queued behind the failing connection.created.
+    await waitFor(
+      'connection.created and sync.completed queued, the first failing',
+      async () => {
+        const messages = await log();
+        const created = messages.find((m) => m.type === 'connection.created');
+        return created && created.attempts >= 2 && messages.some((m) => m.type === 'sync.completed')
+          ? messages
+          : undefined;
+      },
+      60_000,
+    );
+    const failing = (await log()).find((m) => m.type === 'connection.created')!;
+    expect(failing).toMatchObject({ status: 'pending', lastError: 'connection_refused', lastStatus: null });
+    await client.connections.revoke(connectionId);
+    await receiver.start();
+    const events = await waitFor(
+      'every event of the connection handled',
+      async () => {
+        const handled = receiver.of(connectionId);
+        return handled.some((h) => h.type === 'grant.revoked') ? handled : undefined;
+      },
+      60_000,
+    );
+    expect(events.map((e) => e.type)).toEqual(['connection.created', 'sync.completed', 'grant.revoked']);
+    expect((await log()).every((m) => m.status === 'delivered')).toBe(true);
+
+    // A replay arrives again with the same id: the handler de-duplicates it.
+    const deliveriesBefore = receiver.deliveries;
+    expect(await client.webhooks.replay(events[0]!.id)).toMatchObject({ id: events[0]!.id, status: 'pending' });
+    await waitFor('the replayed delivery', async () => receiver.deliveries > deliveriesBefore);
+    expect(receiver.of(connectionId)).toHaveLength(3);
+  }, 120_000);
+
+  it("another application's messages and unknown ids are not found", async () => {
+    const client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
+    const missing = await client.webhooks.replay('00000000-0000-4000-8000-000000000000').catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'not_found', status: 404 });
+  });
 });

@@ -46,6 +46,12 @@ const USAGE = `usage: pnpm cg <command> [options]
              required the first time, kept when unset; redirect URI at the IdP:
              <GATEWAY_URL>/v1/auth/sso/callback)
   sso remove --org <orgId>
+  webhook set --org <orgId> --app <applicationId> --url <https url>
+             (where the app's events are POSTed; the signing secret prints once, the first time)
+  webhook get --org <orgId> --app <applicationId>
+  webhook rotate-secret --org <orgId> --app <applicationId> [--overlap-seconds <n>]
+             (the new secret prints once; the old one keeps signing for the overlap, default 24 h)
+  webhook remove --org <orgId> --app <applicationId>
   integrations get --org <orgId>
   integrations set --org <orgId> --integration <id>...
              (the integrations the org allows; replaces the list; none until set)
@@ -70,6 +76,8 @@ const OPTIONS = /** @type {const} */ ({
   'email-domain': { type: 'string', multiple: true },
   claim: { type: 'string', multiple: true },
   'sso-required': { type: 'boolean' },
+  url: { type: 'string' },
+  'overlap-seconds': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -243,6 +251,31 @@ function commandFor(positionals, v) {
         await admin.sso.remove(org);
         return { removed: true };
       };
+    }
+    case 'webhook set': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      const url = required(v, 'url');
+      return (admin) => admin.webhooks.set(org, app, url);
+    }
+    case 'webhook get': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      return (admin) => admin.webhooks.get(org, app);
+    }
+    case 'webhook rotate-secret': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      const raw = v['overlap-seconds'];
+      const overlap = raw === undefined ? undefined : Number(raw);
+      if (overlap !== undefined && !Number.isInteger(overlap))
+        throw new UsageError('--overlap-seconds must be a whole number of seconds');
+      return (admin) => admin.webhooks.rotateSecret(org, app, overlap);
+    }
+    case 'webhook remove': {
+      const org = required(v, 'org');
+      const app = required(v, 'app');
+      return (admin) => admin.webhooks.remove(org, app);
     }
     case 'integrations set': {
       const org = required(v, 'org');

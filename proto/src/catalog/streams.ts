@@ -7,7 +7,7 @@ import {
   TokensRevokedSchema,
 } from '../gen/contextgateway/control/v1/control_pb.js';
 import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
-import { SyncJobSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
+import { SyncJobSchema, SyncRunFinishedSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
 import { validateAuditEvent } from './audit.js';
 import { type ConsumerDescriptor, defineEvent, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
@@ -47,6 +47,15 @@ export const streams = {
     duplicateWindowMs: 10 * MINUTE,
     maxAgeMs: 7 * 24 * 60 * MINUTE,
     description: 'Audit events; the gateway answers only after this stream acknowledged the event.',
+  },
+  syncEvents: {
+    name: 'SYNC_EVENTS',
+    subjects: ['sync.v1.events.>'],
+    retention: 'limits',
+    duplicateWindowMs: 2 * MINUTE,
+    // Kept a week: a broker that was down catches up and still sends every sync webhook.
+    maxAgeMs: 7 * 24 * 60 * MINUTE,
+    description: "What sync runs ended with; the connection-broker turns them into applications' webhooks.",
   },
   deadLetters: {
     name: 'DEAD_LETTERS',
@@ -102,6 +111,22 @@ export const events = {
       ...(job.requestedAt && !Number.isNaN(timestampDate(job.requestedAt).getTime())
         ? []
         : [{ path: 'requestedAt', message: 'must be set' }]),
+    ],
+  }),
+  /** sync-worker, when a run ended for good (completed, or failed after its last retry). */
+  syncRunFinished: defineEvent({
+    stream: streams.syncEvents,
+    subject: 'sync.v1.events.run_finished',
+    publishers: ['sync-worker'],
+    message: SyncRunFinishedSchema,
+    messageId: (m) => `sync_run_finished:${m.eventId}`,
+    validate: (m) => [
+      ...check.uuid(m.eventId, 'eventId'),
+      ...check.uuid(m.connectionId, 'connectionId'),
+      ...check.nonEmpty(m.integration, 'integration'),
+      ...check.enumSet(m.outcome, 'outcome'),
+      ...check.maxLength(m.errorCode, 64, 'errorCode'),
+      ...check.timestamp(m.finishedAt, 'finishedAt'),
     ],
   }),
   /** policy, after each commit that bumped an org's revision; gateways refresh their cache from it (docs/policy.md). */
@@ -185,6 +210,13 @@ export const consumers = {
     stream: streams.control,
     durable: 'policy-control',
     filterSubject: 'control.v1.>',
+  },
+  /** connection-broker: sync outcomes turned into webhook messages for the apps holding grants. */
+  brokerSyncEvents: {
+    service: 'connection-broker',
+    stream: streams.syncEvents,
+    durable: 'connection-broker-sync-events',
+    filterSubject: 'sync.v1.events.run_finished',
   },
   /** audit's log writer: the AUDIT stream, appended to the hash-chained log. */
   auditLogWriter: {

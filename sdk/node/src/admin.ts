@@ -14,6 +14,7 @@ import type {
   OrganizationSsoInput,
   OrgIntegrations,
   RevokedOAuthTokens,
+  WebhookEndpoint,
 } from './types.js';
 
 const seg = encodeURIComponent;
@@ -115,6 +116,37 @@ export class AdminClient {
       }),
     remove: (orgId: string) =>
       this.http.request<void>({ method: 'DELETE', path: `/v1/admin/organizations/${seg(orgId)}/sso` }),
+  };
+
+  /**
+   * An application's webhook endpoint (docs/webhooks.md). `set` creates the signing secret on
+   * first use and returns it once (`secret`); `rotateSecret` returns the new one, the old one
+   * signing beside it for `overlapSeconds` (default 24 h).
+   */
+  readonly webhooks = {
+    set: (orgId: string, applicationId: string, url: string) =>
+      this.http.request<WebhookEndpoint>({
+        method: 'PUT',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/webhook`,
+        json: { url },
+        idempotent: true,
+      }),
+    get: (orgId: string, applicationId: string) =>
+      this.http.request<WebhookEndpoint>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/webhook`,
+      }),
+    remove: (orgId: string, applicationId: string) =>
+      this.http.request<{ deleted: true }>({
+        method: 'DELETE',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/webhook`,
+      }),
+    rotateSecret: (orgId: string, applicationId: string, overlapSeconds?: number) =>
+      this.http.request<WebhookEndpoint>({
+        method: 'POST',
+        path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/webhook/rotate-secret`,
+        json: overlapSeconds === undefined ? {} : { overlapSeconds },
+      }),
   };
 
   /** The org layer of policy allows no integration until one is listed here (docs/policy.md). */

@@ -4,6 +4,7 @@ import { CredentialsClient } from './credentials.js';
 import { Transport, type TransportOptions } from './http.js';
 import { RecordsClient } from './records.js';
 import { ImportsClient, SyncClient } from './sync.js';
+import { WebhookMessagesClient } from './webhook-messages.js';
 
 export interface ContextGatewayOptions extends Omit<TransportOptions, 'token'> {
   /** Your application's API key (`cg_sk_…`), issued by the operator. Keep it server-side. */
@@ -21,6 +22,7 @@ export class ContextGateway {
   readonly sync: SyncClient;
   readonly imports: ImportsClient;
   readonly credentials: CredentialsClient;
+  readonly webhooks: WebhookMessagesClient;
 
   constructor(options: ContextGatewayOptions) {
     const { apiKey, ...rest } = options;
@@ -34,6 +36,7 @@ export class ContextGateway {
     });
     this.imports = new ImportsClient(http);
     this.credentials = new CredentialsClient(http);
+    this.webhooks = new WebhookMessagesClient(http);
   }
 }
 

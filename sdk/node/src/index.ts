@@ -18,6 +18,7 @@ export {
 export type { components, paths } from './generated/api.js';
 export { type Fetch } from './http.js';
 export { type ListRecordsOptions, type RecordsClient } from './records.js';
+export { type WebhookMessagesClient } from './webhook-messages.js';
 export {
   type ImportOptions,
   type ImportProgress,

@@ -70,3 +70,13 @@ export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/in
 
 export type CredentialInput = Body<'/v1/credentials', 'post'>;
 export type Credential = Success<'/v1/credentials', 'post', 200>;
+
+/** An application's webhook endpoint (docs/webhooks.md); `secret` only in the answer that created it. */
+export type WebhookEndpoint = Success<
+  '/v1/admin/organizations/{orgId}/applications/{applicationId}/webhook',
+  'put',
+  200
+>;
+/** One page of your webhook delivery log, newest first. */
+export type WebhookMessagesPage = Success<'/v1/webhook/messages', 'get', 200>;
+export type WebhookMessage = WebhookMessagesPage['messages'][number];

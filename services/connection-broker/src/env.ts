@@ -82,6 +82,33 @@ const envSchema = z
       .transform((v) => v === 'true'),
     /** Timeout for each request to a source (token exchange, refresh, revocation). */
     SOURCE_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    /**
+     * Webhooks to applications (docs/webhooks.md). Endpoints must be public https: loopback,
+     * private, link-local and other special-purpose addresses are refused (checked on the
+     * address actually connected to) unless WEBHOOK_ALLOW_PRIVATE_NETWORKS, and http:// unless
+     * WEBHOOK_ALLOW_HTTP. Both are for development and tests only.
+     */
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    WEBHOOK_ALLOW_HTTP: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    /** One delivery attempt's time limit (connect, send, answer). */
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+    /** The first retry's delay; each next one doubles (with jitter), capped at WEBHOOK_RETRY_MAX_MS. */
+    WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).default(5_000),
+    WEBHOOK_RETRY_MAX_MS: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .default(6 * 3_600_000),
+    /** Attempts before a message is given up (`failed`; a replay sends it again). */
+    WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(15),
+    /** How often the delivery loop looks for due messages. */
+    WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
     ...integrationShape,
   })
   .superRefine(refineRuntimeEnv)

@@ -15,12 +15,14 @@ import { PolicyModule } from './policy/policy.module.js';
 import { RecordsModule } from './records/records.module.js';
 import { SsoModule } from './sso/sso.module.js';
 import { SyncModule } from './sync/sync.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 /** gateway: the edge, the only public HTTP surface for apps and agents. One imported module per bounded context. */
 @Module({
   imports: [
     AuthModule,
     AdminModule,
+    WebhooksModule,
     AccountsModule,
     ApplicationsModule,
     AuditModule,

@@ -71,7 +71,7 @@ beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-int-keys-'));
   nc = await connect({ servers: nats.url });
-  await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
+  await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_connect',
     migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { GrantsService } from '../grants/grants.service.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { type Credential, CredentialVault } from '../vault/credential-vault.js';
 import { type Connection, ConnectionsRepository } from './connections.repository.js';
@@ -31,9 +32,20 @@ export class AccessTokensService {
     private readonly oauth: SourceOAuthClient,
     private readonly vault: CredentialVault,
     private readonly clock: Clock,
+    private readonly grants: GrantsService,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
+
+  /** The connection needs its person again: marked, and every app holding a grant told in the same commit. */
+  private async markNeedsReauth(connectionId: string): Promise<void> {
+    const connection = await this.connections.findById(connectionId);
+    if (!connection) return;
+    await this.connections.transaction(async (tx) => {
+      if (await this.connections.markNeedsReauth(tx, connectionId))
+        await this.grants.tellNeedsReauth(tx, connectionId, connection.integration);
+    });
+  }
 
   /**
    * A usable credential, refreshed first when expired or about to, or when the caller says the
@@ -58,7 +70,7 @@ export class AccessTokensService {
       // revoked or rotated it there, and only they can paste a new one.
       const refusedStored = refusedVersion === 0 || refusedVersion === connection.credentialVersion;
       if (forceRefresh && refusedStored) {
-        await this.connections.markNeedsReauth(connectionId);
+        await this.markNeedsReauth(connectionId);
         this.logger.warn({ connectionId }, 'API key refused by the source: connection needs reauthorization');
         throw new AppError(
           'connection_needs_reauth',
@@ -108,7 +120,7 @@ export class AccessTokensService {
       );
     } catch (error) {
       if (error instanceof AppError && error.code === 'connection_needs_reauth') {
-        await this.connections.markNeedsReauth(connectionId);
+        await this.markNeedsReauth(connectionId);
         this.logger.warn({ connectionId }, 'refresh refused by the source: connection needs reauthorization');
       }
       throw error;

@@ -123,7 +123,7 @@ beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-deletion-keys-'));
   nc = await connect({ servers: nats.url });
-  await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
+  await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_deletion',
     migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),

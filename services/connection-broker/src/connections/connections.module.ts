@@ -43,6 +43,6 @@ import { ConnectionsService } from './connections.service.js';
       },
     },
   ],
-  exports: [ConnectionsService],
+  exports: [ConnectionsService, CredentialVault],
 })
 export class ConnectionsModule {}

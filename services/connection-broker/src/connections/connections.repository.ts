@@ -129,8 +129,13 @@ export class ConnectionsRepository {
     });
   }
 
-  async markNeedsReauth(id: string): Promise<void> {
-    await this.db.connection.updateMany({ where: { id, status: 'active' }, data: { status: 'needs_reauth' } });
+  /** In `tx`: an active connection becomes needs_reauth. False when it was not active (already marked, or gone). */
+  async markNeedsReauth(tx: Tx, id: string): Promise<boolean> {
+    const { count } = await tx.connection.updateMany({
+      where: { id, status: 'active' },
+      data: { status: 'needs_reauth' },
+    });
+    return count === 1;
   }
 
   /** Crypto-shredding, database half: the key id and the ciphertext are gone (the key file is destroyed by the vault). */

@@ -11,6 +11,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Logger } from 'pino';
 
 import type { Tx } from '../database/database.module.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { type GrantEvent, GrantEventsRepository } from './grant-events.repository.js';
 import type { Grant } from './grants.repository.js';
 
@@ -38,10 +39,14 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
     private readonly outbox: GrantEventsRepository,
     private readonly publisher: JetStreamPublisher,
     private readonly clock: Clock,
+    private readonly webhooks: WebhookOutbox,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** Inside the grant's transaction: the event that describes this change. Returns its id. */
+  /**
+   * Inside the grant's transaction: the event that describes this change, and the app's
+   * webhook (`connection.created` when the grant is active, `grant.revoked` when not). Returns its id.
+   */
   async record(tx: Tx, grant: Grant, integration: string): Promise<string> {
     const id = randomUUID();
     const message = create(GrantChangedSchema, {
@@ -63,6 +68,13 @@ export class GrantEventsRelay implements OnApplicationBootstrap, OnApplicationSh
       revision: grant.revision,
       payload: toBinary(GrantChangedSchema, message),
       createdAt: this.clock.date(),
+    });
+    await this.webhooks.enqueue(tx, {
+      applicationId: grant.applicationId,
+      orgId: grant.orgId,
+      connectionId: grant.connectionId,
+      type: grant.status === 'active' ? 'connection.created' : 'grant.revoked',
+      data: { integration, grantId: grant.id, scopes: grant.scopes },
     });
     return id;
   }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { WebhookOutboxModule } from '../webhooks/webhook-outbox.js';
 import { GrantEventsRelay } from './grant-events.relay.js';
 import { GrantEventsRepository } from './grant-events.repository.js';
 import { GrantFollowers } from './grant-followers.service.js';
@@ -13,6 +14,7 @@ import { GrantsService } from './grants.service.js';
  * other context can change a grant without its event.
  */
 @Module({
+  imports: [WebhookOutboxModule],
   controllers: [GrantsHandler],
   providers: [GrantsRepository, GrantsService, GrantFollowers, GrantEventsRepository, GrantEventsRelay],
   exports: [GrantsService],

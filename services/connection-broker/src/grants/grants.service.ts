@@ -3,6 +3,7 @@ import { AppError } from '@context-gateway/errors';
 import { Injectable } from '@nestjs/common';
 
 import type { Tx } from '../database/database.module.js';
+import { WebhookOutbox } from '../webhooks/webhook-outbox.js';
 import { GrantEventsRelay } from './grant-events.relay.js';
 import { GrantFollowers } from './grant-followers.service.js';
 import { type Grant, type GrantMatch, GrantsRepository } from './grants.repository.js';
@@ -27,6 +28,7 @@ export class GrantsService {
     private readonly followers: GrantFollowers,
     private readonly relay: GrantEventsRelay,
     private readonly clock: Clock,
+    private readonly webhooks: WebhookOutbox,
   ) {}
 
   /** The app's active grant on a connection, if any: what decides whether an app may see it. */
@@ -49,7 +51,10 @@ export class GrantsService {
     return this.followers.granted(change.grant, integration, change.eventId);
   }
 
-  /** In the caller's transaction: every active grant on a (deleted) connection revoked. Returns their event ids. */
+  /**
+   * In the caller's transaction: every active grant on a (deleted) connection revoked, each
+   * app told `grant.revoked` then `connection.deleted`. Returns the grant events' ids.
+   */
   async revokeAllOnConnection(tx: Tx, connectionId: string, integration: string): Promise<string[]> {
     const eventIds: string[] = [];
     for (const active of await this.grants.activeOnConnection(tx, connectionId)) {
@@ -58,9 +63,32 @@ export class GrantsService {
         { applicationId: active.applicationId, connectionId },
         this.clock.date(),
       );
-      if (grant) eventIds.push(await this.relay.record(tx, grant, integration));
+      if (!grant) continue;
+      eventIds.push(await this.relay.record(tx, grant, integration));
+      await this.webhooks.enqueue(tx, {
+        applicationId: grant.applicationId,
+        orgId: grant.orgId,
+        connectionId,
+        type: 'connection.deleted',
+        data: { integration },
+      });
     }
     return eventIds;
+  }
+
+  /**
+   * In the caller's transaction: a connection just became `needs_reauth`; each app holding an
+   * active grant on it hears `connection.needs_reauth`.
+   */
+  async tellNeedsReauth(tx: Tx, connectionId: string, integration: string): Promise<void> {
+    for (const grant of await this.grants.activeOnConnection(tx, connectionId))
+      await this.webhooks.enqueue(tx, {
+        applicationId: grant.applicationId,
+        orgId: grant.orgId,
+        connectionId,
+        type: 'connection.needs_reauth',
+        data: { integration },
+      });
   }
 
   /** After the commit of revocations: their events published together. */

@@ -129,6 +129,19 @@ export class CredentialVault {
     return dataKeyId;
   }
 
+  /**
+   * A small secret of this service's own (a webhook signing key) wrapped under its KEK, bound to
+   * `context`: stored in the database, it opens only through the key provider and only for
+   * the same context.
+   */
+  async sealSecret(secret: Uint8Array, context: EncryptionContext): Promise<Buffer> {
+    return (await this.provider.wrapKey(secret, context)).encode();
+  }
+
+  openSecret(sealedSecret: Uint8Array, context: EncryptionContext): Promise<Buffer> {
+    return this.provider.unwrapKey(WrappedKey.decode(sealedSecret), context);
+  }
+
   async discard(dataKeyId: string): Promise<void> {
     await this.store.destroy(dataKeyId);
   }

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
 import { connectorFor, type SkippedItem, type SyncBatch } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
-import type { DeliveryInfo } from '@context-gateway/messaging';
-import type { SyncJob } from '@context-gateway/proto';
+import { type DeliveryInfo, JetStreamPublisher } from '@context-gateway/messaging';
+import { events, type SyncJob, SyncRunOutcome } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -61,7 +62,36 @@ export class SyncRunsService {
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly publisher: JetStreamPublisher,
   ) {}
+
+  /**
+   * sync.v1.events.run_finished, after the run's outcome is committed (the broker turns it into
+   * applications' webhooks). A publish that fails is logged: the run itself stands.
+   */
+  private async announce(
+    connectionId: string,
+    integration: string,
+    outcome: { completed: true; records: number; skipped: number } | { completed: false; errorCode: string },
+  ): Promise<void> {
+    await this.publisher
+      .publish(events.syncRunFinished, {
+        eventId: randomUUID(),
+        connectionId,
+        integration,
+        outcome: outcome.completed ? SyncRunOutcome.COMPLETED : SyncRunOutcome.FAILED,
+        records: outcome.completed ? BigInt(outcome.records) : 0n,
+        skippedTotal: outcome.completed ? outcome.skipped : 0,
+        errorCode: outcome.completed ? '' : outcome.errorCode,
+        finishedAt: timestampFromDate(this.clock.date()),
+      })
+      .catch((error: unknown) =>
+        this.logger.warn(
+          { connectionId, code: AppError.from(error).code },
+          'sync outcome not announced (no webhook for this run)',
+        ),
+      );
+  }
 
   async run(
     job: SyncJob,
@@ -171,6 +201,7 @@ export class SyncRunsService {
           skippedTotal,
         });
         cursor = nextCursor as typeof cursor;
+        await this.announce(connectionId, integration, { completed: true, records: runRecords, skipped: skippedTotal });
         this.logger.info(
           { connectionId, integration, records: runRecords, skipped: skippedTotal, reason: job.reason, rerun: again },
           'sync run finished',
@@ -213,6 +244,8 @@ export class SyncRunsService {
         nextRunAt,
         ...(integration ? { integration } : {}),
       });
+      if (lastTry && integration)
+        await this.announce(connectionId, integration, { completed: false, errorCode: error.code });
       throw error;
     } finally {
       clearInterval(heartbeat);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/broker/v1/broker.proto.
  */
 export const file_contextgateway_broker_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9icm9rZXIvdjEvYnJva2VyLnByb3RvEhhjb250ZXh0Z2F0ZXdheS5icm9rZXIudjEiNgoQU2NvcGVEZXNjcmlwdGlvbhINCgVzY29wZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSKtAQobQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIUCgxjYWxsYmFja191cmwYBiABKAkSEQoJYXBwX3N0YXRlGAcgASgJInkKHENyZWF0ZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKGEdldENvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiugIKGUdldENvbm5lY3RTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJEhgKEGludGVncmF0aW9uX25hbWUYBCABKAkSOgoGc2NvcGVzGAUgAygLMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLlNjb3BlRGVzY3JpcHRpb24SLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJYXV0aF90eXBlGAcgASgJEhkKEXJldXNlc19jb25uZWN0aW9uGAggASgIEg4KBm9yZ19pZBgJIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgKIAEoCSKTAQobRGVjaWRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSOwoIZGVjaXNpb24YAiABKA4yKS5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdERlY2lzaW9uEg8KB3VzZXJfaWQYAyABKAkSDwoHYXBpX2tleRgEIAEoCSKXAQocRGVjaWRlQ29ubmVjdFNlc3Npb25SZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSEwoLb2F1dGhfc3RhdGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIQCghncmFudF9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEg8KB3JlZnVzZWQYBiABKAkiXQocQ29tcGxldGVBdXRob3JpemF0aW9uUmVxdWVzdBIWCg5jYWxsYmFja19xdWVyeRgBIAEoCRIUCgxzdGF0ZV9jb29raWUYAiABKAkSDwoHdXNlcl9pZBgDIAEoCSKaAQodQ29tcGxldGVBdXRob3JpemF0aW9uUmVzcG9uc2USFAoMcmVkaXJlY3RfdXJsGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEAoIZ3JhbnRfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIOCgZvcmdfaWQYBSABKAkSFgoOYXBwbGljYXRpb25faWQYBiABKAkiygEKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSEwoLaW50ZWdyYXRpb24YAiABKAkSOgoGc3RhdHVzGAMgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSDgoGc2NvcGVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYBiABKAkSDgoGb3JnX2lkGAcgASgJIlUKFEdldENvbm5lY3Rpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1jb25uZWN0aW9uX2lkGAMgASgJIlEKFUdldENvbm5lY3Rpb25SZXNwb25zZRI4Cgpjb25uZWN0aW9uGAEgASgLMiQuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb24iaQoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFQoNZm9yY2VfcmVmcmVzaBgCIAEoCBIiChpyZWZ1c2VkX2NyZWRlbnRpYWxfdmVyc2lvbhgDIAEoDSLhAQoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtpbnRlZ3JhdGlvbhgEIAEoCRIUCgxhcGlfYmFzZV91cmwYBSABKAkSFQoNc291cmNlX3Njb3BlcxgGIAMoCRIPCgd1c2VyX2lkGAcgASgJEhoKEmNyZWRlbnRpYWxfdmVyc2lvbhgIIAEoDSJkChRGaW5kVXNlckdyYW50UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRITCgtpbnRlZ3JhdGlvbhgEIAEoCSJ6ChVGaW5kVXNlckdyYW50UmVzcG9uc2USFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIOCgZzY29wZXMYAiADKAkSOgoGc3RhdHVzGAMgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMibgocUmV2b2tlQ29ubmVjdGlvbkdyYW50UmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGb3JnX2lkGAQgASgJIjEKHVJldm9rZUNvbm5lY3Rpb25HcmFudFJlc3BvbnNlEhAKCGdyYW50X2lkGAEgASgJIkEKF1JlbW92ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJxChhSZW1vdmVDb25uZWN0aW9uUmVzcG9uc2USGQoRcmV2b2tlZF9hdF9zb3VyY2UYASABKAgSOgoGc3RhdHVzGAIgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMiLQoaTGlzdFVzZXJDb25uZWN0aW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKzAQoJVXNlckdyYW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGYWN0aXZlGAQgASgIEi4KCmdyYW50ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KDlVzZXJDb25uZWN0aW9uEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbhIzCgZncmFudHMYAiADKAsyIy5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuVXNlckdyYW50IlwKG0xpc3RVc2VyQ29ubmVjdGlvbnNSZXNwb25zZRI9Cgtjb25uZWN0aW9ucxgBIAMoCzIoLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Vc2VyQ29ubmVjdGlvbipqCg9Db25uZWN0RGVjaXNpb24SIAocQ09OTkVDVF9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhoKFkNPTk5FQ1RfREVDSVNJT05fQUxMT1cQARIZChVDT05ORUNUX0RFQ0lTSU9OX0RFTlkQAirVAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiIKHkNPTk5FQ1RJT05fU1RBVFVTX05FRURTX1JFQVVUSBACEh0KGUNPTk5FQ1RJT05fU1RBVFVTX1JFVk9LRUQQAxIeChpDT05ORUNUSU9OX1NUQVRVU19ERUxFVElORxAEEh0KGUNPTk5FQ1RJT05fU1RBVFVTX0RFTEVURUQQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9icm9rZXIvdjEvYnJva2VyLnByb3RvEhhjb250ZXh0Z2F0ZXdheS5icm9rZXIudjEiNgoQU2NvcGVEZXNjcmlwdGlvbhINCgVzY29wZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSKtAQobQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIUCgxjYWxsYmFja191cmwYBiABKAkSEQoJYXBwX3N0YXRlGAcgASgJInkKHENyZWF0ZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKGEdldENvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiugIKGUdldENvbm5lY3RTZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJEhgKEGludGVncmF0aW9uX25hbWUYBCABKAkSOgoGc2NvcGVzGAUgAygLMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLlNjb3BlRGVzY3JpcHRpb24SLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJYXV0aF90eXBlGAcgASgJEhkKEXJldXNlc19jb25uZWN0aW9uGAggASgIEg4KBm9yZ19pZBgJIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgKIAEoCSKTAQobRGVjaWRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSOwoIZGVjaXNpb24YAiABKA4yKS5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdERlY2lzaW9uEg8KB3VzZXJfaWQYAyABKAkSDwoHYXBpX2tleRgEIAEoCSKXAQocRGVjaWRlQ29ubmVjdFNlc3Npb25SZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSEwoLb2F1dGhfc3RhdGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIQCghncmFudF9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEg8KB3JlZnVzZWQYBiABKAkiXQocQ29tcGxldGVBdXRob3JpemF0aW9uUmVxdWVzdBIWCg5jYWxsYmFja19xdWVyeRgBIAEoCRIUCgxzdGF0ZV9jb29raWUYAiABKAkSDwoHdXNlcl9pZBgDIAEoCSKaAQodQ29tcGxldGVBdXRob3JpemF0aW9uUmVzcG9uc2USFAoMcmVkaXJlY3RfdXJsGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEAoIZ3JhbnRfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIOCgZvcmdfaWQYBSABKAkSFgoOYXBwbGljYXRpb25faWQYBiABKAkiygEKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSEwoLaW50ZWdyYXRpb24YAiABKAkSOgoGc3RhdHVzGAMgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSDgoGc2NvcGVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYBiABKAkSDgoGb3JnX2lkGAcgASgJIlUKFEdldENvbm5lY3Rpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1jb25uZWN0aW9uX2lkGAMgASgJIlEKFUdldENvbm5lY3Rpb25SZXNwb25zZRI4Cgpjb25uZWN0aW9uGAEgASgLMiQuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb24iaQoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFQoNZm9yY2VfcmVmcmVzaBgCIAEoCBIiChpyZWZ1c2VkX2NyZWRlbnRpYWxfdmVyc2lvbhgDIAEoDSLhAQoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtpbnRlZ3JhdGlvbhgEIAEoCRIUCgxhcGlfYmFzZV91cmwYBSABKAkSFQoNc291cmNlX3Njb3BlcxgGIAMoCRIPCgd1c2VyX2lkGAcgASgJEhoKEmNyZWRlbnRpYWxfdmVyc2lvbhgIIAEoDSJkChRGaW5kVXNlckdyYW50UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRITCgtpbnRlZ3JhdGlvbhgEIAEoCSJ6ChVGaW5kVXNlckdyYW50UmVzcG9uc2USFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIOCgZzY29wZXMYAiADKAkSOgoGc3RhdHVzGAMgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMibgocUmV2b2tlQ29ubmVjdGlvbkdyYW50UmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGb3JnX2lkGAQgASgJIjEKHVJldm9rZUNvbm5lY3Rpb25HcmFudFJlc3BvbnNlEhAKCGdyYW50X2lkGAEgASgJIkEKF1JlbW92ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJxChhSZW1vdmVDb25uZWN0aW9uUmVzcG9uc2USGQoRcmV2b2tlZF9hdF9zb3VyY2UYASABKAgSOgoGc3RhdHVzGAIgASgOMiouY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMiLQoaTGlzdFVzZXJDb25uZWN0aW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKzAQoJVXNlckdyYW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGYWN0aXZlGAQgASgIEi4KCmdyYW50ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KDlVzZXJDb25uZWN0aW9uEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbhIzCgZncmFudHMYAiADKAsyIy5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuVXNlckdyYW50IlwKG0xpc3RVc2VyQ29ubmVjdGlvbnNSZXNwb25zZRI9Cgtjb25uZWN0aW9ucxgBIAMoCzIoLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Vc2VyQ29ubmVjdGlvbiLtAQoPV2ViaG9va0VuZHBvaW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRILCgN1cmwYAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc2VjcmV0X2NyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChdDb25maWd1cmVXZWJob29rUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSCwoDdXJsGAMgASgJImcKGENvbmZpZ3VyZVdlYmhvb2tSZXNwb25zZRI7CghlbmRwb2ludBgBIAEoCzIpLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5XZWJob29rRW5kcG9pbnQSDgoGc2VjcmV0GAIgASgJIjQKCldlYmhvb2tSZWYSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJIlEKEkdldFdlYmhvb2tSZXNwb25zZRI7CghlbmRwb2ludBgBIAEoCzIpLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5XZWJob29rRW5kcG9pbnQiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIl0KGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIXCg9vdmVybGFwX3NlY29uZHMYAyABKA0iagobUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEjsKCGVuZHBvaW50GAEgASgLMikuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLldlYmhvb2tFbmRwb2ludBIOCgZzZWNyZXQYAiABKAkiuQIKDldlYmhvb2tNZXNzYWdlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIOCgZzdGF0dXMYBCABKAkSEAoIYXR0ZW1wdHMYBSABKA0SLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9hdHRlbXB0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2xhc3Rfc3RhdHVzGAkgASgNEhIKCmxhc3RfZXJyb3IYCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgMImMKGkxpc3RXZWJob29rTWVzc2FnZXNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRINCgVsaW1pdBgDIAEoDRIOCgZjdXJzb3IYBCABKAkibgobTGlzdFdlYmhvb2tNZXNzYWdlc1Jlc3BvbnNlEjoKCG1lc3NhZ2VzGAEgAygLMiguY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLldlYmhvb2tNZXNzYWdlEhMKC25leHRfY3Vyc29yGAIgASgJIlkKG1JlcGxheVdlYmhvb2tNZXNzYWdlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSJZChxSZXBsYXlXZWJob29rTWVzc2FnZVJlc3BvbnNlEjkKB21lc3NhZ2UYASABKAsyKC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuV2ViaG9va01lc3NhZ2UqagoPQ29ubmVjdERlY2lzaW9uEiAKHENPTk5FQ1RfREVDSVNJT05fVU5TUEVDSUZJRUQQABIaChZDT05ORUNUX0RFQ0lTSU9OX0FMTE9XEAESGQoVQ09OTkVDVF9ERUNJU0lPTl9ERU5ZEAIq1QEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIiCh5DT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEgQAhIdChlDT05ORUNUSU9OX1NUQVRVU19SRVZPS0VEEAMSHgoaQ09OTkVDVElPTl9TVEFUVVNfREVMRVRJTkcQBBIdChlDT05ORUNUSU9OX1NUQVRVU19ERUxFVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One of our scopes as a person reads it on the consent page.
@@ -858,6 +858,394 @@ export type ListUserConnectionsResponse = Message<"contextgateway.broker.v1.List
  */
 export const ListUserConnectionsResponseSchema: GenMessage<ListUserConnectionsResponse> = /*@__PURE__*/
   messageDesc(file_contextgateway_broker_v1_broker, 23);
+
+/**
+ * An application's webhook endpoint as the broker keeps it (never its secrets).
+ *
+ * @generated from message contextgateway.broker.v1.WebhookEndpoint
+ */
+export type WebhookEndpoint = Message<"contextgateway.broker.v1.WebhookEndpoint"> & {
+  /**
+   * @generated from field: string application_id = 1;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: string org_id = 2;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string url = 3;
+   */
+  url: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp secret_created_at = 5;
+   */
+  secretCreatedAt?: Timestamp | undefined;
+
+  /**
+   * Set while a rotated-out secret still signs deliveries (both signatures are sent).
+   *
+   * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 6;
+   */
+  previousSecretExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.WebhookEndpoint.
+ * Use `create(WebhookEndpointSchema)` to create a new message.
+ */
+export const WebhookEndpointSchema: GenMessage<WebhookEndpoint> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 24);
+
+/**
+ * broker.v1.configure_webhook: set (or change) an application's endpoint URL. The gateway
+ * checked that the application belongs to org_id. A new endpoint gets a secret, returned here
+ * once; changing the URL keeps the secret.
+ *
+ * @generated from message contextgateway.broker.v1.ConfigureWebhookRequest
+ */
+export type ConfigureWebhookRequest = Message<"contextgateway.broker.v1.ConfigureWebhookRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: string url = 3;
+   */
+  url: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.ConfigureWebhookRequest.
+ * Use `create(ConfigureWebhookRequestSchema)` to create a new message.
+ */
+export const ConfigureWebhookRequestSchema: GenMessage<ConfigureWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 25);
+
+/**
+ * @generated from message contextgateway.broker.v1.ConfigureWebhookResponse
+ */
+export type ConfigureWebhookResponse = Message<"contextgateway.broker.v1.ConfigureWebhookResponse"> & {
+  /**
+   * @generated from field: contextgateway.broker.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * `whsec_...`: only when this call created the secret.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.ConfigureWebhookResponse.
+ * Use `create(ConfigureWebhookResponseSchema)` to create a new message.
+ */
+export const ConfigureWebhookResponseSchema: GenMessage<ConfigureWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 26);
+
+/**
+ * broker.v1.get_webhook / broker.v1.delete_webhook: by application (org_id must match).
+ *
+ * @generated from message contextgateway.broker.v1.WebhookRef
+ */
+export type WebhookRef = Message<"contextgateway.broker.v1.WebhookRef"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.WebhookRef.
+ * Use `create(WebhookRefSchema)` to create a new message.
+ */
+export const WebhookRefSchema: GenMessage<WebhookRef> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 27);
+
+/**
+ * @generated from message contextgateway.broker.v1.GetWebhookResponse
+ */
+export type GetWebhookResponse = Message<"contextgateway.broker.v1.GetWebhookResponse"> & {
+  /**
+   * @generated from field: contextgateway.broker.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.GetWebhookResponse.
+ * Use `create(GetWebhookResponseSchema)` to create a new message.
+ */
+export const GetWebhookResponseSchema: GenMessage<GetWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 28);
+
+/**
+ * @generated from message contextgateway.broker.v1.DeleteWebhookResponse
+ */
+export type DeleteWebhookResponse = Message<"contextgateway.broker.v1.DeleteWebhookResponse"> & {
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.DeleteWebhookResponse.
+ * Use `create(DeleteWebhookResponseSchema)` to create a new message.
+ */
+export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 29);
+
+/**
+ * broker.v1.rotate_webhook_secret: a new secret signs from now; the old one keeps signing
+ * beside it for overlap_seconds (0: the default, 24 hours; at most 7 days).
+ *
+ * @generated from message contextgateway.broker.v1.RotateWebhookSecretRequest
+ */
+export type RotateWebhookSecretRequest = Message<"contextgateway.broker.v1.RotateWebhookSecretRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: uint32 overlap_seconds = 3;
+   */
+  overlapSeconds: number;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.RotateWebhookSecretRequest.
+ * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 30);
+
+/**
+ * @generated from message contextgateway.broker.v1.RotateWebhookSecretResponse
+ */
+export type RotateWebhookSecretResponse = Message<"contextgateway.broker.v1.RotateWebhookSecretResponse"> & {
+  /**
+   * @generated from field: contextgateway.broker.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.RotateWebhookSecretResponse.
+ * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 31);
+
+/**
+ * One message queued for an application: its event and how its delivery went.
+ *
+ * @generated from message contextgateway.broker.v1.WebhookMessage
+ */
+export type WebhookMessage = Message<"contextgateway.broker.v1.WebhookMessage"> & {
+  /**
+   * The stable webhook-id: the same on every attempt and every replay.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string connection_id = 3;
+   */
+  connectionId: string;
+
+  /**
+   * pending | delivered | failed (gave up after its attempts)
+   *
+   * @generated from field: string status = 4;
+   */
+  status: string;
+
+  /**
+   * @generated from field: uint32 attempts = 5;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_attempt_at = 7;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp delivered_at = 8;
+   */
+  deliveredAt?: Timestamp | undefined;
+
+  /**
+   * The last attempt's HTTP status (0: no answer) and error code, e.g. `timeout`.
+   *
+   * @generated from field: uint32 last_status = 9;
+   */
+  lastStatus: number;
+
+  /**
+   * @generated from field: string last_error = 10;
+   */
+  lastError: string;
+
+  /**
+   * The JSON body as sent (signed), e.g. {"type":"sync.completed","timestamp":...,"data":{...}}.
+   *
+   * @generated from field: bytes payload_json = 11;
+   */
+  payloadJson: Uint8Array;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.WebhookMessage.
+ * Use `create(WebhookMessageSchema)` to create a new message.
+ */
+export const WebhookMessageSchema: GenMessage<WebhookMessage> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 32);
+
+/**
+ * broker.v1.list_webhook_messages: newest first, keyset-paginated.
+ *
+ * @generated from message contextgateway.broker.v1.ListWebhookMessagesRequest
+ */
+export type ListWebhookMessagesRequest = Message<"contextgateway.broker.v1.ListWebhookMessagesRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+
+  /**
+   * The `next_cursor` of the previous page; empty for the first.
+   *
+   * @generated from field: string cursor = 4;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.ListWebhookMessagesRequest.
+ * Use `create(ListWebhookMessagesRequestSchema)` to create a new message.
+ */
+export const ListWebhookMessagesRequestSchema: GenMessage<ListWebhookMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 33);
+
+/**
+ * @generated from message contextgateway.broker.v1.ListWebhookMessagesResponse
+ */
+export type ListWebhookMessagesResponse = Message<"contextgateway.broker.v1.ListWebhookMessagesResponse"> & {
+  /**
+   * @generated from field: repeated contextgateway.broker.v1.WebhookMessage messages = 1;
+   */
+  messages: WebhookMessage[];
+
+  /**
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.ListWebhookMessagesResponse.
+ * Use `create(ListWebhookMessagesResponseSchema)` to create a new message.
+ */
+export const ListWebhookMessagesResponseSchema: GenMessage<ListWebhookMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 34);
+
+/**
+ * broker.v1.replay_webhook_message: deliver a message again (same id), now.
+ *
+ * @generated from message contextgateway.broker.v1.ReplayWebhookMessageRequest
+ */
+export type ReplayWebhookMessageRequest = Message<"contextgateway.broker.v1.ReplayWebhookMessageRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 2;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: string message_id = 3;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.ReplayWebhookMessageRequest.
+ * Use `create(ReplayWebhookMessageRequestSchema)` to create a new message.
+ */
+export const ReplayWebhookMessageRequestSchema: GenMessage<ReplayWebhookMessageRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 35);
+
+/**
+ * @generated from message contextgateway.broker.v1.ReplayWebhookMessageResponse
+ */
+export type ReplayWebhookMessageResponse = Message<"contextgateway.broker.v1.ReplayWebhookMessageResponse"> & {
+  /**
+   * @generated from field: contextgateway.broker.v1.WebhookMessage message = 1;
+   */
+  message?: WebhookMessage | undefined;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.ReplayWebhookMessageResponse.
+ * Use `create(ReplayWebhookMessageResponseSchema)` to create a new message.
+ */
+export const ReplayWebhookMessageResponseSchema: GenMessage<ReplayWebhookMessageResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 36);
 
 /**
  * @generated from enum contextgateway.broker.v1.ConnectDecision

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/sync/v1/sync.proto.
  */
 export const file_contextgateway_sync_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb250ZXh0Z2F0ZXdheS9zeW5jL3YxL3N5bmMucHJvdG8SFmNvbnRleHRnYXRld2F5LnN5bmMudjEilgEKB1N5bmNKb2ISDgoGam9iX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSMgoGcmVhc29uGAMgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoTR2V0U3luY1N0YXRlUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIrwCChRHZXRTeW5jU3RhdGVSZXNwb25zZRIzCgVzdGF0ZRgBIAEoDjIkLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1J1blN0YXRlEjMKD2xhc3Rfc3VjY2Vzc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgDIAEoCRIWCg5yZWNvcmRzX3N5bmNlZBgEIAEoBBIvCgtuZXh0X3J1bl9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPQoQbGFzdF9ydW5fc2tpcHBlZBgGIAMoCzIjLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU2tpcHBlZEl0ZW0SHgoWbGFzdF9ydW5fc2tpcHBlZF90b3RhbBgHIAEoDSI9CgtTa2lwcGVkSXRlbRIMCgRraW5kGAEgASgJEhAKCHJlc291cmNlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJ9Cg5JbXBvcnRlZFJlY29yZBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijAEKFEltcG9ydFJlY29yZHNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRI3CgdyZWNvcmRzGAQgAygLMiYuY29udGV4dGdhdGV3YXkuc3luYy52MS5JbXBvcnRlZFJlY29yZCI7ChVJbXBvcnRSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0iXwoSUmVxdWVzdFN5bmNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSMgoGcmVhc29uGAIgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uIiUKE1JlcXVlc3RTeW5jUmVzcG9uc2USDgoGam9iX2lkGAEgASgJImQKFE5vdGlmeVdlYmhvb2tSZXF1ZXN0EhMKC2ludGVncmF0aW9uGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhMKC2FjY291bnRfaWRzGAMgAygJEg0KBWV2ZW50GAQgASgJIiwKFU5vdGlmeVdlYmhvb2tSZXNwb25zZRITCgtqb2JzX3F1ZXVlZBgBIAEoDSqOAQoKU3luY1JlYXNvbhIbChdTWU5DX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE1NZTkNfUkVBU09OX0lOSVRJQUwQARIZChVTWU5DX1JFQVNPTl9TQ0hFRFVMRUQQAhIXChNTWU5DX1JFQVNPTl9XRUJIT09LEAMSFgoSU1lOQ19SRUFTT05fTUFOVUFMEAQqugEKDFN5bmNSdW5TdGF0ZRIeChpTWU5DX1JVTl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1NZTkNfUlVOX1NUQVRFX0lETEUQARIZChVTWU5DX1JVTl9TVEFURV9RVUVVRUQQAhIaChZTWU5DX1JVTl9TVEFURV9SVU5OSU5HEAMSGQoVU1lOQ19SVU5fU1RBVEVfRkFJTEVEEAQSHwobU1lOQ19SVU5fU1RBVEVfTkVFRFNfUkVBVVRIEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiFjb250ZXh0Z2F0ZXdheS9zeW5jL3YxL3N5bmMucHJvdG8SFmNvbnRleHRnYXRld2F5LnN5bmMudjEilgEKB1N5bmNKb2ISDgoGam9iX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSMgoGcmVhc29uGAMgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoTR2V0U3luY1N0YXRlUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIrwCChRHZXRTeW5jU3RhdGVSZXNwb25zZRIzCgVzdGF0ZRgBIAEoDjIkLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1J1blN0YXRlEjMKD2xhc3Rfc3VjY2Vzc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgDIAEoCRIWCg5yZWNvcmRzX3N5bmNlZBgEIAEoBBIvCgtuZXh0X3J1bl9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPQoQbGFzdF9ydW5fc2tpcHBlZBgGIAMoCzIjLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU2tpcHBlZEl0ZW0SHgoWbGFzdF9ydW5fc2tpcHBlZF90b3RhbBgHIAEoDSI9CgtTa2lwcGVkSXRlbRIMCgRraW5kGAEgASgJEhAKCHJlc291cmNlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJ9Cg5JbXBvcnRlZFJlY29yZBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijAEKFEltcG9ydFJlY29yZHNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRI3CgdyZWNvcmRzGAQgAygLMiYuY29udGV4dGdhdGV3YXkuc3luYy52MS5JbXBvcnRlZFJlY29yZCI7ChVJbXBvcnRSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0iXwoSUmVxdWVzdFN5bmNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSMgoGcmVhc29uGAIgASgOMiIuY29udGV4dGdhdGV3YXkuc3luYy52MS5TeW5jUmVhc29uIiUKE1JlcXVlc3RTeW5jUmVzcG9uc2USDgoGam9iX2lkGAEgASgJImQKFE5vdGlmeVdlYmhvb2tSZXF1ZXN0EhMKC2ludGVncmF0aW9uGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJEhMKC2FjY291bnRfaWRzGAMgAygJEg0KBWV2ZW50GAQgASgJIiwKFU5vdGlmeVdlYmhvb2tSZXNwb25zZRITCgtqb2JzX3F1ZXVlZBgBIAEoDSL1AQoPU3luY1J1bkZpbmlzaGVkEhAKCGV2ZW50X2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSNwoHb3V0Y29tZRgEIAEoDjImLmNvbnRleHRnYXRld2F5LnN5bmMudjEuU3luY1J1bk91dGNvbWUSDwoHcmVjb3JkcxgFIAEoBBIVCg1za2lwcGVkX3RvdGFsGAYgASgNEhIKCmVycm9yX2NvZGUYByABKAkSLwoLZmluaXNoZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKo4BCgpTeW5jUmVhc29uEhsKF1NZTkNfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTU1lOQ19SRUFTT05fSU5JVElBTBABEhkKFVNZTkNfUkVBU09OX1NDSEVEVUxFRBACEhcKE1NZTkNfUkVBU09OX1dFQkhPT0sQAxIWChJTWU5DX1JFQVNPTl9NQU5VQUwQBCq6AQoMU3luY1J1blN0YXRlEh4KGlNZTkNfUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTU1lOQ19SVU5fU1RBVEVfSURMRRABEhkKFVNZTkNfUlVOX1NUQVRFX1FVRVVFRBACEhoKFlNZTkNfUlVOX1NUQVRFX1JVTk5JTkcQAxIZChVTWU5DX1JVTl9TVEFURV9GQUlMRUQQBBIfChtTWU5DX1JVTl9TVEFURV9ORUVEU19SRUFVVEgQBSpvCg5TeW5jUnVuT3V0Y29tZRIgChxTWU5DX1JVTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHgoaU1lOQ19SVU5fT1VUQ09NRV9DT01QTEVURUQQARIbChdTWU5DX1JVTl9PVVRDT01FX0ZBSUxFRBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A unit of work on the SYNC_JOBS work-queue stream: pull one connection's source
@@ -353,6 +353,68 @@ export const NotifyWebhookResponseSchema: GenMessage<NotifyWebhookResponse> = /*
   messageDesc(file_contextgateway_sync_v1_sync, 10);
 
 /**
+ * sync.v1.events.run_finished (SYNC_EVENTS stream): a sync run ended for good — completed,
+ * or failed after its last retry. The connection-broker turns it into sync.completed /
+ * sync.failed webhooks for every application holding a grant on the connection.
+ *
+ * @generated from message contextgateway.sync.v1.SyncRunFinished
+ */
+export type SyncRunFinished = Message<"contextgateway.sync.v1.SyncRunFinished"> & {
+  /**
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+
+  /**
+   * @generated from field: string integration = 3;
+   */
+  integration: string;
+
+  /**
+   * @generated from field: contextgateway.sync.v1.SyncRunOutcome outcome = 4;
+   */
+  outcome: SyncRunOutcome;
+
+  /**
+   * Records this run wrote (changes and tombstones).
+   *
+   * @generated from field: uint64 records = 5;
+   */
+  records: bigint;
+
+  /**
+   * Items this run left out (completed runs only; see GetSyncStateResponse.last_run_skipped).
+   *
+   * @generated from field: uint32 skipped_total = 6;
+   */
+  skippedTotal: number;
+
+  /**
+   * The stable error code of a failed run (never its message).
+   *
+   * @generated from field: string error_code = 7;
+   */
+  errorCode: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 8;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message contextgateway.sync.v1.SyncRunFinished.
+ * Use `create(SyncRunFinishedSchema)` to create a new message.
+ */
+export const SyncRunFinishedSchema: GenMessage<SyncRunFinished> = /*@__PURE__*/
+  messageDesc(file_contextgateway_sync_v1_sync, 11);
+
+/**
  * @generated from enum contextgateway.sync.v1.SyncReason
  */
 export enum SyncReason {
@@ -446,4 +508,30 @@ export enum SyncRunState {
  */
 export const SyncRunStateSchema: GenEnum<SyncRunState> = /*@__PURE__*/
   enumDesc(file_contextgateway_sync_v1_sync, 1);
+
+/**
+ * @generated from enum contextgateway.sync.v1.SyncRunOutcome
+ */
+export enum SyncRunOutcome {
+  /**
+   * @generated from enum value: SYNC_RUN_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: SYNC_RUN_OUTCOME_COMPLETED = 1;
+   */
+  COMPLETED = 1,
+
+  /**
+   * @generated from enum value: SYNC_RUN_OUTCOME_FAILED = 2;
+   */
+  FAILED = 2,
+}
+
+/**
+ * Describes the enum contextgateway.sync.v1.SyncRunOutcome.
+ */
+export const SyncRunOutcomeSchema: GenEnum<SyncRunOutcome> = /*@__PURE__*/
+  enumDesc(file_contextgateway_sync_v1_sync, 2);
 
