@@ -318,9 +318,9 @@ describe('@context-gateway/node errors', () => {
 describe('webhooks to the app (Standard Webhooks, through @context-gateway/node)', () => {
   it('each connection of the scenario above was told created, synced and revoked, in that order, signed', async () => {
     const client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
-    const connections = await waitFor('the scenario connections to be revoked at the app', async () => {
+    const connections = await waitFor('the scenario connections to be revoked at the app', () => {
       const revoked = receiver.handled.filter((h) => h.type === 'grant.revoked').map((h) => h.data.connectionId);
-      return revoked.length >= 3 ? revoked : undefined;
+      return Promise.resolve(revoked.length >= 3 ? revoked : undefined);
     });
     for (const connectionId of connections) {
       const types = receiver.of(connectionId).map((h) => h.type);
@@ -363,9 +363,9 @@ describe('webhooks to the app (Standard Webhooks, through @context-gateway/node)
     await receiver.start();
     const events = await waitFor(
       'every event of the connection handled',
-      async () => {
+      () => {
         const handled = receiver.of(connectionId);
-        return handled.some((h) => h.type === 'grant.revoked') ? handled : undefined;
+        return Promise.resolve(handled.some((h) => h.type === 'grant.revoked') ? handled : undefined);
       },
       60_000,
     );
@@ -375,7 +375,7 @@ describe('webhooks to the app (Standard Webhooks, through @context-gateway/node)
     // A replay arrives again with the same id: the handler de-duplicates it.
     const deliveriesBefore = receiver.deliveries;
     expect(await client.webhooks.replay(events[0]!.id)).toMatchObject({ id: events[0]!.id, status: 'pending' });
-    await waitFor('the replayed delivery', async () => receiver.deliveries > deliveriesBefore);
+    await waitFor('the replayed delivery', () => Promise.resolve(receiver.deliveries > deliveriesBefore));
     expect(receiver.of(connectionId)).toHaveLength(3);
   }, 120_000);
 

@@ -18,7 +18,6 @@ export {
 export type { components, paths } from './generated/api.js';
 export { type Fetch } from './http.js';
 export { type ListRecordsOptions, type RecordsClient } from './records.js';
-export { type WebhookMessagesClient } from './webhook-messages.js';
 export {
   type ImportOptions,
   type ImportProgress,
@@ -28,6 +27,7 @@ export {
   type WaitForSyncOptions,
 } from './sync.js';
 export type * from './types.js';
+export { type WebhookMessagesClient } from './webhook-messages.js';
 export {
   Webhook,
   type WebhookFailure,

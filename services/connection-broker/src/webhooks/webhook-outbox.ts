@@ -6,7 +6,7 @@ import { Injectable, Module } from '@nestjs/common';
 import type { Tx } from '../database/database.module.js';
 
 /** The events an application can hear (docs/webhooks.md). */
-export type WebhookEventType =
+type WebhookEventType =
   | 'connection.created'
   | 'connection.deleted'
   | 'connection.needs_reauth'
@@ -71,8 +71,8 @@ export class WebhookOutbox {
 /** A UUID (version 8, RFC 9562) derived from `key`. */
 function uuidOf(key: string): string {
   const b = createHash('sha256').update(key).digest().subarray(0, 16);
-  b[6] = (b[6]! & 0x0f) | 0x80;
-  b[8] = (b[8]! & 0x3f) | 0x80;
+  b.writeUInt8((b.readUInt8(6) & 0x0f) | 0x80, 6);
+  b.writeUInt8((b.readUInt8(8) & 0x3f) | 0x80, 8);
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }

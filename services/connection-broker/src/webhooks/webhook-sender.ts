@@ -71,11 +71,10 @@ function guardedLookup(policy: EndpointPolicy): LookupFunction {
     dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, '', 0);
       const list = addresses;
-      const refused = list.find((a) => !addressAllowed(a.address, policy));
-      if (refused || list.length === 0)
+      const [first] = list;
+      if (!first || list.some((a) => !addressAllowed(a.address, policy)))
         return callback(Object.assign(new Error('address refused'), { code: 'EADDRREFUSED' }), '', 0);
       if (options.all) return callback(null, list);
-      const first = list[0]!;
       return callback(null, first.address, first.family);
     });
   };

@@ -16,9 +16,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@je
 import { type Env, loadEnv } from '../env.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { CredentialVault } from '../vault/credential-vault.js';
-import { deliver } from './webhook-sender.js';
 import { WebhookDeliveryRelay } from './webhook-delivery.relay.js';
 import { WebhookOutbox } from './webhook-outbox.js';
+import { deliver } from './webhook-sender.js';
 import { WebhooksMetrics } from './webhooks.metrics.js';
 import { WebhooksRepository } from './webhooks.repository.js';
 import { WebhooksService } from './webhooks.service.js';
