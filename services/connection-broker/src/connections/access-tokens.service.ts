@@ -5,8 +5,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
-import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { GrantsService } from '../grants/grants.service.js';
+import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { type Credential, CredentialVault } from '../vault/credential-vault.js';
 import { type Connection, ConnectionsRepository } from './connections.repository.js';
