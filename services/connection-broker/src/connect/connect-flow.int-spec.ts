@@ -10,22 +10,31 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { fromBinary } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
 import { TestClock } from '@context-gateway/clock/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
-import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import {
+  ensureStreams,
+  JetStreamPublisher,
+  NatsRpcServer,
+  RpcClient,
+  RpcErrorPassthroughFilter,
+} from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import {
   ConnectDecision,
   ConnectionStatus,
+  events,
   GrantChangedSchema,
   GrantStatus,
   rpc,
   streams,
   SyncJobSchema,
   SyncReason,
+  SyncRunOutcome,
 } from '@context-gateway/proto';
 import { Metrics, RuntimeModule } from '@context-gateway/service-kit';
 import { completeAuthorization, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
@@ -682,6 +691,13 @@ describe('connect flow at the broker', () => {
   });
 
   it('an API-key integration stores the pasted key encrypted, without any source login', async () => {
+    // The app has a webhook endpoint: it hears connection.created now, connection.needs_reauth below.
+    const hook = await client.request(rpc.broker.configureWebhook, {
+      orgId: ORG,
+      applicationId: APP_A,
+      url: 'https://hooks.app-a.example/cg',
+    });
+    expect(hook.endpoint?.url).toBe('https://hooks.app-a.example/cg');
     const session = await client.request(rpc.broker.createConnectSession, {
       orgId: ORG,
       applicationId: APP_A,
@@ -730,6 +746,39 @@ describe('connect flow at the broker', () => {
     ).toBe('connection_needs_reauth');
     const { rows: status } = await db.pool.query(`SELECT status FROM connections WHERE id = $1`, [done.connectionId]);
     expect(status[0].status).toBe('needs_reauth');
+    // Queued in the same commits as the grant and the status change, in that order.
+    const { rows: hooks } = await db.pool.query(
+      `SELECT type, convert_from(payload, 'UTF8')::jsonb -> 'data' AS data FROM webhook_messages
+       WHERE application_id = $1 AND connection_id = $2 ORDER BY seq`,
+      [APP_A, done.connectionId],
+    );
+    expect(hooks.map((h: { type: string }) => h.type)).toEqual(['connection.created', 'connection.needs_reauth']);
+    expect(hooks[1].data).toEqual({ connectionId: done.connectionId, integration: 'demo-keys' });
+
+    // A sync outcome on SYNC_EVENTS becomes sync.failed for the apps holding a grant, once per
+    // event however often the stream delivers it.
+    const publisher = new JetStreamPublisher(nc);
+    const outcome = {
+      eventId: randomUUID(),
+      connectionId: done.connectionId,
+      integration: 'demo-keys',
+      outcome: SyncRunOutcome.FAILED,
+      errorCode: 'source_error',
+      finishedAt: timestampFromDate(new Date()),
+    };
+    await publisher.publish(events.syncRunFinished, outcome);
+    const failed = async () =>
+      (
+        await db.pool.query(
+          `SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' AS data FROM webhook_messages
+           WHERE application_id = $1 AND connection_id = $2 AND type = 'sync.failed'`,
+          [APP_A, done.connectionId],
+        )
+      ).rows as { data: Record<string, unknown> }[];
+    for (let i = 0; i < 100 && (await failed()).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await failed()).toEqual([
+      { data: expect.objectContaining({ connectionId: done.connectionId, errorCode: 'source_error' }) },
+    ]);
   });
 
   it('a file-export integration (netflix) finishes with a connection and no source login, and hands out no token', async () => {
