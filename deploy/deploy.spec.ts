@@ -484,6 +484,12 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
     },
   );
 
+  it('runs every stream with 3 replicas on a 3-node NATS cluster (the bootstrap refuses to lower a stream)', () => {
+    expect(workload('nats')?.spec?.replicas).toBe(3);
+    const env = allContainers(workload('nats-bootstrap') ?? ({} as K8sObject)).flatMap((c) => c.env ?? []);
+    expect(env.find((e) => e.name === 'NATS_STREAM_REPLICAS')?.value).toBe('3');
+  });
+
   it('lets NATS be reached by the seven services and the bootstrap on 4222 and by its peers on 6222, nobody else', () => {
     const nats = workload('nats') ?? ({} as K8sObject);
     const rules = policiesFor(nats, 'Ingress').flatMap((policy) => policy.spec?.ingress ?? []);

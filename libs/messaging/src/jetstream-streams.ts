@@ -42,17 +42,36 @@ export async function ensureStreams(
   const jsm = await jetstreamManager(nc);
   for (const stream of streams) {
     const config = toConfig(stream, replicas);
+    let existing;
     try {
-      await jsm.streams.info(stream.name);
-      // storage and retention cannot change on a live stream; the rest can.
-      const { storage: _storage, retention: _retention, ...mutable } = config;
-      await jsm.streams.update(stream.name, mutable);
+      existing = await jsm.streams.info(stream.name);
     } catch (error) {
       if (!isStreamNotFound(error)) throw error;
       await jsm.streams.add(config);
-      logger.info({ stream: stream.name }, 'jetstream stream created');
+      logger.info({ stream: stream.name, replicas }, 'jetstream stream created');
+      continue;
     }
+    const have = existing.config.num_replicas;
+    checkReplicas(stream.name, have, replicas);
+    // storage and retention cannot change on a live stream; the rest can.
+    const { storage: _storage, retention: _retention, ...mutable } = config;
+    await jsm.streams.update(stream.name, mutable);
+    if (have < replicas)
+      logger.info({ stream: stream.name, from: have, to: replicas }, 'jetstream stream replicas raised');
   }
+}
+
+/**
+ * A stream is never made less durable by a (re)deploy: asking for fewer replicas than it has
+ * (a bootstrap run without NATS_STREAM_REPLICAS against the cluster, say) is refused, naming
+ * both numbers. Lowering it is an operator's deliberate `nats stream edit`, never a default.
+ */
+export function checkReplicas(stream: string, have: number, wanted: number): void {
+  if (have > wanted)
+    throw new Error(
+      `JetStream stream ${stream} has ${have} replicas and this bootstrap asks for ${wanted}: refusing to lower it ` +
+        `(set NATS_STREAM_REPLICAS=${have}; to lower it on purpose, edit the stream with the nats CLI first)`,
+    );
 }
 
 function isStreamNotFound(error: unknown): boolean {
