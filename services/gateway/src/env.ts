@@ -79,6 +79,14 @@ const envSchema = z
     RATE_LIMIT_STORE_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
     /** Gateway replicas deployed: the share of each limit one process enforces while the shared counter is unreachable. */
     RATE_LIMIT_REPLICAS: z.coerce.number().int().min(1).max(1_000).default(1),
+    /**
+     * Failed authentications (bad API key, operator token or session) allowed per client
+     * address and AUTH_FAILURE_WINDOW_SECONDS; past it the address gets 429 rate_limited until
+     * the window ends, without its credentials being checked. 0: no limit. Each failure
+     * within the limit is audited (authentication_failed).
+     */
+    AUTH_FAILURES_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(30),
+    AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     /** How long a forwarded authorization server request may take before 502 authorization_server_unavailable. */
     OAUTH_PROXY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   })

@@ -3813,7 +3813,7 @@ export type paths = {
                     integration?: string;
                     capability?: string;
                     outcome?: "allowed" | "denied" | "error";
-                    action?: "data_query" | "capability_invocation" | "credential_issued" | "connect_session" | "consent" | "grant" | "revocation" | "policy_change" | "sign_in" | "audit_read" | "admin_change";
+                    action?: "data_query" | "capability_invocation" | "credential_issued" | "connect_session" | "consent" | "grant" | "revocation" | "policy_change" | "sign_in" | "audit_read" | "admin_change" | "authentication_failed";
                     cursor?: string;
                     limit?: number;
                 };
@@ -4112,7 +4112,7 @@ export type paths = {
                     integration?: string;
                     capability?: string;
                     outcome?: "allowed" | "denied" | "error";
-                    action?: "data_query" | "capability_invocation" | "credential_issued" | "connect_session" | "consent" | "grant" | "revocation" | "policy_change" | "sign_in" | "audit_read" | "admin_change";
+                    action?: "data_query" | "capability_invocation" | "credential_issued" | "connect_session" | "consent" | "grant" | "revocation" | "policy_change" | "sign_in" | "audit_read" | "admin_change" | "authentication_failed";
                     format?: "ndjson" | "csv";
                 };
                 header?: never;
@@ -6729,7 +6729,7 @@ export type paths = {
                     integration?: string;
                     capability?: string;
                     outcome?: "allowed" | "denied" | "error";
-                    action?: "data_query" | "capability_invocation" | "credential_issued" | "connect_session" | "consent" | "grant" | "revocation" | "policy_change" | "sign_in" | "audit_read" | "admin_change";
+                    action?: "data_query" | "capability_invocation" | "credential_issued" | "connect_session" | "consent" | "grant" | "revocation" | "policy_change" | "sign_in" | "audit_read" | "admin_change" | "authentication_failed";
                     cursor?: string;
                     limit?: number;
                 };

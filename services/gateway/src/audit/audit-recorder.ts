@@ -34,6 +34,7 @@ export const AUDIT_ACTIONS = {
   sign_in: AuditAction.SIGN_IN,
   audit_read: AuditAction.AUDIT_READ,
   admin_change: AuditAction.ADMIN_CHANGE,
+  authentication_failed: AuditAction.AUTHENTICATION_FAILED,
 } as const;
 export type AuditActionName = keyof typeof AUDIT_ACTIONS;
 

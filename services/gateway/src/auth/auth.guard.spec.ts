@@ -3,7 +3,9 @@ import { describe, expect, it } from '@jest/globals';
 import type { ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 
+import type { AuditRecord, AuditRecorder } from '../audit/audit-recorder.js';
 import type { Env } from '../env.js';
+import { AuthFailureLimit } from '../http/rate-limits.js';
 import { ROUTE_DEFINITION } from '../http/route.decorator.js';
 import type { AccessTokens } from '../oauth/access-tokens.js';
 import { AuthGuard } from './auth.guard.js';
@@ -19,11 +21,17 @@ function contextFor(
 ): { context: ExecutionContext; request: Record<string, unknown> } {
   const handler = () => undefined;
   Reflect.defineMetadata(ROUTE_DEFINITION, { auth }, handler);
-  const request: Record<string, unknown> = { headers };
+  const request: Record<string, unknown> = {
+    headers,
+    ip: '203.0.113.9',
+    method: 'GET',
+    routeOptions: { url: '/v1/x' },
+  };
+  const reply = { header: () => reply };
   const context = {
     getType: () => 'http',
     getHandler: () => handler,
-    switchToHttp: () => ({ getRequest: () => request }),
+    switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }),
   } as unknown as ExecutionContext;
   return { context, request };
 }
@@ -31,8 +39,24 @@ function contextFor(
 // Never called on these paths: a request to identity would throw on `undefined`.
 const noRpc = undefined as unknown as RpcClient;
 const noTokens = undefined as unknown as AccessTokens;
+// The failure limit without a store (0: no limit; tested against Postgres in the gateway's
+// int specs), and a recorder that keeps what it is given instead of publishing it.
+const noLimit = new AuthFailureLimit(0, {
+  pool: { query: () => undefined },
+  windowSeconds: 60,
+  storeTimeoutMs: 10,
+  replicas: 1,
+});
+const audited: AuditRecord[] = [];
+const recorder = {
+  record: (r: AuditRecord) => {
+    audited.push(r);
+    return Promise.resolve('event-id');
+  },
+} as unknown as AuditRecorder;
+const silent = { warn: () => undefined } as never;
 const guard = (env: Partial<Env>, strategies = new AuthStrategies()) =>
-  new AuthGuard(new Reflector(), noRpc, strategies, noTokens, env as Env);
+  new AuthGuard(new Reflector(), noRpc, strategies, noTokens, noLimit, recorder, env as Env, silent);
 
 describe('AuthGuard', () => {
   it('admits the operator with the exact token only', async () => {
@@ -45,6 +69,30 @@ describe('AuthGuard', () => {
         code: 'unauthenticated',
       });
     }
+  });
+
+  it('audits a refused operator token by a fingerprint, never the token; a missing one is not audited', async () => {
+    audited.length = 0;
+    const g = guard({ OPERATOR_TOKEN: TOKEN });
+    const wrong = `${TOKEN}-guessed`;
+    await expect(
+      g.canActivate(contextFor('operator', { authorization: `Bearer ${wrong}` }).context),
+    ).rejects.toMatchObject({
+      code: 'unauthenticated',
+    });
+    await expect(g.canActivate(contextFor('operator').context)).rejects.toMatchObject({ code: 'unauthenticated' });
+    expect(audited).toEqual([
+      {
+        action: 'authentication_failed',
+        outcome: 'denied',
+        actorKind: 'anonymous',
+        actorId: expect.stringMatching(/^sha256:[0-9a-f]{16}$/),
+        resource: 'credential:operator',
+        errorCode: 'unauthenticated',
+        operation: 'GET /v1/x',
+      },
+    ]);
+    expect(JSON.stringify(audited)).not.toContain(wrong);
   });
 
   it('turns the admin API off, with a clear error, when no operator token is configured', async () => {

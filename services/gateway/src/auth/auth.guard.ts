@@ -4,13 +4,16 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 
+import { AuditRecorder } from '../audit/audit-recorder.js';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
+import { AuthFailureLimit } from '../http/rate-limits.js';
 import { required } from '../http/required.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
 import { AccessTokens, looksLikeAccessToken } from '../oauth/access-tokens.js';
@@ -48,7 +51,10 @@ export class AuthGuard implements CanActivate {
     private readonly rpcClient: RpcClient,
     private readonly strategies: AuthStrategies,
     private readonly accessTokens: AccessTokens,
+    private readonly failures: AuthFailureLimit,
+    private readonly audit: AuditRecorder,
     @Inject(SERVICE_ENV) env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.operatorDigest = env.OPERATOR_TOKEN ? digest(env.OPERATOR_TOKEN) : undefined;
   }
@@ -63,13 +69,9 @@ export class AuthGuard implements CanActivate {
       case 'none':
         return true;
       case 'api_key':
-        await this.apiKey(request, definition.personTokens === true);
-        return true;
       case 'operator':
-        this.operator(request);
-        return true;
       case 'user_session':
-        await this.userSession(request);
+        await this.checked(request, context.switchToHttp().getResponse<FastifyReply>(), auth, definition);
         return true;
       default: {
         const strategy = this.strategies.get(auth);
@@ -78,6 +80,54 @@ export class AuthGuard implements CanActivate {
         return true;
       }
     }
+  }
+
+  /**
+   * The three credentials a guesser could try (API key, operator token, session cookie), with
+   * failures counted per client address: an address over AUTH_FAILURES_PER_IP is refused
+   * before its credential is looked at; each refused credential is audited
+   * (authentication_failed: which kind, a fingerprint of what was sent, never the value).
+   */
+  private async checked(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    kind: 'api_key' | 'operator' | 'user_session',
+    definition: RouteDefinition,
+  ): Promise<void> {
+    const presented =
+      kind === 'user_session' ? parseCookies(request.headers.cookie).get(SESSION_COOKIE) : bearerToken(request);
+    const wait = presented === undefined ? undefined : await this.failures.blocked(request.ip);
+    if (wait !== undefined) throw tooManyFailures(reply, wait);
+    try {
+      if (kind === 'api_key') await this.apiKey(request, definition.personTokens === true);
+      else if (kind === 'operator') this.operator(request);
+      else await this.userSession(request);
+    } catch (error) {
+      // Only a credential that was sent and refused counts; a missing one is a plain 401.
+      if (presented === undefined || !(error instanceof AppError) || error.code !== 'unauthenticated') throw error;
+      const over = await this.failures.failed(request.ip);
+      await this.recordFailure(request, kind, presented, over === undefined ? 'unauthenticated' : 'rate_limited');
+      if (over !== undefined) throw tooManyFailures(reply, over);
+      throw error;
+    }
+  }
+
+  private async recordFailure(request: FastifyRequest, kind: string, presented: string, code: string): Promise<void> {
+    await this.audit
+      .record({
+        action: 'authentication_failed',
+        outcome: 'denied',
+        actorKind: 'anonymous',
+        // Enough to tell one guessed value from another, nothing to reuse.
+        actorId: `sha256:${digest(presented).toString('hex').slice(0, 16)}`,
+        resource: `credential:${kind}`,
+        errorCode: code,
+        operation: `${request.method} ${request.routeOptions.url ?? ''}`,
+      })
+      .catch((error: unknown) =>
+        // The refusal stands either way: nothing is answered but the 401/429.
+        this.logger.warn({ code: AppError.from(error).code }, 'failed authentication not audited'),
+      );
   }
 
   private async apiKey(request: FastifyRequest, personTokens: boolean): Promise<void> {
@@ -129,4 +179,12 @@ export class AuthGuard implements CanActivate {
     };
     setAuditSubject(request, { userId: user.id, actorKind: 'user_session', actorId: user.id });
   }
+}
+
+function tooManyFailures(reply: FastifyReply, retryAfterSeconds: number): AppError {
+  reply.header('retry-after', String(retryAfterSeconds));
+  return new AppError(
+    'rate_limited',
+    `Too many failed authentications from this address; retry in ${retryAfterSeconds} s`,
+  );
 }

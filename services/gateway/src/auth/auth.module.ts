@@ -1,10 +1,31 @@
+import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import type { Pool } from 'pg';
 
+import type { Env } from '../env.js';
+import { AuthFailureLimit } from '../http/rate-limits.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
 
 /** Authentication for every route, from its @Route({ auth }) definition (see auth.types.ts). */
 @Global()
-@Module({ providers: [AuthStrategies, { provide: APP_GUARD, useClass: AuthGuard }], exports: [AuthStrategies] })
+@Module({
+  providers: [
+    AuthStrategies,
+    {
+      provide: AuthFailureLimit,
+      inject: [PG_POOL, SERVICE_ENV],
+      useFactory: (pool: Pool, env: Env) =>
+        new AuthFailureLimit(env.AUTH_FAILURES_PER_IP, {
+          pool,
+          windowSeconds: env.AUTH_FAILURE_WINDOW_SECONDS,
+          storeTimeoutMs: env.RATE_LIMIT_STORE_TIMEOUT_MS,
+          replicas: env.RATE_LIMIT_REPLICAS,
+        }),
+    },
+    { provide: APP_GUARD, useClass: AuthGuard },
+  ],
+  exports: [AuthStrategies],
+})
 export class AuthModule {}

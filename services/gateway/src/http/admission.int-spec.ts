@@ -19,6 +19,8 @@ import { RateLimits } from './rate-limits.js';
 const PER_KEY = 4;
 const PER_IP = 40;
 const MAX_IN_FLIGHT = 2;
+const AUTH_FAILURES = 3;
+const OPERATOR_TOKEN = 'operator-token-for-the-admission-test-0123456789';
 
 let harness: ServiceHarness;
 let replicas: RunningService[];
@@ -38,6 +40,9 @@ beforeAll(async () => {
         RATE_LIMIT_PER_KEY: String(PER_KEY),
         RATE_LIMIT_PER_IP: String(PER_IP),
         SHED_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
+        OPERATOR_TOKEN,
+        AUTH_FAILURES_PER_IP: String(AUTH_FAILURES),
+        AUTH_FAILURE_WINDOW_SECONDS: '60',
       },
       configure: configureGateway,
     });
@@ -99,6 +104,23 @@ describe('rate limits shared by the replicas', () => {
     expect(outcomes[5]).toMatchObject({ limit: 'ip' });
     // Each wait is bounded by the store timeout: the data plane does not hang on Postgres.
     expect(Date.now() - started).toBeLessThan(6 * 1_000);
+  });
+});
+
+describe('failed authentications per address', () => {
+  it('after AUTH_FAILURES_PER_IP refused credentials, across replicas, the address gets 429 even with the right one', async () => {
+    const wrong = { authorization: `Bearer ${OPERATOR_TOKEN}-guessed` };
+    // A request without any credential is a plain 401 and does not count.
+    expect(await get(0, '/v1/admin/organizations')).toMatchObject({ status: 401, code: 'unauthenticated' });
+    const answers = [];
+    for (let i = 0; i < AUTH_FAILURES + 1; i++) answers.push(await get(i % 2, '/v1/admin/organizations', wrong));
+    expect(answers.slice(0, AUTH_FAILURES).map((a) => a.code)).toEqual(Array(AUTH_FAILURES).fill('unauthenticated'));
+    expect(answers[AUTH_FAILURES]).toMatchObject({ status: 429, code: 'rate_limited' });
+    expect(Number(answers[AUTH_FAILURES]!.retryAfter)).toBeGreaterThanOrEqual(1);
+    // Refused before the credential is looked at: the right token does not help until the window ends.
+    const right = await get(1, '/v1/admin/organizations', { authorization: `Bearer ${OPERATOR_TOKEN}` });
+    expect(right).toMatchObject({ status: 429, code: 'rate_limited' });
+    expect(Number(right.retryAfter)).toBeLessThanOrEqual(60);
   });
 });
 

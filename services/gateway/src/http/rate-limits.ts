@@ -59,7 +59,11 @@ export class RateLimits {
   }
 }
 
-function limiter(prefix: 'key' | 'ip', points: number, options: RateLimitOptions): RLWrapperTimeouts {
+function limiter(
+  prefix: 'key' | 'ip' | 'authfail',
+  points: number,
+  options: Pick<RateLimitOptions, 'pool' | 'windowSeconds' | 'storeTimeoutMs' | 'replicas'>,
+): RLWrapperTimeouts {
   const shared: RateLimiterStoreAbstract = new RateLimiterPostgres({
     storeClient: options.pool,
     storeType: 'pool',
@@ -80,6 +84,36 @@ function limiter(prefix: 'key' | 'ip', points: number, options: RateLimitOptions
       duration: options.windowSeconds,
     }),
   });
+}
+
+/**
+ * Failed authentications per client address (a bad API key, operator token or session
+ * cookie), shared by every replica like the request limits: once an address is over
+ * `points` failures in the window it is refused (429) before its credentials are even
+ * looked at, until the window ends. Guessing keys costs the guesser, and the audit trail
+ * gets at most `points` failure events per address and window.
+ */
+export class AuthFailureLimit {
+  private readonly limit: RLWrapperTimeouts | undefined;
+
+  constructor(
+    private readonly points: number,
+    options: Pick<RateLimitOptions, 'pool' | 'windowSeconds' | 'storeTimeoutMs' | 'replicas'>,
+  ) {
+    this.limit = points > 0 ? limiter('authfail', points, options) : undefined;
+  }
+
+  /** Seconds the address must wait when it is over its failures; undefined when it may try. */
+  async blocked(address: string): Promise<number | undefined> {
+    if (!this.limit) return undefined;
+    const res = (await this.limit.get(address).catch(() => null)) as RateLimiterRes | null;
+    return res && res.consumedPoints > this.points ? Math.max(1, Math.ceil(res.msBeforeNext / 1_000)) : undefined;
+  }
+
+  /** Counts one failure; the wait when this one put the address over the limit. */
+  failed(address: string): Promise<number | undefined> {
+    return consume(this.limit, address);
+  }
 }
 
 /** Seconds until `key` may try again when it is over the limit; undefined when allowed. */
