@@ -106,7 +106,7 @@ export class AuthFailureLimit {
   /** Seconds the address must wait when it is over its failures; undefined when it may try. */
   async blocked(address: string): Promise<number | undefined> {
     if (!this.limit) return undefined;
-    const res = (await this.limit.get(address).catch(() => null)) as RateLimiterRes | null;
+    const res = await this.limit.get(address).catch((): RateLimiterRes | null => null);
     return res && res.consumedPoints > this.points ? Math.max(1, Math.ceil(res.msBeforeNext / 1_000)) : undefined;
   }
 
