@@ -85,7 +85,7 @@ const envSchema = z
      * the window ends, without its credentials being checked. 0: no limit. Each failure
      * within the limit is audited (authentication_failed).
      */
-    AUTH_FAILURES_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(30),
+    AUTH_FAILURES_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(100),
     AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     /** How long a forwarded authorization server request may take before 502 authorization_server_unavailable. */
     OAUTH_PROXY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
