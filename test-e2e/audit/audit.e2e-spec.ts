@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 
+import { verifyInclusion } from '../support/inclusion-proof.js';
 import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Issue 7 on the real stack: the trail loses nothing when the audit service dies under
@@ -75,32 +76,6 @@ function runVerify(args = ['--public-key', pinnedPublicKey()]): { code: number; 
     encoding: 'utf8',
   });
   return { code: result.status ?? -1, out: `${result.stdout}${result.stderr}` };
-}
-
-/** RFC 9162 §2.1.3.2, as an outside auditor would write it: no project code involved. */
-function verifyInclusion(leaf: Buffer, index: number, size: number, proof: Buffer[], root: Buffer): boolean {
-  const node = (l: Buffer, r: Buffer) =>
-    createHash('sha256')
-      .update(Buffer.from([1]))
-      .update(l)
-      .update(r)
-      .digest();
-  let fn = index;
-  let sn = size - 1;
-  let r = leaf;
-  for (const p of proof) {
-    if (sn === 0) return false;
-    if (fn % 2 === 1 || fn === sn) {
-      r = node(p, r);
-      while (fn % 2 === 0 && fn !== 0) {
-        fn = Math.floor(fn / 2);
-        sn = Math.floor(sn / 2);
-      }
-    } else r = node(r, p);
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
-  return sn === 0 && r.equals(root);
 }
 
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import {
   signInOnSigninPage,
   type VirtualAuthenticator,
 } from '../support/browser.js';
+import { type EntryWithProof, entryIsInCheckpoint } from '../support/inclusion-proof.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // A person creates a gateway account with a passkey on the sign-in page, signs out, signs
@@ -95,7 +96,13 @@ describe('passkey accounts in a real browser', () => {
         async () => {
           const res = await page.request.get(`${base}/v1/me/audit/entries?action=sign_in`);
           const body = (await res.json()) as {
-            entries?: { action: string; outcome: string; userId: string | null; operation: string | null }[];
+            entries?: {
+              eventId: string;
+              action: string;
+              outcome: string;
+              userId: string | null;
+              operation: string | null;
+            }[];
           };
           return (body.entries?.length ?? 0) >= 2 ? body.entries : undefined;
         },
@@ -105,6 +112,20 @@ describe('passkey accounts in a real browser', () => {
         ['allowed', created.body.userId, 'POST /v1/auth/passkeys/authentication/verify'],
         ['allowed', created.body.userId, 'POST /v1/auth/passkeys/registration/verify'],
       ]);
+      // Each with its proof of being in the signed log, checked here without project code.
+      const proven = await waitFor(
+        'a signed checkpoint covering the sign-in',
+        async () => {
+          const res = await page.request.get(`${base}/v1/me/audit/entries/${entries[0]!.eventId}`);
+          const body = (await res.json()) as EntryWithProof;
+          return res.status() === 200 && body.checkpoint ? body : undefined;
+        },
+        30_000,
+      );
+      expect(entryIsInCheckpoint(proven)).toBe(true);
+      // Someone else's entry (or none) is not found.
+      const missing = await page.request.get(`${base}/v1/me/audit/entries/00000000-0000-4000-8000-000000000000`);
+      expect(missing.status()).toBe(404);
     } finally {
       await context.close();
     }

@@ -88,7 +88,12 @@ export const auditRpc = {
     request: GetEntryRequestSchema,
     response: GetEntryResponseSchema,
     timeoutMs: 5_000,
-    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.eventId, 'eventId')],
+    validate: (m) => [
+      ...((m.orgId === '') === (m.userId === '')
+        ? [{ path: 'orgId', message: 'exactly one of orgId and userId is required' }]
+        : [...optionalUuid(m.orgId, 'orgId'), ...optionalUuid(m.userId, 'userId')]),
+      ...check.uuid(m.eventId, 'eventId'),
+    ],
   }),
   getCheckpoint: defineRpc({
     subject: `${P}.get_checkpoint`,

@@ -6854,6 +6854,165 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/audit/entries/{eventId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One of your audit entries with its inclusion proof
+         * @description The entry, its canonical bytes, the latest signed checkpoint and the RFC 9162 proof that the entry is in it: check it against the log key (`GET /v1/audit/checkpoint` for auditors, or the key the operator publishes) to know the access is in the signed log. Only your own entries: anyone else's is 404.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    eventId: string & (unknown & unknown);
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The entry, the latest signed checkpoint and the proof that the entry is in it. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            entry: {
+                                index: number;
+                                eventId: string;
+                                occurredAt: string;
+                                recordedAt: string;
+                                orgId: string | null;
+                                applicationId: string | null;
+                                userId: string | null;
+                                integration: string | null;
+                                capability: string | null;
+                                resource: string | null;
+                                connectionId: string | null;
+                                action: string;
+                                outcome: string;
+                                phase: string;
+                                intentEventId: string | null;
+                                policy: {
+                                    decidedBy: string;
+                                    reason: string;
+                                    matchedRuleIds: string[];
+                                } | null;
+                                errorCode: string | null;
+                                actorKind: string;
+                                actorId: string | null;
+                                operation: string | null;
+                                requestId: string | null;
+                                traceId: string | null;
+                                latencyMs: number;
+                                /** @description hex SHA-256 RFC 6962 leaf hash */
+                                leafHash: string;
+                            };
+                            /** @description base64 of the exact bytes whose leaf hash is leafHash */
+                            canonicalEntry: string;
+                            /** @description null until a checkpoint covering the entry is signed */
+                            checkpoint: {
+                                treeSize: number;
+                                /** @description base64 */
+                                rootHash: string;
+                                timestamp: string;
+                                origin: string;
+                                /** @description C2SP signed note: checkpoint body + Ed25519 signature line */
+                                signedNote: string;
+                            } | null;
+                            /** @description base64 hashes, RFC 9162 §2.1.3 order */
+                            inclusionProof: string[];
+                        };
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unauthenticated */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description not_found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/connections": {
         parameters: {
             query?: never;

@@ -96,8 +96,9 @@ export class LogQueryService {
 
   async getEntry(req: GetEntryRequest) {
     return LogRepository.asWriterRole(this.pool, async (db) => {
-      // Scoped by org in the query itself: another org's entry is simply not found.
-      const row = await LogRepository.entryByEventId(db, req.orgId, req.eventId);
+      // Scoped in the query itself: another org's (or person's) entry is simply not found.
+      const scope = req.orgId ? { orgId: req.orgId } : { userId: req.userId };
+      const row = await LogRepository.entryByEventId(db, scope, req.eventId);
       if (!row) throw new AppError('not_found', 'No such audit entry');
       const checkpoint = await LogRepository.latestCheckpoint(db);
       if (!checkpoint || checkpoint.treeSize <= row.seq) return { entry: entryMessage(row), inclusionProof: [] };

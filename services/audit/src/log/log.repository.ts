@@ -251,10 +251,16 @@ export class LogRepository {
     return rows.map(toCheckpoint);
   }
 
-  static async entryByEventId(db: Queryable, orgId: string, eventId: string): Promise<EntryRow | undefined> {
+  /** The entry if it is in the scope: an organization's, or (across organizations) a person's. */
+  static async entryByEventId(
+    db: Queryable,
+    scope: { orgId: string } | { userId: string },
+    eventId: string,
+  ): Promise<EntryRow | undefined> {
+    const [column, value] = 'orgId' in scope ? ['org_id', scope.orgId] : ['user_id', scope.userId];
     const { rows } = await db.query<Record<string, unknown>>(
-      `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND org_id = $2`,
-      [eventId, orgId],
+      `SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE event_id = $1 AND ${column} = $2`,
+      [eventId, value],
     );
     const [row] = rows;
     return row ? toEntryRow(row) : undefined;

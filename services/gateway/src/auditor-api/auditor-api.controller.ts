@@ -100,7 +100,7 @@ export class AuditorApiController {
   })
   entry(@Req() request: FastifyRequest, @Param() p: z.infer<typeof entryParams>) {
     setAuditSubject(request, { resource: `audit_entry:${p.eventId}` });
-    return this.api.entry(auditorOf(request).orgId, p.eventId);
+    return this.api.entry({ orgId: auditorOf(request).orgId }, p.eventId);
   }
 
   @Route({
@@ -153,6 +153,30 @@ export class AuditorApiController {
   })
   mine(@CurrentUser() user: SessionUser, @Query() q: SearchQuery) {
     return this.api.search({ userId: user.userId }, q);
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'me/audit/entries/:eventId',
+    summary: 'One of your audit entries with its inclusion proof',
+    description:
+      'The entry, its canonical bytes, the latest signed checkpoint and the RFC 9162 proof that the entry is in ' +
+      'it: check it against the log key (`GET /v1/audit/checkpoint` for auditors, or the key the operator publishes) ' +
+      "to know the access is in the signed log. Only your own entries: anyone else's is 404.",
+    tags,
+    auth: 'user_session',
+    audit: { action: 'audit_read' },
+    params: entryParams,
+    success: {
+      status: 200,
+      schema: entryWithProofSchema,
+      description: 'The entry, the latest signed checkpoint and the proof that the entry is in it.',
+    },
+    errors: ['unauthenticated', 'not_found', 'validation_failed'],
+  })
+  myEntry(@CurrentUser() user: SessionUser, @Req() request: FastifyRequest, @Param() p: z.infer<typeof entryParams>) {
+    setAuditSubject(request, { resource: `audit_entry:${p.eventId}` });
+    return this.api.entry({ userId: user.userId }, p.eventId);
   }
 
   @Route({

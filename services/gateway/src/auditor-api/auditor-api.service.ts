@@ -112,8 +112,9 @@ export class AuditorApiService implements OnModuleInit {
     return Readable.from(lines(), { objectMode: false });
   }
 
-  async entry(orgId: string, eventId: string) {
-    const answer = await this.rpcClient.request(rpc.audit.getEntry, { orgId, eventId });
+  /** One entry with its inclusion proof: an org's (auditors) or, across orgs, a person's own. */
+  async entry(scope: { orgId: string } | { userId: string }, eventId: string) {
+    const answer = await this.rpcClient.request(rpc.audit.getEntry, { ...scope, eventId });
     const entry = required(answer.entry, 'entry');
     return {
       entry: toEntryJson(entry),
