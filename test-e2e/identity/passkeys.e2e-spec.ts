@@ -12,7 +12,7 @@ import {
   signInOnSigninPage,
   type VirtualAuthenticator,
 } from '../support/browser.js';
-import { entryIsInCheckpoint,type EntryWithProof } from '../support/inclusion-proof.js';
+import { entryIsInCheckpoint, type EntryWithProof } from '../support/inclusion-proof.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // A person creates a gateway account with a passkey on the sign-in page, signs out, signs
