@@ -96,7 +96,7 @@ export class AuthGuard implements CanActivate {
   ): Promise<void> {
     const presented =
       kind === 'user_session' ? parseCookies(request.headers.cookie).get(SESSION_COOKIE) : bearerToken(request);
-    const wait = presented === undefined ? undefined : await this.failures.blocked(request.ip);
+    const wait = presented === undefined ? undefined : this.failures.blocked(request.ip);
     if (wait !== undefined) throw tooManyFailures(reply, wait);
     try {
       if (kind === 'api_key') await this.apiKey(request, definition.personTokens === true);

@@ -88,33 +88,55 @@ function limiter(
 
 /**
  * Failed authentications per client address (a bad API key, operator token or session
- * cookie), shared by every replica like the request limits: once an address is over
+ * cookie), counted across every replica like the request limits: once an address is over
  * `points` failures in the window it is refused (429) before its credentials are even
- * looked at, until the window ends. Guessing keys costs the guesser, and the audit trail
+ * looked at, until the window ends (by this replica at once; by another at its next failure
+ * there). Guessing keys costs the guesser, and the audit trail
  * gets at most `points` failure events per address and window.
  */
 export class AuthFailureLimit {
   private readonly limit: RLWrapperTimeouts | undefined;
+  /**
+   * Addresses this replica saw go over, until when (epoch ms): the check before each
+   * authentication reads only this, never Postgres, so authenticated traffic pays nothing.
+   * Another replica learns of a block at that address's next failure there (the count is shared).
+   */
+  readonly #blockedUntil = new Map<string, number>();
 
   constructor(
-    private readonly points: number,
+    points: number,
     options: Pick<RateLimitOptions, 'pool' | 'windowSeconds' | 'storeTimeoutMs' | 'replicas'>,
+    private readonly now: () => number = Date.now,
   ) {
     this.limit = points > 0 ? limiter('authfail', points, options) : undefined;
   }
 
   /** Seconds the address must wait when it is over its failures; undefined when it may try. */
-  async blocked(address: string): Promise<number | undefined> {
-    if (!this.limit) return undefined;
-    const res = await this.limit.get(address).catch((): RateLimiterRes | null => null);
-    return res && res.consumedPoints > this.points ? Math.max(1, Math.ceil(res.msBeforeNext / 1_000)) : undefined;
+  blocked(address: string): number | undefined {
+    const until = this.#blockedUntil.get(address);
+    if (until === undefined) return undefined;
+    const left = until - this.now();
+    if (left > 0) return Math.max(1, Math.ceil(left / 1_000));
+    this.#blockedUntil.delete(address);
+    return undefined;
   }
 
   /** Counts one failure; the wait when this one put the address over the limit. */
-  failed(address: string): Promise<number | undefined> {
-    return consume(this.limit, address);
+  async failed(address: string): Promise<number | undefined> {
+    const wait = await consume(this.limit, address);
+    if (wait !== undefined) {
+      // Bounded: a flood from many addresses cannot grow it without end (the oldest go first).
+      if (this.#blockedUntil.size >= MAX_BLOCKED_ADDRESSES) {
+        const oldest = this.#blockedUntil.keys().next();
+        if (!oldest.done) this.#blockedUntil.delete(oldest.value);
+      }
+      this.#blockedUntil.set(address, this.now() + wait * 1_000);
+    }
+    return wait;
   }
 }
+
+const MAX_BLOCKED_ADDRESSES = 100_000;
 
 /** Seconds until `key` may try again when it is over the limit; undefined when allowed. */
 async function consume(limit: RLWrapperTimeouts | undefined, key: string): Promise<number | undefined> {
