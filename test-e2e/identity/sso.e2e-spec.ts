@@ -234,11 +234,16 @@ describe('an SSO person and an application', () => {
     await context.close();
 
     const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-alice', claims.sub);
-    const records = await fetch(`${base}/v1/connections/${mine.connectionId}/records?type=code.repository`, {
-      headers: { authorization: `Bearer ${tokens.access_token}` },
+    // The first sync runs after the consent: wait for its records rather than race it.
+    const records = await waitFor('the first sync of the connection', async () => {
+      const res = await fetch(`${base}/v1/connections/${mine.connectionId}/records?type=code.repository`, {
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { records: unknown[] };
+      return body.records.length > 0 ? body.records : undefined;
     });
-    expect(records.status).toBe(200);
-    expect(((await records.json()) as { records: unknown[] }).records.length).toBeGreaterThan(0);
+    expect(records.length).toBeGreaterThan(0);
   });
 });
 
