@@ -23,7 +23,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
-import { connect } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import autocannon from 'autocannon';
 import pg from 'pg';
 
@@ -122,7 +122,8 @@ const natsUrl = `nats://127.0.0.1:${await freePort()}`;
 const keyFile = join(scratch, 'keys', 'master.key');
 const quiet = () => {};
 console.log(`starting the stack (${SHARDS} personal-server shards) …`);
-const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet });
+// The bench's own private nats-server requires credentials; the probe identity seeds the shards.
+const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet, natsTestProbe: true });
 const ports = {};
 for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
   ports[s] = await freePort();
@@ -134,6 +135,7 @@ try {
     rootDir,
     databaseUrl,
     natsUrl,
+    natsSeedFiles: nats.natsSeedFiles,
     ports,
     log: quiet,
     readyTimeoutMs: 120_000,
@@ -173,7 +175,10 @@ try {
 
   // --- seed --------------------------------------------------------------------------
   console.log(`seeding ${USERS} users × ${RECORDS} records …`);
-  nc = await connect({ servers: natsUrl });
+  nc = await connect({
+    servers: natsUrl,
+    authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(nats.natsSeedFiles['e2e-probe'], 'utf8').trim())),
+  });
   const client = new RpcClient(nc);
   const publisher = new JetStreamPublisher(nc);
   const connectionIds = [];
@@ -254,7 +259,8 @@ try {
       ...process.env,
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: 'personal_server',
-      MASTER_KEY_FILE: keyFile,
+      // The shards' own keyring (per-service KEKs, docs/keys.md), beside the old shared key file.
+      MASTER_KEY_FILE: join(scratch, 'keys', 'personal-server.keyring'),
       DATA_KEY_DIR: join(scratch, 'keys', 'data-keys'),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
