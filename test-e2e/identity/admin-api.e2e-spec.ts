@@ -247,6 +247,47 @@ describe('API keys', () => {
     expect((await asApp(other.secret, `/v1/applications/${app.id}`)).status).toBe(200);
   });
 
+  it('under concurrent load, no request that started after the revoke returned is allowed', async () => {
+    const org = await admin.createOrganization('Revocation Load Org');
+    const app = await admin.createApplication(org.id, { name: 'rl', callbackUrls: ['https://rl.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    // The gateway remembers the key now (auth/api-key-cache.ts): revocation must still win.
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+    const results: { startedAt: number; status: number }[] = [];
+    let returnedAt = Number.POSITIVE_INFINITY;
+    // Each worker stops after its first request that started after the revoke returned: the
+    // refusals count as failed authentications from this address (AUTH_FAILURES_PER_IP).
+    const worker = async () => {
+      for (;;) {
+        const startedAt = performance.now();
+        const res = await asApp(key.secret, `/v1/applications/${app.id}`);
+        await res.arrayBuffer();
+        results.push({ startedAt, status: res.status });
+        if (startedAt > returnedAt) return;
+      }
+    };
+    const workers = Array.from({ length: 8 }, () => worker());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await admin.revokeApiKey(app.id, key.id);
+    returnedAt = performance.now();
+    await Promise.all(workers);
+    const after = results.filter((r) => r.startedAt > returnedAt);
+    expect(results.filter((r) => r.startedAt < returnedAt && r.status === 200).length).toBeGreaterThan(0);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.filter((r) => r.status !== 401)).toEqual([]);
+  });
+
+  it('a disabled application loses its remembered keys on the very next request', async () => {
+    const org = await admin.createOrganization('Disable Cache Org');
+    const app = await admin.createApplication(org.id, { name: 'dc', callbackUrls: ['https://dc.example/cb'] });
+    const key = await admin.issueApiKey(app.id);
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+    await admin.updateApplication(org.id, app.id, { status: 'disabled' });
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(401);
+    await admin.updateApplication(org.id, app.id, { status: 'active' });
+    expect((await asApp(key.secret, `/v1/applications/${app.id}`)).status).toBe(200);
+  });
+
   it('records when a key was last used', async () => {
     const org = await admin.createOrganization('Last Used Org');
     const app = await admin.createApplication(org.id, { name: 'lu', callbackUrls: ['https://lu.example/cb'] });

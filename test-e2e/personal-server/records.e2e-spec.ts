@@ -358,3 +358,20 @@ describe('sharding', () => {
     expect(health.services['personal-server']).toMatchObject({ ready: true, checks: { shards: 'up' } });
   });
 });
+
+describe('while identity restarts', () => {
+  it('apps keep reading with keys the gateway already knows', async () => {
+    const userId = randomUUID();
+    const connectionId = randomUUID();
+    await seedConnection(userId, connectionId);
+    expect((await query('playlists', connectionId)).status).toBe(200);
+    await stack.stopService('identity');
+    try {
+      // identity is down: the gateway answers from its memory of the key (auth/api-key-cache.ts).
+      for (let i = 0; i < 5; i += 1) expect((await query('playlists', connectionId)).status).toBe(200);
+    } finally {
+      await stack.restartService('identity');
+    }
+    expect((await query('playlists', connectionId)).status).toBe(200);
+  }, 120_000);
+});

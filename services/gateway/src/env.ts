@@ -41,6 +41,16 @@ const envSchema = z
      */
     POLICY_FRESHNESS_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(3_000),
     /**
+     * API keys identity accepted are remembered (as SHA-256 only) so requests need not ask it
+     * each time; a revocation still refuses the very next request (auth/api-key-cache.ts).
+     * After API_KEY_REFRESH_MS a used key is asked again in the background (keeps its
+     * last-used time accurate); after API_KEY_MAX_AGE_MS in the foreground. 0 turns the
+     * memory off (identity asked on every request).
+     */
+    API_KEY_REFRESH_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
+    API_KEY_MAX_AGE_MS: z.coerce.number().int().min(0).max(3_600_000).default(600_000),
+    API_KEY_CACHE_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+    /**
      * identity's own HTTP address, where the OAuth authorization server runs: the gateway
      * forwards `/oauth/*` and the discovery documents there. Reachable from the gateway
      * only (identity trusts the X-Forwarded-* headers the gateway sets).

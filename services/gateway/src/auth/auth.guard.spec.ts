@@ -8,6 +8,7 @@ import type { Env } from '../env.js';
 import { AuthFailureLimit } from '../http/rate-limits.js';
 import { ROUTE_DEFINITION } from '../http/route.decorator.js';
 import type { AccessTokens } from '../oauth/access-tokens.js';
+import { type ApiKeyCache } from './api-key-cache.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
 
@@ -39,6 +40,7 @@ function contextFor(
 // Never called on these paths: a request to identity would throw on `undefined`.
 const noRpc = undefined as unknown as RpcClient;
 const noTokens = undefined as unknown as AccessTokens;
+const noKeys = undefined as unknown as ApiKeyCache;
 // The failure limit without a store (0: no limit; tested against Postgres in the gateway's
 // int specs), and a recorder that keeps what it is given instead of publishing it.
 const noLimit = new AuthFailureLimit(0, {
@@ -56,7 +58,7 @@ const recorder = {
 } as unknown as AuditRecorder;
 const silent = { warn: () => undefined } as never;
 const guard = (env: Partial<Env>, strategies = new AuthStrategies()) =>
-  new AuthGuard(new Reflector(), noRpc, strategies, noTokens, noLimit, recorder, env as Env, silent);
+  new AuthGuard(new Reflector(), noRpc, noKeys, strategies, noTokens, noLimit, recorder, env as Env, silent);
 
 describe('AuthGuard', () => {
   it('admits the operator with the exact token only', async () => {

@@ -17,6 +17,7 @@ import { AuthFailureLimit } from '../http/rate-limits.js';
 import { required } from '../http/required.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
 import { AccessTokens, looksLikeAccessToken } from '../oauth/access-tokens.js';
+import { ApiKeyCache } from './api-key-cache.js';
 import { AuthStrategies } from './auth.strategies.js';
 import { SESSION_COOKIE } from './auth.types.js';
 import { parseCookies } from './cookies.js';
@@ -37,10 +38,9 @@ export function bearerToken(request: FastifyRequest): string | undefined {
  * learns nothing about a route's input rules. Routes without a @Route definition (the
  * runtime's /healthz, /readyz and /v1/openapi.json) are public by construction.
  *
- * API keys are checked with identity on every request, no cache: a revoke that has
- * returned is already in identity's database, so the very next request with that key
- * fails. The price is one NATS round trip and one index probe per call (measured in
- * docs/identity.md); a cache would need revocation events and still leave a window.
+ * API keys are checked against the gateway's memory of identity's answers (ApiKeyCache),
+ * kept exact by identity's revocation events: a revoke that has returned refuses the very
+ * next request with that key, on every gateway (docs/identity.md).
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -49,6 +49,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly rpcClient: RpcClient,
+    private readonly apiKeys: ApiKeyCache,
     private readonly strategies: AuthStrategies,
     private readonly accessTokens: AccessTokens,
     private readonly failures: AuthFailureLimit,
@@ -136,7 +137,7 @@ export class AuthGuard implements CanActivate {
     if (token && looksLikeAccessToken(token)) return this.accessTokens.authenticate(request, token, personTokens);
     if (!token?.startsWith('cg_sk_'))
       throw new AppError('unauthenticated', 'Send an API key (Authorization: Bearer cg_sk_...) or an access token');
-    const key = await this.rpcClient.request(rpc.identity.authenticateApiKey, { apiKey: token });
+    const key = await this.apiKeys.authenticate(token);
     request.caller = {
       kind: 'application',
       orgId: key.orgId,

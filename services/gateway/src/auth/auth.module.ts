@@ -5,6 +5,7 @@ import type { Pool } from 'pg';
 
 import type { Env } from '../env.js';
 import { AuthFailureLimit } from '../http/rate-limits.js';
+import { ApiKeyCache } from './api-key-cache.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
 
@@ -13,6 +14,7 @@ import { AuthStrategies } from './auth.strategies.js';
 @Module({
   providers: [
     AuthStrategies,
+    ApiKeyCache,
     {
       provide: AuthFailureLimit,
       inject: [PG_POOL, SERVICE_ENV],

@@ -1,12 +1,10 @@
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, rpc } from '@context-gateway/proto';
-import { LOGGER, NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
-import type { Logger } from 'pino';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
 import type { Env } from '../env.js';
@@ -58,10 +56,9 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
   constructor(
     private readonly rpcClient: RpcClient,
     @Inject(SERVICE_ENV) env: Env,
-    @Inject(NATS_CONNECTION) nc: NatsConnection,
-    @Inject(LOGGER) logger: Logger,
+    revocations: TokenRevocations,
   ) {
-    this.#revocations = new TokenRevocations(nc, logger);
+    this.#revocations = revocations;
     this.#freshnessMs = env.POLICY_FRESHNESS_TIMEOUT_MS;
     const urls = oauthUrls(env.GATEWAY_PUBLIC_URL);
     this.#issuer = urls.issuer;

@@ -1,8 +1,12 @@
+import { LOGGER, NATS_CONNECTION } from '@context-gateway/service-kit';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Global, Module } from '@nestjs/common';
+import type { Logger } from 'pino';
 
 import { AccessTokens } from './access-tokens.js';
 import { OAuthEdge } from './oauth-edge.js';
 import { AdminOAuthGrantsController, OAuthGrantsController } from './oauth-grants.controller.js';
+import { TokenRevocations } from './token-revocations.js';
 
 /**
  * The gateway's side of OAuth: the authorization server's public paths, the resource's
@@ -11,7 +15,16 @@ import { AdminOAuthGrantsController, OAuthGrantsController } from './oauth-grant
 @Global()
 @Module({
   controllers: [OAuthGrantsController, AdminOAuthGrantsController],
-  providers: [OAuthEdge, AccessTokens],
-  exports: [AccessTokens],
+  providers: [
+    OAuthEdge,
+    AccessTokens,
+    // One reader of identity's revocations for access tokens and remembered API keys (started by AccessTokens).
+    {
+      provide: TokenRevocations,
+      inject: [NATS_CONNECTION, LOGGER],
+      useFactory: (nc: NatsConnection, logger: Logger) => new TokenRevocations(nc, logger),
+    },
+  ],
+  exports: [AccessTokens, TokenRevocations],
 })
 export class OAuthModule {}

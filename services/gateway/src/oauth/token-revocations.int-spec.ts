@@ -87,6 +87,25 @@ describe('TokenRevocations', () => {
     await expect(a.check(tokenOf({ issuedAt: issuedAt + 10 }), 1_000)).resolves.toBeUndefined();
   });
 
+  it('voids what was learnt of an API key before its key or application was revoked, and nothing else', async () => {
+    const r = await reader();
+    const key = { apiKeyId: randomUUID(), applicationId: randomUUID() };
+    const other = { apiKeyId: randomUUID(), applicationId: key.applicationId };
+    await r.upToDate(1_000);
+    const learnt = r.consumedSeq;
+    expect(r.revokedSince(key, learnt)).toBe(false);
+    await revoke(TokenRevocationKind.API_KEY, key.apiKeyId);
+    await r.upToDate(1_000);
+    expect(r.revokedSince(key, learnt)).toBe(true);
+    expect(r.revokedSince(other, learnt)).toBe(false);
+    // Asked again after the revocation: identity's answer then is what counts.
+    expect(r.revokedSince(key, r.consumedSeq)).toBe(false);
+    const relearnt = r.consumedSeq;
+    await revoke(TokenRevocationKind.APPLICATION, key.applicationId);
+    await r.upToDate(1_000);
+    expect(r.revokedSince(other, relearnt)).toBe(true);
+  });
+
   it('fails closed when the stream cannot be read', async () => {
     const r = await reader();
     await nats.stop();

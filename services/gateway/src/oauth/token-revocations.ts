@@ -34,7 +34,8 @@ const keyOf = (kind: TokenRevocationKind, id: string) => `${kind}:${id}`;
  * must still refuse a token revoked a minute ago); older ones concern only expired tokens.
  */
 export class TokenRevocations {
-  private readonly revokedAt = new Map<string, number>();
+  /** kind:id → the latest revocation's time (identity's clock) and stream sequence. */
+  private readonly revoked = new Map<string, { at: number; seq: number }>();
   private asking: Promise<number> | undefined;
   private askQueued: Promise<number> | undefined;
   private jsm: JetStreamManager | undefined;
@@ -76,9 +77,7 @@ export class TokenRevocations {
    * read up to date within `timeoutMs` (fail closed).
    */
   async check(token: TokenSubjects, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    const latest = await within(this.latestSeq(), timeoutMs);
-    await this.follower.waitConsumed(latest, Math.max(1, deadline - performance.now()));
+    await this.upToDate(timeoutMs);
     const issuedAtMs = token.issuedAt * 1_000;
     const candidates = [
       token.grantId === undefined ? undefined : keyOf(TokenRevocationKind.GRANT, token.grantId),
@@ -86,11 +85,42 @@ export class TokenRevocations {
       token.userId === undefined ? undefined : keyOf(TokenRevocationKind.USER, token.userId),
     ];
     for (const key of candidates) {
-      const at = key === undefined ? undefined : this.revokedAt.get(key);
+      const at = key === undefined ? undefined : this.revoked.get(key)?.at;
       // iat has one-second precision: a token of the revocation's own second is refused too.
       if (at !== undefined && issuedAtMs <= at)
         throw new AppError('unauthenticated', 'The access token has been revoked');
     }
+  }
+
+  /**
+   * Resolves once this process has read every revocation published before the call began
+   * (one question to NATS shared by concurrent callers); `service_unavailable` after
+   * `timeoutMs` (fail closed).
+   */
+  async upToDate(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    const latest = await within(this.latestSeq(), timeoutMs);
+    await this.follower.waitConsumed(latest, Math.max(1, deadline - performance.now()));
+  }
+
+  /** The stream position read so far: what an answer asked of identity now is at least as new as. */
+  get consumedSeq(): number {
+    return this.follower.consumedSeq;
+  }
+
+  /**
+   * True when the API key or its application was revoked (or disabled) at a stream position
+   * after `sinceSeq`: what was learnt of the key before then is void. Call after upToDate().
+   */
+  revokedSince(key: { apiKeyId: string; applicationId: string }, sinceSeq: number): boolean {
+    for (const id of [
+      keyOf(TokenRevocationKind.API_KEY, key.apiKeyId),
+      keyOf(TokenRevocationKind.APPLICATION, key.applicationId),
+    ]) {
+      const seq = this.revoked.get(id)?.seq;
+      if (seq !== undefined && seq > sinceSeq) return true;
+    }
+    return false;
   }
 
   /** The stream sequence of the newest revocation, asked after this call began (0: none). */
@@ -135,7 +165,8 @@ export class TokenRevocations {
         throw new Error('incomplete');
       const at = timestampDate(e.revokedAt).getTime();
       const key = keyOf(e.kind, e.subjectId);
-      if (at > (this.revokedAt.get(key) ?? Number.NEGATIVE_INFINITY)) this.revokedAt.set(key, at);
+      const known = this.revoked.get(key);
+      this.revoked.set(key, { at: Math.max(at, known?.at ?? Number.NEGATIVE_INFINITY), seq });
       this.prune();
     } catch (error) {
       this.logger.warn({ err: error, seq }, 'undecodable token revocation ignored');
@@ -144,9 +175,9 @@ export class TokenRevocations {
 
   /** Revocations older than the horizon only concern expired tokens. */
   private prune(): void {
-    if (this.revokedAt.size < 10_000) return;
+    if (this.revoked.size < 10_000) return;
     const horizon = this.now() - REVOCATION_HORIZON_MS;
-    for (const [key, at] of this.revokedAt) if (at < horizon) this.revokedAt.delete(key);
+    for (const [key, { at }] of this.revoked) if (at < horizon) this.revoked.delete(key);
   }
 }
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 
 import { ApplicationsService } from '../applications/applications.service.js';
 import type { ApiKey } from '../generated/prisma/client.js';
+import { TokenRevocationEvents, TokenRevocationKind } from '../oauth/token-revocation-events.js';
 import { hasSecretShape, newSecret, sha256 } from '../secrets.js';
 import { ApiKeysRepository } from './api-keys.repository.js';
 
@@ -29,6 +30,7 @@ export class ApiKeysService {
   constructor(
     private readonly keys: ApiKeysRepository,
     private readonly applications: ApplicationsService,
+    private readonly revocations: TokenRevocationEvents,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly clock: Clock,
   ) {}
@@ -47,14 +49,17 @@ export class ApiKeysService {
   }
 
   /**
-   * Revokes a key. Idempotent: revoking a revoked key returns it unchanged. Once this
-   * returns, the row says revoked, and every authenticate after it reads the row: the
-   * very next request with the key fails.
+   * Revokes a key. Idempotent: revoking a revoked key returns it unchanged (and tells the
+   * gateways again). Once this returns, the row says revoked and every gateway has been told
+   * (`tokens_revoked`, kind API_KEY, on the CONTROL stream, which each gateway reads up to
+   * date before it trusts a remembered key): the very next request with the key fails. When
+   * the event cannot be published this throws, so the caller retries instead of believing it.
    */
   async revoke(applicationId: string, apiKeyId: string): Promise<ApiKey> {
     await this.keys.revoke(applicationId, apiKeyId, this.clock.date());
     const key = await this.keys.findInApplication(applicationId, apiKeyId);
     if (!key) throw new AppError('not_found', 'No such API key');
+    await this.revocations.revoked(key.orgId, TokenRevocationKind.API_KEY, key.id);
     return key;
   }
 

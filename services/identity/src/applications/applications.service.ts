@@ -4,6 +4,7 @@ import { AppError } from '@context-gateway/errors';
 import { Injectable } from '@nestjs/common';
 
 import type { Application } from '../generated/prisma/client.js';
+import { TokenRevocationEvents, TokenRevocationKind } from '../oauth/token-revocation-events.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
 import { ApplicationEvents } from './application-events.js';
 import { type ApplicationDeclaration, checkDeclaration } from './application-rules.js';
@@ -29,6 +30,7 @@ export class ApplicationsService {
     private readonly applications: ApplicationsRepository,
     private readonly organizations: OrganizationsService,
     private readonly events: ApplicationEvents,
+    private readonly revocations: TokenRevocationEvents,
   ) {}
 
   async create(input: {
@@ -55,8 +57,9 @@ export class ApplicationsService {
 
   /**
    * Changes what is given (lists replace, never merge), re-checks the whole declaration,
-   * bumps the revision and publishes it. A disabled application's keys stop working at once:
-   * authenticate reads the status on every request.
+   * bumps the revision and publishes it. A disabled application's keys and tokens stop working
+   * at once: authenticate reads the status, and before this returns every gateway is told
+   * (`tokens_revoked`, kind APPLICATION) to forget what it remembers of them.
    */
   async update(input: {
     orgId: string;
@@ -82,6 +85,7 @@ export class ApplicationsService {
     });
     if (!app) throw new AppError('not_found', 'No such application');
     await this.events.published(app);
+    if (app.status !== 'active') await this.revocations.revoked(app.orgId, TokenRevocationKind.APPLICATION, app.id);
     return app;
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, TokenRevocationKind } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
@@ -45,7 +46,12 @@ export class TokenRevocationEvents {
             { err: (error as Error).message, orgId, kind: TokenRevocationKind[kind] },
             'tokens_revoked not published: gateways accept the revoked access tokens until they expire',
           );
-          throw error;
+          throw new AppError(
+            'service_unavailable',
+            'The revocation is stored but the gateways could not be told yet; retry it',
+            [],
+            { cause: error },
+          );
         }
       }
     }
