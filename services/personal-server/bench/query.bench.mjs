@@ -177,7 +177,9 @@ try {
   console.log(`seeding ${USERS} users × ${RECORDS} records …`);
   nc = await connect({
     servers: natsUrl,
-    authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(nats.natsSeedFiles['e2e-probe'], 'utf8').trim())),
+    authenticator: nkeyAuthenticator(
+      new TextEncoder().encode(readFileSync(nats.natsSeedFiles['e2e-probe'], 'utf8').trim()),
+    ),
   });
   const client = new RpcClient(nc);
   const publisher = new JetStreamPublisher(nc);
