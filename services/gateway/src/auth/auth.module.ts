@@ -1,10 +1,12 @@
-import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import type { Pool } from 'pg';
 
 import type { Env } from '../env.js';
 import { AuthFailureLimit } from '../http/rate-limits.js';
+import { ControlHead } from '../policy/control-head.js';
 import { ApiKeyCache } from './api-key-cache.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthStrategies } from './auth.strategies.js';
@@ -15,6 +17,8 @@ import { AuthStrategies } from './auth.strategies.js';
   providers: [
     AuthStrategies,
     ApiKeyCache,
+    // One question "how far is CONTROL?" per request, for the key, token and policy checks alike.
+    { provide: ControlHead, inject: [NATS_CONNECTION], useFactory: (nc: NatsConnection) => new ControlHead(nc) },
     {
       provide: AuthFailureLimit,
       inject: [PG_POOL, SERVICE_ENV],
@@ -28,6 +32,6 @@ import { AuthStrategies } from './auth.strategies.js';
     },
     { provide: APP_GUARD, useClass: AuthGuard },
   ],
-  exports: [AuthStrategies],
+  exports: [AuthStrategies, ControlHead],
 })
 export class AuthModule {}

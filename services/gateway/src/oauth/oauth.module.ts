@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Global, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 
+import { ControlHead } from '../policy/control-head.js';
 import { AccessTokens } from './access-tokens.js';
 import { OAuthEdge } from './oauth-edge.js';
 import { AdminOAuthGrantsController, OAuthGrantsController } from './oauth-grants.controller.js';
@@ -21,8 +22,8 @@ import { TokenRevocations } from './token-revocations.js';
     // One reader of identity's revocations for access tokens and remembered API keys (started by AccessTokens).
     {
       provide: TokenRevocations,
-      inject: [NATS_CONNECTION, LOGGER],
-      useFactory: (nc: NatsConnection, logger: Logger) => new TokenRevocations(nc, logger),
+      inject: [NATS_CONNECTION, ControlHead, LOGGER],
+      useFactory: (nc: NatsConnection, head: ControlHead, logger: Logger) => new TokenRevocations(nc, head, logger),
     },
   ],
   exports: [AccessTokens, TokenRevocations],

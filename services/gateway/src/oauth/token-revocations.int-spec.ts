@@ -8,6 +8,7 @@ import { events, streams, TokenRevocationKind } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
 
+import { ControlHead } from '../policy/control-head.js';
 import { TokenRevocations } from './token-revocations.js';
 
 // The revocation reader on a private nats-server: what a gateway knows after a restart,
@@ -31,7 +32,7 @@ const revoke = (kind: TokenRevocationKind, subjectId: string, at = new Date()) =
   });
 
 async function reader(): Promise<TokenRevocations> {
-  const r = new TokenRevocations(nc, logger);
+  const r = new TokenRevocations(nc, new ControlHead(nc), logger);
   readers.push(r);
   await r.start();
   return r;

@@ -3,9 +3,11 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { StreamFollower } from '@context-gateway/messaging';
 import { events, streams, TokenRevocationKind } from '@context-gateway/proto';
-import { DeliverPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+
+import type { ControlHead } from '../policy/control-head.js';
 
 /** Identity's access tokens live at most an hour (OAUTH_ACCESS_TOKEN_TTL_SECONDS); a revocation older than this ends nothing. */
 const REVOCATION_HORIZON_MS = 2 * 60 * 60_000;
@@ -25,10 +27,13 @@ const keyOf = (kind: TokenRevocationKind, id: string) => `${kind}:${id}`;
 /**
  * The gateway's copy of identity's token revocations (`control.v1.tokens_revoked` on the
  * CONTROL stream): for each grant, application and person, the latest moment before which
- * its tokens are void. The same consistency rule as the policy cache (docs/policy.md):
- * before a token is accepted, ask NATS for the last revocation's sequence *now* and wait
- * until this process has read up to it, so a revocation that returned to its caller is
- * known to the very next request, on every gateway.
+ * its tokens are void, and which API keys and applications were revoked when. The same
+ * consistency rule as the policy cache (docs/policy.md): before a token or a remembered key
+ * is accepted, ask NATS for the CONTROL stream's last sequence *now* (ControlHead, one
+ * question per request shared with the policy check) and wait until this process has read
+ * up to it, so a revocation that returned to its caller is known to the very next request,
+ * on every gateway. It reads the whole stream (other subjects are skipped) so that its
+ * position is comparable with that sequence.
  *
  * At start it replays the last REVOCATION_HORIZON_MS of revocations (a restarted gateway
  * must still refuse a token revoked a minute ago); older ones concern only expired tokens.
@@ -36,34 +41,33 @@ const keyOf = (kind: TokenRevocationKind, id: string) => `${kind}:${id}`;
 export class TokenRevocations {
   /** kind:id → the latest revocation's time (identity's clock) and stream sequence. */
   private readonly revoked = new Map<string, { at: number; seq: number }>();
-  private asking: Promise<number> | undefined;
-  private askQueued: Promise<number> | undefined;
-  private jsm: JetStreamManager | undefined;
   private readonly follower: StreamFollower;
 
   constructor(
     private readonly nc: NatsConnection,
+    private readonly head: ControlHead,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {
     this.follower = new StreamFollower(nc, {
       stream: streams.control.name,
-      filterSubject: subject,
       name: 'token revocation reader',
       logger,
-      onMessage: (m) => this.apply(m.data, m.seq),
+      onMessage: (m) => {
+        if (m.subject === subject) this.apply(m.data, m.seq);
+      },
       lateError: () => new AppError('service_unavailable', 'Token revocations could not be read up to date in time'),
     });
   }
 
   async start(): Promise<void> {
-    this.jsm = await jetstreamManager(this.nc);
     const replayFrom = this.now() - REVOCATION_HORIZON_MS;
-    const last = await this.lastRevocation();
-    // Nothing to replay when the newest revocation is older than the horizon: it is read as "done".
+    const { state } = await (await jetstreamManager(this.nc)).streams.info(streams.control.name);
+    // Nothing to replay when the newest message is older than the horizon: it is read as "done".
+    const lastAt = Date.parse(state.last_ts);
     await this.follower.start(
       { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(replayFrom).toISOString() },
-      last && last.time < replayFrom ? last.seq : 0,
+      state.last_seq === 0 || !(lastAt >= replayFrom) ? state.last_seq : 0,
     );
   }
 
@@ -99,7 +103,12 @@ export class TokenRevocations {
    */
   async upToDate(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    const latest = await within(this.latestSeq(), timeoutMs);
+    const latest = await within(
+      this.head.latestSeq().catch((error: unknown) => {
+        throw new AppError('service_unavailable', 'Token revocations could not be checked', [], { cause: error });
+      }),
+      timeoutMs,
+    );
     await this.follower.waitConsumed(latest, Math.max(1, deadline - performance.now()));
   }
 
@@ -121,41 +130,6 @@ export class TokenRevocations {
       if (seq !== undefined && seq > sinceSeq) return true;
     }
     return false;
-  }
-
-  /** The stream sequence of the newest revocation, asked after this call began (0: none). */
-  private latestSeq(): Promise<number> {
-    // One question in flight; callers arriving meanwhile share the next one, sent after they asked.
-    if (!this.asking) {
-      this.asking = this.askOnce().finally(() => (this.asking = undefined));
-      return this.asking;
-    }
-    this.askQueued ??= this.asking
-      .catch(() => 0)
-      .then(() => {
-        this.askQueued = undefined;
-        return this.latestSeq();
-      });
-    return this.askQueued;
-  }
-
-  private async askOnce(): Promise<number> {
-    try {
-      return (await this.lastRevocation())?.seq ?? 0;
-    } catch (error) {
-      throw new AppError('service_unavailable', 'Token revocations could not be checked', [], { cause: error });
-    }
-  }
-
-  private async lastRevocation(): Promise<{ seq: number; time: number } | undefined> {
-    if (!this.jsm) throw new AppError('not_ready', 'The token revocation reader has not started');
-    try {
-      const m = await this.jsm.streams.getMessage(streams.control.name, { last_by_subj: subject });
-      return m ? { seq: m.seq, time: m.time.getTime() } : undefined;
-    } catch (error) {
-      if ((error as { code?: unknown }).code === 404 || /no message found/i.test(String(error))) return undefined;
-      throw error;
-    }
   }
 
   private apply(data: Uint8Array, seq: number): void {

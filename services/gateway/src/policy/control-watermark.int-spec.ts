@@ -3,11 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
-import { createLogger } from '@context-gateway/observability';
+import { createLogger, runWithRequestContext } from '@context-gateway/observability';
 import { events, GrantStatus, streams } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
 
+import { ControlHead } from './control-head.js';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 
 // The consistency primitive on a private nats-server: "the stream's last sequence, asked
@@ -33,7 +34,7 @@ beforeAll(async () => {
     cause: 'rule_put',
     occurredAt: timestampNow(),
   });
-  watermark = new ControlWatermark(nc, (r) => required.push(r), logger);
+  watermark = new ControlWatermark(nc, new ControlHead(nc), (r) => required.push(r), logger);
   await watermark.start();
 }, 20_000);
 
@@ -104,5 +105,44 @@ describe('ControlWatermark', () => {
     await expect(watermark.waitConsumed(watermark.consumedSeq + 1_000, 100)).rejects.toMatchObject({
       code: 'policy_unavailable',
     });
+  });
+});
+
+describe('ControlHead', () => {
+  const policyChanged = () =>
+    publisher.publish(events.policyChanged, {
+      eventId: randomUUID(),
+      orgId: randomUUID(),
+      revision: 1n,
+      cause: 'rule_put',
+      occurredAt: timestampNow(),
+    });
+
+  it('answers once per request: later checks of the request reuse the answer asked after it began', async () => {
+    const head = new ControlHead(nc);
+    await runWithRequestContext({ requestId: 'r1' }, async () => {
+      const first = await head.latestSeq();
+      await policyChanged();
+      // Still a number asked after this request began: all a check of this request needs.
+      expect(await head.latestSeq()).toBe(first);
+    });
+    // Another request (or none) asks again and sees the change.
+    const before = await runWithRequestContext({ requestId: 'r2' }, () => head.latestSeq());
+    await policyChanged();
+    expect(await head.latestSeq()).toBe(before + 1);
+  });
+
+  it('fails with the caller-visible code when the stream is unknown, and asks again next time', async () => {
+    const other = await connectNats({ url: nats.url, name: 'head-test', logger, bootTimeoutMs: 5_000 });
+    try {
+      const head = new ControlHead(other);
+      await runWithRequestContext({ requestId: 'r3' }, async () => {
+        await expect(head.latestSeq()).resolves.toEqual(expect.any(Number));
+      });
+      await other.close();
+      await expect(head.latestSeq()).rejects.toMatchObject({ code: 'policy_unavailable' });
+    } finally {
+      await other.close().catch(() => undefined);
+    }
   });
 });

@@ -2,12 +2,11 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { StreamFollower } from '@context-gateway/messaging';
 import { events, streams } from '@context-gateway/proto';
-import { DeliverPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
-/** One answer to "what is the stream's last sequence": the number, or why there is none. */
-type StreamAnswer = { ok: true; seq: number } | { ok: false; error: AppError };
+import type { ControlHead } from './control-head.js';
 
 /** What one CONTROL message requires of an org's cached rules before the gateway may decide for it again. */
 export type Requirement = { orgId: string; revision?: bigint; controlSeq?: number };
@@ -16,10 +15,10 @@ export type Requirement = { orgId: string; revision?: bigint; controlSeq?: numbe
  * The gateway's view of the CONTROL stream, the one ordered log of every policy-relevant
  * fact (PolicyChanged, ApplicationChanged, GrantChanged):
  *
- * - `latestSeq()` asks the NATS server for the stream's last sequence *now*. A change whose
- *   call has returned is already in the stream (its publish was acknowledged), so a request
- *   that starts afterwards gets a number >= that change's sequence. Concurrent callers share
- *   one in-flight question, but only one that was *sent after* they asked.
+ * - `latestSeq()` asks the NATS server for the stream's last sequence *now* (ControlHead). A
+ *   change whose call has returned is already in the stream (its publish was acknowledged),
+ *   so a request that starts afterwards gets a number >= that change's sequence. Concurrent
+ *   callers share one in-flight question, but only one that was *sent after* they asked.
  * - `waitConsumed(seq)` resolves once this process has read the stream up to `seq` and
  *   passed every requirement to `onRequirement` (synchronously, before resolving).
  *
@@ -27,15 +26,13 @@ export type Requirement = { orgId: string; revision?: bigint; controlSeq?: numbe
  * that returned before it started (docs/policy.md).
  */
 export class ControlWatermark {
-  private pendingAsk: ((answer: StreamAnswer) => void)[] = [];
-  private asking = false;
-  private jsm: JetStreamManager | undefined;
   private readonly follower: StreamFollower;
   /** The stream's last sequence when this process started reading: older events are assumed applied by policy. */
   startSeq = 0;
 
   constructor(
     private readonly nc: NatsConnection,
+    private readonly head: ControlHead,
     private readonly onRequirement: (requirement: Requirement) => void,
     private readonly logger: Logger,
   ) {
@@ -53,8 +50,7 @@ export class ControlWatermark {
   }
 
   async start(): Promise<void> {
-    this.jsm = await jetstreamManager(this.nc);
-    const info = await this.jsm.streams.info(streams.control.name);
+    const info = await (await jetstreamManager(this.nc)).streams.info(streams.control.name);
     this.startSeq = info.state.last_seq;
     await this.follower.start(
       { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.startSeq + 1 },
@@ -66,12 +62,9 @@ export class ControlWatermark {
     return this.follower.stop();
   }
 
-  /** The CONTROL stream's last sequence, asked after this call began. */
+  /** The CONTROL stream's last sequence, asked after this call (or the current request) began. */
   latestSeq(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.pendingAsk.push((answer) => (answer.ok ? resolve(answer.seq) : reject(answer.error)));
-      if (!this.asking) void this.ask();
-    });
+    return this.head.latestSeq();
   }
 
   /** Resolves when every message up to `seq` has been read, or rejects after `timeoutMs`. */
@@ -81,26 +74,6 @@ export class ControlWatermark {
 
   get consumedSeq(): number {
     return this.follower.consumedSeq;
-  }
-
-  private async ask(): Promise<void> {
-    this.asking = true;
-    while (this.pendingAsk.length > 0) {
-      // Everyone waiting now asked before this request is sent: it answers all of them.
-      const batch = this.pendingAsk;
-      this.pendingAsk = [];
-      try {
-        if (!this.jsm) throw new AppError('not_ready', 'The control stream reader has not started');
-        const info = await this.jsm.streams.info(streams.control.name);
-        for (const done of batch) done({ ok: true, seq: info.state.last_seq });
-      } catch (error) {
-        const failure = new AppError('policy_unavailable', 'The policy change stream is unreachable', [], {
-          cause: error,
-        });
-        for (const done of batch) done({ ok: false, error: failure });
-      }
-    }
-    this.asking = false;
   }
 
   private requirementOf(subject: string, data: Uint8Array, seq: number): Requirement | undefined {

@@ -13,6 +13,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
+import { ControlHead } from './control-head.js';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 import { layerName } from './policy-layers.js';
 
@@ -67,8 +68,9 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(NATS_CONNECTION) nc: NatsConnection,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) logger: Logger,
+    head: ControlHead,
   ) {
-    this.watermark = new ControlWatermark(nc, (r) => this.require(r), logger);
+    this.watermark = new ControlWatermark(nc, head, (r) => this.require(r), logger);
   }
 
   async onApplicationBootstrap(): Promise<void> {
