@@ -73,6 +73,15 @@ function machineBusyMs() {
   const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
   return (user + nice + system + irq + softirq + steal) * TICK_MS;
 }
+/** Resident memory of a process in MiB (VmRSS), or NaN once it exited. */
+function rssMiB(pid) {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? NaN : Math.round(Number(kb) / 1024);
+  } catch {
+    return NaN;
+  }
+}
 /** CPU ms per query of each named process (where the time goes). */
 function breakdown(named, before, ok) {
   return Object.fromEntries(
@@ -99,7 +108,14 @@ async function drive(label, baseUrl, paths, headers, measurePids, named = {}) {
   const self = process.cpuUsage(self0);
   const ok = result['2xx'];
   const bad = result.non2xx + result.errors + result.timeouts;
-  if (ok && Object.keys(named).length) console.log(`${label}: CPU ms/query by process`, breakdown(named, before, ok));
+  if (ok && Object.keys(named).length) {
+    console.log(`${label}: CPU ms/query by process`, breakdown(named, before, ok));
+    // Measured right after the load, while each process still holds what it grew to under it.
+    console.log(
+      `${label}: RSS MiB by process after the load`,
+      Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, rssMiB(pid)])),
+    );
+  }
   return {
     label,
     'queries/s': Math.round(ok / SECONDS),
