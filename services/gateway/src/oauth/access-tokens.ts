@@ -40,8 +40,9 @@ export interface AccessTokenClaims {
  *
  * Only tokens of an application acting as itself (client credentials: `sub` is its client
  * id) are accepted for now, with the same reach as its API key; tokens acting for a person
- * wait for the per-person check on every route (docs/identity.md). Like an API key, the
- * application is asked of identity on every request, so a disabled one fails at once;
+ * wait for the per-person check on every route (docs/identity.md). Like an API key's, the
+ * application's answer is remembered until identity announces its disabling, so a disabled
+ * one fails at once;
  * and a token whose grant, application or person was revoked after it was issued fails on
  * the next request (TokenRevocations: the CONTROL stream watermark).
  */
@@ -52,6 +53,8 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
   readonly #audience: string;
   readonly #revocations: TokenRevocations;
   readonly #freshnessMs: number;
+  /** applicationId → what identity said of an active application, and the revocation position then. */
+  readonly #applications = new Map<string, { orgId: string; active: boolean; clientId: string; seqAtAsk: number }>();
 
   constructor(
     private readonly rpcClient: RpcClient,
@@ -129,6 +132,37 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
    * person and scopes of the token. `personTokens`: the route keeps a person's token to
    * that person's connections and its scopes (RouteDefinition.personTokens).
    */
+  /**
+   * The token's application as identity last said, remembered until an APPLICATION
+   * revocation (published by identity before a disable returns) arrives after the answer;
+   * check() has read the revocations up to date just before. Disabling also voids every
+   * token issued before it (check()), so a remembered "active" is never trusted alone.
+   */
+  private async application(orgId: string, applicationId: string): Promise<{ active: boolean; clientId: string }> {
+    const known = this.#applications.get(applicationId);
+    if (known && known.orgId === orgId && !this.#revocations.revokedSince({ applicationId }, known.seqAtAsk))
+      return known;
+    const seqAtAsk = this.#revocations.consumedSeq;
+    const { application } = await this.rpcClient
+      .request(rpc.identity.getApplication, { orgId, applicationId })
+      .catch((error: unknown) => {
+        if ((error as { code?: string }).code === 'not_found') throw invalidToken();
+        throw error;
+      });
+    if (!application) throw invalidToken();
+    const answer = {
+      orgId,
+      active: application.status === ApplicationStatus.ACTIVE,
+      clientId: application.clientId,
+      seqAtAsk,
+    };
+    if (answer.active) {
+      if (this.#applications.size >= 10_000) this.#applications.clear();
+      this.#applications.set(applicationId, answer);
+    }
+    return answer;
+  }
+
   async authenticate(request: FastifyRequest, token: string, personTokens = false): Promise<void> {
     const claims = await this.verify(token);
     if (claims.userId !== undefined && !personTokens) {
@@ -138,14 +172,8 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
       );
     }
     await this.#revocations.check(claims, this.#freshnessMs);
-    const { application } = await this.rpcClient
-      .request(rpc.identity.getApplication, { orgId: claims.orgId, applicationId: claims.applicationId })
-      .catch((error: unknown) => {
-        if ((error as { code?: string }).code === 'not_found') throw invalidToken();
-        throw error;
-      });
-    if (application?.status !== ApplicationStatus.ACTIVE || application.clientId !== claims.clientId)
-      throw invalidToken();
+    const application = await this.application(claims.orgId, claims.applicationId);
+    if (!application.active || application.clientId !== claims.clientId) throw invalidToken();
     request.caller = {
       kind: 'application',
       orgId: claims.orgId,

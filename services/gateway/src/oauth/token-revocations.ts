@@ -121,11 +121,10 @@ export class TokenRevocations {
    * True when the API key or its application was revoked (or disabled) at a stream position
    * after `sinceSeq`: what was learnt of the key before then is void. Call after upToDate().
    */
-  revokedSince(key: { apiKeyId: string; applicationId: string }, sinceSeq: number): boolean {
-    for (const id of [
-      keyOf(TokenRevocationKind.API_KEY, key.apiKeyId),
-      keyOf(TokenRevocationKind.APPLICATION, key.applicationId),
-    ]) {
+  revokedSince(key: { apiKeyId?: string; applicationId: string }, sinceSeq: number): boolean {
+    const ids = [keyOf(TokenRevocationKind.APPLICATION, key.applicationId)];
+    if (key.apiKeyId !== undefined) ids.push(keyOf(TokenRevocationKind.API_KEY, key.apiKeyId));
+    for (const id of ids) {
       const seq = this.revoked.get(id)?.seq;
       if (seq !== undefined && seq > sinceSeq) return true;
     }
