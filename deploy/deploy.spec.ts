@@ -453,11 +453,12 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
   });
 
   it.each(SERVICE_NAMES)(
-    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources, identity if the gateway)',
+    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources or IdPs, identity if the gateway)',
     (name) => {
       const object = workload(name) ?? ({} as K8sObject);
       const rules = egressRules(object);
-      const callsSources = ['connection-broker', 'sync-worker'].includes(name);
+      // identity calls the organizations' IdPs and fetches Client ID Metadata Documents.
+      const callsSources = ['connection-broker', 'sync-worker', 'identity'].includes(name);
       const allowed = [...new Set(rules.flatMap(ports))].sort((a, b) => a - b);
       // The gateway also forwards /oauth/* to identity's HTTP port, and to nothing else there.
       const forwardsOAuth = name === 'gateway';
