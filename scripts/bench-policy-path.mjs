@@ -37,7 +37,8 @@ for (const f of [
   }
 }
 const { PolicyDecider } = await import(dist('services/gateway/dist/policy/policy-decider.js'));
-const { RpcClient, JetStreamPublisher, connectNats } = await import(dist('libs/messaging/dist/index.js'));
+const { ControlHead } = await import(dist('services/gateway/dist/policy/control-head.js'));
+const { RpcClient, JetStreamPublisher, connectNats, readUserSeed } = await import(dist('libs/messaging/dist/index.js'));
 const { rpc, events, GrantStatus, PolicyEffect } = await import(dist('proto/dist/index.js'));
 const { createLogger } = await import(dist('libs/observability/dist/index.js'));
 const { timestampNow } = await import(join(ROOT, 'proto/node_modules/@bufbuild/protobuf/dist/esm/wkt/index.js'));
@@ -79,7 +80,8 @@ const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${databa
 const natsPort = 20_000 + Math.floor(Math.random() * 20_000);
 const natsUrl = `nats://127.0.0.1:${natsPort}`;
 const quiet = () => {};
-const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet });
+// The bench's own nats-server requires credentials; the probe identity publishes the grants.
+const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet, natsTestProbe: true });
 const ports = { identity: natsPort + 1, policy: natsPort + 2, gateway: natsPort + 3 };
 let stack;
 let nc;
@@ -89,6 +91,7 @@ try {
     rootDir: ROOT,
     databaseUrl,
     natsUrl,
+    natsSeedFiles: nats.natsSeedFiles,
     ports,
     services: ['identity', 'policy', 'gateway'],
     log: quiet,
@@ -134,6 +137,7 @@ try {
     name: 'bench',
     logger: createLogger({ service: 'bench', level: 'silent' }),
     bootTimeoutMs: 5_000,
+    seed: readUserSeed(nats.natsSeedFiles['e2e-probe']),
   });
   const publisher = new JetStreamPublisher(nc);
   const rpcClient = new RpcClient(nc);
@@ -196,7 +200,7 @@ try {
     ...(i % 3 === 0 ? { resource: `repo:acme/${i % 7 === 0 ? 'secret-3x' : 'frontend'}` } : {}),
   }));
   const logger = createLogger({ service: 'bench', level: 'silent' });
-  decider = new PolicyDecider(rpcClient, nc, { POLICY_FRESHNESS_TIMEOUT_MS: 3_000 }, logger);
+  decider = new PolicyDecider(rpcClient, nc, { POLICY_FRESHNESS_TIMEOUT_MS: 3_000 }, logger, new ControlHead(nc));
   await decider.onApplicationBootstrap();
   const viaDecider = async (i) => (await decider.evaluate(requests[i % requests.length])).allowed;
   await measure(viaDecider, 8, 1); // warm-up: fills the cache, JIT

@@ -107,6 +107,7 @@ async function run(label, env) {
       rootDir: ROOT,
       databaseUrl,
       natsUrl,
+      natsSeedFiles: nats.natsSeedFiles,
       ports: { identity: natsPort + 1, policy: natsPort + 2, gateway: natsPort + 3 },
       services: ['identity', 'policy', 'gateway'],
       log: quiet,
