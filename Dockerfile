@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # One image recipe for all seven services; pick the service with a build argument:
 #   docker build --build-arg SERVICE=gateway -t context-gateway/gateway .
-# SERVICE is one of the names in proto/services.json.
+# SERVICE is one of the names in proto/services.json, or `witness` (services/witness, the
+# audit log's witness, deployed apart: deploy/witness).
 # Everything up to and including `pnpm build` is independent of SERVICE, so BuildKit builds
 # the workspace once and all seven images (docker compose build) share that layer.
 

@@ -170,11 +170,13 @@ interface K8sContainer {
     valueFrom?: { fieldRef?: { fieldPath?: string }; secretKeyRef?: { name?: string; key?: string } };
   }>;
   volumeMounts?: Array<{ name: string; mountPath: string }>;
+  command?: string[];
 }
 interface PodSpec {
   containers?: K8sContainer[];
   initContainers?: K8sContainer[];
   securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type?: string } };
+  volumes?: Array<{ name: string; secret?: { secretName?: string } }>;
 }
 interface PolicyPeer {
   podSelector?: Selector;
@@ -189,7 +191,7 @@ interface PolicyRule {
 interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string };
+  metadata: { name: string; namespace?: string };
   data?: Record<string, string>;
   spec?: {
     replicas?: number;
@@ -453,7 +455,7 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
   });
 
   it.each(SERVICE_NAMES)(
-    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources or IdPs, identity if the gateway)',
+    'lets %s out only to NATS, Postgres and DNS (and HTTPS to the internet if it calls sources or IdPs, identity if the gateway, the witness if audit)',
     (name) => {
       const object = workload(name) ?? ({} as K8sObject);
       const rules = egressRules(object);
@@ -462,8 +464,23 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
       const allowed = [...new Set(rules.flatMap(ports))].sort((a, b) => a - b);
       // The gateway also forwards /oauth/* to identity's HTTP port, and to nothing else there.
       const forwardsOAuth = name === 'gateway';
-      const expected = callsSources ? [53, 443, 4222, 5432] : forwardsOAuth ? [53, 4222, 5432, 8081] : [53, 4222, 5432];
+      const expected = callsSources
+        ? [53, 443, 4222, 5432]
+        : forwardsOAuth
+          ? [53, 4222, 5432, 8081]
+          : name === 'audit'
+            ? [53, 4222, 5432, 8087]
+            : [53, 4222, 5432];
       expect(allowed).toEqual(expected);
+      // audit reaches the witness's namespace on its port (deploy/witness), nothing else there.
+      for (const rule of rules.filter((r) => ports(r).includes(8087))) {
+        expect(rule.to).toEqual([
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'context-gateway-witness' } },
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'witness' } },
+          },
+        ]);
+      }
       for (const rule of rules.filter((r) => ports(r).includes(8081))) {
         expect(rule.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'identity' } } }]);
       }
@@ -558,6 +575,57 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
     const config = ofKind('ConfigMap').find((map) => map.metadata.name === 'nats-config')?.data?.['nats.conf'] ?? '';
     expect(config).toMatch(/store_dir: \/data/);
     for (const pod of ['nats-0', 'nats-1', 'nats-2']) expect(config).toContain(`nats://${pod}.nats-headless:6222`);
+  });
+});
+
+describeKubernetes('deploy/witness (the audit log witness, apart from the platform)', () => {
+  const objects = hasKubectl()
+    ? parseAllDocuments(
+        execFileSync('kubectl', ['kustomize', join(rootDir, 'deploy', 'witness')], { encoding: 'utf8' }),
+      ).map((document) => document.toJS() as K8sObject)
+    : [];
+  const witness = objects.find((object) => object.kind === 'StatefulSet' && object.metadata.name === 'witness');
+  const spec = witness?.spec?.template?.spec ?? {};
+  const container = spec.containers?.find((c) => c.name === 'witness');
+
+  it("runs in a namespace of its own, not the platform's", () => {
+    expect(new Set(objects.map((object) => object.metadata.namespace))).toEqual(new Set(['context-gateway-witness']));
+  });
+
+  it('runs one witness on a volume of its own that outlives the pod, its key from a Secret as a 0600 copy', () => {
+    expect(witness?.spec?.replicas).toBe(1);
+    const claims = witness?.spec?.volumeClaimTemplates;
+    expect(claims?.map((claim) => claim.metadata.name)).toEqual(['state']);
+    const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value]));
+    expect(container?.volumeMounts).toEqual(
+      expect.arrayContaining([{ name: 'state', mountPath: env.WITNESS_STATE_DIR }]),
+    );
+    const install = spec.initContainers?.find((c) => c.name === 'install-signing-key');
+    expect(JSON.stringify(install?.command)).toContain(`install -m 0600`);
+    expect(JSON.stringify(install?.command)).toContain(env.WITNESS_SIGNING_KEY_FILE);
+    expect(spec.volumes?.find((v) => v.name === 'signing-key-secret')?.secret?.secretName).toBe('witness-signing-key');
+    expect(container?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+  });
+
+  it('is reached only by audit pods, on its port, and reaches nothing', () => {
+    const policies = objects.filter((object) => object.kind === 'NetworkPolicy');
+    expect(policies).toHaveLength(1);
+    const [policy] = policies;
+    expect(policy?.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(policy?.spec?.egress).toEqual([]);
+    expect(policy?.spec?.ingress).toEqual([
+      {
+        from: [
+          {
+            namespaceSelector: {},
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'audit', 'app.kubernetes.io/component': 'audit' },
+            },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 8087 }],
+      },
+    ]);
   });
 });
 

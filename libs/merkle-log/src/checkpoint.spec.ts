@@ -2,7 +2,14 @@ import { generateKeyPairSync } from 'node:crypto';
 
 import { describe, expect, it } from '@jest/globals';
 
-import { type Checkpoint, encodeCheckpoint, parseCheckpoint, signCheckpoint, verifyCheckpoint } from './checkpoint.js';
+import {
+  type Checkpoint,
+  encodeCheckpoint,
+  parseCheckpoint,
+  parseCheckpointHead,
+  signCheckpoint,
+  verifyCheckpoint,
+} from './checkpoint.js';
 import { ROOT_HASHES } from './rfc6962-vectors.fixture.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -81,5 +88,33 @@ describe('signed checkpoints', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
     expect(() => signCheckpoint(checkpoint, rsa.privateKey)).toThrow('Ed25519');
     expect(() => signCheckpoint(checkpoint, publicKey)).toThrow('Ed25519');
+  });
+});
+
+describe('checkpoint heads (any C2SP checkpoint, as a witness reads it)', () => {
+  const root = Buffer.from(ROOT_HASHES[8]!).toString('base64');
+
+  it("reads ours and another log's, extension lines or not", () => {
+    expect(parseCheckpointHead(encodeCheckpoint(checkpoint))).toEqual({
+      origin: checkpoint.origin,
+      treeSize: 8,
+      rootHash: Buffer.from(ROOT_HASHES[8]!),
+    });
+    expect(parseCheckpointHead(`example.com/log\n20852163\n${root}\n`).treeSize).toBe(20_852_163);
+    expect(parseCheckpointHead(`example.com/log\n0\n${root}\nsome extension\nanother\n`).origin).toBe(
+      'example.com/log',
+    );
+  });
+
+  it.each([
+    ['no final newline', `o\n1\n${root}`],
+    ['two lines', 'o\n1\n'],
+    ['a leading zero', `o\n01\n${root}\n`],
+    ['a size past 2^53', `o\n9007199254740993\n${root}\n`],
+    ['a short root', 'o\n1\nAAAA\n'],
+    ['an empty origin', `\n1\n${root}\n`],
+    ['an empty extension line', `o\n1\n${root}\n\nx\n`],
+  ])('refuses %s', (_why, body) => {
+    expect(() => parseCheckpointHead(body)).toThrow();
   });
 });

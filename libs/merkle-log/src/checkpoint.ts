@@ -103,3 +103,28 @@ export function verifyCheckpoint(
   if (!opened.ok) return opened;
   return { ok: true, checkpoint: checkpoint as VerifiedCheckpoint };
 }
+
+/** What a witness reads of any C2SP tlog-checkpoint: origin, size, root; extension lines are the log's business. */
+export interface CheckpointHead {
+  origin: string;
+  treeSize: number;
+  rootHash: Buffer;
+}
+
+/**
+ * Parses the first three lines of a checkpoint body as C2SP tlog-checkpoint lays them out,
+ * accepting any extension lines after them (other logs' checkpoints need not carry our
+ * timestamp line). Throws (validation_failed) on anything else.
+ */
+export function parseCheckpointHead(body: string): CheckpointHead {
+  if (!body.endsWith('\n')) invalid('a checkpoint body ends in a newline');
+  const [origin, size, root, ...extensions] = body.slice(0, -1).split('\n');
+  if (origin === undefined || size === undefined || root === undefined)
+    invalid('a checkpoint has at least three lines');
+  assertLine('origin', origin);
+  if (!SIZE_LINE.test(size) || !Number.isSafeInteger(Number(size))) invalid('the size line is a decimal tree size');
+  const rootHash = Buffer.from(root, 'base64');
+  if (!BASE64.test(root) || rootHash.length !== 32) invalid('the root line is a base64 32-byte hash');
+  if (extensions.some((line) => line.length === 0)) invalid('a checkpoint has no empty lines');
+  return { origin, treeSize: Number(size), rootHash };
+}

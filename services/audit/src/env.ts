@@ -3,6 +3,8 @@ import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
+import { parsePinnedKey } from './log/pinned-key.js';
+
 /**
  * audit's whole configuration. Nothing else in the service reads process.env: main.ts
  * parses this once at boot and passes the result down.
@@ -34,12 +36,43 @@ const envSchema = z
     AUDIT_DECODE_THREADS: z.coerce.number().int().min(0).max(16).default(1),
     /** A signed checkpoint is written this often while the log grows (never for an unchanged log). */
     AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000),
+    /**
+     * A C2SP tlog-witness outside the database and this service's reach (services/witness or
+     * any other): every signed checkpoint is submitted to `<AUDIT_WITNESS_URL>/add-checkpoint`
+     * with a consistency proof, and the cosignature stored with it. Unset: no witness.
+     */
+    AUDIT_WITNESS_URL: z
+      .string()
+      .url()
+      .refine((v) => /^https?:\/\//.test(v), 'an http(s) URL')
+      .transform((v) => v.replace(/\/+$/, ''))
+      .optional(),
+    /** The witness's verifier key (`<name>+<key id>+<base64>`, type 0x04): its answers are checked against it. */
+    AUDIT_WITNESS_KEY: z.string().min(1).optional(),
+    /** How long one submission to the witness may take. */
+    AUDIT_WITNESS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+    /** After a failed submission, the latest checkpoint is submitted again this much later. */
+    AUDIT_WITNESS_RETRY_MS: z.coerce.number().int().min(100).default(30_000),
     /** A standby instance retries taking the writer lock this often. */
     AUDIT_STANDBY_POLL_MS: z.coerce.number().int().min(50).default(2_000),
   })
   .superRefine((env, ctx) => {
     refineRuntimeEnv(env, ctx);
     refineKeyStoreEnv(env, ctx);
+    if ((env.AUDIT_WITNESS_URL === undefined) !== (env.AUDIT_WITNESS_KEY === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AUDIT_WITNESS_KEY'],
+        message: 'set AUDIT_WITNESS_URL and AUDIT_WITNESS_KEY together',
+      });
+    }
+    if (env.AUDIT_WITNESS_KEY !== undefined) {
+      try {
+        parsePinnedKey(env.AUDIT_WITNESS_KEY, { type: 0x04 });
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: ['AUDIT_WITNESS_KEY'], message: (error as Error).message });
+      }
+    }
   });
 
 export type Env = z.infer<typeof envSchema>;

@@ -15,7 +15,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type pg from 'pg';
 
 import { actionName, eventFromEntry, outcomeName } from './audit-event-codec.js';
-import { type EntryRow, LogRepository, type StoredCheckpoint } from './log.repository.js';
+import { type EntryRow, LogRepository, type Queryable, type StoredCheckpoint } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 
 const DEFAULT_LIMIT = 100;
@@ -57,6 +57,16 @@ function checkpointMessage(stored: StoredCheckpoint): MessageInitShape<typeof Ch
     signedNote: stored.note,
     origin: body.origin,
   });
+}
+
+/**
+ * The checkpoint as served: its signed note with every witness cosignature stored for it
+ * appended (C2SP tlog-cosignature lines), so a proof against it can be checked offline
+ * against the witness's key too. Verifiers that do not know a witness skip its line.
+ */
+async function cosigned(db: Queryable, stored: StoredCheckpoint): Promise<StoredCheckpoint> {
+  const lines = await LogRepository.cosignatureLines(db, stored.treeSize);
+  return lines.length === 0 ? stored : { ...stored, note: stored.note + lines.join('') };
 }
 
 /** Reads for the auditor API: search, one entry with its inclusion proof, checkpoints, consistency. */
@@ -103,19 +113,25 @@ export class LogQueryService {
       const checkpoint = await LogRepository.latestCheckpoint(db);
       if (!checkpoint || checkpoint.treeSize <= row.seq) return { entry: entryMessage(row), inclusionProof: [] };
       const proof = await fetchInclusionProof(row.seq, checkpoint.treeSize, LogRepository.hashReader(db));
-      return { entry: entryMessage(row), checkpoint: checkpointMessage(checkpoint), inclusionProof: proof };
+      return {
+        entry: entryMessage(row),
+        checkpoint: checkpointMessage(await cosigned(db, checkpoint)),
+        inclusionProof: proof,
+      };
     });
   }
 
   async getCheckpoint(req: GetCheckpointRequest) {
     const size = storableSize(req.treeSize);
-    const stored = await LogRepository.asWriterRole(this.pool, (db) =>
-      req.treeSize === 0n
-        ? LogRepository.latestCheckpoint(db)
-        : size === undefined
-          ? Promise.resolve(undefined)
-          : LogRepository.checkpointOfSize(db, size),
-    );
+    const stored = await LogRepository.asWriterRole(this.pool, async (db) => {
+      const found =
+        req.treeSize === 0n
+          ? await LogRepository.latestCheckpoint(db)
+          : size === undefined
+            ? undefined
+            : await LogRepository.checkpointOfSize(db, size);
+      return found && cosigned(db, found);
+    });
     if (!stored) throw new AppError('not_found', 'No such checkpoint');
     const key = await this.signingKey.get();
     // An Ed25519 JWK always has `x` (the raw public key); signing-key.ts refuses any other key type.
@@ -137,7 +153,11 @@ export class LogQueryService {
       ]);
       if (!older || !newer) throw new AppError('not_found', 'Both sizes must be signed checkpoints');
       const proof = await fetchConsistencyProof(older.treeSize, newer.treeSize, LogRepository.hashReader(db));
-      return { oldCheckpoint: checkpointMessage(older), newCheckpoint: checkpointMessage(newer), proof };
+      return {
+        oldCheckpoint: checkpointMessage(await cosigned(db, older)),
+        newCheckpoint: checkpointMessage(await cosigned(db, newer)),
+        proof,
+      };
     });
   }
 }

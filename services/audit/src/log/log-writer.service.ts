@@ -24,6 +24,7 @@ import { EventDecoder } from './event-decoder.js';
 import type { DecodedBatch } from './event-decoding.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
+import { WitnessSubmitter } from './witness-submitter.js';
 
 interface PreparedBatch {
   messages: JsMsg[];
@@ -80,6 +81,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     private readonly signingKey: SigningKeyHolder,
     private readonly clock: Clock,
     private readonly auditMetrics: AuditMetrics,
+    private readonly witness: WitnessSubmitter,
   ) {
     this.decoder = new EventDecoder(env.AUDIT_DECODE_THREADS);
   }
@@ -401,6 +403,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       keyId: key.keyId,
     });
     this.logger.info({ treeSize: checkpoint.treeSize }, 'audit checkpoint signed');
+    this.witness.checkpointSigned({ treeSize: checkpoint.treeSize, note });
   }
 
   private async deadLetter(m: JsMsg, code: string, message: string): Promise<void> {

@@ -194,7 +194,38 @@ export class LogRepository {
     );
   }
 
+  /** A witness's cosignature line on a stored checkpoint; a repeat of the same one is ignored. */
+  static async insertCosignature(
+    db: Queryable,
+    cosignature: { treeSize: number; witnessName: string; line: string; cosignedAt: Date },
+  ): Promise<void> {
+    await db.query(
+      `INSERT INTO witness_cosignatures (tree_size, witness_name, cosignature, cosigned_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (tree_size, witness_name) DO NOTHING`,
+      [cosignature.treeSize, cosignature.witnessName, cosignature.line, cosignature.cosignedAt],
+    );
+  }
+
   // --- readers ---------------------------------------------------------------------------
+
+  /** The largest tree `witnessName` cosigned, as far as this database knows (the witness may know more). */
+  static async latestCosignedSize(db: Queryable, witnessName: string): Promise<number | undefined> {
+    const { rows } = await db.query<{ n: string | null }>(
+      `SELECT max(tree_size)::text AS n FROM witness_cosignatures WHERE witness_name = $1`,
+      [witnessName],
+    );
+    const n = rows[0]?.n;
+    return n === null || n === undefined ? undefined : Number(n);
+  }
+
+  /** Every stored cosignature line on the checkpoint of `treeSize`, oldest first. */
+  static async cosignatureLines(db: Queryable, treeSize: number): Promise<string[]> {
+    const { rows } = await db.query<{ cosignature: string }>(
+      `SELECT cosignature FROM witness_cosignatures WHERE tree_size = $1 ORDER BY created_at, witness_name`,
+      [treeSize],
+    );
+    return rows.map((r) => r.cosignature);
+  }
 
   /** The store as libs/merkle-log reads it for proofs, roots and resuming. */
   static hashReader(db: Queryable): HashReader {

@@ -33,18 +33,21 @@ function columnsMatch(row: EntryRow): boolean {
  * checks it against every signed checkpoint (signatures checked with `publicKey`, the key
  * the auditor pinned: a checkpoint re-signed by any other key is `checkpoint_mismatch`). Names
  * the first entry that was edited, deleted, inserted or reordered (libs/merkle-log
- * verifyLog), or whose search columns were changed to hide it from auditors.
+ * verifyLog), or whose search columns were changed to hide it from auditors. `witnessed`
+ * are checkpoints held outside the database (a witness's, checked by the caller): the stored
+ * log must reach and match them too, so a tail cut off with its checkpoints is `deleted`.
  */
 export async function verifyStoredLog(
   pool: pg.Pool,
   publicKey: KeyObject,
   origin: string,
   keyName = origin,
+  witnessed: readonly VerifiedCheckpoint[] = [],
 ): Promise<StoredLogVerification> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const checkpoints: VerifiedCheckpoint[] = [];
+    const checkpoints: VerifiedCheckpoint[] = [...witnessed];
     for (const stored of await LogRepository.allCheckpoints(client)) {
       const verified = verifyCheckpoint(stored.note, publicKey, { origin, keyName });
       if (!verified.ok)
@@ -94,7 +97,7 @@ export async function verifyStoredLog(
       ok: true,
       treeSize: result.treeSize,
       rootHash: result.rootHash.toString('hex'),
-      checkpointsMatched: result.checkpointsMatched,
+      checkpointsMatched: result.checkpointsMatched - witnessed.length,
     };
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
