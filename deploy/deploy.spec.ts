@@ -23,8 +23,27 @@ interface ComposeService {
   depends_on?: Record<string, { condition?: string }>;
   ports?: unknown[];
   environment?: Record<string, string>;
-  volumes?: string[];
+  volumes?: Array<string | ComposeVolume>;
   restart?: string;
+}
+
+/** A volume in compose's long syntax (used where only a subpath of a volume is mounted). */
+interface ComposeVolume {
+  type: string;
+  source: string;
+  target: string;
+  read_only?: boolean;
+  volume?: { subpath?: string };
+}
+
+/** The short-syntax volumes (`source:target[:ro]`) of a service. */
+function shortVolumes(service: ComposeService | undefined): string[] {
+  return (service?.volumes ?? []).filter((v): v is string => typeof v === 'string');
+}
+
+/** The long-syntax volumes of a service. */
+function longVolumes(service: ComposeService | undefined): ComposeVolume[] {
+  return (service?.volumes ?? []).filter((v): v is ComposeVolume => typeof v !== 'string');
 }
 
 // Compose files use YAML merge keys (`<<: *service`); docker compose resolves them, so must we.
@@ -36,9 +55,9 @@ const compose = parse(readFileSync(join(rootDir, 'docker-compose.yml'), 'utf8'),
 describe('docker-compose.yml', () => {
   const services = compose.services;
 
-  it('runs all seven services plus its own Postgres and NATS, the JetStream bootstrap and db-setup', () => {
+  it('runs all seven services plus its own Postgres and NATS, the NATS credentials and JetStream bootstrap, and db-setup', () => {
     expect(Object.keys(services).sort()).toEqual(
-      [...SERVICE_NAMES, 'db-setup', 'nats', 'nats-bootstrap', 'postgres'].sort(),
+      [...SERVICE_NAMES, 'db-setup', 'nats', 'nats-bootstrap', 'nats-credentials', 'postgres'].sort(),
     );
     const bootstrap = services['nats-bootstrap'] as ComposeService & { command?: string[] };
     expect(JSON.stringify(bootstrap?.command)).toContain('@context-gateway/messaging/dist/bootstrap.cli.js');
@@ -118,7 +137,44 @@ describe('docker-compose.yml', () => {
   it('runs NATS with JetStream on file storage kept in a volume', () => {
     const nats = services.nats as ComposeService & { command?: string[] };
     expect(nats.command).toEqual(expect.arrayContaining(['-js', '-sd', '/data']));
-    expect(nats.volumes?.some((volume) => volume.endsWith(':/data'))).toBe(true);
+    expect(shortVolumes(nats).some((volume) => volume.endsWith(':/data'))).toBe(true);
+  });
+
+  it('runs NATS with authorization: each service and the bootstrap mount only their own nkey seed', () => {
+    const credentials = services['nats-credentials'] as ComposeService & { command?: string[] };
+    expect(JSON.stringify(credentials.command)).toContain('@context-gateway/messaging/dist/credentials.cli.js');
+    const nats = services.nats as ComposeService & { command?: string[] };
+    expect(nats.depends_on?.['nats-credentials']?.condition).toBe('service_completed_successfully');
+    const config = nats.command?.[nats.command.indexOf('-c') + 1] ?? '';
+    expect(longVolumes(nats)).toEqual([
+      {
+        type: 'volume',
+        source: 'nats-credentials',
+        target: dirname(config),
+        read_only: true,
+        volume: { subpath: 'server' },
+      },
+    ]);
+    expect(config.endsWith('/auth.conf')).toBe(true);
+    for (const [name, identity] of [...SERVICE_NAMES.map((n) => [n, n]), ['nats-bootstrap', 'bootstrap']]) {
+      const service = services[name ?? ''];
+      const seedFile = service?.environment?.NATS_NKEY_SEED_FILE ?? '';
+      const mounts = [...longVolumes(service), ...shortVolumes(service).map((v) => ({ source: v.split(':')[0] }))];
+      // Its own seed, read-only, and no other part of the credentials volume.
+      expect([name, mounts.filter((m) => m.source === 'nats-credentials')]).toEqual([
+        name,
+        [
+          {
+            type: 'volume',
+            source: 'nats-credentials',
+            target: dirname(seedFile),
+            read_only: true,
+            volume: { subpath: identity },
+          },
+        ],
+      ]);
+    }
+    expect(Object.keys(compose.volumes ?? {})).toContain('nats-credentials');
   });
 
   it('gives each encrypting service its own keyring volume; the old shared keyring is only read', () => {
@@ -130,17 +186,17 @@ describe('docker-compose.yml', () => {
     const keyVolumes = withKeys.map((name) => {
       const keyring = services[name]?.environment?.KEYRING_FILE ?? '';
       expect(keyring).toBe(`/var/lib/context-gateway/keys/${name}.keyring`);
-      const volume = services[name]?.volumes?.find((v) => v.endsWith(`:${dirname(keyring)}`));
+      const volume = shortVolumes(services[name]).find((v) => v.endsWith(`:${dirname(keyring)}`));
       expect(volume).toBeDefined();
       // The formerly shared keyring: read-only, so no service can write the other's KEK.
-      expect(services[name]?.volumes).toContain('master-key:/var/lib/context-gateway/shared-keys:ro');
+      expect(shortVolumes(services[name])).toContain('master-key:/var/lib/context-gateway/shared-keys:ro');
       return volume?.split(':')[0];
     });
     expect(new Set(keyVolumes).size).toBe(2);
   });
 
   it("keeps audit's checkpoint signing key on a volume of its own, across container restarts", () => {
-    const volumes = services.audit?.volumes ?? [];
+    const volumes = shortVolumes(services.audit);
     expect(volumes).toContain('audit-key:/var/lib/context-gateway/keys');
     expect(volumes.some((v) => v.startsWith('master-key:'))).toBe(false);
     expect(Object.keys(compose.volumes ?? {})).toContain('audit-key');
@@ -169,7 +225,7 @@ interface K8sContainer {
     value?: string;
     valueFrom?: { fieldRef?: { fieldPath?: string }; secretKeyRef?: { name?: string; key?: string } };
   }>;
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   command?: string[];
 }
 interface PodSpec {
@@ -235,6 +291,8 @@ function selects(selector: Selector | undefined, labels: Record<string, string>)
 // is the file behind the path, mounted from a Secret (checked below).
 const NOT_SECRETS = new Set([
   'KEY_PROVIDER',
+  // A path: the seed itself comes from the context-gateway-nats-seeds Secret, mounted there.
+  'NATS_NKEY_SEED_FILE',
   'MASTER_KEY_CREATE_IF_MISSING',
   'DATA_KEY_DIR',
   'DATA_KEY_CACHE_TTL_MS',
@@ -358,7 +416,10 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
       (
         (workload(name)?.spec?.template?.spec as { volumes?: Array<{ secret?: { secretName?: string } }> })?.volumes ??
         []
-      ).flatMap((volume) => (volume.secret?.secretName ? [volume.secret.secretName] : []));
+      )
+        .flatMap((volume) => (volume.secret?.secretName ? [volume.secret.secretName] : []))
+        // Every service mounts its NATS seed too (checked on its own above).
+        .filter((secret) => secret !== 'context-gateway-nats-seeds');
     expect(secretVolumes('connection-broker')).toEqual(['context-gateway-connection-broker-keyring']);
     expect(secretVolumes('personal-server')).toEqual(['context-gateway-personal-server-keyring']);
     expect(secretVolumes('audit')).toEqual(['context-gateway-audit-signing-key']);
@@ -501,6 +562,46 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
       }
     },
   );
+
+  it.each([...SERVICE_NAMES.map((name) => [name, name]), ['nats-bootstrap', 'bootstrap']])(
+    'mounts %s only its own NATS seed, from the seeds Secret',
+    (name, identity) => {
+      const object = workload(name ?? '') ?? ({} as K8sObject);
+      const container = podSpec(object).containers?.find((c) => c.name === name);
+      const seedFile = container?.env?.find((e) => e.name === 'NATS_NKEY_SEED_FILE')?.value ?? '';
+      const seedVolumes = (podSpec(object).volumes ?? []).filter(
+        (v) => v.secret?.secretName === 'context-gateway-nats-seeds',
+      );
+      expect(seedVolumes).toEqual([
+        {
+          name: 'nats-seed',
+          secret: {
+            secretName: 'context-gateway-nats-seeds',
+            items: [{ key: `${identity}.nk`, path: 'seed.nk' }],
+            defaultMode: 0o440,
+          },
+        },
+      ]);
+      expect(container?.volumeMounts).toEqual(
+        expect.arrayContaining([{ name: 'nats-seed', mountPath: dirname(seedFile), readOnly: true }]),
+      );
+      expect(seedFile.endsWith('/seed.nk')).toBe(true);
+      // Readable by the pod's group only (fsGroup), not by everyone.
+      expect((podSpec(object).securityContext as { fsGroup?: number } | undefined)?.fsGroup).toBe(1000);
+    },
+  );
+
+  it('runs NATS with authorization: its config includes the users generated from the catalog', () => {
+    const config = ofKind('ConfigMap').find((c) => c.metadata.name.startsWith('nats-config'));
+    expect(config?.data?.['nats.conf']).toMatch(/^\s*include \.\/auth\.conf$/m);
+    const volume = (podSpec(workload('nats') ?? ({} as K8sObject)).volumes ?? []).find((v) => v.name === 'config') as
+      { projected?: { sources?: Array<{ configMap?: { name?: string; items?: unknown[] } }> } } | undefined;
+    expect(volume?.projected?.sources?.map((source) => source.configMap?.name)).toEqual([
+      expect.stringMatching(/^nats-config/),
+      'context-gateway-nats-auth',
+    ]);
+    expect(volume?.projected?.sources?.[1]?.configMap?.items).toEqual([{ key: 'auth.conf', path: 'auth.conf' }]);
+  });
 
   it('runs every stream with 3 replicas on a 3-node NATS cluster (the bootstrap refuses to lower a stream)', () => {
     expect(workload('nats')?.spec?.replicas).toBe(3);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { SERVICE_NAMES } from '@context-gateway/proto';
@@ -81,6 +81,29 @@ export function writeNatsCredentials(
     ),
   );
   return { ...publicKeys, ...Object.fromEntries(extra.map((u) => [u.name, u.nkey])) };
+}
+
+/** The sub-folder of a laid-out credentials folder that nats-server mounts: `auth.conf` only. */
+export const NATS_SERVER_CREDENTIALS_DIR = 'server';
+
+/**
+ * writeNatsCredentials, then the folder laid out for containers that each mount one piece
+ * of it (compose's `nats-credentials` volume): `<dir>/<identity>/seed.nk` per identity (a
+ * service mounts only its own) and `<dir>/server/auth.conf` (public keys and rights only).
+ */
+export function layOutNatsCredentials(dir: string): Record<string, string> {
+  const keys = writeNatsCredentials(dir);
+  for (const identity of NATS_IDENTITIES) {
+    mkdirSync(join(dir, identity), { recursive: true, mode: 0o700 });
+    copyFileSync(seedFileOf(dir, identity), join(dir, identity, 'seed.nk'));
+    chmodSync(join(dir, identity, 'seed.nk'), 0o600);
+  }
+  const server = join(dir, NATS_SERVER_CREDENTIALS_DIR);
+  mkdirSync(server, { recursive: true, mode: 0o755 });
+  copyFileSync(join(dir, NATS_AUTH_CONFIG_FILE), join(server, NATS_AUTH_CONFIG_FILE));
+  // nats-server may run as another user than the one writing it; it holds no secret.
+  chmodSync(join(server, NATS_AUTH_CONFIG_FILE), 0o644);
+  return keys;
 }
 
 export interface NatsUser {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,7 +19,14 @@ import { pino } from 'pino';
 
 import { provisionJetStream } from './jetstream-streams.js';
 import { connectNats, NatsAuthError } from './nats-connection.js';
-import { NATS_AUTH_CONFIG_FILE, readUserSeed, seedFileOf, writeNatsCredentials } from './nats-credentials.js';
+import {
+  layOutNatsCredentials,
+  NATS_AUTH_CONFIG_FILE,
+  NATS_SERVER_CREDENTIALS_DIR,
+  readUserSeed,
+  seedFileOf,
+  writeNatsCredentials,
+} from './nats-credentials.js';
 import { answeringService, inboxPrefix, type NatsIdentity } from './nats-permissions.js';
 import { type PrivateNats, startPrivateNats } from './testing/private-nats.js';
 
@@ -181,6 +188,35 @@ describe('connecting', () => {
     }).catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(NatsAuthError);
     expect((error as Error).message).toMatch(/is not reachable/);
+  });
+
+  it("the container layout (compose): nats-server runs from server/ alone and admits each identity's own seed", async () => {
+    const laidOut = mkdtempSync(join(tmpdir(), 'nats-layout-'));
+    const first = layOutNatsCredentials(laidOut);
+    // Run again (a restart of the one-shot): every seed is kept.
+    expect(layOutNatsCredentials(laidOut)).toEqual(first);
+    expect(readdirSync(join(laidOut, NATS_SERVER_CREDENTIALS_DIR))).toEqual([NATS_AUTH_CONFIG_FILE]);
+    expect(statSync(join(laidOut, 'gateway', 'seed.nk')).mode & 0o777).toBe(0o600);
+    const server = await startPrivateNats({
+      configFile: join(laidOut, NATS_SERVER_CREDENTIALS_DIR, NATS_AUTH_CONFIG_FILE),
+    });
+    try {
+      for (const identity of ['gateway', 'audit', 'bootstrap']) {
+        const nc = await connectNats({
+          url: server.url,
+          name: identity,
+          logger,
+          bootTimeoutMs: 5_000,
+          seed: readUserSeed(join(laidOut, identity, 'seed.nk')),
+          inboxPrefix: inboxPrefix(identity as NatsIdentity),
+        });
+        await nc.close();
+      }
+      await expect(connect({ servers: server.url })).rejects.toBeInstanceOf(errors.AuthorizationError);
+    } finally {
+      await server.stop();
+      rmSync(laidOut, { recursive: true, force: true });
+    }
   });
 
   it('a seed file that holds no seed is rejected naming the file', () => {
