@@ -156,9 +156,16 @@ describe('docker-compose.yml', () => {
       },
     ]);
     expect(config.endsWith('/auth.conf')).toBe(true);
+    // TLS required, with the certificate made for the name the services use (nats).
+    expect(JSON.stringify(credentials.command)).toContain('"--tls-host","nats"');
+    const flag = (name: string) => nats.command?.[nats.command.indexOf(name) + 1];
+    expect(nats.command).toContain('--tls');
+    expect([flag('--tlscert'), flag('--tlskey')]).toEqual([`${dirname(config)}/tls.crt`, `${dirname(config)}/tls.key`]);
     for (const [name, identity] of [...SERVICE_NAMES.map((n) => [n, n]), ['nats-bootstrap', 'bootstrap']]) {
       const service = services[name ?? ''];
       const seedFile = service?.environment?.NATS_NKEY_SEED_FILE ?? '';
+      expect(new URL(service?.environment?.NATS_URL ?? '').hostname).toBe('nats');
+      expect(service?.environment?.NATS_TLS_CA_FILE).toBe(`${dirname(seedFile)}/ca.crt`);
       const mounts = [...longVolumes(service), ...shortVolumes(service).map((v) => ({ source: v.split(':')[0] }))];
       // Its own seed, read-only, and no other part of the credentials volume.
       expect([name, mounts.filter((m) => m.source === 'nats-credentials')]).toEqual([
@@ -418,8 +425,8 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
         []
       )
         .flatMap((volume) => (volume.secret?.secretName ? [volume.secret.secretName] : []))
-        // Every service mounts its NATS seed too (checked on its own above).
-        .filter((secret) => secret !== 'context-gateway-nats-seeds');
+        // Every service mounts its NATS seed and the NATS CA too (checked on their own above).
+        .filter((secret) => !['context-gateway-nats-seeds', 'context-gateway-nats-tls'].includes(secret));
     expect(secretVolumes('connection-broker')).toEqual(['context-gateway-connection-broker-keyring']);
     expect(secretVolumes('personal-server')).toEqual(['context-gateway-personal-server-keyring']);
     expect(secretVolumes('audit')).toEqual(['context-gateway-audit-signing-key']);
@@ -586,6 +593,24 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
         expect.arrayContaining([{ name: 'nats-seed', mountPath: dirname(seedFile), readOnly: true }]),
       );
       expect(seedFile.endsWith('/seed.nk')).toBe(true);
+      // TLS: the CA alone from the NATS TLS Secret, never the servers' key.
+      const caFile = container?.env?.find((e) => e.name === 'NATS_TLS_CA_FILE')?.value ?? '';
+      const tlsVolumes = (podSpec(object).volumes ?? []).filter(
+        (v) => v.secret?.secretName === 'context-gateway-nats-tls',
+      );
+      expect(tlsVolumes).toEqual([
+        {
+          name: 'nats-ca',
+          secret: {
+            secretName: 'context-gateway-nats-tls',
+            items: [{ key: 'ca.crt', path: 'ca.crt' }],
+            defaultMode: 0o444,
+          },
+        },
+      ]);
+      expect(container?.volumeMounts).toEqual(
+        expect.arrayContaining([{ name: 'nats-ca', mountPath: dirname(caFile), readOnly: true }]),
+      );
       // Readable by the pod's group only (fsGroup), not by everyone.
       expect((podSpec(object).securityContext as { fsGroup?: number } | undefined)?.fsGroup).toBe(1000);
     },
@@ -601,6 +626,26 @@ describeKubernetes.each(overlayNames)('deploy/overlays/%s (kubectl kustomize)', 
       'context-gateway-nats-auth',
     ]);
     expect(volume?.projected?.sources?.[1]?.configMap?.items).toEqual([{ key: 'auth.conf', path: 'auth.conf' }]);
+  });
+
+  it('runs NATS with TLS on client connections and on the cluster routes, routes verified both ways', () => {
+    const conf = ofKind('ConfigMap').find((c) => c.metadata.name.startsWith('nats-config'))?.data?.['nats.conf'] ?? '';
+    const blocks = [...conf.matchAll(/tls \{([^}]*)\}/g)].map((m) => m[1] ?? '');
+    expect(blocks).toHaveLength(2);
+    for (const block of blocks) {
+      expect(block).toContain('cert_file: /etc/nats-tls/tls.crt');
+      expect(block).toContain('key_file: /etc/nats-tls/tls.key');
+      expect(block).toContain('ca_file: /etc/nats-tls/ca.crt');
+    }
+    // The second block is inside `cluster { … }`: a route must present a certificate of the CA.
+    expect(conf.indexOf('cluster {')).toBeLessThan(conf.lastIndexOf('tls {'));
+    expect(blocks[1]).toContain('verify: true');
+    const nats = workload('nats') ?? ({} as K8sObject);
+    const tls = (podSpec(nats).volumes ?? []).find((v) => v.name === 'tls');
+    expect(tls?.secret?.secretName).toBe('context-gateway-nats-tls');
+    expect(podSpec(nats).containers?.[0]?.volumeMounts).toEqual(
+      expect.arrayContaining([{ name: 'tls', mountPath: '/etc/nats-tls', readOnly: true }]),
+    );
   });
 
   it('runs every stream with 3 replicas on a 3-node NATS cluster (the bootstrap refuses to lower a stream)', () => {

@@ -10,6 +10,7 @@ import {
   type NatsIdentity,
   type NatsPermissions,
 } from './nats-permissions.js';
+import { ensureNatsTls, NATS_TLS_FILES } from './nats-tls.js';
 
 /** Every identity that gets a seed: the services, then the bootstrap. */
 export const NATS_IDENTITIES: readonly NatsIdentity[] = [...SERVICE_NAMES, NATS_BOOTSTRAP_IDENTITY];
@@ -90,19 +91,34 @@ export const NATS_SERVER_CREDENTIALS_DIR = 'server';
  * writeNatsCredentials, then the folder laid out for containers that each mount one piece
  * of it (compose's `nats-credentials` volume): `<dir>/<identity>/seed.nk` per identity (a
  * service mounts only its own) and `<dir>/server/auth.conf` (public keys and rights only).
+ * With `tlsHosts`, also a CA and a server certificate for those names (ensureNatsTls, in
+ * `<dir>/tls`, kept once made): `server/` gets `tls.crt`/`tls.key`, each identity `ca.crt`.
  */
-export function layOutNatsCredentials(dir: string): Record<string, string> {
+export async function layOutNatsCredentials(
+  dir: string,
+  options: { tlsHosts?: readonly string[] } = {},
+): Promise<Record<string, string>> {
   const keys = writeNatsCredentials(dir);
+  const tlsDir = join(dir, 'tls');
+  if (options.tlsHosts) await ensureNatsTls(tlsDir, options.tlsHosts);
   for (const identity of NATS_IDENTITIES) {
     mkdirSync(join(dir, identity), { recursive: true, mode: 0o700 });
     copyFileSync(seedFileOf(dir, identity), join(dir, identity, 'seed.nk'));
     chmodSync(join(dir, identity, 'seed.nk'), 0o600);
+    if (options.tlsHosts) copyFileSync(join(tlsDir, NATS_TLS_FILES.ca), join(dir, identity, NATS_TLS_FILES.ca));
   }
   const server = join(dir, NATS_SERVER_CREDENTIALS_DIR);
   mkdirSync(server, { recursive: true, mode: 0o755 });
   copyFileSync(join(dir, NATS_AUTH_CONFIG_FILE), join(server, NATS_AUTH_CONFIG_FILE));
-  // nats-server may run as another user than the one writing it; it holds no secret.
+  // nats-server may run as another user than the one writing it; auth.conf holds no secret.
   chmodSync(join(server, NATS_AUTH_CONFIG_FILE), 0o644);
+  if (options.tlsHosts) {
+    for (const file of [NATS_TLS_FILES.cert, NATS_TLS_FILES.key, NATS_TLS_FILES.ca]) {
+      copyFileSync(join(tlsDir, file), join(server, file));
+    }
+    // The server's key: readable by whoever runs nats-server (root in the nats image) only.
+    chmodSync(join(server, NATS_TLS_FILES.key), 0o600);
+  }
   return keys;
 }
 

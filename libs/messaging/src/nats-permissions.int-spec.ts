@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -190,16 +190,25 @@ describe('connecting', () => {
     expect((error as Error).message).toMatch(/is not reachable/);
   });
 
-  it("the container layout (compose): nats-server runs from server/ alone and admits each identity's own seed", async () => {
+  it("the container layout (compose): nats-server runs from server/ alone, TLS on, and admits each identity's own seed", async () => {
     const laidOut = mkdtempSync(join(tmpdir(), 'nats-layout-'));
-    const first = layOutNatsCredentials(laidOut);
-    // Run again (a restart of the one-shot): every seed is kept.
-    expect(layOutNatsCredentials(laidOut)).toEqual(first);
-    expect(readdirSync(join(laidOut, NATS_SERVER_CREDENTIALS_DIR))).toEqual([NATS_AUTH_CONFIG_FILE]);
+    const first = await layOutNatsCredentials(laidOut, { tlsHosts: ['localhost', '127.0.0.1'] });
+    const ca = readFileSync(join(laidOut, 'tls', 'ca.crt'), 'utf8');
+    // Run again (a restart of the one-shot): every seed and the CA are kept.
+    expect(await layOutNatsCredentials(laidOut, { tlsHosts: ['localhost', '127.0.0.1'] })).toEqual(first);
+    expect(readFileSync(join(laidOut, 'gateway', 'ca.crt'), 'utf8')).toBe(ca);
+    const serverDir = join(laidOut, NATS_SERVER_CREDENTIALS_DIR);
+    expect(readdirSync(serverDir).sort()).toEqual([NATS_AUTH_CONFIG_FILE, 'ca.crt', 'tls.crt', 'tls.key']);
     expect(statSync(join(laidOut, 'gateway', 'seed.nk')).mode & 0o777).toBe(0o600);
-    const server = await startPrivateNats({
-      configFile: join(laidOut, NATS_SERVER_CREDENTIALS_DIR, NATS_AUTH_CONFIG_FILE),
-    });
+    expect(statSync(join(serverDir, 'tls.key')).mode & 0o777).toBe(0o600);
+    // TLS required on client connections, with the generated certificate.
+    const config = join(laidOut, 'server.conf');
+    writeFileSync(
+      config,
+      `include ./${NATS_SERVER_CREDENTIALS_DIR}/${NATS_AUTH_CONFIG_FILE}\n` +
+        `tls { cert_file: "${join(serverDir, 'tls.crt')}", key_file: "${join(serverDir, 'tls.key')}" }\n`,
+    );
+    const server = await startPrivateNats({ configFile: config });
     try {
       for (const identity of ['gateway', 'audit', 'bootstrap']) {
         const nc = await connectNats({
@@ -209,10 +218,22 @@ describe('connecting', () => {
           bootTimeoutMs: 5_000,
           seed: readUserSeed(join(laidOut, identity, 'seed.nk')),
           inboxPrefix: inboxPrefix(identity as NatsIdentity),
+          tlsCaFile: join(laidOut, identity, 'ca.crt'),
         });
+        expect(nc.info?.tls_required).toBe(true);
         await nc.close();
       }
-      await expect(connect({ servers: server.url })).rejects.toBeInstanceOf(errors.AuthorizationError);
+      // Without the CA the server's certificate is not trusted; without a seed, no entry.
+      await expect(
+        connect({
+          servers: server.url,
+          authenticator: nkeyAuthenticator(readUserSeed(join(laidOut, 'gateway', 'seed.nk'))),
+          timeout: 2_000,
+        }),
+      ).rejects.toThrow();
+      await expect(
+        connect({ servers: server.url, tls: { caFile: join(laidOut, 'gateway', 'ca.crt') } }),
+      ).rejects.toBeInstanceOf(errors.AuthorizationError);
     } finally {
       await server.stop();
       rmSync(laidOut, { recursive: true, force: true });
