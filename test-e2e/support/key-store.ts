@@ -5,7 +5,11 @@ import { pathToFileURL } from 'node:url';
 
 const SOFTHSM2_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 /** The services' default PKCS11_KEY_LABELs (their env.ts). */
-const KEK_LABELS = ['context-gateway.connection-broker.kek', 'context-gateway.personal-server.kek'];
+const KEK_LABELS = [
+  'context-gateway.connection-broker.kek',
+  'context-gateway.personal-server.kek',
+  'context-gateway.identity.kek',
+];
 
 /**
  * TEST_KEY_PROVIDER=pkcs11 runs a stack with every key-holding service on KEY_PROVIDER=pkcs11:

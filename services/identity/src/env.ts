@@ -1,5 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 
+import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
 import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
@@ -38,8 +39,14 @@ const envSchema = z
     /** The services' key folder: the authorization server's keyring lives next to this file unless OAUTH_KEYRING_FILE says otherwise. */
     MASTER_KEY_FILE: z.string().min(1).default('.data/keys/master.key'),
     /**
-     * identity's own keyring (libs/crypto LocalKeyProvider, one KEK for this service only):
-     * it seals the authorization server's private signing keys stored in Postgres.
+     * Where identity's KEK lives (one for this service only; it seals the authorization
+     * server's private signing keys and organizations' SSO client secrets stored in Postgres):
+     * KEY_PROVIDER=pkcs11 keeps it in a token (label PKCS11_KEY_LABEL, `.v<N>` per version),
+     * KEY_PROVIDER=local (development) in OAUTH_KEYRING_FILE.
+     */
+    ...keyStoreEnvShape('context-gateway.identity.kek'),
+    /**
+     * KEY_PROVIDER=local: identity's own keyring file (libs/crypto LocalKeyProvider).
      * Default: `identity-oauth.key` next to MASTER_KEY_FILE.
      */
     OAUTH_KEYRING_FILE: z.string().min(1).optional(),
@@ -78,7 +85,10 @@ const envSchema = z
       .default('false')
       .transform((v) => v === 'true'),
   })
-  .superRefine(refineRuntimeEnv);
+  .superRefine((env, ctx) => {
+    refineRuntimeEnv(env, ctx);
+    refineKeyStoreEnv(env, ctx);
+  });
 
 export type Env = z.infer<typeof envSchema>;
 

@@ -1,5 +1,5 @@
 import { Clock } from '@context-gateway/clock';
-import { EnvelopeCipher, LocalKeyProvider, refuseNewKeyWhileInUse } from '@context-gateway/crypto';
+import { EnvelopeCipher, openKeyProvider, refuseNewKeyWhileInUse } from '@context-gateway/crypto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -46,6 +46,8 @@ const fingerprint = (keys: ProviderKeys) =>
 @Injectable()
 export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
   #serving: ServingProvider | undefined;
+  /** The KEK's provider (a PKCS#11 session with KEY_PROVIDER=pkcs11), closed at shutdown. */
+  #keyring: { close(): void } | undefined;
   #fingerprint = '';
   #timers: NodeJS.Timeout[] = [];
 
@@ -63,11 +65,12 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const keyring = await LocalKeyProvider.open({
-      path: oauthKeyringPath(this.env),
+    const keyring = await openKeyProvider(this.env, {
+      localPath: oauthKeyringPath(this.env),
       createIfMissing: this.env.OAUTH_KEYRING_CREATE_IF_MISSING,
       beforeCreate: refuseNewKeyWhileInUse(() => this.keys.count(), 'authorization server keys sealed under it'),
     });
+    this.#keyring = keyring;
     const keyStore = new OAuthKeyStore(
       this.keys,
       new EnvelopeCipher(keyring),
@@ -93,6 +96,7 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     for (const timer of this.#timers) clearInterval(timer);
+    this.#keyring?.close();
   }
 
   /** Builds a provider for the current keys, unless the serving one already has them. */

@@ -7,7 +7,7 @@
  * Reads the service's environment (DATABASE_URL, DATABASE_SCHEMA, OAUTH_KEYRING_FILE / MASTER_KEY_FILE).
  */
 import { systemClock } from '@context-gateway/clock';
-import { EnvelopeCipher, LocalKeyProvider } from '@context-gateway/crypto';
+import { EnvelopeCipher, openKeyProvider } from '@context-gateway/crypto';
 import { createPool, createPrismaAdapter, serviceSchemaName } from '@context-gateway/database';
 
 import { loadEnv, oauthKeyringPath } from '../env.js';
@@ -21,10 +21,13 @@ const pool = createPool({ url: env.DATABASE_URL, schema, max: 2, applicationName
 const db = new PrismaClient({ adapter: createPrismaAdapter(pool, schema) });
 try {
   // Never a fresh keyring here: the existing keys must stay readable.
-  const keyring = await LocalKeyProvider.open({ path: oauthKeyringPath(env), createIfMissing: false });
+  const keyring = await openKeyProvider(env, { localPath: oauthKeyringPath(env), createIfMissing: false });
   const store = new OAuthKeyStore(new OAuthKeysRepository(db), new EnvelopeCipher(keyring), systemClock);
-  const result = await store.rotate();
-  console.log(JSON.stringify(result));
+  try {
+    console.log(JSON.stringify(await store.rotate()));
+  } finally {
+    keyring.close();
+  }
 } catch (error) {
   console.error(`oauth:rotate-keys failed: ${(error as Error).message}`);
   process.exitCode = 1;

@@ -1,8 +1,8 @@
 import { Clock } from '@context-gateway/clock';
-import { EnvelopeCipher, LocalKeyProvider, WrappedKey } from '@context-gateway/crypto';
+import { EnvelopeCipher, openKeyProvider, WrappedKey } from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type * as client from 'openid-client';
 
 import { type Env, oauthKeyringPath } from '../env.js';
@@ -34,9 +34,10 @@ const sealContext = (orgId: string) => ({ service: 'identity', purpose: 'sso_cli
  * server's keys are), and the openid-client configuration for sign-ins.
  */
 @Injectable()
-export class SsoConfigService {
+export class SsoConfigService implements OnModuleDestroy {
   readonly #issuers: SsoIssuers;
   #cipher: Promise<EnvelopeCipher> | undefined;
+  #provider: { close(): void } | undefined;
 
   constructor(
     private readonly configs: SsoConfigsRepository,
@@ -131,10 +132,17 @@ export class SsoConfigService {
    * it at boot when it is missing, so here a missing file is an error, never a new key.
    */
   #keyring(): Promise<EnvelopeCipher> {
-    this.#cipher ??= LocalKeyProvider.open({ path: oauthKeyringPath(this.env), createIfMissing: false }).then(
-      (provider) => new EnvelopeCipher(provider),
+    this.#cipher ??= openKeyProvider(this.env, { localPath: oauthKeyringPath(this.env), createIfMissing: false }).then(
+      (provider) => {
+        this.#provider = provider;
+        return new EnvelopeCipher(provider);
+      },
     );
     return this.#cipher;
+  }
+
+  onModuleDestroy(): void {
+    this.#provider?.close();
   }
 
   async #seal(orgId: string, secret: string) {
