@@ -12,11 +12,22 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { LogRepository } from './log.repository.js';
 import { parsePinnedKey, type PinnedKey } from './pinned-key.js';
+import { WitnessMetrics, type WitnessOutcome } from './witness.metrics.js';
 
 /** A checkpoint the writer stored, to be cosigned. */
 export interface SignedCheckpoint {
   treeSize: number;
   note: string;
+}
+
+/** The witness answered, and what it said is evidence against the log (not an outage). */
+class WitnessDisagrees extends Error {
+  constructor(
+    readonly outcome: Extract<WitnessOutcome, 'refused' | 'ahead'>,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** How many 409 answers (the witness holds another size) one submission follows. */
@@ -48,6 +59,7 @@ export class WitnessSubmitter implements OnModuleDestroy {
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly metrics: WitnessMetrics,
   ) {
     if (env.AUDIT_WITNESS_URL !== undefined && env.AUDIT_WITNESS_KEY !== undefined) {
       this.witness = { url: env.AUDIT_WITNESS_URL, ...parsePinnedKey(env.AUDIT_WITNESS_KEY, { type: 0x04 }) };
@@ -80,8 +92,10 @@ export class WitnessSubmitter implements OnModuleDestroy {
     for (let next = this.waiting; next && !this.closed; next = this.waiting) {
       try {
         await this.submit(next);
+        this.metrics.submitted('cosigned');
         if (this.waiting === next) this.waiting = undefined;
       } catch (error) {
+        this.metrics.submitted(error instanceof WitnessDisagrees ? error.outcome : 'unreachable');
         this.logger.warn(
           { treeSize: next.treeSize, witness: this.witness?.url, err: (error as Error).message },
           'audit checkpoint not cosigned by the witness; retrying later',
@@ -107,7 +121,10 @@ export class WitnessSubmitter implements OnModuleDestroy {
           { witness: witness.url, witnessSize: oldSize, treeSize: checkpoint.treeSize },
           'AUDIT WITNESS AHEAD: the witness cosigned a larger tree than this log holds (truncated log, or another log under this origin)',
         );
-        throw new Error(`the witness holds ${oldSize} entries, more than the log's ${checkpoint.treeSize}`);
+        throw new WitnessDisagrees(
+          'ahead',
+          `the witness holds ${oldSize} entries, more than the log's ${checkpoint.treeSize}`,
+        );
       }
       const proof =
         oldSize === 0 || oldSize === checkpoint.treeSize
@@ -126,7 +143,8 @@ export class WitnessSubmitter implements OnModuleDestroy {
         const held = /^(0|[1-9][0-9]*)\n$/.exec(text)?.[1];
         if (held === undefined) throw new Error('the witness answered 409 without a size');
         // Same size, other root: the witness saw another log under this origin at this size.
-        if (Number(held) === oldSize) throw new Error(`the witness holds another tree of size ${held}`);
+        if (Number(held) === oldSize)
+          throw new WitnessDisagrees('refused', `the witness holds another tree of size ${held}`);
         oldSize = Number(held);
         this.heldSize = oldSize;
         continue;

@@ -9,6 +9,7 @@ import { createPool } from '@context-gateway/database';
 import { parseVerifierKey, verifyCheckpoint, verifyCosignature } from '@context-gateway/merkle-log';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, GetCheckpointRequestSchema } from '@context-gateway/proto';
+import { Metrics } from '@context-gateway/service-kit';
 import { loadEnv as loadWitnessEnv, type RunningWitness, startWitness } from '@context-gateway/witness';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { TestingModule } from '@nestjs/testing';
@@ -49,6 +50,19 @@ describe('audit checkpoints cosigned by a witness outside the database (C2SP tlo
       Array.from({ length: n }, (_, i) => publisher.publish(events.auditRecorded, auditTestEvent(published + i, ORG))),
     );
     published += n;
+  }
+
+  /** One sample of the audit instance's metrics: the line of `name` carrying every label given. */
+  async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await audit.get(Metrics).registry.metrics();
+    const found = text
+      .split('\n')
+      .find(
+        (l) =>
+          (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) &&
+          Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
+      );
+    return Number(found?.split(' ').at(-1) ?? Number.NaN);
   }
 
   /** Waits until the witness holds the log at `size` and the cosignature is stored. */
@@ -132,6 +146,9 @@ describe('audit checkpoints cosigned by a witness outside the database (C2SP tlo
     expect(note).toBe(rows[0]!.note + line!);
     expect(verifyCheckpoint(note, logKey.publicKey).ok).toBe(true);
     expect(verifyCosignature(note, witnessKey.publicKey, witnessKey.name).ok).toBe(true);
+
+    expect(await metric('audit_witness_lag_entries')).toBe(0);
+    expect(await metric('audit_witness_submissions_total', { outcome: 'cosigned' })).toBeGreaterThanOrEqual(2);
   }, 40_000);
 
   it('the witness detects a log cut short together with its checkpoints, which the log alone cannot', async () => {
@@ -180,6 +197,11 @@ describe('audit checkpoints cosigned by a witness outside the database (C2SP tlo
       await sleep(50);
     }
     expect(await LogRepository.latestCosignedSize(bed.db.pool, witnessKey.name)).toBe(757);
+    expect(await metric('audit_witness_lag_entries')).toBe(100);
+    const unreachable = () => metric('audit_witness_submissions_total', { outcome: 'unreachable' });
+    const deadlineDown = Date.now() + 5_000;
+    while (!((await unreachable()) >= 1) && Date.now() < deadlineDown) await sleep(50);
+    expect(await unreachable()).toBeGreaterThanOrEqual(1);
     witness = await startWitness(
       loadWitnessEnv({
         WITNESS_NAME: 'witness.audit-test/w1',
@@ -193,5 +215,6 @@ describe('audit checkpoints cosigned by a witness outside the database (C2SP tlo
     );
     await waitForWitness(857);
     await audit.get(WitnessSubmitter).settled();
+    expect(await metric('audit_witness_lag_entries')).toBe(0);
   }, 30_000);
 });
