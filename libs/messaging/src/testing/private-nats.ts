@@ -26,15 +26,24 @@ function natsServerBinary(): string {
   throw new Error('nats-server is not installed (apt-get install -y nats-server)');
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free port below Linux's ephemeral range (32768–60999): one the OS picked with listen(0)
+ * is also handed to outgoing connections, which can take it before nats-server binds it.
+ */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await bindable(port)) return port;
+  }
+  throw new Error('no free port found below the ephemeral range');
 }
 
 function accepts(port: number): Promise<boolean> {
