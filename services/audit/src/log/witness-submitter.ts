@@ -155,6 +155,7 @@ export class WitnessSubmitter implements OnModuleDestroy {
             { witness: witness.url, status: response.status, treeSize: checkpoint.treeSize, oldSize },
             "AUDIT WITNESS REFUSED the log's signed checkpoint (not a consistent extension, or not the key it trusts)",
           );
+          throw new WitnessDisagrees('refused', `the witness answered ${response.status}: ${text.slice(0, 200)}`);
         }
         throw new Error(`the witness answered ${response.status}: ${text.slice(0, 200)}`);
       }
