@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, verify as verifySignature } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -56,12 +56,17 @@ async function call(method: string, path: string, token?: string, body?: unknown
 const createOrg = (name: string) => call('POST', '/v1/admin/organizations', OPERATOR_TOKEN, { name });
 
 /**
- * The log's public key as an auditor pins it once (raw Ed25519, base64): read here from the
- * key the stack created, as the operator would hand it over on day one.
+ * The log's public key as an auditor pins it once: the verifier key audit logs when it opens
+ * its signing key, as the operator would hand it over on day one. Read from the log, not the
+ * key: with TEST_KEY_PROVIDER=pkcs11 the key is in the token and no file holds it.
  */
 function pinnedPublicKey(): string {
-  const pem = readFileSync(join(keyDir, 'audit-signing.key'), 'utf8');
-  return Buffer.from(createPublicKey(pem).export({ format: 'jwk' }).x!, 'base64url').toString('base64');
+  const opened = stack.logs.find(
+    (line) => line.service === 'audit' && line.json?.msg === 'audit checkpoint signing key opened',
+  );
+  const verifierKey = opened?.json?.verifierKey;
+  if (typeof verifierKey !== 'string') throw new Error('audit has not logged its verifier key');
+  return verifierKey;
 }
 
 function runVerify(args = ['--public-key', pinnedPublicKey()]): { code: number; out: string } {
@@ -288,6 +293,7 @@ describe('nothing lost: the audit service is killed in the middle of a load and 
         DATABASE_URL: stack.databaseUrl,
         NATS_URL: stack.natsUrl,
         NATS_NKEY_SEED_FILE: stack.natsSeedFiles.audit,
+        ...stack.keyStoreEnv,
         HTTP_PORT: String(port),
         MASTER_KEY_FILE: join(keyDir, 'master.key'),
         AUDIT_SIGNING_KEY_FILE: join(keyDir, 'audit-signing.key'),

@@ -31,6 +31,8 @@ export interface TestStack {
   natsOptions(): ConnectionOptions;
   /** Each identity's seed file (NATS_NKEY_SEED_FILE), for a service the test starts by hand. */
   natsSeedFiles: Record<string, string>;
+  /** The key store settings the services run with (TEST_KEY_PROVIDER), for a service the test starts by hand. */
+  keyStoreEnv: Record<string, string>;
   databaseUrl: string;
   /** Each service's own database login (a role per service), as the stack gave it to the service. */
   databaseLogins: Partial<Record<ServiceName, { user: string; password: string }>>;
@@ -124,6 +126,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
     ports[service] = await freePort();
   }
   const seedFiles = nats.natsSeedFiles ?? {};
+  const keyStore = keyStoreEnv(rootDir, scratch);
   let stack;
   try {
     stack = await startStack({
@@ -138,7 +141,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
       env: {
         LOG_LEVEL: 'debug',
         MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
-        ...keyStoreEnv(rootDir, scratch),
+        ...keyStore,
         BOOT_TIMEOUT_MS: '20000',
         // Metrics listeners on OS-chosen ports: HTTP_PORT + 1000 of a free port need not be free.
         // Each service logs its metrics_url when ready.
@@ -164,6 +167,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
       authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(seedFiles['e2e-probe']!, 'utf8').trim())),
     }),
     natsSeedFiles: seedFiles,
+    keyStoreEnv: keyStore,
     databaseUrl,
     databaseLogins: stack.databaseLogins,
     logs,
