@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,16 +20,7 @@ let keyDir: string;
 let token: SoftHsmToken;
 let other: SoftHsmToken;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function start(tokenLabel: string): Promise<RunningService> {
-  const port = await freePort();
   return harness.run({
     name: 'identity',
     module: AppModule,
@@ -42,8 +32,6 @@ async function start(tokenLabel: string): Promise<RunningService> {
       PKCS11_PIN: token.pin,
       // Where a local keyring would go: it must never appear.
       OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key'),
-      HTTP_PORT: String(port),
-      GATEWAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
     },
   });
 }
@@ -51,8 +39,9 @@ async function start(tokenLabel: string): Promise<RunningService> {
 async function jwksKids(service: RunningService): Promise<string[]> {
   const discovery = await fetch(`${service.url}/oauth/.well-known/openid-configuration`);
   expect(discovery.status).toBe(200);
+  // The advertised URL is on GATEWAY_PUBLIC_URL's origin; its path is served here too.
   const { jwks_uri: jwksUri } = (await discovery.json()) as { jwks_uri: string };
-  const res = await fetch(jwksUri);
+  const res = await fetch(new URL(new URL(jwksUri).pathname, service.url));
   expect(res.status).toBe(200);
   return ((await res.json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
 }
