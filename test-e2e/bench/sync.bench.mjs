@@ -20,6 +20,7 @@ import pg from 'pg';
 
 // The same code `pnpm start` runs.
 import { ensureNats, startStack } from '../../scripts/start.mjs';
+import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -151,18 +152,23 @@ try {
     });
   await waitFor('the broker to know the app', () => newSession().then(() => true));
 
+  // Each account is a new person, signed in with a software passkey at the gateway.
   const connectAccount = async (login) => {
-    const userId = randomUUID();
+    const person = await signUpWithSoftPasskey(`http://localhost:${new URL(stack.gatewayUrl).port}`);
     const session = await newSession();
     const decided = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId,
+      personSessionToken: person.sessionToken,
     });
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
     const done = await client.request(
       rpc.broker.completeAuthorization,
-      { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId },
+      {
+        callbackQuery: redirect.search.slice(1),
+        stateCookie: decided.oauthState,
+        personSessionToken: person.sessionToken,
+      },
       { timeoutMs: 20_000 },
     );
     return done.connectionId;

@@ -20,6 +20,7 @@ import { ensurePostgres } from '../../scripts/stack/infra.mjs';
 import { prepareNatsCredentials } from '../../scripts/stack/nats-auth.mjs';
 import { spawnManaged } from '../../scripts/stack/processes.mjs';
 import { startStack } from '../../scripts/stack/stack.mjs';
+import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 const SERVICES = ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'];
@@ -197,18 +198,23 @@ try {
     });
   await waitFor('the broker to know the app', () => newSession().then(() => true));
   // The connect flow without a browser, as test-e2e/support/source-connection.ts does it.
+  // Each account is a new person, signed in with a software passkey at the gateway.
   const connectAccount = async (login) => {
-    const userId = randomUUID();
+    const person = await signUpWithSoftPasskey(`http://localhost:${new URL(gatewayUrl).port}`);
     const session = await newSession();
     const decided = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId,
+      personSessionToken: person.sessionToken,
     });
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
     const done = await client.request(
       rpc.broker.completeAuthorization,
-      { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId },
+      {
+        callbackQuery: redirect.search.slice(1),
+        stateCookie: decided.oauthState,
+        personSessionToken: person.sessionToken,
+      },
       { timeoutMs: 20_000 },
     );
     if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);

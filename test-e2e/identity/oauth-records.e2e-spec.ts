@@ -9,9 +9,15 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 
-import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser } from '../support/browser.js';
+import {
+  addVirtualAuthenticator,
+  browserUrl,
+  createAccountOnSigninPage,
+  launchBrowser,
+  sessionCookie,
+} from '../support/browser.js';
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
+import { connectSourceAccount, newPerson, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // A person's access token on the records API: an application (a public client, as a CLI or
@@ -98,6 +104,8 @@ afterAll(async () => {
 
 /** The refresh token issued with each scope set by the last tokensFor(). */
 const refreshTokens = new Map<string, string>();
+/** The gateway session of the person of the last tokensFor(), signed in in its browser. */
+let personSession = '';
 
 /** One person: signs up with a passkey inside the authorization, consents; the app gets tokens per scope set. */
 async function tokensFor(
@@ -140,6 +148,7 @@ async function tokensFor(
     if (response.refresh_token) refreshTokens.set(scope, response.refresh_token);
   }
   await whileSignedIn?.(page, tokens);
+  personSession = await sessionCookie(context);
   await context.close();
   return tokens;
 }
@@ -161,8 +170,9 @@ describe("a person's access token on the records API", () => {
       insecure,
     );
     const broker = new RpcClient(nc);
-    const mine = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-person', claims.sub);
-    const theirs = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-other');
+    const person = { userId: claims.sub, sessionToken: personSession };
+    const mine = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-person', person);
+    const theirs = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-other', await newPerson(base));
 
     const own = await records(full, mine.connectionId);
     expect(own.status).toBe(200);
@@ -200,7 +210,8 @@ describe('a revoked token', () => {
       base,
       insecure,
     );
-    const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-revoked', claims.sub);
+    const person = { userId: claims.sub, sessionToken: personSession };
+    const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-revoked', person);
     expect((await records(access, mine.connectionId)).status).toBe(200);
 
     // The application revokes its refresh token (RFC 7009): the grant, its whole family, ends.

@@ -10,7 +10,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as oauth from 'oauth4webapi';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
-import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
+import { addVirtualAuthenticator, browserUrl, launchBrowser, sessionCookie } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { connectSourceAccount } from '../support/source-connection.js';
 import { startTestIdp, type TestIdp } from '../support/test-idp.js';
@@ -231,9 +231,10 @@ describe('an SSO person and an application', () => {
       userId: claims.sub,
       displayName: 'Alice Acme',
     });
+    const person = { userId: claims.sub, sessionToken: await sessionCookie(context) };
     await context.close();
 
-    const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-alice', claims.sub);
+    const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-alice', person);
     // The first sync runs after the consent: wait for its records rather than race it.
     const records = await waitFor('the first sync of the connection', async () => {
       const res = await fetch(`${base}/v1/connections/${mine.connectionId}/records?type=code.repository`, {

@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { recentAuditEvents } from '../support/audit-stream.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
+import { connectSourceAccount, newPerson, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Credential-only mode through the public surface: an app backend asks the gateway for a
@@ -96,7 +96,14 @@ describe('credential-only mode (POST /v1/credentials)', () => {
   });
 
   it("hands out the person's short-lived GitHub token (never the refresh token), refreshed first when close to expiry", async () => {
-    ({ userId } = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-cred'));
+    ({ userId } = await connectSourceAccount(
+      new RpcClient(nc),
+      app,
+      'github',
+      SCOPES,
+      'octo-cred',
+      await newPerson(stack.gatewayUrl),
+    ));
     const first = await waitFor('policy to know the grant', async () => {
       const res = await credentials({ integration: 'github', userId });
       return res.status === 200 ? res.body : undefined;

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
+import { connectSourceAccount, newPerson, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // An app backend's life with one connection, written once against a client interface and run
@@ -269,7 +269,14 @@ describe.each([
   });
 
   it('reads the connection the person granted, once its first sync has finished', async () => {
-    ({ connectionId } = await connectSourceAccount(broker, app, 'github', SCOPES, login));
+    ({ connectionId } = await connectSourceAccount(
+      broker,
+      app,
+      'github',
+      SCOPES,
+      login,
+      await newPerson(stack.gatewayUrl),
+    ));
     expect(await api.connection(connectionId)).toMatchObject({ id: connectionId, status: 'active', scopes: SCOPES });
     const status = await waitFor(
       'the first sync',
@@ -304,7 +311,14 @@ describe.each([
 describe('@context-gateway/node errors', () => {
   it('are typed classes an app can tell apart without reading the status', async () => {
     const client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
-    const { connectionId } = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-errors');
+    const { connectionId } = await connectSourceAccount(
+      broker,
+      app,
+      'github',
+      SCOPES,
+      'octo-errors',
+      await newPerson(stack.gatewayUrl),
+    );
     await client.connections.revoke(connectionId);
     const revoked = await client.records.list(connectionId).catch((e: unknown) => e);
     expect(revoked).toBeInstanceOf(GrantRevokedError);
@@ -342,7 +356,14 @@ describe('webhooks to the app (Standard Webhooks, through @context-gateway/node)
     const client = new ContextGateway({ baseUrl: stack.gatewayUrl, apiKey });
     await sim.control.createAccount({ login: 'octo-hooks', counts: { repos: 3, starred: 0, issues: 0 } });
     await receiver.stop();
-    const { connectionId } = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-hooks');
+    const { connectionId } = await connectSourceAccount(
+      broker,
+      app,
+      'github',
+      SCOPES,
+      'octo-hooks',
+      await newPerson(stack.gatewayUrl),
+    );
     const log = async () =>
       (await client.webhooks.list({ limit: 100 })).messages.filter((m) => m.connectionId === connectionId);
     // The first sync's outcome is queued behind the failing connection.created.

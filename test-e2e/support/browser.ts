@@ -95,3 +95,10 @@ export async function signInOnSigninPage(page: Page): Promise<void> {
   await page.waitForSelector('#sign-in');
   await Promise.all([page.waitForURL(leftSigninPage), page.click('#sign-in')]);
 }
+
+/** The gateway session a browser context signed in with (its `__Host-cg_session` cookie). */
+export async function sessionCookie(context: BrowserContext): Promise<string> {
+  const cookie = (await context.cookies()).find((c) => c.name === '__Host-cg_session');
+  if (!cookie) throw new Error('this browser is not signed in at the gateway');
+  return cookie.value;
+}

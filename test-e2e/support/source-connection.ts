@@ -1,16 +1,18 @@
-import { randomUUID } from 'node:crypto';
-
 import { type RpcClient } from '@context-gateway/messaging';
 import { ConnectDecision, rpc } from '@context-gateway/proto';
 import { completeAuthorization } from '@context-gateway/source-simulators';
 
+import { browserUrl } from './browser.js';
+import { type SignedInPerson, signUpWithSoftPasskey } from './soft-passkey.mjs';
 import { waitFor } from './test-stack.js';
 
 /**
  * Connects a simulated source account for an app, the way the connect flow does it, but
- * without a browser: connect session → consent (ALLOW for a user) → the source's login and
- * consent (simulator form, no browser) → the broker's callback. The broker then provisions
- * the Personal Server, records the grant and queues the INITIAL sync.
+ * without a browser: connect session → consent (ALLOW by a signed-in person, proven by their
+ * session token) → the source's login and consent (simulator form, no browser) → the
+ * broker's callback. The broker then provisions the Personal Server, records the grant and
+ * queues the INITIAL sync. A person comes from `signUpWithSoftPasskey` (support/soft-passkey.mjs)
+ * or from a browser context's session cookie.
  */
 export async function connectSourceAccount(
   client: RpcClient,
@@ -18,7 +20,7 @@ export async function connectSourceAccount(
   integration: string,
   scopes: string[],
   login: string,
-  userId: string = randomUUID(),
+  person: SignedInPerson,
 ): Promise<{ connectionId: string; userId: string }> {
   const session = await client.request(rpc.broker.createConnectSession, {
     orgId: app.orgId,
@@ -32,16 +34,20 @@ export async function connectSourceAccount(
   const decided = await client.request(rpc.broker.decideConnectSession, {
     sessionToken: session.sessionToken,
     decision: ConnectDecision.ALLOW,
-    userId,
+    personSessionToken: person.sessionToken,
   });
   const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
   const done = await client.request(
     rpc.broker.completeAuthorization,
-    { callbackQuery: redirect.search.slice(1), stateCookie: decided.oauthState, userId },
+    {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie: decided.oauthState,
+      personSessionToken: person.sessionToken,
+    },
     { timeoutMs: 20_000 },
   );
   if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
-  return { connectionId: done.connectionId, userId };
+  return { connectionId: done.connectionId, userId: person.userId };
 }
 
 /**
@@ -66,4 +72,9 @@ export async function waitForBrokerToKnowApp(
       })
       .then(() => true),
   );
+}
+
+/** A new person, signed up and in with a software passkey at this stack's gateway. */
+export function newPerson(gatewayUrl: string): Promise<SignedInPerson> {
+  return signUpWithSoftPasskey(browserUrl(gatewayUrl));
 }

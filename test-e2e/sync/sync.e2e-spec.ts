@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
+import { connectSourceAccount, newPerson, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // GitHub, synced by the sync-worker into a Personal Server and read back by an app through
@@ -185,7 +185,14 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('the first sync (INITIAL, queued by the broker) walks every page into the Personal Server', async () => {
     const started = Date.now() - 1;
-    ({ connectionId } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-sync'));
+    ({ connectionId } = await connectSourceAccount(
+      client,
+      app,
+      'github',
+      SCOPES,
+      'octo-sync',
+      await newPerson(stack.gatewayUrl),
+    ));
     const state = await syncedAfter(connectionId, started);
     expect(state).toMatchObject({ state: 'idle', lastError: null });
     expect(state.recordsSynced).toBe(1 + 230 + 120 + 25);
@@ -348,9 +355,10 @@ describe('sync: GitHub into the Personal Server', () => {
 
   it('a deleted connection is dropped by the sync-worker at its next job: no failure, nothing scheduled again', async () => {
     const t0 = Date.now();
-    const { connectionId: gone, userId } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-gone');
+    const person = await newPerson(stack.gatewayUrl);
+    const { connectionId: gone } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-gone', person);
     await syncedAfter(gone, t0);
-    await client.request(rpc.broker.removeConnection, { connectionId: gone, userId });
+    await client.request(rpc.broker.removeConnection, { connectionId: gone, personSessionToken: person.sessionToken });
     expect((await api<{ code: string }>('GET', `/v1/connections/${gone}/sync`)).body.code).toBe('connection_not_found');
     // The job the scheduler would have queued at the connection's next interval.
     await new JetStreamPublisher(nc).publish(events.syncJobRequested, {
@@ -405,7 +413,14 @@ describe('sync: GitHub into the Personal Server', () => {
       durationSeconds: 20,
     });
     const t0 = Date.now();
-    const { connectionId: bulk } = await connectSourceAccount(client, app, 'github', SCOPES, 'octo-bulk');
+    const { connectionId: bulk } = await connectSourceAccount(
+      client,
+      app,
+      'github',
+      SCOPES,
+      'octo-bulk',
+      await newPerson(stack.gatewayUrl),
+    );
     // The worker holding the job dies as soon as the first records are in. Which one holds
     // it is in its lease (owner = host:pid:nonce), read from the sync-worker's own table.
     await waitFor(
@@ -439,7 +454,14 @@ describe('sync: Spotify into the Personal Server', () => {
 
   it('the first sync brings profile, playlists with their items and saved tracks', async () => {
     const t0 = Date.now();
-    ({ connectionId } = await connectSourceAccount(client, app, 'spotify', SPOTIFY_SCOPES, 'listener'));
+    ({ connectionId } = await connectSourceAccount(
+      client,
+      app,
+      'spotify',
+      SPOTIFY_SCOPES,
+      'listener',
+      await newPerson(stack.gatewayUrl),
+    ));
     const state = await syncedAfter(connectionId, t0);
     expect(state.lastError).toBeNull();
     // profile + 12 playlists + 12 × 60 items + 80 saved tracks + 70 plays
@@ -458,7 +480,14 @@ describe('sync: Spotify into the Personal Server', () => {
     const refused = playlists[1]!.id;
     await spotify.control.setQuirks('follower', { forbiddenPlaylists: [refused], nullPlaylistEntries: [2] });
     const t0 = Date.now();
-    const { connectionId: followed } = await connectSourceAccount(client, app, 'spotify', SPOTIFY_SCOPES, 'follower');
+    const { connectionId: followed } = await connectSourceAccount(
+      client,
+      app,
+      'spotify',
+      SPOTIFY_SCOPES,
+      'follower',
+      await newPerson(stack.gatewayUrl),
+    );
     const state = await syncedAfter(followed, t0);
     expect(state.lastError).toBeNull();
     expect(state.lastRunSkippedTotal).toBe(2);

@@ -44,6 +44,18 @@ function optionalUuid(value: string, path: string): ValidationProblem[] {
   return value === '' ? [] : check.uuid(value, path);
 }
 
+/**
+ * A person's browser session token (identity's `cg_ses_...`), which the broker resolves with
+ * identity.v1.resolve_session: the person a call acts for is proven, not named.
+ */
+function personSessionToken(value: string, path: string): ValidationProblem[] {
+  return [...check.nonEmpty(value, path), ...check.maxLength(value, 512, path)];
+}
+
+function optionalPersonSessionToken(value: string, path: string): ValidationProblem[] {
+  return value === '' ? [] : personSessionToken(value, path);
+}
+
 /** connection-broker's request/reply contracts (`broker.v1.*`). */
 export const brokerRpc = {
   createConnectSession: defineRpc({
@@ -70,7 +82,10 @@ export const brokerRpc = {
     request: GetConnectSessionRequestSchema,
     response: GetConnectSessionResponseSchema,
     timeoutMs: 5_000,
-    validate: (m) => [...sessionToken(m.sessionToken, 'sessionToken'), ...optionalUuid(m.userId, 'userId')],
+    validate: (m) => [
+      ...sessionToken(m.sessionToken, 'sessionToken'),
+      ...optionalPersonSessionToken(m.personSessionToken, 'personSessionToken'),
+    ],
   }),
   decideConnectSession: defineRpc({
     subject: 'broker.v1.decide_connect_session',
@@ -82,7 +97,9 @@ export const brokerRpc = {
     validate: (m) => [
       ...sessionToken(m.sessionToken, 'sessionToken'),
       ...check.enumSet(m.decision, 'decision'),
-      ...(m.decision === ConnectDecision.ALLOW ? check.uuid(m.userId, 'userId') : optionalUuid(m.userId, 'userId')),
+      ...(m.decision === ConnectDecision.ALLOW
+        ? personSessionToken(m.personSessionToken, 'personSessionToken')
+        : optionalPersonSessionToken(m.personSessionToken, 'personSessionToken')),
       ...check.maxLength(m.apiKey, 4096, 'apiKey'),
     ],
   }),
@@ -96,7 +113,7 @@ export const brokerRpc = {
     validate: (m) => [
       ...check.nonEmpty(m.callbackQuery, 'callbackQuery'),
       ...check.maxLength(m.callbackQuery, 8192, 'callbackQuery'),
-      ...optionalUuid(m.userId, 'userId'),
+      ...optionalPersonSessionToken(m.personSessionToken, 'personSessionToken'),
     ],
   }),
   getConnection: defineRpc({
@@ -145,8 +162,10 @@ export const brokerRpc = {
     validate: (m) => [
       ...check.uuid(m.connectionId, 'connectionId'),
       ...check.uuid(m.applicationId, 'applicationId'),
-      ...(m.userId === '' && m.orgId === '' ? [{ path: 'userId', message: 'userId or orgId must be set' }] : []),
-      ...optionalUuid(m.userId, 'userId'),
+      ...((m.personSessionToken === '') === (m.orgId === '')
+        ? [{ path: 'personSessionToken', message: 'exactly one of personSessionToken and orgId must be set' }]
+        : []),
+      ...optionalPersonSessionToken(m.personSessionToken, 'personSessionToken'),
       ...optionalUuid(m.orgId, 'orgId'),
     ],
   }),
@@ -156,7 +175,10 @@ export const brokerRpc = {
     request: RemoveConnectionRequestSchema,
     response: RemoveConnectionResponseSchema,
     timeoutMs: 15_000,
-    validate: (m) => [...check.uuid(m.connectionId, 'connectionId'), ...check.uuid(m.userId, 'userId')],
+    validate: (m) => [
+      ...check.uuid(m.connectionId, 'connectionId'),
+      ...personSessionToken(m.personSessionToken, 'personSessionToken'),
+    ],
   }),
   listUserConnections: defineRpc({
     subject: 'broker.v1.list_user_connections',
@@ -164,7 +186,7 @@ export const brokerRpc = {
     request: ListUserConnectionsRequestSchema,
     response: ListUserConnectionsResponseSchema,
     timeoutMs: 5_000,
-    validate: (m) => [...check.uuid(m.userId, 'userId')],
+    validate: (m) => [...personSessionToken(m.personSessionToken, 'personSessionToken')],
   }),
   configureWebhook: defineRpc({
     subject: 'broker.v1.configure_webhook',

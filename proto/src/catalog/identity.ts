@@ -125,7 +125,8 @@ export const identityRpc = {
   }),
   resolveSession: defineRpc({
     subject: `${P}.resolve_session`,
-    callers: ['gateway'],
+    // The broker resolves the session token of the person its person calls act for.
+    callers: ['gateway', 'connection-broker'],
     request: ResolveSessionRequestSchema,
     response: ResolveSessionResponseSchema,
     timeoutMs: 1_500,

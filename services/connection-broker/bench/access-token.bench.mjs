@@ -14,10 +14,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { createTestSchema } from '@context-gateway/database/testing';
+import { AppError } from '@context-gateway/errors';
 import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import { answerRpc } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import { ConnectDecision, rpc, streams } from '@context-gateway/proto';
-import { RuntimeModule } from '@context-gateway/service-kit';
+import { Metrics, RuntimeModule } from '@context-gateway/service-kit';
 import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
 import { connect } from '@nats-io/transport-node';
 import { Module } from '@nestjs/common';
@@ -42,7 +44,7 @@ for (let i = 0; !nc; i++)
     i > 50 ? Promise.reject(e) : new Promise((r) => setTimeout(r, 100)),
   );
 const logger = createLogger({ service: 'broker-bench', level: 'silent' });
-await ensureStreams(nc, [streams.syncJobs, streams.control, streams.deadLetters], logger);
+await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
 const db = await createTestSchema({
   prefix: 'broker_bench',
   migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
@@ -71,6 +73,8 @@ Module({
       pool: db.pool,
       nc,
       logger,
+      metrics: new Metrics({ service: 'connection-broker', version: 'bench' }),
+      closeMetrics: () => Promise.resolve(),
       shutdownTracing: async () => {},
     }),
     AppModule,
@@ -79,6 +83,7 @@ Module({
 const app = await NestFactory.createMicroservice(Root, {
   strategy: new NatsRpcServer({ connection: nc, queue: 'connection-broker', logger }),
   logger: false,
+  abortOnError: false,
 });
 app.useGlobalFilters(new RpcErrorPassthroughFilter());
 await app.listen();
@@ -86,6 +91,12 @@ const client = new RpcClient(nc);
 
 const org = crypto.randomUUID();
 const user = crypto.randomUUID();
+// The broker runs alone here: identity's answer to "whose session is this" comes from the bench.
+const personSessionToken = `cg_ses_${crypto.randomUUID()}`;
+answerRpc(nc, rpc.identity.resolveSession, (request) => {
+  if (request.sessionToken !== personSessionToken) throw new AppError('unauthenticated', 'Unknown session');
+  return { user: { id: user, displayName: 'Bench person' } };
+});
 const session = await client.request(rpc.broker.createConnectSession, {
   orgId: org,
   applicationId: crypto.randomUUID(),
@@ -97,13 +108,13 @@ const session = await client.request(rpc.broker.createConnectSession, {
 const decided = await client.request(rpc.broker.decideConnectSession, {
   sessionToken: session.sessionToken,
   decision: ConnectDecision.ALLOW,
-  userId: user,
+  personSessionToken,
 });
 const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'alice' });
 const { connectionId } = await client.request(rpc.broker.completeAuthorization, {
   callbackQuery: redirect.search.slice(1),
   stateCookie: decided.oauthState,
-  userId: user,
+  personSessionToken,
 });
 
 async function drive(label, concurrency, forceRefresh, seconds) {

@@ -1,2 +1,3 @@
+export * from './answer-rpc.js';
 export * from './private-nats.js';
 export * from './rpc-fuzz.js';

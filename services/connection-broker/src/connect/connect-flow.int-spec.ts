@@ -49,6 +49,7 @@ import { ConnectionsRepository } from '../connections/connections.repository.js'
 import { loadEnv } from '../env.js';
 import { GrantEventsRelay, SWEEP_AFTER_MS } from '../grants/grant-events.relay.js';
 import { GrantsRepository } from '../grants/grants.repository.js';
+import { SignedInPeople } from '../people/testing/signed-in-people.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 
 // The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
@@ -70,6 +71,9 @@ let nats: PrivateNats;
 /** The key-encryption keyring of this test's broker. */
 let keysDir: string;
 let nc: NatsConnection;
+/** identity's answer to who holds a session token (people/testing). */
+let people: SignedInPeople;
+const signedIn = (userId: string) => people.sessionOf(userId);
 let db: TestSchema;
 let demo: RunningSimulator;
 let app: INestMicroservice;
@@ -80,6 +84,7 @@ beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-int-keys-'));
   nc = await connect({ servers: nats.url });
+  people = SignedInPeople.answerOn(nc);
   await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_connect',
@@ -166,7 +171,7 @@ async function allowAndAuthorize(token: string, user = ALICE, login = 'alice') {
   const decided = await client.request(rpc.broker.decideConnectSession, {
     sessionToken: token,
     decision: ConnectDecision.ALLOW,
-    userId: user,
+    personSessionToken: signedIn(user),
   });
   expect(new URL(decided.redirectUrl).origin).toBe(new URL(demo.url).origin);
   expect(new URL(decided.redirectUrl).searchParams.get('code_challenge_method')).toBe('S256');
@@ -218,7 +223,7 @@ describe('connect flow at the broker', () => {
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: redirect.search.slice(1),
       stateCookie,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     const back = new URL(done.redirectUrl);
     expect(`${back.origin}${back.pathname}`).toBe(CALLBACK);
@@ -301,7 +306,7 @@ describe('connect flow at the broker', () => {
     const refused = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: elsewhere.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     expect(refused.refused).toBe('conflict');
     expect(refused.connectionId).toBe('');
@@ -315,7 +320,7 @@ describe('connect flow at the broker', () => {
         client.request(rpc.broker.decideConnectSession, {
           sessionToken: elsewhere.sessionToken,
           decision: ConnectDecision.ALLOW,
-          userId: ALICE,
+          personSessionToken: signedIn(ALICE),
         }),
       ),
     ).toBe('connect_session_invalid');
@@ -342,13 +347,13 @@ describe('connect flow at the broker', () => {
     const session = await newSession(APP_B);
     const view = await client.request(rpc.broker.getConnectSession, {
       sessionToken: session.sessionToken,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     expect(view.reusesConnection).toBe(true);
     const decided = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     expect(decided.connectionId).toBe(connectionId);
     expect(new URL(decided.redirectUrl).searchParams.get('connectionId')).toBe(connectionId);
@@ -359,6 +364,56 @@ describe('connect flow at the broker', () => {
       connectionId,
     });
     expect(connection?.scopes).toEqual(['demo:read:notes']);
+  });
+
+  it('acts only for the person whose session the call carries: none, a forged or a signed-out one is refused and changes nothing', async () => {
+    // Alice holds APP_A's and APP_B's grants on `connectionId` (tests above). Grace is signed in, then signs out.
+    const grace = randomUUID();
+    const graceToken = signedIn(grace);
+    people.signOut(grace);
+    const session = await newSession(APP_B);
+    const allow = (personSessionToken: string) =>
+      client.request(rpc.broker.decideConnectSession, {
+        sessionToken: session.sessionToken,
+        decision: ConnectDecision.ALLOW,
+        personSessionToken,
+      });
+    expect(await rejection(allow(''))).toBe('validation_failed');
+    expect(await rejection(allow(`cg_ses_${'x'.repeat(43)}`))).toBe('unauthenticated');
+    expect(await rejection(allow(graceToken))).toBe('unauthenticated');
+    // A session that no longer resolves is no person on the consent page: nothing to reuse.
+    const view = await client.request(rpc.broker.getConnectSession, {
+      sessionToken: session.sessionToken,
+      personSessionToken: graceToken,
+    });
+    expect(view.reusesConnection).toBe(false);
+
+    const grants = await count('grants');
+    for (const call of [
+      client.request(rpc.broker.listUserConnections, { personSessionToken: graceToken }),
+      client.request(rpc.broker.removeConnection, { connectionId, personSessionToken: graceToken }),
+      client.request(rpc.broker.revokeGrant, { connectionId, applicationId: APP_B, personSessionToken: graceToken }),
+    ])
+      expect(await rejection(call)).toBe('unauthenticated');
+    // Naming Alice is not possible any more: the person path takes a session, the application path an org.
+    expect(
+      await rejection(
+        client.request(rpc.broker.revokeGrant, {
+          connectionId,
+          applicationId: APP_B,
+          personSessionToken: signedIn(ALICE),
+          orgId: ORG,
+        }),
+      ),
+    ).toBe('validation_failed');
+    expect(await count('grants')).toBe(grants);
+    const { connections } = await client.request(rpc.broker.listUserConnections, {
+      personSessionToken: signedIn(ALICE),
+    });
+    expect(connections.map((c) => c.connection?.id)).toEqual([connectionId]);
+    expect(connections[0]?.grants.every((g) => g.active)).toBe(true);
+    // The connect session was left pending: the signed-in person can still decide.
+    expect((await allow(signedIn(ALICE))).connectionId).toBe(connectionId);
   });
 
   it("finds the person's connection an app holds a grant on (credential-only and gateway mode), and nothing for anyone else", async () => {
@@ -392,13 +447,13 @@ describe('connect flow at the broker', () => {
     const session = await newSession(APP_B, ['demo:read:profile']);
     const view = await client.request(rpc.broker.getConnectSession, {
       sessionToken: session.sessionToken,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     expect(view.reusesConnection).toBe(false);
     const decided = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     expect(new URL(decided.redirectUrl).searchParams.get('scope')?.split(' ').sort()).toEqual([
       'notes.read',
@@ -408,7 +463,7 @@ describe('connect flow at the broker', () => {
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: redirect.search.slice(1),
       stateCookie: decided.oauthState,
-      userId: ALICE,
+      personSessionToken: signedIn(ALICE),
     });
     expect(done.connectionId).toBe(connectionId);
     const { connection } = await client.request(rpc.broker.getConnection, {
@@ -441,7 +496,7 @@ describe('connect flow at the broker', () => {
         client.request(rpc.broker.completeAuthorization, {
           callbackQuery: redirect.search.slice(1),
           stateCookie: 'x'.repeat(43),
-          userId: bob,
+          personSessionToken: signedIn(bob),
         }),
       ),
     ).toBe('oauth_state_invalid');
@@ -451,7 +506,7 @@ describe('connect flow at the broker', () => {
         client.request(rpc.broker.completeAuthorization, {
           callbackQuery: redirect.search.slice(1),
           stateCookie,
-          userId: bob,
+          personSessionToken: signedIn(bob),
         }),
       ),
     ).toBe('oauth_state_invalid');
@@ -461,7 +516,7 @@ describe('connect flow at the broker', () => {
         client.request(rpc.broker.completeAuthorization, {
           callbackQuery: 'code=abc&state=forged',
           stateCookie: 'forged',
-          userId: bob,
+          personSessionToken: signedIn(bob),
         }),
       ),
     ).toBe('oauth_state_invalid');
@@ -479,7 +534,9 @@ describe('connect flow at the broker', () => {
     expect(back.searchParams.get('state')).toBe(`st-${APP_A.slice(0, 4)}`);
     expect(back.searchParams.get('connectionId')).toBeNull();
     expect(
-      await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' })),
+      await rejection(
+        client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, personSessionToken: '' }),
+      ),
     ).toBe('connect_session_invalid');
   });
 
@@ -489,13 +546,13 @@ describe('connect flow at the broker', () => {
     const decided = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId: carol,
+      personSessionToken: signedIn(carol),
     });
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'bob', decision: 'deny' });
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: redirect.search.slice(1),
       stateCookie: decided.oauthState,
-      userId: carol,
+      personSessionToken: signedIn(carol),
     });
     expect(new URL(done.redirectUrl).searchParams.get('error')).toBe('access_denied');
     expect(done.connectionId).toBe('');
@@ -506,14 +563,16 @@ describe('connect flow at the broker', () => {
     clock.advance(TTL_SECONDS * 1000);
 
     expect(
-      await rejection(client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, userId: '' })),
+      await rejection(
+        client.request(rpc.broker.getConnectSession, { sessionToken: session.sessionToken, personSessionToken: '' }),
+      ),
     ).toBe('connect_session_expired');
     expect(
       await rejection(
         client.request(rpc.broker.decideConnectSession, {
           sessionToken: session.sessionToken,
           decision: ConnectDecision.ALLOW,
-          userId: ALICE,
+          personSessionToken: signedIn(ALICE),
         }),
       ),
     ).toBe('connect_session_expired');
@@ -592,7 +651,7 @@ describe('connect flow at the broker', () => {
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: redirect.search.slice(1),
       stateCookie,
-      userId: frank,
+      personSessionToken: signedIn(frank),
     });
     const used = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
     await demo.control.expireTokens(false);
@@ -712,7 +771,7 @@ describe('connect flow at the broker', () => {
         client.request(rpc.broker.decideConnectSession, {
           sessionToken: session.sessionToken,
           decision: ConnectDecision.ALLOW,
-          userId: dave,
+          personSessionToken: signedIn(dave),
           apiKey: 'short',
         }),
       ),
@@ -721,7 +780,7 @@ describe('connect flow at the broker', () => {
     const done = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId: dave,
+      personSessionToken: signedIn(dave),
       apiKey: key,
     });
     expect(done.connectionId).not.toBe('');
@@ -792,14 +851,14 @@ describe('connect flow at the broker', () => {
     });
     const shown = await client.request(rpc.broker.getConnectSession, {
       sessionToken: session.sessionToken,
-      userId: '',
+      personSessionToken: '',
     });
     expect(shown.authType).toBe('file_export');
     const frank = randomUUID();
     const done = await client.request(rpc.broker.decideConnectSession, {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
-      userId: frank,
+      personSessionToken: signedIn(frank),
     });
     expect(done.connectionId).not.toBe('');
     expect(new URL(done.redirectUrl).searchParams.get('connectionId')).toBe(done.connectionId);
@@ -820,7 +879,7 @@ describe('connect flow at the broker', () => {
     // Deleting it works like any other connection (nothing to revoke at a source).
     const removed = await client.request(rpc.broker.removeConnection, {
       connectionId: done.connectionId,
-      userId: frank,
+      personSessionToken: signedIn(frank),
     });
     expect(removed.revokedAtSource).toBe(false);
     expect(await rejection(client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId }))).toBe(
@@ -835,7 +894,7 @@ describe('connect flow at the broker', () => {
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: redirect.search.slice(1),
       stateCookie,
-      userId: erin,
+      personSessionToken: signedIn(erin),
     });
     const token = await client.request(rpc.broker.getAccessToken, { connectionId: done.connectionId });
     const dataKeyId = (
@@ -847,12 +906,15 @@ describe('connect flow at the broker', () => {
 
     expect(
       await rejection(
-        client.request(rpc.broker.removeConnection, { connectionId: done.connectionId, userId: randomUUID() }),
+        client.request(rpc.broker.removeConnection, {
+          connectionId: done.connectionId,
+          personSessionToken: signedIn(randomUUID()),
+        }),
       ),
     ).toBe('connection_not_found');
     const removed = await client.request(rpc.broker.removeConnection, {
       connectionId: done.connectionId,
-      userId: erin,
+      personSessionToken: signedIn(erin),
     });
     expect(removed.revokedAtSource).toBe(true);
     const after = await fetch(`${token.apiBaseUrl}/items`, {

@@ -12,6 +12,7 @@ import {
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
+import { PersonSessions } from '../people/person-sessions.js';
 import { ConnectService } from './connect.service.js';
 import { OAuth2ConnectMethod } from './oauth2.connect-method.js';
 
@@ -20,6 +21,7 @@ export class ConnectHandler {
   constructor(
     private readonly connect: ConnectService,
     private readonly oauth2: OAuth2ConnectMethod,
+    private readonly people: PersonSessions,
   ) {}
 
   @RpcHandler(rpc.broker.createConnectSession)
@@ -40,6 +42,7 @@ export class ConnectHandler {
   async get(@Payload() m: GetConnectSessionRequest) {
     const session = await this.connect.pending(m.sessionToken);
     const { integration, scopes } = this.connect.describe(session);
+    const userId = await this.people.optionalUserId(m.personSessionToken);
     return {
       sessionId: session.id,
       applicationName: session.applicationName,
@@ -48,7 +51,7 @@ export class ConnectHandler {
       scopes,
       expiresAt: timestampFromDate(session.expiresAt),
       authType: integration.authType,
-      reusesConnection: Boolean(await this.connect.reusable(session, m.userId || undefined)),
+      reusesConnection: Boolean(await this.connect.reusable(session, userId)),
       orgId: session.orgId,
       applicationId: session.applicationId,
     };
@@ -57,13 +60,16 @@ export class ConnectHandler {
   @RpcHandler(rpc.broker.decideConnectSession)
   async decide(@Payload() m: DecideConnectSessionRequest) {
     if (m.decision === ConnectDecision.DENY) return this.connect.deny(m.sessionToken);
-    if (m.decision === ConnectDecision.ALLOW) return this.connect.allow(m.sessionToken, m.userId, m.apiKey);
+    if (m.decision === ConnectDecision.ALLOW)
+      return this.connect.allow(m.sessionToken, await this.people.userId(m.personSessionToken), m.apiKey);
     throw new AppError('validation_failed', 'decision must be set');
   }
 
   // Only OAuth sends the browser away and back: the callback is that method's own step.
   @RpcHandler(rpc.broker.completeAuthorization)
   async complete(@Payload() m: CompleteAuthorizationRequest) {
-    return this.oauth2.complete(m.callbackQuery, m.stateCookie, m.userId);
+    // No person (or a session that ended) fails the flow like someone else would: the state is spent.
+    const userId = await this.people.optionalUserId(m.personSessionToken);
+    return this.oauth2.complete(m.callbackQuery, m.stateCookie, userId ?? '');
   }
 }

@@ -39,6 +39,7 @@ import { Test } from '@nestjs/testing';
 
 import { AppModule } from '../app.module.js';
 import { loadEnv } from '../env.js';
+import { SignedInPeople } from '../people/testing/signed-in-people.js';
 import { BACKOFF_CAP_MS, ConnectionDeletionsRelay, retryDelayMs } from './connection-deletions.relay.js';
 
 jest.setTimeout(60_000);
@@ -59,6 +60,9 @@ const clock = new TestClock();
 
 let nats: PrivateNats;
 let nc: NatsConnection;
+/** identity's answer to who holds a session token (people/testing). */
+let people: SignedInPeople;
+const signedIn = (userId: string) => people.sessionOf(userId);
 let db: TestSchema;
 let keysDir: string;
 let demo: RunningSimulator;
@@ -123,6 +127,7 @@ beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-deletion-keys-'));
   nc = await connect({ servers: nats.url });
+  people = SignedInPeople.answerOn(nc);
   await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_deletion',
@@ -205,19 +210,21 @@ async function connected(userId: string = randomUUID()): Promise<{ userId: strin
   const decided = await client.request(rpc.broker.decideConnectSession, {
     sessionToken: session.sessionToken,
     decision: ConnectDecision.ALLOW,
-    userId,
+    personSessionToken: signedIn(userId),
   });
   const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'alice' });
   const done = await client.request(rpc.broker.completeAuthorization, {
     callbackQuery: redirect.search.slice(1),
     stateCookie: decided.oauthState,
-    userId,
+    personSessionToken: signedIn(userId),
   });
   return { userId, connectionId: done.connectionId };
 }
 
 async function statusInList(userId: string, connectionId: string): Promise<ConnectionStatus | 'absent'> {
-  const { connections } = await client.request(rpc.broker.listUserConnections, { userId });
+  const { connections } = await client.request(rpc.broker.listUserConnections, {
+    personSessionToken: signedIn(userId),
+  });
   return connections.find((c) => c.connection?.id === connectionId)?.connection?.status ?? 'absent';
 }
 
@@ -252,7 +259,10 @@ describe('deleting a connection', () => {
     expect(await statusInList(userId, connectionId)).toBe(ConnectionStatus.ACTIVE);
     shard.calls.length = 0;
 
-    const removed = await client.request(rpc.broker.removeConnection, { connectionId, userId });
+    const removed = await client.request(rpc.broker.removeConnection, {
+      connectionId,
+      personSessionToken: signedIn(userId),
+    });
 
     expect(removed.status).toBe(ConnectionStatus.DELETED);
     // Revoked at the shard first, then shredded there: both before the person got the answer.
@@ -264,9 +274,9 @@ describe('deleting a connection', () => {
       await codeOf(client.request(rpc.broker.getConnection, { orgId: ORG, applicationId: APP, connectionId })),
     ).toBe('connection_not_found');
     // A second delete finds nothing to delete.
-    expect(await codeOf(client.request(rpc.broker.removeConnection, { connectionId, userId }))).toBe(
-      'connection_not_found',
-    );
+    expect(
+      await codeOf(client.request(rpc.broker.removeConnection, { connectionId, personSessionToken: signedIn(userId) })),
+    ).toBe('connection_not_found');
   });
 
   it('with the shard down: deleting, retried with growing backoff, deleted when the shard is back', async () => {
@@ -274,7 +284,10 @@ describe('deleting a connection', () => {
     await shard.stop();
     const relay = broker.get(ConnectionDeletionsRelay);
 
-    const removed = await client.request(rpc.broker.removeConnection, { connectionId, userId });
+    const removed = await client.request(rpc.broker.removeConnection, {
+      connectionId,
+      personSessionToken: signedIn(userId),
+    });
 
     expect(removed.status).toBe(ConnectionStatus.DELETING);
     expect(removed.revokedAtSource).toBe(true);
@@ -327,7 +340,10 @@ describe('deleting a connection', () => {
   it('a deletion the broker could not deliver before it restarted is picked up by the next process at boot', async () => {
     const { userId, connectionId } = await connected();
     await shard.stop();
-    const removed = await client.request(rpc.broker.removeConnection, { connectionId, userId });
+    const removed = await client.request(rpc.broker.removeConnection, {
+      connectionId,
+      personSessionToken: signedIn(userId),
+    });
     expect(removed.status).toBe(ConnectionStatus.DELETING);
 
     await broker.close();

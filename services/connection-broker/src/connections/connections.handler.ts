@@ -13,6 +13,7 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { PersonSessions } from '../people/person-sessions.js';
 import { AccessTokensService } from './access-tokens.service.js';
 import type { ConnectionDeletion } from './connection-deletions.repository.js';
 import type { Connection } from './connections.repository.js';
@@ -48,6 +49,7 @@ export class ConnectionsHandler {
     private readonly connections: ConnectionsService,
     private readonly accessTokens: AccessTokensService,
     private readonly catalog: IntegrationCatalog,
+    private readonly people: PersonSessions,
   ) {}
 
   @RpcHandler(rpc.broker.getConnection)
@@ -89,7 +91,7 @@ export class ConnectionsHandler {
 
   @RpcHandler(rpc.broker.listUserConnections)
   async listForUser(@Payload() m: ListUserConnectionsRequest) {
-    const connections = await this.connections.listForUser(m.userId);
+    const connections = await this.connections.listForUser(await this.people.userId(m.personSessionToken));
     return {
       connections: connections.map((c) => ({
         // Scopes: what the person grants to any application, active grants only.
@@ -112,7 +114,10 @@ export class ConnectionsHandler {
 
   @RpcHandler(rpc.broker.removeConnection)
   async remove(@Payload() m: RemoveConnectionRequest) {
-    const { revokedAtSource, status } = await this.connections.remove(m.connectionId, m.userId);
+    const { revokedAtSource, status } = await this.connections.remove(
+      m.connectionId,
+      await this.people.userId(m.personSessionToken),
+    );
     return { revokedAtSource, status: status === 'deleted' ? ConnectionStatus.DELETED : ConnectionStatus.DELETING };
   }
 }

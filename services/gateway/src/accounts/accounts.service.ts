@@ -22,6 +22,12 @@ export interface CeremonyResult {
  * The browser side of passkeys and sessions: identity runs the ceremonies and owns the
  * sessions; this keeps their tokens in HttpOnly cookies so no script ever sees them.
  */
+/** A person signed in in this browser, and the session token that proves it (never logged). */
+export interface SignedInPerson {
+  userId: string;
+  sessionToken: string;
+}
+
 @Injectable()
 export class AccountsService {
   constructor(
@@ -38,7 +44,7 @@ export class AccountsService {
     const session = await this.optionalSession(cookieHeader);
     const started = await this.rpcClient.request(rpc.identity.startPasskeyRegistration, {
       displayName,
-      sessionToken: session ? (parseCookies(cookieHeader).get(SESSION_COOKIE) ?? '') : '',
+      sessionToken: session?.sessionToken ?? '',
     });
     return {
       options: JSON.parse(started.optionsJson) as Record<string, unknown>,
@@ -94,15 +100,19 @@ export class AccountsService {
     });
   }
 
-  /** The signed-in user of a request that may or may not carry a session (for `auth: 'none'` routes). */
-  async optionalUser(cookieHeader: string | undefined): Promise<string | undefined> {
-    return (await this.optionalSession(cookieHeader))?.userId;
+  /**
+   * The signed-in person of a request that may or may not carry a session (for `auth: 'none'`
+   * routes), with the session token that proves them to the services acting for them.
+   */
+  async optionalPerson(cookieHeader: string | undefined): Promise<SignedInPerson | undefined> {
+    const session = await this.optionalSession(cookieHeader);
+    return session && { userId: session.userId, sessionToken: session.sessionToken };
   }
 
   /** The signed-in user and when their passkey was last used, if the browser has a session. */
   async optionalSession(
     cookieHeader: string | undefined,
-  ): Promise<{ userId: string; authenticatedAt: Date } | undefined> {
+  ): Promise<(SignedInPerson & { authenticatedAt: Date }) | undefined> {
     const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
     if (!token) return undefined;
     try {
@@ -110,6 +120,7 @@ export class AccountsService {
       if (!session.user) return undefined;
       return {
         userId: session.user.id,
+        sessionToken: token,
         authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0),
       };
     } catch (error) {

@@ -6,6 +6,7 @@ import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
+import type { SignedInPerson } from '../accounts/accounts.service.js';
 import { AuditRecorder } from '../audit/audit-recorder.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
@@ -102,13 +103,22 @@ export class ConnectFlowService {
   }
 
   /** What the consent page shows. */
-  session(token: string, userId: string | undefined) {
-    return this.rpc.request(rpc.broker.getConnectSession, { sessionToken: token, userId: userId ?? '' });
+  session(token: string, person: SignedInPerson | undefined) {
+    return this.rpc.request(rpc.broker.getConnectSession, {
+      sessionToken: token,
+      personSessionToken: person?.sessionToken ?? '',
+    });
   }
 
   /** Step 2: the person's Allow or Deny. */
-  async decide(token: string, decision: 'allow' | 'deny', userId: string | undefined, apiKey: string | undefined) {
-    const session = await this.session(token, userId);
+  async decide(
+    token: string,
+    decision: 'allow' | 'deny',
+    person: SignedInPerson | undefined,
+    apiKey: string | undefined,
+  ) {
+    const userId = person?.userId;
+    const session = await this.session(token, person);
     // The consent is in the trail before the broker acts on it (a grant may follow at once):
     // if the trail cannot take it, nothing is decided.
     const intent = await this.audit.recordIntent({
@@ -127,7 +137,7 @@ export class ConnectFlowService {
       result = await this.rpc.request(rpc.broker.decideConnectSession, {
         sessionToken: token,
         decision: decision === 'allow' ? ConnectDecision.ALLOW : ConnectDecision.DENY,
-        userId: userId ?? '',
+        personSessionToken: person?.sessionToken ?? '',
         apiKey: apiKey ?? '',
       });
     } catch (error) {
@@ -157,14 +167,21 @@ export class ConnectFlowService {
   }
 
   /** Step 3: back from the source. */
-  async complete(callbackQuery: string, stateCookie: string, userId: string | undefined) {
+  async complete(callbackQuery: string, stateCookie: string, person: SignedInPerson | undefined) {
     const result = await this.rpc.request(rpc.broker.completeAuthorization, {
       callbackQuery,
       stateCookie,
-      userId: userId ?? '',
+      personSessionToken: person?.sessionToken ?? '',
     });
     if (result.grantId)
-      await this.auditGrant(result.orgId, result.applicationId, userId, '', result.connectionId, result.grantId);
+      await this.auditGrant(
+        result.orgId,
+        result.applicationId,
+        person?.userId,
+        '',
+        result.connectionId,
+        result.grantId,
+      );
     return result;
   }
 

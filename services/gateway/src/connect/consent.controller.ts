@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 
-import { AccountsService } from '../accounts/accounts.service.js';
+import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
@@ -78,8 +78,8 @@ export class ConsentController {
     reply.header('set-cookie', serializeCookie(STATE_COOKIE, '', { maxAge: 0, sameSite: 'Lax' }));
     try {
       assertCallbackQuery(query);
-      const user = await this.accounts.optionalUser(request.headers.cookie);
-      const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', user);
+      const person = await this.accounts.optionalPerson(request.headers.cookie);
+      const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', person);
       return this.redirect(reply, 302, result.redirectUrl);
     } catch (error) {
       return this.page(reply, error);
@@ -100,7 +100,12 @@ export class ConsentController {
   })
   async show(@Param() params: z.infer<typeof tokenParams>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     try {
-      return await this.render(reply, request, params.token, await this.accounts.optionalUser(request.headers.cookie));
+      return await this.render(
+        reply,
+        request,
+        params.token,
+        await this.accounts.optionalPerson(request.headers.cookie),
+      );
     } catch (error) {
       return this.page(reply, error);
     }
@@ -128,17 +133,17 @@ export class ConsentController {
     try {
       const cookie = parseCookies(request.headers.cookie).get(CSRF_COOKIE) ?? '';
       if (!sameSecret(cookie, form.csrf)) throw new AppError('csrf_invalid');
-      const user = await this.accounts.optionalUser(request.headers.cookie);
-      if (form.decision === 'allow' && !user) {
+      const person = await this.accounts.optionalPerson(request.headers.cookie);
+      if (form.decision === 'allow' && !person) {
         return this.redirect(reply, 303, this.signInUrl(params.token));
       }
       let result;
       try {
-        result = await this.flow.decide(params.token, form.decision, user, form.apiKey);
+        result = await this.flow.decide(params.token, form.decision, person, form.apiKey);
       } catch (error) {
         // A mistyped API key: show the page again with the reason; the session stays usable.
         if (error instanceof AppError && error.code === 'validation_failed')
-          return await this.render(reply, request, params.token, user, error.message);
+          return await this.render(reply, request, params.token, person, error.message);
         throw error;
       }
       if (result.oauthState) {
@@ -178,10 +183,10 @@ export class ConsentController {
     reply: FastifyReply,
     request: FastifyRequest,
     token: string,
-    user: string | undefined,
+    person: SignedInPerson | undefined,
     error?: string,
   ) {
-    const session = await this.flow.session(token, user);
+    const session = await this.flow.session(token, person);
     let csrf = parseCookies(request.headers.cookie).get(CSRF_COOKIE);
     if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
       csrf = randomBytes(32).toString('base64url');
@@ -195,7 +200,7 @@ export class ConsentController {
         scopes: session.scopes,
         action: `/v1/connect/${token}`,
         csrf,
-        signedIn: Boolean(user),
+        signedIn: Boolean(person),
         signInUrl: this.signInUrl(token),
         reusesConnection: session.reusesConnection,
         apiKeyLabel: session.authType === 'api_key' ? 'Your API key' : undefined,

@@ -6,8 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
-import { CurrentUser } from '../auth/auth.decorators.js';
-import type { SessionUser } from '../auth/auth.types.js';
+import { CurrentSessionToken } from '../auth/auth.decorators.js';
 import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, revokedSchema, userGrantParams } from '../records/records.schemas.js';
@@ -69,8 +68,8 @@ export class MyConnectionsController {
     },
     errors: ['unauthenticated'],
   })
-  async list(@CurrentUser() user: SessionUser) {
-    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, { userId: user.userId });
+  async list(@CurrentSessionToken() personSessionToken: string) {
+    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, { personSessionToken });
     return {
       connections: connections.map(({ connection, grants }) => ({
         ...connectionJson(required(connection, 'connection')),
@@ -102,7 +101,7 @@ export class MyConnectionsController {
     audit: { action: 'revocation' },
   })
   async remove(
-    @CurrentUser() user: SessionUser,
+    @CurrentSessionToken() personSessionToken: string,
     @Param() params: z.infer<typeof connectionParams>,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -110,7 +109,7 @@ export class MyConnectionsController {
     setAuditSubject(request, { connectionId: params.connectionId, resource: `connection:${params.connectionId}` });
     const removed = await this.rpcClient.request(rpc.broker.removeConnection, {
       connectionId: params.connectionId,
-      userId: user.userId,
+      personSessionToken,
     });
     const status = removed.status === ConnectionStatus.DELETED ? 'deleted' : 'deleting';
     if (status === 'deleting') void reply.status(202);
@@ -130,7 +129,7 @@ export class MyConnectionsController {
     audit: { action: 'revocation' },
   })
   async revoke(
-    @CurrentUser() user: SessionUser,
+    @CurrentSessionToken() personSessionToken: string,
     @Param() params: z.infer<typeof userGrantParams>,
     @Req() request: FastifyRequest,
   ) {
@@ -138,7 +137,7 @@ export class MyConnectionsController {
     const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, {
       connectionId: params.connectionId,
       applicationId: params.applicationId,
-      userId: user.userId,
+      personSessionToken,
     });
     return { grantId };
   }
