@@ -1,12 +1,20 @@
 import 'reflect-metadata';
 
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { create } from '@bufbuild/protobuf';
 import { createPool } from '@context-gateway/database';
-import { parseVerifierKey, verifyCheckpoint, verifyCosignature } from '@context-gateway/merkle-log';
+import {
+  encodeAddCheckpointRequest,
+  encodeVerifierKey,
+  parseVerifierKey,
+  signCheckpointWith,
+  verifyCheckpoint,
+  verifyCosignature,
+} from '@context-gateway/merkle-log';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { events, GetCheckpointRequestSchema } from '@context-gateway/proto';
 import { Metrics } from '@context-gateway/service-kit';
@@ -27,6 +35,7 @@ import {
   testLogger,
 } from './testing/log-test-kit.js';
 import { verifyStoredLog } from './verify-stored-log.js';
+import { WitnessMetrics } from './witness.metrics.js';
 import { fetchWitnessedCheckpoint } from './witness-check.js';
 import { WitnessSubmitter } from './witness-submitter.js';
 
@@ -217,4 +226,96 @@ describe('audit checkpoints cosigned by a witness outside the database (C2SP tlo
     await audit.get(WitnessSubmitter).settled();
     expect(await metric('audit_witness_lag_entries')).toBe(0);
   }, 30_000);
+
+  it("a witness that refuses the log's checkpoint, or holds a larger tree than the log, is counted as refused / ahead and nothing is stored", async () => {
+    const latest = await LogRepository.latestCheckpoint(bed.db.pool);
+    if (!latest) throw new Error('no checkpoint yet');
+    const checkpoint = { treeSize: latest.treeSize, note: latest.note };
+    const others: RunningWitness[] = [];
+    const startOther = async (name: string, logKeys: string) => {
+      const other = await startWitness(
+        loadWitnessEnv({
+          WITNESS_NAME: name,
+          WITNESS_LOG_KEYS: logKeys,
+          WITNESS_STATE_DIR: join(scratch, `${name.replaceAll('/', '_')}-state`),
+          WITNESS_SIGNING_KEY_FILE: join(scratch, `${name.replaceAll('/', '_')}.key`),
+          HTTP_HOST: '127.0.0.1',
+          HTTP_PORT: '0',
+          LOG_LEVEL: 'silent',
+        }),
+      );
+      others.push(other);
+      return other;
+    };
+    /** A submitter of its own (its own counters) pointed at `other`: one submission, settled. */
+    const submitTo = async (other: RunningWitness) => {
+      const env = {
+        ...bed.env,
+        AUDIT_WITNESS_URL: other.url,
+        AUDIT_WITNESS_KEY: other.verifierKey,
+        AUDIT_WITNESS_RETRY_MS: 60_000,
+      };
+      const metrics = new Metrics({ service: 'audit', version: 'test' });
+      const submitter = new WitnessSubmitter(env, bed.db.pool, logger, new WitnessMetrics(metrics, bed.db.pool, env));
+      submitter.checkpointSigned(checkpoint);
+      await submitter.settled();
+      await submitter.onModuleDestroy();
+      const text = await metrics.registry.metrics();
+      const count = (outcome: string) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith('audit_witness_submissions_total{') && l.includes(`outcome="${outcome}"`))
+            ?.split(' ')
+            .at(-1) ?? 0,
+        );
+      return {
+        cosigned: count('cosigned'),
+        refused: count('refused'),
+        ahead: count('ahead'),
+        unreachable: count('unreachable'),
+      };
+    };
+    try {
+      // A witness that trusts another key for this origin: the log's own checkpoint is refused (403).
+      const stranger = encodeVerifierKey(bed.env.AUDIT_LOG_ORIGIN, generateKeyPairSync('ed25519').publicKey);
+      const distrusting = await startOther('witness.audit-test/distrusting', stranger);
+      expect(await submitTo(distrusting)).toEqual({ cosigned: 0, refused: 1, ahead: 0, unreachable: 0 });
+      expect(
+        await LogRepository.latestCosignedSize(bed.db.pool, parseVerifierKey(distrusting.verifierKey).name),
+      ).toBeUndefined();
+
+      // A witness that already cosigned a larger tree under the log's key (a log cut after it
+      // was witnessed, or a second log under this origin): the writer's tree is behind it.
+      const ahead = await startOther('witness.audit-test/ahead', logVerifierKey);
+      const key = await openCheckpointKey(bed.env, { createIfMissing: false });
+      try {
+        const larger = await signCheckpointWith(
+          {
+            origin: bed.env.AUDIT_LOG_ORIGIN,
+            treeSize: checkpoint.treeSize + 1_000,
+            rootHash: new Uint8Array(32).fill(7),
+            timestamp: new Date(),
+          },
+          key.signer,
+          key.keyName,
+        );
+        const seeded = await fetch(`${ahead.url}/add-checkpoint`, {
+          method: 'POST',
+          body: encodeAddCheckpointRequest({ oldSize: 0, proof: [], note: larger }),
+        });
+        expect(seeded.status).toBe(200);
+      } finally {
+        key.signer.close();
+      }
+      expect(await submitTo(ahead)).toEqual({ cosigned: 0, refused: 0, ahead: 1, unreachable: 0 });
+      expect(
+        await LogRepository.latestCosignedSize(bed.db.pool, parseVerifierKey(ahead.verifierKey).name),
+      ).toBeUndefined();
+      // The witness keeps what it held: the smaller tree did not replace it.
+      expect((await ahead.witness.latest(bed.env.AUDIT_LOG_ORIGIN))?.treeSize).toBe(checkpoint.treeSize + 1_000);
+    } finally {
+      for (const other of others) await other.close().catch(() => undefined);
+    }
+  });
 });
