@@ -83,11 +83,13 @@ ENV NODE_ENV=production \
     HTTP_HOST=0.0.0.0 \
     MASTER_KEY_FILE=/var/lib/context-gateway/keys/master.key
 WORKDIR /app
-# Code stays root-owned and read-only to the service user; only the key folder is its own.
-# A named volume mounted on that folder starts out with this ownership and mode.
+# Code stays root-owned and read-only to the service user; only the key folder is its own,
+# and the folder of public keys a service publishes for another to pin (compose's witness).
+# A named volume mounted on such a folder starts out with this ownership and mode.
 COPY --from=deploy /out /app
 COPY deploy/docker/healthcheck.mjs proto/services.json /usr/local/lib/context-gateway/
-RUN install -d -o node -g node -m 0700 /var/lib/context-gateway/keys
+RUN install -d -o node -g node -m 0700 /var/lib/context-gateway/keys \
+    && install -d -o node -g node -m 0755 /var/lib/context-gateway/trust
 USER node
 # Liveness only: readiness (database and NATS reachable) is for the orchestrator to route on,
 # and restarting a container because Postgres is briefly away would not help.

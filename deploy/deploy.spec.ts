@@ -55,9 +55,18 @@ const compose = parse(readFileSync(join(rootDir, 'docker-compose.yml'), 'utf8'),
 describe('docker-compose.yml', () => {
   const services = compose.services;
 
-  it('runs all seven services plus its own Postgres and NATS, the NATS credentials and JetStream bootstrap, and db-setup', () => {
+  it('runs all seven services plus its own Postgres and NATS, the NATS credentials and JetStream bootstrap, db-setup, and the audit witness', () => {
     expect(Object.keys(services).sort()).toEqual(
-      [...SERVICE_NAMES, 'db-setup', 'nats', 'nats-bootstrap', 'nats-credentials', 'postgres'].sort(),
+      [
+        ...SERVICE_NAMES,
+        'audit-log-key',
+        'db-setup',
+        'nats',
+        'nats-bootstrap',
+        'nats-credentials',
+        'postgres',
+        'witness',
+      ].sort(),
     );
     const bootstrap = services['nats-bootstrap'] as ComposeService & { command?: string[] };
     expect(JSON.stringify(bootstrap?.command)).toContain('@context-gateway/messaging/dist/bootstrap.cli.js');
@@ -200,6 +209,32 @@ describe('docker-compose.yml', () => {
       return volume?.split(':')[0];
     });
     expect(new Set(keyVolumes).size).toBe(2);
+  });
+
+  it("sends audit's checkpoints to a witness that trusts the log's published key, and pins the witness's", () => {
+    const keyFile = services['audit-log-key'] as ComposeService & { command?: string[] };
+    const witness = services.witness as ComposeService;
+    const audit = services.audit as ComposeService;
+    // audit-log-key opens audit's own key (its volume) and publishes the public half.
+    expect(keyFile.build?.args?.SERVICE).toBe('audit');
+    expect(JSON.stringify(keyFile.command)).toContain('dist/log/log-key.cli.js');
+    const published = keyFile.command?.[(keyFile.command?.indexOf('--out') ?? -2) + 1] ?? '';
+    expect(shortVolumes(keyFile)).toContain('audit-key:/var/lib/context-gateway/keys');
+    expect(keyFile.environment?.DATABASE_USER).toBe('cg_audit');
+    // The witness trusts that file's key, runs from its own image, with its own volume and no NATS or database.
+    expect(witness.build?.args?.SERVICE).toBe('witness');
+    expect(witness.environment?.WITNESS_LOG_KEYS_FILE).toBe(published);
+    expect(witness.depends_on?.['audit-log-key']?.condition).toBe('service_completed_successfully');
+    expect(Object.keys(witness.environment ?? {}).filter((k) => /^(DATABASE|NATS)_/.test(k))).toEqual([]);
+    expect(shortVolumes(witness).some((v) => v.startsWith('witness-data:'))).toBe(true);
+    expect(shortVolumes(witness).some((v) => v.startsWith('audit-key:'))).toBe(false);
+    expect(JSON.stringify(witness.healthcheck?.test)).toContain('/healthz');
+    // audit submits to it, pins the key the witness published, and starts once the witness is up.
+    expect(new URL(audit.environment?.AUDIT_WITNESS_URL ?? '').host).toBe(`witness:${witness.environment?.HTTP_PORT}`);
+    expect(audit.environment?.AUDIT_WITNESS_KEY).toBe(witness.environment?.WITNESS_PUBLISH_KEY_FILE);
+    expect(shortVolumes(audit)).toContain('witness-trust:/var/lib/context-gateway/trust:ro');
+    expect(audit.depends_on?.witness?.condition).toBe('service_healthy');
+    expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(['witness-data', 'witness-trust']));
   });
 
   it("keeps audit's checkpoint signing key on a volume of its own, across container restarts", () => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, verify as verifySignature } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -362,6 +362,33 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
     ]);
     expect(wrong.code).toBe(1);
     expect(wrong.out).toContain('no signature by the trusted key');
+  });
+
+  it('audit:log-key prints and publishes the key the service signs with; it never makes a new one for a signed log', () => {
+    const logKey = (signingKeyFile: string, out: string) =>
+      spawnSync(process.execPath, [join(rootDir, 'services/audit/dist/log/log-key.cli.js'), '--out', out], {
+        env: {
+          ...process.env,
+          DATABASE_URL: stack.databaseUrl,
+          NATS_URL: stack.natsUrl,
+          ...stack.keyStoreEnv,
+          MASTER_KEY_FILE: join(keyDir, 'master.key'),
+          AUDIT_SIGNING_KEY_FILE: signingKeyFile,
+        },
+        encoding: 'utf8',
+      });
+    const published = join(keyDir, 'audit.vkey');
+    const opened = logKey(join(keyDir, 'audit-signing.key'), published);
+    expect(opened.status).toBe(0);
+    expect(opened.stdout.trim()).toBe(pinnedPublicKey());
+    expect(readFileSync(published, 'utf8')).toBe(`${pinnedPublicKey()}\n`);
+    if (stack.keyStoreEnv.KEY_PROVIDER !== 'pkcs11') {
+      // The key file is lost: a new key over a log it signed is refused, and nothing is published.
+      const lost = logKey(join(keyDir, 'lost', 'audit-signing.key'), join(keyDir, 'lost.vkey'));
+      expect(lost.status).toBe(2);
+      expect(lost.stderr).toContain('checkpoints signed with it');
+      expect(existsSync(join(keyDir, 'lost.vkey'))).toBe(false);
+    }
   });
 
   it('the trigger refuses UPDATE and DELETE even to the superuser', async () => {

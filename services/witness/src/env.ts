@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { parseVerifierKey, type VerifierKey } from '@context-gateway/merkle-log';
 import { LOG_LEVELS } from '@context-gateway/observability';
@@ -21,6 +23,16 @@ const envSchema = z
      * keys for one origin (a rotation) are all trusted. Empty: every submission is 404.
      */
     WITNESS_LOG_KEYS: z.string().default(''),
+    /**
+     * A file of more such verifier keys (one per line), read at start: for a log key handed
+     * over as a file, e.g. the one `pnpm audit:log-key --out` writes. A missing file is an error.
+     */
+    WITNESS_LOG_KEYS_FILE: z.string().min(1).optional(),
+    /**
+     * Where the witness writes its own verifier key (public) once its key is open, for a log on
+     * the same machine to pin (docker-compose.yml). Unset: it is only logged and served at /vkey.
+     */
+    WITNESS_PUBLISH_KEY_FILE: z.string().min(1).optional(),
     /** Where the latest cosigned checkpoint of each log is kept (one file per log, replaced atomically). */
     WITNESS_STATE_DIR: z.string().min(1).default('.data/witness'),
     /**
@@ -56,6 +68,27 @@ export function logKeysOf(list: string): Map<string, VerifierKey[]> {
     byOrigin.set(key.name, [...(byOrigin.get(key.name) ?? []), key]);
   }
   return byOrigin;
+}
+
+/** Every trusted log key the environment names: WITNESS_LOG_KEYS and the file WITNESS_LOG_KEYS_FILE. */
+export function trustedLogKeys(
+  env: Pick<Env, 'WITNESS_LOG_KEYS' | 'WITNESS_LOG_KEYS_FILE'>,
+): Map<string, VerifierKey[]> {
+  let fromFile = '';
+  if (env.WITNESS_LOG_KEYS_FILE !== undefined) {
+    try {
+      fromFile = readFileSync(env.WITNESS_LOG_KEYS_FILE, 'utf8');
+    } catch (error) {
+      throw new WitnessEnvError(
+        `WITNESS_LOG_KEYS_FILE: cannot read ${env.WITNESS_LOG_KEYS_FILE}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+  }
+  try {
+    return logKeysOf(`${env.WITNESS_LOG_KEYS}\n${fromFile}`);
+  } catch (error) {
+    throw new WitnessEnvError(`WITNESS_LOG_KEYS_FILE: ${(error as Error).message}`);
+  }
 }
 
 /** Raised at boot with every problem of the environment listed, values never echoed. */

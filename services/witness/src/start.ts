@@ -1,3 +1,4 @@
+import { renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { openSigner } from '@context-gateway/crypto';
@@ -6,7 +7,7 @@ import { createLogger } from '@context-gateway/observability';
 import type { Logger } from 'pino';
 
 import { CheckpointStore } from './checkpoint-store.js';
-import { type Env, logKeysOf } from './env.js';
+import { type Env, trustedLogKeys } from './env.js';
 import { witnessHttp } from './http.js';
 import { Witness } from './witness.js';
 
@@ -25,9 +26,14 @@ export async function startWitness(
 ): Promise<RunningWitness> {
   const signer = await openSigner(env, { localPath: resolve(env.WITNESS_SIGNING_KEY_FILE), createIfMissing: true });
   try {
-    const logs = logKeysOf(env.WITNESS_LOG_KEYS);
+    const logs = trustedLogKeys(env);
     const store = await CheckpointStore.open(resolve(env.WITNESS_STATE_DIR));
     const verifierKey = encodeVerifierKey(env.WITNESS_NAME, signer.publicKey, 0x04);
+    if (env.WITNESS_PUBLISH_KEY_FILE !== undefined) {
+      // Public; replaced whole, so a reader never sees half a key.
+      writeFileSync(`${env.WITNESS_PUBLISH_KEY_FILE}.tmp`, `${verifierKey}\n`, { mode: 0o644 });
+      renameSync(`${env.WITNESS_PUBLISH_KEY_FILE}.tmp`, env.WITNESS_PUBLISH_KEY_FILE);
+    }
     const witness = new Witness({ name: env.WITNESS_NAME, signer, logs, store, logger });
     const app = await witnessHttp(witness, { logger, bodyLimit: env.WITNESS_BODY_LIMIT_BYTES, verifierKey });
     const address = await app.listen({ host: env.HTTP_HOST, port: env.HTTP_PORT });

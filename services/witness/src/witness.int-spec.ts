@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -149,5 +149,40 @@ describe('the witness (C2SP tlog-witness add-checkpoint)', () => {
     const answer = await submit(body(290, 300));
     expect(answer.status).toBe(500);
     expect(answer.text).not.toContain('corrupt'); // the reason is in the witness's log, not the answer
+  });
+
+  it('trusts the log keys of WITNESS_LOG_KEYS_FILE and publishes its own key to WITNESS_PUBLISH_KEY_FILE; a missing file stops the start', async () => {
+    const dir = join(scratch, 'files');
+    mkdirSync(dir);
+    const other = generateKeyPairSync('ed25519');
+    const otherOrigin = 'audit.other-test.local/v1';
+    writeFileSync(join(dir, 'logs.vkey'), `${encodeVerifierKey(otherOrigin, other.publicKey)}\n`);
+    const fileEnv = loadEnv({
+      WITNESS_NAME: 'witness.test/files',
+      WITNESS_LOG_KEYS_FILE: join(dir, 'logs.vkey'),
+      WITNESS_PUBLISH_KEY_FILE: join(dir, 'witness.vkey'),
+      WITNESS_STATE_DIR: join(dir, 'state'),
+      WITNESS_SIGNING_KEY_FILE: join(dir, 'witness.key'),
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'silent',
+    });
+    const fromFiles = await startWitness(fileEnv);
+    try {
+      expect(readFileSync(join(dir, 'witness.vkey'), 'utf8')).toBe(`${fromFiles.verifierKey}\n`);
+      const note = checkpointNote(3, leaves, other.privateKey, otherOrigin);
+      const res = await fetch(`${fromFiles.url}/add-checkpoint`, {
+        method: 'POST',
+        body: encodeAddCheckpointRequest({ oldSize: 0, proof: [], note }),
+      });
+      expect(res.status).toBe(200);
+      // The key of WITNESS_LOG_KEYS is not trusted here: that log is unknown (404).
+      expect((await fetch(`${fromFiles.url}/add-checkpoint`, { method: 'POST', body: body(0, 3) })).status).toBe(404);
+    } finally {
+      await fromFiles.close();
+    }
+    await expect(startWitness({ ...fileEnv, WITNESS_LOG_KEYS_FILE: join(dir, 'missing.vkey') })).rejects.toThrow(
+      /WITNESS_LOG_KEYS_FILE: cannot read .*missing\.vkey: ENOENT/,
+    );
   });
 });

@@ -1,12 +1,10 @@
-import { refuseNewKeyWhileInUse } from '@context-gateway/crypto';
 import { LOGGER, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
-import { LogRepository } from './log.repository.js';
-import { type CheckpointKey, openCheckpointKey } from './signing-key.js';
+import { type CheckpointKey, openOrCreateCheckpointKey } from './signing-key.js';
 
 /** Opens the checkpoint signing key once (see signing-key.ts for where it lives and why). */
 @Injectable()
@@ -20,14 +18,7 @@ export class SigningKeyHolder implements OnModuleDestroy {
   ) {}
 
   get(): Promise<CheckpointKey> {
-    // A new key would sign the next checkpoints under another identity: auditors holding the
-    // old public key could no longer verify them, and a log swapped under a fresh key would
-    // look just as valid. Only a log with no checkpoints yet gets a key generated for it.
-    const beforeCreate = refuseNewKeyWhileInUse(
-      () => LogRepository.asWriterRole(this.pool, (db) => LogRepository.checkpointCount(db)),
-      'checkpoints signed with it',
-    );
-    this.key ??= openCheckpointKey(this.env, { createIfMissing: true, beforeCreate }).then(
+    this.key ??= openOrCreateCheckpointKey(this.env, this.pool).then(
       (key) => {
         // Public: the key auditors pin (`pnpm audit:verify --public-key <this>`).
         this.logger.info({ verifierKey: key.verifierKey }, 'audit checkpoint signing key opened');

@@ -1,9 +1,11 @@
 import { dirname, join, resolve } from 'node:path';
 
-import { openSigner, type Signer } from '@context-gateway/crypto';
+import { openSigner, refuseNewKeyWhileInUse, type Signer } from '@context-gateway/crypto';
 import { ed25519KeyId, encodeVerifierKey } from '@context-gateway/merkle-log';
+import type { Pool } from 'pg';
 
 import type { Env } from '../env.js';
+import { LogRepository } from './log.repository.js';
 
 export interface CheckpointKey {
   /** Signs checkpoints; with KEY_PROVIDER=pkcs11 the private key stays in the token. */
@@ -39,4 +41,18 @@ export async function openCheckpointKey(
     keyId: ed25519KeyId(keyName, signer.publicKey).toString('hex'),
     verifierKey: encodeVerifierKey(keyName, signer.publicKey),
   };
+}
+
+/**
+ * The log's checkpoint signing key, created only while no checkpoint is signed yet. A new key
+ * would sign the next checkpoints under another identity: auditors holding the old public key
+ * could no longer verify them, and a log swapped under a fresh key would look just as valid.
+ * The service (SigningKeyHolder) and `pnpm audit:log-key` both open it this way.
+ */
+export function openOrCreateCheckpointKey(env: Env, pool: Pool): Promise<CheckpointKey> {
+  const beforeCreate = refuseNewKeyWhileInUse(
+    () => LogRepository.asWriterRole(pool, (db) => LogRepository.checkpointCount(db)),
+    'checkpoints signed with it',
+  );
+  return openCheckpointKey(env, { createIfMissing: true, beforeCreate });
 }

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { createPool } from '@context-gateway/database';
+import { databaseUrl } from '@context-gateway/service-kit';
 
 import { loadEnv } from '../env.js';
 import { parsePinnedKey, type PinnedKey } from './pinned-key.js';
@@ -80,7 +81,7 @@ async function witnessed(log: PinnedKey): Promise<WitnessedCheckpoint | undefine
 }
 
 const pool = createPool({
-  url: env.DATABASE_URL,
+  url: databaseUrl(env),
   schema: env.DATABASE_SCHEMA ?? 'audit',
   max: 2,
   applicationName: 'audit-verify',
