@@ -35,10 +35,11 @@ function bindable(port: number): Promise<boolean> {
 }
 
 /**
- * A free port below Linux's ephemeral range (32768–60999): one the OS picked with listen(0)
- * is also handed to outgoing connections, which can take it before nats-server binds it.
+ * A free port below Linux's ephemeral range (32768–60999), for a test server that must know
+ * its port before it starts: one the OS picked with listen(0) is also handed to outgoing
+ * connections, which can take it before the server binds it.
  */
-async function freePort(): Promise<number> {
+export async function freeTestPort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
     if (await bindable(port)) return port;
@@ -60,7 +61,7 @@ function accepts(port: number): Promise<boolean> {
  */
 export async function startPrivateNats(options: { configFile?: string } = {}): Promise<PrivateNats> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-nats-'));
-  const port = await freePort();
+  const port = await freeTestPort();
   const config = options.configFile ? ['-c', options.configFile] : [];
   const args = [...config, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
   const child: ChildProcess = spawn(natsServerBinary(), args, {

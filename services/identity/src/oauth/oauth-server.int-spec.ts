@@ -1,13 +1,8 @@
 import { webcrypto } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { RpcClient } from '@context-gateway/messaging';
+import { type RpcClient } from '@context-gateway/messaging';
 import {
   ActorKind,
   ApplicationStatus,
@@ -18,32 +13,27 @@ import {
   TokenRevocationKind,
 } from '@context-gateway/proto';
 import type { RunningService } from '@context-gateway/service-kit';
-import { ServiceHarness } from '@context-gateway/service-kit/testing';
+import type { ServiceHarness } from '@context-gateway/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import * as oauth from 'oauth4webapi';
 
-import { UsersRepository } from '../accounts/accounts.repository.js';
 import { SessionsService } from '../accounts/sessions.service.js';
-import { AppModule } from '../app.module.js';
-import { loadEnv } from '../env.js';
 import { newClientSecret } from './oauth-clients.js';
+import { Browser, insecure, type OAuthTestBed, startOAuthTestBed } from './testing/oauth-test-bed.js';
 
-// identity's authorization server, booted as main.ts boots it (real Postgres, real NATS),
-// driven by oauth4webapi exactly as an application backend would drive it. The browser
-// is a cookie jar following redirects; the person's sign-in is a gateway session opened
-// by SessionsService, as a passkey ceremony would open it.
+// identity's authorization server, booted as main.ts boots it, driven by oauth4webapi exactly
+// as an application backend would drive it (testing/oauth-test-bed.ts). The attacks of
+// RFC 9700 have a file of their own: rfc9700-attacks.int-spec.ts.
 
+let bed: OAuthTestBed;
 let harness: ServiceHarness;
 let service: RunningService;
-let keyDir: string;
 let base: string;
 let resource: string;
 let as: oauth.AuthorizationServer;
 let callback: string;
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
-
-let confidential: { client: oauth.Client; secret: string; applicationId: string };
+let confidential: OAuthTestBed['confidential'];
 let publicClient: oauth.Client;
 let keyClient: { client: oauth.Client; key: webcrypto.CryptoKey; kid: string };
 let orgId: string;
@@ -51,179 +41,20 @@ let rpcClient: RpcClient;
 let sessionToken: string;
 let userId: string;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-/** A browser, reduced to what matters here: cookies by name, manual redirects. */
-class Browser {
-  readonly cookies = new Map<string, string>();
-
-  async get(url: string, init: RequestInit = {}): Promise<Response> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(new URL(url, base), {
-      ...init,
-      redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
-    });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair = '', ...attrs] = line.split(';');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      const expired = attrs.some((a) => /^\s*expires=Thu, 01 Jan 1970/i.test(a));
-      if (expired) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(eq + 1).trim());
-    }
-    return res;
-  }
-
-  /** Follows redirects within the server until one leaves it (to the app) or a page answers. */
-  async follow(url: string): Promise<Response> {
-    let res = await this.get(url);
-    for (let i = 0; i < 10 && res.status >= 300 && res.status < 400; i += 1) {
-      const next = new URL(res.headers.get('location') ?? '', base);
-      if (next.origin !== new URL(base).origin || next.pathname === new URL(callback).pathname) return res;
-      if (next.pathname.startsWith('/v1/auth/signin')) return res;
-      res = await this.get(next.href);
-    }
-    return res;
-  }
-}
-
-function authorizationUrl(client: oauth.Client, params: Record<string, string>): string {
-  const url = new URL(as.authorization_endpoint ?? '');
-  url.search = new URLSearchParams({
-    client_id: client.client_id,
-    redirect_uri: callback,
-    response_type: 'code',
-    scope: 'openid github:read:repos',
-    resource,
-    ...params,
-  }).toString();
-  return url.href;
-}
-
-/** The whole browser leg: authorize, sign in (gateway session), consent, back to the app. */
-async function authorize(client: oauth.Client, extra: Record<string, string> = {}) {
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const browser = new Browser();
-  browser.cookies.set('__Host-cg_session', sessionToken);
-  const url = authorizationUrl(client, {
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    ...extra,
-  });
-  let res = await browser.follow(url);
-  expect(res.status).toBe(200);
-  const page = await res.text();
-  const action = /<form method="post" action="([^"]+)"/.exec(page)?.[1] ?? '';
-  res = await browser.get(action, {
-    method: 'POST',
-    body: 'decision=allow',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(base).origin },
-  });
-  res = await browser.follow(new URL(res.headers.get('location') ?? '', base).href);
-  const back = new URL(res.headers.get('location') ?? '');
-  return { back, verifier, state, page };
-}
-
-async function exchange(client: oauth.Client, auth: oauth.ClientAuth, back: URL, verifier: string, state: string) {
-  const params = oauth.validateAuthResponse(as, client, back, state);
-  const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, callback, verifier, {
-    ...insecure,
-    additionalParameters: { resource },
-  });
-  return oauth.processAuthorizationCodeResponse(as, client, response);
-}
-
-function bearer(token: string): Request {
-  return new Request(resource, { headers: { authorization: `Bearer ${token}` } });
-}
-
-async function payloadCount(): Promise<number> {
-  const { rows } = await harness.db.pool.query<{ n: string }>('SELECT count(*) AS n FROM oauth_payloads');
-  return Number(rows[0]?.n);
-}
+const authorizationUrl: OAuthTestBed['authorizationUrl'] = (...args) => bed.authorizationUrl(...args);
+const authorize: OAuthTestBed['authorize'] = (...args) => bed.authorize(...args);
+const exchange: OAuthTestBed['exchange'] = (...args) => bed.exchange(...args);
+const bearer: OAuthTestBed['bearer'] = (token) => bed.bearer(token);
+const payloadCount = () => bed.payloadCount();
 
 beforeAll(async () => {
-  keyDir = await mkdtemp(join(tmpdir(), 'identity-oauth-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  resource = base;
-  callback = `${base}/cb`;
-  harness = await ServiceHarness.start({
-    schemaPrefix: 'identity_oauth',
-    migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
-  });
-  service = await harness.run({
-    name: 'identity',
-    module: AppModule,
-    loadEnv,
-    env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key') },
-  });
-
-  const client = new RpcClient(harness.nc);
-  rpcClient = client;
-  const { organization } = await client.request(rpc.identity.createOrganization, { name: 'OAuth org' });
-  orgId = organization?.id ?? '';
-  const create = async (name: string) =>
-    (
-      await client.request(rpc.identity.createApplication, {
-        orgId,
-        name,
-        callbackUrls: [callback],
-        integrations: ['github'],
-        scopes: ['github:read:repos'],
-      })
-    ).application;
-  const backend = await create('Acme Backend');
-  const cli = await create('Acme CLI');
-  const configure = (applicationId: string, settings: { method: string; jwksJson?: string; rotateSecret?: boolean }) =>
-    client.request(rpc.identity.configureOAuthClient, {
-      orgId,
-      applicationId,
-      tokenEndpointAuthMethod: settings.method,
-      jwksJson: settings.jwksJson ?? '',
-      rotateSecret: settings.rotateSecret ?? false,
-    });
-  const { clientSecret: secret } = await configure(backend?.id ?? '', {
-    method: 'client_secret_basic',
-    rotateSecret: true,
-  });
-  await configure(cli?.id ?? '', { method: 'none' });
-  confidential = { client: { client_id: backend?.clientId ?? '' }, secret, applicationId: backend?.id ?? '' };
-  // private_key_jwt: the application registers its public key; its private key never leaves it.
-  const agent = await create('Acme Agent');
-  const pair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
-  const kid = 'agent-key-1';
-  const publicJwk = { ...(await webcrypto.subtle.exportKey('jwk', pair.publicKey)), kid, alg: 'ES256', use: 'sig' };
-  await configure(agent?.id ?? '', { method: 'private_key_jwt', jwksJson: JSON.stringify({ keys: [publicJwk] }) });
-  keyClient = { client: { client_id: agent?.clientId ?? '' }, key: pair.privateKey, kid };
-  publicClient = { client_id: cli?.clientId ?? '', token_endpoint_auth_method: 'none' };
-
-  const user = await service.app
-    .get(UsersRepository, { strict: false })
-    .createUser({ displayName: 'Ada', webauthnUserId: 'handle-ada' });
-  userId = user.id;
-  sessionToken = (await service.app.get(SessionsService, { strict: false }).open(user.id, new Date())).token;
-
-  const issuer = new URL(`${base}/oauth`);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...insecure }),
-  );
+  bed = await startOAuthTestBed('identity_oauth');
+  ({ harness, service, base, resource, as, callback, confidential, publicClient, keyClient, orgId, rpcClient } = bed);
+  ({ sessionToken, userId } = bed);
 }, 60_000);
 
 afterAll(async () => {
-  await harness?.stop();
-  if (keyDir) await rm(keyDir, { recursive: true, force: true });
+  await bed?.stop();
 });
 
 describe('discovery', () => {
@@ -252,7 +83,7 @@ describe('discovery', () => {
 
 describe('authorization code + PKCE, on behalf of a signed-in person', () => {
   it('sends a browser without a gateway session to the passkey sign-in page, then back', async () => {
-    const browser = new Browser();
+    const browser = new Browser(bed);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
         code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
@@ -626,7 +457,7 @@ describe("an admin's view of an application's grants", () => {
 
 describe('changes that take effect on the next request', () => {
   it('asks for the passkey again when the authorization says prompt=login and the session is older', async () => {
-    const browser = new Browser();
+    const browser = new Browser(bed);
     browser.cookies.set('__Host-cg_session', sessionToken);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
@@ -672,136 +503,6 @@ describe('changes that take effect on the next request', () => {
 });
 
 describe('refusals, each with its RFC error and nothing stored', () => {
-  it('refuses a redirect URI not registered exactly, without redirecting to it', async () => {
-    const before = await payloadCount();
-    const res = await new Browser().get(
-      authorizationUrl(publicClient, {
-        redirect_uri: `${callback}/`,
-        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
-        code_challenge_method: 'S256',
-      }),
-    );
-    expect(res.status).toBe(400);
-    expect(res.headers.get('location')).toBeNull();
-    expect(await res.text()).toContain('<code>invalid_redirect_uri</code>');
-    expect(await payloadCount()).toBe(before);
-  });
-
-  it.each([
-    ['missing', {}],
-    ['plain', { code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }],
-  ])('refuses PKCE %s with invalid_request at the redirect URI', async (_name, pkce: Record<string, string>) => {
-    const before = await payloadCount();
-    const res = await new Browser().get(authorizationUrl(publicClient, { state: 's1', ...pkce }));
-    expect(res.status).toBe(303);
-    const back = new URL(res.headers.get('location') ?? '');
-    expect(back.origin + back.pathname).toBe(callback);
-    expect(back.searchParams.get('error')).toBe('invalid_request');
-    expect(back.searchParams.get('iss')).toBe(`${base}/oauth`);
-    expect(await payloadCount()).toBe(before);
-  });
-
-  it('refuses a wrong code verifier', async () => {
-    const { back, state } = await authorize(publicClient);
-    await expect(
-      exchange(publicClient, oauth.None(), back, oauth.generateRandomCodeVerifier(), state),
-    ).rejects.toMatchObject({ error: 'invalid_grant' });
-  });
-
-  it('refuses a reused code and revokes what the first use issued', async () => {
-    const { back, verifier, state } = await authorize(publicClient);
-    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
-    await expect(exchange(publicClient, oauth.None(), back, verifier, state)).rejects.toMatchObject({
-      error: 'invalid_grant',
-    });
-    const after = await oauth.refreshTokenGrantRequest(
-      as,
-      publicClient,
-      oauth.None(),
-      tokens.refresh_token ?? '',
-      insecure,
-    );
-    await expect(oauth.processRefreshTokenResponse(as, publicClient, after)).rejects.toMatchObject({
-      error: 'invalid_grant',
-    });
-  });
-
-  /** A token request as raw form fields, to send what no well-behaved library would. */
-  async function tokenRequest(fields: Record<string, string>, basic?: { id: string; secret: string }) {
-    const res = await fetch(as.token_endpoint ?? '', {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        ...(basic ? { authorization: `Basic ${Buffer.from(`${basic.id}:${basic.secret}`).toString('base64')}` } : {}),
-      },
-      body: new URLSearchParams(fields).toString(),
-    });
-    return { status: res.status, body: (await res.json()) as { error?: string; access_token?: string } };
-  }
-
-  it('refuses a code redeemed by another client (RFC 9700 §4.5, code injection)', async () => {
-    const { back, verifier } = await authorize(confidential.client);
-    const answer = await tokenRequest({
-      grant_type: 'authorization_code',
-      code: back.searchParams.get('code') ?? '',
-      redirect_uri: callback,
-      code_verifier: verifier,
-      client_id: publicClient.client_id,
-    });
-    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
-  });
-
-  it('refuses a code without its verifier (PKCE downgrade, RFC 9700 §4.8)', async () => {
-    const { back } = await authorize(publicClient);
-    const answer = await tokenRequest({
-      grant_type: 'authorization_code',
-      code: back.searchParams.get('code') ?? '',
-      redirect_uri: callback,
-      client_id: publicClient.client_id,
-    });
-    expect(answer.status).toBe(400);
-    expect(['invalid_grant', 'invalid_request']).toContain(answer.body.error);
-    expect(answer.body.access_token).toBeUndefined();
-  });
-
-  it('refuses a code presented with another redirect URI', async () => {
-    const { back, verifier } = await authorize(publicClient);
-    const answer = await tokenRequest({
-      grant_type: 'authorization_code',
-      code: back.searchParams.get('code') ?? '',
-      redirect_uri: `${base}/elsewhere`,
-      code_verifier: verifier,
-      client_id: publicClient.client_id,
-    });
-    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
-  });
-
-  it("refuses another client's refresh token", async () => {
-    const { back, verifier, state } = await authorize(publicClient);
-    const tokens = await exchange(publicClient, oauth.None(), back, verifier, state);
-    const answer = await tokenRequest(
-      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token ?? '' },
-      { id: confidential.client.client_id, secret: confidential.secret },
-    );
-    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ error: 'invalid_grant' }) });
-  });
-
-  it('offers no implicit grant (RFC 9700 §2.1.2)', async () => {
-    const res = await new Browser().get(
-      authorizationUrl(publicClient, {
-        response_type: 'token',
-        state: 's2',
-        code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
-        code_challenge_method: 'S256',
-      }),
-    );
-    // The error goes back in the fragment, as that response type asks; no token anywhere.
-    const back = new URL(res.headers.get('location') ?? '');
-    const fragment = new URLSearchParams(back.hash.slice(1));
-    expect(fragment.get('error')).toBe('unsupported_response_type');
-    expect(back.href).not.toContain('access_token');
-  });
-
   it('answers bad input with an OAuth error, never a server error', async () => {
     const endpoints = [as.token_endpoint, as.introspection_endpoint, as.revocation_endpoint, as.authorization_endpoint];
     await fc.assert(
@@ -843,7 +544,7 @@ describe('refusals, each with its RFC error and nothing stored', () => {
   });
 
   it('answers invalid_client for an unknown client id', async () => {
-    const res = await new Browser().get(
+    const res = await new Browser(bed).get(
       authorizationUrl(
         { client_id: 'cg_app_unknown' },
         { code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' },
@@ -854,7 +555,7 @@ describe('refusals, each with its RFC error and nothing stored', () => {
   });
 
   it('sends the person back with access_denied when they deny, and stores no grant', async () => {
-    const browser = new Browser();
+    const browser = new Browser(bed);
     browser.cookies.set('__Host-cg_session', sessionToken);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
@@ -882,13 +583,13 @@ describe('refusals, each with its RFC error and nothing stored', () => {
   });
 
   it('shows an expired-request page for an interaction this browser did not start', async () => {
-    const res = await new Browser().get(`${base}/oauth/interaction/not-a-real-one`);
+    const res = await new Browser(bed).get(`${base}/oauth/interaction/not-a-real-one`);
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('<code>oauth_interaction_expired</code>');
   });
 
   it('refuses a consent form posted from another origin', async () => {
-    const browser = new Browser();
+    const browser = new Browser(bed);
     browser.cookies.set('__Host-cg_session', sessionToken);
     const res = await browser.follow(
       authorizationUrl(publicClient, {
