@@ -7,6 +7,7 @@ import { ApiKeysModule } from './api-keys/api-keys.module.js';
 import { ApplicationsModule } from './applications/applications.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
+import { TokenRevocationsModule } from './oauth/token-revocation-events.js';
 import { OrganizationsModule } from './organizations/organizations.module.js';
 import { SsoModule } from './sso/sso.module.js';
 
@@ -14,6 +15,7 @@ import { SsoModule } from './sso/sso.module.js';
 @Module({
   imports: [
     DatabaseModule,
+    TokenRevocationsModule,
     OrganizationsModule,
     ApplicationsModule,
     ApiKeysModule,

@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 
-import { TokenRevocationEvents } from '../oauth/token-revocation-events.js';
 import { OrganizationsModule } from '../organizations/organizations.module.js';
 import { ApplicationEvents } from './application-events.js';
 import { ApplicationsHandler } from './applications.handler.js';
@@ -10,7 +9,7 @@ import { ApplicationsService } from './applications.service.js';
 @Module({
   imports: [OrganizationsModule],
   controllers: [ApplicationsHandler],
-  providers: [ApplicationsService, ApplicationsRepository, ApplicationEvents, TokenRevocationEvents],
-  exports: [ApplicationsService, TokenRevocationEvents],
+  providers: [ApplicationsService, ApplicationsRepository, ApplicationEvents],
+  exports: [ApplicationsService],
 })
 export class ApplicationsModule {}

@@ -11,7 +11,6 @@ import { OAuthGrantsService } from './oauth-grants.service.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { OAuthServer } from './oauth-server.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
-import { TokenRevocationEvents } from './token-revocation-events.js';
 
 /** The OAuth 2.1 authorization server (oidc-provider) for applications and agents. */
 @Module({
@@ -23,7 +22,6 @@ import { TokenRevocationEvents } from './token-revocation-events.js';
     OAuthStoreRepository,
     OAuthClientsRepository,
     OAuthKeysRepository,
-    TokenRevocationEvents,
     OAuthAudit,
     OAuthGrantsRepository,
     OAuthGrantsService,
