@@ -77,9 +77,12 @@ describe('parseNetflixViewingActivity', () => {
         series: 'Dark',
         season: 1,
         device: 'Chrome PC (Cadmium)',
+        profile: 'Ana',
       },
     });
     expect(records[1]!.data.kind).toBe('film');
+    // Each viewing names the profile that watched: one account, several people.
+    expect(records.map((r) => r.data.profile)).toEqual(['Ana', 'Ben']);
     // What the Personal Server accepts: the catalog's media.watch_event shape, strictly.
     for (const r of records) expect(() => validateRecord(r.type, r.data)).not.toThrow();
     expect(records[1]!.data).toMatchObject({ title: 'Movie, With Comma', durationMs: 3723_000 });

@@ -239,6 +239,7 @@ export async function* parseNetflixViewingActivity(
           playedAt: start,
           durationMs: duration,
           device: get('Device Type'),
+          profile,
           series,
           season,
         }),

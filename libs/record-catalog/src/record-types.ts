@@ -108,6 +108,8 @@ export const RECORD_TYPES = [
     'The user watched video (a title, an episode); same shape as media.play_event plus what was watched in a series.',
     {
       ...playEventShape,
+      /** Who watched, where one account has several viewers (a Netflix profile's name). */
+      profile: z.string().min(1).max(200).optional(),
       series: z.string().optional(),
       season: z.number().int().nonnegative().optional(),
       episode: z.number().int().nonnegative().optional(),
