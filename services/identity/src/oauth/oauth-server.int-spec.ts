@@ -268,9 +268,9 @@ describe('client credentials: an application acting as itself', () => {
       new URLSearchParams({ resource }),
       insecure,
     );
-    // oidc-provider answers invalid_request here (RFC 6749 would say unauthorized_client).
+    // RFC 6749 §5.2 (oidc-provider's own answer, invalid_request, is mapped).
     await expect(oauth.processClientCredentialsResponse(as, publicClient, response)).rejects.toMatchObject({
-      error: 'invalid_request',
+      error: 'unauthorized_client',
       cause: { error_description: 'requested grant type is not allowed for this client' },
     });
   });

@@ -161,6 +161,10 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       await next();
       await Promise.all((ctx.state as PendingState).pending ?? []);
     });
+    provider.use(async (ctx, next) => {
+      await next();
+      rfcTokenError(ctx);
+    });
     const interactions = new OAuthInteractions({
       provider,
       publicOrigin: urls.origin,
@@ -213,4 +217,19 @@ function delegation(
   const e = ctx.oidc.entities;
   const userId = e.AccessToken?.accountId ?? e.RefreshToken?.accountId ?? e.Grant?.accountId ?? e.Account?.accountId;
   return { orgId, applicationId, clientId: client.clientId, userId };
+}
+
+/**
+ * RFC 6749 §5.2's code where oidc-provider answers another: a client using a grant type it is
+ * not registered for (client credentials by a public client) is `unauthorized_client`, not
+ * `invalid_request`. Only that one error, recognised by oidc-provider's own description.
+ */
+function rfcTokenError(ctx: { status: number; body: unknown }): void {
+  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+  if (
+    ctx.status === 400 &&
+    body?.error === 'invalid_request' &&
+    body.error_description === 'requested grant type is not allowed for this client'
+  )
+    body.error = 'unauthorized_client';
 }
