@@ -192,11 +192,26 @@ describe("a person's access token on the records API", () => {
     expect(challenge).toContain('scope="github:read:repos"');
 
     // A person's token is refused where the route does not keep to the person.
-    const elsewhere = await fetch(`${base}/v1/connections/${mine.connectionId}/grant`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${full}` },
+    const elsewhere = await fetch(`${base}/v1/connect/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${full}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ integration: 'github', scopes: SCOPES, callbackUrl: app.callbackUrl }),
     });
     expect(elsewhere.status).toBe(401);
+
+    // Giving up the application's grant keeps to the person too: not another's connection, their own yes.
+    const giveUp = (connectionId: string) =>
+      fetch(`${base}/v1/connections/${connectionId}/grant`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${full}` },
+      });
+    const notTheirs = await giveUp(theirs.connectionId);
+    expect(notTheirs.status).toBe(404);
+    expect(await notTheirs.json()).toMatchObject({ code: 'connection_not_found' });
+    expect((await giveUp(mine.connectionId)).status).toBe(200);
+    const after = await records(full, mine.connectionId);
+    expect(after.status).toBe(403);
+    expect(await after.json()).toMatchObject({ code: 'grant_revoked' });
   });
 });
 

@@ -5844,7 +5844,7 @@ export type paths = {
         post?: never;
         /**
          * Give up your grant on a connection
-         * @description Revokes your application's grant; your next query on the connection is 403 `grant_revoked`. Other applications' grants are untouched.
+         * @description Revokes your application's grant; your next query on the connection is 403 `grant_revoked`. Other applications' grants are untouched. With an access token acting for a person, only that person's connections: any other is 404 `connection_not_found`.
          */
         delete: {
             parameters: {

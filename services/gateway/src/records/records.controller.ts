@@ -120,13 +120,15 @@ export class RecordsController {
     path: 'connections/:connectionId/grant',
     summary: 'Give up your grant on a connection',
     description:
-      "Revokes your application's grant; your next query on the connection is 403 `grant_revoked`. Other applications' grants are untouched.",
+      "Revokes your application's grant; your next query on the connection is 403 `grant_revoked`. Other applications' grants are untouched. " +
+      "With an access token acting for a person, only that person's connections: any other is 404 `connection_not_found`.",
     tags: ['records'],
     auth: 'api_key',
     params: connectionParams,
     success: { status: 200, schema: revokedSchema, description: 'The revoked grant.' },
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
+    personTokens: true,
   })
   async giveUp(
     @Caller() caller: ApplicationCaller,
@@ -134,6 +136,11 @@ export class RecordsController {
     @Req() request: FastifyRequest,
   ) {
     setAuditSubject(request, { connectionId: params.connectionId });
+    // A token acting for a person gives up grants on that person's connections only.
+    if (caller.onBehalfOf !== undefined) {
+      const placement = await this.router.placement(params.connectionId);
+      if (placement.userId !== caller.onBehalfOf) throw new AppError('connection_not_found');
+    }
     const { grantId } = await this.rpcClient.request(rpc.broker.revokeGrant, {
       connectionId: params.connectionId,
       applicationId: caller.applicationId,
