@@ -365,11 +365,11 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
   });
 
   it('audit:log-key prints and publishes the key the service signs with; it never makes a new one for a signed log', () => {
-    const logKey = (signingKeyFile: string, out: string) =>
+    const logKey = (signingKeyFile: string, out: string, databaseUrl = stack.databaseUrl) =>
       spawnSync(process.execPath, [join(rootDir, 'services/audit/dist/log/log-key.cli.js'), '--out', out], {
         env: {
           ...process.env,
-          DATABASE_URL: stack.databaseUrl,
+          DATABASE_URL: databaseUrl,
           NATS_URL: stack.natsUrl,
           ...stack.keyStoreEnv,
           MASTER_KEY_FILE: join(keyDir, 'master.key'),
@@ -389,6 +389,11 @@ describe('verify (pnpm audit:verify) against rows changed directly in SQL by a s
       expect(lost.stderr).toContain('checkpoints signed with it');
       expect(existsSync(join(keyDir, 'lost.vkey'))).toBe(false);
     }
+    // An environment that does not validate: exit 2 with the reason, nothing published.
+    const misconfigured = logKey(join(keyDir, 'audit-signing.key'), join(keyDir, 'bad.vkey'), 'not-a-url');
+    expect(misconfigured.status).toBe(2);
+    expect(misconfigured.stderr).toContain('DATABASE_URL');
+    expect(existsSync(join(keyDir, 'bad.vkey'))).toBe(false);
   });
 
   it('the trigger refuses UPDATE and DELETE even to the superuser', async () => {

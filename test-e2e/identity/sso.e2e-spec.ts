@@ -13,7 +13,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { addVirtualAuthenticator, browserUrl, launchBrowser, sessionCookie } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { connectSourceAccount } from '../support/source-connection.js';
-import { startTestIdp, type TestIdp } from '../support/test-idp.js';
+import { type IdpRelyingParty, idTokenFromIdp, startTestIdp, type TestIdp } from '../support/test-idp.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Organization SSO: a second, independent oidc-provider is the organization's IdP. People
@@ -39,6 +39,20 @@ let org: { id: string; slug: string };
 let app: { orgId: string; appId: string; name: string; callbackUrl: string };
 const admin = () => adminClient(base);
 const alice = { sub: 'idp-alice', email: 'alice@acme.test', email_verified: true, name: 'Alice Acme' };
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** The application's own client at the organization's IdP (its backend signs people in there too). */
+const APP_AT_IDP: IdpRelyingParty = {
+  clientId: 'acme-agent-backend',
+  clientSecret: 'acme-agent-backend-secret-0123456789',
+  redirectUri: 'http://127.0.0.1:9/acme-agent/idp-callback',
+};
+/** The gateway's client at the IdP, as a relying party whose redirect this test reads. */
+const GATEWAY_AT_IDP = (): IdpRelyingParty => ({
+  clientId: idp.clientId,
+  clientSecret: idp.clientSecret,
+  redirectUri: `${base}/v1/auth/sso/callback`,
+});
+let aliceConnection: { userId: string; connectionId: string } | undefined;
 
 beforeAll(async () => {
   sim = await startSimulator({ provider: 'github' });
@@ -60,7 +74,7 @@ beforeAll(async () => {
     name: 'Context Gateway',
   });
   await sim.control.createAccount({ login: 'octo-alice', counts: { repos: 2, starred: 0, issues: 0 } });
-  idp = await startTestIdp(`${base}/v1/auth/sso/callback`);
+  idp = await startTestIdp(`${base}/v1/auth/sso/callback`, [APP_AT_IDP]);
   callbackServer = createServer((req, res) => {
     const url = new URL(req.url ?? '/', callback);
     if (url.pathname === '/cb') landed = url;
@@ -245,6 +259,70 @@ describe('an SSO person and an application', () => {
       return body.records.length > 0 ? body.records : undefined;
     });
     expect(records.length).toBeGreaterThan(0);
+    aliceConnection = { userId: claims.sub, connectionId: mine.connectionId };
+  });
+
+  it("exchanges the ID token the organization's IdP gave the application for an access token, without a browser (RFC 8693)", async () => {
+    idp.user = alice;
+    const connection = aliceConnection;
+    if (!connection) throw new Error('the code + PKCE case above did not finish');
+    // The admin makes the application confidential and names its own client at the IdP.
+    const configured = await admin().call(
+      'PUT',
+      `/v1/admin/organizations/${org.id}/applications/${app.appId}/oauth-client`,
+      { tokenEndpointAuthMethod: 'client_secret_basic', rotateSecret: true, idpClientId: APP_AT_IDP.clientId },
+    );
+    expect(configured.status).toBe(200);
+    const { clientSecret, clientId, idpClientId } = configured.body as Record<string, string>;
+    expect(idpClientId).toBe(APP_AT_IDP.clientId);
+    const issuer = new URL(`${base}/oauth`);
+    const as = await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+    );
+    expect(as.grant_types_supported).toContain(TOKEN_EXCHANGE);
+    const backend: oauth.Client = { client_id: clientId ?? '' };
+    const exchange = (subjectToken: string) =>
+      oauth.genericTokenEndpointRequest(
+        as,
+        backend,
+        oauth.ClientSecretBasic(clientSecret ?? ''),
+        TOKEN_EXCHANGE,
+        {
+          subject_token: subjectToken,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+          resource: base,
+          scope: 'github:read:repos',
+        },
+        insecure,
+      );
+
+    // The application signed Alice in at her IdP as its own relying party: it holds her ID token.
+    const idToken = await idTokenFromIdp(idp, APP_AT_IDP);
+    const tokens = await oauth.processGenericTokenEndpointResponse(as, backend, await exchange(idToken));
+    expect(tokens['issued_token_type']).toBe('urn:ietf:params:oauth:token-type:access_token');
+    const claims = await oauth.validateJwtAccessToken(
+      as,
+      new Request(base, { headers: { authorization: `Bearer ${tokens.access_token}` } }),
+      base,
+      insecure,
+    );
+    // The same person the browser sign-in provisioned, and her records through the gateway.
+    expect(claims.sub).toBe(connection.userId);
+    const res = await fetch(`${base}/v1/connections/${connection.connectionId}/records?type=code.repository`, {
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+    });
+    expect(res.status).toBe(200);
+
+    // The ID token is spent; the gateway's own ID tokens are not the application's to exchange.
+    const replay = await exchange(idToken);
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toMatchObject({ error: 'invalid_grant' });
+    const forTheGateway = await exchange(await idTokenFromIdp(idp, GATEWAY_AT_IDP()));
+    expect(await forTheGateway.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: expect.stringContaining('"aud" claim'),
+    });
   });
 });
 

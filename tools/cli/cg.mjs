@@ -30,7 +30,7 @@ const USAGE = `usage: pnpm cg <command> [options]
   app list --org <orgId>
   app get --org <orgId> --app <applicationId>
   app oauth-client --org <orgId> --app <applicationId> --auth client_secret_basic|private_key_jwt|none
-             [--rotate-secret] [--jwks-uri <https url>]
+             [--rotate-secret] [--jwks-uri <https url>] [--idp-client-id <its client id at the org's IdP>]
              (how the app authenticates to the OAuth server; a rotated secret prints once)
   app oauth-grants --org <orgId> --app <applicationId>
              (the people the app holds OAuth tokens for)
@@ -71,6 +71,7 @@ const OPTIONS = /** @type {const} */ ({
   auth: { type: 'string' },
   'rotate-secret': { type: 'boolean' },
   'jwks-uri': { type: 'string' },
+  'idp-client-id': { type: 'string' },
   issuer: { type: 'string' },
   'client-id': { type: 'string' },
   'email-domain': { type: 'string', multiple: true },
@@ -190,6 +191,7 @@ function commandFor(positionals, v) {
         tokenEndpointAuthMethod: auth,
         rotateSecret: v['rotate-secret'] === true,
         ...(typeof v['jwks-uri'] === 'string' ? { jwksUri: v['jwks-uri'] } : {}),
+        ...(typeof v['idp-client-id'] === 'string' ? { idpClientId: v['idp-client-id'] } : {}),
       });
       return (admin) => admin.applications.configureOAuthClient(org, app, input);
     }

@@ -45,7 +45,7 @@ function optionalUuid(value: string, path: string): ValidationProblem[] {
 }
 
 /**
- * A person's browser session token (identity's `cg_ses_...`), which the broker resolves with
+ * A person's browser session token (identity's `cg_ss_...`), which the broker resolves with
  * identity.v1.resolve_session: the person a call acts for is proven, not named.
  */
 function personSessionToken(value: string, path: string): ValidationProblem[] {

@@ -92,7 +92,7 @@ const client = new RpcClient(nc);
 const org = crypto.randomUUID();
 const user = crypto.randomUUID();
 // The broker runs alone here: identity's answer to "whose session is this" comes from the bench.
-const personSessionToken = `cg_ses_${crypto.randomUUID()}`;
+const personSessionToken = `cg_ss_${crypto.randomUUID()}`;
 answerRpc(nc, rpc.identity.resolveSession, (request) => {
   if (request.sessionToken !== personSessionToken) throw new AppError('unauthenticated', 'Unknown session');
   return { user: { id: user, displayName: 'Bench person' } };

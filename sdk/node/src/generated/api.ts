@@ -1248,6 +1248,8 @@ export type paths = {
                          * @default false
                          */
                         rotateSecret?: boolean;
+                        /** @description Confidential clients: the application's own client id at the organization's SSO IdP. ID tokens that IdP issued to it may then be exchanged at the token endpoint for access tokens acting for the person (RFC 8693, subject_token_type id_token), without a browser. Absent: no token exchange. */
+                        idpClientId?: string;
                     };
                 };
             };
@@ -1268,6 +1270,8 @@ export type paths = {
                             hasClientSecret: boolean;
                             /** @description `cg_cs_...`, only in the answer that issued it; only its hash is kept. */
                             clientSecret?: string;
+                            /** @description The application's client id at the organization's IdP, when it may exchange that IdP's ID tokens. */
+                            idpClientId?: string;
                         };
                     };
                 };

@@ -18,25 +18,33 @@ import { openOrCreateCheckpointKey } from './signing-key.js';
 
 const { values } = parseArgs({ options: { out: { type: 'string' } }, strict: true });
 
-const env = loadEnv();
-const pool = createPool({
-  url: databaseUrl(env),
-  schema: env.DATABASE_SCHEMA ?? 'audit',
-  max: 1,
-  applicationName: 'audit-log-key',
-});
+async function main(): Promise<string> {
+  // Inside the try below: an environment that does not validate is exit 2 with its message.
+  const env = loadEnv();
+  const pool = createPool({
+    url: databaseUrl(env),
+    schema: env.DATABASE_SCHEMA ?? 'audit',
+    max: 1,
+    applicationName: 'audit-log-key',
+  });
+  try {
+    const key = await openOrCreateCheckpointKey(env, pool);
+    key.signer.close();
+    return key.verifierKey;
+  } finally {
+    await pool.end();
+  }
+}
+
 try {
-  const key = await openOrCreateCheckpointKey(env, pool);
-  key.signer.close();
+  const verifierKey = await main();
   if (values.out !== undefined) {
     // Public, but replaced whole: a reader never sees half a key.
-    writeFileSync(`${values.out}.tmp`, `${key.verifierKey}\n`, { mode: 0o644 });
+    writeFileSync(`${values.out}.tmp`, `${verifierKey}\n`, { mode: 0o644 });
     renameSync(`${values.out}.tmp`, values.out);
   }
-  console.log(key.verifierKey);
+  console.log(verifierKey);
 } catch (error) {
   console.error(`audit:log-key failed: ${(error as Error).message}`);
   process.exitCode = 2;
-} finally {
-  await pool.end();
 }

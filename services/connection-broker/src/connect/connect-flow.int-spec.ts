@@ -379,7 +379,7 @@ describe('connect flow at the broker', () => {
         personSessionToken,
       });
     expect(await rejection(allow(''))).toBe('validation_failed');
-    expect(await rejection(allow(`cg_ses_${'x'.repeat(43)}`))).toBe('unauthenticated');
+    expect(await rejection(allow(`cg_ss_${'x'.repeat(43)}`))).toBe('unauthenticated');
     expect(await rejection(allow(graceToken))).toBe('unauthenticated');
     // A session that no longer resolves is no person on the consent page: nothing to reuse.
     const view = await client.request(rpc.broker.getConnectSession, {

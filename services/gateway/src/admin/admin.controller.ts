@@ -70,6 +70,14 @@ const oauthClientBody = z.strictObject({
     .boolean()
     .default(false)
     .describe('client_secret_basic: issue a new secret, shown once; the previous one stops working at once.'),
+  idpClientId: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe(
+      "Confidential clients: the application's own client id at the organization's SSO IdP. ID tokens that IdP issued to it may then be exchanged at the token endpoint for access tokens acting for the person (RFC 8693, subject_token_type id_token), without a browser. Absent: no token exchange.",
+    ),
 });
 type CreateOrganizationBody = z.infer<typeof createOrganizationBody>;
 type CreateApplicationBody = z.infer<typeof createApplicationBody>;

@@ -38,6 +38,10 @@ export const oauthClientSchema = z.object({
     .string()
     .optional()
     .describe('`cg_cs_...`, only in the answer that issued it; only its hash is kept.'),
+  idpClientId: z
+    .string()
+    .optional()
+    .describe("The application's client id at the organization's IdP, when it may exchange that IdP's ID tokens."),
 });
 
 export const apiKeySchema = z.object({

@@ -73,6 +73,7 @@ export class AdminService {
       jwks?: { keys: Record<string, unknown>[] };
       jwksUri?: string;
       rotateSecret: boolean;
+      idpClientId?: string;
     },
   ) {
     const reply = await this.rpcClient.request(rpc.identity.configureOAuthClient, {
@@ -82,6 +83,7 @@ export class AdminService {
       jwksJson: settings.jwks ? JSON.stringify(settings.jwks) : '',
       jwksUri: settings.jwksUri ?? '',
       rotateSecret: settings.rotateSecret,
+      idpClientId: settings.idpClientId ?? '',
     });
     return {
       applicationId: reply.applicationId,
@@ -89,6 +91,7 @@ export class AdminService {
       tokenEndpointAuthMethod: reply.tokenEndpointAuthMethod as 'client_secret_basic' | 'private_key_jwt' | 'none',
       hasClientSecret: reply.hasClientSecret,
       ...(reply.clientSecret ? { clientSecret: reply.clientSecret } : {}),
+      ...(reply.idpClientId ? { idpClientId: reply.idpClientId } : {}),
     };
   }
 

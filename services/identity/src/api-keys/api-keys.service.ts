@@ -56,10 +56,15 @@ export class ApiKeysService {
    * the event cannot be published this throws, so the caller retries instead of believing it.
    */
   async revoke(applicationId: string, apiKeyId: string): Promise<ApiKey> {
-    await this.keys.revoke(applicationId, apiKeyId, this.clock.date());
-    const key = await this.keys.findInApplication(applicationId, apiKeyId);
+    const key = await this.revocations.revoke(
+      async (tx) => {
+        await this.keys.revoke(applicationId, apiKeyId, this.clock.date(), tx);
+        return this.keys.findInApplication(applicationId, apiKeyId, tx);
+      },
+      (revoked) =>
+        revoked ? { orgId: revoked.orgId, kind: TokenRevocationKind.API_KEY, subjectId: revoked.id } : undefined,
+    );
     if (!key) throw new AppError('not_found', 'No such API key');
-    await this.revocations.revoked(key.orgId, TokenRevocationKind.API_KEY, key.id);
     return key;
   }
 

@@ -76,16 +76,27 @@ export class ApplicationsService {
       integrations: input.integrations ?? current.integrations,
       scopes: input.scopes ?? current.scopes,
     });
-    const app = await this.applications.update(input.orgId, input.applicationId, {
-      name: input.name?.trim(),
-      callbackUrls: input.callbackUrls && declaration.callbackUrls,
-      integrations: input.integrations && declaration.integrations,
-      scopes: input.scopes && declaration.scopes,
-      status: input.status,
-    });
+    const app = await this.revocations.revoke(
+      (tx) =>
+        this.applications.update(
+          input.orgId,
+          input.applicationId,
+          {
+            name: input.name?.trim(),
+            callbackUrls: input.callbackUrls && declaration.callbackUrls,
+            integrations: input.integrations && declaration.integrations,
+            scopes: input.scopes && declaration.scopes,
+            status: input.status,
+          },
+          tx,
+        ),
+      (updated) =>
+        updated && updated.status !== 'active'
+          ? { orgId: updated.orgId, kind: TokenRevocationKind.APPLICATION, subjectId: updated.id }
+          : undefined,
+    );
     if (!app) throw new AppError('not_found', 'No such application');
     await this.events.published(app);
-    if (app.status !== 'active') await this.revocations.revoked(app.orgId, TokenRevocationKind.APPLICATION, app.id);
     return app;
   }
 

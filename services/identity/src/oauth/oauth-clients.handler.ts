@@ -18,6 +18,7 @@ export class OAuthClientsHandler {
       tokenEndpointAuthMethod: application.tokenEndpointAuthMethod,
       clientSecret: clientSecret ?? '',
       hasClientSecret: application.clientSecretHash !== null,
+      idpClientId: application.idpClientId ?? '',
     };
   }
 }

@@ -32,6 +32,7 @@ export class OAuthClientsRepository {
       /** A JWK Set of public keys. */
       jwks?: { keys: object[] } | null;
       jwksUri?: string | null;
+      idpClientId?: string | null;
     },
   ): Promise<Application | undefined> {
     const { jwks, ...rest } = data;

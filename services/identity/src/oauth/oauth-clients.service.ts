@@ -15,7 +15,12 @@ export interface OAuthClientSettings {
   jwksJson: string;
   jwksUri: string;
   rotateSecret: boolean;
+  /** Empty: no token exchange. */
+  idpClientId: string;
 }
+
+/** Client ids at IdPs are opaque strings; keep them to printable ASCII of a sane length. */
+const IDP_CLIENT_ID = /^[\x21-\x7e]{1,255}$/;
 
 /**
  * How an application authenticates as an OAuth client. Switching method clears what the
@@ -36,6 +41,13 @@ export class OAuthClientsService {
     }
     if (method !== 'private_key_jwt' && (settings.jwksJson || settings.jwksUri)) {
       throw invalid('jwks', 'keys are only for a private_key_jwt client');
+    }
+    if (settings.idpClientId && method === 'none') {
+      // A public client could not prove it is the application the ID token was issued to.
+      throw invalid('idpClientId', 'token exchange is only for a confidential client');
+    }
+    if (settings.idpClientId && !IDP_CLIENT_ID.test(settings.idpClientId)) {
+      throw invalid('idpClientId', 'must be 1 to 255 printable characters without spaces');
     }
     const existing = await this.clients.findInOrg(settings.orgId, settings.applicationId);
     if (!existing) throw new AppError('not_found', 'No such application in this organization');
@@ -62,7 +74,10 @@ export class OAuthClientsService {
         };
         break;
     }
-    const application = await this.clients.updateClientSettings(settings.applicationId, update);
+    const application = await this.clients.updateClientSettings(settings.applicationId, {
+      ...update,
+      idpClientId: settings.idpClientId || null,
+    });
     if (!application) throw new AppError('not_found', 'No such application in this organization');
     return { application, ...(clientSecret ? { clientSecret } : {}) };
   }

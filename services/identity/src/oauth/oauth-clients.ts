@@ -13,7 +13,10 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'private_key_
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 /** Our own client metadata, beside the standard ones: what the provider needs from the Application row. */
-export const CLIENT_EXTRA_METADATA = ['capabilities', 'application_id', 'org_id'] as const;
+export const CLIENT_EXTRA_METADATA = ['capabilities', 'application_id', 'org_id', 'idp_client_id'] as const;
+
+/** RFC 8693's grant type; this server exchanges only ID tokens of the organization's IdP. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 export function newClientSecret(): { secret: string; hash: string } {
   const secret = newSecret(CLIENT_SECRET_PREFIX);
@@ -36,7 +39,8 @@ export function verifyClientSecret(storedHash: string | undefined, presented: st
  * - Redirect URIs are the application's callback URLs, compared exactly (already
  *   validated and normalized when stored, applications/application-rules.ts).
  * - Public clients (`none`) get code + refresh only: PKCE is their proof. Confidential
- *   clients may also use client credentials to act as themselves.
+ *   clients may also use client credentials to act as themselves, and token exchange when
+ *   the admin named their client id at the organization's IdP.
  */
 export function clientMetadata(app: Application): AdapterPayload | undefined {
   const method = app.tokenEndpointAuthMethod as TokenEndpointAuthMethod;
@@ -51,6 +55,12 @@ export function clientMetadata(app: Application): AdapterPayload | undefined {
     application_id: app.id,
     org_id: app.orgId,
   };
+  const confidentialGrants = [
+    ...personGrants,
+    'client_credentials',
+    ...(app.idpClientId ? [TOKEN_EXCHANGE_GRANT] : []),
+  ];
+  const exchange = app.idpClientId ? { idp_client_id: app.idpClientId } : {};
   switch (method) {
     case 'none':
       return personGrants.length > 0
@@ -65,7 +75,8 @@ export function clientMetadata(app: Application): AdapterPayload | undefined {
         // what is presented (oauth-provider.ts), and no HMAC algorithm is enabled that
         // would use this value as a key.
         client_secret: app.clientSecretHash,
-        grant_types: [...personGrants, 'client_credentials'],
+        grant_types: confidentialGrants,
+        ...exchange,
       };
     case 'private_key_jwt':
       if (!app.jwks && !app.jwksUri) return undefined;
@@ -73,7 +84,8 @@ export function clientMetadata(app: Application): AdapterPayload | undefined {
         ...base,
         token_endpoint_auth_method: 'private_key_jwt',
         ...(app.jwksUri ? { jwks_uri: app.jwksUri } : { jwks: app.jwks as unknown as AdapterPayload['jwks'] }),
-        grant_types: [...personGrants, 'client_credentials'],
+        grant_types: confidentialGrants,
+        ...exchange,
       };
     default:
       return undefined;

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 
-import { IDENTITY_DB, type IdentityDb } from '../database/database.module.js';
+import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
 
 /** One grant of the authorization server, as a person sees it. */
 export interface GrantRow {
@@ -58,18 +58,16 @@ export class OAuthGrantsRepository {
   }
 
   /** Deletes every grant of a client and everything issued under them; returns how many grants. */
-  async revokeClient(clientId: string): Promise<number> {
-    return this.db.$transaction(async (tx) => {
-      const grants = await tx.oAuthPayload.findMany({
-        where: { model: 'Grant', payload: { path: ['clientId'], equals: clientId } },
-        select: { id: true },
-      });
-      const ids = grants.map((g) => g.id);
-      await tx.oAuthPayload.deleteMany({
-        where: { OR: [{ grantId: { in: ids } }, { model: 'Grant', id: { in: ids } }] },
-      });
-      return ids.length;
+  async revokeClient(clientId: string, tx: Tx): Promise<number> {
+    const grants = await tx.oAuthPayload.findMany({
+      where: { model: 'Grant', payload: { path: ['clientId'], equals: clientId } },
+      select: { id: true },
     });
+    const ids = grants.map((g) => g.id);
+    await tx.oAuthPayload.deleteMany({
+      where: { OR: [{ grantId: { in: ids } }, { model: 'Grant', id: { in: ids } }] },
+    });
+    return ids.length;
   }
 
   /** One grant, if it is the person's and unexpired. */

@@ -41,8 +41,10 @@ export class OAuthGrantsService {
   async revokeApplication(orgId: string, applicationId: string): Promise<number> {
     const app = await this.clients.findInOrg(orgId, applicationId);
     if (!app) throw new AppError('not_found', 'No such application');
-    const revoked = await this.grants.revokeClient(app.clientId);
-    await this.revocations.revoked(orgId, TokenRevocationKind.APPLICATION, applicationId);
+    const revoked = await this.revocations.revoke(
+      (tx) => this.grants.revokeClient(app.clientId, tx),
+      () => ({ orgId, kind: TokenRevocationKind.APPLICATION, subjectId: applicationId }),
+    );
     await this.audit.record({
       action: 'revoked',
       orgId,
@@ -66,8 +68,11 @@ export class OAuthGrantsService {
   async revoke(userId: string, grantId: string): Promise<GrantOut> {
     const grant = await this.grants.one(userId, grantId, this.clock.date());
     if (!grant?.application) throw new AppError('not_found', 'No such OAuth grant among yours');
-    await this.store.revokeByGrantId(grantId);
-    await this.revocations.revoked(grant.application.orgId, TokenRevocationKind.GRANT, grantId);
+    const orgId = grant.application.orgId;
+    await this.revocations.revoke(
+      (tx) => this.store.revokeByGrantId(grantId, tx),
+      () => ({ orgId, kind: TokenRevocationKind.GRANT, subjectId: grantId }),
+    );
     await this.audit.record({
       action: 'revoked',
       orgId: grant.application.orgId,

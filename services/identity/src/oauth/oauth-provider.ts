@@ -1,9 +1,18 @@
 import type { Clock } from '@context-gateway/clock';
-import { type Adapter, type Configuration, errors, interactionPolicy, Provider } from 'oidc-provider';
+import {
+  type Adapter,
+  type Client,
+  type Configuration,
+  errors,
+  interactionPolicy,
+  Provider,
+  type ResourceServer,
+} from 'oidc-provider';
 
 import { oauthErrorPage } from './consent-page.js';
 import { CLIENT_EXTRA_METADATA, verifyClientSecret } from './oauth-clients.js';
 import type { ProviderKeys } from './oauth-keys.js';
+import { registerTokenExchange, type TokenExchangeOptions } from './oauth-token-exchange.js';
 
 /** Where the authorization server lives and what it serves. */
 export interface OAuthProviderOptions {
@@ -17,6 +26,8 @@ export interface OAuthProviderOptions {
   findAccount: (accountId: string) => Promise<{ accountId: string; name: string } | undefined>;
   ttl: { accessTokenSeconds: number; refreshTokenSeconds: number };
   clock: Clock;
+  /** RFC 8693: the person an application's subject token names, and the grant they already share. */
+  tokenExchange: Pick<TokenExchangeOptions, 'subject' | 'existingGrant'>;
 }
 
 /** Scopes beyond the applications' capabilities: OpenID Connect's own. */
@@ -45,6 +56,15 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
         ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
       ),
     );
+
+  // Every access token: a JWT (RFC 9068) for the gateway alone, ES256, carrying the client's capabilities at most.
+  const resourceServer = (client: Client): ResourceServer => ({
+    scope: ((client['capabilities'] as string[] | undefined) ?? []).join(' '),
+    audience: options.resource,
+    accessTokenTTL: options.ttl.accessTokenSeconds,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'ES256' } },
+  });
 
   const configuration: Configuration = {
     adapter: options.adapter,
@@ -111,14 +131,7 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
         useGrantedResource: () => true,
         getResourceServerInfo(_ctx, resourceIndicator, client) {
           if (resourceIndicator !== options.resource) throw new errors.InvalidTarget();
-          const capabilities = (client['capabilities'] as string[] | undefined) ?? [];
-          return {
-            scope: capabilities.join(' '),
-            audience: options.resource,
-            accessTokenTTL: options.ttl.accessTokenSeconds,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'ES256' } },
-          };
+          return resourceServer(client);
         },
       },
     },
@@ -174,5 +187,6 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
       return verifyClientSecret(this.clientSecret, actual);
     },
   });
+  registerTokenExchange(provider, { resource: options.resource, resourceServer, ...options.tokenExchange });
   return provider;
 }

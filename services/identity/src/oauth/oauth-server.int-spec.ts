@@ -318,14 +318,7 @@ describe('private_key_jwt: an application proving itself with its own key', () =
 });
 
 describe('configuring an application as a client', () => {
-  const configure = (applicationId: string, fields: { method: string; jwksJson?: string; rotateSecret?: boolean }) =>
-    rpcClient.request(rpc.identity.configureOAuthClient, {
-      orgId,
-      applicationId,
-      tokenEndpointAuthMethod: fields.method,
-      jwksJson: fields.jwksJson ?? '',
-      rotateSecret: fields.rotateSecret ?? false,
-    });
+  const configure: OAuthTestBed['configureClient'] = (...args) => bed.configureClient(...args);
 
   it('refuses private key material, an unknown method, and another org', async () => {
     const jwk = { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'private' };

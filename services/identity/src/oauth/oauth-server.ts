@@ -1,5 +1,6 @@
 import { Clock } from '@context-gateway/clock';
 import { EnvelopeCipher, openKeyProvider, refuseNewKeyWhileInUse } from '@context-gateway/crypto';
+import { AppError } from '@context-gateway/errors';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -8,9 +9,11 @@ import type { Logger } from 'pino';
 
 import { SessionsService } from '../accounts/sessions.service.js';
 import { type Env, oauthKeyringPath } from '../env.js';
+import { SsoTokenExchange } from '../sso/sso-token-exchange.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
 import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
+import { OAuthGrantsRepository } from './oauth-grants.repository.js';
 import { installOAuthRoutes, type OnRequestHost, type ServingProvider } from './oauth-http.js';
 import { OAuthInteractions } from './oauth-interactions.js';
 import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
@@ -60,6 +63,8 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     private readonly clock: Clock,
     private readonly revocations: TokenRevocationEvents,
     private readonly audit: OAuthAudit,
+    private readonly exchange: SsoTokenExchange,
+    private readonly grants: OAuthGrantsRepository,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -118,6 +123,18 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
         refreshTokenSeconds: this.env.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
       },
       clock: this.clock,
+      tokenExchange: {
+        subject: async ({ orgId, idpClientId, subjectToken }) => {
+          const verified = await this.exchange.verify({ orgId, idpClientId, idToken: subjectToken });
+          // Single use, recorded before anyone is provisioned: a replayed ID token gets nothing.
+          if (!(await this.store.useOnce('ExchangedSubjectToken', verified.replayKey, verified.expiresAt))) {
+            throw new AppError('sso_response_invalid', 'The ID token was refused: it was already exchanged');
+          }
+          return verified.person();
+        },
+        existingGrant: async (accountId, clientId) =>
+          (await this.grants.ofAccount(accountId, this.clock.date())).find((g) => g.clientId === clientId)?.grantId,
+      },
     });
     provider.on('server_error', (_ctx, error) => this.logger.error({ err: error }, 'authorization server error'));
     // A grant revoked (refresh token revoked, a spent one replayed): its access tokens are

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 
-import { IDENTITY_DB, type IdentityDb } from '../database/database.module.js';
+import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
 import type { Prisma } from '../generated/prisma/client.js';
 
 /** One stored oidc-provider object, as the provider hands it over and gets it back. */
@@ -75,8 +75,20 @@ export class OAuthStoreRepository {
    * Everything issued under one grant, whatever its model, and the grant itself: a
    * revoked grant leaves no code or refresh token behind.
    */
-  async revokeByGrantId(grantId: string): Promise<number> {
-    const { count } = await this.db.oAuthPayload.deleteMany({
+  /**
+   * Records that `id` was used, until `expiresAt` (then pruned with the rest); false when it
+   * already was. One INSERT ... ON CONFLICT DO NOTHING: two racing uses cannot both win.
+   */
+  async useOnce(model: string, id: string, expiresAt: Date): Promise<boolean> {
+    const { count } = await this.db.oAuthPayload.createMany({
+      data: [{ model, id, payload: {}, expiresAt }],
+      skipDuplicates: true,
+    });
+    return count === 1;
+  }
+
+  async revokeByGrantId(grantId: string, tx: Tx = this.db): Promise<number> {
+    const { count } = await tx.oAuthPayload.deleteMany({
       where: { OR: [{ grantId }, { model: 'Grant', id: grantId }] },
     });
     return count;

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { AccountsModule } from '../accounts/accounts.module.js';
+import { SsoModule } from '../sso/sso.module.js';
 import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsHandler } from './oauth-clients.handler.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
@@ -14,7 +15,7 @@ import { OAuthStoreRepository } from './oauth-store.repository.js';
 
 /** The OAuth 2.1 authorization server (oidc-provider) for applications and agents. */
 @Module({
-  imports: [AccountsModule],
+  imports: [AccountsModule, SsoModule],
   controllers: [OAuthClientsHandler, OAuthGrantsHandler],
   providers: [
     OAuthClientsService,

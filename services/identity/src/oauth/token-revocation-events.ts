@@ -15,13 +15,24 @@ import {
 } from '@nestjs/common';
 import type { Logger } from 'pino';
 
-import { IDENTITY_DB, type IdentityDb } from '../database/database.module.js';
+import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
 import type { TokenRevocationOutbox } from '../generated/prisma/client.js';
 
 export { TokenRevocationKind };
 
 /** Attempts at publishing one revocation while the revoking request waits. */
 const ATTEMPTS = 3;
+/** Rows one sweep claims at a time. */
+const SWEEP_BATCH = 100;
+/** Failures in a row after which a sweep gives up until the next tick (the stream is away). */
+const SWEEP_FAILURES_IN_A_ROW = 3;
+
+/** What a revocation voids: every token of this grant, application, person or API key issued until now. */
+export interface RevokedSubject {
+  orgId: string;
+  kind: TokenRevocationKind;
+  subjectId: string;
+}
 /** How often the sweep publishes revocations a failed attempt (or a crash) left in the outbox. */
 export const TOKEN_REVOCATION_SWEEP_MS = 5_000;
 
@@ -31,8 +42,8 @@ export const TOKEN_REVOCATION_SWEEP_MS = 5_000;
  * family), an application or a person (docs/identity.md). Awaited before the revoking
  * request answers, so "revoked" in a response means "refused everywhere from now on".
  *
- * Through an outbox (`token_revocation_outbox`): the event is stored before the publish and
- * deleted once JetStream acknowledged it. A publish that fails (NATS or the stream away, the
+ * Through an outbox (`token_revocation_outbox`): the event is stored in the revocation's own
+ * transaction, before the publish, and deleted once JetStream acknowledged it. A publish that fails (NATS or the stream away, the
  * process killed) stays there and the sweep publishes it later with its original time, so a
  * revocation is never lost, only late, including those no caller waits for (a refresh
  * token's reuse detected inside oidc-provider). The event id is the JetStream message id: a
@@ -60,19 +71,56 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
     await this.sweeping;
   }
 
+  /**
+   * Runs `change` (the revocation itself: rows deleted or marked) and stores the event in the
+   * same transaction, then publishes it. Either both happen or neither: a revocation whose
+   * event was lost, or an event for a change rolled back, cannot be. `subject` names what the
+   * change revoked, from its result; undefined (nothing found, nothing revoked) publishes nothing.
+   */
+  async revoke<T>(change: (tx: Tx) => Promise<T>, subject: (result: T) => RevokedSubject | undefined): Promise<T> {
+    const { result, pending } = await this.db.$transaction(async (tx) => {
+      const result = await change(tx);
+      const revoked = subject(result);
+      return { result, pending: revoked && (await this.store(tx, revoked)) };
+    });
+    if (pending) await this.announce(pending);
+    return result;
+  }
+
+  /**
+   * For a revocation already done outside identity's transactions (oidc-provider deleting a
+   * grant whose spent refresh token was replayed): stored, then published. A crash between
+   * the two loses nothing; a crash before the store leaves the grant's refresh tokens gone
+   * and its access tokens living out their (short) lifetime.
+   */
   async revoked(orgId: string, kind: TokenRevocationKind, subjectId: string): Promise<void> {
-    // The wall clock, as oidc-provider's `iat` is: the gateway compares the two.
-    const pending = await this.db.tokenRevocationOutbox.create({
+    await this.announce(await this.store(this.db, { orgId, kind, subjectId }));
+  }
+
+  private store(tx: Tx, { orgId, kind, subjectId }: RevokedSubject): Promise<TokenRevocationOutbox> {
+    // The wall clock, as oidc-provider's `iat` is: the gateway compares the two. Taken after
+    // the change, so every token issued before it is covered.
+    return tx.tokenRevocationOutbox.create({
       data: { eventId: randomUUID(), orgId, kind, subjectId, revokedAt: new Date() },
     });
+  }
+
+  /** Published while the revoking request waits; on failure the sweep takes over and the caller hears service_unavailable. */
+  private async announce(pending: TokenRevocationOutbox): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.publish(pending);
+        await this.db.tokenRevocationOutbox.deleteMany({ where: { eventId: pending.eventId } });
         return;
       } catch (error) {
         if (attempt >= ATTEMPTS) {
           this.logger.error(
-            { err: (error as Error).message, orgId, kind: TokenRevocationKind[kind], eventId: pending.eventId },
+            {
+              err: (error as Error).message,
+              orgId: pending.orgId,
+              kind: TokenRevocationKind[pending.kind],
+              eventId: pending.eventId,
+            },
             'tokens_revoked not published yet: kept in the outbox, the sweep retries it',
           );
           throw new AppError(
@@ -86,14 +134,53 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
     }
   }
 
-  /** Publishes every pending revocation, oldest first; stops at the first failure (retried next time). */
+  /**
+   * Publishes pending revocations, oldest first. Replicas share the work: each claims its
+   * batch with `FOR UPDATE SKIP LOCKED`, so two never publish the same rows at once (a repeat
+   * would be harmless anyway: the event id is the JetStream message id). A row that fails is
+   * left for the next sweep and the rest go on; after a few failures in a row the stream is
+   * taken to be away and the sweep stops until the next tick.
+   */
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
       try {
         for (;;) {
-          const batch = await this.db.tokenRevocationOutbox.findMany({ orderBy: { createdAt: 'asc' }, take: 100 });
-          for (const pending of batch) await this.publish(pending);
-          if (batch.length < 100) return;
+          const { claimed, failed } = await this.db.$transaction(
+            async (tx) => {
+              const batch = await tx.$queryRaw<TokenRevocationOutbox[]>`
+                SELECT event_id AS "eventId", org_id AS "orgId", kind, subject_id AS "subjectId",
+                       revoked_at AS "revokedAt", created_at AS "createdAt"
+                  FROM token_revocation_outbox
+                 ORDER BY created_at
+                 LIMIT ${SWEEP_BATCH}
+                   FOR UPDATE SKIP LOCKED`;
+              const published: string[] = [];
+              let failed = 0;
+              let inARow = 0;
+              for (const pending of batch) {
+                try {
+                  await this.publish(pending);
+                  published.push(pending.eventId);
+                  inARow = 0;
+                } catch (error) {
+                  failed += 1;
+                  inARow += 1;
+                  this.logger.warn(
+                    { err: (error as Error).message, eventId: pending.eventId },
+                    'tokens_revoked sweep: not published, retried later',
+                  );
+                  if (inARow >= SWEEP_FAILURES_IN_A_ROW) break;
+                }
+              }
+              if (published.length > 0) {
+                await tx.tokenRevocationOutbox.deleteMany({ where: { eventId: { in: published } } });
+              }
+              return { claimed: batch.length, failed };
+            },
+            // Publishing a full batch while the stream is slow takes a while; the rows stay claimed meanwhile.
+            { timeout: 60_000, maxWait: 10_000 },
+          );
+          if (claimed < SWEEP_BATCH || failed > 0) return;
         }
       } catch (error) {
         this.logger.warn({ err: (error as Error).message }, 'tokens_revoked sweep failed; retrying later');
@@ -116,7 +203,6 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
       },
       { timeoutMs: 1_000 },
     );
-    await this.db.tokenRevocationOutbox.deleteMany({ where: { eventId: pending.eventId } });
   }
 }
 

@@ -46,6 +46,15 @@ async function announced(subjectId: string) {
   return found;
 }
 
+async function sweptEmpty(revocations: TokenRevocationEvents): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    await revocations.sweep();
+    if ((await outbox()).length === 0) return;
+    if (Date.now() > deadline) throw new Error('the outbox did not empty within 15 s');
+  }
+}
+
 describe('tokens_revoked through the outbox', () => {
   it('publishes at once and keeps nothing when the stream takes it', async () => {
     const { back, verifier, state } = await bed.authorize(bed.publicClient);
@@ -77,14 +86,54 @@ describe('tokens_revoked through the outbox', () => {
     expect((await outbox()).map((row) => row.event_id)).toEqual([kept?.event_id]);
 
     await provisionJetStream(bed.harness.nc, pino({ level: 'silent' }));
-    // The service's own timer would do this within TOKEN_REVOCATION_SWEEP_MS; the test does not wait for it.
+    // The service's own timer would do this within TOKEN_REVOCATION_SWEEP_MS; the test does not
+    // wait for it. A timer sweep that began while the stream was away may still be running (a
+    // call joins it), so sweep until the outbox is empty.
     expect(TOKEN_REVOCATION_SWEEP_MS).toBeLessThanOrEqual(15_000);
-    await revocations.sweep();
-    expect(await outbox()).toEqual([]);
+    await sweptEmpty(revocations);
     const [event, ...repeats] = await announced('app-while-down');
     expect(repeats).toEqual([]);
     expect(event).toMatchObject({ eventId: kept?.event_id, orgId: bed.orgId, kind: TokenRevocationKind.APPLICATION });
     // The original time, not the sweep's: tokens issued between the revocation and now stay valid.
     expect(timestampDate(event!.revokedAt!).getTime()).toBe(kept?.revoked_at.getTime());
+  }, 30_000);
+
+  it('stores nothing and publishes nothing when the revocation itself rolls back', async () => {
+    const revocations = bed.service.app.get(TokenRevocationEvents, { strict: false });
+    await expect(
+      revocations.revoke(
+        async (tx) => {
+          await tx.tokenRevocationOutbox.count();
+          throw new Error('the change failed');
+        },
+        () => ({ orgId: bed.orgId, kind: TokenRevocationKind.APPLICATION, subjectId: 'app-rolled-back' }),
+      ),
+    ).rejects.toThrow('the change failed');
+    expect(await outbox()).toEqual([]);
+    expect(await announced('app-rolled-back')).toEqual([]);
+  });
+
+  it('leaves rows another replica has claimed to that replica, then publishes them once free', async () => {
+    const revocations = bed.service.app.get(TokenRevocationEvents, { strict: false });
+    await bed.harness.db.pool.query(
+      `INSERT INTO token_revocation_outbox (event_id, org_id, kind, subject_id, revoked_at)
+       VALUES (gen_random_uuid(), $1, $2, 'app-claimed-elsewhere', now())`,
+      [bed.orgId, TokenRevocationKind.APPLICATION],
+    );
+    // Another replica's sweep: its transaction holds the row.
+    const other = await bed.harness.db.pool.connect();
+    try {
+      await other.query('BEGIN');
+      const held = await other.query('SELECT event_id FROM token_revocation_outbox FOR UPDATE');
+      expect(held.rowCount).toBe(1);
+      await revocations.sweep();
+      expect(await announced('app-claimed-elsewhere')).toEqual([]);
+      expect(await outbox()).toHaveLength(1);
+      await other.query('ROLLBACK');
+    } finally {
+      other.release();
+    }
+    await sweptEmpty(revocations);
+    expect(await announced('app-claimed-elsewhere')).toHaveLength(1);
   }, 30_000);
 });

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
@@ -10,10 +8,11 @@ import { UsersRepository } from '../accounts/accounts.repository.js';
 import { SessionsService } from '../accounts/sessions.service.js';
 import type { Env } from '../env.js';
 import { newSecret, sha256 } from '../secrets.js';
-import { MembershipsRepository, type SsoConfigRow, SsoLoginsRepository } from './sso.repository.js';
+import { type SsoConfigRow, SsoLoginsRepository } from './sso.repository.js';
 import { SsoConfigService } from './sso-config.service.js';
 import { describe } from './sso-issuers.js';
 import { isMember } from './sso-membership.js';
+import { SsoPeople } from './sso-people.js';
 
 const BROWSER_TOKEN_PREFIX = 'cg_sso_';
 /** How long a person has at their IdP before the sign-in must start again. */
@@ -45,7 +44,7 @@ export class SsoSignInService {
   constructor(
     private readonly configs: SsoConfigService,
     private readonly logins: SsoLoginsRepository,
-    private readonly memberships: MembershipsRepository,
+    private readonly people: SsoPeople,
     private readonly users: UsersRepository,
     private readonly sessions: SessionsService,
     private readonly clock: Clock,
@@ -140,28 +139,13 @@ export class SsoSignInService {
   }
 
   async #provision(row: SsoConfigRow, claims: client.IDToken, now: Date, returnTo: string): Promise<SsoSignInResult> {
-    const email = typeof claims['email'] === 'string' ? claims['email'].toLowerCase() : null;
-    const name =
-      typeof claims['name'] === 'string' && claims['name'].trim() ? claims['name'].trim() : (email ?? 'SSO user');
     return this.users.transaction(async (tx) => {
-      const known = await this.memberships.findSsoAccount(row.issuer, claims.sub, tx);
-      const userId =
-        known?.userId ??
-        (
-          await this.users.createUser(
-            { displayName: name.slice(0, 100), webauthnUserId: randomBytes(32).toString('base64url') },
-            tx,
-          )
-        ).id;
-      await this.memberships.recordSsoSignIn(
-        { issuer: row.issuer, subject: claims.sub, orgId: row.orgId, userId, email, now },
-        tx,
-      );
+      const { userId, newUser } = await this.people.provision(row, claims, now, tx);
       const session = await this.sessions.open(userId, now, tx, 'sso');
       return {
         userId,
         orgId: row.orgId,
-        newUser: !known,
+        newUser,
         sessionToken: session.token,
         sessionExpiresAt: session.expiresAt,
         returnTo,

@@ -32,7 +32,7 @@ export class SignedInPeople {
   sessionOf(userId: string): string {
     let token = this.#byUser.get(userId);
     if (!token) {
-      token = `cg_ses_${randomBytes(32).toString('base64url')}`;
+      token = `cg_ss_${randomBytes(32).toString('base64url')}`;
       this.#sessions.set(token, userId);
       this.#byUser.set(userId, token);
     }

@@ -95,6 +95,11 @@ export interface OAuthTestBed {
     state: string,
   ): Promise<oauth.TokenEndpointResponse>;
   bearer(token: string): Request;
+  /** `identity.v1.configure_oauth_client` for one of the org's applications, as an admin would. */
+  configureClient(
+    applicationId: string,
+    settings: { method: string; jwksJson?: string; rotateSecret?: boolean; idpClientId?: string },
+  ): Promise<{ clientSecret: string; idpClientId: string }>;
   /** Rows oidc-provider stored (codes, tokens, grants, sessions, interactions). */
   payloadCount(): Promise<number>;
   stop(): Promise<void>;
@@ -115,7 +120,13 @@ export async function startOAuthTestBed(schemaPrefix: string): Promise<OAuthTest
     name: 'identity',
     module: AppModule,
     loadEnv,
-    env: { HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: base, OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key') },
+    env: {
+      HTTP_PORT: String(port),
+      GATEWAY_PUBLIC_URL: base,
+      OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key'),
+      // The organization IdPs of the token exchange tests listen on 127.0.0.1.
+      SSO_ALLOW_INSECURE_LOCALHOST: 'true',
+    },
   });
 
   const rpcClient = new RpcClient(harness.nc);
@@ -131,13 +142,17 @@ export async function startOAuthTestBed(schemaPrefix: string): Promise<OAuthTest
         scopes: ['github:read:repos'],
       })
     ).application;
-  const configure = (applicationId: string, settings: { method: string; jwksJson?: string; rotateSecret?: boolean }) =>
+  const configure = (
+    applicationId: string,
+    settings: { method: string; jwksJson?: string; rotateSecret?: boolean; idpClientId?: string },
+  ) =>
     rpcClient.request(rpc.identity.configureOAuthClient, {
       orgId,
       applicationId,
       tokenEndpointAuthMethod: settings.method,
       jwksJson: settings.jwksJson ?? '',
       rotateSecret: settings.rotateSecret ?? false,
+      idpClientId: settings.idpClientId ?? '',
     });
   const backend = await create('Acme Backend');
   const cli = await create('Acme CLI');
@@ -178,6 +193,7 @@ export async function startOAuthTestBed(schemaPrefix: string): Promise<OAuthTest
     rpcClient,
     sessionToken,
     userId: user.id,
+    configureClient: configure,
     authorizationUrl(client, params) {
       const url = new URL(as.authorization_endpoint ?? '');
       url.search = new URLSearchParams({
