@@ -1,6 +1,9 @@
+import { createHmac, hkdfSync } from 'node:crypto';
+
 import { describe, expect, it } from '@jest/globals';
 
 import { DataKey } from './data-key.js';
+import { encodeContext } from './encryption-context.js';
 
 const owner = { org: 'o1', user: 'u1', connection: 'c1', record: 'r1' };
 const plaintext = Buffer.from('{"track":"Blue in Green"}');
@@ -78,5 +81,41 @@ describe('DataKey', () => {
   it('does not reveal key bytes when logged as JSON', () => {
     const bytes = Buffer.alloc(32, 0xab);
     expect(JSON.stringify({ key: new DataKey(Buffer.from(bytes)) })).not.toContain(bytes.toString('hex').slice(0, 8));
+  });
+
+  describe('digest', () => {
+    it('is equal for equal data and context, different for any other data, context or key', () => {
+      const key = DataKey.generate();
+      const digest = key.digest(plaintext, owner);
+      expect(digest).toHaveLength(32);
+      expect(key.digest(Buffer.from(plaintext), { ...owner })).toEqual(digest);
+      expect(key.digest(Buffer.from('{"track":"So What"}'), owner)).not.toEqual(digest);
+      expect(key.digest(plaintext, { ...owner, record: 'r2' })).not.toEqual(digest);
+      expect(DataKey.generate().digest(plaintext, owner)).not.toEqual(digest);
+    });
+
+    it('is HMAC-SHA-256 under an HKDF subkey, never the key itself, with the context length-prefixed', () => {
+      const bytes = Buffer.alloc(32, 0x11);
+      const key = new DataKey(Buffer.from(bytes));
+      const aad = encodeContext(owner);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(aad.length);
+      const subkey = Buffer.from(hkdfSync('sha256', bytes, Buffer.alloc(0), 'context-gateway data-key digest v1', 32));
+      const expected = createHmac('sha256', subkey).update(length).update(aad).update(plaintext).digest();
+      expect(key.digest(plaintext, owner)).toEqual(expected);
+      // Not the HMAC under the encryption key.
+      expect(key.digest(plaintext, owner)).not.toEqual(
+        createHmac('sha256', bytes).update(length).update(aad).update(plaintext).digest(),
+      );
+      // Moving bytes between context and data changes the digest.
+      expect(key.digest(Buffer.concat([aad.subarray(-1), plaintext]), aad.subarray(0, -1))).not.toEqual(expected);
+    });
+
+    it('stops with the key', () => {
+      const key = DataKey.generate();
+      key.digest(plaintext, owner);
+      key.destroy();
+      expectCode(() => key.digest(plaintext, owner), 'key_destroyed');
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
 
@@ -12,6 +12,8 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = 1 + NONCE_BYTES;
 const FORMAT_AAD = Buffer.from([CIPHERTEXT_FORMAT_V1]);
+/** HKDF info of the digest subkey: never the encryption key itself in two algorithms. */
+const DIGEST_KEY_INFO = Buffer.from('context-gateway data-key digest v1');
 
 /** Associated data: a context (encoded canonically here) or bytes the caller encoded once. */
 export type AssociatedData = EncryptionContext | Uint8Array;
@@ -34,6 +36,7 @@ function toAad(aad: AssociatedData): Uint8Array {
  */
 export class DataKey {
   #key: Buffer | undefined;
+  #digestKey: Buffer | undefined;
 
   /** Takes ownership of `key`: the caller must not reuse or zero that buffer. */
   constructor(key: Buffer) {
@@ -89,10 +92,28 @@ export class DataKey {
     }
   }
 
-  /** Zeroes the key bytes; every later encrypt/decrypt throws AppError('key_destroyed'). */
+  /**
+   * A keyed digest of `data` bound to `context` (HMAC-SHA-256 under a subkey derived from
+   * this key with HKDF-SHA-256, derived once per key): equal inputs give equal digests, so a
+   * stored body can be compared without decrypting it, and without the key nothing can be
+   * learned or confirmed from a digest. The context is length-prefixed, so no (context,
+   * data) pair can collide with another.
+   */
+  digest(data: Uint8Array, context: AssociatedData): Buffer {
+    this.#live();
+    this.#digestKey ??= Buffer.from(hkdfSync('sha256', this.#live(), Buffer.alloc(0), DIGEST_KEY_INFO, 32));
+    const aad = toAad(context);
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(aad.length);
+    return createHmac('sha256', this.#digestKey).update(length).update(aad).update(data).digest();
+  }
+
+  /** Zeroes the key bytes; every later encrypt/decrypt/digest throws AppError('key_destroyed'). */
   destroy(): void {
     this.#key?.fill(0);
     this.#key = undefined;
+    this.#digestKey?.fill(0);
+    this.#digestKey = undefined;
   }
 
   /** Keeps key bytes out of logs and JSON dumps. */

@@ -34,7 +34,7 @@ export class JetStreamPublisher {
   async publish<M extends DescMessage>(
     descriptor: EventDescriptor<M>,
     init: MessageInitShape<M>,
-    options: { timeoutMs?: number } = {},
+    options: { timeoutMs?: number; headers?: Record<string, string> } = {},
   ): Promise<PublishResult> {
     const message = create(descriptor.message, init);
     const problems = descriptor.validate?.(message) ?? [];
@@ -43,6 +43,7 @@ export class JetStreamPublisher {
       throw new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems);
     }
     const h = natsHeaders();
+    for (const [key, value] of Object.entries(options.headers ?? {})) h.set(key, value);
     const ctx = currentRequestContext();
     if (ctx) h.set(Header.requestId, ctx.requestId);
     injectTraceHeaders((key, value) => h.set(key, value));

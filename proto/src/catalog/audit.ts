@@ -2,6 +2,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 
 import {
   type AuditEvent,
+  type AuditEventBatch,
   AuthenticateAuditorRequestSchema,
   AuthenticateAuditorResponseSchema,
   CreateAuditorRequestSchema,
@@ -57,6 +58,27 @@ export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
     ...check.maxLength(e.policy?.reason ?? '', 1024, 'policy.reason'),
     ...((e.policy?.matchedRuleIds.length ?? 0) > 64 ? [{ path: 'policy.matchedRuleIds', message: 'at most 64' }] : []),
   ];
+}
+
+/** The most events one AUDIT batch message may carry (the gateway's group commit flushes at this). */
+export const MAX_AUDIT_BATCH_EVENTS = 256;
+/** NATS header marking an AUDIT message whose payload is an AuditEventBatch rather than one AuditEvent. */
+export const AUDIT_BATCH_HEADER = 'cg-audit-batch';
+
+/** A batch: an id, 1 to MAX_AUDIT_BATCH_EVENTS events each valid on its own, no event id twice. */
+export function validateAuditEventBatch(b: AuditEventBatch): ValidationProblem[] {
+  const problems: ValidationProblem[] = [...check.uuid(b.batchId, 'batchId')];
+  if (b.events.length === 0 || b.events.length > MAX_AUDIT_BATCH_EVENTS) {
+    problems.push({ path: 'events', message: `must hold 1 to ${MAX_AUDIT_BATCH_EVENTS} events` });
+    return problems;
+  }
+  const seen = new Set<string>();
+  b.events.forEach((event, i) => {
+    for (const p of validateAuditEvent(event)) problems.push({ ...p, path: `events.${i}.${p.path}` });
+    if (seen.has(event.eventId)) problems.push({ path: `events.${i}.eventId`, message: 'appears twice in the batch' });
+    seen.add(event.eventId);
+  });
+  return problems;
 }
 
 /** audit's request/reply contracts; the gateway's auditor API is built on them. */

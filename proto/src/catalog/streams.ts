@@ -1,6 +1,6 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 
-import { AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
+import { AuditEventBatchSchema, AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
 import {
   ApplicationChangedSchema,
   GrantChangedSchema,
@@ -8,7 +8,7 @@ import {
 } from '../gen/contextgateway/control/v1/control_pb.js';
 import { PolicyChangedSchema } from '../gen/contextgateway/policy/v1/policy_pb.js';
 import { SyncJobSchema, SyncRunFinishedSchema } from '../gen/contextgateway/sync/v1/sync_pb.js';
-import { validateAuditEvent } from './audit.js';
+import { validateAuditEvent, validateAuditEventBatch } from './audit.js';
 import { type ConsumerDescriptor, defineEvent, type StreamDescriptor } from './descriptors.js';
 import { check } from './validation.js';
 
@@ -78,6 +78,18 @@ export const events = {
     message: AuditEventSchema,
     messageId: (event) => event.eventId,
     validate: validateAuditEvent,
+  }),
+  /**
+   * Several audit events in one message (the gateway's group commit): the same subject as
+   * auditRecorded, told apart by the header AUDIT_BATCH_HEADER = "1"; Nats-Msg-Id = batch id.
+   */
+  auditRecordedBatch: defineEvent({
+    stream: streams.audit,
+    subject: 'audit.v1.events.recorded',
+    publishers: ['gateway'],
+    message: AuditEventBatchSchema,
+    messageId: (batch) => batch.batchId,
+    validate: validateAuditEventBatch,
   }),
   /** identity, after each application create/update commit; policy derives the app-layer rules from it. */
   applicationChanged: defineEvent({

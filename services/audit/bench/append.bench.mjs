@@ -2,14 +2,16 @@
 // sustained. Pre-loads N events into a private JetStream AUDIT stream, starts the real
 // audit service (dist/) on a fresh schema, and times its consumer from the first entry to
 // the last: decode, de-duplicate, leaf + tree hashing, one binary COPY per batch,
-// ack after commit. Then a second phase publishes N more while it runs (steady state).
+// ack after commit. Then a second phase publishes N more while it runs (steady state),
+// each publish awaiting its own ack; and a third N more through the gateway's group commit
+// (services/gateway AuditGroupCommit: the events of one event-loop turn in one message, one
+// ack), which is how the gateway publishes.
 //
 //   BENCH_EVENTS=100000 BENCH_BATCH=2000 node services/audit/bench/append.bench.mjs
 //   (BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the audit service)
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,26 +31,21 @@ import {
 } from '@context-gateway/proto';
 import pg from 'pg';
 
+import { freePort } from '../../../scripts/free-port.mjs';
+
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 const BATCH = process.env.BENCH_BATCH ?? '2000';
 const DATABASE_URL =
   process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 const main = join(serviceDir, 'dist', 'main.js');
-if (!existsSync(main)) {
-  console.error('services/audit is not built: run `pnpm build` first');
+const groupCommitModule = join(serviceDir, '..', 'gateway', 'dist', 'audit', 'audit-group-commit.js');
+if (!existsSync(main) || !existsSync(groupCommitModule)) {
+  console.error('services/audit or services/gateway is not built: run `pnpm build` first');
   process.exit(1);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-audit-'));
 const natsPort = await freePort();
@@ -93,15 +90,20 @@ function event(i) {
   });
 }
 
-async function publish(count, offset) {
+const { AuditGroupCommit } = await import(groupCommitModule);
+
+/** 256 publishers, each awaiting its event's ack before the next: one message per event, or grouped. */
+async function publish(count, offset, { grouped = false } = {}) {
   const publisher = new JetStreamPublisher(nc);
+  const group = new AuditGroupCommit(publisher, 5_000);
   const started = performance.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: 256 }, async () => {
       while (next < count) {
         const i = offset + next++;
-        await publisher.publish(events.auditRecorded, event(i));
+        if (grouped) await group.append(event(i));
+        else await publisher.publish(events.auditRecorded, event(i));
       }
     }),
   );
@@ -167,6 +169,16 @@ try {
   console.log(
     `live: publishers ${Math.round(liveRate).toLocaleString('en')}/s; end to end ${Math.round(endToEnd).toLocaleString('en')} events/s`,
   );
+  // The same, published as the gateway publishes: group commit.
+  const groupStarted = performance.now();
+  const [groupedPublishRate, groupedRate] = await Promise.all([
+    publish(N, 2 * N, { grouped: true }),
+    waitFor(3 * N, 'live, group commit (publish + append together)'),
+  ]);
+  const groupedEndToEnd = N / ((performance.now() - groupStarted) / 1000);
+  console.log(
+    `live, group commit: publishers ${Math.round(groupedPublishRate).toLocaleString('en')}/s; end to end ${Math.round(groupedEndToEnd).toLocaleString('en')} events/s`,
+  );
   const { rows } = await db.query(
     `SELECT count(*)::int AS n, max(seq)::int + 1 AS size, (SELECT count(*) FROM ${schema}.checkpoints)::int AS checkpoints FROM ${schema}.audit_entries`,
   );
@@ -179,6 +191,9 @@ try {
       backlogAppendsPerSec: Math.round(backlogRate),
       livePublishPerSec: Math.round(liveRate),
       liveEndToEndPerSec: Math.round(endToEnd),
+      groupCommitPublishPerSec: Math.round(groupedPublishRate),
+      groupCommitAppendsPerSec: Math.round(groupedRate),
+      groupCommitEndToEndPerSec: Math.round(groupedEndToEnd),
     }),
   );
 } finally {

@@ -8,10 +8,10 @@ import 'reflect-metadata';
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { Clock, systemClock } from '@context-gateway/clock';
 import { connectNats, ensureStreams } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
 import { streams } from '@context-gateway/proto';
@@ -19,6 +19,8 @@ import { NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Controller, Global, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+
+import { freePort } from '../../../scripts/free-port.mjs';
 
 const dist = new URL('../dist/', import.meta.url);
 if (!existsSync(new URL('audit/audit.module.js', dist))) {
@@ -31,14 +33,6 @@ const { Route } = await import(new URL('http/route.decorator.js', dist).href);
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 
 const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-audit-latency-'));
 const natsPort = await freePort();
@@ -105,8 +99,9 @@ Module({
   providers: [
     { provide: NATS_CONNECTION, useValue: nc },
     { provide: SERVICE_ENV, useValue: { AUDIT_PUBLISH_TIMEOUT_MS: 2000 } },
+    { provide: Clock, useValue: systemClock },
   ],
-  exports: [NATS_CONNECTION, SERVICE_ENV],
+  exports: [NATS_CONNECTION, SERVICE_ENV, Clock],
 })(RuntimeStub);
 Global()(RuntimeStub);
 class BenchModule {}

@@ -13,9 +13,8 @@
 //   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 BENCH_USERS=100 BENCH_RECORDS=100 pnpm bench:query
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,11 +22,9 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
-import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import autocannon from 'autocannon';
-import pg from 'pg';
 
-import { ensureNats, startStack } from '../../../scripts/start.mjs';
+import { startBenchStack } from './bench-stack.mjs';
 
 const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -42,15 +39,6 @@ if (!existsSync(join(rootDir, 'services/gateway/dist/main.js'))) {
   console.error('not built: run `pnpm build` first');
   process.exit(1);
 }
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 // --- CPU accounting -----------------------------------------------------------------
 const TICK_MS = 10; // USER_HZ = 100 on Linux
@@ -130,39 +118,15 @@ async function drive(label, baseUrl, paths, headers, measurePids, named = {}) {
 }
 
 // --- stack ---------------------------------------------------------------------------
-const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-query-'));
-const database = `cg_bench_query_${randomUUID().slice(0, 8)}`;
-const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const databaseUrl = `postgres://postgres@127.0.0.1:5432/${database}`;
-const natsUrl = `nats://127.0.0.1:${await freePort()}`;
-const keyFile = join(scratch, 'keys', 'master.key');
-const quiet = () => {};
 console.log(`starting the stack (${SHARDS} personal-server shards) …`);
-// The bench's own private nats-server requires credentials; the probe identity seeds the shards.
-const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet, natsTestProbe: true });
-const ports = {};
-for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
-  ports[s] = await freePort();
-let stack;
+const bench = await startBenchStack('query', {
+  OPERATOR_TOKEN,
+  SHARD_COUNT: String(SHARDS),
+  DATABASE_POOL_MAX: '10',
+});
+const { stack, nc, databaseUrl, scratch } = bench;
 let baseline;
-let nc;
 try {
-  stack = await startStack({
-    rootDir,
-    databaseUrl,
-    natsUrl,
-    natsSeedFiles: nats.natsSeedFiles,
-    ports,
-    log: quiet,
-    readyTimeoutMs: 120_000,
-    env: {
-      LOG_LEVEL: 'warn',
-      MASTER_KEY_FILE: keyFile,
-      OPERATOR_TOKEN,
-      SHARD_COUNT: String(SHARDS),
-      DATABASE_POOL_MAX: '10',
-    },
-  });
   const gateway = stack.urls.gateway;
   const admin = async (path, body) => {
     const res = await fetch(`${gateway}${path}`, {
@@ -191,12 +155,6 @@ try {
 
   // --- seed --------------------------------------------------------------------------
   console.log(`seeding ${USERS} users × ${RECORDS} records …`);
-  nc = await connect({
-    servers: natsUrl,
-    authenticator: nkeyAuthenticator(
-      new TextEncoder().encode(readFileSync(nats.natsSeedFiles['e2e-probe'], 'utf8').trim()),
-    ),
-  });
   const client = new RpcClient(nc);
   const publisher = new JetStreamPublisher(nc);
   const connectionIds = [];
@@ -388,11 +346,5 @@ try {
   );
 } finally {
   baseline?.kill('SIGTERM');
-  await nc?.drain().catch(() => {});
-  await stack?.stop().catch(() => {});
-  await nats.stop();
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => admin.end());
-  rmSync(scratch, { recursive: true, force: true });
+  await bench.stop();
 }

@@ -3,14 +3,24 @@ import { randomUUID } from 'node:crypto';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { canonicalJson } from '@context-gateway/merkle-log';
-import { ActorKind, AuditAction, AuditEventSchema, AuditOutcome, AuditPhase } from '@context-gateway/proto';
+import {
+  ActorKind,
+  AuditAction,
+  type AuditEvent,
+  AuditEventBatchSchema,
+  AuditEventSchema,
+  AuditOutcome,
+  AuditPhase,
+} from '@context-gateway/proto';
 import { describe, expect, it } from '@jest/globals';
 
 import { eventJson } from './audit-event-codec.js';
 import { EventDecoder } from './event-decoder.js';
-import { decodePacked, packPayloads } from './event-decoding.js';
+import { decodePacked, packPayloads, type Payload, PayloadKind } from './event-decoding.js';
 
 const ORG = '0b0e6a3c-1111-4a7b-9c55-0d6f3f9c2a11';
+const plain = (data: Uint8Array): Payload => ({ data, kind: PayloadKind.Event });
+const batched = (data: Uint8Array): Payload => ({ data, kind: PayloadKind.Batch });
 
 function event(i: number) {
   return create(AuditEventSchema, {
@@ -33,24 +43,52 @@ describe('decodePacked', () => {
   it('gives each event its canonical JSON and search columns, and each bad payload its reason, in input order', () => {
     const good = [event(0), event(1)];
     const payloads = [
-      toBinary(AuditEventSchema, good[0]!),
-      Buffer.from([0xff, 0xff, 0xff]),
-      toBinary(AuditEventSchema, { ...event(2), eventId: 'not-a-uuid', userId: 'x'.repeat(300) }),
-      toBinary(AuditEventSchema, good[1]!),
+      plain(toBinary(AuditEventSchema, good[0]!)),
+      plain(Buffer.from([0xff, 0xff, 0xff])),
+      plain(toBinary(AuditEventSchema, { ...event(2), eventId: 'not-a-uuid', userId: 'x'.repeat(300) })),
+      plain(toBinary(AuditEventSchema, good[1]!)),
     ];
     const batch = decodePacked(packPayloads(payloads));
     expect(batch.failures).toEqual([
       { index: 1, code: 'malformed_request', message: 'not a valid AuditEvent' },
       { index: 2, code: 'validation_failed', message: expect.stringMatching(/^eventId .*; userId /) },
     ]);
-    expect(batch.eventIds).toEqual([good[0]!.eventId, '', '', good[1]!.eventId]);
+    // One slot per event: the failed messages have none.
+    expect(batch.messageIndex).toEqual([0, 3]);
+    expect(batch.eventIds).toEqual([good[0]!.eventId, good[1]!.eventId]);
     expect(batch.canonicalEvents[0]).toBe(canonicalJson(eventJson(good[0]!)));
-    expect(batch.canonicalEvents[3]).toBe(canonicalJson(eventJson(good[1]!)));
-    expect(batch.orgIds).toEqual([ORG, null, null, null]);
-    expect(batch.userIds).toEqual([null, null, null, 'user-1']);
-    expect(batch.occurredAtMs[3]).toBe(Date.UTC(2026, 10, 25, 9, 0, 0, 1));
+    expect(batch.canonicalEvents[1]).toBe(canonicalJson(eventJson(good[1]!)));
+    expect(batch.orgIds).toEqual([ORG, null]);
+    expect(batch.userIds).toEqual([null, 'user-1']);
+    expect(batch.occurredAtMs[1]).toBe(Date.UTC(2026, 10, 25, 9, 0, 0, 1));
     expect(batch.actions[0]).toBe('data_query');
-    expect(batch.outcomes[3]).toBe('denied');
+    expect(batch.outcomes[1]).toBe('denied');
+  });
+
+  it('expands a group-commit batch into its events, in order, and refuses a batch whole when one event is invalid', () => {
+    const three = [event(4), event(5), event(6)];
+    const bad = { ...event(7), eventId: 'not-a-uuid' };
+    const pack = (events: AuditEvent[]) =>
+      toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { batchId: randomUUID(), events }));
+    const payloads = [
+      plain(toBinary(AuditEventSchema, event(8))),
+      batched(pack(three)),
+      batched(pack([event(9), bad])),
+      batched(pack([])),
+      batched(Buffer.from([0xff, 0xff, 0xff])),
+      // A batch message whose header was lost reads as one (invalid) event: dead-lettered, not misread.
+      plain(pack(three)),
+    ];
+    const batch = decodePacked(packPayloads(payloads));
+    expect(batch.messageIndex).toEqual([0, 1, 1, 1]);
+    expect(batch.eventIds.slice(1)).toEqual(three.map((e) => e.eventId));
+    expect(batch.failures.map((f) => [f.index, f.code])).toEqual([
+      [2, 'validation_failed'],
+      [3, 'validation_failed'],
+      [4, 'malformed_request'],
+      [5, expect.stringMatching(/malformed_request|validation_failed/)],
+    ]);
+    expect(batch.failures[0]?.message).toContain('events.1.eventId');
   });
 });
 
@@ -58,12 +96,13 @@ describe('EventDecoder without threads', () => {
   it('decodes a batch larger than a slice in order, failure indexes counted across slices', async () => {
     const decoder = new EventDecoder(0);
     const events = Array.from({ length: 600 }, (_, i) => event(i));
-    const payloads = events.map((e) => toBinary(AuditEventSchema, e) as Uint8Array);
-    payloads[555] = Buffer.from('garbage');
+    const payloads = events.map((e) => plain(toBinary(AuditEventSchema, e)));
+    payloads[555] = plain(Buffer.from('garbage'));
     const batch = await decoder.decode(payloads);
-    expect(batch.eventIds).toHaveLength(600);
+    expect(batch.eventIds).toHaveLength(599);
     expect(batch.failures.map((f) => f.index)).toEqual([555]);
-    expect(batch.eventIds[599]).toBe(events[599]!.eventId);
+    expect(batch.messageIndex[598]).toBe(599);
+    expect(batch.eventIds[598]).toBe(events[599]!.eventId);
     expect(batch.applicationIds[300]).toBe('app-300');
     expect((await decoder.decode([])).eventIds).toEqual([]);
     await decoder.close();
@@ -72,13 +111,14 @@ describe('EventDecoder without threads', () => {
 
 describe('EventDecoder on worker threads', () => {
   const fake = new URL('./testing/fake-decoder.worker.mjs', import.meta.url);
-  const payload = (first: number) => Uint8Array.of(first, 0, 0);
+  const payload = (first: number) => plain(Uint8Array.of(first, 0, 0));
 
   it('splits a batch across its threads and puts it back together in order', async () => {
     const decoder = new EventDecoder(2, fake);
     try {
       const batch = await decoder.decode(Array.from({ length: 9 }, (_, i) => payload(i)));
       expect(batch.eventIds).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8']);
+      expect(batch.messageIndex).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
       expect(batch.actions).toHaveLength(9);
     } finally {
       await decoder.close();

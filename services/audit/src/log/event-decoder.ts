@@ -1,7 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 
-import { type DecodedBatch, decodePacked, packPayloads } from './event-decoding.js';
+import { type DecodedBatch, decodePacked, emptyBatch, packPayloads, type Payload } from './event-decoding.js';
 
 /** Inline decoding hands the event loop back after this many events. */
 const INLINE_SLICE = 250;
@@ -39,7 +39,7 @@ export class EventDecoder {
     this.threads = Array.from({ length: threadCount }, () => undefined);
   }
 
-  async decode(payloads: readonly Uint8Array[]): Promise<DecodedBatch> {
+  async decode(payloads: readonly Payload[]): Promise<DecodedBatch> {
     if (payloads.length === 0) return decodePacked(packPayloads([]));
     const sliceCount =
       this.threads.length === 0
@@ -55,9 +55,9 @@ export class EventDecoder {
         decoded.push(decodePacked(packPayloads(slice)));
         await yieldToEventLoop();
       }
-      return concatBatches(decoded);
+      return concatBatches(decoded, size);
     }
-    return concatBatches(await Promise.all(slices.map((slice, i) => this.onThread(i, slice))));
+    return concatBatches(await Promise.all(slices.map((slice, i) => this.onThread(i, slice))), size);
   }
 
   async close(): Promise<void> {
@@ -65,7 +65,7 @@ export class EventDecoder {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }
 
-  private onThread(slot: number, payloads: readonly Uint8Array[]): Promise<DecodedBatch> {
+  private onThread(slot: number, payloads: readonly Payload[]): Promise<DecodedBatch> {
     const thread = (this.threads[slot] ??= this.spawn(slot));
     const id = this.nextId++;
     const packed = packPayloads(payloads);
@@ -75,6 +75,7 @@ export class EventDecoder {
       thread.worker.postMessage({ id, ...packed }, [
         packed.bytes.buffer as ArrayBuffer,
         packed.offsets.buffer as ArrayBuffer,
+        packed.kinds.buffer as ArrayBuffer,
       ]);
     });
   }
@@ -100,24 +101,14 @@ export class EventDecoder {
   }
 }
 
-function concatBatches(parts: DecodedBatch[]): DecodedBatch {
+/** The slices' batches as one; every slice but the last held `sliceSize` messages. */
+function concatBatches(parts: DecodedBatch[], sliceSize: number): DecodedBatch {
   if (parts.length === 1 && parts[0]) return parts[0];
-  const out: DecodedBatch = {
-    failures: [],
-    eventIds: [],
-    canonicalEvents: [],
-    orgIds: [],
-    occurredAtMs: [],
-    applicationIds: [],
-    userIds: [],
-    integrations: [],
-    capabilities: [],
-    actions: [],
-    outcomes: [],
-  };
-  for (const part of parts) {
-    const base = out.eventIds.length;
+  const out = emptyBatch();
+  parts.forEach((part, slice) => {
+    const base = slice * sliceSize;
     for (const f of part.failures) out.failures.push({ ...f, index: base + f.index });
+    for (const m of part.messageIndex) out.messageIndex.push(base + m);
     for (const key of [
       'eventIds',
       'canonicalEvents',
@@ -130,8 +121,10 @@ function concatBatches(parts: DecodedBatch[]): DecodedBatch {
       'actions',
       'outcomes',
     ] as const) {
-      (out[key] as unknown[]).push(...part[key]);
+      // A loop, not push(...): a batch of batches can hold more events than a call may take arguments.
+      const column = out[key] as unknown[];
+      for (const value of part[key]) column.push(value);
     }
-  }
+  });
   return out;
 }

@@ -10,7 +10,7 @@ import {
   signCheckpointWith,
 } from '@context-gateway/merkle-log';
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
-import { consumers, events, streams } from '@context-gateway/proto';
+import { AUDIT_BATCH_HEADER, consumers, events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
@@ -21,13 +21,15 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { AuditMetrics } from './audit.metrics.js';
 import { EventDecoder } from './event-decoder.js';
-import type { DecodedBatch } from './event-decoding.js';
+import { type DecodedBatch, PayloadKind } from './event-decoding.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 import { WitnessSubmitter } from './witness-submitter.js';
 
 interface PreparedBatch {
   messages: JsMsg[];
+  /** Events the messages carried (a batch message carries several). */
+  events: number;
   entries: NewEntry[];
   nodes: { level: number; index: number; hash: Buffer }[];
   eventIds: Set<string>;
@@ -217,7 +219,12 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     // strictly in order — N+1 is sent only after N committed — so a failed batch ends the
     // session with nothing after it written.
     const startDecoding = (messages: JsMsg[]): PendingBatch => {
-      const decoded = this.decoder.decode(messages.map((m) => m.data));
+      const decoded = this.decoder.decode(
+        messages.map((m) => ({
+          data: m.data,
+          kind: m.headers?.get(AUDIT_BATCH_HEADER) === '1' ? PayloadKind.Batch : PayloadKind.Event,
+        })),
+      );
       // Awaited when its turn comes; observed now so a failure is not an unhandled rejection.
       decoded.catch(() => undefined);
       return { messages, decoded };
@@ -229,13 +236,13 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       while (!this.stopping && !ended) {
         if (!next) {
           if (queue.length < batchSize) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
-          if (queue.length > 0) next = startDecoding(queue.splice(0, batchSize));
+          if (queue.length > 0) next = startDecoding(take(queue, batchSize));
         }
         current = next;
         next = undefined;
         if (current) {
           // Look ahead only when a whole batch is already waiting: a partial one waits its turn to fill.
-          if (queue.length >= batchSize) next = startDecoding(queue.splice(0, batchSize));
+          if (queue.length >= batchSize) next = startDecoding(take(queue, batchSize));
           const t0 = performance.now();
           const prepared = await this.prepare(db, writer, current.messages, await current.decoded, inflight?.eventIds);
           const t1 = performance.now();
@@ -305,7 +312,8 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     // in the log — the stream itself drops re-published event ids — so only those cost a
     // lookup. Anything else that slips through hits the unique constraint: the batch fails,
     // comes back redelivered, and is de-duplicated then.
-    const redelivered = decoded.eventIds.filter((_, i) => !refused.has(i) && batch[i]?.redelivered === true);
+    const { messageIndex } = decoded;
+    const redelivered = decoded.eventIds.filter((_, i) => batch[messageIndex[i] ?? -1]?.redelivered === true);
     const existing = await LogRepository.existingEventIds(db, [...new Set(redelivered)]);
     // If the commit fails the in-memory writer is ahead of the database: the error ends this
     // writer session and the next one is rebuilt from what was committed.
@@ -324,11 +332,13 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       actions,
       outcomes,
     } = decoded;
-    for (let i = 0; i < batch.length; i += 1) {
-      // One slot per message in every column (event-decoding.ts); a short column is a decoder bug.
+    for (let i = 0; i < ids.length; i += 1) {
+      // One slot per event in every column (event-decoding.ts); a short column is a decoder bug.
       const id = ids[i];
-      if (id === undefined) throw batchMismatch(batch.length, i);
-      if (refused.has(i) || existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) continue;
+      const from = messageIndex[i];
+      if (id === undefined || from === undefined || batch[from] === undefined || refused.has(from))
+        throw batchMismatch(batch.length, i);
+      if (existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) continue;
       const canonical = canonicalEvents[i];
       const orgId = orgIds[i];
       const occurredAt = occurredAtMs[i];
@@ -373,7 +383,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       });
     }
     const messages = batch.filter((_, i) => !refused.has(i));
-    return { messages, entries, nodes, eventIds, size: writer.size };
+    return { messages, events: ids.length, entries, nodes, eventIds, size: writer.size };
   }
 
   /** One transaction per batch; the messages are acked only after it committed. */
@@ -383,7 +393,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     this.auditMetrics.appended(prepared.entries);
     this.stats.size = prepared.size;
     this.stats.appended += prepared.entries.length;
-    this.stats.duplicates += prepared.messages.length - prepared.entries.length;
+    this.stats.duplicates += prepared.events - prepared.entries.length;
     this.stats.batches += 1;
   }
 
@@ -423,5 +433,25 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
 
 /** The decoder's columns do not line up with the batch it was given: a bug, never the input's fault. */
 function batchMismatch(messages: number, index: number): AppError {
-  return new AppError('internal', `the decoded batch has no slot ${index} for its ${messages} messages`);
+  return new AppError('internal', `the decoded batch's slot ${index} does not fit its ${messages} messages`);
+}
+
+/** Bytes of payload one writer batch takes at most (about `batchSize` plain events; fewer batch messages). */
+const BYTES_PER_EVENT_BUDGET = 1_024;
+
+/**
+ * The next writer batch off the queue: up to `batchSize` messages, fewer when they are
+ * group-commit batches carrying many events each, so one transaction stays about
+ * `batchSize` events (and its memory bounded) whatever the messages hold. Always one at least.
+ */
+function take(queue: JsMsg[], batchSize: number): JsMsg[] {
+  const budget = batchSize * BYTES_PER_EVENT_BUDGET;
+  let bytes = 0;
+  let count = 0;
+  while (count < queue.length && count < batchSize) {
+    bytes += queue[count]?.data.length ?? 0;
+    count += 1;
+    if (bytes >= budget) break;
+  }
+  return queue.splice(0, count);
 }

@@ -10,7 +10,14 @@ import { type TestSchema } from '@context-gateway/database/testing';
 import { noteText, signNote, verifyCheckpoint, verifyConsistency, verifyInclusion } from '@context-gateway/merkle-log';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
-import { type AuditEvent, AuditEventSchema, AuditOutcome, events, streams } from '@context-gateway/proto';
+import {
+  AUDIT_BATCH_HEADER,
+  type AuditEvent,
+  AuditEventSchema,
+  AuditOutcome,
+  events,
+  streams,
+} from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -349,6 +356,28 @@ describe('audit log writer, proofs and verification (real Postgres + JetStream)'
     expect(reasons.sort()).toEqual(['malformed_request: AUDIT', 'validation_failed: AUDIT']);
     await sleep(300);
     expect(await count()).toBe(before + 10);
+  }, 30_000);
+
+  it('appends the events of a group-commit batch in order, once each, even when the batch comes again', async () => {
+    const before = await count();
+    const publisher = new JetStreamPublisher(nc);
+    const batch = Array.from({ length: 30 }, (_, i) => auditEvent(published.length + i));
+    published.push(...batch);
+    const message = { batchId: randomUUID(), events: batch };
+    const asBatch = { headers: { [AUDIT_BATCH_HEADER]: '1' } };
+    await publisher.publish(events.auditRecordedBatch, message, asBatch);
+    // The same events again in another batch (a gateway that retried after a lost ack, past
+    // the stream's de-duplication): each event id is in the log once.
+    await publisher.publish(events.auditRecordedBatch, { ...message, batchId: randomUUID() }, asBatch);
+    await publish(1);
+    await waitForCount(before + 31);
+    await sleep(300);
+    expect(await count()).toBe(before + 31);
+    const { rows } = await db.pool.query<{ event_id: string }>(
+      'SELECT event_id FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT 30',
+      [before],
+    );
+    expect(rows.map((r) => r.event_id)).toEqual(batch.map((e) => e.eventId));
   }, 30_000);
 
   it('refuses to generate a new signing key while checkpoints signed by the missing one are stored', async () => {

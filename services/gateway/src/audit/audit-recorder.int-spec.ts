@@ -7,7 +7,15 @@ import { TestClock } from '@context-gateway/clock/testing';
 import { connectNats, ensureStreams } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
-import { AuditAction, AuditEventSchema, AuditOutcome, AuditPhase, streams } from '@context-gateway/proto';
+import {
+  AUDIT_BATCH_HEADER,
+  AuditAction,
+  AuditEventBatchSchema,
+  AuditEventSchema,
+  AuditOutcome,
+  AuditPhase,
+  streams,
+} from '@context-gateway/proto';
 import { NATS_CONNECTION, ProblemFilter, SERVICE_ENV } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -110,8 +118,13 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     await nats?.stop();
   });
 
-  /** Reads the stream back through the JetStream API: what is there is what was stored. */
+  /** Reads the stream back through the JetStream API: what is there is what was stored, one item per event. */
   async function storedEvents() {
+    return (await storedMessages()).flatMap((m) => m.events.map((event) => ({ msgId: m.msgId, event })));
+  }
+
+  /** The stream's messages, each with the events it carries (a group-commit batch carries several). */
+  async function storedMessages() {
     const api = async <T>(subject: string, body: object) => (await nc.request(subject, JSON.stringify(body))).json<T>();
     const info = await api<{ state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${streams.audit.name}`, {});
     const out = [];
@@ -121,9 +134,12 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
         { seq },
       );
       const headers = Buffer.from(message.hdrs, 'base64').toString('utf8');
+      const data = Buffer.from(message.data, 'base64');
+      const batch = new RegExp(`${AUDIT_BATCH_HEADER}: 1`, 'i').test(headers);
       out.push({
         msgId: /Nats-Msg-Id: (\S+)/.exec(headers)?.[1],
-        event: fromBinary(AuditEventSchema, Buffer.from(message.data, 'base64')),
+        batchId: batch ? fromBinary(AuditEventBatchSchema, data).batchId : undefined,
+        events: batch ? fromBinary(AuditEventBatchSchema, data).events : [fromBinary(AuditEventSchema, data)],
       });
     }
     return out;
@@ -183,6 +199,29 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     expect(timestampDate(stored[0]!.event.occurredAt!)).toEqual(clock.date());
   });
 
+  it('group commit: events recorded in one turn share one stream message and one ack; a bad one fails alone', async () => {
+    const recorder = app.get(AuditRecorder);
+    const before = (await storedMessages()).length;
+    const records = Array.from({ length: 40 }, (_, i) =>
+      recorder.record({ action: 'data_query', outcome: 'allowed', orgId: ORG, resource: `probe:${i}` }),
+    );
+    const bad = recorder.record({ action: 'data_query', outcome: 'allowed', orgId: 'not-a-uuid' });
+    const ids = await Promise.all(records);
+    await expect(bad).rejects.toMatchObject({ code: 'internal' });
+    const [message, ...more] = (await storedMessages()).slice(before);
+    expect(more).toEqual([]);
+    // One message: an AuditEventBatch, its batch id the Nats-Msg-Id, the events in order.
+    expect(message?.batchId).toBeDefined();
+    expect(message?.msgId).toBe(message?.batchId);
+    expect(message?.events.map((e) => e.eventId)).toEqual(ids);
+    expect(message?.events.map((e) => e.resource)).toEqual(ids.map((_, i) => `probe:${i}`));
+
+    // A lone event still goes out as a plain AuditEvent under its own id.
+    const alone = await recorder.record({ action: 'data_query', outcome: 'allowed', orgId: ORG });
+    const [single] = (await storedMessages()).slice(before + 1);
+    expect(single).toMatchObject({ msgId: alone, batchId: undefined });
+  });
+
   it('with NATS down the request fails with 503 audit_unavailable and the handler never runs', async () => {
     executed.length = 0;
     await nats.kill();
@@ -195,5 +234,13 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     expect(read.statusCode).toBe(503);
     expect(read.json()).toMatchObject({ code: 'audit_unavailable' });
     expect(read.body).not.toContain('rows');
+    // A batch that is not stored fails every request in it, each with audit_unavailable.
+    const recorder = app.get(AuditRecorder);
+    const together = await Promise.allSettled(
+      Array.from({ length: 5 }, () => recorder.record({ action: 'data_query', outcome: 'allowed', orgId: ORG })),
+    );
+    expect(together.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'stored'))).toEqual(
+      Array.from({ length: 5 }, () => 'audit_unavailable'),
+    );
   }, 15_000);
 });

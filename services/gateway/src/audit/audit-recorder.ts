@@ -13,13 +13,13 @@ import {
   AuditEventSchema,
   AuditOutcome,
   AuditPhase,
-  events,
 } from '@context-gateway/proto';
 import { NATS_CONNECTION, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable } from '@nestjs/common';
 
 import type { Env } from '../env.js';
+import { AuditGroupCommit } from './audit-group-commit.js';
 
 /** Readable names for the proto enums, so callers write `action: 'data_query'`. */
 export const AUDIT_ACTIONS = {
@@ -102,20 +102,19 @@ export interface AuditIntent {
 /**
  * Writes audit events to the AUDIT stream and waits for the stream's ack: when record()
  * resolves the event is on disk (file storage), when it rejects with `audit_unavailable`
- * the caller must not execute or answer — there is nothing the trail does not see.
+ * the caller must not execute or answer — there is nothing the trail does not see. Events
+ * of concurrent requests share one message and one ack (AuditGroupCommit).
  */
 @Injectable()
 export class AuditRecorder {
-  private readonly publisher: JetStreamPublisher;
-  private readonly timeoutMs: number;
+  private readonly commits: AuditGroupCommit;
 
   constructor(
     @Inject(NATS_CONNECTION) nc: NatsConnection,
     @Inject(SERVICE_ENV) env: Env,
     private readonly clock: Clock,
   ) {
-    this.publisher = new JetStreamPublisher(nc);
-    this.timeoutMs = env.AUDIT_PUBLISH_TIMEOUT_MS;
+    this.commits = new AuditGroupCommit(new JetStreamPublisher(nc), env.AUDIT_PUBLISH_TIMEOUT_MS);
   }
 
   /** Records one complete event; resolves with its event id once the stream stored it. */
@@ -126,7 +125,7 @@ export class AuditRecorder {
   ): Promise<string> {
     const event = toEvent(record, phase, this.clock.date(), ids.eventId ?? randomUUID(), ids.intentEventId);
     try {
-      await this.publisher.publish(events.auditRecorded, event, { timeoutMs: this.timeoutMs });
+      await this.commits.append(event);
     } catch (error) {
       const appError = AppError.from(error);
       if (appError.code === 'validation_failed') {

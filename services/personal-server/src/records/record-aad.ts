@@ -9,3 +9,17 @@ import { encodeContext } from '@context-gateway/crypto';
 export function recordAad(personalServerId: string, connectionId: string, recordId: string, type: string): Buffer {
   return encodeContext({ ps: personalServerId, connection: connectionId, record: recordId, type });
 }
+
+/**
+ * What a record body's digest is bound to (DataKey.digest): the personal server, connection,
+ * type and the item's id at the source — not the record id, which a new record does not have
+ * yet. Equal bodies of two different items digest differently.
+ */
+export function recordDigestContext(
+  personalServerId: string,
+  connectionId: string,
+  type: string,
+  externalId: string,
+): Buffer {
+  return encodeContext({ ps: personalServerId, connection: connectionId, type, external: externalId });
+}

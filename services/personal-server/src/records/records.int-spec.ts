@@ -36,6 +36,7 @@ import { countStoredDataKeys } from '../keys/keys.module.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { encodeCursor } from './cursor.js';
 import { RecordsModule } from './records.module.js';
+import { FIND_FOR_WRITE_SQL } from './records.repository.js';
 import { RecordsService } from './records.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
@@ -275,6 +276,77 @@ describe('personal-server storage and query path', () => {
     expect((await page(connection, APP_PLAYLISTS)).records.find((r) => r.externalId === 'pl-1')!.data!.name).toBe(
       'Renamed',
     );
+  });
+
+  it('tells unchanged bodies by their keyed digest, and by decrypting rows written before digests existed', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), playlist(2), playlist(3)]);
+    const digests = async () =>
+      new Map(
+        (
+          await schema.pool.query<{ external_id: string; body_digest: Buffer | null }>(
+            'SELECT external_id, body_digest FROM records WHERE connection_id = $1',
+            [connection],
+          )
+        ).rows.map((r) => [r.external_id, r.body_digest]),
+      );
+    const first = await digests();
+    for (const digest of first.values()) expect(digest).toHaveLength(32);
+    // Keyed and bound to the item: no two items' digests are equal, and none is a plain hash of the body.
+    expect(new Set([...first.values()].map((d) => d?.toString('hex'))).size).toBe(3);
+
+    // A row from before digests: compared by decrypting it, and given a digest when next written.
+    await schema.pool.query("UPDATE records SET body_digest = NULL WHERE connection_id = $1 AND external_id = 'pl-2'", [
+      connection,
+    ]);
+    // A digest that no longer matches (the body was changed behind our back) counts as changed.
+    await schema.pool.query(
+      "UPDATE records SET body_digest = '\\x00'::bytea WHERE connection_id = $1 AND external_id = 'pl-3'",
+      [connection],
+    );
+    expect(await write(user, connection, [playlist(1), playlist(2), playlist(3)])).toEqual({
+      written: 1,
+      unchanged: 2,
+      tombstoned: 0,
+    });
+    expect((await digests()).get('pl-2')).toBeNull();
+    expect((await digests()).get('pl-3')).toEqual(first.get('pl-3'));
+    expect(await write(user, connection, [playlist(1), playlist(2, 'Renamed'), playlist(3)])).toEqual({
+      written: 1,
+      unchanged: 2,
+      tombstoned: 0,
+    });
+    const renamed = (await digests()).get('pl-2');
+    expect(renamed).toHaveLength(32);
+    expect(renamed).not.toEqual(first.get('pl-2'));
+  });
+
+  it('reads known records back in one pass at worst, also before the table has statistics', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    for (let at = 0; at < 2_000; at += 500) {
+      await write(
+        user,
+        connection,
+        Array.from({ length: 500 }, (_, i) => playlist(at + i)),
+      );
+    }
+    // What the planner does with the write path's lookup right after a large first write,
+    // before autovacuum has analyzed anything: no join that reads every record of the
+    // connection with its ciphertext, no walk of the connection per key.
+    const keys = Array.from({ length: 500 }, (_, i) => `pl-${i * 3}`);
+    const { rows } = await schema.pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${FIND_FOR_WRITE_SQL}`, [
+      connection,
+      'media.playlist',
+      keys,
+    ]);
+    const plan = JSON.stringify(rows[0]?.['QUERY PLAN']);
+    expect(plan).not.toContain('Hash Join');
+    expect(plan).not.toContain('Nested Loop');
+    expect(plan).toContain('Index');
   });
 
   it('sorts a mixed batch into new, changed, unchanged, deleted and re-appearing records, and moves the cursor past what changed', async () => {

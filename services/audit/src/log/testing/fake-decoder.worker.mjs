@@ -17,6 +17,7 @@ parentPort.on('message', ({ id, bytes, offsets }) => {
     id,
     batch: {
       failures: [],
+      messageIndex: first.map((_, i) => i),
       eventIds: first.map(String),
       canonicalEvents: column('{}'),
       orgIds: column(null),

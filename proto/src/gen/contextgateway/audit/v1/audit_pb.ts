@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/audit/v1/audit.proto.
  */
 export const file_contextgateway_audit_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("CiNjb250ZXh0Z2F0ZXdheS9hdWRpdC92MS9hdWRpdC5wcm90bxIXY29udGV4dGdhdGV3YXkuYXVkaXQudjEiUAoQUG9saWN5RXZhbHVhdGlvbhISCgpkZWNpZGVkX2J5GAEgASgJEg4KBnJlYXNvbhgCIAEoCRIYChBtYXRjaGVkX3J1bGVfaWRzGAMgAygJIvsECgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi8KC29jY3VycmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZvcmdfaWQYAyABKAkSFgoOYXBwbGljYXRpb25faWQYBCABKAkSDwoHdXNlcl9pZBgFIAEoCRITCgtpbnRlZ3JhdGlvbhgGIAEoCRISCgpjYXBhYmlsaXR5GAcgASgJEhAKCHJlc291cmNlGAggASgJEjQKBmFjdGlvbhgJIAEoDjIkLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0QWN0aW9uEjYKB291dGNvbWUYCiABKA4yJS5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdE91dGNvbWUSMgoFcGhhc2UYCyABKA4yIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdFBoYXNlEjkKBnBvbGljeRgMIAEoCzIpLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLlBvbGljeUV2YWx1YXRpb24SEgoKZXJyb3JfY29kZRgNIAEoCRISCgpyZXF1ZXN0X2lkGA4gASgJEhAKCHRyYWNlX2lkGA8gASgJEhIKCmxhdGVuY3lfbXMYECABKA0SNgoKYWN0b3Jfa2luZBgRIAEoDjIiLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkFjdG9yS2luZBIQCghhY3Rvcl9pZBgSIAEoCRIVCg1jb25uZWN0aW9uX2lkGBMgASgJEhcKD2ludGVudF9ldmVudF9pZBgUIAEoCRIRCglvcGVyYXRpb24YFSABKAkirAEKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSMgoFZXZlbnQYAiABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdEV2ZW50EhEKCWxlYWZfaGFzaBgDIAEoDBIXCg9jYW5vbmljYWxfZW50cnkYBCABKAwSLwoLcmVjb3JkZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItcCChRTZWFyY2hFbnRyaWVzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmFwcGxpY2F0aW9uX2lkGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSEgoKY2FwYWJpbGl0eRgHIAEoCRI2CgdvdXRjb21lGAggASgOMiUuY29udGV4dGdhdGV3YXkuYXVkaXQudjEuQXVkaXRPdXRjb21lEjQKBmFjdGlvbhgJIAEoDjIkLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0QWN0aW9uEg4KBmN1cnNvchgKIAEoCRINCgVsaW1pdBgLIAEoDSJiChVTZWFyY2hFbnRyaWVzUmVzcG9uc2USNAoHZW50cmllcxgBIAMoCzIjLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0RW50cnkSEwoLbmV4dF9jdXJzb3IYAiABKAkihgEKCkNoZWNrcG9pbnQSEQoJdHJlZV9zaXplGAEgASgEEhEKCXJvb3RfaGFzaBgCIAEoDBItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NpZ25lZF9ub3RlGAQgASgJEg4KBm9yaWdpbhgFIAEoCSJECg9HZXRFbnRyeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkimAEKEEdldEVudHJ5UmVzcG9uc2USMgoFZW50cnkYASABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdEVudHJ5EjcKCmNoZWNrcG9pbnQYAiABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5DaGVja3BvaW50EhcKD2luY2x1c2lvbl9wcm9vZhgDIAMoDCIpChRHZXRDaGVja3BvaW50UmVxdWVzdBIRCgl0cmVlX3NpemUYASABKAQidgoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEjcKCmNoZWNrcG9pbnQYASABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5DaGVja3BvaW50EhIKCnB1YmxpY19rZXkYAiABKAwSEAoIa2V5X25hbWUYAyABKAkiQAoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSEAoIb2xkX3NpemUYASABKAQSEAoIbmV3X3NpemUYAiABKAQipgEKG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRI7Cg5vbGRfY2hlY2twb2ludBgBIAEoCzIjLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkNoZWNrcG9pbnQSOwoObmV3X2NoZWNrcG9pbnQYAiABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5DaGVja3BvaW50Eg0KBXByb29mGAMgAygMIkgKFENyZWF0ZUF1ZGl0b3JSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmNyZWF0ZWRfYnkYAyABKAkiOgoVQ3JlYXRlQXVkaXRvclJlc3BvbnNlEhIKCmF1ZGl0b3JfaWQYASABKAkSDQoFdG9rZW4YAiABKAkiKwoaQXV0aGVudGljYXRlQXVkaXRvclJlcXVlc3QSDQoFdG9rZW4YASABKAkiQQobQXV0aGVudGljYXRlQXVkaXRvclJlc3BvbnNlEhIKCmF1ZGl0b3JfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJIjoKFFJldm9rZUF1ZGl0b3JSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRISCgphdWRpdG9yX2lkGAIgASgJIhcKFVJldm9rZUF1ZGl0b3JSZXNwb25zZSqjAwoLQXVkaXRBY3Rpb24SHAoYQVVESVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGwoXQVVESVRfQUNUSU9OX0RBVEFfUVVFUlkQARImCiJBVURJVF9BQ1RJT05fQ0FQQUJJTElUWV9JTlZPQ0FUSU9OEAISIgoeQVVESVRfQUNUSU9OX0NSRURFTlRJQUxfSVNTVUVEEAMSIAocQVVESVRfQUNUSU9OX0NPTk5FQ1RfU0VTU0lPThAEEhgKFEFVRElUX0FDVElPTl9DT05TRU5UEAUSFgoSQVVESVRfQUNUSU9OX0dSQU5UEAYSGwoXQVVESVRfQUNUSU9OX1JFVk9DQVRJT04QBxIeChpBVURJVF9BQ1RJT05fUE9MSUNZX0NIQU5HRRAIEhgKFEFVRElUX0FDVElPTl9TSUdOX0lOEAkSGwoXQVVESVRfQUNUSU9OX0FVRElUX1JFQUQQChIdChlBVURJVF9BQ1RJT05fQURNSU5fQ0hBTkdFEAsSJgoiQVVESVRfQUNUSU9OX0FVVEhFTlRJQ0FUSU9OX0ZBSUxFRBAMKnsKDEF1ZGl0T3V0Y29tZRIdChlBVURJVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVQVVESVRfT1VUQ09NRV9BTExPV0VEEAESGAoUQVVESVRfT1VUQ09NRV9ERU5JRUQQAhIXChNBVURJVF9PVVRDT01FX0VSUk9SEAMqdAoKQXVkaXRQaGFzZRIbChdBVURJVF9QSEFTRV9VTlNQRUNJRklFRBAAEhgKFEFVRElUX1BIQVNFX0NPTVBMRVRFEAESFgoSQVVESVRfUEhBU0VfSU5URU5UEAISFwoTQVVESVRfUEhBU0VfT1VUQ09NRRADKvgBCglBY3RvcktpbmQSGgoWQUNUT1JfS0lORF9VTlNQRUNJRklFRBAAEhYKEkFDVE9SX0tJTkRfQVBJX0tFWRABEhsKF0FDVE9SX0tJTkRfVVNFUl9TRVNTSU9OEAISFwoTQUNUT1JfS0lORF9PUEVSQVRPUhADEhYKEkFDVE9SX0tJTkRfQVVESVRPUhAEEhUKEUFDVE9SX0tJTkRfU1lTVEVNEAUSGAoUQUNUT1JfS0lORF9BTk9OWU1PVVMQBhIbChdBQ1RPUl9LSU5EX0FDQ0VTU19UT0tFThAHEhsKF0FDVE9SX0tJTkRfT0FVVEhfQ0xJRU5UEAhiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjb250ZXh0Z2F0ZXdheS9hdWRpdC92MS9hdWRpdC5wcm90bxIXY29udGV4dGdhdGV3YXkuYXVkaXQudjEiUAoQUG9saWN5RXZhbHVhdGlvbhISCgpkZWNpZGVkX2J5GAEgASgJEg4KBnJlYXNvbhgCIAEoCRIYChBtYXRjaGVkX3J1bGVfaWRzGAMgAygJIvsECgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi8KC29jY3VycmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZvcmdfaWQYAyABKAkSFgoOYXBwbGljYXRpb25faWQYBCABKAkSDwoHdXNlcl9pZBgFIAEoCRITCgtpbnRlZ3JhdGlvbhgGIAEoCRISCgpjYXBhYmlsaXR5GAcgASgJEhAKCHJlc291cmNlGAggASgJEjQKBmFjdGlvbhgJIAEoDjIkLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0QWN0aW9uEjYKB291dGNvbWUYCiABKA4yJS5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdE91dGNvbWUSMgoFcGhhc2UYCyABKA4yIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdFBoYXNlEjkKBnBvbGljeRgMIAEoCzIpLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLlBvbGljeUV2YWx1YXRpb24SEgoKZXJyb3JfY29kZRgNIAEoCRISCgpyZXF1ZXN0X2lkGA4gASgJEhAKCHRyYWNlX2lkGA8gASgJEhIKCmxhdGVuY3lfbXMYECABKA0SNgoKYWN0b3Jfa2luZBgRIAEoDjIiLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkFjdG9yS2luZBIQCghhY3Rvcl9pZBgSIAEoCRIVCg1jb25uZWN0aW9uX2lkGBMgASgJEhcKD2ludGVudF9ldmVudF9pZBgUIAEoCRIRCglvcGVyYXRpb24YFSABKAkiWAoPQXVkaXRFdmVudEJhdGNoEhAKCGJhdGNoX2lkGAEgASgJEjMKBmV2ZW50cxgCIAMoCzIjLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0RXZlbnQirAEKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSMgoFZXZlbnQYAiABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdEV2ZW50EhEKCWxlYWZfaGFzaBgDIAEoDBIXCg9jYW5vbmljYWxfZW50cnkYBCABKAwSLwoLcmVjb3JkZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItcCChRTZWFyY2hFbnRyaWVzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmFwcGxpY2F0aW9uX2lkGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSEgoKY2FwYWJpbGl0eRgHIAEoCRI2CgdvdXRjb21lGAggASgOMiUuY29udGV4dGdhdGV3YXkuYXVkaXQudjEuQXVkaXRPdXRjb21lEjQKBmFjdGlvbhgJIAEoDjIkLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0QWN0aW9uEg4KBmN1cnNvchgKIAEoCRINCgVsaW1pdBgLIAEoDSJiChVTZWFyY2hFbnRyaWVzUmVzcG9uc2USNAoHZW50cmllcxgBIAMoCzIjLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkF1ZGl0RW50cnkSEwoLbmV4dF9jdXJzb3IYAiABKAkihgEKCkNoZWNrcG9pbnQSEQoJdHJlZV9zaXplGAEgASgEEhEKCXJvb3RfaGFzaBgCIAEoDBItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NpZ25lZF9ub3RlGAQgASgJEg4KBm9yaWdpbhgFIAEoCSJECg9HZXRFbnRyeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkimAEKEEdldEVudHJ5UmVzcG9uc2USMgoFZW50cnkYASABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5BdWRpdEVudHJ5EjcKCmNoZWNrcG9pbnQYAiABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5DaGVja3BvaW50EhcKD2luY2x1c2lvbl9wcm9vZhgDIAMoDCIpChRHZXRDaGVja3BvaW50UmVxdWVzdBIRCgl0cmVlX3NpemUYASABKAQidgoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEjcKCmNoZWNrcG9pbnQYASABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5DaGVja3BvaW50EhIKCnB1YmxpY19rZXkYAiABKAwSEAoIa2V5X25hbWUYAyABKAkiQAoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSEAoIb2xkX3NpemUYASABKAQSEAoIbmV3X3NpemUYAiABKAQipgEKG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRI7Cg5vbGRfY2hlY2twb2ludBgBIAEoCzIjLmNvbnRleHRnYXRld2F5LmF1ZGl0LnYxLkNoZWNrcG9pbnQSOwoObmV3X2NoZWNrcG9pbnQYAiABKAsyIy5jb250ZXh0Z2F0ZXdheS5hdWRpdC52MS5DaGVja3BvaW50Eg0KBXByb29mGAMgAygMIkgKFENyZWF0ZUF1ZGl0b3JSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmNyZWF0ZWRfYnkYAyABKAkiOgoVQ3JlYXRlQXVkaXRvclJlc3BvbnNlEhIKCmF1ZGl0b3JfaWQYASABKAkSDQoFdG9rZW4YAiABKAkiKwoaQXV0aGVudGljYXRlQXVkaXRvclJlcXVlc3QSDQoFdG9rZW4YASABKAkiQQobQXV0aGVudGljYXRlQXVkaXRvclJlc3BvbnNlEhIKCmF1ZGl0b3JfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJIjoKFFJldm9rZUF1ZGl0b3JSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRISCgphdWRpdG9yX2lkGAIgASgJIhcKFVJldm9rZUF1ZGl0b3JSZXNwb25zZSqjAwoLQXVkaXRBY3Rpb24SHAoYQVVESVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGwoXQVVESVRfQUNUSU9OX0RBVEFfUVVFUlkQARImCiJBVURJVF9BQ1RJT05fQ0FQQUJJTElUWV9JTlZPQ0FUSU9OEAISIgoeQVVESVRfQUNUSU9OX0NSRURFTlRJQUxfSVNTVUVEEAMSIAocQVVESVRfQUNUSU9OX0NPTk5FQ1RfU0VTU0lPThAEEhgKFEFVRElUX0FDVElPTl9DT05TRU5UEAUSFgoSQVVESVRfQUNUSU9OX0dSQU5UEAYSGwoXQVVESVRfQUNUSU9OX1JFVk9DQVRJT04QBxIeChpBVURJVF9BQ1RJT05fUE9MSUNZX0NIQU5HRRAIEhgKFEFVRElUX0FDVElPTl9TSUdOX0lOEAkSGwoXQVVESVRfQUNUSU9OX0FVRElUX1JFQUQQChIdChlBVURJVF9BQ1RJT05fQURNSU5fQ0hBTkdFEAsSJgoiQVVESVRfQUNUSU9OX0FVVEhFTlRJQ0FUSU9OX0ZBSUxFRBAMKnsKDEF1ZGl0T3V0Y29tZRIdChlBVURJVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVQVVESVRfT1VUQ09NRV9BTExPV0VEEAESGAoUQVVESVRfT1VUQ09NRV9ERU5JRUQQAhIXChNBVURJVF9PVVRDT01FX0VSUk9SEAMqdAoKQXVkaXRQaGFzZRIbChdBVURJVF9QSEFTRV9VTlNQRUNJRklFRBAAEhgKFEFVRElUX1BIQVNFX0NPTVBMRVRFEAESFgoSQVVESVRfUEhBU0VfSU5URU5UEAISFwoTQVVESVRfUEhBU0VfT1VUQ09NRRADKvgBCglBY3RvcktpbmQSGgoWQUNUT1JfS0lORF9VTlNQRUNJRklFRBAAEhYKEkFDVE9SX0tJTkRfQVBJX0tFWRABEhsKF0FDVE9SX0tJTkRfVVNFUl9TRVNTSU9OEAISFwoTQUNUT1JfS0lORF9PUEVSQVRPUhADEhYKEkFDVE9SX0tJTkRfQVVESVRPUhAEEhUKEUFDVE9SX0tJTkRfU1lTVEVNEAUSGAoUQUNUT1JfS0lORF9BTk9OWU1PVVMQBhIbChdBQ1RPUl9LSU5EX0FDQ0VTU19UT0tFThAHEhsKF0FDVE9SX0tJTkRfT0FVVEhfQ0xJRU5UEAhiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * How the policy engine decided (libs/policy-engine): which layer decided and why.
@@ -182,6 +182,35 @@ export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
   messageDesc(file_contextgateway_audit_v1_audit, 1);
 
 /**
+ * Several audit events in one AUDIT message: the gateway's group commit, one stream
+ * acknowledgement for every request that recorded an event in the same turn. Published on
+ * the same subject as a single AuditEvent, with the NATS header `cg-audit-batch: 1`;
+ * Nats-Msg-Id = batch_id. The log appends its events in order, each under its own event id.
+ *
+ * @generated from message contextgateway.audit.v1.AuditEventBatch
+ */
+export type AuditEventBatch = Message<"contextgateway.audit.v1.AuditEventBatch"> & {
+  /**
+   * UUID of this batch (a retried publish is stored once).
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * @generated from field: repeated contextgateway.audit.v1.AuditEvent events = 2;
+   */
+  events: AuditEvent[];
+};
+
+/**
+ * Describes the message contextgateway.audit.v1.AuditEventBatch.
+ * Use `create(AuditEventBatchSchema)` to create a new message.
+ */
+export const AuditEventBatchSchema: GenMessage<AuditEventBatch> = /*@__PURE__*/
+  messageDesc(file_contextgateway_audit_v1_audit, 2);
+
+/**
  * One stored entry: its position in the log, the event, and the hash it is committed by.
  *
  * @generated from message contextgateway.audit.v1.AuditEntry
@@ -222,7 +251,7 @@ export type AuditEntry = Message<"contextgateway.audit.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 2);
+  messageDesc(file_contextgateway_audit_v1_audit, 3);
 
 /**
  * @generated from message contextgateway.audit.v1.SearchEntriesRequest
@@ -294,7 +323,7 @@ export type SearchEntriesRequest = Message<"contextgateway.audit.v1.SearchEntrie
  * Use `create(SearchEntriesRequestSchema)` to create a new message.
  */
 export const SearchEntriesRequestSchema: GenMessage<SearchEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 3);
+  messageDesc(file_contextgateway_audit_v1_audit, 4);
 
 /**
  * @generated from message contextgateway.audit.v1.SearchEntriesResponse
@@ -318,7 +347,7 @@ export type SearchEntriesResponse = Message<"contextgateway.audit.v1.SearchEntri
  * Use `create(SearchEntriesResponseSchema)` to create a new message.
  */
 export const SearchEntriesResponseSchema: GenMessage<SearchEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 4);
+  messageDesc(file_contextgateway_audit_v1_audit, 5);
 
 /**
  * @generated from message contextgateway.audit.v1.Checkpoint
@@ -357,7 +386,7 @@ export type Checkpoint = Message<"contextgateway.audit.v1.Checkpoint"> & {
  * Use `create(CheckpointSchema)` to create a new message.
  */
 export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 5);
+  messageDesc(file_contextgateway_audit_v1_audit, 6);
 
 /**
  * One entry with its inclusion proof, scoped like a search: an organization's auditor
@@ -388,7 +417,7 @@ export type GetEntryRequest = Message<"contextgateway.audit.v1.GetEntryRequest">
  * Use `create(GetEntryRequestSchema)` to create a new message.
  */
 export const GetEntryRequestSchema: GenMessage<GetEntryRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 6);
+  messageDesc(file_contextgateway_audit_v1_audit, 7);
 
 /**
  * @generated from message contextgateway.audit.v1.GetEntryResponse
@@ -419,7 +448,7 @@ export type GetEntryResponse = Message<"contextgateway.audit.v1.GetEntryResponse
  * Use `create(GetEntryResponseSchema)` to create a new message.
  */
 export const GetEntryResponseSchema: GenMessage<GetEntryResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 7);
+  messageDesc(file_contextgateway_audit_v1_audit, 8);
 
 /**
  * @generated from message contextgateway.audit.v1.GetCheckpointRequest
@@ -438,7 +467,7 @@ export type GetCheckpointRequest = Message<"contextgateway.audit.v1.GetCheckpoin
  * Use `create(GetCheckpointRequestSchema)` to create a new message.
  */
 export const GetCheckpointRequestSchema: GenMessage<GetCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 8);
+  messageDesc(file_contextgateway_audit_v1_audit, 9);
 
 /**
  * @generated from message contextgateway.audit.v1.GetCheckpointResponse
@@ -467,7 +496,7 @@ export type GetCheckpointResponse = Message<"contextgateway.audit.v1.GetCheckpoi
  * Use `create(GetCheckpointResponseSchema)` to create a new message.
  */
 export const GetCheckpointResponseSchema: GenMessage<GetCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 9);
+  messageDesc(file_contextgateway_audit_v1_audit, 10);
 
 /**
  * @generated from message contextgateway.audit.v1.GetConsistencyProofRequest
@@ -489,7 +518,7 @@ export type GetConsistencyProofRequest = Message<"contextgateway.audit.v1.GetCon
  * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
  */
 export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 10);
+  messageDesc(file_contextgateway_audit_v1_audit, 11);
 
 /**
  * @generated from message contextgateway.audit.v1.GetConsistencyProofResponse
@@ -516,7 +545,7 @@ export type GetConsistencyProofResponse = Message<"contextgateway.audit.v1.GetCo
  * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
  */
 export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 11);
+  messageDesc(file_contextgateway_audit_v1_audit, 12);
 
 /**
  * Auditor credentials: read-only, one org each, issued by an operator.
@@ -549,7 +578,7 @@ export type CreateAuditorRequest = Message<"contextgateway.audit.v1.CreateAudito
  * Use `create(CreateAuditorRequestSchema)` to create a new message.
  */
 export const CreateAuditorRequestSchema: GenMessage<CreateAuditorRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 12);
+  messageDesc(file_contextgateway_audit_v1_audit, 13);
 
 /**
  * @generated from message contextgateway.audit.v1.CreateAuditorResponse
@@ -573,7 +602,7 @@ export type CreateAuditorResponse = Message<"contextgateway.audit.v1.CreateAudit
  * Use `create(CreateAuditorResponseSchema)` to create a new message.
  */
 export const CreateAuditorResponseSchema: GenMessage<CreateAuditorResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 13);
+  messageDesc(file_contextgateway_audit_v1_audit, 14);
 
 /**
  * @generated from message contextgateway.audit.v1.AuthenticateAuditorRequest
@@ -590,7 +619,7 @@ export type AuthenticateAuditorRequest = Message<"contextgateway.audit.v1.Authen
  * Use `create(AuthenticateAuditorRequestSchema)` to create a new message.
  */
 export const AuthenticateAuditorRequestSchema: GenMessage<AuthenticateAuditorRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 14);
+  messageDesc(file_contextgateway_audit_v1_audit, 15);
 
 /**
  * @generated from message contextgateway.audit.v1.AuthenticateAuditorResponse
@@ -612,7 +641,7 @@ export type AuthenticateAuditorResponse = Message<"contextgateway.audit.v1.Authe
  * Use `create(AuthenticateAuditorResponseSchema)` to create a new message.
  */
 export const AuthenticateAuditorResponseSchema: GenMessage<AuthenticateAuditorResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 15);
+  messageDesc(file_contextgateway_audit_v1_audit, 16);
 
 /**
  * Revokes an auditor credential; the next request with its token is 401. An auditor of
@@ -637,7 +666,7 @@ export type RevokeAuditorRequest = Message<"contextgateway.audit.v1.RevokeAudito
  * Use `create(RevokeAuditorRequestSchema)` to create a new message.
  */
 export const RevokeAuditorRequestSchema: GenMessage<RevokeAuditorRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 16);
+  messageDesc(file_contextgateway_audit_v1_audit, 17);
 
 /**
  * @generated from message contextgateway.audit.v1.RevokeAuditorResponse
@@ -650,7 +679,7 @@ export type RevokeAuditorResponse = Message<"contextgateway.audit.v1.RevokeAudit
  * Use `create(RevokeAuditorResponseSchema)` to create a new message.
  */
 export const RevokeAuditorResponseSchema: GenMessage<RevokeAuditorResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_audit_v1_audit, 17);
+  messageDesc(file_contextgateway_audit_v1_audit, 18);
 
 /**
  * What kind of thing happened.

@@ -1,0 +1,67 @@
+// What the stack benchmarks share: the whole stack from dist/ on a fresh database with its
+// own private nats-server (the same code `pnpm start` runs), plus a NATS connection with the
+// e2e probe identity for driving the services over the bus.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
+import pg from 'pg';
+
+import { freePort } from '../../../scripts/free-port.mjs';
+import { ensureNats, startStack } from '../../../scripts/start.mjs';
+
+const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
+const SERVICES = ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'];
+
+/**
+ * Starts every service from dist/ on a fresh database `cg_bench_<name>_<random>` and a
+ * private nats-server. `env` is added to every service's environment. Returns the stack, a
+ * probe NATS connection, the scratch folder (keys, NATS storage) and `stop()`, which drops
+ * the database and removes the folder.
+ */
+export async function startBenchStack(name, env = {}) {
+  const scratch = mkdtempSync(join(tmpdir(), `cg-bench-${name}-`));
+  const database = `cg_bench_${name}_${randomUUID().slice(0, 8)}`;
+  const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const natsUrl = `nats://127.0.0.1:${await freePort()}`;
+  const quiet = () => {};
+  const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet, natsTestProbe: true });
+  const ports = {};
+  for (const s of SERVICES) ports[s] = await freePort();
+  let stack;
+  let nc;
+  const stop = async () => {
+    await nc?.drain().catch(() => {});
+    await stack?.stop().catch(() => {});
+    await nats.stop();
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => admin.end());
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  try {
+    stack = await startStack({
+      rootDir,
+      databaseUrl: `postgres://postgres@127.0.0.1:5432/${database}`,
+      natsUrl,
+      natsSeedFiles: nats.natsSeedFiles,
+      ports,
+      log: quiet,
+      readyTimeoutMs: 120_000,
+      env: { LOG_LEVEL: 'warn', MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), ...env },
+    });
+    nc = await connect({
+      servers: natsUrl,
+      authenticator: nkeyAuthenticator(
+        new TextEncoder().encode(readFileSync(nats.natsSeedFiles['e2e-probe'], 'utf8').trim()),
+      ),
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { stack, nc, natsUrl, databaseUrl: `postgres://postgres@127.0.0.1:5432/${database}`, scratch, stop };
+}

@@ -1,0 +1,97 @@
+// pnpm bench:reupload — a Personal Server's write path on a first upload and on the same
+// data uploaded again (a re-imported export, a re-sync that finds nothing new).
+//
+// Starts the whole stack from dist/ (fresh database, private nats-server) and writes N
+// Netflix-shaped watch events to one connection in batches over ps.v1.write_records — what
+// the sync-worker does for an import — first into an empty connection, then the same N
+// again. Prints records/s of each and the ratio. The gateway's CSV parsing and the
+// sync-worker's forwarding are the same for both uploads, so they are left out.
+//
+//   BENCH_RECORDS=50000 BENCH_BATCH=500 pnpm bench:reupload
+import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
+
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { RpcClient } from '@context-gateway/messaging';
+import { RecordInputSchema, rpc } from '@context-gateway/proto';
+
+import { startBenchStack } from './bench-stack.mjs';
+
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 50_000);
+const BATCH = Number(process.env.BENCH_BATCH ?? 500);
+
+console.log('starting the stack …');
+const bench = await startBenchStack('reupload', { SHARD_COUNT: '1' });
+try {
+  const { nc } = bench;
+  const client = new RpcClient(nc);
+  const userId = randomUUID();
+  const connectionId = randomUUID();
+  const started = Date.UTC(2024, 0, 1);
+  // One row of a ViewingActivity.csv as the importer maps it (media.watch_event).
+  const record = (i) =>
+    create(RecordInputSchema, {
+      type: 'media.watch_event',
+      externalId: `watch-${i}`,
+      dataJson: Buffer.from(
+        JSON.stringify({
+          source: 'netflix',
+          trackId: `title-${i % 3000}`,
+          title: `Series ${i % 300}: Season ${1 + (i % 5)}: Episode ${i % 12} "A long enough episode title"`,
+          kind: 'episode',
+          playedAt: new Date(started + i * 3_600_000).toISOString(),
+          durationMs: 1_200_000 + (i % 7) * 60_000,
+          device: 'Living room TV',
+          profile: 'Alex',
+          series: `Series ${i % 300}`,
+          season: 1 + (i % 5),
+          episode: i % 12,
+        }),
+      ),
+      sourceUpdatedAt: timestampFromDate(new Date(started + i * 3_600_000)),
+    });
+  const batches = [];
+  for (let at = 0; at < RECORDS; at += BATCH)
+    batches.push(Array.from({ length: Math.min(BATCH, RECORDS - at) }, (_, k) => record(at + k)));
+  const upload = async (label) => {
+    const t0 = performance.now();
+    const totals = { written: 0, unchanged: 0 };
+    for (const records of batches) {
+      const res = await client.request(
+        rpc.personalServer.writeRecords,
+        { userId, connectionId, integration: 'netflix', records, syncedAt: timestampFromDate(new Date()) },
+        { timeoutMs: 60_000 },
+      );
+      totals.written += res.written;
+      totals.unchanged += res.unchanged;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const rate = RECORDS / seconds;
+    console.log(
+      `${label}: ${RECORDS.toLocaleString('en')} records in ${seconds.toFixed(2)} s, ${Math.round(rate).toLocaleString('en')} records/s (written ${totals.written}, unchanged ${totals.unchanged})`,
+    );
+    return { seconds, rate, ...totals };
+  };
+  console.log(
+    `write path: ${RECORDS.toLocaleString('en')} watch events in batches of ${BATCH}, one connection; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  const first = await upload('first upload');
+  const again = await upload('re-upload (same data)');
+  if (again.unchanged !== RECORDS) throw new Error(`re-upload changed ${RECORDS - again.unchanged} records`);
+  console.log(`re-upload / first upload time: ${(again.seconds / first.seconds).toFixed(2)}`);
+  console.log(
+    JSON.stringify({
+      bench: 'reupload',
+      records: RECORDS,
+      batch: BATCH,
+      firstRecordsPerSec: Math.round(first.rate),
+      reuploadRecordsPerSec: Math.round(again.rate),
+      reuploadTimeRatio: Number((again.seconds / first.seconds).toFixed(2)),
+    }),
+  );
+} finally {
+  await bench.stop();
+}
