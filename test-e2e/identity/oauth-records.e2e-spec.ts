@@ -191,13 +191,41 @@ describe("a person's access token on the records API", () => {
     expect(challenge).toContain('error="insufficient_scope"');
     expect(challenge).toContain('scope="github:read:repos"');
 
-    // A person's token is refused where the route does not keep to the person.
-    const elsewhere = await fetch(`${base}/v1/connect/sessions`, {
+    // A person's token is refused where the route does not keep to the person (an
+    // application's view of any connection it holds a grant on).
+    const elsewhere = await fetch(`${base}/v1/connections/${theirs.connectionId}`, {
+      headers: { authorization: `Bearer ${full}` },
+    });
+    expect(elsewhere.status).toBe(401);
+
+    // Starting a connect session keeps to the person: the link is theirs alone.
+    const started = await fetch(`${base}/v1/connect/sessions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${full}`, 'content-type': 'application/json' },
       body: JSON.stringify({ integration: 'github', scopes: SCOPES, callbackUrl: app.callbackUrl }),
     });
-    expect(elsewhere.status).toBe(401);
+    expect(started.status).toBe(201);
+    const { connectUrl } = (await started.json()) as { connectUrl: string };
+    // Someone else who opens it, signs up and allows is refused, on a page saying why.
+    const stranger = await browser.newContext();
+    try {
+      const strangerPage = await stranger.newPage();
+      await addVirtualAuthenticator(stranger, strangerPage);
+      await strangerPage.goto(connectUrl.replace(new URL(connectUrl).origin, base));
+      await strangerPage.getByRole('link', { name: 'Continue with a passkey' }).click();
+      await strangerPage.waitForURL((u) => u.pathname === '/v1/auth/signin');
+      await createAccountOnSigninPage(strangerPage, 'Someone Else');
+      await strangerPage.waitForSelector('button[value=allow]');
+      const [refused] = await Promise.all([
+        strangerPage.waitForResponse((r) => r.request().method() === 'POST'),
+        strangerPage.click('button[value=allow]'),
+      ]);
+      expect(refused.status()).toBe(403);
+      await strangerPage.waitForLoadState();
+      expect(await strangerPage.textContent('code')).toBe('connect_session_other_person');
+    } finally {
+      await stranger.close();
+    }
 
     // Giving up the application's grant keeps to the person too: not another's connection, their own yes.
     const giveUp = (connectionId: string) =>

@@ -317,10 +317,10 @@ describe('an SSO person and an application', () => {
     // The ID token is spent; the gateway's own ID tokens are not the application's to exchange.
     const replay = await exchange(idToken);
     expect(replay.status).toBe(400);
-    expect(await replay.json()).toMatchObject({ error: 'invalid_grant' });
+    expect(await replay.json()).toMatchObject({ error: 'invalid_request' });
     const forTheGateway = await exchange(await idTokenFromIdp(idp, GATEWAY_AT_IDP()));
     expect(await forTheGateway.json()).toMatchObject({
-      error: 'invalid_grant',
+      error: 'invalid_request',
       error_description: expect.stringContaining('"aud" claim'),
     });
   });

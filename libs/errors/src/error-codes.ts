@@ -59,6 +59,8 @@ export const ErrorCodes = {
   connect_session_invalid: { status: 400, title: 'Connect session invalid' },
   /** The connect session's 10 minutes are over. */
   connect_session_expired: { status: 410, title: 'Connect session expired' },
+  /** The connect link was made for one person (the app acted with their token) and someone else opened it. */
+  connect_session_other_person: { status: 403, title: 'Connect link for another person' },
   /** The OAuth state on a callback is unknown, used, expired or not this browser's. */
   oauth_state_invalid: { status: 400, title: 'OAuth state invalid' },
   /** The source refused or failed the token exchange or refresh. */

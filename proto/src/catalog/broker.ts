@@ -74,6 +74,7 @@ export const brokerRpc = {
       ...check.nonEmpty(m.callbackUrl, 'callbackUrl'),
       ...check.maxLength(m.callbackUrl, 2048, 'callbackUrl'),
       ...check.maxLength(m.appState, 512, 'appState'),
+      ...(m.forUserId === '' ? [] : check.uuid(m.forUserId, 'forUserId')),
     ],
   }),
   getConnectSession: defineRpc({

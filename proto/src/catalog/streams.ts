@@ -86,7 +86,8 @@ export const events = {
   auditRecordedBatch: defineEvent({
     stream: streams.audit,
     subject: 'audit.v1.events.recorded',
-    publishers: ['gateway'],
+    // The subject's publishers: NATS permissions are per subject, whichever payload it carries.
+    publishers: ['gateway', 'identity'],
     message: AuditEventBatchSchema,
     messageId: (batch) => batch.batchId,
     validate: validateAuditEventBatch,

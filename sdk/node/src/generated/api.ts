@@ -5452,7 +5452,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description csrf_invalid */
+                /** @description csrf_invalid, connect_session_other_person */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -5616,7 +5616,7 @@ export type paths = {
         put?: never;
         /**
          * Start connecting a user to an integration
-         * @description Step 1 of the connect flow. Redirect the user to `connectUrl`; they consent, sign in with a passkey and authorize at the source, and come back to your exact `callbackUrl` with `connectionId` and your `state` (or `error`: `access_denied`, `source_error`).
+         * @description Step 1 of the connect flow. Redirect the user to `connectUrl`; they consent, sign in with a passkey and authorize at the source, and come back to your exact `callbackUrl` with `connectionId` and your `state` (or `error`: `access_denied`, `source_error`). With an access token acting for a person, the link is that person's alone: anyone else who opens it is refused (`connect_session_other_person`) and it stays usable.
          */
         post: {
             parameters: {
@@ -8461,7 +8461,7 @@ export type components = {
             detail: string;
             instance: string;
             /** @enum {string} */
-            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
+            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
             requestId: string;
             errors?: {
                 path?: string;

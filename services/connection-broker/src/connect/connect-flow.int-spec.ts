@@ -416,6 +416,38 @@ describe('connect flow at the broker', () => {
     expect((await allow(signedIn(ALICE))).connectionId).toBe(connectionId);
   });
 
+  it('a link made for one person is theirs alone: anyone else is refused, allowing or denying, and the link stays usable', async () => {
+    const stranger = randomUUID();
+    const create = (forUserId: string) =>
+      client.request(rpc.broker.createConnectSession, {
+        orgId: ORG,
+        applicationId: APP_B,
+        applicationName: 'App B',
+        integration: 'demo',
+        scopes: ['demo:read:notes'],
+        callbackUrl: CALLBACK,
+        appState: 'for-alice',
+        forUserId,
+      });
+    expect(await rejection(create('alice'))).toBe('validation_failed');
+    const session = await create(ALICE);
+    const decide = (decision: ConnectDecision, personSessionToken: string) =>
+      client.request(rpc.broker.decideConnectSession, {
+        sessionToken: session.sessionToken,
+        decision,
+        personSessionToken,
+      });
+    const grants = await count('grants');
+    expect(await rejection(decide(ConnectDecision.ALLOW, signedIn(stranger)))).toBe('connect_session_other_person');
+    expect(await rejection(decide(ConnectDecision.DENY, signedIn(stranger)))).toBe('connect_session_other_person');
+    expect(await rejection(decide(ConnectDecision.DENY, ''))).toBe('connect_session_other_person');
+    expect(await count('grants')).toBe(grants);
+    // Still pending: the person it was made for consents (reusing her connection for App B).
+    const allowed = await decide(ConnectDecision.ALLOW, signedIn(ALICE));
+    expect(allowed.connectionId).toBe(connectionId);
+    expect(new URL(allowed.redirectUrl).searchParams.get('state')).toBe('for-alice');
+  });
+
   it("finds the person's connection an app holds a grant on (credential-only and gateway mode), and nothing for anyone else", async () => {
     const find = (over: Partial<{ orgId: string; applicationId: string; userId: string; integration: string }>) =>
       client.request(rpc.broker.findUserGrant, {

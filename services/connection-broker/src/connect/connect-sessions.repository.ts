@@ -28,6 +28,7 @@ export class ConnectSessionsRepository {
     scopes: string[];
     callbackUrl: string;
     appState: string;
+    forUserId: string | null;
     expiresAt: Date;
   }): Promise<ConnectSession> {
     return this.db.connectSession.create({ data: { ...data, tokenHash: new Uint8Array(data.tokenHash) } });

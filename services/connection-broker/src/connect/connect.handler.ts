@@ -34,6 +34,7 @@ export class ConnectHandler {
       scopes: m.scopes,
       callbackUrl: m.callbackUrl,
       appState: m.appState,
+      forUserId: m.forUserId || undefined,
     });
     return { sessionToken: token, sessionId: session.id, expiresAt: timestampFromDate(session.expiresAt) };
   }
@@ -59,7 +60,8 @@ export class ConnectHandler {
 
   @RpcHandler(rpc.broker.decideConnectSession)
   async decide(@Payload() m: DecideConnectSessionRequest) {
-    if (m.decision === ConnectDecision.DENY) return this.connect.deny(m.sessionToken);
+    if (m.decision === ConnectDecision.DENY)
+      return this.connect.deny(m.sessionToken, await this.people.optionalUserId(m.personSessionToken));
     if (m.decision === ConnectDecision.ALLOW)
       return this.connect.allow(m.sessionToken, await this.people.userId(m.personSessionToken), m.apiKey);
     throw new AppError('validation_failed', 'decision must be set');

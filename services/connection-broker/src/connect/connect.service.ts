@@ -25,6 +25,8 @@ export interface CreateSessionInput {
   scopes: string[];
   callbackUrl: string;
   appState: string;
+  /** The one person who may consent (the app acted for them); undefined: whoever signs in. */
+  forUserId?: string;
 }
 
 /**
@@ -54,6 +56,7 @@ export class ConnectService {
     const token = randomBytes(32).toString('base64url');
     const session = await this.sessions.create({
       ...input,
+      forUserId: input.forUserId ?? null,
       scopes,
       tokenHash: sha256(token),
       expiresAt: new Date(this.clock.now() + this.env.CONNECT_SESSION_TTL_SECONDS * 1000),
@@ -99,8 +102,24 @@ export class ConnectService {
     return { integration, scopes: this.catalog.describe(integration, session.scopes) };
   }
 
-  async deny(token: string): Promise<FlowResult> {
+  /**
+   * A link made for one person is theirs alone: anyone else is refused and the link stays
+   * usable, so a forwarded or leaked link neither connects a stranger's account to the app
+   * in the person's name nor lets a stranger spend it.
+   */
+  private assertForPerson(session: ConnectSession, userId: string | undefined): void {
+    if (session.forUserId && session.forUserId !== userId) {
+      throw new AppError(
+        'connect_session_other_person',
+        'This connect link was made for another person: sign in as the person the app asked for',
+      );
+    }
+  }
+
+  /** `userId`: the signed-in person, if any (a link made for one person needs them). */
+  async deny(token: string, userId?: string): Promise<FlowResult> {
     const session = await this.pending(token);
+    this.assertForPerson(session, userId);
     if (!(await this.sessions.finish(session.id, { from: 'pending', to: 'failed', now: this.clock.date() })))
       throw new AppError('connect_session_invalid');
     this.logger.info({ connectSession: session.id }, 'consent denied');
@@ -109,6 +128,7 @@ export class ConnectService {
 
   async allow(token: string, userId: string, apiKey: string): Promise<FlowResult> {
     const session = await this.pending(token);
+    this.assertForPerson(session, userId);
     const integration = this.catalog.get(session.integration);
     const current = await this.connections.findByUser(userId, integration.key);
     const reusable = this.reusableConnection(session, current);

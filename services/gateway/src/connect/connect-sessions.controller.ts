@@ -37,9 +37,10 @@ export class ConnectSessionsController {
     path: 'connect/sessions',
     summary: 'Start connecting a user to an integration',
     description:
-      'Step 1 of the connect flow. Redirect the user to `connectUrl`; they consent, sign in with a passkey and authorize at the source, and come back to your exact `callbackUrl` with `connectionId` and your `state` (or `error`: `access_denied`, `source_error`).',
+      "Step 1 of the connect flow. Redirect the user to `connectUrl`; they consent, sign in with a passkey and authorize at the source, and come back to your exact `callbackUrl` with `connectionId` and your `state` (or `error`: `access_denied`, `source_error`). With an access token acting for a person, the link is that person's alone: anyone else who opens it is refused (`connect_session_other_person`) and it stays usable.",
     tags: ['connect'],
     auth: 'api_key',
+    personTokens: true,
     body: createSessionBody,
     success: { status: 201, schema: connectSession, description: 'The session; single use, expires in ten minutes.' },
     errors: ['callback_url_not_registered', 'integration_not_allowed', 'scope_not_allowed'],

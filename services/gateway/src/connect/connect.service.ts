@@ -27,9 +27,15 @@ export class ConnectFlowService {
   ) {}
 
   /** Step 1: the app asks; its callback must be exactly one it registered, its integration and scopes among its allowed ones. */
+  /**
+   * Step 1. An application acting with a person's access token makes a link only that person
+   * can consent on; `forUserId` does the same for a person the application names (the
+   * connect link of `connection_required`).
+   */
   async createSession(
     caller: ApplicationCaller,
     body: { integration: string; scopes: string[]; callbackUrl: string; state?: string },
+    forUserId: string | undefined = caller.onBehalfOf,
   ) {
     const { application } = await this.rpc.request(rpc.identity.getApplication, {
       orgId: caller.orgId,
@@ -66,6 +72,7 @@ export class ConnectFlowService {
       scopes: body.scopes,
       callbackUrl: body.callbackUrl,
       appState: body.state ?? '',
+      forUserId: forUserId ?? '',
     });
     await this.audit.record({
       action: 'connect_session',
@@ -90,7 +97,7 @@ export class ConnectFlowService {
    * for this application and integration, back to its first registered callback URL with
    * the scopes it may ask for there. Undefined when it registered neither (nothing to start).
    */
-  async connectLinkFor(caller: ApplicationCaller, integration: string): Promise<string | undefined> {
+  async connectLinkFor(caller: ApplicationCaller, integration: string, userId: string): Promise<string | undefined> {
     const { application } = await this.rpc.request(rpc.identity.getApplication, {
       orgId: caller.orgId,
       applicationId: caller.applicationId,
@@ -98,7 +105,7 @@ export class ConnectFlowService {
     const callbackUrl = application?.callbackUrls[0];
     const scopes = application?.scopes.filter((s) => s.startsWith(`${integration}:`)) ?? [];
     if (!callbackUrl || scopes.length === 0 || !application.integrations.includes(integration)) return undefined;
-    const session = await this.createSession(caller, { integration, scopes, callbackUrl });
+    const session = await this.createSession(caller, { integration, scopes, callbackUrl }, userId);
     return session.connectUrl;
   }
 

@@ -45,6 +45,12 @@ const PAGE_ERRORS: Partial<Record<string, { status: number; title: string; messa
     message: 'The answer from the source does not belong to a sign-in started in this browser, or was already used.',
   },
   csrf_invalid: { status: 403, title: 'Please try again', message: 'The form expired or was not sent from this page.' },
+  connect_session_other_person: {
+    status: 403,
+    title: 'This link is for someone else',
+    message:
+      'The app made this connect link for another person. Sign in as that person, or ask the app for a link of your own.',
+  },
 };
 
 /**
@@ -122,7 +128,7 @@ export class ConsentController {
     params: tokenParams,
     body: consentForm,
     success: { status: 303, description: "To the source's authorization page, or to the app's callback." },
-    errors: ['connect_session_invalid', 'connect_session_expired', 'csrf_invalid'],
+    errors: ['connect_session_invalid', 'connect_session_expired', 'csrf_invalid', 'connect_session_other_person'],
   })
   async decide(
     @Param() params: z.infer<typeof tokenParams>,

@@ -53,7 +53,8 @@ export class CredentialsService {
     // A grant always names at least one scope; one that names none could be checked against nothing.
     if (found.connectionId !== '' && found.scopes.length > 0)
       return { connectionId: found.connectionId, scopes: found.scopes };
-    const connectUrl = await this.connect.connectLinkFor(caller, integration);
+    // Bound to the person: whoever else opens the link is refused (connect_session_other_person).
+    const connectUrl = await this.connect.connectLinkFor(caller, integration, userId);
     throw new AppError(
       'connection_required',
       `The person has no usable ${integration} connection for this application${connectUrl ? ': send them to connectUrl' : ''}`,

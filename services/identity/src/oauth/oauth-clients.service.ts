@@ -74,10 +74,21 @@ export class OAuthClientsService {
         };
         break;
     }
-    const application = await this.clients.updateClientSettings(settings.applicationId, {
-      ...update,
-      idpClientId: settings.idpClientId || null,
-    });
+    let application: Application | undefined;
+    try {
+      application = await this.clients.updateClientSettings(settings.applicationId, {
+        ...update,
+        idpClientId: settings.idpClientId || null,
+      });
+    } catch (error) {
+      // One application per client at an IdP: its ID tokens are that application's alone.
+      if ((error as { code?: string }).code === 'P2002') {
+        throw new AppError('conflict', 'Another application already names this client id at an IdP', [
+          { path: 'idpClientId', message: 'already used by another application' },
+        ]);
+      }
+      throw error;
+    }
     if (!application) throw new AppError('not_found', 'No such application in this organization');
     return { application, ...(clientSecret ? { clientSecret } : {}) };
   }

@@ -13,7 +13,6 @@ import { SsoTokenExchange } from '../sso/sso-token-exchange.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
 import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
-import { OAuthGrantsRepository } from './oauth-grants.repository.js';
 import { installOAuthRoutes, type OnRequestHost, type ServingProvider } from './oauth-http.js';
 import { OAuthInteractions } from './oauth-interactions.js';
 import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
@@ -23,6 +22,8 @@ import { OAuthStoreRepository } from './oauth-store.repository.js';
 import { TokenRevocationEvents, TokenRevocationKind } from './token-revocation-events.js';
 
 const PRUNE_EVERY_MS = 10 * 60_000;
+/** oauth_payloads model of the pointer from (person, application) to their token exchanges' grant. */
+const EXCHANGE_GRANT_MODEL = 'ExchangeGrant';
 /** Expired codes and tokens are kept an hour, then deleted. */
 const PRUNE_GRACE_MS = 60 * 60_000;
 /** How often the keys are re-read: a rotation is published, then used, without a restart. */
@@ -64,7 +65,6 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     private readonly revocations: TokenRevocationEvents,
     private readonly audit: OAuthAudit,
     private readonly exchange: SsoTokenExchange,
-    private readonly grants: OAuthGrantsRepository,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -132,8 +132,23 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
           }
           return verified.person();
         },
-        existingGrant: async (accountId, clientId) =>
-          (await this.grants.ofAccount(accountId, this.clock.date())).find((g) => g.clientId === clientId)?.grantId,
+        // (person, application) → the exchanges' grant; indexed by grant id, so revoking the
+        // grant (revokeByGrantId) removes the pointer with it.
+        exchangeGrants: {
+          find: async (accountId, clientId) => {
+            const row = await this.store.find(EXCHANGE_GRANT_MODEL, { id: `${accountId}:${clientId}` });
+            const grantId = row?.payload['grantId'];
+            return typeof grantId === 'string' ? grantId : undefined;
+          },
+          remember: (accountId, clientId, grantId, expiresAt) =>
+            this.store.upsert(
+              EXCHANGE_GRANT_MODEL,
+              `${accountId}:${clientId}`,
+              { grantId },
+              { grantId },
+              expiresAt ?? null,
+            ),
+        },
       },
     });
     provider.on('server_error', (_ctx, error) => this.logger.error({ err: error }, 'authorization server error'));

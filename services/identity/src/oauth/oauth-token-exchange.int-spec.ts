@@ -174,19 +174,58 @@ describe('token exchange (RFC 8693)', () => {
     expect((await bed.rpcClient.request(rpc.identity.listOAuthGrants, { userId: claims.sub })).grants).toEqual([]);
   });
 
-  it('exchanges an ID token once: a replay is invalid_grant', async () => {
+  it('exchanges an ID token once: a replay is invalid_request, however its signature is spelled', async () => {
     const subjectToken = await idp.sign({ jti: 'once' });
     expect((await exchange({ subject_token: subjectToken })).status).toBe(200);
     const rows = await exchangedRows();
-    expect(await refusal({ subject_token: subjectToken })).toMatchObject({
-      status: 400,
-      error: 'invalid_grant',
-      error_description: expect.stringContaining('already exchanged'),
-    });
+    // The same token with the signature's unused trailing base64url bits changed: it still
+    // verifies (the same signature bytes), and is still the same token.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = subjectToken.at(-1) ?? 'A';
+    const respelled = subjectToken.slice(0, -1) + alphabet[alphabet.indexOf(last) ^ 1];
+    expect(respelled).not.toBe(subjectToken);
+    for (const replay of [subjectToken, respelled]) {
+      expect(await refusal({ subject_token: replay })).toMatchObject({
+        status: 400,
+        error: 'invalid_request',
+        error_description: expect.stringContaining('already exchanged'),
+      });
+    }
     expect(await exchangedRows()).toBe(rows);
   });
 
-  it('refuses every ID token not issued by the IdP to this application, for a member, lately', async () => {
+  it("never exchanges an ID token issued to the gateway's own client, and one IdP client belongs to one application", async () => {
+    const forTheGateway = await idp.sign({ aud: 'gateway-at-idp' });
+    await bed.configureClient(bed.confidential.applicationId, {
+      method: 'client_secret_basic',
+      idpClientId: 'gateway-at-idp',
+    });
+    try {
+      expect(await refusal({ subject_token: forTheGateway })).toMatchObject({
+        status: 400,
+        error: 'invalid_request',
+        error_description: expect.stringContaining("gateway's own client"),
+      });
+    } finally {
+      await bed.configureClient(bed.confidential.applicationId, {
+        method: 'client_secret_basic',
+        idpClientId: APP_AT_IDP,
+      });
+    }
+    const agent = (await bed.rpcClient.request(rpc.identity.listApplications, { orgId: bed.orgId })).applications.find(
+      (a) => a.clientId === bed.keyClient.client.client_id,
+    );
+    await expect(
+      bed.rpcClient.request(rpc.identity.configureOAuthClient, {
+        orgId: bed.orgId,
+        applicationId: agent?.id ?? '',
+        tokenEndpointAuthMethod: 'client_secret_basic',
+        idpClientId: APP_AT_IDP,
+      }),
+    ).rejects.toMatchObject({ code: 'conflict' });
+  });
+
+  it('refuses every ID token not issued by the IdP to this application, for a member, lately (invalid_request, RFC 8693 §2.2.2)', async () => {
     const now = Math.floor(Date.now() / 1_000);
     const signedElsewhere = await new SignJWT({ sub: 'idp-person-1', email: 'grace@acme.test', email_verified: true })
       .setProtectedHeader({ alg: 'ES256', kid: 'idp-key-1' })
@@ -213,7 +252,7 @@ describe('token exchange (RFC 8693)', () => {
       expect({ why, ...answer }).toMatchObject({
         why,
         status: 400,
-        error: 'invalid_grant',
+        error: 'invalid_request',
         error_description: expect.stringContaining(says),
       });
     }

@@ -28,11 +28,19 @@ export interface TokenExchangeOptions {
   resourceServer: (client: Client) => ResourceServer;
   /**
    * The person the subject token names, for this application: verified, used once,
-   * provisioned. Throws an AppError when it is refused (then `invalid_grant`, with its message).
+   * provisioned. Throws an AppError when it is refused (then `invalid_request`, with its message).
    */
   subject: (input: { orgId: string; idpClientId: string; subjectToken: string }) => Promise<string>;
-  /** The grant (token family) this person and application already share, to add to rather than multiply. */
-  existingGrant: (accountId: string, clientId: string) => Promise<string | undefined>;
+  /**
+   * The grant (token family) earlier exchanges of this person and application made, to add
+   * to rather than multiply. Only an exchange's own: adding scopes to a grant the person
+   * consented to in a browser would let a later silent authorization (`prompt=none`) of the
+   * application hand out a refresh token for them.
+   */
+  exchangeGrants: {
+    find(accountId: string, clientId: string): Promise<string | undefined>;
+    remember(accountId: string, clientId: string, grantId: string, expiresAt: Date | undefined): Promise<void>;
+  };
 }
 
 /**
@@ -84,16 +92,27 @@ export function registerTokenExchange(provider: Provider, options: TokenExchange
           subjectToken,
         });
       } catch (error) {
-        if (error instanceof AppError) throw new errors.CustomOIDCProviderError('invalid_grant', error.message);
+        // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is invalid_request.
+        if (error instanceof AppError) throw new errors.CustomOIDCProviderError('invalid_request', error.message);
         throw error;
       }
 
-      const existing = await options.existingGrant(accountId, client.clientId);
+      const known = await options.exchangeGrants.find(accountId, client.clientId);
+      const found = known ? await provider.Grant.find(known) : undefined;
       const grant =
-        (existing ? await provider.Grant.find(existing) : undefined) ??
-        new provider.Grant({ accountId, clientId: client.clientId });
+        found?.accountId === accountId && found.clientId === client.clientId
+          ? found
+          : new provider.Grant({ accountId, clientId: client.clientId });
       grant.addResourceScope(options.resource, scope.join(' '));
       const grantId = await grant.save();
+      if (grantId !== known) {
+        await options.exchangeGrants.remember(
+          accountId,
+          client.clientId,
+          grantId,
+          grant.exp ? new Date(grant.exp * 1000) : undefined,
+        );
+      }
       ctx.oidc.entity('Grant', grant);
 
       const token = new provider.AccessToken({

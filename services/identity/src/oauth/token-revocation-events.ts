@@ -26,6 +26,13 @@ const ATTEMPTS = 3;
 const SWEEP_BATCH = 100;
 /** Failures in a row after which a sweep gives up until the next tick (the stream is away). */
 const SWEEP_FAILURES_IN_A_ROW = 3;
+/**
+ * Rows younger than this are left to the request that wrote them (its attempts take at most
+ * ATTEMPTS publish timeouts): the sweep never holds a row that request is about to delete.
+ */
+const SWEEP_MIN_AGE_MS = 5_000;
+/** A sweep publishes for at most this long, well inside its transaction's timeout; the rest waits for the next tick. */
+const SWEEP_BUDGET_MS = 20_000;
 
 /** What a revocation voids: every token of this grant, application, person or API key issued until now. */
 export interface RevokedSubject {
@@ -83,7 +90,16 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
       const revoked = subject(result);
       return { result, pending: revoked && (await this.store(tx, revoked)) };
     });
-    if (pending) await this.announce(pending);
+    if (!pending) return result;
+    // Dated again now that the change is committed: a token issued while the transaction was
+    // still open (it could not see the revocation yet) must not be newer than the event says.
+    // Should the process stop before this, the time from inside the transaction stands.
+    await this.announce(
+      await this.db.tokenRevocationOutbox.update({
+        where: { eventId: pending.eventId },
+        data: { revokedAt: new Date() },
+      }),
+    );
     return result;
   }
 
@@ -135,11 +151,12 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
   }
 
   /**
-   * Publishes pending revocations, oldest first. Replicas share the work: each claims its
+   * Publishes pending revocations, oldest first, once they are SWEEP_MIN_AGE_MS old (younger
+   * ones belong to the request that wrote them). Replicas share the work: each claims its
    * batch with `FOR UPDATE SKIP LOCKED`, so two never publish the same rows at once (a repeat
    * would be harmless anyway: the event id is the JetStream message id). A row that fails is
    * left for the next sweep and the rest go on; after a few failures in a row the stream is
-   * taken to be away and the sweep stops until the next tick.
+   * taken to be away and the sweep stops until the next tick, as it does after SWEEP_BUDGET_MS.
    */
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
@@ -151,13 +168,19 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
                 SELECT event_id AS "eventId", org_id AS "orgId", kind, subject_id AS "subjectId",
                        revoked_at AS "revokedAt", created_at AS "createdAt"
                   FROM token_revocation_outbox
+                 WHERE created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})
                  ORDER BY created_at
                  LIMIT ${SWEEP_BATCH}
                    FOR UPDATE SKIP LOCKED`;
               const published: string[] = [];
               let failed = 0;
               let inARow = 0;
+              const deadline = Date.now() + SWEEP_BUDGET_MS;
               for (const pending of batch) {
+                if (Date.now() > deadline) {
+                  failed += 1; // not a failure of the row: this sweep is out of time, the next one goes on
+                  break;
+                }
                 try {
                   await this.publish(pending);
                   published.push(pending.eventId);

@@ -116,8 +116,9 @@ describe('tokens_revoked through the outbox', () => {
   it('leaves rows another replica has claimed to that replica, then publishes them once free', async () => {
     const revocations = bed.service.app.get(TokenRevocationEvents, { strict: false });
     await bed.harness.db.pool.query(
-      `INSERT INTO token_revocation_outbox (event_id, org_id, kind, subject_id, revoked_at)
-       VALUES (gen_random_uuid(), $1, $2, 'app-claimed-elsewhere', now())`,
+      // Old enough for any sweep (younger rows are left to the request that wrote them).
+      `INSERT INTO token_revocation_outbox (event_id, org_id, kind, subject_id, revoked_at, created_at)
+       VALUES (gen_random_uuid(), $1, $2, 'app-claimed-elsewhere', now(), now() - interval '1 minute')`,
       [bed.orgId, TokenRevocationKind.APPLICATION],
     );
     // Another replica's sweep: its transaction holds the row.

@@ -26,7 +26,7 @@ const NOT_ID_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt', 'logout+jwt'
 
 /** An ID token that verified, not yet used: the caller makes it single-use, then provisions. */
 export interface VerifiedIdToken {
-  /** Stable for this one token: the key of its single use. */
+  /** Stable for this one token however its signature is encoded: the key of its single use. */
   replayKey: string;
   /** Its `exp`: how long the single-use record must be kept. */
   expiresAt: Date;
@@ -58,6 +58,9 @@ export class SsoTokenExchange {
   async verify(input: { orgId: string; idpClientId: string; idToken: string }): Promise<VerifiedIdToken> {
     const row = await this.configs.find(input.orgId);
     if (!row) throw new AppError('sso_not_configured', 'The organization signs in with no identity provider');
+    // The gateway's own client at the IdP signs people in to the gateway: its ID tokens are
+    // never an application's to exchange, whatever an admin typed as the application's client.
+    if (input.idpClientId === row.clientId) throw refused("it was issued to the gateway's own client at the IdP");
     const metadata = (await this.config.client(row)).serverMetadata();
     const claims = await this.#verified(input.idToken, {
       issuer: metadata.issuer,
@@ -74,7 +77,12 @@ export class SsoTokenExchange {
       );
     }
     return {
-      replayKey: createHash('sha256').update(input.idToken).digest('base64url'),
+      // The signed part (header.payload), not the whole text: a JWS signature can be written
+      // in more than one way that verifies (unused base64url bits; ECDSA's s and n - s), and
+      // each would otherwise count as another token.
+      replayKey: createHash('sha256')
+        .update(input.idToken.slice(0, input.idToken.lastIndexOf('.')))
+        .digest('base64url'),
       expiresAt: new Date((claims.exp ?? 0) * 1_000),
       person: () =>
         this.users.transaction(
