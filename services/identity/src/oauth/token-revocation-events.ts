@@ -161,49 +161,14 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
       try {
+        // Batch after batch while they come full and go through; the rest waits for the next tick.
         for (;;) {
-          const { claimed, failed } = await this.db.$transaction(
-            async (tx) => {
-              const batch = await tx.$queryRaw<TokenRevocationOutbox[]>`
-                SELECT event_id AS "eventId", org_id AS "orgId", kind, subject_id AS "subjectId",
-                       revoked_at AS "revokedAt", created_at AS "createdAt"
-                  FROM token_revocation_outbox
-                 WHERE created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})
-                 ORDER BY created_at
-                 LIMIT ${SWEEP_BATCH}
-                   FOR UPDATE SKIP LOCKED`;
-              const published: string[] = [];
-              let failed = 0;
-              let inARow = 0;
-              const deadline = Date.now() + SWEEP_BUDGET_MS;
-              for (const pending of batch) {
-                if (Date.now() > deadline) {
-                  failed += 1; // not a failure of the row: this sweep is out of time, the next one goes on
-                  break;
-                }
-                try {
-                  await this.publish(pending);
-                  published.push(pending.eventId);
-                  inARow = 0;
-                } catch (error) {
-                  failed += 1;
-                  inARow += 1;
-                  this.logger.warn(
-                    { err: (error as Error).message, eventId: pending.eventId },
-                    'tokens_revoked sweep: not published, retried later',
-                  );
-                  if (inARow >= SWEEP_FAILURES_IN_A_ROW) break;
-                }
-              }
-              if (published.length > 0) {
-                await tx.tokenRevocationOutbox.deleteMany({ where: { eventId: { in: published } } });
-              }
-              return { claimed: batch.length, failed };
-            },
+          const { claimed, complete } = await this.db.$transaction((tx) => this.sweepBatch(tx), {
             // Publishing a full batch while the stream is slow takes a while; the rows stay claimed meanwhile.
-            { timeout: 60_000, maxWait: 10_000 },
-          );
-          if (claimed < SWEEP_BATCH || failed > 0) return;
+            timeout: 60_000,
+            maxWait: 10_000,
+          });
+          if (claimed < SWEEP_BATCH || !complete) return;
         }
       } catch (error) {
         this.logger.warn({ err: (error as Error).message }, 'tokens_revoked sweep failed; retrying later');
@@ -212,6 +177,39 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
       }
     })();
     return this.sweeping;
+  }
+
+  /** One claimed batch: publishes what it can, deletes what went through; `complete` when every row did. */
+  private async sweepBatch(tx: Tx): Promise<{ claimed: number; complete: boolean }> {
+    const batch = await tx.$queryRaw<TokenRevocationOutbox[]>`
+      SELECT event_id AS "eventId", org_id AS "orgId", kind, subject_id AS "subjectId",
+             revoked_at AS "revokedAt", created_at AS "createdAt"
+        FROM token_revocation_outbox
+       WHERE created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})
+       ORDER BY created_at
+       LIMIT ${SWEEP_BATCH}
+         FOR UPDATE SKIP LOCKED`;
+    const published: string[] = [];
+    let inARow = 0;
+    const deadline = Date.now() + SWEEP_BUDGET_MS;
+    for (const pending of batch) {
+      if (Date.now() > deadline || inARow >= SWEEP_FAILURES_IN_A_ROW) break;
+      try {
+        await this.publish(pending);
+        published.push(pending.eventId);
+        inARow = 0;
+      } catch (error) {
+        inARow += 1;
+        this.logger.warn(
+          { err: (error as Error).message, eventId: pending.eventId },
+          'tokens_revoked sweep: not published, retried later',
+        );
+      }
+    }
+    if (published.length > 0) {
+      await tx.tokenRevocationOutbox.deleteMany({ where: { eventId: { in: published } } });
+    }
+    return { claimed: batch.length, complete: published.length === batch.length };
   }
 
   private async publish(pending: TokenRevocationOutbox): Promise<void> {

@@ -63,6 +63,8 @@ export class RecordsService {
         sourceUpdatedAt: Date;
         /** The source said when (a deletion inferred from a listing that no longer shows the item does not). */
         sourceTimed: boolean;
+        /** The body's keyed digest, once the connection's key is open; null for a deletion. */
+        digest: Buffer | null;
       }
     >();
     const now = this.clock.date();
@@ -91,6 +93,7 @@ export class RecordsService {
         plaintext,
         sourceUpdatedAt: toDate(record.sourceUpdatedAt) ?? now,
         sourceTimed: record.sourceUpdatedAt !== undefined,
+        digest: null,
       });
     });
 
@@ -109,13 +112,14 @@ export class RecordsService {
       const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
       const encrypt = (id: string, type: string, plaintext: Buffer) =>
         key.encrypt(plaintext, recordAad(connection.personalServerId, connection.id, id, type));
-      const digestOf = (item: { type: string; externalId: string; plaintext: Buffer | undefined }) =>
-        item.plaintext === undefined
-          ? null
-          : key.digest(
-              item.plaintext,
-              recordDigestContext(connection.personalServerId, connection.id, item.type, item.externalId),
-            );
+      // Once per record: it decides "unchanged" and is stored with whatever is written.
+      for (const item of batch.values()) {
+        if (item.plaintext === undefined) continue;
+        item.digest = key.digest(
+          item.plaintext,
+          recordDigestContext(connection.personalServerId, connection.id, item.type, item.externalId),
+        );
+      }
       // Versions are handed out in order under the row lock; one that ends up unused (a
       // record found unchanged below) leaves a gap, which cursors do not mind.
       let version = connection.lastVersion;
@@ -136,7 +140,7 @@ export class RecordsService {
           type: item.type,
           externalId: item.externalId,
           ciphertext: encrypt(id, item.type, item.plaintext),
-          bodyDigest: digestOf(item),
+          bodyDigest: item.digest,
           sourceUpdatedAt: item.sourceUpdatedAt,
           deleted: false,
           version,
@@ -156,7 +160,6 @@ export class RecordsService {
       const writes: RecordWrite[] = [];
       for (const item of known) {
         const previous = stored.get(recordKey(item));
-        const digest = digestOf(item);
         if (previous && previous.sourceUpdatedAt > item.sourceUpdatedAt) {
           counts.unchanged += 1;
           continue;
@@ -169,7 +172,7 @@ export class RecordsService {
         } else if (
           previous &&
           !previous.deletedAt &&
-          this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext, digest)
+          this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext, item.digest)
         ) {
           counts.unchanged += 1;
           continue;
@@ -182,7 +185,7 @@ export class RecordsService {
           type: item.type,
           externalId: item.externalId,
           ciphertext: item.plaintext === undefined ? EMPTY : encrypt(recordId, item.type, item.plaintext),
-          bodyDigest: digest,
+          bodyDigest: item.digest,
           // A deletion the source did not date (a REST listing that no longer showed the item,
           // which a listing walked while items move between pages can get wrong) keeps the
           // last source time: when the source lists the item again, it comes back. Dated
