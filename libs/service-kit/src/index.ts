@@ -1,5 +1,6 @@
 export * from './config/env.js';
 export * from './health/readiness.service.js';
+export * from './http/outbound-guard.js';
 export * from './http/problem.filter.js';
 export * from './http/problem.js';
 export * from './metrics/metrics.js';

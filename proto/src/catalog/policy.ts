@@ -1,4 +1,5 @@
 import {
+  DeleteMcpServerRequestSchema,
   DeleteRuleRequestSchema,
   DeleteRuleResponseSchema,
   DeleteUserRuleRequestSchema,
@@ -8,14 +9,19 @@ import {
   GetCompiledRulesResponseSchema,
   GetOrgIntegrationsRequestSchema,
   GetOrgIntegrationsResponseSchema,
+  ListMcpServersRequestSchema,
+  ListMcpServersResponseSchema,
   ListRulesRequestSchema,
   ListRulesResponseSchema,
   ListUserRulesRequestSchema,
+  McpServerResponseSchema,
   PutApplicationRuleRequestSchema,
+  PutMcpServerRequestSchema,
   PutOrgRuleRequestSchema,
   PutRuleResponseSchema,
   PutUserRuleRequestSchema,
   type RuleSpec,
+  SetMcpToolsRequestSchema,
   SetOrgIntegrationsRequestSchema,
   SetOrgIntegrationsResponseSchema,
   UserRuleChangeResponseSchema,
@@ -30,6 +36,24 @@ const userId = (value: string, path: string): ValidationProblem[] => [
   ...check.nonEmpty(value, path),
   ...check.maxLength(value, 200, path),
 ];
+/** An integration key: what `<integration>:<tool>` starts with. */
+const integrationKey = (value: string, path: string): ValidationProblem[] =>
+  /^[a-z0-9][a-z0-9_-]{0,99}$/.test(value)
+    ? []
+    : [{ path, message: 'must be an integration name (lower-case letters, digits, _ and -)' }];
+
+/** Tool name -> argument name, both bounded. */
+function resourceArguments(map: Record<string, string>, path: string): ValidationProblem[] {
+  const entries = Object.entries(map);
+  if (entries.length > 500) return [{ path, message: 'at most 500 entries' }];
+  return entries.flatMap(([tool, argument]) => [
+    ...check.nonEmpty(tool, `${path}.${tool}`),
+    ...check.maxLength(tool, 128, `${path}.${tool}`),
+    ...check.nonEmpty(argument, `${path}.${tool}`),
+    ...check.maxLength(argument, 128, `${path}.${tool}`),
+  ]);
+}
+
 const optionalUuid = (value: string, path: string): ValidationProblem[] =>
   value === '' ? [] : check.uuid(value, path);
 
@@ -154,6 +178,48 @@ export const policyRpc = {
       ...check.nonEmpty(m.capability, 'capability'),
       ...check.maxLength(m.capability, 200, 'capability'),
       ...check.maxLength(m.resource, 500, 'resource'),
+    ],
+  }),
+  putMcpServer: defineRpc({
+    subject: `${P}.put_mcp_server`,
+    callers: ['gateway'],
+    request: PutMcpServerRequestSchema,
+    response: McpServerResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...integrationKey(m.integration, 'integration'),
+      ...check.nonEmpty(m.url, 'url'),
+      ...check.maxLength(m.url, 2000, 'url'),
+      ...resourceArguments(m.resourceArguments, 'resourceArguments'),
+    ],
+  }),
+  listMcpServers: defineRpc({
+    subject: `${P}.list_mcp_servers`,
+    callers: ['gateway'],
+    request: ListMcpServersRequestSchema,
+    response: ListMcpServersResponseSchema,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  deleteMcpServer: defineRpc({
+    subject: `${P}.delete_mcp_server`,
+    callers: ['gateway'],
+    request: DeleteMcpServerRequestSchema,
+    response: McpServerResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...integrationKey(m.integration, 'integration')],
+  }),
+  // A gateway read a server's tool list and it differs from the stored one: on the call path.
+  setMcpTools: defineRpc({
+    subject: `${P}.set_mcp_tools`,
+    callers: ['gateway'],
+    request: SetMcpToolsRequestSchema,
+    response: McpServerResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...integrationKey(m.integration, 'integration'),
+      ...check.maxLength(m.toolsJson, 512_000, 'toolsJson'),
     ],
   }),
   getCompiledRules: defineRpc({

@@ -99,6 +99,35 @@ const envSchema = z
     AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     /** How long a forwarded authorization server request may take before 502 authorization_server_unavailable. */
     OAUTH_PROXY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+    /** Gateway mode (docs/mcp-gateway.md): how long one upstream MCP exchange may take. */
+    MCP_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+    /** Gateway mode: the largest upstream answer read; bigger is an MCP error, never buffered whole. */
+    MCP_MAX_RESULT_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(4_194_304),
+    /** Gateway mode: how long a server's tool list is used before it is read again (unless the list says less). */
+    MCP_TOOLS_TTL_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+    /** Gateway mode: http:// upstream MCP servers (development only). */
+    MCP_ALLOW_INSECURE_UPSTREAMS: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    /** Gateway mode: upstreams on loopback, private or link-local addresses (development only). */
+    MCP_ALLOW_PRIVATE_UPSTREAMS: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    /**
+     * Gateway mode: browser origins allowed to call /mcp (comma-separated). A request with any
+     * other Origin is refused (DNS rebinding); requests without one (agents, servers) pass.
+     */
+    MCP_ALLOWED_ORIGINS: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((o) => o.trim())
+          .filter((o) => o !== ''),
+      ),
   })
   .superRefine(refineRuntimeEnv);
 

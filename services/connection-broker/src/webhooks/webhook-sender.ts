@@ -1,17 +1,17 @@
-import { lookup as dnsLookup } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
 
-import { AppError } from '@context-gateway/errors';
+import {
+  bareHost,
+  checkOutboundUrl,
+  guardedLookup,
+  outboundAddressAllowed,
+  type OutboundPolicy,
+} from '@context-gateway/service-kit';
 import ipaddr from 'ipaddr.js';
 
-export interface EndpointPolicy {
-  /** http:// endpoints (development only). */
-  allowHttp: boolean;
-  /** Loopback, private, link-local and other non-public addresses (development only). */
-  allowPrivateNetworks: boolean;
-}
+/** Where a webhook may be delivered (the shared SSRF guard's policy). */
+export type EndpointPolicy = OutboundPolicy;
 
 /**
  * Checks an endpoint URL when it is configured: an absolute http(s) URL without credentials
@@ -19,65 +19,7 @@ export interface EndpointPolicy {
  * (a name can change what it points at), by `guardedLookup`.
  */
 export function checkEndpointUrl(raw: string, policy: EndpointPolicy): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new AppError('validation_failed', 'The webhook URL is not an absolute URL', [
-      { path: 'url', message: 'must be an absolute https URL' },
-    ]);
-  }
-  const problems: string[] = [];
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && policy.allowHttp)) problems.push('must use https');
-  if (url.username || url.password) problems.push('must not carry credentials');
-  if (url.hash) problems.push('must not have a fragment');
-  if (problems.length > 0)
-    throw new AppError(
-      'validation_failed',
-      `The webhook URL ${problems.join(', ')}`,
-      problems.map((message) => ({ path: 'url', message })),
-    );
-  // A literal address is checked now as well: refusing at configuration is clearer.
-  const host = bareHost(url);
-  if (ipaddr.isValid(host) && !addressAllowed(host, policy))
-    throw new AppError('validation_failed', 'The webhook URL points at a non-public address', [
-      { path: 'url', message: 'must resolve to a public address' },
-    ]);
-  return url;
-}
-
-/** The URL's host without IPv6 brackets. */
-function bareHost(url: URL): string {
-  return url.hostname.replace(/^\[(.*)\]$/, '$1');
-}
-
-/** Only unicast addresses on the public internet (unless the operator allows private networks). */
-function addressAllowed(address: string, policy: EndpointPolicy): boolean {
-  if (policy.allowPrivateNetworks) return true;
-  let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-  return parsed.range() === 'unicast';
-}
-
-/**
- * A DNS lookup for the delivery's socket that refuses any answer holding a non-public
- * address. The socket connects to exactly what was checked here, so a name that resolves
- * to a public address for a check and a private one for the connection (DNS rebinding)
- * cannot slip through.
- */
-function guardedLookup(policy: EndpointPolicy): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
-      if (error) return callback(error, '', 0);
-      const list = addresses;
-      const [first] = list;
-      if (!first || list.some((a) => !addressAllowed(a.address, policy)))
-        return callback(Object.assign(new Error('address refused'), { code: 'EADDRREFUSED' }), '', 0);
-      if (options.all) return callback(null, list);
-      return callback(null, first.address, first.family);
-    });
-  };
+  return checkOutboundUrl(raw, policy, 'The webhook URL');
 }
 
 export interface DeliveryResult {
@@ -102,7 +44,7 @@ export function deliver(
 ): Promise<DeliveryResult> {
   // A literal address in the URL is connected to without any lookup: checked here instead.
   const host = bareHost(url);
-  if (ipaddr.isValid(host) && !addressAllowed(host, options.policy))
+  if (ipaddr.isValid(host) && !outboundAddressAllowed(host, options.policy))
     return Promise.resolve({ status: 0, error: 'address_refused' });
   return new Promise((resolve) => {
     let settled = false;

@@ -13,6 +13,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
+import { type McpServerView, mcpServerView } from '../mcp/mcp-server-view.js';
 import { ControlHead } from './control-head.js';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 import { layerName } from './policy-layers.js';
@@ -33,6 +34,14 @@ interface OrgEntry {
   applications: Set<string>;
   /** `applicationId` NUL `userId` of every grant in the org, active or revoked. */
   grantees: Set<string>;
+  /** The org's remote MCP servers and their tools, as of this revision. */
+  mcpServers: readonly McpServerView[];
+}
+
+/** Gateway mode's view of an org: its MCP servers and decisions, both from one fresh rule set. */
+export interface McpPolicyView {
+  servers: readonly McpServerView[];
+  decide(request: DecisionRequest): Decision;
 }
 
 /** What the next decision for an org needs its cached rules to have seen. */
@@ -93,6 +102,12 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   ): Promise<Decision[]> {
     const entry = await this.applicationEntry(request);
     return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
+  }
+
+  /** The org's MCP servers and a decide() on the same fresh rules (one freshness check for a tools/list). */
+  async mcpView(request: Pick<DecisionRequest, 'orgId' | 'applicationId'>): Promise<McpPolicyView> {
+    const entry = await this.applicationEntry(request);
+    return { servers: entry.mcpServers, decide: (r) => entry.policies.decide(r) };
   }
 
   /**
@@ -203,6 +218,7 @@ function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
     controlSeq: Number(reply.controlSeq),
     applications: new Set(reply.applicationIds),
     grantees: new Set(reply.grantees.map((g) => `${g.applicationId}\u0000${g.userId}`)),
+    mcpServers: reply.mcpServers.map(mcpServerView),
   };
 }
 

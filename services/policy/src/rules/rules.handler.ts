@@ -20,6 +20,7 @@ import {
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
+import { mcpServerToWire } from './mcp-servers.handler.js';
 import { engineToWire, LAYER_TO_WIRE, rowToWire, WIRE_TO_LAYER } from './rule-mapping.js';
 import { RulesService } from './rules.service.js';
 
@@ -119,6 +120,7 @@ export class RulesHandler {
       knownCapabilities: s.knownCapabilities,
       applicationIds: s.applicationIds,
       grantees: s.grantees,
+      mcpServers: s.mcpServers.map(mcpServerToWire),
     };
   }
 }

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 
 import { ControlProgress } from './control-progress.js';
+import { McpServersHandler } from './mcp-servers.handler.js';
+import { McpServersService } from './mcp-servers.js';
 import { PolicyEventsRelay } from './policy-events.relay.js';
 import { PolicyEventsRepository } from './policy-events.repository.js';
 import { RulesHandler } from './rules.handler.js';
@@ -9,8 +11,15 @@ import { RulesService } from './rules.service.js';
 
 /** The three layers' rules, revisions, snapshots and explanations. */
 @Module({
-  controllers: [RulesHandler],
-  providers: [RulesService, RulesRepository, ControlProgress, PolicyEventsRepository, PolicyEventsRelay],
+  controllers: [RulesHandler, McpServersHandler],
+  providers: [
+    RulesService,
+    McpServersService,
+    RulesRepository,
+    ControlProgress,
+    PolicyEventsRepository,
+    PolicyEventsRelay,
+  ],
   exports: [RulesService, RulesRepository, ControlProgress],
 })
 export class RulesModule {}

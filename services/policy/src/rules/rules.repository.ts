@@ -2,7 +2,7 @@ import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
 
 import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
-import type { Application, Grant, PolicyRule as RuleRow } from '../generated/prisma/client.js';
+import type { Application, Grant, McpServer, PolicyRule as RuleRow } from '../generated/prisma/client.js';
 
 export type NewRuleRow = Omit<RuleRow, 'createdAt'>;
 
@@ -12,6 +12,7 @@ export interface OrgSources {
   integrations: string[];
   applications: Application[];
   grants: Grant[];
+  mcpServers: McpServer[];
 }
 
 /** The name of policy's one CONTROL-stream cursor row (see ControlCursor in schema.prisma). */
@@ -115,6 +116,51 @@ export class RulesRepository {
       await tx.orgIntegration.createMany({ data: integrations.map((integration) => ({ orgId, integration })) });
   }
 
+  upsertMcpServer(
+    tx: Tx,
+    server: { orgId: string; integration: string; url: string; resourceArguments: Record<string, string> },
+  ): Promise<McpServer> {
+    const { orgId, integration, url, resourceArguments } = server;
+    return tx.mcpServer.upsert({
+      where: { orgId_integration: { orgId, integration } },
+      create: { orgId, integration, url, resourceArguments },
+      // A new URL may be another server: its tools are read afresh before anything is called.
+      update: { url, resourceArguments },
+    });
+  }
+
+  mcpServers(orgId: string): Promise<McpServer[]> {
+    return this.db.mcpServer.findMany({ where: { orgId }, orderBy: { integration: 'asc' } });
+  }
+
+  async deleteMcpServer(tx: Tx, orgId: string, integration: string): Promise<McpServer | undefined> {
+    const found = await tx.mcpServer.findUnique({ where: { orgId_integration: { orgId, integration } } });
+    if (!found) return undefined;
+    await tx.mcpServer.delete({ where: { orgId_integration: { orgId, integration } } });
+    return found;
+  }
+
+  /** Stores a tool list (locking the row); `changed` says whether it differs from the stored one. */
+  async setMcpTools(
+    tx: Tx,
+    orgId: string,
+    integration: string,
+    tools: { json: string; digest: string },
+  ): Promise<{ row: McpServer; changed: boolean } | undefined> {
+    const locked = await tx.$queryRaw<{ tools_digest: string }[]>`
+      SELECT tools_digest FROM mcp_servers WHERE org_id = ${orgId}::uuid AND integration = ${integration} FOR UPDATE`;
+    const [current] = locked;
+    if (!current) return undefined;
+    const changed = current.tools_digest !== tools.digest;
+    const row = await tx.mcpServer.update({
+      where: { orgId_integration: { orgId, integration } },
+      data: changed
+        ? { toolsJson: tools.json, toolsDigest: tools.digest, toolsReadAt: new Date() }
+        : { toolsReadAt: new Date() },
+    });
+    return { row, changed };
+  }
+
   findApplication(id: string): Promise<Application | null> {
     return this.db.application.findUnique({ where: { id } });
   }
@@ -139,7 +185,7 @@ export class RulesRepository {
     return this.db.$transaction(async (tx) => {
       const grants = await tx.grant.findMany({ where: { orgId }, orderBy: { id: 'asc' } });
       const users = [...new Set(grants.map((g) => g.userId))];
-      const [explicit, integrations, applications] = await Promise.all([
+      const [explicit, integrations, applications, mcpServers] = await Promise.all([
         tx.policyRule.findMany({
           where: {
             OR: [{ orgId }, ...(users.length > 0 ? [{ orgId: null, layer: 'user', subject: { in: users } }] : [])],
@@ -148,8 +194,9 @@ export class RulesRepository {
         }),
         tx.orgIntegration.findMany({ where: { orgId }, orderBy: { integration: 'asc' } }),
         tx.application.findMany({ where: { orgId }, orderBy: { id: 'asc' } }),
+        tx.mcpServer.findMany({ where: { orgId }, orderBy: { integration: 'asc' } }),
       ]);
-      return { explicit, integrations: integrations.map((i) => i.integration), applications, grants };
+      return { explicit, integrations: integrations.map((i) => i.integration), applications, grants, mcpServers };
     });
   }
 }

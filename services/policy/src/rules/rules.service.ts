@@ -16,9 +16,10 @@ import { PolicyEffect, type RuleSpec } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 import type { Tx } from '../database/database.module.js';
-import type { PolicyRule as RuleRow } from '../generated/prisma/client.js';
+import type { McpServer as McpServerRow, PolicyRule as RuleRow } from '../generated/prisma/client.js';
 import { BUILTIN_CAPABILITIES } from './capability-catalog.js';
 import { ControlProgress } from './control-progress.js';
+import { toolCapabilities, toolsScopeOf } from './mcp-tools.js';
 import { PolicyEventsRelay } from './policy-events.relay.js';
 import { rowToEngine, specToEngine } from './rule-mapping.js';
 import { RulesRepository } from './rules.repository.js';
@@ -34,6 +35,7 @@ export interface OrgSnapshot {
   applicationIds: string[];
   /** (application, user) of every grant, revoked ones included. */
   grantees: { applicationId: string; userId: string }[];
+  mcpServers: McpServerRow[];
 }
 
 export type ChangeCause =
@@ -43,7 +45,10 @@ export type ChangeCause =
   | 'user_rule_put'
   | 'user_rule_deleted'
   | 'application_changed'
-  | 'grant_changed';
+  | 'grant_changed'
+  | 'mcp_server_put'
+  | 'mcp_server_deleted'
+  | 'mcp_tools_set';
 
 /**
  * The three layers' rules: explicit ones (admins', users'), the secure defaults derived
@@ -171,6 +176,8 @@ export class RulesService {
           }),
         );
     }
+    // `<integration>:tools` in a grant stands for every tool the integration's MCP server lists.
+    const toolsByScope = new Map(sources.mcpServers.map((s) => [toolsScopeOf(s.integration), toolCapabilities(s)]));
     for (const grant of sources.grants) {
       if (grant.active)
         rules.push(
@@ -178,7 +185,7 @@ export class RulesService {
             grantId: grant.id,
             userId: grant.userId,
             applicationId: grant.applicationId,
-            scopes: grant.scopes.filter(isCapability),
+            scopes: grant.scopes.filter(isCapability).flatMap((s) => [s, ...(toolsByScope.get(s) ?? [])]),
           }),
         );
     }
@@ -187,6 +194,7 @@ export class RulesService {
       if (row.description) descriptions.set(row.id, row.description);
     }
     const known = new Set(BUILTIN_CAPABILITIES);
+    for (const tools of toolsByScope.values()) for (const capability of tools) known.add(capability);
     for (const rule of rules)
       if ('capability' in rule.target && isCapability(rule.target.capability)) known.add(rule.target.capability);
     return {
@@ -206,6 +214,7 @@ export class RulesService {
           ]),
         ).values(),
       ],
+      mcpServers: sources.mcpServers,
     };
   }
 

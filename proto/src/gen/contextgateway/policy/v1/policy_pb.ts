@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/policy/v1/policy.proto.
  */
 export const file_contextgateway_policy_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9wb2xpY3kvdjEvcG9saWN5LnByb3RvEhhjb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEigAIKClBvbGljeVJ1bGUSCgoCaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDwoHc3ViamVjdBgDIAEoCRI2CgZlZmZlY3QYBCABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAUgASgJEhIKCmNhcGFiaWxpdHkYBiABKAkSEQoJcmVzb3VyY2VzGAcgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJIqsBCghSdWxlU3BlYxI2CgZlZmZlY3QYASABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAIgASgJEhIKCmNhcGFiaWxpdHkYAyABKAkSEQoJcmVzb3VyY2VzGAQgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJIlUKEVB1dE9yZ1J1bGVSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjInUKGVB1dEFwcGxpY2F0aW9uUnVsZVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEjAKBHJ1bGUYAyABKAsyIi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUnVsZVNwZWMiVwoPUHV0UnVsZVJlc3BvbnNlEjIKBHJ1bGUYASABKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCI0ChFEZWxldGVSdWxlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCSImChJEZWxldGVSdWxlUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQicAoQTGlzdFJ1bGVzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISFgoOYXBwbGljYXRpb25faWQYAyABKAkiWgoRTGlzdFJ1bGVzUmVzcG9uc2USMwoFcnVsZXMYASADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCJBChlTZXRPcmdJbnRlZ3JhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIUCgxpbnRlZ3JhdGlvbnMYAiADKAkiRAoaU2V0T3JnSW50ZWdyYXRpb25zUmVzcG9uc2USFAoMaW50ZWdyYXRpb25zGAEgAygJEhAKCHJldmlzaW9uGAIgASgEIisKGUdldE9yZ0ludGVncmF0aW9uc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIkQKGkdldE9yZ0ludGVncmF0aW9uc1Jlc3BvbnNlEhQKDGludGVncmF0aW9ucxgBIAMoCRIQCghyZXZpc2lvbhgCIAEoBCJXChJQdXRVc2VyUnVsZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjIjkKFURlbGV0ZVVzZXJSdWxlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkiJwoUTGlzdFVzZXJSdWxlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKGAQoWVXNlclJ1bGVDaGFuZ2VSZXNwb25zZRIyCgRydWxlGAEgASgLMiQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeVJ1bGUSOAoJcmV2aXNpb25zGAIgAygLMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk9yZ1JldmlzaW9uIi8KC09yZ1JldmlzaW9uEg4KBm9yZ19pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBCJvCg5FeHBsYWluUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgpjYXBhYmlsaXR5GAQgASgJEhAKCHJlc291cmNlGAUgASgJIowBCgpMYXllck1hdGNoEjQKBWxheWVyGAEgASgOMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeUxheWVyEhAKCHJ1bGVfaWRzGAIgAygJEjYKBmVmZmVjdBgDIAEoDjImLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5Qb2xpY3lFZmZlY3QixgEKD0V4cGxhaW5SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjkKCmRlY2lkZWRfYnkYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDgoGcmVhc29uGAMgASgJEjUKB21hdGNoZWQYBCADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuTGF5ZXJNYXRjaBIOCgZvcmdfaWQYBSABKAkSEAoIcmV2aXNpb24YBiABKAQiKQoXR2V0Q29tcGlsZWRSdWxlc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIvABChhHZXRDb21waWxlZFJ1bGVzUmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhAKCHJldmlzaW9uGAIgASgEEhMKC2NvbnRyb2xfc2VxGAMgASgEEjMKBXJ1bGVzGAQgAygLMiQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeVJ1bGUSGgoSa25vd25fY2FwYWJpbGl0aWVzGAUgAygJEhcKD2FwcGxpY2F0aW9uX2lkcxgGIAMoCRIzCghncmFudGVlcxgHIAMoCzIhLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5HcmFudGVlIjIKB0dyYW50ZWUSFgoOYXBwbGljYXRpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSKDAQoNUG9saWN5Q2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSEAoIcmV2aXNpb24YAyABKAQSDQoFY2F1c2UYBCABKAkSLwoLb2NjdXJyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKnYKC1BvbGljeUxheWVyEhwKGFBPTElDWV9MQVlFUl9VTlNQRUNJRklFRBAAEhQKEFBPTElDWV9MQVlFUl9PUkcQARIVChFQT0xJQ1lfTEFZRVJfVVNFUhACEhwKGFBPTElDWV9MQVlFUl9BUFBMSUNBVElPThADKl4KDFBvbGljeUVmZmVjdBIdChlQT0xJQ1lfRUZGRUNUX1VOU1BFQ0lGSUVEEAASFwoTUE9MSUNZX0VGRkVDVF9BTExPVxABEhYKElBPTElDWV9FRkZFQ1RfREVOWRACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9wb2xpY3kvdjEvcG9saWN5LnByb3RvEhhjb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEigAIKClBvbGljeVJ1bGUSCgoCaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDwoHc3ViamVjdBgDIAEoCRI2CgZlZmZlY3QYBCABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAUgASgJEhIKCmNhcGFiaWxpdHkYBiABKAkSEQoJcmVzb3VyY2VzGAcgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJIqsBCghSdWxlU3BlYxI2CgZlZmZlY3QYASABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAIgASgJEhIKCmNhcGFiaWxpdHkYAyABKAkSEQoJcmVzb3VyY2VzGAQgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJIlUKEVB1dE9yZ1J1bGVSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjInUKGVB1dEFwcGxpY2F0aW9uUnVsZVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEjAKBHJ1bGUYAyABKAsyIi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUnVsZVNwZWMiVwoPUHV0UnVsZVJlc3BvbnNlEjIKBHJ1bGUYASABKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCI0ChFEZWxldGVSdWxlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCSImChJEZWxldGVSdWxlUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQicAoQTGlzdFJ1bGVzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISFgoOYXBwbGljYXRpb25faWQYAyABKAkiWgoRTGlzdFJ1bGVzUmVzcG9uc2USMwoFcnVsZXMYASADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCJBChlTZXRPcmdJbnRlZ3JhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIUCgxpbnRlZ3JhdGlvbnMYAiADKAkiRAoaU2V0T3JnSW50ZWdyYXRpb25zUmVzcG9uc2USFAoMaW50ZWdyYXRpb25zGAEgAygJEhAKCHJldmlzaW9uGAIgASgEIisKGUdldE9yZ0ludGVncmF0aW9uc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIkQKGkdldE9yZ0ludGVncmF0aW9uc1Jlc3BvbnNlEhQKDGludGVncmF0aW9ucxgBIAMoCRIQCghyZXZpc2lvbhgCIAEoBCJXChJQdXRVc2VyUnVsZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjIjkKFURlbGV0ZVVzZXJSdWxlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkiJwoUTGlzdFVzZXJSdWxlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKGAQoWVXNlclJ1bGVDaGFuZ2VSZXNwb25zZRIyCgRydWxlGAEgASgLMiQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeVJ1bGUSOAoJcmV2aXNpb25zGAIgAygLMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk9yZ1JldmlzaW9uIi8KC09yZ1JldmlzaW9uEg4KBm9yZ19pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBCJvCg5FeHBsYWluUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgpjYXBhYmlsaXR5GAQgASgJEhAKCHJlc291cmNlGAUgASgJIowBCgpMYXllck1hdGNoEjQKBWxheWVyGAEgASgOMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeUxheWVyEhAKCHJ1bGVfaWRzGAIgAygJEjYKBmVmZmVjdBgDIAEoDjImLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5Qb2xpY3lFZmZlY3QixgEKD0V4cGxhaW5SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjkKCmRlY2lkZWRfYnkYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDgoGcmVhc29uGAMgASgJEjUKB21hdGNoZWQYBCADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuTGF5ZXJNYXRjaBIOCgZvcmdfaWQYBSABKAkSEAoIcmV2aXNpb24YBiABKAQiKQoXR2V0Q29tcGlsZWRSdWxlc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIqoCChhHZXRDb21waWxlZFJ1bGVzUmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhAKCHJldmlzaW9uGAIgASgEEhMKC2NvbnRyb2xfc2VxGAMgASgEEjMKBXJ1bGVzGAQgAygLMiQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeVJ1bGUSGgoSa25vd25fY2FwYWJpbGl0aWVzGAUgAygJEhcKD2FwcGxpY2F0aW9uX2lkcxgGIAMoCRIzCghncmFudGVlcxgHIAMoCzIhLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5HcmFudGVlEjgKC21jcF9zZXJ2ZXJzGAggAygLMiMuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk1jcFNlcnZlciKcAgoJTWNwU2VydmVyEhMKC2ludGVncmF0aW9uGAEgASgJEgsKA3VybBgCIAEoCRISCgp0b29sc19qc29uGAMgASgJEhQKDHRvb2xzX2RpZ2VzdBgEIAEoCRIxCg10b29sc19yZWFkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJWChJyZXNvdXJjZV9hcmd1bWVudHMYBiADKAsyOi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuTWNwU2VydmVyLlJlc291cmNlQXJndW1lbnRzRW50cnkaOAoWUmVzb3VyY2VBcmd1bWVudHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuMBChNQdXRNY3BTZXJ2ZXJSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRILCgN1cmwYAyABKAkSYAoScmVzb3VyY2VfYXJndW1lbnRzGAQgAygLMkQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlB1dE1jcFNlcnZlclJlcXVlc3QuUmVzb3VyY2VBcmd1bWVudHNFbnRyeRo4ChZSZXNvdXJjZUFyZ3VtZW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWgoRTWNwU2VydmVyUmVzcG9uc2USMwoGc2VydmVyGAEgASgLMiMuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk1jcFNlcnZlchIQCghyZXZpc2lvbhgCIAEoBCInChVMaXN0TWNwU2VydmVyc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIk4KFkxpc3RNY3BTZXJ2ZXJzUmVzcG9uc2USNAoHc2VydmVycxgBIAMoCzIjLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BTZXJ2ZXIiPQoWRGVsZXRlTWNwU2VydmVyUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSEwoLaW50ZWdyYXRpb24YAiABKAkiTQoSU2V0TWNwVG9vbHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRISCgp0b29sc19qc29uGAMgASgJIjIKB0dyYW50ZWUSFgoOYXBwbGljYXRpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSKDAQoNUG9saWN5Q2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSEAoIcmV2aXNpb24YAyABKAQSDQoFY2F1c2UYBCABKAkSLwoLb2NjdXJyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKnYKC1BvbGljeUxheWVyEhwKGFBPTElDWV9MQVlFUl9VTlNQRUNJRklFRBAAEhQKEFBPTElDWV9MQVlFUl9PUkcQARIVChFQT0xJQ1lfTEFZRVJfVVNFUhACEhwKGFBPTElDWV9MQVlFUl9BUFBMSUNBVElPThADKl4KDFBvbGljeUVmZmVjdBIdChlQT0xJQ1lfRUZGRUNUX1VOU1BFQ0lGSUVEEAASFwoTUE9MSUNZX0VGRkVDVF9BTExPVxABEhYKElBPTElDWV9FRkZFQ1RfREVOWRACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One rule, as the engine evaluates it. Exactly one of integration / capability is set.
@@ -666,6 +666,13 @@ export type GetCompiledRulesResponse = Message<"contextgateway.policy.v1.GetComp
    * @generated from field: repeated contextgateway.policy.v1.Grantee grantees = 7;
    */
   grantees: Grantee[];
+
+  /**
+   * The org's remote MCP servers, with the tools last read from each (docs/mcp-gateway.md).
+   *
+   * @generated from field: repeated contextgateway.policy.v1.McpServer mcp_servers = 8;
+   */
+  mcpServers: McpServer[];
 };
 
 /**
@@ -674,6 +681,201 @@ export type GetCompiledRulesResponse = Message<"contextgateway.policy.v1.GetComp
  */
 export const GetCompiledRulesResponseSchema: GenMessage<GetCompiledRulesResponse> = /*@__PURE__*/
   messageDesc(file_contextgateway_policy_v1_policy, 22);
+
+/**
+ * A remote MCP server (Streamable HTTP) an org registered for one integration: its tools are
+ * the capabilities `<integration>:<tool>`, called with the person's connection to that
+ * integration.
+ *
+ * @generated from message contextgateway.policy.v1.McpServer
+ */
+export type McpServer = Message<"contextgateway.policy.v1.McpServer"> & {
+  /**
+   * @generated from field: string integration = 1;
+   */
+  integration: string;
+
+  /**
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * The tools as last read from the server, a JSON array of MCP Tool objects (name,
+   * description, inputSchema, annotations, ...). Empty until first read.
+   *
+   * @generated from field: string tools_json = 3;
+   */
+  toolsJson: string;
+
+  /**
+   * SHA-256 (hex) of tools_json: what a gateway compares a fresh list against.
+   *
+   * @generated from field: string tools_digest = 4;
+   */
+  toolsDigest: string;
+
+  /**
+   * When the tools were last read (unset until then).
+   *
+   * @generated from field: google.protobuf.Timestamp tools_read_at = 5;
+   */
+  toolsReadAt?: Timestamp | undefined;
+
+  /**
+   * Tool name -> the argument whose value is the resource a call touches (policy resource
+   * constraints: `repo` -> `acme/frontend`).
+   *
+   * @generated from field: map<string, string> resource_arguments = 6;
+   */
+  resourceArguments: { [key: string]: string };
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.McpServer.
+ * Use `create(McpServerSchema)` to create a new message.
+ */
+export const McpServerSchema: GenMessage<McpServer> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 23);
+
+/**
+ * @generated from message contextgateway.policy.v1.PutMcpServerRequest
+ */
+export type PutMcpServerRequest = Message<"contextgateway.policy.v1.PutMcpServerRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string integration = 2;
+   */
+  integration: string;
+
+  /**
+   * @generated from field: string url = 3;
+   */
+  url: string;
+
+  /**
+   * @generated from field: map<string, string> resource_arguments = 4;
+   */
+  resourceArguments: { [key: string]: string };
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.PutMcpServerRequest.
+ * Use `create(PutMcpServerRequestSchema)` to create a new message.
+ */
+export const PutMcpServerRequestSchema: GenMessage<PutMcpServerRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 24);
+
+/**
+ * @generated from message contextgateway.policy.v1.McpServerResponse
+ */
+export type McpServerResponse = Message<"contextgateway.policy.v1.McpServerResponse"> & {
+  /**
+   * @generated from field: contextgateway.policy.v1.McpServer server = 1;
+   */
+  server?: McpServer | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.McpServerResponse.
+ * Use `create(McpServerResponseSchema)` to create a new message.
+ */
+export const McpServerResponseSchema: GenMessage<McpServerResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 25);
+
+/**
+ * @generated from message contextgateway.policy.v1.ListMcpServersRequest
+ */
+export type ListMcpServersRequest = Message<"contextgateway.policy.v1.ListMcpServersRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.ListMcpServersRequest.
+ * Use `create(ListMcpServersRequestSchema)` to create a new message.
+ */
+export const ListMcpServersRequestSchema: GenMessage<ListMcpServersRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 26);
+
+/**
+ * @generated from message contextgateway.policy.v1.ListMcpServersResponse
+ */
+export type ListMcpServersResponse = Message<"contextgateway.policy.v1.ListMcpServersResponse"> & {
+  /**
+   * @generated from field: repeated contextgateway.policy.v1.McpServer servers = 1;
+   */
+  servers: McpServer[];
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.ListMcpServersResponse.
+ * Use `create(ListMcpServersResponseSchema)` to create a new message.
+ */
+export const ListMcpServersResponseSchema: GenMessage<ListMcpServersResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 27);
+
+/**
+ * @generated from message contextgateway.policy.v1.DeleteMcpServerRequest
+ */
+export type DeleteMcpServerRequest = Message<"contextgateway.policy.v1.DeleteMcpServerRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string integration = 2;
+   */
+  integration: string;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.DeleteMcpServerRequest.
+ * Use `create(DeleteMcpServerRequestSchema)` to create a new message.
+ */
+export const DeleteMcpServerRequestSchema: GenMessage<DeleteMcpServerRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 28);
+
+/**
+ * A gateway read the server's tool list and it differs from the stored one.
+ *
+ * @generated from message contextgateway.policy.v1.SetMcpToolsRequest
+ */
+export type SetMcpToolsRequest = Message<"contextgateway.policy.v1.SetMcpToolsRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string integration = 2;
+   */
+  integration: string;
+
+  /**
+   * @generated from field: string tools_json = 3;
+   */
+  toolsJson: string;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.SetMcpToolsRequest.
+ * Use `create(SetMcpToolsRequestSchema)` to create a new message.
+ */
+export const SetMcpToolsRequestSchema: GenMessage<SetMcpToolsRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 29);
 
 /**
  * @generated from message contextgateway.policy.v1.Grantee
@@ -695,7 +897,7 @@ export type Grantee = Message<"contextgateway.policy.v1.Grantee"> & {
  * Use `create(GranteeSchema)` to create a new message.
  */
 export const GranteeSchema: GenMessage<Grantee> = /*@__PURE__*/
-  messageDesc(file_contextgateway_policy_v1_policy, 23);
+  messageDesc(file_contextgateway_policy_v1_policy, 30);
 
 /**
  * CONTROL: an org's rules changed (explicit rule, integrations, or a derived default from an
@@ -738,7 +940,7 @@ export type PolicyChanged = Message<"contextgateway.policy.v1.PolicyChanged"> & 
  * Use `create(PolicyChangedSchema)` to create a new message.
  */
 export const PolicyChangedSchema: GenMessage<PolicyChanged> = /*@__PURE__*/
-  messageDesc(file_contextgateway_policy_v1_policy, 24);
+  messageDesc(file_contextgateway_policy_v1_policy, 31);
 
 /**
  * @generated from enum contextgateway.policy.v1.PolicyLayer

@@ -1,0 +1,304 @@
+import { randomUUID } from 'node:crypto';
+
+import { AppError } from '@context-gateway/errors';
+import type { Decision } from '@context-gateway/policy-engine';
+import { LOGGER } from '@context-gateway/service-kit';
+import {
+  type CallToolResult,
+  createMcpHandler,
+  inputRequired,
+  type McpHttpHandler,
+  type McpRequestContext,
+  ProtocolError,
+  Server,
+  UrlElicitationRequiredError,
+} from '@modelcontextprotocol/server';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+
+import { AuditRecorder } from '../audit/audit-recorder.js';
+import { outcomeOf } from '../audit/audit-route.interceptor.js';
+import { auditSubject } from '../audit/audit-subject.js';
+import type { ApplicationCaller } from '../auth/auth.types.js';
+import { CredentialsService } from '../credentials/credentials.service.js';
+import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
+import { gatewayToolName, type McpServerView, splitGatewayToolName, type UpstreamTool } from './mcp-server-view.js';
+import { McpToolCatalog } from './mcp-tool-catalog.js';
+import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
+
+/** JSON-RPC error codes of gateway mode (server-defined range, docs/mcp-gateway.md). */
+export const MCP_ERRORS = {
+  /** The three-layer policy refused the call; `data.decidedBy` names the layer. */
+  policyDenied: -32003,
+  /** The access token lacks the scope the tool needs. */
+  insufficientScope: -32004,
+  /** The upstream server failed, timed out or answered too much. */
+  upstream: -32010,
+  /** The audit trail could not store the call, so it did not run. */
+  auditUnavailable: -32011,
+  /** Policy could not be brought up to date in time (fails closed). */
+  unavailable: -32012,
+} as const;
+
+/** What the HTTP edge hands to the handler for one /mcp request. */
+export interface GatewayAuth {
+  caller: ApplicationCaller & { onBehalfOf: string };
+  request: FastifyRequest;
+}
+
+/**
+ * Gateway mode: the MCP server agents talk to at /mcp. Each request gets a fresh low-level
+ * SDK server (stateless serving of 2026-07-28 and 2025-11-25 alike) whose tools are the
+ * tools of the org's remote MCP servers that the three-layer policy lets this application
+ * use for this person, named `<integration>.<tool>`. A call is decided (capability and,
+ * where the registration names one, the resource in its arguments), its intent audited,
+ * sent upstream with the person's own credential for that integration, and its outcome
+ * audited. A person without a connection gets URL-mode elicitation pointing at a connect
+ * link bound to them; no credential ever passes through the MCP client.
+ */
+@Injectable()
+export class McpGatewayService implements OnModuleDestroy {
+  readonly handler: McpHttpHandler;
+
+  constructor(
+    private readonly decider: PolicyDecider,
+    private readonly credentials: CredentialsService,
+    private readonly upstream: McpUpstream,
+    private readonly catalog: McpToolCatalog,
+    private readonly recorder: AuditRecorder,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.handler = createMcpHandler((ctx) => this.serverFor(ctx), {
+      responseMode: 'json',
+      onerror: (error) => this.logger.debug({ err: error.message }, 'mcp request rejected'),
+    });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.handler.close();
+  }
+
+  private serverFor(ctx: McpRequestContext): Server {
+    const auth = ctx.authInfo?.extra?.gateway as GatewayAuth | undefined;
+    if (!auth) throw new Error('an unauthenticated request reached the MCP handler');
+    const server = new Server(
+      { name: 'context-gateway', version: '1.0.0' },
+      {
+        capabilities: { tools: { listChanged: false } },
+        instructions:
+          "Tools of your organization's connected services, each named <integration>.<tool>. Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.",
+      },
+    );
+    server.setRequestHandler('tools/list', async () => ({
+      tools: await this.listTools(auth),
+      cacheScope: 'private' as const,
+    }));
+    server.setRequestHandler('tools/call', (request, context) =>
+      this.callTool(auth, ctx.era, request.params.name, request.params.arguments, context.mcpReq.signal),
+    );
+    return server;
+  }
+
+  /** The tools this application may use for this person (or could, once the person connects). */
+  private async listTools(auth: GatewayAuth) {
+    const { caller } = auth;
+    let view = await this.policyView(caller);
+    // Due lists are read with the person's credential where they have one.
+    const due = view.servers.filter((s) => this.catalog.stale(s));
+    if (due.length > 0) {
+      const changed = await Promise.all(
+        due.map(async (s) => this.catalog.refresh(caller.orgId, s, await this.tokenIfConnected(caller, s.integration))),
+      );
+      if (changed.some(Boolean)) view = await this.policyView(caller);
+    }
+    const tools: UpstreamTool[] = [];
+    for (const server of view.servers) {
+      for (const tool of server.tools.values()) {
+        const capability = `${server.integration}:${tool.name}`;
+        if (!tokenCovers(caller, server.integration, capability)) continue;
+        const decision = view.decide(this.decisionRequest(caller, capability));
+        if (decision.allowed || awaitsConsent(decision))
+          tools.push({ ...tool, name: gatewayToolName(server.integration, tool.name) });
+      }
+    }
+    return tools;
+  }
+
+  private async callTool(
+    auth: GatewayAuth,
+    era: McpRequestContext['era'],
+    name: string,
+    args: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ) {
+    const { caller, request } = auth;
+    const split = splitGatewayToolName(name);
+    let view = await this.policyView(caller);
+    let server = split && view.servers.find((s) => s.integration === split.integration);
+    if (server && split && !server.tools.has(split.tool) && this.catalog.stale(server)) {
+      // A tool this gateway has not seen yet may be new upstream: read the list once.
+      if (await this.catalog.refresh(caller.orgId, server, await this.tokenIfConnected(caller, server.integration))) {
+        view = await this.policyView(caller);
+        server = view.servers.find((s) => s.integration === split.integration);
+      }
+    }
+    const tool = split && server?.tools.get(split.tool);
+    if (!split || !server || !tool) throw new ProtocolError(-32602, `Unknown tool: ${name}`);
+
+    const capability = `${server.integration}:${tool.name}`;
+    const resource = resourceOf(server, tool.name, args);
+    const base = {
+      ...auditSubject(request),
+      action: 'capability_invocation' as const,
+      orgId: caller.orgId,
+      applicationId: caller.applicationId,
+      userId: caller.onBehalfOf,
+      integration: server.integration,
+      capability,
+      ...(resource !== undefined ? { resource } : {}),
+      operation: `MCP tools/call ${name}`,
+      requestId: String(request.id),
+    };
+    const intent = await this.audited(() => this.recorder.recordIntent(base));
+    const finish = (outcome: Parameters<AuditRecorder['recordOutcome']>[1], policy?: Decision) =>
+      this.audited(() =>
+        this.recorder.recordOutcome(
+          { ...intent, record: { ...intent.record, ...(policy ? { policy: auditPolicyOf(policy) } : {}) } },
+          outcome,
+        ),
+      );
+
+    if (!tokenCovers(caller, server.integration, capability)) {
+      await finish({ outcome: 'denied', errorCode: 'scope_not_granted' });
+      throw new ProtocolError(MCP_ERRORS.insufficientScope, `The access token does not carry the scope for ${name}`, {
+        code: 'scope_not_granted',
+        scopes: [`${server.integration}:tools`, capability],
+      });
+    }
+    const decision = view.decide({ ...this.decisionRequest(caller, capability), ...(resource ? { resource } : {}) });
+    if (!decision.allowed && !awaitsConsent(decision)) {
+      await finish({ outcome: 'denied', errorCode: 'policy_denied' }, decision);
+      throw policyError(capability, decision);
+    }
+
+    // The person's own credential for the integration: else they connect first.
+    let grant: { connectionId: string };
+    try {
+      grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, server.integration);
+    } catch (error) {
+      const appError = AppError.from(error);
+      const connectUrl = appError.extensions?.connectUrl;
+      await finish({ outcome: 'denied', errorCode: appError.code }, decision);
+      if (appError.code === 'connection_required' && typeof connectUrl === 'string')
+        return connectElicitation(era, server.integration, connectUrl);
+      throw new ProtocolError(MCP_ERRORS.policyDenied, appError.message, { code: appError.code });
+    }
+    if (!decision.allowed) {
+      // Connected, but the person's consent does not cover this tool (user layer).
+      await finish({ outcome: 'denied', errorCode: 'policy_denied' }, decision);
+      throw policyError(capability, decision);
+    }
+
+    let result: CallToolResult;
+    try {
+      const token = await this.credentials.token(grant.connectionId);
+      result = await this.upstream.callTool(server, token.accessToken, tool, args, signal);
+    } catch (error) {
+      if (error instanceof UpstreamFailure) {
+        await finish({ outcome: 'error', errorCode: `upstream_${error.kind}` }, decision);
+        throw new ProtocolError(MCP_ERRORS.upstream, `${server.integration}: ${error.message}`, {
+          code: `upstream_${error.kind}`,
+        });
+      }
+      const appError = AppError.from(error);
+      await finish({ ...outcomeOf(error) }, decision);
+      throw new ProtocolError(MCP_ERRORS.upstream, appError.message, { code: appError.code });
+    }
+    await finish(
+      { outcome: result.isError ? 'error' : 'allowed', ...(result.isError ? { errorCode: 'tool_error' } : {}) },
+      decision,
+    );
+    return result;
+  }
+
+  private decisionRequest(caller: GatewayAuth['caller'], capability: string) {
+    return { orgId: caller.orgId, applicationId: caller.applicationId, userId: caller.onBehalfOf, capability };
+  }
+
+  private async policyView(caller: ApplicationCaller): Promise<McpPolicyView> {
+    try {
+      return await this.decider.mcpView(caller);
+    } catch (error) {
+      const appError = AppError.from(error);
+      throw new ProtocolError(MCP_ERRORS.unavailable, appError.message, { code: appError.code });
+    }
+  }
+
+  /** The person's source token for the integration when they have a usable connection; else none. */
+  private async tokenIfConnected(caller: GatewayAuth['caller'], integration: string): Promise<string | undefined> {
+    try {
+      const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration);
+      return (await this.credentials.token(grant.connectionId)).accessToken;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async audited<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      const appError = AppError.from(error);
+      throw new ProtocolError(MCP_ERRORS.auditUnavailable, appError.message, { code: appError.code });
+    }
+  }
+}
+
+/**
+ * Denied only because the person has not consented yet (no grant covering the tool), while
+ * the org and the application allow it: listed, and a call leads to the connect flow.
+ */
+function awaitsConsent(decision: Decision): boolean {
+  if (decision.allowed || decision.decidedBy !== 'user' || decision.reason !== 'no_allow') return false;
+  const allows = (layer: 'org' | 'application') =>
+    decision.matched.some((m) => m.layer === layer && m.effect === 'allow');
+  return allows('org') && allows('application');
+}
+
+/** An access token reaches a tool only when it carries `<integration>:tools` or the tool's own capability. */
+function tokenCovers(caller: ApplicationCaller, integration: string, capability: string): boolean {
+  if (!caller.tokenScopes) return true;
+  return caller.tokenScopes.includes(`${integration}:tools`) || caller.tokenScopes.includes(capability);
+}
+
+/** The resource a call touches, read from the argument its registration names. */
+function resourceOf(
+  server: McpServerView,
+  tool: string,
+  args: Record<string, unknown> | undefined,
+): string | undefined {
+  const argument = server.resourceArguments[tool];
+  if (!argument) return undefined;
+  const value = args?.[argument];
+  // A resource-scoped rule must never be dodged by leaving the argument out or mistyping it:
+  // a missing or non-string value is the empty resource, which only unscoped rules match.
+  return typeof value === 'string' ? value : '';
+}
+
+function policyError(capability: string, decision: Decision): ProtocolError {
+  const error = deniedError(capability, decision);
+  return new ProtocolError(MCP_ERRORS.policyDenied, error.message, {
+    code: 'policy_denied',
+    decidedBy: decision.decidedBy,
+    reason: decision.reason,
+    matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds),
+  });
+}
+
+/** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */
+function connectElicitation(era: McpRequestContext['era'], integration: string, url: string) {
+  const message = `Connect your ${integration} account to continue; your credentials stay with Context Gateway.`;
+  if (era === 'modern') return inputRequired({ inputRequests: { connect: inputRequired.elicitUrl({ url, message }) } });
+  throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);
+}

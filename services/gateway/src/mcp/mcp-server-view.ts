@@ -1,0 +1,49 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import type { McpServer } from '@context-gateway/proto';
+import type { Tool } from '@modelcontextprotocol/server';
+
+/** One tool as an upstream MCP server lists it (MCP `Tool`; what the gateway passes on). */
+export type UpstreamTool = Tool;
+
+/** An org's remote MCP server as the gateway uses it: decoded once per policy revision. */
+export interface McpServerView {
+  integration: string;
+  url: string;
+  tools: ReadonlyMap<string, UpstreamTool>;
+  toolsDigest: string;
+  /** When the tools were last read; undefined until the first read. */
+  toolsReadAt: Date | undefined;
+  /** Tool name -> the argument naming the resource a call touches. */
+  resourceArguments: Readonly<Record<string, string>>;
+}
+
+export function mcpServerView(wire: McpServer): McpServerView {
+  let tools: UpstreamTool[] = [];
+  try {
+    tools = JSON.parse(wire.toolsJson || '[]') as UpstreamTool[];
+  } catch {
+    // policy stores only lists it checked; an unreadable one lists nothing.
+  }
+  return {
+    integration: wire.integration,
+    url: wire.url,
+    tools: new Map(tools.map((t) => [t.name, t])),
+    toolsDigest: wire.toolsDigest,
+    toolsReadAt: wire.toolsReadAt ? timestampDate(wire.toolsReadAt) : undefined,
+    resourceArguments: { ...wire.resourceArguments },
+  };
+}
+
+/**
+ * The name a tool has at /mcp: `<integration>.<tool>`. Integration names hold no dot, so the
+ * first dot splits it again, and two integrations' tools never collide.
+ */
+export function gatewayToolName(integration: string, tool: string): string {
+  return `${integration}.${tool}`;
+}
+
+export function splitGatewayToolName(name: string): { integration: string; tool: string } | undefined {
+  const dot = name.indexOf('.');
+  if (dot <= 0 || dot === name.length - 1) return undefined;
+  return { integration: name.slice(0, dot), tool: name.slice(dot + 1) };
+}

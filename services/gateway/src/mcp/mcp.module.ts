@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+
+import { CredentialsModule } from '../credentials/credentials.module.js';
+import { PolicyModule } from '../policy/policy.module.js';
+import { McpController } from './mcp.controller.js';
+import { McpGatewayService } from './mcp-gateway.service.js';
+import { McpServersController } from './mcp-servers.controller.js';
+import { McpToolCatalog } from './mcp-tool-catalog.js';
+import { McpUpstream } from './mcp-upstream.js';
+
+/** Gateway mode: /mcp for agents, and the admin API of the org's remote MCP servers. */
+@Module({
+  imports: [PolicyModule, CredentialsModule],
+  controllers: [McpController, McpServersController],
+  providers: [McpGatewayService, McpUpstream, McpToolCatalog],
+})
+export class McpModule {}

@@ -1,0 +1,311 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { spawnGithubMcp, type UpstreamProcess } from '@context-gateway/mcp-upstreams';
+import { RpcClient } from '@context-gateway/messaging';
+import { AuditAction, AuditOutcome, AuditPhase } from '@context-gateway/proto';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import * as oauth from 'oauth4webapi';
+import type { Browser } from 'playwright-core';
+
+import { recentAuditEvents } from '../support/audit-stream.js';
+import {
+  addVirtualAuthenticator,
+  browserUrl,
+  createAccountOnSigninPage,
+  launchBrowser,
+  sessionCookie,
+} from '../support/browser.js';
+import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
+import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
+
+// Gateway mode end to end: an org registers a GitHub-shaped remote MCP server (its own
+// process, checking every bearer token against the GitHub simulator); an agent holding a
+// person's access token (authorization code + PKCE, passkey sign-in in Chromium) lists and
+// calls its tools at /mcp with the official SDK client, on both protocol revisions. Policy
+// decides every call, the person's own GitHub token goes upstream (never the agent's), and
+// every call has its intent and outcome in the audit trail.
+const CLIENT_ID = 'cg-e2e-mcp-github';
+const CLIENT_SECRET = 'cg-e2e-mcp-github-secret-0123456789';
+const SCOPES = ['github:read:profile', 'github:tools'];
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+jest.setTimeout(120_000);
+
+let stack: TestStack;
+let sim: RunningSimulator;
+let upstream: UpstreamProcess;
+let nc: NatsConnection;
+let browser: Browser;
+let callbackServer: Server;
+let callback = '';
+let landed: URL | undefined;
+let base: string;
+let as: oauth.AuthorizationServer;
+let cli: oauth.Client;
+let app: { orgId: string; appId: string; name: string; callbackUrl: string };
+const admin = () => adminClient(base);
+
+beforeAll(async () => {
+  sim = await startSimulator({ provider: 'github' });
+  upstream = await spawnGithubMcp(sim.url);
+  stack = await startTestStack('mcp-gateway', {
+    OPERATOR_TOKEN,
+    INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
+    INTEGRATION_GITHUB_BASE_URL: sim.url,
+    INTEGRATION_GITHUB_CLIENT_ID: CLIENT_ID,
+    INTEGRATION_GITHUB_CLIENT_SECRET: CLIENT_SECRET,
+    SYNC_INTERVAL_MS: '3600000',
+    MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
+    MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
+  });
+  const port = new URL(stack.gatewayUrl).port;
+  await sim.control.registerClient({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
+    name: 'Context Gateway',
+  });
+  for (const login of ['octo-agent', 'octo-late']) {
+    await sim.control.createAccount({ login, counts: { repos: 3, starred: 0, issues: 0 } });
+  }
+  callbackServer = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', callback);
+    if (url.pathname === '/cb') landed = url;
+    res.end('back at the agent');
+  });
+  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
+  callback = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/cb`;
+  base = browserUrl(stack.gatewayUrl);
+  browser = await launchBrowser();
+
+  const org = await admin().createOrganization('MCP Org');
+  const ok = async (res: Promise<{ status: number; body: unknown }>) => expect((await res).status).toBe(200);
+  await ok(admin().call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] }));
+  const created = await admin().createApplication(org.id, {
+    name: 'PR-Bot',
+    callbackUrls: [callback],
+    integrations: ['github'],
+    scopes: SCOPES,
+  });
+  await ok(
+    admin().call('PUT', `/v1/admin/organizations/${org.id}/applications/${created.id}/oauth-client`, {
+      tokenEndpointAuthMethod: 'none',
+    }),
+  );
+  cli = { client_id: created.clientId, token_endpoint_auth_method: 'none' };
+  app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
+  const registered = await admin().call('PUT', `/v1/admin/organizations/${org.id}/mcp-servers/github`, {
+    url: upstream.url,
+    resourceArguments: { create_issue: 'repo' },
+  });
+  expect(registered).toMatchObject({ status: 200, body: { integration: 'github', url: upstream.url, tools: [] } });
+  nc = await connect(stack.natsOptions());
+  await waitForBrokerToKnowApp(new RpcClient(nc), app, 'github', SCOPES);
+  const issuer = new URL(`${base}/oauth`);
+  as = await oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await nc?.close();
+  await stack?.stop();
+  await upstream?.stop();
+  await sim?.stop();
+  callbackServer?.closeAllConnections();
+  await new Promise((resolve) => callbackServer?.close(resolve));
+}, 60_000);
+
+/** A new person signs up with a passkey inside the authorization and consents; the agent gets their access token. */
+async function personToken(name: string): Promise<{ accessToken: string; userId: string; sessionToken: string }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await addVirtualAuthenticator(context, page);
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(as.authorization_endpoint ?? '');
+  url.search = new URLSearchParams({
+    client_id: cli.client_id,
+    redirect_uri: callback,
+    response_type: 'code',
+    scope: 'github:tools',
+    resource: base,
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  }).toString();
+  landed = undefined;
+  await page.goto(url.href);
+  await createAccountOnSigninPage(page, name);
+  if (new URL(page.url()).pathname.startsWith('/oauth/interaction/')) {
+    await Promise.all([page.waitForURL(`${callback}**`), page.click('button[value=allow]')]);
+  }
+  await waitFor('the callback', () => Promise.resolve(landed !== undefined));
+  const params = oauth.validateAuthResponse(as, cli, landed ?? new URL(callback), state);
+  const response = await oauth.processAuthorizationCodeResponse(
+    as,
+    cli,
+    await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
+  );
+  const claims = await oauth.validateJwtAccessToken(
+    as,
+    new Request(base, { headers: { authorization: `Bearer ${response.access_token}` } }),
+    base,
+    insecure,
+  );
+  const sessionToken = await sessionCookie(context);
+  await context.close();
+  return { accessToken: response.access_token, userId: claims.sub, sessionToken };
+}
+
+/** The official SDK client at /mcp: `modern` negotiates 2026-07-28, `legacy` speaks 2025-11-25 only. */
+async function agent(token: string, era: 'modern' | 'legacy'): Promise<Client> {
+  const client = new Client(
+    { name: `e2e-agent-${era}`, version: '1.0.0' },
+    era === 'modern' ? { versionNegotiation: { mode: 'auto' } } : {},
+  );
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL('/mcp', base), { authProvider: { token: () => Promise.resolve(token) } }),
+  );
+  return client;
+}
+
+const text = (result: unknown) =>
+  JSON.parse(((result as { content: { text: string }[] }).content[0] ?? { text: 'null' }).text) as Record<
+    string,
+    unknown
+  >;
+
+describe('gateway mode at /mcp', () => {
+  let alice: Awaited<ReturnType<typeof personToken>>;
+
+  it('answers 401 with the protected resource metadata to a caller without a token', async () => {
+    const res = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('resource_metadata=');
+  });
+
+  it("lists and calls the person's GitHub tools on both revisions; only their own GitHub token goes upstream", async () => {
+    alice = await personToken('Alice Agent');
+    await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-agent', alice);
+    for (const era of ['modern', 'legacy'] as const) {
+      const client = await agent(alice.accessToken, era);
+      const names = await waitFor(`the tools (${era})`, async () => {
+        const listed = (await client.listTools()).tools.map((t) => t.name).sort();
+        return listed.includes('github.list_repos') && listed.includes('github.delete_repo') ? listed : undefined;
+      });
+      expect(names).toEqual(['github.create_issue', 'github.delete_repo', 'github.list_repos']);
+      const result = await client.callTool({ name: 'github.list_repos', arguments: { limit: 10 } });
+      expect(result.isError).toBeFalsy();
+      expect((text(result).repos as string[]).length).toBe(3);
+      expect((text(result).repos as string[]).every((r) => r.startsWith('octo-agent/'))).toBe(true);
+      await client.close();
+    }
+    const seen = await upstream.seenAuthorizations();
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.some((h) => h?.includes(alice.accessToken))).toBe(false);
+
+    // Intent before, outcome after, naming the capability, the person and the deciding policy.
+    const events = (await recentAuditEvents(nc, 60)).filter(
+      (e) => e.action === AuditAction.CAPABILITY_INVOCATION && e.capability === 'github:list_repos',
+    );
+    const outcome = events.find((e) => e.phase === AuditPhase.OUTCOME && e.outcome === AuditOutcome.ALLOWED);
+    expect(outcome).toMatchObject({ userId: alice.userId, applicationId: app.appId, integration: 'github' });
+    expect(events.find((e) => e.eventId === outcome?.intentEventId)).toMatchObject({ phase: AuditPhase.INTENT });
+  });
+
+  it('refuses what policy denies, naming the layer, from the very next call; resource rules read the arguments', async () => {
+    const client = await agent(alice.accessToken, 'modern');
+    const orgRule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'github:delete_repo',
+      description: 'Nobody deletes repositories through agents',
+    });
+    expect(orgRule.status).toBe(201);
+    const refused = await client.callTool({ name: 'github.delete_repo', arguments: { repo: 'octo-agent/x' } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(ProtocolError);
+    expect((refused as ProtocolError).code).toBe(-32003);
+    expect((refused as ProtocolError).data).toMatchObject({ code: 'policy_denied', decidedBy: 'org' });
+    expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('github.delete_repo');
+
+    const appRule = await admin().call(
+      'POST',
+      `/v1/admin/organizations/${app.orgId}/applications/${app.appId}/policy/rules`,
+      { effect: 'deny', capability: 'github:create_issue', resources: ['acme/secret*'] },
+    );
+    expect(appRule.status).toBe(201);
+    const secret = await client
+      .callTool({ name: 'github.create_issue', arguments: { repo: 'acme/secret-plans', title: 'hi' } })
+      .then(
+        () => undefined,
+        (error: unknown) => error as ProtocolError,
+      );
+    expect(secret?.data).toMatchObject({ code: 'policy_denied', decidedBy: 'application' });
+    const open = await client.callTool({
+      name: 'github.create_issue',
+      arguments: { repo: 'acme/frontend', title: 'hi' },
+    });
+    expect(text(open)).toMatchObject({ repo: 'acme/frontend', author: 'octo-agent' });
+    await client.close();
+  });
+
+  it('sends a person without a connection to a connect link bound to them; after connecting the retry succeeds', async () => {
+    const late = await personToken('Late Larry');
+    const client = await agent(late.accessToken, 'legacy');
+    // Org and application allow the tools: listed before the person consented.
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('github.list_repos');
+    const elicited = await client.callTool({ name: 'github.list_repos', arguments: {} }).then(
+      () => undefined,
+      (error: unknown) => error as ProtocolError,
+    );
+    expect(elicited?.code).toBe(-32042);
+    const [request] = (elicited?.data as { elicitations: { mode: string; url: string }[] }).elicitations;
+    expect(request?.mode).toBe('url');
+    expect(new URL(request?.url ?? '').pathname).toMatch(/^\/v1\/connect\/[A-Za-z0-9_-]{43}$/);
+
+    await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-late', late);
+    const result = await waitFor('the grant to reach policy', async () =>
+      client.callTool({ name: 'github.list_repos', arguments: {} }).catch(() => undefined),
+    );
+    expect((text(result).repos as string[]).every((r) => r.startsWith('octo-late/'))).toBe(true);
+    await client.close();
+  });
+
+  it('refuses a browser page of another origin (DNS rebinding) and an application acting for nobody', async () => {
+    const foreign = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${alice.accessToken}`,
+        origin: 'https://evil.example',
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(foreign.status).toBe(403);
+    const key = await admin().issueApiKey(app.appId);
+    const nobody = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key.secret}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(nobody.status).toBe(403);
+  });
+});
