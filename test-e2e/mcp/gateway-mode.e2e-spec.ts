@@ -51,7 +51,7 @@ const admin = () => adminClient(base);
 
 beforeAll(async () => {
   sim = await startSimulator({ provider: 'github' });
-  upstream = await spawnGithubMcp(sim.url);
+  upstream = await spawnGithubMcp(sim.url, { faultyTools: true });
   stack = await startTestStack('mcp-gateway', {
     OPERATOR_TOKEN,
     INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
@@ -61,6 +61,7 @@ beforeAll(async () => {
     SYNC_INTERVAL_MS: '3600000',
     MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
     MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
+    MCP_UPSTREAM_TIMEOUT_MS: '2000',
   });
   const port = new URL(stack.gatewayUrl).port;
   await sim.control.registerClient({
@@ -204,7 +205,13 @@ describe('gateway mode at /mcp', () => {
         const listed = (await client.listTools()).tools.map((t) => t.name).sort();
         return listed.includes('github.list_repos') && listed.includes('github.delete_repo') ? listed : undefined;
       });
-      expect(names).toEqual(['github.create_issue', 'github.delete_repo', 'github.list_repos']);
+      expect(names).toEqual([
+        'github.create_issue',
+        'github.delete_repo',
+        'github.large_result',
+        'github.list_repos',
+        'github.slow_echo',
+      ]);
       const result = await client.callTool({ name: 'github.list_repos', arguments: { limit: 10 } });
       expect(result.isError).toBeFalsy();
       expect((text(result).repos as string[]).length).toBe(3);
@@ -259,6 +266,27 @@ describe('gateway mode at /mcp', () => {
       arguments: { repo: 'acme/frontend', title: 'hi' },
     });
     expect(text(open)).toMatchObject({ repo: 'acme/frontend', author: 'octo-agent' });
+    await client.close();
+  });
+
+  it('turns a slow or oversized upstream answer into a clear MCP error, audited as an error', async () => {
+    const client = await agent(alice.accessToken, 'modern');
+    const failure = (name: string, args: Record<string, unknown>) =>
+      client.callTool({ name, arguments: args }).then(
+        () => undefined,
+        (error: unknown) => error as ProtocolError,
+      );
+    const slow = await failure('github.slow_echo', { text: 'hi', ms: 5_000 });
+    expect({ code: slow?.code, data: slow?.data }).toEqual({ code: -32010, data: { code: 'upstream_timeout' } });
+    // 20 MB against the default 4 MiB limit: refused while it streams, never buffered whole.
+    const large = await failure('github.large_result', { mb: 20 });
+    expect({ code: large?.code, data: large?.data }).toEqual({ code: -32010, data: { code: 'upstream_too_large' } });
+    const fast = await client.callTool({ name: 'github.slow_echo', arguments: { text: 'hi', ms: 0 } });
+    expect(text(fast)).toEqual({ text: 'hi' });
+    const outcomes = (await recentAuditEvents(nc, 40)).filter(
+      (e) => e.capability === 'github:large_result' && e.phase === AuditPhase.OUTCOME,
+    );
+    expect(outcomes.at(-1)).toMatchObject({ outcome: AuditOutcome.ERROR, errorCode: 'upstream_too_large' });
     await client.close();
   });
 

@@ -99,7 +99,7 @@ const envSchema = z
     AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     /** How long a forwarded authorization server request may take before 502 authorization_server_unavailable. */
     OAUTH_PROXY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
-    /** Gateway mode (docs/mcp-gateway.md): how long one upstream MCP exchange may take. */
+    /** Gateway mode (docs/gateway-mode.md): how long one upstream MCP exchange may take. */
     MCP_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
     /** Gateway mode: the largest upstream answer read; bigger is an MCP error, never buffered whole. */
     MCP_MAX_RESULT_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(4_194_304),

@@ -6,13 +6,17 @@ import { parseArgs } from 'node:util';
 import { startGithubMcp } from './github-mcp.js';
 
 const { values } = parseArgs({
-  options: { 'github-api': { type: 'string' }, port: { type: 'string' } },
+  options: { 'github-api': { type: 'string' }, port: { type: 'string' }, 'faulty-tools': { type: 'boolean' } },
 });
 if (!values['github-api']) {
-  console.error('usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N]');
+  console.error('usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools]');
   process.exit(2);
 }
-const running = await startGithubMcp({ githubApiUrl: values['github-api'], port: Number(values.port ?? 0) });
+const running = await startGithubMcp({
+  githubApiUrl: values['github-api'],
+  port: Number(values.port ?? 0),
+  faultyTools: values['faulty-tools'] ?? false,
+});
 console.log(JSON.stringify({ url: running.url }));
 for (const signal of ['SIGTERM', 'SIGINT'] as const)
   process.once(signal, () => void running.stop().then(() => process.exit(0)));

@@ -10,6 +10,11 @@ export interface GithubMcpOptions {
   githubApiUrl: string;
   /** 0 (default) picks a free port. */
   port?: number;
+  /**
+   * Also offer two misbehaving tools, for a gateway's failure handling: `slow_echo` (answers
+   * after `ms` milliseconds) and `large_result` (answers `mb` megabytes of text).
+   */
+  faultyTools?: boolean;
 }
 
 export interface RunningGithubMcp {
@@ -32,7 +37,7 @@ const json = (value: unknown): CallToolResult => ({
  * account the request's bearer token belongs to. The tools call the GitHub API with that
  * same token: what a real remote MCP server in front of an API does.
  */
-function githubServer(githubApiUrl: string, token: string, user: GithubUser): McpServer {
+function githubServer(githubApiUrl: string, token: string, user: GithubUser, faultyTools: boolean): McpServer {
   const server = new McpServer({ name: 'github-test-upstream', version: '0.1.0' });
   server.registerTool(
     'list_repos',
@@ -68,6 +73,29 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser): Mc
     },
     ({ repo }) => json({ deleted: repo, by: user.login }),
   );
+  if (faultyTools) {
+    server.registerTool(
+      'slow_echo',
+      {
+        description: 'Echo the text after waiting ms milliseconds.',
+        inputSchema: z.object({ text: z.string().max(1000), ms: z.number().int().min(0).max(600_000) }),
+        annotations: { readOnlyHint: true },
+      },
+      async ({ text, ms }) => {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return json({ text });
+      },
+    );
+    server.registerTool(
+      'large_result',
+      {
+        description: 'Answer mb megabytes of text.',
+        inputSchema: z.object({ mb: z.number().int().min(1).max(64) }),
+        annotations: { readOnlyHint: true },
+      },
+      ({ mb }) => ({ content: [{ type: 'text', text: 'x'.repeat(mb * 1024 * 1024) }] }),
+    );
+  }
   return server;
 }
 
@@ -82,7 +110,7 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
   const handler = createMcpHandler((ctx) => {
     const user = ctx.authInfo?.extra?.user as GithubUser | undefined;
     if (!ctx.authInfo || !user) throw new Error('unauthenticated request reached the MCP handler');
-    return githubServer(options.githubApiUrl, ctx.authInfo.token, user);
+    return githubServer(options.githubApiUrl, ctx.authInfo.token, user, options.faultyTools ?? false);
   });
   const mcp = toNodeHandler(handler);
 

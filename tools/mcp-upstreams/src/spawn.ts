@@ -11,9 +11,16 @@ export interface UpstreamProcess {
 }
 
 /** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
-export async function spawnGithubMcp(githubApiUrl: string): Promise<UpstreamProcess> {
+export async function spawnGithubMcp(
+  githubApiUrl: string,
+  options: { faultyTools?: boolean } = {},
+): Promise<UpstreamProcess> {
   const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, '--github-api', githubApiUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [cli, '--github-api', githubApiUrl, ...(options.faultyTools ? ['--faulty-tools'] : [])],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const lines = createInterface({ input: child.stdout });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`mcp upstream exited with ${code} before listening`)));

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
 import type { Decision } from '@context-gateway/policy-engine';
-import { LOGGER } from '@context-gateway/service-kit';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import {
   type CallToolResult,
   createMcpHandler,
@@ -22,12 +22,13 @@ import { outcomeOf } from '../audit/audit-route.interceptor.js';
 import { auditSubject } from '../audit/audit-subject.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { CredentialsService } from '../credentials/credentials.service.js';
+import type { Env } from '../env.js';
 import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
 import { gatewayToolName, type McpServerView, splitGatewayToolName, type UpstreamTool } from './mcp-server-view.js';
-import { McpToolCatalog } from './mcp-tool-catalog.js';
+import { McpToolCatalog, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
 
-/** JSON-RPC error codes of gateway mode (server-defined range, docs/mcp-gateway.md). */
+/** JSON-RPC error codes of gateway mode (server-defined range, docs/gateway-mode.md). */
 export const MCP_ERRORS = {
   /** The three-layer policy refused the call; `data.decidedBy` names the layer. */
   policyDenied: -32003,
@@ -68,6 +69,7 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly catalog: McpToolCatalog,
     private readonly recorder: AuditRecorder,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(SERVICE_ENV) private readonly env: Env,
   ) {
     this.handler = createMcpHandler((ctx) => this.serverFor(ctx), {
       responseMode: 'json',
@@ -105,7 +107,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const { caller } = auth;
     let view = await this.policyView(caller);
     // Due lists are read with the person's credential where they have one.
-    const due = view.servers.filter((s) => this.catalog.stale(s));
+    const due = view.servers.filter((s) => this.catalog.stale(caller.orgId, s));
     if (due.length > 0) {
       const changed = await Promise.all(
         due.map(async (s) => this.catalog.refresh(caller.orgId, s, await this.tokenIfConnected(caller, s.integration))),
@@ -136,8 +138,13 @@ export class McpGatewayService implements OnModuleDestroy {
     const split = splitGatewayToolName(name);
     let view = await this.policyView(caller);
     let server = split && view.servers.find((s) => s.integration === split.integration);
-    if (server && split && !server.tools.has(split.tool) && this.catalog.stale(server)) {
-      // A tool this gateway has not seen yet may be new upstream: read the list once.
+    if (
+      server &&
+      split &&
+      !server.tools.has(split.tool) &&
+      this.catalog.stale(caller.orgId, server, Math.min(UNKNOWN_TOOL_REREAD_MS, this.env.MCP_TOOLS_TTL_MS))
+    ) {
+      // A tool this gateway has not seen may be new upstream: read the list again (rate-bounded).
       if (await this.catalog.refresh(caller.orgId, server, await this.tokenIfConnected(caller, server.integration))) {
         view = await this.policyView(caller);
         server = view.servers.find((s) => s.integration === split.integration);

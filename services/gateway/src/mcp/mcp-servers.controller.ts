@@ -40,7 +40,7 @@ function present(wire: McpServer): z.infer<typeof mcpServerSchema> {
 }
 
 /**
- * An org's remote MCP servers (gateway mode, docs/mcp-gateway.md): registered by the
+ * An org's remote MCP servers (gateway mode, docs/gateway-mode.md): registered by the
  * operator for one integration each; their tools become capabilities without a deploy.
  */
 @Controller('v1/admin/organizations/:orgId/mcp-servers')

@@ -11,6 +11,8 @@ import { McpUpstream } from './mcp-upstream.js';
 
 /** After a failed read, a server's list is not read again for this long (its stored list serves). */
 const RETRY_AFTER_FAILURE_MS = 10_000;
+/** A call naming a tool the gateway does not know reads the list again, but not more often than this. */
+export const UNKNOWN_TOOL_REREAD_MS = 10_000;
 
 /**
  * Keeps each server's tool list current: read again once MCP_TOOLS_TTL_MS has passed since
@@ -30,12 +32,11 @@ export class McpToolCatalog {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** Whether the server's list is due for a read. */
-  stale(server: McpServerView): boolean {
-    const key = server.integration;
-    const failed = this.failedAt.get(key);
+  /** Whether the org's server's list is due for a read: older than `maxAgeMs` (MCP_TOOLS_TTL_MS by default). */
+  stale(orgId: string, server: McpServerView, maxAgeMs = this.env.MCP_TOOLS_TTL_MS): boolean {
+    const failed = this.failedAt.get(keyOf(orgId, server));
     if (failed !== undefined && this.clock.now() - failed < RETRY_AFTER_FAILURE_MS) return false;
-    return !server.toolsReadAt || this.clock.now() - server.toolsReadAt.getTime() >= this.env.MCP_TOOLS_TTL_MS;
+    return !server.toolsReadAt || this.clock.now() - server.toolsReadAt.getTime() >= maxAgeMs;
   }
 
   /**
@@ -44,7 +45,7 @@ export class McpToolCatalog {
    * fresh view), false when nothing changed or the read failed (the stored list serves).
    */
   refresh(orgId: string, server: McpServerView, token: string | undefined): Promise<boolean> {
-    const key = `${orgId}\u0000${server.integration}`;
+    const key = keyOf(orgId, server);
     let pending = this.reading.get(key);
     if (!pending) {
       pending = this.read(orgId, server, token).finally(() => this.reading.delete(key));
@@ -61,10 +62,12 @@ export class McpToolCatalog {
         integration: server.integration,
         toolsJson: JSON.stringify(tools),
       });
-      this.failedAt.delete(server.integration);
+      this.failedAt.delete(keyOf(orgId, server));
       return stored.server?.toolsDigest !== server.toolsDigest;
     } catch (error) {
-      this.failedAt.set(server.integration, this.clock.now());
+      // Only a read with a person's credential backs off: one without (at registration) is
+      // expected to fail for servers that need one, and must not delay the first person.
+      if (token !== undefined) this.failedAt.set(keyOf(orgId, server), this.clock.now());
       this.logger.warn(
         { orgId, integration: server.integration, err: (error as Error).message },
         'reading an MCP server tool list failed; the stored list serves',
@@ -72,4 +75,8 @@ export class McpToolCatalog {
       return false;
     }
   }
+}
+
+function keyOf(orgId: string, server: McpServerView): string {
+  return `${orgId}\u0000${server.integration}`;
 }

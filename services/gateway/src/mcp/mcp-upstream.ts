@@ -27,7 +27,7 @@ const MAX_TOOL_PAGES = 20;
  */
 @Injectable()
 export class McpUpstream implements OnApplicationShutdown {
-  private readonly http: { fetch: FetchLike; close(): Promise<void> };
+  private readonly http: { fetch: FetchLike; close: () => Promise<void> };
 
   constructor(@Inject(SERVICE_ENV) private readonly env: Env) {
     this.http = upstreamFetch({

@@ -15,7 +15,7 @@ const description =
   'The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, ' +
   "negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote " +
   "MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` " +
-  '(docs/mcp-gateway.md).';
+  '(docs/gateway-mode.md).';
 
 const common: Omit<RouteDefinition, 'method' | 'summary'> = {
   path: 'mcp',

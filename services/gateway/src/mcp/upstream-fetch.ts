@@ -25,7 +25,7 @@ export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Respo
  */
 export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: number; maxBytes: number }): {
   fetch: FetchLike;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 } {
   const agent = new Agent({ connect: { lookup: guardedLookup(options.policy) }, connections: 64 });
   const fetch: FetchLike = async (input, init) => {

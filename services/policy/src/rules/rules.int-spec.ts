@@ -30,6 +30,7 @@ import { Test } from '@nestjs/testing';
 import { ControlEventsApplier } from '../control-events/control-events.applier.js';
 import { ControlEventsModule } from '../control-events/control-events.module.js';
 import { DatabaseModule } from '../database/database.module.js';
+import { McpServersService } from './mcp-servers.js';
 import { PolicyEventsRelay, SWEEP_AFTER_MS } from './policy-events.relay.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
@@ -48,6 +49,7 @@ let repo: RulesRepository;
 let applier: ControlEventsApplier;
 let publisher: JetStreamPublisher;
 let relay: PolicyEventsRelay;
+let mcp: McpServersService;
 /** The outbox sweep's clock: it moves when a test says so. */
 const clock = new TestClock();
 
@@ -132,6 +134,7 @@ beforeAll(async () => {
   repo = app.get(RulesRepository);
   applier = app.get(ControlEventsApplier);
   relay = app.get(PolicyEventsRelay);
+  mcp = app.get(McpServersService);
 }, 30_000);
 
 afterAll(async () => {
@@ -453,3 +456,73 @@ async function storedPolicyEvents(orgId: string) {
 async function announcedTo(orgId: string) {
   return (await storedPolicyEvents(orgId)).map((e) => ({ revision: e.revision, cause: e.cause }));
 }
+
+describe("an org's remote MCP servers", () => {
+  const tool = (name: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    inputSchema: { type: 'object' },
+    ...extra,
+  });
+
+  it('makes each listed tool a capability, allowed to an app only where the person granted <integration>:tools', async () => {
+    const orgId = randomUUID();
+    const appId = randomUUID();
+    const [alice, bob] = [randomUUID(), randomUUID()];
+    await applier.applicationChanged(appEvent(orgId, appId, 1n, { integrations: ['github'] }) as never, 101);
+    await applier.grantChanged(
+      grantEvent(orgId, appId, alice, randomUUID(), 1n, GrantStatus.ACTIVE, ['github:tools']) as never,
+      102,
+    );
+    await applier.grantChanged(
+      grantEvent(orgId, appId, bob, randomUUID(), 1n, GrantStatus.ACTIVE, ['github:read:profile']) as never,
+      103,
+    );
+    await rules.setOrgIntegrations(orgId, ['github']);
+    const put = await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', { create_issue: 'repo' });
+    expect(put.server).toMatchObject({ toolsJson: '[]', toolsDigest: '', resourceArguments: { create_issue: 'repo' } });
+
+    const first = await mcp.setTools(orgId, 'github', JSON.stringify([tool('list_repos'), tool('create_issue')]));
+    expect(first.revision).toBeGreaterThan(put.revision);
+    // Listed in another order: the same list, nothing announced.
+    const same = await mcp.setTools(orgId, 'github', JSON.stringify([tool('create_issue'), tool('list_repos')]));
+    expect(same.revision).toBe(first.revision);
+    expect(same.server.toolsDigest).toBe(first.server.toolsDigest);
+
+    const decide = async (userId: string, capability: string) => {
+      const snapshot = await rules.snapshot(orgId);
+      return compilePolicies(snapshot.rules, { knownCapabilities: snapshot.knownCapabilities }).decide({
+        orgId,
+        applicationId: appId,
+        userId,
+        capability,
+      });
+    };
+    expect(await decide(alice, 'github:list_repos')).toMatchObject({ allowed: true });
+    expect(await decide(bob, 'github:list_repos')).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+
+    // A tool the server no longer lists is no capability any more; a new one is, without a deploy.
+    const changed = await mcp.setTools(orgId, 'github', JSON.stringify([tool('list_repos'), tool('delete_repo')]));
+    expect(changed.revision).toBeGreaterThan(first.revision);
+    expect(await decide(alice, 'github:create_issue')).toMatchObject({ allowed: false });
+    expect(await decide(alice, 'github:delete_repo')).toMatchObject({ allowed: true });
+
+    await mcp.delete(orgId, 'github');
+    expect(await decide(alice, 'github:delete_repo')).toMatchObject({ allowed: false, reason: 'unknown_capability' });
+    await expect(mcp.delete(orgId, 'github')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('refuses tool lists that are not one: bad names, duplicates, not an array, not JSON', async () => {
+    const orgId = randomUUID();
+    await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', {});
+    for (const bad of [
+      JSON.stringify([tool('has space')]),
+      JSON.stringify([tool('a:b')]),
+      JSON.stringify([tool('twice'), tool('twice')]),
+      JSON.stringify({ tools: [] }),
+      JSON.stringify([null]),
+      '[{',
+    ])
+      await expect(mcp.setTools(orgId, 'github', bad)).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(mcp.setTools(randomUUID(), 'github', '[]')).rejects.toMatchObject({ code: 'not_found' });
+  });
+});

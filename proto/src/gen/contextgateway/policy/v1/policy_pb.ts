@@ -668,7 +668,7 @@ export type GetCompiledRulesResponse = Message<"contextgateway.policy.v1.GetComp
   grantees: Grantee[];
 
   /**
-   * The org's remote MCP servers, with the tools last read from each (docs/mcp-gateway.md).
+   * The org's remote MCP servers, with the tools last read from each (docs/gateway-mode.md).
    *
    * @generated from field: repeated contextgateway.policy.v1.McpServer mcp_servers = 8;
    */
