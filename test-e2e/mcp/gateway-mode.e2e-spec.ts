@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 
 import { spawnGithubMcp, type UpstreamProcess } from '@context-gateway/mcp-upstreams';
 import { RpcClient } from '@context-gateway/messaging';
+import { adminClient as sdkAdmin } from '@context-gateway/node';
 import { AuditAction, AuditOutcome, AuditPhase } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
@@ -62,6 +63,7 @@ beforeAll(async () => {
     MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
     MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
     MCP_UPSTREAM_TIMEOUT_MS: '2000',
+    MCP_TOOLS_TTL_MS: '1000',
   });
   const port = new URL(stack.gatewayUrl).port;
   await sim.control.registerClient({
@@ -99,11 +101,12 @@ beforeAll(async () => {
   );
   cli = { client_id: created.clientId, token_endpoint_auth_method: 'none' };
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
-  const registered = await admin().call('PUT', `/v1/admin/organizations/${org.id}/mcp-servers/github`, {
+  // With the SDK, as `pnpm cg mcp-server set` does: the upstream needs a person's token, so no tools yet.
+  const registered = await sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN }).mcpServers.put(org.id, 'github', {
     url: upstream.url,
     resourceArguments: { create_issue: 'repo' },
   });
-  expect(registered).toMatchObject({ status: 200, body: { integration: 'github', url: upstream.url, tools: [] } });
+  expect(registered).toMatchObject({ integration: 'github', url: upstream.url, tools: [], toolsReadAt: null });
   nc = await connect(stack.natsOptions());
   await waitForBrokerToKnowApp(new RpcClient(nc), app, 'github', SCOPES);
   const issuer = new URL(`${base}/oauth`);
@@ -218,6 +221,17 @@ describe('gateway mode at /mcp', () => {
       expect((text(result).repos as string[]).every((r) => r.startsWith('octo-agent/'))).toBe(true);
       await client.close();
     }
+    // The admin API shows what was read: each tool as the capability policy rules name.
+    const { servers } = await sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN }).mcpServers.list(app.orgId);
+    expect(servers[0]?.toolsReadAt).not.toBeNull();
+    expect(servers[0]?.tools.find((t) => t.name === 'delete_repo')).toEqual({
+      name: 'delete_repo',
+      capability: 'github:delete_repo',
+      mcpName: 'github.delete_repo',
+      description: 'Delete a repository. This cannot be undone.',
+      readOnly: false,
+      destructive: true,
+    });
     const seen = await upstream.seenAuthorizations();
     expect(seen.length).toBeGreaterThan(0);
     expect(seen.some((h) => h?.includes(alice.accessToken))).toBe(false);
@@ -254,6 +268,17 @@ describe('gateway mode at /mcp', () => {
       { effect: 'deny', capability: 'github:create_issue', resources: ['acme/secret*'] },
     );
     expect(appRule.status).toBe(201);
+
+    // Credential-only mode can do what any tool can (the grant holds github:tools): a tool
+    // denied by the org refuses the raw GitHub token too.
+    const key = await admin().issueApiKey(app.appId);
+    const credential = await fetch(`${base}/v1/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ integration: 'github', userId: alice.userId }),
+    });
+    expect(credential.status).toBe(403);
+    expect(await credential.json()).toMatchObject({ code: 'policy_denied' });
     const secret = await client
       .callTool({ name: 'github.create_issue', arguments: { repo: 'acme/secret-plans', title: 'hi' } })
       .then(
@@ -288,6 +313,64 @@ describe('gateway mode at /mcp', () => {
     );
     expect(outcomes.at(-1)).toMatchObject({ outcome: AuditOutcome.ERROR, errorCode: 'upstream_too_large' });
     await client.close();
+  });
+
+  it("follows the server's tool list: a new tool appears without a deploy, a withdrawn one is refused", async () => {
+    const client = await agent(alice.accessToken, 'legacy');
+    await upstream.offerSearchCode(true);
+    await waitFor('the new tool', async () =>
+      (await client.listTools()).tools.some((t) => t.name === 'github.search_code') ? true : undefined,
+    );
+    expect(text(await client.callTool({ name: 'github.search_code', arguments: { query: 'x' } }))).toEqual({
+      query: 'x',
+      matches: [],
+    });
+    await upstream.offerSearchCode(false);
+    await waitFor('the tool to go', async () =>
+      (await client.listTools()).tools.some((t) => t.name === 'github.search_code') ? undefined : true,
+    );
+    // Still in the org's catalog for a while (another person may be offered it), but the server refuses it.
+    const gone = await client.callTool({ name: 'github.search_code', arguments: { query: 'x' } }).then(
+      () => undefined,
+      (error: unknown) => error as ProtocolError,
+    );
+    expect(gone?.code).toBe(-32602);
+    await client.close();
+  });
+
+  it('proxies a server that speaks only 2025-11-25, to agents of either revision', async () => {
+    const old = await spawnGithubMcp(sim.url, { legacyOnly: true });
+    try {
+      const moved = await sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN }).mcpServers.put(
+        app.orgId,
+        'github',
+        { url: old.url, resourceArguments: { create_issue: 'repo' } },
+      );
+      // Another server: nothing of the old one's tools carries over until it is read.
+      expect(moved).toMatchObject({ url: old.url, tools: [] });
+      for (const era of ['modern', 'legacy'] as const) {
+        const client = await agent(alice.accessToken, era);
+        await waitFor(`the old server's tools (${era})`, async () =>
+          (await client.listTools()).tools.some((t) => t.name === 'github.list_repos') ? true : undefined,
+        );
+        const result = await client.callTool({ name: 'github.list_repos', arguments: {} });
+        expect((text(result).repos as string[]).every((r) => r.startsWith('octo-agent/'))).toBe(true);
+        await client.close();
+      }
+      expect((await old.seenAuthorizations()).some((h) => h?.includes(alice.accessToken))).toBe(false);
+    } finally {
+      await sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN }).mcpServers.put(app.orgId, 'github', {
+        url: upstream.url,
+        resourceArguments: { create_issue: 'repo' },
+      });
+      await old.stop();
+      // Alice's next listing reads the restored server into the catalog again.
+      const client = await agent(alice.accessToken, 'modern');
+      await waitFor('the restored tools', async () =>
+        (await client.listTools()).tools.some((t) => t.name === 'github.list_repos') ? true : undefined,
+      );
+      await client.close();
+    }
   });
 
   it('sends a person without a connection to a connect link bound to them; after connecting the retry succeeds', async () => {

@@ -55,6 +55,11 @@ const USAGE = `usage: pnpm cg <command> [options]
   integrations get --org <orgId>
   integrations set --org <orgId> --integration <id>...
              (the integrations the org allows; replaces the list; none until set)
+  mcp-server set --org <orgId> --integration <id> --url <https url> [--resource-argument <tool>=<argument>...]
+             (the org's remote MCP server for an integration: agents reach its tools at /mcp,
+             called with each person's own connection to the integration)
+  mcp-server list --org <orgId>
+  mcp-server remove --org <orgId> --integration <id>
 
 env: GATEWAY_URL (default http://localhost:8080), OPERATOR_TOKEN (required)`;
 
@@ -79,6 +84,7 @@ const OPTIONS = /** @type {const} */ ({
   'sso-required': { type: 'boolean' },
   url: { type: 'string' },
   'overlap-seconds': { type: 'string' },
+  'resource-argument': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -286,6 +292,31 @@ function commandFor(positionals, v) {
       // An empty list would switch every integration off for the org: never by omission.
       if (integrations.length === 0) throw new UsageError('integrations set: give at least one --integration');
       return (admin) => admin.integrations.set(org, integrations);
+    }
+    case 'mcp-server set': {
+      const org = required(v, 'org');
+      const url = required(v, 'url');
+      const [integration, ...more] = v.integration ?? [];
+      if (!integration || more.length > 0) throw new UsageError('mcp-server set: give exactly one --integration');
+      /** @type {Record<string, string>} */
+      const resourceArguments = {};
+      for (const pair of v['resource-argument'] ?? []) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0 || eq === pair.length - 1)
+          throw new UsageError(`--resource-argument ${pair}: write it as <tool>=<argument>`);
+        resourceArguments[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      return (admin) => admin.mcpServers.put(org, integration, { url, resourceArguments });
+    }
+    case 'mcp-server list': {
+      const org = required(v, 'org');
+      return (admin) => admin.mcpServers.list(org);
+    }
+    case 'mcp-server remove': {
+      const org = required(v, 'org');
+      const [integration, ...more] = v.integration ?? [];
+      if (!integration || more.length > 0) throw new UsageError('mcp-server remove: give exactly one --integration');
+      return (admin) => admin.mcpServers.remove(org, integration);
     }
     default:
       throw new UsageError(noun ? `unknown command: ${positionals.join(' ')}` : 'no command given');

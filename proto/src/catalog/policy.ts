@@ -220,6 +220,11 @@ export const policyRpc = {
       ...check.uuid(m.orgId, 'orgId'),
       ...integrationKey(m.integration, 'integration'),
       ...check.maxLength(m.toolsJson, 512_000, 'toolsJson'),
+      ...check.nonEmpty(m.url, 'url'),
+      ...check.maxLength(m.url, 2000, 'url'),
+      ...(m.retainUnseenMs < 1_000n || m.retainUnseenMs > 30n * 86_400_000n
+        ? [{ path: 'retainUnseenMs', message: 'must be between 1 s and 30 days' }]
+        : []),
     ],
   }),
   getCompiledRules: defineRpc({

@@ -6,6 +6,8 @@ import type {
   ApplicationInput,
   ApplicationOAuthGrants,
   IssuedApiKey,
+  McpServer,
+  McpServerInput,
   OAuthClient,
   OAuthClientInput,
   Organization,
@@ -163,6 +165,31 @@ export class AdminClient {
         path: `/v1/admin/organizations/${seg(orgId)}/policy/integrations`,
         json: { integrations },
         idempotent: true,
+      }),
+  };
+
+  /**
+   * An org's remote MCP servers, one per integration (gateway mode, docs/gateway-mode.md):
+   * their tools become capabilities `<integration>:<tool>` and agents reach them at /mcp.
+   */
+  readonly mcpServers = {
+    /** Registers or changes the server; PUT of the whole registration, so it is retried. */
+    put: (orgId: string, integration: string, input: McpServerInput) =>
+      this.http.request<McpServer>({
+        method: 'PUT',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-servers/${seg(integration)}`,
+        json: input,
+        idempotent: true,
+      }),
+    list: (orgId: string) =>
+      this.http.request<{ servers: McpServer[] }>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-servers`,
+      }),
+    remove: (orgId: string, integration: string) =>
+      this.http.request<McpServer>({
+        method: 'DELETE',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-servers/${seg(integration)}`,
       }),
   };
 }

@@ -67,6 +67,9 @@ export type RevokedOAuthTokens = Success<
 export type ApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys/{keyId}', 'delete', 200>;
 export type IssuedApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys', 'post', 201>;
 export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/integrations', 'put', 200>;
+/** An org's remote MCP server (gateway mode, docs/gateway-mode.md) with its tools as last read. */
+export type McpServer = Success<'/v1/admin/organizations/{orgId}/mcp-servers/{integration}', 'put', 200>;
+export type McpServerInput = Body<'/v1/admin/organizations/{orgId}/mcp-servers/{integration}', 'put'>;
 
 export type CredentialInput = Body<'/v1/credentials', 'post'>;
 export type Credential = Success<'/v1/credentials', 'post', 200>;

@@ -6,16 +6,24 @@ import { parseArgs } from 'node:util';
 import { startGithubMcp } from './github-mcp.js';
 
 const { values } = parseArgs({
-  options: { 'github-api': { type: 'string' }, port: { type: 'string' }, 'faulty-tools': { type: 'boolean' } },
+  options: {
+    'github-api': { type: 'string' },
+    port: { type: 'string' },
+    'faulty-tools': { type: 'boolean' },
+    'legacy-only': { type: 'boolean' },
+  },
 });
 if (!values['github-api']) {
-  console.error('usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools]');
+  console.error(
+    'usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools] [--legacy-only]',
+  );
   process.exit(2);
 }
 const running = await startGithubMcp({
   githubApiUrl: values['github-api'],
   port: Number(values.port ?? 0),
   faultyTools: values['faulty-tools'] ?? false,
+  legacyOnly: values['legacy-only'] ?? false,
 });
 console.log(JSON.stringify({ url: running.url }));
 for (const signal of ['SIGTERM', 'SIGINT'] as const)

@@ -2,7 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { type CallToolResult, createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import {
+  type CallToolResult,
+  createMcpHandler,
+  legacyStatelessFallback,
+  McpServer,
+  type McpServerFactory,
+} from '@modelcontextprotocol/server';
 import { z } from 'zod';
 
 export interface GithubMcpOptions {
@@ -15,6 +21,11 @@ export interface GithubMcpOptions {
    * after `ms` milliseconds) and `large_result` (answers `mb` megabytes of text).
    */
   faultyTools?: boolean;
+  /**
+   * Serve protocol revision 2025-11-25 only (`initialize`, no `server/discover`), as servers
+   * built before 2026-07-28 do.
+   */
+  legacyOnly?: boolean;
 }
 
 export interface RunningGithubMcp {
@@ -37,7 +48,13 @@ const json = (value: unknown): CallToolResult => ({
  * account the request's bearer token belongs to. The tools call the GitHub API with that
  * same token: what a real remote MCP server in front of an API does.
  */
-function githubServer(githubApiUrl: string, token: string, user: GithubUser, faultyTools: boolean): McpServer {
+interface ServerShape {
+  faultyTools: boolean;
+  /** `search_code` is listed only while this is true (`POST /_control/tools {"searchCode": bool}`). */
+  searchCode: boolean;
+}
+
+function githubServer(githubApiUrl: string, token: string, user: GithubUser, shape: ServerShape): McpServer {
   const server = new McpServer({ name: 'github-test-upstream', version: '0.1.0' });
   server.registerTool(
     'list_repos',
@@ -73,7 +90,18 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, fau
     },
     ({ repo }) => json({ deleted: repo, by: user.login }),
   );
-  if (faultyTools) {
+  if (shape.searchCode) {
+    server.registerTool(
+      'search_code',
+      {
+        description: "Search code in the account's repositories.",
+        inputSchema: z.object({ query: z.string().min(1).max(256) }),
+        annotations: { readOnlyHint: true },
+      },
+      ({ query }) => json({ query, matches: [] }),
+    );
+  }
+  if (shape.faultyTools) {
     server.registerTool(
       'slow_echo',
       {
@@ -107,12 +135,16 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, fau
  */
 export async function startGithubMcp(options: GithubMcpOptions): Promise<RunningGithubMcp> {
   const seen: (string | null)[] = [];
-  const handler = createMcpHandler((ctx) => {
+  const shape: ServerShape = { faultyTools: options.faultyTools ?? false, searchCode: false };
+  const factory: McpServerFactory = (ctx) => {
     const user = ctx.authInfo?.extra?.user as GithubUser | undefined;
     if (!ctx.authInfo || !user) throw new Error('unauthenticated request reached the MCP handler');
-    return githubServer(options.githubApiUrl, ctx.authInfo.token, user, options.faultyTools ?? false);
-  });
-  const mcp = toNodeHandler(handler);
+    return githubServer(options.githubApiUrl, ctx.authInfo.token, user, shape);
+  };
+  const handler = createMcpHandler(factory);
+  // 2025-11-25 only: every request goes to the stateless `initialize`-era serving, which
+  // answers a `server/discover` probe as such a server does (it does not know the method).
+  const mcp = toNodeHandler(options.legacyOnly ? { fetch: legacyStatelessFallback(factory) } : handler);
 
   const server: Server = createServer((req, res) => {
     void serve(req, res).catch(() => {
@@ -122,6 +154,14 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/_control/tools' && req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      shape.searchCode =
+        (JSON.parse(Buffer.concat(chunks).toString() || '{}') as { searchCode?: boolean }).searchCode === true;
+      res.writeHead(204).end();
+      return;
+    }
     if (path === '/_seen' && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authorization: seen }));
       return;

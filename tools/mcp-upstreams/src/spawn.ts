@@ -7,18 +7,26 @@ export interface UpstreamProcess {
   pid: number;
   /** Every Authorization header the upstream received, in order (null: none sent). */
   seenAuthorizations(): Promise<(string | null)[]>;
+  /** Lists `search_code` or stops listing it (a tool list that changes). */
+  offerSearchCode(offered: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
 export async function spawnGithubMcp(
   githubApiUrl: string,
-  options: { faultyTools?: boolean } = {},
+  options: { faultyTools?: boolean; legacyOnly?: boolean } = {},
 ): Promise<UpstreamProcess> {
   const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
   const child = spawn(
     process.execPath,
-    [cli, '--github-api', githubApiUrl, ...(options.faultyTools ? ['--faulty-tools'] : [])],
+    [
+      cli,
+      '--github-api',
+      githubApiUrl,
+      ...(options.faultyTools ? ['--faulty-tools'] : []),
+      ...(options.legacyOnly ? ['--legacy-only'] : []),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout });
@@ -33,6 +41,9 @@ export async function spawnGithubMcp(
     async seenAuthorizations() {
       const res = await fetch(new URL('/_seen', url));
       return ((await res.json()) as { authorization: (string | null)[] }).authorization;
+    },
+    async offerSearchCode(offered: boolean) {
+      await fetch(new URL('/_control/tools', url), { method: 'POST', body: JSON.stringify({ searchCode: offered }) });
     },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');

@@ -10,7 +10,7 @@ export type paths = {
         };
         /**
          * MCP: server-to-client stream (not offered: 405)
-         * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/mcp-gateway.md).
+         * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/gateway-mode.md).
          */
         get: {
             parameters: {
@@ -87,7 +87,7 @@ export type paths = {
         put?: never;
         /**
          * MCP: one JSON-RPC message
-         * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/mcp-gateway.md).
+         * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/gateway-mode.md).
          */
         post: {
             parameters: {
@@ -163,7 +163,7 @@ export type paths = {
         };
         /**
          * MCP: end a session (stateless: 405)
-         * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/mcp-gateway.md).
+         * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/gateway-mode.md).
          */
         delete: {
             parameters: {

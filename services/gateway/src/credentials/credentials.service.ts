@@ -65,7 +65,9 @@ export class CredentialsService {
 
   /**
    * Integration level: the credential carries every capability the person granted, so each
-   * of them must be allowed by all three layers. The decision to audit is the first refusal,
+   * of them must be allowed by all three layers — `<integration>:tools` standing for every
+   * tool of the integration's MCP server (the source token can do what any of them does, so
+   * a deny on one tool refuses the credential). The decision to audit is the first refusal,
    * or the first allow; `error` is set when refused (`policy_denied` naming the layer).
    */
   async checkIntegration(
@@ -73,13 +75,17 @@ export class CredentialsService {
     userId: string,
     scopes: readonly string[],
   ): Promise<{ decision: Decision; error?: AppError }> {
-    const decisions = await this.decider.evaluateEach(
-      { orgId: caller.orgId, applicationId: caller.applicationId, userId },
-      scopes,
+    const view = await this.decider.mcpView(caller);
+    const tools = new Map(
+      view.servers.map((s) => [`${s.integration}:tools`, [...s.tools.keys()].map((t) => `${s.integration}:${t}`)]),
+    );
+    const capabilities = [...new Set(scopes.flatMap((scope) => [scope, ...(tools.get(scope) ?? [])]))];
+    const decisions = capabilities.map((capability) =>
+      view.decide({ orgId: caller.orgId, applicationId: caller.applicationId, userId, capability }),
     );
     const deniedAt = decisions.findIndex((d) => !d.allowed);
     const denied = decisions[deniedAt];
-    if (denied) return { decision: denied, error: deniedError(scopes[deniedAt] ?? '', denied) };
+    if (denied) return { decision: denied, error: deniedError(capabilities[deniedAt] ?? '', denied) };
     const [first] = decisions;
     if (!first) throw new AppError('internal', 'The policy check answered no decision');
     return { decision: first };

@@ -106,17 +106,24 @@ export class McpGatewayService implements OnModuleDestroy {
   private async listTools(auth: GatewayAuth) {
     const { caller } = auth;
     let view = await this.policyView(caller);
-    // Due lists are read with the person's credential where they have one.
-    const due = view.servers.filter((s) => this.catalog.stale(caller.orgId, s));
-    if (due.length > 0) {
-      const changed = await Promise.all(
-        due.map(async (s) => this.catalog.refresh(caller.orgId, s, await this.tokenIfConnected(caller, s.integration))),
-      );
-      if (changed.some(Boolean)) view = await this.policyView(caller);
-    }
+    // Each server's list as it offers it to this person (read with their credential, kept a
+    // while); a person without a connection sees the org's catalog.
+    const reads = await Promise.all(
+      view.servers.map(async (server) => {
+        const token = await this.tokenIfConnected(caller, server.integration);
+        const read = token
+          ? await this.catalog.forPerson(caller.orgId, server, caller.onBehalfOf, token)
+          : { names: undefined, catalogChanged: false };
+        return [server.integration, read] as const;
+      }),
+    );
+    if (reads.some(([, read]) => read.catalogChanged)) view = await this.policyView(caller);
+    const offered = new Map(reads);
     const tools: UpstreamTool[] = [];
     for (const server of view.servers) {
+      const names = offered.get(server.integration)?.names;
       for (const tool of server.tools.values()) {
+        if (names && !names.has(tool.name)) continue;
         const capability = `${server.integration}:${tool.name}`;
         if (!tokenCovers(caller, server.integration, capability)) continue;
         const decision = view.decide(this.decisionRequest(caller, capability));
@@ -138,14 +145,19 @@ export class McpGatewayService implements OnModuleDestroy {
     const split = splitGatewayToolName(name);
     let view = await this.policyView(caller);
     let server = split && view.servers.find((s) => s.integration === split.integration);
-    if (
-      server &&
-      split &&
-      !server.tools.has(split.tool) &&
-      this.catalog.stale(caller.orgId, server, Math.min(UNKNOWN_TOOL_REREAD_MS, this.env.MCP_TOOLS_TTL_MS))
-    ) {
-      // A tool this gateway has not seen may be new upstream: read the list again (rate-bounded).
-      if (await this.catalog.refresh(caller.orgId, server, await this.tokenIfConnected(caller, server.integration))) {
+    if (server && split && !server.tools.has(split.tool)) {
+      // A tool the catalog lacks may be new upstream: the person's list is read again (rate-bounded).
+      const token = await this.tokenIfConnected(caller, server.integration);
+      const read = token
+        ? await this.catalog.forPerson(
+            caller.orgId,
+            server,
+            caller.onBehalfOf,
+            token,
+            Math.min(UNKNOWN_TOOL_REREAD_MS, this.env.MCP_TOOLS_TTL_MS),
+          )
+        : undefined;
+      if (read?.catalogChanged) {
         view = await this.policyView(caller);
         server = view.servers.find((s) => s.integration === split.integration);
       }
@@ -214,6 +226,8 @@ export class McpGatewayService implements OnModuleDestroy {
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         await finish({ outcome: 'error', errorCode: `upstream_${error.kind}` }, decision);
+        // The server's own standard error (unknown tool, invalid arguments) reaches the agent as it was.
+        if (error.rpcCode !== undefined) throw new ProtocolError(error.rpcCode, error.message);
         throw new ProtocolError(MCP_ERRORS.upstream, `${server.integration}: ${error.message}`, {
           code: `upstream_${error.kind}`,
         });
@@ -222,10 +236,19 @@ export class McpGatewayService implements OnModuleDestroy {
       await finish({ ...outcomeOf(error) }, decision);
       throw new ProtocolError(MCP_ERRORS.upstream, appError.message, { code: appError.code });
     }
-    await finish(
-      { outcome: result.isError ? 'error' : 'allowed', ...(result.isError ? { errorCode: 'tool_error' } : {}) },
-      decision,
-    );
+    try {
+      await finish(
+        { outcome: result.isError ? 'error' : 'allowed', ...(result.isError ? { errorCode: 'tool_error' } : {}) },
+        decision,
+      );
+    } catch (error) {
+      // The call ran (its intent is stored): answering an error would make the agent repeat
+      // it. The missing outcome is logged for the operator; the intent marks the call.
+      this.logger.error(
+        { err: (error as Error).message, capability, requestId: base.requestId },
+        'audit outcome not stored',
+      );
+    }
     return result;
   }
 

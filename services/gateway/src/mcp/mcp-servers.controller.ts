@@ -86,7 +86,7 @@ export class McpServersController {
     });
     if (!reply.server) throw new Error('policy answered no server');
     // Best effort: a server that lists its tools without a credential is known at once.
-    await this.catalog.refresh(p.orgId, mcpServerView(reply.server), undefined);
+    await this.catalog.anonymous(p.orgId, mcpServerView(reply.server));
     return this.current(p.orgId, p.integration);
   }
 

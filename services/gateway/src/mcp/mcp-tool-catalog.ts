@@ -6,23 +6,44 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
-import type { McpServerView } from './mcp-server-view.js';
+import type { McpServerView, UpstreamTool } from './mcp-server-view.js';
 import { McpUpstream } from './mcp-upstream.js';
 
-/** After a failed read, a server's list is not read again for this long (its stored list serves). */
+/** After a failed read, the same list is not read again for this long (what is known serves). */
 const RETRY_AFTER_FAILURE_MS = 10_000;
 /** A call naming a tool the gateway does not know reads the list again, but not more often than this. */
 export const UNKNOWN_TOOL_REREAD_MS = 10_000;
+/** People whose lists one gateway keeps (least recently read first out). */
+const MAX_PERSONAL_LISTS = 50_000;
+
+interface PersonalList {
+  names: ReadonlySet<string>;
+  readAt: number;
+}
+
+/** What a read tells the caller: the tools the server offers this person, and whether the org's catalog changed. */
+export interface ToolRead {
+  /** undefined when never read successfully (the org's catalog is all there is to go by). */
+  names: ReadonlySet<string> | undefined;
+  catalogChanged: boolean;
+}
 
 /**
- * Keeps each server's tool list current: read again once MCP_TOOLS_TTL_MS has passed since
- * the last read, and stored in policy when it changed (so new tools become capabilities, and
- * removed ones stop being callable, for every gateway at once). One read per server at a time.
+ * The tools of an org's remote MCP servers, read the way the servers offer them: a server may
+ * list different tools to different people (by their token's scopes), so each person's list
+ * is read with their own credential and kept here for MCP_TOOLS_TTL_MS, while the org's
+ * catalog in policy (what policy knows as capabilities) takes in every tool any read showed
+ * (policy.v1.set_mcp_tools; a tool unseen for MCP_TOOLS_RETAIN_UNSEEN_MS drops out). A read
+ * is reported to policy when it shows a tool the catalog lacks or defines differently, or
+ * when the catalog's dates need renewing. One read per person and server at a time.
  */
 @Injectable()
 export class McpToolCatalog {
-  private readonly reading = new Map<string, Promise<boolean>>();
+  private readonly personal = new Map<string, PersonalList>();
+  private readonly reading = new Map<string, Promise<ToolRead>>();
   private readonly failedAt = new Map<string, number>();
+  /** When this gateway last reported a server's list to policy. */
+  private readonly reportedAt = new Map<string, number>();
 
   constructor(
     private readonly rpc: RpcClient,
@@ -32,51 +53,106 @@ export class McpToolCatalog {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** Whether the org's server's list is due for a read: older than `maxAgeMs` (MCP_TOOLS_TTL_MS by default). */
-  stale(orgId: string, server: McpServerView, maxAgeMs = this.env.MCP_TOOLS_TTL_MS): boolean {
-    const failed = this.failedAt.get(keyOf(orgId, server));
-    if (failed !== undefined && this.clock.now() - failed < RETRY_AFTER_FAILURE_MS) return false;
-    return !server.toolsReadAt || this.clock.now() - server.toolsReadAt.getTime() >= maxAgeMs;
-  }
-
   /**
-   * Reads the list with `token` (the person's credential, or none) and stores it. Resolves
-   * true when policy now holds a different list than `server` (the caller should decide on a
-   * fresh view), false when nothing changed or the read failed (the stored list serves).
+   * The person's list (read with `token` when the kept one is older than `maxAgeMs`,
+   * MCP_TOOLS_TTL_MS by default). A failed read answers the last known list, if any.
    */
-  refresh(orgId: string, server: McpServerView, token: string | undefined): Promise<boolean> {
-    const key = keyOf(orgId, server);
+  forPerson(
+    orgId: string,
+    server: McpServerView,
+    userId: string,
+    token: string,
+    maxAgeMs = this.env.MCP_TOOLS_TTL_MS,
+  ): Promise<ToolRead> {
+    const key = `${orgId}\u0000${server.integration}\u0000${userId}`;
+    const kept = this.personal.get(key);
+    const failed = this.failedAt.get(key);
+    const now = this.clock.now();
+    if ((kept && now - kept.readAt < maxAgeMs) || (failed !== undefined && now - failed < RETRY_AFTER_FAILURE_MS))
+      return Promise.resolve({ names: kept?.names, catalogChanged: false });
     let pending = this.reading.get(key);
     if (!pending) {
-      pending = this.read(orgId, server, token).finally(() => this.reading.delete(key));
+      pending = this.read(orgId, server, key, token).finally(() => this.reading.delete(key));
       this.reading.set(key, pending);
     }
     return pending;
   }
 
-  private async read(orgId: string, server: McpServerView, token: string | undefined): Promise<boolean> {
+  /** A read without any credential (at registration): what the server offers anyone, into the catalog. */
+  async anonymous(orgId: string, server: McpServerView): Promise<void> {
     try {
-      const { tools } = await this.upstream.listTools(server, token);
-      const stored = await this.rpc.request(rpc.policy.setMcpTools, {
-        orgId,
-        integration: server.integration,
-        toolsJson: JSON.stringify(tools),
-      });
-      this.failedAt.delete(keyOf(orgId, server));
-      return stored.server?.toolsDigest !== server.toolsDigest;
+      const { tools } = await this.upstream.listTools(server, undefined);
+      await this.report(orgId, server, tools);
     } catch (error) {
-      // Only a read with a person's credential backs off: one without (at registration) is
-      // expected to fail for servers that need one, and must not delay the first person.
-      if (token !== undefined) this.failedAt.set(keyOf(orgId, server), this.clock.now());
-      this.logger.warn(
+      // Expected for servers that need a credential: the first connected person's read fills the catalog.
+      this.logger.info(
         { orgId, integration: server.integration, err: (error as Error).message },
-        'reading an MCP server tool list failed; the stored list serves',
+        'MCP server lists no tools without a credential',
       );
-      return false;
     }
   }
-}
 
-function keyOf(orgId: string, server: McpServerView): string {
-  return `${orgId}\u0000${server.integration}`;
+  private async read(orgId: string, server: McpServerView, key: string, token: string): Promise<ToolRead> {
+    let tools: UpstreamTool[];
+    try {
+      ({ tools } = await this.upstream.listTools(server, token));
+    } catch (error) {
+      this.failedAt.set(key, this.clock.now());
+      this.logger.warn(
+        { orgId, integration: server.integration, err: (error as Error).message },
+        'reading an MCP server tool list failed; the last known list serves',
+      );
+      return { names: this.personal.get(key)?.names, catalogChanged: false };
+    }
+    this.failedAt.delete(key);
+    const names = new Set(tools.map((t) => t.name));
+    this.personal.delete(key);
+    this.personal.set(key, { names, readAt: this.clock.now() });
+    if (this.personal.size > MAX_PERSONAL_LISTS) {
+      const oldest = this.personal.keys().next().value;
+      if (oldest !== undefined) this.personal.delete(oldest);
+    }
+    let catalogChanged = false;
+    if (this.reportDue(orgId, server, tools)) {
+      try {
+        catalogChanged = await this.report(orgId, server, tools);
+      } catch (error) {
+        // The person's own list still serves them; the catalog catches up on a later read.
+        this.logger.warn(
+          { orgId, integration: server.integration, err: (error as Error).message },
+          'storing an MCP server tool list in policy failed',
+        );
+      }
+    }
+    return { names, catalogChanged };
+  }
+
+  /** A tool the catalog lacks or defines differently, or dates that need renewing before they expire. */
+  private reportDue(orgId: string, server: McpServerView, tools: UpstreamTool[]): boolean {
+    const differs = tools.some((tool) => {
+      const stored = server.tools.get(tool.name);
+      return !stored || JSON.stringify(stored) !== JSON.stringify(tool);
+    });
+    if (differs) return true;
+    const renewEvery = Math.max(1_000, this.env.MCP_TOOLS_RETAIN_UNSEEN_MS / 4);
+    const now = this.clock.now();
+    const lastReport = Math.max(
+      this.reportedAt.get(`${orgId}\u0000${server.integration}`) ?? 0,
+      server.toolsReadAt?.getTime() ?? 0,
+    );
+    return now - lastReport >= renewEvery;
+  }
+
+  /** Stores a read in policy's catalog; true when the catalog changed (decide on a fresh view then). */
+  private async report(orgId: string, server: McpServerView, tools: UpstreamTool[]): Promise<boolean> {
+    const stored = await this.rpc.request(rpc.policy.setMcpTools, {
+      orgId,
+      integration: server.integration,
+      url: server.url,
+      toolsJson: JSON.stringify(tools),
+      retainUnseenMs: BigInt(this.env.MCP_TOOLS_RETAIN_UNSEEN_MS),
+    });
+    this.reportedAt.set(`${orgId}\u0000${server.integration}`, this.clock.now());
+    return stored.server?.toolsDigest !== server.toolsDigest;
+  }
 }

@@ -1,5 +1,10 @@
 import { SERVICE_ENV } from '@context-gateway/service-kit';
-import { type CallToolResult, Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import {
+  type CallToolResult,
+  Client,
+  ProtocolError,
+  StreamableHTTPClientTransport,
+} from '@modelcontextprotocol/client';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 
 import type { Env } from '../env.js';
@@ -9,16 +14,22 @@ import { type FetchLike, upstreamFetch, UpstreamTooLargeError } from './upstream
 /** Why an upstream exchange failed, in words an MCP client can show. */
 export class UpstreamFailure extends Error {
   constructor(
-    readonly kind: 'timeout' | 'too_large' | 'unauthorized' | 'unreachable' | 'protocol',
+    readonly kind: 'timeout' | 'too_large' | 'unauthorized' | 'unreachable' | 'protocol' | 'cancelled',
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; rpcCode?: number },
   ) {
     super(message, options);
+    this.rpcCode = options?.rpcCode;
   }
+
+  /** The server's own JSON-RPC error code, when it answered with one (passed on to the agent). */
+  readonly rpcCode: number | undefined;
 }
 
 /** At most this many pages of tools are read from one server (a loop guard, not a catalog limit). */
 const MAX_TOOL_PAGES = 20;
+/** A tool list bigger than this (JSON bytes, all pages) is refused: policy keeps at most as much per server. */
+const MAX_TOOL_LIST_BYTES = 256 * 1024;
 
 /**
  * The gateway as an MCP client of an org's remote servers: one short exchange per call, the
@@ -46,11 +57,15 @@ export class McpUpstream implements OnApplicationShutdown {
     return this.exchange(server, token, undefined, async (client, signal) => {
       const tools: UpstreamTool[] = [];
       let cursor: string | undefined;
+      let bytes = 0;
       for (let page = 0; page < MAX_TOOL_PAGES; page++) {
         const result = await client.listTools(cursor ? { cursor } : {}, {
           signal,
           timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
         });
+        bytes += Buffer.byteLength(JSON.stringify(result.tools));
+        if (bytes > MAX_TOOL_LIST_BYTES)
+          throw new UpstreamFailure('too_large', 'The MCP server lists more tools than the gateway keeps');
         tools.push(...(result.tools as UpstreamTool[]));
         cursor = result.nextCursor;
         if (!cursor) break;
@@ -92,12 +107,17 @@ export class McpUpstream implements OnApplicationShutdown {
       await client.connect(transport, { signal, timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS });
       return await work(client, signal);
     } catch (error) {
+      if (error instanceof UpstreamFailure) throw error;
+      if (outer?.aborted) throw new UpstreamFailure('cancelled', 'The caller went away', { cause: error });
       throw classify(error, timeout.aborted);
     } finally {
       await client.close().catch(() => undefined);
     }
   }
 }
+
+/** Invalid request, method not found, invalid params, internal error. */
+const PASSED_ON_CODES = new Set([-32600, -32601, -32602, -32603]);
 
 function classify(error: unknown, timedOut: boolean): UpstreamFailure {
   const chain: unknown[] = [];
@@ -108,6 +128,11 @@ function classify(error: unknown, timedOut: boolean): UpstreamFailure {
     });
   if (timedOut || chain.some((e) => (e as { name?: string }).name === 'TimeoutError'))
     return new UpstreamFailure('timeout', 'The MCP server did not answer in time', { cause: error });
+  // The server answered with a standard JSON-RPC error of its own (unknown tool, invalid
+  // arguments): passed on. Others (elicitation, server-defined codes) could pose as the
+  // gateway's own and are not.
+  if (error instanceof ProtocolError && PASSED_ON_CODES.has(error.code))
+    return new UpstreamFailure('protocol', error.message.slice(0, 500), { cause: error, rpcCode: error.code });
   const text = chain.map((e) => String((e as { message?: unknown }).message ?? e)).join(' ');
   if (/\b401\b|unauthori[sz]ed/i.test(text))
     return new UpstreamFailure('unauthorized', 'The MCP server refused the credential', { cause: error });

@@ -49,7 +49,13 @@ export class McpServersHandler {
 
   @RpcHandler(rpc.policy.setMcpTools)
   async setTools(@Payload() req: SetMcpToolsRequest) {
-    const { server, revision } = await this.servers.setTools(req.orgId, req.integration, req.toolsJson);
+    const { server, revision } = await this.servers.setTools(
+      req.orgId,
+      req.integration,
+      req.url,
+      req.toolsJson,
+      Number(req.retainUnseenMs),
+    );
     return { server: mcpServerToWire(server), revision };
   }
 }

@@ -1,8 +1,9 @@
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { Injectable } from '@nestjs/common';
 
 import type { McpServer as McpServerRow } from '../generated/prisma/client.js';
-import { canonicalTools } from './mcp-tools.js';
+import { MAX_ORG_TOOLS_BYTES, mergeTools, parseTools } from './mcp-tools.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
 
@@ -16,6 +17,7 @@ export class McpServersService {
   constructor(
     private readonly repo: RulesRepository,
     private readonly rules: RulesService,
+    private readonly clock: Clock,
   ) {}
 
   async put(
@@ -46,18 +48,36 @@ export class McpServersService {
     return { server: result.server, revision: result.revision };
   }
 
-  /** A fresh tool list: stored and announced when it differs from the stored one, else only dated. */
+  /**
+   * A gateway read the server at `url` (the registration it read may have changed since:
+   * then the read is ignored). The catalog takes the read in (mergeTools); it is announced
+   * when it changed, else only dated.
+   */
   async setTools(
     orgId: string,
     integration: string,
+    url: string,
     toolsJson: string,
+    retainUnseenMs: number,
   ): Promise<{ server: McpServerRow; revision: bigint }> {
-    const tools = canonicalTools(toolsJson);
+    const read = parseTools(toolsJson);
     const result = await this.repo.transaction(async (tx) => {
-      const server = await this.repo.setMcpTools(tx, orgId, integration, tools);
-      if (!server) throw new AppError('not_found', 'No such MCP server');
-      if (!server.changed) return { server: server.row, revision: await this.repo.revision(orgId), eventId: undefined };
-      return { server: server.row, ...(await this.rules.bump(tx, orgId, 'mcp_tools_set')) };
+      const stored = await this.repo.lockMcpServer(tx, orgId, integration);
+      if (!stored) throw new AppError('not_found', 'No such MCP server');
+      if (stored.url !== url) return { server: stored, revision: await this.repo.revision(orgId), eventId: undefined };
+      const now = this.clock.date();
+      const merged = mergeTools(stored, read, now, retainUnseenMs);
+      const changed = merged.digest !== stored.toolsDigest;
+      if (changed) {
+        const others = await this.repo.otherMcpToolsBytes(tx, orgId, integration);
+        if (others + Buffer.byteLength(merged.json) > MAX_ORG_TOOLS_BYTES)
+          throw new AppError('validation_failed', "The org's MCP servers list more tools than policy keeps", [
+            { path: 'toolsJson', message: `at most ${MAX_ORG_TOOLS_BYTES} bytes for all servers of an org` },
+          ]);
+      }
+      const server = await this.repo.storeMcpTools(tx, orgId, integration, merged, changed, now);
+      if (!changed) return { server, revision: await this.repo.revision(orgId), eventId: undefined };
+      return { server, ...(await this.rules.bump(tx, orgId, 'mcp_tools_set')) };
     });
     if (result.eventId) await this.rules.announce([result.eventId]);
     return { server: result.server, revision: result.revision };

@@ -28,11 +28,21 @@ function toolNames(toolsJson: string): string[] {
   return parsed.map((t) => t.name);
 }
 
+/** A server's tools may take this many bytes (UTF-8 JSON) in policy's snapshot. */
+export const MAX_SERVER_TOOLS_BYTES = 256 * 1024;
 /**
- * Checks a tool list a gateway read from a server: a JSON array of objects each with a
- * valid, unique `name`. Returned re-serialized in name order, so equal lists digest equal.
+ * All of an org's servers together: the snapshot a gateway fetches carries them beside the
+ * rules and must stay well under NATS's 1 MB message limit.
  */
-export function canonicalTools(toolsJson: string): { json: string; digest: string } {
+export const MAX_ORG_TOOLS_BYTES = 600 * 1024;
+
+interface NamedTool {
+  name: string;
+  [key: string]: unknown;
+}
+
+/** Checks a tool list a gateway read from a server: a JSON array of objects each with a valid, unique `name`. */
+export function parseTools(toolsJson: string): NamedTool[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(toolsJson);
@@ -53,7 +63,42 @@ export function canonicalTools(toolsJson: string): { json: string; digest: strin
     return [];
   });
   if (problems.length > 0) throw new AppError('validation_failed', 'Invalid tool list', problems);
-  const sorted = [...(parsed as { name: string }[])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return parsed as NamedTool[];
+}
+
+/**
+ * The org's catalog of a server's tools after one more read. A server may list different
+ * tools to different people (by their token's scopes), so one read never removes what
+ * another person's read added: the catalog is every tool seen in a read within
+ * `retainUnseenMs`, each with its latest definition. A tool the server stopped offering
+ * drops out once no read has shown it for that long (the server itself refuses it at once).
+ * Returned in name order, so equal catalogs digest equal.
+ */
+export function mergeTools(
+  stored: { toolsJson: string; toolsSeenJson: string },
+  read: NamedTool[],
+  now: Date,
+  retainUnseenMs: number,
+): { json: string; digest: string; seenJson: string } {
+  const tools = new Map((JSON.parse(stored.toolsJson) as NamedTool[]).map((t) => [t.name, t]));
+  const seenAt = new Map(Object.entries(JSON.parse(stored.toolsSeenJson) as Record<string, string>));
+  for (const tool of read) {
+    tools.set(tool.name, tool);
+    seenAt.set(tool.name, now.toISOString());
+  }
+  for (const name of [...tools.keys()]) {
+    const seen = Date.parse(seenAt.get(name) ?? '');
+    if (!(now.getTime() - seen < retainUnseenMs)) tools.delete(name);
+  }
+  const sorted = [...tools.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const json = JSON.stringify(sorted);
-  return { json, digest: createHash('sha256').update(json).digest('hex') };
+  if (Buffer.byteLength(json) > MAX_SERVER_TOOLS_BYTES)
+    throw new AppError('validation_failed', 'The tool list is larger than one server may have', [
+      { path: 'toolsJson', message: `at most ${MAX_SERVER_TOOLS_BYTES} bytes` },
+    ]);
+  return {
+    json,
+    digest: createHash('sha256').update(json).digest('hex'),
+    seenJson: JSON.stringify(Object.fromEntries(sorted.map((t) => [t.name, seenAt.get(t.name)]))),
+  };
 }

@@ -481,12 +481,17 @@ describe("an org's remote MCP servers", () => {
     const put = await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', { create_issue: 'repo' });
     expect(put.server).toMatchObject({ toolsJson: '[]', toolsDigest: '', resourceArguments: { create_issue: 'repo' } });
 
-    const first = await mcp.setTools(orgId, 'github', JSON.stringify([tool('list_repos'), tool('create_issue')]));
+    const URL_ = 'https://mcp.example.com/mcp';
+    const RETAIN = 60_000;
+    const read = (tools: object[], url = URL_) => mcp.setTools(orgId, 'github', url, JSON.stringify(tools), RETAIN);
+    const first = await read([tool('list_repos'), tool('create_issue')]);
     expect(first.revision).toBeGreaterThan(put.revision);
     // Listed in another order: the same list, nothing announced.
-    const same = await mcp.setTools(orgId, 'github', JSON.stringify([tool('create_issue'), tool('list_repos')]));
+    const same = await read([tool('create_issue'), tool('list_repos')]);
     expect(same.revision).toBe(first.revision);
     expect(same.server.toolsDigest).toBe(first.server.toolsDigest);
+    // A read of a URL the registration no longer has changes nothing.
+    expect((await read([tool('evil')], 'https://old.example.com/mcp')).revision).toBe(first.revision);
 
     const decide = async (userId: string, capability: string) => {
       const snapshot = await rules.snapshot(orgId);
@@ -498,22 +503,40 @@ describe("an org's remote MCP servers", () => {
       });
     };
     expect(await decide(alice, 'github:list_repos')).toMatchObject({ allowed: true });
-    expect(await decide(bob, 'github:list_repos')).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+    expect(await decide(alice, 'github:evil')).toMatchObject({ reason: 'unknown_capability' });
+    expect(await decide(bob, 'github:list_repos')).toMatchObject({
+      allowed: false,
+      decidedBy: 'user',
+      reason: 'no_allow',
+    });
 
-    // A tool the server no longer lists is no capability any more; a new one is, without a deploy.
-    const changed = await mcp.setTools(orgId, 'github', JSON.stringify([tool('list_repos'), tool('delete_repo')]));
+    // A new tool is a capability without a deploy. One read without a tool (another person's
+    // token may see fewer) does not remove it; unseen for the retention time, it drops out.
+    const changed = await read([tool('list_repos'), tool('delete_repo')]);
     expect(changed.revision).toBeGreaterThan(first.revision);
-    expect(await decide(alice, 'github:create_issue')).toMatchObject({ allowed: false });
     expect(await decide(alice, 'github:delete_repo')).toMatchObject({ allowed: true });
+    expect(await decide(alice, 'github:create_issue')).toMatchObject({ allowed: true });
+    clock.advance(RETAIN + 1);
+    const later = await read([tool('list_repos'), tool('delete_repo')]);
+    expect(later.revision).toBeGreaterThan(changed.revision);
+    // (github:create_issue stays a catalog capability; `github:tools` no longer covers it.)
+    expect(await decide(alice, 'github:create_issue')).toMatchObject({ allowed: false, decidedBy: 'user' });
+
+    // A new URL is another server: none of the old tools carry over.
+    const moved = await mcp.put(orgId, 'github', 'https://mcp2.example.com/mcp', {});
+    expect(moved.server).toMatchObject({ toolsJson: '[]', toolsDigest: '', toolsReadAt: null });
+    expect(await decide(alice, 'github:delete_repo')).toMatchObject({ reason: 'unknown_capability' });
+    await mcp.setTools(orgId, 'github', 'https://mcp2.example.com/mcp', JSON.stringify([tool('delete_repo')]), RETAIN);
 
     await mcp.delete(orgId, 'github');
     expect(await decide(alice, 'github:delete_repo')).toMatchObject({ allowed: false, reason: 'unknown_capability' });
     await expect(mcp.delete(orgId, 'github')).rejects.toMatchObject({ code: 'not_found' });
   });
 
-  it('refuses tool lists that are not one: bad names, duplicates, not an array, not JSON', async () => {
+  it('refuses tool lists that are not one: bad names, duplicates, not an array, not JSON, too big', async () => {
     const orgId = randomUUID();
-    await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', {});
+    const URL_ = 'https://mcp.example.com/mcp';
+    await mcp.put(orgId, 'github', URL_, {});
     for (const bad of [
       JSON.stringify([tool('has space')]),
       JSON.stringify([tool('a:b')]),
@@ -522,7 +545,14 @@ describe("an org's remote MCP servers", () => {
       JSON.stringify([null]),
       '[{',
     ])
-      await expect(mcp.setTools(orgId, 'github', bad)).rejects.toMatchObject({ code: 'validation_failed' });
-    await expect(mcp.setTools(randomUUID(), 'github', '[]')).rejects.toMatchObject({ code: 'not_found' });
+      await expect(mcp.setTools(orgId, 'github', URL_, bad, 60_000)).rejects.toMatchObject({
+        code: 'validation_failed',
+      });
+    // Bigger than one server may have, counted in bytes (multi-byte text counts what it weighs).
+    const huge = [tool('big', { description: '€'.repeat(100_000) })];
+    await expect(mcp.setTools(orgId, 'github', URL_, JSON.stringify(huge), 60_000)).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+    await expect(mcp.setTools(randomUUID(), 'github', URL_, '[]', 60_000)).rejects.toMatchObject({ code: 'not_found' });
   });
 });

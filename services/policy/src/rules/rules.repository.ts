@@ -116,16 +116,21 @@ export class RulesRepository {
       await tx.orgIntegration.createMany({ data: integrations.map((integration) => ({ orgId, integration })) });
   }
 
-  upsertMcpServer(
+  async upsertMcpServer(
     tx: Tx,
     server: { orgId: string; integration: string; url: string; resourceArguments: Record<string, string> },
   ): Promise<McpServer> {
     const { orgId, integration, url, resourceArguments } = server;
+    const current = await tx.mcpServer.findUnique({ where: { orgId_integration: { orgId, integration } } });
+    // A new URL may be another server: nothing of the old one's tools carries over.
+    const fresh =
+      current && current.url !== url
+        ? { toolsJson: '[]', toolsDigest: '', toolsSeenJson: '{}', toolsReadAt: null }
+        : {};
     return tx.mcpServer.upsert({
       where: { orgId_integration: { orgId, integration } },
       create: { orgId, integration, url, resourceArguments },
-      // A new URL may be another server: its tools are read afresh before anything is called.
-      update: { url, resourceArguments },
+      update: { url, resourceArguments, ...fresh },
     });
   }
 
@@ -140,25 +145,38 @@ export class RulesRepository {
     return found;
   }
 
-  /** Stores a tool list (locking the row); `changed` says whether it differs from the stored one. */
-  async setMcpTools(
+  /** The server's row, locked until the transaction ends (tool reads of one server apply one at a time). */
+  async lockMcpServer(tx: Tx, orgId: string, integration: string): Promise<McpServer | undefined> {
+    const locked = await tx.$queryRaw<{ org_id: string }[]>`
+      SELECT org_id FROM mcp_servers WHERE org_id = ${orgId}::uuid AND integration = ${integration} FOR UPDATE`;
+    if (locked.length === 0) return undefined;
+    return (await tx.mcpServer.findUnique({ where: { orgId_integration: { orgId, integration } } })) ?? undefined;
+  }
+
+  /** Bytes (UTF-8) of the stored tool lists of the org's other servers. */
+  async otherMcpToolsBytes(tx: Tx, orgId: string, integration: string): Promise<number> {
+    const rows = await tx.$queryRaw<{ bytes: bigint | null }[]>`
+      SELECT sum(octet_length(tools_json))::bigint AS bytes FROM mcp_servers
+      WHERE org_id = ${orgId}::uuid AND integration <> ${integration}`;
+    return Number(rows[0]?.bytes ?? 0n);
+  }
+
+  storeMcpTools(
     tx: Tx,
     orgId: string,
     integration: string,
-    tools: { json: string; digest: string },
-  ): Promise<{ row: McpServer; changed: boolean } | undefined> {
-    const locked = await tx.$queryRaw<{ tools_digest: string }[]>`
-      SELECT tools_digest FROM mcp_servers WHERE org_id = ${orgId}::uuid AND integration = ${integration} FOR UPDATE`;
-    const [current] = locked;
-    if (!current) return undefined;
-    const changed = current.tools_digest !== tools.digest;
-    const row = await tx.mcpServer.update({
+    merged: { json: string; digest: string; seenJson: string },
+    changed: boolean,
+    now: Date,
+  ): Promise<McpServer> {
+    return tx.mcpServer.update({
       where: { orgId_integration: { orgId, integration } },
-      data: changed
-        ? { toolsJson: tools.json, toolsDigest: tools.digest, toolsReadAt: new Date() }
-        : { toolsReadAt: new Date() },
+      data: {
+        ...(changed ? { toolsJson: merged.json, toolsDigest: merged.digest } : {}),
+        toolsSeenJson: merged.seenJson,
+        toolsReadAt: now,
+      },
     });
-    return { row, changed };
   }
 
   findApplication(id: string): Promise<Application | null> {

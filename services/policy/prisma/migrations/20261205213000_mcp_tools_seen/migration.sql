@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "mcp_servers" ADD COLUMN     "tools_seen_json" TEXT NOT NULL DEFAULT '{}';
