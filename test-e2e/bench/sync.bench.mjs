@@ -13,14 +13,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { RpcClient } from '@context-gateway/messaging';
-import { ConnectDecision, rpc } from '@context-gateway/proto';
-import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
+import { rpc } from '@context-gateway/proto';
+import { startSimulator } from '@context-gateway/source-simulators';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 
 // The same code `pnpm start` runs.
 import { ensureNats, startStack } from '../../scripts/start.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
+import { connectAccount } from './bench-people.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -141,38 +142,26 @@ try {
   });
   const { secret: key } = await admin('POST', `/v1/admin/applications/${app.id}/api-keys`);
   const client = new RpcClient(nc);
-  const newSession = () =>
-    client.request(rpc.broker.createConnectSession, {
-      orgId: org.id,
-      applicationId: app.id,
-      applicationName: 'Bench App',
-      integration: 'github',
-      scopes: SCOPES,
-      callbackUrl: CALLBACK,
-    });
-  await waitFor('the broker to know the app', () => newSession().then(() => true));
+  const session = {
+    orgId: org.id,
+    applicationId: app.id,
+    applicationName: 'Bench App',
+    integration: 'github',
+    scopes: SCOPES,
+    callbackUrl: CALLBACK,
+  };
+  await waitFor('the broker to know the app', () =>
+    client.request(rpc.broker.createConnectSession, session).then(() => true),
+  );
 
   // Each account is a new person, signed in with a software passkey at the gateway.
-  const connectAccount = async (login) => {
-    const person = await signUpWithSoftPasskey(`http://localhost:${new URL(stack.gatewayUrl).port}`);
-    const session = await newSession();
-    const decided = await client.request(rpc.broker.decideConnectSession, {
-      sessionToken: session.sessionToken,
-      decision: ConnectDecision.ALLOW,
-      personSessionToken: person.sessionToken,
-    });
-    const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
-    const done = await client.request(
-      rpc.broker.completeAuthorization,
-      {
-        callbackQuery: redirect.search.slice(1),
-        stateCookie: decided.oauthState,
-        personSessionToken: person.sessionToken,
-      },
-      { timeoutMs: 20_000 },
+  const connectGithub = async (login) =>
+    connectAccount(
+      client,
+      session,
+      await signUpWithSoftPasskey(`http://localhost:${new URL(stack.gatewayUrl).port}`),
+      login,
     );
-    return done.connectionId;
-  };
   const api = async (path) => {
     const res = await fetch(`${stack.gatewayUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
     if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
@@ -195,7 +184,7 @@ try {
   // A typical account first: it warms the stack up (JIT, connections, keys) the way a
   // running deployment is warm, and is the account the freshness part changes.
   await sim.control.createAccount({ login: 'bench-small', counts: { repos: 150, starred: 50, issues: 20 } });
-  const small = await connectAccount('bench-small');
+  const small = await connectGithub('bench-small');
   await synced(small, 60_000);
 
   // 1. Throughput.
@@ -203,7 +192,7 @@ try {
   await sim.control.createAccount({ login: 'bench-big', counts: { repos: REPOS, starred: 100, issues: 100 } });
   console.log(`seeded ${REPOS} repositories in ${Date.now() - seedStarted} ms`);
   const t0 = performance.now();
-  const big = await connectAccount('bench-big');
+  const big = await connectGithub('bench-big');
   // The run itself: from when the API first shows it running (polled every 5 ms) to its end.
   // The same machine's clock as the services': the run starts when the API first shows it
   // running (polled every 5 ms until then) and ends at the server's lastSuccessAt.

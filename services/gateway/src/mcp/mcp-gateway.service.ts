@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import type { Decision } from '@context-gateway/policy-engine';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -29,7 +30,7 @@ import { McpToolCatalog, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
 
 /** JSON-RPC error codes of gateway mode (server-defined range, docs/gateway-mode.md). */
-export const MCP_ERRORS = {
+const MCP_ERRORS = {
   /** The three-layer policy refused the call; `data.decidedBy` names the layer. */
   policyDenied: -32003,
   /** The access token lacks the scope the tool needs. */
@@ -41,6 +42,23 @@ export const MCP_ERRORS = {
   /** Policy could not be brought up to date in time (fails closed). */
   unavailable: -32012,
 } as const;
+
+/** A person's source token for one integration, as gateway mode keeps it between calls. */
+interface Credential {
+  key: string;
+  accessToken: string;
+  /** The org's policy revision it was checked at (-1: not kept). */
+  revision: bigint;
+  /** Epoch ms: after it, the broker is asked again. */
+  usableUntil: number;
+}
+
+/** How long a credential is kept at most (the same policy revision provided). */
+const CREDENTIAL_KEEP_MS = 60_000;
+/** A token this close to expiry is fetched again (the broker refreshes it first). */
+const TOKEN_MARGIN_MS = 60_000;
+/** People × integrations one gateway keeps credentials for. */
+const MAX_CREDENTIALS = 20_000;
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
 export interface GatewayAuth {
@@ -61,6 +79,7 @@ export interface GatewayAuth {
 @Injectable()
 export class McpGatewayService implements OnModuleDestroy {
   readonly handler: McpHttpHandler;
+  private readonly credentialCache = new Map<string, Credential>();
 
   constructor(
     private readonly decider: PolicyDecider,
@@ -70,6 +89,7 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly recorder: AuditRecorder,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(SERVICE_ENV) private readonly env: Env,
+    private readonly clock: Clock,
   ) {
     this.handler = createMcpHandler((ctx) => this.serverFor(ctx), {
       responseMode: 'json',
@@ -202,9 +222,9 @@ export class McpGatewayService implements OnModuleDestroy {
     }
 
     // The person's own credential for the integration: else they connect first.
-    let grant: { connectionId: string };
+    let credential: Credential;
     try {
-      grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, server.integration);
+      credential = await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined);
     } catch (error) {
       const appError = AppError.from(error);
       const connectUrl = appError.extensions?.connectUrl;
@@ -221,10 +241,11 @@ export class McpGatewayService implements OnModuleDestroy {
 
     let result: CallToolResult;
     try {
-      const token = await this.credentials.token(grant.connectionId);
-      result = await this.upstream.callTool(server, token.accessToken, tool, args, signal);
+      result = await this.upstream.callTool(server, credential.accessToken, tool, args, signal);
     } catch (error) {
       if (error instanceof UpstreamFailure) {
+        // The source may have revoked or expired the token: the next call asks the broker again.
+        if (error.kind === 'unauthorized') this.credentialCache.delete(credential.key);
         await finish({ outcome: 'error', errorCode: `upstream_${error.kind}` }, decision);
         // The server's own standard error (unknown tool, invalid arguments) reaches the agent as it was.
         if (error.rpcCode !== undefined) throw new ProtocolError(error.rpcCode, error.message);
@@ -250,6 +271,42 @@ export class McpGatewayService implements OnModuleDestroy {
       );
     }
     return result;
+  }
+
+  /**
+   * The person's connection and short-lived source token for the integration. With an allowed
+   * decision at policy revision R, the answer is kept while the org stays at R (any grant,
+   * connection or rule change bumps it, so a revocation still refuses the very next call)
+   * and the token has a minute left; otherwise the broker is asked (it refreshes first when
+   * the token is close to expiry).
+   */
+  private async credentialFor(
+    caller: GatewayAuth['caller'],
+    integration: string,
+    revision: bigint | undefined,
+  ): Promise<Credential> {
+    const key = `${caller.orgId}\u0000${caller.applicationId}\u0000${caller.onBehalfOf}\u0000${integration}`;
+    const kept = this.credentialCache.get(key);
+    if (kept && revision !== undefined && kept.revision === revision && kept.usableUntil > this.clock.now())
+      return kept;
+    const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration);
+    const token = await this.credentials.token(grant.connectionId);
+    const expiresAt = token.expiresAt ? Date.parse(token.expiresAt) : Number.POSITIVE_INFINITY;
+    const credential: Credential = {
+      key,
+      accessToken: token.accessToken,
+      revision: revision ?? -1n,
+      usableUntil: Math.min(this.clock.now() + CREDENTIAL_KEEP_MS, expiresAt - TOKEN_MARGIN_MS),
+    };
+    if (revision !== undefined) {
+      this.credentialCache.delete(key);
+      this.credentialCache.set(key, credential);
+      if (this.credentialCache.size > MAX_CREDENTIALS) {
+        const oldest = this.credentialCache.keys().next().value;
+        if (oldest !== undefined) this.credentialCache.delete(oldest);
+      }
+    }
+    return credential;
   }
 
   private decisionRequest(caller: GatewayAuth['caller'], capability: string) {

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import {
   type CallToolResult,
@@ -31,14 +33,29 @@ const MAX_TOOL_PAGES = 20;
 /** A tool list bigger than this (JSON bytes, all pages) is refused: policy keeps at most as much per server. */
 const MAX_TOOL_LIST_BYTES = 256 * 1024;
 
+/** A connected client unused for this long is closed. */
+const IDLE_CLIENT_MS = 60_000;
+/** Connected clients one gateway keeps (one per server and credential). */
+const MAX_CLIENTS = 2_000;
+
+interface Pooled {
+  client: Promise<Client>;
+  lastUsed: number;
+}
+
 /**
- * The gateway as an MCP client of an org's remote servers: one short exchange per call, the
- * person's source token as the bearer (the caller's own token never leaves the gateway),
- * either protocol revision (`server/discover` first, `initialize` when the server is older).
+ * The gateway as an MCP client of an org's remote servers, the person's source token as the
+ * bearer (the caller's own token never leaves the gateway), either protocol revision
+ * (`server/discover` first, `initialize` when the server is older). A connected client is
+ * kept per server and credential (keyed by the credential's hash, never shared between two
+ * credentials) and reused while in use, so a call is one upstream exchange, not a handshake
+ * and an exchange; it is dropped after IDLE_CLIENT_MS unused or when its connection fails.
  */
 @Injectable()
 export class McpUpstream implements OnApplicationShutdown {
   private readonly http: { fetch: FetchLike; close: () => Promise<void> };
+  private readonly pool = new Map<string, Pooled>();
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(@Inject(SERVICE_ENV) private readonly env: Env) {
     this.http = upstreamFetch({
@@ -46,9 +63,13 @@ export class McpUpstream implements OnApplicationShutdown {
       timeoutMs: env.MCP_UPSTREAM_TIMEOUT_MS,
       maxBytes: env.MCP_MAX_RESULT_BYTES,
     });
+    this.sweeper = setInterval(() => this.sweep(performance.now() - IDLE_CLIENT_MS), IDLE_CLIENT_MS / 2);
+    this.sweeper.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweep(Number.POSITIVE_INFINITY);
     await this.http.close();
   }
 
@@ -60,7 +81,7 @@ export class McpUpstream implements OnApplicationShutdown {
       let bytes = 0;
       for (let page = 0; page < MAX_TOOL_PAGES; page++) {
         const result = await client.listTools(cursor ? { cursor } : {}, {
-          signal,
+          ...(signal ? { signal } : {}),
           timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
         });
         bytes += Buffer.byteLength(JSON.stringify(result.tools));
@@ -84,7 +105,11 @@ export class McpUpstream implements OnApplicationShutdown {
     return this.exchange(server, token, signal, (client, combined) =>
       client.callTool(
         { name: tool.name, ...(args ? { arguments: args } : {}) },
-        { signal: combined, timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS, toolDefinition: tool },
+        {
+          ...(combined ? { signal: combined } : {}),
+          timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+          toolDefinition: tool,
+        },
       ),
     );
   }
@@ -93,40 +118,82 @@ export class McpUpstream implements OnApplicationShutdown {
     server: Pick<McpServerView, 'url'>,
     token: string | undefined,
     outer: AbortSignal | undefined,
-    work: (client: Client, signal: AbortSignal) => Promise<T>,
+    work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
-    const timeout = AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS);
-    const signal = outer ? AbortSignal.any([outer, timeout]) : timeout;
-    const transport = new StreamableHTTPClientTransport(new URL(server.url), {
+    const key = `${server.url}\u0000${token ? createHash('sha256').update(token).digest('base64url') : ''}`;
+    try {
+      const client = await this.client(key, server.url, token);
+      // The caller's signal as it is: the time limit is the SDK's per request, and the fetch's.
+      return await work(client, outer);
+    } catch (error) {
+      // A JSON-RPC error is the server's answer; anything else may have broken the connection.
+      if (!(error instanceof ProtocolError)) this.drop(key);
+      if (error instanceof UpstreamFailure) throw error;
+      if (outer?.aborted) throw new UpstreamFailure('cancelled', 'The caller went away', { cause: error });
+      throw classify(error);
+    }
+  }
+
+  private client(key: string, url: string, token: string | undefined): Promise<Client> {
+    const pooled = this.pool.get(key);
+    if (pooled) {
+      pooled.lastUsed = performance.now();
+      // Most recently used last: the first entry is the one to evict.
+      this.pool.delete(key);
+      this.pool.set(key, pooled);
+      return pooled.client;
+    }
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
       fetch: this.http.fetch,
       redirectPolicy: 'same-origin',
       ...(token ? { authProvider: { token: () => Promise.resolve(token) } } : {}),
     });
     const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
-    try {
-      await client.connect(transport, { signal, timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS });
-      return await work(client, signal);
-    } catch (error) {
-      if (error instanceof UpstreamFailure) throw error;
-      if (outer?.aborted) throw new UpstreamFailure('cancelled', 'The caller went away', { cause: error });
-      throw classify(error, timeout.aborted);
-    } finally {
-      await client.close().catch(() => undefined);
+    const connected = client
+      // Its own time limit, not the first caller's signal: others may wait on the same connect.
+      .connect(transport, {
+        signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
+        timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+      })
+      .then(() => client);
+    // A failed connect is not kept (the caller sees the failure; the next call tries afresh).
+    connected.catch(() => this.drop(key));
+    this.pool.set(key, { client: connected, lastUsed: performance.now() });
+    if (this.pool.size > MAX_CLIENTS) {
+      const oldest = this.pool.keys().next().value;
+      if (oldest !== undefined) this.drop(oldest);
     }
+    return connected;
   }
+
+  private drop(key: string): void {
+    const pooled = this.pool.get(key);
+    if (!pooled) return;
+    this.pool.delete(key);
+    void pooled.client.then((c) => c.close()).catch(() => undefined);
+  }
+
+  private sweep(idleBefore: number): void {
+    for (const [key, pooled] of this.pool) if (pooled.lastUsed < idleBefore) this.drop(key);
+  }
+}
+
+function messageOf(e: unknown): string {
+  const message = (e as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : '';
 }
 
 /** Invalid request, method not found, invalid params, internal error. */
 const PASSED_ON_CODES = new Set([-32600, -32601, -32602, -32603]);
 
-function classify(error: unknown, timedOut: boolean): UpstreamFailure {
+function classify(error: unknown): UpstreamFailure {
   const chain: unknown[] = [];
   for (let e: unknown = error; e && chain.length < 8; e = (e as { cause?: unknown }).cause) chain.push(e);
   if (chain.some((e) => e instanceof UpstreamTooLargeError))
     return new UpstreamFailure('too_large', 'The MCP server answered with more than the gateway accepts', {
       cause: error,
     });
-  if (timedOut || chain.some((e) => (e as { name?: string }).name === 'TimeoutError'))
+  if (chain.some((e) => (e as { name?: string }).name === 'TimeoutError' || /timed? ?out/i.test(messageOf(e))))
     return new UpstreamFailure('timeout', 'The MCP server did not answer in time', { cause: error });
   // The server answered with a standard JSON-RPC error of its own (unknown tool, invalid
   // arguments): passed on. Others (elicitation, server-defined codes) could pose as the

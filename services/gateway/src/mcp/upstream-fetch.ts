@@ -31,28 +31,54 @@ export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: numb
   const fetch: FetchLike = async (input, init) => {
     const url = new URL(String(input));
     checkUpstreamUrl(url.href, options.policy);
-    const timeout = AbortSignal.timeout(options.timeoutMs);
-    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
-    const res = await undiciFetch(url, {
-      ...(init as Parameters<typeof undiciFetch>[1]),
-      redirect: 'manual',
-      signal,
-      dispatcher: agent,
-    });
+    // One timer for the whole exchange, the body's streaming included (cheaper than
+    // AbortSignal.timeout + AbortSignal.any on every request).
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException('The upstream did not answer in time', 'TimeoutError')),
+      options.timeoutMs,
+    );
+    const outer = init?.signal;
+    const onAbort = () => controller.abort(outer?.reason);
+    if (outer?.aborted) onAbort();
+    else outer?.addEventListener('abort', onAbort, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onAbort);
+    };
+    let res;
+    try {
+      res = await undiciFetch(url, {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        redirect: 'manual',
+        signal: controller.signal,
+        dispatcher: agent,
+      });
+    } catch (error) {
+      done();
+      throw error;
+    }
     const declared = Number(res.headers.get('content-length') ?? 'NaN');
     if (Number.isFinite(declared) && declared > options.maxBytes) {
+      done();
       await res.body?.cancel();
       throw new UpstreamTooLargeError(options.maxBytes);
     }
-    if (!res.body) return res;
+    if (!res.body) {
+      done();
+      return res;
+    }
     let read = 0;
     const limited = res.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
+        transform(chunk, stream) {
           read += chunk.byteLength;
-          if (read > options.maxBytes) controller.error(new UpstreamTooLargeError(options.maxBytes));
-          else controller.enqueue(chunk);
+          if (read > options.maxBytes) {
+            done();
+            stream.error(new UpstreamTooLargeError(options.maxBytes));
+          } else stream.enqueue(chunk);
         },
+        flush: done,
       }),
     );
     return new Response(limited as ReadableStream, {

@@ -40,6 +40,8 @@ interface OrgEntry {
 
 /** Gateway mode's view of an org: its MCP servers and decisions, both from one fresh rule set. */
 export interface McpPolicyView {
+  /** The org's policy revision the view is at: anything derived from it is valid while it holds. */
+  revision: bigint;
   servers: readonly McpServerView[];
   decide(request: DecisionRequest): Decision;
 }
@@ -107,7 +109,7 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   /** The org's MCP servers and a decide() on the same fresh rules (one freshness check for a tools/list). */
   async mcpView(request: Pick<DecisionRequest, 'orgId' | 'applicationId'>): Promise<McpPolicyView> {
     const entry = await this.applicationEntry(request);
-    return { servers: entry.mcpServers, decide: (r) => entry.policies.decide(r) };
+    return { revision: entry.revision, servers: entry.mcpServers, decide: (r) => entry.policies.decide(r) };
   }
 
   /**

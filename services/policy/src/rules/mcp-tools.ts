@@ -29,7 +29,7 @@ function toolNames(toolsJson: string): string[] {
 }
 
 /** A server's tools may take this many bytes (UTF-8 JSON) in policy's snapshot. */
-export const MAX_SERVER_TOOLS_BYTES = 256 * 1024;
+const MAX_SERVER_TOOLS_BYTES = 256 * 1024;
 /**
  * All of an org's servers together: the snapshot a gateway fetches carries them beside the
  * rules and must stay well under NATS's 1 MB message limit.
