@@ -245,6 +245,31 @@ describe('gateway mode at /mcp', () => {
     expect(events.find((e) => e.eventId === outcome?.intentEventId)).toMatchObject({ phase: AuditPhase.INTENT });
   });
 
+  it("proxies the server's resources and prompts the same way, named per integration", async () => {
+    for (const era of ['modern', 'legacy'] as const) {
+      const client = await agent(alice.accessToken, era);
+      const { resources } = await client.listResources();
+      expect(resources.map((r) => r.uri)).toEqual(['github+github://user']);
+      const read = await client.readResource({ uri: 'github+github://user' });
+      expect(read.contents[0]).toMatchObject({ uri: 'github+github://user', mimeType: 'application/json' });
+      expect(JSON.parse((read.contents[0] as { text: string }).text)).toEqual({ login: 'octo-agent' });
+      const { prompts } = await client.listPrompts();
+      expect(prompts.map((p) => p.name)).toEqual(['github.review_repo']);
+      const prompt = await client.getPrompt({ name: 'github.review_repo', arguments: { repo: 'acme/frontend' } });
+      expect(prompt.messages[0]?.content).toEqual({ type: 'text', text: 'Review acme/frontend for octo-agent.' });
+      const unknown = await client.readResource({ uri: 'nope://x' }).then(
+        () => undefined,
+        (error: unknown) => error as ProtocolError,
+      );
+      expect(unknown?.code).toBe(-32602);
+      await client.close();
+    }
+    const reads = (await recentAuditEvents(nc, 40)).filter(
+      (e) => e.operation === 'MCP resources/read' && e.phase === AuditPhase.OUTCOME,
+    );
+    expect(reads.at(-1)).toMatchObject({ capability: 'github:tools', resource: 'github://user', userId: alice.userId });
+  });
+
   it('refuses what policy denies, naming the layer, from the very next call; resource rules read the arguments', async () => {
     const client = await agent(alice.accessToken, 'modern');
     const orgRule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {

@@ -90,6 +90,22 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, sha
     },
     ({ repo }) => json({ deleted: repo, by: user.login }),
   );
+  server.registerResource(
+    'profile',
+    'github://user',
+    { description: 'The GitHub account the token belongs to.', mimeType: 'application/json' },
+    (uri) => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(user) }] }),
+  );
+  server.registerPrompt(
+    'review_repo',
+    {
+      description: 'Ask for a review of one repository.',
+      argsSchema: z.object({ repo: z.string().min(3).max(200) }),
+    },
+    ({ repo }) => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `Review ${repo} for ${user.login}.` } }],
+    }),
+  );
   if (shape.searchCode) {
     server.registerTool(
       'search_code',

@@ -4,8 +4,8 @@ import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import type { Decision } from '@context-gateway/policy-engine';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import type { Client } from '@modelcontextprotocol/client';
 import {
-  type CallToolResult,
   createMcpHandler,
   inputRequired,
   type McpHttpHandler,
@@ -107,7 +107,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const server = new Server(
       { name: 'context-gateway', version: '1.0.0' },
       {
-        capabilities: { tools: { listChanged: false } },
+        capabilities: { tools: { listChanged: false }, resources: {}, prompts: {} },
         instructions:
           "Tools of your organization's connected services, each named <integration>.<tool>. Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.",
       },
@@ -118,6 +118,15 @@ export class McpGatewayService implements OnModuleDestroy {
     }));
     server.setRequestHandler('tools/call', (request, context) =>
       this.callTool(auth, ctx.era, request.params.name, request.params.arguments, context.mcpReq.signal),
+    );
+    server.setRequestHandler('resources/list', () => this.listResources(auth));
+    server.setRequestHandler('resources/templates/list', () => this.listResourceTemplates(auth));
+    server.setRequestHandler('resources/read', (request, context) =>
+      this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal),
+    );
+    server.setRequestHandler('prompts/list', () => this.listPrompts(auth));
+    server.setRequestHandler('prompts/get', (request, context) =>
+      this.getPrompt(auth, ctx.era, request.params.name, request.params.arguments, context.mcpReq.signal),
     );
     return server;
   }
@@ -161,7 +170,7 @@ export class McpGatewayService implements OnModuleDestroy {
     args: Record<string, unknown> | undefined,
     signal: AbortSignal,
   ) {
-    const { caller, request } = auth;
+    const { caller } = auth;
     const split = splitGatewayToolName(name);
     let view = await this.policyView(caller);
     let server = split && view.servers.find((s) => s.integration === split.integration);
@@ -184,9 +193,35 @@ export class McpGatewayService implements OnModuleDestroy {
     }
     const tool = split && server?.tools.get(split.tool);
     if (!split || !server || !tool) throw new ProtocolError(-32602, `Unknown tool: ${name}`);
-
-    const capability = `${server.integration}:${tool.name}`;
     const resource = resourceOf(server, tool.name, args);
+    return this.invoke(
+      auth,
+      era,
+      view,
+      server,
+      { capability: `${server.integration}:${tool.name}`, resource, operation: `MCP tools/call ${name}` },
+      (token) => this.upstream.callTool(server, token, tool, args, signal),
+      (result) => (result.isError ? 'tool_error' : undefined),
+    );
+  }
+
+  /**
+   * One decided, audited upstream exchange: the intent recorded; the token's scope and the
+   * three layers checked (tools the person has not consented to yet pass to the connection
+   * check); the person's credential found (else the connect elicitation); `run` with it; the
+   * outcome recorded. `failed` names a result that is an error of the tool's own.
+   */
+  private async invoke<T>(
+    auth: GatewayAuth,
+    era: McpRequestContext['era'],
+    view: McpPolicyView,
+    server: McpServerView,
+    what: { capability: string; resource: string | undefined; operation: string },
+    run: (token: string) => Promise<T>,
+    failed: (result: T) => string | undefined = () => undefined,
+  ) {
+    const { caller, request } = auth;
+    const { capability, resource } = what;
     const base = {
       ...auditSubject(request),
       action: 'capability_invocation' as const,
@@ -196,7 +231,7 @@ export class McpGatewayService implements OnModuleDestroy {
       integration: server.integration,
       capability,
       ...(resource !== undefined ? { resource } : {}),
-      operation: `MCP tools/call ${name}`,
+      operation: what.operation,
       requestId: String(request.id),
     };
     const intent = await this.audited(() => this.recorder.recordIntent(base));
@@ -210,10 +245,14 @@ export class McpGatewayService implements OnModuleDestroy {
 
     if (!tokenCovers(caller, server.integration, capability)) {
       await finish({ outcome: 'denied', errorCode: 'scope_not_granted' });
-      throw new ProtocolError(MCP_ERRORS.insufficientScope, `The access token does not carry the scope for ${name}`, {
-        code: 'scope_not_granted',
-        scopes: [`${server.integration}:tools`, capability],
-      });
+      throw new ProtocolError(
+        MCP_ERRORS.insufficientScope,
+        `The access token does not carry the scope for ${capability}`,
+        {
+          code: 'scope_not_granted',
+          scopes: [`${server.integration}:tools`, capability],
+        },
+      );
     }
     const decision = view.decide({ ...this.decisionRequest(caller, capability), ...(resource ? { resource } : {}) });
     if (!decision.allowed && !awaitsConsent(decision)) {
@@ -239,9 +278,9 @@ export class McpGatewayService implements OnModuleDestroy {
       throw policyError(capability, decision);
     }
 
-    let result: CallToolResult;
+    let result: T;
     try {
-      result = await this.upstream.callTool(server, credential.accessToken, tool, args, signal);
+      result = await run(credential.accessToken);
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         // The source may have revoked or expired the token: the next call asks the broker again.
@@ -257,11 +296,9 @@ export class McpGatewayService implements OnModuleDestroy {
       await finish({ ...outcomeOf(error) }, decision);
       throw new ProtocolError(MCP_ERRORS.upstream, appError.message, { code: appError.code });
     }
+    const errorCode = failed(result);
     try {
-      await finish(
-        { outcome: result.isError ? 'error' : 'allowed', ...(result.isError ? { errorCode: 'tool_error' } : {}) },
-        decision,
-      );
+      await finish({ outcome: errorCode ? 'error' : 'allowed', ...(errorCode ? { errorCode } : {}) }, decision);
     } catch (error) {
       // The call ran (its intent is stored): answering an error would make the agent repeat
       // it. The missing outcome is logged for the operator; the intent marks the call.
@@ -271,6 +308,134 @@ export class McpGatewayService implements OnModuleDestroy {
       );
     }
     return result;
+  }
+
+  // --- resources and prompts: decided as `<integration>:tools`, named per integration ---
+
+  /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed. */
+  private async readable(caller: GatewayAuth['caller']): Promise<{ server: McpServerView; token: string }[]> {
+    const view = await this.policyView(caller);
+    const found = await Promise.all(
+      view.servers.map(async (server) => {
+        const capability = `${server.integration}:tools`;
+        if (!tokenCovers(caller, server.integration, capability)) return undefined;
+        if (!view.decide(this.decisionRequest(caller, capability)).allowed) return undefined;
+        try {
+          const credential = await this.credentialFor(caller, server.integration, view.revision);
+          return { server, token: credential.accessToken };
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    return found.filter((r) => r !== undefined);
+  }
+
+  /** Every server's answer to a list, concatenated; a server that fails (or offers none) adds nothing. */
+  private async across<T>(
+    caller: GatewayAuth['caller'],
+    list: (client: Client, server: McpServerView) => Promise<T[]>,
+  ): Promise<T[]> {
+    const servers = await this.readable(caller);
+    const lists = await Promise.all(
+      servers.map(({ server, token }) =>
+        this.upstream.use(server, token, undefined, (client) => list(client, server)).catch(() => []),
+      ),
+    );
+    return lists.flat();
+  }
+
+  private async listResources(auth: GatewayAuth) {
+    const resources = await this.across(auth.caller, async (client, server) =>
+      (
+        await paged(async (cursor) => {
+          const r = await client.listResources(cursor ? { cursor } : {});
+          return { items: r.resources, nextCursor: r.nextCursor };
+        })
+      ).map((r) => ({
+        ...r,
+        uri: wrapUri(server.integration, r.uri),
+      })),
+    );
+    return { resources, cacheScope: 'private' as const };
+  }
+
+  private async listResourceTemplates(auth: GatewayAuth) {
+    const resourceTemplates = await this.across(auth.caller, async (client, server) =>
+      (
+        await paged(async (cursor) => {
+          const r = await client.listResourceTemplates(cursor ? { cursor } : {});
+          return { items: r.resourceTemplates, nextCursor: r.nextCursor };
+        })
+      ).map((t) => ({ ...t, uriTemplate: wrapUri(server.integration, t.uriTemplate) })),
+    );
+    return { resourceTemplates, cacheScope: 'private' as const };
+  }
+
+  private async listPrompts(auth: GatewayAuth) {
+    const prompts = await this.across(auth.caller, async (client, server) =>
+      (
+        await paged(async (cursor) => {
+          const r = await client.listPrompts(cursor ? { cursor } : {});
+          return { items: r.prompts, nextCursor: r.nextCursor };
+        })
+      ).map((p) => ({
+        ...p,
+        name: gatewayToolName(server.integration, p.name),
+      })),
+    );
+    return { prompts, cacheScope: 'private' as const };
+  }
+
+  private async readResource(auth: GatewayAuth, era: McpRequestContext['era'], uri: string, signal: AbortSignal) {
+    const unwrapped = unwrapUri(uri);
+    const view = await this.policyView(auth.caller);
+    const server = unwrapped && view.servers.find((s) => s.integration === unwrapped.integration);
+    if (!unwrapped || !server) throw new ProtocolError(-32602, `Unknown resource: ${uri}`, { uri });
+    return this.invoke(
+      auth,
+      era,
+      view,
+      server,
+      { capability: `${server.integration}:tools`, resource: unwrapped.uri, operation: 'MCP resources/read' },
+      async (token) => {
+        const result = await this.upstream.use(server, token, signal, (client, s) =>
+          client.readResource({ uri: unwrapped.uri }, s ? { signal: s } : {}),
+        );
+        return {
+          ...result,
+          contents: result.contents.map((c) => ({ ...c, uri: wrapUri(server.integration, c.uri) })),
+        };
+      },
+    );
+  }
+
+  private async getPrompt(
+    auth: GatewayAuth,
+    era: McpRequestContext['era'],
+    name: string,
+    args: Record<string, string> | undefined,
+    signal: AbortSignal,
+  ) {
+    const split = splitGatewayToolName(name);
+    const view = await this.policyView(auth.caller);
+    const server = split && view.servers.find((s) => s.integration === split.integration);
+    if (!split || !server) throw new ProtocolError(-32602, `Unknown prompt: ${name}`);
+    return this.invoke(
+      auth,
+      era,
+      view,
+      server,
+      {
+        capability: `${server.integration}:tools`,
+        resource: `prompt:${split.tool}`,
+        operation: `MCP prompts/get ${name}`,
+      },
+      (token) =>
+        this.upstream.use(server, token, signal, (client, s) =>
+          client.getPrompt({ name: split.tool, ...(args ? { arguments: args } : {}) }, s ? { signal: s } : {}),
+        ),
+    );
   }
 
   /**
@@ -381,6 +546,35 @@ function policyError(capability: string, decision: Decision): ProtocolError {
     reason: decision.reason,
     matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds),
   });
+}
+
+/** Pages through a list (at most 20 pages: a loop guard). */
+async function paged<T>(
+  page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>,
+): Promise<T[]> {
+  const all: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 20; i++) {
+    const result = await page(cursor);
+    all.push(...result.items);
+    cursor = result.nextCursor;
+    if (!cursor) break;
+  }
+  return all;
+}
+
+/**
+ * A resource's URI at /mcp: `<integration>+<its URI>` (`github+github://user`), so a read
+ * finds its server again and two servers' URIs never collide. Integration names hold no `+`.
+ */
+function wrapUri(integration: string, uri: string): string {
+  return `${integration}+${uri}`;
+}
+
+function unwrapUri(uri: string): { integration: string; uri: string } | undefined {
+  const plus = uri.indexOf('+');
+  if (plus <= 0 || plus === uri.length - 1) return undefined;
+  return { integration: uri.slice(0, plus), uri: uri.slice(plus + 1) };
 }
 
 /** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */

@@ -114,6 +114,16 @@ export class McpUpstream implements OnApplicationShutdown {
     );
   }
 
+  /** Any other exchange with the server (resources, prompts), with the same pooling, limits and error mapping. */
+  use<T>(
+    server: Pick<McpServerView, 'url'>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> {
+    return this.exchange(server, token, signal, work);
+  }
+
   private async exchange<T>(
     server: Pick<McpServerView, 'url'>,
     token: string | undefined,
