@@ -25,7 +25,15 @@ import type { ApplicationCaller } from '../auth/auth.types.js';
 import { CredentialsService } from '../credentials/credentials.service.js';
 import type { Env } from '../env.js';
 import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
-import { gatewayToolName, type McpServerView, splitGatewayToolName, type UpstreamTool } from './mcp-server-view.js';
+import { awaitsConsent, resourceOf, tokenCovers } from './mcp-decisions.js';
+import {
+  gatewayToolName,
+  type McpServerView,
+  splitGatewayToolName,
+  unwrapUri,
+  type UpstreamTool,
+  wrapUri,
+} from './mcp-server-view.js';
 import { McpToolCatalog, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
 
@@ -507,37 +515,6 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 }
 
-/**
- * Denied only because the person has not consented yet (no grant covering the tool), while
- * the org and the application allow it: listed, and a call leads to the connect flow.
- */
-function awaitsConsent(decision: Decision): boolean {
-  if (decision.allowed || decision.decidedBy !== 'user' || decision.reason !== 'no_allow') return false;
-  const allows = (layer: 'org' | 'application') =>
-    decision.matched.some((m) => m.layer === layer && m.effect === 'allow');
-  return allows('org') && allows('application');
-}
-
-/** An access token reaches a tool only when it carries `<integration>:tools` or the tool's own capability. */
-function tokenCovers(caller: ApplicationCaller, integration: string, capability: string): boolean {
-  if (!caller.tokenScopes) return true;
-  return caller.tokenScopes.includes(`${integration}:tools`) || caller.tokenScopes.includes(capability);
-}
-
-/** The resource a call touches, read from the argument its registration names. */
-function resourceOf(
-  server: McpServerView,
-  tool: string,
-  args: Record<string, unknown> | undefined,
-): string | undefined {
-  const argument = server.resourceArguments[tool];
-  if (!argument) return undefined;
-  const value = args?.[argument];
-  // A resource-scoped rule must never be dodged by leaving the argument out or mistyping it:
-  // a missing or non-string value is the empty resource, which only unscoped rules match.
-  return typeof value === 'string' ? value : '';
-}
-
 function policyError(capability: string, decision: Decision): ProtocolError {
   const error = deniedError(capability, decision);
   return new ProtocolError(MCP_ERRORS.policyDenied, error.message, {
@@ -561,20 +538,6 @@ async function paged<T>(
     if (!cursor) break;
   }
   return all;
-}
-
-/**
- * A resource's URI at /mcp: `<integration>+<its URI>` (`github+github://user`), so a read
- * finds its server again and two servers' URIs never collide. Integration names hold no `+`.
- */
-function wrapUri(integration: string, uri: string): string {
-  return `${integration}+${uri}`;
-}
-
-function unwrapUri(uri: string): { integration: string; uri: string } | undefined {
-  const plus = uri.indexOf('+');
-  if (plus <= 0 || plus === uri.length - 1) return undefined;
-  return { integration: uri.slice(0, plus), uri: uri.slice(plus + 1) };
 }
 
 /** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */

@@ -47,3 +47,17 @@ export function splitGatewayToolName(name: string): { integration: string; tool:
   if (dot <= 0 || dot === name.length - 1) return undefined;
   return { integration: name.slice(0, dot), tool: name.slice(dot + 1) };
 }
+
+/**
+ * A resource's URI at /mcp: `<integration>+<its URI>` (`github+github://user`), so a read
+ * finds its server again and two servers' URIs never collide. Integration names hold no `+`.
+ */
+export function wrapUri(integration: string, uri: string): string {
+  return `${integration}+${uri}`;
+}
+
+export function unwrapUri(uri: string): { integration: string; uri: string } | undefined {
+  const plus = uri.indexOf('+');
+  if (plus <= 0 || plus === uri.length - 1) return undefined;
+  return { integration: uri.slice(0, plus), uri: uri.slice(plus + 1) };
+}
