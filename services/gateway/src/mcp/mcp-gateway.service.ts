@@ -224,7 +224,14 @@ export class McpGatewayService implements OnModuleDestroy {
     era: McpRequestContext['era'],
     view: McpPolicyView,
     server: McpServerView,
-    what: { capability: string; resource: string | undefined; operation: string },
+    what: {
+      capability: string;
+      /** What the call touches: decided by resource-scoped rules, and recorded. */
+      resource: string | undefined;
+      /** Recorded only (a URI the caller wrote is no resource policy patterns can be trusted to match). */
+      recordedResource?: string;
+      operation: string;
+    },
     run: (token: string) => Promise<T>,
     failed: (result: T) => string | undefined = () => undefined,
   ) {
@@ -238,7 +245,7 @@ export class McpGatewayService implements OnModuleDestroy {
       userId: caller.onBehalfOf,
       integration: server.integration,
       capability,
-      ...(resource !== undefined ? { resource } : {}),
+      ...(resource !== undefined ? { resource } : what.recordedResource ? { resource: what.recordedResource } : {}),
       operation: what.operation,
       requestId: String(request.id),
     };
@@ -321,7 +328,9 @@ export class McpGatewayService implements OnModuleDestroy {
   // --- resources and prompts: decided as `<integration>:tools`, named per integration ---
 
   /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed. */
-  private async readable(caller: GatewayAuth['caller']): Promise<{ server: McpServerView; token: string }[]> {
+  private async readable(
+    caller: GatewayAuth['caller'],
+  ): Promise<{ server: McpServerView; token: string; key: string }[]> {
     const view = await this.policyView(caller);
     const found = await Promise.all(
       view.servers.map(async (server) => {
@@ -330,7 +339,7 @@ export class McpGatewayService implements OnModuleDestroy {
         if (!view.decide(this.decisionRequest(caller, capability)).allowed) return undefined;
         try {
           const credential = await this.credentialFor(caller, server.integration, view.revision);
-          return { server, token: credential.accessToken };
+          return { server, token: credential.accessToken, key: credential.key };
         } catch {
           return undefined;
         }
@@ -346,8 +355,14 @@ export class McpGatewayService implements OnModuleDestroy {
   ): Promise<T[]> {
     const servers = await this.readable(caller);
     const lists = await Promise.all(
-      servers.map(({ server, token }) =>
-        this.upstream.use(server, token, undefined, (client) => list(client, server)).catch(() => []),
+      servers.map(({ server, token, key }) =>
+        this.upstream
+          .use(server, token, undefined, (client) => list(client, server))
+          .catch((error: unknown) => {
+            // A refused token is asked for again next time; the list goes on without this server.
+            if (error instanceof UpstreamFailure && error.kind === 'unauthorized') this.credentialCache.delete(key);
+            return [];
+          }),
       ),
     );
     return lists.flat();
@@ -357,7 +372,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const resources = await this.across(auth.caller, async (client, server) =>
       (
         await paged(async (cursor) => {
-          const r = await client.listResources(cursor ? { cursor } : {});
+          const r = await client.listResources(cursor ? { cursor } : {}, { cacheMode: 'bypass' });
           return { items: r.resources, nextCursor: r.nextCursor };
         })
       ).map((r) => ({
@@ -372,7 +387,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const resourceTemplates = await this.across(auth.caller, async (client, server) =>
       (
         await paged(async (cursor) => {
-          const r = await client.listResourceTemplates(cursor ? { cursor } : {});
+          const r = await client.listResourceTemplates(cursor ? { cursor } : {}, { cacheMode: 'bypass' });
           return { items: r.resourceTemplates, nextCursor: r.nextCursor };
         })
       ).map((t) => ({ ...t, uriTemplate: wrapUri(server.integration, t.uriTemplate) })),
@@ -384,7 +399,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const prompts = await this.across(auth.caller, async (client, server) =>
       (
         await paged(async (cursor) => {
-          const r = await client.listPrompts(cursor ? { cursor } : {});
+          const r = await client.listPrompts(cursor ? { cursor } : {}, { cacheMode: 'bypass' });
           return { items: r.prompts, nextCursor: r.nextCursor };
         })
       ).map((p) => ({
@@ -405,10 +420,16 @@ export class McpGatewayService implements OnModuleDestroy {
       era,
       view,
       server,
-      { capability: `${server.integration}:tools`, resource: unwrapped.uri, operation: 'MCP resources/read' },
+      {
+        capability: `${server.integration}:tools`,
+        // Decided without a resource: resource-scoped denies apply, scoped allows do not.
+        resource: undefined,
+        recordedResource: unwrapped.uri,
+        operation: 'MCP resources/read',
+      },
       async (token) => {
         const result = await this.upstream.use(server, token, signal, (client, s) =>
-          client.readResource({ uri: unwrapped.uri }, s ? { signal: s } : {}),
+          client.readResource({ uri: unwrapped.uri }, { cacheMode: 'bypass', ...(s ? { signal: s } : {}) }),
         );
         return {
           ...result,

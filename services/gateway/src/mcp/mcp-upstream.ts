@@ -41,6 +41,8 @@ const MAX_CLIENTS = 2_000;
 interface Pooled {
   client: Promise<Client>;
   lastUsed: number;
+  /** Exchanges using it now: a client in use is never swept or evicted. */
+  inFlight: number;
 }
 
 /**
@@ -69,7 +71,7 @@ export class McpUpstream implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
-    this.sweep(Number.POSITIVE_INFINITY);
+    for (const [key, pooled] of this.pool) this.drop(key, pooled);
     await this.http.close();
   }
 
@@ -81,6 +83,8 @@ export class McpUpstream implements OnApplicationShutdown {
       let bytes = 0;
       for (let page = 0; page < MAX_TOOL_PAGES; page++) {
         const result = await client.listTools(cursor ? { cursor } : {}, {
+          // Always the server's answer now, never the SDK's cached one (a re-read must see changes).
+          cacheMode: 'bypass',
           ...(signal ? { signal } : {}),
           timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
         });
@@ -131,60 +135,80 @@ export class McpUpstream implements OnApplicationShutdown {
     work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
     const key = `${server.url}\u0000${token ? createHash('sha256').update(token).digest('base64url') : ''}`;
+    const pooled = this.pooled(key, server.url, token);
+    pooled.inFlight++;
     try {
-      const client = await this.client(key, server.url, token);
       // The caller's signal as it is: the time limit is the SDK's per request, and the fetch's.
-      return await work(client, outer);
+      return await work(await pooled.client, outer);
     } catch (error) {
-      // A JSON-RPC error is the server's answer; anything else may have broken the connection.
-      if (!(error instanceof ProtocolError)) this.drop(key);
-      if (error instanceof UpstreamFailure) throw error;
-      if (outer?.aborted) throw new UpstreamFailure('cancelled', 'The caller went away', { cause: error });
-      throw classify(error);
+      const failure =
+        error instanceof UpstreamFailure
+          ? error
+          : outer?.aborted
+            ? new UpstreamFailure('cancelled', 'The caller went away', { cause: error })
+            : classify(error);
+      // The server's own answer, a slow call or a cancelled one leave the connection as it
+      // was (other calls may be using it); a refused credential or a broken transport do not.
+      if (failure.kind === 'unreachable' || failure.kind === 'unauthorized' || failure.kind === 'protocol')
+        if (failure.rpcCode === undefined) this.drop(key, pooled);
+      throw failure;
+    } finally {
+      pooled.inFlight--;
+      pooled.lastUsed = performance.now();
     }
   }
 
-  private client(key: string, url: string, token: string | undefined): Promise<Client> {
-    const pooled = this.pool.get(key);
-    if (pooled) {
-      pooled.lastUsed = performance.now();
+  private pooled(key: string, url: string, token: string | undefined): Pooled {
+    const found = this.pool.get(key);
+    if (found) {
       // Most recently used last: the first entry is the one to evict.
       this.pool.delete(key);
-      this.pool.set(key, pooled);
-      return pooled.client;
+      this.pool.set(key, found);
+      return found;
     }
     const transport = new StreamableHTTPClientTransport(new URL(url), {
-      fetch: this.http.fetch,
+      // No standalone server-to-client stream (GET): the gateway answers statelessly, and a
+      // held stream per pooled client would take a connection each for nothing.
+      fetch: (input, init) =>
+        init?.method === 'GET' ? Promise.resolve(new Response(null, { status: 405 })) : this.http.fetch(input, init),
       redirectPolicy: 'same-origin',
       ...(token ? { authProvider: { token: () => Promise.resolve(token) } } : {}),
     });
     const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
-    const connected = client
-      // Its own time limit, not the first caller's signal: others may wait on the same connect.
-      .connect(transport, {
-        signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
-        timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
-      })
-      .then(() => client);
+    const entry: Pooled = {
+      client: client
+        // Its own time limit, not the first caller's signal: others may wait on the same connect.
+        .connect(transport, {
+          signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
+          timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+        })
+        .then(() => client),
+      lastUsed: performance.now(),
+      inFlight: 0,
+    };
     // A failed connect is not kept (the caller sees the failure; the next call tries afresh).
-    connected.catch(() => this.drop(key));
-    this.pool.set(key, { client: connected, lastUsed: performance.now() });
+    entry.client.catch(() => this.drop(key, entry));
+    this.pool.set(key, entry);
     if (this.pool.size > MAX_CLIENTS) {
-      const oldest = this.pool.keys().next().value;
-      if (oldest !== undefined) this.drop(oldest);
+      for (const [oldKey, old] of this.pool) {
+        if (old.inFlight > 0 || old === entry) continue;
+        this.drop(oldKey, old);
+        break;
+      }
     }
-    return connected;
+    return entry;
   }
 
-  private drop(key: string): void {
-    const pooled = this.pool.get(key);
-    if (!pooled) return;
+  /** Drops `entry` if it is still the one pooled under `key` (a replacement is left alone). */
+  private drop(key: string, entry: Pooled): void {
+    if (this.pool.get(key) !== entry) return;
     this.pool.delete(key);
-    void pooled.client.then((c) => c.close()).catch(() => undefined);
+    void entry.client.then((c) => c.close()).catch(() => undefined);
   }
 
   private sweep(idleBefore: number): void {
-    for (const [key, pooled] of this.pool) if (pooled.lastUsed < idleBefore) this.drop(key);
+    for (const [key, pooled] of this.pool)
+      if (pooled.inFlight === 0 && pooled.lastUsed < idleBefore) this.drop(key, pooled);
   }
 }
 
@@ -193,8 +217,8 @@ function messageOf(e: unknown): string {
   return typeof message === 'string' ? message : '';
 }
 
-/** Invalid request, method not found, invalid params, internal error. */
-const PASSED_ON_CODES = new Set([-32600, -32601, -32602, -32603]);
+/** Invalid request, method not found, invalid params, internal error, resource not found. */
+const PASSED_ON_CODES = new Set([-32600, -32601, -32602, -32603, -32002]);
 
 function classify(error: unknown): UpstreamFailure {
   const chain: unknown[] = [];

@@ -38,14 +38,18 @@ export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: numb
       () => controller.abort(new DOMException('The upstream did not answer in time', 'TimeoutError')),
       options.timeoutMs,
     );
+    // A body nobody reads to the end is still let go of when the timer fires.
+    timer.unref();
     const outer = init?.signal;
     const onAbort = () => controller.abort(outer?.reason);
-    if (outer?.aborted) onAbort();
-    else outer?.addEventListener('abort', onAbort, { once: true });
     const done = () => {
       clearTimeout(timer);
       outer?.removeEventListener('abort', onAbort);
     };
+    // However the exchange ends early (timer, caller, a body error), the listener goes.
+    controller.signal.addEventListener('abort', done, { once: true });
+    if (outer?.aborted) onAbort();
+    else outer?.addEventListener('abort', onAbort, { once: true });
     let res;
     try {
       res = await undiciFetch(url, {
