@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
 
 /** One OAuth fact worth the trail: who (application), for whom (person), what happened to which grant. */
 export interface OAuthAuditRecord {
-  action: 'issued' | 'refreshed' | 'revoked' | 'reuse_detected';
+  /** `exchange_refused`: a token exchange whose subject token was refused (forged, foreign, replayed, stale). */
+  action: 'issued' | 'refreshed' | 'revoked' | 'reuse_detected' | 'exchange_refused';
   orgId: string;
   applicationId: string;
   clientId: string;
@@ -38,6 +39,7 @@ export class OAuthAudit {
 
   async record(r: OAuthAuditRecord): Promise<void> {
     const revocation = r.action === 'revoked' || r.action === 'reuse_detected';
+    const refused = r.action === 'exchange_refused';
     const event = create(AuditEventSchema, {
       eventId: randomUUID(),
       occurredAt: timestampFromDate(this.clock.date()),
@@ -46,10 +48,10 @@ export class OAuthAudit {
       userId: r.userId ?? '',
       resource: r.grantId ? `oauth_grant:${r.grantId}` : `oauth_client:${r.clientId}`,
       action: revocation ? AuditAction.REVOCATION : AuditAction.CREDENTIAL_ISSUED,
-      outcome: AuditOutcome.ALLOWED,
+      outcome: refused ? AuditOutcome.DENIED : AuditOutcome.ALLOWED,
       phase: AuditPhase.COMPLETE,
       // A replayed refresh token: the family was revoked because of it.
-      errorCode: r.action === 'reuse_detected' ? 'refresh_token_reused' : '',
+      errorCode: r.action === 'reuse_detected' ? 'refresh_token_reused' : refused ? 'subject_token_refused' : '',
       actorKind: ActorKind.OAUTH_CLIENT,
       actorId: r.clientId,
       operation: r.operation,

@@ -27,7 +27,7 @@ export interface OAuthProviderOptions {
   ttl: { accessTokenSeconds: number; refreshTokenSeconds: number };
   clock: Clock;
   /** RFC 8693: the person an application's subject token names, and the grant they already share. */
-  tokenExchange: Pick<TokenExchangeOptions, 'subject' | 'exchangeGrants'>;
+  tokenExchange: Pick<TokenExchangeOptions, 'subject' | 'exchangeGrants' | 'refused'>;
 }
 
 /** Scopes beyond the applications' capabilities: OpenID Connect's own. */

@@ -132,6 +132,21 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
           }
           return verified.person();
         },
+        // A refused subject token (forged, foreign, replayed, too old) is a denial in the trail.
+        refused: async (client) => {
+          const orgId = client['org_id'];
+          const applicationId = client['application_id'];
+          if (typeof orgId !== 'string' || typeof applicationId !== 'string') return;
+          await this.audit.record({
+            action: 'exchange_refused',
+            orgId,
+            applicationId,
+            clientId: client.clientId,
+            userId: undefined,
+            grantId: undefined,
+            operation: `POST ${urls.issuerPath}/token urn:ietf:params:oauth:grant-type:token-exchange`,
+          });
+        },
         // (person, application) → the exchanges' grant; indexed by grant id, so revoking the
         // grant (revokeByGrantId) removes the pointer with it.
         exchangeGrants: {

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { rpc } from '@context-gateway/proto';
+import { fromBinary } from '@bufbuild/protobuf';
+import { AuditAction, type AuditEvent, AuditOutcome, events, rpc } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
@@ -175,6 +176,11 @@ describe('token exchange (RFC 8693)', () => {
   });
 
   it('exchanges an ID token once: a replay is invalid_request, however its signature is spelled', async () => {
+    const audited: AuditEvent[] = [];
+    const auditSub = bed.harness.nc.subscribe(events.auditRecorded.subject);
+    void (async () => {
+      for await (const m of auditSub) audited.push(fromBinary(events.auditRecorded.message, m.data));
+    })();
     const subjectToken = await idp.sign({ jti: 'once' });
     expect((await exchange({ subject_token: subjectToken })).status).toBe(200);
     const rows = await exchangedRows();
@@ -192,6 +198,15 @@ describe('token exchange (RFC 8693)', () => {
       });
     }
     expect(await exchangedRows()).toBe(rows);
+    // Issued once, refused twice: each refusal is a denial in the trail, naming the application.
+    await bed.harness.nc.flush();
+    auditSub.unsubscribe();
+    expect(audited.map((e) => ({ action: e.action, outcome: e.outcome, errorCode: e.errorCode }))).toEqual([
+      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.ALLOWED, errorCode: '' },
+      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.DENIED, errorCode: 'subject_token_refused' },
+      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.DENIED, errorCode: 'subject_token_refused' },
+    ]);
+    expect(audited.every((e) => e.applicationId === bed.confidential.applicationId)).toBe(true);
   });
 
   it("never exchanges an ID token issued to the gateway's own client, and one IdP client belongs to one application", async () => {
