@@ -198,6 +198,17 @@ describe("a person's access token on the records API", () => {
     });
     expect(elsewhere.status).toBe(401);
 
+    // Sync status and "sync now" keep to the person: their own connection yes, another's not found.
+    const sync = (connectionId: string, method = 'GET') =>
+      fetch(`${base}/v1/connections/${connectionId}/sync`, { method, headers: { authorization: `Bearer ${full}` } });
+    expect((await sync(mine.connectionId)).status).toBe(200);
+    expect((await sync(mine.connectionId, 'POST')).status).toBe(202);
+    const othersSync = await sync(theirs.connectionId);
+    expect({ status: othersSync.status, body: await othersSync.json() }).toMatchObject({
+      status: 404,
+      body: { code: 'connection_not_found' },
+    });
+
     // Starting a connect session keeps to the person: the link is theirs alone.
     const started = await fetch(`${base}/v1/connect/sessions`, {
       method: 'POST',

@@ -6637,6 +6637,15 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description scope_not_granted */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description connection_not_found */
                 404: {
                     headers: {
@@ -6861,7 +6870,7 @@ export type paths = {
         };
         /**
          * A connection's sync status
-         * @description Where syncing stands for a connection your application holds a grant on; any other connection is 404 `connection_not_found`.
+         * @description Where syncing stands for a connection your application holds a grant on; any other connection is 404 `connection_not_found`. An access token acting for a person reaches that person's connections only, of an integration it has a scope of.
          */
         get: {
             parameters: {
@@ -6918,6 +6927,15 @@ export type paths = {
                 };
                 /** @description unauthenticated */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description scope_not_granted */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -7022,6 +7040,15 @@ export type paths = {
                 };
                 /** @description unauthenticated */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description scope_not_granted */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };

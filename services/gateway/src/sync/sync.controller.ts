@@ -25,12 +25,14 @@ export class SyncController {
     path: 'connections/:connectionId/sync',
     summary: "A connection's sync status",
     description:
-      'Where syncing stands for a connection your application holds a grant on; any other connection is 404 `connection_not_found`.',
+      'Where syncing stands for a connection your application holds a grant on; any other connection is 404 `connection_not_found`. ' +
+      "An access token acting for a person reaches that person's connections only, of an integration it has a scope of.",
     tags: ['sync'],
     auth: 'api_key',
+    personTokens: true,
     params: syncParams,
     success: { status: 200, schema: syncStateSchema, description: 'The sync status.' },
-    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    errors: ['unauthenticated', 'connection_not_found', 'validation_failed', 'scope_not_granted'],
   })
   state(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof syncParams>) {
     return this.sync.state(caller, params.connectionId);
@@ -43,9 +45,10 @@ export class SyncController {
     description: 'Queues an incremental sync. Requests made while one runs are folded into one more run after it.',
     tags: ['sync'],
     auth: 'api_key',
+    personTokens: true,
     params: syncParams,
     success: { status: 202, schema: syncRequestedSchema, description: 'The sync is queued.' },
-    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    errors: ['unauthenticated', 'connection_not_found', 'validation_failed', 'scope_not_granted'],
   })
   syncNow(
     @Caller() caller: ApplicationCaller,
@@ -65,6 +68,7 @@ export class SyncController {
       'Uploading the same file again adds nothing (records are keyed by their content).',
     tags: ['sync'],
     auth: 'api_key',
+    personTokens: true,
     params: syncParams,
     success: {
       status: 200,
@@ -77,6 +81,7 @@ export class SyncController {
       'validation_failed',
       'payload_too_large',
       'unsupported_media_type',
+      'scope_not_granted',
     ],
   })
   import(

@@ -47,6 +47,14 @@ export class SyncService {
       connectionId,
     });
     if (!connection) throw new AppError('connection_not_found');
+    // A token acting for a person reaches that person's connections only (anyone else's is
+    // not found, as without a grant), and only those of an integration it has a scope of.
+    if (caller.onBehalfOf !== undefined && connection.userId !== caller.onBehalfOf)
+      throw new AppError('connection_not_found');
+    if (caller.tokenScopes && !caller.tokenScopes.some((s) => s.startsWith(`${connection.integration}:`)))
+      throw new AppError('scope_not_granted', `The access token carries no ${connection.integration} scope`, [
+        { path: 'scope', message: `needs one of the ${connection.integration}:… scopes` },
+      ]);
     return connection;
   }
 
