@@ -130,7 +130,8 @@ async function drive(label, clients, name, pids) {
 }
 
 // --- the stack, an org, a person ---------------------------------------------------------
-const sim = await startSimulator({ provider: 'github' });
+// The upstream checks every call's token at the simulator: no rate limit may end a run early.
+const sim = await startSimulator({ provider: 'github', rateLimit: 100_000_000, maxConcurrentRequests: 10_000 });
 const upstream = await spawnGithubMcp(sim.url);
 console.log(`starting the stack (era ${ERA}, ${CONCURRENCY} calls in flight, ${SECONDS} s per run) …`);
 const bench = await startBenchStack('mcp', {

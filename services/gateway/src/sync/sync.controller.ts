@@ -1,5 +1,5 @@
-import { Body, Controller, Headers, Param, Req } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import { Body, Controller, Headers, Param, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
@@ -34,8 +34,12 @@ export class SyncController {
     success: { status: 200, schema: syncStateSchema, description: 'The sync status.' },
     errors: ['unauthenticated', 'connection_not_found', 'validation_failed', 'scope_not_granted'],
   })
-  state(@Caller() caller: ApplicationCaller, @Param() params: z.infer<typeof syncParams>) {
-    return this.sync.state(caller, params.connectionId);
+  state(
+    @Caller() caller: ApplicationCaller,
+    @Param() params: z.infer<typeof syncParams>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    return this.sync.state(caller, params.connectionId, reply);
   }
 
   @Route({
@@ -54,9 +58,10 @@ export class SyncController {
     @Caller() caller: ApplicationCaller,
     @Param() params: z.infer<typeof syncParams>,
     @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     setAuditSubject(request, { connectionId: params.connectionId });
-    return this.sync.requestSync(caller, params.connectionId);
+    return this.sync.requestSync(caller, params.connectionId, reply);
   }
 
   @Route({
@@ -88,10 +93,17 @@ export class SyncController {
     @Caller() caller: ApplicationCaller,
     @Param() params: z.infer<typeof syncParams>,
     @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     setAuditSubject(request, { connectionId: params.connectionId });
     const length = request.headers['content-length'] ? Number(request.headers['content-length']) : undefined;
-    return this.sync.importCsv(caller, params.connectionId, request.body, Number.isFinite(length) ? length : undefined);
+    return this.sync.importCsv(
+      caller,
+      params.connectionId,
+      request.body,
+      Number.isFinite(length) ? length : undefined,
+      reply,
+    );
   }
 
   @Route({

@@ -12,9 +12,11 @@ import { RpcClient } from '@context-gateway/messaging';
 import { MAX_IMPORT_BATCH, rpc, SyncReason, SyncRunState } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
+import { insufficientScope } from '../oauth/access-tokens.js';
 
 const STATE_NAMES: Record<number, 'idle' | 'queued' | 'running' | 'failed' | 'needs_reauth'> = {
   [SyncRunState.IDLE]: 'idle',
@@ -40,7 +42,7 @@ export class SyncService {
     @Inject(SERVICE_ENV) private readonly env: Env,
   ) {}
 
-  private async connection(caller: ApplicationCaller, connectionId: string) {
+  private async connection(caller: ApplicationCaller, connectionId: string, reply?: FastifyReply) {
     const { connection } = await this.rpcClient.request(rpc.broker.getConnection, {
       orgId: caller.orgId,
       applicationId: caller.applicationId,
@@ -51,15 +53,16 @@ export class SyncService {
     // not found, as without a grant), and only those of an integration it has a scope of.
     if (caller.onBehalfOf !== undefined && connection.userId !== caller.onBehalfOf)
       throw new AppError('connection_not_found');
-    if (caller.tokenScopes && !caller.tokenScopes.some((s) => s.startsWith(`${connection.integration}:`)))
-      throw new AppError('scope_not_granted', `The access token carries no ${connection.integration} scope`, [
-        { path: 'scope', message: `needs one of the ${connection.integration}:… scopes` },
-      ]);
+    if (caller.tokenScopes && !caller.tokenScopes.some((s) => s.startsWith(`${connection.integration}:`))) {
+      const needed = connection.scopes.length > 0 ? connection.scopes : [`${connection.integration}:…`];
+      if (reply) throw insufficientScope(reply, this.env, needed);
+      throw new AppError('scope_not_granted', `The access token carries no ${connection.integration} scope`);
+    }
     return connection;
   }
 
-  async state(caller: ApplicationCaller, connectionId: string) {
-    await this.connection(caller, connectionId);
+  async state(caller: ApplicationCaller, connectionId: string, reply?: FastifyReply) {
+    await this.connection(caller, connectionId, reply);
     const s = await this.rpcClient.request(rpc.sync.getState, { connectionId });
     return {
       state: STATE_NAMES[s.state] ?? 'queued',
@@ -72,8 +75,8 @@ export class SyncService {
     };
   }
 
-  async requestSync(caller: ApplicationCaller, connectionId: string) {
-    const connection = await this.connection(caller, connectionId);
+  async requestSync(caller: ApplicationCaller, connectionId: string, reply?: FastifyReply) {
+    const connection = await this.connection(caller, connectionId, reply);
     if (IMPORTED.has(connection.integration))
       throw new AppError(
         'validation_failed',
@@ -88,8 +91,14 @@ export class SyncService {
    * batches, bad rows are reported with their line numbers. Re-uploading the same file
    * changes nothing (record ids come from the rows' content).
    */
-  async importCsv(caller: ApplicationCaller, connectionId: string, body: unknown, contentLength: number | undefined) {
-    const connection = await this.connection(caller, connectionId);
+  async importCsv(
+    caller: ApplicationCaller,
+    connectionId: string,
+    body: unknown,
+    contentLength: number | undefined,
+    reply?: FastifyReply,
+  ) {
+    const connection = await this.connection(caller, connectionId, reply);
     if (!IMPORTED.has(connection.integration))
       throw new AppError(
         'validation_failed',

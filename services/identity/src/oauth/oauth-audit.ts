@@ -21,6 +21,8 @@ export interface OAuthAuditRecord {
   grantId: string | undefined;
   /** What produced it, e.g. `POST /oauth/token authorization_code`. */
   operation: string;
+  /** A refusal's code (`exchange_refused`: why the subject token was refused). */
+  errorCode?: string;
 }
 
 /**
@@ -51,7 +53,12 @@ export class OAuthAudit {
       outcome: refused ? AuditOutcome.DENIED : AuditOutcome.ALLOWED,
       phase: AuditPhase.COMPLETE,
       // A replayed refresh token: the family was revoked because of it.
-      errorCode: r.action === 'reuse_detected' ? 'refresh_token_reused' : refused ? 'subject_token_refused' : '',
+      errorCode:
+        r.action === 'reuse_detected'
+          ? 'refresh_token_reused'
+          : refused
+            ? (r.errorCode ?? 'subject_token_refused')
+            : '',
       actorKind: ActorKind.OAUTH_CLIENT,
       actorId: r.clientId,
       operation: r.operation,

@@ -133,12 +133,13 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
           return verified.person();
         },
         // A refused subject token (forged, foreign, replayed, too old) is a denial in the trail.
-        refused: async (client) => {
+        refused: async (client, code) => {
           const orgId = client['org_id'];
           const applicationId = client['application_id'];
           if (typeof orgId !== 'string' || typeof applicationId !== 'string') return;
           await this.audit.record({
             action: 'exchange_refused',
+            errorCode: code,
             orgId,
             applicationId,
             clientId: client.clientId,

@@ -203,8 +203,8 @@ describe('token exchange (RFC 8693)', () => {
     auditSub.unsubscribe();
     expect(audited.map((e) => ({ action: e.action, outcome: e.outcome, errorCode: e.errorCode }))).toEqual([
       { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.ALLOWED, errorCode: '' },
-      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.DENIED, errorCode: 'subject_token_refused' },
-      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.DENIED, errorCode: 'subject_token_refused' },
+      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.DENIED, errorCode: 'sso_response_invalid' },
+      { action: AuditAction.CREDENTIAL_ISSUED, outcome: AuditOutcome.DENIED, errorCode: 'sso_response_invalid' },
     ]);
     expect(audited.every((e) => e.applicationId === bed.confidential.applicationId)).toBe(true);
   });

@@ -37,8 +37,12 @@ export interface TokenExchangeOptions {
    * consented to in a browser would let a later silent authorization (`prompt=none`) of the
    * application hand out a refresh token for them.
    */
-  /** Called (awaited) when the subject token is refused, before the error answer: the trail's denial. */
-  refused?: (client: Client) => Promise<void>;
+  /**
+   * Called (awaited) when the subject token is refused, before the error answer: the trail's
+   * denial, with the refusal's code (`sso_response_invalid`, `sso_membership_refused`, or
+   * `sso_not_configured` when the org has no IdP any more).
+   */
+  refused?: (client: Client, code: string) => Promise<void>;
   exchangeGrants: {
     find(accountId: string, clientId: string): Promise<string | undefined>;
     remember(accountId: string, clientId: string, grantId: string, expiresAt: Date | undefined): Promise<void>;
@@ -96,7 +100,7 @@ export function registerTokenExchange(provider: Provider, options: TokenExchange
       } catch (error) {
         // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is invalid_request.
         if (error instanceof AppError) {
-          await options.refused?.(client);
+          await options.refused?.(client, error.code);
           throw new errors.CustomOIDCProviderError('invalid_request', error.message);
         }
         throw error;
