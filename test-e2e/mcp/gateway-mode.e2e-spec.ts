@@ -201,7 +201,8 @@ describe('gateway mode at /mcp', () => {
 
   it("lists and calls the person's GitHub tools on both revisions; only their own GitHub token goes upstream", async () => {
     alice = await personToken('Alice Agent');
-    await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-agent', alice);
+    const aliceConnection = (await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-agent', alice))
+      .connectionId;
     for (const era of ['modern', 'legacy'] as const) {
       const client = await agent(alice.accessToken, era);
       const names = await waitFor(`the tools (${era})`, async () => {
@@ -241,7 +242,12 @@ describe('gateway mode at /mcp', () => {
       (e) => e.action === AuditAction.CAPABILITY_INVOCATION && e.capability === 'github:list_repos',
     );
     const outcome = events.find((e) => e.phase === AuditPhase.OUTCOME && e.outcome === AuditOutcome.ALLOWED);
-    expect(outcome).toMatchObject({ userId: alice.userId, applicationId: app.appId, integration: 'github' });
+    expect(outcome).toMatchObject({
+      userId: alice.userId,
+      applicationId: app.appId,
+      integration: 'github',
+      connectionId: aliceConnection,
+    });
     expect(events.find((e) => e.eventId === outcome?.intentEventId)).toMatchObject({ phase: AuditPhase.INTENT });
   });
 

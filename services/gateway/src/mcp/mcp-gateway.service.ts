@@ -54,6 +54,8 @@ const MCP_ERRORS = {
 /** A person's source token for one integration, as gateway mode keeps it between calls. */
 interface Credential {
   key: string;
+  /** The person's connection the token belongs to (named in the call's audited outcome). */
+  connectionId: string;
   accessToken: string;
   /** The org's policy revision it was checked at (-1: not kept). */
   revision: bigint;
@@ -250,10 +252,19 @@ export class McpGatewayService implements OnModuleDestroy {
       requestId: String(request.id),
     };
     const intent = await this.audited(() => this.recorder.recordIntent(base));
+    // The connection is known once the credential is: the outcome names it.
+    let connectionId: string | undefined;
     const finish = (outcome: Parameters<AuditRecorder['recordOutcome']>[1], policy?: Decision) =>
       this.audited(() =>
         this.recorder.recordOutcome(
-          { ...intent, record: { ...intent.record, ...(policy ? { policy: auditPolicyOf(policy) } : {}) } },
+          {
+            ...intent,
+            record: {
+              ...intent.record,
+              ...(policy ? { policy: auditPolicyOf(policy) } : {}),
+              ...(connectionId ? { connectionId } : {}),
+            },
+          },
           outcome,
         ),
       );
@@ -279,6 +290,7 @@ export class McpGatewayService implements OnModuleDestroy {
     let credential: Credential;
     try {
       credential = await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined);
+      connectionId = credential.connectionId;
     } catch (error) {
       const appError = AppError.from(error);
       const connectUrl = appError.extensions?.connectUrl;
@@ -488,6 +500,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const expiresAt = token.expiresAt ? Date.parse(token.expiresAt) : Number.POSITIVE_INFINITY;
     const credential: Credential = {
       key,
+      connectionId: grant.connectionId,
       accessToken: token.accessToken,
       revision: revision ?? -1n,
       usableUntil: Math.min(this.clock.now() + CREDENTIAL_KEEP_MS, expiresAt - TOKEN_MARGIN_MS),
