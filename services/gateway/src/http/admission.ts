@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 
 import { bearerToken } from '../auth/auth.guard.js';
 import type { Env } from '../env.js';
-import { RateLimits } from './rate-limits.js';
+import { RateLimits, sweepExpiredRateLimits } from './rate-limits.js';
 
 /** Probes answer under any load: an orchestrator must see a busy gateway as alive. */
 const EXEMPT = new Set(['/healthz', '/readyz']);
@@ -33,6 +33,16 @@ export async function installAdmission(app: NestFastifyApplication, logger: Logg
     storeTimeoutMs: env.RATE_LIMIT_STORE_TIMEOUT_MS,
     replicas: env.RATE_LIMIT_REPLICAS,
   });
+  const sweep = sweepExpiredRateLimits(app.get(PG_POOL), (error) =>
+    logger.warn({ err: (error as Error).message }, 'deleting expired rate-limit counters failed'),
+  );
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onClose', (_instance, done) => {
+      sweep.stop();
+      done();
+    });
   const refuse = (request: FastifyRequest, reply: FastifyReply, error: AppError, retryAfterSeconds: number) => {
     logger.info(
       { errorCode: error.code, method: request.method, status: error.status },

@@ -70,6 +70,9 @@ function limiter(
     tableName: 'rate_limits',
     // The migration owns the table; the limiter must not try to create it.
     tableCreated: true,
+    // Expired rows are deleted by the gateway's own sweep (sweepExpiredRateLimits), which
+    // stops with the server: the library's 5-minute timer would outlive it.
+    clearExpiredByTimeout: false,
     keyPrefix: prefix,
     points,
     duration: options.windowSeconds,
@@ -149,4 +152,24 @@ async function consume(limit: RLWrapperTimeouts | undefined, key: string): Promi
     // Both the shared store and the insurance failed: count nothing rather than refuse.
     return undefined;
   }
+}
+
+/** How often expired counters are deleted, and how long after expiry. */
+const SWEEP_EVERY_MS = 300_000;
+const SWEEP_AFTER_EXPIRY_MS = 3_600_000;
+
+/**
+ * Deletes counters that expired an hour ago, every five minutes, until the returned stop()
+ * (the gateway calls it when the server closes: no query may run after the pool ends).
+ * Replicas sweeping at once delete the same rows; that is harmless.
+ */
+export function sweepExpiredRateLimits(
+  pool: { query: (text: string, values: unknown[]) => Promise<unknown> },
+  onError: (error: unknown) => void,
+): { stop: () => void } {
+  const timer = setInterval(() => {
+    pool.query('DELETE FROM rate_limits WHERE expire < $1', [Date.now() - SWEEP_AFTER_EXPIRY_MS]).catch(onError);
+  }, SWEEP_EVERY_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

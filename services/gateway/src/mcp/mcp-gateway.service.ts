@@ -102,7 +102,6 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly clock: Clock,
   ) {
     this.handler = createMcpHandler((ctx) => this.serverFor(ctx), {
-      responseMode: 'json',
       onerror: (error) => this.logger.debug({ err: error.message }, 'mcp request rejected'),
     });
   }
