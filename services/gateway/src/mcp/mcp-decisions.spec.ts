@@ -59,6 +59,9 @@ describe('awaitsConsent', () => {
     ];
     expect(decide(rules, 'acme/secret-plans')).toMatchObject({ allowed: false, decidedBy: 'application' });
     expect(decide(rules, 'acme/frontend')).toMatchObject({ allowed: true });
+    // No resource (the argument left out, or resourceOf's empty one): the scoped deny still holds.
+    expect(decide(rules)).toMatchObject({ allowed: false, decidedBy: 'application' });
+    expect(decide(rules, '')).toMatchObject({ allowed: false, decidedBy: 'application' });
   });
 });
 

@@ -530,12 +530,11 @@ export class McpGatewayService implements OnModuleDestroy {
 
   /** The person's source token for the integration when they have a usable connection; else none. */
   private async tokenIfConnected(caller: GatewayAuth['caller'], integration: string): Promise<string | undefined> {
-    try {
-      const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration);
-      return (await this.credentials.token(grant.connectionId)).accessToken;
-    } catch {
-      return undefined;
-    }
+    // Only to read what the server lists: never kept (no policy revision vouches for it).
+    return this.credentialFor(caller, integration, undefined).then(
+      (credential) => credential.accessToken,
+      () => undefined,
+    );
   }
 
   private async audited<T>(work: () => Promise<T>): Promise<T> {
