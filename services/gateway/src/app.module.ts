@@ -13,6 +13,7 @@ import { OAuthModule } from './oauth/oauth.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PlatformHealthModule } from './platform-health/platform-health.module.js';
 import { PolicyModule } from './policy/policy.module.js';
+import { PortalModule } from './portal/portal.module.js';
 import { RecordsModule } from './records/records.module.js';
 import { SsoModule } from './sso/sso.module.js';
 import { SyncModule } from './sync/sync.module.js';
@@ -32,6 +33,7 @@ import { WebhooksModule } from './webhooks/webhooks.module.js';
     OpenApiModule,
     PlatformHealthModule,
     PolicyModule,
+    PortalModule,
     ConnectModule,
     CredentialsModule,
     McpModule,

@@ -27,7 +27,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 
 import { databaseUrl, EnvError, metricsListen, type RuntimeEnv } from '../config/env.js';
-import { ProblemFilter } from '../http/problem.filter.js';
+import { type ErrorPageRenderer, ProblemFilter } from '../http/problem.filter.js';
 import { installRequestTracing, requestIdFor } from '../http/request-tracing.js';
 import { installHttpMetrics } from '../metrics/http-metrics.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -46,6 +46,11 @@ export interface ServiceDefinition {
   shard?: number | ((env: RuntimeEnv) => number);
   /** Largest HTTP body accepted (default 64 KiB; control-plane services take no bodies). */
   bodyLimitBytes?: number;
+  /**
+   * An HTML page for an error, where the request is a browser's visit to one of the
+   * service's pages (undefined: problem+json, as for every API route).
+   */
+  errorPage?: ErrorPageRenderer;
   /** Last touches on the app before it listens (content parsers, Swagger, ...). */
   configure?: (app: NestFastifyApplication, logger: Logger) => void | Promise<void>;
 }
@@ -208,7 +213,7 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     const fastify = app.getHttpAdapter().getInstance();
     installRequestTracing(fastify, logger);
     installHttpMetrics(fastify, metrics);
-    app.useGlobalFilters(new ProblemFilter(logger));
+    app.useGlobalFilters(new ProblemFilter(logger, def.errorPage));
     app.connectMicroservice(
       {
         strategy: new NatsRpcServer({

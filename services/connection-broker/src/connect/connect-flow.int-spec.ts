@@ -84,7 +84,7 @@ beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-int-keys-'));
   nc = await connect({ servers: nats.url });
-  people = SignedInPeople.answerOn(nc);
+  people = SignedInPeople.answerOn(nc, clock);
   await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_connect',

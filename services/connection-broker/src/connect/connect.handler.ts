@@ -63,7 +63,7 @@ export class ConnectHandler {
     if (m.decision === ConnectDecision.DENY)
       return this.connect.deny(m.sessionToken, await this.people.optionalUserId(m.personSessionToken));
     if (m.decision === ConnectDecision.ALLOW)
-      return this.connect.allow(m.sessionToken, await this.people.userId(m.personSessionToken), m.apiKey);
+      return this.connect.allow(m.sessionToken, await this.people.recentUserId(m.personSessionToken), m.apiKey);
     throw new AppError('validation_failed', 'decision must be set');
   }
 

@@ -127,7 +127,7 @@ beforeAll(async () => {
   nats = await startPrivateNats();
   keysDir = mkdtempSync(join(tmpdir(), 'broker-deletion-keys-'));
   nc = await connect({ servers: nats.url });
-  people = SignedInPeople.answerOn(nc);
+  people = SignedInPeople.answerOn(nc, clock);
   await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_deletion',
@@ -277,6 +277,58 @@ describe('deleting a connection', () => {
     expect(
       await codeOf(client.request(rpc.broker.removeConnection, { connectionId, personSessionToken: signedIn(userId) })),
     ).toBe('connection_not_found');
+  });
+
+  it('needs a recent passkey use: an old session can neither allow, revoke nor delete, and nothing changes', async () => {
+    const { userId, connectionId } = await connected();
+    people.passkeyUsedAgo(userId, 6 * 60_000);
+    shard.calls.length = 0;
+
+    expect(
+      await codeOf(client.request(rpc.broker.removeConnection, { connectionId, personSessionToken: signedIn(userId) })),
+    ).toBe('reauthentication_required');
+    expect(
+      await codeOf(
+        client.request(rpc.broker.revokeGrant, {
+          connectionId,
+          applicationId: APP,
+          personSessionToken: signedIn(userId),
+        }),
+      ),
+    ).toBe('reauthentication_required');
+    const session = await client.request(rpc.broker.createConnectSession, {
+      orgId: ORG,
+      applicationId: APP,
+      applicationName: 'App',
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: CALLBACK,
+    });
+    expect(
+      await codeOf(
+        client.request(rpc.broker.decideConnectSession, {
+          sessionToken: session.sessionToken,
+          decision: ConnectDecision.ALLOW,
+          personSessionToken: signedIn(userId),
+        }),
+      ),
+    ).toBe('reauthentication_required');
+    expect(shard.calls).toEqual([]);
+    expect(await statusInList(userId, connectionId)).toBe(ConnectionStatus.ACTIVE);
+    // Listing is not a change: a live session still sees its connections. Denying needs nothing.
+    await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.DENY,
+      personSessionToken: signedIn(userId),
+    });
+
+    // Once the person confirmed with their passkey, the same calls go through.
+    people.passkeyUsedAgo(userId, 0);
+    const removed = await client.request(rpc.broker.removeConnection, {
+      connectionId,
+      personSessionToken: signedIn(userId),
+    });
+    expect(removed.status).toBe(ConnectionStatus.DELETED);
   });
 
   it('with the shard down: deleting, retried with growing backoff, deleted when the shard is back', async () => {

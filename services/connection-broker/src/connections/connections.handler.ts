@@ -116,7 +116,7 @@ export class ConnectionsHandler {
   async remove(@Payload() m: RemoveConnectionRequest) {
     const { revokedAtSource, status } = await this.connections.remove(
       m.connectionId,
-      await this.people.userId(m.personSessionToken),
+      await this.people.recentUserId(m.personSessionToken),
     );
     return { revokedAtSource, status: status === 'deleted' ? ConnectionStatus.DELETED : ConnectionStatus.DELETING };
   }

@@ -19,7 +19,7 @@ export class GrantsHandler {
       connectionId: m.connectionId,
       applicationId: m.applicationId,
       // The person path proves its person; the application path names its own organization.
-      userId: m.personSessionToken ? await this.people.userId(m.personSessionToken) : undefined,
+      userId: m.personSessionToken ? await this.people.recentUserId(m.personSessionToken) : undefined,
       orgId: m.orgId || undefined,
     });
     return { grantId };

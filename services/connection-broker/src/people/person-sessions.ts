@@ -1,7 +1,12 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { Global, Injectable, Module } from '@nestjs/common';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Global, Inject, Injectable, Module } from '@nestjs/common';
+
+import type { Env } from '../env.js';
 
 /**
  * The person a call acts for, proven rather than named: the broker's person calls carry the
@@ -11,14 +16,47 @@ import { Global, Injectable, Module } from '@nestjs/common';
  */
 @Injectable()
 export class PersonSessions {
-  constructor(private readonly rpc: RpcClient) {}
+  readonly #stepUpMaxAgeMs: number;
+
+  constructor(
+    private readonly rpc: RpcClient,
+    private readonly clock: Clock,
+    @Inject(SERVICE_ENV) env: Pick<Env, 'PERSON_STEP_UP_MAX_AGE_MS'>,
+  ) {
+    this.#stepUpMaxAgeMs = env.PERSON_STEP_UP_MAX_AGE_MS;
+  }
 
   /** The session's person; `unauthenticated` when the token is unknown, expired or signed out. */
   async userId(sessionToken: string): Promise<string> {
+    return (await this.resolve(sessionToken)).userId;
+  }
+
+  /**
+   * As `userId`, for what changes who may read a person's data (allowing a grant, revoking
+   * one, deleting a connection): the session must have been opened by a passkey use within
+   * PERSON_STEP_UP_MAX_AGE_MS, so a stolen or forgotten session cookie alone cannot do it.
+   * `reauthentication_required` otherwise: the person confirms with their passkey
+   * (/v1/auth/signin?prompt=login) and tries again.
+   */
+  async recentUserId(sessionToken: string): Promise<string> {
+    const { userId, authenticatedAt } = await this.resolve(sessionToken);
+    if (!authenticatedAt || this.clock.now() - authenticatedAt.getTime() > this.#stepUpMaxAgeMs) {
+      throw new AppError(
+        'reauthentication_required',
+        'Confirm with your passkey first: sign in again at /v1/auth/signin?prompt=login',
+      );
+    }
+    return userId;
+  }
+
+  private async resolve(sessionToken: string): Promise<{ userId: string; authenticatedAt?: Date }> {
     if (!sessionToken) throw new AppError('unauthenticated', 'This call needs the signed-in person’s session');
     const session = await this.rpc.request(rpc.identity.resolveSession, { sessionToken });
     if (!session.user?.id) throw new AppError('unauthenticated', 'The session has no person');
-    return session.user.id;
+    return {
+      userId: session.user.id,
+      authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : undefined,
+    };
   }
 
   /**

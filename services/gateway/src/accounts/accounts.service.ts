@@ -112,7 +112,7 @@ export class AccountsService {
   /** The signed-in user and when their passkey was last used, if the browser has a session. */
   async optionalSession(
     cookieHeader: string | undefined,
-  ): Promise<(SignedInPerson & { authenticatedAt: Date }) | undefined> {
+  ): Promise<(SignedInPerson & { authenticatedAt: Date; displayName: string }) | undefined> {
     const token = parseCookies(cookieHeader).get(SESSION_COOKIE);
     if (!token) return undefined;
     try {
@@ -120,6 +120,7 @@ export class AccountsService {
       if (!session.user) return undefined;
       return {
         userId: session.user.id,
+        displayName: session.user.displayName,
         sessionToken: token,
         authenticatedAt: session.authenticatedAt ? timestampDate(session.authenticatedAt) : new Date(0),
       };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 
-import { consentPage, errorPage, html } from './connect-pages.js';
+import { html } from '../http/html.js';
+import { consentPage, errorPage } from './connect-pages.js';
 
 const view = {
   applicationName: 'Evil <script>alert(1)</script>',

@@ -1,44 +1,9 @@
+import { html, type SafeHtml } from '../http/html.js';
+
 /**
  * The consent flow's pages: small, server-rendered, no script, every dynamic value escaped
- * through `html` (a tagged template), so nothing an app or a source sends can become markup.
+ * through `html` (http/html.ts), so nothing an app or a source sends can become markup.
  */
-const ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-  '`': '&#96;',
-};
-
-function escapeHtml(value: string): string {
-  // The pattern matches exactly the keys of ESCAPES; were they ever to drift apart, a
-  // character with no escape is dropped rather than let through raw.
-  return value.replace(/[&<>"'`]/g, (c) => ESCAPES[c] ?? '');
-}
-
-/** Already-escaped markup. Only `html` makes one. */
-export class SafeHtml {
-  constructor(readonly value: string) {}
-  toString(): string {
-    return this.value;
-  }
-}
-
-type Part = string | number | SafeHtml | readonly SafeHtml[] | undefined | null | false;
-
-/** Tagged template: interpolated strings are escaped, SafeHtml (and arrays of it) is kept. */
-export function html(strings: TemplateStringsArray, ...values: Part[]): SafeHtml {
-  let out = strings[0] ?? '';
-  values.forEach((value, i) => {
-    if (value instanceof SafeHtml) out += value.value;
-    else if (Array.isArray(value)) out += value.map((v: SafeHtml) => v.value).join('');
-    else if (value !== undefined && value !== null && value !== false) out += escapeHtml(String(value));
-    out += strings[i + 1] ?? '';
-  });
-  return new SafeHtml(out);
-}
-
 function layout(title: string, body: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en">

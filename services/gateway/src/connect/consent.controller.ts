@@ -9,6 +9,7 @@ import { z } from 'zod';
 
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
+import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
 import { consentPage, errorPage, refusedPage } from './connect-pages.js';
@@ -122,7 +123,8 @@ export class ConsentController {
     path: ':token',
     summary: 'The consent form: Allow or Deny',
     description:
-      'Form post from the consent page (CSRF-protected). Allow needs a passkey session; it continues at the source, or straight to the app when an existing connection already covers the scopes.',
+      'Form post from the consent page (CSRF-protected). Allow needs a passkey used within the last few minutes ' +
+      '(else 303 to the passkey page, then back here); it continues at the source, or straight to the app when an existing connection already covers the scopes.',
     tags: ['connect'],
     auth: 'none',
     params: tokenParams,
@@ -150,6 +152,9 @@ export class ConsentController {
         // A mistyped API key: show the page again with the reason; the session stays usable.
         if (error instanceof AppError && error.code === 'validation_failed')
           return await this.render(reply, request, params.token, person, error.message);
+        // Allowing needs a recent passkey use, not only a live session: confirm, then back here.
+        if (error instanceof AppError && error.code === 'reauthentication_required')
+          return this.redirect(reply, 303, this.signInUrl(params.token, { confirm: true }));
         throw error;
       }
       if (result.oauthState) {
@@ -181,8 +186,9 @@ export class ConsentController {
     }
   }
 
-  private signInUrl(token: string): string {
-    return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}`;
+  private signInUrl(token: string, options: { confirm?: boolean } = {}): string {
+    const prompt = options.confirm ? '&prompt=login' : '';
+    return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}${prompt}`;
   }
 
   private async render(
@@ -248,17 +254,11 @@ export class ConsentController {
   }
 
   private pageHeaders(reply: FastifyReply) {
-    reply
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .header('referrer-policy', 'no-referrer')
-      .header('x-frame-options', 'DENY')
-      .header('x-content-type-options', 'nosniff')
-      // No script at all; inline styles only; never framed (clickjacking the Allow button).
-      .header(
-        'content-security-policy',
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
-      );
+    // No script at all; inline styles only; never framed (clickjacking the Allow button).
+    htmlPageHeaders(
+      reply,
+      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+    );
   }
 }
 

@@ -91,13 +91,14 @@ export class MyConnectionsController {
     description:
       "Revokes every application's grant on it (at your Personal Server first), revokes the token at the source where the source allows, destroys the stored credential, and destroys your Personal Server's copy of its records with their key. " +
       "When this returns, every application's next query for it fails (404 `connection_not_found`, or 403 `grant_revoked` while it is still `deleting`). " +
-      'Answers 200 `deleted` when the Personal Server confirmed destroying the records, else 202 `deleting`: the deletion is kept and retried until it does.',
+      'Answers 200 `deleted` when the Personal Server confirmed destroying the records, else 202 `deleting`: the deletion is kept and retried until it does. ' +
+      'Needs a passkey use within the last few minutes (401 `reauthentication_required`: confirm at /v1/auth/signin?prompt=login).',
     tags: ['me'],
     auth: 'user_session',
     params: connectionParams,
     success: { status: 200, schema: deleted, description: 'Deleted: records and keys destroyed.' },
     alsoSuccess: { status: 202, description: 'Deleting: access is gone; the records are destroyed on retry.' },
-    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    errors: ['unauthenticated', 'reauthentication_required', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
   async remove(
@@ -120,12 +121,14 @@ export class MyConnectionsController {
     method: 'DELETE',
     path: 'me/connections/:connectionId/grants/:applicationId',
     summary: "Revoke one application's access to one of your connections",
-    description: "The application's next query is 403 `grant_revoked`; other applications keep their grants.",
+    description:
+      "The application's next query is 403 `grant_revoked`; other applications keep their grants. " +
+      'Needs a passkey use within the last few minutes (401 `reauthentication_required`: confirm at /v1/auth/signin?prompt=login).',
     tags: ['me'],
     auth: 'user_session',
     params: userGrantParams,
     success: { status: 200, schema: revokedSchema, description: 'The revoked grant.' },
-    errors: ['unauthenticated', 'connection_not_found', 'validation_failed'],
+    errors: ['unauthenticated', 'reauthentication_required', 'connection_not_found', 'validation_failed'],
     audit: { action: 'revocation' },
   })
   async revoke(

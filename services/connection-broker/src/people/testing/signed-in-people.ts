@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { answerRpc } from '@context-gateway/messaging/testing';
 import { rpc } from '@context-gateway/proto';
@@ -15,15 +17,21 @@ import type { NatsConnection } from '@nats-io/transport-node';
 export class SignedInPeople {
   readonly #sessions = new Map<string, string>();
   readonly #byUser = new Map<string, string>();
+  /** When each session's passkey was used; now, unless a test says otherwise. */
+  readonly #authenticatedAt = new Map<string, Date>();
 
-  private constructor() {}
+  private constructor(private readonly clock: Clock) {}
 
-  static answerOn(nc: NatsConnection): SignedInPeople {
-    const people = new SignedInPeople();
+  /** `clock`: the broker's, so that "a passkey use just now" is now for the broker under test. */
+  static answerOn(nc: NatsConnection, clock: Clock = systemClock): SignedInPeople {
+    const people = new SignedInPeople(clock);
     answerRpc(nc, rpc.identity.resolveSession, ({ sessionToken }) => {
       const userId = people.#sessions.get(sessionToken);
       if (!userId) throw new AppError('unauthenticated', 'Unknown or expired session');
-      return { user: { id: userId, displayName: 'Test person' } };
+      return {
+        user: { id: userId, displayName: 'Test person' },
+        authenticatedAt: timestampFromDate(people.#authenticatedAt.get(sessionToken) ?? clock.date()),
+      };
     });
     return people;
   }
@@ -37,6 +45,11 @@ export class SignedInPeople {
       this.#byUser.set(userId, token);
     }
     return token;
+  }
+
+  /** The person's session was opened by a passkey use `ageMs` ago (a step-up is then due). */
+  passkeyUsedAgo(userId: string, ageMs: number): void {
+    this.#authenticatedAt.set(this.sessionOf(userId), new Date(this.clock.now() - ageMs));
   }
 
   /** The person signs out: their token stops resolving. */

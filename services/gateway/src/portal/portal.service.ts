@@ -1,0 +1,230 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { AppError } from '@context-gateway/errors';
+import { integrationManifests } from '@context-gateway/integration-catalog';
+import { RpcClient } from '@context-gateway/messaging';
+import { AuditAction, AuditOutcome, AuditPhase, ConnectionStatus, rpc, SyncRunState } from '@context-gateway/proto';
+import { Injectable } from '@nestjs/common';
+
+import type { SignedInPerson } from '../accounts/accounts.service.js';
+
+/** A scope as the person reads it: the consent page's words, with the scope itself beside them. */
+export interface ScopeView {
+  scope: string;
+  description: string;
+}
+
+interface GrantView {
+  applicationId: string;
+  applicationName: string;
+  scopes: ScopeView[];
+  grantedAt: Date | undefined;
+}
+
+export interface ConnectionView {
+  id: string;
+  integration: string;
+  integrationName: string;
+  status: 'active' | 'needs_reauth' | 'revoked' | 'deleting' | 'deleted';
+  createdAt: Date | undefined;
+  sync: {
+    state: 'idle' | 'queued' | 'running' | 'failed' | 'needs_reauth' | 'unknown';
+    lastSuccessAt: Date | undefined;
+    nextRunAt: Date | undefined;
+    lastError: string | undefined;
+    recordsSynced: number;
+    skipped: number;
+  };
+  grants: GrantView[];
+}
+
+export interface AccessView {
+  eventId: string;
+  at: Date | undefined;
+  applicationName: string;
+  action: string;
+  what: string;
+  outcome: 'allowed' | 'denied' | 'failed' | 'other';
+  decidingLayer: string;
+}
+
+const CONNECTION_STATUS: Record<number, ConnectionView['status']> = {
+  [ConnectionStatus.ACTIVE]: 'active',
+  [ConnectionStatus.NEEDS_REAUTH]: 'needs_reauth',
+  [ConnectionStatus.REVOKED]: 'revoked',
+  [ConnectionStatus.DELETING]: 'deleting',
+  [ConnectionStatus.DELETED]: 'deleted',
+};
+
+const SYNC_STATE: Record<number, ConnectionView['sync']['state']> = {
+  [SyncRunState.IDLE]: 'idle',
+  [SyncRunState.QUEUED]: 'queued',
+  [SyncRunState.RUNNING]: 'running',
+  [SyncRunState.FAILED]: 'failed',
+  [SyncRunState.NEEDS_REAUTH]: 'needs_reauth',
+};
+
+const ACTIONS: Partial<Record<AuditAction, string>> = {
+  [AuditAction.DATA_QUERY]: 'Read data',
+  [AuditAction.CAPABILITY_INVOCATION]: 'Used a tool',
+  [AuditAction.CREDENTIAL_ISSUED]: 'Got a short-lived credential',
+  [AuditAction.CONNECT_SESSION]: 'Asked to connect',
+  [AuditAction.CONSENT]: 'Consent',
+  [AuditAction.GRANT]: 'Grant',
+  [AuditAction.REVOCATION]: 'Revocation',
+  [AuditAction.POLICY_CHANGE]: 'Rule change',
+  [AuditAction.SIGN_IN]: 'Sign-in',
+  [AuditAction.AUDIT_READ]: 'Read the access log',
+};
+
+/** The audit's `policy.decided_by` in the person's words. */
+const LAYERS: Partial<Record<string, string>> = {
+  org: 'your organization',
+  user: 'your rules',
+  app: 'the application',
+};
+
+const date = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? timestampDate(ts) : undefined);
+
+/**
+ * What the person's portal shows, gathered for one signed-in person: their connections (from
+ * the broker, which resolves the session itself), each application's grant with the
+ * application's name and each scope in the consent page's words, the sync state, and the
+ * access log of their data. Nothing here trusts the browser for who the person is.
+ */
+@Injectable()
+export class PortalService {
+  readonly #integrations = new Map(integrationManifests().map((m) => [m.key, m]));
+
+  constructor(private readonly rpcClient: RpcClient) {}
+
+  async connections(person: SignedInPerson): Promise<ConnectionView[]> {
+    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
+      personSessionToken: person.sessionToken,
+    });
+    const names = new Map<string, Promise<string>>();
+    const applicationName = (orgId: string, applicationId: string) => {
+      let name = names.get(applicationId);
+      if (!name) {
+        name = this.rpcClient
+          .request(rpc.identity.getApplication, { orgId, applicationId })
+          .then((r) => r.application?.name || 'An application')
+          .catch((error: unknown) => {
+            if (AppError.from(error).status < 500) return 'A removed application';
+            throw error;
+          });
+        names.set(applicationId, name);
+      }
+      return name;
+    };
+    return Promise.all(
+      connections.map(async ({ connection, grants }): Promise<ConnectionView> => {
+        if (!connection) throw new AppError('internal', 'broker answered a connection without its body');
+        const manifest = this.#integrations.get(connection.integration);
+        const sync = await this.syncState(connection.id);
+        return {
+          id: connection.id,
+          integration: connection.integration,
+          integrationName: manifest?.displayName ?? connection.integration,
+          status: CONNECTION_STATUS[connection.status] ?? 'revoked',
+          createdAt: date(connection.createdAt),
+          sync,
+          grants: await Promise.all(
+            grants
+              .filter((g) => g.active)
+              .map(async (g) => ({
+                applicationId: g.applicationId,
+                applicationName: await applicationName(g.orgId, g.applicationId),
+                scopes: g.scopes.map((scope) => this.scope(connection.integration, scope)),
+                grantedAt: date(g.grantedAt),
+              })),
+          ),
+        };
+      }),
+    );
+  }
+
+  /** The last accesses to the person's data, newest first (the audit log's entries for them). */
+  async accesses(person: SignedInPerson, limit = 50): Promise<AccessView[]> {
+    const { entries } = await this.rpcClient.request(rpc.audit.searchEntries, { userId: person.userId, limit });
+    const names = new Map<string, string>();
+    const rows = await Promise.all(
+      entries.map(async ({ event, recordedAt }) => {
+        // An intent is followed by its outcome: the outcome is the row a person reads.
+        if (!event || event.phase === AuditPhase.INTENT) return undefined;
+        let applicationName = '';
+        if (event.applicationId) {
+          applicationName =
+            names.get(event.applicationId) ??
+            (await this.rpcClient
+              .request(rpc.identity.getApplication, { orgId: event.orgId, applicationId: event.applicationId })
+              .then((r) => r.application?.name ?? '')
+              .catch(() => ''));
+          names.set(event.applicationId, applicationName);
+        }
+        return {
+          eventId: event.eventId,
+          at: date(event.occurredAt) ?? date(recordedAt),
+          applicationName: applicationName || (event.applicationId ? 'A removed application' : 'You'),
+          action: ACTIONS[event.action] ?? 'Other',
+          what: [event.capability, event.resource].filter(Boolean).join(' · '),
+          outcome:
+            event.outcome === AuditOutcome.ALLOWED
+              ? 'allowed'
+              : event.outcome === AuditOutcome.DENIED
+                ? 'denied'
+                : event.outcome === AuditOutcome.ERROR
+                  ? 'failed'
+                  : 'other',
+          decidingLayer: LAYERS[event.policy?.decidedBy ?? ''] ?? '',
+        } satisfies AccessView;
+      }),
+    );
+    return rows
+      .filter((r): r is AccessView => r !== undefined)
+      .sort((a, b) => (b.at?.getTime() ?? 0) - (a.at?.getTime() ?? 0));
+  }
+
+  async revoke(person: SignedInPerson, connectionId: string, applicationId: string): Promise<void> {
+    await this.rpcClient.request(rpc.broker.revokeGrant, {
+      connectionId,
+      applicationId,
+      personSessionToken: person.sessionToken,
+    });
+  }
+
+  async remove(person: SignedInPerson, connectionId: string): Promise<'deleted' | 'deleting'> {
+    const removed = await this.rpcClient.request(rpc.broker.removeConnection, {
+      connectionId,
+      personSessionToken: person.sessionToken,
+    });
+    return removed.status === ConnectionStatus.DELETED ? 'deleted' : 'deleting';
+  }
+
+  private scope(integration: string, scope: string): ScopeView {
+    return { scope, description: this.#integrations.get(integration)?.scopes[scope]?.description ?? scope };
+  }
+
+  /** The sync state; a sync-worker that does not answer leaves the page usable (shown as unknown). */
+  private async syncState(connectionId: string): Promise<ConnectionView['sync']> {
+    try {
+      const s = await this.rpcClient.request(rpc.sync.getState, { connectionId }, { timeoutMs: 2_000 });
+      return {
+        state: SYNC_STATE[s.state] ?? 'unknown',
+        lastSuccessAt: date(s.lastSuccessAt),
+        nextRunAt: date(s.nextRunAt),
+        lastError: s.lastError || undefined,
+        recordsSynced: Number(s.recordsSynced),
+        skipped: s.lastRunSkippedTotal,
+      };
+    } catch {
+      return {
+        state: 'unknown',
+        lastSuccessAt: undefined,
+        nextRunAt: undefined,
+        lastError: undefined,
+        recordsSynced: 0,
+        skipped: 0,
+      };
+    }
+  }
+}

@@ -1,0 +1,289 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { RpcClient } from '@context-gateway/messaging';
+import { ConnectDecision, rpc } from '@context-gateway/proto';
+import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import axe from 'axe-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+
+import {
+  addVirtualAuthenticator,
+  browserUrl,
+  createAccountOnSigninPage,
+  launchBrowser,
+  sessionCookie,
+  signInOnSigninPage,
+} from '../support/browser.js';
+import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
+import { rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
+
+// The person's portal as a person uses it: a browser with a passkey (virtual authenticator)
+// signs in at /account, sees their connection with each application named and its scopes in
+// words, revokes one application (whose very next query fails), is asked to confirm with the
+// passkey when the session is old, deletes the connection after a warning, and reads the
+// access log. Every page is checked with axe-core and kept as a screenshot (test-results/portal).
+const CLIENT_ID = 'cg-e2e-portal';
+const CLIENT_SECRET = 'cg-e2e-portal-secret-0123456789';
+/** The broker's step-up window, short here so that "an old session" takes seconds. */
+const STEP_UP_MS = 15_000;
+const SHOTS = join(rootDir, 'test-results', 'portal');
+
+let stack: TestStack;
+let demo: RunningSimulator;
+let admin: AdminClient;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let base: string;
+let nc: NatsConnection;
+let client: RpcClient;
+
+interface App {
+  orgId: string;
+  appId: string;
+  name: string;
+  callbackUrl: string;
+  key: string;
+}
+let digest: App;
+let planner: App;
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  demo = await startSimulator({ provider: 'demo' });
+  stack = await startTestStack('portal', {
+    OPERATOR_TOKEN,
+    INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
+    INTEGRATION_DEMO_BASE_URL: demo.url,
+    INTEGRATION_DEMO_CLIENT_ID: CLIENT_ID,
+    INTEGRATION_DEMO_CLIENT_SECRET: CLIENT_SECRET,
+    PERSON_STEP_UP_MAX_AGE_MS: String(STEP_UP_MS),
+  });
+  base = browserUrl(stack.gatewayUrl);
+  await demo.control.registerClient({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [`${base}/v1/connect/callback`],
+    name: 'Context Gateway',
+  });
+  admin = adminClient(stack.gatewayUrl);
+  const org = await admin.createOrganization('Portal Org');
+  expect(
+    (await admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['demo'] }))
+      .status,
+  ).toBe(200);
+  const newApp = async (name: string): Promise<App> => {
+    const callbackUrl = 'https://app.example/callback';
+    const app = await admin.createApplication(org.id, {
+      name,
+      callbackUrls: [callbackUrl],
+      integrations: ['demo'],
+      scopes: ['demo:read:notes', 'demo:read:profile'],
+    });
+    return { orgId: org.id, appId: app.id, name, callbackUrl, key: (await admin.issueApiKey(app.id)).secret };
+  };
+  digest = await newApp('Notes Digest <b>');
+  planner = await newApp('Weekly Planner');
+  nc = await connect(stack.natsOptions());
+  client = new RpcClient(nc);
+  await waitForBrokerToKnowApp(client, digest, 'demo', ['demo:read:notes']);
+  await waitForBrokerToKnowApp(client, planner, 'demo', ['demo:read:notes']);
+  browser = await launchBrowser();
+  context = await browser.newContext();
+  page = await context.newPage();
+  await addVirtualAuthenticator(context, page);
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await nc?.drain();
+  await stack?.stop();
+  await demo?.stop();
+}, 60_000);
+
+/** axe-core on the page as it is: no serious or critical violation; and a screenshot kept. */
+async function checkPage(name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  // Evaluated by the DevTools protocol: the page's own CSP (no script at all) stays as served.
+  await page.evaluate(axe.source);
+  const violations = await page.evaluate<{ id: string; impact: string }[]>(
+    'axe.run(document).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact })))',
+  );
+  expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')).toEqual([]);
+}
+
+const records = (app: App, connectionId: string) =>
+  fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/records`, {
+    headers: { authorization: `Bearer ${app.key}` },
+  });
+
+/** After a form post: the passkey page when the broker wanted a fresh confirmation, then back. */
+async function confirmWithPasskeyIfAsked(): Promise<boolean> {
+  if (new URL(page.url()).pathname !== '/v1/auth/signin') return false;
+  await signInOnSigninPage(page);
+  return true;
+}
+
+let connectionId: string;
+
+describe('the portal at /account', () => {
+  it('sends a signed-out browser to the passkey page and back; an empty account says what to expect', async () => {
+    await page.goto(`${base}/account`);
+    expect(new URL(page.url()).pathname).toBe('/v1/auth/signin');
+    await checkPage('01-signin');
+    await createAccountOnSigninPage(page, 'Portal Person');
+    expect(new URL(page.url()).pathname).toBe('/account');
+    await expect(page.locator('h1').textContent()).resolves.toBe('Your connections');
+    await expect(page.locator('main').textContent()).resolves.toContain('You have not connected anything yet');
+    await checkPage('02-empty');
+  }, 60_000);
+
+  it('shows each connection with what is stored and every application named, scopes in words', async () => {
+    const sessionToken = await sessionCookie(context);
+    const me = (await (
+      await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie: `__Host-cg_session=${sessionToken}` } })
+    ).json()) as { userId: string };
+    const person = { userId: me.userId, sessionToken };
+    ({ connectionId } = await connectSourceAccount(
+      client,
+      digest,
+      'demo',
+      ['demo:read:notes', 'demo:read:profile'],
+      'alice',
+      person,
+    ));
+    // A second application asks for what the connection already covers: allowed without a second source login.
+    const session = await client.request(rpc.broker.createConnectSession, {
+      orgId: planner.orgId,
+      applicationId: planner.appId,
+      applicationName: planner.name,
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: planner.callbackUrl,
+    });
+    const reused = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      personSessionToken: sessionToken,
+    });
+    expect(reused.connectionId).toBe(connectionId);
+    await waitFor('the first sync to store records', async () => {
+      const res = await records(digest, connectionId);
+      return res.status === 200 && ((await res.json()) as { records: unknown[] }).records.length > 0;
+    });
+
+    await page.goto(`${base}/account`);
+    const main = (await page.locator('main').textContent()) ?? '';
+    expect(main).toContain('Demo Notes');
+    expect(main).toContain('Connected');
+    // Names, escaped (the app chose markup for its name: it shows as text).
+    expect(main).toContain('Notes Digest <b>');
+    expect(await page.locator('main b').count()).toBe(0);
+    expect(main).toContain('Weekly Planner');
+    expect(main).toContain('Read your notes.');
+    expect(main).toContain('See your Demo Notes name.');
+    expect(main).toMatch(/Records stored\s*[1-9]/);
+    // The page's own protections.
+    const res = await page.request.get(`${base}/account`);
+    expect(res.headers()['content-security-policy']).toContain("default-src 'none'");
+    expect(res.headers()['content-security-policy']).not.toContain('script-src');
+    await checkPage('03-connections');
+  }, 60_000);
+
+  it('works at 360 px, with the keyboard, skip link first and focus visible', async () => {
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.goto(`${base}/account`);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(360);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string>('document.activeElement.textContent')).toBe('Skip to content');
+    const outline = await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle');
+    expect(outline).not.toBe('none');
+    await checkPage('04-narrow');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  }, 60_000);
+
+  it("revoking one application fails that application's very next query, and only its", async () => {
+    expect((await records(digest, connectionId)).status).toBe(200);
+    const revoke = page.getByRole('button', { name: 'Revoke access for Notes Digest <b> to Demo Notes' });
+    await Promise.all([page.waitForURL((u) => u.pathname !== '/account' || u.search !== ''), revoke.click()]);
+    if (await confirmWithPasskeyIfAsked()) {
+      await Promise.all([page.waitForURL((u) => u.search === '?notice=revoked'), revoke.click()]);
+    }
+    expect(page.url()).toBe(`${base}/account?notice=revoked`);
+    expect(await page.getByRole('status').textContent()).toContain('Access revoked');
+    const next = await records(digest, connectionId);
+    expect(next.status).toBe(403);
+    expect(((await next.json()) as { code: string }).code).toBe('grant_revoked');
+    expect((await records(planner, connectionId)).status).toBe(200);
+    expect(await page.locator('main').textContent()).not.toContain('Notes Digest');
+  }, 60_000);
+
+  it('an old session must confirm with the passkey before deleting; then the data is destroyed', async () => {
+    // Past the step-up window since the last passkey use.
+    await new Promise((r) => setTimeout(r, STEP_UP_MS + 1_000));
+    const cookie = `__Host-cg_session=${await sessionCookie(context)}`;
+    // The API says the same: a live session alone cannot delete.
+    const api = await fetch(`${stack.gatewayUrl}/v1/me/connections/${connectionId}`, {
+      method: 'DELETE',
+      headers: { cookie },
+    });
+    expect(api.status).toBe(401);
+    expect(((await api.json()) as { code: string }).code).toBe('reauthentication_required');
+
+    await page.goto(`${base}/account`);
+    await page.getByRole('link', { name: 'Delete this connection…' }).click();
+    expect(new URL(page.url()).pathname).toBe(`/account/connections/${connectionId}/delete`);
+    expect(await page.getByRole('alert').textContent()).toContain('cannot be undone');
+    await checkPage('05-confirm-delete');
+    await page.getByLabel(/I understand/).check();
+    await page.getByRole('button', { name: 'Delete the connection and its data' }).click();
+    // Asked for the passkey, then back on the confirmation.
+    expect(new URL(page.url()).pathname).toBe('/v1/auth/signin');
+    expect(new URL(page.url()).searchParams.get('prompt')).toBe('login');
+    expect((await records(planner, connectionId)).status).toBe(200);
+    await signInOnSigninPage(page);
+    expect(new URL(page.url()).pathname).toBe(`/account/connections/${connectionId}/delete`);
+    await page.getByLabel(/I understand/).check();
+    await Promise.all([
+      page.waitForURL((u) => u.pathname === '/account'),
+      page.getByRole('button', { name: 'Delete the connection and its data' }).click(),
+    ]);
+    expect(new URL(page.url()).searchParams.get('notice')).toMatch(/^(deleted|deleting)$/);
+    expect((await records(planner, connectionId)).status).toBeGreaterThanOrEqual(403);
+    expect(await page.locator('main').textContent()).toContain('You have not connected anything yet');
+  }, 60_000);
+
+  it('the access log names who read what, and what decided', async () => {
+    await page.goto(`${base}/account/activity`);
+    const table = (await page.locator('table').textContent()) ?? '';
+    expect(table).toContain('Weekly Planner');
+    expect(table).toContain('Read data');
+    expect(table).toContain('allowed');
+    await checkPage('06-activity');
+  }, 60_000);
+
+  it('a form without its CSRF token changes nothing, and says so in a page', async () => {
+    const res = await page.request.post(`${base}/account/sign-out`, { form: { csrf: 'x'.repeat(43) } });
+    expect(res.status()).toBe(403);
+    expect(res.headers()['content-type']).toContain('text/html');
+    expect(await res.text()).toContain('csrf_invalid');
+  });
+});
+
+describe('error pages for browsers', () => {
+  it('a truncated connect link or a bad return_to is an HTML page with its code; API clients keep problem+json', async () => {
+    for (const path of ['/v1/connect/abc', '/v1/auth/signin?return_to=https://evil.example/']) {
+      const res = await page.goto(`${base}${path}`);
+      expect(res?.status()).toBe(422);
+      expect(res?.headers()['content-type']).toContain('text/html');
+      expect(await page.locator('main').textContent()).toContain('validation_failed');
+      await checkPage(`07-error${path.startsWith('/v1/connect') ? '-connect' : '-signin'}`);
+      const api = await fetch(`${stack.gatewayUrl}${path}`);
+      expect(api.headers.get('content-type')).toContain('application/problem+json');
+    }
+  });
+});
