@@ -97,6 +97,9 @@ for (const tier of selected) {
       `--outputFile=${report}`,
       // The end-to-end tier starts whole stacks; two at once would only fight over 2 cores.
       ...(tier === 'e2e' ? ['--runInBand'] : []),
+      // Once every result is written, exit: a failed test that left a server or timer open
+      // must fail the run, not hang it until the CI deadline (Jest still names the leak).
+      '--forceExit',
       ...extra,
     ],
     {

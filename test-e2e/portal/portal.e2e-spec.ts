@@ -16,6 +16,7 @@ import {
   launchBrowser,
   sessionCookie,
   signInOnSigninPage,
+  type VirtualAuthenticator,
 } from '../support/browser.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
@@ -38,6 +39,7 @@ let admin: AdminClient;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
+let authenticator: VirtualAuthenticator;
 let base: string;
 let nc: NatsConnection;
 let client: RpcClient;
@@ -95,7 +97,7 @@ beforeAll(async () => {
   browser = await launchBrowser();
   context = await browser.newContext();
   page = await context.newPage();
-  await addVirtualAuthenticator(context, page);
+  authenticator = await addVirtualAuthenticator(context, page);
 }, 240_000);
 
 afterAll(async () => {
@@ -222,6 +224,104 @@ describe('the portal at /account', () => {
     expect(await page.locator('main').textContent()).not.toContain('Notes Digest');
   }, 60_000);
 
+  it('adds a passkey, removes the old one (never the last), and signs out every other session', async () => {
+    await page.goto(`${base}/account/security`);
+    expect(await page.locator('main').textContent()).toContain('Your only passkey');
+    expect(await page.getByRole('button', { name: /^Remove passkey/ }).count()).toBe(0);
+    await checkPage('05-security');
+    // A new device: Chromium keeps one internal authenticator at a time.
+    await authenticator.remove();
+    authenticator = await addVirtualAuthenticator(context, page);
+    await Promise.all([
+      page.waitForURL((u) => u.search === '?notice=passkey_added'),
+      page.getByRole('button', { name: 'Add a passkey' }).click(),
+    ]);
+    expect(await page.getByRole('button', { name: /^Remove passkey/ }).count()).toBe(2);
+    await Promise.all([
+      page.waitForURL((u) => u.search === '?notice=passkey_removed'),
+      page.getByRole('button', { name: 'Remove passkey 1' }).click(),
+    ]);
+    expect(await page.locator('main').textContent()).toContain('Your only passkey');
+    // The remaining passkey is the new device's: signing in with it works.
+    expect(await authenticator.credentials()).toHaveLength(1);
+
+    // A second device signed in with the same passkey (its credential copied over, as a
+    // synced passkey would be); the main device's counter is moved past the copy's uses.
+    const { credentials } = await authenticator.cdp.send('WebAuthn.getCredentials', {
+      authenticatorId: authenticator.authenticatorId,
+    });
+    const credential = credentials[0]!;
+    const phone = await browser.newContext();
+    const phonePage = await phone.newPage();
+    const phoneKey = await addVirtualAuthenticator(phone, phonePage);
+    await phoneKey.cdp.send('WebAuthn.addCredential', { authenticatorId: phoneKey.authenticatorId, credential });
+    await phonePage.goto(`${base}/v1/auth/signin?return_to=%2Faccount`);
+    await signInOnSigninPage(phonePage);
+    const phoneCookie = `__Host-cg_session=${await sessionCookie(phone)}`;
+    await authenticator.cdp.send('WebAuthn.removeCredential', {
+      authenticatorId: authenticator.authenticatorId,
+      credentialId: credential.credentialId,
+    });
+    await authenticator.cdp.send('WebAuthn.addCredential', {
+      authenticatorId: authenticator.authenticatorId,
+      credential: { ...credential, signCount: credential.signCount + 100 },
+    });
+    await phone.close();
+
+    await page.reload();
+    expect(await page.locator('tbody tr').count()).toBe(2);
+    const current = `__Host-cg_session=${await sessionCookie(context)}`;
+    await Promise.all([
+      page.waitForURL((u) => u.search === '?notice=signed_out_others'),
+      page.getByRole('button', { name: 'Sign out everywhere else' }).click(),
+    ]);
+    expect(await page.locator('tbody tr').count()).toBe(1);
+    expect(await page.locator('tbody').textContent()).toContain('this browser');
+    // The phone is signed out; this browser is not.
+    expect((await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie: phoneCookie } })).status).toBe(401);
+    expect((await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie: current } })).status).toBe(200);
+    await checkPage('06-security-after');
+  }, 60_000);
+
+  it("a rule of one's own takes effect on the application's next query, and removing it restores access", async () => {
+    expect((await records(planner, connectionId)).status).toBe(200);
+    await page.goto(`${base}/account/rules`);
+    expect(await page.locator('main').textContent()).toContain('You have no rules of your own');
+    await checkPage('07-rules');
+    await page.getByLabel('Never allow').check();
+    await page.getByLabel('What').selectOption('integration:demo');
+    await page.getByLabel('For', { exact: true }).selectOption({ label: 'Weekly Planner' });
+    const add = () =>
+      Promise.all([
+        page.waitForURL((u) => u.pathname !== '/account/rules' || u.search !== ''),
+        page.getByRole('button', { name: 'Add the rule' }).click(),
+      ]);
+    await add();
+    if (await confirmWithPasskeyIfAsked()) {
+      await page.getByLabel('Never allow').check();
+      await page.getByLabel('What').selectOption('integration:demo');
+      await page.getByLabel('For', { exact: true }).selectOption({ label: 'Weekly Planner' });
+      await add();
+    }
+    expect(page.url()).toBe(`${base}/account/rules?notice=rule_added`);
+    const table = (await page.locator('table').textContent()) ?? '';
+    expect(table).toContain('Never');
+    expect(table).toContain('Everything from Demo Notes');
+    expect(table).toContain('Weekly Planner');
+    await checkPage('08-rules-added');
+    await waitFor('the rule to decide the next query', async () => {
+      const res = await records(planner, connectionId);
+      return res.status === 403 && ((await res.json()) as { code: string }).code === 'policy_denied';
+    });
+
+    await Promise.all([
+      page.waitForURL((u) => u.search === '?notice=rule_removed'),
+      page.getByRole('button', { name: /^Remove the rule/ }).click(),
+    ]);
+    expect(await page.locator('main').textContent()).toContain('You have no rules of your own');
+    expect((await records(planner, connectionId)).status).toBe(200);
+  }, 60_000);
+
   it('an old session must confirm with the passkey before deleting; then the data is destroyed', async () => {
     // Past the step-up window since the last passkey use.
     await new Promise((r) => setTimeout(r, STEP_UP_MS + 1_000));
@@ -238,7 +338,7 @@ describe('the portal at /account', () => {
     await page.getByRole('link', { name: 'Delete this connection…' }).click();
     expect(new URL(page.url()).pathname).toBe(`/account/connections/${connectionId}/delete`);
     expect(await page.getByRole('alert').textContent()).toContain('cannot be undone');
-    await checkPage('05-confirm-delete');
+    await checkPage('09-confirm-delete');
     await page.getByLabel(/I understand/).check();
     await page.getByRole('button', { name: 'Delete the connection and its data' }).click();
     // Asked for the passkey, then back on the confirmation.
@@ -257,13 +357,32 @@ describe('the portal at /account', () => {
     expect(await page.locator('main').textContent()).toContain('You have not connected anything yet');
   }, 60_000);
 
-  it('the access log names who read what, and what decided', async () => {
+  it('the access log names who read what and what decided, and proves each entry in the signed log in the browser', async () => {
     await page.goto(`${base}/account/activity`);
     const table = (await page.locator('table').textContent()) ?? '';
     expect(table).toContain('Weekly Planner');
     expect(table).toContain('Read data');
     expect(table).toContain('allowed');
-    await checkPage('06-activity');
+    // Reads per application, as bars.
+    expect(await page.locator('svg title').textContent()).toMatch(/Weekly Planner [1-9]/);
+    // The page's own script checks each entry's inclusion proof and the checkpoint's
+    // signature with WebCrypto; entries newer than the last checkpoint wait for the next.
+    await waitFor(
+      'the entries to be verified in a signed checkpoint',
+      async () => {
+        await page.reload();
+        await waitFor(
+          'the page to check every entry',
+          async () => (await page.locator('td.proof:not([data-proof])').count()) === 0,
+          10_000,
+        );
+        expect(await page.locator('td.proof[data-proof=failed]').count()).toBe(0);
+        return (await page.locator('td.proof[data-proof=verified]').count()) > 0;
+      },
+      45_000,
+    );
+    expect(await page.locator('td.proof[data-proof=verified]').first().textContent()).toMatch(/^Verified/);
+    await checkPage('10-activity');
   }, 60_000);
 
   it('a form without its CSRF token changes nothing, and says so in a page', async () => {
@@ -281,7 +400,7 @@ describe('error pages for browsers', () => {
       expect(res?.status()).toBe(422);
       expect(res?.headers()['content-type']).toContain('text/html');
       expect(await page.locator('main').textContent()).toContain('validation_failed');
-      await checkPage(`07-error${path.startsWith('/v1/connect') ? '-connect' : '-signin'}`);
+      await checkPage(`11-error${path.startsWith('/v1/connect') ? '-connect' : '-signin'}`);
       const api = await fetch(`${stack.gatewayUrl}${path}`);
       expect(api.headers.get('content-type')).toContain('application/problem+json');
     }

@@ -1,15 +1,19 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import type { Decision } from '@context-gateway/policy-engine';
 import { PolicyEffect, PolicyLayer, type PolicyRule, rpc, type RuleSpecSchema } from '@context-gateway/proto';
-import { Body, Controller, Param, Query, Req } from '@nestjs/common';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Body, Controller, Inject, Param, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { Caller, CurrentUser } from '../auth/auth.decorators.js';
 import type { ApplicationCaller, SessionUser } from '../auth/auth.types.js';
+import { assertRecentPasskeyUse } from '../auth/step-up.js';
+import type { Env } from '../env.js';
 import { id } from '../http/input.js';
 import { required } from '../http/required.js';
 import { Route } from '../http/route.decorator.js';
@@ -45,10 +49,16 @@ const adminErrors = ['unauthenticated', 'admin_disabled', 'validation_failed', '
  */
 @Controller('v1')
 export class PolicyController {
+  readonly #stepUpMaxAgeMs: number;
+
   constructor(
     private readonly rpcClient: RpcClient,
     private readonly decider: PolicyDecider,
-  ) {}
+    private readonly clock: Clock,
+    @Inject(SERVICE_ENV) env: Pick<Env, 'PERSON_STEP_UP_MAX_AGE_MS'>,
+  ) {
+    this.#stepUpMaxAgeMs = env.PERSON_STEP_UP_MAX_AGE_MS;
+  }
 
   @Route({
     method: 'GET',
@@ -261,16 +271,18 @@ export class PolicyController {
     path: 'me/policy/rules',
     summary: 'Add one of your own rules',
     description:
-      'E.g. "my apps may create issues but not delete repositories". Applies to every app acting for you (or one, with applicationId).',
+      'E.g. "my apps may create issues but not delete repositories". Applies to every app acting for you (or one, with applicationId). ' +
+      'Needs a passkey use within the last few minutes (401 `reauthentication_required`).',
     tags: ['policy-user'],
     audit: { action: 'policy_change' },
     auth: 'user_session',
     body: ruleBody,
     success: { status: 201, schema: userRuleResponse, description: 'Stored and in force.' },
-    errors: ['unauthenticated', 'validation_failed', 'unknown_field'],
+    errors: ['unauthenticated', 'reauthentication_required', 'validation_failed', 'unknown_field'],
   })
   async putMyRule(@CurrentUser() user: SessionUser, @Body() body: RuleBody, @Req() request: FastifyRequest) {
     setAuditSubject(request, { userId: user.userId, ...auditTarget(body) });
+    assertRecentPasskeyUse(user.authenticatedAt, this.#stepUpMaxAgeMs, this.clock.now());
     const reply = await this.rpcClient.request(rpc.policy.putUserRule, { userId: user.userId, rule: specIn(body) });
     const rule = required(reply.rule, 'rule');
     setAuditSubject(request, { resource: `policy_rule:${rule.id}` });
@@ -284,12 +296,13 @@ export class PolicyController {
     method: 'DELETE',
     path: 'me/policy/rules/:ruleId',
     summary: 'Delete one of your own rules',
+    description: 'Needs a passkey use within the last few minutes (401 `reauthentication_required`).',
     tags: ['policy-user'],
     audit: { action: 'policy_change' },
     auth: 'user_session',
     params: myRuleParams,
     success: { status: 200, schema: userRuleResponse, description: 'Deleted.' },
-    errors: ['unauthenticated', 'not_found'],
+    errors: ['unauthenticated', 'reauthentication_required', 'not_found'],
   })
   async deleteMyRule(
     @CurrentUser() user: SessionUser,
@@ -297,6 +310,7 @@ export class PolicyController {
     @Req() request: FastifyRequest,
   ) {
     setAuditSubject(request, { userId: user.userId, resource: `policy_rule:${p.ruleId}` });
+    assertRecentPasskeyUse(user.authenticatedAt, this.#stepUpMaxAgeMs, this.clock.now());
     const reply = await this.rpcClient.request(rpc.policy.deleteUserRule, { userId: user.userId, ruleId: p.ruleId });
     return {
       rule: ruleOut(required(reply.rule, 'rule')),

@@ -1,5 +1,5 @@
 import { html, type SafeHtml } from '../http/html.js';
-import type { AccessView, ConnectionView } from './portal.service.js';
+import type { AccessView, ConnectionView, RuleTarget, RuleView } from './portal.service.js';
 
 /**
  * The person's portal, server-rendered: no script, one stylesheet from this origin, forms
@@ -8,6 +8,14 @@ import type { AccessView, ConnectionView } from './portal.service.js';
  */
 export const PORTAL_CSP =
   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/** The access log checks its proofs in the browser: its own script, and fetches to this origin. */
+export const ACTIVITY_CSP =
+  "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/** The security page adds a passkey (WebAuthn needs script): its own script and the WebAuthn bundle, both from this origin. */
+export const SECURITY_CSP =
+  "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 export const PORTAL_STYLESHEET = `
 :root{--ink:#1b1b1b;--muted:#555;--line:#d0d0d0;--accent:#1b4fd8;--danger:#a4161a;--ok:#1e6b33;--bg:#fff}
@@ -42,11 +50,21 @@ th,td{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical
 svg text{font:13px system-ui,sans-serif;fill:var(--ink)}
 svg .bar{fill:var(--accent)}
 .meta dl,dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem}dl.meta dd{margin:0}
+fieldset{border:1px solid var(--line);border-radius:.4rem}select,input[type=text],input:not([type]){font:inherit;padding:.35rem;max-width:100%}
 .actions{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1rem}
 @media (max-width:30rem){main{padding:.75rem}.card{padding:.75rem}}
 `;
 
-export type Notice = 'revoked' | 'deleted' | 'deleting' | 'confirmed';
+export type Notice =
+  | 'revoked'
+  | 'deleted'
+  | 'deleting'
+  | 'confirmed'
+  | 'rule_added'
+  | 'rule_removed'
+  | 'passkey_added'
+  | 'passkey_removed'
+  | 'signed_out_others';
 
 const NOTICES: Record<Notice, string> = {
   revoked: 'Access revoked. That application’s next request for this data fails.',
@@ -54,6 +72,11 @@ const NOTICES: Record<Notice, string> = {
   deleting:
     'Every application lost access. Your Personal Server has not confirmed destroying the records yet; it is asked again until it does.',
   confirmed: 'You confirmed with your passkey. You can now do what you started again.',
+  rule_added: 'Rule added. It applies from the next request of every application it names.',
+  rule_removed: 'Rule removed.',
+  passkey_added: 'Passkey added. You can sign in with it from now on.',
+  passkey_removed: 'Passkey removed. It can no longer sign you in.',
+  signed_out_others: 'Every other browser and device is signed out.',
 };
 
 const when = (d: Date | undefined) =>
@@ -76,7 +99,13 @@ const SYNC_WORDS: Record<ConnectionView['sync']['state'], string> = {
   unknown: 'Sync state unavailable right now',
 };
 
-function layout(title: string, current: 'connections' | 'activity' | undefined, body: SafeHtml, csrf?: string): string {
+function layout(
+  title: string,
+  current: 'connections' | 'rules' | 'activity' | 'security' | undefined,
+  body: SafeHtml,
+  csrf?: string,
+  scripts: string[] = [],
+): string {
   const link = (href: string, label: string, key: typeof current) =>
     html`<li><a href="${href}"${key === current ? html` aria-current="page"` : ''}>${label}</a></li>`;
   return html`<!doctype html>
@@ -92,32 +121,41 @@ function layout(title: string, current: 'connections' | 'activity' | undefined, 
 <a class="skip" href="#main">Skip to content</a>
 <header>
 <span class="brand">Context Gateway</span>
-<nav aria-label="Your account"><ul>${[link('/account', 'Connections', 'connections'), link('/account/activity', 'Access log', 'activity')]}</ul></nav>
+<nav aria-label="Your account"><ul>${[link('/account', 'Connections', 'connections'), link('/account/rules', 'Your rules', 'rules'), link('/account/activity', 'Access log', 'activity'), link('/account/security', 'Passkeys and sessions', 'security')]}</ul></nav>
 ${csrf ? html`<form class="inline" method="post" action="/account/sign-out"><input type="hidden" name="csrf" value="${csrf}"><button type="submit">Sign out</button></form>` : ''}
 </header>
 <main id="main">
 ${body}
 </main>
+${scripts.map((src) => html`<script src="${src}"></script>`)}
 </body>
 </html>`.value;
 }
 
-/** Records per source, as bars: people would rather look than read. */
-function recordsChart(connections: ConnectionView[]): SafeHtml {
-  const rows = connections.filter((c) => c.status === 'active' || c.status === 'needs_reauth');
+/** Bars with their numbers: people would rather look than read (the title carries the same figures for screen readers). */
+function barChart(id: string, caption: string, rows: { label: string; value: number }[]): SafeHtml {
   if (rows.length === 0) return html``;
-  const max = Math.max(1, ...rows.map((c) => c.sync.recordsSynced));
+  const max = Math.max(1, ...rows.map((r) => r.value));
   const rowHeight = 28;
   const height = rows.length * rowHeight + 8;
-  const bars = rows.map((c, i) => {
-    const width = Math.round((c.sync.recordsSynced / max) * 300);
+  const bars = rows.map((r, i) => {
+    const width = Math.round((r.value / max) * 300);
     const y = i * rowHeight + 4;
-    return html`<text x="0" y="${y + 17}">${c.integrationName}</text><rect class="bar" x="140" y="${y + 4}" width="${Math.max(width, 1)}" height="18" rx="3"></rect><text x="${148 + width}" y="${y + 17}">${c.sync.recordsSynced}</text>`;
+    return html`<text x="0" y="${y + 17}">${r.label.length > 20 ? `${r.label.slice(0, 19)}…` : r.label}</text><rect class="bar" x="160" y="${y + 4}" width="${Math.max(width, 1)}" height="18" rx="3"></rect><text x="${168 + width}" y="${y + 17}">${r.value}</text>`;
   });
   return html`<figure>
-<svg role="img" aria-labelledby="records-chart-title" viewBox="0 0 560 ${height}" width="100%" preserveAspectRatio="xMinYMin meet"><title id="records-chart-title">Records stored per source: ${rows.map((c) => `${c.integrationName} ${c.sync.recordsSynced}`).join(', ')}</title>${bars}</svg>
-<figcaption class="meta">Records stored in your Personal Server, per source.</figcaption>
+<svg role="img" aria-labelledby="${id}-title" viewBox="0 0 560 ${height}" width="100%" preserveAspectRatio="xMinYMin meet"><title id="${id}-title">${caption}: ${rows.map((r) => `${r.label} ${r.value}`).join(', ')}</title>${bars}</svg>
+<figcaption class="meta">${caption}.</figcaption>
 </figure>`;
+}
+
+function recordsChart(connections: ConnectionView[]): SafeHtml {
+  const rows = connections.filter((c) => c.status === 'active' || c.status === 'needs_reauth');
+  return barChart(
+    'records-chart',
+    'Records stored in your Personal Server, per source',
+    rows.map((c) => ({ label: c.integrationName, value: c.sync.recordsSynced })),
+  );
 }
 
 function connectionCard(c: ConnectionView, csrf: string): SafeHtml {
@@ -186,20 +224,241 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
   );
 }
 
-export function activityPage(v: { accesses: AccessView[]; csrf: string }): string {
+export interface LogKeyView {
+  keyName: string;
+  /** base64 raw Ed25519 public key. */
+  publicKey: string;
+}
+
+export function activityPage(v: { accesses: AccessView[]; csrf: string; logKey: LogKeyView | undefined }): string {
   const rows = v.accesses.map(
     (a) =>
-      html`<tr><td>${when(a.at)}</td><td>${a.applicationName}</td><td>${a.action}${a.what ? html`<br><span class="meta">${a.what}</span>` : ''}</td><td>${a.outcome}</td><td>${a.decidingLayer || '—'}</td></tr>`,
+      html`<tr><td>${when(a.at)}</td><td>${a.applicationName}</td><td>${a.action}${a.what ? html`<br><span class="meta">${a.what}</span>` : ''}</td><td>${a.outcome}</td><td>${a.decidingLayer || '—'}</td><td class="proof" data-event-id="${a.eventId}">${v.logKey ? 'Checking…' : 'Log key unavailable'}</td></tr>`,
   );
+  const weekAgo = Date.now() - 7 * 24 * 3600_000;
+  const reads = new Map<string, number>();
+  for (const a of v.accesses)
+    if (a.action === 'Read data' && a.outcome === 'allowed' && (a.at?.getTime() ?? 0) >= weekAgo)
+      reads.set(a.applicationName, (reads.get(a.applicationName) ?? 0) + 1);
   return layout(
     'Access log',
     'activity',
     html`<h1>Access log</h1>
-<p>Every read of your data and every tool used for you, as the audit log recorded it (newest first). The log is append-only and signed: <a href="/v1/me/audit/entries">its entries</a> come with proofs any auditor can check.</p>
-${v.accesses.length > 0 ? html`<div class="table-wrap" role="region" aria-label="Access log entries" tabindex="0"><table><caption class="meta">The last ${v.accesses.length} entries</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Outcome</th><th scope="col">Decided by</th></tr></thead><tbody>${rows}</tbody></table></div>` : html`<p>No application has accessed your data yet.</p>`}`,
+<p>Every read of your data and every tool used for you, as the audit log recorded it (newest first). The log is append-only and signed; this page checks, in your browser, that each entry is in a checkpoint signed by the log's key${v.logKey ? html` (<code>${v.logKey.keyName}</code>, Ed25519 <code>${v.logKey.publicKey}</code>: compare it with the key your operator publishes)` : ''}.</p>
+${barChart(
+  'reads-chart',
+  'Reads of your data per application, last 7 days',
+  [...reads].map(([label, value]) => ({ label, value })),
+)}
+${v.accesses.length > 0 ? html`<div class="table-wrap" role="region" aria-label="Access log entries" tabindex="0" id="access-log"${v.logKey ? html` data-key-name="${v.logKey.keyName}" data-public-key="${v.logKey.publicKey}"` : ''}><table><caption class="meta">The last ${v.accesses.length} entries</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Outcome</th><th scope="col">Decided by</th><th scope="col">In the signed log</th></tr></thead><tbody>${rows}</tbody></table></div>` : html`<p>No application has accessed your data yet.</p>`}`,
+    v.csrf,
+    v.logKey && v.accesses.length > 0 ? ['/account/assets/activity.js'] : [],
+  );
+}
+
+/**
+ * The access log's proof check, in the browser and with WebCrypto only: for each entry, the
+ * leaf hash of its canonical bytes (RFC 6962), the RFC 9162 inclusion proof up to the
+ * checkpoint's root, and the checkpoint's C2SP signed note verified with the log's Ed25519
+ * key. Nothing here trusts the server's word that an entry is logged.
+ */
+export const ACTIVITY_SCRIPT = `'use strict';
+(function () {
+  var table = document.getElementById('access-log');
+  if (!table || !table.dataset.publicKey) return;
+  var subtle = window.crypto.subtle;
+  var keyName = table.dataset.keyName;
+  function b64(s) { var bin = atob(s); var out = new Uint8Array(bin.length); for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i); return out; }
+  function hex(bytes) { return Array.prototype.map.call(new Uint8Array(bytes), function (b) { return ('0' + b.toString(16)).slice(-2); }).join(''); }
+  function concat(parts) { var n = 0; parts.forEach(function (p) { n += p.length; }); var out = new Uint8Array(n); var o = 0; parts.forEach(function (p) { out.set(p, o); o += p.length; }); return out; }
+  function sha256(bytes) { return subtle.digest('SHA-256', bytes).then(function (d) { return new Uint8Array(d); }); }
+  function equal(a, b) { if (a.length !== b.length) return false; for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false; return true; }
+  var publicKey = b64(table.dataset.publicKey);
+  var keyPromise = subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
+  var enc = new TextEncoder();
+  var keyIdPromise = sha256(concat([enc.encode(keyName + '\\n'), new Uint8Array([1]), publicKey])).then(function (d) { return d.slice(0, 4); });
+
+  // RFC 9162 section 2.1.3.2.
+  function rootFromInclusion(leaf, index, size, proof) {
+    var fn = index, sn = size - 1, r = Promise.resolve(leaf);
+    proof.forEach(function (p) {
+      r = r.then(function (cur) {
+        if (sn === 0) throw new Error('the proof is too long');
+        var next;
+        if (fn % 2 === 1 || fn === sn) {
+          next = sha256(concat([new Uint8Array([1]), p, cur]));
+          while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+        } else next = sha256(concat([new Uint8Array([1]), cur, p]));
+        fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+        return next;
+      });
+    });
+    return r.then(function (root) { if (sn !== 0) throw new Error('the proof is too short'); return root; });
+  }
+
+  function verifyNote(checkpoint) {
+    var note = checkpoint.signedNote;
+    var split = note.indexOf('\\n\\n');
+    if (split < 0) return Promise.reject(new Error('not a signed note'));
+    var text = note.slice(0, split + 1);
+    var body = text.split('\\n');
+    if (body[1] !== String(checkpoint.treeSize) || body[2] !== checkpoint.rootHash)
+      return Promise.reject(new Error('the checkpoint does not say what its note signs'));
+    var line = note.slice(split + 2).split('\\n').filter(function (l) { return l.indexOf('\\u2014 ' + keyName + ' ') === 0; })[0];
+    if (!line) return Promise.reject(new Error('no signature by the log key'));
+    var raw = b64(line.slice(('\\u2014 ' + keyName + ' ').length));
+    if (raw.length !== 68) return Promise.reject(new Error('malformed signature'));
+    return Promise.all([keyPromise, keyIdPromise]).then(function (k) {
+      if (!equal(raw.slice(0, 4), k[1])) throw new Error('signed by another key');
+      return subtle.verify({ name: 'Ed25519' }, k[0], raw.slice(4), enc.encode(text));
+    }).then(function (ok) { if (!ok) throw new Error('the signature does not verify'); });
+  }
+
+  function check(cell) {
+    var eventId = cell.dataset.eventId;
+    return fetch('/v1/me/audit/entries/' + encodeURIComponent(eventId), { credentials: 'same-origin' })
+      .then(function (res) { if (!res.ok) throw new Error('the log did not answer (' + res.status + ')'); return res.json(); })
+      .then(function (answer) {
+        if (!answer.checkpoint) { cell.textContent = 'Not in a signed checkpoint yet'; cell.dataset.proof = 'pending'; return; }
+        var canonical = b64(answer.canonicalEntry);
+        if (new TextDecoder().decode(canonical).indexOf('"' + eventId + '"') < 0) throw new Error('the entry is another event');
+        return sha256(concat([new Uint8Array([0]), canonical])).then(function (leaf) {
+          if (hex(leaf) !== answer.entry.leafHash) throw new Error('the leaf hash does not match the entry');
+          return rootFromInclusion(leaf, answer.entry.index, answer.checkpoint.treeSize, answer.inclusionProof.map(b64));
+        }).then(function (root) {
+          if (!equal(root, b64(answer.checkpoint.rootHash))) throw new Error('the proof does not lead to the signed root');
+          return verifyNote(answer.checkpoint);
+        }).then(function () {
+          cell.textContent = 'Verified (signed log of ' + answer.checkpoint.treeSize + ' entries)';
+          cell.dataset.proof = 'verified';
+        });
+      })
+      .catch(function (error) { cell.textContent = 'NOT verified: ' + error.message; cell.dataset.proof = 'failed'; });
+  }
+
+  var cells = Array.prototype.slice.call(table.querySelectorAll('td.proof'));
+  // A few at a time: the log is asked once per entry.
+  (function next() { var batch = cells.splice(0, 4); if (batch.length) Promise.all(batch.map(check)).then(next); })();
+})();
+`;
+
+export function rulesPage(v: {
+  rules: RuleView[];
+  targets: { integrationName: string; targets: RuleTarget[] }[];
+  applications: { id: string; name: string }[];
+  csrf: string;
+  notice?: Notice;
+}): string {
+  const rows = v.rules.map(
+    (r) =>
+      html`<tr><td>${r.effect === 'deny' ? 'Never' : 'Allowed'}</td><td>${r.what}${r.resources.length > 0 ? html`<br><span class="meta">only ${r.resources.join(', ')}</span>` : ''}</td><td>${r.applicationName ?? 'Every application'}</td><td><form class="inline" method="post" action="/account/rules/${r.id}/delete"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit" aria-label="Remove the rule: ${r.effect === 'deny' ? 'never' : 'allowed'} ${r.what}">Remove</button></form></td></tr>`,
+  );
+  const form =
+    v.targets.length === 0
+      ? html`<p class="meta">Connect a source first: rules are about what your connections let applications do.</p>`
+      : html`<form method="post" action="/account/rules">
+<input type="hidden" name="csrf" value="${v.csrf}">
+<fieldset><legend>The rule</legend>
+<p><label><input type="radio" name="effect" value="deny" checked> Never allow</label>
+<label><input type="radio" name="effect" value="allow"> Allow</label></p>
+</fieldset>
+<p><label for="target">What</label><br>
+<select id="target" name="target" required>${v.targets.map((g) => html`<optgroup label="${g.integrationName}">${g.targets.map((t) => html`<option value="${t.value}">${t.label}</option>`)}</optgroup>`)}</select></p>
+<p><label for="applicationId">For</label><br>
+<select id="applicationId" name="applicationId"><option value="">Every application</option>${v.applications.map((a) => html`<option value="${a.id}">${a.name}</option>`)}</select></p>
+<p><label for="resource">Only this resource (optional, e.g. <code>repo:acme/*</code>)</label><br>
+<input id="resource" name="resource" maxlength="500"></p>
+<div class="actions"><button class="primary" type="submit">Add the rule</button></div>
+</form>`;
+  return layout(
+    'Your rules',
+    'rules',
+    html`<h1>Your rules</h1>
+<p>Your rules apply to every application acting for you. An application can do something only when your organization, the application's own rules and yours all allow it; a “never” anywhere wins.</p>
+${v.notice ? html`<p class="notice" role="status">${NOTICES[v.notice]}</p>` : ''}
+${v.rules.length > 0 ? html`<div class="table-wrap" role="region" aria-label="Your rules" tabindex="0"><table><thead><tr><th scope="col">Rule</th><th scope="col">What</th><th scope="col">For</th><th scope="col">Remove</th></tr></thead><tbody>${rows}</tbody></table></div>` : html`<p>You have no rules of your own: what you allowed on the consent pages applies as it is.</p>`}
+<h2>Add a rule</h2>
+${form}`,
     v.csrf,
   );
 }
+
+export interface SecurityView {
+  passkeys: { id: string; createdAt?: Date; lastUsedAt?: Date; synced: boolean }[];
+  sessions: { id: string; createdAt?: Date; expiresAt?: Date; method: string; current: boolean }[];
+  csrf: string;
+  notice?: Notice;
+}
+
+export function securityPage(v: SecurityView): string {
+  const only = v.passkeys.length <= 1;
+  const passkeys = v.passkeys.map(
+    (
+      p,
+      i,
+    ) => html`<li><strong>Passkey ${i + 1}</strong> <span class="meta">${p.synced ? 'synced across your devices' : 'on one device'}; added ${when(p.createdAt)}, last used ${when(p.lastUsedAt)}</span>
+${only ? html`<p class="meta">Your only passkey: add another before you can remove it.</p>` : html`<form class="inline" method="post" action="/account/passkeys/${p.id}/remove"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit" aria-label="Remove passkey ${i + 1}">Remove</button></form>`}</li>`,
+  );
+  const sessions = v.sessions.map(
+    (s) =>
+      html`<tr><td>${when(s.createdAt)}${s.current ? html` <strong>(this browser)</strong>` : ''}</td><td>${s.method === 'sso' ? 'your organization’s sign-in' : 'passkey'}</td><td>${when(s.expiresAt)}</td></tr>`,
+  );
+  return layout(
+    'Passkeys and sessions',
+    'security',
+    html`<h1>Passkeys and sessions</h1>
+${v.notice ? html`<p class="notice" role="status">${v.notice ? NOTICES[v.notice] : ''}</p>` : ''}
+<h2>Your passkeys</h2>
+<ul class="grants">${passkeys}</ul>
+<div class="actions"><button class="primary" type="button" id="add-passkey">Add a passkey</button></div>
+<p id="passkey-status" role="status" aria-live="polite"></p>
+<h2>Where you are signed in</h2>
+<div class="table-wrap" role="region" aria-label="Your sessions" tabindex="0"><table><thead><tr><th scope="col">Signed in</th><th scope="col">With</th><th scope="col">Ends</th></tr></thead><tbody>${sessions}</tbody></table></div>
+${v.sessions.length > 1 ? html`<form method="post" action="/account/sessions/sign-out-others"><input type="hidden" name="csrf" value="${v.csrf}"><div class="actions"><button type="submit">Sign out everywhere else</button></div></form>` : ''}`,
+    v.csrf,
+    ['/v1/auth/assets/webauthn.js', '/account/assets/security.js'],
+  );
+}
+
+/** The security page's one behaviour: add a passkey (the account's own session asks; identity checks it is recent). */
+export const SECURITY_SCRIPT = `'use strict';
+(function () {
+  var lib = window.SimpleWebAuthnBrowser;
+  var status = document.getElementById('passkey-status');
+  var button = document.getElementById('add-passkey');
+  function call(path, body) {
+    return fetch(path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }).then(function (res) {
+      return res.text().then(function (text) {
+        var json = text ? JSON.parse(text) : {};
+        if (!res.ok) { var e = new Error(json.detail || res.statusText); e.code = json.code; throw e; }
+        return json;
+      });
+    });
+  }
+  button.addEventListener('click', function () {
+    button.disabled = true;
+    status.textContent = 'Waiting for your new passkey…';
+    call('/v1/auth/passkeys/registration/options', {})
+      .then(function (options) { return lib.startRegistration({ optionsJSON: options }); })
+      .then(function (response) { return call('/v1/auth/passkeys/registration/verify', { response: response }); })
+      .then(function () { window.location.assign('/account/security?notice=passkey_added'); })
+      .catch(function (error) {
+        button.disabled = false;
+        if (error && error.code === 'reauthentication_required') {
+          window.location.assign('/v1/auth/signin?prompt=login&return_to=' + encodeURIComponent('/account/security?notice=confirmed'));
+          return;
+        }
+        var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
+        status.textContent = cancelled ? 'The passkey prompt was cancelled.' : 'That did not work: ' + (error && error.message ? error.message : error);
+      });
+  });
+})();
+`;
 
 /** A portal error the person can act on (always HTML, never problem JSON). */
 export function portalErrorPage(title: string, message: string, code: string | undefined): string {

@@ -1,7 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
+import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { LOGGER } from '@context-gateway/service-kit';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,25 +11,56 @@ import { z } from 'zod';
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
 import { setAuditSubject } from '../audit/audit-subject.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
+import { assertRecentPasskeyUse } from '../auth/step-up.js';
+import type { Env } from '../env.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, userGrantParams } from '../records/records.schemas.js';
 import { PortalService } from './portal.service.js';
 import {
+  ACTIVITY_CSP,
+  ACTIVITY_SCRIPT,
   activityPage,
   deletePage,
   overviewPage,
   PORTAL_CSP,
   PORTAL_STYLESHEET,
   portalErrorPage,
+  rulesPage,
+  SECURITY_CSP,
+  SECURITY_SCRIPT,
+  securityPage,
 } from './portal-pages.js';
 
 const tags = ['portal'];
 const csrfForm = z.strictObject({ csrf: z.string().min(1).max(128) });
 const deleteForm = z.strictObject({ csrf: z.string().min(1).max(128), confirm: z.literal('yes') });
-const overviewQuery = z.strictObject({
-  notice: z.enum(['revoked', 'deleted', 'deleting', 'confirmed']).optional().describe('What just happened, in words.'),
+const NOTICES = [
+  'revoked',
+  'deleted',
+  'deleting',
+  'confirmed',
+  'rule_added',
+  'rule_removed',
+  'passkey_added',
+  'passkey_removed',
+  'signed_out_others',
+] as const;
+const noticeQuery = z.strictObject({
+  notice: z.enum(NOTICES).optional().describe('What just happened, in words.'),
 });
+const ruleForm = z.strictObject({
+  csrf: z.string().min(1).max(128),
+  effect: z.enum(['allow', 'deny']),
+  target: z
+    .string()
+    .max(300)
+    .regex(/^(integration|capability):[a-z0-9][a-z0-9_:.-]*$/),
+  applicationId: z.union([z.literal(''), z.uuid()]).optional(),
+  resource: z.string().trim().max(500).optional(),
+});
+const ruleParams = z.strictObject({ ruleId: z.uuid() });
+const passkeyParams = z.strictObject({ passkeyId: z.uuid() });
 const page = (description: string) => ({
   status: 200,
   schema: z.string(),
@@ -42,9 +74,22 @@ export const PORTAL_FORM_ROUTES = [
   'POST /account/connections/:connectionId/grants/:applicationId/revoke',
   'POST /account/connections/:connectionId/delete',
   'POST /account/sign-out',
+  'POST /account/rules',
+  'POST /account/rules/:ruleId/delete',
+  'POST /account/passkeys/:passkeyId/remove',
+  'POST /account/sessions/sign-out-others',
 ];
 
-type Person = SignedInPerson & { displayName: string };
+/** A static file of the portal's, from this origin (the pages' CSP allows nothing else). */
+function asset(reply: FastifyReply, type: 'text/css' | 'text/javascript', body: string): FastifyReply {
+  return reply
+    .type(`${type}; charset=utf-8`)
+    .header('cache-control', 'public, max-age=300')
+    .header('x-content-type-options', 'nosniff')
+    .send(body);
+}
+
+type Person = SignedInPerson & { displayName: string; authenticatedAt: Date };
 
 /**
  * The person's portal at /account: their connections with what is stored and which
@@ -56,11 +101,17 @@ type Person = SignedInPerson & { displayName: string };
  */
 @Controller('account')
 export class PortalController {
+  readonly #stepUpMaxAgeMs: number;
+
   constructor(
     private readonly portal: PortalService,
     private readonly accounts: AccountsService,
+    private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Inject(SERVICE_ENV) env: Pick<Env, 'PERSON_STEP_UP_MAX_AGE_MS'>,
+  ) {
+    this.#stepUpMaxAgeMs = env.PERSON_STEP_UP_MAX_AGE_MS;
+  }
 
   @Route({
     method: 'GET',
@@ -69,12 +120,12 @@ export class PortalController {
     description: 'Signed out: 303 to the passkey sign-in page, then back here.',
     tags,
     auth: 'none',
-    query: overviewQuery,
+    query: noticeQuery,
     success: page('The portal overview.'),
     errors: ['validation_failed', 'unknown_field'],
   })
   async overview(
-    @Query() query: z.infer<typeof overviewQuery>,
+    @Query() query: z.infer<typeof noticeQuery>,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ) {
@@ -99,10 +150,17 @@ export class PortalController {
     errors: [],
   })
   async activity(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
-    return this.asPerson(request, reply, '/account/activity', async (person) => {
-      setAuditSubject(request, { userId: person.userId, actorKind: 'user_session', actorId: person.userId });
-      return activityPage({ accesses: await this.portal.accesses(person), csrf: this.csrf(request, reply) });
-    });
+    return this.asPerson(
+      request,
+      reply,
+      '/account/activity',
+      async (person) => {
+        setAuditSubject(request, { userId: person.userId, actorKind: 'user_session', actorId: person.userId });
+        const [accesses, logKey] = await Promise.all([this.portal.accesses(person), this.portal.logKey()]);
+        return activityPage({ accesses, logKey, csrf: this.csrf(request, reply) });
+      },
+      ACTIVITY_CSP,
+    );
   }
 
   @Route({
@@ -197,6 +255,203 @@ export class PortalController {
   }
 
   @Route({
+    method: 'GET',
+    path: 'rules',
+    summary: 'Your own policy rules (portal page)',
+    tags,
+    auth: 'none',
+    query: noticeQuery,
+    success: page('Your rules and the form to add one.'),
+    errors: ['validation_failed', 'unknown_field'],
+  })
+  async rules(@Query() query: z.infer<typeof noticeQuery>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    return this.asPerson(request, reply, '/account/rules', async (person) => {
+      const connections = await this.portal.connections(person);
+      const applications = new Map(
+        connections.flatMap((c) => c.grants.map((g) => [g.applicationId, g.applicationName] as const)),
+      );
+      return rulesPage({
+        rules: await this.portal.rules(person, connections),
+        targets: this.portal.ruleTargets(connections),
+        applications: [...applications].map(([id, name]) => ({ id, name })),
+        csrf: this.csrf(request, reply),
+        notice: query.notice,
+      });
+    });
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'rules',
+    summary: 'Add one of your rules (portal form)',
+    description: 'Needs a passkey use within the last few minutes; otherwise 303 to the passkey page first.',
+    tags,
+    auth: 'none',
+    body: ruleForm,
+    audit: { action: 'policy_change' },
+    success: redirect('To your rules, saying what happened.'),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field'],
+  })
+  async addRule(@Body() form: z.infer<typeof ruleForm>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    return this.act(request, reply, form.csrf, '/account/rules?notice=confirmed', async (person) => {
+      setAuditSubject(request, { userId: person.userId, actorKind: 'user_session', actorId: person.userId });
+      this.assertRecent(person);
+      await this.portal.addRule(person, {
+        effect: form.effect,
+        target: form.target,
+        ...(form.applicationId ? { applicationId: form.applicationId } : {}),
+        ...(form.resource ? { resource: form.resource } : {}),
+      });
+      return '/account/rules?notice=rule_added';
+    });
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'rules/:ruleId/delete',
+    summary: 'Remove one of your rules (portal form)',
+    description: 'Needs a passkey use within the last few minutes; otherwise 303 to the passkey page first.',
+    tags,
+    auth: 'none',
+    params: ruleParams,
+    body: csrfForm,
+    audit: { action: 'policy_change' },
+    success: redirect('To your rules, saying what happened.'),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  async removeRule(
+    @Param() params: z.infer<typeof ruleParams>,
+    @Body() form: z.infer<typeof csrfForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.act(request, reply, form.csrf, '/account/rules?notice=confirmed', async (person) => {
+      setAuditSubject(request, {
+        userId: person.userId,
+        actorKind: 'user_session',
+        actorId: person.userId,
+        resource: `policy_rule:${params.ruleId}`,
+      });
+      this.assertRecent(person);
+      await this.portal.removeRule(person, params.ruleId);
+      return '/account/rules?notice=rule_removed';
+    });
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'security',
+    summary: 'Your passkeys and sessions (portal page)',
+    tags,
+    auth: 'none',
+    query: noticeQuery,
+    success: page('Passkeys (add, remove) and sessions (sign out the others).'),
+    errors: ['validation_failed', 'unknown_field'],
+  })
+  async security(
+    @Query() query: z.infer<typeof noticeQuery>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.asPerson(
+      request,
+      reply,
+      '/account/security',
+      async (person) => {
+        const { passkeys, sessions } = await this.portal.security(person);
+        return securityPage({ passkeys, sessions, csrf: this.csrf(request, reply), notice: query.notice });
+      },
+      SECURITY_CSP,
+    );
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'passkeys/:passkeyId/remove',
+    summary: 'Remove one of your passkeys (portal form)',
+    description:
+      'Never the last one (409 conflict). Needs a passkey use within the last few minutes; otherwise 303 to the passkey page first.',
+    tags,
+    auth: 'none',
+    params: passkeyParams,
+    body: csrfForm,
+    audit: { action: 'admin_change' },
+    success: redirect('To the security page, saying what happened.'),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field', 'not_found', 'conflict'],
+  })
+  async removePasskey(
+    @Param() params: z.infer<typeof passkeyParams>,
+    @Body() form: z.infer<typeof csrfForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.act(request, reply, form.csrf, '/account/security?notice=confirmed', async (person) => {
+      setAuditSubject(request, {
+        userId: person.userId,
+        actorKind: 'user_session',
+        actorId: person.userId,
+        resource: `passkey:${params.passkeyId}`,
+      });
+      await this.portal.removePasskey(person, params.passkeyId);
+      return '/account/security?notice=passkey_removed';
+    });
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'sessions/sign-out-others',
+    summary: 'Sign out every other session (portal form)',
+    tags,
+    auth: 'none',
+    body: csrfForm,
+    audit: { action: 'admin_change' },
+    success: redirect('To the security page, saying what happened.'),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field'],
+  })
+  async signOutOthers(
+    @Body() form: z.infer<typeof csrfForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.act(request, reply, form.csrf, '/account/security', async (person) => {
+      setAuditSubject(request, {
+        userId: person.userId,
+        actorKind: 'user_session',
+        actorId: person.userId,
+        resource: 'sessions:others',
+      });
+      await this.portal.signOutOthers(person);
+      return '/account/security?notice=signed_out_others';
+    });
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'assets/activity.js',
+    summary: "The access log's script (checks each entry's proof in the browser)",
+    tags,
+    auth: 'none',
+    success: { status: 200, schema: z.string(), contentType: 'text/javascript', description: 'JavaScript.' },
+    errors: [],
+  })
+  activityScript(@Res() reply: FastifyReply) {
+    return asset(reply, 'text/javascript', ACTIVITY_SCRIPT);
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'assets/security.js',
+    summary: "The security page's script (adds a passkey)",
+    tags,
+    auth: 'none',
+    success: { status: 200, schema: z.string(), contentType: 'text/javascript', description: 'JavaScript.' },
+    errors: [],
+  })
+  securityScript(@Res() reply: FastifyReply) {
+    return asset(reply, 'text/javascript', SECURITY_SCRIPT);
+  }
+
+  @Route({
     method: 'POST',
     path: 'sign-out',
     summary: 'Sign out (portal form)',
@@ -226,12 +481,7 @@ export class PortalController {
     errors: [],
   })
   stylesheet(@Res() reply: FastifyReply) {
-    reply
-      .type('text/css; charset=utf-8')
-      .header('cache-control', 'public, max-age=3600')
-      .header('x-content-type-options', 'nosniff')
-      .send(PORTAL_STYLESHEET);
-    return reply;
+    return asset(reply, 'text/css', PORTAL_STYLESHEET);
   }
 
   /** Renders a page for the signed-in person; signed out, the passkey page first and back to `here`. */
@@ -240,12 +490,13 @@ export class PortalController {
     reply: FastifyReply,
     here: string,
     render: (person: Person) => Promise<string>,
+    csp = PORTAL_CSP,
   ) {
     try {
       const person = await this.accounts.optionalSession(request.headers.cookie);
       if (!person) return this.redirect(reply, `/v1/auth/signin?return_to=${encodeURIComponent(here)}`);
       const body = await render(person);
-      this.pageHeaders(reply).status(200).send(body);
+      htmlPageHeaders(reply, csp).status(200).send(body);
       return reply;
     } catch (error) {
       return this.error(reply, error);
@@ -271,6 +522,11 @@ export class PortalController {
         return this.redirect(reply, `/v1/auth/signin?prompt=login&return_to=${encodeURIComponent(afterConfirm)}`);
       return this.error(reply, error);
     }
+  }
+
+  /** Rule changes are decided here (policy takes the person the gateway resolved): the same window as the broker's. */
+  private assertRecent(person: Person): void {
+    assertRecentPasskeyUse(person.authenticatedAt, this.#stepUpMaxAgeMs, this.clock.now());
   }
 
   private csrf(request: FastifyRequest, reply: FastifyReply): string {
@@ -300,6 +556,7 @@ export class PortalController {
     else this.logger.info({ errorCode: appError.code }, 'portal request refused');
     const words: Partial<Record<string, [string, string]>> = {
       connection_not_found: ['Not found', 'This connection does not exist, or it is not yours.'],
+      not_found: ['Not found', 'This does not exist, or it is not yours.'],
       csrf_invalid: ['Please try again', 'The form expired or was not sent from this page. Go back and try again.'],
     };
     const [title, message] = words[appError.code] ?? [

@@ -2,7 +2,17 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { integrationManifests } from '@context-gateway/integration-catalog';
 import { RpcClient } from '@context-gateway/messaging';
-import { AuditAction, AuditOutcome, AuditPhase, ConnectionStatus, rpc, SyncRunState } from '@context-gateway/proto';
+import {
+  ActorKind,
+  AuditAction,
+  AuditOutcome,
+  AuditPhase,
+  ConnectionStatus,
+  PolicyEffect,
+  type PolicyRule,
+  rpc,
+  SyncRunState,
+} from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 import type { SignedInPerson } from '../accounts/accounts.service.js';
@@ -45,6 +55,29 @@ export interface AccessView {
   what: string;
   outcome: 'allowed' | 'denied' | 'failed' | 'other';
   decidingLayer: string;
+}
+
+/** One of the person's own rules (the user layer), in words. */
+export interface RuleView {
+  id: string;
+  effect: 'allow' | 'deny';
+  what: string;
+  applicationName: string | undefined;
+  resources: string[];
+}
+
+/** Something a rule can be about, offered in the rule form: a whole integration or one capability. */
+export interface RuleTarget {
+  value: string;
+  label: string;
+}
+
+export interface RuleInput {
+  effect: 'allow' | 'deny';
+  /** `integration:<key>` or `capability:<capability>`. */
+  target: string;
+  applicationId?: string;
+  resource?: string;
 }
 
 const CONNECTION_STATUS: Record<number, ConnectionView['status']> = {
@@ -144,15 +177,18 @@ export class PortalService {
   }
 
   /** The last accesses to the person's data, newest first (the audit log's entries for them). */
-  async accesses(person: SignedInPerson, limit = 50): Promise<AccessView[]> {
+  async accesses(person: SignedInPerson, limit = 200): Promise<AccessView[]> {
     const { entries } = await this.rpcClient.request(rpc.audit.searchEntries, { userId: person.userId, limit });
     const names = new Map<string, string>();
     const rows = await Promise.all(
       entries.map(async ({ event, recordedAt }) => {
-        // An intent is followed by its outcome: the outcome is the row a person reads.
-        if (!event || event.phase === AuditPhase.INTENT) return undefined;
+        // An intent is followed by its outcome: the outcome is the row a person reads. Only what
+        // an application did is an access (the person's own sign-ins and reads are not).
+        if (!event || event.phase === AuditPhase.INTENT || !event.applicationId) return undefined;
+        // What the person did themselves (revoking an application, say) is theirs, not the application's.
+        const byPerson = event.actorKind === ActorKind.USER_SESSION;
         let applicationName = '';
-        if (event.applicationId) {
+        if (!byPerson) {
           applicationName =
             names.get(event.applicationId) ??
             (await this.rpcClient
@@ -164,9 +200,15 @@ export class PortalService {
         return {
           eventId: event.eventId,
           at: date(event.occurredAt) ?? date(recordedAt),
-          applicationName: applicationName || (event.applicationId ? 'A removed application' : 'You'),
+          applicationName: byPerson ? 'You' : applicationName || 'A removed application',
           action: ACTIONS[event.action] ?? 'Other',
-          what: [event.capability, event.resource].filter(Boolean).join(' · '),
+          what: [
+            event.integration ? this.integrationName(event.integration) : '',
+            event.capability,
+            event.resource === '*' ? '' : event.resource,
+          ]
+            .filter(Boolean)
+            .join(' · '),
           outcome:
             event.outcome === AuditOutcome.ALLOWED
               ? 'allowed'
@@ -182,6 +224,115 @@ export class PortalService {
     return rows
       .filter((r): r is AccessView => r !== undefined)
       .sort((a, b) => (b.at?.getTime() ?? 0) - (a.at?.getTime() ?? 0));
+  }
+
+  /** The person's own rules, each in words (what it is about from the catalog, the application by name). */
+  async rules(person: SignedInPerson, connections: ConnectionView[]): Promise<RuleView[]> {
+    const { rules } = await this.rpcClient.request(rpc.policy.listUserRules, { userId: person.userId });
+    const names = new Map(connections.flatMap((c) => c.grants.map((g) => [g.applicationId, g.applicationName])));
+    return rules.map((r: PolicyRule) => ({
+      id: r.id,
+      effect: r.effect === PolicyEffect.DENY ? 'deny' : 'allow',
+      what: r.capability
+        ? this.capabilityWords(r.capability)
+        : `Everything from ${this.integrationName(r.integration)}`,
+      applicationName: r.applicationId ? (names.get(r.applicationId) ?? 'An application you no longer use') : undefined,
+      resources: r.resources,
+    }));
+  }
+
+  /** What the person's rules can be about: each connected integration whole, and each of its capabilities. */
+  ruleTargets(connections: ConnectionView[]): { integrationName: string; targets: RuleTarget[] }[] {
+    const integrations = [...new Set(connections.map((c) => c.integration))];
+    return integrations.flatMap((key) => {
+      const manifest = this.#integrations.get(key);
+      if (!manifest) return [];
+      const capabilities = [...Object.entries(manifest.scopes), ...Object.entries(manifest.tools)];
+      return [
+        {
+          integrationName: manifest.displayName,
+          targets: [
+            { value: `integration:${key}`, label: `Everything from ${manifest.displayName}` },
+            ...capabilities.map(([capability, spec]) => ({
+              value: `capability:${capability}`,
+              label: `${spec.description} (${capability})`,
+            })),
+          ],
+        },
+      ];
+    });
+  }
+
+  async addRule(person: SignedInPerson, input: RuleInput): Promise<void> {
+    const [kind, ...rest] = input.target.split(':');
+    const subject = rest.join(':');
+    if ((kind !== 'integration' && kind !== 'capability') || !subject)
+      throw new AppError('validation_failed', 'Choose what the rule is about');
+    await this.rpcClient.request(rpc.policy.putUserRule, {
+      userId: person.userId,
+      rule: {
+        effect: input.effect === 'deny' ? PolicyEffect.DENY : PolicyEffect.ALLOW,
+        integration: kind === 'integration' ? subject : '',
+        capability: kind === 'capability' ? subject : '',
+        resources: input.resource ? [input.resource] : [],
+        applicationId: input.applicationId ?? '',
+        description: 'Added in the portal',
+      },
+    });
+  }
+
+  async removeRule(person: SignedInPerson, ruleId: string): Promise<void> {
+    await this.rpcClient.request(rpc.policy.deleteUserRule, { userId: person.userId, ruleId });
+  }
+
+  private integrationName(key: string): string {
+    return this.#integrations.get(key)?.displayName ?? key;
+  }
+
+  private capabilityWords(capability: string): string {
+    const manifest = this.#integrations.get(capability.split(':')[0] ?? '');
+    const spec = manifest?.scopes[capability] ?? manifest?.tools[capability];
+    return spec ? `${spec.description} (${capability})` : capability;
+  }
+
+  /** The person's passkeys and live sessions (identity answers for the session's own person). */
+  async security(person: SignedInPerson) {
+    const r = await this.rpcClient.request(rpc.identity.getAccountSecurity, { sessionToken: person.sessionToken });
+    return {
+      passkeys: r.passkeys.map((p) => ({
+        id: p.id,
+        createdAt: date(p.createdAt),
+        lastUsedAt: date(p.lastUsedAt),
+        synced: p.deviceType === 'multiDevice',
+      })),
+      sessions: r.sessions.map((s) => ({
+        id: s.id,
+        createdAt: date(s.createdAt),
+        expiresAt: date(s.expiresAt),
+        method: s.method,
+        current: s.current,
+      })),
+    };
+  }
+
+  async removePasskey(person: SignedInPerson, passkeyId: string): Promise<void> {
+    await this.rpcClient.request(rpc.identity.removePasskey, { sessionToken: person.sessionToken, passkeyId });
+  }
+
+  async signOutOthers(person: SignedInPerson): Promise<number> {
+    const r = await this.rpcClient.request(rpc.identity.signOutOtherSessions, { sessionToken: person.sessionToken });
+    return r.signedOut;
+  }
+
+  /** The key that signs the audit log's checkpoints (undefined before the first checkpoint). */
+  async logKey(): Promise<{ keyName: string; publicKey: string } | undefined> {
+    try {
+      const answer = await this.rpcClient.request(rpc.audit.getCheckpoint, { treeSize: 0n });
+      return { keyName: answer.keyName, publicKey: Buffer.from(answer.publicKey).toString('base64') };
+    } catch (error) {
+      if (AppError.from(error).status < 500) return undefined;
+      throw error;
+    }
   }
 
   async revoke(person: SignedInPerson, connectionId: string, applicationId: string): Promise<void> {

@@ -2,8 +2,11 @@ import { RpcHandler } from '@context-gateway/messaging';
 import {
   type FinishPasskeyAuthenticationRequest,
   type FinishPasskeyRegistrationRequest,
+  type GetAccountSecurityRequest,
+  type RemovePasskeyRequest,
   type ResolveSessionRequest,
   rpc,
+  type SignOutOtherSessionsRequest,
   type SignOutRequest,
   type StartPasskeyRegistrationRequest,
 } from '@context-gateway/proto';
@@ -11,6 +14,7 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { ts } from '../time.js';
+import { AccountSecurityService } from './account-security.service.js';
 import { type CeremonyFinish, type CeremonyStart, PasskeysService } from './passkeys.service.js';
 import { SessionsService } from './sessions.service.js';
 
@@ -32,6 +36,7 @@ export class AccountsHandler {
   constructor(
     private readonly passkeys: PasskeysService,
     private readonly sessions: SessionsService,
+    private readonly security: AccountSecurityService,
   ) {}
 
   @RpcHandler(rpc.identity.startPasskeyRegistration)
@@ -71,6 +76,38 @@ export class AccountsHandler {
       // Sessions are only ever opened by a passkey ceremony, at creation.
       authenticatedAt: ts(session.createdAt),
     };
+  }
+
+  @RpcHandler(rpc.identity.getAccountSecurity)
+  async accountSecurity(@Payload() req: GetAccountSecurityRequest) {
+    const { passkeys, sessions, currentId } = await this.security.overview(req.sessionToken);
+    return {
+      passkeys: passkeys.map((p) => ({
+        id: p.id,
+        createdAt: ts(p.createdAt),
+        ...(p.lastUsedAt ? { lastUsedAt: ts(p.lastUsedAt) } : {}),
+        deviceType: p.deviceType,
+        backedUp: p.backedUp,
+      })),
+      sessions: sessions.map((s) => ({
+        id: s.id,
+        createdAt: ts(s.createdAt),
+        expiresAt: ts(s.expiresAt),
+        method: s.method,
+        current: s.id === currentId,
+      })),
+    };
+  }
+
+  @RpcHandler(rpc.identity.removePasskey)
+  async removePasskey(@Payload() req: RemovePasskeyRequest) {
+    await this.security.removePasskey(req.sessionToken, req.passkeyId);
+    return {};
+  }
+
+  @RpcHandler(rpc.identity.signOutOtherSessions)
+  async signOutOthers(@Payload() req: SignOutOtherSessionsRequest) {
+    return { signedOut: await this.security.signOutOthers(req.sessionToken) };
   }
 
   @RpcHandler(rpc.identity.signOut)

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { AccountSecurityService } from './account-security.service.js';
 import { AccountsHandler } from './accounts.handler.js';
 import { ChallengesRepository, SessionsRepository, UsersRepository } from './accounts.repository.js';
 import { ChallengePruner } from './challenge-pruner.js';
@@ -10,6 +11,7 @@ import { SessionsService } from './sessions.service.js';
 @Module({
   controllers: [AccountsHandler],
   providers: [
+    AccountSecurityService,
     ChallengePruner,
     PasskeysService,
     SessionsService,

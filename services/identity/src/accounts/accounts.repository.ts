@@ -39,6 +39,21 @@ export class UsersRepository {
     return tx.passkey.findMany({ where: { userId } });
   }
 
+  /**
+   * Deletes one of the user's passkeys unless it is their last, in `tx`: the user's passkeys
+   * are locked first, so two removals racing cannot leave the account with none.
+   * `missing`: no such passkey of this user.
+   */
+  async removePasskeyUnlessLast(userId: string, passkeyId: string, tx: Tx): Promise<'removed' | 'last' | 'missing'> {
+    const rows = await tx.$queryRaw<
+      { id: string }[]
+    >`SELECT id FROM passkeys WHERE user_id = ${userId}::uuid FOR UPDATE`;
+    if (!rows.some((r) => r.id === passkeyId)) return 'missing';
+    if (rows.length <= 1) return 'last';
+    await tx.passkey.delete({ where: { id: passkeyId } });
+    return 'removed';
+  }
+
   /** An organization of the user's that requires its SSO (a passkey alone does not sign them in), if any. */
   async ssoRequiredBy(userId: string, tx: Tx = this.db): Promise<string | undefined> {
     const membership = await tx.membership.findFirst({
@@ -132,6 +147,22 @@ export class SessionsRepository {
       where: { tokenHash, revokedAt: null, expiresAt: { gt: now } },
       include: { user: { include: { _count: { select: { passkeys: true } } } } },
     });
+  }
+
+  listLive(userId: string, now: Date, tx: Tx = this.db): Promise<Session[]> {
+    return tx.session.findMany({
+      where: { userId, revokedAt: null, expiresAt: { gt: now } },
+      orderBy: { createdAt: 'desc' },
+    });
+  }
+
+  /** Ends every live session of the user but `keepId`; how many ended. */
+  async revokeOthers(userId: string, keepId: string, now: Date, tx: Tx = this.db): Promise<number> {
+    const { count } = await tx.session.updateMany({
+      where: { userId, id: { not: keepId }, revokedAt: null },
+      data: { revokedAt: now },
+    });
+    return count;
   }
 
   async revoke(tokenHash: string, now: Date, tx: Tx = this.db): Promise<void> {

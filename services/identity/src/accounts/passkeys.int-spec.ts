@@ -9,6 +9,7 @@ import { ApiKeysRepository } from '../api-keys/api-keys.repository.js';
 import type { Env } from '../env.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { sha256 } from '../secrets.js';
+import { AccountSecurityService } from './account-security.service.js';
 import { ChallengesRepository, SessionsRepository, UsersRepository } from './accounts.repository.js';
 import { PasskeysService } from './passkeys.service.js';
 import { SessionsService } from './sessions.service.js';
@@ -21,6 +22,7 @@ let passkeys: PasskeysService;
 let sessions: SessionsService;
 let challenges: ChallengesRepository;
 let users: UsersRepository;
+let security: AccountSecurityService;
 /** Expiry is tested by moving this clock, never by waiting. */
 const clock = new TestClock();
 const env = {
@@ -40,6 +42,7 @@ beforeAll(async () => {
   challenges = new ChallengesRepository(db);
   sessions = new SessionsService(new SessionsRepository(db), env, clock);
   passkeys = new PasskeysService(users, challenges, sessions, env, clock);
+  security = new AccountSecurityService(sessions, new SessionsRepository(db), users, env, clock);
 });
 
 afterAll(async () => {
@@ -183,6 +186,66 @@ describe('sessions', () => {
     expect((await sessions.resolve(token)).createdAt).toEqual(openedAt);
     await sessions.signOut(token);
     await expect(sessions.resolve(token)).rejects.toMatchObject({ code: 'unauthenticated' });
+  });
+});
+
+describe("a person's own passkeys and sessions", () => {
+  const passkeyOf = (userId: string, n: number) =>
+    users.addPasskey({
+      userId,
+      credentialId: `cred-${userId}-${n}`,
+      publicKey: new Uint8Array([n]),
+      signCount: 0n,
+      transports: ['internal'],
+      deviceType: 'multiDevice',
+      backedUp: true,
+    });
+
+  it('lists only the session person’s passkeys and live sessions, marking the current one', async () => {
+    const me = await users.createUser({ displayName: 'Me', webauthnUserId: 'handle-me' });
+    const other = await users.createUser({ displayName: 'Other', webauthnUserId: 'handle-other' });
+    await passkeyOf(me.id, 1);
+    await passkeyOf(other.id, 1);
+    const laptop = await sessions.open(me.id, clock.date());
+    const phone = await sessions.open(me.id, clock.date());
+    await sessions.open(other.id, clock.date());
+    await sessions.signOut((await sessions.open(me.id, clock.date())).token);
+
+    const seen = await security.overview(phone.token);
+    expect(seen.passkeys.map((p) => p.credentialId)).toEqual([`cred-${me.id}-1`]);
+    expect(seen.sessions).toHaveLength(2);
+    expect(seen.sessions.find((s) => s.id === seen.currentId)?.tokenHash).toBe(sha256(phone.token));
+
+    expect(await security.signOutOthers(phone.token)).toBe(1);
+    await expect(sessions.resolve(laptop.token)).rejects.toMatchObject({ code: 'unauthenticated' });
+    expect((await sessions.resolve(phone.token)).userId).toBe(me.id);
+    await expect(security.overview(`cg_ss_${'B'.repeat(43)}`)).rejects.toMatchObject({ code: 'unauthenticated' });
+  });
+
+  it('removes a passkey with a fresh session only, never the last one, never someone else’s', async () => {
+    const me = await users.createUser({ displayName: 'Keys', webauthnUserId: 'handle-keys' });
+    const other = await users.createUser({ displayName: 'Theirs', webauthnUserId: 'handle-theirs' });
+    const first = await passkeyOf(me.id, 1);
+    const second = await passkeyOf(me.id, 2);
+    const theirs = await passkeyOf(other.id, 1);
+    await passkeyOf(other.id, 2);
+    const { token } = await sessions.open(me.id, clock.date());
+
+    await expect(security.removePasskey(token, theirs.id)).rejects.toMatchObject({ code: 'not_found' });
+    clock.advance(300_001);
+    await expect(security.removePasskey(token, first.id)).rejects.toMatchObject({
+      code: 'reauthentication_required',
+    });
+    const fresh = await sessions.open(me.id, clock.date());
+    // Two removals racing: the account keeps one passkey whatever the order.
+    const raced = await Promise.allSettled([
+      security.removePasskey(fresh.token, first.id),
+      security.removePasskey(fresh.token, second.id),
+    ]);
+    expect(raced.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(raced.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'conflict' } });
+    expect(await db.passkey.count({ where: { userId: me.id } })).toBe(1);
+    expect(await db.passkey.count({ where: { userId: other.id } })).toBe(2);
   });
 });
 

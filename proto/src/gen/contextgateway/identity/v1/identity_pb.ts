@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/identity/v1/identity.proto.
  */
 export const file_contextgateway_identity_v1_identity: GenFile = /*@__PURE__*/
-  fileDesc("Ciljb250ZXh0Z2F0ZXdheS9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIaY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEiZgoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLQXBwbGljYXRpb24SCgoCaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNhbGxiYWNrX3VybHMYBSADKAkSFAoMaW50ZWdyYXRpb25zGAYgAygJEg4KBnNjb3BlcxgHIAMoCRI9CgZzdGF0dXMYCCABKA4yLS5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcHBsaWNhdGlvblN0YXR1cxIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLeAQoGQXBpS2V5EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChlBdXRoZW50aWNhdGVBcGlLZXlSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkiWAoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkiPwoVR2V0QXBwbGljYXRpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJWChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEjwKC2FwcGxpY2F0aW9uGAEgASgLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iNwoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHNsdWcYAiABKAkiXAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uIhoKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdCJcChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEj8KDW9yZ2FuaXphdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iKAoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiWQoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uInUKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1jYWxsYmFja191cmxzGAMgAygJEhQKDGludGVncmF0aW9ucxgEIAMoCRIOCgZzY29wZXMYBSADKAkiWQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIhwKClN0cmluZ0xpc3QSDgoGdmFsdWVzGAEgAygJItICChhVcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARI9Cg1jYWxsYmFja191cmxzGAQgASgLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuU3RyaW5nTGlzdBI8CgxpbnRlZ3JhdGlvbnMYBSABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5TdHJpbmdMaXN0EjYKBnNjb3BlcxgGIAEoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlN0cmluZ0xpc3QSPQoGc3RhdHVzGAcgASgOMi0uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb25TdGF0dXNCBwoFX25hbWUiWQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIikKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJZChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USPQoMYXBwbGljYXRpb25zGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iLAoSSXNzdWVBcGlLZXlSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIloKE0lzc3VlQXBpS2V5UmVzcG9uc2USMwoHYXBpX2tleRgBIAEoCzIiLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiQQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIksKFFJldm9rZUFwaUtleVJlc3BvbnNlEjMKB2FwaV9rZXkYASABKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiLAoSTGlzdEFwaUtleXNSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIksKE0xpc3RBcGlLZXlzUmVzcG9uc2USNAoIYXBpX2tleXMYASADKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiXQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgDIAEoCUoECAIQA1IHdXNlcl9pZCJ8ChxTdGFydFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCRIWCg5jZXJlbW9ueV90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIWCg5jZXJlbW9ueV90b2tlbhgBIAEoCRIVCg1yZXNwb25zZV9qc29uGAIgASgJIiMKIVN0YXJ0UGFzc2tleUF1dGhlbnRpY2F0aW9uUmVxdWVzdCJTCiJGaW5pc2hQYXNza2V5QXV0aGVudGljYXRpb25SZXF1ZXN0EhYKDmNlcmVtb255X3Rva2VuGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkikQEKHUZpbmlzaFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIIm8KBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhc3NrZXlfY291bnQYBCABKA0iLgoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkirgEKFlJlc29sdmVTZXNzaW9uUmVzcG9uc2USLgoEdXNlchgBIAEoCzIgLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlVzZXISLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYXV0aGVudGljYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoOU2lnbk91dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIRCg9TaWduT3V0UmVzcG9uc2UivAEKG0NvbmZpZ3VyZU9BdXRoQ2xpZW50UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSIgoadG9rZW5fZW5kcG9pbnRfYXV0aF9tZXRob2QYAyABKAkSEQoJandrc19qc29uGAQgASgJEhAKCGp3a3NfdXJpGAUgASgJEhUKDXJvdGF0ZV9zZWNyZXQYBiABKAgSFQoNaWRwX2NsaWVudF9pZBgHIAEoCSK2AQocQ29uZmlndXJlT0F1dGhDbGllbnRSZXNwb25zZRIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSIgoadG9rZW5fZW5kcG9pbnRfYXV0aF9tZXRob2QYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIZChFoYXNfY2xpZW50X3NlY3JldBgFIAEoCBIVCg1pZHBfY2xpZW50X2lkGAYgASgJIuEBCgpPQXV0aEdyYW50EhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd1c2VyX2lkGAggASgJIikKFkxpc3RPQXV0aEdyYW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJRChdMaXN0T0F1dGhHcmFudHNSZXNwb25zZRI2CgZncmFudHMYASADKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5PQXV0aEdyYW50IjwKF1Jldm9rZU9BdXRoR3JhbnRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZ3JhbnRfaWQYAiABKAkiUQoYUmV2b2tlT0F1dGhHcmFudFJlc3BvbnNlEjUKBWdyYW50GAEgASgLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT0F1dGhHcmFudCJLCiFMaXN0QXBwbGljYXRpb25PQXV0aEdyYW50c1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJIk0KI1Jldm9rZUFwcGxpY2F0aW9uT0F1dGhUb2tlbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSI+CiRSZXZva2VBcHBsaWNhdGlvbk9BdXRoVG9rZW5zUmVzcG9uc2USFgoOcmV2b2tlZF9ncmFudHMYASABKA0izQIKD09yZ2FuaXphdGlvblNzbxIOCgZvcmdfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIZChFoYXNfY2xpZW50X3NlY3JldBgEIAEoCBIVCg1lbWFpbF9kb21haW5zGAUgAygJElgKD3JlcXVpcmVkX2NsYWltcxgGIAMoCzI/LmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvblNzby5SZXF1aXJlZENsYWltc0VudHJ5EhQKDHNzb19yZXF1aXJlZBgHIAEoCBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBo1ChNSZXF1aXJlZENsYWltc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiuQIKH0NvbmZpZ3VyZU9yZ2FuaXphdGlvblNzb1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEg4KBmlzc3VlchgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIVCg1lbWFpbF9kb21haW5zGAUgAygJEmgKD3JlcXVpcmVkX2NsYWltcxgGIAMoCzJPLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkNvbmZpZ3VyZU9yZ2FuaXphdGlvblNzb1JlcXVlc3QuUmVxdWlyZWRDbGFpbXNFbnRyeRIUCgxzc29fcmVxdWlyZWQYByABKAgaNQoTUmVxdWlyZWRDbGFpbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlwKIENvbmZpZ3VyZU9yZ2FuaXphdGlvblNzb1Jlc3BvbnNlEjgKA3NzbxgBIAEoCzIrLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvblNzbyIrChlHZXRPcmdhbml6YXRpb25Tc29SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJWChpHZXRPcmdhbml6YXRpb25Tc29SZXNwb25zZRI4CgNzc28YASABKAsyKy5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb25Tc28iLgocRGVsZXRlT3JnYW5pemF0aW9uU3NvUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiHwodRGVsZXRlT3JnYW5pemF0aW9uU3NvUmVzcG9uc2UiQAoVU3RhcnRTc29TaWduSW5SZXF1ZXN0EhQKDG9yZ2FuaXphdGlvbhgBIAEoCRIRCglyZXR1cm5fdG8YAiABKAkiegoWU3RhcnRTc29TaWduSW5SZXNwb25zZRIZChFhdXRob3JpemF0aW9uX3VybBgBIAEoCRIVCg1icm93c2VyX3Rva2VuGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkcKFkZpbmlzaFNzb1NpZ25JblJlcXVlc3QSFQoNYnJvd3Nlcl90b2tlbhgBIAEoCRIWCg5jYWxsYmFja19xdWVyeRgCIAEoCSKuAQoXRmluaXNoU3NvU2lnbkluUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIVCg1zZXNzaW9uX3Rva2VuGAIgASgJEjYKEnNlc3Npb25fZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIbmV3X3VzZXIYBCABKAgSDgoGb3JnX2lkGAUgASgJEhEKCXJldHVybl90bxgGIAEoCSp3ChFBcHBsaWNhdGlvblN0YXR1cxIiCh5BUFBMSUNBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlBUFBMSUNBVElPTl9TVEFUVVNfQUNUSVZFEAESHwobQVBQTElDQVRJT05fU1RBVFVTX0RJU0FCTEVEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ciljb250ZXh0Z2F0ZXdheS9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIaY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEiZgoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLQXBwbGljYXRpb24SCgoCaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNhbGxiYWNrX3VybHMYBSADKAkSFAoMaW50ZWdyYXRpb25zGAYgAygJEg4KBnNjb3BlcxgHIAMoCRI9CgZzdGF0dXMYCCABKA4yLS5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcHBsaWNhdGlvblN0YXR1cxIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLeAQoGQXBpS2V5EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChlBdXRoZW50aWNhdGVBcGlLZXlSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkiWAoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkiPwoVR2V0QXBwbGljYXRpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJWChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEjwKC2FwcGxpY2F0aW9uGAEgASgLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iNwoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHNsdWcYAiABKAkiXAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uIhoKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdCJcChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEj8KDW9yZ2FuaXphdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iKAoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiWQoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uInUKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1jYWxsYmFja191cmxzGAMgAygJEhQKDGludGVncmF0aW9ucxgEIAMoCRIOCgZzY29wZXMYBSADKAkiWQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIhwKClN0cmluZ0xpc3QSDgoGdmFsdWVzGAEgAygJItICChhVcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARI9Cg1jYWxsYmFja191cmxzGAQgASgLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuU3RyaW5nTGlzdBI8CgxpbnRlZ3JhdGlvbnMYBSABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5TdHJpbmdMaXN0EjYKBnNjb3BlcxgGIAEoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlN0cmluZ0xpc3QSPQoGc3RhdHVzGAcgASgOMi0uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb25TdGF0dXNCBwoFX25hbWUiWQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIikKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJZChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USPQoMYXBwbGljYXRpb25zGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iLAoSSXNzdWVBcGlLZXlSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIloKE0lzc3VlQXBpS2V5UmVzcG9uc2USMwoHYXBpX2tleRgBIAEoCzIiLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiQQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIksKFFJldm9rZUFwaUtleVJlc3BvbnNlEjMKB2FwaV9rZXkYASABKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiLAoSTGlzdEFwaUtleXNSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIksKE0xpc3RBcGlLZXlzUmVzcG9uc2USNAoIYXBpX2tleXMYASADKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiXQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgDIAEoCUoECAIQA1IHdXNlcl9pZCJ8ChxTdGFydFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCRIWCg5jZXJlbW9ueV90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIWCg5jZXJlbW9ueV90b2tlbhgBIAEoCRIVCg1yZXNwb25zZV9qc29uGAIgASgJIiMKIVN0YXJ0UGFzc2tleUF1dGhlbnRpY2F0aW9uUmVxdWVzdCJTCiJGaW5pc2hQYXNza2V5QXV0aGVudGljYXRpb25SZXF1ZXN0EhYKDmNlcmVtb255X3Rva2VuGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkikQEKHUZpbmlzaFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIIm8KBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhc3NrZXlfY291bnQYBCABKA0iLgoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkirgEKFlJlc29sdmVTZXNzaW9uUmVzcG9uc2USLgoEdXNlchgBIAEoCzIgLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlVzZXISLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYXV0aGVudGljYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoOU2lnbk91dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIRCg9TaWduT3V0UmVzcG9uc2UiMgoZR2V0QWNjb3VudFNlY3VyaXR5UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIqYBCg5BY2NvdW50UGFzc2tleRIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2RldmljZV90eXBlGAQgASgJEhEKCWJhY2tlZF91cBgFIAEoCCKdAQoOQWNjb3VudFNlc3Npb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGbWV0aG9kGAQgASgJEg8KB2N1cnJlbnQYBSABKAgimAEKGkdldEFjY291bnRTZWN1cml0eVJlc3BvbnNlEjwKCHBhc3NrZXlzGAEgAygLMiouY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQWNjb3VudFBhc3NrZXkSPAoIc2Vzc2lvbnMYAiADKAsyKi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BY2NvdW50U2Vzc2lvbiJBChRSZW1vdmVQYXNza2V5UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCnBhc3NrZXlfaWQYAiABKAkiFwoVUmVtb3ZlUGFzc2tleVJlc3BvbnNlIjQKG1NpZ25PdXRPdGhlclNlc3Npb25zUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjIKHFNpZ25PdXRPdGhlclNlc3Npb25zUmVzcG9uc2USEgoKc2lnbmVkX291dBgBIAEoDSK8AQobQ29uZmlndXJlT0F1dGhDbGllbnRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIiChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgDIAEoCRIRCglqd2tzX2pzb24YBCABKAkSEAoIandrc191cmkYBSABKAkSFQoNcm90YXRlX3NlY3JldBgGIAEoCBIVCg1pZHBfY2xpZW50X2lkGAcgASgJIrYBChxDb25maWd1cmVPQXV0aENsaWVudFJlc3BvbnNlEhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRIiChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhkKEWhhc19jbGllbnRfc2VjcmV0GAUgASgIEhUKDWlkcF9jbGllbnRfaWQYBiABKAki4QEKCk9BdXRoR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYCCABKAkiKQoWTGlzdE9BdXRoR3JhbnRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIlEKF0xpc3RPQXV0aEdyYW50c1Jlc3BvbnNlEjYKBmdyYW50cxgBIAMoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9BdXRoR3JhbnQiPAoXUmV2b2tlT0F1dGhHcmFudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCghncmFudF9pZBgCIAEoCSJRChhSZXZva2VPQXV0aEdyYW50UmVzcG9uc2USNQoFZ3JhbnQYASABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5PQXV0aEdyYW50IksKIUxpc3RBcHBsaWNhdGlvbk9BdXRoR3JhbnRzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkiTQojUmV2b2tlQXBwbGljYXRpb25PQXV0aFRva2Vuc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJIj4KJFJldm9rZUFwcGxpY2F0aW9uT0F1dGhUb2tlbnNSZXNwb25zZRIWCg5yZXZva2VkX2dyYW50cxgBIAEoDSLNAgoPT3JnYW5pemF0aW9uU3NvEg4KBm9yZ19pZBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhkKEWhhc19jbGllbnRfc2VjcmV0GAQgASgIEhUKDWVtYWlsX2RvbWFpbnMYBSADKAkSWAoPcmVxdWlyZWRfY2xhaW1zGAYgAygLMj8uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uU3NvLlJlcXVpcmVkQ2xhaW1zRW50cnkSFAoMc3NvX3JlcXVpcmVkGAcgASgIEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjUKE1JlcXVpcmVkQ2xhaW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK5AgofQ29uZmlndXJlT3JnYW5pemF0aW9uU3NvUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhUKDWVtYWlsX2RvbWFpbnMYBSADKAkSaAoPcmVxdWlyZWRfY2xhaW1zGAYgAygLMk8uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQ29uZmlndXJlT3JnYW5pemF0aW9uU3NvUmVxdWVzdC5SZXF1aXJlZENsYWltc0VudHJ5EhQKDHNzb19yZXF1aXJlZBgHIAEoCBo1ChNSZXF1aXJlZENsYWltc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXAogQ29uZmlndXJlT3JnYW5pemF0aW9uU3NvUmVzcG9uc2USOAoDc3NvGAEgASgLMisuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uU3NvIisKGUdldE9yZ2FuaXphdGlvblNzb1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIlYKGkdldE9yZ2FuaXphdGlvblNzb1Jlc3BvbnNlEjgKA3NzbxgBIAEoCzIrLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvblNzbyIuChxEZWxldGVPcmdhbml6YXRpb25Tc29SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSIfCh1EZWxldGVPcmdhbml6YXRpb25Tc29SZXNwb25zZSJAChVTdGFydFNzb1NpZ25JblJlcXVlc3QSFAoMb3JnYW5pemF0aW9uGAEgASgJEhEKCXJldHVybl90bxgCIAEoCSJ6ChZTdGFydFNzb1NpZ25JblJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEhUKDWJyb3dzZXJfdG9rZW4YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoWRmluaXNoU3NvU2lnbkluUmVxdWVzdBIVCg1icm93c2VyX3Rva2VuGAEgASgJEhYKDmNhbGxiYWNrX3F1ZXJ5GAIgASgJIq4BChdGaW5pc2hTc29TaWduSW5SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSNgoSc2Vzc2lvbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghuZXdfdXNlchgEIAEoCBIOCgZvcmdfaWQYBSABKAkSEQoJcmV0dXJuX3RvGAYgASgJKncKEUFwcGxpY2F0aW9uU3RhdHVzEiIKHkFQUExJQ0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGUFQUExJQ0FUSU9OX1NUQVRVU19BQ1RJVkUQARIfChtBUFBMSUNBVElPTl9TVEFUVVNfRElTQUJMRUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message contextgateway.identity.v1.Organization
@@ -919,6 +919,206 @@ export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
   messageDesc(file_contextgateway_identity_v1_identity, 36);
 
 /**
+ * identity.v1.get_account_security: the signed-in person's passkeys and live sessions (the
+ * portal's security page). The person is the session token's; nothing is taken on the
+ * caller's word.
+ *
+ * @generated from message contextgateway.identity.v1.GetAccountSecurityRequest
+ */
+export type GetAccountSecurityRequest = Message<"contextgateway.identity.v1.GetAccountSecurityRequest"> & {
+  /**
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.GetAccountSecurityRequest.
+ * Use `create(GetAccountSecurityRequestSchema)` to create a new message.
+ */
+export const GetAccountSecurityRequestSchema: GenMessage<GetAccountSecurityRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 37);
+
+/**
+ * @generated from message contextgateway.identity.v1.AccountPasskey
+ */
+export type AccountPasskey = Message<"contextgateway.identity.v1.AccountPasskey"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Unset before its first use for signing in.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 3;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * `singleDevice` | `multiDevice` (synced passkey), as the authenticator reported it.
+   *
+   * @generated from field: string device_type = 4;
+   */
+  deviceType: string;
+
+  /**
+   * @generated from field: bool backed_up = 5;
+   */
+  backedUp: boolean;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.AccountPasskey.
+ * Use `create(AccountPasskeySchema)` to create a new message.
+ */
+export const AccountPasskeySchema: GenMessage<AccountPasskey> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 38);
+
+/**
+ * @generated from message contextgateway.identity.v1.AccountSession
+ */
+export type AccountSession = Message<"contextgateway.identity.v1.AccountSession"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * `passkey` | `sso`.
+   *
+   * @generated from field: string method = 4;
+   */
+  method: string;
+
+  /**
+   * The session the request came with.
+   *
+   * @generated from field: bool current = 5;
+   */
+  current: boolean;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.AccountSession.
+ * Use `create(AccountSessionSchema)` to create a new message.
+ */
+export const AccountSessionSchema: GenMessage<AccountSession> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 39);
+
+/**
+ * @generated from message contextgateway.identity.v1.GetAccountSecurityResponse
+ */
+export type GetAccountSecurityResponse = Message<"contextgateway.identity.v1.GetAccountSecurityResponse"> & {
+  /**
+   * @generated from field: repeated contextgateway.identity.v1.AccountPasskey passkeys = 1;
+   */
+  passkeys: AccountPasskey[];
+
+  /**
+   * @generated from field: repeated contextgateway.identity.v1.AccountSession sessions = 2;
+   */
+  sessions: AccountSession[];
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.GetAccountSecurityResponse.
+ * Use `create(GetAccountSecurityResponseSchema)` to create a new message.
+ */
+export const GetAccountSecurityResponseSchema: GenMessage<GetAccountSecurityResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 40);
+
+/**
+ * identity.v1.remove_passkey: the person removes one of their passkeys. Needs the session to
+ * have been opened by a passkey use recently (reauthentication_required otherwise); the last
+ * passkey is never removed (conflict); another person's passkey is not_found.
+ *
+ * @generated from message contextgateway.identity.v1.RemovePasskeyRequest
+ */
+export type RemovePasskeyRequest = Message<"contextgateway.identity.v1.RemovePasskeyRequest"> & {
+  /**
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * @generated from field: string passkey_id = 2;
+   */
+  passkeyId: string;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.RemovePasskeyRequest.
+ * Use `create(RemovePasskeyRequestSchema)` to create a new message.
+ */
+export const RemovePasskeyRequestSchema: GenMessage<RemovePasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 41);
+
+/**
+ * @generated from message contextgateway.identity.v1.RemovePasskeyResponse
+ */
+export type RemovePasskeyResponse = Message<"contextgateway.identity.v1.RemovePasskeyResponse"> & {
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.RemovePasskeyResponse.
+ * Use `create(RemovePasskeyResponseSchema)` to create a new message.
+ */
+export const RemovePasskeyResponseSchema: GenMessage<RemovePasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 42);
+
+/**
+ * identity.v1.sign_out_other_sessions: every live session of the person but this one ends.
+ *
+ * @generated from message contextgateway.identity.v1.SignOutOtherSessionsRequest
+ */
+export type SignOutOtherSessionsRequest = Message<"contextgateway.identity.v1.SignOutOtherSessionsRequest"> & {
+  /**
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.SignOutOtherSessionsRequest.
+ * Use `create(SignOutOtherSessionsRequestSchema)` to create a new message.
+ */
+export const SignOutOtherSessionsRequestSchema: GenMessage<SignOutOtherSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 43);
+
+/**
+ * @generated from message contextgateway.identity.v1.SignOutOtherSessionsResponse
+ */
+export type SignOutOtherSessionsResponse = Message<"contextgateway.identity.v1.SignOutOtherSessionsResponse"> & {
+  /**
+   * @generated from field: uint32 signed_out = 1;
+   */
+  signedOut: number;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.SignOutOtherSessionsResponse.
+ * Use `create(SignOutOtherSessionsResponseSchema)` to create a new message.
+ */
+export const SignOutOtherSessionsResponseSchema: GenMessage<SignOutOtherSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 44);
+
+/**
  * An application's settings as an OAuth client of the authorization server (its client id
  * is the application's). Org-scoped: another org's application is not_found.
  *
@@ -976,7 +1176,7 @@ export type ConfigureOAuthClientRequest = Message<"contextgateway.identity.v1.Co
  * Use `create(ConfigureOAuthClientRequestSchema)` to create a new message.
  */
 export const ConfigureOAuthClientRequestSchema: GenMessage<ConfigureOAuthClientRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 37);
+  messageDesc(file_contextgateway_identity_v1_identity, 45);
 
 /**
  * @generated from message contextgateway.identity.v1.ConfigureOAuthClientResponse
@@ -1020,7 +1220,7 @@ export type ConfigureOAuthClientResponse = Message<"contextgateway.identity.v1.C
  * Use `create(ConfigureOAuthClientResponseSchema)` to create a new message.
  */
 export const ConfigureOAuthClientResponseSchema: GenMessage<ConfigureOAuthClientResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 38);
+  messageDesc(file_contextgateway_identity_v1_identity, 46);
 
 /**
  * An application holding OAuth tokens for a person: one grant (token family) of the
@@ -1081,7 +1281,7 @@ export type OAuthGrant = Message<"contextgateway.identity.v1.OAuthGrant"> & {
  * Use `create(OAuthGrantSchema)` to create a new message.
  */
 export const OAuthGrantSchema: GenMessage<OAuthGrant> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 39);
+  messageDesc(file_contextgateway_identity_v1_identity, 47);
 
 /**
  * The applications holding tokens for one person (the caller's own user id).
@@ -1100,7 +1300,7 @@ export type ListOAuthGrantsRequest = Message<"contextgateway.identity.v1.ListOAu
  * Use `create(ListOAuthGrantsRequestSchema)` to create a new message.
  */
 export const ListOAuthGrantsRequestSchema: GenMessage<ListOAuthGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 40);
+  messageDesc(file_contextgateway_identity_v1_identity, 48);
 
 /**
  * @generated from message contextgateway.identity.v1.ListOAuthGrantsResponse
@@ -1117,7 +1317,7 @@ export type ListOAuthGrantsResponse = Message<"contextgateway.identity.v1.ListOA
  * Use `create(ListOAuthGrantsResponseSchema)` to create a new message.
  */
 export const ListOAuthGrantsResponseSchema: GenMessage<ListOAuthGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 41);
+  messageDesc(file_contextgateway_identity_v1_identity, 49);
 
 /**
  * Revokes one of the person's grants: its refresh tokens are deleted and its access tokens
@@ -1142,7 +1342,7 @@ export type RevokeOAuthGrantRequest = Message<"contextgateway.identity.v1.Revoke
  * Use `create(RevokeOAuthGrantRequestSchema)` to create a new message.
  */
 export const RevokeOAuthGrantRequestSchema: GenMessage<RevokeOAuthGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 42);
+  messageDesc(file_contextgateway_identity_v1_identity, 50);
 
 /**
  * @generated from message contextgateway.identity.v1.RevokeOAuthGrantResponse
@@ -1159,7 +1359,7 @@ export type RevokeOAuthGrantResponse = Message<"contextgateway.identity.v1.Revok
  * Use `create(RevokeOAuthGrantResponseSchema)` to create a new message.
  */
 export const RevokeOAuthGrantResponseSchema: GenMessage<RevokeOAuthGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 43);
+  messageDesc(file_contextgateway_identity_v1_identity, 51);
 
 /**
  * An admin's view: the grants an application of the org holds, for every person.
@@ -1183,7 +1383,7 @@ export type ListApplicationOAuthGrantsRequest = Message<"contextgateway.identity
  * Use `create(ListApplicationOAuthGrantsRequestSchema)` to create a new message.
  */
 export const ListApplicationOAuthGrantsRequestSchema: GenMessage<ListApplicationOAuthGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 44);
+  messageDesc(file_contextgateway_identity_v1_identity, 52);
 
 /**
  * An admin revokes every OAuth token of an application: all its grants end, and every
@@ -1208,7 +1408,7 @@ export type RevokeApplicationOAuthTokensRequest = Message<"contextgateway.identi
  * Use `create(RevokeApplicationOAuthTokensRequestSchema)` to create a new message.
  */
 export const RevokeApplicationOAuthTokensRequestSchema: GenMessage<RevokeApplicationOAuthTokensRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 45);
+  messageDesc(file_contextgateway_identity_v1_identity, 53);
 
 /**
  * @generated from message contextgateway.identity.v1.RevokeApplicationOAuthTokensResponse
@@ -1225,7 +1425,7 @@ export type RevokeApplicationOAuthTokensResponse = Message<"contextgateway.ident
  * Use `create(RevokeApplicationOAuthTokensResponseSchema)` to create a new message.
  */
 export const RevokeApplicationOAuthTokensResponseSchema: GenMessage<RevokeApplicationOAuthTokensResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 46);
+  messageDesc(file_contextgateway_identity_v1_identity, 54);
 
 /**
  * An organization's OpenID Connect identity provider, as an admin sees it (never the secret).
@@ -1285,7 +1485,7 @@ export type OrganizationSso = Message<"contextgateway.identity.v1.OrganizationSs
  * Use `create(OrganizationSsoSchema)` to create a new message.
  */
 export const OrganizationSsoSchema: GenMessage<OrganizationSso> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 47);
+  messageDesc(file_contextgateway_identity_v1_identity, 55);
 
 /**
  * Sets (creates or replaces) an organization's IdP. identity fetches the issuer's discovery
@@ -1338,7 +1538,7 @@ export type ConfigureOrganizationSsoRequest = Message<"contextgateway.identity.v
  * Use `create(ConfigureOrganizationSsoRequestSchema)` to create a new message.
  */
 export const ConfigureOrganizationSsoRequestSchema: GenMessage<ConfigureOrganizationSsoRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 48);
+  messageDesc(file_contextgateway_identity_v1_identity, 56);
 
 /**
  * @generated from message contextgateway.identity.v1.ConfigureOrganizationSsoResponse
@@ -1355,7 +1555,7 @@ export type ConfigureOrganizationSsoResponse = Message<"contextgateway.identity.
  * Use `create(ConfigureOrganizationSsoResponseSchema)` to create a new message.
  */
 export const ConfigureOrganizationSsoResponseSchema: GenMessage<ConfigureOrganizationSsoResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 49);
+  messageDesc(file_contextgateway_identity_v1_identity, 57);
 
 /**
  * @generated from message contextgateway.identity.v1.GetOrganizationSsoRequest
@@ -1372,7 +1572,7 @@ export type GetOrganizationSsoRequest = Message<"contextgateway.identity.v1.GetO
  * Use `create(GetOrganizationSsoRequestSchema)` to create a new message.
  */
 export const GetOrganizationSsoRequestSchema: GenMessage<GetOrganizationSsoRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 50);
+  messageDesc(file_contextgateway_identity_v1_identity, 58);
 
 /**
  * @generated from message contextgateway.identity.v1.GetOrganizationSsoResponse
@@ -1389,7 +1589,7 @@ export type GetOrganizationSsoResponse = Message<"contextgateway.identity.v1.Get
  * Use `create(GetOrganizationSsoResponseSchema)` to create a new message.
  */
 export const GetOrganizationSsoResponseSchema: GenMessage<GetOrganizationSsoResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 51);
+  messageDesc(file_contextgateway_identity_v1_identity, 59);
 
 /**
  * Removes the IdP; memberships stay, SSO sign-in for the org ends.
@@ -1408,7 +1608,7 @@ export type DeleteOrganizationSsoRequest = Message<"contextgateway.identity.v1.D
  * Use `create(DeleteOrganizationSsoRequestSchema)` to create a new message.
  */
 export const DeleteOrganizationSsoRequestSchema: GenMessage<DeleteOrganizationSsoRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 52);
+  messageDesc(file_contextgateway_identity_v1_identity, 60);
 
 /**
  * @generated from message contextgateway.identity.v1.DeleteOrganizationSsoResponse
@@ -1421,7 +1621,7 @@ export type DeleteOrganizationSsoResponse = Message<"contextgateway.identity.v1.
  * Use `create(DeleteOrganizationSsoResponseSchema)` to create a new message.
  */
 export const DeleteOrganizationSsoResponseSchema: GenMessage<DeleteOrganizationSsoResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 53);
+  messageDesc(file_contextgateway_identity_v1_identity, 61);
 
 /**
  * Starts a sign-in through an organization's IdP. `organization` is what the person typed:
@@ -1448,7 +1648,7 @@ export type StartSsoSignInRequest = Message<"contextgateway.identity.v1.StartSso
  * Use `create(StartSsoSignInRequestSchema)` to create a new message.
  */
 export const StartSsoSignInRequestSchema: GenMessage<StartSsoSignInRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 54);
+  messageDesc(file_contextgateway_identity_v1_identity, 62);
 
 /**
  * @generated from message contextgateway.identity.v1.StartSsoSignInResponse
@@ -1480,7 +1680,7 @@ export type StartSsoSignInResponse = Message<"contextgateway.identity.v1.StartSs
  * Use `create(StartSsoSignInResponseSchema)` to create a new message.
  */
 export const StartSsoSignInResponseSchema: GenMessage<StartSsoSignInResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 55);
+  messageDesc(file_contextgateway_identity_v1_identity, 63);
 
 /**
  * @generated from message contextgateway.identity.v1.FinishSsoSignInRequest
@@ -1504,7 +1704,7 @@ export type FinishSsoSignInRequest = Message<"contextgateway.identity.v1.FinishS
  * Use `create(FinishSsoSignInRequestSchema)` to create a new message.
  */
 export const FinishSsoSignInRequestSchema: GenMessage<FinishSsoSignInRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 56);
+  messageDesc(file_contextgateway_identity_v1_identity, 64);
 
 /**
  * @generated from message contextgateway.identity.v1.FinishSsoSignInResponse
@@ -1550,7 +1750,7 @@ export type FinishSsoSignInResponse = Message<"contextgateway.identity.v1.Finish
  * Use `create(FinishSsoSignInResponseSchema)` to create a new message.
  */
 export const FinishSsoSignInResponseSchema: GenMessage<FinishSsoSignInResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 57);
+  messageDesc(file_contextgateway_identity_v1_identity, 65);
 
 /**
  * @generated from enum contextgateway.identity.v1.ApplicationStatus
