@@ -132,6 +132,13 @@ async function confirmWithPasskeyIfAsked(): Promise<boolean> {
 
 let connectionId: string;
 
+/** GET /v1/me/audit/entries/{id} as the page's script reads it. */
+interface Answer {
+  entry: { index: number };
+  canonicalEntry: string;
+  checkpoint: { rootHash: string; signedNote: string } | null;
+}
+
 describe('the portal at /account', () => {
   it('sends a signed-out browser to the passkey page and back; an empty account says what to expect', async () => {
     await page.goto(`${base}/account`);
@@ -314,10 +321,14 @@ describe('the portal at /account', () => {
       return res.status === 403 && ((await res.json()) as { code: string }).code === 'policy_denied';
     });
 
-    await Promise.all([
-      page.waitForURL((u) => u.search === '?notice=rule_removed'),
-      page.getByRole('button', { name: /^Remove the rule/ }).click(),
-    ]);
+    const remove = () =>
+      Promise.all([
+        page.waitForURL((u) => u.pathname !== '/account/rules' || u.search !== '?notice=rule_added'),
+        page.getByRole('button', { name: /^Remove the rule/ }).click(),
+      ]);
+    await remove();
+    if (await confirmWithPasskeyIfAsked()) await remove();
+    expect(page.url()).toBe(`${base}/account/rules?notice=rule_removed`);
     expect(await page.locator('main').textContent()).toContain('You have no rules of your own');
     expect((await records(planner, connectionId)).status).toBe(200);
   }, 60_000);
@@ -344,6 +355,15 @@ describe('the portal at /account', () => {
     // Asked for the passkey, then back on the confirmation.
     expect(new URL(page.url()).pathname).toBe('/v1/auth/signin');
     expect(new URL(page.url()).searchParams.get('prompt')).toBe('login');
+    // The refused attempt is in the audit as refused, with its reason — never as allowed.
+    await waitFor('the refused deletion in the audit', async () => {
+      const audited = (await (
+        await fetch(`${stack.gatewayUrl}/v1/me/audit/entries?action=revocation&outcome=denied`, { headers: { cookie } })
+      ).json()) as { entries: { connectionId: string | null; errorCode: string | null }[] };
+      return audited.entries.some(
+        (e) => e.connectionId === connectionId && e.errorCode === 'reauthentication_required',
+      );
+    });
     expect((await records(planner, connectionId)).status).toBe(200);
     await signInOnSigninPage(page);
     expect(new URL(page.url()).pathname).toBe(`/account/connections/${connectionId}/delete`);
@@ -353,7 +373,10 @@ describe('the portal at /account', () => {
       page.getByRole('button', { name: 'Delete the connection and its data' }).click(),
     ]);
     expect(new URL(page.url()).searchParams.get('notice')).toMatch(/^(deleted|deleting)$/);
-    expect((await records(planner, connectionId)).status).toBeGreaterThanOrEqual(403);
+    const gone = await records(planner, connectionId);
+    // Deleted: not found; still being shredded: the grant is already revoked.
+    expect([404, 403]).toContain(gone.status);
+    expect(['connection_not_found', 'grant_revoked']).toContain(((await gone.json()) as { code: string }).code);
     expect(await page.locator('main').textContent()).toContain('You have not connected anything yet');
   }, 60_000);
 
@@ -390,7 +413,61 @@ describe('the portal at /account', () => {
     expect(res.status()).toBe(403);
     expect(res.headers()['content-type']).toContain('text/html');
     expect(await res.text()).toContain('csrf_invalid');
+    // Still signed in: the refused form changed nothing.
+    const cookie = `__Host-cg_session=${await sessionCookie(context)}`;
+    expect((await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie } })).status).toBe(200);
   });
+
+  it('the proof check refuses a tampered answer from the log: a wrong index, root, signature or entry', async () => {
+    const tampers: ((a: Answer) => void)[] = [
+      (a) => {
+        a.entry.index += 1;
+      },
+      (a) => {
+        a.checkpoint!.rootHash = Buffer.alloc(32, 7).toString('base64');
+      },
+      (a) => {
+        // The log's own signature is the first line after the blank line (witnesses' follow).
+        const note = a.checkpoint!.signedNote;
+        const start = note.indexOf('\n\n') + 2;
+        const end = note.indexOf('\n', start);
+        const line = note.slice(start, end);
+        const cut = line.lastIndexOf(' ') + 1;
+        const sig = Buffer.from(line.slice(cut), 'base64');
+        sig[sig.length - 1]! ^= 1;
+        a.checkpoint!.signedNote = `${note.slice(0, start)}${line.slice(0, cut)}${sig.toString('base64')}${note.slice(end)}`;
+      },
+      (a) => {
+        const bytes = Buffer.from(a.canonicalEntry, 'base64').toString('utf8');
+        const flipped = bytes.includes('AUDIT_OUTCOME_ALLOWED')
+          ? bytes.replace('AUDIT_OUTCOME_ALLOWED', 'AUDIT_OUTCOME_DENIED')
+          : bytes.replace('AUDIT_OUTCOME_DENIED', 'AUDIT_OUTCOME_ALLOWED');
+        expect(flipped).not.toBe(bytes);
+        a.canonicalEntry = Buffer.from(flipped).toString('base64');
+      },
+    ];
+    let n = 0;
+    await page.route('**/v1/me/audit/entries/*', async (route) => {
+      const response = await route.fetch();
+      const answer = (await response.json()) as Answer;
+      if (answer.checkpoint) tampers[n++ % tampers.length]!(answer);
+      await route.fulfill({ response, json: answer });
+    });
+    try {
+      await page.goto(`${base}/account/activity`);
+      await waitFor(
+        'every entry checked',
+        async () => (await page.locator('td.proof:not([data-proof])').count()) === 0,
+      );
+      expect(n).toBeGreaterThanOrEqual(tampers.length);
+      expect(await page.locator('td.proof[data-proof=verified]').allTextContents()).toEqual([]);
+      const failed = await page.locator('td.proof[data-proof=failed]').allTextContents();
+      expect(failed.length).toBeGreaterThanOrEqual(tampers.length);
+      expect(failed.every((t) => t.startsWith('NOT verified'))).toBe(true);
+    } finally {
+      await page.unroute('**/v1/me/audit/entries/*');
+    }
+  }, 60_000);
 });
 
 describe('error pages for browsers', () => {

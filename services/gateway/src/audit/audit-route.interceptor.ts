@@ -6,7 +6,7 @@ import { from, lastValueFrom, type Observable } from 'rxjs';
 
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
 import { type AuditOutcomeName, AuditRecorder } from './audit-recorder.js';
-import { auditSubject } from './audit-subject.js';
+import { auditSubject, handledFailure } from './audit-subject.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -74,7 +74,8 @@ export class AuditRouteInterceptor implements NestInterceptor {
       await finish(outcomeOf(error));
       throw error;
     }
-    await finish({ outcome: 'allowed' });
+    const handled = handledFailure(request);
+    await finish(handled === undefined ? { outcome: 'allowed' } : outcomeOf(handled));
     return body;
   }
 }

@@ -23,3 +23,19 @@ export function setAuditSubject(request: object, fields: AuditSubject): void {
     if (value !== undefined) (subject as Record<string, unknown>)[key] = value;
   }
 }
+
+const HANDLED_FAILURE = Symbol('cg:audit-handled-failure');
+
+/**
+ * A route that answers its own failures (an HTML page, a redirect to confirm with a
+ * passkey) instead of throwing tells the audit here what failed: its event is then denied or
+ * error with this code, never allowed.
+ */
+export function setHandledFailure(request: object, error: unknown): void {
+  (request as { [HANDLED_FAILURE]?: unknown })[HANDLED_FAILURE] = error;
+}
+
+/** The failure a route answered itself, if any. */
+export function handledFailure(request: object): unknown {
+  return (request as { [HANDLED_FAILURE]?: unknown })[HANDLED_FAILURE];
+}

@@ -18,19 +18,27 @@ function words(route: string, error: AppError): { title: string; message: string
       title: error.status === 503 ? 'Please try again in a moment' : 'Something went wrong',
       message: 'This could not be completed on our side. Nothing was changed; please try again.',
     };
-  if (route.startsWith('/v1/connect/'))
+  if (error.code === 'rate_limited')
+    return { title: 'Too many attempts', message: 'Please wait a minute, then try again.' };
+  if (error.code === 'csrf_invalid')
+    return { title: 'Please try again', message: 'The form expired or was not sent from this page.' };
+  const malformed = error.code === 'validation_failed' || error.code === 'unknown_field';
+  if (malformed && route === '/v1/connect/callback')
+    return {
+      title: 'This sign-in cannot be completed',
+      message: 'The answer from the source is incomplete or damaged. Start again from the app.',
+    };
+  if (malformed && route.startsWith('/v1/connect/'))
     return {
       title: 'This link cannot be used',
       message:
         'The connect link is incomplete or damaged. Open it again from the app exactly as it gave it, or ask the app to start again.',
     };
-  if (route === '/v1/auth/signin')
+  if (malformed && route === '/v1/auth/signin')
     return {
       title: 'This sign-in link cannot be used',
       message: 'The link asks to go somewhere after signing in that is not on this site. Start again from the app.',
     };
-  if (error.code === 'csrf_invalid')
-    return { title: 'Please try again', message: 'The form expired or was not sent from this page.' };
   return { title: 'This request cannot be used', message: 'The address or the form is not one this site can use.' };
 }
 

@@ -226,16 +226,24 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
 
 export interface LogKeyView {
   keyName: string;
+  /** The log's origin line, which every checkpoint of it must carry. */
+  origin: string;
   /** base64 raw Ed25519 public key. */
   publicKey: string;
 }
 
-export function activityPage(v: { accesses: AccessView[]; csrf: string; logKey: LogKeyView | undefined }): string {
+export function activityPage(v: {
+  accesses: AccessView[];
+  csrf: string;
+  logKey: LogKeyView | undefined;
+  userId: string;
+  now: number;
+}): string {
   const rows = v.accesses.map(
     (a) =>
-      html`<tr><td>${when(a.at)}</td><td>${a.applicationName}</td><td>${a.action}${a.what ? html`<br><span class="meta">${a.what}</span>` : ''}</td><td>${a.outcome}</td><td>${a.decidingLayer || '—'}</td><td class="proof" data-event-id="${a.eventId}">${v.logKey ? 'Checking…' : 'Log key unavailable'}</td></tr>`,
+      html`<tr><td>${when(a.at)}</td><td>${a.applicationName}</td><td>${a.action}${a.what ? html`<br><span class="meta">${a.what}</span>` : ''}</td><td>${a.outcome}</td><td>${a.decidingLayer || '—'}</td><td class="proof" data-event-id="${a.eventId}" data-application-id="${a.applicationId}" data-outcome="${a.outcomeName}">${v.logKey ? 'Checking…' : 'Log key unavailable'}</td></tr>`,
   );
-  const weekAgo = Date.now() - 7 * 24 * 3600_000;
+  const weekAgo = v.now - 7 * 24 * 3600_000;
   const reads = new Map<string, number>();
   for (const a of v.accesses)
     if (a.action === 'Read data' && a.outcome === 'allowed' && (a.at?.getTime() ?? 0) >= weekAgo)
@@ -250,7 +258,7 @@ ${barChart(
   'Reads of your data per application, last 7 days',
   [...reads].map(([label, value]) => ({ label, value })),
 )}
-${v.accesses.length > 0 ? html`<div class="table-wrap" role="region" aria-label="Access log entries" tabindex="0" id="access-log"${v.logKey ? html` data-key-name="${v.logKey.keyName}" data-public-key="${v.logKey.publicKey}"` : ''}><table><caption class="meta">The last ${v.accesses.length} entries</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Outcome</th><th scope="col">Decided by</th><th scope="col">In the signed log</th></tr></thead><tbody>${rows}</tbody></table></div>` : html`<p>No application has accessed your data yet.</p>`}`,
+${v.accesses.length > 0 ? html`<div class="table-wrap" role="region" aria-label="Access log entries" tabindex="0" id="access-log"${v.logKey ? html` data-key-name="${v.logKey.keyName}" data-public-key="${v.logKey.publicKey}" data-origin="${v.logKey.origin}" data-user-id="${v.userId}"` : ''}><table><caption class="meta">The last ${v.accesses.length} entries</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Outcome</th><th scope="col">Decided by</th><th scope="col">In the signed log</th></tr></thead><tbody>${rows}</tbody></table></div>` : html`<p>No application has accessed your data yet.</p>`}`,
     v.csrf,
     v.logKey && v.accesses.length > 0 ? ['/account/assets/activity.js'] : [],
   );
@@ -268,6 +276,8 @@ export const ACTIVITY_SCRIPT = `'use strict';
   if (!table || !table.dataset.publicKey) return;
   var subtle = window.crypto.subtle;
   var keyName = table.dataset.keyName;
+  var origin = table.dataset.origin;
+  var userId = table.dataset.userId;
   function b64(s) { var bin = atob(s); var out = new Uint8Array(bin.length); for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i); return out; }
   function hex(bytes) { return Array.prototype.map.call(new Uint8Array(bytes), function (b) { return ('0' + b.toString(16)).slice(-2); }).join(''); }
   function concat(parts) { var n = 0; parts.forEach(function (p) { n += p.length; }); var out = new Uint8Array(n); var o = 0; parts.forEach(function (p) { out.set(p, o); o += p.length; }); return out; }
@@ -280,6 +290,8 @@ export const ACTIVITY_SCRIPT = `'use strict';
 
   // RFC 9162 section 2.1.3.2.
   function rootFromInclusion(leaf, index, size, proof) {
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size)
+      return Promise.reject(new Error('the entry is not inside the checkpoint'));
     var fn = index, sn = size - 1, r = Promise.resolve(leaf);
     proof.forEach(function (p) {
       r = r.then(function (cur) {
@@ -302,16 +314,19 @@ export const ACTIVITY_SCRIPT = `'use strict';
     if (split < 0) return Promise.reject(new Error('not a signed note'));
     var text = note.slice(0, split + 1);
     var body = text.split('\\n');
+    if (body[0] !== origin) return Promise.reject(new Error('the checkpoint is of another log'));
     if (body[1] !== String(checkpoint.treeSize) || body[2] !== checkpoint.rootHash)
       return Promise.reject(new Error('the checkpoint does not say what its note signs'));
-    var line = note.slice(split + 2).split('\\n').filter(function (l) { return l.indexOf('\\u2014 ' + keyName + ' ') === 0; })[0];
-    if (!line) return Promise.reject(new Error('no signature by the log key'));
-    var raw = b64(line.slice(('\\u2014 ' + keyName + ' ').length));
-    if (raw.length !== 68) return Promise.reject(new Error('malformed signature'));
+    var prefix = '\\u2014 ' + keyName + ' ';
+    var signatures = note.slice(split + 2).split('\\n').filter(function (l) { return l.indexOf(prefix) === 0; })
+      .map(function (l) { try { return b64(l.slice(prefix.length)); } catch (e) { return new Uint8Array(0); } })
+      .filter(function (raw) { return raw.length === 68; });
     return Promise.all([keyPromise, keyIdPromise]).then(function (k) {
-      if (!equal(raw.slice(0, 4), k[1])) throw new Error('signed by another key');
-      return subtle.verify({ name: 'Ed25519' }, k[0], raw.slice(4), enc.encode(text));
-    }).then(function (ok) { if (!ok) throw new Error('the signature does not verify'); });
+      // Any line may carry the name; only one whose key id is the log key's counts.
+      var mine = signatures.filter(function (raw) { return equal(raw.slice(0, 4), k[1]); });
+      if (mine.length === 0) throw new Error('no signature by the log key');
+      return Promise.all(mine.map(function (raw) { return subtle.verify({ name: 'Ed25519' }, k[0], raw.slice(4), enc.encode(text)); }));
+    }).then(function (results) { if (results.indexOf(true) < 0) throw new Error('the signature does not verify'); });
   }
 
   function check(cell) {
@@ -321,7 +336,13 @@ export const ACTIVITY_SCRIPT = `'use strict';
       .then(function (answer) {
         if (!answer.checkpoint) { cell.textContent = 'Not in a signed checkpoint yet'; cell.dataset.proof = 'pending'; return; }
         var canonical = b64(answer.canonicalEntry);
-        if (new TextDecoder().decode(canonical).indexOf('"' + eventId + '"') < 0) throw new Error('the entry is another event');
+        // The logged bytes must be this row: this event, this person, this application, this outcome.
+        var logged = JSON.parse(new TextDecoder().decode(canonical));
+        var event = logged.event || {};
+        if (logged.eventId !== eventId || logged.index !== answer.entry.index) throw new Error('the entry is another event');
+        if (event.userId !== userId) throw new Error('the entry is not about you');
+        if (event.applicationId !== cell.dataset.applicationId || (event.outcome || 'AUDIT_OUTCOME_UNSPECIFIED') !== cell.dataset.outcome)
+          throw new Error('the log says something else than this row');
         return sha256(concat([new Uint8Array([0]), canonical])).then(function (leaf) {
           if (hex(leaf) !== answer.entry.leafHash) throw new Error('the leaf hash does not match the entry');
           return rootFromInclusion(leaf, answer.entry.index, answer.checkpoint.treeSize, answer.inclusionProof.map(b64));

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
-import { setAuditSubject } from '../audit/audit-subject.js';
+import { setAuditSubject, setHandledFailure } from '../audit/audit-subject.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
 import { assertRecentPasskeyUse } from '../auth/step-up.js';
 import type { Env } from '../env.js';
@@ -146,6 +146,7 @@ export class PortalController {
     summary: 'Who accessed your data (portal page)',
     tags,
     auth: 'none',
+    audit: { action: 'audit_read' },
     success: page('The access log page.'),
     errors: [],
   })
@@ -157,7 +158,13 @@ export class PortalController {
       async (person) => {
         setAuditSubject(request, { userId: person.userId, actorKind: 'user_session', actorId: person.userId });
         const [accesses, logKey] = await Promise.all([this.portal.accesses(person), this.portal.logKey()]);
-        return activityPage({ accesses, logKey, csrf: this.csrf(request, reply) });
+        return activityPage({
+          accesses,
+          logKey,
+          userId: person.userId,
+          now: this.clock.now(),
+          csrf: this.csrf(request, reply),
+        });
       },
       ACTIVITY_CSP,
     );
@@ -294,7 +301,13 @@ export class PortalController {
   })
   async addRule(@Body() form: z.infer<typeof ruleForm>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     return this.act(request, reply, form.csrf, '/account/rules?notice=confirmed', async (person) => {
-      setAuditSubject(request, { userId: person.userId, actorKind: 'user_session', actorId: person.userId });
+      const [kind, ...rest] = form.target.split(':');
+      setAuditSubject(request, {
+        userId: person.userId,
+        actorKind: 'user_session',
+        actorId: person.userId,
+        ...(kind === 'capability' ? { capability: rest.join(':') } : { integration: rest.join(':') }),
+      });
       this.assertRecent(person);
       await this.portal.addRule(person, {
         effect: form.effect,
@@ -494,7 +507,10 @@ export class PortalController {
   ) {
     try {
       const person = await this.accounts.optionalSession(request.headers.cookie);
-      if (!person) return this.redirect(reply, `/v1/auth/signin?return_to=${encodeURIComponent(here)}`);
+      if (!person) {
+        setHandledFailure(request, new AppError('unauthenticated', 'Not signed in'));
+        return this.redirect(reply, `/v1/auth/signin?return_to=${encodeURIComponent(here)}`);
+      }
       const body = await render(person);
       htmlPageHeaders(reply, csp).status(200).send(body);
       return reply;
@@ -515,9 +531,11 @@ export class PortalController {
     try {
       this.checkCsrf(request, csrf);
       const person = await this.accounts.optionalSession(request.headers.cookie);
-      if (!person) return this.redirect(reply, '/v1/auth/signin?return_to=%2Faccount');
+      if (!person) throw new AppError('unauthenticated', 'Not signed in');
       return this.redirect(reply, await run(person));
     } catch (error) {
+      // Nothing was done: the audit records this request as refused, never as allowed.
+      setHandledFailure(request, error);
       if (error instanceof AppError && error.code === 'reauthentication_required')
         return this.redirect(reply, `/v1/auth/signin?prompt=login&return_to=${encodeURIComponent(afterConfirm)}`);
       return this.error(reply, error);
@@ -552,6 +570,9 @@ export class PortalController {
 
   private error(reply: FastifyReply, error: unknown) {
     const appError = AppError.from(error);
+    setHandledFailure(reply.request, error);
+    // The session ended (signed out elsewhere, expired) while the page was open: sign in again.
+    if (appError.code === 'unauthenticated') return this.redirect(reply, '/v1/auth/signin?return_to=%2Faccount');
     if (appError.status >= 500) this.logger.error({ err: error, errorCode: appError.code }, 'portal page failed');
     else this.logger.info({ errorCode: appError.code }, 'portal request refused');
     const words: Partial<Record<string, [string, string]>> = {

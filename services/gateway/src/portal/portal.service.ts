@@ -49,6 +49,9 @@ export interface ConnectionView {
 
 export interface AccessView {
   eventId: string;
+  /** What the signed log must say of this row (the browser checks it against the entry's bytes). */
+  applicationId: string;
+  outcomeName: string;
   at: Date | undefined;
   applicationName: string;
   action: string;
@@ -199,6 +202,8 @@ export class PortalService {
         }
         return {
           eventId: event.eventId,
+          applicationId: event.applicationId,
+          outcomeName: `AUDIT_OUTCOME_${AuditOutcome[event.outcome]}`,
           at: date(event.occurredAt) ?? date(recordedAt),
           applicationName: byPerson ? 'You' : applicationName || 'A removed application',
           action: ACTIONS[event.action] ?? 'Other',
@@ -325,10 +330,14 @@ export class PortalService {
   }
 
   /** The key that signs the audit log's checkpoints (undefined before the first checkpoint). */
-  async logKey(): Promise<{ keyName: string; publicKey: string } | undefined> {
+  async logKey(): Promise<{ keyName: string; publicKey: string; origin: string } | undefined> {
     try {
       const answer = await this.rpcClient.request(rpc.audit.getCheckpoint, { treeSize: 0n });
-      return { keyName: answer.keyName, publicKey: Buffer.from(answer.publicKey).toString('base64') };
+      return {
+        keyName: answer.keyName,
+        publicKey: Buffer.from(answer.publicKey).toString('base64'),
+        origin: answer.checkpoint?.origin ?? '',
+      };
     } catch (error) {
       if (AppError.from(error).status < 500) return undefined;
       throw error;

@@ -159,7 +159,7 @@ export class SessionsRepository {
   /** Ends every live session of the user but `keepId`; how many ended. */
   async revokeOthers(userId: string, keepId: string, now: Date, tx: Tx = this.db): Promise<number> {
     const { count } = await tx.session.updateMany({
-      where: { userId, id: { not: keepId }, revokedAt: null },
+      where: { userId, id: { not: keepId }, revokedAt: null, expiresAt: { gt: now } },
       data: { revokedAt: now },
     });
     return count;
