@@ -196,6 +196,12 @@ describe('the portal at /account', () => {
     expect(main).toContain('Read your notes.');
     expect(main).toContain('See your Demo Notes name.');
     expect(main).toMatch(/Records stored\s*[1-9]/);
+    // Notes Digest has read the connection (the wait above): when, beside its grant, once the audit log has it.
+    await waitFor('the last read beside the grant', async () => {
+      await page.reload();
+      const text = (await page.locator('main').textContent()) ?? '';
+      return /Notes Digest <b>\s*Allowed [0-9-]+ [0-9:]+ UTC; last read [0-9-]+ [0-9:]+ UTC/.test(text);
+    });
     // The page's own protections.
     const res = await page.request.get(`${base}/account`);
     expect(res.headers()['content-security-policy']).toContain("default-src 'none'");

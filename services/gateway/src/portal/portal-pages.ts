@@ -162,7 +162,7 @@ function connectionCard(c: ConnectionView, csrf: string): SafeHtml {
   const grants = c.grants.map(
     (g) => html`<li>
 <h4>${g.applicationName}</h4>
-<p class="meta">Allowed ${when(g.grantedAt)}. It can:</p>
+<p class="meta">Allowed ${when(g.grantedAt)}; last read ${when(g.lastReadAt)}. It can:</p>
 <ul class="scopes">${g.scopes.map((s) => html`<li>${s.description} <span class="meta">(${s.scope})</span></li>`)}</ul>
 <form class="inline" method="post" action="/account/connections/${c.id}/grants/${g.applicationId}/revoke">
 <input type="hidden" name="csrf" value="${csrf}">

@@ -13,7 +13,9 @@ import {
   rpc,
   SyncRunState,
 } from '@context-gateway/proto';
-import { Injectable } from '@nestjs/common';
+import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
 
 import type { SignedInPerson } from '../accounts/accounts.service.js';
 
@@ -28,6 +30,8 @@ interface GrantView {
   applicationName: string;
   scopes: ScopeView[];
   grantedAt: Date | undefined;
+  /** The application's last allowed read of this connection that the audit log holds. */
+  lastReadAt: Date | undefined;
 }
 
 export interface ConnectionView {
@@ -131,7 +135,10 @@ const date = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? time
 export class PortalService {
   readonly #integrations = new Map(integrationManifests().map((m) => [m.key, m]));
 
-  constructor(private readonly rpcClient: RpcClient) {}
+  constructor(
+    private readonly rpcClient: RpcClient,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
 
   async connections(person: SignedInPerson): Promise<ConnectionView[]> {
     const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
@@ -152,6 +159,7 @@ export class PortalService {
       }
       return name;
     };
+    const lastReads = await this.lastReads(person);
     return Promise.all(
       connections.map(async ({ connection, grants }): Promise<ConnectionView> => {
         if (!connection) throw new AppError('internal', 'broker answered a connection without its body');
@@ -172,11 +180,36 @@ export class PortalService {
                 applicationName: await applicationName(g.orgId, g.applicationId),
                 scopes: g.scopes.map((scope) => this.scope(connection.integration, scope)),
                 grantedAt: date(g.grantedAt),
+                lastReadAt: lastReads.get(`${connection.id}/${g.applicationId}`),
               })),
           ),
         };
       }),
     );
+  }
+
+  /**
+   * When each application last read each of the person's connections, from the newest
+   * allowed data queries in the audit log. The page stays usable without the audit service.
+   */
+  private async lastReads(person: SignedInPerson): Promise<Map<string, Date>> {
+    const last = new Map<string, Date>();
+    try {
+      const { entries } = await this.rpcClient.request(
+        rpc.audit.searchEntries,
+        { userId: person.userId, action: AuditAction.DATA_QUERY, outcome: AuditOutcome.ALLOWED, limit: 500 },
+        { timeoutMs: 2_000 },
+      );
+      // Newest first: the first entry seen for a pair is its last read.
+      for (const { event } of entries) {
+        const key = `${event?.connectionId}/${event?.applicationId}`;
+        const at = date(event?.occurredAt);
+        if (event?.connectionId && at && !last.has(key)) last.set(key, at);
+      }
+    } catch (error) {
+      this.logger.warn({ errorCode: AppError.from(error).code }, 'portal: last reads unavailable');
+    }
+    return last;
   }
 
   /** The last accesses to the person's data, newest first (the audit log's entries for them). */
