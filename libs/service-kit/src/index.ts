@@ -1,3 +1,4 @@
+export * from './auth/step-up.js';
 export * from './config/env.js';
 export * from './health/readiness.service.js';
 export * from './http/outbound-guard.js';

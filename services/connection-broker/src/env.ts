@@ -1,6 +1,6 @@
 import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
-import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
+import { parseEnv, personStepUpEnvShape, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
 /** Integrations whose catalog entries (integrations/<key>.json) may be overridden from the environment. */
@@ -73,15 +73,8 @@ const envSchema = z
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /** How long an app's connect session can be used (the spec says 10 minutes; tests shorten it to test expiry). */
     CONNECT_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
-    /**
-     * Allowing a grant, revoking one and deleting a connection need the person's session to
-     * have been opened by a passkey use at most this long ago (ms), not just a live session.
-     */
-    PERSON_STEP_UP_MAX_AGE_MS: z.coerce
-      .number()
-      .int()
-      .min(10_000)
-      .default(5 * 60_000),
+    /** Allowing a grant, revoking one and deleting a connection need a passkey use this recent. */
+    ...personStepUpEnvShape,
     /** Refresh an access token this many seconds before it expires, so a sync never starts with a token about to die. */
     TOKEN_REFRESH_SKEW_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
     /** Allow http:// source endpoints (the simulators). Never in production: tokens would cross the network in clear. */

@@ -1,5 +1,5 @@
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
-import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
+import { parseEnv, personStepUpEnvShape, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
 /**
@@ -32,15 +32,8 @@ const envSchema = z
      * Behind a reverse proxy every client shares the proxy's address: raise it accordingly.
      */
     PASSKEY_STARTS_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(600),
-    /**
-     * Changing one's own policy rules needs a passkey use at most this long ago (ms), not only
-     * a live session; the connection-broker holds the same window for grants, revokes and deletes.
-     */
-    PERSON_STEP_UP_MAX_AGE_MS: z.coerce
-      .number()
-      .int()
-      .min(10_000)
-      .default(5 * 60_000),
+    /** Changing one's own policy rules needs a passkey use this recent (the same value as the broker's and identity's). */
+    ...personStepUpEnvShape,
     /** How long a request waits for the AUDIT stream's ack before failing with audit_unavailable (503). */
     AUDIT_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2_000),
     /**

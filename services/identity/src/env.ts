@@ -2,7 +2,7 @@ import { dirname, join, resolve } from 'node:path';
 
 import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
 import { DEFAULT_HTTP_PORT } from '@context-gateway/proto';
-import { parseEnv, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
+import { parseEnv, personStepUpEnvShape, refineRuntimeEnv, runtimeEnvShape } from '@context-gateway/service-kit';
 import { z } from 'zod';
 
 /**
@@ -25,15 +25,11 @@ const envSchema = z
       .max(30 * 24 * 3600)
       .default(12 * 3600),
     /**
-     * Adding a passkey to an existing account needs that account's session, opened by a
-     * passkey use at most this long ago (ms): a stolen or old session alone must not be
-     * enough to plant a permanent credential, and a bare user id is never enough.
+     * Adding or removing a passkey, and signing out other sessions, need the account's session
+     * opened by a passkey use this recent: a stolen or old session alone must not be enough to
+     * plant or strip a credential, and a bare user id is never enough.
      */
-    PASSKEY_ADD_MAX_AUTH_AGE_MS: z.coerce
-      .number()
-      .int()
-      .min(10_000)
-      .default(5 * 60_000),
+    ...personStepUpEnvShape,
     /** How long a passkey ceremony's challenge may be answered (seconds); default 5 minutes. */
     WEBAUTHN_CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(1).max(600).default(300),
     /** The services' key folder: the authorization server's keyring lives next to this file unless OAUTH_KEYRING_FILE says otherwise. */

@@ -3,7 +3,7 @@ import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { assertRecentPasskeyUse, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Global, Inject, Injectable, Module } from '@nestjs/common';
 
 import type { Env } from '../env.js';
@@ -40,12 +40,7 @@ export class PersonSessions {
    */
   async recentUserId(sessionToken: string): Promise<string> {
     const { userId, authenticatedAt } = await this.resolve(sessionToken);
-    if (!authenticatedAt || this.clock.now() - authenticatedAt.getTime() > this.#stepUpMaxAgeMs) {
-      throw new AppError(
-        'reauthentication_required',
-        'Confirm with your passkey first: sign in again at /v1/auth/signin?prompt=login',
-      );
-    }
+    assertRecentPasskeyUse(authenticatedAt, this.#stepUpMaxAgeMs, this.clock.now());
     return userId;
   }
 

@@ -1,5 +1,3 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-
 import { AppError } from '@context-gateway/errors';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
@@ -9,13 +7,12 @@ import { z } from 'zod';
 
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
+import { assertCsrfToken, issueCsrfToken } from '../auth/csrf.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
 import { consentPage, errorPage, refusedPage } from './connect-pages.js';
 
-/** Binds the consent form to this browser (double submit; SameSite=Strict, HttpOnly). */
-const CSRF_COOKIE = COOKIES.csrf;
 /** Binds the OAuth state to the browser that left for the source. */
 const STATE_COOKIE = COOKIES.connectState;
 
@@ -139,8 +136,7 @@ export class ConsentController {
     @Res() reply: FastifyReply,
   ) {
     try {
-      const cookie = parseCookies(request.headers.cookie).get(CSRF_COOKIE) ?? '';
-      if (!sameSecret(cookie, form.csrf)) throw new AppError('csrf_invalid');
+      assertCsrfToken(request, form.csrf);
       const person = await this.accounts.optionalPerson(request.headers.cookie);
       if (form.decision === 'allow' && !person) {
         return this.redirect(reply, 303, this.signInUrl(params.token));
@@ -199,11 +195,7 @@ export class ConsentController {
     error?: string,
   ) {
     const session = await this.flow.session(token, person);
-    let csrf = parseCookies(request.headers.cookie).get(CSRF_COOKIE);
-    if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
-      csrf = randomBytes(32).toString('base64url');
-      reply.header('set-cookie', serializeCookie(CSRF_COOKIE, csrf, { maxAge: 3600, sameSite: 'Strict' }));
-    }
+    const csrf = issueCsrfToken(request, reply);
     this.pageHeaders(reply);
     reply.status(error ? 422 : 200).send(
       consentPage({
@@ -275,10 +267,4 @@ function assertCallbackQuery(query: string): void {
   const state = query.length <= MAX_CALLBACK_QUERY ? new URLSearchParams(query).get('state') : null;
   if (!state || state.length > MAX_STATE)
     throw new AppError('oauth_state_invalid', 'The callback carries no state this flow issued');
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }

@@ -1,17 +1,14 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { assertRecentPasskeyUse, LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
-import { setAuditSubject, setHandledFailure } from '../audit/audit-subject.js';
-import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
-import { assertRecentPasskeyUse } from '../auth/step-up.js';
+import { type AuditSubject, setAuditSubject, setHandledFailure } from '../audit/audit-subject.js';
+import { assertCsrfToken, issueCsrfToken } from '../auth/csrf.js';
 import type { Env } from '../env.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
@@ -91,6 +88,15 @@ function asset(reply: FastifyReply, type: 'text/css' | 'text/javascript', body: 
 
 type Person = SignedInPerson & { displayName: string; authenticatedAt: Date };
 
+/** The audit entry of a portal request: the person acting for themselves, with what it is about. */
+function auditAsPerson(
+  request: FastifyRequest,
+  person: Person,
+  about: Omit<AuditSubject, 'actorKind' | 'actorId' | 'userId'> = {},
+): void {
+  setAuditSubject(request, { ...about, userId: person.userId, actorKind: 'user_session', actorId: person.userId });
+}
+
 /**
  * The person's portal at /account: their connections with what is stored and which
  * applications can read it (named, scopes in words), revoking one application, deleting a
@@ -134,7 +140,7 @@ export class PortalController {
       return overviewPage({
         displayName: person.displayName,
         connections,
-        csrf: this.csrf(request, reply),
+        csrf: issueCsrfToken(request, reply),
         notice: query.notice,
       });
     });
@@ -156,14 +162,14 @@ export class PortalController {
       reply,
       '/account/activity',
       async (person) => {
-        setAuditSubject(request, { userId: person.userId, actorKind: 'user_session', actorId: person.userId });
+        auditAsPerson(request, person);
         const [accesses, logKey] = await Promise.all([this.portal.accesses(person), this.portal.logKey()]);
         return activityPage({
           accesses,
           logKey,
           userId: person.userId,
           now: this.clock.now(),
-          csrf: this.csrf(request, reply),
+          csrf: issueCsrfToken(request, reply),
         });
       },
       ACTIVITY_CSP,
@@ -191,7 +197,7 @@ export class PortalController {
         (c) => c.id === params.connectionId && c.status !== 'deleting',
       );
       if (!connection) throw new AppError('connection_not_found');
-      return deletePage({ connection, csrf: this.csrf(request, reply) });
+      return deletePage({ connection, csrf: issueCsrfToken(request, reply) });
     });
   }
 
@@ -217,10 +223,7 @@ export class PortalController {
   ) {
     const back = `/account/connections/${params.connectionId}/delete`;
     return this.act(request, reply, form.csrf, back, async (person) => {
-      setAuditSubject(request, {
-        userId: person.userId,
-        actorKind: 'user_session',
-        actorId: person.userId,
+      auditAsPerson(request, person, {
         connectionId: params.connectionId,
         resource: `connection:${params.connectionId}`,
       });
@@ -249,10 +252,7 @@ export class PortalController {
     @Res() reply: FastifyReply,
   ) {
     return this.act(request, reply, form.csrf, '/account?notice=confirmed', async (person) => {
-      setAuditSubject(request, {
-        userId: person.userId,
-        actorKind: 'user_session',
-        actorId: person.userId,
+      auditAsPerson(request, person, {
         connectionId: params.connectionId,
         applicationId: params.applicationId,
       });
@@ -281,7 +281,7 @@ export class PortalController {
         rules: await this.portal.rules(person, connections),
         targets: this.portal.ruleTargets(connections),
         applications: [...applications].map(([id, name]) => ({ id, name })),
-        csrf: this.csrf(request, reply),
+        csrf: issueCsrfToken(request, reply),
         notice: query.notice,
       });
     });
@@ -302,10 +302,7 @@ export class PortalController {
   async addRule(@Body() form: z.infer<typeof ruleForm>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     return this.act(request, reply, form.csrf, '/account/rules?notice=confirmed', async (person) => {
       const [kind, ...rest] = form.target.split(':');
-      setAuditSubject(request, {
-        userId: person.userId,
-        actorKind: 'user_session',
-        actorId: person.userId,
+      auditAsPerson(request, person, {
         ...(kind === 'capability' ? { capability: rest.join(':') } : { integration: rest.join(':') }),
       });
       this.assertRecent(person);
@@ -339,10 +336,7 @@ export class PortalController {
     @Res() reply: FastifyReply,
   ) {
     return this.act(request, reply, form.csrf, '/account/rules?notice=confirmed', async (person) => {
-      setAuditSubject(request, {
-        userId: person.userId,
-        actorKind: 'user_session',
-        actorId: person.userId,
+      auditAsPerson(request, person, {
         resource: `policy_rule:${params.ruleId}`,
       });
       this.assertRecent(person);
@@ -372,7 +366,7 @@ export class PortalController {
       '/account/security',
       async (person) => {
         const { passkeys, sessions } = await this.portal.security(person);
-        return securityPage({ passkeys, sessions, csrf: this.csrf(request, reply), notice: query.notice });
+        return securityPage({ passkeys, sessions, csrf: issueCsrfToken(request, reply), notice: query.notice });
       },
       SECURITY_CSP,
     );
@@ -399,10 +393,7 @@ export class PortalController {
     @Res() reply: FastifyReply,
   ) {
     return this.act(request, reply, form.csrf, '/account/security?notice=confirmed', async (person) => {
-      setAuditSubject(request, {
-        userId: person.userId,
-        actorKind: 'user_session',
-        actorId: person.userId,
+      auditAsPerson(request, person, {
         resource: `passkey:${params.passkeyId}`,
       });
       await this.portal.removePasskey(person, params.passkeyId);
@@ -427,10 +418,7 @@ export class PortalController {
     @Res() reply: FastifyReply,
   ) {
     return this.act(request, reply, form.csrf, '/account/security', async (person) => {
-      setAuditSubject(request, {
-        userId: person.userId,
-        actorKind: 'user_session',
-        actorId: person.userId,
+      auditAsPerson(request, person, {
         resource: 'sessions:others',
       });
       await this.portal.signOutOthers(person);
@@ -476,7 +464,7 @@ export class PortalController {
   })
   async signOut(@Body() form: z.infer<typeof csrfForm>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     try {
-      this.checkCsrf(request, form.csrf);
+      assertCsrfToken(request, form.csrf);
       reply.header('set-cookie', await this.accounts.signOut(request.headers.cookie));
       return this.redirect(reply, '/v1/auth/signin?return_to=%2Faccount');
     } catch (error) {
@@ -529,7 +517,7 @@ export class PortalController {
   ) {
     setAuditSubject(request, { actorKind: 'anonymous' });
     try {
-      this.checkCsrf(request, csrf);
+      assertCsrfToken(request, csrf);
       const person = await this.accounts.optionalSession(request.headers.cookie);
       if (!person) throw new AppError('unauthenticated', 'Not signed in');
       return this.redirect(reply, await run(person));
@@ -545,22 +533,6 @@ export class PortalController {
   /** Rule changes are decided here (policy takes the person the gateway resolved): the same window as the broker's. */
   private assertRecent(person: Person): void {
     assertRecentPasskeyUse(person.authenticatedAt, this.#stepUpMaxAgeMs, this.clock.now());
-  }
-
-  private csrf(request: FastifyRequest, reply: FastifyReply): string {
-    let csrf = parseCookies(request.headers.cookie).get(COOKIES.csrf);
-    if (!csrf || !/^[A-Za-z0-9_-]{43}$/.test(csrf)) {
-      csrf = randomBytes(32).toString('base64url');
-      reply.header('set-cookie', serializeCookie(COOKIES.csrf, csrf, { maxAge: 3600, sameSite: 'Strict' }));
-    }
-    return csrf;
-  }
-
-  private checkCsrf(request: FastifyRequest, sent: string): void {
-    const cookie = Buffer.from(parseCookies(request.headers.cookie).get(COOKIES.csrf) ?? '');
-    const form = Buffer.from(sent);
-    if (cookie.length === 0 || cookie.length !== form.length || !timingSafeEqual(cookie, form))
-      throw new AppError('csrf_invalid');
   }
 
   private redirect(reply: FastifyReply, location: string) {

@@ -144,21 +144,7 @@ export class PortalService {
     const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
       personSessionToken: person.sessionToken,
     });
-    const names = new Map<string, Promise<string>>();
-    const applicationName = (orgId: string, applicationId: string) => {
-      let name = names.get(applicationId);
-      if (!name) {
-        name = this.rpcClient
-          .request(rpc.identity.getApplication, { orgId, applicationId })
-          .then((r) => r.application?.name || 'An application')
-          .catch((error: unknown) => {
-            if (AppError.from(error).status < 500) return 'A removed application';
-            throw error;
-          });
-        names.set(applicationId, name);
-      }
-      return name;
-    };
+    const applicationName = this.applicationNames();
     const lastReads = await this.lastReads(person);
     return Promise.all(
       connections.map(async ({ connection, grants }): Promise<ConnectionView> => {
@@ -177,7 +163,7 @@ export class PortalService {
               .filter((g) => g.active)
               .map(async (g) => ({
                 applicationId: g.applicationId,
-                applicationName: await applicationName(g.orgId, g.applicationId),
+                applicationName: (await applicationName(g.orgId, g.applicationId)) ?? 'A removed application',
                 scopes: g.scopes.map((scope) => this.scope(connection.integration, scope)),
                 grantedAt: date(g.grantedAt),
                 lastReadAt: lastReads.get(`${connection.id}/${g.applicationId}`),
@@ -215,7 +201,8 @@ export class PortalService {
   /** The last accesses to the person's data, newest first (the audit log's entries for them). */
   async accesses(person: SignedInPerson, limit = 200): Promise<AccessView[]> {
     const { entries } = await this.rpcClient.request(rpc.audit.searchEntries, { userId: person.userId, limit });
-    const names = new Map<string, string>();
+    // The log stays readable while identity is away: a name it cannot give is a removed application's.
+    const applicationName = this.applicationNames({ tolerateOutage: true });
     const rows = await Promise.all(
       entries.map(async ({ event, recordedAt }) => {
         // An intent is followed by its outcome: the outcome is the row a person reads. Only what
@@ -223,22 +210,13 @@ export class PortalService {
         if (!event || event.phase === AuditPhase.INTENT || !event.applicationId) return undefined;
         // What the person did themselves (revoking an application, say) is theirs, not the application's.
         const byPerson = event.actorKind === ActorKind.USER_SESSION;
-        let applicationName = '';
-        if (!byPerson) {
-          applicationName =
-            names.get(event.applicationId) ??
-            (await this.rpcClient
-              .request(rpc.identity.getApplication, { orgId: event.orgId, applicationId: event.applicationId })
-              .then((r) => r.application?.name ?? '')
-              .catch(() => ''));
-          names.set(event.applicationId, applicationName);
-        }
+        const name = byPerson ? 'You' : await applicationName(event.orgId, event.applicationId);
         return {
           eventId: event.eventId,
           applicationId: event.applicationId,
           outcomeName: `AUDIT_OUTCOME_${AuditOutcome[event.outcome]}`,
           at: date(event.occurredAt) ?? date(recordedAt),
-          applicationName: byPerson ? 'You' : applicationName || 'A removed application',
+          applicationName: name ?? 'A removed application',
           action: ACTIONS[event.action] ?? 'Other',
           what: [
             event.integration ? this.integrationName(event.integration) : '',
@@ -321,6 +299,29 @@ export class PortalService {
 
   async removeRule(person: SignedInPerson, ruleId: string): Promise<void> {
     await this.rpcClient.request(rpc.policy.deleteUserRule, { userId: person.userId, ruleId });
+  }
+
+  /**
+   * Looks up applications' names for one page, each application once however many rows name
+   * it. `undefined` is an application identity no longer knows (removed); identity failing is
+   * an error, unless `tolerateOutage` (then the name is unknown too).
+   */
+  private applicationNames(options: { tolerateOutage?: boolean } = {}) {
+    const names = new Map<string, Promise<string | undefined>>();
+    return (orgId: string, applicationId: string): Promise<string | undefined> => {
+      let name = names.get(applicationId);
+      if (!name) {
+        name = this.rpcClient
+          .request(rpc.identity.getApplication, { orgId, applicationId })
+          .then((r) => r.application?.name || undefined)
+          .catch((error: unknown) => {
+            if (options.tolerateOutage || AppError.from(error).status < 500) return undefined;
+            throw error;
+          });
+        names.set(applicationId, name);
+      }
+      return name;
+    };
   }
 
   private integrationName(key: string): string {

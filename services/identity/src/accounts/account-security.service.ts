@@ -1,12 +1,11 @@
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { assertRecentPasskeyUse,SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 
 import type { Env } from '../env.js';
 import type { Passkey, Session } from '../generated/prisma/client.js';
 import { SessionsRepository, UsersRepository } from './accounts.repository.js';
-import { assertRecentPasskeyUse } from './recent-auth.js';
 import { SessionsService } from './sessions.service.js';
 
 /**
@@ -37,11 +36,7 @@ export class AccountSecurityService {
   async removePasskey(token: string, passkeyId: string): Promise<void> {
     const current = await this.sessions.resolve(token);
     // A stolen session alone must not be able to strip the person of their own credentials.
-    assertRecentPasskeyUse(
-      { authenticatedAt: current.createdAt },
-      this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS,
-      this.clock.date(),
-    );
+    assertRecentPasskeyUse(current.createdAt, this.env.PERSON_STEP_UP_MAX_AGE_MS, this.clock.now());
     const outcome = await this.users.transaction((tx) =>
       this.users.removePasskeyUnlessLast(current.userId, passkeyId, tx),
     );

@@ -38,7 +38,7 @@ beforeAll(async () => {
     name: 'identity',
     module: AppModule,
     loadEnv,
-    env: { OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key'), PASSKEY_ADD_MAX_AUTH_AGE_MS: '60000' },
+    env: { OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key'), PERSON_STEP_UP_MAX_AGE_MS: '60000' },
   });
   client = new RpcClient(harness.nc);
   const victim = await service.app
@@ -87,7 +87,7 @@ describe('identity.v1.start_passkey_registration over NATS', () => {
     );
   });
 
-  it('refuses a session whose passkey use is older than PASSKEY_ADD_MAX_AUTH_AGE_MS: reauthentication_required', async () => {
+  it('refuses a session whose passkey use is older than PERSON_STEP_UP_MAX_AGE_MS: reauthentication_required', async () => {
     const { token } = await service.app
       .get(SessionsService, { strict: false })
       .open(victimId, new Date(Date.now() - 61_000));

@@ -29,7 +29,7 @@ const env = {
   GATEWAY_PUBLIC_URL: 'https://gateway.example',
   SESSION_TTL_SECONDS: 3_600,
   WEBAUTHN_CHALLENGE_TTL_SECONDS: 60,
-  PASSKEY_ADD_MAX_AUTH_AGE_MS: 300_000,
+  PERSON_STEP_UP_MAX_AGE_MS: 300_000,
 } as Env;
 
 beforeAll(async () => {
@@ -155,7 +155,7 @@ describe('adding a passkey to an existing account', () => {
     expect(await db.webauthnChallenge.count({ where: { userId: victim.id } })).toBe(0);
   });
 
-  it("is refused when the session's passkey use is older than PASSKEY_ADD_MAX_AUTH_AGE_MS", async () => {
+  it("is refused when the session's passkey use is older than PERSON_STEP_UP_MAX_AGE_MS", async () => {
     const user = await users.createUser({ displayName: 'Stale', webauthnUserId: 'handle-stale' });
     const { token } = await sessions.open(user.id, clock.date());
     clock.advance(300_001);

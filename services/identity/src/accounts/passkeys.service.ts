@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { assertRecentPasskeyUse,SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   type AuthenticationResponseJSON,
@@ -19,7 +19,6 @@ import type { Env } from '../env.js';
 import type { WebauthnChallenge } from '../generated/prisma/client.js';
 import { newSecret, sha256 } from '../secrets.js';
 import { ChallengesRepository, UsersRepository } from './accounts.repository.js';
-import { assertRecentPasskeyUse } from './recent-auth.js';
 import { SessionsService } from './sessions.service.js';
 
 const CEREMONY_PREFIX = 'cg_wc_';
@@ -73,11 +72,7 @@ export class PasskeysService {
     let exclude: { id: string; transports: string[] }[] = [];
     if (input.sessionToken) {
       const session = await this.sessions.resolve(input.sessionToken);
-      assertRecentPasskeyUse(
-        { authenticatedAt: session.createdAt },
-        this.env.PASSKEY_ADD_MAX_AUTH_AGE_MS,
-        this.clock.date(),
-      );
+      assertRecentPasskeyUse(session.createdAt, this.env.PERSON_STEP_UP_MAX_AGE_MS, this.clock.now());
       const existing = await this.users.findUser(session.userId);
       if (!existing) throw new AppError('unauthenticated', 'The session has no account');
       user = {

@@ -651,7 +651,7 @@ export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__P
  * Starts a registration. Without session_token a new account is created on success.
  * With it, the passkey is added to that session's account: identity resolves the token
  * itself and requires the session to have been opened by a passkey use at most
- * PASSKEY_ADD_MAX_AUTH_AGE_MS ago. A bare user id is never trusted (docs/trust-boundaries.md).
+ * PERSON_STEP_UP_MAX_AGE_MS ago. A bare user id is never trusted (docs/trust-boundaries.md).
  *
  * @generated from message contextgateway.identity.v1.StartPasskeyRegistrationRequest
  */
