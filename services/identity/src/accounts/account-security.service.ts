@@ -1,6 +1,6 @@
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { assertRecentPasskeyUse,SERVICE_ENV } from '@context-gateway/service-kit';
+import { assertRecentPasskeyUse, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 
 import type { Env } from '../env.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
-import { assertRecentPasskeyUse,SERVICE_ENV } from '@context-gateway/service-kit';
+import { assertRecentPasskeyUse, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   type AuthenticationResponseJSON,
