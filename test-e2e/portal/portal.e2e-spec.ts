@@ -250,11 +250,20 @@ describe('the portal at /account', () => {
       page.getByRole('button', { name: 'Add a passkey' }).click(),
     ]);
     expect(await page.getByRole('button', { name: /^Remove passkey/ }).count()).toBe(2);
+    // The new one is named, so the list says which is which.
+    await page.getByRole('textbox', { name: 'Name' }).nth(1).fill('  Phone ');
+    await Promise.all([
+      page.waitForURL((u) => u.search === '?notice=passkey_renamed'),
+      page.getByRole('button', { name: 'Save name of passkey 2' }).click(),
+    ]);
+    expect(await page.locator('main li strong').allTextContents()).toEqual(['Passkey 1', 'Phone']);
+    await checkPage('05b-security-named');
     await Promise.all([
       page.waitForURL((u) => u.search === '?notice=passkey_removed'),
       page.getByRole('button', { name: 'Remove passkey 1' }).click(),
     ]);
     expect(await page.locator('main').textContent()).toContain('Your only passkey');
+    expect(await page.locator('main li strong').allTextContents()).toEqual(['Phone']);
     // The remaining passkey is the new device's: signing in with it works.
     expect(await authenticator.credentials()).toHaveLength(1);
 

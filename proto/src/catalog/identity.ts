@@ -37,6 +37,8 @@ import {
   ListOrganizationsResponseSchema,
   RemovePasskeyRequestSchema,
   RemovePasskeyResponseSchema,
+  RenamePasskeyRequestSchema,
+  RenamePasskeyResponseSchema,
   ResolveSessionRequestSchema,
   ResolveSessionResponseSchema,
   RevokeApiKeyRequestSchema,
@@ -159,6 +161,20 @@ export const identityRpc = {
     request: RemovePasskeyRequestSchema,
     response: RemovePasskeyResponseSchema,
     validate: (m) => [...secret(m.sessionToken, 'sessionToken'), ...check.uuid(m.passkeyId, 'passkeyId')],
+  }),
+  renamePasskey: defineRpc({
+    subject: `${P}.rename_passkey`,
+    callers: ['gateway'],
+    request: RenamePasskeyRequestSchema,
+    response: RenamePasskeyResponseSchema,
+    validate: (m) => [
+      ...secret(m.sessionToken, 'sessionToken'),
+      ...check.uuid(m.passkeyId, 'passkeyId'),
+      ...check.nonEmpty(m.name.trim(), 'name'),
+      ...check.maxLength(m.name.trim(), 64, 'name'),
+      // eslint-disable-next-line no-control-regex -- control characters are what is refused
+      ...(/[\u0000-\u001f\u007f]/.test(m.name) ? [{ path: 'name', message: 'must be one line of text' }] : []),
+    ],
   }),
   signOutOtherSessions: defineRpc({
     subject: `${P}.sign_out_other_sessions`,

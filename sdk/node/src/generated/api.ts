@@ -256,7 +256,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -1109,6 +1109,121 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/account/passkeys/{passkeyId}/rename": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Name one of your passkeys (portal form) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    passkeyId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        csrf: string;
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description To the security page, saying what happened. */
+                303: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description csrf_invalid */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description not_found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed, unknown_field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/account/rules": {
         parameters: {
             query?: never;
@@ -1120,7 +1235,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -1424,7 +1539,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;

@@ -38,7 +38,7 @@ a:focus-visible,button:focus-visible,summary:focus-visible{outline:3px solid #f4
 ul.grants{list-style:none;padding:0;margin:0}
 ul.grants>li{border-top:1px solid var(--line);padding:.6rem 0}
 ul.scopes{margin:.25rem 0 .5rem 1.2rem;padding:0}
-form.inline{display:inline}
+form.inline{display:inline}form.rename{margin:.35rem 0}
 button,.button{font:inherit;padding:.45rem 1rem;border-radius:.4rem;border:1px solid #444;background:#fff;color:var(--ink);text-decoration:none;cursor:pointer;display:inline-block}
 .danger{background:var(--danger);border-color:var(--danger);color:#fff}
 .primary{background:var(--accent);border-color:var(--accent);color:#fff}
@@ -64,6 +64,7 @@ export type Notice =
   | 'rule_removed'
   | 'passkey_added'
   | 'passkey_removed'
+  | 'passkey_renamed'
   | 'signed_out_others';
 
 const NOTICES: Record<Notice, string> = {
@@ -76,6 +77,7 @@ const NOTICES: Record<Notice, string> = {
   rule_removed: 'Rule removed.',
   passkey_added: 'Passkey added. You can sign in with it from now on.',
   passkey_removed: 'Passkey removed. It can no longer sign you in.',
+  passkey_renamed: 'Passkey renamed.',
   signed_out_others: 'Every other browser and device is signed out.',
 };
 
@@ -405,7 +407,7 @@ ${form}`,
 }
 
 export interface SecurityView {
-  passkeys: { id: string; createdAt?: Date; lastUsedAt?: Date; synced: boolean }[];
+  passkeys: { id: string; name: string; createdAt?: Date; lastUsedAt?: Date; synced: boolean }[];
   sessions: { id: string; createdAt?: Date; expiresAt?: Date; method: string; current: boolean }[];
   csrf: string;
   notice?: Notice;
@@ -413,13 +415,13 @@ export interface SecurityView {
 
 export function securityPage(v: SecurityView): string {
   const only = v.passkeys.length <= 1;
-  const passkeys = v.passkeys.map(
-    (
-      p,
-      i,
-    ) => html`<li><strong>Passkey ${i + 1}</strong> <span class="meta">${p.synced ? 'synced across your devices' : 'on one device'}; added ${when(p.createdAt)}, last used ${when(p.lastUsedAt)}</span>
-${only ? html`<p class="meta">Your only passkey: add another before you can remove it.</p>` : html`<form class="inline" method="post" action="/account/passkeys/${p.id}/remove"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit" aria-label="Remove passkey ${i + 1}">Remove</button></form>`}</li>`,
-  );
+  const passkeys = v.passkeys.map((p, i) => {
+    const label = p.name || `Passkey ${i + 1}`;
+    const spoken = p.name ? `passkey ${p.name}` : `passkey ${i + 1}`;
+    return html`<li><strong>${label}</strong> <span class="meta">${p.synced ? 'synced across your devices' : 'on one device'}; added ${when(p.createdAt)}, last used ${when(p.lastUsedAt)}</span>
+<form class="rename" method="post" action="/account/passkeys/${p.id}/rename"><input type="hidden" name="csrf" value="${v.csrf}"><label for="name-${p.id}">Name</label> <input id="name-${p.id}" name="name" type="text" required maxlength="64" value="${p.name}" placeholder="e.g. Work laptop" autocomplete="off"> <button type="submit" aria-label="Save name of ${spoken}">Save name</button></form>
+${only ? html`<p class="meta">Your only passkey: add another before you can remove it.</p>` : html`<form class="inline" method="post" action="/account/passkeys/${p.id}/remove"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit" aria-label="Remove ${spoken}">Remove</button></form>`}</li>`;
+  });
   const sessions = v.sessions.map(
     (s) =>
       html`<tr><td>${when(s.createdAt)}${s.current ? html` <strong>(this browser)</strong>` : ''}</td><td>${s.method === 'sso' ? 'your organization’s sign-in' : 'passkey'}</td><td>${when(s.expiresAt)}</td></tr>`,

@@ -41,6 +41,7 @@ const NOTICES = [
   'rule_removed',
   'passkey_added',
   'passkey_removed',
+  'passkey_renamed',
   'signed_out_others',
 ] as const;
 const noticeQuery = z.strictObject({
@@ -58,6 +59,16 @@ const ruleForm = z.strictObject({
 });
 const ruleParams = z.strictObject({ ruleId: z.uuid() });
 const passkeyParams = z.strictObject({ passkeyId: z.uuid() });
+const renameForm = z.strictObject({
+  csrf: z.string().min(1).max(128),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    // eslint-disable-next-line no-control-regex -- control characters are what is refused
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must be one line of text'),
+});
 const page = (description: string) => ({
   status: 200,
   schema: z.string(),
@@ -74,6 +85,7 @@ export const PORTAL_FORM_ROUTES = [
   'POST /account/rules',
   'POST /account/rules/:ruleId/delete',
   'POST /account/passkeys/:passkeyId/remove',
+  'POST /account/passkeys/:passkeyId/rename',
   'POST /account/sessions/sign-out-others',
 ];
 
@@ -398,6 +410,31 @@ export class PortalController {
       });
       await this.portal.removePasskey(person, params.passkeyId);
       return '/account/security?notice=passkey_removed';
+    });
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'passkeys/:passkeyId/rename',
+    summary: 'Name one of your passkeys (portal form)',
+    tags,
+    auth: 'none',
+    params: passkeyParams,
+    body: renameForm,
+    audit: { action: 'admin_change' },
+    success: redirect('To the security page, saying what happened.'),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  async renamePasskey(
+    @Param() params: z.infer<typeof passkeyParams>,
+    @Body() form: z.infer<typeof renameForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.act(request, reply, form.csrf, '/account/security', async (person) => {
+      auditAsPerson(request, person, { resource: `passkey:${params.passkeyId}` });
+      await this.portal.renamePasskey(person, params.passkeyId, form.name);
+      return '/account/security?notice=passkey_renamed';
     });
   }
 

@@ -340,6 +340,7 @@ export class PortalService {
     return {
       passkeys: r.passkeys.map((p) => ({
         id: p.id,
+        name: p.name,
         createdAt: date(p.createdAt),
         lastUsedAt: date(p.lastUsedAt),
         synced: p.deviceType === 'multiDevice',
@@ -356,6 +357,10 @@ export class PortalService {
 
   async removePasskey(person: SignedInPerson, passkeyId: string): Promise<void> {
     await this.rpcClient.request(rpc.identity.removePasskey, { sessionToken: person.sessionToken, passkeyId });
+  }
+
+  async renamePasskey(person: SignedInPerson, passkeyId: string, name: string): Promise<void> {
+    await this.rpcClient.request(rpc.identity.renamePasskey, { sessionToken: person.sessionToken, passkeyId, name });
   }
 
   async signOutOthers(person: SignedInPerson): Promise<number> {

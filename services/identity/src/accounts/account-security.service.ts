@@ -10,7 +10,7 @@ import { SessionsService } from './sessions.service.js';
 
 /**
  * A person's own passkeys and sessions, always for the person whose session token the call
- * carries: listing them, removing a passkey (a recent passkey use needed, never the last
+ * carries: listing them, naming a passkey, removing one (a recent passkey use needed, never the last
  * one) and ending every other session (a lost laptop, a shared computer).
  */
 @Injectable()
@@ -43,6 +43,13 @@ export class AccountSecurityService {
     if (outcome === 'missing') throw new AppError('not_found', 'No such passkey');
     if (outcome === 'last')
       throw new AppError('conflict', 'This is your only passkey: add another one before removing it');
+  }
+
+  /** Names a passkey (no fresh passkey use needed: a name grants nothing). */
+  async renamePasskey(token: string, passkeyId: string, name: string): Promise<void> {
+    const current = await this.sessions.resolve(token);
+    if (!(await this.users.renamePasskey(current.userId, passkeyId, name.trim())))
+      throw new AppError('not_found', 'No such passkey');
   }
 
   async signOutOthers(token: string): Promise<number> {

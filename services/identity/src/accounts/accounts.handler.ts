@@ -4,6 +4,7 @@ import {
   type FinishPasskeyRegistrationRequest,
   type GetAccountSecurityRequest,
   type RemovePasskeyRequest,
+  type RenamePasskeyRequest,
   type ResolveSessionRequest,
   rpc,
   type SignOutOtherSessionsRequest,
@@ -88,6 +89,7 @@ export class AccountsHandler {
         ...(p.lastUsedAt ? { lastUsedAt: ts(p.lastUsedAt) } : {}),
         deviceType: p.deviceType,
         backedUp: p.backedUp,
+        name: p.name ?? '',
       })),
       sessions: sessions.map((s) => ({
         id: s.id,
@@ -102,6 +104,12 @@ export class AccountsHandler {
   @RpcHandler(rpc.identity.removePasskey)
   async removePasskey(@Payload() req: RemovePasskeyRequest) {
     await this.security.removePasskey(req.sessionToken, req.passkeyId);
+    return {};
+  }
+
+  @RpcHandler(rpc.identity.renamePasskey)
+  async renamePasskey(@Payload() req: RenamePasskeyRequest) {
+    await this.security.renamePasskey(req.sessionToken, req.passkeyId, req.name);
     return {};
   }
 

@@ -54,6 +54,12 @@ export class UsersRepository {
     return 'removed';
   }
 
+  /** Names one of the user's passkeys; false when the user has no such passkey. */
+  async renamePasskey(userId: string, passkeyId: string, name: string, tx: Tx = this.db): Promise<boolean> {
+    const { count } = await tx.passkey.updateMany({ where: { id: passkeyId, userId }, data: { name } });
+    return count === 1;
+  }
+
   /** An organization of the user's that requires its SSO (a passkey alone does not sign them in), if any. */
   async ssoRequiredBy(userId: string, tx: Tx = this.db): Promise<string | undefined> {
     const membership = await tx.membership.findFirst({

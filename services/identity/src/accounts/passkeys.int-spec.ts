@@ -247,6 +247,21 @@ describe("a person's own passkeys and sessions", () => {
     expect(await db.passkey.count({ where: { userId: me.id } })).toBe(1);
     expect(await db.passkey.count({ where: { userId: other.id } })).toBe(2);
   });
+
+  it('names the person’s own passkey, trimmed, and never someone else’s', async () => {
+    const me = await users.createUser({ displayName: 'Namer', webauthnUserId: 'handle-namer' });
+    const other = await users.createUser({ displayName: 'Named', webauthnUserId: 'handle-named' });
+    const mine = await passkeyOf(me.id, 1);
+    const theirs = await passkeyOf(other.id, 1);
+    const { token } = await sessions.open(me.id, clock.date());
+    // Naming grants nothing: a session past the step-up window may do it.
+    clock.advance(600_000);
+
+    await security.renamePasskey(token, mine.id, '  Work laptop ');
+    await expect(security.renamePasskey(token, theirs.id, 'Mine now')).rejects.toMatchObject({ code: 'not_found' });
+    expect((await security.overview(token)).passkeys.map((p) => p.name)).toEqual(['Work laptop']);
+    expect((await db.passkey.findUniqueOrThrow({ where: { id: theirs.id } })).name).toBeNull();
+  });
 });
 
 describe('API key last use', () => {
