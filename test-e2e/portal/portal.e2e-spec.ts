@@ -498,3 +498,57 @@ describe('error pages for browsers', () => {
     }
   });
 });
+
+describe('deleting the account', () => {
+  it("destroys every connection, ends every application's access and the account; the audit log is kept", async () => {
+    // A fresh passkey use (allowing a grant needs one), then a connection again.
+    await page.goto(`${base}/v1/auth/signin?prompt=login&return_to=%2Faccount`);
+    await signInOnSigninPage(page);
+    const sessionToken = await sessionCookie(context);
+    const cookie = `__Host-cg_session=${sessionToken}`;
+    const { userId } = (await (await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie } })).json()) as {
+      userId: string;
+    };
+    const { connectionId: kept } = await connectSourceAccount(client, digest, 'demo', ['demo:read:notes'], 'alice', {
+      userId,
+      sessionToken,
+    });
+    await waitFor('the connection to answer', async () => (await records(digest, kept)).status === 200);
+
+    await page.goto(`${base}/account/security`);
+    await page.getByRole('link', { name: 'Delete your account…' }).click();
+    expect(new URL(page.url()).pathname).toBe('/account/delete');
+    const warning = (await page.getByRole('alert').textContent()) ?? '';
+    expect(warning).toContain('Demo Notes');
+    expect(warning).toContain('Notes Digest <b>');
+    await checkPage('12-delete-account');
+    const submit = () =>
+      Promise.all([
+        page.waitForURL((u) => u.pathname !== '/account/delete'),
+        page.getByRole('button', { name: 'Delete my account' }).click(),
+      ]);
+    await page.getByLabel(/I understand/).check();
+    await submit();
+    if (await confirmWithPasskeyIfAsked()) {
+      await page.getByLabel(/I understand/).check();
+      await submit();
+    }
+    expect(new URL(page.url()).pathname).toBe('/account/deleted');
+    await checkPage('13-account-deleted');
+
+    // The application's next query fails; the session and the account are gone.
+    const gone = await records(digest, kept);
+    expect(['connection_not_found', 'grant_revoked']).toContain(((await gone.json()) as { code: string }).code);
+    expect((await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie } })).status).toBe(401);
+    await page.goto(`${base}/account`);
+    expect(new URL(page.url()).pathname).toBe('/v1/auth/signin');
+    // The passkey still on the device signs in to nothing.
+    await page.click('#sign-in');
+    await page.waitForSelector('#status.error');
+    // The audit log keeps what happened, the deletion included.
+    await waitFor('the deletion in the audit log', async () => {
+      const { entries } = await client.request(rpc.audit.searchEntries, { userId, limit: 500 });
+      return entries.some((e) => e.event?.resource === `account:${userId}`);
+    });
+  }, 90_000);
+});

@@ -9,6 +9,8 @@ import {
   CreateApplicationResponseSchema,
   CreateOrganizationRequestSchema,
   CreateOrganizationResponseSchema,
+  DeleteAccountRequestSchema,
+  DeleteAccountResponseSchema,
   DeleteOrganizationSsoRequestSchema,
   DeleteOrganizationSsoResponseSchema,
   FinishPasskeyAuthenticationRequestSchema,
@@ -175,6 +177,13 @@ export const identityRpc = {
       // eslint-disable-next-line no-control-regex -- control characters are what is refused
       ...(/[\u0000-\u001f\u007f]/.test(m.name) ? [{ path: 'name', message: 'must be one line of text' }] : []),
     ],
+  }),
+  deleteAccount: defineRpc({
+    subject: `${P}.delete_account`,
+    callers: ['gateway'],
+    request: DeleteAccountRequestSchema,
+    response: DeleteAccountResponseSchema,
+    validate: (m) => secret(m.sessionToken, 'sessionToken'),
   }),
   signOutOtherSessions: defineRpc({
     subject: `${P}.sign_out_other_sessions`,

@@ -2,6 +2,7 @@ import { StorableStringsInterceptor } from '@context-gateway/messaging';
 import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 
+import { AccountDeletionModule } from './account-deletion/account-deletion.module.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { ApiKeysModule } from './api-keys/api-keys.module.js';
 import { ApplicationsModule } from './applications/applications.module.js';
@@ -21,6 +22,7 @@ import { SsoModule } from './sso/sso.module.js';
     ApiKeysModule,
     AccountsModule,
     OAuthModule,
+    AccountDeletionModule,
     SsoModule,
   ],
   // Every NATS request's strings are held to what Postgres can store, before any handler runs.

@@ -226,6 +226,44 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
   );
 }
 
+/** What deleting the account destroys and keeps, and the confirmation form. */
+export function deleteAccountPage(v: { connections: ConnectionView[]; csrf: string }): string {
+  const live = v.connections.filter((c) => c.status !== 'deleted');
+  const records = live.reduce((sum, c) => sum + c.sync.recordsSynced, 0);
+  const applications = [...new Set(live.flatMap((c) => c.grants.map((g) => g.applicationName)))];
+  return layout(
+    'Delete your account',
+    undefined,
+    html`<h1>Delete your account?</h1>
+<div class="warning" role="alert">
+<p><strong>This cannot be undone.</strong></p>
+<ul>
+<li>${live.length > 0 ? html`Your ${live.length === 1 ? 'connection' : `${live.length} connections`} (${live.map((c) => c.integrationName).join(', ')}) ${live.length === 1 ? 'is' : 'are'} deleted: your Personal Server destroys the ${records} records it holds together with their encryption keys (crypto-shredding), and our access is revoked at each source where it allows that.` : 'You have no connections.'}</li>
+<li>${applications.length > 0 ? html`${applications.join(', ')} lose${applications.length === 1 ? 's' : ''} access at once, and so does every application you signed in to with this account.` : 'Every application you signed in to with this account loses access at once.'}</li>
+<li>Your rules, your passkeys and every session of yours are removed; you are signed out everywhere.</li>
+</ul>
+<p>The access log is kept: it is signed and append-only. It refers to your account by its id, not by your name.</p>
+</div>
+<form method="post" action="/account/delete">
+<input type="hidden" name="csrf" value="${v.csrf}">
+<p><label><input type="checkbox" name="confirm" value="yes" required> I understand that my account and all my data here are destroyed</label></p>
+<div class="actions"><button class="danger" type="submit">Delete my account</button><a class="button" href="/account/security">Keep it</a></div>
+</form>`,
+    v.csrf,
+  );
+}
+
+/** After the account is gone: nobody is signed in any more. */
+export function accountDeletedPage(): string {
+  return layout(
+    'Account deleted',
+    undefined,
+    html`<h1>Your account is deleted</h1>
+<p role="status">Your connections, their data and your passkeys are gone, and every application lost access. You may also remove the passkey from your device or password manager: it no longer signs in anywhere.</p>
+<div class="actions"><a class="button" href="/v1/auth/signin?return_to=%2Faccount">Create a new account</a></div>`,
+  );
+}
+
 export interface LogKeyView {
   keyName: string;
   /** The log's origin line, which every checkpoint of it must carry. */
@@ -437,7 +475,9 @@ ${v.notice ? html`<p class="notice" role="status">${v.notice ? NOTICES[v.notice]
 <p id="passkey-status" role="status" aria-live="polite"></p>
 <h2>Where you are signed in</h2>
 <div class="table-wrap" role="region" aria-label="Your sessions" tabindex="0"><table><thead><tr><th scope="col">Signed in</th><th scope="col">With</th><th scope="col">Ends</th></tr></thead><tbody>${sessions}</tbody></table></div>
-${v.sessions.length > 1 ? html`<form method="post" action="/account/sessions/sign-out-others"><input type="hidden" name="csrf" value="${v.csrf}"><div class="actions"><button type="submit">Sign out everywhere else</button></div></form>` : ''}`,
+${v.sessions.length > 1 ? html`<form method="post" action="/account/sessions/sign-out-others"><input type="hidden" name="csrf" value="${v.csrf}"><div class="actions"><button type="submit">Sign out everywhere else</button></div></form>` : ''}
+<h2>Your account</h2>
+<p><a href="/account/delete">Delete your account…</a> Your connections and their data are destroyed and every application loses access.</p>`,
     v.csrf,
     ['/v1/auth/assets/webauthn.js', '/account/assets/security.js'],
   );

@@ -15,9 +15,11 @@ import { Route } from '../http/route.decorator.js';
 import { connectionParams, userGrantParams } from '../records/records.schemas.js';
 import { PortalService } from './portal.service.js';
 import {
+  accountDeletedPage,
   ACTIVITY_CSP,
   ACTIVITY_SCRIPT,
   activityPage,
+  deleteAccountPage,
   deletePage,
   overviewPage,
   PORTAL_CSP,
@@ -87,6 +89,7 @@ export const PORTAL_FORM_ROUTES = [
   'POST /account/passkeys/:passkeyId/remove',
   'POST /account/passkeys/:passkeyId/rename',
   'POST /account/sessions/sign-out-others',
+  'POST /account/delete',
 ];
 
 /** A static file of the portal's, from this origin (the pages' CSP allows nothing else). */
@@ -461,6 +464,65 @@ export class PortalController {
       await this.portal.signOutOthers(person);
       return '/account/security?notice=signed_out_others';
     });
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'delete',
+    summary: 'Confirm deleting your account (portal page)',
+    tags,
+    auth: 'none',
+    success: page('What is destroyed and what is kept, and the confirmation form.'),
+    errors: [],
+  })
+  async confirmDeleteAccount(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    return this.asPerson(request, reply, '/account/delete', async (person) =>
+      deleteAccountPage({ connections: await this.portal.connections(person), csrf: issueCsrfToken(request, reply) }),
+    );
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'delete',
+    summary: 'Delete your account (portal form)',
+    description:
+      'Deletes every connection (records crypto-shredded, grants revoked), your rules, OAuth grants, passkeys and sessions; the audit log is kept. ' +
+      'Needs a passkey use within the last few minutes; otherwise 303 to the passkey page, then back to the confirmation.',
+    tags,
+    auth: 'none',
+    body: deleteForm,
+    audit: { action: 'revocation' },
+    success: redirect('To the page saying the account is deleted.'),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field'],
+  })
+  async deleteAccount(
+    @Body() form: z.infer<typeof deleteForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.act(request, reply, form.csrf, '/account/delete', async (person) => {
+      auditAsPerson(request, person, { resource: `account:${person.userId}` });
+      // Checked before the first deletion, so an old session never leaves the account half deleted.
+      this.assertRecent(person);
+      const deleted = await this.portal.deleteAccount(person);
+      this.logger.info(deleted, 'portal: account deleted');
+      reply.header('set-cookie', await this.accounts.signOut(request.headers.cookie));
+      return '/account/deleted';
+    });
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'deleted',
+    summary: 'Your account is deleted (portal page)',
+    tags,
+    auth: 'none',
+    success: page('Says the account is gone; no one is signed in.'),
+    errors: [],
+  })
+  accountDeleted(@Res() reply: FastifyReply) {
+    htmlPageHeaders(reply, PORTAL_CSP).status(200).send(accountDeletedPage());
+    return reply;
   }
 
   @Route({

@@ -399,6 +399,29 @@ export class PortalService {
     return removed.status === ConnectionStatus.DELETED ? 'deleted' : 'deleting';
   }
 
+  /**
+   * Deletes everything of the person's, in the order that leaves nothing reachable when a
+   * step fails half-way (the person tries again and it carries on): every connection
+   * (the broker revokes its grants and has the shard shred its records and key), their own
+   * rules, then the identity account with its OAuth grants, passkeys and sessions. The audit
+   * log keeps its entries.
+   */
+  async deleteAccount(person: SignedInPerson): Promise<{ connections: number; rules: number }> {
+    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
+      personSessionToken: person.sessionToken,
+    });
+    let deleted = 0;
+    for (const { connection } of connections) {
+      if (!connection || connection.status === ConnectionStatus.DELETED) continue;
+      await this.remove(person, connection.id);
+      deleted++;
+    }
+    const { rules } = await this.rpcClient.request(rpc.policy.listUserRules, { userId: person.userId });
+    for (const rule of rules) await this.removeRule(person, rule.id);
+    await this.rpcClient.request(rpc.identity.deleteAccount, { sessionToken: person.sessionToken });
+    return { connections: deleted, rules: rules.length };
+  }
+
   private scope(integration: string, scope: string): ScopeView {
     return { scope, description: this.#integrations.get(integration)?.scopes[scope]?.description ?? scope };
   }

@@ -27,6 +27,6 @@ import { OAuthStoreRepository } from './oauth-store.repository.js';
     OAuthGrantsRepository,
     OAuthGrantsService,
   ],
-  exports: [OAuthServer, OAuthClientsRepository],
+  exports: [OAuthServer, OAuthClientsRepository, OAuthGrantsService],
 })
 export class OAuthModule {}
