@@ -41,7 +41,22 @@ export interface VirtualAuthenticator {
   remove(): Promise<void>;
 }
 
-export async function addVirtualAuthenticator(context: BrowserContext, page: Page): Promise<VirtualAuthenticator> {
+/**
+ * Chromium's virtual authenticator answers a conditional-mediation (autofill) request by
+ * itself, as if the person had picked the passkey from the account field at once: a sign-in
+ * page would sign in before a test could press anything. So, unless `autofill` is set, the
+ * context is a browser without passkey autofill (isConditionalMediationAvailable() is
+ * false) and the pages' buttons are what signs in; the autofill itself has its own test.
+ */
+export async function addVirtualAuthenticator(
+  context: BrowserContext,
+  page: Page,
+  options: { autofill?: boolean } = {},
+): Promise<VirtualAuthenticator> {
+  if (!options.autofill)
+    await context.addInitScript(
+      'if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);',
+    );
   const cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable', { enableUI: false });
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {

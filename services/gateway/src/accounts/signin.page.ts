@@ -38,6 +38,8 @@ export function renderSigninPage(returnTo: string, options: { forceLogin?: boole
 </section>
 <section id="signed-out">
   <h2>I have an account</h2>
+  <label for="username">Your account (your browser offers your passkeys here)</label>
+  <input id="username" name="username" autocomplete="username webauthn" maxlength="100">
   <button id="sign-in" type="button">Sign in with a passkey</button>
 </section>
 <section id="organization">
@@ -89,21 +91,55 @@ export const SIGNIN_SCRIPT = `'use strict';
   }
   function done() { show('Signed in. Redirecting…', false); window.location.assign(returnTo); }
 
-  document.getElementById('sign-in').addEventListener('click', function () {
+  // Conditional mediation: for a signed-out person, the browser offers their passkeys in the
+  // account field's autofill, with no button pressed. One ceremony at a time shares the
+  // ceremony cookie, so the buttons wait until this one's options are in (then their own
+  // ceremony aborts it). body[data-autofill] says what the page did: waiting, or off.
+  var buttonPressed = false;
+  var autofillReady = Promise.resolve();
+  function startAutofill() {
+    var supported = lib.browserSupportsWebAuthnAutofill ? lib.browserSupportsWebAuthnAutofill() : Promise.resolve(false);
+    return supported.then(function (yes) {
+      if (!yes || buttonPressed) return;
+      return call('POST', '/v1/auth/passkeys/authentication/options', {}).then(function (options) {
+        document.body.dataset.autofill = 'waiting';
+        lib.startAuthentication({ optionsJSON: options, useBrowserAutofill: true })
+          .then(function (response) {
+            busy(true); show('Signing you in…', false);
+            return call('POST', '/v1/auth/passkeys/authentication/verify', { response: response });
+          })
+          .then(done, function (error) {
+            // A button started its own ceremony, which cancels this one: nothing to say.
+            if (error && (error.name === 'AbortError' || error.code === 'ERROR_CEREMONY_ABORTED')) return;
+            fail(error);
+          });
+      });
+    }).catch(function () { /* no autofill: the buttons still work */ }).then(function () {
+      if (!document.body.dataset.autofill) document.body.dataset.autofill = 'off';
+    });
+  }
+  function afterAutofill(start) {
+    return function () {
+      buttonPressed = true;
+      autofillReady.then(start);
+    };
+  }
+
+  document.getElementById('sign-in').addEventListener('click', afterAutofill(function () {
     busy(true); show('Waiting for your passkey…', false);
     call('POST', '/v1/auth/passkeys/authentication/options', {})
       .then(function (options) { return lib.startAuthentication({ optionsJSON: options }); })
       .then(function (response) { return call('POST', '/v1/auth/passkeys/authentication/verify', { response: response }); })
       .then(done, fail);
-  });
-  document.getElementById('create-account').addEventListener('click', function () {
+  }));
+  document.getElementById('create-account').addEventListener('click', afterAutofill(function () {
     busy(true); show('Creating your passkey…', false);
     var name = document.getElementById('display-name').value.trim();
     call('POST', '/v1/auth/passkeys/registration/options', name ? { displayName: name } : {})
       .then(function (options) { return lib.startRegistration({ optionsJSON: options }); })
       .then(function (response) { return call('POST', '/v1/auth/passkeys/registration/verify', { response: response }); })
       .then(done, fail);
-  });
+  }));
   // Organization SSO: the gateway answers with the IdP's authorization URL (and a cookie binding
   // the sign-in to this browser); the IdP sends the browser back to /v1/auth/sso/callback.
   document.getElementById('sign-in-sso').addEventListener('click', function () {
@@ -117,14 +153,16 @@ export const SIGNIN_SCRIPT = `'use strict';
   document.getElementById('sign-out').addEventListener('click', function () {
     call('DELETE', '/v1/auth/session').then(function () { window.location.reload(); }, fail);
   });
-  // prompt=login: a fresh passkey confirmation is wanted, so an existing session is not offered.
-  if (document.body.dataset.prompt === 'login') return;
-  call('GET', '/v1/auth/session').then(function (session) {
+  // prompt=login: a fresh passkey confirmation is wanted, so neither an existing session nor
+  // the autofill is offered: the person presses the button.
+  if (document.body.dataset.prompt === 'login') { document.body.dataset.autofill = 'off'; return; }
+  autofillReady = call('GET', '/v1/auth/session').then(function (session) {
+    document.body.dataset.autofill = 'off';
     document.getElementById('user-name').textContent = session.displayName;
     document.getElementById('signed-in').hidden = false;
     document.getElementById('signed-out').hidden = true;
     document.getElementById('create').hidden = true;
     document.getElementById('organization').hidden = true;
-  }, function () { /* not signed in: the page as rendered */ });
+  }, function () { return startAutofill(); /* not signed in: the page as rendered, with autofill */ });
 })();
 `;

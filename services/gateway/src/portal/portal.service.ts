@@ -412,7 +412,13 @@ export class PortalService {
     });
     let deleted = 0;
     for (const { connection } of connections) {
-      if (!connection || connection.status === ConnectionStatus.DELETED) continue;
+      // One already being deleted is the broker's to finish (it retries the shard itself).
+      if (
+        !connection ||
+        connection.status === ConnectionStatus.DELETED ||
+        connection.status === ConnectionStatus.DELETING
+      )
+        continue;
       await this.remove(person, connection.id);
       deleted++;
     }
