@@ -363,9 +363,8 @@ describe('passkey accounts in a real browser', () => {
     }
     expect(refused).toBeDefined();
     expect(await refused!.json()).toMatchObject({ code: 'rate_limited' });
-    // The default budget (600 a minute) was honoured before the refusals began; the earlier
-    // tests' sign-in pages spent some of it (each page load starts its autofill ceremony).
-    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(600 - 80);
+    // the default budget (600 a minute) was honoured before the refusals began
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(600 - 40);
   }, 120_000);
 
   it('keeps passkey ceremonies, sessions and keys out of the logs', () => {

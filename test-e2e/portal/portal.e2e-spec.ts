@@ -196,6 +196,8 @@ describe('the portal at /account', () => {
     expect(main).toContain('Read your notes.');
     expect(main).toContain('See your Demo Notes name.');
     expect(main).toMatch(/Records stored\s*[1-9]/);
+    // Per type, counted by the Personal Server itself, with the catalog's words for the type.
+    expect(main).toMatch(/[1-9]\d* document\.note/);
     // Notes Digest has read the connection (the wait above): when, beside its grant, once the audit log has it.
     await waitFor('the last read beside the grant', async () => {
       await page.reload();
@@ -251,7 +253,7 @@ describe('the portal at /account', () => {
     ]);
     expect(await page.getByRole('button', { name: /^Remove passkey/ }).count()).toBe(2);
     // The new one is named, so the list says which is which.
-    await page.getByRole('textbox', { name: 'Name' }).nth(1).fill('  Phone ');
+    await page.getByRole('textbox', { name: 'Name of passkey 2' }).fill('  Phone ');
     await Promise.all([
       page.waitForURL((u) => u.search === '?notice=passkey_renamed'),
       page.getByRole('button', { name: 'Save name of passkey 2' }).click(),

@@ -1,5 +1,7 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import {
+  CountRecordsRequestSchema,
+  CountRecordsResponseSchema,
   DeleteConnectionRequestSchema,
   DeleteConnectionResponseSchema,
   type GrantRecord,
@@ -139,6 +141,15 @@ export const personalServerRpc = {
     response: WriteRecordsResponseSchema,
     timeoutMs: 10_000,
     validate: validateWrite,
+  }),
+  /** gateway, for the person's portal: live records per type of one of their connections. */
+  countRecords: defineRpc({
+    subject: `${P}.count_records`,
+    callers: ['gateway'],
+    request: CountRecordsRequestSchema,
+    response: CountRecordsResponseSchema,
+    timeoutMs: 2_000,
+    validate: (m) => [...check.uuid(m.userId, 'userId'), ...check.uuid(m.connectionId, 'connectionId')],
   }),
   /** gateway, on a directory-cache miss: which shard owns this connection. */
   locateConnection: defineRpc({

@@ -25,7 +25,7 @@ const envSchema = z
       .max(30 * 24 * 3600)
       .default(12 * 3600),
     /**
-     * Adding or removing a passkey, and signing out other sessions, need the account's session
+     * Adding or removing a passkey, and deleting the account, need the account's session
      * opened by a passkey use this recent: a stolen or old session alone must not be enough to
      * plant or strip a credential, and a bare user id is never enough.
      */

@@ -4,7 +4,7 @@ import { z } from 'zod';
 /**
  * The one setting for how recent a person's passkey use must be before they may change who
  * can do what with their data (allow, revoke or delete a connection's access, change their
- * rules, add or remove a passkey, sign out other sessions): identity, the connection-broker
+ * rules, add or remove a passkey, delete their account): identity, the connection-broker
  * and the gateway each spread this into their env schema, so one value governs all three.
  */
 export const personStepUpEnvShape = {

@@ -26,6 +26,8 @@ export function renderSigninPage(returnTo: string, options: { forceLogin?: boole
   #status { min-height: 1.5rem; }
   #status.error { color: #b00020; }
   [hidden] { display: none; }
+  .autofill-field { display: none; }
+  body[data-autofill="waiting"] .autofill-field { display: block; }
 </style>
 </head>
 <body data-return-to="${escapeHtml(returnTo)}" data-prompt="${options.forceLogin ? 'login' : ''}">
@@ -38,8 +40,10 @@ export function renderSigninPage(returnTo: string, options: { forceLogin?: boole
 </section>
 <section id="signed-out">
   <h2>I have an account</h2>
+  <div class="autofill-field">
   <label for="username">Your account (your browser offers your passkeys here)</label>
   <input id="username" name="username" autocomplete="username webauthn" maxlength="100">
+  </div>
   <button id="sign-in" type="button">Sign in with a passkey</button>
 </section>
 <section id="organization">
@@ -92,24 +96,36 @@ export const SIGNIN_SCRIPT = `'use strict';
   function done() { show('Signed in. Redirecting…', false); window.location.assign(returnTo); }
 
   // Conditional mediation: for a signed-out person, the browser offers their passkeys in the
-  // account field's autofill, with no button pressed. One ceremony at a time shares the
-  // ceremony cookie, so the buttons wait until this one's options are in (then their own
-  // ceremony aborts it). body[data-autofill] says what the page did: waiting, or off.
+  // account field's autofill, with no button pressed. body[data-autofill] says what the page
+  // did: waiting (an autofill request is open; the field is shown) or off. One ceremony at a
+  // time holds the ceremony cookie: "Sign in" answers the open autofill ceremony's own
+  // challenge with the browser's prompt instead of starting another, and the autofill
+  // ceremony is renewed before its challenge expires.
   var buttonPressed = false;
   var autofillReady = Promise.resolve();
+  var autofillOptions;
+  var autofillTimer;
+  function supportsAutofill() {
+    return lib.browserSupportsWebAuthnAutofill ? lib.browserSupportsWebAuthnAutofill() : Promise.resolve(false);
+  }
   function startAutofill() {
-    var supported = lib.browserSupportsWebAuthnAutofill ? lib.browserSupportsWebAuthnAutofill() : Promise.resolve(false);
-    return supported.then(function (yes) {
+    return supportsAutofill().then(function (yes) {
       if (!yes || buttonPressed) return;
       return call('POST', '/v1/auth/passkeys/authentication/options', {}).then(function (options) {
+        if (buttonPressed) return;
+        autofillOptions = options;
         document.body.dataset.autofill = 'waiting';
+        clearTimeout(autofillTimer);
+        autofillTimer = setTimeout(function () {
+          if (!buttonPressed) autofillReady = startAutofill();
+        }, Math.max(30000, (options.timeout || 300000) - 30000));
         lib.startAuthentication({ optionsJSON: options, useBrowserAutofill: true })
           .then(function (response) {
             busy(true); show('Signing you in…', false);
             return call('POST', '/v1/auth/passkeys/authentication/verify', { response: response });
           })
           .then(done, function (error) {
-            // A button started its own ceremony, which cancels this one: nothing to say.
+            // A button's ceremony, or the renewal, cancels this one: nothing to say.
             if (error && (error.name === 'AbortError' || error.code === 'ERROR_CEREMONY_ABORTED')) return;
             fail(error);
           });
@@ -121,19 +137,27 @@ export const SIGNIN_SCRIPT = `'use strict';
   function afterAutofill(start) {
     return function () {
       buttonPressed = true;
-      autofillReady.then(start);
+      clearTimeout(autofillTimer);
+      busy(true); show('One moment…', false);
+      // Asked after the autofill request's own question of the browser, and answered in that
+      // order: the button's ceremony starts after the autofill one, and is the one that cancels.
+      autofillReady.then(supportsAutofill).then(function () {
+        var open = autofillOptions;
+        autofillOptions = undefined;
+        start(open);
+      });
     };
   }
 
-  document.getElementById('sign-in').addEventListener('click', afterAutofill(function () {
-    busy(true); show('Waiting for your passkey…', false);
-    call('POST', '/v1/auth/passkeys/authentication/options', {})
+  document.getElementById('sign-in').addEventListener('click', afterAutofill(function (open) {
+    show('Waiting for your passkey…', false);
+    (open ? Promise.resolve(open) : call('POST', '/v1/auth/passkeys/authentication/options', {}))
       .then(function (options) { return lib.startAuthentication({ optionsJSON: options }); })
       .then(function (response) { return call('POST', '/v1/auth/passkeys/authentication/verify', { response: response }); })
       .then(done, fail);
   }));
   document.getElementById('create-account').addEventListener('click', afterAutofill(function () {
-    busy(true); show('Creating your passkey…', false);
+    show('Creating your passkey…', false);
     var name = document.getElementById('display-name').value.trim();
     call('POST', '/v1/auth/passkeys/registration/options', name ? { displayName: name } : {})
       .then(function (options) { return lib.startRegistration({ optionsJSON: options }); })

@@ -28,10 +28,11 @@ function codeOf(run: () => void): string | undefined {
 describe('the forms’ CSRF token', () => {
   const token = 'a'.repeat(43);
 
-  it('reuses the browser’s own token and sets no cookie', () => {
+  it('keeps the browser’s own token, setting it again for another hour', () => {
     const { reply, headers } = recordingReply();
     expect(issueCsrfToken(requestWith(`__Host-cg_csrf=${token}`), reply)).toBe(token);
-    expect(headers['set-cookie']).toBeUndefined();
+    expect(headers['set-cookie']).toContain(`__Host-cg_csrf=${token}`);
+    expect(headers['set-cookie']).toContain('Max-Age=3600');
   });
 
   it.each([

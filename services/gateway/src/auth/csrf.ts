@@ -12,14 +12,14 @@ const MAX_AGE_SECONDS = 3600;
 
 /**
  * The double-submit token of the gateway's HTML forms (consent page, portal): the browser's
- * own `__Host-` cookie, echoed in the form. Returns the cookie's token, or sets a new one on
- * `reply` when the browser has none of ours. SameSite=Strict, so another site's page never
+ * own `__Host-` cookie, echoed in the form. Returns the cookie's token (a new one when the
+ * browser has none of ours), and sets the cookie on `reply` with a fresh hour. SameSite=Strict, so another site's page never
  * sends it; edge-guards' Sec-Fetch-Site and Origin checks stand in front of this.
  */
 export function issueCsrfToken(request: FastifyRequest, reply: FastifyReply): string {
   const current = parseCookies(request.headers.cookie).get(COOKIES.csrf);
-  if (current && TOKEN.test(current)) return current;
-  const token = randomBytes(32).toString('base64url');
+  const token = current && TOKEN.test(current) ? current : randomBytes(32).toString('base64url');
+  // Set again even when kept: a form is good for the hour after the page that carries it.
   reply.header('set-cookie', serializeCookie(COOKIES.csrf, token, { maxAge: MAX_AGE_SECONDS, sameSite: 'Strict' }));
   return token;
 }

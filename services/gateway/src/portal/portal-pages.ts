@@ -38,7 +38,7 @@ a:focus-visible,button:focus-visible,summary:focus-visible{outline:3px solid #f4
 ul.grants{list-style:none;padding:0;margin:0}
 ul.grants>li{border-top:1px solid var(--line);padding:.6rem 0}
 ul.scopes{margin:.25rem 0 .5rem 1.2rem;padding:0}
-form.inline{display:inline}form.rename{margin:.35rem 0}
+ul.types{margin:.25rem 0 0;padding-left:1.1rem}form.inline{display:inline}form.rename{margin:.35rem 0}
 button,.button{font:inherit;padding:.45rem 1rem;border-radius:.4rem;border:1px solid #444;background:#fff;color:var(--ink);text-decoration:none;cursor:pointer;display:inline-block}
 .danger{background:var(--danger);border-color:var(--danger);color:#fff}
 .primary{background:var(--accent);border-color:var(--accent);color:#fff}
@@ -83,6 +83,16 @@ const NOTICES: Record<Notice, string> = {
 
 const when = (d: Date | undefined) =>
   d ? html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : 'never';
+
+/** What the Personal Server holds (its own count), or what the syncs wrote when it did not answer. */
+const recordsStored = (c: ConnectionView) =>
+  c.stored ? c.stored.reduce((sum, t) => sum + t.count, 0) : c.sync.recordsSynced;
+
+/** Per record type: how many, and what the type is (the catalog's words). */
+const storedTypes = (c: ConnectionView) =>
+  c.stored && c.stored.length > 0
+    ? html`<ul class="types">${c.stored.map((t) => html`<li>${t.count} <code>${t.type}</code>${t.description ? html` <span class="meta">${t.description}</span>` : ''}</li>`)}</ul>`
+    : '';
 
 const STATUS_WORDS: Record<ConnectionView['status'], string> = {
   active: 'Connected',
@@ -156,7 +166,7 @@ function recordsChart(connections: ConnectionView[]): SafeHtml {
   return barChart(
     'records-chart',
     'Records stored in your Personal Server, per source',
-    rows.map((c) => ({ label: c.integrationName, value: c.sync.recordsSynced })),
+    rows.map((c) => ({ label: c.integrationName, value: recordsStored(c) })),
   );
 }
 
@@ -181,7 +191,7 @@ ${c.status === 'needs_reauth' ? html`<p class="warning">${c.integrationName} no 
 <dt>Sync</dt><dd>${SYNC_WORDS[sync.state]}${sync.lastError ? html`: ${sync.lastError}` : ''}</dd>
 <dt>Last synced</dt><dd>${when(sync.lastSuccessAt)}</dd>
 <dt>Next sync</dt><dd>${when(sync.nextRunAt)}</dd>
-<dt>Records stored</dt><dd>${sync.recordsSynced}${sync.skipped > 0 ? html` (${sync.skipped} items skipped by the last sync)` : ''}</dd>
+<dt>Records stored</dt><dd>${recordsStored(c)}${sync.skipped > 0 ? html` (${sync.skipped} items skipped by the last sync)` : ''}${storedTypes(c)}</dd>
 </dl>
 <h3>Applications with access</h3>
 ${c.grants.length > 0 ? html`<ul class="grants">${grants}</ul>` : html`<p class="meta">No application can read this connection.</p>`}
@@ -214,7 +224,7 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
     undefined,
     html`<h1>Delete your ${c.integrationName} connection?</h1>
 <div class="warning" role="alert">
-<p><strong>This cannot be undone.</strong> Your Personal Server destroys the ${c.sync.recordsSynced} records it holds from ${c.integrationName} together with their encryption key (crypto-shredding): nobody, not even the operator, can read them again.</p>
+<p><strong>This cannot be undone.</strong> Your Personal Server destroys the ${recordsStored(c)} records it holds from ${c.integrationName} together with their encryption key (crypto-shredding): nobody, not even the operator, can read them again.</p>
 <p>${c.grants.length > 0 ? html`${c.grants.map((g) => g.applicationName).join(', ')} lose${c.grants.length === 1 ? 's' : ''} access at once.` : 'No application has access now.'} Our access to ${c.integrationName} is revoked at the source where it allows that.</p>
 </div>
 <form method="post" action="/account/connections/${c.id}/delete">
@@ -229,7 +239,7 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
 /** What deleting the account destroys and keeps, and the confirmation form. */
 export function deleteAccountPage(v: { connections: ConnectionView[]; csrf: string }): string {
   const live = v.connections.filter((c) => c.status !== 'deleted');
-  const records = live.reduce((sum, c) => sum + c.sync.recordsSynced, 0);
+  const records = live.reduce((sum, c) => sum + recordsStored(c), 0);
   const applications = [...new Set(live.flatMap((c) => c.grants.map((g) => g.applicationName)))];
   return layout(
     'Delete your account',
@@ -457,7 +467,7 @@ export function securityPage(v: SecurityView): string {
     const label = p.name || `Passkey ${i + 1}`;
     const spoken = p.name ? `passkey ${p.name}` : `passkey ${i + 1}`;
     return html`<li><strong>${label}</strong> <span class="meta">${p.synced ? 'synced across your devices' : 'on one device'}; added ${when(p.createdAt)}, last used ${when(p.lastUsedAt)}</span>
-<form class="rename" method="post" action="/account/passkeys/${p.id}/rename"><input type="hidden" name="csrf" value="${v.csrf}"><label for="name-${p.id}">Name</label> <input id="name-${p.id}" name="name" type="text" required maxlength="64" value="${p.name}" placeholder="e.g. Work laptop" autocomplete="off"> <button type="submit" aria-label="Save name of ${spoken}">Save name</button></form>
+<form class="rename" method="post" action="/account/passkeys/${p.id}/rename"><input type="hidden" name="csrf" value="${v.csrf}"><label for="name-${p.id}">Name of ${spoken}</label> <input id="name-${p.id}" name="name" type="text" required maxlength="64" value="${p.name}" placeholder="e.g. Work laptop" autocomplete="off"> <button type="submit" aria-label="Save name of ${spoken}">Save name</button></form>
 ${only ? html`<p class="meta">Your only passkey: add another before you can remove it.</p>` : html`<form class="inline" method="post" action="/account/passkeys/${p.id}/remove"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit" aria-label="Remove ${spoken}">Remove</button></form>`}</li>`;
   });
   const sessions = v.sessions.map(

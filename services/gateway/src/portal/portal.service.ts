@@ -13,6 +13,7 @@ import {
   rpc,
   SyncRunState,
 } from '@context-gateway/proto';
+import { recordType } from '@context-gateway/record-catalog';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -49,6 +50,8 @@ export interface ConnectionView {
     skipped: number;
   };
   grants: GrantView[];
+  /** Live records per type in the Personal Server (undefined: the shard did not answer in time). */
+  stored: { type: string; count: number; description: string }[] | undefined;
 }
 
 export interface AccessView {
@@ -150,7 +153,10 @@ export class PortalService {
       connections.map(async ({ connection, grants }): Promise<ConnectionView> => {
         if (!connection) throw new AppError('internal', 'broker answered a connection without its body');
         const manifest = this.#integrations.get(connection.integration);
-        const sync = await this.syncState(connection.id);
+        const [sync, stored] = await Promise.all([
+          this.syncState(connection.id),
+          this.stored(person, connection.id, connection.status),
+        ]);
         return {
           id: connection.id,
           integration: connection.integration,
@@ -158,6 +164,7 @@ export class PortalService {
           status: CONNECTION_STATUS[connection.status] ?? 'revoked',
           createdAt: date(connection.createdAt),
           sync,
+          stored,
           grants: await Promise.all(
             grants
               .filter((g) => g.active)
@@ -407,29 +414,68 @@ export class PortalService {
    * log keeps its entries.
    */
   async deleteAccount(person: SignedInPerson): Promise<{ connections: number; rules: number }> {
-    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
-      personSessionToken: person.sessionToken,
-    });
+    // The person's other browsers and devices can start nothing new meanwhile.
+    await this.signOutOthers(person);
     let deleted = 0;
-    for (const { connection } of connections) {
+    // Listed again after each pass: a consent allowed in another tab meanwhile is caught too.
+    for (let pass = 0; pass < 3; pass++) {
+      const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
+        personSessionToken: person.sessionToken,
+      });
       // One already being deleted is the broker's to finish (it retries the shard itself).
-      if (
-        !connection ||
-        connection.status === ConnectionStatus.DELETED ||
-        connection.status === ConnectionStatus.DELETING
-      )
-        continue;
-      await this.remove(person, connection.id);
-      deleted++;
+      const live = connections.flatMap(({ connection }) =>
+        connection && connection.status !== ConnectionStatus.DELETED && connection.status !== ConnectionStatus.DELETING
+          ? [connection.id]
+          : [],
+      );
+      if (live.length === 0) break;
+      for (const connectionId of live) {
+        // Deleted meanwhile (a second request): already done.
+        const removed = await this.remove(person, connectionId).then(
+          () => true,
+          (error: unknown) => {
+            if (AppError.from(error).code === 'connection_not_found') return false;
+            throw error;
+          },
+        );
+        if (removed) deleted++;
+      }
     }
     const { rules } = await this.rpcClient.request(rpc.policy.listUserRules, { userId: person.userId });
-    for (const rule of rules) await this.removeRule(person, rule.id);
+    for (const rule of rules)
+      await this.removeRule(person, rule.id).catch((error: unknown) => {
+        if (AppError.from(error).status !== 404) throw error;
+      });
     await this.rpcClient.request(rpc.identity.deleteAccount, { sessionToken: person.sessionToken });
     return { connections: deleted, rules: rules.length };
   }
 
   private scope(integration: string, scope: string): ScopeView {
     return { scope, description: this.#integrations.get(integration)?.scopes[scope]?.description ?? scope };
+  }
+
+  /** What the connection's Personal Server holds, per type; the page stays usable without it. */
+  private async stored(
+    person: SignedInPerson,
+    connectionId: string,
+    status: ConnectionStatus,
+  ): Promise<ConnectionView['stored']> {
+    if (status === ConnectionStatus.DELETED || status === ConnectionStatus.DELETING) return [];
+    try {
+      const { counts } = await this.rpcClient.request(
+        rpc.personalServer.countRecords,
+        { userId: person.userId, connectionId },
+        { timeoutMs: 2_000 },
+      );
+      return counts.map((c) => ({
+        type: c.type,
+        count: Number(c.count),
+        description: recordType(c.type)?.description ?? '',
+      }));
+    } catch (error) {
+      this.logger.warn({ errorCode: AppError.from(error).code }, 'portal: record counts unavailable');
+      return undefined;
+    }
   }
 
   /** The sync state; a sync-worker that does not answer leaves the page usable (shown as unknown). */

@@ -1,5 +1,7 @@
-import { rpc } from '@context-gateway/proto';
+import { fromBinary } from '@bufbuild/protobuf';
+import { events, rpc, streams, TokenRevocationKind } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { jetstreamManager } from '@nats-io/jetstream';
 import * as oauth from 'oauth4webapi';
 
 import { SessionsService } from '../accounts/sessions.service.js';
@@ -28,6 +30,20 @@ const count = async (table: string) =>
     ).rows[0]?.n,
   );
 
+/** The person-wide tokens_revoked events on CONTROL for this person. */
+async function personRevocations(userId: string) {
+  const jsm = await jetstreamManager(bed.harness.nc);
+  const { state } = await jsm.streams.info(streams.control.name);
+  const found = [];
+  for (let seq = state.first_seq; seq > 0 && seq <= state.last_seq; seq += 1) {
+    const stored = await jsm.streams.getMessage(streams.control.name, { seq }).catch(() => undefined);
+    if (stored?.subject !== events.tokensRevoked.subject) continue;
+    const event = fromBinary(events.tokensRevoked.message, stored.data);
+    if (event.kind === TokenRevocationKind.USER && event.subjectId === userId) found.push(event);
+  }
+  return found;
+}
+
 describe('identity.v1.delete_account', () => {
   let refreshToken: string;
 
@@ -43,6 +59,7 @@ describe('identity.v1.delete_account', () => {
   });
 
   it('is refused with a session older than the step-up window, and nothing is deleted', async () => {
+    expect(await personRevocations(bed.userId)).toEqual([]);
     const old = await bed.service.app
       .get(SessionsService, { strict: false })
       .open(bed.userId, new Date(Date.now() - 600_000));
@@ -57,6 +74,8 @@ describe('identity.v1.delete_account', () => {
     expect(refreshToken).not.toBe('');
     const answer = await bed.rpcClient.request(rpc.identity.deleteAccount, { sessionToken: bed.sessionToken });
     expect(answer.oauthGrantsRevoked).toBe(1);
+    // Every access token of the person is refused at the gateways from now, whatever grant it came from.
+    expect(await personRevocations(bed.userId)).toHaveLength(1);
 
     expect((await bed.rpcClient.request(rpc.identity.listOAuthGrants, { userId: bed.userId })).grants).toEqual([]);
     const refreshed = await oauth.refreshTokenGrantRequest(bed.as, bed.publicClient, oauth.None(), refreshToken, {
@@ -72,5 +91,9 @@ describe('identity.v1.delete_account', () => {
     expect(await count('sessions')).toBe(0);
     const users = await bed.harness.db.pool.query('SELECT 1 FROM users WHERE id = $1', [bed.userId]);
     expect(users.rowCount).toBe(0);
+    const left = await bed.harness.db.pool.query(`SELECT 1 FROM oauth_payloads WHERE payload->>'accountId' = $1`, [
+      bed.userId,
+    ]);
+    expect(left.rowCount).toBe(0);
   });
 });

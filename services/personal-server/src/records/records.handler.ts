@@ -1,6 +1,11 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcHandler } from '@context-gateway/messaging';
-import { type QueryRecordsRequest, rpc, type WriteRecordsRequest } from '@context-gateway/proto';
+import {
+  type CountRecordsRequest,
+  type QueryRecordsRequest,
+  rpc,
+  type WriteRecordsRequest,
+} from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
@@ -13,6 +18,12 @@ import { RecordsService } from './records.service.js';
 @Controller()
 export class RecordsHandler {
   constructor(private readonly records: RecordsService) {}
+
+  /** `ps.v1.count_records`: what the person's connection holds, per type (any shard: one shared table). */
+  @RpcHandler(rpc.personalServer.countRecords)
+  async count(@Payload() request: CountRecordsRequest) {
+    return { counts: await this.records.countByType(request.userId, request.connectionId) };
+  }
 
   @RpcHandler(rpc.personalServer.writeRecords)
   write(@Payload() request: WriteRecordsRequest) {

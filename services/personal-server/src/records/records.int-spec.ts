@@ -544,6 +544,15 @@ describe('personal-server storage and query path', () => {
       [connection],
     );
     expect(stored.rows[0]!.ciphertext.length).toBe(0); // the body is gone, not just hidden
+
+    // The person's count of what is stored leaves the tombstone out; no one else may ask.
+    await write(user, connection, [play(1), play(2), play(3)]);
+    expect(await records.countByType(user, connection)).toEqual([
+      { type: 'media.play_event', count: 3n },
+      { type: 'media.playlist', count: 1n },
+    ]);
+    await expect(records.countByType(userOn(0), connection)).rejects.toMatchObject({ code: 'connection_not_found' });
+    await expect(records.countByType(user, randomUUID())).rejects.toMatchObject({ code: 'connection_not_found' });
   });
 
   it('cursor pages miss nothing that existed when paging began, while sync keeps writing', async () => {

@@ -214,6 +214,24 @@ export class RecordsRepository {
     return rows[0]?.shard;
   }
 
+  /**
+   * Live records per type of the user's connection, largest first; undefined when the
+   * connection is not this user's (or does not exist). Tombstones are not counted.
+   */
+  async countByType(userId: string, connectionId: string): Promise<{ type: string; count: bigint }[] | undefined> {
+    const { rows } = await this.pool.query<{ type: string | null; count: string }>(
+      `SELECT r.type, count(r.id) AS count
+         FROM connections c
+         LEFT JOIN records r ON r.connection_id = c.id AND r.deleted_at IS NULL
+        WHERE c.id = $1 AND c.user_id = $2
+        GROUP BY r.type
+        ORDER BY count(r.id) DESC, r.type`,
+      [connectionId, userId],
+    );
+    if (rows.length === 0) return undefined;
+    return rows.flatMap((r) => (r.type === null ? [] : [{ type: r.type, count: BigInt(r.count) }]));
+  }
+
   /** The stored rows for a write batch's (type, external id) pairs. */
   async findForWrite(
     tx: PoolClient,

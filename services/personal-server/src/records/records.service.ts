@@ -226,6 +226,13 @@ export class RecordsService {
     }
   }
 
+  /** Live records per type of the person's connection; another person's (or none) is connection_not_found. */
+  async countByType(userId: string, connectionId: string): Promise<{ type: string; count: bigint }[]> {
+    const counts = await this.repository.countByType(userId, connectionId);
+    if (!counts) throw new AppError('connection_not_found');
+    return counts;
+  }
+
   /**
    * One page for the app holding a grant. The grant (org, app, connection, active, types)
    * and this shard's ownership are checked in the same statement that reads the page; the

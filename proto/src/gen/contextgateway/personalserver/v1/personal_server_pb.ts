@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/personalserver/v1/personal_server.proto.
  */
 export const file_contextgateway_personalserver_v1_personal_server: GenFile = /*@__PURE__*/
-  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJUChRSZWdpc3RlckdyYW50UmVxdWVzdBI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNImYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhUKDWNvbm5lY3Rpb25faWQYBCABKAkiUwoTUmV2b2tlR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkIkEKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USFwoPcmVjb3Jkc19kZWxldGVkGAEgASgNEhYKDmdyYW50c19yZXZva2VkGAIgASgNIosBCgtSZWNvcmRJbnB1dBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgFIAEoCCLBAQoTV3JpdGVSZWNvcmRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSPgoHcmVjb3JkcxgEIAMoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZElucHV0Ei0KCXN5bmNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoUV3JpdGVSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0SEgoKdG9tYnN0b25lZBgDIAEoDSIwChdMb2NhdGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIk8KGExvY2F0ZUNvbm5lY3Rpb25SZXNwb25zZRINCgVzaGFyZBgBIAEoDRIPCgd1c2VyX2lkGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJIrkBChNRdWVyeVJlY29yZHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1jb25uZWN0aW9uX2lkGAMgASgJEgwKBHR5cGUYBCABKAkSEAoIc2luY2VfbXMYBSABKAMSDQoFbGltaXQYBiABKA0SDgoGY3Vyc29yGAcgASgJEg4KBmZpZWxkcxgIIAMoCRIUCgxwb2xpY3lfdHlwZXMYCSADKAkicAoUUXVlcnlSZWNvcmRzUmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgMEhMKC25leHRfY3Vyc29yGAIgASgJEi0KCXN5bmNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqWgoKR3JhbnRTdGF0ZRIbChdHUkFOVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkdSQU5UX1NUQVRFX0FDVElWRRABEhcKE0dSQU5UX1NUQVRFX1JFVk9LRUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJUChRSZWdpc3RlckdyYW50UmVxdWVzdBI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNImYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhUKDWNvbm5lY3Rpb25faWQYBCABKAkiUwoTUmV2b2tlR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkIkEKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USFwoPcmVjb3Jkc19kZWxldGVkGAEgASgNEhYKDmdyYW50c19yZXZva2VkGAIgASgNIosBCgtSZWNvcmRJbnB1dBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgFIAEoCCLBAQoTV3JpdGVSZWNvcmRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSPgoHcmVjb3JkcxgEIAMoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZElucHV0Ei0KCXN5bmNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoUV3JpdGVSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0SEgoKdG9tYnN0b25lZBgDIAEoDSI9ChNDb3VudFJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCSIuCg9SZWNvcmRUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCJZChRDb3VudFJlY29yZHNSZXNwb25zZRJBCgZjb3VudHMYASADKAsyMS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5SZWNvcmRUeXBlQ291bnQiMAoXTG9jYXRlQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJPChhMb2NhdGVDb25uZWN0aW9uUmVzcG9uc2USDQoFc2hhcmQYASABKA0SDwoHdXNlcl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCSK5AQoTUXVlcnlSZWNvcmRzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIMCgR0eXBlGAQgASgJEhAKCHNpbmNlX21zGAUgASgDEg0KBWxpbWl0GAYgASgNEg4KBmN1cnNvchgHIAEoCRIOCgZmaWVsZHMYCCADKAkSFAoMcG9saWN5X3R5cGVzGAkgAygJInAKFFF1ZXJ5UmVjb3Jkc1Jlc3BvbnNlEhQKDHJlY29yZHNfanNvbhgBIAEoDBITCgtuZXh0X2N1cnNvchgCIAEoCRItCglzeW5jZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKloKCkdyYW50U3RhdGUSGwoXR1JBTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJHUkFOVF9TVEFURV9BQ1RJVkUQARIXChNHUkFOVF9TVEFURV9SRVZPS0VEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Where a user's Personal Server lives.
@@ -378,6 +378,73 @@ export const WriteRecordsResponseSchema: GenMessage<WriteRecordsResponse> = /*@_
   messageDesc(file_contextgateway_personalserver_v1_personal_server, 11);
 
 /**
+ * How many live records of each type a person's connection holds (the portal's overview).
+ * A connection that is not this person's is connection_not_found. Counts only: no key is
+ * opened, nothing is decrypted.
+ *
+ * @generated from message contextgateway.personalserver.v1.CountRecordsRequest
+ */
+export type CountRecordsRequest = Message<"contextgateway.personalserver.v1.CountRecordsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.CountRecordsRequest.
+ * Use `create(CountRecordsRequestSchema)` to create a new message.
+ */
+export const CountRecordsRequestSchema: GenMessage<CountRecordsRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 12);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.RecordTypeCount
+ */
+export type RecordTypeCount = Message<"contextgateway.personalserver.v1.RecordTypeCount"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.RecordTypeCount.
+ * Use `create(RecordTypeCountSchema)` to create a new message.
+ */
+export const RecordTypeCountSchema: GenMessage<RecordTypeCount> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 13);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.CountRecordsResponse
+ */
+export type CountRecordsResponse = Message<"contextgateway.personalserver.v1.CountRecordsResponse"> & {
+  /**
+   * By type, largest first.
+   *
+   * @generated from field: repeated contextgateway.personalserver.v1.RecordTypeCount counts = 1;
+   */
+  counts: RecordTypeCount[];
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.CountRecordsResponse.
+ * Use `create(CountRecordsResponseSchema)` to create a new message.
+ */
+export const CountRecordsResponseSchema: GenMessage<CountRecordsResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
+
+/**
  * Which shard owns a connection (the gateway caches the answer).
  *
  * @generated from message contextgateway.personalserver.v1.LocateConnectionRequest
@@ -394,7 +461,7 @@ export type LocateConnectionRequest = Message<"contextgateway.personalserver.v1.
  * Use `create(LocateConnectionRequestSchema)` to create a new message.
  */
 export const LocateConnectionRequestSchema: GenMessage<LocateConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 12);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
 
 /**
  * @generated from message contextgateway.personalserver.v1.LocateConnectionResponse
@@ -423,7 +490,7 @@ export type LocateConnectionResponse = Message<"contextgateway.personalserver.v1
  * Use `create(LocateConnectionResponseSchema)` to create a new message.
  */
 export const LocateConnectionResponseSchema: GenMessage<LocateConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 13);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
 
 /**
  * One page of records for the app holding a grant on the connection.
@@ -493,7 +560,7 @@ export type QueryRecordsRequest = Message<"contextgateway.personalserver.v1.Quer
  * Use `create(QueryRecordsRequestSchema)` to create a new message.
  */
 export const QueryRecordsRequestSchema: GenMessage<QueryRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
 
 /**
  * @generated from message contextgateway.personalserver.v1.QueryRecordsResponse
@@ -525,7 +592,7 @@ export type QueryRecordsResponse = Message<"contextgateway.personalserver.v1.Que
  * Use `create(QueryRecordsResponseSchema)` to create a new message.
  */
 export const QueryRecordsResponseSchema: GenMessage<QueryRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
 
 /**
  * @generated from enum contextgateway.personalserver.v1.GrantState
