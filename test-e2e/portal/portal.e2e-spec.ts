@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { RpcClient } from '@context-gateway/messaging';
@@ -211,6 +211,43 @@ describe('the portal at /account', () => {
     await checkPage('03-connections');
   }, 60_000);
 
+  it('downloads everything as one JSON document: every record decrypted for the person, no secret', async () => {
+    // A fresh passkey use first: an export needs one, like every change of access.
+    await page.goto(`${base}/v1/auth/signin?prompt=login&return_to=%2Faccount%2Fsecurity`);
+    await signInOnSigninPage(page);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download everything (JSON)' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^context-gateway-export-\d{4}-\d{2}-\d{2}\.json$/);
+    const text = readFileSync(await download.path(), 'utf8');
+    const exported = JSON.parse(text) as {
+      format: string;
+      account: { userId: string };
+      passkeys: unknown[];
+      connections: {
+        id: string;
+        source: string;
+        grants: { application: string; scopes: string[] }[];
+        records: { type: string; data: Record<string, unknown> | null }[];
+      }[];
+    };
+    expect(exported.format).toBe('context-gateway-export/1');
+    expect(exported.passkeys).toHaveLength(1);
+    const [connection] = exported.connections;
+    expect(connection).toMatchObject({ id: connectionId, source: 'Demo Notes' });
+    expect(connection!.grants.map((g) => g.application).sort()).toEqual(['Notes Digest <b>', 'Weekly Planner']);
+    // Every live record, as many as the Personal Server counts, each with its body.
+    const { counts } = await client.request(rpc.personalServer.countRecords, {
+      userId: exported.account.userId,
+      connectionId,
+    });
+    expect(connection!.records).toHaveLength(counts.reduce((sum, c) => sum + Number(c.count), 0));
+    expect(connection!.records.every((r) => r.data !== null && typeof r.data === 'object')).toBe(true);
+    // No session token, no key, no credential of the source.
+    expect(text).not.toMatch(/cg_ss_|cg_wc_|access_token|refresh_token/);
+  }, 60_000);
+
   it('works at 360 px, with the keyboard, skip link first and focus visible', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${base}/account`);
@@ -361,6 +398,10 @@ describe('the portal at /account', () => {
     });
     expect(api.status).toBe(401);
     expect(((await api.json()) as { code: string }).code).toBe('reauthentication_required');
+    // Nor download everything: the passkey first, then back to the download.
+    const exported = await fetch(`${stack.gatewayUrl}/account/export`, { headers: { cookie }, redirect: 'manual' });
+    expect(exported.status).toBe(303);
+    expect(exported.headers.get('location')).toBe('/v1/auth/signin?prompt=login&return_to=%2Faccount%2Fexport');
 
     await page.goto(`${base}/account`);
     await page.getByRole('link', { name: 'Delete this connection…' }).click();

@@ -4,6 +4,8 @@ import {
   CountRecordsResponseSchema,
   DeleteConnectionRequestSchema,
   DeleteConnectionResponseSchema,
+  ExportRecordsRequestSchema,
+  ExportRecordsResponseSchema,
   type GrantRecord,
   LocateConnectionRequestSchema,
   LocateConnectionResponseSchema,
@@ -171,6 +173,24 @@ export const personalServerRpc = {
     response: QueryRecordsResponseSchema,
     timeoutMs: 3_000,
     validate: queryValidate,
+  }),
+  /** The person's own export (portal): gateway → owning shard, which resolves the person's session itself. */
+  shardExport: defineShardRpc({
+    prefix,
+    verb: 'export',
+    callers: ['gateway'],
+    request: ExportRecordsRequestSchema,
+    response: ExportRecordsResponseSchema,
+    timeoutMs: 10_000,
+    validate: (m) => [
+      ...(m.personSessionToken === '' ? [{ path: 'personSessionToken', message: 'must be set' }] : []),
+      ...check.maxLength(m.personSessionToken, 200, 'personSessionToken'),
+      ...check.uuid(m.connectionId, 'connectionId'),
+      ...check.maxLength(m.cursor, 200, 'cursor'),
+      ...(m.limit < 1 || m.limit > MAX_QUERY_LIMIT
+        ? [{ path: 'limit', message: `must be 1..${MAX_QUERY_LIMIT}` }]
+        : []),
+    ],
   }),
   /** The forward of delete_connection to the owner, which zeroes the key it holds in memory. */
   shardDeleteConnection: defineShardRpc({

@@ -487,6 +487,7 @@ ${v.notice ? html`<p class="notice" role="status">${v.notice ? NOTICES[v.notice]
 <div class="table-wrap" role="region" aria-label="Your sessions" tabindex="0"><table><thead><tr><th scope="col">Signed in</th><th scope="col">With</th><th scope="col">Ends</th></tr></thead><tbody>${sessions}</tbody></table></div>
 ${v.sessions.length > 1 ? html`<form method="post" action="/account/sessions/sign-out-others"><input type="hidden" name="csrf" value="${v.csrf}"><div class="actions"><button type="submit">Sign out everywhere else</button></div></form>` : ''}
 <h2>Your account</h2>
+<p><a href="/account/export">Download everything (JSON)</a> Your account, rules and every connection with all its records, decrypted for you alone.</p>
 <p><a href="/account/delete">Delete your account…</a> Your connections and their data are destroyed and every application loses access.</p>`,
     v.csrf,
     ['/v1/auth/assets/webauthn.js', '/account/assets/security.js'],

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { assertRecentPasskeyUse, LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -14,6 +16,7 @@ import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, userGrantParams } from '../records/records.schemas.js';
 import { PortalService } from './portal.service.js';
+import { PortalExport } from './portal-export.js';
 import {
   accountDeletedPage,
   ACTIVITY_CSP,
@@ -126,6 +129,7 @@ export class PortalController {
 
   constructor(
     private readonly portal: PortalService,
+    private readonly exporter: PortalExport,
     private readonly accounts: AccountsService,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -464,6 +468,56 @@ export class PortalController {
       await this.portal.signOutOthers(person);
       return '/account/security?notice=signed_out_others';
     });
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'export',
+    summary: 'Download everything of yours (portal, JSON)',
+    description:
+      'Your account, passkeys and sessions (no secrets), your rules, and every connection with its grants and all its records, ' +
+      'decrypted by your Personal Server; streamed as one JSON document (an attachment). Needs a passkey use within the last few minutes; ' +
+      'otherwise 303 to the passkey page, then back here.',
+    tags,
+    auth: 'none',
+    audit: { action: 'data_query' },
+    success: {
+      status: 200,
+      schema: z.string(),
+      contentType: 'application/json',
+      description: 'The export (format `context-gateway-export/1`).',
+    },
+    errors: [],
+  })
+  async exportAll(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    setAuditSubject(request, { actorKind: 'anonymous' });
+    try {
+      const person = await this.accounts.optionalSession(request.headers.cookie);
+      if (!person) {
+        setHandledFailure(request, new AppError('unauthenticated', 'Not signed in'));
+        return this.redirect(reply, '/v1/auth/signin?return_to=%2Faccount%2Fexport');
+      }
+      auditAsPerson(request, person, { resource: `account:${person.userId}` });
+      this.assertRecent(person);
+      const stream = Readable.from(this.exporter.document(person, this.clock.date()));
+      stream.on('error', (error: unknown) =>
+        // Headers are gone by then: the download ends short, and the log says why.
+        this.logger.error({ errorCode: AppError.from(error).code }, 'portal export failed part-way'),
+      );
+      const day = this.clock.date().toISOString().slice(0, 10);
+      reply
+        .status(200)
+        .type('application/json; charset=utf-8')
+        .header('content-disposition', `attachment; filename="context-gateway-export-${day}.json"`)
+        .header('cache-control', 'no-store')
+        .header('x-content-type-options', 'nosniff');
+      return reply.send(stream);
+    } catch (error) {
+      setHandledFailure(request, error);
+      if (error instanceof AppError && error.code === 'reauthentication_required')
+        return this.redirect(reply, '/v1/auth/signin?prompt=login&return_to=%2Faccount%2Fexport');
+      return this.error(reply, error);
+    }
   }
 
   @Route({

@@ -6,5 +6,11 @@ import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
 /** Records queries (three-layer policy, then the owning Personal Server shard); grant give-up and user revocation. */
-@Module({ imports: [PolicyModule], controllers: [RecordsController], providers: [ShardRouter, RecordsPolicy] })
+@Module({
+  imports: [PolicyModule],
+  controllers: [RecordsController],
+  providers: [ShardRouter, RecordsPolicy],
+  // The portal's export reads the person's own records from the owning shard too.
+  exports: [ShardRouter],
+})
 export class RecordsModule {}

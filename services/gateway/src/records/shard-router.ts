@@ -1,8 +1,14 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { DescMessage } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import type { QueryRecordsRequestSchema } from '@context-gateway/proto';
-import { type QueryRecordsRequest, type QueryRecordsResponse, rpc } from '@context-gateway/proto';
+import type { ExportRecordsRequestSchema, QueryRecordsRequestSchema, RpcDescriptor } from '@context-gateway/proto';
+import {
+  type ExportRecordsResponse,
+  type QueryRecordsRequest,
+  type QueryRecordsResponse,
+  rpc,
+} from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 /** Where a connection lives and whose it is (never changes except the shard, by rebalance). */
@@ -33,27 +39,41 @@ export class ShardRouter {
     return this.#shards.get(connectionId) ?? this.locate(connectionId);
   }
 
-  async query(
+  query(
     message: MessageInitShape<typeof QueryRecordsRequestSchema> & Pick<QueryRecordsRequest, 'connectionId'>,
   ): Promise<QueryRecordsResponse> {
+    return this.toOwner(rpc.personalServer.shardQuery, message);
+  }
+
+  /** One page of the person's own export, from the owning shard (which resolves their session itself). */
+  exportPage(
+    message: MessageInitShape<typeof ExportRecordsRequestSchema> & { connectionId: string },
+  ): Promise<ExportRecordsResponse> {
+    return this.toOwner(rpc.personalServer.shardExport, message);
+  }
+
+  private async toOwner<Req extends DescMessage, Res extends DescMessage>(
+    descriptor: RpcDescriptor<Req, Res>,
+    message: MessageInitShape<Req> & { connectionId: string },
+  ) {
     const cached = this.#shards.get(message.connectionId);
     const shard = (cached ?? (await this.locate(message.connectionId))).shard;
     try {
-      return await this.send(shard, message);
+      return await this.send(descriptor, shard, message);
     } catch (error) {
       const code = AppError.from(error).code;
       // Only a cached (possibly stale) placement is worth a second try.
       if (cached === undefined || (code !== 'wrong_shard' && code !== 'service_unavailable')) throw error;
       this.#shards.delete(message.connectionId);
-      return this.send((await this.locate(message.connectionId)).shard, message);
+      return this.send(descriptor, (await this.locate(message.connectionId)).shard, message);
     }
   }
 
-  private send(
+  private send<Req extends DescMessage, Res extends DescMessage>(
+    descriptor: RpcDescriptor<Req, Res>,
     shard: number,
-    message: MessageInitShape<typeof QueryRecordsRequestSchema>,
-  ): Promise<QueryRecordsResponse> {
-    const descriptor = rpc.personalServer.shardQuery;
+    message: MessageInitShape<Req>,
+  ) {
     // Always set for a contract made with defineShardRpc; the catalog's type cannot say so.
     if (!descriptor.shardSubject) throw new AppError('internal', `${descriptor.subject} is not a sharded contract`);
     return this.rpcClient.request(descriptor, message, { subject: descriptor.shardSubject(shard) });

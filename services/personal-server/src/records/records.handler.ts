@@ -1,7 +1,9 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { RpcHandler } from '@context-gateway/messaging';
+import { AppError } from '@context-gateway/errors';
+import { RpcClient, RpcHandler } from '@context-gateway/messaging';
 import {
   type CountRecordsRequest,
+  type ExportRecordsRequest,
   type QueryRecordsRequest,
   rpc,
   type WriteRecordsRequest,
@@ -17,7 +19,24 @@ import { RecordsService } from './records.service.js';
  */
 @Controller()
 export class RecordsHandler {
-  constructor(private readonly records: RecordsService) {}
+  constructor(
+    private readonly records: RecordsService,
+    private readonly rpcClient: RpcClient,
+  ) {}
+
+  /**
+   * `ps.v1.shard.<n>.export`: the person's own records, decrypted. Who the person is comes
+   * from identity (their session token, resolved here), never from the caller.
+   */
+  @RpcHandler(rpc.personalServer.shardExport)
+  async export(@Payload() request: ExportRecordsRequest) {
+    const session = await this.rpcClient.request(rpc.identity.resolveSession, {
+      sessionToken: request.personSessionToken,
+    });
+    const userId = session.user?.id;
+    if (!userId) throw new AppError('unauthenticated', 'The session has no person');
+    return this.records.exportPage(userId, request.connectionId, request.cursor, request.limit);
+  }
 
   /** `ps.v1.count_records`: what the person's connection holds, per type (any shard: one shared table). */
   @RpcHandler(rpc.personalServer.countRecords)

@@ -553,6 +553,20 @@ describe('personal-server storage and query path', () => {
     ]);
     await expect(records.countByType(userOn(0), connection)).rejects.toMatchObject({ code: 'connection_not_found' });
     await expect(records.countByType(user, randomUUID())).rejects.toMatchObject({ code: 'connection_not_found' });
+
+    // The owner's export: every live record decrypted, page by page, no tombstone; only the
+    // owner's own connection, only from the owning shard.
+    const exported: { externalId: string; data: unknown }[] = [];
+    let cursor = '';
+    do {
+      const next = await records.exportPage(user, connection, cursor, 2);
+      exported.push(...(JSON.parse(next.recordsJson.toString()) as { externalId: string; data: unknown }[]));
+      cursor = next.nextCursor;
+    } while (cursor !== '');
+    expect(exported.map((r) => r.externalId).sort()).toEqual(['pl-1', 'play-1', 'play-2', 'play-3']);
+    expect(exported.find((r) => r.externalId === 'pl-1')?.data).toMatchObject({ name: expect.any(String) });
+    expect(await codeOf(records.exportPage(userOn(0), connection, '', 10))).toBe('connection_not_found');
+    expect(await codeOf(otherShardRecords.exportPage(user, connection, '', 10))).toBe('wrong_shard');
   });
 
   it('cursor pages miss nothing that existed when paging began, while sync keeps writing', async () => {

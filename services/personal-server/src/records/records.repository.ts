@@ -215,6 +215,52 @@ export class RecordsRepository {
   }
 
   /**
+   * One page of the user's own connection's live records in change order, with what opens
+   * them; undefined when the connection is not this user's, `elsewhere` when another shard
+   * owns it. (The owner's export: no grant is involved, the person is the caller.)
+   */
+  async ownerPage(
+    shard: number,
+    userId: string,
+    connectionId: string,
+    afterVersion: bigint,
+    limit: number,
+  ): Promise<
+    { connection: { personalServerId: string; dataKeyId: string }; records: StoredRecord[] } | 'elsewhere' | undefined
+  > {
+    const owner = await this.pool.query<{ personal_server_id: string; data_key_id: string; shard: number }>(
+      `SELECT c.personal_server_id, c.data_key_id, p.shard
+         FROM connections c JOIN personal_servers p ON p.id = c.personal_server_id
+        WHERE c.id = $1 AND c.user_id = $2`,
+      [connectionId, userId],
+    );
+    const connection = owner.rows[0];
+    if (!connection) return undefined;
+    if (connection.shard !== shard) return 'elsewhere';
+    const { rows } = await this.pool.query<PageRecordColumns>(
+      `SELECT id, type, external_id, ciphertext, source_updated_at, updated_at, deleted_at, version
+         FROM records
+        WHERE connection_id = $1 AND deleted_at IS NULL AND version > $2
+        ORDER BY version
+        LIMIT $3`,
+      [connectionId, afterVersion.toString(), limit],
+    );
+    return {
+      connection: { personalServerId: connection.personal_server_id, dataKeyId: connection.data_key_id },
+      records: rows.map((r) => ({
+        id: r.id,
+        type: r.type,
+        externalId: r.external_id,
+        ciphertext: r.ciphertext,
+        sourceUpdatedAt: r.source_updated_at,
+        updatedAt: r.updated_at,
+        deletedAt: r.deleted_at,
+        version: r.version,
+      })),
+    };
+  }
+
+  /**
    * Live records per type of the user's connection, largest first; undefined when the
    * connection is not this user's (or does not exist). Tombstones are not counted.
    */

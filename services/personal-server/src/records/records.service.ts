@@ -13,7 +13,13 @@ import { DirectoryService } from '../directory/directory.service.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { recordAad, recordDigestContext } from './record-aad.js';
-import { recordKey, RecordsRepository, type RecordWrite, type StoredForWrite } from './records.repository.js';
+import {
+  recordKey,
+  RecordsRepository,
+  type RecordWrite,
+  type StoredForWrite,
+  type StoredRecord,
+} from './records.repository.js';
 
 export interface QueryPage {
   recordsJson: Buffer;
@@ -270,12 +276,48 @@ export class RecordsService {
     }
 
     const fields = request.fields.length > 0 ? new Set(request.fields) : undefined;
+    return {
+      ...(await this.render(records, request.limit, { ...grant, connectionId: request.connectionId }, fields)),
+      syncedAt: grant.syncedAt,
+    };
+  }
+
+  /**
+   * One page of the person's own records of their connection, decrypted: the portal's export.
+   * Only the person's own connection on this shard (the caller resolved the person from their
+   * session); anything else is connection_not_found, or wrong_shard when another shard owns it.
+   */
+  async exportPage(
+    userId: string,
+    connectionId: string,
+    cursor: string,
+    limit: number,
+  ): Promise<{ recordsJson: Buffer; nextCursor: string }> {
+    const page = await this.repository.ownerPage(
+      this.directory.shardId,
+      userId,
+      connectionId,
+      decodeCursor(cursor),
+      limit,
+    );
+    if (page === 'elsewhere') throw new AppError('wrong_shard', 'Another shard serves this connection');
+    if (!page) throw new AppError('connection_not_found');
+    return this.render(page.records, limit, { ...page.connection, userId, connectionId }, undefined);
+  }
+
+  /** Records as the API returns them, bodies decrypted under the connection's key (opened once). */
+  private async render(
+    records: StoredRecord[],
+    limit: number,
+    owner: { personalServerId: string; connectionId: string; userId: string; dataKeyId: string },
+    fields: Set<string> | undefined,
+  ): Promise<{ recordsJson: Buffer; nextCursor: string }> {
     const parts: string[] = [];
     const key = records.some((r) => r.deletedAt === null)
-      ? await this.keys.open(grant.dataKeyId, {
-          personalServerId: grant.personalServerId,
-          connectionId: request.connectionId,
-          userId: grant.userId,
+      ? await this.keys.open(owner.dataKeyId, {
+          personalServerId: owner.personalServerId,
+          connectionId: owner.connectionId,
+          userId: owner.userId,
         })
       : undefined;
     for (const record of records) {
@@ -285,7 +327,7 @@ export class RecordsService {
         if (!key) throw new AppError('internal', 'The data key was not opened for a live record');
         const plaintext = key.decrypt(
           record.ciphertext,
-          recordAad(grant.personalServerId, request.connectionId, record.id, record.type),
+          recordAad(owner.personalServerId, owner.connectionId, record.id, record.type),
         );
         data = fields ? project(plaintext, fields) : plaintext.toString('utf8');
       }
@@ -298,8 +340,7 @@ export class RecordsService {
       recordsJson: Buffer.from(`[${parts.join(',')}]`),
       // A full page may have a next one; a short page is the end ('' = none). To pick up
       // later changes, an app asks again with `since` (or keeps paging from a full page).
-      nextCursor: last && records.length === request.limit ? encodeCursor(BigInt(last.version)) : '',
-      syncedAt: grant.syncedAt,
+      nextCursor: last && records.length === limit ? encodeCursor(BigInt(last.version)) : '',
     };
   }
 }

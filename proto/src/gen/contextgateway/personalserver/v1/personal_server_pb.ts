@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/personalserver/v1/personal_server.proto.
  */
 export const file_contextgateway_personalserver_v1_personal_server: GenFile = /*@__PURE__*/
-  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJUChRSZWdpc3RlckdyYW50UmVxdWVzdBI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNImYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhUKDWNvbm5lY3Rpb25faWQYBCABKAkiUwoTUmV2b2tlR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkIkEKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USFwoPcmVjb3Jkc19kZWxldGVkGAEgASgNEhYKDmdyYW50c19yZXZva2VkGAIgASgNIosBCgtSZWNvcmRJbnB1dBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgFIAEoCCLBAQoTV3JpdGVSZWNvcmRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSPgoHcmVjb3JkcxgEIAMoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZElucHV0Ei0KCXN5bmNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoUV3JpdGVSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0SEgoKdG9tYnN0b25lZBgDIAEoDSI9ChNDb3VudFJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCSIuCg9SZWNvcmRUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCJZChRDb3VudFJlY29yZHNSZXNwb25zZRJBCgZjb3VudHMYASADKAsyMS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5SZWNvcmRUeXBlQ291bnQiMAoXTG9jYXRlQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJPChhMb2NhdGVDb25uZWN0aW9uUmVzcG9uc2USDQoFc2hhcmQYASABKA0SDwoHdXNlcl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCSK5AQoTUXVlcnlSZWNvcmRzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIMCgR0eXBlGAQgASgJEhAKCHNpbmNlX21zGAUgASgDEg0KBWxpbWl0GAYgASgNEg4KBmN1cnNvchgHIAEoCRIOCgZmaWVsZHMYCCADKAkSFAoMcG9saWN5X3R5cGVzGAkgAygJInAKFFF1ZXJ5UmVjb3Jkc1Jlc3BvbnNlEhQKDHJlY29yZHNfanNvbhgBIAEoDBITCgtuZXh0X2N1cnNvchgCIAEoCRItCglzeW5jZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKloKCkdyYW50U3RhdGUSGwoXR1JBTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJHUkFOVF9TVEFURV9BQ1RJVkUQARIXChNHUkFOVF9TVEFURV9SRVZPS0VEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJUChRSZWdpc3RlckdyYW50UmVxdWVzdBI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNImYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhUKDWNvbm5lY3Rpb25faWQYBCABKAkiUwoTUmV2b2tlR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkIkEKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USFwoPcmVjb3Jkc19kZWxldGVkGAEgASgNEhYKDmdyYW50c19yZXZva2VkGAIgASgNIosBCgtSZWNvcmRJbnB1dBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgFIAEoCCLBAQoTV3JpdGVSZWNvcmRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSPgoHcmVjb3JkcxgEIAMoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZElucHV0Ei0KCXN5bmNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoUV3JpdGVSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0SEgoKdG9tYnN0b25lZBgDIAEoDSI9ChNDb3VudFJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCSIuCg9SZWNvcmRUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCJZChRDb3VudFJlY29yZHNSZXNwb25zZRJBCgZjb3VudHMYASADKAsyMS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5SZWNvcmRUeXBlQ291bnQiagoURXhwb3J0UmVjb3Jkc1JlcXVlc3QSHAoUcGVyc29uX3Nlc3Npb25fdG9rZW4YASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKA0iQgoVRXhwb3J0UmVjb3Jkc1Jlc3BvbnNlEhQKDHJlY29yZHNfanNvbhgBIAEoDBITCgtuZXh0X2N1cnNvchgCIAEoCSIwChdMb2NhdGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIk8KGExvY2F0ZUNvbm5lY3Rpb25SZXNwb25zZRINCgVzaGFyZBgBIAEoDRIPCgd1c2VyX2lkGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJIrkBChNRdWVyeVJlY29yZHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1jb25uZWN0aW9uX2lkGAMgASgJEgwKBHR5cGUYBCABKAkSEAoIc2luY2VfbXMYBSABKAMSDQoFbGltaXQYBiABKA0SDgoGY3Vyc29yGAcgASgJEg4KBmZpZWxkcxgIIAMoCRIUCgxwb2xpY3lfdHlwZXMYCSADKAkicAoUUXVlcnlSZWNvcmRzUmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgMEhMKC25leHRfY3Vyc29yGAIgASgJEi0KCXN5bmNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqWgoKR3JhbnRTdGF0ZRIbChdHUkFOVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkdSQU5UX1NUQVRFX0FDVElWRRABEhcKE0dSQU5UX1NUQVRFX1JFVk9LRUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Where a user's Personal Server lives.
@@ -445,6 +445,71 @@ export const CountRecordsResponseSchema: GenMessage<CountRecordsResponse> = /*@_
   messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
 
 /**
+ * The person's own records of one of their connections, decrypted, one page at a time: what
+ * the portal's "export everything" streams. The owning shard resolves the person's session
+ * token with identity itself (no user id is taken from the caller); a connection that is not
+ * theirs is connection_not_found. Tombstones are left out.
+ *
+ * @generated from message contextgateway.personalserver.v1.ExportRecordsRequest
+ */
+export type ExportRecordsRequest = Message<"contextgateway.personalserver.v1.ExportRecordsRequest"> & {
+  /**
+   * @generated from field: string person_session_token = 1;
+   */
+  personSessionToken: string;
+
+  /**
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+
+  /**
+   * Opaque, from the previous page's next_cursor.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.ExportRecordsRequest.
+ * Use `create(ExportRecordsRequestSchema)` to create a new message.
+ */
+export const ExportRecordsRequestSchema: GenMessage<ExportRecordsRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.ExportRecordsResponse
+ */
+export type ExportRecordsResponse = Message<"contextgateway.personalserver.v1.ExportRecordsResponse"> & {
+  /**
+   * A JSON array of records, as the query path returns them.
+   *
+   * @generated from field: bytes records_json = 1;
+   */
+  recordsJson: Uint8Array;
+
+  /**
+   * Empty: the last page.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.ExportRecordsResponse.
+ * Use `create(ExportRecordsResponseSchema)` to create a new message.
+ */
+export const ExportRecordsResponseSchema: GenMessage<ExportRecordsResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
+
+/**
  * Which shard owns a connection (the gateway caches the answer).
  *
  * @generated from message contextgateway.personalserver.v1.LocateConnectionRequest
@@ -461,7 +526,7 @@ export type LocateConnectionRequest = Message<"contextgateway.personalserver.v1.
  * Use `create(LocateConnectionRequestSchema)` to create a new message.
  */
 export const LocateConnectionRequestSchema: GenMessage<LocateConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
 
 /**
  * @generated from message contextgateway.personalserver.v1.LocateConnectionResponse
@@ -490,7 +555,7 @@ export type LocateConnectionResponse = Message<"contextgateway.personalserver.v1
  * Use `create(LocateConnectionResponseSchema)` to create a new message.
  */
 export const LocateConnectionResponseSchema: GenMessage<LocateConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
 
 /**
  * One page of records for the app holding a grant on the connection.
@@ -560,7 +625,7 @@ export type QueryRecordsRequest = Message<"contextgateway.personalserver.v1.Quer
  * Use `create(QueryRecordsRequestSchema)` to create a new message.
  */
 export const QueryRecordsRequestSchema: GenMessage<QueryRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 19);
 
 /**
  * @generated from message contextgateway.personalserver.v1.QueryRecordsResponse
@@ -592,7 +657,7 @@ export type QueryRecordsResponse = Message<"contextgateway.personalserver.v1.Que
  * Use `create(QueryRecordsResponseSchema)` to create a new message.
  */
 export const QueryRecordsResponseSchema: GenMessage<QueryRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 20);
 
 /**
  * @generated from enum contextgateway.personalserver.v1.GrantState
