@@ -102,6 +102,19 @@ interface PageRecordColumns {
   version: string;
 }
 
+function storedRecord(r: PageRecordColumns): StoredRecord {
+  return {
+    id: r.id,
+    type: r.type,
+    externalId: r.external_id,
+    ciphertext: r.ciphertext,
+    sourceUpdatedAt: r.source_updated_at,
+    updatedAt: r.updated_at,
+    deletedAt: r.deleted_at,
+    version: r.version,
+  };
+}
+
 /** The LEFT JOIN's empty page: the grant and no record. */
 type NoRecordColumns = { [K in keyof PageRecordColumns]: null };
 
@@ -190,16 +203,7 @@ export class RecordsRepository {
     const records: StoredRecord[] = [];
     for (const r of rows) {
       if (r.id === null) continue; // the LEFT JOIN's empty page
-      records.push({
-        id: r.id,
-        type: r.type,
-        externalId: r.external_id,
-        ciphertext: r.ciphertext,
-        sourceUpdatedAt: r.source_updated_at,
-        updatedAt: r.updated_at,
-        deletedAt: r.deleted_at,
-        version: r.version,
-      });
+      records.push(storedRecord(r));
     }
     return { grant, records };
   }
@@ -247,16 +251,7 @@ export class RecordsRepository {
     );
     return {
       connection: { personalServerId: connection.personal_server_id, dataKeyId: connection.data_key_id },
-      records: rows.map((r) => ({
-        id: r.id,
-        type: r.type,
-        externalId: r.external_id,
-        ciphertext: r.ciphertext,
-        sourceUpdatedAt: r.source_updated_at,
-        updatedAt: r.updated_at,
-        deletedAt: r.deleted_at,
-        version: r.version,
-      })),
+      records: rows.map(storedRecord),
     };
   }
 
