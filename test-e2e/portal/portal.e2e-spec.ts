@@ -246,6 +246,14 @@ describe('the portal at /account', () => {
     expect(connection!.records.every((r) => r.data !== null && typeof r.data === 'object')).toBe(true);
     // No session token, no key, no credential of the source.
     expect(text).not.toMatch(/cg_ss_|cg_wc_|access_token|refresh_token/);
+    // Another site cannot make the browser download it (the Lax session cookie goes along).
+    const cookie = `__Host-cg_session=${await sessionCookie(context)}`;
+    const crossSite = await fetch(`${stack.gatewayUrl}/account/export`, {
+      headers: { cookie, 'sec-fetch-site': 'cross-site' },
+      redirect: 'manual',
+    });
+    expect(crossSite.status).toBe(403);
+    expect(await crossSite.text()).toContain('csrf_invalid');
   }, 60_000);
 
   it('works at 360 px, with the keyboard, skip link first and focus visible', async () => {

@@ -135,9 +135,8 @@ export const identityRpc = {
   }),
   resolveSession: defineRpc({
     subject: `${P}.resolve_session`,
-    // The broker resolves the session token of the person its person calls act for; a
-    // personal-server shard that of the person exporting their own records.
-    callers: ['gateway', 'connection-broker', 'personal-server'],
+    // The broker resolves the session token of the person its person calls act for.
+    callers: ['gateway', 'connection-broker'],
     request: ResolveSessionRequestSchema,
     response: ResolveSessionResponseSchema,
     timeoutMs: 1_500,

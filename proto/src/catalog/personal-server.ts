@@ -174,7 +174,7 @@ export const personalServerRpc = {
     timeoutMs: 3_000,
     validate: queryValidate,
   }),
-  /** The person's own export (portal): gateway → owning shard, which resolves the person's session itself. */
+  /** The person's own export (portal): gateway → owning shard, for the person the gateway resolved. */
   shardExport: defineShardRpc({
     prefix,
     verb: 'export',
@@ -183,8 +183,7 @@ export const personalServerRpc = {
     response: ExportRecordsResponseSchema,
     timeoutMs: 10_000,
     validate: (m) => [
-      ...(m.personSessionToken === '' ? [{ path: 'personSessionToken', message: 'must be set' }] : []),
-      ...check.maxLength(m.personSessionToken, 200, 'personSessionToken'),
+      ...check.uuid(m.userId, 'userId'),
       ...check.uuid(m.connectionId, 'connectionId'),
       ...check.maxLength(m.cursor, 200, 'cursor'),
       ...(m.limit < 1 || m.limit > MAX_QUERY_LIMIT

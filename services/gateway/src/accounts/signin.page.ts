@@ -113,11 +113,13 @@ export const SIGNIN_SCRIPT = `'use strict';
       if (!yes || buttonPressed) return;
       return call('POST', '/v1/auth/passkeys/authentication/options', {}).then(function (options) {
         if (buttonPressed) return;
-        autofillOptions = options;
+        autofillOptions = { options: options, until: Date.now() + (options.timeout || 300000) - 60000 };
         document.body.dataset.autofill = 'waiting';
         clearTimeout(autofillTimer);
         autofillTimer = setTimeout(function () {
-          if (!buttonPressed) autofillReady = startAutofill();
+          if (buttonPressed) return;
+          autofillOptions = undefined;
+          autofillReady = startAutofill();
         }, Math.max(30000, (options.timeout || 300000) - 30000));
         lib.startAuthentication({ optionsJSON: options, useBrowserAutofill: true })
           .then(function (response) {
@@ -142,7 +144,8 @@ export const SIGNIN_SCRIPT = `'use strict';
       // Asked after the autofill request's own question of the browser, and answered in that
       // order: the button's ceremony starts after the autofill one, and is the one that cancels.
       autofillReady.then(supportsAutofill).then(function () {
-        var open = autofillOptions;
+        // The open ceremony's challenge, unless it has too little time left to be answered.
+        var open = autofillOptions && Date.now() < autofillOptions.until ? autofillOptions.options : undefined;
         autofillOptions = undefined;
         start(open);
       });

@@ -16,9 +16,12 @@ const iso = (d: Date | undefined) => (d ? d.toISOString() : null);
  * Everything the gateway holds of one person, as one JSON document streamed piece by piece:
  * the account, passkeys and sessions (never a secret: no session token, no key material),
  * their own rules, and each connection with its grants and every record, decrypted by the
- * owning shard page by page (the shard resolves the person's session itself). Records are
- * never all in memory: each page is written out before the next is asked for. The access log
- * is not repeated here; it is `GET /v1/me/audit/entries`.
+ * owning shard page by page, for the person the gateway resolved from their session (no
+ * session token travels to a shard). Records are never all in memory: each page is written
+ * out before the next is asked for. The access log is not repeated here; it is
+ * `GET /v1/me/audit/entries`. A record a running sync changes while the export pages through
+ * the connection may appear twice (its new version comes after the cursor): readers take the
+ * last one per id.
  */
 @Injectable()
 export class PortalExport {
@@ -28,7 +31,12 @@ export class PortalExport {
     private readonly shards: ShardRouter,
   ) {}
 
-  async *document(person: SignedInPerson & { displayName: string }, now: Date): AsyncGenerator<string> {
+  /**
+   * Gathers what is small (account, passkeys, sessions, rules, the connections list) before
+   * anything is sent, so a failure there is an ordinary error page; then returns the stream
+   * of the document, whose records are fetched as it is read.
+   */
+  async prepare(person: SignedInPerson & { displayName: string }, now: Date): Promise<AsyncGenerator<string>> {
     const [{ passkeys, sessions }, { rules }, connections] = await Promise.all([
       this.portal.security(person),
       this.rpcClient.request(rpc.policy.listUserRules, { userId: person.userId }),
@@ -59,6 +67,14 @@ export class PortalExport {
         description: r.description,
       })),
     };
+    return this.document(person, head, connections);
+  }
+
+  private async *document(
+    person: SignedInPerson,
+    head: object,
+    connections: Awaited<ReturnType<PortalService['connections']>>,
+  ): AsyncGenerator<string> {
     // The head as one object, its closing brace replaced by the connections array.
     yield `${JSON.stringify(head).slice(0, -1)},"connections":[`;
     let first = true;
@@ -93,7 +109,7 @@ export class PortalExport {
     let any = false;
     do {
       const page = await this.shards
-        .exportPage({ personSessionToken: person.sessionToken, connectionId, cursor, limit: PAGE })
+        .exportPage({ userId: person.userId, connectionId, cursor, limit: PAGE })
         .catch((error: unknown) => {
           // Deleted since the list was read: nothing more to export from it.
           if (AppError.from(error).code === 'connection_not_found') return undefined;

@@ -487,7 +487,7 @@ export class PortalController {
       contentType: 'application/json',
       description: 'The export (format `context-gateway-export/1`).',
     },
-    errors: [],
+    errors: ['csrf_invalid'],
   })
   async exportAll(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     setAuditSubject(request, { actorKind: 'anonymous' });
@@ -498,8 +498,13 @@ export class PortalController {
         return this.redirect(reply, '/v1/auth/signin?return_to=%2Faccount%2Fexport');
       }
       auditAsPerson(request, person, { resource: `account:${person.userId}` });
+      // Only this gateway's own pages (or the address bar) start a download of everything:
+      // a link or redirect from another site carries the Lax session cookie too.
+      const site = request.headers['sec-fetch-site'];
+      if (site !== undefined && site !== 'same-origin' && site !== 'none')
+        throw new AppError('csrf_invalid', 'The download must start from this gateway’s own pages');
       this.assertRecent(person);
-      const stream = Readable.from(this.exporter.document(person, this.clock.date()));
+      const stream = Readable.from(await this.exporter.prepare(person, this.clock.date()));
       stream.on('error', (error: unknown) =>
         // Headers are gone by then: the download ends short, and the log says why.
         this.logger.error({ errorCode: AppError.from(error).code }, 'portal export failed part-way'),

@@ -418,7 +418,8 @@ export class PortalService {
     await this.signOutOthers(person);
     let deleted = 0;
     // Listed again after each pass: a consent allowed in another tab meanwhile is caught too.
-    for (let pass = 0; pass < 3; pass++) {
+    // The account goes only once a listing shows nothing left.
+    for (let pass = 0; ; pass++) {
       const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
         personSessionToken: person.sessionToken,
       });
@@ -429,6 +430,8 @@ export class PortalService {
           : [],
       );
       if (live.length === 0) break;
+      if (pass === 3)
+        throw new AppError('conflict', 'New connections keep appearing while the account is deleted: try again');
       for (const connectionId of live) {
         // Deleted meanwhile (a second request): already done.
         const removed = await this.remove(person, connectionId).then(

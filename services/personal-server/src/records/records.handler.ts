@@ -1,6 +1,5 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { AppError } from '@context-gateway/errors';
-import { RpcClient, RpcHandler } from '@context-gateway/messaging';
+import { RpcHandler } from '@context-gateway/messaging';
 import {
   type CountRecordsRequest,
   type ExportRecordsRequest,
@@ -19,23 +18,12 @@ import { RecordsService } from './records.service.js';
  */
 @Controller()
 export class RecordsHandler {
-  constructor(
-    private readonly records: RecordsService,
-    private readonly rpcClient: RpcClient,
-  ) {}
+  constructor(private readonly records: RecordsService) {}
 
-  /**
-   * `ps.v1.shard.<n>.export`: the person's own records, decrypted. Who the person is comes
-   * from identity (their session token, resolved here), never from the caller.
-   */
+  /** `ps.v1.shard.<n>.export`: the person's own records, decrypted, for the owner only. */
   @RpcHandler(rpc.personalServer.shardExport)
   async export(@Payload() request: ExportRecordsRequest) {
-    const session = await this.rpcClient.request(rpc.identity.resolveSession, {
-      sessionToken: request.personSessionToken,
-    });
-    const userId = session.user?.id;
-    if (!userId) throw new AppError('unauthenticated', 'The session has no person');
-    return this.records.exportPage(userId, request.connectionId, request.cursor, request.limit);
+    return this.records.exportPage(request.userId, request.connectionId, request.cursor, request.limit);
   }
 
   /** `ps.v1.count_records`: what the person's connection holds, per type (any shard: one shared table). */
