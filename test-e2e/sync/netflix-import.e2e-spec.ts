@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
@@ -90,6 +90,13 @@ interface SyncState {
 
 describe('Netflix: connect, then import the viewing history export', () => {
   let connectionId = '';
+  /** The person's browser, kept for the portal upload at the end. */
+  let context: BrowserContext;
+  let page: Page;
+
+  afterAll(async () => {
+    await context?.close();
+  });
 
   it('a person connects Netflix in the browser with a passkey only: no key to paste, no source login', async () => {
     // The broker follows application changes from the CONTROL stream: retry until it knows the app.
@@ -105,9 +112,9 @@ describe('Netflix: connect, then import the viewing history export', () => {
       });
       return res.status === 201 ? res : undefined;
     });
-    const context = await browser.newContext();
-    try {
-      const page = await context.newPage();
+    context = await browser.newContext();
+    {
+      page = await context.newPage();
       await addVirtualAuthenticator(context, page);
       const base = browserUrl(stack.gatewayUrl);
       await page.goto(created.body.connectUrl.replace(new URL(created.body.connectUrl).origin, base));
@@ -119,8 +126,6 @@ describe('Netflix: connect, then import the viewing history export', () => {
       await expect(page.textContent('body')).resolves.toContain('data export');
       await page.getByRole('button', { name: 'Allow' }).click();
       await page.waitForURL((url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'nf');
-    } finally {
-      await context.close();
     }
     connectionId = callbacks.at(-1)!.searchParams.get('connectionId') ?? '';
     expect(connectionId).toMatch(/^[0-9a-f-]{36}$/);
@@ -181,5 +186,37 @@ describe('Netflix: connect, then import the viewing history export', () => {
         Number((l.json as { level?: number } | undefined)?.level ?? 0) >= 40,
     );
     expect(complaints.map((l) => l.raw)).toEqual([]);
+  }, 60_000);
+
+  it('the person uploads a file in the portal, sees its progress and the outcome, with skipped rows by line', async () => {
+    await page.goto(`${browserUrl(stack.gatewayUrl)}/account`);
+    await page.getByRole('link', { name: 'Upload a viewing-history file…' }).click();
+    expect(new URL(page.url()).pathname).toBe(`/account/connections/${connectionId}/import`);
+    const more =
+      HEADER +
+      'Ana,2024-03-05 20:00:00,00:30:00,,Dark: Season 1: Lies (Episode 2),,TV,00:30:00,00:30:00,DE (Germany)\r\n' +
+      'Ana,not a time,00:10:00,,Broken,,TV,00:10:00,00:10:00,DE (Germany)\r\n';
+    await page.setInputFiles('#import-file', {
+      name: 'ViewingActivity.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(more),
+    });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.waitForSelector('#import-result p:has-text("Done")');
+    const outcome = (await page.locator('#import-result').textContent()) ?? '';
+    expect(outcome).toContain('1 rows read, 1 new or changed, 0 already there, 1 skipped');
+    expect(outcome).toMatch(/Line 3: .*Start Time/);
+    expect(await page.evaluate('document.getElementById("import-progress").value')).toBe(100);
+    const records = await api<{ records: unknown[] }>(
+      'GET',
+      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+    );
+    expect(records.body.records).toHaveLength(3);
+    // Only the person's own connection: another id is not found, and nothing is imported.
+    const elsewhere = await page.request.post(
+      `${browserUrl(stack.gatewayUrl)}/account/connections/00000000-0000-4000-8000-000000000000/imports`,
+      { data: more, headers: { 'content-type': 'text/csv', origin: browserUrl(stack.gatewayUrl) } },
+    );
+    expect(elsewhere.status()).toBe(404);
   }, 60_000);
 });

@@ -1,4 +1,5 @@
 import { html, type SafeHtml } from '../http/html.js';
+import { takesImports } from '../sync/sync.service.js';
 import type { AccessView, ConnectionView, RuleTarget, RuleView } from './portal.service.js';
 
 /**
@@ -14,6 +15,10 @@ export const ACTIVITY_CSP =
   "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /** The security page adds a passkey (WebAuthn needs script): its own script and the WebAuthn bundle, both from this origin. */
+/** The upload page: its one script (from this origin) sends the file with a progress bar. */
+export const IMPORT_CSP =
+  "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 export const SECURITY_CSP =
   "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
@@ -195,7 +200,7 @@ ${c.status === 'needs_reauth' ? html`<p class="warning">${c.integrationName} no 
 </dl>
 <h3>Applications with access</h3>
 ${c.grants.length > 0 ? html`<ul class="grants">${grants}</ul>` : html`<p class="meta">No application can read this connection.</p>`}
-${c.status === 'deleting' ? '' : html`<div class="actions"><a class="button" href="/account/connections/${c.id}/delete">Delete this connection…</a></div>`}
+${c.status === 'deleting' ? '' : html`<div class="actions">${c.status === 'active' && takesImports(c.integration) ? html`<a class="button" href="/account/connections/${c.id}/import">Upload a viewing-history file…</a>` : ''}<a class="button" href="/account/connections/${c.id}/delete">Delete this connection…</a></div>`}
 </section>`;
 }
 
@@ -235,6 +240,69 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
     v.csrf,
   );
 }
+
+/** Uploading a Netflix export into the person's own connection, with progress and the outcome. */
+export function importPage(v: { connection: ConnectionView; csrf: string }): string {
+  const c = v.connection;
+  return layout(
+    `Upload to ${c.integrationName}`,
+    undefined,
+    html`<h1>Upload your ${c.integrationName} viewing history</h1>
+<p>Netflix has no API for your history: download <code>ViewingActivity.csv</code> from your Netflix account (Account → Profile → Download your personal information) and upload it here. It goes into your Personal Server, encrypted; uploading the same file again adds nothing.</p>
+<form id="import-form" method="post" action="/account/connections/${c.id}/imports" enctype="text/csv">
+<p><label for="import-file">The file (<code>ViewingActivity.csv</code>)</label><br><input id="import-file" name="file" type="file" accept=".csv,text/csv" required></p>
+<div class="actions"><button class="primary" type="submit">Upload</button><a class="button" href="/account">Back to your connections</a></div>
+</form>
+<p><label for="import-progress">Upload progress</label> <progress id="import-progress" max="100" value="0">0%</progress></p>
+<div id="import-result" role="status" aria-live="polite"></div>`,
+    v.csrf,
+    ['/account/assets/import.js'],
+  );
+}
+
+/** Sends the chosen file as text/csv with upload progress, then shows what was read, written and skipped (by line). */
+export const IMPORT_SCRIPT = `'use strict';
+(function () {
+  var form = document.getElementById('import-form');
+  var input = document.getElementById('import-file');
+  var progress = document.getElementById('import-progress');
+  var result = document.getElementById('import-result');
+  function say(nodes) { result.replaceChildren.apply(result, nodes); }
+  function text(tag, value) { var e = document.createElement(tag); e.textContent = value; return e; }
+  form.addEventListener('submit', function (event) {
+    event.preventDefault();
+    var file = input.files && input.files[0];
+    if (!file) { say([text('p', 'Choose the file first.')]); return; }
+    var button = form.querySelector('button');
+    button.disabled = true;
+    progress.value = 0;
+    say([text('p', 'Uploading ' + file.name + '…')]);
+    var xhr = new XMLHttpRequest();
+    xhr.open('POST', form.getAttribute('action'));
+    xhr.setRequestHeader('content-type', 'text/csv');
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.upload.addEventListener('progress', function (e) {
+      if (e.lengthComputable) { progress.value = Math.round((e.loaded / e.total) * 100); progress.textContent = progress.value + '%'; }
+    });
+    xhr.addEventListener('load', function () {
+      button.disabled = false;
+      var body = {};
+      try { body = JSON.parse(xhr.responseText || '{}'); } catch (e) { body = {}; }
+      if (xhr.status !== 200) { say([text('p', 'The upload was refused: ' + (body.detail || xhr.statusText) + (body.code ? ' (' + body.code + ')' : ''))]); return; }
+      progress.value = 100; progress.textContent = '100%';
+      var nodes = [text('p', 'Done: ' + body.imported + ' rows read, ' + body.written + ' new or changed, ' + body.unchanged + ' already there, ' + body.rejectedTotal + ' skipped.')];
+      if (body.rejected && body.rejected.length > 0) {
+        var list = document.createElement('ul');
+        body.rejected.forEach(function (r) { list.appendChild(text('li', 'Line ' + r.line + ': ' + r.message)); });
+        nodes.push(list);
+      }
+      say(nodes);
+    });
+    xhr.addEventListener('error', function () { button.disabled = false; say([text('p', 'The upload did not reach the gateway. Try again.')]); });
+    xhr.send(file);
+  });
+})();
+`;
 
 /** What deleting the account destroys and keeps, and the confirmation form. */
 export function deleteAccountPage(v: { connections: ConnectionView[]; csrf: string }): string {

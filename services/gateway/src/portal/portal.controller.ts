@@ -15,6 +15,8 @@ import type { Env } from '../env.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { connectionParams, userGrantParams } from '../records/records.schemas.js';
+import { IMPORT_ERRORS, importSuccess } from '../sync/sync.schemas.js';
+import { SyncService, takesImports } from '../sync/sync.service.js';
 import { PortalService } from './portal.service.js';
 import { PortalExport } from './portal-export.js';
 import {
@@ -24,6 +26,9 @@ import {
   activityPage,
   deleteAccountPage,
   deletePage,
+  IMPORT_CSP,
+  IMPORT_SCRIPT,
+  importPage,
   overviewPage,
   PORTAL_CSP,
   PORTAL_STYLESHEET,
@@ -130,6 +135,7 @@ export class PortalController {
   constructor(
     private readonly portal: PortalService,
     private readonly exporter: PortalExport,
+    private readonly sync: SyncService,
     private readonly accounts: AccountsService,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -472,6 +478,74 @@ export class PortalController {
 
   @Route({
     method: 'GET',
+    path: 'connections/:connectionId/import',
+    summary: 'Upload an export into your connection (portal page)',
+    tags,
+    auth: 'none',
+    params: connectionParams,
+    success: page('The file picker, the progress bar and the outcome.'),
+    errors: ['validation_failed', 'connection_not_found'],
+  })
+  async importForm(
+    @Param() params: z.infer<typeof connectionParams>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    const here = `/account/connections/${params.connectionId}/import`;
+    return this.asPerson(
+      request,
+      reply,
+      here,
+      async (person) =>
+        importPage({
+          connection: await this.importable(person, params.connectionId),
+          csrf: issueCsrfToken(request, reply),
+        }),
+      IMPORT_CSP,
+    );
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'connections/:connectionId/imports',
+    summary: 'Upload an export into your own connection (portal, text/csv)',
+    description:
+      "The person's own upload (the session cookie, from this gateway's pages only): the same import as " +
+      '`POST /v1/connections/{id}/imports`, into a connection of theirs that takes exports (Netflix).',
+    tags,
+    auth: 'none',
+    params: connectionParams,
+    success: importSuccess,
+    errors: [...IMPORT_ERRORS],
+  })
+  async importUpload(@Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
+    const person = await this.accounts.optionalSession(request.headers.cookie);
+    if (!person) throw new AppError('unauthenticated', 'Not signed in');
+    auditAsPerson(request, person, { connectionId: params.connectionId });
+    const connection = await this.importable(person, params.connectionId);
+    const length = request.headers['content-length'] ? Number(request.headers['content-length']) : undefined;
+    return this.sync.importInto(
+      { id: connection.id, userId: person.userId, integration: connection.integration },
+      request.body,
+      Number.isFinite(length) ? length : undefined,
+    );
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'assets/import.js',
+    summary: "The upload page's script (sends the file with a progress bar)",
+    tags,
+    auth: 'none',
+    success: { status: 200, schema: z.string(), contentType: 'text/javascript', description: 'JavaScript.' },
+    errors: [],
+  })
+  importScript(@Res() reply: FastifyReply) {
+    return asset(reply, 'text/javascript', IMPORT_SCRIPT);
+  }
+
+  @Route({
+    method: 'GET',
     path: 'export',
     summary: 'Download everything of yours (portal, JSON)',
     description:
@@ -686,6 +760,15 @@ export class PortalController {
         return this.redirect(reply, `/v1/auth/signin?prompt=login&return_to=${encodeURIComponent(afterConfirm)}`);
       return this.error(reply, error);
     }
+  }
+
+  /** The person's own live connection that takes uploaded exports; anything else is not found. */
+  private async importable(person: Person, connectionId: string) {
+    const connection = (await this.portal.connections(person)).find(
+      (c) => c.id === connectionId && c.status === 'active' && takesImports(c.integration),
+    );
+    if (!connection) throw new AppError('connection_not_found');
+    return connection;
   }
 
   /** Rule changes are decided here (policy takes the person the gateway resolved): the same window as the broker's. */

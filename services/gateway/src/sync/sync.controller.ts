@@ -7,7 +7,8 @@ import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { Route } from '../http/route.decorator.js';
 import {
-  importResultSchema,
+  IMPORT_ERRORS,
+  importSuccess,
   syncParams,
   syncRequestedSchema,
   syncStateSchema,
@@ -75,19 +76,8 @@ export class SyncController {
     auth: 'api_key',
     personTokens: true,
     params: syncParams,
-    success: {
-      status: 200,
-      schema: importResultSchema,
-      description: 'What was imported and which rows were rejected.',
-    },
-    errors: [
-      'unauthenticated',
-      'connection_not_found',
-      'validation_failed',
-      'payload_too_large',
-      'unsupported_media_type',
-      'scope_not_granted',
-    ],
+    success: importSuccess,
+    errors: [...IMPORT_ERRORS, 'scope_not_granted'],
   })
   import(
     @Caller() caller: ApplicationCaller,

@@ -57,3 +57,19 @@ export const importResultSchema = z.object({
 export const webhookAcceptedSchema = z.object({
   jobsQueued: z.number().int().describe('Connections a sync was queued for.'),
 });
+
+/** The upload routes' answer (the applications' and the person's own in the portal). */
+export const importSuccess = {
+  status: 200,
+  schema: importResultSchema,
+  description: 'What was imported and which rows were rejected.',
+};
+
+/** What an upload can be refused with, whoever sends it. */
+export const IMPORT_ERRORS = [
+  'unauthenticated',
+  'connection_not_found',
+  'validation_failed',
+  'payload_too_large',
+  'unsupported_media_type',
+] as const;

@@ -27,6 +27,11 @@ const STATE_NAMES: Record<number, 'idle' | 'queued' | 'running' | 'failed' | 'ne
 };
 /** Integrations whose data arrives as an uploaded export instead of through an API. */
 const IMPORTED = new Set(['netflix']);
+
+/** Whether the integration's data arrives as uploaded exports (Netflix) rather than from an API. */
+export function takesImports(integration: string): boolean {
+  return IMPORTED.has(integration);
+}
 const REJECTED_SHOWN = 100;
 const encoder = new TextEncoder();
 
@@ -99,6 +104,24 @@ export class SyncService {
     reply?: FastifyReply,
   ) {
     const connection = await this.connection(caller, connectionId, reply);
+    return this.importInto(
+      { id: connectionId, userId: connection.userId, integration: connection.integration },
+      body,
+      contentLength,
+    );
+  }
+
+  /**
+   * Imports an export file into a connection already resolved for its caller (an application
+   * holding a grant, or the person themselves in the portal): streamed, size-limited, each row
+   * validated; bad rows are listed by line number and skipped.
+   */
+  async importInto(
+    connection: { id: string; userId: string; integration: string },
+    body: unknown,
+    contentLength: number | undefined,
+  ) {
+    const connectionId = connection.id;
     if (!IMPORTED.has(connection.integration))
       throw new AppError(
         'validation_failed',
