@@ -246,14 +246,19 @@ describe('the portal at /account', () => {
     expect(connection!.records.every((r) => r.data !== null && typeof r.data === 'object')).toBe(true);
     // No session token, no key, no credential of the source.
     expect(text).not.toMatch(/cg_ss_|cg_wc_|access_token|refresh_token/);
-    // Another site cannot make the browser download it (the Lax session cookie goes along).
+    // Another site (or an identity provider sending the browser back) does not start the
+    // download: the person gets our page with the link, and no record.
     const cookie = `__Host-cg_session=${await sessionCookie(context)}`;
     const crossSite = await fetch(`${stack.gatewayUrl}/account/export`, {
       headers: { cookie, 'sec-fetch-site': 'cross-site' },
       redirect: 'manual',
     });
-    expect(crossSite.status).toBe(403);
-    expect(await crossSite.text()).toContain('csrf_invalid');
+    expect(crossSite.status).toBe(200);
+    expect(crossSite.headers.get('content-type')).toContain('text/html');
+    expect(crossSite.headers.get('content-disposition')).toBeNull();
+    const linkPage = await crossSite.text();
+    expect(linkPage).toContain('href="/account/export"');
+    expect(linkPage).not.toContain('document.note');
   }, 60_000);
 
   it('works at 360 px, with the keyboard, skip link first and focus visible', async () => {

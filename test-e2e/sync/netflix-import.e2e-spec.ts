@@ -5,6 +5,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { newPerson } from '../support/source-connection.js';
 import { freePort, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // Netflix has no API: an app gets a Netflix connection through the normal connect flow (the
@@ -212,11 +213,31 @@ describe('Netflix: connect, then import the viewing history export', () => {
       `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
     );
     expect(records.body.records).toHaveLength(3);
-    // Only the person's own connection: another id is not found, and nothing is imported.
-    const elsewhere = await page.request.post(
-      `${browserUrl(stack.gatewayUrl)}/account/connections/00000000-0000-4000-8000-000000000000/imports`,
-      { data: more, headers: { 'content-type': 'text/csv', origin: browserUrl(stack.gatewayUrl) } },
+    // Without the page's CSRF token the upload is refused; another person's upload to this
+    // connection is not found. Neither imports anything.
+    const base = browserUrl(stack.gatewayUrl);
+    const noToken = await page.request.post(`${base}/account/connections/${connectionId}/imports`, {
+      data: more.replace('Lies', 'Lies again'),
+      headers: { 'content-type': 'text/csv', origin: base },
+    });
+    expect(noToken.status()).toBe(403);
+    const other = await newPerson(stack.gatewayUrl);
+    const token = 'T'.repeat(43);
+    const theirs = await fetch(`${base}/account/connections/${connectionId}/imports`, {
+      method: 'POST',
+      body: more.replace('Lies', 'Lies once more'),
+      headers: {
+        'content-type': 'text/csv',
+        origin: base,
+        'x-csrf-token': token,
+        cookie: `__Host-cg_session=${other.sessionToken}; __Host-cg_csrf=${token}`,
+      },
+    });
+    expect(theirs.status).toBe(404);
+    const after = await api<{ records: unknown[] }>(
+      'GET',
+      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
     );
-    expect(elsewhere.status()).toBe(404);
+    expect(after.body.records).toHaveLength(3);
   }, 60_000);
 });

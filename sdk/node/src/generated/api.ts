@@ -1230,6 +1230,15 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description csrf_invalid */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description connection_not_found */
                 404: {
                     headers: {
@@ -1577,15 +1586,6 @@ export type paths = {
                 };
                 /** @description malformed_request */
                 400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description csrf_invalid */
-                403: {
                     headers: {
                         [name: string]: unknown;
                     };

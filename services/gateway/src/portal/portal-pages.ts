@@ -14,11 +14,11 @@ export const PORTAL_CSP =
 export const ACTIVITY_CSP =
   "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/** The security page adds a passkey (WebAuthn needs script): its own script and the WebAuthn bundle, both from this origin. */
 /** The upload page: its one script (from this origin) sends the file with a progress bar. */
 export const IMPORT_CSP =
   "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/** The security page adds a passkey (WebAuthn needs script): its own script and the WebAuthn bundle, both from this origin. */
 export const SECURITY_CSP =
   "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
@@ -242,14 +242,19 @@ export function deletePage(v: { connection: ConnectionView; csrf: string }): str
 }
 
 /** Uploading a Netflix export into the person's own connection, with progress and the outcome. */
-export function importPage(v: { connection: ConnectionView; csrf: string }): string {
+export function importPage(v: {
+  connection: { id: string; integrationName: string };
+  csrf: string;
+  maxBytes: number;
+}): string {
   const c = v.connection;
   return layout(
     `Upload to ${c.integrationName}`,
     undefined,
     html`<h1>Upload your ${c.integrationName} viewing history</h1>
 <p>Netflix has no API for your history: download <code>ViewingActivity.csv</code> from your Netflix account (Account → Profile → Download your personal information) and upload it here. It goes into your Personal Server, encrypted; uploading the same file again adds nothing.</p>
-<form id="import-form" method="post" action="/account/connections/${c.id}/imports" enctype="text/csv">
+<noscript><p class="warning">Uploading a file here needs JavaScript (it is sent with a progress bar). Your application can upload it for you instead.</p></noscript>
+<form id="import-form" method="post" action="/account/connections/${c.id}/imports" data-csrf="${v.csrf}" data-max-bytes="${String(v.maxBytes)}">
 <p><label for="import-file">The file (<code>ViewingActivity.csv</code>)</label><br><input id="import-file" name="file" type="file" accept=".csv,text/csv" required></p>
 <div class="actions"><button class="primary" type="submit">Upload</button><a class="button" href="/account">Back to your connections</a></div>
 </form>
@@ -273,6 +278,8 @@ export const IMPORT_SCRIPT = `'use strict';
     event.preventDefault();
     var file = input.files && input.files[0];
     if (!file) { say([text('p', 'Choose the file first.')]); return; }
+    var max = Number(form.dataset.maxBytes);
+    if (max > 0 && file.size > max) { say([text('p', 'This file is larger than the ' + Math.floor(max / 1048576) + ' MB an upload may be.')]); return; }
     var button = form.querySelector('button');
     button.disabled = true;
     progress.value = 0;
@@ -281,6 +288,7 @@ export const IMPORT_SCRIPT = `'use strict';
     xhr.open('POST', form.getAttribute('action'));
     xhr.setRequestHeader('content-type', 'text/csv');
     xhr.setRequestHeader('accept', 'application/json');
+    xhr.setRequestHeader('x-csrf-token', form.dataset.csrf);
     xhr.upload.addEventListener('progress', function (e) {
       if (e.lengthComputable) { progress.value = Math.round((e.loaded / e.total) * 100); progress.textContent = progress.value + '%'; }
     });
@@ -303,6 +311,18 @@ export const IMPORT_SCRIPT = `'use strict';
   });
 })();
 `;
+
+/** An export asked for from another site (an identity provider sending the browser back): the link, from this origin. */
+export function exportLinkPage(csrf: string): string {
+  return layout(
+    'Download everything',
+    undefined,
+    html`<h1>Download everything</h1>
+<p>Your download is ready to start from here: your account, rules and every connection with all its records, decrypted for you alone.</p>
+<div class="actions"><a class="button primary" href="/account/export">Download everything (JSON)</a><a class="button" href="/account/security">Back</a></div>`,
+    csrf,
+  );
+}
 
 /** What deleting the account destroys and keeps, and the confirmation form. */
 export function deleteAccountPage(v: { connections: ConnectionView[]; csrf: string }): string {

@@ -26,6 +26,7 @@ import {
   activityPage,
   deleteAccountPage,
   deletePage,
+  exportLinkPage,
   IMPORT_CSP,
   IMPORT_SCRIPT,
   importPage,
@@ -131,6 +132,7 @@ function auditAsPerson(
 @Controller('account')
 export class PortalController {
   readonly #stepUpMaxAgeMs: number;
+  readonly #importMaxBytes: number;
 
   constructor(
     private readonly portal: PortalService,
@@ -139,9 +141,10 @@ export class PortalController {
     private readonly accounts: AccountsService,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(SERVICE_ENV) env: Pick<Env, 'PERSON_STEP_UP_MAX_AGE_MS'>,
+    @Inject(SERVICE_ENV) env: Pick<Env, 'PERSON_STEP_UP_MAX_AGE_MS' | 'IMPORT_MAX_BYTES'>,
   ) {
     this.#stepUpMaxAgeMs = env.PERSON_STEP_UP_MAX_AGE_MS;
+    this.#importMaxBytes = env.IMPORT_MAX_BYTES;
   }
 
   @Route({
@@ -500,6 +503,7 @@ export class PortalController {
         importPage({
           connection: await this.importable(person, params.connectionId),
           csrf: issueCsrfToken(request, reply),
+          maxBytes: this.#importMaxBytes,
         }),
       IMPORT_CSP,
     );
@@ -516,12 +520,14 @@ export class PortalController {
     auth: 'none',
     params: connectionParams,
     success: importSuccess,
-    errors: [...IMPORT_ERRORS],
+    errors: [...IMPORT_ERRORS, 'csrf_invalid'],
   })
   async importUpload(@Param() params: z.infer<typeof connectionParams>, @Req() request: FastifyRequest) {
     const person = await this.accounts.optionalSession(request.headers.cookie);
     if (!person) throw new AppError('unauthenticated', 'Not signed in');
     auditAsPerson(request, person, { connectionId: params.connectionId });
+    const token = request.headers['x-csrf-token'];
+    assertCsrfToken(request, typeof token === 'string' ? token : '');
     const connection = await this.importable(person, params.connectionId);
     const length = request.headers['content-length'] ? Number(request.headers['content-length']) : undefined;
     return this.sync.importInto(
@@ -561,7 +567,7 @@ export class PortalController {
       contentType: 'application/json',
       description: 'The export (format `context-gateway-export/1`).',
     },
-    errors: ['csrf_invalid'],
+    errors: [],
   })
   async exportAll(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     setAuditSubject(request, { actorKind: 'anonymous' });
@@ -574,9 +580,15 @@ export class PortalController {
       auditAsPerson(request, person, { resource: `account:${person.userId}` });
       // Only this gateway's own pages (or the address bar) start a download of everything:
       // a link or redirect from another site carries the Lax session cookie too.
+      // (An identity provider sending the browser back after a sign-in makes it cross-site
+      // too: the person gets the link on a page of ours instead, one click away.)
       const site = request.headers['sec-fetch-site'];
-      if (site !== undefined && site !== 'same-origin' && site !== 'none')
-        throw new AppError('csrf_invalid', 'The download must start from this gateway’s own pages');
+      if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+        htmlPageHeaders(reply, PORTAL_CSP)
+          .status(200)
+          .send(exportLinkPage(issueCsrfToken(request, reply)));
+        return reply;
+      }
       this.assertRecent(person);
       const stream = Readable.from(await this.exporter.prepare(person, this.clock.date()));
       stream.on('error', (error: unknown) =>
@@ -764,10 +776,9 @@ export class PortalController {
 
   /** The person's own live connection that takes uploaded exports; anything else is not found. */
   private async importable(person: Person, connectionId: string) {
-    const connection = (await this.portal.connections(person)).find(
-      (c) => c.id === connectionId && c.status === 'active' && takesImports(c.integration),
-    );
-    if (!connection) throw new AppError('connection_not_found');
+    const connection = await this.portal.ownConnection(person, connectionId);
+    if (!connection || connection.status !== 'active' || !takesImports(connection.integration))
+      throw new AppError('connection_not_found');
     return connection;
   }
 

@@ -205,6 +205,26 @@ export class PortalService {
     return last;
   }
 
+  /** One of the person's connections, from the broker alone (the broker resolves the session); undefined when not theirs. */
+  async ownConnection(
+    person: SignedInPerson,
+    connectionId: string,
+  ): Promise<
+    { id: string; integration: string; integrationName: string; status: ConnectionView['status'] } | undefined
+  > {
+    const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
+      personSessionToken: person.sessionToken,
+    });
+    const found = connections.find((c) => c.connection?.id === connectionId)?.connection;
+    if (!found) return undefined;
+    return {
+      id: found.id,
+      integration: found.integration,
+      integrationName: this.integrationName(found.integration),
+      status: CONNECTION_STATUS[found.status] ?? 'revoked',
+    };
+  }
+
   /** The last accesses to the person's data, newest first (the audit log's entries for them). */
   async accesses(person: SignedInPerson, limit = 200): Promise<AccessView[]> {
     const { entries } = await this.rpcClient.request(rpc.audit.searchEntries, { userId: person.userId, limit });

@@ -41,7 +41,7 @@ export const syncRequestedSchema = z.object({
   state: z.literal('queued'),
 });
 
-export const importResultSchema = z.object({
+const importResultSchema = z.object({
   imported: z
     .number()
     .int()
