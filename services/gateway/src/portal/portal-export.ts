@@ -40,7 +40,8 @@ export class PortalExport {
     const [{ passkeys, sessions }, { rules }, connections] = await Promise.all([
       this.portal.security(person),
       this.rpcClient.request(rpc.policy.listUserRules, { userId: person.userId }),
-      this.portal.connections(person),
+      // Every record is read below anyway: no per-type counts from the shards first.
+      this.portal.connections(person, { counts: false }),
     ]);
     const head = {
       format: 'context-gateway-export/1',

@@ -571,24 +571,15 @@ export class PortalController {
   })
   async exportAll(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     setAuditSubject(request, { actorKind: 'anonymous' });
-    try {
-      const person = await this.accounts.optionalSession(request.headers.cookie);
-      if (!person) {
-        setHandledFailure(request, new AppError('unauthenticated', 'Not signed in'));
-        return this.redirect(reply, '/v1/auth/signin?return_to=%2Faccount%2Fexport');
-      }
+    return this.asPerson(request, reply, '/account/export', async (person) => {
       auditAsPerson(request, person, { resource: `account:${person.userId}` });
       // Only this gateway's own pages (or the address bar) start a download of everything:
       // a link or redirect from another site carries the Lax session cookie too.
       // (An identity provider sending the browser back after a sign-in makes it cross-site
       // too: the person gets the link on a page of ours instead, one click away.)
       const site = request.headers['sec-fetch-site'];
-      if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-        htmlPageHeaders(reply, PORTAL_CSP)
-          .status(200)
-          .send(exportLinkPage(issueCsrfToken(request, reply)));
-        return reply;
-      }
+      if (site !== undefined && site !== 'same-origin' && site !== 'none')
+        return exportLinkPage(issueCsrfToken(request, reply));
       this.assertRecent(person);
       const stream = Readable.from(await this.exporter.prepare(person, this.clock.date()));
       stream.on('error', (error: unknown) =>
@@ -601,14 +592,10 @@ export class PortalController {
         .type('application/json; charset=utf-8')
         .header('content-disposition', `attachment; filename="context-gateway-export-${day}.json"`)
         .header('cache-control', 'no-store')
-        .header('x-content-type-options', 'nosniff');
-      return reply.send(stream);
-    } catch (error) {
-      setHandledFailure(request, error);
-      if (error instanceof AppError && error.code === 'reauthentication_required')
-        return this.redirect(reply, '/v1/auth/signin?prompt=login&return_to=%2Faccount%2Fexport');
-      return this.error(reply, error);
-    }
+        .header('x-content-type-options', 'nosniff')
+        .send(stream);
+      return undefined;
+    });
   }
 
   @Route({
@@ -730,11 +717,16 @@ export class PortalController {
   }
 
   /** Renders a page for the signed-in person; signed out, the passkey page first and back to `here`. */
+  /**
+   * Answers for the signed-in person: `respond` returns a page's HTML, or undefined when it
+   * sent the answer itself (a download). Signed out: the passkey page first and back to
+   * `here`; a passkey use too old for what `respond` does: confirm with it, then back.
+   */
   private async asPerson(
     request: FastifyRequest,
     reply: FastifyReply,
     here: string,
-    render: (person: Person) => Promise<string>,
+    respond: (person: Person) => Promise<string | undefined>,
     csp = PORTAL_CSP,
   ) {
     try {
@@ -743,10 +735,14 @@ export class PortalController {
         setHandledFailure(request, new AppError('unauthenticated', 'Not signed in'));
         return this.redirect(reply, `/v1/auth/signin?return_to=${encodeURIComponent(here)}`);
       }
-      const body = await render(person);
-      htmlPageHeaders(reply, csp).status(200).send(body);
+      const body = await respond(person);
+      if (body !== undefined) htmlPageHeaders(reply, csp).status(200).send(body);
       return reply;
     } catch (error) {
+      if (error instanceof AppError && error.code === 'reauthentication_required') {
+        setHandledFailure(request, error);
+        return this.redirect(reply, `/v1/auth/signin?prompt=login&return_to=${encodeURIComponent(here)}`);
+      }
       return this.error(reply, error);
     }
   }

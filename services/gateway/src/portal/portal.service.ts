@@ -143,7 +143,8 @@ export class PortalService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async connections(person: SignedInPerson): Promise<ConnectionView[]> {
+  /** `counts: false` skips asking the shards what they hold (`stored` is then undefined). */
+  async connections(person: SignedInPerson, options: { counts?: boolean } = {}): Promise<ConnectionView[]> {
     const { connections } = await this.rpcClient.request(rpc.broker.listUserConnections, {
       personSessionToken: person.sessionToken,
     });
@@ -155,7 +156,7 @@ export class PortalService {
         const manifest = this.#integrations.get(connection.integration);
         const [sync, stored] = await Promise.all([
           this.syncState(connection.id),
-          this.stored(person, connection.id, connection.status),
+          options.counts === false ? undefined : this.stored(person, connection.id, connection.status),
         ]);
         return {
           id: connection.id,
