@@ -45,7 +45,7 @@ export class ShardRouter {
     return this.toOwner(rpc.personalServer.shardQuery, message);
   }
 
-  /** One page of the person's own export, from the owning shard (which resolves their session itself). */
+  /** One page of the person's own export, from the owning shard (for the user the gateway resolved from their session). */
   exportPage(
     message: MessageInitShape<typeof ExportRecordsRequestSchema> & { connectionId: string },
   ): Promise<ExportRecordsResponse> {
