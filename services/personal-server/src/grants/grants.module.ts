@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
 
 import { ConnectionsModule } from '../connections/connections.module.js';
+import { KeysModule } from '../keys/keys.module.js';
 import { GrantsHandler } from './grants.handler.js';
 import { GrantsRepository } from './grants.repository.js';
 import { GrantsService } from './grants.service.js';
 
 /** Apps' grants on connections: registration and immediate revocation. */
 @Module({
-  imports: [ConnectionsModule],
+  imports: [ConnectionsModule, KeysModule],
   controllers: [GrantsHandler],
   providers: [GrantsRepository, GrantsService],
   exports: [GrantsService],

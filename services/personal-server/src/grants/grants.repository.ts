@@ -50,15 +50,15 @@ export class GrantsRepository {
    * One grant per (connection, app): a new consent by the same app replaces the earlier
    * grant (new id, new scopes) and makes it active again.
    */
-  async upsert(tx: PoolClient, grant: Omit<GrantRow, 'state' | 'integration'>): Promise<GrantRow> {
+  async upsert(tx: PoolClient, grant: Omit<GrantRow, 'state' | 'integration'>, seal: Buffer): Promise<GrantRow> {
     const { rows } = await tx.query<Raw>(
-      `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', now())
+      `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, seal, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, now())
        ON CONFLICT (connection_id, application_id) DO UPDATE
-         SET id = EXCLUDED.id, org_id = EXCLUDED.org_id, scopes = EXCLUDED.scopes, types = EXCLUDED.types,
-             state = 'active', revoked_at = NULL, updated_at = now()
+         SET id = EXCLUDED.id, org_id = EXCLUDED.org_id, user_id = EXCLUDED.user_id, scopes = EXCLUDED.scopes,
+             types = EXCLUDED.types, state = 'active', seal = EXCLUDED.seal, revoked_at = NULL, updated_at = now()
        RETURNING *, (SELECT integration FROM connections WHERE id = $2) AS integration`,
-      [grant.id, grant.connectionId, grant.orgId, grant.applicationId, grant.userId, grant.scopes, grant.types],
+      [grant.id, grant.connectionId, grant.orgId, grant.applicationId, grant.userId, grant.scopes, grant.types, seal],
     );
     const [row] = rows;
     // INSERT … ON CONFLICT DO UPDATE … RETURNING always returns the row it wrote.
@@ -67,7 +67,7 @@ export class GrantsRepository {
   }
 
   /**
-   * Marks the grant revoked, committed when this returns. Matches by grant id or by
+   * Marks the grant revoked and drops its seal (grant-seal.ts), committed when this returns. Matches by grant id or by
    * (connection, application); `userId`/`applicationId`, when given, must own it.
    */
   async revoke(match: {
@@ -77,7 +77,7 @@ export class GrantsRepository {
     userId?: string;
   }): Promise<GrantRow | undefined> {
     const { rows } = await this.pool.query<Raw>(
-      `UPDATE grants g SET state = 'revoked', revoked_at = COALESCE(revoked_at, now()), updated_at = now()
+      `UPDATE grants g SET state = 'revoked', seal = NULL, revoked_at = COALESCE(revoked_at, now()), updated_at = now()
         FROM connections c
        WHERE c.id = g.connection_id
          AND ($1::uuid IS NULL OR g.id = $1)

@@ -6,6 +6,8 @@ import { typesForScopes } from '@context-gateway/record-catalog';
 import { Injectable } from '@nestjs/common';
 
 import { ConnectionsService } from '../connections/connections.service.js';
+import { RecordKeys } from '../keys/record-keys.service.js';
+import { sealGrant } from './grant-seal.js';
 import { type GrantRow, GrantsRepository } from './grants.repository.js';
 
 export function toGrantMessage(row: GrantRow): MessageInitShape<typeof GrantRecordSchema> {
@@ -31,6 +33,7 @@ export class GrantsService {
   constructor(
     private readonly repository: GrantsRepository,
     private readonly connections: ConnectionsService,
+    private readonly keys: RecordKeys,
   ) {}
 
   async register(grant: GrantRecord): Promise<{ row: GrantRow; shard: number; personalServerId: string }> {
@@ -44,7 +47,7 @@ export class GrantsService {
         false,
         true,
       );
-      const row = await this.repository.upsert(tx, {
+      const fields = {
         id: grant.grantId,
         connectionId: grant.connectionId,
         orgId: grant.orgId,
@@ -52,7 +55,13 @@ export class GrantsService {
         userId: grant.userId,
         scopes: [...grant.scopes].sort(),
         types,
+      };
+      const key = await this.keys.open(connection.dataKeyId, {
+        personalServerId: connection.personalServerId,
+        connectionId: grant.connectionId,
+        userId: grant.userId,
       });
+      const row = await this.repository.upsert(tx, fields, sealGrant(key, fields));
       const { rows } = await tx.query<{ shard: number }>('SELECT shard FROM personal_servers WHERE id = $1', [
         connection.personalServerId,
       ]);

@@ -633,6 +633,43 @@ describe('personal-server storage and query path', () => {
     expect((await page(connection, APP_PLAYLISTS)).records.map((r) => r.type)).toEqual(['media.play_event']);
   });
 
+  it('honours only grants it sealed: one written or changed in SQL is refused like no grant', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    const registered = await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), play(1)]);
+    expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(1);
+    const sql = (text: string, values: unknown[]) => schema.pool.query(text, values);
+
+    // Widening the types (or scopes) of a sealed grant.
+    await sql(`UPDATE grants SET types = array_append(types, 'media.play_event') WHERE id = $1`, [registered.row.id]);
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
+    await sql(`UPDATE grants SET types = $2 WHERE id = $1`, [registered.row.id, registered.row.types]);
+    expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(1);
+
+    // A row inserted for another app, with the seal of an existing one copied over.
+    const stranger = randomUUID();
+    await sql(
+      `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, seal, updated_at)
+       SELECT gen_random_uuid(), connection_id, org_id, $2, user_id, scopes, types, 'active', seal, now()
+         FROM grants WHERE id = $1`,
+      [registered.row.id, stranger],
+    );
+    expect(await codeOf(records.query(q(connection, stranger)))).toBe('connection_not_found');
+    await sql(`UPDATE grants SET seal = NULL WHERE application_id = $1`, [stranger]);
+    expect(await codeOf(records.query(q(connection, stranger)))).toBe('connection_not_found');
+
+    // A revoked grant set back to active in SQL (its seal went with the revocation).
+    await grants.revoke(create(RevokeGrantRequestSchema, { grantId: registered.row.id, userId: user }));
+    expect((await sql('SELECT seal FROM grants WHERE id = $1', [registered.row.id])).rows[0]).toEqual({ seal: null });
+    await sql(`UPDATE grants SET state = 'active', revoked_at = NULL WHERE id = $1`, [registered.row.id]);
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
+
+    // A consent registered through the service seals the grant again.
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(1);
+  });
+
   it('only the owning shard answers for a user; another shard says wrong_shard', async () => {
     const user = userOn(0);
     const connection = randomUUID();

@@ -57,6 +57,12 @@ export interface RecordWrite {
 
 /** The grant and connection a query runs under, read in the same statement as its page. */
 export interface QueryGrant {
+  id: string;
+  /** The grant row's own user id (the connection's, `userId`, must be the same). */
+  grantUserId: string;
+  scopes: string[];
+  /** grant-seal.ts; null for a revoked grant, or one that was never sealed. */
+  seal: Buffer | null;
   state: 'active' | 'revoked';
   types: string[];
   syncedAt: Date | null;
@@ -82,6 +88,10 @@ export interface PageQuery {
 
 /** The grant's columns, on every row of a page (also on the one row of an empty page). */
 interface PageGrantColumns {
+  grant_id: string;
+  grant_user_id: string;
+  scopes: string[];
+  seal: Buffer | null;
   state: 'active' | 'revoked';
   types: string[];
   synced_at: Date | null;
@@ -145,7 +155,7 @@ function pageStatement(
     : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
   const sinceFilter = since ? `AND r.updated_at > ${n('since')}` : '';
   const text = `
-SELECT g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
+SELECT g.id AS grant_id, g.user_id AS grant_user_id, g.scopes, g.seal, g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
        r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
   FROM grants g
   JOIN connections c ON c.id = g.connection_id
@@ -193,6 +203,10 @@ export class RecordsRepository {
     const first = rows[0];
     if (!first) return { grant: undefined, records: [] };
     const grant: QueryGrant = {
+      id: first.grant_id,
+      grantUserId: first.grant_user_id,
+      scopes: first.scopes,
+      seal: first.seal,
       state: first.state,
       types: first.types,
       syncedAt: first.synced_at,

@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto';
 
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
+import type { DataKey } from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
 import type { QueryRecordsRequest, WriteRecordsRequest } from '@context-gateway/proto';
 import { typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
-import { Injectable } from '@nestjs/common';
+import { LOGGER } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
 
 import { ConnectionsRepository } from '../connections/connections.repository.js';
 import { ConnectionsService } from '../connections/connections.service.js';
 import { DirectoryService } from '../directory/directory.service.js';
+import { grantSealMatches } from '../grants/grant-seal.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { recordAad, recordDigestContext } from './record-aad.js';
@@ -49,6 +53,7 @@ export class RecordsService {
     private readonly directory: DirectoryService,
     private readonly keys: RecordKeys,
     private readonly clock: Clock,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   /**
@@ -268,6 +273,26 @@ export class RecordsService {
       throw new AppError('connection_not_found');
     }
     if (grant.state !== 'active') throw new AppError('grant_revoked', 'The user or the application revoked this grant');
+    const owner = { ...grant, connectionId: request.connectionId };
+    // The key is opened for every query (cached), so the grant's seal is checked on every one.
+    const key = await this.keys.open(grant.dataKeyId, owner);
+    const sealed = {
+      id: grant.id,
+      connectionId: request.connectionId,
+      orgId: request.orgId,
+      applicationId: request.applicationId,
+      userId: grant.grantUserId,
+      scopes: grant.scopes,
+      types: grant.types,
+    };
+    if (grant.grantUserId !== grant.userId || !grantSealMatches(key, sealed, grant.seal)) {
+      // Not a grant this service registered (written or changed in SQL): as if there were none.
+      this.logger.warn(
+        { grantId: grant.id, connectionId: request.connectionId, applicationId: request.applicationId },
+        'refused an active grant whose seal does not match its row',
+      );
+      throw new AppError('connection_not_found');
+    }
     if (type !== undefined && !grant.types.includes(type)) {
       throw new AppError(
         'scope_not_granted',
@@ -277,7 +302,7 @@ export class RecordsService {
 
     const fields = request.fields.length > 0 ? new Set(request.fields) : undefined;
     return {
-      ...(await this.render(records, request.limit, { ...grant, connectionId: request.connectionId }, fields)),
+      ...(await this.render(records, request.limit, owner, fields, key)),
       syncedAt: grant.syncedAt,
     };
   }
@@ -311,15 +336,18 @@ export class RecordsService {
     limit: number,
     owner: { personalServerId: string; connectionId: string; userId: string; dataKeyId: string },
     fields: Set<string> | undefined,
+    opened?: DataKey,
   ): Promise<{ recordsJson: Buffer; nextCursor: string }> {
     const parts: string[] = [];
-    const key = records.some((r) => r.deletedAt === null)
-      ? await this.keys.open(owner.dataKeyId, {
-          personalServerId: owner.personalServerId,
-          connectionId: owner.connectionId,
-          userId: owner.userId,
-        })
-      : undefined;
+    const key =
+      opened ??
+      (records.some((r) => r.deletedAt === null)
+        ? await this.keys.open(owner.dataKeyId, {
+            personalServerId: owner.personalServerId,
+            connectionId: owner.connectionId,
+            userId: owner.userId,
+          })
+        : undefined);
     for (const record of records) {
       let data = 'null';
       if (record.deletedAt === null) {

@@ -1,0 +1,50 @@
+import { timingSafeEqual } from 'node:crypto';
+
+import { type DataKey, encodeContext } from '@context-gateway/crypto';
+
+/** What an active grant says: who may read which types of which connection. */
+export interface SealedGrantFields {
+  id: string;
+  connectionId: string;
+  orgId: string;
+  applicationId: string;
+  userId: string;
+  /** Sorted, as stored. */
+  scopes: string[];
+  /** Sorted, as stored. */
+  types: string[];
+}
+
+const SEAL_FORMAT = 'ps.grant.v1';
+
+/**
+ * The seal of an active grant: a keyed digest (DataKey.digest, HMAC-SHA-256 under a subkey
+ * of the connection's data key) of every field that decides what the grant lets an app
+ * read. Only this service can make one, and only while the connection's key exists (it is
+ * wrapped by the shard's KEK, never stored in the database). The query path honours an
+ * active grant only with a seal that matches its row: a grant inserted in SQL, one whose
+ * scopes or types were widened, one moved to another app, org or connection, or a revoked
+ * one set back to active (its seal is cleared on revocation) is refused.
+ */
+export function sealGrant(key: DataKey, grant: SealedGrantFields): Buffer {
+  const fields = JSON.stringify([
+    grant.id,
+    grant.connectionId,
+    grant.orgId,
+    grant.applicationId,
+    grant.userId,
+    grant.scopes,
+    grant.types,
+  ]);
+  return key.digest(
+    Buffer.from(fields, 'utf8'),
+    encodeContext({ purpose: SEAL_FORMAT, grant: grant.id, connection: grant.connectionId }),
+  );
+}
+
+/** True when `seal` is this grant's seal under `key` (constant-time comparison). */
+export function grantSealMatches(key: DataKey, grant: SealedGrantFields, seal: Buffer | null): boolean {
+  if (!seal) return false;
+  const expected = sealGrant(key, grant);
+  return seal.length === expected.length && timingSafeEqual(seal, expected);
+}
