@@ -2,18 +2,10 @@ import { timingSafeEqual } from 'node:crypto';
 
 import { type DataKey, encodeContext } from '@context-gateway/crypto';
 
-/** What an active grant says: who may read which types of which connection. */
-export interface SealedGrantFields {
-  id: string;
-  connectionId: string;
-  orgId: string;
-  applicationId: string;
-  userId: string;
-  /** Sorted, as stored. */
-  scopes: string[];
-  /** Sorted, as stored. */
-  types: string[];
-}
+import type { GrantRow } from './grants.repository.js';
+
+/** What an active grant says: who may read which types of which connection (scopes, types sorted). */
+export type SealedGrantFields = Omit<GrantRow, 'state' | 'integration'>;
 
 const SEAL_FORMAT = 'ps.grant.v1';
 
