@@ -1,40 +1,8 @@
 // @ts-check
-// What the stack benchmarks need of people, without a browser: a person's connection made the
-// way the connect flow makes it, and a person's OAuth access token from the authorization
-// code flow (PKCE) driven over HTTP with their passkey session.
+// What the stack benchmarks need of people, without a browser: a person's OAuth access token
+// from the authorization code flow (PKCE) driven over HTTP with their passkey session. (Their
+// connections come from support/connect-account.mjs.)
 import { createHash, randomBytes } from 'node:crypto';
-
-import { ConnectDecision, rpc } from '@context-gateway/proto';
-import { completeAuthorization } from '@context-gateway/source-simulators';
-
-/**
- * Connect session → consent (ALLOW, by the signed-in person) → the simulator's login and
- * consent → the broker's callback. Returns the connection id.
- * @param {import('@context-gateway/messaging').RpcClient} client
- * @param {{ orgId: string, applicationId: string, applicationName: string, integration: string, scopes: string[], callbackUrl: string }} session
- * @param {{ sessionToken: string }} person
- * @param {string} login the simulator account
- */
-export async function connectAccount(client, session, person, login) {
-  const created = await client.request(rpc.broker.createConnectSession, session);
-  const decided = await client.request(rpc.broker.decideConnectSession, {
-    sessionToken: created.sessionToken,
-    decision: ConnectDecision.ALLOW,
-    personSessionToken: person.sessionToken,
-  });
-  const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
-  const done = await client.request(
-    rpc.broker.completeAuthorization,
-    {
-      callbackQuery: redirect.search.slice(1),
-      stateCookie: decided.oauthState,
-      personSessionToken: person.sessionToken,
-    },
-    { timeoutMs: 20_000 },
-  );
-  if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
-  return done.connectionId;
-}
 
 const b64url = (/** @type {Buffer} */ bytes) => bytes.toString('base64url');
 

@@ -18,8 +18,9 @@ import { startSimulator } from '@context-gateway/source-simulators';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 import { startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
+import { connectAccount } from '../support/connect-account.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
-import { connectAccount, personAccessToken } from './bench-people.mjs';
+import { personAccessToken } from './bench-people.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

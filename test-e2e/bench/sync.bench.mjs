@@ -20,8 +20,8 @@ import pg from 'pg';
 
 // The same code `pnpm start` runs.
 import { ensureNats, startStack } from '../../scripts/start.mjs';
+import { connectAccount } from '../support/connect-account.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
-import { connectAccount } from './bench-people.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
-import { addVirtualAuthenticator, browserUrl, launchBrowser } from '../support/browser.js';
+import { addVirtualAuthenticator, allowOnConsentPage, browserUrl, launchBrowser } from '../support/browser.js';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { freePort, rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
@@ -170,7 +170,7 @@ async function consentWithNewPasskey(page: Page, connectUrl: string, name: strin
   await page.waitForURL(/\/v1\/auth\/signin/);
   await page.fill('#display-name', name);
   await Promise.all([page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/), page.click('#create-account')]);
-  await page.getByRole('button', { name: 'Allow' }).click();
+  await allowOnConsentPage(page);
 }
 
 async function sourceLogin(page: Page, login: string, decision: 'allow' | 'deny' = 'allow') {
@@ -271,7 +271,7 @@ describe('the connect flow in a browser', () => {
     const { page } = alice;
     await page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
     expect(await page.textContent('main')).toContain('you will not be asked to sign in to Demo Notes again');
-    await page.getByRole('button', { name: 'Allow' }).click();
+    await allowOnConsentPage(page);
     await page.waitForURL((url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'b');
     expect(callbacks.at(-1)!.searchParams.get('connectionId')).toBe(connectionId);
     expect((await demo.control.counters()).codesIssued).toBe(before);
@@ -307,7 +307,7 @@ describe('the connect flow in a browser', () => {
     });
     const { page } = alice;
     await page.goto(session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base));
-    await page.getByRole('button', { name: 'Allow' }).click();
+    await allowOnConsentPage(page);
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe(
       'This account is already connected',
     );
@@ -401,6 +401,56 @@ describe('the connect flow in a browser', () => {
     expect(await alice.page.textContent('h1')).toBe('This link has expired');
   });
 
+  it("Allow is honoured only with the person's passkey signature over this consent; a forged one shows the page again", async () => {
+    const grants = await count('grants');
+    const session = await createSession(appA, {
+      integration: 'demo',
+      scopes: ['demo:read:profile'],
+      callbackUrl: appCallback,
+      state: 'signed',
+    });
+    const carol = await person();
+    try {
+      const url = session.body.connectUrl.replace(new URL(session.body.connectUrl).origin, base);
+      await consentWithNewPasskey(carol.page, url, 'Carol');
+      await sourceLogin(carol.page, 'bob');
+      await carol.page.waitForURL((u) => u.href.startsWith(appCallback) && u.searchParams.get('state') === 'signed');
+      // A second link; the form posted without the passkey (a signature made up, as a script of
+      // another page or an old browser would send) is refused by the Personal Server.
+      const again = await createSession(appB, {
+        integration: 'demo',
+        scopes: ['demo:read:profile'],
+        callbackUrl: appCallback,
+        state: 'forged',
+      });
+      await carol.page.goto(again.body.connectUrl.replace(new URL(again.body.connectUrl).origin, base));
+      const forged = JSON.stringify({ id: 'x', rawId: 'x', type: 'public-key', response: { clientDataJSON: 'e30' } });
+      const [answer] = await Promise.all([
+        carol.page.waitForResponse((r) => r.request().method() === 'POST'),
+        carol.page.evaluate(`(() => {
+          const form = document.getElementById('consent');
+          document.getElementById('assertion').value = ${JSON.stringify(forged)};
+          const decision = document.createElement('input');
+          decision.type = 'hidden';
+          decision.name = 'decision';
+          decision.value = 'allow';
+          form.appendChild(decision);
+          form.submit();
+        })()`),
+      ]);
+      expect(answer.status()).toBe(422);
+      await carol.page.waitForLoadState();
+      expect(await carol.page.getByRole('alert').textContent()).toContain('did not sign this consent');
+      expect(await count('grants')).toBe(grants + 1);
+      // The link is still usable: signed by the passkey, it goes through.
+      await allowOnConsentPage(carol.page);
+      await carol.page.waitForURL((u) => u.href.startsWith(appCallback) && u.searchParams.get('state') === 'forged');
+      expect(await count('grants')).toBe(grants + 2);
+    } finally {
+      await carol.context.close();
+    }
+  }, 60_000);
+
   it('a denied consent returns access_denied and the state to the app, storing no connection', async () => {
     const connections = await count('connections');
     const session = await createSession(appA, {
@@ -483,10 +533,10 @@ describe('the connect flow in a browser', () => {
         erin.page.click('#create-account'),
       ]);
       await erin.page.fill('#apiKey', 'short');
-      await erin.page.getByRole('button', { name: 'Allow' }).click();
+      await allowOnConsentPage(erin.page);
       await expect(erin.page.getByRole('alert').textContent()).resolves.toContain('does not look like');
       await erin.page.fill('#apiKey', sourceKey);
-      await erin.page.getByRole('button', { name: 'Allow' }).click();
+      await allowOnConsentPage(erin.page);
       await erin.page.waitForURL((url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'keys');
       const connectionId = callbacks.at(-1)!.searchParams.get('connectionId')!;
       const token = await new RpcClient(nc).request(rpc.broker.getAccessToken, { connectionId });
@@ -549,7 +599,7 @@ describe('the connect flow in a browser', () => {
         dana.page.waitForURL(/\/v1\/connect\/[A-Za-z0-9_-]{43}$/),
         dana.page.click('#create-account'),
       ]);
-      await dana.page.getByRole('button', { name: 'Allow' }).click();
+      await allowOnConsentPage(dana.page);
       await sourceLogin(dana.page, 'bob');
       await dana.page.waitForURL((url) => url.href.startsWith(`${demoApp.url}/callback`));
       expect(await dana.page.textContent('h1')).toBe('Connected');
@@ -623,7 +673,7 @@ describe('the connect flow in a browser', () => {
     secrets.add(sourceKey);
     await alice.page.goto(keysSession.body.connectUrl.replace(new URL(keysSession.body.connectUrl).origin, base));
     await alice.page.fill('#apiKey', sourceKey);
-    await alice.page.getByRole('button', { name: 'Allow' }).click();
+    await allowOnConsentPage(alice.page);
     await alice.page.waitForURL(
       (url) => url.href.startsWith(appCallback) && url.searchParams.get('state') === 'keys-2',
     );

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { RpcClient } from '@context-gateway/messaging';
-import { ConnectDecision, rpc } from '@context-gateway/proto';
-import { completeAuthorization, startSimulator } from '@context-gateway/source-simulators';
+import { rpc } from '@context-gateway/proto';
+import { startSimulator } from '@context-gateway/source-simulators';
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import pg from 'pg';
 
@@ -20,6 +20,7 @@ import { ensurePostgres } from '../../scripts/stack/infra.mjs';
 import { prepareNatsCredentials } from '../../scripts/stack/nats-auth.mjs';
 import { spawnManaged } from '../../scripts/stack/processes.mjs';
 import { startStack } from '../../scripts/stack/stack.mjs';
+import { connectAccount as connectSourceAccount } from '../support/connect-account.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
@@ -197,28 +198,23 @@ try {
       callbackUrl: CALLBACK,
     });
   await waitFor('the broker to know the app', () => newSession().then(() => true));
-  // The connect flow without a browser, as test-e2e/support/source-connection.ts does it.
-  // Each account is a new person, signed in with a software passkey at the gateway.
+  // The connect flow without a browser (support/connect-account.mjs). Each account is a new
+  // person, signed in with a software passkey at the gateway, who signs their consent with it.
   const connectAccount = async (login) => {
     const person = await signUpWithSoftPasskey(`http://localhost:${new URL(gatewayUrl).port}`);
-    const session = await newSession();
-    const decided = await client.request(rpc.broker.decideConnectSession, {
-      sessionToken: session.sessionToken,
-      decision: ConnectDecision.ALLOW,
-      personSessionToken: person.sessionToken,
-    });
-    const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
-    const done = await client.request(
-      rpc.broker.completeAuthorization,
+    return connectSourceAccount(
+      client,
       {
-        callbackQuery: redirect.search.slice(1),
-        stateCookie: decided.oauthState,
-        personSessionToken: person.sessionToken,
+        orgId: org.id,
+        applicationId: app.id,
+        applicationName: 'Faults App',
+        integration: 'github',
+        scopes: SCOPES,
+        callbackUrl: CALLBACK,
       },
-      { timeoutMs: 20_000 },
+      person,
+      login,
     );
-    if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
-    return done.connectionId;
   };
 
   /** Every audited request the load made: its id, what it was, its answer. */

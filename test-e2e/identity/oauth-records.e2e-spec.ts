@@ -17,6 +17,7 @@ import {
   sessionCookie,
 } from '../support/browser.js';
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { addSoftPasskey, type SignedInPerson } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, newPerson, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
@@ -106,6 +107,8 @@ afterAll(async () => {
 const refreshTokens = new Map<string, string>();
 /** The gateway session of the person of the last tokensFor(), signed in in its browser. */
 let personSession = '';
+/** The person's second passkey, in software: it signs their consents in the connect flow. */
+let personSign: SignedInPerson['sign'] = () => Promise.reject(new Error('no person yet'));
 
 /** One person: signs up with a passkey inside the authorization, consents; the app gets tokens per scope set. */
 async function tokensFor(
@@ -149,6 +152,11 @@ async function tokensFor(
   }
   await whileSignedIn?.(page, tokens);
   personSession = await sessionCookie(context);
+  // A second passkey, in software (it signs the person's consents); its ceremony opens a new session.
+  ({ sign: personSign, sessionToken: personSession } = await addSoftPasskey(base, {
+    userId: '',
+    sessionToken: personSession,
+  }));
   await context.close();
   return tokens;
 }
@@ -170,7 +178,7 @@ describe("a person's access token on the records API", () => {
       insecure,
     );
     const broker = new RpcClient(nc);
-    const person = { userId: claims.sub, sessionToken: personSession };
+    const person = { userId: claims.sub, sessionToken: personSession, sign: personSign };
     const mine = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-person', person);
     const theirs = await connectSourceAccount(broker, app, 'github', SCOPES, 'octo-other', await newPerson(base));
 
@@ -264,7 +272,7 @@ describe('a revoked token', () => {
       base,
       insecure,
     );
-    const person = { userId: claims.sub, sessionToken: personSession };
+    const person = { userId: claims.sub, sessionToken: personSession, sign: personSign };
     const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-revoked', person);
     expect((await records(access, mine.connectionId)).status).toBe(200);
 

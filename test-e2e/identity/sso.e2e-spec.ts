@@ -12,6 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { addVirtualAuthenticator, browserUrl, launchBrowser, sessionCookie } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { addSoftPasskey } from '../support/soft-passkey.mjs';
 import { connectSourceAccount } from '../support/source-connection.js';
 import { type IdpRelyingParty, idTokenFromIdp, startTestIdp, type TestIdp } from '../support/test-idp.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -245,7 +246,8 @@ describe('an SSO person and an application', () => {
       userId: claims.sub,
       displayName: 'Alice Acme',
     });
-    const person = { userId: claims.sub, sessionToken: await sessionCookie(context) };
+    // An SSO person has no passkey yet: consenting to a grant needs one, so they add one.
+    const person = await addSoftPasskey(base, { userId: claims.sub, sessionToken: await sessionCookie(context) });
     await context.close();
 
     const mine = await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-alice', person);

@@ -21,6 +21,7 @@ import {
   sessionCookie,
 } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { addSoftPasskey, type SignedInPerson } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
@@ -127,7 +128,7 @@ afterAll(async () => {
 }, 60_000);
 
 /** A new person signs up with a passkey inside the authorization and consents; the agent gets their access token. */
-async function personToken(name: string): Promise<{ accessToken: string; userId: string; sessionToken: string }> {
+async function personToken(name: string): Promise<SignedInPerson & { accessToken: string }> {
   const context = await browser.newContext();
   const page = await context.newPage();
   await addVirtualAuthenticator(context, page);
@@ -165,7 +166,9 @@ async function personToken(name: string): Promise<{ accessToken: string; userId:
   );
   const sessionToken = await sessionCookie(context);
   await context.close();
-  return { accessToken: response.access_token, userId: claims.sub, sessionToken };
+  // A second passkey, in software, signs the person's consents in the connect flow.
+  const person = await addSoftPasskey(base, { userId: claims.sub, sessionToken });
+  return { ...person, accessToken: response.access_token };
 }
 
 /** The official SDK client at /mcp: `modern` negotiates 2026-07-28, `legacy` speaks 2025-11-25 only. */

@@ -6,12 +6,15 @@ import { promisify } from 'node:util';
 import { create } from '@bufbuild/protobuf';
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { grantChallenge } from '@context-gateway/crypto';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { ErrorReplySchema, events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import type { SignedInPerson } from '../support/soft-passkey.mjs';
+import { newPerson } from '../support/source-connection.js';
 import { rootDir, startTestStack, type TestStack } from '../support/test-stack.js';
 
 // Personal Servers end to end: two shard processes, records written through the write
@@ -89,15 +92,42 @@ function play(n: number) {
   });
 }
 
+/** The person's signed consent to these terms (what the consent page has their passkey sign). */
+async function consentOf(
+  app: 'playlists' | 'history',
+  person: SignedInPerson,
+  scopes: string[],
+  nonce: string = randomUUID(),
+) {
+  const notAfter = new Date(Date.now() + 10 * 60_000);
+  const challenge = grantChallenge({
+    userId: person.userId,
+    orgId,
+    applicationId: apps[app].id,
+    integration: 'spotify',
+    scopes,
+    nonce,
+    notAfter,
+  });
+  return { nonce, notAfter: timestampFromDate(notAfter), assertionJson: await person.sign(challenge) };
+}
+
 /**
  * What connection-broker does after a consent: register the grant at the Personal Server
- * (ps.v1.register_grant), then publish control.v1.grant_changed (policy derives the user
- * layer's allows from it).
+ * (ps.v1.register_grant, with the person's signed consent), then publish
+ * control.v1.grant_changed (policy derives the user layer's allows from it).
  */
-async function registerGrant(app: 'playlists' | 'history', userId: string, connectionId: string, scopes: string[]) {
+async function registerGrant(
+  app: 'playlists' | 'history',
+  person: SignedInPerson,
+  connectionId: string,
+  scopes: string[],
+) {
   const grantId = randomUUID();
+  const { userId } = person;
   const reply = await client.request(rpc.personalServer.registerGrant, {
     grant: { grantId, orgId, applicationId: apps[app].id, userId, connectionId, integration: 'spotify', scopes },
+    consent: await consentOf(app, person, scopes),
   });
   await publisher.publish(events.grantChanged, {
     eventId: randomUUID(),
@@ -116,14 +146,15 @@ async function registerGrant(app: 'playlists' | 'history', userId: string, conne
 }
 
 /** A user with one Spotify connection that both apps hold grants on; returns the grant ids. */
-async function seedConnection(userId: string, connectionId: string) {
+async function seedConnection(person: SignedInPerson, connectionId: string) {
+  const { userId } = person;
   const grants: Record<string, string> = {};
   let shard = -1;
   for (const [name, scopes] of [
     ['playlists', ['spotify:read:playlists']],
     ['history', ['spotify:read:recently_played']],
   ] as const) {
-    const registered = await registerGrant(name, userId, connectionId, [...scopes]);
+    const registered = await registerGrant(name, person, connectionId, [...scopes]);
     grants[name] = registered.grantId;
     shard = registered.shard;
   }
@@ -157,13 +188,17 @@ async function query(app: 'playlists' | 'history', connectionId: string, params 
   };
 }
 
+const SCOPES = ['spotify:read:playlists'];
+
 describe('records through the gateway', () => {
-  const userId = randomUUID();
+  let userId = '';
   const connectionId = randomUUID();
   let grants: Record<string, string>;
 
   beforeAll(async () => {
-    ({ grants } = await seedConnection(userId, connectionId));
+    const person = await newPerson(stack.gatewayUrl);
+    userId = person.userId;
+    ({ grants } = await seedConnection(person, connectionId));
   });
 
   it('two apps on one connection each see only the types their scopes cover', async () => {
@@ -206,10 +241,51 @@ describe('records through the gateway', () => {
     expect((await query('playlists', connectionId, '?colour=red')).body).toMatchObject({ code: 'unknown_field' });
   });
 
+  it("registers no grant without the person's signature: none, another grant's, or one replayed", async () => {
+    const person = await newPerson(stack.gatewayUrl);
+    const connection = randomUUID();
+    const grant = (grantId: string, scopes: string[]) => ({
+      grantId,
+      orgId,
+      applicationId: apps.playlists.id,
+      userId: person.userId,
+      connectionId: connection,
+      integration: 'spotify',
+      scopes,
+    });
+    const code = (promise: Promise<unknown>) =>
+      promise.then(
+        () => 'ok',
+        (error: { code?: string }) => error.code,
+      );
+    // What a caller holding the broker's NATS identity could send: no consent at all.
+    expect(await code(client.request(rpc.personalServer.registerGrant, { grant: grant(randomUUID(), SCOPES) }))).toBe(
+      'validation_failed',
+    );
+    // The person's signature over other terms (the history app's scopes) for this grant.
+    const forHistory = await consentOf('playlists', person, ['spotify:read:recently_played']);
+    expect(
+      await code(
+        client.request(rpc.personalServer.registerGrant, { grant: grant(randomUUID(), SCOPES), consent: forHistory }),
+      ),
+    ).toBe('passkey_signature_invalid');
+    // Signed for this grant: registered; replayed for another grant id: refused.
+    const signed = await consentOf('playlists', person, SCOPES);
+    expect(
+      await code(
+        client.request(rpc.personalServer.registerGrant, { grant: grant(randomUUID(), SCOPES), consent: signed }),
+      ),
+    ).toBe('ok');
+    expect(
+      await code(
+        client.request(rpc.personalServer.registerGrant, { grant: grant(randomUUID(), SCOPES), consent: signed }),
+      ),
+    ).toBe('passkey_signature_invalid');
+  });
+
   it('a connection the app holds no grant on is 404, exactly like one that does not exist', async () => {
     const other = randomUUID();
-    const otherUser = randomUUID();
-    await registerGrant('history', otherUser, other, ['spotify:read:recently_played']);
+    await registerGrant('history', await newPerson(stack.gatewayUrl), other, ['spotify:read:recently_played']);
     const notGranted = await query('playlists', other);
     const missing = await query('playlists', randomUUID());
     expect([notGranted.status, missing.status]).toEqual([404, 404]);
@@ -246,9 +322,10 @@ describe('records through the gateway', () => {
   });
 
   it('a revocation published on CONTROL (broker committed, its call to the shard lost) is applied too', async () => {
-    const lateUser = randomUUID();
+    const late = await newPerson(stack.gatewayUrl);
+    const lateUser = late.userId;
     const lateConnection = randomUUID();
-    const { grantId } = await registerGrant('history', lateUser, lateConnection, ['spotify:read:recently_played']);
+    const { grantId } = await registerGrant('history', late, lateConnection, ['spotify:read:recently_played']);
     expect((await query('history', lateConnection)).status).toBe(200);
     await publisher.publish(events.grantChanged, {
       eventId: randomUUID(),
@@ -305,7 +382,7 @@ describe('sharding', () => {
     const byShard = new Map<number, string>();
     for (let i = 0; i < 40 && byShard.size < 2; i += 1) {
       const connectionId = randomUUID();
-      const { shard } = await seedConnection(randomUUID(), connectionId);
+      const { shard } = await seedConnection(await newPerson(stack.gatewayUrl), connectionId);
       byShard.set(shard, connectionId);
     }
     expect([...byShard.keys()].sort()).toEqual([0, 1]);
@@ -320,7 +397,7 @@ describe('sharding', () => {
     let connectionId = '';
     for (let i = 0; i < 40 && connectionId === ''; i += 1) {
       const candidate = randomUUID();
-      if ((await seedConnection(randomUUID(), candidate)).shard === 1) connectionId = candidate;
+      if ((await seedConnection(await newPerson(stack.gatewayUrl), candidate)).shard === 1) connectionId = candidate;
     }
     expect(connectionId).not.toBe('');
     expect((await query('history', connectionId)).status).toBe(200); // placement (shard 1) now cached in the gateway
@@ -361,9 +438,8 @@ describe('sharding', () => {
 
 describe('while identity restarts', () => {
   it('apps keep reading with keys the gateway already knows', async () => {
-    const userId = randomUUID();
     const connectionId = randomUUID();
-    await seedConnection(userId, connectionId);
+    await seedConnection(await newPerson(stack.gatewayUrl), connectionId);
     expect((await query('playlists', connectionId)).status).toBe(200);
     await stack.stopService('identity');
     try {

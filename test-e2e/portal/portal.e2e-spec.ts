@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { RpcClient } from '@context-gateway/messaging';
-import { ConnectDecision, rpc } from '@context-gateway/proto';
+import { rpc } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -11,6 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import {
   addVirtualAuthenticator,
+  browserPerson,
   browserUrl,
   createAccountOnSigninPage,
   launchBrowser,
@@ -18,6 +19,7 @@ import {
   signInOnSigninPage,
   type VirtualAuthenticator,
 } from '../support/browser.js';
+import { allowConnectSession } from '../support/connect-account.mjs';
 import { type AdminClient, adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { rootDir, startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -152,11 +154,7 @@ describe('the portal at /account', () => {
   }, 60_000);
 
   it('shows each connection with what is stored and every application named, scopes in words', async () => {
-    const sessionToken = await sessionCookie(context);
-    const me = (await (
-      await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie: `__Host-cg_session=${sessionToken}` } })
-    ).json()) as { userId: string };
-    const person = { userId: me.userId, sessionToken };
+    const person = await browserPerson(context, page, stack.gatewayUrl);
     ({ connectionId } = await connectSourceAccount(
       client,
       digest,
@@ -174,11 +172,7 @@ describe('the portal at /account', () => {
       scopes: ['demo:read:notes'],
       callbackUrl: planner.callbackUrl,
     });
-    const reused = await client.request(rpc.broker.decideConnectSession, {
-      sessionToken: session.sessionToken,
-      decision: ConnectDecision.ALLOW,
-      personSessionToken: sessionToken,
-    });
+    const reused = await allowConnectSession(client, session.sessionToken, person);
     expect(reused.connectionId).toBe(connectionId);
     await waitFor('the first sync to store records', async () => {
       const res = await records(digest, connectionId);
@@ -294,14 +288,34 @@ describe('the portal at /account', () => {
     expect(await page.locator('main').textContent()).toContain('Your only passkey');
     expect(await page.getByRole('button', { name: /^Remove passkey/ }).count()).toBe(0);
     await checkPage('05-security');
-    // A new device: Chromium keeps one internal authenticator at a time.
+    // A new device (Chromium keeps one internal authenticator at a time). The Personal Server
+    // pinned the laptop's passkey at the first consent; the new one is added untrusted, as no
+    // trusted passkey is at hand to vouch for it.
+    const [laptopKey] = await authenticator.credentials();
     await authenticator.remove();
     authenticator = await addVirtualAuthenticator(context, page);
     await Promise.all([
-      page.waitForURL((u) => u.search === '?notice=passkey_added'),
+      page.waitForURL((u) => u.search === '?notice=passkey_untrusted'),
       page.getByRole('button', { name: 'Add a passkey' }).click(),
     ]);
     expect(await page.getByRole('button', { name: /^Remove passkey/ }).count()).toBe(2);
+    expect(await page.locator('main').textContent()).toContain('Not trusted by your Personal Server yet');
+    await checkPage('05a-security-untrusted');
+    // The laptop's passkey at hand again (here, in the same authenticator; not discoverable,
+    // as the new passkey holds this person's one discoverable slot) vouches for the new one.
+    await authenticator.cdp.send('WebAuthn.addCredential', {
+      authenticatorId: authenticator.authenticatorId,
+      credential: { ...laptopKey!, isResidentCredential: false },
+    });
+    await Promise.all([
+      page.waitForURL((u) => u.search === '?notice=passkey_trusted'),
+      page.getByRole('button', { name: 'Trust this passkey, passkey 2' }).click(),
+    ]);
+    expect(await page.locator('main').textContent()).not.toContain('Not trusted');
+    await authenticator.cdp.send('WebAuthn.removeCredential', {
+      authenticatorId: authenticator.authenticatorId,
+      credentialId: laptopKey!.credentialId,
+    });
     // The new one is named, so the list says which is which.
     await page.getByRole('textbox', { name: 'Name of passkey 2' }).fill('  Phone ');
     await Promise.all([
@@ -560,15 +574,17 @@ describe('deleting the account', () => {
     // A fresh passkey use (allowing a grant needs one), then a connection again.
     await page.goto(`${base}/v1/auth/signin?prompt=login&return_to=%2Faccount`);
     await signInOnSigninPage(page);
-    const sessionToken = await sessionCookie(context);
-    const cookie = `__Host-cg_session=${sessionToken}`;
-    const { userId } = (await (await fetch(`${stack.gatewayUrl}/v1/auth/session`, { headers: { cookie } })).json()) as {
-      userId: string;
-    };
-    const { connectionId: kept } = await connectSourceAccount(client, digest, 'demo', ['demo:read:notes'], 'alice', {
-      userId,
-      sessionToken,
-    });
+    const person = await browserPerson(context, page, stack.gatewayUrl);
+    const { userId } = person;
+    const cookie = `__Host-cg_session=${person.sessionToken}`;
+    const { connectionId: kept } = await connectSourceAccount(
+      client,
+      digest,
+      'demo',
+      ['demo:read:notes'],
+      'alice',
+      person,
+    );
     await waitFor('the connection to answer', async () => (await records(digest, kept)).status === 200);
 
     await page.goto(`${base}/account/security`);

@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
 
+import type { SignedInPerson } from './soft-passkey.mjs';
+
 // Headless Debian Chromium with a WebAuthn virtual authenticator (ENVIRONMENT.md): real
 // passkey ceremonies, no hardware. Never `npx playwright install`: the system browser is used.
 const CHROMIUM = '/usr/bin/chromium';
@@ -26,6 +28,9 @@ export async function launchBrowser(): Promise<Browser> {
 interface VirtualCredential {
   credentialId: string;
   isResidentCredential: boolean;
+  /** PKCS#8, base64: what WebAuthn.addCredential takes to put the passkey in another authenticator. */
+  privateKey: string;
+  rpId?: string;
   signCount: number;
   userHandle?: string;
 }
@@ -51,7 +56,7 @@ export interface VirtualAuthenticator {
 export async function addVirtualAuthenticator(
   context: BrowserContext,
   page: Page,
-  options: { autofill?: boolean } = {},
+  options: { autofill?: boolean; transport?: 'internal' | 'usb' } = {},
 ): Promise<VirtualAuthenticator> {
   if (!options.autofill)
     await context.addInitScript(
@@ -62,7 +67,7 @@ export async function addVirtualAuthenticator(
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
     options: {
       protocol: 'ctap2',
-      transport: 'internal',
+      transport: options.transport ?? 'internal',
       hasResidentKey: true,
       hasUserVerification: true,
       isUserVerified: true,
@@ -116,4 +121,40 @@ export async function sessionCookie(context: BrowserContext): Promise<string> {
   const cookie = (await context.cookies()).find((c) => c.name === '__Host-cg_session');
   if (!cookie) throw new Error('this browser is not signed in at the gateway');
   return cookie.value;
+}
+
+/**
+ * The person signed in in `context`, as connectSourceAccount takes a person: their session
+ * token, their user id, and a signer that asks their passkey (the virtual authenticator of
+ * `page`) as the consent page's script does: navigator.credentials.get, user verification
+ * required. Signing navigates `page` to a gateway page.
+ */
+export async function browserPerson(context: BrowserContext, page: Page, gatewayUrl: string): Promise<SignedInPerson> {
+  const base = browserUrl(gatewayUrl);
+  const sessionToken = await sessionCookie(context);
+  const me = (await (
+    await fetch(`${gatewayUrl}/v1/auth/session`, { headers: { cookie: `__Host-cg_session=${sessionToken}` } })
+  ).json()) as { userId: string };
+  const sign = async (challenge: string): Promise<string> => {
+    await page.goto(`${base}/v1/auth/session`);
+    // A string, run in the page (this package's types have no DOM).
+    return page.evaluate<string>(`(async (c) => {
+      const bytes = Uint8Array.from(atob(c.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0));
+      const credential = await navigator.credentials.get({
+        publicKey: { challenge: bytes, rpId: location.hostname, userVerification: 'required', timeout: 30000 },
+      });
+      if (!credential) throw new Error('no passkey answered');
+      return JSON.stringify(credential.toJSON());
+    })(${JSON.stringify(challenge)})`);
+  };
+  return { userId: me.userId, sessionToken, sign };
+}
+
+/**
+ * On the connect flow's consent page: Allow, which has the person's passkey (the context's
+ * virtual authenticator) sign the consent before the form is posted; resolves once the answer
+ * (the source's page, the app's callback, or the page again with a reason) has loaded.
+ */
+export async function allowOnConsentPage(page: Page): Promise<void> {
+  await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Allow' }).click()]);
 }

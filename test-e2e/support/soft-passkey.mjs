@@ -1,18 +1,20 @@
 // @ts-check
-// A passkey authenticator in software, for tests and scripts that need a signed-in person
-// without a browser: it answers the gateway's WebAuthn creation options the way a platform
-// authenticator does (ES256 key, "none" attestation, user present and verified), over the
-// gateway's public HTTP routes. The gateway and identity verify it with the same checks as
-// a browser's (origin, RP ID, challenge, user verification); browser tests keep using
-// Chromium's virtual authenticator (support/browser.ts).
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+// A signed-in person with a passkey in software, for tests and scripts without a browser: the
+// authenticator (@context-gateway/crypto/testing SoftAuthenticator) answers the gateway's
+// WebAuthn options over its public HTTP routes, and signs what a person signs with their
+// passkey (a consent, an endorsement) as a platform authenticator would. The gateway, identity
+// and the Personal Server verify it with the same checks as a browser's (origin, RP ID,
+// challenge, user verification); browser tests use Chromium's virtual authenticator
+// (support/browser.ts).
+import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 
 const SESSION_COOKIE = '__Host-cg_session';
 const CEREMONY_COOKIE = '__Host-cg_ceremony';
 
 /**
- * @typedef {{ userId: string, sessionToken: string }} SignedInPerson
- *   A person signed in at the gateway, and their session token (the `__Host-cg_session` cookie).
+ * @typedef {{ userId: string, sessionToken: string, sign: (challenge: string) => Promise<string> }} SignedInPerson
+ *   A person signed in at the gateway, their session token (the `__Host-cg_session` cookie),
+ *   and how they sign a WebAuthn challenge with their passkey (AuthenticationResponseJSON).
  */
 
 /**
@@ -22,111 +24,66 @@ const CEREMONY_COOKIE = '__Host-cg_ceremony';
  * @returns {Promise<SignedInPerson>}
  */
 export async function signUpWithSoftPasskey(gatewayUrl, displayName = 'Test person') {
+  const passkey = new SoftAuthenticator();
+  const { userId, sessionToken } = await register(gatewayUrl, passkey, { displayName });
+  return { userId, sessionToken, sign: softSigner(gatewayUrl, passkey) };
+}
+
+/**
+ * Adds a software passkey to a signed-in person's account (one who signed in with their
+ * organization's SSO and has none yet, say); the session must be fresh. The ceremony opens a
+ * new session and ends the one given: use the returned person's `sessionToken` from then on.
+ * @param {string} gatewayUrl
+ * @param {{ userId: string, sessionToken: string }} person
+ * @returns {Promise<SignedInPerson>}
+ */
+export async function addSoftPasskey(gatewayUrl, person) {
+  const passkey = new SoftAuthenticator();
+  const { userId, sessionToken } = await register(gatewayUrl, passkey, { sessionToken: person.sessionToken });
+  return { userId, sessionToken, sign: softSigner(gatewayUrl, passkey) };
+}
+
+/**
+ * @param {string} gatewayUrl
+ * @param {SoftAuthenticator} passkey
+ */
+function softSigner(gatewayUrl, passkey) {
   const origin = new URL(gatewayUrl).origin;
+  return async (/** @type {string} */ challenge) => JSON.stringify(passkey.assert(challenge, origin));
+}
+
+/**
+ * The registration ceremony over the gateway's routes: a new account, or (with a session)
+ * one more passkey for it.
+ * @param {string} gatewayUrl
+ * @param {SoftAuthenticator} passkey
+ * @param {{ displayName?: string, sessionToken?: string }} as
+ */
+async function register(gatewayUrl, passkey, as) {
+  const origin = new URL(gatewayUrl).origin;
+  /** @type {Record<string, string>} */
+  const session = as.sessionToken ? { cookie: `${SESSION_COOKIE}=${as.sessionToken}` } : {};
   const started = await fetch(`${origin}/v1/auth/passkeys/registration/options`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', origin },
-    body: JSON.stringify({ displayName }),
+    headers: { 'content-type': 'application/json', origin, ...session },
+    body: JSON.stringify(as.displayName ? { displayName: as.displayName } : {}),
   });
   if (!started.ok) throw new Error(`registration options: HTTP ${started.status} ${await started.text()}`);
   const options = /** @type {{ challenge: string, rp: { id: string } }} */ (await started.json());
   const ceremony = cookie(started, CEREMONY_COOKIE);
-
   const finished = await fetch(`${origin}/v1/auth/passkeys/registration/verify`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', origin, cookie: `${CEREMONY_COOKIE}=${ceremony}` },
-    body: JSON.stringify({ response: registrationResponse(options, origin) }),
+    headers: {
+      'content-type': 'application/json',
+      origin,
+      cookie: [`${CEREMONY_COOKIE}=${ceremony}`, ...(session.cookie ? [session.cookie] : [])].join('; '),
+    },
+    body: JSON.stringify({ response: passkey.register(options, origin) }),
   });
   if (!finished.ok) throw new Error(`registration verify: HTTP ${finished.status} ${await finished.text()}`);
   const { userId } = /** @type {{ userId: string }} */ (await finished.json());
+  // A ceremony opens a new session and ends the browser's previous one.
   return { userId, sessionToken: cookie(finished, SESSION_COOKIE) };
-}
-
-/**
- * RegistrationResponseJSON for these options, from a fresh P-256 key.
- * @param {{ challenge: string, rp: { id: string } }} options
- * @param {string} origin
- */
-function registrationResponse(options, origin) {
-  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const credentialId = randomBytes(32);
-  // COSE_Key (RFC 9053): kty EC2, alg ES256, crv P-256, x, y.
-  const coseKey = cbor(
-    new Map(
-      /** @type {[number, number | Buffer][]} */ ([
-        [1, 2],
-        [3, -7],
-        [-1, 1],
-        [-2, Buffer.from(jwk.x ?? '', 'base64url')],
-        [-3, Buffer.from(jwk.y ?? '', 'base64url')],
-      ]),
-    ),
-  );
-  const credentialIdLength = Buffer.alloc(2);
-  credentialIdLength.writeUInt16BE(credentialId.length);
-  const authData = Buffer.concat([
-    createHash('sha256').update(options.rp.id).digest(),
-    // Flags: user present (0x01), user verified (0x04), attested credential data (0x40).
-    Buffer.from([0x45]),
-    Buffer.alloc(4), // signature counter
-    Buffer.alloc(16), // AAGUID: none
-    credentialIdLength,
-    credentialId,
-    coseKey,
-  ]);
-  const clientData = { type: 'webauthn.create', challenge: options.challenge, origin, crossOrigin: false };
-  const attestationObject = cbor(
-    new Map(
-      /** @type {[string, string | Map<never, never> | Buffer][]} */ ([
-        ['fmt', 'none'],
-        ['attStmt', new Map()],
-        ['authData', authData],
-      ]),
-    ),
-  );
-  return {
-    id: credentialId.toString('base64url'),
-    rawId: credentialId.toString('base64url'),
-    type: 'public-key',
-    response: {
-      clientDataJSON: Buffer.from(JSON.stringify(clientData)).toString('base64url'),
-      attestationObject: attestationObject.toString('base64url'),
-      transports: ['internal'],
-    },
-    clientExtensionResults: {},
-    authenticatorAttachment: 'platform',
-  };
-}
-
-/**
- * The CBOR (RFC 8949) subset WebAuthn needs: maps, text, byte strings, small integers.
- * @param {unknown} value
- * @returns {Buffer}
- */
-function cbor(value) {
-  if (typeof value === 'number') return value >= 0 ? head(0, value) : head(1, -1 - value);
-  if (typeof value === 'string') {
-    const bytes = Buffer.from(value, 'utf8');
-    return Buffer.concat([head(3, bytes.length), bytes]);
-  }
-  if (Buffer.isBuffer(value)) return Buffer.concat([head(2, value.length), value]);
-  if (value instanceof Map)
-    return Buffer.concat([head(5, value.size), ...[...value].flatMap(([k, v]) => [cbor(k), cbor(v)])]);
-  throw new Error(`cbor: unsupported value ${typeof value}`);
-}
-
-/**
- * @param {number} major
- * @param {number} n
- */
-function head(major, n) {
-  if (n < 24) return Buffer.from([(major << 5) | n]);
-  if (n < 0x100) return Buffer.from([(major << 5) | 24, n]);
-  const b = Buffer.alloc(3);
-  b[0] = (major << 5) | 25;
-  b.writeUInt16BE(n, 1);
-  return b;
 }
 
 /**

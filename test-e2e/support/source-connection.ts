@@ -1,18 +1,19 @@
 import { type RpcClient } from '@context-gateway/messaging';
-import { ConnectDecision, rpc } from '@context-gateway/proto';
-import { completeAuthorization } from '@context-gateway/source-simulators';
+import { rpc } from '@context-gateway/proto';
 
 import { browserUrl } from './browser.js';
+import { connectAccount } from './connect-account.mjs';
 import { type SignedInPerson, signUpWithSoftPasskey } from './soft-passkey.mjs';
 import { waitFor } from './test-stack.js';
 
 /**
  * Connects a simulated source account for an app, the way the connect flow does it, but
- * without a browser: connect session → consent (ALLOW by a signed-in person, proven by their
- * session token) → the source's login and consent (simulator form, no browser) → the
- * broker's callback. The broker then provisions the Personal Server, records the grant and
- * queues the INITIAL sync. A person comes from `signUpWithSoftPasskey` (support/soft-passkey.mjs)
- * or from a browser context's session cookie.
+ * without the consent page: connect session → consent (ALLOW by a signed-in person, signed
+ * with their passkey) → the source's login and consent (simulator form, no browser) → the
+ * broker's callback (support/connect-account.mjs). The broker then provisions the Personal
+ * Server, which verifies the signature, records the grant and queues the INITIAL sync. A
+ * person comes from `signUpWithSoftPasskey` (support/soft-passkey.mjs), or from a browser
+ * context with a virtual authenticator (`browserPerson`, support/browser.ts).
  */
 export async function connectSourceAccount(
   client: RpcClient,
@@ -22,32 +23,21 @@ export async function connectSourceAccount(
   login: string,
   person: SignedInPerson,
 ): Promise<{ connectionId: string; userId: string }> {
-  const session = await client.request(rpc.broker.createConnectSession, {
-    orgId: app.orgId,
-    applicationId: app.appId,
-    applicationName: app.name,
-    integration,
-    scopes,
-    callbackUrl: app.callbackUrl,
-    appState: 'e2e',
-  });
-  const decided = await client.request(rpc.broker.decideConnectSession, {
-    sessionToken: session.sessionToken,
-    decision: ConnectDecision.ALLOW,
-    personSessionToken: person.sessionToken,
-  });
-  const { redirect } = await completeAuthorization(decided.redirectUrl, { login });
-  const done = await client.request(
-    rpc.broker.completeAuthorization,
+  const connectionId = await connectAccount(
+    client,
     {
-      callbackQuery: redirect.search.slice(1),
-      stateCookie: decided.oauthState,
-      personSessionToken: person.sessionToken,
+      orgId: app.orgId,
+      applicationId: app.appId,
+      applicationName: app.name,
+      integration,
+      scopes,
+      callbackUrl: app.callbackUrl,
+      appState: 'e2e',
     },
-    { timeoutMs: 20_000 },
+    person,
+    login,
   );
-  if (!done.connectionId) throw new Error(`connect failed: ${done.redirectUrl}`);
-  return { connectionId: done.connectionId, userId: person.userId };
+  return { connectionId, userId: person.userId };
 }
 
 /**

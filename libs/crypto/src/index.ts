@@ -29,6 +29,7 @@ export * from './key-provider.js';
 export * from './key-store.js';
 export * from './local-key-provider.js';
 export * from './observed-key-provider.js';
+export * from './passkey-statement.js';
 export * from './pkcs11/pkcs11-key-provider.js';
 export * from './pkcs11/pkcs11-signer.js';
 export * from './signer.js';

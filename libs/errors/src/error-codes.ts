@@ -61,6 +61,12 @@ export const ErrorCodes = {
   connect_session_expired: { status: 410, title: 'Connect session expired' },
   /** The connect link was made for one person (the app acted with their token) and someone else opened it. */
   connect_session_other_person: { status: 403, title: 'Connect link for another person' },
+  /**
+   * A person's passkey signature (over a grant they allow, or a passkey they add) is missing,
+   * does not verify against a passkey their Personal Server pinned, is for other terms, has
+   * expired or was already used.
+   */
+  passkey_signature_invalid: { status: 403, title: 'Passkey signature invalid' },
   /** The OAuth state on a callback is unknown, used, expired or not this browser's. */
   oauth_state_invalid: { status: 400, title: 'OAuth state invalid' },
   /** The source refused or failed the token exchange or refresh. */

@@ -102,6 +102,9 @@ export const brokerRpc = {
         ? personSessionToken(m.personSessionToken, 'personSessionToken')
         : optionalPersonSessionToken(m.personSessionToken, 'personSessionToken')),
       ...check.maxLength(m.apiKey, 4096, 'apiKey'),
+      // Required for ALLOW, but its absence is the broker's passkey_signature_invalid (a page
+      // the person understands), not a validation error.
+      ...check.maxLength(m.consentAssertionJson, 16_384, 'consentAssertionJson'),
     ],
   }),
   completeAuthorization: defineRpc({

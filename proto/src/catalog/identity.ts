@@ -37,6 +37,8 @@ import {
   ListOAuthGrantsResponseSchema,
   ListOrganizationsRequestSchema,
   ListOrganizationsResponseSchema,
+  ListUserPasskeysRequestSchema,
+  ListUserPasskeysResponseSchema,
   RemovePasskeyRequestSchema,
   RemovePasskeyResponseSchema,
   RenamePasskeyRequestSchema,
@@ -156,6 +158,17 @@ export const identityRpc = {
     request: GetAccountSecurityRequestSchema,
     response: GetAccountSecurityResponseSchema,
     validate: (m) => secret(m.sessionToken, 'sessionToken'),
+  }),
+  /**
+   * A person's passkeys' public keys by user id: personal-server pins them; the gateway (the
+   * portal) builds the challenge a pinned passkey signs to endorse a new one.
+   */
+  listUserPasskeys: defineRpc({
+    subject: `${P}.list_user_passkeys`,
+    callers: ['personal-server', 'gateway'],
+    request: ListUserPasskeysRequestSchema,
+    response: ListUserPasskeysResponseSchema,
+    validate: (m) => check.uuid(m.userId, 'userId'),
   }),
   removePasskey: defineRpc({
     subject: `${P}.remove_passkey`,

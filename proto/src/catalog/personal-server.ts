@@ -1,5 +1,7 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import {
+  CheckConsentRequestSchema,
+  CheckConsentResponseSchema,
   CountRecordsRequestSchema,
   CountRecordsResponseSchema,
   DeleteConnectionRequestSchema,
@@ -7,8 +9,13 @@ import {
   ExportRecordsRequestSchema,
   ExportRecordsResponseSchema,
   type GrantRecord,
+  ListPinnedPasskeysRequestSchema,
+  ListPinnedPasskeysResponseSchema,
   LocateConnectionRequestSchema,
   LocateConnectionResponseSchema,
+  type PasskeyProof,
+  PinPasskeyRequestSchema,
+  PinPasskeyResponseSchema,
   ProvisionPersonalServerRequestSchema,
   ProvisionPersonalServerResponseSchema,
   QueryRecordsRequestSchema,
@@ -18,6 +25,8 @@ import {
   type RevokeGrantRequest,
   RevokeGrantRequestSchema,
   RevokeGrantResponseSchema,
+  UnpinPasskeyRequestSchema,
+  UnpinPasskeyResponseSchema,
   type WriteRecordsRequest,
   WriteRecordsRequestSchema,
   WriteRecordsResponseSchema,
@@ -36,6 +45,27 @@ export const MAX_QUERY_LIMIT = 500;
 
 const optionalUuid = (value: string, path: string): ValidationProblem[] =>
   value === '' ? [] : check.uuid(value, path);
+
+/** A passkey assertion's JSON is a few hundred bytes; the bound is on work, not format. */
+const MAX_ASSERTION_JSON = 16_384;
+
+function validateProof(proof: PasskeyProof | undefined, path: string): ValidationProblem[] {
+  if (!proof) return [{ path, message: 'must be set' }];
+  return [
+    ...check.nonEmpty(proof.nonce, `${path}.nonce`),
+    ...check.maxLength(proof.nonce, 128, `${path}.nonce`),
+    ...check.timestamp(proof.notAfter, `${path}.notAfter`),
+    ...check.nonEmpty(proof.assertionJson, `${path}.assertionJson`),
+    ...check.maxLength(proof.assertionJson, MAX_ASSERTION_JSON, `${path}.assertionJson`),
+  ];
+}
+
+/** A WebAuthn credential id (base64url); 1023 bytes at most by the specification. */
+const credentialId = (value: string, path: string): ValidationProblem[] => [
+  ...check.nonEmpty(value, path),
+  ...check.maxLength(value, 1400, path),
+  ...(/^[A-Za-z0-9_-]*$/.test(value) ? [] : [{ path, message: 'must be base64url' }]),
+];
 
 function validateGrant(grant: GrantRecord | undefined): ValidationProblem[] {
   if (!grant) return [{ path: 'grant', message: 'must be set' }];
@@ -117,7 +147,54 @@ export const personalServerRpc = {
     callers: ['connection-broker'],
     request: RegisterGrantRequestSchema,
     response: RegisterGrantResponseSchema,
-    validate: (m) => validateGrant(m.grant),
+    validate: (m) => [...validateGrant(m.grant), ...validateProof(m.consent, 'consent')],
+  }),
+  /** connection-broker, on Allow: the person's signed consent, checked before the source's login. */
+  checkConsent: defineRpc({
+    subject: `${P}.check_consent`,
+    callers: ['connection-broker'],
+    request: CheckConsentRequestSchema,
+    response: CheckConsentResponseSchema,
+    // The first check of a person provisions their server and asks identity for their passkeys.
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.userId, 'userId'),
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...check.nonEmpty(m.integration, 'integration'),
+      ...(m.scopes.length === 0 ? [{ path: 'scopes', message: 'must not be empty' }] : []),
+      ...m.scopes.flatMap((s, i) => check.maxLength(s, 200, `scopes[${i}]`)),
+      ...validateProof(m.consent, 'consent'),
+    ],
+  }),
+  /** gateway (the portal), after the person added a passkey: pin it, endorsed by a pinned one. */
+  pinPasskey: defineRpc({
+    subject: `${P}.pin_passkey`,
+    callers: ['gateway'],
+    request: PinPasskeyRequestSchema,
+    response: PinPasskeyResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.userId, 'userId'),
+      ...credentialId(m.credentialId, 'credentialId'),
+      ...validateProof(m.endorsement, 'endorsement'),
+    ],
+  }),
+  /** gateway (the portal), after the person removed a passkey. */
+  unpinPasskey: defineRpc({
+    subject: `${P}.unpin_passkey`,
+    callers: ['gateway'],
+    request: UnpinPasskeyRequestSchema,
+    response: UnpinPasskeyResponseSchema,
+    validate: (m) => [...check.uuid(m.userId, 'userId'), ...credentialId(m.credentialId, 'credentialId')],
+  }),
+  /** gateway (the portal): which of the person's passkeys can sign for their Personal Server. */
+  listPinnedPasskeys: defineRpc({
+    subject: `${P}.list_pinned_passkeys`,
+    callers: ['gateway'],
+    request: ListPinnedPasskeysRequestSchema,
+    response: ListPinnedPasskeysResponseSchema,
+    validate: (m) => check.uuid(m.userId, 'userId'),
   }),
   /** User or app revocation; the reply means the owning shard has committed it. */
   revokeGrant: defineRpc({

@@ -73,7 +73,7 @@ const envSchema = z
     GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     /** How long an app's connect session can be used (the spec says 10 minutes; tests shorten it to test expiry). */
     CONNECT_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
-    /** Allowing a grant, revoking one and deleting a connection need a passkey use this recent. */
+    /** Revoking a grant and deleting a connection need a passkey use this recent (allowing one is signed by the passkey). */
     ...personStepUpEnvShape,
     /** Refresh an access token this many seconds before it expires, so a sync never starts with a token about to die. */
     TOKEN_REFRESH_SKEW_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),

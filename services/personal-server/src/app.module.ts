@@ -5,6 +5,7 @@ import { DirectoryModule } from './directory/directory.module.js';
 import { GrantChangesModule } from './grants/grant-changes.module.js';
 import { GrantsModule } from './grants/grants.module.js';
 import { KeysModule } from './keys/keys.module.js';
+import { PasskeysModule } from './passkeys/passkeys.module.js';
 import { RecordsModule } from './records/records.module.js';
 import { ShardHealthModule } from './shard-health/shard-health.module.js';
 
@@ -14,6 +15,7 @@ import { ShardHealthModule } from './shard-health/shard-health.module.js';
     KeysModule,
     DirectoryModule,
     ConnectionsModule,
+    PasskeysModule,
     GrantsModule,
     GrantChangesModule,
     RecordsModule,

@@ -21,6 +21,11 @@ export const envSchema = z
      * raising it moves nobody until the rebalance command runs (docs/personal-server.md).
      */
     SHARD_COUNT: z.coerce.number().int().min(1).max(1024).default(1),
+    /**
+     * Where browsers reach the gateway: its origin is the WebAuthn origin, its host the RP ID,
+     * of the passkey signatures this service verifies (the same value identity uses).
+     */
+    GATEWAY_PUBLIC_URL: z.string().url().default('http://localhost:8080'),
     ...keyStoreEnvShape('context-gateway.personal-server.kek'),
     /**
      * The folder of the local key files: this service's keyring and data keys default to

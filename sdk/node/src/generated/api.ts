@@ -256,7 +256,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -1880,6 +1880,285 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/account/passkeys/trust": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Have your Personal Server trust one more of your passkeys (portal, JSON)
+         * @description The endorsement signed by a passkey the Personal Server trusts (the options above); the Personal Server verifies it against the new passkey it reads from identity itself, and pins it.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        credentialId: string;
+                        nonce: string;
+                        /** Format: date-time */
+                        notAfter: string;
+                        response: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Whether it is trusted now. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            trusted: boolean;
+                        };
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unauthenticated */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description csrf_invalid, passkey_signature_invalid */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description not_found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed, unknown_field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/passkeys/trust/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a trusted passkey signs to have your Personal Server trust another (portal, JSON)
+         * @description The person's own call (session cookie, `x-csrf-token` from the page). `needed: false` when nothing is pinned yet (the first consent pins every passkey) or the passkey is trusted already; otherwise WebAuthn request options whose challenge covers the new passkey and its key, for one of the trusted passkeys (`allowCredentials`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        credentialId: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The options, or that none are needed. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @constant */
+                            needed: false;
+                        } | {
+                            /** @constant */
+                            needed: true;
+                            nonce: string;
+                            notAfter: string;
+                            options: {
+                                challenge: string;
+                                allowCredentials: {
+                                    id: string;
+                                    /** @constant */
+                                    type: "public-key";
+                                }[];
+                                /** @constant */
+                                userVerification: "required";
+                                timeout: number;
+                            };
+                        };
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unauthenticated */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description csrf_invalid */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description not_found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed, unknown_field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/account/rules": {
         parameters: {
             query?: never;
@@ -1891,7 +2170,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -2195,7 +2474,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -8275,7 +8554,7 @@ export type paths = {
         put?: never;
         /**
          * The consent form: Allow or Deny
-         * @description Form post from the consent page (CSRF-protected). Allow needs a passkey used within the last few minutes (else 303 to the passkey page, then back here); it continues at the source, or straight to the app when an existing connection already covers the scopes.
+         * @description Form post from the consent page (CSRF-protected). Allow needs the person's passkey assertion over the page's consent challenge (`assertion`, set by the page's script), which their Personal Server verifies; without a valid one the page is shown again. It continues at the source, or straight to the app when an existing connection already covers the scopes.
          */
         post: {
             parameters: {
@@ -8293,6 +8572,7 @@ export type paths = {
                         /** @enum {string} */
                         decision: "allow" | "deny";
                         apiKey?: string;
+                        assertion?: string;
                     };
                 };
             };
@@ -8313,7 +8593,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description csrf_invalid, connect_session_other_person */
+                /** @description csrf_invalid, connect_session_other_person, passkey_signature_invalid */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -8369,6 +8649,87 @@ export type paths = {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connect/assets/consent.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The consent page's script (the passkey signs the consent) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description JavaScript. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/javascript": string;
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -11352,7 +11713,7 @@ export type components = {
             detail: string;
             instance: string;
             /** @enum {string} */
-            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
+            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
             requestId: string;
             errors?: {
                 path?: string;

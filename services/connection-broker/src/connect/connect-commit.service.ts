@@ -15,6 +15,7 @@ import { GrantsService } from '../grants/grants.service.js';
 import type { Integration } from '../integrations/integration-catalog.js';
 import type { Credential } from '../vault/credential-vault.js';
 import { type ConnectSession, ConnectSessionsRepository } from './connect-sessions.repository.js';
+import { consentProof } from './consent-proof.js';
 import { appCallback, type FlowResult } from './flow-result.js';
 
 /** What the flow connects with: an existing connection reused as is, or a credential to store. */
@@ -24,7 +25,7 @@ export type ConnectSource = { reuse: Connection } | { credential: Credential; so
  * The connect flow's end, shared by every auth type. One transaction: the session consumed,
  * the connection (new, reconnected or reused), the app's grant and its event. Then what
  * follows, in this order: the replaced key forgotten, the Personal Server told of the grant
- * (it is provisioned there first), the first sync queued.
+ * with the person's signed consent (it is provisioned there first), the first sync queued.
  */
 @Injectable()
 export class ConnectCommitService {
@@ -43,6 +44,8 @@ export class ConnectCommitService {
     userId: string,
     integration: Integration,
     source: ConnectSource,
+    /** The person's passkey assertion over this session's consent (consent-proof.ts). */
+    consentAssertion: string,
   ): Promise<FlowResult> {
     const { saved, change } = await this.sessions.transaction(async (tx) => {
       if (!(await this.sessions.finish(session.id, { from, to: 'completed', now: this.clock.date(), userId }, tx)))
@@ -85,7 +88,7 @@ export class ConnectCommitService {
       { connectSession: session.id, connectionId, grantId: change.grant.id, reused: !saved },
       'connection and grant recorded',
     );
-    await this.grants.granted(change, integration.key);
+    await this.grants.granted(change, integration.key, consentProof(session, userId, consentAssertion));
     if (saved) await this.queueInitialSync(connectionId);
     return {
       redirectUrl: appCallback(session, { connectionId }),

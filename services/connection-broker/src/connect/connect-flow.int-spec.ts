@@ -49,6 +49,7 @@ import { ConnectionsRepository } from '../connections/connections.repository.js'
 import { loadEnv } from '../env.js';
 import { GrantEventsRelay, SWEEP_AFTER_MS } from '../grants/grant-events.relay.js';
 import { GrantsRepository } from '../grants/grants.repository.js';
+import { ConsentChecks, signedConsent } from '../grants/testing/consent-checks.js';
 import { SignedInPeople } from '../people/testing/signed-in-people.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 
@@ -74,6 +75,17 @@ let nc: NatsConnection;
 /** identity's answer to who holds a session token (people/testing). */
 let people: SignedInPeople;
 const signedIn = (userId: string) => people.sessionOf(userId);
+/** The Personal Server's consent checks (grants/testing): each consent it accepted. */
+let consents: ConsentChecks;
+/**
+ * What the consent page has the person's passkey sign for them: its challenge, "signed"
+ * (grants/testing). Empty when the page cannot be shown (the session is used or expired).
+ */
+const consentOf = (sessionToken: string, personSessionToken: string) =>
+  client.request(rpc.broker.getConnectSession, { sessionToken, personSessionToken }).then(
+    (view) => signedConsent(view.consentChallenge),
+    () => '',
+  );
 let db: TestSchema;
 let demo: RunningSimulator;
 let app: INestMicroservice;
@@ -85,6 +97,7 @@ beforeAll(async () => {
   keysDir = mkdtempSync(join(tmpdir(), 'broker-int-keys-'));
   nc = await connect({ servers: nats.url });
   people = SignedInPeople.answerOn(nc, clock);
+  consents = ConsentChecks.answerOn(nc);
   await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_connect',
@@ -172,6 +185,7 @@ async function allowAndAuthorize(token: string, user = ALICE, login = 'alice') {
     sessionToken: token,
     decision: ConnectDecision.ALLOW,
     personSessionToken: signedIn(user),
+    consentAssertionJson: await consentOf(token, signedIn(user)),
   });
   expect(new URL(decided.redirectUrl).origin).toBe(new URL(demo.url).origin);
   expect(new URL(decided.redirectUrl).searchParams.get('code_challenge_method')).toBe('S256');
@@ -307,6 +321,7 @@ describe('connect flow at the broker', () => {
       sessionToken: elsewhere.sessionToken,
       decision: ConnectDecision.ALLOW,
       personSessionToken: signedIn(ALICE),
+      consentAssertionJson: await consentOf(elsewhere.sessionToken, signedIn(ALICE)),
     });
     expect(refused.refused).toBe('conflict');
     expect(refused.connectionId).toBe('');
@@ -321,6 +336,7 @@ describe('connect flow at the broker', () => {
           sessionToken: elsewhere.sessionToken,
           decision: ConnectDecision.ALLOW,
           personSessionToken: signedIn(ALICE),
+          consentAssertionJson: await consentOf(elsewhere.sessionToken, signedIn(ALICE)),
         }),
       ),
     ).toBe('connect_session_invalid');
@@ -354,6 +370,7 @@ describe('connect flow at the broker', () => {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
       personSessionToken: signedIn(ALICE),
+      consentAssertionJson: await consentOf(session.sessionToken, signedIn(ALICE)),
     });
     expect(decided.connectionId).toBe(connectionId);
     expect(new URL(decided.redirectUrl).searchParams.get('connectionId')).toBe(connectionId);
@@ -372,11 +389,12 @@ describe('connect flow at the broker', () => {
     const graceToken = signedIn(grace);
     people.signOut(grace);
     const session = await newSession(APP_B);
-    const allow = (personSessionToken: string) =>
+    const allow = async (personSessionToken: string) =>
       client.request(rpc.broker.decideConnectSession, {
         sessionToken: session.sessionToken,
         decision: ConnectDecision.ALLOW,
         personSessionToken,
+        consentAssertionJson: await consentOf(session.sessionToken, personSessionToken),
       });
     expect(await rejection(allow(''))).toBe('validation_failed');
     expect(await rejection(allow(`cg_ss_${'x'.repeat(43)}`))).toBe('unauthenticated');
@@ -431,11 +449,15 @@ describe('connect flow at the broker', () => {
       });
     expect(await rejection(create('alice'))).toBe('validation_failed');
     const session = await create(ALICE);
-    const decide = (decision: ConnectDecision, personSessionToken: string) =>
+    const decide = async (decision: ConnectDecision, personSessionToken: string) =>
       client.request(rpc.broker.decideConnectSession, {
         sessionToken: session.sessionToken,
         decision,
         personSessionToken,
+        consentAssertionJson:
+          decision === ConnectDecision.ALLOW && personSessionToken
+            ? await consentOf(session.sessionToken, personSessionToken)
+            : '',
       });
     const grants = await count('grants');
     expect(await rejection(decide(ConnectDecision.ALLOW, signedIn(stranger)))).toBe('connect_session_other_person');
@@ -486,6 +508,7 @@ describe('connect flow at the broker', () => {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
       personSessionToken: signedIn(ALICE),
+      consentAssertionJson: await consentOf(session.sessionToken, signedIn(ALICE)),
     });
     expect(new URL(decided.redirectUrl).searchParams.get('scope')?.split(' ').sort()).toEqual([
       'notes.read',
@@ -579,6 +602,7 @@ describe('connect flow at the broker', () => {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
       personSessionToken: signedIn(carol),
+      consentAssertionJson: await consentOf(session.sessionToken, signedIn(carol)),
     });
     const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'bob', decision: 'deny' });
     const done = await client.request(rpc.broker.completeAuthorization, {
@@ -605,6 +629,7 @@ describe('connect flow at the broker', () => {
           sessionToken: session.sessionToken,
           decision: ConnectDecision.ALLOW,
           personSessionToken: signedIn(ALICE),
+          consentAssertionJson: await consentOf(session.sessionToken, signedIn(ALICE)),
         }),
       ),
     ).toBe('connect_session_expired');
@@ -804,6 +829,7 @@ describe('connect flow at the broker', () => {
           sessionToken: session.sessionToken,
           decision: ConnectDecision.ALLOW,
           personSessionToken: signedIn(dave),
+          consentAssertionJson: await consentOf(session.sessionToken, signedIn(dave)),
           apiKey: 'short',
         }),
       ),
@@ -813,6 +839,7 @@ describe('connect flow at the broker', () => {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
       personSessionToken: signedIn(dave),
+      consentAssertionJson: await consentOf(session.sessionToken, signedIn(dave)),
       apiKey: key,
     });
     expect(done.connectionId).not.toBe('');
@@ -891,6 +918,7 @@ describe('connect flow at the broker', () => {
       sessionToken: session.sessionToken,
       decision: ConnectDecision.ALLOW,
       personSessionToken: signedIn(frank),
+      consentAssertionJson: await consentOf(session.sessionToken, signedIn(frank)),
     });
     expect(done.connectionId).not.toBe('');
     expect(new URL(done.redirectUrl).searchParams.get('connectionId')).toBe(done.connectionId);
@@ -975,3 +1003,49 @@ describe('connect flow at the broker', () => {
     );
   });
 });
+
+describe("the person's signed consent", () => {
+  it('is required to allow: none, or one over other terms, is refused and the session stays usable; the checked proof registers the grant', async () => {
+    const person = randomUUID();
+    const session = await newSession(APP_A, ['demo:read:notes']);
+    const other = await newSession(APP_B, ['demo:read:notes']);
+    const allow = (consentAssertionJson: string) =>
+      client.request(rpc.broker.decideConnectSession, {
+        sessionToken: session.sessionToken,
+        decision: ConnectDecision.ALLOW,
+        personSessionToken: signedIn(person),
+        consentAssertionJson,
+      });
+    const grants = await count('grants');
+    expect(await rejection(allow(''))).toBe('passkey_signature_invalid');
+    // Signed for another application's session: other terms, other nonce.
+    expect(await rejection(allow(await consentOf(other.sessionToken, signedIn(person))))).toBe(
+      'passkey_signature_invalid',
+    );
+    // Signed by someone else (the challenge names its person).
+    expect(await rejection(allow(await consentOf(session.sessionToken, signedIn(ALICE))))).toBe(
+      'passkey_signature_invalid',
+    );
+    expect(await count('grants')).toBe(grants);
+
+    // The person's own signature: on to the source, and the grant is registered with that very proof.
+    const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, person, 'bob');
+    const checked = consents.accepted.at(-1);
+    expect(checked).toMatchObject({ userId: person, applicationId: APP_A, scopes: ['demo:read:notes'] });
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie,
+      personSessionToken: signedIn(person),
+    });
+    await waitForRegistration(done.grantId);
+    const registered = consents.registered.find((r) => r.grant?.grantId === done.grantId);
+    expect(registered?.grant).toMatchObject({ userId: person, connectionId: done.connectionId });
+    expect(registered?.consent?.assertionJson).toBe(checked?.consent?.assertionJson);
+    expect(registered?.consent?.nonce).toBe(checked?.consent?.nonce);
+  });
+});
+
+async function waitForRegistration(grantId: string): Promise<void> {
+  for (let i = 0; i < 100 && !consents.registered.some((r) => r.grant?.grantId === grantId); i++)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+}

@@ -19,6 +19,8 @@ export interface ConsentInput {
   apiKey: string;
   /** The user's connection to this integration, if any (already checked to be of the session's org). */
   current: Connection | null;
+  /** The person's passkey assertion over the consent (checked by the Personal Server already). */
+  consentAssertion: string;
 }
 
 /**

@@ -29,6 +29,7 @@ export class ConnectSessionsRepository {
     callbackUrl: string;
     appState: string;
     forUserId: string | null;
+    consentNonce: string;
     expiresAt: Date;
   }): Promise<ConnectSession> {
     return this.db.connectSession.create({ data: { ...data, tokenHash: new Uint8Array(data.tokenHash) } });
@@ -42,12 +43,16 @@ export class ConnectSessionsRepository {
     return this.db.connectSession.findUnique({ where: { oauthStateHash: new Uint8Array(stateHash) } });
   }
 
-  /** pending → authorizing, storing who allowed and the state/verifier; false when someone else moved it first. */
+  /**
+   * pending → authorizing, storing who allowed (and their signed consent) and the
+   * state/verifier; false when someone else moved it first.
+   */
   async startAuthorizing(
     id: string,
     userId: string,
     stateHash: Buffer,
     codeVerifierCiphertext: Buffer,
+    consentAssertion: string,
     now: Date,
   ): Promise<boolean> {
     const { count } = await this.db.connectSession.updateMany({
@@ -57,6 +62,7 @@ export class ConnectSessionsRepository {
         userId,
         oauthStateHash: new Uint8Array(stateHash),
         codeVerifierCiphertext: new Uint8Array(codeVerifierCiphertext),
+        consentAssertion,
       },
     });
     return count === 1;

@@ -55,6 +55,7 @@ export class ConnectHandler {
       reusesConnection: Boolean(await this.connect.reusable(session, userId)),
       orgId: session.orgId,
       applicationId: session.applicationId,
+      consentChallenge: userId && session.consentNonce ? this.connect.consentChallenge(session, userId) : '',
     };
   }
 
@@ -62,8 +63,14 @@ export class ConnectHandler {
   async decide(@Payload() m: DecideConnectSessionRequest) {
     if (m.decision === ConnectDecision.DENY)
       return this.connect.deny(m.sessionToken, await this.people.optionalUserId(m.personSessionToken));
+    // The person's signed consent is the fresh passkey use that allowing needs (ConnectService.allow).
     if (m.decision === ConnectDecision.ALLOW)
-      return this.connect.allow(m.sessionToken, await this.people.recentUserId(m.personSessionToken), m.apiKey);
+      return this.connect.allow(
+        m.sessionToken,
+        await this.people.userId(m.personSessionToken),
+        m.apiKey,
+        m.consentAssertionJson,
+      );
     throw new AppError('validation_failed', 'decision must be set');
   }
 

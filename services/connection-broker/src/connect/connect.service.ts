@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
+import { personalServerRpc } from '@context-gateway/proto';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -14,6 +16,7 @@ import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { ConnectCommitService } from './connect-commit.service.js';
 import { CONNECT_METHODS, type ConnectMethods } from './connect-method.js';
 import { type ConnectSession, ConnectSessionsRepository } from './connect-sessions.repository.js';
+import { consentChallenge, consentProof } from './consent-proof.js';
 import { type FlowResult, refusal } from './flow-result.js';
 import { sha256 } from './pkce-verifier-seal.js';
 
@@ -45,6 +48,7 @@ export class ConnectService {
     @Inject(CONNECT_METHODS) private readonly methods: ConnectMethods,
     private readonly catalog: IntegrationCatalog,
     private readonly clock: Clock,
+    private readonly rpc: RpcClient,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -59,6 +63,7 @@ export class ConnectService {
       forUserId: input.forUserId ?? null,
       scopes,
       tokenHash: sha256(token),
+      consentNonce: randomBytes(16).toString('base64url'),
       expiresAt: new Date(this.clock.now() + this.env.CONNECT_SESSION_TTL_SECONDS * 1000),
     });
     this.logger.info(
@@ -126,13 +131,41 @@ export class ConnectService {
     return refusal(session, 'access_denied');
   }
 
-  async allow(token: string, userId: string, apiKey: string): Promise<FlowResult> {
+  /** The challenge the person's passkey signs to allow this session (consent-proof.ts). */
+  consentChallenge(session: ConnectSession, userId: string): string {
+    return consentChallenge(session, userId);
+  }
+
+  /**
+   * The person allows. Their passkey's assertion over this session's consent is checked by
+   * their Personal Server first (provisioned, and their passkeys pinned, on their first
+   * consent): no signature, or one it does not accept, and nothing happens. That signature
+   * is also the fresh passkey use allowing needs; a live session alone does not allow.
+   */
+  async allow(token: string, userId: string, apiKey: string, consentAssertion: string): Promise<FlowResult> {
     const session = await this.pending(token);
     this.assertForPerson(session, userId);
+    // Made before consents were signed (in flight across the upgrade): there is nothing to sign.
+    if (!session.consentNonce)
+      throw new AppError(
+        'connect_session_invalid',
+        'This connect link is too old to be allowed; ask the app for a new one',
+      );
+    if (!consentAssertion)
+      throw new AppError('passkey_signature_invalid', 'Allowing needs the signature of your passkey');
+    await this.rpc.request(personalServerRpc.checkConsent, {
+      userId,
+      orgId: session.orgId,
+      applicationId: session.applicationId,
+      integration: session.integration,
+      scopes: session.scopes,
+      consent: consentProof(session, userId, consentAssertion),
+    });
     const integration = this.catalog.get(session.integration);
     const current = await this.connections.findByUser(userId, integration.key);
     const reusable = this.reusableConnection(session, current);
-    if (reusable) return this.commit.commit(session, 'pending', userId, integration, { reuse: reusable });
+    if (reusable)
+      return this.commit.commit(session, 'pending', userId, integration, { reuse: reusable }, consentAssertion);
     // Said now, before the person logs in at the source for nothing; the commit checks it again, against races.
     // The person reads why on the consent page; the app gets error=conflict, as for a denial.
     if (!isSameOrganization(current, session.orgId)) {
@@ -144,8 +177,15 @@ export class ConnectService {
       );
       return refusal(session, 'conflict');
     }
-    const consent = await this.methods[integration.authType].consent({ session, integration, userId, apiKey, current });
+    const consent = await this.methods[integration.authType].consent({
+      session,
+      integration,
+      userId,
+      apiKey,
+      current,
+      consentAssertion,
+    });
     if (consent.next === 'redirect') return consent.result;
-    return this.commit.commit(session, 'pending', userId, integration, consent);
+    return this.commit.commit(session, 'pending', userId, integration, consent, consentAssertion);
   }
 }

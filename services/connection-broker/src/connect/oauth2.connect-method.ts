@@ -40,7 +40,7 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     }
   }
 
-  async consent({ session, integration, userId, current }: ConsentInput): Promise<Consent> {
+  async consent({ session, integration, userId, current, consentAssertion }: ConsentInput): Promise<Consent> {
     // Re-authorizing an existing connection asks for what it already carries too, so other apps' grants keep working.
     const carried = current && !current.deletedAt ? current.sourceScopes : [];
     const sourceScopes = [...new Set([...carried, ...this.catalog.sourceScopes(integration, session.scopes)])].sort();
@@ -50,6 +50,7 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       userId,
       sha256(request.state),
       sealVerifier(request.codeVerifier, request.state, session.id),
+      consentAssertion,
       this.clock.date(),
     );
     if (!moved) throw new AppError('connect_session_invalid');
@@ -82,6 +83,11 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       return fail('Signed in as someone else than who allowed', 'user mismatch');
     if (session.expiresAt.getTime() <= this.clock.now())
       return fail('expired', 'session expired', new AppError('connect_session_expired'));
+    // Allowed before consents were signed (a session in flight across the upgrade): no grant
+    // could be registered with the Personal Server, so the flow fails rather than hand the app
+    // a connection it cannot read.
+    if (!session.consentAssertion)
+      return fail('allowed without a signed consent', 'no signed consent', new AppError('connect_session_invalid'));
 
     const integration = this.catalog.get(session.integration);
     const sourceError = params.get('error');
@@ -113,7 +119,14 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     const granted = credential.scope
       ? [...new Set(credential.scope.split(/[\s,]+/).filter(Boolean))].sort()
       : this.catalog.sourceScopes(integration, session.scopes);
-    return this.commit.commit(session, 'authorizing', userId, integration, { credential, sourceScopes: granted });
+    return this.commit.commit(
+      session,
+      'authorizing',
+      userId,
+      integration,
+      { credential, sourceScopes: granted },
+      session.consentAssertion ?? '',
+    );
   }
 }
 

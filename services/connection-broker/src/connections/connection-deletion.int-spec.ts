@@ -20,7 +20,7 @@ import { createPool } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import type { AppError } from '@context-gateway/errors';
 import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
-import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
+import { answerRpc, type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import {
   ConnectDecision,
@@ -39,6 +39,7 @@ import { Test } from '@nestjs/testing';
 
 import { AppModule } from '../app.module.js';
 import { loadEnv } from '../env.js';
+import { answerConsentCheck, signedConsent } from '../grants/testing/consent-checks.js';
 import { SignedInPeople } from '../people/testing/signed-in-people.js';
 import { BACKOFF_CAP_MS, ConnectionDeletionsRelay, retryDelayMs } from './connection-deletions.relay.js';
 
@@ -128,6 +129,8 @@ beforeAll(async () => {
   keysDir = mkdtempSync(join(tmpdir(), 'broker-deletion-keys-'));
   nc = await connect({ servers: nats.url });
   people = SignedInPeople.answerOn(nc, clock);
+  // Consents are checked by any shard; these tests take down the shard's deletions, not that.
+  answerRpc(nc, personalServerRpc.checkConsent, (m) => answerConsentCheck(m, m.consent));
   await ensureStreams(nc, [streams.syncJobs, streams.syncEvents, streams.control, streams.deadLetters], logger);
   db = await createTestSchema({
     prefix: 'broker_deletion',
@@ -197,6 +200,15 @@ afterAll(async () => {
   rmSync(keysDir, { recursive: true, force: true });
 });
 
+/** What the consent page has the person's passkey sign (grants/testing: the challenge, named). */
+async function consentOf(sessionToken: string, userId: string): Promise<string> {
+  const view = await client.request(rpc.broker.getConnectSession, {
+    sessionToken,
+    personSessionToken: signedIn(userId),
+  });
+  return signedConsent(view.consentChallenge);
+}
+
 /** A connection of a new person with APP's grant on it, through the real connect flow. */
 async function connected(userId: string = randomUUID()): Promise<{ userId: string; connectionId: string }> {
   const session = await client.request(rpc.broker.createConnectSession, {
@@ -211,6 +223,7 @@ async function connected(userId: string = randomUUID()): Promise<{ userId: strin
     sessionToken: session.sessionToken,
     decision: ConnectDecision.ALLOW,
     personSessionToken: signedIn(userId),
+    consentAssertionJson: await consentOf(session.sessionToken, userId),
   });
   const { redirect } = await completeAuthorization(decided.redirectUrl, { login: 'alice' });
   const done = await client.request(rpc.broker.completeAuthorization, {
@@ -279,7 +292,7 @@ describe('deleting a connection', () => {
     ).toBe('connection_not_found');
   });
 
-  it('needs a recent passkey use: an old session can neither allow, revoke nor delete, and nothing changes', async () => {
+  it('needs a recent passkey use: an old session can neither revoke nor delete, nor allow without a signature', async () => {
     const { userId, connectionId } = await connected();
     people.passkeyUsedAgo(userId, 6 * 60_000);
     shard.calls.length = 0;
@@ -312,7 +325,23 @@ describe('deleting a connection', () => {
           personSessionToken: signedIn(userId),
         }),
       ),
-    ).toBe('reauthentication_required');
+    ).toBe('passkey_signature_invalid');
+    // Allowing needs the passkey's signature, not a recent session: signed, the old session allows.
+    const signed = await client.request(rpc.broker.createConnectSession, {
+      orgId: ORG,
+      applicationId: APP,
+      applicationName: 'App',
+      integration: 'demo',
+      scopes: ['demo:read:notes'],
+      callbackUrl: CALLBACK,
+    });
+    const allowed = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: signed.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      personSessionToken: signedIn(userId),
+      consentAssertionJson: await consentOf(signed.sessionToken, userId),
+    });
+    expect(allowed.connectionId || allowed.redirectUrl).toBeTruthy();
     expect(shard.calls).toEqual([]);
     expect(await statusInList(userId, connectionId)).toBe(ConnectionStatus.ACTIVE);
     // Listing is not a change: a live session still sees its connections. Denying needs nothing.

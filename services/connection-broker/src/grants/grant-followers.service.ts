@@ -1,6 +1,7 @@
+import { type MessageInitShape } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
-import { GrantState, personalServerRpc } from '@context-gateway/proto';
+import { GrantState, type PasskeyProofSchema, personalServerRpc } from '@context-gateway/proto';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -24,11 +25,18 @@ export class GrantFollowers {
 
   /**
    * A grant was created or its scopes changed: provision the Personal Server, register the
-   * grant at its shard, publish. The shard calls are best effort here (the grant is already
-   * committed and the person is waiting); a shard that missed one catches up from the
-   * CONTROL stream event, which the outbox relay guarantees (GrantEventsRelay).
+   * grant at its shard with the person's signed consent, publish. The shard calls are best
+   * effort here (the grant is already committed and the person is waiting; the consent was
+   * checked by the shard before the flow went on). A grant the shard did not register is not
+   * honoured there: the app's queries answer connection_not_found until the person consents
+   * again (a registration needs the person's signature, which no event carries).
    */
-  async granted(grant: Grant, integration: string, eventId: string): Promise<void> {
+  async granted(
+    grant: Grant,
+    integration: string,
+    eventId: string,
+    consent: MessageInitShape<typeof PasskeyProofSchema>,
+  ): Promise<void> {
     await this.shard('register grant', grant, async () => {
       await this.rpc.request(personalServerRpc.provision, { userId: grant.userId });
       await this.rpc.request(personalServerRpc.registerGrant, {
@@ -42,6 +50,7 @@ export class GrantFollowers {
           scopes: grant.scopes,
           state: GrantState.ACTIVE,
         },
+        consent,
       });
     });
     await this.relay.flush([eventId]);
@@ -90,7 +99,7 @@ export class GrantFollowers {
           connectionId: grant.connectionId,
           code: error instanceof AppError ? error.code : 'internal',
         },
-        `personal server did not confirm: ${what} (it follows control.v1.grant_changed)`,
+        `personal server did not confirm: ${what}`,
       );
     }
   }

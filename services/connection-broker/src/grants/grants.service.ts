@@ -1,5 +1,7 @@
+import { type MessageInitShape } from '@bufbuild/protobuf';
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
+import type { PasskeyProofSchema } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 import type { Tx } from '../database/database.module.js';
@@ -46,9 +48,16 @@ export class GrantsService {
     return { grant, eventId: await this.relay.record(tx, grant, integration) };
   }
 
-  /** After the commit of `grant`: the Personal Server learns of it, then the event is published. */
-  granted(change: GrantChange, integration: string): Promise<void> {
-    return this.followers.granted(change.grant, integration, change.eventId);
+  /**
+   * After the commit of `grant`: the Personal Server learns of it (with the person's signed
+   * consent, which it verifies), then the event is published.
+   */
+  granted(
+    change: GrantChange,
+    integration: string,
+    consent: MessageInitShape<typeof PasskeyProofSchema>,
+  ): Promise<void> {
+    return this.followers.granted(change.grant, integration, change.eventId, consent);
   }
 
   /**

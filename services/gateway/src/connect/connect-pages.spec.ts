@@ -25,12 +25,24 @@ describe('consent pages', () => {
 
   it('offers Allow as a form post when signed in, and the passkey page first when not', () => {
     expect(consentPage(view)).toMatch(
-      /<button class="primary" type="submit" name="decision" value="allow">Allow<\/button>/,
+      /<button class="primary" id="allow" type="submit" name="decision" value="allow">Allow<\/button>/,
     );
     const anonymous = consentPage({ ...view, signedIn: false });
     expect(anonymous).not.toContain('value="allow"');
     expect(anonymous).toContain('href="/v1/auth/signin?return_to=%2Fv1%2Fconnect%2Fabc"');
     expect(anonymous).toContain('value="deny"');
+  });
+
+  it('has the passkey sign Allow: the challenge on the form, the scripts from our origin, and words without them', () => {
+    const page = consentPage({ ...view, consentChallenge: 'Y2hhbGxlbmdl' });
+    expect(page).toContain('<form method="post" action="/v1/connect/abc" id="consent" data-challenge="Y2hhbGxlbmdl">');
+    expect(page).toContain('<input type="hidden" id="assertion" name="assertion" value="">');
+    expect(page).toContain(
+      '<script src="/v1/auth/assets/webauthn.js"></script><script src="/v1/connect/assets/consent.js"></script>',
+    );
+    expect(page).toContain('<noscript>');
+    // Signed out: no challenge (it names the person), no script.
+    expect(consentPage({ ...view, signedIn: false })).not.toContain('<script');
   });
 
   it('asks for the key on an API-key integration, and not when a connection is reused', () => {

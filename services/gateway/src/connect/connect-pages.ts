@@ -46,6 +46,11 @@ export interface ConsentView {
   apiKeyLabel?: string;
   /** A file-export integration (no API): nothing to type or sign in to; the app asks for the export file later. */
   fileExport?: boolean;
+  /**
+   * Signed in: the WebAuthn challenge Allow signs with the person's passkey (the hash of the
+   * grant's terms); the page's script asks the passkey and posts the assertion with the form.
+   */
+  consentChallenge?: string;
   error?: string;
 }
 
@@ -62,7 +67,10 @@ export function consentPage(v: ConsentView): string {
         : html`<p class="note">Next, ${v.integrationName} will ask you to sign in and confirm. ${v.applicationName} never sees your ${v.integrationName} password or tokens.</p>`;
   const allow = v.signedIn
     ? html`${v.apiKeyLabel && !v.reusesConnection ? html`<label for="apiKey">${v.apiKeyLabel}</label><input id="apiKey" name="apiKey" type="password" autocomplete="off" required>` : ''}
-<div class="actions"><button class="primary" type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny" formnovalidate>Deny</button></div>`
+<input type="hidden" id="assertion" name="assertion" value="">
+<div class="actions"><button class="primary" id="allow" type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny" formnovalidate>Deny</button></div>
+<p class="note" id="consent-status" role="status" aria-live="polite">Allow asks your passkey to sign what you allow: only a grant you signed is honoured.</p>
+<noscript><p class="note"><strong>Allowing needs JavaScript: your passkey signs your consent in this page.</strong></p></noscript>`
     : html`<div class="actions"><a class="button primary" href="${v.signInUrl}">Continue with a passkey</a><button type="submit" name="decision" value="deny">Deny</button></div>
 <p class="note">To allow, sign in to Context Gateway with your passkey (or create one); you come back here afterwards.</p>`;
   return layout(
@@ -72,12 +80,64 @@ ${v.error ? html`<p role="alert"><strong>${v.error}</strong></p>` : ''}
 <p>If you allow it, ${v.applicationName} will be able to:</p>
 <ul>${scopes}</ul>
 ${next}
-<form method="post" action="${v.action}">
+<form method="post" action="${v.action}" id="consent"${v.consentChallenge ? html` data-challenge="${v.consentChallenge}"` : ''}>
 <input type="hidden" name="csrf" value="${v.csrf}">
 ${allow}
-</form>`,
+</form>
+${v.consentChallenge ? html`<script src="/v1/auth/assets/webauthn.js"></script><script src="/v1/connect/assets/consent.js"></script>` : ''}`,
   );
 }
+
+/**
+ * The consent page's script: Allow first asks the person's passkey to sign the grant's
+ * challenge (user verification required), then posts the form with the assertion. Deny
+ * posts at once. WebAuthn through @simplewebauthn/browser, served from our own origin.
+ */
+export const CONSENT_SCRIPT = `'use strict';
+(function () {
+  var lib = window.SimpleWebAuthnBrowser;
+  var form = document.getElementById('consent');
+  var field = document.getElementById('assertion');
+  var allow = document.getElementById('allow');
+  var status = document.getElementById('consent-status');
+  if (!lib || !form || !field || !allow || !form.dataset.challenge) return;
+  var submitted = false;
+  allow.addEventListener('click', function (event) {
+    event.preventDefault();
+    if (submitted || allow.disabled || !form.reportValidity()) return;
+    allow.disabled = true;
+    status.textContent = 'Confirm with your passkey to sign your consent…';
+    lib.startAuthentication({
+      optionsJSON: {
+        challenge: form.dataset.challenge,
+        rpId: window.location.hostname,
+        userVerification: 'required',
+        timeout: 120000,
+      },
+    })
+      .then(function (response) {
+        // Posted once: Allow stays disabled, and the decision goes in a field of its own (a
+        // disabled button's value is not sent).
+        submitted = true;
+        field.value = JSON.stringify(response);
+        var decision = document.createElement('input');
+        decision.type = 'hidden';
+        decision.name = 'decision';
+        decision.value = 'allow';
+        form.appendChild(decision);
+        status.textContent = 'Signed. Continuing…';
+        form.submit();
+      })
+      .catch(function (error) {
+        allow.disabled = false;
+        var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
+        status.textContent = cancelled
+          ? 'The passkey prompt was cancelled: nothing was allowed. Choose Allow again when you are ready.'
+          : 'Your passkey could not sign: ' + (error && error.message ? error.message : error);
+      });
+  });
+})();
+`;
 
 /**
  * The flow ended without a connection for a reason the person reads first; the link goes back

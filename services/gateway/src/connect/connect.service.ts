@@ -123,6 +123,7 @@ export class ConnectFlowService {
     decision: 'allow' | 'deny',
     person: SignedInPerson | undefined,
     apiKey: string | undefined,
+    consentAssertion: string | undefined,
   ) {
     const userId = person?.userId;
     const session = await this.session(token, person);
@@ -146,6 +147,7 @@ export class ConnectFlowService {
         decision: decision === 'allow' ? ConnectDecision.ALLOW : ConnectDecision.DENY,
         personSessionToken: person?.sessionToken ?? '',
         apiKey: apiKey ?? '',
+        consentAssertionJson: decision === 'allow' ? (consentAssertion ?? '') : '',
       });
     } catch (error) {
       await this.audit

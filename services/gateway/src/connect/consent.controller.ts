@@ -11,7 +11,7 @@ import { assertCsrfToken, issueCsrfToken } from '../auth/csrf.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
-import { consentPage, errorPage, refusedPage } from './connect-pages.js';
+import { CONSENT_SCRIPT, consentPage, errorPage, refusedPage } from './connect-pages.js';
 
 /** Binds the OAuth state to the browser that left for the source. */
 const STATE_COOKIE = COOKIES.connectState;
@@ -22,6 +22,8 @@ const consentForm = z
     csrf: z.string().min(1).max(128),
     decision: z.enum(['allow', 'deny']),
     apiKey: z.string().max(4096).optional(),
+    /** Allow: the person's passkey assertion over the page's consent challenge (the page's script sets it). */
+    assertion: z.string().max(16_384).optional(),
   })
   .strict();
 
@@ -53,8 +55,8 @@ const PAGE_ERRORS: Partial<Record<string, { status: number; title: string; messa
 
 /**
  * The person's side of the connect flow: the consent page, its form post, and the source's
- * callback. HTML pages (no script); all state lives in the broker, the browser holds only
- * HttpOnly cookies binding it to the flow.
+ * callback. HTML pages; one script, which has the person's passkey sign their consent. All
+ * state lives in the broker, the browser holds only HttpOnly cookies binding it to the flow.
  */
 @Controller('v1/connect')
 export class ConsentController {
@@ -92,6 +94,20 @@ export class ConsentController {
 
   @Route({
     method: 'GET',
+    path: 'assets/consent.js',
+    summary: "The consent page's script (the passkey signs the consent)",
+    tags: ['connect'],
+    auth: 'none',
+    success: { status: 200, schema: z.string(), contentType: 'text/javascript', description: 'JavaScript.' },
+    errors: [],
+  })
+  consentScript(@Res({ passthrough: true }) reply: FastifyReply) {
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300');
+    return CONSENT_SCRIPT;
+  }
+
+  @Route({
+    method: 'GET',
     path: ':token',
     summary: 'The consent page of a connect session',
     description:
@@ -120,14 +136,21 @@ export class ConsentController {
     path: ':token',
     summary: 'The consent form: Allow or Deny',
     description:
-      'Form post from the consent page (CSRF-protected). Allow needs a passkey used within the last few minutes ' +
-      '(else 303 to the passkey page, then back here); it continues at the source, or straight to the app when an existing connection already covers the scopes.',
+      "Form post from the consent page (CSRF-protected). Allow needs the person's passkey assertion over the page's consent challenge " +
+      "(`assertion`, set by the page's script), which their Personal Server verifies; without a valid one the page is shown again. " +
+      'It continues at the source, or straight to the app when an existing connection already covers the scopes.',
     tags: ['connect'],
     auth: 'none',
     params: tokenParams,
     body: consentForm,
     success: { status: 303, description: "To the source's authorization page, or to the app's callback." },
-    errors: ['connect_session_invalid', 'connect_session_expired', 'csrf_invalid', 'connect_session_other_person'],
+    errors: [
+      'connect_session_invalid',
+      'connect_session_expired',
+      'csrf_invalid',
+      'connect_session_other_person',
+      'passkey_signature_invalid',
+    ],
   })
   async decide(
     @Param() params: z.infer<typeof tokenParams>,
@@ -143,14 +166,20 @@ export class ConsentController {
       }
       let result;
       try {
-        result = await this.flow.decide(params.token, form.decision, person, form.apiKey);
+        result = await this.flow.decide(params.token, form.decision, person, form.apiKey, form.assertion);
       } catch (error) {
         // A mistyped API key: show the page again with the reason; the session stays usable.
         if (error instanceof AppError && error.code === 'validation_failed')
           return await this.render(reply, request, params.token, person, error.message);
-        // Allowing needs a recent passkey use, not only a live session: confirm, then back here.
-        if (error instanceof AppError && error.code === 'reauthentication_required')
-          return this.redirect(reply, 303, this.signInUrl(params.token, { confirm: true }));
+        // No signature (script off), or one the Personal Server refused: the page again, to sign.
+        if (error instanceof AppError && error.code === 'passkey_signature_invalid')
+          return await this.render(
+            reply,
+            request,
+            params.token,
+            person,
+            'Your passkey did not sign this consent, or its signature was not accepted. Choose Allow to sign again.',
+          );
         throw error;
       }
       if (result.oauthState) {
@@ -182,9 +211,8 @@ export class ConsentController {
     }
   }
 
-  private signInUrl(token: string, options: { confirm?: boolean } = {}): string {
-    const prompt = options.confirm ? '&prompt=login' : '';
-    return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}${prompt}`;
+  private signInUrl(token: string): string {
+    return `/v1/auth/signin?return_to=${encodeURIComponent(`/v1/connect/${token}`)}`;
   }
 
   private async render(
@@ -209,6 +237,7 @@ export class ConsentController {
         reusesConnection: session.reusesConnection,
         apiKeyLabel: session.authType === 'api_key' ? 'Your API key' : undefined,
         fileExport: session.authType === 'file_export',
+        consentChallenge: person ? session.consentChallenge : undefined,
         error,
       }),
     );
@@ -246,10 +275,11 @@ export class ConsentController {
   }
 
   private pageHeaders(reply: FastifyReply) {
-    // No script at all; inline styles only; never framed (clickjacking the Allow button).
+    // Scripts from this origin only (the passkey signature); inline styles only; never framed
+    // (clickjacking the Allow button). No form-action: Allow's answer redirects to the source.
     htmlPageHeaders(
       reply,
-      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+      "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
     );
   }
 }

@@ -70,6 +70,8 @@ export type Notice =
   | 'passkey_added'
   | 'passkey_removed'
   | 'passkey_renamed'
+  | 'passkey_trusted'
+  | 'passkey_untrusted'
   | 'signed_out_others';
 
 const NOTICES: Record<Notice, string> = {
@@ -83,6 +85,9 @@ const NOTICES: Record<Notice, string> = {
   passkey_added: 'Passkey added. You can sign in with it from now on.',
   passkey_removed: 'Passkey removed. It can no longer sign you in.',
   passkey_renamed: 'Passkey renamed.',
+  passkey_trusted: 'Your Personal Server trusts this passkey now: it can sign what you allow.',
+  passkey_untrusted:
+    'Passkey added. Your Personal Server does not trust it yet: choose “Trust this passkey” and confirm with a passkey it trusts.',
   signed_out_others: 'Every other browser and device is signed out.',
 };
 
@@ -543,7 +548,16 @@ ${form}`,
 }
 
 export interface SecurityView {
-  passkeys: { id: string; name: string; createdAt?: Date; lastUsedAt?: Date; synced: boolean }[];
+  passkeys: {
+    id: string;
+    credentialId: string;
+    name: string;
+    createdAt?: Date;
+    lastUsedAt?: Date;
+    synced: boolean;
+    /** Whether the Personal Server trusts it to sign consents; undefined: nothing pinned yet, or unknown. */
+    trusted?: boolean;
+  }[];
   sessions: { id: string; createdAt?: Date; expiresAt?: Date; method: string; current: boolean }[];
   csrf: string;
   notice?: Notice;
@@ -554,7 +568,14 @@ export function securityPage(v: SecurityView): string {
   const passkeys = v.passkeys.map((p, i) => {
     const label = p.name || `Passkey ${i + 1}`;
     const spoken = p.name ? `passkey ${p.name}` : `passkey ${i + 1}`;
+    const trust =
+      p.trusted === true
+        ? html`<p class="meta">Trusted by your Personal Server: it can sign what you allow.</p>`
+        : p.trusted === false
+          ? html`<p class="meta">Not trusted by your Personal Server yet: it cannot sign what you allow. <button type="button" class="trust" data-credential-id="${p.credentialId}" aria-label="Trust this passkey, ${spoken}">Trust this passkey</button></p>`
+          : '';
     return html`<li><strong>${label}</strong> <span class="meta">${p.synced ? 'synced across your devices' : 'on one device'}; added ${when(p.createdAt)}, last used ${when(p.lastUsedAt)}</span>
+${trust}
 <form class="rename" method="post" action="/account/passkeys/${p.id}/rename"><input type="hidden" name="csrf" value="${v.csrf}"><label for="name-${p.id}">Name of ${spoken}</label> <input id="name-${p.id}" name="name" type="text" required maxlength="64" value="${p.name}" placeholder="e.g. Work laptop" autocomplete="off"> <button type="submit" aria-label="Save name of ${spoken}">Save name</button></form>
 ${only ? html`<p class="meta">Your only passkey: add another before you can remove it.</p>` : html`<form class="inline" method="post" action="/account/passkeys/${p.id}/remove"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit" aria-label="Remove ${spoken}">Remove</button></form>`}</li>`;
   });
@@ -582,17 +603,23 @@ ${v.sessions.length > 1 ? html`<form method="post" action="/account/sessions/sig
   );
 }
 
-/** The security page's one behaviour: add a passkey (the account's own session asks; identity checks it is recent). */
+/**
+ * The security page's behaviour: add a passkey (the account's own session asks; identity
+ * checks it is recent), then have the Personal Server trust it, endorsed by a passkey it
+ * trusts already; and "Trust this passkey" for one added without that.
+ */
 export const SECURITY_SCRIPT = `'use strict';
 (function () {
   var lib = window.SimpleWebAuthnBrowser;
   var status = document.getElementById('passkey-status');
   var button = document.getElementById('add-passkey');
+  var csrfField = document.querySelector('input[name=csrf]');
+  var csrf = csrfField ? csrfField.value : '';
   function call(path, body) {
     return fetch(path, {
       method: 'POST',
       credentials: 'same-origin',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
       body: JSON.stringify(body),
     }).then(function (res) {
       return res.text().then(function (text) {
@@ -602,13 +629,49 @@ export const SECURITY_SCRIPT = `'use strict';
       });
     });
   }
+  // Resolves to whether the Personal Server trusts the passkey now (false: nothing to do yet).
+  function trust(credentialId) {
+    return call('/account/passkeys/trust/options', { credentialId: credentialId }).then(function (answer) {
+      if (!answer.needed) return false;
+      status.textContent = 'Now confirm with a passkey your Personal Server already trusts…';
+      return lib.startAuthentication({ optionsJSON: answer.options }).then(function (response) {
+        return call('/account/passkeys/trust', {
+          credentialId: credentialId,
+          nonce: answer.nonce,
+          notAfter: answer.notAfter,
+          response: response,
+        }).then(function (result) { return result.trusted; });
+      });
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('button.trust'), function (trustButton) {
+    trustButton.addEventListener('click', function () {
+      trustButton.disabled = true;
+      trust(trustButton.getAttribute('data-credential-id'))
+        .then(function (trusted) { window.location.assign('/account/security' + (trusted ? '?notice=passkey_trusted' : '')); })
+        .catch(function (error) {
+          trustButton.disabled = false;
+          status.textContent = 'That did not work: ' + (error && error.message ? error.message : error);
+        });
+    });
+  });
   button.addEventListener('click', function () {
     button.disabled = true;
     status.textContent = 'Waiting for your new passkey…';
+    var added;
     call('/v1/auth/passkeys/registration/options', {})
       .then(function (options) { return lib.startRegistration({ optionsJSON: options }); })
-      .then(function (response) { return call('/v1/auth/passkeys/registration/verify', { response: response }); })
-      .then(function () { window.location.assign('/account/security?notice=passkey_added'); })
+      .then(function (response) {
+        added = response.id;
+        return call('/v1/auth/passkeys/registration/verify', { response: response });
+      })
+      .then(function () {
+        return trust(added).then(
+          function (trusted) { return trusted ? 'passkey_trusted' : 'passkey_added'; },
+          function () { return 'passkey_untrusted'; }
+        );
+      })
+      .then(function (notice) { window.location.assign('/account/security?notice=' + notice); })
       .catch(function (error) {
         button.disabled = false;
         if (error && error.code === 'reauthentication_required') {

@@ -53,6 +53,8 @@ const NOTICES = [
   'passkey_added',
   'passkey_removed',
   'passkey_renamed',
+  'passkey_trusted',
+  'passkey_untrusted',
   'signed_out_others',
 ] as const;
 const noticeQuery = z.strictObject({
@@ -70,6 +72,34 @@ const ruleForm = z.strictObject({
 });
 const ruleParams = z.strictObject({ ruleId: z.uuid() });
 const passkeyParams = z.strictObject({ passkeyId: z.uuid() });
+/** A WebAuthn credential id, base64url as browsers report it. */
+const credentialId = z
+  .string()
+  .min(1)
+  .max(1400)
+  .regex(/^[A-Za-z0-9_-]+$/, 'must be base64url');
+const trustOptionsBody = z.strictObject({ credentialId });
+const trustOptionsAnswer = z.union([
+  z.object({ needed: z.literal(false) }),
+  z.object({
+    needed: z.literal(true),
+    nonce: z.string(),
+    notAfter: z.string(),
+    options: z.object({
+      challenge: z.string(),
+      allowCredentials: z.array(z.object({ id: z.string(), type: z.literal('public-key') })),
+      userVerification: z.literal('required'),
+      timeout: z.number(),
+    }),
+  }),
+]);
+const trustBody = z.strictObject({
+  credentialId,
+  nonce: z.string().min(1).max(128),
+  notAfter: z.iso.datetime(),
+  /** AuthenticationResponseJSON from the browser; the Personal Server checks it. */
+  response: z.record(z.string(), z.unknown()),
+});
 const renameForm = z.strictObject({
   csrf: z.string().min(1).max(128),
   name: z
@@ -456,6 +486,56 @@ export class PortalController {
 
   @Route({
     method: 'POST',
+    path: 'passkeys/trust/options',
+    summary: 'What a trusted passkey signs to have your Personal Server trust another (portal, JSON)',
+    description:
+      "The person's own call (session cookie, `x-csrf-token` from the page). `needed: false` when nothing is pinned yet " +
+      '(the first consent pins every passkey) or the passkey is trusted already; otherwise WebAuthn request options ' +
+      'whose challenge covers the new passkey and its key, for one of the trusted passkeys (`allowCredentials`).',
+    tags,
+    auth: 'none',
+    body: trustOptionsBody,
+    success: { status: 200, schema: trustOptionsAnswer, description: 'The options, or that none are needed.' },
+    errors: ['unauthenticated', 'csrf_invalid', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  async trustOptions(@Body() body: z.infer<typeof trustOptionsBody>, @Req() request: FastifyRequest) {
+    return this.portal.trustOptions(await this.scriptPerson(request), body.credentialId);
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'passkeys/trust',
+    summary: 'Have your Personal Server trust one more of your passkeys (portal, JSON)',
+    description:
+      'The endorsement signed by a passkey the Personal Server trusts (the options above); the Personal Server ' +
+      'verifies it against the new passkey it reads from identity itself, and pins it.',
+    tags,
+    auth: 'none',
+    body: trustBody,
+    audit: { action: 'admin_change' },
+    success: { status: 200, schema: z.object({ trusted: z.boolean() }), description: 'Whether it is trusted now.' },
+    errors: [
+      'unauthenticated',
+      'csrf_invalid',
+      'validation_failed',
+      'unknown_field',
+      'not_found',
+      'passkey_signature_invalid',
+    ],
+  })
+  async trust(@Body() body: z.infer<typeof trustBody>, @Req() request: FastifyRequest) {
+    const person = await this.scriptPerson(request);
+    auditAsPerson(request, person, { resource: 'passkey_trust' });
+    const trusted = await this.portal.trust(person, body.credentialId, {
+      nonce: body.nonce,
+      notAfter: new Date(body.notAfter),
+      assertionJson: JSON.stringify(body.response),
+    });
+    return { trusted };
+  }
+
+  @Route({
+    method: 'POST',
     path: 'sessions/sign-out-others',
     summary: 'Sign out every other session (portal form)',
     tags,
@@ -768,6 +848,15 @@ export class PortalController {
         return this.redirect(reply, `/v1/auth/signin?prompt=login&return_to=${encodeURIComponent(afterConfirm)}`);
       return this.error(reply, error);
     }
+  }
+
+  /** The person behind a portal page's script call: their session, and the page's CSRF token in `x-csrf-token`. */
+  private async scriptPerson(request: FastifyRequest): Promise<Person> {
+    const person = await this.accounts.optionalSession(request.headers.cookie);
+    if (!person) throw new AppError('unauthenticated', 'Not signed in');
+    const token = request.headers['x-csrf-token'];
+    assertCsrfToken(request, typeof token === 'string' ? token : '');
+    return person;
   }
 
   /** The person's own live connection that takes uploaded exports; anything else is not found. */

@@ -1,4 +1,7 @@
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { randomBytes } from 'node:crypto';
+
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { passkeyChallenge } from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
 import { integrationManifests } from '@context-gateway/integration-catalog';
 import { RpcClient } from '@context-gateway/messaging';
@@ -134,6 +137,9 @@ const date = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? time
  * application's name and each scope in the consent page's words, the sync state, and the
  * access log of their data. Nothing here trusts the browser for who the person is.
  */
+/** How long a passkey's endorsement may take to sign (the prompt, then the post). */
+const TRUST_WINDOW_MS = 5 * 60_000;
+
 @Injectable()
 export class PortalService {
   readonly #integrations = new Map(integrationManifests().map((m) => [m.key, m]));
@@ -364,14 +370,20 @@ export class PortalService {
 
   /** The person's passkeys and live sessions (identity answers for the session's own person). */
   async security(person: SignedInPerson) {
-    const r = await this.rpcClient.request(rpc.identity.getAccountSecurity, { sessionToken: person.sessionToken });
+    const [r, pins] = await Promise.all([
+      this.rpcClient.request(rpc.identity.getAccountSecurity, { sessionToken: person.sessionToken }),
+      this.pins(person),
+    ]);
     return {
       passkeys: r.passkeys.map((p) => ({
         id: p.id,
+        credentialId: p.credentialId,
         name: p.name,
         createdAt: date(p.createdAt),
         lastUsedAt: date(p.lastUsedAt),
         synced: p.deviceType === 'multiDevice',
+        // Undefined: nothing is pinned yet (the first consent pins every passkey), or the Personal Server did not answer.
+        trusted: pins?.pinned ? pins.credentialIds.includes(p.credentialId) : undefined,
       })),
       sessions: r.sessions.map((s) => ({
         id: s.id,
@@ -383,8 +395,101 @@ export class PortalService {
     };
   }
 
+  /**
+   * Removes a passkey at identity, then from what the person's Personal Server trusts (a
+   * passkey identity no longer holds signs nothing there anyway, so a lost unpinning is
+   * harmless). Never the only trusted passkey while others remain (they could sign nothing):
+   * `conflict`, and the person trusts another one first. A Personal Server that does not
+   * answer does not stop the removal of a passkey, which may be a lost device's.
+   */
   async removePasskey(person: SignedInPerson, passkeyId: string): Promise<void> {
+    const [{ passkeys }, pins] = await Promise.all([
+      this.rpcClient.request(rpc.identity.getAccountSecurity, { sessionToken: person.sessionToken }),
+      this.pins(person),
+    ]);
+    const removed = passkeys.find((p) => p.id === passkeyId);
+    // Only pins of passkeys the person still has count: those are the ones that can sign.
+    const usable = pins?.credentialIds.filter((id) => passkeys.some((p) => p.credentialId === id)) ?? [];
+    if (removed && pins?.pinned && usable.length === 1 && usable[0] === removed.credentialId && passkeys.length > 1)
+      throw new AppError(
+        'conflict',
+        'This is the only passkey your Personal Server trusts: trust another of your passkeys first, then remove this one',
+      );
     await this.rpcClient.request(rpc.identity.removePasskey, { sessionToken: person.sessionToken, passkeyId });
+    if (removed && pins?.credentialIds.includes(removed.credentialId))
+      await this.rpcClient
+        .request(rpc.personalServer.unpinPasskey, { userId: person.userId, credentialId: removed.credentialId })
+        .catch((error: unknown) =>
+          this.logger.warn(
+            { errorCode: AppError.from(error).code },
+            'the Personal Server did not unpin a removed passkey (it signs nothing there: identity no longer holds it)',
+          ),
+        );
+  }
+
+  /**
+   * What a pinned passkey signs to have the person's Personal Server trust `credentialId`
+   * too (libs/crypto passkey-statement.ts), or `needed: false` when nothing is pinned yet or
+   * it is trusted already. The key comes from identity; the Personal Server reads it there
+   * again and checks the signature covers exactly it.
+   */
+  async trustOptions(person: SignedInPerson, credentialId: string) {
+    const pins = await this.pins(person, { required: true });
+    if (!pins?.pinned || pins.credentialIds.includes(credentialId)) return { needed: false as const };
+    const { passkeys } = await this.rpcClient.request(rpc.identity.listUserPasskeys, { userId: person.userId });
+    const added = passkeys.find((p) => p.credentialId === credentialId);
+    if (!added) throw new AppError('not_found', 'You have no such passkey');
+    const nonce = randomBytes(16).toString('base64url');
+    const notAfter = new Date(Date.now() + TRUST_WINDOW_MS);
+    return {
+      needed: true as const,
+      nonce,
+      notAfter: notAfter.toISOString(),
+      options: {
+        challenge: passkeyChallenge({
+          userId: person.userId,
+          credentialId,
+          publicKey: added.publicKey,
+          nonce,
+          notAfter,
+        }),
+        allowCredentials: pins.credentialIds.map((id) => ({ id, type: 'public-key' as const })),
+        userVerification: 'required' as const,
+        timeout: TRUST_WINDOW_MS,
+      },
+    };
+  }
+
+  /** The endorsement signed: the Personal Server verifies it and pins the passkey. */
+  async trust(
+    person: SignedInPerson,
+    credentialId: string,
+    proof: { nonce: string; notAfter: Date; assertionJson: string },
+  ): Promise<boolean> {
+    const { pinned } = await this.rpcClient.request(rpc.personalServer.pinPasskey, {
+      userId: person.userId,
+      credentialId,
+      endorsement: {
+        nonce: proof.nonce,
+        notAfter: timestampFromDate(proof.notAfter),
+        assertionJson: proof.assertionJson,
+      },
+    });
+    return pinned;
+  }
+
+  /**
+   * The passkeys the person's Personal Server trusts. For a page, undefined when it does not
+   * answer (the page says nothing of trust); `required` for an action, which then fails.
+   */
+  private async pins(person: SignedInPerson, options: { required?: boolean } = {}) {
+    try {
+      return await this.rpcClient.request(rpc.personalServer.listPinnedPasskeys, { userId: person.userId });
+    } catch (error) {
+      if (options.required) throw error;
+      this.logger.warn({ errorCode: AppError.from(error).code }, 'the Personal Server did not list pinned passkeys');
+      return undefined;
+    }
   }
 
   async renamePasskey(person: SignedInPerson, passkeyId: string, name: string): Promise<void> {

@@ -33,6 +33,15 @@ export class AccountSecurityService {
     return { passkeys, sessions, currentId: current.id };
   }
 
+  /**
+   * A person's passkeys' public keys, by user id, for the Personal Server that pins them. Not
+   * session-bound: the caller is personal-server alone (NATS permissions), and public keys
+   * grant nothing; what the Personal Server pins is its own decision (docs/personal-server.md).
+   */
+  publicKeys(userId: string): Promise<Passkey[]> {
+    return this.users.listPasskeys(userId);
+  }
+
   async removePasskey(token: string, passkeyId: string): Promise<void> {
     const current = await this.sessions.resolve(token);
     // A stolen session alone must not be able to strip the person of their own credentials.

@@ -3,6 +3,7 @@ import {
   type FinishPasskeyAuthenticationRequest,
   type FinishPasskeyRegistrationRequest,
   type GetAccountSecurityRequest,
+  type ListUserPasskeysRequest,
   type RemovePasskeyRequest,
   type RenamePasskeyRequest,
   type ResolveSessionRequest,
@@ -90,6 +91,7 @@ export class AccountsHandler {
         deviceType: p.deviceType,
         backedUp: p.backedUp,
         name: p.name ?? '',
+        credentialId: p.credentialId,
       })),
       sessions: sessions.map((s) => ({
         id: s.id,
@@ -99,6 +101,12 @@ export class AccountsHandler {
         current: s.id === currentId,
       })),
     };
+  }
+
+  @RpcHandler(rpc.identity.listUserPasskeys)
+  async listUserPasskeys(@Payload() req: ListUserPasskeysRequest) {
+    const passkeys = await this.security.publicKeys(req.userId);
+    return { passkeys: passkeys.map((p) => ({ credentialId: p.credentialId, publicKey: p.publicKey })) };
   }
 
   @RpcHandler(rpc.identity.removePasskey)

@@ -6,7 +6,10 @@ import { Payload } from '@nestjs/microservices';
 
 import { GrantsService, toGrantMessage } from './grants.service.js';
 
-/** `ps.v1.register_grant` / `ps.v1.revoke_grant`: the broker's (and the gateway's) write side. */
+/**
+ * `ps.v1.register_grant` / `ps.v1.revoke_grant`: the broker's write side. A registration
+ * needs the person's passkey signature over the grant (GrantsService.register).
+ */
 @Controller()
 export class GrantsHandler {
   constructor(private readonly grants: GrantsService) {}
@@ -16,7 +19,7 @@ export class GrantsHandler {
     // The contract's validation requires it; proto3 cannot mark a message field required.
     if (!request.grant)
       throw new AppError('validation_failed', 'A grant is required', [{ path: 'grant', message: 'must be set' }]);
-    const { row, shard } = await this.grants.register(request.grant);
+    const { row, shard } = await this.grants.register(request.grant, request.consent);
     return { grant: toGrantMessage(row), shard };
   }
 

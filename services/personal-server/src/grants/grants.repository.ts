@@ -13,6 +13,8 @@ export interface GrantRow {
   types: string[];
   state: 'active' | 'revoked';
   integration: string;
+  /** The nonce of the signed consent it was registered with (sealed with it). */
+  consentNonce: string;
 }
 
 interface Raw {
@@ -25,6 +27,7 @@ interface Raw {
   types: string[];
   state: 'active' | 'revoked';
   integration: string;
+  consent_nonce: string | null;
 }
 
 function toRow(r: Raw): GrantRow {
@@ -38,6 +41,7 @@ function toRow(r: Raw): GrantRow {
     types: r.types,
     state: r.state,
     integration: r.integration,
+    consentNonce: r.consent_nonce ?? '',
   };
 }
 
@@ -52,18 +56,39 @@ export class GrantsRepository {
    */
   async upsert(tx: PoolClient, grant: Omit<GrantRow, 'state' | 'integration'>, seal: Buffer): Promise<GrantRow> {
     const { rows } = await tx.query<Raw>(
-      `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, seal, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, now())
+      `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, seal,
+                          consent_nonce, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, now())
        ON CONFLICT (connection_id, application_id) DO UPDATE
          SET id = EXCLUDED.id, org_id = EXCLUDED.org_id, user_id = EXCLUDED.user_id, scopes = EXCLUDED.scopes,
-             types = EXCLUDED.types, state = 'active', seal = EXCLUDED.seal, revoked_at = NULL, updated_at = now()
+             types = EXCLUDED.types, state = 'active', seal = EXCLUDED.seal, consent_nonce = EXCLUDED.consent_nonce,
+             revoked_at = NULL, updated_at = now()
        RETURNING *, (SELECT integration FROM connections WHERE id = $2) AS integration`,
-      [grant.id, grant.connectionId, grant.orgId, grant.applicationId, grant.userId, grant.scopes, grant.types, seal],
+      [
+        grant.id,
+        grant.connectionId,
+        grant.orgId,
+        grant.applicationId,
+        grant.userId,
+        grant.scopes,
+        grant.types,
+        seal,
+        grant.consentNonce,
+      ],
     );
     const [row] = rows;
     // INSERT … ON CONFLICT DO UPDATE … RETURNING always returns the row it wrote.
     if (!row) throw new AppError('internal', 'The grant upsert returned no row');
     return toRow(row);
+  }
+
+  /** One grant by id, locked for the caller's transaction. */
+  async find(tx: PoolClient, grantId: string): Promise<GrantRow | undefined> {
+    const { rows } = await tx.query<Raw>(
+      `SELECT g.*, c.integration FROM grants g JOIN connections c ON c.id = g.connection_id WHERE g.id = $1 FOR UPDATE OF g`,
+      [grantId],
+    );
+    return rows[0] && toRow(rows[0]);
   }
 
   /**

@@ -14,9 +14,15 @@ class RecordKeysLifecycle implements OnApplicationShutdown {
   }
 }
 
-/** Every connection row names a data key the keyring wrapped (migrations ran before this is asked). */
+/**
+ * Every connection row, and every Personal Server whose passkeys were pinned (it has its own
+ * key), names a data key the keyring wrapped (migrations ran before this is asked).
+ */
 export async function countStoredDataKeys(pool: Pick<Pool, 'query'>): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM connections');
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT ((SELECT count(*) FROM connections)
+           + (SELECT count(*) FROM personal_servers WHERE passkeys_pinned_at IS NOT NULL))::int AS n`,
+  );
   // count(*) answers exactly one row.
   return rows[0]?.n ?? 0;
 }

@@ -14,6 +14,7 @@ import {
   refuseNewKeyWhileInUse,
   type WrappedKey,
 } from '@context-gateway/crypto';
+import { AppError } from '@context-gateway/errors';
 
 import type { Env } from '../env.js';
 
@@ -24,6 +25,12 @@ export interface KeyOwner {
   userId: string;
 }
 
+/** Whose server key it is (a Personal Server's own key, not a connection's). */
+export interface ServerKeyOwner {
+  personalServerId: string;
+  userId: string;
+}
+
 function wrapContext(owner: KeyOwner): EncryptionContext {
   return {
     purpose: 'ps.records',
@@ -31,6 +38,11 @@ function wrapContext(owner: KeyOwner): EncryptionContext {
     connection: owner.connectionId,
     user: owner.userId,
   };
+}
+
+/** Another purpose than any connection's key: a server key never opens as one, nor the reverse. */
+function serverWrapContext(owner: ServerKeyOwner): EncryptionContext {
+  return { purpose: 'ps.server', personalServer: owner.personalServerId, user: owner.userId };
 }
 
 /**
@@ -97,8 +109,44 @@ export class RecordKeys {
     return keyId;
   }
 
+  /**
+   * A Personal Server's own key (it seals the server's pinned passkeys). Its id is the
+   * person's user id, so whether one exists is known from the key files alone, whatever the
+   * database says; made once (a second attempt fails: the file is created exclusively).
+   */
+  async createServerKey(owner: ServerKeyOwner): Promise<void> {
+    const { key, wrapped } = await this.cipher.generateDataKey(serverWrapContext(owner));
+    key.destroy(); // opened again (and cached) on first use
+    await this.store.put(owner.userId, wrapped);
+  }
+
+  /** Whether the person's server key exists (their passkeys were pinned once). */
+  async hasServerKey(userId: string): Promise<boolean> {
+    try {
+      await this.store.get(userId);
+      return true;
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'key_destroyed') return false;
+      throw error;
+    }
+  }
+
+  /** Undoes createServerKey when what it was made for was not committed. */
+  async destroyServerKey(owner: ServerKeyOwner): Promise<void> {
+    await this.destroyWith(owner.userId, serverWrapContext(owner));
+  }
+
   /** The connection's data key (shared, cached): use it now, don't keep it. */
-  async open(keyId: string, owner: KeyOwner): Promise<DataKey> {
+  open(keyId: string, owner: KeyOwner): Promise<DataKey> {
+    return this.#open(keyId, wrapContext(owner));
+  }
+
+  /** A Personal Server's own key (shared, cached): use it now, don't keep it. */
+  openServerKey(owner: ServerKeyOwner): Promise<DataKey> {
+    return this.#open(owner.userId, serverWrapContext(owner));
+  }
+
+  async #open(keyId: string, context: EncryptionContext): Promise<DataKey> {
     let wrapped = this.#wrapped.get(keyId);
     if (wrapped) {
       // Map order is recency order: move this key to the end.
@@ -112,14 +160,18 @@ export class RecordKeys {
       }
     }
     this.#wrapped.set(keyId, wrapped);
-    return this.cipher.openDataKey(wrapped, wrapContext(owner));
+    return this.cipher.openDataKey(wrapped, context);
   }
 
   /** Crypto-shredding: the key file is deleted and this process's copies are zeroed. */
-  async destroy(keyId: string, owner: KeyOwner): Promise<void> {
+  destroy(keyId: string, owner: KeyOwner): Promise<void> {
+    return this.destroyWith(keyId, wrapContext(owner));
+  }
+
+  private async destroyWith(keyId: string, context: EncryptionContext): Promise<void> {
     const wrapped = this.#wrapped.get(keyId) ?? (await this.store.get(keyId).catch(() => undefined));
     this.#wrapped.delete(keyId);
-    if (wrapped) this.cipher.shred(wrapped, wrapContext(owner));
+    if (wrapped) this.cipher.shred(wrapped, context);
     await this.store.destroy(keyId);
   }
 

@@ -8,15 +8,19 @@ import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Clock, systemClock } from '@context-gateway/clock';
+import { grantChallenge } from '@context-gateway/crypto';
+import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
+import { answerRpc } from '@context-gateway/messaging/testing';
 import {
   GrantRecordSchema,
   type QueryRecordsRequest,
   QueryRecordsRequestSchema,
   RecordInputSchema,
   RevokeGrantRequestSchema,
+  rpc,
   WriteRecordsRequestSchema,
 } from '@context-gateway/proto';
 import { LOGGER, Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
@@ -131,18 +135,29 @@ async function write(userId: string, connectionId: string, inputs: ReturnType<ty
   );
 }
 
+/** Every person's passkey, as identity answers for it here (the signatures are real). */
+const passkey = new SoftAuthenticator();
+
+/** A grant the person signed with their passkey (passkeys.int-spec.ts tests the signatures). */
 async function grant(userId: string, connectionId: string, applicationId: string, scopes: string[], orgId = ORG) {
-  return grants.register(
-    create(GrantRecordSchema, {
-      grantId: randomUUID(),
-      orgId,
-      applicationId,
-      userId,
-      connectionId,
-      integration: 'spotify',
-      scopes,
-    }),
-  );
+  const record = create(GrantRecordSchema, {
+    grantId: randomUUID(),
+    orgId,
+    applicationId,
+    userId,
+    connectionId,
+    integration: 'spotify',
+    scopes,
+  });
+  const nonce = randomUUID();
+  const notAfter = new Date(Date.now() + 60_000);
+  const challenge = grantChallenge({ ...record, nonce, notAfter });
+  return grants.register(record, {
+    $typeName: 'contextgateway.personalserver.v1.PasskeyProof',
+    nonce,
+    notAfter: timestampFromDate(notAfter),
+    assertionJson: JSON.stringify(passkey.assert(challenge, 'http://localhost:8080')),
+  });
 }
 
 function q(
@@ -185,6 +200,9 @@ beforeAll(async () => {
   schema = await createTestSchema({ prefix: 'ps_records', migrationsDir });
   keyDir = mkdtempSync(join(tmpdir(), 'cg-ps-keys-'));
   nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+  answerRpc(nc, rpc.identity.listUserPasskeys, () => ({
+    passkeys: [{ credentialId: passkey.credentialId, publicKey: passkey.publicKey }],
+  }));
   const shard0 = await startShard(0);
   const shard1 = await startShard(1);
   records = shard0.get(RecordsService);

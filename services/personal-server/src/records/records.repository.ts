@@ -63,6 +63,7 @@ export interface QueryGrant {
   scopes: string[];
   /** grant-seal.ts; null for a revoked grant, or one that was never sealed. */
   seal: Buffer | null;
+  consentNonce: string;
   state: 'active' | 'revoked';
   types: string[];
   syncedAt: Date | null;
@@ -92,6 +93,7 @@ interface PageGrantColumns {
   grant_user_id: string;
   scopes: string[];
   seal: Buffer | null;
+  consent_nonce: string | null;
   state: 'active' | 'revoked';
   types: string[];
   synced_at: Date | null;
@@ -155,7 +157,7 @@ function pageStatement(
     : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
   const sinceFilter = since ? `AND r.updated_at > ${n('since')}` : '';
   const text = `
-SELECT g.id AS grant_id, g.user_id AS grant_user_id, g.scopes, g.seal, g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
+SELECT g.id AS grant_id, g.user_id AS grant_user_id, g.scopes, g.seal, g.consent_nonce, g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
        r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
   FROM grants g
   JOIN connections c ON c.id = g.connection_id
@@ -207,6 +209,7 @@ export class RecordsRepository {
       grantUserId: first.grant_user_id,
       scopes: first.scopes,
       seal: first.seal,
+      consentNonce: first.consent_nonce ?? '',
       state: first.state,
       types: first.types,
       syncedAt: first.synced_at,

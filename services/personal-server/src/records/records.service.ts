@@ -284,6 +284,7 @@ export class RecordsService {
       userId: grant.grantUserId,
       scopes: grant.scopes,
       types: grant.types,
+      consentNonce: grant.consentNonce,
     };
     if (grant.grantUserId !== grant.userId || !grantSealMatches(key, sealed, grant.seal)) {
       // Not a grant this service registered (written or changed in SQL): as if there were none.

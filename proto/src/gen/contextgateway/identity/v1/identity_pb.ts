@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/identity/v1/identity.proto.
  */
 export const file_contextgateway_identity_v1_identity: GenFile = /*@__PURE__*/
-  fileDesc("Ciljb250ZXh0Z2F0ZXdheS9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIaY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEiZgoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLQXBwbGljYXRpb24SCgoCaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNhbGxiYWNrX3VybHMYBSADKAkSFAoMaW50ZWdyYXRpb25zGAYgAygJEg4KBnNjb3BlcxgHIAMoCRI9CgZzdGF0dXMYCCABKA4yLS5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcHBsaWNhdGlvblN0YXR1cxIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLeAQoGQXBpS2V5EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChlBdXRoZW50aWNhdGVBcGlLZXlSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkiWAoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkiPwoVR2V0QXBwbGljYXRpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJWChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEjwKC2FwcGxpY2F0aW9uGAEgASgLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iNwoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHNsdWcYAiABKAkiXAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uIhoKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdCJcChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEj8KDW9yZ2FuaXphdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iKAoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiWQoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uInUKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1jYWxsYmFja191cmxzGAMgAygJEhQKDGludGVncmF0aW9ucxgEIAMoCRIOCgZzY29wZXMYBSADKAkiWQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIhwKClN0cmluZ0xpc3QSDgoGdmFsdWVzGAEgAygJItICChhVcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARI9Cg1jYWxsYmFja191cmxzGAQgASgLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuU3RyaW5nTGlzdBI8CgxpbnRlZ3JhdGlvbnMYBSABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5TdHJpbmdMaXN0EjYKBnNjb3BlcxgGIAEoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlN0cmluZ0xpc3QSPQoGc3RhdHVzGAcgASgOMi0uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb25TdGF0dXNCBwoFX25hbWUiWQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIikKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJZChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USPQoMYXBwbGljYXRpb25zGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iLAoSSXNzdWVBcGlLZXlSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIloKE0lzc3VlQXBpS2V5UmVzcG9uc2USMwoHYXBpX2tleRgBIAEoCzIiLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiQQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIksKFFJldm9rZUFwaUtleVJlc3BvbnNlEjMKB2FwaV9rZXkYASABKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiLAoSTGlzdEFwaUtleXNSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIksKE0xpc3RBcGlLZXlzUmVzcG9uc2USNAoIYXBpX2tleXMYASADKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiXQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgDIAEoCUoECAIQA1IHdXNlcl9pZCJ8ChxTdGFydFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCRIWCg5jZXJlbW9ueV90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIWCg5jZXJlbW9ueV90b2tlbhgBIAEoCRIVCg1yZXNwb25zZV9qc29uGAIgASgJIiMKIVN0YXJ0UGFzc2tleUF1dGhlbnRpY2F0aW9uUmVxdWVzdCJTCiJGaW5pc2hQYXNza2V5QXV0aGVudGljYXRpb25SZXF1ZXN0EhYKDmNlcmVtb255X3Rva2VuGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkikQEKHUZpbmlzaFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIIm8KBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhc3NrZXlfY291bnQYBCABKA0iLgoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkirgEKFlJlc29sdmVTZXNzaW9uUmVzcG9uc2USLgoEdXNlchgBIAEoCzIgLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlVzZXISLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYXV0aGVudGljYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoOU2lnbk91dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIRCg9TaWduT3V0UmVzcG9uc2UiMgoZR2V0QWNjb3VudFNlY3VyaXR5UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIrQBCg5BY2NvdW50UGFzc2tleRIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2RldmljZV90eXBlGAQgASgJEhEKCWJhY2tlZF91cBgFIAEoCBIMCgRuYW1lGAYgASgJIp0BCg5BY2NvdW50U2Vzc2lvbhIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZtZXRob2QYBCABKAkSDwoHY3VycmVudBgFIAEoCCKYAQoaR2V0QWNjb3VudFNlY3VyaXR5UmVzcG9uc2USPAoIcGFzc2tleXMYASADKAsyKi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BY2NvdW50UGFzc2tleRI8CghzZXNzaW9ucxgCIAMoCzIqLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFjY291bnRTZXNzaW9uIkEKFFJlbW92ZVBhc3NrZXlSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKcGFzc2tleV9pZBgCIAEoCSIXChVSZW1vdmVQYXNza2V5UmVzcG9uc2UiTwoUUmVuYW1lUGFzc2tleVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpwYXNza2V5X2lkGAIgASgJEgwKBG5hbWUYAyABKAkiFwoVUmVuYW1lUGFzc2tleVJlc3BvbnNlIi0KFERlbGV0ZUFjY291bnRSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiNQoVRGVsZXRlQWNjb3VudFJlc3BvbnNlEhwKFG9hdXRoX2dyYW50c19yZXZva2VkGAEgASgNIjQKG1NpZ25PdXRPdGhlclNlc3Npb25zUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjIKHFNpZ25PdXRPdGhlclNlc3Npb25zUmVzcG9uc2USEgoKc2lnbmVkX291dBgBIAEoDSK8AQobQ29uZmlndXJlT0F1dGhDbGllbnRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIiChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgDIAEoCRIRCglqd2tzX2pzb24YBCABKAkSEAoIandrc191cmkYBSABKAkSFQoNcm90YXRlX3NlY3JldBgGIAEoCBIVCg1pZHBfY2xpZW50X2lkGAcgASgJIrYBChxDb25maWd1cmVPQXV0aENsaWVudFJlc3BvbnNlEhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRIiChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhkKEWhhc19jbGllbnRfc2VjcmV0GAUgASgIEhUKDWlkcF9jbGllbnRfaWQYBiABKAki4QEKCk9BdXRoR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYCCABKAkiKQoWTGlzdE9BdXRoR3JhbnRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIlEKF0xpc3RPQXV0aEdyYW50c1Jlc3BvbnNlEjYKBmdyYW50cxgBIAMoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9BdXRoR3JhbnQiPAoXUmV2b2tlT0F1dGhHcmFudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCghncmFudF9pZBgCIAEoCSJRChhSZXZva2VPQXV0aEdyYW50UmVzcG9uc2USNQoFZ3JhbnQYASABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5PQXV0aEdyYW50IksKIUxpc3RBcHBsaWNhdGlvbk9BdXRoR3JhbnRzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkiTQojUmV2b2tlQXBwbGljYXRpb25PQXV0aFRva2Vuc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJIj4KJFJldm9rZUFwcGxpY2F0aW9uT0F1dGhUb2tlbnNSZXNwb25zZRIWCg5yZXZva2VkX2dyYW50cxgBIAEoDSLNAgoPT3JnYW5pemF0aW9uU3NvEg4KBm9yZ19pZBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhkKEWhhc19jbGllbnRfc2VjcmV0GAQgASgIEhUKDWVtYWlsX2RvbWFpbnMYBSADKAkSWAoPcmVxdWlyZWRfY2xhaW1zGAYgAygLMj8uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uU3NvLlJlcXVpcmVkQ2xhaW1zRW50cnkSFAoMc3NvX3JlcXVpcmVkGAcgASgIEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjUKE1JlcXVpcmVkQ2xhaW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK5AgofQ29uZmlndXJlT3JnYW5pemF0aW9uU3NvUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEhUKDWVtYWlsX2RvbWFpbnMYBSADKAkSaAoPcmVxdWlyZWRfY2xhaW1zGAYgAygLMk8uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQ29uZmlndXJlT3JnYW5pemF0aW9uU3NvUmVxdWVzdC5SZXF1aXJlZENsYWltc0VudHJ5EhQKDHNzb19yZXF1aXJlZBgHIAEoCBo1ChNSZXF1aXJlZENsYWltc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXAogQ29uZmlndXJlT3JnYW5pemF0aW9uU3NvUmVzcG9uc2USOAoDc3NvGAEgASgLMisuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uU3NvIisKGUdldE9yZ2FuaXphdGlvblNzb1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIlYKGkdldE9yZ2FuaXphdGlvblNzb1Jlc3BvbnNlEjgKA3NzbxgBIAEoCzIrLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9yZ2FuaXphdGlvblNzbyIuChxEZWxldGVPcmdhbml6YXRpb25Tc29SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSIfCh1EZWxldGVPcmdhbml6YXRpb25Tc29SZXNwb25zZSJAChVTdGFydFNzb1NpZ25JblJlcXVlc3QSFAoMb3JnYW5pemF0aW9uGAEgASgJEhEKCXJldHVybl90bxgCIAEoCSJ6ChZTdGFydFNzb1NpZ25JblJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEhUKDWJyb3dzZXJfdG9rZW4YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoWRmluaXNoU3NvU2lnbkluUmVxdWVzdBIVCg1icm93c2VyX3Rva2VuGAEgASgJEhYKDmNhbGxiYWNrX3F1ZXJ5GAIgASgJIq4BChdGaW5pc2hTc29TaWduSW5SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSNgoSc2Vzc2lvbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghuZXdfdXNlchgEIAEoCBIOCgZvcmdfaWQYBSABKAkSEQoJcmV0dXJuX3RvGAYgASgJKncKEUFwcGxpY2F0aW9uU3RhdHVzEiIKHkFQUExJQ0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGUFQUExJQ0FUSU9OX1NUQVRVU19BQ1RJVkUQARIfChtBUFBMSUNBVElPTl9TVEFUVVNfRElTQUJMRUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ciljb250ZXh0Z2F0ZXdheS9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIaY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEiZgoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAgoLQXBwbGljYXRpb24SCgoCaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNhbGxiYWNrX3VybHMYBSADKAkSFAoMaW50ZWdyYXRpb25zGAYgAygJEg4KBnNjb3BlcxgHIAMoCRI9CgZzdGF0dXMYCCABKA4yLS5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcHBsaWNhdGlvblN0YXR1cxIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLeAQoGQXBpS2V5EgoKAmlkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChlBdXRoZW50aWNhdGVBcGlLZXlSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkiWAoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkiPwoVR2V0QXBwbGljYXRpb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJWChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEjwKC2FwcGxpY2F0aW9uGAEgASgLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iNwoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHNsdWcYAiABKAkiXAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uIhoKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdCJcChlMaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlEj8KDW9yZ2FuaXphdGlvbnMYASADKAsyKC5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb24iKAoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiWQoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USPgoMb3JnYW5pemF0aW9uGAEgASgLMiguY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uInUKGENyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1jYWxsYmFja191cmxzGAMgAygJEhQKDGludGVncmF0aW9ucxgEIAMoCRIOCgZzY29wZXMYBSADKAkiWQoZQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIhwKClN0cmluZ0xpc3QSDgoGdmFsdWVzGAEgAygJItICChhVcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARI9Cg1jYWxsYmFja191cmxzGAQgASgLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuU3RyaW5nTGlzdBI8CgxpbnRlZ3JhdGlvbnMYBSABKAsyJi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5TdHJpbmdMaXN0EjYKBnNjb3BlcxgGIAEoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlN0cmluZ0xpc3QSPQoGc3RhdHVzGAcgASgOMi0uY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb25TdGF0dXNCBwoFX25hbWUiWQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRI8CgthcHBsaWNhdGlvbhgBIAEoCzInLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwcGxpY2F0aW9uIikKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSJZChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USPQoMYXBwbGljYXRpb25zGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQXBwbGljYXRpb24iLAoSSXNzdWVBcGlLZXlSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIloKE0lzc3VlQXBpS2V5UmVzcG9uc2USMwoHYXBpX2tleRgBIAEoCzIiLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiQQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIksKFFJldm9rZUFwaUtleVJlc3BvbnNlEjMKB2FwaV9rZXkYASABKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiLAoSTGlzdEFwaUtleXNSZXF1ZXN0EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJIksKE0xpc3RBcGlLZXlzUmVzcG9uc2USNAoIYXBpX2tleXMYASADKAsyIi5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5BcGlLZXkiXQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgDIAEoCUoECAIQA1IHdXNlcl9pZCJ8ChxTdGFydFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCRIWCg5jZXJlbW9ueV90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIWCg5jZXJlbW9ueV90b2tlbhgBIAEoCRIVCg1yZXNwb25zZV9qc29uGAIgASgJIiMKIVN0YXJ0UGFzc2tleUF1dGhlbnRpY2F0aW9uUmVxdWVzdCJTCiJGaW5pc2hQYXNza2V5QXV0aGVudGljYXRpb25SZXF1ZXN0EhYKDmNlcmVtb255X3Rva2VuGAEgASgJEhUKDXJlc3BvbnNlX2pzb24YAiABKAkikQEKHUZpbmlzaFBhc3NrZXlDZXJlbW9ueVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIIm8KBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhc3NrZXlfY291bnQYBCABKA0iLgoVUmVzb2x2ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkirgEKFlJlc29sdmVTZXNzaW9uUmVzcG9uc2USLgoEdXNlchgBIAEoCzIgLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLlVzZXISLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYXV0aGVudGljYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoOU2lnbk91dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIRCg9TaWduT3V0UmVzcG9uc2UiMgoZR2V0QWNjb3VudFNlY3VyaXR5UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIssBCg5BY2NvdW50UGFzc2tleRIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2RldmljZV90eXBlGAQgASgJEhEKCWJhY2tlZF91cBgFIAEoCBIMCgRuYW1lGAYgASgJEhUKDWNyZWRlbnRpYWxfaWQYByABKAkinQEKDkFjY291bnRTZXNzaW9uEgoKAmlkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBm1ldGhvZBgEIAEoCRIPCgdjdXJyZW50GAUgASgIIpgBChpHZXRBY2NvdW50U2VjdXJpdHlSZXNwb25zZRI8CghwYXNza2V5cxgBIAMoCzIqLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLkFjY291bnRQYXNza2V5EjwKCHNlc3Npb25zGAIgAygLMiouY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuQWNjb3VudFNlc3Npb24iKgoXTGlzdFVzZXJQYXNza2V5c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI4CgtVc2VyUGFzc2tleRIVCg1jcmVkZW50aWFsX2lkGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAwiVQoYTGlzdFVzZXJQYXNza2V5c1Jlc3BvbnNlEjkKCHBhc3NrZXlzGAEgAygLMicuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuVXNlclBhc3NrZXkiQQoUUmVtb3ZlUGFzc2tleVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpwYXNza2V5X2lkGAIgASgJIhcKFVJlbW92ZVBhc3NrZXlSZXNwb25zZSJPChRSZW5hbWVQYXNza2V5UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCnBhc3NrZXlfaWQYAiABKAkSDAoEbmFtZRgDIAEoCSIXChVSZW5hbWVQYXNza2V5UmVzcG9uc2UiLQoURGVsZXRlQWNjb3VudFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSI1ChVEZWxldGVBY2NvdW50UmVzcG9uc2USHAoUb2F1dGhfZ3JhbnRzX3Jldm9rZWQYASABKA0iNAobU2lnbk91dE90aGVyU2Vzc2lvbnNSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiMgocU2lnbk91dE90aGVyU2Vzc2lvbnNSZXNwb25zZRISCgpzaWduZWRfb3V0GAEgASgNIrwBChtDb25maWd1cmVPQXV0aENsaWVudFJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEiIKGnRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kGAMgASgJEhEKCWp3a3NfanNvbhgEIAEoCRIQCghqd2tzX3VyaRgFIAEoCRIVCg1yb3RhdGVfc2VjcmV0GAYgASgIEhUKDWlkcF9jbGllbnRfaWQYByABKAkitgEKHENvbmZpZ3VyZU9BdXRoQ2xpZW50UmVzcG9uc2USFgoOYXBwbGljYXRpb25faWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEiIKGnRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSGQoRaGFzX2NsaWVudF9zZWNyZXQYBSABKAgSFQoNaWRwX2NsaWVudF9pZBgGIAEoCSLhAQoKT0F1dGhHcmFudBIQCghncmFudF9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSFgoOYXBwbGljYXRpb25faWQYAyABKAkSGAoQYXBwbGljYXRpb25fbmFtZRgEIAEoCRIOCgZzY29wZXMYBSADKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdXNlcl9pZBgIIAEoCSIpChZMaXN0T0F1dGhHcmFudHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiUQoXTGlzdE9BdXRoR3JhbnRzUmVzcG9uc2USNgoGZ3JhbnRzGAEgAygLMiYuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT0F1dGhHcmFudCI8ChdSZXZva2VPQXV0aEdyYW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGdyYW50X2lkGAIgASgJIlEKGFJldm9rZU9BdXRoR3JhbnRSZXNwb25zZRI1CgVncmFudBgBIAEoCzImLmNvbnRleHRnYXRld2F5LmlkZW50aXR5LnYxLk9BdXRoR3JhbnQiSwohTGlzdEFwcGxpY2F0aW9uT0F1dGhHcmFudHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCSJNCiNSZXZva2VBcHBsaWNhdGlvbk9BdXRoVG9rZW5zUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkiPgokUmV2b2tlQXBwbGljYXRpb25PQXV0aFRva2Vuc1Jlc3BvbnNlEhYKDnJldm9rZWRfZ3JhbnRzGAEgASgNIs0CCg9Pcmdhbml6YXRpb25Tc28SDgoGb3JnX2lkGAEgASgJEg4KBmlzc3VlchgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSGQoRaGFzX2NsaWVudF9zZWNyZXQYBCABKAgSFQoNZW1haWxfZG9tYWlucxgFIAMoCRJYCg9yZXF1aXJlZF9jbGFpbXMYBiADKAsyPy5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb25Tc28uUmVxdWlyZWRDbGFpbXNFbnRyeRIUCgxzc29fcmVxdWlyZWQYByABKAgSLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaNQoTUmVxdWlyZWRDbGFpbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrkCCh9Db25maWd1cmVPcmdhbml6YXRpb25Tc29SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSFQoNZW1haWxfZG9tYWlucxgFIAMoCRJoCg9yZXF1aXJlZF9jbGFpbXMYBiADKAsyTy5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Db25maWd1cmVPcmdhbml6YXRpb25Tc29SZXF1ZXN0LlJlcXVpcmVkQ2xhaW1zRW50cnkSFAoMc3NvX3JlcXVpcmVkGAcgASgIGjUKE1JlcXVpcmVkQ2xhaW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJcCiBDb25maWd1cmVPcmdhbml6YXRpb25Tc29SZXNwb25zZRI4CgNzc28YASABKAsyKy5jb250ZXh0Z2F0ZXdheS5pZGVudGl0eS52MS5Pcmdhbml6YXRpb25Tc28iKwoZR2V0T3JnYW5pemF0aW9uU3NvUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiVgoaR2V0T3JnYW5pemF0aW9uU3NvUmVzcG9uc2USOAoDc3NvGAEgASgLMisuY29udGV4dGdhdGV3YXkuaWRlbnRpdHkudjEuT3JnYW5pemF0aW9uU3NvIi4KHERlbGV0ZU9yZ2FuaXphdGlvblNzb1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIh8KHURlbGV0ZU9yZ2FuaXphdGlvblNzb1Jlc3BvbnNlIkAKFVN0YXJ0U3NvU2lnbkluUmVxdWVzdBIUCgxvcmdhbml6YXRpb24YASABKAkSEQoJcmV0dXJuX3RvGAIgASgJInoKFlN0YXJ0U3NvU2lnbkluUmVzcG9uc2USGQoRYXV0aG9yaXphdGlvbl91cmwYASABKAkSFQoNYnJvd3Nlcl90b2tlbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChZGaW5pc2hTc29TaWduSW5SZXF1ZXN0EhUKDWJyb3dzZXJfdG9rZW4YASABKAkSFgoOY2FsbGJhY2tfcXVlcnkYAiABKAkirgEKF0ZpbmlzaFNzb1NpZ25JblJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCRI2ChJzZXNzaW9uX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG5ld191c2VyGAQgASgIEg4KBm9yZ19pZBgFIAEoCRIRCglyZXR1cm5fdG8YBiABKAkqdwoRQXBwbGljYXRpb25TdGF0dXMSIgoeQVBQTElDQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZQVBQTElDQVRJT05fU1RBVFVTX0FDVElWRRABEh8KG0FQUExJQ0FUSU9OX1NUQVRVU19ESVNBQkxFRBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message contextgateway.identity.v1.Organization
@@ -978,6 +978,13 @@ export type AccountPasskey = Message<"contextgateway.identity.v1.AccountPasskey"
    * @generated from field: string name = 6;
    */
   name: string;
+
+  /**
+   * base64url, as the browser reports it (WebAuthn allowCredentials).
+   *
+   * @generated from field: string credential_id = 7;
+   */
+  credentialId: string;
 };
 
 /**
@@ -1051,6 +1058,70 @@ export const GetAccountSecurityResponseSchema: GenMessage<GetAccountSecurityResp
   messageDesc(file_contextgateway_identity_v1_identity, 40);
 
 /**
+ * identity.v1.list_user_passkeys: a person's passkeys' public keys, for the Personal Server
+ * that pins them and the portal that has a pinned one endorse a new one (personal-server,
+ * gateway). Public keys only: nothing here signs anything.
+ *
+ * @generated from message contextgateway.identity.v1.ListUserPasskeysRequest
+ */
+export type ListUserPasskeysRequest = Message<"contextgateway.identity.v1.ListUserPasskeysRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.ListUserPasskeysRequest.
+ * Use `create(ListUserPasskeysRequestSchema)` to create a new message.
+ */
+export const ListUserPasskeysRequestSchema: GenMessage<ListUserPasskeysRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 41);
+
+/**
+ * @generated from message contextgateway.identity.v1.UserPasskey
+ */
+export type UserPasskey = Message<"contextgateway.identity.v1.UserPasskey"> & {
+  /**
+   * base64url, as the browser reports it.
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+
+  /**
+   * COSE public key.
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.UserPasskey.
+ * Use `create(UserPasskeySchema)` to create a new message.
+ */
+export const UserPasskeySchema: GenMessage<UserPasskey> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 42);
+
+/**
+ * @generated from message contextgateway.identity.v1.ListUserPasskeysResponse
+ */
+export type ListUserPasskeysResponse = Message<"contextgateway.identity.v1.ListUserPasskeysResponse"> & {
+  /**
+   * @generated from field: repeated contextgateway.identity.v1.UserPasskey passkeys = 1;
+   */
+  passkeys: UserPasskey[];
+};
+
+/**
+ * Describes the message contextgateway.identity.v1.ListUserPasskeysResponse.
+ * Use `create(ListUserPasskeysResponseSchema)` to create a new message.
+ */
+export const ListUserPasskeysResponseSchema: GenMessage<ListUserPasskeysResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_identity_v1_identity, 43);
+
+/**
  * identity.v1.remove_passkey: the person removes one of their passkeys. Needs the session to
  * have been opened by a passkey use recently (reauthentication_required otherwise); the last
  * passkey is never removed (conflict); another person's passkey is not_found.
@@ -1074,7 +1145,7 @@ export type RemovePasskeyRequest = Message<"contextgateway.identity.v1.RemovePas
  * Use `create(RemovePasskeyRequestSchema)` to create a new message.
  */
 export const RemovePasskeyRequestSchema: GenMessage<RemovePasskeyRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 41);
+  messageDesc(file_contextgateway_identity_v1_identity, 44);
 
 /**
  * @generated from message contextgateway.identity.v1.RemovePasskeyResponse
@@ -1087,7 +1158,7 @@ export type RemovePasskeyResponse = Message<"contextgateway.identity.v1.RemovePa
  * Use `create(RemovePasskeyResponseSchema)` to create a new message.
  */
 export const RemovePasskeyResponseSchema: GenMessage<RemovePasskeyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 42);
+  messageDesc(file_contextgateway_identity_v1_identity, 45);
 
 /**
  * identity.v1.rename_passkey: the person names one of their passkeys ("Work laptop"), so the
@@ -1118,7 +1189,7 @@ export type RenamePasskeyRequest = Message<"contextgateway.identity.v1.RenamePas
  * Use `create(RenamePasskeyRequestSchema)` to create a new message.
  */
 export const RenamePasskeyRequestSchema: GenMessage<RenamePasskeyRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 43);
+  messageDesc(file_contextgateway_identity_v1_identity, 46);
 
 /**
  * @generated from message contextgateway.identity.v1.RenamePasskeyResponse
@@ -1131,7 +1202,7 @@ export type RenamePasskeyResponse = Message<"contextgateway.identity.v1.RenamePa
  * Use `create(RenamePasskeyResponseSchema)` to create a new message.
  */
 export const RenamePasskeyResponseSchema: GenMessage<RenamePasskeyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 44);
+  messageDesc(file_contextgateway_identity_v1_identity, 47);
 
 /**
  * identity.v1.delete_account: the person deletes their gateway account. Needs the session to
@@ -1154,7 +1225,7 @@ export type DeleteAccountRequest = Message<"contextgateway.identity.v1.DeleteAcc
  * Use `create(DeleteAccountRequestSchema)` to create a new message.
  */
 export const DeleteAccountRequestSchema: GenMessage<DeleteAccountRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 45);
+  messageDesc(file_contextgateway_identity_v1_identity, 48);
 
 /**
  * @generated from message contextgateway.identity.v1.DeleteAccountResponse
@@ -1171,7 +1242,7 @@ export type DeleteAccountResponse = Message<"contextgateway.identity.v1.DeleteAc
  * Use `create(DeleteAccountResponseSchema)` to create a new message.
  */
 export const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 46);
+  messageDesc(file_contextgateway_identity_v1_identity, 49);
 
 /**
  * identity.v1.sign_out_other_sessions: every live session of the person but this one ends.
@@ -1190,7 +1261,7 @@ export type SignOutOtherSessionsRequest = Message<"contextgateway.identity.v1.Si
  * Use `create(SignOutOtherSessionsRequestSchema)` to create a new message.
  */
 export const SignOutOtherSessionsRequestSchema: GenMessage<SignOutOtherSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 47);
+  messageDesc(file_contextgateway_identity_v1_identity, 50);
 
 /**
  * @generated from message contextgateway.identity.v1.SignOutOtherSessionsResponse
@@ -1207,7 +1278,7 @@ export type SignOutOtherSessionsResponse = Message<"contextgateway.identity.v1.S
  * Use `create(SignOutOtherSessionsResponseSchema)` to create a new message.
  */
 export const SignOutOtherSessionsResponseSchema: GenMessage<SignOutOtherSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 48);
+  messageDesc(file_contextgateway_identity_v1_identity, 51);
 
 /**
  * An application's settings as an OAuth client of the authorization server (its client id
@@ -1267,7 +1338,7 @@ export type ConfigureOAuthClientRequest = Message<"contextgateway.identity.v1.Co
  * Use `create(ConfigureOAuthClientRequestSchema)` to create a new message.
  */
 export const ConfigureOAuthClientRequestSchema: GenMessage<ConfigureOAuthClientRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 49);
+  messageDesc(file_contextgateway_identity_v1_identity, 52);
 
 /**
  * @generated from message contextgateway.identity.v1.ConfigureOAuthClientResponse
@@ -1311,7 +1382,7 @@ export type ConfigureOAuthClientResponse = Message<"contextgateway.identity.v1.C
  * Use `create(ConfigureOAuthClientResponseSchema)` to create a new message.
  */
 export const ConfigureOAuthClientResponseSchema: GenMessage<ConfigureOAuthClientResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 50);
+  messageDesc(file_contextgateway_identity_v1_identity, 53);
 
 /**
  * An application holding OAuth tokens for a person: one grant (token family) of the
@@ -1372,7 +1443,7 @@ export type OAuthGrant = Message<"contextgateway.identity.v1.OAuthGrant"> & {
  * Use `create(OAuthGrantSchema)` to create a new message.
  */
 export const OAuthGrantSchema: GenMessage<OAuthGrant> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 51);
+  messageDesc(file_contextgateway_identity_v1_identity, 54);
 
 /**
  * The applications holding tokens for one person (the caller's own user id).
@@ -1391,7 +1462,7 @@ export type ListOAuthGrantsRequest = Message<"contextgateway.identity.v1.ListOAu
  * Use `create(ListOAuthGrantsRequestSchema)` to create a new message.
  */
 export const ListOAuthGrantsRequestSchema: GenMessage<ListOAuthGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 52);
+  messageDesc(file_contextgateway_identity_v1_identity, 55);
 
 /**
  * @generated from message contextgateway.identity.v1.ListOAuthGrantsResponse
@@ -1408,7 +1479,7 @@ export type ListOAuthGrantsResponse = Message<"contextgateway.identity.v1.ListOA
  * Use `create(ListOAuthGrantsResponseSchema)` to create a new message.
  */
 export const ListOAuthGrantsResponseSchema: GenMessage<ListOAuthGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 53);
+  messageDesc(file_contextgateway_identity_v1_identity, 56);
 
 /**
  * Revokes one of the person's grants: its refresh tokens are deleted and its access tokens
@@ -1433,7 +1504,7 @@ export type RevokeOAuthGrantRequest = Message<"contextgateway.identity.v1.Revoke
  * Use `create(RevokeOAuthGrantRequestSchema)` to create a new message.
  */
 export const RevokeOAuthGrantRequestSchema: GenMessage<RevokeOAuthGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 54);
+  messageDesc(file_contextgateway_identity_v1_identity, 57);
 
 /**
  * @generated from message contextgateway.identity.v1.RevokeOAuthGrantResponse
@@ -1450,7 +1521,7 @@ export type RevokeOAuthGrantResponse = Message<"contextgateway.identity.v1.Revok
  * Use `create(RevokeOAuthGrantResponseSchema)` to create a new message.
  */
 export const RevokeOAuthGrantResponseSchema: GenMessage<RevokeOAuthGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 55);
+  messageDesc(file_contextgateway_identity_v1_identity, 58);
 
 /**
  * An admin's view: the grants an application of the org holds, for every person.
@@ -1474,7 +1545,7 @@ export type ListApplicationOAuthGrantsRequest = Message<"contextgateway.identity
  * Use `create(ListApplicationOAuthGrantsRequestSchema)` to create a new message.
  */
 export const ListApplicationOAuthGrantsRequestSchema: GenMessage<ListApplicationOAuthGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 56);
+  messageDesc(file_contextgateway_identity_v1_identity, 59);
 
 /**
  * An admin revokes every OAuth token of an application: all its grants end, and every
@@ -1499,7 +1570,7 @@ export type RevokeApplicationOAuthTokensRequest = Message<"contextgateway.identi
  * Use `create(RevokeApplicationOAuthTokensRequestSchema)` to create a new message.
  */
 export const RevokeApplicationOAuthTokensRequestSchema: GenMessage<RevokeApplicationOAuthTokensRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 57);
+  messageDesc(file_contextgateway_identity_v1_identity, 60);
 
 /**
  * @generated from message contextgateway.identity.v1.RevokeApplicationOAuthTokensResponse
@@ -1516,7 +1587,7 @@ export type RevokeApplicationOAuthTokensResponse = Message<"contextgateway.ident
  * Use `create(RevokeApplicationOAuthTokensResponseSchema)` to create a new message.
  */
 export const RevokeApplicationOAuthTokensResponseSchema: GenMessage<RevokeApplicationOAuthTokensResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 58);
+  messageDesc(file_contextgateway_identity_v1_identity, 61);
 
 /**
  * An organization's OpenID Connect identity provider, as an admin sees it (never the secret).
@@ -1576,7 +1647,7 @@ export type OrganizationSso = Message<"contextgateway.identity.v1.OrganizationSs
  * Use `create(OrganizationSsoSchema)` to create a new message.
  */
 export const OrganizationSsoSchema: GenMessage<OrganizationSso> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 59);
+  messageDesc(file_contextgateway_identity_v1_identity, 62);
 
 /**
  * Sets (creates or replaces) an organization's IdP. identity fetches the issuer's discovery
@@ -1629,7 +1700,7 @@ export type ConfigureOrganizationSsoRequest = Message<"contextgateway.identity.v
  * Use `create(ConfigureOrganizationSsoRequestSchema)` to create a new message.
  */
 export const ConfigureOrganizationSsoRequestSchema: GenMessage<ConfigureOrganizationSsoRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 60);
+  messageDesc(file_contextgateway_identity_v1_identity, 63);
 
 /**
  * @generated from message contextgateway.identity.v1.ConfigureOrganizationSsoResponse
@@ -1646,7 +1717,7 @@ export type ConfigureOrganizationSsoResponse = Message<"contextgateway.identity.
  * Use `create(ConfigureOrganizationSsoResponseSchema)` to create a new message.
  */
 export const ConfigureOrganizationSsoResponseSchema: GenMessage<ConfigureOrganizationSsoResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 61);
+  messageDesc(file_contextgateway_identity_v1_identity, 64);
 
 /**
  * @generated from message contextgateway.identity.v1.GetOrganizationSsoRequest
@@ -1663,7 +1734,7 @@ export type GetOrganizationSsoRequest = Message<"contextgateway.identity.v1.GetO
  * Use `create(GetOrganizationSsoRequestSchema)` to create a new message.
  */
 export const GetOrganizationSsoRequestSchema: GenMessage<GetOrganizationSsoRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 62);
+  messageDesc(file_contextgateway_identity_v1_identity, 65);
 
 /**
  * @generated from message contextgateway.identity.v1.GetOrganizationSsoResponse
@@ -1680,7 +1751,7 @@ export type GetOrganizationSsoResponse = Message<"contextgateway.identity.v1.Get
  * Use `create(GetOrganizationSsoResponseSchema)` to create a new message.
  */
 export const GetOrganizationSsoResponseSchema: GenMessage<GetOrganizationSsoResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 63);
+  messageDesc(file_contextgateway_identity_v1_identity, 66);
 
 /**
  * Removes the IdP; memberships stay, SSO sign-in for the org ends.
@@ -1699,7 +1770,7 @@ export type DeleteOrganizationSsoRequest = Message<"contextgateway.identity.v1.D
  * Use `create(DeleteOrganizationSsoRequestSchema)` to create a new message.
  */
 export const DeleteOrganizationSsoRequestSchema: GenMessage<DeleteOrganizationSsoRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 64);
+  messageDesc(file_contextgateway_identity_v1_identity, 67);
 
 /**
  * @generated from message contextgateway.identity.v1.DeleteOrganizationSsoResponse
@@ -1712,7 +1783,7 @@ export type DeleteOrganizationSsoResponse = Message<"contextgateway.identity.v1.
  * Use `create(DeleteOrganizationSsoResponseSchema)` to create a new message.
  */
 export const DeleteOrganizationSsoResponseSchema: GenMessage<DeleteOrganizationSsoResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 65);
+  messageDesc(file_contextgateway_identity_v1_identity, 68);
 
 /**
  * Starts a sign-in through an organization's IdP. `organization` is what the person typed:
@@ -1739,7 +1810,7 @@ export type StartSsoSignInRequest = Message<"contextgateway.identity.v1.StartSso
  * Use `create(StartSsoSignInRequestSchema)` to create a new message.
  */
 export const StartSsoSignInRequestSchema: GenMessage<StartSsoSignInRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 66);
+  messageDesc(file_contextgateway_identity_v1_identity, 69);
 
 /**
  * @generated from message contextgateway.identity.v1.StartSsoSignInResponse
@@ -1771,7 +1842,7 @@ export type StartSsoSignInResponse = Message<"contextgateway.identity.v1.StartSs
  * Use `create(StartSsoSignInResponseSchema)` to create a new message.
  */
 export const StartSsoSignInResponseSchema: GenMessage<StartSsoSignInResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 67);
+  messageDesc(file_contextgateway_identity_v1_identity, 70);
 
 /**
  * @generated from message contextgateway.identity.v1.FinishSsoSignInRequest
@@ -1795,7 +1866,7 @@ export type FinishSsoSignInRequest = Message<"contextgateway.identity.v1.FinishS
  * Use `create(FinishSsoSignInRequestSchema)` to create a new message.
  */
 export const FinishSsoSignInRequestSchema: GenMessage<FinishSsoSignInRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 68);
+  messageDesc(file_contextgateway_identity_v1_identity, 71);
 
 /**
  * @generated from message contextgateway.identity.v1.FinishSsoSignInResponse
@@ -1841,7 +1912,7 @@ export type FinishSsoSignInResponse = Message<"contextgateway.identity.v1.Finish
  * Use `create(FinishSsoSignInResponseSchema)` to create a new message.
  */
 export const FinishSsoSignInResponseSchema: GenMessage<FinishSsoSignInResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_identity_v1_identity, 69);
+  messageDesc(file_contextgateway_identity_v1_identity, 72);
 
 /**
  * @generated from enum contextgateway.identity.v1.ApplicationStatus

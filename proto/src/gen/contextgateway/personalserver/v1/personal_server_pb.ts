@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/personalserver/v1/personal_server.proto.
  */
 export const file_contextgateway_personalserver_v1_personal_server: GenFile = /*@__PURE__*/
-  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJUChRSZWdpc3RlckdyYW50UmVxdWVzdBI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNImYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhUKDWNvbm5lY3Rpb25faWQYBCABKAkiUwoTUmV2b2tlR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkIkEKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USFwoPcmVjb3Jkc19kZWxldGVkGAEgASgNEhYKDmdyYW50c19yZXZva2VkGAIgASgNIosBCgtSZWNvcmRJbnB1dBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgFIAEoCCLBAQoTV3JpdGVSZWNvcmRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSPgoHcmVjb3JkcxgEIAMoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZElucHV0Ei0KCXN5bmNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoUV3JpdGVSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0SEgoKdG9tYnN0b25lZBgDIAEoDSI9ChNDb3VudFJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCSIuCg9SZWNvcmRUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCJZChRDb3VudFJlY29yZHNSZXNwb25zZRJBCgZjb3VudHMYASADKAsyMS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5SZWNvcmRUeXBlQ291bnQieQoURXhwb3J0UmVjb3Jkc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKA0SDwoHdXNlcl9pZBgFIAEoCUoECAEQAlIUcGVyc29uX3Nlc3Npb25fdG9rZW4iQgoVRXhwb3J0UmVjb3Jkc1Jlc3BvbnNlEhQKDHJlY29yZHNfanNvbhgBIAEoDBITCgtuZXh0X2N1cnNvchgCIAEoCSIwChdMb2NhdGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIk8KGExvY2F0ZUNvbm5lY3Rpb25SZXNwb25zZRINCgVzaGFyZBgBIAEoDRIPCgd1c2VyX2lkGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJIrkBChNRdWVyeVJlY29yZHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1jb25uZWN0aW9uX2lkGAMgASgJEgwKBHR5cGUYBCABKAkSEAoIc2luY2VfbXMYBSABKAMSDQoFbGltaXQYBiABKA0SDgoGY3Vyc29yGAcgASgJEg4KBmZpZWxkcxgIIAMoCRIUCgxwb2xpY3lfdHlwZXMYCSADKAkicAoUUXVlcnlSZWNvcmRzUmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgMEhMKC25leHRfY3Vyc29yGAIgASgJEi0KCXN5bmNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqWgoKR3JhbnRTdGF0ZRIbChdHUkFOVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkdSQU5UX1NUQVRFX0FDVElWRRABEhcKE0dSQU5UX1NUQVRFX1JFVk9LRUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJkCgxQYXNza2V5UHJvb2YSDQoFbm9uY2UYASABKAkSLQoJbm90X2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hc3NlcnRpb25fanNvbhgDIAEoCSKVAQoUUmVnaXN0ZXJHcmFudFJlcXVlc3QSPAoFZ3JhbnQYASABKAsyLS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5HcmFudFJlY29yZBI/Cgdjb25zZW50GAIgASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNIrQBChNDaGVja0NvbnNlbnRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRI/Cgdjb25zZW50GAYgASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mIi0KFENoZWNrQ29uc2VudFJlc3BvbnNlEhUKDWNyZWRlbnRpYWxfaWQYASABKAkigAEKEVBpblBhc3NrZXlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY3JlZGVudGlhbF9pZBgCIAEoCRJDCgtlbmRvcnNlbWVudBgDIAEoCzIuLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlBhc3NrZXlQcm9vZiIkChJQaW5QYXNza2V5UmVzcG9uc2USDgoGcGlubmVkGAEgASgIIj0KE1VucGluUGFzc2tleVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIVCg1jcmVkZW50aWFsX2lkGAIgASgJIigKFFVucGluUGFzc2tleVJlc3BvbnNlEhAKCHVucGlubmVkGAEgASgIIiwKGUxpc3RQaW5uZWRQYXNza2V5c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChpMaXN0UGlubmVkUGFzc2tleXNSZXNwb25zZRIWCg5jcmVkZW50aWFsX2lkcxgBIAMoCRIOCgZwaW5uZWQYAiABKAgiZgoSUmV2b2tlR3JhbnRSZXF1ZXN0EhAKCGdyYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFgoOYXBwbGljYXRpb25faWQYAyABKAkSFQoNY29ubmVjdGlvbl9pZBgEIAEoCSJTChNSZXZva2VHcmFudFJlc3BvbnNlEjwKBWdyYW50GAEgASgLMi0uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRSZWNvcmQiQQoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIksKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRIXCg9yZWNvcmRzX2RlbGV0ZWQYASABKA0SFgoOZ3JhbnRzX3Jldm9rZWQYAiABKA0iiwEKC1JlY29yZElucHV0EgwKBHR5cGUYASABKAkSEwoLZXh0ZXJuYWxfaWQYAiABKAkSEQoJZGF0YV9qc29uGAMgASgMEjUKEXNvdXJjZV91cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGAUgASgIIsEBChNXcml0ZVJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRI+CgdyZWNvcmRzGAQgAygLMi0uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUmVjb3JkSW5wdXQSLQoJc3luY2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChRXcml0ZVJlY29yZHNSZXNwb25zZRIPCgd3cml0dGVuGAEgASgNEhEKCXVuY2hhbmdlZBgCIAEoDRISCgp0b21ic3RvbmVkGAMgASgNIj0KE0NvdW50UmVjb3Jkc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJIi4KD1JlY29yZFR5cGVDb3VudBIMCgR0eXBlGAEgASgJEg0KBWNvdW50GAIgASgEIlkKFENvdW50UmVjb3Jkc1Jlc3BvbnNlEkEKBmNvdW50cxgBIAMoCzIxLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZFR5cGVDb3VudCJ5ChRFeHBvcnRSZWNvcmRzUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAIgASgJEg4KBmN1cnNvchgDIAEoCRINCgVsaW1pdBgEIAEoDRIPCgd1c2VyX2lkGAUgASgJSgQIARACUhRwZXJzb25fc2Vzc2lvbl90b2tlbiJCChVFeHBvcnRSZWNvcmRzUmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgMEhMKC25leHRfY3Vyc29yGAIgASgJIjAKF0xvY2F0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkiTwoYTG9jYXRlQ29ubmVjdGlvblJlc3BvbnNlEg0KBXNoYXJkGAEgASgNEg8KB3VzZXJfaWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkiuQEKE1F1ZXJ5UmVjb3Jkc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhUKDWNvbm5lY3Rpb25faWQYAyABKAkSDAoEdHlwZRgEIAEoCRIQCghzaW5jZV9tcxgFIAEoAxINCgVsaW1pdBgGIAEoDRIOCgZjdXJzb3IYByABKAkSDgoGZmllbGRzGAggAygJEhQKDHBvbGljeV90eXBlcxgJIAMoCSJwChRRdWVyeVJlY29yZHNSZXNwb25zZRIUCgxyZWNvcmRzX2pzb24YASABKAwSEwoLbmV4dF9jdXJzb3IYAiABKAkSLQoJc3luY2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpaCgpHcmFudFN0YXRlEhsKF0dSQU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSR1JBTlRfU1RBVEVfQUNUSVZFEAESFwoTR1JBTlRfU1RBVEVfUkVWT0tFRBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Where a user's Personal Server lives.
@@ -122,6 +122,42 @@ export const GrantRecordSchema: GenMessage<GrantRecord> = /*@__PURE__*/
 
 /**
  * Registers (or updates the scopes of) a grant; provisions the user's server if needed.
+ * A person's passkey signature over a statement (a grant they allow, or a passkey they
+ * add): a WebAuthn assertion whose challenge is the statement's hash (libs/crypto
+ * consent-statement.ts). The statement itself is rebuilt by the Personal Server from the
+ * request's own fields, this nonce and this expiry; a nonce is accepted once.
+ *
+ * @generated from message contextgateway.personalserver.v1.PasskeyProof
+ */
+export type PasskeyProof = Message<"contextgateway.personalserver.v1.PasskeyProof"> & {
+  /**
+   * @generated from field: string nonce = 1;
+   */
+  nonce: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp not_after = 2;
+   */
+  notAfter?: Timestamp | undefined;
+
+  /**
+   * AuthenticationResponseJSON, as navigator.credentials.get() gives it.
+   *
+   * @generated from field: string assertion_json = 3;
+   */
+  assertionJson: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.PasskeyProof.
+ * Use `create(PasskeyProofSchema)` to create a new message.
+ */
+export const PasskeyProofSchema: GenMessage<PasskeyProof> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 3);
+
+/**
+ * Registers a grant the person signed: `consent` must verify against one of the person's
+ * pinned passkeys for exactly this grant's person, org, application, integration and scopes.
  *
  * @generated from message contextgateway.personalserver.v1.RegisterGrantRequest
  */
@@ -130,6 +166,11 @@ export type RegisterGrantRequest = Message<"contextgateway.personalserver.v1.Reg
    * @generated from field: contextgateway.personalserver.v1.GrantRecord grant = 1;
    */
   grant?: GrantRecord | undefined;
+
+  /**
+   * @generated from field: contextgateway.personalserver.v1.PasskeyProof consent = 2;
+   */
+  consent?: PasskeyProof | undefined;
 };
 
 /**
@@ -137,7 +178,7 @@ export type RegisterGrantRequest = Message<"contextgateway.personalserver.v1.Reg
  * Use `create(RegisterGrantRequestSchema)` to create a new message.
  */
 export const RegisterGrantRequestSchema: GenMessage<RegisterGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 3);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 4);
 
 /**
  * @generated from message contextgateway.personalserver.v1.RegisterGrantResponse
@@ -159,7 +200,207 @@ export type RegisterGrantResponse = Message<"contextgateway.personalserver.v1.Re
  * Use `create(RegisterGrantResponseSchema)` to create a new message.
  */
 export const RegisterGrantResponseSchema: GenMessage<RegisterGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 4);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 5);
+
+/**
+ * Checks a consent before the flow goes on (the source's login), without spending its
+ * nonce: provisions the Personal Server (pinning the person's passkeys the first time) and
+ * verifies the signature. register_grant checks it again and spends it.
+ *
+ * @generated from message contextgateway.personalserver.v1.CheckConsentRequest
+ */
+export type CheckConsentRequest = Message<"contextgateway.personalserver.v1.CheckConsentRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string org_id = 2;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 3;
+   */
+  applicationId: string;
+
+  /**
+   * @generated from field: string integration = 4;
+   */
+  integration: string;
+
+  /**
+   * @generated from field: repeated string scopes = 5;
+   */
+  scopes: string[];
+
+  /**
+   * @generated from field: contextgateway.personalserver.v1.PasskeyProof consent = 6;
+   */
+  consent?: PasskeyProof | undefined;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.CheckConsentRequest.
+ * Use `create(CheckConsentRequestSchema)` to create a new message.
+ */
+export const CheckConsentRequestSchema: GenMessage<CheckConsentRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 6);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.CheckConsentResponse
+ */
+export type CheckConsentResponse = Message<"contextgateway.personalserver.v1.CheckConsentResponse"> & {
+  /**
+   * The pinned passkey that signed.
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.CheckConsentResponse.
+ * Use `create(CheckConsentResponseSchema)` to create a new message.
+ */
+export const CheckConsentResponseSchema: GenMessage<CheckConsentResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 7);
+
+/**
+ * A passkey the person added after their Personal Server pinned its first ones: pinned only
+ * with `endorsement`, an assertion by an already pinned passkey over the new one
+ * (credential id and public key, which the Personal Server reads from identity itself).
+ *
+ * @generated from message contextgateway.personalserver.v1.PinPasskeyRequest
+ */
+export type PinPasskeyRequest = Message<"contextgateway.personalserver.v1.PinPasskeyRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string credential_id = 2;
+   */
+  credentialId: string;
+
+  /**
+   * @generated from field: contextgateway.personalserver.v1.PasskeyProof endorsement = 3;
+   */
+  endorsement?: PasskeyProof | undefined;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.PinPasskeyRequest.
+ * Use `create(PinPasskeyRequestSchema)` to create a new message.
+ */
+export const PinPasskeyRequestSchema: GenMessage<PinPasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 8);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.PinPasskeyResponse
+ */
+export type PinPasskeyResponse = Message<"contextgateway.personalserver.v1.PinPasskeyResponse"> & {
+  /**
+   * False when nothing is pinned for the person yet: their first consent pins every passkey
+   * they have then, this one included; no endorsement was needed or spent.
+   *
+   * @generated from field: bool pinned = 1;
+   */
+  pinned: boolean;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.PinPasskeyResponse.
+ * Use `create(PinPasskeyResponseSchema)` to create a new message.
+ */
+export const PinPasskeyResponseSchema: GenMessage<PinPasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 9);
+
+/**
+ * The person removed a passkey: it signs nothing more here. Removing trust needs no proof.
+ *
+ * @generated from message contextgateway.personalserver.v1.UnpinPasskeyRequest
+ */
+export type UnpinPasskeyRequest = Message<"contextgateway.personalserver.v1.UnpinPasskeyRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string credential_id = 2;
+   */
+  credentialId: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.UnpinPasskeyRequest.
+ * Use `create(UnpinPasskeyRequestSchema)` to create a new message.
+ */
+export const UnpinPasskeyRequestSchema: GenMessage<UnpinPasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 10);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.UnpinPasskeyResponse
+ */
+export type UnpinPasskeyResponse = Message<"contextgateway.personalserver.v1.UnpinPasskeyResponse"> & {
+  /**
+   * @generated from field: bool unpinned = 1;
+   */
+  unpinned: boolean;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.UnpinPasskeyResponse.
+ * Use `create(UnpinPasskeyResponseSchema)` to create a new message.
+ */
+export const UnpinPasskeyResponseSchema: GenMessage<UnpinPasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 11);
+
+/**
+ * The person's pinned passkeys (credential ids): which ones can sign for their Personal Server.
+ *
+ * @generated from message contextgateway.personalserver.v1.ListPinnedPasskeysRequest
+ */
+export type ListPinnedPasskeysRequest = Message<"contextgateway.personalserver.v1.ListPinnedPasskeysRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.ListPinnedPasskeysRequest.
+ * Use `create(ListPinnedPasskeysRequestSchema)` to create a new message.
+ */
+export const ListPinnedPasskeysRequestSchema: GenMessage<ListPinnedPasskeysRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 12);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.ListPinnedPasskeysResponse
+ */
+export type ListPinnedPasskeysResponse = Message<"contextgateway.personalserver.v1.ListPinnedPasskeysResponse"> & {
+  /**
+   * @generated from field: repeated string credential_ids = 1;
+   */
+  credentialIds: string[];
+
+  /**
+   * False until the person's first consent pinned their passkeys.
+   *
+   * @generated from field: bool pinned = 2;
+   */
+  pinned: boolean;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.ListPinnedPasskeysResponse.
+ * Use `create(ListPinnedPasskeysResponseSchema)` to create a new message.
+ */
+export const ListPinnedPasskeysResponseSchema: GenMessage<ListPinnedPasskeysResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 13);
 
 /**
  * Revokes one grant; replies only after the owning shard committed it.
@@ -199,7 +440,7 @@ export type RevokeGrantRequest = Message<"contextgateway.personalserver.v1.Revok
  * Use `create(RevokeGrantRequestSchema)` to create a new message.
  */
 export const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 5);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
 
 /**
  * @generated from message contextgateway.personalserver.v1.RevokeGrantResponse
@@ -216,7 +457,7 @@ export type RevokeGrantResponse = Message<"contextgateway.personalserver.v1.Revo
  * Use `create(RevokeGrantResponseSchema)` to create a new message.
  */
 export const RevokeGrantResponseSchema: GenMessage<RevokeGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 6);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
 
 /**
  * Destroys a connection's data key (crypto-shredding) and deletes its records and grants.
@@ -240,7 +481,7 @@ export type DeleteConnectionRequest = Message<"contextgateway.personalserver.v1.
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 7);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
 
 /**
  * @generated from message contextgateway.personalserver.v1.DeleteConnectionResponse
@@ -262,7 +503,7 @@ export type DeleteConnectionResponse = Message<"contextgateway.personalserver.v1
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 8);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
 
 /**
  * One normalized record from a source, in the catalog's shape for its type.
@@ -309,7 +550,7 @@ export type RecordInput = Message<"contextgateway.personalserver.v1.RecordInput"
  * Use `create(RecordInputSchema)` to create a new message.
  */
 export const RecordInputSchema: GenMessage<RecordInput> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 9);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
 
 /**
  * @generated from message contextgateway.personalserver.v1.WriteRecordsRequest
@@ -348,7 +589,7 @@ export type WriteRecordsRequest = Message<"contextgateway.personalserver.v1.Writ
  * Use `create(WriteRecordsRequestSchema)` to create a new message.
  */
 export const WriteRecordsRequestSchema: GenMessage<WriteRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 10);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 19);
 
 /**
  * @generated from message contextgateway.personalserver.v1.WriteRecordsResponse
@@ -375,7 +616,7 @@ export type WriteRecordsResponse = Message<"contextgateway.personalserver.v1.Wri
  * Use `create(WriteRecordsResponseSchema)` to create a new message.
  */
 export const WriteRecordsResponseSchema: GenMessage<WriteRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 11);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 20);
 
 /**
  * How many live records of each type a person's connection holds (the portal's overview).
@@ -401,7 +642,7 @@ export type CountRecordsRequest = Message<"contextgateway.personalserver.v1.Coun
  * Use `create(CountRecordsRequestSchema)` to create a new message.
  */
 export const CountRecordsRequestSchema: GenMessage<CountRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 12);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 21);
 
 /**
  * @generated from message contextgateway.personalserver.v1.RecordTypeCount
@@ -423,7 +664,7 @@ export type RecordTypeCount = Message<"contextgateway.personalserver.v1.RecordTy
  * Use `create(RecordTypeCountSchema)` to create a new message.
  */
 export const RecordTypeCountSchema: GenMessage<RecordTypeCount> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 13);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 22);
 
 /**
  * @generated from message contextgateway.personalserver.v1.CountRecordsResponse
@@ -442,7 +683,7 @@ export type CountRecordsResponse = Message<"contextgateway.personalserver.v1.Cou
  * Use `create(CountRecordsResponseSchema)` to create a new message.
  */
 export const CountRecordsResponseSchema: GenMessage<CountRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 23);
 
 /**
  * The person's own records of one of their connections, decrypted, one page at a time: what
@@ -481,7 +722,7 @@ export type ExportRecordsRequest = Message<"contextgateway.personalserver.v1.Exp
  * Use `create(ExportRecordsRequestSchema)` to create a new message.
  */
 export const ExportRecordsRequestSchema: GenMessage<ExportRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 24);
 
 /**
  * @generated from message contextgateway.personalserver.v1.ExportRecordsResponse
@@ -507,7 +748,7 @@ export type ExportRecordsResponse = Message<"contextgateway.personalserver.v1.Ex
  * Use `create(ExportRecordsResponseSchema)` to create a new message.
  */
 export const ExportRecordsResponseSchema: GenMessage<ExportRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 25);
 
 /**
  * Which shard owns a connection (the gateway caches the answer).
@@ -526,7 +767,7 @@ export type LocateConnectionRequest = Message<"contextgateway.personalserver.v1.
  * Use `create(LocateConnectionRequestSchema)` to create a new message.
  */
 export const LocateConnectionRequestSchema: GenMessage<LocateConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 26);
 
 /**
  * @generated from message contextgateway.personalserver.v1.LocateConnectionResponse
@@ -555,7 +796,7 @@ export type LocateConnectionResponse = Message<"contextgateway.personalserver.v1
  * Use `create(LocateConnectionResponseSchema)` to create a new message.
  */
 export const LocateConnectionResponseSchema: GenMessage<LocateConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 27);
 
 /**
  * One page of records for the app holding a grant on the connection.
@@ -625,7 +866,7 @@ export type QueryRecordsRequest = Message<"contextgateway.personalserver.v1.Quer
  * Use `create(QueryRecordsRequestSchema)` to create a new message.
  */
 export const QueryRecordsRequestSchema: GenMessage<QueryRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 19);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 28);
 
 /**
  * @generated from message contextgateway.personalserver.v1.QueryRecordsResponse
@@ -657,7 +898,7 @@ export type QueryRecordsResponse = Message<"contextgateway.personalserver.v1.Que
  * Use `create(QueryRecordsResponseSchema)` to create a new message.
  */
 export const QueryRecordsResponseSchema: GenMessage<QueryRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 20);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 29);
 
 /**
  * @generated from enum contextgateway.personalserver.v1.GrantState

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "connect_sessions" ADD COLUMN     "consent_assertion" TEXT,
+ADD COLUMN     "consent_nonce" TEXT;
