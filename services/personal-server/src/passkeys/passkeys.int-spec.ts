@@ -7,12 +7,10 @@ import { join } from 'node:path';
 
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Clock, systemClock } from '@context-gateway/clock';
 import { grantChallenge, passkeyChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
-import { RpcClient } from '@context-gateway/messaging';
 import { answerRpc } from '@context-gateway/messaging/testing';
 import {
   GrantRecordSchema,
@@ -21,16 +19,13 @@ import {
   RevokeGrantRequestSchema,
   rpc,
 } from '@context-gateway/proto';
-import { LOGGER, Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Global, type INestApplicationContext, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { pino } from 'pino';
+import type { INestApplicationContext } from '@nestjs/common';
 
-import { envSchema } from '../env.js';
 import { GrantsModule } from '../grants/grants.module.js';
 import { GrantsService } from '../grants/grants.service.js';
+import { startShardContext } from '../testing/shard-context.js';
 import { PasskeysModule } from './passkeys.module.js';
 import { PinnedPasskeysService } from './pinned-passkeys.service.js';
 
@@ -58,29 +53,12 @@ beforeAll(async () => {
   answerRpc(nc, rpc.identity.listUserPasskeys, ({ userId }) => ({
     passkeys: (identity.get(userId) ?? []).map((p) => ({ credentialId: p.credentialId, publicKey: p.publicKey })),
   }));
-  const env = envSchema.parse({
-    MASTER_KEY_FILE: join(keyDir, 'master.key'),
-    GATEWAY_PUBLIC_URL: ORIGIN,
-    LOG_LEVEL: 'silent',
-  });
-  @Global()
-  @Module({
-    providers: [
-      { provide: PG_POOL, useValue: schema.pool },
-      { provide: SERVICE_ENV, useValue: env },
-      { provide: SERVICE_INFO, useValue: { name: 'personal-server', version: 'test', databaseSchema: schema.schema } },
-      { provide: RpcClient, useValue: new RpcClient(nc) },
-      { provide: Clock, useValue: systemClock },
-      { provide: Metrics, useValue: new Metrics({ service: 'personal-server', version: 'test' }) },
-      { provide: LOGGER, useValue: pino({ level: 'silent' }) },
-      ReadinessService,
-    ],
-    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock, Metrics, LOGGER],
-  })
-  class TestRuntime {}
-  @Module({ imports: [TestRuntime, PasskeysModule, GrantsModule] })
-  class ShardUnderTest {}
-  app = await NestFactory.createApplicationContext(ShardUnderTest, { logger: false });
+  app = await startShardContext(
+    schema,
+    nc,
+    { MASTER_KEY_FILE: join(keyDir, 'master.key'), GATEWAY_PUBLIC_URL: ORIGIN },
+    [PasskeysModule, GrantsModule],
+  );
   grants = app.get(GrantsService);
   passkeys = app.get(PinnedPasskeysService);
 });

@@ -7,12 +7,11 @@ import { join } from 'node:path';
 
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Clock, systemClock } from '@context-gateway/clock';
+import { systemClock } from '@context-gateway/clock';
 import { grantChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
-import { RpcClient } from '@context-gateway/messaging';
 import { answerRpc } from '@context-gateway/messaging/testing';
 import {
   GrantRecordSchema,
@@ -23,12 +22,9 @@ import {
   rpc,
   WriteRecordsRequestSchema,
 } from '@context-gateway/proto';
-import { LOGGER, Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Global, type INestApplicationContext, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { pino } from 'pino';
+import type { INestApplicationContext } from '@nestjs/common';
 
 import { ConnectionsService } from '../connections/connections.service.js';
 import { applyRebalance, planRebalance } from '../directory/rebalance.js';
@@ -38,6 +34,7 @@ import { GrantsModule } from '../grants/grants.module.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { countStoredDataKeys } from '../keys/keys.module.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
+import { startShardContext } from '../testing/shard-context.js';
 import { encodeCursor } from './cursor.js';
 import { RecordsModule } from './records.module.js';
 import { FIND_FOR_WRITE_SQL } from './records.repository.js';
@@ -52,31 +49,12 @@ let nc: NatsConnection;
 const shards: INestApplicationContext[] = [];
 
 async function startShard(shard: number): Promise<INestApplicationContext> {
-  const env = envSchema.parse({
-    SHARD_ID: String(shard),
-    SHARD_COUNT: '2',
-    MASTER_KEY_FILE: join(keyDir, 'master.key'),
-    LOG_LEVEL: 'silent',
-  });
-  @Global()
-  @Module({
-    providers: [
-      { provide: PG_POOL, useValue: schema.pool },
-      { provide: SERVICE_ENV, useValue: env },
-      { provide: SERVICE_INFO, useValue: { name: 'personal-server', version: 'test', databaseSchema: schema.schema } },
-      { provide: RpcClient, useValue: new RpcClient(nc) },
-      // Real time: updated_at comes from Postgres' clock, which the change-feed tests compare against.
-      { provide: Clock, useValue: systemClock },
-      { provide: Metrics, useValue: new Metrics({ service: 'personal-server', version: 'test' }) },
-      { provide: LOGGER, useValue: pino({ level: 'silent' }) },
-      ReadinessService,
-    ],
-    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock, Metrics, LOGGER],
-  })
-  class TestRuntime {}
-  @Module({ imports: [TestRuntime, RecordsModule, GrantsModule] })
-  class ShardUnderTest {}
-  const app = await NestFactory.createApplicationContext(ShardUnderTest, { logger: false });
+  const app = await startShardContext(
+    schema,
+    nc,
+    { SHARD_ID: String(shard), SHARD_COUNT: '2', MASTER_KEY_FILE: join(keyDir, 'master.key') },
+    [RecordsModule, GrantsModule],
+  );
   shards.push(app);
   return app;
 }

@@ -1,0 +1,44 @@
+import { Clock, systemClock } from '@context-gateway/clock';
+import type { TestSchema } from '@context-gateway/database/testing';
+import { RpcClient } from '@context-gateway/messaging';
+import { LOGGER, Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Global, type INestApplicationContext, Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { pino } from 'pino';
+
+import { envSchema } from '../env.js';
+
+/**
+ * One shard process for integration tests: the service's modules under test over a test
+ * schema, real NATS and real key files, with what the runtime module provides in production
+ * (pool, env, RPC client, clock, metrics, a silent logger). `env`: the variables that differ
+ * from the defaults (MASTER_KEY_FILE at least).
+ */
+export async function startShardContext(
+  schema: TestSchema,
+  nc: NatsConnection,
+  env: Record<string, string>,
+  modules: Type[],
+): Promise<INestApplicationContext> {
+  const parsed = envSchema.parse({ LOG_LEVEL: 'silent', ...env });
+  @Global()
+  @Module({
+    providers: [
+      { provide: PG_POOL, useValue: schema.pool },
+      { provide: SERVICE_ENV, useValue: parsed },
+      { provide: SERVICE_INFO, useValue: { name: 'personal-server', version: 'test', databaseSchema: schema.schema } },
+      { provide: RpcClient, useValue: new RpcClient(nc) },
+      // Real time: updated_at comes from Postgres' clock, which the change-feed tests compare against.
+      { provide: Clock, useValue: systemClock },
+      { provide: Metrics, useValue: new Metrics({ service: 'personal-server', version: 'test' }) },
+      { provide: LOGGER, useValue: pino({ level: 'silent' }) },
+      ReadinessService,
+    ],
+    exports: [PG_POOL, SERVICE_ENV, SERVICE_INFO, RpcClient, ReadinessService, Clock, Metrics, LOGGER],
+  })
+  class TestRuntime {}
+  @Module({ imports: [TestRuntime, ...modules] })
+  class ShardUnderTest {}
+  return NestFactory.createApplicationContext(ShardUnderTest, { logger: false });
+}
