@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
+import { ConnectionStatus, rpc } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -133,6 +133,14 @@ async function confirmWithPasskeyIfAsked(): Promise<boolean> {
 }
 
 let connectionId: string;
+
+/** The connection's sync state, as an application holding a grant reads it. */
+async function syncOf(id: string): Promise<{ state: string; lastSuccessAt: string | null }> {
+  const response = await fetch(`${stack.gatewayUrl}/v1/connections/${id}/sync`, {
+    headers: { authorization: `Bearer ${planner.key}` },
+  });
+  return (await response.json()) as { state: string; lastSuccessAt: string | null };
+}
 
 /** GET /v1/me/audit/entries/{id} as the page's script reads it. */
 interface Answer {
@@ -282,6 +290,50 @@ describe('the portal at /account', () => {
     expect((await records(planner, connectionId)).status).toBe(200);
     expect(await page.locator('main').textContent()).not.toContain('Notes Digest');
   }, 60_000);
+
+  it('a connection the source stopped accepting is reconnected from the portal: a sign-in at the source, no new grant', async () => {
+    // The source refuses every refresh: the next sync marks the connection needs_reauth.
+    await demo.control.expireTokens(true);
+    const sync = await fetch(`${stack.gatewayUrl}/v1/connections/${connectionId}/sync`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${planner.key}` },
+    });
+    expect(sync.status).toBe(202);
+    await waitFor('the connection to need a new sign-in', async () => {
+      const { connections } = await client.request(rpc.broker.listUserConnections, {
+        personSessionToken: await sessionCookie(context),
+      });
+      return connections.some(
+        (c) => c.connection?.id === connectionId && c.connection.status === ConnectionStatus.NEEDS_REAUTH,
+      );
+    });
+    const before = await syncOf(connectionId);
+    await page.goto(`${base}/account`);
+    expect(await page.locator('main').textContent()).toContain('no longer accepts our access');
+    await checkPage('05r-needs-reauth');
+    const reconnect = page.getByRole('button', { name: 'Reconnect Demo Notes: sign in to it again' });
+    await Promise.all([page.waitForURL((u) => u.pathname !== '/account'), reconnect.click()]);
+    if (await confirmWithPasskeyIfAsked()) {
+      await Promise.all([page.waitForURL((u) => u.pathname !== '/account'), reconnect.click()]);
+    }
+    await page.waitForSelector('h1:has-text("Sign in to Demo Notes again")');
+    await checkPage('05s-reconnect');
+    await page.getByRole('link', { name: 'Continue to Demo Notes' }).click();
+    await page.waitForURL((u) => u.origin === new URL(demo.url).origin);
+    await page.fill('#login', 'alice');
+    await page.fill('#password', 'password');
+    await page.click('#sign-in');
+    await Promise.all([page.waitForURL((u) => u.search === '?notice=reconnected'), page.click('#allow')]);
+    expect(await page.getByRole('status').textContent()).toContain('Reconnected');
+    expect(await page.locator('main').textContent()).not.toContain('no longer accepts our access');
+    // The renewed access syncs again: a sync succeeds after the one that failed.
+    await waitFor('a sync with the renewed access', async () => {
+      const now = await syncOf(connectionId);
+      return now.state === 'idle' && (now.lastSuccessAt ?? '') > (before.lastSuccessAt ?? '');
+    });
+    // No grant changed: the revoked application still reads nothing.
+    expect((await records(digest, connectionId)).status).toBe(403);
+  }, 90_000);
 
   it('adds a passkey, removes the old one (never the last), and signs out every other session', async () => {
     await page.goto(`${base}/account/security`);

@@ -30,6 +30,8 @@ import {
   RevokeConnectionGrantResponseSchema,
   RotateWebhookSecretRequestSchema,
   RotateWebhookSecretResponseSchema,
+  StartReconnectRequestSchema,
+  StartReconnectResponseSchema,
   WebhookRefSchema,
 } from '../gen/contextgateway/broker/v1/broker_pb.js';
 import { defineRpc } from './descriptors.js';
@@ -105,6 +107,17 @@ export const brokerRpc = {
       // Required for ALLOW, but its absence is the broker's passkey_signature_invalid (a page
       // the person understands), not a validation error.
       ...check.maxLength(m.consentAssertionJson, 16_384, 'consentAssertionJson'),
+    ],
+  }),
+  /** The portal: the person signs in to the source again for a connection of theirs (no app, no grant). */
+  startReconnect: defineRpc({
+    subject: 'broker.v1.start_reconnect',
+    callers: ['gateway'],
+    request: StartReconnectRequestSchema,
+    response: StartReconnectResponseSchema,
+    validate: (m) => [
+      ...personSessionToken(m.personSessionToken, 'personSessionToken'),
+      ...check.uuid(m.connectionId, 'connectionId'),
     ],
   }),
   completeAuthorization: defineRpc({

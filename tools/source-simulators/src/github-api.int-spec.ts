@@ -27,9 +27,10 @@ describe('GitHub REST API', () => {
     await sim.control.createAccount({ login, counts: { repos: 250, starred: 130, issues: 60 } });
     token = (await obtainTokens(sim, login, ['repo', 'read:user'])).access_token;
   });
+  // Stopping waits for the server's open connections; on a busy machine that can pass 5 s.
   afterAll(async () => {
     await sim.stop();
-  });
+  }, 30_000);
 
   it('Link pagination walks every repository exactly once', async () => {
     const seen: number[] = [];

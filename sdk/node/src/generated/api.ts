@@ -256,7 +256,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "reconnected" | "reconnect_failed" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -1301,6 +1301,125 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/account/connections/{connectionId}/reconnect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in to the source again for one of your connections (portal form)
+         * @description For a connection that needs it (`needs_reauth`): a page with the link on to the source's sign-in (and the browser-binding state cookie), which renews the access and comes back to `/account/reconnected`. No application is involved and no grant changes. OAuth sources only. Needs a passkey use within the last few minutes; otherwise 303 to the passkey page first.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    connectionId: string & (unknown & unknown);
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        csrf: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description A link on to the source's sign-in (a form's answer may not leave for another site). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description csrf_invalid */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description connection_not_found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed, unknown_field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/account/delete": {
         parameters: {
             query?: never;
@@ -2159,6 +2278,100 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/account/reconnected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where a reconnect comes back (portal)
+         * @description The connect flow's end for a person-started reconnect: 303 to the overview, saying how it went (read from the person's own connection, not taken from the query).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    connectionId?: string;
+                    error?: "access_denied" | "source_error" | "conflict";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description To the overview, with a notice. */
+                303: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed, unknown_field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/account/rules": {
         parameters: {
             query?: never;
@@ -2170,7 +2383,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "reconnected" | "reconnect_failed" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;
@@ -2474,7 +2687,7 @@ export type paths = {
         get: {
             parameters: {
                 query?: {
-                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "signed_out_others";
+                    notice?: "revoked" | "deleted" | "deleting" | "confirmed" | "rule_added" | "rule_removed" | "passkey_added" | "passkey_removed" | "passkey_renamed" | "passkey_trusted" | "passkey_untrusted" | "reconnected" | "reconnect_failed" | "signed_out_others";
                 };
                 header?: never;
                 path?: never;

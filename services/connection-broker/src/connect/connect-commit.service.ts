@@ -16,7 +16,7 @@ import type { Integration } from '../integrations/integration-catalog.js';
 import type { Credential } from '../vault/credential-vault.js';
 import { type ConnectSession, ConnectSessionsRepository } from './connect-sessions.repository.js';
 import { consentProof } from './consent-proof.js';
-import { appCallback, type FlowResult } from './flow-result.js';
+import { appCallback, type FlowResult, refusal } from './flow-result.js';
 
 /** What the flow connects with: an existing connection reused as is, or a credential to store. */
 export type ConnectSource = { reuse: Connection } | { credential: Credential; sourceScopes: string[] };
@@ -97,6 +97,70 @@ export class ConnectCommitService {
       grantId: change.grant.id,
       orgId: session.orgId,
       applicationId: session.applicationId,
+    };
+  }
+
+  /**
+   * A person-started reconnect's end (ConnectService.startReconnect): the connection's
+   * credential renewed and the session consumed in one transaction; no grant changes. It
+   * must still be the person's live connection (not deleted meanwhile), and the source must
+   * grant at least the scopes the connection carried (other applications' grants rely on
+   * them); otherwise nothing changes and the portal hears `conflict` or `source_error`.
+   */
+  async reconnect(
+    session: ConnectSession,
+    userId: string,
+    integration: Integration,
+    source: { credential: Credential; sourceScopes: string[] | undefined },
+  ): Promise<FlowResult> {
+    const refuse = async (error: 'conflict' | 'source_error', why: string): Promise<FlowResult> => {
+      await this.sessions.finish(session.id, { from: 'authorizing', to: 'failed', now: this.clock.date() });
+      this.logger.warn({ connectSession: session.id, why }, 'reconnect refused');
+      return refusal(session, error);
+    };
+    const current = await this.connections.findOwned(userId, session.reconnectConnectionId ?? '');
+    if (!current) return refuse('conflict', 'the connection is gone');
+    const sourceScopes = source.sourceScopes ?? current.sourceScopes;
+    if (!current.sourceScopes.every((s) => sourceScopes.includes(s)))
+      return refuse('source_error', 'the source granted fewer scopes than the connection carries');
+    let saved: SavedConnection;
+    try {
+      saved = await this.sessions.transaction(async (tx) => {
+        if (
+          !(await this.sessions.finish(
+            session.id,
+            { from: 'authorizing', to: 'completed', now: this.clock.date(), userId },
+            tx,
+          ))
+        )
+          throw new AppError('connect_session_invalid');
+        const saved = await this.connections.save(tx, {
+          orgId: session.orgId,
+          userId,
+          integration,
+          credential: source.credential,
+          sourceScopes,
+        });
+        // The row as it was, read in this transaction: still this connection, and not deleted meanwhile.
+        if (saved.replaced?.id !== session.reconnectConnectionId || saved.replaced.deletedAt)
+          throw new AppError('conflict', 'The connection was deleted while it was being reconnected');
+        await this.sessions.setConnection(tx, session.id, saved.connection.id);
+        return saved;
+      });
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'conflict') return refuse('conflict', error.message);
+      throw error;
+    }
+    await this.connections
+      .forgetReplacedKey(saved)
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'the replaced data key was not destroyed'));
+    this.logger.info({ connectSession: session.id, connectionId: saved.connection.id }, 'connection reconnected');
+    await this.queueInitialSync(saved.connection.id);
+    return {
+      redirectUrl: appCallback(session, { connectionId: saved.connection.id }),
+      sessionId: session.id,
+      connectionId: saved.connection.id,
+      orgId: session.orgId,
     };
   }
 

@@ -1049,3 +1049,87 @@ async function waitForRegistration(grantId: string): Promise<void> {
   for (let i = 0; i < 100 && !consents.registered.some((r) => r.grant?.grantId === grantId); i++)
     await new Promise((resolve) => setTimeout(resolve, 20));
 }
+
+describe("the person's reconnect (the portal)", () => {
+  it('signs in to the source again for their own connection: credential renewed, status active, no grant changed', async () => {
+    const person = randomUUID();
+    const session = await newSession(APP_A, ['demo:read:notes']);
+    const { redirect, stateCookie } = await allowAndAuthorize(session.sessionToken, person, 'bob');
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie,
+      personSessionToken: signedIn(person),
+    });
+    const connectionId = done.connectionId;
+    // The source stopped accepting the connection's refresh token (as a sync would find it).
+    await db.pool.query(`UPDATE connections SET status = 'needs_reauth' WHERE id = $1`, [connectionId]);
+    const grants = await count('grants');
+    const sessions = await count('connect_sessions');
+
+    // Only the person's own connection, with a recent passkey use.
+    expect(
+      await rejection(client.request(rpc.broker.startReconnect, { personSessionToken: signedIn(ALICE), connectionId })),
+    ).toBe('connection_not_found');
+    people.passkeyUsedAgo(person, 6 * 60_000);
+    expect(
+      await rejection(
+        client.request(rpc.broker.startReconnect, { personSessionToken: signedIn(person), connectionId }),
+      ),
+    ).toBe('reauthentication_required');
+    people.passkeyUsedAgo(person, 0);
+    expect(await count('connect_sessions')).toBe(sessions);
+
+    const started = await client.request(rpc.broker.startReconnect, {
+      personSessionToken: signedIn(person),
+      connectionId,
+    });
+    const source = new URL(started.redirectUrl);
+    expect(source.origin).toBe(new URL(demo.url).origin);
+    // The sources' scopes the connection carries, no more.
+    expect(source.searchParams.get('scope')).toBe('notes.read');
+    const back = await completeAuthorization(started.redirectUrl, { login: 'bob' });
+    const reconnected = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: back.redirect.search.slice(1),
+      stateCookie: started.oauthState,
+      personSessionToken: signedIn(person),
+    });
+    expect(reconnected.connectionId).toBe(connectionId);
+    expect(reconnected.grantId).toBe('');
+    expect(reconnected.redirectUrl).toBe(`${GATEWAY}/account/reconnected?connectionId=${connectionId}`);
+    const { rows } = await db.pool.query<{ status: string }>('SELECT status FROM connections WHERE id = $1', [
+      connectionId,
+    ]);
+    expect(rows).toEqual([{ status: 'active' }]);
+    expect(await count('grants')).toBe(grants);
+    // Spent: the same callback again is refused.
+    expect(
+      await rejection(
+        client.request(rpc.broker.completeAuthorization, {
+          callbackQuery: back.redirect.search.slice(1),
+          stateCookie: started.oauthState,
+          personSessionToken: signedIn(person),
+        }),
+      ),
+    ).toBe('oauth_state_invalid');
+
+    // A connection deleted while its reconnect was at the source is not brought back.
+    const again = await client.request(rpc.broker.startReconnect, {
+      personSessionToken: signedIn(person),
+      connectionId,
+    });
+    const signedInAgain = await completeAuthorization(again.redirectUrl, { login: 'bob' });
+    await db.pool.query('UPDATE connections SET deleted_at = now() WHERE id = $1', [connectionId]);
+    const refused = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: signedInAgain.redirect.search.slice(1),
+      stateCookie: again.oauthState,
+      personSessionToken: signedIn(person),
+    });
+    expect(refused.redirectUrl).toBe(`${GATEWAY}/account/reconnected?error=conflict`);
+    expect(refused.connectionId).toBe('');
+    const after = await db.pool.query<{ deleted: boolean }>(
+      'SELECT deleted_at IS NOT NULL AS deleted FROM connections WHERE id = $1',
+      [connectionId],
+    );
+    expect(after.rows).toEqual([{ deleted: true }]);
+  });
+});

@@ -29,7 +29,9 @@ export class ConnectSessionsRepository {
     callbackUrl: string;
     appState: string;
     forUserId: string | null;
-    consentNonce: string;
+    /** Null for a reconnect: nothing is consented to, no grant follows. */
+    consentNonce: string | null;
+    reconnectConnectionId?: string;
     expiresAt: Date;
   }): Promise<ConnectSession> {
     return this.db.connectSession.create({ data: { ...data, tokenHash: new Uint8Array(data.tokenHash) } });

@@ -8,6 +8,7 @@ import {
   type DecideConnectSessionRequest,
   type GetConnectSessionRequest,
   rpc,
+  type StartReconnectRequest,
 } from '@context-gateway/proto';
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
@@ -72,6 +73,18 @@ export class ConnectHandler {
         m.consentAssertionJson,
       );
     throw new AppError('validation_failed', 'decision must be set');
+  }
+
+  @RpcHandler(rpc.broker.startReconnect)
+  async startReconnect(@Payload() m: StartReconnectRequest) {
+    // It renews the credential that feeds the person's data to every app they allowed: a recent
+    // passkey use, as for deleting the connection. (The source's account is not compared: the
+    // connection does not record which account it was; the reconnect page asks for the same one.)
+    const result = await this.connect.startReconnect(
+      await this.people.recentUserId(m.personSessionToken),
+      m.connectionId,
+    );
+    return { redirectUrl: result.redirectUrl, oauthState: result.oauthState ?? '' };
   }
 
   // Only OAuth sends the browser away and back: the callback is that method's own step.

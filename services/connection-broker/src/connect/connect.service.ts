@@ -32,6 +32,9 @@ export interface CreateSessionInput {
   forUserId?: string;
 }
 
+/** The application id of a person-started reconnect (no application is involved): the nil UUID. */
+const PORTAL_APPLICATION_ID = '00000000-0000-0000-0000-000000000000';
+
 /**
  * Connect flow, steps 1-3: an app's connect session, the person's consent, then — through
  * the integration's ConnectMethod — the source's authorization or a credential right away,
@@ -71,6 +74,49 @@ export class ConnectService {
       'connect session created',
     );
     return { token, session };
+  }
+
+  /**
+   * The person signs in to the source again for a connection of theirs (the portal's
+   * Reconnect, for `needs_reauth` above all): a session of its own, bound to that person and
+   * that connection, straight on to the source. Its callback renews the credential (the
+   * sources' scopes the connection carries, no more), changes no grant, and sends the browser
+   * back to the portal. Only OAuth sources: an API-key source is connected again with a new key.
+   */
+  async startReconnect(userId: string, connectionId: string): Promise<FlowResult> {
+    const connection = await this.connections.findOwned(userId, connectionId);
+    if (!connection) throw new AppError('connection_not_found');
+    const integration = this.catalog.get(connection.integration);
+    if (integration.authType !== 'oauth2')
+      throw new AppError('validation_failed', `${integration.displayName} is not connected by signing in to it`, [
+        { path: 'connectionId', message: 'not an OAuth connection' },
+      ]);
+    this.methods.oauth2.assertConfigured(integration);
+    const session = await this.sessions.create({
+      orgId: connection.orgId,
+      applicationId: PORTAL_APPLICATION_ID,
+      applicationName: 'Context Gateway',
+      integration: integration.key,
+      scopes: [],
+      callbackUrl: new URL('/account/reconnected', this.env.GATEWAY_PUBLIC_URL).href,
+      appState: '',
+      forUserId: userId,
+      consentNonce: null,
+      reconnectConnectionId: connection.id,
+      tokenHash: sha256(randomBytes(32).toString('base64url')),
+      expiresAt: new Date(this.clock.now() + this.env.CONNECT_SESSION_TTL_SECONDS * 1000),
+    });
+    const consent = await this.methods.oauth2.consent({
+      session,
+      integration,
+      userId,
+      apiKey: '',
+      current: connection,
+      consentAssertion: '',
+    });
+    if (consent.next !== 'redirect') throw new AppError('internal', 'An OAuth reconnect must go to the source');
+    this.logger.info({ connectSession: session.id, connectionId }, 'reconnect started by the person');
+    return consent.result;
   }
 
   /** A pending, unexpired session (what the consent page may show and act on). */
@@ -145,8 +191,8 @@ export class ConnectService {
   async allow(token: string, userId: string, apiKey: string, consentAssertion: string): Promise<FlowResult> {
     const session = await this.pending(token);
     this.assertForPerson(session, userId);
-    // Made before consents were signed (in flight across the upgrade): there is nothing to sign.
-    if (!session.consentNonce)
+    // Made before consents were signed (in flight across the upgrade), or a reconnect: nothing to sign.
+    if (!session.consentNonce || session.reconnectConnectionId)
       throw new AppError(
         'connect_session_invalid',
         'This connect link is too old to be allowed; ask the app for a new one',

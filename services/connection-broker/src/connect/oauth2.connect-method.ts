@@ -86,7 +86,7 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     // Allowed before consents were signed (a session in flight across the upgrade): no grant
     // could be registered with the Personal Server, so the flow fails rather than hand the app
     // a connection it cannot read.
-    if (!session.consentAssertion)
+    if (!session.consentAssertion && !session.reconnectConnectionId)
       return fail('allowed without a signed consent', 'no signed consent', new AppError('connect_session_invalid'));
 
     const integration = this.catalog.get(session.integration);
@@ -119,6 +119,12 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     const granted = credential.scope
       ? [...new Set(credential.scope.split(/[\s,]+/).filter(Boolean))].sort()
       : this.catalog.sourceScopes(integration, session.scopes);
+    if (session.reconnectConnectionId)
+      return this.commit.reconnect(session, userId, integration, {
+        credential,
+        // What the source says it granted, when it says (RFC 6749 §5.1 lets it not).
+        sourceScopes: credential.scope ? granted : undefined,
+      });
     return this.commit.commit(
       session,
       'authorizing',

@@ -86,6 +86,12 @@ export class ConnectionsService {
     return this.connections.listForUser(userId);
   }
 
+  /** The user's own live connection by id; null for anyone else's, a deleted one, or none. */
+  async findOwned(userId: string, connectionId: string): Promise<Connection | null> {
+    const connection = await this.connections.findById(connectionId);
+    return connection && connection.userId === userId && !connection.deletedAt ? connection : null;
+  }
+
   /** The user's connection to an integration (deleted ones too: the row stays, keyed by user and integration). */
   findByUser(userId: string, integration: string): Promise<Connection | null> {
     return this.connections.findByUser(userId, integration);

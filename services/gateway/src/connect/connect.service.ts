@@ -191,6 +191,19 @@ export class ConnectFlowService {
         result.connectionId,
         result.grantId,
       );
+    else if (result.connectionId)
+      // A person's reconnect from the portal: the credential renewed, no grant; in their access log.
+      await this.audit.record({
+        action: 'admin_change',
+        outcome: 'allowed',
+        orgId: result.orgId,
+        userId: person?.userId,
+        connectionId: result.connectionId,
+        resource: `connection:${result.connectionId}`,
+        actorKind: 'user_session',
+        actorId: person?.userId,
+        operation: 'reconnect',
+      });
     return result;
   }
 

@@ -71,6 +71,8 @@ export type Notice =
   | 'passkey_removed'
   | 'passkey_renamed'
   | 'passkey_trusted'
+  | 'reconnected'
+  | 'reconnect_failed'
   | 'passkey_untrusted'
   | 'signed_out_others';
 
@@ -86,6 +88,8 @@ const NOTICES: Record<Notice, string> = {
   passkey_removed: 'Passkey removed. It can no longer sign you in.',
   passkey_renamed: 'Passkey renamed.',
   passkey_trusted: 'Your Personal Server trusts this passkey now: it can sign what you allow.',
+  reconnected: 'Reconnected. The first sync with your renewed access has started.',
+  reconnect_failed: 'Not reconnected: the source did not give access. Nothing changed; you can try again.',
   passkey_untrusted:
     'Passkey added. Your Personal Server does not trust it yet: choose “Trust this passkey” and confirm with a passkey it trusts.',
   signed_out_others: 'Every other browser and device is signed out.',
@@ -196,7 +200,14 @@ function connectionCard(c: ConnectionView, csrf: string): SafeHtml {
   return html`<section class="card" aria-labelledby="c-${c.id}">
 <h2 id="c-${c.id}">${c.integrationName}</h2>
 <p><span class="status status-${c.status}">${STATUS_WORDS[c.status]}</span> <span class="meta">since ${when(c.createdAt)}</span></p>
-${c.status === 'needs_reauth' ? html`<p class="warning">${c.integrationName} no longer accepts our access. Nothing syncs until you connect it again from one of the applications below.</p>` : ''}
+${
+  c.status === 'needs_reauth'
+    ? c.reconnectable
+      ? html`<div class="warning"><p>${c.integrationName} no longer accepts our access. Nothing syncs until you sign in to ${c.integrationName} again.</p>
+<form method="post" action="/account/connections/${c.id}/reconnect"><input type="hidden" name="csrf" value="${csrf}"><button class="primary" type="submit" aria-label="Reconnect ${c.integrationName}: sign in to it again">Reconnect</button></form></div>`
+      : html`<p class="warning">${c.integrationName} no longer accepts our access. Nothing syncs until you connect it again from one of the applications below.</p>`
+    : ''
+}
 <dl class="meta">
 <dt>Sync</dt><dd>${SYNC_WORDS[sync.state]}${sync.lastError ? html`: ${sync.lastError}` : ''}</dd>
 <dt>Last synced</dt><dd>${when(sync.lastSuccessAt)}</dd>
@@ -684,6 +695,21 @@ export const SECURITY_SCRIPT = `'use strict';
   });
 })();
 `;
+
+/**
+ * On to the source's sign-in for a reconnect: a link, not a redirect, because the pages'
+ * `form-action 'self'` would stop a form's answer from leaving for another site.
+ */
+export function reconnectPage(integrationName: string, sourceUrl: string): string {
+  return layout(
+    `Sign in to ${integrationName} again`,
+    undefined,
+    html`<h1>Sign in to ${integrationName} again</h1>
+<p>${integrationName} asks you to sign in and confirm; then you come back here and the sync starts again. No application gets any new access.</p>
+<p class="meta">Sign in with the same ${integrationName} account as before: the applications you allowed read what this connection brings in.</p>
+<div class="actions"><a class="button primary" href="${sourceUrl}" rel="noreferrer">Continue to ${integrationName}</a><a class="button" href="/account">Cancel</a></div>`,
+  );
+}
 
 /** A portal error the person can act on (always HTML, never problem JSON). */
 export function portalErrorPage(title: string, message: string, code: string | undefined): string {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
 import { type AuditSubject, setAuditSubject, setHandledFailure } from '../audit/audit-subject.js';
+import { COOKIES, serializeCookie } from '../auth/cookies.js';
 import { assertCsrfToken, issueCsrfToken } from '../auth/csrf.js';
 import type { Env } from '../env.js';
 import { htmlPageHeaders } from '../http/html.js';
@@ -34,6 +35,7 @@ import {
   PORTAL_CSP,
   PORTAL_STYLESHEET,
   portalErrorPage,
+  reconnectPage,
   rulesPage,
   SECURITY_CSP,
   SECURITY_SCRIPT,
@@ -55,6 +57,8 @@ const NOTICES = [
   'passkey_renamed',
   'passkey_trusted',
   'passkey_untrusted',
+  'reconnected',
+  'reconnect_failed',
   'signed_out_others',
 ] as const;
 const noticeQuery = z.strictObject({
@@ -79,6 +83,10 @@ const credentialId = z
   .max(1400)
   .regex(/^[A-Za-z0-9_-]+$/, 'must be base64url');
 const trustOptionsBody = z.strictObject({ credentialId });
+const reconnectedQuery = z.strictObject({
+  connectionId: z.uuid().optional(),
+  error: z.enum(['access_denied', 'source_error', 'conflict']).optional(),
+});
 const trustOptionsAnswer = z.union([
   z.object({ needed: z.literal(false) }),
   z.object({
@@ -122,6 +130,7 @@ const redirect = (description: string) => ({ status: 303, description });
 export const PORTAL_FORM_ROUTES = [
   'POST /account/connections/:connectionId/grants/:applicationId/revoke',
   'POST /account/connections/:connectionId/delete',
+  'POST /account/connections/:connectionId/reconnect',
   'POST /account/sign-out',
   'POST /account/rules',
   'POST /account/rules/:ruleId/delete',
@@ -486,6 +495,67 @@ export class PortalController {
 
   @Route({
     method: 'POST',
+    path: 'connections/:connectionId/reconnect',
+    summary: 'Sign in to the source again for one of your connections (portal form)',
+    description:
+      "For a connection that needs it (`needs_reauth`): a page with the link on to the source's sign-in (and the " +
+      'browser-binding state cookie), which renews the access and comes back to `/account/reconnected`. No application is involved and no grant ' +
+      'changes. OAuth sources only. Needs a passkey use within the last few minutes; otherwise 303 to the passkey page first.',
+    tags,
+    auth: 'none',
+    params: connectionParams,
+    body: csrfForm,
+    audit: { action: 'admin_change' },
+    success: page("A link on to the source's sign-in (a form's answer may not leave for another site)."),
+    errors: ['csrf_invalid', 'validation_failed', 'unknown_field', 'connection_not_found'],
+  })
+  async reconnect(
+    @Param() params: z.infer<typeof connectionParams>,
+    @Body() form: z.infer<typeof csrfForm>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.act(request, reply, form.csrf, '/account', async (person) => {
+      auditAsPerson(request, person, { connectionId: params.connectionId });
+      const connection = await this.portal.ownConnection(person, params.connectionId);
+      const started = await this.portal.reconnect(person, params.connectionId);
+      // Lax: the source sends the browser back with a top-level cross-site GET.
+      reply.header(
+        'set-cookie',
+        serializeCookie(COOKIES.connectState, started.oauthState, { maxAge: 600, sameSite: 'Lax' }),
+      );
+      return { html: reconnectPage(connection?.integrationName ?? 'the source', started.redirectUrl) };
+    });
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'reconnected',
+    summary: 'Where a reconnect comes back (portal)',
+    description:
+      "The connect flow's end for a person-started reconnect: 303 to the overview, saying how it went (read from the " +
+      "person's own connection, not taken from the query).",
+    tags,
+    auth: 'none',
+    query: reconnectedQuery,
+    success: redirect('To the overview, with a notice.'),
+    errors: ['validation_failed', 'unknown_field'],
+  })
+  async reconnected(
+    @Query() query: z.infer<typeof reconnectedQuery>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.asPerson(request, reply, '/account', async (person) => {
+      const connection =
+        query.connectionId && !query.error ? await this.portal.ownConnection(person, query.connectionId) : undefined;
+      this.redirect(reply, `/account?notice=${connection?.status === 'active' ? 'reconnected' : 'reconnect_failed'}`);
+      return undefined;
+    });
+  }
+
+  @Route({
+    method: 'POST',
     path: 'passkeys/trust/options',
     summary: 'What a trusted passkey signs to have your Personal Server trust another (portal, JSON)',
     description:
@@ -833,14 +903,17 @@ export class PortalController {
     reply: FastifyReply,
     csrf: string,
     afterConfirm: string,
-    run: (person: Person) => Promise<string>,
+    /** Where to go next (303), or a page to show (`{ html }`). */
+    run: (person: Person) => Promise<string | { html: string }>,
   ) {
     setAuditSubject(request, { actorKind: 'anonymous' });
     try {
       assertCsrfToken(request, csrf);
       const person = await this.accounts.optionalSession(request.headers.cookie);
       if (!person) throw new AppError('unauthenticated', 'Not signed in');
-      return this.redirect(reply, await run(person));
+      const next = await run(person);
+      if (typeof next === 'string') return this.redirect(reply, next);
+      return this.pageHeaders(reply).header('cache-control', 'no-store').status(200).send(next.html);
     } catch (error) {
       // Nothing was done: the audit records this request as refused, never as allowed.
       setHandledFailure(request, error);

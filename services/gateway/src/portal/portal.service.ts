@@ -42,6 +42,8 @@ export interface ConnectionView {
   id: string;
   integration: string;
   integrationName: string;
+  /** An OAuth source: the person can sign in to it again from the portal (Reconnect). */
+  reconnectable: boolean;
   status: 'active' | 'needs_reauth' | 'revoked' | 'deleting' | 'deleted';
   createdAt: Date | undefined;
   sync: {
@@ -168,6 +170,7 @@ export class PortalService {
           id: connection.id,
           integration: connection.integration,
           integrationName: manifest?.displayName ?? connection.integration,
+          reconnectable: manifest?.authType === 'oauth2',
           status: CONNECTION_STATUS[connection.status] ?? 'revoked',
           createdAt: date(connection.createdAt),
           sync,
@@ -514,6 +517,14 @@ export class PortalService {
       if (AppError.from(error).status < 500) return undefined;
       throw error;
     }
+  }
+
+  /** The person signs in to the source again for this connection of theirs: where the browser goes, and the state to bind. */
+  async reconnect(person: SignedInPerson, connectionId: string): Promise<{ redirectUrl: string; oauthState: string }> {
+    return this.rpcClient.request(rpc.broker.startReconnect, {
+      personSessionToken: person.sessionToken,
+      connectionId,
+    });
   }
 
   async revoke(person: SignedInPerson, connectionId: string, applicationId: string): Promise<void> {

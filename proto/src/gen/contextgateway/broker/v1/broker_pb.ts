@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/broker/v1/broker.proto.
  */
 export const file_contextgateway_broker_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9icm9rZXIvdjEvYnJva2VyLnByb3RvEhhjb250ZXh0Z2F0ZXdheS5icm9rZXIudjEiNgoQU2NvcGVEZXNjcmlwdGlvbhINCgVzY29wZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLCAQobQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIUCgxjYWxsYmFja191cmwYBiABKAkSEQoJYXBwX3N0YXRlGAcgASgJEhMKC2Zvcl91c2VyX2lkGAggASgJInkKHENyZWF0ZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KGEdldENvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAMgASgJSgQIAhADUgd1c2VyX2lkItUCChlHZXRDb25uZWN0U2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSGAoQYXBwbGljYXRpb25fbmFtZRgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRIYChBpbnRlZ3JhdGlvbl9uYW1lGAQgASgJEjoKBnNjb3BlcxgFIAMoCzIqLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5TY29wZURlc2NyaXB0aW9uEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWF1dGhfdHlwZRgHIAEoCRIZChFyZXVzZXNfY29ubmVjdGlvbhgIIAEoCBIOCgZvcmdfaWQYCSABKAkSFgoOYXBwbGljYXRpb25faWQYCiABKAkSGQoRY29uc2VudF9jaGFsbGVuZ2UYCyABKAkizwEKG0RlY2lkZUNvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEjsKCGRlY2lzaW9uGAIgASgOMikuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3REZWNpc2lvbhIPCgdhcGlfa2V5GAQgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAUgASgJEh4KFmNvbnNlbnRfYXNzZXJ0aW9uX2pzb24YBiABKAlKBAgDEARSB3VzZXJfaWQilwEKHERlY2lkZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFAoMcmVkaXJlY3RfdXJsGAEgASgJEhMKC29hdXRoX3N0YXRlGAIgASgJEhUKDWNvbm5lY3Rpb25faWQYAyABKAkSEAoIZ3JhbnRfaWQYBCABKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRIPCgdyZWZ1c2VkGAYgASgJInkKHENvbXBsZXRlQXV0aG9yaXphdGlvblJlcXVlc3QSFgoOY2FsbGJhY2tfcXVlcnkYASABKAkSFAoMc3RhdGVfY29va2llGAIgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAQgASgJSgQIAxAEUgd1c2VyX2lkIpoBCh1Db21wbGV0ZUF1dGhvcml6YXRpb25SZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIQCghncmFudF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEg4KBm9yZ19pZBgFIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgGIAEoCSLKAQoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRI6CgZzdGF0dXMYAyABKA4yKi5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIOCgZzY29wZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdXNlcl9pZBgGIAEoCRIOCgZvcmdfaWQYByABKAkiVQoUR2V0Q29ubmVjdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhUKDWNvbm5lY3Rpb25faWQYAyABKAkiUQoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbiJpChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIVCg1mb3JjZV9yZWZyZXNoGAIgASgIEiIKGnJlZnVzZWRfY3JlZGVudGlhbF92ZXJzaW9uGAMgASgNIuEBChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ludGVncmF0aW9uGAQgASgJEhQKDGFwaV9iYXNlX3VybBgFIAEoCRIVCg1zb3VyY2Vfc2NvcGVzGAYgAygJEg8KB3VzZXJfaWQYByABKAkSGgoSY3JlZGVudGlhbF92ZXJzaW9uGAggASgNImQKFEZpbmRVc2VyR3JhbnRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJInoKFUZpbmRVc2VyR3JhbnRSZXNwb25zZRIVCg1jb25uZWN0aW9uX2lkGAEgASgJEg4KBnNjb3BlcxgCIAMoCRI6CgZzdGF0dXMYAyABKA4yKi5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cyKKAQocUmV2b2tlQ29ubmVjdGlvbkdyYW50UmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg4KBm9yZ19pZBgEIAEoCRIcChRwZXJzb25fc2Vzc2lvbl90b2tlbhgFIAEoCUoECAMQBFIHdXNlcl9pZCIxCh1SZXZva2VDb25uZWN0aW9uR3JhbnRSZXNwb25zZRIQCghncmFudF9pZBgBIAEoCSJdChdSZW1vdmVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAMgASgJSgQIAhADUgd1c2VyX2lkInEKGFJlbW92ZUNvbm5lY3Rpb25SZXNwb25zZRIZChFyZXZva2VkX2F0X3NvdXJjZRgBIAEoCBI6CgZzdGF0dXMYAiABKA4yKi5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cyJJChpMaXN0VXNlckNvbm5lY3Rpb25zUmVxdWVzdBIcChRwZXJzb25fc2Vzc2lvbl90b2tlbhgCIAEoCUoECAEQAlIHdXNlcl9pZCKzAQoJVXNlckdyYW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGYWN0aXZlGAQgASgIEi4KCmdyYW50ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KDlVzZXJDb25uZWN0aW9uEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbhIzCgZncmFudHMYAiADKAsyIy5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuVXNlckdyYW50IlwKG0xpc3RVc2VyQ29ubmVjdGlvbnNSZXNwb25zZRI9Cgtjb25uZWN0aW9ucxgBIAMoCzIoLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Vc2VyQ29ubmVjdGlvbiLtAQoPV2ViaG9va0VuZHBvaW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRILCgN1cmwYAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc2VjcmV0X2NyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChdDb25maWd1cmVXZWJob29rUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSCwoDdXJsGAMgASgJImcKGENvbmZpZ3VyZVdlYmhvb2tSZXNwb25zZRI7CghlbmRwb2ludBgBIAEoCzIpLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5XZWJob29rRW5kcG9pbnQSDgoGc2VjcmV0GAIgASgJIjQKCldlYmhvb2tSZWYSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJIlEKEkdldFdlYmhvb2tSZXNwb25zZRI7CghlbmRwb2ludBgBIAEoCzIpLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5XZWJob29rRW5kcG9pbnQiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIl0KGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIXCg9vdmVybGFwX3NlY29uZHMYAyABKA0iagobUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEjsKCGVuZHBvaW50GAEgASgLMikuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLldlYmhvb2tFbmRwb2ludBIOCgZzZWNyZXQYAiABKAkiuQIKDldlYmhvb2tNZXNzYWdlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIOCgZzdGF0dXMYBCABKAkSEAoIYXR0ZW1wdHMYBSABKA0SLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9hdHRlbXB0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2xhc3Rfc3RhdHVzGAkgASgNEhIKCmxhc3RfZXJyb3IYCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgMImMKGkxpc3RXZWJob29rTWVzc2FnZXNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRINCgVsaW1pdBgDIAEoDRIOCgZjdXJzb3IYBCABKAkibgobTGlzdFdlYmhvb2tNZXNzYWdlc1Jlc3BvbnNlEjoKCG1lc3NhZ2VzGAEgAygLMiguY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLldlYmhvb2tNZXNzYWdlEhMKC25leHRfY3Vyc29yGAIgASgJIlkKG1JlcGxheVdlYmhvb2tNZXNzYWdlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSJZChxSZXBsYXlXZWJob29rTWVzc2FnZVJlc3BvbnNlEjkKB21lc3NhZ2UYASABKAsyKC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuV2ViaG9va01lc3NhZ2UqagoPQ29ubmVjdERlY2lzaW9uEiAKHENPTk5FQ1RfREVDSVNJT05fVU5TUEVDSUZJRUQQABIaChZDT05ORUNUX0RFQ0lTSU9OX0FMTE9XEAESGQoVQ09OTkVDVF9ERUNJU0lPTl9ERU5ZEAIq1QEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIiCh5DT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEgQAhIdChlDT05ORUNUSU9OX1NUQVRVU19SRVZPS0VEEAMSHgoaQ09OTkVDVElPTl9TVEFUVVNfREVMRVRJTkcQBBIdChlDT05ORUNUSU9OX1NUQVRVU19ERUxFVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9icm9rZXIvdjEvYnJva2VyLnByb3RvEhhjb250ZXh0Z2F0ZXdheS5icm9rZXIudjEiNgoQU2NvcGVEZXNjcmlwdGlvbhINCgVzY29wZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLCAQobQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIUCgxjYWxsYmFja191cmwYBiABKAkSEQoJYXBwX3N0YXRlGAcgASgJEhMKC2Zvcl91c2VyX2lkGAggASgJInkKHENyZWF0ZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KGEdldENvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAMgASgJSgQIAhADUgd1c2VyX2lkItUCChlHZXRDb25uZWN0U2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSGAoQYXBwbGljYXRpb25fbmFtZRgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRIYChBpbnRlZ3JhdGlvbl9uYW1lGAQgASgJEjoKBnNjb3BlcxgFIAMoCzIqLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5TY29wZURlc2NyaXB0aW9uEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWF1dGhfdHlwZRgHIAEoCRIZChFyZXVzZXNfY29ubmVjdGlvbhgIIAEoCBIOCgZvcmdfaWQYCSABKAkSFgoOYXBwbGljYXRpb25faWQYCiABKAkSGQoRY29uc2VudF9jaGFsbGVuZ2UYCyABKAkiTAoVU3RhcnRSZWNvbm5lY3RSZXF1ZXN0EhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkiQwoWU3RhcnRSZWNvbm5lY3RSZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSEwoLb2F1dGhfc3RhdGUYAiABKAkizwEKG0RlY2lkZUNvbm5lY3RTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEjsKCGRlY2lzaW9uGAIgASgOMikuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLkNvbm5lY3REZWNpc2lvbhIPCgdhcGlfa2V5GAQgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAUgASgJEh4KFmNvbnNlbnRfYXNzZXJ0aW9uX2pzb24YBiABKAlKBAgDEARSB3VzZXJfaWQilwEKHERlY2lkZUNvbm5lY3RTZXNzaW9uUmVzcG9uc2USFAoMcmVkaXJlY3RfdXJsGAEgASgJEhMKC29hdXRoX3N0YXRlGAIgASgJEhUKDWNvbm5lY3Rpb25faWQYAyABKAkSEAoIZ3JhbnRfaWQYBCABKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRIPCgdyZWZ1c2VkGAYgASgJInkKHENvbXBsZXRlQXV0aG9yaXphdGlvblJlcXVlc3QSFgoOY2FsbGJhY2tfcXVlcnkYASABKAkSFAoMc3RhdGVfY29va2llGAIgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAQgASgJSgQIAxAEUgd1c2VyX2lkIpoBCh1Db21wbGV0ZUF1dGhvcml6YXRpb25SZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIQCghncmFudF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEg4KBm9yZ19pZBgFIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgGIAEoCSLKAQoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRI6CgZzdGF0dXMYAyABKA4yKi5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIOCgZzY29wZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdXNlcl9pZBgGIAEoCRIOCgZvcmdfaWQYByABKAkiVQoUR2V0Q29ubmVjdGlvblJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhUKDWNvbm5lY3Rpb25faWQYAyABKAkiUQoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbiJpChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIVCg1mb3JjZV9yZWZyZXNoGAIgASgIEiIKGnJlZnVzZWRfY3JlZGVudGlhbF92ZXJzaW9uGAMgASgNIuEBChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ludGVncmF0aW9uGAQgASgJEhQKDGFwaV9iYXNlX3VybBgFIAEoCRIVCg1zb3VyY2Vfc2NvcGVzGAYgAygJEg8KB3VzZXJfaWQYByABKAkSGgoSY3JlZGVudGlhbF92ZXJzaW9uGAggASgNImQKFEZpbmRVc2VyR3JhbnRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJInoKFUZpbmRVc2VyR3JhbnRSZXNwb25zZRIVCg1jb25uZWN0aW9uX2lkGAEgASgJEg4KBnNjb3BlcxgCIAMoCRI6CgZzdGF0dXMYAyABKA4yKi5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cyKKAQocUmV2b2tlQ29ubmVjdGlvbkdyYW50UmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEg4KBm9yZ19pZBgEIAEoCRIcChRwZXJzb25fc2Vzc2lvbl90b2tlbhgFIAEoCUoECAMQBFIHdXNlcl9pZCIxCh1SZXZva2VDb25uZWN0aW9uR3JhbnRSZXNwb25zZRIQCghncmFudF9pZBgBIAEoCSJdChdSZW1vdmVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhwKFHBlcnNvbl9zZXNzaW9uX3Rva2VuGAMgASgJSgQIAhADUgd1c2VyX2lkInEKGFJlbW92ZUNvbm5lY3Rpb25SZXNwb25zZRIZChFyZXZva2VkX2F0X3NvdXJjZRgBIAEoCBI6CgZzdGF0dXMYAiABKA4yKi5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cyJJChpMaXN0VXNlckNvbm5lY3Rpb25zUmVxdWVzdBIcChRwZXJzb25fc2Vzc2lvbl90b2tlbhgCIAEoCUoECAEQAlIHdXNlcl9pZCKzAQoJVXNlckdyYW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGYWN0aXZlGAQgASgIEi4KCmdyYW50ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KDlVzZXJDb25uZWN0aW9uEjgKCmNvbm5lY3Rpb24YASABKAsyJC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuQ29ubmVjdGlvbhIzCgZncmFudHMYAiADKAsyIy5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuVXNlckdyYW50IlwKG0xpc3RVc2VyQ29ubmVjdGlvbnNSZXNwb25zZRI9Cgtjb25uZWN0aW9ucxgBIAMoCzIoLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5Vc2VyQ29ubmVjdGlvbiLtAQoPV2ViaG9va0VuZHBvaW50EhYKDmFwcGxpY2F0aW9uX2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRILCgN1cmwYAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc2VjcmV0X2NyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChdDb25maWd1cmVXZWJob29rUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSCwoDdXJsGAMgASgJImcKGENvbmZpZ3VyZVdlYmhvb2tSZXNwb25zZRI7CghlbmRwb2ludBgBIAEoCzIpLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5XZWJob29rRW5kcG9pbnQSDgoGc2VjcmV0GAIgASgJIjQKCldlYmhvb2tSZWYSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJIlEKEkdldFdlYmhvb2tSZXNwb25zZRI7CghlbmRwb2ludBgBIAEoCzIpLmNvbnRleHRnYXRld2F5LmJyb2tlci52MS5XZWJob29rRW5kcG9pbnQiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIl0KGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIXCg9vdmVybGFwX3NlY29uZHMYAyABKA0iagobUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEjsKCGVuZHBvaW50GAEgASgLMikuY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLldlYmhvb2tFbmRwb2ludBIOCgZzZWNyZXQYAiABKAkiuQIKDldlYmhvb2tNZXNzYWdlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFQoNY29ubmVjdGlvbl9pZBgDIAEoCRIOCgZzdGF0dXMYBCABKAkSEAoIYXR0ZW1wdHMYBSABKA0SLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9hdHRlbXB0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2xhc3Rfc3RhdHVzGAkgASgNEhIKCmxhc3RfZXJyb3IYCiABKAkSFAoMcGF5bG9hZF9qc29uGAsgASgMImMKGkxpc3RXZWJob29rTWVzc2FnZXNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRINCgVsaW1pdBgDIAEoDRIOCgZjdXJzb3IYBCABKAkibgobTGlzdFdlYmhvb2tNZXNzYWdlc1Jlc3BvbnNlEjoKCG1lc3NhZ2VzGAEgAygLMiguY29udGV4dGdhdGV3YXkuYnJva2VyLnYxLldlYmhvb2tNZXNzYWdlEhMKC25leHRfY3Vyc29yGAIgASgJIlkKG1JlcGxheVdlYmhvb2tNZXNzYWdlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSJZChxSZXBsYXlXZWJob29rTWVzc2FnZVJlc3BvbnNlEjkKB21lc3NhZ2UYASABKAsyKC5jb250ZXh0Z2F0ZXdheS5icm9rZXIudjEuV2ViaG9va01lc3NhZ2UqagoPQ29ubmVjdERlY2lzaW9uEiAKHENPTk5FQ1RfREVDSVNJT05fVU5TUEVDSUZJRUQQABIaChZDT05ORUNUX0RFQ0lTSU9OX0FMTE9XEAESGQoVQ09OTkVDVF9ERUNJU0lPTl9ERU5ZEAIq1QEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIiCh5DT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEgQAhIdChlDT05ORUNUSU9OX1NUQVRVU19SRVZPS0VEEAMSHgoaQ09OTkVDVElPTl9TVEFUVVNfREVMRVRJTkcQBBIdChlDT05ORUNUSU9OX1NUQVRVU19ERUxFVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One of our scopes as a person reads it on the consent page.
@@ -237,6 +237,61 @@ export const GetConnectSessionResponseSchema: GenMessage<GetConnectSessionRespon
   messageDesc(file_contextgateway_broker_v1_broker, 4);
 
 /**
+ * broker.v1.start_reconnect: the person (the portal) signs in to the source again for a
+ * connection of theirs that needs it (`needs_reauth`), or any of their OAuth connections:
+ * the browser goes to the source, and the source's callback renews the credential. No
+ * application is involved and no grant changes; the browser ends on the portal.
+ *
+ * @generated from message contextgateway.broker.v1.StartReconnectRequest
+ */
+export type StartReconnectRequest = Message<"contextgateway.broker.v1.StartReconnectRequest"> & {
+  /**
+   * The person's browser session token; it must have been opened by a recent passkey use.
+   *
+   * @generated from field: string person_session_token = 1;
+   */
+  personSessionToken: string;
+
+  /**
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.StartReconnectRequest.
+ * Use `create(StartReconnectRequestSchema)` to create a new message.
+ */
+export const StartReconnectRequestSchema: GenMessage<StartReconnectRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 5);
+
+/**
+ * @generated from message contextgateway.broker.v1.StartReconnectResponse
+ */
+export type StartReconnectResponse = Message<"contextgateway.broker.v1.StartReconnectResponse"> & {
+  /**
+   * The source's authorization URL.
+   *
+   * @generated from field: string redirect_url = 1;
+   */
+  redirectUrl: string;
+
+  /**
+   * The browser-binding cookie's value (the state), as for the consent's Allow.
+   *
+   * @generated from field: string oauth_state = 2;
+   */
+  oauthState: string;
+};
+
+/**
+ * Describes the message contextgateway.broker.v1.StartReconnectResponse.
+ * Use `create(StartReconnectResponseSchema)` to create a new message.
+ */
+export const StartReconnectResponseSchema: GenMessage<StartReconnectResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_broker_v1_broker, 6);
+
+/**
  * broker.v1.decide_connect_session: the person's Allow or Deny on the consent page.
  *
  * @generated from message contextgateway.broker.v1.DecideConnectSessionRequest
@@ -283,7 +338,7 @@ export type DecideConnectSessionRequest = Message<"contextgateway.broker.v1.Deci
  * Use `create(DecideConnectSessionRequestSchema)` to create a new message.
  */
 export const DecideConnectSessionRequestSchema: GenMessage<DecideConnectSessionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 5);
+  messageDesc(file_contextgateway_broker_v1_broker, 7);
 
 /**
  * @generated from message contextgateway.broker.v1.DecideConnectSessionResponse
@@ -335,7 +390,7 @@ export type DecideConnectSessionResponse = Message<"contextgateway.broker.v1.Dec
  * Use `create(DecideConnectSessionResponseSchema)` to create a new message.
  */
 export const DecideConnectSessionResponseSchema: GenMessage<DecideConnectSessionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 6);
+  messageDesc(file_contextgateway_broker_v1_broker, 8);
 
 /**
  * broker.v1.complete_authorization: the source redirected the browser back to us.
@@ -372,7 +427,7 @@ export type CompleteAuthorizationRequest = Message<"contextgateway.broker.v1.Com
  * Use `create(CompleteAuthorizationRequestSchema)` to create a new message.
  */
 export const CompleteAuthorizationRequestSchema: GenMessage<CompleteAuthorizationRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 7);
+  messageDesc(file_contextgateway_broker_v1_broker, 9);
 
 /**
  * @generated from message contextgateway.broker.v1.CompleteAuthorizationResponse
@@ -416,7 +471,7 @@ export type CompleteAuthorizationResponse = Message<"contextgateway.broker.v1.Co
  * Use `create(CompleteAuthorizationResponseSchema)` to create a new message.
  */
 export const CompleteAuthorizationResponseSchema: GenMessage<CompleteAuthorizationResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 8);
+  messageDesc(file_contextgateway_broker_v1_broker, 10);
 
 /**
  * @generated from message contextgateway.broker.v1.Connection
@@ -465,7 +520,7 @@ export type Connection = Message<"contextgateway.broker.v1.Connection"> & {
  * Use `create(ConnectionSchema)` to create a new message.
  */
 export const ConnectionSchema: GenMessage<Connection> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 9);
+  messageDesc(file_contextgateway_broker_v1_broker, 11);
 
 /**
  * broker.v1.get_connection: an app reads a connection it holds a grant on; anything else
@@ -495,7 +550,7 @@ export type GetConnectionRequest = Message<"contextgateway.broker.v1.GetConnecti
  * Use `create(GetConnectionRequestSchema)` to create a new message.
  */
 export const GetConnectionRequestSchema: GenMessage<GetConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 10);
+  messageDesc(file_contextgateway_broker_v1_broker, 12);
 
 /**
  * @generated from message contextgateway.broker.v1.GetConnectionResponse
@@ -512,7 +567,7 @@ export type GetConnectionResponse = Message<"contextgateway.broker.v1.GetConnect
  * Use `create(GetConnectionResponseSchema)` to create a new message.
  */
 export const GetConnectionResponseSchema: GenMessage<GetConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 11);
+  messageDesc(file_contextgateway_broker_v1_broker, 13);
 
 /**
  * broker.v1.get_access_token: the data plane (sync-worker, gateway mode) needs a usable
@@ -551,7 +606,7 @@ export type GetAccessTokenRequest = Message<"contextgateway.broker.v1.GetAccessT
  * Use `create(GetAccessTokenRequestSchema)` to create a new message.
  */
 export const GetAccessTokenRequestSchema: GenMessage<GetAccessTokenRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 12);
+  messageDesc(file_contextgateway_broker_v1_broker, 14);
 
 /**
  * @generated from message contextgateway.broker.v1.GetAccessTokenResponse
@@ -612,7 +667,7 @@ export type GetAccessTokenResponse = Message<"contextgateway.broker.v1.GetAccess
  * Use `create(GetAccessTokenResponseSchema)` to create a new message.
  */
 export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 13);
+  messageDesc(file_contextgateway_broker_v1_broker, 15);
 
 /**
  * broker.v1.find_user_grant: credential-only mode and gateway mode ask which connection
@@ -650,7 +705,7 @@ export type FindUserGrantRequest = Message<"contextgateway.broker.v1.FindUserGra
  * Use `create(FindUserGrantRequestSchema)` to create a new message.
  */
 export const FindUserGrantRequestSchema: GenMessage<FindUserGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 14);
+  messageDesc(file_contextgateway_broker_v1_broker, 16);
 
 /**
  * @generated from message contextgateway.broker.v1.FindUserGrantResponse
@@ -681,7 +736,7 @@ export type FindUserGrantResponse = Message<"contextgateway.broker.v1.FindUserGr
  * Use `create(FindUserGrantResponseSchema)` to create a new message.
  */
 export const FindUserGrantResponseSchema: GenMessage<FindUserGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 15);
+  messageDesc(file_contextgateway_broker_v1_broker, 17);
 
 /**
  * broker.v1.revoke_grant: the user (or the app itself) ends an app's access.
@@ -721,7 +776,7 @@ export type RevokeConnectionGrantRequest = Message<"contextgateway.broker.v1.Rev
  * Use `create(RevokeConnectionGrantRequestSchema)` to create a new message.
  */
 export const RevokeConnectionGrantRequestSchema: GenMessage<RevokeConnectionGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 16);
+  messageDesc(file_contextgateway_broker_v1_broker, 18);
 
 /**
  * @generated from message contextgateway.broker.v1.RevokeConnectionGrantResponse
@@ -738,7 +793,7 @@ export type RevokeConnectionGrantResponse = Message<"contextgateway.broker.v1.Re
  * Use `create(RevokeConnectionGrantResponseSchema)` to create a new message.
  */
 export const RevokeConnectionGrantResponseSchema: GenMessage<RevokeConnectionGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 17);
+  messageDesc(file_contextgateway_broker_v1_broker, 19);
 
 /**
  * broker.v1.remove_connection: the user removes a connection; revoked at the source,
@@ -767,7 +822,7 @@ export type RemoveConnectionRequest = Message<"contextgateway.broker.v1.RemoveCo
  * Use `create(RemoveConnectionRequestSchema)` to create a new message.
  */
 export const RemoveConnectionRequestSchema: GenMessage<RemoveConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 18);
+  messageDesc(file_contextgateway_broker_v1_broker, 20);
 
 /**
  * @generated from message contextgateway.broker.v1.RemoveConnectionResponse
@@ -794,7 +849,7 @@ export type RemoveConnectionResponse = Message<"contextgateway.broker.v1.RemoveC
  * Use `create(RemoveConnectionResponseSchema)` to create a new message.
  */
 export const RemoveConnectionResponseSchema: GenMessage<RemoveConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 19);
+  messageDesc(file_contextgateway_broker_v1_broker, 21);
 
 /**
  * broker.v1.list_user_connections: a signed-in user's own connections (not deleted; one
@@ -818,7 +873,7 @@ export type ListUserConnectionsRequest = Message<"contextgateway.broker.v1.ListU
  * Use `create(ListUserConnectionsRequestSchema)` to create a new message.
  */
 export const ListUserConnectionsRequestSchema: GenMessage<ListUserConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 20);
+  messageDesc(file_contextgateway_broker_v1_broker, 22);
 
 /**
  * @generated from message contextgateway.broker.v1.UserGrant
@@ -862,7 +917,7 @@ export type UserGrant = Message<"contextgateway.broker.v1.UserGrant"> & {
  * Use `create(UserGrantSchema)` to create a new message.
  */
 export const UserGrantSchema: GenMessage<UserGrant> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 21);
+  messageDesc(file_contextgateway_broker_v1_broker, 23);
 
 /**
  * @generated from message contextgateway.broker.v1.UserConnection
@@ -884,7 +939,7 @@ export type UserConnection = Message<"contextgateway.broker.v1.UserConnection"> 
  * Use `create(UserConnectionSchema)` to create a new message.
  */
 export const UserConnectionSchema: GenMessage<UserConnection> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 22);
+  messageDesc(file_contextgateway_broker_v1_broker, 24);
 
 /**
  * @generated from message contextgateway.broker.v1.ListUserConnectionsResponse
@@ -901,7 +956,7 @@ export type ListUserConnectionsResponse = Message<"contextgateway.broker.v1.List
  * Use `create(ListUserConnectionsResponseSchema)` to create a new message.
  */
 export const ListUserConnectionsResponseSchema: GenMessage<ListUserConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 23);
+  messageDesc(file_contextgateway_broker_v1_broker, 25);
 
 /**
  * An application's webhook endpoint as the broker keeps it (never its secrets).
@@ -947,7 +1002,7 @@ export type WebhookEndpoint = Message<"contextgateway.broker.v1.WebhookEndpoint"
  * Use `create(WebhookEndpointSchema)` to create a new message.
  */
 export const WebhookEndpointSchema: GenMessage<WebhookEndpoint> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 24);
+  messageDesc(file_contextgateway_broker_v1_broker, 26);
 
 /**
  * broker.v1.configure_webhook: set (or change) an application's endpoint URL. The gateway
@@ -978,7 +1033,7 @@ export type ConfigureWebhookRequest = Message<"contextgateway.broker.v1.Configur
  * Use `create(ConfigureWebhookRequestSchema)` to create a new message.
  */
 export const ConfigureWebhookRequestSchema: GenMessage<ConfigureWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 25);
+  messageDesc(file_contextgateway_broker_v1_broker, 27);
 
 /**
  * @generated from message contextgateway.broker.v1.ConfigureWebhookResponse
@@ -1002,7 +1057,7 @@ export type ConfigureWebhookResponse = Message<"contextgateway.broker.v1.Configu
  * Use `create(ConfigureWebhookResponseSchema)` to create a new message.
  */
 export const ConfigureWebhookResponseSchema: GenMessage<ConfigureWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 26);
+  messageDesc(file_contextgateway_broker_v1_broker, 28);
 
 /**
  * broker.v1.get_webhook / broker.v1.delete_webhook: by application (org_id must match).
@@ -1026,7 +1081,7 @@ export type WebhookRef = Message<"contextgateway.broker.v1.WebhookRef"> & {
  * Use `create(WebhookRefSchema)` to create a new message.
  */
 export const WebhookRefSchema: GenMessage<WebhookRef> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 27);
+  messageDesc(file_contextgateway_broker_v1_broker, 29);
 
 /**
  * @generated from message contextgateway.broker.v1.GetWebhookResponse
@@ -1043,7 +1098,7 @@ export type GetWebhookResponse = Message<"contextgateway.broker.v1.GetWebhookRes
  * Use `create(GetWebhookResponseSchema)` to create a new message.
  */
 export const GetWebhookResponseSchema: GenMessage<GetWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 28);
+  messageDesc(file_contextgateway_broker_v1_broker, 30);
 
 /**
  * @generated from message contextgateway.broker.v1.DeleteWebhookResponse
@@ -1056,7 +1111,7 @@ export type DeleteWebhookResponse = Message<"contextgateway.broker.v1.DeleteWebh
  * Use `create(DeleteWebhookResponseSchema)` to create a new message.
  */
 export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 29);
+  messageDesc(file_contextgateway_broker_v1_broker, 31);
 
 /**
  * broker.v1.rotate_webhook_secret: a new secret signs from now; the old one keeps signing
@@ -1086,7 +1141,7 @@ export type RotateWebhookSecretRequest = Message<"contextgateway.broker.v1.Rotat
  * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
  */
 export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 30);
+  messageDesc(file_contextgateway_broker_v1_broker, 32);
 
 /**
  * @generated from message contextgateway.broker.v1.RotateWebhookSecretResponse
@@ -1108,7 +1163,7 @@ export type RotateWebhookSecretResponse = Message<"contextgateway.broker.v1.Rota
  * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
  */
 export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 31);
+  messageDesc(file_contextgateway_broker_v1_broker, 33);
 
 /**
  * One message queued for an application: its event and how its delivery went.
@@ -1185,7 +1240,7 @@ export type WebhookMessage = Message<"contextgateway.broker.v1.WebhookMessage"> 
  * Use `create(WebhookMessageSchema)` to create a new message.
  */
 export const WebhookMessageSchema: GenMessage<WebhookMessage> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 32);
+  messageDesc(file_contextgateway_broker_v1_broker, 34);
 
 /**
  * broker.v1.list_webhook_messages: newest first, keyset-paginated.
@@ -1221,7 +1276,7 @@ export type ListWebhookMessagesRequest = Message<"contextgateway.broker.v1.ListW
  * Use `create(ListWebhookMessagesRequestSchema)` to create a new message.
  */
 export const ListWebhookMessagesRequestSchema: GenMessage<ListWebhookMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 33);
+  messageDesc(file_contextgateway_broker_v1_broker, 35);
 
 /**
  * @generated from message contextgateway.broker.v1.ListWebhookMessagesResponse
@@ -1243,7 +1298,7 @@ export type ListWebhookMessagesResponse = Message<"contextgateway.broker.v1.List
  * Use `create(ListWebhookMessagesResponseSchema)` to create a new message.
  */
 export const ListWebhookMessagesResponseSchema: GenMessage<ListWebhookMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 34);
+  messageDesc(file_contextgateway_broker_v1_broker, 36);
 
 /**
  * broker.v1.replay_webhook_message: deliver a message again (same id), now.
@@ -1272,7 +1327,7 @@ export type ReplayWebhookMessageRequest = Message<"contextgateway.broker.v1.Repl
  * Use `create(ReplayWebhookMessageRequestSchema)` to create a new message.
  */
 export const ReplayWebhookMessageRequestSchema: GenMessage<ReplayWebhookMessageRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 35);
+  messageDesc(file_contextgateway_broker_v1_broker, 37);
 
 /**
  * @generated from message contextgateway.broker.v1.ReplayWebhookMessageResponse
@@ -1289,7 +1344,7 @@ export type ReplayWebhookMessageResponse = Message<"contextgateway.broker.v1.Rep
  * Use `create(ReplayWebhookMessageResponseSchema)` to create a new message.
  */
 export const ReplayWebhookMessageResponseSchema: GenMessage<ReplayWebhookMessageResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_broker_v1_broker, 36);
+  messageDesc(file_contextgateway_broker_v1_broker, 38);
 
 /**
  * @generated from enum contextgateway.broker.v1.ConnectDecision
