@@ -20,10 +20,12 @@ import { fileURLToPath } from 'node:url';
 
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { grantChallenge } from '@context-gateway/crypto';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import autocannon from 'autocannon';
 
+import { signUpWithSoftPasskey } from '../../../test-e2e/support/soft-passkey.mjs';
 import { startBenchStack } from './bench-stack.mjs';
 
 const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
@@ -158,10 +160,15 @@ try {
   const client = new RpcClient(nc);
   const publisher = new JetStreamPublisher(nc);
   const connectionIds = [];
+  // WebAuthn binds signatures to GATEWAY_PUBLIC_URL's origin (http://localhost:<port> here).
+  const gatewayOrigin = `http://localhost:${new URL(gateway).port}`;
   for (let u = 0; u < USERS; u += 1) {
-    const userId = randomUUID();
+    // A person with a passkey (in software): their Personal Server honours only grants they signed.
+    const person = await signUpWithSoftPasskey(gatewayOrigin, `Bench person ${u}`);
+    const userId = person.userId;
     const connectionId = randomUUID();
-    // What connection-broker does after a consent: register at the shard, publish grant_changed (policy's user layer).
+    // What connection-broker does after a consent: register at the shard with the person's
+    // signed consent, publish grant_changed (policy's user layer).
     const grantId = randomUUID();
     const grant = {
       grantId,
@@ -172,7 +179,14 @@ try {
       integration: 'spotify',
       scopes: ['spotify:read:playlists'],
     };
-    await client.request(rpc.personalServer.registerGrant, { grant });
+    const nonce = randomUUID();
+    const notAfter = new Date(Date.now() + 10 * 60_000);
+    const consent = {
+      nonce,
+      notAfter: timestampFromDate(notAfter),
+      assertionJson: await person.sign(grantChallenge({ ...grant, nonce, notAfter })),
+    };
+    await client.request(rpc.personalServer.registerGrant, { grant, consent });
     await publisher.publish(events.grantChanged, {
       ...grant,
       eventId: randomUUID(),

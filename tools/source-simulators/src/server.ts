@@ -104,7 +104,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     clock,
   };
 
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 5 * 1024 * 1024 });
+  // Stopping a simulator ends it: open connections are closed, not waited for (a client that
+  // left a response unread would otherwise keep close() waiting, as a busy CI run showed).
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 5 * 1024 * 1024, forceCloseConnections: true });
   acceptFormBodies(app);
   registerAuthorization(app, ctx);
   provider.routes(app, ctx);

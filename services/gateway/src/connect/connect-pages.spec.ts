@@ -34,8 +34,10 @@ describe('consent pages', () => {
   });
 
   it('has the passkey sign Allow: the challenge on the form, the scripts from our origin, and words without them', () => {
-    const page = consentPage({ ...view, consentChallenge: 'Y2hhbGxlbmdl' });
-    expect(page).toContain('<form method="post" action="/v1/connect/abc" id="consent" data-challenge="Y2hhbGxlbmdl">');
+    const page = consentPage({ ...view, consentChallenge: 'Y2hhbGxlbmdl', trustedPasskeys: ['cred-1', 'cred_2'] });
+    expect(page).toContain(
+      '<form method="post" action="/v1/connect/abc" id="consent" data-challenge="Y2hhbGxlbmdl" data-credentials="cred-1 cred_2">',
+    );
     expect(page).toContain('<input type="hidden" id="assertion" name="assertion" value="">');
     expect(page).toContain(
       '<script src="/v1/auth/assets/webauthn.js"></script><script src="/v1/connect/assets/consent.js"></script>',

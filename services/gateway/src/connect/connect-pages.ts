@@ -51,6 +51,8 @@ export interface ConsentView {
    * grant's terms); the page's script asks the passkey and posts the assertion with the form.
    */
   consentChallenge?: string;
+  /** The credential ids the person's Personal Server trusts (base64url); empty: any passkey of theirs. */
+  trustedPasskeys?: string[];
   error?: string;
 }
 
@@ -80,7 +82,7 @@ ${v.error ? html`<p role="alert"><strong>${v.error}</strong></p>` : ''}
 <p>If you allow it, ${v.applicationName} will be able to:</p>
 <ul>${scopes}</ul>
 ${next}
-<form method="post" action="${v.action}" id="consent"${v.consentChallenge ? html` data-challenge="${v.consentChallenge}"` : ''}>
+<form method="post" action="${v.action}" id="consent"${v.consentChallenge ? html` data-challenge="${v.consentChallenge}" data-credentials="${(v.trustedPasskeys ?? []).join(' ')}"` : ''}>
 <input type="hidden" name="csrf" value="${v.csrf}">
 ${allow}
 </form>
@@ -110,6 +112,9 @@ export const CONSENT_SCRIPT = `'use strict';
     lib.startAuthentication({
       optionsJSON: {
         challenge: form.dataset.challenge,
+        allowCredentials: (form.dataset.credentials || '').split(' ').filter(Boolean).map(function (id) {
+          return { id: id, type: 'public-key' };
+        }),
         rpId: window.location.hostname,
         userVerification: 'required',
         timeout: 120000,

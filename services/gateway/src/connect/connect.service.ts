@@ -109,6 +109,22 @@ export class ConnectFlowService {
     return session.connectUrl;
   }
 
+  /**
+   * The passkeys the person's Personal Server trusts (credential ids), so the consent page
+   * asks for one of those and the browser does not offer one that could not sign. Empty when
+   * none is pinned yet (the first consent pins them) or the Personal Server did not answer:
+   * then any of the person's passkeys may be offered, and the signature is checked anyway.
+   */
+  async trustedPasskeys(userId: string): Promise<string[]> {
+    try {
+      const pins = await this.rpc.request(rpc.personalServer.listPinnedPasskeys, { userId });
+      return pins.pinned ? pins.credentialIds : [];
+    } catch (error) {
+      this.logger.warn({ errorCode: AppError.from(error).code }, 'the Personal Server did not list pinned passkeys');
+      return [];
+    }
+  }
+
   /** What the consent page shows. */
   session(token: string, person: SignedInPerson | undefined) {
     return this.rpc.request(rpc.broker.getConnectSession, {

@@ -238,6 +238,7 @@ export class ConsentController {
         apiKeyLabel: session.authType === 'api_key' ? 'Your API key' : undefined,
         fileExport: session.authType === 'file_export',
         consentChallenge: person ? session.consentChallenge : undefined,
+        trustedPasskeys: person && session.consentChallenge ? await this.flow.trustedPasskeys(person.userId) : [],
         error,
       }),
     );
