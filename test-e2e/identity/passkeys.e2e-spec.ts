@@ -149,8 +149,11 @@ describe('passkey accounts in a real browser', () => {
       await context.clearCookies();
       await page.evaluate('sessionStorage.clear()');
 
-      await page.goto(`${base}/v1/auth/signin?return_to=%2Fv1%2Fauth%2Fsession`);
-      expect(await page.getAttribute('#username', 'autocomplete')).toBe('username webauthn');
+      // The page may sign in and leave before a test could read it: its markup (signed out, as
+      // this browser is now) is read with a request of our own.
+      const signinUrl = `${base}/v1/auth/signin?return_to=%2Fv1%2Fauth%2Fsession`;
+      expect(await (await fetch(signinUrl)).text()).toMatch(/id="username"[^>]*autocomplete="username webauthn"/);
+      await page.goto(signinUrl);
       await page.waitForURL((u) => u.pathname === '/v1/auth/session');
       expect((await sessionOf(page)).body.displayName).toBe('Grace Hopper');
       expect(await page.evaluate('JSON.parse(sessionStorage.getItem("mediations"))')).toEqual(['conditional']);
