@@ -118,4 +118,15 @@ describe('DataKey', () => {
       expectCode(() => key.digest(plaintext, owner), 'key_destroyed');
     });
   });
+
+  it('digestMatches compares with a digest of the same data and context only, and never with none', () => {
+    const key = DataKey.generate();
+    const seal = key.digest(Buffer.from('terms'), { purpose: 'test' });
+    expect(key.digestMatches(Buffer.from('terms'), { purpose: 'test' }, seal)).toBe(true);
+    expect(key.digestMatches(Buffer.from('terms!'), { purpose: 'test' }, seal)).toBe(false);
+    expect(key.digestMatches(Buffer.from('terms'), { purpose: 'other' }, seal)).toBe(false);
+    expect(key.digestMatches(Buffer.from('terms'), { purpose: 'test' }, seal.subarray(1))).toBe(false);
+    expect(key.digestMatches(Buffer.from('terms'), { purpose: 'test' }, null)).toBe(false);
+    expect(DataKey.generate().digestMatches(Buffer.from('terms'), { purpose: 'test' }, seal)).toBe(false);
+  });
 });

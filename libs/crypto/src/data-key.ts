@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
 
@@ -106,6 +106,13 @@ export class DataKey {
     const length = Buffer.allocUnsafe(4);
     length.writeUInt32BE(aad.length);
     return createHmac('sha256', this.#digestKey).update(length).update(aad).update(data).digest();
+  }
+
+  /** Whether `expected` is `digest(data, context)`, compared in constant time (a missing one never matches). */
+  digestMatches(data: Uint8Array, context: AssociatedData, expected: Uint8Array | null): boolean {
+    if (!expected) return false;
+    const actual = this.digest(data, context);
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
   }
 
   /** Zeroes the key bytes; every later encrypt/decrypt/digest throws AppError('key_destroyed'). */

@@ -15,6 +15,7 @@ import { Payload } from '@nestjs/microservices';
 
 import { PersonSessions } from '../people/person-sessions.js';
 import { ConnectService } from './connect.service.js';
+import { consentChallenge } from './consent-proof.js';
 import { OAuth2ConnectMethod } from './oauth2.connect-method.js';
 
 @Controller()
@@ -56,7 +57,7 @@ export class ConnectHandler {
       reusesConnection: Boolean(await this.connect.reusable(session, userId)),
       orgId: session.orgId,
       applicationId: session.applicationId,
-      consentChallenge: userId && session.consentNonce ? this.connect.consentChallenge(session, userId) : '',
+      consentChallenge: userId && session.consentNonce ? consentChallenge(session, userId) : '',
     };
   }
 

@@ -16,7 +16,7 @@ import { IntegrationCatalog } from '../integrations/integration-catalog.js';
 import { ConnectCommitService } from './connect-commit.service.js';
 import { CONNECT_METHODS, type ConnectMethods } from './connect-method.js';
 import { type ConnectSession, ConnectSessionsRepository } from './connect-sessions.repository.js';
-import { consentChallenge, consentProof } from './consent-proof.js';
+import { consentProof } from './consent-proof.js';
 import { type FlowResult, refusal } from './flow-result.js';
 import { sha256 } from './pkce-verifier-seal.js';
 
@@ -175,11 +175,6 @@ export class ConnectService {
       throw new AppError('connect_session_invalid');
     this.logger.info({ connectSession: session.id }, 'consent denied');
     return refusal(session, 'access_denied');
-  }
-
-  /** The challenge the person's passkey signs to allow this session (consent-proof.ts). */
-  consentChallenge(session: ConnectSession, userId: string): string {
-    return consentChallenge(session, userId);
   }
 
   /**

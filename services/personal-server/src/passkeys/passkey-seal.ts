@@ -1,5 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
-
 import { type DataKey, encodeContext } from '@context-gateway/crypto';
 
 /**
@@ -12,16 +10,16 @@ export function sealPasskey(
   key: DataKey,
   pin: { userId: string; credentialId: string; publicKey: Uint8Array },
 ): Buffer {
-  return key.digest(
-    pin.publicKey,
-    encodeContext({ purpose: 'ps.pinned_passkey.v1', user: pin.userId, credential: pin.credentialId }),
-  );
+  return key.digest(pin.publicKey, sealContext(pin));
 }
 
 export function passkeySealMatches(
   key: DataKey,
   pin: { userId: string; credentialId: string; publicKey: Uint8Array; seal: Buffer },
 ): boolean {
-  const expected = sealPasskey(key, pin);
-  return pin.seal.length === expected.length && timingSafeEqual(pin.seal, expected);
+  return key.digestMatches(pin.publicKey, sealContext(pin), pin.seal);
+}
+
+function sealContext(pin: { userId: string; credentialId: string }): Buffer {
+  return encodeContext({ purpose: 'ps.pinned_passkey.v1', user: pin.userId, credential: pin.credentialId });
 }
