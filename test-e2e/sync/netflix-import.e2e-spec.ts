@@ -157,7 +157,7 @@ describe('Netflix: connect, then import the viewing history export', () => {
     expect(res.body.rejected).toEqual([{ line: 3, message: expect.stringMatching(/Start Time/) }]);
     const page = await api<{ records: { type: string; data: { title: string } }[]; nextCursor: string | null }>(
       'GET',
-      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+      `/v1/connections/${connectionId}/records?type=media.play_event&limit=100`,
     );
     expect(page.status).toBe(200);
     expect(page.body.records.map((r) => r.data.title).sort()).toEqual([
@@ -174,7 +174,7 @@ describe('Netflix: connect, then import the viewing history export', () => {
     expect(again.body).toMatchObject({ imported: 2, written: 0, unchanged: 2, rejectedTotal: 1 });
     const page = await api<{ records: unknown[] }>(
       'GET',
-      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+      `/v1/connections/${connectionId}/records?type=media.play_event&limit=100`,
     );
     expect(page.body.records).toHaveLength(2);
     const state = (await api<SyncState>('GET', `/v1/connections/${connectionId}/sync`)).body;
@@ -210,7 +210,7 @@ describe('Netflix: connect, then import the viewing history export', () => {
     expect(await page.evaluate('document.getElementById("import-progress").value')).toBe(100);
     const records = await api<{ records: unknown[] }>(
       'GET',
-      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+      `/v1/connections/${connectionId}/records?type=media.play_event&limit=100`,
     );
     expect(records.body.records).toHaveLength(3);
     // Without the page's CSRF token the upload is refused; another person's upload to this
@@ -236,7 +236,7 @@ describe('Netflix: connect, then import the viewing history export', () => {
     expect(theirs.status).toBe(404);
     const after = await api<{ records: unknown[] }>(
       'GET',
-      `/v1/connections/${connectionId}/records?type=media.watch_event&limit=100`,
+      `/v1/connections/${connectionId}/records?type=media.play_event&limit=100`,
     );
     expect(after.body.records).toHaveLength(3);
   }, 60_000);

@@ -66,7 +66,7 @@ describe('parseNetflixViewingActivity', () => {
     expect(records).toHaveLength(2);
     expect(records.filter((r) => r.data.title === 'Dark: Season 1: Secrets (Episode 1)')).toHaveLength(1);
     expect(records[0]).toMatchObject({
-      type: 'media.watch_event',
+      type: 'media.play_event',
       occurredAt: '2024-03-01T20:15:00.000Z',
       data: {
         source: 'netflix',
@@ -76,6 +76,8 @@ describe('parseNetflixViewingActivity', () => {
         kind: 'episode',
         series: 'Dark',
         season: 1,
+        episode: 1,
+        supplemental: false,
         device: 'Chrome PC (Cadmium)',
         profile: 'Ana',
       },
@@ -83,7 +85,7 @@ describe('parseNetflixViewingActivity', () => {
     expect(records[1]!.data.kind).toBe('film');
     // Each viewing names the profile that watched: one account, several people.
     expect(records.map((r) => r.data.profile)).toEqual(['Ana', 'Ben']);
-    // What the Personal Server accepts: the catalog's media.watch_event shape, strictly.
+    // What the Personal Server accepts: the catalog's media.play_event shape, strictly.
     for (const r of records) expect(() => validateRecord(r.type, r.data)).not.toThrow();
     expect(records[1]!.data).toMatchObject({ title: 'Movie, With Comma', durationMs: 3723_000 });
   });

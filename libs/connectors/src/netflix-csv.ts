@@ -148,12 +148,12 @@ export const NETFLIX_COLUMNS = [
 const REQUIRED = ['Profile Name', 'Start Time', 'Duration', 'Title'] as const;
 
 /** Every record type a Netflix export import writes (what `netflix`'s data scopes promise; a test checks). */
-export const NETFLIX_IMPORT_PRODUCES: readonly string[] = ['media.watch_event'];
+export const NETFLIX_IMPORT_PRODUCES: readonly string[] = ['media.play_event'];
 
 export type NetflixItem = { line: number; record: NormalizedRecord } | { line: number; problem: string };
 
 /**
- * Netflix's ViewingActivity.csv → media.watch_event, row by row. A bad row is reported with
+ * Netflix's ViewingActivity.csv → media.play_event (kind `episode` or `film`), row by row. A bad row is reported with
  * its line number and skipped; the rest are imported. The external id is a hash of what
  * identifies a viewing (profile, start time, title), so uploading the same file again
  * upserts the same records: no duplicates.
@@ -196,7 +196,8 @@ export async function* parseNetflixViewingActivity(
       continue;
     }
     // Trailers, hooks, recaps (any supplemental video) play around an episode or film: they
-    // are not a viewing of it, and stored as one they would duplicate the real watch.
+    // are not a viewing of it, and stored as one they would duplicate the real watch (an app
+    // counting plays of an episode would count the hook). So they are left out.
     if (get('Supplemental Video Type')) continue;
     const problems: string[] = [];
     const profile = get('Profile Name');
@@ -222,11 +223,13 @@ export async function* parseNetflixViewingActivity(
       /^(.+?): (?:Limited Series|Miniseries): (.+)$/i.exec(title);
     const series = m?.[1];
     const season = m && m.length === 4 ? Number(m[2]) : undefined;
+    // Netflix names many episodes "Title (Episode 3)": the number, where it says it.
+    const episodeNumber = /\(Episode (\d{1,4})\)$/i.exec(title)?.[1];
     const kind = m ? 'episode' : 'film';
     yield {
       line: row.line,
       record: {
-        type: 'media.watch_event',
+        type: 'media.play_event',
         externalId,
         occurredAt: start,
         data: compact({
@@ -237,11 +240,14 @@ export async function* parseNetflixViewingActivity(
           creators: [],
           kind,
           playedAt: start,
+          // Time watched: Netflix's Duration is how long this viewing lasted, not the title's length.
           durationMs: duration,
+          supplemental: false,
           device: get('Device Type'),
           profile,
           series,
           season,
+          episode: m && episodeNumber !== undefined ? Number(episodeNumber) : undefined,
         }),
       },
     };
@@ -266,7 +272,7 @@ function simpleRow(line: number, title: string, date: string): NetflixItem {
   return {
     line,
     record: {
-      type: 'media.watch_event',
+      type: 'media.play_event',
       externalId: createHash('sha256').update(`day\u0000${day}\u0000${title}`).digest('base64url').slice(0, 32),
       occurredAt: day,
       data: compact({
@@ -277,6 +283,7 @@ function simpleRow(line: number, title: string, date: string): NetflixItem {
         kind: m ? 'episode' : 'film',
         // The day only: midnight UTC of the date Netflix lists.
         playedAt: day,
+        supplemental: false,
         series: m?.[1],
         season: m && m.length === 4 ? Number(m[2]) : undefined,
       }),

@@ -10,14 +10,19 @@ interface SpArtist {
   id?: string;
   name: string;
 }
+/** A track or, in playlists and recently played, an episode (`type: 'episode'`, with `show`). */
 interface SpTrack {
-  id: string;
+  /** Null for a local file (`is_local`), which has only a `spotify:local:…` URI. */
+  id: string | null;
   name: string;
   artists?: SpArtist[];
   album?: { id?: string; name?: string };
+  show?: { id?: string; name?: string; publisher?: string };
   duration_ms?: number;
   uri?: string;
   type?: string;
+  is_local?: boolean;
+  external_ids?: { isrc?: string | null } | null;
   external_urls?: { spotify?: string };
 }
 interface SpUser {
@@ -43,6 +48,7 @@ interface SpPlaylist {
 }
 interface SpPlaylistItem {
   added_at?: string | null;
+  is_local?: boolean;
   track?: SpTrack | null;
   item?: SpTrack | null;
 }
@@ -71,9 +77,46 @@ export interface SpotifyCursor {
   playedAfter?: string;
 }
 
-const creators = (t: SpTrack) => (t.artists ?? []).map((a) => a.name);
+const isEpisode = (t: SpTrack) => t.type === 'episode';
+/** A track's artists, or an episode's show (its publisher when the show is not named). */
+const creators = (t: SpTrack): string[] =>
+  isEpisode(t)
+    ? [t.show?.name ?? t.show?.publisher].filter((n): n is string => typeof n === 'string' && n !== '')
+    : (t.artists ?? []).flatMap((a) => (typeof a?.name === 'string' ? [a.name] : []));
+/** The artists' (or the show's) ids, only when every creator has one. */
+function creatorIds(t: SpTrack): string[] | undefined {
+  const people = isEpisode(t) ? (t.show ? [t.show] : []) : (t.artists ?? []);
+  const ids = people.map((a) => (typeof a?.id === 'string' && a.id !== '' ? a.id : undefined));
+  return ids.length > 0 && ids.every((id) => id !== undefined) ? ids : undefined;
+}
+/** Album (track) or show (episode) of an item. */
+const collection = (t: SpTrack) => (isEpisode(t) ? t.show?.name : t.album?.name) || undefined;
+const collectionId = (t: SpTrack) => (isEpisode(t) ? t.show?.id : t.album?.id) || undefined;
 /** Spotify's episodes (podcasts) come through the same endpoints as tracks. */
-const kind = (t: SpTrack & { type?: string }) => (t.type === 'episode' ? 'podcast' : 'music');
+const kind = (t: SpTrack) => (isEpisode(t) ? 'podcast' : 'music');
+const length = (t: SpTrack) =>
+  typeof t.duration_ms === 'number' && Number.isInteger(t.duration_ms) && t.duration_ms >= 0
+    ? t.duration_ms
+    : undefined;
+
+/** An ISRC as the catalog stores it (upper case, no hyphens), or nothing when Spotify's is not one. */
+export function normalizeIsrc(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const isrc = value.replace(/[-\s]/g, '').toUpperCase();
+  return /^[A-Z]{2}[A-Z0-9]{3}\d{7}$/.test(isrc) ? isrc : undefined;
+}
+
+/** What every record about an item carries of it (tracks, playlist entries, plays). */
+const itemFacts = (t: SpTrack) => ({
+  creators: creators(t),
+  creatorIds: creatorIds(t),
+  collection: collection(t),
+  collectionId: collectionId(t),
+  isrc: normalizeIsrc(t.external_ids?.isrc),
+});
+
+/** Thrown for an entry the source sent without what identifies it; the run records it as a skip. */
+class UnreadableItem extends Error {}
 
 /** Spotify objects → the record catalog's shapes (libs/record-catalog). */
 export const spotifyNormalize = {
@@ -109,19 +152,41 @@ export const spotifyNormalize = {
       }),
     };
   },
-  playlistItem: (playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord | undefined => {
+  /**
+   * One playlist entry with a snapshot of what it points at. A local file (`is_local`) has no
+   * Spotify id, only its `spotify:local:…` URI, which stands in as its `trackId`. Throws
+   * UnreadableItem for an entry that points at nothing (a track since removed from Spotify).
+   */
+  playlistItem: (playlistId: string, position: number, i: SpPlaylistItem): NormalizedRecord => {
     // `item` is the newer name, `track` the deprecated one; either may be the only one sent.
     const t = i.item ?? i.track;
-    if (!t?.id) return undefined; // local files and removed tracks have no id
+    if (!t || typeof t !== 'object') throw new UnreadableItem('the entry points at nothing (removed from Spotify)');
+    const local = i.is_local === true || t.is_local === true;
+    const trackId = local ? t.uri : t.id;
+    if (typeof trackId !== 'string' || trackId === '')
+      throw new UnreadableItem(local ? 'a local file without a URI' : 'the entry has no id');
+    const addedAt = validTime(i.added_at);
     return {
       type: 'media.playlist_item',
       externalId: `${playlistId}:${position}`,
-      ...(i.added_at ? { occurredAt: i.added_at } : {}),
-      data: compact({ source: 'spotify', playlistId, trackId: t.id, position, title: t.name, addedAt: i.added_at }),
+      ...(addedAt ? { occurredAt: addedAt } : {}),
+      data: compact({
+        source: 'spotify',
+        playlistId,
+        trackId,
+        position,
+        title: typeof t.name === 'string' ? t.name : undefined,
+        addedAt,
+        itemKind: local ? 'local' : isEpisode(t) ? 'episode' : 'track',
+        ...itemFacts(t),
+        itemDurationMs: length(t),
+      }),
     };
   },
   savedTrack: (s: SpSaved): NormalizedRecord => {
     const t = s.track;
+    if (!t || typeof t !== 'object' || typeof t.id !== 'string' || t.id === '')
+      throw new UnreadableItem('the saved entry names no track');
     return {
       type: 'media.track',
       externalId: t.id,
@@ -130,22 +195,24 @@ export const spotifyNormalize = {
         source: 'spotify',
         id: t.id,
         title: t.name,
-        creators: creators(t),
-        collection: t.album?.name,
         kind: kind(t),
-        durationMs: t.duration_ms,
+        ...itemFacts(t),
+        // A saved track's own length (media.track has no play, so nothing else it could mean).
+        durationMs: length(t),
         url: t.external_urls?.spotify,
         savedAt: s.added_at,
       }),
     };
   },
   /**
-   * Same shape as a Netflix watch (media.watch_event): what was played and when. `durationMs`
+   * The same media.play_event a Netflix viewing is: what was played and when. `durationMs`
    * means time played; recently-played gives `played_at` only (not how long), so it is left
-   * out rather than filled with the track's length.
+   * out, and the track's length goes to `itemDurationMs`.
    */
   play: (p: SpPlay): NormalizedRecord => {
     const t = p.track;
+    if (!t || typeof t !== 'object' || typeof t.id !== 'string' || t.id === '')
+      throw new UnreadableItem('the play names no track');
     return {
       type: 'media.play_event',
       externalId: `${t.id}@${p.played_at}`,
@@ -154,9 +221,11 @@ export const spotifyNormalize = {
         source: 'spotify',
         trackId: t.id,
         title: t.name,
-        creators: creators(t),
         kind: kind(t),
         playedAt: p.played_at,
+        ...itemFacts(t),
+        itemDurationMs: length(t),
+        supplemental: false,
       }),
     };
   },
@@ -246,8 +315,12 @@ export class SpotifyConnector implements Connector {
             });
             continue;
           }
-          const record = spotifyNormalize.playlistItem(p.id, at, entry);
-          if (record) records.push(record);
+          try {
+            records.push(spotifyNormalize.playlistItem(p.id, at, entry));
+          } catch (error) {
+            if (!(error instanceof UnreadableItem)) throw error;
+            ctx.skip({ kind: 'malformed', resource: `/playlists/${p.id}/items[${at}]`, reason: error.message });
+          }
         }
         if (records.length) await ctx.emit({ upserts: records, deletes: [] });
         ids.push(...records.map((r) => r.externalId));
@@ -310,13 +383,13 @@ export class SpotifyConnector implements Connector {
     if (after) {
       let newest = after;
       for (let guard = 0; guard < 100; guard++) {
-        const res = await http.get<SpPage<SpPlay>>(
+        const res = await http.get<SpPage<SpPlay | null>>(
           `/me/player/recently-played?limit=50&after=${encodeURIComponent(newest)}`,
         );
         const items = res.body?.items ?? [];
         if (items.length === 0) break;
-        await ctx.emit({ upserts: items.map(spotifyNormalize.play), deletes: [] });
-        const advanced = res.body?.cursors?.after ?? String(Math.max(...items.map((i) => Date.parse(i.played_at))));
+        await emitPlays(ctx, items);
+        const advanced = res.body?.cursors?.after ?? newestPlay(items) ?? newest;
         if (advanced === newest) break;
         newest = advanced;
       }
@@ -325,16 +398,53 @@ export class SpotifyConnector implements Connector {
     let newest = after;
     let url: string | undefined = '/me/player/recently-played?limit=50';
     for (let guard = 0; url && guard < 100; guard++) {
-      const res: { body: SpPage<SpPlay> | undefined } = await http.get<SpPage<SpPlay>>(url);
+      const res: { body: SpPage<SpPlay | null> | undefined } = await http.get<SpPage<SpPlay | null>>(url);
       const items = res.body?.items ?? [];
       if (items.length === 0) break;
-      await ctx.emit({ upserts: items.map(spotifyNormalize.play), deletes: [] });
+      await emitPlays(ctx, items);
       // The first page is the newest: its `after` cursor is where the next run starts.
-      newest ??= res.body?.cursors?.after ?? String(Math.max(...items.map((i) => Date.parse(i.played_at))));
+      newest ??= res.body?.cursors?.after ?? newestPlay(items);
       url = res.body?.next ?? undefined;
     }
     return newest;
   }
+}
+
+/** A page of plays → records; an entry that is null or names no track is a recorded skip. */
+async function emitPlays(ctx: SyncContext, items: readonly (SpPlay | null)[]): Promise<void> {
+  const upserts: NormalizedRecord[] = [];
+  items.forEach((item, index) => {
+    const resource = `/me/player/recently-played[${index}]`;
+    if (item === null || typeof item !== 'object') {
+      ctx.skip({ kind: 'malformed', resource, reason: 'the source listed null' });
+      return;
+    }
+    if (validTime(item.played_at) === undefined) {
+      ctx.skip({ kind: 'malformed', resource, reason: 'the play has no played_at time' });
+      return;
+    }
+    try {
+      upserts.push(spotifyNormalize.play(item));
+    } catch (error) {
+      if (!(error instanceof UnreadableItem)) throw error;
+      ctx.skip({ kind: 'malformed', resource, reason: error.message });
+    }
+  });
+  if (upserts.length > 0) await ctx.emit({ upserts, deletes: [] });
+}
+
+/** The newest play's time in Unix ms (recently-played's `after` unit), when a page has none in `cursors`. */
+function newestPlay(items: readonly (SpPlay | null)[]): string | undefined {
+  const times = items.flatMap((i) => {
+    const t = i ? Date.parse(i.played_at) : NaN;
+    return Number.isNaN(t) ? [] : [t];
+  });
+  return times.length > 0 ? String(Math.max(...times)) : undefined;
+}
+
+/** An ISO time as sent, or nothing for a null or unparseable one (Spotify sends null `added_at` for old playlists). */
+function validTime(value: unknown): string | undefined {
+  return typeof value === 'string' && !Number.isNaN(Date.parse(value)) ? value : undefined;
 }
 
 function withLimit(url: string, limit: number): string {

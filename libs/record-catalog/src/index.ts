@@ -5,6 +5,7 @@
  * validates them; apps read them; docs/record-types.md is generated from here.
  */
 export * from './record-docs.js';
+export * from './record-migrations.js';
 export * from './record-types.js';
 export * from './scopes.js';
 export * from './validate-record.js';

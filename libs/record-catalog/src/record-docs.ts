@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { RECORD_MIGRATIONS } from './record-migrations.js';
 import { CATALOG_VERSION, RECORD_TYPES } from './record-types.js';
 import { INTEGRATION_SCOPES } from './scopes.js';
 
@@ -40,7 +41,7 @@ export function renderRecordTypesMarkdown(): string {
   for (const type of RECORD_TYPES) {
     const json = z.toJSONSchema(type.schema, { io: 'input' }) as JsonSchema;
     out.push(
-      `## \`${type.name}\``,
+      `## \`${type.name}\`${type.retired === undefined ? '' : ` (retired in version ${type.retired})`}`,
       '',
       type.description,
       '',
@@ -70,6 +71,17 @@ export function renderRecordTypesMarkdown(): string {
     for (const [scope, types] of Object.entries(scopes))
       out.push(`| ${integration} | \`${scope}\` | ${types.map((t) => `\`${t}\``).join(', ')} |`);
   }
+  out.push(
+    '',
+    '## Migrations of stored records',
+    '',
+    "A type is never changed incompatibly under its name. When the catalog retires a type, a migration moves the records stored under it, and every Personal Server runs it once per connection: it decrypts each record, rewrites it, checks it against the catalog, encrypts it again under its new type (same external id, a new change version, so an app following the change feed sees it), leaves a tombstone under the old type, and re-derives the types of the connection's grants from their scopes. A run cut short is simply run again; a record that does not fit its new type is left where it was and logged.",
+    '',
+    '| version | migration | from | to | what changes |',
+    '|---|---|---|---|---|',
+  );
+  for (const m of RECORD_MIGRATIONS)
+    out.push(`| ${m.version} | ${m.name} | \`${m.from}\` | \`${m.to}\` | ${m.description} |`);
   out.push('');
   return out.join('\n');
 }

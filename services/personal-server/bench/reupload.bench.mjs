@@ -29,10 +29,10 @@ try {
   const userId = randomUUID();
   const connectionId = randomUUID();
   const started = Date.UTC(2024, 0, 1);
-  // One row of a ViewingActivity.csv as the importer maps it (media.watch_event).
+  // One row of a ViewingActivity.csv as the importer maps it (media.play_event).
   const record = (i) =>
     create(RecordInputSchema, {
-      type: 'media.watch_event',
+      type: 'media.play_event',
       externalId: `watch-${i}`,
       dataJson: Buffer.from(
         JSON.stringify({
