@@ -75,7 +75,7 @@ export function renderRecordTypesMarkdown(): string {
     '',
     '## Migrations of stored records',
     '',
-    "A type is never changed incompatibly under its name. When the catalog retires a type, a migration moves the records stored under it, and every Personal Server runs it once per connection: it decrypts each record, rewrites it, checks it against the catalog, encrypts it again under its new type (same external id, a new change version, so an app following the change feed sees it), leaves a tombstone under the old type, and re-derives the types of the connection's grants from their scopes. A run cut short is simply run again; a record that does not fit its new type is left where it was and logged.",
+    "A type is never changed incompatibly under its name. When the catalog retires a type, a migration moves the records stored under it, and every Personal Server runs it once per connection: in the background after it starts, it decrypts each record, rewrites it, checks it against the catalog and encrypts it again under its new type — same record id, same external id, a new change version, so an app following the change feed sees it. Where the connection already holds the item under the new type (written since), that newer copy stands and the old one is dropped, as are tombstones under the old type. Then the types of the connection's grants are derived again from their scopes and the grants sealed again (a grant whose seal does not match is left as it is, refused). A run cut short is simply run again; a record that does not fit its new type is left where it was and logged.",
     '',
     '| version | migration | from | to | what changes |',
     '|---|---|---|---|---|',

@@ -6,6 +6,7 @@ import { GrantChangesModule } from './grants/grant-changes.module.js';
 import { GrantsModule } from './grants/grants.module.js';
 import { KeysModule } from './keys/keys.module.js';
 import { PasskeysModule } from './passkeys/passkeys.module.js';
+import { RecordMigrationsModule } from './record-migrations/record-migrations.module.js';
 import { RecordsModule } from './records/records.module.js';
 import { ShardHealthModule } from './shard-health/shard-health.module.js';
 
@@ -19,6 +20,7 @@ import { ShardHealthModule } from './shard-health/shard-health.module.js';
     GrantsModule,
     GrantChangesModule,
     RecordsModule,
+    RecordMigrationsModule,
     ShardHealthModule,
   ],
 })

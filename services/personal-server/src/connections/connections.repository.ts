@@ -1,3 +1,4 @@
+import { CATALOG_VERSION } from '@context-gateway/record-catalog';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
@@ -78,8 +79,10 @@ export class ConnectionsRepository {
 
   async insertIfAbsent(tx: PoolClient, row: Omit<ConnectionRow, 'lastVersion' | 'syncedAt'>): Promise<boolean> {
     const { rowCount } = await tx.query(
-      'INSERT INTO connections (id, personal_server_id, user_id, integration, data_key_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING',
-      [row.id, row.personalServerId, row.userId, row.integration, row.dataKeyId],
+      // A new connection has no records of older catalog versions to migrate.
+      `INSERT INTO connections (id, personal_server_id, user_id, integration, data_key_id, records_version)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+      [row.id, row.personalServerId, row.userId, row.integration, row.dataKeyId, CATALOG_VERSION],
     );
     return rowCount === 1;
   }

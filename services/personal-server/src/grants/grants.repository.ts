@@ -17,7 +17,8 @@ export interface GrantRow {
   consentNonce: string;
 }
 
-interface Raw {
+/** A `grants` row as Postgres returns it (with its connection's integration). */
+export interface GrantColumns {
   id: string;
   connection_id: string;
   org_id: string;
@@ -30,7 +31,7 @@ interface Raw {
   consent_nonce: string | null;
 }
 
-function toRow(r: Raw): GrantRow {
+export function grantRowFrom(r: GrantColumns): GrantRow {
   return {
     id: r.id,
     connectionId: r.connection_id,
@@ -55,7 +56,7 @@ export class GrantsRepository {
    * grant (new id, new scopes) and makes it active again.
    */
   async upsert(tx: PoolClient, grant: Omit<GrantRow, 'state' | 'integration'>, seal: Buffer): Promise<GrantRow> {
-    const { rows } = await tx.query<Raw>(
+    const { rows } = await tx.query<GrantColumns>(
       `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, seal,
                           consent_nonce, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, now())
@@ -79,16 +80,16 @@ export class GrantsRepository {
     const [row] = rows;
     // INSERT … ON CONFLICT DO UPDATE … RETURNING always returns the row it wrote.
     if (!row) throw new AppError('internal', 'The grant upsert returned no row');
-    return toRow(row);
+    return grantRowFrom(row);
   }
 
   /** One grant by id, locked for the caller's transaction. */
   async find(tx: PoolClient, grantId: string): Promise<GrantRow | undefined> {
-    const { rows } = await tx.query<Raw>(
+    const { rows } = await tx.query<GrantColumns>(
       `SELECT g.*, c.integration FROM grants g JOIN connections c ON c.id = g.connection_id WHERE g.id = $1 FOR UPDATE OF g`,
       [grantId],
     );
-    return rows[0] && toRow(rows[0]);
+    return rows[0] && grantRowFrom(rows[0]);
   }
 
   /**
@@ -101,7 +102,7 @@ export class GrantsRepository {
     applicationId?: string;
     userId?: string;
   }): Promise<GrantRow | undefined> {
-    const { rows } = await this.pool.query<Raw>(
+    const { rows } = await this.pool.query<GrantColumns>(
       `UPDATE grants g SET state = 'revoked', seal = NULL, revoked_at = COALESCE(revoked_at, now()), updated_at = now()
         FROM connections c
        WHERE c.id = g.connection_id
@@ -112,6 +113,6 @@ export class GrantsRepository {
        RETURNING g.*, c.integration`,
       [match.grantId ?? null, match.connectionId ?? null, match.applicationId ?? null, match.userId ?? null],
     );
-    return rows[0] && toRow(rows[0]);
+    return rows[0] && grantRowFrom(rows[0]);
   }
 }
