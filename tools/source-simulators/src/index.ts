@@ -9,3 +9,6 @@ export { availableProviders } from './server.js';
 export type { AccountSpec, ProviderName } from './simulator-context.js';
 export type { StormConfig } from './throttle.js';
 export type { WebhookDelivery } from './webhooks.js';
+// The pages the connectors read, as the sources' OpenAPI descriptions have them (tests and property tests).
+export * as githubSchemas from './providers/github.schemas.js';
+export * as spotifySchemas from './providers/spotify.schemas.js';

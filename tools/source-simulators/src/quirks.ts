@@ -26,6 +26,23 @@ export interface Quirks {
    * (`tracks`/`track` only), `new` (`items`/`item` only, `/tracks` gone), or `both` (default).
    */
   playlistFields?: 'old' | 'new' | 'both';
+  /**
+   * Spotify and GitHub: every field the source's description marks nullable, or that the
+   * source is known to send as null, comes as null (or left out, where it is known to be).
+   * Spotify: a playlist's name, description, public and images; an entry's added_at and
+   * added_by, and the first entry of each playlist pointing at nothing (`track`/`item` null:
+   * a track since removed); albums without images; tracks without external_ids; the
+   * profile's display_name. GitHub: a repository's description, homepage, language, license
+   * and pushed_at; an issue's body, user and assignee; the profile's name, blog and email.
+   */
+  nullFields?: boolean;
+  /**
+   * Spotify and GitHub: the listing changes under the reader, as a live account does. Each
+   * time the first page of a paged listing is served, one new item is added at its head
+   * (GitHub /user/repos sorted by name, /user/starred, /issues; Spotify /me/tracks), so every
+   * later page is shifted by one: it starts with the item the previous page ended with.
+   */
+  shiftingPages?: boolean;
 }
 
 /** Validates a control API body into quirks: an unknown name is refused, not ignored. */
@@ -33,7 +50,15 @@ export function parseQuirks(value: unknown): Quirks {
   if (!value || typeof value !== 'object' || Array.isArray(value))
     throw new ChangeError(400, 'quirks must be an object');
   const q = value as Record<string, unknown>;
-  const known = ['etagOverBodyOnly', 'rawCommasInLinks', 'forbiddenPlaylists', 'nullPlaylistEntries', 'playlistFields'];
+  const known = [
+    'etagOverBodyOnly',
+    'rawCommasInLinks',
+    'forbiddenPlaylists',
+    'nullPlaylistEntries',
+    'playlistFields',
+    'nullFields',
+    'shiftingPages',
+  ];
   for (const k of Object.keys(q)) if (!known.includes(k)) throw new ChangeError(400, `unknown quirk ${k}`);
   const flag = (k: string) => {
     if (q[k] !== undefined && typeof q[k] !== 'boolean') throw new ChangeError(400, `${k} must be a boolean`);
@@ -53,6 +78,8 @@ export function parseQuirks(value: unknown): Quirks {
     forbiddenPlaylists: list<string>('forbiddenPlaylists', (v) => typeof v === 'string'),
     nullPlaylistEntries: list<number>('nullPlaylistEntries', (v) => Number.isInteger(v) && (v as number) >= 0),
     playlistFields: fields,
+    nullFields: flag('nullFields'),
+    shiftingPages: flag('shiftingPages'),
   };
   return Object.fromEntries(Object.entries(quirks).filter(([, v]) => v !== undefined));
 }

@@ -230,10 +230,14 @@ export function renderSimpleUser(api: string, login: string, id: number) {
   };
 }
 
-export function renderRepo(api: string, r: RepoItem, ownedByViewer: boolean) {
+/**
+ * A `repository` with every field GitHub's description requires. `nulls` (the nullFields
+ * quirk): every nullable field the connector might read is null.
+ */
+export function renderRepo(api: string, r: RepoItem, ownedByViewer: boolean, nulls = false) {
   const full = `${r.owner_login}/${r.name}`;
   const url = `${api}/repos/${full}`;
-  const license = r.license ? LICENSE_NAMES[r.license] : undefined;
+  const license = r.license && !nulls ? LICENSE_NAMES[r.license] : undefined;
   return {
     id: r.id,
     node_id: nodeId('Repository', r.id),
@@ -242,30 +246,58 @@ export function renderRepo(api: string, r: RepoItem, ownedByViewer: boolean) {
     private: r.private,
     owner: renderSimpleUser(api, r.owner_login, r.owner_id),
     html_url: `https://github.com/${full}`,
-    description: r.description,
+    description: nulls ? null : r.description,
     fork: r.fork,
     url,
     forks_url: `${url}/forks`,
+    keys_url: `${url}/keys{/key_id}`,
+    collaborators_url: `${url}/collaborators{/collaborator}`,
+    teams_url: `${url}/teams`,
+    hooks_url: `${url}/hooks`,
+    issue_events_url: `${url}/issues/events{/number}`,
+    events_url: `${url}/events`,
+    assignees_url: `${url}/assignees{/user}`,
+    branches_url: `${url}/branches{/branch}`,
+    tags_url: `${url}/tags`,
+    blobs_url: `${url}/git/blobs{/sha}`,
+    git_tags_url: `${url}/git/tags{/sha}`,
+    git_refs_url: `${url}/git/refs{/sha}`,
+    trees_url: `${url}/git/trees{/sha}`,
+    statuses_url: `${url}/statuses/{sha}`,
+    languages_url: `${url}/languages`,
+    stargazers_url: `${url}/stargazers`,
+    contributors_url: `${url}/contributors`,
+    subscribers_url: `${url}/subscribers`,
+    subscription_url: `${url}/subscription`,
+    commits_url: `${url}/commits{/sha}`,
+    git_commits_url: `${url}/git/commits{/sha}`,
+    comments_url: `${url}/comments{/number}`,
+    issue_comment_url: `${url}/issues/comments{/number}`,
+    contents_url: `${url}/contents/{+path}`,
+    compare_url: `${url}/compare/{base}...{head}`,
+    merges_url: `${url}/merges`,
+    archive_url: `${url}/{archive_format}{/ref}`,
+    downloads_url: `${url}/downloads`,
     issues_url: `${url}/issues{/number}`,
     pulls_url: `${url}/pulls{/number}`,
-    commits_url: `${url}/commits{/sha}`,
-    contents_url: `${url}/contents/{+path}`,
-    stargazers_url: `${url}/stargazers`,
-    languages_url: `${url}/languages`,
-    tags_url: `${url}/tags`,
+    milestones_url: `${url}/milestones{/number}`,
+    notifications_url: `${url}/notifications{?since,all,participating}`,
+    labels_url: `${url}/labels{/name}`,
     releases_url: `${url}/releases{/id}`,
+    deployments_url: `${url}/deployments`,
     created_at: r.created_at,
     updated_at: r.updated_at,
-    pushed_at: r.pushed_at,
+    // Nullable in the description: an empty repository has never been pushed to.
+    pushed_at: nulls ? null : r.pushed_at,
     git_url: `git://github.com/${full}.git`,
     ssh_url: `git@github.com:${full}.git`,
     clone_url: `https://github.com/${full}.git`,
     svn_url: `https://github.com/${full}`,
-    homepage: r.homepage,
+    homepage: nulls ? null : r.homepage,
     size: r.size,
     stargazers_count: r.stargazers_count,
     watchers_count: r.stargazers_count,
-    language: r.language,
+    language: nulls ? null : r.language,
     has_issues: true,
     has_projects: true,
     has_downloads: true,
@@ -312,7 +344,11 @@ const LABEL_COLORS: Record<string, string> = {
   performance: 'fbca04',
 };
 
-export function renderIssue(api: string, i: IssueItem, assignee: Account, withRepository: boolean) {
+/**
+ * An `issue`. `nulls` (the nullFields quirk): body, user (a deleted account: GitHub shows
+ * "ghost"; the description allows null) and assignee null, as well as the repository's nullables.
+ */
+export function renderIssue(api: string, i: IssueItem, assignee: Account, withRepository: boolean, nulls = false) {
   const full = `${i.repository.owner_login}/${i.repository.name}`;
   const url = `${api}/repos/${full}/issues/${i.number}`;
   const assigneeJson = renderSimpleUser(api, assignee.login, assignee.id);
@@ -327,7 +363,7 @@ export function renderIssue(api: string, i: IssueItem, assignee: Account, withRe
     node_id: nodeId('Issue', i.id),
     number: i.number,
     title: i.title,
-    user: renderSimpleUser(api, i.author_login, i.author_id),
+    user: nulls ? null : renderSimpleUser(api, i.author_login, i.author_id),
     labels: i.labels.map((name) => ({
       id: labelId(name),
       node_id: nodeId('Label', labelId(name)),
@@ -339,7 +375,7 @@ export function renderIssue(api: string, i: IssueItem, assignee: Account, withRe
     })),
     state: i.state,
     locked: i.locked,
-    assignee: assigneeJson,
+    assignee: nulls ? null : assigneeJson,
     assignees: [assigneeJson],
     milestone: null,
     comments: i.comments,
@@ -348,7 +384,7 @@ export function renderIssue(api: string, i: IssueItem, assignee: Account, withRe
     closed_at: i.closed_at,
     author_association: i.author_login === i.repository.owner_login ? 'OWNER' : 'CONTRIBUTOR',
     active_lock_reason: null,
-    body: i.body,
+    body: nulls ? null : i.body,
     reactions: {
       url: `${url}/reactions`,
       total_count: 0,
@@ -365,12 +401,14 @@ export function renderIssue(api: string, i: IssueItem, assignee: Account, withRe
     performed_via_github_app: null,
     state_reason: i.state_reason,
     ...(withRepository
-      ? { repository: renderRepo(api, i.repository, i.repository.owner_login === assignee.login) }
+      ? { repository: renderRepo(api, i.repository, i.repository.owner_login === assignee.login, nulls) }
       : {}),
   };
 }
 
+/** A `private-user`; with the nullFields quirk every nullable profile field is null. */
 export function renderAuthenticatedUser(api: string, a: Account) {
+  const nulls = a.quirks.nullFields === true;
   const repos = a.collections.get('repos');
   let publicRepos = 0;
   let privateRepos = 0;
@@ -380,15 +418,15 @@ export function renderAuthenticatedUser(api: string, a: Account) {
   }
   return {
     ...renderSimpleUser(api, a.login, a.id),
-    name: a.name,
+    name: nulls ? null : a.name,
     company: null,
-    blog: '',
+    blog: nulls ? null : '',
     location: null,
-    email: a.email,
+    email: nulls ? null : a.email,
     hireable: null,
     bio: null,
     twitter_username: null,
-    notification_email: a.email,
+    notification_email: nulls ? null : a.email,
     public_repos: publicRepos,
     public_gists: 0,
     followers: 0,

@@ -168,9 +168,11 @@ export function githubProvider(): Provider {
 
   // Rendered JSON per item object (items are replaced, never mutated, when they change), so
   // serving 100k records costs string joins rather than rebuilding ~90 fields per record.
-  const repoJson = new WeakMap<object, string>();
-  const starJson = new WeakMap<object, string>();
-  const issueJson = new WeakMap<object, string>();
+  // One cache per rendering: with the nullFields quirk an item renders with its nullables null.
+  const caches = () => [new WeakMap<object, string>(), new WeakMap<object, string>()] as const;
+  const repoJson = caches();
+  const starJson = caches();
+  const issueJson = caches();
   const cachedJson = (cache: WeakMap<object, string>, item: object, render: () => unknown) => {
     let json = cache.get(item);
     if (json === undefined) {
@@ -180,6 +182,17 @@ export function githubProvider(): Provider {
     return json;
   };
   const jsonArray = (parts: string[]) => `[${parts.join(',')}]`;
+
+  /**
+   * shiftingPages: when the first page of a listing has been served, an item is added at the
+   * head of it (as one starred, created or assigned while the reader is between pages).
+   */
+  const shiftAfterFirstPage = (req: FastifyRequest, ctx: SimContext, account: Account, collection: string) => {
+    if (!account.quirks.shiftingPages || intParam(req.query, 'page', 1) > 1) return;
+    // Repositories are listed by name: this one sorts first.
+    const fields = collection === 'repos' ? { name: `0-inserted-${collectionFor(account, 'repos').nextIndex}` } : {};
+    addItem(ctx, account, collection, fields);
+  };
 
   const emitFor = (ctx: SimContext, account: Account) => (event: string, payload: Record<string, unknown>) =>
     ctx.webhooks.emit(event, {
@@ -446,10 +459,12 @@ export function githubProvider(): Provider {
             notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
           )
             return reply;
-          return sendJson(
-            reply,
-            jsonArray(page.map((r) => cachedJson(repoJson, r, () => renderRepo(ctx.url, r, true)))),
+          const nulls = p.account.quirks.nullFields === true;
+          const json = jsonArray(
+            page.map((r) => cachedJson(repoJson[nulls ? 1 : 0], r, () => renderRepo(ctx.url, r, true, nulls))),
           );
+          shiftAfterFirstPage(req, ctx, p.account, 'repos');
+          return sendJson(reply, json);
         });
 
         api.get('/user/starred', async (req, reply) => {
@@ -468,10 +483,12 @@ export function githubProvider(): Provider {
             return reply;
           // The star+json media type adds when each repository was starred.
           const withStarredAt = (req.headers.accept ?? '').includes('application/vnd.github.star+json');
+          const nulls = p.account.quirks.nullFields === true;
           const parts = page.map((s) => {
-            const repo = cachedJson(starJson, s, () => renderRepo(ctx.url, s, false));
+            const repo = cachedJson(starJson[nulls ? 1 : 0], s, () => renderRepo(ctx.url, s, false, nulls));
             return withStarredAt ? `{"starred_at":${JSON.stringify(s.starred_at)},"repo":${repo}}` : repo;
           });
+          shiftAfterFirstPage(req, ctx, p.account, 'starred');
           return sendJson(reply, jsonArray(parts));
         });
 
@@ -510,10 +527,14 @@ export function githubProvider(): Provider {
             notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
           )
             return reply;
-          return sendJson(
-            reply,
-            jsonArray(page.map((i) => cachedJson(issueJson, i, () => renderIssue(ctx.url, i, p.account, true)))),
+          const nulls = p.account.quirks.nullFields === true;
+          const json = jsonArray(
+            page.map((i) =>
+              cachedJson(issueJson[nulls ? 1 : 0], i, () => renderIssue(ctx.url, i, p.account, true, nulls)),
+            ),
           );
+          shiftAfterFirstPage(req, ctx, p.account, 'issues');
+          return sendJson(reply, json);
         });
 
         // A repository the user owns or starred (the simulator knows no others).

@@ -157,7 +157,11 @@ function renderArtist(api: string, t: TrackFields) {
   };
 }
 
-export function renderTrack(api: string, t: TrackFields) {
+/**
+ * A TrackObject. `nulls` (the nullFields quirk): the album has no images and the track no
+ * external_ids, as Spotify sends some catalog tracks.
+ */
+export function renderTrack(api: string, t: TrackFields, nulls = false) {
   const artist = renderArtist(api, t);
   return {
     album: {
@@ -167,10 +171,12 @@ export function renderTrack(api: string, t: TrackFields) {
       external_urls: urls('album', t.album_id),
       href: `${api}/v1/albums/${t.album_id}`,
       id: t.album_id,
-      images: [
-        { url: `https://i.scdn.co/image/ab67616d0000b273${t.album_id}`, height: 640, width: 640 },
-        { url: `https://i.scdn.co/image/ab67616d00001e02${t.album_id}`, height: 300, width: 300 },
-      ],
+      images: nulls
+        ? []
+        : [
+            { url: `https://i.scdn.co/image/ab67616d0000b273${t.album_id}`, height: 640, width: 640 },
+            { url: `https://i.scdn.co/image/ab67616d00001e02${t.album_id}`, height: 300, width: 300 },
+          ],
       name: t.album_name,
       release_date: t.release_date,
       release_date_precision: 'day',
@@ -183,7 +189,7 @@ export function renderTrack(api: string, t: TrackFields) {
     disc_number: t.disc_number,
     duration_ms: t.duration_ms,
     explicit: t.explicit,
-    external_ids: { isrc: t.isrc },
+    ...(nulls ? {} : { external_ids: { isrc: t.isrc } }),
     external_urls: urls('track', t.track_id),
     href: `${api}/v1/tracks/${t.track_id}`,
     id: t.track_id,
@@ -207,18 +213,19 @@ export function renderUserRef(api: string, a: Account) {
   };
 }
 
-export function renderPlaylist(api: string, p: PlaylistItem, owner: Account) {
+/** A SimplifiedPlaylistObject; `nulls` (the nullFields quirk): name, description, public and images null. */
+export function renderPlaylist(api: string, p: PlaylistItem, owner: Account, nulls = false) {
   return {
     collaborative: p.collaborative,
-    description: p.description,
+    description: nulls ? null : p.description,
     external_urls: urls('playlist', p.id),
     href: `${api}/v1/playlists/${p.id}`,
     id: p.id,
-    images: [{ url: `https://mosaic.scdn.co/640/${p.id}`, height: 640, width: 640 }],
-    name: p.name,
+    images: nulls ? null : [{ url: `https://mosaic.scdn.co/640/${p.id}`, height: 640, width: 640 }],
+    name: nulls ? null : p.name,
     owner: { ...renderUserRef(api, owner), display_name: owner.name },
     primary_color: null,
-    public: p.public,
+    public: nulls ? null : p.public,
     snapshot_id: p.snapshot_id,
     tracks: { href: `${api}/v1/playlists/${p.id}/tracks`, total: p.entries.length },
     type: 'playlist',

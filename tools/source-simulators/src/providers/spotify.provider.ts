@@ -7,7 +7,7 @@ import { intParam, str } from '../http.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import { isoAt, Rng } from '../prng.js';
-import { ChangeError } from '../seeding.js';
+import { addItem, ChangeError } from '../seeding.js';
 import { collectionFor, type Provider, type SimContext } from '../simulator-context.js';
 import {
   generateTrack,
@@ -100,25 +100,27 @@ export function spotifyProvider(): Provider {
     req: FastifyRequest,
     all: readonly T[],
     p: { limit: number; offset: number },
-    renderJson: (t: T) => string,
+    renderJson: (t: T, index: number) => string,
   ) => {
     const next = p.offset + p.limit < all.length ? pageUrl(ctx, req, p.offset + p.limit, p.limit) : null;
     const previous = p.offset > 0 ? pageUrl(ctx, req, Math.max(0, p.offset - p.limit), p.limit) : null;
     const items = all
       .slice(p.offset, p.offset + p.limit)
-      .map(renderJson)
+      .map((t, i) => renderJson(t, p.offset + i))
       .join(',');
     return (
       `{"href":${JSON.stringify(pageUrl(ctx, req, p.offset, p.limit))},"items":[${items}],"limit":${p.limit},"next":${JSON.stringify(next)},` +
       `"offset":${p.offset},"previous":${JSON.stringify(previous)},"total":${all.length}}`
     );
   };
-  const trackJsonCache = new WeakMap<object, string>();
-  const trackJson = (ctx: SimContext, t: TrackFields & object) => {
-    let json = trackJsonCache.get(t);
+  // One cache per rendering: with the nullFields quirk a track renders without images and ids.
+  const trackJsonCache = [new WeakMap<object, string>(), new WeakMap<object, string>()] as const;
+  const trackJson = (ctx: SimContext, t: TrackFields & object, nulls = false) => {
+    const cache = trackJsonCache[nulls ? 1 : 0];
+    let json = cache.get(t);
     if (json === undefined) {
-      json = JSON.stringify(renderTrack(ctx.url, t));
-      trackJsonCache.set(t, json);
+      json = JSON.stringify(renderTrack(ctx.url, t, nulls));
+      cache.set(t, json);
     }
     return json;
   };
@@ -279,7 +281,8 @@ export function spotifyProvider(): Provider {
             ...(priv
               ? { country: 'DE', explicit_content: { filter_enabled: false, filter_locked: false }, product: 'premium' }
               : {}),
-            display_name: account.name,
+            // "`null` if not available."
+            display_name: account.quirks.nullFields ? null : account.name,
             ...(scopes.includes('user-read-email') ? { email: account.email } : {}),
             external_urls: { spotify: `https://open.spotify.com/user/${account.login}` },
             followers: { href: null, total: 0 },
@@ -304,7 +307,7 @@ export function spotifyProvider(): Provider {
           const { account } = principalOf(req);
           const fields = account.quirks.playlistFields ?? 'both';
           const page = pageOf(ctx, req, visiblePlaylists(req), p, (pl) =>
-            playlistFields(renderPlaylist(ctx.url, pl, account), fields),
+            playlistFields(renderPlaylist(ctx.url, pl, account, account.quirks.nullFields), fields),
           );
           // Since Nov 2024 the list can hold `null` where a playlist is no longer available.
           const nulls = p.offset === 0 ? (account.quirks.nullPlaylistEntries ?? []) : [];
@@ -340,13 +343,17 @@ export function spotifyProvider(): Provider {
             if (fields === 'new' && suffix === 'tracks') return apiError(reply, 404, 'Service not found');
             const p = paging(req, reply);
             if (!p) return reply;
-            const addedBy = JSON.stringify(renderUserRef(ctx.url, principalOf(req).account));
+            // nullFields: "some very old playlists" send null added_at and added_by, and an
+            // entry whose track was removed from Spotify points at null (here the first one).
+            const nulls = quirks.nullFields === true;
+            const addedBy = nulls ? 'null' : JSON.stringify(renderUserRef(ctx.url, principalOf(req).account));
             return sendPage(
               reply,
-              pageJson(ctx, req, pl.entries, p, (e) => {
-                const track = trackJson(ctx, e);
+              pageJson(ctx, req, pl.entries, p, (e, at) => {
+                const track = nulls && at === 0 ? 'null' : trackJson(ctx, e, nulls);
+                const addedAt = nulls ? 'null' : JSON.stringify(e.added_at);
                 return (
-                  `{"added_at":${JSON.stringify(e.added_at)},"added_by":${addedBy},"is_local":false,"primary_color":null,` +
+                  `{"added_at":${addedAt},"added_by":${addedBy},"is_local":false,"primary_color":null,` +
                   (fields === 'new' ? '' : `"track":${track},`) +
                   (suffix === 'items' && fields !== 'old' ? `"item":${track},` : '') +
                   `"video_thumbnail":{"url":null}}`
@@ -361,21 +368,23 @@ export function spotifyProvider(): Provider {
           if (refused) return refused;
           const p = paging(req, reply);
           if (!p) return reply;
-          const all = collectionFor(principalOf(req).account, 'tracks').sorted(
+          const { account } = principalOf(req);
+          const all = collectionFor(account, 'tracks').sorted(
             'added_at',
             'desc',
             (t) => t.added_at as string,
           ) as SavedTrackItem[];
-          return sendPage(
-            reply,
-            pageJson(
-              ctx,
-              req,
-              all,
-              p,
-              (t) => `{"added_at":${JSON.stringify(t.added_at)},"track":${trackJson(ctx, t)}}`,
-            ),
+          const nulls = account.quirks.nullFields;
+          const json = pageJson(
+            ctx,
+            req,
+            all,
+            p,
+            (t) => `{"added_at":${JSON.stringify(t.added_at)},"track":${trackJson(ctx, t, nulls)}}`,
           );
+          // shiftingPages: a track saved while the reader is between the first page and the next.
+          if (account.quirks.shiftingPages && p.offset === 0) addItem(ctx, account, 'tracks', {});
+          return sendPage(reply, json);
         });
 
         // Newest first. `before=T`: plays strictly before T; `after=T`: plays strictly after T
@@ -417,7 +426,7 @@ export function spotifyProvider(): Provider {
           }
           return {
             items: page.map((p) => ({
-              track: renderTrack(ctx.url, p),
+              track: renderTrack(ctx.url, p, account.quirks.nullFields),
               played_at: p.played_at,
               context: p.context_playlist_id
                 ? {
