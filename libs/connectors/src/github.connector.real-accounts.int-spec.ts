@@ -1,3 +1,4 @@
+import { validateRecord } from '@context-gateway/record-catalog';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
@@ -69,5 +70,48 @@ describe('GithubConnector on real-shaped accounts', () => {
     );
     expect(store.count('code.repository')).toBe(250);
     expect(store.skipped).toEqual([]);
+  }, 30_000);
+
+  it('null fields: no description, language, license, pushed_at, issue body or author; every record stored', async () => {
+    await sim.control.createAccount({ login: 'nulls', counts: { repos: 30, starred: 30, issues: 30 } });
+    await sim.control.setQuirks('nulls', { nullFields: true });
+    const tokens = await simulatorTokens(sim, 'nulls', 'repo read:user');
+    const store = new MemoryStore();
+    await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, null);
+    expect(store.skipped).toEqual([]);
+    expect([store.count('code.repository'), store.count('code.star'), store.count('code.issue')]).toEqual([30, 30, 30]);
+    for (const r of store.live.values()) expect(() => validateRecord(r.type, r.data)).not.toThrow();
+    for (const r of store.of('code.repository')) {
+      expect(r.data.description).toBeUndefined();
+      expect(r.data.language).toBeUndefined();
+      expect(r.data.pushedAt).toBeUndefined();
+    }
+    for (const i of store.of('code.issue')) expect(i.data.author).toBeUndefined();
+    expect(store.of('profile')[0]?.data.displayName).toBeUndefined();
+  }, 30_000);
+
+  it('items added at the head between pages: nothing is lost, the new ones come with the next run', async () => {
+    await sim.control.createAccount({ login: 'shifting', counts: { repos: 250, starred: 150, issues: 120 } });
+    await sim.control.setQuirks('shifting', { shiftingPages: true });
+    const tokens = await simulatorTokens(sim, 'shifting', 'repo read:user');
+    const ids = async (collection: string) =>
+      (await sim.control.list<{ id: number }>('shifting', collection)).items.map((i) => i.id);
+    const before = { repos: await ids('repos'), starred: await ids('starred'), issues: await ids('issues') };
+    const type = { repos: 'code.repository', starred: 'code.star', issues: 'code.issue' } as const;
+    const store = new MemoryStore();
+    const cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, null);
+    expect(store.skipped).toEqual([]);
+    const added: string[] = [];
+    for (const c of ['repos', 'starred', 'issues'] as const) {
+      // Every item there when the run began is stored, though each later page was shifted by one.
+      for (const id of before[c]) expect(store.live.has(`${type[c]}/${id}`)).toBe(true);
+      const during = (await ids(c)).filter((id) => !before[c].includes(id));
+      expect(during).toHaveLength(1);
+      added.push(`${type[c]}/${during[0]}`);
+    }
+    // Added after page 1 was read: this run could not see them; the next run does.
+    await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, cursor);
+    for (const key of added) expect(store.live.has(key)).toBe(true);
+    expect(store.count('code.repository')).toBeGreaterThanOrEqual(251);
   }, 30_000);
 });

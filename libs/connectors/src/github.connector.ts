@@ -116,20 +116,24 @@ export const githubNormalize = {
       type: 'code.issue',
       externalId: String(i.id),
       ...(i.updated_at ? { occurredAt: i.updated_at } : {}),
-      data: compact({
-        source: 'github',
-        id: String(i.id),
+      // `repository` and `title` are required by the catalog even when empty (GitHub's
+      // description allows an empty title), so they are set after compact(), which drops ''.
+      data: {
+        ...compact({
+          source: 'github',
+          id: String(i.id),
+          number: i.number,
+          state: i.state === 'closed' ? 'closed' : 'open',
+          pullRequest: i.pull_request !== undefined && i.pull_request !== null,
+          author: i.user?.login,
+          labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : (l.name ?? ''))).filter((l) => l !== ''),
+          url: i.html_url,
+          createdAt: i.created_at,
+          closedAt: i.closed_at,
+        }),
         repository: repo,
-        number: i.number,
-        title: i.title,
-        state: i.state === 'closed' ? 'closed' : 'open',
-        pullRequest: i.pull_request !== undefined && i.pull_request !== null,
-        author: i.user?.login,
-        labels: (i.labels ?? []).map((l) => (typeof l === 'string' ? l : (l.name ?? ''))).filter((l) => l !== ''),
-        url: i.html_url,
-        createdAt: i.created_at,
-        closedAt: i.closed_at,
-      }),
+        title: typeof i.title === 'string' ? i.title : '',
+      },
     };
   },
 };

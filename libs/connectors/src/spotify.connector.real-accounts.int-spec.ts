@@ -1,3 +1,4 @@
+import { validateRecord } from '@context-gateway/record-catalog';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
@@ -83,5 +84,49 @@ describe('SpotifyConnector on real-shaped accounts', () => {
     for (const p of plays) expect(p.data.durationMs).toBeUndefined();
     // Saved tracks keep their length: there it is what durationMs means.
     for (const t of store.of('media.track')) expect(t.data.durationMs).toEqual(expect.any(Number));
+  }, 30_000);
+
+  it('null fields: a playlist without a name, entries without added_at or track, tracks without ISRC', async () => {
+    const { tokens, playlists } = await account('nulls', { nullFields: true });
+    const store = new MemoryStore();
+    await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, null);
+    for (const r of store.live.values()) expect(() => validateRecord(r.type, r.data)).not.toThrow();
+    // Every playlist is stored, its null name as an empty one (the catalog requires a name).
+    expect(store.of('media.playlist').map((r) => r.data.name)).toEqual(playlists.map(() => ''));
+    // The first entry of each playlist points at nothing: one skip each, its siblings stored.
+    expect(store.skipped).toHaveLength(5);
+    for (const p of playlists)
+      expect(store.skipped).toContainEqual(expect.objectContaining({ resource: `/playlists/${p.id}/items[0]` }));
+    const entries = store.of('media.playlist_item');
+    expect(entries).toHaveLength(5 * 6);
+    for (const e of entries) {
+      expect(e.data.addedAt).toBeUndefined();
+      expect(e.data.isrc).toBeUndefined();
+    }
+    expect(store.of('media.track')).toHaveLength(9);
+    expect(store.of('media.play_event')).toHaveLength(11);
+  }, 30_000);
+
+  it('saved tracks added between pages: nothing is lost, the new one comes with the next run', async () => {
+    // 120 saved tracks: three pages of 50, each later page shifted by the one saved meanwhile.
+    await sim.control.createAccount({ login: 'shifting', counts: { ...COUNTS, tracks: 120 } });
+    await sim.control.setQuirks('shifting', { shiftingPages: true });
+    const tokens = await simulatorTokens(sim, 'shifting', SCOPES);
+    const before = (await sim.control.list<{ id: string }>('shifting', 'tracks')).items.map((t) => t.id);
+    const store = new MemoryStore();
+    const cursor = await connector.sync(
+      { baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http },
+      null,
+    );
+    expect(store.skipped).toEqual([]);
+    for (const id of before) expect(store.live.has(`media.track/${id}`)).toBe(true);
+    const during = (await sim.control.list<{ id: string }>('shifting', 'tracks')).items
+      .map((t) => t.id)
+      .filter((id) => !before.includes(id));
+    expect(during).toHaveLength(1);
+    // It was saved after page 1 was read: this run could not see it; the next one does.
+    await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, cursor);
+    expect(store.live.has(`media.track/${during[0]}`)).toBe(true);
+    for (const id of before) expect(store.live.has(`media.track/${id}`)).toBe(true);
   }, 30_000);
 });

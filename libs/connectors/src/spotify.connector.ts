@@ -118,6 +118,15 @@ const itemFacts = (t: SpTrack) => ({
 /** Thrown for an entry the source sent without what identifies it; the run records it as a skip. */
 class UnreadableItem extends Error {}
 
+/** A playlist that names its id (the description marks none of its fields required). */
+const hasId = (p: SpPlaylist | null): p is SpPlaylist =>
+  p !== null && typeof p === 'object' && typeof p.id === 'string' && p.id !== '';
+/**
+ * A track's name, which the catalog requires even when empty: set after compact() (which
+ * drops ''), and '' when the source sent none (the description does not promise one).
+ */
+const titleOf = (t: SpTrack) => ({ title: typeof t.name === 'string' ? t.name : '' });
+
 /** Spotify objects → the record catalog's shapes (libs/record-catalog). */
 export const spotifyNormalize = {
   profile: (u: SpUser): NormalizedRecord => {
@@ -137,19 +146,24 @@ export const spotifyNormalize = {
     };
   },
   playlist: (p: SpPlaylist): NormalizedRecord => {
+    if (!hasId(p)) throw new UnreadableItem('the playlist has no id');
     return {
       type: 'media.playlist',
       externalId: p.id,
-      data: compact({
-        source: 'spotify',
-        id: p.id,
-        name: p.name,
-        description: p.description,
-        ownerId: p.owner?.id,
-        public: p.public,
-        itemCount: (p.items ?? p.tracks)?.total,
-        url: p.external_urls?.spotify,
-      }),
+      data: {
+        // Required by the catalog even when empty, so set after compact(), which drops ''.
+        ...compact({
+          source: 'spotify',
+          id: p.id,
+          description: p.description,
+          ownerId: p.owner?.id,
+          public: p.public,
+          itemCount: (p.items ?? p.tracks)?.total,
+          url: p.external_urls?.spotify,
+        }),
+        // Spotify sends null names for some playlists; the catalog wants a string.
+        name: typeof p.name === 'string' ? p.name : '',
+      },
     };
   },
   /**
@@ -191,17 +205,19 @@ export const spotifyNormalize = {
       type: 'media.track',
       externalId: t.id,
       occurredAt: s.added_at,
-      data: compact({
-        source: 'spotify',
-        id: t.id,
-        title: t.name,
-        kind: kind(t),
-        ...itemFacts(t),
-        // A saved track's own length (media.track has no play, so nothing else it could mean).
-        durationMs: length(t),
-        url: t.external_urls?.spotify,
-        savedAt: s.added_at,
-      }),
+      data: {
+        ...compact({
+          source: 'spotify',
+          id: t.id,
+          kind: kind(t),
+          ...itemFacts(t),
+          // A saved track's own length (media.track has no play, so nothing else it could mean).
+          durationMs: length(t),
+          url: t.external_urls?.spotify,
+          savedAt: s.added_at,
+        }),
+        ...titleOf(t),
+      },
     };
   },
   /**
@@ -217,16 +233,18 @@ export const spotifyNormalize = {
       type: 'media.play_event',
       externalId: `${t.id}@${p.played_at}`,
       occurredAt: p.played_at,
-      data: compact({
-        source: 'spotify',
-        trackId: t.id,
-        title: t.name,
-        kind: kind(t),
-        playedAt: p.played_at,
-        ...itemFacts(t),
-        itemDurationMs: length(t),
-        supplemental: false,
-      }),
+      data: {
+        ...compact({
+          source: 'spotify',
+          trackId: t.id,
+          kind: kind(t),
+          playedAt: p.played_at,
+          ...itemFacts(t),
+          itemDurationMs: length(t),
+          supplemental: false,
+        }),
+        ...titleOf(t),
+      },
     };
   },
 };
@@ -263,7 +281,8 @@ export class SpotifyConnector implements Connector {
           conditional: false,
           items: (body) => {
             const items = pageItems<SpPlaylist>(body);
-            listed.push(...items.filter((p): p is SpPlaylist => p !== null && typeof p === 'object'));
+            // Only a playlist with an id has items to read; one without is a recorded skip.
+            listed.push(...items.filter(hasId));
             return items;
           },
           next: pageNext,
