@@ -116,6 +116,15 @@ async function main() {
     const { defaultApiKey } = await import(pathToFileURL(join(rootDir, 'tools/source-simulators/dist/index.js')).href);
     const apiKeys = (await testAccounts(keys)).map((a) => `${a.login}: ${defaultApiKey(a.seed)}`);
     console.log(`simulator demo-keys ${keys.url}  (API keys to paste on the consent page: ${apiKeys.join(', ')})`);
+    // ListenBrainz: no OAuth either; each account's user token is derived from its seed.
+    const listenbrainz = await startSimulator({ provider: 'listenbrainz', port: 9330 });
+    cleanups.push(() => listenbrainz.stop());
+    env.INTEGRATION_LISTENBRAINZ_BASE_URL = listenbrainz.url;
+    const { defaultListenBrainzToken } = await import(
+      pathToFileURL(join(rootDir, 'tools/source-simulators/dist/index.js')).href
+    );
+    const userTokens = (await testAccounts(listenbrainz)).map((a) => `${a.login}: ${defaultListenBrainzToken(a.seed)}`);
+    console.log(`simulator listenbrainz ${listenbrainz.url}  (user tokens to paste: ${userTokens.join(', ')})`);
 
     const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
     const natsUrl = process.env.NATS_URL || DEFAULT_NATS_URL;

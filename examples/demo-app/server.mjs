@@ -36,6 +36,11 @@ export const OFFERS = {
   'demo-keys': { label: 'Demo Keys (API key)', scopes: ['demo-keys:read:notes'], reads: 'document.note' },
   github: { label: 'GitHub', scopes: ['github:read:profile', 'github:read:repos'], reads: 'code.repository' },
   spotify: { label: 'Spotify', scopes: ['spotify:read:profile', 'spotify:read:playlists'], reads: 'media.playlist' },
+  listenbrainz: {
+    label: 'ListenBrainz (user token)',
+    scopes: ['listenbrainz:read:listens'],
+    reads: 'media.play_event',
+  },
 };
 
 const esc = (/** @type {unknown} */ v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -1,5 +1,6 @@
 export * from './connector.js';
 export * from './github.connector.js';
+export * from './listenbrainz.connector.js';
 export * from './netflix-csv.js';
 export * from './paged-collection.js';
 export * from './registry.js';

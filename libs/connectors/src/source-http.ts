@@ -16,6 +16,8 @@ export interface SourceHttpOptions {
   headers?: Record<string, string>;
   /** Where "now" comes from when comparing it with the source's rate-limit reset and Retry-After times. */
   clock?: Clock;
+  /** The Authorization scheme the credential goes with (default `Bearer`; ListenBrainz wants `Token`). */
+  authScheme?: string;
 }
 
 export interface SourceResponse<T> {
@@ -44,7 +46,8 @@ async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * The HTTP client every connector uses: bearer token, conditional requests, and the
  * sources' documented throttling — 429 with Retry-After (Spotify, GitHub secondary),
  * 403 with X-RateLimit-Remaining: 0 until X-RateLimit-Reset (GitHub primary), 403 with
- * Retry-After (GitHub secondary) — and a proactive pause when the budget is spent. A 401
+ * Retry-After (GitHub secondary), 429 with X-RateLimit-Reset-In seconds (ListenBrainz) —
+ * and a proactive pause when the budget is spent. A 401
  * asks the token source for a refreshed token once, then the request continues.
  */
 export class SourceHttp {
@@ -99,7 +102,7 @@ export class SourceHttp {
         accept: 'application/json',
         ...this.options.headers,
         ...(opts.accept ? { accept: opts.accept } : {}),
-        authorization: `Bearer ${token}`,
+        authorization: `${this.options.authScheme ?? 'Bearer'} ${token}`,
       };
       if (opts.etag) headers['if-none-match'] = opts.etag;
       let res: Response;
@@ -177,6 +180,10 @@ export class SourceHttp {
       // A little jitter on top of what the source asked for, never less than it asked.
       if (Number.isFinite(ms)) return Math.max(0, ms) + Math.round(Math.random() * 250);
     }
+    // ListenBrainz: seconds until the window resets, which (unlike an epoch reset) does not
+    // depend on our clock agreeing with the source's.
+    const resetIn = resetInMs(headers);
+    if (resetIn !== undefined) return resetIn + Math.round(Math.random() * 250);
     const reset = Number(headers.get('x-ratelimit-reset'));
     if (headers.get('x-ratelimit-remaining') === '0' && reset > 0)
       return Math.max(0, reset * 1000 - this.clock.now()) + Math.round(Math.random() * 250);
@@ -186,8 +193,10 @@ export class SourceHttp {
 
   private learnBudget(headers: Headers): void {
     if (headers.get('x-ratelimit-remaining') === '0') {
+      const resetIn = resetInMs(headers);
       const reset = Number(headers.get('x-ratelimit-reset'));
-      if (reset > 0) this.pausedUntil = Math.max(this.pausedUntil, reset * 1000);
+      if (resetIn !== undefined) this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + resetIn);
+      else if (reset > 0) this.pausedUntil = Math.max(this.pausedUntil, reset * 1000);
     }
   }
 
@@ -199,6 +208,13 @@ export class SourceHttp {
       );
     await sleep(ms, this.signal);
   }
+}
+
+/** `X-RateLimit-Reset-In` (seconds, ListenBrainz) in ms; undefined when absent or not a number. */
+function resetInMs(headers: Headers): number | undefined {
+  const value = headers.get('x-ratelimit-reset-in');
+  const seconds = value === null || value.trim() === '' ? Number.NaN : Number(value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
 
 /**

@@ -4,7 +4,7 @@ import { parseEnv, personStepUpEnvShape, refineRuntimeEnv, runtimeEnvShape } fro
 import { z } from 'zod';
 
 /** Integrations whose catalog entries (integrations/<key>.json) may be overridden from the environment. */
-const INTEGRATION_KEYS = ['github', 'spotify', 'demo', 'demo-keys'] as const;
+const INTEGRATION_KEYS = ['github', 'spotify', 'demo', 'demo-keys', 'listenbrainz'] as const;
 
 /** `demo-keys` → `INTEGRATION_DEMO_KEYS_`. */
 export function integrationEnvPrefix(key: string): string {

@@ -12,6 +12,15 @@ export function principalOf(req: FastifyRequest): Principal {
   return p;
 }
 
+/** Counts a resource API request (in total and by route) for `/_sim/counters`; returns the counters. */
+export function countApiRequest(req: FastifyRequest, ctx: SimContext): SimContext['counters'] {
+  const c = ctx.counters;
+  c.apiRequests++;
+  const route = `${req.method} ${req.routeOptions.url ?? req.url}`;
+  c.byRoute[route] = (c.byRoute[route] ?? 0) + 1;
+  return c;
+}
+
 /**
  * Registers resource API routes behind the checks every source makes: a bearer token
  * that is known, unrevoked and unexpired (401 in the source's shape otherwise), the
@@ -20,10 +29,7 @@ export function principalOf(req: FastifyRequest): Principal {
 export function registerApi(app: FastifyInstance, ctx: SimContext, routes: (api: FastifyInstance) => void): void {
   void app.register((api, _options, registered) => {
     api.addHook('onRequest', async (req, reply) => {
-      const c = ctx.counters;
-      c.apiRequests++;
-      const route = `${req.method} ${req.routeOptions.url ?? req.url}`;
-      c.byRoute[route] = (c.byRoute[route] ?? 0) + 1;
+      const c = countApiRequest(req, ctx);
       const check = ctx.store.checkAccessToken(bearerToken(req, ctx.provider.name === 'github'));
       if (check.status !== 'ok') {
         c.unauthorized++;

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 
 import { defaultApiKey } from './providers/demo.provider.js';
+import { defaultListenBrainzToken } from './providers/listenbrainz.data.js';
 import { availableProviders, type RunningSimulator, startSimulator } from './server.js';
 import type { ProviderName } from './simulator-context.js';
 
@@ -17,6 +18,7 @@ const HELP = `Usage: pnpm simulators [options]
   --spotify-port <n>         default 9320
   --demo-port <n>            default 9300
   --demo-keys-port <n>       the demo API again, for the broker's API-key integration (default 9301)
+  --listenbrainz-port <n>    default 9330 (no OAuth: prints each account's user token)
   --client-id <id>           OAuth client registered at each source (default context-gateway-dev)
   --client-secret <secret>   its secret (default dev-secret-change-me)
   --redirect-uri <url>       its redirect URI, repeatable (default http://localhost:8080/v1/connect/callback)
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     'spotify-port': { type: 'string', default: '9320' },
     'demo-port': { type: 'string', default: '9300' },
     'demo-keys-port': { type: 'string', default: '9301' },
+    'listenbrainz-port': { type: 'string', default: '9330' },
     'client-id': { type: 'string', default: 'context-gateway-dev' },
     'client-secret': { type: 'string', default: 'dev-secret-change-me' },
     'redirect-uri': { type: 'string', multiple: true },
@@ -73,10 +76,12 @@ try {
       ...(values['control-token'] ? { controlToken: values['control-token'] } : {}),
     });
     running.push(sim);
-    const state = (await sim.control.state()) as { accounts: Array<{ login: string }> };
-    process.stdout.write(
-      `${provider.padEnd(9)} ${sim.url}  accounts: ${state.accounts.map((a) => `${a.login}/password`).join(', ')}\n`,
-    );
+    const state = (await sim.control.state()) as { accounts: Array<{ login: string; seed: string }> };
+    const accounts =
+      provider === 'listenbrainz'
+        ? `user tokens: ${state.accounts.map((a) => `${a.login}=${defaultListenBrainzToken(a.seed)}`).join(', ')}`
+        : `accounts: ${state.accounts.map((a) => `${a.login}/password`).join(', ')}`;
+    process.stdout.write(`${provider.padEnd(9)} ${sim.url}  ${accounts}\n`);
   }
   if (only.includes('demo')) {
     // The broker's `demo-keys` integration: the same API, authenticated by a pasted API key.

@@ -3,6 +3,7 @@ export { type AccountSummary, type RegisteredClient, SimulatorControl } from './
 export type { Counters } from './counters.js';
 export { type ObtainedTokens, obtainTokens } from './obtain-tokens.js';
 export { defaultApiKey } from './providers/demo.provider.js';
+export { defaultListenBrainzToken } from './providers/listenbrainz.data.js';
 export type { Quirks } from './quirks.js';
 export { type RunningSimulator, type SimulatorClientSpec, type SimulatorOptions, startSimulator } from './server.js';
 export { availableProviders } from './server.js';

@@ -2,9 +2,19 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { completeAuthorization } from './complete-authorization.js';
 import type { RunningSimulator } from './server.js';
+import type { ProviderName } from './simulator-context.js';
 
-const AUTHORIZE = { github: '/login/oauth/authorize', spotify: '/authorize', demo: '/oauth/authorize' } as const;
-const TOKEN = { github: '/login/oauth/access_token', spotify: '/api/token', demo: '/oauth/token' } as const;
+/** The OAuth sources' endpoints; ListenBrainz has none (a person pastes a user token). */
+const AUTHORIZE: Partial<Record<ProviderName, string>> = {
+  github: '/login/oauth/authorize',
+  spotify: '/authorize',
+  demo: '/oauth/authorize',
+};
+const TOKEN: Partial<Record<ProviderName, string>> = {
+  github: '/login/oauth/access_token',
+  spotify: '/api/token',
+  demo: '/oauth/token',
+};
 
 export interface ObtainedTokens {
   access_token: string;
@@ -26,10 +36,13 @@ export async function obtainTokens(
   scopes: string[],
   password = 'password',
 ): Promise<ObtainedTokens> {
+  const authorizePath = AUTHORIZE[sim.provider];
+  const tokenPath = TOKEN[sim.provider];
+  if (!authorizePath || !tokenPath) throw new Error(`${sim.provider} has no OAuth: use its user tokens`);
   const redirectUri = 'http://127.0.0.1:9/callback';
   const client = await sim.control.registerClient({ redirect_uris: [redirectUri], name: 'obtainTokens' });
   const verifier = randomBytes(32).toString('base64url');
-  const url = new URL(AUTHORIZE[sim.provider], sim.url);
+  const url = new URL(authorizePath, sim.url);
   url.search = new URLSearchParams({
     response_type: 'code',
     client_id: client.client_id,
@@ -45,7 +58,7 @@ export async function obtainTokens(
     throw new Error(
       `authorization refused: ${redirect.searchParams.get('error')} ${redirect.searchParams.get('error_description')}`,
     );
-  const res = await fetch(new URL(TOKEN[sim.provider], sim.url), {
+  const res = await fetch(new URL(tokenPath, sim.url), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: new URLSearchParams({

@@ -43,6 +43,10 @@ export interface Quirks {
    * later page is shifted by one: it starts with the item the previous page ended with.
    */
   shiftingPages?: boolean;
+  /** ListenBrainz: these listens (simulator ids) come without `track_name`, as old imported listens can. */
+  listensWithoutTrackName?: string[];
+  /** ListenBrainz: these listens come without `additional_info` (what a bare scrobbler sends). */
+  listensWithoutAdditionalInfo?: string[];
 }
 
 /** Validates a control API body into quirks: an unknown name is refused, not ignored. */
@@ -58,6 +62,8 @@ export function parseQuirks(value: unknown): Quirks {
     'playlistFields',
     'nullFields',
     'shiftingPages',
+    'listensWithoutTrackName',
+    'listensWithoutAdditionalInfo',
   ];
   for (const k of Object.keys(q)) if (!known.includes(k)) throw new ChangeError(400, `unknown quirk ${k}`);
   const flag = (k: string) => {
@@ -80,6 +86,8 @@ export function parseQuirks(value: unknown): Quirks {
     playlistFields: fields,
     nullFields: flag('nullFields'),
     shiftingPages: flag('shiftingPages'),
+    listensWithoutTrackName: list<string>('listensWithoutTrackName', (v) => typeof v === 'string'),
+    listensWithoutAdditionalInfo: list<string>('listensWithoutAdditionalInfo', (v) => typeof v === 'string'),
   };
   return Object.fromEntries(Object.entries(quirks).filter(([, v]) => v !== undefined));
 }

@@ -9,6 +9,7 @@ import { registerAuthorization } from './oauth/authorization.routes.js';
 import { OAuthStore } from './oauth/oauth-store.js';
 import { demoProvider } from './providers/demo.provider.js';
 import { githubProvider } from './providers/github.provider.js';
+import { listenbrainzProvider } from './providers/listenbrainz.provider.js';
 import { spotifyProvider } from './providers/spotify.provider.js';
 import { createAccount } from './seeding.js';
 import { Accounts, type AccountSpec, type Provider, type ProviderName, type SimContext } from './simulator-context.js';
@@ -34,7 +35,7 @@ export interface SimulatorOptions {
   /** 0 = refresh tokens never expire. */
   refreshTokenTtlSeconds?: number;
   codeTtlSeconds?: number;
-  /** GitHub: requests per account per hour before the primary rate limit answers (default 5000). */
+  /** GitHub: requests per account per hour before the primary rate limit answers (default 5000); ListenBrainz: per 10 s window (default 30). */
   rateLimit?: number;
   /** GitHub: concurrent requests per account beyond which the secondary rate limit answers (default 100, 0 = none). */
   maxConcurrentRequests?: number;
@@ -63,6 +64,7 @@ const providers: Partial<Record<ProviderName, () => Provider>> = {
   github: githubProvider,
   spotify: spotifyProvider,
   demo: demoProvider,
+  listenbrainz: listenbrainzProvider,
 };
 
 /** The providers this build can simulate. */
@@ -96,8 +98,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     throttle: new Throttle(clock),
     webhooks: new Webhooks(counters, `GitHub-Hookshot/simulator`),
     rateLimit: {
-      limit: options.rateLimit ?? 5000,
-      windowSeconds: 3600,
+      limit: options.rateLimit ?? provider.rateLimitDefaults?.limit ?? 5000,
+      windowSeconds: provider.rateLimitDefaults?.windowSeconds ?? 3600,
       maxConcurrent: options.maxConcurrentRequests ?? 100,
     },
     latency: { ms: options.latencyMs ?? 0 },

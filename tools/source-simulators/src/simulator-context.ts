@@ -9,7 +9,7 @@ import type { Quirks } from './quirks.js';
 import type { StormConfig, Throttle } from './throttle.js';
 import type { Webhooks } from './webhooks.js';
 
-export type ProviderName = 'github' | 'spotify' | 'demo';
+export type ProviderName = 'github' | 'spotify' | 'demo' | 'listenbrainz';
 
 /** A test account at the simulated source: it signs in on the login form. */
 export interface Account {
@@ -72,6 +72,8 @@ export interface Provider {
   /** Whether authorization responses carry `iss` (RFC 9207). */
   issParameter: boolean;
   defaultAccounts: AccountSpec[];
+  /** This source's own rate-limit window when the options name none (default: GitHub's 5000 per hour). */
+  rateLimitDefaults?: { limit: number; windowSeconds: number };
   /** Seed counts that are per-item settings rather than collections (Spotify's `playlist_tracks`). */
   seedSettings?: readonly string[];
   /** In generation order (GitHub issues point at repositories generated before them). */
