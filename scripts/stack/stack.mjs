@@ -58,6 +58,17 @@ export class StackStartError extends Error {
 }
 
 /**
+ * Node flags for every service process from STACK_NODE_ARGS (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the stack under a benchmark: flags such
+ * as --cpu-prof are refused in NODE_OPTIONS, so they are passed on the command line.
+ * @param {NodeJS.ProcessEnv} env
+ * @returns {string[]}
+ */
+function extraNodeArgs(env) {
+  return (env.STACK_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== '');
+}
+
+/**
  * Runs scripts/db-migrate.mjs when it exists. Without it, each service applies its own
  * migrations at start (under an advisory lock), so skipping is safe.
  * @param {string} rootDir
@@ -207,7 +218,7 @@ export async function startStack(options) {
         const extra = spawnManaged(
           label,
           process.execPath,
-          ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
+          [...extraNodeArgs(env), '--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
           {
             cwd: rootDir,
             env: { ...env, HTTP_PORT: '0', SHARD_ID: String(shard) },
@@ -234,7 +245,11 @@ export async function startStack(options) {
     const managed = spawnManaged(
       name,
       process.execPath,
-      ['--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
+      [
+        ...extraNodeArgs(envs[name] ?? sharedEnv),
+        '--enable-source-maps',
+        join(rootDir, 'services', name, 'dist', 'main.js'),
+      ],
       {
         cwd: rootDir,
         env: envs[name] ?? sharedEnv,

@@ -78,16 +78,24 @@ export interface SpotifyCursor {
 }
 
 const isEpisode = (t: SpTrack) => t.type === 'episode';
-/** A track's artists, or an episode's show (its publisher when the show is not named). */
-const creators = (t: SpTrack): string[] =>
-  isEpisode(t)
-    ? [t.show?.name ?? t.show?.publisher].filter((n): n is string => typeof n === 'string' && n !== '')
-    : (t.artists ?? []).flatMap((a) => (typeof a?.name === 'string' ? [a.name] : []));
-/** The artists' (or the show's) ids, only when every creator has one. */
+/**
+ * Who made the item, as one list so names and ids stay in step: a track's artists with a
+ * name, or an episode's show (named by its publisher when it has no name).
+ */
+function people(t: SpTrack): { name: string; id: string | undefined }[] {
+  const named = (name: unknown): name is string => typeof name === 'string' && name !== '';
+  const id = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  if (isEpisode(t)) {
+    const name = named(t.show?.name) ? t.show.name : t.show?.publisher;
+    return named(name) ? [{ name, id: id(t.show?.id) }] : [];
+  }
+  return (t.artists ?? []).flatMap((a) => (a && named(a.name) ? [{ name: a.name, id: id(a.id) }] : []));
+}
+const creators = (t: SpTrack): string[] => people(t).map((p) => p.name);
+/** The creators' ids, same order, only when every creator has one. */
 function creatorIds(t: SpTrack): string[] | undefined {
-  const people = isEpisode(t) ? (t.show ? [t.show] : []) : (t.artists ?? []);
-  const ids = people.map((a) => (typeof a?.id === 'string' && a.id !== '' ? a.id : undefined));
-  return ids.length > 0 && ids.every((id) => id !== undefined) ? ids : undefined;
+  const ids = people(t).map((p) => p.id);
+  return ids.length > 0 && ids.every((i) => i !== undefined) ? ids : undefined;
 }
 /** Album (track) or show (episode) of an item. */
 const collection = (t: SpTrack) => (isEpisode(t) ? t.show?.name : t.album?.name) || undefined;
@@ -305,7 +313,9 @@ export class SpotifyConnector implements Connector {
       const ids: string[] = [];
       // The newer `items` link first: where the source has dropped `/tracks`, only it works.
       let url: string | undefined = (p.items ?? p.tracks)?.href ?? `/playlists/${p.id}/items`;
-      url = withLimit(url, 50);
+      // Episodes come as episodes only when asked for (`additional_types`); otherwise Spotify
+      // sends them in a track's shape or as null.
+      url = withParam(withLimit(url, 50), 'additional_types', 'track,episode');
       let position = 0;
       // A `next` that comes round again (a source bug) must not loop for ever, as syncCollection guards too.
       const visited = new Set<string>();
@@ -466,8 +476,12 @@ function validTime(value: unknown): string | undefined {
   return typeof value === 'string' && !Number.isNaN(Date.parse(value)) ? value : undefined;
 }
 
+function withParam(url: string, name: string, value: string): string {
+  return new RegExp(`[?&]${name}=`).test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}${name}=${value}`;
+}
+
 function withLimit(url: string, limit: number): string {
-  return /[?&]limit=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}limit=${limit}`;
+  return withParam(url, 'limit', String(limit));
 }
 
 function isSpotifyCursor(value: unknown): value is SpotifyCursor {

@@ -162,6 +162,11 @@ export const ErrorCodes = {
   grant_revoked: { status: 403, title: 'Grant revoked' },
   /** The record type asked for is outside the scopes the user granted this app. */
   scope_not_granted: { status: 403, title: 'Scope not granted' },
+  /**
+   * The record type was retired by a newer record catalog (docs/record-types.md, "Migrations
+   * of stored records"): its records now live under its successor, which the message names.
+   */
+  record_type_retired: { status: 410, title: 'Record type retired' },
   /** The record type is not in the catalog, or its body does not match the type's schema. */
   invalid_record: { status: 422, title: 'Invalid record' },
   /** The shard asked does not own this user (a rebalance moved it); ask the directory again. */

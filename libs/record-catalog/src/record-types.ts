@@ -159,7 +159,9 @@ export const RECORD_TYPES = [
       supplemental: z
         .boolean()
         .default(false)
-        .describe('A trailer, hook, recap or other extra around the content, not a play of the content itself.'),
+        .describe(
+          'A trailer, hook, recap or other extra around the content, not a play of the content itself. Absent on plays stored before catalog version 3: read absent as false.',
+        ),
       collection: z.string().optional().describe('Album, season or series the item belongs to.'),
       collectionId: z.string().min(1).optional().describe("The source's id of `collection` (an album id)."),
       creatorIds: creatorIds.optional().describe("The source's ids of `creators`, same order."),

@@ -2,6 +2,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
+import { recordType } from '@context-gateway/record-catalog';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Controller, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -52,6 +53,7 @@ export class RecordsController {
       'unauthenticated',
       'connection_not_found',
       'scope_not_granted',
+      'record_type_retired',
       'grant_revoked',
       'policy_denied',
       'policy_unavailable',
@@ -69,6 +71,15 @@ export class RecordsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<string> {
     setAuditSubject(request, { connectionId: params.connectionId, resource: query.type ?? '*' });
+    const retired = query.type === undefined ? undefined : recordType(query.type)?.retired;
+    if (retired !== undefined) {
+      // A type of an older catalog: its records moved to its successor (no scope grants it,
+      // so there is no policy to ask; the shard refuses it too).
+      throw new AppError(
+        'record_type_retired',
+        `Record type "${query.type}" was retired in catalog version ${retired}; docs/record-types.md names its successor`,
+      );
+    }
     const placement = await this.router.placement(params.connectionId);
     // A token acting for a person reaches that person's connections only; any other is
     // not found, exactly like one without a grant (no 403 that would confirm it exists).

@@ -258,10 +258,6 @@ describe('migrations of stored records', () => {
       'SELECT last_version FROM connections WHERE id = $1',
       [connectionId],
     );
-    // Before: the grant covers only the old type, and that is what the app could read.
-    expect(await readAs(connectionId, app, 'media.watch_event')).toHaveLength(4);
-    expect(await codeOf(readAs(connectionId, app, 'media.play_event'))).not.toBe('ok');
-
     const report = await migrations.migrateConnection(connectionId);
     expect(report).toEqual({
       connectionId,
@@ -287,7 +283,8 @@ describe('migrations of stored records', () => {
     // The grant now covers play events only; its seal is the shard's (the query path checked it above).
     const [g] = await sql<{ types: string[] }>('SELECT types FROM grants WHERE connection_id = $1', [connectionId]);
     expect(g?.types).toEqual(['media.play_event']);
-    expect(await codeOf(readAs(connectionId, app, 'media.watch_event'))).not.toBe('ok');
+    // The retired type is refused by name, whatever a grant says.
+    expect(await codeOf(readAs(connectionId, app, 'media.watch_event'))).toBe('record_type_retired');
     // What is left under the old type: only the record that does not fit.
     const left = await sql<{ id: string }>(
       `SELECT id FROM records WHERE connection_id = $1 AND type = 'media.watch_event'`,
@@ -304,6 +301,22 @@ describe('migrations of stored records', () => {
 
     // Once is enough: a second run finds nothing to do.
     expect(await migrations.migrateConnection(connectionId)).toMatchObject({ fromVersion: CATALOG_VERSION, moved: 0 });
+  });
+
+  it('a connection not reached yet is migrated by its first query, before anything is read', async () => {
+    const userId = randomUUID();
+    const connectionId = randomUUID();
+    const app = randomUUID();
+    await grantNetflix(userId, connectionId, app);
+    const [moved] = await asWrittenByVersion2(connectionId, [{ externalId: 'v1', body: viewing(1) }]);
+    // Even before its migration, nothing is read under the retired type.
+    expect(await codeOf(readAs(connectionId, app, 'media.watch_event'))).toBe('record_type_retired');
+    const plays = await readAs(connectionId, app, 'media.play_event');
+    expect(plays).toEqual([expect.objectContaining({ id: moved, type: 'media.play_event' })]);
+    const [row] = await sql<{ records_version: number }>('SELECT records_version FROM connections WHERE id = $1', [
+      connectionId,
+    ]);
+    expect(row?.records_version).toBe(CATALOG_VERSION);
   });
 
   it('leaves a grant whose seal does not match as it is: still refused', async () => {

@@ -94,7 +94,11 @@ export class RecordMigrationsRepository {
     record: { id: string; type: string; ciphertext: Buffer; bodyDigest: Buffer; version: bigint },
   ): Promise<void> {
     await tx.query(
-      `UPDATE records SET type = $2, ciphertext = $3, body_digest = $4, version = $5, updated_at = now() WHERE id = $1`,
+      // clock_timestamp(), not now(): the transaction may have waited for the row lock, and an
+      // app following the feed with `since` must not find this change dated before a write that
+      // committed meanwhile (the write path dates rows the same way).
+      `UPDATE records SET type = $2, ciphertext = $3, body_digest = $4, version = $5, updated_at = clock_timestamp()
+        WHERE id = $1`,
       [record.id, record.type, record.ciphertext, record.bodyDigest, record.version.toString()],
     );
   }

@@ -5,7 +5,6 @@ import {
   migrateRecordBody,
   pendingRecordMigrations,
   type RecordMigration,
-  typesForScopes,
 } from '@context-gateway/record-catalog';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -90,14 +89,28 @@ export class RecordMigrationsService implements OnApplicationBootstrap, OnApplic
       if (ids.length === 0) break;
       for (const id of ids) {
         if (this.stopping) break;
-        reports.push(await this.migrateConnection(id));
+        // One connection that cannot be migrated now (its key unavailable) does not hold up the others.
+        try {
+          reports.push(await this.migrateConnection(id));
+        } catch (error) {
+          this.logger.error(
+            { connectionId: id, code: (error as { code?: string }).code },
+            "migrating a connection's stored records failed; it is tried again at its next query or the next start",
+          );
+        }
       }
       after = ids[ids.length - 1] ?? after;
     }
     return reports;
   }
 
-  /** One connection, through every migration it still needs. */
+  /**
+   * One connection, through every migration it still needs. Each migration is ONE
+   * transaction under the connection's row lock: an app never reads a connection half
+   * moved (records under the new type while its grants still name the old one), and a
+   * failure — a key that cannot be opened, a record that cannot be decrypted — rolls the
+   * whole migration back; it runs again at the next start or the next query.
+   */
   async migrateConnection(connectionId: string): Promise<ConnectionMigrationReport> {
     const start = await this.connections.transaction((tx) => this.repository.version(tx, connectionId));
     const report: ConnectionMigrationReport = {
@@ -111,77 +124,14 @@ export class RecordMigrationsService implements OnApplicationBootstrap, OnApplic
     };
     if (start === undefined || start >= CATALOG_VERSION) return report;
     for (const migration of pendingRecordMigrations(start)) {
-      if (this.stopping) return report;
-      const unfit = new Set<string>();
-      for (;;) {
-        if (this.stopping) return report;
-        const done = await this.connections.transaction(async (tx) => {
-          const connection = await this.repository.lock(tx, connectionId);
-          if (!connection || connection.recordsVersion >= migration.version) return true;
-          const rows = await this.repository.liveOfType(tx, connectionId, migration.from, [...unfit], BATCH);
-          if (rows.length === 0) return true;
-          const key = await this.open(connection.row);
-          const existing = await this.repository.externalIdsOfType(
-            tx,
-            connectionId,
-            migration.to,
-            rows.map((r) => r.externalId),
-          );
-          let version = connection.row.lastVersion;
-          for (const row of rows) {
-            if (existing.has(row.externalId)) {
-              // Something wrote the item under its new type since (a re-upload): that newer copy stands.
-              await this.repository.remove(tx, row.id);
-              report.superseded++;
-              continue;
-            }
-            const body = this.rewrite(migration, key, connection.row, row);
-            if (body === undefined) {
-              unfit.add(row.id);
-              report.unfit++;
-              continue;
-            }
-            version += 1n;
-            await this.repository.move(tx, {
-              id: row.id,
-              type: migration.to,
-              ciphertext: key.encrypt(
-                body,
-                recordAad(connection.row.personalServerId, connectionId, row.id, migration.to),
-              ),
-              bodyDigest: key.digest(
-                body,
-                recordDigestContext(connection.row.personalServerId, connectionId, migration.to, row.externalId),
-              ),
-              version,
-            });
-            report.moved++;
-          }
-          await this.repository.advance(tx, connectionId, version);
-          return false;
-        });
-        if (done) break;
-      }
-      // Tombstones under the old type: nothing can read that type any more.
-      report.grantsResealed += await this.connections.transaction(async (tx) => {
-        const connection = await this.repository.lock(tx, connectionId);
-        if (!connection || connection.recordsVersion >= migration.version) return 0;
-        await this.repository.removeTombstones(tx, connectionId, migration.from);
-        const resealed = await this.resealGrants(tx, connection.row);
-        await this.repository.setVersion(tx, connectionId, migration.version);
-        return resealed;
-      });
+      const counts = await this.connections.transaction((tx) => this.apply(tx, connectionId, migration));
+      if (counts === undefined) continue; // deleted, or already migrated by another shard process
+      report.moved += counts.moved;
+      report.superseded += counts.superseded;
+      report.unfit += counts.unfit;
+      report.grantsResealed += counts.grantsResealed;
       report.toVersion = migration.version;
-      this.logger.info(
-        {
-          connectionId,
-          migration: migration.name,
-          moved: report.moved,
-          superseded: report.superseded,
-          unfit: report.unfit,
-        },
-        'stored records migrated',
-      );
+      this.logger.info({ connectionId, migration: migration.name, ...counts }, 'stored records migrated');
     }
     // No migration applies (or the last one is done): the connection is current.
     await this.connections.transaction((tx) => this.repository.setVersion(tx, connectionId, CATALOG_VERSION));
@@ -189,18 +139,78 @@ export class RecordMigrationsService implements OnApplicationBootstrap, OnApplic
     return report;
   }
 
-  /** The body under its new type, or undefined (logged, never its content) when it does not fit. */
+  /** One migration of one connection, inside `tx` (which holds the connection's row lock from here on). */
+  private async apply(
+    tx: PoolClient,
+    connectionId: string,
+    migration: RecordMigration,
+  ): Promise<Omit<ConnectionMigrationReport, 'connectionId' | 'fromVersion' | 'toVersion'> | undefined> {
+    const connection = await this.repository.lock(tx, connectionId);
+    if (!connection || connection.recordsVersion >= migration.version) return undefined;
+    const counts = { moved: 0, superseded: 0, unfit: 0, grantsResealed: 0 };
+    const key = await this.open(connection.row);
+    const unfit: string[] = [];
+    let version = connection.row.lastVersion;
+    for (;;) {
+      const rows = await this.repository.liveOfType(tx, connectionId, migration.from, unfit, BATCH);
+      if (rows.length === 0) break;
+      const existing = await this.repository.externalIdsOfType(
+        tx,
+        connectionId,
+        migration.to,
+        rows.map((r) => r.externalId),
+      );
+      for (const row of rows) {
+        if (existing.has(row.externalId)) {
+          // Something wrote the item under its new type since (a re-upload): that newer copy stands.
+          await this.repository.remove(tx, row.id);
+          counts.superseded++;
+          continue;
+        }
+        const body = this.rewrite(migration, key, connection.row, row);
+        if (body === undefined) {
+          unfit.push(row.id);
+          counts.unfit++;
+          continue;
+        }
+        version += 1n;
+        await this.repository.move(tx, {
+          id: row.id,
+          type: migration.to,
+          ciphertext: key.encrypt(body, recordAad(connection.row.personalServerId, connectionId, row.id, migration.to)),
+          bodyDigest: key.digest(
+            body,
+            recordDigestContext(connection.row.personalServerId, connectionId, migration.to, row.externalId),
+          ),
+          version,
+        });
+        counts.moved++;
+      }
+    }
+    await this.repository.advance(tx, connectionId, version);
+    // Tombstones under the old type: nothing can read that type any more.
+    await this.repository.removeTombstones(tx, connectionId, migration.from);
+    counts.grantsResealed = await this.resealGrants(tx, connection.row, key, migration);
+    await this.repository.setVersion(tx, connectionId, migration.version);
+    return counts;
+  }
+
+  /**
+   * The body under its new type, or undefined when it does not fit that type (logged with
+   * the record's id, never its content; it stays under the old type). A record that cannot
+   * be decrypted is not "unfit": that throws, and the whole migration is rolled back.
+   */
   private rewrite(
     migration: RecordMigration,
     key: DataKey,
     connection: ConnectionRow,
     row: { id: string; externalId: string; ciphertext: Buffer },
   ): Buffer | undefined {
+    const plaintext = key.decrypt(
+      row.ciphertext,
+      recordAad(connection.personalServerId, connection.id, row.id, migration.from),
+    );
     try {
-      const plaintext = key.decrypt(
-        row.ciphertext,
-        recordAad(connection.personalServerId, connection.id, row.id, migration.from),
-      );
       const body = JSON.parse(plaintext.toString('utf8')) as Record<string, unknown>;
       return Buffer.from(JSON.stringify(migrateRecordBody(migration, body)));
     } catch (error) {
@@ -218,24 +228,27 @@ export class RecordMigrationsService implements OnApplicationBootstrap, OnApplic
   }
 
   /**
-   * A grant's types are derived from its scopes (grants.service); the catalog now maps the
-   * scopes to other types, so they are derived again and the grant sealed again. Only a
-   * grant whose seal still matches is touched: one that was tampered with stays refused.
+   * A grant names the types it covers (derived from its scopes when it was registered). The
+   * migration replaces the retired type by its successor in each active grant and seals the
+   * grant again — nothing else changes, so no other catalog change can widen a grant here.
+   * Only a grant whose seal still matches is touched: one that was tampered with stays refused.
    */
-  private async resealGrants(tx: PoolClient, connection: ConnectionRow): Promise<number> {
+  private async resealGrants(
+    tx: PoolClient,
+    connection: ConnectionRow,
+    key: DataKey,
+    migration: RecordMigration,
+  ): Promise<number> {
     const grants = await this.repository.activeGrants(tx, connection.id);
-    if (grants.length === 0) return 0;
-    const key = await this.open(connection);
     let resealed = 0;
     for (const grant of grants) {
-      const types = [...typesForScopes(connection.integration, grant.fields.scopes)].sort();
-      if (types.join('\u0000') === grant.fields.types.join('\u0000')) continue;
+      if (!grant.fields.types.includes(migration.from)) continue;
       if (!grantSealMatches(key, grant.fields, grant.seal)) {
         this.logger.warn({ grantId: grant.fields.id }, 'a grant whose seal does not match was not migrated');
         continue;
       }
-      const fields = { ...grant.fields, types };
-      await this.repository.updateGrantTypes(tx, grant.fields.id, types, sealGrant(key, fields));
+      const types = [...new Set(grant.fields.types.map((t) => (t === migration.from ? migration.to : t)))].sort();
+      await this.repository.updateGrantTypes(tx, grant.fields.id, types, sealGrant(key, { ...grant.fields, types }));
       resealed++;
     }
     return resealed;

@@ -70,6 +70,8 @@ export interface QueryGrant {
   personalServerId: string;
   userId: string;
   dataKeyId: string;
+  /** The catalog version the connection's stored records are at (record-migrations/). */
+  recordsVersion: number;
 }
 
 export interface PageQuery {
@@ -100,6 +102,7 @@ interface PageGrantColumns {
   personal_server_id: string;
   user_id: string;
   data_key_id: string;
+  records_version: number;
 }
 
 /** A row with a record; `deleted_at` is set for a tombstone. */
@@ -157,7 +160,7 @@ function pageStatement(
     : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
   const sinceFilter = since ? `AND r.updated_at > ${n('since')}` : '';
   const text = `
-SELECT g.id AS grant_id, g.user_id AS grant_user_id, g.scopes, g.seal, g.consent_nonce, g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id,
+SELECT g.id AS grant_id, g.user_id AS grant_user_id, g.scopes, g.seal, g.consent_nonce, g.state, g.types, c.synced_at, c.personal_server_id, c.user_id, c.data_key_id, c.records_version,
        r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
   FROM grants g
   JOIN connections c ON c.id = g.connection_id
@@ -216,6 +219,7 @@ export class RecordsRepository {
       personalServerId: first.personal_server_id,
       userId: first.user_id,
       dataKeyId: first.data_key_id,
+      recordsVersion: first.records_version,
     };
     const records: StoredRecord[] = [];
     for (const r of rows) {

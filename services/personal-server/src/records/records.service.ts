@@ -5,7 +5,7 @@ import { Clock } from '@context-gateway/clock';
 import type { DataKey } from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
 import type { QueryRecordsRequest, WriteRecordsRequest } from '@context-gateway/proto';
-import { typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
+import { CATALOG_VERSION, recordType, typesForIntegration, validateRecord } from '@context-gateway/record-catalog';
 import { LOGGER } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import { ConnectionsService } from '../connections/connections.service.js';
 import { DirectoryService } from '../directory/directory.service.js';
 import { grantSealMatches } from '../grants/grant-seal.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
+import { RecordMigrationsService } from '../record-migrations/record-migrations.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { recordAad, recordDigestContext } from './record-aad.js';
 import {
@@ -52,6 +53,7 @@ export class RecordsService {
     private readonly connectionsRepository: ConnectionsRepository,
     private readonly directory: DirectoryService,
     private readonly keys: RecordKeys,
+    private readonly migrations: RecordMigrationsService,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -250,22 +252,18 @@ export class RecordsService {
    * gateway's own checks are not trusted here.
    */
   async query(request: QueryRecordsRequest): Promise<QueryPage> {
-    const afterVersion = decodeCursor(request.cursor);
-    const since = request.sinceMs > 0n ? new Date(Number(request.sinceMs)) : undefined;
     const type = request.type === '' ? undefined : request.type;
-    const { grant, records } = await this.repository.page({
-      shard: this.directory.shardId,
-      orgId: request.orgId,
-      applicationId: request.applicationId,
-      connectionId: request.connectionId,
-      type,
-      policyTypes: type === undefined && request.policyTypes.length > 0 ? request.policyTypes : undefined,
-      since,
-      afterVersion,
-      limit: request.limit,
-      // A listing from the start skips tombstones; a change feed (since/cursor) needs them.
-      includeDeleted: since !== undefined || afterVersion > 0n,
-    });
+    if (type !== undefined && recordType(type)?.retired !== undefined) {
+      // Whatever a grant not yet migrated still names: nothing is read under a retired type.
+      throw new AppError('record_type_retired', `Record type "${type}" is retired; read its successor instead`);
+    }
+    let { grant, records } = await this.page(request, type);
+    if (grant && grant.recordsVersion < CATALOG_VERSION) {
+      // Stored before the current catalog (a connection this shard had not reached yet, or
+      // one a rebalance brought here): migrated now, before anything is read from it.
+      await this.migrations.migrateConnection(request.connectionId);
+      ({ grant, records } = await this.page(request, type));
+    }
     if (!grant) {
       const shard = await this.repository.grantShard(request.orgId, request.applicationId, request.connectionId);
       if (shard !== undefined && shard !== this.directory.shardId)
@@ -306,6 +304,25 @@ export class RecordsService {
       ...(await this.render(records, request.limit, owner, fields, key)),
       syncedAt: grant.syncedAt,
     };
+  }
+
+  /** The grant and one page of records, read in one statement (RecordsRepository.page). */
+  private page(request: QueryRecordsRequest, type: string | undefined) {
+    const afterVersion = decodeCursor(request.cursor);
+    const since = request.sinceMs > 0n ? new Date(Number(request.sinceMs)) : undefined;
+    return this.repository.page({
+      shard: this.directory.shardId,
+      orgId: request.orgId,
+      applicationId: request.applicationId,
+      connectionId: request.connectionId,
+      type,
+      policyTypes: type === undefined && request.policyTypes.length > 0 ? request.policyTypes : undefined,
+      since,
+      afterVersion,
+      limit: request.limit,
+      // A listing from the start skips tombstones; a change feed (since/cursor) needs them.
+      includeDeleted: since !== undefined || afterVersion > 0n,
+    });
   }
 
   /**
