@@ -20,6 +20,8 @@ interface CompiledRule {
   readonly application: string | undefined;
   /** undefined = no resource constraint. */
   readonly resources: ResourceMatcher | undefined;
+  /** An allow rule that asks for the person's approval of each call it allows. */
+  readonly approval: boolean;
 }
 
 /**
@@ -83,6 +85,7 @@ export function compilePolicies(rules: readonly PolicyRule[], options: CompileOp
       id: rule.id,
       application: rule.application,
       resources: rule.resources ? compileResourcePatterns(rule.resources) : undefined,
+      approval: rule.approvalRequired === true,
     };
     let capabilities: readonly number[];
     if ('capability' in rule.target) {
@@ -136,7 +139,13 @@ function seal(layer: Layer, bucket: Bucket): void {
   if (all.some((rule) => rule.resources !== undefined)) return;
   bucket.precomputed = true;
   const freeze = (match: LayerMatch | undefined) =>
-    match && Object.freeze({ layer, ruleIds: Object.freeze(match.ruleIds), effect: match.effect });
+    match &&
+    Object.freeze({
+      layer,
+      ruleIds: Object.freeze(match.ruleIds),
+      effect: match.effect,
+      ...(match.approvalRuleIds ? { approvalRuleIds: Object.freeze(match.approvalRuleIds) } : {}),
+    });
   // An app no rule here names: only the unscoped rules apply.
   bucket.otherApps = freeze(scan(layer, bucket, undefined, undefined));
   for (const rule of all) {
@@ -184,14 +193,19 @@ function scan(
     }
   }
   if (ids) return { layer, ruleIds: ids, effect: 'deny' };
+  let approvals: string[] | undefined;
   for (const rule of bucket.allows) {
     if (rule.application !== undefined && rule.application !== applicationId) continue;
     // ...and a resource-scoped allow does not, since it only vouches for the named resources.
     if (rule.resources === undefined || (resource !== undefined && matchesResource(rule.resources, resource))) {
       (ids ??= []).push(rule.id);
+      if (rule.approval) (approvals ??= []).push(rule.id);
     }
   }
-  return ids ? { layer, ruleIds: ids, effect: 'allow' } : undefined;
+  if (!ids) return undefined;
+  return approvals
+    ? { layer, ruleIds: ids, effect: 'allow', approvalRuleIds: approvals }
+    : { layer, ruleIds: ids, effect: 'allow' };
 }
 
 function combine(org: LayerMatch | undefined, user: LayerMatch | undefined, app: LayerMatch | undefined): Decision {
@@ -202,6 +216,16 @@ function combine(org: LayerMatch | undefined, user: LayerMatch | undefined, app:
   if (org === undefined || org.effect === 'deny') return refused('org', org, matched);
   if (user === undefined || user.effect === 'deny') return refused('user', user, matched);
   if (app === undefined || app.effect === 'deny') return refused('application', app, matched);
+  // Deny has had its say: an approval only ever narrows an allowed call (org asks first).
+  const asking = org.approvalRuleIds ? org : user.approvalRuleIds ? user : undefined;
+  if (asking?.approvalRuleIds)
+    return {
+      allowed: true,
+      decidedBy: null,
+      reason: 'allowed',
+      matched,
+      approval: { layer: asking.layer, ruleIds: asking.approvalRuleIds },
+    };
   return { allowed: true, decidedBy: null, reason: 'allowed', matched };
 }
 

@@ -279,3 +279,75 @@ describe('secure defaults', () => {
     });
   });
 });
+
+describe('approval_required', () => {
+  const approve = { approvalRequired: true } as const;
+  const destructive: PolicyRequest = { ...request, capability: 'github:create_issue' };
+
+  it('an org allow asking for approval still allows, and names the layer and the rule', () => {
+    const decision = decide([
+      ...baseline,
+      allow('org-approve', 'org', 'acme', { capability: 'github:create_issue' }, approve),
+    ]);
+    expect(decision).toMatchObject({
+      allowed: true,
+      reason: 'allowed',
+      approval: { layer: 'org', ruleIds: ['org-approve'] },
+    });
+    // Other capabilities of the integration are not touched.
+    expect(decide(baseline, { ...request, capability: 'github:read:repos' }).approval).toBeUndefined();
+    expect(decide(baseline).approval).toBeUndefined();
+  });
+
+  it("a person's own rule asks for approval too; the org is named first when both ask", () => {
+    const userAsks = allow('user-approve', 'user', 'alice', { capability: 'github:create_issue' }, approve);
+    expect(decide([...baseline, userAsks], destructive).approval).toEqual({ layer: 'user', ruleIds: ['user-approve'] });
+    const both = decide(
+      [...baseline, userAsks, allow('org-approve', 'org', 'acme', { integration: 'github' }, approve)],
+      destructive,
+    );
+    expect(both.approval).toEqual({ layer: 'org', ruleIds: ['org-approve'] });
+    // Another person of the same org is not asked.
+    expect(
+      decide([...baseline, userAsks, allow('u-bob', 'user', 'bob', { integration: 'github' })], {
+        ...destructive,
+        userId: 'bob',
+      }).approval,
+    ).toBeUndefined();
+  });
+
+  it('deny still overrides, and an approval rule allows nothing a layer would not', () => {
+    const asks = allow('org-approve', 'org', 'acme', { capability: 'github:create_issue' }, approve);
+    const denied = decide([
+      ...baseline,
+      asks,
+      deny('app-no', 'application', 'bot', { capability: 'github:create_issue' }),
+    ]);
+    expect(denied).toMatchObject({ allowed: false, decidedBy: 'application', reason: 'deny_rule' });
+    expect(denied.approval).toBeUndefined();
+    // Without the user's allow the approval rule of the org does not make the call allowed.
+    const noUser = decide([asks, baseline[0]!, baseline[2]!]);
+    expect(noUser).toMatchObject({ allowed: false, decidedBy: 'user', reason: 'no_allow' });
+    expect(noUser.approval).toBeUndefined();
+  });
+
+  it('a resource-scoped approval asks only for its resources', () => {
+    const rules = [
+      ...baseline,
+      allow('org-approve', 'org', 'acme', { capability: 'github:create_issue' }, { ...approve, resources: ['acme/*'] }),
+    ];
+    expect(decide(rules, { ...destructive, resource: 'acme/frontend' }).approval?.ruleIds).toEqual(['org-approve']);
+    expect(decide(rules, { ...destructive, resource: 'other/repo' }).approval).toBeUndefined();
+  });
+
+  it('is refused on deny rules and application rules, and must be a boolean', () => {
+    const compile = (rules: PolicyRule[]) => () => compilePolicies(rules, { knownCapabilities: CATALOG });
+    for (const rule of [
+      deny('d', 'org', 'acme', { integration: 'github' }, approve),
+      allow('a', 'application', 'bot', { integration: 'github' }, approve),
+      { ...allow('b', 'org', 'acme', { integration: 'github' }), approvalRequired: 'yes' as unknown as boolean },
+    ]) {
+      expect(compile([rule])).toThrow(AppError);
+    }
+  });
+});

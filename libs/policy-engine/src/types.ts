@@ -31,6 +31,12 @@ export interface PolicyRule {
    * a user who consented for app A would also have "allowed" app B.
    */
   application?: string;
+  /**
+   * Optional, allow rules of the org and user layers only: a call this rule allows still
+   * waits for the person's passkey approval of that exact call (gateway mode). It never
+   * allows anything by itself and never overrides a deny.
+   */
+  approvalRequired?: boolean;
 }
 
 /** One capability invocation: application X, acting for user U of org O, wants capability C. */
@@ -50,6 +56,14 @@ export interface LayerMatch {
   readonly layer: Layer;
   readonly ruleIds: readonly string[];
   readonly effect: PolicyEffect;
+  /** Of an allowing layer: its matching allow rules that ask for the person's approval. */
+  readonly approvalRuleIds?: readonly string[];
+}
+
+/** An allowed decision whose call waits for the person's approval: the first layer asking, and its rules. */
+export interface ApprovalRequirement {
+  readonly layer: Layer;
+  readonly ruleIds: readonly string[];
 }
 
 export interface Decision {
@@ -59,4 +73,6 @@ export interface Decision {
   readonly reason: DecisionReason;
   /** One entry per layer that had matching rules, in LAYERS order. */
   readonly matched: readonly LayerMatch[];
+  /** Allowed decisions only: set when an org or user allow rule asks for approval. */
+  readonly approval?: ApprovalRequirement;
 }

@@ -38,6 +38,16 @@ export function assertValidRules(rules: readonly PolicyRule[], knownCapabilities
         });
       }
     }
+    if (rule.approvalRequired !== undefined) {
+      // Approval narrows what a rule allows; on a deny it would mean nothing, and an
+      // application asking itself for approval is the application's own business.
+      if (typeof rule.approvalRequired !== 'boolean')
+        problems.push({ path: at('approvalRequired'), message: 'must be a boolean' });
+      else if (rule.approvalRequired && rule.effect !== 'allow')
+        problems.push({ path: at('approvalRequired'), message: 'only an allow rule can ask for approval' });
+      else if (rule.approvalRequired && rule.layer === 'application')
+        problems.push({ path: at('approvalRequired'), message: 'only org and user rules can ask for approval' });
+    }
     if (rule.application !== undefined) {
       if (typeof rule.application !== 'string' || rule.application.length === 0) {
         problems.push({ path: at('application'), message: 'must be a non-empty string' });

@@ -4570,6 +4570,8 @@ export type paths = {
                         /** @description Only requests made by this application. */
                         applicationId?: string & (unknown & unknown);
                         description?: string;
+                        /** @description Allow rules of the org and user layers: each MCP tool call this rule allows waits for the person's passkey approval of that exact call. */
+                        approvalRequired?: boolean;
                     };
                 };
             };
@@ -4593,6 +4595,7 @@ export type paths = {
                                 resources?: string[];
                                 applicationId?: string;
                                 description?: string;
+                                approvalRequired?: boolean;
                             };
                             /** @description The org revision from which the rule is in force. */
                             revision: number;
@@ -5979,6 +5982,7 @@ export type paths = {
                                 resources?: string[];
                                 applicationId?: string;
                                 description?: string;
+                                approvalRequired?: boolean;
                             }[];
                             revision?: number;
                         };
@@ -6077,6 +6081,8 @@ export type paths = {
                         /** @description Only requests made by this application. */
                         applicationId?: string & (unknown & unknown);
                         description?: string;
+                        /** @description Allow rules of the org and user layers: each MCP tool call this rule allows waits for the person's passkey approval of that exact call. */
+                        approvalRequired?: boolean;
                     };
                 };
             };
@@ -6100,6 +6106,7 @@ export type paths = {
                                 resources?: string[];
                                 applicationId?: string;
                                 description?: string;
+                                approvalRequired?: boolean;
                             };
                             /** @description The org revision from which the rule is in force. */
                             revision: number;
@@ -11104,6 +11111,7 @@ export type paths = {
                                 resources?: string[];
                                 applicationId?: string;
                                 description?: string;
+                                approvalRequired?: boolean;
                             }[];
                             revision?: number;
                         };
@@ -11191,6 +11199,8 @@ export type paths = {
                         /** @description Only requests made by this application. */
                         applicationId?: string & (unknown & unknown);
                         description?: string;
+                        /** @description Allow rules of the org and user layers: each MCP tool call this rule allows waits for the person's passkey approval of that exact call. */
+                        approvalRequired?: boolean;
                     };
                 };
             };
@@ -11214,6 +11224,7 @@ export type paths = {
                                 resources?: string[];
                                 applicationId?: string;
                                 description?: string;
+                                approvalRequired?: boolean;
                             };
                             /** @description The orgs whose rules changed (those whose apps you granted). */
                             revisions: {
@@ -11338,6 +11349,7 @@ export type paths = {
                                 resources?: string[];
                                 applicationId?: string;
                                 description?: string;
+                                approvalRequired?: boolean;
                             };
                             /** @description The orgs whose rules changed (those whose apps you granted). */
                             revisions: {

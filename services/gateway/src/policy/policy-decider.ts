@@ -213,6 +213,7 @@ function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
     target: r.integration !== '' ? { integration: r.integration } : { capability: r.capability },
     ...(r.resources.length > 0 ? { resources: r.resources } : {}),
     ...(r.applicationId !== '' ? { application: r.applicationId } : {}),
+    ...(r.approvalRequired ? { approvalRequired: true } : {}),
   }));
   return {
     policies: compilePolicies(rules, { knownCapabilities: reply.knownCapabilities }),

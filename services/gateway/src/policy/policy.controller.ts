@@ -335,6 +335,7 @@ function specIn(body: RuleBody): MessageInitShape<typeof RuleSpecSchema> {
     resources: body.resources ?? [],
     applicationId: body.applicationId ?? '',
     description: body.description ?? '',
+    approvalRequired: body.approvalRequired ?? false,
   };
 }
 
@@ -349,5 +350,6 @@ function ruleOut(r: PolicyRule) {
     ...(r.resources.length > 0 ? { resources: r.resources } : {}),
     ...(r.applicationId ? { applicationId: r.applicationId } : {}),
     ...(r.description ? { description: r.description } : {}),
+    ...(r.approvalRequired ? { approvalRequired: true } : {}),
   };
 }

@@ -21,6 +21,12 @@ export const ruleBody = z
       .describe('Only these resources: exact names or a prefix ending in `*` (`repo:acme/*`).'),
     applicationId: id().optional().describe('Only requests made by this application.'),
     description: z.string().max(500).optional(),
+    approvalRequired: z
+      .boolean()
+      .optional()
+      .describe(
+        "Allow rules of the org and user layers: each MCP tool call this rule allows waits for the person's passkey approval of that exact call.",
+      ),
   })
   .refine((r) => (r.integration === undefined) !== (r.capability === undefined), {
     message: 'exactly one of integration or capability',
@@ -37,6 +43,7 @@ const ruleSchema = z.object({
   resources: z.array(z.string()).optional(),
   applicationId: z.string().optional(),
   description: z.string().optional(),
+  approvalRequired: z.boolean().optional(),
 });
 
 export const putRuleResponse = z.object({

@@ -25,6 +25,7 @@ export function rowToEngine(row: RuleRow): EngineRule {
     target: row.integration !== null ? { integration: row.integration } : { capability: row.capability ?? '' },
     ...(row.resources.length > 0 ? { resources: row.resources } : {}),
     ...(row.applicationId ? { application: row.applicationId } : {}),
+    ...(row.approvalRequired ? { approvalRequired: true } : {}),
   };
 }
 
@@ -39,6 +40,7 @@ export function engineToWire(rule: EngineRule, description = ''): MessageInitSha
     resources: [...(rule.resources ?? [])],
     applicationId: rule.application ?? '',
     description,
+    approvalRequired: rule.approvalRequired === true,
   };
 }
 
@@ -56,5 +58,6 @@ export function specToEngine(id: string, layer: Layer, subject: string, spec: Ru
     target: spec.integration !== '' ? { integration: spec.integration } : { capability: spec.capability },
     ...(spec.resources.length > 0 ? { resources: spec.resources } : {}),
     ...(spec.applicationId !== '' ? { application: spec.applicationId } : {}),
+    ...(spec.approvalRequired ? { approvalRequired: true } : {}),
   };
 }

@@ -61,6 +61,7 @@ const spec = (s: Partial<RuleSpec>): RuleSpec =>
     resources: [],
     applicationId: '',
     description: '',
+    approvalRequired: false,
     ...s,
   }) as RuleSpec;
 
@@ -287,6 +288,38 @@ describe('policy rules service', () => {
       reason: 'deny_rule',
       matched: expect.arrayContaining([{ layer: 'org', effect: 'deny', ruleIds: [orgDeny.rule.id] }]),
     });
+  });
+
+  it('keeps approval_required on org and user allow rules, and refuses it anywhere else', async () => {
+    const orgId = randomUUID();
+    const appId = randomUUID();
+    const userId = randomUUID();
+    await applier.applicationChanged(appEvent(orgId, appId, 1n, { integrations: ['github'] }) as never, 1);
+    await applier.grantChanged(
+      grantEvent(orgId, appId, userId, randomUUID(), 1n, GrantStatus.ACTIVE, ['github:create_issue']) as never,
+      2,
+    );
+    await rules.setOrgIntegrations(orgId, ['github']);
+    const asks = await rules.putOrgRule(orgId, spec({ capability: 'github:create_issue', approvalRequired: true }));
+    expect(asks.rule.approvalRequired).toBe(true);
+    const s = await rules.snapshot(orgId);
+    expect(s.rules.find((r) => r.id === asks.rule.id)).toMatchObject({ approvalRequired: true });
+    const decision = compilePolicies(s.rules, { knownCapabilities: s.knownCapabilities }).decide({
+      orgId,
+      applicationId: appId,
+      userId,
+      capability: 'github:create_issue',
+    });
+    expect(decision).toMatchObject({ allowed: true, approval: { layer: 'org', ruleIds: [asks.rule.id] } });
+
+    for (const write of [
+      () =>
+        rules.putOrgRule(orgId, spec({ effect: PolicyEffect.DENY, capability: 'github:x', approvalRequired: true })),
+      () => rules.putApplicationRule(orgId, appId, spec({ capability: 'github:x', approvalRequired: true })),
+    ])
+      await expect(write()).rejects.toMatchObject({ code: 'validation_failed' });
+    // Nothing refused was stored: the org's rules are the one approval rule still.
+    expect((await rules.snapshot(orgId)).rules.filter((r) => r.approvalRequired)).toHaveLength(1);
   });
 
   it('hands out strictly increasing revisions, one per change, even when changes race', async () => {

@@ -334,5 +334,6 @@ function rowFromSpec(id: string, orgId: string | null, layer: Layer, subject: st
     resources: [...spec.resources],
     applicationId: spec.applicationId !== '' ? spec.applicationId : null,
     description: spec.description,
+    approvalRequired: spec.approvalRequired,
   };
 }
