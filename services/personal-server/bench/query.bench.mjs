@@ -13,11 +13,15 @@
 // from a minimal HTTP handler reading and decrypting straight from Postgres.
 //
 //   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 BENCH_USERS=100 BENCH_RECORDS=100 pnpm bench:query
+//
+// BENCH_PROFILE_DIR=<dir>: every service runs with --cpu-prof into <dir>, and CPU flame
+// graphs of the gateway and a shard for the closed-loop gateway run alone are written there
+// (flame-gateway.svg, flame-personal-server.svg; scripts/flamegraph.mjs).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { create } from '@bufbuild/protobuf';
@@ -27,6 +31,7 @@ import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import autocannon from 'autocannon';
 
+import { renderFlameGraph } from '../../../scripts/flamegraph.mjs';
 import { signUpWithSoftPasskey } from '../../../test-e2e/support/soft-passkey.mjs';
 import { startBenchStack } from './bench-stack.mjs';
 
@@ -38,6 +43,9 @@ const RECORDS = Number(process.env.BENCH_RECORDS ?? 100);
 const SHARDS = Number(process.env.SHARD_COUNT ?? 2);
 const PAGE = 20;
 const OPERATOR_TOKEN = `bench-${randomUUID()}${randomUUID()}`;
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+/** The monotonic clock V8's CPU profiles are timed with, in µs. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 if (!existsSync(join(rootDir, 'services/gateway/dist/main.js'))) {
   console.error('not built: run `pnpm build` first');
@@ -144,11 +152,15 @@ async function drive(label, baseUrl, paths, headers, measurePids, named = {}, ra
 
 // --- stack ---------------------------------------------------------------------------
 console.log(`starting the stack (${SHARDS} personal-server shards) …`);
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
 const bench = await startBenchStack('query', {
   OPERATOR_TOKEN,
   SHARD_COUNT: String(SHARDS),
   DATABASE_POOL_MAX: '10',
+  ...(PROFILE_DIR ? { STACK_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}),
 });
+/** Set by the gateway run when profiling: which processes to draw, over which window. */
+let profileWindow;
 const { stack, nc, databaseUrl, scratch } = bench;
 let baseline;
 try {
@@ -308,6 +320,7 @@ try {
     ]),
     ...stack.shards.map((p, i) => [`personal-server#${i + 1}`, p.child.pid]),
   ]);
+  const windowStart = monotonicUs();
   const gatewayRun = await drive(
     'gateway (end to end)',
     gateway,
@@ -316,6 +329,12 @@ try {
     stackPids,
     named,
   );
+  profileWindow = {
+    fromUs: windowStart,
+    toUs: monotonicUs(),
+    pids: { gateway: named.gateway, 'personal-server': named['personal-server#0'] },
+    rate: gatewayRun['queries/s'],
+  };
   // The shard alone: the same query straight over NATS (no HTTP, no API key check, no audit).
   const shardStage = await (async () => {
     const placements = await Promise.all(
@@ -405,4 +424,23 @@ try {
 } finally {
   baseline?.kill('SIGTERM');
   await bench.stop();
+}
+
+// The services wrote their profiles as they exited.
+if (PROFILE_DIR && profileWindow) {
+  const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile'));
+  for (const [name, pid] of Object.entries(profileWindow.pids)) {
+    const file = files.find((f) => f.split('.')[3] === String(pid));
+    if (!file) {
+      console.log(`no CPU profile of ${name} (pid ${pid}) in ${PROFILE_DIR}`);
+      continue;
+    }
+    const svg = renderFlameGraph(JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8')), {
+      fromUs: profileWindow.fromUs,
+      toUs: profileWindow.toUs,
+      title: `${name}, ${SECONDS} s of GET records through the gateway at ${profileWindow.rate} q/s`,
+    });
+    writeFileSync(join(PROFILE_DIR, `flame-${name}.svg`), svg);
+    console.log(`flame graph: ${join(PROFILE_DIR, `flame-${name}.svg`)}`);
+  }
 }

@@ -8,6 +8,8 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 
+import { LeasedLimit, type LeaseStore } from './leased-limit.js';
+
 interface RateLimitOptions {
   /** The gateway's pg pool (PG_POOL): its search_path is the gateway schema, where `rate_limits` lives. */
   pool: { query: (...args: never[]) => unknown };
@@ -30,37 +32,50 @@ interface RateLimited {
 
 /**
  * Per-key and per-address request limits, counted in Postgres so that every gateway
- * replica shares one count (a limit per process would multiply by the replica count).
- * rate-limiter-flexible's RateLimiterPostgres does the counting: one upsert per request
- * and limit on the UNLOGGED `gateway.rate_limits` (migration 20261204220547), a key that is
- * over its limit is then refused from memory until its window ends (no query while a
- * client floods). The data plane keeps serving when Postgres is slow or down: past
- * `storeTimeoutMs` the request is counted by this process alone against its share of the
- * limit (RLWrapperTimeouts + an in-memory insurance limiter), never refused for it.
+ * replica shares one count (a limit per process would multiply by the replica count). Each
+ * is a LeasedLimit (leased-limit.ts): a replica reserves points from the shared counter on
+ * the UNLOGGED `gateway.rate_limits` (migration 20261204220547) a lease at a time and spends
+ * them from memory, so the replicas together never admit more than the limit and a request
+ * costs no query while its replica holds points (one upsert per lease, not per request). A
+ * key that is over its limit is refused from memory until its window ends. The data plane
+ * keeps serving when Postgres is slow or down: past `storeTimeoutMs` the request is counted
+ * by this process alone against its share of the limit, never refused for it.
  */
 export class RateLimits {
-  private readonly perKey: RLWrapperTimeouts | undefined;
-  private readonly perIp: RLWrapperTimeouts | undefined;
+  private readonly perKey: LeasedLimit | undefined;
+  private readonly perIp: LeasedLimit | undefined;
 
   constructor(options: RateLimitOptions) {
-    this.perKey = options.perKey > 0 ? limiter('key', options.perKey, options) : undefined;
-    this.perIp = options.perIp > 0 ? limiter('ip', options.perIp, options) : undefined;
+    this.perKey = options.perKey > 0 ? leased('key', options.perKey, options) : undefined;
+    this.perIp = options.perIp > 0 ? leased('ip', options.perIp, options) : undefined;
   }
 
   /** Counts one request; the first limit it is over, or undefined. */
   async take(clientAddress: string, bearerToken: string | undefined): Promise<RateLimited | undefined> {
-    const ip = await consume(this.perIp, clientAddress);
+    const ip = await this.perIp?.take(clientAddress);
     if (ip !== undefined) return { limit: 'ip', retryAfterSeconds: ip };
     if (bearerToken === undefined) return undefined;
     // The token itself never reaches the table: a digest names its counter.
     const digest = createHash('sha256').update(bearerToken, 'utf8').digest('base64url');
-    const key = await consume(this.perKey, digest);
+    const key = await this.perKey?.take(digest);
     return key === undefined ? undefined : { limit: 'key', retryAfterSeconds: key };
   }
 }
 
+function leased(prefix: 'key' | 'ip', points: number, options: RateLimitOptions): LeasedLimit {
+  return new LeasedLimit({
+    store: options.pool as unknown as LeaseStore,
+    prefix,
+    points,
+    windowSeconds: options.windowSeconds,
+    replicas: options.replicas,
+    storeTimeoutMs: options.storeTimeoutMs,
+  });
+}
+
+/** The per-address failure count: rare events, counted one upsert each (rate-limiter-flexible). */
 function limiter(
-  prefix: 'key' | 'ip' | 'authfail',
+  prefix: 'authfail',
   points: number,
   options: Pick<RateLimitOptions, 'pool' | 'windowSeconds' | 'storeTimeoutMs' | 'replicas'>,
 ): RLWrapperTimeouts {

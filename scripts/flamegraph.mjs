@@ -1,0 +1,142 @@
+// A CPU flame graph, as an SVG picture, from a V8 CPU profile (`node --cpu-prof`).
+//
+//   node scripts/flamegraph.mjs <file.cpuprofile> [--from-us N] [--to-us N] [--title T] > out.svg
+//
+// Only samples between --from-us and --to-us (V8's monotonic clock in microseconds, the
+// clock of process.hrtime: a benchmark passes the window it measured) are drawn, idle time
+// left out, so the picture shows where the busy CPU of that window went. Each box is a
+// function in a call stack, its width the share of the window's busy samples spent in it
+// and its callees; callers below, callees on top. No dependency: the layout is a few lines,
+// and the usual tools (flamegraph.pl, 0x, speedscope) need Perl or a browser.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const WIDTH = 1200;
+const ROW = 16;
+const MIN_WIDTH = 0.3; // px: thinner boxes are left out (they would not be readable anyway)
+
+/**
+ * @param {{ nodes: { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }[], samples: number[], timeDeltas: number[], startTime: number }} profile
+ * @param {{ fromUs?: number, toUs?: number, title?: string }} options
+ * @returns {string}
+ */
+export function renderFlameGraph(profile, { fromUs = -Infinity, toUs = Infinity, title = 'CPU flame graph' } = {}) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // Weight (µs) of each sample's leaf within the window.
+  const self = new Map();
+  let time = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    time += profile.timeDeltas[i] ?? 0;
+    if (time < fromUs || time > toUs) return;
+    const name = byId.get(id)?.callFrame.functionName;
+    if (name === '(idle)') return;
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  // A tree of frames keyed by their label path (the same function reached twice the same way merges).
+  /** @typedef {{ label: string, total: number, children: Map<string, Frame> }} Frame */
+  /** @type {Frame} */
+  const root = { label: 'all', total: 0, children: new Map() };
+  for (const [id, weight] of self) {
+    const stack = [];
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+      const node = byId.get(cur);
+      if (node && node.callFrame.functionName !== '(root)') stack.push(label(node.callFrame));
+    }
+    root.total += weight;
+    let frame = root;
+    for (const name of stack.reverse()) {
+      let child = frame.children.get(name);
+      if (!child) {
+        child = { label: name, total: 0, children: new Map() };
+        frame.children.set(name, child);
+      }
+      child.total += weight;
+      frame = child;
+    }
+  }
+  const boxes = [];
+  let depth = 0;
+  const place = (frame, x, level) => {
+    const width = root.total === 0 ? 0 : (frame.total / root.total) * WIDTH;
+    if (width < MIN_WIDTH) return;
+    depth = Math.max(depth, level);
+    boxes.push({ frame, x, width, level });
+    let childX = x;
+    for (const child of [...frame.children.values()].sort((a, b) => a.label.localeCompare(b.label))) {
+      place(child, childX, level + 1);
+      childX += (child.total / root.total) * WIDTH;
+    }
+  };
+  place(root, 0, 0);
+  const height = (depth + 1) * ROW + 40;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" font-family="monospace" font-size="11">`,
+    `<rect width="100%" height="100%" fill="#fdfdf8"/>`,
+    `<text x="4" y="16" font-size="13">${escape(title)} — ${(root.total / 1000).toFixed(0)} ms busy CPU</text>`,
+  ];
+  for (const { frame, x, width, level } of boxes) {
+    const y = height - (level + 1) * ROW - 4;
+    const share = ((frame.total / root.total) * 100).toFixed(1);
+    const chars = Math.floor((width - 4) / 6.6);
+    const text = chars >= 3 ? (frame.label.length > chars ? `${frame.label.slice(0, chars - 1)}…` : frame.label) : '';
+    out.push(
+      `<g><title>${escape(`${frame.label} (${share} %)`)}</title>` +
+        `<rect x="${x.toFixed(1)}" y="${y}" width="${width.toFixed(1)}" height="${ROW - 1}" fill="${colour(frame.label)}" rx="1"/>` +
+        (text ? `<text x="${(x + 2).toFixed(1)}" y="${y + ROW - 5}">${escape(text)}</text>` : '') +
+        `</g>`,
+    );
+  }
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+/** `function (package or file:line)`, short enough to read in a box. */
+function label(frame) {
+  const name = frame.functionName || '(anonymous)';
+  const url = frame.url;
+  if (!url) return name;
+  const pkg = /node_modules\/\.pnpm\/((?:@[^+/]+\+)?[^@/]+)@/.exec(url)?.[1]?.replace('+', '/');
+  if (pkg) return `${name} (${pkg})`;
+  if (url.startsWith('node:')) return `${name} (${url})`;
+  const own = /\/(services|libs)\/([^/]+)\/(?:dist|src)\/(.+)$/.exec(url);
+  if (own) return `${name} (${own[2]}/${own[3]}:${frame.lineNumber + 1})`;
+  return `${name} (${url.split('/').slice(-1)[0]})`;
+}
+
+/** Warm colours for our code and libraries, cool for Node internals and the engine. */
+function colour(text) {
+  let hash = 0;
+  for (let i = 0; i < text.length; i += 1) hash = (hash * 31 + text.charCodeAt(i)) | 0;
+  const jitter = Math.abs(hash) % 40;
+  if (/\((services|libs)\//.test(text) || /\((gateway|personal-server|messaging|crypto|service-kit)\//.test(text))
+    return `hsl(${20 + (jitter % 20)}, 85%, ${55 + (jitter % 15)}%)`;
+  if (/\(node:/.test(text) || /^\(/.test(text)) return `hsl(${200 + (jitter % 30)}, 50%, ${65 + (jitter % 15)}%)`;
+  return `hsl(${40 + jitter}, 75%, ${60 + (jitter % 15)}%)`;
+}
+
+function escape(text) {
+  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const [file, ...rest] = process.argv.slice(2);
+  if (!file) {
+    console.error('usage: node scripts/flamegraph.mjs <file.cpuprofile> [--from-us N] [--to-us N] [--title T]');
+    process.exit(2);
+  }
+  const option = (name) => {
+    const i = rest.indexOf(name);
+    return i === -1 ? undefined : rest[i + 1];
+  };
+  const num = (v) => (v === undefined ? undefined : Number(v));
+  process.stdout.write(
+    renderFlameGraph(JSON.parse(readFileSync(file, 'utf8')), {
+      fromUs: num(option('--from-us')),
+      toUs: num(option('--to-us')),
+      title: option('--title'),
+    }),
+  );
+}
