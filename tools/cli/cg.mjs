@@ -24,6 +24,8 @@ const USAGE = `usage: pnpm cg <command> [options]
   org list
   org get --org <orgId>
   app create --org <orgId> --name <name> --callback-url <url>... [--integration <id>...] [--scope <scope>...]
+  app create --org <orgId> --name <name> --metadata-url <https url> [--integration <id>...] [--scope <scope>...]
+             (allows an MCP client by its Client ID Metadata Document URL; many orgs may allow one URL)
   app update --org <orgId> --app <applicationId> [--name <name>] [--callback-url <url>...]
              [--integration <id>...] [--scope <scope>...] [--status active|disabled]
              (lists given replace the stored ones)
@@ -70,6 +72,7 @@ const OPTIONS = /** @type {const} */ ({
   app: { type: 'string' },
   key: { type: 'string' },
   'callback-url': { type: 'string', multiple: true },
+  'metadata-url': { type: 'string' },
   integration: { type: 'string', multiple: true },
   scope: { type: 'string', multiple: true },
   status: { type: 'string' },
@@ -149,6 +152,7 @@ function commandFor(positionals, v) {
         callbackUrls: v['callback-url'] ?? [],
         integrations: v.integration ?? [],
         scopes: v.scope ?? [],
+        ...(v['metadata-url'] ? { clientMetadataUrl: v['metadata-url'] } : {}),
       };
       return async (admin, note) => {
         const app = await admin.applications.create(org, input);

@@ -240,6 +240,7 @@ export const identityRpc = {
       ...check.uuid(m.orgId, 'orgId'),
       ...check.nonEmpty(m.name, 'name'),
       ...check.maxLength(m.name, 200, 'name'),
+      ...check.maxLength(m.clientMetadataUrl, 2_000, 'clientMetadataUrl'),
     ],
   }),
   updateApplication: defineRpc({

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { keyStoreEnvShape, refineKeyStoreEnv } from '@context-gateway/crypto';
@@ -80,10 +81,51 @@ const envSchema = z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true'),
+    /**
+     * Client ID Metadata Documents (MCP clients whose client_id is an https URL): hosts the
+     * operator allows such URLs on, comma-separated (e.g. `claude.ai,vscode.dev`). Unset: any
+     * public https host an organization allows. Either way a URL is fetched only once some
+     * organization allowed it (admin API), and only from a public address.
+     */
+    OAUTH_CIMD_ALLOWED_HOSTS: z
+      .string()
+      .optional()
+      .transform((v) =>
+        v
+          ? v
+              .split(',')
+              .map((h) => h.trim().toLowerCase())
+              .filter(Boolean)
+          : undefined,
+      ),
+    /**
+     * Tests only: a PEM CA certificate trusted for metadata documents (a test serves them over
+     * https with a self-signed certificate). Refused when NODE_ENV=production.
+     */
+    OAUTH_CIMD_TEST_CA_FILE: z.string().min(1).optional(),
+    /**
+     * Tests only: fetch metadata documents from 127.0.0.1 and ::1, which the SSRF guard otherwise
+     * refuses like every private address (the rest of 127.0.0.0/8 stays refused, so a test can
+     * still show that refusal). Refused when NODE_ENV=production.
+     */
+    OAUTH_CIMD_ALLOW_LOOPBACK: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    /** `production` in the container image (Dockerfile): test-only settings are refused then. */
+    NODE_ENV: z.string().optional(),
   })
   .superRefine((env, ctx) => {
     refineRuntimeEnv(env, ctx);
     refineKeyStoreEnv(env, ctx);
+    if (env.NODE_ENV === 'production') {
+      if (env.OAUTH_CIMD_TEST_CA_FILE !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['OAUTH_CIMD_TEST_CA_FILE'], message: 'is for tests only' });
+      if (env.OAUTH_CIMD_ALLOW_LOOPBACK)
+        ctx.addIssue({ code: 'custom', path: ['OAUTH_CIMD_ALLOW_LOOPBACK'], message: 'is for tests only' });
+    }
+    if (env.OAUTH_CIMD_TEST_CA_FILE !== undefined && !existsSync(env.OAUTH_CIMD_TEST_CA_FILE))
+      ctx.addIssue({ code: 'custom', path: ['OAUTH_CIMD_TEST_CA_FILE'], message: 'no such file' });
   });
 
 export type Env = z.infer<typeof envSchema>;

@@ -3701,6 +3701,8 @@ export type paths = {
                                 scopes: string[];
                                 /** @enum {string} */
                                 status: "active" | "disabled";
+                                /** @description An MCP client this organization allows by its Client ID Metadata Document URL: the client_id it presents and its tokens carry. Null: an ordinary application. */
+                                clientMetadataUrl: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                             }[];
@@ -3799,8 +3801,13 @@ export type paths = {
                 content: {
                     "application/json": {
                         name: string;
-                        /** @description Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments. */
-                        callbackUrls: string[];
+                        /**
+                         * @description Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments. At least one, except for an MCP client allowed by clientMetadataUrl (none: its document lists its redirect URIs).
+                         * @default []
+                         */
+                        callbackUrls?: string[];
+                        /** @description Allows an MCP client by its Client ID Metadata Document URL (https, with a path, in normalized form): the application is that client in this organization. The client presents the URL as its client_id; a person of this organization who signs in gets tokens naming this application. Many organizations may allow the same URL, each with its own application. */
+                        clientMetadataUrl?: string;
                         /** @default [] */
                         integrations?: string[];
                         /**
@@ -3832,6 +3839,8 @@ export type paths = {
                             scopes: string[];
                             /** @enum {string} */
                             status: "active" | "disabled";
+                            /** @description An MCP client this organization allows by its Client ID Metadata Document URL: the client_id it presents and its tokens carry. Null: an ordinary application. */
+                            clientMetadataUrl: string | null;
                             createdAt: string;
                             updatedAt: string;
                         };
@@ -3857,6 +3866,15 @@ export type paths = {
                 };
                 /** @description not_found */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description conflict */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3957,6 +3975,8 @@ export type paths = {
                             scopes: string[];
                             /** @enum {string} */
                             status: "active" | "disabled";
+                            /** @description An MCP client this organization allows by its Client ID Metadata Document URL: the client_id it presents and its tokens carry. Null: an ordinary application. */
+                            clientMetadataUrl: string | null;
                             createdAt: string;
                             updatedAt: string;
                         };
@@ -4094,6 +4114,8 @@ export type paths = {
                             scopes: string[];
                             /** @enum {string} */
                             status: "active" | "disabled";
+                            /** @description An MCP client this organization allows by its Client ID Metadata Document URL: the client_id it presents and its tokens carry. Null: an ordinary application. */
+                            clientMetadataUrl: string | null;
                             createdAt: string;
                             updatedAt: string;
                         };
@@ -6815,6 +6837,8 @@ export type paths = {
                             scopes: string[];
                             /** @enum {string} */
                             status: "active" | "disabled";
+                            /** @description An MCP client this organization allows by its Client ID Metadata Document URL: the client_id it presents and its tokens carry. Null: an ordinary application. */
+                            clientMetadataUrl: string | null;
                             createdAt: string;
                             updatedAt: string;
                         };

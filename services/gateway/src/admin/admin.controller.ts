@@ -32,9 +32,18 @@ const createApplicationBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   callbackUrls: z
     .array(z.string().max(2_000))
-    .min(1)
     .max(20)
-    .describe('Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments.'),
+    .default([])
+    .describe(
+      'Exact callback URLs: https, or http for localhost/127.0.0.1; no fragments. At least one, except for an MCP client allowed by clientMetadataUrl (none: its document lists its redirect URIs).',
+    ),
+  clientMetadataUrl: z
+    .string()
+    .max(2_000)
+    .optional()
+    .describe(
+      'Allows an MCP client by its Client ID Metadata Document URL (https, with a path, in normalized form): the application is that client in this organization. The client presents the URL as its client_id; a person of this organization who signs in gets tokens naming this application. Many organizations may allow the same URL, each with its own application.',
+    ),
   integrations: z.array(z.string().max(63)).max(50).default([]),
   scopes: z
     .array(z.string().max(200))
@@ -150,7 +159,7 @@ export class AdminController {
     params: orgParams,
     body: createApplicationBody,
     success: { status: 201, schema: applicationSchema, description: 'Created.' },
-    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
+    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found', 'conflict'],
   })
   async createApplication(
     @Param() params: z.infer<typeof orgParams>,

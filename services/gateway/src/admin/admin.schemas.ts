@@ -24,6 +24,12 @@ export const applicationSchema = z.object({
   integrations: z.array(z.string()),
   scopes: z.array(z.string()),
   status: z.enum(['active', 'disabled']),
+  clientMetadataUrl: z
+    .string()
+    .nullable()
+    .describe(
+      'An MCP client this organization allows by its Client ID Metadata Document URL: the client_id it presents and its tokens carry. Null: an ordinary application.',
+    ),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -74,6 +80,7 @@ export const toApplication = (a: Application): z.infer<typeof applicationSchema>
   integrations: a.integrations,
   scopes: a.scopes,
   status: a.status === ApplicationStatus.ACTIVE ? 'active' : 'disabled',
+  clientMetadataUrl: a.clientMetadataUrl || null,
   createdAt: isoOf(a.createdAt, 'application.createdAt'),
   updatedAt: isoOf(a.updatedAt, 'application.updatedAt'),
 });

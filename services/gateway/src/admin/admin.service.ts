@@ -30,7 +30,13 @@ export class AdminService {
 
   async createApplication(
     orgId: string,
-    input: { name: string; callbackUrls: string[]; integrations: string[]; scopes: string[] },
+    input: {
+      name: string;
+      callbackUrls: string[];
+      integrations: string[];
+      scopes: string[];
+      clientMetadataUrl?: string;
+    },
   ) {
     const { application } = await this.rpcClient.request(rpc.identity.createApplication, { orgId, ...input });
     return toApplication(required(application, 'application'));

@@ -153,7 +153,9 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
     const answer = {
       orgId,
       active: application.status === ApplicationStatus.ACTIVE,
-      clientId: application.clientId,
+      // A metadata-URL client (CIMD) presents its document's URL: that is its client_id in
+      // tokens, and it is this application's only in the organization that allowed it.
+      clientId: application.clientMetadataUrl || application.clientId,
       seqAtAsk,
     };
     if (answer.active) {

@@ -34,13 +34,18 @@ export interface ApplicationDeclaration {
 }
 
 /**
- * What an application may declare: at least one exact callback URL, integrations by id,
+ * What an application may declare: at least one exact callback URL (none for a metadata-URL
+ * client), integrations by id,
  * and scopes each belonging to one of its declared integrations (a scope for an
  * undeclared integration would be an allow nobody meant to give).
  */
-export function checkDeclaration(input: ApplicationDeclaration): FieldProblem[] {
+export function checkDeclaration(input: ApplicationDeclaration, metadataClient = false): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  if (input.callbackUrls.length === 0) problems.push({ path: 'callbackUrls', message: 'must list at least one URL' });
+  // An MCP client allowed by its metadata URL has its redirect URIs in its document, none here.
+  if (metadataClient && input.callbackUrls.length > 0)
+    problems.push({ path: 'callbackUrls', message: 'must be empty for an MCP client allowed by its metadata URL' });
+  if (!metadataClient && input.callbackUrls.length === 0)
+    problems.push({ path: 'callbackUrls', message: 'must list at least one URL' });
   if (input.callbackUrls.length > 20) problems.push({ path: 'callbackUrls', message: 'must list at most 20 URLs' });
   input.callbackUrls.forEach((u, i) => problems.push(...checkCallbackUrl(u, `callbackUrls.${i}`).problems));
   input.integrations.forEach((integration, i) => {

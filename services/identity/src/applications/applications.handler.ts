@@ -27,6 +27,7 @@ const toApplicationMessage = (a: Application): MessageInitShape<typeof Applicati
   status: a.status === 'active' ? ApplicationStatus.ACTIVE : ApplicationStatus.DISABLED,
   createdAt: ts(a.createdAt),
   updatedAt: ts(a.updatedAt),
+  clientMetadataUrl: a.clientMetadataUrl ?? '',
 });
 
 @Controller()

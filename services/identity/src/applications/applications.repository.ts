@@ -15,6 +15,8 @@ export class ApplicationsRepository {
       callbackUrls: string[];
       integrations: string[];
       scopes: string[];
+      clientMetadataUrl?: string | null;
+      tokenEndpointAuthMethod?: string;
     },
     tx: Tx = this.db,
   ): Promise<Application> {

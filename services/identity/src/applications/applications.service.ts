@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
-import { Injectable } from '@nestjs/common';
+import { SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable } from '@nestjs/common';
 
+import type { Env } from '../env.js';
 import type { Application } from '../generated/prisma/client.js';
 import { TokenRevocationEvents, TokenRevocationKind } from '../oauth/token-revocation-events.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
@@ -13,15 +15,35 @@ import { ApplicationsRepository } from './applications.repository.js';
 const dedupe = (values: string[]) => [...new Set(values.map((v) => v.trim()))];
 
 /** The declaration, de-duplicated and checked whole; accepted callback URLs are already in normalized form. */
-function validDeclaration(input: ApplicationDeclaration): ApplicationDeclaration {
+function validDeclaration(input: ApplicationDeclaration, metadataClient = false): ApplicationDeclaration {
   const declaration = {
     callbackUrls: dedupe(input.callbackUrls),
     integrations: dedupe(input.integrations),
     scopes: dedupe(input.scopes),
   };
-  const problems = checkDeclaration(declaration);
+  const problems = checkDeclaration(declaration, metadataClient);
   if (problems.length > 0) throw new AppError('validation_failed', 'The application is not valid', problems);
   return declaration;
+}
+
+/**
+ * A Client ID Metadata Document URL as MCP clients present it: https, a path (not the root),
+ * no credentials, fragment or dot segments, already in normalized form (the client_id is
+ * compared as a string), on a host the operator allows when OAUTH_CIMD_ALLOWED_HOSTS is set.
+ */
+function checkMetadataUrl(value: string, allowedHosts: string[] | undefined): string {
+  const problem = (message: string) =>
+    new AppError('validation_failed', `clientMetadataUrl ${message}`, [{ path: 'clientMetadataUrl', message }]);
+  const url = URL.parse(value);
+  if (!url || url.protocol !== 'https:') throw problem('must be an https URL');
+  if (url.username || url.password || url.hash || value.includes('#')) {
+    throw problem('must have no credentials and no fragment');
+  }
+  if (url.pathname === '/' || /\/\.\.?(\/|$)/.test(url.pathname))
+    throw problem('must have a path without dot segments');
+  if (url.href !== value) throw problem(`must be written in normalized form: ${url.href}`);
+  if (allowedHosts && !allowedHosts.includes(url.hostname)) throw problem('is on a host the operator does not allow');
+  return value;
 }
 
 @Injectable()
@@ -31,6 +53,7 @@ export class ApplicationsService {
     private readonly organizations: OrganizationsService,
     private readonly events: ApplicationEvents,
     private readonly revocations: TokenRevocationEvents,
+    @Inject(SERVICE_ENV) private readonly env: Pick<Env, 'OAUTH_CIMD_ALLOWED_HOSTS'>,
   ) {}
 
   async create(input: {
@@ -39,18 +62,35 @@ export class ApplicationsService {
     callbackUrls: string[];
     integrations: string[];
     scopes: string[];
+    /** An MCP client allowed by its metadata document URL; empty or absent: an ordinary application. */
+    clientMetadataUrl?: string;
   }): Promise<Application> {
-    const declaration = validDeclaration(input);
+    const declaration = validDeclaration(input, Boolean(input.clientMetadataUrl));
+    const clientMetadataUrl = input.clientMetadataUrl
+      ? checkMetadataUrl(input.clientMetadataUrl, this.env.OAUTH_CIMD_ALLOWED_HOSTS)
+      : undefined;
     await this.organizations.get(input.orgId);
-    const app = await this.applications.create({
-      orgId: input.orgId,
-      name: input.name.trim(),
-      // Public, so 128 random bits are plenty; it only has to be unique and unguessable.
-      clientId: `cg_app_${randomBytes(16).toString('base64url')}`,
-      callbackUrls: declaration.callbackUrls,
-      integrations: declaration.integrations,
-      scopes: declaration.scopes,
-    });
+    let app: Application;
+    try {
+      app = await this.applications.create({
+        orgId: input.orgId,
+        name: input.name.trim(),
+        // Public, so 128 random bits are plenty; it only has to be unique and unguessable.
+        clientId: `cg_app_${randomBytes(16).toString('base64url')}`,
+        callbackUrls: declaration.callbackUrls,
+        integrations: declaration.integrations,
+        scopes: declaration.scopes,
+        // A metadata-URL client is public (PKCE) or keys itself by its document's jwks_uri.
+        ...(clientMetadataUrl ? { clientMetadataUrl, tokenEndpointAuthMethod: 'none' } : {}),
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'P2002' && clientMetadataUrl) {
+        throw new AppError('conflict', 'This organization already allows this MCP client', [
+          { path: 'clientMetadataUrl', message: 'already allowed by another application of this organization' },
+        ]);
+      }
+      throw error;
+    }
     await this.events.published(app);
     return app;
   }
@@ -71,11 +111,14 @@ export class ApplicationsService {
     status?: 'active' | 'disabled';
   }): Promise<Application> {
     const current = await this.getInOrg(input.orgId, input.applicationId);
-    const declaration = validDeclaration({
-      callbackUrls: input.callbackUrls ?? current.callbackUrls,
-      integrations: input.integrations ?? current.integrations,
-      scopes: input.scopes ?? current.scopes,
-    });
+    const declaration = validDeclaration(
+      {
+        callbackUrls: input.callbackUrls ?? current.callbackUrls,
+        integrations: input.integrations ?? current.integrations,
+        scopes: input.scopes ?? current.scopes,
+      },
+      current.clientMetadataUrl !== null,
+    );
     const app = await this.revocations.revoke(
       (tx) =>
         this.applications.update(

@@ -70,6 +70,8 @@ export interface OAuthConsentView {
   applicationName: string;
   /** The host the browser returns to with the code: what the person is really trusting. */
   redirectHost: string;
+  /** A metadata-URL client: the host of its document, which is what vouches for its name. */
+  metadataHost?: string;
   scopes: string[];
   action: string;
   displayName: string;
@@ -82,7 +84,7 @@ export function oauthConsentPage(v: OAuthConsentView): string {
   return layout(
     `Allow ${v.applicationName}`,
     `<h1>${esc(v.applicationName)} wants to access your Context Gateway data</h1>
-<p>If you allow it, ${esc(v.applicationName)} will be able to:</p>
+${v.metadataHost ? `<p class="note">This client describes itself in a document published at <strong>${esc(v.metadataHost)}</strong>; your organization allowed it.</p>\n` : ''}<p>If you allow it, ${esc(v.applicationName)} will be able to:</p>
 <ul>${items}</ul>
 <p class="note">You are signed in as ${esc(v.displayName)}. After you decide, you are sent back to <strong>${esc(v.redirectHost)}</strong>. ${esc(v.applicationName)} never sees your passkey; you can revoke this access at any time.</p>
 <form method="post" action="${esc(v.action)}">

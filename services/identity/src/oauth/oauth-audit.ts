@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 /** One OAuth fact worth the trail: who (application), for whom (person), what happened to which grant. */
 export interface OAuthAuditRecord {
   /** `exchange_refused`: a token exchange whose subject token was refused (forged, foreign, replayed, stale). */
-  action: 'issued' | 'refreshed' | 'revoked' | 'reuse_detected' | 'exchange_refused';
+  /** `client_refused`: a metadata-URL client the person's organization did not allow (applicationId ''). */
+  action: 'issued' | 'refreshed' | 'revoked' | 'reuse_detected' | 'exchange_refused' | 'client_refused';
   orgId: string;
   applicationId: string;
   clientId: string;
@@ -41,7 +42,7 @@ export class OAuthAudit {
 
   async record(r: OAuthAuditRecord): Promise<void> {
     const revocation = r.action === 'revoked' || r.action === 'reuse_detected';
-    const refused = r.action === 'exchange_refused';
+    const refused = r.action === 'exchange_refused' || r.action === 'client_refused';
     const event = create(AuditEventSchema, {
       eventId: randomUUID(),
       occurredAt: timestampFromDate(this.clock.date()),
@@ -57,7 +58,7 @@ export class OAuthAudit {
         r.action === 'reuse_detected'
           ? 'refresh_token_reused'
           : refused
-            ? (r.errorCode ?? 'subject_token_refused')
+            ? (r.errorCode ?? (r.action === 'client_refused' ? 'client_not_allowed' : 'subject_token_refused'))
             : '',
       actorKind: ActorKind.OAUTH_CLIENT,
       actorId: r.clientId,

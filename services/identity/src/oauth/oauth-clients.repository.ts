@@ -23,6 +23,71 @@ export class OAuthClientsRepository {
     return this.db.user.findUnique({ where: { id }, select: { id: true, displayName: true } });
   }
 
+  /** Whether some organization allows this metadata URL (an active application names it). */
+  async metadataUrlAllowed(url: string): Promise<boolean> {
+    return (await this.db.application.count({ where: { clientMetadataUrl: url, status: 'active' }, take: 1 })) > 0;
+  }
+
+  /**
+   * The applications a person may authorize a metadata-URL client as: the active ones with
+   * that URL in the organizations the person is a member of. Usually one; none when their
+   * organization did not allow the client.
+   */
+  metadataUrlApplicationsOf(url: string, userId: string): Promise<Application[]> {
+    return this.db.application.findMany({
+      where: { clientMetadataUrl: url, status: 'active', organization: { memberships: { some: { userId } } } },
+      orderBy: { createdAt: 'asc' },
+      take: 10,
+    });
+  }
+
+  /** The organizations a person is a member of (where a refusal is audited). */
+  async organizationsOf(userId: string): Promise<string[]> {
+    const rows = await this.db.membership.findMany({ where: { userId }, select: { orgId: true }, take: 50 });
+    return rows.map((r) => r.orgId);
+  }
+
+  /** Records which application a metadata-URL client's grant acts as (decided once, at consent). */
+  async bindGrant(binding: {
+    grantId: string;
+    applicationId: string;
+    orgId: string;
+    accountId: string;
+    clientId: string;
+    expiresAt: Date | null;
+  }): Promise<void> {
+    await this.db.oAuthGrantApplication.upsert({
+      where: { grantId: binding.grantId },
+      create: binding,
+      update: {},
+    });
+  }
+
+  /**
+   * The application a grant acts as, while it is active and its person still a member of its
+   * organization; null otherwise (the grant then yields no more tokens).
+   */
+  async boundApplication(grantId: string): Promise<Application | null> {
+    const binding = await this.db.oAuthGrantApplication.findUnique({ where: { grantId } });
+    if (!binding) return null;
+    return this.db.application.findFirst({
+      where: {
+        id: binding.applicationId,
+        status: 'active',
+        clientMetadataUrl: binding.clientId,
+        organization: { memberships: { some: { userId: binding.accountId } } },
+      },
+    });
+  }
+
+  /** A grant's binding as recorded (for the audit of its revocation, even once the application is gone). */
+  grantBinding(grantId: string): Promise<{ applicationId: string; orgId: string } | null> {
+    return this.db.oAuthGrantApplication.findUnique({
+      where: { grantId },
+      select: { applicationId: true, orgId: true },
+    });
+  }
+
   /** The application's OAuth client settings; undefined when the application does not exist. */
   async updateClientSettings(
     applicationId: string,

@@ -51,6 +51,13 @@ export class OAuthClientsService {
     }
     const existing = await this.clients.findInOrg(settings.orgId, settings.applicationId);
     if (!existing) throw new AppError('not_found', 'No such application in this organization');
+    if (existing.clientMetadataUrl) {
+      // Its redirect URIs and keys are in its metadata document, not ours to set.
+      throw invalid(
+        'tokenEndpointAuthMethod',
+        'an MCP client allowed by its metadata URL is configured by its document',
+      );
+    }
 
     let clientSecret: string | undefined;
     let update: Parameters<OAuthClientsRepository['updateClientSettings']>[1];

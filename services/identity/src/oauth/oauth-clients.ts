@@ -43,6 +43,8 @@ export function verifyClientSecret(storedHash: string | undefined, presented: st
  *   the admin named their client id at the organization's IdP.
  */
 export function clientMetadata(app: Application): AdapterPayload | undefined {
+  // A metadata-URL client is known by its URL only (its document, fetched by oidc-provider).
+  if (app.clientMetadataUrl) return undefined;
   const method = app.tokenEndpointAuthMethod as TokenEndpointAuthMethod;
   const redirects = app.callbackUrls;
   const personGrants = redirects.length > 0 ? ['authorization_code', 'refresh_token'] : [];

@@ -43,13 +43,21 @@ export class OAuthGrantsRepository {
     return this.withApplications(rows);
   }
 
-  /** Every unexpired grant of one client (an application), newest first. */
-  async ofClient(clientId: string, now: Date): Promise<GrantRow[]> {
+  /**
+   * Every unexpired grant of one application, newest first: those issued to its client id, and
+   * for a metadata-URL client those bound to it (the URL's grants in other organizations are
+   * theirs, never this application's).
+   */
+  async ofApplication(app: { id: string; clientId: string }, now: Date): Promise<GrantRow[]> {
     const rows = await this.db.oAuthPayload.findMany({
       where: {
         model: 'Grant',
-        payload: { path: ['clientId'], equals: clientId },
         OR: [{ expiresAt: null }, { expiresAt: { gt: now } }],
+        AND: [
+          {
+            OR: [{ payload: { path: ['clientId'], equals: app.clientId } }, { id: { in: await this.boundTo(app.id) } }],
+          },
+        ],
       },
       select: { id: true, payload: true, expiresAt: true },
       take: 1_000,
@@ -57,10 +65,13 @@ export class OAuthGrantsRepository {
     return this.withApplications(rows);
   }
 
-  /** Deletes every grant of a client and everything issued under them; returns how many grants. */
-  async revokeClient(clientId: string, tx: Tx): Promise<number> {
+  /** Deletes every grant of an application and everything issued under them; returns how many grants. */
+  async revokeApplication(app: { id: string; clientId: string }, tx: Tx): Promise<number> {
     const grants = await tx.oAuthPayload.findMany({
-      where: { model: 'Grant', payload: { path: ['clientId'], equals: clientId } },
+      where: {
+        model: 'Grant',
+        OR: [{ payload: { path: ['clientId'], equals: app.clientId } }, { id: { in: await this.boundTo(app.id, tx) } }],
+      },
       select: { id: true },
     });
     const ids = grants.map((g) => g.id);
@@ -105,8 +116,20 @@ export class OAuthGrantsRepository {
       select: { id: true, orgId: true, name: true, clientId: true },
     });
     const byClient = new Map(apps.map((a) => [a.clientId, { id: a.id, orgId: a.orgId, name: a.name }]));
+    // Metadata-URL clients: the application is the grant's binding, not the (shared) client id.
+    const bindings = await this.db.oAuthGrantApplication.findMany({
+      where: { grantId: { in: grants.map((g) => g.grantId) } },
+      select: { grantId: true, application: { select: { id: true, orgId: true, name: true } } },
+    });
+    const byGrant = new Map(bindings.map((b) => [b.grantId, b.application]));
     return grants
-      .map((g) => ({ ...g, application: byClient.get(g.clientId) }))
+      .map((g) => ({ ...g, application: byGrant.get(g.grantId) ?? byClient.get(g.clientId) }))
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+  }
+
+  /** The grants bound to an application (metadata-URL clients). */
+  private async boundTo(applicationId: string, tx: Tx = this.db): Promise<string[]> {
+    const rows = await tx.oAuthGrantApplication.findMany({ where: { applicationId }, select: { grantId: true } });
+    return rows.map((r) => r.grantId);
   }
 }

@@ -31,7 +31,7 @@ export class OAuthGrantsService {
   async listForApplication(orgId: string, applicationId: string): Promise<GrantOut[]> {
     const app = await this.clients.findInOrg(orgId, applicationId);
     if (!app) throw new AppError('not_found', 'No such application');
-    return (await this.grants.ofClient(app.clientId, this.clock.date())).map(out);
+    return (await this.grants.ofApplication(app, this.clock.date())).map(out);
   }
 
   /**
@@ -42,7 +42,7 @@ export class OAuthGrantsService {
     const app = await this.clients.findInOrg(orgId, applicationId);
     if (!app) throw new AppError('not_found', 'No such application');
     const revoked = await this.revocations.revoke(
-      (tx) => this.grants.revokeClient(app.clientId, tx),
+      (tx) => this.grants.revokeApplication(app, tx),
       () => ({ orgId, kind: TokenRevocationKind.APPLICATION, subjectId: applicationId }),
     );
     await this.audit.record({

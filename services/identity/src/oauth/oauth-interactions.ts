@@ -27,7 +27,28 @@ export interface InteractionDeps {
   now: () => number;
   /** The application's display name, by client id. */
   applicationName: (clientId: string) => Promise<string | undefined>;
+  /** Metadata-URL clients (CIMD): the person's organization's application for the URL, decided at consent. */
+  metadataClients: {
+    /** The active applications with this URL in the person's organizations. */
+    applicationsFor: (url: string, userId: string) => Promise<{ id: string; orgId: string; name: string }[]>;
+    /** The application a grant is already bound to. */
+    boundApplicationId: (grantId: string) => Promise<string | undefined>;
+    bind: (grantId: string, app: { id: string; orgId: string }, accountId: string, clientId: string) => Promise<void>;
+    /** Audits a refusal (`code`) of the client for this person. */
+    refused: (clientId: string, userId: string, code: MetadataClientRefusal) => Promise<void>;
+  };
 }
+
+/**
+ * Why a person may not authorize a metadata-URL client: no organization of theirs allowed it,
+ * or several did (the person would have to say which; not offered yet).
+ */
+type MetadataClientRefusal = 'client_not_allowed' | 'client_organization_ambiguous';
+
+const REFUSALS: Record<MetadataClientRefusal, string> = {
+  client_not_allowed: 'your organization has not allowed this client',
+  client_organization_ambiguous: 'several of your organizations allowed this client; ask an administrator',
+};
 
 /**
  * One cookie's value from a Cookie header; undefined when absent, and when the name comes
@@ -124,13 +145,22 @@ export class OAuthInteractions {
         return;
       }
       const clientId = String(details.params['client_id']);
+      const client = await provider.Client.find(clientId);
+      let applicationName = await this.deps.applicationName(clientId);
+      if (client?.clientIdMetadataDocument) {
+        const chosen = await this.#metadataClientApplication(clientId, person.userId);
+        if ('refusal' in chosen) return this.#refuse(req, res, clientId, person.userId, chosen.refusal);
+        // The name the client's own document gives, shown with the host that vouches for it.
+        applicationName = client.clientName ?? chosen.app.name;
+      }
       const scopes = requestedScopes(details);
       send(
         res,
         200,
         oauthConsentPage({
-          applicationName: (await this.deps.applicationName(clientId)) ?? clientId,
+          applicationName: applicationName ?? clientId,
           redirectHost: new URL(String(details.params['redirect_uri'])).host,
+          ...(client?.clientIdMetadataDocument ? { metadataHost: new URL(clientId).host } : {}),
           scopes,
           action: here,
           displayName: person.displayName,
@@ -179,9 +209,18 @@ export class OAuthInteractions {
       return;
     }
     const clientId = String(details.params['client_id']);
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId, clientId });
+    const client = await provider.Client.find(clientId);
+    // A metadata-URL client: decided again now (the person's organizations may have changed
+    // since the page was shown), and a grant bound to another application is not reused.
+    let bindTo: { id: string; orgId: string } | undefined;
+    let reuse = details.grantId;
+    if (client?.clientIdMetadataDocument) {
+      const chosen = await this.#metadataClientApplication(clientId, accountId);
+      if ('refusal' in chosen) return this.#refuse(req, res, clientId, accountId, chosen.refusal);
+      bindTo = chosen.app;
+      if (reuse && (await this.deps.metadataClients.boundApplicationId(reuse)) !== bindTo.id) reuse = undefined;
+    }
+    const grant = reuse ? await provider.Grant.find(reuse) : new provider.Grant({ accountId, clientId });
     if (!grant) throw new Error('grant of a live interaction not found');
     const missing = details.prompt.details as {
       missingOIDCScope?: string[];
@@ -194,7 +233,37 @@ export class OAuthInteractions {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
+    if (bindTo) await this.deps.metadataClients.bind(grantId, bindTo, accountId, clientId);
     await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+
+  /** Ends the authorization with `access_denied` naming the refusal's code, and audits it. */
+  async #refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    clientId: string,
+    userId: string,
+    refusal: MetadataClientRefusal,
+  ): Promise<void> {
+    await this.deps.metadataClients.refused(clientId, userId, refusal);
+    await this.deps.provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: `${refusal}: ${REFUSALS[refusal]}` },
+      { mergeWithLastSubmission: false },
+    );
+  }
+
+  /** The one application of the person's organizations that allowed this metadata URL. */
+  async #metadataClientApplication(
+    url: string,
+    userId: string,
+  ): Promise<{ app: { id: string; orgId: string; name: string } } | { refusal: MetadataClientRefusal }> {
+    const apps = await this.deps.metadataClients.applicationsFor(url, userId);
+    const [app] = apps;
+    if (!app) return { refusal: 'client_not_allowed' };
+    if (apps.length > 1) return { refusal: 'client_organization_ambiguous' };
+    return { app };
   }
 
   async #person(req: IncomingMessage) {

@@ -5,10 +5,18 @@ import {
   type Configuration,
   errors,
   interactionPolicy,
+  type KoaContextWithOIDC,
   Provider,
   type ResourceServer,
 } from 'oidc-provider';
 
+import {
+  clientIdMetadataDocumentFeature,
+  metadataDocumentErrorCode,
+  type MetadataDocumentPolicy,
+  metadataFetch,
+  refuseOwnMetadataInDocument,
+} from './client-metadata-documents.js';
 import { oauthErrorPage } from './consent-page.js';
 import { CLIENT_EXTRA_METADATA, verifyClientSecret } from './oauth-clients.js';
 import type { ProviderKeys } from './oauth-keys.js';
@@ -28,6 +36,31 @@ export interface OAuthProviderOptions {
   clock: Clock;
   /** RFC 8693: the person an application's subject token names, and the grant they already share. */
   tokenExchange: Pick<TokenExchangeOptions, 'subject' | 'exchangeGrants' | 'refused'>;
+  /** Metadata-URL clients (CIMD): which URLs may be fetched, and which application a person's grant acts as. */
+  metadataClients: MetadataDocumentPolicy & {
+    /** The one application the person may authorize this URL as now; undefined when none (or several). */
+    applicationFor: (url: string, accountId: string) => Promise<MetadataClientApplication | undefined>;
+    /** The application a grant was bound to at consent, while it still may act. */
+    boundApplication: (grantId: string) => Promise<MetadataClientApplication | undefined>;
+  };
+}
+
+/** The application a metadata-URL client acts as, for one person's grant. */
+interface MetadataClientApplication {
+  id: string;
+  orgId: string;
+  scopes: string[];
+}
+
+/** The grant a token request or authorization continues, when there is one yet. */
+function grantIdOf(ctx: KoaContextWithOIDC): string | undefined {
+  const e = ctx.oidc.entities;
+  return e.AuthorizationCode?.grantId ?? e.RefreshToken?.grantId ?? e.Grant?.jti;
+}
+
+/** Where extraTokenClaims leaves the application a metadata-URL client's token was minted for (audit reads it). */
+export interface MetadataClientState {
+  metadataClientApplication?: MetadataClientApplication;
 }
 
 /** Scopes beyond the applications' capabilities: OpenID Connect's own. */
@@ -58,13 +91,30 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     );
 
   // Every access token: a JWT (RFC 9068) for the gateway alone, ES256, carrying the client's capabilities at most.
-  const resourceServer = (client: Client): ResourceServer => ({
-    scope: ((client['capabilities'] as string[] | undefined) ?? []).join(' '),
+  const resourceServer = (client: Client, capabilities?: string[]): ResourceServer => ({
+    scope: (capabilities ?? (client['capabilities'] as string[] | undefined) ?? []).join(' '),
     audience: options.resource,
     accessTokenTTL: options.ttl.accessTokenSeconds,
     accessTokenFormat: 'jwt',
     jwt: { sign: { alg: 'ES256' } },
   });
+
+  /**
+   * A metadata-URL client's capabilities are its application's, and which application that is
+   * depends on the person: the grant's bound one once consented, before that the one the
+   * signed-in person's organization allowed; before sign-in, none yet (the authorization is
+   * checked again when the person comes back from signing in).
+   */
+  const metadataClientCapabilities = async (ctx: KoaContextWithOIDC, client: Client): Promise<string[]> => {
+    const grantId = grantIdOf(ctx);
+    if (grantId) {
+      const bound = await options.metadataClients.boundApplication(grantId);
+      if (bound) return bound.scopes;
+    }
+    const accountId = ctx.oidc.session?.accountId;
+    if (!accountId) return [];
+    return (await options.metadataClients.applicationFor(client.clientId, accountId))?.scopes ?? [];
+  };
 
   const configuration: Configuration = {
     adapter: options.adapter,
@@ -88,7 +138,12 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
-    extraClientMetadata: { properties: [...CLIENT_EXTRA_METADATA] },
+    extraClientMetadata: {
+      properties: [...CLIENT_EXTRA_METADATA],
+      validator: (_ctx, key, value, metadata) => refuseOwnMetadataInDocument(metadata['client_id'], key, value),
+    },
+    // Outgoing requests (metadata documents): oidc-provider's SSRF-guarded fetch; see metadataFetch.
+    fetch: metadataFetch(options.metadataClients) as Configuration['fetch'],
     // client_secret_post and client_secret_jwt are off: the stored secret is a hash, and
     // one way per kind of client (basic, key, PKCE-only) is enough.
     clientAuthMethods: ['none', 'client_secret_basic', 'private_key_jwt'],
@@ -123,15 +178,18 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
           throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
         },
       },
-      // Dynamic client registration stays off: applications are created by an operator.
+      // Dynamic client registration stays off: applications are created by an operator, and
+      // MCP clients identify themselves with a metadata document an organization allowed.
       registration: { enabled: false },
+      clientIdMetadataDocument: clientIdMetadataDocumentFeature(options.metadataClients),
       resourceIndicators: {
         enabled: true,
         defaultResource: () => options.resource,
         useGrantedResource: () => true,
-        getResourceServerInfo(_ctx, resourceIndicator, client) {
+        async getResourceServerInfo(ctx, resourceIndicator, client) {
           if (resourceIndicator !== options.resource) throw new errors.InvalidTarget();
-          return resourceServer(client);
+          if (!client.clientIdMetadataDocument) return resourceServer(client);
+          return resourceServer(client, await metadataClientCapabilities(ctx, client));
         },
       },
     },
@@ -139,10 +197,22 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     // to know whose token it holds (RFC 9068 already carries client_id).
     // grant_id: the token family, so a revoked grant voids its access tokens at the gateway
     // on the next request (control.v1.tokens_revoked).
-    extraTokenClaims(ctx, token) {
+    // A metadata-URL client's token names the application its grant was bound to at consent
+    // (the URL alone is shared by every organization that allowed it).
+    async extraTokenClaims(ctx, token) {
       const client = ctx.oidc.client;
       if (!client) return undefined;
       const grantId = 'grantId' in token && typeof token.grantId === 'string' ? token.grantId : undefined;
+      if (client.clientIdMetadataDocument) {
+        const bound = grantId ? await options.metadataClients.boundApplication(grantId) : undefined;
+        if (!bound) {
+          throw new errors.InvalidGrant(
+            'client_not_allowed: no application of your organization allows this client any more',
+          );
+        }
+        (ctx.state as MetadataClientState).metadataClientApplication = bound;
+        return { org_id: bound.orgId, app_id: bound.id, grant_id: grantId };
+      }
       return {
         org_id: client['org_id'] as string,
         app_id: client['application_id'] as string,
@@ -166,14 +236,18 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     clientBasedCORS: (_ctx, origin, client) =>
       client.clientAuthMethod === 'none' &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
-    renderError(ctx, out) {
+    renderError(ctx, out, error) {
       // A page a person can read, with the stable OAuth error code; never a request parameter echoed.
+      // A metadata document that could not be used is named more precisely (slow, too large, ...).
+      const documentCode = metadataDocumentErrorCode(error);
       ctx.type = 'html';
       ctx.set('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
       ctx.body = oauthErrorPage(
         'This request cannot continue',
-        'The application sent a request that Context Gateway refuses.',
-        String(out.error),
+        documentCode
+          ? 'The client identified itself with a metadata document that Context Gateway cannot use.'
+          : 'The application sent a request that Context Gateway refuses.',
+        documentCode ?? String(out.error),
       );
     },
   };

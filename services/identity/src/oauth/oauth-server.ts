@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 
 import { SessionsService } from '../accounts/sessions.service.js';
 import { type Env, oauthKeyringPath } from '../env.js';
+import type { Application } from '../generated/prisma/client.js';
 import { SsoTokenExchange } from '../sso/sso-token-exchange.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
 import { OAuthAudit } from './oauth-audit.js';
@@ -17,7 +18,7 @@ import { installOAuthRoutes, type OnRequestHost, type ServingProvider } from './
 import { OAuthInteractions } from './oauth-interactions.js';
 import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
-import { createOAuthProvider } from './oauth-provider.js';
+import { createOAuthProvider, type MetadataClientState } from './oauth-provider.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
 import { TokenRevocationEvents, TokenRevocationKind } from './token-revocation-events.js';
 
@@ -109,7 +110,21 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     const keys = await keyStore.load();
     const print = fingerprint(keys);
     if (print === this.#fingerprint) return;
+    const asMetadataClient = (app: Application) => ({ id: app.id, orgId: app.orgId, scopes: app.scopes });
     const provider = createOAuthProvider({
+      metadataClients: {
+        allowedHosts: this.env.OAUTH_CIMD_ALLOWED_HOSTS,
+        allowedByAnOrganization: (url) => this.clients.metadataUrlAllowed(url),
+        test: { caFile: this.env.OAUTH_CIMD_TEST_CA_FILE, allowLoopback: this.env.OAUTH_CIMD_ALLOW_LOOPBACK },
+        applicationFor: async (url, accountId) => {
+          const apps = await this.clients.metadataUrlApplicationsOf(url, accountId);
+          return apps.length === 1 && apps[0] ? asMetadataClient(apps[0]) : undefined;
+        },
+        boundApplication: async (grantId) => {
+          const app = await this.clients.boundApplication(grantId);
+          return app ? asMetadataClient(app) : undefined;
+        },
+      },
       issuer: urls.issuer,
       resource: urls.resource,
       keys,
@@ -171,24 +186,23 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     // A grant revoked (refresh token revoked, a spent one replayed): its access tokens are
     // announced void before the response leaves, so the next request with one fails.
     provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-      const who = delegation(ctx);
-      if (!who) return;
       const reused = ctx.oidc.route === 'token';
-      beforeResponse(
-        ctx,
-        this.revocations.revoked(who.orgId, TokenRevocationKind.GRANT, grantId).catch(() => undefined),
-      );
-      beforeResponse(
-        ctx,
-        this.audit.record({
-          ...who,
-          action: reused ? 'reuse_detected' : 'revoked',
-          grantId,
-          operation: reused
-            ? `POST ${urls.issuerPath}/token ${String(ctx.oidc.params?.['grant_type'])}`
-            : `POST ${urls.issuerPath}/token/revocation`,
-        }),
-      );
+      const announce = async () => {
+        const who = delegation(ctx) ?? (await this.#metadataClientDelegation(ctx, grantId));
+        if (!who) return;
+        await Promise.all([
+          this.revocations.revoked(who.orgId, TokenRevocationKind.GRANT, grantId).catch(() => undefined),
+          this.audit.record({
+            ...who,
+            action: reused ? 'reuse_detected' : 'revoked',
+            grantId,
+            operation: reused
+              ? `POST ${urls.issuerPath}/token ${String(ctx.oidc.params?.['grant_type'])}`
+              : `POST ${urls.issuerPath}/token/revocation`,
+          }),
+        ]);
+      };
+      beforeResponse(ctx, announce());
     });
     // Every token response: issued (code, client credentials) or refreshed, with the person.
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
@@ -232,10 +246,53 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       },
       now: () => this.clock.now(),
       applicationName: async (clientId) => (await this.clients.findByClientId(clientId))?.name,
+      metadataClients: {
+        applicationsFor: (url, userId) => this.clients.metadataUrlApplicationsOf(url, userId),
+        boundApplicationId: async (grantId) => (await this.clients.grantBinding(grantId))?.applicationId,
+        bind: (grantId, app, accountId, clientId) =>
+          this.clients.bindGrant({
+            grantId,
+            applicationId: app.id,
+            orgId: app.orgId,
+            accountId,
+            clientId,
+            expiresAt: new Date(this.clock.now() + this.env.OAUTH_REFRESH_TOKEN_TTL_SECONDS * 1_000),
+          }),
+        refused: async (clientId, userId, code) => {
+          // Audited in each organization the person belongs to: theirs did not allow the client.
+          const orgIds = await this.clients.organizationsOf(userId);
+          await Promise.all(
+            orgIds.map((orgId) =>
+              this.audit.record({
+                action: 'client_refused',
+                errorCode: code,
+                orgId,
+                applicationId: '',
+                clientId,
+                userId,
+                grantId: undefined,
+                operation: `GET ${urls.issuerPath}/interaction consent`,
+              }),
+            ),
+          );
+          this.logger.info({ clientId, userId, code }, 'metadata-URL client refused for this person');
+        },
+      },
     });
     if (this.#serving) this.logger.info({ kids: keys.jwks.map((k) => k.kid) }, 'authorization server keys changed');
     this.#serving = { callback: provider.callback(), interactions };
     this.#fingerprint = print;
+  }
+
+  /** Who a metadata-URL client's grant acts for, from its binding (the client itself names no organization). */
+  async #metadataClientDelegation(ctx: KoaContextWithOIDC, grantId: string) {
+    const client = ctx.oidc.client;
+    if (!client?.clientIdMetadataDocument) return undefined;
+    const binding = await this.clients.grantBinding(grantId);
+    if (!binding) return undefined;
+    const e = ctx.oidc.entities;
+    const userId = e.AccessToken?.accountId ?? e.RefreshToken?.accountId ?? e.Grant?.accountId;
+    return { orgId: binding.orgId, applicationId: binding.applicationId, clientId: client.clientId, userId };
   }
 
   #every(ms: number, what: string, work: () => Promise<unknown>): void {
@@ -259,8 +316,10 @@ function delegation(
   ctx: KoaContextWithOIDC,
 ): { orgId: string; applicationId: string; clientId: string; userId: string | undefined } | undefined {
   const client = ctx.oidc.client;
-  const orgId = client?.['org_id'];
-  const applicationId = client?.['application_id'];
+  // A metadata-URL client: the application its token was minted for (extraTokenClaims).
+  const bound = (ctx.state as MetadataClientState).metadataClientApplication;
+  const orgId = bound?.orgId ?? client?.['org_id'];
+  const applicationId = bound?.id ?? client?.['application_id'];
   if (!client || typeof orgId !== 'string' || typeof applicationId !== 'string') return undefined;
   const e = ctx.oidc.entities;
   const userId = e.AccessToken?.accountId ?? e.RefreshToken?.accountId ?? e.Grant?.accountId ?? e.Account?.accountId;

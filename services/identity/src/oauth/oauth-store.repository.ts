@@ -96,9 +96,10 @@ export class OAuthStoreRepository {
 
   /** Removes rows expired for over `graceMs`; returns how many. */
   async pruneExpired(now: Date, graceMs: number): Promise<number> {
-    const { count } = await this.db.oAuthPayload.deleteMany({
-      where: { expiresAt: { lt: new Date(now.getTime() - graceMs) } },
-    });
+    const before = new Date(now.getTime() - graceMs);
+    const { count } = await this.db.oAuthPayload.deleteMany({ where: { expiresAt: { lt: before } } });
+    // Metadata-URL grants' bindings end with their grants.
+    await this.db.oAuthGrantApplication.deleteMany({ where: { expiresAt: { lt: before } } });
     return count;
   }
 }

@@ -106,7 +106,10 @@ export interface OAuthTestBed {
 }
 
 /** Boots identity on a private NATS and schema, with three clients of one organization and a signed-in person. */
-export async function startOAuthTestBed(schemaPrefix: string): Promise<OAuthTestBed> {
+export async function startOAuthTestBed(
+  schemaPrefix: string,
+  extraEnv: Record<string, string> = {},
+): Promise<OAuthTestBed> {
   const keyDir = await mkdtemp(join(tmpdir(), 'identity-oauth-'));
   const port = await freeTestPort();
   const base = `http://127.0.0.1:${port}`;
@@ -126,6 +129,7 @@ export async function startOAuthTestBed(schemaPrefix: string): Promise<OAuthTest
       OAUTH_KEYRING_FILE: join(keyDir, 'identity-oauth.key'),
       // The organization IdPs of the token exchange tests listen on 127.0.0.1.
       SSO_ALLOW_INSECURE_LOCALHOST: 'true',
+      ...extraEnv,
     },
   });
 
