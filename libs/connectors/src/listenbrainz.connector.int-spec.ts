@@ -10,8 +10,10 @@ import { MemoryStore } from './testing/memory-store.js';
 
 /**
  * The ListenBrainz connector against the ListenBrainz simulator over HTTP: the user token as
- * `Authorization: Token`, the walk back with max_ts, the walk forward with min_ts, listens
- * sharing a second across a page edge, brainzutils' rate limit, and listens it cannot read.
+ * `Authorization: Token`, the walk back with max_ts, the walk forward with min_ts from a
+ * lookback before the newest listen held, listens sharing a second across a page edge,
+ * brainzutils' rate limit, and listens it cannot read. Same-second paging in detail, and
+ * sources that ignore the bounds: listenbrainz.pages.int-spec.ts.
  */
 describe('ListenBrainzConnector against the simulator', () => {
   let sim: RunningSimulator;
@@ -79,9 +81,9 @@ describe('ListenBrainzConnector against the simulator', () => {
     expect(plays.every((p) => !('durationMs' in p) || (p.durationMs as number) <= 240_000)).toBe(true);
   }, 60_000);
 
-  it('the next run fetches only the listens after the newest held, even one sharing its second', async () => {
+  it('with no lookback the next run fetches only the listens after the newest held, even one sharing its second', async () => {
     const store = new MemoryStore();
-    const connector = new ListenBrainzConnector({ pageSize: 100 });
+    const connector = new ListenBrainzConnector({ pageSize: 100, lookbackSeconds: 0 });
     let cursor: ListenBrainzCursor = await connector.sync(ctxFor(store), null);
     const newest = (await listens())[0]!;
     // A listen in the same second as the newest held (another track), and two later ones.
@@ -99,6 +101,56 @@ describe('ListenBrainzConnector against the simulator', () => {
     const quiet = store.upserts;
     await connector.sync(ctxFor(store), cursor);
     expect(store.upserts - quiet).toBe(1);
+  }, 60_000);
+
+  it('a listen stored later with a past listened_at is fetched when it is within the lookback', async () => {
+    const HOUR = 3600;
+    const store = new MemoryStore();
+    const connector = new ListenBrainzConnector({ pageSize: 100, lookbackSeconds: 6 * HOUR });
+    let cursor = await connector.sync(ctxFor(store), null);
+    const held = await listens();
+    const newest = held[0]!.listened_at;
+    // As an import or a scrobbler's offline queue submits them: older than the newest held.
+    const freeSecondNear = (at: number) => {
+      while (held.some((l) => l.listened_at === at)) at--;
+      return at;
+    };
+    const backdated = await sim.control.addItem<Listen>(login, 'listens', {
+      listened_at: freeSecondNear(newest - 2 * HOUR),
+    });
+    const tooOld = await sim.control.addItem<Listen>(login, 'listens', {
+      listened_at: freeSecondNear(newest - 7 * HOUR),
+    });
+    const before = store.upserts;
+    cursor = await connector.sync(ctxFor(store), cursor);
+    expect(store.live.has(`media.play_event/${idOf(backdated)}`)).toBe(true);
+    // Backdated further than the lookback: missed (docs/sync.md says so).
+    expect(store.live.has(`media.play_event/${idOf(tooOld)}`)).toBe(false);
+    // The profile and every listen of the lookback's six hours again, the new one among them.
+    const inWindow = (await listens()).filter((l) => l.listened_at >= newest - 6 * HOUR).length;
+    expect(inWindow).toBeLessThan(held.length / 2);
+    expect(store.upserts - before).toBe(1 + inWindow);
+    expect(cursor).toEqual({ v: 1, user: login, newest, newestIds: expect.arrayContaining([idOf(held[0]!)]) });
+  }, 60_000);
+
+  it('a walk forward bounded in pages keeps what it reached, and the next run goes on from there', async () => {
+    const store = new MemoryStore();
+    const connector = new ListenBrainzConnector({ pageSize: 50, lookbackSeconds: 0, maxForwardPages: 2 });
+    let cursor = await connector.sync(ctxFor(store), null);
+    const added: Listen[] = [];
+    for (let i = 0; i < 120; i++) added.push(await sim.control.addItem<Listen>(login, 'listens', {}));
+    const before = store.count('media.play_event');
+    cursor = await connector.sync(ctxFor(store), cursor);
+    // Two pages of 50, each starting at the second already held: 49 new listens each, oldest first.
+    expect(store.count('media.play_event') - before).toBe(98);
+    for (const l of added.slice(0, 98)) expect(store.live.has(`media.play_event/${idOf(l)}`)).toBe(true);
+    expect(cursor.forwardFrom).toBe(added[97]!.listened_at - 1);
+    expect(cursor.newest).toBe(added[97]!.listened_at);
+    cursor = await connector.sync(ctxFor(store), cursor);
+    for (const l of added) expect(store.live.has(`media.play_event/${idOf(l)}`)).toBe(true);
+    expect(store.count('media.play_event')).toBe((await listens()).length);
+    expect(cursor.forwardFrom).toBeUndefined();
+    expect(cursor.newest).toBe(added.at(-1)!.listened_at);
   }, 60_000);
 
   it('walks forward over more new listens than one page holds, in pages of the closest after min_ts', async () => {

@@ -12,6 +12,11 @@ import { SourceHttp } from './source-http.js';
 interface LbAdditionalInfo {
   duration_ms?: unknown;
   duration?: unknown;
+  /**
+   * Seconds actually listened: documented in json.rst's additional_info table since
+   * listenbrainz-server 9b8f0e06f (2025-11) and kept by the server (listen.py's
+   * ADDITIONAL_INFO keys; its Maloja importer sets it). Few scrobblers send it.
+   */
   duration_played?: unknown;
   isrc?: unknown;
   artist_mbids?: unknown;
@@ -56,6 +61,13 @@ export interface ListenBrainzCursor {
   newestIds?: string[];
   /** Set while the first run's walk back in time was cut short: the next run goes on from here. */
   backfillBefore?: number;
+  /**
+   * Set while a walk forward was cut short by its page bound: the next run asks `min_ts` =
+   * `forwardFrom` (instead of newest − lookback) and drops `forwardHeld`, the ids it already
+   * has at the second just after it.
+   */
+  forwardFrom?: number;
+  forwardHeld?: string[];
 }
 
 export interface ListenBrainzOptions {
@@ -63,9 +75,20 @@ export interface ListenBrainzOptions {
   pageSize?: number;
   /** Pages one run walks back in time before it stops and leaves the rest to the next run. */
   maxBackfillPages?: number;
+  /** Pages one run walks forward before it stops and leaves the rest to the next run. */
+  maxForwardPages?: number;
+  /**
+   * How far before the newest listen held each run starts reading again (seconds; default
+   * 14 days). ListenBrainz stores listens with past timestamps (imports, scrobblers' offline
+   * queues, its Spotify importer running late); min_ts = newest would never see them.
+   * Re-read listens keep their id, and the Personal Server skips bodies whose digest is
+   * unchanged, so the overlap costs requests, not writes.
+   */
+  lookbackSeconds?: number;
 }
 
 const SOURCE = 'listenbrainz';
+const DEFAULT_LOOKBACK_SECONDS = 14 * 24 * 3600;
 const ISRC = /^[A-Z]{2}[A-Z0-9]{3}\d{7}$/;
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
@@ -133,7 +156,8 @@ export function normalizeListen(listen: LbListen): NormalizedRecord {
       ...creatorsOf(listen, artist),
       kind: 'music',
       playedAt,
-      // duration_played (seconds) is how long it played; duration_ms / duration the track's length.
+      // duration_played (seconds) is how long it played; duration_ms / duration the track's length
+      // (all three documented in json.rst's additional_info table).
       durationMs: seconds(info.duration_played),
       itemDurationMs: nonNegativeInt(info.duration_ms) ?? seconds(info.duration),
       supplemental: false,
@@ -179,22 +203,31 @@ const tsOf = (listen: LbListen | null): number | undefined => nonNegativeInt(lis
 /**
  * ListenBrainz: who the token belongs to (`/1/validate-token`), then the listening history.
  * The first run walks back in time from the newest listen with `max_ts` (bounded per run;
- * the next run resumes where it stopped); later runs walk forward from the newest listen
- * held with `min_ts`, which returns the listens closest after it, so none is skipped.
- * Several listens can share one second, and both parameters are exclusive, so each walk
- * asks one second past its edge and drops the ids it already has at that second.
- * Listens deleted at ListenBrainz stay here: finding them would mean re-reading the whole
- * history every run. Rate limits (429 + X-RateLimit-Reset-In) are SourceHttp's.
+ * the next run resumes where it stopped); later runs walk forward with `min_ts`, which
+ * returns the listens closest after it, starting `lookbackSeconds` before the newest listen
+ * held: listens are often stored with past timestamps, and those are fetched as long as
+ * they are no older than the lookback. Missed, by design: a listen backdated further than
+ * that, and one deleted at ListenBrainz (finding either would mean re-reading the whole
+ * history every run). Several listens can share one second, and both parameters are
+ * exclusive, so each step asks one second past its edge and drops the ids it already has
+ * at that second; a full page within one second is stepped past (the API cannot page inside
+ * a second, so more than `pageSize` listens in one second cannot all be read). Both walks
+ * are bounded in pages per run and stop when the source does not move on.
+ * Rate limits (429 + X-RateLimit-Reset-In) are SourceHttp's.
  */
 export class ListenBrainzConnector implements Connector {
   readonly integration = SOURCE;
   readonly produces = ['profile', 'media.play_event'] as const;
   private readonly pageSize: number;
   private readonly maxBackfillPages: number;
+  private readonly maxForwardPages: number;
+  private readonly lookbackSeconds: number;
 
   constructor(options: ListenBrainzOptions = {}) {
     this.pageSize = Math.min(1000, Math.max(1, options.pageSize ?? 1000));
     this.maxBackfillPages = Math.max(1, options.maxBackfillPages ?? 200);
+    this.maxForwardPages = Math.max(1, options.maxForwardPages ?? 200);
+    this.lookbackSeconds = Math.max(0, Math.floor(options.lookbackSeconds ?? DEFAULT_LOOKBACK_SECONDS));
   }
 
   async sync(ctx: SyncContext, cursor: unknown): Promise<ListenBrainzCursor> {
@@ -218,7 +251,29 @@ export class ListenBrainzConnector implements Connector {
     const prev = isListenBrainzCursor(cursor) && cursor.user === user ? cursor : undefined;
     const next: ListenBrainzCursor = { v: 1, user };
     if (prev?.newest !== undefined) {
-      Object.assign(next, await this.forward(http, ctx, user, prev.newest, prev.newestIds ?? []));
+      // A walk cut short goes on where it stopped; otherwise from the lookback's start, where
+      // only with no lookback are the ids held at its first second known.
+      const from =
+        prev.forwardFrom !== undefined
+          ? { minTs: prev.forwardFrom, held: prev.forwardHeld ?? [] }
+          : {
+              minTs: Math.max(0, prev.newest - this.lookbackSeconds - 1),
+              held: this.lookbackSeconds === 0 ? (prev.newestIds ?? []) : [],
+            };
+      const fwd = await this.forward(http, ctx, user, from.minTs, from.held);
+      // The newest held only moves up: a walk cut short, or listens deleted at the top, leave it.
+      if (fwd.top === undefined || fwd.top < prev.newest) {
+        next.newest = prev.newest;
+        next.newestIds = prev.newestIds ?? [];
+      } else {
+        next.newest = fwd.top;
+        next.newestIds =
+          fwd.top === prev.newest ? [...new Set([...(prev.newestIds ?? []), ...fwd.topIds])] : fwd.topIds;
+      }
+      if (fwd.resume) {
+        next.forwardFrom = fwd.resume.minTs;
+        next.forwardHeld = fwd.resume.held;
+      }
       if (prev.backfillBefore !== undefined) {
         const back = await this.backward(http, ctx, user, prev.backfillBefore);
         if (back.backfillBefore !== undefined) next.backfillBefore = back.backfillBefore;
@@ -250,7 +305,10 @@ export class ListenBrainzConnector implements Connector {
     return { path, listens: Array.isArray(payload?.listens) ? payload.listens : [], oldest: payload?.oldest_listen_ts };
   }
 
-  /** Newest first from `start` (exclusive; undefined: from the newest), until the oldest listen or the page bound. */
+  /**
+   * Newest first from `start` (inclusive; undefined: from the newest), until the oldest
+   * listen, the page bound, or a page that does not move the walk on.
+   */
   private async backward(
     http: SourceHttp,
     ctx: SyncContext,
@@ -258,18 +316,17 @@ export class ListenBrainzConnector implements Connector {
     start: number | undefined,
   ): Promise<Omit<ListenBrainzCursor, 'v' | 'user'>> {
     const out: Omit<ListenBrainzCursor, 'v' | 'user'> = {};
-    let before = start;
-    // Ids held at the second `before`: max_ts = before + 1 returns them again, with any
+    // The exclusive max_ts of the next request, and the ids already emitted at the second
+    // just below it: asking from one second past the edge returns them again, with any
     // sibling of that second the previous page had no room for.
+    let maxTs = start === undefined ? undefined : start + 1;
     let edge = new Set<string>();
-    let stepPast = false;
     for (let pages = 0; ; pages++) {
       if (pages >= this.maxBackfillPages) {
-        if (before !== undefined) out.backfillBefore = before;
+        if (maxTs !== undefined) out.backfillBefore = maxTs - 1;
         return out;
       }
-      const query = before === undefined ? '' : `&max_ts=${stepPast ? before : before + 1}`;
-      const { path, listens, oldest } = await this.page(http, user, query);
+      const { path, listens, oldest } = await this.page(http, user, maxTs === undefined ? '' : `&max_ts=${maxTs}`);
       await this.emitNew(ctx, listens, edge, path);
       const times = listens.map(tsOf).filter((t): t is number => t !== undefined);
       if (times.length === 0) return out;
@@ -279,44 +336,66 @@ export class ListenBrainzConnector implements Connector {
       }
       const low = Math.min(...times);
       if (listens.length < this.pageSize || (oldest !== undefined && low <= oldest)) return out;
-      if (before === undefined || low < before) {
+      if (maxTs === undefined || low < maxTs - 1) {
         edge = new Set(idsAt(listens, low));
-        stepPast = false;
+        maxTs = low + 1;
+      } else if (low === maxTs - 1) {
+        // A whole page in the one second below max_ts: go on strictly before it.
+        maxTs = low;
       } else {
-        // A whole page in the one second `before`: go on strictly before it.
-        stepPast = true;
+        // Listens at or after max_ts: the source ignored it and would answer the same again.
+        // The next run retries from here.
+        out.backfillBefore = maxTs - 1;
+        return out;
       }
-      before = low;
     }
   }
 
-  /** Oldest first after `newest` (ListenBrainz answers min_ts with the listens closest after it). */
+  /**
+   * Oldest first after `minTs` (exclusive; ListenBrainz answers min_ts with the listens
+   * closest after it), dropping `held` (ids already held at the second minTs + 1). Stops at
+   * a page that is not full, at a page that does not move the walk on (the source ignoring
+   * min_ts, or a full page without a readable listened_at), or at the page bound, when
+   * `resume` says where the next run goes on. `top` is the newest second read, `topIds` the
+   * ids read there.
+   */
   private async forward(
     http: SourceHttp,
     ctx: SyncContext,
     user: string,
-    newest: number,
-    heldIds: string[],
-  ): Promise<Pick<ListenBrainzCursor, 'newest' | 'newestIds'>> {
-    let after = newest;
-    let edge = new Set(heldIds);
-    let stepPast = false;
-    for (;;) {
-      const { path, listens } = await this.page(http, user, `&min_ts=${stepPast ? after : Math.max(0, after - 1)}`);
+    startMinTs: number,
+    held: readonly string[],
+  ): Promise<{ top?: number; topIds: string[]; resume?: { minTs: number; held: string[] } }> {
+    let minTs = startMinTs;
+    let edge = new Set(held);
+    let top: number | undefined;
+    let topIds = new Set<string>();
+    for (let pages = 0; ; pages++) {
+      if (pages >= this.maxForwardPages) return { top, topIds: [...topIds], resume: { minTs, held: [...edge] } };
+      const { path, listens } = await this.page(http, user, `&min_ts=${minTs}`);
       await this.emitNew(ctx, listens, edge, path);
       const times = listens.map(tsOf).filter((t): t is number => t !== undefined);
-      const high = times.length > 0 ? Math.max(...times) : after;
-      const full = listens.length >= this.pageSize;
-      if (high > after) {
-        edge = new Set(idsAt(listens, high));
-        stepPast = false;
-      } else {
-        idsAt(listens, after).forEach((id) => edge.add(id));
-        // A whole page in the one second `after`: go on strictly after it.
-        stepPast = full;
+      const high = times.length > 0 ? Math.max(...times) : undefined;
+      if (high !== undefined && (top === undefined || high > top)) {
+        top = high;
+        topIds = new Set(idsAt(listens, high));
+      } else if (high !== undefined && high === top) {
+        idsAt(listens, high).forEach((id) => topIds.add(id));
       }
-      after = high;
-      if (!full) return { newest: after, newestIds: [...edge] };
+      if (listens.length < this.pageSize) return { top, topIds: [...topIds] };
+      let nextMinTs = minTs;
+      if (high !== undefined && high > minTs + 1) {
+        edge = new Set(idsAt(listens, high));
+        nextMinTs = high - 1;
+      } else if (high === minTs + 1) {
+        // A whole page in the one second after min_ts: go on strictly after it.
+        edge = new Set();
+        nextMinTs = high;
+      }
+      // Nothing after min_ts (the source ignored it) or nothing readable: asking again would
+      // get the same page. The next run starts over from its lookback.
+      if (nextMinTs === minTs) return { top, topIds: [...topIds] };
+      minTs = nextMinTs;
     }
   }
 

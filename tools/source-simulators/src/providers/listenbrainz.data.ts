@@ -91,6 +91,8 @@ export function generateListen(account: Account, rng: Rng, index: number): SimIt
     id: `lst_${account.id}_${String(index + 1).padStart(8, '0')}`,
     listened_at: listenedAt,
     inserted_at: listenedAt + rng.int(1, 30),
+    // Seconds actually listened: documented in json.rst's additional_info table (since
+    // listenbrainz-server 9b8f0e06f, 2025-11) and set by its Maloja importer; few clients send it.
     duration_played: rng.bool(0.3) ? rng.int(30, 240) : null,
     ...track(account.seed, rng.int(0, CATALOG_SIZE - 1)),
   };

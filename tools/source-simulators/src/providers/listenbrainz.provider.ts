@@ -180,8 +180,9 @@ export function listenbrainzProvider(): Provider {
 /**
  * What ListenBrainz returns for a user's listens: newest first. With `min_ts` it takes the
  * `count` listens closest AFTER min_ts (it reads ascending from there, then reverses), so
- * walking forward page by page misses none; otherwise the `count` newest before `max_ts`
- * (or of all). Both bounds are exclusive. `latest_listen_ts` / `oldest_listen_ts` are the
+ * walking forward page by page misses no later listened_at (a listen added later with an
+ * earlier listened_at is behind the walk, as at ListenBrainz); otherwise the `count`
+ * newest before `max_ts` (or of all). Both bounds are exclusive. `latest_listen_ts` / `oldest_listen_ts` are the
  * user's newest and oldest listens overall (0 for a user with none).
  */
 function listensPayload(account: Account, minTs: number | undefined, maxTs: number | undefined, count: number) {
