@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as oauth from 'oauth4webapi';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { recentAuditEvents } from '../support/audit-stream.js';
 import {
@@ -73,7 +73,7 @@ beforeAll(async () => {
     redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
     name: 'Context Gateway',
   });
-  for (const login of ['octo-agent', 'octo-late']) {
+  for (const login of ['octo-agent', 'octo-late', 'octo-approver']) {
     await sim.control.createAccount({ login, counts: { repos: 3, starred: 0, issues: 0 } });
   }
   callbackServer = createServer((req, res) => {
@@ -127,8 +127,15 @@ afterAll(async () => {
   await new Promise((resolve) => callbackServer?.close(resolve));
 }, 60_000);
 
-/** A new person signs up with a passkey inside the authorization and consents; the agent gets their access token. */
-async function personToken(name: string): Promise<SignedInPerson & { accessToken: string }> {
+/**
+ * A new person signs up with a passkey inside the authorization and consents; the agent gets
+ * their access token. `keep`: their browser stays open (signed in, the passkey in its virtual
+ * authenticator) for pages they answer later.
+ */
+async function personToken(
+  name: string,
+  keep = false,
+): Promise<SignedInPerson & { accessToken: string; browser?: { context: BrowserContext; page: Page } }> {
   const context = await browser.newContext();
   const page = await context.newPage();
   await addVirtualAuthenticator(context, page);
@@ -165,9 +172,15 @@ async function personToken(name: string): Promise<SignedInPerson & { accessToken
     insecure,
   );
   const sessionToken = await sessionCookie(context);
-  await context.close();
+  if (!keep) await context.close();
   // A second passkey, in software, signs the person's consents in the connect flow.
   const person = await addSoftPasskey(base, { userId: claims.sub, sessionToken });
+  if (keep) {
+    // Adding the passkey opened a new session: the browser carries that one from now on.
+    const cookie = (await context.cookies()).find((c) => c.name === '__Host-cg_session');
+    await context.addCookies([{ ...cookie!, value: person.sessionToken }]);
+    return { ...person, accessToken: response.access_token, browser: { context, page } };
+  }
   return { ...person, accessToken: response.access_token };
 }
 
@@ -277,6 +290,127 @@ describe('gateway mode at /mcp', () => {
       (e) => e.operation === 'MCP resources/read' && e.phase === AuditPhase.OUTCOME,
     );
     expect(reads.at(-1)).toMatchObject({ capability: 'github:tools', resource: 'github://user', userId: alice.userId });
+  });
+
+  it("holds a destructive call for the person's passkey approval of exactly it; each approval runs one call", async () => {
+    const ada = await personToken('Ada Approver', true);
+    // The page whose virtual authenticator holds Ada's passkey (she signed up on it).
+    const { context, page } = ada.browser!;
+    await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-approver', ada);
+    const rule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'allow',
+      capability: 'github:delete_repo',
+      approvalRequired: true,
+      description: 'Deleting a repository needs the person’s approval',
+    });
+    expect(rule.status).toBe(201);
+    const ruleId = (rule.body as { rule: { id: string } }).rule.id;
+
+    /** The person opens the approval link, reads the call and approves it with their passkey. */
+    const approve = async (url: string, repo: string) => {
+      const link = new URL(url);
+      expect(link.pathname).toMatch(/^\/v1\/approvals\/[0-9a-f-]{36}$/);
+      const response = await page.goto(new URL(link.pathname, base).href);
+      expect(response?.headers()['content-security-policy']).toContain("form-action 'self'");
+      expect(await page.textContent('h1')).toContain('github.delete_repo');
+      expect(await page.textContent('body')).toContain('Destructive');
+      expect(JSON.parse((await page.textContent('#arguments')) ?? '')).toEqual({ repo });
+      await page.click('#allow');
+      await page.getByRole('heading', { name: 'Approved' }).waitFor();
+      return link.pathname;
+    };
+    const deleted = (result: unknown, repo: string) =>
+      expect(text(result)).toEqual({ deleted: repo, by: 'octo-approver' });
+
+    // 2026-07-28: the SDK's multi-round-trip driver hands the input request to the agent's
+    // URL elicitation handler, which waits for the person, then retries the call by itself.
+    const elicited: string[] = [];
+    const modern = new Client(
+      { name: 'e2e-agent-approvals', version: '1.0.0' },
+      { versionNegotiation: { mode: 'auto' }, capabilities: { elicitation: { url: {} } } },
+    );
+    modern.setRequestHandler('elicitation/create', async (request) => {
+      const params = request.params as { mode: string; url: string };
+      expect(params.mode).toBe('url');
+      elicited.push(await approve(params.url, 'octo-approver/old'));
+      return { action: 'accept' as const };
+    });
+    await modern.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', base), {
+        authProvider: { token: () => Promise.resolve(ada.accessToken) },
+      }),
+    );
+    await waitFor('the tool', async () =>
+      (await modern.listTools()).tools.some((t) => t.name === 'github.delete_repo') ? true : undefined,
+    );
+    deleted(
+      await modern.callTool({ name: 'github.delete_repo', arguments: { repo: 'octo-approver/old' } }),
+      'octo-approver/old',
+    );
+    expect(elicited).toHaveLength(1);
+    await modern.close();
+
+    // 2025-11-25: error -32042 with the approval link; the agent retries once the person approved.
+    const legacy = await agent(ada.accessToken, 'legacy');
+    const held = async (repo: string) => {
+      const error = await legacy.callTool({ name: 'github.delete_repo', arguments: { repo } }).then(
+        () => undefined,
+        (e: unknown) => e as ProtocolError,
+      );
+      expect(error?.code).toBe(-32042);
+      const [request] = (error?.data as { elicitations: { mode: string; url: string }[] }).elicitations;
+      expect(request?.mode).toBe('url');
+      return request?.url ?? '';
+    };
+    const first = await held('octo-approver/tmp');
+    // Not approved yet: the retry is held again, on the same request.
+    expect(await held('octo-approver/tmp')).toBe(first);
+    const approved = await approve(first, 'octo-approver/tmp');
+    deleted(
+      await legacy.callTool({ name: 'github.delete_repo', arguments: { repo: 'octo-approver/tmp' } }),
+      'octo-approver/tmp',
+    );
+    // Single use: the same call again needs a new approval.
+    const again = await held('octo-approver/tmp');
+    expect(new URL(again).pathname).not.toBe(approved);
+    // Other arguments are another call: an approval of these covers nothing else.
+    const other = await held('octo-approver/keep');
+    expect(new URL(other).pathname).not.toBe(new URL(again).pathname);
+    // Declined: the retry fails once with a clear error; nothing ran.
+    await page.goto(new URL(new URL(other).pathname, base).href);
+    await page.click('button[value=deny]');
+    await page.getByRole('heading', { name: 'Declined' }).waitFor();
+    const declined = await legacy
+      .callTool({ name: 'github.delete_repo', arguments: { repo: 'octo-approver/keep' } })
+      .then(
+        () => undefined,
+        (e: unknown) => e as ProtocolError,
+      );
+    expect(declined?.data).toMatchObject({ code: 'approval_declined' });
+    // A replayed approval page answer changes nothing.
+    await page.goto(new URL(approved, base).href);
+    expect(await page.textContent('body')).toContain('approval_already_decided');
+    await legacy.close();
+
+    // Every call has intent and outcome; held ones name the request, the approved ones the approval they spent.
+    const events = (await recentAuditEvents(nc, 120)).filter(
+      (e) => e.capability === 'github:delete_repo' && e.userId === ada.userId,
+    );
+    const outcomes = events.filter((e) => e.phase === AuditPhase.OUTCOME);
+    for (const outcome of outcomes)
+      expect(events.find((e) => e.eventId === outcome.intentEventId)).toMatchObject({ phase: AuditPhase.INTENT });
+    const ran = outcomes.filter((e) => e.outcome === AuditOutcome.ALLOWED);
+    expect(ran.map((e) => `/v1/approvals/${e.approvalId}`).sort()).toEqual([elicited[0], approved].sort());
+    expect(outcomes.filter((e) => e.errorCode === 'approval_required').map((e) => e.approvalId)).toContain(
+      approved.split('/').at(-1),
+    );
+    expect(outcomes.find((e) => e.errorCode === 'approval_declined')?.approvalId).toBe(
+      new URL(other).pathname.split('/').at(-1),
+    );
+    for (const e of ran) expect(e.policy?.matchedRuleIds).toContain(ruleId);
+
+    await admin().call('DELETE', `/v1/admin/organizations/${app.orgId}/policy/rules/${ruleId}`);
+    await context.close();
   });
 
   it('refuses what policy denies, naming the layer, from the very next call; resource rules read the arguments', async () => {

@@ -1,4 +1,4 @@
-import { grantChallenge, passkeyChallenge } from './passkey-statement.js';
+import { approvalChallenge, grantChallenge, passkeyChallenge } from './passkey-statement.js';
 
 const grant = {
   userId: '0190f5a4-0000-7000-8000-000000000001',
@@ -51,5 +51,33 @@ describe('passkeyChallenge', () => {
     expect(passkeyChallenge({ ...statement, credentialId: 'cred-2' })).not.toBe(challenge);
     expect(passkeyChallenge({ ...statement, publicKey: Buffer.from([1, 2, 4]) })).not.toBe(challenge);
     expect(passkeyChallenge({ ...statement, nonce: 'n-2' })).not.toBe(challenge);
+  });
+});
+
+describe('approvalChallenge', () => {
+  const approval = {
+    userId: grant.userId,
+    orgId: grant.orgId,
+    applicationId: grant.applicationId,
+    capability: 'github:delete_repo',
+    argumentsHash: 'h-1',
+    nonce: 'n-1',
+    notAfter: grant.notAfter,
+  };
+
+  it('changes with every term of the call, and is no grant challenge', () => {
+    const challenge = approvalChallenge(approval);
+    expect(Buffer.from(challenge, 'base64url')).toHaveLength(32);
+    for (const change of [
+      { userId: 'other' },
+      { orgId: 'other' },
+      { applicationId: 'other' },
+      { capability: 'github:create_issue' },
+      { argumentsHash: 'h-2' },
+      { nonce: 'n-2' },
+      { notAfter: new Date(grant.notAfter.getTime() + 1) },
+    ])
+      expect(approvalChallenge({ ...approval, ...change })).not.toBe(challenge);
+    expect(grantChallenge({ ...grant, integration: approval.capability, scopes: [] })).not.toBe(challenge);
   });
 });

@@ -56,3 +56,34 @@ export function passkeyChallenge(s: PasskeyStatement): string {
     s.notAfter.getTime(),
   ]);
 }
+
+/** One MCP tool call a person approves: this application, this capability, these exact arguments, once. */
+export interface ApprovalStatement {
+  userId: string;
+  orgId: string;
+  applicationId: string;
+  /** `<integration>:<tool>`. */
+  capability: string;
+  /** SHA-256 (base64url) of the arguments' canonical JSON (RFC 8785): `argumentsHash`. */
+  argumentsHash: string;
+  nonce: string;
+  notAfter: Date;
+}
+
+/**
+ * The WebAuthn challenge a person signs to approve one tool call (gateway mode): the hash of
+ * who asks, for whom, which capability and which arguments. A signature over it approves
+ * exactly that call; other arguments, another application or another person hash otherwise.
+ */
+export function approvalChallenge(s: ApprovalStatement): string {
+  return challengeOf([
+    'context-gateway.approval.v1',
+    s.userId,
+    s.orgId,
+    s.applicationId,
+    s.capability,
+    s.argumentsHash,
+    s.nonce,
+    s.notAfter.getTime(),
+  ]);
+}

@@ -67,6 +67,16 @@ export const ErrorCodes = {
    * expired or was already used.
    */
   passkey_signature_invalid: { status: 403, title: 'Passkey signature invalid' },
+  /** No such approval request (gateway mode). */
+  approval_not_found: { status: 404, title: 'Approval not found' },
+  /** The approval request is another person's: only the person the agent acts for approves (nothing is shown). */
+  approval_other_person: { status: 403, title: 'Approval for another person' },
+  /** The approval request's time is over: the agent's retry asks for a new one. */
+  approval_expired: { status: 410, title: 'Approval expired' },
+  /** The approval request was already approved, declined or used: each is decided once. */
+  approval_already_decided: { status: 409, title: 'Approval already decided' },
+  /** The person declined the tool call: the agent's retry of that exact call fails once with this. */
+  approval_declined: { status: 403, title: 'Approval declined' },
   /** The OAuth state on a callback is unknown, used, expired or not this browser's. */
   oauth_state_invalid: { status: 400, title: 'OAuth state invalid' },
   /** The source refused or failed the token exchange or refresh. */

@@ -107,6 +107,8 @@ const envSchema = z
     MCP_MAX_RESULT_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(4_194_304),
     /** Gateway mode: how long a server's tool list is used before it is read again (unless the list says less). */
     MCP_TOOLS_TTL_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+    /** Gateway mode: how long a held tool call's approval request (and an approval not yet used) stays valid. */
+    MCP_APPROVAL_TTL_MS: z.coerce.number().int().min(10_000).max(86_400_000).default(600_000),
     /** Gateway mode: a tool no read of its server has shown for this long drops out of the org's catalog. */
     MCP_TOOLS_RETAIN_UNSEEN_MS: z.coerce.number().int().min(1_000).max(2_592_000_000).default(3_600_000),
     /** Gateway mode: http:// upstream MCP servers (development only). */

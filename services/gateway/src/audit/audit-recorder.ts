@@ -89,6 +89,8 @@ export interface AuditRecord {
   operation?: string;
   /** Defaults to the current request context's id. */
   requestId?: string;
+  /** Gateway mode: the approval request a held tool call was settled against. */
+  approvalId?: string;
 }
 
 /** Handle of a recorded intent, passed back to recordOutcome. */
@@ -210,5 +212,6 @@ function toEvent(
     actorId: record.actorId ?? '',
     intentEventId,
     operation: record.operation ?? '',
+    approvalId: record.approvalId ?? '',
   });
 }

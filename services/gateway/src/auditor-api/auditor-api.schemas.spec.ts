@@ -14,6 +14,7 @@ const entry: AuditEntryJson = {
   capability: 'github:read:repos',
   resource: 'connection:1',
   connectionId: null,
+  approvalId: null,
   action: 'data_query',
   outcome: 'denied',
   phase: 'complete',

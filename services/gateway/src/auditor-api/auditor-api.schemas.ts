@@ -65,6 +65,10 @@ const auditEntrySchema = z.object({
   capability: z.string().nullable(),
   resource: z.string().nullable(),
   connectionId: z.string().nullable(),
+  approvalId: z
+    .string()
+    .nullable()
+    .describe('Gateway mode: the approval request a held tool call was settled against.'),
   action: z.string(),
   outcome: z.string(),
   phase: z.string(),
@@ -129,6 +133,7 @@ export function toEntryJson(entry: AuditEntry): AuditEntryJson {
     capability: orNull(e.capability),
     resource: orNull(e.resource),
     connectionId: orNull(e.connectionId),
+    approvalId: orNull(e.approvalId),
     action: enumName(AuditAction, e.action, ''),
     outcome: enumName(AuditOutcome, e.outcome, ''),
     phase: enumName(AuditPhase, e.phase, ''),

@@ -4,7 +4,7 @@ import { html, type SafeHtml } from '../http/html.js';
  * The consent flow's pages: small, server-rendered, no script, every dynamic value escaped
  * through `html` (http/html.ts), so nothing an app or a source sends can become markup.
  */
-function layout(title: string, body: SafeHtml): string {
+export function layout(title: string, body: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -19,7 +19,7 @@ h1{font-size:1.4rem}ul{padding-left:1.2rem}li{margin:.4rem 0}
 button,.button{font:inherit;padding:.55rem 1.2rem;border-radius:.4rem;border:1px solid #444;background:#fff;color:#1b1b1b;text-decoration:none;cursor:pointer}
 .primary{background:#1b4fd8;border-color:#1b4fd8;color:#fff}
 label{display:block;margin-top:1rem}input[type=password]{width:100%;font:inherit;padding:.4rem}
-.note{color:#555;font-size:.9rem}
+.note{color:#555;font-size:.9rem}pre{white-space:pre-wrap;word-break:break-all;background:#f4f4f4;padding:.6rem;border-radius:.3rem}
 </style>
 </head>
 <body>

@@ -4,6 +4,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 
 import { AccountsModule } from '../accounts/accounts.module.js';
+import { APPROVAL_FORM_ROUTES } from '../approvals/approvals.controller.js';
 import { PORTAL_FORM_ROUTES } from '../portal/portal.controller.js';
 import { ConnectFlowService } from './connect.service.js';
 import { ConnectSessionsController } from './connect-sessions.controller.js';
@@ -11,8 +12,8 @@ import { ConsentController } from './consent.controller.js';
 import { MyConnectionsController } from './my-connections.controller.js';
 
 const FORM = 'application/x-www-form-urlencoded';
-/** The only routes that take an HTML form: the consent page's and the portal's posts. Every other route reads JSON only. */
-const FORM_ROUTES = new Set(['POST /v1/connect/:token', ...PORTAL_FORM_ROUTES]);
+/** The only routes that take an HTML form: the consent page's, the approval page's and the portal's posts. Every other route reads JSON only. */
+const FORM_ROUTES = new Set(['POST /v1/connect/:token', ...APPROVAL_FORM_ROUTES, ...PORTAL_FORM_ROUTES]);
 
 /** The connect flow (steps 1-3): the app's connect sessions and connections, the person's consent pages, the sources' callback. */
 @Module({

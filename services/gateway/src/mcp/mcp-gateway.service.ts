@@ -18,6 +18,7 @@ import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
+import { ApprovalsService, type HeldCall } from '../approvals/approvals.service.js';
 import { AuditRecorder } from '../audit/audit-recorder.js';
 import { outcomeOf } from '../audit/audit-route.interceptor.js';
 import { auditSubject } from '../audit/audit-subject.js';
@@ -49,6 +50,8 @@ const MCP_ERRORS = {
   auditUnavailable: -32011,
   /** Policy could not be brought up to date in time (fails closed). */
   unavailable: -32012,
+  /** The person declined this exact call on the approval page. */
+  approvalDeclined: -32013,
 } as const;
 
 /** A person's source token for one integration, as gateway mode keeps it between calls. */
@@ -97,6 +100,7 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly upstream: McpUpstream,
     private readonly catalog: McpToolCatalog,
     private readonly recorder: AuditRecorder,
+    private readonly approvals: ApprovalsService,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(SERVICE_ENV) private readonly env: Env,
     private readonly clock: Clock,
@@ -208,7 +212,20 @@ export class McpGatewayService implements OnModuleDestroy {
       era,
       view,
       server,
-      { capability: `${server.integration}:${tool.name}`, resource, operation: `MCP tools/call ${name}` },
+      {
+        capability: `${server.integration}:${tool.name}`,
+        resource,
+        operation: `MCP tools/call ${name}`,
+        held: {
+          arguments: args,
+          tool: {
+            name,
+            ...(tool.title ? { title: tool.title } : {}),
+            ...(tool.description ? { description: tool.description } : {}),
+            ...(tool.annotations ? { annotations: tool.annotations } : {}),
+          },
+        },
+      },
       (token) => this.upstream.callTool(server, token, tool, args, signal),
       (result) => (result.isError ? 'tool_error' : undefined),
     );
@@ -232,6 +249,8 @@ export class McpGatewayService implements OnModuleDestroy {
       /** Recorded only (a URI the caller wrote is no resource policy patterns can be trusted to match). */
       recordedResource?: string;
       operation: string;
+      /** What the person approves when an `approval_required` rule holds the call. */
+      held: Pick<HeldCall, 'arguments' | 'tool'>;
     },
     run: (token: string) => Promise<T>,
     failed: (result: T) => string | undefined = () => undefined,
@@ -251,8 +270,9 @@ export class McpGatewayService implements OnModuleDestroy {
       requestId: String(request.id),
     };
     const intent = await this.audited(() => this.recorder.recordIntent(base));
-    // The connection is known once the credential is: the outcome names it.
+    // The connection is known once the credential is, the approval once settled: the outcome names them.
     let connectionId: string | undefined;
+    let approvalId: string | undefined;
     const finish = (outcome: Parameters<AuditRecorder['recordOutcome']>[1], policy?: Decision) =>
       this.audited(() =>
         this.recorder.recordOutcome(
@@ -262,6 +282,7 @@ export class McpGatewayService implements OnModuleDestroy {
               ...intent.record,
               ...(policy ? { policy: auditPolicyOf(policy) } : {}),
               ...(connectionId ? { connectionId } : {}),
+              ...(approvalId ? { approvalId } : {}),
             },
           },
           outcome,
@@ -302,6 +323,27 @@ export class McpGatewayService implements OnModuleDestroy {
       // Connected, but the person's consent does not cover this tool (user layer).
       await finish({ outcome: 'denied', errorCode: 'policy_denied' }, decision);
       throw policyError(capability, decision);
+    }
+
+    if (decision.approval) {
+      // An org or user rule holds this call for the person's passkey approval of exactly it.
+      const settled = await this.settleApproval(
+        { ...this.decisionRequest(caller, capability), ...what.held },
+        (errorCode) => finish({ outcome: 'error', errorCode }, decision),
+      );
+      approvalId = settled.approvalId;
+      if (settled.state === 'pending') {
+        await finish({ outcome: 'denied', errorCode: 'approval_required' }, decision);
+        return approvalElicitation(era, what.held.tool.name, settled.url);
+      }
+      if (settled.state === 'declined') {
+        await finish({ outcome: 'denied', errorCode: 'approval_declined' }, decision);
+        throw new ProtocolError(
+          MCP_ERRORS.approvalDeclined,
+          `The person declined this call of ${what.held.tool.name}; asking again needs a new approval`,
+          { code: 'approval_declined', approvalId },
+        );
+      }
     }
 
     let result: T;
@@ -437,6 +479,7 @@ export class McpGatewayService implements OnModuleDestroy {
         resource: undefined,
         recordedResource: unwrapped.uri,
         operation: 'MCP resources/read',
+        held: { arguments: { uri: unwrapped.uri }, tool: { name: `${server.integration} resource` } },
       },
       async (token) => {
         const result = await this.upstream.use(server, token, signal, (client, s) =>
@@ -470,6 +513,7 @@ export class McpGatewayService implements OnModuleDestroy {
         capability: `${server.integration}:tools`,
         resource: `prompt:${split.tool}`,
         operation: `MCP prompts/get ${name}`,
+        held: { arguments: { prompt: split.tool, arguments: args ?? {} }, tool: { name: `${name} prompt` } },
       },
       (token) =>
         this.upstream.use(server, token, signal, (client, s) =>
@@ -537,6 +581,23 @@ export class McpGatewayService implements OnModuleDestroy {
     );
   }
 
+  /** The person's answer to this exact call, or the request it waits on; a store failure is audited and refused. */
+  private async settleApproval(call: HeldCall, failed: (errorCode: string) => Promise<unknown>) {
+    try {
+      return await this.approvals.settle(call);
+    } catch (error) {
+      const appError = AppError.from(error);
+      await failed(appError.code);
+      throw new ProtocolError(
+        appError.code === 'validation_failed' ? -32602 : MCP_ERRORS.unavailable,
+        appError.message,
+        {
+          code: appError.code,
+        },
+      );
+    }
+  }
+
   private async audited<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
@@ -570,6 +631,14 @@ async function paged<T>(
     if (!cursor) break;
   }
   return all;
+}
+
+/** URL-mode elicitation of the approval page, as for the connect link (the retry after approving runs the call). */
+function approvalElicitation(era: McpRequestContext['era'], toolName: string, url: string) {
+  const message = `Approve this call of ${toolName} with your passkey; the call runs once, with exactly these arguments.`;
+  if (era === 'modern')
+    return inputRequired({ inputRequests: { approval: inputRequired.elicitUrl({ url, message }) } });
+  throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);
 }
 
 /** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { ApprovalsModule } from '../approvals/approvals.module.js';
 import { CredentialsModule } from '../credentials/credentials.module.js';
 import { PolicyModule } from '../policy/policy.module.js';
 import { McpController } from './mcp.controller.js';
@@ -10,7 +11,7 @@ import { McpUpstream } from './mcp-upstream.js';
 
 /** Gateway mode: /mcp for agents, and the admin API of the org's remote MCP servers. */
 @Module({
-  imports: [PolicyModule, CredentialsModule],
+  imports: [PolicyModule, CredentialsModule, ApprovalsModule],
   controllers: [McpController, McpServersController],
   providers: [McpGatewayService, McpUpstream, McpToolCatalog],
 })
