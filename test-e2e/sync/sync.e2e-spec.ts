@@ -217,10 +217,19 @@ describe('sync: GitHub into the Personal Server', () => {
     expect(res.status).toBe(202);
     expect(res.body.state).toBe('queued');
     const state = await syncedAfter(connectionId, t0);
-    const live = await records(connectionId, 'code.repository');
-    expect(live.size).toBe(230);
+    let live = await records(connectionId, 'code.repository');
     expect(live.get(String(added.id))).toMatchObject({ description: 'new at the source' });
     expect(live.get(String(repos[7]!.id))).toMatchObject({ description: 'edited at the source' });
+    // Only what changed was written: a new one, an edited one (and whatever the edit shifted).
+    expect(state.recordsSynced - before).toBeGreaterThanOrEqual(2);
+    expect(state.recordsSynced - before).toBeLessThan(230);
+    // Missed by one listing is not yet a deletion (the listing can shift under the reader): a
+    // run that misses it again tombstones it. (The deletion's webhook may already have run one.)
+    const t1 = Date.now();
+    expect((await api('POST', `/v1/connections/${connectionId}/sync`)).status).toBe(202);
+    await syncedAfter(connectionId, t1);
+    live = await records(connectionId, 'code.repository');
+    expect(live.size).toBe(230);
     expect(live.has(String(repos[100]!.id))).toBe(false);
     // The tombstone is visible to an app following changes with `since`.
     const changes = await api<{ records: { externalId: string; deleted: boolean }[] }>(
@@ -228,10 +237,7 @@ describe('sync: GitHub into the Personal Server', () => {
       `/v1/connections/${connectionId}/records?type=code.repository&since=${new Date(t0 - 1000).toISOString()}&limit=500`,
     );
     expect(changes.body.records.find((r) => r.externalId === String(repos[100]!.id))).toMatchObject({ deleted: true });
-    // Only what changed was written: a new one, an edited one (and whatever the edit shifted), a tombstone.
-    expect(state.recordsSynced - before).toBeGreaterThanOrEqual(3);
-    expect(state.recordsSynced - before).toBeLessThan(230);
-  }, 60_000);
+  }, 90_000);
 
   it('a webhook from the source makes a change queryable without waiting for the schedule', async () => {
     const repos = (await sim.control.list<{ id: number }>('octo-sync', 'repos')).items;

@@ -92,7 +92,7 @@ describe('GithubConnector on real-shaped accounts', () => {
 
   it('items added at the head between pages: nothing is lost, the new ones come with the next run', async () => {
     await sim.control.createAccount({ login: 'shifting', counts: { repos: 250, starred: 150, issues: 120 } });
-    await sim.control.setQuirks('shifting', { shiftingPages: true });
+    await sim.control.setQuirks('shifting', { shiftingPages: 'insert' });
     const tokens = await simulatorTokens(sim, 'shifting', 'repo read:user');
     const ids = async (collection: string) =>
       (await sim.control.list<{ id: number }>('shifting', collection)).items.map((i) => i.id);
@@ -113,5 +113,51 @@ describe('GithubConnector on real-shaped accounts', () => {
     await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, cursor);
     for (const key of added) expect(store.live.has(key)).toBe(true);
     expect(store.count('code.repository')).toBeGreaterThanOrEqual(251);
+  }, 30_000);
+
+  it('an item removed between pages: the live item the walk missed is not tombstoned; the removed one is, a run later', async () => {
+    await sim.control.createAccount({ login: 'removing', counts: { repos: 250, starred: 150, issues: 120 } });
+    const tokens = await simulatorTokens(sim, 'removing', 'repo read:user');
+    const ids = async (collection: string) =>
+      (await sim.control.list<{ id: number }>('removing', collection)).items.map((i) => String(i.id));
+    const collections = ['repos', 'starred', 'issues'] as const;
+    const type = { repos: 'code.repository', starred: 'code.star', issues: 'code.issue' } as const;
+    const store = new MemoryStore();
+    const ctx = { baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http };
+    let cursor = await connector.sync(ctx, null);
+    const before = { repos: await ids('repos'), starred: await ids('starred'), issues: await ids('issues') };
+    // An incremental run during which the head item of every listing is removed after page 1.
+    await sim.control.setQuirks('removing', { shiftingPages: 'remove' });
+    cursor = await connector.sync(ctx, cursor);
+    await sim.control.setQuirks('removing', {});
+    const after = { repos: await ids('repos'), starred: await ids('starred'), issues: await ids('issues') };
+    const removed = (c: (typeof collections)[number]) => before[c].filter((id) => !after[c].includes(id));
+    for (const c of collections) {
+      expect(removed(c)).toHaveLength(1);
+      // The walk really missed a live item (the one page 2 began with before the shift) and kept it.
+      const missed = cursor[c]?.missed ?? [];
+      expect(missed).toHaveLength(1);
+      expect(after[c]).toContain(missed[0]);
+    }
+    // Nothing that exists at the source is tombstoned, in that run or the next.
+    expect(store.tombstones.size).toBe(0);
+    cursor = await connector.sync(ctx, cursor);
+    expect(store.tombstones.size).toBe(0);
+    for (const c of collections) for (const id of after[c]) expect(store.live.has(`${type[c]}/${id}`)).toBe(true);
+    // The removed items were read on page 1 before their removal: the next run missed them
+    // once, this one again, and tombstones them.
+    cursor = await connector.sync(ctx, cursor);
+    for (const c of collections) {
+      expect(
+        store
+          .of(type[c])
+          .map((r) => r.externalId)
+          .sort(),
+      ).toEqual([...after[c]].sort());
+      expect(store.tombstones.has(`${type[c]}/${removed(c)[0]}`)).toBe(true);
+      expect(cursor[c]?.missed).toBeUndefined();
+    }
+    expect(store.tombstones.size).toBe(3);
+    expect(store.skipped).toEqual([]);
   }, 30_000);
 });

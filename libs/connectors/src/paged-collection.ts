@@ -13,6 +13,11 @@ export interface PageState {
 
 export interface CollectionState {
   pages: PageState[];
+  /**
+   * Ids held before that the last walk did not see, not yet tombstoned: missing once is not
+   * proof of a deletion (see syncCollection). Absent in cursors written before this rule.
+   */
+  missed?: string[];
 }
 
 export interface CollectionSpec<Item> {
@@ -36,9 +41,17 @@ export interface CollectionSpec<Item> {
 
 /**
  * Walks a paginated listing and commits what changed: pages answered 304 cost nothing and
- * keep their ids; pages answered 200 are upserted; ids seen last time and not this time
- * are tombstoned. Listing in full is the only way a REST source tells us about deletions,
- * and conditional requests make the unchanged part of it free.
+ * keep their ids; pages answered 200 are upserted. Listing in full is the only way a REST
+ * source tells us about deletions, and conditional requests make the unchanged part of it free.
+ *
+ * An id is tombstoned only when two consecutive walks miss it. One miss is no proof: an item
+ * removed from an earlier page while we are between pages shifts every later item left by
+ * one, so the item that began the next page is never served in this walk although it still
+ * exists (offset paging cannot tell). Its record is kept and its id remembered in `missed`;
+ * the next walk sees it again (it has moved to the earlier page, which then answers 200), or
+ * misses it again and tombstones it. A real deletion therefore reaches the store one run
+ * after the walk that first missed it. (A 304 cannot hide a live missed id: the page it is on
+ * now must differ from that page as last read, or this walk would have seen the id there.)
  */
 export async function syncCollection<Item>(
   http: SourceHttp,
@@ -105,8 +118,12 @@ export async function syncCollection<Item>(
     pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });
     url = next;
   }
-  const gone = [...before.values()].flatMap((p) => p.ids).filter((id) => !seen.has(id));
-  const deletes = [...new Set(gone)].map((externalId) => ({ type: spec.type, externalId }));
+  const missedBefore = new Set(previous?.missed ?? []);
+  const held = new Set([...[...before.values()].flatMap((p) => p.ids), ...missedBefore]);
+  const unseen = [...held].filter((id) => !seen.has(id));
+  // Missed twice in a row: gone. Missed for the first time: kept, and asked about next run.
+  const deletes = unseen.filter((id) => missedBefore.has(id)).map((externalId) => ({ type: spec.type, externalId }));
+  const missed = unseen.filter((id) => !missedBefore.has(id));
   for (let i = 0; i < deletes.length; i += 500) await ctx.emit({ upserts: [], deletes: deletes.slice(i, i + 500) });
-  return { state: { pages }, upserted, deleted: deletes.length };
+  return { state: { pages, ...(missed.length > 0 ? { missed } : {}) }, upserted, deleted: deletes.length };
 }

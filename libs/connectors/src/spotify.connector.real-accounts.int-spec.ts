@@ -110,7 +110,7 @@ describe('SpotifyConnector on real-shaped accounts', () => {
   it('saved tracks added between pages: nothing is lost, the new one comes with the next run', async () => {
     // 120 saved tracks: three pages of 50, each later page shifted by the one saved meanwhile.
     await sim.control.createAccount({ login: 'shifting', counts: { ...COUNTS, tracks: 120 } });
-    await sim.control.setQuirks('shifting', { shiftingPages: true });
+    await sim.control.setQuirks('shifting', { shiftingPages: 'insert' });
     const tokens = await simulatorTokens(sim, 'shifting', SCOPES);
     const before = (await sim.control.list<{ id: string }>('shifting', 'tracks')).items.map((t) => t.id);
     const store = new MemoryStore();
@@ -128,5 +128,60 @@ describe('SpotifyConnector on real-shaped accounts', () => {
     await connector.sync({ baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http }, cursor);
     expect(store.live.has(`media.track/${during[0]}`)).toBe(true);
     for (const id of before) expect(store.live.has(`media.track/${id}`)).toBe(true);
+  }, 30_000);
+
+  it('a saved track removed between pages: the live one the walk missed stays; the removed one goes a run later', async () => {
+    await sim.control.createAccount({ login: 'unsaving', counts: { ...COUNTS, tracks: 120 } });
+    const tokens = await simulatorTokens(sim, 'unsaving', SCOPES);
+    const tracks = async () => (await sim.control.list<{ id: string }>('unsaving', 'tracks')).items.map((t) => t.id);
+    const store = new MemoryStore();
+    const ctx = { baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http };
+    let cursor = await connector.sync(ctx, null);
+    const before = await tracks();
+    // An incremental run during which the newest saved track is unsaved after page 1.
+    await sim.control.setQuirks('unsaving', { shiftingPages: 'remove' });
+    cursor = await connector.sync(ctx, cursor);
+    await sim.control.setQuirks('unsaving', {});
+    const after = await tracks();
+    const removed = before.filter((id) => !after.includes(id));
+    expect(removed).toHaveLength(1);
+    // The walk really missed a live track (the one page 2 began with before the shift) and kept it.
+    expect(cursor.saved?.missed).toHaveLength(1);
+    expect(after).toContain(cursor.saved?.missed?.[0]);
+    expect(store.tombstones.size).toBe(0);
+    cursor = await connector.sync(ctx, cursor);
+    // Nothing that exists at the source was tombstoned, in either run.
+    expect(store.tombstones.size).toBe(0);
+    for (const id of after) expect(store.live.has(`media.track/${id}`)).toBe(true);
+    // The removed one was read before its removal: the next run missed it once, this one again.
+    cursor = await connector.sync(ctx, cursor);
+    expect([...store.tombstones]).toEqual([`media.track/${removed[0]}`]);
+    expect(
+      store
+        .of('media.track')
+        .map((r) => r.externalId)
+        .sort(),
+    ).toEqual([...after].sort());
+    expect(cursor.saved?.missed).toBeUndefined();
+  }, 30_000);
+
+  it('a playlist the listing misses once keeps its items; one missing twice is tombstoned with them', async () => {
+    const { tokens, playlists } = await account('pruner', {});
+    const store = new MemoryStore();
+    const ctx = { baseUrl: `${sim.url}/v1`, tokens, emit: store.apply, skip: store.skip, http };
+    let cursor = await connector.sync(ctx, null);
+    const gone = playlists[2]!.id;
+    const itemsOf = (id: string) => store.of('media.playlist_item').filter((r) => r.data.playlistId === id);
+    expect(itemsOf(gone)).toHaveLength(COUNTS.playlist_tracks);
+    await sim.control.deleteItem('pruner', 'playlists', gone);
+    cursor = await connector.sync(ctx, cursor);
+    // One miss: the playlist and its entries stay (the listing may have shifted under us).
+    expect(store.live.has(`media.playlist/${gone}`)).toBe(true);
+    expect(itemsOf(gone)).toHaveLength(COUNTS.playlist_tracks);
+    cursor = await connector.sync(ctx, cursor);
+    expect(store.tombstones.has(`media.playlist/${gone}`)).toBe(true);
+    expect(itemsOf(gone)).toHaveLength(0);
+    expect(store.count('media.playlist')).toBe(COUNTS.playlists - 1);
+    expect(cursor.playlistItems?.[gone]).toBeUndefined();
   }, 30_000);
 });

@@ -16,7 +16,8 @@ interface SpTrack {
   id: string | null;
   name: string;
   artists?: SpArtist[];
-  album?: { id?: string; name?: string };
+  /** A local file's album has null ids (Spotify's "Local Files" guide). */
+  album?: { id?: string | null; name?: string };
   show?: { id?: string; name?: string; publisher?: string };
   duration_ms?: number;
   uri?: string;
@@ -40,7 +41,8 @@ interface SpPlaylist {
   description?: string | null;
   public?: boolean | null;
   collaborative?: boolean;
-  snapshot_id: string;
+  /** Nothing in SimplifiedPlaylistObject is `required`: a playlist may come without one. */
+  snapshot_id?: string;
   owner?: { id: string; display_name?: string | null };
   tracks?: { href?: string; total?: number };
   items?: { href?: string; total?: number };
@@ -70,8 +72,11 @@ interface SpPage<T> {
 export interface SpotifyCursor {
   v: 1;
   playlists?: CollectionState;
-  /** Per playlist: the snapshot whose items we hold, and their ids (a changed snapshot is re-read). */
-  playlistItems?: Record<string, { snapshotId: string; ids: string[] }>;
+  /**
+   * Per playlist: the snapshot whose items we hold (none when the listing named none), and
+   * their ids. A changed snapshot is re-read; so is a playlist listed without one.
+   */
+  playlistItems?: Record<string, { snapshotId?: string; ids: string[] }>;
   saved?: CollectionState;
   /** recently-played `after` cursor (Unix ms of the newest play we have). */
   playedAfter?: string;
@@ -301,12 +306,16 @@ export class SpotifyConnector implements Connector {
       )
     ).state;
 
+    // A playlist the listing missed once is not gone yet (syncCollection): its items stay too.
+    const pendingPlaylists = new Set(next.playlists.missed ?? []);
     const prevItems = prev?.playlistItems ?? {};
     const playlistItems: NonNullable<SpotifyCursor['playlistItems']> = {};
     next.playlistItems = playlistItems;
     for (const p of listed) {
       const known = prevItems[p.id];
-      if (known && known.snapshotId === p.snapshot_id) {
+      // Without a snapshot id nothing tells an unchanged playlist from a changed one: re-read it.
+      const snapshotId = typeof p.snapshot_id === 'string' && p.snapshot_id !== '' ? p.snapshot_id : undefined;
+      if (known && snapshotId !== undefined && known.snapshotId === snapshotId) {
         playlistItems[p.id] = known;
         continue;
       }
@@ -366,9 +375,11 @@ export class SpotifyConnector implements Connector {
         .filter((id) => !keep.has(id))
         .map((externalId) => ({ type: 'media.playlist_item', externalId }));
       if (gone.length) await ctx.emit({ upserts: [], deletes: gone });
-      playlistItems[p.id] = { snapshotId: p.snapshot_id, ids };
+      playlistItems[p.id] = { ...(snapshotId !== undefined ? { snapshotId } : {}), ids };
     }
-    // A playlist that is gone takes its items with it.
+    // A playlist that is gone (tombstoned) takes its items with it.
+    for (const [id, v] of Object.entries(prevItems))
+      if (!playlistItems[id] && pendingPlaylists.has(id)) playlistItems[id] = v;
     const goneItems = Object.entries(prevItems)
       .filter(([id]) => !playlistItems[id])
       .flatMap(([, v]) => v.ids);

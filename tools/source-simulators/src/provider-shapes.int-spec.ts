@@ -32,7 +32,7 @@ async function walk(
   while (url && bodies.length < 20) {
     const res = await fetch(url, { headers });
     expect(res.status).toBe(200);
-    const body = (await res.json());
+    const body = await res.json();
     expect({ url, problems: problems(schema, body) }).toEqual({ url, problems: [] });
     bodies.push(body);
     url = next(body, res);
@@ -59,7 +59,8 @@ describe('Spotify simulator pages parse under the Web API description', () => {
     ['new field names', { playlistFields: 'new' }],
     ['null fields', { nullFields: true }],
     ['null playlist entries', { nullPlaylistEntries: [0, 3] }],
-    ['shifting pages', { shiftingPages: true }],
+    ['shifting pages (insert)', { shiftingPages: 'insert' }],
+    ['shifting pages (remove)', { shiftingPages: 'remove' }],
   ];
   it.each(cases)(
     '%s',
@@ -112,7 +113,8 @@ describe('GitHub simulator pages parse under the REST API description', () => {
     ['default', {}],
     ['null fields', { nullFields: true }],
     ['raw commas in links', { rawCommasInLinks: true }],
-    ['shifting pages', { shiftingPages: true }],
+    ['shifting pages (insert)', { shiftingPages: 'insert' }],
+    ['shifting pages (remove)', { shiftingPages: 'remove' }],
   ];
   it.each(cases)(
     '%s',

@@ -38,11 +38,15 @@ export interface Quirks {
   nullFields?: boolean;
   /**
    * Spotify and GitHub: the listing changes under the reader, as a live account does. Each
-   * time the first page of a paged listing is served, one new item is added at its head
-   * (GitHub /user/repos sorted by name, /user/starred, /issues; Spotify /me/tracks), so every
-   * later page is shifted by one: it starts with the item the previous page ended with.
+   * time the first page of a paged listing is served (GitHub /user/repos sorted by name,
+   * /user/starred, /issues; Spotify /me/tracks), the listing changes at its head:
+   * - `insert`: one new item is added at the head, so every later page is shifted right by
+   *   one (it starts with the item the previous page ended with: a duplicate, harmless);
+   * - `remove`: the head item (just served) is deleted, so every later page is shifted left
+   *   by one and the item the second page began with is never served in that walk, though
+   *   it still exists — the case where reading a listing in full could wrongly see a deletion.
    */
-  shiftingPages?: boolean;
+  shiftingPages?: 'insert' | 'remove';
   /** ListenBrainz: these listens (simulator ids) come without `track_name`, as old imported listens can. */
   listensWithoutTrackName?: string[];
   /** ListenBrainz: these listens come without `additional_info` (what a bare scrobbler sends). */
@@ -75,6 +79,9 @@ export function parseQuirks(value: unknown): Quirks {
     if (!Array.isArray(q[k]) || !q[k].every(ok)) throw new ChangeError(400, `${k} has a wrong type`);
     return q[k] as T[];
   };
+  const shifting = q.shiftingPages;
+  if (shifting !== undefined && shifting !== 'insert' && shifting !== 'remove')
+    throw new ChangeError(400, 'shiftingPages must be insert or remove');
   const fields = q.playlistFields;
   if (fields !== undefined && fields !== 'old' && fields !== 'new' && fields !== 'both')
     throw new ChangeError(400, 'playlistFields must be old, new or both');
@@ -85,7 +92,7 @@ export function parseQuirks(value: unknown): Quirks {
     nullPlaylistEntries: list<number>('nullPlaylistEntries', (v) => Number.isInteger(v) && (v as number) >= 0),
     playlistFields: fields,
     nullFields: flag('nullFields'),
-    shiftingPages: flag('shiftingPages'),
+    shiftingPages: shifting,
     listensWithoutTrackName: list<string>('listensWithoutTrackName', (v) => typeof v === 'string'),
     listensWithoutAdditionalInfo: list<string>('listensWithoutAdditionalInfo', (v) => typeof v === 'string'),
   };

@@ -6,8 +6,15 @@ import { principalOf, registerApi } from '../api-guard.js';
 import { basicCredentials, intParam, str } from '../http.js';
 import { randomBase62 } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
-import { addItem } from '../seeding.js';
-import { type Account, collectionFor, type Principal, type Provider, type SimContext } from '../simulator-context.js';
+import { addItem, deleteItem } from '../seeding.js';
+import {
+  type Account,
+  collectionFor,
+  type Principal,
+  type Provider,
+  type SimContext,
+  type SimItem,
+} from '../simulator-context.js';
 import {
   githubCollections,
   type IssueItem,
@@ -184,11 +191,24 @@ export function githubProvider(): Provider {
   const jsonArray = (parts: string[]) => `[${parts.join(',')}]`;
 
   /**
-   * shiftingPages: when the first page of a listing has been served, an item is added at the
-   * head of it (as one starred, created or assigned while the reader is between pages).
+   * shiftingPages: when the first page of a listing has been served, the listing changes at
+   * its head, as a live account does while the reader is between pages: `insert` adds an item
+   * there (one starred, created or assigned meanwhile), `remove` deletes the head item just
+   * served (one unstarred, deleted or unassigned meanwhile), shifting later pages left.
    */
-  const shiftAfterFirstPage = (req: FastifyRequest, ctx: SimContext, account: Account, collection: string) => {
-    if (!account.quirks.shiftingPages || intParam(req.query, 'page', 1) > 1) return;
+  const shiftAfterFirstPage = (
+    req: FastifyRequest,
+    ctx: SimContext,
+    account: Account,
+    collection: string,
+    page: readonly SimItem[],
+  ) => {
+    const mode = account.quirks.shiftingPages;
+    if (!mode || intParam(req.query, 'page', 1) > 1) return;
+    if (mode === 'remove') {
+      if (page[0]) deleteItem(ctx, account, collection, String(page[0].id));
+      return;
+    }
     // Repositories are listed by name: this one sorts first.
     const fields = collection === 'repos' ? { name: `0-inserted-${collectionFor(account, 'repos').nextIndex}` } : {};
     addItem(ctx, account, collection, fields);
@@ -454,16 +474,19 @@ export function githubProvider(): Provider {
             );
           }
           const page = paginate(req, reply, ctx, all);
+          if (!page) return reply;
+          // A first page answered 304 is served too: the listing changes under the reader all the same.
           if (
-            !page ||
             notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
-          )
+          ) {
+            shiftAfterFirstPage(req, ctx, p.account, 'repos', page);
             return reply;
+          }
           const nulls = p.account.quirks.nullFields === true;
           const json = jsonArray(
             page.map((r) => cachedJson(repoJson[nulls ? 1 : 0], r, () => renderRepo(ctx.url, r, true, nulls))),
           );
-          shiftAfterFirstPage(req, ctx, p.account, 'repos');
+          shiftAfterFirstPage(req, ctx, p.account, 'repos', page);
           return sendJson(reply, json);
         });
 
@@ -476,11 +499,14 @@ export function githubProvider(): Provider {
           const key = sort === 'created' ? 'starred_at' : 'updated_at';
           const all = collectionFor(p.account, 'starred').sorted(key, dir, (r) => r[key] as string) as StarItem[];
           const page = paginate(req, reply, ctx, all);
+          if (!page) return reply;
+          // A first page answered 304 is served too: the listing changes under the reader all the same.
           if (
-            !page ||
             notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
-          )
+          ) {
+            shiftAfterFirstPage(req, ctx, p.account, 'starred', page);
             return reply;
+          }
           // The star+json media type adds when each repository was starred.
           const withStarredAt = (req.headers.accept ?? '').includes('application/vnd.github.star+json');
           const nulls = p.account.quirks.nullFields === true;
@@ -488,7 +514,7 @@ export function githubProvider(): Provider {
             const repo = cachedJson(starJson[nulls ? 1 : 0], s, () => renderRepo(ctx.url, s, false, nulls));
             return withStarredAt ? `{"starred_at":${JSON.stringify(s.starred_at)},"repo":${repo}}` : repo;
           });
-          shiftAfterFirstPage(req, ctx, p.account, 'starred');
+          shiftAfterFirstPage(req, ctx, p.account, 'starred', page);
           return sendJson(reply, jsonArray(parts));
         });
 
@@ -522,18 +548,21 @@ export function githubProvider(): Provider {
             );
           }
           const page = paginate(req, reply, ctx, all);
+          if (!page) return reply;
+          // A first page answered 304 is served too: the listing changes under the reader all the same.
           if (
-            !page ||
             notModified(req, reply, ctx, p, pageFingerprint(p.account.quirks.etagOverBodyOnly ? -1 : all.length, page))
-          )
+          ) {
+            shiftAfterFirstPage(req, ctx, p.account, 'issues', page);
             return reply;
+          }
           const nulls = p.account.quirks.nullFields === true;
           const json = jsonArray(
             page.map((i) =>
               cachedJson(issueJson[nulls ? 1 : 0], i, () => renderIssue(ctx.url, i, p.account, true, nulls)),
             ),
           );
-          shiftAfterFirstPage(req, ctx, p.account, 'issues');
+          shiftAfterFirstPage(req, ctx, p.account, 'issues', page);
           return sendJson(reply, json);
         });
 

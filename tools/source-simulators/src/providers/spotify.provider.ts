@@ -7,7 +7,7 @@ import { intParam, str } from '../http.js';
 import { randomToken } from '../oauth/oauth-store.js';
 import { handleTokenRequest } from '../oauth/token-request.js';
 import { isoAt, Rng } from '../prng.js';
-import { addItem, ChangeError } from '../seeding.js';
+import { addItem, ChangeError, deleteItem } from '../seeding.js';
 import { collectionFor, type Provider, type SimContext } from '../simulator-context.js';
 import {
   generateTrack,
@@ -382,8 +382,11 @@ export function spotifyProvider(): Provider {
             p,
             (t) => `{"added_at":${JSON.stringify(t.added_at)},"track":${trackJson(ctx, t, nulls)}}`,
           );
-          // shiftingPages: a track saved while the reader is between the first page and the next.
-          if (account.quirks.shiftingPages && p.offset === 0) addItem(ctx, account, 'tracks', {});
+          // shiftingPages, while the reader is between the first page and the next: `insert`
+          // saves a track (it lands at the head), `remove` unsaves the head one just served.
+          const shifting = p.offset === 0 ? account.quirks.shiftingPages : undefined;
+          if (shifting === 'insert') addItem(ctx, account, 'tracks', {});
+          if (shifting === 'remove' && all[0]) deleteItem(ctx, account, 'tracks', all[0].id);
           return sendPage(reply, json);
         });
 

@@ -35,7 +35,8 @@ const externalIds = z.looseObject({
 /** SimplifiedArtistObject. */
 const simplifiedArtist = z.looseObject({
   external_urls: externalUrls.optional(),
-  href: z.string().optional(),
+  /** Known: null for a local file's artist. */
+  href: z.string().nullable().optional(),
   /** Known: null for the artist of a local file (Spotify's "Local Files" guide). */
   id: z.string().nullable().optional(),
   name: z.string().optional(),
@@ -65,13 +66,29 @@ const simplifiedAlbum = z.looseObject({
   artists: z.array(simplifiedArtist),
 });
 
+/**
+ * Known, not in the description: a local file's album, as Spotify's "Local Files" guide shows
+ * it — its name as tagged in the file, and null where AlbumBase requires ids, links and dates.
+ */
+const localAlbum = z.looseObject({
+  album_type: z.null(),
+  available_markets: z.array(z.string()),
+  external_urls: externalUrls,
+  href: z.null(),
+  id: z.null(),
+  images: z.array(image),
+  name: z.string(),
+  release_date: z.null(),
+  release_date_precision: z.null(),
+  type: z.literal('album'),
+  uri: z.null(),
+  artists: z.array(simplifiedArtist),
+});
+
 /** TrackObject: nothing in it is `required` in the description. */
 export const spotifyTrack = z.looseObject({
-  /**
-   * Known: a local file's track (`is_local: true`) has an album whose ids are null, which
-   * AlbumBase does not allow; such a track is described here with its album left out.
-   */
-  album: simplifiedAlbum.optional(),
+  /** Known: a local file's track (`is_local: true`) has the local-file album, null ids and all. */
+  album: z.union([simplifiedAlbum, localAlbum]).optional(),
   artists: z.array(simplifiedArtist).optional(),
   /** Deprecated. */
   available_markets: z.array(z.string()).optional(),
