@@ -66,13 +66,9 @@ describe('GithubConnector against the simulator', () => {
     await sim.control.deleteItem(login, 'starred', star.id);
 
     cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, cursor);
+    expect(store.count('code.repository')).toBe(250);
     expect(store.live.get(`code.repository/${added.id}`)?.data).toMatchObject({ description: 'added between syncs' });
     expect(store.live.get(`code.repository/${edited.id}`)?.data).toMatchObject({ description: 'edited between syncs' });
-    // Missed by one walk is not yet a deletion (a listing can shift under the reader); missed by two is.
-    expect(store.tombstones.size).toBe(0);
-    expect(cursor.repos?.missed).toEqual([String(deleted.id)]);
-    cursor = await connector.sync({ baseUrl: sim.url, tokens, emit: store.apply, skip: store.skip, http }, cursor);
-    expect(store.count('code.repository')).toBe(250);
     expect(store.tombstones.has(`code.repository/${deleted.id}`)).toBe(true);
     expect(store.tombstones.has(`code.star/${star.id}`)).toBe(true);
     expect(store.count('code.star')).toBe(129);

@@ -1,4 +1,4 @@
-import type { NormalizedRecord, SyncContext } from './connector.js';
+import type { NormalizedRecord, SkippedItem, SyncContext } from './connector.js';
 import type { SourceHttp } from './source-http.js';
 
 /** What we remember about one page of a listing between runs. */
@@ -46,12 +46,15 @@ export interface CollectionSpec<Item> {
  *
  * An id is tombstoned only when two consecutive walks miss it. One miss is no proof: an item
  * removed from an earlier page while we are between pages shifts every later item left by
- * one, so the item that began the next page is never served in this walk although it still
- * exists (offset paging cannot tell). Its record is kept and its id remembered in `missed`;
- * the next walk sees it again (it has moved to the earlier page, which then answers 200), or
- * misses it again and tombstones it. A real deletion therefore reaches the store one run
- * after the walk that first missed it. (A 304 cannot hide a live missed id: the page it is on
- * now must differ from that page as last read, or this walk would have seen the id there.)
+ * one, so the item that began the next page is never served in that walk although it still
+ * exists (offset paging cannot tell). So when a walk misses an id we held, the listing is
+ * walked again at once (conditionally: only pages that changed since the first walk cost a
+ * body, and the page the shifted item moved to is one of them). An id the second walk misses
+ * too is tombstoned in this same run, so a real deletion reaches the store in the run that
+ * sees it. An id the first walk saw and the second did not (deleted between the two walks,
+ * or shifted again) has been missed once: it is kept, remembered in `missed`, and settled by
+ * the next run the same way. (A 304 cannot hide a live missed id: the page it is on now must
+ * differ from that page as last read, or the walk would have seen the id there.)
  */
 export async function syncCollection<Item>(
   http: SourceHttp,
@@ -60,6 +63,49 @@ export async function syncCollection<Item>(
   previous: CollectionState | undefined,
 ): Promise<{ state: CollectionState; upserted: number; deleted: number }> {
   const before = new Map((previous?.pages ?? []).map((p) => [p.url, p]));
+  const missedBefore = previous?.missed ?? [];
+  const held = new Set([...[...before.values()].flatMap((p) => p.ids), ...missedBefore]);
+  // What the first walk reported as skipped is not reported again by the second.
+  const reported = new Set<string>();
+  const skipKey = (item: SkippedItem) => `${item.kind}\u0000${item.resource}`;
+  // And what it wrote is not written again: the second walk emits only what changed since.
+  const written = new Map<string, string>();
+  const first = await walk(
+    http,
+    { ...ctx, skip: (item) => (reported.add(skipKey(item)), ctx.skip(item)) },
+    spec,
+    before,
+    { record: written },
+  );
+  const unseen = [...held].filter((id) => !first.seen.has(id));
+  if (unseen.length === 0) return { state: { pages: first.pages }, upserted: first.upserted, deleted: 0 };
+  const second = await walk(
+    http,
+    { ...ctx, skip: (item) => (reported.has(skipKey(item)) ? undefined : ctx.skip(item)) },
+    spec,
+    new Map(first.pages.map((p) => [p.url, p])),
+    { unchangedSince: written },
+  );
+  // Missed by both walks: gone. Seen by the first and missed by the second: missed once.
+  const deletes = unseen.filter((id) => !second.seen.has(id)).map((externalId) => ({ type: spec.type, externalId }));
+  const missed = [...first.seen].filter((id) => !second.seen.has(id));
+  for (let i = 0; i < deletes.length; i += 500) await ctx.emit({ upserts: [], deletes: deletes.slice(i, i + 500) });
+  return {
+    state: { pages: second.pages, ...(missed.length > 0 ? { missed } : {}) },
+    upserted: first.upserted + second.upserted,
+    deleted: deletes.length,
+  };
+}
+
+/** One walk through the listing from its first page: what it saw, page by page, and what it upserted. */
+async function walk<Item>(
+  http: SourceHttp,
+  ctx: SyncContext,
+  spec: CollectionSpec<Item>,
+  before: Map<string, PageState>,
+  emitted: { record?: Map<string, string>; unchangedSince?: ReadonlyMap<string, string> } = {},
+): Promise<{ pages: PageState[]; seen: Set<string>; upserted: number }> {
+  const keyOf = (r: NormalizedRecord) => `${r.type}\u0000${r.externalId}`;
   const pages: PageState[] = [];
   const seen = new Set<string>();
   let upserted = 0;
@@ -113,17 +159,13 @@ export async function syncCollection<Item>(
     });
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
     ids.forEach((id) => seen.add(id));
-    if (records.length > 0) await ctx.emit({ upserts: records, deletes: [] });
-    upserted += records.length;
+    const earlier = emitted.unchangedSince;
+    const changed = earlier ? records.filter((r) => earlier.get(keyOf(r)) !== JSON.stringify(r.data)) : records;
+    if (emitted.record) for (const r of changed) emitted.record.set(keyOf(r), JSON.stringify(r.data));
+    if (changed.length > 0) await ctx.emit({ upserts: changed, deletes: [] });
+    upserted += changed.length;
     pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });
     url = next;
   }
-  const missedBefore = new Set(previous?.missed ?? []);
-  const held = new Set([...[...before.values()].flatMap((p) => p.ids), ...missedBefore]);
-  const unseen = [...held].filter((id) => !seen.has(id));
-  // Missed twice in a row: gone. Missed for the first time: kept, and asked about next run.
-  const deletes = unseen.filter((id) => missedBefore.has(id)).map((externalId) => ({ type: spec.type, externalId }));
-  const missed = unseen.filter((id) => !missedBefore.has(id));
-  for (let i = 0; i < deletes.length; i += 500) await ctx.emit({ upserts: [], deletes: deletes.slice(i, i + 500) });
-  return { state: { pages, ...(missed.length > 0 ? { missed } : {}) }, upserted, deleted: deletes.length };
+  return { pages, seen, upserted };
 }

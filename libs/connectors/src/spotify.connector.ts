@@ -283,7 +283,8 @@ export class SpotifyConnector implements Connector {
     if (me.body) await ctx.emit({ upserts: [spotifyNormalize.profile(me.body)], deletes: [] });
 
     // Playlists: listing them also tells us each one's snapshot, so unchanged playlists cost nothing more.
-    const listed: SpPlaylist[] = [];
+    // By id: the listing may be walked twice in one run (syncCollection), the later answer wins.
+    const listed = new Map<string, SpPlaylist>();
     next.playlists = (
       await syncCollection(
         http,
@@ -295,7 +296,7 @@ export class SpotifyConnector implements Connector {
           items: (body) => {
             const items = pageItems<SpPlaylist>(body);
             // Only a playlist with an id has items to read; one without is a recorded skip.
-            listed.push(...items.filter(hasId));
+            for (const p of items.filter(hasId)) listed.set(p.id, p);
             return items;
           },
           next: pageNext,
@@ -311,7 +312,7 @@ export class SpotifyConnector implements Connector {
     const prevItems = prev?.playlistItems ?? {};
     const playlistItems: NonNullable<SpotifyCursor['playlistItems']> = {};
     next.playlistItems = playlistItems;
-    for (const p of listed) {
+    for (const p of listed.values()) {
       const known = prevItems[p.id];
       // Without a snapshot id nothing tells an unchanged playlist from a changed one: re-read it.
       const snapshotId = typeof p.snapshot_id === 'string' && p.snapshot_id !== '' ? p.snapshot_id : undefined;
