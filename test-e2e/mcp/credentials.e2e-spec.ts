@@ -154,6 +154,27 @@ describe('credential-only mode (POST /v1/credentials)', () => {
     });
   });
 
+  it("refuses while a rule asks for the person's approval of each call: a raw token would skip it", async () => {
+    const rule = await admin.call<{ rule: { id: string } }>(
+      'POST',
+      `/v1/admin/organizations/${app.orgId}/policy/rules`,
+      { effect: 'allow', capability: 'github:read:repos', approvalRequired: true },
+    );
+    expect(rule.status).toBe(201);
+    const refused = await client.credentials.issue({ integration: 'github', userId }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'approval_required', status: 403 });
+    const held = (await recentAuditEvents(nc, 10)).find(
+      (e) => e.action === AuditAction.CREDENTIAL_ISSUED && e.phase === AuditPhase.OUTCOME,
+    );
+    expect(held).toMatchObject({ outcome: AuditOutcome.DENIED, errorCode: 'approval_required' });
+    // Without the rule the credential is handed out again.
+    await admin.call('DELETE', `/v1/admin/organizations/${app.orgId}/policy/rules/${rule.body.rule.id}`);
+    await waitFor(
+      'the credential',
+      async () => (await credentials({ integration: 'github', userId })).status === 200 || undefined,
+    );
+  });
+
   it('refuses once policy denies a capability the token would carry, naming the deciding layer', async () => {
     const rule = await admin.call<{ rule: { id: string } }>(
       'POST',

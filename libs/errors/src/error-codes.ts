@@ -100,6 +100,13 @@ export const ErrorCodes = {
    */
   policy_denied: { status: 403, title: 'Denied by policy' },
   /**
+   * An org or user rule allows this only once the person approves each call with their
+   * passkey (`approvalRequired`), which only a held MCP tool call at /mcp can ask for: a
+   * credential, a records query or a listing would use it unapproved, so it is refused. The
+   * problem names the asking layer and rules (`errors`: decision.approval.<layer>).
+   */
+  approval_required: { status: 403, title: 'Approval required' },
+  /**
    * The gateway could not bring its policy cache up to the latest change in time (policy
    * service or stream unreachable). It refuses rather than decide on rules that may be stale.
    */

@@ -196,11 +196,13 @@ function scan(
   let approvals: string[] | undefined;
   for (const rule of bucket.allows) {
     if (rule.application !== undefined && rule.application !== applicationId) continue;
+    const matches = resource !== undefined && rule.resources !== undefined && matchesResource(rule.resources, resource);
     // ...and a resource-scoped allow does not, since it only vouches for the named resources.
-    if (rule.resources === undefined || (resource !== undefined && matchesResource(rule.resources, resource))) {
-      (ids ??= []).push(rule.id);
-      if (rule.approval) (approvals ??= []).push(rule.id);
-    }
+    if (rule.resources === undefined || matches) (ids ??= []).push(rule.id);
+    // An approval is a restriction, so it is read like a deny: a call naming no resource may
+    // touch the scoped ones and is held too (it is allowed only if another rule allows it).
+    if (rule.approval && (rule.resources === undefined || resource === undefined || matches))
+      (approvals ??= []).push(rule.id);
   }
   if (!ids) return undefined;
   return approvals

@@ -340,6 +340,46 @@ describe('approval_required', () => {
     expect(decide(rules, { ...destructive, resource: 'other/repo' }).approval).toBeUndefined();
   });
 
+  it('a resource-scoped approval holds a call that names no resource, allowed by another rule', () => {
+    // Org: all of github allowed, deleting acme's repositories only with approval. A call whose
+    // resource argument is missing or not a string (the gateway passes '') or a read decided
+    // without a resource may touch acme/*: it is held, not let through unapproved.
+    const rules = [
+      ...baseline,
+      allow('org-approve', 'org', 'acme', { capability: 'github:create_issue' }, { ...approve, resources: ['acme/*'] }),
+    ];
+    for (const resource of [undefined, '']) {
+      const decision = decide(rules, { ...destructive, ...(resource === undefined ? {} : { resource }) });
+      expect(decision).toMatchObject({ allowed: true, approval: { layer: 'org', ruleIds: ['org-approve'] } });
+      // It asks, but it allows nothing it does not name: the allow is the integration rule's.
+      expect(decision.matched.find((m) => m.layer === 'org')?.ruleIds).toEqual(['org-gh']);
+    }
+    // Alone, the scoped approval rule allows no call without a resource: refused, not held.
+    const alone = decide(
+      [
+        baseline[1]!,
+        baseline[2]!,
+        allow(
+          'org-approve',
+          'org',
+          'acme',
+          { capability: 'github:create_issue' },
+          { ...approve, resources: ['acme/*'] },
+        ),
+      ],
+      destructive,
+    );
+    expect(alone).toMatchObject({ allowed: false, decidedBy: 'org', reason: 'no_allow' });
+    expect(alone.approval).toBeUndefined();
+    // The same holds in the user layer.
+    const userRules = [
+      ...baseline,
+      allow('user-approve', 'user', 'alice', { integration: 'github' }, { ...approve, resources: ['acme/*'] }),
+    ];
+    expect(decide(userRules, destructive).approval).toEqual({ layer: 'user', ruleIds: ['user-approve'] });
+    expect(decide(userRules, { ...destructive, resource: 'other/repo' }).approval).toBeUndefined();
+  });
+
   it('is refused on deny rules and application rules, and must be a boolean', () => {
     const compile = (rules: PolicyRule[]) => () => compilePolicies(rules, { knownCapabilities: CATALOG });
     for (const rule of [

@@ -56,7 +56,11 @@ export interface LayerMatch {
   readonly layer: Layer;
   readonly ruleIds: readonly string[];
   readonly effect: PolicyEffect;
-  /** Of an allowing layer: its matching allow rules that ask for the person's approval. */
+  /**
+   * Of an allowing layer: its allow rules that ask for the person's approval of this call. A
+   * resource-scoped one asks also when the call names no resource (like a scoped deny), though
+   * it allows only the resources it names.
+   */
   readonly approvalRuleIds?: readonly string[];
 }
 

@@ -9870,7 +9870,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description scope_not_granted, grant_revoked, policy_denied */
+                /** @description scope_not_granted, grant_revoked, policy_denied, approval_required */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -10220,7 +10220,7 @@ export type paths = {
         put?: never;
         /**
          * A person's short-lived source token
-         * @description Returns the source's access token for the person's connection to `integration` (never the refresh token), refreshed first when it is close to expiry. Your application needs an active grant on the connection and every capability the grant covers must be allowed by the org, user and application policies (403 `policy_denied` names the deciding layer). A person without a usable connection is 409 `connection_required`, with `connectUrl` to start the connect flow when your application has a callback URL and scopes for the integration.
+         * @description Returns the source's access token for the person's connection to `integration` (never the refresh token), refreshed first when it is close to expiry. Your application needs an active grant on the connection and every capability the grant covers must be allowed by the org, user and application policies (403 `policy_denied` names the deciding layer; 403 `approval_required` when a rule asks for the person’s approval of each call of one of them, which only a call through /mcp can wait for). A person without a usable connection is 409 `connection_required`, with `connectUrl` to start the connect flow when your application has a callback URL and scopes for the integration.
          */
         post: {
             parameters: {
@@ -10273,7 +10273,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description policy_denied, scope_not_granted, forbidden */
+                /** @description policy_denied, approval_required, scope_not_granted, forbidden */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -12212,7 +12212,7 @@ export type components = {
             detail: string;
             instance: string;
             /** @enum {string} */
-            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_other_person" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
+            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_other_person" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
             requestId: string;
             errors?: {
                 path?: string;

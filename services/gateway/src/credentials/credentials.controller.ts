@@ -34,7 +34,8 @@ export class CredentialsController {
       "Returns the source's access token for the person's connection to `integration` (never the refresh token), " +
       'refreshed first when it is close to expiry. Your application needs an active grant on the connection and ' +
       'every capability the grant covers must be allowed by the org, user and application policies (403 `policy_denied` ' +
-      'names the deciding layer). A person without a usable connection is 409 `connection_required`, with `connectUrl` ' +
+      'names the deciding layer; 403 `approval_required` when a rule asks for the person’s approval of each call of one of them, ' +
+      'which only a call through /mcp can wait for). A person without a usable connection is 409 `connection_required`, with `connectUrl` ' +
       'to start the connect flow when your application has a callback URL and scopes for the integration.',
     tags: ['credentials'],
     auth: 'api_key',
@@ -44,6 +45,7 @@ export class CredentialsController {
     errors: [
       'connection_required',
       'policy_denied',
+      'approval_required',
       'policy_unavailable',
       'scope_not_granted',
       'forbidden',

@@ -7,7 +7,7 @@ import { Injectable } from '@nestjs/common';
 
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import { ConnectFlowService } from '../connect/connect.service.js';
-import { deniedError, PolicyDecider } from '../policy/policy-decider.js';
+import { approvalRequiredError, deniedError, PolicyDecider } from '../policy/policy-decider.js';
 
 /** The person a credential request acts for: the token's person, or the one an application names. */
 export function personOf(caller: ApplicationCaller, userId: string | undefined): string {
@@ -67,8 +67,9 @@ export class CredentialsService {
    * Integration level: the credential carries every capability the person granted, so each
    * of them must be allowed by all three layers — `<integration>:tools` standing for every
    * tool of the integration's MCP server (the source token can do what any of them does, so
-   * a deny on one tool refuses the credential). The decision to audit is the first refusal,
-   * or the first allow; `error` is set when refused (`policy_denied` naming the layer).
+   * a deny on one tool refuses the credential, and so does one that asks for approval). The
+   * decision to audit is the first refusal, or the first allow; `error` is set when refused
+   * (`policy_denied` naming the layer, else `approval_required`).
    */
   async checkIntegration(
     caller: ApplicationCaller,
@@ -86,6 +87,11 @@ export class CredentialsService {
     const deniedAt = decisions.findIndex((d) => !d.allowed);
     const denied = decisions[deniedAt];
     if (denied) return { decision: denied, error: deniedError(capabilities[deniedAt] ?? '', denied) };
+    // A tool that waits for the person's approval of each call is no less reachable with the
+    // raw token: the credential would let the application run it unapproved at the source.
+    const heldAt = decisions.findIndex((d) => d.approval !== undefined);
+    const held = decisions[heldAt];
+    if (held) return { decision: held, error: approvalRequiredError(capabilities[heldAt] ?? '', held) };
     const [first] = decisions;
     if (!first) throw new AppError('internal', 'The policy check answered no decision');
     return { decision: first };

@@ -63,6 +63,31 @@ describe('awaitsConsent', () => {
     expect(decide(rules)).toMatchObject({ allowed: false, decidedBy: 'application' });
     expect(decide(rules, '')).toMatchObject({ allowed: false, decidedBy: 'application' });
   });
+
+  it('never lets a resource-scoped approval be dodged by leaving the resource out or mistyping it', () => {
+    // Org: github allowed; create_issue on acme/* only with the person's approval.
+    const rules = [
+      allow('org', ORG),
+      allow('org', ORG, {
+        id: 'org-approve',
+        target: { capability: CAP },
+        resources: ['acme/*'],
+        approvalRequired: true,
+      }),
+      allow('application', APP),
+      allow('user', USER),
+    ];
+    const server = { resourceArguments: { create_issue: 'repo' } } as unknown as McpServerView;
+    const held = { allowed: true, approval: { layer: 'org', ruleIds: ['org-approve'] } };
+    expect(decide(rules, resourceOf(server, 'create_issue', { repo: 'acme/x' }))).toMatchObject(held);
+    // The argument missing, or an array where a string belongs: held all the same.
+    expect(decide(rules, resourceOf(server, 'create_issue', {}))).toMatchObject(held);
+    expect(decide(rules, resourceOf(server, 'create_issue', { repo: ['acme/x'] }))).toMatchObject(held);
+    // resources/read decides without a resource: held too.
+    expect(decide(rules)).toMatchObject(held);
+    // Another repository is what the approval rule does not cover.
+    expect(decide(rules, resourceOf(server, 'create_issue', { repo: 'other/x' })).approval).toBeUndefined();
+  });
 });
 
 describe('tokenCovers', () => {

@@ -380,7 +380,7 @@ export class McpGatewayService implements OnModuleDestroy {
 
   // --- resources and prompts: decided as `<integration>:tools`, named per integration ---
 
-  /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed. */
+  /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed unapproved. */
   private async readable(
     caller: GatewayAuth['caller'],
   ): Promise<{ server: McpServerView; token: string; key: string }[]> {
@@ -389,7 +389,9 @@ export class McpGatewayService implements OnModuleDestroy {
       view.servers.map(async (server) => {
         const capability = `${server.integration}:tools`;
         if (!tokenCovers(caller, server.integration, capability)) return undefined;
-        if (!view.decide(this.decisionRequest(caller, capability)).allowed) return undefined;
+        const decision = view.decide(this.decisionRequest(caller, capability));
+        // A listing cannot wait for the person's approval: held servers list nothing (a read is held).
+        if (!decision.allowed || decision.approval) return undefined;
         try {
           const credential = await this.credentialFor(caller, server.integration, view.revision);
           return { server, token: credential.accessToken, key: credential.key };

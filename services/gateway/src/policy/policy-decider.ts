@@ -243,6 +243,20 @@ export function deniedError(capability: string, decision: Decision): AppError {
 }
 
 /**
+ * The refusal of an allowed decision that asks for the person's approval, anywhere but a held
+ * MCP call: a credential, a records query or a listing cannot wait for a passkey approval of
+ * one exact call, so it would otherwise use the capability unapproved.
+ */
+export function approvalRequiredError(capability: string, decision: Decision): AppError {
+  const approval = decision.approval;
+  return new AppError(
+    'approval_required',
+    `'${capability}' needs the person's approval of each call (${approval?.layer ?? 'a'} rule ${approval?.ruleIds.join(', ') ?? ''}): only a call through /mcp can be approved`,
+    approval ? [{ path: `decision.approval.${approval.layer}`, message: approval.ruleIds.join(',') }] : [],
+  );
+}
+
+/**
  * A decision as the audit trail keeps it (AuditRecord.policy): the deciding layer in the
  * audit vocabulary ('org' | 'user' | 'app', 'none' when allowed or unknown), the reason,
  * and every matched rule id in layer order — so an auditor can see why without the rules.

@@ -3,7 +3,7 @@ import type { Decision } from '@context-gateway/policy-engine';
 import { INTEGRATION_SCOPES, scopesForType, typesForScopes } from '@context-gateway/record-catalog';
 import { Injectable } from '@nestjs/common';
 
-import { deniedError, PolicyDecider } from '../policy/policy-decider.js';
+import { approvalRequiredError, deniedError, PolicyDecider } from '../policy/policy-decider.js';
 import type { Placement } from './shard-router.js';
 
 export type RecordsVerdict =
@@ -13,8 +13,9 @@ export type RecordsVerdict =
 /**
  * The three-layer check for a records query. A data scope is a read capability
  * (`spotify:read:playlists`), so a query for type T is allowed when the org, user and app
- * layers all allow at least one scope that covers T. A query without a type is limited to
- * the types of the allowed scopes (the shard intersects them with the grant's).
+ * layers all allow at least one scope that covers T without asking for approval. A query
+ * without a type is limited to the types of those scopes (the shard intersects them with the
+ * grant's).
  */
 @Injectable()
 export class RecordsPolicy {
@@ -50,10 +51,18 @@ export class RecordsPolicy {
     // evaluateEach answers one decision per scope, in order.
     const [firstDecision] = decisions;
     if (firstDecision === undefined) throw new AppError('internal', 'The policy check answered no decision');
-    const allowed = scopes.filter((_, i) => decisions[i]?.allowed === true);
-    if (allowed.length === 0)
-      return { kind: 'denied', error: deniedError(firstScope, firstDecision), decision: firstDecision };
-    const firstAllowed = decisions.find((d) => d.allowed);
+    // A scope whose rules ask for the person's approval of each call allows no query: a query
+    // cannot wait for a passkey approval (only a held MCP call can), so it counts as refused.
+    const usable = (d: Decision | undefined) => d?.allowed === true && d.approval === undefined;
+    const allowed = scopes.filter((_, i) => usable(decisions[i]));
+    if (allowed.length === 0) {
+      const deniedAt = decisions.findIndex((d) => !d.allowed);
+      const denied = decisions[deniedAt];
+      if (denied)
+        return { kind: 'denied', error: deniedError(scopes[deniedAt] ?? firstScope, denied), decision: denied };
+      return { kind: 'denied', error: approvalRequiredError(firstScope, firstDecision), decision: firstDecision };
+    }
+    const firstAllowed = decisions.find(usable);
     if (type || (allowed.length === scopes.length && !limited))
       return { kind: 'allowed', policyTypes: undefined, decision: firstAllowed };
     return {

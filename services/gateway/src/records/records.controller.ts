@@ -56,6 +56,7 @@ export class RecordsController {
       'record_type_retired',
       'grant_revoked',
       'policy_denied',
+      'approval_required',
       'policy_unavailable',
       'validation_failed',
       'unknown_field',
