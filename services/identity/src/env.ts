@@ -100,29 +100,41 @@ const envSchema = z
       ),
     /**
      * Tests only: a PEM CA certificate trusted for metadata documents (a test serves them over
-     * https with a self-signed certificate). Refused when NODE_ENV=production.
+     * https with a self-signed certificate). Accepted only when NODE_ENV=test (Jest sets it, and
+     * the e2e stack inherits it from Jest): nowhere else can a deployment trust a stray CA.
      */
     OAUTH_CIMD_TEST_CA_FILE: z.string().min(1).optional(),
     /**
      * Tests only: fetch metadata documents from 127.0.0.1 and ::1, which the SSRF guard otherwise
      * refuses like every private address (the rest of 127.0.0.0/8 stays refused, so a test can
-     * still show that refusal). Refused when NODE_ENV=production.
+     * still show that refusal); the admin API then also accepts metadata URLs on loopback
+     * addresses. Accepted only when NODE_ENV=test, like OAUTH_CIMD_TEST_CA_FILE.
      */
     OAUTH_CIMD_ALLOW_LOOPBACK: z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true'),
-    /** `production` in the container image (Dockerfile): test-only settings are refused then. */
+    /** `production` in the container image (Dockerfile), `test` under Jest: test-only settings need `test`. */
     NODE_ENV: z.string().optional(),
   })
   .superRefine((env, ctx) => {
     refineRuntimeEnv(env, ctx);
     refineKeyStoreEnv(env, ctx);
-    if (env.NODE_ENV === 'production') {
+    // Allow-listed rather than refused in production: a deployment that forgot NODE_ENV must
+    // not be able to switch off the SSRF guard.
+    if (env.NODE_ENV !== 'test') {
       if (env.OAUTH_CIMD_TEST_CA_FILE !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['OAUTH_CIMD_TEST_CA_FILE'], message: 'is for tests only' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['OAUTH_CIMD_TEST_CA_FILE'],
+          message: 'is for tests only (NODE_ENV=test)',
+        });
       if (env.OAUTH_CIMD_ALLOW_LOOPBACK)
-        ctx.addIssue({ code: 'custom', path: ['OAUTH_CIMD_ALLOW_LOOPBACK'], message: 'is for tests only' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['OAUTH_CIMD_ALLOW_LOOPBACK'],
+          message: 'is for tests only (NODE_ENV=test)',
+        });
     }
     if (env.OAUTH_CIMD_TEST_CA_FILE !== undefined && !existsSync(env.OAUTH_CIMD_TEST_CA_FILE))
       ctx.addIssue({ code: 'custom', path: ['OAUTH_CIMD_TEST_CA_FILE'], message: 'no such file' });

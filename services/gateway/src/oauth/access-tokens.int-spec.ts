@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher } from '@context-gateway/messaging';
 import { ApplicationStatus, events, rpc, TokenRevocationKind } from '@context-gateway/proto';
@@ -24,6 +25,9 @@ const ISSUER = `${PUBLIC_URL}/oauth`;
 const ORG = randomUUID();
 const APP = randomUUID();
 const CLIENT = 'cg_app_client0000000000000';
+/** An MCP client allowed by its metadata URL (CIMD): its tokens' client_id is the URL. */
+const CIMD_APP = randomUUID();
+const CIMD_URL = 'https://client.example/oauth/metadata.json';
 let harness: ServiceHarness;
 let gateway: RunningService;
 let jwksServer: Server;
@@ -68,15 +72,21 @@ beforeAll(async () => {
     schemaPrefix: 'gateway_tokens',
     migrationsDir: fileURLToPath(new URL('../../prisma/migrations', import.meta.url)),
   });
-  harness.stub(rpc.identity.getApplication, {
-    application: {
-      id: APP,
-      orgId: ORG,
-      name: 'Acme',
-      clientId: CLIENT,
-      status: ApplicationStatus.ACTIVE,
-      createdAt: timestampNow(),
-      updatedAt: timestampNow(),
+  // identity's get_application: the registered application, or the metadata-URL one.
+  const { getApplication } = rpc.identity;
+  harness.nc.subscribe(getApplication.subject, {
+    callback: (_error, msg) => {
+      const { applicationId } = fromBinary(getApplication.request, msg.data);
+      const application = {
+        orgId: ORG,
+        status: ApplicationStatus.ACTIVE,
+        createdAt: timestampNow(),
+        updatedAt: timestampNow(),
+        ...(applicationId === CIMD_APP
+          ? { id: CIMD_APP, name: 'MCP client', clientId: 'cg_app_cimd00000000000000', clientMetadataUrl: CIMD_URL }
+          : { id: APP, name: 'Acme', clientId: CLIENT }),
+      };
+      msg.respond(toBinary(getApplication.response, create(getApplication.response, { application })));
     },
   });
   gateway = await harness.run({
@@ -134,6 +144,36 @@ describe('access tokens on API-key routes', () => {
 
   it('refuse a token that is not a JWS at all, as before', async () => {
     expect((await call('not-a-token')).status).toBe(401);
+  });
+});
+
+describe("a metadata-URL client's person tokens", () => {
+  // POST /v1/credentials takes person tokens; an empty body fails validation only after the
+  // token was accepted (422), where a refused token is 401.
+  const credentials = async (claims: Record<string, unknown>) =>
+    fetch(new URL('/v1/credentials', gateway.url), {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await token({ sub: randomUUID(), app_id: CIMD_APP, grant_id: randomUUID(), ...claims })}`,
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+
+  it("are accepted when their client_id is their application's metadata URL", async () => {
+    const res = await credentials({ client_id: CIMD_URL });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ code: 'validation_failed' });
+  });
+
+  it.each([
+    ['another metadata URL', 'https://evil.example/oauth/metadata.json'],
+    ["the application's registered client id", 'cg_app_cimd00000000000000'],
+    ['a registered client of the same organization', CLIENT],
+  ])('are refused when their client_id is %s', async (_what, clientId) => {
+    const res = await credentials({ client_id: clientId });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: 'unauthenticated' });
   });
 });
 

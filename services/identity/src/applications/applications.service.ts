@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 
 import { AppError } from '@context-gateway/errors';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
@@ -26,12 +27,20 @@ function validDeclaration(input: ApplicationDeclaration, metadataClient = false)
   return declaration;
 }
 
+/** A loopback host as URL.hostname writes it: what OAUTH_CIMD_ALLOW_LOOPBACK (tests only) lets a test use. */
+const isLoopbackHost = (hostname: string) =>
+  hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+
 /**
  * A Client ID Metadata Document URL as MCP clients present it: https, a path (not the root),
  * no credentials, fragment or dot segments, already in normalized form (the client_id is
  * compared as a string), on a host the operator allows when OAUTH_CIMD_ALLOWED_HOSTS is set.
+ * The host is a DNS name: an IP literal or localhost names no one's published client (and is
+ * how an allowed URL would point the server at an internal address); with
+ * OAUTH_CIMD_ALLOW_LOOPBACK (tests only) loopback ones are let through, for documents a test
+ * serves on this machine.
  */
-function checkMetadataUrl(value: string, allowedHosts: string[] | undefined): string {
+function checkMetadataUrl(value: string, allowedHosts: string[] | undefined, allowLoopback: boolean): string {
   const problem = (message: string) =>
     new AppError('validation_failed', `clientMetadataUrl ${message}`, [{ path: 'clientMetadataUrl', message }]);
   const url = URL.parse(value);
@@ -42,6 +51,10 @@ function checkMetadataUrl(value: string, allowedHosts: string[] | undefined): st
   if (url.pathname === '/' || /\/\.\.?(\/|$)/.test(url.pathname))
     throw problem('must have a path without dot segments');
   if (url.href !== value) throw problem(`must be written in normalized form: ${url.href}`);
+  const ipLiteral = isIP(url.hostname) !== 0 || url.hostname.startsWith('[');
+  const local = url.hostname === 'localhost' || url.hostname.endsWith('.localhost');
+  if ((ipLiteral || local) && !(allowLoopback && isLoopbackHost(url.hostname)))
+    throw problem('must be on a DNS host name, not an IP address or localhost');
   if (allowedHosts && !allowedHosts.includes(url.hostname)) throw problem('is on a host the operator does not allow');
   return value;
 }
@@ -53,7 +66,7 @@ export class ApplicationsService {
     private readonly organizations: OrganizationsService,
     private readonly events: ApplicationEvents,
     private readonly revocations: TokenRevocationEvents,
-    @Inject(SERVICE_ENV) private readonly env: Pick<Env, 'OAUTH_CIMD_ALLOWED_HOSTS'>,
+    @Inject(SERVICE_ENV) private readonly env: Pick<Env, 'OAUTH_CIMD_ALLOWED_HOSTS' | 'OAUTH_CIMD_ALLOW_LOOPBACK'>,
   ) {}
 
   async create(input: {
@@ -67,7 +80,7 @@ export class ApplicationsService {
   }): Promise<Application> {
     const declaration = validDeclaration(input, Boolean(input.clientMetadataUrl));
     const clientMetadataUrl = input.clientMetadataUrl
-      ? checkMetadataUrl(input.clientMetadataUrl, this.env.OAUTH_CIMD_ALLOWED_HOSTS)
+      ? checkMetadataUrl(input.clientMetadataUrl, this.env.OAUTH_CIMD_ALLOWED_HOSTS, this.env.OAUTH_CIMD_ALLOW_LOOPBACK)
       : undefined;
     await this.organizations.get(input.orgId);
     let app: Application;

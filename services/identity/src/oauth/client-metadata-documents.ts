@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { BlockList } from 'node:net';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { isSpecialUseIP } from 'oidc-provider/lib/helpers/fetch_request.js';
 
 /**
  * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, as the MCP
@@ -33,6 +34,16 @@ function isMetadataUrlClientId(clientId: string | undefined): boolean {
   return clientId?.startsWith('https://') ?? false;
 }
 
+/** Whether the operator's host list (when set) names this https URL's host. */
+function onAllowedHost(policy: MetadataDocumentPolicy, clientId: string): boolean {
+  const url = URL.parse(clientId);
+  if (!url || url.protocol !== 'https:') return false;
+  return !policy.allowedHosts || policy.allowedHosts.includes(url.hostname.toLowerCase());
+}
+
+/** Ends a lookup with a coded message metadataDocumentErrorCode names as is. */
+const invalidDocument = (why: string) => new errors.InvalidClientMetadata(`client_metadata_invalid: ${why}`);
+
 /** The `features.clientIdMetadataDocument` configuration. */
 export function clientIdMetadataDocumentFeature(policy: MetadataDocumentPolicy) {
   return {
@@ -45,29 +56,68 @@ export function clientIdMetadataDocumentFeature(policy: MetadataDocumentPolicy) 
      * authorization endpoint cannot be used to make this server fetch arbitrary URLs.
      */
     async allowFetch(_ctx: KoaContextWithOIDC, clientId: string): Promise<boolean> {
-      const url = URL.parse(clientId);
-      if (!url || url.protocol !== 'https:') return false;
-      if (policy.allowedHosts && !policy.allowedHosts.includes(url.hostname.toLowerCase())) return false;
+      if (!onAllowedHost(policy, clientId)) return false;
       // Exactly as stored: the admin API accepts a URL only in its normalized form.
       return policy.allowedByAnOrganization(clientId);
     },
     /**
-     * A metadata-URL client acts for a person only: client credentials or token exchange would
-     * have it act as an application of no particular organization.
+     * Every lookup of a metadata-URL client, a cached document's too (allowFetch runs only
+     * before a fetch): a URL every organization stopped allowing, or a host the operator took
+     * off the list, is refused at once rather than once the cache ends (up to a day).
+     *
+     * The client acts for a person only (client credentials or token exchange would have it
+     * act as an application of no particular organization), is public (PKCE, `none`), and
+     * names no other URL for us to fetch: `jwks_uri` and `sector_identifier_uri` would be
+     * outgoing requests wherever the document says, past allowFetch and the host list.
+     * (sectorIdentifierUriValidate keeps oidc-provider from fetching the sector URI before
+     * this runs.)
      */
-    allowClient(_ctx: KoaContextWithOIDC, client: { grantTypes?: readonly string[] }): Promise<boolean> {
+    async allowClient(
+      _ctx: KoaContextWithOIDC,
+      client: {
+        clientId: string;
+        grantTypes?: readonly string[];
+        clientAuthMethod?: string;
+        jwksUri?: string;
+        sectorIdentifierUri?: string;
+      },
+    ): Promise<boolean> {
       const extra = (client.grantTypes ?? []).filter((g) => !PERSON_GRANTS.has(g));
-      if (extra.length > 0) {
-        throw new errors.InvalidClientMetadata(
-          `client_metadata_invalid: a metadata document may only use ${[...PERSON_GRANTS].join(' and ')}`,
-        );
+      if (extra.length > 0)
+        throw invalidDocument(`a metadata document may only use ${[...PERSON_GRANTS].join(' and ')}`);
+      if (client.clientAuthMethod !== 'none') throw invalidDocument('token_endpoint_auth_method must be none');
+      if (client.jwksUri !== undefined) throw invalidDocument('jwks_uri is not accepted');
+      if (client.sectorIdentifierUri !== undefined) throw invalidDocument('sector_identifier_uri is not accepted');
+      if (!onAllowedHost(policy, client.clientId) || !(await policy.allowedByAnOrganization(client.clientId))) {
+        throw new errors.InvalidClient('client_metadata_not_allowed: no organization allows this client');
       }
-      return Promise.resolve(true);
+      return true;
     },
     // Documents are cached as their Cache-Control says, between 5 minutes and a day.
     cacheDuration: { min: 300, max: 86_400 },
   };
 }
+
+/**
+ * `sectorIdentifierUriValidate`: oidc-provider fetches a client's sector_identifier_uri while
+ * building it, before allowClient can refuse it, and again on every lookup. A metadata-URL
+ * client's never is (allowClient then refuses the document); a registered application's is
+ * set by an operator.
+ */
+export function sectorIdentifierUriValidate(client: { clientId: string }): boolean {
+  return !isMetadataUrlClientId(client.clientId);
+}
+
+/**
+ * `fetchResponseBodyLimits`: oidc-provider's defaults leave jwks_uri and sector_identifier_uri
+ * unlimited. Only registered applications can have them (their operator sets them); a JWK Set
+ * of a few keys is a few KiB, a sector document a list of URLs.
+ */
+export const FETCH_RESPONSE_BODY_LIMITS = {
+  'client_id metadata document': 5 * 1024,
+  jwks_uri: 64 * 1024,
+  sector_identifier_uri: 16 * 1024,
+};
 
 /**
  * Our own client metadata (org_id, application_id, capabilities, idp_client_id) comes from the
@@ -90,19 +140,38 @@ export type MetadataDocumentErrorCode =
   | 'client_metadata_invalid'
   | 'client_metadata_unavailable';
 
+const CODES: ReadonlySet<string> = new Set<MetadataDocumentErrorCode>([
+  'client_metadata_not_allowed',
+  'client_metadata_timeout',
+  'client_metadata_too_large',
+  'client_metadata_private_address',
+  'client_metadata_mismatch',
+  'client_metadata_invalid',
+  'client_metadata_unavailable',
+]);
+
 /**
  * Names why oidc-provider refused a metadata document, from the error it raised and its
  * causes (its own messages: fetch_request.js, fetch_body_check.js,
- * client_id_metadata_document.js). undefined: not a metadata document error.
+ * client_id_metadata_document.js; ours start with the code). `clientId`: the client being
+ * looked up, when known — any invalid_client_metadata while resolving a URL client (a schema
+ * rule of oidc-provider's, e.g. "client_secret is mandatory property" for a document without
+ * token_endpoint_auth_method) is its document's fault. undefined: not a metadata document error.
  */
-export function metadataDocumentErrorCode(error: unknown): MetadataDocumentErrorCode | undefined {
+export function metadataDocumentErrorCode(error: unknown, clientId?: string): MetadataDocumentErrorCode | undefined {
   const chain: { name?: string; message?: string; error_description?: string }[] = [];
   for (let e = error as { cause?: unknown } | undefined, i = 0; e && i < 6; e = e.cause as typeof e, i += 1) {
     chain.push(e as (typeof chain)[number]);
   }
   const top = chain[0];
   const description = `${top?.error_description ?? ''} ${top?.message ?? ''}`;
-  if (!description.includes('metadata document') && !description.includes('client_metadata_')) return undefined;
+  const coded = /^\s*(client_metadata_[a-z_]+):/.exec(description)?.[1];
+  if (coded && CODES.has(coded)) return coded as MetadataDocumentErrorCode;
+  const documentError = description.includes('metadata document');
+  if (!documentError) {
+    const schemaError = top?.name === 'InvalidClientMetadata' || top?.message === 'invalid_client_metadata';
+    return schemaError && isMetadataUrlClientId(clientId) ? 'client_metadata_invalid' : undefined;
+  }
   const text = chain.map((e) => `${e.name ?? ''}: ${e.message ?? ''}`).join(' | ');
   if (description.includes('fetch not allowed')) return 'client_metadata_not_allowed';
   if (description.includes('does not match')) return 'client_metadata_mismatch';
@@ -117,32 +186,6 @@ export function metadataDocumentErrorCode(error: unknown): MetadataDocumentError
   return 'client_metadata_invalid';
 }
 
-/** Loopback, private, link-local, shared, multicast and reserved ranges: never a public metadata host. */
-function specialUseAddresses(): BlockList {
-  const list = new BlockList();
-  for (const [net, prefix] of [
-    ['0.0.0.0', 8],
-    ['10.0.0.0', 8],
-    ['100.64.0.0', 10],
-    ['127.0.0.0', 8],
-    ['169.254.0.0', 16],
-    ['172.16.0.0', 12],
-    ['192.0.0.0', 24],
-    ['192.168.0.0', 16],
-    ['198.18.0.0', 15],
-    ['224.0.0.0', 3],
-  ] as const)
-    list.addSubnet(net, prefix, 'ipv4');
-  for (const [net, prefix] of [
-    ['::', 128],
-    ['::1', 128],
-    ['fc00::', 7],
-    ['fe80::', 10],
-  ] as const)
-    list.addSubnet(net, prefix, 'ipv6');
-  return list;
-}
-
 /** The loopback addresses a test's document server listens on; the rest of 127.0.0.0/8 stays refused. */
 const LOOPBACK = new BlockList();
 LOOPBACK.addAddress('127.0.0.1', 'ipv4');
@@ -154,27 +197,34 @@ type FetchOptions = RequestInit & { dispatcher?: unknown };
  * The `fetch` hook oidc-provider makes its outgoing requests with. In production it is plain
  * fetch: oidc-provider has already set its own dispatcher, which closes any connection to a
  * special-use address (the SSRF guard) and a 2.5 s timeout; the document is at most 5 KiB.
+ * Should oidc-provider fail to make that dispatcher (it only warns), nothing is fetched:
+ * an unguarded request could reach any internal address.
  *
- * Tests only (refused when NODE_ENV=production, env.ts): a request through node:https that
+ * Tests only (accepted only when NODE_ENV=test, env.ts): a request through node:https that
  * also trusts the test's own CA (documents served over https on 127.0.0.1) and, with
- * allowLoopback, lets connections to 127.0.0.1 through; every other special-use address is
- * refused with oidc-provider's own wording, so the refusal is named the same. (Under Jest's
- * VM oidc-provider cannot find fetch's dispatcher to guard, so the tests need a guard of
- * their own anyway.) The timeout signal and the size limit stay oidc-provider's.
+ * allowLoopback, lets connections to 127.0.0.1 and ::1 through; every other special-use
+ * address is refused by oidc-provider's own list (isSpecialUseIP) and wording, so the refusal
+ * is the guard's and named the same. (Under Jest's VM oidc-provider cannot find fetch's
+ * dispatcher to guard, so the tests need a guard of their own anyway; the production path is
+ * tested in plain Node, oauth-cimd-ssrf.int-spec.ts.) The timeout signal and the size limit
+ * stay oidc-provider's.
  */
 export function metadataFetch(
   policy: MetadataDocumentPolicy,
 ): (url: string, options: FetchOptions) => Promise<Response> {
   const test = policy.test;
-  if (!test?.caFile && !test?.allowLoopback) return (url, options) => globalThis.fetch(url, options);
+  if (!test?.caFile && !test?.allowLoopback) {
+    return (url, options) =>
+      options.dispatcher
+        ? globalThis.fetch(url, options)
+        : Promise.reject(new Error('no SSRF guard: oidc-provider could not set its dispatcher'));
+  }
   const ca = test.caFile ? [...rootCertificates, readFileSync(test.caFile, 'utf8')] : undefined;
-  const special = specialUseAddresses();
   const refused = (address: string | undefined) => {
     if (!address) return false;
-    const plain = address.replace(/^::ffff:/, '');
-    const family = isIP(plain) === 6 ? 'ipv6' : 'ipv4';
-    if (test.allowLoopback && LOOPBACK.check(plain, family)) return false;
-    return special.check(plain, family);
+    const plain = address.replace(/^::ffff:(?=\d+\.)/, '');
+    if (test.allowLoopback && LOOPBACK.check(plain, plain.includes(':') ? 'ipv6' : 'ipv4')) return false;
+    return isSpecialUseIP(plain);
   };
   return (url, options) =>
     new Promise<Response>((resolve, reject) => {

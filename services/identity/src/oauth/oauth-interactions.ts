@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type { Provider } from 'oidc-provider';
 
+import { metadataDocumentErrorCode } from './client-metadata-documents.js';
 import { oauthConsentPage, oauthErrorPage } from './consent-page.js';
 
 /**
@@ -19,6 +20,10 @@ export interface InteractionDeps {
   publicOrigin: string;
   /** `/oauth`: the issuer's path, under which the interaction routes live. */
   issuerPath: string;
+  /** The gateway's resource URI: the one resource a grant's capabilities are for. */
+  resource: string;
+  /** The OpenID Connect scopes the server offers (beside the applications' capabilities). */
+  oidcScopes: readonly string[];
   /** The person of a live gateway session, and when they last used their passkey; undefined when not signed in. */
   resolveSession: (
     token: string,
@@ -30,13 +35,22 @@ export interface InteractionDeps {
   /** Metadata-URL clients (CIMD): the person's organization's application for the URL, decided at consent. */
   metadataClients: {
     /** The active applications with this URL in the person's organizations. */
-    applicationsFor: (url: string, userId: string) => Promise<{ id: string; orgId: string; name: string }[]>;
+    applicationsFor: (url: string, userId: string) => Promise<MetadataClientApplication[]>;
     /** The application a grant is already bound to. */
     boundApplicationId: (grantId: string) => Promise<string | undefined>;
     bind: (grantId: string, app: { id: string; orgId: string }, accountId: string, clientId: string) => Promise<void>;
     /** Audits a refusal (`code`) of the client for this person. */
     refused: (clientId: string, userId: string, code: MetadataClientRefusal) => Promise<void>;
   };
+}
+
+/** An organization's application for a metadata URL, as consent chooses it. */
+interface MetadataClientApplication {
+  id: string;
+  orgId: string;
+  name: string;
+  /** The capabilities it allows. */
+  scopes: string[];
 }
 
 /**
@@ -145,15 +159,18 @@ export class OAuthInteractions {
         return;
       }
       const clientId = String(details.params['client_id']);
-      const client = await provider.Client.find(clientId);
+      const client = await this.#client(res, clientId);
+      if (client === null) return;
       let applicationName = await this.deps.applicationName(clientId);
+      let scopes = requestedScopes(details);
       if (client?.clientIdMetadataDocument) {
         const chosen = await this.#metadataClientApplication(clientId, person.userId);
         if ('refusal' in chosen) return this.#refuse(req, res, clientId, person.userId, chosen.refusal);
         // The name the client's own document gives, shown with the host that vouches for it.
         applicationName = client.clientName ?? chosen.app.name;
+        // What the grant will hold: a new one when the current grant is another application's.
+        if (!(await this.#reusable(details.grantId, chosen.app))) scopes = this.#grantable(details, chosen.app).all;
       }
-      const scopes = requestedScopes(details);
       send(
         res,
         200,
@@ -209,28 +226,42 @@ export class OAuthInteractions {
       return;
     }
     const clientId = String(details.params['client_id']);
-    const client = await provider.Client.find(clientId);
-    // A metadata-URL client: decided again now (the person's organizations may have changed
-    // since the page was shown), and a grant bound to another application is not reused.
-    let bindTo: { id: string; orgId: string } | undefined;
-    let reuse = details.grantId;
-    if (client?.clientIdMetadataDocument) {
-      const chosen = await this.#metadataClientApplication(clientId, accountId);
-      if ('refusal' in chosen) return this.#refuse(req, res, clientId, accountId, chosen.refusal);
-      bindTo = chosen.app;
-      if (reuse && (await this.deps.metadataClients.boundApplicationId(reuse)) !== bindTo.id) reuse = undefined;
-    }
-    const grant = reuse ? await provider.Grant.find(reuse) : new provider.Grant({ accountId, clientId });
-    if (!grant) throw new Error('grant of a live interaction not found');
+    const client = await this.#client(res, clientId);
+    if (client === null) return;
     const missing = details.prompt.details as {
       missingOIDCScope?: string[];
       missingOIDCClaims?: string[];
       missingResourceScopes?: Record<string, string[]>;
     };
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    // A metadata-URL client: decided again now (the person's organizations may have changed
+    // since the page was shown), and a grant bound to another application is not reused.
+    let bindTo: MetadataClientApplication | undefined;
+    let reuse = details.grantId;
+    let add = {
+      oidcScopes: missing.missingOIDCScope ?? [],
+      resourceScopes: Object.entries(missing.missingResourceScopes ?? {}),
+    };
+    if (client?.clientIdMetadataDocument) {
+      const chosen = await this.#metadataClientApplication(clientId, accountId);
+      if ('refusal' in chosen) return this.#refuse(req, res, clientId, accountId, chosen.refusal);
+      bindTo = chosen.app;
+      if (!(await this.#reusable(reuse, bindTo))) {
+        // A new grant: everything requested that this application allows, not only what the
+        // other application's grant lacked.
+        const grantable = this.#grantable(details, bindTo);
+        add = { oidcScopes: grantable.oidc, resourceScopes: [[this.deps.resource, grantable.resource]] };
+        reuse = undefined;
+      }
+    }
+    const previous = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+    const grant = reuse ? previous : new provider.Grant({ accountId, clientId });
+    if (!grant) throw new Error('grant of a live interaction not found');
+    if (add.oidcScopes.length > 0) grant.addOIDCScope(add.oidcScopes.join(' '));
+    // Claims are the person's (sub, name), consented for this same client before: kept.
+    if (!reuse && previous) grant.addOIDCClaims(previous.getOIDCClaims());
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
+    for (const [indicator, scopes] of add.resourceScopes) {
+      if (scopes.length > 0) grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
     if (bindTo) await this.deps.metadataClients.bind(grantId, bindTo, accountId, clientId);
@@ -254,11 +285,49 @@ export class OAuthInteractions {
     );
   }
 
+  /**
+   * The client, or null once a page was sent: a metadata document refetched during a long
+   * sign-in (its cache ended) may be slow, huge or changed; that is a coded 400 page, as at
+   * the authorization endpoint, never a 500.
+   */
+  async #client(res: ServerResponse, clientId: string) {
+    try {
+      return await this.deps.provider.Client.find(clientId);
+    } catch (error) {
+      const code = metadataDocumentErrorCode(error, clientId);
+      if (!code) throw error;
+      send(
+        res,
+        400,
+        oauthErrorPage(
+          'This request cannot continue',
+          'The client identified itself with a metadata document that Context Gateway cannot use.',
+          code,
+        ),
+      );
+      return null;
+    }
+  }
+
+  /** Whether the interaction's grant may be extended: it is bound to the application chosen now. */
+  async #reusable(grantId: string | undefined, app: MetadataClientApplication): Promise<boolean> {
+    return grantId !== undefined && (await this.deps.metadataClients.boundApplicationId(grantId)) === app.id;
+  }
+
+  /** What a new grant for this application gets: the requested scopes it allows, and the OpenID ones requested. */
+  #grantable(details: { params: Record<string, unknown> }, app: MetadataClientApplication) {
+    const scope = details.params['scope'];
+    const requested = new Set(typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
+    const oidc = this.deps.oidcScopes.filter((s) => requested.has(s));
+    const resource = app.scopes.filter((s) => requested.has(s));
+    return { oidc, resource, all: [...oidc, ...resource] };
+  }
+
   /** The one application of the person's organizations that allowed this metadata URL. */
   async #metadataClientApplication(
     url: string,
     userId: string,
-  ): Promise<{ app: { id: string; orgId: string; name: string } } | { refusal: MetadataClientRefusal }> {
+  ): Promise<{ app: MetadataClientApplication } | { refusal: MetadataClientRefusal }> {
     const apps = await this.deps.metadataClients.applicationsFor(url, userId);
     const [app] = apps;
     if (!app) return { refusal: 'client_not_allowed' };

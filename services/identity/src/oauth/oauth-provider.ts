@@ -12,10 +12,12 @@ import {
 
 import {
   clientIdMetadataDocumentFeature,
+  FETCH_RESPONSE_BODY_LIMITS,
   metadataDocumentErrorCode,
   type MetadataDocumentPolicy,
   metadataFetch,
   refuseOwnMetadataInDocument,
+  sectorIdentifierUriValidate,
 } from './client-metadata-documents.js';
 import { oauthErrorPage } from './consent-page.js';
 import { CLIENT_EXTRA_METADATA, verifyClientSecret } from './oauth-clients.js';
@@ -64,7 +66,7 @@ export interface MetadataClientState {
 }
 
 /** Scopes beyond the applications' capabilities: OpenID Connect's own. */
-const OIDC_SCOPES = ['openid', 'offline_access', 'profile'];
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile'];
 
 /** The one interaction route (login and consent): `/oauth/interaction/<uid>`. */
 function interactionPath(issuerPath: string, uid: string): string {
@@ -89,6 +91,33 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
         ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
       ),
     );
+  // A metadata-URL client is asked every time, whatever its application_type, unless the
+  // grant already in use is bound to the application the person's organization allows now:
+  // the consent interaction is where its application is chosen (and a person of no
+  // organization that allowed it is refused with a code, audited). Without this a web client
+  // whose person has no application would see none of its scopes offered and end in a bare
+  // access_denied, unexplained and unaudited.
+  policy.get('consent')?.checks.add(
+    new interactionPolicy.Check(
+      'metadata_client_application',
+      "a metadata-URL client acts as the application of the person's organization, chosen at consent",
+      async (ctx) => {
+        if (!ctx.oidc.client?.clientIdMetadataDocument || ctx.oidc.result?.consent) {
+          return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        }
+        const grantId = ctx.oidc.grant?.jti;
+        const accountId = ctx.oidc.session?.accountId;
+        if (grantId && accountId) {
+          const [bound, current] = await Promise.all([
+            options.metadataClients.boundApplication(grantId),
+            options.metadataClients.applicationFor(ctx.oidc.client.clientId, accountId),
+          ]);
+          if (bound && current && bound.id === current.id) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        }
+        return interactionPolicy.Check.REQUEST_PROMPT;
+      },
+    ),
+  );
 
   // Every access token: a JWT (RFC 9068) for the gateway alone, ES256, carrying the client's capabilities at most.
   const resourceServer = (client: Client, capabilities?: string[]): ResourceServer => ({
@@ -144,6 +173,9 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     },
     // Outgoing requests (metadata documents): oidc-provider's SSRF-guarded fetch; see metadataFetch.
     fetch: metadataFetch(options.metadataClients) as Configuration['fetch'],
+    // Never a metadata document's sector_identifier_uri, and every answer size-limited.
+    sectorIdentifierUriValidate,
+    fetchResponseBodyLimits: FETCH_RESPONSE_BODY_LIMITS,
     // client_secret_post and client_secret_jwt are off: the stored secret is a hash, and
     // one way per kind of client (basic, key, PKCE-only) is enough.
     clientAuthMethods: ['none', 'client_secret_basic', 'private_key_jwt'],
@@ -156,7 +188,21 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     // confidential ones too (OAuth 2.1).
     pkce: { required: () => true },
     // Every refresh rotates; presenting a spent refresh token revokes the whole grant.
-    rotateRefreshToken: true,
+    // A metadata-URL client's grant is checked here, the last moment before oidc-provider
+    // spends the presented token (after its reuse check): a grant whose application was
+    // disabled, or whose person left its organization, is invalid_grant with the token
+    // unspent, and a failing lookup is a 500 the client may retry with the same token
+    // without tripping reuse detection. extraTokenClaims checks again (and for codes).
+    async rotateRefreshToken(ctx) {
+      const client = ctx.oidc.client;
+      const grantId = ctx.oidc.entities.RefreshToken?.grantId;
+      if (client?.clientIdMetadataDocument && !(grantId && (await options.metadataClients.boundApplication(grantId)))) {
+        throw new errors.InvalidGrant(
+          'client_not_allowed: no application of your organization allows this client any more',
+        );
+      }
+      return true;
+    },
     issueRefreshToken: (_ctx, client) => Promise.resolve(client.grantTypeAllowed('refresh_token')),
     // Tokens outlive oidc-provider's own short session: the gateway session is the sign-in,
     // and a grant lasts until it expires or is revoked.
@@ -239,7 +285,8 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     renderError(ctx, out, error) {
       // A page a person can read, with the stable OAuth error code; never a request parameter echoed.
       // A metadata document that could not be used is named more precisely (slow, too large, ...).
-      const documentCode = metadataDocumentErrorCode(error);
+      const clientId = ctx.oidc?.params?.['client_id'];
+      const documentCode = metadataDocumentErrorCode(error, typeof clientId === 'string' ? clientId : undefined);
       ctx.type = 'html';
       ctx.set('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
       ctx.body = oauthErrorPage(

@@ -18,7 +18,7 @@ import { installOAuthRoutes, type OnRequestHost, type ServingProvider } from './
 import { OAuthInteractions } from './oauth-interactions.js';
 import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
-import { createOAuthProvider, type MetadataClientState } from './oauth-provider.js';
+import { createOAuthProvider, type MetadataClientState, OIDC_SCOPES } from './oauth-provider.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
 import { TokenRevocationEvents, TokenRevocationKind } from './token-revocation-events.js';
 
@@ -231,6 +231,8 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       provider,
       publicOrigin: urls.origin,
       issuerPath: urls.issuerPath,
+      resource: urls.resource,
+      oidcScopes: OIDC_SCOPES,
       resolveSession: async (token) => {
         try {
           const session = await this.sessions.resolve(token);
@@ -260,7 +262,10 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
           }),
         refused: async (clientId, userId, code) => {
           // Audited in each organization the person belongs to: theirs did not allow the client.
-          const orgIds = await this.clients.organizationsOf(userId);
+          // A person of none is audited with no organization (the audit contract's "none is
+          // known"): no auditor sees it, the person does, by their user id.
+          const memberOf = await this.clients.organizationsOf(userId);
+          const orgIds = memberOf.length > 0 ? memberOf : [''];
           await Promise.all(
             orgIds.map((orgId) =>
               this.audit.record({

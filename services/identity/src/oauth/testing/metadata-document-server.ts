@@ -21,7 +21,11 @@ export interface MetadataDocumentServer {
   stop(): Promise<void>;
 }
 
-export type DocumentRoute = (url: string) => { body: string; delayMs?: number } | undefined;
+/**
+ * An answer: `body` after `delayMs`; `chunked`: streamed in 1 KiB pieces with no
+ * Content-Length (a limit must then be kept while reading, not from the header).
+ */
+export type DocumentRoute = (url: string) => { body: string; delayMs?: number; chunked?: boolean } | undefined;
 
 export async function startMetadataDocumentServer(route: DocumentRoute): Promise<MetadataDocumentServer> {
   const dir = mkdtempSync(join(tmpdir(), 'cimd-'));
@@ -47,7 +51,12 @@ export async function startMetadataDocumentServer(route: DocumentRoute): Promise
       res.writeHead(404).end();
       return;
     }
-    const send = () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer.body);
+    const send = () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (!answer.chunked) return void res.end(answer.body);
+      for (let i = 0; i < answer.body.length; i += 1024) res.write(answer.body.slice(i, i + 1024));
+      res.end();
+    };
     if (answer.delayMs) setTimeout(send, answer.delayMs).unref();
     else send();
   };
