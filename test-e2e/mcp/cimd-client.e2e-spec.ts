@@ -84,6 +84,9 @@ beforeAll(async () => {
   stack = await startTestStack('mcp-cimd', {
     OPERATOR_TOKEN,
     SSO_ALLOW_INSECURE_LOCALHOST: 'true',
+    // identity accepts the two test knobs under NODE_ENV=test only (Jest sets it; said here
+    // so the stack does not depend on how it was started).
+    NODE_ENV: 'test',
     OAUTH_CIMD_TEST_CA_FILE: cert,
     OAUTH_CIMD_ALLOW_LOOPBACK: 'true',
   });
