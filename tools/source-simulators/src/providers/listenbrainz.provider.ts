@@ -41,7 +41,7 @@ function tsParam(req: FastifyRequest, name: string): number | undefined {
  */
 export function listenbrainzProvider(): Provider {
   /** Requests per window per caller (brainzutils keys by token only for whitelisted tokens, else by IP). */
-  const windows = new Map<string, { resetAt: number; used: number }>();
+  const windows = new Map<string, { resetAt: number; per: number; used: number }>();
 
   return {
     name: 'listenbrainz',
@@ -120,7 +120,8 @@ export function listenbrainzProvider(): Provider {
           // Windows are aligned to the clock, as brainzutils' are: reset = (now // per) * per + per.
           const resetAt = Math.floor(nowMs / per) * per + per;
           let w = windows.get(req.ip);
-          if (!w || w.resetAt !== resetAt) windows.set(req.ip, (w = { resetAt, used: 0 }));
+          // A changed window length starts a fresh window (two lengths can share a reset time).
+          if (!w || w.resetAt !== resetAt || w.per !== per) windows.set(req.ip, (w = { resetAt, per, used: 0 }));
           w.used++;
           reply
             .header('x-ratelimit-limit', String(ctx.rateLimit.limit))
