@@ -305,6 +305,17 @@ describe('gateway mode at /mcp', () => {
     });
     expect(rule.status).toBe(201);
     const ruleId = (rule.body as { rule: { id: string } }).rule.id;
+    // Explain names the approval it asks for.
+    // (policy applies Ada's new grant from the control stream: asked until it has)
+    const explained = await waitFor('the grant in policy', async () => {
+      const res = await admin().call('POST', '/v1/admin/policy/explain', {
+        applicationId: app.appId,
+        userId: ada.userId,
+        capability: 'github:delete_repo',
+      });
+      return (res.body as { allowed?: boolean }).allowed ? res.body : undefined;
+    });
+    expect(explained).toMatchObject({ allowed: true, approval: { layer: 'org', ruleIds: [ruleId] } });
 
     /** The person opens the approval link, reads the call and approves it with their passkey. */
     const approve = async (url: string, repo: string) => {
@@ -312,7 +323,10 @@ describe('gateway mode at /mcp', () => {
       expect(link.pathname).toMatch(/^\/v1\/approvals\/[0-9a-f-]{36}$/);
       const response = await page.goto(new URL(link.pathname, base).href);
       expect(response?.headers()['content-security-policy']).toContain("form-action 'self'");
-      expect(await page.textContent('h1')).toContain('github.delete_repo');
+      expect(await page.textContent('#name')).toBe('github.delete_repo');
+      expect(await page.textContent('#method')).toBe('tools/call');
+      // The server's annotations are shown as its claims.
+      expect(await page.textContent('body')).toContain('its own claims');
       expect(await page.textContent('body')).toContain('Destructive');
       expect(JSON.parse((await page.textContent('#arguments')) ?? '')).toEqual({ repo });
       await page.click('#allow');
@@ -390,13 +404,48 @@ describe('gateway mode at /mcp', () => {
     // A replayed approval page answer changes nothing.
     await page.goto(new URL(approved, base).href);
     expect(await page.textContent('body')).toContain('approval_already_decided');
+
+    // A resource-scoped approval on the resources' capability: a read names no resource, so it
+    // is held (not let through), and listings, which cannot wait for an approval, show nothing.
+    const reads = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'allow',
+      capability: 'github:tools',
+      resources: ['secret/*'],
+      approvalRequired: true,
+    });
+    expect(reads.status).toBe(201);
+    const readHeld = await legacy.readResource({ uri: 'github+github://user' }).then(
+      () => undefined,
+      (e: unknown) => e as ProtocolError,
+    );
+    expect(readHeld?.code).toBe(-32042);
+    const readUrl = (readHeld?.data as { elicitations: { url: string }[] }).elicitations[0]?.url ?? '';
+    await page.goto(new URL(new URL(readUrl).pathname, base).href);
+    expect(await page.textContent('#method')).toBe('resources/read');
+    expect(await page.textContent('#name')).toBe('github+github://user');
+    expect((await legacy.listResources()).resources).toEqual([]);
+    await admin().call(
+      'DELETE',
+      `/v1/admin/organizations/${app.orgId}/policy/rules/${(reads.body as { rule: { id: string } }).rule.id}`,
+    );
     await legacy.close();
 
     // Every call has intent and outcome; held ones name the request, the approved ones the approval they spent.
-    const events = (await recentAuditEvents(nc, 120)).filter(
+    const trail = (await recentAuditEvents(nc, 160)).filter(
       (e) => e.capability === 'github:delete_repo' && e.userId === ada.userId,
     );
+    const events = trail.filter((e) => e.action === AuditAction.CAPABILITY_INVOCATION);
     const outcomes = events.filter((e) => e.phase === AuditPhase.OUTCOME);
+    // Each of Ada's answers on the page is a consent by her, naming the request (and the passkey that signed).
+    const answers = trail.filter((e) => e.action === AuditAction.CONSENT && e.phase === AuditPhase.OUTCOME);
+    expect(answers.map((e) => `/v1/approvals/${e.approvalId}`).sort()).toEqual(
+      [elicited[0], approved, new URL(other).pathname].sort(),
+    );
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ actorId: ada.userId });
+      if (answer.outcome === AuditOutcome.ALLOWED) expect(answer.resource).toMatch(/^passkey:[A-Za-z0-9_-]+$/);
+      else expect(answer).toMatchObject({ outcome: AuditOutcome.DENIED, errorCode: 'approval_declined' });
+    }
     for (const outcome of outcomes)
       expect(events.find((e) => e.eventId === outcome.intentEventId)).toMatchObject({ phase: AuditPhase.INTENT });
     const ran = outcomes.filter((e) => e.outcome === AuditOutcome.ALLOWED);

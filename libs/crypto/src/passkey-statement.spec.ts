@@ -60,7 +60,9 @@ describe('approvalChallenge', () => {
     orgId: grant.orgId,
     applicationId: grant.applicationId,
     capability: 'github:delete_repo',
-    argumentsHash: 'h-1',
+    method: 'tools/call',
+    name: 'github.delete_repo',
+    callHash: 'h-1',
     nonce: 'n-1',
     notAfter: grant.notAfter,
   };
@@ -73,7 +75,9 @@ describe('approvalChallenge', () => {
       { orgId: 'other' },
       { applicationId: 'other' },
       { capability: 'github:create_issue' },
-      { argumentsHash: 'h-2' },
+      { method: 'resources/read' },
+      { name: 'github.tools' },
+      { callHash: 'h-2' },
       { nonce: 'n-2' },
       { notAfter: new Date(grant.notAfter.getTime() + 1) },
     ])

@@ -57,32 +57,39 @@ export function passkeyChallenge(s: PasskeyStatement): string {
   ]);
 }
 
-/** One MCP tool call a person approves: this application, this capability, these exact arguments, once. */
+/** One MCP call a person approves: this application, this operation, these exact arguments, once. */
 export interface ApprovalStatement {
   userId: string;
   orgId: string;
   applicationId: string;
-  /** `<integration>:<tool>`. */
+  /** `<integration>:<tool>` (resources and prompts: `<integration>:tools`). */
   capability: string;
-  /** SHA-256 (base64url) of the arguments' canonical JSON (RFC 8785): `argumentsHash`. */
-  argumentsHash: string;
+  /** The MCP operation: `tools/call`, `resources/read` or `prompts/get`. */
+  method: string;
+  /** What the agent named, as the gateway lists it: the tool, the resource URI or the prompt. */
+  name: string;
+  /** SHA-256 (base64url) of the canonical JSON (RFC 8785) of method, name and arguments: `callHash`. */
+  callHash: string;
   nonce: string;
   notAfter: Date;
 }
 
 /**
- * The WebAuthn challenge a person signs to approve one tool call (gateway mode): the hash of
- * who asks, for whom, which capability and which arguments. A signature over it approves
- * exactly that call; other arguments, another application or another person hash otherwise.
+ * The WebAuthn challenge a person signs to approve one MCP call (gateway mode): the hash of
+ * who asks, for whom, which capability, which operation on which name and which arguments.
+ * A signature over it approves exactly that call; another operation (a resource read for a
+ * tool call), other arguments, another application or another person hash otherwise.
  */
 export function approvalChallenge(s: ApprovalStatement): string {
   return challengeOf([
-    'context-gateway.approval.v1',
+    'context-gateway.approval.v2',
     s.userId,
     s.orgId,
     s.applicationId,
     s.capability,
-    s.argumentsHash,
+    s.method,
+    s.name,
+    s.callHash,
     s.nonce,
     s.notAfter.getTime(),
   ]);

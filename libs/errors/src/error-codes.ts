@@ -67,10 +67,8 @@ export const ErrorCodes = {
    * expired or was already used.
    */
   passkey_signature_invalid: { status: 403, title: 'Passkey signature invalid' },
-  /** No such approval request (gateway mode). */
+  /** No such approval request (gateway mode), or one for another person: only the person the agent acts for sees it. */
   approval_not_found: { status: 404, title: 'Approval not found' },
-  /** The approval request is another person's: only the person the agent acts for approves (nothing is shown). */
-  approval_other_person: { status: 403, title: 'Approval for another person' },
   /** The approval request's time is over: the agent's retry asks for a new one. */
   approval_expired: { status: 410, title: 'Approval expired' },
   /** The approval request was already approved, declined or used: each is decided once. */

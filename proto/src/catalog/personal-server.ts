@@ -1,5 +1,7 @@
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import {
+  CheckApprovalRequestSchema,
+  CheckApprovalResponseSchema,
   CheckConsentRequestSchema,
   CheckConsentResponseSchema,
   CountRecordsRequestSchema,
@@ -165,6 +167,30 @@ export const personalServerRpc = {
       ...(m.scopes.length === 0 ? [{ path: 'scopes', message: 'must not be empty' }] : []),
       ...m.scopes.flatMap((s, i) => check.maxLength(s, 200, `scopes[${i}]`)),
       ...validateProof(m.consent, 'consent'),
+    ],
+  }),
+  /** gateway (approvals): the person's passkey approval of one held MCP call, by a pinned passkey only. */
+  checkApproval: defineRpc({
+    subject: `${P}.check_approval`,
+    callers: ['gateway'],
+    request: CheckApprovalRequestSchema,
+    response: CheckApprovalResponseSchema,
+    // Asks identity for the person's passkeys (a passkey it no longer holds signs nothing).
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.userId, 'userId'),
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.uuid(m.applicationId, 'applicationId'),
+      ...check.nonEmpty(m.capability, 'capability'),
+      ...check.maxLength(m.capability, 300, 'capability'),
+      ...(['tools/call', 'resources/read', 'prompts/get'].includes(m.method)
+        ? []
+        : [{ path: 'method', message: 'must be tools/call, resources/read or prompts/get' }]),
+      ...check.nonEmpty(m.name, 'name'),
+      ...check.maxLength(m.name, 2048, 'name'),
+      ...check.nonEmpty(m.callHash, 'callHash'),
+      ...check.maxLength(m.callHash, 64, 'callHash'),
+      ...validateProof(m.approval, 'approval'),
     ],
   }),
   /** gateway (the portal), after the person added a passkey: pin it, endorsed by a pinned one. */

@@ -66,11 +66,23 @@ export class SoftAuthenticator {
     };
   }
 
-  /** AuthenticationResponseJSON: this passkey's assertion over `challenge` (base64url) at `origin`. */
-  assert(challenge: string, origin: string, rpId = new URL(origin).hostname) {
-    // Flags: user present (0x01), user verified (0x04); counter zero.
-    const authData = Buffer.concat([sha256(rpId), Buffer.from([0x05]), Buffer.alloc(4)]);
-    const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
+  /**
+   * AuthenticationResponseJSON: this passkey's assertion over `challenge` (base64url) at
+   * `origin`. `options` make the assertions a verifier must refuse, validly signed: one
+   * without user verification (a tap, no PIN or biometric), one made in a cross-origin frame.
+   */
+  assert(
+    challenge: string,
+    origin: string,
+    rpId = new URL(origin).hostname,
+    options: { userVerified?: boolean; crossOrigin?: boolean } = {},
+  ) {
+    // Flags: user present (0x01), user verified (0x04) unless told otherwise; counter zero.
+    const flags = options.userVerified === false ? 0x01 : 0x05;
+    const authData = Buffer.concat([sha256(rpId), Buffer.from([flags]), Buffer.alloc(4)]);
+    const clientDataJSON = Buffer.from(
+      JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: options.crossOrigin === true }),
+    );
     const signature = sign('sha256', Buffer.concat([authData, sha256(clientDataJSON)]), this.#privateKey);
     return {
       id: this.credentialId,

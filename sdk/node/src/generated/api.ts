@@ -6712,6 +6712,12 @@ export type paths = {
                                 effect: "allow" | "deny";
                                 ruleIds: string[];
                             }[];
+                            /** @description Allowed, but only once the person approves each call with their passkey (an `approvalRequired` rule): the first asking layer and its rules. Only an MCP call at /mcp can wait for that; a credential or a records query is refused with `approval_required`. */
+                            approval?: {
+                                /** @enum {string} */
+                                layer: "org" | "user" | "application";
+                                ruleIds: string[];
+                            };
                         };
                     };
                 };
@@ -6964,15 +6970,6 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description approval_other_person */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description approval_not_found */
                 404: {
                     headers: {
@@ -7079,7 +7076,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description approval_other_person, csrf_invalid, passkey_signature_invalid */
+                /** @description csrf_invalid, passkey_signature_invalid */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -11744,6 +11741,12 @@ export type paths = {
                                 effect: "allow" | "deny";
                                 ruleIds: string[];
                             }[];
+                            /** @description Allowed, but only once the person approves each call with their passkey (an `approvalRequired` rule): the first asking layer and its rules. Only an MCP call at /mcp can wait for that; a credential or a records query is refused with `approval_required`. */
+                            approval?: {
+                                /** @enum {string} */
+                                layer: "org" | "user" | "application";
+                                ruleIds: string[];
+                            };
                         };
                     };
                 };
@@ -12212,7 +12215,7 @@ export type components = {
             detail: string;
             instance: string;
             /** @enum {string} */
-            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_other_person" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
+            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
             requestId: string;
             errors?: {
                 path?: string;

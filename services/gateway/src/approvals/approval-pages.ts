@@ -1,12 +1,16 @@
 import { layout } from '../connect/connect-pages.js';
 import { html } from '../http/html.js';
+import { escapeInvisible } from './approval-display.js';
 
 export interface ApprovalPageView {
   applicationName: string;
-  /** The tool as the agent names it (`github.delete_repo`). */
-  toolName: string;
+  /** The MCP operation held: tools/call | resources/read | prompts/get. */
+  method: string;
+  /** What the agent named (`github.delete_repo`, a resource URI, a prompt), invisible characters escaped. */
+  name: string;
+  /** What the upstream server says about it: its claims, shown as such. */
   tool: { title?: string; description?: string; annotations?: Record<string, unknown> };
-  /** The arguments, pretty-printed JSON. */
+  /** The arguments, pretty-printed JSON, invisible characters escaped. */
   arguments: string;
   expiresAt: Date;
   action: string;
@@ -19,14 +23,35 @@ export interface ApprovalPageView {
   error?: string;
 }
 
-/** What the annotations say, in words (a server's hints: shown, never trusted for a decision). */
+/** How much of a server's title and description the page shows: claims, not a manual. */
+const MAX_TITLE = 120;
+const MAX_DESCRIPTION = 600;
+
+/** A server's text, its invisible characters written out and cut to `max` characters. */
+function claim(text: string | undefined, max: number): string | undefined {
+  if (!text) return undefined;
+  const chars = [...escapeInvisible(text)];
+  return chars.length > max ? `${chars.slice(0, max).join('')}…` : chars.join('');
+}
+
+/**
+ * What the annotations say, in words — the upstream server's claims about its own tool,
+ * which the server may get wrong or lie about: never a reassurance, never trusted for a
+ * decision. Only the warning is worth showing; "read-only" from the server proves nothing.
+ */
 function hints(annotations: Record<string, unknown> | undefined) {
   const words: string[] = [];
   if (annotations?.destructiveHint === true) words.push('Destructive: it may delete or overwrite data.');
-  if (annotations?.readOnlyHint === true) words.push('Read-only, by its description.');
   if (annotations?.openWorldHint === true) words.push('It reaches outside services.');
   return words;
 }
+
+/** The operation, in words. */
+const OPERATIONS: Partial<Record<string, string>> = {
+  'tools/call': 'run the tool',
+  'resources/read': 'read the resource',
+  'prompts/get': 'get the prompt',
+};
 
 /**
  * The approval page of one held tool call: which application, which tool (its annotations),
@@ -43,16 +68,25 @@ export function approvalPage(v: ApprovalPageView): string {
 <div class="actions"><a class="button primary" href="${v.signInUrl}">Continue with a passkey</a></div>`,
     );
   const warnings = hints(v.tool.annotations);
+  const title = claim(v.tool.title, MAX_TITLE);
+  const description = claim(v.tool.description, MAX_DESCRIPTION);
+  const said = title || description || warnings.length > 0;
   return layout(
-    `Approve ${v.toolName} for ${v.applicationName}`,
-    html`<h1>${v.applicationName} wants to run <code>${v.toolName}</code></h1>
+    `Approve ${v.name} for ${v.applicationName}`,
+    html`<h1>${v.applicationName} wants to ${OPERATIONS[v.method] ?? v.method} <code id="name">${v.name}</code></h1>
+<p class="note">MCP operation <code id="method">${v.method}</code></p>
 ${v.error ? html`<p role="alert"><strong>${v.error}</strong></p>` : ''}
-${v.tool.title ? html`<p><strong>${v.tool.title}</strong></p>` : ''}
-${v.tool.description ? html`<p>${v.tool.description}</p>` : ''}
-${warnings.length > 0 ? html`<ul class="warnings">${warnings.map((w) => html`<li><strong>${w}</strong></li>`)}</ul>` : ''}
+${
+  said
+    ? html`<section><p class="note">What the server says about it (its own claims, not checked):</p>
+${title ? html`<p><strong>${title}</strong></p>` : ''}
+${description ? html`<p>${description}</p>` : ''}
+${warnings.length > 0 ? html`<ul class="warnings">${warnings.map((w) => html`<li><strong>${w}</strong></li>`)}</ul>` : ''}</section>`
+    : ''
+}
 <p>With exactly these arguments:</p>
 <pre id="arguments">${v.arguments}</pre>
-<p class="note">Approving lets this one call run once, with these arguments only. The request expires at ${v.expiresAt.toISOString()}.</p>
+<p class="note">Approving lets this one call run once, with these arguments only. Characters that would not show are written as <code>\\uXXXX</code>. The request expires at ${v.expiresAt.toISOString()}.</p>
 <form method="post" action="${v.action}" id="consent" data-challenge="${v.challenge ?? ''}" data-credentials="${(v.credentialIds ?? []).join(' ')}">
 <input type="hidden" name="csrf" value="${v.csrf}">
 <input type="hidden" id="assertion" name="assertion" value="">
@@ -65,14 +99,14 @@ ${warnings.length > 0 ? html`<ul class="warnings">${warnings.map((w) => html`<li
 }
 
 /** After the answer: what happens next, in the agent. */
-export function approvalDonePage(approved: boolean, toolName: string): string {
+export function approvalDonePage(approved: boolean, method: string, name: string): string {
   return approved
     ? layout(
         'Approved',
-        html`<h1>Approved</h1><p role="status">You approved <code>${toolName}</code> once, with the arguments you saw. The application can now retry the call.</p><p class="note">You can close this window.</p>`,
+        html`<h1>Approved</h1><p role="status">You approved <code>${method}</code> of <code>${name}</code> once, with the arguments you saw. The application can now retry the call.</p><p class="note">You can close this window.</p>`,
       )
     : layout(
         'Declined',
-        html`<h1>Declined</h1><p role="status"><code>${toolName}</code> will not run: the application's retry fails with <code>approval_declined</code>.</p><p class="note">You can close this window.</p>`,
+        html`<h1>Declined</h1><p role="status"><code>${method}</code> of <code>${name}</code> will not run: the application's retry fails with <code>approval_declined</code>.</p><p class="note">You can close this window.</p>`,
       );
 }

@@ -12,8 +12,8 @@ import { assertCsrfToken, issueCsrfToken } from '../auth/csrf.js';
 import { errorPage } from '../connect/connect-pages.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
-import { gatewayToolName } from '../mcp/mcp-server-view.js';
-import { approvalDonePage, approvalPage } from './approval-pages.js';
+import { displayArguments, escapeInvisible } from './approval-display.js';
+import { approvalDonePage, approvalPage, type ApprovalPageView } from './approval-pages.js';
 import type { ApprovalRow } from './approvals.repository.js';
 import { ApprovalsService } from './approvals.service.js';
 
@@ -34,10 +34,6 @@ const approvalForm = z
 /** Page errors a person can meet, with the words they read. */
 const PAGE_ERRORS: Partial<Record<string, { title: string; message: string }>> = {
   approval_not_found: { title: 'This link cannot be used', message: 'This approval request is unknown.' },
-  approval_other_person: {
-    title: 'This request is for someone else',
-    message: 'The application asked another person to approve this call. Sign in as that person.',
-  },
   approval_expired: {
     title: 'This request has expired',
     message: 'Approval requests work for a few minutes. Ask the application to try the call again.',
@@ -73,7 +69,7 @@ export class ApprovalsController {
     auth: 'none',
     params,
     success: { status: 200, description: 'The approval page.', contentType: 'text/html' },
-    errors: ['approval_not_found', 'approval_other_person', 'approval_expired', 'approval_already_decided'],
+    errors: ['approval_not_found', 'approval_expired', 'approval_already_decided'],
   })
   async show(@Param() p: z.infer<typeof params>, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     try {
@@ -97,7 +93,6 @@ export class ApprovalsController {
     success: { status: 200, description: 'What happens next.', contentType: 'text/html' },
     errors: [
       'approval_not_found',
-      'approval_other_person',
       'approval_expired',
       'approval_already_decided',
       'csrf_invalid',
@@ -132,9 +127,9 @@ export class ApprovalsController {
           );
         throw error;
       }
-      this.logger.info({ approvalId: row.id, status: row.status, capability: row.capability }, 'tool call decided');
+      // The answer is in the audit trail already (ApprovalsService.decide).
       this.pageHeaders(reply);
-      reply.status(200).send(approvalDonePage(row.status === 'approved', toolNameOf(row)));
+      reply.status(200).send(approvalDonePage(row.status === 'approved', row.method, escapeInvisible(row.name)));
       return reply;
     } catch (error) {
       return this.page(reply, error);
@@ -156,7 +151,8 @@ export class ApprovalsController {
           ...base,
           signedIn: false,
           applicationName: '',
-          toolName: '',
+          method: '',
+          name: '',
           tool: {},
           arguments: '',
           expiresAt: new Date(0),
@@ -175,9 +171,10 @@ export class ApprovalsController {
         ...base,
         signedIn: true,
         applicationName: application?.name ?? 'An application',
-        toolName: toolNameOf(view.row),
-        tool: JSON.parse(view.row.tool) as { title?: string; description?: string },
-        arguments: JSON.stringify(JSON.parse(view.row.arguments), null, 2),
+        method: view.row.method,
+        name: escapeInvisible(view.row.name),
+        tool: JSON.parse(view.row.tool) as ApprovalPageView['tool'],
+        arguments: displayArguments(view.row.arguments),
         expiresAt: view.row.expiresAt,
         challenge: view.challenge,
         credentialIds: view.credentialIds,
@@ -221,9 +218,4 @@ export class ApprovalsController {
       "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     );
   }
-}
-
-function toolNameOf(row: ApprovalRow): string {
-  const [integration = '', ...rest] = row.capability.split(':');
-  return gatewayToolName(integration, rest.join(':'));
 }

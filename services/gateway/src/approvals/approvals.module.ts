@@ -1,4 +1,6 @@
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
+import type { ApprovalStatement } from '@context-gateway/crypto';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
@@ -6,19 +8,34 @@ import { Module } from '@nestjs/common';
 import type { Pool } from 'pg';
 
 import { AccountsModule } from '../accounts/accounts.module.js';
+import { AuditRecorder } from '../audit/audit-recorder.js';
 import type { Env } from '../env.js';
 import { ApprovalsController } from './approvals.controller.js';
 import { ApprovalsRepository } from './approvals.repository.js';
 import { ApprovalPasskeys, ApprovalsService } from './approvals.service.js';
 
-/** A person's passkeys come from identity, their only keeper: a passkey it no longer holds approves nothing. */
-class IdentityPasskeys extends ApprovalPasskeys {
+/**
+ * The passkeys that approve are those the person's Personal Server pinned, and it verifies
+ * the assertion itself (as for a consent): identity, or anyone holding the person's session,
+ * can add a passkey there, but not one that approves.
+ */
+class PinnedPasskeys extends ApprovalPasskeys {
   constructor(private readonly rpcClient: RpcClient) {
     super();
   }
 
-  async passkeys(userId: string) {
-    return (await this.rpcClient.request(rpc.identity.listUserPasskeys, { userId })).passkeys;
+  async trusted(userId: string) {
+    const pins = await this.rpcClient.request(rpc.personalServer.listPinnedPasskeys, { userId });
+    return pins.pinned ? pins.credentialIds : [];
+  }
+
+  async verify(statement: ApprovalStatement, assertionJson: string) {
+    const { nonce, notAfter, ...terms } = statement;
+    const { credentialId } = await this.rpcClient.request(rpc.personalServer.checkApproval, {
+      ...terms,
+      approval: { nonce, notAfter: timestampFromDate(notAfter), assertionJson },
+    });
+    return credentialId;
   }
 }
 
@@ -29,9 +46,9 @@ class IdentityPasskeys extends ApprovalPasskeys {
   providers: [
     {
       provide: ApprovalsService,
-      inject: [PG_POOL, RpcClient, Clock, SERVICE_ENV],
-      useFactory: (pool: Pool, rpcClient: RpcClient, clock: Clock, env: Env) =>
-        new ApprovalsService(new ApprovalsRepository(pool), new IdentityPasskeys(rpcClient), clock, {
+      inject: [PG_POOL, RpcClient, AuditRecorder, Clock, SERVICE_ENV],
+      useFactory: (pool: Pool, rpcClient: RpcClient, recorder: AuditRecorder, clock: Clock, env: Env) =>
+        new ApprovalsService(new ApprovalsRepository(pool), new PinnedPasskeys(rpcClient), recorder, clock, {
           publicUrl: env.GATEWAY_PUBLIC_URL,
           ttlMs: env.MCP_APPROVAL_TTL_MS,
         }),

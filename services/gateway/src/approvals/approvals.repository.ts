@@ -7,7 +7,9 @@ export interface ApprovalRow {
   applicationId: string;
   userId: string;
   capability: string;
-  argumentsHash: string;
+  method: HeldMethod;
+  name: string;
+  callHash: string;
   arguments: string;
   tool: string;
   nonce: string;
@@ -19,20 +21,38 @@ export interface ApprovalRow {
   signedBy: string | null;
 }
 
+/** The MCP operations an approval can hold: one capability (`<integration>:tools`) covers several. */
+type HeldMethod = 'tools/call' | 'resources/read' | 'prompts/get';
+
 /** What a held call is bound to: the retry must match every one of these exactly. */
 export interface ApprovalKey {
   orgId: string;
   applicationId: string;
   userId: string;
   capability: string;
-  argumentsHash: string;
+  method: HeldMethod;
+  /** The tool, resource URI or prompt as the gateway lists it to the agent. */
+  name: string;
+  /** SHA-256 of the canonical JSON of method, name and arguments. */
+  callHash: string;
 }
 
 const COLUMNS = `id, org_id AS "orgId", application_id AS "applicationId", user_id AS "userId", capability,
-  arguments_hash AS "argumentsHash", arguments, tool, nonce, status, expires_at AS "expiresAt",
+  method, name, call_hash AS "callHash", arguments, tool, nonce, status, expires_at AS "expiresAt",
   created_at AS "createdAt", decided_at AS "decidedAt", consumed_at AS "consumedAt", signed_by AS "signedBy"`;
 
-const MATCHES = 'org_id = $1 AND application_id = $2 AND user_id = $3 AND capability = $4 AND arguments_hash = $5';
+const MATCHES =
+  'org_id = $1 AND application_id = $2 AND user_id = $3 AND capability = $4 AND method = $5 AND name = $6 AND call_hash = $7';
+
+const keyParams = (key: ApprovalKey) => [
+  key.orgId,
+  key.applicationId,
+  key.userId,
+  key.capability,
+  key.method,
+  key.name,
+  key.callHash,
+];
 
 /**
  * The gateway's approval requests, on its own pg pool (search_path: the gateway schema). Every
@@ -44,16 +64,18 @@ export class ApprovalsRepository {
 
   async insert(row: Omit<ApprovalRow, 'status' | 'decidedAt' | 'consumedAt' | 'signedBy'>): Promise<void> {
     await this.pool.query(
-      `INSERT INTO mcp_approvals (id, org_id, application_id, user_id, capability, arguments_hash, arguments, tool,
-         nonce, expires_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      `INSERT INTO mcp_approvals (id, org_id, application_id, user_id, capability, method, name, call_hash, arguments,
+         tool, nonce, expires_at, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
         row.id,
         row.orgId,
         row.applicationId,
         row.userId,
         row.capability,
-        row.argumentsHash,
+        row.method,
+        row.name,
+        row.callHash,
         row.arguments,
         row.tool,
         row.nonce,
@@ -71,9 +93,9 @@ export class ApprovalsRepository {
   /** A request for this exact call still waiting for the person (reused by a retry before they decide). */
   async pending(key: ApprovalKey, now: Date): Promise<ApprovalRow | undefined> {
     const { rows } = await this.pool.query<ApprovalRow>(
-      `SELECT ${COLUMNS} FROM mcp_approvals WHERE ${MATCHES} AND status = 'pending' AND expires_at > $6
+      `SELECT ${COLUMNS} FROM mcp_approvals WHERE ${MATCHES} AND status = 'pending' AND expires_at > $8
        ORDER BY created_at DESC LIMIT 1`,
-      [key.orgId, key.applicationId, key.userId, key.capability, key.argumentsHash, now],
+      [...keyParams(key), now],
     );
     return rows[0];
   }
@@ -84,13 +106,13 @@ export class ApprovalsRepository {
    */
   async consume(key: ApprovalKey, now: Date): Promise<Pick<ApprovalRow, 'id' | 'status'> | undefined> {
     const { rows } = await this.pool.query<Pick<ApprovalRow, 'id' | 'status'>>(
-      `UPDATE mcp_approvals SET consumed_at = $6
+      `UPDATE mcp_approvals SET consumed_at = $8
        WHERE id = (SELECT id FROM mcp_approvals
-                   WHERE ${MATCHES} AND status IN ('approved', 'declined') AND consumed_at IS NULL AND expires_at > $6
+                   WHERE ${MATCHES} AND status IN ('approved', 'declined') AND consumed_at IS NULL AND expires_at > $8
                    ORDER BY decided_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          AND consumed_at IS NULL
        RETURNING id, status`,
-      [key.orgId, key.applicationId, key.userId, key.capability, key.argumentsHash, now],
+      [...keyParams(key), now],
     );
     return rows[0];
   }

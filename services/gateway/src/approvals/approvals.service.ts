@@ -1,22 +1,29 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 
 import { type Clock } from '@context-gateway/clock';
-import { approvalChallenge } from '@context-gateway/crypto';
+import { approvalChallenge, type ApprovalStatement } from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
-import { type AuthenticationResponseJSON, verifyAuthenticationResponse } from '@simplewebauthn/server';
 
+import type { AuditRecorder } from '../audit/audit-recorder.js';
 import { type ApprovalKey, type ApprovalRow, type ApprovalsRepository } from './approvals.repository.js';
 
-/** The person's passkeys as identity holds them (the only source of their public keys). */
+/**
+ * The passkeys that can approve: those the person's Personal Server pinned, which it alone
+ * verifies (ps.v1.check_approval). identity's list would not do: anyone holding the person's
+ * session can add a passkey there, but only an already pinned one can get another pinned.
+ */
 export abstract class ApprovalPasskeys {
-  abstract passkeys(userId: string): Promise<{ credentialId: string; publicKey: Uint8Array }[]>;
+  /** The credential ids the page offers (empty: nothing pinned, so nothing can approve). */
+  abstract trusted(userId: string): Promise<string[]>;
+  /** The signer's credential id once `assertionJson` verifies over the statement; else passkey_signature_invalid. */
+  abstract verify(statement: ApprovalStatement, assertionJson: string): Promise<string>;
 }
 
-/** A tool call an `approval_required` rule holds. */
-export interface HeldCall extends Omit<ApprovalKey, 'argumentsHash'> {
+/** An MCP call an `approval_required` rule holds. */
+export interface HeldCall extends Omit<ApprovalKey, 'callHash'> {
   arguments: Record<string, unknown> | undefined;
-  /** The tool as its server describes it, for the page: title, description, annotations. */
-  tool: { name: string; title?: string; description?: string; annotations?: Record<string, unknown> };
+  /** The tool (or resource, prompt) as its server describes it, for the page: title, description, annotations. */
+  tool: { title?: string; description?: string; annotations?: Record<string, unknown> };
 }
 
 /** What the retried call learns: go ahead (and name the approval), the person said no, or still waiting. */
@@ -43,7 +50,7 @@ const MAX_ARGUMENTS_BYTES = 64 * 1024;
  * RFC 8785 canonical JSON of a JSON value (keys sorted by UTF-16 code units, no whitespace),
  * written by hand: JSON.stringify would put integer-like keys first whatever the order.
  */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const record = value as Record<string, unknown>;
@@ -53,35 +60,34 @@ function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(',')}}`;
 }
 
-/** SHA-256 (base64url) of the arguments' canonical JSON: absent arguments are `{}`. */
-export function argumentsHash(args: Record<string, unknown> | undefined): string {
+/**
+ * SHA-256 (base64url) of the call's canonical JSON — its operation, the name the agent used
+ * and its arguments (absent: `{}`) — so an approval of a resource read is never one of a tool
+ * call that happens to share its capability and arguments.
+ */
+export function callHash(call: Pick<HeldCall, 'method' | 'name' | 'arguments'>): string {
   return createHash('sha256')
-    .update(canonicalJson(args ?? {}), 'utf8')
+    .update(canonicalJson({ method: call.method, name: call.name, arguments: call.arguments ?? {} }), 'utf8')
     .digest('base64url');
 }
 
 /**
- * Approvals of risky tool calls (gateway mode). A call an `approval_required` rule holds is
- * bound to (org, application, person, capability, argumentsHash) and waits; the person
- * approves or declines it on the approval page, an approval being their passkey's assertion
- * over exactly that statement (libs/crypto approvalChallenge). The retried call with the
- * same hash spends the answer once. Expired, replayed, another person's or another call's
- * approvals are refused with stable codes and change nothing.
+ * Approvals of risky MCP calls (gateway mode). A call an `approval_required` rule holds is
+ * bound to (org, application, person, capability, method, name, callHash) and waits; the
+ * person approves or declines it on the approval page, an approval being the assertion of a
+ * passkey their Personal Server pinned over exactly that statement (libs/crypto
+ * approvalChallenge). The retried call with the same key spends the answer once. Expired,
+ * replayed, another person's or another call's approvals are refused with stable codes and
+ * change nothing. Every answer is in the audit trail (`consent`, the person as actor).
  */
 export class ApprovalsService {
-  readonly #origin: string;
-  readonly #rpId: string;
-
   constructor(
     private readonly repository: ApprovalsRepository,
     private readonly passkeys: ApprovalPasskeys,
+    private readonly recorder: Pick<AuditRecorder, 'recordIntent' | 'recordOutcome'>,
     private readonly clock: Clock,
     private readonly options: { publicUrl: string; ttlMs: number },
-  ) {
-    const url = new URL(options.publicUrl);
-    this.#origin = url.origin;
-    this.#rpId = url.hostname;
-  }
+  ) {}
 
   /**
    * For the held call: an unused answer of the person to exactly this call is spent (approved
@@ -94,7 +100,9 @@ export class ApprovalsService {
       applicationId: call.applicationId,
       userId: call.userId,
       capability: call.capability,
-      argumentsHash: argumentsHash(call.arguments),
+      method: call.method,
+      name: call.name,
+      callHash: callHash(call),
     };
     const now = this.clock.date();
     const spent = await this.repository.consume(key, now);
@@ -125,13 +133,15 @@ export class ApprovalsService {
   /** The request as its person sees it before deciding (refused for anyone else, or once decided or expired). */
   async view(id: string, userId: string): Promise<ApprovalView> {
     const row = await this.open(id, userId);
-    const passkeys = await this.passkeys.passkeys(userId);
-    return { row, challenge: this.challenge(row), credentialIds: passkeys.map((p) => p.credentialId) };
+    return { row, challenge: this.challenge(row), credentialIds: await this.passkeys.trusted(userId) };
   }
 
   /**
-   * The person's answer. Approve needs their passkey's assertion (user verified) over this
-   * request's statement; decline needs only their session. Either is final.
+   * The person's answer. Approve needs the assertion (user verified) of a passkey their
+   * Personal Server pinned over this request's statement; decline needs only their session.
+   * Either is final, and in the audit trail before it is answered: intent, then the outcome
+   * naming the request and (approved) the passkey that signed — an answer the trail cannot
+   * take is not given.
    */
   async decide(
     id: string,
@@ -140,65 +150,71 @@ export class ApprovalsService {
     assertionJson?: string,
   ): Promise<ApprovalRow> {
     const row = await this.open(id, userId);
+    const intent = await this.recorder.recordIntent({
+      action: 'consent',
+      orgId: row.orgId,
+      applicationId: row.applicationId,
+      userId,
+      integration: row.capability.split(':')[0] ?? '',
+      capability: row.capability,
+      actorKind: 'user_session',
+      actorId: userId,
+      approvalId: row.id,
+      operation: 'POST /v1/approvals/{approvalId}',
+    });
     let signedBy: string | undefined;
-    if (decision === 'approve') signedBy = await this.verify(row, assertionJson);
-    const status = decision === 'approve' ? 'approved' : 'declined';
-    // Checked again in the UPDATE: a replayed post or a concurrent one changes nothing.
-    if (!(await this.repository.decide(id, status, this.clock.date(), signedBy))) throw alreadyDecided();
-    return { ...row, status };
+    try {
+      if (decision === 'approve') signedBy = await this.verify(row, assertionJson);
+      const status = decision === 'approve' ? 'approved' : 'declined';
+      // Checked again in the UPDATE: a replayed post or a concurrent one changes nothing.
+      if (!(await this.repository.decide(id, status, this.clock.date(), signedBy))) throw alreadyDecided();
+    } catch (error) {
+      await this.recorder
+        .recordOutcome(intent, { outcome: 'error', errorCode: AppError.from(error).code })
+        .catch(() => undefined);
+      throw error;
+    }
+    // The signer is named as the resource the answer rests on (`passkey:<credential id>`).
+    await this.recorder.recordOutcome(
+      { ...intent, record: { ...intent.record, ...(signedBy ? { resource: `passkey:${signedBy}` } : {}) } },
+      decision === 'approve' ? { outcome: 'allowed' } : { outcome: 'denied', errorCode: 'approval_declined' },
+    );
+    return { ...row, status: decision === 'approve' ? 'approved' : 'declined', signedBy: signedBy ?? null };
   }
 
   private async open(id: string, userId: string): Promise<ApprovalRow> {
     const row = await this.repository.find(id);
-    if (!row) throw new AppError('approval_not_found', 'No such approval request');
-    if (row.userId !== userId)
-      throw new AppError('approval_other_person', 'This approval request is for another person');
+    // Another person's request is as unknown as a missing one: its id tells them nothing.
+    if (!row || row.userId !== userId) throw new AppError('approval_not_found', 'No such approval request');
     if (row.status !== 'pending') throw alreadyDecided();
     if (row.expiresAt.getTime() <= this.clock.now())
       throw new AppError('approval_expired', 'This approval request has expired: ask the agent to try again');
     return row;
   }
 
-  private challenge(row: ApprovalRow): string {
-    return approvalChallenge({
+  private statement(row: ApprovalRow): ApprovalStatement {
+    return {
       userId: row.userId,
       orgId: row.orgId,
       applicationId: row.applicationId,
       capability: row.capability,
-      argumentsHash: row.argumentsHash,
+      method: row.method,
+      name: row.name,
+      callHash: row.callHash,
       nonce: row.nonce,
       notAfter: row.expiresAt,
-    });
+    };
   }
 
-  /** The signer's credential id, once the assertion verifies for this request's challenge with a passkey of the person's. */
+  private challenge(row: ApprovalRow): string {
+    return approvalChallenge(this.statement(row));
+  }
+
+  /** The signer's credential id, once the Personal Server verified the assertion over this request's statement. */
   private async verify(row: ApprovalRow, assertionJson: string | undefined): Promise<string> {
-    const refused = (why: string) => new AppError('passkey_signature_invalid', why);
-    if (!assertionJson) throw refused('Approving needs your passkey to sign this call');
-    let response: AuthenticationResponseJSON;
-    try {
-      response = JSON.parse(assertionJson) as AuthenticationResponseJSON;
-    } catch {
-      throw refused('The passkey signature is not JSON');
-    }
-    const passkey = (await this.passkeys.passkeys(row.userId)).find((p) => p.credentialId === response?.id);
-    if (!passkey) throw refused('The signature is not by a passkey of yours');
-    try {
-      const { verified } = await verifyAuthenticationResponse({
-        response,
-        expectedChallenge: this.challenge(row),
-        expectedOrigin: this.#origin,
-        expectedRPID: this.#rpId,
-        // identity keeps the counter of sign-ins; synced passkeys leave it at zero anyway.
-        credential: { id: passkey.credentialId, publicKey: new Uint8Array(passkey.publicKey), counter: 0 },
-        requireUserVerification: true,
-      });
-      if (!verified) throw refused('The passkey signature does not verify');
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw refused(`The passkey signature does not verify for this call: ${(error as Error).message}`);
-    }
-    return passkey.credentialId;
+    if (!assertionJson)
+      throw new AppError('passkey_signature_invalid', 'Approving needs your passkey to sign this call');
+    return this.passkeys.verify(this.statement(row), assertionJson);
   }
 
   private url(id: string): string {

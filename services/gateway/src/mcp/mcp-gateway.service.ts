@@ -52,6 +52,8 @@ const MCP_ERRORS = {
   unavailable: -32012,
   /** The person declined this exact call on the approval page. */
   approvalDeclined: -32013,
+  /** The approval store could not hold or settle the call (fails closed: nothing ran). */
+  approvalUnavailable: -32014,
 } as const;
 
 /** A person's source token for one integration, as gateway mode keeps it between calls. */
@@ -217,9 +219,10 @@ export class McpGatewayService implements OnModuleDestroy {
         resource,
         operation: `MCP tools/call ${name}`,
         held: {
+          method: 'tools/call',
+          name,
           arguments: args,
           tool: {
-            name,
             ...(tool.title ? { title: tool.title } : {}),
             ...(tool.description ? { description: tool.description } : {}),
             ...(tool.annotations ? { annotations: tool.annotations } : {}),
@@ -249,8 +252,8 @@ export class McpGatewayService implements OnModuleDestroy {
       /** Recorded only (a URI the caller wrote is no resource policy patterns can be trusted to match). */
       recordedResource?: string;
       operation: string;
-      /** What the person approves when an `approval_required` rule holds the call. */
-      held: Pick<HeldCall, 'arguments' | 'tool'>;
+      /** What the person approves when an `approval_required` rule holds the call: the operation, its name, its arguments. */
+      held: Pick<HeldCall, 'method' | 'name' | 'arguments' | 'tool'>;
     },
     run: (token: string) => Promise<T>,
     failed: (result: T) => string | undefined = () => undefined,
@@ -334,13 +337,13 @@ export class McpGatewayService implements OnModuleDestroy {
       approvalId = settled.approvalId;
       if (settled.state === 'pending') {
         await finish({ outcome: 'denied', errorCode: 'approval_required' }, decision);
-        return approvalElicitation(era, what.held.tool.name, settled.url);
+        return approvalElicitation(era, what.held, settled.url);
       }
       if (settled.state === 'declined') {
         await finish({ outcome: 'denied', errorCode: 'approval_declined' }, decision);
         throw new ProtocolError(
           MCP_ERRORS.approvalDeclined,
-          `The person declined this call of ${what.held.tool.name}; asking again needs a new approval`,
+          `The person declined this ${what.held.method} of ${what.held.name}; asking again needs a new approval`,
           { code: 'approval_declined', approvalId },
         );
       }
@@ -481,7 +484,8 @@ export class McpGatewayService implements OnModuleDestroy {
         resource: undefined,
         recordedResource: unwrapped.uri,
         operation: 'MCP resources/read',
-        held: { arguments: { uri: unwrapped.uri }, tool: { name: `${server.integration} resource` } },
+        // The URI as the agent named it (wrapped): the approval is of reading exactly it.
+        held: { method: 'resources/read', name: uri, arguments: {}, tool: {} },
       },
       async (token) => {
         const result = await this.upstream.use(server, token, signal, (client, s) =>
@@ -515,7 +519,7 @@ export class McpGatewayService implements OnModuleDestroy {
         capability: `${server.integration}:tools`,
         resource: `prompt:${split.tool}`,
         operation: `MCP prompts/get ${name}`,
-        held: { arguments: { prompt: split.tool, arguments: args ?? {} }, tool: { name: `${name} prompt` } },
+        held: { method: 'prompts/get', name, arguments: args ?? {}, tool: {} },
       },
       (token) =>
         this.upstream.use(server, token, signal, (client, s) =>
@@ -583,19 +587,23 @@ export class McpGatewayService implements OnModuleDestroy {
     );
   }
 
-  /** The person's answer to this exact call, or the request it waits on; a store failure is audited and refused. */
+  /**
+   * The person's answer to this exact call, or the request it waits on. Arguments too large
+   * to approve are invalid params; a store failure is audited and refused as -32014 (the
+   * call did not run), never as policy's -32012.
+   */
   private async settleApproval(call: HeldCall, failed: (errorCode: string) => Promise<unknown>) {
     try {
       return await this.approvals.settle(call);
     } catch (error) {
       const appError = AppError.from(error);
       await failed(appError.code);
+      if (appError.code === 'validation_failed')
+        throw new ProtocolError(-32602, appError.message, { code: appError.code });
       throw new ProtocolError(
-        appError.code === 'validation_failed' ? -32602 : MCP_ERRORS.unavailable,
-        appError.message,
-        {
-          code: appError.code,
-        },
+        MCP_ERRORS.approvalUnavailable,
+        'The approval of this call could not be checked, so it did not run; try again',
+        { code: appError.code },
       );
     }
   }
@@ -636,8 +644,8 @@ async function paged<T>(
 }
 
 /** URL-mode elicitation of the approval page, as for the connect link (the retry after approving runs the call). */
-function approvalElicitation(era: McpRequestContext['era'], toolName: string, url: string) {
-  const message = `Approve this call of ${toolName} with your passkey; the call runs once, with exactly these arguments.`;
+function approvalElicitation(era: McpRequestContext['era'], held: Pick<HeldCall, 'method' | 'name'>, url: string) {
+  const message = `Approve this ${held.method} of ${held.name} with your passkey; it runs once, with exactly these arguments.`;
   if (era === 'modern')
     return inputRequired({ inputRequests: { approval: inputRequired.elicitUrl({ url, message }) } });
   throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);

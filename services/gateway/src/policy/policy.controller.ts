@@ -219,6 +219,9 @@ export class PolicyController {
         effect: m.effect === PolicyEffect.DENY ? ('deny' as const) : ('allow' as const),
         ruleIds: m.ruleIds,
       })),
+      ...(reply.approval
+        ? { approval: { layer: layerName(reply.approval.layer), ruleIds: reply.approval.ruleIds } }
+        : {}),
     };
   }
 
@@ -248,6 +251,9 @@ export class PolicyController {
       decidedBy: decision.decidedBy,
       reason: decision.reason,
       matched: decision.matched.map((m) => ({ layer: m.layer, effect: m.effect, ruleIds: [...m.ruleIds] })),
+      ...(decision.approval
+        ? { approval: { layer: decision.approval.layer, ruleIds: [...decision.approval.ruleIds] } }
+        : {}),
     };
   }
 

@@ -82,6 +82,12 @@ export const explanationSchema = z.object({
       ruleIds: z.array(z.string()),
     }),
   ),
+  approval: z
+    .object({ layer: z.enum(['org', 'user', 'application']), ruleIds: z.array(z.string()) })
+    .optional()
+    .describe(
+      'Allowed, but only once the person approves each call with their passkey (an `approvalRequired` rule): the first asking layer and its rules. Only an MCP call at /mcp can wait for that; a credential or a records query is refused with `approval_required`.',
+    ),
 });
 
 export type RuleBody = z.infer<typeof ruleBody>;

@@ -1,5 +1,6 @@
 import { RpcHandler } from '@context-gateway/messaging';
 import {
+  type CheckApprovalRequest,
   type CheckConsentRequest,
   type ListPinnedPasskeysRequest,
   type PinPasskeyRequest,
@@ -11,7 +12,7 @@ import { Payload } from '@nestjs/microservices';
 
 import { PinnedPasskeysService } from './pinned-passkeys.service.js';
 
-/** `ps.v1.check_consent`, `pin_passkey`, `unpin_passkey`, `list_pinned_passkeys`: any shard (shared tables). */
+/** `ps.v1.check_consent`, `check_approval`, `pin_passkey`, `unpin_passkey`, `list_pinned_passkeys`: any shard (shared tables). */
 @Controller()
 export class PasskeysHandler {
   constructor(private readonly passkeys: PinnedPasskeysService) {}
@@ -27,6 +28,23 @@ export class PasskeysHandler {
         scopes: m.scopes,
       },
       m.consent,
+    );
+    return { credentialId };
+  }
+
+  @RpcHandler(rpc.personalServer.checkApproval)
+  async checkApproval(@Payload() m: CheckApprovalRequest) {
+    const credentialId = await this.passkeys.checkApproval(
+      {
+        userId: m.userId,
+        orgId: m.orgId,
+        applicationId: m.applicationId,
+        capability: m.capability,
+        method: m.method,
+        name: m.name,
+        callHash: m.callHash,
+      },
+      m.approval,
     );
     return { credentialId };
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { grantChallenge, passkeyChallenge } from '@context-gateway/crypto';
+import { approvalChallenge, grantChallenge, passkeyChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
@@ -128,6 +128,62 @@ async function grantCount(userId: string): Promise<number> {
   ]);
   return rows[0]?.n ?? 0;
 }
+
+describe('approvals of held MCP calls (check_approval)', () => {
+  const terms = (userId: string) => ({
+    userId,
+    orgId: ORG,
+    applicationId: APP,
+    capability: 'github:delete_repo',
+    method: 'tools/call',
+    name: 'github.delete_repo',
+    callHash: 'hash-of-the-call',
+  });
+  /** `key`'s assertion over these terms; `options` as the authenticator would answer. */
+  function approval(
+    key: SoftAuthenticator,
+    signed: ReturnType<typeof terms>,
+    options: { userVerified?: boolean; crossOrigin?: boolean } = {},
+  ) {
+    const nonce = randomUUID();
+    const notAfter = new Date(Date.now() + 10 * 60_000);
+    const assertion = key.assert(approvalChallenge({ ...signed, nonce, notAfter }), ORIGIN, undefined, options);
+    return create(PasskeyProofSchema, {
+      nonce,
+      notAfter: timestampFromDate(notAfter),
+      assertionJson: JSON.stringify(assertion),
+    });
+  }
+
+  it('verifies only a pinned passkey, user verified, in a first-party page, over exactly these terms', async () => {
+    const phone = new SoftAuthenticator();
+    const userId = person(phone);
+    // Nothing pinned yet: an approval pins nothing (no trust on first use) and is refused.
+    expect(await codeOf(passkeys.checkApproval(terms(userId), approval(phone, terms(userId))))).toBe(
+      'passkey_signature_invalid',
+    );
+    expect((await passkeys.list(userId)).pinned).toBe(false);
+    const grant = grantFor(userId);
+    await grants.register(grant, consent(phone, grant));
+
+    expect(await passkeys.checkApproval(terms(userId), approval(phone, terms(userId)))).toBe(phone.credentialId);
+    // Someone with the person's session adds a passkey at identity: it is not pinned, so it approves nothing.
+    const added = new SoftAuthenticator();
+    identity.set(userId, [phone, added]);
+    expect(await codeOf(passkeys.checkApproval(terms(userId), approval(added, terms(userId))))).toBe(
+      'passkey_signature_invalid',
+    );
+    for (const refusedProof of [
+      // No user verification (a tap, no PIN or biometric).
+      approval(phone, terms(userId), { userVerified: false }),
+      // Made in another site's frame.
+      approval(phone, terms(userId), { crossOrigin: true }),
+      // Over other terms: the same arguments read as a resource instead of a tool call.
+      approval(phone, { ...terms(userId), method: 'resources/read' }),
+    ])
+      expect(await codeOf(passkeys.checkApproval(terms(userId), refusedProof))).toBe('passkey_signature_invalid');
+  });
+});
 
 describe('grants only the person can make', () => {
   it('registers a grant only with the person’s passkey signature over its very terms, once', async () => {

@@ -1,6 +1,12 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
-import { grantChallenge, type GrantStatement, passkeyChallenge } from '@context-gateway/crypto';
+import {
+  approvalChallenge,
+  type ApprovalStatement,
+  grantChallenge,
+  type GrantStatement,
+  passkeyChallenge,
+} from '@context-gateway/crypto';
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { type PasskeyProof, rpc } from '@context-gateway/proto';
@@ -22,6 +28,9 @@ const MAX_PROOF_LIFETIME_MS = 24 * 60 * 60_000;
 
 /** The grant's terms as the person signs them (the nonce and expiry come with the proof). */
 export type GrantTerms = Omit<GrantStatement, 'nonce' | 'notAfter'>;
+
+/** The held MCP call's terms as the person signs them (the nonce and expiry come with the proof). */
+export type ApprovalTerms = Omit<ApprovalStatement, 'nonce' | 'notAfter'>;
 
 /** A passkey as identity holds it: its id and COSE public key. */
 interface HeldPasskey {
@@ -76,6 +85,17 @@ export class PinnedPasskeysService {
   async checkConsent(terms: GrantTerms, proof: PasskeyProof | undefined): Promise<string> {
     const { nonce, notAfter } = this.terms(proof);
     return this.verify(terms.userId, proof, grantChallenge({ ...terms, nonce, notAfter }));
+  }
+
+  /**
+   * A person's approval of one held MCP call (gateway mode), verified against a passkey this
+   * server pinned — never trust on first use: someone holding only the person's session could
+   * add a passkey at identity, but not pin it here. Nothing is spent: the gateway decides its
+   * request once. Returns the signer's credential id.
+   */
+  async checkApproval(terms: ApprovalTerms, proof: PasskeyProof | undefined): Promise<string> {
+    const { nonce, notAfter } = this.terms(proof);
+    return this.verify(terms.userId, proof, approvalChallenge({ ...terms, nonce, notAfter }), { firstUse: false });
   }
 
   /**
@@ -142,9 +162,15 @@ export class PinnedPasskeysService {
 
   /**
    * The assertion verified for `challenge`, by a passkey the person's server trusts and
-   * identity still holds; the signer's credential id. The first consent pins (see above).
+   * identity still holds; the signer's credential id. The first consent pins (see above);
+   * with `firstUse: false` a person with nothing pinned is refused instead.
    */
-  private async verify(userId: string, proof: PasskeyProof | undefined, challenge: string): Promise<string> {
+  private async verify(
+    userId: string,
+    proof: PasskeyProof | undefined,
+    challenge: string,
+    { firstUse }: { firstUse: boolean } = { firstUse: true },
+  ): Promise<string> {
     const { notAfter } = this.terms(proof);
     const now = this.clock.now();
     if (notAfter.getTime() <= now) throw refused('The signature has expired');
@@ -155,6 +181,7 @@ export class PinnedPasskeysService {
     if (!signer) throw refused('Not signed by a passkey of this person');
     const server = await this.repository.server(this.repository.pool, userId);
     if (!server?.pinnedAt) {
+      if (!firstUse) throw refused('No passkey of this person is trusted here yet: their first consent pins them');
       // The first consent: its signature must verify before anything is pinned.
       await this.assertion(response, challenge, signer.publicKey);
       await this.pinFirst(userId, held);

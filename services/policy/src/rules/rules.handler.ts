@@ -104,6 +104,9 @@ export class RulesHandler {
         ruleIds: [...m.ruleIds],
         effect: m.effect === 'allow' ? PolicyEffect.ALLOW : PolicyEffect.DENY,
       })),
+      ...(decision.approval
+        ? { approval: { layer: LAYER_TO_WIRE[decision.approval.layer], ruleIds: [...decision.approval.ruleIds] } }
+        : {}),
       orgId,
       revision,
     };

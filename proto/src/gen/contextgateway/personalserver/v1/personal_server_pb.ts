@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/personalserver/v1/personal_server.proto.
  */
 export const file_contextgateway_personalserver_v1_personal_server: GenFile = /*@__PURE__*/
-  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJkCgxQYXNza2V5UHJvb2YSDQoFbm9uY2UYASABKAkSLQoJbm90X2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hc3NlcnRpb25fanNvbhgDIAEoCSKVAQoUUmVnaXN0ZXJHcmFudFJlcXVlc3QSPAoFZ3JhbnQYASABKAsyLS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5HcmFudFJlY29yZBI/Cgdjb25zZW50GAIgASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNIrQBChNDaGVja0NvbnNlbnRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRI/Cgdjb25zZW50GAYgASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mIi0KFENoZWNrQ29uc2VudFJlc3BvbnNlEhUKDWNyZWRlbnRpYWxfaWQYASABKAkigAEKEVBpblBhc3NrZXlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY3JlZGVudGlhbF9pZBgCIAEoCRJDCgtlbmRvcnNlbWVudBgDIAEoCzIuLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlBhc3NrZXlQcm9vZiIkChJQaW5QYXNza2V5UmVzcG9uc2USDgoGcGlubmVkGAEgASgIIj0KE1VucGluUGFzc2tleVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIVCg1jcmVkZW50aWFsX2lkGAIgASgJIigKFFVucGluUGFzc2tleVJlc3BvbnNlEhAKCHVucGlubmVkGAEgASgIIiwKGUxpc3RQaW5uZWRQYXNza2V5c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChpMaXN0UGlubmVkUGFzc2tleXNSZXNwb25zZRIWCg5jcmVkZW50aWFsX2lkcxgBIAMoCRIOCgZwaW5uZWQYAiABKAgiZgoSUmV2b2tlR3JhbnRSZXF1ZXN0EhAKCGdyYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFgoOYXBwbGljYXRpb25faWQYAyABKAkSFQoNY29ubmVjdGlvbl9pZBgEIAEoCSJTChNSZXZva2VHcmFudFJlc3BvbnNlEjwKBWdyYW50GAEgASgLMi0uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRSZWNvcmQiQQoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIksKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRIXCg9yZWNvcmRzX2RlbGV0ZWQYASABKA0SFgoOZ3JhbnRzX3Jldm9rZWQYAiABKA0iiwEKC1JlY29yZElucHV0EgwKBHR5cGUYASABKAkSEwoLZXh0ZXJuYWxfaWQYAiABKAkSEQoJZGF0YV9qc29uGAMgASgMEjUKEXNvdXJjZV91cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGAUgASgIIsEBChNXcml0ZVJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRITCgtpbnRlZ3JhdGlvbhgDIAEoCRI+CgdyZWNvcmRzGAQgAygLMi0uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUmVjb3JkSW5wdXQSLQoJc3luY2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChRXcml0ZVJlY29yZHNSZXNwb25zZRIPCgd3cml0dGVuGAEgASgNEhEKCXVuY2hhbmdlZBgCIAEoDRISCgp0b21ic3RvbmVkGAMgASgNIj0KE0NvdW50UmVjb3Jkc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJIi4KD1JlY29yZFR5cGVDb3VudBIMCgR0eXBlGAEgASgJEg0KBWNvdW50GAIgASgEIlkKFENvdW50UmVjb3Jkc1Jlc3BvbnNlEkEKBmNvdW50cxgBIAMoCzIxLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZFR5cGVDb3VudCJ5ChRFeHBvcnRSZWNvcmRzUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAIgASgJEg4KBmN1cnNvchgDIAEoCRINCgVsaW1pdBgEIAEoDRIPCgd1c2VyX2lkGAUgASgJSgQIARACUhRwZXJzb25fc2Vzc2lvbl90b2tlbiJCChVFeHBvcnRSZWNvcmRzUmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgMEhMKC25leHRfY3Vyc29yGAIgASgJIjAKF0xvY2F0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkiTwoYTG9jYXRlQ29ubmVjdGlvblJlc3BvbnNlEg0KBXNoYXJkGAEgASgNEg8KB3VzZXJfaWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkiuQEKE1F1ZXJ5UmVjb3Jkc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhUKDWNvbm5lY3Rpb25faWQYAyABKAkSDAoEdHlwZRgEIAEoCRIQCghzaW5jZV9tcxgFIAEoAxINCgVsaW1pdBgGIAEoDRIOCgZjdXJzb3IYByABKAkSDgoGZmllbGRzGAggAygJEhQKDHBvbGljeV90eXBlcxgJIAMoCSJwChRRdWVyeVJlY29yZHNSZXNwb25zZRIUCgxyZWNvcmRzX2pzb24YASABKAwSEwoLbmV4dF9jdXJzb3IYAiABKAkSLQoJc3luY2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpaCgpHcmFudFN0YXRlEhsKF0dSQU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSR1JBTlRfU1RBVEVfQUNUSVZFEAESFwoTR1JBTlRfU1RBVEVfUkVWT0tFRBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CjZjb250ZXh0Z2F0ZXdheS9wZXJzb25hbHNlcnZlci92MS9wZXJzb25hbF9zZXJ2ZXIucHJvdG8SIGNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxIjEKHlByb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl0KH1Byb3Zpc2lvblBlcnNvbmFsU2VydmVyUmVzcG9uc2USGgoScGVyc29uYWxfc2VydmVyX2lkGAEgASgJEg0KBXNoYXJkGAIgASgNEg8KB2NyZWF0ZWQYAyABKAgi0QEKC0dyYW50UmVjb3JkEhAKCGdyYW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEjsKBXN0YXRlGAggASgOMiwuY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuR3JhbnRTdGF0ZSJkCgxQYXNza2V5UHJvb2YSDQoFbm9uY2UYASABKAkSLQoJbm90X2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hc3NlcnRpb25fanNvbhgDIAEoCSKVAQoUUmVnaXN0ZXJHcmFudFJlcXVlc3QSPAoFZ3JhbnQYASABKAsyLS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5HcmFudFJlY29yZBI/Cgdjb25zZW50GAIgASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mImQKFVJlZ2lzdGVyR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkEg0KBXNoYXJkGAIgASgNIrQBChNDaGVja0NvbnNlbnRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhMKC2ludGVncmF0aW9uGAQgASgJEg4KBnNjb3BlcxgFIAMoCRI/Cgdjb25zZW50GAYgASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mIi0KFENoZWNrQ29uc2VudFJlc3BvbnNlEhUKDWNyZWRlbnRpYWxfaWQYASABKAki1gEKFENoZWNrQXBwcm92YWxSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGb3JnX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhIKCmNhcGFiaWxpdHkYBCABKAkSDgoGbWV0aG9kGAUgASgJEgwKBG5hbWUYBiABKAkSEQoJY2FsbF9oYXNoGAcgASgJEkAKCGFwcHJvdmFsGAggASgLMi4uY29udGV4dGdhdGV3YXkucGVyc29uYWxzZXJ2ZXIudjEuUGFzc2tleVByb29mIi4KFUNoZWNrQXBwcm92YWxSZXNwb25zZRIVCg1jcmVkZW50aWFsX2lkGAEgASgJIoABChFQaW5QYXNza2V5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNyZWRlbnRpYWxfaWQYAiABKAkSQwoLZW5kb3JzZW1lbnQYAyABKAsyLi5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5QYXNza2V5UHJvb2YiJAoSUGluUGFzc2tleVJlc3BvbnNlEg4KBnBpbm5lZBgBIAEoCCI9ChNVbnBpblBhc3NrZXlSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY3JlZGVudGlhbF9pZBgCIAEoCSIoChRVbnBpblBhc3NrZXlSZXNwb25zZRIQCgh1bnBpbm5lZBgBIAEoCCIsChlMaXN0UGlubmVkUGFzc2tleXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRAoaTGlzdFBpbm5lZFBhc3NrZXlzUmVzcG9uc2USFgoOY3JlZGVudGlhbF9pZHMYASADKAkSDgoGcGlubmVkGAIgASgIImYKElJldm9rZUdyYW50UmVxdWVzdBIQCghncmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAMgASgJEhUKDWNvbm5lY3Rpb25faWQYBCABKAkiUwoTUmV2b2tlR3JhbnRSZXNwb25zZRI8CgVncmFudBgBIAEoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLkdyYW50UmVjb3JkIkEKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USFwoPcmVjb3Jkc19kZWxldGVkGAEgASgNEhYKDmdyYW50c19yZXZva2VkGAIgASgNIosBCgtSZWNvcmRJbnB1dBIMCgR0eXBlGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhEKCWRhdGFfanNvbhgDIAEoDBI1ChFzb3VyY2VfdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgFIAEoCCLBAQoTV3JpdGVSZWNvcmRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLaW50ZWdyYXRpb24YAyABKAkSPgoHcmVjb3JkcxgEIAMoCzItLmNvbnRleHRnYXRld2F5LnBlcnNvbmFsc2VydmVyLnYxLlJlY29yZElucHV0Ei0KCXN5bmNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoUV3JpdGVSZWNvcmRzUmVzcG9uc2USDwoHd3JpdHRlbhgBIAEoDRIRCgl1bmNoYW5nZWQYAiABKA0SEgoKdG9tYnN0b25lZBgDIAEoDSI9ChNDb3VudFJlY29yZHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCSIuCg9SZWNvcmRUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCJZChRDb3VudFJlY29yZHNSZXNwb25zZRJBCgZjb3VudHMYASADKAsyMS5jb250ZXh0Z2F0ZXdheS5wZXJzb25hbHNlcnZlci52MS5SZWNvcmRUeXBlQ291bnQieQoURXhwb3J0UmVjb3Jkc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKA0SDwoHdXNlcl9pZBgFIAEoCUoECAEQAlIUcGVyc29uX3Nlc3Npb25fdG9rZW4iQgoVRXhwb3J0UmVjb3Jkc1Jlc3BvbnNlEhQKDHJlY29yZHNfanNvbhgBIAEoDBITCgtuZXh0X2N1cnNvchgCIAEoCSIwChdMb2NhdGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIk8KGExvY2F0ZUNvbm5lY3Rpb25SZXNwb25zZRINCgVzaGFyZBgBIAEoDRIPCgd1c2VyX2lkGAIgASgJEhMKC2ludGVncmF0aW9uGAMgASgJIrkBChNRdWVyeVJlY29yZHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1jb25uZWN0aW9uX2lkGAMgASgJEgwKBHR5cGUYBCABKAkSEAoIc2luY2VfbXMYBSABKAMSDQoFbGltaXQYBiABKA0SDgoGY3Vyc29yGAcgASgJEg4KBmZpZWxkcxgIIAMoCRIUCgxwb2xpY3lfdHlwZXMYCSADKAkicAoUUXVlcnlSZWNvcmRzUmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgMEhMKC25leHRfY3Vyc29yGAIgASgJEi0KCXN5bmNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqWgoKR3JhbnRTdGF0ZRIbChdHUkFOVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkdSQU5UX1NUQVRFX0FDVElWRRABEhcKE0dSQU5UX1NUQVRFX1JFVk9LRUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Where a user's Personal Server lives.
@@ -268,6 +268,91 @@ export const CheckConsentResponseSchema: GenMessage<CheckConsentResponse> = /*@_
   messageDesc(file_contextgateway_personalserver_v1_personal_server, 7);
 
 /**
+ * Checks a person's approval of one MCP call an `approval_required` rule holds (gateway
+ * mode): `approval` must verify against one of the person's pinned passkeys over exactly
+ * these terms (libs/crypto approvalChallenge). Never trust on first use: a person with
+ * nothing pinned approves nothing. Nothing is spent: the gateway's request, decided once,
+ * is what makes an approval single-use.
+ *
+ * @generated from message contextgateway.personalserver.v1.CheckApprovalRequest
+ */
+export type CheckApprovalRequest = Message<"contextgateway.personalserver.v1.CheckApprovalRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string org_id = 2;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string application_id = 3;
+   */
+  applicationId: string;
+
+  /**
+   * `<integration>:<tool>` (resources and prompts: `<integration>:tools`).
+   *
+   * @generated from field: string capability = 4;
+   */
+  capability: string;
+
+  /**
+   * The MCP operation held: tools/call | resources/read | prompts/get.
+   *
+   * @generated from field: string method = 5;
+   */
+  method: string;
+
+  /**
+   * What the agent named: the tool, resource URI or prompt as the gateway lists it.
+   *
+   * @generated from field: string name = 6;
+   */
+  name: string;
+
+  /**
+   * SHA-256 (base64url) of the call's canonical JSON: method, name and arguments.
+   *
+   * @generated from field: string call_hash = 7;
+   */
+  callHash: string;
+
+  /**
+   * @generated from field: contextgateway.personalserver.v1.PasskeyProof approval = 8;
+   */
+  approval?: PasskeyProof | undefined;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.CheckApprovalRequest.
+ * Use `create(CheckApprovalRequestSchema)` to create a new message.
+ */
+export const CheckApprovalRequestSchema: GenMessage<CheckApprovalRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 8);
+
+/**
+ * @generated from message contextgateway.personalserver.v1.CheckApprovalResponse
+ */
+export type CheckApprovalResponse = Message<"contextgateway.personalserver.v1.CheckApprovalResponse"> & {
+  /**
+   * The pinned passkey that signed.
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+};
+
+/**
+ * Describes the message contextgateway.personalserver.v1.CheckApprovalResponse.
+ * Use `create(CheckApprovalResponseSchema)` to create a new message.
+ */
+export const CheckApprovalResponseSchema: GenMessage<CheckApprovalResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 9);
+
+/**
  * A passkey the person added after their Personal Server pinned its first ones: pinned only
  * with `endorsement`, an assertion by an already pinned passkey over the new one
  * (credential id and public key, which the Personal Server reads from identity itself).
@@ -296,7 +381,7 @@ export type PinPasskeyRequest = Message<"contextgateway.personalserver.v1.PinPas
  * Use `create(PinPasskeyRequestSchema)` to create a new message.
  */
 export const PinPasskeyRequestSchema: GenMessage<PinPasskeyRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 8);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 10);
 
 /**
  * @generated from message contextgateway.personalserver.v1.PinPasskeyResponse
@@ -316,7 +401,7 @@ export type PinPasskeyResponse = Message<"contextgateway.personalserver.v1.PinPa
  * Use `create(PinPasskeyResponseSchema)` to create a new message.
  */
 export const PinPasskeyResponseSchema: GenMessage<PinPasskeyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 9);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 11);
 
 /**
  * The person removed a passkey: it signs nothing more here. Removing trust needs no proof.
@@ -340,7 +425,7 @@ export type UnpinPasskeyRequest = Message<"contextgateway.personalserver.v1.Unpi
  * Use `create(UnpinPasskeyRequestSchema)` to create a new message.
  */
 export const UnpinPasskeyRequestSchema: GenMessage<UnpinPasskeyRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 10);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 12);
 
 /**
  * @generated from message contextgateway.personalserver.v1.UnpinPasskeyResponse
@@ -357,7 +442,7 @@ export type UnpinPasskeyResponse = Message<"contextgateway.personalserver.v1.Unp
  * Use `create(UnpinPasskeyResponseSchema)` to create a new message.
  */
 export const UnpinPasskeyResponseSchema: GenMessage<UnpinPasskeyResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 11);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 13);
 
 /**
  * The person's pinned passkeys (credential ids): which ones can sign for their Personal Server.
@@ -376,7 +461,7 @@ export type ListPinnedPasskeysRequest = Message<"contextgateway.personalserver.v
  * Use `create(ListPinnedPasskeysRequestSchema)` to create a new message.
  */
 export const ListPinnedPasskeysRequestSchema: GenMessage<ListPinnedPasskeysRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 12);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
 
 /**
  * @generated from message contextgateway.personalserver.v1.ListPinnedPasskeysResponse
@@ -400,7 +485,7 @@ export type ListPinnedPasskeysResponse = Message<"contextgateway.personalserver.
  * Use `create(ListPinnedPasskeysResponseSchema)` to create a new message.
  */
 export const ListPinnedPasskeysResponseSchema: GenMessage<ListPinnedPasskeysResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 13);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
 
 /**
  * Revokes one grant; replies only after the owning shard committed it.
@@ -440,7 +525,7 @@ export type RevokeGrantRequest = Message<"contextgateway.personalserver.v1.Revok
  * Use `create(RevokeGrantRequestSchema)` to create a new message.
  */
 export const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 14);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
 
 /**
  * @generated from message contextgateway.personalserver.v1.RevokeGrantResponse
@@ -457,7 +542,7 @@ export type RevokeGrantResponse = Message<"contextgateway.personalserver.v1.Revo
  * Use `create(RevokeGrantResponseSchema)` to create a new message.
  */
 export const RevokeGrantResponseSchema: GenMessage<RevokeGrantResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 15);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
 
 /**
  * Destroys a connection's data key (crypto-shredding) and deletes its records and grants.
@@ -481,7 +566,7 @@ export type DeleteConnectionRequest = Message<"contextgateway.personalserver.v1.
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 16);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
 
 /**
  * @generated from message contextgateway.personalserver.v1.DeleteConnectionResponse
@@ -503,7 +588,7 @@ export type DeleteConnectionResponse = Message<"contextgateway.personalserver.v1
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 17);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 19);
 
 /**
  * One normalized record from a source, in the catalog's shape for its type.
@@ -550,7 +635,7 @@ export type RecordInput = Message<"contextgateway.personalserver.v1.RecordInput"
  * Use `create(RecordInputSchema)` to create a new message.
  */
 export const RecordInputSchema: GenMessage<RecordInput> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 18);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 20);
 
 /**
  * @generated from message contextgateway.personalserver.v1.WriteRecordsRequest
@@ -589,7 +674,7 @@ export type WriteRecordsRequest = Message<"contextgateway.personalserver.v1.Writ
  * Use `create(WriteRecordsRequestSchema)` to create a new message.
  */
 export const WriteRecordsRequestSchema: GenMessage<WriteRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 19);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 21);
 
 /**
  * @generated from message contextgateway.personalserver.v1.WriteRecordsResponse
@@ -616,7 +701,7 @@ export type WriteRecordsResponse = Message<"contextgateway.personalserver.v1.Wri
  * Use `create(WriteRecordsResponseSchema)` to create a new message.
  */
 export const WriteRecordsResponseSchema: GenMessage<WriteRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 20);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 22);
 
 /**
  * How many live records of each type a person's connection holds (the portal's overview).
@@ -642,7 +727,7 @@ export type CountRecordsRequest = Message<"contextgateway.personalserver.v1.Coun
  * Use `create(CountRecordsRequestSchema)` to create a new message.
  */
 export const CountRecordsRequestSchema: GenMessage<CountRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 21);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 23);
 
 /**
  * @generated from message contextgateway.personalserver.v1.RecordTypeCount
@@ -664,7 +749,7 @@ export type RecordTypeCount = Message<"contextgateway.personalserver.v1.RecordTy
  * Use `create(RecordTypeCountSchema)` to create a new message.
  */
 export const RecordTypeCountSchema: GenMessage<RecordTypeCount> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 22);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 24);
 
 /**
  * @generated from message contextgateway.personalserver.v1.CountRecordsResponse
@@ -683,7 +768,7 @@ export type CountRecordsResponse = Message<"contextgateway.personalserver.v1.Cou
  * Use `create(CountRecordsResponseSchema)` to create a new message.
  */
 export const CountRecordsResponseSchema: GenMessage<CountRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 23);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 25);
 
 /**
  * The person's own records of one of their connections, decrypted, one page at a time: what
@@ -722,7 +807,7 @@ export type ExportRecordsRequest = Message<"contextgateway.personalserver.v1.Exp
  * Use `create(ExportRecordsRequestSchema)` to create a new message.
  */
 export const ExportRecordsRequestSchema: GenMessage<ExportRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 24);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 26);
 
 /**
  * @generated from message contextgateway.personalserver.v1.ExportRecordsResponse
@@ -748,7 +833,7 @@ export type ExportRecordsResponse = Message<"contextgateway.personalserver.v1.Ex
  * Use `create(ExportRecordsResponseSchema)` to create a new message.
  */
 export const ExportRecordsResponseSchema: GenMessage<ExportRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 25);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 27);
 
 /**
  * Which shard owns a connection (the gateway caches the answer).
@@ -767,7 +852,7 @@ export type LocateConnectionRequest = Message<"contextgateway.personalserver.v1.
  * Use `create(LocateConnectionRequestSchema)` to create a new message.
  */
 export const LocateConnectionRequestSchema: GenMessage<LocateConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 26);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 28);
 
 /**
  * @generated from message contextgateway.personalserver.v1.LocateConnectionResponse
@@ -796,7 +881,7 @@ export type LocateConnectionResponse = Message<"contextgateway.personalserver.v1
  * Use `create(LocateConnectionResponseSchema)` to create a new message.
  */
 export const LocateConnectionResponseSchema: GenMessage<LocateConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 27);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 29);
 
 /**
  * One page of records for the app holding a grant on the connection.
@@ -866,7 +951,7 @@ export type QueryRecordsRequest = Message<"contextgateway.personalserver.v1.Quer
  * Use `create(QueryRecordsRequestSchema)` to create a new message.
  */
 export const QueryRecordsRequestSchema: GenMessage<QueryRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 28);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 30);
 
 /**
  * @generated from message contextgateway.personalserver.v1.QueryRecordsResponse
@@ -898,7 +983,7 @@ export type QueryRecordsResponse = Message<"contextgateway.personalserver.v1.Que
  * Use `create(QueryRecordsResponseSchema)` to create a new message.
  */
 export const QueryRecordsResponseSchema: GenMessage<QueryRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_contextgateway_personalserver_v1_personal_server, 29);
+  messageDesc(file_contextgateway_personalserver_v1_personal_server, 31);
 
 /**
  * @generated from enum contextgateway.personalserver.v1.GrantState
