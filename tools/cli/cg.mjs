@@ -38,6 +38,11 @@ const USAGE = `usage: pnpm cg <command> [options]
              (the people the app holds OAuth tokens for)
   app revoke-oauth-tokens --org <orgId> --app <applicationId>
              (every OAuth token of the app stops working on the next request)
+  registration-token issue --org <orgId> [--expires-in-seconds <n>] [--multi-use]
+             (an initial access token for dynamic client registration, RFC 7591: prints once;
+             single use and one day by default; needs OAUTH_DYNAMIC_REGISTRATION=true)
+  registration-token list --org <orgId>
+  registration-token revoke --org <orgId> --token <tokenId>
   key issue --app <applicationId>          (prints the key once: store it now)
   key list --app <applicationId>
   key revoke --app <applicationId> --key <keyId>
@@ -88,6 +93,9 @@ const OPTIONS = /** @type {const} */ ({
   url: { type: 'string' },
   'overlap-seconds': { type: 'string' },
   'resource-argument': { type: 'string', multiple: true },
+  'expires-in-seconds': { type: 'string' },
+  'multi-use': { type: 'boolean' },
+  token: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -214,6 +222,26 @@ function commandFor(positionals, v) {
       const org = required(v, 'org');
       const app = required(v, 'app');
       return (admin) => admin.applications.revokeOAuthTokens(org, app);
+    }
+    case 'registration-token issue': {
+      const org = required(v, 'org');
+      const seconds = v['expires-in-seconds'];
+      if (seconds !== undefined && !/^\d+$/.test(seconds))
+        throw new UsageError('--expires-in-seconds is a whole number of seconds');
+      const input = {
+        ...(seconds === undefined ? {} : { expiresInSeconds: Number(seconds) }),
+        singleUse: v['multi-use'] !== true,
+      };
+      return (admin) => admin.registrationTokens.issue(org, input);
+    }
+    case 'registration-token list': {
+      const org = required(v, 'org');
+      return (admin) => admin.registrationTokens.list(org);
+    }
+    case 'registration-token revoke': {
+      const org = required(v, 'org');
+      const token = required(v, 'token');
+      return (admin) => admin.registrationTokens.revoke(org, token);
     }
     case 'key issue': {
       const app = required(v, 'app');

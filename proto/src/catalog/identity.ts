@@ -28,6 +28,8 @@ import {
   GetOrganizationSsoResponseSchema,
   IssueApiKeyRequestSchema,
   IssueApiKeyResponseSchema,
+  IssueOAuthRegistrationTokenRequestSchema,
+  IssueOAuthRegistrationTokenResponseSchema,
   ListApiKeysRequestSchema,
   ListApiKeysResponseSchema,
   ListApplicationOAuthGrantsRequestSchema,
@@ -35,6 +37,8 @@ import {
   ListApplicationsResponseSchema,
   ListOAuthGrantsRequestSchema,
   ListOAuthGrantsResponseSchema,
+  ListOAuthRegistrationTokensRequestSchema,
+  ListOAuthRegistrationTokensResponseSchema,
   ListOrganizationsRequestSchema,
   ListOrganizationsResponseSchema,
   ListUserPasskeysRequestSchema,
@@ -51,6 +55,8 @@ import {
   RevokeApplicationOAuthTokensResponseSchema,
   RevokeOAuthGrantRequestSchema,
   RevokeOAuthGrantResponseSchema,
+  RevokeOAuthRegistrationTokenRequestSchema,
+  RevokeOAuthRegistrationTokenResponseSchema,
   SignOutOtherSessionsRequestSchema,
   SignOutOtherSessionsResponseSchema,
   SignOutRequestSchema,
@@ -274,6 +280,35 @@ export const identityRpc = {
       ...check.maxLength(m.jwksJson, 16_000, 'jwksJson'),
       ...check.maxLength(m.jwksUri, 2_000, 'jwksUri'),
     ],
+  }),
+  /** An admin issues an initial access token for dynamic client registration (RFC 7591). */
+  issueOAuthRegistrationToken: defineRpc({
+    subject: `${P}.issue_oauth_registration_token`,
+    callers: ['gateway'],
+    request: IssueOAuthRegistrationTokenRequestSchema,
+    response: IssueOAuthRegistrationTokenResponseSchema,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...check.nonEmpty(m.issuedBy, 'issuedBy'),
+      ...check.maxLength(m.issuedBy, 200, 'issuedBy'),
+      ...(m.expiresInSeconds >= 60 && m.expiresInSeconds <= 30 * 86_400
+        ? []
+        : [{ path: 'expiresInSeconds', message: 'must be 60 .. 2592000' }]),
+    ],
+  }),
+  listOAuthRegistrationTokens: defineRpc({
+    subject: `${P}.list_oauth_registration_tokens`,
+    callers: ['gateway'],
+    request: ListOAuthRegistrationTokensRequestSchema,
+    response: ListOAuthRegistrationTokensResponseSchema,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  revokeOAuthRegistrationToken: defineRpc({
+    subject: `${P}.revoke_oauth_registration_token`,
+    callers: ['gateway'],
+    request: RevokeOAuthRegistrationTokenRequestSchema,
+    response: RevokeOAuthRegistrationTokenResponseSchema,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...check.uuid(m.registrationTokenId, 'registrationTokenId')],
   }),
   issueApiKey: defineRpc({
     subject: `${P}.issue_api_key`,

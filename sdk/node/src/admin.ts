@@ -6,6 +6,7 @@ import type {
   ApplicationInput,
   ApplicationOAuthGrants,
   IssuedApiKey,
+  IssuedRegistrationToken,
   McpServer,
   McpServerInput,
   OAuthClient,
@@ -15,6 +16,8 @@ import type {
   OrganizationSso,
   OrganizationSsoInput,
   OrgIntegrations,
+  RegistrationToken,
+  RegistrationTokenInput,
   RevokedOAuthTokens,
   WebhookEndpoint,
 } from './types.js';
@@ -79,6 +82,31 @@ export class AdminClient {
       this.http.request<RevokedOAuthTokens>({
         method: 'DELETE',
         path: `/v1/admin/organizations/${seg(orgId)}/applications/${seg(applicationId)}/oauth-grants`,
+      }),
+  };
+
+  /**
+   * Initial access tokens for dynamic client registration (RFC 7591, with
+   * OAUTH_DYNAMIC_REGISTRATION=true): a client registered with one becomes an application of
+   * the organization, with no capabilities until they are set (docs/identity.md).
+   */
+  readonly registrationTokens = {
+    /** The token is in `token`, this once. Single use and one day unless said otherwise. */
+    issue: (orgId: string, input: RegistrationTokenInput = {}) =>
+      this.http.request<IssuedRegistrationToken>({
+        method: 'POST',
+        path: `/v1/admin/organizations/${seg(orgId)}/oauth/registration-tokens`,
+        json: input,
+      }),
+    list: (orgId: string) =>
+      this.http.request<{ registrationTokens: RegistrationToken[] }>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/oauth/registration-tokens`,
+      }),
+    revoke: (orgId: string, tokenId: string) =>
+      this.http.request<RegistrationToken>({
+        method: 'DELETE',
+        path: `/v1/admin/organizations/${seg(orgId)}/oauth/registration-tokens/${seg(tokenId)}`,
       }),
   };
 

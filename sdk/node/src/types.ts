@@ -64,6 +64,15 @@ export type RevokedOAuthTokens = Success<
   'delete',
   200
 >;
+/** An initial access token for dynamic client registration (RFC 7591); never the token itself. */
+export type RegistrationToken = Success<
+  '/v1/admin/organizations/{orgId}/oauth/registration-tokens/{tokenId}',
+  'delete',
+  200
+>;
+/** The token is in `token`, this once: only its hash is stored. */
+export type IssuedRegistrationToken = Success<'/v1/admin/organizations/{orgId}/oauth/registration-tokens', 'post', 201>;
+export type RegistrationTokenInput = Body<'/v1/admin/organizations/{orgId}/oauth/registration-tokens', 'post'>;
 export type ApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys/{keyId}', 'delete', 200>;
 export type IssuedApiKey = Success<'/v1/admin/applications/{applicationId}/api-keys', 'post', 201>;
 export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/integrations', 'put', 200>;

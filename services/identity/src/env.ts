@@ -114,6 +114,16 @@ const envSchema = z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true'),
+    /**
+     * Dynamic client registration (RFC 7591) at `/oauth/reg`: off by default, and then the
+     * endpoint does not exist and discovery names none. On, registering needs an initial
+     * access token an organization admin issued (admin API); the client becomes an
+     * application of that organization, with no capabilities until the admin grants some.
+     */
+    OAUTH_DYNAMIC_REGISTRATION: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
     /** `production` in the container image (Dockerfile), `test` under Jest: test-only settings need `test`. */
     NODE_ENV: z.string().optional(),
   })

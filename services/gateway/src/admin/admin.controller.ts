@@ -9,8 +9,10 @@ import {
   apiKeySchema,
   applicationSchema,
   issuedApiKeySchema,
+  issuedRegistrationTokenSchema,
   oauthClientSchema,
   organizationSchema,
+  registrationTokenSchema,
 } from './admin.schemas.js';
 import { AdminService } from './admin.service.js';
 
@@ -19,6 +21,17 @@ const orgParams = z.strictObject({ orgId: id() });
 const appParams = z.strictObject({ orgId: id(), applicationId: id() });
 const keyParams = z.strictObject({ applicationId: id() });
 const revokeParams = z.strictObject({ applicationId: id(), keyId: id() });
+const registrationTokenParams = z.strictObject({ orgId: id(), tokenId: id() });
+const issueRegistrationTokenBody = z.strictObject({
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400)
+    .describe('How long the token may register clients (60 seconds to 30 days; default one day).'),
+  singleUse: z.boolean().default(true).describe('True (default): the token registers one client, then is spent.'),
+});
 
 const createOrganizationBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -317,5 +330,67 @@ export class AdminController {
     const key = await this.admin.revokeApiKey(params.applicationId, params.keyId);
     setAuditSubject(request, { orgId: key.orgId });
     return key;
+  }
+
+  @Route({
+    method: 'POST',
+    path: 'organizations/:orgId/oauth/registration-tokens',
+    summary: 'Issue an initial access token for dynamic client registration',
+    description:
+      "With OAUTH_DYNAMIC_REGISTRATION=true, an OAuth client presenting this token to the authorization server's registration endpoint (RFC 7591) becomes an application of this organization, with no capabilities until they are set here (docs/identity.md). The response carries the token once; only its hash is kept.",
+    tags,
+    auth: 'operator',
+    audit: { action: 'admin_change' },
+    params: orgParams,
+    body: issueRegistrationTokenBody,
+    success: { status: 201, schema: issuedRegistrationTokenSchema, description: 'Issued.' },
+    errors: ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field', 'not_found'],
+  })
+  async issueRegistrationToken(
+    @Param() params: z.infer<typeof orgParams>,
+    @Body() body: z.infer<typeof issueRegistrationTokenBody>,
+    @Req() request: FastifyRequest,
+  ) {
+    setAuditSubject(request, { orgId: params.orgId });
+    const issued = await this.admin.issueRegistrationToken(params.orgId, body);
+    // The trail names the token by id; the token itself never goes near it.
+    setAuditSubject(request, { resource: `oauth_registration_token:${issued.id}` });
+    return issued;
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'organizations/:orgId/oauth/registration-tokens',
+    summary: "List an organization's initial access tokens",
+    tags,
+    auth: 'operator',
+    params: orgParams,
+    success: {
+      status: 200,
+      schema: z.object({ registrationTokens: z.array(registrationTokenSchema) }),
+      description: 'Its tokens (never the tokens themselves).',
+    },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
+  listRegistrationTokens(@Param() params: z.infer<typeof orgParams>) {
+    return this.admin.listRegistrationTokens(params.orgId);
+  }
+
+  @Route({
+    method: 'DELETE',
+    path: 'organizations/:orgId/oauth/registration-tokens/:tokenId',
+    summary: 'Revoke an initial access token',
+    description:
+      'It registers no client after this returns; clients already registered stay (disable them as applications).',
+    tags,
+    auth: 'operator',
+    audit: { action: 'revocation' },
+    params: registrationTokenParams,
+    success: { status: 200, schema: registrationTokenSchema, description: 'Revoked (idempotent).' },
+    errors: ['unauthenticated', 'admin_disabled', 'not_found', 'validation_failed'],
+  })
+  revokeRegistrationToken(@Param() params: z.infer<typeof registrationTokenParams>, @Req() request: FastifyRequest) {
+    setAuditSubject(request, { orgId: params.orgId, resource: `oauth_registration_token:${params.tokenId}` });
+    return this.admin.revokeRegistrationToken(params.orgId, params.tokenId);
   }
 }

@@ -1,5 +1,11 @@
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
-import { type ApiKey, type Application, ApplicationStatus, type Organization } from '@context-gateway/proto';
+import {
+  type ApiKey,
+  type Application,
+  ApplicationStatus,
+  type OAuthRegistrationToken,
+  type Organization,
+} from '@context-gateway/proto';
 import { z } from 'zod';
 
 import { required } from '../http/required.js';
@@ -93,4 +99,34 @@ export const toApiKey = (k: ApiKey): z.infer<typeof apiKeySchema> => ({
   createdAt: isoOf(k.createdAt, 'apiKey.createdAt'),
   lastUsedAt: iso(k.lastUsedAt),
   revokedAt: iso(k.revokedAt),
+});
+
+export const registrationTokenSchema = z.object({
+  id: z.uuid(),
+  orgId: z.uuid(),
+  issuedBy: z.string().describe('Who issued it.'),
+  singleUse: z.boolean().describe('True: it registers one client, then is spent.'),
+  expiresAt: z.string(),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+  useCount: z.number().int().describe('How many clients were registered with it.'),
+});
+
+export const issuedRegistrationTokenSchema = registrationTokenSchema.extend({
+  token: z
+    .string()
+    .describe(
+      'The initial access token (`cg_iat_...`) a client presents as a Bearer token to the registration endpoint (RFC 7591). Shown this once: only its hash is stored.',
+    ),
+});
+
+export const toRegistrationToken = (t: OAuthRegistrationToken): z.infer<typeof registrationTokenSchema> => ({
+  id: t.id,
+  orgId: t.orgId,
+  issuedBy: t.issuedBy,
+  singleUse: t.singleUse,
+  expiresAt: isoOf(t.expiresAt, 'registrationToken.expiresAt'),
+  createdAt: isoOf(t.createdAt, 'registrationToken.createdAt'),
+  revokedAt: iso(t.revokedAt),
+  useCount: t.useCount,
 });

@@ -3,7 +3,7 @@ import { ApplicationStatus, rpc } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 import { required } from '../http/required.js';
-import { toApiKey, toApplication, toOrganization } from './admin.schemas.js';
+import { toApiKey, toApplication, toOrganization, toRegistrationToken } from './admin.schemas.js';
 
 /** The operator's admin verbs: identity does the work, this maps its replies to the public JSON. */
 @Injectable()
@@ -124,5 +124,28 @@ export class AdminService {
   async revokeApiKey(applicationId: string, apiKeyId: string) {
     const { apiKey } = await this.rpcClient.request(rpc.identity.revokeApiKey, { applicationId, apiKeyId });
     return toApiKey(required(apiKey, 'apiKey'));
+  }
+
+  async issueRegistrationToken(orgId: string, input: { expiresInSeconds: number; singleUse: boolean }) {
+    const { registrationToken, token } = await this.rpcClient.request(rpc.identity.issueOAuthRegistrationToken, {
+      orgId,
+      // The admin API has one principal, the operator (auth: 'operator').
+      issuedBy: 'operator',
+      ...input,
+    });
+    return { ...toRegistrationToken(required(registrationToken, 'registrationToken')), token };
+  }
+
+  async listRegistrationTokens(orgId: string) {
+    const { registrationTokens } = await this.rpcClient.request(rpc.identity.listOAuthRegistrationTokens, { orgId });
+    return { registrationTokens: registrationTokens.map(toRegistrationToken) };
+  }
+
+  async revokeRegistrationToken(orgId: string, registrationTokenId: string) {
+    const { registrationToken } = await this.rpcClient.request(rpc.identity.revokeOAuthRegistrationToken, {
+      orgId,
+      registrationTokenId,
+    });
+    return toRegistrationToken(required(registrationToken, 'registrationToken'));
   }
 }

@@ -10,6 +10,6 @@ import { ApplicationsService } from './applications.service.js';
   imports: [OrganizationsModule],
   controllers: [ApplicationsHandler],
   providers: [ApplicationsService, ApplicationsRepository, ApplicationEvents],
-  exports: [ApplicationsService],
+  exports: [ApplicationsService, ApplicationEvents],
 })
 export class ApplicationsModule {}

@@ -1,6 +1,7 @@
 import type { Clock } from '@context-gateway/clock';
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 
+import { REGISTRATION_TOKEN_METADATA } from './dynamic-registration.js';
 import { clientMetadata } from './oauth-clients.js';
 import type { OAuthClientsRepository } from './oauth-clients.repository.js';
 import type { OAuthStoreRepository } from './oauth-store.repository.js';
@@ -17,9 +18,48 @@ export function oauthAdapterFactory(deps: {
   store: OAuthStoreRepository;
   clients: OAuthClientsRepository;
   clock: Clock;
+  registration: ClientRegistration;
 }): (model: string) => Adapter {
-  return (model) =>
-    model === 'Client' ? new ApplicationClientAdapter(deps.clients) : new PostgresAdapter(model, deps);
+  return (model) => {
+    if (model === 'Client') return new ApplicationClientAdapter(deps.clients, deps.registration);
+    if (model === 'InitialAccessToken') return new RegistrationTokenAdapter(deps.registration);
+    return new PostgresAdapter(model, deps);
+  };
+}
+
+/** Dynamic client registration's storage: initial access tokens are read, registered clients become applications. */
+export interface ClientRegistration {
+  /** The InitialAccessToken payload for a presented token, while it may register a client. */
+  findToken(presented: string): Promise<AdapterPayload | undefined>;
+  /** Spends the token and creates the application; throws invalid_token when the token was spent meanwhile. */
+  register(clientId: string, metadata: AdapterPayload): Promise<void>;
+}
+
+/** Read-only: initial access tokens are issued through the admin API. */
+class RegistrationTokenAdapter implements Adapter {
+  constructor(private readonly registration: ClientRegistration) {}
+
+  find(presented: string): Promise<AdapterPayload | undefined> {
+    return this.registration.findToken(presented);
+  }
+  upsert(): Promise<void> {
+    return Promise.reject(new Error('initial access tokens are issued through the admin API'));
+  }
+  findByUid(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+  findByUserCode(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+  consume(): Promise<void> {
+    return Promise.resolve();
+  }
+  destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+  revokeByGrantId(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 class PostgresAdapter implements Adapter {
@@ -77,17 +117,27 @@ class PostgresAdapter implements Adapter {
   }
 }
 
-/** Read-only: clients are administered as Applications (admin API), never through the provider. */
+/**
+ * Clients are administered as Applications (admin API), never through the provider, with one
+ * exception: a client registered dynamically (RFC 7591, with an initial access token) is
+ * created here, as a new Application of the token's organization.
+ */
 class ApplicationClientAdapter implements Adapter {
-  constructor(private readonly clients: OAuthClientsRepository) {}
+  constructor(
+    private readonly clients: OAuthClientsRepository,
+    private readonly registration: ClientRegistration,
+  ) {}
 
   async find(clientId: string): Promise<AdapterPayload | undefined> {
     const application = await this.clients.findByClientId(clientId);
     return application ? clientMetadata(application) : undefined;
   }
 
-  upsert(): Promise<void> {
-    return Promise.reject(new Error('clients are applications: change them through the admin API'));
+  upsert(clientId: string, metadata: AdapterPayload): Promise<void> {
+    if (typeof metadata[REGISTRATION_TOKEN_METADATA] !== 'string') {
+      return Promise.reject(new Error('clients are applications: change them through the admin API'));
+    }
+    return this.registration.register(clientId, metadata);
   }
   findByUid(): Promise<undefined> {
     return Promise.resolve(undefined);

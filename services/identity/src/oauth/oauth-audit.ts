@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 export interface OAuthAuditRecord {
   /** `exchange_refused`: a token exchange whose subject token was refused (forged, foreign, replayed, stale). */
   /** `client_refused`: a metadata-URL client the person's organization did not allow (applicationId ''). */
-  action: 'issued' | 'refreshed' | 'revoked' | 'reuse_detected' | 'exchange_refused' | 'client_refused';
+  /** `registered`: a client registered dynamically (RFC 7591) with an initial access token. */
+  action: 'issued' | 'refreshed' | 'revoked' | 'reuse_detected' | 'exchange_refused' | 'client_refused' | 'registered';
   orgId: string;
   applicationId: string;
   clientId: string;

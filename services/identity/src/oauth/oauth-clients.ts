@@ -13,7 +13,14 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'private_key_
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 /** Our own client metadata, beside the standard ones: what the provider needs from the Application row. */
-export const CLIENT_EXTRA_METADATA = ['capabilities', 'application_id', 'org_id', 'idp_client_id'] as const;
+export const CLIENT_EXTRA_METADATA = [
+  'capabilities',
+  'application_id',
+  'org_id',
+  'idp_client_id',
+  // A dynamically registered client's initial access token, while it is being registered.
+  'registration_token_id',
+] as const;
 
 /** RFC 8693's grant type; this server exchanges only ID tokens of the organization's IdP. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -57,11 +64,10 @@ export function clientMetadata(app: Application): AdapterPayload | undefined {
     application_id: app.id,
     org_id: app.orgId,
   };
-  const confidentialGrants = [
-    ...personGrants,
-    'client_credentials',
-    ...(app.idpClientId ? [TOKEN_EXCHANGE_GRANT] : []),
-  ];
+  // A dynamically registered client acts for people only: no client credentials of its own.
+  const confidentialGrants = app.registrationTokenId
+    ? personGrants
+    : [...personGrants, 'client_credentials', ...(app.idpClientId ? [TOKEN_EXCHANGE_GRANT] : [])];
   const exchange = app.idpClientId ? { idp_client_id: app.idpClientId } : {};
   switch (method) {
     case 'none':

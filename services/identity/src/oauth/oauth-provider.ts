@@ -20,6 +20,11 @@ import {
   sectorIdentifierUriValidate,
 } from './client-metadata-documents.js';
 import { oauthErrorPage } from './consent-page.js';
+import {
+  type DynamicRegistrationOptions,
+  HIDDEN_FROM_REGISTRANT,
+  registrationFeature,
+} from './dynamic-registration.js';
 import { CLIENT_EXTRA_METADATA, verifyClientSecret } from './oauth-clients.js';
 import type { ProviderKeys } from './oauth-keys.js';
 import { registerTokenExchange, type TokenExchangeOptions } from './oauth-token-exchange.js';
@@ -38,6 +43,8 @@ export interface OAuthProviderOptions {
   clock: Clock;
   /** RFC 8693: the person an application's subject token names, and the grant they already share. */
   tokenExchange: Pick<TokenExchangeOptions, 'subject' | 'exchangeGrants' | 'refused'>;
+  /** Dynamic client registration (RFC 7591): off unless enabled, and then by initial access token only. */
+  registration: DynamicRegistrationOptions;
   /** Metadata-URL clients (CIMD): which URLs may be fetched, and which application a person's grant acts as. */
   metadataClients: MetadataDocumentPolicy & {
     /** The one application the person may authorize this URL as now; undefined when none (or several). */
@@ -224,9 +231,10 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
           throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
         },
       },
-      // Dynamic client registration stays off: applications are created by an operator, and
-      // MCP clients identify themselves with a metadata document an organization allowed.
-      registration: { enabled: false },
+      // Dynamic client registration (RFC 7591) is off unless OAUTH_DYNAMIC_REGISTRATION=true;
+      // on, it needs an initial access token an organization admin issued, and the client
+      // becomes an application of that organization (dynamic-registration.ts).
+      registration: registrationFeature(options.registration),
       clientIdMetadataDocument: clientIdMetadataDocumentFeature(options.metadataClients),
       resourceIndicators: {
         enabled: true,
@@ -307,6 +315,14 @@ export function createOAuthProvider(options: OAuthProviderOptions): Provider {
     value(this: { clientSecret?: string }, actual: string) {
       return verifyClientSecret(this.clientSecret, actual);
     },
+  });
+  // A registered client's answer (RFC 7591 §3.2.1) shows its metadata, never our own properties.
+  provider.use(async (ctx, next) => {
+    await next();
+    const route = (ctx as Partial<KoaContextWithOIDC>).oidc?.route;
+    if (route === 'registration' && ctx.status === 201 && ctx.body && typeof ctx.body === 'object') {
+      for (const key of HIDDEN_FROM_REGISTRANT) delete (ctx.body as Record<string, unknown>)[key];
+    }
   });
   registerTokenExchange(provider, { resource: options.resource, resourceServer, ...options.tokenExchange });
   return provider;

@@ -4,13 +4,16 @@ import { AppError } from '@context-gateway/errors';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import { type AdapterPayload, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 
 import { SessionsService } from '../accounts/sessions.service.js';
+import { ApplicationEvents } from '../applications/application-events.js';
 import { type Env, oauthKeyringPath } from '../env.js';
 import type { Application } from '../generated/prisma/client.js';
+import { sha256 } from '../secrets.js';
 import { SsoTokenExchange } from '../sso/sso-token-exchange.js';
+import { registrationTokenPayload } from './dynamic-registration.js';
 import { oauthAdapterFactory } from './oauth-adapter.js';
 import { OAuthAudit } from './oauth-audit.js';
 import { OAuthClientsRepository } from './oauth-clients.repository.js';
@@ -19,6 +22,8 @@ import { OAuthInteractions } from './oauth-interactions.js';
 import { OAuthKeyStore, type ProviderKeys } from './oauth-keys.js';
 import { OAuthKeysRepository } from './oauth-keys.repository.js';
 import { createOAuthProvider, type MetadataClientState, OIDC_SCOPES } from './oauth-provider.js';
+import { OAuthRegistrationRepository } from './oauth-registration.repository.js';
+import { OAuthRegistrationService } from './oauth-registration.service.js';
 import { OAuthStoreRepository } from './oauth-store.repository.js';
 import { TokenRevocationEvents, TokenRevocationKind } from './token-revocation-events.js';
 
@@ -66,6 +71,9 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     private readonly revocations: TokenRevocationEvents,
     private readonly audit: OAuthAudit,
     private readonly exchange: SsoTokenExchange,
+    private readonly registrationTokens: OAuthRegistrationService,
+    private readonly registrations: OAuthRegistrationRepository,
+    private readonly applicationEvents: ApplicationEvents,
     @Inject(SERVICE_ENV) private readonly env: Env,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -128,7 +136,22 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
       issuer: urls.issuer,
       resource: urls.resource,
       keys,
-      adapter: oauthAdapterFactory({ store: this.store, clients: this.clients, clock: this.clock }),
+      registration: {
+        enabled: this.env.OAUTH_DYNAMIC_REGISTRATION,
+        usableToken: (presented) => this.registrationTokens.usable(presented),
+      },
+      adapter: oauthAdapterFactory({
+        store: this.store,
+        clients: this.clients,
+        clock: this.clock,
+        registration: {
+          findToken: async (presented) => {
+            const token = await this.registrationTokens.usable(presented);
+            return token ? registrationTokenPayload(presented, token) : undefined;
+          },
+          register: (clientId, metadata) => this.#register(clientId, metadata, urls.issuerPath),
+        },
+      }),
       findAccount: async (accountId) => {
         const user = await this.clients.findUser(accountId);
         return user ? { accountId: user.id, name: user.displayName } : undefined;
@@ -287,6 +310,41 @@ export class OAuthServer implements OnModuleInit, OnApplicationShutdown {
     if (this.#serving) this.logger.info({ kids: keys.jwks.map((k) => k.kid) }, 'authorization server keys changed');
     this.#serving = { callback: provider.callback(), interactions };
     this.#fingerprint = print;
+  }
+
+  /**
+   * A dynamically registered client becomes an application of its initial access token's
+   * organization, with no capabilities, the token spent in the same transaction; audited
+   * with the token (and so the admin who issued it) and the client.
+   */
+  async #register(clientId: string, metadata: AdapterPayload, issuerPath: string): Promise<void> {
+    const secret = metadata.client_secret;
+    const jwks = metadata.jwks as { keys: object[] } | undefined;
+    const registered = await this.registrations.registerApplication(
+      String(metadata['registration_token_id']),
+      this.clock.date(),
+      {
+        name: typeof metadata.client_name === 'string' ? metadata.client_name.trim() : 'Registered client',
+        clientId,
+        callbackUrls: (metadata.redirect_uris ?? []) as string[],
+        tokenEndpointAuthMethod: String(metadata.token_endpoint_auth_method),
+        clientSecretHash: typeof secret === 'string' ? sha256(secret) : null,
+        jwks: jwks ?? null,
+      },
+    );
+    if (!registered) throw new errors.InvalidToken('initial access token not found');
+    const { token, application } = registered;
+    await this.applicationEvents.published(application);
+    await this.audit.record({
+      action: 'registered',
+      orgId: application.orgId,
+      applicationId: application.id,
+      clientId,
+      userId: undefined,
+      grantId: undefined,
+      operation: `POST ${issuerPath}/reg initial_access_token:${token.id} issued_by:${token.createdBy}`,
+    });
+    this.logger.info({ clientId, applicationId: application.id, registrationTokenId: token.id }, 'client registered');
   }
 
   /** Who a metadata-URL client's grant acts for, from its binding (the client itself names no organization). */
