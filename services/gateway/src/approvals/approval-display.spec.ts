@@ -22,6 +22,10 @@ describe('the approval page shows every character of the call', () => {
     expect(displayArguments(canonicalJson({ a: 'x\ny\u0007' }))).toBe('{\n  "a": "x\\ny\\u0007"\n}');
     expect(escapeInvisible('github.delete\u200B_repo')).toBe('github.delete\\u200B_repo');
     expect(escapeInvisible('plain ascii and ünïcödé')).toBe('plain ascii and ünïcödé');
+    // Spaces other than the plain one, combining marks, variation selectors and blank letters.
+    expect(escapeInvisible('a\u2003b\u3000c d')).toBe('a\\u2003b\\u3000c d');
+    expect(escapeInvisible('acme\u0336/x\uFE0F')).toBe('acme\\u0336/x\\uFE0F');
+    expect(escapeInvisible('\u3164\u2800')).toBe('\\u3164\\u2800');
   });
 });
 

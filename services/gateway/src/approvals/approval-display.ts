@@ -1,10 +1,12 @@
 /**
  * Characters that change how text reads without being seen: C0 and C1 controls, Unicode
  * format characters (Cf: direction overrides and isolates — U+202E shows `moc.live` as
- * `evil.com` — zero-width spaces and joiners, the BOM, tag characters) and the line and
- * paragraph separators.
+ * `evil.com` — zero-width spaces and joiners, the BOM, tag characters), the line and
+ * paragraph separators, spaces other than the plain one (Zs: U+2000–U+200A, U+3000, …),
+ * combining marks (Mn: strike-throughs, stacked diacritics), variation selectors, and the
+ * blank "letters" (Hangul fillers, the braille blank).
  */
-const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029\p{Mn}\uFE00-\uFE0F\u115F\u1160\u3164\uFFA0\u2800]|(?! )\p{Zs}/gu;
 
 /** `\uXXXX` (a surrogate pair beyond the BMP): how JSON writes the character out. */
 function escaped(c: string): string {

@@ -129,6 +129,13 @@ describe('approvals of held MCP calls', () => {
     expect(row?.consumedAt).toBeInstanceOf(Date);
   });
 
+  it('a call whose name the Personal Server could never check is refused at once, not held', async () => {
+    const long = `res://${'x'.repeat(2_100)}`;
+    await expect(service.settle(call({}, { method: 'resources/read', name: long }))).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+  });
+
   it("records the person's answer in the audit trail: actor, request, decision and the passkey that signed", async () => {
     const approvalId = await approved(call({ repo: 'acme/audited' }));
     const declined = await pending(call({ repo: 'acme/kept' }));

@@ -1,11 +1,13 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
 import type { ApprovalStatement } from '@context-gateway/crypto';
+import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
+import { LOGGER, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Module } from '@nestjs/common';
 import type { Pool } from 'pg';
+import type { Logger } from 'pino';
 
 import { AccountsModule } from '../accounts/accounts.module.js';
 import { AuditRecorder } from '../audit/audit-recorder.js';
@@ -46,11 +48,16 @@ class PinnedPasskeys extends ApprovalPasskeys {
   providers: [
     {
       provide: ApprovalsService,
-      inject: [PG_POOL, RpcClient, AuditRecorder, Clock, SERVICE_ENV],
-      useFactory: (pool: Pool, rpcClient: RpcClient, recorder: AuditRecorder, clock: Clock, env: Env) =>
+      inject: [PG_POOL, RpcClient, AuditRecorder, Clock, SERVICE_ENV, LOGGER],
+      useFactory: (pool: Pool, rpcClient: RpcClient, recorder: AuditRecorder, clock: Clock, env: Env, logger: Logger) =>
         new ApprovalsService(new ApprovalsRepository(pool), new PinnedPasskeys(rpcClient), recorder, clock, {
           publicUrl: env.GATEWAY_PUBLIC_URL,
           ttlMs: env.MCP_APPROVAL_TTL_MS,
+          onOutcomeLost: (approvalId, error) =>
+            logger.error(
+              { approvalId, errorCode: AppError.from(error).code },
+              'the audit outcome of a committed approval answer could not be stored',
+            ),
         }),
     },
   ],

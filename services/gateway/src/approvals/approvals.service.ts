@@ -45,6 +45,9 @@ export interface ApprovalView {
 const PURGE_AFTER_MS = 24 * 60 * 60_000;
 /** The arguments the page can show and the store keeps; bigger calls cannot be approved. */
 const MAX_ARGUMENTS_BYTES = 64 * 1024;
+/** ps.v1.check_approval's limits (proto/src/catalog/personal-server.ts). */
+const MAX_NAME_LENGTH = 2048;
+const MAX_CAPABILITY_LENGTH = 300;
 
 /**
  * RFC 8785 canonical JSON of a JSON value (keys sorted by UTF-16 code units, no whitespace),
@@ -86,7 +89,12 @@ export class ApprovalsService {
     private readonly passkeys: ApprovalPasskeys,
     private readonly recorder: Pick<AuditRecorder, 'recordIntent' | 'recordOutcome'>,
     private readonly clock: Clock,
-    private readonly options: { publicUrl: string; ttlMs: number },
+    private readonly options: {
+      publicUrl: string;
+      ttlMs: number;
+      /** Told when a committed answer's audit outcome could not be stored (logged by the module). */
+      onOutcomeLost?: (approvalId: string, error: unknown) => void;
+    },
   ) {}
 
   /**
@@ -112,6 +120,11 @@ export class ApprovalsService {
         : { state: 'declined', approvalId: spent.id };
     const waiting = await this.repository.pending(key, now);
     if (waiting) return { state: 'pending', approvalId: waiting.id, url: this.url(waiting.id) };
+    // What the Personal Server's check_approval accepts (proto catalog): a longer name could be held but never approved.
+    if (call.name.length > MAX_NAME_LENGTH || call.capability.length > MAX_CAPABILITY_LENGTH)
+      throw new AppError('validation_failed', 'The name of a call that needs approval is too long to approve', [
+        { path: 'name', message: `at most ${MAX_NAME_LENGTH} characters` },
+      ]);
     if (Buffer.byteLength(canonical, 'utf8') > MAX_ARGUMENTS_BYTES)
       throw new AppError('validation_failed', 'The arguments of a call that needs approval are limited to 64 KiB', [
         { path: 'arguments', message: 'too large to approve' },
@@ -139,9 +152,11 @@ export class ApprovalsService {
   /**
    * The person's answer. Approve needs the assertion (user verified) of a passkey their
    * Personal Server pinned over this request's statement; decline needs only their session.
-   * Either is final, and in the audit trail before it is answered: intent, then the outcome
-   * naming the request and (approved) the passkey that signed — an answer the trail cannot
-   * take is not given.
+   * Either is final. The intent is in the audit trail before anything is decided (an answer
+   * whose intent the trail cannot take is not given); the outcome, naming the request and
+   * (approved) the passkey that signed, follows the committed decision. If the trail cannot
+   * take that outcome, the decision still stands — it is committed and the agent's retry will
+   * act on it — so the failure is logged, never shown to the person as a refusal.
    */
   async decide(
     id: string,
@@ -175,10 +190,12 @@ export class ApprovalsService {
       throw error;
     }
     // The signer is named as the resource the answer rests on (`passkey:<credential id>`).
-    await this.recorder.recordOutcome(
-      { ...intent, record: { ...intent.record, ...(signedBy ? { resource: `passkey:${signedBy}` } : {}) } },
-      decision === 'approve' ? { outcome: 'allowed' } : { outcome: 'denied', errorCode: 'approval_declined' },
-    );
+    await this.recorder
+      .recordOutcome(
+        { ...intent, record: { ...intent.record, ...(signedBy ? { resource: `passkey:${signedBy}` } : {}) } },
+        decision === 'approve' ? { outcome: 'allowed' } : { outcome: 'denied', errorCode: 'approval_declined' },
+      )
+      .catch((error: unknown) => this.options.onOutcomeLost?.(row.id, error));
     return { ...row, status: decision === 'approve' ? 'approved' : 'declined', signedBy: signedBy ?? null };
   }
 

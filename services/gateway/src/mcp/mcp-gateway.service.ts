@@ -18,6 +18,7 @@ import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
+import { escapeInvisible } from '../approvals/approval-display.js';
 import { ApprovalsService, type HeldCall } from '../approvals/approvals.service.js';
 import { AuditRecorder } from '../audit/audit-recorder.js';
 import { outcomeOf } from '../audit/audit-route.interceptor.js';
@@ -343,7 +344,7 @@ export class McpGatewayService implements OnModuleDestroy {
         await finish({ outcome: 'denied', errorCode: 'approval_declined' }, decision);
         throw new ProtocolError(
           MCP_ERRORS.approvalDeclined,
-          `The person declined this ${what.held.method} of ${what.held.name}; asking again needs a new approval`,
+          `The person declined this ${what.held.method} of ${escapeInvisible(what.held.name)}; asking again needs a new approval`,
           { code: 'approval_declined', approvalId },
         );
       }
@@ -645,7 +646,7 @@ async function paged<T>(
 
 /** URL-mode elicitation of the approval page, as for the connect link (the retry after approving runs the call). */
 function approvalElicitation(era: McpRequestContext['era'], held: Pick<HeldCall, 'method' | 'name'>, url: string) {
-  const message = `Approve this ${held.method} of ${held.name} with your passkey; it runs once, with exactly these arguments.`;
+  const message = `Approve this ${held.method} of ${escapeInvisible(held.name)} with your passkey; it runs once, with exactly these arguments.`;
   if (era === 'modern')
     return inputRequired({ inputRequests: { approval: inputRequired.elicitUrl({ url, message }) } });
   throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);
