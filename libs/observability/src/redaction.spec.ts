@@ -120,6 +120,10 @@ describe('scrubString', () => {
       'session cg_ss_AbC-12 and auditor cg_aud_x_9 and ceremony cg_wc_q',
       'session cg_ss_[redacted] and auditor cg_aud_[redacted] and ceremony cg_wc_[redacted]',
     ],
+    [
+      'secret cg_cs_Zz9-x and initial access cg_iat_Q1_w',
+      'secret cg_cs_[redacted] and initial access cg_iat_[redacted]',
+    ],
     ['https://x/t?client_id=1&client_secret=shh', 'https://x/t?client_id=1&client_secret=[redacted]'],
     ['jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_nature', 'jwt [redacted]'],
     ['nothing secret here', 'nothing secret here'],

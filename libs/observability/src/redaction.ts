@@ -102,8 +102,9 @@ const STRING_MASKS: Array<[RegExp, string]> = [
     `$1${REDACTED}`,
   ],
   [/\b(Bearer|Basic|Token)\s+[A-Za-z0-9\-._~+/]+=*/gi, `$1 ${REDACTED}`],
-  // our own secrets, all prefixed: API keys, sessions, auditor tokens, WebAuthn ceremonies
-  [/\bcg_(sk|ss|aud|wc)_[A-Za-z0-9_-]+/g, `cg_$1_${REDACTED}`],
+  // our own secrets, all prefixed: API keys, sessions, auditor tokens, WebAuthn ceremonies,
+  // OAuth client secrets and initial access tokens (dynamic registration)
+  [/\bcg_(sk|ss|aud|wc|cs|iat)_[A-Za-z0-9_-]+/g, `cg_$1_${REDACTED}`],
   // anything shaped like a JWT (header.payload.signature, base64url, header starts with eyJ)
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],
 ];

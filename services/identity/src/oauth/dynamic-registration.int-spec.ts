@@ -147,6 +147,19 @@ describe('registration on', () => {
     expect(tokens.access_token).toBeDefined();
   });
 
+  it('gives no secret to a client that does not authenticate with one, whatever algorithm it names', async () => {
+    const { token } = await issue(bed.orgId);
+    const res = await register(
+      { redirect_uris: [bed.callback], token_endpoint_auth_method: 'none', id_token_signed_response_alg: 'HS256' },
+      token,
+    );
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ token_endpoint_auth_method: 'none' });
+    expect(body).not.toHaveProperty('client_secret');
+    expect(body).not.toHaveProperty('id_token_signed_response_alg', 'HS256');
+  });
+
   it('refuses registration without a valid initial access token: 401 invalid_token', async () => {
     const metadata = { redirect_uris: [bed.callback], token_endpoint_auth_method: 'none' };
     const expectRefused = async (token: string | undefined) => {

@@ -110,6 +110,13 @@ async function organizationPolicy(
     throw invalid('jwks is only for a private_key_jwt client');
   }
 
+  // oidc-provider decides whether to mint a secret before this policy runs (an HS256 alg the
+  // policy then drops is enough): only a client_secret_basic client gets one.
+  if (method !== 'client_secret_basic') {
+    delete properties.client_secret;
+    delete properties.client_secret_expires_at;
+  }
+
   // The token was found a moment ago; it is spent (or found spent) when the client is stored.
   const token = await options.usableToken(ctx.oidc.getAccessToken());
   if (!token) throw new errors.InvalidToken('initial access token not found');
