@@ -97,6 +97,10 @@ for (const tier of selected) {
       `--outputFile=${report}`,
       // The end-to-end tier starts whole stacks; two at once would only fight over 2 cores.
       ...(tier === 'e2e' ? ['--runInBand'] : []),
+      // With 2 cores Jest runs a tier in its own process (one worker = in band), which holds
+      // every file's leftovers until the tier ends: the int tier outgrew V8's default 4 GB
+      // heap (see NODE_OPTIONS below), and the heap after each file is printed to find why.
+      ...(tier === 'int' ? ['--logHeapUsage'] : []),
       // Once every result is written, exit: a failed test that left a server or timer open
       // must fail the run, not hang it until the CI deadline (Jest still names the leak).
       '--forceExit',
@@ -104,7 +108,7 @@ for (const tier of selected) {
     ],
     {
       NODE_OPTIONS:
-        `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
+        `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning --max-old-space-size=8192`.trim(),
       TEST_DATABASE_URL,
       // The suite's fuzzers replay the same cases every run, so a red CI is reproducible; a
       // longer run with its own FUZZ_RUNS (pnpm test:fuzz) draws a fresh seed (docs/fuzzing.md).
