@@ -55,7 +55,7 @@ describe('parseNetflixViewingActivity', () => {
     'Ben,2024-03-04 10:00:00,1:02:03,,"Movie, With Comma",,Phone,1:02:03,1:02:03,US (United States)\r\n' +
     'too,few,fields\r\n';
 
-  it('imports good rows as watch events and reports bad rows with their line numbers', async () => {
+  it('imports good rows as play events and reports bad rows with their line numbers', async () => {
     const items = await collect(parseNetflixViewingActivity(chunked(file, 17)));
     const problems = items.filter((i): i is Extract<NetflixItem, { problem: string }> => 'problem' in i);
     const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
