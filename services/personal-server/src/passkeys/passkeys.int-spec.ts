@@ -180,8 +180,39 @@ describe('approvals of held MCP calls (check_approval)', () => {
       approval(phone, terms(userId), { crossOrigin: true }),
       // Over other terms: the same arguments read as a resource instead of a tool call.
       approval(phone, { ...terms(userId), method: 'resources/read' }),
+      // ... or any other term of the statement changed.
+      approval(phone, { ...terms(userId), orgId: randomUUID() }),
+      approval(phone, { ...terms(userId), applicationId: randomUUID() }),
+      approval(phone, { ...terms(userId), capability: 'github:archive_repo' }),
+      approval(phone, { ...terms(userId), name: 'github.archive_repo' }),
+      approval(phone, { ...terms(userId), callHash: 'hash-of-another-call' }),
     ])
       expect(await codeOf(passkeys.checkApproval(terms(userId), refusedProof))).toBe('passkey_signature_invalid');
+    // The expiry is part of what was signed: a proof whose notAfter was moved later does not verify.
+    const proof = approval(phone, terms(userId));
+    const moved = create(PasskeyProofSchema, {
+      ...proof,
+      notAfter: timestampFromDate(new Date(Date.now() + 60 * 60_000)),
+    });
+    expect(await codeOf(passkeys.checkApproval(terms(userId), moved))).toBe('passkey_signature_invalid');
+  });
+
+  it("another person's pinned passkey approves nothing of this person's", async () => {
+    const alicePhone = new SoftAuthenticator();
+    const alice = person(alicePhone);
+    const aliceGrant = grantFor(alice);
+    await grants.register(aliceGrant, consent(alicePhone, aliceGrant));
+    const bobPhone = new SoftAuthenticator();
+    const bob = person(bobPhone);
+    const bobGrant = grantFor(bob);
+    await grants.register(bobGrant, consent(bobPhone, bobGrant));
+    // Bob's own pinned passkey, over Alice's terms: not hers.
+    expect(await codeOf(passkeys.checkApproval(terms(alice), approval(bobPhone, terms(alice))))).toBe(
+      'passkey_signature_invalid',
+    );
+    expect(await passkeys.checkApproval(terms(alice), approval(alicePhone, terms(alice)))).toBe(
+      alicePhone.credentialId,
+    );
   });
 });
 
