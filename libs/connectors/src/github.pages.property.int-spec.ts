@@ -50,54 +50,8 @@ const user = fc.record({ login, id: fc.nat() }).map(({ login: l, id }) => ({
 }));
 /** The many `*_url` fields a repository must have; only their presence matters to a reader. */
 const repoUrls = (u: string) => ({
-  ...Object.fromEntries(
-    [
-      'contributors_url',
-      'deployments_url',
-      'downloads_url',
-      'events_url',
-      'forks_url',
-      'hooks_url',
-      'languages_url',
-      'merges_url',
-      'stargazers_url',
-      'subscribers_url',
-      'subscription_url',
-      'svn_url',
-      'tags_url',
-      'teams_url',
-    ].map((k) => [k, `${u}/${k.replace(/_url$/, '')}`]),
-  ),
-  ...Object.fromEntries(
-    [
-      'archive_url',
-      'assignees_url',
-      'blobs_url',
-      'branches_url',
-      'collaborators_url',
-      'comments_url',
-      'commits_url',
-      'compare_url',
-      'contents_url',
-      'git_commits_url',
-      'git_refs_url',
-      'git_tags_url',
-      'git_url',
-      'issue_comment_url',
-      'issue_events_url',
-      'issues_url',
-      'keys_url',
-      'labels_url',
-      'milestones_url',
-      'notifications_url',
-      'pulls_url',
-      'releases_url',
-      'ssh_url',
-      'statuses_url',
-      'trees_url',
-      'clone_url',
-    ].map((k) => [k, `${u}/${k}{/x}`]),
-  ),
+  ...Object.fromEntries(schemas.REPOSITORY_API_URL_FIELDS.map((k) => [k, `${u}/${k.replace(/_url$/, '')}`])),
+  ...Object.fromEntries(schemas.REPOSITORY_TEMPLATE_URL_FIELDS.map((k) => [k, `${u}/${k}{/x}`])),
 });
 const repository = fc
   .record({

@@ -69,7 +69,8 @@ export async function syncCollection<Item>(
   const reported = new Set<string>();
   const skipKey = (item: SkippedItem) => `${item.kind}\u0000${item.resource}`;
   // And what it wrote is not written again: the second walk emits only what changed since.
-  const written = new Map<string, string>();
+  // The first walk keeps references only; bodies are compared (serialized) only if a second walk happens.
+  const written = new Map<string, NormalizedRecord['data']>();
   const first = await walk(
     http,
     { ...ctx, skip: (item) => (reported.add(skipKey(item)), ctx.skip(item)) },
@@ -103,7 +104,10 @@ async function walk<Item>(
   ctx: SyncContext,
   spec: CollectionSpec<Item>,
   before: Map<string, PageState>,
-  emitted: { record?: Map<string, string>; unchangedSince?: ReadonlyMap<string, string> } = {},
+  emitted: {
+    record?: Map<string, NormalizedRecord['data']>;
+    unchangedSince?: ReadonlyMap<string, NormalizedRecord['data']>;
+  } = {},
 ): Promise<{ pages: PageState[]; seen: Set<string>; upserted: number }> {
   const keyOf = (r: NormalizedRecord) => `${r.type}\u0000${r.externalId}`;
   const pages: PageState[] = [];
@@ -160,8 +164,13 @@ async function walk<Item>(
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
     ids.forEach((id) => seen.add(id));
     const earlier = emitted.unchangedSince;
-    const changed = earlier ? records.filter((r) => earlier.get(keyOf(r)) !== JSON.stringify(r.data)) : records;
-    if (emitted.record) for (const r of changed) emitted.record.set(keyOf(r), JSON.stringify(r.data));
+    const changed = earlier
+      ? records.filter((r) => {
+          const before = earlier.get(keyOf(r));
+          return before === undefined || JSON.stringify(before) !== JSON.stringify(r.data);
+        })
+      : records;
+    if (emitted.record) for (const r of changed) emitted.record.set(keyOf(r), r.data);
     if (changed.length > 0) await ctx.emit({ upserts: changed, deletes: [] });
     upserted += changed.length;
     pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });

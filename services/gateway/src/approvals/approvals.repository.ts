@@ -1,26 +1,5 @@
 import type { Pool } from 'pg';
 
-/** An approval request as stored (`mcp_approvals`, prisma/schema.prisma). */
-export interface ApprovalRow {
-  id: string;
-  orgId: string;
-  applicationId: string;
-  userId: string;
-  capability: string;
-  method: HeldMethod;
-  name: string;
-  callHash: string;
-  arguments: string;
-  tool: string;
-  nonce: string;
-  status: 'pending' | 'approved' | 'declined';
-  expiresAt: Date;
-  createdAt: Date;
-  decidedAt: Date | null;
-  consumedAt: Date | null;
-  signedBy: string | null;
-}
-
 /** The MCP operations an approval can hold: one capability (`<integration>:tools`) covers several. */
 type HeldMethod = 'tools/call' | 'resources/read' | 'prompts/get';
 
@@ -35,6 +14,20 @@ export interface ApprovalKey {
   name: string;
   /** SHA-256 of the canonical JSON of method, name and arguments. */
   callHash: string;
+}
+
+/** An approval request as stored (`mcp_approvals`, prisma/schema.prisma): its key and its state. */
+export interface ApprovalRow extends ApprovalKey {
+  id: string;
+  arguments: string;
+  tool: string;
+  nonce: string;
+  status: 'pending' | 'approved' | 'declined';
+  expiresAt: Date;
+  createdAt: Date;
+  decidedAt: Date | null;
+  consumedAt: Date | null;
+  signedBy: string | null;
 }
 
 const COLUMNS = `id, org_id AS "orgId", application_id AS "applicationId", user_id AS "userId", capability,

@@ -35,16 +35,14 @@ export interface ClientRegistration {
   register(clientId: string, metadata: AdapterPayload): Promise<void>;
 }
 
-/** Read-only: initial access tokens are issued through the admin API. */
-class RegistrationTokenAdapter implements Adapter {
-  constructor(private readonly registration: ClientRegistration) {}
-
-  find(presented: string): Promise<AdapterPayload | undefined> {
-    return this.registration.findToken(presented);
-  }
-  upsert(): Promise<void> {
-    return Promise.reject(new Error('initial access tokens are issued through the admin API'));
-  }
+/**
+ * What the two adapters that are not oidc-provider's own storage share: nothing is found by
+ * uid or user code, and consuming or revoking by grant changes nothing here.
+ */
+abstract class ForeignModelAdapter implements Adapter {
+  abstract find(id: string): Promise<AdapterPayload | undefined>;
+  abstract upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void>;
+  abstract destroy(id: string): Promise<void>;
   findByUid(): Promise<undefined> {
     return Promise.resolve(undefined);
   }
@@ -54,10 +52,24 @@ class RegistrationTokenAdapter implements Adapter {
   consume(): Promise<void> {
     return Promise.resolve();
   }
-  destroy(): Promise<void> {
+  revokeByGrantId(): Promise<void> {
     return Promise.resolve();
   }
-  revokeByGrantId(): Promise<void> {
+}
+
+/** Read-only: initial access tokens are issued through the admin API. */
+class RegistrationTokenAdapter extends ForeignModelAdapter {
+  constructor(private readonly registration: ClientRegistration) {
+    super();
+  }
+
+  find(presented: string): Promise<AdapterPayload | undefined> {
+    return this.registration.findToken(presented);
+  }
+  upsert(): Promise<void> {
+    return Promise.reject(new Error('initial access tokens are issued through the admin API'));
+  }
+  destroy(): Promise<void> {
     return Promise.resolve();
   }
 }
@@ -122,11 +134,13 @@ class PostgresAdapter implements Adapter {
  * exception: a client registered dynamically (RFC 7591, with an initial access token) is
  * created here, as a new Application of the token's organization.
  */
-class ApplicationClientAdapter implements Adapter {
+class ApplicationClientAdapter extends ForeignModelAdapter {
   constructor(
     private readonly clients: OAuthClientsRepository,
     private readonly registration: ClientRegistration,
-  ) {}
+  ) {
+    super();
+  }
 
   async find(clientId: string): Promise<AdapterPayload | undefined> {
     const application = await this.clients.findByClientId(clientId);
@@ -139,19 +153,7 @@ class ApplicationClientAdapter implements Adapter {
     }
     return this.registration.register(clientId, metadata);
   }
-  findByUid(): Promise<undefined> {
-    return Promise.resolve(undefined);
-  }
-  findByUserCode(): Promise<undefined> {
-    return Promise.resolve(undefined);
-  }
-  consume(): Promise<void> {
-    return Promise.resolve();
-  }
   destroy(): Promise<void> {
     return Promise.reject(new Error('clients are applications: change them through the admin API'));
-  }
-  revokeByGrantId(): Promise<void> {
-    return Promise.resolve();
   }
 }
