@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { ensureDebianPackage } from './stack/apt.mjs';
 import { ensureChromium } from './stack/browser.mjs';
 import { ensureDatabase, ensureNats, ensurePostgres } from './stack/infra.mjs';
 import { ensurePkcs11Addon, ensureSoftHsm } from './stack/key-store.mjs';
@@ -68,6 +69,17 @@ if (ok && selected.some((t) => t !== 'unit')) {
   try {
     ensureSoftHsm((line) => console.log(line));
     ensurePkcs11Addon(root, (line) => console.log(line));
+    // The Client ID Metadata Document tests (int, e2e) serve their documents over https with a
+    // certificate made for the occasion by the openssl CLI, which a slim Debian may lack.
+    ensureDebianPackage(
+      {
+        pkg: 'openssl',
+        path: '/usr/bin/openssl',
+        hint: 'the metadata-document tests make their certificates with it: `sudo apt-get install -y openssl`',
+        why: 'for the test certificates',
+      },
+      (line) => console.log(line),
+    );
   } catch (error) {
     console.error(error.message);
     ok = false;
