@@ -11,11 +11,12 @@ const { values } = parseArgs({
     port: { type: 'string' },
     'faulty-tools': { type: 'boolean' },
     'legacy-only': { type: 'boolean' },
+    'tools-ttl-ms': { type: 'string' },
   },
 });
 if (!values['github-api']) {
   console.error(
-    'usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools] [--legacy-only]',
+    'usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools] [--legacy-only] [--tools-ttl-ms N]',
   );
   process.exit(2);
 }
@@ -24,6 +25,7 @@ const running = await startGithubMcp({
   port: Number(values.port ?? 0),
   faultyTools: values['faulty-tools'] ?? false,
   legacyOnly: values['legacy-only'] ?? false,
+  ...(values['tools-ttl-ms'] !== undefined ? { toolsTtlMs: Number(values['tools-ttl-ms']) } : {}),
 });
 console.log(JSON.stringify({ url: running.url }));
 for (const signal of ['SIGTERM', 'SIGINT'] as const)

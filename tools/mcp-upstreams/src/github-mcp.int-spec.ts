@@ -50,6 +50,63 @@ describe.each([
     expect(issue.structuredContent).toMatchObject({ author: 'octo-mcp', repo: 'octo-mcp/a' });
     await client.close();
   });
+
+  it('tells a listening client that its tool list changed, through the SDK, and lists the change', async () => {
+    const client = await connected(mode);
+    const changes: string[] = [];
+    let told: () => void = () => undefined;
+    client.setNotificationHandler('notifications/tools/list_changed', (n) => {
+      changes.push(n.method);
+      told();
+    });
+    // 2026-07-28: subscriptions/listen; 2025-11-25: the GET stream the SDK opened after initialize.
+    const subscription = mode === 'auto' ? await client.listen({ toolsListChanged: true }) : undefined;
+    if (mode === 'auto') expect(subscription?.honoredFilter).toEqual({ toolsListChanged: true });
+    // The SDK opens the GET stream after initialize without waiting for it: wait until it is open.
+    else while ((await upstream.openStreams()) === 0) await new Promise((r) => setTimeout(r, 20));
+    for (const offered of [true, false]) {
+      const seen = new Promise<void>((resolve) => (told = resolve));
+      await upstream.offerSearchCode(offered);
+      await seen;
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      expect(names.includes('search_code')).toBe(offered);
+    }
+    expect(changes.length).toBeGreaterThanOrEqual(2);
+    await subscription?.close();
+    await client.close();
+  });
+});
+
+it('marks its 2026-07-28 tool lists with the ttlMs it was given, private to the account', async () => {
+  const ttl = await spawnGithubMcp(sim.url, { toolsTtlMs: 45_000 });
+  try {
+    const res = await fetch(ttl.url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/list',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+        params: {
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
+    });
+    const body = (await res.json()) as { result?: { ttlMs?: number; cacheScope?: string } };
+    expect(body.result).toMatchObject({ ttlMs: 45_000, cacheScope: 'private' });
+  } finally {
+    await ttl.stop();
+  }
 });
 
 it('refuses a token GitHub does not accept, and records every Authorization header it saw', async () => {

@@ -6,8 +6,10 @@ import {
   type CallToolResult,
   createMcpHandler,
   legacyStatelessFallback,
+  type McpRequestContext,
   McpServer,
   type McpServerFactory,
+  WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 
@@ -26,6 +28,11 @@ export interface GithubMcpOptions {
    * built before 2026-07-28 do.
    */
   legacyOnly?: boolean;
+  /**
+   * The `ttlMs` its 2026-07-28 tool lists carry (`cacheScope: private`: each account sees its
+   * own). Without it the SDK's default, `ttlMs: 0` (immediately stale).
+   */
+  toolsTtlMs?: number;
 }
 
 export interface RunningGithubMcp {
@@ -52,10 +59,16 @@ interface ServerShape {
   faultyTools: boolean;
   /** `search_code` is listed only while this is true (`POST /_control/tools {"searchCode": bool}`). */
   searchCode: boolean;
+  toolsTtlMs: number | undefined;
 }
 
 function githubServer(githubApiUrl: string, token: string, user: GithubUser, shape: ServerShape): McpServer {
-  const server = new McpServer({ name: 'github-test-upstream', version: '0.1.0' });
+  const server = new McpServer(
+    { name: 'github-test-upstream', version: '0.1.0' },
+    shape.toolsTtlMs === undefined
+      ? {}
+      : { cacheHints: { 'tools/list': { ttlMs: shape.toolsTtlMs, cacheScope: 'private' } } },
+  );
   server.registerTool(
     'list_repos',
     {
@@ -147,11 +160,15 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, sha
  * A GitHub-shaped remote MCP server for tests, built with the official SDK. Every request
  * must carry a bearer token GitHub (the simulator) accepts; every Authorization header it
  * ever received is kept and served at `GET /_seen` so a test can prove which tokens reached
- * it (the gateway's own never may).
+ * it (the gateway's own never may), with the number of 2025-11-25 GET streams open now.
  */
 export async function startGithubMcp(options: GithubMcpOptions): Promise<RunningGithubMcp> {
   const seen: (string | null)[] = [];
-  const shape: ServerShape = { faultyTools: options.faultyTools ?? false, searchCode: false };
+  const shape: ServerShape = {
+    faultyTools: options.faultyTools ?? false,
+    searchCode: false,
+    toolsTtlMs: options.toolsTtlMs,
+  };
   const factory: McpServerFactory = (ctx) => {
     const user = ctx.authInfo?.extra?.user as GithubUser | undefined;
     if (!ctx.authInfo || !user) throw new Error('unauthenticated request reached the MCP handler');
@@ -160,7 +177,30 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
   const handler = createMcpHandler(factory);
   // 2025-11-25 only: every request goes to the stateless `initialize`-era serving, which
   // answers a `server/discover` probe as such a server does (it does not know the method).
-  const mcp = toNodeHandler(options.legacyOnly ? { fetch: legacyStatelessFallback(factory) } : handler);
+  const posts = options.legacyOnly ? legacyStatelessFallback(factory) : handler.fetch;
+  // 2025-11-25's standalone stream (GET): the SDK's stateless serving answers 405, so each GET
+  // gets its own instance on a stateless transport, kept while the client holds the stream,
+  // for `notifications/tools/list_changed`. (2026-07-28 clients use subscriptions/listen.)
+  const streams = new Set<McpServer>();
+  const legacyFactory = (authInfo: McpRequestContext['authInfo']) =>
+    githubServer(options.githubApiUrl, authInfo?.token ?? '', authInfo?.extra?.user as GithubUser, shape);
+  const mcp = toNodeHandler({
+    fetch: async (request, requestOptions) => {
+      if (request.method !== 'GET') return posts(request, requestOptions);
+      const server = legacyFactory(requestOptions?.authInfo);
+      const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      await server.connect(transport);
+      const response = await transport.handleRequest(request);
+      if (!response.body) return response;
+      streams.add(server);
+      const close = () => {
+        streams.delete(server);
+        void server.close().catch(() => undefined);
+      };
+      request.signal.addEventListener('abort', close, { once: true });
+      return response;
+    },
+  });
 
   const server: Server = createServer((req, res) => {
     void serve(req, res).catch(() => {
@@ -173,13 +213,21 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
     if (path === '/_control/tools' && req.method === 'POST') {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      shape.searchCode =
+      const searchCode =
         (JSON.parse(Buffer.concat(chunks).toString() || '{}') as { searchCode?: boolean }).searchCode === true;
+      if (searchCode !== shape.searchCode) {
+        shape.searchCode = searchCode;
+        // Told through the SDK on both revisions: subscriptions/listen streams, and GET streams.
+        handler.notify.toolsChanged();
+        for (const stream of streams) stream.sendToolListChanged();
+      }
       res.writeHead(204).end();
       return;
     }
     if (path === '/_seen' && req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authorization: seen }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ authorization: seen, openStreams: streams.size }));
       return;
     }
     if (path !== '/mcp') {
@@ -203,6 +251,7 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     stop: async () => {
+      for (const stream of streams) await stream.close().catch(() => undefined);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await handler.close();

@@ -7,7 +7,9 @@ export interface UpstreamProcess {
   pid: number;
   /** Every Authorization header the upstream received, in order (null: none sent). */
   seenAuthorizations(): Promise<(string | null)[]>;
-  /** Lists `search_code` or stops listing it (a tool list that changes). */
+  /** How many 2025-11-25 GET streams (standalone, for notifications) are open now. */
+  openStreams(): Promise<number>;
+  /** Lists `search_code` or stops listing it (a tool list that changes); listening clients are told. */
   offerSearchCode(offered: boolean): Promise<void>;
   stop(): Promise<void>;
 }
@@ -15,7 +17,7 @@ export interface UpstreamProcess {
 /** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
 export async function spawnGithubMcp(
   githubApiUrl: string,
-  options: { faultyTools?: boolean; legacyOnly?: boolean } = {},
+  options: { faultyTools?: boolean; legacyOnly?: boolean; toolsTtlMs?: number } = {},
 ): Promise<UpstreamProcess> {
   const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
   const child = spawn(
@@ -26,6 +28,7 @@ export async function spawnGithubMcp(
       githubApiUrl,
       ...(options.faultyTools ? ['--faulty-tools'] : []),
       ...(options.legacyOnly ? ['--legacy-only'] : []),
+      ...(options.toolsTtlMs !== undefined ? ['--tools-ttl-ms', String(options.toolsTtlMs)] : []),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -41,6 +44,10 @@ export async function spawnGithubMcp(
     async seenAuthorizations() {
       const res = await fetch(new URL('/_seen', url));
       return ((await res.json()) as { authorization: (string | null)[] }).authorization;
+    },
+    async openStreams() {
+      const res = await fetch(new URL('/_seen', url));
+      return ((await res.json()) as { openStreams: number }).openStreams;
     },
     async offerSearchCode(offered: boolean) {
       await fetch(new URL('/_control/tools', url), { method: 'POST', body: JSON.stringify({ searchCode: offered }) });
