@@ -107,6 +107,18 @@ const envSchema = z
     MCP_MAX_RESULT_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(4_194_304),
     /** Gateway mode: how long a server's tool list is used before it is read again (unless the list says less). */
     MCP_TOOLS_TTL_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+    /**
+     * Gateway mode: the longest one standing stream lives (an upstream listener's, or a client's
+     * subscriptions/listen or GET stream at /mcp); it is then closed (gracefully) and reopened
+     * by its end, so no stream outlives a credential check by more than this.
+     */
+    MCP_UPSTREAM_STREAM_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(600_000),
+    /** Gateway mode: upstream listeners (server × person) one gateway keeps open at most; past it, lists follow their TTL. */
+    MCP_MAX_UPSTREAM_LISTENERS: z.coerce.number().int().min(0).max(100_000).default(500),
+    /** Gateway mode: client streams (subscriptions/listen, GET) one gateway holds open at most. */
+    MCP_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(1_024),
+    /** Gateway mode: client streams one application may hold open for one person at once. */
+    MCP_MAX_STREAMS_PER_PERSON: z.coerce.number().int().min(1).max(1_000).default(8),
     /** Gateway mode: how long a held tool call's approval request (and an approval not yet used) stays valid. */
     MCP_APPROVAL_TTL_MS: z.coerce.number().int().min(10_000).max(86_400_000).default(600_000),
     /** Gateway mode: a tool no read of its server has shown for this long drops out of the org's catalog. */

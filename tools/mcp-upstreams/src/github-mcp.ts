@@ -198,7 +198,8 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
         void server.close().catch(() => undefined);
       };
       request.signal.addEventListener('abort', close, { once: true });
-      return response;
+      // An SSE comment first, so the headers go out now rather than with the first event.
+      return new Response(withOpeningComment(response.body), response);
     },
   });
 
@@ -264,4 +265,14 @@ async function githubUser(githubApiUrl: string, token: string): Promise<GithubUs
   if (!res.ok) return undefined;
   const body = (await res.json()) as Partial<GithubUser>;
   return typeof body.login === 'string' ? { login: body.login } : undefined;
+}
+
+/** `body` after an SSE comment line (ignored by clients), which makes the response start at once. */
+function withOpeningComment(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const opening = new TextEncoder().encode(': stream open\n\n');
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      start: (controller) => controller.enqueue(opening),
+    }),
+  );
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
@@ -8,11 +8,14 @@ import type { Client } from '@modelcontextprotocol/client';
 import {
   createMcpHandler,
   inputRequired,
+  type McpHandlerRequestOptions,
   type McpHttpHandler,
   type McpRequestContext,
   ProtocolError,
   Server,
+  type ServerCapabilities,
   UrlElicitationRequiredError,
+  WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -28,6 +31,7 @@ import { CredentialsService } from '../credentials/credentials.service.js';
 import type { Env } from '../env.js';
 import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
 import { awaitsConsent, resourceOf, tokenCovers } from './mcp-decisions.js';
+import { McpListWatcher } from './mcp-list-watch.js';
 import {
   gatewayToolName,
   type McpServerView,
@@ -36,7 +40,8 @@ import {
   type UpstreamTool,
   wrapUri,
 } from './mcp-server-view.js';
-import { McpToolCatalog, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
+import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
+import { McpToolCatalog, type ToolRead, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
 
 /** JSON-RPC error codes of gateway mode (server-defined range, docs/gateway-mode.md). */
@@ -76,6 +81,14 @@ const TOKEN_MARGIN_MS = 60_000;
 /** People × integrations one gateway keeps credentials for. */
 const MAX_CREDENTIALS = 20_000;
 
+/**
+ * What /mcp offers: tool list changes are told truthfully (to subscriptions/listen streams on
+ * 2026-07-28, GET streams on 2025-11-25); resource and prompt lists and resource
+ * subscriptions are not followed (docs/gateway-mode.md).
+ */
+const CAPABILITIES: ServerCapabilities = { tools: { listChanged: true }, resources: {}, prompts: {} };
+const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
+
 /** What the HTTP edge hands to the handler for one /mcp request. */
 export interface GatewayAuth {
   caller: ApplicationCaller & { onBehalfOf: string };
@@ -94,8 +107,10 @@ export interface GatewayAuth {
  */
 @Injectable()
 export class McpGatewayService implements OnModuleDestroy {
-  readonly handler: McpHttpHandler;
+  private readonly handler: McpHttpHandler;
   private readonly credentialCache = new Map<string, Credential>();
+  /** 2025-11-25 GET streams open now (closed at shutdown). */
+  private readonly legacyStreams = new Set<Server>();
 
   constructor(
     private readonly decider: PolicyDecider,
@@ -104,30 +119,117 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly catalog: McpToolCatalog,
     private readonly recorder: AuditRecorder,
     private readonly approvals: ApprovalsService,
+    private readonly subscribers: McpSubscribers,
+    private readonly watcher: McpListWatcher,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(SERVICE_ENV) private readonly env: Env,
     private readonly clock: Clock,
   ) {
     this.handler = createMcpHandler((ctx) => this.serverFor(ctx), {
       onerror: (error) => this.logger.debug({ err: error.message }, 'mcp request rejected'),
+      bus: subscribers.bus,
+      maxSubscriptions: env.MCP_MAX_STREAMS,
     });
+    // Who is told what: a stream's caller is compared on every change that may concern them —
+    // any CONTROL event of their org (rules, grants, the tool catalog) and a change of their
+    // own list upstream — and told only when what they may see moved.
+    subscribers.configure((caller) => this.visibleDigest(caller));
+    watcher.wantedBy((orgId, userId) => subscribers.listening(orgId, userId));
+    watcher.onChange((change) => subscribers.check(change.orgId, change.userId));
+    decider.onOrgChange((orgId) => subscribers.check(orgId));
   }
 
   async onModuleDestroy(): Promise<void> {
     await this.handler.close();
+    await Promise.all([...this.legacyStreams].map((s) => s.close().catch(() => undefined)));
+  }
+
+  /**
+   * Serves one /mcp request. A stream (2026-07-28 `subscriptions/listen`, 2025-11-25 GET) is
+   * refused past MCP_MAX_STREAMS_PER_PERSON for this application and person or MCP_MAX_STREAMS
+   * in all, and lives at most MCP_UPSTREAM_STREAM_MS (the client opens another: its token is
+   * checked again then).
+   */
+  async fetch(caller: StreamCaller, request: Request, options: McpHandlerRequestOptions): Promise<Response> {
+    const listen = (options.parsedBody as { method?: unknown } | undefined)?.method === 'subscriptions/listen';
+    if (request.method !== 'GET' && !listen)
+      return this.subscribers.within(caller, () => this.handler.fetch(request, options));
+    if (
+      this.subscribers.count(caller) >= this.env.MCP_MAX_STREAMS_PER_PERSON ||
+      this.subscribers.total >= this.env.MCP_MAX_STREAMS
+    )
+      throw new AppError('rate_limited', 'Too many open MCP streams; close one before opening another');
+    const bounded = new Request(request, {
+      signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.env.MCP_UPSTREAM_STREAM_MS)]),
+    });
+    if (request.method === 'GET') return this.legacyStream(caller, bounded);
+    return this.subscribers.within(caller, () => this.handler.fetch(bounded, options));
+  }
+
+  /**
+   * A 2025-11-25 standalone stream (GET). The SDK's stateless serving answers GET with 405;
+   * the gateway keeps no sessions (every POST is answered on its own, by any replica), so the
+   * stream belongs to the caller — this application for this person — and tells them
+   * `notifications/tools/list_changed` when their list changes. Framing, Accept and
+   * protocol-version checks are the SDK's stateless transport's.
+   */
+  private async legacyStream(caller: StreamCaller, request: Request): Promise<Response> {
+    const server = new Server(SERVER_INFO, { capabilities: CAPABILITIES });
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    await server.connect(transport);
+    const response = await transport.handleRequest(request);
+    if (!response.body || !response.ok) {
+      await server.close();
+      return response;
+    }
+    this.legacyStreams.add(server);
+    const remove = this.subscribers.add(caller, (event) => {
+      if (event.kind === 'tools_list_changed') void server.sendToolListChanged().catch(() => undefined);
+    });
+    const close = () => {
+      remove();
+      this.legacyStreams.delete(server);
+      void server.close().catch(() => undefined);
+    };
+    if (request.signal.aborted) close();
+    else request.signal.addEventListener('abort', close, { once: true });
+    // An SSE comment first: the headers go out now (the client knows the stream is open), not with the first event.
+    const opening = new TextEncoder().encode(': stream open\n\n');
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({ start: (controller) => controller.enqueue(opening) }),
+    );
+    return new Response(body, response);
+  }
+
+  /**
+   * What the caller may see now, digested: the same list tools/list would answer, from the
+   * lists kept (no reads). Run when their stream opens and on every change that may concern
+   * them, so it also keeps their lists followed upstream: each server of the org's current
+   * view, with their own credential.
+   */
+  private async visibleDigest(caller: StreamCaller): Promise<string> {
+    const view = await this.decider.mcpView(caller);
+    this.watcher.follow(caller.orgId, caller.onBehalfOf, view.servers, (integration) =>
+      this.tokenIfConnected(caller, integration),
+    );
+    const offered = new Map(
+      view.servers.map((server) => [
+        server.integration,
+        { names: this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf), catalogChanged: false },
+      ]),
+    );
+    const tools = this.visible(caller, view, offered);
+    return createHash('sha256').update(JSON.stringify(tools)).digest('base64url');
   }
 
   private serverFor(ctx: McpRequestContext): Server {
     const auth = ctx.authInfo?.extra?.gateway as GatewayAuth | undefined;
     if (!auth) throw new Error('an unauthenticated request reached the MCP handler');
-    const server = new Server(
-      { name: 'context-gateway', version: '1.0.0' },
-      {
-        capabilities: { tools: { listChanged: false }, resources: {}, prompts: {} },
-        instructions:
-          "Tools of your organization's connected services, each named <integration>.<tool>. Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.",
-      },
-    );
+    const server = new Server(SERVER_INFO, {
+      capabilities: CAPABILITIES,
+      instructions:
+        "Tools of your organization's connected services, each named <integration>.<tool>. Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.",
+    });
     server.setRequestHandler('tools/list', async () => ({
       tools: await this.listTools(auth),
       cacheScope: 'private' as const,
@@ -163,7 +265,11 @@ export class McpGatewayService implements OnModuleDestroy {
       }),
     );
     if (reads.some(([, read]) => read.catalogChanged)) view = await this.policyView(caller);
-    const offered = new Map(reads);
+    return this.visible(caller, view, new Map(reads));
+  }
+
+  /** The tools of `view` this caller may see: in the person's own list (when read), their token's scope, and allowed. */
+  private visible(caller: GatewayAuth['caller'], view: McpPolicyView, offered: ReadonlyMap<string, ToolRead>) {
     const tools: UpstreamTool[] = [];
     for (const server of view.servers) {
       const names = offered.get(server.integration)?.names;
@@ -209,6 +315,7 @@ export class McpGatewayService implements OnModuleDestroy {
     }
     const tool = split && server?.tools.get(split.tool);
     if (!split || !server || !tool) throw new ProtocolError(-32602, `Unknown tool: ${name}`);
+    if (await this.withdrawn(caller, server, tool.name)) throw new ProtocolError(-32602, `Unknown tool: ${name}`);
     const resource = resourceOf(server, tool.name, args);
     return this.invoke(
       auth,
@@ -233,6 +340,21 @@ export class McpGatewayService implements OnModuleDestroy {
       (token) => this.upstream.callTool(server, token, tool, args, signal),
       (result) => (result.isError ? 'tool_error' : undefined),
     );
+  }
+
+  /**
+   * A tool the org's catalog still keeps (another person may be offered it) but this person's
+   * own list, as last read, lacks: the server withdrew it from them (its list_changed was
+   * seen, or its TTL ran out). Refused at once — unless a read now (only when the kept list
+   * is stale) shows it again.
+   */
+  private async withdrawn(caller: GatewayAuth['caller'], server: McpServerView, tool: string): Promise<boolean> {
+    const kept = this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf);
+    if (!kept || kept.has(tool)) return false;
+    const token = await this.tokenIfConnected(caller, server.integration);
+    if (!token) return false;
+    const read = await this.catalog.forPerson(caller.orgId, server, caller.onBehalfOf, token);
+    return read.names !== undefined && !read.names.has(tool);
   }
 
   /**

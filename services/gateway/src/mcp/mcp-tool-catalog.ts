@@ -16,9 +16,14 @@ export const UNKNOWN_TOOL_REREAD_MS = 10_000;
 /** People whose lists one gateway keeps (least recently read first out). */
 const MAX_PERSONAL_LISTS = 50_000;
 
+/** An upstream `ttlMs` shorter than this counts as this (a burst of lists is one read, not one each). */
+export const MIN_LIST_TTL_MS = 1_000;
+
 interface PersonalList {
   names: ReadonlySet<string>;
   readAt: number;
+  /** How long the server said its list stays fresh (`ttlMs`); undefined when it did not say. */
+  ttlMs: number | undefined;
 }
 
 /** What a read tells the caller: the tools the server offers this person, and whether the org's catalog changed. */
@@ -26,12 +31,16 @@ export interface ToolRead {
   /** undefined when never read successfully (the org's catalog is all there is to go by). */
   names: ReadonlySet<string> | undefined;
   catalogChanged: boolean;
+  /** The person's list differs from the one kept before this read (a tool came or went). */
+  listChanged?: boolean;
 }
 
 /**
  * The tools of an org's remote MCP servers, read the way the servers offer them: a server may
  * list different tools to different people (by their token's scopes), so each person's list
- * is read with their own credential and kept here for MCP_TOOLS_TTL_MS, while the org's
+ * is read with their own credential and kept here for the list's own `ttlMs` (at least
+ * MIN_LIST_TTL_MS), at most MCP_TOOLS_TTL_MS — or until the server says the list changed
+ * (`refresh`, from McpListWatcher) — while the org's
  * catalog in policy (what policy knows as capabilities) takes in every tool any read showed
  * (policy.v1.set_mcp_tools; a tool unseen for MCP_TOOLS_RETAIN_UNSEEN_MS drops out). A read
  * is reported to policy when it shows a tool the catalog lacks or defines differently, or
@@ -55,7 +64,9 @@ export class McpToolCatalog {
 
   /**
    * The person's list (read with `token` when the kept one is older than `maxAgeMs`,
-   * MCP_TOOLS_TTL_MS by default). A failed read answers the last known list, if any.
+   * MCP_TOOLS_TTL_MS by default, or than the list's own `ttlMs`). A failed read answers the
+   * last known list, if any. Freshness is checked when a list is needed, never polled (the
+   * spec's advice for `ttlMs`).
    */
   forPerson(
     orgId: string,
@@ -64,11 +75,12 @@ export class McpToolCatalog {
     token: string,
     maxAgeMs = this.env.MCP_TOOLS_TTL_MS,
   ): Promise<ToolRead> {
-    const key = `${orgId}\u0000${server.integration}\u0000${userId}`;
+    const key = personKey(orgId, server.integration, userId);
     const kept = this.personal.get(key);
     const failed = this.failedAt.get(key);
     const now = this.clock.now();
-    if ((kept && now - kept.readAt < maxAgeMs) || (failed !== undefined && now - failed < RETRY_AFTER_FAILURE_MS))
+    const freshFor = Math.min(maxAgeMs, Math.max(MIN_LIST_TTL_MS, kept?.ttlMs ?? Number.POSITIVE_INFINITY));
+    if ((kept && now - kept.readAt < freshFor) || (failed !== undefined && now - failed < RETRY_AFTER_FAILURE_MS))
       return Promise.resolve({ names: kept?.names, catalogChanged: false });
     let pending = this.reading.get(key);
     if (!pending) {
@@ -76,6 +88,27 @@ export class McpToolCatalog {
       this.reading.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * Reads the person's list now, because the server said it changed: a read already under
+   * way may have started before the change, so this one starts after it (and a failure is
+   * not held against the next read).
+   */
+  async refresh(orgId: string, server: McpServerView, userId: string, token: string): Promise<ToolRead> {
+    const key = personKey(orgId, server.integration, userId);
+    await this.reading.get(key)?.catch(() => undefined);
+    this.failedAt.delete(key);
+    const pending = this.read(orgId, server, key, token).finally(() => {
+      if (this.reading.get(key) === pending) this.reading.delete(key);
+    });
+    this.reading.set(key, pending);
+    return pending;
+  }
+
+  /** The person's list as last read (whatever its age), without reading: undefined when never read. */
+  kept(orgId: string, integration: string, userId: string): ReadonlySet<string> | undefined {
+    return this.personal.get(personKey(orgId, integration, userId))?.names;
   }
 
   /** A read without any credential (at registration): what the server offers anyone, into the catalog. */
@@ -94,8 +127,9 @@ export class McpToolCatalog {
 
   private async read(orgId: string, server: McpServerView, key: string, token: string): Promise<ToolRead> {
     let tools: UpstreamTool[];
+    let ttlMs: number | undefined;
     try {
-      ({ tools } = await this.upstream.listTools(server, token));
+      ({ tools, ttlMs } = await this.upstream.listTools(server, token));
     } catch (error) {
       this.failedAt.set(key, this.clock.now());
       this.logger.warn(
@@ -106,8 +140,10 @@ export class McpToolCatalog {
     }
     this.failedAt.delete(key);
     const names = new Set(tools.map((t) => t.name));
+    const before = this.personal.get(key)?.names;
+    const listChanged = !before || before.size !== names.size || [...names].some((n) => !before.has(n));
     this.personal.delete(key);
-    this.personal.set(key, { names, readAt: this.clock.now() });
+    this.personal.set(key, { names, readAt: this.clock.now(), ttlMs });
     if (this.personal.size > MAX_PERSONAL_LISTS) {
       const oldest = this.personal.keys().next().value;
       if (oldest !== undefined) this.personal.delete(oldest);
@@ -124,7 +160,7 @@ export class McpToolCatalog {
         );
       }
     }
-    return { names, catalogChanged };
+    return { names, catalogChanged, listChanged };
   }
 
   /** A tool the catalog lacks or defines differently, or dates that need renewing before they expire. */
@@ -155,4 +191,8 @@ export class McpToolCatalog {
     this.reportedAt.set(`${orgId}\u0000${server.integration}`, this.clock.now());
     return stored.server?.toolsDigest !== server.toolsDigest;
   }
+}
+
+function personKey(orgId: string, integration: string, userId: string): string {
+  return `${orgId}\u0000${integration}\u0000${userId}`;
 }

@@ -33,6 +33,16 @@ const MAX_TOOL_PAGES = 20;
 /** A tool list bigger than this (JSON bytes, all pages) is refused: policy keeps at most as much per server. */
 const MAX_TOOL_LIST_BYTES = 256 * 1024;
 
+/** A standing stream of one server's `notifications/tools/list_changed` (McpListWatcher keeps them). */
+export interface UpstreamListener {
+  /**
+   * Settles when the stream ended, for whatever reason (the watcher then opens another):
+   * `unsupported` when the server refused the 2025-11-25 GET stream (405 or another refusal).
+   */
+  ended: Promise<'ended' | 'unsupported'>;
+  close(): Promise<void>;
+}
+
 /** A connected client unused for this long is closed. */
 const IDLE_CLIENT_MS = 60_000;
 /** Connected clients one gateway keeps (one per server and credential). */
@@ -56,6 +66,8 @@ interface Pooled {
 @Injectable()
 export class McpUpstream implements OnApplicationShutdown {
   private readonly http: { fetch: FetchLike; close: () => Promise<void> };
+  /** For listeners' streams: the whole stream is the exchange, so its time limit is the stream's lifetime. */
+  private readonly streaming: { fetch: FetchLike; close: () => Promise<void> };
   private readonly pool = new Map<string, Pooled>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -63,6 +75,11 @@ export class McpUpstream implements OnApplicationShutdown {
     this.http = upstreamFetch({
       policy: { allowHttp: env.MCP_ALLOW_INSECURE_UPSTREAMS, allowPrivateNetworks: env.MCP_ALLOW_PRIVATE_UPSTREAMS },
       timeoutMs: env.MCP_UPSTREAM_TIMEOUT_MS,
+      maxBytes: env.MCP_MAX_RESULT_BYTES,
+    });
+    this.streaming = upstreamFetch({
+      policy: { allowHttp: env.MCP_ALLOW_INSECURE_UPSTREAMS, allowPrivateNetworks: env.MCP_ALLOW_PRIVATE_UPSTREAMS },
+      timeoutMs: env.MCP_UPSTREAM_STREAM_MS,
       maxBytes: env.MCP_MAX_RESULT_BYTES,
     });
     this.sweeper = setInterval(() => this.sweep(performance.now() - IDLE_CLIENT_MS), IDLE_CLIENT_MS / 2);
@@ -73,14 +90,22 @@ export class McpUpstream implements OnApplicationShutdown {
     clearInterval(this.sweeper);
     for (const [key, pooled] of this.pool) this.drop(key, pooled);
     await this.http.close();
+    await this.streaming.close();
   }
 
-  /** Every tool the server lists (all pages), and how long the list may be used if it says. */
-  async listTools(server: Pick<McpServerView, 'url'>, token: string | undefined): Promise<{ tools: UpstreamTool[] }> {
+  /**
+   * Every tool the server lists (all pages), and how long the list may be used if it says
+   * (`ttlMs`, 2026-07-28: the shortest of its pages; absent on 2025-11-25).
+   */
+  async listTools(
+    server: Pick<McpServerView, 'url'>,
+    token: string | undefined,
+  ): Promise<{ tools: UpstreamTool[]; ttlMs: number | undefined }> {
     return this.exchange(server, token, undefined, async (client, signal) => {
       const tools: UpstreamTool[] = [];
       let cursor: string | undefined;
       let bytes = 0;
+      let ttlMs: number | undefined;
       for (let page = 0; page < MAX_TOOL_PAGES; page++) {
         const result = await client.listTools(cursor ? { cursor } : {}, {
           // Always the server's answer now, never the SDK's cached one (a re-read must see changes).
@@ -92,11 +117,89 @@ export class McpUpstream implements OnApplicationShutdown {
         if (bytes > MAX_TOOL_LIST_BYTES)
           throw new UpstreamFailure('too_large', 'The MCP server lists more tools than the gateway keeps');
         tools.push(...(result.tools as UpstreamTool[]));
+        const pageTtl = (result as { ttlMs?: unknown }).ttlMs;
+        // A negative ttlMs counts as 0 (the spec); a non-number as none.
+        if (typeof pageTtl === 'number' && Number.isFinite(pageTtl))
+          ttlMs = Math.min(ttlMs ?? Number.POSITIVE_INFINITY, Math.max(0, pageTtl));
         cursor = result.nextCursor;
         if (!cursor) break;
       }
-      return { tools };
+      return { tools, ttlMs };
     });
+  }
+
+  /**
+   * Opens a standing stream of the server's tool list changes with `token`: on 2026-07-28
+   * `subscriptions/listen` (`toolsListChanged`), on 2025-11-25 the standalone GET stream the
+   * SDK opens after `initialize`. Its own client (never pooled: the pool refuses GET) whose
+   * fetch bounds the stream's lifetime by MCP_UPSTREAM_STREAM_MS. Undefined when the server
+   * does not offer list changes (no `tools.listChanged`, or a listen it does not honour). A
+   * GET stream counts as open once asked for: servers need not send its headers before its
+   * first event, so a refusal of it (405) shows as `ended` = `unsupported`.
+   */
+  async listen(
+    server: Pick<McpServerView, 'url'>,
+    token: string | undefined,
+    onChanged: () => void,
+  ): Promise<UpstreamListener | undefined> {
+    let end!: (how: 'ended' | 'unsupported') => void;
+    const endedPromise = new Promise<'ended' | 'unsupported'>((resolve) => (end = resolve));
+    const ended = () => end('ended');
+    const transport = new StreamableHTTPClientTransport(new URL(server.url), {
+      fetch: async (input, init) => {
+        if (init?.method !== 'GET') return this.streaming.fetch(input, init);
+        const res = await this.streaming.fetch(input, init).catch((error: unknown) => {
+          ended();
+          throw error;
+        });
+        if (res.ok && res.body) return new Response(observed(res.body, ended), res);
+        end('unsupported');
+        return res;
+      },
+      redirectPolicy: 'same-origin',
+      // The watcher reconnects (with its backoff and a fresh token), not the SDK.
+      reconnectionOptions: {
+        maxRetries: 0,
+        initialReconnectionDelay: 1_000,
+        maxReconnectionDelay: 1_000,
+        reconnectionDelayGrowFactor: 1,
+      },
+      ...(token ? { authProvider: { token: () => Promise.resolve(token) } } : {}),
+    });
+    const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    client.onerror = () => undefined;
+    client.onclose = () => ended();
+    client.setNotificationHandler('notifications/tools/list_changed', () => onChanged());
+    const close = async () => {
+      ended();
+      await client.close().catch(() => undefined);
+    };
+    try {
+      await client.connect(transport, {
+        signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
+        timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+      });
+      if (!client.getServerCapabilities()?.tools?.listChanged) {
+        await close();
+        return undefined;
+      }
+      // 2025-11-25: the SDK asks for the GET stream itself once initialized.
+      if ((client.getNegotiatedProtocolVersion() ?? '') >= '2026-07-28') {
+        const subscription = await client.listen(
+          { toolsListChanged: true },
+          { timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS },
+        );
+        if (!subscription.honoredFilter.toolsListChanged) {
+          await close();
+          return undefined;
+        }
+        void subscription.closed.then(() => ended());
+      }
+    } catch (error) {
+      await close();
+      throw error instanceof UpstreamFailure ? error : classify(error);
+    }
+    return { ended: endedPromise, close };
   }
 
   async callTool(
@@ -210,6 +313,29 @@ export class McpUpstream implements OnApplicationShutdown {
     for (const [key, pooled] of this.pool)
       if (pooled.inFlight === 0 && pooled.lastUsed < idleBefore) this.drop(key, pooled);
   }
+}
+
+/** `body` as it is, calling `ended` once it ends, fails or is cancelled. */
+function observed(body: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          ended();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (error) {
+        ended();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      ended();
+      return reader.cancel(reason);
+    },
+  });
 }
 
 function messageOf(e: unknown): string {

@@ -24,7 +24,8 @@ const common: Omit<RouteDefinition, 'method' | 'summary'> = {
   auth: 'api_key',
   personTokens: true,
   success: { status: 200, description: 'A JSON-RPC answer (application/json, or text/event-stream).' },
-  errors: ['forbidden'],
+  // rate_limited: too many open streams (subscriptions/listen, GET) for this application and person.
+  errors: ['forbidden', 'rate_limited'],
 };
 
 /** /mcp: the HTTP edge of gateway mode; the MCP work is McpGatewayService's (the official SDK). */
@@ -44,7 +45,11 @@ export class McpController {
     return this.serve(caller, request, reply);
   }
 
-  @Route({ ...common, method: 'GET', summary: 'MCP: server-to-client stream (not offered: 405)' })
+  @Route({
+    ...common,
+    method: 'GET',
+    summary: 'MCP: server-to-client stream (2025-11-25): tool list changes for this application and person',
+  })
   get(@Caller() caller: ApplicationCaller, @Req() request: FastifyRequest, @Res() reply: FastifyReply) {
     return this.serve(caller, request, reply);
   }
@@ -81,7 +86,7 @@ export class McpController {
       headers,
       signal: abort.signal,
     });
-    const response = await this.gateway.handler.fetch(webRequest, {
+    const response = await this.gateway.fetch({ ...caller, onBehalfOf: person }, webRequest, {
       authInfo: {
         token: caller.accessTokenId ?? caller.apiKeyId,
         clientId: caller.applicationId,

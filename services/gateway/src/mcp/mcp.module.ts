@@ -5,7 +5,9 @@ import { CredentialsModule } from '../credentials/credentials.module.js';
 import { PolicyModule } from '../policy/policy.module.js';
 import { McpController } from './mcp.controller.js';
 import { McpGatewayService } from './mcp-gateway.service.js';
+import { McpListWatcher } from './mcp-list-watch.js';
 import { McpServersController } from './mcp-servers.controller.js';
+import { McpSubscribers } from './mcp-subscribers.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
 import { McpUpstream } from './mcp-upstream.js';
 
@@ -13,6 +15,6 @@ import { McpUpstream } from './mcp-upstream.js';
 @Module({
   imports: [PolicyModule, CredentialsModule, ApprovalsModule],
   controllers: [McpController, McpServersController],
-  providers: [McpGatewayService, McpUpstream, McpToolCatalog],
+  providers: [McpGatewayService, McpUpstream, McpToolCatalog, McpListWatcher, McpSubscribers],
 })
 export class McpModule {}

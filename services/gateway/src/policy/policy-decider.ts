@@ -73,6 +73,7 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   private readonly needs = new Map<string, OrgNeed>();
   private readonly loading = new Map<string, Promise<void>>();
   private readonly watermark: ControlWatermark;
+  private readonly changeListeners = new Set<(orgId: string) => void>();
 
   constructor(
     private readonly rpcClient: RpcClient,
@@ -165,12 +166,23 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     return entry.controlSeq >= seq && entry.revision >= (need?.revision ?? 0n);
   }
 
+  /**
+   * Calls `listener` with the org of each CONTROL event as it is read (rules, grants,
+   * applications, the MCP tool catalog): what was decided for that org may now differ.
+   * Decisions made after the call already see the change. Returns the unsubscribe.
+   */
+  onOrgChange(listener: (orgId: string) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
   /** Called synchronously for each CONTROL event as it is read: the org's cache is stale until refilled past it. */
   private require(r: Requirement): void {
     const need = this.needs.get(r.orgId) ?? { revision: 0n, controlSeq: 0 };
     if (r.revision !== undefined && r.revision > need.revision) need.revision = r.revision;
     if (r.controlSeq !== undefined && r.controlSeq > need.controlSeq) need.controlSeq = r.controlSeq;
     this.needs.set(r.orgId, need);
+    for (const listener of this.changeListeners) listener(r.orgId);
   }
 
   /** One fill per org at a time; a caller whose need is still unmet after it simply asks again. */

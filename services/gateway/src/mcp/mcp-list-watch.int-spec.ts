@@ -1,0 +1,172 @@
+import { TestClock } from '@context-gateway/clock/testing';
+import { type RunningGithubMcp, startGithubMcp } from '@context-gateway/mcp-upstreams';
+import { connectNats, RpcClient } from '@context-gateway/messaging';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
+import { createLogger } from '@context-gateway/observability';
+import { obtainTokens, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+import type { Env } from '../env.js';
+import { type ListChange, McpListWatcher } from './mcp-list-watch.js';
+import type { McpServerView } from './mcp-server-view.js';
+import { McpToolCatalog } from './mcp-tool-catalog.js';
+import { McpUpstream } from './mcp-upstream.js';
+
+// The gateway's view of a person's tool list against the real test upstream (its own HTTP
+// server, the official SDK, bearer tokens checked against the GitHub simulator): read again
+// when the list's own ttlMs runs out, and at once when the server says it changed — on
+// 2026-07-28 through subscriptions/listen, on 2025-11-25 through the GET stream. No policy
+// service answers here: the org catalog's reports fail (logged), and the person's own list —
+// what decides whether they may still call a tool — is what these tests watch.
+const logger = createLogger({ service: 'gateway-test', level: 'silent' });
+const env = {
+  MCP_ALLOW_INSECURE_UPSTREAMS: true,
+  MCP_ALLOW_PRIVATE_UPSTREAMS: true,
+  MCP_UPSTREAM_TIMEOUT_MS: 5_000,
+  MCP_UPSTREAM_STREAM_MS: 600_000,
+  MCP_MAX_RESULT_BYTES: 4_194_304,
+  MCP_TOOLS_TTL_MS: 300_000,
+  MCP_TOOLS_RETAIN_UNSEEN_MS: 3_600_000,
+  MCP_MAX_UPSTREAM_LISTENERS: 2,
+} as Env;
+const ORG = '3f8e0d7c-2b1a-4c5d-9e6f-0a1b2c3d4e5f';
+const ALICE = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+
+let sim: RunningSimulator;
+let nats: PrivateNats;
+let nc: NatsConnection;
+let token: string;
+const clock = new TestClock();
+let upstream: McpUpstream;
+let catalog: McpToolCatalog;
+let watcher: McpListWatcher;
+const running: RunningGithubMcp[] = [];
+
+beforeAll(async () => {
+  sim = await startSimulator({ provider: 'github' });
+  await sim.control.createAccount({ login: 'octo-lists', counts: { repos: 1, starred: 0, issues: 0 } });
+  token = (await obtainTokens(sim, 'octo-lists', ['repo'])).access_token;
+  nats = await startPrivateNats();
+  nc = await connectNats({ url: nats.url, name: 'list-watch-test', logger, bootTimeoutMs: 5_000 });
+}, 60_000);
+
+afterAll(async () => {
+  await nc?.close().catch(() => undefined);
+  await nats?.stop();
+  await sim?.stop();
+});
+
+afterEach(async () => {
+  await watcher?.onApplicationShutdown();
+  await upstream?.onApplicationShutdown();
+  for (const server of running.splice(0)) await server.stop();
+});
+
+function gatewayParts(limits: Partial<Env> = {}) {
+  const settings = { ...env, ...limits };
+  upstream = new McpUpstream(settings);
+  catalog = new McpToolCatalog(new RpcClient(nc), upstream, clock, settings, logger);
+  watcher = new McpListWatcher(upstream, catalog, settings, logger);
+}
+
+async function upstreamServer(options: { legacyOnly?: boolean; toolsTtlMs?: number } = {}) {
+  const server = await startGithubMcp({ githubApiUrl: sim.url, ...options });
+  running.push(server);
+  const view: McpServerView = {
+    integration: 'github',
+    url: server.url,
+    tools: new Map(),
+    toolsDigest: '',
+    toolsReadAt: undefined,
+    resourceArguments: {},
+  };
+  const offerSearchCode = (offered: boolean) =>
+    fetch(new URL('/_control/tools', server.url), { method: 'POST', body: JSON.stringify({ searchCode: offered }) });
+  const openStreams = async () =>
+    ((await (await fetch(new URL('/_seen', server.url))).json()) as { openStreams: number }).openStreams;
+  return { view, offerSearchCode, openStreams };
+}
+
+/** The changes the watcher reports, awaited one by one (no timers: each resolves on the event). */
+function changes() {
+  const seen: ListChange[] = [];
+  const waiting: ((c: ListChange) => void)[] = [];
+  watcher.onChange((change) => {
+    const next = waiting.shift();
+    if (next) next(change);
+    else seen.push(change);
+  });
+  return () => {
+    const early = seen.shift();
+    return early ? Promise.resolve(early) : new Promise<ListChange>((resolve) => waiting.push(resolve));
+  };
+}
+
+describe("a person's tool list at the gateway", () => {
+  it('is read again once the ttlMs the server gave runs out, and not before', async () => {
+    gatewayParts();
+    const { view, offerSearchCode } = await upstreamServer({ toolsTtlMs: 60_000 });
+    const first = await catalog.forPerson(ORG, view, ALICE, token);
+    expect(first.names?.has('search_code')).toBe(false);
+    await offerSearchCode(true);
+    // Fresh for 60 s by the server's word: the kept list answers.
+    clock.advance(59_000);
+    expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(false);
+    clock.advance(1_001);
+    expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(true);
+  });
+
+  it('is kept no longer than MCP_TOOLS_TTL_MS even when the server says more', async () => {
+    gatewayParts({ MCP_TOOLS_TTL_MS: 10_000 });
+    const { view, offerSearchCode } = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(false);
+    await offerSearchCode(true);
+    clock.advance(10_001);
+    expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(true);
+  });
+
+  describe.each([
+    ['2026-07-28 (subscriptions/listen)', false],
+    ['2025-11-25 (the GET stream)', true],
+  ] as const)('over %s', (_name, legacyOnly) => {
+    it("follows the server's list_changed at once: a new tool is kept, a withdrawn one is gone", async () => {
+      gatewayParts();
+      const { view, offerSearchCode, openStreams } = await upstreamServer({ legacyOnly, toolsTtlMs: 3_600_000 });
+      const next = changes();
+      watcher.wantedBy(() => true);
+      watcher.follow(ORG, ALICE, [view], () => Promise.resolve(token));
+      // Opening reads the list once (a change may have come while nothing listened).
+      expect(await next()).toEqual({ orgId: ORG, integration: 'github', userId: ALICE });
+      expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
+      expect(watcher.openCount).toBe(1);
+      // 2025-11-25: the SDK asks for the GET stream after initialize, without waiting for it.
+      if (legacyOnly) while ((await openStreams()) === 0) await new Promise((r) => setTimeout(r, 20));
+
+      await offerSearchCode(true);
+      await next();
+      // Well within the list's hour-long ttlMs: only the notification can have told it.
+      expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(true);
+
+      await offerSearchCode(false);
+      await next();
+      expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
+      expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(false);
+    });
+  });
+
+  it('keeps at most MCP_MAX_UPSTREAM_LISTENERS streams, and stops following a server that left the view', async () => {
+    gatewayParts({ MCP_MAX_UPSTREAM_LISTENERS: 1 });
+    const one = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    const two = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    const next = changes();
+    watcher.wantedBy(() => true);
+    watcher.follow(ORG, ALICE, [one.view, { ...two.view, integration: 'github2' }], () => Promise.resolve(token));
+    expect((await next()).integration).toBe('github');
+    expect(watcher.openCount).toBe(1);
+    // The first server is no longer in the org's view: its stream closes, the second may open.
+    watcher.follow(ORG, ALICE, [{ ...two.view, integration: 'github2' }], () => Promise.resolve(token));
+    expect((await next()).integration).toBe('github2');
+    expect(watcher.openCount).toBe(1);
+  });
+});

@@ -1,0 +1,219 @@
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
+
+import type { Env } from '../env.js';
+import type { McpServerView } from './mcp-server-view.js';
+import { McpToolCatalog } from './mcp-tool-catalog.js';
+import { McpUpstream, type UpstreamListener } from './mcp-upstream.js';
+
+/** After a stream fails or ends early, the next try waits this long, doubling up to MAX_BACKOFF_MS. */
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
+/** A stream that lived this long ended normally (its lifetime ran out): reopened at once. */
+const HEALTHY_STREAM_MS = 30_000;
+/** A server that offers no list changes is asked again after this long (it may have been upgraded). */
+const UNSUPPORTED_RETRY_MS = 10 * 60_000;
+/** How often listeners nobody wants any more are closed, and how long one stays after the last want. */
+const SWEEP_MS = 15_000;
+const IDLE_MS = 30_000;
+
+/** A person's list of one server changed (read again already): what subscribers' lists to check. */
+export interface ListChange {
+  orgId: string;
+  integration: string;
+  userId: string;
+}
+
+interface Watch {
+  orgId: string;
+  server: McpServerView;
+  userId: string;
+  /** The person's source token for the server now (undefined: not connected any more). */
+  token: () => Promise<string | undefined>;
+  wantedAt: number;
+  listener: UpstreamListener | undefined;
+  backoffMs: number;
+  timer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+/**
+ * Keeps the gateway's view of people's tool lists current between TTLs: for each person with
+ * a client listening at /mcp (subscriptions/listen or a GET stream), one standing stream per
+ * org server, opened with that person's own credential (lists may differ per person:
+ * `cacheScope: private`, so no one else's credential can tell their changes). On
+ * `notifications/tools/list_changed` the person's list is read again at once (McpToolCatalog
+ * .refresh: a removed tool is refused from then on, a new one reported to policy's catalog)
+ * and `onChange` listeners are told. After every (re)connect the list is read again too,
+ * because a change may have come while no stream was open.
+ *
+ * Bounded: at most MCP_MAX_UPSTREAM_LISTENERS streams (past it, lists follow their TTL), each
+ * living at most MCP_UPSTREAM_STREAM_MS, reopened with a fresh token, with exponential
+ * backoff after failures, and closed IDLE_MS after the last client of that person left.
+ * Other gateway replicas hear of new tools through policy (the catalog change bumps the
+ * org's revision on CONTROL); each keeps its own listeners for its own clients.
+ */
+@Injectable()
+export class McpListWatcher implements OnApplicationShutdown {
+  private readonly watches = new Map<string, Watch>();
+  private readonly listeners = new Set<(change: ListChange) => void>();
+  private readonly sweeper: NodeJS.Timeout;
+  /** Whether a person (of an org) still has a client listening at this gateway. */
+  private wanted: (orgId: string, userId: string) => boolean = () => false;
+
+  constructor(
+    private readonly upstream: McpUpstream,
+    private readonly catalog: McpToolCatalog,
+    @Inject(SERVICE_ENV) private readonly env: Env,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
+    this.watches.clear();
+  }
+
+  /** Who decides which people are still wanted (the /mcp subscribers). */
+  wantedBy(wanted: (orgId: string, userId: string) => boolean): void {
+    this.wanted = wanted;
+  }
+
+  onChange(listener: (change: ListChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Follows exactly `servers` for the person (the org's current view): listens to each not yet
+   * followed, with `token(integration)` for each (re)connect; stops following servers no
+   * longer in the view (removed, or registered at another URL).
+   */
+  follow(
+    orgId: string,
+    userId: string,
+    servers: readonly McpServerView[],
+    token: (integration: string) => Promise<string | undefined>,
+  ): void {
+    const current = new Set(servers.map((s) => watchKey(orgId, s, userId)));
+    for (const [key, watch] of this.watches)
+      if (watch.orgId === orgId && watch.userId === userId && !current.has(key)) {
+        this.watches.delete(key);
+        void this.stop(watch);
+      }
+    for (const server of servers) this.watch(orgId, server, userId, () => token(server.integration));
+  }
+
+  private watch(orgId: string, server: McpServerView, userId: string, token: () => Promise<string | undefined>): void {
+    const key = watchKey(orgId, server, userId);
+    const found = this.watches.get(key);
+    if (found) {
+      found.wantedAt = performance.now();
+      found.token = token;
+      // The newest view of the server (its catalog as of the org's latest revision).
+      found.server = server;
+      return;
+    }
+    if (this.watches.size >= this.env.MCP_MAX_UPSTREAM_LISTENERS) {
+      this.logger.warn(
+        { orgId, integration: server.integration, limit: this.env.MCP_MAX_UPSTREAM_LISTENERS },
+        'MCP upstream listener limit reached; this list follows its TTL',
+      );
+      return;
+    }
+    const watch: Watch = {
+      orgId,
+      server,
+      userId,
+      token,
+      wantedAt: performance.now(),
+      listener: undefined,
+      backoffMs: FIRST_BACKOFF_MS,
+      timer: undefined,
+      closed: false,
+    };
+    this.watches.set(key, watch);
+    void this.open(watch);
+  }
+
+  /** How many upstream streams are open now (health and tests). */
+  get openCount(): number {
+    return [...this.watches.values()].filter((w) => w.listener).length;
+  }
+
+  private async open(watch: Watch): Promise<void> {
+    watch.timer = undefined;
+    if (watch.closed) return;
+    const token = await watch.token().catch(() => undefined);
+    if (watch.closed) return;
+    if (!token) return this.retry(watch, MAX_BACKOFF_MS);
+    let listener: UpstreamListener | undefined;
+    try {
+      listener = await this.upstream.listen(watch.server, token, () => void this.changed(watch, token));
+    } catch (error) {
+      this.logger.info(
+        { orgId: watch.orgId, integration: watch.server.integration, err: (error as Error).message },
+        'MCP upstream listener could not open; trying again later',
+      );
+      return this.retry(watch, watch.backoffMs);
+    }
+    if (!listener) return this.retry(watch, UNSUPPORTED_RETRY_MS);
+    if (watch.closed) return void listener.close();
+    watch.listener = listener;
+    const openedAt = performance.now();
+    // A change may have come while no stream was open: read the list once now.
+    void this.changed(watch, token);
+    const how = await listener.ended;
+    watch.listener = undefined;
+    if (watch.closed) return;
+    if (how === 'unsupported') return this.retry(watch, UNSUPPORTED_RETRY_MS);
+    const healthy = performance.now() - openedAt >= HEALTHY_STREAM_MS;
+    if (healthy) watch.backoffMs = FIRST_BACKOFF_MS;
+    return this.retry(watch, healthy ? 0 : watch.backoffMs);
+  }
+
+  private retry(watch: Watch, delayMs: number): void {
+    if (watch.closed) return;
+    watch.backoffMs = Math.min(MAX_BACKOFF_MS, watch.backoffMs * 2);
+    watch.timer = setTimeout(() => void this.open(watch), delayMs);
+    watch.timer.unref();
+  }
+
+  private async changed(watch: Watch, token: string): Promise<void> {
+    const read = await this.catalog.refresh(watch.orgId, watch.server, watch.userId, token);
+    if (!read.listChanged && !read.catalogChanged) return;
+    const change = { orgId: watch.orgId, integration: watch.server.integration, userId: watch.userId };
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.logger.error({ err: (error as Error).message }, 'MCP list change listener failed');
+      }
+    }
+  }
+
+  private sweep(): void {
+    const idleBefore = performance.now() - IDLE_MS;
+    for (const [key, watch] of this.watches) {
+      if (this.wanted(watch.orgId, watch.userId)) watch.wantedAt = performance.now();
+      else if (watch.wantedAt < idleBefore) {
+        this.watches.delete(key);
+        void this.stop(watch);
+      }
+    }
+  }
+
+  private async stop(watch: Watch): Promise<void> {
+    watch.closed = true;
+    if (watch.timer) clearTimeout(watch.timer);
+    await watch.listener?.close();
+  }
+}
+
+function watchKey(orgId: string, server: McpServerView, userId: string): string {
+  return `${orgId}\u0000${server.integration}\u0000${server.url}\u0000${userId}`;
+}
