@@ -9,7 +9,7 @@ export type paths = {
             cookie?: never;
         };
         /**
-         * MCP: server-to-client stream (not offered: 405)
+         * MCP: server-to-client stream (2025-11-25): tool list changes for this application and person
          * @description The Model Context Protocol endpoint of gateway mode (Streamable HTTP; revisions 2026-07-28 and 2025-11-25, negotiated per request). Authenticate with an access token acting for a person. It serves the org's remote MCP servers' tools that policy allows this application for this person, as `<integration>.<tool>` (docs/gateway-mode.md).
          */
         get: {
@@ -57,6 +57,15 @@ export type paths = {
                 };
                 /** @description unsupported_media_type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description rate_limited */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -141,6 +150,15 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description rate_limited */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description internal */
                 500: {
                     headers: {
@@ -210,6 +228,15 @@ export type paths = {
                 };
                 /** @description unsupported_media_type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description rate_limited */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
