@@ -555,6 +555,92 @@ describe('gateway mode at /mcp', () => {
     await client.close();
   });
 
+  it('tells agents listening on either revision when what they may see changes: upstream, or by a rule', async () => {
+    // One agent per revision, each holding its stream open: subscriptions/listen (2026-07-28),
+    // the GET stream the SDK opens after initialize (2025-11-25).
+    const listeners = await Promise.all(
+      (['modern', 'legacy'] as const).map(async (era) => {
+        let streamOpen!: () => void;
+        const opened = new Promise<void>((resolve) => (streamOpen = resolve));
+        const client = new Client(
+          { name: `e2e-listener-${era}`, version: '1.0.0' },
+          era === 'modern' ? { versionNegotiation: { mode: 'auto' } } : {},
+        );
+        let told = 0;
+        const waiting: { n: number; resolve: () => void }[] = [];
+        client.setNotificationHandler('notifications/tools/list_changed', () => {
+          told++;
+          for (const w of waiting.filter((w) => w.n <= told)) w.resolve();
+        });
+        await client.connect(
+          new StreamableHTTPClientTransport(new URL('/mcp', base), {
+            authProvider: { token: () => Promise.resolve(alice.accessToken) },
+            fetch: async (input, init) => {
+              const res = await fetch(input, init);
+              if (init?.method === 'GET' && res.ok) streamOpen();
+              return res;
+            },
+          }),
+        );
+        expect(client.getServerCapabilities()?.tools?.listChanged).toBe(true);
+        if (era === 'modern')
+          expect((await client.listen({ toolsListChanged: true })).honoredFilter).toEqual({
+            toolsListChanged: true,
+          });
+        else await opened;
+        /** Resolves once this agent has been told of its n-th change (events, not time). */
+        const toldTimes = (n: number) => new Promise<void>((resolve) => waiting.push({ n, resolve }));
+        const names = async () => (await client.listTools()).tools.map((t) => t.name);
+        return { era, client, toldTimes, names, count: () => told };
+      }),
+    );
+    const everyoneTold = (n: number) => Promise.all(listeners.map((l) => l.toldTimes(n)));
+    for (const l of listeners) expect(await l.names()).not.toContain('github.search_code');
+
+    // The upstream adds a tool: told, listed, callable.
+    await upstream.offerSearchCode(true);
+    await everyoneTold(1);
+    for (const l of listeners) {
+      expect(await l.names()).toContain('github.search_code');
+      expect(text(await l.client.callTool({ name: 'github.search_code', arguments: { query: 'y' } }))).toEqual({
+        query: 'y',
+        matches: [],
+      });
+    }
+
+    // The upstream withdraws it: told, unlisted, and refused by the gateway itself at once —
+    // nothing more reaches the upstream for the call (it stays in the org's catalog a while).
+    await upstream.offerSearchCode(false);
+    await everyoneTold(2);
+    for (const l of listeners) {
+      expect(await l.names()).not.toContain('github.search_code');
+      const before = (await upstream.seenAuthorizations()).length;
+      const gone = await l.client.callTool({ name: 'github.search_code', arguments: { query: 'y' } }).then(
+        () => undefined,
+        (error: unknown) => error as ProtocolError,
+      );
+      expect(gone?.code).toBe(-32602);
+      expect((await upstream.seenAuthorizations()).length).toBe(before);
+    }
+
+    // An org rule denies a tool: told (no upstream change), unlisted; lifting it lists it again.
+    const rule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'github:list_repos',
+      description: 'No repository listings for a while',
+    });
+    expect(rule.status).toBe(201);
+    await everyoneTold(3);
+    for (const l of listeners) expect(await l.names()).not.toContain('github.list_repos');
+    const ruleId = (rule.body as { rule: { id: string } }).rule.id;
+    expect(
+      (await admin().call('DELETE', `/v1/admin/organizations/${app.orgId}/policy/rules/${ruleId}`)).status,
+    ).toBeLessThan(300);
+    await everyoneTold(4);
+    for (const l of listeners) expect(await l.names()).toContain('github.list_repos');
+    for (const l of listeners) await l.client.close();
+  });
+
   it('proxies a server that speaks only 2025-11-25, to agents of either revision', async () => {
     const old = await spawnGithubMcp(sim.url, { legacyOnly: true });
     try {
