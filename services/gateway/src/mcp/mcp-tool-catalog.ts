@@ -17,7 +17,7 @@ export const UNKNOWN_TOOL_REREAD_MS = 10_000;
 const MAX_PERSONAL_LISTS = 50_000;
 
 /** An upstream `ttlMs` shorter than this counts as this (a burst of lists is one read, not one each). */
-export const MIN_LIST_TTL_MS = 1_000;
+const MIN_LIST_TTL_MS = 1_000;
 
 interface PersonalList {
   names: ReadonlySet<string>;
