@@ -155,6 +155,26 @@ describe("a person's tool list at the gateway", () => {
     });
   });
 
+  it('reconnects after the server went away, and catches a change made while no stream was open', async () => {
+    gatewayParts();
+    const first = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    const port = Number(new URL(first.view.url).port);
+    const next = changes();
+    watcher.wantedBy(() => true);
+    watcher.follow(ORG, ALICE, [first.view], () => Promise.resolve(token));
+    await next();
+    expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
+    // The server restarts (its streams cut) and, while the gateway has no stream, adds a tool.
+    await running.shift()?.stop();
+    const again = await startGithubMcp({ githubApiUrl: sim.url, port, toolsTtlMs: 3_600_000 });
+    running.push(again);
+    await fetch(new URL('/_control/tools', again.url), { method: 'POST', body: JSON.stringify({ searchCode: true }) });
+    // The next stream (after the backoff) reads the list once: the change is caught.
+    await next();
+    expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(true);
+    expect(watcher.openCount).toBe(1);
+  }, 30_000);
+
   it('keeps at most MCP_MAX_UPSTREAM_LISTENERS streams, and stops following a server that left the view', async () => {
     gatewayParts({ MCP_MAX_UPSTREAM_LISTENERS: 1 });
     const one = await upstreamServer({ toolsTtlMs: 3_600_000 });

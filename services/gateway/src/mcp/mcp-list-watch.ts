@@ -185,6 +185,9 @@ export class McpListWatcher implements OnApplicationShutdown {
 
   private async changed(watch: Watch, token: string): Promise<void> {
     const read = await this.catalog.refresh(watch.orgId, watch.server, watch.userId, token);
+    // A change told but not read must not be lost: the stream is closed, so the next one (after
+    // the backoff) reads again.
+    if (read.failed) return void watch.listener?.close();
     if (!read.listChanged && !read.catalogChanged) return;
     const change = { orgId: watch.orgId, integration: watch.server.integration, userId: watch.userId };
     for (const listener of this.listeners) {

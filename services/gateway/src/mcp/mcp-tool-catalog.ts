@@ -33,6 +33,8 @@ export interface ToolRead {
   catalogChanged: boolean;
   /** The person's list differs from the one kept before this read (a tool came or went). */
   listChanged?: boolean;
+  /** The read failed (the last known list answered). */
+  failed?: boolean;
 }
 
 /**
@@ -136,7 +138,7 @@ export class McpToolCatalog {
         { orgId, integration: server.integration, err: (error as Error).message },
         'reading an MCP server tool list failed; the last known list serves',
       );
-      return { names: this.personal.get(key)?.names, catalogChanged: false };
+      return { names: this.personal.get(key)?.names, catalogChanged: false, failed: true };
     }
     this.failedAt.delete(key);
     const names = new Set(tools.map((t) => t.name));
