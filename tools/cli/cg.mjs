@@ -63,8 +63,11 @@ const USAGE = `usage: pnpm cg <command> [options]
   integrations set --org <orgId> --integration <id>...
              (the integrations the org allows; replaces the list; none until set)
   mcp-server set --org <orgId> --integration <id> --url <https url> [--resource-argument <tool>=<argument>...]
+             [--auth connection|mcp_oauth|none] [--client-id <pre-registered client id>]
              (the org's remote MCP server for an integration: agents reach its tools at /mcp,
-             called with each person's own connection to the integration)
+             called with each person's own connection to the integration; mcp_oauth: one made
+             with the server's own authorization server; a pre-registered client's secret is
+             read from MCP_OAUTH_CLIENT_SECRET, never from the command line)
   mcp-server list --org <orgId>
   mcp-server remove --org <orgId> --integration <id>
 
@@ -338,7 +341,20 @@ function commandFor(positionals, v) {
           throw new UsageError(`--resource-argument ${pair}: write it as <tool>=<argument>`);
         resourceArguments[pair.slice(0, eq)] = pair.slice(eq + 1);
       }
-      return (admin) => admin.mcpServers.put(org, integration, { url, resourceArguments });
+      const auth = v.auth ?? 'connection';
+      if (!['connection', 'mcp_oauth', 'none'].includes(auth))
+        throw new UsageError('--auth is connection, mcp_oauth or none');
+      const clientSecret = process.env.MCP_OAUTH_CLIENT_SECRET;
+      const oauthClient = v['client-id']
+        ? { clientId: v['client-id'], ...(clientSecret ? { clientSecret } : {}) }
+        : undefined;
+      return (admin) =>
+        admin.mcpServers.put(org, integration, {
+          url,
+          resourceArguments,
+          auth: /** @type {'connection' | 'mcp_oauth' | 'none'} */ (auth),
+          ...(oauthClient ? { oauthClient } : {}),
+        });
     }
     case 'mcp-server list': {
       const org = required(v, 'org');

@@ -88,6 +88,20 @@ export const ErrorCodes = {
    * grant, or the source refused it): the problem's `connectUrl` starts the connect flow.
    */
   connection_required: { status: 409, title: 'Connection required' },
+  /**
+   * A remote MCP server registered with `auth: "mcp_oauth"` does not say, in a way the gateway
+   * can use, how to get a token for it: no protected resource metadata (RFC 9728) from its 401
+   * challenge or well-known path, metadata for another resource, no authorization server
+   * metadata (RFC 8414 / OIDC discovery), no PKCE S256, or an address the outbound guard refuses.
+   */
+  upstream_auth_discovery_failed: { status: 422, title: 'Upstream authorization not discoverable' },
+  /** The authorization server's metadata names another issuer than the one it was found under (mix-up). */
+  upstream_auth_issuer_mismatch: { status: 422, title: 'Upstream issuer mismatch' },
+  /**
+   * The gateway cannot identify itself to the MCP server's authorization server: no Client ID
+   * Metadata Document support, no dynamic registration (or it refused), and no pre-registered client.
+   */
+  upstream_auth_client_unavailable: { status: 422, title: 'Upstream client unavailable' },
   /** A consent form post without a matching CSRF token. */
   csrf_invalid: { status: 403, title: 'CSRF check failed' },
 

@@ -82,6 +82,20 @@ const envSchema = z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true'),
+    /**
+     * Remote MCP servers with their own authorization server (gateway mode, `auth:
+     * "mcp_oauth"`): discovery, registration, code exchange and refresh go only to https URLs
+     * on public addresses, checked at every connection, unless these allow http:// and
+     * loopback/private addresses. The same switches as the gateway's; development only.
+     */
+    MCP_ALLOW_INSECURE_UPSTREAMS: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    MCP_ALLOW_PRIVATE_UPSTREAMS: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
     /** Timeout for each request to a source (token exchange, refresh, revocation). */
     SOURCE_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     /**

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 
 import { startGithubMcp } from './github-mcp.js';
+import { startOAuthMcp } from './oauth-mcp.js';
 
 const { values } = parseArgs({
   options: {
@@ -11,22 +12,47 @@ const { values } = parseArgs({
     port: { type: 'string' },
     'faulty-tools': { type: 'boolean' },
     'legacy-only': { type: 'boolean' },
+    // The notes server behind its own authorization server (oauth-mcp.ts) instead.
     'tools-ttl-ms': { type: 'string' },
+    oauth: { type: 'boolean' },
+    'access-token-ttl': { type: 'string' },
+    'no-registration': { type: 'boolean' },
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    'redirect-uri': { type: 'string' },
   },
 });
-if (!values['github-api']) {
+if (values.oauth) {
+  const clientId = values['client-id'];
+  const running = await startOAuthMcp({
+    accessTokenTtl: values['access-token-ttl'] ? Number(values['access-token-ttl']) : undefined,
+    noRegistration: values['no-registration'] ?? false,
+    preRegistered: clientId
+      ? { clientId, clientSecret: values['client-secret'] ?? '', redirectUri: values['redirect-uri'] ?? '' }
+      : undefined,
+  });
+  console.log(JSON.stringify({ url: running.url, issuer: running.issuer }));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => void running.stop().then(() => process.exit(0)));
+} else if (!values['github-api']) {
   console.error(
-    'usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools] [--legacy-only] [--tools-ttl-ms N]',
+    'usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools] [--legacy-only] [--tools-ttl-ms N]\n' +
+      '       mcp-upstreams --oauth [--access-token-ttl S] [--no-registration] [--client-id ID --client-secret S --redirect-uri URL]',
   );
   process.exit(2);
+} else {
+  await github(values['github-api']);
 }
-const running = await startGithubMcp({
-  githubApiUrl: values['github-api'],
-  port: Number(values.port ?? 0),
-  faultyTools: values['faulty-tools'] ?? false,
-  legacyOnly: values['legacy-only'] ?? false,
-  ...(values['tools-ttl-ms'] !== undefined ? { toolsTtlMs: Number(values['tools-ttl-ms']) } : {}),
-});
-console.log(JSON.stringify({ url: running.url }));
-for (const signal of ['SIGTERM', 'SIGINT'] as const)
-  process.once(signal, () => void running.stop().then(() => process.exit(0)));
+
+async function github(githubApiUrl: string) {
+  const running = await startGithubMcp({
+    githubApiUrl,
+    port: Number(values.port ?? 0),
+    faultyTools: values['faulty-tools'] ?? false,
+    legacyOnly: values['legacy-only'] ?? false,
+    ...(values['tools-ttl-ms'] !== undefined ? { toolsTtlMs: Number(values['tools-ttl-ms']) } : {}),
+  });
+  console.log(JSON.stringify({ url: running.url }));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => void running.stop().then(() => process.exit(0)));
+}

@@ -13,6 +13,8 @@ import {
 } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 
+import { bearerAtMcp } from './seen-bearer.js';
+
 export interface GithubMcpOptions {
   /** The GitHub (simulator) API every bearer token is checked against: `GET <url>/user`. */
   githubApiUrl: string;
@@ -225,19 +227,9 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
       res.writeHead(204).end();
       return;
     }
-    if (path === '/_seen' && req.method === 'GET') {
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ authorization: seen, openStreams: streams.size }));
-      return;
-    }
-    if (path !== '/mcp') {
-      res.writeHead(404).end();
-      return;
-    }
-    const header = req.headers.authorization ?? null;
-    seen.push(header);
-    const token = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
+    const at = bearerAtMcp(req, res, path, seen, () => ({ openStreams: streams.size }));
+    if (!at) return;
+    const { token } = at;
     const user = token ? await githubUser(options.githubApiUrl, token) : undefined;
     if (!token || !user) {
       res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();

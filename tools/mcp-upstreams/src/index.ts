@@ -1,2 +1,4 @@
 export { type GithubMcpOptions, type RunningGithubMcp, startGithubMcp } from './github-mcp.js';
-export { spawnGithubMcp, type UpstreamProcess } from './spawn.js';
+export { type OAuthMcpOptions, type RunningOAuthMcp, startOAuthMcp } from './oauth-mcp.js';
+export { authorizeAtOAuthMcp } from './oauth-mcp-login.js';
+export { type OAuthUpstreamProcess, spawnGithubMcp, spawnOAuthMcp, type UpstreamProcess } from './spawn.js';

@@ -14,37 +14,80 @@ export interface UpstreamProcess {
   stop(): Promise<void>;
 }
 
+/** The notes server behind its own authorization server (oauth-mcp.ts), as a process. */
+export interface OAuthUpstreamProcess {
+  url: string;
+  issuer: string;
+  pid: number;
+  seenAuthorizations(): Promise<(string | null)[]>;
+  stop(): Promise<void>;
+}
+
+/** Runs the OAuth-protected notes upstream as a separate process (from dist/: `pnpm build` first). */
+export async function spawnOAuthMcp(
+  options: {
+    accessTokenTtl?: number;
+    noRegistration?: boolean;
+    preRegistered?: { clientId: string; clientSecret: string; redirectUri: string };
+  } = {},
+): Promise<OAuthUpstreamProcess> {
+  const pre = options.preRegistered;
+  const { child, line, exited } = await startCli([
+    '--oauth',
+    ...(options.accessTokenTtl ? ['--access-token-ttl', String(options.accessTokenTtl)] : []),
+    ...(options.noRegistration ? ['--no-registration'] : []),
+    ...(pre
+      ? ['--client-id', pre.clientId, '--client-secret', pre.clientSecret, '--redirect-uri', pre.redirectUri]
+      : []),
+  ]);
+  const { url, issuer } = JSON.parse(line) as { url: string; issuer: string };
+  return {
+    url,
+    issuer,
+    pid: child.pid ?? 0,
+    seenAuthorizations: () => seen(url),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function seen(url: string): Promise<(string | null)[]> {
+  const res = await fetch(new URL('/_seen', url));
+  return ((await res.json()) as { authorization: (string | null)[] }).authorization;
+}
+
+/** Starts the CLI and waits for the JSON line it prints once it listens. */
+async function startCli(args: string[]) {
+  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`mcp upstream exited with ${code} before listening`)));
+    lines.once('line', resolve);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { child, line, exited };
+}
+
 /** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
 export async function spawnGithubMcp(
   githubApiUrl: string,
   options: { faultyTools?: boolean; legacyOnly?: boolean; toolsTtlMs?: number } = {},
 ): Promise<UpstreamProcess> {
-  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [
-      cli,
-      '--github-api',
-      githubApiUrl,
-      ...(options.faultyTools ? ['--faulty-tools'] : []),
-      ...(options.legacyOnly ? ['--legacy-only'] : []),
-      ...(options.toolsTtlMs !== undefined ? ['--tools-ttl-ms', String(options.toolsTtlMs)] : []),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: child.stdout });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`mcp upstream exited with ${code} before listening`)));
-    lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const { child, line, exited } = await startCli([
+    '--github-api',
+    githubApiUrl,
+    ...(options.faultyTools ? ['--faulty-tools'] : []),
+    ...(options.legacyOnly ? ['--legacy-only'] : []),
+    ...(options.toolsTtlMs !== undefined ? ['--tools-ttl-ms', String(options.toolsTtlMs)] : []),
+  ]);
+  const { url } = JSON.parse(line) as { url: string };
   return {
     url,
     pid: child.pid ?? 0,
-    async seenAuthorizations() {
-      const res = await fetch(new URL('/_seen', url));
-      return ((await res.json()) as { authorization: (string | null)[] }).authorization;
-    },
+    seenAuthorizations: () => seen(url),
     async openStreams() {
       const res = await fetch(new URL('/_seen', url));
       return ((await res.json()) as { openStreams: number }).openStreams;

@@ -5438,6 +5438,22 @@ export type paths = {
                             servers: {
                                 integration: string;
                                 url: string;
+                                /** @enum {string} */
+                                auth: "connection" | "mcp_oauth" | "none";
+                                /** @description For `mcp_oauth`: what discovery found (null otherwise, or when the broker did not answer). */
+                                oauth: {
+                                    /** @description The RFC 8707 resource every token is asked for. */
+                                    resource: string;
+                                    /** @description The server's authorization server (its metadata's issuer, checked). */
+                                    issuer: string;
+                                    /**
+                                     * @description How the gateway is identified there.
+                                     * @enum {string}
+                                     */
+                                    clientSource: "pre_registered" | "client_id_metadata_document" | "dynamic_registration";
+                                    /** @description The scopes a person is asked for. */
+                                    scopes: string[];
+                                } | null;
                                 resourceArguments: {
                                     [key: string]: string;
                                 };
@@ -5543,7 +5559,7 @@ export type paths = {
         get?: never;
         /**
          * Register a remote MCP server
-         * @description Registers (or changes) the org's MCP server for an integration. Agents reach its tools at /mcp as `<integration>.<tool>`, called with the person's own connection to the integration; policy rules name them `<integration>:<tool>`. The tool list is read at once when the server allows it without a credential, else at the first use by a connected person, and again every MCP_TOOLS_TTL_MS.
+         * @description Registers (or changes) the org's MCP server for an integration. Agents reach its tools at /mcp as `<integration>.<tool>`, called with the person's own connection to the integration (`auth`: `connection`, or `mcp_oauth` for one made with the server's own authorization server, discovered here; or `none`); policy rules name them `<integration>:<tool>`. The tool list is read at once when the server allows it without a credential, else at the first use by a connected person, and again every MCP_TOOLS_TTL_MS.
          */
         put: {
             parameters: {
@@ -5560,6 +5576,18 @@ export type paths = {
                     "application/json": {
                         /** @description The server's Streamable HTTP endpoint (https). */
                         url: string;
+                        /**
+                         * @description How the gateway authenticates upstream for a person: `connection` (default) — the person's connection to the integration (the catalog's OAuth or an API key); `mcp_oauth` — a connection the person makes through the server's own OAuth authorization server, discovered from its protected resource metadata (RFC 9728); `none` — no credential at all.
+                         * @default connection
+                         * @enum {string}
+                         */
+                        auth?: "connection" | "mcp_oauth" | "none";
+                        /** @description `mcp_oauth` only: a client registered beforehand at the server's authorization server. Without one the gateway uses a Client ID Metadata Document where supported, else dynamic client registration. */
+                        oauthClient?: {
+                            clientId: string;
+                            /** @description Sealed at rest under the broker's key; never returned, never logged. */
+                            clientSecret?: string;
+                        };
                         /** @description Tool name -> the argument whose value is the resource a call touches, for resource-scoped rules (`{"create_issue": "repo"}`). */
                         resourceArguments?: {
                             [key: string]: string;
@@ -5577,6 +5605,22 @@ export type paths = {
                         "application/json": {
                             integration: string;
                             url: string;
+                            /** @enum {string} */
+                            auth: "connection" | "mcp_oauth" | "none";
+                            /** @description For `mcp_oauth`: what discovery found (null otherwise, or when the broker did not answer). */
+                            oauth: {
+                                /** @description The RFC 8707 resource every token is asked for. */
+                                resource: string;
+                                /** @description The server's authorization server (its metadata's issuer, checked). */
+                                issuer: string;
+                                /**
+                                 * @description How the gateway is identified there.
+                                 * @enum {string}
+                                 */
+                                clientSource: "pre_registered" | "client_id_metadata_document" | "dynamic_registration";
+                                /** @description The scopes a person is asked for. */
+                                scopes: string[];
+                            } | null;
                             resourceArguments: {
                                 [key: string]: string;
                             };
@@ -5634,7 +5678,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description validation_failed, unknown_field */
+                /** @description validation_failed, unknown_field, upstream_auth_discovery_failed, upstream_auth_issuer_mismatch, upstream_auth_client_unavailable */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -5689,6 +5733,22 @@ export type paths = {
                         "application/json": {
                             integration: string;
                             url: string;
+                            /** @enum {string} */
+                            auth: "connection" | "mcp_oauth" | "none";
+                            /** @description For `mcp_oauth`: what discovery found (null otherwise, or when the broker did not answer). */
+                            oauth: {
+                                /** @description The RFC 8707 resource every token is asked for. */
+                                resource: string;
+                                /** @description The server's authorization server (its metadata's issuer, checked). */
+                                issuer: string;
+                                /**
+                                 * @description How the gateway is identified there.
+                                 * @enum {string}
+                                 */
+                                clientSource: "pre_registered" | "client_id_metadata_document" | "dynamic_registration";
+                                /** @description The scopes a person is asked for. */
+                                scopes: string[];
+                            } | null;
                             resourceArguments: {
                                 [key: string]: string;
                             };
@@ -9714,6 +9774,98 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/connect/client-metadata.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The gateway's Client ID Metadata Document
+         * @description Its URL is the gateway's client id at a remote MCP server's authorization server that accepts Client ID Metadata Documents (`auth: "mcp_oauth"`): who the gateway is and its one redirect URI.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The document (draft-ietf-oauth-client-id-metadata-document). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            client_id: string;
+                            client_name: string;
+                            client_uri: string;
+                            redirect_uris: string[];
+                            grant_types: string[];
+                            response_types: string[];
+                            token_endpoint_auth_method: string;
+                        };
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/connect/sessions": {
         parameters: {
             query?: never;
@@ -12624,7 +12776,7 @@ export type components = {
             detail: string;
             instance: string;
             /** @enum {string} */
-            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
+            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "upstream_auth_discovery_failed" | "upstream_auth_issuer_mismatch" | "upstream_auth_client_unavailable" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
             requestId: string;
             errors?: {
                 path?: string;

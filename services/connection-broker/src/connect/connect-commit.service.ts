@@ -89,7 +89,8 @@ export class ConnectCommitService {
       'connection and grant recorded',
     );
     await this.grants.granted(change, integration.key, consentProof(session, userId, consentAssertion));
-    if (saved) await this.queueInitialSync(connectionId);
+    // An MCP server's own OAuth gives tools, no data to sync.
+    if (saved && !integration.mcp) await this.queueInitialSync(connectionId);
     return {
       redirectUrl: appCallback(session, { connectionId }),
       sessionId: session.id,
@@ -155,7 +156,7 @@ export class ConnectCommitService {
       .forgetReplacedKey(saved)
       .catch((error: unknown) => this.logger.warn({ err: error }, 'the replaced data key was not destroyed'));
     this.logger.info({ connectSession: session.id, connectionId: saved.connection.id }, 'connection reconnected');
-    await this.queueInitialSync(saved.connection.id);
+    if (!integration.mcp) await this.queueInitialSync(saved.connection.id);
     return {
       redirectUrl: appCallback(session, { connectionId: saved.connection.id }),
       sessionId: session.id,

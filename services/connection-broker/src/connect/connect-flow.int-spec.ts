@@ -11,17 +11,10 @@ import { fileURLToPath } from 'node:url';
 
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Clock } from '@context-gateway/clock';
 import { TestClock } from '@context-gateway/clock/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
-import { AppError } from '@context-gateway/errors';
-import {
-  ensureStreams,
-  JetStreamPublisher,
-  NatsRpcServer,
-  RpcClient,
-  RpcErrorPassthroughFilter,
-} from '@context-gateway/messaging';
+import { type AppError } from '@context-gateway/errors';
+import { ensureStreams, JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import {
@@ -36,14 +29,11 @@ import {
   SyncReason,
   SyncRunOutcome,
 } from '@context-gateway/proto';
-import { Metrics, RuntimeModule } from '@context-gateway/service-kit';
 import { completeAuthorization, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type INestMicroservice, Module } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import type { INestMicroservice } from '@nestjs/common';
 
-import { AppModule } from '../app.module.js';
 import { AccessTokensService } from '../connections/access-tokens.service.js';
 import { ConnectionsRepository } from '../connections/connections.repository.js';
 import { loadEnv } from '../env.js';
@@ -51,6 +41,7 @@ import { GrantEventsRelay, SWEEP_AFTER_MS } from '../grants/grant-events.relay.j
 import { GrantsRepository } from '../grants/grants.repository.js';
 import { ConsentChecks, signedConsent } from '../grants/testing/consent-checks.js';
 import { SignedInPeople } from '../people/testing/signed-in-people.js';
+import { brokerUnderTest } from '../testing/broker-under-test.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 
 // The broker as it runs, minus HTTP: its Nest modules on a private nats-server (so no other
@@ -121,35 +112,7 @@ beforeAll(async () => {
     CONNECT_SESSION_TTL_SECONDS: String(TTL_SECONDS),
   });
   // The same module tree twice: two broker replicas sharing one database.
-  const boot = async (queue: string) => {
-    @Module({
-      imports: [
-        RuntimeModule.forRoot({
-          service: 'connection-broker',
-          env,
-          info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema },
-          pool: db.pool,
-          nc,
-          logger,
-          metrics: new Metrics({ service: 'connection-broker', version: 'test' }),
-          closeMetrics: () => Promise.resolve(),
-          shutdownTracing: async () => {},
-        }),
-        AppModule,
-      ],
-    })
-    class Root {}
-    const moduleRef = await Test.createTestingModule({ imports: [Root] })
-      .overrideProvider(Clock)
-      .useValue(clock)
-      .compile();
-    const instance = moduleRef.createNestMicroservice({
-      strategy: new NatsRpcServer({ connection: nc, queue, logger }),
-      logger: false,
-    });
-    instance.useGlobalFilters(new RpcErrorPassthroughFilter());
-    return instance;
-  };
+  const boot = (queue: string) => brokerUnderTest({ env, db, nc, clock, logger, queue });
   app = await boot('connection-broker');
   await app.listen();
   // The second replica is only used in-process (its services called directly), not subscribed.

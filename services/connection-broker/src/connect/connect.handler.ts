@@ -44,7 +44,7 @@ export class ConnectHandler {
   @RpcHandler(rpc.broker.getConnectSession)
   async get(@Payload() m: GetConnectSessionRequest) {
     const session = await this.connect.pending(m.sessionToken);
-    const { integration, scopes } = this.connect.describe(session);
+    const { integration, scopes } = await this.connect.describe(session);
     const userId = await this.people.optionalUserId(m.personSessionToken);
     return {
       sessionId: session.id,

@@ -12,7 +12,8 @@ import type { Connection } from '../connections/connections.repository.js';
 import { ConnectionsService } from '../connections/connections.service.js';
 import { isSameOrganization } from '../connections/usable-connection.js';
 import type { Env } from '../env.js';
-import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { ConnectCommitService } from './connect-commit.service.js';
 import { CONNECT_METHODS, type ConnectMethods } from './connect-method.js';
 import { type ConnectSession, ConnectSessionsRepository } from './connect-sessions.repository.js';
@@ -50,6 +51,7 @@ export class ConnectService {
     private readonly commit: ConnectCommitService,
     @Inject(CONNECT_METHODS) private readonly methods: ConnectMethods,
     private readonly catalog: IntegrationCatalog,
+    private readonly integrations: IntegrationResolver,
     private readonly clock: Clock,
     private readonly rpc: RpcClient,
     @Inject(SERVICE_ENV) private readonly env: Env,
@@ -57,7 +59,7 @@ export class ConnectService {
   ) {}
 
   async create(input: CreateSessionInput): Promise<{ token: string; session: ConnectSession }> {
-    const integration = this.catalog.get(input.integration);
+    const integration = await this.integrations.resolve(input.orgId, input.integration);
     this.methods[integration.authType].assertConfigured(integration);
     const scopes = this.catalog.checkScopes(integration, input.scopes);
     const token = randomBytes(32).toString('base64url');
@@ -86,7 +88,7 @@ export class ConnectService {
   async startReconnect(userId: string, connectionId: string): Promise<FlowResult> {
     const connection = await this.connections.findOwned(userId, connectionId);
     if (!connection) throw new AppError('connection_not_found');
-    const integration = this.catalog.get(connection.integration);
+    const integration = await this.integrations.resolve(connection.orgId, connection.integration);
     if (integration.authType !== 'oauth2')
       throw new AppError('validation_failed', `${integration.displayName} is not connected by signing in to it`, [
         { path: 'connectionId', message: 'not an OAuth connection' },
@@ -132,10 +134,19 @@ export class ConnectService {
   /** The user's existing connection covers the session's source scopes: no second source login needed. */
   async reusable(session: ConnectSession, userId: string | undefined): Promise<Connection | null> {
     if (!userId) return null;
-    return this.reusableConnection(session, await this.connections.findByUser(userId, session.integration));
+    const integration = await this.integrations.resolve(session.orgId, session.integration);
+    return this.reusableConnection(
+      session,
+      integration,
+      await this.connections.findByUser(userId, session.integration),
+    );
   }
 
-  private reusableConnection(session: ConnectSession, connection: Connection | null): Connection | null {
+  private reusableConnection(
+    session: ConnectSession,
+    integration: Integration,
+    connection: Connection | null,
+  ): Connection | null {
     if (
       !connection ||
       connection.status !== 'active' ||
@@ -144,12 +155,12 @@ export class ConnectService {
       connection.orgId !== session.orgId
     )
       return null;
-    const needed = this.catalog.sourceScopes(this.catalog.get(session.integration), session.scopes);
+    const needed = this.catalog.sourceScopes(integration, session.scopes);
     return needed.every((s) => connection.sourceScopes.includes(s)) ? connection : null;
   }
 
-  describe(session: ConnectSession) {
-    const integration = this.catalog.get(session.integration);
+  async describe(session: ConnectSession) {
+    const integration = await this.integrations.resolve(session.orgId, session.integration);
     return { integration, scopes: this.catalog.describe(integration, session.scopes) };
   }
 
@@ -202,9 +213,9 @@ export class ConnectService {
       scopes: session.scopes,
       consent: consentProof(session, userId, consentAssertion),
     });
-    const integration = this.catalog.get(session.integration);
+    const integration = await this.integrations.resolve(session.orgId, session.integration);
     const current = await this.connections.findByUser(userId, integration.key);
-    const reusable = this.reusableConnection(session, current);
+    const reusable = this.reusableConnection(session, integration, current);
     if (reusable)
       return this.commit.commit(session, 'pending', userId, integration, { reuse: reusable }, consentAssertion);
     // Said now, before the person logs in at the source for nothing; the commit checks it again, against races.

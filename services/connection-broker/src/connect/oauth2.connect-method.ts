@@ -7,6 +7,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { McpOAuthClient } from '../mcp-oauth/mcp-oauth.client.js';
+import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import type { Credential } from '../vault/credential-vault.js';
 import { ConnectCommitService } from './connect-commit.service.js';
@@ -27,6 +29,8 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     private readonly commit: ConnectCommitService,
     private readonly catalog: IntegrationCatalog,
     private readonly oauth: SourceOAuthClient,
+    private readonly mcpOAuth: McpOAuthClient,
+    private readonly integrations: IntegrationResolver,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -44,7 +48,10 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     // Re-authorizing an existing connection asks for what it already carries too, so other apps' grants keep working.
     const carried = current && !current.deletedAt ? current.sourceScopes : [];
     const sourceScopes = [...new Set([...carried, ...this.catalog.sourceScopes(integration, session.scopes)])].sort();
-    const request = await this.oauth.authorizationRequest(integration, sourceScopes);
+    // An MCP server's own authorization server is asked for a token for that server (`resource`).
+    const request = integration.mcp
+      ? await this.mcpOAuth.authorizationRequest(integration.mcp, sourceScopes)
+      : await this.oauth.authorizationRequest(integration, sourceScopes);
     const moved = await this.sessions.startAuthorizing(
       session.id,
       userId,
@@ -89,7 +96,7 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     if (!session.consentAssertion && !session.reconnectConnectionId)
       return fail('allowed without a signed consent', 'no signed consent', new AppError('connect_session_invalid'));
 
-    const integration = this.catalog.get(session.integration);
+    const integration = await this.integrations.resolve(session.orgId, session.integration);
     const sourceError = params.get('error');
     if (sourceError) {
       await failed();
@@ -102,7 +109,9 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     const verifier = openVerifier(session.codeVerifierCiphertext ?? new Uint8Array(), state, session.id);
     let credential: Credential;
     try {
-      credential = await this.oauth.exchange(integration, callbackQuery, state, verifier);
+      credential = integration.mcp
+        ? await this.mcpOAuth.exchange(integration.mcp, callbackQuery, state, verifier)
+        : await this.oauth.exchange(integration, callbackQuery, state, verifier);
     } catch (error) {
       await failed();
       this.logger.warn(

@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { McpOAuthClient } from '../mcp-oauth/mcp-oauth.client.js';
+import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { type Credential, CredentialVault } from '../vault/credential-vault.js';
 import { type Connection, ConnectionsRepository } from './connections.repository.js';
@@ -30,6 +32,8 @@ export class AccessTokensService {
     private readonly connections: ConnectionsRepository,
     private readonly catalog: IntegrationCatalog,
     private readonly oauth: SourceOAuthClient,
+    private readonly mcpOAuth: McpOAuthClient,
+    private readonly integrations: IntegrationResolver,
     private readonly vault: CredentialVault,
     private readonly clock: Clock,
     private readonly grants: GrantsService,
@@ -64,6 +68,7 @@ export class AccessTokensService {
       );
     }
     const credential = await this.vault.open(owner(connection), sealed(connection));
+    if (credential.resource) await this.assertSameResource(connection, credential.resource);
     const expiring = this.expiringSoon(connection.accessExpiresAt);
     if (connection.authType === 'api_key') {
       // An API key cannot be refreshed: the source refusing the stored key means the person
@@ -104,7 +109,11 @@ export class AccessTokensService {
           // Another replica refreshed while we waited for the lock: use its token, keep the refresh token it stored.
           if (row.credentialVersion !== seenVersion && !this.expiringSoon(row.accessExpiresAt))
             return { credential: current, connection: row };
-          const next = await this.oauth.refresh(this.catalog.get(row.integration), current);
+          const integration = await this.integrations.resolve(row.orgId, row.integration);
+          // An MCP server's own authorization server refreshes with the `resource` (RFC 8707).
+          const next = integration.mcp
+            ? await this.mcpOAuth.refresh(integration.mcp, current)
+            : await this.oauth.refresh(integration, current);
           // The rotated refresh token is stored in the same transaction that consumed the old one.
           const ciphertext = await this.vault.reseal(owner(row), row.dataKeyId, next);
           const stored = await this.connections.storeRefreshed(
@@ -125,6 +134,23 @@ export class AccessTokensService {
       }
       throw error;
     }
+  }
+
+  /**
+   * A token from an MCP server's own authorization server is for that server's resource: once
+   * the org removed the server or registered it at another resource, the person connects again.
+   */
+  private async assertSameResource(connection: Connection, resource: string): Promise<void> {
+    const integration = await this.integrations
+      .resolve(connection.orgId, connection.integration)
+      .catch(() => undefined);
+    if (integration?.mcp?.resource === resource) return;
+    await this.markNeedsReauth(connection.id);
+    this.logger.warn(
+      { connectionId: connection.id },
+      'token for another MCP resource: connection needs reauthorization',
+    );
+    throw new AppError('connection_needs_reauth', 'The MCP server changed: the person must connect again');
   }
 
   /** Expired, or expiring within the skew (by the injected clock): a sync must not start with a dying token. */

@@ -14,12 +14,11 @@ import {
   type MessageShape,
   toBinary,
 } from '@bufbuild/protobuf';
-import { Clock } from '@context-gateway/clock';
 import { TestClock } from '@context-gateway/clock/testing';
 import { createPool } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import type { AppError } from '@context-gateway/errors';
-import { ensureStreams, NatsRpcServer, RpcClient, RpcErrorPassthroughFilter } from '@context-gateway/messaging';
+import { ensureStreams, RpcClient } from '@context-gateway/messaging';
 import { answerRpc, type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { createLogger } from '@context-gateway/observability';
 import {
@@ -30,17 +29,16 @@ import {
   type RpcDescriptor,
   streams,
 } from '@context-gateway/proto';
-import { Metrics, RuntimeModule } from '@context-gateway/service-kit';
+import { Metrics } from '@context-gateway/service-kit';
 import { completeAuthorization, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { type INestMicroservice, Module } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import type { INestMicroservice } from '@nestjs/common';
 
-import { AppModule } from '../app.module.js';
 import { loadEnv } from '../env.js';
 import { answerConsentCheck, signedConsent } from '../grants/testing/consent-checks.js';
 import { SignedInPeople } from '../people/testing/signed-in-people.js';
+import { brokerUnderTest } from '../testing/broker-under-test.js';
 import { BACKOFF_CAP_MS, ConnectionDeletionsRelay, retryDelayMs } from './connection-deletions.relay.js';
 
 jest.setTimeout(60_000);
@@ -154,32 +152,15 @@ beforeAll(async () => {
     // Its own connections: closing the broker closes them, as a process exit would.
     const brokerNc = await connect({ servers: nats.url });
     const pool = createPool({ url: db.url, schema: db.schema, applicationName: 'broker-deletion-test', max: 5 });
-    @Module({
-      imports: [
-        RuntimeModule.forRoot({
-          service: 'connection-broker',
-          env,
-          info: { name: 'connection-broker', version: 'test', databaseSchema: db.schema },
-          pool,
-          nc: brokerNc,
-          logger,
-          metrics: new Metrics({ service: 'connection-broker', version: 'test' }),
-          closeMetrics: () => Promise.resolve(),
-          shutdownTracing: async () => {},
-        }),
-        AppModule,
-      ],
-    })
-    class Root {}
-    const moduleRef = await Test.createTestingModule({ imports: [Root] })
-      .overrideProvider(Clock)
-      .useValue(clock)
-      .compile();
-    const instance = moduleRef.createNestMicroservice({
-      strategy: new NatsRpcServer({ connection: brokerNc, queue: 'connection-broker', logger }),
-      logger: false,
+    const instance = await brokerUnderTest({
+      env,
+      db,
+      nc: brokerNc,
+      clock,
+      logger,
+      queue: 'connection-broker',
+      pool,
     });
-    instance.useGlobalFilters(new RpcErrorPassthroughFilter());
     await instance.listen();
     // Its subscriptions are on the server before anyone asks (the test's client is another connection).
     await brokerNc.flush();

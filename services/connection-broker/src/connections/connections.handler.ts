@@ -12,7 +12,7 @@ import {
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
-import { IntegrationCatalog } from '../integrations/integration-catalog.js';
+import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { PersonSessions } from '../people/person-sessions.js';
 import { AccessTokensService } from './access-tokens.service.js';
 import type { ConnectionDeletion } from './connection-deletions.repository.js';
@@ -48,7 +48,7 @@ export class ConnectionsHandler {
   constructor(
     private readonly connections: ConnectionsService,
     private readonly accessTokens: AccessTokensService,
-    private readonly catalog: IntegrationCatalog,
+    private readonly integrations: IntegrationResolver,
     private readonly people: PersonSessions,
   ) {}
 
@@ -70,7 +70,8 @@ export class ConnectionsHandler {
       tokenType: credential.tokenType,
       expiresAt: credential.expiresAt ? timestampFromDate(new Date(credential.expiresAt)) : undefined,
       integration: connection.integration,
-      apiBaseUrl: this.catalog.get(connection.integration).apiBaseUrl,
+      // An org's MCP server with its own OAuth: its resource (the server itself).
+      apiBaseUrl: (await this.integrations.resolve(connection.orgId, connection.integration)).apiBaseUrl,
       sourceScopes: connection.sourceScopes,
       // The sync-worker writes to this user's Personal Server.
       userId: connection.userId,

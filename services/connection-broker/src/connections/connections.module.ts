@@ -1,9 +1,15 @@
+import { Clock } from '@context-gateway/clock';
 import { LOGGER, Metrics, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { GrantsModule } from '../grants/grants.module.js';
+import { McpOAuthClient } from '../mcp-oauth/mcp-oauth.client.js';
+import { McpOAuthHandler } from '../mcp-oauth/mcp-oauth.handler.js';
+import { guardedFetch } from '../mcp-oauth/mcp-oauth-discovery.js';
+import { McpOAuthServersRepository } from '../mcp-oauth/mcp-oauth-servers.repository.js';
+import { IntegrationResolver, McpOAuthServersService } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { CredentialVault } from '../vault/credential-vault.js';
 import { moveLegacyKeys } from '../vault/legacy-keys.js';
 import { AccessTokensService } from './access-tokens.service.js';
@@ -21,8 +27,33 @@ import { ConnectionsService } from './connections.service.js';
  */
 @Module({
   imports: [GrantsModule],
-  controllers: [ConnectionsHandler],
+  controllers: [ConnectionsHandler, McpOAuthHandler],
   providers: [
+    McpOAuthServersRepository,
+    McpOAuthServersService,
+    IntegrationResolver,
+    {
+      provide: McpOAuthClient,
+      inject: [SERVICE_ENV, CredentialVault, Clock],
+      // Every request to an MCP server or its authorization server goes through the outbound guard.
+      useFactory: (env: Env, vault: CredentialVault, clock: Clock) => {
+        const policy = {
+          allowHttp: env.MCP_ALLOW_INSECURE_UPSTREAMS,
+          allowPrivateNetworks: env.MCP_ALLOW_PRIVATE_UPSTREAMS,
+        };
+        return new McpOAuthClient(
+          {
+            redirectUri: new URL('/v1/connect/callback', env.GATEWAY_PUBLIC_URL).href,
+            clientMetadataDocumentUrl: new URL('/v1/connect/client-metadata.json', env.GATEWAY_PUBLIC_URL).href,
+            policy,
+            timeoutMs: env.SOURCE_HTTP_TIMEOUT_MS,
+          },
+          guardedFetch(policy, env.SOURCE_HTTP_TIMEOUT_MS).fetch,
+          vault,
+          clock,
+        );
+      },
+    },
     ConnectionsRepository,
     ConnectionsService,
     ConnectionDeletionsRepository,
@@ -43,6 +74,8 @@ import { ConnectionsService } from './connections.service.js';
       },
     },
   ],
-  exports: [ConnectionsService, CredentialVault],
+  // The MCP servers with their own OAuth live here because their client secrets are sealed by
+  // this context's vault and token access refreshes their connections; the connect flow resolves them.
+  exports: [ConnectionsService, CredentialVault, IntegrationResolver, McpOAuthClient],
 })
 export class ConnectionsModule {}

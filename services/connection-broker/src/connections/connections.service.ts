@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 
 import type { Tx } from '../database/database.module.js';
 import { GrantsService } from '../grants/grants.service.js';
-import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
+import type { Integration } from '../integrations/integration-catalog.js';
+import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import { type Credential, CredentialVault } from '../vault/credential-vault.js';
 import { ConnectionDeletionsRelay } from './connection-deletions.relay.js';
@@ -40,7 +41,7 @@ export class ConnectionsService {
   constructor(
     private readonly connections: ConnectionsRepository,
     private readonly grants: GrantsService,
-    private readonly catalog: IntegrationCatalog,
+    private readonly integrations: IntegrationResolver,
     private readonly oauth: SourceOAuthClient,
     private readonly vault: CredentialVault,
     private readonly deletions: ConnectionDeletionsRepository,
@@ -165,9 +166,13 @@ export class ConnectionsService {
     if (!connection || connection.userId !== userId || connection.deletedAt || !connection.dataKeyId)
       throw new AppError('connection_not_found');
     const dataKeyId = connection.dataKeyId;
-    const integration = this.catalog.get(connection.integration);
+    // An org's MCP server may be gone already (nothing to revoke at then); its own OAuth has
+    // no revocation wired (the token dies with its short lifetime, the refresh token unused).
+    const integration = await this.integrations
+      .resolve(connection.orgId, connection.integration)
+      .catch(() => undefined);
     let revokedAtSource = false;
-    if (integration.authType === 'oauth2' && connection.credentialCiphertext) {
+    if (integration?.authType === 'oauth2' && !integration.mcp && connection.credentialCiphertext) {
       const credential = await this.vault
         .open(owner(connection), { dataKeyId, ciphertext: connection.credentialCiphertext })
         .catch(() => undefined);

@@ -2,6 +2,7 @@ import { AppError } from '@context-gateway/errors';
 import { type IntegrationManifest, integrationManifests } from '@context-gateway/integration-catalog';
 
 import { integrationEnvPrefix } from '../env.js';
+import type { McpOAuthServer } from '../mcp-oauth/mcp-oauth-servers.repository.js';
 
 export interface OAuthEndpoints {
   issuer?: string;
@@ -26,6 +27,11 @@ export interface Integration {
   /** file_export: what the person uploads (e.g. "Netflix viewing activity", "ViewingActivity.csv"). */
   export?: { label: string; format: string };
   scopes: Record<string, { source: string[]; description: string }>;
+  /**
+   * Set for an org's remote MCP server connected through its own authorization server
+   * (`auth: "mcp_oauth"`): not in the catalog, resolved per org (IntegrationResolver).
+   */
+  mcp?: McpOAuthServer;
 }
 
 /** Replaces scheme, host and port of `url` with those of `base`, keeping the path and query. */

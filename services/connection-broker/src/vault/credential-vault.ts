@@ -25,6 +25,11 @@ export interface Credential {
   expiresAt?: number;
   /** The source scopes the source says the token carries. */
   scope?: string;
+  /**
+   * The RFC 8707 resource the token was issued for (a remote MCP server's own OAuth): a
+   * token for another resource than the server's current one is not used.
+   */
+  resource?: string;
 }
 
 /** What the database keeps: the ciphertext and the id of its data key (the key itself is not in the database). */

@@ -1,5 +1,5 @@
 import { AppError } from '@context-gateway/errors';
-import { LOGGER } from '@context-gateway/service-kit';
+import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Param, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { AccountsService, type SignedInPerson } from '../accounts/accounts.service.js';
 import { COOKIES, parseCookies, serializeCookie } from '../auth/cookies.js';
 import { assertCsrfToken, issueCsrfToken } from '../auth/csrf.js';
+import type { Env } from '../env.js';
 import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
@@ -64,7 +65,45 @@ export class ConsentController {
     private readonly flow: ConnectFlowService,
     private readonly accounts: AccountsService,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(SERVICE_ENV) private readonly env: Env,
   ) {}
+
+  @Route({
+    method: 'GET',
+    path: 'client-metadata.json',
+    summary: "The gateway's Client ID Metadata Document",
+    description:
+      "Its URL is the gateway's client id at a remote MCP server's authorization server that accepts Client ID " +
+      'Metadata Documents (`auth: "mcp_oauth"`): who the gateway is and its one redirect URI.',
+    tags: ['connect'],
+    auth: 'none',
+    success: {
+      status: 200,
+      schema: z.object({
+        client_id: z.string(),
+        client_name: z.string(),
+        client_uri: z.string(),
+        redirect_uris: z.array(z.string()),
+        grant_types: z.array(z.string()),
+        response_types: z.array(z.string()),
+        token_endpoint_auth_method: z.string(),
+      }),
+      description: 'The document (draft-ietf-oauth-client-id-metadata-document).',
+    },
+    errors: [],
+  })
+  clientMetadata(@Res({ passthrough: true }) reply: FastifyReply) {
+    reply.header('cache-control', 'public, max-age=300');
+    return {
+      client_id: new URL('/v1/connect/client-metadata.json', this.env.GATEWAY_PUBLIC_URL).href,
+      client_name: 'Context Gateway',
+      client_uri: new URL('/', this.env.GATEWAY_PUBLIC_URL).href,
+      redirect_uris: [new URL('/v1/connect/callback', this.env.GATEWAY_PUBLIC_URL).href],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
 
   @Route({
     method: 'GET',

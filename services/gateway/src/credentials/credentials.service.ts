@@ -97,6 +97,11 @@ export class CredentialsService {
     return { decision: first };
   }
 
+  /** The source refused the connection's token: the broker refreshes it, or marks the connection for re-auth. */
+  async refused(connectionId: string): Promise<void> {
+    await this.rpc.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true });
+  }
+
   /** The short-lived source token of a connection (refreshed first by the broker when close to expiry). */
   async token(connectionId: string) {
     const token = await this.rpc.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: false });

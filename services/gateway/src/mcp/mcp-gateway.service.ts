@@ -435,8 +435,11 @@ export class McpGatewayService implements OnModuleDestroy {
     // The person's own credential for the integration: else they connect first.
     let credential: Credential;
     try {
-      credential = await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined);
-      connectionId = credential.connectionId;
+      credential =
+        server.auth === 'none'
+          ? anonymous(server.integration)
+          : await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined);
+      connectionId = credential.connectionId || undefined;
     } catch (error) {
       const appError = AppError.from(error);
       const connectUrl = appError.extensions?.connectUrl;
@@ -478,7 +481,7 @@ export class McpGatewayService implements OnModuleDestroy {
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         // The source may have revoked or expired the token: the next call asks the broker again.
-        if (error.kind === 'unauthorized') this.credentialCache.delete(credential.key);
+        if (error.kind === 'unauthorized') this.refused(credential, server.auth === 'mcp_oauth');
         await finish({ outcome: 'error', errorCode: `upstream_${error.kind}` }, decision);
         // The server's own standard error (unknown tool, invalid arguments) reaches the agent as it was.
         if (error.rpcCode !== undefined) throw new ProtocolError(error.rpcCode, error.message);
@@ -519,7 +522,10 @@ export class McpGatewayService implements OnModuleDestroy {
         // A listing cannot wait for the person's approval: held servers list nothing (a read is held).
         if (!decision.allowed || decision.approval) return undefined;
         try {
-          const credential = await this.credentialFor(caller, server.integration, view.revision);
+          const credential =
+            server.auth === 'none'
+              ? anonymous(server.integration)
+              : await this.credentialFor(caller, server.integration, view.revision);
           return { server, token: credential.accessToken, key: credential.key };
         } catch {
           return undefined;
@@ -688,6 +694,26 @@ export class McpGatewayService implements OnModuleDestroy {
     return credential;
   }
 
+  /**
+   * The upstream refused the person's token (401): it is asked for again next time, and the
+   * broker told, as for any source refusing a token: it refreshes (an MCP server's own
+   * authorization server with the `resource`), or marks the connection as needing the person
+   * again when the refresh is refused. Best effort: the call has failed either way. (Only for
+   * a server's own OAuth so far: a catalog connection's source is told by its own refusals.)
+   */
+  private refused(credential: Credential, tellBroker: boolean): void {
+    this.credentialCache.delete(credential.key);
+    if (!credential.connectionId || !tellBroker) return;
+    void this.credentials
+      .refused(credential.connectionId)
+      .catch((error: unknown) =>
+        this.logger.info(
+          { connectionId: credential.connectionId, errorCode: AppError.from(error).code },
+          'the refused upstream token was not refreshed',
+        ),
+      );
+  }
+
   private decisionRequest(caller: GatewayAuth['caller'], capability: string) {
     return { orgId: caller.orgId, applicationId: caller.applicationId, userId: caller.onBehalfOf, capability };
   }
@@ -772,6 +798,11 @@ function approvalElicitation(era: McpRequestContext['era'], held: Pick<HeldCall,
   if (era === 'modern')
     return inputRequired({ inputRequests: { approval: inputRequired.elicitUrl({ url, message }) } });
   throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);
+}
+
+/** A server registered with `auth: "none"` is called without any credential. */
+function anonymous(integration: string): Credential {
+  return { key: `none\u0000${integration}`, connectionId: '', accessToken: '', revision: -1n, usableUntil: 0 };
 }
 
 /** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */

@@ -5,10 +5,18 @@ import type { Tool } from '@modelcontextprotocol/server';
 /** One tool as an upstream MCP server lists it (MCP `Tool`; what the gateway passes on). */
 export type UpstreamTool = Tool;
 
+/**
+ * How the gateway authenticates upstream for a person: their connection to the integration
+ * (the catalog's OAuth or an API key), a connection made with the server's own authorization
+ * server (the same to the gateway: the broker holds and refreshes it), or nothing at all.
+ */
+type McpServerAuth = 'connection' | 'mcp_oauth' | 'none';
+
 /** An org's remote MCP server as the gateway uses it: decoded once per policy revision. */
 export interface McpServerView {
   integration: string;
   url: string;
+  auth: McpServerAuth;
   tools: ReadonlyMap<string, UpstreamTool>;
   toolsDigest: string;
   /** When the tools were last read; undefined until the first read. */
@@ -27,6 +35,8 @@ export function mcpServerView(wire: McpServer): McpServerView {
   return {
     integration: wire.integration,
     url: wire.url,
+    // Registered before the field existed: the person's connection, as then.
+    auth: wire.auth === 'mcp_oauth' || wire.auth === 'none' ? wire.auth : 'connection',
     tools: new Map(tools.map((t) => [t.name, t])),
     toolsDigest: wire.toolsDigest,
     toolsReadAt: wire.toolsReadAt ? timestampDate(wire.toolsReadAt) : undefined,

@@ -1,5 +1,5 @@
 import { RpcClient } from '@context-gateway/messaging';
-import { type McpServer, rpc } from '@context-gateway/proto';
+import { type McpOAuthServer, type McpServer, rpc } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import { Body, Controller, Inject, Param, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -21,11 +21,23 @@ import { checkUpstreamUrl } from './upstream-fetch.js';
 
 const adminErrors = ['unauthenticated', 'admin_disabled', 'validation_failed', 'unknown_field'] as const;
 
-function present(wire: McpServer): z.infer<typeof mcpServerSchema> {
+type ClientSource = NonNullable<z.infer<typeof mcpServerSchema>['oauth']>['clientSource'];
+
+function present(wire: McpServer, oauth?: McpOAuthServer): z.infer<typeof mcpServerSchema> {
   const view = mcpServerView(wire);
   return {
     integration: view.integration,
     url: view.url,
+    auth: view.auth,
+    oauth:
+      view.auth === 'mcp_oauth' && oauth
+        ? {
+            resource: oauth.resource,
+            issuer: oauth.issuer,
+            clientSource: oauth.clientSource as ClientSource,
+            scopes: [...oauth.scopes],
+          }
+        : null,
     resourceArguments: { ...view.resourceArguments },
     toolsReadAt: view.toolsReadAt?.toISOString() ?? null,
     tools: [...view.tools.values()].map((tool) => ({
@@ -57,7 +69,8 @@ export class McpServersController {
     summary: 'Register a remote MCP server',
     description:
       "Registers (or changes) the org's MCP server for an integration. Agents reach its tools at /mcp as " +
-      "`<integration>.<tool>`, called with the person's own connection to the integration; policy rules name them " +
+      "`<integration>.<tool>`, called with the person's own connection to the integration (`auth`: `connection`, or " +
+      "`mcp_oauth` for one made with the server's own authorization server, discovered here; or `none`); policy rules name them " +
       '`<integration>:<tool>`. The tool list is read at once when the server allows it without a credential, else at ' +
       'the first use by a connected person, and again every MCP_TOOLS_TTL_MS.',
     tags: ['mcp-admin'],
@@ -66,7 +79,12 @@ export class McpServersController {
     params: mcpServerParams,
     body: putMcpServerBody,
     success: { status: 200, schema: mcpServerSchema, description: 'Registered.' },
-    errors: [...adminErrors],
+    errors: [
+      ...adminErrors,
+      'upstream_auth_discovery_failed',
+      'upstream_auth_issuer_mismatch',
+      'upstream_auth_client_unavailable',
+    ],
   })
   async put(
     @Param() p: z.infer<typeof mcpServerParams>,
@@ -78,12 +96,26 @@ export class McpServersController {
       allowHttp: this.env.MCP_ALLOW_INSECURE_UPSTREAMS,
       allowPrivateNetworks: this.env.MCP_ALLOW_PRIVATE_UPSTREAMS,
     });
+    // The server's own OAuth is discovered (and the gateway identified there) before anything
+    // is registered: a server that cannot be connected to is refused with the reason.
+    if (body.auth === 'mcp_oauth')
+      await this.rpcClient.request(rpc.broker.putMcpOAuthServer, {
+        orgId: p.orgId,
+        integration: p.integration,
+        url: url.href,
+        clientId: body.oauthClient?.clientId ?? '',
+        clientSecret: body.oauthClient?.clientSecret ?? '',
+      });
     const reply = await this.rpcClient.request(rpc.policy.putMcpServer, {
       orgId: p.orgId,
       integration: p.integration,
       url: url.href,
       resourceArguments: body.resourceArguments ?? {},
+      auth: body.auth,
     });
+    // Another auth now: the server's own OAuth registration is dropped (its connections then need the person again).
+    if (body.auth !== 'mcp_oauth')
+      await this.rpcClient.request(rpc.broker.deleteMcpOAuthServer, { orgId: p.orgId, integration: p.integration });
     if (!reply.server) throw new Error('policy answered no server');
     // Best effort: a server that lists its tools without a credential is known at once.
     await this.catalog.anonymous(p.orgId, mcpServerView(reply.server));
@@ -102,7 +134,8 @@ export class McpServersController {
   })
   async list(@Param() p: z.infer<typeof mcpServersParams>) {
     const reply = await this.rpcClient.request(rpc.policy.listMcpServers, { orgId: p.orgId });
-    return { servers: reply.servers.map(present) };
+    const oauth = await this.oauthServers(p.orgId);
+    return { servers: reply.servers.map((s) => present(s, oauth.get(s.integration))) };
   }
 
   @Route({
@@ -124,13 +157,20 @@ export class McpServersController {
       integration: p.integration,
     });
     if (!reply.server) throw new Error('policy answered no server');
+    await this.rpcClient.request(rpc.broker.deleteMcpOAuthServer, { orgId: p.orgId, integration: p.integration });
     return present(reply.server);
+  }
+
+  /** The org's servers with their own OAuth, by integration (what discovery found). */
+  private async oauthServers(orgId: string): Promise<Map<string, McpOAuthServer>> {
+    const reply = await this.rpcClient.request(rpc.broker.listMcpOAuthServers, { orgId });
+    return new Map(reply.servers.map((s) => [s.integration, s]));
   }
 
   private async current(orgId: string, integration: string) {
     const reply = await this.rpcClient.request(rpc.policy.listMcpServers, { orgId });
     const server = reply.servers.find((s) => s.integration === integration);
     if (!server) throw new Error('the registered server is gone');
-    return present(server);
+    return present(server, (await this.oauthServers(orgId)).get(integration));
   }
 }

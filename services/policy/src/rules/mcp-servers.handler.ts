@@ -11,7 +11,7 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import type { McpServer as McpServerRow } from '../generated/prisma/client.js';
-import { McpServersService } from './mcp-servers.js';
+import { mcpServerAuth, McpServersService } from './mcp-servers.js';
 
 /** A stored server as the wire carries it (GetCompiledRules uses the same shape). */
 export function mcpServerToWire(row: McpServerRow) {
@@ -22,6 +22,7 @@ export function mcpServerToWire(row: McpServerRow) {
     toolsDigest: row.toolsDigest,
     ...(row.toolsReadAt ? { toolsReadAt: timestampFromDate(row.toolsReadAt) } : {}),
     resourceArguments: row.resourceArguments as Record<string, string>,
+    auth: row.auth,
   };
 }
 
@@ -32,7 +33,13 @@ export class McpServersHandler {
 
   @RpcHandler(rpc.policy.putMcpServer)
   async put(@Payload() req: PutMcpServerRequest) {
-    const { server, revision } = await this.servers.put(req.orgId, req.integration, req.url, req.resourceArguments);
+    const { server, revision } = await this.servers.put(
+      req.orgId,
+      req.integration,
+      req.url,
+      req.resourceArguments,
+      mcpServerAuth(req.auth),
+    );
     return { server: mcpServerToWire(server), revision };
   }
 

@@ -7,6 +7,19 @@ import { MAX_ORG_TOOLS_BYTES, mergeTools, parseTools } from './mcp-tools.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
 
+/** How the gateway authenticates upstream for a person (docs/gateway-mode.md). */
+const MCP_SERVER_AUTH = ['connection', 'mcp_oauth', 'none'] as const;
+export type McpServerAuth = (typeof MCP_SERVER_AUTH)[number];
+
+/** The wire's auth, checked: empty (a gateway from before the field) is `connection`. */
+export function mcpServerAuth(raw: string): McpServerAuth {
+  if (raw === '') return 'connection';
+  if ((MCP_SERVER_AUTH as readonly string[]).includes(raw)) return raw as McpServerAuth;
+  throw new AppError('validation_failed', 'Unknown upstream auth', [
+    { path: 'auth', message: `must be one of ${MCP_SERVER_AUTH.join(', ')}` },
+  ]);
+}
+
 /**
  * An org's remote MCP servers. Registering, removing and every change to a server's tool
  * list bump the org's policy revision (its capabilities change), announced like any rule
@@ -25,9 +38,10 @@ export class McpServersService {
     integration: string,
     url: string,
     resourceArguments: Record<string, string>,
+    auth: McpServerAuth = 'connection',
   ): Promise<{ server: McpServerRow; revision: bigint }> {
     const result = await this.repo.transaction(async (tx) => {
-      const server = await this.repo.upsertMcpServer(tx, { orgId, integration, url, resourceArguments });
+      const server = await this.repo.upsertMcpServer(tx, { orgId, integration, url, resourceArguments, auth });
       return { server, ...(await this.rules.bump(tx, orgId, 'mcp_server_put')) };
     });
     await this.rules.announce([result.eventId]);

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 
 import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
 import type { Application, Grant, McpServer, PolicyRule as RuleRow } from '../generated/prisma/client.js';
+import type { McpServerAuth } from './mcp-servers.js';
 
 export type NewRuleRow = Omit<RuleRow, 'createdAt'>;
 
@@ -118,9 +119,15 @@ export class RulesRepository {
 
   async upsertMcpServer(
     tx: Tx,
-    server: { orgId: string; integration: string; url: string; resourceArguments: Record<string, string> },
+    server: {
+      orgId: string;
+      integration: string;
+      url: string;
+      resourceArguments: Record<string, string>;
+      auth: McpServerAuth;
+    },
   ): Promise<McpServer> {
-    const { orgId, integration, url, resourceArguments } = server;
+    const { orgId, integration, url, resourceArguments, auth } = server;
     const current = await tx.mcpServer.findUnique({ where: { orgId_integration: { orgId, integration } } });
     // A new URL may be another server: nothing of the old one's tools carries over.
     const fresh =
@@ -129,8 +136,8 @@ export class RulesRepository {
         : {};
     return tx.mcpServer.upsert({
       where: { orgId_integration: { orgId, integration } },
-      create: { orgId, integration, url, resourceArguments },
-      update: { url, resourceArguments, ...fresh },
+      create: { orgId, integration, url, resourceArguments, auth },
+      update: { url, resourceArguments, auth, ...fresh },
     });
   }
 
