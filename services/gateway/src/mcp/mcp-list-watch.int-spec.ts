@@ -76,6 +76,7 @@ async function upstreamServer(options: { legacyOnly?: boolean; toolsTtlMs?: numb
   const view: McpServerView = {
     integration: 'github',
     url: server.url,
+    auth: 'connection',
     tools: new Map(),
     toolsDigest: '',
     toolsReadAt: undefined,
