@@ -296,9 +296,11 @@ export class McpGatewayService implements OnModuleDestroy {
     const split = splitGatewayToolName(name);
     let view = await this.policyView(caller);
     let server = split && view.servers.find((s) => s.integration === split.integration);
+    let unconnected = false;
     if (server && split && !server.tools.has(split.tool)) {
       // A tool the catalog lacks may be new upstream: the person's list is read again (rate-bounded).
       const token = await this.tokenIfConnected(caller, server.integration);
+      unconnected = token === undefined;
       const read = token
         ? await this.catalog.forPerson(
             caller.orgId,
@@ -314,6 +316,8 @@ export class McpGatewayService implements OnModuleDestroy {
       }
     }
     const tool = split && server?.tools.get(split.tool);
+    if (split && server && !tool && unconnected && server.auth === 'mcp_oauth')
+      return this.connectFirst(auth, era, view, server, name, args);
     if (!split || !server || !tool) throw new ProtocolError(-32602, `Unknown tool: ${name}`);
     if (await this.withdrawn(caller, server, tool.name)) throw new ProtocolError(-32602, `Unknown tool: ${name}`);
     const resource = resourceOf(server, tool.name, args);
@@ -355,6 +359,35 @@ export class McpGatewayService implements OnModuleDestroy {
     if (!token) return false;
     const read = await this.catalog.forPerson(caller.orgId, server, caller.onBehalfOf, token);
     return read.names !== undefined && !read.names.has(tool);
+  }
+
+  /**
+   * A tool of a server with its own OAuth that nobody has listed yet (its list needs a
+   * person's token, and this person has none): decided as `<integration>:tools` (the consent
+   * a connection gives), so the person gets the connect elicitation rather than an unknown
+   * tool. Once connected, the retry reads their list first; a tool still missing is unknown.
+   */
+  private connectFirst(
+    auth: GatewayAuth,
+    era: McpRequestContext['era'],
+    view: McpPolicyView,
+    server: McpServerView,
+    name: string,
+    args: Record<string, unknown> | undefined,
+  ) {
+    return this.invoke(
+      auth,
+      era,
+      view,
+      server,
+      {
+        capability: `${server.integration}:tools`,
+        resource: undefined,
+        operation: `MCP tools/call ${name}`,
+        held: { method: 'tools/call', name, arguments: args, tool: {} },
+      },
+      () => Promise.reject(new ProtocolError(-32602, `Unknown tool: ${name}`)),
+    );
   }
 
   /**

@@ -1,0 +1,204 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { type OAuthUpstreamProcess, spawnOAuthMcp } from '@context-gateway/mcp-upstreams';
+import { adminClient as sdkAdmin } from '@context-gateway/node';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import * as oauth from 'oauth4webapi';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+
+import {
+  addVirtualAuthenticator,
+  allowOnConsentPage,
+  browserUrl,
+  createAccountOnSigninPage,
+  launchBrowser,
+} from '../support/browser.js';
+import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
+
+// A remote MCP server with its own authorization server (tools/mcp-upstreams oauth-mcp, its
+// own process: oidc-provider with resource indicators; the server takes only JWTs its AS
+// signed for its own URL). The operator registers it with `auth: "mcp_oauth"`; the gateway
+// discovers its authorization server and registers itself there. An agent holding a person's
+// access token calls a tool with the official SDK client, gets the connect elicitation, the
+// person connects in Chromium (our consent page signed with their passkey, then the server's
+// own login and consent), and the SDK's retry succeeds with the server's own token — the
+// upstream never sees a gateway token.
+jest.setTimeout(120_000);
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+let stack: TestStack;
+let upstream: OAuthUpstreamProcess;
+let browser: Browser;
+let callbackServer: Server;
+let callback = '';
+let landed: URL | undefined;
+let base: string;
+let orgId = '';
+let cli: oauth.Client;
+let as: oauth.AuthorizationServer;
+
+beforeAll(async () => {
+  upstream = await spawnOAuthMcp();
+  stack = await startTestStack('mcp-oauth', {
+    OPERATOR_TOKEN,
+    SYNC_INTERVAL_MS: '3600000',
+    MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
+    MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
+  });
+  callbackServer = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', callback);
+    if (url.pathname === '/cb') landed = url;
+    res.end('back at the agent');
+  });
+  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
+  callback = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/cb`;
+  base = browserUrl(stack.gatewayUrl);
+  browser = await launchBrowser();
+  const admin = adminClient(base);
+  const org = await admin.createOrganization('Notes Org');
+  orgId = org.id;
+  const ok = async (res: Promise<{ status: number; body: unknown }>) => expect((await res).status).toBe(200);
+  await ok(admin.call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['notes'] }));
+  const app = await admin.createApplication(org.id, {
+    name: 'Notes-Bot',
+    callbackUrls: [callback],
+    integrations: ['notes'],
+    scopes: ['notes:tools'],
+  });
+  await ok(
+    admin.call('PUT', `/v1/admin/organizations/${org.id}/applications/${app.id}/oauth-client`, {
+      tokenEndpointAuthMethod: 'none',
+    }),
+  );
+  cli = { client_id: app.clientId, token_endpoint_auth_method: 'none' };
+  const issuer = new URL(`${base}/oauth`);
+  as = await oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+  await upstream?.stop();
+  callbackServer?.closeAllConnections();
+  await new Promise((resolve) => callbackServer?.close(resolve));
+}, 60_000);
+
+/** A new person signs up with a passkey inside the authorization; the agent gets their access token. Their browser stays signed in. */
+async function personToken(name: string): Promise<{ accessToken: string; context: BrowserContext; page: Page }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await addVirtualAuthenticator(context, page);
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(as.authorization_endpoint ?? '');
+  url.search = new URLSearchParams({
+    client_id: cli.client_id,
+    redirect_uri: callback,
+    response_type: 'code',
+    scope: 'notes:tools',
+    resource: base,
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  }).toString();
+  landed = undefined;
+  await page.goto(url.href);
+  await createAccountOnSigninPage(page, name);
+  if (new URL(page.url()).pathname.startsWith('/oauth/interaction/'))
+    await Promise.all([page.waitForURL(`${callback}**`), page.click('button[value=allow]')]);
+  await waitFor('the callback', () => Promise.resolve(landed !== undefined));
+  const params = oauth.validateAuthResponse(as, cli, landed ?? new URL(callback), state);
+  const response = await oauth.processAuthorizationCodeResponse(
+    as,
+    cli,
+    await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
+  );
+  return { accessToken: response.access_token, context, page };
+}
+
+const claims = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+
+describe('a remote MCP server with its own authorization server', () => {
+  it('is registered with discovery and dynamic registration', async () => {
+    const registered = await sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN }).mcpServers.put(orgId, 'notes', {
+      url: upstream.url,
+      auth: 'mcp_oauth',
+    });
+    expect(registered).toMatchObject({
+      integration: 'notes',
+      auth: 'mcp_oauth',
+      oauth: {
+        resource: upstream.url,
+        issuer: upstream.issuer,
+        clientSource: 'dynamic_registration',
+        scopes: ['notes:read', 'notes:write'],
+      },
+    });
+    // The same server under a catalog integration's key is refused with the reason.
+    const refused = await adminClient(base).call('PUT', `/v1/admin/organizations/${orgId}/mcp-servers/github`, {
+      url: upstream.url,
+      auth: 'mcp_oauth',
+    });
+    expect(refused.status).toBe(422);
+  });
+
+  it("the agent's call elicits the connect link; the person connects at the server's own AS; the retry succeeds", async () => {
+    const person = await personToken('Nora Notes');
+    const elicited: string[] = [];
+    const agent = new Client(
+      { name: 'e2e-notes-agent', version: '1.0.0' },
+      { versionNegotiation: { mode: 'auto' }, capabilities: { elicitation: { url: {} } } },
+    );
+    agent.setRequestHandler('elicitation/create', async (request) => {
+      const params = request.params as { mode: string; url: string };
+      expect(params.mode).toBe('url');
+      elicited.push(params.url);
+      // The person, in their browser: our consent page (Allow, signed with their passkey)…
+      await person.page.goto(params.url);
+      await allowOnConsentPage(person.page);
+      // …then the MCP server's own authorization server: its login and its consent.
+      expect(new URL(person.page.url()).origin).toBe(upstream.issuer);
+      await person.page.fill('input[name=login]', 'nora');
+      await person.page.fill('input[name=password]', 'any');
+      await Promise.all([person.page.waitForEvent('load'), person.page.click('button[type=submit]')]);
+      await Promise.all([person.page.waitForURL(`${callback}**`), person.page.click('button[type=submit]')]);
+      expect(new URL(person.page.url()).searchParams.get('connectionId')).toBeTruthy();
+      return { action: 'accept' as const };
+    });
+    await agent.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', base), {
+        authProvider: { token: () => Promise.resolve(person.accessToken) },
+      }),
+    );
+    const result = await agent.callTool({ name: 'notes.whoami', arguments: {} });
+    expect(elicited).toHaveLength(1);
+    expect(new URL(elicited[0] ?? '').pathname).toMatch(/^\/v1\/connect\//);
+    expect(result.structuredContent).toEqual({ subject: 'nora', audience: upstream.url });
+    // Listed now, and callable again without the person.
+    expect((await agent.listTools()).tools.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['notes.whoami', 'notes.add_note', 'notes.list_notes']),
+    );
+    await agent.callTool({ name: 'notes.add_note', arguments: { text: 'from the agent' } });
+    expect((await agent.callTool({ name: 'notes.list_notes', arguments: {} })).structuredContent).toEqual({
+      notes: ['from the agent'],
+    });
+    await agent.close();
+    await person.context.close();
+
+    // The upstream saw only tokens its own AS issued for it — never the agent's gateway token.
+    const seen = await upstream.seenAuthorizations();
+    expect(seen.some((h) => h !== null)).toBe(true);
+    for (const header of seen) {
+      if (header === null) continue;
+      expect(header).not.toContain(person.accessToken);
+      expect(claims(header.replace(/^Bearer /, ''))).toMatchObject({ iss: upstream.issuer, aud: upstream.url });
+    }
+  });
+});
