@@ -39,6 +39,8 @@ let base: string;
 let orgId = '';
 let cli: oauth.Client;
 let as: oauth.AuthorizationServer;
+/** The person's access token (the agent's), from the connect scenario. */
+let nora = '';
 
 beforeAll(async () => {
   upstream = await spawnOAuthMcp();
@@ -200,5 +202,44 @@ describe('a remote MCP server with its own authorization server', () => {
       expect(header).not.toContain(person.accessToken);
       expect(claims(header.replace(/^Bearer /, ''))).toMatchObject({ iss: upstream.issuer, aud: upstream.url });
     }
+    nora = person.accessToken;
+  });
+
+  it('auth "none" sends no credential at all; a client for another auth is refused', async () => {
+    const admin = adminClient(base);
+    const path = `/v1/admin/organizations/${orgId}/mcp-servers/notes`;
+    const mixed = await admin.call('PUT', path, {
+      url: upstream.url,
+      auth: 'connection',
+      oauthClient: { clientId: 'x' },
+    });
+    expect(mixed.status).toBe(422);
+    expect((mixed.body as { code: string }).code).toBe('validation_failed');
+    const none = await admin.call('PUT', path, { url: upstream.url, auth: 'none' });
+    expect(none.status).toBe(200);
+    expect(none.body).toMatchObject({ auth: 'none', oauth: null });
+
+    const agent = new Client({ name: 'e2e-notes-agent-none', version: '1.0.0' });
+    await agent.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', base), {
+        authProvider: { token: () => Promise.resolve(nora) },
+      }),
+    );
+    const before = (await upstream.seenAuthorizations()).length;
+    // This server wants its own token, so without one it refuses: the agent hears it, no connect link.
+    const refused = await waitFor('the new registration', async () =>
+      agent.callTool({ name: 'notes.whoami', arguments: {} }).then(
+        () => undefined,
+        (error: unknown) => {
+          const data = (error as { data?: { code?: string } }).data;
+          return data?.code === 'upstream_unauthorized' ? data : undefined;
+        },
+      ),
+    );
+    expect(refused.code).toBe('upstream_unauthorized');
+    const after = (await upstream.seenAuthorizations()).slice(before);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((h) => h === null)).toBe(true);
+    await agent.close();
   });
 });
