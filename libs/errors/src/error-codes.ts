@@ -124,6 +124,12 @@ export const ErrorCodes = {
    */
   policy_unavailable: { status: 503, title: 'Policy unavailable' },
 
+  // --- gateway mode (named virtual servers) -----------------------------------
+  /** No virtual server of that name in the caller's organization (another org's is not found either). */
+  mcp_virtual_server_not_found: { status: 404, title: 'MCP virtual server not found' },
+  /** A virtual server selects an integration (or one of its tools) the org registered no MCP server for. */
+  mcp_server_not_registered: { status: 422, title: 'MCP server not registered' },
+
   // --- sync ------------------------------------------------------------------
   /** A webhook delivery whose X-Hub-Signature-256 does not match its body under our secret. */
   webhook_signature_invalid: { status: 401, title: 'Webhook signature invalid' },

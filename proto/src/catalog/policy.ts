@@ -1,5 +1,6 @@
 import {
   DeleteMcpServerRequestSchema,
+  DeleteMcpVirtualServerRequestSchema,
   DeleteRuleRequestSchema,
   DeleteRuleResponseSchema,
   DeleteUserRuleRequestSchema,
@@ -11,12 +12,16 @@ import {
   GetOrgIntegrationsResponseSchema,
   ListMcpServersRequestSchema,
   ListMcpServersResponseSchema,
+  ListMcpVirtualServersRequestSchema,
+  ListMcpVirtualServersResponseSchema,
   ListRulesRequestSchema,
   ListRulesResponseSchema,
   ListUserRulesRequestSchema,
   McpServerResponseSchema,
+  McpVirtualServerResponseSchema,
   PutApplicationRuleRequestSchema,
   PutMcpServerRequestSchema,
+  PutMcpVirtualServerRequestSchema,
   PutOrgRuleRequestSchema,
   PutRuleResponseSchema,
   PutUserRuleRequestSchema,
@@ -52,6 +57,30 @@ function resourceArguments(map: Record<string, string>, path: string): Validatio
     ...check.nonEmpty(argument, `${path}.${tool}`),
     ...check.maxLength(argument, 128, `${path}.${tool}`),
   ]);
+}
+
+/** A virtual server's name: one URL path segment (`/mcp/v/<name>`), lower case. */
+export const MCP_VIRTUAL_SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const virtualServerName = (value: string, path: string): ValidationProblem[] =>
+  MCP_VIRTUAL_SERVER_NAME.test(value)
+    ? []
+    : [{ path, message: 'must be 1-63 lower-case letters, digits, _ and - (starting with a letter or digit)' }];
+/** MCP's rule for tool names (2025-11-25 "Tool names"), after `<integration>:`. */
+const MCP_TOOL_CAPABILITY = /^[a-z0-9][a-z0-9_-]{0,99}:[A-Za-z0-9_.-]{1,128}$/;
+
+/** A virtual server's selection: integrations and `<integration>:<tool>` capabilities, bounded, one at least. */
+function virtualServerSelection(m: { integrations: string[]; tools: string[] }): ValidationProblem[] {
+  const problems: ValidationProblem[] = [];
+  if (m.integrations.length + m.tools.length === 0)
+    problems.push({ path: 'integrations', message: 'select at least one integration or tool' });
+  if (m.integrations.length > 100) problems.push({ path: 'integrations', message: 'at most 100 integrations' });
+  if (m.tools.length > 1000) problems.push({ path: 'tools', message: 'at most 1000 tools' });
+  m.integrations.forEach((i, n) => problems.push(...integrationKey(i, `integrations.${n}`)));
+  m.tools.forEach((t, n) => {
+    if (!MCP_TOOL_CAPABILITY.test(t))
+      problems.push({ path: `tools.${n}`, message: 'must be a capability <integration>:<tool>' });
+  });
+  return problems;
 }
 
 const optionalUuid = (value: string, path: string): ValidationProblem[] =>
@@ -208,6 +237,34 @@ export const policyRpc = {
     response: McpServerResponseSchema,
     timeoutMs: 5_000,
     validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...integrationKey(m.integration, 'integration')],
+  }),
+  putMcpVirtualServer: defineRpc({
+    subject: `${P}.put_mcp_virtual_server`,
+    callers: ['gateway'],
+    request: PutMcpVirtualServerRequestSchema,
+    response: McpVirtualServerResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [
+      ...check.uuid(m.orgId, 'orgId'),
+      ...virtualServerName(m.name, 'name'),
+      ...check.maxLength(m.description, 500, 'description'),
+      ...virtualServerSelection(m),
+    ],
+  }),
+  listMcpVirtualServers: defineRpc({
+    subject: `${P}.list_mcp_virtual_servers`,
+    callers: ['gateway'],
+    request: ListMcpVirtualServersRequestSchema,
+    response: ListMcpVirtualServersResponseSchema,
+    validate: (m) => check.uuid(m.orgId, 'orgId'),
+  }),
+  deleteMcpVirtualServer: defineRpc({
+    subject: `${P}.delete_mcp_virtual_server`,
+    callers: ['gateway'],
+    request: DeleteMcpVirtualServerRequestSchema,
+    response: McpVirtualServerResponseSchema,
+    timeoutMs: 5_000,
+    validate: (m) => [...check.uuid(m.orgId, 'orgId'), ...virtualServerName(m.name, 'name')],
   }),
   // A gateway read a server's tool list and it differs from the stored one: on the call path.
   setMcpTools: defineRpc({

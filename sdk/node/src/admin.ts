@@ -9,6 +9,8 @@ import type {
   IssuedRegistrationToken,
   McpServer,
   McpServerInput,
+  McpVirtualServer,
+  McpVirtualServerInput,
   OAuthClient,
   OAuthClientInput,
   Organization,
@@ -218,6 +220,36 @@ export class AdminClient {
       this.http.request<McpServer>({
         method: 'DELETE',
         path: `/v1/admin/organizations/${seg(orgId)}/mcp-servers/${seg(integration)}`,
+      }),
+  };
+
+  /**
+   * An org's named virtual servers (gateway mode, docs/gateway-mode.md): each a chosen set of
+   * its MCP servers' integrations and tools, reached by agents at `/mcp/v/<name>`.
+   */
+  readonly mcpVirtualServers = {
+    /** Creates or replaces the whole selection, so it is retried. */
+    put: (orgId: string, name: string, input: McpVirtualServerInput) =>
+      this.http.request<McpVirtualServer>({
+        method: 'PUT',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-virtual-servers/${seg(name)}`,
+        json: input,
+        idempotent: true,
+      }),
+    list: (orgId: string) =>
+      this.http.request<{ servers: McpVirtualServer[] }>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-virtual-servers`,
+      }),
+    get: (orgId: string, name: string) =>
+      this.http.request<McpVirtualServer>({
+        method: 'GET',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-virtual-servers/${seg(name)}`,
+      }),
+    remove: (orgId: string, name: string) =>
+      this.http.request<McpVirtualServer>({
+        method: 'DELETE',
+        path: `/v1/admin/organizations/${seg(orgId)}/mcp-virtual-servers/${seg(name)}`,
       }),
   };
 }

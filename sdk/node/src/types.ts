@@ -79,6 +79,9 @@ export type OrgIntegrations = Success<'/v1/admin/organizations/{orgId}/policy/in
 /** An org's remote MCP server (gateway mode, docs/gateway-mode.md) with its tools as last read. */
 export type McpServer = Success<'/v1/admin/organizations/{orgId}/mcp-servers/{integration}', 'put', 200>;
 export type McpServerInput = Body<'/v1/admin/organizations/{orgId}/mcp-servers/{integration}', 'put'>;
+/** An org's named virtual server (gateway mode): a chosen set of its MCP servers' integrations and tools at `/mcp/v/<name>`. */
+export type McpVirtualServer = Success<'/v1/admin/organizations/{orgId}/mcp-virtual-servers/{name}', 'put', 200>;
+export type McpVirtualServerInput = Body<'/v1/admin/organizations/{orgId}/mcp-virtual-servers/{name}', 'put'>;
 
 export type CredentialInput = Body<'/v1/credentials', 'post'>;
 export type Credential = Success<'/v1/credentials', 'post', 200>;

@@ -91,6 +91,8 @@ export interface AuditRecord {
   requestId?: string;
   /** Gateway mode: the approval request a held tool call was settled against. */
   approvalId?: string;
+  /** Gateway mode: the named virtual server (`/mcp/v/<name>`) a call came through. */
+  mcpVirtualServer?: string;
 }
 
 /** Handle of a recorded intent, passed back to recordOutcome. */
@@ -213,5 +215,6 @@ function toEvent(
     intentEventId,
     operation: record.operation ?? '',
     approvalId: record.approvalId ?? '',
+    mcpVirtualServer: record.mcpVirtualServer ?? '',
   });
 }

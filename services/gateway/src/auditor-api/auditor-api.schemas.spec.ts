@@ -15,6 +15,7 @@ const entry: AuditEntryJson = {
   resource: 'connection:1',
   connectionId: null,
   approvalId: null,
+  mcpVirtualServer: null,
   action: 'data_query',
   outcome: 'denied',
   phase: 'complete',

@@ -69,6 +69,10 @@ const auditEntrySchema = z.object({
     .string()
     .nullable()
     .describe('Gateway mode: the approval request a held tool call was settled against.'),
+  mcpVirtualServer: z
+    .string()
+    .nullable()
+    .describe('Gateway mode: the named virtual server (`/mcp/v/<name>`) a call came through; null for /mcp.'),
   action: z.string(),
   outcome: z.string(),
   phase: z.string(),
@@ -134,6 +138,7 @@ export function toEntryJson(entry: AuditEntry): AuditEntryJson {
     resource: orNull(e.resource),
     connectionId: orNull(e.connectionId),
     approvalId: orNull(e.approvalId),
+    mcpVirtualServer: orNull(e.mcpVirtualServer),
     action: enumName(AuditAction, e.action, ''),
     outcome: enumName(AuditOutcome, e.outcome, ''),
     phase: enumName(AuditPhase, e.phase, ''),

@@ -43,6 +43,7 @@ import {
 import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
 import { McpToolCatalog, type ToolRead, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
+import { type McpSelection, selectionOf } from './mcp-virtual-server.js';
 
 /** JSON-RPC error codes of gateway mode (server-defined range, docs/gateway-mode.md). */
 const MCP_ERRORS = {
@@ -93,6 +94,8 @@ const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 export interface GatewayAuth {
   caller: ApplicationCaller & { onBehalfOf: string };
   request: FastifyRequest;
+  /** The org's named virtual server the request came to (`/mcp/v/<name>`); undefined at /mcp. */
+  virtualServer?: string;
 }
 
 /**
@@ -228,6 +231,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const server = new Server(SERVER_INFO, {
       capabilities: CAPABILITIES,
       instructions:
+        (auth.virtualServer ? `Virtual server ${auth.virtualServer}: a selection of the ` : '') +
         "Tools of your organization's connected services, each named <integration>.<tool>. Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.",
     });
     server.setRequestHandler('tools/list', async () => ({
@@ -253,10 +257,13 @@ export class McpGatewayService implements OnModuleDestroy {
   private async listTools(auth: GatewayAuth) {
     const { caller } = auth;
     let view = await this.policyView(caller);
+    // A virtual server's selection: servers it offers nothing of are not even read.
+    const selection = selectionOf(view.virtualServers, auth.virtualServer);
+    const selected = view.servers.filter((server) => selection.offersServer(server.integration));
     // Each server's list as it offers it to this person (read with their credential, kept a
     // while); a person without a connection sees the org's catalog.
     const reads = await Promise.all(
-      view.servers.map(async (server) => {
+      selected.map(async (server) => {
         const token = await this.tokenIfConnected(caller, server.integration);
         const read = token
           ? await this.catalog.forPerson(caller.orgId, server, caller.onBehalfOf, token)
@@ -265,16 +272,24 @@ export class McpGatewayService implements OnModuleDestroy {
       }),
     );
     if (reads.some(([, read]) => read.catalogChanged)) view = await this.policyView(caller);
-    return this.visible(caller, view, new Map(reads));
+    return this.visible(caller, view, new Map(reads), selection);
   }
 
-  /** The tools of `view` this caller may see: in the person's own list (when read), their token's scope, and allowed. */
-  private visible(caller: GatewayAuth['caller'], view: McpPolicyView, offered: ReadonlyMap<string, ToolRead>) {
+  /**
+   * The tools of `view` this caller may see: in the endpoint's selection (everything at /mcp),
+   * in the person's own list (when read), their token's scope, and allowed.
+   */
+  private visible(
+    caller: GatewayAuth['caller'],
+    view: McpPolicyView,
+    offered: ReadonlyMap<string, ToolRead>,
+    selection: McpSelection = selectionOf(view.virtualServers, undefined),
+  ) {
     const tools: UpstreamTool[] = [];
     for (const server of view.servers) {
       const names = offered.get(server.integration)?.names;
       for (const tool of server.tools.values()) {
-        if (names && !names.has(tool.name)) continue;
+        if ((names && !names.has(tool.name)) || !selection.offersTool(server.integration, tool.name)) continue;
         const capability = `${server.integration}:${tool.name}`;
         if (!tokenCovers(caller, server.integration, capability)) continue;
         const decision = view.decide(this.decisionRequest(caller, capability));
@@ -293,8 +308,11 @@ export class McpGatewayService implements OnModuleDestroy {
     signal: AbortSignal,
   ) {
     const { caller } = auth;
-    const split = splitGatewayToolName(name);
     let view = await this.policyView(caller);
+    // A tool outside a virtual server's selection is exactly an unknown tool (its existence does not leak).
+    const selection = selectionOf(view.virtualServers, auth.virtualServer);
+    const named = splitGatewayToolName(name);
+    const split = named && selection.offersTool(named.integration, named.tool) ? named : undefined;
     let server = split && view.servers.find((s) => s.integration === split.integration);
     let unconnected = false;
     if (server && split && !server.tools.has(split.tool)) {
@@ -427,6 +445,7 @@ export class McpGatewayService implements OnModuleDestroy {
       ...(resource !== undefined ? { resource } : what.recordedResource ? { resource: what.recordedResource } : {}),
       operation: what.operation,
       requestId: String(request.id),
+      ...(auth.virtualServer !== undefined ? { mcpVirtualServer: auth.virtualServer } : {}),
     };
     const intent = await this.audited(() => this.recorder.recordIntent(base));
     // The connection is known once the credential is, the approval once settled: the outcome names them.
@@ -543,12 +562,14 @@ export class McpGatewayService implements OnModuleDestroy {
   // --- resources and prompts: decided as `<integration>:tools`, named per integration ---
 
   /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed unapproved. */
-  private async readable(
-    caller: GatewayAuth['caller'],
-  ): Promise<{ server: McpServerView; token: string; key: string }[]> {
+  private async readable(auth: GatewayAuth): Promise<{ server: McpServerView; token: string; key: string }[]> {
+    const { caller } = auth;
     const view = await this.policyView(caller);
+    const selection = selectionOf(view.virtualServers, auth.virtualServer);
     const found = await Promise.all(
       view.servers.map(async (server) => {
+        // A virtual server offers resources and prompts of the integrations it selects whole.
+        if (!selection.offersWhole(server.integration)) return undefined;
         const capability = `${server.integration}:tools`;
         if (!tokenCovers(caller, server.integration, capability)) return undefined;
         const decision = view.decide(this.decisionRequest(caller, capability));
@@ -570,10 +591,10 @@ export class McpGatewayService implements OnModuleDestroy {
 
   /** Every server's answer to a list, concatenated; a server that fails (or offers none) adds nothing. */
   private async across<T>(
-    caller: GatewayAuth['caller'],
+    auth: GatewayAuth,
     list: (client: Client, server: McpServerView) => Promise<T[]>,
   ): Promise<T[]> {
-    const servers = await this.readable(caller);
+    const servers = await this.readable(auth);
     const lists = await Promise.all(
       servers.map(({ server, token, key }) =>
         this.upstream
@@ -589,7 +610,7 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   private async listResources(auth: GatewayAuth) {
-    const resources = await this.across(auth.caller, async (client, server) =>
+    const resources = await this.across(auth, async (client, server) =>
       (
         await paged(async (cursor) => {
           const r = await client.listResources(cursor ? { cursor } : {}, { cacheMode: 'bypass' });
@@ -604,7 +625,7 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   private async listResourceTemplates(auth: GatewayAuth) {
-    const resourceTemplates = await this.across(auth.caller, async (client, server) =>
+    const resourceTemplates = await this.across(auth, async (client, server) =>
       (
         await paged(async (cursor) => {
           const r = await client.listResourceTemplates(cursor ? { cursor } : {}, { cacheMode: 'bypass' });
@@ -616,7 +637,7 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   private async listPrompts(auth: GatewayAuth) {
-    const prompts = await this.across(auth.caller, async (client, server) =>
+    const prompts = await this.across(auth, async (client, server) =>
       (
         await paged(async (cursor) => {
           const r = await client.listPrompts(cursor ? { cursor } : {}, { cacheMode: 'bypass' });
@@ -633,7 +654,7 @@ export class McpGatewayService implements OnModuleDestroy {
   private async readResource(auth: GatewayAuth, era: McpRequestContext['era'], uri: string, signal: AbortSignal) {
     const unwrapped = unwrapUri(uri);
     const view = await this.policyView(auth.caller);
-    const server = unwrapped && view.servers.find((s) => s.integration === unwrapped.integration);
+    const server = unwrapped && this.wholeServer(view, auth, unwrapped.integration);
     if (!unwrapped || !server) throw new ProtocolError(-32602, `Unknown resource: ${uri}`, { uri });
     return this.invoke(
       auth,
@@ -670,7 +691,7 @@ export class McpGatewayService implements OnModuleDestroy {
   ) {
     const split = splitGatewayToolName(name);
     const view = await this.policyView(auth.caller);
-    const server = split && view.servers.find((s) => s.integration === split.integration);
+    const server = split && this.wholeServer(view, auth, split.integration);
     if (!split || !server) throw new ProtocolError(-32602, `Unknown prompt: ${name}`);
     return this.invoke(
       auth,
@@ -745,6 +766,12 @@ export class McpGatewayService implements OnModuleDestroy {
           'the refused upstream token was not refreshed',
         ),
       );
+  }
+
+  /** The integration's server when the endpoint offers it whole (its resources and prompts); else none, as if unknown. */
+  private wholeServer(view: McpPolicyView, auth: GatewayAuth, integration: string): McpServerView | undefined {
+    if (!selectionOf(view.virtualServers, auth.virtualServer).offersWhole(integration)) return undefined;
+    return view.servers.find((s) => s.integration === integration);
   }
 
   private decisionRequest(caller: GatewayAuth['caller'], capability: string) {

@@ -1,14 +1,17 @@
 import { Readable } from 'node:stream';
 
 import { AppError } from '@context-gateway/errors';
+import { MCP_VIRTUAL_SERVER_NAME } from '@context-gateway/proto';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
-import { Controller, Inject, Req, Res } from '@nestjs/common';
+import { Controller, Inject, Param, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 
 import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
 import { Route, type RouteDefinition } from '../http/route.decorator.js';
+import { PolicyDecider } from '../policy/policy-decider.js';
 import { McpGatewayService } from './mcp-gateway.service.js';
 
 const description =
@@ -28,13 +31,29 @@ const common: Omit<RouteDefinition, 'method' | 'summary'> = {
   errors: ['forbidden', 'rate_limited'],
 };
 
-/** /mcp: the HTTP edge of gateway mode; the MCP work is McpGatewayService's (the official SDK). */
+const virtualDescription =
+  "A named virtual server of the caller's organization (`PUT /v1/admin/organizations/{orgId}/mcp-virtual-servers/{name}`): " +
+  'the same endpoint as /mcp (protocol revisions, authentication, Origin check), offering only the tools, resources and ' +
+  'prompts of its selection that policy allows. An access token for the gateway is valid here as at /mcp: the gateway ' +
+  'is one protected resource. A name the organization has not defined is 404 `mcp_virtual_server_not_found`.';
+
+const virtualCommon: Omit<RouteDefinition, 'method' | 'summary'> = {
+  ...common,
+  path: 'mcp/v/:name',
+  description: virtualDescription,
+  // Any string: a name that cannot exist is not found, like one that does not.
+  params: z.strictObject({ name: z.string().max(200).describe('The virtual server’s name.') }),
+  errors: [...common.errors, 'mcp_virtual_server_not_found'],
+};
+
+/** /mcp and /mcp/v/<name>: the HTTP edge of gateway mode; the MCP work is McpGatewayService's (the official SDK). */
 @Controller()
 export class McpController {
   private readonly allowedOrigins: Set<string>;
 
   constructor(
     private readonly gateway: McpGatewayService,
+    private readonly decider: PolicyDecider,
     @Inject(SERVICE_ENV) private readonly env: Env,
   ) {
     this.allowedOrigins = new Set([new URL(env.GATEWAY_PUBLIC_URL).origin, ...env.MCP_ALLOWED_ORIGINS]);
@@ -59,7 +78,41 @@ export class McpController {
     return this.serve(caller, request, reply);
   }
 
-  private async serve(caller: ApplicationCaller, request: FastifyRequest, reply: FastifyReply) {
+  @Route({ ...virtualCommon, method: 'POST', summary: 'MCP at a virtual server: one JSON-RPC message' })
+  postVirtual(
+    @Caller() caller: ApplicationCaller,
+    @Param('name') name: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.serve(caller, request, reply, name);
+  }
+
+  @Route({
+    ...virtualCommon,
+    method: 'GET',
+    summary: 'MCP at a virtual server: server-to-client stream (2025-11-25): tool list changes',
+  })
+  getVirtual(
+    @Caller() caller: ApplicationCaller,
+    @Param('name') name: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.serve(caller, request, reply, name);
+  }
+
+  @Route({ ...virtualCommon, method: 'DELETE', summary: 'MCP at a virtual server: end a session (405)' })
+  deleteVirtual(
+    @Caller() caller: ApplicationCaller,
+    @Param('name') name: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.serve(caller, request, reply, name);
+  }
+
+  private async serve(caller: ApplicationCaller, request: FastifyRequest, reply: FastifyReply, virtualServer?: string) {
     const origin = request.headers.origin;
     // DNS rebinding: a browser page of another origin must not drive a person's tools.
     if (origin !== undefined && !this.allowedOrigins.has(origin))
@@ -72,6 +125,9 @@ export class McpController {
         'forbidden',
         'Gateway mode acts for a person: use an access token issued for one (authorization code or token exchange)',
       );
+    // Names are per organization: another org's virtual server is not found, like an unknown one.
+    if (virtualServer !== undefined && !(await this.virtualServerExists(caller, virtualServer)))
+      throw new AppError('mcp_virtual_server_not_found', 'No virtual server of that name in your organization');
     const headers = new Headers();
     for (const [name, value] of Object.entries(request.headers)) {
       if (typeof value === 'string') headers.set(name, value);
@@ -81,7 +137,8 @@ export class McpController {
     request.raw.once('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
-    const webRequest = new Request(new URL('/mcp', this.env.GATEWAY_PUBLIC_URL), {
+    const path = virtualServer === undefined ? '/mcp' : `/mcp/v/${virtualServer}`;
+    const webRequest = new Request(new URL(path, this.env.GATEWAY_PUBLIC_URL), {
       method: request.method,
       headers,
       signal: abort.signal,
@@ -91,7 +148,13 @@ export class McpController {
         token: caller.accessTokenId ?? caller.apiKeyId,
         clientId: caller.applicationId,
         scopes: caller.tokenScopes ?? [],
-        extra: { gateway: { caller: { ...caller, onBehalfOf: person }, request } },
+        extra: {
+          gateway: {
+            caller: { ...caller, onBehalfOf: person },
+            request,
+            ...(virtualServer !== undefined ? { virtualServer } : {}),
+          },
+        },
       },
       ...(request.method === 'POST' ? { parsedBody: request.body } : {}),
     });
@@ -101,5 +164,12 @@ export class McpController {
     });
     if (!response.body) return reply.send();
     return reply.send(Readable.fromWeb(response.body));
+  }
+
+  private async virtualServerExists(caller: ApplicationCaller, name: string): Promise<boolean> {
+    if (!MCP_VIRTUAL_SERVER_NAME.test(name)) return false;
+    // The org's fresh view (the CONTROL watermark): a server created or deleted before this request is in force.
+    const view = await this.decider.mcpView(caller);
+    return view.virtualServers.has(name);
   }
 }

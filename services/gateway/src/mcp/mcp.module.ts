@@ -10,11 +10,12 @@ import { McpServersController } from './mcp-servers.controller.js';
 import { McpSubscribers } from './mcp-subscribers.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
 import { McpUpstream } from './mcp-upstream.js';
+import { McpVirtualServersController } from './mcp-virtual-servers.controller.js';
 
 /** Gateway mode: /mcp for agents, and the admin API of the org's remote MCP servers. */
 @Module({
   imports: [PolicyModule, CredentialsModule, ApprovalsModule],
-  controllers: [McpController, McpServersController],
+  controllers: [McpController, McpServersController, McpVirtualServersController],
   providers: [McpGatewayService, McpUpstream, McpToolCatalog, McpListWatcher, McpSubscribers],
 })
 export class McpModule {}

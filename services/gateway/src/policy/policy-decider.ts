@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { type McpServerView, mcpServerView } from '../mcp/mcp-server-view.js';
+import { type VirtualServerView, virtualServerView } from '../mcp/mcp-virtual-server.js';
 import { ControlHead } from './control-head.js';
 import { ControlWatermark, type Requirement } from './control-watermark.js';
 import { layerName } from './policy-layers.js';
@@ -36,6 +37,8 @@ interface OrgEntry {
   grantees: Set<string>;
   /** The org's remote MCP servers and their tools, as of this revision. */
   mcpServers: readonly McpServerView[];
+  /** The org's named virtual servers by name, as of this revision. */
+  mcpVirtualServers: ReadonlyMap<string, VirtualServerView>;
 }
 
 /** Gateway mode's view of an org: its MCP servers and decisions, both from one fresh rule set. */
@@ -43,6 +46,8 @@ export interface McpPolicyView {
   /** The org's policy revision the view is at: anything derived from it is valid while it holds. */
   revision: bigint;
   servers: readonly McpServerView[];
+  /** The org's named virtual servers (selections of `servers`), by name. */
+  virtualServers: ReadonlyMap<string, VirtualServerView>;
   decide(request: DecisionRequest): Decision;
 }
 
@@ -110,7 +115,12 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   /** The org's MCP servers and a decide() on the same fresh rules (one freshness check for a tools/list). */
   async mcpView(request: Pick<DecisionRequest, 'orgId' | 'applicationId'>): Promise<McpPolicyView> {
     const entry = await this.applicationEntry(request);
-    return { revision: entry.revision, servers: entry.mcpServers, decide: (r) => entry.policies.decide(r) };
+    return {
+      revision: entry.revision,
+      servers: entry.mcpServers,
+      virtualServers: entry.mcpVirtualServers,
+      decide: (r) => entry.policies.decide(r),
+    };
   }
 
   /**
@@ -234,6 +244,7 @@ function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
     applications: new Set(reply.applicationIds),
     grantees: new Set(reply.grantees.map((g) => `${g.applicationId}\u0000${g.userId}`)),
     mcpServers: reply.mcpServers.map(mcpServerView),
+    mcpVirtualServers: new Map(reply.mcpVirtualServers.map((v) => [v.name, virtualServerView(v)])),
   };
 }
 

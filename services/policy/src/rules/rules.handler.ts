@@ -21,6 +21,7 @@ import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { mcpServerToWire } from './mcp-servers.handler.js';
+import { mcpVirtualServerToWire } from './mcp-virtual-servers.handler.js';
 import { engineToWire, LAYER_TO_WIRE, rowToWire, WIRE_TO_LAYER } from './rule-mapping.js';
 import { RulesService } from './rules.service.js';
 
@@ -124,6 +125,7 @@ export class RulesHandler {
       applicationIds: s.applicationIds,
       grantees: s.grantees,
       mcpServers: s.mcpServers.map(mcpServerToWire),
+      mcpVirtualServers: s.mcpVirtualServers.map(mcpVirtualServerToWire),
     };
   }
 }

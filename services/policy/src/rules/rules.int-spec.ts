@@ -31,6 +31,7 @@ import { ControlEventsApplier } from '../control-events/control-events.applier.j
 import { ControlEventsModule } from '../control-events/control-events.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { McpServersService } from './mcp-servers.js';
+import { McpVirtualServersService } from './mcp-virtual-servers.js';
 import { PolicyEventsRelay, SWEEP_AFTER_MS } from './policy-events.relay.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
@@ -50,6 +51,7 @@ let applier: ControlEventsApplier;
 let publisher: JetStreamPublisher;
 let relay: PolicyEventsRelay;
 let mcp: McpServersService;
+let virtualServers: McpVirtualServersService;
 /** The outbox sweep's clock: it moves when a test says so. */
 const clock = new TestClock();
 
@@ -136,6 +138,7 @@ beforeAll(async () => {
   applier = app.get(ControlEventsApplier);
   relay = app.get(PolicyEventsRelay);
   mcp = app.get(McpServersService);
+  virtualServers = app.get(McpVirtualServersService);
 }, 30_000);
 
 afterAll(async () => {
@@ -588,4 +591,64 @@ describe("an org's remote MCP servers", () => {
     });
     await expect(mcp.setTools(randomUUID(), 'github', URL_, '[]', 60_000)).rejects.toMatchObject({ code: 'not_found' });
   });
+});
+
+describe("an org's named virtual servers", () => {
+  const vs = (name: string, integrations: string[], tools: string[] = []) => ({
+    name,
+    description: `${name} tools`,
+    integrations,
+    tools,
+  });
+
+  it('stores a selection of registered integrations and tools in the snapshot, each change a new revision', async () => {
+    const orgId = randomUUID();
+    await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', {});
+    await mcp.put(orgId, 'slack', 'https://slack.example.com/mcp', {});
+    const created = await virtualServers.put(orgId, vs('triage', ['github', 'github'], ['slack:send_message']));
+    expect(created.server).toMatchObject({ name: 'triage', integrations: ['github'], tools: ['slack:send_message'] });
+    expect((await rules.snapshot(orgId)).mcpVirtualServers.map((v) => v.name)).toEqual(['triage']);
+    expect((await announcedTo(orgId)).at(-1)).toEqual({ revision: created.revision, cause: 'mcp_virtual_server_put' });
+
+    // PUT replaces the whole selection.
+    const replaced = await virtualServers.put(orgId, vs('triage', [], ['github:list_repos']));
+    expect(replaced.revision).toBeGreaterThan(created.revision);
+    const [stored] = (await rules.snapshot(orgId)).mcpVirtualServers;
+    expect(stored).toMatchObject({ integrations: [], tools: ['github:list_repos'], description: 'triage tools' });
+
+    // Removing the MCP server leaves the selection naming it (it offers nothing until registered again).
+    await mcp.delete(orgId, 'github');
+    expect((await virtualServers.list(orgId))[0]?.tools).toEqual(['github:list_repos']);
+
+    const removed = await virtualServers.delete(orgId, 'triage');
+    expect(removed.revision).toBeGreaterThan(replaced.revision);
+    expect((await announcedTo(orgId)).at(-1)?.cause).toBe('mcp_virtual_server_deleted');
+    expect((await rules.snapshot(orgId)).mcpVirtualServers).toEqual([]);
+    await expect(virtualServers.delete(orgId, 'triage')).rejects.toMatchObject({
+      code: 'mcp_virtual_server_not_found',
+    });
+  }, 30_000);
+
+  it("refuses integrations without a registered MCP server, and never reaches another org's", async () => {
+    const [orgId, otherOrg] = [randomUUID(), randomUUID()];
+    await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', {});
+    await mcp.put(otherOrg, 'jira', 'https://jira.example.com/mcp', {});
+    const before = await repo.revision(orgId);
+    await expect(virtualServers.put(orgId, vs('x', ['github', 'jira'], ['linear:create_issue']))).rejects.toMatchObject(
+      {
+        code: 'mcp_server_not_registered',
+        problems: [
+          { path: 'integrations.1', message: "no MCP server registered for 'jira'" },
+          { path: 'tools.0', message: "no MCP server registered for 'linear'" },
+        ],
+      },
+    );
+    expect(await repo.revision(orgId)).toBe(before);
+    await virtualServers.put(otherOrg, vs('shared-name', ['jira']));
+    expect(await virtualServers.list(orgId)).toEqual([]);
+    await expect(virtualServers.delete(orgId, 'shared-name')).rejects.toMatchObject({
+      code: 'mcp_virtual_server_not_found',
+    });
+    expect(await virtualServers.list(otherOrg)).toHaveLength(1);
+  }, 30_000);
 });

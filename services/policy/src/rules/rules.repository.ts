@@ -2,7 +2,13 @@ import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
 
 import { POLICY_DB, type PolicyDb, type Tx } from '../database/database.module.js';
-import type { Application, Grant, McpServer, PolicyRule as RuleRow } from '../generated/prisma/client.js';
+import type {
+  Application,
+  Grant,
+  McpServer,
+  McpVirtualServer,
+  PolicyRule as RuleRow,
+} from '../generated/prisma/client.js';
 import type { McpServerAuth } from './mcp-servers.js';
 
 export type NewRuleRow = Omit<RuleRow, 'createdAt'>;
@@ -14,6 +20,7 @@ export interface OrgSources {
   applications: Application[];
   grants: Grant[];
   mcpServers: McpServer[];
+  mcpVirtualServers: McpVirtualServer[];
 }
 
 /** The name of policy's one CONTROL-stream cursor row (see ControlCursor in schema.prisma). */
@@ -210,7 +217,7 @@ export class RulesRepository {
     return this.db.$transaction(async (tx) => {
       const grants = await tx.grant.findMany({ where: { orgId }, orderBy: { id: 'asc' } });
       const users = [...new Set(grants.map((g) => g.userId))];
-      const [explicit, integrations, applications, mcpServers] = await Promise.all([
+      const [explicit, integrations, applications, mcpServers, mcpVirtualServers] = await Promise.all([
         tx.policyRule.findMany({
           where: {
             OR: [{ orgId }, ...(users.length > 0 ? [{ orgId: null, layer: 'user', subject: { in: users } }] : [])],
@@ -220,8 +227,16 @@ export class RulesRepository {
         tx.orgIntegration.findMany({ where: { orgId }, orderBy: { integration: 'asc' } }),
         tx.application.findMany({ where: { orgId }, orderBy: { id: 'asc' } }),
         tx.mcpServer.findMany({ where: { orgId }, orderBy: { integration: 'asc' } }),
+        tx.mcpVirtualServer.findMany({ where: { orgId }, orderBy: { name: 'asc' } }),
       ]);
-      return { explicit, integrations: integrations.map((i) => i.integration), applications, grants, mcpServers };
+      return {
+        explicit,
+        integrations: integrations.map((i) => i.integration),
+        applications,
+        grants,
+        mcpServers,
+        mcpVirtualServers,
+      };
     });
   }
 }

@@ -16,7 +16,11 @@ import { PolicyEffect, type RuleSpec } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
 
 import type { Tx } from '../database/database.module.js';
-import type { McpServer as McpServerRow, PolicyRule as RuleRow } from '../generated/prisma/client.js';
+import type {
+  McpServer as McpServerRow,
+  McpVirtualServer as McpVirtualServerRow,
+  PolicyRule as RuleRow,
+} from '../generated/prisma/client.js';
 import { BUILTIN_CAPABILITIES } from './capability-catalog.js';
 import { ControlProgress } from './control-progress.js';
 import { toolCapabilities, toolsScopeOf } from './mcp-tools.js';
@@ -36,6 +40,7 @@ export interface OrgSnapshot {
   /** (application, user) of every grant, revoked ones included. */
   grantees: { applicationId: string; userId: string }[];
   mcpServers: McpServerRow[];
+  mcpVirtualServers: McpVirtualServerRow[];
 }
 
 export type ChangeCause =
@@ -48,7 +53,9 @@ export type ChangeCause =
   | 'grant_changed'
   | 'mcp_server_put'
   | 'mcp_server_deleted'
-  | 'mcp_tools_set';
+  | 'mcp_tools_set'
+  | 'mcp_virtual_server_put'
+  | 'mcp_virtual_server_deleted';
 
 /**
  * The three layers' rules: explicit ones (admins', users'), the secure defaults derived
@@ -215,6 +222,7 @@ export class RulesService {
         ).values(),
       ],
       mcpServers: sources.mcpServers,
+      mcpVirtualServers: sources.mcpVirtualServers,
     };
   }
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file contextgateway/policy/v1/policy.proto.
  */
 export const file_contextgateway_policy_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9wb2xpY3kvdjEvcG9saWN5LnByb3RvEhhjb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEimwIKClBvbGljeVJ1bGUSCgoCaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDwoHc3ViamVjdBgDIAEoCRI2CgZlZmZlY3QYBCABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAUgASgJEhIKCmNhcGFiaWxpdHkYBiABKAkSEQoJcmVzb3VyY2VzGAcgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJEhkKEWFwcHJvdmFsX3JlcXVpcmVkGAogASgIIsYBCghSdWxlU3BlYxI2CgZlZmZlY3QYASABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAIgASgJEhIKCmNhcGFiaWxpdHkYAyABKAkSEQoJcmVzb3VyY2VzGAQgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEhkKEWFwcHJvdmFsX3JlcXVpcmVkGAcgASgIIlUKEVB1dE9yZ1J1bGVSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjInUKGVB1dEFwcGxpY2F0aW9uUnVsZVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEjAKBHJ1bGUYAyABKAsyIi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUnVsZVNwZWMiVwoPUHV0UnVsZVJlc3BvbnNlEjIKBHJ1bGUYASABKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCI0ChFEZWxldGVSdWxlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCSImChJEZWxldGVSdWxlUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQicAoQTGlzdFJ1bGVzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISFgoOYXBwbGljYXRpb25faWQYAyABKAkiWgoRTGlzdFJ1bGVzUmVzcG9uc2USMwoFcnVsZXMYASADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCJBChlTZXRPcmdJbnRlZ3JhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIUCgxpbnRlZ3JhdGlvbnMYAiADKAkiRAoaU2V0T3JnSW50ZWdyYXRpb25zUmVzcG9uc2USFAoMaW50ZWdyYXRpb25zGAEgAygJEhAKCHJldmlzaW9uGAIgASgEIisKGUdldE9yZ0ludGVncmF0aW9uc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIkQKGkdldE9yZ0ludGVncmF0aW9uc1Jlc3BvbnNlEhQKDGludGVncmF0aW9ucxgBIAMoCRIQCghyZXZpc2lvbhgCIAEoBCJXChJQdXRVc2VyUnVsZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjIjkKFURlbGV0ZVVzZXJSdWxlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkiJwoUTGlzdFVzZXJSdWxlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKGAQoWVXNlclJ1bGVDaGFuZ2VSZXNwb25zZRIyCgRydWxlGAEgASgLMiQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeVJ1bGUSOAoJcmV2aXNpb25zGAIgAygLMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk9yZ1JldmlzaW9uIi8KC09yZ1JldmlzaW9uEg4KBm9yZ19pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBCJvCg5FeHBsYWluUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgpjYXBhYmlsaXR5GAQgASgJEhAKCHJlc291cmNlGAUgASgJIowBCgpMYXllck1hdGNoEjQKBWxheWVyGAEgASgOMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeUxheWVyEhAKCHJ1bGVfaWRzGAIgAygJEjYKBmVmZmVjdBgDIAEoDjImLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5Qb2xpY3lFZmZlY3QihwIKD0V4cGxhaW5SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjkKCmRlY2lkZWRfYnkYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDgoGcmVhc29uGAMgASgJEjUKB21hdGNoZWQYBCADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuTGF5ZXJNYXRjaBIOCgZvcmdfaWQYBSABKAkSEAoIcmV2aXNpb24YBiABKAQSPwoIYXBwcm92YWwYByABKAsyLS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuQXBwcm92YWxSZXF1aXJlbWVudCJdChNBcHByb3ZhbFJlcXVpcmVtZW50EjQKBWxheWVyGAEgASgOMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeUxheWVyEhAKCHJ1bGVfaWRzGAIgAygJIikKF0dldENvbXBpbGVkUnVsZXNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSKqAgoYR2V0Q29tcGlsZWRSdWxlc1Jlc3BvbnNlEg4KBm9yZ19pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBBITCgtjb250cm9sX3NlcRgDIAEoBBIzCgVydWxlcxgEIAMoCzIkLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5Qb2xpY3lSdWxlEhoKEmtub3duX2NhcGFiaWxpdGllcxgFIAMoCRIXCg9hcHBsaWNhdGlvbl9pZHMYBiADKAkSMwoIZ3JhbnRlZXMYByADKAsyIS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuR3JhbnRlZRI4CgttY3Bfc2VydmVycxgIIAMoCzIjLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BTZXJ2ZXIiqgIKCU1jcFNlcnZlchITCgtpbnRlZ3JhdGlvbhgBIAEoCRILCgN1cmwYAiABKAkSEgoKdG9vbHNfanNvbhgDIAEoCRIUCgx0b29sc19kaWdlc3QYBCABKAkSMQoNdG9vbHNfcmVhZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASVgoScmVzb3VyY2VfYXJndW1lbnRzGAYgAygLMjouY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk1jcFNlcnZlci5SZXNvdXJjZUFyZ3VtZW50c0VudHJ5EgwKBGF1dGgYByABKAkaOAoWUmVzb3VyY2VBcmd1bWVudHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIvEBChNQdXRNY3BTZXJ2ZXJSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRILCgN1cmwYAyABKAkSYAoScmVzb3VyY2VfYXJndW1lbnRzGAQgAygLMkQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlB1dE1jcFNlcnZlclJlcXVlc3QuUmVzb3VyY2VBcmd1bWVudHNFbnRyeRIMCgRhdXRoGAUgASgJGjgKFlJlc291cmNlQXJndW1lbnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJaChFNY3BTZXJ2ZXJSZXNwb25zZRIzCgZzZXJ2ZXIYASABKAsyIy5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuTWNwU2VydmVyEhAKCHJldmlzaW9uGAIgASgEIicKFUxpc3RNY3BTZXJ2ZXJzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiTgoWTGlzdE1jcFNlcnZlcnNSZXNwb25zZRI0CgdzZXJ2ZXJzGAEgAygLMiMuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk1jcFNlcnZlciI9ChZEZWxldGVNY3BTZXJ2ZXJSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCSJ0ChJTZXRNY3BUb29sc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhMKC2ludGVncmF0aW9uGAIgASgJEhIKCnRvb2xzX2pzb24YAyABKAkSCwoDdXJsGAQgASgJEhgKEHJldGFpbl91bnNlZW5fbXMYBSABKAQiMgoHR3JhbnRlZRIWCg5hcHBsaWNhdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIoMBCg1Qb2xpY3lDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEg4KBm9yZ19pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoBBINCgVjYXVzZRgEIAEoCRIvCgtvY2N1cnJlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqdgoLUG9saWN5TGF5ZXISHAoYUE9MSUNZX0xBWUVSX1VOU1BFQ0lGSUVEEAASFAoQUE9MSUNZX0xBWUVSX09SRxABEhUKEVBPTElDWV9MQVlFUl9VU0VSEAISHAoYUE9MSUNZX0xBWUVSX0FQUExJQ0FUSU9OEAMqXgoMUG9saWN5RWZmZWN0Eh0KGVBPTElDWV9FRkZFQ1RfVU5TUEVDSUZJRUQQABIXChNQT0xJQ1lfRUZGRUNUX0FMTE9XEAESFgoSUE9MSUNZX0VGRkVDVF9ERU5ZEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiVjb250ZXh0Z2F0ZXdheS9wb2xpY3kvdjEvcG9saWN5LnByb3RvEhhjb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEimwIKClBvbGljeVJ1bGUSCgoCaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDwoHc3ViamVjdBgDIAEoCRI2CgZlZmZlY3QYBCABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAUgASgJEhIKCmNhcGFiaWxpdHkYBiABKAkSEQoJcmVzb3VyY2VzGAcgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJEhkKEWFwcHJvdmFsX3JlcXVpcmVkGAogASgIIsYBCghSdWxlU3BlYxI2CgZlZmZlY3QYASABKA4yJi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5RWZmZWN0EhMKC2ludGVncmF0aW9uGAIgASgJEhIKCmNhcGFiaWxpdHkYAyABKAkSEQoJcmVzb3VyY2VzGAQgAygJEhYKDmFwcGxpY2F0aW9uX2lkGAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEhkKEWFwcHJvdmFsX3JlcXVpcmVkGAcgASgIIlUKEVB1dE9yZ1J1bGVSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjInUKGVB1dEFwcGxpY2F0aW9uUnVsZVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEjAKBHJ1bGUYAyABKAsyIi5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUnVsZVNwZWMiVwoPUHV0UnVsZVJlc3BvbnNlEjIKBHJ1bGUYASABKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCI0ChFEZWxldGVSdWxlUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCSImChJEZWxldGVSdWxlUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQicAoQTGlzdFJ1bGVzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSNAoFbGF5ZXIYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISFgoOYXBwbGljYXRpb25faWQYAyABKAkiWgoRTGlzdFJ1bGVzUmVzcG9uc2USMwoFcnVsZXMYASADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5UnVsZRIQCghyZXZpc2lvbhgCIAEoBCJBChlTZXRPcmdJbnRlZ3JhdGlvbnNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIUCgxpbnRlZ3JhdGlvbnMYAiADKAkiRAoaU2V0T3JnSW50ZWdyYXRpb25zUmVzcG9uc2USFAoMaW50ZWdyYXRpb25zGAEgAygJEhAKCHJldmlzaW9uGAIgASgEIisKGUdldE9yZ0ludGVncmF0aW9uc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIkQKGkdldE9yZ0ludGVncmF0aW9uc1Jlc3BvbnNlEhQKDGludGVncmF0aW9ucxgBIAMoCRIQCghyZXZpc2lvbhgCIAEoBCJXChJQdXRVc2VyUnVsZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIwCgRydWxlGAIgASgLMiIuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlJ1bGVTcGVjIjkKFURlbGV0ZVVzZXJSdWxlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkiJwoUTGlzdFVzZXJSdWxlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKGAQoWVXNlclJ1bGVDaGFuZ2VSZXNwb25zZRIyCgRydWxlGAEgASgLMiQuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeVJ1bGUSOAoJcmV2aXNpb25zGAIgAygLMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk9yZ1JldmlzaW9uIi8KC09yZ1JldmlzaW9uEg4KBm9yZ19pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBCJvCg5FeHBsYWluUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSFgoOYXBwbGljYXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgpjYXBhYmlsaXR5GAQgASgJEhAKCHJlc291cmNlGAUgASgJIowBCgpMYXllck1hdGNoEjQKBWxheWVyGAEgASgOMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeUxheWVyEhAKCHJ1bGVfaWRzGAIgAygJEjYKBmVmZmVjdBgDIAEoDjImLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5Qb2xpY3lFZmZlY3QihwIKD0V4cGxhaW5SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjkKCmRlY2lkZWRfYnkYAiABKA4yJS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuUG9saWN5TGF5ZXISDgoGcmVhc29uGAMgASgJEjUKB21hdGNoZWQYBCADKAsyJC5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuTGF5ZXJNYXRjaBIOCgZvcmdfaWQYBSABKAkSEAoIcmV2aXNpb24YBiABKAQSPwoIYXBwcm92YWwYByABKAsyLS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuQXBwcm92YWxSZXF1aXJlbWVudCJdChNBcHByb3ZhbFJlcXVpcmVtZW50EjQKBWxheWVyGAEgASgOMiUuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLlBvbGljeUxheWVyEhAKCHJ1bGVfaWRzGAIgAygJIikKF0dldENvbXBpbGVkUnVsZXNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCSLzAgoYR2V0Q29tcGlsZWRSdWxlc1Jlc3BvbnNlEg4KBm9yZ19pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBBITCgtjb250cm9sX3NlcRgDIAEoBBIzCgVydWxlcxgEIAMoCzIkLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5Qb2xpY3lSdWxlEhoKEmtub3duX2NhcGFiaWxpdGllcxgFIAMoCRIXCg9hcHBsaWNhdGlvbl9pZHMYBiADKAkSMwoIZ3JhbnRlZXMYByADKAsyIS5jb250ZXh0Z2F0ZXdheS5wb2xpY3kudjEuR3JhbnRlZRI4CgttY3Bfc2VydmVycxgIIAMoCzIjLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BTZXJ2ZXISRwoTbWNwX3ZpcnR1YWxfc2VydmVycxgJIAMoCzIqLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BWaXJ0dWFsU2VydmVyIqoCCglNY3BTZXJ2ZXISEwoLaW50ZWdyYXRpb24YASABKAkSCwoDdXJsGAIgASgJEhIKCnRvb2xzX2pzb24YAyABKAkSFAoMdG9vbHNfZGlnZXN0GAQgASgJEjEKDXRvb2xzX3JlYWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wElYKEnJlc291cmNlX2FyZ3VtZW50cxgGIAMoCzI6LmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BTZXJ2ZXIuUmVzb3VyY2VBcmd1bWVudHNFbnRyeRIMCgRhdXRoGAcgASgJGjgKFlJlc291cmNlQXJndW1lbnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLxAQoTUHV0TWNwU2VydmVyUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSEwoLaW50ZWdyYXRpb24YAiABKAkSCwoDdXJsGAMgASgJEmAKEnJlc291cmNlX2FyZ3VtZW50cxgEIAMoCzJELmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5QdXRNY3BTZXJ2ZXJSZXF1ZXN0LlJlc291cmNlQXJndW1lbnRzRW50cnkSDAoEYXV0aBgFIAEoCRo4ChZSZXNvdXJjZUFyZ3VtZW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWgoRTWNwU2VydmVyUmVzcG9uc2USMwoGc2VydmVyGAEgASgLMiMuY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk1jcFNlcnZlchIQCghyZXZpc2lvbhgCIAEoBCInChVMaXN0TWNwU2VydmVyc1JlcXVlc3QSDgoGb3JnX2lkGAEgASgJIk4KFkxpc3RNY3BTZXJ2ZXJzUmVzcG9uc2USNAoHc2VydmVycxgBIAMoCzIjLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BTZXJ2ZXIiPQoWRGVsZXRlTWNwU2VydmVyUmVxdWVzdBIOCgZvcmdfaWQYASABKAkSEwoLaW50ZWdyYXRpb24YAiABKAkidAoSU2V0TWNwVG9vbHNSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRISCgp0b29sc19qc29uGAMgASgJEgsKA3VybBgEIAEoCRIYChByZXRhaW5fdW5zZWVuX21zGAUgASgEIooBChBNY3BWaXJ0dWFsU2VydmVyEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSFAoMaW50ZWdyYXRpb25zGAMgAygJEg0KBXRvb2xzGAQgAygJEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInQKGlB1dE1jcFZpcnR1YWxTZXJ2ZXJSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhQKDGludGVncmF0aW9ucxgEIAMoCRINCgV0b29scxgFIAMoCSJoChhNY3BWaXJ0dWFsU2VydmVyUmVzcG9uc2USOgoGc2VydmVyGAEgASgLMiouY29udGV4dGdhdGV3YXkucG9saWN5LnYxLk1jcFZpcnR1YWxTZXJ2ZXISEAoIcmV2aXNpb24YAiABKAQiLgocTGlzdE1jcFZpcnR1YWxTZXJ2ZXJzUmVxdWVzdBIOCgZvcmdfaWQYASABKAkiXAodTGlzdE1jcFZpcnR1YWxTZXJ2ZXJzUmVzcG9uc2USOwoHc2VydmVycxgBIAMoCzIqLmNvbnRleHRnYXRld2F5LnBvbGljeS52MS5NY3BWaXJ0dWFsU2VydmVyIj0KHURlbGV0ZU1jcFZpcnR1YWxTZXJ2ZXJSZXF1ZXN0Eg4KBm9yZ19pZBgBIAEoCRIMCgRuYW1lGAIgASgJIjIKB0dyYW50ZWUSFgoOYXBwbGljYXRpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSKDAQoNUG9saWN5Q2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRIOCgZvcmdfaWQYAiABKAkSEAoIcmV2aXNpb24YAyABKAQSDQoFY2F1c2UYBCABKAkSLwoLb2NjdXJyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKnYKC1BvbGljeUxheWVyEhwKGFBPTElDWV9MQVlFUl9VTlNQRUNJRklFRBAAEhQKEFBPTElDWV9MQVlFUl9PUkcQARIVChFQT0xJQ1lfTEFZRVJfVVNFUhACEhwKGFBPTElDWV9MQVlFUl9BUFBMSUNBVElPThADKl4KDFBvbGljeUVmZmVjdBIdChlQT0xJQ1lfRUZGRUNUX1VOU1BFQ0lGSUVEEAASFwoTUE9MSUNZX0VGRkVDVF9BTExPVxABEhYKElBPTElDWV9FRkZFQ1RfREVOWRACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One rule, as the engine evaluates it. Exactly one of integration / capability is set.
@@ -718,6 +718,13 @@ export type GetCompiledRulesResponse = Message<"contextgateway.policy.v1.GetComp
    * @generated from field: repeated contextgateway.policy.v1.McpServer mcp_servers = 8;
    */
   mcpServers: McpServer[];
+
+  /**
+   * The org's named virtual servers: each a chosen set of its MCP servers' integrations and tools.
+   *
+   * @generated from field: repeated contextgateway.policy.v1.McpVirtualServer mcp_virtual_servers = 9;
+   */
+  mcpVirtualServers: McpVirtualServer[];
 };
 
 /**
@@ -954,6 +961,170 @@ export const SetMcpToolsRequestSchema: GenMessage<SetMcpToolsRequest> = /*@__PUR
   messageDesc(file_contextgateway_policy_v1_policy, 30);
 
 /**
+ * A named MCP endpoint an org defines (`/mcp/v/<name>`): the tools of a chosen set of its MCP
+ * servers' integrations and single tools. A selection, never a grant: what it offers is still
+ * decided by the three layers on every request.
+ *
+ * @generated from message contextgateway.policy.v1.McpVirtualServer
+ */
+export type McpVirtualServer = Message<"contextgateway.policy.v1.McpVirtualServer"> & {
+  /**
+   * Lower-case letters, digits, `_` and `-`; unique in the org.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Free text shown to admins, and to agents in the endpoint's instructions.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Whole integrations: every tool of their MCP servers, their resources and prompts.
+   *
+   * @generated from field: repeated string integrations = 3;
+   */
+  integrations: string[];
+
+  /**
+   * Single tools as capabilities `<integration>:<tool>`.
+   *
+   * @generated from field: repeated string tools = 4;
+   */
+  tools: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.McpVirtualServer.
+ * Use `create(McpVirtualServerSchema)` to create a new message.
+ */
+export const McpVirtualServerSchema: GenMessage<McpVirtualServer> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 31);
+
+/**
+ * @generated from message contextgateway.policy.v1.PutMcpVirtualServerRequest
+ */
+export type PutMcpVirtualServerRequest = Message<"contextgateway.policy.v1.PutMcpVirtualServerRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * @generated from field: repeated string integrations = 4;
+   */
+  integrations: string[];
+
+  /**
+   * @generated from field: repeated string tools = 5;
+   */
+  tools: string[];
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.PutMcpVirtualServerRequest.
+ * Use `create(PutMcpVirtualServerRequestSchema)` to create a new message.
+ */
+export const PutMcpVirtualServerRequestSchema: GenMessage<PutMcpVirtualServerRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 32);
+
+/**
+ * @generated from message contextgateway.policy.v1.McpVirtualServerResponse
+ */
+export type McpVirtualServerResponse = Message<"contextgateway.policy.v1.McpVirtualServerResponse"> & {
+  /**
+   * @generated from field: contextgateway.policy.v1.McpVirtualServer server = 1;
+   */
+  server?: McpVirtualServer | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.McpVirtualServerResponse.
+ * Use `create(McpVirtualServerResponseSchema)` to create a new message.
+ */
+export const McpVirtualServerResponseSchema: GenMessage<McpVirtualServerResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 33);
+
+/**
+ * @generated from message contextgateway.policy.v1.ListMcpVirtualServersRequest
+ */
+export type ListMcpVirtualServersRequest = Message<"contextgateway.policy.v1.ListMcpVirtualServersRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.ListMcpVirtualServersRequest.
+ * Use `create(ListMcpVirtualServersRequestSchema)` to create a new message.
+ */
+export const ListMcpVirtualServersRequestSchema: GenMessage<ListMcpVirtualServersRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 34);
+
+/**
+ * @generated from message contextgateway.policy.v1.ListMcpVirtualServersResponse
+ */
+export type ListMcpVirtualServersResponse = Message<"contextgateway.policy.v1.ListMcpVirtualServersResponse"> & {
+  /**
+   * @generated from field: repeated contextgateway.policy.v1.McpVirtualServer servers = 1;
+   */
+  servers: McpVirtualServer[];
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.ListMcpVirtualServersResponse.
+ * Use `create(ListMcpVirtualServersResponseSchema)` to create a new message.
+ */
+export const ListMcpVirtualServersResponseSchema: GenMessage<ListMcpVirtualServersResponse> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 35);
+
+/**
+ * @generated from message contextgateway.policy.v1.DeleteMcpVirtualServerRequest
+ */
+export type DeleteMcpVirtualServerRequest = Message<"contextgateway.policy.v1.DeleteMcpVirtualServerRequest"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message contextgateway.policy.v1.DeleteMcpVirtualServerRequest.
+ * Use `create(DeleteMcpVirtualServerRequestSchema)` to create a new message.
+ */
+export const DeleteMcpVirtualServerRequestSchema: GenMessage<DeleteMcpVirtualServerRequest> = /*@__PURE__*/
+  messageDesc(file_contextgateway_policy_v1_policy, 36);
+
+/**
  * @generated from message contextgateway.policy.v1.Grantee
  */
 export type Grantee = Message<"contextgateway.policy.v1.Grantee"> & {
@@ -973,7 +1144,7 @@ export type Grantee = Message<"contextgateway.policy.v1.Grantee"> & {
  * Use `create(GranteeSchema)` to create a new message.
  */
 export const GranteeSchema: GenMessage<Grantee> = /*@__PURE__*/
-  messageDesc(file_contextgateway_policy_v1_policy, 31);
+  messageDesc(file_contextgateway_policy_v1_policy, 37);
 
 /**
  * CONTROL: an org's rules changed (explicit rule, integrations, or a derived default from an
@@ -1016,7 +1187,7 @@ export type PolicyChanged = Message<"contextgateway.policy.v1.PolicyChanged"> & 
  * Use `create(PolicyChangedSchema)` to create a new message.
  */
 export const PolicyChangedSchema: GenMessage<PolicyChanged> = /*@__PURE__*/
-  messageDesc(file_contextgateway_policy_v1_policy, 32);
+  messageDesc(file_contextgateway_policy_v1_policy, 38);
 
 /**
  * @generated from enum contextgateway.policy.v1.PolicyLayer
