@@ -335,6 +335,41 @@ describe('registration and the connect flow with the server’s own OAuth', () =
     await mcp.close();
   });
 
+  it('refuses a callback whose iss is not the server’s authorization server (RFC 9207 mix-up)', async () => {
+    const bob = randomUUID();
+    const session = await client.request(rpc.broker.createConnectSession, {
+      orgId: ORG,
+      applicationId: APP,
+      applicationName: 'Agent',
+      integration: 'notes',
+      scopes: ['notes:tools'],
+      callbackUrl: 'https://app.example/cb',
+      appState: 'st-bob',
+      forUserId: bob,
+    });
+    const view = await client.request(rpc.broker.getConnectSession, {
+      sessionToken: session.sessionToken,
+      personSessionToken: people.sessionOf(bob),
+    });
+    const decided = await client.request(rpc.broker.decideConnectSession, {
+      sessionToken: session.sessionToken,
+      decision: ConnectDecision.ALLOW,
+      personSessionToken: people.sessionOf(bob),
+      consentAssertionJson: signedConsent(view.consentChallenge),
+    });
+    const back = await authorizeAtOAuthMcp(decided.redirectUrl, 'bob-at-notes', REDIRECT);
+    back.searchParams.set('iss', 'https://evil.example');
+    const done = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: back.search.slice(1),
+      stateCookie: decided.oauthState,
+      personSessionToken: people.sessionOf(bob),
+    });
+    expect(new URL(done.redirectUrl).searchParams.get('error')).toBe('source_error');
+    expect(done.connectionId).toBe('');
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM connections WHERE user_id = $1`, [bob]);
+    expect(rows[0].n).toBe(0);
+  });
+
   it('refreshes with the resource when the token is close to expiry', async () => {
     clock.advance(3_600_000);
     const refreshed = await client.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: false });
