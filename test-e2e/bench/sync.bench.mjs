@@ -6,36 +6,19 @@
 //      app through GET /v1/connections/{id}/records, with webhooks (no polling schedule).
 // Runs the stack from dist/ (pnpm build first) with a private database and nats-server.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
 
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
-import { startSimulator } from '@context-gateway/source-simulators';
-import { connect } from '@nats-io/transport-node';
+import { obtainTokens, startSimulator } from '@context-gateway/source-simulators';
 import pg from 'pg';
 
-// The same code `pnpm start` runs.
-import { ensureNats, startStack } from '../../scripts/start.mjs';
+import { renderFlameGraph } from '../../scripts/flamegraph.mjs';
+import { startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
 import { connectAccount } from '../support/connect-account.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
-
-const rootDir = fileURLToPath(new URL('../..', import.meta.url));
-const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(what, probe, timeoutMs = 30_000, intervalMs = 5) {
   const deadline = Date.now() + timeoutMs;
@@ -50,49 +33,9 @@ async function waitFor(what, probe, timeoutMs = 30_000, intervalMs = 5) {
   }
 }
 
-/** The whole stack on a fresh database and a private nats-server (as the e2e tests run it). */
-async function startBenchStack(env) {
-  const id = randomUUID().slice(0, 8);
-  const admin = new URL(ADMIN_URL);
-  const database = `cg_bench_${id}`;
-  const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/${database}`;
-  const natsUrl = `nats://127.0.0.1:${await freePort()}`;
-  const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-sync-'));
-  // BENCH_LOG_LEVEL=info shows the services' own logs on stderr (where a run spends its time).
-  const log = process.env.BENCH_LOG_LEVEL ? (line) => console.error(line) : () => {};
-  const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log });
-  const ports = {};
-  for (const s of ['gateway', 'identity', 'policy', 'connection-broker', 'audit', 'personal-server', 'sync-worker'])
-    ports[s] = await freePort();
-  const stack = await startStack({
-    rootDir,
-    databaseUrl,
-    natsUrl,
-    natsSeedFiles: nats.natsSeedFiles,
-    ports,
-    log,
-    readyTimeoutMs: 90_000,
-    env: { MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), ...env },
-  });
-  return {
-    gatewayUrl: stack.urls.gateway,
-    natsUrl,
-    async stop() {
-      try {
-        await stack.stop();
-      } finally {
-        await nats.stop();
-        const c = new pg.Client({ connectionString: ADMIN_URL });
-        await c.connect();
-        await c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => c.end());
-        rmSync(scratch, { recursive: true, force: true });
-      }
-    },
-  };
-}
-
 // A large account: a run long enough (~10 s) that the rate is the sustained one, not the ramp.
 const REPOS = Number(process.env.BENCH_SYNC_REPOS ?? 100_000);
+const WARM_SOURCE = process.env.BENCH_SYNC_WARM_SOURCE !== '0';
 const FRESHNESS_SAMPLES = Number(process.env.BENCH_SYNC_SAMPLES ?? 10);
 const CLIENT_ID = 'bench-github';
 const CLIENT_SECRET = 'bench-github-secret-0123456789';
@@ -101,8 +44,71 @@ const SCOPES = ['github:read:profile', 'github:read:repos', 'github:read:stars',
 const CALLBACK = 'http://127.0.0.1:9/bench-callback';
 const OPERATOR_TOKEN = 'bench-operator-token-0123456789abcdef0123456789';
 
+// BENCH_PROFILE_DIR=<dir>: every service runs with --cpu-prof into <dir>, and flame graphs of
+// the sync-worker, the shard and (when this script itself runs with `node --cpu-prof
+// --cpu-prof-dir=<dir>`) the source simulator, over the big run's window, are written there.
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+let profileWindow;
+
+const TICK_MS = 1000 / 100; // USER_HZ
+/** CPU (user + system) of the processes, ms. */
+function processCpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* exited */
+    }
+  }
+  return ticks * TICK_MS;
+}
+/** Busy CPU of the whole machine (every process, all cores), ms. */
+function machineBusyMs() {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
+  return (user + nice + system + irq + softirq + steal) * TICK_MS;
+}
+/** The processes a sync run uses, by role; Postgres as the bench database's backends. */
+async function runPids() {
+  const db = new pg.Client({ connectionString: bench.databaseUrl });
+  await db.connect();
+  const { rows } = await db
+    .query('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    .finally(() => db.end());
+  const { processes, shards } = bench.stack;
+  return {
+    'sync-worker': [processes['sync-worker'].child.pid],
+    'personal-server': [processes['personal-server'], ...shards].map((p) => p.child.pid),
+    postgres: rows.map((r) => r.pid),
+    'source simulator (this process)': [process.pid],
+    gateway: [processes.gateway.child.pid],
+    'connection-broker': [processes['connection-broker'].child.pid],
+  };
+}
+function cpuByProcess(pids) {
+  return Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, processCpuMs(list)]));
+}
+
+/** Every page of the account's repositories, one after another as the connector asks; how many items. */
+async function walkRepos(accessToken) {
+  let url = `${sim.url}/user/repos?per_page=100&sort=full_name`;
+  let fetched = 0;
+  while (url) {
+    const res = await fetch(url, {
+      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/vnd.github+json' },
+    });
+    fetched += (await res.json()).length;
+    url = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
+  }
+  return fetched;
+}
+
 const sim = await startSimulator({ provider: 'github', rateLimit: 10_000_000 });
-const stack = await startBenchStack({
+const bench = await startBenchStack('sync', {
   OPERATOR_TOKEN,
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
   INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
@@ -111,8 +117,16 @@ const stack = await startBenchStack({
   INTEGRATION_GITHUB_CLIENT_SECRET: CLIENT_SECRET,
   GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
   SYNC_INTERVAL_MS: '3600000',
+  // The bench's own polling (every 100 ms, and every 20 ms for freshness) is not what is measured.
+  RATE_LIMIT_PER_KEY: '100000000',
+  RATE_LIMIT_PER_IP: '100000000',
+  ...(PROFILE_DIR ? { STACK_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}),
+}).catch(async (error) => {
+  await sim.stop();
+  throw error;
 });
-const nc = await connect(stack.natsOptions());
+const { nc } = bench;
+const stack = { gatewayUrl: bench.stack.urls.gateway };
 try {
   const port = new URL(stack.gatewayUrl).port;
   await sim.control.registerClient({
@@ -191,6 +205,22 @@ try {
   const seedStarted = Date.now();
   await sim.control.createAccount({ login: 'bench-big', counts: { repos: REPOS, starred: 100, issues: 100 } });
   console.log(`seeded ${REPOS} repositories in ${Date.now() - seedStarted} ms`);
+  if (WARM_SOURCE) {
+    // The simulator renders an item's JSON the first time it serves it and keeps the bytes.
+    // That rendering is the source's work (GitHub's, on GitHub's machines), not the sync's,
+    // yet here it would take the same two cores: one walk before the run does it, so the run
+    // and "source alone" below both meet a warm source. BENCH_SYNC_WARM_SOURCE=0: a cold one.
+    const tokens = await obtainTokens(sim, 'bench-big', ['repo', 'read:user']);
+    const w0 = performance.now();
+    const walked = await walkRepos(tokens.access_token);
+    const ws = (performance.now() - w0) / 1000;
+    console.log(`  the source's first walk (rendering): ${walked} repositories in ${ws.toFixed(2)} s, not timed`);
+    await sim.control.resetCounters();
+  }
+  // CPU per process over the run (the machine is shared: CPU per record says more than a rate).
+  const cpuPids = await runPids();
+  const cpu0 = cpuByProcess(cpuPids);
+  const busy0 = machineBusyMs();
   const t0 = performance.now();
   const big = await connectGithub('bench-big');
   // The run itself: from when the API first shows it running (polled every 5 ms) to its end.
@@ -200,7 +230,19 @@ try {
     const s = await api(`/v1/connections/${big}/sync`);
     return s.state === 'running' || s.lastSuccessAt ? Date.now() : undefined;
   });
+  const runStartUs = monotonicUs();
   const state = await synced(big, 600_000);
+  const cpu1 = cpuByProcess(cpuPids);
+  const busy = machineBusyMs() - busy0;
+  profileWindow = {
+    fromUs: runStartUs,
+    toUs: monotonicUs(),
+    pids: {
+      'sync-worker': bench.stack.processes['sync-worker'].child.pid,
+      'personal-server': bench.stack.processes['personal-server'].child.pid,
+      'source-simulator': process.pid,
+    },
+  };
   const ended = Date.parse(state.lastSuccessAt);
   const seconds = (ended - (Date.now() - (performance.now() - t0))) / 1000;
   const runSeconds = (ended - running) / 1000;
@@ -212,21 +254,19 @@ try {
   console.log(
     `  with the connect flow and queueing before it: ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s`,
   );
+  const perThousand = (ms) => +((ms / Number(state.recordsSynced)) * 1000).toFixed(1);
+  console.log(
+    `  CPU ms per 1,000 records by process (load average ${loadavg()[0].toFixed(1)}):`,
+    Object.fromEntries(Object.keys(cpu1).map((name) => [name, perThousand(cpu1[name] - cpu0[name])])),
+    `machine (every process, other work too): ${perThousand(busy)}`,
+  );
 
   // Where the time goes: the source alone (the same pages, fetched one after another as the
   // connector does) and the Personal Server's write path alone (the same number of records
   // in 500-record writes to one connection, as the worker sends them).
   const token = await client.request(rpc.broker.getAccessToken, { connectionId: big });
-  let url = `${sim.url}/user/repos?per_page=100&sort=full_name`;
-  let fetched = 0;
   const s0 = performance.now();
-  while (url) {
-    const res = await fetch(url, {
-      headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/vnd.github+json' },
-    });
-    fetched += (await res.json()).length;
-    url = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
-  }
+  const fetched = await walkRepos(token.accessToken);
   const sourceSeconds = (performance.now() - s0) / 1000;
   console.log(
     `  source alone: ${fetched} repositories in ${sourceSeconds.toFixed(2)} s = ${Math.round(fetched / sourceSeconds)} records/s`,
@@ -293,7 +333,27 @@ try {
     `freshness (change at the source → queryable, webhooks): p50 ${pct(50).toFixed(2)} s, max ${samples[samples.length - 1].toFixed(2)} s over ${samples.length} changes`,
   );
 } finally {
-  await nc.close();
-  await stack.stop();
+  await bench.stop();
   await sim.stop();
+}
+
+// The services wrote their profiles as they exited. This process (the source simulator)
+// writes its own only after it exits, so that one is drawn by hand with the window printed.
+if (PROFILE_DIR && profileWindow) {
+  const { fromUs, toUs, pids } = profileWindow;
+  const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile'));
+  for (const [name, pid] of Object.entries(pids)) {
+    const out = join(PROFILE_DIR, `flame-sync-${name}.svg`);
+    const file = files.find((f) => f.split('.')[3] === String(pid));
+    if (!file) {
+      console.log(
+        `${name} (pid ${pid}): node scripts/flamegraph.mjs ${PROFILE_DIR}/CPU.*.${pid}.*.cpuprofile --from-us ${fromUs} --to-us ${toUs} > ${out}`,
+      );
+      continue;
+    }
+    const title = `${name}, the INITIAL sync of ${REPOS} repositories`;
+    const profile = JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8'));
+    writeFileSync(out, renderFlameGraph(profile, { fromUs, toUs, title }));
+    console.log(`flame graph: ${out}`);
+  }
 }

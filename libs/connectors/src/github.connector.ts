@@ -178,6 +178,7 @@ export class GithubConnector implements Connector {
           pageSize: PER_PAGE,
           items: asArray<GhRepo>,
           next: linkNext,
+          nextInHeaders: true,
           normalize: githubNormalize.repository,
         },
         prev?.repos,
@@ -196,6 +197,7 @@ export class GithubConnector implements Connector {
           // Only this media type carries `starred_at`; the default one gives bare repositories.
           accept: 'application/vnd.github.star+json',
           next: linkNext,
+          nextInHeaders: true,
           normalize: githubNormalize.star,
         },
         prev?.starred,
@@ -212,6 +214,7 @@ export class GithubConnector implements Connector {
           pageSize: PER_PAGE,
           items: asArray<GhIssue>,
           next: linkNext,
+          nextInHeaders: true,
           normalize: githubNormalize.issue,
         },
         prev?.issues,

@@ -32,6 +32,11 @@ export interface CollectionSpec<Item> {
   resource?: string;
   /** The next page of a 200 answer (Link header, `next` field). */
   next(body: unknown, headers: Headers): string | undefined;
+  /**
+   * `next` reads the headers only (a Link header): the next page is asked for as soon as
+   * this one's body has arrived, and this one is parsed while the source answers.
+   */
+  nextInHeaders?: boolean;
   normalize(item: Item): NormalizedRecord | NormalizedRecord[];
   /** Accept header for every page (a media type that adds fields). */
   accept?: string;
@@ -116,7 +121,7 @@ async function walk<Item>(
   let url: string | undefined = spec.firstPage;
   const visited = new Set<string>();
   const fetchPage = (pageUrl: string, conditional = spec.conditional) => {
-    const answer = http.get<unknown>(pageUrl, {
+    const answer = http.receive<unknown>(pageUrl, {
       etag: conditional ? before.get(pageUrl)?.etag : undefined,
       ...(spec.accept ? { accept: spec.accept } : {}),
     });
@@ -141,13 +146,17 @@ async function walk<Item>(
       url = old.next;
       continue;
     }
-    const next = spec.next(res.body, res.headers);
-    // One page ahead: the next request is on the wire while this page is normalized and
-    // written (the write may wait for room in the worker's pipeline). Still one request at a
-    // time per account — this one's answer is complete before the next is sent — which is
-    // what GitHub asks of integrations ("make requests for a single user serially").
-    if (next && !visited.has(next)) prefetched = fetchPage(next);
-    const records = spec.items(res.body).flatMap((item, index) => {
+    // One page ahead: the next request is on the wire while this page is parsed, normalized
+    // and written (the write may wait for room in the worker's pipeline). Still one request
+    // at a time per account — this one's answer has arrived in full before the next is sent
+    // — which is what GitHub asks of integrations ("make requests for a single user serially").
+    // With the next page in the headers it is asked for before this body is parsed.
+    const early = spec.nextInHeaders ? spec.next(undefined, res.headers) : undefined;
+    if (early && !visited.has(early)) prefetched = fetchPage(early);
+    const body = res.json();
+    const next = spec.nextInHeaders ? early : spec.next(body, res.headers);
+    if (!prefetched && next && !visited.has(next)) prefetched = fetchPage(next);
+    const records = spec.items(body).flatMap((item, index) => {
       const where = `${spec.resource ?? new URL(url ?? '', 'http://source').pathname}[${index}] (${url})`;
       if (item === null || item === undefined) {
         ctx.skip({ kind: 'malformed', resource: where, reason: 'the source listed null' });

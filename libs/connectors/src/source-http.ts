@@ -27,6 +27,20 @@ export interface SourceResponse<T> {
   etag: string | undefined;
 }
 
+/**
+ * An answer whose body has arrived in full but is not parsed yet (`json()` parses it, once).
+ * A walk that learns the next page from the headers asks for it first and parses this one
+ * while the source answers: parsing a GitHub page (~500 KB of JSON) is most of a worker's
+ * CPU per page, and the source stays asked one request at a time.
+ */
+export interface ReceivedResponse<T> {
+  status: 200 | 304;
+  headers: Headers;
+  etag: string | undefined;
+  /** The parsed body; undefined for a 304. Throws `source_error` when the body is not JSON. */
+  json(): T | undefined;
+}
+
 /** Waits `ms`; an abort ends the wait early and rejects with the signal's reason. */
 async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
@@ -91,6 +105,12 @@ export class SourceHttp {
 
   /** `accept` overrides the Accept header for this request (a media type that adds fields, e.g. GitHub's star+json). */
   async get<T>(pathOrUrl: string, opts: { etag?: string; accept?: string } = {}): Promise<SourceResponse<T>> {
+    const res = await this.receive<T>(pathOrUrl, opts);
+    return { status: res.status, body: res.json(), headers: res.headers, etag: res.etag };
+  }
+
+  /** As get(), but resolves once the body has arrived, before it is parsed (see ReceivedResponse). */
+  async receive<T>(pathOrUrl: string, opts: { etag?: string; accept?: string } = {}): Promise<ReceivedResponse<T>> {
     const url = this.url(pathOrUrl);
     let token = await this.tokens.current();
     let refreshed = false;
@@ -130,9 +150,17 @@ export class SourceHttp {
         if (res.status === 304) {
           this.stats.notModified++;
           await res.body?.cancel();
-          return { status: 304, body: undefined, headers: res.headers, etag: etag ?? opts.etag };
+          return { status: 304, headers: res.headers, etag: etag ?? opts.etag, json: () => undefined };
         }
-        return { status: 200, body: (await res.json()) as T, headers: res.headers, etag };
+        const bytes = Buffer.from(await res.arrayBuffer());
+        let parsed: { body: T } | undefined;
+        const path = new URL(url).pathname;
+        return {
+          status: 200,
+          headers: res.headers,
+          etag,
+          json: () => (parsed ??= { body: parseJson<T>(bytes, path) }).body,
+        };
       }
       await res.body?.cancel().catch(() => undefined);
 
@@ -207,6 +235,14 @@ export class SourceHttp {
         `The source asked us to wait ${Math.ceil(ms / 1000)} s (${why}); the sync will be retried later`,
       );
     await sleep(ms, this.signal);
+  }
+}
+
+function parseJson<T>(bytes: Buffer, path: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (cause) {
+    throw new AppError('source_error', `The source answered ${path} with a body that is not JSON`, [], { cause });
   }
 }
 

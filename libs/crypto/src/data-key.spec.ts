@@ -31,6 +31,18 @@ describe('DataKey', () => {
     expect(key.encrypt(plaintext, owner).equals(key.encrypt(plaintext, owner))).toBe(false);
   });
 
+  it('never hands out a nonce twice, across many refills of its nonce pool, and each one decrypts', () => {
+    const key = DataKey.generate();
+    const nonces = new Set<string>();
+    for (let i = 0; i < 5_000; i++) {
+      const sealed = key.encrypt(plaintext, owner);
+      nonces.add(sealed.subarray(1, 13).toString('hex'));
+      if (i % 997 === 0) expect(key.decrypt(sealed, owner).equals(plaintext)).toBe(true);
+    }
+    expect(nonces.size).toBe(5_000);
+    expect(nonces.has('00'.repeat(12))).toBe(false);
+  });
+
   it('writes version | 12-byte nonce | ciphertext | 16-byte tag', () => {
     const sealed = DataKey.generate().encrypt(plaintext, owner);
     expect(sealed[0]).toBe(0x01);

@@ -66,6 +66,15 @@ export class ConnectionsRepository {
     return rows[0] && toRow(rows[0]);
   }
 
+  /**
+   * The committed row, read outside any transaction and without a lock: what a write can do
+   * before it queues for the row lock (its key and owner never change while the row exists).
+   */
+  async findCommitted(connectionId: string): Promise<ConnectionRow | undefined> {
+    const { rows } = await this.pool.query<Raw>(`SELECT ${COLUMNS} FROM connections WHERE id = $1`, [connectionId]);
+    return rows[0] && toRow(rows[0]);
+  }
+
   /** True when the connection was deleted (shredded) here: it must never come back. */
   async wasDeleted(tx: PoolClient, connectionId: string): Promise<boolean> {
     const { rowCount } = await tx.query('SELECT 1 FROM deleted_connections WHERE id = $1', [connectionId]);

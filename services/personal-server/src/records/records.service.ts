@@ -44,6 +44,18 @@ function toDate(ts: Timestamp | undefined): Date | undefined {
   return ts ? timestampDate(ts) : undefined;
 }
 
+/** One record of a write, validated. */
+interface BatchItem {
+  type: string;
+  externalId: string;
+  plaintext: Buffer | undefined;
+  sourceUpdatedAt: Date;
+  /** The source said when (a deletion inferred from a listing that no longer shows the item does not). */
+  sourceTimed: boolean;
+  /** The body's keyed digest, once the connection's key is open; null for a deletion. */
+  digest: Buffer | null;
+}
+
 /** Writing records (sync) and reading pages of them (apps, through the gateway). */
 @Injectable()
 export class RecordsService {
@@ -67,19 +79,7 @@ export class RecordsService {
    */
   async write(request: WriteRecordsRequest): Promise<WriteCounts> {
     const allowed = typesForIntegration(request.integration);
-    const batch = new Map<
-      string,
-      {
-        type: string;
-        externalId: string;
-        plaintext: Buffer | undefined;
-        sourceUpdatedAt: Date;
-        /** The source said when (a deletion inferred from a listing that no longer shows the item does not). */
-        sourceTimed: boolean;
-        /** The body's keyed digest, once the connection's key is open; null for a deletion. */
-        digest: Buffer | null;
-      }
-    >();
+    const batch = new Map<string, BatchItem>();
     const now = this.clock.date();
     request.records.forEach((record, index) => {
       if (!allowed.has(record.type)) {
@@ -110,29 +110,32 @@ export class RecordsService {
       });
     });
 
+    // Before the row lock: digests and the encryption of every body as a new record, which
+    // need only the connection's key and owner (fixed for the row's life). Writes of one
+    // connection commit one at a time under its row lock; done here, a write's crypto (most
+    // of its CPU) runs while an earlier write of the same connection holds the lock, on this
+    // shard or another. A first write (no row yet) does it under the lock instead.
+    const committed = await this.connectionsRepository.findCommitted(request.connectionId);
+    const early =
+      committed && committed.userId === request.userId && committed.integration === request.integration
+        ? await this.sealFresh(committed, batch)
+        : undefined;
+
     return this.connections.transaction(async (tx) => {
       const connection = await this.connections.ensure(
         tx,
         { connectionId: request.connectionId, userId: request.userId, integration: request.integration },
         true,
       );
-      const owner = {
-        personalServerId: connection.personalServerId,
-        connectionId: connection.id,
-        userId: connection.userId,
-      };
-      const key = await this.keys.open(connection.dataKeyId, owner);
+      // The row could have been shredded and made again in between (another key): seal again.
+      const sealed =
+        early && early.dataKeyId === connection.dataKeyId && early.personalServerId === connection.personalServerId
+          ? early
+          : await this.sealFresh(connection, batch);
+      const { key, fresh } = sealed;
       const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
       const encrypt = (id: string, type: string, plaintext: Buffer) =>
         key.encrypt(plaintext, recordAad(connection.personalServerId, connection.id, id, type));
-      // Once per record: it decides "unchanged" and is stored with whatever is written.
-      for (const item of batch.values()) {
-        if (item.plaintext === undefined) continue;
-        item.digest = key.digest(
-          item.plaintext,
-          recordDigestContext(connection.personalServerId, connection.id, item.type, item.externalId),
-        );
-      }
       // Versions are handed out in order under the row lock; one that ends up unused (a
       // record found unchanged below) leaves a gap, which cursors do not mind.
       let version = connection.lastVersion;
@@ -143,22 +146,7 @@ export class RecordsService {
       //    lookup first (an initial sync is all new, and its cost no longer grows with the
       //    rows already written). Encrypting a known record for nothing costs about a
       //    microsecond; the conflict check is the unique index's, whatever the planner thinks.
-      const fresh: RecordWrite[] = [];
-      for (const item of batch.values()) {
-        if (item.plaintext === undefined) continue;
-        const id = randomUUID();
-        version += 1n;
-        fresh.push({
-          id,
-          type: item.type,
-          externalId: item.externalId,
-          ciphertext: encrypt(id, item.type, item.plaintext),
-          bodyDigest: item.digest,
-          sourceUpdatedAt: item.sourceUpdatedAt,
-          deleted: false,
-          version,
-        });
-      }
+      for (const write of fresh) write.version = version += 1n;
       const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
       counts.written += inserted.size;
       for (const write of fresh)
@@ -217,6 +205,41 @@ export class RecordsService {
       await this.connectionsRepository.advance(tx, connection.id, lastWritten, toDate(request.syncedAt));
       return counts;
     });
+  }
+
+  /**
+   * Each body's keyed digest (it decides "unchanged" and is stored with whatever is written)
+   * and its ciphertext as a new record under a new id; versions are set under the row lock.
+   */
+  private async sealFresh(
+    connection: { id: string; personalServerId: string; userId: string; dataKeyId: string },
+    batch: Map<string, BatchItem>,
+  ): Promise<{ key: DataKey; dataKeyId: string; personalServerId: string; fresh: RecordWrite[] }> {
+    const key = await this.keys.open(connection.dataKeyId, {
+      personalServerId: connection.personalServerId,
+      connectionId: connection.id,
+      userId: connection.userId,
+    });
+    const fresh: RecordWrite[] = [];
+    for (const item of batch.values()) {
+      if (item.plaintext === undefined) continue;
+      item.digest = key.digest(
+        item.plaintext,
+        recordDigestContext(connection.personalServerId, connection.id, item.type, item.externalId),
+      );
+      const id = randomUUID();
+      fresh.push({
+        id,
+        type: item.type,
+        externalId: item.externalId,
+        ciphertext: key.encrypt(item.plaintext, recordAad(connection.personalServerId, connection.id, id, item.type)),
+        bodyDigest: item.digest,
+        sourceUpdatedAt: item.sourceUpdatedAt,
+        deleted: false,
+        version: 0n,
+      });
+    }
+    return { key, dataKeyId: connection.dataKeyId, personalServerId: connection.personalServerId, fresh };
   }
 
   /** By digest when the stored row has one; by decrypting it otherwise (rows older than digests). */
