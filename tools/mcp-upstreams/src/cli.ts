@@ -3,6 +3,7 @@
 // {"url": "..."} once it listens (tests read it; see spawn.ts). Stops on SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
 
+import { startConformanceMcp } from './conformance-mcp.js';
 import { startGithubMcp } from './github-mcp.js';
 import { startOAuthMcp } from './oauth-mcp.js';
 
@@ -15,6 +16,8 @@ const { values } = parseArgs({
     // The notes server behind its own authorization server (oauth-mcp.ts) instead.
     'tools-ttl-ms': { type: 'string' },
     oauth: { type: 'boolean' },
+    // The MCP conformance suite's scenarios (conformance-mcp.ts) instead.
+    conformance: { type: 'boolean' },
     'access-token-ttl': { type: 'string' },
     'no-registration': { type: 'boolean' },
     'client-id': { type: 'string' },
@@ -34,10 +37,16 @@ if (values.oauth) {
   console.log(JSON.stringify({ url: running.url, issuer: running.issuer }));
   for (const signal of ['SIGTERM', 'SIGINT'] as const)
     process.once(signal, () => void running.stop().then(() => process.exit(0)));
+} else if (values.conformance) {
+  const running = await startConformanceMcp({ port: Number(values.port ?? 0) });
+  console.log(JSON.stringify({ url: running.url }));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => void running.stop().then(() => process.exit(0)));
 } else if (!values['github-api']) {
   console.error(
     'usage: mcp-upstreams --github-api <url of the GitHub (simulator) API> [--port N] [--faulty-tools] [--legacy-only] [--tools-ttl-ms N]\n' +
-      '       mcp-upstreams --oauth [--access-token-ttl S] [--no-registration] [--client-id ID --client-secret S --redirect-uri URL]',
+      '       mcp-upstreams --oauth [--access-token-ttl S] [--no-registration] [--client-id ID --client-secret S --redirect-uri URL]\n' +
+      "       mcp-upstreams --conformance [--port N]   (the MCP conformance suite's scenarios)",
   );
   process.exit(2);
 } else {

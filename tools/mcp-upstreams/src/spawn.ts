@@ -71,6 +71,26 @@ async function startCli(args: string[]) {
   return { child, line, exited };
 }
 
+/** A test upstream as its own process, once it listens. */
+export interface SpawnedMcp {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Runs the conformance suite's "everything" server (conformance-mcp.ts) as a separate process. */
+export async function spawnConformanceMcp(): Promise<SpawnedMcp> {
+  const { child, line, exited } = await startCli(['--conformance']);
+  return {
+    url: (JSON.parse(line) as { url: string }).url,
+    pid: child.pid ?? 0,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 /** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
 export async function spawnGithubMcp(
   githubApiUrl: string,

@@ -6,14 +6,18 @@ import type { Decision } from '@context-gateway/policy-engine';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { Client } from '@modelcontextprotocol/client';
 import {
+  type CompleteRequest,
   createMcpHandler,
   inputRequired,
   type McpHandlerRequestOptions,
   type McpHttpHandler,
   type McpRequestContext,
+  type Progress,
+  type ProgressToken,
   ProtocolError,
   Server,
   type ServerCapabilities,
+  type ServerNotification,
   UrlElicitationRequiredError,
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
@@ -87,7 +91,7 @@ const MAX_CREDENTIALS = 20_000;
  * 2026-07-28, GET streams on 2025-11-25); resource and prompt lists and resource
  * subscriptions are not followed (docs/gateway-mode.md).
  */
-const CAPABILITIES: ServerCapabilities = { tools: { listChanged: true }, resources: {}, prompts: {} };
+const CAPABILITIES: ServerCapabilities = { tools: { listChanged: true }, resources: {}, prompts: {}, completions: {} };
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
@@ -239,7 +243,14 @@ export class McpGatewayService implements OnModuleDestroy {
       cacheScope: 'private' as const,
     }));
     server.setRequestHandler('tools/call', (request, context) =>
-      this.callTool(auth, ctx.era, request.params.name, request.params.arguments, context.mcpReq.signal),
+      this.callTool(
+        auth,
+        ctx.era,
+        request.params.name,
+        request.params.arguments,
+        context.mcpReq.signal,
+        progressRelay(context.mcpReq),
+      ),
     );
     server.setRequestHandler('resources/list', () => this.listResources(auth));
     server.setRequestHandler('resources/templates/list', () => this.listResourceTemplates(auth));
@@ -247,6 +258,9 @@ export class McpGatewayService implements OnModuleDestroy {
       this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal),
     );
     server.setRequestHandler('prompts/list', () => this.listPrompts(auth));
+    server.setRequestHandler('completion/complete', (request, context) =>
+      this.complete(auth, request.params, context.mcpReq.signal),
+    );
     server.setRequestHandler('prompts/get', (request, context) =>
       this.getPrompt(auth, ctx.era, request.params.name, request.params.arguments, context.mcpReq.signal),
     );
@@ -306,6 +320,7 @@ export class McpGatewayService implements OnModuleDestroy {
     name: string,
     args: Record<string, unknown> | undefined,
     signal: AbortSignal,
+    onProgress: ProgressRelay | undefined,
   ) {
     const { caller } = auth;
     let view = await this.policyView(caller);
@@ -359,7 +374,7 @@ export class McpGatewayService implements OnModuleDestroy {
           },
         },
       },
-      (token) => this.upstream.callTool(server, token, tool, args, signal),
+      (token) => this.upstream.callTool(server, token, tool, args, signal, onProgress),
       (result) => (result.isError ? 'tool_error' : undefined),
     );
   }
@@ -535,11 +550,7 @@ export class McpGatewayService implements OnModuleDestroy {
         // The source may have revoked or expired the token: the next call asks the broker again.
         if (error.kind === 'unauthorized') this.refused(credential, server.auth === 'mcp_oauth');
         await finish({ outcome: 'error', errorCode: `upstream_${error.kind}` }, decision);
-        // The server's own standard error (unknown tool, invalid arguments) reaches the agent as it was.
-        if (error.rpcCode !== undefined) throw new ProtocolError(error.rpcCode, error.message);
-        throw new ProtocolError(MCP_ERRORS.upstream, `${server.integration}: ${error.message}`, {
-          code: `upstream_${error.kind}`,
-        });
+        throw upstreamError(server.integration, error);
       }
       const appError = AppError.from(error);
       await finish({ ...outcomeOf(error) }, decision);
@@ -712,6 +723,39 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   /**
+   * Suggestions for an argument of a prompt (`<integration>.<name>`) or a resource template
+   * (`<integration>+<template>`), asked of the server that offers it with the ref unwrapped.
+   * Answered like the lists, from the servers whose resources and prompts this person may
+   * see, and not audited: a suggestion runs nothing, and the get or read that follows is
+   * decided and audited as usual.
+   */
+  private async complete(auth: GatewayAuth, params: CompleteRequest['params'], signal: AbortSignal) {
+    const { ref } = params;
+    const target =
+      ref.type === 'ref/prompt'
+        ? mapDefined(splitGatewayToolName(ref.name), (t) => ({
+            integration: t.integration,
+            ref: { ...ref, name: t.tool },
+          }))
+        : mapDefined(unwrapUri(ref.uri), (u) => ({ integration: u.integration, ref: { ...ref, uri: u.uri } }));
+    const found = target && (await this.readable(auth)).find((r) => r.server.integration === target.integration);
+    if (!target || !found)
+      throw new ProtocolError(
+        -32602,
+        ref.type === 'ref/prompt' ? `Unknown prompt: ${ref.name}` : `Unknown resource: ${ref.uri}`,
+      );
+    try {
+      return await this.upstream.use(found.server, found.token, signal, (client, s) =>
+        client.complete({ ...params, ref: target.ref }, s ? { signal: s } : {}),
+      );
+    } catch (error) {
+      if (!(error instanceof UpstreamFailure)) throw error;
+      if (error.kind === 'unauthorized') this.credentialCache.delete(found.key);
+      throw upstreamError(found.server.integration, error);
+    }
+  }
+
+  /**
    * The person's connection and short-lived source token for the integration. With an allowed
    * decision at policy revision R, the answer is kept while the org stays at R (any grant,
    * connection or rule change bumps it, so a revocation still refuses the very next call)
@@ -835,6 +879,46 @@ function policyError(capability: string, decision: Decision): ProtocolError {
     reason: decision.reason,
     matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds),
   });
+}
+
+/** The agent's view of a failed upstream exchange. */
+function upstreamError(integration: string, error: UpstreamFailure): ProtocolError {
+  // The server's own standard error (unknown tool, invalid arguments) reaches the agent as it was.
+  if (error.rpcCode !== undefined) return new ProtocolError(error.rpcCode, error.message);
+  return new ProtocolError(MCP_ERRORS.upstream, `${integration}: ${error.message}`, { code: `upstream_${error.kind}` });
+}
+
+function mapDefined<T, U>(value: T | undefined, map: (value: T) => U): U | undefined {
+  return value === undefined ? undefined : map(value);
+}
+
+/** Passes one progress report of the upstream call on to the agent. */
+type ProgressRelay = (progress: Progress) => void;
+
+/**
+ * When the agent asked for progress (`_meta.progressToken`), the upstream's progress
+ * notifications of the call reach it under the agent's own token (the upstream saw the
+ * gateway's); otherwise none is asked for upstream.
+ */
+function progressRelay(req: {
+  _meta?: { progressToken?: ProgressToken };
+  notify: (notification: ServerNotification) => Promise<void>;
+}): ProgressRelay | undefined {
+  const progressToken = req._meta?.progressToken;
+  if (progressToken === undefined) return undefined;
+  return ({ progress, total, message }) =>
+    void req
+      .notify({
+        method: 'notifications/progress',
+        params: {
+          progressToken,
+          progress,
+          ...(total === undefined ? {} : { total }),
+          ...(message === undefined ? {} : { message }),
+        },
+      })
+      // The agent's stream may be gone (it cancelled): the call's own outcome still counts.
+      .catch(() => undefined);
 }
 
 /** Pages through a list (at most 20 pages: a loop guard). */

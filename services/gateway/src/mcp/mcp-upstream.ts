@@ -4,6 +4,7 @@ import { SERVICE_ENV } from '@context-gateway/service-kit';
 import {
   type CallToolResult,
   Client,
+  type Progress,
   ProtocolError,
   StreamableHTTPClientTransport,
 } from '@modelcontextprotocol/client';
@@ -208,12 +209,15 @@ export class McpUpstream implements OnApplicationShutdown {
     tool: UpstreamTool,
     args: Record<string, unknown> | undefined,
     signal: AbortSignal | undefined,
+    onProgress?: (progress: Progress) => void,
   ): Promise<CallToolResult> {
     return this.exchange(server, token, signal, (client, combined) =>
       client.callTool(
         { name: tool.name, ...(args ? { arguments: args } : {}) },
         {
           ...(combined ? { signal: combined } : {}),
+          // Progress does not extend the time limit: MCP_UPSTREAM_TIMEOUT_MS bounds the whole call.
+          ...(onProgress ? { onprogress: onProgress } : {}),
           timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
           toolDefinition: tool,
         },
