@@ -17,7 +17,9 @@ const b64url = (/** @type {Buffer} */ bytes) => bytes.toString('base64url');
  */
 export async function personAccessToken(gatewayUrl, sessionToken, client) {
   const origin = new URL(gatewayUrl).origin;
-  const metadata = await (await fetch(`${origin}/.well-known/oauth-authorization-server/oauth`)).json();
+  const metadata = /** @type {{ authorization_endpoint: string, token_endpoint: string }} */ (
+    await (await fetch(`${origin}/.well-known/oauth-authorization-server/oauth`)).json()
+  );
   const verifier = b64url(randomBytes(32));
   const cookies = new Map([['__Host-cg_session', sessionToken]]);
   const cookieHeader = () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -61,7 +63,7 @@ export async function personAccessToken(gatewayUrl, sessionToken, client) {
             code_verifier: verifier,
           }),
         });
-        const body = await token.json();
+        const body = /** @type {{ access_token: string }} */ (await token.json());
         if (!token.ok) throw new Error(`token request refused: ${JSON.stringify(body)}`);
         return body.access_token;
       }

@@ -16,7 +16,13 @@ import { RpcClient } from '@context-gateway/messaging';
 import { startSimulator } from '@context-gateway/source-simulators';
 
 import { startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
-import { conformanceOrg, resultTable, runConformance, startAgentAdapter } from '../support/mcp-conformance.mjs';
+import {
+  conformanceOrg,
+  conformanceStackEnv,
+  resultTable,
+  runConformance,
+  startAgentAdapter,
+} from '../support/mcp-conformance.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 if (
@@ -33,13 +39,7 @@ const upstream = await spawnConformanceMcp();
 console.log('starting the stack …');
 const bench = await startBenchStack('mcpconf', {
   OPERATOR_TOKEN,
-  INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
-  INTEGRATION_GITHUB_BASE_URL: sim.url,
-  INTEGRATION_GITHUB_CLIENT_ID: 'cg-conformance-github',
-  INTEGRATION_GITHUB_CLIENT_SECRET: 'cg-conformance-github-secret-0123456789',
-  SYNC_INTERVAL_MS: '3600000',
-  MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
-  MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
+  ...conformanceStackEnv(sim.url),
 }).catch(async (error) => {
   await upstream.stop();
   await sim.stop();

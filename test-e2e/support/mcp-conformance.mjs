@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { rpc } from '@context-gateway/proto';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 import { personAccessToken } from '../bench/bench-people.mjs';
 import { connectAccount } from './connect-account.mjs';
@@ -91,7 +92,10 @@ export function resultTable(runs) {
   }));
 }
 
-/** @param {unknown} value */
+/**
+ * @param {unknown} value
+ * @returns {boolean} (not a type guard: messages stay `any` to be rewritten in place)
+ */
 const isObject = (value) => typeof value === 'object' && value !== null;
 
 /**
@@ -227,6 +231,26 @@ export async function startAgentAdapter(options) {
   };
 }
 
+const GITHUB_CLIENT = { id: 'cg-conformance-github', secret: 'cg-conformance-github-secret-0123456789' };
+
+/**
+ * What the stack needs for `conformanceOrg`: GitHub as the simulator at `simUrl`, and MCP
+ * servers on loopback over http allowed (the upstream runs beside the test).
+ * @param {string} simUrl
+ * @returns {Record<string, string>}
+ */
+export function conformanceStackEnv(simUrl) {
+  return {
+    INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
+    INTEGRATION_GITHUB_BASE_URL: simUrl,
+    INTEGRATION_GITHUB_CLIENT_ID: GITHUB_CLIENT.id,
+    INTEGRATION_GITHUB_CLIENT_SECRET: GITHUB_CLIENT.secret,
+    SYNC_INTERVAL_MS: '3600000',
+    MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
+    MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
+  };
+}
+
 /**
  * An org whose `github` MCP server is `upstreamUrl` (the conformance upstream: any
  * integration a person can connect serves, since gateway mode sends each server the
@@ -242,8 +266,8 @@ export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, u
   const callback = 'http://127.0.0.1:9/conformance-callback';
   const scopes = ['github:read:profile', 'github:tools'];
   await sim.control.registerClient({
-    client_id: 'cg-conformance-github',
-    client_secret: 'cg-conformance-github-secret-0123456789',
+    client_id: GITHUB_CLIENT.id,
+    client_secret: GITHUB_CLIENT.secret,
     redirect_uris: [`${gatewayUrl}/v1/connect/callback`],
     name: 'Context Gateway',
   });
@@ -298,5 +322,21 @@ export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, u
     redirectUri: callback,
     scope: 'github:tools',
   });
+  // The first list reads the person's tools into policy's catalog: every scenario then meets
+  // a gateway that knows them (a call naming a tool it lacks would read them again itself).
+  const client = new Client({ name: 'conformance-warm-up', version: '1.0.0' });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL('/mcp', gatewayUrl), {
+      authProvider: { token: () => Promise.resolve(accessToken) },
+    }),
+  );
+  for (let i = 0; ; i++) {
+    const result = await client.callTool({ name: 'github.test_simple_text' }).catch((error) => error);
+    if (!(result instanceof Error)) break;
+    if (i > 100) throw result;
+    await client.listTools();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await client.close();
   return { accessToken, orgId: org.id };
 }
