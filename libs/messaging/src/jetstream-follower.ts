@@ -71,6 +71,16 @@ export class StreamFollower {
     });
     const messages = await consumer.consume();
     this.messages = messages;
+    void (async () => {
+      // The client would recreate a deleted consumer only after two missed heartbeats (about
+      // 30 s), all of which every wait spends failing closed: start again at once instead.
+      for await (const status of messages.status()) {
+        if (status.type !== 'consumer_deleted') continue;
+        this.opts.logger.warn({ fromSeq: this.consumed + 1 }, `${this.opts.name}'s consumer was deleted`);
+        await messages.close();
+        return;
+      }
+    })().catch((error: unknown) => this.opts.logger.warn({ err: error }, `${this.opts.name} status watch ended`));
     this.loop = (async () => {
       for await (const m of messages) {
         this.opts.onMessage(m);

@@ -25,6 +25,10 @@ function toConfig(stream: StreamDescriptor, replicas: number): Partial<StreamCon
     discard: DiscardPolicy.New,
     // 3 in a cluster (deploy/): a stream survives the loss of one NATS server.
     num_replicas: replicas,
+    // Headers only: a reader needs the sequence, and the body is read through its consumer.
+    ...(stream.republish
+      ? { republish: { src: stream.republish.source, dest: stream.republish.destination, headers_only: true } }
+      : {}),
   };
 }
 
@@ -55,7 +59,20 @@ export async function ensureStreams(
     checkReplicas(stream.name, have, replicas);
     // storage and retention cannot change on a live stream; the rest can.
     const { storage: _storage, retention: _retention, ...mutable } = config;
-    await jsm.streams.update(stream.name, mutable);
+    try {
+      await jsm.streams.update(stream.name, mutable);
+    } catch (error) {
+      // nats-server before 2.10 cannot add RePublish to a live stream. Everything else is
+      // still brought up to date; its readers see no pushed sequences and ask the server
+      // for the stream's last sequence instead (slower, as correct).
+      if (!(mutable.republish && /republish/i.test(String(error)))) throw error;
+      const { republish: _republish, ...rest } = mutable;
+      await jsm.streams.update(stream.name, rest);
+      logger.warn(
+        { stream: stream.name },
+        'jetstream stream created without RePublish and this server cannot add it (nats-server < 2.10): its readers fall back to asking for its last sequence',
+      );
+    }
     if (have < replicas)
       logger.info({ stream: stream.name, from: have, to: replicas }, 'jetstream stream replicas raised');
   }

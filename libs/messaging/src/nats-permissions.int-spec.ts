@@ -12,7 +12,7 @@ import {
   streams,
 } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createUser } from '@nats-io/nkeys';
 import { connect, errors, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
 import { pino } from 'pino';
@@ -294,6 +294,33 @@ describe.each(SERVICE_NAMES)('%s, with its own credentials', (service) => {
     expect(new Set(received)).toEqual(new Set(answered));
     for (const sender of senders.values()) await sender.close();
     await nc.close();
+  });
+});
+
+describe("CONTROL's pushed sequences", () => {
+  it('reach its reader (the gateway) before the publisher holds its ack; no other service may subscribe to them', async () => {
+    const destination = streams.control.republish.destination;
+    const { nc: gateway, violations } = await connectAs('gateway');
+    const pushed: number[] = [];
+    gateway.subscribe(destination, {
+      callback: (error, m) => void (error ? undefined : pushed.push(Number(m.headers?.get('Nats-Sequence')))),
+    });
+    await gateway.flush();
+    const { nc: policy } = await connectAs('policy');
+    const ack = await jetstream(policy).publish(events.policyChanged.subject, new Uint8Array([3]));
+    // The copy was queued to the gateway before the ack was sent: one PING/PONG brings it.
+    await gateway.flush();
+    expect(pushed).toContain(ack.seq);
+    expect(violations).toEqual([]);
+
+    for (const service of SERVICE_NAMES.filter((s) => !(streams.control.readers as readonly string[]).includes(s))) {
+      const other = await connectAs(service);
+      other.nc.subscribe(destination, { callback: () => undefined });
+      await settle(other.nc);
+      expect(other.violations).toEqual([`subscription ${destination}`]);
+      await other.nc.close();
+    }
+    await Promise.all([gateway.close(), policy.close()]);
   });
 });
 

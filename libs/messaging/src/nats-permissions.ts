@@ -78,7 +78,7 @@ export function streamsUsedBy(service: ServiceName): StreamDescriptor[] {
  *   info/pull/delete of consumers other than the durable ones. Never a stream create,
  *   update, delete or purge, nor a consumer delete of a durable.
  * - subscribe: every contract it answers (queue groups included; a shard subject with its
- *   shard as `*`) and its own inbox prefix.
+ *   shard as `*`), its own inbox prefix, and the republished sequences of a stream it reads.
  * - allow_responses: it may reply to requests it received, on whatever reply subject they name.
  */
 export function natsPermissions(service: ServiceName): NatsPermissions {
@@ -102,6 +102,8 @@ export function natsPermissions(service: ServiceName): NatsPermissions {
   }
   for (const s of Object.values(streams) as StreamDescriptor[]) {
     if (!s.readers?.includes(service)) continue;
+    // The stream's pushed sequences (its RePublish copies), which only its readers follow.
+    if (s.republish) subscribe.add(s.republish.destination);
     publish.add(`${JS_API}.STREAM.MSG.GET.${s.name}`);
     for (const verb of ['CREATE', 'INFO', 'MSG.NEXT', 'DELETE']) publish.add(`${JS_API}.CONSUMER.${verb}.${s.name}.*`);
     publish.add(`${JS_API}.CONSUMER.CREATE.${s.name}.*.>`);

@@ -78,6 +78,14 @@ export interface StreamDescriptor {
    * create consumers on it, never delete one or the stream.
    */
   readonly readers?: readonly ServiceName[];
+  /**
+   * Where the stream republishes the headers of every message it stores (NATS RePublish:
+   * `Nats-Sequence`, `Nats-Last-Sequence`, ...), a core subject pattern with the same
+   * wildcards as `subjects`. The server sends each copy before the publisher's ack, so a
+   * reader subscribed here learns a stored sequence no later than the publisher does; the
+   * readers may subscribe to it. Set at creation (servers before 2.10 cannot add it later).
+   */
+  readonly republish?: { readonly source: string; readonly destination: string };
 }
 
 /** One kind of message published into a stream. */

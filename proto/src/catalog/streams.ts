@@ -36,6 +36,9 @@ export const streams = {
       'Control-plane facts (application declarations, grants, policy changes) that data-plane caches follow.',
     // The gateway follows it with in-memory ordered consumers (policy cache, token revocations).
     readers: ['gateway'],
+    // Each stored event's sequence, pushed to the gateways before its publisher is answered:
+    // their freshness check for a request (docs/policy.md, "Freshness").
+    republish: { source: 'control.v1.>', destination: 'control.seq.v1.>' },
   },
   audit: {
     name: 'AUDIT',

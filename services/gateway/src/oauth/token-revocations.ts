@@ -29,7 +29,7 @@ const keyOf = (kind: TokenRevocationKind, id: string) => `${kind}:${id}`;
  * CONTROL stream): for each grant, application and person, the latest moment before which
  * its tokens are void, and which API keys and applications were revoked when. The same
  * consistency rule as the policy cache (docs/policy.md): before a token or a remembered key
- * is accepted, ask NATS for the CONTROL stream's last sequence *now* (ControlHead, one
+ * is accepted, learn the CONTROL stream's last sequence *now* (ControlHead, one
  * question per request shared with the policy check) and wait until this process has read
  * up to it, so a revocation that returned to its caller is known to the very next request,
  * on every gateway. It reads the whole stream (other subjects are skipped) so that its

@@ -1,33 +1,85 @@
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, type RequestContext } from '@context-gateway/observability';
 import { streams } from '@context-gateway/proto';
-import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { type JetStreamManager, jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 
 /** One answer to "what is the stream's last sequence": the number, or why there is none. */
 type StreamAnswer = { ok: true; seq: number } | { ok: false; error: AppError };
 
+/** How the head was last found: what the benchmarks and tests count. */
+export interface ControlHeadStats {
+  /** Round trips that asked JetStream for the stream's last sequence (STREAM.INFO). */
+  asked: number;
+  /** Round trips that were a plain NATS PING/PONG, answered from the pushed sequences. */
+  flushed: number;
+}
+
+const control = streams.control;
+
 /**
- * "What is the CONTROL stream's last sequence now?", asked of the NATS server for everything
- * a request must see (policy changes, grant and application changes, token and API key
- * revocations), so a change whose call returned before the request began is known to it.
+ * "What is the CONTROL stream's last sequence now?" for everything a request must see
+ * (policy changes, grant and application changes, token and API key revocations), so a
+ * change whose call returned before the request began is known to it (docs/policy.md,
+ * "Freshness").
  *
- * Cheap by sharing, never by guessing:
- * - concurrent callers share one question in flight, but only one *sent after* they asked;
- * - within one request (the HTTP edge's request context) the first answer serves every later
- *   check of that request: it was asked after the request began, which is all a check needs.
+ * Pushed, with one cheap round trip per batch. The stream republishes the headers of every
+ * message it stores to `control.seq.v1.>` (RePublish), and this process keeps the highest
+ * `Nats-Sequence` seen. nats-server queues that copy and the publisher's ack on one FIFO, in
+ * that order, from the goroutine that stored the message; so once a publisher holds its ack,
+ * the copy is already in the outbound buffer of every subscriber on that server. A PING sent
+ * after a request began is answered after everything queued to this connection before it:
+ * when the PONG arrives, the pushed sequence covers every change that returned before the
+ * request began. That round trip is a core NATS flush (no JetStream API call, about a fifth
+ * of the CPU of a STREAM.INFO on both ends, measured), shared by every check waiting for it.
+ *
+ * The push alone could be behind, so it is trusted only on one connection it has been
+ * proven complete on: STREAM.INFO is asked instead (and its answer proves the push complete
+ * from then on) when
+ * - nothing has been proven on this connection yet: at start, and after any reconnect (the
+ *   server id and client id change; copies sent while disconnected are lost);
+ * - the subscription was refused (no subscribe right) or closed;
+ * - the stream has no RePublish (created by a nats-server before 2.10 could add it);
+ * - the server is part of a cluster, or the stream lives on another server: a copy then
+ *   reaches this server over a route, with no order against the ack sent elsewhere.
+ *   (deploy/ runs a 3-node cluster: there every batch asks, as before.)
+ *
+ * Shared, never guessed: concurrent callers share one round trip in flight, but only one
+ * *sent after* they asked; within one request (the HTTP edge's request context) the first
+ * answer serves every later check of that request.
  */
 export class ControlHead {
   private pending: ((answer: StreamAnswer) => void)[] = [];
   private asking = false;
   private jsm: JetStreamManager | undefined;
   private readonly perRequest = new WeakMap<RequestContext, Promise<number>>();
+  private readonly pushedSub: Subscription;
+  /** Highest sequence known stored: from the pushed copies, or from STREAM.INFO. */
+  private pushed = 0;
+  /** The connection (server id/client id) on which every stored sequence is pushed to us, if proven. */
+  private trustedOn: string | undefined;
+  private subscriptionLost = false;
+  readonly stats: ControlHeadStats = { asked: 0, flushed: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly unavailable: () => AppError = () =>
       new AppError('policy_unavailable', 'The policy change stream is unreachable'),
-  ) {}
+  ) {
+    // Subscribed before any STREAM.INFO is sent on this connection: the server registers the
+    // SUB before it reads that request, so what the answer does not cover is pushed to us.
+    this.pushedSub = nc.subscribe(control.republish.destination, {
+      callback: (error, m) => {
+        if (error) {
+          this.subscriptionLost = true;
+          this.trustedOn = undefined;
+          return;
+        }
+        const seq = Number(m.headers?.get('Nats-Sequence'));
+        if (Number.isSafeInteger(seq) && seq > this.pushed) this.pushed = seq;
+      },
+    });
+  }
 
   /** The stream's last sequence, asked after this call began (or after the current request began). */
   latestSeq(): Promise<number> {
@@ -53,13 +105,12 @@ export class ControlHead {
   private async askLoop(): Promise<void> {
     this.asking = true;
     while (this.pending.length > 0) {
-      // Everyone waiting now asked before this request is sent: it answers all of them.
+      // Everyone waiting now asked before this round trip is sent: it answers all of them.
       const batch = this.pending;
       this.pending = [];
       try {
-        this.jsm ??= await jetstreamManager(this.nc);
-        const info = await this.jsm.streams.info(streams.control.name);
-        for (const done of batch) done({ ok: true, seq: info.state.last_seq });
+        const seq = (await this.fromPush()) ?? (await this.fromServer());
+        for (const done of batch) done({ ok: true, seq });
       } catch (error) {
         const failure = this.unavailable();
         failure.cause = error;
@@ -67,5 +118,54 @@ export class ControlHead {
       }
     }
     this.asking = false;
+  }
+
+  /** The pushed sequence after a PING/PONG, when this connection is proven to get every copy; else undefined. */
+  private async fromPush(): Promise<number | undefined> {
+    const on = this.connectionId();
+    if (on === undefined || on !== this.trustedOn || this.pushedSub.isClosed()) return undefined;
+    try {
+      await this.nc.flush();
+    } catch {
+      // Disconnected meanwhile (nats.js rejects the PING): STREAM.INFO waits for the next connection.
+      return undefined;
+    }
+    // A reconnect while flushing: copies may have been lost in between.
+    if (this.connectionId() !== on || this.trustedOn !== on) return undefined;
+    this.stats.flushed += 1;
+    return this.pushed;
+  }
+
+  private async fromServer(): Promise<number> {
+    const before = this.connectionId();
+    this.jsm ??= await jetstreamManager(this.nc);
+    const info = await this.jsm.streams.info(control.name);
+    this.stats.asked += 1;
+    const seq = info.state.last_seq;
+    if (seq > this.pushed) this.pushed = seq;
+    // Everything stored up to the answer is <= seq; everything stored after it is pushed to
+    // this connection (subscribed before the question, on the same connection throughout).
+    if (before !== undefined && this.connectionId() === before && this.pushable(info)) this.trustedOn = before;
+    return seq;
+  }
+
+  /** The push can prove freshness: one server, the stream on it, republishing where we listen. */
+  private pushable(info: StreamInfo): boolean {
+    const server = this.nc.info;
+    return (
+      !this.subscriptionLost &&
+      !this.pushedSub.isClosed() &&
+      server !== undefined &&
+      server.jetstream === true &&
+      server.cluster === undefined &&
+      (info.cluster?.leader === undefined || info.cluster.leader === server.server_name) &&
+      info.config.republish?.dest === control.republish.destination
+    );
+  }
+
+  /** This connection's identity: a reconnect gets a new client id (and a restarted server a new server id). */
+  private connectionId(): string | undefined {
+    const server = this.nc.info;
+    return server === undefined || this.nc.isClosed() ? undefined : `${server.server_id}/${server.client_id}`;
   }
 }

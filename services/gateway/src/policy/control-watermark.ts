@@ -15,10 +15,11 @@ export type Requirement = { orgId: string; revision?: bigint; controlSeq?: numbe
  * The gateway's view of the CONTROL stream, the one ordered log of every policy-relevant
  * fact (PolicyChanged, ApplicationChanged, GrantChanged):
  *
- * - `latestSeq()` asks the NATS server for the stream's last sequence *now* (ControlHead). A
- *   change whose call has returned is already in the stream (its publish was acknowledged),
- *   so a request that starts afterwards gets a number >= that change's sequence. Concurrent
- *   callers share one in-flight question, but only one that was *sent after* they asked.
+ * - `latestSeq()` is a sequence >= every message the stream had stored when it was called
+ *   (ControlHead: the pushed sequence after a PING/PONG, or the server's answer). A change
+ *   whose call has returned is already in the stream (its publish was acknowledged), so a
+ *   request that starts afterwards gets a number >= that change's sequence. Concurrent
+ *   callers share one round trip in flight, but only one that was *sent after* they asked.
  * - `waitConsumed(seq)` resolves once this process has read the stream up to `seq` and
  *   passed every requirement to `onRequirement` (synchronously, before resolving).
  *
@@ -62,7 +63,7 @@ export class ControlWatermark {
     return this.follower.stop();
   }
 
-  /** The CONTROL stream's last sequence, asked after this call (or the current request) began. */
+  /** A sequence covering the CONTROL stream as of when this call (or the current request) began. */
   latestSeq(): Promise<number> {
     return this.head.latestSeq();
   }

@@ -62,7 +62,8 @@ interface OrgNeed {
  * rules. Before each decision it makes sure the cache reflects every policy change and
  * revocation that had returned to its caller before the decision started (docs/policy.md):
  *
- *   1. ask NATS for the CONTROL stream's last sequence L (shared by concurrent decisions);
+ *   1. learn a CONTROL sequence L covering every change stored before the decision began
+ *      (ControlHead: pushed, or asked; one round trip shared by concurrent decisions);
  *   2. wait until this process has read CONTROL up to L (usually already true);
  *   3. if an event up to L concerns the org (PolicyChanged revision R, or a grant or
  *      application event at sequence S), refill that org's rules from policy until they are
