@@ -41,9 +41,15 @@ const userId = (value: string, path: string): ValidationProblem[] => [
   ...check.nonEmpty(value, path),
   ...check.maxLength(value, 200, path),
 ];
-/** An integration key: what `<integration>:<tool>` starts with. */
+const INTEGRATION_KEY_SOURCE = '[a-z0-9][a-z0-9_-]{0,99}';
+/** An integration's key (what `<integration>:<tool>` starts with): lower-case letters, digits, `_` and `-`, 1-100. */
+export const INTEGRATION_KEY = new RegExp(`^${INTEGRATION_KEY_SOURCE}$`);
+const MCP_TOOL_NAME_SOURCE = '[A-Za-z0-9_.-]{1,128}';
+/** MCP's own rule for tool names (2025-11-25 "Tool names"): what may follow `<integration>:`. */
+export const MCP_TOOL_NAME = new RegExp(`^${MCP_TOOL_NAME_SOURCE}$`);
+
 const integrationKey = (value: string, path: string): ValidationProblem[] =>
-  /^[a-z0-9][a-z0-9_-]{0,99}$/.test(value)
+  INTEGRATION_KEY.test(value)
     ? []
     : [{ path, message: 'must be an integration name (lower-case letters, digits, _ and -)' }];
 
@@ -65,8 +71,8 @@ const virtualServerName = (value: string, path: string): ValidationProblem[] =>
   MCP_VIRTUAL_SERVER_NAME.test(value)
     ? []
     : [{ path, message: 'must be 1-63 lower-case letters, digits, _ and - (starting with a letter or digit)' }];
-/** MCP's rule for tool names (2025-11-25 "Tool names"), after `<integration>:`. */
-const MCP_TOOL_CAPABILITY = /^[a-z0-9][a-z0-9_-]{0,99}:[A-Za-z0-9_.-]{1,128}$/;
+/** A tool capability `<integration>:<tool>`: an integration key, then an MCP tool name. */
+export const MCP_TOOL_CAPABILITY = new RegExp(`^${INTEGRATION_KEY_SOURCE}:${MCP_TOOL_NAME_SOURCE}$`);
 
 /** A virtual server's selection: integrations and `<integration>:<tool>` capabilities, bounded, one at least. */
 function virtualServerSelection(m: { integrations: string[]; tools: string[] }): ValidationProblem[] {

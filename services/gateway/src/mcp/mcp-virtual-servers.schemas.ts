@@ -1,4 +1,4 @@
-import { MCP_VIRTUAL_SERVER_NAME } from '@context-gateway/proto';
+import { INTEGRATION_KEY, MCP_TOOL_CAPABILITY, MCP_VIRTUAL_SERVER_NAME } from '@context-gateway/proto';
 import { z } from 'zod';
 
 import { id } from '../http/input.js';
@@ -20,12 +20,12 @@ export const putMcpVirtualServerBody = z
       .optional()
       .describe('Shown to admins, and to agents in the endpoint’s instructions.'),
     integrations: z
-      .array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/))
+      .array(z.string().regex(INTEGRATION_KEY))
       .max(100)
       .optional()
       .describe('Whole integrations: every tool of their MCP servers, and their resources and prompts.'),
     tools: z
-      .array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}:[A-Za-z0-9_.-]{1,128}$/))
+      .array(z.string().regex(MCP_TOOL_CAPABILITY))
       .max(1000)
       .optional()
       .describe('Single tools, as the capabilities policy rules name (`github:list_repos`); no resources or prompts.'),

@@ -1,3 +1,4 @@
+import { INTEGRATION_KEY } from '@context-gateway/proto';
 import { z } from 'zod';
 
 import { id } from '../http/input.js';
@@ -6,7 +7,7 @@ export const mcpServerParams = z.strictObject({
   orgId: id(),
   integration: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,99}$/)
+    .regex(INTEGRATION_KEY)
     .describe('The integration whose connections the server is called with; its tools are `<integration>:<tool>`.'),
 });
 

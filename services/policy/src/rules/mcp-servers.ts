@@ -82,16 +82,23 @@ export class McpServersService {
       const now = this.clock.date();
       const merged = mergeTools(stored, read, now, retainUnseenMs);
       const changed = merged.digest !== stored.toolsDigest;
-      if (changed) {
-        const others = await this.repo.otherMcpToolsBytes(tx, orgId, integration);
-        if (others + Buffer.byteLength(merged.json) > MAX_ORG_TOOLS_BYTES)
-          throw new AppError('validation_failed', "The org's MCP servers list more tools than policy keeps", [
-            { path: 'toolsJson', message: `at most ${MAX_ORG_TOOLS_BYTES} bytes for all servers of an org` },
-          ]);
+      if (!changed) {
+        const server = await this.repo.storeMcpTools(tx, orgId, integration, merged, changed, now);
+        return { server, revision: await this.repo.revision(orgId), eventId: undefined };
       }
+      // The bump locks the org's revision row first: the budget is checked against a snapshot
+      // no other change of the org (tools or virtual servers) is altering meanwhile.
+      const bumped = await this.rules.bump(tx, orgId, 'mcp_tools_set');
+      const others = await this.repo.otherMcpSnapshot(tx, orgId, { integration });
+      if (others.bytes + Buffer.byteLength(merged.json) > MAX_ORG_TOOLS_BYTES)
+        throw new AppError('validation_failed', "The org's MCP servers list more tools than policy keeps", [
+          {
+            path: 'toolsJson',
+            message: `at most ${MAX_ORG_TOOLS_BYTES} bytes for all servers and virtual servers of an org`,
+          },
+        ]);
       const server = await this.repo.storeMcpTools(tx, orgId, integration, merged, changed, now);
-      if (!changed) return { server, revision: await this.repo.revision(orgId), eventId: undefined };
-      return { server, ...(await this.rules.bump(tx, orgId, 'mcp_tools_set')) };
+      return { server, ...bumped };
     });
     if (result.eventId) await this.rules.announce([result.eventId]);
     return { server: result.server, revision: result.revision };

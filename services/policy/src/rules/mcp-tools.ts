@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
+import { MCP_TOOL_NAME } from '@context-gateway/proto';
 
 import type { McpServer as McpServerRow } from '../generated/prisma/client.js';
 
-/** MCP's own rule for tool names (2025-11-25 "Tool names"): what may follow `<integration>:`. */
-const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 /** More tools than this from one server is a misbehaving server, not a catalog. */
 const MAX_TOOLS = 1_000;
 
@@ -31,10 +30,21 @@ function toolNames(toolsJson: string): string[] {
 /** A server's tools may take this many bytes (UTF-8 JSON) in policy's snapshot. */
 const MAX_SERVER_TOOLS_BYTES = 256 * 1024;
 /**
- * All of an org's servers together: the snapshot a gateway fetches carries them beside the
- * rules and must stay well under NATS's 1 MB message limit.
+ * All of an org's servers' tools and its virtual servers together: the snapshot a gateway
+ * fetches carries them beside the rules and must stay well under NATS's 1 MB message limit.
  */
 export const MAX_ORG_TOOLS_BYTES = 600 * 1024;
+
+/** A virtual server's share of MAX_ORG_TOOLS_BYTES: its fields as UTF-8 JSON. */
+export function mcpVirtualServerBytes(server: {
+  name: string;
+  description: string;
+  integrations: readonly string[];
+  tools: readonly string[];
+}): number {
+  const { name, description, integrations, tools } = server;
+  return Buffer.byteLength(JSON.stringify({ name, description, integrations, tools }));
+}
 
 interface NamedTool {
   name: string;
@@ -56,7 +66,7 @@ export function parseTools(toolsJson: string): NamedTool[] {
   const seen = new Set<string>();
   const problems = parsed.flatMap((tool: unknown, i) => {
     const name = (tool as { name?: unknown } | null)?.name;
-    if (typeof tool !== 'object' || tool === null || typeof name !== 'string' || !TOOL_NAME.test(name))
+    if (typeof tool !== 'object' || tool === null || typeof name !== 'string' || !MCP_TOOL_NAME.test(name))
       return [{ path: `toolsJson.${i}.name`, message: 'must be a tool name of 1-128 letters, digits, _ . -' }];
     if (seen.has(name)) return [{ path: `toolsJson.${i}.name`, message: 'duplicate tool name' }];
     seen.add(name);

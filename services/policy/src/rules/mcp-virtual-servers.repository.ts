@@ -33,10 +33,14 @@ export class McpVirtualServersRepository {
     return this.db.mcpVirtualServer.findMany({ where: { orgId }, orderBy: { name: 'asc' } });
   }
 
+  /**
+   * Removes the virtual server; undefined when there is none. deleteMany, not delete: of two
+   * concurrent deletes the second finds no row, and that is "not found", not an error.
+   */
   async delete(tx: Tx, orgId: string, name: string): Promise<McpVirtualServer | undefined> {
     const found = await tx.mcpVirtualServer.findUnique({ where: { orgId_name: { orgId, name } } });
     if (!found) return undefined;
-    await tx.mcpVirtualServer.delete({ where: { orgId_name: { orgId, name } } });
-    return found;
+    const { count } = await tx.mcpVirtualServer.deleteMany({ where: { orgId, name } });
+    return count === 1 ? found : undefined;
   }
 }

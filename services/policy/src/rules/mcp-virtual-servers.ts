@@ -1,10 +1,15 @@
 import { AppError, type FieldProblem } from '@context-gateway/errors';
 import { Injectable } from '@nestjs/common';
 
+import type { Tx } from '../database/database.module.js';
 import type { McpVirtualServer as VirtualServerRow } from '../generated/prisma/client.js';
+import { MAX_ORG_TOOLS_BYTES, mcpVirtualServerBytes } from './mcp-tools.js';
 import { McpVirtualServersRepository } from './mcp-virtual-servers.repository.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
+
+/** An org's virtual servers; each may select up to 1000 tools, and all travel in the snapshot. */
+export const MAX_VIRTUAL_SERVERS = 50;
 
 export interface VirtualServerSpec {
   name: string;
@@ -68,17 +73,40 @@ export class McpVirtualServersService {
           'A virtual server may only select integrations the organization registered an MCP server for',
           problems,
         );
-      const server = await this.repo.upsert(tx, {
-        orgId,
-        name: spec.name,
-        description: spec.description,
-        integrations,
-        tools,
-      });
-      return { server, ...(await this.rules.bump(tx, orgId, 'mcp_virtual_server_put')) };
+      // The bump locks the org's revision row first: the caps are checked against a snapshot
+      // no other change of the org is altering meanwhile.
+      const bumped = await this.rules.bump(tx, orgId, 'mcp_virtual_server_put');
+      const selection = { name: spec.name, description: spec.description, integrations, tools };
+      await this.checkCaps(tx, orgId, selection);
+      const server = await this.repo.upsert(tx, { orgId, ...selection });
+      return { server, ...bumped };
     });
     await this.rules.announce([result.eventId]);
     return { server: result.server, revision: result.revision };
+  }
+
+  /**
+   * At most MAX_VIRTUAL_SERVERS per org, and the virtual servers count in the snapshot's MCP
+   * budget (MAX_ORG_TOOLS_BYTES) beside the servers' tools: the snapshot travels in one NATS
+   * message.
+   */
+  private async checkCaps(tx: Tx, orgId: string, selection: VirtualServerSpec): Promise<void> {
+    const others = await this.rulesRepo.otherMcpSnapshot(tx, orgId, { virtualServer: selection.name });
+    if (others.virtualServers >= MAX_VIRTUAL_SERVERS)
+      throw new AppError('validation_failed', 'The organization has as many virtual servers as it may have', [
+        { path: 'name', message: `at most ${MAX_VIRTUAL_SERVERS} virtual servers per organization` },
+      ]);
+    if (others.bytes + mcpVirtualServerBytes(selection) > MAX_ORG_TOOLS_BYTES)
+      throw new AppError(
+        'validation_failed',
+        "The org's MCP servers and virtual servers are larger than policy keeps",
+        [
+          {
+            path: 'tools',
+            message: `at most ${MAX_ORG_TOOLS_BYTES} bytes for all servers' tools and virtual servers of an org`,
+          },
+        ],
+      );
   }
 
   list(orgId: string): Promise<VirtualServerRow[]> {

@@ -31,7 +31,8 @@ import { ControlEventsApplier } from '../control-events/control-events.applier.j
 import { ControlEventsModule } from '../control-events/control-events.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { McpServersService } from './mcp-servers.js';
-import { McpVirtualServersService } from './mcp-virtual-servers.js';
+import { MAX_ORG_TOOLS_BYTES } from './mcp-tools.js';
+import { MAX_VIRTUAL_SERVERS, McpVirtualServersService } from './mcp-virtual-servers.js';
 import { PolicyEventsRelay, SWEEP_AFTER_MS } from './policy-events.relay.js';
 import { RulesRepository } from './rules.repository.js';
 import { RulesService } from './rules.service.js';
@@ -650,5 +651,59 @@ describe("an org's named virtual servers", () => {
       code: 'mcp_virtual_server_not_found',
     });
     expect(await virtualServers.list(otherOrg)).toHaveLength(1);
+  }, 30_000);
+
+  it('caps the virtual servers of an org, by count and in the MCP bytes budget of the snapshot', async () => {
+    const orgId = randomUUID();
+    await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', {});
+    // Five selections of 1000 long tool names (about 138 KB each) are more than the 600 KiB budget.
+    const big = (n: number) =>
+      vs(
+        `big-${n}`,
+        [],
+        Array.from({ length: 1000 }, (_, i) => `github:${'t'.repeat(120)}${n}_${i}`),
+      );
+    for (const n of [1, 2, 3, 4]) await virtualServers.put(orgId, big(n));
+    const before = await repo.revision(orgId);
+    await expect(virtualServers.put(orgId, big(5))).rejects.toMatchObject({
+      code: 'validation_failed',
+      problems: [{ path: 'tools', message: expect.stringContaining(`${MAX_ORG_TOOLS_BYTES} bytes`) }],
+    });
+    expect(await repo.revision(orgId)).toBe(before);
+    // Replacing one counts its new selection, not the old one too.
+    await virtualServers.put(orgId, big(4));
+    // The servers' tools share that budget: a tool list that would overflow it is refused.
+    const tools = JSON.stringify(
+      Array.from({ length: 900 }, (_, i) => ({ name: `tool_${i}`, description: 'd'.repeat(200) })),
+    );
+    await expect(mcp.setTools(orgId, 'github', 'https://mcp.example.com/mcp', tools, 60_000)).rejects.toMatchObject({
+      code: 'validation_failed',
+      problems: [{ path: 'toolsJson' }],
+    });
+    expect(await repo.revision(orgId)).toBe(before + 1n);
+
+    const many = randomUUID();
+    await mcp.put(many, 'github', 'https://mcp.example.com/mcp', {});
+    for (let i = 0; i < MAX_VIRTUAL_SERVERS; i++) await virtualServers.put(many, vs(`vs-${i}`, ['github']));
+    await expect(virtualServers.put(many, vs('one-more', ['github']))).rejects.toMatchObject({
+      code: 'validation_failed',
+      problems: [{ path: 'name', message: `at most ${MAX_VIRTUAL_SERVERS} virtual servers per organization` }],
+    });
+    await virtualServers.put(many, vs('vs-0', ['github'], ['github:list_repos']));
+    expect(await virtualServers.list(many)).toHaveLength(MAX_VIRTUAL_SERVERS);
+  }, 60_000);
+
+  it('of two concurrent deletes of one virtual server, one removes it and the other finds none', async () => {
+    const orgId = randomUUID();
+    await mcp.put(orgId, 'github', 'https://mcp.example.com/mcp', {});
+    await virtualServers.put(orgId, vs('triage', ['github']));
+    const results = await Promise.allSettled([
+      virtualServers.delete(orgId, 'triage'),
+      virtualServers.delete(orgId, 'triage'),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => r.reason)).toEqual([
+      expect.objectContaining({ code: 'mcp_virtual_server_not_found' }),
+    ]);
   }, 30_000);
 });

@@ -10,6 +10,7 @@ import type {
   PolicyRule as RuleRow,
 } from '../generated/prisma/client.js';
 import type { McpServerAuth } from './mcp-servers.js';
+import { mcpVirtualServerBytes } from './mcp-tools.js';
 
 export type NewRuleRow = Omit<RuleRow, 'createdAt'>;
 
@@ -167,12 +168,27 @@ export class RulesRepository {
     return (await tx.mcpServer.findUnique({ where: { orgId_integration: { orgId, integration } } })) ?? undefined;
   }
 
-  /** Bytes (UTF-8) of the stored tool lists of the org's other servers. */
-  async otherMcpToolsBytes(tx: Tx, orgId: string, integration: string): Promise<number> {
-    const rows = await tx.$queryRaw<{ bytes: bigint | null }[]>`
-      SELECT sum(octet_length(tools_json))::bigint AS bytes FROM mcp_servers
-      WHERE org_id = ${orgId}::uuid AND integration <> ${integration}`;
-    return Number(rows[0]?.bytes ?? 0n);
+  /**
+   * What the org's MCP part of the snapshot holds besides `except` (one server's tools or one
+   * virtual server): bytes (UTF-8) of the stored tool lists and of the virtual servers
+   * (mcpVirtualServerBytes), and how many virtual servers.
+   */
+  async otherMcpSnapshot(
+    tx: Tx,
+    orgId: string,
+    except: { integration?: string; virtualServer?: string },
+  ): Promise<{ bytes: number; virtualServers: number }> {
+    const [tools, servers] = await Promise.all([
+      tx.$queryRaw<{ bytes: bigint | null }[]>`
+        SELECT sum(octet_length(tools_json))::bigint AS bytes FROM mcp_servers
+        WHERE org_id = ${orgId}::uuid AND integration <> ${except.integration ?? ''}`,
+      tx.mcpVirtualServer.findMany({
+        where: { orgId, name: { not: except.virtualServer ?? '' } },
+        select: { name: true, description: true, integrations: true, tools: true },
+      }),
+    ]);
+    const serversBytes = servers.reduce((sum, server) => sum + mcpVirtualServerBytes(server), 0);
+    return { bytes: Number(tools[0]?.bytes ?? 0n) + serversBytes, virtualServers: servers.length };
   }
 
   storeMcpTools(
