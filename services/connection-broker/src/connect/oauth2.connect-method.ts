@@ -7,7 +7,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
-import { McpOAuthClient } from '../mcp-oauth/mcp-oauth.client.js';
+import { isPublicClient, McpOAuthClient, registrationBinding } from '../mcp-oauth/mcp-oauth.client.js';
 import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import type { Credential } from '../vault/credential-vault.js';
@@ -56,7 +56,7 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       session.id,
       userId,
       sha256(request.state),
-      sealVerifier(request.codeVerifier, request.state, session.id),
+      sealVerifier(request.codeVerifier, request.state, verifierBinding(session.id, integration)),
       consentAssertion,
       this.clock.date(),
     );
@@ -106,7 +106,37 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       );
       return refusal(session, sourceError === 'access_denied' ? 'access_denied' : 'source_error');
     }
-    const verifier = openVerifier(session.codeVerifierCiphertext ?? new Uint8Array(), state, session.id);
+    if (integration.mcp && isPublicClient(integration.mcp) && !params.get('iss'))
+      // Every authorization server sends the browser back to the same redirect URI and a public
+      // client has no secret telling them apart: without RFC 9207's iss the code could come
+      // from another authorization server (a mix-up), so it is not exchanged.
+      return fail(
+        'no iss',
+        'callback without iss for a public client',
+        new AppError(
+          'upstream_auth_issuer_mismatch',
+          "The MCP server's authorization server did not name itself (iss) in its answer: a public client cannot accept it",
+        ),
+      );
+    let verifier: string;
+    try {
+      verifier = openVerifier(
+        session.codeVerifierCiphertext ?? new Uint8Array(),
+        state,
+        verifierBinding(session.id, integration),
+      );
+    } catch (error) {
+      if (!integration.mcp) throw error;
+      // Bound to the registration at consent: the server was registered again since.
+      return fail(
+        'registration changed',
+        'MCP server registration changed during the flow',
+        new AppError(
+          'upstream_auth_issuer_mismatch',
+          "The MCP server's authorization registration changed while the person was connecting: connect again",
+        ),
+      );
+    }
     let credential: Credential;
     try {
       credential = integration.mcp
@@ -143,6 +173,11 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       session.consentAssertion ?? '',
     );
   }
+}
+
+/** What the PKCE verifier is sealed to: the session, and for an MCP server with its own OAuth its registration then. */
+function verifierBinding(sessionId: string, integration: Integration): string {
+  return integration.mcp ? `${sessionId}\u0000${registrationBinding(integration.mcp)}` : sessionId;
 }
 
 /** Constant-time comparison, so the cookie check leaks nothing about the state by timing. */

@@ -141,9 +141,13 @@ export class AccessTokensService {
    * the org removed the server or registered it at another resource, the person connects again.
    */
   private async assertSameResource(connection: Connection, resource: string): Promise<void> {
+    // Only "no such integration" means the server is gone; any other failure (a database blip) is no verdict.
     const integration = await this.integrations
       .resolve(connection.orgId, connection.integration)
-      .catch(() => undefined);
+      .catch((error: unknown) => {
+        if (error instanceof AppError && error.code === 'integration_not_allowed') return undefined;
+        throw error;
+      });
     if (integration?.mcp?.resource === resource) return;
     await this.markNeedsReauth(connection.id);
     this.logger.warn(

@@ -48,6 +48,8 @@ export type AuthorizationServerMetadata = z.infer<typeof authorizationServerMeta
 
 /** Metadata documents are small; anything bigger is refused unread. */
 const MAX_METADATA_BYTES = 64 * 1024;
+/** Any answer through the guarded fetch (metadata, registration, tokens): read at most this much. */
+const MAX_RESPONSE_BYTES = 256 * 1024;
 
 /**
  * The fetch every discovery and token request to an MCP server or its authorization server
@@ -71,7 +73,24 @@ export function guardedFetch(
       signal,
       dispatcher: agent,
     });
-    return res;
+    // Every answer (metadata, registration, tokens) is small: counted while it streams, and
+    // refused past the limit before more is read.
+    if (!res.body || res.status === 204 || res.status === 304) return res;
+    let read = 0;
+    const limited = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, stream) {
+          read += chunk.byteLength;
+          if (read > MAX_RESPONSE_BYTES) stream.error(failed(`The answer from ${url.host} is too large`));
+          else stream.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(limited as ReadableStream, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers as unknown as Headers,
+    });
   };
   return { fetch, close: () => agent.close() };
 }
@@ -108,8 +127,13 @@ function bearerChallenge(header: string | null): Record<string, string> {
 async function readJson(res: Response, what: string): Promise<unknown> {
   const declared = Number(res.headers.get('content-length') ?? 'NaN');
   if (Number.isFinite(declared) && declared > MAX_METADATA_BYTES) throw failed(`${what} is too large`);
-  const text = await res.text();
-  if (text.length > MAX_METADATA_BYTES) throw failed(`${what} is too large`);
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (error) {
+    throw error instanceof AppError ? failed(`${what} is too large`) : failed(`${what} could not be read`);
+  }
+  if (Buffer.byteLength(text) > MAX_METADATA_BYTES) throw failed(`${what} is too large`);
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -34,7 +34,7 @@ export class McpOAuthServersService {
         `${input.integration} is a catalog integration: its connections use the catalog's OAuth (auth "connection")`,
         [{ path: 'auth', message: 'mcp_oauth is for integrations outside the catalog' }],
       );
-    const row = await this.client.register(input);
+    const row = await this.client.register(input, await this.repo.find(input.orgId, input.integration));
     const stored = await this.repo.upsert(row);
     this.logger.info(
       { orgId: input.orgId, integration: input.integration, issuer: stored.issuer, clientSource: stored.clientSource },

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 import type { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import type { OutboundPolicy } from '@context-gateway/service-kit';
@@ -6,8 +8,16 @@ import * as client from 'openid-client';
 
 import type { Prisma } from '../generated/prisma/client.js';
 import type { Credential } from '../vault/credential-vault.js';
-import { type AuthorizationServerMetadata, discoverMcpAuthorization, type FetchLike } from './mcp-oauth-discovery.js';
+import {
+  type AuthorizationServerMetadata,
+  type DiscoveredAuthorization,
+  discoverMcpAuthorization,
+  type FetchLike,
+} from './mcp-oauth-discovery.js';
 import type { McpOAuthServer, McpOAuthServerInput } from './mcp-oauth-servers.repository.js';
+
+/** Discovery and dynamic registration at most this long in all (the gateway's RPC to the broker waits 30 s). */
+const REGISTER_DEADLINE_MS = 20_000;
 
 export interface McpOAuthOptions {
   /** <gateway>/v1/connect/callback: the one redirect URI, as for the catalog's sources. */
@@ -36,6 +46,29 @@ export interface RegisterInput {
 /** A client secret is bound to its org and integration: a sealed one copied onto another row does not open. */
 function secretContext(orgId: string, integration: string) {
   return { org: orgId, integration, purpose: 'mcp-oauth-client-secret' };
+}
+
+/**
+ * What a connect session started against: the registration's server, resource, issuer, client
+ * and token endpoint. Bound into the session's sealed PKCE verifier at consent, so a callback
+ * arriving after the server was registered again (another authorization server, another client)
+ * cannot send the code and verifier to the new token endpoint.
+ */
+export function registrationBinding(server: McpOAuthServer): string {
+  const metadata = server.metadata as { token_endpoint?: unknown };
+  const parts = [
+    server.url,
+    server.resource,
+    server.issuer,
+    server.clientId,
+    typeof metadata.token_endpoint === 'string' ? metadata.token_endpoint : '',
+  ];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+}
+
+/** A public client (no secret: a metadata document, or registration without one) cannot tell authorization servers apart by its credentials. */
+export function isPublicClient(server: McpOAuthServer): boolean {
+  return !server.clientSecretSealed;
 }
 
 /** How a confidential client authenticates: what the server offers, `client_secret_basic` being RFC 8414's default. */
@@ -70,9 +103,29 @@ export class McpOAuthClient {
    * Document when the authorization server supports them (and the gateway's document URL is
    * https); else dynamic client registration (RFC 7591); else `upstream_auth_client_unavailable`.
    */
-  async register(input: RegisterInput): Promise<McpOAuthServerInput> {
-    const found = await discoverMcpAuthorization(input.url, this.fetch, this.options.policy);
+  async register(input: RegisterInput, existing?: McpOAuthServer | null): Promise<McpOAuthServerInput> {
+    // Discovery and registration together end before the caller's RPC gives up (30 s): a
+    // registration stored after the gateway answered "failed" would be one the operator never saw.
+    const deadline = AbortSignal.timeout(REGISTER_DEADLINE_MS);
+    const fetch: FetchLike = (url, init) =>
+      this.fetch(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline });
+    const found = await discoverMcpAuthorization(input.url, fetch, this.options.policy);
     const as = found.authorizationServer;
+    // Registered again at the same server and authorization server: the client it has is kept
+    // (a new dynamic registration would strand every person's refresh token and orphan the old
+    // client; a pre-registered client's secret stays unless a new one is given).
+    const same = existing && existing.url === input.url && existing.issuer === as.issuer ? existing : undefined;
+    const keepDynamic = same?.clientSource === 'dynamic_registration' && !input.clientId;
+    const keepSecret =
+      same?.clientSource === 'pre_registered' && same.clientId === input.clientId && !input.clientSecret;
+    if (same && (keepDynamic || keepSecret))
+      return {
+        ...this.discovered(input, found),
+        clientSource: same.clientSource,
+        clientId: same.clientId,
+        clientAuthMethod: same.clientAuthMethod,
+        clientSecretSealed: same.clientSecretSealed,
+      };
     let clientSource: string;
     let clientId: string;
     let clientSecret: string | undefined;
@@ -90,7 +143,7 @@ export class McpOAuthClient {
       clientId = this.options.clientMetadataDocumentUrl;
       clientAuthMethod = 'none';
     } else if (as.registration_endpoint) {
-      const registered = await this.registerDynamically(as);
+      const registered = await this.registerDynamically(as, fetch);
       clientSource = 'dynamic_registration';
       clientId = registered.clientId;
       clientSecret = registered.clientSecret;
@@ -103,14 +156,7 @@ export class McpOAuthClient {
       );
     }
     return {
-      orgId: input.orgId,
-      integration: input.integration,
-      url: input.url,
-      resource: found.resource,
-      resourceMetadataUrl: found.resourceMetadataUrl,
-      issuer: as.issuer,
-      metadata: JSON.parse(JSON.stringify(as)) as Prisma.InputJsonObject,
-      scopes: found.scopes,
+      ...this.discovered(input, found),
       clientSource,
       clientId,
       clientAuthMethod,
@@ -122,12 +168,27 @@ export class McpOAuthClient {
             ),
           )
         : null,
+    };
+  }
+
+  /** What discovery found, as stored. */
+  private discovered(input: RegisterInput, found: DiscoveredAuthorization) {
+    return {
+      orgId: input.orgId,
+      integration: input.integration,
+      url: input.url,
+      resource: found.resource,
+      resourceMetadataUrl: found.resourceMetadataUrl,
+      issuer: found.authorizationServer.issuer,
+      metadata: JSON.parse(JSON.stringify(found.authorizationServer)) as Prisma.InputJsonObject,
+      scopes: found.scopes,
       resourceName: found.resourceName ?? null,
     };
   }
 
   private async registerDynamically(
     as: AuthorizationServerMetadata,
+    fetch: FetchLike,
   ): Promise<{ clientId: string; clientSecret?: string; authMethod: string }> {
     const method = secretMethod(as);
     try {
@@ -141,7 +202,7 @@ export class McpOAuthClient {
           token_endpoint_auth_method: method,
         },
         {
-          [oauth.customFetch]: this.fetch,
+          [oauth.customFetch]: fetch,
           ...(this.options.policy.allowHttp ? { [oauth.allowInsecureRequests]: true } : {}),
           signal: AbortSignal.timeout(this.options.timeoutMs),
         },
