@@ -40,6 +40,7 @@ import {
   gatewayToolName,
   type McpServerView,
   splitGatewayToolName,
+  tokenIsFor,
   unwrapUri,
   type UpstreamTool,
   wrapUri,
@@ -73,6 +74,8 @@ interface Credential {
   /** The person's connection the token belongs to (named in the call's audited outcome). */
   connectionId: string;
   accessToken: string;
+  /** What the token was issued for (an MCP server with its own OAuth: the server's resource). */
+  resource: string;
   /** The org's policy revision it was checked at (-1: not kept). */
   revision: bigint;
   /** Epoch ms: after it, the broker is asked again. */
@@ -217,7 +220,11 @@ export class McpGatewayService implements OnModuleDestroy {
   private async visibleDigest(caller: StreamCaller): Promise<string> {
     const view = await this.decider.mcpView(caller);
     this.watcher.follow(caller.orgId, caller.onBehalfOf, view.servers, (integration) =>
-      this.tokenIfConnected(caller, integration),
+      this.tokenIfConnected(
+        caller,
+        integration,
+        view.servers.find((s) => s.integration === integration),
+      ),
     );
     const offered = new Map(
       view.servers.map((server) => [
@@ -278,7 +285,7 @@ export class McpGatewayService implements OnModuleDestroy {
     // while); a person without a connection sees the org's catalog.
     const reads = await Promise.all(
       selected.map(async (server) => {
-        const token = await this.tokenIfConnected(caller, server.integration);
+        const token = await this.tokenIfConnected(caller, server.integration, server);
         const read = token
           ? await this.catalog.forPerson(caller.orgId, server, caller.onBehalfOf, token)
           : { names: undefined, catalogChanged: false };
@@ -332,7 +339,7 @@ export class McpGatewayService implements OnModuleDestroy {
     let unconnected = false;
     if (server && split && !server.tools.has(split.tool)) {
       // A tool the catalog lacks may be new upstream: the person's list is read again (rate-bounded).
-      const token = await this.tokenIfConnected(caller, server.integration);
+      const token = await this.tokenIfConnected(caller, server.integration, server);
       unconnected = token === undefined;
       const read = token
         ? await this.catalog.forPerson(
@@ -388,7 +395,7 @@ export class McpGatewayService implements OnModuleDestroy {
   private async withdrawn(caller: GatewayAuth['caller'], server: McpServerView, tool: string): Promise<boolean> {
     const kept = this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf);
     if (!kept || kept.has(tool)) return false;
-    const token = await this.tokenIfConnected(caller, server.integration);
+    const token = await this.tokenIfConnected(caller, server.integration, server);
     if (!token) return false;
     const read = await this.catalog.forPerson(caller.orgId, server, caller.onBehalfOf, token);
     return read.names !== undefined && !read.names.has(tool);
@@ -505,7 +512,7 @@ export class McpGatewayService implements OnModuleDestroy {
       credential =
         server.auth === 'none'
           ? anonymous(server.integration)
-          : await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined);
+          : await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined, server);
       connectionId = credential.connectionId || undefined;
     } catch (error) {
       const appError = AppError.from(error);
@@ -590,7 +597,7 @@ export class McpGatewayService implements OnModuleDestroy {
           const credential =
             server.auth === 'none'
               ? anonymous(server.integration)
-              : await this.credentialFor(caller, server.integration, view.revision);
+              : await this.credentialFor(caller, server.integration, view.revision, server);
           return { server, token: credential.accessToken, key: credential.key };
         } catch {
           return undefined;
@@ -766,11 +773,12 @@ export class McpGatewayService implements OnModuleDestroy {
     caller: GatewayAuth['caller'],
     integration: string,
     revision: bigint | undefined,
+    server?: Pick<McpServerView, 'auth' | 'url'>,
   ): Promise<Credential> {
     const key = `${caller.orgId}\u0000${caller.applicationId}\u0000${caller.onBehalfOf}\u0000${integration}`;
     const kept = this.credentialCache.get(key);
     if (kept && revision !== undefined && kept.revision === revision && kept.usableUntil > this.clock.now())
-      return kept;
+      return forServer(kept, server);
     const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration);
     const token = await this.credentials.token(grant.connectionId);
     const expiresAt = token.expiresAt ? Date.parse(token.expiresAt) : Number.POSITIVE_INFINITY;
@@ -778,6 +786,7 @@ export class McpGatewayService implements OnModuleDestroy {
       key,
       connectionId: grant.connectionId,
       accessToken: token.accessToken,
+      resource: token.apiBaseUrl,
       revision: revision ?? -1n,
       usableUntil: Math.min(this.clock.now() + CREDENTIAL_KEEP_MS, expiresAt - TOKEN_MARGIN_MS),
     };
@@ -789,7 +798,7 @@ export class McpGatewayService implements OnModuleDestroy {
         if (oldest !== undefined) this.credentialCache.delete(oldest);
       }
     }
-    return credential;
+    return forServer(credential, server);
   }
 
   /**
@@ -832,9 +841,14 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   /** The person's source token for the integration when they have a usable connection; else none. */
-  private async tokenIfConnected(caller: GatewayAuth['caller'], integration: string): Promise<string | undefined> {
+  private async tokenIfConnected(
+    caller: GatewayAuth['caller'],
+    integration: string,
+    server: McpServerView | undefined,
+  ): Promise<string | undefined> {
     // Only to read what the server lists: never kept (no policy revision vouches for it).
-    return this.credentialFor(caller, integration, undefined).then(
+    if (!server) return undefined;
+    return this.credentialFor(caller, integration, undefined, server).then(
       (credential) => credential.accessToken,
       () => undefined,
     );
@@ -946,7 +960,23 @@ function approvalElicitation(era: McpRequestContext['era'], held: Pick<HeldCall,
 
 /** A server registered with `auth: "none"` is called without any credential. */
 function anonymous(integration: string): Credential {
-  return { key: `none\u0000${integration}`, connectionId: '', accessToken: '', revision: -1n, usableUntil: 0 };
+  return {
+    key: `none\u0000${integration}`,
+    connectionId: '',
+    accessToken: '',
+    resource: '',
+    revision: -1n,
+    usableUntil: 0,
+  };
+}
+
+/** The credential, unless its token was issued for another server than the one called (then the person connects again). */
+function forServer(credential: Credential, server: Pick<McpServerView, 'auth' | 'url'> | undefined): Credential {
+  if (!server || tokenIsFor(server, credential.resource)) return credential;
+  throw new AppError(
+    'connection_needs_reauth',
+    "The connection's token was issued for another MCP server than the one registered: the person must connect again",
+  );
 }
 
 /** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */

@@ -71,3 +71,26 @@ export function unwrapUri(uri: string): { integration: string; uri: string } | u
   if (plus <= 0 || plus === uri.length - 1) return undefined;
   return { integration: uri.slice(0, plus), uri: uri.slice(plus + 1) };
 }
+
+/**
+ * Whether a token issued for `resource` (RFC 8707: the broker's registration of the server)
+ * may be sent to `server`: for a server with its own OAuth, only when the resource is the
+ * server's URL or a path above it on the same origin. The policy's server and the broker's
+ * registration are two writes: a token for another server is never sent across the gap.
+ * Other servers' tokens are the catalog source's, not bound to the MCP server's URL.
+ */
+export function tokenIsFor(server: Pick<McpServerView, 'auth' | 'url'>, resource: string): boolean {
+  if (server.auth !== 'mcp_oauth') return true;
+  let issued: URL;
+  let target: URL;
+  try {
+    issued = new URL(resource);
+    target = new URL(server.url);
+  } catch {
+    return false;
+  }
+  if (issued.origin !== target.origin || issued.search || issued.hash) return false;
+  const base = issued.pathname.replace(/\/+$/, '');
+  const path = target.pathname.replace(/\/+$/, '');
+  return path === base || path.startsWith(`${base}/`);
+}

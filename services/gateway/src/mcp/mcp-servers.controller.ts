@@ -96,16 +96,11 @@ export class McpServersController {
       allowHttp: this.env.MCP_ALLOW_INSECURE_UPSTREAMS,
       allowPrivateNetworks: this.env.MCP_ALLOW_PRIVATE_UPSTREAMS,
     });
-    // The server's own OAuth is discovered (and the gateway identified there) before anything
-    // is registered: a server that cannot be connected to is refused with the reason.
-    if (body.auth === 'mcp_oauth')
-      await this.rpcClient.request(rpc.broker.putMcpOAuthServer, {
-        orgId: p.orgId,
-        integration: p.integration,
-        url: url.href,
-        clientId: body.oauthClient?.clientId ?? '',
-        clientSecret: body.oauthClient?.clientSecret ?? '',
-      });
+    const previous = (await this.rpcClient.request(rpc.policy.listMcpServers, { orgId: p.orgId })).servers.find(
+      (s) => s.integration === p.integration,
+    );
+    // Policy first: a token the broker holds for another URL is never sent to this one (the
+    // gateway checks a token's resource against the server's URL), so the gap is safe.
     const reply = await this.rpcClient.request(rpc.policy.putMcpServer, {
       orgId: p.orgId,
       integration: p.integration,
@@ -113,6 +108,22 @@ export class McpServersController {
       resourceArguments: body.resourceArguments ?? {},
       auth: body.auth,
     });
+    // The server's own OAuth is discovered (and the gateway identified there): a server that
+    // cannot be connected to is refused with the reason, and the policy put back as it was.
+    if (body.auth === 'mcp_oauth')
+      await this.rpcClient
+        .request(rpc.broker.putMcpOAuthServer, {
+          orgId: p.orgId,
+          integration: p.integration,
+          url: url.href,
+          clientId: body.oauthClient?.clientId ?? '',
+          clientSecret: body.oauthClient?.clientSecret ?? '',
+        })
+        .catch(async (error: unknown) => {
+          // The registration's own error is the answer, even if putting the policy back failed too.
+          await this.restore(p.orgId, p.integration, previous).catch(() => undefined);
+          throw error;
+        });
     // Another auth now: the server's own OAuth registration is dropped (its connections then need the person again).
     if (body.auth !== 'mcp_oauth')
       await this.rpcClient.request(rpc.broker.deleteMcpOAuthServer, { orgId: p.orgId, integration: p.integration });
@@ -159,6 +170,19 @@ export class McpServersController {
     if (!reply.server) throw new Error('policy answered no server');
     await this.rpcClient.request(rpc.broker.deleteMcpOAuthServer, { orgId: p.orgId, integration: p.integration });
     return present(reply.server);
+  }
+
+  /** The server as policy had it before a registration that failed (none: removed again). */
+  private async restore(orgId: string, integration: string, previous: McpServer | undefined): Promise<void> {
+    if (previous)
+      await this.rpcClient.request(rpc.policy.putMcpServer, {
+        orgId,
+        integration,
+        url: previous.url,
+        resourceArguments: previous.resourceArguments,
+        auth: previous.auth,
+      });
+    else await this.rpcClient.request(rpc.policy.deleteMcpServer, { orgId, integration });
   }
 
   /** The org's servers with their own OAuth, by integration (what discovery found). */
