@@ -225,7 +225,6 @@ describe('a remote MCP server with its own authorization server', () => {
         authProvider: { token: () => Promise.resolve(nora) },
       }),
     );
-    const before = (await upstream.seenAuthorizations()).length;
     // This server wants its own token, so without one it refuses: the agent hears it, no connect link.
     const refused = await waitFor('the new registration', async () =>
       agent.callTool({ name: 'notes.whoami', arguments: {} }).then(
@@ -237,6 +236,13 @@ describe('a remote MCP server with its own authorization server', () => {
       ),
     );
     expect(refused.code).toBe('upstream_unauthorized');
+    // The registration is in force now: one more call, and what the server saw of it alone.
+    const before = (await upstream.seenAuthorizations()).length;
+    const again = await agent.callTool({ name: 'notes.whoami', arguments: {} }).then(
+      () => undefined,
+      (error: unknown) => (error as { data?: { code?: string } }).data?.code,
+    );
+    expect(again).toBe('upstream_unauthorized');
     const after = (await upstream.seenAuthorizations()).slice(before);
     expect(after.length).toBeGreaterThan(0);
     expect(after.every((h) => h === null)).toBe(true);

@@ -23,6 +23,8 @@ export interface RunningOAuthMcp {
   url: string;
   /** Its authorization server's issuer (another origin). */
   issuer: string;
+  /** What each successful token request asked for (its grant type and `resource`), in order. */
+  tokenRequests(): { grantType: string; resource: string | undefined }[];
   stop(): Promise<void>;
 }
 
@@ -112,9 +114,11 @@ export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<Runn
       registration: { enabled: !options.noRegistration },
       resourceIndicators: {
         enabled: true,
-        // One resource only: this MCP server. An authorization request must name it.
-        defaultResource: () => resource,
-        useGrantedResource: () => true,
+        // One resource only: this MCP server. Every authorization and token request must name
+        // it (no default, the grant's not reused): a client dropping `resource` gets no token
+        // this server accepts.
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
         getResourceServerInfo: (_ctx, indicator) => {
           if (indicator !== resource) throw new Error(`unknown resource ${indicator}`);
           return {
@@ -139,6 +143,14 @@ export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<Runn
     },
   };
   const provider = new Provider(issuer, configuration);
+  const tokenRequests: { grantType: string; resource: string | undefined }[] = [];
+  provider.on('grant.success', (ctx: { oidc?: { params?: Record<string, unknown> } }) => {
+    const params = ctx.oidc?.params ?? {};
+    tokenRequests.push({
+      grantType: typeof params['grant_type'] === 'string' ? params['grant_type'] : '',
+      resource: typeof params['resource'] === 'string' ? params['resource'] : undefined,
+    });
+  });
   const callback = provider.callback();
   asServer.on('request', (req, res) => void callback(req, res));
 
@@ -203,6 +215,7 @@ export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<Runn
   return {
     url: resource,
     issuer,
+    tokenRequests: () => [...tokenRequests],
     stop: async () => {
       await Promise.all([close(asServer), close(mcpServer)]);
       await handler.close();
