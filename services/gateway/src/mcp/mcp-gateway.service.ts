@@ -16,8 +16,10 @@ import {
   type ProgressToken,
   ProtocolError,
   Server,
+  SERVER_INFO_META_KEY,
   type ServerCapabilities,
   type ServerNotification,
+  SUBSCRIPTION_ID_META_KEY,
   UrlElicitationRequiredError,
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
@@ -45,6 +47,7 @@ import {
   type UpstreamTool,
   wrapUri,
 } from './mcp-server-view.js';
+import { boundedStream } from './mcp-stream-lifetime.js';
 import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
 import { McpToolCatalog, type ToolRead, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
@@ -169,11 +172,22 @@ export class McpGatewayService implements OnModuleDestroy {
       this.subscribers.total >= this.env.MCP_MAX_STREAMS
     )
       throw new AppError('rate_limited', 'Too many open MCP streams; close one before opening another');
-    const bounded = new Request(request, {
-      signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.env.MCP_UPSTREAM_STREAM_MS)]),
-    });
-    if (request.method === 'GET') return this.legacyStream(caller, bounded);
-    return this.subscribers.within(caller, () => this.handler.fetch(bounded, options));
+    if (request.method === 'GET') return this.legacyStream(caller, request);
+    const response = await this.subscribers.within(caller, () => this.handler.fetch(request, options));
+    // A refused listen is answered in JSON; an accepted one ends gracefully when its lifetime is up.
+    if (!response.body || !response.headers.get('content-type')?.startsWith('text/event-stream')) return response;
+    const id = (options.parsedBody as { id?: unknown }).id;
+    const complete = {
+      jsonrpc: '2.0',
+      id,
+      result: {
+        resultType: 'complete',
+        _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: SERVER_INFO },
+      },
+    };
+    const ending = new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(complete)}\n\n`);
+    const body = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, () => undefined, ending);
+    return new Response(body, response);
   }
 
   /**
@@ -201,14 +215,12 @@ export class McpGatewayService implements OnModuleDestroy {
       this.legacyStreams.delete(server);
       void server.close().catch(() => undefined);
     };
-    if (request.signal.aborted) close();
-    else request.signal.addEventListener('abort', close, { once: true });
     // An SSE comment first: the headers go out now (the client knows the stream is open), not with the first event.
     const opening = new TextEncoder().encode(': stream open\n\n');
     const body = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({ start: (controller) => controller.enqueue(opening) }),
     );
-    return new Response(body, response);
+    return new Response(boundedStream(body, this.env.MCP_UPSTREAM_STREAM_MS, close), response);
   }
 
   /**
