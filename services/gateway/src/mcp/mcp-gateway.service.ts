@@ -149,7 +149,10 @@ export class McpGatewayService implements OnModuleDestroy {
     subscribers.configure((caller) => this.visibleDigest(caller));
     watcher.wantedBy((orgId, userId) => subscribers.listening(orgId, userId));
     watcher.onChange((change) => subscribers.check(change.orgId, change.userId));
-    decider.onOrgChange((orgId) => subscribers.check(orgId));
+    decider.onOrgChange((orgId) => {
+      subscribers.check(orgId);
+      watcher.recheck(orgId);
+    });
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -238,11 +241,16 @@ export class McpGatewayService implements OnModuleDestroy {
         view.servers.find((s) => s.integration === integration),
       ),
     );
+    // The person's own list only where this caller has a token for the server (as tools/list
+    // reads it): another application's grant must not show here.
     const offered = new Map(
-      view.servers.map((server) => [
-        server.integration,
-        { names: this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf), catalogChanged: false },
-      ]),
+      await Promise.all(
+        view.servers.map(async (server) => {
+          const token = await this.tokenIfConnected(caller, server.integration);
+          const names = token ? this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf) : undefined;
+          return [server.integration, { names, catalogChanged: false }] as const;
+        }),
+      ),
     );
     const tools = this.visible(caller, view, offered);
     return createHash('sha256').update(JSON.stringify(tools)).digest('base64url');

@@ -153,7 +153,7 @@ export class McpListWatcher implements OnApplicationShutdown {
     if (!token) return this.retry(watch, MAX_BACKOFF_MS);
     let listener: UpstreamListener | undefined;
     try {
-      listener = await this.upstream.listen(watch.server, token, () => void this.changed(watch, token));
+      listener = await this.upstream.listen(watch.server, token, () => void this.changed(watch));
     } catch (error) {
       this.logger.info(
         { orgId: watch.orgId, integration: watch.server.integration, err: (error as Error).message },
@@ -166,9 +166,11 @@ export class McpListWatcher implements OnApplicationShutdown {
     watch.listener = listener;
     const openedAt = performance.now();
     // A change may have come while no stream was open: read the list once now.
-    void this.changed(watch, token);
+    void this.changed(watch);
     const how = await listener.ended;
     watch.listener = undefined;
+    // The stream is over: its client and session go too.
+    void listener.close();
     if (watch.closed) return;
     if (how === 'unsupported') return this.retry(watch, UNSUPPORTED_RETRY_MS);
     const healthy = performance.now() - openedAt >= HEALTHY_STREAM_MS;
@@ -183,7 +185,11 @@ export class McpListWatcher implements OnApplicationShutdown {
     watch.timer.unref();
   }
 
-  private async changed(watch: Watch, token: string): Promise<void> {
+  private async changed(watch: Watch): Promise<void> {
+    // The token as of now (the stream may have opened long ago): a person no longer connected
+    // is not read for, and their stream is closed (the next open waits for a token).
+    const token = await watch.token().catch(() => undefined);
+    if (!token) return void watch.listener?.close();
     const read = await this.catalog.refresh(watch.orgId, watch.server, watch.userId, token);
     // A change told but not read must not be lost: the stream is closed, so the next one (after
     // the backoff) reads again.
@@ -197,6 +203,19 @@ export class McpListWatcher implements OnApplicationShutdown {
         this.logger.error({ err: (error as Error).message }, 'MCP list change listener failed');
       }
     }
+  }
+
+  /**
+   * Something of the org changed (a grant, a connection): open streams whose person has no
+   * token for the server any more are closed (reopened when they have one again).
+   */
+  recheck(orgId: string): void {
+    for (const watch of this.watches.values())
+      if (watch.orgId === orgId && watch.listener)
+        void watch
+          .token()
+          .catch(() => undefined)
+          .then((token) => (token ? undefined : watch.listener?.close()));
   }
 
   private sweep(): void {

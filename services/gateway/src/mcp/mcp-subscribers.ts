@@ -22,7 +22,7 @@ interface Group {
 
 /**
  * The clients listening at /mcp — 2026-07-28 `subscriptions/listen` streams (the SDK's listen
- * router, through `bus`) and 2025-11-25 GET streams — grouped by application and person,
+ * router, through `bus`) and 2025-11-25 GET streams — grouped by application, person and token,
  * because what each may see differs: a change is delivered to a group only when what *its*
  * caller may see changed. `check(orgId, userId?)` recomputes the groups' digests (with the
  * `digest` the gateway sets) and tells those whose digest moved `tools_list_changed`.
@@ -77,9 +77,17 @@ export class McpSubscribers {
     };
   }
 
-  /** Open streams of this application for this person. */
+  /** Open streams of this application for this person (with any of its tokens). */
   count(caller: StreamCaller): number {
-    return this.groups.get(groupKey(caller))?.deliver.size ?? 0;
+    let count = 0;
+    for (const group of this.groups.values())
+      if (
+        group.caller.orgId === caller.orgId &&
+        group.caller.applicationId === caller.applicationId &&
+        group.caller.onBehalfOf === caller.onBehalfOf
+      )
+        count += group.deliver.size;
+    return count;
   }
 
   /** Open streams at this gateway. */
@@ -123,12 +131,21 @@ export class McpSubscribers {
         // The first comparison is the baseline: nothing to tell yet.
         const moved = group.seen !== undefined && digest !== group.seen;
         group.seen = digest;
-        if (moved) for (const deliver of group.deliver) deliver({ kind: 'tools_list_changed' });
+        if (moved)
+          for (const deliver of group.deliver)
+            try {
+              deliver({ kind: 'tools_list_changed' });
+            } catch (error) {
+              this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
+            }
       } while (group.again);
     })().finally(() => (group.checking = undefined));
   }
 }
 
+/** Streams see alike when their callers do: same application, person and token (its scopes bound what is seen). */
 function groupKey(caller: StreamCaller): string {
-  return `${caller.orgId}\u0000${caller.applicationId}\u0000${caller.onBehalfOf}`;
+  const token = caller.accessTokenId ?? caller.apiKeyId;
+  const scopes = [...(caller.tokenScopes ?? [])].sort().join(' ');
+  return [caller.orgId, caller.applicationId, caller.onBehalfOf, token, scopes].join('\u0000');
 }

@@ -38,7 +38,7 @@ const MAX_TOOL_LIST_BYTES = 256 * 1024;
 export interface UpstreamListener {
   /**
    * Settles when the stream ended, for whatever reason (the watcher then opens another):
-   * `unsupported` when the server refused the 2025-11-25 GET stream (405 or another refusal).
+   * `unsupported` when the server refused the 2025-11-25 GET stream with 405.
    */
   ended: Promise<'ended' | 'unsupported'>;
   close(): Promise<void>;
@@ -154,7 +154,8 @@ export class McpUpstream implements OnApplicationShutdown {
           throw error;
         });
         if (res.ok && res.body) return new Response(observed(res.body, ended), res);
-        end('unsupported');
+        // Only 405 says the server offers no stream; another refusal (401, 5xx) is tried again later.
+        end(res.status === 405 ? 'unsupported' : 'ended');
         return res;
       },
       redirectPolicy: 'same-origin',
@@ -173,6 +174,8 @@ export class McpUpstream implements OnApplicationShutdown {
     client.setNotificationHandler('notifications/tools/list_changed', () => onChanged());
     const close = async () => {
       ended();
+      // A 2025-11-25 server kept a session for the stream: end it there too (none is kept otherwise).
+      if (transport.sessionId !== undefined) await transport.terminateSession().catch(() => undefined);
       await client.close().catch(() => undefined);
     };
     try {

@@ -85,10 +85,10 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     private readonly rpcClient: RpcClient,
     @Inject(NATS_CONNECTION) nc: NatsConnection,
     @Inject(SERVICE_ENV) private readonly env: Env,
-    @Inject(LOGGER) logger: Logger,
+    @Inject(LOGGER) private readonly logger: Logger,
     head: ControlHead,
   ) {
-    this.watermark = new ControlWatermark(nc, head, (r) => this.require(r), logger);
+    this.watermark = new ControlWatermark(nc, head, (r) => this.require(r), this.logger);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -193,7 +193,13 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
     if (r.revision !== undefined && r.revision > need.revision) need.revision = r.revision;
     if (r.controlSeq !== undefined && r.controlSeq > need.controlSeq) need.controlSeq = r.controlSeq;
     this.needs.set(r.orgId, need);
-    for (const listener of this.changeListeners) listener(r.orgId);
+    // A listener's failure must not stop the others nor the CONTROL reader.
+    for (const listener of this.changeListeners)
+      try {
+        listener(r.orgId);
+      } catch (error) {
+        this.logger.error({ err: (error as Error).message }, 'org change listener failed');
+      }
   }
 
   /** One fill per org at a time; a caller whose need is still unmet after it simply asks again. */
