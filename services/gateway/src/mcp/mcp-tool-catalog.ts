@@ -53,13 +53,6 @@ export class McpToolCatalog {
   private readonly personal = new Map<string, PersonalList>();
   private readonly reading = new Map<string, Promise<ToolRead>>();
   private readonly failedAt = new Map<string, number>();
-  /** The follow-up read waiting to start after a change (at most one per list), and its token. */
-  private readonly queued = new Map<string, { token: string; read: Promise<ToolRead> }>();
-  /** When a change last started a read (performance.now()): at most one per MIN_LIST_TTL_MS. */
-  private readonly refreshedAt = new Map<string, number>();
-  /** Reads started per list; a read older than the list kept is not stored over it. */
-  private readonly generation = new Map<string, number>();
-  private readonly storedGeneration = new Map<string, number>();
   /** When this gateway last reported a server's list to policy. */
   private readonly reportedAt = new Map<string, number>();
 
@@ -100,35 +93,19 @@ export class McpToolCatalog {
   }
 
   /**
-   * Reads the person's list again, because the server said it changed: after the read under
-   * way (which may have started before the change), and not sooner than MIN_LIST_TTL_MS after
-   * the last such read — a burst of changes is one follow-up read (with the newest token),
-   * not one each. A failure is not held against the next read.
+   * Reads the person's list now, because the server said it changed: a read already under
+   * way may have started before the change, so this one starts after it (and a failure is
+   * not held against the next read).
    */
-  refresh(orgId: string, server: McpServerView, userId: string, token: string): Promise<ToolRead> {
+  async refresh(orgId: string, server: McpServerView, userId: string, token: string): Promise<ToolRead> {
     const key = personKey(orgId, server.integration, userId);
-    const queued = this.queued.get(key);
-    if (queued) {
-      queued.token = token;
-      return queued.read;
-    }
-    const next = { token, read: Promise.resolve<ToolRead>({ names: undefined, catalogChanged: false }) };
-    next.read = (async () => {
-      const wait = (this.refreshedAt.get(key) ?? Number.NEGATIVE_INFINITY) + MIN_LIST_TTL_MS - performance.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
-      for (let under = this.reading.get(key); under; under = this.reading.get(key)) await under.catch(() => undefined);
-      // From here on a further change needs a further read.
-      this.queued.delete(key);
-      this.refreshedAt.set(key, performance.now());
-      this.failedAt.delete(key);
-      const pending = this.read(orgId, server, key, next.token).finally(() => {
-        if (this.reading.get(key) === pending) this.reading.delete(key);
-      });
-      this.reading.set(key, pending);
-      return pending;
-    })();
-    this.queued.set(key, next);
-    return next.read;
+    await this.reading.get(key)?.catch(() => undefined);
+    this.failedAt.delete(key);
+    const pending = this.read(orgId, server, key, token).finally(() => {
+      if (this.reading.get(key) === pending) this.reading.delete(key);
+    });
+    this.reading.set(key, pending);
+    return pending;
   }
 
   /** The person's list as last read (whatever its age), without reading: undefined when never read. */
@@ -151,8 +128,6 @@ export class McpToolCatalog {
   }
 
   private async read(orgId: string, server: McpServerView, key: string, token: string): Promise<ToolRead> {
-    const generation = (this.generation.get(key) ?? 0) + 1;
-    this.generation.set(key, generation);
     let tools: UpstreamTool[];
     let ttlMs: number | undefined;
     try {
@@ -165,10 +140,6 @@ export class McpToolCatalog {
       );
       return { names: this.personal.get(key)?.names, catalogChanged: false, failed: true };
     }
-    // A newer read finished first (reads of one list overlap only when a change came meanwhile): it stands.
-    if ((this.storedGeneration.get(key) ?? 0) > generation)
-      return { names: this.personal.get(key)?.names, catalogChanged: false };
-    this.storedGeneration.set(key, generation);
     this.failedAt.delete(key);
     const names = new Set(tools.map((t) => t.name));
     const before = this.personal.get(key)?.names;
@@ -177,8 +148,7 @@ export class McpToolCatalog {
     this.personal.set(key, { names, readAt: this.clock.now(), ttlMs });
     if (this.personal.size > MAX_PERSONAL_LISTS) {
       const oldest = this.personal.keys().next().value;
-      if (oldest !== undefined)
-        for (const map of [this.personal, this.generation, this.storedGeneration, this.refreshedAt]) map.delete(oldest);
+      if (oldest !== undefined) this.personal.delete(oldest);
     }
     let catalogChanged = false;
     if (this.reportDue(orgId, server, tools)) {
