@@ -361,7 +361,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description service_unavailable */
+                /** @description policy_unavailable, service_unavailable */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -458,7 +458,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description service_unavailable */
+                /** @description policy_unavailable, service_unavailable */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -554,7 +554,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description service_unavailable */
+                /** @description policy_unavailable, service_unavailable */
                 503: {
                     headers: {
                         [name: string]: unknown;

@@ -98,6 +98,8 @@ const MAX_CREDENTIALS = 20_000;
  * subscriptions are not followed (docs/gateway-mode.md).
  */
 const CAPABILITIES: ServerCapabilities = { tools: { listChanged: true }, resources: {}, prompts: {}, completions: {} };
+/** A virtual server's: no list-change streams (fetch refuses them there). */
+const VIRTUAL_CAPABILITIES: ServerCapabilities = { tools: { listChanged: false }, resources: {}, prompts: {} };
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
@@ -106,6 +108,11 @@ export interface GatewayAuth {
   request: FastifyRequest;
   /** The org's named virtual server the request came to (`/mcp/v/<name>`); undefined at /mcp. */
   virtualServer?: string;
+  /**
+   * The policy view the edge already fetched for this request (at /mcp/v/<name>, to know the
+   * name): the handler's first look uses it rather than asking again.
+   */
+  view?: McpPolicyView;
 }
 
 /**
@@ -167,7 +174,19 @@ export class McpGatewayService implements OnModuleDestroy {
    * checked again then).
    */
   async fetch(caller: StreamCaller, request: Request, options: McpHandlerRequestOptions): Promise<Response> {
-    const listen = (options.parsedBody as { method?: unknown } | undefined)?.method === 'subscriptions/listen';
+    const body = options.parsedBody as { method?: unknown; id?: unknown } | undefined;
+    const listen = body?.method === 'subscriptions/listen';
+    // A virtual server offers no list-change streams yet (its selection is not followed):
+    // GET is 405 as the transport allows, subscriptions/listen an unknown method.
+    if ((options.authInfo?.extra?.gateway as GatewayAuth | undefined)?.virtualServer !== undefined) {
+      if (request.method === 'GET') return new Response(null, { status: 405, headers: { Allow: 'POST, DELETE' } });
+      if (listen)
+        return Response.json({
+          jsonrpc: '2.0',
+          id: typeof body.id === 'string' || typeof body.id === 'number' ? body.id : null,
+          error: { code: -32601, message: 'Method not found: a virtual server offers no list-change streams' },
+        });
+    }
     if (request.method !== 'GET' && !listen)
       return this.subscribers.within(caller, () => this.handler.fetch(request, options));
     if (
@@ -260,10 +279,8 @@ export class McpGatewayService implements OnModuleDestroy {
     const auth = ctx.authInfo?.extra?.gateway as GatewayAuth | undefined;
     if (!auth) throw new Error('an unauthenticated request reached the MCP handler');
     const server = new Server(SERVER_INFO, {
-      capabilities: CAPABILITIES,
-      instructions:
-        (auth.virtualServer ? `Virtual server ${auth.virtualServer}: a selection of the ` : '') +
-        "Tools of your organization's connected services, each named <integration>.<tool>. Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.",
+      capabilities: auth.virtualServer === undefined ? CAPABILITIES : VIRTUAL_CAPABILITIES,
+      instructions: instructionsFor(auth),
     });
     server.setRequestHandler('tools/list', async () => ({
       tools: await this.listTools(auth),
@@ -297,7 +314,7 @@ export class McpGatewayService implements OnModuleDestroy {
   /** The tools this application may use for this person (or could, once the person connects). */
   private async listTools(auth: GatewayAuth) {
     const { caller } = auth;
-    let view = await this.policyView(caller);
+    let view = await this.policyView(auth);
     // A virtual server's selection: servers it offers nothing of are not even read.
     const selection = selectionOf(view.virtualServers, auth.virtualServer);
     const selected = view.servers.filter((server) => selection.offersServer(server.integration));
@@ -312,7 +329,7 @@ export class McpGatewayService implements OnModuleDestroy {
         return [server.integration, read] as const;
       }),
     );
-    if (reads.some(([, read]) => read.catalogChanged)) view = await this.policyView(caller);
+    if (reads.some(([, read]) => read.catalogChanged)) view = await this.policyView(auth, true);
     return this.visible(caller, view, new Map(reads), selection);
   }
 
@@ -350,7 +367,7 @@ export class McpGatewayService implements OnModuleDestroy {
     onProgress: ProgressRelay | undefined,
   ) {
     const { caller } = auth;
-    let view = await this.policyView(caller);
+    let view = await this.policyView(auth);
     // A tool outside a virtual server's selection is exactly an unknown tool (its existence does not leak).
     const selection = selectionOf(view.virtualServers, auth.virtualServer);
     const named = splitGatewayToolName(name);
@@ -371,7 +388,7 @@ export class McpGatewayService implements OnModuleDestroy {
           )
         : undefined;
       if (read?.catalogChanged) {
-        view = await this.policyView(caller);
+        view = await this.policyView(auth, true);
         server = view.servers.find((s) => s.integration === split.integration);
       }
     }
@@ -602,7 +619,7 @@ export class McpGatewayService implements OnModuleDestroy {
   /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed unapproved. */
   private async readable(auth: GatewayAuth): Promise<{ server: McpServerView; token: string; key: string }[]> {
     const { caller } = auth;
-    const view = await this.policyView(caller);
+    const view = await this.policyView(auth);
     const selection = selectionOf(view.virtualServers, auth.virtualServer);
     const found = await Promise.all(
       view.servers.map(async (server) => {
@@ -691,7 +708,7 @@ export class McpGatewayService implements OnModuleDestroy {
 
   private async readResource(auth: GatewayAuth, era: McpRequestContext['era'], uri: string, signal: AbortSignal) {
     const unwrapped = unwrapUri(uri);
-    const view = await this.policyView(auth.caller);
+    const view = await this.policyView(auth);
     const server = unwrapped && this.wholeServer(view, auth, unwrapped.integration);
     if (!unwrapped || !server) throw new ProtocolError(-32602, `Unknown resource: ${uri}`, { uri });
     return this.invoke(
@@ -728,7 +745,7 @@ export class McpGatewayService implements OnModuleDestroy {
     signal: AbortSignal,
   ) {
     const split = splitGatewayToolName(name);
-    const view = await this.policyView(auth.caller);
+    const view = await this.policyView(auth);
     const server = split && this.wholeServer(view, auth, split.integration);
     if (!split || !server) throw new ProtocolError(-32602, `Unknown prompt: ${name}`);
     return this.invoke(
@@ -851,9 +868,11 @@ export class McpGatewayService implements OnModuleDestroy {
     return { orgId: caller.orgId, applicationId: caller.applicationId, userId: caller.onBehalfOf, capability };
   }
 
-  private async policyView(caller: ApplicationCaller): Promise<McpPolicyView> {
+  /** The org's view for this request: the edge's (when it fetched one) at first, fetched again when `again`. */
+  private async policyView(auth: GatewayAuth, again = false): Promise<McpPolicyView> {
+    if (auth.view && !again) return auth.view;
     try {
-      return await this.decider.mcpView(caller);
+      return await this.decider.mcpView(auth.caller);
     } catch (error) {
       const appError = AppError.from(error);
       throw new ProtocolError(MCP_ERRORS.unavailable, appError.message, { code: appError.code });
@@ -1004,4 +1023,18 @@ function connectElicitation(era: McpRequestContext['era'], integration: string, 
   const message = `Connect your ${integration} account to continue; your credentials stay with Context Gateway.`;
   if (era === 'modern') return inputRequired({ inputRequests: { connect: inputRequired.elicitUrl({ url, message }) } });
   throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);
+}
+
+const RULES_NOTE =
+  "Every call is checked against your organization's, the person's and this application's rules and recorded in the audit trail.";
+
+/** The endpoint's instructions: at a virtual server, its name and the description its admin gave it. */
+function instructionsFor(auth: GatewayAuth): string {
+  if (auth.virtualServer === undefined)
+    return `Tools of your organization's connected services, each named <integration>.<tool>. ${RULES_NOTE}`;
+  const description = auth.view && selectionOf(auth.view.virtualServers, auth.virtualServer).description;
+  return (
+    `Virtual server ${auth.virtualServer}${description ? `: ${description}` : ''}. ` +
+    `A selection of the tools of your organization's connected services, each named <integration>.<tool>. ${RULES_NOTE}`
+  );
 }

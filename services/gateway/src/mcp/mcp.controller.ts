@@ -11,7 +11,7 @@ import { Caller } from '../auth/auth.decorators.js';
 import type { ApplicationCaller } from '../auth/auth.types.js';
 import type { Env } from '../env.js';
 import { Route, type RouteDefinition } from '../http/route.decorator.js';
-import { PolicyDecider } from '../policy/policy-decider.js';
+import { type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
 import { McpGatewayService } from './mcp-gateway.service.js';
 
 const description =
@@ -43,7 +43,8 @@ const virtualCommon: Omit<RouteDefinition, 'method' | 'summary'> = {
   description: virtualDescription,
   // Any string: a name that cannot exist is not found, like one that does not.
   params: z.strictObject({ name: z.string().max(200).describe('The virtual server’s name.') }),
-  errors: [...common.errors, 'mcp_virtual_server_not_found'],
+  // policy_unavailable: the org's virtual servers could not be read to find the name.
+  errors: [...common.errors, 'mcp_virtual_server_not_found', 'policy_unavailable'],
 };
 
 /** /mcp and /mcp/v/<name>: the HTTP edge of gateway mode; the MCP work is McpGatewayService's (the official SDK). */
@@ -126,8 +127,7 @@ export class McpController {
         'Gateway mode acts for a person: use an access token issued for one (authorization code or token exchange)',
       );
     // Names are per organization: another org's virtual server is not found, like an unknown one.
-    if (virtualServer !== undefined && !(await this.virtualServerExists(caller, virtualServer)))
-      throw new AppError('mcp_virtual_server_not_found', 'No virtual server of that name in your organization');
+    const view = virtualServer === undefined ? undefined : await this.virtualServerView(caller, virtualServer);
     const headers = new Headers();
     for (const [name, value] of Object.entries(request.headers)) {
       if (typeof value === 'string') headers.set(name, value);
@@ -152,7 +152,7 @@ export class McpController {
           gateway: {
             caller: { ...caller, onBehalfOf: person },
             request,
-            ...(virtualServer !== undefined ? { virtualServer } : {}),
+            ...(virtualServer !== undefined ? { virtualServer, view } : {}),
           },
         },
       },
@@ -166,10 +166,13 @@ export class McpController {
     return reply.send(Readable.fromWeb(response.body));
   }
 
-  private async virtualServerExists(caller: ApplicationCaller, name: string): Promise<boolean> {
-    if (!MCP_VIRTUAL_SERVER_NAME.test(name)) return false;
-    // The org's fresh view (the CONTROL watermark): a server created or deleted before this request is in force.
-    const view = await this.decider.mcpView(caller);
-    return view.virtualServers.has(name);
+  /** The org's view when it has the virtual server; else not found. */
+  private async virtualServerView(caller: ApplicationCaller, name: string): Promise<McpPolicyView> {
+    if (MCP_VIRTUAL_SERVER_NAME.test(name)) {
+      // The org's fresh view (the CONTROL watermark): a server created or deleted before this request is in force.
+      const view = await this.decider.mcpView(caller);
+      if (view.virtualServers.has(name)) return view;
+    }
+    throw new AppError('mcp_virtual_server_not_found', 'No virtual server of that name in your organization');
   }
 }
