@@ -265,7 +265,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const offered = new Map(
       await Promise.all(
         view.servers.map(async (server) => {
-          const token = await this.tokenIfConnected(caller, server.integration);
+          const token = await this.tokenIfConnected(caller, server.integration, server);
           const names = token ? this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf) : undefined;
           return [server.integration, { names, catalogChanged: false }] as const;
         }),
