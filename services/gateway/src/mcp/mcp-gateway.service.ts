@@ -198,7 +198,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const response = await this.subscribers.within(caller, () => this.handler.fetch(request, options));
     // A refused listen is answered in JSON; an accepted one ends gracefully when its lifetime is up.
     if (!response.body || !response.headers.get('content-type')?.startsWith('text/event-stream')) return response;
-    const id = (options.parsedBody as { id?: unknown }).id;
+    const id = body?.id;
     const complete = {
       jsonrpc: '2.0',
       id,
@@ -208,8 +208,8 @@ export class McpGatewayService implements OnModuleDestroy {
       },
     };
     const ending = new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(complete)}\n\n`);
-    const body = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, () => undefined, ending);
-    return new Response(body, response);
+    const bounded = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, () => undefined, ending);
+    return new Response(bounded, response);
   }
 
   /**
