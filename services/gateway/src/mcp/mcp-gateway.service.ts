@@ -174,8 +174,8 @@ export class McpGatewayService implements OnModuleDestroy {
    * checked again then).
    */
   async fetch(caller: StreamCaller, request: Request, options: McpHandlerRequestOptions): Promise<Response> {
-    const body = options.parsedBody as { method?: unknown; id?: unknown } | undefined;
-    const listen = body?.method === 'subscriptions/listen';
+    const message = options.parsedBody as { method?: unknown; id?: unknown } | undefined;
+    const listen = message?.method === 'subscriptions/listen';
     // A virtual server offers no list-change streams yet (its selection is not followed):
     // GET is 405 as the transport allows, subscriptions/listen an unknown method.
     if ((options.authInfo?.extra?.gateway as GatewayAuth | undefined)?.virtualServer !== undefined) {
@@ -183,7 +183,7 @@ export class McpGatewayService implements OnModuleDestroy {
       if (listen)
         return Response.json({
           jsonrpc: '2.0',
-          id: typeof body.id === 'string' || typeof body.id === 'number' ? body.id : null,
+          id: typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null,
           error: { code: -32601, message: 'Method not found: a virtual server offers no list-change streams' },
         });
     }
