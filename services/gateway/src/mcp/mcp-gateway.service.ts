@@ -198,7 +198,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const response = await this.subscribers.within(caller, () => this.handler.fetch(request, options));
     // A refused listen is answered in JSON; an accepted one ends gracefully when its lifetime is up.
     if (!response.body || !response.headers.get('content-type')?.startsWith('text/event-stream')) return response;
-    const id = body?.id;
+    const id = message?.id;
     const complete = {
       jsonrpc: '2.0',
       id,
