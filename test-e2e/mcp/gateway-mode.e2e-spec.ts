@@ -598,6 +598,7 @@ describe('gateway mode at /mcp', () => {
     for (const l of listeners) expect(await l.names()).not.toContain('github.search_code');
 
     // The upstream adds a tool: told, listed, callable.
+    const callsBefore = await upstream.toolCalls('search_code');
     await upstream.offerSearchCode(true);
     await everyoneTold(1);
     for (const l of listeners) {
@@ -607,6 +608,9 @@ describe('gateway mode at /mcp', () => {
         matches: [],
       });
     }
+    // Each of those calls reached the upstream as a `tools/call search_code` (so the count
+    // below would see one that got through).
+    expect(await upstream.toolCalls('search_code')).toBe(callsBefore + listeners.length);
 
     // The upstream withdraws it: told, unlisted, and refused by the gateway itself at once —
     // nothing more reaches the upstream for the call (it stays in the org's catalog a while).
@@ -614,13 +618,13 @@ describe('gateway mode at /mcp', () => {
     await everyoneTold(2);
     for (const l of listeners) {
       expect(await l.names()).not.toContain('github.search_code');
-      const before = (await upstream.seenAuthorizations()).length;
+      const before = await upstream.toolCalls('search_code');
       const gone = await l.client.callTool({ name: 'github.search_code', arguments: { query: 'y' } }).then(
         () => undefined,
         (error: unknown) => error as ProtocolError,
       );
       expect(gone?.code).toBe(-32602);
-      expect((await upstream.seenAuthorizations()).length).toBe(before);
+      expect(await upstream.toolCalls('search_code')).toBe(before);
     }
 
     // An org rule denies a tool: told (no upstream change), unlisted; lifting it lists it again.

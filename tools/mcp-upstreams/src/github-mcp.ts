@@ -166,6 +166,8 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, sha
  */
 export async function startGithubMcp(options: GithubMcpOptions): Promise<RunningGithubMcp> {
   const seen: (string | null)[] = [];
+  // `tools/call` requests by tool name, from the 2026-07-28 `Mcp-Method`/`Mcp-Name` headers.
+  const toolCalls: Record<string, number> = {};
   const shape: ServerShape = {
     faultyTools: options.faultyTools ?? false,
     searchCode: false,
@@ -227,8 +229,11 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
       res.writeHead(204).end();
       return;
     }
-    const at = bearerAtMcp(req, res, path, seen, () => ({ openStreams: streams.size }));
+    const at = bearerAtMcp(req, res, path, seen, () => ({ openStreams: streams.size, toolCalls }));
     if (!at) return;
+    const name = req.headers['mcp-name'];
+    if (req.headers['mcp-method'] === 'tools/call' && typeof name === 'string')
+      toolCalls[name] = (toolCalls[name] ?? 0) + 1;
     const { token } = at;
     const user = token ? await githubUser(options.githubApiUrl, token) : undefined;
     if (!token || !user) {

@@ -9,6 +9,8 @@ export interface UpstreamProcess {
   seenAuthorizations(): Promise<(string | null)[]>;
   /** How many 2025-11-25 GET streams (standalone, for notifications) are open now. */
   openStreams(): Promise<number>;
+  /** How many `tools/call` requests named `tool` reached the upstream (2026-07-28 `Mcp-Name`). */
+  toolCalls(tool: string): Promise<number>;
   /** Lists `search_code` or stops listing it (a tool list that changes); listening clients are told. */
   offerSearchCode(offered: boolean): Promise<void>;
   stop(): Promise<void>;
@@ -111,6 +113,10 @@ export async function spawnGithubMcp(
     async openStreams() {
       const res = await fetch(new URL('/_seen', url));
       return ((await res.json()) as { openStreams: number }).openStreams;
+    },
+    async toolCalls(tool: string) {
+      const res = await fetch(new URL('/_seen', url));
+      return ((await res.json()) as { toolCalls: Record<string, number> }).toolCalls[tool] ?? 0;
     },
     async offerSearchCode(offered: boolean) {
       await fetch(new URL('/_control/tools', url), { method: 'POST', body: JSON.stringify({ searchCode: offered }) });
