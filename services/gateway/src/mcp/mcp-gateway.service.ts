@@ -99,7 +99,12 @@ const MAX_CREDENTIALS = 20_000;
  */
 const CAPABILITIES: ServerCapabilities = { tools: { listChanged: true }, resources: {}, prompts: {}, completions: {} };
 /** A virtual server's: no list-change streams (fetch refuses them there). */
-const VIRTUAL_CAPABILITIES: ServerCapabilities = { tools: { listChanged: false }, resources: {}, prompts: {} };
+const VIRTUAL_CAPABILITIES: ServerCapabilities = {
+  tools: { listChanged: false },
+  resources: {},
+  prompts: {},
+  completions: {},
+};
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
