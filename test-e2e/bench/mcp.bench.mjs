@@ -13,14 +13,11 @@ import { fileURLToPath } from 'node:url';
 
 import { spawnGithubMcp } from '@context-gateway/mcp-upstreams';
 import { RpcClient } from '@context-gateway/messaging';
-import { rpc } from '@context-gateway/proto';
 import { startSimulator } from '@context-gateway/source-simulators';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 import { startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
-import { connectAccount } from '../support/connect-account.mjs';
-import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
-import { personAccessToken } from './bench-people.mjs';
+import { mcpAgentOrg } from '../support/mcp-agent-org.mjs';
 
 const rootDir = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -156,73 +153,34 @@ const bench = await startBenchStack('mcp', {
 const { stack, nc } = bench;
 try {
   const gateway = `http://localhost:${new URL(stack.urls.gateway).port}`;
-  await sim.control.registerClient({
-    client_id: CLIENT_ID,
-    client_secret: CLIENT_SECRET,
-    redirect_uris: [`${gateway}/v1/connect/callback`, `${stack.urls.gateway}/v1/connect/callback`],
-    name: 'Context Gateway',
-  });
-  await sim.control.createAccount({ login: 'bench-agent', counts: { repos: 5, starred: 0, issues: 0 } });
-  const admin = async (method, path, body) => {
-    const res = await fetch(`${gateway}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${OPERATOR_TOKEN}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-    return res.json();
-  };
-  const org = await admin('POST', '/v1/admin/organizations', { name: 'MCP Bench' });
-  await admin('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
-  const app = await admin('POST', `/v1/admin/organizations/${org.id}/applications`, {
-    name: 'Bench Agent',
-    callbackUrls: [CALLBACK],
-    integrations: ['github'],
+  const {
+    applicationId,
+    userId,
+    accessToken: agentToken,
+    admin,
+  } = await mcpAgentOrg({
+    gatewayUrl: gateway,
+    operatorToken: OPERATOR_TOKEN,
+    broker: new RpcClient(nc),
+    sim,
+    githubClient: { id: CLIENT_ID, secret: CLIENT_SECRET },
+    redirectUris: [`${gateway}/v1/connect/callback`, `${stack.urls.gateway}/v1/connect/callback`],
+    login: 'bench-agent',
+    repos: 5,
+    orgName: 'MCP Bench',
+    appName: 'Bench Agent',
+    callback: CALLBACK,
     scopes: SCOPES,
-  });
-  await admin('PUT', `/v1/admin/organizations/${org.id}/applications/${app.id}/oauth-client`, {
-    tokenEndpointAuthMethod: 'none',
-  });
-  await admin('PUT', `/v1/admin/organizations/${org.id}/mcp-servers/github`, {
-    url: upstream.url,
-    resourceArguments: { create_issue: 'repo' },
-  });
-  const broker = new RpcClient(nc);
-  const session = {
-    orgId: org.id,
-    applicationId: app.id,
-    applicationName: 'Bench Agent',
-    integration: 'github',
-    scopes: SCOPES,
-    callbackUrl: CALLBACK,
-  };
-  for (let i = 0; ; i++) {
-    try {
-      await broker.request(rpc.broker.createConnectSession, session);
-      break;
-    } catch (error) {
-      if (i > 200) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  const person = await signUpWithSoftPasskey(gateway);
-  await connectAccount(broker, session, person, 'bench-agent');
-  const agentToken = await personAccessToken(gateway, person.sessionToken, {
-    clientId: app.clientId,
-    redirectUri: CALLBACK,
-    scope: 'github:tools',
+    mcpServer: { url: upstream.url, resourceArguments: { create_issue: 'repo' } },
   });
   // The person's own GitHub token, for the direct run (what the gateway injects upstream).
-  const { secret: apiKey } = await admin('POST', `/v1/admin/applications/${app.id}/api-keys`);
+  const { secret: apiKey } = await admin('POST', `/v1/admin/applications/${applicationId}/api-keys`);
   let githubToken;
   for (let i = 0; !githubToken; i++) {
     const res = await fetch(`${gateway}/v1/credentials`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ integration: 'github', userId: person.userId }),
+      body: JSON.stringify({ integration: 'github', userId }),
     });
     if (res.ok) githubToken = (await res.json()).accessToken;
     else if (i > 200) throw new Error(`credentials: ${res.status} ${await res.text()}`);

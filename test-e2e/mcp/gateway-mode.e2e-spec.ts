@@ -1,6 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { spawnGithubMcp, type UpstreamProcess } from '@context-gateway/mcp-upstreams';
 import { RpcClient } from '@context-gateway/messaging';
 import { adminClient as sdkAdmin } from '@context-gateway/node';
@@ -9,17 +6,11 @@ import { type RunningSimulator, startSimulator } from '@context-gateway/source-s
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import * as oauth from 'oauth4webapi';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
+import { AgentAuthorization } from '../support/agent-authorization.js';
 import { recentAuditEvents } from '../support/audit-stream.js';
-import {
-  addVirtualAuthenticator,
-  browserUrl,
-  createAccountOnSigninPage,
-  launchBrowser,
-  sessionCookie,
-} from '../support/browser.js';
+import { browserUrl, launchBrowser, sessionCookie } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { addSoftPasskey, type SignedInPerson } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
@@ -34,7 +25,6 @@ import { startTestStack, type TestStack, waitFor } from '../support/test-stack.j
 const CLIENT_ID = 'cg-e2e-mcp-github';
 const CLIENT_SECRET = 'cg-e2e-mcp-github-secret-0123456789';
 const SCOPES = ['github:read:profile', 'github:tools'];
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 jest.setTimeout(120_000);
 
 let stack: TestStack;
@@ -42,12 +32,9 @@ let sim: RunningSimulator;
 let upstream: UpstreamProcess;
 let nc: NatsConnection;
 let browser: Browser;
-let callbackServer: Server;
+let agentAuth: AgentAuthorization;
 let callback = '';
-let landed: URL | undefined;
 let base: string;
-let as: oauth.AuthorizationServer;
-let cli: oauth.Client;
 let app: { orgId: string; appId: string; name: string; callbackUrl: string };
 const admin = () => adminClient(base);
 
@@ -76,13 +63,8 @@ beforeAll(async () => {
   for (const login of ['octo-agent', 'octo-late', 'octo-approver']) {
     await sim.control.createAccount({ login, counts: { repos: 3, starred: 0, issues: 0 } });
   }
-  callbackServer = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', callback);
-    if (url.pathname === '/cb') landed = url;
-    res.end('back at the agent');
-  });
-  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
-  callback = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/cb`;
+  agentAuth = await AgentAuthorization.start();
+  callback = agentAuth.callback;
   base = browserUrl(stack.gatewayUrl);
   browser = await launchBrowser();
 
@@ -100,7 +82,6 @@ beforeAll(async () => {
       tokenEndpointAuthMethod: 'none',
     }),
   );
-  cli = { client_id: created.clientId, token_endpoint_auth_method: 'none' };
   app = { orgId: org.id, appId: created.id, name: created.name, callbackUrl: callback };
   // With the SDK, as `pnpm cg mcp-server set` does: the upstream needs a person's token, so no tools yet.
   const registered = await sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN }).mcpServers.put(org.id, 'github', {
@@ -110,11 +91,7 @@ beforeAll(async () => {
   expect(registered).toMatchObject({ integration: 'github', url: upstream.url, tools: [], toolsReadAt: null });
   nc = await connect(stack.natsOptions());
   await waitForBrokerToKnowApp(new RpcClient(nc), app, 'github', SCOPES);
-  const issuer = new URL(`${base}/oauth`);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  await agentAuth.discover(base, created.clientId);
 }, 180_000);
 
 afterAll(async () => {
@@ -123,8 +100,7 @@ afterAll(async () => {
   await stack?.stop();
   await upstream?.stop();
   await sim?.stop();
-  callbackServer?.closeAllConnections();
-  await new Promise((resolve) => callbackServer?.close(resolve));
+  await agentAuth?.close();
 }, 60_000);
 
 /**
@@ -138,50 +114,19 @@ async function personToken(
 ): Promise<SignedInPerson & { accessToken: string; browser?: { context: BrowserContext; page: Page } }> {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await addVirtualAuthenticator(context, page);
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const url = new URL(as.authorization_endpoint ?? '');
-  url.search = new URLSearchParams({
-    client_id: cli.client_id,
-    redirect_uri: callback,
-    response_type: 'code',
-    scope: 'github:tools',
-    resource: base,
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-  }).toString();
-  landed = undefined;
-  await page.goto(url.href);
-  await createAccountOnSigninPage(page, name);
-  if (new URL(page.url()).pathname.startsWith('/oauth/interaction/')) {
-    await Promise.all([page.waitForURL(`${callback}**`), page.click('button[value=allow]')]);
-  }
-  await waitFor('the callback', () => Promise.resolve(landed !== undefined));
-  const params = oauth.validateAuthResponse(as, cli, landed ?? new URL(callback), state);
-  const response = await oauth.processAuthorizationCodeResponse(
-    as,
-    cli,
-    await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
-  );
-  const claims = await oauth.validateJwtAccessToken(
-    as,
-    new Request(base, { headers: { authorization: `Bearer ${response.access_token}` } }),
-    base,
-    insecure,
-  );
+  const accessToken = await agentAuth.signUpAndAuthorize(page, name, 'github:tools');
+  const userId = await agentAuth.subject(accessToken);
   const sessionToken = await sessionCookie(context);
   if (!keep) await context.close();
   // A second passkey, in software, signs the person's consents in the connect flow.
-  const person = await addSoftPasskey(base, { userId: claims.sub, sessionToken });
+  const person = await addSoftPasskey(base, { userId, sessionToken });
   if (keep) {
     // Adding the passkey opened a new session: the browser carries that one from now on.
     const cookie = (await context.cookies()).find((c) => c.name === '__Host-cg_session');
     await context.addCookies([{ ...cookie!, value: person.sessionToken }]);
-    return { ...person, accessToken: response.access_token, browser: { context, page } };
+    return { ...person, accessToken, browser: { context, page } };
   }
-  return { ...person, accessToken: response.access_token };
+  return { ...person, accessToken };
 }
 
 /** The official SDK client at /mcp: `modern` negotiates 2026-07-28, `legacy` speaks 2025-11-25 only. */

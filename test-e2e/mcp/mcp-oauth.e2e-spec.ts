@@ -1,20 +1,11 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { type OAuthUpstreamProcess, spawnOAuthMcp } from '@context-gateway/mcp-upstreams';
 import { adminClient as sdkAdmin } from '@context-gateway/node';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import * as oauth from 'oauth4webapi';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
-import {
-  addVirtualAuthenticator,
-  allowOnConsentPage,
-  browserUrl,
-  createAccountOnSigninPage,
-  launchBrowser,
-} from '../support/browser.js';
+import { AgentAuthorization } from '../support/agent-authorization.js';
+import { allowOnConsentPage, browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
@@ -27,18 +18,14 @@ import { startTestStack, type TestStack, waitFor } from '../support/test-stack.j
 // own login and consent), and the SDK's retry succeeds with the server's own token — the
 // upstream never sees a gateway token.
 jest.setTimeout(120_000);
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 let stack: TestStack;
 let upstream: OAuthUpstreamProcess;
 let browser: Browser;
-let callbackServer: Server;
+let agentAuth: AgentAuthorization;
 let callback = '';
-let landed: URL | undefined;
 let base: string;
 let orgId = '';
-let cli: oauth.Client;
-let as: oauth.AuthorizationServer;
 /** The person's access token (the agent's), from the connect scenario. */
 let nora = '';
 
@@ -50,13 +37,8 @@ beforeAll(async () => {
     MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
     MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
   });
-  callbackServer = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', callback);
-    if (url.pathname === '/cb') landed = url;
-    res.end('back at the agent');
-  });
-  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
-  callback = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/cb`;
+  agentAuth = await AgentAuthorization.start();
+  callback = agentAuth.callback;
   base = browserUrl(stack.gatewayUrl);
   browser = await launchBrowser();
   const admin = adminClient(base);
@@ -75,53 +57,22 @@ beforeAll(async () => {
       tokenEndpointAuthMethod: 'none',
     }),
   );
-  cli = { client_id: app.clientId, token_endpoint_auth_method: 'none' };
-  const issuer = new URL(`${base}/oauth`);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  await agentAuth.discover(base, app.clientId);
 }, 180_000);
 
 afterAll(async () => {
   await browser?.close();
   await stack?.stop();
   await upstream?.stop();
-  callbackServer?.closeAllConnections();
-  await new Promise((resolve) => callbackServer?.close(resolve));
+  await agentAuth?.close();
 }, 60_000);
 
 /** A new person signs up with a passkey inside the authorization; the agent gets their access token. Their browser stays signed in. */
 async function personToken(name: string): Promise<{ accessToken: string; context: BrowserContext; page: Page }> {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await addVirtualAuthenticator(context, page);
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const url = new URL(as.authorization_endpoint ?? '');
-  url.search = new URLSearchParams({
-    client_id: cli.client_id,
-    redirect_uri: callback,
-    response_type: 'code',
-    scope: 'notes:tools',
-    resource: base,
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-  }).toString();
-  landed = undefined;
-  await page.goto(url.href);
-  await createAccountOnSigninPage(page, name);
-  if (new URL(page.url()).pathname.startsWith('/oauth/interaction/'))
-    await Promise.all([page.waitForURL(`${callback}**`), page.click('button[value=allow]')]);
-  await waitFor('the callback', () => Promise.resolve(landed !== undefined));
-  const params = oauth.validateAuthResponse(as, cli, landed ?? new URL(callback), state);
-  const response = await oauth.processAuthorizationCodeResponse(
-    as,
-    cli,
-    await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
-  );
-  return { accessToken: response.access_token, context, page };
+  const accessToken = await agentAuth.signUpAndAuthorize(page, name, 'notes:tools');
+  return { accessToken, context, page };
 }
 
 const claims = (jwt: string) =>

@@ -1,6 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
 import { spawnGithubMcp, type UpstreamProcess } from '@context-gateway/mcp-upstreams';
 import { RpcClient } from '@context-gateway/messaging';
 import { adminClient as sdkAdmin } from '@context-gateway/node';
@@ -9,11 +6,11 @@ import { type RunningSimulator, startSimulator } from '@context-gateway/source-s
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client, type ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import * as oauth from 'oauth4webapi';
 import type { Browser } from 'playwright-core';
 
+import { AgentAuthorization } from '../support/agent-authorization.js';
 import { recentAuditEvents } from '../support/audit-stream.js';
-import { addVirtualAuthenticator, browserUrl, createAccountOnSigninPage, launchBrowser } from '../support/browser.js';
+import { browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { addSoftPasskey } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
@@ -26,7 +23,6 @@ import { startTestStack, type TestStack, waitFor } from '../support/test-stack.j
 const CLIENT_ID = 'cg-e2e-mcp-vs';
 const CLIENT_SECRET = 'cg-e2e-mcp-vs-secret-0123456789';
 const SCOPES = ['github:read:profile', 'github:tools'];
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 jest.setTimeout(120_000);
 
 let stack: TestStack;
@@ -34,9 +30,8 @@ let sim: RunningSimulator;
 let upstream: UpstreamProcess;
 let nc: NatsConnection;
 let browser: Browser;
-let callbackServer: Server;
+let agentAuth: AgentAuthorization;
 let callback = '';
-let landed: URL | undefined;
 let base: string;
 let app: { orgId: string; appId: string; name: string; callbackUrl: string };
 let otherOrg: string;
@@ -67,13 +62,8 @@ beforeAll(async () => {
     name: 'Context Gateway',
   });
   await sim.control.createAccount({ login: 'octo-triage', counts: { repos: 2, starred: 0, issues: 0 } });
-  callbackServer = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', callback);
-    if (url.pathname === '/cb') landed = url;
-    res.end('back at the agent');
-  });
-  await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve));
-  callback = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/cb`;
+  agentAuth = await AgentAuthorization.start();
+  callback = agentAuth.callback;
   base = browserUrl(stack.gatewayUrl);
   browser = await launchBrowser();
 
@@ -99,47 +89,11 @@ beforeAll(async () => {
 
   // A person signs up with a passkey inside the authorization and consents; the agent gets
   // their access token for the gateway (the one resource), then the person connects GitHub.
-  const issuer = new URL(`${base}/oauth`);
-  const as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
-  const cli: oauth.Client = { client_id: created.clientId, token_endpoint_auth_method: 'none' };
+  await agentAuth.discover(base, created.clientId);
   const context = await browser.newContext();
   const page = await context.newPage();
-  await addVirtualAuthenticator(context, page);
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
-  const url = new URL(as.authorization_endpoint ?? '');
-  url.search = new URLSearchParams({
-    client_id: cli.client_id,
-    redirect_uri: callback,
-    response_type: 'code',
-    scope: 'github:tools',
-    resource: base,
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-  }).toString();
-  await page.goto(url.href);
-  await createAccountOnSigninPage(page, 'Tess Triage');
-  if (new URL(page.url()).pathname.startsWith('/oauth/interaction/'))
-    await Promise.all([page.waitForURL(`${callback}**`), page.click('button[value=allow]')]);
-  await waitFor('the callback', () => Promise.resolve(landed !== undefined));
-  const params = oauth.validateAuthResponse(as, cli, landed ?? new URL(callback), state);
-  const response = await oauth.processAuthorizationCodeResponse(
-    as,
-    cli,
-    await oauth.authorizationCodeGrantRequest(as, cli, oauth.None(), params, callback, verifier, insecure),
-  );
-  accessToken = response.access_token;
-  const claims = await oauth.validateJwtAccessToken(
-    as,
-    new Request(base, { headers: { authorization: `Bearer ${accessToken}` } }),
-    base,
-    insecure,
-  );
-  userId = claims.sub;
+  accessToken = await agentAuth.signUpAndAuthorize(page, 'Tess Triage', 'github:tools');
+  userId = await agentAuth.subject(accessToken);
   const sessionToken = (await context.cookies()).find((c) => c.name === '__Host-cg_session')?.value ?? '';
   await context.close();
   const person = await addSoftPasskey(base, { userId, sessionToken });
@@ -152,8 +106,7 @@ afterAll(async () => {
   await stack?.stop();
   await upstream?.stop();
   await sim?.stop();
-  callbackServer?.closeAllConnections();
-  await new Promise((resolve) => callbackServer?.close(resolve));
+  await agentAuth?.close();
 }, 60_000);
 
 /** The official SDK client at a virtual server: `modern` negotiates 2026-07-28, `legacy` speaks 2025-11-25 only. */

