@@ -2,6 +2,7 @@ export { type RunningConformanceMcp, startConformanceMcp } from './conformance-m
 export { type GithubMcpOptions, type RunningGithubMcp, startGithubMcp } from './github-mcp.js';
 export { type OAuthMcpOptions, type RunningOAuthMcp, startOAuthMcp } from './oauth-mcp.js';
 export { authorizeAtOAuthMcp } from './oauth-mcp-login.js';
+export { type RunningSessionMcp, startSessionMcp } from './session-mcp.js';
 export {
   type OAuthUpstreamProcess,
   spawnConformanceMcp,

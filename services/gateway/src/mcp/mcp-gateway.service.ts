@@ -50,7 +50,7 @@ import {
 import { boundedStream } from './mcp-stream-lifetime.js';
 import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
 import { McpToolCatalog, type ToolRead, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
-import { McpUpstream, UpstreamFailure } from './mcp-upstream.js';
+import { McpUpstream, type UpstreamCaller, UpstreamFailure } from './mcp-upstream.js';
 import { type McpSelection, selectionOf } from './mcp-virtual-server.js';
 
 /** JSON-RPC error codes of gateway mode (server-defined range, docs/gateway-mode.md). */
@@ -423,7 +423,7 @@ export class McpGatewayService implements OnModuleDestroy {
           },
         },
       },
-      (token) => this.upstream.callTool(server, token, tool, args, signal, onProgress),
+      (as) => this.upstream.callTool(server, as, tool, args, signal, onProgress),
       (result) => (result.isError ? 'tool_error' : undefined),
     );
   }
@@ -493,7 +493,8 @@ export class McpGatewayService implements OnModuleDestroy {
       /** What the person approves when an `approval_required` rule holds the call: the operation, its name, its arguments. */
       held: Pick<HeldCall, 'method' | 'name' | 'arguments' | 'tool'>;
     },
-    run: (token: string) => Promise<T>,
+    /** The exchange, as the person with their credential (an upstream session is never another org's or person's). */
+    run: (as: UpstreamCaller) => Promise<T>,
     failed: (result: T) => string | undefined = () => undefined,
   ) {
     const { caller, request } = auth;
@@ -593,7 +594,7 @@ export class McpGatewayService implements OnModuleDestroy {
 
     let result: T;
     try {
-      result = await run(credential.accessToken);
+      result = await run(upstreamCaller(caller, credential.accessToken));
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         // The source may have revoked or expired the token: the next call asks the broker again.
@@ -658,7 +659,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const lists = await Promise.all(
       servers.map(({ server, token, key }) =>
         this.upstream
-          .use(server, token, undefined, (client) => list(client, server))
+          .use(server, upstreamCaller(auth.caller, token), undefined, (client) => list(client, server))
           .catch((error: unknown) => {
             // A refused token is asked for again next time; the list goes on without this server.
             if (error instanceof UpstreamFailure && error.kind === 'unauthorized') this.credentialCache.delete(key);
@@ -730,8 +731,8 @@ export class McpGatewayService implements OnModuleDestroy {
         // The URI as the agent named it (wrapped): the approval is of reading exactly it.
         held: { method: 'resources/read', name: uri, arguments: {}, tool: {} },
       },
-      async (token) => {
-        const result = await this.upstream.use(server, token, signal, (client, s) =>
+      async (as) => {
+        const result = await this.upstream.use(server, as, signal, (client, s) =>
           client.readResource({ uri: unwrapped.uri }, { cacheMode: 'bypass', ...(s ? { signal: s } : {}) }),
         );
         return {
@@ -764,8 +765,8 @@ export class McpGatewayService implements OnModuleDestroy {
         operation: `MCP prompts/get ${name}`,
         held: { method: 'prompts/get', name, arguments: args ?? {}, tool: {} },
       },
-      (token) =>
-        this.upstream.use(server, token, signal, (client, s) =>
+      (as) =>
+        this.upstream.use(server, as, signal, (client, s) =>
           client.getPrompt({ name: split.tool, ...(args ? { arguments: args } : {}) }, s ? { signal: s } : {}),
         ),
     );
@@ -794,7 +795,7 @@ export class McpGatewayService implements OnModuleDestroy {
         ref.type === 'ref/prompt' ? `Unknown prompt: ${ref.name}` : `Unknown resource: ${ref.uri}`,
       );
     try {
-      return await this.upstream.use(found.server, found.token, signal, (client, s) =>
+      return await this.upstream.use(found.server, upstreamCaller(auth.caller, found.token), signal, (client, s) =>
         client.complete({ ...params, ref: target.ref }, s ? { signal: s } : {}),
       );
     } catch (error) {
@@ -1003,6 +1004,11 @@ function approvalElicitation(era: McpRequestContext['era'], held: Pick<HeldCall,
 }
 
 /** A server registered with `auth: "none"` is called without any credential. */
+/** Whose upstream exchange it is: the person (for their org) with their credential. */
+function upstreamCaller(caller: GatewayAuth['caller'], token: string): UpstreamCaller {
+  return { orgId: caller.orgId, userId: caller.onBehalfOf, token };
+}
+
 function anonymous(integration: string): Credential {
   return {
     key: `none\u0000${integration}`,

@@ -86,7 +86,7 @@ export class McpToolCatalog {
       return Promise.resolve({ names: kept?.names, catalogChanged: false });
     let pending = this.reading.get(key);
     if (!pending) {
-      pending = this.read(orgId, server, key, token).finally(() => this.reading.delete(key));
+      pending = this.read(orgId, server, userId, key, token).finally(() => this.reading.delete(key));
       this.reading.set(key, pending);
     }
     return pending;
@@ -101,7 +101,7 @@ export class McpToolCatalog {
     const key = personKey(orgId, server.integration, userId);
     await this.reading.get(key)?.catch(() => undefined);
     this.failedAt.delete(key);
-    const pending = this.read(orgId, server, key, token).finally(() => {
+    const pending = this.read(orgId, server, userId, key, token).finally(() => {
       if (this.reading.get(key) === pending) this.reading.delete(key);
     });
     this.reading.set(key, pending);
@@ -116,7 +116,7 @@ export class McpToolCatalog {
   /** A read without any credential (at registration): what the server offers anyone, into the catalog. */
   async anonymous(orgId: string, server: McpServerView): Promise<void> {
     try {
-      const { tools } = await this.upstream.listTools(server, undefined);
+      const { tools } = await this.upstream.listTools(server, { orgId, userId: undefined, token: undefined });
       await this.report(orgId, server, tools);
     } catch (error) {
       // Expected for servers that need a credential: the first connected person's read fills the catalog.
@@ -127,11 +127,17 @@ export class McpToolCatalog {
     }
   }
 
-  private async read(orgId: string, server: McpServerView, key: string, token: string): Promise<ToolRead> {
+  private async read(
+    orgId: string,
+    server: McpServerView,
+    userId: string,
+    key: string,
+    token: string,
+  ): Promise<ToolRead> {
     let tools: UpstreamTool[];
     let ttlMs: number | undefined;
     try {
-      ({ tools, ttlMs } = await this.upstream.listTools(server, token));
+      ({ tools, ttlMs } = await this.upstream.listTools(server, { orgId, userId, token }));
     } catch (error) {
       this.failedAt.set(key, this.clock.now());
       this.logger.warn(

@@ -44,9 +44,23 @@ export interface UpstreamListener {
   close(): Promise<void>;
 }
 
+/**
+ * Whose exchange with an upstream it is. A pooled client (its 2025-11-25 `Mcp-Session-Id`,
+ * its negotiated state, whatever the server keeps per session) serves one org's registration
+ * of the server, one person and one credential, never more: two orgs that registered the same
+ * URL (even without a credential, `auth: none`) or two people never share an upstream session.
+ */
+export interface UpstreamCaller {
+  orgId: string;
+  /** The person the exchange is for; undefined for a read nobody asked for (at registration). */
+  userId: string | undefined;
+  /** The person's credential for the server; undefined (or empty) for a server without one. */
+  token: string | undefined;
+}
+
 /** A connected client unused for this long is closed. */
 const IDLE_CLIENT_MS = 60_000;
-/** Connected clients one gateway keeps (one per server and credential). */
+/** Connected clients one gateway keeps (one per org registration, person and credential). */
 const MAX_CLIENTS = 2_000;
 
 interface Pooled {
@@ -60,8 +74,8 @@ interface Pooled {
  * The gateway as an MCP client of an org's remote servers, the person's source token as the
  * bearer (the caller's own token never leaves the gateway), either protocol revision
  * (`server/discover` first, `initialize` when the server is older). A connected client is
- * kept per server and credential (keyed by the credential's hash, never shared between two
- * credentials) and reused while in use, so a call is one upstream exchange, not a handshake
+ * kept per org, integration, URL, person and credential (the credential by its hash: see
+ * UpstreamCaller) and reused while in use, so a call is one upstream exchange, not a handshake
  * and an exchange; it is dropped after IDLE_CLIENT_MS unused or when its connection fails.
  */
 @Injectable()
@@ -99,10 +113,10 @@ export class McpUpstream implements OnApplicationShutdown {
    * (`ttlMs`, 2026-07-28: the shortest of its pages; absent on 2025-11-25).
    */
   async listTools(
-    server: Pick<McpServerView, 'url'>,
-    token: string | undefined,
+    server: UpstreamServer,
+    as: UpstreamCaller,
   ): Promise<{ tools: UpstreamTool[]; ttlMs: number | undefined }> {
-    return this.exchange(server, token, undefined, async (client, signal) => {
+    return this.exchange(server, as, undefined, async (client, signal) => {
       const tools: UpstreamTool[] = [];
       let cursor: string | undefined;
       let bytes = 0;
@@ -207,14 +221,14 @@ export class McpUpstream implements OnApplicationShutdown {
   }
 
   async callTool(
-    server: Pick<McpServerView, 'url'>,
-    token: string | undefined,
+    server: UpstreamServer,
+    as: UpstreamCaller,
     tool: UpstreamTool,
     args: Record<string, unknown> | undefined,
     signal: AbortSignal | undefined,
     onProgress?: (progress: Progress) => void,
   ): Promise<CallToolResult> {
-    return this.exchange(server, token, signal, (client, combined) =>
+    return this.exchange(server, as, signal, (client, combined) =>
       client.callTool(
         { name: tool.name, ...(args ? { arguments: args } : {}) },
         {
@@ -230,22 +244,22 @@ export class McpUpstream implements OnApplicationShutdown {
 
   /** Any other exchange with the server (resources, prompts), with the same pooling, limits and error mapping. */
   use<T>(
-    server: Pick<McpServerView, 'url'>,
-    token: string | undefined,
+    server: UpstreamServer,
+    as: UpstreamCaller,
     signal: AbortSignal | undefined,
     work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
-    return this.exchange(server, token, signal, work);
+    return this.exchange(server, as, signal, work);
   }
 
   private async exchange<T>(
-    server: Pick<McpServerView, 'url'>,
-    token: string | undefined,
+    server: UpstreamServer,
+    as: UpstreamCaller,
     outer: AbortSignal | undefined,
     work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
-    const key = `${server.url}\u0000${token ? createHash('sha256').update(token).digest('base64url') : ''}`;
-    const pooled = this.pooled(key, server.url, token);
+    const key = poolKey(server, as);
+    const pooled = this.pooled(key, server.url, as.token);
     pooled.inFlight++;
     try {
       // The caller's signal as it is: the time limit is the SDK's per request, and the fetch's.
@@ -320,6 +334,15 @@ export class McpUpstream implements OnApplicationShutdown {
     for (const [key, pooled] of this.pool)
       if (pooled.inFlight === 0 && pooled.lastUsed < idleBefore) this.drop(key, pooled);
   }
+}
+
+/** The server as the pool tells registrations apart: its org's integration key and its URL. */
+type UpstreamServer = Pick<McpServerView, 'integration' | 'url'>;
+
+/** One pooled client per org, integration, URL, person and credential (hashed: no token is kept as a key). */
+function poolKey(server: UpstreamServer, as: UpstreamCaller): string {
+  const credential = as.token ? createHash('sha256').update(as.token).digest('base64url') : '';
+  return JSON.stringify([as.orgId, server.integration, server.url, as.userId ?? '', credential]);
 }
 
 /** `body` as it is, calling `ended` once it ends, fails or is cancelled. */
