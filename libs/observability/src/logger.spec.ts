@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SpanKind } from '@opentelemetry/api';
 
 import { createLogger } from './logger.js';
-import { runWithRequestContext } from './request-context.js';
+import { runDetached, runWithRequestContext } from './request-context.js';
 import { MemoryDestination } from './test-support.js';
 import { initTracing, type TracingHandle, withSpan } from './tracing.js';
 
@@ -67,6 +67,33 @@ describe('createLogger', () => {
     const [handled, after] = dest.lines();
     expect(handled).toMatchObject({ request_id: 'req-42', msg: 'handled' });
     expect(after).not.toHaveProperty('request_id');
+  });
+
+  it('carries neither request_id nor trace_id in work a request started detached, then or later', async () => {
+    const { dest, logger } = setup();
+    let later!: Promise<void>;
+    await runWithRequestContext({ requestId: 'req-7' }, () =>
+      withSpan('request', { kind: SpanKind.SERVER }, async () => {
+        logger.info('request');
+        runDetached(() => {
+          logger.info('started');
+          later = new Promise<void>((resolve) =>
+            setTimeout(() => {
+              logger.info('timer');
+              resolve();
+            }, 1),
+          );
+        });
+        await Promise.resolve();
+      }),
+    );
+    await later;
+    const [request, started, timer] = dest.lines();
+    expect(request).toMatchObject({ request_id: 'req-7', trace_id: expect.any(String) });
+    for (const line of [started, timer]) {
+      expect(line).not.toHaveProperty('request_id');
+      expect(line).not.toHaveProperty('trace_id');
+    }
   });
 
   describe('never writes a secret', () => {

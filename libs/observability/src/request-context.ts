@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
 
 /** What every log line written while handling one request should carry. */
 export interface RequestContext {
@@ -16,4 +16,18 @@ export function runWithRequestContext<T>(ctx: RequestContext, fn: () => T): T {
 /** The request context of the code running now, if it was entered through runWithRequestContext. */
 export function currentRequestContext(): RequestContext | undefined {
   return storage.getStore();
+}
+
+// Made as the process loads this module, before any request: in its scope no AsyncLocalStorage
+// has a store (neither ours nor OpenTelemetry's context manager nor any library's).
+const root = new AsyncResource('context-gateway.detached');
+
+/**
+ * Runs `fn` (and everything it starts: timers, listeners, promise chains) outside the current
+ * request: no request id, no active span. For background work that a request merely set off
+ * and that outlives it (an upstream listener, a pooled connection, a retry timer): its logs
+ * and spans must not carry the ids of whichever request happened to start it.
+ */
+export function runDetached<T>(fn: () => T): T {
+  return root.runInAsyncScope(() => storage.exit(fn));
 }

@@ -2,7 +2,7 @@ import { TestClock } from '@context-gateway/clock/testing';
 import { type RunningGithubMcp, startGithubMcp } from '@context-gateway/mcp-upstreams';
 import { connectNats, RpcClient } from '@context-gateway/messaging';
 import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
-import { createLogger } from '@context-gateway/observability';
+import { createLogger, currentRequestContext, runWithRequestContext } from '@context-gateway/observability';
 import { obtainTokens, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -189,5 +189,26 @@ describe("a person's tool list at the gateway", () => {
     watcher.follow(ORG, ALICE, [{ ...two.view, integration: 'github2' }], () => Promise.resolve(token));
     expect((await next()).integration).toBe('github2');
     expect(watcher.openCount).toBe(1);
+  });
+
+  it('runs its streams, reads and retries outside the request that asked to follow', async () => {
+    gatewayParts();
+    const { view, offerSearchCode } = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    const next = changes();
+    // What request each piece of the watcher's work ran in (its logs and spans carry it).
+    const seenIn: (string | undefined)[] = [];
+    watcher.onChange(() => seenIn.push(currentRequestContext()?.requestId));
+    watcher.wantedBy(() => true);
+    runWithRequestContext({ requestId: 'first-mcp-request' }, () =>
+      watcher.follow(ORG, ALICE, [view], () => {
+        seenIn.push(currentRequestContext()?.requestId);
+        return Promise.resolve(token);
+      }),
+    );
+    await next();
+    await offerSearchCode(true);
+    await next();
+    expect(seenIn.length).toBeGreaterThanOrEqual(4);
+    expect(seenIn.filter((id) => id !== undefined)).toEqual([]);
   });
 });

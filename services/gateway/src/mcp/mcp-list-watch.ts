@@ -1,3 +1,4 @@
+import { runDetached } from '@context-gateway/observability';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -137,7 +138,8 @@ export class McpListWatcher implements OnApplicationShutdown {
       closed: false,
     };
     this.watches.set(key, watch);
-    void this.open(watch);
+    // Outlives the request that asked for it (its stream, retries and reads): not in its context.
+    runDetached(() => void this.open(watch));
   }
 
   /** How many upstream streams are open now (health and tests). */

@@ -1,4 +1,4 @@
-import { createLogger } from '@context-gateway/observability';
+import { createLogger, currentRequestContext, runWithRequestContext } from '@context-gateway/observability';
 import { describe, expect, it } from '@jest/globals';
 import type { ServerEvent } from '@modelcontextprotocol/server';
 
@@ -81,5 +81,19 @@ describe('McpSubscribers', () => {
     unsubscribe();
     expect(subscribers.listening('org-1', 'bob')).toBe(false);
     await settled();
+  });
+
+  it("compares outside the request whose stream opened the group (its ids are not the later work's)", async () => {
+    const subscribers = new McpSubscribers(logger);
+    const comparedIn: (string | undefined)[] = [];
+    subscribers.configure(() => {
+      comparedIn.push(currentRequestContext()?.requestId);
+      return Promise.resolve('same');
+    });
+    runWithRequestContext({ requestId: 'stream-request' }, () => subscribers.add(caller('alice'), () => undefined));
+    await settled();
+    subscribers.check('org-1');
+    await settled();
+    expect(comparedIn).toEqual([undefined, undefined]);
   });
 });

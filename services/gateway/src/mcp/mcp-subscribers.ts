@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+import { runDetached } from '@context-gateway/observability';
 import { LOGGER } from '@context-gateway/service-kit';
 import type { ServerEvent, ServerEventBus } from '@modelcontextprotocol/server';
 import { Inject, Injectable } from '@nestjs/common';
@@ -117,7 +118,8 @@ export class McpSubscribers {
       group.again = true;
       return;
     }
-    group.checking = (async () => {
+    // The group's comparisons run for every later change too: in no request's context.
+    group.checking = runDetached(async () => {
       do {
         group.again = false;
         let digest: string;
@@ -139,7 +141,7 @@ export class McpSubscribers {
               this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
             }
       } while (group.again);
-    })().finally(() => (group.checking = undefined));
+    }).finally(() => (group.checking = undefined));
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 
+import { runDetached } from '@context-gateway/observability';
 import { SERVICE_ENV } from '@context-gateway/service-kit';
 import {
   type CallToolResult,
@@ -290,26 +291,8 @@ export class McpUpstream implements OnApplicationShutdown {
       this.pool.set(key, found);
       return found;
     }
-    const transport = new StreamableHTTPClientTransport(new URL(url), {
-      // No standalone server-to-client stream (GET): the gateway answers statelessly, and a
-      // held stream per pooled client would take a connection each for nothing.
-      fetch: (input, init) =>
-        init?.method === 'GET' ? Promise.resolve(new Response(null, { status: 405 })) : this.http.fetch(input, init),
-      redirectPolicy: 'same-origin',
-      ...(token ? { authProvider: { token: () => Promise.resolve(token) } } : {}),
-    });
-    const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
-    const entry: Pooled = {
-      client: client
-        // Its own time limit, not the first caller's signal: others may wait on the same connect.
-        .connect(transport, {
-          signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
-          timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
-        })
-        .then(() => client),
-      lastUsed: performance.now(),
-      inFlight: 0,
-    };
+    // Kept for later requests of the same tenant: its connection is not the first request's.
+    const entry = runDetached(() => this.connectClient(url, token));
     // A failed connect is not kept (the caller sees the failure; the next call tries afresh).
     entry.client.catch(() => this.drop(key, entry));
     this.pool.set(key, entry);
@@ -321,6 +304,30 @@ export class McpUpstream implements OnApplicationShutdown {
       }
     }
     return entry;
+  }
+
+  /** A new client toward `url`, connecting (with its own time limit). */
+  private connectClient(url: string, token: string | undefined): Pooled {
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
+      // No standalone server-to-client stream (GET): the gateway answers statelessly, and a
+      // held stream per pooled client would take a connection each for nothing.
+      fetch: (input, init) =>
+        init?.method === 'GET' ? Promise.resolve(new Response(null, { status: 405 })) : this.http.fetch(input, init),
+      redirectPolicy: 'same-origin',
+      ...(token ? { authProvider: { token: () => Promise.resolve(token) } } : {}),
+    });
+    const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    return {
+      client: client
+        // Its own time limit, not the first caller's signal: others may wait on the same connect.
+        .connect(transport, {
+          signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
+          timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+        })
+        .then(() => client),
+      lastUsed: performance.now(),
+      inFlight: 0,
+    };
   }
 
   /** Drops `entry` if it is still the one pooled under `key` (a replacement is left alone). */
