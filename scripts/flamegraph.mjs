@@ -1,6 +1,7 @@
 // A CPU flame graph, as an SVG picture, from a V8 CPU profile (`node --cpu-prof`).
 //
 //   node scripts/flamegraph.mjs <file.cpuprofile> [--from-us N] [--to-us N] [--title T] > out.svg
+//   node scripts/flamegraph.mjs <file.cpuprofile> [--from-us N] [--to-us N] --top 25   (a table instead)
 //
 // Only samples between --from-us and --to-us (V8's monotonic clock in microseconds, the
 // clock of process.hrtime: a benchmark passes the window it measured) are drawn, idle time
@@ -93,6 +94,48 @@ export function renderFlameGraph(profile, { fromUs = -Infinity, toUs = Infinity,
   return out.join('\n');
 }
 
+/**
+ * Where a window's busy CPU went, as text: the functions with the most self time (time in
+ * the function itself, not its callees) and the same summed per package or source file, so
+ * "25 % in pg-protocol" reads at a glance. Idle time is left out, GC and the program's
+ * native work are their own rows.
+ * @param {Parameters<typeof renderFlameGraph>[0]} profile
+ * @param {{ fromUs?: number, toUs?: number, top?: number }} options
+ * @returns {string}
+ */
+export function selfTimeTable(profile, { fromUs = -Infinity, toUs = Infinity, top = 25 } = {}) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const byFunction = new Map();
+  const byPlace = new Map();
+  let total = 0;
+  let time = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    time += delta;
+    const frame = byId.get(id)?.callFrame;
+    if (time < fromUs || time > toUs || !frame || frame.functionName === '(idle)') return;
+    total += delta;
+    const name = label(frame);
+    byFunction.set(name, (byFunction.get(name) ?? 0) + delta);
+    const place = /\(([^):]+)(?::\d+)?\)$/.exec(name)?.[1]?.replace(/\/[^/]*$/, '') ?? name;
+    byPlace.set(place, (byPlace.get(place) ?? 0) + delta);
+  });
+  const rows = (map) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(
+        ([name, us]) =>
+          `${((us / total) * 100).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(6)} ms  ${name}`,
+      );
+  return [
+    `${(total / 1000).toFixed(0)} ms busy CPU; self time by function:`,
+    ...rows(byFunction),
+    'self time by package or source folder:',
+    ...rows(byPlace),
+  ].join('\n');
+}
+
 /** `function (package or file:line)`, short enough to read in a box. */
 function label(frame) {
   const name = frame.functionName || '(anonymous)';
@@ -124,7 +167,9 @@ function escape(text) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   const [file, ...rest] = process.argv.slice(2);
   if (!file) {
-    console.error('usage: node scripts/flamegraph.mjs <file.cpuprofile> [--from-us N] [--to-us N] [--title T]');
+    console.error(
+      'usage: node scripts/flamegraph.mjs <file.cpuprofile> [--from-us N] [--to-us N] [--title T | --top N]',
+    );
     process.exit(2);
   }
   const option = (name) => {
@@ -132,11 +177,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
     return i === -1 ? undefined : rest[i + 1];
   };
   const num = (v) => (v === undefined ? undefined : Number(v));
+  const profile = JSON.parse(readFileSync(file, 'utf8'));
+  const window = { fromUs: num(option('--from-us')), toUs: num(option('--to-us')) };
+  const top = num(option('--top'));
   process.stdout.write(
-    renderFlameGraph(JSON.parse(readFileSync(file, 'utf8')), {
-      fromUs: num(option('--from-us')),
-      toUs: num(option('--to-us')),
-      title: option('--title'),
-    }),
+    top === undefined
+      ? renderFlameGraph(profile, { ...window, title: option('--title') })
+      : `${selfTimeTable(profile, { ...window, top })}\n`,
   );
 }

@@ -16,7 +16,8 @@
 //
 // BENCH_PROFILE_DIR=<dir>: every service runs with --cpu-prof into <dir>, and CPU flame
 // graphs of the gateway and a shard for the closed-loop gateway run alone are written there
-// (flame-gateway.svg, flame-personal-server.svg; scripts/flamegraph.mjs).
+// (flame-gateway.svg, flame-personal-server.svg; scripts/flamegraph.mjs), with the self time
+// of their top functions and packages beside them (top-gateway.txt, top-personal-server.txt).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import autocannon from 'autocannon';
 
-import { renderFlameGraph } from '../../../scripts/flamegraph.mjs';
+import { renderFlameGraph, selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { signUpWithSoftPasskey } from '../../../test-e2e/support/soft-passkey.mjs';
 import { startBenchStack } from './bench-stack.mjs';
 
@@ -435,12 +436,14 @@ if (PROFILE_DIR && profileWindow) {
       console.log(`no CPU profile of ${name} (pid ${pid}) in ${PROFILE_DIR}`);
       continue;
     }
-    const svg = renderFlameGraph(JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8')), {
-      fromUs: profileWindow.fromUs,
-      toUs: profileWindow.toUs,
+    const profile = JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8'));
+    const window = { fromUs: profileWindow.fromUs, toUs: profileWindow.toUs };
+    const svg = renderFlameGraph(profile, {
+      ...window,
       title: `${name}, ${SECONDS} s of GET records through the gateway at ${profileWindow.rate} q/s`,
     });
     writeFileSync(join(PROFILE_DIR, `flame-${name}.svg`), svg);
-    console.log(`flame graph: ${join(PROFILE_DIR, `flame-${name}.svg`)}`);
+    writeFileSync(join(PROFILE_DIR, `top-${name}.txt`), `${selfTimeTable(profile, { ...window, top: 30 })}\n`);
+    console.log(`flame graph: ${join(PROFILE_DIR, `flame-${name}.svg`)}, self time: top-${name}.txt`);
   }
 }
