@@ -19,6 +19,8 @@ import { connectionParams, recordsPageSchema, recordsQuery, revokedSchema } from
 import { RecordsPolicy } from './records-policy.js';
 import { ShardRouter } from './shard-router.js';
 
+const RECORDS_OPEN = Buffer.from('{"records":');
+
 /**
  * The data plane's public face: an app reads a connection's records (only the types its
  * grant covers) and gives its grant up (a person's revocations: MyConnectionsController). Revocations go to the
@@ -70,7 +72,7 @@ export class RecordsController {
     @Query() query: z.infer<typeof recordsQuery>,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<string> {
+  ): Promise<Buffer> {
     setAuditSubject(request, { connectionId: params.connectionId, resource: query.type ?? '*' });
     const retired = query.type === undefined ? undefined : recordType(query.type)?.retired;
     if (retired !== undefined) {
@@ -120,11 +122,16 @@ export class RecordsController {
     }
     const page = await this.router.query(message);
     setAuditSubject(request, owner);
-    // The shard sends the records as a finished JSON array: spliced in, never re-parsed here.
+    // The shard sends the records as a finished JSON array: its bytes are spliced into the
+    // answer as they came off the wire, never decoded, re-parsed or encoded again here.
     reply.header('content-type', 'application/json; charset=utf-8');
     const syncedAt = page.syncedAt ? JSON.stringify(timestampDate(page.syncedAt).toISOString()) : 'null';
     const nextCursor = page.nextCursor ? JSON.stringify(page.nextCursor) : 'null';
-    return `{"records":${Buffer.from(page.recordsJson).toString('utf8')},"nextCursor":${nextCursor},"syncedAt":${syncedAt}}`;
+    return Buffer.concat([
+      RECORDS_OPEN,
+      page.recordsJson,
+      Buffer.from(`,"nextCursor":${nextCursor},"syncedAt":${syncedAt}}`),
+    ]);
   }
 
   @Route({

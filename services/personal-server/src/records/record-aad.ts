@@ -23,3 +23,36 @@ export function recordDigestContext(
 ): Buffer {
   return encodeContext({ ps: personalServerId, connection: connectionId, type, external: externalId });
 }
+
+/**
+ * `recordAad` for the records of one connection, as a function of the record id and type:
+ * the bytes before the record id (the count, the connection, the server and the `record`
+ * key) are encoded once per page, not once per record. Byte for byte the same as recordAad
+ * (record-aad.spec.ts): the context's keys sort as connection, ps, record, type.
+ */
+export function recordAadEncoder(
+  personalServerId: string,
+  connectionId: string,
+): (recordId: string, type: string) => Buffer {
+  const whole = recordAad(personalServerId, connectionId, '', '');
+  // Without the empty record id's length, the `type` key and the empty type.
+  const prefix = whole.subarray(0, whole.length - (4 + 4 + TYPE_KEY.length + 4));
+  return (recordId, type) => {
+    const out = Buffer.allocUnsafe(
+      prefix.length + 4 + Buffer.byteLength(recordId) + 4 + TYPE_KEY.length + 4 + Buffer.byteLength(type),
+    );
+    let offset = prefix.copy(out, 0);
+    offset = writeString(out, recordId, offset);
+    offset = writeString(out, TYPE_KEY, offset);
+    writeString(out, type, offset);
+    return out;
+  };
+}
+
+const TYPE_KEY = 'type';
+
+function writeString(out: Buffer, text: string, offset: number): number {
+  const length = out.write(text, offset + 4, 'utf8');
+  out.writeUInt32BE(length, offset);
+  return offset + 4 + length;
+}

@@ -514,6 +514,55 @@ describe('personal-server storage and query path', () => {
     expect(await codeOf(records.query(q(aliceConn, APP_PLAYLISTS)))).toBe('decryption_failed');
   });
 
+  it('a page is finished JSON bytes: bodies as stored, times as Postgres holds them, tombstones null, the grant read once', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    // A body with characters beyond ASCII goes into the page as the bytes it was stored as.
+    await write(user, connection, [playlist(1, 'Café ☕ 日本'), playlist(2), playlist(3)]);
+    await write(user, connection, [
+      create(RecordInputSchema, { type: 'media.playlist', externalId: 'pl-3', deleted: true }),
+    ]);
+
+    const empty = await records.query(q(connection, APP_PLAYLISTS, { type: 'media.playlist_item' }));
+    expect(empty.recordsJson.toString()).toBe('[]');
+
+    // The change feed (every change since the epoch): live records and the tombstone.
+    const feed = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: 1n }));
+    const raw = feed.recordsJson.toString('utf8');
+    const parsed = JSON.parse(raw) as {
+      id: string;
+      updatedAt: string;
+      sourceUpdatedAt: string;
+      deleted: boolean;
+      data: unknown;
+    }[];
+    expect(JSON.stringify(parsed)).toBe(raw); // compact JSON, nothing to re-encode
+    expect(raw).toContain('"name":"Café ☕ 日本"');
+    const stored = await schema.pool.query<{ id: string; updated_at: Date; source_updated_at: Date; deleted: boolean }>(
+      'SELECT id, updated_at, source_updated_at, deleted_at IS NOT NULL AS deleted FROM records WHERE connection_id = $1 ORDER BY version',
+      [connection],
+    );
+    expect(parsed.map((r) => [r.id, r.updatedAt, r.sourceUpdatedAt, r.deleted, r.data === null])).toEqual(
+      stored.rows.map((r) => [
+        r.id,
+        r.updated_at.toISOString(),
+        r.source_updated_at.toISOString(),
+        r.deleted,
+        r.deleted,
+      ]),
+    );
+    expect(feed.syncedAt).toBeInstanceOf(Date);
+
+    // A full page: the cursor after its last record, and the next page reads on from there.
+    const first = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: 1n, limit: 2 }));
+    const second = await records.query(
+      q(connection, APP_PLAYLISTS, { sinceMs: 1n, cursor: first.nextCursor, limit: 2 }),
+    );
+    expect([...JSON.parse(first.recordsJson.toString()), ...JSON.parse(second.recordsJson.toString())]).toEqual(parsed);
+    expect(second.nextCursor).toBe('');
+  });
+
   it('source deletions become tombstones: gone from listings, visible in the change feed', async () => {
     const user = userOn(0);
     const connection = randomUUID();

@@ -17,7 +17,7 @@ import { grantSealMatches } from '../grants/grant-seal.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { RecordMigrationsService } from '../record-migrations/record-migrations.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { recordAad, recordDigestContext } from './record-aad.js';
+import { recordAad, recordAadEncoder, recordDigestContext } from './record-aad.js';
 import {
   recordKey,
   RecordsRepository,
@@ -371,7 +371,12 @@ export class RecordsService {
     return this.render(page.records, limit, { ...page.connection, userId, connectionId }, undefined);
   }
 
-  /** Records as the API returns them, bodies decrypted under the connection's key (opened once). */
+  /**
+   * Records as the API returns them, bodies decrypted under the connection's key (opened
+   * once): a JSON array as bytes, which the gateway splices into its answer as they are. Each
+   * decrypted body goes in as the bytes it is (it is JSON the catalog validated on write),
+   * never decoded to a string and encoded again.
+   */
   private async render(
     records: StoredRecord[],
     limit: number,
@@ -379,40 +384,47 @@ export class RecordsService {
     fields: Set<string> | undefined,
     opened?: DataKey,
   ): Promise<{ recordsJson: Buffer; nextCursor: string }> {
-    const parts: string[] = [];
     const key =
       opened ??
-      (records.some((r) => r.deletedAt === null)
+      (records.some((r) => !r.deleted)
         ? await this.keys.open(owner.dataKeyId, {
             personalServerId: owner.personalServerId,
             connectionId: owner.connectionId,
             userId: owner.userId,
           })
         : undefined);
+    const aad = recordAadEncoder(owner.personalServerId, owner.connectionId);
+    const parts: Buffer[] = [];
     for (const record of records) {
-      let data = 'null';
-      if (record.deletedAt === null) {
-        // Opened above whenever the page holds a live record.
-        if (!key) throw new AppError('internal', 'The data key was not opened for a live record');
-        const plaintext = key.decrypt(
-          record.ciphertext,
-          recordAad(owner.personalServerId, owner.connectionId, record.id, record.type),
-        );
-        data = fields ? project(plaintext, fields) : plaintext.toString('utf8');
-      }
       parts.push(
-        `{"id":"${record.id}","type":${JSON.stringify(record.type)},"externalId":${JSON.stringify(record.externalId)},"updatedAt":"${record.updatedAt.toISOString()}","sourceUpdatedAt":"${record.sourceUpdatedAt.toISOString()}","deleted":${record.deletedAt !== null},"data":${data}}`,
+        Buffer.from(
+          `${parts.length === 0 ? '[' : ','}{"id":"${record.id}","type":${JSON.stringify(record.type)},"externalId":${JSON.stringify(record.externalId)},"updatedAt":"${record.updatedAt}","sourceUpdatedAt":"${record.sourceUpdatedAt}","deleted":${record.deleted},"data":`,
+        ),
       );
+      if (record.deleted) {
+        parts.push(NULL_BODY);
+        continue;
+      }
+      // Opened above whenever the page holds a live record.
+      if (!key) throw new AppError('internal', 'The data key was not opened for a live record');
+      const plaintext = key.decrypt(record.ciphertext, aad(record.id, record.type));
+      parts.push(fields ? Buffer.from(project(plaintext, fields)) : plaintext, CLOSE_RECORD);
     }
+    parts.push(parts.length === 0 ? EMPTY_ARRAY : CLOSE_ARRAY);
     const last = records.at(-1);
     return {
-      recordsJson: Buffer.from(`[${parts.join(',')}]`),
+      recordsJson: Buffer.concat(parts),
       // A full page may have a next one; a short page is the end ('' = none). To pick up
       // later changes, an app asks again with `since` (or keeps paging from a full page).
       nextCursor: last && records.length === limit ? encodeCursor(BigInt(last.version)) : '',
     };
   }
 }
+
+const NULL_BODY = Buffer.from('null}');
+const CLOSE_RECORD = Buffer.from('}');
+const CLOSE_ARRAY = Buffer.from(']');
+const EMPTY_ARRAY = Buffer.from('[]');
 
 function project(plaintext: Buffer, fields: Set<string>): string {
   const body = JSON.parse(plaintext.toString('utf8')) as Record<string, unknown>;

@@ -1,0 +1,31 @@
+import fc from 'fast-check';
+
+import { recordAad, recordAadEncoder } from './record-aad.js';
+
+describe('recordAadEncoder', () => {
+  it('gives the bytes of recordAad for every record of a connection', () => {
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.string(),
+        fc.array(fc.tuple(fc.string(), fc.string()), { maxLength: 5 }),
+        (ps, connection, records) => {
+          const aad = recordAadEncoder(ps, connection);
+          for (const [id, type] of records)
+            expect(aad(id, type).equals(recordAad(ps, connection, id, type))).toBe(true);
+        },
+      ),
+    );
+  });
+
+  it('encodes non-ASCII ids and types by their UTF-8 length', () => {
+    const aad = recordAadEncoder('ps-é', 'connexion-ü');
+    expect(aad('記録', 'type.ñ').equals(recordAad('ps-é', 'connexion-ü', '記録', 'type.ñ'))).toBe(true);
+  });
+
+  it('binds the record id and type: another of either gives other bytes', () => {
+    const aad = recordAadEncoder('ps', 'connection');
+    expect(aad('a', 'media.playlist').equals(aad('b', 'media.playlist'))).toBe(false);
+    expect(aad('a', 'media.playlist').equals(aad('a', 'media.playlist_item'))).toBe(false);
+  });
+});
