@@ -92,7 +92,19 @@ describe('a remote MCP server with its own authorization server', () => {
         issuer: upstream.issuer,
         clientSource: 'dynamic_registration',
         scopes: ['notes:read', 'notes:write'],
+        // Its own redirect URI (the one its dynamic registration named), not the shared callback.
+        redirectUri: expect.stringMatching(/\/v1\/connect\/mcp\/callback\/[A-Za-z0-9_-]{22}$/),
       },
+    });
+    // Its Client ID Metadata Document lists that one redirect URI, under its own URL (the client id).
+    const key = registered.oauth?.redirectUri.split('/').at(-1) ?? '';
+    const documentUrl = new URL(`/v1/connect/client-metadata/${key}.json`, base).href;
+    const document = (await (await fetch(documentUrl)).json()) as Record<string, unknown>;
+    expect(document).toMatchObject({
+      // Both under the gateway's public address.
+      client_id: new URL(`/v1/connect/client-metadata/${key}.json`, registered.oauth?.redirectUri).href,
+      redirect_uris: [registered.oauth?.redirectUri],
+      token_endpoint_auth_method: 'none',
     });
     // The same server under a catalog integration's key is refused with the reason.
     const refused = await adminClient(base).call('PUT', `/v1/admin/organizations/${orgId}/mcp-servers/github`, {

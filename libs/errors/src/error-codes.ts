@@ -98,6 +98,11 @@ export const ErrorCodes = {
   /** The authorization server's metadata names another issuer than the one it was found under (mix-up). */
   upstream_auth_issuer_mismatch: { status: 422, title: 'Upstream issuer mismatch' },
   /**
+   * An MCP server's authorization server answered on the redirect URI of another registration
+   * than the connect session's (each has its own, against mix-up: RFC 9700 §4.4.2).
+   */
+  upstream_auth_redirect_mismatch: { status: 400, title: 'Upstream redirect mismatch' },
+  /**
    * The gateway cannot identify itself to the MCP server's authorization server: no Client ID
    * Metadata Document support, no dynamic registration (or it refused), and no pre-registered client.
    */

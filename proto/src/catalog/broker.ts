@@ -137,6 +137,7 @@ export const brokerRpc = {
       ...check.nonEmpty(m.callbackQuery, 'callbackQuery'),
       ...check.maxLength(m.callbackQuery, 8192, 'callbackQuery'),
       ...optionalPersonSessionToken(m.personSessionToken, 'personSessionToken'),
+      ...check.maxLength(m.redirectKey, 64, 'redirectKey'),
     ],
   }),
   getConnection: defineRpc({

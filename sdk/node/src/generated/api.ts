@@ -5754,6 +5754,8 @@ export type paths = {
                                     clientSource: "pre_registered" | "client_id_metadata_document" | "dynamic_registration";
                                     /** @description The scopes a person is asked for. */
                                     scopes: string[];
+                                    /** @description This registration's redirect URI at the authorization server (its own, against mix-up): register a pre-registered client with it. */
+                                    redirectUri: string;
                                 } | null;
                                 resourceArguments: {
                                     [key: string]: string;
@@ -5921,6 +5923,8 @@ export type paths = {
                                 clientSource: "pre_registered" | "client_id_metadata_document" | "dynamic_registration";
                                 /** @description The scopes a person is asked for. */
                                 scopes: string[];
+                                /** @description This registration's redirect URI at the authorization server (its own, against mix-up): register a pre-registered client with it. */
+                                redirectUri: string;
                             } | null;
                             resourceArguments: {
                                 [key: string]: string;
@@ -6049,6 +6053,8 @@ export type paths = {
                                 clientSource: "pre_registered" | "client_id_metadata_document" | "dynamic_registration";
                                 /** @description The scopes a person is asked for. */
                                 scopes: string[];
+                                /** @description This registration's redirect URI at the authorization server (its own, against mix-up): register a pre-registered client with it. */
+                                redirectUri: string;
                             } | null;
                             resourceArguments: {
                                 [key: string]: string;
@@ -10540,7 +10546,7 @@ export type paths = {
         };
         /**
          * The gateway's Client ID Metadata Document
-         * @description Its URL is the gateway's client id at a remote MCP server's authorization server that accepts Client ID Metadata Documents (`auth: "mcp_oauth"`): who the gateway is and its one redirect URI.
+         * @description The client id of MCP server registrations made before each had its own document (they keep it): the shared redirect URI `/v1/connect/callback`. New registrations use `/v1/connect/client-metadata/{key}.json`.
          */
         get: {
             parameters: {
@@ -10570,6 +10576,202 @@ export type paths = {
                 };
                 /** @description malformed_request */
                 400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connect/client-metadata/{document}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The Client ID Metadata Document of one MCP server registration
+         * @description Its URL is the gateway's client id at a remote MCP server's authorization server that accepts Client ID Metadata Documents (`auth: "mcp_oauth"`): who the gateway is, and the one redirect URI of that registration (`/v1/connect/mcp/callback/{key}`). It states only what the URL itself says, so any well-formed key has one; a code sent to the URI of a key the connect session was not sent with is refused there.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    document: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The document (draft-ietf-oauth-client-id-metadata-document). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            client_id: string;
+                            client_name: string;
+                            client_uri: string;
+                            redirect_uris: string[];
+                            grant_types: string[];
+                            response_types: string[];
+                            token_endpoint_auth_method: string;
+                        };
+                    };
+                };
+                /** @description malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description unsupported_media_type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description validation_failed */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description internal */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description service_unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connect/mcp/callback/{registrationKey}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where an MCP server's own authorization server sends the browser back (one redirect URI per registration)
+         * @description Not for apps. As `/v1/connect/callback`, and the answer must come back on the redirect URI of the registration the connect session was sent with (`upstream_auth_redirect_mismatch` otherwise, nothing exchanged).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    registrationKey: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description To the app's callback URL. */
+                302: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description oauth_state_invalid, upstream_auth_redirect_mismatch, malformed_request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description connect_session_expired */
+                410: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -13537,7 +13739,7 @@ export type components = {
             detail: string;
             instance: string;
             /** @enum {string} */
-            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "upstream_auth_discovery_failed" | "upstream_auth_issuer_mismatch" | "upstream_auth_client_unavailable" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "mcp_virtual_server_not_found" | "mcp_server_not_registered" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
+            code: "malformed_request" | "validation_failed" | "unknown_field" | "payload_too_large" | "unsupported_media_type" | "route_not_found" | "method_not_allowed" | "unauthenticated" | "forbidden" | "admin_disabled" | "webauthn_challenge_invalid" | "webauthn_verification_failed" | "reauthentication_required" | "sso_required" | "sso_not_configured" | "sso_issuer_invalid" | "sso_state_invalid" | "sso_response_invalid" | "sso_membership_refused" | "connection_not_found" | "integration_not_allowed" | "scope_not_allowed" | "callback_url_not_registered" | "connect_session_invalid" | "connect_session_expired" | "connect_session_other_person" | "passkey_signature_invalid" | "approval_not_found" | "approval_expired" | "approval_already_decided" | "approval_declined" | "oauth_state_invalid" | "source_error" | "connection_needs_reauth" | "no_source_api" | "connection_required" | "upstream_auth_discovery_failed" | "upstream_auth_issuer_mismatch" | "upstream_auth_redirect_mismatch" | "upstream_auth_client_unavailable" | "csrf_invalid" | "policy_denied" | "approval_required" | "policy_unavailable" | "mcp_virtual_server_not_found" | "mcp_server_not_registered" | "webhook_signature_invalid" | "service_unavailable" | "deadline_exceeded" | "unknown_subject" | "decryption_failed" | "key_not_found" | "key_file_insecure" | "key_file_invalid" | "key_file_missing" | "key_store_unavailable" | "key_store_login_failed" | "key_destroyed" | "migration_checksum_mismatch" | "migration_failed" | "migration_pending" | "migration_lock_timeout" | "audit_unavailable" | "grant_revoked" | "scope_not_granted" | "record_type_retired" | "invalid_record" | "wrong_shard" | "not_found" | "conflict" | "rate_limited" | "not_ready" | "internal";
             requestId: string;
             errors?: {
                 path?: string;

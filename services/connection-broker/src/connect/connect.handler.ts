@@ -93,6 +93,6 @@ export class ConnectHandler {
   async complete(@Payload() m: CompleteAuthorizationRequest) {
     // No person (or a session that ended) fails the flow like someone else would: the state is spent.
     const userId = await this.people.optionalUserId(m.personSessionToken);
-    return this.oauth2.complete(m.callbackQuery, m.stateCookie, userId ?? '');
+    return this.oauth2.complete(m.callbackQuery, m.stateCookie, userId ?? '', m.redirectKey);
   }
 }

@@ -7,7 +7,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import { type Integration, IntegrationCatalog } from '../integrations/integration-catalog.js';
-import { isPublicClient, McpOAuthClient, registrationBinding } from '../mcp-oauth/mcp-oauth.client.js';
+import { McpOAuthClient, needsIssOnCallback, registrationBinding } from '../mcp-oauth/mcp-oauth.client.js';
 import { IntegrationResolver } from '../mcp-oauth/mcp-oauth-servers.service.js';
 import { SourceOAuthClient } from '../oauth/source-oauth.client.js';
 import type { Credential } from '../vault/credential-vault.js';
@@ -68,8 +68,11 @@ export class OAuth2ConnectMethod implements ConnectMethod {
     return { next: 'redirect', result: { redirectUrl: request.url, oauthState: request.state, sessionId: session.id } };
   }
 
-  /** The source sent the browser back. Every check happens before anything but the session's outcome is stored. */
-  async complete(callbackQuery: string, stateCookie: string, userId: string): Promise<FlowResult> {
+  /**
+   * The source sent the browser back, on `redirectKey`'s redirect URI (empty: the shared one).
+   * Every check happens before anything but the session's outcome is stored.
+   */
+  async complete(callbackQuery: string, stateCookie: string, userId: string, redirectKey = ''): Promise<FlowResult> {
     const params = new URLSearchParams(callbackQuery);
     const state = params.get('state') ?? '';
     const session = state ? await this.sessions.findByStateHash(sha256(state)) : null;
@@ -97,6 +100,18 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       return fail('allowed without a signed consent', 'no signed consent', new AppError('connect_session_invalid'));
 
     const integration = await this.integrations.resolve(session.orgId, session.integration);
+    // RFC 9700 §4.4.2: each MCP registration has its own redirect URI, so an answer arriving on
+    // another one's (or on the shared one) came from an authorization server this session was
+    // not sent to. Refused before anything reaches a token endpoint.
+    if (redirectKey !== (integration.mcp?.registrationKey ?? ''))
+      return fail(
+        'redirect URI of another registration',
+        'callback on another redirect URI than the session was sent with',
+        new AppError(
+          'upstream_auth_redirect_mismatch',
+          'The authorization answer came back on the redirect URI of another authorization server: it is not used',
+        ),
+      );
     const sourceError = params.get('error');
     if (sourceError) {
       await failed();
@@ -106,10 +121,10 @@ export class OAuth2ConnectMethod implements ConnectMethod {
       );
       return refusal(session, sourceError === 'access_denied' ? 'access_denied' : 'source_error');
     }
-    if (integration.mcp && isPublicClient(integration.mcp) && !params.get('iss'))
-      // Every authorization server sends the browser back to the same redirect URI and a public
-      // client has no secret telling them apart: without RFC 9207's iss the code could come
-      // from another authorization server (a mix-up), so it is not exchanged.
+    if (integration.mcp && needsIssOnCallback(integration.mcp) && !params.get('iss'))
+      // A registration from before per-registration redirect URIs shares the one URI with every
+      // authorization server, and a public client has no secret telling them apart: without
+      // RFC 9207's iss the code could come from another authorization server (a mix-up).
       return fail(
         'no iss',
         'callback without iss for a public client',

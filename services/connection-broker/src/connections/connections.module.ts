@@ -43,8 +43,7 @@ import { ConnectionsService } from './connections.service.js';
         };
         return new McpOAuthClient(
           {
-            redirectUri: new URL('/v1/connect/callback', env.GATEWAY_PUBLIC_URL).href,
-            clientMetadataDocumentUrl: new URL('/v1/connect/client-metadata.json', env.GATEWAY_PUBLIC_URL).href,
+            gatewayUrl: env.GATEWAY_PUBLIC_URL,
             policy,
             timeoutMs: env.SOURCE_HTTP_TIMEOUT_MS,
           },

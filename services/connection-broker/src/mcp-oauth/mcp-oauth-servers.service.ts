@@ -43,6 +43,11 @@ export class McpOAuthServersService {
     return stored;
   }
 
+  /** The redirect URI the registration's authorization server must know (the operator registers a pre-registered client with it). */
+  redirectUri(server: McpOAuthServer): string {
+    return this.client.redirectUri(server);
+  }
+
   list(orgId: string): Promise<McpOAuthServer[]> {
     return this.repo.list(orgId);
   }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 import type { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
@@ -20,10 +20,8 @@ import type { McpOAuthServer, McpOAuthServerInput } from './mcp-oauth-servers.re
 const REGISTER_DEADLINE_MS = 20_000;
 
 export interface McpOAuthOptions {
-  /** <gateway>/v1/connect/callback: the one redirect URI, as for the catalog's sources. */
-  redirectUri: string;
-  /** The gateway's Client ID Metadata Document URL; only an https one can serve as a client id. */
-  clientMetadataDocumentUrl: string;
+  /** The gateway's public address: redirect URIs and Client ID Metadata Documents are under it. */
+  gatewayUrl: string;
   policy: OutboundPolicy;
   timeoutMs: number;
 }
@@ -62,13 +60,24 @@ export function registrationBinding(server: McpOAuthServer): string {
     server.issuer,
     server.clientId,
     typeof metadata.token_endpoint === 'string' ? metadata.token_endpoint : '',
+    // Only when it has one: sessions of registrations from before keys stay bound as they were.
+    ...(server.registrationKey ? [server.registrationKey] : []),
   ];
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
 }
 
-/** A public client (no secret: a metadata document, or registration without one) cannot tell authorization servers apart by its credentials. */
-export function isPublicClient(server: McpOAuthServer): boolean {
-  return !server.clientSecretSealed;
+/**
+ * A public client (no secret: a metadata document, or registration without one) on the
+ * shared redirect URI cannot tell authorization servers apart but by `iss`. A registration
+ * with its own redirect URI can: its callback says which registration the code is for.
+ */
+export function needsIssOnCallback(server: McpOAuthServer): boolean {
+  return !server.clientSecretSealed && !server.registrationKey;
+}
+
+/** A new registration's key: opaque, 128 random bits, URL-safe (22 characters). */
+function newRegistrationKey(): string {
+  return randomBytes(16).toString('base64url');
 }
 
 /** How a confidential client authenticates: what the server offers, `client_secret_basic` being RFC 8414's default. */
@@ -115,17 +124,24 @@ export class McpOAuthClient {
     // (a new dynamic registration would strand every person's refresh token and orphan the old
     // client; a pre-registered client's secret stays unless a new one is given).
     const same = existing && existing.url === input.url && existing.issuer === as.issuer ? existing : undefined;
-    const keepDynamic = same?.clientSource === 'dynamic_registration' && !input.clientId;
-    const keepSecret =
-      same?.clientSource === 'pre_registered' && same.clientId === input.clientId && !input.clientSecret;
-    if (same && (keepDynamic || keepSecret))
+    // A metadata document's client is kept too: its refresh tokens are bound to that client id.
+    const keepClient =
+      (same?.clientSource === 'dynamic_registration' || same?.clientSource === 'client_id_metadata_document') &&
+      !input.clientId;
+    const sameOperatorClient = same?.clientSource === 'pre_registered' && same.clientId === input.clientId;
+    const keepSecret = sameOperatorClient && !input.clientSecret;
+    if (same && (keepClient || keepSecret))
       return {
         ...this.discovered(input, found),
         clientSource: same.clientSource,
         clientId: same.clientId,
         clientAuthMethod: same.clientAuthMethod,
         clientSecretSealed: same.clientSecretSealed,
+        registrationKey: same.registrationKey,
       };
+    // The operator's client keeps the redirect URI they registered it with (a new secret changes
+    // nothing there); every other new client gets a registration of its own.
+    const registrationKey = same && sameOperatorClient ? same.registrationKey : newRegistrationKey();
     let clientSource: string;
     let clientId: string;
     let clientSecret: string | undefined;
@@ -137,13 +153,14 @@ export class McpOAuthClient {
       clientAuthMethod = clientSecret ? secretMethod(as) : 'none';
     } else if (
       as.client_id_metadata_document_supported === true &&
-      new URL(this.options.clientMetadataDocumentUrl).protocol === 'https:'
+      new URL(this.options.gatewayUrl).protocol === 'https:' &&
+      registrationKey
     ) {
       clientSource = 'client_id_metadata_document';
-      clientId = this.options.clientMetadataDocumentUrl;
+      clientId = this.clientMetadataDocumentUrl(registrationKey);
       clientAuthMethod = 'none';
     } else if (as.registration_endpoint) {
-      const registered = await this.registerDynamically(as, fetch);
+      const registered = await this.registerDynamically(as, fetch, this.redirectUriOf(registrationKey));
       clientSource = 'dynamic_registration';
       clientId = registered.clientId;
       clientSecret = registered.clientSecret;
@@ -160,6 +177,7 @@ export class McpOAuthClient {
       clientSource,
       clientId,
       clientAuthMethod,
+      registrationKey,
       clientSecretSealed: clientSecret
         ? new Uint8Array(
             await this.sealer.sealSecret(
@@ -186,9 +204,28 @@ export class McpOAuthClient {
     };
   }
 
+  /**
+   * Where the registration's authorization server sends the browser back: its own URI, else
+   * (a client made before registration keys) the one shared with the catalog's sources.
+   */
+  redirectUri(server: Pick<McpOAuthServer, 'registrationKey'>): string {
+    return this.redirectUriOf(server.registrationKey);
+  }
+
+  private redirectUriOf(registrationKey: string | null): string {
+    const path = registrationKey ? `/v1/connect/mcp/callback/${registrationKey}` : '/v1/connect/callback';
+    return new URL(path, this.options.gatewayUrl).href;
+  }
+
+  /** The registration's Client ID Metadata Document (served by the gateway; its URL is the client id). */
+  private clientMetadataDocumentUrl(registrationKey: string): string {
+    return new URL(`/v1/connect/client-metadata/${registrationKey}.json`, this.options.gatewayUrl).href;
+  }
+
   private async registerDynamically(
     as: AuthorizationServerMetadata,
     fetch: FetchLike,
+    redirectUri: string,
   ): Promise<{ clientId: string; clientSecret?: string; authMethod: string }> {
     const method = secretMethod(as);
     try {
@@ -196,7 +233,7 @@ export class McpOAuthClient {
         as as oauth.AuthorizationServer,
         {
           client_name: 'Context Gateway',
-          redirect_uris: [this.options.redirectUri],
+          redirect_uris: [redirectUri],
           grant_types: ['authorization_code', 'refresh_token'],
           response_types: ['code'],
           token_endpoint_auth_method: method,
@@ -247,7 +284,7 @@ export class McpOAuthClient {
     const config = new client.Configuration(
       server.metadata as unknown as client.ServerMetadata,
       server.clientId,
-      { redirect_uris: [this.options.redirectUri] },
+      { redirect_uris: [this.redirectUri(server)] },
       auth,
     );
     config[client.customFetch] = this.fetch;
@@ -266,7 +303,7 @@ export class McpOAuthClient {
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: this.options.redirectUri,
+      redirect_uri: this.redirectUri(server),
       ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
       resource: server.resource,
       state,
@@ -284,7 +321,7 @@ export class McpOAuthClient {
     codeVerifier: string,
   ): Promise<Credential> {
     const config = await this.#config(server);
-    const currentUrl = new URL(this.options.redirectUri);
+    const currentUrl = new URL(this.redirectUri(server));
     currentUrl.search = callbackQuery;
     try {
       const tokens = await client.authorizationCodeGrant(

@@ -12,7 +12,7 @@ import type { McpOAuthServer } from './mcp-oauth-servers.repository.js';
 import { McpOAuthServersService } from './mcp-oauth-servers.service.js';
 
 /** What an admin view shows of a registration: never the client secret. */
-function toWire(row: McpOAuthServer) {
+function toWire(row: McpOAuthServer, redirectUri: string) {
   return {
     integration: row.integration,
     url: row.url,
@@ -20,6 +20,7 @@ function toWire(row: McpOAuthServer) {
     issuer: row.issuer,
     clientSource: row.clientSource,
     scopes: row.scopes,
+    redirectUri,
   };
 }
 
@@ -37,7 +38,7 @@ export class McpOAuthHandler {
       clientId: req.clientId,
       clientSecret: req.clientSecret,
     });
-    return { server: toWire(server) };
+    return { server: toWire(server, this.servers.redirectUri(server)) };
   }
 
   @RpcHandler(rpc.broker.deleteMcpOAuthServer)
@@ -47,6 +48,8 @@ export class McpOAuthHandler {
 
   @RpcHandler(rpc.broker.listMcpOAuthServers)
   async list(@Payload() req: ListMcpOAuthServersRequest) {
-    return { servers: (await this.servers.list(req.orgId)).map(toWire) };
+    return {
+      servers: (await this.servers.list(req.orgId)).map((row) => toWire(row, this.servers.redirectUri(row))),
+    };
   }
 }

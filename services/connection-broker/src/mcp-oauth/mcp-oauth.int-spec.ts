@@ -38,7 +38,10 @@ jest.setTimeout(30_000);
 // with a throw-away Postgres schema; the person's side of the Personal Server is answered by
 // the grants/testing checks.
 const GATEWAY = 'http://gateway.test';
-const REDIRECT = `${GATEWAY}/v1/connect/callback`;
+/** Each registration's own redirect URI: `<gateway>/v1/connect/mcp/callback/<its key>`. */
+const OWN_REDIRECT = /^http:\/\/gateway\.test\/v1\/connect\/mcp\/callback\/([A-Za-z0-9_-]{22})$/;
+/** The registration key a redirect URI names (what the gateway passes on from the path). */
+const keyOf = (redirectUri: string) => OWN_REDIRECT.exec(redirectUri)?.[1] ?? '';
 const ORG = randomUUID();
 const APP = randomUUID();
 const ALICE = randomUUID();
@@ -229,6 +232,8 @@ describe('discovery (RFC 9728, RFC 8414 / OIDC)', () => {
 describe('registration and the connect flow with the server’s own OAuth', () => {
   let connectionId = '';
   let firstToken = '';
+  /** The notes registration's own redirect URI (as its authorization server knows it). */
+  let notesRedirect = '';
   const claims = (jwt: string) =>
     JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
 
@@ -244,7 +249,9 @@ describe('registration and the connect flow with the server’s own OAuth', () =
       issuer: notes.issuer,
       clientSource: 'dynamic_registration',
       scopes: ['notes:read', 'notes:write'],
+      redirectUri: expect.stringMatching(OWN_REDIRECT),
     });
+    notesRedirect = server?.redirectUri ?? '';
 
     const secret = `pre-registered-secret-${randomUUID()}`;
     const pre = await client.request(rpc.broker.putMcpOAuthServer, {
@@ -255,14 +262,18 @@ describe('registration and the connect flow with the server’s own OAuth', () =
       clientSecret: secret,
     });
     expect(pre.server?.clientSource).toBe('pre_registered');
+    // The operator is told which redirect URI to register their client with: its own.
+    expect(pre.server?.redirectUri).toMatch(OWN_REDIRECT);
+    expect(pre.server?.redirectUri).not.toBe(notesRedirect);
     const stored = async (integration: string) =>
       (
         await db.pool.query(
-          `SELECT client_id AS "clientId", client_secret_sealed IS NOT NULL AS sealed FROM mcp_oauth_servers
-            WHERE org_id = $1 AND integration = $2`,
+          `SELECT client_id AS "clientId", client_secret_sealed IS NOT NULL AS sealed, registration_key AS key
+             FROM mcp_oauth_servers WHERE org_id = $1 AND integration = $2`,
           [ORG, integration],
         )
-      ).rows[0] as { clientId: string; sealed: boolean };
+      ).rows[0] as { clientId: string; sealed: boolean; key: string };
+    const preKey = (await stored('notes-pre')).key;
     // Registered again unchanged: the dynamically registered client, and the operator's secret, are kept.
     const dynamic = await stored('notes');
     await client.request(rpc.broker.putMcpOAuthServer, { orgId: ORG, integration: 'notes', url: notes.url });
@@ -273,7 +284,8 @@ describe('registration and the connect flow with the server’s own OAuth', () =
       url: closed.url,
       clientId: 'operator-client',
     });
-    expect(await stored('notes-pre')).toEqual({ clientId: 'operator-client', sealed: true });
+    // …and so is its redirect URI (the one the operator registered the client with).
+    expect(await stored('notes-pre')).toEqual({ clientId: 'operator-client', sealed: true, key: preKey });
     expect(JSON.stringify(await client.request(rpc.broker.listMcpOAuthServers, { orgId: ORG }))).not.toContain(secret);
     const { rows } = await db.pool.query(
       `SELECT row_to_json(s)::text AS row FROM mcp_oauth_servers s WHERE integration = 'notes-pre'`,
@@ -319,15 +331,18 @@ describe('registration and the connect flow with the server’s own OAuth', () =
     expect(authorize.searchParams.get('resource')).toBe(notes.url);
     expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
     expect(authorize.searchParams.get('scope')).toBe('notes:read notes:write');
-    expect(authorize.searchParams.get('redirect_uri')).toBe(REDIRECT);
+    expect(authorize.searchParams.get('redirect_uri')).toBe(notesRedirect);
 
-    const back = await authorizeAtOAuthMcp(decided.redirectUrl, 'alice-at-notes', REDIRECT);
+    // The authorization server (oidc-provider) sends the browser only to a redirect URI the
+    // dynamic registration named: this registration's own.
+    const back = await authorizeAtOAuthMcp(decided.redirectUrl, 'alice-at-notes', notesRedirect);
     // RFC 9207: the authorization server names itself in the response (openid-client checks it).
     expect(back.searchParams.get('iss')).toBe(notes.issuer);
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: back.search.slice(1),
       stateCookie: decided.oauthState,
       personSessionToken: people.sessionOf(ALICE),
+      redirectKey: keyOf(notesRedirect),
     });
     connectionId = done.connectionId;
     expect(new URL(done.redirectUrl).searchParams.get('connectionId')).toBe(connectionId);
@@ -378,12 +393,13 @@ describe('registration and the connect flow with the server’s own OAuth', () =
       personSessionToken: people.sessionOf(bob),
       consentAssertionJson: signedConsent(view.consentChallenge),
     });
-    const back = await authorizeAtOAuthMcp(decided.redirectUrl, 'bob-at-notes', REDIRECT);
+    const back = await authorizeAtOAuthMcp(decided.redirectUrl, 'bob-at-notes', notesRedirect);
     back.searchParams.set('iss', 'https://evil.example');
     const done = await client.request(rpc.broker.completeAuthorization, {
       callbackQuery: back.search.slice(1),
       stateCookie: decided.oauthState,
       personSessionToken: people.sessionOf(bob),
+      redirectKey: keyOf(notesRedirect),
     });
     expect(new URL(done.redirectUrl).searchParams.get('error')).toBe('source_error');
     expect(done.connectionId).toBe('');
@@ -424,21 +440,61 @@ describe('registration and the connect flow with the server’s own OAuth', () =
     return rows[0] as { status: string; n: number };
   }
 
-  it('refuses a callback without iss for a public client (a mix-up it could not tell apart)', async () => {
+  it("refuses a code that came back on another registration's redirect URI, sending nothing to a token endpoint", async () => {
+    // Another registration of the org at the same authorization server, with its own URI: an
+    // authorization server that answers on it is not the one this person was sent to.
+    const other = await client.request(rpc.broker.putMcpOAuthServer, {
+      orgId: ORG,
+      integration: 'notes-other',
+      url: notes.url,
+    });
+    const otherRedirect = other.server?.redirectUri ?? '';
+    expect(otherRedirect).toMatch(OWN_REDIRECT);
+    expect(otherRedirect).not.toBe(notesRedirect);
+    const erin = randomUUID();
+    const decided = await allowed('notes', erin);
+    // A real code, for the session's own client, delivered to the other registration's URI.
+    const back = await authorizeAtOAuthMcp(decided.redirectUrl, 'erin-at-notes', notesRedirect);
+    const exchanged = notes.tokenRequests().length;
+    for (const redirectKey of [keyOf(otherRedirect), '']) {
+      const refused = await rejection(
+        client.request(rpc.broker.completeAuthorization, {
+          callbackQuery: back.search.slice(1),
+          stateCookie: decided.oauthState,
+          personSessionToken: people.sessionOf(erin),
+          redirectKey,
+        }),
+      );
+      // The first try spends the state: a second (on the shared URI) finds nothing to complete.
+      expect(refused.code).toBe(redirectKey ? 'upstream_auth_redirect_mismatch' : 'oauth_state_invalid');
+    }
+    expect(notes.tokenRequests()).toHaveLength(exchanged);
+    expect(await sessionStatus(erin)).toEqual({ status: 'failed', n: 0 });
+  });
+
+  it('refuses a callback without iss for a public client of a registration from before its own redirect URI', async () => {
     await client.request(rpc.broker.putMcpOAuthServer, {
       orgId: ORG,
       integration: 'notes-public',
       url: notes.url,
       clientId: 'public-client',
     });
+    // Registered before each registration had a key: it shares /v1/connect/callback with every
+    // authorization server, so only `iss` tells them apart.
+    await db.pool.query(
+      `UPDATE mcp_oauth_servers SET registration_key = NULL WHERE org_id = $1 AND integration = 'notes-public'`,
+      [ORG],
+    );
     const carol = randomUUID();
     const decided = await allowed('notes-public', carol);
+    expect(new URL(decided.redirectUrl).searchParams.get('redirect_uri')).toBe(`${GATEWAY}/v1/connect/callback`);
     const callback = new URLSearchParams({ code: 'code-from-somewhere', state: decided.oauthState });
     const refused = await rejection(
       client.request(rpc.broker.completeAuthorization, {
         callbackQuery: callback.toString(),
         stateCookie: decided.oauthState,
         personSessionToken: people.sessionOf(carol),
+        redirectKey: '',
       }),
     );
     expect(refused.code).toBe('upstream_auth_issuer_mismatch');
@@ -454,18 +510,20 @@ describe('registration and the connect flow with the server’s own OAuth', () =
     });
     const dave = randomUUID();
     const decided = await allowed('notes-moved', dave);
-    await client.request(rpc.broker.putMcpOAuthServer, {
+    const moved = await client.request(rpc.broker.putMcpOAuthServer, {
       orgId: ORG,
       integration: 'notes-moved',
       url: notes.url,
       clientId: 'second-client',
     });
+    // Even on the new registration's own redirect URI, the session stays bound to the old one.
     const callback = new URLSearchParams({ code: 'a-code', state: decided.oauthState, iss: notes.issuer });
     const refused = await rejection(
       client.request(rpc.broker.completeAuthorization, {
         callbackQuery: callback.toString(),
         stateCookie: decided.oauthState,
         personSessionToken: people.sessionOf(dave),
+        redirectKey: keyOf(moved.server?.redirectUri ?? ''),
       }),
     );
     expect(refused.code).toBe('upstream_auth_issuer_mismatch');

@@ -192,11 +192,12 @@ export class ConnectFlowService {
   }
 
   /** Step 3: back from the source. */
-  async complete(callbackQuery: string, stateCookie: string, person: SignedInPerson | undefined) {
+  async complete(callbackQuery: string, stateCookie: string, person: SignedInPerson | undefined, redirectKey: string) {
     const result = await this.rpc.request(rpc.broker.completeAuthorization, {
       callbackQuery,
       stateCookie,
       personSessionToken: person?.sessionToken ?? '',
+      redirectKey,
     });
     if (result.grantId)
       await this.auditGrant(

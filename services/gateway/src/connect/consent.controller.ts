@@ -18,6 +18,28 @@ import { CONSENT_SCRIPT, consentPage, errorPage, refusedPage } from './connect-p
 const STATE_COOKIE = COOKIES.connectState;
 
 const tokenParams = z.object({ token: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a connect link') }).strict();
+/** An MCP server registration's key (the broker makes them: 128 random bits, base64url). */
+const REGISTRATION_KEY = /^[A-Za-z0-9_-]{22}$/;
+const registrationParams = z
+  .object({ registrationKey: z.string().regex(REGISTRATION_KEY, 'not a registration key') })
+  .strict();
+const metadataDocumentParams = z
+  .object({
+    document: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{22}\.json$/, 'not a client metadata document')
+      .describe('`<registration key>.json`'),
+  })
+  .strict();
+const clientMetadataSchema = z.object({
+  client_id: z.string(),
+  client_name: z.string(),
+  client_uri: z.string(),
+  redirect_uris: z.array(z.string()),
+  grant_types: z.array(z.string()),
+  response_types: z.array(z.string()),
+  token_endpoint_auth_method: z.string(),
+});
 const consentForm = z
   .object({
     csrf: z.string().min(1).max(128),
@@ -46,6 +68,12 @@ const PAGE_ERRORS: Partial<Record<string, { status: number; title: string; messa
     message: 'The answer from the source does not belong to a sign-in started in this browser, or was already used.',
   },
   csrf_invalid: { status: 403, title: 'Please try again', message: 'The form expired or was not sent from this page.' },
+  upstream_auth_redirect_mismatch: {
+    status: 400,
+    title: 'This sign-in cannot be completed',
+    message:
+      'The answer came from another sign-in service than the one this connection was started with, so it was not used. Start again from the app.',
+  },
   connect_session_other_person: {
     status: 403,
     title: 'This link is for someone else',
@@ -73,32 +101,59 @@ export class ConsentController {
     path: 'client-metadata.json',
     summary: "The gateway's Client ID Metadata Document",
     description:
-      "Its URL is the gateway's client id at a remote MCP server's authorization server that accepts Client ID " +
-      'Metadata Documents (`auth: "mcp_oauth"`): who the gateway is and its one redirect URI.',
+      'The client id of MCP server registrations made before each had its own document (they keep it): the shared ' +
+      'redirect URI `/v1/connect/callback`. New registrations use `/v1/connect/client-metadata/{key}.json`.',
     tags: ['connect'],
     auth: 'none',
     success: {
       status: 200,
-      schema: z.object({
-        client_id: z.string(),
-        client_name: z.string(),
-        client_uri: z.string(),
-        redirect_uris: z.array(z.string()),
-        grant_types: z.array(z.string()),
-        response_types: z.array(z.string()),
-        token_endpoint_auth_method: z.string(),
-      }),
+      schema: clientMetadataSchema,
       description: 'The document (draft-ietf-oauth-client-id-metadata-document).',
     },
     errors: [],
   })
   clientMetadata(@Res({ passthrough: true }) reply: FastifyReply) {
+    return this.metadataDocument(reply, '/v1/connect/client-metadata.json', '/v1/connect/callback');
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'client-metadata/:document',
+    summary: 'The Client ID Metadata Document of one MCP server registration',
+    description:
+      "Its URL is the gateway's client id at a remote MCP server's authorization server that accepts Client ID " +
+      'Metadata Documents (`auth: "mcp_oauth"`): who the gateway is, and the one redirect URI of that registration ' +
+      '(`/v1/connect/mcp/callback/{key}`). It states only what the URL itself says, so any well-formed key has one; ' +
+      'a code sent to the URI of a key the connect session was not sent with is refused there.',
+    tags: ['connect'],
+    auth: 'none',
+    params: metadataDocumentParams,
+    success: {
+      status: 200,
+      schema: clientMetadataSchema,
+      description: 'The document (draft-ietf-oauth-client-id-metadata-document).',
+    },
+    errors: ['validation_failed'],
+  })
+  registrationMetadata(
+    @Param() params: z.infer<typeof metadataDocumentParams>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const key = params.document.slice(0, -'.json'.length);
+    return this.metadataDocument(
+      reply,
+      `/v1/connect/client-metadata/${params.document}`,
+      `/v1/connect/mcp/callback/${key}`,
+    );
+  }
+
+  private metadataDocument(reply: FastifyReply, documentPath: string, callbackPath: string) {
     reply.header('cache-control', 'public, max-age=300');
     return {
-      client_id: new URL('/v1/connect/client-metadata.json', this.env.GATEWAY_PUBLIC_URL).href,
+      client_id: new URL(documentPath, this.env.GATEWAY_PUBLIC_URL).href,
       client_name: 'Context Gateway',
       client_uri: new URL('/', this.env.GATEWAY_PUBLIC_URL).href,
-      redirect_uris: [new URL('/v1/connect/callback', this.env.GATEWAY_PUBLIC_URL).href],
+      redirect_uris: [new URL(callbackPath, this.env.GATEWAY_PUBLIC_URL).href],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
@@ -116,7 +171,33 @@ export class ConsentController {
     success: { status: 302, description: "To the app's callback URL." },
     errors: ['oauth_state_invalid', 'connect_session_expired'],
   })
-  async callback(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+  callback(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
+    return this.completeFlow(request, reply, '');
+  }
+
+  @Route({
+    method: 'GET',
+    path: 'mcp/callback/:registrationKey',
+    summary:
+      "Where an MCP server's own authorization server sends the browser back (one redirect URI per registration)",
+    description:
+      'Not for apps. As `/v1/connect/callback`, and the answer must come back on the redirect URI of the registration ' +
+      'the connect session was sent with (`upstream_auth_redirect_mismatch` otherwise, nothing exchanged).',
+    tags: ['connect'],
+    auth: 'none',
+    params: registrationParams,
+    success: { status: 302, description: "To the app's callback URL." },
+    errors: ['oauth_state_invalid', 'connect_session_expired', 'upstream_auth_redirect_mismatch'],
+  })
+  mcpCallback(
+    @Param() params: z.infer<typeof registrationParams>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
+    return this.completeFlow(request, reply, params.registrationKey);
+  }
+
+  private async completeFlow(request: FastifyRequest, reply: FastifyReply, redirectKey: string) {
     const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
     const cookies = parseCookies(request.headers.cookie);
     // The state cookie is spent whatever happens next.
@@ -124,7 +205,7 @@ export class ConsentController {
     try {
       assertCallbackQuery(query);
       const person = await this.accounts.optionalPerson(request.headers.cookie);
-      const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', person);
+      const result = await this.flow.complete(query, cookies.get(STATE_COOKIE) ?? '', person, redirectKey);
       return this.redirect(reply, 302, result.redirectUrl);
     } catch (error) {
       return this.page(reply, error);

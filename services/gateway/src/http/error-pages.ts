@@ -5,7 +5,13 @@ import type { FastifyRequest } from 'fastify';
 import { errorPage } from '../connect/connect-pages.js';
 
 /** The routes a person's browser opens (pages, not API): their errors are pages too. */
-const PAGE_ROUTES = new Set(['/v1/connect/:token', '/v1/connect/callback', '/v1/auth/signin', '/v1/auth/sso/callback']);
+const PAGE_ROUTES = new Set([
+  '/v1/connect/:token',
+  '/v1/connect/callback',
+  '/v1/connect/mcp/callback/:registrationKey',
+  '/v1/auth/signin',
+  '/v1/auth/sso/callback',
+]);
 
 const isPage = (request: FastifyRequest) => {
   const route = request.routeOptions.url ?? '';
@@ -23,7 +29,7 @@ function words(route: string, error: AppError): { title: string; message: string
   if (error.code === 'csrf_invalid')
     return { title: 'Please try again', message: 'The form expired or was not sent from this page.' };
   const malformed = error.code === 'validation_failed' || error.code === 'unknown_field';
-  if (malformed && route === '/v1/connect/callback')
+  if (malformed && (route === '/v1/connect/callback' || route.startsWith('/v1/connect/mcp/callback/')))
     return {
       title: 'This sign-in cannot be completed',
       message: 'The answer from the source is incomplete or damaged. Start again from the app.',

@@ -36,6 +36,7 @@ function present(wire: McpServer, oauth?: McpOAuthServer): z.infer<typeof mcpSer
             issuer: oauth.issuer,
             clientSource: oauth.clientSource as ClientSource,
             scopes: [...oauth.scopes],
+            redirectUri: oauth.redirectUri,
           }
         : null,
     resourceArguments: { ...view.resourceArguments },

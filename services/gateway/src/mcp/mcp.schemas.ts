@@ -74,6 +74,11 @@ export const mcpServerSchema = z.object({
         .enum(['pre_registered', 'client_id_metadata_document', 'dynamic_registration'])
         .describe('How the gateway is identified there.'),
       scopes: z.array(z.string()).describe('The scopes a person is asked for.'),
+      redirectUri: z
+        .string()
+        .describe(
+          "This registration's redirect URI at the authorization server (its own, against mix-up): register a pre-registered client with it.",
+        ),
     })
     .nullable()
     .describe('For `mcp_oauth`: what discovery found (null otherwise, or when the broker did not answer).'),
