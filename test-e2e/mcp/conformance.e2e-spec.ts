@@ -32,10 +32,6 @@ jest.setTimeout(180_000);
  * that starts passing through the gateway fails this test until it is taken off the list.
  */
 const KNOWN_DIFFERENCES: Record<string, string> = {
-  // Logging is deprecated in 2026-07-28 (SEP-2577); the upstream's log messages arrive on a
-  // connection shared by concurrent calls, so the gateway could not tell whose they are.
-  'logging-set-level': 'no logging/setLevel at /mcp (-32601)',
-  'tools-call-with-logging': 'sets the log level first (-32601); no log messages passed on',
   // Resource subscriptions are not offered at /mcp yet (docs/gateway-mode.md, Not built yet).
   'resources-subscribe': 'no resources/subscribe at /mcp (-32601)',
   'resources-unsubscribe': 'no resources/unsubscribe at /mcp (-32601)',

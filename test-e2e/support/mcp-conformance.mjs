@@ -253,14 +253,16 @@ export function conformanceStackEnv(simUrl) {
  * integration a person can connect serves, since gateway mode sends each server the
  * person's credential for its integration), an agent application allowed its tools, and
  * a person who connected GitHub (the simulator) for it and holds an access token for the
- * agent (authorization code + PKCE). Returns that token.
+ * agent (authorization code + PKCE). Returns that token, with the org (`admin` calls the
+ * operator API).
  * @param {{ gatewayUrl: string, operatorToken: string, broker: import('@context-gateway/messaging').RpcClient,
  *   sim: { url: string, control: { registerClient(c: object): Promise<unknown>, createAccount(a: object): Promise<unknown> } },
  *   upstreamUrl: string }} env
- * @returns {Promise<{ accessToken: string, orgId: string }>}
+ * @returns {Promise<{ accessToken: string, orgId: string, applicationId: string,
+ *   admin: (method: string, path: string, body?: unknown) => Promise<any> }>}
  */
 export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, upstreamUrl }) {
-  const { accessToken, orgId } = await mcpAgentOrg({
+  const org = await mcpAgentOrg({
     gatewayUrl,
     operatorToken,
     broker,
@@ -280,7 +282,7 @@ export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, u
   const client = new Client({ name: 'conformance-warm-up', version: '1.0.0' });
   await client.connect(
     new StreamableHTTPClientTransport(new URL('/mcp', gatewayUrl), {
-      authProvider: { token: () => Promise.resolve(accessToken) },
+      authProvider: { token: () => Promise.resolve(org.accessToken) },
     }),
   );
   for (let i = 0; ; i++) {
@@ -291,5 +293,5 @@ export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, u
     await new Promise((r) => setTimeout(r, 100));
   }
   await client.close();
-  return { accessToken, orgId };
+  return { accessToken: org.accessToken, orgId: org.orgId, applicationId: org.applicationId, admin: org.admin };
 }

@@ -9,6 +9,8 @@ import {
   type CompleteRequest,
   createMcpHandler,
   inputRequired,
+  LOG_LEVEL_META_KEY,
+  type LoggingLevel,
   type McpHandlerRequestOptions,
   type McpHttpHandler,
   type McpRequestContext,
@@ -38,6 +40,7 @@ import type { Env } from '../env.js';
 import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
 import { awaitsConsent, resourceOf, tokenCovers } from './mcp-decisions.js';
 import { McpListWatcher } from './mcp-list-watch.js';
+import { type LogRelay, logRelay, McpLogLevels } from './mcp-logging.js';
 import {
   gatewayToolName,
   type McpServerView,
@@ -95,16 +98,18 @@ const MAX_CREDENTIALS = 20_000;
 /**
  * What /mcp offers: tool list changes are told truthfully (to subscriptions/listen streams on
  * 2026-07-28, GET streams on 2025-11-25); resource and prompt lists and resource
- * subscriptions are not followed (docs/gateway-mode.md).
+ * subscriptions are not followed (docs/gateway-mode.md). `logging`: the upstreams' log
+ * messages of a call, read or get reach the agent on that request's stream.
  */
-const CAPABILITIES: ServerCapabilities = { tools: { listChanged: true }, resources: {}, prompts: {}, completions: {} };
-/** A virtual server's: no list-change streams (fetch refuses them there). */
-const VIRTUAL_CAPABILITIES: ServerCapabilities = {
-  tools: { listChanged: false },
+const CAPABILITIES: ServerCapabilities = {
+  tools: { listChanged: true },
   resources: {},
   prompts: {},
   completions: {},
+  logging: {},
 };
+/** A virtual server's: no list-change streams (fetch refuses them there). */
+const VIRTUAL_CAPABILITIES: ServerCapabilities = { ...CAPABILITIES, tools: { listChanged: false } };
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
@@ -146,6 +151,7 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly approvals: ApprovalsService,
     private readonly subscribers: McpSubscribers,
     private readonly watcher: McpListWatcher,
+    private readonly logLevels: McpLogLevels,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(SERVICE_ENV) private readonly env: Env,
     private readonly clock: Clock,
@@ -291,6 +297,17 @@ export class McpGatewayService implements OnModuleDestroy {
       tools: await this.listTools(auth),
       cacheScope: 'private' as const,
     }));
+    // 2025-11-25 (2026-07-28 has no such request: a level travels with each request).
+    server.setRequestHandler('logging/setLevel', (request) => {
+      this.logLevels.set(auth.caller, request.params.level);
+      return {};
+    });
+    // The agent's level for this request: the request's own (2026-07-28), the caller's remembered one (2025-11-25).
+    const logsOf = (mcpReq: LoggedRequest) => {
+      const threshold =
+        ctx.era === 'modern' ? mcpReq.envelope?.[LOG_LEVEL_META_KEY] : (this.logLevels.get(auth.caller) ?? 'debug');
+      return (integration: string) => logRelay({ integration, threshold, notify: notifier(mcpReq) });
+    };
     server.setRequestHandler('tools/call', (request, context) =>
       this.callTool(
         auth,
@@ -299,19 +316,27 @@ export class McpGatewayService implements OnModuleDestroy {
         request.params.arguments,
         context.mcpReq.signal,
         progressRelay(context.mcpReq),
+        logsOf(context.mcpReq),
       ),
     );
     server.setRequestHandler('resources/list', () => this.listResources(auth));
     server.setRequestHandler('resources/templates/list', () => this.listResourceTemplates(auth));
     server.setRequestHandler('resources/read', (request, context) =>
-      this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal),
+      this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal, logsOf(context.mcpReq)),
     );
     server.setRequestHandler('prompts/list', () => this.listPrompts(auth));
     server.setRequestHandler('completion/complete', (request, context) =>
       this.complete(auth, request.params, context.mcpReq.signal),
     );
     server.setRequestHandler('prompts/get', (request, context) =>
-      this.getPrompt(auth, ctx.era, request.params.name, request.params.arguments, context.mcpReq.signal),
+      this.getPrompt(
+        auth,
+        ctx.era,
+        request.params.name,
+        request.params.arguments,
+        context.mcpReq.signal,
+        logsOf(context.mcpReq),
+      ),
     );
     return server;
   }
@@ -370,6 +395,7 @@ export class McpGatewayService implements OnModuleDestroy {
     args: Record<string, unknown> | undefined,
     signal: AbortSignal,
     onProgress: ProgressRelay | undefined,
+    logs: LogsFor,
   ) {
     const { caller } = auth;
     let view = await this.policyView(auth);
@@ -423,7 +449,7 @@ export class McpGatewayService implements OnModuleDestroy {
           },
         },
       },
-      (as) => this.upstream.callTool(server, as, tool, args, signal, onProgress),
+      (as) => this.upstream.callTool(server, as, tool, args, signal, onProgress, logs(server.integration)),
       (result) => (result.isError ? 'tool_error' : undefined),
     );
   }
@@ -712,7 +738,13 @@ export class McpGatewayService implements OnModuleDestroy {
     return { prompts, cacheScope: 'private' as const };
   }
 
-  private async readResource(auth: GatewayAuth, era: McpRequestContext['era'], uri: string, signal: AbortSignal) {
+  private async readResource(
+    auth: GatewayAuth,
+    era: McpRequestContext['era'],
+    uri: string,
+    signal: AbortSignal,
+    logs: LogsFor,
+  ) {
     const unwrapped = unwrapUri(uri);
     const view = await this.policyView(auth);
     const server = unwrapped && this.wholeServer(view, auth, unwrapped.integration);
@@ -732,8 +764,16 @@ export class McpGatewayService implements OnModuleDestroy {
         held: { method: 'resources/read', name: uri, arguments: {}, tool: {} },
       },
       async (as) => {
-        const result = await this.upstream.use(server, as, signal, (client, s) =>
-          client.readResource({ uri: unwrapped.uri }, { cacheMode: 'bypass', ...(s ? { signal: s } : {}) }),
+        const result = await this.upstream.use(
+          server,
+          as,
+          signal,
+          (client, s, extras) =>
+            client.readResource(
+              { uri: unwrapped.uri, ...extras },
+              { cacheMode: 'bypass', ...(s ? { signal: s } : {}) },
+            ),
+          logs(server.integration),
         );
         return {
           ...result,
@@ -749,6 +789,7 @@ export class McpGatewayService implements OnModuleDestroy {
     name: string,
     args: Record<string, string> | undefined,
     signal: AbortSignal,
+    logs: LogsFor,
   ) {
     const split = splitGatewayToolName(name);
     const view = await this.policyView(auth);
@@ -766,8 +807,16 @@ export class McpGatewayService implements OnModuleDestroy {
         held: { method: 'prompts/get', name, arguments: args ?? {}, tool: {} },
       },
       (as) =>
-        this.upstream.use(server, as, signal, (client, s) =>
-          client.getPrompt({ name: split.tool, ...(args ? { arguments: args } : {}) }, s ? { signal: s } : {}),
+        this.upstream.use(
+          server,
+          as,
+          signal,
+          (client, s, extras) =>
+            client.getPrompt(
+              { name: split.tool, ...(args ? { arguments: args } : {}), ...extras },
+              s ? { signal: s } : {},
+            ),
+          logs(server.integration),
         ),
     );
   }
@@ -978,6 +1027,22 @@ function progressRelay(req: {
       })
       // The agent's stream may be gone (it cancelled): the call's own outcome still counts.
       .catch(() => undefined);
+}
+
+/** The request's relay of one integration's log messages (undefined: the agent takes none). */
+type LogsFor = (integration: string) => LogRelay | undefined;
+
+/** What the handler of a call, read or get knows of its request, as far as logging goes. */
+interface LoggedRequest {
+  envelope?: { [LOG_LEVEL_META_KEY]?: LoggingLevel | undefined };
+  notify: (notification: ServerNotification) => Promise<void>;
+}
+
+/** Sends one log message on the request's own response stream. */
+function notifier(req: LoggedRequest) {
+  return (params: { level: LoggingLevel; logger: string; data: unknown }) =>
+    // The agent's stream may be gone (it cancelled): the request's own outcome still counts.
+    void req.notify({ method: 'notifications/message', params }).catch(() => undefined);
 }
 
 /** Pages through a list (at most 20 pages: a loop guard). */

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 
 import { runDetached } from '@context-gateway/observability';
@@ -5,6 +6,7 @@ import { SERVICE_ENV } from '@context-gateway/service-kit';
 import {
   type CallToolResult,
   Client,
+  LOG_LEVEL_META_KEY,
   type Progress,
   ProtocolError,
   StreamableHTTPClientTransport,
@@ -12,6 +14,7 @@ import {
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 
 import type { Env } from '../env.js';
+import type { LogRelay } from './mcp-logging.js';
 import type { McpServerView, UpstreamTool } from './mcp-server-view.js';
 import { type FetchLike, upstreamFetch, UpstreamTooLargeError } from './upstream-fetch.js';
 
@@ -69,6 +72,16 @@ interface Pooled {
   lastUsed: number;
   /** Exchanges using it now: a client in use is never swept or evicted. */
   inFlight: number;
+  /** 2025-11-25 servers with `logging`: the session's level, set to `debug` once a call wants messages. */
+  logLevelSet?: Promise<void>;
+}
+
+/**
+ * What an exchange adds to its request's params: on 2026-07-28 the log level the agent takes
+ * (`_meta` `io.modelcontextprotocol/logLevel`), so the server sends messages at all.
+ */
+export interface RequestExtras {
+  _meta?: Record<string, unknown>;
 }
 
 /**
@@ -86,6 +99,13 @@ export class McpUpstream implements OnApplicationShutdown {
   private readonly streaming: { fetch: FetchLike; close: () => Promise<void> };
   private readonly pool = new Map<string, Pooled>();
   private readonly sweeper: NodeJS.Timeout;
+  /**
+   * The log relay of the exchange under way. A pooled client serves concurrent calls, and the
+   * SDK hands every `notifications/message` to one handler without saying which request it
+   * came with; but it reads each request's response stream in that request's own async
+   * context, so the message finds the relay of the call whose stream carried it.
+   */
+  private readonly logScope = new AsyncLocalStorage<LogRelay | undefined>();
 
   constructor(@Inject(SERVICE_ENV) private readonly env: Env) {
     this.http = upstreamFetch({
@@ -228,43 +248,57 @@ export class McpUpstream implements OnApplicationShutdown {
     args: Record<string, unknown> | undefined,
     signal: AbortSignal | undefined,
     onProgress?: (progress: Progress) => void,
+    logs?: LogRelay,
   ): Promise<CallToolResult> {
-    return this.exchange(server, as, signal, (client, combined) =>
-      client.callTool(
-        { name: tool.name, ...(args ? { arguments: args } : {}) },
-        {
-          ...(combined ? { signal: combined } : {}),
-          // Progress does not extend the time limit: MCP_UPSTREAM_TIMEOUT_MS bounds the whole call.
-          ...(onProgress ? { onprogress: onProgress } : {}),
-          timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
-          toolDefinition: tool,
-        },
-      ),
+    return this.exchange(
+      server,
+      as,
+      signal,
+      (client, combined, extras) =>
+        client.callTool(
+          { name: tool.name, ...(args ? { arguments: args } : {}), ...extras },
+          {
+            ...(combined ? { signal: combined } : {}),
+            // Progress does not extend the time limit: MCP_UPSTREAM_TIMEOUT_MS bounds the whole call.
+            ...(onProgress ? { onprogress: onProgress } : {}),
+            timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+            toolDefinition: tool,
+          },
+        ),
+      logs,
     );
   }
 
-  /** Any other exchange with the server (resources, prompts), with the same pooling, limits and error mapping. */
+  /**
+   * Any other exchange with the server (resources, prompts), with the same pooling, limits and
+   * error mapping; `work` spreads `extras` into its request's params. With `logs`, the
+   * server's log messages sent with the request reach it.
+   */
   use<T>(
     server: UpstreamServer,
     as: UpstreamCaller,
     signal: AbortSignal | undefined,
-    work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
+    work: (client: Client, signal: AbortSignal | undefined, extras: RequestExtras) => Promise<T>,
+    logs?: LogRelay,
   ): Promise<T> {
-    return this.exchange(server, as, signal, work);
+    return this.exchange(server, as, signal, work, logs);
   }
 
   private async exchange<T>(
     server: UpstreamServer,
     as: UpstreamCaller,
     outer: AbortSignal | undefined,
-    work: (client: Client, signal: AbortSignal | undefined) => Promise<T>,
+    work: (client: Client, signal: AbortSignal | undefined, extras: RequestExtras) => Promise<T>,
+    logs?: LogRelay,
   ): Promise<T> {
     const key = poolKey(server, as);
     const pooled = this.pooled(key, server.url, as.token);
     pooled.inFlight++;
     try {
+      const client = await pooled.client;
+      const extras = logs ? await this.askForLogs(pooled, client, logs) : {};
       // The caller's signal as it is: the time limit is the SDK's per request, and the fetch's.
-      return await work(await pooled.client, outer);
+      return await this.logScope.run(logs, () => work(client, outer, extras));
     } catch (error) {
       const failure =
         error instanceof UpstreamFailure
@@ -281,6 +315,25 @@ export class McpUpstream implements OnApplicationShutdown {
       pooled.inFlight--;
       pooled.lastUsed = performance.now();
     }
+  }
+
+  /**
+   * Has the server send the log messages of the next request, when it offers `logging`: on
+   * 2026-07-28 the agent's level goes in the request's `_meta`; on 2025-11-25 the pooled
+   * session's level is set to `debug` once (calls of several agents share the session, so
+   * the gateway takes everything and each relay filters by its agent's level). A server
+   * that refuses the level still answers the call.
+   */
+  private async askForLogs(pooled: Pooled, client: Client, logs: LogRelay): Promise<RequestExtras> {
+    if (!client.getServerCapabilities()?.logging) return {};
+    if ((client.getNegotiatedProtocolVersion() ?? '') >= '2026-07-28')
+      return { _meta: { [LOG_LEVEL_META_KEY]: logs.level } };
+    pooled.logLevelSet ??= client
+      .setLoggingLevel('debug', { timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS })
+      .then(() => undefined)
+      .catch(() => undefined);
+    await pooled.logLevelSet;
+    return {};
   }
 
   private pooled(key: string, url: string, token: string | undefined): Pooled {
@@ -317,6 +370,9 @@ export class McpUpstream implements OnApplicationShutdown {
       ...(token ? { authProvider: { token: () => Promise.resolve(token) } } : {}),
     });
     const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    client.setNotificationHandler('notifications/message', (message) =>
+      this.logScope.getStore()?.deliver(message.params),
+    );
     return {
       client: client
         // Its own time limit, not the first caller's signal: others may wait on the same connect.

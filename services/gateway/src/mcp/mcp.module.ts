@@ -6,6 +6,7 @@ import { PolicyModule } from '../policy/policy.module.js';
 import { McpController } from './mcp.controller.js';
 import { McpGatewayService } from './mcp-gateway.service.js';
 import { McpListWatcher } from './mcp-list-watch.js';
+import { McpLogLevels } from './mcp-logging.js';
 import { McpServersController } from './mcp-servers.controller.js';
 import { McpSubscribers } from './mcp-subscribers.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
@@ -16,6 +17,6 @@ import { McpVirtualServersController } from './mcp-virtual-servers.controller.js
 @Module({
   imports: [PolicyModule, CredentialsModule, ApprovalsModule],
   controllers: [McpController, McpServersController, McpVirtualServersController],
-  providers: [McpGatewayService, McpUpstream, McpToolCatalog, McpListWatcher, McpSubscribers],
+  providers: [McpGatewayService, McpUpstream, McpToolCatalog, McpListWatcher, McpSubscribers, McpLogLevels],
 })
 export class McpModule {}
