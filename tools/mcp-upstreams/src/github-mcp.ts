@@ -62,6 +62,11 @@ interface ServerShape {
   /** `search_code` is listed only while this is true (`POST /_control/tools {"searchCode": bool}`). */
   searchCode: boolean;
   toolsTtlMs: number | undefined;
+  /**
+   * A slow server: each 2026-07-28 `tools/list` is answered this long after it arrived, with
+   * the list as it was on arrival (`POST /_control/tools {"listDelayMs": n}`; 0 by default).
+   */
+  listDelayMs: number;
 }
 
 function githubServer(githubApiUrl: string, token: string, user: GithubUser, shape: ServerShape): McpServer {
@@ -172,11 +177,16 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
     faultyTools: options.faultyTools ?? false,
     searchCode: false,
     toolsTtlMs: options.toolsTtlMs,
+    listDelayMs: 0,
   };
+  // `tools/list` requests received, and the most ever answered at once (a client's reads overlapping).
+  const toolLists = { received: 0, inFlight: 0, mostAtOnce: 0 };
   const factory: McpServerFactory = (ctx) => {
     const user = ctx.authInfo?.extra?.user as GithubUser | undefined;
     if (!ctx.authInfo || !user) throw new Error('unauthenticated request reached the MCP handler');
-    return githubServer(options.githubApiUrl, ctx.authInfo.token, user, shape);
+    // The tools as they were when the request arrived (a slow answer is of that moment).
+    const arrived = (ctx.authInfo.extra?.shape as ServerShape | undefined) ?? shape;
+    return githubServer(options.githubApiUrl, ctx.authInfo.token, user, arrived);
   };
   const handler = createMcpHandler(factory);
   // 2025-11-25 only: every request goes to the stateless `initialize`-era serving, which
@@ -218,8 +228,12 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
     if (path === '/_control/tools' && req.method === 'POST') {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const searchCode =
-        (JSON.parse(Buffer.concat(chunks).toString() || '{}') as { searchCode?: boolean }).searchCode === true;
+      const body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as {
+        searchCode?: boolean;
+        listDelayMs?: number;
+      };
+      if (typeof body.listDelayMs === 'number') shape.listDelayMs = body.listDelayMs;
+      const searchCode = body.searchCode === true;
       if (searchCode !== shape.searchCode) {
         shape.searchCode = searchCode;
         // Told through the SDK on both revisions: subscriptions/listen streams, and GET streams.
@@ -229,7 +243,11 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
       res.writeHead(204).end();
       return;
     }
-    const at = bearerAtMcp(req, res, path, seen, () => ({ openStreams: streams.size, toolCalls }));
+    const at = bearerAtMcp(req, res, path, seen, () => ({
+      openStreams: streams.size,
+      toolCalls,
+      toolLists: { ...toolLists },
+    }));
     if (!at) return;
     const name = req.headers['mcp-name'];
     if (req.headers['mcp-method'] === 'tools/call' && typeof name === 'string')
@@ -240,7 +258,19 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
       res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
       return;
     }
-    (req as IncomingMessage & { auth?: unknown }).auth = { token, clientId: 'github', scopes: [], extra: { user } };
+    const arrived = { ...shape };
+    (req as IncomingMessage & { auth?: unknown }).auth = {
+      token,
+      clientId: 'github',
+      scopes: [],
+      extra: { user, shape: arrived },
+    };
+    if (req.headers['mcp-method'] === 'tools/list') {
+      toolLists.received++;
+      toolLists.mostAtOnce = Math.max(toolLists.mostAtOnce, ++toolLists.inFlight);
+      res.once('close', () => toolLists.inFlight--);
+      if (arrived.listDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, arrived.listDelayMs));
+    }
     await mcp(req, res);
   }
 

@@ -82,11 +82,17 @@ async function upstreamServer(options: { legacyOnly?: boolean; toolsTtlMs?: numb
     toolsReadAt: undefined,
     resourceArguments: {},
   };
-  const offerSearchCode = (offered: boolean) =>
-    fetch(new URL('/_control/tools', server.url), { method: 'POST', body: JSON.stringify({ searchCode: offered }) });
-  const openStreams = async () =>
-    ((await (await fetch(new URL('/_seen', server.url))).json()) as { openStreams: number }).openStreams;
-  return { view, offerSearchCode, openStreams };
+  const control = (body: { searchCode: boolean; listDelayMs?: number }) =>
+    fetch(new URL('/_control/tools', server.url), { method: 'POST', body: JSON.stringify(body) });
+  const offerSearchCode = (offered: boolean) => control({ searchCode: offered });
+  const seen = async () =>
+    (await (await fetch(new URL('/_seen', server.url))).json()) as {
+      openStreams: number;
+      toolLists: { received: number; inFlight: number; mostAtOnce: number };
+    };
+  const openStreams = async () => (await seen()).openStreams;
+  const toolLists = async () => (await seen()).toolLists;
+  return { view, control, offerSearchCode, openStreams, toolLists };
 }
 
 /** The changes the watcher reports, awaited one by one (no timers: each resolves on the event). */
@@ -154,6 +160,29 @@ describe("a person's tool list at the gateway", () => {
       expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
       expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(false);
     });
+  });
+
+  it('reads a burst of changes one at a time: once more after the read under way, keeping the latest list', async () => {
+    gatewayParts();
+    const { view, control, toolLists } = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    const next = changes();
+    watcher.wantedBy(() => true);
+    watcher.follow(ORG, ALICE, [view], () => Promise.resolve(token));
+    await next();
+    expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
+    const before = (await toolLists()).received;
+    // A slow server (each list answered a second after it was asked for, as it was then)
+    // changes its list three times in a row: the first read is under way while the rest are told.
+    for (const searchCode of [true, false, true]) await control({ searchCode, listDelayMs: 1_000 });
+    // Until two reads were answered (the one under way, and one more after it), none is open,
+    // and the gateway keeps the latest list.
+    const sleep = () => new Promise((resolve) => setTimeout(resolve, 50));
+    let lists = await toolLists();
+    while (lists.received < before + 2 || lists.inFlight > 0 || !catalog.kept(ORG, 'github', ALICE)?.has('search_code'))
+      lists = await sleep().then(toolLists);
+    // Concurrent reads (one per notification) would have asked three or four times, some at once.
+    expect(lists.received).toBe(before + 2);
+    expect(lists.mostAtOnce).toBe(1);
   });
 
   it('reconnects after the server went away, and catches a change made while no stream was open', async () => {

@@ -37,6 +37,9 @@ interface Watch {
   backoffMs: number;
   timer: NodeJS.Timeout | undefined;
   closed: boolean;
+  /** The read of the list under way (at most one); `again`: the server told of a change while it ran. */
+  reading: Promise<void> | undefined;
+  again: boolean;
 }
 
 /**
@@ -136,6 +139,8 @@ export class McpListWatcher implements OnApplicationShutdown {
       backoffMs: FIRST_BACKOFF_MS,
       timer: undefined,
       closed: false,
+      reading: undefined,
+      again: false,
     };
     this.watches.set(key, watch);
     // Outlives the request that asked for it (its stream, retries and reads): not in its context.
@@ -155,7 +160,7 @@ export class McpListWatcher implements OnApplicationShutdown {
     if (!token) return this.retry(watch, MAX_BACKOFF_MS);
     let listener: UpstreamListener | undefined;
     try {
-      listener = await this.upstream.listen(watch.server, token, () => void this.changed(watch));
+      listener = await this.upstream.listen(watch.server, token, () => this.changed(watch));
     } catch (error) {
       this.logger.info(
         { orgId: watch.orgId, integration: watch.server.integration, err: (error as Error).message },
@@ -168,7 +173,7 @@ export class McpListWatcher implements OnApplicationShutdown {
     watch.listener = listener;
     const openedAt = performance.now();
     // A change may have come while no stream was open: read the list once now.
-    void this.changed(watch);
+    this.changed(watch);
     const how = await listener.ended;
     watch.listener = undefined;
     // The stream is over: its client and session go too.
@@ -187,7 +192,30 @@ export class McpListWatcher implements OnApplicationShutdown {
     watch.timer.unref();
   }
 
-  private async changed(watch: Watch): Promise<void> {
+  /**
+   * The server said its list changed: read it. One read per watch at a time, in order: a
+   * change told during a read makes exactly one more read, started after it (however many
+   * came), so a burst costs two reads and the list kept is the server's latest — concurrent
+   * reads could finish out of order and leave an older list in place.
+   */
+  private changed(watch: Watch): void {
+    if (watch.reading) {
+      watch.again = true;
+      return;
+    }
+    watch.reading = (async () => {
+      do {
+        watch.again = false;
+        await this.read(watch);
+      } while (watch.again && !watch.closed);
+    })()
+      .catch((error: unknown) =>
+        this.logger.warn({ err: (error as Error).message }, 'reading an MCP server tool list after a change failed'),
+      )
+      .finally(() => (watch.reading = undefined));
+  }
+
+  private async read(watch: Watch): Promise<void> {
     // The token as of now (the stream may have opened long ago): a person no longer connected
     // is not read for, and their stream is closed (the next open waits for a token).
     const token = await watch.token().catch(() => undefined);
