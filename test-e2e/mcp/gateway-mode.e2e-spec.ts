@@ -12,6 +12,7 @@ import { AgentAuthorization } from '../support/agent-authorization.js';
 import { recentAuditEvents } from '../support/audit-stream.js';
 import { browserUrl, launchBrowser, sessionCookie } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { mcpListener } from '../support/mcp-listener.js';
 import { addSoftPasskey, type SignedInPerson } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -504,40 +505,7 @@ describe('gateway mode at /mcp', () => {
     // One agent per revision, each holding its stream open: subscriptions/listen (2026-07-28),
     // the GET stream the SDK opens after initialize (2025-11-25).
     const listeners = await Promise.all(
-      (['modern', 'legacy'] as const).map(async (era) => {
-        let streamOpen!: () => void;
-        const opened = new Promise<void>((resolve) => (streamOpen = resolve));
-        const client = new Client(
-          { name: `e2e-listener-${era}`, version: '1.0.0' },
-          era === 'modern' ? { versionNegotiation: { mode: 'auto' } } : {},
-        );
-        let told = 0;
-        const waiting: { n: number; resolve: () => void }[] = [];
-        client.setNotificationHandler('notifications/tools/list_changed', () => {
-          told++;
-          for (const w of waiting.filter((w) => w.n <= told)) w.resolve();
-        });
-        await client.connect(
-          new StreamableHTTPClientTransport(new URL('/mcp', base), {
-            authProvider: { token: () => Promise.resolve(alice.accessToken) },
-            fetch: async (input, init) => {
-              const res = await fetch(input, init);
-              if (init?.method === 'GET' && res.ok) streamOpen();
-              return res;
-            },
-          }),
-        );
-        expect(client.getServerCapabilities()?.tools?.listChanged).toBe(true);
-        if (era === 'modern')
-          expect((await client.listen({ toolsListChanged: true })).honoredFilter).toEqual({
-            toolsListChanged: true,
-          });
-        else await opened;
-        /** Resolves once this agent has been told of its n-th change (events, not time). */
-        const toldTimes = (n: number) => new Promise<void>((resolve) => waiting.push({ n, resolve }));
-        const names = async () => (await client.listTools()).tools.map((t) => t.name);
-        return { era, client, toldTimes, names, count: () => told };
-      }),
+      (['modern', 'legacy'] as const).map((era) => mcpListener(new URL('/mcp', base), alice.accessToken, era)),
     );
     const everyoneTold = (n: number) => Promise.all(listeners.map((l) => l.toldTimes(n)));
     for (const l of listeners) expect(await l.names()).not.toContain('github.search_code');

@@ -12,6 +12,7 @@ import { AgentAuthorization } from '../support/agent-authorization.js';
 import { recentAuditEvents } from '../support/audit-stream.js';
 import { browserUrl, launchBrowser } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
+import { mcpListener } from '../support/mcp-listener.js';
 import { addSoftPasskey } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -264,5 +265,64 @@ describe('named virtual servers', () => {
       body: '{}',
     });
     expect(foreign.status).toBe(403);
+  });
+
+  it('tells agents listening at it, on both revisions, of changes of its own list only, and ends their streams when deleted', async () => {
+    const watched = (tools: string[]) => sdk().mcpVirtualServers.put(app.orgId, 'watched', { tools });
+    await watched(['github:list_repos', 'github:delete_repo']);
+    // Agents of both revisions listening at the virtual server, and one at the whole endpoint.
+    const listeners = await Promise.all(
+      (['modern', 'legacy'] as const).map((era) => mcpListener(new URL('/mcp/v/watched', base), accessToken, era)),
+    );
+    const whole = await mcpListener(new URL('/mcp', base), accessToken, 'modern');
+    const everyoneTold = (n: number) => Promise.all(listeners.map((l) => l.toldTimes(n)));
+    const counts = () => listeners.map((l) => l.count());
+    for (const l of listeners) expect((await l.names()).sort()).toEqual(['github.delete_repo', 'github.list_repos']);
+
+    // The upstream adds a tool outside the selection: the whole endpoint is told, the virtual server is not.
+    await upstream.offerSearchCode(true);
+    await whole.toldTimes(1);
+    // A rule on a selected tool: told there (and at /mcp); lifting it, told again.
+    const rule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'github:delete_repo',
+    });
+    expect(rule.status).toBe(201);
+    await everyoneTold(1);
+    for (const l of listeners) expect(await l.names()).toEqual(['github.list_repos']);
+    const ruleId = (rule.body as { rule: { id: string } }).rule.id;
+    const lifted = await admin().call('DELETE', `/v1/admin/organizations/${app.orgId}/policy/rules/${ruleId}`);
+    expect(lifted.status).toBeLessThan(300);
+    await everyoneTold(2);
+    await whole.toldTimes(3);
+    // Had the unselected tool been told at the virtual server, each would have had three by now.
+    expect(counts()).toEqual([2, 2]);
+    for (const l of listeners) expect(await l.names()).not.toContain('github.search_code');
+
+    // Replaced with a selection naming the upstream's new tool: its list moved, so it is told.
+    await watched(['github:list_repos', 'github:search_code']);
+    await everyoneTold(3);
+    for (const l of listeners) expect((await l.names()).sort()).toEqual(['github.list_repos', 'github.search_code']);
+    // Now selected, the tool's withdrawal and return upstream are told there.
+    await upstream.offerSearchCode(false);
+    await everyoneTold(4);
+    for (const l of listeners) expect(await l.names()).toEqual(['github.list_repos']);
+    await upstream.offerSearchCode(true);
+    await everyoneTold(5);
+    for (const l of listeners) expect(await l.names()).toContain('github.search_code');
+
+    // Deleted: told, then each stream ends (2026-07-28 with its final result); asking again is 404.
+    await sdk().mcpVirtualServers.remove(app.orgId, 'watched');
+    await everyoneTold(6);
+    expect(await Promise.all(listeners.map((l) => l.ended))).toEqual(['graceful', 'ended']);
+    for (const l of listeners) {
+      const refused = await refusal(l.client.listTools());
+      expect(refused).toBeDefined();
+      await l.client.close();
+    }
+    const gone = await post('/mcp/v/watched', accessToken);
+    expect(gone.status).toBe(404);
+    await upstream.offerSearchCode(false);
+    await whole.client.close();
   });
 });

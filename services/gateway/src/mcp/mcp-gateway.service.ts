@@ -54,7 +54,7 @@ import { boundedStream } from './mcp-stream-lifetime.js';
 import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
 import { McpToolCatalog, type ToolRead, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, type UpstreamCaller, UpstreamFailure } from './mcp-upstream.js';
-import { type McpSelection, selectionOf } from './mcp-virtual-server.js';
+import { type McpSelection, selectionKey, selectionOf } from './mcp-virtual-server.js';
 
 /** JSON-RPC error codes of gateway mode (server-defined range, docs/gateway-mode.md). */
 const MCP_ERRORS = {
@@ -96,8 +96,9 @@ const TOKEN_MARGIN_MS = 60_000;
 const MAX_CREDENTIALS = 20_000;
 
 /**
- * What /mcp offers: tool list changes are told truthfully (to subscriptions/listen streams on
- * 2026-07-28, GET streams on 2025-11-25); resource and prompt lists and resource
+ * What /mcp and each /mcp/v/<name> offer: tool list changes are told truthfully (to
+ * subscriptions/listen streams on 2026-07-28, GET streams on 2025-11-25) — at a virtual
+ * server, changes of its selection only; resource and prompt lists and resource
  * subscriptions are not followed (docs/gateway-mode.md). `logging`: the upstreams' log
  * messages of a call, read or get reach the agent on that request's stream.
  */
@@ -108,8 +109,6 @@ const CAPABILITIES: ServerCapabilities = {
   completions: {},
   logging: {},
 };
-/** A virtual server's: no list-change streams (fetch refuses them there). */
-const VIRTUAL_CAPABILITIES: ServerCapabilities = { ...CAPABILITIES, tools: { listChanged: false } };
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
@@ -179,48 +178,53 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   /**
-   * Serves one /mcp request. A stream (2026-07-28 `subscriptions/listen`, 2025-11-25 GET) is
-   * refused past MCP_MAX_STREAMS_PER_PERSON for this application and person or MCP_MAX_STREAMS
-   * in all, and lives at most MCP_UPSTREAM_STREAM_MS (the client opens another: its token is
-   * checked again then).
+   * Serves one request at /mcp or /mcp/v/<name>. A stream (2026-07-28 `subscriptions/listen`,
+   * 2025-11-25 GET) is refused past MCP_MAX_STREAMS_PER_PERSON for this application and person
+   * or MCP_MAX_STREAMS in all (at either endpoint), and lives at most MCP_UPSTREAM_STREAM_MS
+   * (the client opens another: its token is checked again then). A virtual server's stream
+   * follows that virtual server's list, and ends when it is deleted.
    */
-  async fetch(caller: StreamCaller, request: Request, options: McpHandlerRequestOptions): Promise<Response> {
+  async fetch(person: GatewayAuth['caller'], request: Request, options: McpHandlerRequestOptions): Promise<Response> {
     const message = options.parsedBody as { method?: unknown; id?: unknown } | undefined;
     const listen = message?.method === 'subscriptions/listen';
-    // A virtual server offers no list-change streams yet (its selection is not followed):
-    // GET is 405 as the transport allows, subscriptions/listen an unknown method.
-    if ((options.authInfo?.extra?.gateway as GatewayAuth | undefined)?.virtualServer !== undefined) {
-      if (request.method === 'GET') return new Response(null, { status: 405, headers: { Allow: 'POST, DELETE' } });
-      if (listen)
-        return Response.json({
-          jsonrpc: '2.0',
-          id: typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null,
-          error: { code: -32601, message: 'Method not found: a virtual server offers no list-change streams' },
-        });
-    }
     if (request.method !== 'GET' && !listen)
-      return this.subscribers.within(caller, () => this.handler.fetch(request, options));
+      return this.subscribers.within(person, () => this.handler.fetch(request, options));
+    const caller = streamCaller(person, options.authInfo?.extra?.gateway as GatewayAuth | undefined);
     if (
       this.subscribers.count(caller) >= this.env.MCP_MAX_STREAMS_PER_PERSON ||
       this.subscribers.total >= this.env.MCP_MAX_STREAMS
     )
       throw new AppError('rate_limited', 'Too many open MCP streams; close one before opening another');
     if (request.method === 'GET') return this.legacyStream(caller, request);
-    const response = await this.subscribers.within(caller, () => this.handler.fetch(request, options));
+    // Ended by the gateway when the stream's virtual server is deleted: told, then complete.
+    const end: { now: (() => void) | undefined; early: boolean } = { now: undefined, early: false };
+    const response = await this.subscribers.within(
+      caller,
+      () => this.handler.fetch(request, options),
+      () => (end.now ? end.now() : (end.early = true)),
+    );
     // A refused listen is answered in JSON; an accepted one ends gracefully when its lifetime is up.
     if (!response.body || !response.headers.get('content-type')?.startsWith('text/event-stream')) return response;
     const id = message?.id;
-    const complete = {
+    const frame = (payload: unknown) =>
+      new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(payload)}\n\n`);
+    const complete = frame({
       jsonrpc: '2.0',
       id,
       result: {
         resultType: 'complete',
         _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: SERVER_INFO },
       },
-    };
-    const ending = new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(complete)}\n\n`);
-    const bounded = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, () => undefined, ending);
-    return new Response(bounded, response);
+    });
+    const told = frame({
+      jsonrpc: '2.0',
+      method: 'notifications/tools/list_changed',
+      params: { _meta: { [SUBSCRIPTION_ID_META_KEY]: id } },
+    });
+    const bounded = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, () => undefined, complete);
+    end.now = () => bounded.end(told);
+    if (end.early) end.now();
+    return new Response(bounded.body, response);
   }
 
   /**
@@ -240,59 +244,75 @@ export class McpGatewayService implements OnModuleDestroy {
       return response;
     }
     this.legacyStreams.add(server);
-    const remove = this.subscribers.add(caller, (event) => {
-      if (event.kind === 'tools_list_changed') void server.sendToolListChanged().catch(() => undefined);
-    });
     const close = () => {
       remove();
       this.legacyStreams.delete(server);
       void server.close().catch(() => undefined);
     };
+    const remove = this.subscribers.add(
+      caller,
+      (event) => {
+        if (event.kind === 'tools_list_changed') void server.sendToolListChanged().catch(() => undefined);
+      },
+      // Its virtual server was deleted: told, then the stream ends (closing the server drains it).
+      () =>
+        void server
+          .sendToolListChanged()
+          .catch(() => undefined)
+          .finally(close),
+    );
     // An SSE comment first: the headers go out now (the client knows the stream is open), not with the first event.
     const opening = new TextEncoder().encode(': stream open\n\n');
     const body = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({ start: (controller) => controller.enqueue(opening) }),
     );
-    return new Response(boundedStream(body, this.env.MCP_UPSTREAM_STREAM_MS, close), response);
+    return new Response(boundedStream(body, this.env.MCP_UPSTREAM_STREAM_MS, close).body, response);
   }
 
   /**
-   * What the caller may see now, digested: the same list tools/list would answer, from the
-   * lists kept (no reads). Run when their stream opens and on every change that may concern
-   * them, so it also keeps their lists followed upstream: each server of the org's current
-   * view, with their own credential.
+   * What the caller may see now at the stream's endpoint, digested: the same list tools/list
+   * there would answer (at a virtual server: its selection as it is now), from the lists kept
+   * (no reads); undefined when the virtual server is gone. Run when their stream opens and on
+   * every change that may concern them, so it also keeps their lists followed upstream: each
+   * server of the org's current view the endpoint offers, with their own credential.
    */
-  private async visibleDigest(caller: StreamCaller): Promise<string> {
+  private async visibleDigest(caller: StreamCaller): Promise<string | undefined> {
     const view = await this.decider.mcpView(caller);
-    this.watcher.follow(caller.orgId, caller.onBehalfOf, view.servers, (integration) =>
-      this.tokenIfConnected(
-        caller,
-        integration,
-        view.servers.find((s) => s.integration === integration),
-      ),
+    const name = caller.virtualServer?.name;
+    if (name !== undefined && !view.virtualServers.has(name)) return undefined;
+    const selection = selectionOf(view.virtualServers, name);
+    const selected = view.servers.filter((server) => selection.offersServer(server.integration));
+    this.watcher.follow(
+      caller.orgId,
+      caller.onBehalfOf,
+      view.servers,
+      (integration) =>
+        this.tokenIfConnected(
+          caller,
+          integration,
+          view.servers.find((s) => s.integration === integration),
+        ),
+      (integration) => selection.offersServer(integration),
     );
     // The person's own list only where this caller has a token for the server (as tools/list
     // reads it): another application's grant must not show here.
     const offered = new Map(
       await Promise.all(
-        view.servers.map(async (server) => {
+        selected.map(async (server) => {
           const token = await this.tokenIfConnected(caller, server.integration, server);
           const names = token ? this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf) : undefined;
           return [server.integration, { names, catalogChanged: false }] as const;
         }),
       ),
     );
-    const tools = this.visible(caller, view, offered);
+    const tools = this.visible(caller, view, offered, selection);
     return createHash('sha256').update(JSON.stringify(tools)).digest('base64url');
   }
 
   private serverFor(ctx: McpRequestContext): Server {
     const auth = ctx.authInfo?.extra?.gateway as GatewayAuth | undefined;
     if (!auth) throw new Error('an unauthenticated request reached the MCP handler');
-    const server = new Server(SERVER_INFO, {
-      capabilities: auth.virtualServer === undefined ? CAPABILITIES : VIRTUAL_CAPABILITIES,
-      instructions: instructionsFor(auth),
-    });
+    const server = new Server(SERVER_INFO, { capabilities: CAPABILITIES, instructions: instructionsFor(auth) });
     server.setRequestHandler('tools/list', async () => ({
       tools: await this.listTools(auth),
       cacheScope: 'private' as const,
@@ -977,6 +997,17 @@ export class McpGatewayService implements OnModuleDestroy {
       throw new ProtocolError(MCP_ERRORS.auditUnavailable, appError.message, { code: appError.code });
     }
   }
+}
+
+/**
+ * Whom a stream opened by this request belongs to, and the list it follows: at a virtual
+ * server, its name and its selection as the edge found it (the stream's group).
+ */
+function streamCaller(person: GatewayAuth['caller'], auth: GatewayAuth | undefined): StreamCaller {
+  const name = auth?.virtualServer;
+  if (name === undefined) return person;
+  const found = auth?.view?.virtualServers.get(name);
+  return { ...person, virtualServer: { name, selection: found ? selectionKey(found) : '' } };
 }
 
 function policyError(capability: string, decision: Decision): ProtocolError {

@@ -7,6 +7,7 @@ import type { Env } from '../env.js';
 import type { McpServerView } from './mcp-server-view.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
 import { McpUpstream, type UpstreamListener } from './mcp-upstream.js';
+import { serialRuns } from './serial-runs.js';
 
 /** After a stream fails or ends early, the next try waits this long, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 1_000;
@@ -37,16 +38,21 @@ interface Watch {
   backoffMs: number;
   timer: NodeJS.Timeout | undefined;
   closed: boolean;
-  /** The read of the list under way (at most one); `again`: the server told of a change while it ran. */
-  reading: Promise<void> | undefined;
-  again: boolean;
+  /**
+   * The server said its list changed: read it. One read at a time, in order (serialRuns): a
+   * change told during a read makes exactly one more read, started after it, so a burst costs
+   * two reads and the list kept is the server's latest — concurrent reads could finish out of
+   * order and leave an older list in place.
+   */
+  changed: () => void;
 }
 
 /**
  * Keeps the gateway's view of people's tool lists current between TTLs: for each person with
- * a client listening at /mcp (subscriptions/listen or a GET stream), one standing stream per
- * org server, opened with that person's own credential (lists may differ per person:
- * `cacheScope: private`, so no one else's credential can tell their changes). On
+ * a client listening at /mcp or a virtual server (subscriptions/listen or a GET stream), one
+ * standing stream per org server their endpoints offer, opened with that person's own
+ * credential (lists may differ per person: `cacheScope: private`, so no one else's credential
+ * can tell their changes). On
  * `notifications/tools/list_changed` the person's list is read again at once (McpToolCatalog
  * .refresh: a removed tool is refused from then on, a new one reported to policy's catalog)
  * and `onChange` listeners are told. After every (re)connect the list is read again too,
@@ -93,15 +99,18 @@ export class McpListWatcher implements OnApplicationShutdown {
   }
 
   /**
-   * Follows exactly `servers` for the person (the org's current view): listens to each not yet
-   * followed, with `token(integration)` for each (re)connect; stops following servers no
-   * longer in the view (removed, or registered at another URL).
+   * Follows the person's lists of `servers` (the org's current view) that `offered` names (the
+   * endpoint's selection; all at /mcp): listens to each not yet followed, with
+   * `token(integration)` for each (re)connect; stops following servers no longer in the view
+   * (removed, or registered at another URL). One followed for another of the person's
+   * endpoints is left as it is (swept once they have no stream open here).
    */
   follow(
     orgId: string,
     userId: string,
     servers: readonly McpServerView[],
     token: (integration: string) => Promise<string | undefined>,
+    offered: (integration: string) => boolean = () => true,
   ): void {
     const current = new Set(servers.map((s) => watchKey(orgId, s, userId)));
     for (const [key, watch] of this.watches)
@@ -109,7 +118,8 @@ export class McpListWatcher implements OnApplicationShutdown {
         this.watches.delete(key);
         void this.stop(watch);
       }
-    for (const server of servers) this.watch(orgId, server, userId, () => token(server.integration));
+    for (const server of servers)
+      if (offered(server.integration)) this.watch(orgId, server, userId, () => token(server.integration));
   }
 
   private watch(orgId: string, server: McpServerView, userId: string, token: () => Promise<string | undefined>): void {
@@ -139,9 +149,15 @@ export class McpListWatcher implements OnApplicationShutdown {
       backoffMs: FIRST_BACKOFF_MS,
       timer: undefined,
       closed: false,
-      reading: undefined,
-      again: false,
+      changed: () => undefined,
     };
+    watch.changed = serialRuns(
+      async () => {
+        await this.read(watch);
+        return !watch.closed;
+      },
+      (error) => this.logger.warn({ err: error.message }, 'reading an MCP server tool list after a change failed'),
+    );
     this.watches.set(key, watch);
     // Outlives the request that asked for it (its stream, retries and reads): not in its context.
     runDetached(() => void this.open(watch));
@@ -160,7 +176,7 @@ export class McpListWatcher implements OnApplicationShutdown {
     if (!token) return this.retry(watch, MAX_BACKOFF_MS);
     let listener: UpstreamListener | undefined;
     try {
-      listener = await this.upstream.listen(watch.server, token, () => this.changed(watch));
+      listener = await this.upstream.listen(watch.server, token, () => watch.changed());
     } catch (error) {
       this.logger.info(
         { orgId: watch.orgId, integration: watch.server.integration, err: (error as Error).message },
@@ -173,7 +189,7 @@ export class McpListWatcher implements OnApplicationShutdown {
     watch.listener = listener;
     const openedAt = performance.now();
     // A change may have come while no stream was open: read the list once now.
-    this.changed(watch);
+    watch.changed();
     const how = await listener.ended;
     watch.listener = undefined;
     // The stream is over: its client and session go too.
@@ -192,29 +208,7 @@ export class McpListWatcher implements OnApplicationShutdown {
     watch.timer.unref();
   }
 
-  /**
-   * The server said its list changed: read it. One read per watch at a time, in order: a
-   * change told during a read makes exactly one more read, started after it (however many
-   * came), so a burst costs two reads and the list kept is the server's latest — concurrent
-   * reads could finish out of order and leave an older list in place.
-   */
-  private changed(watch: Watch): void {
-    if (watch.reading) {
-      watch.again = true;
-      return;
-    }
-    watch.reading = (async () => {
-      do {
-        watch.again = false;
-        await this.read(watch);
-      } while (watch.again && !watch.closed);
-    })()
-      .catch((error: unknown) =>
-        this.logger.warn({ err: (error as Error).message }, 'reading an MCP server tool list after a change failed'),
-      )
-      .finally(() => (watch.reading = undefined));
-  }
-
+  /** Reads the person's list after a change (one at a time: Watch.changed) and tells listeners if it moved. */
   private async read(watch: Watch): Promise<void> {
     // The token as of now (the stream may have opened long ago): a person no longer connected
     // is not read for, and their stream is closed (the next open waits for a token).

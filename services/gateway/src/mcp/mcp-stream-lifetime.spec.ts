@@ -27,7 +27,7 @@ describe('boundedStream', () => {
   it("removes a disconnected client's subscriber entry (the HTTP layer destroys the body)", async () => {
     const subscribers = new McpSubscribers(logger);
     let closes = 0;
-    const body = Readable.fromWeb(boundedStream(listenBody(subscribers), 60_000, () => closes++) as never);
+    const body = Readable.fromWeb(boundedStream(listenBody(subscribers), 60_000, () => closes++).body as never);
     await new Promise((resolve) => body.once('data', resolve));
     expect(subscribers.count(alice)).toBe(1);
     // What fastify does when the client's connection closes before the body ended.
@@ -42,7 +42,7 @@ describe('boundedStream', () => {
     const subscribers = new McpSubscribers(logger);
     let closes = 0;
     const ending = new TextEncoder().encode('event: message\ndata: {"result":{"resultType":"complete"}}\n\n');
-    const stream = boundedStream(listenBody(subscribers), 20, () => closes++, ending);
+    const stream = boundedStream(listenBody(subscribers), 20, () => closes++, ending).body;
     let text = '';
     for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) text += new TextDecoder().decode(chunk);
     expect(text).toBe(': open\n\nevent: message\ndata: {"result":{"resultType":"complete"}}\n\n');
@@ -59,9 +59,26 @@ describe('boundedStream', () => {
       },
     });
     const chunks: Uint8Array[] = [];
-    for await (const chunk of boundedStream(source, 60_000, () => closes++) as unknown as AsyncIterable<Uint8Array>)
+    for await (const chunk of boundedStream(source, 60_000, () => closes++)
+      .body as unknown as AsyncIterable<Uint8Array>)
       chunks.push(chunk);
     expect(chunks).toEqual([new Uint8Array([1])]);
+    expect(closes).toBe(1);
+  });
+
+  it('writes the last event and the ending when the server ends it early, and closes once', async () => {
+    const subscribers = new McpSubscribers(logger);
+    let closes = 0;
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const bounded = boundedStream(listenBody(subscribers), 60_000, () => closes++, encode('complete\n\n'));
+    const reader = bounded.body.getReader();
+    let text = new TextDecoder().decode((await reader.read()).value);
+    bounded.end(encode('list_changed\n\n'));
+    bounded.end(encode('again\n\n'));
+    for (let next = await reader.read(); !next.done; next = await reader.read())
+      text += new TextDecoder().decode(next.value);
+    expect(text).toBe(': open\n\nlist_changed\n\ncomplete\n\n');
+    expect(subscribers.count(alice)).toBe(0);
     expect(closes).toBe(1);
   });
 });

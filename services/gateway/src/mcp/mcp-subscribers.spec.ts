@@ -8,6 +8,11 @@ import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
 const logger = createLogger({ service: 'gateway-test', level: 'silent' });
 const caller = (person: string, app = 'app-1', org = 'org-1') =>
   ({ orgId: org, applicationId: app, onBehalfOf: person }) as StreamCaller;
+/** The same person's caller at a virtual server, as its selection was when the stream opened. */
+const at = (c: StreamCaller, name: string, selection = 'sel-1'): StreamCaller => ({
+  ...c,
+  virtualServer: { name, selection },
+});
 
 /** Lets queued comparisons (promise chains) run to the end. */
 const settled = () => new Promise((resolve) => setImmediate(resolve));
@@ -15,14 +20,28 @@ const settled = () => new Promise((resolve) => setImmediate(resolve));
 function setup() {
   const subscribers = new McpSubscribers(logger);
   // What each person may see now, as the gateway would digest it.
+  // What each person may see now at each endpoint (`alice`, `alice@triage`), as the gateway
+  // would digest it; `gone`: virtual servers deleted.
   const visible = new Map<string, string>();
-  subscribers.configure((c) => Promise.resolve(visible.get(c.onBehalfOf) ?? 'nothing'));
+  const gone = new Set<string>();
+  subscribers.configure((c) => {
+    const name = c.virtualServer?.name;
+    if (name !== undefined && gone.has(name)) return Promise.resolve(undefined);
+    return Promise.resolve(visible.get(name === undefined ? c.onBehalfOf : `${c.onBehalfOf}@${name}`) ?? 'nothing');
+  });
   const told = new Map<string, ServerEvent[]>();
-  const stream = (c: StreamCaller, name: string) => {
+  const ended = new Set<string>();
+  const stream = (c: StreamCaller, name: string, endable = false) => {
     told.set(name, []);
-    return subscribers.add(c, (event) => told.get(name)?.push(event));
+    let remove: () => void = () => undefined;
+    const end = () => {
+      ended.add(name);
+      remove();
+    };
+    remove = subscribers.add(c, (event) => told.get(name)?.push(event), endable ? end : undefined);
+    return remove;
   };
-  return { subscribers, visible, told, stream };
+  return { subscribers, visible, gone, told, ended, stream };
 }
 
 describe('McpSubscribers', () => {
@@ -95,5 +114,60 @@ describe('McpSubscribers', () => {
     subscribers.check('org-1');
     await settled();
     expect(comparedIn).toEqual([undefined, undefined]);
+  });
+
+  it("tells a virtual server's streams only of changes of its own list, apart from the person's /mcp streams", async () => {
+    const { subscribers, visible, told, stream } = setup();
+    visible.set('alice', 'all-1').set('alice@triage', 'triage-1');
+    stream(caller('alice'), 'whole');
+    stream(at(caller('alice'), 'triage'), 'triage');
+    await settled();
+    // A change outside the selection: the whole list moved, the virtual server's did not.
+    visible.set('alice', 'all-2');
+    subscribers.check('org-1', 'alice');
+    await settled();
+    expect(told.get('whole')).toHaveLength(1);
+    expect(told.get('triage')).toEqual([]);
+    visible.set('alice', 'all-3').set('alice@triage', 'triage-2');
+    subscribers.check('org-1');
+    await settled();
+    expect(told.get('whole')).toHaveLength(2);
+    expect(told.get('triage')).toEqual([{ kind: 'tools_list_changed' }]);
+    // One person's streams at either endpoint count against the same limit.
+    expect(subscribers.count(caller('alice'))).toBe(2);
+  });
+
+  it('compares a stream opened after its virtual server was replaced from its own baseline', async () => {
+    const { subscribers, visible, told, stream } = setup();
+    visible.set('alice@triage', 'before');
+    stream(at(caller('alice'), 'triage', 'sel-1'), 'opened-before');
+    await settled();
+    // Replaced (a new selection): a stream opened now sees the new list as its starting point.
+    visible.set('alice@triage', 'after');
+    stream(at(caller('alice'), 'triage', 'sel-2'), 'opened-after');
+    await settled();
+    subscribers.check('org-1');
+    await settled();
+    expect(told.get('opened-before')).toEqual([{ kind: 'tools_list_changed' }]);
+    expect(told.get('opened-after')).toEqual([]);
+  });
+
+  it("ends a deleted virtual server's streams (telling one that cannot be ended) and forgets them", async () => {
+    const { subscribers, gone, told, ended, stream } = setup();
+    stream(at(caller('alice'), 'triage'), 'listen', true);
+    stream(at(caller('alice'), 'triage'), 'plain');
+    stream(caller('alice'), 'whole', true);
+    await settled();
+    gone.add('triage');
+    subscribers.check('org-1');
+    await settled();
+    expect([...ended]).toEqual(['listen']);
+    expect(told.get('plain')).toEqual([{ kind: 'tools_list_changed' }]);
+    expect(told.get('whole')).toEqual([]);
+    expect(subscribers.count(caller('alice'))).toBe(1);
+    // Nothing is left to compare or tell there.
+    subscribers.check('org-1');
+    await settled();
+    expect(told.get('plain')).toHaveLength(1);
   });
 });

@@ -7,74 +7,107 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { ApplicationCaller } from '../auth/auth.types.js';
+import { serialRuns } from './serial-runs.js';
 
-/** Who a client stream at /mcp belongs to: an application acting for a person. */
-export type StreamCaller = ApplicationCaller & { onBehalfOf: string };
+/**
+ * Who a client stream belongs to — an application acting for a person — and which list it
+ * follows: the org's whole endpoint (/mcp), or `virtualServer` (/mcp/v/<name>), whose
+ * `selection` (selectionKey) is the virtual server's as the stream opened.
+ */
+export type StreamCaller = ApplicationCaller & {
+  onBehalfOf: string;
+  virtualServer?: { name: string; selection: string };
+};
+
+/** One client stream: how it is told of a change, and how the gateway ends it (its endpoint is gone). */
+interface Stream {
+  deliver: (event: ServerEvent) => void;
+  end: (() => void) | undefined;
+}
+
+/** What a stream's caller may see now, digested; undefined when its endpoint is gone (a deleted virtual server). */
+export type VisibleDigest = (caller: StreamCaller) => Promise<string | undefined>;
 
 interface Group {
   caller: StreamCaller;
-  deliver: Set<(event: ServerEvent) => void>;
+  streams: Set<Stream>;
   /** What this caller may see now (a digest), as last compared; undefined until first computed. */
   seen: string | undefined;
-  /** The comparison under way; `again`: another change came while it ran. */
-  checking: Promise<void> | undefined;
-  again: boolean;
+  /** Compares again: one comparison at a time, changes arriving meanwhile make one more after it. */
+  compare: () => void;
 }
 
 /**
- * The clients listening at /mcp — 2026-07-28 `subscriptions/listen` streams (the SDK's listen
- * router, through `bus`) and 2025-11-25 GET streams — grouped by application, person and token,
- * because what each may see differs: a change is delivered to a group only when what *its*
- * caller may see changed. `check(orgId, userId?)` recomputes the groups' digests (with the
- * `digest` the gateway sets) and tells those whose digest moved `tools_list_changed`.
+ * The clients listening at /mcp and /mcp/v/<name> — 2026-07-28 `subscriptions/listen` streams
+ * (the SDK's listen router, through `bus`) and 2025-11-25 GET streams — grouped by application,
+ * person, token and endpoint (a virtual server by name and selection), because what each may
+ * see differs: a change is delivered to a group only when what *its* caller may see there
+ * changed. `check(orgId, userId?)` recomputes the groups' digests (with the `digest` the
+ * gateway sets) and tells those whose digest moved `tools_list_changed`; a group whose
+ * virtual server was deleted has its streams ended.
  *
- * The SDK's listen router subscribes to `bus` without saying for whom; the caller is carried
- * to it in an AsyncLocalStorage set around each /mcp request (`within`), which the router's
- * synchronous subscribe sees.
+ * The SDK's listen router subscribes to `bus` without saying for whom; the caller (and how to
+ * end the stream) is carried to it in an AsyncLocalStorage set around each request
+ * (`within`), which the router's synchronous subscribe sees.
  */
 @Injectable()
 export class McpSubscribers {
-  private readonly scope = new AsyncLocalStorage<StreamCaller>();
+  private readonly scope = new AsyncLocalStorage<{ caller: StreamCaller; end: (() => void) | undefined }>();
   private readonly groups = new Map<string, Group>();
-  private digest: (caller: StreamCaller) => Promise<string> = () => Promise.resolve('');
+  private digest: VisibleDigest = () => Promise.resolve('');
 
   readonly bus: ServerEventBus = {
     // Nothing in the gateway publishes to everyone: each group is told on its own (check).
     publish: () => undefined,
     subscribe: (listener) => {
-      const caller = this.scope.getStore();
+      const store = this.scope.getStore();
       // A stream opened outside a gateway request (none exists) is told nothing.
-      return caller ? this.add(caller, listener) : () => undefined;
+      return store ? this.add(store.caller, listener, store.end) : () => undefined;
     },
   };
 
   constructor(@Inject(LOGGER) private readonly logger: Logger) {}
 
   /** Sets how a caller's visible list is digested (run as a stream's group opens, then on each change). */
-  configure(digest: (caller: StreamCaller) => Promise<string>): void {
+  configure(digest: VisibleDigest): void {
     this.digest = digest;
   }
 
-  /** Runs `work` (one /mcp request) with its caller known to `bus`. */
-  within<T>(caller: StreamCaller, work: () => T): T {
-    return this.scope.run(caller, work);
+  /**
+   * Runs `work` (one request) with its caller known to `bus`, and `end`: how the gateway ends
+   * a stream the request opens there.
+   */
+  within<T>(caller: StreamCaller, work: () => T, end?: () => void): T {
+    return this.scope.run({ caller, end }, work);
   }
 
-  /** Registers one stream's delivery; the returned function removes it (idempotent). */
-  add(caller: StreamCaller, deliver: (event: ServerEvent) => void): () => void {
+  /**
+   * Registers one stream: its delivery, and `end` (the gateway ends it; without one it is
+   * told of the change instead). The returned function removes it (idempotent).
+   */
+  add(caller: StreamCaller, deliver: (event: ServerEvent) => void, end?: () => void): () => void {
     const key = groupKey(caller);
     let group = this.groups.get(key);
     if (!group) {
-      group = { caller, deliver: new Set(), seen: undefined, checking: undefined, again: false };
+      const opened: Group = { caller, streams: new Set(), seen: undefined, compare: () => undefined };
+      const runs = serialRuns(
+        () => this.compare(opened),
+        // Policy unreachable for now: the next change compares again.
+        (error) => this.logger.warn({ err: error.message }, 'MCP list comparison failed'),
+      );
+      // The group's comparisons run for every later change too: in no request's context.
+      opened.compare = () => runDetached(runs);
+      group = opened;
       this.groups.set(key, group);
       // The baseline: what the caller may see as the stream opens.
-      this.schedule(group);
+      group.compare();
     }
-    group.deliver.add(deliver);
+    const stream: Stream = { deliver, end };
+    group.streams.add(stream);
     const joinedGroup = group;
     return () => {
-      joinedGroup.deliver.delete(deliver);
-      if (joinedGroup.deliver.size === 0 && this.groups.get(key) === joinedGroup) this.groups.delete(key);
+      joinedGroup.streams.delete(stream);
+      if (joinedGroup.streams.size === 0 && this.groups.get(key) === joinedGroup) this.groups.delete(key);
     };
   }
 
@@ -87,14 +120,14 @@ export class McpSubscribers {
         group.caller.applicationId === caller.applicationId &&
         group.caller.onBehalfOf === caller.onBehalfOf
       )
-        count += group.deliver.size;
+        count += group.streams.size;
     return count;
   }
 
   /** Open streams at this gateway. */
   get total(): number {
     let total = 0;
-    for (const group of this.groups.values()) total += group.deliver.size;
+    for (const group of this.groups.values()) total += group.streams.size;
     return total;
   }
 
@@ -108,46 +141,57 @@ export class McpSubscribers {
   /** Something the org's (or one person's) lists depend on changed: compare and tell whom it concerns. */
   check(orgId: string, userId?: string): void {
     for (const group of this.groups.values())
-      if (group.caller.orgId === orgId && (userId === undefined || group.caller.onBehalfOf === userId))
-        this.schedule(group);
+      if (group.caller.orgId === orgId && (userId === undefined || group.caller.onBehalfOf === userId)) group.compare();
   }
 
-  /** One comparison per group at a time; changes arriving meanwhile make one more after it. */
-  private schedule(group: Group): void {
-    if (group.checking) {
-      group.again = true;
-      return;
+  /** Compares what the group's caller may see with what it saw, and tells its streams if it moved; false: stop. */
+  private async compare(group: Group): Promise<boolean> {
+    const digest = await this.digest(group.caller);
+    if (digest === undefined) {
+      this.endAll(group);
+      return false;
     }
-    // The group's comparisons run for every later change too: in no request's context.
-    group.checking = runDetached(async () => {
-      do {
-        group.again = false;
-        let digest: string;
-        try {
-          digest = await this.digest(group.caller);
-        } catch (error) {
-          // Policy unreachable for now: the next change compares again.
-          this.logger.warn({ err: (error as Error).message }, 'MCP list comparison failed');
-          break;
-        }
-        // The first comparison is the baseline: nothing to tell yet.
-        const moved = group.seen !== undefined && digest !== group.seen;
-        group.seen = digest;
-        if (moved)
-          for (const deliver of group.deliver)
-            try {
-              deliver({ kind: 'tools_list_changed' });
-            } catch (error) {
-              this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
-            }
-      } while (group.again);
-    }).finally(() => (group.checking = undefined));
+    // The first comparison is the baseline: nothing to tell yet.
+    const moved = group.seen !== undefined && digest !== group.seen;
+    group.seen = digest;
+    if (moved) for (const stream of group.streams) this.tell(stream);
+    return true;
+  }
+
+  /**
+   * The group's endpoint is gone (its virtual server was deleted): each stream is ended — its
+   * client learns the list changed and, asking for it, that the endpoint is no more (404) — and
+   * the group forgotten; a stream opened at the name later is refused.
+   */
+  private endAll(group: Group): void {
+    for (const [key, found] of this.groups) if (found === group) this.groups.delete(key);
+    for (const stream of [...group.streams])
+      try {
+        if (stream.end) stream.end();
+        else stream.deliver({ kind: 'tools_list_changed' });
+      } catch (error) {
+        this.logger.warn({ err: (error as Error).message }, 'ending an MCP stream failed');
+      }
+    group.streams.clear();
+  }
+
+  private tell(stream: Stream): void {
+    try {
+      stream.deliver({ kind: 'tools_list_changed' });
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
+    }
   }
 }
 
-/** Streams see alike when their callers do: same application, person and token (its scopes bound what is seen). */
+/**
+ * Streams see alike when their callers do — same application, person and token (its scopes
+ * bound what is seen) — at the same endpoint: a virtual server's streams by its name and its
+ * selection as they opened (one opened after a replacement compares from its own baseline).
+ */
 function groupKey(caller: StreamCaller): string {
   const token = caller.accessTokenId ?? caller.apiKeyId;
   const scopes = [...(caller.tokenScopes ?? [])].sort().join(' ');
-  return [caller.orgId, caller.applicationId, caller.onBehalfOf, token, scopes].join('\u0000');
+  const endpoint = caller.virtualServer ? `v/${caller.virtualServer.name}\u0001${caller.virtualServer.selection}` : '';
+  return [caller.orgId, caller.applicationId, caller.onBehalfOf, token, scopes, endpoint].join('\u0000');
 }

@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { McpVirtualServerSchema } from '@context-gateway/proto';
 import { describe, expect, it } from '@jest/globals';
 
-import { selectionOf, virtualServerView } from './mcp-virtual-server.js';
+import { selectionKey, selectionOf, virtualServerView } from './mcp-virtual-server.js';
 
 const views = new Map(
   [
@@ -40,5 +40,17 @@ describe('selectionOf', () => {
     expect(gone.name).toBe('deleted');
     for (const offers of [gone.offersServer('jira'), gone.offersTool('jira', 'x'), gone.offersWhole('jira')])
       expect(offers).toBe(false);
+  });
+});
+
+describe('selectionKey', () => {
+  it('is equal exactly when two selections are, whatever their order', () => {
+    const view = (integrations: string[], tools: string[]) =>
+      virtualServerView(create(McpVirtualServerSchema, { name: 'triage', integrations, tools }));
+    const key = selectionKey(view(['jira'], ['github:list_repos', 'github:create_issue']));
+    expect(selectionKey(view(['jira'], ['github:create_issue', 'github:list_repos']))).toBe(key);
+    expect(selectionKey(view(['jira'], ['github:list_repos']))).not.toBe(key);
+    // The same names as a whole integration or as a single tool are different selections.
+    expect(selectionKey(view(['github'], []))).not.toBe(selectionKey(view([], ['github'])));
   });
 });

@@ -19,6 +19,11 @@ export function virtualServerView(wire: McpVirtualServer): VirtualServerView {
   };
 }
 
+/** The selection of a virtual server as one string: equal exactly when two selections are. */
+export function selectionKey(server: VirtualServerView): string {
+  return JSON.stringify([[...server.integrations].sort(), [...server.tools].sort()]);
+}
+
 /**
  * What one MCP endpoint offers of the org's MCP servers: everything at `/mcp`, a virtual
  * server's selection at `/mcp/v/<name>`. A selection only narrows: whatever it offers is
