@@ -97,13 +97,29 @@ export class CredentialsService {
     return { decision: first };
   }
 
-  /** The source refused the connection's token: the broker refreshes it, or marks the connection for re-auth. */
-  async refused(connectionId: string): Promise<void> {
-    await this.rpc.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: true });
+  /**
+   * The source refused the connection's token: the broker refreshes it, or marks the
+   * connection for re-auth. `credentialVersion` is the refused token's (from `sourceToken`):
+   * the broker refreshes only while it is still the stored one, so a burst of refusals of one
+   * token spends the refresh token once, and a refusal of a token already replaced answers the
+   * newer token instead of refreshing again.
+   */
+  async refused(connectionId: string, credentialVersion: number): Promise<void> {
+    await this.rpc.request(rpc.broker.getAccessToken, {
+      connectionId,
+      forceRefresh: true,
+      refusedCredentialVersion: credentialVersion,
+    });
   }
 
-  /** The short-lived source token of a connection (refreshed first by the broker when close to expiry). */
+  /** The short-lived source token of a connection (refreshed first by the broker when close to expiry), as credential-only mode answers it. */
   async token(connectionId: string) {
+    const { credentialVersion: _version, ...answer } = await this.sourceToken(connectionId);
+    return answer;
+  }
+
+  /** `token`, with which stored credential it is (sent back to `refused` when the source refuses it). */
+  async sourceToken(connectionId: string) {
     const token = await this.rpc.request(rpc.broker.getAccessToken, { connectionId, forceRefresh: false });
     return {
       accessToken: token.accessToken,
@@ -113,6 +129,7 @@ export class CredentialsService {
       connectionId,
       // No trailing slash: `${apiBaseUrl}/user` is the source's /user.
       apiBaseUrl: token.apiBaseUrl.replace(/\/+$/, ''),
+      credentialVersion: token.credentialVersion,
     };
   }
 }

@@ -80,6 +80,8 @@ interface Credential {
   /** The person's connection the token belongs to (named in the call's audited outcome). */
   connectionId: string;
   accessToken: string;
+  /** Which stored credential the token is: sent back when the upstream refuses it. */
+  credentialVersion: number;
   /** What the token was issued for (an MCP server with its own OAuth: the server's resource). */
   resource: string;
   /** The org's policy revision it was checked at (-1: not kept). */
@@ -892,12 +894,13 @@ export class McpGatewayService implements OnModuleDestroy {
     if (kept && revision !== undefined && kept.revision === revision && kept.usableUntil > this.clock.now())
       return forServer(kept, server);
     const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration);
-    const token = await this.credentials.token(grant.connectionId);
+    const token = await this.credentials.sourceToken(grant.connectionId);
     const expiresAt = token.expiresAt ? Date.parse(token.expiresAt) : Number.POSITIVE_INFINITY;
     const credential: Credential = {
       key,
       connectionId: grant.connectionId,
       accessToken: token.accessToken,
+      credentialVersion: token.credentialVersion,
       resource: token.apiBaseUrl,
       revision: revision ?? -1n,
       usableUntil: Math.min(this.clock.now() + CREDENTIAL_KEEP_MS, expiresAt - TOKEN_MARGIN_MS),
@@ -924,7 +927,7 @@ export class McpGatewayService implements OnModuleDestroy {
     this.credentialCache.delete(credential.key);
     if (!credential.connectionId || !tellBroker) return;
     void this.credentials
-      .refused(credential.connectionId)
+      .refused(credential.connectionId, credential.credentialVersion)
       .catch((error: unknown) =>
         this.logger.info(
           { connectionId: credential.connectionId, errorCode: AppError.from(error).code },
@@ -1099,17 +1102,18 @@ function approvalElicitation(era: McpRequestContext['era'], held: Pick<HeldCall,
   throw new UrlElicitationRequiredError([{ mode: 'url', url, message, elicitationId: randomUUID() }], message);
 }
 
-/** A server registered with `auth: "none"` is called without any credential. */
 /** Whose upstream exchange it is: the person (for their org) with their credential. */
 function upstreamCaller(caller: GatewayAuth['caller'], token: string): UpstreamCaller {
   return { orgId: caller.orgId, userId: caller.onBehalfOf, token };
 }
 
+/** A server registered with `auth: "none"` is called without any credential. */
 function anonymous(integration: string): Credential {
   return {
     key: `none\u0000${integration}`,
     connectionId: '',
     accessToken: '',
+    credentialVersion: 0,
     resource: '',
     revision: -1n,
     usableUntil: 0,
