@@ -31,11 +31,7 @@ jest.setTimeout(180_000);
  * What the gateway does not offer, by design or not yet (docs/gateway-mode.md). A scenario
  * that starts passing through the gateway fails this test until it is taken off the list.
  */
-const KNOWN_DIFFERENCES: Record<string, string> = {
-  // Resource subscriptions are not offered at /mcp yet (docs/gateway-mode.md, Not built yet).
-  'resources-subscribe': 'no resources/subscribe at /mcp (-32601)',
-  'resources-unsubscribe': 'no resources/unsubscribe at /mcp (-32601)',
-};
+const KNOWN_DIFFERENCES: Record<string, string> = {};
 
 /** The minimum: these must pass directly, or the comparison would prove little. */
 const CORE = [

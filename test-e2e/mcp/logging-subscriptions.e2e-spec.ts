@@ -29,6 +29,7 @@ let upstream: SpawnedMcp;
 let nc: NatsConnection;
 let gatewayUrl: string;
 let accessToken: string;
+let org: Awaited<ReturnType<typeof conformanceOrg>>;
 
 beforeAll(async () => {
   sim = await startSimulator({ provider: 'github' });
@@ -36,13 +37,14 @@ beforeAll(async () => {
   stack = await startTestStack('mcp-logging', { OPERATOR_TOKEN, ...conformanceStackEnv(sim.url) });
   nc = await connect(stack.natsOptions());
   gatewayUrl = `http://localhost:${new URL(stack.gatewayUrl).port}`;
-  ({ accessToken } = await conformanceOrg({
+  org = await conformanceOrg({
     gatewayUrl,
     operatorToken: OPERATOR_TOKEN,
     broker: new RpcClient(nc),
     sim,
     upstreamUrl: upstream.url,
-  }));
+  });
+  ({ accessToken } = org);
 }, 120_000);
 
 afterAll(async () => {
@@ -119,5 +121,108 @@ describe('upstream log messages at /mcp', () => {
     expect(b.logs.map((m) => m.data)).toEqual(STEPS);
     await a.client.close();
     await b.client.close();
+  });
+});
+
+/** The watched resource of the upstream changes (its subscribers are told, as a server tells them). */
+const touch = () => fetch(new URL('/_control/watched-resource', upstream.url), { method: 'POST' });
+const WATCHED = 'github+test://watched-resource';
+
+/** Changes the watched resource until `received` holds (a stream may still be opening), at most 20 s. */
+async function touchUntil(received: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !received(); i++) {
+    await touch();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(received()).toBe(true);
+}
+
+/** The official SDK client at /mcp, keeping the resource URIs it is told were updated. */
+async function subscriber(era: 'modern' | 'legacy', token = accessToken) {
+  const client = new Client(
+    { name: `e2e-subscriber-${era}`, version: '1.0.0' },
+    era === 'modern' ? { versionNegotiation: { mode: 'auto' } } : {},
+  );
+  const updated: string[] = [];
+  client.setNotificationHandler('notifications/resources/updated', (n) => void updated.push(n.params.uri));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL('/mcp', gatewayUrl), {
+      authProvider: { token: () => Promise.resolve(token) },
+    }),
+  );
+  return { client, updated };
+}
+
+describe('resource subscriptions at /mcp', () => {
+  it('both revisions: subscribe by the gateway URI, get its updates, unsubscribe and get no more', async () => {
+    const modern = await subscriber('modern');
+    expect(modern.client.getServerCapabilities()?.resources?.subscribe).toBe(true);
+    // 2026-07-28: the subscription rides on subscriptions/listen; URIs nobody may read are not honoured.
+    const listen = await modern.client.listen({
+      resourceSubscriptions: [WATCHED, 'github+test://static-text', 'slack+test://watched-resource', 'nonsense'],
+    });
+    expect(listen.honoredFilter.resourceSubscriptions).toEqual([WATCHED, 'github+test://static-text']);
+    await touchUntil(() => modern.updated.includes(WATCHED));
+    expect(new Set(modern.updated)).toEqual(new Set([WATCHED]));
+    // What the update is about: reading the resource again shows its new revision.
+    const read = await modern.client.readResource({ uri: WATCHED }, { cacheMode: 'bypass' });
+    expect(read.contents[0]).toMatchObject({ uri: WATCHED, text: expect.stringMatching(/revision \d+/) });
+
+    // 2025-11-25: resources/subscribe, the updates on the client's GET stream.
+    const legacy = await subscriber('legacy');
+    expect(legacy.client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+    await legacy.client.subscribeResource({ uri: WATCHED });
+    await touchUntil(() => legacy.updated.includes(WATCHED));
+
+    // The modern stream closes, the legacy client unsubscribes: further changes reach neither.
+    // A third subscriber, still listening, shows when a change has been delivered.
+    await listen.close();
+    await legacy.client.unsubscribeResource({ uri: WATCHED });
+    // Updates already on their way when they left may still arrive: let them.
+    await new Promise((r) => setTimeout(r, 500));
+    const before = { modern: modern.updated.length, legacy: legacy.updated.length };
+    const witness = await subscriber('modern');
+    await witness.client.listen({ resourceSubscriptions: [WATCHED] });
+    await touchUntil(() => witness.updated.length > 0);
+    expect({ modern: modern.updated.length, legacy: legacy.updated.length }).toEqual(before);
+    for (const c of [modern, legacy, witness]) await c.client.close();
+  });
+
+  it('a URI the agent may not read cannot be subscribed, and its updates stop when access goes', async () => {
+    const legacy = await subscriber('legacy');
+    await expect(legacy.client.subscribeResource({ uri: 'slack+test://watched-resource' })).rejects.toMatchObject({
+      code: -32602,
+    });
+    await legacy.client.subscribeResource({ uri: WATCHED });
+    await touchUntil(() => legacy.updated.includes(WATCHED));
+
+    // The application may no longer use GitHub's tools: the same error as an unknown URI, and
+    // the subscription it held delivers nothing more.
+    const { rule } = await org.admin('POST', `/v1/admin/organizations/${org.orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'github:tools',
+    });
+    let ruleId: string | undefined = rule.id;
+    try {
+      await expect(legacy.client.subscribeResource({ uri: WATCHED })).rejects.toMatchObject({ code: -32602 });
+      const modern = await subscriber('modern');
+      const listen = await modern.client.listen({ resourceSubscriptions: [WATCHED], toolsListChanged: true });
+      expect(listen.honoredFilter.resourceSubscriptions).toBeUndefined();
+      await modern.client.close();
+      const seen = legacy.updated.length;
+      await touch();
+      // Access back: the subscription that access ended does not come back with it (a fresh
+      // subscriber, told of the next changes, shows when they have been delivered).
+      await org.admin('DELETE', `/v1/admin/organizations/${org.orgId}/policy/rules/${rule.id}`);
+      ruleId = undefined;
+      const witness = await subscriber('modern');
+      await witness.client.listen({ resourceSubscriptions: [WATCHED] });
+      await touchUntil(() => witness.updated.length > 0);
+      expect(legacy.updated.length).toBe(seen);
+      await witness.client.close();
+    } finally {
+      if (ruleId) await org.admin('DELETE', `/v1/admin/organizations/${org.orgId}/policy/rules/${ruleId}`);
+    }
+    await legacy.client.close();
   });
 });

@@ -119,6 +119,8 @@ const envSchema = z
     MCP_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(1_024),
     /** Gateway mode: client streams one application may hold open for one person at once. */
     MCP_MAX_STREAMS_PER_PERSON: z.coerce.number().int().min(1).max(1_000).default(8),
+    /** Gateway mode: resource subscriptions one person may hold at once (all applications, both revisions). */
+    MCP_MAX_RESOURCE_SUBSCRIPTIONS: z.coerce.number().int().min(1).max(10_000).default(100),
     /** Gateway mode: how long a held tool call's approval request (and an approval not yet used) stays valid. */
     MCP_APPROVAL_TTL_MS: z.coerce.number().int().min(10_000).max(86_400_000).default(600_000),
     /** Gateway mode: a tool no read of its server has shown for this long drops out of the org's catalog. */

@@ -161,7 +161,12 @@ function registerTools(server: McpServer): void {
   );
 }
 
-function registerResources(server: McpServer): void {
+/** What changes the watched resource: its content names the revision. */
+interface Watched {
+  revision: number;
+}
+
+function registerResources(server: McpServer, watched: Watched): void {
   server.registerResource(
     'static-text',
     'test://static-text',
@@ -202,9 +207,14 @@ function registerResources(server: McpServer): void {
     'watched-resource',
     'test://watched-resource',
     { title: 'Watched Resource', description: 'A resource a client may subscribe to', mimeType: 'text/plain' },
-    (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Watched resource content' }] }),
+    (uri) => ({
+      contents: [
+        { uri: uri.href, mimeType: 'text/plain', text: `Watched resource content, revision ${watched.revision}` },
+      ],
+    }),
   );
-  // Stateless serving keeps no subscription past the request: the answer is all there is.
+  // 2025-11-25: stateless serving keeps no subscription past the request, so the answer is all
+  // there is. 2026-07-28 subscriptions (subscriptions/listen) are the SDK's, told on each change.
   server.server.setRequestHandler('resources/subscribe', () => ({}));
   server.server.setRequestHandler('resources/unsubscribe', () => ({}));
 }
@@ -266,13 +276,13 @@ function registerPrompts(server: McpServer): void {
   );
 }
 
-function conformanceServer(): McpServer {
+function conformanceServer(watched: Watched): McpServer {
   const server = new McpServer(
     { name: 'mcp-conformance-upstream', version: '1.0.0' },
     { capabilities: { logging: {}, resources: { subscribe: true } } },
   );
   registerTools(server);
-  registerResources(server);
+  registerResources(server, watched);
   registerPrompts(server);
   return server;
 }
@@ -289,7 +299,8 @@ export interface RunningConformanceMcp {
  * like any local server it refuses a Host or Origin that is not loopback (DNS rebinding).
  */
 export async function startConformanceMcp(options: { port?: number } = {}): Promise<RunningConformanceMcp> {
-  const handler = createMcpHandler(() => conformanceServer());
+  const watched: Watched = { revision: 1 };
+  const handler = createMcpHandler(() => conformanceServer(watched));
   const mcp = toNodeHandler({
     fetch: (request, init) =>
       Promise.resolve(
@@ -298,7 +309,15 @@ export async function startConformanceMcp(options: { port?: number } = {}): Prom
       ).then((refused) => refused ?? handler.fetch(request, init)),
   });
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    if ((req.url ?? '/').split('?')[0] !== '/mcp') {
+    const path = (req.url ?? '/').split('?')[0];
+    // The watched resource changes (a test's doing): its next revision, and its subscribers are told.
+    if (path === '/_control/watched-resource' && req.method === 'POST') {
+      watched.revision++;
+      handler.notify.resourceUpdated('test://watched-resource');
+      res.writeHead(204).end();
+      return;
+    }
+    if (path !== '/mcp') {
       res.writeHead(404).end();
       return;
     }

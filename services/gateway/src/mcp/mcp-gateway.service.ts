@@ -40,6 +40,7 @@ import type { Env } from '../env.js';
 import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
 import { awaitsConsent, resourceOf, tokenCovers } from './mcp-decisions.js';
 import { McpListWatcher } from './mcp-list-watch.js';
+import { McpResourceSubscriptions, type ResourceSubscription } from './mcp-resource-subscriptions.js';
 import { type LogRelay, logRelay, McpLogLevels } from './mcp-logging.js';
 import {
   gatewayToolName,
@@ -72,6 +73,8 @@ const MCP_ERRORS = {
   approvalDeclined: -32013,
   /** The approval store could not hold or settle the call (fails closed: nothing ran). */
   approvalUnavailable: -32014,
+  /** The person holds MCP_MAX_RESOURCE_SUBSCRIPTIONS already; `data.code` is `rate_limited`. */
+  tooManySubscriptions: -32015,
 } as const;
 
 /** A person's source token for one integration, as gateway mode keeps it between calls. */
@@ -100,17 +103,20 @@ const MAX_CREDENTIALS = 20_000;
 /**
  * What /mcp and each /mcp/v/<name> offer: tool list changes are told truthfully (to
  * subscriptions/listen streams on 2026-07-28, GET streams on 2025-11-25) — at a virtual
- * server, changes of its selection only; resource and prompt lists and resource
- * subscriptions are not followed (docs/gateway-mode.md). `logging`: the upstreams' log
- * messages of a call, read or get reach the agent on that request's stream.
+ * server, changes of its selection only — and so are updates of resources subscribed at /mcp
+ * (the same streams); resource and prompt lists are not followed (docs/gateway-mode.md).
+ * `logging`: the upstreams' log messages of a call, read or get reach the agent on that
+ * request's stream.
  */
 const CAPABILITIES: ServerCapabilities = {
   tools: { listChanged: true },
-  resources: {},
+  resources: { subscribe: true },
   prompts: {},
   completions: {},
   logging: {},
 };
+/** A virtual server's: its list changes, but no resource subscriptions (a listen's are dropped there). */
+const VIRTUAL_CAPABILITIES: ServerCapabilities = { ...CAPABILITIES, resources: {} };
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
@@ -153,6 +159,7 @@ export class McpGatewayService implements OnModuleDestroy {
     private readonly subscribers: McpSubscribers,
     private readonly watcher: McpListWatcher,
     private readonly logLevels: McpLogLevels,
+    private readonly resourceSubscriptions: McpResourceSubscriptions,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(SERVICE_ENV) private readonly env: Env,
     private readonly clock: Clock,
@@ -171,6 +178,11 @@ export class McpGatewayService implements OnModuleDestroy {
     decider.onOrgChange((orgId) => {
       subscribers.check(orgId);
       watcher.recheck(orgId);
+      resourceSubscriptions.recheck(orgId);
+    });
+    resourceSubscriptions.configure({
+      mayRead: (subscription) => this.mayStillRead(subscription),
+      tellListeners: (caller, uri) => subscribers.tell(caller, { kind: 'resource_updated', uri }),
     });
   }
 
@@ -198,15 +210,25 @@ export class McpGatewayService implements OnModuleDestroy {
     )
       throw new AppError('rate_limited', 'Too many open MCP streams; close one before opening another');
     if (request.method === 'GET') return this.legacyStream(caller, request);
+    const { parsedBody, release } = await this.listenSubscriptions(options);
     // Ended by the gateway when the stream's virtual server is deleted: told, then complete.
     const end: { now: (() => void) | undefined; early: boolean } = { now: undefined, early: false };
-    const response = await this.subscribers.within(
-      caller,
-      () => this.handler.fetch(request, options),
-      () => (end.now ? end.now() : (end.early = true)),
-    );
+    let response: Response;
+    try {
+      response = await this.subscribers.within(
+        caller,
+        () => this.handler.fetch(request, { ...options, parsedBody }),
+        () => (end.now ? end.now() : (end.early = true)),
+      );
+    } catch (error) {
+      release();
+      throw error;
+    }
     // A refused listen is answered in JSON; an accepted one ends gracefully when its lifetime is up.
-    if (!response.body || !response.headers.get('content-type')?.startsWith('text/event-stream')) return response;
+    if (!response.body || !response.headers.get('content-type')?.startsWith('text/event-stream')) {
+      release();
+      return response;
+    }
     const id = message?.id;
     const frame = (payload: unknown) =>
       new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(payload)}\n\n`);
@@ -223,7 +245,7 @@ export class McpGatewayService implements OnModuleDestroy {
       method: 'notifications/tools/list_changed',
       params: { _meta: { [SUBSCRIPTION_ID_META_KEY]: id } },
     });
-    const bounded = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, () => undefined, complete);
+    const bounded = boundedStream(response.body, this.env.MCP_UPSTREAM_STREAM_MS, release, complete);
     end.now = () => bounded.end(told);
     if (end.early) end.now();
     return new Response(bounded.body, response);
@@ -246,8 +268,16 @@ export class McpGatewayService implements OnModuleDestroy {
       return response;
     }
     this.legacyStreams.add(server);
+    // The caller's resources/subscribe at /mcp: their updates come on this stream (not at a virtual server).
+    const removeSink = caller.virtualServer
+      ? () => undefined
+      : this.resourceSubscriptions.legacyStream(
+          caller,
+          (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined),
+        );
     const close = () => {
       remove();
+      removeSink();
       this.legacyStreams.delete(server);
       void server.close().catch(() => undefined);
     };
@@ -346,6 +376,23 @@ export class McpGatewayService implements OnModuleDestroy {
     server.setRequestHandler('resources/read', (request, context) =>
       this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal, logsOf(context.mcpReq)),
     );
+    if (auth.virtualServer === undefined) {
+      // 2025-11-25 (on 2026-07-28 a subscription rides on subscriptions/listen: fetch).
+      server.setRequestHandler('resources/subscribe', async (request) => {
+        const subscription = await this.subscription(auth, request.params.uri, 'legacy');
+        try {
+          this.resourceSubscriptions.add([subscription]);
+        } catch (error) {
+          const appError = AppError.from(error);
+          throw new ProtocolError(MCP_ERRORS.tooManySubscriptions, appError.message, { code: appError.code });
+        }
+        return {};
+      });
+      server.setRequestHandler('resources/unsubscribe', (request) => {
+        this.resourceSubscriptions.unsubscribe(auth.caller, request.params.uri);
+        return {};
+      });
+    }
     server.setRequestHandler('prompts/list', () => this.listPrompts(auth));
     server.setRequestHandler('completion/complete', (request, context) =>
       this.complete(auth, request.params, context.mcpReq.signal),
@@ -672,30 +719,105 @@ export class McpGatewayService implements OnModuleDestroy {
 
   /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed unapproved. */
   private async readable(auth: GatewayAuth): Promise<{ server: McpServerView; token: string; key: string }[]> {
-    const { caller } = auth;
     const view = await this.policyView(auth);
     const selection = selectionOf(view.virtualServers, auth.virtualServer);
     const found = await Promise.all(
-      view.servers.map(async (server) => {
+      view.servers.map((server) =>
         // A virtual server offers resources and prompts of the integrations it selects whole.
-        if (!selection.offersWhole(server.integration)) return undefined;
-        const capability = `${server.integration}:tools`;
-        if (!tokenCovers(caller, server.integration, capability)) return undefined;
-        const decision = view.decide(this.decisionRequest(caller, capability));
-        // A listing cannot wait for the person's approval: held servers list nothing (a read is held).
-        if (!decision.allowed || decision.approval) return undefined;
-        try {
-          const credential =
-            server.auth === 'none'
-              ? anonymous(server.integration)
-              : await this.credentialFor(caller, server.integration, view.revision, server);
-          return { server, token: credential.accessToken, key: credential.key };
-        } catch {
-          return undefined;
-        }
-      }),
+        selection.offersWhole(server.integration) ? this.readableServer(auth.caller, view, server) : undefined,
+      ),
     );
     return found.filter((r) => r !== undefined);
+  }
+
+  /** The server with the caller's credential for it, when they may see its resources and prompts; else none. */
+  private async readableServer(
+    caller: GatewayAuth['caller'],
+    view: McpPolicyView,
+    server: McpServerView,
+  ): Promise<{ server: McpServerView; token: string; key: string } | undefined> {
+    const capability = `${server.integration}:tools`;
+    if (!tokenCovers(caller, server.integration, capability)) return undefined;
+    const decision = view.decide(this.decisionRequest(caller, capability));
+    // A listing cannot wait for the person's approval: held servers list nothing (a read is held).
+    if (!decision.allowed || decision.approval) return undefined;
+    try {
+      const credential =
+        server.auth === 'none'
+          ? anonymous(server.integration)
+          : await this.credentialFor(caller, server.integration, view.revision, server);
+      return { server, token: credential.accessToken, key: credential.key };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A subscription of the caller to `uri`, when they may read it as a listing would show it
+   * (connected, `<integration>:tools` allowed unapproved, offered at this endpoint); else the
+   * unknown resource's error, so a URI they may not read tells nothing more. Not audited: a
+   * subscription reads nothing (the read that follows an update is decided and audited).
+   */
+  private async subscription(
+    auth: GatewayAuth,
+    uri: string,
+    era: ResourceSubscription['era'],
+  ): Promise<Omit<ResourceSubscription, 'seenAt'>> {
+    const unwrapped = unwrapUri(uri);
+    const view = await this.policyView(auth);
+    const server = unwrapped && this.wholeServer(view, auth, unwrapped.integration);
+    const readable = server && (await this.readableServer(auth.caller, view, server));
+    if (!unwrapped || !server || !readable) throw new ProtocolError(-32602, `Unknown resource: ${uri}`, { uri });
+    return {
+      caller: auth.caller,
+      virtualServer: auth.virtualServer,
+      server,
+      uri,
+      upstreamUri: unwrapped.uri,
+      era,
+      // The person's token when the upstream stream (re)opens ('' for a server that takes none).
+      token: async () => (server.auth === 'none' ? '' : this.tokenIfConnected(auth.caller, server.integration, server)),
+    };
+  }
+
+  /** Before each delivery and on every change of the org: may the subscriber still read the resource? */
+  private async mayStillRead(subscription: ResourceSubscription): Promise<boolean> {
+    const view = await this.decider.mcpView(subscription.caller);
+    const server = this.wholeServer(view, subscription, subscription.server.integration);
+    return (
+      server?.url === subscription.server.url &&
+      (await this.readableServer(subscription.caller, view, server)) !== undefined
+    );
+  }
+
+  /**
+   * A 2026-07-28 listen's `resourceSubscriptions`, each checked as `resources/subscribe` is:
+   * those the caller may not read are left out of the filter (so the acknowledgement does not
+   * name them, as the spec has for what a server does not honour); the rest are held for the
+   * stream's life (`release` ends them). Past the person's cap, 429 `rate_limited`.
+   */
+  private async listenSubscriptions(
+    options: McpHandlerRequestOptions,
+  ): Promise<{ parsedBody: unknown; release: () => void }> {
+    const auth = options.authInfo?.extra?.gateway as GatewayAuth | undefined;
+    const message = options.parsedBody as { params?: unknown } | undefined;
+    const params = message?.params as { notifications?: { resourceSubscriptions?: unknown } } | undefined;
+    const uris = params?.notifications?.resourceSubscriptions;
+    if (!auth || !params?.notifications || !Array.isArray(uris) || uris.length === 0)
+      return { parsedBody: options.parsedBody, release: () => undefined };
+    // A virtual server offers no resource subscriptions: none is honoured (nor acknowledged) there.
+    if (auth.virtualServer !== undefined) {
+      const { resourceSubscriptions: _none, ...others } = params.notifications;
+      return { parsedBody: { ...message, params: { ...params, notifications: others } }, release: () => undefined };
+    }
+    const wanted = [...new Set(uris.filter((u): u is string => typeof u === 'string'))];
+    const accepted = (
+      await Promise.all(wanted.map((uri) => this.subscription(auth, uri, 'modern').catch(() => undefined)))
+    ).filter((s) => s !== undefined);
+    const { resourceSubscriptions: _all, ...rest } = params.notifications;
+    const notifications = accepted.length ? { ...rest, resourceSubscriptions: accepted.map((s) => s.uri) } : rest;
+    const release = this.resourceSubscriptions.add(accepted);
+    return { parsedBody: { ...message, params: { ...params, notifications } }, release };
   }
 
   /** Every server's answer to a list, concatenated; a server that fails (or offers none) adds nothing. */
@@ -937,7 +1059,11 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   /** The integration's server when the endpoint offers it whole (its resources and prompts); else none, as if unknown. */
-  private wholeServer(view: McpPolicyView, auth: GatewayAuth, integration: string): McpServerView | undefined {
+  private wholeServer(
+    view: McpPolicyView,
+    auth: { virtualServer?: string | undefined },
+    integration: string,
+  ): McpServerView | undefined {
     if (!selectionOf(view.virtualServers, auth.virtualServer).offersWhole(integration)) return undefined;
     return view.servers.find((s) => s.integration === integration);
   }

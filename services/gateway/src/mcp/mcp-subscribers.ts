@@ -111,6 +111,16 @@ export class McpSubscribers {
     };
   }
 
+  /** Delivers `event` to the streams of exactly this caller (each passes on only what its own filter asks for). */
+  tell(caller: StreamCaller, event: ServerEvent): void {
+    for (const stream of this.groups.get(groupKey(caller))?.streams ?? [])
+      try {
+        stream.deliver(event);
+      } catch (error) {
+        this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
+      }
+  }
+
   /** Open streams of this application for this person (with any of its tokens). */
   count(caller: StreamCaller): number {
     let count = 0;
@@ -154,7 +164,7 @@ export class McpSubscribers {
     // The first comparison is the baseline: nothing to tell yet.
     const moved = group.seen !== undefined && digest !== group.seen;
     group.seen = digest;
-    if (moved) for (const stream of group.streams) this.tell(stream);
+    if (moved) for (const stream of group.streams) this.toldListChanged(stream);
     return true;
   }
 
@@ -175,7 +185,7 @@ export class McpSubscribers {
     group.streams.clear();
   }
 
-  private tell(stream: Stream): void {
+  private toldListChanged(stream: Stream): void {
     try {
       stream.deliver({ kind: 'tools_list_changed' });
     } catch (error) {

@@ -10,6 +10,7 @@ import {
   type Progress,
   ProtocolError,
   StreamableHTTPClientTransport,
+  type SubscriptionFilter,
 } from '@modelcontextprotocol/client';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 
@@ -167,16 +168,66 @@ export class McpUpstream implements OnApplicationShutdown {
   /**
    * Opens a standing stream of the server's tool list changes with `token`: on 2026-07-28
    * `subscriptions/listen` (`toolsListChanged`), on 2025-11-25 the standalone GET stream the
-   * SDK opens after `initialize`. Its own client (never pooled: the pool refuses GET) whose
-   * fetch bounds the stream's lifetime by MCP_UPSTREAM_STREAM_MS. Undefined when the server
-   * does not offer list changes (no `tools.listChanged`, or a listen it does not honour). A
-   * GET stream counts as open once asked for: servers need not send its headers before its
-   * first event, so a refusal of it (405) shows as `ended` = `unsupported`.
+   * SDK opens after `initialize`. Undefined when the server does not offer list changes (no
+   * `tools.listChanged`, or a listen it does not honour).
    */
-  async listen(
+  listen(
     server: Pick<McpServerView, 'url'>,
     token: string | undefined,
     onChanged: () => void,
+  ): Promise<UpstreamListener | undefined> {
+    return this.standing(server, token, {
+      offered: (capabilities) => capabilities?.tools?.listChanged === true,
+      filter: { toolsListChanged: true },
+      honored: (filter) => filter.toolsListChanged === true,
+      wire: (client) => client.setNotificationHandler('notifications/tools/list_changed', () => onChanged()),
+    });
+  }
+
+  /**
+   * Opens a standing stream of `notifications/resources/updated` for `uris` (the server's own)
+   * with `token`: on 2026-07-28 `subscriptions/listen` with `resourceSubscriptions`; on
+   * 2025-11-25 `resources/subscribe` for each URI on the session whose GET stream the SDK
+   * opens (a URI the server refuses is left out). Undefined when the server offers no
+   * resource subscriptions (no `resources.subscribe`, or a listen that honours none).
+   */
+  watchResources(
+    server: Pick<McpServerView, 'url'>,
+    token: string | undefined,
+    uris: readonly string[],
+    onUpdated: (uri: string) => void,
+  ): Promise<UpstreamListener | undefined> {
+    return this.standing(server, token, {
+      offered: (capabilities) => capabilities?.resources?.subscribe === true,
+      filter: { resourceSubscriptions: [...uris] },
+      honored: (filter) => (filter.resourceSubscriptions?.length ?? 0) > 0,
+      legacy: async (client) => {
+        for (const uri of uris)
+          await client.subscribeResource({ uri }, { timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS }).catch(() => undefined);
+      },
+      wire: (client) =>
+        client.setNotificationHandler('notifications/resources/updated', (n) => onUpdated(n.params.uri)),
+    });
+  }
+
+  /**
+   * A standing stream of the server's notifications: its own client (never pooled: the pool
+   * refuses GET) whose fetch bounds the stream's lifetime by MCP_UPSTREAM_STREAM_MS. On
+   * 2026-07-28 `subscriptions/listen` with `filter`; on 2025-11-25 the GET stream the SDK opens
+   * after `initialize`, and `legacy` asks for the rest on that session. A GET stream counts as
+   * open once asked for: servers need not send its headers before its first event, so a
+   * refusal of it (405) shows as `ended` = `unsupported`.
+   */
+  private async standing(
+    server: Pick<McpServerView, 'url'>,
+    token: string | undefined,
+    what: {
+      offered: (capabilities: ReturnType<Client['getServerCapabilities']>) => boolean;
+      filter: SubscriptionFilter;
+      honored: (filter: SubscriptionFilter) => boolean;
+      legacy?: (client: Client) => Promise<void>;
+      wire: (client: Client) => void;
+    },
   ): Promise<UpstreamListener | undefined> {
     let end!: (how: 'ended' | 'unsupported') => void;
     const endedPromise = new Promise<'ended' | 'unsupported'>((resolve) => (end = resolve));
@@ -206,7 +257,7 @@ export class McpUpstream implements OnApplicationShutdown {
     const client = new Client({ name: 'context-gateway', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
     client.onerror = () => undefined;
     client.onclose = () => ended();
-    client.setNotificationHandler('notifications/tools/list_changed', () => onChanged());
+    what.wire(client);
     const close = async () => {
       ended();
       // A 2025-11-25 server kept a session for the stream: end it there too (none is kept otherwise).
@@ -218,22 +269,19 @@ export class McpUpstream implements OnApplicationShutdown {
         signal: AbortSignal.timeout(this.env.MCP_UPSTREAM_TIMEOUT_MS),
         timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
       });
-      if (!client.getServerCapabilities()?.tools?.listChanged) {
+      if (!what.offered(client.getServerCapabilities())) {
         await close();
         return undefined;
       }
       // 2025-11-25: the SDK asks for the GET stream itself once initialized.
       if ((client.getNegotiatedProtocolVersion() ?? '') >= '2026-07-28') {
-        const subscription = await client.listen(
-          { toolsListChanged: true },
-          { timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS },
-        );
-        if (!subscription.honoredFilter.toolsListChanged) {
+        const subscription = await client.listen(what.filter, { timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS });
+        if (!what.honored(subscription.honoredFilter)) {
           await close();
           return undefined;
         }
         void subscription.closed.then(() => ended());
-      }
+      } else await what.legacy?.(client);
     } catch (error) {
       await close();
       throw error instanceof UpstreamFailure ? error : classify(error);

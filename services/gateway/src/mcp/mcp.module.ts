@@ -7,6 +7,7 @@ import { McpController } from './mcp.controller.js';
 import { McpGatewayService } from './mcp-gateway.service.js';
 import { McpListWatcher } from './mcp-list-watch.js';
 import { McpLogLevels } from './mcp-logging.js';
+import { McpResourceSubscriptions } from './mcp-resource-subscriptions.js';
 import { McpServersController } from './mcp-servers.controller.js';
 import { McpSubscribers } from './mcp-subscribers.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
@@ -17,6 +18,14 @@ import { McpVirtualServersController } from './mcp-virtual-servers.controller.js
 @Module({
   imports: [PolicyModule, CredentialsModule, ApprovalsModule],
   controllers: [McpController, McpServersController, McpVirtualServersController],
-  providers: [McpGatewayService, McpUpstream, McpToolCatalog, McpListWatcher, McpSubscribers, McpLogLevels],
+  providers: [
+    McpGatewayService,
+    McpUpstream,
+    McpToolCatalog,
+    McpListWatcher,
+    McpSubscribers,
+    McpLogLevels,
+    McpResourceSubscriptions,
+  ],
 })
 export class McpModule {}
