@@ -40,8 +40,8 @@ import type { Env } from '../env.js';
 import { auditPolicyOf, deniedError, type McpPolicyView, PolicyDecider } from '../policy/policy-decider.js';
 import { awaitsConsent, resourceOf, tokenCovers } from './mcp-decisions.js';
 import { McpListWatcher } from './mcp-list-watch.js';
-import { McpResourceSubscriptions, type ResourceSubscription } from './mcp-resource-subscriptions.js';
 import { type LogRelay, logRelay, McpLogLevels } from './mcp-logging.js';
+import { McpResourceSubscriptions, type ResourceSubscription } from './mcp-resource-subscriptions.js';
 import {
   gatewayToolName,
   type McpServerView,
@@ -722,7 +722,7 @@ export class McpGatewayService implements OnModuleDestroy {
     const view = await this.policyView(auth);
     const selection = selectionOf(view.virtualServers, auth.virtualServer);
     const found = await Promise.all(
-      view.servers.map((server) =>
+      view.servers.map(async (server) =>
         // A virtual server offers resources and prompts of the integrations it selects whole.
         selection.offersWhole(server.integration) ? this.readableServer(auth.caller, view, server) : undefined,
       ),
