@@ -259,7 +259,9 @@ export class McpGatewayService implements OnModuleDestroy {
    * protocol-version checks are the SDK's stateless transport's.
    */
   private async legacyStream(caller: StreamCaller, request: Request): Promise<Response> {
-    const server = new Server(SERVER_INFO, { capabilities: CAPABILITIES });
+    const server = new Server(SERVER_INFO, {
+      capabilities: caller.virtualServer === undefined ? CAPABILITIES : VIRTUAL_CAPABILITIES,
+    });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     await server.connect(transport);
     const response = await transport.handleRequest(request);
@@ -344,7 +346,10 @@ export class McpGatewayService implements OnModuleDestroy {
   private serverFor(ctx: McpRequestContext): Server {
     const auth = ctx.authInfo?.extra?.gateway as GatewayAuth | undefined;
     if (!auth) throw new Error('an unauthenticated request reached the MCP handler');
-    const server = new Server(SERVER_INFO, { capabilities: CAPABILITIES, instructions: instructionsFor(auth) });
+    const server = new Server(SERVER_INFO, {
+      capabilities: auth.virtualServer === undefined ? CAPABILITIES : VIRTUAL_CAPABILITIES,
+      instructions: instructionsFor(auth),
+    });
     server.setRequestHandler('tools/list', async () => ({
       tools: await this.listTools(auth),
       cacheScope: 'private' as const,
