@@ -270,13 +270,16 @@ export class McpGatewayService implements OnModuleDestroy {
       return response;
     }
     this.legacyStreams.add(server);
-    // The caller's resources/subscribe at /mcp: their updates come on this stream (not at a virtual server).
+    // The caller's resources/subscribe at /mcp: their updates come on this stream (not at a
+    // virtual server), and only where this stream's own token reaches the integration — the
+    // subscription may have come with another token of the same application and person.
     const removeSink = caller.virtualServer
       ? () => undefined
-      : this.resourceSubscriptions.legacyStream(
-          caller,
-          (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined),
-        );
+      : this.resourceSubscriptions.legacyStream(caller, (uri) => {
+          const integration = unwrapUri(uri)?.integration;
+          if (integration === undefined || !tokenCovers(caller, integration, `${integration}:tools`)) return;
+          void server.sendResourceUpdated({ uri }).catch(() => undefined);
+        });
     const close = () => {
       remove();
       removeSink();
