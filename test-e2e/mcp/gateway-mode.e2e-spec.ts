@@ -51,7 +51,9 @@ beforeAll(async () => {
     SYNC_INTERVAL_MS: '3600000',
     MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
     MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
-    MCP_UPSTREAM_TIMEOUT_MS: '2000',
+    // Short enough for the slow-answer test to wait it out, long enough for a loaded machine's
+    // upstream to start streaming its 20 MB answer (with 2 s it timed out first under load).
+    MCP_UPSTREAM_TIMEOUT_MS: '6000',
     MCP_TOOLS_TTL_MS: '1000',
   });
   const port = new URL(stack.gatewayUrl).port;
@@ -464,7 +466,7 @@ describe('gateway mode at /mcp', () => {
         () => undefined,
         (error: unknown) => error as ProtocolError,
       );
-    const slow = await failure('github.slow_echo', { text: 'hi', ms: 5_000 });
+    const slow = await failure('github.slow_echo', { text: 'hi', ms: 12_000 });
     expect({ code: slow?.code, data: slow?.data }).toEqual({ code: -32010, data: { code: 'upstream_timeout' } });
     // 20 MB against the default 4 MiB limit: refused while it streams, never buffered whole.
     const large = await failure('github.large_result', { mb: 20 });

@@ -188,6 +188,20 @@ describe('resource subscriptions at /mcp', () => {
     for (const c of [modern, legacy, witness]) await c.client.close();
   });
 
+  it("2025-11-25: a GET stream whose token lacks the integration's scope gets none of its updates", async () => {
+    // The same application and person, another token: one without `github:tools` holds a GET stream…
+    const outsider = await subscriber('legacy', await org.tokenFor('github:read:profile'));
+    // …while the full token subscribes. Its GET stream, opened after the outsider's, gets the update.
+    const subscribed = await subscriber('legacy');
+    await subscribed.client.subscribeResource({ uri: WATCHED });
+    await touchUntil(() => subscribed.updated.includes(WATCHED));
+    // Updates go to both sinks in one turn: had the outsider's been told, it would be here by now.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(outsider.updated).toEqual([]);
+    await subscribed.client.unsubscribeResource({ uri: WATCHED });
+    for (const c of [outsider, subscribed]) await c.client.close();
+  });
+
   it('a URI the agent may not read cannot be subscribed, and its updates stop when access goes', async () => {
     const legacy = await subscriber('legacy');
     await expect(legacy.client.subscribeResource({ uri: 'slack+test://watched-resource' })).rejects.toMatchObject({

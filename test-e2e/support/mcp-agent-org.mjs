@@ -34,7 +34,9 @@ import { signUpWithSoftPasskey } from './soft-passkey.mjs';
 /**
  * @param {McpAgentOrgOptions} options
  * @returns {Promise<{ orgId: string, applicationId: string, userId: string, accessToken: string,
+ *   tokenFor: (scope: string) => Promise<string>,
  *   admin: (method: string, path: string, body?: unknown) => Promise<any> }>}
+ *   `tokenFor`: another access token of the same person and application, for `scope`.
  */
 export async function mcpAgentOrg(options) {
   const { gatewayUrl, operatorToken, broker, sim, githubClient, callback, scopes } = options;
@@ -90,10 +92,8 @@ export async function mcpAgentOrg(options) {
   }
   const person = await signUpWithSoftPasskey(gatewayUrl);
   await connectAccount(broker, session, person, options.login);
-  const accessToken = await personAccessToken(gatewayUrl, person.sessionToken, {
-    clientId: app.clientId,
-    redirectUri: callback,
-    scope: 'github:tools',
-  });
-  return { orgId: org.id, applicationId: app.id, userId: person.userId, accessToken, admin };
+  const tokenFor = (/** @type {string} */ scope) =>
+    personAccessToken(gatewayUrl, person.sessionToken, { clientId: app.clientId, redirectUri: callback, scope });
+  const accessToken = await tokenFor('github:tools');
+  return { orgId: org.id, applicationId: app.id, userId: person.userId, accessToken, tokenFor, admin };
 }

@@ -259,6 +259,7 @@ export function conformanceStackEnv(simUrl) {
  *   sim: { url: string, control: { registerClient(c: object): Promise<unknown>, createAccount(a: object): Promise<unknown> } },
  *   upstreamUrl: string }} env
  * @returns {Promise<{ accessToken: string, orgId: string, applicationId: string,
+ *   tokenFor: (scope: string) => Promise<string>,
  *   admin: (method: string, path: string, body?: unknown) => Promise<any> }>}
  */
 export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, upstreamUrl }) {
@@ -293,5 +294,6 @@ export async function conformanceOrg({ gatewayUrl, operatorToken, broker, sim, u
     await new Promise((r) => setTimeout(r, 100));
   }
   await client.close();
-  return { accessToken: org.accessToken, orgId: org.orgId, applicationId: org.applicationId, admin: org.admin };
+  const { accessToken, orgId, applicationId, tokenFor, admin } = org;
+  return { accessToken, orgId, applicationId, tokenFor, admin };
 }
