@@ -168,6 +168,43 @@ describe('a remote MCP server with its own authorization server', () => {
     nora = person.accessToken;
   });
 
+  it('a token the server stops taking is refreshed once, however many calls it refused', async () => {
+    const agent = new Client({ name: 'e2e-notes-agent-refused', version: '1.0.0' });
+    await agent.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', base), {
+        authProvider: { token: () => Promise.resolve(nora) },
+      }),
+    );
+    const whoami = () =>
+      agent.callTool({ name: 'notes.whoami', arguments: {} }).then(
+        (result) => (result.structuredContent as { subject?: string }).subject ?? 'no subject',
+        (error: unknown) => (error as { data?: { code?: string } }).data?.code ?? String(error),
+      );
+    expect(await whoami()).toBe('nora');
+    const refreshes = async () =>
+      (await upstream.tokenRequests()).filter((request) => request.grantType === 'refresh_token').length;
+    const refreshesBefore = await refreshes();
+
+    // The server stops taking the token the gateway holds (revoked at its AS). Calls already
+    // under way with it are refused; each refusal tells the broker which credential it was,
+    // so the refresh token is spent once for all of them.
+    await upstream.revokeSeenTokens();
+    const outcomes = await Promise.all(Array.from({ length: 6 }, whoami));
+    expect(outcomes.filter((outcome) => outcome !== 'nora' && outcome !== 'upstream_unauthorized')).toEqual([]);
+    const refusals = outcomes.filter((outcome) => outcome === 'upstream_unauthorized').length;
+    expect(refusals).toBeGreaterThanOrEqual(1);
+
+    // The client's retry goes out with the refreshed token and succeeds.
+    await waitFor('a call with the refreshed token', async () => ((await whoami()) === 'nora' ? true : undefined));
+    // Every refusal's report has reached the broker by now or is on its way; give the late
+    // ones time to land, then count: one refresh, whatever the number of refusals.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect({ refusals, refreshes: (await refreshes()) - refreshesBefore }).toEqual({ refusals, refreshes: 1 });
+    const resources = (await upstream.tokenRequests()).slice(-1).map((request) => request.resource);
+    expect(resources).toEqual([upstream.url]);
+    await agent.close();
+  });
+
   it('auth "none" sends no credential at all; a client for another auth is refused', async () => {
     const admin = adminClient(base);
     const path = `/v1/admin/organizations/${orgId}/mcp-servers/notes`;

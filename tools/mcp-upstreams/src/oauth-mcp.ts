@@ -24,8 +24,14 @@ export interface RunningOAuthMcp {
   /** Its authorization server's issuer (another origin). */
   issuer: string;
   /** What each successful token request asked for (its grant type and `resource`), in order. */
-  tokenRequests(): { grantType: string; resource: string | undefined }[];
+  tokenRequests(): TokenRequest[];
   stop(): Promise<void>;
+}
+
+/** A successful token request: its grant type and the `resource` it named. */
+export interface TokenRequest {
+  grantType: string;
+  resource: string | undefined;
 }
 
 const SCOPES = ['notes:read', 'notes:write'];
@@ -74,7 +80,9 @@ function notesServer(subject: string, audience: string, notes: Map<string, strin
  * port) has resource indicators (RFC 8707), dynamic client registration, PKCE, refresh
  * tokens and `iss` in its responses (RFC 9207), and issues JWT access tokens whose audience
  * is the MCP server. The MCP server accepts only those (signature, issuer, audience = its
- * own URL, expiry) and records every Authorization header it saw (`GET /_seen`).
+ * own URL, expiry) and records every Authorization header it saw (`GET /_seen`, with the
+ * token requests its AS answered). `POST /_control/revoke-seen-tokens` makes it refuse every
+ * token it has seen so far (a revocation at its AS); tokens issued later are taken.
  * Its login is oidc-provider's development form (any login and password) and consent page.
  */
 export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<RunningOAuthMcp> {
@@ -143,7 +151,7 @@ export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<Runn
     },
   };
   const provider = new Provider(issuer, configuration);
-  const tokenRequests: { grantType: string; resource: string | undefined }[] = [];
+  const tokenRequests: TokenRequest[] = [];
   provider.on('grant.success', (ctx: { oidc?: { params?: Record<string, unknown> } }) => {
     const params = ctx.oidc?.params ?? {};
     tokenRequests.push({
@@ -155,6 +163,8 @@ export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<Runn
   asServer.on('request', (req, res) => void callback(req, res));
 
   const seen: (string | null)[] = [];
+  /** Tokens the server no longer takes (`POST /_control/revoke-seen-tokens`), as after a revocation at its AS. */
+  const revoked = new Set<string>();
   const notes = new Map<string, string[]>();
   const factory: McpServerFactory = (ctx) => {
     const claims = ctx.authInfo?.extra?.claims as JWTPayload | undefined;
@@ -180,11 +190,19 @@ export async function startOAuthMcp(options: OAuthMcpOptions = {}): Promise<Runn
       );
       return;
     }
-    const at = bearerAtMcp(req, res, path, seen);
+    if (path === '/_control/revoke-seen-tokens' && req.method === 'POST') {
+      for (const header of seen) {
+        const seenToken = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
+        if (seenToken) revoked.add(seenToken);
+      }
+      res.writeHead(204).end();
+      return;
+    }
+    const at = bearerAtMcp(req, res, path, seen, () => ({ tokenRequests }));
     if (!at) return;
     const { token } = at;
-    if (!token) {
-      res.writeHead(401, { 'www-authenticate': challenge() }).end();
+    if (!token || revoked.has(token)) {
+      res.writeHead(401, { 'www-authenticate': challenge(token ? 'invalid_token' : undefined) }).end();
       return;
     }
     // Only a token its own authorization server issued for this very server.

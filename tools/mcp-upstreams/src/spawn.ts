@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import type { TokenRequest } from './oauth-mcp.js';
+
 export interface UpstreamProcess {
   url: string;
   pid: number;
@@ -22,6 +24,10 @@ export interface OAuthUpstreamProcess {
   issuer: string;
   pid: number;
   seenAuthorizations(): Promise<(string | null)[]>;
+  /** Every token request its authorization server answered (grant type, `resource`), in order. */
+  tokenRequests(): Promise<TokenRequest[]>;
+  /** From now on every token the server has seen is refused (401 `invalid_token`); newer ones are taken. */
+  revokeSeenTokens(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -48,6 +54,14 @@ export async function spawnOAuthMcp(
     issuer,
     pid: child.pid ?? 0,
     seenAuthorizations: () => seen(url),
+    async tokenRequests() {
+      const res = await fetch(new URL('/_seen', url));
+      return ((await res.json()) as { tokenRequests: TokenRequest[] }).tokenRequests;
+    },
+    async revokeSeenTokens() {
+      const res = await fetch(new URL('/_control/revoke-seen-tokens', url), { method: 'POST' });
+      if (res.status !== 204) throw new Error(`revoke-seen-tokens answered ${res.status}`);
+    },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;

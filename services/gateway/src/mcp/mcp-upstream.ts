@@ -75,6 +75,11 @@ interface Pooled {
   inFlight: number;
   /** 2025-11-25 servers with `logging`: the session's level, set to `debug` once a call wants messages. */
   logLevelSet?: Promise<void>;
+  /**
+   * Why it was closed under calls still using it (a refused credential, a broken transport):
+   * what those calls fail with, rather than the bare "connection closed" the close causes.
+   */
+  broken?: UpstreamFailure;
 }
 
 /**
@@ -353,11 +358,11 @@ export class McpUpstream implements OnApplicationShutdown {
           ? error
           : outer?.aborted
             ? new UpstreamFailure('cancelled', 'The caller went away', { cause: error })
-            : classify(error);
+            : closedUnder(pooled, classify(error));
       // The server's own answer, a slow call or a cancelled one leave the connection as it
       // was (other calls may be using it); a refused credential or a broken transport do not.
       if (failure.kind === 'unreachable' || failure.kind === 'unauthorized' || failure.kind === 'protocol')
-        if (failure.rpcCode === undefined) this.drop(key, pooled);
+        if (failure.rpcCode === undefined) this.drop(key, pooled, failure);
       throw failure;
     } finally {
       pooled.inFlight--;
@@ -435,9 +440,10 @@ export class McpUpstream implements OnApplicationShutdown {
   }
 
   /** Drops `entry` if it is still the one pooled under `key` (a replacement is left alone). */
-  private drop(key: string, entry: Pooled): void {
+  private drop(key: string, entry: Pooled, broken?: UpstreamFailure): void {
     if (this.pool.get(key) !== entry) return;
     this.pool.delete(key);
+    entry.broken = broken;
     void entry.client.then((c) => c.close()).catch(() => undefined);
   }
 
@@ -486,6 +492,16 @@ function messageOf(e: unknown): string {
 
 /** Invalid request, method not found, invalid params, internal error, resource not found. */
 const PASSED_ON_CODES = new Set([-32600, -32601, -32602, -32603, -32002]);
+
+/**
+ * A call that failed without an answer of the server's own, on a connection another call
+ * closed meanwhile: it failed for that call's reason (the server refused the credential they
+ * share, or the transport broke), not for the close it saw.
+ */
+function closedUnder(pooled: Pooled, own: UpstreamFailure): UpstreamFailure {
+  if (!pooled.broken || own.rpcCode !== undefined || own.kind === 'timeout' || own.kind === 'too_large') return own;
+  return new UpstreamFailure(pooled.broken.kind, pooled.broken.message, { cause: own });
+}
 
 function classify(error: unknown): UpstreamFailure {
   const chain: unknown[] = [];
