@@ -35,8 +35,11 @@ import { signUpWithSoftPasskey } from './soft-passkey.mjs';
  * @param {McpAgentOrgOptions} options
  * @returns {Promise<{ orgId: string, applicationId: string, userId: string, accessToken: string,
  *   tokenFor: (scope: string) => Promise<string>,
+ *   anotherPerson: (scope: string) => Promise<string>,
  *   admin: (method: string, path: string, body?: unknown) => Promise<any> }>}
- *   `tokenFor`: another access token of the same person and application, for `scope`.
+ *   `tokenFor`: another access token of the same person and application, for `scope`;
+ *   `anotherPerson`: a new person (signed up, nothing connected) with an access token of the
+ *   application for `scope`.
  */
 export async function mcpAgentOrg(options) {
   const { gatewayUrl, operatorToken, broker, sim, githubClient, callback, scopes } = options;
@@ -95,5 +98,9 @@ export async function mcpAgentOrg(options) {
   const tokenFor = (/** @type {string} */ scope) =>
     personAccessToken(gatewayUrl, person.sessionToken, { clientId: app.clientId, redirectUri: callback, scope });
   const accessToken = await tokenFor('github:tools');
-  return { orgId: org.id, applicationId: app.id, userId: person.userId, accessToken, tokenFor, admin };
+  const anotherPerson = async (/** @type {string} */ scope) => {
+    const other = await signUpWithSoftPasskey(gatewayUrl);
+    return personAccessToken(gatewayUrl, other.sessionToken, { clientId: app.clientId, redirectUri: callback, scope });
+  };
+  return { orgId: org.id, applicationId: app.id, userId: person.userId, accessToken, tokenFor, anotherPerson, admin };
 }

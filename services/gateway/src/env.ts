@@ -117,6 +117,8 @@ const envSchema = z
     MCP_MAX_UPSTREAM_LISTENERS: z.coerce.number().int().min(0).max(100_000).default(500),
     /** Gateway mode: client streams (subscriptions/listen, GET) one gateway holds open at most. */
     MCP_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(1_024),
+    /** Gateway mode: client streams one organization's agents may hold open at one gateway (its share of MCP_MAX_STREAMS). */
+    MCP_MAX_STREAMS_PER_ORG: z.coerce.number().int().min(1).max(100_000).default(256),
     /** Gateway mode: client streams one application may hold open for one person at once. */
     MCP_MAX_STREAMS_PER_PERSON: z.coerce.number().int().min(1).max(1_000).default(8),
     /** Gateway mode: resource subscriptions one person may hold at once (all applications, both revisions). */

@@ -193,8 +193,9 @@ export class McpGatewayService implements OnModuleDestroy {
 
   /**
    * Serves one request at /mcp or /mcp/v/<name>. A stream (2026-07-28 `subscriptions/listen`,
-   * 2025-11-25 GET) is refused past MCP_MAX_STREAMS_PER_PERSON for this application and person
-   * or MCP_MAX_STREAMS in all (at either endpoint), and lives at most MCP_UPSTREAM_STREAM_MS
+   * 2025-11-25 GET) is refused past MCP_MAX_STREAMS_PER_PERSON for this application and person,
+   * MCP_MAX_STREAMS_PER_ORG for their org (one org cannot take every stream of a shared
+   * gateway) or MCP_MAX_STREAMS in all (at either endpoint), and lives at most MCP_UPSTREAM_STREAM_MS
    * (the client opens another: its token is checked again then). A virtual server's stream
    * follows that virtual server's list, and ends when it is deleted.
    */
@@ -204,9 +205,11 @@ export class McpGatewayService implements OnModuleDestroy {
     if (request.method !== 'GET' && !listen)
       return this.subscribers.within(person, () => this.handler.fetch(request, options));
     const caller = streamCaller(person, options.authInfo?.extra?.gateway as GatewayAuth | undefined);
+    const open = this.subscribers.open(caller);
     if (
-      this.subscribers.count(caller) >= this.env.MCP_MAX_STREAMS_PER_PERSON ||
-      this.subscribers.total >= this.env.MCP_MAX_STREAMS
+      open.person >= this.env.MCP_MAX_STREAMS_PER_PERSON ||
+      open.org >= this.env.MCP_MAX_STREAMS_PER_ORG ||
+      open.total >= this.env.MCP_MAX_STREAMS
     )
       throw new AppError('rate_limited', 'Too many open MCP streams; close one before opening another');
     if (request.method === 'GET') return this.legacyStream(caller, request);

@@ -29,12 +29,12 @@ describe('boundedStream', () => {
     let closes = 0;
     const body = Readable.fromWeb(boundedStream(listenBody(subscribers), 60_000, () => closes++).body as never);
     await new Promise((resolve) => body.once('data', resolve));
-    expect(subscribers.count(alice)).toBe(1);
+    expect(subscribers.open(alice).person).toBe(1);
     // What fastify does when the client's connection closes before the body ended.
     body.destroy();
     await finished(body).catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(subscribers.count(alice)).toBe(0);
+    expect(subscribers.open(alice).person).toBe(0);
     expect(closes).toBe(1);
   });
 
@@ -46,7 +46,7 @@ describe('boundedStream', () => {
     let text = '';
     for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) text += new TextDecoder().decode(chunk);
     expect(text).toBe(': open\n\nevent: message\ndata: {"result":{"resultType":"complete"}}\n\n');
-    expect(subscribers.count(alice)).toBe(0);
+    expect(subscribers.open(alice).person).toBe(0);
     expect(closes).toBe(1);
   });
 
@@ -78,7 +78,7 @@ describe('boundedStream', () => {
     for (let next = await reader.read(); !next.done; next = await reader.read())
       text += new TextDecoder().decode(next.value);
     expect(text).toBe(': open\n\nlist_changed\n\ncomplete\n\n');
-    expect(subscribers.count(alice)).toBe(0);
+    expect(subscribers.open(alice).person).toBe(0);
     expect(closes).toBe(1);
   });
 });

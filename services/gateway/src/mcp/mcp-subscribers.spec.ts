@@ -79,24 +79,27 @@ describe('McpSubscribers', () => {
     expect(told.get('carol')).toEqual([]);
   });
 
-  it('counts streams per application and person, forgets closed ones, and hears no caller-less subscribe', async () => {
+  it('counts streams per application and person, per org and in all, forgets closed ones, and hears no caller-less subscribe', async () => {
     const { subscribers, told, stream } = setup();
     const close = stream(caller('alice'), 'one');
     stream(caller('alice'), 'two');
     stream(caller('alice', 'app-2'), 'other-app');
-    expect(subscribers.count(caller('alice'))).toBe(2);
-    expect(subscribers.total).toBe(3);
+    stream(caller('zoe', 'app-9', 'org-2'), 'other-org');
+    expect(subscribers.open(caller('alice'))).toEqual({ person: 2, org: 3, total: 4 });
+    expect(subscribers.open(caller('bob'))).toEqual({ person: 0, org: 3, total: 4 });
+    expect(subscribers.open(caller('zoe', 'app-9', 'org-2'))).toEqual({ person: 1, org: 1, total: 4 });
+    expect(subscribers.open(caller('alice', 'app-1', 'org-3'))).toEqual({ person: 0, org: 0, total: 4 });
     close();
     close();
-    expect(subscribers.count(caller('alice'))).toBe(1);
+    expect(subscribers.open(caller('alice'))).toEqual({ person: 1, org: 2, total: 3 });
     expect(subscribers.listening('org-1', 'alice')).toBe(true);
     expect(subscribers.listening('org-1', 'bob')).toBe(false);
     // The SDK's router subscribing outside a gateway request is given nothing.
     subscribers.bus.subscribe(() => told.set('stray', []));
-    expect(subscribers.total).toBe(2);
+    expect(subscribers.open(caller('nobody')).total).toBe(3);
     // Within a request, the router's subscribe joins that caller's group.
     const unsubscribe = subscribers.within(caller('bob'), () => subscribers.bus.subscribe(() => undefined));
-    expect(subscribers.count(caller('bob'))).toBe(1);
+    expect(subscribers.open(caller('bob')).person).toBe(1);
     unsubscribe();
     expect(subscribers.listening('org-1', 'bob')).toBe(false);
     await settled();
@@ -134,7 +137,7 @@ describe('McpSubscribers', () => {
     expect(told.get('whole')).toHaveLength(2);
     expect(told.get('triage')).toEqual([{ kind: 'tools_list_changed' }]);
     // One person's streams at either endpoint count against the same limit.
-    expect(subscribers.count(caller('alice'))).toBe(2);
+    expect(subscribers.open(caller('alice')).person).toBe(2);
   });
 
   it('compares a stream opened after its virtual server was replaced from its own baseline', async () => {
@@ -164,7 +167,7 @@ describe('McpSubscribers', () => {
     expect([...ended]).toEqual(['listen']);
     expect(told.get('plain')).toEqual([{ kind: 'tools_list_changed' }]);
     expect(told.get('whole')).toEqual([]);
-    expect(subscribers.count(caller('alice'))).toBe(1);
+    expect(subscribers.open(caller('alice')).person).toBe(1);
     // Nothing is left to compare or tell there.
     subscribers.check('org-1');
     await settled();

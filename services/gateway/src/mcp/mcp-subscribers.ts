@@ -121,24 +121,22 @@ export class McpSubscribers {
       }
   }
 
-  /** Open streams of this application for this person (with any of its tokens). */
-  count(caller: StreamCaller): number {
-    let count = 0;
-    for (const group of this.groups.values())
-      if (
-        group.caller.orgId === caller.orgId &&
-        group.caller.applicationId === caller.applicationId &&
-        group.caller.onBehalfOf === caller.onBehalfOf
-      )
-        count += group.streams.size;
-    return count;
-  }
-
-  /** Open streams at this gateway. */
-  get total(): number {
-    let total = 0;
-    for (const group of this.groups.values()) total += group.streams.size;
-    return total;
+  /**
+   * Open streams here: of this application for this person (with any of its tokens), of the
+   * caller's org (every application and person), and in all — the three bounds a new stream
+   * must stay within.
+   */
+  open(caller: StreamCaller): { person: number; org: number; total: number } {
+    const open = { person: 0, org: 0, total: 0 };
+    for (const group of this.groups.values()) {
+      const streams = group.streams.size;
+      open.total += streams;
+      if (group.caller.orgId !== caller.orgId) continue;
+      open.org += streams;
+      if (group.caller.applicationId === caller.applicationId && group.caller.onBehalfOf === caller.onBehalfOf)
+        open.person += streams;
+    }
+    return open;
   }
 
   /** Whether the person has any stream open here (through any application). */
