@@ -6,6 +6,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 import { OPERATOR_TOKEN } from '../support/identity-admin.js';
 import { mcpAgentOrg } from '../support/mcp-agent-org.mjs';
+import { conformanceStackEnv, GITHUB_CLIENT } from '../support/mcp-conformance.mjs';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
 
 // The bounds on the standing streams agents hold open at a gateway (2025-11-25 GET streams
@@ -14,8 +15,6 @@ import { startTestStack, type TestStack, waitFor } from '../support/test-stack.j
 // stack's bounds are small (2, 3 and 4) so the test reaches each; past one, 429
 // `rate_limited`, and a closed stream frees its place.
 jest.setTimeout(120_000);
-
-const GITHUB_CLIENT = { id: 'cg-e2e-stream-limits', secret: 'cg-e2e-stream-limits-secret-0123456789' };
 
 let stack: TestStack;
 let sim: RunningSimulator;
@@ -47,13 +46,7 @@ beforeAll(async () => {
   upstream = await spawnGithubMcp(sim.url);
   stack = await startTestStack('mcp-stream-limits', {
     OPERATOR_TOKEN,
-    INTEGRATION_ALLOW_INSECURE_HTTP: 'true',
-    INTEGRATION_GITHUB_BASE_URL: sim.url,
-    INTEGRATION_GITHUB_CLIENT_ID: GITHUB_CLIENT.id,
-    INTEGRATION_GITHUB_CLIENT_SECRET: GITHUB_CLIENT.secret,
-    SYNC_INTERVAL_MS: '3600000',
-    MCP_ALLOW_INSECURE_UPSTREAMS: 'true',
-    MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
+    ...conformanceStackEnv(sim.url),
     MCP_MAX_STREAMS_PER_PERSON: '2',
     MCP_MAX_STREAMS_PER_ORG: '3',
     MCP_MAX_STREAMS: '4',

@@ -228,7 +228,8 @@ export async function startAgentAdapter(options) {
   };
 }
 
-const GITHUB_CLIENT = { id: 'cg-conformance-github', secret: 'cg-conformance-github-secret-0123456789' };
+/** The gateway's GitHub client at the simulator, as conformanceStackEnv configures it. */
+export const GITHUB_CLIENT = { id: 'cg-conformance-github', secret: 'cg-conformance-github-secret-0123456789' };
 
 /**
  * What the stack needs for `conformanceOrg`: GitHub as the simulator at `simUrl`, and MCP
