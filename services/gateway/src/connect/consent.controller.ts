@@ -27,7 +27,8 @@ const metadataDocumentParams = z
   .object({
     document: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{22}\.json$/, 'not a client metadata document')
+      // The key's own pattern, then `.json`: one definition of what a key looks like.
+      .regex(new RegExp(REGISTRATION_KEY.source.replace(/\$$/, '\\.json$')), 'not a client metadata document')
       .describe('`<registration key>.json`'),
   })
   .strict();

@@ -1,21 +1,14 @@
-import { runDetached } from '@context-gateway/observability';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import type { McpServerView } from './mcp-server-view.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
-import { McpUpstream, type UpstreamListener } from './mcp-upstream.js';
+import { McpUpstream } from './mcp-upstream.js';
 import { serialRuns } from './serial-runs.js';
+import { KeptStream, UpstreamWatches, watchKey } from './upstream-watches.js';
 
-/** After a stream fails or ends early, the next try waits this long, doubling up to MAX_BACKOFF_MS. */
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 60_000;
-/** A stream that lived this long ended normally (its lifetime ran out): reopened at once. */
-const HEALTHY_STREAM_MS = 30_000;
-/** A server that offers no list changes is asked again after this long (it may have been upgraded). */
-const UNSUPPORTED_RETRY_MS = 10 * 60_000;
 /** How often listeners nobody wants any more are closed, and how long one stays after the last want. */
 const SWEEP_MS = 15_000;
 const IDLE_MS = 30_000;
@@ -34,10 +27,7 @@ interface Watch {
   /** The person's source token for the server now (undefined: not connected any more). */
   token: () => Promise<string | undefined>;
   wantedAt: number;
-  listener: UpstreamListener | undefined;
-  backoffMs: number;
-  timer: NodeJS.Timeout | undefined;
-  closed: boolean;
+  stream: KeptStream;
   /**
    * The server said its list changed: read it. One read at a time, in order (serialRuns): a
    * change told during a read makes exactly one more read, started after it, so a burst costs
@@ -65,27 +55,18 @@ interface Watch {
  * org's revision on CONTROL); each keeps its own listeners for its own clients.
  */
 @Injectable()
-export class McpListWatcher implements OnApplicationShutdown {
-  private readonly watches = new Map<string, Watch>();
+export class McpListWatcher extends UpstreamWatches<Watch> {
   private readonly listeners = new Set<(change: ListChange) => void>();
-  private readonly sweeper: NodeJS.Timeout;
   /** Whether a person (of an org) still has a client listening at this gateway. */
   private wanted: (orgId: string, userId: string) => boolean = () => false;
 
   constructor(
     private readonly upstream: McpUpstream,
     private readonly catalog: McpToolCatalog,
-    @Inject(SERVICE_ENV) private readonly env: Env,
-    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(SERVICE_ENV) env: Env,
+    @Inject(LOGGER) logger: Logger,
   ) {
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
-    this.sweeper.unref();
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.sweeper);
-    await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
-    this.watches.clear();
+    super(env, logger, SWEEP_MS);
   }
 
   /** Who decides which people are still wanted (the /mcp subscribers). */
@@ -114,10 +95,7 @@ export class McpListWatcher implements OnApplicationShutdown {
   ): void {
     const current = new Set(servers.map((s) => watchKey(orgId, s, userId)));
     for (const [key, watch] of this.watches)
-      if (watch.orgId === orgId && watch.userId === userId && !current.has(key)) {
-        this.watches.delete(key);
-        void this.stop(watch);
-      }
+      if (watch.orgId === orgId && watch.userId === userId && !current.has(key)) this.drop(key);
     for (const server of servers)
       if (offered(server.integration)) this.watch(orgId, server, userId, () => token(server.integration));
   }
@@ -132,80 +110,38 @@ export class McpListWatcher implements OnApplicationShutdown {
       found.server = server;
       return;
     }
-    if (this.watches.size >= this.env.MCP_MAX_UPSTREAM_LISTENERS) {
-      this.logger.warn(
-        { orgId, integration: server.integration, limit: this.env.MCP_MAX_UPSTREAM_LISTENERS },
-        'MCP upstream listener limit reached; this list follows its TTL',
-      );
-      return;
-    }
+    if (!this.hasRoom(orgId, server.integration, 'this list follows its TTL')) return;
     const watch: Watch = {
       orgId,
       server,
       userId,
       token,
       wantedAt: performance.now(),
-      listener: undefined,
-      backoffMs: FIRST_BACKOFF_MS,
-      timer: undefined,
-      closed: false,
+      stream: new KeptStream(
+        async () => {
+          const now = await watch.token().catch(() => undefined);
+          if (!now) return 'no-token';
+          return (await this.upstream.listen(watch.server, now, () => watch.changed())) ?? 'unsupported';
+        },
+        (error) =>
+          this.logger.info(
+            { orgId, integration: server.integration, err: error.message },
+            'MCP upstream listener could not open; trying again later',
+          ),
+        // A change may have come while no stream was open: read the list once now.
+        () => watch.changed(),
+      ),
       changed: () => undefined,
     };
     watch.changed = serialRuns(
       async () => {
         await this.read(watch);
-        return !watch.closed;
+        return !watch.stream.stopped;
       },
       (error) => this.logger.warn({ err: error.message }, 'reading an MCP server tool list after a change failed'),
     );
     this.watches.set(key, watch);
-    // Outlives the request that asked for it (its stream, retries and reads): not in its context.
-    runDetached(() => void this.open(watch));
-  }
-
-  /** How many upstream streams are open now (health and tests). */
-  get openCount(): number {
-    return [...this.watches.values()].filter((w) => w.listener).length;
-  }
-
-  private async open(watch: Watch): Promise<void> {
-    watch.timer = undefined;
-    if (watch.closed) return;
-    const token = await watch.token().catch(() => undefined);
-    if (watch.closed) return;
-    if (!token) return this.retry(watch, MAX_BACKOFF_MS);
-    let listener: UpstreamListener | undefined;
-    try {
-      listener = await this.upstream.listen(watch.server, token, () => watch.changed());
-    } catch (error) {
-      this.logger.info(
-        { orgId: watch.orgId, integration: watch.server.integration, err: (error as Error).message },
-        'MCP upstream listener could not open; trying again later',
-      );
-      return this.retry(watch, watch.backoffMs);
-    }
-    if (!listener) return this.retry(watch, UNSUPPORTED_RETRY_MS);
-    if (watch.closed) return void listener.close();
-    watch.listener = listener;
-    const openedAt = performance.now();
-    // A change may have come while no stream was open: read the list once now.
-    watch.changed();
-    const how = await listener.ended;
-    watch.listener = undefined;
-    // The stream is over: its client and session go too.
-    void listener.close();
-    if (watch.closed) return;
-    if (how === 'unsupported') return this.retry(watch, UNSUPPORTED_RETRY_MS);
-    const healthy = performance.now() - openedAt >= HEALTHY_STREAM_MS;
-    if (healthy) watch.backoffMs = FIRST_BACKOFF_MS;
-    return this.retry(watch, healthy ? 0 : watch.backoffMs);
-  }
-
-  private retry(watch: Watch, delayMs: number): void {
-    if (watch.closed) return;
-    watch.backoffMs = Math.min(MAX_BACKOFF_MS, watch.backoffMs * 2);
-    watch.timer = setTimeout(() => void this.open(watch), delayMs);
-    watch.timer.unref();
+    watch.stream.reopen();
   }
 
   /** Reads the person's list after a change (one at a time: Watch.changed) and tells listeners if it moved. */
@@ -213,11 +149,11 @@ export class McpListWatcher implements OnApplicationShutdown {
     // The token as of now (the stream may have opened long ago): a person no longer connected
     // is not read for, and their stream is closed (the next open waits for a token).
     const token = await watch.token().catch(() => undefined);
-    if (!token) return void watch.listener?.close();
+    if (!token) return void watch.stream.listener?.close();
     const read = await this.catalog.refresh(watch.orgId, watch.server, watch.userId, token);
     // A change told but not read must not be lost: the stream is closed, so the next one (after
     // the backoff) reads again.
-    if (read.failed) return void watch.listener?.close();
+    if (read.failed) return void watch.stream.listener?.close();
     if (!read.listChanged && !read.catalogChanged) return;
     const change = { orgId: watch.orgId, integration: watch.server.integration, userId: watch.userId };
     for (const listener of this.listeners) {
@@ -235,31 +171,18 @@ export class McpListWatcher implements OnApplicationShutdown {
    */
   recheck(orgId: string): void {
     for (const watch of this.watches.values())
-      if (watch.orgId === orgId && watch.listener)
+      if (watch.orgId === orgId && watch.stream.listener)
         void watch
           .token()
           .catch(() => undefined)
-          .then((token) => (token ? undefined : watch.listener?.close()));
+          .then((token) => (token ? undefined : watch.stream.listener?.close()));
   }
 
-  private sweep(): void {
+  protected sweep(): void {
     const idleBefore = performance.now() - IDLE_MS;
     for (const [key, watch] of this.watches) {
       if (this.wanted(watch.orgId, watch.userId)) watch.wantedAt = performance.now();
-      else if (watch.wantedAt < idleBefore) {
-        this.watches.delete(key);
-        void this.stop(watch);
-      }
+      else if (watch.wantedAt < idleBefore) this.drop(key);
     }
   }
-
-  private async stop(watch: Watch): Promise<void> {
-    watch.closed = true;
-    if (watch.timer) clearTimeout(watch.timer);
-    await watch.listener?.close();
-  }
-}
-
-function watchKey(orgId: string, server: McpServerView, userId: string): string {
-  return `${orgId}\u0000${server.integration}\u0000${server.url}\u0000${userId}`;
 }

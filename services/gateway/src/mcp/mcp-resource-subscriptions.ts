@@ -1,13 +1,14 @@
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import type { McpServerView } from './mcp-server-view.js';
 import type { StreamCaller } from './mcp-subscribers.js';
-import { McpUpstream, type UpstreamListener } from './mcp-upstream.js';
+import { McpUpstream } from './mcp-upstream.js';
+import { KeptStream, type Opening, UpstreamWatches, watchKey } from './upstream-watches.js';
 
 /** One agent's subscription to one resource. */
 export interface ResourceSubscription {
@@ -34,11 +35,6 @@ export interface SubscriptionHooks {
   tellListeners(caller: StreamCaller, uri: string): void;
 }
 
-/** After an upstream stream fails, the next try waits this long, doubling up to MAX_BACKOFF_MS. */
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 60_000;
-/** A server that offers no resource subscriptions is asked again after this long. */
-const UNSUPPORTED_RETRY_MS = 10 * 60_000;
 /** A 2025-11-25 subscription whose caller has had no GET stream here for this long ends. */
 const LEGACY_IDLE_MS = 5 * 60_000;
 const SWEEP_MS = 30_000;
@@ -48,15 +44,9 @@ interface Watch {
   orgId: string;
   userId: string;
   server: McpServerView;
-  /** The server's URIs it is open for (sorted), and the set wanted now. */
+  /** The server's URIs the stream is open for (sorted, one a line). */
   open: string;
-  listener: UpstreamListener | undefined;
-  backoffMs: number;
-  timer: NodeJS.Timeout | undefined;
-  closed: boolean;
-  /** A reopen is under way (the wanted set changed while one ran: one more after it). */
-  opening: boolean;
-  again: boolean;
+  stream: KeptStream;
 }
 
 /**
@@ -72,12 +62,10 @@ interface Watch {
  * MCP_MAX_RESOURCE_SUBSCRIPTIONS per person (`rate_limited`).
  */
 @Injectable()
-export class McpResourceSubscriptions implements OnApplicationShutdown {
+export class McpResourceSubscriptions extends UpstreamWatches<Watch> {
   private readonly subscriptions = new Set<ResourceSubscription>();
-  private readonly watches = new Map<string, Watch>();
   /** 2025-11-25 GET streams by caller (org, application, person). */
   private readonly streams = new Map<string, Set<(uri: string) => void>>();
-  private readonly sweeper: NodeJS.Timeout;
   private hooks: SubscriptionHooks = {
     mayRead: () => Promise.resolve(false),
     tellListeners: () => undefined,
@@ -86,18 +74,15 @@ export class McpResourceSubscriptions implements OnApplicationShutdown {
   constructor(
     private readonly upstream: McpUpstream,
     private readonly clock: Clock,
-    @Inject(SERVICE_ENV) private readonly env: Env,
-    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(SERVICE_ENV) env: Env,
+    @Inject(LOGGER) logger: Logger,
   ) {
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
-    this.sweeper.unref();
+    super(env, logger, SWEEP_MS);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.sweeper);
+  override async onApplicationShutdown(): Promise<void> {
     this.subscriptions.clear();
-    await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
-    this.watches.clear();
+    await super.onApplicationShutdown();
   }
 
   configure(hooks: SubscriptionHooks): void {
@@ -192,99 +177,43 @@ export class McpResourceSubscriptions implements OnApplicationShutdown {
     const key = watchKey(orgId, server, userId);
     const uris = uriSet(this.wanted(orgId, server, userId));
     let watch = this.watches.get(key);
-    if (!uris) {
-      if (watch) {
-        this.watches.delete(key);
-        void this.stop(watch);
-      }
-      return;
-    }
+    if (!uris) return this.drop(key);
     if (!watch) {
-      if (this.watches.size >= this.env.MCP_MAX_UPSTREAM_LISTENERS) {
-        this.logger.warn(
-          { orgId, integration: server.integration, limit: this.env.MCP_MAX_UPSTREAM_LISTENERS },
-          'MCP upstream listener limit reached; resource updates of this server are not followed',
-        );
-        return;
-      }
-      watch = {
+      if (!this.hasRoom(orgId, server.integration, 'resource updates of this server are not followed')) return;
+      const opened: Watch = {
         orgId,
         userId,
         server,
         open: '',
-        listener: undefined,
-        backoffMs: FIRST_BACKOFF_MS,
-        timer: undefined,
-        closed: false,
-        opening: false,
-        again: false,
+        stream: new KeptStream(
+          () => this.openFor(opened),
+          (error) =>
+            this.logger.info(
+              { orgId, integration: server.integration, err: error.message },
+              'MCP upstream resource subscription could not open; trying again later',
+            ),
+        ),
       };
-      this.watches.set(key, watch);
+      this.watches.set(key, (watch = opened));
     }
-    if (watch.open !== uris || !watch.listener) void this.reopen(watch);
+    if (watch.open !== uris || !watch.stream.listener) watch.stream.reopen();
   }
 
-  /** Opens the stream for the URIs wanted now, then closes the one it replaces (no gap between them). */
-  private async reopen(watch: Watch): Promise<void> {
-    if (watch.opening) {
-      watch.again = true;
-      return;
-    }
-    watch.opening = true;
-    try {
-      do {
-        watch.again = false;
-        if (watch.timer) clearTimeout(watch.timer);
-        watch.timer = undefined;
-        await this.openOnce(watch);
-      } while (watch.again && !watch.closed);
-    } finally {
-      watch.opening = false;
-    }
-  }
-
-  private async openOnce(watch: Watch): Promise<void> {
+  /** Opens a stream for the URIs wanted now (KeptStream closes the one it replaces once it is open). */
+  private async openFor(watch: Watch): Promise<Opening> {
     const subscriptions = this.wanted(watch.orgId, watch.server, watch.userId);
     const uris = uriSet(subscriptions);
-    if (watch.closed || !uris) return;
+    if (!uris) return undefined;
     // Any of the person's subscribers' tokens: it is the person's connection either way.
     let token: string | undefined;
     for (const s of subscriptions) if ((token = await s.token().catch(() => undefined)) !== undefined) break;
-    if (watch.closed) return;
-    if (token === undefined) return this.retry(watch, MAX_BACKOFF_MS);
-    let listener: UpstreamListener | undefined;
-    try {
-      listener = await this.upstream.watchResources(watch.server, token || undefined, uris.split('\n'), (uri) =>
-        this.updated(watch, uri),
-      );
-    } catch (error) {
-      this.logger.info(
-        { orgId: watch.orgId, integration: watch.server.integration, err: (error as Error).message },
-        'MCP upstream resource subscription could not open; trying again later',
-      );
-      return this.retry(watch, watch.backoffMs);
-    }
-    if (!listener) return this.retry(watch, UNSUPPORTED_RETRY_MS);
-    if (watch.closed) return void listener.close();
-    const replaced = watch.listener;
-    watch.listener = listener;
+    if (token === undefined) return 'no-token';
+    const listener = await this.upstream.watchResources(watch.server, token || undefined, uris.split('\n'), (uri) =>
+      this.updated(watch, uri),
+    );
+    if (!listener) return 'unsupported';
     watch.open = uris;
-    watch.backoffMs = FIRST_BACKOFF_MS;
-    void replaced?.close();
-    void listener.ended.then((how) => {
-      if (watch.listener !== listener) return;
-      watch.listener = undefined;
-      void listener.close();
-      this.retry(watch, how === 'unsupported' ? UNSUPPORTED_RETRY_MS : watch.backoffMs);
-    });
-  }
-
-  private retry(watch: Watch, delayMs: number): void {
-    if (watch.closed) return;
-    if (watch.timer) clearTimeout(watch.timer);
-    watch.backoffMs = Math.min(MAX_BACKOFF_MS, watch.backoffMs * 2);
-    watch.timer = setTimeout(() => void this.reopen(watch), delayMs);
-    watch.timer.unref();
+    return listener;
   }
 
   /** An update from upstream: to every subscriber of it who may still read it, under the gateway's URI. */
@@ -307,16 +236,10 @@ export class McpResourceSubscriptions implements OnApplicationShutdown {
     }
   }
 
-  private sweep(): void {
+  protected sweep(): void {
     const idleBefore = this.clock.now() - LEGACY_IDLE_MS;
     for (const s of this.subscriptions)
       if (s.era === 'legacy' && !this.streams.has(callerKey(s.caller)) && s.seenAt < idleBefore) this.remove(s);
-  }
-
-  private async stop(watch: Watch): Promise<void> {
-    watch.closed = true;
-    if (watch.timer) clearTimeout(watch.timer);
-    await watch.listener?.close();
   }
 }
 
@@ -327,8 +250,4 @@ function uriSet(subscriptions: readonly ResourceSubscription[]): string {
 
 function callerKey(caller: StreamCaller): string {
   return `${caller.orgId}\u0000${caller.applicationId}\u0000${caller.onBehalfOf}`;
-}
-
-function watchKey(orgId: string, server: McpServerView, userId: string): string {
-  return `${orgId}\u0000${server.integration}\u0000${server.url}\u0000${userId}`;
 }
