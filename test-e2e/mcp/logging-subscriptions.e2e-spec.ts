@@ -137,6 +137,41 @@ async function touchUntil(received: () => boolean): Promise<void> {
   expect(received()).toBe(true);
 }
 
+/**
+ * One 2026-07-28 request at /mcp, sent by hand: the SDK client will not send a method its
+ * revision lacks. The answer's JSON-RPC message (a JSON body or the stream's one message).
+ */
+async function modernRequest(method: string, params: { uri: string }): Promise<unknown> {
+  const response = await fetch(new URL('/mcp', gatewayUrl), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      'mcp-name': params.uri,
+      authorization: `Bearer ${accessToken}`,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientInfo': { name: 'e2e-raw', version: '1.0.0' },
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    }),
+  });
+  const text = await response.text();
+  if (!response.headers.get('content-type')?.startsWith('text/event-stream')) return JSON.parse(text);
+  const data = text.split('\n').find((line) => line.startsWith('data: '));
+  return data ? JSON.parse(data.slice('data: '.length)) : undefined;
+}
+
 /** The official SDK client at /mcp, keeping the resource URIs it is told were updated. */
 async function subscriber(era: 'modern' | 'legacy', token = accessToken) {
   const client = new Client(
@@ -157,6 +192,13 @@ describe('resource subscriptions at /mcp', () => {
   it('both revisions: subscribe by the gateway URI, get its updates, unsubscribe and get no more', async () => {
     const modern = await subscriber('modern');
     expect(modern.client.getServerCapabilities()?.resources?.subscribe).toBe(true);
+    // 2026-07-28 has no resources/subscribe or resources/unsubscribe (subscriptions/listen
+    // replaced them): unknown methods there, while the same request shape reads the resource.
+    expect(await modernRequest('resources/read', { uri: WATCHED })).toMatchObject({
+      result: { contents: [{ uri: WATCHED }] },
+    });
+    for (const method of ['resources/subscribe', 'resources/unsubscribe'])
+      expect(await modernRequest(method, { uri: WATCHED })).toMatchObject({ error: { code: -32601 } });
     // 2026-07-28: the subscription rides on subscriptions/listen; URIs nobody may read are not honoured.
     const listen = await modern.client.listen({
       resourceSubscriptions: [WATCHED, 'github+test://static-text', 'slack+test://watched-resource', 'nonsense'],

@@ -387,8 +387,9 @@ export class McpGatewayService implements OnModuleDestroy {
     server.setRequestHandler('resources/read', (request, context) =>
       this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal, logsOf(context.mcpReq)),
     );
-    if (auth.virtualServer === undefined) {
-      // 2025-11-25 (on 2026-07-28 a subscription rides on subscriptions/listen: fetch).
+    // 2025-11-25 only: 2026-07-28 has no resources/subscribe (subscriptions/listen replaced it,
+    // fetch), so there it is an unknown method (-32601) as the specification's schema has it.
+    if (auth.virtualServer === undefined && ctx.era === 'legacy') {
       server.setRequestHandler('resources/subscribe', async (request) => {
         const subscription = await this.subscription(auth, request.params.uri, 'legacy');
         try {
@@ -786,19 +787,34 @@ export class McpGatewayService implements OnModuleDestroy {
       uri,
       upstreamUri: unwrapped.uri,
       era,
-      // The person's token when the upstream stream (re)opens ('' for a server that takes none).
-      token: async () => (server.auth === 'none' ? '' : this.tokenIfConnected(auth.caller, server.integration, server)),
+      // The person's token when the upstream stream (re)opens ('' for a server that takes none),
+      // as the org's view has the server then: none once they may no longer read it there.
+      token: async () =>
+        (
+          await this.stillReadable({ caller: auth.caller, virtualServer: auth.virtualServer, server }).catch(
+            () => undefined,
+          )
+        )?.token,
     };
   }
 
   /** Before each delivery and on every change of the org: may the subscriber still read the resource? */
   private async mayStillRead(subscription: ResourceSubscription): Promise<boolean> {
+    return (await this.stillReadable(subscription)) !== undefined;
+  }
+
+  /**
+   * The subscription's server as the org's view has it now — the same URL, offered whole at its
+   * endpoint, readable by the caller — with their credential for it; else none. Never the view
+   * of subscribe time: a server withdrawn or re-registered since gets neither deliveries nor a token.
+   */
+  private async stillReadable(
+    subscription: Pick<ResourceSubscription, 'caller' | 'virtualServer' | 'server'>,
+  ): Promise<{ server: McpServerView; token: string } | undefined> {
     const view = await this.decider.mcpView(subscription.caller);
     const server = this.wholeServer(view, subscription, subscription.server.integration);
-    return (
-      server?.url === subscription.server.url &&
-      (await this.readableServer(subscription.caller, view, server)) !== undefined
-    );
+    if (server?.url !== subscription.server.url) return undefined;
+    return this.readableServer(subscription.caller, view, server);
   }
 
   /**
