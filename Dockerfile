@@ -28,7 +28,9 @@ RUN apt-get update -qq \
 ENV npm_config_nodedir=/usr/local
 # Download every locked package first, from the lockfile alone, so source edits do not
 # invalidate the (slow) download layer.
+# patches/: local fixes to locked packages (pnpm-workspace.yaml patchedDependencies).
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY patches ./patches
 RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store pnpm fetch --store-dir /pnpm/store
 COPY . .
 RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \

@@ -67,6 +67,17 @@ function processCpuMs(pids) {
   }
   return ticks * TICK_MS;
 }
+/**
+ * Write system calls a process made so far (/proc/<pid>/io syscw: write, writev, sendmsg…):
+ * socket writes per query, a figure the machine's other load cannot inflate.
+ */
+function writeCalls(pid) {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
 /** Busy CPU of the whole machine (every process, all cores), ms. */
 function machineBusyMs() {
   const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
@@ -115,6 +126,7 @@ function generate(config) {
  */
 async function drive(label, baseUrl, paths, headers, measurePids, named = {}, rate = undefined) {
   const before = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, processCpuMs([pid])]));
+  const writesBefore = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, writeCalls(pid)]));
   const load = loadavg()[0];
   const cpu0 = processCpuMs(measurePids());
   const busy0 = machineBusyMs();
@@ -132,6 +144,12 @@ async function drive(label, baseUrl, paths, headers, measurePids, named = {}, ra
   const { ok, failed } = result;
   if (ok && Object.keys(named).length) {
     console.log(`${label}: CPU ms/query by process`, breakdown(named, before, ok));
+    console.log(
+      `${label}: write system calls/query by process`,
+      Object.fromEntries(
+        Object.entries(named).map(([name, pid]) => [name, +((writeCalls(pid) - writesBefore[name]) / ok).toFixed(2)]),
+      ),
+    );
     // Measured right after the load, while each process still holds what it grew to under it.
     console.log(
       `${label}: RSS MiB by process after the load`,

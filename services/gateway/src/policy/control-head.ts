@@ -98,13 +98,20 @@ export class ControlHead {
   private ask(): Promise<number> {
     return new Promise((resolve, reject) => {
       this.pending.push((answer) => (answer.ok ? resolve(answer.seq) : reject(answer.error)));
-      if (!this.asking) void this.askLoop();
+      if (!this.asking) {
+        this.asking = true;
+        void this.askLoop();
+      }
     });
   }
 
   private async askLoop(): Promise<void> {
-    this.asking = true;
     while (this.pending.length > 0) {
+      // Each round trip waits for the end of this turn of the event loop (setImmediate runs
+      // after the poll phase's I/O callbacks), so every request that arrived in the same turn
+      // shares it — and its PING leaves in the same socket write as the turn's other commands.
+      // Waiting never weakens the answer: the PING is still sent after each of them asked.
+      await new Promise((resolve) => setImmediate(resolve));
       // Everyone waiting now asked before this round trip is sent: it answers all of them.
       const batch = this.pending;
       this.pending = [];
