@@ -49,10 +49,21 @@ describe('copyRowsBinary', () => {
         false,
       ],
       [3, null, null, null, null, undefined, null],
+      // Past 32 bits both ways, as plain numbers; a time near the end and one past the exact-double range.
+      [
+        -5_000_000_000,
+        '00000000-0000-4000-8000-00000000000a',
+        new Date('3000-01-01T00:00:00.001Z'),
+        'far',
+        null,
+        null,
+        null,
+      ],
+      [5_000_000_001, null, new Date('2200-06-01T12:34:56.789Z'), 'near', null, null, null],
     ];
     const client = await testSchema.pool.connect();
     try {
-      expect(await copyRowsBinary(client, 'copied', columns, rows)).toBe(3);
+      expect(await copyRowsBinary(client, 'copied', columns, rows)).toBe(5);
     } finally {
       client.release();
     }
@@ -60,6 +71,15 @@ describe('copyRowsBinary', () => {
       `SELECT id::text, ref, at, label, body, n, flag FROM copied ORDER BY id`,
     );
     expect(back).toEqual([
+      {
+        id: '-5000000000',
+        ref: '00000000-0000-4000-8000-00000000000a',
+        at: new Date('3000-01-01T00:00:00.001Z'),
+        label: 'far',
+        body: null,
+        n: null,
+        flag: null,
+      },
       {
         id: '1',
         ref: '0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6f',
@@ -70,6 +90,15 @@ describe('copyRowsBinary', () => {
         flag: true,
       },
       { id: '3', ref: null, at: null, label: null, body: null, n: null, flag: null },
+      {
+        id: '5000000001',
+        ref: null,
+        at: new Date('2200-06-01T12:34:56.789Z'),
+        label: 'near',
+        body: null,
+        n: null,
+        flag: null,
+      },
       {
         id: '9007199254740991',
         ref: 'ffffffff-ffff-4fff-bfff-ffffffffffff',
@@ -115,6 +144,10 @@ describe('copyRowsBinary', () => {
 describe('encodeCopyBinary', () => {
   it('refuses a value its column cannot take, naming the column, before anything is sent', () => {
     expect(() => encodeCopyBinary(['uuid'], [['not-a-uuid']])).toThrow('COPY column 0 (uuid) cannot take string');
+    // Right length and digits, a dash one place off; a non-hex digit; a non-ASCII one.
+    expect(() => encodeCopyBinary(['uuid'], [['0b7e8a5c3-f1d-4c2a-9e6b-1a2b3c4d5e6f']])).toThrow('(uuid) cannot take');
+    expect(() => encodeCopyBinary(['uuid'], [['0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6g']])).toThrow('(uuid) cannot take');
+    expect(() => encodeCopyBinary(['uuid'], [['0b7e8a5c-3f1d-4c2a-9e6b-1a2b3c4d5e6é']])).toThrow('(uuid) cannot take');
     expect(() => encodeCopyBinary(['text', 'int8'], [['x', 1.5]])).toThrow('COPY column 1 (int8) cannot take number');
     expect(() => encodeCopyBinary(['timestamptz'], [[new Date(Number.NaN)]])).toThrow('an invalid Date');
     expect(() => encodeCopyBinary(['bytea'], [['text is not bytes']])).toThrow('(bytea) cannot take string');

@@ -17,10 +17,16 @@ import { from as copyFrom } from 'pg-copy-streams';
  */
 export type CopyColumnType = 'bool' | 'int4' | 'int8' | 'uuid' | 'timestamptz' | 'text' | 'bytea';
 
-export interface CopyColumn {
-  name: string;
-  type: CopyColumnType;
+/** Several columns whose fields come already encoded by encodeCopyFields, as one Uint8Array per row. */
+export interface EncodedColumns {
+  fields: number;
 }
+export type CopyColumnSpec = CopyColumnType | EncodedColumns;
+
+export type CopyColumn =
+  | { name: string; type: CopyColumnType }
+  /** `names.length` columns, each row's value a Uint8Array of their fields from encodeCopyFields. */
+  | { names: readonly string[]; type: 'encoded' };
 
 /** A row's values in column order; null (or undefined) is SQL NULL. */
 export type CopyRow = readonly unknown[];
@@ -29,7 +35,48 @@ const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEADER_SIZE = SIGNATURE.length + 4 + 4; // signature, flags, header extension length
 /** Microseconds between the Unix epoch and Postgres's (2000-01-01). */
 const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const PG_EPOCH_OFFSET_US_NUMBER = Number(PG_EPOCH_OFFSET_US);
+/** Below this many ms from the epoch, ms × 1000 − PG_EPOCH_OFFSET_US is a safe integer (about ±142 years). */
+const MAX_EXACT_MS = (Number.MAX_SAFE_INTEGER - PG_EPOCH_OFFSET_US_NUMBER) / 1000;
+const TWO_32 = 2 ** 32;
+
+/**
+ * A safe integer as a big-endian int64, without a BigInt (an allocation per value on the
+ * audit writer's hot path): the high word is floor(n / 2^32) — negative numbers included,
+ * two's complement — and the low word the rest.
+ */
+function writeSafeInt64(out: Buffer, n: number, at: number): number {
+  const high = Math.floor(n / TWO_32);
+  out.writeInt32BE(high, at);
+  out.writeUInt32BE(n - high * TWO_32, at + 4);
+  return at + 8;
+}
+
+/** A hex digit's value, or -1 (by char code, '0'–'9', 'a'–'f', 'A'–'F'). */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let d = 0; d < 16; d += 1) {
+  HEX_VALUE[d.toString(16).charCodeAt(0)] = d;
+  HEX_VALUE[d.toString(16).toUpperCase().charCodeAt(0)] = d;
+}
+/** Where a UUID's text form (8-4-4-4-12) has its dashes. */
+const isUuidDash = (i: number) => i === 8 || i === 13 || i === 18 || i === 23;
+
+/** The 16 bytes of a UUID's text form at `at`; false (nothing meaningful written) if it is not one. */
+function writeUuid(out: Buffer, text: string, at: number): boolean {
+  if (text.length !== 36) return false;
+  let byte = at;
+  for (let i = 0; i < 36; i += 2) {
+    if (isUuidDash(i)) {
+      if (text.charCodeAt(i) !== 0x2d) return false;
+      i += 1;
+    }
+    const high = HEX_VALUE[text.charCodeAt(i)] ?? -1;
+    const low = HEX_VALUE[text.charCodeAt(i + 1)] ?? -1;
+    if (high < 0 || low < 0) return false;
+    out[byte++] = (high << 4) | low;
+  }
+  return true;
+}
 const FIXED_SIZE: Partial<Record<CopyColumnType, number>> = { bool: 1, int4: 4, int8: 8, uuid: 16, timestamptz: 8 };
 
 function wrongValue(column: number, type: CopyColumnType, value: unknown): never {
@@ -39,7 +86,7 @@ function wrongValue(column: number, type: CopyColumnType, value: unknown): never
 }
 
 /** The type of column `c`, which the loops only ask for below `types.length`. */
-function columnType(types: readonly CopyColumnType[], c: number): CopyColumnType {
+function columnType(types: readonly CopyColumnSpec[], c: number): CopyColumnSpec {
   const type = types[c];
   if (type === undefined) throw new RangeError(`COPY has no column ${c}`);
   return type;
@@ -53,83 +100,123 @@ function fieldSize(type: CopyColumnType, value: unknown, column: number): number
   return value instanceof Uint8Array ? value.length : wrongValue(column, type, value);
 }
 
-/** The whole COPY payload for `rows`, in the binary format. Throws TypeError on a value its column cannot take. */
-export function encodeCopyBinary(types: readonly CopyColumnType[], rows: readonly CopyRow[]): Buffer {
-  let size = HEADER_SIZE + 2;
-  for (const row of rows) {
-    if (row.length !== types.length)
-      throw new TypeError(`COPY row has ${row.length} values for ${types.length} columns`);
-    size += 2 + 4 * types.length;
-    for (let c = 0; c < types.length; c += 1) {
-      const value = row[c];
-      if (value != null) size += fieldSize(columnType(types, c), value, c);
+/** Bytes `row` takes after its field count: each field's length word and value (an encoded group as it is). */
+function rowSize(types: readonly CopyColumnSpec[], row: CopyRow): number {
+  if (row.length !== types.length) throw new TypeError(`COPY row has ${row.length} values for ${types.length} columns`);
+  let size = 0;
+  for (let c = 0; c < types.length; c += 1) {
+    const type = columnType(types, c);
+    const value = row[c];
+    if (typeof type === 'object') {
+      if (!(value instanceof Uint8Array)) throw new TypeError(`COPY column ${c} (encoded) cannot take ${typeof value}`);
+      size += value.length;
+    } else size += 4 + (value == null ? 0 : fieldSize(type, value, c));
+  }
+  return size;
+}
+
+/** `row`'s fields (not its field count) into `out` at `at`; returns where they end. */
+function writeFields(out: Buffer, types: readonly CopyColumnSpec[], row: CopyRow, at: number): number {
+  for (let c = 0; c < types.length; c += 1) {
+    const value = row[c];
+    const type = columnType(types, c);
+    if (typeof type === 'object') {
+      const bytes = value as Uint8Array;
+      out.set(bytes, at);
+      at += bytes.length;
+      continue;
+    }
+    if (value == null) {
+      at = out.writeInt32BE(-1, at);
+      continue;
+    }
+    switch (type) {
+      case 'bool':
+        if (typeof value !== 'boolean') wrongValue(c, type, value);
+        at = out.writeInt32BE(1, at);
+        at = out.writeUInt8(value ? 1 : 0, at);
+        break;
+      case 'int4':
+        if (typeof value !== 'number' || !Number.isInteger(value)) wrongValue(c, type, value);
+        at = out.writeInt32BE(4, at);
+        at = out.writeInt32BE(value, at);
+        break;
+      case 'int8':
+        at = out.writeInt32BE(8, at);
+        if (typeof value === 'bigint') at = out.writeBigInt64BE(value, at);
+        else if (typeof value === 'number' && Number.isSafeInteger(value)) at = writeSafeInt64(out, value, at);
+        else wrongValue(c, type, value);
+        break;
+      case 'uuid':
+        if (typeof value !== 'string' || !writeUuid(out, value, at + 4)) wrongValue(c, type, value);
+        at = out.writeInt32BE(16, at) + 16;
+        break;
+      case 'timestamptz': {
+        const ms = value instanceof Date ? value.getTime() : Number.NaN;
+        if (Number.isNaN(ms)) wrongValue(c, type, value);
+        at = out.writeInt32BE(8, at);
+        // A Date's milliseconds (|ms| ≤ 8.64e15) in microseconds stay below 2^63 but not 2^53: exact as a bigint.
+        at =
+          Math.abs(ms) < MAX_EXACT_MS
+            ? writeSafeInt64(out, ms * 1000 - PG_EPOCH_OFFSET_US_NUMBER, at)
+            : out.writeBigInt64BE(BigInt(ms) * 1000n - PG_EPOCH_OFFSET_US, at);
+        break;
+      }
+      case 'text': {
+        const written = out.write(value as string, at + 4, 'utf8');
+        at = out.writeInt32BE(written, at);
+        at += written;
+        break;
+      }
+      case 'bytea': {
+        const bytes = value as Uint8Array;
+        at = out.writeInt32BE(bytes.length, at);
+        out.set(bytes, at);
+        at += bytes.length;
+        break;
+      }
     }
   }
+  return at;
+}
+
+/** The whole COPY payload for `rows`, in the binary format. Throws TypeError on a value its column cannot take. */
+export function encodeCopyBinary(types: readonly CopyColumnSpec[], rows: readonly CopyRow[]): Buffer {
+  const fieldCount = types.reduce((n: number, type) => n + (typeof type === 'object' ? type.fields : 1), 0);
+  let size = HEADER_SIZE + 2;
+  for (const row of rows) size += 2 + rowSize(types, row);
   const out = Buffer.allocUnsafe(size);
   let at = SIGNATURE.copy(out, 0);
   at = out.writeInt32BE(0, at);
   at = out.writeInt32BE(0, at);
-  for (const row of rows) {
-    at = out.writeInt16BE(types.length, at);
-    for (let c = 0; c < types.length; c += 1) {
-      const value = row[c];
-      const type = columnType(types, c);
-      if (value == null) {
-        at = out.writeInt32BE(-1, at);
-        continue;
-      }
-      switch (type) {
-        case 'bool':
-          if (typeof value !== 'boolean') wrongValue(c, type, value);
-          at = out.writeInt32BE(1, at);
-          at = out.writeUInt8(value ? 1 : 0, at);
-          break;
-        case 'int4':
-          if (typeof value !== 'number' || !Number.isInteger(value)) wrongValue(c, type, value);
-          at = out.writeInt32BE(4, at);
-          at = out.writeInt32BE(value, at);
-          break;
-        case 'int8':
-          if (!(typeof value === 'bigint' || (typeof value === 'number' && Number.isSafeInteger(value))))
-            wrongValue(c, type, value);
-          at = out.writeInt32BE(8, at);
-          at = out.writeBigInt64BE(BigInt(value), at);
-          break;
-        case 'uuid':
-          if (typeof value !== 'string' || !UUID.test(value)) wrongValue(c, type, value);
-          at = out.writeInt32BE(16, at);
-          at += out.write(value.slice(0, 8), at, 'hex');
-          at += out.write(value.slice(9, 13), at, 'hex');
-          at += out.write(value.slice(14, 18), at, 'hex');
-          at += out.write(value.slice(19, 23), at, 'hex');
-          at += out.write(value.slice(24), at, 'hex');
-          break;
-        case 'timestamptz': {
-          const ms = value instanceof Date ? value.getTime() : Number.NaN;
-          if (Number.isNaN(ms)) wrongValue(c, type, value);
-          at = out.writeInt32BE(8, at);
-          at = out.writeBigInt64BE(BigInt(ms) * 1000n - PG_EPOCH_OFFSET_US, at);
-          break;
-        }
-        case 'text': {
-          const written = out.write(value as string, at + 4, 'utf8');
-          at = out.writeInt32BE(written, at);
-          at += written;
-          break;
-        }
-        case 'bytea': {
-          const bytes = value as Uint8Array;
-          at = out.writeInt32BE(bytes.length, at);
-          out.set(bytes, at);
-          at += bytes.length;
-          break;
-        }
-      }
-    }
-  }
+  for (const row of rows) at = writeFields(out, types, row, out.writeInt16BE(fieldCount, at));
   at = out.writeInt16BE(-1, at);
   if (at !== size) throw new Error(`COPY encoder wrote ${at} of ${size} bytes`);
   return out;
+}
+
+/**
+ * Some columns of many rows encoded ahead of the COPY (on a worker thread, say): each row's
+ * fields one after the other, in a buffer of its own (transferable); row i is
+ * bytes[ends[i-1] ?? 0, ends[i]). Such a row's part goes into encodeCopyBinary (or
+ * copyRowsBinary) as the value of one `{ fields: types.length }` column, copied as it is.
+ */
+export function encodeCopyFields(
+  types: readonly CopyColumnType[],
+  rows: readonly CopyRow[],
+): { bytes: Uint8Array; ends: number[] } {
+  let size = 0;
+  for (const row of rows) size += rowSize(types, row);
+  const bytes = new Uint8Array(size);
+  const out = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const ends: number[] = [];
+  let at = 0;
+  for (const row of rows) {
+    at = writeFields(out, types, row, at);
+    ends.push(at);
+  }
+  if (at !== size) throw new Error(`COPY encoder wrote ${at} of ${size} bytes`);
+  return { bytes, ends };
 }
 
 /**
@@ -145,10 +232,11 @@ export async function copyRowsBinary(
 ): Promise<number> {
   if (rows.length === 0) return 0;
   const payload = encodeCopyBinary(
-    columns.map((c) => c.type),
+    columns.map((c) => ('names' in c ? { fields: c.names.length } : c.type)),
     rows,
   );
-  const sql = `COPY ${pg.escapeIdentifier(table)} (${columns.map((c) => pg.escapeIdentifier(c.name)).join(', ')}) FROM STDIN (FORMAT binary)`;
+  const names = columns.flatMap((c) => ('names' in c ? c.names : [c.name]));
+  const sql = `COPY ${pg.escapeIdentifier(table)} (${names.map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT binary)`;
   const stream = client.query(copyFrom(sql));
   await pipeline(Readable.from([payload]), stream);
   return stream.rowCount;

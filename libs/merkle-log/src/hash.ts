@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 
 /**
  * RFC 9162 §2.1.1 hashing with SHA-256. The 0x00 / 0x01 domain-separation prefixes are
@@ -9,21 +9,29 @@ export const HASH_SIZE = 32;
 /** The byte every leaf hash's input starts with. */
 export const LEAF_HASH_PREFIX = 0x00;
 const LEAF_PREFIX = Buffer.from([LEAF_HASH_PREFIX]);
-const NODE_PREFIX = Buffer.from([0x01]);
+const NODE_HASH_PREFIX = 0x01;
 
 /** MTH({d(0)}) = SHA-256(0x00 || d(0)). */
 export function leafHash(data: Uint8Array): Buffer {
   return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
 }
 
-/** Plain SHA-256 of bytes that already carry their domain-separation prefix. */
+/**
+ * Plain SHA-256 of bytes that already carry their domain-separation prefix. One-shot
+ * `crypto.hash` (no Hash object per call): the audit writer hashes every leaf and about
+ * one node per leaf on its one thread, and the object costs more than hashing 65 bytes.
+ */
 export function sha256(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
+  return hash('sha256', data, 'buffer');
 }
 
 /** SHA-256(0x01 || left || right): the hash of an interior node. */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  const input = Buffer.allocUnsafe(1 + left.length + right.length);
+  input[0] = NODE_HASH_PREFIX;
+  input.set(left, 1);
+  input.set(right, 1 + left.length);
+  return sha256(input);
 }
 
 /** MTH({}) = SHA-256() — the root of the empty tree. */

@@ -29,23 +29,30 @@ export interface LogEntry {
  * re-derive its hash with a few lines of code in any language.
  */
 export function canonicalEntryBytes(entry: LogEntry): Buffer {
-  return leafInput(entry.index, entry.eventId, entry.prevLeafHash, canonicalJson(entry.event)).subarray(1);
+  return leafInput(entry.index, entry.eventId, entry.prevLeafHash, Buffer.from(canonicalJson(entry.event))).subarray(1);
 }
+
+const EVENT_KEY = Buffer.from('{"event":', 'latin1');
 
 /**
  * 0x00 || d(i) in one buffer: the leaf hash's input, with the entry bytes as a view of it
- * (one allocation and one hash update per entry on the audit writer's hot path).
+ * (one allocation and one hash update per entry on the audit writer's hot path). The
+ * event comes as the UTF-8 of its canonical JSON and is copied in as it is.
  */
-function leafInput(index: number, eventId: string, prevLeafHash: Uint8Array, canonicalEvent: string): Buffer {
+function leafInput(index: number, eventId: string, prevLeafHash: Uint8Array, canonicalEvent: Uint8Array): Buffer {
   assertCount('index', index);
   if (typeof eventId !== 'string' || eventId.length === 0) invalid('eventId must be a non-empty string');
   if (!isHash(prevLeafHash)) invalid('prevLeafHash must be 32 bytes');
   // canonicalJson({ v, index, eventId, prev, event }) spelled out: the keys in their sorted
   // order, each value serialized as canonicalJson would (log-entry.spec.ts checks the two agree).
-  const json = `{"event":${canonicalEvent},"eventId":${JSON.stringify(eventId)},"index":${index},"prev":"${Buffer.from(prevLeafHash.buffer, prevLeafHash.byteOffset, HASH_SIZE).toString('hex')}","v":${ENTRY_FORMAT_VERSION}}`;
-  const input = Buffer.allocUnsafe(1 + Buffer.byteLength(json));
+  const rest = `,"eventId":${JSON.stringify(eventId)},"index":${index},"prev":"${Buffer.from(prevLeafHash.buffer, prevLeafHash.byteOffset, HASH_SIZE).toString('hex')}","v":${ENTRY_FORMAT_VERSION}}`;
+  const eventAt = 1 + EVENT_KEY.length;
+  const restAt = eventAt + canonicalEvent.length;
+  const input = Buffer.allocUnsafe(restAt + Buffer.byteLength(rest));
   input[0] = LEAF_HASH_PREFIX;
-  input.write(json, 1, 'utf8');
+  EVENT_KEY.copy(input, 1);
+  input.set(canonicalEvent, eventAt);
+  input.write(rest, restAt, 'utf8');
   return input;
 }
 
@@ -103,17 +110,17 @@ export class LogWriter {
   }
 
   append(eventId: string, event: JsonValue, onNodeCompleted?: Parameters<CompactTree['append']>[1]): AppendedEntry {
-    return this.appendCanonical(eventId, canonicalJson(event), onNodeCompleted);
+    return this.appendCanonical(eventId, Buffer.from(canonicalJson(event)), onNodeCompleted);
   }
 
   /**
-   * append() for an event already in canonical form — `canonicalJson(event)`, computed
-   * elsewhere (the audit service does it on worker threads). Whatever string is passed is
-   * what the leaf commits to, so it must come from canonicalJson.
+   * append() for an event already in canonical form — the UTF-8 of `canonicalJson(event)`,
+   * computed elsewhere (the audit service does it on worker threads). Whatever bytes are
+   * passed are what the leaf commits to, so they must come from canonicalJson.
    */
   appendCanonical(
     eventId: string,
-    canonicalEvent: string,
+    canonicalEvent: Uint8Array,
     onNodeCompleted?: Parameters<CompactTree['append']>[1],
   ): AppendedEntry {
     const index = this.tree.size;

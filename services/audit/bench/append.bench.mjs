@@ -11,8 +11,8 @@
 //   (BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the audit service)
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -131,6 +131,62 @@ async function waitFor(total, label) {
   }
 }
 
+// --- CPU accounting: where an event's CPU goes, per process (USER_HZ = 100 on Linux) ----
+const TICK_MS = 10;
+function processCpuMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime + stime
+  } catch {
+    return 0;
+  }
+}
+/** The Postgres backends serving `pid`'s connections: its sockets' local ports, as pg_stat_activity sees them. */
+async function backendsOf(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    const link = (() => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })();
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    if (inode) inodes.add(inode);
+  }
+  const ports = [];
+  for (const line of readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && inodes.has(f[9]) && f[2]?.endsWith(':1538')) ports.push(parseInt(f[1].split(':')[1], 16));
+  }
+  if (ports.length === 0) return [];
+  const { rows } = await db.query(`SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])`, [ports]);
+  return rows.map((r) => r.pid);
+}
+/** CPU so far of the audit service, its Postgres backends, nats-server and this process (the publishers). */
+async function cpuSnapshot() {
+  const backends = service ? await backendsOf(service.pid) : [];
+  const own = process.cpuUsage();
+  return {
+    audit: service ? processCpuMs(service.pid) : 0,
+    postgres: backends.reduce((sum, pid) => sum + processCpuMs(pid), 0),
+    'nats-server': processCpuMs(nats.pid),
+    publishers: (own.user + own.system) / 1000,
+  };
+}
+const cpuPerEvent = (before, after, events) =>
+  Object.fromEntries(Object.keys(after).map((k) => [k, +(((after[k] - before[k]) / events) * 1000).toFixed(1)]));
+const cpuReport = {};
+async function measured(label, events, phase) {
+  const load = loadavg()[0].toFixed(1);
+  const before = await cpuSnapshot();
+  const result = await phase();
+  cpuReport[label] = cpuPerEvent(before, await cpuSnapshot(), events);
+  console.log(`${label}: CPU µs/event by process (load ${load} at start)`, cpuReport[label]);
+  return result;
+}
+
 let service;
 try {
   console.log(
@@ -159,22 +215,28 @@ try {
       stdio: ['ignore', process.env.BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
     },
   );
-  const backlogRate = await waitFor(N, 'backlog drain (consumer alone)');
+  // The service's own start is not part of the drain: wait for its first entry before counting CPU.
+  while ((await count()) === 0) await sleep(50);
+  const backlogRate = await measured('backlog', N, () => waitFor(N, 'backlog drain (consumer alone)'));
 
   // Steady state: publishing and appending at once, on the same two cores.
   const started = performance.now();
   // Counted while the publishers run, not after: the rate is of appends made alongside them.
-  const [liveRate] = await Promise.all([publish(N, N), waitFor(2 * N, 'live (publish + append together)')]);
+  const [liveRate] = await measured('live', N, () =>
+    Promise.all([publish(N, N), waitFor(2 * N, 'live (publish + append together)')]),
+  );
   const endToEnd = N / ((performance.now() - started) / 1000);
   console.log(
     `live: publishers ${Math.round(liveRate).toLocaleString('en')}/s; end to end ${Math.round(endToEnd).toLocaleString('en')} events/s`,
   );
   // The same, published as the gateway publishes: group commit.
   const groupStarted = performance.now();
-  const [groupedPublishRate, groupedRate] = await Promise.all([
-    publish(N, 2 * N, { grouped: true }),
-    waitFor(3 * N, 'live, group commit (publish + append together)'),
-  ]);
+  const [groupedPublishRate, groupedRate] = await measured('group commit', N, () =>
+    Promise.all([
+      publish(N, 2 * N, { grouped: true }),
+      waitFor(3 * N, 'live, group commit (publish + append together)'),
+    ]),
+  );
   const groupedEndToEnd = N / ((performance.now() - groupStarted) / 1000);
   console.log(
     `live, group commit: publishers ${Math.round(groupedPublishRate).toLocaleString('en')}/s; end to end ${Math.round(groupedEndToEnd).toLocaleString('en')} events/s`,
@@ -194,6 +256,7 @@ try {
       groupCommitPublishPerSec: Math.round(groupedPublishRate),
       groupCommitAppendsPerSec: Math.round(groupedRate),
       groupCommitEndToEndPerSec: Math.round(groupedEndToEnd),
+      cpuMicrosPerEvent: cpuReport,
     }),
   );
 } finally {

@@ -75,9 +75,9 @@ export class AuditMetrics implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** After a batch committed: its entries' lag from when they happened. */
-  appended(entries: ReadonlyArray<{ occurredAt: Date }>): void {
+  appended(entries: ReadonlyArray<{ occurredAtMs: number }>): void {
     const now = this.clock.now();
-    for (const entry of entries) this.lag.observe(Math.max(0, now - entry.occurredAt.getTime()) / 1000);
+    for (const entry of entries) this.lag.observe(Math.max(0, now - entry.occurredAtMs) / 1000);
     this.appendedTotal.inc(entries.length);
   }
 }

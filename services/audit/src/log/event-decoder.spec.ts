@@ -16,7 +16,16 @@ import { describe, expect, it } from '@jest/globals';
 
 import { eventJson } from './audit-event-codec.js';
 import { EventDecoder } from './event-decoder.js';
-import { decodePacked, packPayloads, type Payload, PayloadKind } from './event-decoding.js';
+import {
+  canonicalEventBytes,
+  type DecodedBatch,
+  decodePacked,
+  packPayloads,
+  type Payload,
+  PayloadKind,
+  SEARCH_COPY_COLUMNS,
+  searchFieldBytes,
+} from './event-decoding.js';
 
 const ORG = '0b0e6a3c-1111-4a7b-9c55-0d6f3f9c2a11';
 const plain = (data: Uint8Array): Payload => ({ data, kind: PayloadKind.Event });
@@ -39,6 +48,30 @@ function event(i: number) {
   });
 }
 
+/** Event i's encoded search columns read back (COPY binary fields): uuids as text, times as ms, NULL as null. */
+function searchRow(batch: DecodedBatch, i: number): Record<string, string | number | null> {
+  const bytes = Buffer.from(searchFieldBytes(batch, i) ?? []);
+  const row: Record<string, string | number | null> = {};
+  let at = 0;
+  for (const { name, type } of SEARCH_COPY_COLUMNS) {
+    const length = bytes.readInt32BE(at);
+    at += 4;
+    if (length < 0) {
+      row[name] = null;
+      continue;
+    }
+    const field = bytes.subarray(at, at + length);
+    at += length;
+    const hex = field.toString('hex');
+    if (type === 'uuid')
+      row[name] = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    else if (type === 'timestamptz') row[name] = Number(field.readBigInt64BE() / 1000n + 946_684_800_000n);
+    else row[name] = field.toString('utf8');
+  }
+  expect(at).toBe(bytes.length);
+  return row;
+}
+
 describe('decodePacked', () => {
   it('gives each event its canonical JSON and search columns, and each bad payload its reason, in input order', () => {
     const good = [event(0), event(1)];
@@ -56,13 +89,23 @@ describe('decodePacked', () => {
     // One slot per event: the failed messages have none.
     expect(batch.messageIndex).toEqual([0, 3]);
     expect(batch.eventIds).toEqual([good[0]!.eventId, good[1]!.eventId]);
-    expect(batch.canonicalEvents[0]).toBe(canonicalJson(eventJson(good[0]!)));
-    expect(batch.canonicalEvents[1]).toBe(canonicalJson(eventJson(good[1]!)));
-    expect(batch.orgIds).toEqual([ORG, null]);
-    expect(batch.userIds).toEqual([null, 'user-1']);
+    const canonical = (i: number) => Buffer.from(canonicalEventBytes(batch, i) ?? []).toString('utf8');
+    expect(canonical(0)).toBe(canonicalJson(eventJson(good[0]!)));
+    expect(canonical(1)).toBe(canonicalJson(eventJson(good[1]!)));
+    expect(canonicalEventBytes(batch, 2)).toBeUndefined();
     expect(batch.occurredAtMs[1]).toBe(Date.UTC(2026, 10, 25, 9, 0, 0, 1));
-    expect(batch.actions[0]).toBe('data_query');
-    expect(batch.outcomes[1]).toBe('denied');
+    expect(searchRow(batch, 0)).toEqual({
+      event_id: good[0]!.eventId,
+      org_id: ORG,
+      occurred_at: Date.UTC(2026, 10, 25, 9, 0, 0, 0),
+      application_id: 'app-0',
+      user_id: null,
+      integration: 'github',
+      capability: 'github:read:repos',
+      action: 'data_query',
+      outcome: 'denied',
+    });
+    expect(searchRow(batch, 1)).toMatchObject({ event_id: good[1]!.eventId, org_id: null, user_id: 'user-1' });
   });
 
   it('expands a group-commit batch into its events, in order, and refuses a batch whole when one event is invalid', () => {
@@ -103,7 +146,10 @@ describe('EventDecoder without threads', () => {
     expect(batch.failures.map((f) => f.index)).toEqual([555]);
     expect(batch.messageIndex[598]).toBe(599);
     expect(batch.eventIds[598]).toBe(events[599]!.eventId);
-    expect(batch.applicationIds[300]).toBe('app-300');
+    // Slices of 250 put back together: the search columns' ranges shifted with them.
+    expect(searchRow(batch, 300)).toMatchObject({ event_id: events[300]!.eventId, application_id: 'app-300' });
+    expect(searchRow(batch, 598)).toMatchObject({ event_id: events[599]!.eventId, application_id: 'app-599' });
+    expect(Buffer.from(canonicalEventBytes(batch, 598) ?? []).toString()).toBe(canonicalJson(eventJson(events[599]!)));
     expect((await decoder.decode([])).eventIds).toEqual([]);
     await decoder.close();
   });
@@ -119,7 +165,13 @@ describe('EventDecoder on worker threads', () => {
       const batch = await decoder.decode(Array.from({ length: 9 }, (_, i) => payload(i)));
       expect(batch.eventIds).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8']);
       expect(batch.messageIndex).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
-      expect(batch.actions).toHaveLength(9);
+      expect(batch.searchFieldEnds).toHaveLength(9);
+      // The canonical bytes of each slice follow the previous slice's, each event's range shifted with them.
+      expect(batch.canonicalEnds).toEqual([3, 6, 9, 12, 15, 18, 21, 24, 27]);
+      const canonical = Array.from({ length: 9 }, (_, i) =>
+        Buffer.from(canonicalEventBytes(batch, i) ?? []).toString(),
+      );
+      expect(canonical).toEqual(['"0"', '"1"', '"2"', '"3"', '"4"', '"5"', '"6"', '"7"', '"8"']);
     } finally {
       await decoder.close();
     }

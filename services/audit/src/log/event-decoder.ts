@@ -105,26 +105,23 @@ export class EventDecoder {
 function concatBatches(parts: DecodedBatch[], sliceSize: number): DecodedBatch {
   if (parts.length === 1 && parts[0]) return parts[0];
   const out = emptyBatch();
+  let canonicalBefore = 0;
+  let searchBefore = 0;
   parts.forEach((part, slice) => {
     const base = slice * sliceSize;
     for (const f of part.failures) out.failures.push({ ...f, index: base + f.index });
     for (const m of part.messageIndex) out.messageIndex.push(base + m);
-    for (const key of [
-      'eventIds',
-      'canonicalEvents',
-      'orgIds',
-      'occurredAtMs',
-      'applicationIds',
-      'userIds',
-      'integrations',
-      'capabilities',
-      'actions',
-      'outcomes',
-    ] as const) {
+    for (const end of part.canonicalEnds) out.canonicalEnds.push(canonicalBefore + end);
+    canonicalBefore += part.canonicalEvents.length;
+    for (const end of part.searchFieldEnds) out.searchFieldEnds.push(searchBefore + end);
+    searchBefore += part.searchFields.length;
+    for (const key of ['eventIds', 'occurredAtMs'] as const) {
       // A loop, not push(...): a batch of batches can hold more events than a call may take arguments.
       const column = out[key] as unknown[];
       for (const value of part[key]) column.push(value);
     }
   });
+  out.canonicalEvents = Buffer.concat(parts.map((part) => part.canonicalEvents));
+  out.searchFields = Buffer.concat(parts.map((part) => part.searchFields));
   return out;
 }

@@ -1,4 +1,5 @@
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
+import { type CopyColumnType, encodeCopyFields } from '@context-gateway/database';
 import { canonicalJson } from '@context-gateway/merkle-log';
 import { type EventDescriptor, events } from '@context-gateway/proto';
 
@@ -24,17 +25,37 @@ export interface DecodedBatch {
   /** The index of the message each event came in. */
   messageIndex: number[];
   eventIds: string[];
-  /** RFC 8785 canonical JSON of the event's proto3 JSON form: what the leaf commits to. */
-  canonicalEvents: string[];
-  orgIds: (string | null)[];
+  /**
+   * UTF-8 of the RFC 8785 canonical JSON of each event's proto3 JSON form (what the leaf
+   * commits to), one after the other: event i is canonicalEvents[canonicalEnds[i-1] ?? 0,
+   * canonicalEnds[i]). Bytes in one buffer rather than a string per event: it moves to the
+   * writer's thread without a copy, and the writer puts the bytes into the leaf as they are.
+   */
+  canonicalEvents: Uint8Array;
+  canonicalEnds: number[];
   occurredAtMs: number[];
-  applicationIds: (string | null)[];
-  userIds: (string | null)[];
-  integrations: (string | null)[];
-  capabilities: (string | null)[];
-  actions: string[];
-  outcomes: string[];
+  /**
+   * Each event's SEARCH_COPY_COLUMNS, encoded for the log's binary COPY (encodeCopyFields):
+   * event i's are searchFields[searchFieldEnds[i-1] ?? 0, searchFieldEnds[i]). Encoded here
+   * so the writer's thread only copies them into its COPY.
+   */
+  searchFields: Uint8Array;
+  searchFieldEnds: number[];
 }
+
+/** The audit_entries columns copied from the event (SearchColumns), in the order the decoder encodes them. */
+export const SEARCH_COPY_COLUMNS: readonly { name: string; type: CopyColumnType }[] = [
+  { name: 'event_id', type: 'uuid' },
+  { name: 'org_id', type: 'uuid' },
+  { name: 'occurred_at', type: 'timestamptz' },
+  { name: 'application_id', type: 'text' },
+  { name: 'user_id', type: 'text' },
+  { name: 'integration', type: 'text' },
+  { name: 'capability', type: 'text' },
+  { name: 'action', type: 'text' },
+  { name: 'outcome', type: 'text' },
+];
+const SEARCH_COPY_TYPES = SEARCH_COPY_COLUMNS.map((c) => c.type);
 
 /** What an AUDIT message's payload is: one AuditEvent, or an AuditEventBatch (header cg-audit-batch). */
 export const PayloadKind = { Event: 0, Batch: 1 } as const;
@@ -75,20 +96,47 @@ export function emptyBatch(): DecodedBatch {
     failures: [],
     messageIndex: [],
     eventIds: [],
-    canonicalEvents: [],
-    orgIds: [],
+    canonicalEvents: new Uint8Array(0),
+    canonicalEnds: [],
     occurredAtMs: [],
-    applicationIds: [],
-    userIds: [],
-    integrations: [],
-    capabilities: [],
-    actions: [],
-    outcomes: [],
+    searchFields: new Uint8Array(0),
+    searchFieldEnds: [],
   };
+}
+
+/** Event i's canonical JSON bytes in `batch`. */
+export function canonicalEventBytes(batch: DecodedBatch, i: number): Uint8Array | undefined {
+  return range(batch.canonicalEvents, batch.canonicalEnds, i);
+}
+
+/** Event i's encoded search columns in `batch`. */
+export function searchFieldBytes(batch: DecodedBatch, i: number): Uint8Array | undefined {
+  return range(batch.searchFields, batch.searchFieldEnds, i);
+}
+
+function range(bytes: Uint8Array, ends: readonly number[], i: number): Uint8Array | undefined {
+  const end = ends[i];
+  return end === undefined ? undefined : bytes.subarray(ends[i - 1] ?? 0, end);
+}
+
+/** `texts` as UTF-8, one after the other, in a buffer of their own (transferable); `ends` gets each one's end offset. */
+export function utf8Concat(texts: readonly string[], ends: number[]): Uint8Array {
+  let total = 0;
+  for (const text of texts) {
+    total += Buffer.byteLength(text, 'utf8');
+    ends.push(total);
+  }
+  const out = new Uint8Array(total);
+  const view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  let at = 0;
+  for (const text of texts) at += view.write(text, at, 'utf8');
+  return out;
 }
 
 export function decodePacked({ bytes, offsets, kinds }: PackedPayloads): DecodedBatch {
   const batch = emptyBatch();
+  const canonical: string[] = [];
+  const searchRows: unknown[][] = [];
   for (let i = 0; i < kinds.length; i += 1) {
     const data = bytes.subarray(offsets[i], offsets[i + 1]);
     const decoded =
@@ -104,17 +152,25 @@ export function decodePacked({ bytes, offsets, kinds }: PackedPayloads): Decoded
       const columns = searchColumns(event);
       batch.messageIndex.push(i);
       batch.eventIds.push(event.eventId);
-      batch.canonicalEvents.push(canonicalJson(eventJson(event)));
-      batch.orgIds.push(columns.orgId);
+      canonical.push(canonicalJson(eventJson(event)));
       batch.occurredAtMs.push(columns.occurredAt.getTime());
-      batch.applicationIds.push(columns.applicationId);
-      batch.userIds.push(columns.userId);
-      batch.integrations.push(columns.integration);
-      batch.capabilities.push(columns.capability);
-      batch.actions.push(columns.action);
-      batch.outcomes.push(columns.outcome);
+      searchRows.push([
+        event.eventId,
+        columns.orgId,
+        columns.occurredAt,
+        columns.applicationId,
+        columns.userId,
+        columns.integration,
+        columns.capability,
+        columns.action,
+        columns.outcome,
+      ]);
     }
   }
+  batch.canonicalEvents = utf8Concat(canonical, batch.canonicalEnds);
+  const search = encodeCopyFields(SEARCH_COPY_TYPES, searchRows);
+  batch.searchFields = search.bytes;
+  batch.searchFieldEnds = search.ends;
   return batch;
 }
 

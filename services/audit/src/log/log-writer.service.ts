@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import { AuditMetrics } from './audit.metrics.js';
 import { EventDecoder } from './event-decoder.js';
-import { type DecodedBatch, PayloadKind } from './event-decoding.js';
+import { canonicalEventBytes, type DecodedBatch, PayloadKind, searchFieldBytes } from './event-decoding.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 import { WitnessSubmitter } from './witness-submitter.js';
@@ -320,18 +320,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     const eventIds = new Set<string>();
     const entries: NewEntry[] = [];
     const nodes: { level: number; index: number; hash: Buffer }[] = [];
-    const {
-      eventIds: ids,
-      canonicalEvents,
-      orgIds,
-      occurredAtMs,
-      applicationIds,
-      userIds,
-      integrations,
-      capabilities,
-      actions,
-      outcomes,
-    } = decoded;
+    const { eventIds: ids, occurredAtMs } = decoded;
     for (let i = 0; i < ids.length; i += 1) {
       // One slot per event in every column (event-decoding.ts); a short column is a decoder bug.
       const id = ids[i];
@@ -339,26 +328,10 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       if (id === undefined || from === undefined || batch[from] === undefined || refused.has(from))
         throw batchMismatch(batch.length, i);
       if (existing.has(id) || eventIds.has(id) || inflightIds?.has(id)) continue;
-      const canonical = canonicalEvents[i];
-      const orgId = orgIds[i];
+      const canonical = canonicalEventBytes(decoded, i);
+      const searchFields = searchFieldBytes(decoded, i);
       const occurredAt = occurredAtMs[i];
-      const applicationId = applicationIds[i];
-      const userId = userIds[i];
-      const integration = integrations[i];
-      const capability = capabilities[i];
-      const action = actions[i];
-      const outcome = outcomes[i];
-      if (
-        canonical === undefined ||
-        orgId === undefined ||
-        occurredAt === undefined ||
-        applicationId === undefined ||
-        userId === undefined ||
-        integration === undefined ||
-        capability === undefined ||
-        action === undefined ||
-        outcome === undefined
-      )
+      if (canonical === undefined || searchFields === undefined || occurredAt === undefined)
         throw batchMismatch(batch.length, i);
       eventIds.add(id);
       // Hand the event loop back now and then: the previous batch's transaction is waiting
@@ -369,17 +342,10 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       });
       entries.push({
         seq: appended.index,
-        eventId: id,
+        searchFields,
+        occurredAtMs: occurredAt,
         entry: appended.canonicalBytes,
         leafHash: appended.leafHash,
-        orgId,
-        occurredAt: new Date(occurredAt),
-        applicationId,
-        userId,
-        integration,
-        capability,
-        action,
-        outcome,
       });
     }
     const messages = batch.filter((_, i) => !refused.has(i));

@@ -4,15 +4,19 @@ import type { HashReader, NodeId } from '@context-gateway/merkle-log';
 import type pg from 'pg';
 
 import type { SearchColumns } from './audit-event-codec.js';
+import { SEARCH_COPY_COLUMNS } from './event-decoding.js';
 
 /** Every runtime query of the service runs as this role: SELECT and INSERT on the log, nothing else. */
 export const WRITER_ROLE = 'audit_writer';
 /** Completed subtrees at this level and above are stored; lower ones are recomputed from leaves. */
 export const MIN_STORED_NODE_LEVEL = 4;
 
-export interface NewEntry extends SearchColumns {
+export interface NewEntry {
   seq: number;
-  eventId: string;
+  /** The event's search columns, encoded by the decoder (SEARCH_COPY_COLUMNS). */
+  searchFields: Uint8Array;
+  /** When the event happened (for the lag metric; the stored column is inside searchFields). */
+  occurredAtMs: number;
   entry: Buffer;
   leafHash: Buffer;
 }
@@ -54,15 +58,7 @@ export type Queryable = Pick<pg.ClientBase, 'query'>;
 /** What an append writes, in the order NewEntry's values are listed (recorded_at takes its default). */
 const ENTRY_COPY_COLUMNS: CopyColumn[] = [
   { name: 'seq', type: 'int8' },
-  { name: 'event_id', type: 'uuid' },
-  { name: 'org_id', type: 'uuid' },
-  { name: 'occurred_at', type: 'timestamptz' },
-  { name: 'application_id', type: 'text' },
-  { name: 'user_id', type: 'text' },
-  { name: 'integration', type: 'text' },
-  { name: 'capability', type: 'text' },
-  { name: 'action', type: 'text' },
-  { name: 'outcome', type: 'text' },
+  { names: SEARCH_COPY_COLUMNS.map((c) => c.name), type: 'encoded' },
   { name: 'entry', type: 'bytea' },
   { name: 'leaf_hash', type: 'bytea' },
 ];
@@ -159,20 +155,7 @@ export class LogRepository {
         db,
         'audit_entries',
         ENTRY_COPY_COLUMNS,
-        entries.map((e) => [
-          e.seq,
-          e.eventId,
-          e.orgId,
-          e.occurredAt,
-          e.applicationId,
-          e.userId,
-          e.integration,
-          e.capability,
-          e.action,
-          e.outcome,
-          e.entry,
-          e.leafHash,
-        ]),
+        entries.map((e) => [e.seq, e.searchFields, e.entry, e.leafHash]),
       );
       if (nodes.length > 0) {
         await db.query(

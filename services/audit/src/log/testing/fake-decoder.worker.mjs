@@ -19,15 +19,12 @@ parentPort.on('message', ({ id, bytes, offsets }) => {
       failures: [],
       messageIndex: first.map((_, i) => i),
       eventIds: first.map(String),
-      canonicalEvents: column('{}'),
-      orgIds: column(null),
+      // Each event's "canonical JSON" is its id as a JSON string, so ranges can be told apart.
+      canonicalEvents: new TextEncoder().encode(first.map((b) => `"${b}"`).join('')),
+      canonicalEnds: first.map((_, i) => first.slice(0, i + 1).reduce((n, b) => n + String(b).length + 2, 0)),
       occurredAtMs: column(0),
-      applicationIds: column(null),
-      userIds: column(null),
-      integrations: column(null),
-      capabilities: column(null),
-      actions: column('data_query'),
-      outcomes: column('allowed'),
+      searchFields: new Uint8Array(0),
+      searchFieldEnds: column(0),
     },
   });
 });
