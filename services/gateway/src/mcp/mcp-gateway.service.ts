@@ -789,24 +789,38 @@ export class McpGatewayService implements OnModuleDestroy {
       era,
       // The person's token when the upstream stream (re)opens ('' for a server that takes none),
       // as the org's view has the server then: none once they may no longer read it there.
-      token: async () =>
-        (
-          await this.stillReadable({ caller: auth.caller, virtualServer: auth.virtualServer, server }).catch(
-            () => undefined,
-          )
-        )?.token,
+      // Asked of the broker each time, never the calls' kept credential: a stream reopens after
+      // the server refused one, and the kept one may be it.
+      token: async () => {
+        const current = await this.stillReadable({
+          caller: auth.caller,
+          virtualServer: auth.virtualServer,
+          server,
+        }).catch(() => undefined);
+        if (!current) return undefined;
+        if (current.server.auth === 'none') return '';
+        return this.tokenIfConnected(auth.caller, current.server.integration, current.server);
+      },
     };
   }
 
   /** Before each delivery and on every change of the org: may the subscriber still read the resource? */
   private async mayStillRead(subscription: ResourceSubscription): Promise<boolean> {
-    return (await this.stillReadable(subscription)) !== undefined;
+    try {
+      return (await this.stillReadable(subscription)) !== undefined;
+    } catch (error) {
+      // The application (or org) is gone: the subscription ends. Policy unreachable: this
+      // delivery is skipped, the next change asks again.
+      if (AppError.from(error).code === 'not_found') return false;
+      throw error;
+    }
   }
 
   /**
    * The subscription's server as the org's view has it now — the same URL, offered whole at its
    * endpoint, readable by the caller — with their credential for it; else none. Never the view
-   * of subscribe time: a server withdrawn or re-registered since gets neither deliveries nor a token.
+   * of subscribe time: a server withdrawn from the endpoint or moved to another URL since gets
+   * neither deliveries nor a token.
    */
   private async stillReadable(
     subscription: Pick<ResourceSubscription, 'caller' | 'virtualServer' | 'server'>,
