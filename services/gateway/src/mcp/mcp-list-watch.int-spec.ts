@@ -220,6 +220,34 @@ describe("a person's tool list at the gateway", () => {
     expect(watcher.openCount).toBe(1);
   });
 
+  it('opens nothing upstream for a server dropped while the person’s token was looked up', async () => {
+    gatewayParts();
+    const { view } = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    // The real client, observed: every stream the watcher asks it for.
+    const listen = upstream.listen.bind(upstream);
+    let listens = 0;
+    upstream.listen = (...args) => {
+      listens++;
+      return listen(...args);
+    };
+    let asked!: () => void;
+    const tokenAsked = new Promise<void>((resolve) => (asked = resolve));
+    let release!: (token: string) => void;
+    const held = new Promise<string>((resolve) => (release = resolve));
+    watcher.wantedBy(() => true);
+    watcher.follow(ORG, ALICE, [view], () => {
+      asked();
+      return held;
+    });
+    await tokenAsked;
+    // The server left the org's view while the token was looked up.
+    watcher.follow(ORG, ALICE, [], () => Promise.resolve(token));
+    release(token);
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(listens).toBe(0);
+    expect(watcher.openCount).toBe(0);
+  });
+
   it('runs its streams, reads and retries outside the request that asked to follow', async () => {
     gatewayParts();
     const { view, offerSearchCode } = await upstreamServer({ toolsTtlMs: 3_600_000 });

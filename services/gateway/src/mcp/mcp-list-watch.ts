@@ -120,6 +120,8 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
       stream: new KeptStream(
         async () => {
           const now = await watch.token().catch(() => undefined);
+          // Dropped or shut down while the token was looked up: no upstream session is opened.
+          if (watch.stream.stopped) return undefined;
           if (!now) return 'no-token';
           return (await this.upstream.listen(watch.server, now, () => watch.changed())) ?? 'unsupported';
         },

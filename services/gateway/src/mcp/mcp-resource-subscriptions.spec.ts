@@ -143,4 +143,16 @@ describe('McpResourceSubscriptions', () => {
     await settle();
     expect(double.open().map((o) => o.uris)).toEqual([['x://2']]);
   });
+
+  it('opens nothing upstream when shut down while the person’s token was looked up', async () => {
+    const { subs, double, sub } = registry(10);
+    let release!: (token: string) => void;
+    const held = new Promise<string>((resolve) => (release = resolve));
+    subs.add([{ ...sub('a', 'x://1'), token: () => held }]);
+    await settle();
+    await subs.onApplicationShutdown();
+    release('person-token');
+    await settle();
+    expect(double.opened).toEqual([]);
+  });
 });

@@ -207,6 +207,8 @@ export class McpResourceSubscriptions extends UpstreamWatches<Watch> {
     // Any of the person's subscribers' tokens: it is the person's connection either way.
     let token: string | undefined;
     for (const s of subscriptions) if ((token = await s.token().catch(() => undefined)) !== undefined) break;
+    // Dropped or shut down while the token was looked up: no upstream session is opened.
+    if (watch.stream.stopped) return undefined;
     if (token === undefined) return 'no-token';
     const listener = await this.upstream.watchResources(watch.server, token || undefined, uris.split('\n'), (uri) =>
       this.updated(watch, uri),
