@@ -120,7 +120,7 @@ function range(bytes: Uint8Array, ends: readonly number[], i: number): Uint8Arra
 }
 
 /** `texts` as UTF-8, one after the other, in a buffer of their own (transferable); `ends` gets each one's end offset. */
-export function utf8Concat(texts: readonly string[], ends: number[]): Uint8Array {
+function utf8Concat(texts: readonly string[], ends: number[]): Uint8Array {
   let total = 0;
   for (const text of texts) {
     total += Buffer.byteLength(text, 'utf8');
