@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 
 // What patches/@nats-io__nats-core@3.4.0.patch changes in the NATS client, against the real
-// server: the client's socket writes wait for the end of the event loop's turn, and nothing
-// queued is lost to a close. Subjects are unique to this file so parallel runs never meet.
+// server: the client's socket writes wait for the end of the event loop's turn, a command
+// queued just before close() is written first (best effort: close() destroys the socket, so
+// what the kernel does not take is lost — services shut down with drain()), and a request
+// settles as before without cancel()'s error after its reply. Subjects are unique to this
+// file so parallel runs never meet.
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const prefix = `test${randomUUID().slice(0, 8)}`;
 
@@ -56,6 +59,31 @@ describe('the patched NATS client', () => {
       expect(writes.count).toBe(1);
     } finally {
       await nc.close();
+    }
+  });
+
+  it('a request still fails as it did: timeout, no responders, the connection closed under it', async () => {
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const silent = `${prefix}.silent`;
+      // Someone listens and never answers: the request's own timeout.
+      server.subscribe(silent, { callback: () => undefined });
+      await server.flush();
+      const timedOut = await nc.request(silent, 'x', { timeout: 200 }).catch((error: unknown) => error);
+      expect(timedOut).toBeInstanceOf(TimeoutError);
+      // Nobody listens: the server's no-responders status.
+      const unanswered = await nc.request(`${prefix}.nobody`, 'x', { timeout: 2_000 }).catch((e: unknown) => e);
+      expect(unanswered).toBeInstanceOf(RequestError);
+      expect((unanswered as RequestError).cause).toBeInstanceOf(NoRespondersError);
+      // Closed while the request waits: rejected, not left pending.
+      const pending = nc.request(silent, 'x', { timeout: 30_000 }).catch((error: unknown) => error);
+      await nc.flush();
+      await nc.close();
+      const closed = await pending;
+      expect(closed).toBeInstanceOf(RequestError);
+      expect(String((closed as Error).message)).toMatch(/closed/);
+    } finally {
+      if (!nc.isClosed()) await nc.close();
     }
   });
 

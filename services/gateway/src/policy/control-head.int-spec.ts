@@ -84,6 +84,21 @@ describe('ControlHead on a stream that republishes its sequences (one server)', 
     expect(spy.count()).toBe(0);
     expect(head.stats.asked).toBe(1);
     expect(head.stats.flushed).toBeGreaterThanOrEqual(201);
+
+    // Checks from separate callbacks of one event-loop turn (HTTP requests read in one poll
+    // phase) share one round trip, sent after the last of them asked.
+    const flushedBefore = head.stats.flushed;
+    const { seq: latest } = await policyChanged(publisher);
+    const sameTurn = await new Promise<Promise<number>[]>((resolve) => {
+      const started: Promise<number>[] = [];
+      for (let i = 0; i < 8; i += 1)
+        setImmediate(() => {
+          started.push(head.latestSeq());
+          if (started.length === 8) resolve(started);
+        });
+    });
+    for (const answer of await Promise.all(sameTurn)) expect(answer).toBeGreaterThanOrEqual(latest);
+    expect(head.stats.flushed - flushedBefore).toBe(1);
     spy.stop();
   });
 
