@@ -5,10 +5,17 @@
 // gateway alone) and the gateway's share. Runs the stack from dist/ (pnpm build first) on a
 // private database and nats-server; the upstream is tools/mcp-upstreams in its own process.
 //   BENCH_SECONDS (10), BENCH_CONCURRENCY (32), BENCH_ERA (modern | legacy)
+// BENCH_PROFILE_DIR=<dir>: every service and the upstream run with --cpu-prof into <dir>, and
+// flame graphs and self-time tables over each run's window are written there: the gateway's
+// (flame-mcp-gateway.svg, top-mcp-gateway.txt), the upstream's in each run
+// (flame-mcp-upstream-direct.svg, flame-mcp-upstream-via-gateway.svg) and the other services'
+// top tables. This process (the load generator and the GitHub simulator) writes its own
+// profile only when it exits: run it as `node --cpu-prof --cpu-prof-dir=<dir>`, and the
+// command drawing it is printed.
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { spawnGithubMcp } from '@context-gateway/mcp-upstreams';
@@ -16,6 +23,7 @@ import { RpcClient } from '@context-gateway/messaging';
 import { startSimulator } from '@context-gateway/source-simulators';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
+import { renderFlameGraph, selfTimeTable } from '../../scripts/flamegraph.mjs';
 import { startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
 import { mcpAgentOrg } from '../support/mcp-agent-org.mjs';
 
@@ -28,6 +36,10 @@ const CLIENT_ID = 'cg-bench-mcp-github';
 const CLIENT_SECRET = 'cg-bench-mcp-github-secret-0123456789';
 const CALLBACK = 'http://127.0.0.1:9/bench-callback';
 const SCOPES = ['github:read:profile', 'github:tools'];
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+const PROFILE_ARGS = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 if (
   !existsSync(join(rootDir, 'services/gateway/dist/main.js')) ||
@@ -73,6 +85,9 @@ async function agents(url, token) {
   );
 }
 
+/** Each run's window on the monotonic clock (the profiles' clock), for the flame graphs. */
+const windows = [];
+
 /** Closed loop: each client calls again as soon as its call returns, for SECONDS. */
 async function drive(label, clients, name, pids) {
   const latencies = [];
@@ -86,6 +101,8 @@ async function drive(label, clients, name, pids) {
   };
   const cpu0 = processCpuMs(pids.all);
   const gw0 = processCpuMs(pids.gateway);
+  const each0 = Object.fromEntries(Object.entries(pids.named).map(([name, pid]) => [name, processCpuMs([pid])]));
+  const fromUs = monotonicUs();
   const busy0 = machineBusyMs();
   const self0 = process.cpuUsage();
   const load = loadavg()[0];
@@ -108,7 +125,13 @@ async function drive(label, clients, name, pids) {
       }
     }),
   );
+  const toUs = monotonicUs();
   const ok = latencies.length;
+  const byProcess = Object.fromEntries(
+    Object.entries(pids.named).map(([name, pid]) => [name, +((processCpuMs([pid]) - each0[name]) / ok).toFixed(3)]),
+  );
+  console.log(`${label}: CPU ms/call by process`, byProcess);
+  windows.push({ label, fromUs, toUs, rate: Math.round(ok / SECONDS) });
   latencies.sort((a, b) => a - b);
   const pct = (p) => +(latencies[Math.min(ok - 1, Math.floor((p / 100) * ok))] ?? NaN).toFixed(2);
   const self = process.cpuUsage(self0);
@@ -130,7 +153,7 @@ async function drive(label, clients, name, pids) {
 // --- the stack, an org, a person ---------------------------------------------------------
 // The upstream checks every call's token at the simulator: no rate limit may end a run early.
 const sim = await startSimulator({ provider: 'github', rateLimit: 100_000_000, maxConcurrentRequests: 10_000 });
-const upstream = await spawnGithubMcp(sim.url);
+const upstream = await spawnGithubMcp(sim.url, { nodeArgs: PROFILE_ARGS });
 console.log(`starting the stack (era ${ERA}, ${CONCURRENCY} calls in flight, ${SECONDS} s per run) …`);
 const bench = await startBenchStack('mcp', {
   // BENCH_SERVICE_ENV='{"NODE_OPTIONS":"--import /path/profiler.mjs"}' adds to every service's environment.
@@ -145,12 +168,15 @@ const bench = await startBenchStack('mcp', {
   MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
   RATE_LIMIT_PER_KEY: '100000000',
   RATE_LIMIT_PER_IP: '100000000',
+  ...(PROFILE_DIR ? { STACK_NODE_ARGS: PROFILE_ARGS.join(' ') } : {}),
 }).catch(async (error) => {
   await upstream.stop();
   await sim.stop();
   throw error;
 });
 const { stack, nc } = bench;
+/** The processes whose profiles are drawn (set once the stack runs). */
+let profiled;
 try {
   const gateway = `http://localhost:${new URL(stack.urls.gateway).port}`;
   const {
@@ -190,7 +216,12 @@ try {
   const pids = {
     all: [...Object.values(stack.processes).map((p) => p.child.pid), upstream.pid],
     gateway: [stack.processes.gateway.child.pid],
+    named: {
+      ...Object.fromEntries(Object.entries(stack.processes).map(([name, p]) => [name, p.child.pid])),
+      upstream: upstream.pid,
+    },
   };
+  profiled = pids.named;
   const viaGateway = await agents(`${gateway}/mcp`, agentToken);
   const direct = await agents(upstream.url, githubToken);
   // Warm-up: the tool list read into policy, JIT, connections.
@@ -215,4 +246,33 @@ try {
   await bench.stop();
   await upstream.stop();
   await sim.stop();
+}
+
+// The services and the upstream wrote their profiles as they exited.
+if (PROFILE_DIR && profiled) {
+  const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile'));
+  const profileOf = (pid) => {
+    const file = files.find((f) => f.split('.')[3] === String(pid));
+    return file && JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8'));
+  };
+  const [direct, via] = windows;
+  const draw = (name, pid, window, what) => {
+    const profile = profileOf(pid);
+    if (!profile) return console.log(`no CPU profile of ${name} (pid ${pid}) in ${PROFILE_DIR}`);
+    const title = `${name}, ${SECONDS} s of MCP tools/call ${what} at ${window.rate} calls/s (${ERA})`;
+    writeFileSync(join(PROFILE_DIR, `flame-mcp-${name}.svg`), renderFlameGraph(profile, { ...window, title }));
+    writeFileSync(join(PROFILE_DIR, `top-mcp-${name}.txt`), `${selfTimeTable(profile, { ...window, top: 40 })}\n`);
+    console.log(`flame graph: ${join(PROFILE_DIR, `flame-mcp-${name}.svg`)}, self time: top-mcp-${name}.txt`);
+  };
+  if (via) {
+    draw('gateway', profiled.gateway, via, 'through the gateway');
+    draw('upstream-via-gateway', profiled.upstream, via, 'through the gateway');
+    for (const name of ['identity', 'policy', 'audit', 'connection-broker'])
+      if (profiled[name]) draw(name, profiled[name], via, 'through the gateway');
+  }
+  if (direct) draw('upstream-direct', profiled.upstream, direct, 'straight to the upstream');
+  for (const w of windows)
+    console.log(
+      `this process (load generator + GitHub simulator), ${w.label}: node scripts/flamegraph.mjs ${PROFILE_DIR}/CPU.*.${process.pid}.*.cpuprofile --from-us ${w.fromUs} --to-us ${w.toUs} > out.svg`,
+    );
 }

@@ -75,9 +75,9 @@ async function seen(url: string): Promise<(string | null)[]> {
 }
 
 /** Starts the CLI and waits for the JSON line it prints once it listens. */
-async function startCli(args: string[]) {
+async function startCli(args: string[], nodeArgs: readonly string[] = []) {
   const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const line = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`mcp upstream exited with ${code} before listening`)));
@@ -110,15 +110,24 @@ export async function spawnConformanceMcp(): Promise<SpawnedMcp> {
 /** Runs the GitHub-shaped upstream as a separate process (from dist/: `pnpm build` first). */
 export async function spawnGithubMcp(
   githubApiUrl: string,
-  options: { faultyTools?: boolean; legacyOnly?: boolean; toolsTtlMs?: number } = {},
+  options: {
+    faultyTools?: boolean;
+    legacyOnly?: boolean;
+    toolsTtlMs?: number;
+    /** Node flags for the process (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+    nodeArgs?: readonly string[];
+  } = {},
 ): Promise<UpstreamProcess> {
-  const { child, line, exited } = await startCli([
-    '--github-api',
-    githubApiUrl,
-    ...(options.faultyTools ? ['--faulty-tools'] : []),
-    ...(options.legacyOnly ? ['--legacy-only'] : []),
-    ...(options.toolsTtlMs !== undefined ? ['--tools-ttl-ms', String(options.toolsTtlMs)] : []),
-  ]);
+  const { child, line, exited } = await startCli(
+    [
+      '--github-api',
+      githubApiUrl,
+      ...(options.faultyTools ? ['--faulty-tools'] : []),
+      ...(options.legacyOnly ? ['--legacy-only'] : []),
+      ...(options.toolsTtlMs !== undefined ? ['--tools-ttl-ms', String(options.toolsTtlMs)] : []),
+    ],
+    options.nodeArgs,
+  );
   const { url } = JSON.parse(line) as { url: string };
   return {
     url,

@@ -1,5 +1,5 @@
 import { checkOutboundUrl, guardedLookup, type OutboundPolicy } from '@context-gateway/service-kit';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 
 /** Where the gateway may send an upstream MCP request (an org admin chose the URL). */
 export type UpstreamPolicy = OutboundPolicy;
@@ -18,10 +18,20 @@ export class UpstreamTooLargeError extends Error {
 
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
+/** Statuses whose answer has no body (a Response refuses one). */
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
 /**
  * The fetch the gateway's MCP client uses upstream: guarded addresses, no redirects, every
  * exchange bounded by `timeoutMs` (also while the body streams) and every answer by
  * `maxBytes` (counted as it arrives; the stream fails past it, nothing is buffered whole).
+ *
+ * It speaks to undici's dispatcher directly rather than through undici's fetch: the SDK
+ * only ever sends a string body, which goes out in one write with its headers (fetch turns
+ * it into a web stream written chunk by chunk), and the answer is one web stream over the
+ * socket's body with the byte limit counted in it (fetch's stream piped through a counting
+ * TransformStream was three); the profile of `pnpm bench:mcp` showed fetch's machinery as
+ * the gateway's biggest single cost per call (docs/perf/README.md).
  */
 export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: number; maxBytes: number }): {
   fetch: FetchLike;
@@ -31,6 +41,9 @@ export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: numb
   const fetch: FetchLike = async (input, init) => {
     const url = new URL(String(input));
     checkUpstreamUrl(url.href, options.policy);
+    const body = init?.body;
+    if (body != null && typeof body !== 'string' && !(body instanceof Uint8Array))
+      throw new TypeError('The upstream fetch sends only string or byte bodies');
     // One timer for the whole exchange, the body's streaming included (cheaper than
     // AbortSignal.timeout + AbortSignal.any on every request).
     const controller = new AbortController();
@@ -50,46 +63,96 @@ export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: numb
     controller.signal.addEventListener('abort', done, { once: true });
     if (outer?.aborted) onAbort();
     else outer?.addEventListener('abort', onAbort, { once: true });
-    let res;
+    let res: Dispatcher.ResponseData;
     try {
-      res = await undiciFetch(url, {
-        ...(init as Parameters<typeof undiciFetch>[1]),
-        redirect: 'manual',
+      res = await agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: init?.method ?? 'GET',
+        headers: headerObject(init?.headers),
+        body: body ?? null,
         signal: controller.signal,
-        dispatcher: agent,
       });
     } catch (error) {
       done();
       throw error;
     }
-    const declared = Number(res.headers.get('content-length') ?? 'NaN');
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+      else if (value !== undefined) headers.set(name, value);
+    }
+    const declared = Number(headers.get('content-length') ?? 'NaN');
     if (Number.isFinite(declared) && declared > options.maxBytes) {
       done();
-      await res.body?.cancel();
+      discard(res.body);
       throw new UpstreamTooLargeError(options.maxBytes);
     }
-    if (!res.body) {
+    const init2 = { status: res.statusCode, headers };
+    if (NULL_BODY_STATUSES.has(res.statusCode) || init?.method === 'HEAD') {
       done();
-      return res;
+      discard(res.body);
+      return new Response(null, init2);
     }
-    let read = 0;
-    const limited = res.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, stream) {
-          read += chunk.byteLength;
-          if (read > options.maxBytes) {
-            done();
-            stream.error(new UpstreamTooLargeError(options.maxBytes));
-          } else stream.enqueue(chunk);
-        },
-        flush: done,
-      }),
-    );
-    return new Response(limited as ReadableStream, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: res.headers as unknown as Headers,
-    });
+    return new Response(limitedBody(res.body, options.maxBytes, controller.signal, done), init2);
   };
   return { fetch, close: () => agent.close() };
+}
+
+/** `body` as one web stream, failing past `maxBytes` or when `signal` aborts; `done` once it ends however. */
+function limitedBody(
+  body: Dispatcher.ResponseData['body'],
+  maxBytes: number,
+  signal: AbortSignal,
+  done: () => void,
+): ReadableStream<Uint8Array> {
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let read = 0;
+  const stop = () => discard(body, signal.reason);
+  signal.addEventListener('abort', stop, { once: true });
+  const finish = () => {
+    signal.removeEventListener('abort', stop);
+    done();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next: IteratorResult<Buffer> = await chunks.next();
+        if (next.done) {
+          finish();
+          controller.close();
+          return;
+        }
+        const value = next.value;
+        read += value.byteLength;
+        if (read > maxBytes) {
+          finish();
+          discard(body);
+          controller.error(new UpstreamTooLargeError(maxBytes));
+        } else controller.enqueue(value);
+      } catch (error) {
+        finish();
+        controller.error(signal.aborted ? signal.reason : error);
+      }
+    },
+    cancel() {
+      finish();
+      discard(body);
+    },
+  });
+}
+
+/** Lets go of an answer's body unread (its connection is not reused); the error it then emits goes nowhere. */
+function discard(body: Dispatcher.ResponseData['body'], reason?: unknown): void {
+  body.on('error', () => undefined);
+  body.destroy(reason as Error | undefined);
+}
+
+/** Request headers as undici's dispatcher takes them. */
+function headerObject(headers: RequestInit['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (headers === undefined) return out;
+  // The SDK passes a Headers: read as it is, not copied first.
+  (headers instanceof Headers ? headers : new Headers(headers)).forEach((value, name) => (out[name] = value));
+  return out;
 }

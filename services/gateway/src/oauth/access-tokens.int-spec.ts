@@ -142,6 +142,16 @@ describe('access tokens on API-key routes', () => {
     expect(((await res.json()) as { detail: string }).detail).toContain('acting for a person');
   });
 
+  it('refuse a token accepted before (its verification kept) once it has expired', async () => {
+    // Expires in 1 s; the verifier allows 5 s of clock skew.
+    const shortLived = await token({}, { exp: '1s' });
+    expect((await call(shortLived)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    const res = await call(shortLived);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: 'unauthenticated' });
+  }, 20_000);
+
   it('refuse a token that is not a JWS at all, as before', async () => {
     expect((await call('not-a-token')).status).toBe(401);
   });

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { ApplicationStatus, rpc } from '@context-gateway/proto';
@@ -18,6 +20,16 @@ export function looksLikeAccessToken(token: string): boolean {
   return JWS_SHAPE.test(token);
 }
 
+/**
+ * How long a token's verified signature and claims are kept (by the token's hash): at most
+ * this, never past its `exp`. Shorter than the JWKS cache (10 min), so a key identity
+ * withdraws stops working here no later than it did without this; revocation, the
+ * application's state and scopes are still checked on every request.
+ */
+const VERIFIED_KEEP_MS = 60_000;
+/** Verified tokens kept at most (the oldest goes first). */
+const MAX_VERIFIED = 10_000;
+
 /** What a verified access token says (RFC 9068 claims and ours). */
 export interface AccessTokenClaims {
   jti: string;
@@ -31,6 +43,8 @@ export interface AccessTokenClaims {
   grantId: string | undefined;
   /** `iat`, in seconds. */
   issuedAt: number;
+  /** `exp`, in seconds. */
+  expiresAt: number;
 }
 
 /**
@@ -53,6 +67,8 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
   readonly #audience: string;
   readonly #revocations: TokenRevocations;
   readonly #freshnessMs: number;
+  /** SHA-256 of a token → its verified claims, until `until` (epoch ms): an ES256 verification per token, not per request. */
+  readonly #verified = new Map<string, { claims: AccessTokenClaims; until: number }>();
   /** applicationId → what identity said of an active application, and the revocation position then. */
   readonly #applications = new Map<string, { orgId: string; active: boolean; clientId: string; seqAtAsk: number }>();
 
@@ -83,6 +99,19 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async verify(token: string): Promise<AccessTokenClaims> {
+    const key = createHash('sha256').update(token).digest('base64url');
+    const kept = this.#verified.get(key);
+    if (kept && kept.until > Date.now()) return kept.claims;
+    const claims = await this.verifyNow(token);
+    if (this.#verified.size >= MAX_VERIFIED) {
+      for (const [old, entry] of this.#verified) if (entry.until <= Date.now()) this.#verified.delete(old);
+      if (this.#verified.size >= MAX_VERIFIED) this.#verified.delete(this.#verified.keys().next().value as string);
+    }
+    this.#verified.set(key, { claims, until: Math.min(Date.now() + VERIFIED_KEEP_MS, claims.expiresAt * 1000) });
+    return claims;
+  }
+
+  private async verifyNow(token: string): Promise<AccessTokenClaims> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.#jwks, {
@@ -112,19 +141,22 @@ export class AccessTokens implements OnApplicationBootstrap, OnApplicationShutdo
       scope,
       grant_id: grantId,
       iat,
+      exp,
     } = payload;
     if (![jti, sub, clientId, orgId, applicationId].every((v) => typeof v === 'string' && v !== ''))
       throw invalidToken();
-    return {
+    // Frozen: one token's claims are shared by its requests while kept.
+    return Object.freeze({
       jti: jti as string,
       clientId: clientId as string,
       orgId: orgId as string,
       applicationId: applicationId as string,
       userId: sub === clientId ? undefined : sub,
-      scopes: typeof scope === 'string' && scope ? scope.split(' ') : [],
+      scopes: Object.freeze(typeof scope === 'string' && scope ? scope.split(' ') : []) as string[],
       grantId: typeof grantId === 'string' && grantId !== '' ? grantId : undefined,
       issuedAt: iat as number,
-    };
+      expiresAt: exp as number,
+    });
   }
 
   /**
