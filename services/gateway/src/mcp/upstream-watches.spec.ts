@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 
 import type { UpstreamListener } from './mcp-upstream.js';
-import { KeptStream, type Opening } from './upstream-watches.js';
+import { KeptStream, type Opening, UNSUPPORTED_RETRY_MS } from './upstream-watches.js';
 
 // The keeper of one standing upstream stream, against a server double whose streams the test
 // ends and whose opens it fails, on Jest's clock: when it asks the server again.
@@ -9,13 +9,15 @@ describe('KeptStream', () => {
   beforeEach(() => void jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] }));
   afterEach(() => void jest.useRealTimers());
 
-  function server() {
+  function server(opened?: () => void) {
     const streams: { end: () => void; closed: boolean }[] = [];
     let refuse = false;
+    let answer: 'no-token' | 'unsupported' | undefined;
     let held: Promise<void> | undefined;
     const connect = async (): Promise<Opening> => {
       if (held) await held;
       if (refuse) throw new Error('connection refused');
+      if (answer) return answer;
       let end!: () => void;
       const entry = { end: () => end(), closed: false };
       streams.push(entry);
@@ -29,12 +31,14 @@ describe('KeptStream', () => {
       return listener;
     };
     const failures: Error[] = [];
-    const kept = new KeptStream(connect, (error) => failures.push(error));
+    const kept = new KeptStream(connect, (error) => failures.push(error), opened);
     return {
       kept,
       streams,
       failures,
       refuse: (yes: boolean) => (refuse = yes),
+      /** What the next opens answer instead of a stream (undefined: a stream). */
+      answer: (next: typeof answer) => (answer = next),
       hold: () => {
         let release!: () => void;
         held = new Promise((resolve) => (release = resolve));
@@ -115,5 +119,49 @@ describe('KeptStream', () => {
     streams[1]?.end();
     await advance(120_000);
     expect(streams).toHaveLength(2);
+  });
+
+  it('opens at once on a reopen while it waits for the person to connect', async () => {
+    const { kept, streams, answer } = server();
+    answer('no-token');
+    kept.reopen();
+    await advance(0);
+    expect(streams).toHaveLength(0);
+    // They connected (or subscribed, or changed what they follow): no wait for the retry.
+    answer(undefined);
+    kept.reopen();
+    await advance(0);
+    expect(streams).toHaveLength(1);
+    // The wait was cleared, not left to open a second stream later.
+    await advance(120_000);
+    expect(streams).toHaveLength(1);
+    await kept.stop();
+  });
+
+  it('leaves a reopen to the retry while a server that offers no stream waits to be asked again', async () => {
+    const { kept, streams, answer } = server();
+    answer('unsupported');
+    kept.reopen();
+    await advance(0);
+    answer(undefined);
+    kept.reopen();
+    await advance(UNSUPPORTED_RETRY_MS - 1);
+    expect(streams).toHaveLength(0);
+    await advance(1);
+    expect(streams).toHaveLength(1);
+    await kept.stop();
+  });
+
+  it('reopens a stream that ended even when hearing of it opened threw', async () => {
+    const { kept, streams, failures } = server(() => {
+      throw new Error('opened failed');
+    });
+    kept.reopen();
+    await advance(0);
+    expect(failures.map((f) => f.message)).toEqual(['opened failed']);
+    streams[0]?.end();
+    await advance(1_000);
+    expect(streams).toHaveLength(2);
+    await kept.stop();
   });
 });

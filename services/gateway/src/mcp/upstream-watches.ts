@@ -28,14 +28,22 @@ export type Opening = UpstreamListener | 'unsupported' | 'no-token' | undefined;
  * One standing upstream stream, kept open: `connect` opens it (asked again after it ends or
  * fails, with exponential backoff), `opened` hears of each new one. `reopen` replaces the open
  * stream (the new one opens before the old one closes: no gap); reopens run one at a time
- * (serialRuns), and while a retry waits its turn a reopen waits with it — the retry opens what
- * is wanted then, and a burst of changes against a failing server does not skip its backoff.
+ * (serialRuns). What a reopen does while a retry waits depends on why it waits:
+ * - after a failure (an open that threw, a stream that ended early): the reopen waits with it —
+ *   the retry opens what is wanted then, and a burst of changes against a failing server does
+ *   not skip its backoff;
+ * - the person had no token: the reopen opens now (they may have connected since; a new
+ *   subscription or changed URIs should not wait up to MAX_BACKOFF_MS);
+ * - the server offers no such stream: the reopen waits with it (UNSUPPORTED_RETRY_MS; what the
+ *   person wants does not change what the server offers).
  */
 export class KeptStream {
   listener: UpstreamListener | undefined;
   private closed = false;
   private backoffMs = FIRST_BACKOFF_MS;
   private timer: NodeJS.Timeout | undefined;
+  /** Why the pending retry waits (`timer`): a reopen cuts only a no-token wait short. */
+  private waitingFor: 'backoff' | 'no-token' | 'unsupported' = 'backoff';
   private readonly runs: () => void;
 
   constructor(
@@ -54,10 +62,10 @@ export class KeptStream {
     return this.closed;
   }
 
-  /** Opens a stream for what is wanted now, unless a retry is already waiting (it will). */
+  /** Opens a stream for what is wanted now, unless a retry after a failure or refusal waits (it will). */
   reopen(): void {
     // Outlives the request that asked for it (its stream, retries): not in its context.
-    if (!this.closed && !this.timer) runDetached(this.runs);
+    if (!this.closed && !this.waits()) runDetached(this.runs);
   }
 
   async stop(): Promise<void> {
@@ -68,8 +76,8 @@ export class KeptStream {
   }
 
   private async openOnce(): Promise<void> {
-    // A reopen queued behind a run that scheduled a retry leaves it to the retry.
-    if (this.closed || this.timer) return;
+    // A reopen queued behind a run that scheduled a retry leaves it to the retry (but for a no-token wait).
+    if (this.closed || this.waits()) return;
     let opening: Opening;
     try {
       opening = await this.connect();
@@ -78,25 +86,35 @@ export class KeptStream {
       return this.retry(this.backoff());
     }
     if (this.closed) return void (typeof opening === 'object' ? opening.close() : undefined);
-    if (opening === 'no-token') return this.retry(MAX_BACKOFF_MS);
-    if (opening === 'unsupported') return this.retry(UNSUPPORTED_RETRY_MS);
+    if (opening === 'no-token') return this.retry(MAX_BACKOFF_MS, 'no-token');
+    if (opening === 'unsupported') return this.retry(UNSUPPORTED_RETRY_MS, 'unsupported');
     if (!opening) return;
     const listener = opening;
     const replaced = this.listener;
     this.listener = listener;
     const openedAt = performance.now();
     void replaced?.close();
-    this.opened(listener);
+    // Heard before `opened` runs: should it throw, the stream is still reopened when it ends.
     void listener.ended.then((how) => {
       if (this.listener !== listener) return;
       this.listener = undefined;
       // The stream is over: its client and session go too.
       void listener.close();
-      if (how === 'unsupported') return this.retry(UNSUPPORTED_RETRY_MS);
+      if (how === 'unsupported') return this.retry(UNSUPPORTED_RETRY_MS, 'unsupported');
       if (performance.now() - openedAt < HEALTHY_STREAM_MS) return this.retry(this.backoff());
       this.backoffMs = FIRST_BACKOFF_MS;
       this.retry(0);
     });
+    this.opened(listener);
+  }
+
+  /** Whether a retry waits that a reopen must leave to it; a no-token wait is cleared instead. */
+  private waits(): boolean {
+    if (this.timer && this.waitingFor === 'no-token') {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    return this.timer !== undefined;
   }
 
   /** The wait before the next try after a failure; the one after it doubles. */
@@ -106,9 +124,10 @@ export class KeptStream {
     return wait;
   }
 
-  private retry(delayMs: number): void {
+  private retry(delayMs: number, why: KeptStream['waitingFor'] = 'backoff'): void {
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);
+    this.waitingFor = why;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.runs();
