@@ -13,13 +13,12 @@ import { htmlPageHeaders } from '../http/html.js';
 import { Route } from '../http/route.decorator.js';
 import { ConnectFlowService } from './connect.service.js';
 import { CONSENT_SCRIPT, consentPage, errorPage, refusedPage } from './connect-pages.js';
+import { METADATA_DOCUMENT, REGISTRATION_KEY } from './registration-key.js';
 
 /** Binds the OAuth state to the browser that left for the source. */
 const STATE_COOKIE = COOKIES.connectState;
 
 const tokenParams = z.object({ token: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a connect link') }).strict();
-/** An MCP server registration's key (the broker makes them: 128 random bits, base64url). */
-const REGISTRATION_KEY = /^[A-Za-z0-9_-]{22}$/;
 const registrationParams = z
   .object({ registrationKey: z.string().regex(REGISTRATION_KEY, 'not a registration key') })
   .strict();
@@ -27,8 +26,7 @@ const metadataDocumentParams = z
   .object({
     document: z
       .string()
-      // The key's own pattern, then `.json`: one definition of what a key looks like.
-      .regex(new RegExp(REGISTRATION_KEY.source.replace(/\$$/, '\\.json$')), 'not a client metadata document')
+      .regex(METADATA_DOCUMENT, 'not a client metadata document')
       .describe('`<registration key>.json`'),
   })
   .strict();
