@@ -387,8 +387,9 @@ export class McpGatewayService implements OnModuleDestroy {
     server.setRequestHandler('resources/read', (request, context) =>
       this.readResource(auth, ctx.era, request.params.uri, context.mcpReq.signal, logsOf(context.mcpReq)),
     );
-    // 2025-11-25 only: 2026-07-28 has no resources/subscribe (subscriptions/listen replaced it,
-    // fetch), so there it is an unknown method (-32601) as the specification's schema has it.
+    // 2025-11-25 only: 2026-07-28 has no resources/subscribe (subscriptions/listen replaced it).
+    // The era check changes no answer — on 2026-07-28 the SDK itself answers it as an unknown
+    // method (-32601), handler or not — it only says which revision these handlers serve.
     if (auth.virtualServer === undefined && ctx.era === 'legacy') {
       server.setRequestHandler('resources/subscribe', async (request) => {
         const subscription = await this.subscription(auth, request.params.uri, 'legacy');
