@@ -7,14 +7,14 @@ import type { UpstreamListener } from './mcp-upstream.js';
 import { serialRuns } from './serial-runs.js';
 
 /** After a stream fails or ends early, the next try waits this long, doubling up to MAX_BACKOFF_MS. */
-export const FIRST_BACKOFF_MS = 1_000;
-export const MAX_BACKOFF_MS = 60_000;
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
 /**
  * A stream that lived this long was healthy: when it ends (its lifetime ran out) it is reopened
  * at once and the backoff starts over. Only then — a server that accepts a stream and drops it
  * at once every time must not be asked again every FIRST_BACKOFF_MS.
  */
-export const HEALTHY_STREAM_MS = 30_000;
+const HEALTHY_STREAM_MS = 30_000;
 /** A server that offers no such stream is asked again after this long (it may have been upgraded). */
 export const UNSUPPORTED_RETRY_MS = 10 * 60_000;
 
