@@ -248,6 +248,29 @@ describe("a person's tool list at the gateway", () => {
     expect(watcher.openCount).toBe(0);
   });
 
+  it('opens once the org changes after the person connected, not after the wait for a token', async () => {
+    gatewayParts();
+    const { view } = await upstreamServer({ toolsTtlMs: 3_600_000 });
+    const next = changes();
+    const person: { token?: string } = {};
+    let asked!: () => void;
+    const tokenAsked = new Promise<void>((resolve) => (asked = resolve));
+    watcher.wantedBy(() => true);
+    watcher.follow(ORG, ALICE, [view], () => {
+      asked();
+      return Promise.resolve(person.token);
+    });
+    // Not connected: no stream, and the next try would be a minute away.
+    await tokenAsked;
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(watcher.openCount).toBe(0);
+    // They connect (a grant of the org changes): the stream opens and the list is read now.
+    person.token = token;
+    watcher.recheck(ORG);
+    expect((await next()).integration).toBe('github');
+    expect(watcher.openCount).toBe(1);
+  });
+
   it('runs its streams, reads and retries outside the request that asked to follow', async () => {
     gatewayParts();
     const { view, offerSearchCode } = await upstreamServer({ toolsTtlMs: 3_600_000 });

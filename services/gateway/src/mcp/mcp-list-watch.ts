@@ -108,6 +108,8 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
       found.token = token;
       // The newest view of the server (its catalog as of the org's latest revision).
       found.server = server;
+      // Waiting for the person's token: they may have one now.
+      found.stream.wake();
       return;
     }
     if (!this.hasRoom(orgId, server.integration, 'this list follows its TTL')) return;
@@ -169,15 +171,21 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
 
   /**
    * Something of the org changed (a grant, a connection): open streams whose person has no
-   * token for the server any more are closed (reopened when they have one again).
+   * token for the server any more are closed (reopened when they have one again), and streams
+   * waiting for a token try now (the person may just have connected), not after the wait.
    */
   recheck(orgId: string): void {
-    for (const watch of this.watches.values())
-      if (watch.orgId === orgId && watch.stream.listener)
-        void watch
-          .token()
-          .catch(() => undefined)
-          .then((token) => (token ? undefined : watch.stream.listener?.close()));
+    for (const watch of this.watches.values()) {
+      if (watch.orgId !== orgId) continue;
+      if (!watch.stream.listener) {
+        watch.stream.wake();
+        continue;
+      }
+      void watch
+        .token()
+        .catch(() => undefined)
+        .then((token) => (token ? undefined : watch.stream.listener?.close()));
+    }
   }
 
   protected sweep(): void {

@@ -68,6 +68,14 @@ export class KeptStream {
     if (!this.closed && !this.waits()) runDetached(this.runs);
   }
 
+  /**
+   * The person may have a token now (they connected, the org changed): a stream waiting for
+   * one opens now. Nothing else is touched — an open stream, a run under way, a backoff.
+   */
+  wake(): void {
+    if (this.timer && this.waitingFor === 'no-token') this.reopen();
+  }
+
   async stop(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
