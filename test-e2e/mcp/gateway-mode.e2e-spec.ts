@@ -12,7 +12,7 @@ import { AgentAuthorization } from '../support/agent-authorization.js';
 import { recentAuditEvents } from '../support/audit-stream.js';
 import { browserUrl, launchBrowser, sessionCookie } from '../support/browser.js';
 import { adminClient, OPERATOR_TOKEN } from '../support/identity-admin.js';
-import { mcpListener } from '../support/mcp-listener.js';
+import { type McpListener, mcpListener } from '../support/mcp-listener.js';
 import { addSoftPasskey, type SignedInPerson } from '../support/soft-passkey.mjs';
 import { connectSourceAccount, waitForBrokerToKnowApp } from '../support/source-connection.js';
 import { startTestStack, type TestStack, waitFor } from '../support/test-stack.js';
@@ -63,7 +63,7 @@ beforeAll(async () => {
     redirect_uris: [`http://localhost:${port}/v1/connect/callback`, `http://127.0.0.1:${port}/v1/connect/callback`],
     name: 'Context Gateway',
   });
-  for (const login of ['octo-agent', 'octo-late', 'octo-approver']) {
+  for (const login of ['octo-agent', 'octo-late', 'octo-approver', 'octo-narrow']) {
     await sim.control.createAccount({ login, counts: { repos: 3, starred: 0, issues: 0 } });
   }
   agentAuth = await AgentAuthorization.start();
@@ -107,17 +107,18 @@ afterAll(async () => {
 }, 60_000);
 
 /**
- * A new person signs up with a passkey inside the authorization and consents; the agent gets
- * their access token. `keep`: their browser stays open (signed in, the passkey in its virtual
- * authenticator) for pages they answer later.
+ * A new person signs up with a passkey inside the authorization and consents to `scope`; the
+ * agent gets their access token. `keep`: their browser stays open (signed in, the passkey in
+ * its virtual authenticator) for pages they answer later.
  */
 async function personToken(
   name: string,
   keep = false,
+  scope = 'github:tools',
 ): Promise<SignedInPerson & { accessToken: string; browser?: { context: BrowserContext; page: Page } }> {
   const context = await browser.newContext();
   const page = await context.newPage();
-  const accessToken = await agentAuth.signUpAndAuthorize(page, name, 'github:tools');
+  const accessToken = await agentAuth.signUpAndAuthorize(page, name, scope);
   const userId = await agentAuth.subject(accessToken);
   const sessionToken = await sessionCookie(context);
   if (!keep) await context.close();
@@ -558,6 +559,65 @@ describe('gateway mode at /mcp', () => {
     await everyoneTold(4);
     for (const l of listeners) expect(await l.names()).toContain('github.list_repos');
     for (const l of listeners) await l.client.close();
+  });
+
+  it('tells agents on either revision when the resources and prompts they are shown change upstream, and no one else', async () => {
+    const sdk = sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN });
+    // Nora is connected too, but her agent's token does not carry github:tools (what resources
+    // and prompts are decided as): she is shown none of them, so she is told nothing.
+    const nora = await personToken('Nora Narrow', false, 'github:read:profile');
+    await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-narrow', nora);
+    // Alice at two virtual servers: one selects github whole (its resources and prompts with
+    // it), the other a single tool (none of them).
+    await sdk.mcpVirtualServers.put(app.orgId, 'everything', { integrations: ['github'] });
+    await sdk.mcpVirtualServers.put(app.orgId, 'repos-only', { tools: ['github:list_repos'] });
+    const listenAt = (path: string, token: string, era: 'modern' | 'legacy') =>
+      mcpListener(new URL(path, base), token, era);
+    // Opened first, so their upstream streams have the longest to open.
+    const unshown = [
+      await listenAt('/mcp', nora.accessToken, 'modern'),
+      await listenAt('/mcp', nora.accessToken, 'legacy'),
+      await listenAt('/mcp/v/repos-only', alice.accessToken, 'modern'),
+    ];
+    const shown = [
+      await listenAt('/mcp', alice.accessToken, 'modern'),
+      await listenAt('/mcp', alice.accessToken, 'legacy'),
+      await listenAt('/mcp/v/everything', alice.accessToken, 'legacy'),
+    ];
+    // A tool change first: being told it means Alice's upstream stream is open (the gateway reads
+    // her list only once it is, or when that stream says the list changed).
+    for (const l of shown) expect(await l.names()).not.toContain('github.search_code');
+    await upstream.offerSearchCode(true);
+    await Promise.all(shown.map((l) => l.toldTimes(1)));
+
+    const everyoneShownTold = (n: number) =>
+      Promise.all(shown.flatMap((l) => [l.toldTimes(n, 'resources'), l.toldTimes(n, 'prompts')]));
+    const lists = async (l: McpListener) => ({
+      resources: (await l.client.listResources()).resources.map((r) => r.uri).sort(),
+      prompts: (await l.client.listPrompts()).prompts.map((p) => p.name).sort(),
+    });
+    await upstream.offerExtras(true);
+    await everyoneShownTold(1);
+    for (const l of shown)
+      expect(await lists(l)).toEqual({
+        resources: ['github+github://notifications', 'github+github://user'],
+        prompts: ['github.review_repo', 'github.triage_issues'],
+      });
+    await upstream.offerExtras(false);
+    await everyoneShownTold(2);
+    for (const l of shown)
+      expect(await lists(l)).toEqual({ resources: ['github+github://user'], prompts: ['github.review_repo'] });
+    // Had the others been told of the first change, they would have been by now.
+    for (const l of unshown) {
+      expect([l.count('resources'), l.count('prompts')]).toEqual([0, 0]);
+      expect(await lists(l)).toEqual({ resources: [], prompts: [] });
+    }
+
+    await upstream.offerSearchCode(false);
+    await Promise.all(shown.map((l) => l.toldTimes(2)));
+    for (const l of [...shown, ...unshown]) await l.client.close();
+    await sdk.mcpVirtualServers.remove(app.orgId, 'everything');
+    await sdk.mcpVirtualServers.remove(app.orgId, 'repos-only');
   });
 
   it('proxies a server that speaks only 2025-11-25, to agents of either revision', async () => {

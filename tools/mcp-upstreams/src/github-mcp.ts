@@ -61,6 +61,11 @@ interface ServerShape {
   faultyTools: boolean;
   /** `search_code` is listed only while this is true (`POST /_control/tools {"searchCode": bool}`). */
   searchCode: boolean;
+  /**
+   * The resource `github://notifications` and the prompt `triage_issues` are listed only while
+   * this is true (`POST /_control/extras {"offered": bool}`): resource and prompt lists that change.
+   */
+  extras: boolean;
   toolsTtlMs: number | undefined;
   /**
    * A slow server: each 2026-07-28 `tools/list` is answered this long after it arrived, with
@@ -126,6 +131,17 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, sha
       messages: [{ role: 'user', content: { type: 'text', text: `Review ${repo} for ${user.login}.` } }],
     }),
   );
+  if (shape.extras) {
+    server.registerResource(
+      'notifications',
+      'github://notifications',
+      { description: "The account's unread notifications.", mimeType: 'application/json' },
+      (uri) => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: '[]' }] }),
+    );
+    server.registerPrompt('triage_issues', { description: 'Ask for a triage of the open issues.' }, () => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `Triage the open issues of ${user.login}.` } }],
+    }));
+  }
   if (shape.searchCode) {
     server.registerTool(
       'search_code',
@@ -168,6 +184,8 @@ function githubServer(githubApiUrl: string, token: string, user: GithubUser, sha
  * must carry a bearer token GitHub (the simulator) accepts; every Authorization header it
  * ever received is kept and served at `GET /_seen` so a test can prove which tokens reached
  * it (the gateway's own never may), with the number of 2025-11-25 GET streams open now.
+ * `POST /_control/tools` and `/_control/extras` change what it lists (told to listening
+ * clients on both revisions).
  */
 export async function startGithubMcp(options: GithubMcpOptions): Promise<RunningGithubMcp> {
   const seen: (string | null)[] = [];
@@ -176,6 +194,7 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
   const shape: ServerShape = {
     faultyTools: options.faultyTools ?? false,
     searchCode: false,
+    extras: false,
     toolsTtlMs: options.toolsTtlMs,
     listDelayMs: 0,
   };
@@ -225,13 +244,23 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/_control/extras' && req.method === 'POST') {
+      const offered = (await jsonBody<{ offered?: boolean }>(req)).offered === true;
+      if (offered !== shape.extras) {
+        shape.extras = offered;
+        // Told through the SDK on both revisions, as for the tools below.
+        handler.notify.resourcesChanged();
+        handler.notify.promptsChanged();
+        for (const stream of streams) {
+          stream.sendResourceListChanged();
+          stream.sendPromptListChanged();
+        }
+      }
+      res.writeHead(204).end();
+      return;
+    }
     if (path === '/_control/tools' && req.method === 'POST') {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as {
-        searchCode?: boolean;
-        listDelayMs?: number;
-      };
+      const body = await jsonBody<{ searchCode?: boolean; listDelayMs?: number }>(req);
       if (typeof body.listDelayMs === 'number') shape.listDelayMs = body.listDelayMs;
       const searchCode = body.searchCode === true;
       if (searchCode !== shape.searchCode) {
@@ -285,6 +314,12 @@ export async function startGithubMcp(options: GithubMcpOptions): Promise<Running
       await handler.close();
     },
   };
+}
+
+async function jsonBody<T>(req: IncomingMessage): Promise<T> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString() || '{}') as T;
 }
 
 async function githubUser(githubApiUrl: string, token: string): Promise<GithubUser | undefined> {

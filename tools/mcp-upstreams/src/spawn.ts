@@ -15,6 +15,11 @@ export interface UpstreamProcess {
   toolCalls(tool: string): Promise<number>;
   /** Lists `search_code` or stops listing it (a tool list that changes); listening clients are told. */
   offerSearchCode(offered: boolean): Promise<void>;
+  /**
+   * Lists the resource `github://notifications` and the prompt `triage_issues`, or stops
+   * listing them (resource and prompt lists that change); listening clients are told.
+   */
+  offerExtras(offered: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -143,6 +148,9 @@ export async function spawnGithubMcp(
     },
     async offerSearchCode(offered: boolean) {
       await fetch(new URL('/_control/tools', url), { method: 'POST', body: JSON.stringify({ searchCode: offered }) });
+    },
+    async offerExtras(offered: boolean) {
+      await fetch(new URL('/_control/extras', url), { method: 'POST', body: JSON.stringify({ offered }) });
     },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');

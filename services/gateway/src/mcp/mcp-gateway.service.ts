@@ -20,6 +20,7 @@ import {
   Server,
   SERVER_INFO_META_KEY,
   type ServerCapabilities,
+  type ServerEvent,
   type ServerNotification,
   SUBSCRIPTION_ID_META_KEY,
   UrlElicitationRequiredError,
@@ -104,19 +105,20 @@ const MAX_CREDENTIALS = 20_000;
  * What /mcp and each /mcp/v/<name> offer: tool list changes are told truthfully (to
  * subscriptions/listen streams on 2026-07-28, GET streams on 2025-11-25) — at a virtual
  * server, changes of its selection only — and so are updates of resources subscribed at /mcp
- * (the same streams); resource and prompt lists are not followed (docs/gateway-mode.md).
- * `logging`: the upstreams' log messages of a call, read or get reach the agent on that
- * request's stream.
+ * (the same streams). Resource and prompt list changes are passed on from the upstreams that
+ * announce them, to the streams shown that upstream's lists (at a virtual server, the
+ * integrations it selects whole; docs/gateway-mode.md). `logging`: the upstreams' log
+ * messages of a call, read or get reach the agent on that request's stream.
  */
 const CAPABILITIES: ServerCapabilities = {
   tools: { listChanged: true },
-  resources: { subscribe: true },
-  prompts: {},
+  resources: { subscribe: true, listChanged: true },
+  prompts: { listChanged: true },
   completions: {},
   logging: {},
 };
 /** A virtual server's: its list changes, but no resource subscriptions (a listen's are dropped there). */
-const VIRTUAL_CAPABILITIES: ServerCapabilities = { ...CAPABILITIES, resources: {} };
+const VIRTUAL_CAPABILITIES: ServerCapabilities = { ...CAPABILITIES, resources: { listChanged: true } };
 const SERVER_INFO = { name: 'context-gateway', version: '1.0.0' };
 
 /** What the HTTP edge hands to the handler for one /mcp request. */
@@ -174,7 +176,15 @@ export class McpGatewayService implements OnModuleDestroy {
     // own list upstream — and told only when what they may see moved.
     subscribers.configure((caller) => this.visibleDigest(caller));
     watcher.wantedBy((orgId, userId) => subscribers.listening(orgId, userId));
-    watcher.onChange((change) => subscribers.check(change.orgId, change.userId));
+    // Resource and prompt lists are not kept: each of the person's streams shown that server's
+    // lists is told (as resources/list and prompts/list would show them).
+    watcher.onChange((change) => {
+      if (change.kind === 'tools') subscribers.check(change.orgId, change.userId);
+      else
+        void subscribers.listChanged(change.orgId, change.userId, change.kind, (caller) =>
+          this.showsWhole(caller, change.integration),
+        );
+    });
     decider.onOrgChange((orgId) => {
       subscribers.check(orgId);
       watcher.recheck(orgId);
@@ -291,9 +301,7 @@ export class McpGatewayService implements OnModuleDestroy {
     };
     const remove = this.subscribers.add(
       caller,
-      (event) => {
-        if (event.kind === 'tools_list_changed') void server.sendToolListChanged().catch(() => undefined);
-      },
+      (event) => void legacyNotice(server, event)?.catch(() => undefined),
       // Its virtual server was deleted: told, then the stream ends (closing the server drains it).
       () =>
         void server
@@ -729,6 +737,19 @@ export class McpGatewayService implements OnModuleDestroy {
   }
 
   // --- resources and prompts: decided as `<integration>:tools`, named per integration ---
+
+  /**
+   * Whether a stream's caller is shown `integration`'s resources and prompts at its endpoint
+   * now, as resources/list and prompts/list there would show them: offered whole there, and
+   * readable (readableServer). False once its virtual server is gone.
+   */
+  private async showsWhole(caller: StreamCaller, integration: string): Promise<boolean> {
+    const view = await this.decider.mcpView(caller);
+    const name = caller.virtualServer?.name;
+    if (name !== undefined && !view.virtualServers.has(name)) return false;
+    const server = this.wholeServer(view, { virtualServer: name }, integration);
+    return server !== undefined && (await this.readableServer(caller, view, server)) !== undefined;
+  }
 
   /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed unapproved. */
   private async readable(auth: GatewayAuth): Promise<{ server: McpServerView; token: string; key: string }[]> {
@@ -1179,6 +1200,20 @@ function streamCaller(person: GatewayAuth['caller'], auth: GatewayAuth | undefin
   if (name === undefined) return person;
   const found = auth?.view?.virtualServers.get(name);
   return { ...person, virtualServer: { name, selection: found ? selectionKey(found) : '' } };
+}
+
+/** A list change on a 2025-11-25 GET stream (a resource's update reaches it through its own sink). */
+function legacyNotice(server: Server, event: ServerEvent): Promise<void> | undefined {
+  switch (event.kind) {
+    case 'tools_list_changed':
+      return server.sendToolListChanged();
+    case 'resources_list_changed':
+      return server.sendResourceListChanged();
+    case 'prompts_list_changed':
+      return server.sendPromptListChanged();
+    default:
+      return undefined;
+  }
 }
 
 function policyError(capability: string, decision: Decision): ProtocolError {

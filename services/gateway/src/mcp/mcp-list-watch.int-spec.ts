@@ -85,6 +85,8 @@ async function upstreamServer(options: { legacyOnly?: boolean; toolsTtlMs?: numb
   const control = (body: { searchCode: boolean; listDelayMs?: number }) =>
     fetch(new URL('/_control/tools', server.url), { method: 'POST', body: JSON.stringify(body) });
   const offerSearchCode = (offered: boolean) => control({ searchCode: offered });
+  const offerExtras = (offered: boolean) =>
+    fetch(new URL('/_control/extras', server.url), { method: 'POST', body: JSON.stringify({ offered }) });
   const seen = async () =>
     (await (await fetch(new URL('/_seen', server.url))).json()) as {
       openStreams: number;
@@ -92,7 +94,7 @@ async function upstreamServer(options: { legacyOnly?: boolean; toolsTtlMs?: numb
     };
   const openStreams = async () => (await seen()).openStreams;
   const toolLists = async () => (await seen()).toolLists;
-  return { view, control, offerSearchCode, openStreams, toolLists };
+  return { view, control, offerSearchCode, offerExtras, openStreams, toolLists };
 }
 
 /** The changes the watcher reports, awaited one by one (no timers: each resolves on the event). */
@@ -137,18 +139,24 @@ describe("a person's tool list at the gateway", () => {
     ['2026-07-28 (subscriptions/listen)', false],
     ['2025-11-25 (the GET stream)', true],
   ] as const)('over %s', (_name, legacyOnly) => {
-    it("follows the server's list_changed at once: a new tool is kept, a withdrawn one is gone", async () => {
+    /** The watcher following Alice's list of a fresh server, its stream open once the first read is told. */
+    async function following() {
       gatewayParts();
-      const { view, offerSearchCode, openStreams } = await upstreamServer({ legacyOnly, toolsTtlMs: 3_600_000 });
+      const server = await upstreamServer({ legacyOnly, toolsTtlMs: 3_600_000 });
       const next = changes();
       watcher.wantedBy(() => true);
-      watcher.follow(ORG, ALICE, [view], () => Promise.resolve(token));
+      watcher.follow(ORG, ALICE, [server.view], () => Promise.resolve(token));
       // Opening reads the list once (a change may have come while nothing listened).
-      expect(await next()).toEqual({ orgId: ORG, integration: 'github', userId: ALICE });
+      expect(await next()).toEqual({ orgId: ORG, integration: 'github', userId: ALICE, kind: 'tools' });
+      // 2025-11-25: the SDK asks for the GET stream after initialize, without waiting for it.
+      if (legacyOnly) while ((await server.openStreams()) === 0) await new Promise((r) => setTimeout(r, 20));
+      return { ...server, next };
+    }
+
+    it("follows the server's list_changed at once: a new tool is kept, a withdrawn one is gone", async () => {
+      const { view, offerSearchCode, next } = await following();
       expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
       expect(watcher.openCount).toBe(1);
-      // 2025-11-25: the SDK asks for the GET stream after initialize, without waiting for it.
-      if (legacyOnly) while ((await openStreams()) === 0) await new Promise((r) => setTimeout(r, 20));
 
       await offerSearchCode(true);
       await next();
@@ -159,6 +167,21 @@ describe("a person's tool list at the gateway", () => {
       await next();
       expect(catalog.kept(ORG, 'github', ALICE)?.has('search_code')).toBe(false);
       expect((await catalog.forPerson(ORG, view, ALICE, token)).names?.has('search_code')).toBe(false);
+    });
+
+    it("passes on the server's resource and prompt list changes on the same stream, by kind", async () => {
+      const { offerExtras, next } = await following();
+      const person = { orgId: ORG, integration: 'github', userId: ALICE };
+      for (const offered of [true, false]) {
+        await offerExtras(offered);
+        // Both lists changed (told in either order), and nothing else was told.
+        const told = [await next(), await next()].sort((a, b) => a.kind.localeCompare(b.kind));
+        expect(told).toEqual([
+          { ...person, kind: 'prompts' },
+          { ...person, kind: 'resources' },
+        ]);
+      }
+      expect(watcher.openCount).toBe(1);
     });
   });
 

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Env } from '../env.js';
 import type { McpServerView } from './mcp-server-view.js';
 import { McpToolCatalog } from './mcp-tool-catalog.js';
-import { McpUpstream } from './mcp-upstream.js';
+import { type ListKind, McpUpstream } from './mcp-upstream.js';
 import { serialRuns } from './serial-runs.js';
 import { KeptStream, UpstreamWatches, watchKey } from './upstream-watches.js';
 
@@ -13,11 +13,16 @@ import { KeptStream, UpstreamWatches, watchKey } from './upstream-watches.js';
 const SWEEP_MS = 15_000;
 const IDLE_MS = 30_000;
 
-/** A person's list of one server changed (read again already): what subscribers' lists to check. */
+/**
+ * A person's list of one server changed: their tool list (read again already: what
+ * subscribers' lists to check), or the server said its resource or prompt list did (those are
+ * listed live, nothing is kept to read again).
+ */
 export interface ListChange {
   orgId: string;
   integration: string;
   userId: string;
+  kind: ListKind;
 }
 
 interface Watch {
@@ -46,7 +51,11 @@ interface Watch {
  * `notifications/tools/list_changed` the person's list is read again at once (McpToolCatalog
  * .refresh: a removed tool is refused from then on, a new one reported to policy's catalog)
  * and `onChange` listeners are told. After every (re)connect the list is read again too,
- * because a change may have come while no stream was open.
+ * because a change may have come while no stream was open. The same stream carries the
+ * server's `notifications/resources/list_changed` and `prompts/list_changed` (where it
+ * announces them): passed on to `onChange` as they come — those lists are not kept (every
+ * listing asks the server), so there is nothing to read again, and a change made while no
+ * stream was open is not told (the next listing shows it).
  *
  * Bounded: at most MCP_MAX_UPSTREAM_LISTENERS streams (past it, lists follow their TTL), each
  * living at most MCP_UPSTREAM_STREAM_MS, reopened with a fresh token, with exponential
@@ -125,7 +134,8 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
           // Dropped or shut down while the token was looked up: no upstream session is opened.
           if (watch.stream.stopped) return undefined;
           if (!now) return 'no-token';
-          return (await this.upstream.listen(watch.server, now, () => watch.changed())) ?? 'unsupported';
+          const told = (kind: ListKind) => (kind === 'tools' ? watch.changed() : this.tell(watch, kind));
+          return (await this.upstream.listen(watch.server, now, told)) ?? 'unsupported';
         },
         (error) =>
           this.logger.info(
@@ -158,8 +168,11 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
     // A change told but not read must not be lost: the stream is closed, so the next one (after
     // the backoff) reads again.
     if (read.failed) return void watch.stream.listener?.close();
-    if (!read.listChanged && !read.catalogChanged) return;
-    const change = { orgId: watch.orgId, integration: watch.server.integration, userId: watch.userId };
+    if (read.listChanged || read.catalogChanged) this.tell(watch, 'tools');
+  }
+
+  private tell(watch: Watch, kind: ListKind): void {
+    const change = { orgId: watch.orgId, integration: watch.server.integration, userId: watch.userId, kind };
     for (const listener of this.listeners) {
       try {
         listener(change);

@@ -155,6 +155,48 @@ describe('McpSubscribers', () => {
     expect(told.get('opened-after')).toEqual([]);
   });
 
+  it("tells a person's streams of a resource or prompt list change only where their caller is shown that list", async () => {
+    const { subscribers, told, stream } = setup();
+    const narrow = { ...caller('alice', 'app-2'), tokenScopes: ['github:read:profile'] } as StreamCaller;
+    stream(caller('alice'), 'whole');
+    stream(caller('alice'), 'whole-get');
+    stream(narrow, 'narrow');
+    stream(at(caller('alice'), 'triage'), 'triage');
+    stream(at(caller('alice'), 'all-of-github'), 'all-of-github');
+    stream(caller('bob'), 'bob');
+    stream(caller('alice', 'app-1', 'org-2'), 'other-org');
+    await settled();
+    // Shown at /mcp and where github is selected whole, not at `triage` (single tools), nor to a
+    // token without `github:tools`; asked once per group, never for another person or org.
+    const asked: StreamCaller[] = [];
+    const sees = (c: StreamCaller) => {
+      asked.push(c);
+      return Promise.resolve(c.tokenScopes === undefined && c.virtualServer?.name !== 'triage');
+    };
+    await subscribers.listChanged('org-1', 'alice', 'resources', sees);
+    await subscribers.listChanged('org-1', 'alice', 'prompts', sees);
+    const resources = { kind: 'resources_list_changed' };
+    const prompts = { kind: 'prompts_list_changed' };
+    expect(told.get('whole')).toEqual([resources, prompts]);
+    expect(told.get('whole-get')).toEqual([resources, prompts]);
+    expect(told.get('all-of-github')).toEqual([resources, prompts]);
+    for (const name of ['narrow', 'triage', 'bob', 'other-org']) expect(told.get(name)).toEqual([]);
+    expect(asked).toHaveLength(8);
+    expect(asked.every((c) => c.orgId === 'org-1' && c.onBehalfOf === 'alice')).toBe(true);
+  });
+
+  it('tells no stream whose caller could not be checked, and still tells the others', async () => {
+    const { subscribers, told, stream } = setup();
+    stream(caller('alice'), 'whole');
+    stream(caller('alice', 'app-2'), 'other-app');
+    await settled();
+    await subscribers.listChanged('org-1', 'alice', 'prompts', (c) =>
+      c.applicationId === 'app-2' ? Promise.reject(new Error('policy unreachable')) : Promise.resolve(true),
+    );
+    expect(told.get('whole')).toEqual([{ kind: 'prompts_list_changed' }]);
+    expect(told.get('other-app')).toEqual([]);
+  });
+
   it("ends a deleted virtual server's streams (telling one that cannot be ended) and forgets them", async () => {
     const { subscribers, gone, told, ended, stream } = setup();
     stream(at(caller('alice'), 'triage'), 'listen', true);

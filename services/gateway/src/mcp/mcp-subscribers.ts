@@ -44,7 +44,8 @@ interface Group {
  * see differs: a change is delivered to a group only when what *its* caller may see there
  * changed. `check(orgId, userId?)` recomputes the groups' digests (with the `digest` the
  * gateway sets) and tells those whose digest moved `tools_list_changed`; a group whose
- * virtual server was deleted has its streams ended.
+ * virtual server was deleted has its streams ended. `listChanged` tells a person's streams of
+ * an upstream resource or prompt list change, where their caller is shown that server's list.
  *
  * The SDK's listen router subscribes to `bus` without saying for whom; the caller (and how to
  * end the stream) is carried to it in an AsyncLocalStorage set around each request
@@ -113,12 +114,7 @@ export class McpSubscribers {
 
   /** Delivers `event` to the streams of exactly this caller (each passes on only what its own filter asks for). */
   tell(caller: StreamCaller, event: ServerEvent): void {
-    for (const stream of this.groups.get(groupKey(caller))?.streams ?? [])
-      try {
-        stream.deliver(event);
-      } catch (error) {
-        this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
-      }
+    for (const stream of this.groups.get(groupKey(caller))?.streams ?? []) this.deliver(stream, event);
   }
 
   /**
@@ -152,6 +148,34 @@ export class McpSubscribers {
       if (group.caller.orgId === orgId && (userId === undefined || group.caller.onBehalfOf === userId)) group.compare();
   }
 
+  /**
+   * The person's `kind` list of one server changed upstream (resources and prompts: listed
+   * live, so there is no digest to compare): each of their streams is told
+   * `<kind>_list_changed` when `sees` says its caller is shown that server's list at its
+   * endpoint. Every group is asked first, then all are told at once; a group whose answer
+   * failed (policy unreachable) is not told.
+   */
+  async listChanged(
+    orgId: string,
+    userId: string,
+    kind: 'resources' | 'prompts',
+    sees: (caller: StreamCaller) => Promise<boolean>,
+  ): Promise<void> {
+    const groups = [...this.groups.values()].filter((g) => g.caller.orgId === orgId && g.caller.onBehalfOf === userId);
+    const seen = await Promise.all(
+      groups.map((group) =>
+        sees(group.caller).catch((error: unknown) => {
+          this.logger.warn({ err: (error as Error).message }, 'MCP list change not told: who sees it is unknown');
+          return false;
+        }),
+      ),
+    );
+    const event: ServerEvent = { kind: kind === 'resources' ? 'resources_list_changed' : 'prompts_list_changed' };
+    groups.forEach((group, i) => {
+      if (seen[i]) for (const stream of group.streams) this.deliver(stream, event);
+    });
+  }
+
   /** Compares what the group's caller may see with what it saw, and tells its streams if it moved; false: stop. */
   private async compare(group: Group): Promise<boolean> {
     const digest = await this.digest(group.caller);
@@ -162,7 +186,7 @@ export class McpSubscribers {
     // The first comparison is the baseline: nothing to tell yet.
     const moved = group.seen !== undefined && digest !== group.seen;
     group.seen = digest;
-    if (moved) for (const stream of group.streams) this.toldListChanged(stream);
+    if (moved) for (const stream of group.streams) this.deliver(stream, { kind: 'tools_list_changed' });
     return true;
   }
 
@@ -183,9 +207,9 @@ export class McpSubscribers {
     group.streams.clear();
   }
 
-  private toldListChanged(stream: Stream): void {
+  private deliver(stream: Stream, event: ServerEvent): void {
     try {
-      stream.deliver({ kind: 'tools_list_changed' });
+      stream.deliver(event);
     } catch (error) {
       this.logger.warn({ err: (error as Error).message }, 'telling an MCP stream of a change failed');
     }

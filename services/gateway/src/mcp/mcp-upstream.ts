@@ -39,7 +39,17 @@ const MAX_TOOL_PAGES = 20;
 /** A tool list bigger than this (JSON bytes, all pages) is refused: policy keeps at most as much per server. */
 const MAX_TOOL_LIST_BYTES = 256 * 1024;
 
-/** A standing stream of one server's `notifications/tools/list_changed` (McpListWatcher keeps them). */
+/** The lists whose changes a server announces (`notifications/<kind>/list_changed`). */
+export type ListKind = 'tools' | 'resources' | 'prompts';
+const LIST_KINDS: readonly ListKind[] = ['tools', 'resources', 'prompts'];
+/** Where a 2026-07-28 listen filter asks for each list's changes. */
+const LIST_FILTER = {
+  tools: 'toolsListChanged',
+  resources: 'resourcesListChanged',
+  prompts: 'promptsListChanged',
+} as const satisfies Record<ListKind, keyof SubscriptionFilter>;
+
+/** A standing stream of one server's notifications (its list changes, resource updates). */
 export interface UpstreamListener {
   /**
    * Settles when the stream ended, for whatever reason (the watcher then opens another):
@@ -171,21 +181,30 @@ export class McpUpstream implements OnApplicationShutdown {
   }
 
   /**
-   * Opens a standing stream of the server's tool list changes with `token`: on 2026-07-28
-   * `subscriptions/listen` (`toolsListChanged`), on 2025-11-25 the standalone GET stream the
-   * SDK opens after `initialize`. Undefined when the server does not offer list changes (no
-   * `tools.listChanged`, or a listen it does not honour).
+   * Opens a standing stream of the server's list changes with `token`, each told to
+   * `onChanged` by kind: on 2026-07-28 `subscriptions/listen` asking for each list the server
+   * says it announces (`toolsListChanged`, `resourcesListChanged`, `promptsListChanged` where
+   * its capabilities have `listChanged`), on 2025-11-25 the standalone GET stream the SDK
+   * opens after `initialize` (the notifications come on it unasked). Undefined when the server
+   * announces none of them (or a listen honours none).
    */
   listen(
     server: Pick<McpServerView, 'url'>,
     token: string | undefined,
-    onChanged: () => void,
+    onChanged: (kind: ListKind) => void,
   ): Promise<UpstreamListener | undefined> {
     return this.standing(server, token, {
-      offered: (capabilities) => capabilities?.tools?.listChanged === true,
-      filter: { toolsListChanged: true },
-      honored: (filter) => filter.toolsListChanged === true,
-      wire: (client) => client.setNotificationHandler('notifications/tools/list_changed', () => onChanged()),
+      offered: (capabilities) => LIST_KINDS.some((kind) => capabilities?.[kind]?.listChanged === true),
+      filter: (capabilities) => {
+        const filter: SubscriptionFilter = {};
+        for (const kind of LIST_KINDS) if (capabilities?.[kind]?.listChanged === true) filter[LIST_FILTER[kind]] = true;
+        return filter;
+      },
+      honored: (filter) => LIST_KINDS.some((kind) => filter[LIST_FILTER[kind]] === true),
+      wire: (client) => {
+        for (const kind of LIST_KINDS)
+          client.setNotificationHandler(`notifications/${kind}/list_changed`, () => onChanged(kind));
+      },
     });
   }
 
@@ -204,7 +223,7 @@ export class McpUpstream implements OnApplicationShutdown {
   ): Promise<UpstreamListener | undefined> {
     return this.standing(server, token, {
       offered: (capabilities) => capabilities?.resources?.subscribe === true,
-      filter: { resourceSubscriptions: [...uris] },
+      filter: () => ({ resourceSubscriptions: [...uris] }),
       honored: (filter) => (filter.resourceSubscriptions?.length ?? 0) > 0,
       legacy: async (client) => {
         for (const uri of uris)
@@ -228,7 +247,8 @@ export class McpUpstream implements OnApplicationShutdown {
     token: string | undefined,
     what: {
       offered: (capabilities: ReturnType<Client['getServerCapabilities']>) => boolean;
-      filter: SubscriptionFilter;
+      /** What to listen for, given what the server offers. */
+      filter: (capabilities: ReturnType<Client['getServerCapabilities']>) => SubscriptionFilter;
       honored: (filter: SubscriptionFilter) => boolean;
       legacy?: (client: Client) => Promise<void>;
       wire: (client: Client) => void;
@@ -280,7 +300,9 @@ export class McpUpstream implements OnApplicationShutdown {
       }
       // 2025-11-25: the SDK asks for the GET stream itself once initialized.
       if ((client.getNegotiatedProtocolVersion() ?? '') >= '2026-07-28') {
-        const subscription = await client.listen(what.filter, { timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS });
+        const subscription = await client.listen(what.filter(client.getServerCapabilities()), {
+          timeout: this.env.MCP_UPSTREAM_TIMEOUT_MS,
+        });
         if (!what.honored(subscription.honoredFilter)) {
           await close();
           return undefined;
