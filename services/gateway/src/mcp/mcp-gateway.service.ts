@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 
 import { Clock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
+import { runDetached } from '@context-gateway/observability';
 import type { Decision } from '@context-gateway/policy-engine';
 import { LOGGER, SERVICE_ENV } from '@context-gateway/service-kit';
 import type { Client } from '@modelcontextprotocol/client';
@@ -178,12 +179,13 @@ export class McpGatewayService implements OnModuleDestroy {
     watcher.wantedBy((orgId, userId) => subscribers.listening(orgId, userId));
     // Resource and prompt lists are not kept: each of the person's streams shown that server's
     // lists is told (as resources/list and prompts/list would show them).
+    // Awaited by the watcher: one fan-out per server and person at a time. In no request's context.
     watcher.onChange((change) => {
-      if (change.kind === 'tools') subscribers.check(change.orgId, change.userId);
-      else
-        void subscribers.listChanged(change.orgId, change.userId, change.kind, (caller) =>
-          this.showsWhole(caller, change.integration),
-        );
+      if (change.kind === 'tools') return subscribers.check(change.orgId, change.userId);
+      const { kind } = change;
+      return runDetached(() =>
+        subscribers.listChanged(change.orgId, change.userId, kind, (caller) => this.showsWhole(caller, change)),
+      );
     });
     decider.onOrgChange((orgId) => {
       subscribers.check(orgId);
@@ -743,12 +745,14 @@ export class McpGatewayService implements OnModuleDestroy {
    * now, as resources/list and prompts/list there would show them: offered whole there, and
    * readable (readableServer). False once its virtual server is gone.
    */
-  private async showsWhole(caller: StreamCaller, integration: string): Promise<boolean> {
+  private async showsWhole(caller: StreamCaller, at: { integration: string; url: string }): Promise<boolean> {
     const view = await this.decider.mcpView(caller);
     const name = caller.virtualServer?.name;
     if (name !== undefined && !view.virtualServers.has(name)) return false;
-    const server = this.wholeServer(view, { virtualServer: name }, integration);
-    return server !== undefined && (await this.readableServer(caller, view, server)) !== undefined;
+    const server = this.wholeServer(view, { virtualServer: name }, at.integration);
+    // The server that announced it, as the org has it now (not one moved to another URL since).
+    if (server?.url !== at.url) return false;
+    return (await this.readableServer(caller, view, server)) !== undefined;
   }
 
   /** Servers whose resources and prompts this person may see: connected, `<integration>:tools` allowed unapproved. */

@@ -147,7 +147,13 @@ describe("a person's tool list at the gateway", () => {
       watcher.wantedBy(() => true);
       watcher.follow(ORG, ALICE, [server.view], () => Promise.resolve(token));
       // Opening reads the list once (a change may have come while nothing listened).
-      expect(await next()).toEqual({ orgId: ORG, integration: 'github', userId: ALICE, kind: 'tools' });
+      expect(await next()).toEqual({
+        orgId: ORG,
+        integration: 'github',
+        url: server.view.url,
+        userId: ALICE,
+        kind: 'tools',
+      });
       // 2025-11-25: the SDK asks for the GET stream after initialize, without waiting for it.
       if (legacyOnly) while ((await server.openStreams()) === 0) await new Promise((r) => setTimeout(r, 20));
       return { ...server, next };
@@ -170,8 +176,8 @@ describe("a person's tool list at the gateway", () => {
     });
 
     it("passes on the server's resource and prompt list changes on the same stream, by kind", async () => {
-      const { offerExtras, next } = await following();
-      const person = { orgId: ORG, integration: 'github', userId: ALICE };
+      const { offerExtras, next, view } = await following();
+      const person = { orgId: ORG, integration: 'github', url: view.url, userId: ALICE };
       for (const offered of [true, false]) {
         await offerExtras(offered);
         // Both lists changed (told in either order), and nothing else was told.
@@ -182,6 +188,42 @@ describe("a person's tool list at the gateway", () => {
         ]);
       }
       expect(watcher.openCount).toBe(1);
+    });
+
+    it('passes a burst of them on one fan-out at a time: once more after the one under way', async () => {
+      gatewayParts();
+      const server = await upstreamServer({ legacyOnly, toolsTtlMs: 3_600_000 });
+      // What the server announced, as the gateway's client heard it (before any fan-out).
+      let announcedResources = 0;
+      const listen = upstream.listen.bind(upstream);
+      upstream.listen = (view, listenToken, told) =>
+        listen(view, listenToken, (kind) => {
+          if (kind === 'resources') announcedResources++;
+          told(kind);
+        });
+      const next = changes();
+      // The first fan-out of resource changes is held until the burst has been announced.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let fanOuts = 0;
+      watcher.onChange((change) => {
+        if (change.kind !== 'resources') return;
+        fanOuts++;
+        return fanOuts === 1 ? held : undefined;
+      });
+      watcher.wantedBy(() => true);
+      watcher.follow(ORG, ALICE, [server.view], () => Promise.resolve(token));
+      expect((await next()).kind).toBe('tools');
+      if (legacyOnly) while ((await server.openStreams()) === 0) await new Promise((r) => setTimeout(r, 20));
+      await server.offerExtras(true);
+      while (fanOuts === 0) await new Promise((r) => setTimeout(r, 10));
+      // Three more changes while the first is passed on, all heard: one more fan-out, after it.
+      for (const offered of [false, true, false]) await server.offerExtras(offered);
+      while (announcedResources < 4) await new Promise((r) => setTimeout(r, 10));
+      release();
+      const told: string[] = [];
+      while (told.filter((k) => k === 'resources').length < 2) told.push((await next()).kind);
+      expect(fanOuts).toBe(2);
     });
   });
 
@@ -300,7 +342,7 @@ describe("a person's tool list at the gateway", () => {
     const next = changes();
     // What request each piece of the watcher's work ran in (its logs and spans carry it).
     const seenIn: (string | undefined)[] = [];
-    watcher.onChange(() => seenIn.push(currentRequestContext()?.requestId));
+    watcher.onChange(() => void seenIn.push(currentRequestContext()?.requestId));
     watcher.wantedBy(() => true);
     runWithRequestContext({ requestId: 'first-mcp-request' }, () =>
       watcher.follow(ORG, ALICE, [view], () => {

@@ -21,9 +21,14 @@ const IDLE_MS = 30_000;
 export interface ListChange {
   orgId: string;
   integration: string;
+  /** The server's URL as the watch has it (a server moved since is no longer this one). */
+  url: string;
   userId: string;
   kind: ListKind;
 }
+
+/** Hears a change; a promise it returns is awaited before the same watch tells the next one of that kind. */
+type ChangeListener = (change: ListChange) => void | Promise<void>;
 
 interface Watch {
   orgId: string;
@@ -40,6 +45,14 @@ interface Watch {
    * order and leave an older list in place.
    */
   changed: () => void;
+  /** Resource and prompt list changes announced and not yet passed on (see `extras`). */
+  pendingKinds: Set<Exclude<ListKind, 'tools'>>;
+  /**
+   * Passes the announced resource and prompt list changes on, one fan-out at a time
+   * (serialRuns): a burst from the server — a buggy or hostile one included — costs two
+   * fan-outs to the person's streams, not one per notification.
+   */
+  extras: () => void;
 }
 
 /**
@@ -65,7 +78,7 @@ interface Watch {
  */
 @Injectable()
 export class McpListWatcher extends UpstreamWatches<Watch> {
-  private readonly listeners = new Set<(change: ListChange) => void>();
+  private readonly listeners = new Set<ChangeListener>();
   /** Whether a person (of an org) still has a client listening at this gateway. */
   private wanted: (orgId: string, userId: string) => boolean = () => false;
 
@@ -83,7 +96,7 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
     this.wanted = wanted;
   }
 
-  onChange(listener: (change: ListChange) => void): () => void {
+  onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -134,7 +147,11 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
           // Dropped or shut down while the token was looked up: no upstream session is opened.
           if (watch.stream.stopped) return undefined;
           if (!now) return 'no-token';
-          const told = (kind: ListKind) => (kind === 'tools' ? watch.changed() : this.tell(watch, kind));
+          const told = (kind: ListKind) => {
+            if (kind === 'tools') return watch.changed();
+            watch.pendingKinds.add(kind);
+            watch.extras();
+          };
           return (await this.upstream.listen(watch.server, now, told)) ?? 'unsupported';
         },
         (error) =>
@@ -146,6 +163,8 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
         () => watch.changed(),
       ),
       changed: () => undefined,
+      pendingKinds: new Set(),
+      extras: () => undefined,
     };
     watch.changed = serialRuns(
       async () => {
@@ -153,6 +172,15 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
         return !watch.stream.stopped;
       },
       (error) => this.logger.warn({ err: error.message }, 'reading an MCP server tool list after a change failed'),
+    );
+    watch.extras = serialRuns(
+      async () => {
+        const kinds = [...watch.pendingKinds];
+        watch.pendingKinds.clear();
+        for (const kind of kinds) await this.tell(watch, kind);
+        return !watch.stream.stopped;
+      },
+      (error) => this.logger.warn({ err: error.message }, 'passing an MCP list change on failed'),
     );
     this.watches.set(key, watch);
     watch.stream.reopen();
@@ -168,18 +196,27 @@ export class McpListWatcher extends UpstreamWatches<Watch> {
     // A change told but not read must not be lost: the stream is closed, so the next one (after
     // the backoff) reads again.
     if (read.failed) return void watch.stream.listener?.close();
-    if (read.listChanged || read.catalogChanged) this.tell(watch, 'tools');
+    if (read.listChanged || read.catalogChanged) await this.tell(watch, 'tools');
   }
 
-  private tell(watch: Watch, kind: ListKind): void {
-    const change = { orgId: watch.orgId, integration: watch.server.integration, userId: watch.userId, kind };
-    for (const listener of this.listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        this.logger.error({ err: (error as Error).message }, 'MCP list change listener failed');
-      }
-    }
+  /** Tells every listener, and waits for what they return (a listener's failure is logged, not thrown). */
+  private async tell(watch: Watch, kind: ListKind): Promise<void> {
+    const change: ListChange = {
+      orgId: watch.orgId,
+      integration: watch.server.integration,
+      url: watch.server.url,
+      userId: watch.userId,
+      kind,
+    };
+    await Promise.all(
+      [...this.listeners].map(async (listener) => {
+        try {
+          await listener(change);
+        } catch (error) {
+          this.logger.error({ err: (error as Error).message }, 'MCP list change listener failed');
+        }
+      }),
+    );
   }
 
   /**
