@@ -150,36 +150,26 @@ export async function startStack(options) {
     ...options.env,
   };
 
-  log(`Database ${redactUrl(options.databaseUrl)}`);
-  try {
-    await ensureDatabase(options.databaseUrl);
-  } catch (error) {
-    throw new StackStartError(
-      `cannot prepare the database at ${redactUrl(options.databaseUrl)}: ${/** @type {Error} */ (error).message}`,
-    );
-  }
-  /** @type {Partial<Record<ServiceName, { user: string, password: string }>>} */
-  let logins = {};
-  if (options.migrate !== false) {
-    await runMigrations(rootDir, sharedEnv, log);
-    // A database role per service (scripts/db/roles.mjs): each runs with its own login,
-    // which may not migrate, so it only verifies that the owner role's migrations are there.
-    logins = await provisionRoles({ url: options.databaseUrl, env: sharedEnv });
-    log(`Database roles ready (prefix ${sharedEnv.DB_ROLE_PREFIX ?? 'cg_'}): one login per service`);
-  }
+  // Each process presents its own NATS identity when the server asks (ensureNats made them).
+  const natsIdentity = (/** @type {string} */ identity) =>
+    options.natsSeedFiles ? { NATS_NKEY_SEED_FILE: options.natsSeedFiles[identity] } : {};
+  // The database (migrations, then the logins) and NATS (streams, consumers) are prepared
+  // side by side: neither needs the other, and each mostly waits on its server, so an e2e
+  // stack's start-up pays for the longer of the two instead of both.
+  const natsReady = runNatsBootstrap(rootDir, { ...sharedEnv, ...natsIdentity('bootstrap') }, log).catch((error) => {
+    throw new StackStartError(/** @type {Error} */ (error).message);
+  });
+  const databaseReady = prepareDatabase(options, sharedEnv, log);
+  // Both settle before either failure is reported: no child is left running behind a throw.
+  const [database, nats] = await Promise.allSettled([databaseReady, natsReady]);
+  if (database.status === 'rejected') throw database.reason;
+  if (nats.status === 'rejected') throw nats.reason;
+  const logins = database.value;
   /** @param {ServiceName} name @returns {NodeJS.ProcessEnv} */
   const loginEnv = (name) => {
     const login = logins[name];
     return login ? { DATABASE_USER: login.user, DATABASE_PASSWORD: login.password, DATABASE_MIGRATIONS: 'verify' } : {};
   };
-  // Each process presents its own NATS identity when the server asks (ensureNats made them).
-  const natsIdentity = (/** @type {string} */ identity) =>
-    options.natsSeedFiles ? { NATS_NKEY_SEED_FILE: options.natsSeedFiles[identity] } : {};
-  try {
-    await runNatsBootstrap(rootDir, { ...sharedEnv, ...natsIdentity('bootstrap') }, log);
-  } catch (error) {
-    throw new StackStartError(/** @type {Error} */ (error).message);
-  }
 
   // personal-server runs as SHARD_COUNT processes (docs/personal-server.md): `processes`
   // holds shard 0 (its /readyz is ready only when every shard answers over NATS); the
@@ -293,6 +283,32 @@ export async function startStack(options) {
     throw error;
   }
   return { urls, processes, shards, unexpectedExit, databaseLogins: logins, stop, restart };
+}
+
+/**
+ * Creates the database if needed, applies the migrations and gives each service its login
+ * (unless `migrate: false`); resolves to the logins by service name.
+ * @param {StackOptions} options
+ * @param {NodeJS.ProcessEnv} sharedEnv
+ * @param {(line: string) => void} log
+ * @returns {Promise<Partial<Record<ServiceName, { user: string, password: string }>>>}
+ */
+async function prepareDatabase(options, sharedEnv, log) {
+  log(`Database ${redactUrl(options.databaseUrl)}`);
+  try {
+    await ensureDatabase(options.databaseUrl);
+  } catch (error) {
+    throw new StackStartError(
+      `cannot prepare the database at ${redactUrl(options.databaseUrl)}: ${/** @type {Error} */ (error).message}`,
+    );
+  }
+  if (options.migrate === false) return {};
+  await runMigrations(resolve(options.rootDir), sharedEnv, log);
+  // A database role per service (scripts/db/roles.mjs): each runs with its own login,
+  // which may not migrate, so it only verifies that the owner role's migrations are there.
+  const logins = await provisionRoles({ url: options.databaseUrl, env: sharedEnv });
+  log(`Database roles ready (prefix ${sharedEnv.DB_ROLE_PREFIX ?? 'cg_'}): one login per service`);
+  return logins;
 }
 
 /**
