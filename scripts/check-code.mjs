@@ -74,8 +74,10 @@ async function typecheck() {
 }
 
 // The services' Prisma clients are generated (src/generated is not committed); types and
-// lint need them current with each schema.prisma, so they are generated every time (about
-// 20 s, no database): a client left from an older schema would fail the types falsely.
+// lint need them current with each schema.prisma: a client left from an older schema would
+// fail the types falsely. Each service's prisma:generate (scripts/prisma-generate.mjs) skips a
+// client already made from the same schema, config and Prisma version, so the build's second
+// call costs nothing.
 if (!step('prisma clients', 'pnpm', ['--silent', '-r', '--filter', './services/**', 'run', 'prisma:generate'])) {
   process.exit(1);
 }
