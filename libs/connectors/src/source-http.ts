@@ -2,6 +2,7 @@ import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 
 import type { AccessTokenSource } from './connector.js';
+import { parseJsonBody } from './json-body.js';
 
 export interface SourceHttpOptions {
   /** Attempts per request on 429 / secondary rate limits / 5xx before giving up. */
@@ -240,7 +241,7 @@ export class SourceHttp {
 
 function parseJson<T>(bytes: Buffer, path: string): T {
   try {
-    return JSON.parse(bytes.toString('utf8')) as T;
+    return parseJsonBody(bytes) as T;
   } catch (cause) {
     throw new AppError('source_error', `The source answered ${path} with a body that is not JSON`, [], { cause });
   }
