@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 
-import { recordAad, recordAadEncoder } from './record-aad.js';
+import { recordAad, recordAadEncoder, recordDigestContext, recordDigestContextEncoder } from './record-aad.js';
 
 describe('recordAadEncoder', () => {
   it('gives the bytes of recordAad for every record of a connection', () => {
@@ -27,5 +27,27 @@ describe('recordAadEncoder', () => {
     const aad = recordAadEncoder('ps', 'connection');
     expect(aad('a', 'media.playlist').equals(aad('b', 'media.playlist'))).toBe(false);
     expect(aad('a', 'media.playlist').equals(aad('a', 'media.playlist_item'))).toBe(false);
+  });
+});
+
+describe('recordDigestContextEncoder', () => {
+  it('gives the bytes of recordDigestContext for every record of a connection', () => {
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.string(),
+        fc.array(fc.tuple(fc.string(), fc.string()), { maxLength: 5 }),
+        (ps, connection, records) => {
+          const context = recordDigestContextEncoder(ps, connection);
+          for (const [type, externalId] of records)
+            expect(context(type, externalId).equals(recordDigestContext(ps, connection, type, externalId))).toBe(true);
+        },
+      ),
+    );
+  });
+
+  it('encodes non-ASCII servers, types and external ids by their UTF-8 length', () => {
+    const context = recordDigestContextEncoder('ps-é', 'connexion-ü');
+    expect(context('type.ñ', '記録').equals(recordDigestContext('ps-é', 'connexion-ü', 'type.ñ', '記録'))).toBe(true);
   });
 });

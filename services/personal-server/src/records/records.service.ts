@@ -17,7 +17,7 @@ import { grantSealMatches } from '../grants/grant-seal.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { RecordMigrationsService } from '../record-migrations/record-migrations.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { recordAad, recordAadEncoder, recordDigestContext } from './record-aad.js';
+import { recordAad, recordAadEncoder, recordDigestContextEncoder } from './record-aad.js';
 import {
   recordKey,
   RecordsRepository,
@@ -91,7 +91,12 @@ export class RecordsService {
       if (!record.deleted) {
         let body: unknown;
         try {
-          body = JSON.parse(Buffer.from(record.dataJson).toString('utf8'));
+          // A view of the request's bytes, not a copy of them.
+          body = JSON.parse(
+            Buffer.from(record.dataJson.buffer, record.dataJson.byteOffset, record.dataJson.byteLength).toString(
+              'utf8',
+            ),
+          );
         } catch {
           throw new AppError('invalid_record', 'The record body is not JSON', [
             { path: `records[${index}].dataJson`, message: 'not JSON' },
@@ -134,8 +139,8 @@ export class RecordsService {
           : await this.sealFresh(connection, batch);
       const { key, fresh } = sealed;
       const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
-      const encrypt = (id: string, type: string, plaintext: Buffer) =>
-        key.encrypt(plaintext, recordAad(connection.personalServerId, connection.id, id, type));
+      const aad = recordAadEncoder(connection.personalServerId, connection.id);
+      const encrypt = (id: string, type: string, plaintext: Buffer) => key.encrypt(plaintext, aad(id, type));
       // Versions are handed out in order under the row lock; one that ends up unused (a
       // record found unchanged below) leaves a gap, which cursors do not mind.
       let version = connection.lastVersion;
@@ -221,18 +226,18 @@ export class RecordsService {
       userId: connection.userId,
     });
     const fresh: RecordWrite[] = [];
+    // The connection's part of every record's context, encoded once for the batch.
+    const digestContext = recordDigestContextEncoder(connection.personalServerId, connection.id);
+    const aad = recordAadEncoder(connection.personalServerId, connection.id);
     for (const item of batch.values()) {
       if (item.plaintext === undefined) continue;
-      item.digest = key.digest(
-        item.plaintext,
-        recordDigestContext(connection.personalServerId, connection.id, item.type, item.externalId),
-      );
+      item.digest = key.digest(item.plaintext, digestContext(item.type, item.externalId));
       const id = randomUUID();
       fresh.push({
         id,
         type: item.type,
         externalId: item.externalId,
-        ciphertext: key.encrypt(item.plaintext, recordAad(connection.personalServerId, connection.id, id, item.type)),
+        ciphertext: key.encrypt(item.plaintext, aad(id, item.type)),
         bodyDigest: item.digest,
         sourceUpdatedAt: item.sourceUpdatedAt,
         deleted: false,
