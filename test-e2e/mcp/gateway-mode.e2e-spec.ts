@@ -6,6 +6,7 @@ import { type RunningSimulator, startSimulator } from '@context-gateway/source-s
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { AgentAuthorization } from '../support/agent-authorization.js';
@@ -620,6 +621,50 @@ describe('gateway mode at /mcp', () => {
     await sdk.mcpVirtualServers.remove(app.orgId, 'repos-only');
   });
 
+  it('tells agents when a rule or a virtual server changes which resources and prompts they are shown', async () => {
+    const sdk = sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN });
+    // `picked` offers one tool, so none of github's resources and prompts (not selected whole).
+    await sdk.mcpVirtualServers.put(app.orgId, 'picked', { tools: ['github:list_repos'] });
+    const whole = await mcpListener(new URL('/mcp', base), alice.accessToken, 'modern');
+    const picked = await mcpListener(new URL('/mcp/v/picked', base), alice.accessToken, 'legacy');
+    const lists = async (l: McpListener) => ({
+      resources: (await l.client.listResources()).resources.map((r) => r.uri),
+      prompts: (await l.client.listPrompts()).prompts.map((p) => p.name),
+    });
+    const shownAll = { resources: ['github+github://user'], prompts: ['github.review_repo'] };
+    const shownNothing = { resources: [], prompts: [] };
+    expect(await lists(whole)).toEqual(shownAll);
+    expect(await lists(picked)).toEqual(shownNothing);
+    const toldLists = (l: McpListener, n: number) =>
+      Promise.all([l.toldTimes(n, 'resources'), l.toldTimes(n, 'prompts')]);
+
+    // Resources and prompts are decided as github:tools: an org deny hides them, not the tools.
+    const rule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'github:tools',
+      description: 'No resources or prompts for a while',
+    });
+    expect(rule.status).toBe(201);
+    await toldLists(whole, 1);
+    expect(await lists(whole)).toEqual(shownNothing);
+    expect(whole.count('tools')).toBe(0);
+    const ruleId = (rule.body as { rule: { id: string } }).rule.id;
+    expect(
+      (await admin().call('DELETE', `/v1/admin/organizations/${app.orgId}/policy/rules/${ruleId}`)).status,
+    ).toBeLessThan(300);
+    await toldLists(whole, 2);
+    expect(await lists(whole)).toEqual(shownAll);
+
+    // `picked` now selects github whole: its listener is told of its tools and of the lists.
+    await sdk.mcpVirtualServers.put(app.orgId, 'picked', { integrations: ['github'] });
+    await Promise.all([picked.toldTimes(1), toldLists(picked, 1)]);
+    expect(await lists(picked)).toEqual(shownAll);
+    // Nothing else moved for the /mcp listener: had it been told, it would have been by now.
+    expect([whole.count('tools'), whole.count('resources'), whole.count('prompts')]).toEqual([0, 2, 2]);
+    for (const l of [whole, picked]) await l.client.close();
+    await sdk.mcpVirtualServers.remove(app.orgId, 'picked');
+  });
+
   it('proxies a server that speaks only 2025-11-25, to agents of either revision', async () => {
     const old = await spawnGithubMcp(sim.url, { legacyOnly: true });
     try {
@@ -660,6 +705,22 @@ describe('gateway mode at /mcp', () => {
     const client = await agent(late.accessToken, 'legacy');
     // Org and application allow the tools: listed before the person consented.
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('github.list_repos');
+    // Listing makes no connect link (each would be a connect session stored at the broker): a call does.
+    expect((await client.listResources()).resources).toEqual([]);
+    const connectSessions = async () => {
+      const db = new pg.Client({ connectionString: stack.databaseUrl });
+      await db.connect();
+      try {
+        const found = await db.query<{ n: string }>(
+          'SELECT count(*) AS n FROM connection_broker.connect_sessions WHERE for_user_id = $1',
+          [late.userId],
+        );
+        return Number(found.rows[0]?.n);
+      } finally {
+        await db.end();
+      }
+    };
+    expect(await connectSessions()).toBe(0);
     const elicited = await client.callTool({ name: 'github.list_repos', arguments: {} }).then(
       () => undefined,
       (error: unknown) => error as ProtocolError,
@@ -668,6 +729,7 @@ describe('gateway mode at /mcp', () => {
     const [request] = (elicited?.data as { elicitations: { mode: string; url: string }[] }).elicitations;
     expect(request?.mode).toBe('url');
     expect(new URL(request?.url ?? '').pathname).toMatch(/^\/v1\/connect\/[A-Za-z0-9_-]{43}$/);
+    expect(await connectSessions()).toBe(1);
 
     await connectSourceAccount(new RpcClient(nc), app, 'github', SCOPES, 'octo-late', late);
     const result = await waitFor('the grant to reach policy', async () =>

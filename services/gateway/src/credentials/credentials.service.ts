@@ -38,11 +38,16 @@ export class CredentialsService {
     private readonly connect: ConnectFlowService,
   ) {}
 
-  /** The connection and the grant's scopes, or `connection_required` (with `connectUrl` when one can be made). */
+  /**
+   * The connection and the grant's scopes, or `connection_required` — with `connectUrl` when
+   * one can be made and `link` is set. Without `link` (a listing asking whether the person
+   * is connected) nothing is created: a connect link is a connect session stored at the broker.
+   */
   async usableGrant(
     caller: ApplicationCaller,
     userId: string,
     integration: string,
+    link = true,
   ): Promise<{ connectionId: string; scopes: string[] }> {
     const found = await this.rpc.request(rpc.broker.findUserGrant, {
       orgId: caller.orgId,
@@ -54,7 +59,7 @@ export class CredentialsService {
     if (found.connectionId !== '' && found.scopes.length > 0)
       return { connectionId: found.connectionId, scopes: found.scopes };
     // Bound to the person: whoever else opens the link is refused (connect_session_other_person).
-    const connectUrl = await this.connect.connectLinkFor(caller, integration, userId);
+    const connectUrl = link ? await this.connect.connectLinkFor(caller, integration, userId) : undefined;
     throw new AppError(
       'connection_required',
       `The person has no usable ${integration} connection for this application${connectUrl ? ': send them to connectUrl' : ''}`,

@@ -54,7 +54,7 @@ import {
   wrapUri,
 } from './mcp-server-view.js';
 import { boundedStream } from './mcp-stream-lifetime.js';
-import { McpSubscribers, type StreamCaller } from './mcp-subscribers.js';
+import { McpSubscribers, type StreamCaller, type Visible } from './mcp-subscribers.js';
 import { McpToolCatalog, type ToolRead, UNKNOWN_TOOL_REREAD_MS } from './mcp-tool-catalog.js';
 import { McpUpstream, type UpstreamCaller, UpstreamFailure } from './mcp-upstream.js';
 import { type McpSelection, selectionKey, selectionOf } from './mcp-virtual-server.js';
@@ -322,11 +322,12 @@ export class McpGatewayService implements OnModuleDestroy {
   /**
    * What the caller may see now at the stream's endpoint, digested: the same list tools/list
    * there would answer (at a virtual server: its selection as it is now), from the lists kept
-   * (no reads); undefined when the virtual server is gone. Run when their stream opens and on
+   * (no reads), and the servers resources/list and prompts/list would read there; undefined
+   * when the virtual server is gone. Run when their stream opens and on
    * every change that may concern them, so it also keeps their lists followed upstream: each
    * server of the org's current view the endpoint offers, with their own credential.
    */
-  private async visibleDigest(caller: StreamCaller): Promise<string | undefined> {
+  private async visibleDigest(caller: StreamCaller): Promise<Visible | undefined> {
     const view = await this.decider.mcpView(caller);
     const name = caller.virtualServer?.name;
     if (name !== undefined && !view.virtualServers.has(name)) return undefined;
@@ -346,17 +347,27 @@ export class McpGatewayService implements OnModuleDestroy {
     );
     // The person's own list only where this caller has a token for the server (as tools/list
     // reads it): another application's grant must not show here.
+    const tokens = await Promise.all(
+      selected.map((server) => this.tokenIfConnected(caller, server.integration, server)),
+    );
     const offered = new Map(
-      await Promise.all(
-        selected.map(async (server) => {
-          const token = await this.tokenIfConnected(caller, server.integration, server);
-          const names = token ? this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf) : undefined;
-          return [server.integration, { names, catalogChanged: false }] as const;
-        }),
-      ),
+      selected.map((server, i) => {
+        const names = tokens[i] ? this.catalog.kept(caller.orgId, server.integration, caller.onBehalfOf) : undefined;
+        return [server.integration, { names, catalogChanged: false }] as const;
+      }),
     );
     const tools = this.visible(caller, view, offered, selection);
-    return createHash('sha256').update(JSON.stringify(tools)).digest('base64url');
+    // The servers whose resources and prompts resources/list and prompts/list would show here
+    // (readable, as `readable` decides it, with the same credentials).
+    const lists = selected
+      .filter(
+        (server, i) =>
+          selection.offersWhole(server.integration) &&
+          (server.auth === 'none' || tokens[i] !== undefined) &&
+          this.listsShown(caller, view, server),
+      )
+      .map((server) => [server.integration, server.url]);
+    return { tools: digestOf(tools), lists: digestOf(lists) };
   }
 
   private serverFor(ctx: McpRequestContext): Server {
@@ -673,7 +684,13 @@ export class McpGatewayService implements OnModuleDestroy {
       credential =
         server.auth === 'none'
           ? anonymous(server.integration)
-          : await this.credentialFor(caller, server.integration, decision.allowed ? view.revision : undefined, server);
+          : await this.credentialFor(
+              caller,
+              server.integration,
+              decision.allowed ? view.revision : undefined,
+              server,
+              true,
+            );
       connectionId = credential.connectionId || undefined;
     } catch (error) {
       const appError = AppError.from(error);
@@ -774,11 +791,7 @@ export class McpGatewayService implements OnModuleDestroy {
     view: McpPolicyView,
     server: McpServerView,
   ): Promise<{ server: McpServerView; token: string; key: string } | undefined> {
-    const capability = `${server.integration}:tools`;
-    if (!tokenCovers(caller, server.integration, capability)) return undefined;
-    const decision = view.decide(this.decisionRequest(caller, capability));
-    // A listing cannot wait for the person's approval: held servers list nothing (a read is held).
-    if (!decision.allowed || decision.approval) return undefined;
+    if (!this.listsShown(caller, view, server)) return undefined;
     try {
       const credential =
         server.auth === 'none'
@@ -788,6 +801,15 @@ export class McpGatewayService implements OnModuleDestroy {
     } catch {
       return undefined;
     }
+  }
+
+  /** Whether policy shows the server's resources and prompts to the caller: `<integration>:tools` allowed unapproved. */
+  private listsShown(caller: GatewayAuth['caller'], view: McpPolicyView, server: McpServerView): boolean {
+    const capability = `${server.integration}:tools`;
+    if (!tokenCovers(caller, server.integration, capability)) return false;
+    const decision = view.decide(this.decisionRequest(caller, capability));
+    // A listing cannot wait for the person's approval: held servers list nothing (a read is held).
+    return decision.allowed && !decision.approval;
   }
 
   /**
@@ -1070,19 +1092,22 @@ export class McpGatewayService implements OnModuleDestroy {
    * decision at policy revision R, the answer is kept while the org stays at R (any grant,
    * connection or rule change bumps it, so a revocation still refuses the very next call)
    * and the token has a minute left; otherwise the broker is asked (it refreshes first when
-   * the token is close to expiry).
+   * the token is close to expiry). Without a connection: `connection_required`, with a
+   * connect link only when `link` is set (a call; a listing makes none — each link is a
+   * connect session stored at the broker).
    */
   private async credentialFor(
     caller: GatewayAuth['caller'],
     integration: string,
     revision: bigint | undefined,
     server?: Pick<McpServerView, 'auth' | 'url'>,
+    link = false,
   ): Promise<Credential> {
     const key = `${caller.orgId}\u0000${caller.applicationId}\u0000${caller.onBehalfOf}\u0000${integration}`;
     const kept = this.credentialCache.get(key);
     if (kept && revision !== undefined && kept.revision === revision && kept.usableUntil > this.clock.now())
       return forServer(kept, server);
-    const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration);
+    const grant = await this.credentials.usableGrant(caller, caller.onBehalfOf, integration, link);
     const token = await this.credentials.sourceToken(grant.connectionId);
     const expiresAt = token.expiresAt ? Date.parse(token.expiresAt) : Number.POSITIVE_INFINITY;
     const credential: Credential = {
@@ -1334,6 +1359,11 @@ function forServer(credential: Credential, server: Pick<McpServerView, 'auth' | 
     'connection_needs_reauth',
     "The connection's token was issued for another MCP server than the one registered: the person must connect again",
   );
+}
+
+/** A short stable digest of a JSON-shaped value (what a stream's caller may see). */
+function digestOf(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('base64url');
 }
 
 /** URL-mode elicitation of the connect link: an input-required result (2026-07-28) or error -32042 (2025-11-25). */

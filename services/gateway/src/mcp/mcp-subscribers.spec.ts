@@ -19,15 +19,17 @@ const settled = () => new Promise((resolve) => setImmediate(resolve));
 
 function setup() {
   const subscribers = new McpSubscribers(logger);
-  // What each person may see now, as the gateway would digest it.
   // What each person may see now at each endpoint (`alice`, `alice@triage`), as the gateway
-  // would digest it; `gone`: virtual servers deleted.
+  // would digest it: `visible`, their tools; `lists`, the servers whose resources and prompts
+  // they are shown; `gone`: virtual servers deleted.
   const visible = new Map<string, string>();
+  const lists = new Map<string, string>();
   const gone = new Set<string>();
   subscribers.configure((c) => {
     const name = c.virtualServer?.name;
     if (name !== undefined && gone.has(name)) return Promise.resolve(undefined);
-    return Promise.resolve(visible.get(name === undefined ? c.onBehalfOf : `${c.onBehalfOf}@${name}`) ?? 'nothing');
+    const key = name === undefined ? c.onBehalfOf : `${c.onBehalfOf}@${name}`;
+    return Promise.resolve({ tools: visible.get(key) ?? 'nothing', lists: lists.get(key) ?? 'none' });
   });
   const told = new Map<string, ServerEvent[]>();
   const ended = new Set<string>();
@@ -41,7 +43,7 @@ function setup() {
     remove = subscribers.add(c, (event) => told.get(name)?.push(event), endable ? end : undefined);
     return remove;
   };
-  return { subscribers, visible, gone, told, ended, stream };
+  return { subscribers, visible, lists, gone, told, ended, stream };
 }
 
 describe('McpSubscribers', () => {
@@ -110,7 +112,7 @@ describe('McpSubscribers', () => {
     const comparedIn: (string | undefined)[] = [];
     subscribers.configure(() => {
       comparedIn.push(currentRequestContext()?.requestId);
-      return Promise.resolve('same');
+      return Promise.resolve({ tools: 'same', lists: 'same' });
     });
     runWithRequestContext({ requestId: 'stream-request' }, () => subscribers.add(caller('alice'), () => undefined));
     await settled();
@@ -153,6 +155,31 @@ describe('McpSubscribers', () => {
     await settled();
     expect(told.get('opened-before')).toEqual([{ kind: 'tools_list_changed' }]);
     expect(told.get('opened-after')).toEqual([]);
+  });
+
+  it('tells of resource and prompt list changes when the servers shown to the caller moved, apart from tools', async () => {
+    const { subscribers, visible, lists, told, stream } = setup();
+    lists.set('alice', 'github').set('alice@triage', 'none');
+    stream(caller('alice'), 'whole');
+    stream(at(caller('alice'), 'triage'), 'triage');
+    stream(caller('bob'), 'bob');
+    await settled();
+    // A rule now hides github's resources and prompts from alice at /mcp; her tools stay.
+    lists.set('alice', 'none');
+    subscribers.check('org-1');
+    await settled();
+    const resources = { kind: 'resources_list_changed' };
+    const prompts = { kind: 'prompts_list_changed' };
+    expect(told.get('whole')).toEqual([resources, prompts]);
+    expect(told.get('triage')).toEqual([]);
+    expect(told.get('bob')).toEqual([]);
+    // Both move at once (she connects linear): each list is told once.
+    visible.set('alice', 'with-linear');
+    lists.set('alice', 'linear');
+    subscribers.check('org-1', 'alice');
+    await settled();
+    expect(told.get('whole')).toEqual([resources, prompts, { kind: 'tools_list_changed' }, resources, prompts]);
+    expect(told.get('triage')).toEqual([]);
   });
 
   it("tells a person's streams of a resource or prompt list change only where their caller is shown that list", async () => {

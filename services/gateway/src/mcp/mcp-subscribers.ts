@@ -25,14 +25,23 @@ interface Stream {
   end: (() => void) | undefined;
 }
 
-/** What a stream's caller may see now, digested; undefined when its endpoint is gone (a deleted virtual server). */
-export type VisibleDigest = (caller: StreamCaller) => Promise<string | undefined>;
+/**
+ * What a stream's caller may see now, digested: `tools`, the tool list; `lists`, which
+ * servers' resources and prompts are shown to them (those lists are read live, so which
+ * servers they come from is what the gateway decides). Undefined when the endpoint is gone
+ * (a deleted virtual server).
+ */
+export interface Visible {
+  tools: string;
+  lists: string;
+}
+export type VisibleDigest = (caller: StreamCaller) => Promise<Visible | undefined>;
 
 interface Group {
   caller: StreamCaller;
   streams: Set<Stream>;
-  /** What this caller may see now (a digest), as last compared; undefined until first computed. */
-  seen: string | undefined;
+  /** What this caller may see now (digests), as last compared; undefined until first computed. */
+  seen: Visible | undefined;
   /** Compares again: one comparison at a time, changes arriving meanwhile make one more after it. */
   compare: () => void;
 }
@@ -43,7 +52,9 @@ interface Group {
  * person, token and endpoint (a virtual server by name and selection), because what each may
  * see differs: a change is delivered to a group only when what *its* caller may see there
  * changed. `check(orgId, userId?)` recomputes the groups' digests (with the `digest` the
- * gateway sets) and tells those whose digest moved `tools_list_changed`; a group whose
+ * gateway sets) and tells those whose tools moved `tools_list_changed`, and those shown
+ * other servers' resources and prompts `resources_list_changed` and `prompts_list_changed`
+ * (a rule, a grant, a connection or a virtual server's selection changed); a group whose
  * virtual server was deleted has its streams ended. `listChanged` tells a person's streams of
  * an upstream resource or prompt list change, where their caller is shown that server's list.
  *
@@ -55,7 +66,7 @@ interface Group {
 export class McpSubscribers {
   private readonly scope = new AsyncLocalStorage<{ caller: StreamCaller; end: (() => void) | undefined }>();
   private readonly groups = new Map<string, Group>();
-  private digest: VisibleDigest = () => Promise.resolve('');
+  private digest: VisibleDigest = () => Promise.resolve({ tools: '', lists: '' });
 
   readonly bus: ServerEventBus = {
     // Nothing in the gateway publishes to everyone: each group is told on its own (check).
@@ -176,17 +187,21 @@ export class McpSubscribers {
     });
   }
 
-  /** Compares what the group's caller may see with what it saw, and tells its streams if it moved; false: stop. */
+  /** Compares what the group's caller may see with what it saw, and tells its streams what moved; false: stop. */
   private async compare(group: Group): Promise<boolean> {
-    const digest = await this.digest(group.caller);
-    if (digest === undefined) {
+    const visible = await this.digest(group.caller);
+    if (visible === undefined) {
       this.endAll(group);
       return false;
     }
+    const { seen } = group;
+    group.seen = visible;
     // The first comparison is the baseline: nothing to tell yet.
-    const moved = group.seen !== undefined && digest !== group.seen;
-    group.seen = digest;
-    if (moved) for (const stream of group.streams) this.deliver(stream, { kind: 'tools_list_changed' });
+    if (seen === undefined) return true;
+    const events: ServerEvent[] = [];
+    if (visible.tools !== seen.tools) events.push({ kind: 'tools_list_changed' });
+    if (visible.lists !== seen.lists) events.push({ kind: 'resources_list_changed' }, { kind: 'prompts_list_changed' });
+    for (const event of events) for (const stream of group.streams) this.deliver(stream, event);
     return true;
   }
 

@@ -88,13 +88,13 @@ export function upstreamFetch(options: { policy: UpstreamPolicy; timeoutMs: numb
       discard(res.body);
       throw new UpstreamTooLargeError(options.maxBytes);
     }
-    const init2 = { status: res.statusCode, headers };
+    const answerInit = { status: res.statusCode, headers };
     if (NULL_BODY_STATUSES.has(res.statusCode) || init?.method === 'HEAD') {
       done();
       discard(res.body);
-      return new Response(null, init2);
+      return new Response(null, answerInit);
     }
-    return new Response(limitedBody(res.body, options.maxBytes, controller.signal, done), init2);
+    return new Response(limitedBody(res.body, options.maxBytes, controller.signal, done), answerInit);
   };
   return { fetch, close: () => agent.close() };
 }
