@@ -3,7 +3,7 @@ import { RpcClient } from '@context-gateway/messaging';
 import { adminClient as sdkAdmin } from '@context-gateway/node';
 import { AuditAction, AuditOutcome, AuditPhase } from '@context-gateway/proto';
 import { type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
@@ -151,6 +151,12 @@ const text = (result: unknown) =>
     string,
     unknown
   >;
+
+/** What a test put in the shared org, undone after it whether it passed or not. */
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const undo of cleanups.splice(0).reverse()) await undo();
+});
 
 describe('gateway mode at /mcp', () => {
   let alice: Awaited<ReturnType<typeof personToken>>;
@@ -625,6 +631,7 @@ describe('gateway mode at /mcp', () => {
     const sdk = sdkAdmin({ baseUrl: base, operatorToken: OPERATOR_TOKEN });
     // `picked` offers one tool, so none of github's resources and prompts (not selected whole).
     await sdk.mcpVirtualServers.put(app.orgId, 'picked', { tools: ['github:list_repos'] });
+    cleanups.push(() => sdk.mcpVirtualServers.remove(app.orgId, 'picked'));
     const whole = await mcpListener(new URL('/mcp', base), alice.accessToken, 'modern');
     const picked = await mcpListener(new URL('/mcp/v/picked', base), alice.accessToken, 'legacy');
     const lists = async (l: McpListener) => ({
@@ -662,7 +669,6 @@ describe('gateway mode at /mcp', () => {
     // Nothing else moved for the /mcp listener: had it been told, it would have been by now.
     expect([whole.count('tools'), whole.count('resources'), whole.count('prompts')]).toEqual([0, 2, 2]);
     for (const l of [whole, picked]) await l.client.close();
-    await sdk.mcpVirtualServers.remove(app.orgId, 'picked');
   });
 
   it('proxies a server that speaks only 2025-11-25, to agents of either revision', async () => {
@@ -705,8 +711,22 @@ describe('gateway mode at /mcp', () => {
     const client = await agent(late.accessToken, 'legacy');
     // Org and application allow the tools: listed before the person consented.
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('github.list_repos');
-    // Listing makes no connect link (each would be a connect session stored at the broker): a call does.
+    // Listing makes no connect link (each would be a connect session stored at the broker), nor
+    // does comparing what a stream of theirs may see when a rule changes: a call does.
     expect((await client.listResources()).resources).toEqual([]);
+    const listener = await mcpListener(new URL('/mcp', base), late.accessToken, 'modern');
+    expect(await listener.names()).toContain('github.list_repos');
+    const rule = await admin().call('POST', `/v1/admin/organizations/${app.orgId}/policy/rules`, {
+      effect: 'deny',
+      capability: 'github:list_repos',
+      description: 'Compared for a person not yet connected',
+    });
+    expect(rule.status).toBe(201);
+    await listener.toldTimes(1);
+    const ruleId = (rule.body as { rule: { id: string } }).rule.id;
+    await admin().call('DELETE', `/v1/admin/organizations/${app.orgId}/policy/rules/${ruleId}`);
+    await listener.toldTimes(2);
+    await listener.client.close();
     const connectSessions = async () => {
       const db = new pg.Client({ connectionString: stack.databaseUrl });
       await db.connect();

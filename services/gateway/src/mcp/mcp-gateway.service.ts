@@ -99,6 +99,8 @@ interface Credential {
 const CREDENTIAL_KEEP_MS = 60_000;
 /** A token this close to expiry is fetched again (the broker refreshes it first). */
 const TOKEN_MARGIN_MS = 60_000;
+/** What the broker answers when the person has no usable connection for an integration. */
+const NOT_CONNECTED = new Set(['connection_required', 'connection_needs_reauth', 'connection_not_found']);
 /** People × integrations one gateway keeps credentials for. */
 const MAX_CREDENTIALS = 20_000;
 
@@ -108,7 +110,8 @@ const MAX_CREDENTIALS = 20_000;
  * server, changes of its selection only — and so are updates of resources subscribed at /mcp
  * (the same streams). Resource and prompt list changes are passed on from the upstreams that
  * announce them, to the streams shown that upstream's lists (at a virtual server, the
- * integrations it selects whole; docs/gateway-mode.md). `logging`: the upstreams' log
+ * integrations it selects whole; docs/gateway-mode.md), and told when the gateway's side
+ * changes which servers' lists a stream is shown (rules, grants, connections, selections). `logging`: the upstreams' log
  * messages of a call, read or get reach the agent on that request's stream.
  */
 const CAPABILITIES: ServerCapabilities = {
@@ -347,8 +350,11 @@ export class McpGatewayService implements OnModuleDestroy {
     );
     // The person's own list only where this caller has a token for the server (as tools/list
     // reads it): another application's grant must not show here.
+    // Only a known answer counts: a broker that did not answer fails the comparison (the
+    // previous digest stays, the next change compares again), never "nobody is connected",
+    // which would tell every stream of the org twice.
     const tokens = await Promise.all(
-      selected.map((server) => this.tokenIfConnected(caller, server.integration, server)),
+      selected.map((server) => this.tokenIfConnected(caller, server.integration, server, true)),
     );
     const offered = new Map(
       selected.map((server, i) => {
@@ -689,7 +695,7 @@ export class McpGatewayService implements OnModuleDestroy {
               server.integration,
               decision.allowed ? view.revision : undefined,
               server,
-              true,
+              /* link */ true,
             );
       connectionId = credential.connectionId || undefined;
     } catch (error) {
@@ -1175,17 +1181,25 @@ export class McpGatewayService implements OnModuleDestroy {
     }
   }
 
-  /** The person's source token for the integration when they have a usable connection; else none. */
+  /**
+   * The person's source token for the integration when they have a usable connection; else
+   * none — also when the broker could not say, unless `known`: then only a connection found
+   * missing or unusable is none, and any other failure is thrown.
+   */
   private async tokenIfConnected(
     caller: GatewayAuth['caller'],
     integration: string,
     server: McpServerView | undefined,
+    known = false,
   ): Promise<string | undefined> {
     // Only to read what the server lists: never kept (no policy revision vouches for it).
     if (!server) return undefined;
     return this.credentialFor(caller, integration, undefined, server).then(
       (credential) => credential.accessToken,
-      () => undefined,
+      (error: unknown) => {
+        if (known && !NOT_CONNECTED.has(AppError.from(error).code)) throw error;
+        return undefined;
+      },
     );
   }
 
