@@ -17,7 +17,7 @@ import { from as copyFrom } from 'pg-copy-streams';
  */
 export type CopyColumnType = 'bool' | 'int4' | 'int8' | 'uuid' | 'timestamptz' | 'text' | 'bytea';
 
-/** Several columns whose fields come already encoded by encodeCopyFields, as one Uint8Array per row. */
+/** Several columns whose fields come already encoded by CopyFieldsEncoder, as one Uint8Array per row. */
 export interface EncodedColumns {
   fields: number;
 }
@@ -25,7 +25,7 @@ export type CopyColumnSpec = CopyColumnType | EncodedColumns;
 
 export type CopyColumn =
   | { name: string; type: CopyColumnType }
-  /** `names.length` columns, each row's value a Uint8Array of their fields from encodeCopyFields. */
+  /** `names.length` columns, each row's value a Uint8Array of their fields from CopyFieldsEncoder. */
   | { names: readonly string[]; type: 'encoded' };
 
 /** A row's values in column order; null (or undefined) is SQL NULL. */
@@ -196,27 +196,48 @@ export function encodeCopyBinary(types: readonly CopyColumnSpec[], rows: readonl
 }
 
 /**
- * Some columns of many rows encoded ahead of the COPY (on a worker thread, say): each row's
- * fields one after the other, in a buffer of its own (transferable); row i is
+ * Some columns of many rows encoded ahead of the COPY (on a worker thread, say), a row at a
+ * time as the rows are made, so no row's values outlive its add(): each row's fields one
+ * after the other, in a buffer of its own (transferable) that grows as needed; row i is
  * bytes[ends[i-1] ?? 0, ends[i]). Such a row's part goes into encodeCopyBinary (or
  * copyRowsBinary) as the value of one `{ fields: types.length }` column, copied as it is.
  */
-export function encodeCopyFields(
-  types: readonly CopyColumnType[],
-  rows: readonly CopyRow[],
-): { bytes: Uint8Array; ends: number[] } {
-  let size = 0;
-  for (const row of rows) size += rowSize(types, row);
-  const bytes = new Uint8Array(size);
-  const out = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const ends: number[] = [];
-  let at = 0;
-  for (const row of rows) {
-    at = writeFields(out, types, row, at);
-    ends.push(at);
+export class CopyFieldsEncoder {
+  private out: Buffer;
+  private at = 0;
+  private readonly ends: number[] = [];
+
+  /** `expectedBytes`: a first guess of the total, so most batches never grow the buffer. */
+  constructor(
+    private readonly types: readonly CopyColumnType[],
+    expectedBytes = 4_096,
+  ) {
+    this.out = plainBuffer(Math.max(expectedBytes, 64));
   }
-  if (at !== size) throw new Error(`COPY encoder wrote ${at} of ${size} bytes`);
-  return { bytes, ends };
+
+  /** Throws TypeError on a value its column cannot take (nothing of the row written). */
+  add(row: CopyRow): void {
+    const size = rowSize(this.types, row);
+    if (this.at + size > this.out.length) {
+      const grown = plainBuffer(Math.max(this.out.length * 2, this.at + size));
+      this.out.copy(grown, 0, 0, this.at);
+      this.out = grown;
+    }
+    const end = writeFields(this.out, this.types, row, this.at);
+    if (end !== this.at + size) throw new Error(`COPY encoder wrote ${end - this.at} of ${size} bytes`);
+    this.at = end;
+    this.ends.push(end);
+  }
+
+  /** The rows so far; a view of the encoder's buffer, which moves with it when transferred. */
+  finish(): { bytes: Uint8Array; ends: number[] } {
+    return { bytes: new Uint8Array(this.out.buffer, 0, this.at), ends: this.ends };
+  }
+}
+
+/** A Buffer over an ArrayBuffer of its own (never a slice of Node's shared pool): it can be transferred. */
+function plainBuffer(size: number): Buffer {
+  return Buffer.from(new ArrayBuffer(size));
 }
 
 /**

@@ -4,14 +4,18 @@ import { AppError } from '@context-gateway/errors';
 import { decodeEntryBytes } from '@context-gateway/merkle-log';
 import { AuditAction, type AuditEvent, AuditEventSchema, AuditOutcome } from '@context-gateway/proto';
 
-/** `AUDIT_ACTION_DATA_QUERY` → `data_query`: the names the search columns and the HTTP API use. */
-export function actionName(action: AuditAction): string {
-  return (AuditAction[action] ?? 'UNSPECIFIED').toLowerCase();
+/** Each value's lower-case name, made once per enum rather than once per event; any other number is `unspecified`. */
+function lowerCaseNames(names: Record<string, string | number>): (value: number) => string {
+  const known = new Map<number, string>();
+  for (const [name, value] of Object.entries(names))
+    if (typeof value === 'number') known.set(value, name.toLowerCase());
+  return (value) => known.get(value) ?? 'unspecified';
 }
 
-export function outcomeName(outcome: AuditOutcome): string {
-  return (AuditOutcome[outcome] ?? 'UNSPECIFIED').toLowerCase();
-}
+/** `AUDIT_ACTION_DATA_QUERY` → `data_query`: the names the search columns and the HTTP API use. */
+export const actionName: (action: AuditAction) => string = lowerCaseNames(AuditAction);
+
+export const outcomeName: (outcome: AuditOutcome) => string = lowerCaseNames(AuditOutcome);
 
 /** The event as it is hashed into the log: proto3 JSON (stable field names, enums by name). */
 export function eventJson(event: AuditEvent): JsonValue {

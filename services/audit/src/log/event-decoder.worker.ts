@@ -8,7 +8,7 @@ if (!port) throw new Error('event-decoder.worker must run as a worker thread');
 port.on('message', (request: PackedPayloads & { id: number }) => {
   try {
     const batch = decodePacked(request);
-    // The bytes move rather than copy: utf8Concat and encodeCopyFields gave them ArrayBuffers of their own.
+    // The bytes move rather than copy: Utf8Column and CopyFieldsEncoder gave them ArrayBuffers of their own.
     port.postMessage({ id: request.id, batch }, [
       batch.canonicalEvents.buffer as ArrayBuffer,
       batch.searchFields.buffer as ArrayBuffer,

@@ -1,9 +1,9 @@
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
-import { type CopyColumnType, encodeCopyFields } from '@context-gateway/database';
-import { canonicalJson } from '@context-gateway/merkle-log';
+import { type CopyColumnType, CopyFieldsEncoder } from '@context-gateway/database';
 import { type EventDescriptor, events } from '@context-gateway/proto';
 
-import { eventJson, searchColumns } from './audit-event-codec.js';
+import { searchColumns } from './audit-event-codec.js';
+import { canonicalProtoJson } from './canonical-proto-json.js';
 
 /** Why a message can never be appended; it is dead-lettered with this code. */
 interface DecodeFailure {
@@ -35,7 +35,7 @@ export interface DecodedBatch {
   canonicalEnds: number[];
   occurredAtMs: number[];
   /**
-   * Each event's SEARCH_COPY_COLUMNS, encoded for the log's binary COPY (encodeCopyFields):
+   * Each event's SEARCH_COPY_COLUMNS, encoded for the log's binary COPY (CopyFieldsEncoder):
    * event i's are searchFields[searchFieldEnds[i-1] ?? 0, searchFieldEnds[i]). Encoded here
    * so the writer's thread only copies them into its COPY.
    */
@@ -56,6 +56,8 @@ export const SEARCH_COPY_COLUMNS: readonly { name: string; type: CopyColumnType 
   { name: 'outcome', type: 'text' },
 ];
 const SEARCH_COPY_TYPES = SEARCH_COPY_COLUMNS.map((c) => c.type);
+/** canonicalJson(eventJson(event)): what the leaf commits to. */
+const canonicalEvent = canonicalProtoJson(events.auditRecorded.message);
 
 /** What an AUDIT message's payload is: one AuditEvent, or an AuditEventBatch (header cg-audit-batch). */
 export const PayloadKind = { Event: 0, Batch: 1 } as const;
@@ -119,24 +121,44 @@ function range(bytes: Uint8Array, ends: readonly number[], i: number): Uint8Arra
   return end === undefined ? undefined : bytes.subarray(ends[i - 1] ?? 0, end);
 }
 
-/** `texts` as UTF-8, one after the other, in a buffer of their own (transferable); `ends` gets each one's end offset. */
-function utf8Concat(texts: readonly string[], ends: number[]): Uint8Array {
-  let total = 0;
-  for (const text of texts) {
-    total += Buffer.byteLength(text, 'utf8');
-    ends.push(total);
+/**
+ * Texts as UTF-8, one after the other, written as they come into a buffer of its own
+ * (transferable) that grows: no text outlives its add(), so a batch's thousands of them
+ * never pile up on the decoder's heap for its garbage collector to copy again and again.
+ */
+class Utf8Column {
+  private out: Buffer;
+  private at = 0;
+  readonly ends: number[] = [];
+
+  constructor(expectedBytes: number) {
+    this.out = Buffer.from(new ArrayBuffer(Math.max(expectedBytes, 64)));
   }
-  const out = new Uint8Array(total);
-  const view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-  let at = 0;
-  for (const text of texts) at += view.write(text, at, 'utf8');
-  return out;
+
+  add(text: string): void {
+    // A UTF-16 code unit takes at most 3 bytes of UTF-8: with that much room nothing is cut off.
+    if (this.out.length - this.at < text.length * 3) {
+      const grown = Buffer.from(new ArrayBuffer(Math.max(this.out.length * 2, this.at + text.length * 3)));
+      this.out.copy(grown, 0, 0, this.at);
+      this.out = grown;
+    }
+    this.at += this.out.write(text, this.at, 'utf8');
+    this.ends.push(this.at);
+  }
+
+  bytes(): Uint8Array {
+    return new Uint8Array(this.out.buffer, 0, this.at);
+  }
 }
+
+/** Rough output sizes per payload byte (the canonical JSON is about twice the protobuf), to allocate once. */
+const CANONICAL_PER_PAYLOAD_BYTE = 2.5;
+const SEARCH_FIELDS_PER_PAYLOAD_BYTE = 0.6;
 
 export function decodePacked({ bytes, offsets, kinds }: PackedPayloads): DecodedBatch {
   const batch = emptyBatch();
-  const canonical: string[] = [];
-  const searchRows: unknown[][] = [];
+  const canonical = new Utf8Column(bytes.length * CANONICAL_PER_PAYLOAD_BYTE);
+  const search = new CopyFieldsEncoder(SEARCH_COPY_TYPES, bytes.length * SEARCH_FIELDS_PER_PAYLOAD_BYTE);
   for (let i = 0; i < kinds.length; i += 1) {
     const data = bytes.subarray(offsets[i], offsets[i + 1]);
     const decoded =
@@ -152,9 +174,9 @@ export function decodePacked({ bytes, offsets, kinds }: PackedPayloads): Decoded
       const columns = searchColumns(event);
       batch.messageIndex.push(i);
       batch.eventIds.push(event.eventId);
-      canonical.push(canonicalJson(eventJson(event)));
+      canonical.add(canonicalEvent(event));
       batch.occurredAtMs.push(columns.occurredAt.getTime());
-      searchRows.push([
+      search.add([
         event.eventId,
         columns.orgId,
         columns.occurredAt,
@@ -167,10 +189,11 @@ export function decodePacked({ bytes, offsets, kinds }: PackedPayloads): Decoded
       ]);
     }
   }
-  batch.canonicalEvents = utf8Concat(canonical, batch.canonicalEnds);
-  const search = encodeCopyFields(SEARCH_COPY_TYPES, searchRows);
-  batch.searchFields = search.bytes;
-  batch.searchFieldEnds = search.ends;
+  batch.canonicalEvents = canonical.bytes();
+  batch.canonicalEnds = canonical.ends;
+  const encoded = search.finish();
+  batch.searchFields = encoded.bytes;
+  batch.searchFieldEnds = encoded.ends;
   return batch;
 }
 

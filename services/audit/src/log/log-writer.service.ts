@@ -25,6 +25,7 @@ import { canonicalEventBytes, type DecodedBatch, PayloadKind, searchFieldBytes }
 import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
 import { WitnessSubmitter } from './witness-submitter.js';
+import { WriterQueue } from './writer-queue.js';
 
 interface PreparedBatch {
   messages: JsMsg[];
@@ -194,12 +195,12 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     const messages = await consumer.consume({ max_messages: batchSize * 2 });
     this.messages = messages;
 
-    const queue: JsMsg[] = [];
+    const queue = new WriterQueue<JsMsg>(batchSize);
     let ended = false;
     const pump = (async () => {
       for await (const m of messages) {
         queue.push(m);
-        if (queue.length >= batchSize) this.wake?.();
+        if (queue.full) this.wake?.();
       }
     })().finally(() => {
       ended = true;
@@ -235,14 +236,14 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     try {
       while (!this.stopping && !ended) {
         if (!next) {
-          if (queue.length < batchSize) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
-          if (queue.length > 0) next = startDecoding(take(queue, batchSize));
+          if (!queue.full) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
+          if (queue.length > 0) next = startDecoding(queue.take());
         }
         current = next;
         next = undefined;
         if (current) {
           // Look ahead only when a whole batch is already waiting: a partial one waits its turn to fill.
-          if (queue.length >= batchSize) next = startDecoding(take(queue, batchSize));
+          if (queue.full) next = startDecoding(queue.take());
           const t0 = performance.now();
           const prepared = await this.prepare(db, writer, current.messages, await current.decoded, inflight?.eventIds);
           const t1 = performance.now();
@@ -289,7 +290,8 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
             () => unsettled.messages,
           )
         : [];
-      for (const m of [...uncommitted, ...(current?.messages ?? []), ...(next?.messages ?? []), ...queue]) m.nak();
+      for (const m of [...uncommitted, ...(current?.messages ?? []), ...(next?.messages ?? []), ...queue.drain()])
+        m.nak();
     }
   }
 
@@ -400,24 +402,4 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
 /** The decoder's columns do not line up with the batch it was given: a bug, never the input's fault. */
 function batchMismatch(messages: number, index: number): AppError {
   return new AppError('internal', `the decoded batch's slot ${index} does not fit its ${messages} messages`);
-}
-
-/** Bytes of payload one writer batch takes at most (about `batchSize` plain events; fewer batch messages). */
-const BYTES_PER_EVENT_BUDGET = 1_024;
-
-/**
- * The next writer batch off the queue: up to `batchSize` messages, fewer when they are
- * group-commit batches carrying many events each, so one transaction stays about
- * `batchSize` events (and its memory bounded) whatever the messages hold. Always one at least.
- */
-function take(queue: JsMsg[], batchSize: number): JsMsg[] {
-  const budget = batchSize * BYTES_PER_EVENT_BUDGET;
-  let bytes = 0;
-  let count = 0;
-  while (count < queue.length && count < batchSize) {
-    bytes += queue[count]?.data.length ?? 0;
-    count += 1;
-    if (bytes >= budget) break;
-  }
-  return queue.splice(0, count);
 }
