@@ -9,11 +9,23 @@
 //
 //   BENCH_EVENTS=100000 BENCH_BATCH=2000 node services/audit/bench/append.bench.mjs
 //   (BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the audit service)
+//   BENCH_PROFILE_DIR=<dir>: the audit service runs with --cpu-prof into <dir>, and each
+//   phase's self-time table of each of its threads (writer, decoder) is written there,
+//   top-audit-<phase>-<thread>.txt, counting only that phase's samples.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { create } from '@bufbuild/protobuf';
@@ -32,11 +44,22 @@ import {
 import pg from 'pg';
 
 import { freePort } from '../../../scripts/free-port.mjs';
+import { selfTimeTable } from '../../../scripts/flamegraph.mjs';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 const BATCH = process.env.BENCH_BATCH ?? '2000';
 const DATABASE_URL =
   process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+const NODE_ARGS = [
+  ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []),
+  ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
+];
+/** V8's profile clock (process.hrtime's, shared by every process here), in microseconds. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+/** Each phase's span on the profile clock, for its own self-time tables. */
+const windows = [];
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 const main = join(serviceDir, 'dist', 'main.js');
 const groupCommitModule = join(serviceDir, '..', 'gateway', 'dist', 'audit', 'audit-group-commit.js');
@@ -181,7 +204,9 @@ const cpuReport = {};
 async function measured(label, events, phase) {
   const load = loadavg()[0].toFixed(1);
   const before = await cpuSnapshot();
+  const fromUs = monotonicUs();
   const result = await phase();
+  windows.push({ label, fromUs, toUs: monotonicUs() });
   cpuReport[label] = cpuPerEvent(before, await cpuSnapshot(), events);
   console.log(`${label}: CPU µs/event by process (load ${load} at start)`, cpuReport[label]);
   return result;
@@ -197,24 +222,20 @@ try {
     `pre-load: published ${N} events to AUDIT at ${Math.round(publishRate).toLocaleString('en')}/s (each awaiting its ack, 256 in flight)`,
   );
 
-  service = spawn(
-    process.execPath,
-    [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), main],
-    {
-      env: {
-        ...process.env,
-        DATABASE_URL,
-        DATABASE_SCHEMA: schema,
-        NATS_URL: `nats://127.0.0.1:${natsPort}`,
-        HTTP_PORT: String(await freePort()),
-        MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
-        AUDIT_BATCH_SIZE: BATCH,
-        AUDIT_CHECKPOINT_INTERVAL_MS: '1000',
-        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-      },
-      stdio: ['ignore', process.env.BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
+  service = spawn(process.execPath, [...NODE_ARGS, main], {
+    env: {
+      ...process.env,
+      DATABASE_URL,
+      DATABASE_SCHEMA: schema,
+      NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      HTTP_PORT: String(await freePort()),
+      MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
+      AUDIT_BATCH_SIZE: BATCH,
+      AUDIT_CHECKPOINT_INTERVAL_MS: '1000',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     },
-  );
+    stdio: ['ignore', process.env.BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'],
+  });
   // The service's own start is not part of the drain: wait for its first entry before counting CPU.
   while ((await count()) === 0) await sleep(50);
   const backlogRate = await measured('backlog', N, () => waitFor(N, 'backlog drain (consumer alone)'));
@@ -271,4 +292,20 @@ try {
   await nc.close();
   nats.kill('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
+}
+
+// The service wrote one profile per thread as it exited: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile.
+if (PROFILE_DIR && service) {
+  const files = readdirSync(PROFILE_DIR).filter(
+    (f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(service.pid),
+  );
+  for (const file of files) {
+    const thread = file.split('.')[4] === '0' ? 'writer' : `decoder${file.split('.')[4]}`;
+    const profile = JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8'));
+    for (const w of windows) {
+      const out = join(PROFILE_DIR, `top-audit-${w.label.replace(/ /g, '-')}-${thread}.txt`);
+      writeFileSync(out, `${selfTimeTable(profile, { ...w, top: 40 })}\n`);
+      console.log(`self time, ${w.label}, ${thread} thread: ${out}`);
+    }
+  }
 }
