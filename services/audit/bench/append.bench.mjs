@@ -43,8 +43,8 @@ import {
 } from '@context-gateway/proto';
 import pg from 'pg';
 
-import { freePort } from '../../../scripts/free-port.mjs';
 import { selfTimeTable } from '../../../scripts/flamegraph.mjs';
+import { freePort } from '../../../scripts/free-port.mjs';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 const BATCH = process.env.BENCH_BATCH ?? '2000';

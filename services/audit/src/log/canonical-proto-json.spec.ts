@@ -2,7 +2,6 @@ import { create, type DescMessage, type MessageShape, toJson } from '@bufbuild/p
 import { canonicalJson } from '@context-gateway/merkle-log';
 import {
   AuditEntrySchema,
-  type AuditEvent,
   AuditEventBatchSchema,
   AuditEventSchema,
   GetEntryResponseSchema,
@@ -81,7 +80,7 @@ describe('canonicalProtoJson', () => {
           expect(canonicalProtoJson(AuditEventBatchSchema)(batch)).toBe(general(AuditEventBatchSchema, batch));
           const entry = create(AuditEntrySchema, {
             index,
-            event: events[0] as AuditEvent | undefined,
+            event: events[0],
             leafHash: Buffer.from(id),
           });
           expect(canonicalProtoJson(AuditEntrySchema)(entry)).toBe(general(AuditEntrySchema, entry));

@@ -1,5 +1,5 @@
 import { type DescField, type DescMessage, type MessageShape, ScalarType, toJson } from '@bufbuild/protobuf';
-import { type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import { FeatureSet_FieldPresence, type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import { canonicalJson } from '@context-gateway/merkle-log';
 
 /** A compiled writer: the message's canonical JSON text. */
@@ -25,7 +25,7 @@ type MemberWriter = (message: Record<string, unknown>) => string | undefined;
  * the two on generated events.
  */
 export function canonicalProtoJson<Desc extends DescMessage>(schema: Desc): (message: MessageShape<Desc>) => string {
-  return compile(schema) as (message: MessageShape<Desc>) => string;
+  return compile(schema);
 }
 
 const compiled = new WeakMap<DescMessage, Writer>();
@@ -115,7 +115,7 @@ function member(field: DescField): MemberWriter {
     case 'enum':
     case 'scalar': {
       const write = valueWriter(field);
-      if (field.presence !== IMPLICIT) {
+      if (field.presence !== FeatureSet_FieldPresence.IMPLICIT) {
         // Explicit presence (proto3 `optional`): written when set, whatever its value.
         return (message) =>
           Object.prototype.hasOwnProperty.call(message, local) && message[local] !== undefined
@@ -140,9 +140,6 @@ function member(field: DescField): MemberWriter {
       throw new Error(`canonicalProtoJson: ${field.toString()} is written by the general path`);
   }
 }
-
-/** google.protobuf.FeatureSet.FieldPresence.IMPLICIT, as @bufbuild/protobuf numbers it. */
-const IMPLICIT = 2;
 
 /** One value of a singular or list field, as JSON text. */
 function valueWriter(field: DescField & { fieldKind: 'scalar' | 'enum' | 'list' }): (value: unknown) => string {
