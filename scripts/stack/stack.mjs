@@ -162,6 +162,10 @@ export async function startStack(options) {
   const databaseReady = prepareDatabase(options, sharedEnv, log);
   // Both settle before either failure is reported: no child is left running behind a throw.
   const [database, nats] = await Promise.allSettled([databaseReady, natsReady]);
+  if (database.status === 'rejected' && nats.status === 'rejected')
+    throw new StackStartError(
+      `${/** @type {Error} */ (database.reason).message}; and ${/** @type {Error} */ (nats.reason).message}`,
+    );
   if (database.status === 'rejected') throw database.reason;
   if (nats.status === 'rejected') throw nats.reason;
   const logins = database.value;
