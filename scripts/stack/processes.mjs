@@ -89,10 +89,18 @@ export function spawnManaged(name, command, args, options) {
       resolve({ code: -1, signal: null });
     });
     child.once('exit', (code, signal) => {
-      logger.flush();
       running = false;
       live.delete(child);
-      resolve({ code, signal });
+      // 'exit' can come before the last output is read: a process that dies at start-up
+      // would be reported with no log lines. Its pipes are read to their end first (briefly:
+      // a pipe a grandchild still holds open does not hold the report back).
+      const drained = [child.stdout, child.stderr].map((stream) =>
+        stream && !stream.destroyed ? new Promise((done) => stream.once('close', done)) : undefined,
+      );
+      void Promise.race([Promise.all(drained), new Promise((done) => setTimeout(done, 1_000).unref())]).then(() => {
+        logger.flush();
+        resolve({ code, signal });
+      });
     });
   });
 
