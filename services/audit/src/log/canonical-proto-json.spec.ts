@@ -1,4 +1,25 @@
-import { create, type DescMessage, type MessageShape, toJson } from '@bufbuild/protobuf';
+import {
+  create,
+  createFileRegistry,
+  type DescMessage,
+  fromJson,
+  type JsonObject,
+  type JsonValue,
+  type MessageInitShape,
+  type MessageShape,
+  toJson,
+} from '@bufbuild/protobuf';
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+  file_google_protobuf_wrappers,
+  FileDescriptorProtoSchema,
+  ListValueSchema,
+  NullValue,
+  ValueSchema,
+} from '@bufbuild/protobuf/wkt';
 import { canonicalJson } from '@context-gateway/merkle-log';
 import {
   AuditEntrySchema,
@@ -110,5 +131,151 @@ describe('canonicalProtoJson', () => {
     (event as unknown as Record<string, unknown>).latencyMs = 'soon';
     expect(() => general(AuditEventSchema, event)).toThrow();
     expect(() => canonicalProtoJson(AuditEventSchema)(event)).toThrow();
+  });
+});
+
+/**
+ * A schema with what AuditEvent does not hold yet: well-known types protobuf-es keeps as plain
+ * values (Struct as a JsonObject, wrappers unboxed), NullValue (null in proto3 JSON), a proto3
+ * `optional` scalar, a oneof and a map, in messages otherwise written in one pass.
+ */
+const wktFile = create(FileDescriptorProtoSchema, {
+  name: 'audit/test/wkt.proto',
+  package: 'audit.test',
+  syntax: 'proto3',
+  dependency: ['google/protobuf/struct.proto', 'google/protobuf/wrappers.proto', 'google/protobuf/timestamp.proto'],
+  messageType: [
+    {
+      name: 'Plain',
+      field: [
+        scalarField('name', 1, FieldDescriptorProto_Type.STRING),
+        messageField('details', 2, '.google.protobuf.Struct'),
+        messageField('note', 3, '.google.protobuf.StringValue'),
+        { ...enumField('nothing', 4, '.google.protobuf.NullValue'), proto3Optional: true, oneofIndex: 0 },
+        { ...enumField('nothings', 5, '.google.protobuf.NullValue'), label: FieldDescriptorProto_Label.REPEATED },
+        messageField('value', 6, '.google.protobuf.Value'),
+        messageField('list', 7, '.google.protobuf.ListValue'),
+        messageField('count', 8, '.google.protobuf.Int32Value'),
+        messageField('at', 9, '.google.protobuf.Timestamp'),
+      ],
+      oneofDecl: [{ name: '_nothing' }],
+    },
+    {
+      name: 'Mixed',
+      field: [
+        { ...scalarField('maybe', 1, FieldDescriptorProto_Type.INT32), proto3Optional: true, oneofIndex: 0 },
+        { ...scalarField('text', 2, FieldDescriptorProto_Type.STRING), oneofIndex: 1 },
+        { ...scalarField('number', 3, FieldDescriptorProto_Type.INT32), oneofIndex: 1 },
+        { ...messageField('labels', 4, '.audit.test.Mixed.LabelsEntry'), label: FieldDescriptorProto_Label.REPEATED },
+        messageField('plain', 5, '.audit.test.Plain'),
+      ],
+      oneofDecl: [{ name: '_maybe' }, { name: 'choice' }],
+      nestedType: [
+        {
+          name: 'LabelsEntry',
+          field: [
+            scalarField('key', 1, FieldDescriptorProto_Type.STRING),
+            scalarField('value', 2, FieldDescriptorProto_Type.STRING),
+          ],
+          options: { mapEntry: true },
+        },
+      ],
+    },
+    {
+      name: 'Outer',
+      field: [
+        scalarField('id', 1, FieldDescriptorProto_Type.STRING),
+        { ...scalarField('maybe', 2, FieldDescriptorProto_Type.INT32), proto3Optional: true, oneofIndex: 0 },
+        messageField('plain', 3, '.audit.test.Plain'),
+        messageField('mixed', 4, '.audit.test.Mixed'),
+        { ...messageField('plains', 5, '.audit.test.Plain'), label: FieldDescriptorProto_Label.REPEATED },
+      ],
+      oneofDecl: [{ name: '_maybe' }],
+    },
+  ],
+});
+function scalarField(name: string, number: number, type: FieldDescriptorProto_Type) {
+  return { name, number, type, label: FieldDescriptorProto_Label.OPTIONAL, jsonName: name };
+}
+function messageField(name: string, number: number, typeName: string) {
+  return { ...scalarField(name, number, FieldDescriptorProto_Type.MESSAGE), typeName };
+}
+function enumField(name: string, number: number, typeName: string) {
+  return { ...scalarField(name, number, FieldDescriptorProto_Type.ENUM), typeName };
+}
+const wktRegistry = createFileRegistry(
+  wktFile,
+  (name) =>
+    ({
+      'google/protobuf/struct.proto': file_google_protobuf_struct,
+      'google/protobuf/wrappers.proto': file_google_protobuf_wrappers,
+      'google/protobuf/timestamp.proto': file_google_protobuf_timestamp,
+    })[name],
+);
+const messageSchema = (name: string): DescMessage => {
+  const desc = wktRegistry.getMessage(`audit.test.${name}`);
+  if (!desc) throw new Error(`no ${name}`);
+  return desc;
+};
+const OuterSchema = messageSchema('Outer');
+
+const json = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<JsonValue>;
+const jsonObject: fc.Arbitrary<JsonObject> = fc.dictionary(text, json, { maxKeys: 4 });
+const plainInit = fc.record(
+  {
+    name: text,
+    details: jsonObject,
+    note: text,
+    nothing: fc.constant(NullValue.NULL_VALUE),
+    nothings: fc.array(fc.constant(NullValue.NULL_VALUE), { maxLength: 3 }),
+    value: json.map((value) => fromJson(ValueSchema, value)),
+    list: fc.array(json, { maxLength: 3 }).map((values) => fromJson(ListValueSchema, values)),
+    count: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    at: timestamp,
+  },
+  { requiredKeys: [] },
+);
+const outer = fc
+  .record(
+    {
+      id: text,
+      maybe: fc.oneof(fc.constant(0), fc.integer()),
+      plain: plainInit,
+      mixed: fc.record(
+        {
+          maybe: fc.oneof(fc.constant(0), fc.integer()),
+          choice: fc.oneof(
+            fc.constant({ case: undefined }),
+            text.map((value) => ({ case: 'text' as const, value })),
+            fc.integer().map((value) => ({ case: 'number' as const, value })),
+          ),
+          labels: fc.dictionary(text, text, { maxKeys: 3 }),
+          plain: plainInit,
+        },
+        { requiredKeys: [] },
+      ),
+      plains: fc.array(plainInit, { maxLength: 3 }),
+    },
+    { requiredKeys: [] },
+  )
+  .map((init) => create(OuterSchema, init as MessageInitShape<DescMessage>));
+
+describe('canonicalProtoJson on well-known types, NullValue, optional scalars, oneofs and maps', () => {
+  it('writes exactly the bytes of canonicalJson(toJson(message))', () => {
+    const write = canonicalProtoJson(OuterSchema);
+    fc.assert(
+      fc.property(outer, (message) => {
+        expect(write(message)).toBe(general(OuterSchema, message));
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('writes a set NullValue as null, as toJson does', () => {
+    const message = create(messageSchema('Plain'), {
+      nothing: NullValue.NULL_VALUE,
+      nothings: [NullValue.NULL_VALUE],
+    });
+    expect(canonicalProtoJson(messageSchema('Plain'))(message)).toBe('{"nothing":null,"nothings":[null]}');
   });
 });

@@ -1,5 +1,12 @@
-import { type DescField, type DescMessage, type MessageShape, ScalarType, toJson } from '@bufbuild/protobuf';
-import { FeatureSet_FieldPresence, type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import {
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+  type MessageShape,
+  ScalarType,
+  toJson,
+} from '@bufbuild/protobuf';
+import { FeatureSet_FieldPresence, NullValueSchema, type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import { canonicalJson } from '@context-gateway/merkle-log';
 
 /** A compiled writer: the message's canonical JSON text. */
@@ -19,8 +26,8 @@ type MemberWriter = (message: Record<string, unknown>) => string | undefined;
  * units), each value as toJson writes it and JSON.stringify serializes it. Only the kinds
  * whose proto3 JSON is plain are written directly (strings, booleans, 32-bit integers,
  * enums, nested messages, lists of them); a message type with any other field (64-bit
- * integers, floats, bytes, maps, oneofs) and every well-known type (Timestamp's RFC 3339
- * string, Struct) are written by the general path, toJson then canonicalJson, so what is
+ * integers, floats, bytes, maps, oneofs, a well-known type but Timestamp, NullValue) and
+ * every well-known type itself are written by the general path, toJson then canonicalJson, so what is
  * not written here cannot be written differently. canonical-proto-json.spec.ts compares
  * the two on generated events.
  */
@@ -70,13 +77,30 @@ function isPlain(field: DescField): boolean {
     case 'scalar':
       return PLAIN_SCALARS.has(field.scalar);
     case 'list':
-      return field.listKind === 'enum' || field.listKind === 'message' || PLAIN_SCALARS.has(field.scalar);
+      if (field.listKind === 'enum') return isPlainEnum(field.enum);
+      if (field.listKind === 'message') return isPlainMessage(field.message);
+      return PLAIN_SCALARS.has(field.scalar);
     case 'enum':
+      return isPlainEnum(field.enum);
     case 'message':
-      return true;
+      return isPlainMessage(field.message);
     case 'map':
       return false;
   }
+}
+
+/**
+ * A message type written here as a field's value. Of the well-known types only Timestamp:
+ * protobuf-es holds a Struct field as a plain JsonObject and a wrapper field (StringValue, …)
+ * as the bare value, which only the general path on the containing message reads right.
+ */
+function isPlainMessage(desc: DescMessage): boolean {
+  return !desc.typeName.startsWith('google.protobuf.') || desc.typeName === TimestampSchema.typeName;
+}
+
+/** Every enum but google.protobuf.NullValue, which proto3 JSON writes as null, not by name. */
+function isPlainEnum(desc: DescEnum): boolean {
+  return desc.typeName !== NullValueSchema.typeName;
 }
 
 /** Scalars whose proto3 JSON value is the JavaScript value itself. */
