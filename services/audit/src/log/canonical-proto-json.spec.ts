@@ -1,12 +1,14 @@
 import {
   create,
   createFileRegistry,
+  type DescField,
   type DescMessage,
   fromJson,
   type JsonObject,
   type JsonValue,
   type MessageInitShape,
   type MessageShape,
+  ScalarType,
   toJson,
 } from '@bufbuild/protobuf';
 import {
@@ -16,8 +18,11 @@ import {
   file_google_protobuf_timestamp,
   file_google_protobuf_wrappers,
   FileDescriptorProtoSchema,
+  isWrapperDesc,
   ListValueSchema,
   NullValue,
+  StructSchema,
+  TimestampSchema,
   ValueSchema,
 } from '@bufbuild/protobuf/wkt';
 import { canonicalJson } from '@context-gateway/merkle-log';
@@ -48,28 +53,105 @@ const timestamp = fc.record({
     fc.nat(999_999_999),
   ),
 });
-const auditEvent = fc
-  .record(
-    {
-      eventId: text,
-      occurredAt: timestamp,
-      orgId: text,
-      applicationId: text,
-      userId: text,
-      resource: text,
-      action: enumNumber,
-      outcome: enumNumber,
-      phase: enumNumber,
-      policy: fc.record({ decidedBy: text, reason: text, matchedRuleIds: fc.array(text, { maxLength: 4 }) }),
-      errorCode: text,
-      latencyMs: fc.oneof(fc.constant(0), fc.nat({ max: 2 ** 32 - 1 })),
-      actorKind: enumNumber,
-      operation: text,
-      mcpVirtualServer: text,
-    },
-    { requiredKeys: [] },
-  )
-  .map((init) => create(AuditEventSchema, init as Parameters<typeof create<typeof AuditEventSchema>>[1]));
+const json = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<JsonValue>;
+const jsonObject: fc.Arbitrary<JsonObject> = fc.dictionary(text, json, { maxKeys: 4 });
+
+/**
+ * Any message of the type, built from its descriptor field by field (a field added to the
+ * proto is generated without a change here): each field set or left out, each value of its
+ * kind, zero values often (left out of proto3 JSON), nested messages to a depth of two.
+ */
+function messageOf(desc: DescMessage, depth = 2): fc.Arbitrary<MessageShape<DescMessage>> {
+  const model: Record<string, fc.Arbitrary<unknown>> = {};
+  for (const field of desc.fields) if (!field.oneof) model[field.localName] = fieldValue(field, depth);
+  for (const oneof of desc.oneofs)
+    model[oneof.localName] = fc.oneof(
+      fc.constant({ case: undefined }),
+      ...oneof.fields.map((field) => fieldValue(field, depth).map((value) => ({ case: field.localName, value }))),
+    );
+  return fc.record(model, { requiredKeys: [] }).map((init) => create(desc, init as MessageInitShape<DescMessage>));
+}
+
+function fieldValue(field: DescField, depth: number): fc.Arbitrary<unknown> {
+  switch (field.fieldKind) {
+    case 'scalar':
+      return scalarValue(field.scalar);
+    case 'enum':
+      return enumNumber;
+    case 'message':
+      return messageValue(field.message, depth);
+    case 'list':
+      return fc.array(elementValue(field.listKind, field.scalar, field.message, depth), { maxLength: 4 });
+    case 'map':
+      return fc.dictionary(mapKey(field.mapKey), elementValue(field.mapKind, field.scalar, field.message, depth), {
+        maxKeys: 3,
+      });
+  }
+}
+
+/** One value in a list or a map. */
+function elementValue(
+  kind: 'scalar' | 'enum' | 'message',
+  scalar: ScalarType | undefined,
+  message: DescMessage | undefined,
+  depth: number,
+): fc.Arbitrary<unknown> {
+  if (kind === 'enum') return enumNumber;
+  if (message) return messageValue(message, depth);
+  if (scalar === undefined) throw new Error(`a ${kind} element with no type`);
+  return scalarValue(scalar);
+}
+
+/** A message field's value as protobuf-es holds it: Struct and wrappers as plain values. */
+function messageValue(desc: DescMessage, depth: number): fc.Arbitrary<unknown> {
+  if (desc.typeName === TimestampSchema.typeName) return timestamp;
+  if (desc.typeName === StructSchema.typeName) return jsonObject;
+  if (desc.typeName === ValueSchema.typeName) return json.map((value) => fromJson(ValueSchema, value));
+  if (desc.typeName === ListValueSchema.typeName)
+    return fc.array(json, { maxLength: 3 }).map((values) => fromJson(ListValueSchema, values));
+  if (isWrapperDesc(desc)) {
+    const value = desc.fields[0];
+    if (value?.fieldKind !== 'scalar') throw new Error(`${desc.typeName} is not a wrapper`);
+    return scalarValue(value.scalar);
+  }
+  if (desc.typeName.startsWith('google.protobuf.')) throw new Error(`no generator for ${desc.typeName}`);
+  return depth === 0 ? fc.constant(create(desc)) : messageOf(desc, depth - 1);
+}
+
+function scalarValue(scalar: ScalarType): fc.Arbitrary<unknown> {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return text;
+    case ScalarType.BOOL:
+      return fc.boolean();
+    case ScalarType.INT32:
+    case ScalarType.SINT32:
+    case ScalarType.SFIXED32:
+      return fc.oneof(fc.constant(0), fc.integer());
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32:
+      return fc.oneof(fc.constant(0), fc.nat({ max: 2 ** 32 - 1 }));
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return fc.oneof(fc.constant(0n), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }));
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+    case ScalarType.DOUBLE:
+      return fc.oneof(fc.constant(0), fc.double());
+    case ScalarType.FLOAT:
+      return fc.oneof(fc.constant(0), fc.float());
+    case ScalarType.BYTES:
+      return fc.uint8Array({ maxLength: 8 });
+  }
+}
+
+function mapKey(scalar: ScalarType): fc.Arbitrary<string> {
+  return scalar === ScalarType.STRING ? text : scalarValue(scalar).map(String);
+}
+
+const auditEvent = messageOf(AuditEventSchema) as fc.Arbitrary<MessageShape<typeof AuditEventSchema>>;
 
 describe('canonicalProtoJson', () => {
   it('writes exactly the bytes of canonicalJson(toJson(event)) for any AuditEvent', () => {
@@ -219,46 +301,7 @@ const messageSchema = (name: string): DescMessage => {
 };
 const OuterSchema = messageSchema('Outer');
 
-const json = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<JsonValue>;
-const jsonObject: fc.Arbitrary<JsonObject> = fc.dictionary(text, json, { maxKeys: 4 });
-const plainInit = fc.record(
-  {
-    name: text,
-    details: jsonObject,
-    note: text,
-    nothing: fc.constant(NullValue.NULL_VALUE),
-    nothings: fc.array(fc.constant(NullValue.NULL_VALUE), { maxLength: 3 }),
-    value: json.map((value) => fromJson(ValueSchema, value)),
-    list: fc.array(json, { maxLength: 3 }).map((values) => fromJson(ListValueSchema, values)),
-    count: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
-    at: timestamp,
-  },
-  { requiredKeys: [] },
-);
-const outer = fc
-  .record(
-    {
-      id: text,
-      maybe: fc.oneof(fc.constant(0), fc.integer()),
-      plain: plainInit,
-      mixed: fc.record(
-        {
-          maybe: fc.oneof(fc.constant(0), fc.integer()),
-          choice: fc.oneof(
-            fc.constant({ case: undefined }),
-            text.map((value) => ({ case: 'text' as const, value })),
-            fc.integer().map((value) => ({ case: 'number' as const, value })),
-          ),
-          labels: fc.dictionary(text, text, { maxKeys: 3 }),
-          plain: plainInit,
-        },
-        { requiredKeys: [] },
-      ),
-      plains: fc.array(plainInit, { maxLength: 3 }),
-    },
-    { requiredKeys: [] },
-  )
-  .map((init) => create(OuterSchema, init as MessageInitShape<DescMessage>));
+const outer = messageOf(OuterSchema);
 
 describe('canonicalProtoJson on well-known types, NullValue, optional scalars, oneofs and maps', () => {
   it('writes exactly the bytes of canonicalJson(toJson(message))', () => {
