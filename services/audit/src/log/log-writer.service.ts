@@ -201,6 +201,8 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       for await (const m of messages) {
         queue.push(m);
         if (queue.full) this.wake?.();
+        // Backpressure: the next pull goes out only once this loop takes again.
+        await queue.room();
       }
     })().finally(() => {
       ended = true;
@@ -280,6 +282,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       if (inflight) await inflight.done;
       inflight = undefined;
     } finally {
+      queue.close();
       await messages.close().catch(() => undefined);
       await pump;
       // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).

@@ -28,9 +28,9 @@ describe('WriterQueue', () => {
     expect(queue.full).toBe(true);
     // One batch is about batchSize events: the messages up to the budget, the rest stays.
     const batch = queue.take();
-    expect(batch.map((m) => m.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].slice(0, batch.length));
-    expect(batch.length).toBeLessThan(8);
-    expect(queue.length).toBe(8 - batch.length);
+    // 7 messages (112,000 bytes) reach the 102,400-byte budget.
+    expect(batch.map((m) => m.id)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(queue.length).toBe(1);
     expect(queue.full).toBe(false);
   });
 
@@ -45,5 +45,33 @@ describe('WriterQueue', () => {
     expect(queue.drain().map((m) => m.id)).toEqual([2, 3]);
     expect(queue.length).toBe(0);
     expect(queue.take()).toEqual([]);
+  });
+
+  it('holds the pump back from two batches of payload on until a batch is taken, or the queue closes', async () => {
+    // A budget of 100 events is 102,400 bytes; two budgets are 204,800.
+    const queue = new WriterQueue<Message>(100);
+    const settled = (promise: Promise<void>) => {
+      let done = false;
+      void promise.then(() => (done = true));
+      return async () => {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return done;
+      };
+    };
+    for (let i = 0; i < 12; i += 1) queue.push(message(16_000, i));
+    const open = settled(queue.room());
+    expect(await open()).toBe(true);
+    queue.push(message(16_000, 12)); // 208,000 bytes
+    const held = settled(queue.room());
+    expect(await held()).toBe(false);
+    queue.take(); // 7 messages: 96,000 bytes remain
+    expect(await held()).toBe(true);
+
+    for (let i = 0; i < 8; i += 1) queue.push(message(16_000, 13 + i));
+    const closing = settled(queue.room());
+    expect(await closing()).toBe(false);
+    queue.close();
+    expect(await closing()).toBe(true);
+    expect(await settled(queue.room())()).toBe(true);
   });
 });
