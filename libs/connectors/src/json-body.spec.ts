@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import fc from 'fast-check';
 
 import { parseJsonBody } from './json-body.js';
@@ -36,19 +36,30 @@ const { item } = fc.letrec<{ item: unknown }>((tie) => ({
     fc.dictionary(tricky, tie('item'), { maxKeys: 4 }),
   ),
 }));
-/** A page: an array long enough (past 64 KB) to take the element-by-element path, with blank space about. */
-const page = fc
-  .tuple(fc.array(item, { minLength: 0, maxLength: 30 }), fc.constantFrom('', ' ', '\n  ', '\t'))
-  .map(([items, space]) => {
-    const padding = 'x'.repeat(70 * 1024);
-    const text = JSON.stringify([...items, { padding }], null, space.length > 0 ? 1 : undefined);
-    return `${space}${text}${space}`;
-  });
+/**
+ * Many small elements of the kind a scanner could trip on, after the generated ones: 1,000 of
+ * about 70 bytes make a page past 64 KB, so it takes the split path and is cut in several groups.
+ */
+const filler = Array.from({ length: 1000 }, (_, n) => ({ n, s: `a,b]"\\{c}[d:e` + 'f'.repeat(n % 40) }));
+const spaces = fc.constantFrom('', ' ', '\n  ', '\t', '\r\n', ' \r');
+
+/** A page with blank space about (and as indentation), and how many of its first bytes are the generated items. */
+const page = fc.tuple(fc.array(item, { minLength: 0, maxLength: 30 }), spaces).map(([items, space]) => {
+  const indent = space.length > 0 ? space : undefined;
+  const text = `${space}${JSON.stringify([...items, ...filler], null, indent)}${space}`;
+  // The same items stringify alike, up to the closing bracket, in front of the filler.
+  const itemsLength = space.length + JSON.stringify(items, null, indent).length;
+  return { text, itemsLength };
+});
 
 describe('parseJsonBody', () => {
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
   it('gives what JSON.parse gives for large arrays of awkward values', () => {
     fc.assert(
-      fc.property(page, (text) => {
+      fc.property(page, ({ text }) => {
         const bytes = Buffer.from(text);
         expect(verdict(bytes)).toEqual(reference(bytes));
       }),
@@ -57,13 +68,19 @@ describe('parseJsonBody', () => {
   });
 
   it('refuses exactly what JSON.parse refuses when a large page is damaged anywhere', () => {
-    // One byte changed, dropped or added: a cut at a wrong place must not be accepted.
-    const edit = fc.tuple(fc.nat(), fc.constantFrom('drop', 'set', 'insert'), fc.constantFrom(...'[]{},"\\: 1a'));
+    // One byte changed, dropped or added, in the generated items' text or anywhere: a cut at a
+    // wrong place must not be accepted.
+    const edit = fc.tuple(
+      fc.nat(),
+      fc.boolean(),
+      fc.constantFrom('drop', 'set', 'insert'),
+      fc.constantFrom(...'[]{},"\\: 1a\r'),
+    );
     fc.assert(
-      fc.property(page, fc.array(edit, { minLength: 1, maxLength: 3 }), (text, edits) => {
+      fc.property(page, fc.array(edit, { minLength: 1, maxLength: 3 }), ({ text, itemsLength }, edits) => {
         let bytes = Buffer.from(text);
-        for (const [at, kind, char] of edits) {
-          const i = at % bytes.length;
+        for (const [at, inItems, kind, char] of edits) {
+          const i = at % (inItems ? Math.min(itemsLength + 1, bytes.length) : bytes.length);
           const c = Buffer.from(char);
           if (kind === 'drop') bytes = Buffer.concat([bytes.subarray(0, i), bytes.subarray(i + 1)]);
           else if (kind === 'set') bytes = Buffer.concat([bytes.subarray(0, i), c, bytes.subarray(i + 1)]);
@@ -88,10 +105,28 @@ describe('parseJsonBody', () => {
       `["${'z'.repeat(70 * 1024)}]`,
       `[${big},{"a":[1,2}]`,
       `[${big},{"a":"\\"}]`,
+      `[${' '.repeat(20 * 1024)},${big}]`,
+      `[${big},${' '.repeat(20 * 1024)}]`,
+      `[${big},${' '.repeat(20 * 1024)},1]`,
+      `[${big},,1]`,
+      `[1,${' '.repeat(20 * 1024)},${big}]`,
     ])
       expect(verdict(Buffer.from(text))).toBe('refused');
     expect(verdict(Buffer.from(`[ ${big} , [ ] , { } ]`))).toEqual(reference(Buffer.from(`[ ${big} , [ ] , { } ]`)));
     expect(parseJsonBody(Buffer.from(`[${' '.repeat(70 * 1024)}]`))).toEqual([]);
+  });
+
+  it('parses a large array in a few groups of small strings', () => {
+    // 200,000 integers, about 1.3 MB: neither one string past V8's large-object threshold
+    // nor a JSON.parse call per element.
+    const numbers = Array.from({ length: 200_000 }, (_, n) => n * 7);
+    const bytes = Buffer.from(JSON.stringify(numbers));
+    const parse = jest.spyOn(JSON, 'parse');
+    expect(parseJsonBody(bytes)).toEqual(numbers);
+    const lengths = parse.mock.calls.map(([text]) => text.length);
+    expect(lengths.length).toBeGreaterThan(1);
+    expect(lengths.length).toBeLessThan(numbers.length / 100);
+    expect(Math.max(...lengths)).toBeLessThan(32 * 1024);
   });
 
   it('parses objects and small bodies whole, as before', () => {

@@ -319,6 +319,44 @@ describe('personal-server storage and query path', () => {
     expect(renamed).not.toEqual(first.get('pl-2'));
   });
 
+  it('stores each row of a batch at its own offsets when a tombstone sits between changed records', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), playlist(2), playlist(3)]);
+    const gone = create(RecordInputSchema, {
+      type: 'media.playlist',
+      externalId: 'pl-2',
+      deleted: true,
+      sourceUpdatedAt: timestampFromDate(new Date()),
+    });
+    // One upsert: [changed, tombstone (empty ciphertext, null digest), changed].
+    expect(await write(user, connection, [playlist(1, 'One'), gone, playlist(3, 'Three')])).toEqual({
+      written: 2,
+      unchanged: 0,
+      tombstoned: 1,
+    });
+    const { rows } = await schema.pool.query<{ external_id: string; ciphertext: Buffer; body_digest: Buffer | null }>(
+      'SELECT external_id, ciphertext, body_digest FROM records WHERE connection_id = $1 ORDER BY external_id',
+      [connection],
+    );
+    expect(rows.map((r) => [r.external_id, r.ciphertext.length > 0, r.body_digest?.length ?? null])).toEqual([
+      ['pl-1', true, 32],
+      ['pl-2', false, null],
+      ['pl-3', true, 32],
+    ]);
+    expect(rows[2]!.body_digest).not.toEqual(rows[0]!.body_digest);
+    // The second changed row decrypts (its ciphertext came from the right offset) ...
+    const names = (await page(connection, APP_PLAYLISTS)).records.map((r) => [r.externalId, r.data?.name]);
+    expect(names).toEqual([
+      ['pl-1', 'One'],
+      ['pl-3', 'Three'],
+    ]);
+    // ... and its digest is its own: sent again, it is unchanged by digest (not by decrypting).
+    expect(await write(user, connection, [playlist(3, 'Three')])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
+    expect(await write(user, connection, [playlist(1, 'One')])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
+  });
+
   it('reads known records back in one pass at worst, also before the table has statistics', async () => {
     const user = userOn(0);
     const connection = randomUUID();
