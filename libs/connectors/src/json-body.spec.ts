@@ -40,7 +40,12 @@ const { item } = fc.letrec<{ item: unknown }>((tie) => ({
  * Many small elements of the kind a scanner could trip on, after the generated ones: 1,000 of
  * about 70 bytes make a page past 64 KB, so it takes the split path and is cut in several groups.
  */
-const filler = Array.from({ length: 1000 }, (_, n) => ({ n, s: `a,b]"\\{c}[d:e` + 'f'.repeat(n % 40) }));
+const filler = Array.from({ length: 1000 }, (_, n) => ({
+  n,
+  s: `a,b]"\\{c}[d:e` + 'f'.repeat(n % 40),
+  // A `},{` inside a string and between nested objects: cuts looked for there must be refused.
+  ...(n % 3 === 0 ? { t: [{ u: '},{', w: '}, {' }, { v: n }] } : {}),
+}));
 const spaces = fc.constantFrom('', ' ', '\n  ', '\t', '\r\n', ' \r');
 
 /** A page with blank space about (and as indentation), and how many of its first bytes are the generated items. */
@@ -127,6 +132,26 @@ describe('parseJsonBody', () => {
     expect(lengths.length).toBeGreaterThan(1);
     expect(lengths.length).toBeLessThan(numbers.length / 100);
     expect(Math.max(...lengths)).toBeLessThan(32 * 1024);
+  });
+
+  it('cuts a large array of objects between its elements, not inside them', () => {
+    // Each element holds nested objects and strings with `},{` in them; the cuts between the
+    // elements are found without a scan, and the groups stay small.
+    const elements = Array.from({ length: 3000 }, (_, n) => ({
+      id: n,
+      owner: { login: `o},{${n}`, site: { url: 'https://example.test/},{' } },
+      labels: [{ name: 'a' }, { name: '},{"x":1' }],
+      text: 'x'.repeat(n % 200),
+    }));
+    for (const indent of [undefined, 2]) {
+      const bytes = Buffer.from(JSON.stringify(elements, null, indent));
+      const parse = jest.spyOn(JSON, 'parse');
+      expect(parseJsonBody(bytes)).toEqual(elements);
+      const lengths = parse.mock.calls.map(([text]) => text.length);
+      expect(lengths.length).toBeGreaterThan(10);
+      expect(Math.max(...lengths)).toBeLessThan(64 * 1024);
+      parse.mockRestore();
+    }
   });
 
   it('parses objects and small bodies whole, as before', () => {

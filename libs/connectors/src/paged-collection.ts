@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 import type { NormalizedRecord, SkippedItem, SyncContext } from './connector.js';
 import type { SourceHttp } from './source-http.js';
 
@@ -74,14 +76,17 @@ export async function syncCollection<Item>(
   const reported = new Set<string>();
   const skipKey = (item: SkippedItem) => `${item.kind}\u0000${item.resource}`;
   // And what it wrote is not written again: the second walk emits only what changed since.
-  // The first walk keeps references only; bodies are compared (serialized) only if a second walk happens.
-  const written = new Map<string, NormalizedRecord['data']>();
+  // Only a walk that may miss an id held before can be followed by a second one, so a first
+  // sync (nothing held) keeps nothing of what it wrote: its pages are written as they come and
+  // let go, whatever the account's size. Otherwise each written body is remembered as a
+  // digest of its JSON, not the body itself.
+  const written = held.size > 0 ? new Map<string, string>() : undefined;
   const first = await walk(
     http,
     { ...ctx, skip: (item) => (reported.add(skipKey(item)), ctx.skip(item)) },
     spec,
     before,
-    { record: written },
+    written ? { record: written } : {},
   );
   const unseen = [...held].filter((id) => !first.seen.has(id));
   if (unseen.length === 0) return { state: { pages: first.pages }, upserted: first.upserted, deleted: 0 };
@@ -110,8 +115,8 @@ async function walk<Item>(
   spec: CollectionSpec<Item>,
   before: Map<string, PageState>,
   emitted: {
-    record?: Map<string, NormalizedRecord['data']>;
-    unchangedSince?: ReadonlyMap<string, NormalizedRecord['data']>;
+    record?: Map<string, string>;
+    unchangedSince?: ReadonlyMap<string, string> | undefined;
   } = {},
 ): Promise<{ pages: PageState[]; seen: Set<string>; upserted: number }> {
   const keyOf = (r: NormalizedRecord) => `${r.type}\u0000${r.externalId}`;
@@ -173,17 +178,21 @@ async function walk<Item>(
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
     ids.forEach((id) => seen.add(id));
     const earlier = emitted.unchangedSince;
-    const changed = earlier
-      ? records.filter((r) => {
-          const before = earlier.get(keyOf(r));
-          return before === undefined || JSON.stringify(before) !== JSON.stringify(r.data);
-        })
-      : records;
-    if (emitted.record) for (const r of changed) emitted.record.set(keyOf(r), r.data);
+    const changed = earlier ? records.filter((r) => earlier.get(keyOf(r)) !== bodyDigest(r.data)) : records;
+    if (emitted.record) for (const r of changed) emitted.record.set(keyOf(r), bodyDigest(r.data));
     if (changed.length > 0) await ctx.emit({ upserts: changed, deletes: [] });
     upserted += changed.length;
     pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });
     url = next;
   }
   return { pages, seen, upserted };
+}
+
+/**
+ * What a walk remembers of a body it wrote: SHA-256 of its JSON, enough to tell whether the
+ * second walk sees it changed (a collision would leave a change unwritten, so nothing weaker)
+ * in 44 bytes instead of the body's objects.
+ */
+function bodyDigest(data: NormalizedRecord['data']): string {
+  return createHash('sha256').update(JSON.stringify(data)).digest('base64');
 }
