@@ -2,16 +2,18 @@
 // @ts-check
 // `pnpm lint` — the code-health gate, the first step of `pnpm test` (STYLE.md §16):
 //   1. formatting (Prettier, .prettierrc.json);
-//   2. types, tests included: `tsc --noEmit` on every tsconfig.json (each covers its
-//      package's specs; tsconfig.build.json, which the build uses, leaves them out);
+//   2. types, tests included: every tsconfig.json (each covers its package's specs;
+//      tsconfig.build.json, which the build uses, leaves them out), checked as `tsc --noEmit`
+//      would, the projects with the same options together in one program (scripts/typecheck.mjs);
 //   3. lint (ESLint with typescript-eslint's type-checked rules, eslint.config.mjs);
 //   4. dead code: unused files, exports and dependencies (knip, knip.json).
 // `pnpm lint --fix` formats and applies ESLint's fixes first; what remains is printed.
 // Every step runs even when an earlier one failed, so one run shows everything to fix.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { typeGroups } from './typecheck.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fix = process.argv.includes('--fix');
@@ -33,35 +35,30 @@ function step(title, command, args) {
   return ok;
 }
 
-/** Every tsconfig.json that type-checks a part of the tree (sources and their tests). */
-function typeProjects() {
-  const projects = ['proto', 'test-e2e', 'deploy', 'docs', 'scripts/stack'];
-  for (const group of ['libs', 'services', 'tools', 'sdk']) {
-    for (const name of readdirSync(join(root, group))) projects.push(`${group}/${name}`);
-  }
-  return projects.filter((dir) => existsSync(join(root, dir, 'tsconfig.json')));
-}
-
-/** tsc on each project, two at a time (the machine has two cores); true when all passed. */
+/**
+ * Types with the tests (scripts/typecheck.mjs): the projects that share their compiler options
+ * are one program each, two programs at a time (the machine has two cores), the largest first;
+ * true when all passed.
+ */
 async function typecheck() {
   const started = Date.now();
-  const queue = typeProjects();
+  const queue = typeGroups();
   /** @type {string[]} */
   const failed = [];
   const worker = async () => {
-    for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
-      const project = dir;
+    for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
+      const projects = group;
       /** @type {Buffer[]} */
       const output = [];
       const code = await new Promise((resolve) => {
-        const child = spawn(bin('tsc'), ['-p', join(project, 'tsconfig.json'), '--noEmit', '--pretty'], { cwd: root });
+        const child = spawn(process.execPath, [join(root, 'scripts/typecheck.mjs'), ...projects], { cwd: root });
         child.stdout.on('data', (chunk) => output.push(chunk));
         child.stderr.on('data', (chunk) => output.push(chunk));
         child.on('close', resolve);
       });
       if (code !== 0) {
-        failed.push(project);
-        process.stdout.write(`tsc ${project}:\n${Buffer.concat(output).toString()}\n`);
+        failed.push(...projects);
+        process.stdout.write(Buffer.concat(output).toString());
       }
     }
   };
