@@ -109,13 +109,29 @@ describe('tracing', () => {
     expect(JSON.stringify(span?.events)).not.toContain('span-secret');
   });
 
-  it("'none' exports nothing yet still propagates ids", async () => {
+  it("'none' exports nothing, records nothing, yet still propagates ids", async () => {
     handle = initTracing({ service: 'svc-test', exporter: 'none' });
     const log = jest.spyOn(console, 'dir').mockImplementation(() => undefined);
     const headers: Record<string, string> = {};
-    await withSpan('quiet', { kind: SpanKind.CLIENT }, () => injectTraceHeaders((k, v) => (headers[k] = v)));
-    expect(headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const seen = await withSpan('quiet', { kind: SpanKind.CLIENT }, (span) => {
+      injectTraceHeaders((k, v) => (headers[k] = v));
+      return { recording: span.isRecording(), ids: activeTraceIds() };
+    });
+    // A trace begun here is not sampled (nothing would receive its spans), but it has ids.
+    expect(seen.recording).toBe(false);
+    expect(headers.traceparent).toBe(`00-${seen.ids.traceId}-${seen.ids.spanId}-00`);
+    expect(seen.ids.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(log).not.toHaveBeenCalled();
+  });
+
+  it("'none' keeps a caller's sampled trace sampled for the services after it", async () => {
+    handle = initTracing({ service: 'svc-test', exporter: 'none' });
+    const parent = extractTraceContext((k) =>
+      k === 'traceparent' ? '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' : undefined,
+    );
+    const headers: Record<string, string> = {};
+    await withSpan('relayed', { kind: SpanKind.SERVER, parent }, () => injectTraceHeaders((k, v) => (headers[k] = v)));
+    expect(headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
   });
 
   it("'console' prints each finished span", async () => {

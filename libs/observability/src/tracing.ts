@@ -16,8 +16,10 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
+  AlwaysOffSampler,
   BatchSpanProcessor,
   ConsoleSpanExporter,
+  ParentBasedSampler,
   SimpleSpanProcessor,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
@@ -45,18 +47,28 @@ export interface TracingHandle {
 
 const INSTRUMENTATION_SCOPE = '@context-gateway/observability';
 
+/** The tracer of the provider initTracing registered last, until its shutdown. */
+let activeTracer: Tracer | undefined;
+
 /**
  * Registers the process-wide tracer provider. Context propagation (AsyncLocalStorage
  * context manager, W3C trace-context + baggage) is installed for every exporter choice,
  * so trace ids still flow through HTTP/NATS hops and into log lines with `none`.
  */
 export function initTracing(opts: TracingOptions): TracingHandle {
+  const spanProcessors = [...exporterProcessors(opts), ...(opts.spanProcessors ?? [])];
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: opts.service,
       ...(opts.version ? { [ATTR_SERVICE_VERSION]: opts.version } : {}),
     }),
-    spanProcessors: [...exporterProcessors(opts), ...(opts.spanProcessors ?? [])],
+    spanProcessors,
+    // With nowhere for spans to go, a recorded span is pure cost (its object, attributes, end
+    // time: about a tenth of the gateway's CPU per records query). Traces begun here are then
+    // not sampled: their ids are still minted and propagated (log lines keep trace_id/span_id),
+    // with the W3C sampled flag off. A caller's sampled trace stays sampled through this
+    // process (ParentBased), so a downstream service that exports still gets its spans.
+    ...(spanProcessors.length === 0 ? { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) } : {}),
   });
   provider.register({
     contextManager: new AsyncLocalStorageContextManager(),
@@ -64,11 +76,15 @@ export function initTracing(opts: TracingOptions): TracingHandle {
       propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
     }),
   });
+  // Asked per span otherwise: the global provider's lookup builds a key and reads a map each time.
+  const registered = provider.getTracer(INSTRUMENTATION_SCOPE);
+  activeTracer = registered;
   return {
     async shutdown() {
       try {
         await provider.shutdown();
       } finally {
+        if (activeTracer === registered) activeTracer = undefined;
         trace.disable();
         context.disable();
         propagation.disable();
@@ -96,7 +112,7 @@ function exporterProcessors(opts: TracingOptions): SpanProcessor[] {
 
 /** The tracer for manual spans; before initTracing it hands out non-recording spans. */
 export function tracer(): Tracer {
-  return trace.getTracer(INSTRUMENTATION_SCOPE);
+  return activeTracer ?? trace.getTracer(INSTRUMENTATION_SCOPE);
 }
 
 /** Writes traceparent/tracestate (and baggage) of the active context through `set`. */

@@ -448,6 +448,8 @@ try {
 // The services wrote their profiles as they exited.
 if (PROFILE_DIR && profileWindow) {
   const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile'));
+  // The window and pids, for reading the profiles further (scripts/flamegraph.mjs --from-us/--to-us).
+  writeFileSync(join(PROFILE_DIR, 'window.json'), `${JSON.stringify(profileWindow)}\n`);
   for (const [name, pid] of Object.entries(profileWindow.pids)) {
     const file = files.find((f) => f.split('.')[3] === String(pid));
     if (!file) {
