@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
@@ -25,8 +25,8 @@ interface Entry {
   askedAt: number;
 }
 
-/** The key's SHA-256: the only form in which a presented key is kept in memory. */
-const fingerprint = (apiKey: string) => createHash('sha256').update(apiKey, 'utf8').digest('base64url');
+/** The key's SHA-256 (as bearerTokenDigest): the only form in which a presented key is kept in memory. */
+const fingerprint = (apiKey: string) => hash('sha256', apiKey, 'base64url');
 
 /**
  * The gateway's memory of the API keys identity accepted (docs/identity.md, "API keys at
@@ -68,9 +68,11 @@ export class ApiKeyCache {
     this.freshnessMs = env.POLICY_FRESHNESS_TIMEOUT_MS;
   }
 
-  /** The key's principal; `unauthenticated` for a key identity refuses (or refused since it was remembered). */
-  async authenticate(apiKey: string): Promise<ApiKeyPrincipal> {
-    const id = fingerprint(apiKey);
+  /**
+   * The key's principal; `unauthenticated` for a key identity refuses (or refused since it was remembered).
+   * `id`: the key's fingerprint when the caller has it already (bearerTokenDigest).
+   */
+  async authenticate(apiKey: string, id = fingerprint(apiKey)): Promise<ApiKeyPrincipal> {
     const entry = this.entries.get(id);
     if (entry && this.maxAgeMs > 0) {
       const age = performance.now() - entry.askedAt;

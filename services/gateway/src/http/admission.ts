@@ -5,7 +5,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
-import { bearerToken } from '../auth/auth.guard.js';
+import { bearerToken, bearerTokenDigest } from '../auth/auth.guard.js';
 import type { Env } from '../env.js';
 import { RateLimits, sweepExpiredRateLimits } from './rate-limits.js';
 
@@ -79,7 +79,8 @@ export async function installAdmission(app: NestFastifyApplication, logger: Logg
     }
     inFlight += 1;
     reply.raw.once('close', () => (inFlight -= 1));
-    const limited = await limits.take(request.ip, bearerToken(request));
+    const token = bearerToken(request);
+    const limited = await limits.take(request.ip, token === undefined ? undefined : bearerTokenDigest(request, token));
     if (limited) {
       const who = limited.limit === 'ip' ? 'this address' : 'this key';
       return refuse(

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-
 import {
   RateLimiterMemory,
   RateLimiterPostgres,
@@ -50,14 +48,15 @@ export class RateLimits {
     this.perIp = options.perIp > 0 ? leased('ip', options.perIp, options) : undefined;
   }
 
-  /** Counts one request; the first limit it is over, or undefined. */
-  async take(clientAddress: string, bearerToken: string | undefined): Promise<RateLimited | undefined> {
+  /**
+   * Counts one request; the first limit it is over, or undefined. `tokenDigest`: the bearer
+   * token's SHA-256 (bearerTokenDigest) — the token itself never reaches the table.
+   */
+  async take(clientAddress: string, tokenDigest: string | undefined): Promise<RateLimited | undefined> {
     const ip = await this.perIp?.take(clientAddress);
     if (ip !== undefined) return { limit: 'ip', retryAfterSeconds: ip };
-    if (bearerToken === undefined) return undefined;
-    // The token itself never reaches the table: a digest names its counter.
-    const digest = createHash('sha256').update(bearerToken, 'utf8').digest('base64url');
-    const key = await this.perKey?.take(digest);
+    if (tokenDigest === undefined) return undefined;
+    const key = await this.perKey?.take(tokenDigest);
     return key === undefined ? undefined : { limit: 'key', retryAfterSeconds: key };
   }
 }
