@@ -1,5 +1,5 @@
 import { TestClock } from '@context-gateway/clock/testing';
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 
 import { DataKey } from './data-key.js';
 import { DataKeyCache } from './data-key-cache.js';
@@ -39,6 +39,22 @@ describe('DataKeyCache', () => {
     clock.advance(2);
     expect(await cache.get(wrappedKey(1), owner, load.immediate)).not.toBe(first);
     expect(load.count).toBe(2);
+  });
+
+  it('encodes a WrappedKey once per object; equal bytes are the same key, other bytes or owners not', async () => {
+    const cache = new DataKeyCache();
+    const load = loader();
+    const wrapped = wrappedKey(1);
+    const encode = jest.spyOn(wrapped, 'toString');
+    const first = await cache.get(wrapped, owner, load.immediate);
+    expect(await cache.get(wrapped, owner, load.immediate)).toBe(first);
+    expect(await cache.get(wrapped, owner, load.immediate)).toBe(first);
+    expect(encode).toHaveBeenCalledTimes(1);
+    // Another object with the same bytes is the same key; other bytes or another owner are not.
+    expect(await cache.get(wrappedKey(1), owner, load.immediate)).toBe(first);
+    expect(await cache.get(wrappedKey(2), owner, load.immediate)).not.toBe(first);
+    expect(await cache.get(wrapped, { ...owner, connection: 'c2' }, load.immediate)).not.toBe(first);
+    expect(load.count).toBe(3);
   });
 
   it('keeps at most maxEntries, dropping the least recently used', async () => {

@@ -124,7 +124,16 @@ export class DataKeyCache {
   }
 }
 
+/**
+ * Each WrappedKey's string, made once per object: a shard opens the same (cached) WrappedKey
+ * for every query, and encoding it each time was ~1 % of its CPU. A WrappedKey is a value:
+ * nothing writes into its bytes after it is made.
+ */
+const wrappedIds = new WeakMap<WrappedKey, string>();
+
 // base64url never contains '.', so the two halves cannot run into each other.
 function cacheId(wrapped: WrappedKey, context: EncryptionContext): string {
-  return `${wrapped.toString()}.${encodeContext(context).toString('base64url')}`;
+  let id = wrappedIds.get(wrapped);
+  if (id === undefined) wrappedIds.set(wrapped, (id = wrapped.toString()));
+  return `${id}.${encodeContext(context).toString('base64url')}`;
 }

@@ -1,0 +1,61 @@
+import { DataKey } from '@context-gateway/crypto';
+import { jest } from '@jest/globals';
+
+import { grantSealMatches, type SealedGrantFields, sealGrant } from './grant-seal.js';
+
+const grant: SealedGrantFields = {
+  id: 'grant-1',
+  connectionId: 'connection-1',
+  orgId: 'org-1',
+  applicationId: 'app-1',
+  userId: 'user-1',
+  scopes: ['spotify:read:playlists'],
+  types: ['media.playlist'],
+  consentNonce: 'nonce-1',
+};
+
+describe('grantSealMatches', () => {
+  it('computes the seal once for a grant row read back unchanged under the same key', () => {
+    const key = DataKey.generate();
+    const seal = sealGrant(key, grant);
+    const digests = jest.spyOn(key, 'digestMatches');
+    expect(grantSealMatches(key, grant, seal)).toBe(true);
+    expect(grantSealMatches(key, { ...grant, scopes: [...grant.scopes] }, Buffer.from(seal))).toBe(true);
+    expect(digests).toHaveBeenCalledTimes(1);
+  });
+
+  it('after a match, still refuses the row once a sealed field or the seal changed', () => {
+    const key = DataKey.generate();
+    const seal = sealGrant(key, grant);
+    expect(grantSealMatches(key, grant, seal)).toBe(true);
+    // Widened in SQL, moved to another app, or another consent: each is a different input.
+    expect(grantSealMatches(key, { ...grant, types: ['media.playlist', 'media.playlist_item'] }, seal)).toBe(false);
+    expect(grantSealMatches(key, { ...grant, applicationId: 'app-2' }, seal)).toBe(false);
+    expect(grantSealMatches(key, { ...grant, consentNonce: 'nonce-2' }, seal)).toBe(false);
+    const forged = Buffer.from(seal);
+    forged[0] = (forged[0] ?? 0) ^ 1;
+    expect(grantSealMatches(key, grant, forged)).toBe(false);
+    expect(grantSealMatches(key, grant, null)).toBe(false);
+    expect(grantSealMatches(key, grant, seal)).toBe(true);
+  });
+
+  it('remembers nothing across keys: another key, or the same key shredded, decides afresh', () => {
+    const key = DataKey.generate();
+    const seal = sealGrant(key, grant);
+    expect(grantSealMatches(key, grant, seal)).toBe(true);
+    expect(grantSealMatches(DataKey.generate(), grant, seal)).toBe(false);
+    key.destroy();
+    expect(() => grantSealMatches(key, grant, seal)).toThrow(expect.objectContaining({ code: 'key_destroyed' }));
+  });
+
+  it('does not keep a reference to the caller’s seal buffer', () => {
+    const key = DataKey.generate();
+    const seal = sealGrant(key, grant);
+    const read = Buffer.from(seal);
+    expect(grantSealMatches(key, grant, read)).toBe(true);
+    // The row's buffer changes under us (pg reuses nothing, but a caller might): the memory holds its own copy.
+    read.fill(0);
+    expect(grantSealMatches(key, grant, read)).toBe(false);
+    expect(grantSealMatches(key, grant, seal)).toBe(true);
+  });
+});
