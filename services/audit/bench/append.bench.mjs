@@ -11,7 +11,8 @@
 //   (BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the audit service)
 //   BENCH_PROFILE_DIR=<dir>: the audit service runs with --cpu-prof into <dir>, and each
 //   phase's self-time table of each of its threads (writer, decoder) is written there,
-//   top-audit-<phase>-<thread>.txt, counting only that phase's samples.
+//   top-audit-<phase>-<thread>.txt, counting only that phase's samples; the publishers (this
+//   process) likewise, top-publishers-<phase>.txt.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
@@ -24,6 +25,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -212,6 +214,14 @@ async function measured(label, events, phase) {
   return result;
 }
 
+// The publishers' own profile (this process), sampled from here on, cut into the same phases.
+const inspector = PROFILE_DIR ? new Session() : undefined;
+if (inspector) {
+  inspector.connect();
+  await inspector.post('Profiler.enable');
+  await inspector.post('Profiler.start');
+}
+
 let service;
 try {
   console.log(
@@ -292,6 +302,16 @@ try {
   await nc.close();
   nats.kill('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
+}
+
+if (inspector) {
+  const { profile } = await inspector.post('Profiler.stop');
+  inspector.disconnect();
+  for (const w of windows) {
+    const out = join(PROFILE_DIR, `top-publishers-${w.label.replace(/ /g, '-')}.txt`);
+    writeFileSync(out, `${selfTimeTable(profile, { ...w, top: 40 })}\n`);
+    console.log(`self time, ${w.label}, publishers: ${out}`);
+  }
 }
 
 // The service wrote one profile per thread as it exited: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile.

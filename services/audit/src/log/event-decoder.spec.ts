@@ -25,6 +25,7 @@ import {
   PayloadKind,
   SEARCH_COPY_COLUMNS,
   searchFieldBytes,
+  Utf8Column,
 } from './event-decoding.js';
 
 const ORG = '0b0e6a3c-1111-4a7b-9c55-0d6f3f9c2a11';
@@ -132,6 +133,51 @@ describe('decodePacked', () => {
       [5, expect.stringMatching(/malformed_request|validation_failed/)],
     ]);
     expect(batch.failures[0]?.message).toContain('events.1.eventId');
+  });
+});
+
+describe('Utf8Column', () => {
+  // The texts that take the most UTF-8 per UTF-16 unit: 3 bytes ('€', a lone surrogate, which
+  // becomes U+FFFD), 2 units as 4 bytes (an emoji); and the empty text.
+  const texts = ['', 'a', '€'.repeat(500), '\ud800', '😀x', 'plain ascii '.repeat(300), '\udfff€', 'é'.repeat(2_000)];
+
+  it('grows across its first guess without losing or shifting a byte, whatever that guess was', () => {
+    const input = Array.from({ length: 40 }, (_, i) => texts[i % texts.length]!.repeat(1 + (i % 3)));
+    const expected = input.map((text) => Buffer.from(text, 'utf8'));
+    for (const guess of [0, 100, 10_000, 10_000_000]) {
+      const column = new Utf8Column(guess);
+      for (const text of input) column.add(text);
+      expect(Buffer.compare(Buffer.from(column.bytes()), Buffer.concat(expected))).toBe(0);
+      expect(column.ends).toHaveLength(input.length);
+      expected.forEach((bytes, i) => {
+        expect(
+          Buffer.compare(Buffer.from(column.bytes().subarray(column.ends[i - 1] ?? 0, column.ends[i])), bytes),
+        ).toBe(0);
+      });
+    }
+  });
+
+  it('hands over a buffer of its own after growing, which moves to another thread', () => {
+    const column = new Utf8Column(0);
+    for (const text of texts) column.add(text);
+    const bytes = column.bytes();
+    const copy = Buffer.from(bytes);
+    expect(bytes.byteOffset).toBe(0);
+    const moved = structuredClone(bytes, { transfer: [bytes.buffer as ArrayBuffer] });
+    expect(bytes.buffer.byteLength).toBe(0);
+    expect(Buffer.compare(Buffer.from(moved), copy)).toBe(0);
+  });
+
+  it('decodes a batch whose canonical JSON outgrows the first guess (control characters: 6 bytes of JSON each)', () => {
+    const noisy = Array.from({ length: 30 }, (_, i) => {
+      const e = event(i);
+      e.resource = '\u0001'.repeat(1_000);
+      return e;
+    });
+    const decoded = decodePacked(packPayloads(noisy.map((e) => plain(toBinary(AuditEventSchema, e)))));
+    noisy.forEach((e, i) => {
+      expect(Buffer.from(canonicalEventBytes(decoded, i) ?? []).toString('utf8')).toBe(canonicalJson(eventJson(e)));
+    });
   });
 });
 

@@ -126,7 +126,7 @@ function range(bytes: Uint8Array, ends: readonly number[], i: number): Uint8Arra
  * (transferable) that grows: no text outlives its add(), so a batch's thousands of them
  * never pile up on the decoder's heap for its garbage collector to copy again and again.
  */
-class Utf8Column {
+export class Utf8Column {
   private out: Buffer;
   private at = 0;
   readonly ends: number[] = [];

@@ -197,25 +197,19 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
 
     const queue = new WriterQueue<JsMsg>(batchSize);
     let ended = false;
+    // Stopping the service or losing the database connection ends the wait for a batch.
+    this.wake = () => queue.wake();
     const pump = (async () => {
       for await (const m of messages) {
+        // Wakes the writer loop once a whole batch (by count or by bytes) is waiting.
         queue.push(m);
-        if (queue.full) this.wake?.();
-        // Backpressure: the next pull goes out only once this loop takes again.
+        // Keeps the queue at two batches' payload; see room() for what it does not bound.
         await queue.room();
       }
     })().finally(() => {
       ended = true;
-      this.wake?.();
+      queue.wake();
     });
-    const waitUpTo = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
 
     // A three-stage pipeline: while batch N's transaction runs in Postgres, batch N+1 is
     // chained and hashed here and batch N+2 is decoded on the decoder threads. Commits stay
@@ -238,7 +232,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     try {
       while (!this.stopping && !ended) {
         if (!next) {
-          if (!queue.full) await waitUpTo(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
+          await queue.waitForBatch(queue.length === 0 ? 100 : this.env.AUDIT_BATCH_WAIT_MS);
           if (queue.length > 0) next = startDecoding(queue.take());
         }
         current = next;

@@ -47,6 +47,53 @@ describe('WriterQueue', () => {
     expect(queue.take()).toEqual([]);
   });
 
+  it('wakes the writer waiting for a batch as soon as the byte budget fills, long before its wait runs out', async () => {
+    // A budget of 100 events is 102,400 bytes; group-commit messages of 40 events, 16,000 bytes each.
+    const queue = new WriterQueue<Message>(100);
+    queue.push(message(16_000, 0));
+    let woke = false;
+    const waiting = queue.waitForBatch(60_000).then(() => (woke = true));
+    for (let i = 1; i < 6; i += 1) queue.push(message(16_000, i)); // 96,000 bytes: not yet
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(woke).toBe(false);
+    queue.push(message(16_000, 6)); // 112,000 bytes in 7 messages
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(woke).toBe(true);
+    await waiting;
+    // A whole batch waiting: the next wait does not wait at all.
+    await queue.waitForBatch(60_000);
+    expect(queue.take()).toHaveLength(7);
+  });
+
+  it('wakes the waiting writer at batchSize plain events, and on wake() or close() with less', async () => {
+    const queue = new WriterQueue<Message>(10);
+    const woken = () => {
+      let done = false;
+      const promise = queue.waitForBatch(60_000).then(() => (done = true));
+      return async () => {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return { done, promise };
+      };
+    };
+    const byCount = woken();
+    for (let i = 0; i < 9; i += 1) queue.push(message(400, i));
+    expect((await byCount()).done).toBe(false);
+    queue.push(message(400, 9));
+    expect((await byCount()).done).toBe(true);
+    queue.take();
+
+    const byWake = woken();
+    queue.push(message(400, 10));
+    expect((await byWake()).done).toBe(false);
+    queue.wake();
+    expect((await byWake()).done).toBe(true);
+
+    const byClose = woken();
+    expect((await byClose()).done).toBe(false);
+    queue.close();
+    expect((await byClose()).done).toBe(true);
+  });
+
   it('holds the pump back from two batches of payload on until a batch is taken, or the queue closes', async () => {
     // A budget of 100 events is 102,400 bytes; two budgets are 204,800.
     const queue = new WriterQueue<Message>(100);

@@ -19,6 +19,7 @@ export class WriterQueue<M extends { data: Uint8Array }> {
   private readonly budget: number;
   private closed = false;
   private roomWaiters: (() => void)[] = [];
+  private batchWaiter: (() => void) | undefined;
 
   constructor(private readonly batchSize: number) {
     this.budget = batchSize * BYTES_PER_EVENT_BUDGET;
@@ -28,9 +29,11 @@ export class WriterQueue<M extends { data: Uint8Array }> {
     return this.messages.length;
   }
 
+  /** Adds a message; a writer waiting in waitForBatch() is woken once a whole batch is waiting. */
   push(message: M): void {
     this.messages.push(message);
     this.bytes += message.data.length;
+    if (this.full) this.wake();
   }
 
   /** A whole batch is waiting: take() would not be cut short by the queue running out. */
@@ -39,11 +42,34 @@ export class WriterQueue<M extends { data: Uint8Array }> {
   }
 
   /**
+   * Resolves once a whole batch is waiting (at once if one is), after `ms`, or on wake():
+   * the writer's wait for its next batch. One waiter at a time (the writer loop).
+   */
+  waitForBatch(ms: number): Promise<void> {
+    if (this.full || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.batchWaiter = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.batchWaiter = done;
+    });
+  }
+
+  /** Ends a waitForBatch() at once: the stream's messages ended, or the writer session is ending. */
+  wake(): void {
+    this.batchWaiter?.();
+  }
+
+  /**
    * Resolves once the queue holds less than two batches' payload (at once if it does), or is
-   * closed. The pull client asks the stream for more only as its messages are taken, so a
-   * pump that waits for this before taking the next one keeps what is pulled and not yet
-   * written bounded — about two batches plus one pull's worth — where taking every message
-   * as it arrives would pull up to max_ack_pending group-commit messages (hundreds of MB).
+   * closed. This bounds the queue, not what is pulled: @nats-io/jetstream 3.4's consume()
+   * asks for more as messages *arrive* (its pending count drops in the subscription
+   * callback), not as its iterator is read, so messages the pump has not taken yet wait in
+   * the client's own buffer, bounded only by the consumer's max_ack_pending (a count:
+   * group-commit messages of ~100 KB each make that hundreds of MB in the worst case).
    */
   room(): Promise<void> {
     if (this.closed || this.bytes < QUEUED_BUDGETS * this.budget) return Promise.resolve();
@@ -53,6 +79,7 @@ export class WriterQueue<M extends { data: Uint8Array }> {
   /** Releases the pump for good (the writer session is ending): room() no longer waits. */
   close(): void {
     this.closed = true;
+    this.wake();
     this.release();
   }
 
