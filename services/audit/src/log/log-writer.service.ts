@@ -12,7 +12,7 @@ import {
 import { ensureDurableConsumer, publishDeadLetter } from '@context-gateway/messaging';
 import { AUDIT_BATCH_HEADER, consumers, events, streams } from '@context-gateway/proto';
 import { LOGGER, NATS_CONNECTION, PG_POOL, SERVICE_ENV } from '@context-gateway/service-kit';
-import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type pg from 'pg';
@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { AuditMetrics } from './audit.metrics.js';
+import { BoundedPull } from './bounded-pull.js';
 import { EventDecoder } from './event-decoder.js';
 import { canonicalEventBytes, type DecodedBatch, PayloadKind, searchFieldBytes } from './event-decoding.js';
 import { LogRepository, MIN_STORED_NODE_LEVEL, type NewEntry, WRITER_ROLE } from './log.repository.js';
@@ -47,6 +48,9 @@ interface PendingBatch {
 /** The durable consumer's name: its position in the AUDIT stream survives restarts. */
 const AUDIT_CONSUMER = consumers.auditLogWriter.durable;
 
+/** nats-server's own default max_payload, for a connection that has not told us its own. */
+const DEFAULT_MAX_PAYLOAD = 1_024 * 1_024;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface WriterStats {
@@ -71,7 +75,7 @@ export interface WriterStats {
 export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy {
   private stopping = false;
   private loop: Promise<void> | undefined;
-  private messages: ConsumerMessages | undefined;
+  private messages: BoundedPull | undefined;
   private wake: (() => void) | undefined;
   private readonly decoder: EventDecoder;
   readonly stats: WriterStats = { active: false, size: 0, appended: 0, batches: 0, duplicates: 0 };
@@ -96,7 +100,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    await this.messages?.close().catch(() => undefined);
+    await this.messages?.stop();
     await this.loop;
     await this.decoder.close();
   }
@@ -114,7 +118,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
         if (connectionLost) return;
         connectionLost = error;
         this.logger.error({ err: error }, 'audit log writer lost its database connection; reconnecting');
-        void this.messages?.close().catch(() => undefined);
+        void this.messages?.stop();
         this.wake?.();
       };
       try {
@@ -138,7 +142,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
         if (error !== connectionLost) this.logger.error({ err: error }, 'audit log writer failed; retrying');
       } finally {
         this.stats.active = false;
-        await this.messages?.close().catch(() => undefined);
+        await this.messages?.stop();
         this.messages = undefined;
         // The pool's own listener is back on the client from release() on.
         client?.off('error', onConnectionError);
@@ -192,24 +196,20 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       ack_wait: nanos(10_000),
       max_ack_pending: batchSize * 4,
     });
-    const messages = await consumer.consume({ max_messages: batchSize * 2 });
-    this.messages = messages;
-
     const queue = new WriterQueue<JsMsg>(batchSize);
+    // Pulls only while the queue has room, each pull bounded in bytes; wakes the writer loop
+    // (queue.push) once a whole batch, by count or by bytes, is waiting.
+    const messages = new BoundedPull(consumer, this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
+    this.messages = messages;
     let ended = false;
     // Stopping the service or losing the database connection ends the wait for a batch.
     this.wake = () => queue.wake();
-    const pump = (async () => {
-      for await (const m of messages) {
-        // Wakes the writer loop once a whole batch (by count or by bytes) is waiting.
-        queue.push(m);
-        // Keeps the queue at two batches' payload; see room() for what it does not bound.
-        await queue.room();
-      }
-    })().finally(() => {
+    const pump = messages.run(queue).finally(() => {
       ended = true;
       queue.wake();
     });
+    // Observed now, awaited when the session ends: a pull that failed ends the session.
+    pump.catch(() => undefined);
 
     // A three-stage pipeline: while batch N's transaction runs in Postgres, batch N+1 is
     // chained and hashed here and batch N+2 is decoded on the decoder threads. Commits stay
@@ -229,6 +229,7 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
     let inflight: { done: Promise<void>; messages: JsMsg[]; eventIds: Set<string> } | undefined;
     let current: PendingBatch | undefined;
     let next: PendingBatch | undefined;
+    let pullFailure: Error | undefined;
     try {
       while (!this.stopping && !ended) {
         if (!next) {
@@ -276,9 +277,14 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       if (inflight) await inflight.done;
       inflight = undefined;
     } finally {
+      // stop() first: once the queue is closed the pump must not start another pull.
+      const pullStopped = messages.stop();
       queue.close();
-      await messages.close().catch(() => undefined);
-      await pump;
+      await pullStopped;
+      pullFailure = await pump.then(
+        () => undefined,
+        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      );
       // Whatever was pulled but not committed comes back (to us after a restart, or the next writer).
       const unsettled = inflight;
       const uncommitted = unsettled
@@ -290,6 +296,8 @@ export class LogWriterService implements OnApplicationBootstrap, OnModuleDestroy
       for (const m of [...uncommitted, ...(current?.messages ?? []), ...(next?.messages ?? []), ...queue.drain()])
         m.nak();
     }
+    // A pull that failed ended the session: the loop in run() logs it and starts another after a pause.
+    if (pullFailure !== undefined && !this.stopping) throw pullFailure;
   }
 
   /** Dead-letters what could not be decoded, drops duplicates and computes the leaves; the writer advances in memory only. */

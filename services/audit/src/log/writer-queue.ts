@@ -76,6 +76,11 @@ export class WriterQueue<M extends { data: Uint8Array }> {
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
+  /** Payload bytes the queue takes before room() holds the pump back (0 when it already does). */
+  roomBytes(): number {
+    return Math.max(0, QUEUED_BUDGETS * this.budget - this.bytes);
+  }
+
   /** Releases the pump for good (the writer session is ending): room() no longer waits. */
   close(): void {
     this.closed = true;
