@@ -14,9 +14,9 @@ function setup(level?: string) {
 
 describe('createLogger', () => {
   let tracing: TracingHandle;
-  beforeAll(() => {
+  beforeAll(async () => {
     // 'none' exports nothing but must still give spans ids for correlation.
-    tracing = initTracing({ service: 'svc-test', exporter: 'none' });
+    tracing = await initTracing({ service: 'svc-test', exporter: 'none' });
   });
   afterAll(() => tracing.shutdown());
 

@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { context as otelContext, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -16,9 +19,9 @@ describe('tracing', () => {
   let handle: TracingHandle | undefined;
   let memory: InMemorySpanExporter;
 
-  function init(opts: Partial<TracingOptions> = {}) {
+  async function init(opts: Partial<TracingOptions> = {}) {
     memory = new InMemorySpanExporter();
-    handle = initTracing({
+    handle = await initTracing({
       service: 'svc-test',
       exporter: 'none',
       spanProcessors: [new SimpleSpanProcessor(memory)],
@@ -33,7 +36,7 @@ describe('tracing', () => {
   });
 
   it('inject → extract keeps the trace id and parents the receiving span', async () => {
-    init();
+    await init();
     const headers = new Map<string, string>();
     const sent = await withSpan('nats publish', { kind: SpanKind.PRODUCER }, (span) => {
       injectTraceHeaders((k, v) => headers.set(k, v));
@@ -54,7 +57,7 @@ describe('tracing', () => {
   });
 
   it('carries baggage through the same headers', async () => {
-    init();
+    await init();
     const headers = new Map<string, string>();
     const bag = propagation.createBaggage({ 'org.id': { value: 'org_1' } });
     await otelContext.with(propagation.setBaggage(otelContext.active(), bag), () =>
@@ -65,7 +68,7 @@ describe('tracing', () => {
   });
 
   it('starts a new trace when the message carries no trace headers', async () => {
-    init();
+    await init();
     const parent = extractTraceContext(() => undefined);
     await withSpan('orphan', { kind: SpanKind.SERVER, parent }, () => undefined);
     const [span] = memory.getFinishedSpans();
@@ -73,7 +76,7 @@ describe('tracing', () => {
   });
 
   it('nests spans through awaits without an explicit parent', async () => {
-    init();
+    await init();
     await withSpan('outer', { kind: SpanKind.SERVER, attributes: { 'http.route': '/q' } }, async () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
       await withSpan('inner', { kind: SpanKind.INTERNAL }, () => 'ok');
@@ -87,7 +90,7 @@ describe('tracing', () => {
   });
 
   it('returns what fn returns and ends the span', async () => {
-    init();
+    await init();
     await expect(withSpan('sync', { kind: SpanKind.INTERNAL }, () => 7)).resolves.toBe(7);
     await expect(withSpan('async', { kind: SpanKind.INTERNAL }, () => Promise.resolve('v'))).resolves.toBe('v');
     expect(memory.getFinishedSpans().map((s) => [s.name, s.ended])).toEqual([
@@ -97,7 +100,7 @@ describe('tracing', () => {
   });
 
   it('records a thrown error (scrubbed), sets ERROR status and rethrows it', async () => {
-    init();
+    await init();
     const boom = Object.assign(new Error('refresh failed for Bearer span-secret'), { code: 'upstream_failed' });
     await expect(withSpan('refresh', { kind: SpanKind.INTERNAL }, () => Promise.reject(boom))).rejects.toBe(boom);
     const [span] = memory.getFinishedSpans();
@@ -110,7 +113,7 @@ describe('tracing', () => {
   });
 
   it("'none' exports nothing, records nothing, yet still propagates ids", async () => {
-    handle = initTracing({ service: 'svc-test', exporter: 'none' });
+    handle = await initTracing({ service: 'svc-test', exporter: 'none' });
     const log = jest.spyOn(console, 'dir').mockImplementation(() => undefined);
     const headers: Record<string, string> = {};
     const seen = await withSpan('quiet', { kind: SpanKind.CLIENT }, (span) => {
@@ -125,7 +128,7 @@ describe('tracing', () => {
   });
 
   it("'none' keeps a caller's sampled trace sampled for the services after it", async () => {
-    handle = initTracing({ service: 'svc-test', exporter: 'none' });
+    handle = await initTracing({ service: 'svc-test', exporter: 'none' });
     const parent = extractTraceContext((k) =>
       k === 'traceparent' ? '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' : undefined,
     );
@@ -136,7 +139,7 @@ describe('tracing', () => {
 
   it("'console' prints each finished span", async () => {
     const dir = jest.spyOn(console, 'dir').mockImplementation(() => undefined);
-    init({ exporter: 'console' });
+    await init({ exporter: 'console' });
     const ids = await withSpan('printed', { kind: SpanKind.INTERNAL }, (span) => span.spanContext());
     // The in-memory processor still sees the span next to the console one.
     expect(memory.getFinishedSpans().map((s) => s.name)).toEqual(['printed']);
@@ -148,19 +151,47 @@ describe('tracing', () => {
     );
   });
 
-  it("'otlp' refuses to start without an endpoint", () => {
-    expect(() => initTracing({ service: 's', exporter: 'otlp' })).toThrow(/otlpEndpoint/);
+  it("'otlp' refuses to start without an endpoint", async () => {
+    await expect(initTracing({ service: 's', exporter: 'otlp' })).rejects.toThrow(/otlpEndpoint/);
+  });
+
+  it("'otlp' sends finished spans to the collector's /v1/traces", async () => {
+    // A collector stand-in: the exporter is loaded on demand, so this is the path that proves it loads.
+    const received: { url: string | undefined; body: string }[] = [];
+    const collector = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ url: req.url, body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = collector.address() as AddressInfo;
+      handle = await initTracing({ service: 'svc-otlp', exporter: 'otlp', otlpEndpoint: `http://127.0.0.1:${port}/` });
+      const ids = await withSpan('exported', { kind: SpanKind.INTERNAL }, (span) => span.spanContext());
+      // Shutdown flushes the batch processor: the span leaves before it returns.
+      await handle.shutdown();
+      handle = undefined;
+      expect(received.map((r) => r.url)).toEqual(['/v1/traces']);
+      expect(received[0]?.body).toContain('"exported"');
+      expect(received[0]?.body).toContain(ids.traceId);
+      expect(received[0]?.body).toContain('svc-otlp');
+    } finally {
+      await new Promise((resolve) => collector.close(resolve));
+    }
   });
 
   it('shutdown unregisters the globals so tracing can be set up again', async () => {
-    init();
+    await init();
     await handle?.shutdown();
     handle = undefined;
     // With nothing registered, spans are non-recording and nothing is propagated.
     const headers = new Map<string, string>();
     await withSpan('after', { kind: SpanKind.INTERNAL }, () => injectTraceHeaders((k, v) => headers.set(k, v)));
     expect(headers.size).toBe(0);
-    init();
+    await init();
     await withSpan('again', { kind: SpanKind.INTERNAL }, () => undefined);
     expect(memory.getFinishedSpans().map((s) => s.name)).toEqual(['again']);
   });

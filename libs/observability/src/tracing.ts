@@ -13,7 +13,6 @@ import {
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -55,8 +54,8 @@ let activeTracer: Tracer | undefined;
  * context manager, W3C trace-context + baggage) is installed for every exporter choice,
  * so trace ids still flow through HTTP/NATS hops and into log lines with `none`.
  */
-export function initTracing(opts: TracingOptions): TracingHandle {
-  const spanProcessors = [...exporterProcessors(opts), ...(opts.spanProcessors ?? [])];
+export async function initTracing(opts: TracingOptions): Promise<TracingHandle> {
+  const spanProcessors = [...(await exporterProcessors(opts)), ...(opts.spanProcessors ?? [])];
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: opts.service,
@@ -93,7 +92,7 @@ export function initTracing(opts: TracingOptions): TracingHandle {
   };
 }
 
-function exporterProcessors(opts: TracingOptions): SpanProcessor[] {
+async function exporterProcessors(opts: TracingOptions): Promise<SpanProcessor[]> {
   switch (opts.exporter) {
     case 'none':
       return [];
@@ -105,6 +104,9 @@ function exporterProcessors(opts: TracingOptions): SpanProcessor[] {
         throw new Error('tracing exporter "otlp" needs otlpEndpoint (e.g. http://collector:4318)');
       }
       const url = `${opts.otlpEndpoint.replace(/\/+$/, '')}/v1/traces`;
+      // Loaded only here: the exporter and its transformer (sdk-metrics, sdk-logs, ...) are
+      // some 150 modules, compiled by every service at boot although the default is 'none'.
+      const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
       return [new BatchSpanProcessor(new OTLPTraceExporter({ url }))];
     }
   }

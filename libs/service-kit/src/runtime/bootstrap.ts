@@ -115,7 +115,7 @@ async function retryUntil<T>(what: string, timeoutMs: number, logger: Logger, at
  */
 export async function runService(def: ServiceDefinition): Promise<RunningService> {
   const { env } = def;
-  const tracing = initTracing({
+  const tracing = await initTracing({
     service: def.name,
     exporter: env.OTEL_TRACES_EXPORTER,
     otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
