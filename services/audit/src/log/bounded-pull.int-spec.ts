@@ -3,15 +3,17 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 
 import { type TestSchema } from '@context-gateway/database/testing';
-import { JetStreamPublisher } from '@context-gateway/messaging';
+import { connectNats, JetStreamPublisher } from '@context-gateway/messaging';
+import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import { AUDIT_BATCH_HEADER, consumers, events, MAX_AUDIT_BATCH_EVENTS, streams } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, type Consumer, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { createInbox, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import type { TestingModule } from '@nestjs/testing';
 import pg from 'pg';
 
 import { type Env } from '../env.js';
+import { BoundedPull, ENVELOPE_BYTES } from './bounded-pull.js';
 import { LogModule } from './log.module.js';
 import { LogWriterService } from './log-writer.service.js';
 import { SigningKeyHolder } from './signing-key.holder.js';
@@ -23,6 +25,7 @@ import {
   testLogger,
 } from './testing/log-test-kit.js';
 import { verifyStoredLog } from './verify-stored-log.js';
+import { WriterQueue } from './writer-queue.js';
 
 const ORG = '0b0e6a3c-4444-4a7b-9c55-0d6f3f9c2a11';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -108,4 +111,123 @@ describe('the audit log writer pulls no more than it has room for', () => {
       treeSize: total,
     });
   }, 90_000);
+});
+
+/** How `promise` stands after at most `ms`: a bound on "settles", not a timing being measured. */
+async function within(promise: Promise<unknown>, ms: number): Promise<'resolved' | 'rejected' | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  const outcome = promise.then(
+    () => 'resolved' as const,
+    () => 'rejected' as const,
+  );
+  try {
+    return await Promise.race([outcome, pending]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Each way one of BoundedPull's pulls ends, against a real stream: a stop() while a pull is
+ * being set up, a message no pull can hold, a pull whose messages add up to exactly its
+ * max_bytes. None may leave the writer session hanging, spinning, or failing for nothing.
+ */
+describe('a bounded pull ends', () => {
+  let nats: PrivateNats;
+  let nc: NatsConnection;
+  let streamCount = 0;
+
+  beforeAll(async () => {
+    nats = await startPrivateNats();
+    nc = await connectNats({
+      url: nats.url,
+      name: 'audit-bounded-pull-ends',
+      logger: testLogger(),
+      bootTimeoutMs: 5_000,
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  /** A fresh stream holding one message of each size in `payloads`, with durable pull consumers named `durables`. */
+  async function streamWith(payloads: number[], durables: string[]): Promise<string> {
+    streamCount += 1;
+    const name = `BOUNDED_PULL_${streamCount}`;
+    const subject = `bounded-pull.${streamCount}`;
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name, subjects: [subject] });
+    for (const size of payloads) await jetstream(nc).publish(subject, new Uint8Array(size));
+    for (const durable of durables)
+      await jsm.consumers.add(name, { durable_name: durable, ack_policy: AckPolicy.Explicit });
+    return name;
+  }
+
+  it('at once when stop() lands while the pull is being set up', async () => {
+    const stream = await streamWith([100], ['writer']);
+    const consumer = await jetstream(nc).consumers.get(stream, 'writer');
+    let stopped: Promise<void> | undefined;
+    // The real consumer, with the writer session stopping the moment it hands a fetch over.
+    const stopsOnFetch: Pick<Consumer, 'fetch'> = {
+      fetch: async (opts) => {
+        const fetched = await consumer.fetch(opts);
+        stopped = pull.stop();
+        return fetched;
+      },
+    };
+    const pull = new BoundedPull(stopsOnFetch, 1_024 * 1_024);
+    expect(await within(pull.run(new WriterQueue<JsMsg>(10)), 3_000)).toBe('resolved');
+    expect(await within(stopped!, 1_000)).toBe('resolved');
+  }, 10_000);
+
+  it('the writer session, rather than asking again, when the next message is larger than any pull', async () => {
+    const stream = await streamWith([40_000], ['writer']);
+    // Pulls of 1,000 bytes plus the envelope: the 40 KB message fits none.
+    const pull = new BoundedPull(await jetstream(nc).consumers.get(stream, 'writer'), 1_000);
+    const queue = new WriterQueue<JsMsg>(1);
+    const running = pull.run(queue);
+    running.catch(() => undefined);
+    const outcome = await within(running, 10_000);
+    await pull.stop();
+    expect(outcome).toBe('rejected');
+    await expect(running).rejects.toThrow(/larger than a pull/);
+    expect(queue.length).toBe(0);
+  }, 20_000);
+
+  it('with the next pull, not a new session, when its messages fill exactly max_bytes', async () => {
+    const payloads = [12_000, 12_000, 100];
+    // "twin" measures what the server counts of each message: its name is as long as
+    // "writer"'s, so the ack replies it gets are as long too.
+    const stream = await streamWith(payloads, ['writer', 'twinnn']);
+    const replies = createInbox();
+    const sub = nc.subscribe(replies, { max: 2 });
+    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.twinnn`, JSON.stringify({ batch: 2 }), { reply: replies });
+    const counted: Msg[] = [];
+    for await (const m of sub) counted.push(m);
+    // What the server counts against max_bytes: subject, reply subject, payload (no headers here).
+    const firstTwo = counted.reduce((sum, m) => sum + m.subject.length + m.reply!.length + m.data.length, 0);
+    expect(counted.map((m) => m.data.length)).toEqual(payloads.slice(0, 2));
+
+    // A pull of exactly the first two messages' bytes (the queue's own room is smaller).
+    const pull = new BoundedPull(await jetstream(nc).consumers.get(stream, 'writer'), firstTwo - ENVELOPE_BYTES);
+    const queue = new WriterQueue<JsMsg>(1);
+    let failure: unknown;
+    const running = pull.run(queue).catch((error: unknown) => {
+      failure = error;
+    });
+    const taken: JsMsg[] = [];
+    const deadline = Date.now() + 20_000;
+    while (taken.length < payloads.length && failure === undefined && Date.now() < deadline) {
+      await queue.waitForBatch(200);
+      taken.push(...queue.take());
+    }
+    await pull.stop();
+    queue.close();
+    await running;
+    expect(failure).toBeUndefined();
+    expect(taken.map((m) => m.data.length)).toEqual(payloads);
+  }, 40_000);
 });

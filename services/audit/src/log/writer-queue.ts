@@ -65,11 +65,10 @@ export class WriterQueue<M extends { data: Uint8Array }> {
 
   /**
    * Resolves once the queue holds less than two batches' payload (at once if it does), or is
-   * closed. This bounds the queue, not what is pulled: @nats-io/jetstream 3.4's consume()
-   * asks for more as messages *arrive* (its pending count drops in the subscription
-   * callback), not as its iterator is read, so messages the pump has not taken yet wait in
-   * the client's own buffer, bounded only by the consumer's max_ack_pending (a count:
-   * group-commit messages of ~100 KB each make that hundreds of MB in the worst case).
+   * closed. The pump (BoundedPull) waits on it before each pull and asks for no more than
+   * roomBytes() (at least one message's worth), so what is pulled and not yet written stays
+   * about two batches' payload plus one pull, in bytes — not the consumer's max_ack_pending,
+   * a count of messages that group-commit messages of ~100 KB each would make hundreds of MB.
    */
   room(): Promise<void> {
     if (this.closed || this.bytes < QUEUED_BUDGETS * this.budget) return Promise.resolve();
