@@ -112,7 +112,7 @@ describe('tracing', () => {
     expect(JSON.stringify(span?.events)).not.toContain('span-secret');
   });
 
-  it("'none' exports nothing, records nothing, yet still propagates ids", async () => {
+  it("'none': a trace begun here is not recorded, yet its ids propagate", async () => {
     handle = await initTracing({ service: 'svc-test', exporter: 'none' });
     const log = jest.spyOn(console, 'dir').mockImplementation(() => undefined);
     const headers: Record<string, string> = {};
@@ -180,6 +180,36 @@ describe('tracing', () => {
       expect(received[0]?.body).toContain('svc-otlp');
     } finally {
       await new Promise((resolve) => collector.close(resolve));
+    }
+  });
+
+  it("a shut-down provider's tracer is not used any more: the next one records", async () => {
+    await init();
+    const first = memory;
+    await handle?.shutdown();
+    await init();
+    await withSpan('after', { kind: SpanKind.INTERNAL }, () => undefined);
+    expect(memory.getFinishedSpans().map((s) => s.name)).toEqual(['after']);
+    expect(first.getFinishedSpans()).toEqual([]);
+  });
+
+  it('a second initTracing before the first shutdown leaves the registered provider in charge', async () => {
+    await init();
+    const first = { handle, memory };
+    await init();
+    const second = { handle, memory };
+    try {
+      await withSpan('both running', { kind: SpanKind.INTERNAL }, () => undefined);
+      expect(first.memory.getFinishedSpans().map((s) => s.name)).toEqual(['both running']);
+      expect(second.memory.getFinishedSpans()).toEqual([]);
+      // The second's shutdown is its own: the first still records and propagates.
+      await second.handle?.shutdown();
+      const headers = new Map<string, string>();
+      await withSpan('first alone', { kind: SpanKind.CLIENT }, () => injectTraceHeaders((k, v) => headers.set(k, v)));
+      expect(first.memory.getFinishedSpans().map((s) => s.name)).toEqual(['both running', 'first alone']);
+      expect(headers.get('traceparent')).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    } finally {
+      handle = first.handle;
     }
   });
 

@@ -46,13 +46,21 @@ export interface TracingHandle {
 
 const INSTRUMENTATION_SCOPE = '@context-gateway/observability';
 
-/** The tracer of the provider initTracing registered last, until its shutdown. */
-let activeTracer: Tracer | undefined;
+/**
+ * The tracer of the provider initTracing registered process-wide, until its shutdown. Kept
+ * because asking the global provider per span builds a key and reads a map.
+ */
+let registered: { tracer: Tracer } | undefined;
 
 /**
  * Registers the process-wide tracer provider. Context propagation (AsyncLocalStorage
  * context manager, W3C trace-context + baggage) is installed for every exporter choice,
  * so trace ids still flow through HTTP/NATS hops and into log lines with `none`.
+ *
+ * One provider per process: OpenTelemetry's globals keep the first one registered. A second
+ * initTracing before the first's shutdown (two services booted in one test process) leaves
+ * the first in place — its spans go where the first's go — and its handle shuts down only
+ * its own provider, never the first's globals.
  */
 export async function initTracing(opts: TracingOptions): Promise<TracingHandle> {
   const spanProcessors = [...(await exporterProcessors(opts)), ...(opts.spanProcessors ?? [])];
@@ -65,28 +73,31 @@ export async function initTracing(opts: TracingOptions): Promise<TracingHandle> 
     // With nowhere for spans to go, a recorded span is pure cost (its object, attributes, end
     // time: about a tenth of the gateway's CPU per records query). Traces begun here are then
     // not sampled: their ids are still minted and propagated (log lines keep trace_id/span_id),
-    // with the W3C sampled flag off. A caller's sampled trace stays sampled through this
-    // process (ParentBased), so a downstream service that exports still gets its spans.
+    // with the W3C sampled flag off — so a service after this one that exports follows the
+    // flag and records none of them either (docs/operations.md, "Traces"). A caller's sampled
+    // trace stays sampled through this process (ParentBased): downstream, it is still recorded.
     ...(spanProcessors.length === 0 ? { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) } : {}),
   });
+  if (registered) return { shutdown: () => provider.shutdown() };
   provider.register({
     contextManager: new AsyncLocalStorageContextManager(),
     propagator: new CompositePropagator({
       propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
     }),
   });
-  // Asked per span otherwise: the global provider's lookup builds a key and reads a map each time.
-  const registered = provider.getTracer(INSTRUMENTATION_SCOPE);
-  activeTracer = registered;
+  const own = { tracer: provider.getTracer(INSTRUMENTATION_SCOPE) };
+  registered = own;
   return {
     async shutdown() {
       try {
         await provider.shutdown();
       } finally {
-        if (activeTracer === registered) activeTracer = undefined;
-        trace.disable();
-        context.disable();
-        propagation.disable();
+        if (registered === own) {
+          registered = undefined;
+          trace.disable();
+          context.disable();
+          propagation.disable();
+        }
       }
     },
   };
@@ -114,7 +125,7 @@ async function exporterProcessors(opts: TracingOptions): Promise<SpanProcessor[]
 
 /** The tracer for manual spans; before initTracing it hands out non-recording spans. */
 export function tracer(): Tracer {
-  return activeTracer ?? trace.getTracer(INSTRUMENTATION_SCOPE);
+  return registered?.tracer ?? trace.getTracer(INSTRUMENTATION_SCOPE);
 }
 
 /** Writes traceparent/tracestate (and baggage) of the active context through `set`. */

@@ -112,7 +112,12 @@ export function runtimeEnvShape(defaults: { httpPort: number }) {
     /** Interface of the metrics listener; default HTTP_HOST. */
     METRICS_HOST: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-    /** Where spans go: nowhere (then none is recorded; ids still propagate, unsampled), stdout, or an OTLP/HTTP collector. */
+    /**
+     * Where spans go: nowhere, stdout, or an OTLP/HTTP collector. With `none`, spans of traces
+     * begun here are not recorded (unsampled, and services after this one follow that flag); a
+     * caller's sampled trace still is. Ids propagate either way. Use the same value on every
+     * service, or one that exports gets unsampled traces from one that doesn't.
+     */
     OTEL_TRACES_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
     OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
     /** How long to keep retrying Postgres and NATS at boot before exiting (the supervisor restarts us). */
