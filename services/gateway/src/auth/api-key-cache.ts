@@ -1,5 +1,3 @@
-import { hash } from 'node:crypto';
-
 import { AppError } from '@context-gateway/errors';
 import { RpcClient } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
@@ -9,6 +7,7 @@ import type { Logger } from 'pino';
 
 import type { Env } from '../env.js';
 import { TokenRevocations } from '../oauth/token-revocations.js';
+import type { TokenDigest } from './token-digest.js';
 
 /** Who an API key speaks for, as identity answered. */
 export interface ApiKeyPrincipal {
@@ -24,9 +23,6 @@ interface Entry {
   /** performance.now() of that question. */
   askedAt: number;
 }
-
-/** The key's SHA-256 (as bearerTokenDigest): the only form in which a presented key is kept in memory. */
-const fingerprint = (apiKey: string) => hash('sha256', apiKey, 'base64url');
 
 /**
  * The gateway's memory of the API keys identity accepted (docs/identity.md, "API keys at
@@ -69,10 +65,11 @@ export class ApiKeyCache {
   }
 
   /**
-   * The key's principal; `unauthenticated` for a key identity refuses (or refused since it was remembered).
-   * `id`: the key's fingerprint when the caller has it already (bearerTokenDigest).
+   * The key's principal; `unauthenticated` for a key identity refuses (or refused since it was
+   * remembered). Entries are named by the key's digest: the only form in which a presented
+   * key is kept in memory.
    */
-  async authenticate(apiKey: string, id = fingerprint(apiKey)): Promise<ApiKeyPrincipal> {
+  async authenticate({ token: apiKey, digest: id }: TokenDigest): Promise<ApiKeyPrincipal> {
     const entry = this.entries.get(id);
     if (entry && this.maxAgeMs > 0) {
       const age = performance.now() - entry.askedAt;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { connect as connectSocket, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -86,6 +87,15 @@ describe('rate limits shared by the replicas', () => {
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
     // Another key is counted apart.
     expect((await get(1, '/v1/openapi.json', { authorization: `Bearer cg_sk_${'o'.repeat(40)}` })).status).toBe(200);
+    // The shared counters are named by the tokens' digests: no token text reaches the table.
+    const { rows } = await harness.db.pool.query<{ key: string }>("SELECT key FROM rate_limits WHERE key LIKE 'key:%'");
+    const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest('base64url');
+    expect(rows.map((r) => r.key).sort()).toEqual(
+      [`key:${digest(`cg_sk_${'k'.repeat(40)}`)}`, `key:${digest(`cg_sk_${'o'.repeat(40)}`)}`].sort(),
+    );
+    expect(rows.filter((r) => r.key.includes('cg_sk_') || r.key.includes('kkkk') || r.key.includes('oooo'))).toEqual(
+      [],
+    );
   });
 
   it('a process without the shared counter (Postgres unreachable) still limits, with its share', async () => {

@@ -5,7 +5,8 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
-import { bearerToken, bearerTokenDigest } from '../auth/auth.guard.js';
+import { bearerToken } from '../auth/auth.guard.js';
+import { bearerTokenDigest } from '../auth/token-digest.js';
 import type { Env } from '../env.js';
 import { RateLimits, sweepExpiredRateLimits } from './rate-limits.js';
 

@@ -6,6 +6,7 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 
+import type { TokenDigest } from '../auth/token-digest.js';
 import { LeasedLimit, type LeaseStore } from './leased-limit.js';
 
 interface RateLimitOptions {
@@ -49,14 +50,14 @@ export class RateLimits {
   }
 
   /**
-   * Counts one request; the first limit it is over, or undefined. `tokenDigest`: the bearer
-   * token's SHA-256 (bearerTokenDigest) — the token itself never reaches the table.
+   * Counts one request; the first limit it is over, or undefined. `bearer`: the request's
+   * bearer token, counted under its digest — the token itself never reaches the table.
    */
-  async take(clientAddress: string, tokenDigest: string | undefined): Promise<RateLimited | undefined> {
+  async take(clientAddress: string, bearer: TokenDigest | undefined): Promise<RateLimited | undefined> {
     const ip = await this.perIp?.take(clientAddress);
     if (ip !== undefined) return { limit: 'ip', retryAfterSeconds: ip };
-    if (tokenDigest === undefined) return undefined;
-    const key = await this.perKey?.take(tokenDigest);
+    if (bearer === undefined) return undefined;
+    const key = await this.perKey?.take(bearer.digest);
     return key === undefined ? undefined : { limit: 'key', retryAfterSeconds: key };
   }
 }
