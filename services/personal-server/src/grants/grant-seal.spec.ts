@@ -1,7 +1,7 @@
 import { DataKey } from '@context-gateway/crypto';
 import { jest } from '@jest/globals';
 
-import { grantSealMatches, type SealedGrantFields, sealGrant } from './grant-seal.js';
+import { grantSealMatches, MAX_MATCHED_PER_KEY, type SealedGrantFields, sealGrant } from './grant-seal.js';
 
 const grant: SealedGrantFields = {
   id: 'grant-1',
@@ -46,6 +46,20 @@ describe('grantSealMatches', () => {
     expect(grantSealMatches(DataKey.generate(), grant, seal)).toBe(false);
     key.destroy();
     expect(() => grantSealMatches(key, grant, seal)).toThrow(expect.objectContaining({ code: 'key_destroyed' }));
+  });
+
+  it('past MAX_MATCHED_PER_KEY grants of one key, forgets the oldest match only', () => {
+    const key = DataKey.generate();
+    const grants = Array.from({ length: MAX_MATCHED_PER_KEY + 1 }, (_, i) => ({ ...grant, id: `grant-${i}` }));
+    const seals = grants.map((g) => sealGrant(key, g));
+    const digests = jest.spyOn(key, 'digestMatches');
+    for (const [i, g] of grants.entries()) expect(grantSealMatches(key, g, seals[i]!)).toBe(true);
+    expect(digests).toHaveBeenCalledTimes(grants.length);
+    // The newest MAX_MATCHED_PER_KEY are still remembered; only the first is computed again.
+    for (const [i, g] of grants.entries()) if (i > 0) expect(grantSealMatches(key, g, seals[i]!)).toBe(true);
+    expect(digests).toHaveBeenCalledTimes(grants.length);
+    expect(grantSealMatches(key, grants[0]!, seals[0]!)).toBe(true);
+    expect(digests).toHaveBeenCalledTimes(grants.length + 1);
   });
 
   it('does not keep a reference to the caller’s seal buffer', () => {

@@ -41,7 +41,7 @@ interface Matched {
  */
 const matched = new WeakMap<DataKey, Map<string, Matched>>();
 /** Grants remembered per key (a connection's key seals one grant per application). */
-const MAX_MATCHED_PER_KEY = 64;
+export const MAX_MATCHED_PER_KEY = 64;
 
 /** True when `seal` is this grant's seal under `key` (constant-time comparison). */
 export function grantSealMatches(key: DataKey, grant: SealedGrantFields, seal: Buffer | null): boolean {
@@ -59,7 +59,12 @@ export function grantSealMatches(key: DataKey, grant: SealedGrantFields, seal: B
     return true;
   if (!key.digestMatches(...sealInput(grant, fields), seal)) return false;
   if (!known) matched.set(key, (known = new Map<string, Matched>()));
-  if (known.size >= MAX_MATCHED_PER_KEY && !known.has(grant.id)) known.clear();
+  if (known.size >= MAX_MATCHED_PER_KEY && !known.has(grant.id)) {
+    // Maps iterate in insertion order: forget the oldest match only, so a key with more
+    // active grants than this still answers most of its queries from memory.
+    const oldest = known.keys().next();
+    if (!oldest.done) known.delete(oldest.value);
+  }
   known.set(grant.id, { fields, seal: Buffer.from(seal) });
   return true;
 }
