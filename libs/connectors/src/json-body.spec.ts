@@ -134,24 +134,58 @@ describe('parseJsonBody', () => {
     expect(Math.max(...lengths)).toBeLessThan(32 * 1024);
   });
 
-  it('cuts a large array of objects between its elements, not inside them', () => {
-    // Each element holds nested objects and strings with `},{` in them; the cuts between the
-    // elements are found without a scan, and the groups stay small.
+  it('cuts a large array of objects between its elements natively, not inside them', () => {
+    // Each element holds nested objects and strings with `},{` in them, and ends with an array
+    // of objects (as an issue's labels): after most points in an element, the first `},{` is
+    // inside it. The cuts between the elements are still found without a refused parse or a
+    // scan, and the groups stay small.
     const elements = Array.from({ length: 3000 }, (_, n) => ({
       id: n,
       owner: { login: `o},{${n}`, site: { url: 'https://example.test/},{' } },
-      labels: [{ name: 'a' }, { name: '},{"x":1' }],
       text: 'x'.repeat(n % 200),
+      labels: [{ name: 'a' }, { name: '},{"x":1' }, { name: 'c' }],
     }));
     for (const indent of [undefined, 2]) {
       const bytes = Buffer.from(JSON.stringify(elements, null, indent));
       const parse = jest.spyOn(JSON, 'parse');
-      expect(parseJsonBody(bytes)).toEqual(elements);
+      const count = { found: 0, refused: 0, scanned: 0 };
+      expect(parseJsonBody(bytes, count)).toEqual(elements);
       const lengths = parse.mock.calls.map(([text]) => text.length);
       expect(lengths.length).toBeGreaterThan(10);
       expect(Math.max(...lengths)).toBeLessThan(64 * 1024);
+      expect(parse.mock.results.filter((r) => r.type === 'throw')).toHaveLength(0);
+      expect(count).toEqual({ found: lengths.length - 1, refused: 0, scanned: 0 });
       parse.mockRestore();
     }
+  });
+
+  it('scans for the cut when the one found natively is refused', () => {
+    // The last field, an array of objects whose first key is the elements' own: a `},{"id"`
+    // inside an element, taken for a cut now and then, refused by its group's parse.
+    const elements = Array.from({ length: 3000 }, (_, n) => ({
+      id: n,
+      text: 'x'.repeat(n % 200),
+      parts: [{ id: 'a' }, { id: 'b' }, { id: 'c' }],
+    }));
+    const bytes = Buffer.from(JSON.stringify(elements));
+    const count = { found: 0, refused: 0, scanned: 0 };
+    expect(parseJsonBody(bytes, count)).toEqual(elements);
+    expect(count.refused).toBeGreaterThan(0);
+    expect(count.scanned).toBe(count.refused);
+  });
+
+  it('parses an array of strings with one `},{` far ahead in linear time', () => {
+    // About 2 MB of strings, the only `},{` near the end (inside a string): looked for only a
+    // group's worth of bytes ahead, it is not found, parsed up to and refused on every pass.
+    const strings = Array.from({ length: 40_000 }, (_, n) => `title ${n} ${'s'.repeat(40)}`);
+    strings[39_990] = 'title },{ x';
+    const bytes = Buffer.from(JSON.stringify(strings));
+    const parse = jest.spyOn(JSON, 'parse');
+    expect(parseJsonBody(bytes)).toEqual(strings);
+    const lengths = parse.mock.calls.map(([text]) => text.length);
+    expect(lengths.length).toBeLessThanOrEqual(Math.ceil(bytes.length / (16 * 1024)) + 2);
+    expect(Math.max(...lengths)).toBeLessThan(64 * 1024);
+    parse.mockRestore();
   });
 
   it('parses objects and small bodies whole, as before', () => {

@@ -36,16 +36,23 @@ const OBJECT_THEN_COMMA = Buffer.from('},');
  * unambiguous): that holds wherever the cuts are, so where to cut is only a matter of speed.
  * A cut at a wrong place (inside a string or a nested value) cannot go unnoticed — the group
  * before it is not a list of JSON values and its parse throws — and costs one failed parse
- * of a group; the cut is then found by scanning the group's bytes for a top-level comma. An
- * empty group (`[ ,1]`, `[1, ]`, blank space alone between cuts) is refused the same way, by
- * parsing the whole body.
+ * of a group. An empty group (`[ ,1]`, `[1, ]`, blank space alone between cuts) is refused
+ * the same way, by parsing the whole body.
  *
  * Cuts are looked for cheaply first: in an array of objects (a page of a listing) the comma
  * between two elements follows a `}` and comes before a `{`, and Buffer#indexOf finds `},`
- * natively; most are between elements. Scanning every byte in JavaScript to track depth and
- * strings cost more than the parse itself (2.0 against 1.3 ms of CPU for a 500 KB GitHub page).
+ * natively. Not every such comma is between elements (one between two labels of an issue is
+ * inside it), so the `{` must open with the first element's first key (see firstKeyOf). When
+ * that cut's group is refused, or there is no such cut (an array of numbers or strings), the
+ * group's bytes are scanned for a top-level comma. Scanning every byte in JavaScript to track
+ * depth and strings cost more than the parse itself (2.0 against 1.3 ms of CPU for a 500 KB
+ * GitHub page); a refused parse of a group cost more than its scan, so a refused cut is not
+ * followed by a second guess.
+ *
+ * `count`, when given, is told how many cuts were found natively, how many of those were
+ * refused (their group's parse threw) and how many were found by the scan.
  */
-export function parseJsonBody(bytes: Buffer): unknown {
+export function parseJsonBody(bytes: Buffer, count?: { found: number; refused: number; scanned: number }): unknown {
   const first = skipSpace(bytes, 0);
   if (bytes.length < SPLIT_FROM_BYTES || bytes[first] !== OPEN_ARRAY) return JSON.parse(bytes.toString('utf8'));
   // The top-level array's end: only blank space may follow it.
@@ -54,14 +61,16 @@ export function parseJsonBody(bytes: Buffer): unknown {
   if (end === first || bytes[end] !== CLOSE_ARRAY) return JSON.parse(bytes.toString('utf8'));
   const items: unknown[] = [];
   let start = first + 1;
-  // Once no `},{` is left (an array of numbers, strings or arrays), the scan finds every cut.
-  let objects = true;
+  const firstKey = firstKeyOf(bytes, start, end);
   while (end - start > 2 * GROUP_BYTES) {
-    let cut = objects ? objectCut(bytes, start + GROUP_BYTES, end) : -1;
-    if (cut < 0) objects = false;
+    // A `},{` then the first element's key, within the next group's worth of bytes.
+    let cut = objectCut(bytes, start + GROUP_BYTES, Math.min(end, start + 2 * GROUP_BYTES), firstKey);
+    if (count && cut >= 0) count.found++;
     if (cut < 0 || !tryGroup(items, bytes, start, cut)) {
+      if (count && cut >= 0) count.refused++;
       cut = scanCut(bytes, start, start + GROUP_BYTES, end);
       if (cut < 0) break;
+      if (count) count.scanned++;
       if (!tryGroup(items, bytes, start, cut)) return JSON.parse(bytes.toString('utf8'));
     }
     start = cut + 1;
@@ -72,11 +81,39 @@ export function parseJsonBody(bytes: Buffer): unknown {
   return items;
 }
 
-/** The comma of the first `},` at or after `from` (and before `end`) whose next non-blank byte is `{`; -1 if none. */
-function objectCut(bytes: Buffer, from: number, end: number): number {
-  for (let i = bytes.indexOf(OBJECT_THEN_COMMA, from); i >= 0 && i < end; i = bytes.indexOf(OBJECT_THEN_COMMA, i + 2))
-    if (bytes[skipSpace(bytes, i + 2)] === OPEN_OBJECT) return i + 1;
+/**
+ * The comma of the first `},` at or after `from` and before `to` whose next non-blank bytes
+ * are `{` and `key`; -1 if none. Only `[from, to)` is searched: a `},` far ahead (the only
+ * one, inside a string near the end of an array of strings) would otherwise be found, and a
+ * group parsed up to it and refused, on every pass — parse time growing with the square of
+ * the body.
+ */
+function objectCut(bytes: Buffer, from: number, to: number, key: Buffer): number {
+  const window = bytes.subarray(from, to);
+  for (let i = window.indexOf(OBJECT_THEN_COMMA); i >= 0; i = window.indexOf(OBJECT_THEN_COMMA, i + 2)) {
+    const open = skipSpace(bytes, from + i + 2);
+    if (bytes[open] !== OPEN_OBJECT) continue;
+    const k = skipSpace(bytes, open + 1);
+    if (bytes.subarray(k, k + key.length).equals(key)) return from + i + 1;
+  }
   return -1;
+}
+
+/**
+ * The first key of the array's first element, with its quotes (`"url"`), if that element is
+ * an object: the elements of a listing share their first key, and a `},{` followed by it is
+ * far more likely between elements than one inside them (between two labels of an issue, a
+ * nested object's first key is another). It cannot be inside a string: there a `"` is escaped.
+ * Empty when the first element is not an object with a key (then any `{` will do).
+ */
+function firstKeyOf(bytes: Buffer, start: number, end: number): Buffer {
+  const open = skipSpace(bytes, start);
+  if (bytes[open] !== OPEN_OBJECT) return Buffer.alloc(0);
+  const quote = skipSpace(bytes, open + 1);
+  if (bytes[quote] !== QUOTE) return Buffer.alloc(0);
+  let close = quote + 1;
+  while (close < end && bytes[close] !== QUOTE) close += bytes[close] === BACKSLASH ? 2 : 1;
+  return close < end ? bytes.subarray(quote, close + 1) : Buffer.alloc(0);
 }
 
 /**
