@@ -78,9 +78,8 @@ export async function syncCollection<Item>(
   // And what it wrote is not written again: the second walk emits only what changed since.
   // Only a walk that may miss an id held before can be followed by a second one, so a first
   // sync (nothing held) keeps nothing of what it wrote: its pages are written as they come and
-  // let go, whatever the account's size. Otherwise each written body is remembered as a
-  // digest of its JSON, not the body itself.
-  const written = held.size > 0 ? new Map<string, string>() : undefined;
+  // let go, whatever the account's size.
+  const written = held.size > 0 ? new WrittenBodies() : undefined;
   const first = await walk(
     http,
     { ...ctx, skip: (item) => (reported.add(skipKey(item)), ctx.skip(item)) },
@@ -115,8 +114,8 @@ async function walk<Item>(
   spec: CollectionSpec<Item>,
   before: Map<string, PageState>,
   emitted: {
-    record?: Map<string, string>;
-    unchangedSince?: ReadonlyMap<string, string> | undefined;
+    record?: WrittenBodies;
+    unchangedSince?: WrittenBodies | undefined;
   } = {},
 ): Promise<{ pages: PageState[]; seen: Set<string>; upserted: number }> {
   const keyOf = (r: NormalizedRecord) => `${r.type}\u0000${r.externalId}`;
@@ -178,8 +177,8 @@ async function walk<Item>(
     const ids = records.filter((r) => r.type === spec.type).map((r) => r.externalId);
     ids.forEach((id) => seen.add(id));
     const earlier = emitted.unchangedSince;
-    const changed = earlier ? records.filter((r) => earlier.get(keyOf(r)) !== bodyDigest(r.data)) : records;
-    if (emitted.record) for (const r of changed) emitted.record.set(keyOf(r), bodyDigest(r.data));
+    const changed = earlier ? records.filter((r) => !earlier.has(keyOf(r), r.data)) : records;
+    if (emitted.record) for (const r of changed) emitted.record.add(keyOf(r), r.data);
     if (changed.length > 0) await ctx.emit({ upserts: changed, deletes: [] });
     upserted += changed.length;
     pages.push({ url, etag: res.etag, ids, ...(next ? { next } : {}) });
@@ -189,9 +188,45 @@ async function walk<Item>(
 }
 
 /**
- * What a walk remembers of a body it wrote: SHA-256 of its JSON, enough to tell whether the
- * second walk sees it changed (a collision would leave a change unwritten, so nothing weaker)
- * in 44 bytes instead of the body's objects.
+ * Bodies kept by reference, at most this many; past it, as digests. A second walk is rare (an
+ * id held before must be missed), so the first walk of an incremental run keeps what it wrote
+ * for nothing almost always: a reference costs no CPU, a digest ~1 ms per page of 100
+ * records. References keep the bodies alive though, so their number is bounded: 2,000
+ * normalized GitHub records are a few MB (a first sync of 100,000 repositories kept them all).
+ */
+const KEEP_BODIES = 2000;
+
+/**
+ * What the first walk of a run wrote, for the second walk to write only what changed since:
+ * the bodies themselves (references) while there are at most KEEP_BODIES of them, then a
+ * SHA-256 of each one's JSON (44 bytes), those kept so far included.
+ */
+class WrittenBodies {
+  private bodies: Map<string, NormalizedRecord['data']> | undefined = new Map();
+  private readonly digests = new Map<string, string>();
+
+  add(key: string, data: NormalizedRecord['data']): void {
+    if (this.bodies && this.bodies.size >= KEEP_BODIES && !this.bodies.has(key)) {
+      for (const [k, kept] of this.bodies) this.digests.set(k, bodyDigest(kept));
+      this.bodies = undefined;
+    }
+    if (this.bodies) this.bodies.set(key, data);
+    else this.digests.set(key, bodyDigest(data));
+  }
+
+  /** Whether `data` is what was written under `key` (same JSON). */
+  has(key: string, data: NormalizedRecord['data']): boolean {
+    const kept = this.bodies?.get(key);
+    if (kept !== undefined) return JSON.stringify(kept) === JSON.stringify(data);
+    const digest = this.digests.get(key);
+    return digest !== undefined && digest === bodyDigest(data);
+  }
+}
+
+/**
+ * What is remembered of a written body past KEEP_BODIES: SHA-256 of its JSON, enough to tell
+ * whether the second walk sees it changed (a collision would leave a change unwritten, so
+ * nothing weaker) in 44 bytes instead of the body's objects.
  */
 function bodyDigest(data: NormalizedRecord['data']): string {
   return createHash('sha256').update(JSON.stringify(data)).digest('base64');
