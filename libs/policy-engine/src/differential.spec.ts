@@ -77,5 +77,7 @@ describe('engine vs Cedar (differential)', () => {
       expect(outcomes[`deny_rule:${layer}`] ?? 0).toBeGreaterThan(CASES * 0.01);
       expect(outcomes[`no_allow:${layer}`] ?? 0).toBeGreaterThan(CASES * 0.01);
     }
-  }, 120_000);
+    // A guard against a hang, not a speed limit: 100,000 Cedar evaluations take about a minute
+    // on a quiet 2-core machine and passed 120 s on a loaded one (load ~17), failing the tier.
+  }, 900_000);
 });
