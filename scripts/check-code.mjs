@@ -38,36 +38,58 @@ function step(title, command, args) {
 /**
  * Types with the tests (scripts/typecheck.mjs): the projects that share their compiler options
  * are one program each, two programs at a time (the machine has two cores), the largest first;
- * true when all passed.
+ * true when all passed. Names only the projects whose folders hold the files with errors.
  */
 async function typecheck() {
   const started = Date.now();
-  const queue = typeGroups();
-  /** @type {string[]} */
-  const failed = [];
+  /** @type {string[][]} */
+  let queue;
+  try {
+    queue = typeGroups();
+  } catch (error) {
+    console.log(
+      `--- types (tests included): FAILED, no groups: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return false;
+  }
+  const errors = new Set();
+  const files = new Set();
+  const projects = new Set();
+  let failed = false;
   const worker = async () => {
     for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
-      const projects = group;
       /** @type {Buffer[]} */
       const output = [];
+      /** @type {Buffer[]} */
+      const summary = [];
       const code = await new Promise((resolve) => {
-        const child = spawn(process.execPath, [join(root, 'scripts/typecheck.mjs'), ...projects], { cwd: root });
-        child.stdout.on('data', (chunk) => output.push(chunk));
-        child.stderr.on('data', (chunk) => output.push(chunk));
+        const child = spawn(process.execPath, [join(root, 'scripts/typecheck.mjs'), '--summary', ...group], {
+          cwd: root,
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        });
+        child.stdout?.on('data', (chunk) => output.push(chunk));
+        child.stderr?.on('data', (chunk) => output.push(chunk));
+        child.stdio[3]?.on('data', (chunk) => summary.push(chunk));
         child.on('close', resolve);
       });
       if (code !== 0) {
-        failed.push(...projects);
+        failed = true;
         process.stdout.write(Buffer.concat(output).toString());
+        const text = Buffer.concat(summary).toString();
+        /** @type {{ errors: string[], files: string[], projects: string[] }} */
+        const found = text ? JSON.parse(text) : { errors: [], files: [], projects: group };
+        found.errors.forEach((e) => errors.add(e));
+        found.files.forEach((f) => files.add(f));
+        found.projects.forEach((p) => projects.add(p));
       }
     }
   };
   await Promise.all([worker(), worker()]);
-  const ok = failed.length === 0;
-  console.log(
-    `--- types (tests included): ${ok ? 'ok' : `FAILED in ${failed.join(', ')}`} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-  );
-  return ok;
+  const verdict = failed
+    ? `FAILED, ${errors.size} errors in ${files.size} files, in ${[...projects].join(', ')}`
+    : 'ok';
+  console.log(`--- types (tests included): ${verdict} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return !failed;
 }
 
 // The services' Prisma clients are generated (src/generated is not committed); types and
