@@ -80,7 +80,8 @@ function sortedJson(value) {
 /**
  * True when one of the project's own files declares globals or augments a module: `declare
  * global`, `declare module '…'` (an augmentation in a module, an ambient module in a script),
- * or a declaration file that is not a module (its declarations are global).
+ * a declaration file that is not a module (its declarations are global), or a triple-slash
+ * reference directive (it loads a lib, @types package or file for the whole program).
  * @param {ts.ParsedCommandLine} parsed
  */
 function declaresBeyondItself(parsed) {
@@ -88,9 +89,13 @@ function declaresBeyondItself(parsed) {
     if (!/\.[cm]?tsx?$/.test(fileName)) continue;
     const text = readFileSync(fileName, 'utf8');
     const declarationFile = /\.d\.[cm]?ts$/.test(fileName);
-    if (!declarationFile && !text.includes('declare')) continue;
+    if (!declarationFile && !text.includes('declare') && !text.includes('<reference')) continue;
     const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, false);
     if (declarationFile && !ts.isExternalModule(sf) && sf.statements.length > 0) return true;
+    // A triple-slash reference (`/// <reference lib|types|path=… />`) adds its globals to the
+    // whole program it is in, not only to this project.
+    if (sf.referencedFiles.length + sf.typeReferenceDirectives.length + sf.libReferenceDirectives.length > 0)
+      return true;
     const augments = sf.statements.some(
       (statement) =>
         ts.isModuleDeclaration(statement) &&

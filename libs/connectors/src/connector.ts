@@ -60,7 +60,11 @@ export interface SyncContext {
   /** The source API's base URL (the real one in production, a simulator in tests). */
   baseUrl: string;
   tokens: AccessTokenSource;
-  /** Commits a batch (idempotent upsert + tombstones); resolves once it is durable. */
+  /**
+   * Commits a batch (idempotent upsert + tombstones); resolves once it is durable. Neither
+   * side changes the batch's records afterwards: a walk may compare them by reference later
+   * (paged-collection.ts).
+   */
   emit(batch: SyncBatch): Promise<void>;
   /** Reports an item left out of this run; the run goes on (see SkippedItem). */
   skip(item: SkippedItem): void;

@@ -192,7 +192,8 @@ async function walk<Item>(
  * id held before must be missed), so the first walk of an incremental run keeps what it wrote
  * for nothing almost always: a reference costs no CPU, a digest ~1 ms per page of 100
  * records. References keep the bodies alive though, so their number is bounded: 2,000
- * normalized GitHub records are a few MB (a first sync of 100,000 repositories kept them all).
+ * normalized GitHub records are a few MB (unbounded, the first walk of an incremental run
+ * over 100,000 repositories kept them all). A first sync keeps nothing (it holds no ids).
  */
 const KEEP_BODIES = 2000;
 
