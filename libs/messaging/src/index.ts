@@ -1,3 +1,4 @@
+export * from './encoded-reply.js';
 export * from './headers.js';
 export * from './jetstream-consumer.js';
 export * from './jetstream-follower.js';

@@ -21,6 +21,7 @@ import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
 
+import { EncodedReply } from './encoded-reply.js';
 import { Header } from './headers.js';
 import { NatsRpcServer } from './nats-rpc.server.js';
 import { RpcClient } from './rpc-client.js';
@@ -45,6 +46,12 @@ const slow = defineRpc({
   response: GetReadinessResponseSchema,
   timeoutMs: 200,
 });
+const encoded = defineRpc({
+  callers: ['gateway'],
+  subject: `${prefix}.v1.encoded`,
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+});
 const nobody = defineRpc({
   callers: ['gateway'],
   subject: `${prefix}.v1.nobody`,
@@ -61,6 +68,13 @@ class EchoHandler {
     if (job.jobId === 'conflict') throw new AppError('conflict', 'already there');
     if (job.jobId === 'crash') throw new Error('db password=hunter2 leaked in a driver message');
     return { service: job.connectionId, ready: true, instance: ctx.requestId };
+  }
+
+  /** Bytes the handler wrote itself; jobId 'other' claims another message's schema. */
+  @RpcHandler(encoded)
+  encoded(@Payload() job: SyncJob) {
+    const reply = toBinary(GetReadinessResponseSchema, create(GetReadinessResponseSchema, { service: job.jobId }));
+    return new EncodedReply(job.jobId === 'other' ? SyncJobSchema : GetReadinessResponseSchema, reply);
   }
 
   @RpcHandler(slow)
@@ -106,6 +120,12 @@ describe('typed request/reply over NATS', () => {
     const reply = await client.request(echo, { jobId: 'a', connectionId, reason: SyncReason.MANUAL });
     expect(reply.service).toBe(connectionId);
     expect(reply.ready).toBe(true);
+  });
+
+  it('sends the bytes a handler encoded itself, and refuses ones of another schema', async () => {
+    const reply = await client.request(encoded, { jobId: 'pre-encoded', connectionId });
+    expect(reply.service).toBe('pre-encoded');
+    await expect(client.request(encoded, { jobId: 'other', connectionId })).rejects.toMatchObject({ code: 'internal' });
   });
 
   it('carries the AppError code of the handler back to the caller', async () => {

@@ -1,4 +1,3 @@
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcHandler } from '@context-gateway/messaging';
 import {
   type CountRecordsRequest,
@@ -10,6 +9,7 @@ import {
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
+import { encodeQueryReply } from './query-reply.js';
 import { RecordsService } from './records.service.js';
 
 /**
@@ -37,13 +37,9 @@ export class RecordsHandler {
     return this.records.write(request);
   }
 
+  /** The page's reply is encoded here, by hand (query-reply.ts): it is the query path's hot spot. */
   @RpcHandler(rpc.personalServer.shardQuery)
   async query(@Payload() request: QueryRecordsRequest) {
-    const page = await this.records.query(request);
-    return {
-      recordsJson: page.recordsJson,
-      nextCursor: page.nextCursor,
-      syncedAt: page.syncedAt ? timestampFromDate(page.syncedAt) : undefined,
-    };
+    return encodeQueryReply(await this.records.query(request));
   }
 }
