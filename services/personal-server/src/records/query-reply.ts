@@ -13,11 +13,11 @@ const NANOS = 0x10; // int32 nanos = 2
 
 /**
  * `ps.v1.shard.<n>.query`'s reply, written straight into one buffer of its exact size: the
- * page is copied once. The generic encoder (`toBinary`) grew its buffer by doubling from
- * 1 KB and sliced the result, ~6 % of a shard's CPU under `pnpm bench:query` for three
- * fields. Byte for byte what `toBinary(QueryRecordsResponseSchema, …)` writes — fields in
- * number order, defaults (an empty page, no cursor, no sync time) left out, the sync time
- * as `timestampFromDate` makes it — which query-reply.spec.ts checks.
+ * page is copied once. The generic encoder (`toBinary`) grew a zeroed buffer to the power of
+ * two past the page and sliced the result out, ~6 % of a shard's CPU under `pnpm bench:query`
+ * for three fields. Byte for byte what `toBinary(QueryRecordsResponseSchema, …)` writes —
+ * fields in number order, defaults (an empty page, no cursor, no sync time) left out, the
+ * sync time as `timestampFromDate` makes it — which query-reply.spec.ts checks.
  */
 export function encodeQueryReply(page: QueryPage): EncodedReply {
   const json = page.recordsJson;
