@@ -34,10 +34,20 @@ export class JetStreamPublisher {
   async publish<M extends DescMessage>(
     descriptor: EventDescriptor<M>,
     init: MessageInitShape<M>,
-    options: { timeoutMs?: number; headers?: Record<string, string> } = {},
+    options: {
+      timeoutMs?: number;
+      headers?: Record<string, string>;
+      /**
+       * The caller has already held the message to everything the descriptor's validation
+       * checks, and vouches for it: it is not checked a second time here. For a publisher
+       * whose messages are assembled from parts each validated as it came in (the gateway's
+       * audit group commit: every event on append, and no event id twice in its batch).
+       */
+      validated?: boolean;
+    } = {},
   ): Promise<PublishResult> {
     const message = create(descriptor.message, init);
-    const problems = descriptor.validate?.(message) ?? [];
+    const problems = options.validated ? [] : (descriptor.validate?.(message) ?? []);
     if (problems.length > 0) {
       // Refuse at the source: a consumer would only dead-letter it.
       throw new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems);

@@ -1,8 +1,12 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 
 import {
+  ActorKind,
+  AuditAction,
   type AuditEvent,
   type AuditEventBatch,
+  AuditOutcome,
+  AuditPhase,
   AuthenticateAuditorRequestSchema,
   AuthenticateAuditorResponseSchema,
   CreateAuditorRequestSchema,
@@ -19,20 +23,60 @@ import {
   SearchEntriesResponseSchema,
 } from '../gen/contextgateway/audit/v1/audit_pb.js';
 import { defineRpc } from './descriptors.js';
-import { check, type ValidationProblem } from './validation.js';
+import { check, isLowerCaseUuid, type ValidationProblem } from './validation.js';
 
 const P = 'audit.v1';
+
+/** Free-text fields' bounds: identifiers and names, and the longer resource and policy reason. */
+const SHORT_TEXT = 256;
+const LONGER_TEXT = 1024;
 
 const optionalUuid = (value: string, path: string): ValidationProblem[] =>
   value === '' ? [] : check.uuid(value, path);
 /** Free-text identifiers (app ids, capabilities, ...): bounded, so one event cannot be megabytes. */
-const short = (value: string, path: string): ValidationProblem[] => check.maxLength(value, 256, path);
+const short = (value: string, path: string): ValidationProblem[] => check.maxLength(value, SHORT_TEXT, path);
 
 /**
  * What every audit event must satisfy before it is published (the publisher refuses it
  * at the source) and again when the audit service consumes it (dead-lettered otherwise).
+ * Every event is checked twice on its way (the gateway, then the audit service's decoder),
+ * tens of thousands a second, and almost all are valid: a quick all-passes test comes first,
+ * and the problems are listed (auditEventProblems) only for an event it does not pass.
  */
 export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
+  return passesAuditEventChecks(e) ? [] : auditEventProblems(e);
+}
+
+/** True only when auditEventProblems(e) would list nothing: the same checks, as one expression, nothing allocated. */
+function passesAuditEventChecks(e: AuditEvent): boolean {
+  return (
+    isLowerCaseUuid(e.eventId) &&
+    (e.orgId === '' || isLowerCaseUuid(e.orgId)) &&
+    (e.intentEventId === '' || isLowerCaseUuid(e.intentEventId)) &&
+    e.occurredAt !== undefined &&
+    !Number.isNaN(timestampDate(e.occurredAt).getTime()) &&
+    e.action !== AuditAction.UNSPECIFIED &&
+    e.outcome !== AuditOutcome.UNSPECIFIED &&
+    e.phase !== AuditPhase.UNSPECIFIED &&
+    e.actorKind !== ActorKind.UNSPECIFIED &&
+    e.applicationId.length <= SHORT_TEXT &&
+    e.userId.length <= SHORT_TEXT &&
+    e.integration.length <= SHORT_TEXT &&
+    e.capability.length <= SHORT_TEXT &&
+    e.resource.length <= LONGER_TEXT &&
+    e.errorCode.length <= SHORT_TEXT &&
+    e.requestId.length <= SHORT_TEXT &&
+    e.traceId.length <= SHORT_TEXT &&
+    e.actorId.length <= SHORT_TEXT &&
+    e.connectionId.length <= SHORT_TEXT &&
+    e.operation.length <= SHORT_TEXT &&
+    (e.policy?.reason ?? '').length <= LONGER_TEXT &&
+    (e.policy?.matchedRuleIds.length ?? 0) <= 64
+  );
+}
+
+/** Every problem of an audit event, by path (empty for a valid one). */
+export function auditEventProblems(e: AuditEvent): ValidationProblem[] {
   return [
     ...check.uuid(e.eventId, 'eventId'),
     ...optionalUuid(e.orgId, 'orgId'),
@@ -48,14 +92,14 @@ export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
     ...short(e.userId, 'userId'),
     ...short(e.integration, 'integration'),
     ...short(e.capability, 'capability'),
-    ...check.maxLength(e.resource, 1024, 'resource'),
+    ...check.maxLength(e.resource, LONGER_TEXT, 'resource'),
     ...short(e.errorCode, 'errorCode'),
     ...short(e.requestId, 'requestId'),
     ...short(e.traceId, 'traceId'),
     ...short(e.actorId, 'actorId'),
     ...short(e.connectionId, 'connectionId'),
     ...short(e.operation, 'operation'),
-    ...check.maxLength(e.policy?.reason ?? '', 1024, 'policy.reason'),
+    ...check.maxLength(e.policy?.reason ?? '', LONGER_TEXT, 'policy.reason'),
     ...((e.policy?.matchedRuleIds.length ?? 0) > 64 ? [{ path: 'policy.matchedRuleIds', message: 'at most 64' }] : []),
   ];
 }

@@ -164,6 +164,23 @@ describe('canonicalProtoJson', () => {
     );
   });
 
+  // Text with nothing to escape is quoted as it is, the rest left to JSON.stringify: both as the general path writes them.
+  it.each([
+    ['a quote', 'say "hi"'],
+    ['a backslash', 'a\\b'],
+    ['a control character', 'line\nbreak\u0000'],
+    ['the last control character and DEL', '\u001f\u007f'],
+    ['a lone high surrogate', 'x\ud800'],
+    ['a lone low surrogate', '\udfffx'],
+    ['a surrogate pair', 'emoji \ud83d\ude00'],
+    ['line and paragraph separators', '\u2028\u2029'],
+    ['plain text', 'connection:0193a1b2-0000-7000-8000-000000000001 ü €'],
+  ])('writes a string with %s as JSON.stringify does', (_, value) => {
+    const event = create(AuditEventSchema, { eventId: 'e', resource: value, policy: { matchedRuleIds: [value] } });
+    expect(canonicalProtoJson(AuditEventSchema)(event)).toBe(general(AuditEventSchema, event));
+    expect(canonicalProtoJson(AuditEventSchema)(event)).toContain(`"resource":${JSON.stringify(value)}`);
+  });
+
   it('writes a set message with nothing in it as {} and an unset one not at all', () => {
     const write = canonicalProtoJson(AuditEventSchema);
     const withEmptyPolicy = create(AuditEventSchema, { eventId: 'e', policy: {} });
