@@ -13,6 +13,8 @@
 //   phase's self-time table of each of its threads (writer, decoder) is written there,
 //   top-audit-<phase>-<thread>.txt, counting only that phase's samples; the publishers (this
 //   process) likewise, top-publishers-<phase>.txt.
+//   Each phase prints the CPU per event of every process, and of the audit service's writer
+//   and decoder threads (from /proc/<pid>/task).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
@@ -200,17 +202,48 @@ async function cpuSnapshot() {
     publishers: (own.user + own.system) / 1000,
   };
 }
+/**
+ * The audit service's CPU so far per thread (/proc/<pid>/task): Node names every thread
+ * `node`, so the writer is told apart as the main thread (tid = pid) and the decoder, per
+ * phase, as the busiest of the others; the rest are V8's GC helpers and libuv's pool.
+ */
+function threadCpuMs(pid) {
+  try {
+    return Object.fromEntries(readdirSync(`/proc/${pid}/task`).map((tid) => [tid, processCpuMs(`${pid}/task/${tid}`)]));
+  } catch {
+    return {};
+  }
+}
+function threadsPerEvent(pid, before, after, events) {
+  const delta = (tid) => (after[tid] ?? 0) - (before[tid] ?? 0);
+  const others = Object.keys(after)
+    .filter((tid) => tid !== String(pid))
+    .map(delta)
+    .sort((a, b) => b - a);
+  const us = (ms) => +((ms / events) * 1000).toFixed(1);
+  return {
+    writer: us(delta(String(pid))),
+    decoder: us(others[0] ?? 0),
+    'other threads': us(others.slice(1).reduce((sum, ms) => sum + ms, 0)),
+  };
+}
+const threadReport = {};
 const cpuPerEvent = (before, after, events) =>
   Object.fromEntries(Object.keys(after).map((k) => [k, +(((after[k] - before[k]) / events) * 1000).toFixed(1)]));
 const cpuReport = {};
 async function measured(label, events, phase) {
   const load = loadavg()[0].toFixed(1);
   const before = await cpuSnapshot();
+  const threadsBefore = service ? threadCpuMs(service.pid) : {};
   const fromUs = monotonicUs();
   const result = await phase();
   windows.push({ label, fromUs, toUs: monotonicUs() });
   cpuReport[label] = cpuPerEvent(before, await cpuSnapshot(), events);
   console.log(`${label}: CPU µs/event by process (load ${load} at start)`, cpuReport[label]);
+  if (service) {
+    threadReport[label] = threadsPerEvent(service.pid, threadsBefore, threadCpuMs(service.pid), events);
+    console.log(`${label}: audit service CPU µs/event by thread`, threadReport[label]);
+  }
   return result;
 }
 
@@ -288,6 +321,7 @@ try {
       groupCommitAppendsPerSec: Math.round(groupedRate),
       groupCommitEndToEndPerSec: Math.round(groupedEndToEnd),
       cpuMicrosPerEvent: cpuReport,
+      auditThreadCpuMicrosPerEvent: threadReport,
     }),
   );
 } finally {
