@@ -31,6 +31,7 @@ import { grantChallenge } from '@context-gateway/crypto';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
 import { events, GrantStatus, RecordInputSchema, rpc } from '@context-gateway/proto';
 import autocannon from 'autocannon';
+import pg from 'pg';
 
 import { renderFlameGraph, selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { signUpWithSoftPasskey } from '../../../test-e2e/support/soft-passkey.mjs';
@@ -67,6 +68,15 @@ function processCpuMs(pids) {
   }
   return ticks * TICK_MS;
 }
+/** CPU time of one process so far (ms), or undefined once it has exited. */
+function processTicksMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
 /**
  * Write system calls a process made so far (/proc/<pid>/io syscw: write, writev, sendmsg…):
  * socket writes per query, a figure the machine's other load cannot inflate.
@@ -101,6 +111,26 @@ function breakdown(named, before, ok) {
   );
 }
 
+/**
+ * The bench database's Postgres backends by application name (each service's pool sets its
+ * own; the bare baseline sets none): the SQL's CPU, which the services' own figures leave
+ * out. Read at the start of a run: a backend that a pool opens during the run is not counted.
+ */
+async function postgresBackends() {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    const groups = {};
+    for (const { pid, application_name: name } of rows) (groups[name || '(none)'] ??= []).push(pid);
+    return groups;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Runs the load generator in its own process (load-generator.mjs) and returns what it measured. */
 function generate(config) {
   return new Promise((resolve, reject) => {
@@ -126,6 +156,12 @@ function generate(config) {
  */
 async function drive(label, baseUrl, paths, headers, measurePids, named = {}, rate = undefined) {
   const before = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, processCpuMs([pid])]));
+  const backends = await postgresBackends();
+  const backendsBefore = new Map(
+    Object.values(backends)
+      .flat()
+      .map((pid) => [pid, processTicksMs(pid)]),
+  );
   const writesBefore = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, writeCalls(pid)]));
   const load = loadavg()[0];
   const cpu0 = processCpuMs(measurePids());
@@ -142,6 +178,22 @@ async function drive(label, baseUrl, paths, headers, measurePids, named = {}, ra
   const cpu = processCpuMs(measurePids()) - cpu0;
   const busy = machineBusyMs() - busy0;
   const { ok, failed } = result;
+  if (ok) {
+    console.log(
+      `${label}: Postgres backends' CPU ms/query by application`,
+      Object.fromEntries(
+        Object.entries(backends).map(([name, pids]) => {
+          // A backend that exited during the run (its pool let it go) counts for nothing.
+          const ms = pids.reduce((sum, pid) => {
+            const before = backendsBefore.get(pid);
+            const after = processTicksMs(pid);
+            return before === undefined || after === undefined ? sum : sum + after - before;
+          }, 0);
+          return [name, +(ms / ok).toFixed(3)];
+        }),
+      ),
+    );
+  }
   if (ok && Object.keys(named).length) {
     console.log(`${label}: CPU ms/query by process`, breakdown(named, before, ok));
     console.log(
