@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
+import { currentServiceEntries } from '../bundle/bundle-files.mjs';
 import { provisionRoles } from '../db/roles.mjs';
 import { redactUrl, serviceBaseUrl } from './endpoints.mjs';
 import { ensureDatabase } from './infra.mjs';
@@ -61,6 +62,9 @@ export class StackStartError extends Error {
  * Node flags for every service process from STACK_NODE_ARGS (space-separated), e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the stack under a benchmark: flags such
  * as --cpu-prof are refused in NODE_OPTIONS, so they are passed on the command line.
+ * `--enable-source-maps` makes stack traces name the .ts files; it is off by default, as
+ * reading a bundle's map costs each start a little (docs/operations.md, "What a service
+ * runs, and its source maps").
  * @param {NodeJS.ProcessEnv} env
  * @returns {string[]}
  */
@@ -124,6 +128,13 @@ export async function startStack(options) {
       `not built: ${missing.map((name) => `services/${name}/dist/main.js`).join(', ')} — run \`pnpm build\` (or start without --no-build)`,
     );
   }
+
+  // Each service's bundle (dist/main.bundle.js) when built, made again first if a file it
+  // was made from changed since (a library rebuilt alone); dist/main.js without one, or
+  // with STACK_BUNDLE=0 (a CPU profile then names each frame's module).
+  const entries = await currentServiceEntries(rootDir, names, log, {
+    bundle: (options.env?.STACK_BUNDLE ?? process.env.STACK_BUNDLE) !== '0',
+  });
 
   const ports = { ...DEFAULT_PORTS, ...options.ports };
   // Relative defaults (.data/keys/master.key) would resolve against each child's cwd;
@@ -209,18 +220,13 @@ export async function startStack(options) {
       env.SHARD_ID = '0';
       for (let shard = 1; shard < shardCount; shard += 1) {
         const label = `personal-server#${shard}`;
-        const extra = spawnManaged(
-          label,
-          process.execPath,
-          [...extraNodeArgs(env), '--enable-source-maps', join(rootDir, 'services', name, 'dist', 'main.js')],
-          {
-            cwd: rootDir,
-            env: { ...env, HTTP_PORT: '0', SHARD_ID: String(shard) },
-            write: log,
-            width,
-            colour: colours.get(name),
-          },
-        );
+        const extra = spawnManaged(label, process.execPath, [...extraNodeArgs(env), entries[name]], {
+          cwd: rootDir,
+          env: { ...env, HTTP_PORT: '0', SHARD_ID: String(shard) },
+          write: log,
+          width,
+          colour: colours.get(name),
+        });
         shards.push(extra);
         void extra.exited.then((info) => {
           if (stopping || extra.stopRequested()) return;
@@ -236,22 +242,13 @@ export async function startStack(options) {
 
   /** @param {ServiceName} name */
   function spawnService(name) {
-    const managed = spawnManaged(
-      name,
-      process.execPath,
-      [
-        ...extraNodeArgs(envs[name] ?? sharedEnv),
-        '--enable-source-maps',
-        join(rootDir, 'services', name, 'dist', 'main.js'),
-      ],
-      {
-        cwd: rootDir,
-        env: envs[name] ?? sharedEnv,
-        write: log,
-        width,
-        colour: colours.get(name),
-      },
-    );
+    const managed = spawnManaged(name, process.execPath, [...extraNodeArgs(envs[name] ?? sharedEnv), entries[name]], {
+      cwd: rootDir,
+      env: envs[name] ?? sharedEnv,
+      write: log,
+      width,
+      colour: colours.get(name),
+    });
     processes[name] = managed;
     void managed.exited.then((info) => {
       if (stopping || managed.stopRequested()) return;
@@ -373,7 +370,7 @@ async function waitUntilReady(names, urls, processes, timeoutMs, unexpectedExit,
         if (result.ready) pending.delete(name);
       }),
     );
-    if (pending.size > 0) await sleep(300);
+    if (pending.size > 0) await sleep(100);
   }
 }
 

@@ -168,7 +168,7 @@ const bench = await startBenchStack('mcp', {
   MCP_ALLOW_PRIVATE_UPSTREAMS: 'true',
   RATE_LIMIT_PER_KEY: '100000000',
   RATE_LIMIT_PER_IP: '100000000',
-  ...(PROFILE_DIR ? { STACK_NODE_ARGS: PROFILE_ARGS.join(' ') } : {}),
+  ...(PROFILE_DIR ? { STACK_NODE_ARGS: PROFILE_ARGS.join(' '), STACK_BUNDLE: '0' } : {}),
 }).catch(async (error) => {
   await upstream.stop();
   await sim.stop();

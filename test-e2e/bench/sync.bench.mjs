@@ -120,7 +120,7 @@ const bench = await startBenchStack('sync', {
   // The bench's own polling (every 100 ms, and every 20 ms for freshness) is not what is measured.
   RATE_LIMIT_PER_KEY: '100000000',
   RATE_LIMIT_PER_IP: '100000000',
-  ...(PROFILE_DIR ? { STACK_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}),
+  ...(PROFILE_DIR ? { STACK_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`, STACK_BUNDLE: '0' } : {}),
 }).catch(async (error) => {
   await sim.stop();
   throw error;

@@ -47,6 +47,7 @@ import {
 } from '@context-gateway/proto';
 import pg from 'pg';
 
+import { currentServiceEntries } from '../../../scripts/bundle/bundle-files.mjs';
 import { selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { freePort } from '../../../scripts/free-port.mjs';
 
@@ -65,12 +66,17 @@ const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 /** Each phase's span on the profile clock, for its own self-time tables. */
 const windows = [];
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
-const main = join(serviceDir, 'dist', 'main.js');
 const groupCommitModule = join(serviceDir, '..', 'gateway', 'dist', 'audit', 'audit-group-commit.js');
-if (!existsSync(main) || !existsSync(groupCommitModule)) {
+if (!existsSync(join(serviceDir, 'dist', 'main.js')) || !existsSync(groupCommitModule)) {
   console.error('services/audit or services/gateway is not built: run `pnpm build` first');
   process.exit(1);
 }
+
+// The service runs as the stack runs it, its bundle when built (scripts/bundle/); module by
+// module when profiled, so the self-time tables name each frame's package and file.
+const { audit: main } = await currentServiceEntries(join(serviceDir, '..', '..'), ['audit'], console.log, {
+  bundle: !PROFILE_DIR,
+});
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

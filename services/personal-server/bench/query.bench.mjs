@@ -228,7 +228,7 @@ const bench = await startBenchStack('query', {
   OPERATOR_TOKEN,
   SHARD_COUNT: String(SHARDS),
   DATABASE_POOL_MAX: '10',
-  ...(PROFILE_DIR ? { STACK_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}),
+  ...(PROFILE_DIR ? { STACK_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`, STACK_BUNDLE: '0' } : {}),
 });
 /** Set by the gateway run when profiling: which processes to draw, over which window. */
 let profileWindow;
