@@ -23,6 +23,21 @@ describe('StorableStringsInterceptor', () => {
     ).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ path: 'application.callbackUrls.1' })] }));
   });
 
+  it('reports every string with a NUL, each with its own path', () => {
+    const records = [
+      { type: 'a', externalId: '1' },
+      { type: 'b\u0000', externalId: '2\u0000' },
+    ];
+    expect(() => interceptor.intercept(rpcCall({ userId: 'u', records }), next)).toThrow(
+      expect.objectContaining({
+        problems: [
+          { path: 'records.1.type', message: 'must not contain a NUL character' },
+          { path: 'records.1.externalId', message: 'must not contain a NUL character' },
+        ],
+      }),
+    );
+  });
+
   it('lets everything else through to the handler', () => {
     expect(() =>
       interceptor.intercept(rpcCall({ name: 'Acme', key: new Uint8Array([0]), count: 0n }), next),

@@ -20,10 +20,32 @@ export class StorableStringsInterceptor implements NestInterceptor {
   }
 }
 
-function nulStrings(value: unknown, path: string[]): FieldProblem[] {
-  if (typeof value === 'string')
-    return value.includes('\0') ? [{ path: path.join('.'), message: 'must not contain a NUL character' }] : [];
+/**
+ * Every string holding a NUL, with its path. Walked with one shared path stack and nothing
+ * allocated while every string is clean: it runs on every request, and a sync write carries
+ * 500 records (copying the path and the entries for each field was ~1.7 µs per record, a
+ * few percent of a shard's CPU while a sync wrote).
+ */
+function nulStrings(value: unknown, path: string[], problems: FieldProblem[] = []): FieldProblem[] {
+  if (typeof value === 'string') {
+    if (value.includes('\0')) problems.push({ path: path.join('.'), message: 'must not contain a NUL character' });
+    return problems;
+  }
   // A decoded message nests as deep as its schema; the bound only guards against recursion by mistake.
-  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || path.length > 32) return [];
-  return Object.entries(value).flatMap(([key, item]) => nulStrings(item, [...path, key]));
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || path.length > 32) return problems;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      path.push(String(i));
+      nulStrings(value[i], path, problems);
+      path.pop();
+    }
+    return problems;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    path.push(key);
+    nulStrings((value as Record<string, unknown>)[key], path, problems);
+    path.pop();
+  }
+  return problems;
 }

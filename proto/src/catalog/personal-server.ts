@@ -105,12 +105,26 @@ function validateWrite(m: WriteRecordsRequest): ValidationProblem[] {
     ...(m.records.length > MAX_RECORDS_PER_WRITE
       ? [{ path: 'records', message: `at most ${MAX_RECORDS_PER_WRITE} per write` }]
       : []),
-    ...m.records.flatMap((r, i) => [
+    ...recordProblems(m.records),
+  ];
+}
+
+/**
+ * The same checks as `check.*` on each record, with the paths built only for a record that
+ * fails: a write carries up to 500 records, and building three paths and arrays for each
+ * one that passes was a visible cost of every write.
+ */
+function recordProblems(records: WriteRecordsRequest['records']): ValidationProblem[] {
+  const problems: ValidationProblem[] = [];
+  records.forEach((r, i) => {
+    if (r.type.trim() !== '' && r.externalId.trim() !== '' && r.externalId.length <= 512) return;
+    problems.push(
       ...check.nonEmpty(r.type, `records[${i}].type`),
       ...check.nonEmpty(r.externalId, `records[${i}].externalId`),
       ...check.maxLength(r.externalId, 512, `records[${i}].externalId`),
-    ]),
-  ];
+    );
+  });
+  return problems;
 }
 
 const queryValidate = (m: {

@@ -1,7 +1,7 @@
 import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryConfig } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
 
@@ -390,6 +390,12 @@ export class RecordsRepository {
    * Inserts the rows whose (type, external id) the connection does not have yet and skips
    * the others; returns the keys inserted (`type` NUL `externalId`). The conflict target is
    * the unique key only, so anything else (an id collision) still fails loudly.
+   *
+   * Nothing is returned per row: the count says "all" (an initial sync) or "none" (a batch
+   * of known records) almost always, and only a mixed batch reads back which rows went in —
+   * by the fresh ids, which only an inserted row carries (a known one keeps its own).
+   * RETURNING every row's type and external id cost Postgres and the shard a text row per
+   * record for those two common answers.
    */
   async insertNew(
     tx: PoolClient,
@@ -398,12 +404,12 @@ export class RecordsRepository {
     rows: RecordWrite[],
   ): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
-    const inserted = await this.insertRows<{ type: string; external_id: string }>(
-      tx,
-      personalServerId,
-      connectionId,
-      rows,
-      'DO NOTHING RETURNING type, external_id',
+    const count = await this.insertRows(tx, personalServerId, connectionId, rows, 'DO NOTHING');
+    if (count === rows.length) return new Set(rows.map(recordKey));
+    if (count === 0) return new Set();
+    const { rows: inserted } = await tx.query<{ type: string; external_id: string }>(
+      'SELECT type, external_id FROM records WHERE id = ANY($1::uuid[]) AND connection_id = $2',
+      [rows.map((r) => r.id), connectionId],
     );
     return new Set(inserted.map((r) => recordKey({ type: r.type, externalId: r.external_id })));
   }
@@ -421,21 +427,25 @@ export class RecordsRepository {
     );
   }
 
-  private async insertRows<Row extends QueryResultRow = never>(
+  /** The rows as one INSERT … SELECT FROM unnest(…); how many went in. */
+  private async insertRows(
     tx: PoolClient,
     personalServerId: string,
     connectionId: string,
     rows: RecordWrite[],
     onConflict: string,
-  ): Promise<Row[]> {
+  ): Promise<number> {
     const ciphertexts = packBytes(rows.map((r) => r.ciphertext));
     const digests = packBytes(rows.map((r) => r.bodyDigest));
-    const result = await tx.query<Row>(
+    // Source times as epoch milliseconds (exact: the column keeps milliseconds): a Date[]
+    // parameter is formatted by node-pg element by element in local time with its offset.
+    const result = await tx.query(
       `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, body_digest, source_updated_at, updated_at, deleted_at, version)
        SELECT k.id, $1, $2, k.type, k.external_id, substring($6::bytea FROM k.c_at FOR k.c_length),
-              substring($10::bytea FROM k.d_at FOR k.d_length), k.source_updated_at, clock_timestamp(), CASE WHEN k.deleted THEN clock_timestamp() END, k.version
-         FROM unnest($3::uuid[], $4::text[], $5::text[], $11::int[], $12::int[], $7::timestamptz[], $8::bool[], $9::bigint[], $13::int[], $14::int[])
-           AS k(id, type, external_id, c_at, c_length, source_updated_at, deleted, version, d_at, d_length)
+              substring($10::bytea FROM k.d_at FOR k.d_length), timestamptz 'epoch' + k.source_ms * interval '1 millisecond',
+              clock_timestamp(), CASE WHEN k.deleted THEN clock_timestamp() END, k.version
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $11::int[], $12::int[], $7::bigint[], $8::bool[], $9::bigint[], $13::int[], $14::int[])
+           AS k(id, type, external_id, c_at, c_length, source_ms, deleted, version, d_at, d_length)
        ON CONFLICT (connection_id, type, external_id) ${onConflict}`,
       [
         personalServerId,
@@ -444,7 +454,7 @@ export class RecordsRepository {
         rows.map((r) => r.type),
         rows.map((r) => r.externalId),
         ciphertexts.bytes,
-        rows.map((r) => r.sourceUpdatedAt),
+        rows.map((r) => r.sourceUpdatedAt.getTime()),
         rows.map((r) => r.deleted),
         rows.map((r) => r.version.toString()),
         digests.bytes,
@@ -454,6 +464,6 @@ export class RecordsRepository {
         digests.lengths,
       ],
     );
-    return result.rows;
+    return result.rowCount ?? 0;
   }
 }

@@ -31,14 +31,16 @@ export class RecordWriter {
 
   async write(target: WriteTarget, batch: SyncBatch): Promise<WriteResult> {
     const records = [
-      ...batch.upserts.map((r) => ({
-        type: r.type,
-        externalId: r.externalId,
-        dataJson: encoder.encode(JSON.stringify(r.data)),
-        ...(r.occurredAt && !Number.isNaN(Date.parse(r.occurredAt))
-          ? { sourceUpdatedAt: timestampFromDate(new Date(r.occurredAt)) }
-          : {}),
-      })),
+      ...batch.upserts.map((r) => {
+        // Parsed once (a Date, then its time checked), not once to check and once to convert.
+        const occurred = r.occurredAt ? new Date(r.occurredAt) : undefined;
+        return {
+          type: r.type,
+          externalId: r.externalId,
+          dataJson: encoder.encode(JSON.stringify(r.data)),
+          ...(occurred && !Number.isNaN(occurred.getTime()) ? { sourceUpdatedAt: timestampFromDate(occurred) } : {}),
+        };
+      }),
       ...batch.deletes.map((d) => ({ type: d.type, externalId: d.externalId, deleted: true })),
     ];
     const total: WriteResult = { written: 0, unchanged: 0, tombstoned: 0 };
