@@ -72,25 +72,58 @@ function machineBusyMs() {
   const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
   return (user + nice + system + irq + softirq + steal) * TICK_MS;
 }
-/** The processes a sync run uses, by role; Postgres as the bench database's backends. */
+/** The nats-server the bench stack started: the process listening on the stack's NATS port. */
+function natsServerPids() {
+  const port = new URL(bench.natsUrl).port;
+  const pids = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (args[0].endsWith('nats-server') && args[args.indexOf('-p') + 1] === port) pids.push(Number(pid));
+    } catch {
+      /* exited */
+    }
+  }
+  return pids;
+}
+/**
+ * The processes a sync run uses, by role. Postgres twice: the bench database's backends, and
+ * the server's background processes (WAL writer, checkpointer…), which also serve whatever
+ * else uses that server (other work on a shared machine).
+ */
 async function runPids() {
   const db = new pg.Client({ connectionString: bench.databaseUrl });
   await db.connect();
   const { rows } = await db
-    .query('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    .query(
+      `SELECT pid, datname IS NULL AS background FROM pg_stat_activity
+        WHERE (datname = current_database() OR datname IS NULL) AND pid <> pg_backend_pid()`,
+    )
     .finally(() => db.end());
   const { processes, shards } = bench.stack;
   return {
     'sync-worker': [processes['sync-worker'].child.pid],
     'personal-server': [processes['personal-server'], ...shards].map((p) => p.child.pid),
-    postgres: rows.map((r) => r.pid),
+    postgres: rows.filter((r) => !r.background).map((r) => r.pid),
+    'postgres background (shared)': rows.filter((r) => r.background).map((r) => r.pid),
+    'nats-server': natsServerPids(),
     'source simulator (this process)': [process.pid],
     gateway: [processes.gateway.child.pid],
     'connection-broker': [processes['connection-broker'].child.pid],
   };
 }
-function cpuByProcess(pids) {
-  return Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, processCpuMs(list)]));
+/** CPU so far of each process of each role, ms, by pid. */
+function cpuByPid(pids) {
+  return new Map(Object.values(pids).flatMap((list) => list.map((pid) => [pid, processCpuMs([pid])])));
+}
+/** CPU over the run by role; a process that appeared during it (a new Postgres backend) counts from zero. */
+function cpuDuring(pids, before) {
+  return Object.fromEntries(
+    Object.entries(pids).map(([name, list]) => [
+      name,
+      list.reduce((sum, pid) => sum + processCpuMs([pid]) - (before.get(pid) ?? 0), 0),
+    ]),
+  );
 }
 
 /** Every page of the account's repositories, one after another as the connector asks; how many items. */
@@ -218,8 +251,7 @@ try {
     await sim.control.resetCounters();
   }
   // CPU per process over the run (the machine is shared: CPU per record says more than a rate).
-  const cpuPids = await runPids();
-  const cpu0 = cpuByProcess(cpuPids);
+  const cpu0 = cpuByPid(await runPids());
   const busy0 = machineBusyMs();
   const t0 = performance.now();
   const big = await connectGithub('bench-big');
@@ -232,8 +264,8 @@ try {
   });
   const runStartUs = monotonicUs();
   const state = await synced(big, 600_000);
-  const cpu1 = cpuByProcess(cpuPids);
   const busy = machineBusyMs() - busy0;
+  const cpu = cpuDuring(await runPids(), cpu0);
   profileWindow = {
     fromUs: runStartUs,
     toUs: monotonicUs(),
@@ -255,9 +287,13 @@ try {
     `  with the connect flow and queueing before it: ${seconds.toFixed(2)} s = ${Math.round(state.recordsSynced / seconds)} records/s`,
   );
   const perThousand = (ms) => +((ms / Number(state.recordsSynced)) * 1000).toFixed(1);
+  const attributed = Object.values(cpu).reduce((a, b) => a + b, 0);
   console.log(
     `  CPU ms per 1,000 records by process (load average ${loadavg()[0].toFixed(1)}):`,
-    Object.fromEntries(Object.keys(cpu1).map((name) => [name, perThousand(cpu1[name] - cpu0[name])])),
+    {
+      ...Object.fromEntries(Object.keys(cpu).map((name) => [name, perThousand(cpu[name])])),
+      'the rest of the machine': perThousand(busy - attributed),
+    },
     `machine (every process, other work too): ${perThousand(busy)}`,
   );
 
@@ -273,6 +309,9 @@ try {
   );
   const encoder = new TextEncoder();
   for (const inFlight of [1, 4]) {
+    // The store's own CPU for these writes: the shards and their Postgres backends.
+    const storePids = await runPids();
+    const storeCpu0 = cpuByPid(storePids);
     const w0 = performance.now();
     const writes = [];
     let written = 0;
@@ -305,8 +344,11 @@ try {
     }
     await Promise.all(writes);
     const ws = (performance.now() - w0) / 1000;
+    const storeCpu = cpuDuring(await runPids(), storeCpu0);
+    const per1k = (ms) => +((ms / written) * 1000).toFixed(1);
     console.log(
-      `  Personal Server writes alone (${inFlight} in flight): ${written} records in ${ws.toFixed(2)} s = ${Math.round(written / ws)} records/s`,
+      `  Personal Server writes alone (${inFlight} in flight): ${written} records in ${ws.toFixed(2)} s = ${Math.round(written / ws)} records/s;` +
+        ` CPU ms per 1,000 records: personal-server ${per1k(storeCpu['personal-server'])}, postgres ${per1k(storeCpu.postgres)}`,
     );
   }
 
