@@ -3,6 +3,7 @@ import { AppError } from '@context-gateway/errors';
 
 import type { AccessTokenSource } from './connector.js';
 import { parseJsonBody } from './json-body.js';
+import { type SourceAnswer, sourceGet } from './source-get.js';
 
 export interface SourceHttpOptions {
   /** Attempts per request on 429 / secondary rate limits / 5xx before giving up. */
@@ -126,15 +127,16 @@ export class SourceHttp {
         authorization: `${this.options.authScheme ?? 'Bearer'} ${token}`,
       };
       if (opts.etag) headers['if-none-match'] = opts.etag;
-      let res: Response;
+      let res: SourceAnswer;
       this.stats.requests++;
       try {
-        res = await fetch(url, {
+        res = await sourceGet(
+          url,
           headers,
-          signal: this.signal
+          this.signal
             ? AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)])
             : AbortSignal.timeout(this.timeoutMs),
-        });
+        );
       } catch (error) {
         if (this.signal?.aborted) throw error;
         if (attempt >= this.maxAttempts)
@@ -150,10 +152,9 @@ export class SourceHttp {
         const etag = res.headers.get('etag') ?? undefined;
         if (res.status === 304) {
           this.stats.notModified++;
-          await res.body?.cancel();
           return { status: 304, headers: res.headers, etag: etag ?? opts.etag, json: () => undefined };
         }
-        const bytes = Buffer.from(await res.arrayBuffer());
+        const bytes = res.body;
         let parsed: { body: T } | undefined;
         const path = new URL(url).pathname;
         return {
@@ -163,7 +164,6 @@ export class SourceHttp {
           json: () => (parsed ??= { body: parseJson<T>(bytes, path) }).body,
         };
       }
-      await res.body?.cancel().catch(() => undefined);
 
       if (res.status === 401) {
         // One refresh per request: a second 401 with a fresh token is not an expiry.
