@@ -1,3 +1,4 @@
+import { AppError } from '@context-gateway/errors';
 import { EncodedReply } from '@context-gateway/messaging';
 import { QueryRecordsResponseSchema } from '@context-gateway/proto';
 
@@ -60,8 +61,11 @@ export function encodeQueryReply(page: QueryPage): EncodedReply {
   if (syncedAt) {
     out[at++] = SYNCED_AT;
     at = writeVarint(out, at, syncedAt.length);
-    syncedAt.copy(out, at);
+    at += syncedAt.copy(out, at);
   }
+  // allocUnsafe's buffer holds whatever memory it was given: a byte not written would send
+  // another request's data. The spec proves the sizes agree; this keeps a slip from leaking.
+  if (at !== size) throw new AppError('internal', `The query reply was ${at} bytes written of ${size}`);
   return new EncodedReply(QueryRecordsResponseSchema, out);
 }
 
