@@ -2,7 +2,7 @@ import 'reflect-metadata';
 
 import { randomUUID } from 'node:crypto';
 
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, toBinary } from '@bufbuild/protobuf';
 import { fromBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { createLogger } from '@context-gateway/observability';
@@ -59,6 +59,16 @@ const nobody = defineRpc({
   response: GetReadinessResponseSchema,
 });
 
+/** What a second loaded copy of encoded-reply.ts (another bundle) constructs: its own class, the same brand. */
+const brand = Symbol.for('@context-gateway/messaging.EncodedReply');
+class EncodedReplyOfAnotherCopy {
+  readonly [brand] = true;
+  constructor(
+    readonly schema: DescMessage,
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
 let handled = 0;
 @Controller()
 class EchoHandler {
@@ -70,10 +80,23 @@ class EchoHandler {
     return { service: job.connectionId, ready: true, instance: ctx.requestId };
   }
 
-  /** Bytes the handler wrote itself; jobId 'other' claims another message's schema. */
+  /**
+   * Bytes the handler wrote itself; jobId 'other' claims another message's schema, 'sliced'
+   * sends them as a view into a larger buffer (as Buffer.allocUnsafe and Buffer.from hand
+   * out small buffers from their shared pool), 'copy' as another loaded copy of
+   * encoded-reply.ts would make them.
+   */
   @RpcHandler(encoded)
   encoded(@Payload() job: SyncJob) {
     const reply = toBinary(GetReadinessResponseSchema, create(GetReadinessResponseSchema, { service: job.jobId }));
+    if (job.jobId === 'sliced') {
+      // 0xff on either side: a varint that never ends, so sent along they would not decode.
+      const pool = Buffer.alloc(reply.length + 32, 0xff);
+      pool.set(reply, 16);
+      return new EncodedReply(GetReadinessResponseSchema, pool.subarray(16, 16 + reply.length));
+    }
+    // That copy's proto package too: another descriptor object of the same message.
+    if (job.jobId === 'copy') return new EncodedReplyOfAnotherCopy({ ...GetReadinessResponseSchema }, reply);
     return new EncodedReply(job.jobId === 'other' ? SyncJobSchema : GetReadinessResponseSchema, reply);
   }
 
@@ -125,6 +148,13 @@ describe('typed request/reply over NATS', () => {
   it('sends the bytes a handler encoded itself, and refuses ones of another schema', async () => {
     const reply = await client.request(encoded, { jobId: 'pre-encoded', connectionId });
     expect(reply.service).toBe('pre-encoded');
+    // Only the view's bytes go out, not the buffer around them.
+    expect((await client.request(encoded, { jobId: 'sliced', connectionId })).service).toBe('sliced');
+    // Not `instanceof` this copy's class, still not re-encoded as an empty message.
+    expect(new EncodedReplyOfAnotherCopy(GetReadinessResponseSchema, new Uint8Array()) instanceof EncodedReply).toBe(
+      false,
+    );
+    expect((await client.request(encoded, { jobId: 'copy', connectionId })).service).toBe('copy');
     await expect(client.request(encoded, { jobId: 'other', connectionId })).rejects.toMatchObject({ code: 'internal' });
   });
 

@@ -178,9 +178,10 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
 }
 
 function encodeResponse(descriptor: RpcDescriptor, result: unknown): Uint8Array {
-  if (!(result instanceof EncodedReply))
-    return toBinary(descriptor.response, create(descriptor.response, result as never));
-  if (result.schema !== descriptor.response) {
+  if (!EncodedReply.is(result)) return toBinary(descriptor.response, create(descriptor.response, result as never));
+  // By type name, not descriptor identity: a second loaded copy of the proto package has its
+  // own descriptor objects for the same message, whose wire bytes are the same.
+  if (result.schema.typeName !== descriptor.response.typeName) {
     throw new AppError('internal', `A handler of ${descriptor.subject} encoded a ${result.schema.typeName}`);
   }
   return result.bytes;
