@@ -112,23 +112,64 @@ function breakdown(named, before, ok) {
 }
 
 /**
- * The bench database's Postgres backends by application name (each service's pool sets its
- * own; the bare baseline sets none): the SQL's CPU, which the services' own figures leave
- * out. Read at the start of a run: a backend that a pool opens during the run is not counted.
+ * The bench database's Postgres client backends, pid → application name (each service's pool
+ * sets its own; the bare baseline sets none): the SQL's CPU, which the services' own figures
+ * leave out. `client backend` only: an autovacuum worker on the same database is not a query's.
+ * Read before and after a run; a backend only the second read sees was opened during the run
+ * (a pool growing, or replacing an idle one it let go) and counts from 0.
  */
 async function postgresBackends() {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     const { rows } = await client.query(
-      `SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+      `SELECT pid, application_name FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
     );
-    const groups = {};
-    for (const { pid, application_name: name } of rows) (groups[name || '(none)'] ??= []).push(pid);
-    return groups;
+    const backends = new Map();
+    for (const { pid, application_name: name } of rows) {
+      // A Postgres in a container or on another host reports pids of another namespace: a
+      // pid here may be some other process of this machine, whose CPU is not the query's.
+      if (!isPostgres(pid)) {
+        if (!warnedForeignPostgres)
+          console.warn(`pid ${pid} of pg_stat_activity is not a postgres process here: backend CPU not counted`);
+        warnedForeignPostgres = true;
+        continue;
+      }
+      backends.set(pid, name || '(none)');
+    }
+    return backends;
   } finally {
     await client.end();
   }
+}
+let warnedForeignPostgres = false;
+function isPostgres(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * CPU ms per query of the Postgres backends, by application name, between two reads of
+ * postgresBackends. A backend that exited before the second read (its pool let it go) took
+ * its CPU with it: said in `exited`, as the figures are then lower bounds.
+ */
+function postgresCpuPerQuery(before, ticksBefore, after, ok) {
+  const ms = {};
+  let exited = 0;
+  for (const [pid, name] of new Map([...before, ...after])) {
+    const now = processTicksMs(pid);
+    if (now === undefined) {
+      exited += 1;
+      continue;
+    }
+    ms[name] = (ms[name] ?? 0) + now - (ticksBefore.get(pid) ?? 0);
+  }
+  const perQuery = Object.fromEntries(Object.entries(ms).map(([name, total]) => [name, +(total / ok).toFixed(3)]));
+  return exited ? { ...perQuery, exited } : perQuery;
 }
 
 /** Runs the load generator in its own process (load-generator.mjs) and returns what it measured. */
@@ -157,11 +198,7 @@ function generate(config) {
 async function drive(label, baseUrl, paths, headers, measurePids, named = {}, rate = undefined) {
   const before = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, processCpuMs([pid])]));
   const backends = await postgresBackends();
-  const backendsBefore = new Map(
-    Object.values(backends)
-      .flat()
-      .map((pid) => [pid, processTicksMs(pid)]),
-  );
+  const backendTicks = new Map([...backends.keys()].map((pid) => [pid, processTicksMs(pid) ?? 0]));
   const writesBefore = Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, writeCalls(pid)]));
   const load = loadavg()[0];
   const cpu0 = processCpuMs(measurePids());
@@ -181,17 +218,7 @@ async function drive(label, baseUrl, paths, headers, measurePids, named = {}, ra
   if (ok) {
     console.log(
       `${label}: Postgres backends' CPU ms/query by application`,
-      Object.fromEntries(
-        Object.entries(backends).map(([name, pids]) => {
-          // A backend that exited during the run (its pool let it go) counts for nothing.
-          const ms = pids.reduce((sum, pid) => {
-            const before = backendsBefore.get(pid);
-            const after = processTicksMs(pid);
-            return before === undefined || after === undefined ? sum : sum + after - before;
-          }, 0);
-          return [name, +(ms / ok).toFixed(3)];
-        }),
-      ),
+      postgresCpuPerQuery(backends, backendTicks, await postgresBackends(), ok),
     );
   }
   if (ok && Object.keys(named).length) {
