@@ -50,13 +50,21 @@ const common = {
 };
 
 export default {
+  // Known slow files start first, so a tier on two workers does not end with one running alone.
+  testSequencer: '<rootDir>/scripts/jest-sequencer.mjs',
   projects: [
     {
       ...common,
       displayName: 'unit',
       testMatch: ['<rootDir>/{libs,services,proto,tools,scripts,deploy,docs,sdk}/**/*.spec.ts'],
     },
-    { ...common, displayName: 'int', testMatch: ['<rootDir>/{libs,services,proto,tools}/**/*.int-spec.ts'] },
+    {
+      ...common,
+      displayName: 'int',
+      testMatch: ['<rootDir>/{libs,services,proto,tools}/**/*.int-spec.ts'],
+      // A 60 s default per test and hook: a hang guard, not Jest's 5 s speed limit.
+      setupFilesAfterEnv: ['<rootDir>/scripts/jest-int-setup.mjs'],
+    },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test-e2e/**/*.e2e-spec.ts'] },
   ],
 };

@@ -108,10 +108,11 @@ for (const tier of selected) {
       '--json',
       `--outputFile=${report}`,
       // The end-to-end tier starts whole stacks; two at once would only fight over 2 cores.
-      ...(tier === 'e2e' ? ['--runInBand'] : []),
-      // With 2 cores Jest runs a tier in its own process (one worker = in band), which holds
-      // every file's leftovers until the tier ends: the int tier outgrew V8's default 4 GB
-      // heap (see NODE_OPTIONS below), and the heap after each file is printed to find why.
+      // The unit and int tiers run two files at once: Postgres and NATS work in processes of
+      // their own, and in band (Jest's choice on 2 cores) one process holds every file's
+      // leftovers until the tier ends, 6 GB by the int tier's end, where GC took most of a
+      // small file's time. A worker whose heap passes 1.5 GB after a file is replaced.
+      ...(tier === 'e2e' ? ['--runInBand'] : ['--maxWorkers=2', '--workerIdleMemoryLimit=1.5GB']),
       ...(tier === 'int' ? ['--logHeapUsage'] : []),
       // Once every result is written, exit: a failed test that left a server or timer open
       // must fail the run, not hang it until the CI deadline (Jest still names the leak).

@@ -9,6 +9,12 @@ export interface NatsConnectOptions {
   logger: Logger;
   /** How long to keep trying at boot before giving up (the orchestrator restarts us). */
   bootTimeoutMs?: number;
+  /**
+   * How long one dial may take (TCP, TLS, the CONNECT handshake) before it counts as failed
+   * and is retried. 2 s by default; tests on a loaded machine give a dial longer, so a slow
+   * handshake is not mistaken for a server that does not answer.
+   */
+  dialTimeoutMs?: number;
   /** Decides when bootTimeoutMs has run out. */
   clock?: Clock;
   /**
@@ -45,7 +51,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
         reconnectTimeWait: 500,
         reconnectJitter: 250,
         pingInterval: 10_000,
-        timeout: 2_000,
+        timeout: opts.dialTimeoutMs ?? 2_000,
         // Otherwise every request allocates two Errors up front (capturing stacks) just in
         // case it times out: ~8 % of the gateway's CPU on the records query path
         // (docs/personal-server.md). RpcClient turns failures into AppError codes naming

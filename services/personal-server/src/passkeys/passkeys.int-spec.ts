@@ -11,7 +11,7 @@ import { approvalChallenge, grantChallenge, passkeyChallenge } from '@context-ga
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
-import { answerRpc } from '@context-gateway/messaging/testing';
+import { answerRpc, type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import {
   GrantRecordSchema,
   PasskeyProofSchema,
@@ -36,6 +36,7 @@ const ORIGIN = 'https://gateway.example';
 const migrationsDir = new URL('../../prisma/migrations', import.meta.url).pathname;
 let schema: TestSchema;
 let keyDir: string;
+let natsServer: PrivateNats;
 let nc: NatsConnection;
 let app: INestApplicationContext;
 let grants: GrantsService;
@@ -49,7 +50,10 @@ const APP = randomUUID();
 beforeAll(async () => {
   schema = await createTestSchema({ prefix: 'ps_passkeys', migrationsDir });
   keyDir = mkdtempSync(join(tmpdir(), 'cg-ps-passkeys-'));
-  nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+  // A nats-server of this file's own: the identity stub below answers a catalogued subject,
+  // which another file's stub on a shared server would answer too (Jest runs files in parallel).
+  natsServer = await startPrivateNats();
+  nc = await connect({ servers: natsServer.url });
   answerRpc(nc, rpc.identity.listUserPasskeys, ({ userId }) => ({
     passkeys: (identity.get(userId) ?? []).map((p) => ({ credentialId: p.credentialId, publicKey: p.publicKey })),
   }));
@@ -66,6 +70,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await nc?.drain();
+  await natsServer?.stop();
   await schema?.drop();
   rmSync(keyDir, { recursive: true, force: true });
 });

@@ -12,7 +12,7 @@ import { grantChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
-import { answerRpc } from '@context-gateway/messaging/testing';
+import { answerRpc, type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import {
   GrantRecordSchema,
   type QueryRecordsRequest,
@@ -45,6 +45,7 @@ import { RecordsService } from './records.service.js';
 const migrationsDir = new URL('../../prisma/migrations', import.meta.url).pathname;
 let schema: TestSchema;
 let keyDir: string;
+let natsServer: PrivateNats;
 let nc: NatsConnection;
 const shards: INestApplicationContext[] = [];
 
@@ -177,7 +178,10 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 beforeAll(async () => {
   schema = await createTestSchema({ prefix: 'ps_records', migrationsDir });
   keyDir = mkdtempSync(join(tmpdir(), 'cg-ps-keys-'));
-  nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+  // A nats-server of this file's own: the identity stub below answers a catalogued subject,
+  // which another file's stub on a shared server would answer too (Jest runs files in parallel).
+  natsServer = await startPrivateNats();
+  nc = await connect({ servers: natsServer.url });
   answerRpc(nc, rpc.identity.listUserPasskeys, () => ({
     passkeys: [{ credentialId: passkey.credentialId, publicKey: passkey.publicKey }],
   }));
@@ -192,6 +196,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(shards.map((s) => s.close()));
   await nc.drain();
+  await natsServer?.stop();
   await schema.drop();
   rmSync(keyDir, { recursive: true, force: true });
 });
