@@ -138,7 +138,8 @@ export class SourceHttp {
             : AbortSignal.timeout(this.timeoutMs),
         );
       } catch (error) {
-        if (this.signal?.aborted) throw error;
+        // An AppError is the source's answer itself (too large, does not decode): asking again gets the same.
+        if (this.signal?.aborted || error instanceof AppError) throw error;
         if (attempt >= this.maxAttempts)
           throw new AppError('source_error', `The source did not answer (${new URL(url).pathname})`, [], {
             cause: error,
