@@ -38,6 +38,16 @@ describe('StorableStringsInterceptor', () => {
     );
   });
 
+  it('refuses a NUL in a key of a map, where the key is stored too', () => {
+    const labels = { ok: 'a', 'bad\u0000key': 'b' };
+    expect(() => interceptor.intercept(rpcCall({ userId: 'u', labels }), next)).toThrow(
+      expect.objectContaining({
+        code: 'validation_failed',
+        problems: [{ path: 'labels.bad\u0000key', message: 'must not contain a NUL character' }],
+      }),
+    );
+  });
+
   it('lets everything else through to the handler', () => {
     expect(() =>
       interceptor.intercept(rpcCall({ name: 'Acme', key: new Uint8Array([0]), count: 0n }), next),

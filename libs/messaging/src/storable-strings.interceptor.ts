@@ -3,7 +3,7 @@ import { type CallHandler, type ExecutionContext, Injectable, type NestIntercept
 import type { Observable } from 'rxjs';
 
 /**
- * Refuses a NATS request any of whose strings (at any depth) contains a NUL: Postgres text
+ * Refuses a NATS request any of whose strings or object keys (at any depth) contains a NUL: Postgres text
  * cannot hold one, so it would reach the database as a query error and come back as
  * `internal`. The gateway refuses it at the public edge already; this keeps a request from
  * any other peer a 422 `validation_failed` too. (Decoded protobuf strings are always
@@ -44,6 +44,8 @@ function nulStrings(value: unknown, path: string[], problems: FieldProblem[] = [
   for (const key in value) {
     if (!Object.hasOwn(value, key)) continue;
     path.push(key);
+    // A map field's keys are strings that get stored too (a proto map<string, …>).
+    if (key.includes('\0')) problems.push({ path: path.join('.'), message: 'must not contain a NUL character' });
     nulStrings((value as Record<string, unknown>)[key], path, problems);
     path.pop();
   }

@@ -1,10 +1,11 @@
 import { create } from '@bufbuild/protobuf';
+import { type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
 
 import { WriteRecordsRequestSchema } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
 import { personalServerRpc } from './personal-server.js';
 
 describe('ps.v1.write_records validation', () => {
-  const problems = (records: { type: string; externalId: string }[]) =>
+  const problems = (records: { type: string; externalId: string; sourceUpdatedAt?: Timestamp }[]) =>
     personalServerRpc.writeRecords.validate?.(
       create(WriteRecordsRequestSchema, {
         userId: '0193a1b2-0000-7000-8000-000000000001',
@@ -16,6 +17,19 @@ describe('ps.v1.write_records validation', () => {
 
   it('takes records with a type and an external id of at most 512 characters', () => {
     expect(problems([{ type: 'code.repository', externalId: 'x'.repeat(512) }])).toEqual([]);
+  });
+
+  it('refuses a source time a Date and Postgres cannot hold, and takes one before 1970', () => {
+    const at = (seconds: bigint, nanos = 0) => ({
+      type: 'code.repository',
+      externalId: '1',
+      sourceUpdatedAt: create(TimestampSchema, { seconds, nanos }),
+    });
+    expect(problems([at(-1n, 999_000_000), at(-2_208_988_800n, 1_000_000)])).toEqual([]);
+    expect(problems([at(0n), at(253_402_300_800n), at(0n, 1_000_000_000)])).toEqual([
+      { path: 'records[1].sourceUpdatedAt', message: 'must be a timestamp between the years 1 and 9999' },
+      { path: 'records[2].sourceUpdatedAt', message: 'must be a timestamp between the years 1 and 9999' },
+    ]);
   });
 
   it('names each failing field of each failing record, and only those', () => {

@@ -35,13 +35,15 @@ import {
 } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
 import { SUBJECT_PREFIX } from '../services.js';
 import { defineRpc, defineShardRpc } from './descriptors.js';
-import { check, type ValidationProblem } from './validation.js';
+import { check, isStorableTimestamp, type ValidationProblem } from './validation.js';
 
 const P = `${SUBJECT_PREFIX['personal-server']}.v1`;
 const prefix = SUBJECT_PREFIX['personal-server'];
 
 /** Most records one write may carry: bounds a shard's transaction and the message size. */
 export const MAX_RECORDS_PER_WRITE = 500;
+/** Longest external id a record may have (the source's own id: GitHub node ids, Spotify URIs, hashes). */
+const MAX_EXTERNAL_ID_LENGTH = 512;
 /** Largest page a query may ask for (the public API's `limit` maximum). */
 export const MAX_QUERY_LIMIT = 500;
 
@@ -117,11 +119,18 @@ function validateWrite(m: WriteRecordsRequest): ValidationProblem[] {
 function recordProblems(records: WriteRecordsRequest['records']): ValidationProblem[] {
   const problems: ValidationProblem[] = [];
   records.forEach((r, i) => {
-    if (r.type.trim() !== '' && r.externalId.trim() !== '' && r.externalId.length <= 512) return;
+    if (
+      r.type.trim() !== '' &&
+      r.externalId.trim() !== '' &&
+      r.externalId.length <= MAX_EXTERNAL_ID_LENGTH &&
+      isStorableTimestamp(r.sourceUpdatedAt)
+    )
+      return;
     problems.push(
       ...check.nonEmpty(r.type, `records[${i}].type`),
       ...check.nonEmpty(r.externalId, `records[${i}].externalId`),
-      ...check.maxLength(r.externalId, 512, `records[${i}].externalId`),
+      ...check.maxLength(r.externalId, MAX_EXTERNAL_ID_LENGTH, `records[${i}].externalId`),
+      ...check.timestamp(r.sourceUpdatedAt, `records[${i}].sourceUpdatedAt`),
     );
   });
   return problems;

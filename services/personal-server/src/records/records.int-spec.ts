@@ -606,6 +606,26 @@ describe('personal-server storage and query path', () => {
     expect(second.nextCursor).toBe('');
   });
 
+  it('a page gives each source time back to the millisecond, before 1970 and 1900 included', async () => {
+    // Written as epoch milliseconds (records.repository insertRows), read back formatted by Postgres.
+    const times = ['1969-12-31T23:59:59.999Z', '1900-01-01T00:00:00.001Z', '2026-03-04T05:06:07.123Z'];
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(
+      user,
+      connection,
+      times.map((at, n) => ({ ...playlist(n), sourceUpdatedAt: timestampFromDate(new Date(at)) })),
+    );
+    const read = JSON.parse((await records.query(q(connection, APP_PLAYLISTS))).recordsJson.toString()) as {
+      externalId: string;
+      sourceUpdatedAt: string;
+    }[];
+    expect(Object.fromEntries(read.map((r) => [r.externalId, r.sourceUpdatedAt]))).toEqual(
+      Object.fromEntries(times.map((at, n) => [`pl-${n}`, at])),
+    );
+  });
+
   it('source deletions become tombstones: gone from listings, visible in the change feed', async () => {
     const user = userOn(0);
     const connection = randomUUID();
