@@ -84,6 +84,8 @@ function natsServerPids() {
       /* exited */
     }
   }
+  // Not found (another name, or -p not on its command line): its CPU would read as 0, not as missing.
+  if (pids.length === 0) console.warn(`no nats-server process with -p ${port} found; its CPU is not counted`);
   return pids;
 }
 /**
