@@ -8,6 +8,8 @@ export * from './catalog/rpc.js';
 export * from './catalog/streams.js';
 export * from './catalog/sync.js';
 export * from './catalog/validation.js';
+// Not brandFrozen: only this package's validators make a Validated message.
+export { type Validated, validateEvent, type ValidationResult } from './catalog/validated.js';
 export * from './gen/contextgateway/audit/v1/audit_pb.js';
 export * from './gen/contextgateway/broker/v1/broker_pb.js';
 export * from './gen/contextgateway/common/v1/error_pb.js';

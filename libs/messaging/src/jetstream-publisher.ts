@@ -1,12 +1,17 @@
-import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders } from '@context-gateway/observability';
-import type { EventDescriptor } from '@context-gateway/proto';
+import type { EventDescriptor, Validated } from '@context-gateway/proto';
 import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 
 import { Header } from './headers.js';
 import { type MessagingMetrics, messagingMetricsFor } from './messaging.metrics.js';
+
+export interface PublishOptions {
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
 
 export interface PublishResult {
   stream: string;
@@ -31,27 +36,39 @@ export class JetStreamPublisher {
     this.js = jetstream(nc);
   }
 
+  /** Validates the message (refusing it with `validation_failed` at the source) and publishes it. */
   async publish<M extends DescMessage>(
     descriptor: EventDescriptor<M>,
     init: MessageInitShape<M>,
-    options: {
-      timeoutMs?: number;
-      headers?: Record<string, string>;
-      /**
-       * The caller has already held the message to everything the descriptor's validation
-       * checks, and vouches for it: it is not checked a second time here. For a publisher
-       * whose messages are assembled from parts each validated as it came in (the gateway's
-       * audit group commit: every event on append, and no event id twice in its batch).
-       */
-      validated?: boolean;
-    } = {},
+    options: PublishOptions = {},
   ): Promise<PublishResult> {
     const message = create(descriptor.message, init);
-    const problems = options.validated ? [] : (descriptor.validate?.(message) ?? []);
+    const problems = descriptor.validate?.(message) ?? [];
     if (problems.length > 0) {
       // Refuse at the source: a consumer would only dead-letter it.
       throw new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems);
     }
+    return this.#send(descriptor, message, options);
+  }
+
+  /**
+   * Publishes a message validateEvent (or auditEventBatchOf) passed and froze, without
+   * checking it again: for a publisher that validates each part as it comes in (the
+   * gateway's audit group commit). Only the validators make a Validated message.
+   */
+  publishValidated<M extends DescMessage>(
+    descriptor: EventDescriptor<M>,
+    message: Validated<MessageShape<M>>,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    return this.#send(descriptor, message, options);
+  }
+
+  async #send<M extends DescMessage>(
+    descriptor: EventDescriptor<M>,
+    message: MessageShape<M>,
+    options: PublishOptions,
+  ): Promise<PublishResult> {
     const h = natsHeaders();
     for (const [key, value] of Object.entries(options.headers ?? {})) h.set(key, value);
     const ctx = currentRequestContext();

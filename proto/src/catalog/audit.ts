@@ -1,3 +1,4 @@
+import { create } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 
 import {
@@ -5,6 +6,7 @@ import {
   AuditAction,
   type AuditEvent,
   type AuditEventBatch,
+  AuditEventBatchSchema,
   AuditOutcome,
   AuditPhase,
   AuthenticateAuditorRequestSchema,
@@ -23,13 +25,21 @@ import {
   SearchEntriesResponseSchema,
 } from '../gen/contextgateway/audit/v1/audit_pb.js';
 import { defineRpc } from './descriptors.js';
+import { brandFrozen, type Validated, type ValidationResult } from './validated.js';
 import { check, isLowerCaseUuid, type ValidationProblem } from './validation.js';
 
 const P = 'audit.v1';
 
-/** Free-text fields' bounds: identifiers and names, and the longer resource and policy reason. */
+/**
+ * Free-text fields' bounds: identifiers and names, and the longer resource, policy reason
+ * and matched rule ids. The audit service stores these fields as text (no column limit):
+ * the bounds are what keeps one event from being megabytes. A rule id joins a source id
+ * and a capability (`app:<app id>:capability:<up to 200 characters>`), too close to
+ * SHORT_TEXT to bound it there; 64 of them at LONGER_TEXT stay under 64 K characters.
+ */
 const SHORT_TEXT = 256;
 const LONGER_TEXT = 1024;
+const MAX_MATCHED_RULES = 64;
 
 const optionalUuid = (value: string, path: string): ValidationProblem[] =>
   value === '' ? [] : check.uuid(value, path);
@@ -47,8 +57,11 @@ export function validateAuditEvent(e: AuditEvent): ValidationProblem[] {
   return passesAuditEventChecks(e) ? [] : auditEventProblems(e);
 }
 
-/** True only when auditEventProblems(e) would list nothing: the same checks, as one expression, nothing allocated. */
-function passesAuditEventChecks(e: AuditEvent): boolean {
+/**
+ * True exactly when auditEventProblems(e) lists nothing: the same checks, as one expression,
+ * nothing allocated (a property test in audit.spec.ts holds the two together).
+ */
+export function passesAuditEventChecks(e: AuditEvent): boolean {
   return (
     isLowerCaseUuid(e.eventId) &&
     (e.orgId === '' || isLowerCaseUuid(e.orgId)) &&
@@ -70,12 +83,26 @@ function passesAuditEventChecks(e: AuditEvent): boolean {
     e.actorId.length <= SHORT_TEXT &&
     e.connectionId.length <= SHORT_TEXT &&
     e.operation.length <= SHORT_TEXT &&
-    (e.policy?.reason ?? '').length <= LONGER_TEXT &&
-    (e.policy?.matchedRuleIds.length ?? 0) <= 64
+    e.approvalId.length <= SHORT_TEXT &&
+    e.mcpVirtualServer.length <= SHORT_TEXT &&
+    (e.policy === undefined ||
+      (e.policy.decidedBy.length <= SHORT_TEXT &&
+        e.policy.reason.length <= LONGER_TEXT &&
+        e.policy.matchedRuleIds.length <= MAX_MATCHED_RULES &&
+        allAtMost(e.policy.matchedRuleIds, LONGER_TEXT)))
   );
 }
 
-/** Every problem of an audit event, by path (empty for a valid one). */
+function allAtMost(values: readonly string[], max: number): boolean {
+  for (const value of values) if (value.length > max) return false;
+  return true;
+}
+
+/**
+ * Every problem of an audit event, by path (empty for a valid one). A check added here goes
+ * into passesAuditEventChecks too, or validateAuditEvent never runs it on an event the
+ * quick pass lets through.
+ */
 export function auditEventProblems(e: AuditEvent): ValidationProblem[] {
   return [
     ...check.uuid(e.eventId, 'eventId'),
@@ -99,8 +126,16 @@ export function auditEventProblems(e: AuditEvent): ValidationProblem[] {
     ...short(e.actorId, 'actorId'),
     ...short(e.connectionId, 'connectionId'),
     ...short(e.operation, 'operation'),
+    ...short(e.approvalId, 'approvalId'),
+    ...short(e.mcpVirtualServer, 'mcpVirtualServer'),
+    ...short(e.policy?.decidedBy ?? '', 'policy.decidedBy'),
     ...check.maxLength(e.policy?.reason ?? '', LONGER_TEXT, 'policy.reason'),
-    ...((e.policy?.matchedRuleIds.length ?? 0) > 64 ? [{ path: 'policy.matchedRuleIds', message: 'at most 64' }] : []),
+    ...((e.policy?.matchedRuleIds.length ?? 0) > MAX_MATCHED_RULES
+      ? [{ path: 'policy.matchedRuleIds', message: `at most ${MAX_MATCHED_RULES}` }]
+      : []),
+    ...(e.policy?.matchedRuleIds ?? []).flatMap((id, i) =>
+      check.maxLength(id, LONGER_TEXT, `policy.matchedRuleIds.${i}`),
+    ),
   ];
 }
 
@@ -109,7 +144,10 @@ export const MAX_AUDIT_BATCH_EVENTS = 256;
 /** NATS header marking an AUDIT message whose payload is an AuditEventBatch rather than one AuditEvent. */
 export const AUDIT_BATCH_HEADER = 'cg-audit-batch';
 
-/** A batch: an id, 1 to MAX_AUDIT_BATCH_EVENTS events each valid on its own, no event id twice. */
+/**
+ * A batch: an id, 1 to MAX_AUDIT_BATCH_EVENTS events each valid on its own, no event id twice.
+ * (auditEventBatchOf makes a batch of events validated already, and checks the rest.)
+ */
 export function validateAuditEventBatch(b: AuditEventBatch): ValidationProblem[] {
   const problems: ValidationProblem[] = [...check.uuid(b.batchId, 'batchId')];
   if (b.events.length === 0 || b.events.length > MAX_AUDIT_BATCH_EVENTS) {
@@ -123,6 +161,29 @@ export function validateAuditEventBatch(b: AuditEventBatch): ValidationProblem[]
     seen.add(event.eventId);
   });
   return problems;
+}
+
+/**
+ * The batch of these events, each validated already (validateEvent with events.auditRecorded):
+ * only what a batch adds is checked — its id, its size, no event id twice — so no event is
+ * checked a second time. The batch comes back frozen and validated for auditRecordedBatch.
+ */
+export function auditEventBatchOf(
+  batchId: string,
+  events: readonly Validated<AuditEvent>[],
+): ValidationResult<AuditEventBatch> {
+  const problems = check.uuid(batchId, 'batchId');
+  if (events.length === 0 || events.length > MAX_AUDIT_BATCH_EVENTS)
+    problems.push({ path: 'events', message: `must hold 1 to ${MAX_AUDIT_BATCH_EVENTS} events` });
+  const seen = new Set<string>();
+  events.forEach((event, i) => {
+    if (seen.has(event.eventId)) problems.push({ path: `events.${i}.eventId`, message: 'appears twice in the batch' });
+    seen.add(event.eventId);
+  });
+  if (problems.length > 0) return { ok: false, problems };
+  const batch = create(AuditEventBatchSchema, { batchId, events: [...events] });
+  Object.freeze(batch.events);
+  return { ok: true, message: brandFrozen(Object.freeze(batch)) };
 }
 
 /** audit's request/reply contracts; the gateway's auditor API is built on them. */

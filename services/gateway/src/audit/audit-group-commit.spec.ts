@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { JetStreamPublisher } from '@context-gateway/messaging';
 import {
@@ -17,7 +17,7 @@ import {
 
 import { AuditGroupCommit } from './audit-group-commit.js';
 
-const event = (eventId: string = randomUUID()): AuditEvent =>
+const event = (eventId: string = randomUUID(), more: MessageInitShape<typeof AuditEventSchema> = {}): AuditEvent =>
   create(AuditEventSchema, {
     eventId,
     occurredAt: timestampFromDate(new Date()),
@@ -25,18 +25,24 @@ const event = (eventId: string = randomUUID()): AuditEvent =>
     outcome: AuditOutcome.ALLOWED,
     phase: AuditPhase.COMPLETE,
     actorKind: ActorKind.API_KEY,
+    ...more,
   });
 
-/** A stream that stores whatever it is given: the messages published, as the publisher got them. */
+/**
+ * A stream that stores whatever it is given (the messages published, as the publisher got
+ * them), or refuses everything once `down` is set.
+ */
 function fakeStream() {
   const published: { subject: string; message: unknown }[] = [];
+  const state = { down: false };
   const publisher = {
-    publish: (descriptor: { subject: string }, message: unknown) => {
+    publishValidated: (descriptor: { subject: string }, message: unknown) => {
+      if (state.down) return Promise.reject(new Error('no ack'));
       published.push({ subject: descriptor.subject, message });
       return Promise.resolve({ stream: 'AUDIT', seq: published.length, duplicate: false });
     },
   } as unknown as JetStreamPublisher;
-  return { publisher, published };
+  return { publisher, published, state };
 }
 
 describe('AuditGroupCommit', () => {
@@ -49,20 +55,54 @@ describe('AuditGroupCommit', () => {
     expect(batch.events).toHaveLength(3);
     // The publisher no longer checks the batch: whatever it is sent must pass the consumer's check.
     expect(events.auditRecordedBatch.validate?.(create(events.auditRecordedBatch.message, batch))).toEqual([]);
+    expect([batch, batch.events, ...batch.events].every((part) => Object.isFrozen(part))).toBe(true);
   });
 
-  it('refuses an event id already waiting in the batch on its own, and stores the rest', async () => {
+  it('a full batch goes out at once, and an id it carried starts the next batch', async () => {
     const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000, 2);
+    const id = randomUUID();
+    const sent = [group.append(event(id)), group.append(event(id)), group.append(event())];
+    const next = group.append(event(id, { resource: 'next' }));
+    await Promise.all([...sent, next]);
+    expect(published.map((p) => (p.message as Partial<AuditEventBatch>).events?.length ?? 1)).toEqual([2, 1]);
+    expect(published[1]?.message).toMatchObject({ eventId: id, resource: 'next' });
+  });
+
+  it('sends an event id already waiting once, the first copy, and settles both appends with its outcome', async () => {
+    const { publisher, published, state } = fakeStream();
     const group = new AuditGroupCommit(publisher, 1_000);
     const id = randomUUID();
-    const first = group.append(event(id));
-    const again = group.append(event(id));
+    const first = group.append(event(id, { resource: 'first' }));
+    const again = group.append(event(id, { resource: 'again' }));
     const other = group.append(event());
-    await expect(again).rejects.toMatchObject({ code: 'validation_failed' });
-    await expect(Promise.all([first, other])).resolves.toBeDefined();
+    await expect(Promise.all([first, again, other])).resolves.toBeDefined();
     const batch = published[0]?.message as AuditEventBatch;
-    expect(batch.events.map((e) => e.eventId)).toEqual([id, expect.any(String)]);
+    expect(batch.events.map((e) => [e.eventId, e.resource])).toEqual([
+      [id, 'first'],
+      [expect.any(String), ''],
+    ]);
     expect(events.auditRecordedBatch.validate?.(create(events.auditRecordedBatch.message, batch))).toEqual([]);
+
+    // Not stored: the copy fails as the first does.
+    state.down = true;
+    const lost = group.append(event(id));
+    const copy = group.append(event(id));
+    await expect(lost).rejects.toThrow('no ack');
+    await expect(copy).rejects.toThrow('no ack');
+  });
+
+  it('freezes an appended event, its policy included: what was validated is what goes out', async () => {
+    const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000);
+    const e = event(randomUUID(), { policy: { decidedBy: 'org', matchedRuleIds: ['r1'] } });
+    const stored = group.append(e);
+    expect(() => (e.orgId = 'not-a-uuid')).toThrow(TypeError);
+    expect(() => (e.policy!.decidedBy = 'x'.repeat(10_000))).toThrow(TypeError);
+    expect(() => e.policy!.matchedRuleIds.push('r2')).toThrow(TypeError);
+    expect(() => (e.occurredAt!.seconds = 10n ** 15n)).toThrow(TypeError);
+    await stored;
+    expect(published[0]?.message).toMatchObject({ orgId: '', policy: { decidedBy: 'org', matchedRuleIds: ['r1'] } });
   });
 
   it('takes the same event id again once its batch went out', async () => {

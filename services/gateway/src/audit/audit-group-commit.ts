@@ -2,10 +2,18 @@ import { randomUUID } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
 import type { JetStreamPublisher } from '@context-gateway/messaging';
-import { AUDIT_BATCH_HEADER, type AuditEvent, events, MAX_AUDIT_BATCH_EVENTS } from '@context-gateway/proto';
+import {
+  AUDIT_BATCH_HEADER,
+  type AuditEvent,
+  auditEventBatchOf,
+  events,
+  MAX_AUDIT_BATCH_EVENTS,
+  type Validated,
+  validateEvent,
+} from '@context-gateway/proto';
 
 interface Waiting {
-  event: AuditEvent;
+  event: Validated<AuditEvent>;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -21,15 +29,18 @@ interface Waiting {
  * never spoils a batch. Batches flush at MAX_AUDIT_BATCH_EVENTS without waiting for the turn
  * to end, and several may be in flight at once.
  *
- * Each event is validated once, here, as it is appended — with everything else the batch's
- * validation checks (an event id already in the batch is refused on its own too, a batch id
- * is a fresh UUID, at most MAX_AUDIT_BATCH_EVENTS events) — so the publisher does not check
- * the whole batch again: the audit service would dead-letter a batch that failed it.
+ * Each event is validated once, here, as it is appended (validateEvent, which also freezes
+ * it: an appended event cannot be changed any more, and an assignment to it throws); the
+ * batch adds only its own checks (auditEventBatchOf), and the publisher sends both without
+ * checking them again (publishValidated). An event whose id is already waiting in the batch
+ * is not sent twice — the audit service would dead-letter a batch carrying an id twice — and
+ * shares the first copy's outcome, as JetStream's de-duplication by message id does: the
+ * first copy is the one stored.
  */
 export class AuditGroupCommit {
   #waiting: Waiting[] = [];
-  /** The event ids in #waiting: a batch carries each at most once (validateAuditEventBatch). */
-  #ids = new Set<string>();
+  /** The event ids in #waiting, each with what its append returned: a batch carries each id once. */
+  #ids = new Map<string, Promise<void>>();
   #scheduled = false;
 
   constructor(
@@ -42,43 +53,39 @@ export class AuditGroupCommit {
       throw new AppError('internal', `an audit batch holds 1 to ${MAX_AUDIT_BATCH_EVENTS} events, not ${maxEvents}`);
   }
 
+  /** Resolves once the stream stored the event (or the first copy of its id still waiting). */
   append(event: AuditEvent): Promise<void> {
-    const problems = events.auditRecorded.validate?.(event) ?? [];
-    if (this.#ids.has(event.eventId))
-      problems.push({ path: 'eventId', message: 'appears twice in the batch (already appended, not yet stored)' });
-    if (problems.length > 0) {
-      return Promise.reject(new AppError('validation_failed', 'the audit event failed validation', problems));
+    const checked = validateEvent(events.auditRecorded, event);
+    if (!checked.ok) {
+      return Promise.reject(new AppError('validation_failed', 'the audit event failed validation', checked.problems));
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#waiting.push({ event, resolve, reject });
-      this.#ids.add(event.eventId);
-      if (this.#waiting.length >= this.maxEvents) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => {
-          this.#scheduled = false;
-          this.#flush();
-        });
-      }
+    const first = this.#ids.get(event.eventId);
+    if (first) return first;
+    let waiting!: Waiting;
+    const stored = new Promise<void>((resolve, reject) => {
+      waiting = { event: checked.message, resolve, reject };
     });
+    this.#waiting.push(waiting);
+    this.#ids.set(event.eventId, stored);
+    if (this.#waiting.length >= this.maxEvents) this.#flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        this.#flush();
+      });
+    }
+    return stored;
   }
 
   #flush(): void {
     // append() flushes at maxEvents: what waits is always one batch, never more.
     const batch = this.#waiting;
     this.#waiting = [];
-    this.#ids = new Set();
+    this.#ids = new Map();
     const [only] = batch;
     if (!only) return;
-    // Validated on append (above): `validated` spares the publisher checking every event again.
-    const stored =
-      batch.length === 1
-        ? this.publisher.publish(events.auditRecorded, only.event, { timeoutMs: this.timeoutMs, validated: true })
-        : this.publisher.publish(
-            events.auditRecordedBatch,
-            { batchId: randomUUID(), events: batch.map((w) => w.event) },
-            { timeoutMs: this.timeoutMs, headers: { [AUDIT_BATCH_HEADER]: '1' }, validated: true },
-          );
+    const stored = batch.length === 1 ? this.#publishOne(only.event) : this.#publishBatch(batch);
     stored.then(
       () => {
         for (const w of batch) w.resolve();
@@ -87,5 +94,23 @@ export class AuditGroupCommit {
         for (const w of batch) w.reject(error);
       },
     );
+  }
+
+  #publishOne(event: Validated<AuditEvent>): Promise<unknown> {
+    return this.publisher.publishValidated(events.auditRecorded, event, { timeoutMs: this.timeoutMs });
+  }
+
+  #publishBatch(batch: Waiting[]): Promise<unknown> {
+    const checked = auditEventBatchOf(
+      randomUUID(),
+      batch.map((w) => w.event),
+    );
+    // Cannot fail (a fresh UUID, at most maxEvents, each id once): refused whole if it ever did.
+    if (!checked.ok)
+      return Promise.reject(new AppError('validation_failed', 'the audit batch failed validation', checked.problems));
+    return this.publisher.publishValidated(events.auditRecordedBatch, checked.message, {
+      timeoutMs: this.timeoutMs,
+      headers: { [AUDIT_BATCH_HEADER]: '1' },
+    });
   }
 }

@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 
+import { randomUUID } from 'node:crypto';
+
 import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
@@ -197,6 +199,26 @@ describe('gateway audit recorder (real NATS JetStream)', () => {
     expect(stored.map((s) => s.msgId)).toEqual([eventId]);
     // stamped when recorded, by the clock the service was given
     expect(timestampDate(stored[0]!.event.occurredAt!)).toEqual(clock.date());
+  });
+
+  it('group commit: an event id recorded twice in one turn is stored once, the first copy, and both resolve', async () => {
+    const recorder = app.get(AuditRecorder);
+    const before = (await storedMessages()).length;
+    const eventId = randomUUID();
+    const copies = ['first', 'second'].map((resource) =>
+      recorder.record({ action: 'data_query', outcome: 'allowed', orgId: ORG, resource }, AuditPhase.COMPLETE, {
+        eventId,
+      }),
+    );
+    const other = recorder.record({ action: 'data_query', outcome: 'allowed', orgId: ORG, resource: 'other' });
+    const [first, second, otherId] = await Promise.all([...copies, other]);
+    expect([first, second]).toEqual([eventId, eventId]);
+    const [message, ...more] = (await storedMessages()).slice(before);
+    expect(more).toEqual([]);
+    expect(message?.events.map((e) => [e.eventId, e.resource])).toEqual([
+      [eventId, 'first'],
+      [otherId, 'other'],
+    ]);
   });
 
   it('group commit: events recorded in one turn share one stream message and one ack; a bad one fails alone', async () => {
