@@ -100,5 +100,10 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 STOPSIGNAL SIGTERM
 # The service as one bundled file (scripts/bundle/bundle-service.mjs): a start loads one
 # module instead of ~2,200. dist/main.js beside it runs the same code, module by module.
-# --enable-source-maps: stack traces name the .ts files, through the bundle's map.
-CMD ["node", "--enable-source-maps", "dist/main.bundle.js"]
+# No --enable-source-maps: Node would decode the bundle's whole map (5 MB for the gateway) on
+# the first stack trace it formats, +133 MiB peak RSS, more than the headroom under the
+# gateway's 256Mi limit (docs/operations.md "What a service runs, and its source maps").
+# Traces name the bundle's line and function (keepNames); dist/main.bundle.js.map stays in
+# the image for scripts/bundle/trace-sources.mjs. NODE_OPTIONS=--enable-source-maps turns
+# it on, for a service given the memory.
+CMD ["node", "dist/main.bundle.js"]
