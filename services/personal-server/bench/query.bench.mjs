@@ -155,21 +155,19 @@ function isPostgres(pid) {
 /**
  * CPU ms per query of the Postgres backends, by application name, between two reads of
  * postgresBackends. A backend that exited before the second read (its pool let it go) took
- * its CPU with it: said in `exited`, as the figures are then lower bounds.
+ * its CPU with it: counted by application in `exited`, whose figure is then a lower bound
+ * (an idle service's backend let go mid-run had nothing to count).
  */
 function postgresCpuPerQuery(before, ticksBefore, after, ok) {
   const ms = {};
-  let exited = 0;
+  const exited = {};
   for (const [pid, name] of new Map([...before, ...after])) {
     const now = processTicksMs(pid);
-    if (now === undefined) {
-      exited += 1;
-      continue;
-    }
-    ms[name] = (ms[name] ?? 0) + now - (ticksBefore.get(pid) ?? 0);
+    if (now === undefined) exited[name] = (exited[name] ?? 0) + 1;
+    else ms[name] = (ms[name] ?? 0) + now - (ticksBefore.get(pid) ?? 0);
   }
   const perQuery = Object.fromEntries(Object.entries(ms).map(([name, total]) => [name, +(total / ok).toFixed(3)]));
-  return exited ? { ...perQuery, exited } : perQuery;
+  return Object.keys(exited).length ? { ...perQuery, exited } : perQuery;
 }
 
 /** Runs the load generator in its own process (load-generator.mjs) and returns what it measured. */
