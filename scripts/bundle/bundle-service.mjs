@@ -5,7 +5,7 @@
 // from .ts: tsc has already emitted the decorator metadata Nest injects by, which esbuild
 // does not emit.
 //   node scripts/bundle/bundle-service.mjs [serviceDir]   (the service's `build` runs it)
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,6 +169,18 @@ function optionalRequirePlugin(optional) {
 }
 
 /**
+ * Writes `contents` to a file beside `file`, then renames it over `file` (atomic on one file
+ * system), so no reader sees it half-written.
+ * @param {string} file
+ * @param {string | Uint8Array} contents
+ */
+function writeAtomically(file, contents) {
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, contents);
+  renameSync(temporary, file);
+}
+
+/**
  * @param {string} serviceDir
  * @returns {Promise<{ outfile: string, inputs: number, optional: string[] }>}
  */
@@ -196,14 +208,25 @@ export async function bundleService(serviceDir) {
     external: EXTERNAL,
     plugins: [moduleUrlPlugin(dir, dirname(outfile)), optionalRequirePlugin(optional)],
     metafile: true,
+    write: false,
     logLevel: 'error',
     logOverride: { 'empty-import-meta': 'silent' },
   });
-  // What the bundle was made from: the stack rebuilds it when one of them is newer.
-  const inputs = Object.keys(result.metafile.inputs)
-    .filter((input) => !input.includes(':'))
-    .map((input) => resolve(input));
-  writeFileSync(join(dir, INPUTS_FILE), `${JSON.stringify(inputs)}\n`);
+  // Each file is written beside its final name and renamed over it, the map before the
+  // bundle: a process starting the service meanwhile (another Jest worker, the stack
+  // bundling it too) sees the old files or the new ones, never a part-written bundle.
+  const files = [...result.outputFiles].sort((a, b) => Number(a.path === outfile) - Number(b.path === outfile));
+  for (const file of files) writeAtomically(file.path, file.contents);
+  // What the bundle was made from, relative to the service, and this bundler itself: the
+  // stack bundles again when one of them is newer. Written last: a list newer than its
+  // bundle would otherwise vouch for a bundle not yet in place.
+  const inputs = [
+    ...Object.keys(result.metafile.inputs)
+      .filter((input) => !input.includes(':'))
+      .map((input) => resolve(input)),
+    fileURLToPath(import.meta.url),
+  ].map((input) => relative(dir, input));
+  writeAtomically(join(dir, INPUTS_FILE), `${JSON.stringify(inputs)}\n`);
   return { outfile, inputs: inputs.length, optional: [...optional].sort() };
 }
 
