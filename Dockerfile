@@ -45,6 +45,9 @@ RUN test -n "${SERVICE}" || (echo 'build with --build-arg SERVICE=<service name>
 RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \
     pnpm --filter "@context-gateway/${SERVICE}" deploy --prod --offline --store-dir /pnpm/store /out \
  && test -f /out/dist/main.js && test -f /out/dist/main.bundle.js
+# The bundle loads from the deployed folder: with an empty environment it must stop at its env
+# check, not at a module it cannot find there (scripts/bundle/check-bundles.mjs).
+RUN node scripts/bundle/check-bundles.mjs /out
 
 # The database setup job (docker compose `db-setup`, deploy/ `db-setup` Job): migrations as the
 # owner role, then one login role per service (scripts/db-migrate.mjs, scripts/db-roles.mjs).
