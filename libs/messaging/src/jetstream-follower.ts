@@ -1,6 +1,6 @@
 import type { AppError } from '@context-gateway/errors';
 import { type ConsumerMessages, DeliverPolicy, jetstream, type OrderedConsumerOptions } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Status } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 export interface StreamFollowerOptions {
@@ -21,6 +21,14 @@ export interface StreamFollowerOptions {
  * flow-controlled, recreated by the client on gaps), and tells callers when it has read up
  * to a sequence. If the reader dies (not on shutdown) it starts again after the last
  * sequence it read: a dead reader would make every wait run out and fail closed.
+ *
+ * It also starts again itself, rather than leave it to the client, whenever its consumer
+ * may be gone: after every reconnect (a restarted nats-server has lost every in-memory
+ * consumer) and when the client reports the consumer deleted or not found. The client's own
+ * recreation copies the first consumer's configuration and only changes its start to a
+ * sequence; a start by time (the token revocations' replay) stays in it, nats-server refuses
+ * that pair, and the client retried the refused create forever, silently, while every wait
+ * failed closed (the fault suite's nats-server restart, docs/reliability.md).
  */
 export class StreamFollower {
   private consumed = 0;
@@ -28,6 +36,7 @@ export class StreamFollower {
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private stopping = false;
+  private connection: AsyncIterable<Status> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -42,11 +51,16 @@ export class StreamFollower {
   /** Starts reading at `from`; sequences up to `consumedSeq` count as read already. */
   async start(from: Partial<OrderedConsumerOptions>, consumedSeq = 0): Promise<void> {
     this.consumed = consumedSeq;
+    this.watchConnection();
     await this.read(from);
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // nats.js's status iterator has stop(), which unregisters it; the type does not say so.
+    const connection: unknown = this.connection;
+    if (connection instanceof Object && 'stop' in connection && typeof connection.stop === 'function')
+      (connection as { stop(): void }).stop();
     await this.messages?.close();
     await this.loop;
   }
@@ -75,14 +89,19 @@ export class StreamFollower {
       // The client would recreate a deleted consumer only after two missed heartbeats (about
       // 30 s), all of which every wait spends failing closed: start again at once instead.
       for await (const status of messages.status()) {
-        if (status.type !== 'consumer_deleted') continue;
-        this.opts.logger.warn({ fromSeq: this.consumed + 1 }, `${this.opts.name}'s consumer was deleted`);
+        if (status.type !== 'consumer_deleted' && status.type !== 'consumer_not_found') continue;
+        this.opts.logger.warn(
+          { fromSeq: this.consumed + 1, status: status.type },
+          `${this.opts.name}'s consumer is gone`,
+        );
         await messages.close();
         return;
       }
     })().catch((error: unknown) => this.opts.logger.warn({ err: error }, `${this.opts.name} status watch ended`));
     this.loop = (async () => {
       for await (const m of messages) {
+        // Each message once: a consumer started again begins after the last one read.
+        if (m.seq <= this.consumed) continue;
         this.opts.onMessage(m);
         this.advance(m.seq);
       }
@@ -93,6 +112,21 @@ export class StreamFollower {
         this.opts.logger.warn({ fromSeq: this.consumed + 1 }, `${this.opts.name} ended; restarting`);
         this.restartSoon();
       });
+  }
+
+  /** After a reconnect the consumer may be gone with the server's memory: read again from our own position. */
+  private watchConnection(): void {
+    if (this.connection) return;
+    const status = this.nc.status();
+    this.connection = status;
+    void (async () => {
+      for await (const s of status) {
+        if (s.type !== 'reconnect' || this.stopping) continue;
+        this.opts.logger.info({ fromSeq: this.consumed + 1 }, `${this.opts.name} reads again after a reconnect`);
+        // Ends the read loop, which starts again after the last sequence read.
+        await this.messages?.close();
+      }
+    })().catch((error: unknown) => this.opts.logger.warn({ err: error }, `${this.opts.name} connection watch ended`));
   }
 
   private restartSoon(): void {

@@ -14,6 +14,8 @@ export interface PrivateNats {
   port: number;
   /** Kills the server abruptly (what a crash looks like to clients); its data folder stays. */
   kill(): Promise<void>;
+  /** Stops it (SIGTERM, as an orchestrator does) and starts it again on the same port and data folder. */
+  restart(): Promise<void>;
   /** Kills it and removes its data folder. */
   stop(): Promise<void>;
 }
@@ -64,6 +66,24 @@ export async function startPrivateNats(options: { configFile?: string } = {}): P
   const port = await freeTestPort();
   const config = options.configFile ? ['-c', options.configFile] : [];
   const args = [...config, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+  let server = await spawnServer(args, port);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    kill: () => server.end('SIGKILL'),
+    async restart() {
+      await server.end('SIGTERM');
+      server = await spawnServer(args, port);
+    },
+    async stop() {
+      await server.end('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One nats-server process, resolved once it accepts connections on `port`. */
+async function spawnServer(args: string[], port: number): Promise<{ end(signal: NodeJS.Signals): Promise<void> }> {
   const child: ChildProcess = spawn(natsServerBinary(), args, {
     stdio: 'ignore',
   });
@@ -77,19 +97,12 @@ export async function startPrivateNats(options: { configFile?: string } = {}): P
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-  const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
   return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    kill,
-    async stop() {
-      await kill();
-      rmSync(dir, { recursive: true, force: true });
+    async end(signal) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        await exited;
+      }
     },
   };
 }

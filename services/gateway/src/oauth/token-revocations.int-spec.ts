@@ -38,6 +38,20 @@ async function reader(): Promise<TokenRevocations> {
   return r;
 }
 
+/** Retries `publish` until JetStream answers again after a restart. */
+async function publishedOnceBack(publish: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await publish();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 const tokenOf = (claims: { grantId?: string; userId?: string; issuedAt?: number } = {}) => ({
   grantId: claims.grantId,
   applicationId: APP,
@@ -106,6 +120,21 @@ describe('TokenRevocations', () => {
     await r.upToDate(1_000);
     expect(r.revokedSince(other, relearnt)).toBe(true);
   });
+
+  it('reads revocations up to date again once nats-server has restarted', async () => {
+    const r = await reader();
+    await r.upToDate(1_000);
+    await nats.restart();
+    // Issued before the revocation (the same second counts as before).
+    const issuedAt = Math.floor(Date.now() / 1_000);
+    // Identity's revocation is stored again once NATS has restored its streams.
+    await publishedOnceBack(() => revoke(TokenRevocationKind.GRANT, 'g-after-restart'));
+    await expect(r.check(tokenOf({ grantId: 'g-after-restart', issuedAt }), 10_000)).rejects.toMatchObject({
+      code: 'unauthenticated',
+    });
+    // Issued after every revocation of the application in this file: only the grant's refuses.
+    await expect(r.check(tokenOf({ grantId: 'g-other', issuedAt: issuedAt + 60 }), 1_000)).resolves.toBeUndefined();
+  }, 60_000);
 
   it('fails closed when the stream cannot be read', async () => {
     const r = await reader();

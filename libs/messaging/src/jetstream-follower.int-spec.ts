@@ -1,0 +1,99 @@
+import { AppError } from '@context-gateway/errors';
+import { createLogger } from '@context-gateway/observability';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type OrderedConsumerOptions,
+  StorageType,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+import { StreamFollower } from './jetstream-follower.js';
+import { connectNats } from './nats-connection.js';
+import { type PrivateNats, startPrivateNats } from './testing/private-nats.js';
+
+// The follower on a private nats-server that is restarted under it, as in the fault suite
+// (test-e2e/faults): once NATS is back, the reader must catch up with what is stored after
+// the restart, or every wait on it fails closed for good.
+const logger = createLogger({ service: 'follower-test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const STREAM = 'FOLLOWED';
+const SUBJECT = 'followed.v1.fact';
+
+let nats: PrivateNats;
+let nc: NatsConnection;
+const followers: StreamFollower[] = [];
+
+async function publish(n: number): Promise<number> {
+  const js = jetstream(nc);
+  let seq = 0;
+  for (let i = 0; i < n; i += 1) seq = (await js.publish(SUBJECT, new TextEncoder().encode(`fact ${i}`))).seq;
+  return seq;
+}
+
+async function follower(from: Partial<OrderedConsumerOptions>): Promise<{ follower: StreamFollower; seen: number[] }> {
+  const seen: number[] = [];
+  const f = new StreamFollower(nc, {
+    stream: STREAM,
+    name: 'test reader',
+    logger,
+    onMessage: (m) => seen.push(m.seq),
+    lateError: () => new AppError('service_unavailable', 'not read up to date in time'),
+  });
+  followers.push(f);
+  await f.start(from);
+  return { follower: f, seen };
+}
+
+/** Waits for the client to be connected again and JetStream to answer (it restores streams after start). */
+async function jetStreamBack(): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await (await jetstreamManager(nc, { timeout: 1_000 })).streams.info(STREAM);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+beforeAll(async () => {
+  nats = await startPrivateNats();
+  nc = await connectNats({ url: nats.url, name: 'follower-test', logger, bootTimeoutMs: 5_000 });
+  await (await jetstreamManager(nc)).streams.add({ name: STREAM, subjects: [SUBJECT], storage: StorageType.File });
+}, 20_000);
+
+afterAll(async () => {
+  for (const f of followers) await f.stop();
+  await nc?.close().catch(() => undefined);
+  await nats?.stop();
+});
+
+describe('StreamFollower', () => {
+  // A start by time (what the token revocation reader replays) is what the client's own
+  // recreation of the consumer could not repeat: it kept the start time with a start sequence.
+  it.each([
+    ['from the first message', { deliver_policy: DeliverPolicy.All }],
+    ['from a start time', { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(0).toISOString() }],
+  ] as const)(
+    'read %s, catches up with what is stored after nats-server restarts, each message once',
+    async (_, from) => {
+      const { follower: f, seen } = await follower(from);
+      const before = await publish(3);
+      await f.waitConsumed(before, 5_000);
+
+      await nats.restart();
+      await jetStreamBack();
+      const after = await publish(2);
+
+      // Bounded by the follower's own recovery, not by a client's heartbeat schedule: a
+      // reader that needs the 30 s+ of missed heartbeats would fail every request meanwhile.
+      await expect(f.waitConsumed(after, 10_000)).resolves.toBeUndefined();
+      expect(seen).toEqual(Array.from({ length: after }, (_, i) => i + 1));
+    },
+    60_000,
+  );
+});
