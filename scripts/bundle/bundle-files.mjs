@@ -2,7 +2,7 @@
 // Where a service's bundle lives and whether it is current. Kept apart from the bundler so
 // the stack finds bundles without loading esbuild unless one must be made again.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 
 /** One ESM file made from dist/main.js and all it imports (scripts/bundle/bundle-service.mjs). */
 export const BUNDLE_FILE = join('dist', 'main.bundle.js');
@@ -90,4 +90,20 @@ export async function currentServiceEntries(rootDir, names, log, options = {}) {
   };
   await Promise.all(Array.from({ length: Math.min(REBUNDLE_CONCURRENCY, stale.length) }, worker));
   return entries;
+}
+
+/**
+ * One line naming the file each service ran from, for a bench's header: a figure taken on the
+ * bundle and one taken on dist/main.js (a profiled run, STACK_BUNDLE=0) are not the same code.
+ * @param {Partial<Record<string, string>>} entries
+ */
+export function describeEntries(entries) {
+  /** @type {Map<string, string[]>} */
+  const byFile = new Map();
+  for (const [name, entry] of Object.entries(entries)) {
+    if (entry === undefined) continue;
+    const file = relative(dirname(dirname(entry)), entry);
+    byFile.set(file, [...(byFile.get(file) ?? []), name]);
+  }
+  return `services ran from ${[...byFile].map(([file, names]) => `${file} (${names.join(', ')})`).join('; ')}`;
 }

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 import { currentServiceEntries } from '../bundle/bundle-files.mjs';
 import { provisionRoles } from '../db/roles.mjs';
@@ -41,6 +41,7 @@ import { DEFAULT_PORTS, isServiceName, SERVICE_NAMES } from './service-catalog.m
  *   shards: ManagedProcess[],
  *   unexpectedExit: Promise<{ service: ServiceName } & ExitInfo>,
  *   databaseLogins: Partial<Record<ServiceName, { user: string, password: string }>>,
+ *   entries: Partial<Record<ServiceName, string>>,
  *   stop(): Promise<void>,
  *   restart(name: ServiceName): Promise<void>,
  * }} RunningStack
@@ -62,14 +63,18 @@ export class StackStartError extends Error {
  * Node flags for every service process from STACK_NODE_ARGS (space-separated), e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the stack under a benchmark: flags such
  * as --cpu-prof are refused in NODE_OPTIONS, so they are passed on the command line.
- * `--enable-source-maps` makes stack traces name the .ts files; it is off by default, as
- * reading a bundle's map costs each start a little (docs/operations.md, "What a service
- * runs, and its source maps").
+ * `--enable-source-maps` makes a bundle's stack traces name the .ts files; it is off for a
+ * bundle by default, as decoding its map costs the first trace >100 MiB (docs/operations.md,
+ * "What a service runs, and its source maps"). dist/main.js (STACK_BUNDLE=0) always runs with
+ * it, as before bundling: tsc's per-file maps are small and decoded one file at a time.
  * @param {NodeJS.ProcessEnv} env
+ * @param {string} entry the file the service runs from
  * @returns {string[]}
  */
-function extraNodeArgs(env) {
-  return (env.STACK_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== '');
+function nodeArgs(env, entry) {
+  const extra = (env.STACK_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== '');
+  const maps = basename(entry) === 'main.js' && !extra.includes('--enable-source-maps');
+  return [...extra, ...(maps ? ['--enable-source-maps'] : []), entry];
 }
 
 /**
@@ -220,7 +225,7 @@ export async function startStack(options) {
       env.SHARD_ID = '0';
       for (let shard = 1; shard < shardCount; shard += 1) {
         const label = `personal-server#${shard}`;
-        const extra = spawnManaged(label, process.execPath, [...extraNodeArgs(env), entries[name]], {
+        const extra = spawnManaged(label, process.execPath, nodeArgs(env, entries[name]), {
           cwd: rootDir,
           env: { ...env, HTTP_PORT: '0', SHARD_ID: String(shard) },
           write: log,
@@ -242,7 +247,7 @@ export async function startStack(options) {
 
   /** @param {ServiceName} name */
   function spawnService(name) {
-    const managed = spawnManaged(name, process.execPath, [...extraNodeArgs(envs[name] ?? sharedEnv), entries[name]], {
+    const managed = spawnManaged(name, process.execPath, nodeArgs(envs[name] ?? sharedEnv, entries[name]), {
       cwd: rootDir,
       env: envs[name] ?? sharedEnv,
       write: log,
@@ -283,7 +288,7 @@ export async function startStack(options) {
     await stop();
     throw error;
   }
-  return { urls, processes, shards, unexpectedExit, databaseLogins: logins, stop, restart };
+  return { urls, processes, shards, unexpectedExit, databaseLogins: logins, entries, stop, restart };
 }
 
 /**

@@ -287,7 +287,7 @@ describe('nothing lost: the audit service is killed in the middle of a load and 
     expect(beforeRestart.rows[0].n).toBeLessThan(acked.length);
 
     const port = await freePort();
-    restartedAudit = spawn(process.execPath, [join(rootDir, 'services/audit/dist/main.js')], {
+    restartedAudit = spawn(process.execPath, [stack.serviceEntries.audit!], {
       env: {
         ...process.env,
         DATABASE_URL: stack.databaseUrl,

@@ -36,6 +36,11 @@ export interface TestStack {
   databaseUrl: string;
   /** Each service's own database login (a role per service), as the stack gave it to the service. */
   databaseLogins: Partial<Record<ServiceName, { user: string; password: string }>>;
+  /**
+   * The file each service runs from (its bundle, or dist/main.js with STACK_BUNDLE=0): a test
+   * that starts a copy of a service by hand runs the same code as the stack.
+   */
+  serviceEntries: Partial<Record<ServiceName, string>>;
   /** Every line every service printed, parsed where it is JSON. */
   logs: LogLine[];
   pids(): Partial<Record<ServiceName, number | undefined>>;
@@ -170,6 +175,7 @@ export async function startTestStack(name: string, env: Record<string, string> =
     keyStoreEnv: keyStore,
     databaseUrl,
     databaseLogins: stack.databaseLogins,
+    serviceEntries: stack.entries,
     logs,
     pids: () => Object.fromEntries(Object.entries(stack.processes).map(([k, p]) => [k, p?.child.pid])),
     shardPids: () =>

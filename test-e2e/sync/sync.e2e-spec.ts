@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { JetStreamPublisher, RpcClient } from '@context-gateway/messaging';
@@ -391,7 +390,7 @@ describe('sync: GitHub into the Personal Server', () => {
   it('a worker killed in the middle of a job: another worker finishes it, with the same records and no duplicates', async () => {
     // A second worker joins the same durable consumer.
     const port = await freePort();
-    const worker = spawn(process.execPath, [join(rootDir, 'services/sync-worker/dist/main.js')], {
+    const worker = spawn(process.execPath, [stack.serviceEntries['sync-worker']!], {
       cwd: rootDir,
       env: {
         ...process.env,

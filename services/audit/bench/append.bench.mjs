@@ -47,7 +47,7 @@ import {
 } from '@context-gateway/proto';
 import pg from 'pg';
 
-import { currentServiceEntries } from '../../../scripts/bundle/bundle-files.mjs';
+import { currentServiceEntries, describeEntries } from '../../../scripts/bundle/bundle-files.mjs';
 import { selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { freePort } from '../../../scripts/free-port.mjs';
 
@@ -77,6 +77,7 @@ if (!existsSync(join(serviceDir, 'dist', 'main.js')) || !existsSync(groupCommitM
 const { audit: main } = await currentServiceEntries(join(serviceDir, '..', '..'), ['audit'], console.log, {
   bundle: !PROFILE_DIR,
 });
+console.log(describeEntries({ audit: main }));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

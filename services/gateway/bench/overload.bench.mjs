@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { describeEntries } from '../../../scripts/bundle/bundle-files.mjs';
 import { ensureNats } from '../../../scripts/stack/infra.mjs';
 import { startStack } from '../../../scripts/stack/stack.mjs';
 
@@ -120,6 +121,7 @@ async function run(label, env) {
         ...env,
       },
     });
+    console.log(describeEntries(stack.entries));
     const gatewayUrl = stack.urls.gateway;
     const call = async (method, path, body) => {
       const res = await fetch(`${gatewayUrl}${path}`, {

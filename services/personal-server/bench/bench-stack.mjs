@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import pg from 'pg';
 
+import { describeEntries } from '../../../scripts/bundle/bundle-files.mjs';
 import { freePort } from '../../../scripts/free-port.mjs';
 import { ensureNats, startStack } from '../../../scripts/start.mjs';
 
@@ -53,6 +54,7 @@ export async function startBenchStack(name, env = {}) {
       readyTimeoutMs: 120_000,
       env: { LOG_LEVEL: 'warn', MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'), ...env },
     });
+    console.log(describeEntries(stack.entries));
     nc = await connect({
       servers: natsUrl,
       authenticator: nkeyAuthenticator(
