@@ -32,6 +32,10 @@ const RELOCATED = { 'graphene-pk11': '@context-gateway/crypto' };
 
 // Defines `require` for the CommonJS packages inside the ESM bundle (esbuild's own shim
 // calls it), resolving from the bundle's folder as the service's own modules would.
+// `__dirname` is left undefined on purpose: the one bundled user is pino's transport code
+// (pino.transport() and its worker threads, resolved next to pino's own files), which no
+// service starts (they log to stdout). A service that wanted a transport would need pino in
+// EXTERNAL, not a __dirname naming the bundle's folder, where pino's worker files are not.
 const BANNER = [
   "import { createRequire as __cgCreateRequire } from 'node:module';",
   "import { pathToFileURL as __cgPathToFileURL } from 'node:url';",

@@ -1,10 +1,12 @@
 import type { DescMessage } from '@bufbuild/protobuf';
 
 /**
- * Marks an EncodedReply whichever loaded copy of this module made it (a bundle beside the
- * workspace package, src beside dist): `instanceof` knows one copy's class only, and a reply
- * it missed would go through `create(schema, reply)`, which drops the unknown keys and sends
- * an empty message without a word. `Symbol.for` is one symbol across every copy.
+ * Marks an EncodedReply whichever loaded copy of this module made it (src/ and dist/ both
+ * loaded in one process, as under Jest when one import resolves to the source and another to
+ * dist/; or code outside a service's bundle loading the library's dist/ beside the bundle's own
+ * copy): `instanceof` knows one copy's class only, and a reply it missed would go through
+ * `create(schema, reply)`, which drops the unknown keys and sends an empty message without a
+ * word. `Symbol.for` is one symbol across every copy.
  */
 const BRAND = Symbol.for('@context-gateway/messaging.EncodedReply');
 
