@@ -11,7 +11,7 @@
 // test database. Ends with one line `N passed, N failed, N skipped` so any CI can read it.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -94,6 +94,21 @@ if (ok && selected.includes('e2e')) {
   }
 }
 
+/**
+ * How many test files a tier runs at once (docs/contributing.md, "Jest workers per tier").
+ *   unit: in band. Its critical path is the differential spec, which already runs Cedar on two
+ *     threads of its own; a second worker took nothing off the tier (measured both ways).
+ *   int: one worker per core but one, and at least two: Postgres and NATS work in processes of
+ *     their own, and in band one process holds every file's leftovers (6 GB by the tier's end,
+ *     where GC took most of a small file's time). A worker whose heap passes 1.5 GB after a
+ *     file is replaced.
+ *   e2e: in band. Each file starts whole stacks; two at once would only fight over the cores.
+ */
+function workerArgs(tier) {
+  if (tier !== 'int') return ['--runInBand'];
+  return [`--maxWorkers=${Math.max(2, availableParallelism() - 1)}`, '--workerIdleMemoryLimit=1.5GB'];
+}
+
 const scratch = mkdtempSync(join(tmpdir(), 'cg-test-'));
 for (const tier of selected) {
   if (!ok) break;
@@ -107,12 +122,7 @@ for (const tier of selected) {
       tier,
       '--json',
       `--outputFile=${report}`,
-      // The end-to-end tier starts whole stacks; two at once would only fight over 2 cores.
-      // The unit and int tiers run two files at once: Postgres and NATS work in processes of
-      // their own, and in band (Jest's choice on 2 cores) one process holds every file's
-      // leftovers until the tier ends, 6 GB by the int tier's end, where GC took most of a
-      // small file's time. A worker whose heap passes 1.5 GB after a file is replaced.
-      ...(tier === 'e2e' ? ['--runInBand'] : ['--maxWorkers=2', '--workerIdleMemoryLimit=1.5GB']),
+      ...workerArgs(tier),
       ...(tier === 'int' ? ['--logHeapUsage'] : []),
       // Once every result is written, exit: a failed test that left a server or timer open
       // must fail the run, not hang it until the CI deadline (Jest still names the leak).
@@ -120,8 +130,19 @@ for (const tier of selected) {
       ...extra,
     ],
     {
-      NODE_OPTIONS:
-        `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning --max-old-space-size=8192`.trim(),
+      NODE_OPTIONS: [
+        process.env.NODE_OPTIONS ?? '',
+        '--experimental-vm-modules --no-warnings=ExperimentalWarning',
+        // In band one process keeps every file's module graph until the tier ends: the int
+        // tier in band outgrew V8's default limit (about 4 GB on these machines) and reached
+        // 6.2 GB, so the in-band tiers (unit, e2e) keep an 8 GB ceiling, a limit and not an
+        // allocation. Int workers keep V8's default: each is replaced past 1.5 GB after a file,
+        // and none passed 1.6 GB, so a file that needs 4 GB is a leak to find, not to allow.
+        tier === 'int' ? '' : '--max-old-space-size=8192',
+      ]
+        .filter(Boolean)
+        .join(' ')
+        .trim(),
       TEST_DATABASE_URL,
       // The suite's fuzzers replay the same cases every run, so a red CI is reproducible; a
       // longer run with its own FUZZ_RUNS (pnpm test:fuzz) draws a fresh seed (docs/fuzzing.md).

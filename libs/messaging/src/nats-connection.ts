@@ -28,6 +28,9 @@ export interface NatsConnectOptions {
   inboxPrefix?: string;
 }
 
+/** Production's limit on one dial (NatsConnectOptions.dialTimeoutMs). */
+const DEFAULT_DIAL_TIMEOUT_MS = 2_000;
+
 /** The server refused the credentials, or wanted some and got none: retrying cannot help. */
 export class NatsAuthError extends Error {
   override readonly name = 'NatsAuthError';
@@ -38,6 +41,12 @@ export class NatsAuthError extends Error {
  * restart must turn the service not-ready and back, never kill it.
  */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const dialTimeoutMs = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+  // The client reads 0 or NaN as no limit of its own and Infinity as 1 ms (Node's timer
+  // overflow): a boot would hang on a silent server or never dial long enough to connect.
+  if (!Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) {
+    throw new RangeError(`dialTimeoutMs must be a positive number of milliseconds, got ${dialTimeoutMs}`);
+  }
   const clock = opts.clock ?? systemClock;
   const deadline = clock.now() + (opts.bootTimeoutMs ?? 30_000);
   let attempt = 0;
@@ -51,7 +60,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
         reconnectTimeWait: 500,
         reconnectJitter: 250,
         pingInterval: 10_000,
-        timeout: opts.dialTimeoutMs ?? 2_000,
+        timeout: dialTimeoutMs,
         // Otherwise every request allocates two Errors up front (capturing stacks) just in
         // case it times out: ~8 % of the gateway's CPU on the records query path
         // (docs/personal-server.md). RpcClient turns failures into AppError codes naming

@@ -11,7 +11,7 @@ import {
   type ServiceName,
   streams,
 } from '@context-gateway/proto';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createUser } from '@nats-io/nkeys';
 import { connect, errors, type NatsConnection, nkeyAuthenticator } from '@nats-io/transport-node';
@@ -41,12 +41,16 @@ import { type PrivateNats, startPrivateNats } from './testing/private-nats.js';
  */
 
 const logger = pino({ level: 'silent' });
-// One server, a few hundred subjects per service: seconds, but the machine is shared.
-jest.setTimeout(30_000);
+// How long connectNats may keep trying here: a refusal must end it at once, a slow start may not.
+// Jest's int default (60 s, scripts/jest-int-setup.mjs) stays above it, so a connection that
+// runs out of time fails with connectNats' own message, not with Jest's timeout.
+const BOOT_TIMEOUT_MS = 30_000;
 // A dial (TCP, TLS, nkey handshake) is given up after 2 s in production; two test files at
 // once on a loaded 2-core machine can take longer without the server being at fault.
 const LOADED_MACHINE_DIAL_MS = 15_000;
 const SHARDS = [0, 1, 7];
+/** The identities the container-layout test connects as, one after the other. */
+const LAYOUT_IDENTITIES = ['gateway', 'audit', 'bootstrap'] as const;
 
 let dir: string;
 let nats: PrivateNats;
@@ -131,7 +135,7 @@ function retriesLogged(): {
   const retries: string[] = [];
   const options = {
     logger: pino({ level: 'warn' }, { write: (line: string) => void retries.push(line) }),
-    bootTimeoutMs: 30_000,
+    bootTimeoutMs: BOOT_TIMEOUT_MS,
     dialTimeoutMs: LOADED_MACHINE_DIAL_MS,
   };
   return { options, retries };
@@ -208,56 +212,61 @@ describe('connecting', () => {
     expect((error as Error).message).toMatch(/is not reachable/);
   });
 
-  it("the container layout (compose): nats-server runs from server/ alone, TLS on, and admits each identity's own seed", async () => {
-    const laidOut = mkdtempSync(join(tmpdir(), 'nats-layout-'));
-    const first = await layOutNatsCredentials(laidOut, { tlsHosts: ['localhost', '127.0.0.1'] });
-    const ca = readFileSync(join(laidOut, 'tls', 'ca.crt'), 'utf8');
-    // Run again (a restart of the one-shot): every seed and the CA are kept.
-    expect(await layOutNatsCredentials(laidOut, { tlsHosts: ['localhost', '127.0.0.1'] })).toEqual(first);
-    expect(readFileSync(join(laidOut, 'gateway', 'ca.crt'), 'utf8')).toBe(ca);
-    const serverDir = join(laidOut, NATS_SERVER_CREDENTIALS_DIR);
-    expect(readdirSync(serverDir).sort()).toEqual([NATS_AUTH_CONFIG_FILE, 'ca.crt', 'tls.crt', 'tls.key']);
-    expect(statSync(join(laidOut, 'gateway', 'seed.nk')).mode & 0o777).toBe(0o600);
-    expect(statSync(join(serverDir, 'tls.key')).mode & 0o777).toBe(0o600);
-    // TLS required on client connections, with the generated certificate.
-    const config = join(laidOut, 'server.conf');
-    writeFileSync(
-      config,
-      `include ./${NATS_SERVER_CREDENTIALS_DIR}/${NATS_AUTH_CONFIG_FILE}\n` +
-        `tls { cert_file: "${join(serverDir, 'tls.crt')}", key_file: "${join(serverDir, 'tls.key')}" }\n`,
-    );
-    const server = await startPrivateNats({ configFile: config });
-    try {
-      for (const identity of ['gateway', 'audit', 'bootstrap']) {
-        const nc = await connectNats({
-          url: server.url,
-          name: identity,
-          logger,
-          bootTimeoutMs: 30_000,
-          dialTimeoutMs: LOADED_MACHINE_DIAL_MS,
-          seed: readUserSeed(join(laidOut, identity, 'seed.nk')),
-          inboxPrefix: inboxPrefix(identity as NatsIdentity),
-          tlsCaFile: join(laidOut, identity, 'ca.crt'),
-        });
-        expect(nc.info?.tls_required).toBe(true);
-        await nc.close();
+  it(
+    "the container layout (compose): nats-server runs from server/ alone, TLS on, and admits each identity's own seed",
+    async () => {
+      const laidOut = mkdtempSync(join(tmpdir(), 'nats-layout-'));
+      const first = await layOutNatsCredentials(laidOut, { tlsHosts: ['localhost', '127.0.0.1'] });
+      const ca = readFileSync(join(laidOut, 'tls', 'ca.crt'), 'utf8');
+      // Run again (a restart of the one-shot): every seed and the CA are kept.
+      expect(await layOutNatsCredentials(laidOut, { tlsHosts: ['localhost', '127.0.0.1'] })).toEqual(first);
+      expect(readFileSync(join(laidOut, 'gateway', 'ca.crt'), 'utf8')).toBe(ca);
+      const serverDir = join(laidOut, NATS_SERVER_CREDENTIALS_DIR);
+      expect(readdirSync(serverDir).sort()).toEqual([NATS_AUTH_CONFIG_FILE, 'ca.crt', 'tls.crt', 'tls.key']);
+      expect(statSync(join(laidOut, 'gateway', 'seed.nk')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(serverDir, 'tls.key')).mode & 0o777).toBe(0o600);
+      // TLS required on client connections, with the generated certificate.
+      const config = join(laidOut, 'server.conf');
+      writeFileSync(
+        config,
+        `include ./${NATS_SERVER_CREDENTIALS_DIR}/${NATS_AUTH_CONFIG_FILE}\n` +
+          `tls { cert_file: "${join(serverDir, 'tls.crt')}", key_file: "${join(serverDir, 'tls.key')}" }\n`,
+      );
+      const server = await startPrivateNats({ configFile: config });
+      try {
+        for (const identity of LAYOUT_IDENTITIES) {
+          const nc = await connectNats({
+            url: server.url,
+            name: identity,
+            logger,
+            bootTimeoutMs: BOOT_TIMEOUT_MS,
+            dialTimeoutMs: LOADED_MACHINE_DIAL_MS,
+            seed: readUserSeed(join(laidOut, identity, 'seed.nk')),
+            inboxPrefix: inboxPrefix(identity),
+            tlsCaFile: join(laidOut, identity, 'ca.crt'),
+          });
+          expect(nc.info?.tls_required).toBe(true);
+          await nc.close();
+        }
+        // Without the CA the server's certificate is not trusted; without a seed, no entry.
+        await expect(
+          connect({
+            servers: server.url,
+            authenticator: nkeyAuthenticator(readUserSeed(join(laidOut, 'gateway', 'seed.nk'))),
+            timeout: 2_000,
+          }),
+        ).rejects.toThrow();
+        await expect(
+          connect({ servers: server.url, tls: { caFile: join(laidOut, 'gateway', 'ca.crt') } }),
+        ).rejects.toBeInstanceOf(errors.AuthorizationError);
+      } finally {
+        await server.stop();
+        rmSync(laidOut, { recursive: true, force: true });
       }
-      // Without the CA the server's certificate is not trusted; without a seed, no entry.
-      await expect(
-        connect({
-          servers: server.url,
-          authenticator: nkeyAuthenticator(readUserSeed(join(laidOut, 'gateway', 'seed.nk'))),
-          timeout: 2_000,
-        }),
-      ).rejects.toThrow();
-      await expect(
-        connect({ servers: server.url, tls: { caFile: join(laidOut, 'gateway', 'ca.crt') } }),
-      ).rejects.toBeInstanceOf(errors.AuthorizationError);
-    } finally {
-      await server.stop();
-      rmSync(laidOut, { recursive: true, force: true });
-    }
-  });
+    },
+    // Three connections in a row, each allowed BOOT_TIMEOUT_MS: a hang guard above their sum.
+    (LAYOUT_IDENTITIES.length + 1) * BOOT_TIMEOUT_MS,
+  );
 
   it('a seed file that holds no seed is rejected naming the file', () => {
     const bad = join(dir, 'bad.nk');

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,12 +50,38 @@ export async function freeTestPort(): Promise<number> {
   throw new Error('no free port found below the ephemeral range');
 }
 
-function accepts(port: number): Promise<boolean> {
+/**
+ * Whether the server on `port` is the one named `name`: the INFO line a nats-server sends
+ * first (in plain text, TLS or not) carries its name. Between freeTestPort and our server's
+ * bind another process can take the port (another file's server, or an outgoing connection);
+ * a bare "it accepts" would then hand this file someone else's server.
+ */
+function answersAs(port: number, name: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
+    let received = '';
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      const end = received.indexOf('\r\n');
+      if (end !== -1) done(serverNameIn(received.slice(0, end)) === name);
+    });
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
   });
+}
+
+function serverNameIn(line: string): string | undefined {
+  if (!line.startsWith('INFO ')) return undefined;
+  try {
+    return (JSON.parse(line.slice('INFO '.length)) as { server_name?: string }).server_name;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -64,16 +91,17 @@ function accepts(port: number): Promise<boolean> {
 export async function startPrivateNats(options: { configFile?: string } = {}): Promise<PrivateNats> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-nats-'));
   const port = await freeTestPort();
+  const name = `cg-test-${randomBytes(6).toString('hex')}`;
   const config = options.configFile ? ['-c', options.configFile] : [];
-  const args = [...config, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
-  let server = await spawnServer(args, port);
+  const args = [...config, '-n', name, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+  let server = await spawnServer(args, port, name);
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     kill: () => server.end('SIGKILL'),
     async restart() {
       await server.end('SIGTERM');
-      server = await spawnServer(args, port);
+      server = await spawnServer(args, port, name);
     },
     async stop() {
       await server.end('SIGKILL');
@@ -82,14 +110,18 @@ export async function startPrivateNats(options: { configFile?: string } = {}): P
   };
 }
 
-/** One nats-server process, resolved once it accepts connections on `port`. */
-async function spawnServer(args: string[], port: number): Promise<{ end(signal: NodeJS.Signals): Promise<void> }> {
+/** One nats-server process (named `name` in `args`), resolved once it answers on `port`. */
+async function spawnServer(
+  args: string[],
+  port: number,
+  name: string,
+): Promise<{ end(signal: NodeJS.Signals): Promise<void> }> {
   const child: ChildProcess = spawn(natsServerBinary(), args, {
     stdio: 'ignore',
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 15_000;
-  while (!(await accepts(port))) {
+  while (!(await answersAs(port, name))) {
     if (child.exitCode !== null) throw new Error(`nats-server exited during start-up (code ${child.exitCode})`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

@@ -31,7 +31,7 @@ import {
 } from '@context-gateway/proto';
 import { Metrics } from '@context-gateway/service-kit';
 import { completeAuthorization, type RunningSimulator, startSimulator } from '@context-gateway/source-simulators';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { INestMicroservice } from '@nestjs/common';
 
@@ -40,8 +40,6 @@ import { answerConsentCheck, signedConsent } from '../grants/testing/consent-che
 import { SignedInPeople } from '../people/testing/signed-in-people.js';
 import { brokerUnderTest } from '../testing/broker-under-test.js';
 import { BACKOFF_CAP_MS, ConnectionDeletionsRelay, retryDelayMs } from './connection-deletions.relay.js';
-
-jest.setTimeout(60_000);
 
 // Deleting a connection against a real broker (its Nest modules on a private nats-server and a
 // throw-away schema, a simulated OAuth source) and a Personal Server shard that answers

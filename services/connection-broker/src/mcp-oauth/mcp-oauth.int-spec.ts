@@ -17,7 +17,7 @@ import { type PrivateNats, startPrivateNats } from '@context-gateway/messaging/t
 import { createLogger } from '@context-gateway/observability';
 import { ConnectDecision, rpc, streams } from '@context-gateway/proto';
 import type { OutboundPolicy } from '@context-gateway/service-kit';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { INestMicroservice } from '@nestjs/common';
@@ -27,8 +27,6 @@ import { ConsentChecks, signedConsent } from '../grants/testing/consent-checks.j
 import { SignedInPeople } from '../people/testing/signed-in-people.js';
 import { brokerUnderTest } from '../testing/broker-under-test.js';
 import { discoverMcpAuthorization, guardedFetch } from './mcp-oauth-discovery.js';
-
-jest.setTimeout(30_000);
 
 // A remote MCP server protected by its own authorization server (tools/mcp-upstreams
 // oauth-mcp: oidc-provider with resource indicators, dynamic registration, JWT access tokens

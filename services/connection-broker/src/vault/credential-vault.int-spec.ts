@@ -10,7 +10,7 @@ import { EnvelopeCipher, LocalKeyProvider, WrappedKey } from '@context-gateway/c
 import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '@context-gateway/database/testing';
 import { createLogger } from '@context-gateway/observability';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { ConnectionsRepository } from '../connections/connections.repository.js';
 import { loadEnv } from '../env.js';
@@ -21,7 +21,6 @@ import { moveLegacyKeys } from './legacy-keys.js';
 // The vault against a real schema (broker migrations) and real key files: the wrapped data
 // keys live outside the database, so a real pg_dump taken before a deletion, restored after
 // it, holds a credential nothing can open; keys an older version kept in the table move out.
-jest.setTimeout(60_000);
 const run = promisify(execFile);
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const logger = createLogger({ service: 'broker-vault-test', level: 'silent' });

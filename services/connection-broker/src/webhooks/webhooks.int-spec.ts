@@ -11,7 +11,7 @@ import { createPrismaAdapter } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { createLogger } from '@context-gateway/observability';
 import { Metrics } from '@context-gateway/service-kit';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 
 import { type Env, loadEnv } from '../env.js';
 import { PrismaClient } from '../generated/prisma/client.js';
@@ -26,7 +26,6 @@ import { WebhooksService } from './webhooks.service.js';
 // The webhook queue against a real schema (broker migrations), real key files for the signing
 // secrets and a real HTTP receiver: signatures per Standard Webhooks, retries with backoff,
 // order per connection, give-up, replay, rotation with two signatures, and the address guard.
-jest.setTimeout(60_000);
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const logger = createLogger({ service: 'broker-webhooks-test', level: 'silent' });
 const clock = new TestClock();

@@ -213,10 +213,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await shard.close();
-  await nc.drain();
+  await shard?.close();
+  await nc?.drain();
   await natsServer?.stop();
-  await schema.drop();
+  await schema?.drop();
   rmSync(keyDir, { recursive: true, force: true });
 });
 

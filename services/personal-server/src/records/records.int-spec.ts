@@ -195,9 +195,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(shards.map((s) => s.close()));
-  await nc.drain();
+  await nc?.drain();
   await natsServer?.stop();
-  await schema.drop();
+  await schema?.drop();
   rmSync(keyDir, { recursive: true, force: true });
 });
 
