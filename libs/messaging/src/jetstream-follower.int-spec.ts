@@ -32,10 +32,13 @@ async function publish(n: number): Promise<number> {
   return seq;
 }
 
-async function follower(from: Partial<OrderedConsumerOptions>): Promise<{ follower: StreamFollower; seen: number[] }> {
+async function follower(
+  from: Partial<OrderedConsumerOptions>,
+  stream = STREAM,
+): Promise<{ follower: StreamFollower; seen: number[] }> {
   const seen: number[] = [];
   const f = new StreamFollower(nc, {
-    stream: STREAM,
+    stream,
     name: 'test reader',
     logger,
     onMessage: (m) => seen.push(m.seq),
@@ -45,6 +48,29 @@ async function follower(from: Partial<OrderedConsumerOptions>): Promise<{ follow
   await f.start(from);
   return { follower: f, seen };
 }
+
+/** The connection's subscriptions: nats.js counts them on its protocol handler, which its types do not show. */
+function subscriptionCount(): number {
+  return (nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size();
+}
+
+async function consumerNames(stream: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const c of (await jetstreamManager(nc)).consumers.list(stream)) names.push(c.name);
+  return names;
+}
+
+/** A stopped follower deletes its consumer without waiting for the answer. */
+async function noConsumerLeft(stream: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await consumerNames(stream)).length > 0) {
+    if (Date.now() > deadline) throw new Error(`consumers left on ${stream}: ${(await consumerNames(stream)).join()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Time for a leaked subscription or a second consumer to show up, if the client made one. */
+const settle = () => new Promise((r) => setTimeout(r, 1_500));
 
 /** Waits for the client to be connected again and JetStream to answer (it restores streams after start). */
 async function jetStreamBack(): Promise<void> {
@@ -76,7 +102,7 @@ describe('StreamFollower', () => {
   // A start by time (what the token revocation reader replays) is what the client's own
   // recreation of the consumer could not repeat: it kept the start time with a start sequence.
   it.each([
-    ['from the first message', { deliver_policy: DeliverPolicy.All }],
+    ['from sequence 1', { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 }],
     ['from a start time', { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(0).toISOString() }],
   ] as const)(
     'read %s, catches up with what is stored after nats-server restarts, each message once',
@@ -84,6 +110,7 @@ describe('StreamFollower', () => {
       const { follower: f, seen } = await follower(from);
       const before = await publish(3);
       await f.waitConsumed(before, 5_000);
+      const subscriptions = subscriptionCount();
 
       await nats.restart();
       await jetStreamBack();
@@ -93,7 +120,32 @@ describe('StreamFollower', () => {
       // reader that needs the 30 s+ of missed heartbeats would fail every request meanwhile.
       await expect(f.waitConsumed(after, 10_000)).resolves.toBeUndefined();
       expect(seen).toEqual(Array.from({ length: after }, (_, i) => i + 1));
+
+      // The client's own recreation of the consumer we replaced left one subscription and
+      // one server consumer behind per reconnect.
+      await settle();
+      expect(await consumerNames(STREAM)).toHaveLength(1);
+      expect(subscriptionCount()).toBe(subscriptions);
+      await f.stop();
+      await noConsumerLeft(STREAM);
     },
     60_000,
   );
+
+  it('stopped while it waits to retry, leaves no consumer and reads nothing more', async () => {
+    const GONE = 'FOLLOWED_GONE';
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: GONE, subjects: ['gone.v1.fact'], storage: StorageType.File });
+    const { follower: f, seen } = await follower({ deliver_policy: DeliverPolicy.All }, GONE);
+    // The consumer goes with its stream; reading again fails until the stream is back.
+    await jsm.streams.delete(GONE);
+    await new Promise((r) => setTimeout(r, 500));
+    await f.stop();
+
+    await jsm.streams.add({ name: GONE, subjects: ['gone.v1.fact'], storage: StorageType.File });
+    await jetstream(nc).publish('gone.v1.fact', new TextEncoder().encode('after stop'));
+    await settle();
+    expect(await consumerNames(GONE)).toEqual([]);
+    expect(seen).toEqual([]);
+  }, 20_000);
 });

@@ -1,5 +1,11 @@
 import type { AppError } from '@context-gateway/errors';
-import { type ConsumerMessages, DeliverPolicy, jetstream, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import {
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  jetstream,
+  type OrderedConsumerOptions,
+} from '@nats-io/jetstream';
 import type { NatsConnection, Status } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -16,27 +22,47 @@ export interface StreamFollowerOptions {
   logger: Logger;
 }
 
+/** Restarts back off 1, 2, 4 s, then every 5 s: the first one goes at once. */
+const RETRY_MAX_MS = 5_000;
+/** A reader that keeps failing says so at this pace, not on every attempt. */
+const RETRY_WARN_EVERY_MS = 30_000;
+
 /**
  * Follows a JetStream stream in this process with an ordered consumer (in memory,
- * flow-controlled, recreated by the client on gaps), and tells callers when it has read up
- * to a sequence. If the reader dies (not on shutdown) it starts again after the last
- * sequence it read: a dead reader would make every wait run out and fail closed.
+ * flow-controlled), and tells callers when it has read up to a sequence. If the reader dies
+ * (not on shutdown) it starts again after the last sequence it read: a dead reader would make
+ * every wait run out and fail closed.
  *
- * It also starts again itself, rather than leave it to the client, whenever its consumer
- * may be gone: after every reconnect (a restarted nats-server has lost every in-memory
- * consumer) and when the client reports the consumer deleted or not found. The client's own
- * recreation copies the first consumer's configuration and only changes its start to a
- * sequence; a start by time (the token revocations' replay) stays in it, nats-server refuses
- * that pair, and the client retried the refused create forever, silently, while every wait
- * failed closed (the fault suite's nats-server restart, docs/reliability.md).
+ * The follower, not the client, makes every new consumer: after every reconnect (a restarted
+ * nats-server has lost every in-memory consumer), when the consumer is deleted or not found,
+ * and when a consumer started by time sees a delivery gap. The client would recreate it by
+ * copying the first consumer's configuration and changing only its start to a sequence; a
+ * start by time (the token revocations' replay) stays in it, nats-server refuses that pair,
+ * and the client retried the refused create forever, silently, while every wait failed
+ * closed (the fault suite's nats-server restart, docs/reliability.md). The client is told to
+ * give up instead (abort_on_missing_resource): when it resubscribed a consumer we had just
+ * closed, each reconnect leaked one subscription and left an orphan consumer on the server.
+ *
+ * Known limit: the stream must keep its sequence numbers. A stream recreated after data loss
+ * starts again at 1, below the last sequence read: its first messages are not read, and
+ * waits on them pass early (docs/reliability.md).
  */
 export class StreamFollower {
   private consumed = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
   private messages: ConsumerMessages | undefined;
+  private consumer: Consumer | undefined;
   private loop: Promise<void> | undefined;
+  /** The consumer being created, awaited on stop so none is left behind. */
+  private reading: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private connection: AsyncIterable<Status> | undefined;
+  /** Where start() began, reused by a restart before any message is read (not a 30-day replay from 1). */
+  private origin: Partial<OrderedConsumerOptions> = {};
+  private readAny = false;
+  private failures = 0;
+  private lastFailureLogAt = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -51,18 +77,25 @@ export class StreamFollower {
   /** Starts reading at `from`; sequences up to `consumedSeq` count as read already. */
   async start(from: Partial<OrderedConsumerOptions>, consumedSeq = 0): Promise<void> {
     this.consumed = consumedSeq;
+    this.origin = from;
     this.watchConnection();
-    await this.read(from);
+    try {
+      await this.read(from);
+    } catch (error) {
+      this.unwatchConnection();
+      throw error;
+    }
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    // nats.js's status iterator has stop(), which unregisters it; the type does not say so.
-    const connection: unknown = this.connection;
-    if (connection instanceof Object && 'stop' in connection && typeof connection.stop === 'function')
-      (connection as { stop(): void }).stop();
+    clearTimeout(this.retryTimer);
+    this.unwatchConnection();
+    await this.reading?.catch(() => undefined);
     await this.messages?.close();
     await this.loop;
+    // Not awaited: with NATS away it would hold shutdown for the request timeout.
+    if (this.consumer) deleteConsumer(this.consumer);
   }
 
   /** Resolves when every message up to `seq` has been read, or rejects with lateError after `timeoutMs`. */
@@ -83,13 +116,46 @@ export class StreamFollower {
       ...(this.opts.filterSubject ? { filter_subjects: this.opts.filterSubject } : {}),
       ...from,
     });
-    const messages = await consumer.consume();
+    // The client stops, rather than recreates, a consumer it finds gone: we restart it.
+    const messages = await consumer.consume({ abort_on_missing_resource: true });
+    if (this.stopping) {
+      await messages.close();
+      return;
+    }
     this.messages = messages;
+    this.consumer = consumer;
+    this.watchStatus(messages, from.deliver_policy === DeliverPolicy.StartTime);
+    this.loop = (async () => {
+      for await (const m of messages) {
+        // A consumer started again begins after the last one read, so this is a stream
+        // whose sequence numbers went backwards: never applied twice, but said loudly.
+        if (m.seq <= this.consumed) {
+          this.opts.logger.error(
+            { seq: m.seq, consumedSeq: this.consumed, stream: this.opts.stream },
+            `${this.opts.name} skips a message at or below the last sequence read: stream recreated?`,
+          );
+          continue;
+        }
+        this.readAny = true;
+        this.opts.onMessage(m);
+        this.advance(m.seq);
+      }
+    })().then(
+      () => this.ended(consumer),
+      (error: unknown) => this.ended(consumer, error),
+    );
+  }
+
+  /** Ends the read on the statuses the client would answer by recreating the consumer itself. */
+  private watchStatus(messages: ConsumerMessages, startedByTime: boolean): void {
     void (async () => {
       // The client would recreate a deleted consumer only after two missed heartbeats (about
       // 30 s), all of which every wait spends failing closed: start again at once instead.
+      // On a delivery gap ('reset') it recreates at once, but a consumer started by time
+      // comes back as a pair nats-server refuses, forever.
       for await (const status of messages.status()) {
-        if (status.type !== 'consumer_deleted' && status.type !== 'consumer_not_found') continue;
+        const gone = status.type === 'consumer_deleted' || status.type === 'consumer_not_found';
+        if (!gone && !(status.type === 'reset' && startedByTime)) continue;
         this.opts.logger.warn(
           { fromSeq: this.consumed + 1, status: status.type },
           `${this.opts.name}'s consumer is gone`,
@@ -98,20 +164,16 @@ export class StreamFollower {
         return;
       }
     })().catch((error: unknown) => this.opts.logger.warn({ err: error }, `${this.opts.name} status watch ended`));
-    this.loop = (async () => {
-      for await (const m of messages) {
-        // Each message once: a consumer started again begins after the last one read.
-        if (m.seq <= this.consumed) continue;
-        this.opts.onMessage(m);
-        this.advance(m.seq);
-      }
-    })()
-      .catch((error) => this.opts.logger.error({ err: error }, `${this.opts.name} stopped`))
-      .then(() => {
-        if (this.stopping) return;
-        this.opts.logger.warn({ fromSeq: this.consumed + 1 }, `${this.opts.name} ended; restarting`);
-        this.restartSoon();
-      });
+  }
+
+  private ended(consumer: Consumer, error?: unknown): void {
+    if (this.stopping) return;
+    // The client ends the read with an error when its consumer is gone (abort_on_missing_resource).
+    this.opts.logger.warn({ err: error, fromSeq: this.consumed + 1 }, `${this.opts.name} ended; reading again`);
+    // Best effort: a server that kept the consumer (a reconnect without a restart) would hold
+    // it for its 5 minute inactivity threshold.
+    deleteConsumer(consumer);
+    this.restartSoon(0);
   }
 
   /** After a reconnect the consumer may be gone with the server's memory: read again from our own position. */
@@ -129,14 +191,47 @@ export class StreamFollower {
     })().catch((error: unknown) => this.opts.logger.warn({ err: error }, `${this.opts.name} connection watch ended`));
   }
 
-  private restartSoon(): void {
-    setTimeout(() => {
+  private unwatchConnection(): void {
+    // nats.js's status iterator has stop(), which unregisters it; the type does not say so.
+    const connection: unknown = this.connection;
+    if (connection instanceof Object && 'stop' in connection && typeof connection.stop === 'function')
+      (connection as { stop(): void }).stop();
+    this.connection = undefined;
+  }
+
+  private restartSoon(delayMs: number): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
       if (this.stopping) return;
-      this.read({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.consumed + 1 }).catch((error) => {
-        this.opts.logger.error({ err: error }, `${this.opts.name} restart failed; trying again`);
-        this.restartSoon();
-      });
-    }, 1_000).unref();
+      const from = this.readAny
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.consumed + 1 }
+        : this.origin;
+      this.reading = this.read(from).then(
+        () => this.recovered(),
+        (error: unknown) => this.failed(error),
+      );
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  private recovered(): void {
+    if (this.stopping) return;
+    this.opts.logger.info({ fromSeq: this.consumed + 1, attempts: this.failures + 1 }, `${this.opts.name} reads again`);
+    this.failures = 0;
+  }
+
+  private failed(error: unknown): void {
+    if (this.stopping) return;
+    this.failures += 1;
+    const now = Date.now();
+    if (this.failures === 1) {
+      this.lastFailureLogAt = now;
+      this.opts.logger.error({ err: error }, `${this.opts.name} cannot read again; retrying`);
+    } else if (now - this.lastFailureLogAt >= RETRY_WARN_EVERY_MS) {
+      this.lastFailureLogAt = now;
+      this.opts.logger.warn({ err: error, attempts: this.failures }, `${this.opts.name} still cannot read again`);
+    }
+    this.restartSoon(Math.min(1_000 * 2 ** (this.failures - 1), RETRY_MAX_MS));
   }
 
   private advance(seq: number): void {
@@ -147,4 +242,12 @@ export class StreamFollower {
     this.waiters = this.waiters.filter((w) => w.seq > seq);
     for (const w of ready) w.resolve();
   }
+}
+
+/** Best effort, never throws: ordered consumers are ephemeral, the server drops them after 5 idle minutes anyway. */
+function deleteConsumer(consumer: Consumer): void {
+  // An ordered consumer that never got created throws synchronously (it has no name).
+  Promise.resolve()
+    .then(() => consumer.delete())
+    .catch(() => undefined);
 }
