@@ -148,4 +148,35 @@ describe('StreamFollower', () => {
     expect(await consumerNames(GONE)).toEqual([]);
     expect(seen).toEqual([]);
   }, 20_000);
+
+  it('reads a stream recreated behind it again from its first message, not from its old position', async () => {
+    const AGAIN = 'FOLLOWED_AGAIN';
+    const subject = 'again.v1.fact';
+    const jsm = await jetstreamManager(nc);
+    const add = () => jsm.streams.add({ name: AGAIN, subjects: [subject], storage: StorageType.File });
+    const put = async (n: number) => {
+      let seq = 0;
+      for (let i = 0; i < n; i += 1) seq = (await jetstream(nc).publish(subject, new Uint8Array([i]))).seq;
+      return seq;
+    };
+    await add();
+    const { follower: f, seen } = await follower({ deliver_policy: DeliverPolicy.All }, AGAIN);
+    await f.waitConsumed(await put(5), 5_000);
+
+    // Lost with its data and made again: its sequence numbers start at 1, below the 5 read.
+    await jsm.streams.delete(AGAIN);
+    await add();
+    await put(2);
+
+    const deadline = Date.now() + 10_000;
+    while (seen.length < 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([1, 2, 3, 4, 5, 1, 2]);
+    expect(f.consumedSeq).toBe(2);
+    // A wait on the new stream's next message waits for it rather than pass on the old 5.
+    const next = f.waitConsumed(3, 10_000);
+    await put(1);
+    await expect(next).resolves.toBeUndefined();
+    expect(seen).toEqual([1, 2, 3, 4, 5, 1, 2, 3]);
+    await f.stop();
+  }, 30_000);
 });

@@ -4,6 +4,7 @@ import {
   type ConsumerMessages,
   DeliverPolicy,
   jetstream,
+  jetstreamManager,
   type OrderedConsumerOptions,
 } from '@nats-io/jetstream';
 import type { NatsConnection, Status } from '@nats-io/transport-node';
@@ -43,9 +44,10 @@ const RETRY_WARN_EVERY_MS = 30_000;
  * give up instead (abort_on_missing_resource): when it resubscribed a consumer we had just
  * closed, each reconnect leaked one subscription and left an orphan consumer on the server.
  *
- * Known limit: the stream must keep its sequence numbers. A stream recreated after data loss
- * starts again at 1, below the last sequence read: its first messages are not read, and
- * waits on them pass early (docs/reliability.md).
+ * The stream should keep its sequence numbers. One found behind the last sequence read when
+ * the follower starts again (recreated after data loss) is read again from its first message
+ * with nothing counted as read, so waits fail closed rather than pass on old positions; what
+ * callers kept from the old sequence numbers is theirs to fix (docs/reliability.md).
  */
 export class StreamFollower {
   private consumed = 0;
@@ -203,15 +205,29 @@ export class StreamFollower {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.stopping) return;
-      const from = this.readAny
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.consumed + 1 }
-        : this.origin;
-      this.reading = this.read(from).then(
+      this.reading = this.readAgain().then(
         () => this.recovered(),
         (error: unknown) => this.failed(error),
       );
     }, delayMs);
     this.retryTimer.unref();
+  }
+
+  private async readAgain(): Promise<void> {
+    const { state } = await (await jetstreamManager(this.nc)).streams.info(this.opts.stream);
+    if (state.last_seq < this.consumed) {
+      this.opts.logger.error(
+        { stream: this.opts.stream, lastSeq: state.last_seq, consumedSeq: this.consumed, firstSeq: state.first_seq },
+        `${this.opts.name}'s stream went backwards (recreated?): reading it again from its first message`,
+      );
+      // Waiters on the old positions keep waiting (fail closed) until the new stream gets there.
+      this.consumed = 0;
+      this.readAny = true;
+      return this.read({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(state.first_seq, 1) });
+    }
+    return this.read(
+      this.readAny ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.consumed + 1 } : this.origin,
+    );
   }
 
   private recovered(): void {
