@@ -46,6 +46,24 @@ const optionalUuid = (value: string, path: string): ValidationProblem[] =>
 /** Free-text identifiers (app ids, capabilities, ...): bounded, so one event cannot be megabytes. */
 const short = (value: string, path: string): ValidationProblem[] => check.maxLength(value, SHORT_TEXT, path);
 
+type TextField = { [K in keyof AuditEvent]-?: AuditEvent[K] extends string ? K : never }[keyof AuditEvent];
+/** The event's own free-text fields and their bounds: one list for both checks below. */
+const BOUNDED_TEXT: readonly (readonly [TextField, number])[] = [
+  ['applicationId', SHORT_TEXT],
+  ['userId', SHORT_TEXT],
+  ['integration', SHORT_TEXT],
+  ['capability', SHORT_TEXT],
+  ['resource', LONGER_TEXT],
+  ['errorCode', SHORT_TEXT],
+  ['requestId', SHORT_TEXT],
+  ['traceId', SHORT_TEXT],
+  ['actorId', SHORT_TEXT],
+  ['connectionId', SHORT_TEXT],
+  ['operation', SHORT_TEXT],
+  ['approvalId', SHORT_TEXT],
+  ['mcpVirtualServer', SHORT_TEXT],
+];
+
 /**
  * What every audit event must satisfy before it is published (the publisher refuses it
  * at the source) and again when the audit service consumes it (dead-lettered otherwise).
@@ -72,25 +90,18 @@ export function passesAuditEventChecks(e: AuditEvent): boolean {
     e.outcome !== AuditOutcome.UNSPECIFIED &&
     e.phase !== AuditPhase.UNSPECIFIED &&
     e.actorKind !== ActorKind.UNSPECIFIED &&
-    e.applicationId.length <= SHORT_TEXT &&
-    e.userId.length <= SHORT_TEXT &&
-    e.integration.length <= SHORT_TEXT &&
-    e.capability.length <= SHORT_TEXT &&
-    e.resource.length <= LONGER_TEXT &&
-    e.errorCode.length <= SHORT_TEXT &&
-    e.requestId.length <= SHORT_TEXT &&
-    e.traceId.length <= SHORT_TEXT &&
-    e.actorId.length <= SHORT_TEXT &&
-    e.connectionId.length <= SHORT_TEXT &&
-    e.operation.length <= SHORT_TEXT &&
-    e.approvalId.length <= SHORT_TEXT &&
-    e.mcpVirtualServer.length <= SHORT_TEXT &&
+    textWithinBounds(e) &&
     (e.policy === undefined ||
       (e.policy.decidedBy.length <= SHORT_TEXT &&
         e.policy.reason.length <= LONGER_TEXT &&
         e.policy.matchedRuleIds.length <= MAX_MATCHED_RULES &&
         allAtMost(e.policy.matchedRuleIds, LONGER_TEXT)))
   );
+}
+
+function textWithinBounds(e: AuditEvent): boolean {
+  for (const [field, max] of BOUNDED_TEXT) if (e[field].length > max) return false;
+  return true;
 }
 
 function allAtMost(values: readonly string[], max: number): boolean {
@@ -115,19 +126,7 @@ export function auditEventProblems(e: AuditEvent): ValidationProblem[] {
     ...check.enumSet(e.outcome, 'outcome'),
     ...check.enumSet(e.phase, 'phase'),
     ...check.enumSet(e.actorKind, 'actorKind'),
-    ...short(e.applicationId, 'applicationId'),
-    ...short(e.userId, 'userId'),
-    ...short(e.integration, 'integration'),
-    ...short(e.capability, 'capability'),
-    ...check.maxLength(e.resource, LONGER_TEXT, 'resource'),
-    ...short(e.errorCode, 'errorCode'),
-    ...short(e.requestId, 'requestId'),
-    ...short(e.traceId, 'traceId'),
-    ...short(e.actorId, 'actorId'),
-    ...short(e.connectionId, 'connectionId'),
-    ...short(e.operation, 'operation'),
-    ...short(e.approvalId, 'approvalId'),
-    ...short(e.mcpVirtualServer, 'mcpVirtualServer'),
+    ...BOUNDED_TEXT.flatMap(([field, max]) => check.maxLength(e[field], max, field)),
     ...short(e.policy?.decidedBy ?? '', 'policy.decidedBy'),
     ...check.maxLength(e.policy?.reason ?? '', LONGER_TEXT, 'policy.reason'),
     ...((e.policy?.matchedRuleIds.length ?? 0) > MAX_MATCHED_RULES
