@@ -14,6 +14,8 @@ import {
 
 interface Waiting {
   event: Validated<AuditEvent>;
+  /** What append returned for it, and for any later copy of its id in the same batch. */
+  stored: Promise<void>;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -38,9 +40,8 @@ interface Waiting {
  * first copy is the one stored.
  */
 export class AuditGroupCommit {
-  #waiting: Waiting[] = [];
-  /** The event ids in #waiting, each with what its append returned: a batch carries each id once. */
-  #ids = new Map<string, Promise<void>>();
+  /** The next batch by event id, in append order: a batch carries each id once. */
+  #waiting = new Map<string, Waiting>();
   #scheduled = false;
 
   constructor(
@@ -59,15 +60,14 @@ export class AuditGroupCommit {
     if (!checked.ok) {
       return Promise.reject(new AppError('validation_failed', 'the audit event failed validation', checked.problems));
     }
-    const first = this.#ids.get(event.eventId);
-    if (first) return first;
-    let waiting!: Waiting;
+    const first = this.#waiting.get(event.eventId);
+    if (first) return first.stored;
+    let settle!: Pick<Waiting, 'resolve' | 'reject'>;
     const stored = new Promise<void>((resolve, reject) => {
-      waiting = { event: checked.message, resolve, reject };
+      settle = { resolve, reject };
     });
-    this.#waiting.push(waiting);
-    this.#ids.set(event.eventId, stored);
-    if (this.#waiting.length >= this.maxEvents) this.#flush();
+    this.#waiting.set(event.eventId, { event: checked.message, stored, ...settle });
+    if (this.#waiting.size >= this.maxEvents) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => {
@@ -80,9 +80,8 @@ export class AuditGroupCommit {
 
   #flush(): void {
     // append() flushes at maxEvents: what waits is always one batch, never more.
-    const batch = this.#waiting;
-    this.#waiting = [];
-    this.#ids = new Map();
+    const batch = [...this.#waiting.values()];
+    this.#waiting = new Map();
     const [only] = batch;
     if (!only) return;
     const stored = batch.length === 1 ? this.#publishOne(only.event) : this.#publishBatch(batch);
