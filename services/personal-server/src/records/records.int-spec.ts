@@ -855,6 +855,33 @@ describe('personal-server storage and query path', () => {
     expect(restored.rows).toHaveLength(2);
     for (const row of restored.rows) expect(row.ciphertext.toString('latin1')).not.toContain('Private');
   });
+  it('records go with their connection: a personal server or connection deleted in SQL takes its records along', async () => {
+    const user = userOn(0);
+    const [kept, byServer, byConnection] = [randomUUID(), randomUUID(), randomUUID()];
+    const other = userOn(0);
+    await write(other, kept, [playlist(1)]);
+    await write(user, byServer, [playlist(1), playlist(2)]);
+    await write(user, byConnection, [playlist(1)]);
+    const count = async (connectionId: string) =>
+      (await schema.pool.query('SELECT 1 FROM records WHERE connection_id = $1', [connectionId])).rowCount;
+    expect([await count(kept), await count(byServer), await count(byConnection)]).toEqual([1, 2, 1]);
+
+    await schema.pool.query('DELETE FROM connections WHERE id = $1', [byConnection]);
+    expect(await count(byConnection)).toBe(0);
+    // By hand, from a session whose search_path does not name this schema.
+    const client = await schema.pool.connect();
+    try {
+      await client.query('SET search_path = public');
+      await client.query(
+        `DELETE FROM "${schema.schema}".personal_servers
+          WHERE id = (SELECT personal_server_id FROM "${schema.schema}".connections WHERE id = $1)`,
+        [byServer],
+      );
+    } finally {
+      client.release(true); // not back into the pool with another search_path
+    }
+    expect([await count(kept), await count(byServer)]).toEqual([1, 0]);
+  });
   it('a person who connects the same source again after deleting it starts empty, under a fresh key', async () => {
     const user = userOn(0);
     const connection = randomUUID();
