@@ -22,7 +22,7 @@ import {
   rpc,
   WriteRecordsRequestSchema,
 } from '@context-gateway/proto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { INestApplicationContext } from '@nestjs/common';
 
@@ -37,7 +37,7 @@ import { RecordKeys } from '../keys/record-keys.service.js';
 import { startShardContext } from '../testing/shard-context.js';
 import { encodeCursor } from './cursor.js';
 import { RecordsModule } from './records.module.js';
-import { FIND_FOR_WRITE_SQL } from './records.repository.js';
+import { FIND_FOR_WRITE_SQL, recordKey, RecordsRepository, type RecordWrite } from './records.repository.js';
 import { RecordsService } from './records.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
@@ -76,6 +76,7 @@ let records: RecordsService;
 let grants: GrantsService;
 let connections: ConnectionsService;
 let otherShardRecords: RecordsService;
+let repository: RecordsRepository;
 
 function playlist(n: number, name = `List ${n}`) {
   return create(RecordInputSchema, {
@@ -191,6 +192,7 @@ beforeAll(async () => {
   grants = shard0.get(GrantsService);
   connections = shard0.get(ConnectionsService);
   otherShardRecords = shard1.get(RecordsService);
+  repository = shard0.get(RecordsRepository);
 });
 
 afterAll(async () => {
@@ -360,6 +362,90 @@ describe('personal-server storage and query path', () => {
     // ... and its digest is its own: sent again, it is unchanged by digest (not by decrypting).
     expect(await write(user, connection, [playlist(3, 'Three')])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
     expect(await write(user, connection, [playlist(1, 'One')])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
+  });
+
+  it('copies a batch of new records in when the last one was all new; one known record sends the batch back to the INSERT', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await write(user, connection, [playlist(1)]); // all new: the next batch is tried by COPY
+    const { rows } = await schema.pool.query<{ personal_server_id: string }>(
+      'SELECT personal_server_id FROM connections WHERE id = $1',
+      [connection],
+    );
+    const ps = rows[0]!.personal_server_id;
+    const row = (externalId: string, version: bigint, sourceUpdatedAt: Date): RecordWrite => ({
+      id: randomUUID(),
+      type: 'media.playlist',
+      externalId,
+      ciphertext: Buffer.from(`ciphertext of ${externalId}`),
+      bodyDigest: Buffer.from(`digest of ${externalId}`.padEnd(32, '.')),
+      sourceUpdatedAt,
+      deleted: false,
+      version,
+    });
+    const client = await schema.pool.connect();
+    const statements = jest.spyOn(client, 'query');
+    const sent = () =>
+      statements.mock.calls.map(([config]) => {
+        const text = typeof config === 'string' ? config : (config as { text: string }).text;
+        return text.trim().split(/\s/)[0]!;
+      });
+    try {
+      await client.query('BEGIN');
+      // Before 1900, and in the future, to the millisecond.
+      const copied = [
+        row('a', 10n, new Date(Date.UTC(1899, 11, 31, 23, 59, 59, 7))),
+        row('b', 11n, new Date(Date.UTC(2031, 0, 2, 3, 4, 5, 999))),
+      ];
+      statements.mockClear();
+      expect(await repository.insertNew(client, ps, connection, copied)).toEqual(new Set(copied.map(recordKey)));
+      expect(sent()).toEqual(['SAVEPOINT', 'COPY']);
+
+      // `a` again under a fresh id: the COPY is refused whole, the INSERT takes only `c`.
+      const mixed = [row('c', 12n, new Date(0)), row('a', 13n, new Date(0))];
+      statements.mockClear();
+      expect(await repository.insertNew(client, ps, connection, mixed)).toEqual(new Set([recordKey(mixed[0]!)]));
+      expect(sent()).toEqual(['SAVEPOINT', 'COPY', 'ROLLBACK', 'INSERT', 'SELECT']);
+      // A batch that was not all new is not tried by COPY next time.
+      statements.mockClear();
+      await repository.insertNew(client, ps, connection, [row('d', 14n, new Date(0))]);
+      expect(sent()).toEqual(['INSERT']);
+
+      const stored = await client.query<{
+        id: string;
+        external_id: string;
+        ciphertext: Buffer;
+        body_digest: Buffer;
+        source_ms: string;
+        version: string;
+        updated: boolean;
+        deleted_at: Date | null;
+        personal_server_id: string;
+      }>(
+        `SELECT id, external_id, ciphertext, body_digest, (extract(epoch FROM source_updated_at) * 1000)::bigint::text AS source_ms,
+                version::text, updated_at >= now() AS updated, deleted_at, personal_server_id
+           FROM records WHERE connection_id = $1 AND external_id IN ('a', 'b', 'c') ORDER BY external_id`,
+        [connection],
+      );
+      // As the INSERT writes them: `a` keeps its first id, times to the millisecond, clocks set.
+      expect(stored.rows).toEqual(
+        [copied[0]!, copied[1]!, mixed[0]!].map((r) => ({
+          id: r.id,
+          external_id: r.externalId,
+          ciphertext: r.ciphertext,
+          body_digest: r.bodyDigest,
+          source_ms: String(r.sourceUpdatedAt.getTime()),
+          version: String(r.version),
+          updated: true,
+          deleted_at: null,
+          personal_server_id: ps,
+        })),
+      );
+    } finally {
+      await client.query('ROLLBACK');
+      statements.mockRestore();
+      client.release();
+    }
   });
 
   it('reads known records back in one pass at worst, also before the table has statistics', async () => {
