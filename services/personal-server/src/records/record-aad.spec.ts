@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 
-import { recordAad, recordAadEncoder, recordDigestContext, recordDigestContextEncoder } from './record-aad.js';
+import {
+  recordAad,
+  recordAadEncoder,
+  recordAadScratch,
+  recordDigestContext,
+  recordDigestContextEncoder,
+} from './record-aad.js';
 
 describe('recordAadEncoder', () => {
   it('gives the bytes of recordAad for every record of a connection', () => {
@@ -27,6 +33,39 @@ describe('recordAadEncoder', () => {
     const aad = recordAadEncoder('ps', 'connection');
     expect(aad('a', 'media.playlist').equals(aad('b', 'media.playlist'))).toBe(false);
     expect(aad('a', 'media.playlist').equals(aad('a', 'media.playlist_item'))).toBe(false);
+  });
+});
+
+describe('recordAadScratch', () => {
+  it('gives the bytes of recordAad for each record in turn, ids and types of any length mixed', () => {
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.string(),
+        fc.array(fc.tuple(fc.oneof(fc.uuid(), fc.string()), fc.constantFrom('media.playlist', 'type.ñ', '')), {
+          maxLength: 12,
+        }),
+        (ps, connection, records) => {
+          const aad = recordAadScratch(ps, connection);
+          for (const [id, type] of records)
+            expect(aad(id, type).equals(recordAad(ps, connection, id, type))).toBe(true);
+        },
+      ),
+    );
+  });
+
+  it('encodes non-ASCII ids and types by their UTF-8 length', () => {
+    const aad = recordAadScratch('ps-é', 'connexion-ü');
+    expect(aad('記録', 'type.ñ').equals(recordAad('ps-é', 'connexion-ü', '記録', 'type.ñ'))).toBe(true);
+    // Same UTF-16 length, another UTF-8 length: the id's length prefix must follow.
+    expect(aad('記a', 'type.ñ').equals(recordAad('ps-é', 'connexion-ü', '記a', 'type.ñ'))).toBe(true);
+  });
+
+  it('overwrites the id of the previous record: another id of the same type gives other bytes', () => {
+    const aad = recordAadScratch('ps', 'connection');
+    const first = Buffer.from(aad('6f1c0a52-5a8e-4a59-9f43-3c1b7c1f0a01', 'media.playlist'));
+    expect(aad('6f1c0a52-5a8e-4a59-9f43-3c1b7c1f0a02', 'media.playlist').equals(first)).toBe(false);
+    expect(aad('6f1c0a52-5a8e-4a59-9f43-3c1b7c1f0a01', 'media.playlist').equals(first)).toBe(true);
   });
 });
 
