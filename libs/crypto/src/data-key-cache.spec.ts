@@ -57,6 +57,36 @@ describe('DataKeyCache', () => {
     expect(load.count).toBe(3);
   });
 
+  it('serves the same owner in a new context object from the cache; any other entries are another owner', async () => {
+    const cache = new DataKeyCache();
+    const load = loader();
+    const wrapped = wrappedKey(1);
+    const first = await cache.get(wrapped, { ...owner }, load.immediate);
+    expect(await cache.get(wrapped, { connection: 'c1', user: 'u1', org: 'o1' }, load.immediate)).toBe(first);
+    expect(load.count).toBe(1);
+    const others: Record<string, string>[] = [
+      { ...owner, user: 'u2' },
+      { org: 'o1', user: 'u1' },
+      { ...owner, purpose: 'p' },
+      { org: 'o1', user: 'u1', connectionId: 'c1' },
+    ];
+    for (const other of others) expect(await cache.get(wrapped, other, load.immediate)).not.toBe(first);
+    // Back to the first owner after others: still its key.
+    expect(await cache.get(wrapped, { ...owner }, load.immediate)).toBe(first);
+    expect(load.count).toBe(1 + others.length);
+  });
+
+  it('refuses a context with a value that is not a string, even one shaped like the last owner', async () => {
+    const cache = new DataKeyCache();
+    const load = loader();
+    const wrapped = wrappedKey(1);
+    await cache.get(wrapped, owner, load.immediate);
+    // As many keys as the last owner, the one it lacks set to undefined (untyped input).
+    const shaped = { org: 'o1', user: 'u1', connectionId: undefined } as unknown as Record<string, string>;
+    expect(() => cache.get(wrapped, shaped, load.immediate)).toThrow('encryption context field');
+    expect(load.count).toBe(1);
+  });
+
   it('keeps at most maxEntries, dropping the least recently used', async () => {
     const cache = new DataKeyCache({ maxEntries: 2 });
     const load = loader();
