@@ -2,17 +2,18 @@ import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Pool, PoolClient, QueryConfig } from 'pg';
+import pg, { type CustomTypesConfig, type Pool, type PoolClient, type QueryConfig } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
+import { isoFromTimestamptz } from './pg-time.js';
 
-/** A record as a page reads it: times already as the API's ISO strings (PAGE_RECORD_COLUMNS). */
+/** A record as a page reads it: times already as the API's ISO strings (storedRecord). */
 export interface StoredRecord {
   id: string;
   type: string;
   externalId: string;
   ciphertext: Buffer;
-  /** `2026-12-06T16:13:00.123Z`, formatted by Postgres. */
+  /** `2026-12-06T16:13:00.123Z` (isoFromTimestamptz). */
   sourceUpdatedAt: string;
   updatedAt: string;
   deleted: boolean;
@@ -20,17 +21,27 @@ export interface StoredRecord {
   version: string;
 }
 
-/** A timestamp column as the API writes it (UTC, milliseconds, `Z`), truncated like `Date#toISOString`. */
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
 /**
- * What a page reads of each record (alias `r`): the times formatted by Postgres and the
- * version as text, so the shard neither parses them into Dates nor formats them back for
- * every record of every page (postgres-date and toISOString were a visible share of a
- * shard's CPU under `pnpm bench:query`); a tombstone is a boolean, not its time.
+ * What a page reads of each record (alias `r`), a tombstone as a boolean, not its time. The
+ * times and the version come as Postgres writes them (PAGE_TYPES keeps them text): no Date
+ * per time per record, and no to_char either — formatting two times per row in the statement
+ * cost Postgres more than storedRecord's string slices cost the shard.
  */
-const PAGE_RECORD_COLUMNS = `r.id, r.type, r.external_id, r.ciphertext, ${iso('r.source_updated_at')} AS source_updated_at,
-       ${iso('r.updated_at')} AS updated_at, r.deleted_at IS NOT NULL AS deleted, r.version::text AS version`;
+const PAGE_RECORD_COLUMNS = `r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at,
+       r.deleted_at IS NOT NULL AS deleted, r.version`;
+
+const asText = (text: string) => text;
+/** node-pg's parser of a timestamptz's text, for the grant's one time per page. */
+const parseTimestamptz = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ, 'text') as (text: string) => Date;
+
+/** A page's parsers: timestamptz and int8 stay text (storedRecord), the rest as node-pg parses it. */
+const KEPT_AS_TEXT = new Set<number>([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.INT8]);
+const PAGE_TYPES: CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    KEPT_AS_TEXT.has(oid)
+      ? asText
+      : (pg.types.getTypeParser(oid, format) as (text: string) => unknown)) as CustomTypesConfig['getTypeParser'],
+};
 
 /**
  * The stored state of some records of one connection ($1) and type ($2) by external id ($3):
@@ -114,7 +125,7 @@ export interface PageQuery {
   includeDeleted: boolean;
 }
 
-/** The grant's columns, on every row of a page (also on the one row of an empty page). */
+/** The grant's columns: on the page's grant row, null on its records' rows. */
 interface PageGrantColumns {
   grant_id: string;
   grant_user_id: string;
@@ -123,14 +134,15 @@ interface PageGrantColumns {
   consent_nonce: string | null;
   state: 'active' | 'revoked';
   types: string[];
-  synced_at: Date | null;
+  /** timestamptz as text (PAGE_TYPES). */
+  synced_at: string | null;
   personal_server_id: string;
   user_id: string;
   data_key_id: string;
   records_version: number;
 }
 
-/** A row with a record (PAGE_RECORD_COLUMNS). */
+/** A record's columns (PAGE_RECORD_COLUMNS), times and version as Postgres writes them (PAGE_TYPES). */
 interface PageRecordColumns {
   id: string;
   type: string;
@@ -148,50 +160,99 @@ function storedRecord(r: PageRecordColumns): StoredRecord {
     type: r.type,
     externalId: r.external_id,
     ciphertext: r.ciphertext,
-    sourceUpdatedAt: r.source_updated_at,
-    updatedAt: r.updated_at,
+    sourceUpdatedAt: isoFromTimestamptz(r.source_updated_at),
+    updatedAt: isoFromTimestamptz(r.updated_at),
     deleted: r.deleted,
     version: r.version,
   };
 }
 
-/** The LEFT JOIN's empty page: the grant and no record. */
-type NoRecordColumns = { [K in keyof PageRecordColumns]: null };
+type Nulls<T> = { [K in keyof T]: null };
 
-/** The grant's columns are on the first row only; null on the others. */
-type PageRow = (PageGrantColumns | { [K in keyof PageGrantColumns]: null }) & (PageRecordColumns | NoRecordColumns);
+/** A page statement's row: the grant's (once) or a record's. */
+export type PageRow = (PageGrantColumns & Nulls<PageRecordColumns>) | (Nulls<PageGrantColumns> & PageRecordColumns);
+
+/** Decimal bigints without sign or leading zeros (record versions), compared as numbers. */
+function versionBefore(a: string, b: string): boolean {
+  return a.length < b.length || (a.length === b.length && a < b);
+}
 
 /**
- * The grant's columns, on the page's first row only (the empty page's one row included):
- * repeated on every row, their arrays, seal and times were parsed once per record (about
- * 8 % of a shard's CPU under `pnpm bench:query`) to be read once.
+ * The grant and the records of a page statement's rows. The statement yields the grant row
+ * first and the records in version order (its UNION ALL runs its branches in turn, and the
+ * records come from one ordered index scan), but it has no ORDER BY — sorting 21 rows with
+ * their ciphertexts cost Postgres more than checking the order here — so rows out of order
+ * are put in order rather than trusted.
  */
+export function pageFromRows(rows: PageRow[]): { grant: QueryGrant | undefined; records: StoredRecord[] } {
+  let grant: QueryGrant | undefined;
+  const records: StoredRecord[] = [];
+  let ordered = true;
+  for (const r of rows) {
+    if (r.id === null) {
+      // The grant row (grant_id is its primary key, never null there).
+      if (r.grant_id === null)
+        throw new AppError('internal', 'the page statement gave a row that is neither grant nor record');
+      grant = {
+        id: r.grant_id,
+        grantUserId: r.grant_user_id,
+        scopes: r.scopes,
+        seal: r.seal,
+        consentNonce: r.consent_nonce ?? '',
+        state: r.state,
+        types: r.types,
+        syncedAt: r.synced_at === null ? null : parseTimestamptz(r.synced_at),
+        personalServerId: r.personal_server_id,
+        userId: r.user_id,
+        dataKeyId: r.data_key_id,
+        recordsVersion: r.records_version,
+      };
+      continue;
+    }
+    const previous = records.at(-1);
+    if (previous && !versionBefore(previous.version, r.version)) ordered = false;
+    records.push(storedRecord(r));
+  }
+  // Records are only read under the grant row's own lookup (the statement's CTE).
+  if (!grant && records.length > 0) throw new AppError('internal', 'the page statement read records without a grant');
+  if (!ordered) records.sort((a, b) => (versionBefore(a.version, b.version) ? -1 : 1));
+  return { grant, records };
+}
+
+/** The grant row's columns, named as PageGrantColumns, from the CTE `g`. */
 const GRANT_COLUMNS = (
   [
-    ['g.id', 'grant_id'],
-    ['g.user_id', 'grant_user_id'],
-    ['g.scopes', 'scopes'],
-    ['g.seal', 'seal'],
-    ['g.consent_nonce', 'consent_nonce'],
-    ['g.state', 'state'],
-    ['g.types', 'types'],
-    ['c.synced_at', 'synced_at'],
-    ['c.personal_server_id', 'personal_server_id'],
-    ['c.user_id', 'user_id'],
-    ['c.data_key_id', 'data_key_id'],
-    ['c.records_version', 'records_version'],
-  ] satisfies [string, keyof PageGrantColumns][]
+    'grant_id',
+    'grant_user_id',
+    'scopes',
+    'seal',
+    'consent_nonce',
+    'state',
+    'types',
+    'synced_at',
+    'personal_server_id',
+    'user_id',
+    'data_key_id',
+    'records_version',
+  ] satisfies (keyof PageGrantColumns)[]
 )
-  .map(([column, alias]) => `CASE WHEN r.n IS NULL OR r.n = 1 THEN ${column} END AS ${alias}`)
-  .join(',\n       ');
+  .map((column) => `g.${column}`)
+  .join(', ');
 
 /**
  * The query path's one statement: grant (this org's app, this connection, a user this
- * shard owns) + connection + one page of records, in one round trip. The records are only
- * read when the grant is active and only of types the grant covers; the service turns a
- * missing or revoked grant, or a type outside it, into the public error. One prepared
+ * shard owns) + connection + one page of records, in one round trip and one snapshot. The
+ * grant row comes once (the CTE `g`, read once, materialised as one row), then the records,
+ * which are only read when that grant is active and only of types it covers; the service
+ * turns a missing or revoked grant, or a type outside it, into the public error. One prepared
  * variant per combination of filters (type, since, tombstones, policy limit) so each gets
  * a plan that uses the right index instead of one generic plan full of `$n IS NULL OR ...`.
+ *
+ * Shaped for Postgres's CPU (docs/perf/README.md, "The page statement's Postgres CPU"): the
+ * form before — the page LEFT JOINed LATERAL to the grant, numbered with row_number() to put
+ * the grant's columns on its first row only, sorted by that number, times formatted with
+ * to_char — cost the backend ~30 % more per page: a WindowAgg and a Sort each copying every
+ * row with its ciphertext, and two to_char per row.
  */
 function pageStatement(
   typed: boolean,
@@ -210,16 +271,26 @@ function pageStatement(
     : `r.type = ANY(g.types)${limited ? ` AND r.type = ANY(${n('policyTypes')}::text[])` : ''}`;
   const sinceFilter = since ? `AND r.updated_at > ${n('since')}` : '';
   const text = `
+WITH g AS (
+  SELECT g.id AS grant_id, g.user_id AS grant_user_id, g.scopes, g.seal, g.consent_nonce, g.state, g.types,
+         c.synced_at, c.personal_server_id, c.user_id, c.data_key_id, c.records_version
+    FROM grants g
+    JOIN connections c ON c.id = g.connection_id
+    JOIN personal_servers p ON p.id = c.personal_server_id AND p.shard = $1
+   WHERE g.connection_id = $2 AND g.application_id = $3 AND g.org_id = $4
+)
 SELECT ${GRANT_COLUMNS},
+       NULL::uuid AS id, NULL::text AS type, NULL::text AS external_id, NULL::bytea AS ciphertext,
+       NULL::timestamptz AS source_updated_at, NULL::timestamptz AS updated_at, NULL::boolean AS deleted,
+       NULL::bigint AS version
+  FROM g
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        ${PAGE_RECORD_COLUMNS}
-  FROM grants g
-  JOIN connections c ON c.id = g.connection_id
-  JOIN personal_servers p ON p.id = c.personal_server_id AND p.shard = $1
-  LEFT JOIN LATERAL (
-    SELECT r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version,
-           row_number() OVER (ORDER BY r.version) AS n
+  FROM g, LATERAL (
+    SELECT r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
       FROM records r
-     WHERE r.connection_id = g.connection_id
+     WHERE r.connection_id = $2
        AND g.state = 'active'
        AND ${typeFilter}
        AND r.version > $6
@@ -227,9 +298,7 @@ SELECT ${GRANT_COLUMNS},
        ${includeDeleted ? '' : 'AND r.deleted_at IS NULL'}
      ORDER BY r.version
      LIMIT $5
-  ) r ON true
- WHERE g.connection_id = $2 AND g.application_id = $3 AND g.org_id = $4
- ORDER BY r.n`;
+  ) r`;
   return { text, order };
 }
 
@@ -285,32 +354,9 @@ export class RecordsRepository {
     // Every combination is prepared above, at module load.
     if (!statement) throw new AppError('internal', `no page statement for ${key}`);
     const values = statement.order.map((name) => (name === 'afterVersion' ? q.afterVersion.toString() : q[name]));
-    const config: QueryConfig = { name: `ps_page_${key}`, text: statement.text, values };
+    const config: QueryConfig = { name: `ps_page_${key}`, text: statement.text, values, types: PAGE_TYPES };
     const { rows } = await this.pool.query<PageRow>(config);
-    const first = rows[0];
-    if (!first) return { grant: undefined, records: [] };
-    // The statement puts the grant on the first row (GRANT_COLUMNS); a null there is a bug.
-    if (first.grant_id === null) throw new AppError('internal', 'the page statement lost its grant columns');
-    const grant: QueryGrant = {
-      id: first.grant_id,
-      grantUserId: first.grant_user_id,
-      scopes: first.scopes,
-      seal: first.seal,
-      consentNonce: first.consent_nonce ?? '',
-      state: first.state,
-      types: first.types,
-      syncedAt: first.synced_at,
-      personalServerId: first.personal_server_id,
-      userId: first.user_id,
-      dataKeyId: first.data_key_id,
-      recordsVersion: first.records_version,
-    };
-    const records: StoredRecord[] = [];
-    for (const r of rows) {
-      if (r.id === null) continue; // the LEFT JOIN's empty page
-      records.push(storedRecord(r));
-    }
-    return { grant, records };
+    return pageFromRows(rows);
   }
 
   /** Where the (org, app, connection) grant lives, when page() found none on this shard. */
@@ -354,6 +400,7 @@ export class RecordsRepository {
         ORDER BY r.version
         LIMIT $3`,
       values: [connectionId, afterVersion.toString(), limit],
+      types: PAGE_TYPES,
     });
     return {
       connection: { personalServerId: connection.personal_server_id, dataKeyId: connection.data_key_id },
