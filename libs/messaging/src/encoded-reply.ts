@@ -6,9 +6,23 @@ import type { DescMessage } from '@bufbuild/protobuf';
  * dist/; or code outside a service's bundle loading the library's dist/ beside the bundle's own
  * copy): `instanceof` knows one copy's class only, and a reply it missed would go through
  * `create(schema, reply)`, which drops the unknown keys and sends an empty message without a
- * word. `Symbol.for` is one symbol across every copy.
+ * word. `Symbol.for` is one symbol across every copy. EncodedRequest is marked the same way.
  */
 const BRAND = Symbol.for('@context-gateway/messaging.EncodedReply');
+const REQUEST_BRAND = Symbol.for('@context-gateway/messaging.EncodedRequest');
+
+/** Whether `value` carries `brand` (made by any loaded copy of this module). */
+function branded(value: unknown, brand: symbol): boolean {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+}
+
+/** A message's wire bytes, written by hand, and the message type they claim to be. */
+abstract class EncodedMessage {
+  constructor(
+    readonly schema: DescMessage,
+    readonly bytes: Uint8Array,
+  ) {}
+}
 
 /**
  * A reply whose wire bytes the handler wrote itself, for a hot path where the generic
@@ -18,16 +32,29 @@ const BRAND = Symbol.for('@context-gateway/messaging.EncodedReply');
  * response is `schema` (another message type is answered `internal`): the handler owns the
  * encoding being exactly `schema`'s, which a spec beside it checks against `toBinary`.
  */
-export class EncodedReply {
+export class EncodedReply extends EncodedMessage {
   readonly [BRAND] = true;
-
-  constructor(
-    readonly schema: DescMessage,
-    readonly bytes: Uint8Array,
-  ) {}
 
   /** An EncodedReply from any loaded copy of this module (see BRAND). */
   static is(value: unknown): value is EncodedReply {
-    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
+    return branded(value, BRAND);
+  }
+}
+
+/**
+ * A request whose wire bytes the caller wrote itself, the client side of EncodedReply: the
+ * sync-worker's 500-record writes, where `create` + `toBinary` walked every record
+ * reflectively after each body had been copied into a Uint8Array of its own. RpcClient sends
+ * `bytes` as they are, and only on a contract whose request is `schema` (another is refused
+ * `internal` before anything is sent); the caller owns the bytes being exactly `schema`'s,
+ * which a spec beside its encoder checks against `toBinary`. The server checks them as it
+ * checks any request (decoded, then validated).
+ */
+export class EncodedRequest extends EncodedMessage {
+  readonly [REQUEST_BRAND] = true;
+
+  /** An EncodedRequest from any loaded copy of this module (see BRAND). */
+  static is(value: unknown): value is EncodedRequest {
+    return branded(value, REQUEST_BRAND);
   }
 }

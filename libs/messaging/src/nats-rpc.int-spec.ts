@@ -21,7 +21,7 @@ import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
 
-import { EncodedReply } from './encoded-reply.js';
+import { EncodedReply, EncodedRequest } from './encoded-reply.js';
 import { Header } from './headers.js';
 import { NatsRpcServer } from './nats-rpc.server.js';
 import { RpcClient } from './rpc-client.js';
@@ -153,6 +153,31 @@ describe('typed request/reply over NATS', () => {
     // Not `instanceof` this copy's class, still not re-encoded as an empty message.
     expect((await client.request(encoded, { jobId: 'copy', connectionId })).service).toBe('copy');
     await expect(client.request(encoded, { jobId: 'other', connectionId })).rejects.toMatchObject({ code: 'internal' });
+  });
+
+  it('sends the bytes a caller encoded itself, and refuses ones of another schema unsent', async () => {
+    const job = create(SyncJobSchema, { jobId: 'by-hand', connectionId, reason: SyncReason.MANUAL });
+    const bytes = toBinary(SyncJobSchema, job);
+    // A view into a larger buffer (0xff around it would not decode): only the view goes out.
+    const pool = Buffer.alloc(bytes.length + 32, 0xff);
+    pool.set(bytes, 16);
+    const sent = new EncodedRequest(SyncJobSchema, pool.subarray(16, 16 + bytes.length));
+    const before = handled;
+    const reply = await client.request(echo, sent);
+    expect(reply.service).toBe(connectionId);
+    expect(handled).toBe(before + 1);
+    // Checked by the server as any request is: an invalid message is still refused.
+    const invalid = toBinary(SyncJobSchema, create(SyncJobSchema, { jobId: 'x', connectionId: 'not-a-uuid' }));
+    await expect(client.request(echo, new EncodedRequest(SyncJobSchema, invalid))).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+    const other = new EncodedRequest(
+      GetReadinessResponseSchema,
+      toBinary(GetReadinessResponseSchema, create(GetReadinessResponseSchema, { service: connectionId })),
+    );
+    const count = handled;
+    await expect(client.request(echo, other)).rejects.toMatchObject({ code: 'internal' });
+    expect(handled).toBe(count);
   });
 
   it('carries the AppError code of the handler back to the caller', async () => {

@@ -13,6 +13,7 @@ import type { RpcDescriptor } from '@context-gateway/proto';
 import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind } from '@opentelemetry/api';
 
+import { EncodedRequest } from './encoded-reply.js';
 import { Header, ReplyStatus } from './headers.js';
 import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
 import { decodeErrorReply } from './rpc-codec.js';
@@ -40,7 +41,7 @@ export class RpcClient {
 
   async request<Req extends DescMessage, Res extends DescMessage>(
     descriptor: RpcDescriptor<Req, Res>,
-    message: MessageInitShape<Req>,
+    message: MessageInitShape<Req> | EncodedRequest,
     options: RequestOptions = {},
   ): Promise<MessageShape<Res>> {
     if (!this.metrics) return this.send(descriptor, message, options);
@@ -60,12 +61,12 @@ export class RpcClient {
 
   private async send<Req extends DescMessage, Res extends DescMessage>(
     descriptor: RpcDescriptor<Req, Res>,
-    message: MessageInitShape<Req>,
+    message: MessageInitShape<Req> | EncodedRequest,
     options: RequestOptions = {},
   ): Promise<MessageShape<Res>> {
     const subject = options.subject ?? descriptor.subject;
     const timeoutMs = options.timeoutMs ?? descriptor.timeoutMs;
-    const payload = toBinary(descriptor.request, create(descriptor.request, message));
+    const payload = encodeRequest(descriptor, message, subject);
 
     return withSpan(
       `rpc ${subject}`,
@@ -94,6 +95,22 @@ export class RpcClient {
       },
     );
   }
+}
+
+function encodeRequest<Req extends DescMessage>(
+  descriptor: RpcDescriptor<Req, DescMessage>,
+  message: MessageInitShape<Req> | EncodedRequest,
+  subject: string,
+): Uint8Array {
+  if (!EncodedRequest.is(message)) return toBinary(descriptor.request, create(descriptor.request, message));
+  // Bytes of another message type would reach the server as garbage (or as a wrong but valid
+  // message): refused here, nothing sent.
+  if (message.schema.typeName !== descriptor.request.typeName)
+    throw new AppError(
+      'internal',
+      `A ${message.schema.typeName} was encoded for ${subject}, which takes ${descriptor.request.typeName}`,
+    );
+  return message.bytes;
 }
 
 function transportError(error: unknown, subject: string): AppError {
