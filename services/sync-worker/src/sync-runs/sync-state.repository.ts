@@ -106,13 +106,20 @@ export class SyncStateRepository {
     });
   }
 
-  /** Counts records a run wrote (committed at the Personal Server): changes and tombstones. */
+  /**
+   * Counts records a run wrote (committed at the Personal Server): changes and tombstones.
+   * Once per 500-record write, so one plain statement: Prisma's `update` planned and
+   * interpreted the query each time, 0.44–0.75 ms of CPU per call against 0.25–0.40 for this
+   * (400 calls each, alternating, against the test database). The row is the running
+   * claim's, so it exists; if it is gone (the connection was dropped meanwhile) the run
+   * stops, as it did when the `update` found no row.
+   */
   async addRecords(connectionId: string, records: number): Promise<void> {
-    if (records > 0)
-      await this.db.syncState.update({
-        where: { connectionId },
-        data: { recordsSynced: { increment: BigInt(records) } },
-      });
+    if (records <= 0) return;
+    const n = await this.db.$executeRaw`
+      UPDATE sync_states SET records_synced = records_synced + ${records}, updated_at = now()
+      WHERE connection_id = ${connectionId}::uuid`;
+    if (n === 0) throw new AppError('conflict', 'The connection has no sync state any more');
   }
 
   /** An upload's batch was written (`at`): count it and mark the import as the latest success. */
