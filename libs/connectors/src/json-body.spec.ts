@@ -13,12 +13,16 @@ function reference(bytes: Buffer): { value: unknown } | 'refused' {
 }
 
 function verdict(bytes: Buffer): { value: unknown } | 'refused' {
+  const before = Buffer.from(bytes);
   try {
     return { value: parseJsonBody(bytes) };
   } catch (error) {
     // Refusals are JSON.parse's own SyntaxError, as before.
     expect(error).toBeInstanceOf(SyntaxError);
     return 'refused';
+  } finally {
+    // The body is left as it came, refused or not: a group's decode only borrows its delimiters.
+    expect(bytes.equals(before)).toBe(true);
   }
 }
 

@@ -139,11 +139,29 @@ function scanCut(bytes: Buffer, start: number, from: number, end: number): numbe
   return -1;
 }
 
-/** Pushes the elements of the group `[start, end)`; false when it is not a non-empty list of JSON values. */
+/**
+ * Pushes the elements of the group `[start, end)`; false when it is not a non-empty list of JSON
+ * values. The group's neighbours are single-byte delimiters (`[` or a comma before it, a comma
+ * or `]` after it), so `[group]` is decoded in one piece with those two bytes set to `[` and `]`
+ * for the decode and put back right after it: a template string around the decoded group made
+ * V8 copy each 16 KB group once more to flatten it (0.3–0.5 µs per GitHub repository). The
+ * body is changed for no longer than that synchronous decode, and only inside its own bytes.
+ */
 function tryGroup(items: unknown[], bytes: Buffer, start: number, end: number): boolean {
+  const before = bytes[start - 1] as number;
+  const after = bytes[end] as number;
+  let text: string;
+  bytes[start - 1] = OPEN_ARRAY;
+  bytes[end] = CLOSE_ARRAY;
+  try {
+    text = bytes.toString('utf8', start - 1, end + 1);
+  } finally {
+    bytes[start - 1] = before;
+    bytes[end] = after;
+  }
   let group: unknown[];
   try {
-    group = JSON.parse(`[${bytes.toString('utf8', start, end)}]`) as unknown[];
+    group = JSON.parse(text) as unknown[];
   } catch {
     return false;
   }
