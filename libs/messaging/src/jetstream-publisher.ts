@@ -48,25 +48,30 @@ export class JetStreamPublisher {
       // Refuse at the source: a consumer would only dead-letter it.
       throw new AppError('validation_failed', `${descriptor.message.typeName} failed validation`, problems);
     }
-    return this.#send(descriptor, message, options);
+    return this.#send(descriptor, message, toBinary(descriptor.message, message), options);
   }
 
   /**
    * Publishes a message validateEvent (or auditEventBatchOf) passed and froze, without
-   * checking it again: for a publisher that validates each part as it comes in (the
-   * gateway's audit group commit). Only the validators make a Validated message.
+   * checking it again, as `bytes`: the message written already, for a publisher that
+   * validates and encodes each part as it comes in (the gateway's audit group commit, whose
+   * hand encoder audit-event-bytes.spec.ts proves equal to toBinary's). `bytes` must be
+   * `toBinary(descriptor.message, message)`'s; the message still names the Nats-Msg-Id.
+   * Only the validators make a Validated message.
    */
-  publishValidated<M extends DescMessage>(
+  publishEncoded<M extends DescMessage>(
     descriptor: EventDescriptor<M>,
     message: Validated<MessageShape<M>>,
+    bytes: Uint8Array,
     options: PublishOptions = {},
   ): Promise<PublishResult> {
-    return this.#send(descriptor, message, options);
+    return this.#send(descriptor, message, bytes, options);
   }
 
   async #send<M extends DescMessage>(
     descriptor: EventDescriptor<M>,
     message: MessageShape<M>,
+    bytes: Uint8Array,
     options: PublishOptions,
   ): Promise<PublishResult> {
     const h = natsHeaders();
@@ -77,7 +82,7 @@ export class JetStreamPublisher {
 
     let ack: PubAck;
     try {
-      ack = await this.js.publish(descriptor.subject, toBinary(descriptor.message, message), {
+      ack = await this.js.publish(descriptor.subject, bytes, {
         msgID: descriptor.messageId(message),
         headers: h,
         expect: { streamName: descriptor.stream.name },

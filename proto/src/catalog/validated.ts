@@ -7,7 +7,7 @@ declare const VALIDATED: unique symbol;
 
 /**
  * A message that passed its event descriptor's checks and was frozen right after, so it
- * still passes when it is published: JetStreamPublisher.publishValidated sends it without
+ * still passes when it is published: JetStreamPublisher.publishEncoded sends it without
  * checking it again. Only this package makes one (validateEvent; auditEventBatchOf for a
  * batch of validated events): a cast to it is a review finding, not a shortcut. Each
  * message type has one event descriptor, so the brand need not name the descriptor.

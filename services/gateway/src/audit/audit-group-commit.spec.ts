@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, type DescMessage, type Message, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { JetStreamPublisher } from '@context-gateway/messaging';
 import {
@@ -30,14 +30,18 @@ const event = (eventId: string = randomUUID(), more: MessageInitShape<typeof Aud
 
 /**
  * A stream that stores whatever it is given (the messages published, as the publisher got
- * them), or refuses everything once `down` is set.
+ * them), or refuses everything once `down` is set. The bytes sent must be the message's
+ * (toBinary's): what the audit service decodes is what the group commit validated.
  */
 function fakeStream() {
   const published: { subject: string; message: unknown }[] = [];
   const state = { down: false };
   const publisher = {
-    publishValidated: (descriptor: { subject: string }, message: unknown) => {
+    publishEncoded: (descriptor: { subject: string; message: DescMessage }, message: Message, bytes: Uint8Array) => {
       if (state.down) return Promise.reject(new Error('no ack'));
+      const expected = Buffer.from(toBinary(descriptor.message, message)).toString('hex');
+      if (Buffer.from(bytes).toString('hex') !== expected)
+        return Promise.reject(new Error('bytes are not the message'));
       published.push({ subject: descriptor.subject, message });
       return Promise.resolve({ stream: 'AUDIT', seq: published.length, duplicate: false });
     },

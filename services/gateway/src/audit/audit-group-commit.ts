@@ -12,8 +12,12 @@ import {
   validateEvent,
 } from '@context-gateway/proto';
 
+import { encodeAuditBatch, encodeAuditEvent } from './audit-event-bytes.js';
+
 interface Waiting {
   event: Validated<AuditEvent>;
+  /** Its protobuf bytes (encodeAuditEvent): a batch is these spliced, never encoded again. */
+  bytes: Buffer;
   /** What append returned for it, and for any later copy of its id in the same batch. */
   stored: Promise<void>;
   resolve: () => void;
@@ -34,7 +38,8 @@ interface Waiting {
  * Each event is validated once, here, as it is appended (validateEvent, which also freezes
  * it: an appended event cannot be changed any more, and an assignment to it throws); the
  * batch adds only its own checks (auditEventBatchOf), and the publisher sends both without
- * checking them again (publishValidated). An event whose id is already waiting in the batch
+ * checking them again (publishEncoded). Each is encoded once, too, as it is appended
+ * (encodeAuditEvent, by hand): a batch is its events' bytes spliced after the batch id. An event whose id is already waiting in the batch
  * is not sent twice — the audit service would dead-letter a batch carrying an id twice — and
  * shares the first copy's outcome, as JetStream's de-duplication by message id does: the
  * first copy is the one stored.
@@ -66,7 +71,12 @@ export class AuditGroupCommit {
     const stored = new Promise<void>((resolve, reject) => {
       settle = { resolve, reject };
     });
-    this.#waiting.set(event.eventId, { event: checked.message, stored, ...settle });
+    this.#waiting.set(event.eventId, {
+      event: checked.message,
+      bytes: encodeAuditEvent(checked.message),
+      stored,
+      ...settle,
+    });
     if (this.#waiting.size >= this.maxEvents) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
@@ -84,7 +94,7 @@ export class AuditGroupCommit {
     this.#waiting = new Map();
     const [only] = batch;
     if (!only) return;
-    const stored = batch.length === 1 ? this.#publishOne(only.event) : this.#publishBatch(batch);
+    const stored = batch.length === 1 ? this.#publishOne(only) : this.#publishBatch(batch);
     stored.then(
       () => {
         for (const w of batch) w.resolve();
@@ -95,8 +105,8 @@ export class AuditGroupCommit {
     );
   }
 
-  #publishOne(event: Validated<AuditEvent>): Promise<unknown> {
-    return this.publisher.publishValidated(events.auditRecorded, event, { timeoutMs: this.timeoutMs });
+  #publishOne({ event, bytes }: Waiting): Promise<unknown> {
+    return this.publisher.publishEncoded(events.auditRecorded, event, bytes, { timeoutMs: this.timeoutMs });
   }
 
   #publishBatch(batch: Waiting[]): Promise<unknown> {
@@ -107,7 +117,11 @@ export class AuditGroupCommit {
     // Cannot fail (a fresh UUID, at most maxEvents, each id once): refused whole if it ever did.
     if (!checked.ok)
       return Promise.reject(new AppError('validation_failed', 'the audit batch failed validation', checked.problems));
-    return this.publisher.publishValidated(events.auditRecordedBatch, checked.message, {
+    const bytes = encodeAuditBatch(
+      checked.message.batchId,
+      batch.map((w) => w.bytes),
+    );
+    return this.publisher.publishEncoded(events.auditRecordedBatch, checked.message, bytes, {
       timeoutMs: this.timeoutMs,
       headers: { [AUDIT_BATCH_HEADER]: '1' },
     });

@@ -1,6 +1,6 @@
 import { AppError } from '@context-gateway/errors';
 import { EncodedReply } from '@context-gateway/messaging';
-import { QueryRecordsResponseSchema } from '@context-gateway/proto';
+import { QueryRecordsResponseSchema, varintSize, writeVarint, writeVarint64 } from '@context-gateway/proto';
 
 import type { QueryPage } from './records.service.js';
 
@@ -67,32 +67,4 @@ export function encodeQueryReply(page: QueryPage): EncodedReply {
   // another request's data. The spec proves the sizes agree; this keeps a slip from leaking.
   if (at !== size) throw new AppError('internal', `The query reply was ${at} bytes written of ${size}`);
   return new EncodedReply(QueryRecordsResponseSchema, out);
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value >>>= 7;
-    size += 1;
-  }
-  return size;
-}
-
-/** A non-negative length or count below 2^31. */
-function writeVarint(out: Buffer, at: number, value: number): number {
-  while (value >= 0x80) {
-    out[at++] = (value & 0x7f) | 0x80;
-    value >>>= 7;
-  }
-  out[at++] = value;
-  return at;
-}
-
-function writeVarint64(out: Buffer, at: number, value: bigint): number {
-  while (value >= 0x80n) {
-    out[at++] = Number(value & 0x7fn) | 0x80;
-    value >>= 7n;
-  }
-  out[at++] = Number(value);
-  return at;
 }
