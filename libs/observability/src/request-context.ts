@@ -1,25 +1,28 @@
-import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
+import { AsyncResource } from 'node:async_hooks';
+
+import { currentScope, runInScope, runOutsideScope } from './scope.js';
 
 /** What every log line written while handling one request should carry. */
 export interface RequestContext {
   requestId: string;
 }
 
-// One store per process: the HTTP and NATS edges enter it, the logger reads it.
-const storage = new AsyncLocalStorage<RequestContext>();
+// One store per process, shared with OpenTelemetry's context (scope.ts): the HTTP and NATS
+// edges enter it, the logger reads it.
 
 /** Runs `fn` (and everything it awaits) with `ctx` as the current request context. */
 export function runWithRequestContext<T>(ctx: RequestContext, fn: () => T): T {
-  return storage.run(ctx, fn);
+  const otel = currentScope()?.otel;
+  return runInScope(otel ? { request: ctx, otel } : { request: ctx }, fn);
 }
 
 /** The request context of the code running now, if it was entered through runWithRequestContext. */
 export function currentRequestContext(): RequestContext | undefined {
-  return storage.getStore();
+  return currentScope()?.request;
 }
 
 // Made as the process loads this module, before any request: in its scope no AsyncLocalStorage
-// has a store (neither ours nor OpenTelemetry's context manager nor any library's).
+// has a store (neither ours nor any library's).
 const root = new AsyncResource('context-gateway.detached');
 
 /**
@@ -29,5 +32,5 @@ const root = new AsyncResource('context-gateway.detached');
  * and spans must not carry the ids of whichever request happened to start it.
  */
 export function runDetached<T>(fn: () => T): T {
-  return root.runInAsyncScope(() => storage.exit(fn));
+  return root.runInAsyncScope(() => runOutsideScope(fn));
 }

@@ -26,6 +26,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 
 import { scrubString } from './redaction.js';
+import { currentScope, enterScope, runInScope } from './scope.js';
 
 type TracesExporter = 'none' | 'console' | 'otlp';
 
@@ -80,7 +81,7 @@ export async function initTracing(opts: TracingOptions): Promise<TracingHandle> 
   });
   if (registered) return { shutdown: () => provider.shutdown() };
   provider.register({
-    contextManager: new AsyncLocalStorageContextManager(),
+    contextManager: new ScopeContextManager(),
     propagator: new CompositePropagator({
       propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
     }),
@@ -101,6 +102,58 @@ export async function initTracing(opts: TracingOptions): Promise<TracingHandle> 
       }
     },
   };
+}
+
+/**
+ * OpenTelemetry's context manager, its context kept in the process's one scope store beside
+ * the request context (scope.ts: one AsyncLocalStorage instead of two, less work on every
+ * promise) rather than in an AsyncLocalStorage of its own. Binding functions and event
+ * emitters to a context is the parent class's, which goes through `with`; the parent's own
+ * store is made but never entered, so it costs nothing.
+ */
+class ScopeContextManager extends AsyncLocalStorageContextManager {
+  #enabled = false;
+
+  override active(): Context {
+    return (this.#enabled && currentScope()?.otel) || ROOT_CONTEXT;
+  }
+
+  override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    otel: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
+    const cb = thisArg == null ? fn : (fn.bind(thisArg) as F);
+    const scope = currentScope();
+    // Disabled (unregistered), or this context is current already: nothing to enter.
+    if (!this.#enabled || scope?.otel === otel) return cb(...args);
+    return runInScope(scope?.request ? { request: scope.request, otel } : { otel }, cb, ...args);
+  }
+
+  override attach(otel: Context): ReturnType<AsyncLocalStorageContextManager['attach']> {
+    const previous = currentScope();
+    if (!this.#enabled) return { dispose: () => undefined };
+    enterScope(previous?.request ? { request: previous.request, otel } : { otel });
+    let disposed = false;
+    return {
+      dispose: () => {
+        if (disposed) return;
+        disposed = true;
+        enterScope(previous);
+      },
+    };
+  }
+
+  override enable(): this {
+    this.#enabled = true;
+    return this;
+  }
+
+  override disable(): this {
+    this.#enabled = false;
+    return this;
+  }
 }
 
 async function exporterProcessors(opts: TracingOptions): Promise<SpanProcessor[]> {
