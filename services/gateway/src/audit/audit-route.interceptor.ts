@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { from, lastValueFrom, type Observable } from 'rxjs';
 
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
+import { validateRouteInput } from '../http/route-validation.interceptor.js';
 import { type AuditOutcomeName, AuditRecorder } from './audit-recorder.js';
 import { auditSubject, handledFailure } from './audit-subject.js';
 
@@ -68,6 +69,9 @@ export class AuditRouteInterceptor implements NestInterceptor {
     };
     let body: unknown;
     try {
+      // Here rather than in an interceptor of its own (route.decorator.ts): a refused input
+      // is recorded like any other failure, after the intent if there is one, as it was.
+      validateRouteInput(definition, request);
       body = await lastValueFrom(next.handle(), { defaultValue: undefined });
     } catch (error) {
       // The failure is recorded first; if even that fails, audit_unavailable wins.

@@ -53,6 +53,7 @@ export function Route(definition: RouteDefinition): MethodDecorator {
     METHOD[definition.method](definition.path),
     HttpCode(definition.success.status),
     SetMetadata(ROUTE_DEFINITION, definition),
-    UseInterceptors(RouteValidationInterceptor),
+    // An audited route's input is validated by the audit interceptor, inside what it records.
+    ...(definition.audit ? [] : [UseInterceptors(RouteValidationInterceptor)]),
   );
 }
