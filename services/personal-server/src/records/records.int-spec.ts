@@ -621,6 +621,17 @@ describe('personal-server storage and query path', () => {
       [bobConn2],
     );
     expect(await codeOf(records.query(q(bobConn2, APP_PLAYLISTS)))).toBe('decryption_failed');
+    // And the other way, in a connection whose first record is intact: row 1 decrypts, then row 2
+    // holds row 1's ciphertext; the page's AAD buffer must carry row 2's id by then (record-aad.ts).
+    const bobConn3 = randomUUID();
+    await grant(bob, bobConn3, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(bob, bobConn3, [playlist(1), playlist(2)]);
+    expect((await page(bobConn3, APP_PLAYLISTS)).records.map((r) => r.externalId)).toEqual(['pl-1', 'pl-2']);
+    await schema.pool.query(
+      `UPDATE records SET ciphertext = (SELECT ciphertext FROM records WHERE connection_id = $1 AND external_id = 'pl-1') WHERE connection_id = $1 AND external_id = 'pl-2'`,
+      [bobConn3],
+    );
+    expect(await codeOf(records.query(q(bobConn3, APP_PLAYLISTS)))).toBe('decryption_failed');
 
     // Moving Alice's whole row to Bob's server (personal_server_id/connection_id rewritten).
     const carolConn = randomUUID();
@@ -647,8 +658,27 @@ describe('personal-server storage and query path', () => {
     const user = userOn(0);
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
-    // A body with characters beyond ASCII goes into the page as the bytes it was stored as.
-    await write(user, connection, [playlist(1, 'Café ☕ 日本'), playlist(2), playlist(3)]);
+    // Bodies and an external id with characters beyond ASCII go into the page as their UTF-8
+    // bytes: every part of the page is measured in bytes, not UTF-16 units (page-bytes.ts).
+    const beyondAscii = { source: 'spotify', id: 'pl-日本', name: 'Ünïcødé 🎵 名前', public: false };
+    const bodies = new Map<string, Record<string, unknown>>(
+      [playlist(1, 'Café ☕ 日本'), playlist(2), playlist(3)].map((input) => [
+        input.externalId,
+        JSON.parse(Buffer.from(input.dataJson).toString('utf8')) as Record<string, unknown>,
+      ]),
+    );
+    bodies.set(beyondAscii.id, beyondAscii);
+    await write(user, connection, [
+      playlist(1, 'Café ☕ 日本'),
+      playlist(2),
+      playlist(3),
+      create(RecordInputSchema, {
+        type: 'media.playlist',
+        externalId: beyondAscii.id,
+        dataJson: Buffer.from(JSON.stringify(beyondAscii)),
+        sourceUpdatedAt: timestampFromDate(new Date(Date.UTC(2026, 0, 1, 0, 0, 9))),
+      }),
+    ]);
     await write(user, connection, [
       create(RecordInputSchema, { type: 'media.playlist', externalId: 'pl-3', deleted: true }),
     ]);
@@ -668,8 +698,14 @@ describe('personal-server storage and query path', () => {
     }[];
     expect(JSON.stringify(parsed)).toBe(raw); // compact JSON, nothing to re-encode
     expect(raw).toContain('"name":"Café ☕ 日本"');
-    const stored = await schema.pool.query<{ id: string; updated_at: Date; source_updated_at: Date; deleted: boolean }>(
-      'SELECT id, updated_at, source_updated_at, deleted_at IS NOT NULL AS deleted FROM records WHERE connection_id = $1 ORDER BY version',
+    const stored = await schema.pool.query<{
+      id: string;
+      external_id: string;
+      updated_at: Date;
+      source_updated_at: Date;
+      deleted: boolean;
+    }>(
+      'SELECT id, external_id, updated_at, source_updated_at, deleted_at IS NOT NULL AS deleted FROM records WHERE connection_id = $1 ORDER BY version',
       [connection],
     );
     expect(parsed.map((r) => [r.id, r.updatedAt, r.sourceUpdatedAt, r.deleted, r.data === null])).toEqual(
@@ -683,10 +719,32 @@ describe('personal-server storage and query path', () => {
     );
     expect(feed.syncedAt).toBeInstanceOf(Date);
 
+    // Byte for byte the JSON of the records expected, whole bodies and bodies cut to `name`.
+    const expected = (data: (body: Record<string, unknown>) => unknown) =>
+      Buffer.from(
+        JSON.stringify(
+          stored.rows.map((r) => ({
+            id: r.id,
+            type: 'media.playlist',
+            externalId: r.external_id,
+            updatedAt: r.updated_at.toISOString(),
+            sourceUpdatedAt: r.source_updated_at.toISOString(),
+            deleted: r.deleted,
+            data: r.deleted ? null : data(bodies.get(r.external_id)!),
+          })),
+        ),
+      );
+    expect(stored.rows.map((r) => r.external_id)).toContain('pl-日本');
+    expect(feed.recordsJson.toString('utf8')).toBe(expected((body) => body).toString('utf8'));
+    expect(feed.recordsJson.equals(expected((body) => body))).toBe(true);
+    const named = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: 1n, fields: ['name'] }));
+    expect(named.recordsJson.toString('utf8')).toBe(expected((body) => ({ name: body.name })).toString('utf8'));
+    expect(named.recordsJson.equals(expected((body) => ({ name: body.name })))).toBe(true);
+
     // A full page: the cursor after its last record, and the next page reads on from there.
-    const first = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: 1n, limit: 2 }));
+    const first = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: 1n, limit: 3 }));
     const second = await records.query(
-      q(connection, APP_PLAYLISTS, { sinceMs: 1n, cursor: first.nextCursor, limit: 2 }),
+      q(connection, APP_PLAYLISTS, { sinceMs: 1n, cursor: first.nextCursor, limit: 3 }),
     );
     expect([...JSON.parse(first.recordsJson.toString()), ...JSON.parse(second.recordsJson.toString())]).toEqual(parsed);
     expect(second.nextCursor).toBe('');

@@ -17,6 +17,7 @@ import { grantSealMatches } from '../grants/grant-seal.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { RecordMigrationsService } from '../record-migrations/record-migrations.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { writeParts } from './page-bytes.js';
 import { recordAad, recordAadEncoder, recordAadScratch, recordDigestContextEncoder } from './record-aad.js';
 import {
   recordKey,
@@ -428,11 +429,8 @@ export class RecordsService {
     const end = records.length === 0 ? '[]' : '}]';
     parts.push(end);
     size += end.length;
-    const recordsJson = Buffer.allocUnsafe(size);
-    let at = 0;
-    for (const part of parts) at += typeof part === 'string' ? recordsJson.write(part, at) : part.copy(recordsJson, at);
-    // allocUnsafe's memory holds whatever it held before: a byte not written would send it.
-    if (at !== size) throw new AppError('internal', `The page was ${at} bytes written of ${size}`);
+    // Written into size + 4 bytes; anything but exactly `size` written is `internal` (page-bytes.ts).
+    const recordsJson = writeParts(parts, size);
     const last = records.at(-1);
     return {
       recordsJson,
