@@ -70,7 +70,11 @@ describe('DataKeyCache', () => {
       { ...owner, purpose: 'p' },
       { org: 'o1', user: 'u1', connectionId: 'c1' },
     ];
-    for (const other of others) expect(await cache.get(wrapped, other, load.immediate)).not.toBe(first);
+    for (const other of others) {
+      // The owner again first, so each other context is compared against the owner's memo.
+      expect(await cache.get(wrapped, { ...owner }, load.immediate)).toBe(first);
+      expect(await cache.get(wrapped, other, load.immediate)).not.toBe(first);
+    }
     // Back to the first owner after others: still its key.
     expect(await cache.get(wrapped, { ...owner }, load.immediate)).toBe(first);
     expect(load.count).toBe(1 + others.length);
