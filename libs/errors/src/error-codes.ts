@@ -187,7 +187,11 @@ export const ErrorCodes = {
    * not apply them: the deployment's migration step (as the owner role) has not run yet.
    */
   migration_pending: { status: 503, title: 'Migration pending' },
-  /** Another process held the migration lock for longer than this one was willing to wait. */
+  /**
+   * Another process held the migration lock for longer than this one was willing to wait,
+   * or a migration lost a table lock conflict (a deadlock, its lock_timeout) on every
+   * attempt. Nothing is recorded as failed: the next start tries again.
+   */
   migration_lock_timeout: { status: 503, title: 'Migration lock timeout' },
 
   // --- audit ---------------------------------------------------------------

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import pg from 'pg';
 
 import { createPool } from '../pool.js';
+import { until, untilLockWaited } from '../testing/lock-waits.js';
 import { TEST_DATABASE_URL } from '../testing/test-schema.js';
 import { applyMigrations } from './apply-migrations.js';
 import { PRISMA_MIGRATION_LOCK_KEY } from './prisma-migrations-table.js';
@@ -16,11 +17,14 @@ import { PRISMA_MIGRATION_LOCK_KEY } from './prisma-migrations-table.js';
 const INIT = 'CREATE TABLE "widgets" ("id" INTEGER NOT NULL, CONSTRAINT "widgets_pkey" PRIMARY KEY ("id"));\n';
 const ADD_NAME = 'ALTER TABLE "widgets" ADD COLUMN "name" TEXT NOT NULL DEFAULT \'\';\n';
 const ADD_INDEX = 'CREATE INDEX "widgets_name_idx" ON "widgets"("name");\n';
+const GADGETS = 'CREATE TABLE "gadgets" ("id" INTEGER NOT NULL);\n';
 
 let admin: pg.Client;
 let dir: string;
 let schema: string;
 let pools: pg.Pool[] = [];
+/** Other sessions a test opened (lock holders); ended after it, whatever happened. */
+let clients: pg.Client[] = [];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -41,6 +45,32 @@ async function rows() {
        FROM "${schema}"."_prisma_migrations" ORDER BY started_at`,
   );
   return found;
+}
+
+/** `init` applied, and `add_name` pending, giving up on a lock after `lockTimeout`. */
+async function initThenAddName(lockTimeout: string): Promise<void> {
+  await writeMigration('20250101000000_init', INIT);
+  await applyMigrations({ pool: pool(), schema, migrationsDir: dir });
+  await writeMigration('20250102000000_add_name', `SET LOCAL lock_timeout = '${lockTimeout}';\n${ADD_NAME}`);
+}
+
+/** A session in a transaction, holding on `table` what a sync write holds until it commits. */
+async function writeInFlight(table: string): Promise<pg.Client> {
+  const writer = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await writer.connect();
+  clients.push(writer);
+  await writer.query('BEGIN');
+  await writer.query(`LOCK TABLE "${schema}"."${table}" IN ROW EXCLUSIVE MODE`);
+  return writer;
+}
+
+/** A run with its own retry settings, keeping the runner's warnings. */
+function retrying(attempts: number, backoffMs: number) {
+  const warnings: Record<string, unknown>[] = [];
+  const logger = { info: () => undefined, warn: (fields: Record<string, unknown>) => warnings.push(fields) };
+  const migrate = () =>
+    applyMigrations({ pool: pool(), schema, migrationsDir: dir, logger, lockConflictRetry: { attempts, backoffMs } });
+  return { warnings, migrate };
 }
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -68,6 +98,8 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  await Promise.all(clients.map((c) => c.end()));
+  clients = [];
   await Promise.all(pools.map((p) => p.end()));
   pools = [];
   await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
@@ -274,6 +306,64 @@ describe('applyMigrations', () => {
     } finally {
       await holder.end();
     }
+  });
+
+  it('tries a migration again when its lock_timeout ran out behind a write in flight, and records no failure', async () => {
+    await initThenAddName('100ms');
+    const writer = await writeInFlight('widgets');
+    const { warnings, migrate } = retrying(20, 50);
+    const migrating = migrate();
+    await until(() => warnings.length > 0);
+    await writer.query('COMMIT');
+
+    expect((await migrating).applied.map((m) => m.name)).toEqual(['20250102000000_add_name']);
+    expect(warnings[0]).toMatchObject({ schema, migration: '20250102000000_add_name', code: '55P03', attempt: 1 });
+    expect((await rows()).map((r) => [r.migration_name, r.finished_at !== null, r.logs])).toEqual([
+      ['20250101000000_init', true, null],
+      ['20250102000000_add_name', true, null],
+    ]);
+  });
+
+  it('tries a migration again when Postgres aborted it to break a deadlock with a write in flight', async () => {
+    await writeMigration('20250101000000_init', `${INIT}${GADGETS}`);
+    await applyMigrations({ pool: pool(), schema, migrationsDir: dir });
+    // widgets, then gadgets; the writer below goes gadgets, then widgets. The migration's
+    // deadlock check runs first (after 1 s of waiting; the writer's after 60 s), so it is
+    // the one Postgres aborts.
+    await writeMigration(
+      '20250102000000_add_name',
+      `SET LOCAL deadlock_timeout = '1s';\nLOCK TABLE "widgets" IN ACCESS EXCLUSIVE MODE;\n` +
+        `ALTER TABLE "gadgets" ADD COLUMN "name" TEXT;\n`,
+    );
+    const writer = await writeInFlight('gadgets');
+    await writer.query(`SET LOCAL deadlock_timeout = '60s'`);
+    const { warnings, migrate } = retrying(3, 50);
+    const migrating = migrate();
+    await untilLockWaited(admin, `"${schema}"."gadgets"`);
+    // Granted once the migration is aborted and rolled back: the writer then finishes.
+    await writer.query(`LOCK TABLE "${schema}"."widgets" IN ROW EXCLUSIVE MODE`);
+    await writer.query('COMMIT');
+
+    expect((await migrating).applied.map((m) => m.name)).toEqual(['20250102000000_add_name']);
+    expect(warnings.map((w) => w.code)).toEqual(['40P01']);
+    expect((await rows()).every((r) => r.finished_at !== null && r.logs === null)).toBe(true);
+  });
+
+  it('gives up after the last attempt with migration_lock_timeout, records nothing, and the next start applies it', async () => {
+    await initThenAddName('50ms');
+    const writer = await writeInFlight('widgets');
+    const { warnings, migrate } = retrying(3, 20);
+
+    expect(await codeOf(migrate())).toBe('migration_lock_timeout');
+    expect(warnings.map((w) => [w.attempt, w.waitMs])).toEqual([
+      [1, 20],
+      [2, 40],
+    ]);
+    // No failed row: a later start is not blocked.
+    expect((await rows()).map((r) => r.migration_name)).toEqual(['20250101000000_init']);
+    await writer.query('COMMIT');
+    const next = await applyMigrations({ pool: pool(), schema, migrationsDir: dir });
+    expect(next.applied.map((m) => m.name)).toEqual(['20250102000000_add_name']);
   });
 
   it('refuses a migrations folder that does not exist instead of migrating nothing', async () => {

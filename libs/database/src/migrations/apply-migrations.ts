@@ -42,6 +42,12 @@ export type ApplyMigrationsOptions = ({ pool: pg.Pool; url?: never } | { url: st
    * belong to it: the migration owner role of libs/database roles, never a service's login.
    */
   role?: string;
+  /**
+   * A migration that loses a table lock conflict (a deadlock, or its own lock_timeout) is
+   * rolled back and tried again, up to `attempts` times in all, `backoffMs` before the
+   * second and twice as long before each next. Default 5 and 500 ms (7.5 s of waiting).
+   */
+  lockConflictRetry?: LockConflictRetry;
 };
 
 interface AppliedMigration {
@@ -60,6 +66,20 @@ export interface ApplyMigrationsResult {
 
 const LOCK_POLL_MS = 100;
 
+interface LockConflictRetry {
+  attempts: number;
+  backoffMs: number;
+}
+
+const LOCK_CONFLICT_RETRY: LockConflictRetry = { attempts: 5, backoffMs: 500 };
+
+/**
+ * SQLSTATEs of a table lock conflict, which the same migration can win a moment later:
+ * deadlock_detected (Postgres aborted it to break a cycle with a transaction in flight) and
+ * lock_not_available (its own `SET LOCAL lock_timeout` ran out).
+ */
+const LOCK_CONFLICTS: ReadonlySet<string> = new Set(['40P01', '55P03']);
+
 /**
  * Brings `schema` up to date with `migrationsDir`. Several replicas may call this at
  * once: the advisory lock lets one apply while the rest wait, then find nothing to do.
@@ -68,7 +88,8 @@ const LOCK_POLL_MS = 100;
  *
  * Refuses (AppError) when an applied migration's file was edited
  * (`migration_checksum_mismatch`), when a migration failed now or on an earlier run
- * (`migration_failed`), or when the lock is not free in time (`migration_lock_timeout`).
+ * (`migration_failed`), or when the lock is not free in time (`migration_lock_timeout`:
+ * the runner's lock, or a migration's table locks on every attempt, see lockConflictRetry).
  */
 export async function applyMigrations(options: ApplyMigrationsOptions): Promise<ApplyMigrationsResult> {
   const schema = assertSchemaName(options.schema);
@@ -83,7 +104,13 @@ export async function applyMigrations(options: ApplyMigrationsOptions): Promise<
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
       await client.query(`SET search_path TO ${quoteIdent(schema)}`);
       await client.query(PRISMA_MIGRATIONS_DDL);
-      return await applyPending(client, schema, files, options.logger);
+      return await applyPending(
+        client,
+        schema,
+        files,
+        options.logger,
+        options.lockConflictRetry ?? LOCK_CONFLICT_RETRY,
+      );
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATION_LOCK_KEY]);
     }
@@ -189,6 +216,7 @@ async function applyPending(
   schema: string,
   files: MigrationFile[],
   logger: MigrationLogger | undefined,
+  retry: LockConflictRetry,
 ): Promise<ApplyMigrationsResult> {
   const rows = await readMigrationRows(client);
   refuseFailed(rows, schema);
@@ -205,7 +233,7 @@ async function applyPending(
   for (const file of files) {
     if (applied.has(file.name)) continue;
     const started = Date.now();
-    await applyOne(client, schema, file);
+    await applyOne(client, schema, file, logger, retry);
     const durationMs = Date.now() - started;
     logger?.info({ schema, migration: file.name, durationMs }, 'migration applied');
     result.applied.push({ name: file.name, checksum: file.checksum, durationMs });
@@ -252,41 +280,72 @@ function refuseEdited(files: MigrationFile[], applied: Map<string, MigrationRow>
   );
 }
 
-async function applyOne(client: pg.ClientBase, schema: string, file: MigrationFile): Promise<void> {
-  const id = randomUUID();
-  // The history row commits with the migration's own changes: a process killed halfway
-  // leaves neither, and the next start simply applies it again.
-  try {
-    await client.query('BEGIN');
-    await client.query(
-      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count)
-       VALUES ($1, $2, $3, clock_timestamp(), 0)`,
-      [id, file.checksum, file.name],
-    );
-    // No parameters: the simple query protocol runs a multi-statement script as is.
-    await client.query(file.sql);
-    await client.query(
-      `UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`,
-      [id],
-    );
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    // A failure is recorded the way Prisma records one (started, never finished, logs
-    // set), so this start and every later one refuse until an operator resolves it.
-    await client.query(
-      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, logs, applied_steps_count)
-       VALUES ($1, $2, $3, clock_timestamp(), $4, 0)`,
-      [id, file.checksum, file.name, describeFailure(error)],
-    );
-    throw new AppError(
-      'migration_failed',
-      `schema ${schema}: migration ${file.name} failed: ${(error as Error).message}`,
-      [],
-      {
-        cause: error,
-      },
-    );
+async function applyOne(
+  client: pg.ClientBase,
+  schema: string,
+  file: MigrationFile,
+  logger: MigrationLogger | undefined,
+  retry: LockConflictRetry,
+): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    const id = randomUUID();
+    // The history row commits with the migration's own changes: a process killed halfway
+    // leaves neither, and the next start simply applies it again.
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count)
+         VALUES ($1, $2, $3, clock_timestamp(), 0)`,
+        [id, file.checksum, file.name],
+      );
+      // No parameters: the simple query protocol runs a multi-statement script as is.
+      await client.query(file.sql);
+      await client.query(
+        `UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`,
+        [id],
+      );
+      await client.query('COMMIT');
+      return;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'string' && LOCK_CONFLICTS.has(code)) {
+        // Not the migration's fault but the moment's (a sync write in flight): recorded as
+        // failed, it would block every later start until an operator stepped in.
+        if (attempt < retry.attempts) {
+          const waitMs = retry.backoffMs * 2 ** (attempt - 1);
+          logger?.warn(
+            { schema, migration: file.name, code, attempt, waitMs },
+            'migration lost a table lock conflict, rolled back; trying again',
+          );
+          await new Promise((resolve) => setTimeout(resolve, waitMs));
+          continue;
+        }
+        throw new AppError(
+          'migration_lock_timeout',
+          `schema ${schema}: migration ${file.name} lost a table lock conflict on each of ${attempt} attempts ` +
+            `(last: ${code} ${(error as Error).message}). Nothing was applied or recorded as failed: start again, ` +
+            `or find the transactions holding its tables (pg_locks) first.`,
+          [],
+          { cause: error },
+        );
+      }
+      // A failure is recorded the way Prisma records one (started, never finished, logs
+      // set), so this start and every later one refuse until an operator resolves it.
+      await client.query(
+        `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, logs, applied_steps_count)
+         VALUES ($1, $2, $3, clock_timestamp(), $4, 0)`,
+        [id, file.checksum, file.name, describeFailure(error)],
+      );
+      throw new AppError(
+        'migration_failed',
+        `schema ${schema}: migration ${file.name} failed: ${(error as Error).message}`,
+        [],
+        {
+          cause: error,
+        },
+      );
+    }
   }
 }
 

@@ -1,2 +1,3 @@
+export * from './lock-waits.js';
 export * from './row-counts.js';
 export * from './test-schema.js';
