@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { systemClock } from '@context-gateway/clock';
+import { TestClock } from '@context-gateway/clock/testing';
 import { grantChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
@@ -76,7 +77,6 @@ let records: RecordsService;
 let grants: GrantsService;
 let connections: ConnectionsService;
 let otherShardRecords: RecordsService;
-let repository: RecordsRepository;
 
 function playlist(n: number, name = `List ${n}`) {
   return create(RecordInputSchema, {
@@ -192,7 +192,6 @@ beforeAll(async () => {
   grants = shard0.get(GrantsService);
   connections = shard0.get(ConnectionsService);
   otherShardRecords = shard1.get(RecordsService);
-  repository = shard0.get(RecordsRepository);
 });
 
 afterAll(async () => {
@@ -364,15 +363,18 @@ describe('personal-server storage and query path', () => {
     expect(await write(user, connection, [playlist(1, 'One')])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
   });
 
-  it('copies a batch of new records in when the last one was all new; one known record sends the batch back to the INSERT', async () => {
+  it('copies a batch of new records in when the last one, under 30 s ago, was all new; one known record sends the batch back to the INSERT', async () => {
     const user = userOn(0);
     const connection = randomUUID();
-    await write(user, connection, [playlist(1)]); // all new: the next batch is tried by COPY
+    await write(user, connection, [playlist(1)]);
     const { rows } = await schema.pool.query<{ personal_server_id: string }>(
       'SELECT personal_server_id FROM connections WHERE id = $1',
       [connection],
     );
     const ps = rows[0]!.personal_server_id;
+    // The shard's repository over the same pool, with a clock this test moves.
+    const clock = new TestClock();
+    const repository = new RecordsRepository(schema.pool, clock);
     const row = (externalId: string, version: bigint, sourceUpdatedAt: Date): RecordWrite => ({
       id: randomUUID(),
       type: 'media.playlist',
@@ -392,6 +394,14 @@ describe('personal-server storage and query path', () => {
       });
     try {
       await client.query('BEGIN');
+      // Nothing known of the connection yet: the INSERT, which finds the batch all new.
+      statements.mockClear();
+      await repository.insertNew(client, ps, connection, [row('z', 9n, new Date(0))]);
+      expect(sent()).toEqual(['INSERT']);
+
+      // The next batch (an initial sync's, seconds later) is copied in; the savepoint is
+      // released, so the connection's update that follows is the transaction's own.
+      clock.advance(29_000);
       // Before 1900, and in the future, to the millisecond.
       const copied = [
         row('a', 10n, new Date(Date.UTC(1899, 11, 31, 23, 59, 59, 7))),
@@ -399,16 +409,24 @@ describe('personal-server storage and query path', () => {
       ];
       statements.mockClear();
       expect(await repository.insertNew(client, ps, connection, copied)).toEqual(new Set(copied.map(recordKey)));
-      expect(sent()).toEqual(['SAVEPOINT', 'COPY']);
+      expect(sent()).toEqual(['SAVEPOINT', 'COPY', 'RELEASE']);
 
-      // `a` again under a fresh id: the COPY is refused whole, the INSERT takes only `c`.
+      // `a` again under a fresh id (29 s after the COPY, which counts as all new): the COPY
+      // is refused whole, the INSERT takes only `c`.
+      clock.advance(29_000);
       const mixed = [row('c', 12n, new Date(0)), row('a', 13n, new Date(0))];
       statements.mockClear();
       expect(await repository.insertNew(client, ps, connection, mixed)).toEqual(new Set([recordKey(mixed[0]!)]));
-      expect(sent()).toEqual(['SAVEPOINT', 'COPY', 'ROLLBACK', 'INSERT', 'SELECT']);
+      expect(sent()).toEqual(['SAVEPOINT', 'COPY', 'ROLLBACK', 'RELEASE', 'INSERT', 'SELECT']);
       // A batch that was not all new is not tried by COPY next time.
       statements.mockClear();
       await repository.insertNew(client, ps, connection, [row('d', 14n, new Date(0))]);
+      expect(sent()).toEqual(['INSERT']);
+      // All new again, but the next batch comes 30 s later (a periodic sync, mostly known
+      // items): not guessed, so Postgres logs no refused COPY naming the person's items.
+      clock.advance(30_000);
+      statements.mockClear();
+      await repository.insertNew(client, ps, connection, [row('e', 15n, new Date(0))]);
       expect(sent()).toEqual(['INSERT']);
 
       const stored = await client.query<{
@@ -441,6 +459,14 @@ describe('personal-server storage and query path', () => {
           personal_server_id: ps,
         })),
       );
+
+      // An id collision is not a known item: the COPY's refusal fails the write (the INSERT
+      // would refuse it too), whatever the guess.
+      statements.mockClear();
+      await expect(
+        repository.insertNew(client, ps, connection, [{ ...row('f', 16n, new Date(0)), id: copied[0]!.id }]),
+      ).rejects.toMatchObject({ code: '23505', constraint: 'records_pkey' });
+      expect(sent()).toEqual(['SAVEPOINT', 'COPY']);
     } finally {
       await client.query('ROLLBACK');
       statements.mockRestore();

@@ -1,3 +1,4 @@
+import { Clock } from '@context-gateway/clock';
 import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
@@ -328,24 +329,40 @@ const COPY_COLUMNS: readonly CopyColumn[] = [
   { name: 'version', type: 'int8' },
 ];
 
-/** Postgres's SQLSTATE for a unique key refusing a row. */
-const UNIQUE_VIOLATION = '23505';
+/**
+ * The unique key a new record's COPY runs into when the connection has one of its items
+ * already (migration 20261125082923_init). Only this refusal sends the batch to the INSERT;
+ * any other (records_pkey: an id collision) fails the write.
+ */
+const RECORD_KEY = 'records_connection_id_type_external_id_key';
 
 /** How many connections `RecordsRepository` remembers as "its last new records were all new". */
 const ALL_NEW_REMEMBERED = 10_000;
+
+/**
+ * For how long after a connection's last all-new batch its next one is guessed all new too.
+ * An initial sync sends its batches back to back (seconds apart); a periodic sync comes
+ * minutes later, and its first batch is mostly items the connection has: guessed wrong, the
+ * refused COPY makes Postgres log an ERROR naming the connection and the item's external id.
+ */
+const ALL_NEW_FOR_MS = 30_000;
 
 /** `records`: encrypted bodies with routing/filtering columns in clear. */
 @Injectable()
 export class RecordsRepository {
   /**
    * Connections whose last insertNew found every row new (an initial sync, a growing
-   * history): their next batch is tried with COPY first. A hint only: a batch it gets wrong
-   * costs one COPY that fails at its first known row and is rolled back; a connection not
-   * in it (or forgotten) is written with the INSERT, as every batch was before.
+   * history), with when it did (clock ms): their next batch within ALL_NEW_FOR_MS is tried
+   * with COPY first. A hint only: a batch it gets wrong costs one COPY that fails at its
+   * first known row and is rolled back; a connection not in it (forgotten, or too long ago)
+   * is written with the INSERT, as every batch was before.
    */
-  private readonly allNewLastTime = new Set<string>();
+  private readonly lastAllNew = new Map<string, number>();
 
-  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    private readonly clock: Clock,
+  ) {}
 
   async page(q: PageQuery): Promise<{ grant: QueryGrant | undefined; records: StoredRecord[] }> {
     const limited = q.type === undefined && q.policyTypes !== undefined;
@@ -474,8 +491,8 @@ export class RecordsRepository {
    * of known records) almost always, and only a mixed batch reads back which rows went in —
    * by the fresh ids, which only an inserted row carries (a known one keeps its own).
    * RETURNING every row's type and external id cost Postgres and the shard a text row per
-   * record for those two common answers. When the connection's last batch was all new, this
-   * one is tried with COPY first (copyNew), which either writes every row or none.
+   * record for those two common answers. When the connection's last batch was all new and
+   * recent, this one is tried with COPY first (copyNew), which either writes every row or none.
    */
   async insertNew(
     tx: PoolClient,
@@ -484,15 +501,18 @@ export class RecordsRepository {
     rows: RecordWrite[],
   ): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
-    if (this.allNewLastTime.has(connectionId) && (await this.copyNew(tx, personalServerId, connectionId, rows)))
-      return new Set(rows.map(recordKey));
-    const count = await this.insertRows(tx, personalServerId, connectionId, rows, 'DO NOTHING');
-    if (count === rows.length) {
-      if (this.allNewLastTime.size >= ALL_NEW_REMEMBERED) this.allNewLastTime.clear();
-      this.allNewLastTime.add(connectionId);
+    const allNewAt = this.lastAllNew.get(connectionId);
+    const guessAllNew = allNewAt !== undefined && this.clock.now() - allNewAt < ALL_NEW_FOR_MS;
+    if (guessAllNew && (await this.copyNew(tx, personalServerId, connectionId, rows))) {
+      this.rememberAllNew(connectionId);
       return new Set(rows.map(recordKey));
     }
-    this.allNewLastTime.delete(connectionId);
+    const count = await this.insertRows(tx, personalServerId, connectionId, rows, 'DO NOTHING');
+    if (count === rows.length) {
+      this.rememberAllNew(connectionId);
+      return new Set(rows.map(recordKey));
+    }
+    this.lastAllNew.delete(connectionId);
     if (count === 0) return new Set();
     const { rows: inserted } = await tx.query<{ type: string; external_id: string }>(
       'SELECT type, external_id FROM records WHERE id = ANY($1::uuid[]) AND connection_id = $2',
@@ -501,13 +521,24 @@ export class RecordsRepository {
     return new Set(inserted.map((r) => recordKey({ type: r.type, externalId: r.external_id })));
   }
 
+  /** Notes that the connection's batch just written was all new (bounded: forgets all when full). */
+  private rememberAllNew(connectionId: string): void {
+    if (!this.lastAllNew.has(connectionId) && this.lastAllNew.size >= ALL_NEW_REMEMBERED) this.lastAllNew.clear();
+    this.lastAllNew.set(connectionId, this.clock.now());
+  }
+
   /**
    * All of `rows` with one binary COPY, when none of them is stored yet; false (nothing
    * written, the transaction usable) when one is — the unique key refuses it, and the COPY
-   * is rolled back to a savepoint. For Postgres a COPY row costs about a third less than an
-   * INSERT … unnest() row (no array literals to parse, no ON CONFLICT probe before each
-   * row's insert), and the shard encodes the rows straight into one buffer instead of
-   * node-pg's text arrays. Any other error (an id collision included) fails the write.
+   * is rolled back to a savepoint. For Postgres a COPY row costs ~3.5 ms of CPU per 1,000
+   * less than an INSERT … unnest() row (docs/perf/README.md, fifth pass: no array literals
+   * to parse, no ON CONFLICT probe before each row's insert), and the shard encodes the rows
+   * straight into one buffer instead of node-pg's text arrays. Any other error (an id
+   * collision included) fails the write.
+   *
+   * The savepoint is released either way: what follows (the connection's advance()) then
+   * updates the row the transaction holds FOR UPDATE from the transaction itself, not from a
+   * subtransaction, which would make Postgres create a MultiXact for that row every batch.
    */
   private async copyNew(
     tx: PoolClient,
@@ -534,13 +565,15 @@ export class RecordsRepository {
           r.version,
         ]),
       );
-      return true;
     } catch (error) {
-      if ((error as { code?: unknown }).code !== UNIQUE_VIOLATION) throw error;
+      if ((error as { constraint?: unknown }).constraint !== RECORD_KEY) throw error;
       await tx.query('ROLLBACK TO SAVEPOINT copy_new');
-      this.allNewLastTime.delete(connectionId);
+      await tx.query('RELEASE SAVEPOINT copy_new');
+      this.lastAllNew.delete(connectionId);
       return false;
     }
+    await tx.query('RELEASE SAVEPOINT copy_new');
+    return true;
   }
 
   /** Idempotent upsert by (connection, type, external id); `updated_at` is the commit's clock. */
