@@ -1,4 +1,4 @@
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import fc from 'fast-check';
 
@@ -51,10 +51,26 @@ const notUuid = fc.oneof(
   fc.string({ maxLength: 8 }),
 );
 const optionalUuid = mostly(fc.oneof(fc.constant(''), uuid), notUuid);
-const enumValue = mostly(fc.integer({ min: 1, max: 12 }), fc.constant(0));
+// Numbers the wire cannot carry as they are (toBinary refuses them; the hand encoder must never see them).
+const notInteger = fc.constantFrom(Number.NaN, 1.5, Number.POSITIVE_INFINITY);
+const enumValue = mostly(
+  fc.integer({ min: 1, max: 12 }),
+  fc.oneof(fc.constant(0), notInteger, fc.constantFrom(2 ** 31, -(2 ** 31) - 1)),
+);
 const occurredAt = mostly(
   fc.date({ min: new Date('2000-01-01Z'), max: new Date('2100-01-01Z'), noInvalidDate: true }).map(timestampFromDate),
-  fc.oneof(fc.constant(undefined), fc.constant(create(TimestampSchema, { seconds: 10n ** 15n }))),
+  fc.oneof(
+    fc.constant(undefined),
+    fc.constant(create(TimestampSchema, { seconds: 10n ** 15n })),
+    fc.constant(create(TimestampSchema, { seconds: 2n ** 63n })),
+    fc
+      .oneof(notInteger, fc.constantFrom(-1, 1_000_000_000))
+      .map((nanos) => create(TimestampSchema, { seconds: 1n, nanos })),
+  ),
+);
+const latencyMs = mostly(
+  fc.oneof(fc.constant(0), fc.nat(), fc.constant(0xffffffff)),
+  fc.oneof(notInteger, fc.constantFrom(-1, 2 ** 32)),
 );
 const policy = fc.option(
   fc.record({
@@ -76,6 +92,7 @@ const auditEvent: fc.Arbitrary<MessageInitShape<typeof AuditEventSchema>> = fc.r
   outcome: enumValue,
   phase: enumValue,
   actorKind: enumValue,
+  latencyMs,
   applicationId: textUpTo(256),
   userId: textUpTo(256),
   integration: textUpTo(256),
@@ -146,6 +163,55 @@ describe('audit event validation', () => {
     const event = valid();
     spoil(event);
     expect(validateAuditEvent(event).map((p) => p.path)).toEqual([path]);
+  });
+
+  // The hand encoder (gateway audit-event-bytes.ts) writes numbers as given: each of these would
+  // come out as bytes no decoder reads back as the event. toBinary refuses them all but a nanos
+  // of a whole second or more, which is no Timestamp (its spec: 0 to 999,999,999).
+  it.each<[string, (e: AuditEvent) => void, string, boolean]>([
+    ['a negative latency', (e) => (e.latencyMs = -1), 'latencyMs', true],
+    ['a fractional latency', (e) => (e.latencyMs = 1.5), 'latencyMs', true],
+    ['a NaN latency', (e) => (e.latencyMs = Number.NaN), 'latencyMs', true],
+    ['a latency past uint32', (e) => (e.latencyMs = 2 ** 32), 'latencyMs', true],
+    [
+      'negative nanos',
+      (e) => (e.occurredAt = create(TimestampSchema, { seconds: 1n, nanos: -1 })),
+      'occurredAt',
+      false,
+    ],
+    [
+      'fractional nanos',
+      (e) => (e.occurredAt = create(TimestampSchema, { seconds: 1n, nanos: 1.5 })),
+      'occurredAt',
+      true,
+    ],
+    [
+      'NaN nanos',
+      (e) => (e.occurredAt = create(TimestampSchema, { seconds: 1n, nanos: Number.NaN })),
+      'occurredAt',
+      true,
+    ],
+    ['a whole second of nanos', (e) => (e.occurredAt = create(TimestampSchema, { nanos: 1e9 })), 'occurredAt', false],
+    ['seconds past int64', (e) => (e.occurredAt = create(TimestampSchema, { seconds: 2n ** 63n })), 'occurredAt', true],
+    ['an action past int32', (e) => (e.action = 2 ** 31), 'action', true],
+    ['a fractional outcome', (e) => (e.outcome = 1.5 as AuditOutcome), 'outcome', true],
+    ['a NaN phase', (e) => (e.phase = Number.NaN), 'phase', true],
+    ['an actor kind below int32', (e) => (e.actorKind = -(2 ** 31) - 1), 'actorKind', true],
+  ])('refuses %s, naming it', (_, spoil, path, binaryRefuses) => {
+    const event = valid();
+    spoil(event);
+    expect(validateAuditEvent(event).map((p) => p.path)).toEqual([path]);
+    expect(passesAuditEventChecks(event)).toBe(false);
+    if (binaryRefuses) expect(() => toBinary(AuditEventSchema, event)).toThrow();
+  });
+
+  it('passes the numbers at their bounds', () => {
+    const event = valid();
+    event.latencyMs = 0xffffffff;
+    event.occurredAt = create(TimestampSchema, { seconds: 1n, nanos: 999_999_999 });
+    event.action = -(2 ** 31);
+    event.outcome = 2 ** 31 - 1;
+    expect(validateAuditEvent(event)).toEqual([]);
   });
 
   // The quick pass and the full list are two spellings of the same checks: a check added to

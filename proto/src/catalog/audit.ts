@@ -85,11 +85,17 @@ export function passesAuditEventChecks(e: AuditEvent): boolean {
     (e.orgId === '' || isLowerCaseUuid(e.orgId)) &&
     (e.intentEventId === '' || isLowerCaseUuid(e.intentEventId)) &&
     e.occurredAt !== undefined &&
+    encodableTime(e.occurredAt) &&
     !Number.isNaN(timestampDate(e.occurredAt).getTime()) &&
     e.action !== AuditAction.UNSPECIFIED &&
     e.outcome !== AuditOutcome.UNSPECIFIED &&
     e.phase !== AuditPhase.UNSPECIFIED &&
     e.actorKind !== ActorKind.UNSPECIFIED &&
+    isInt32(e.action) &&
+    isInt32(e.outcome) &&
+    isInt32(e.phase) &&
+    isInt32(e.actorKind) &&
+    isUint32(e.latencyMs) &&
     textWithinBounds(e) &&
     (e.policy === undefined ||
       (e.policy.decidedBy.length <= SHORT_TEXT &&
@@ -98,6 +104,31 @@ export function passesAuditEventChecks(e: AuditEvent): boolean {
         allAtMost(e.policy.matchedRuleIds, LONGER_TEXT)))
   );
 }
+
+/**
+ * Numbers the wire can carry as they are. toBinary refuses the others (a negative or
+ * fractional uint32, an int32 past its range, NaN); the gateway's hand encoder
+ * (audit-event-bytes.ts) writes whatever it is given, so a validated event must not hold them.
+ */
+const isInt32 = (n: number): boolean => Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
+const isUint32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** An int64 `seconds` (a bigint, as the generated type says) and `nanos` within one second. */
+function encodableTime(t: { seconds: bigint; nanos: number }): boolean {
+  return (
+    typeof t.seconds === 'bigint' &&
+    t.seconds >= INT64_MIN &&
+    t.seconds <= INT64_MAX &&
+    Number.isInteger(t.nanos) &&
+    t.nanos >= 0 &&
+    t.nanos <= 999_999_999
+  );
+}
+
+const int32Enum = (value: number, path: string): ValidationProblem[] =>
+  value === 0 ? check.enumSet(value, path) : isInt32(value) ? [] : [{ path, message: 'must be an int32' }];
 
 function textWithinBounds(e: AuditEvent): boolean {
   for (const [field, max] of BOUNDED_TEXT) if (e[field].length > max) return false;
@@ -119,13 +150,18 @@ export function auditEventProblems(e: AuditEvent): ValidationProblem[] {
     ...check.uuid(e.eventId, 'eventId'),
     ...optionalUuid(e.orgId, 'orgId'),
     ...optionalUuid(e.intentEventId, 'intentEventId'),
-    ...(e.occurredAt && !Number.isNaN(timestampDate(e.occurredAt).getTime())
-      ? []
-      : [{ path: 'occurredAt', message: 'must be set' }]),
-    ...check.enumSet(e.action, 'action'),
-    ...check.enumSet(e.outcome, 'outcome'),
-    ...check.enumSet(e.phase, 'phase'),
-    ...check.enumSet(e.actorKind, 'actorKind'),
+    ...(e.occurredAt === undefined
+      ? [{ path: 'occurredAt', message: 'must be set' }]
+      : !encodableTime(e.occurredAt)
+        ? [{ path: 'occurredAt', message: 'must have int64 seconds and integer nanos from 0 to 999999999' }]
+        : Number.isNaN(timestampDate(e.occurredAt).getTime())
+          ? [{ path: 'occurredAt', message: 'must be a time a Date holds' }]
+          : []),
+    ...int32Enum(e.action, 'action'),
+    ...int32Enum(e.outcome, 'outcome'),
+    ...int32Enum(e.phase, 'phase'),
+    ...int32Enum(e.actorKind, 'actorKind'),
+    ...(isUint32(e.latencyMs) ? [] : [{ path: 'latencyMs', message: 'must be an integer from 0 to 4294967295' }]),
     ...BOUNDED_TEXT.flatMap(([field, max]) => check.maxLength(e[field], max, field)),
     ...short(e.policy?.decidedBy ?? '', 'policy.decidedBy'),
     ...check.maxLength(e.policy?.reason ?? '', LONGER_TEXT, 'policy.reason'),
