@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { create, type DescMessage, fromBinary, type MessageInitShape, ScalarType, toBinary } from '@bufbuild/protobuf';
-import { FeatureSet_FieldPresence, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { FeatureSet_FieldPresence, timestampFromDate, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import {
   ActorKind,
   AuditAction,
@@ -196,6 +196,17 @@ describe('encodeAuditEvent', () => {
     const decoded = fromBinary(AuditEventSchema, Buffer.concat([known, Buffer.from([0x9a, 0x06, 0x01, 0x78])]));
     expect(hexLines(encodeAuditEvent(decoded))).toEqual(hexLines(toBinary(AuditEventSchema, decoded)));
     expect(encodeAuditEvent(decoded).length).toBe(known.length + 4);
+  });
+
+  it('leaves a time with fields it does not know to the generic encoder, which keeps them', () => {
+    const occurredAt = timestampFromDate(new Date('2026-12-07T07:50:01.234Z'));
+    // The Timestamp with a field 3, a string: what a newer peer's time would carry.
+    const time = Buffer.concat([toBinary(TimestampSchema, occurredAt), Buffer.from([0x1a, 0x01, 0x78])]);
+    const rest = toBinary(AuditEventSchema, queryEvent({ occurredAt: undefined }));
+    const decoded = fromBinary(AuditEventSchema, Buffer.concat([Buffer.from([0x12, time.length]), time, rest]));
+    expect(decoded.occurredAt?.$unknown).toHaveLength(1);
+    expect(hexLines(encodeAuditEvent(decoded))).toEqual(hexLines(toBinary(AuditEventSchema, decoded)));
+    expect(encodeAuditEvent(decoded).length).toBe(rest.length + 2 + time.length);
   });
 
   it('does not let an event longer than the scratch buffer spill into the next one', () => {

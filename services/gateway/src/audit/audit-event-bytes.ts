@@ -64,7 +64,8 @@ let scratch = Buffer.allocUnsafe(16 * 1024);
  */
 export function encodeAuditEvent(event: AuditEvent): Buffer {
   // Fields this encoder does not know (a message decoded from a newer peer): the generic one.
-  if (event.$unknown?.length || event.policy?.$unknown?.length) return Buffer.from(toBinary(AuditEventSchema, event));
+  if (event.$unknown?.length || event.policy?.$unknown?.length || event.occurredAt?.$unknown?.length)
+    return Buffer.from(toBinary(AuditEventSchema, event));
   const room = roomFor(event);
   if (scratch.length < room) scratch = Buffer.allocUnsafe(Math.max(room, scratch.length * 2));
   const out = scratch;
