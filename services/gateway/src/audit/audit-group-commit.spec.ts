@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { create, type DescMessage, type Message, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { JetStreamPublisher } from '@context-gateway/messaging';
+import { currentRequestContext, runWithRequestContext } from '@context-gateway/observability';
 import {
   ActorKind,
   AuditAction,
@@ -34,15 +35,18 @@ const event = (eventId: string = randomUUID(), more: MessageInitShape<typeof Aud
  * (toBinary's): what the audit service decodes is what the group commit validated.
  */
 function fakeStream() {
-  const published: { subject: string; message: unknown }[] = [];
-  const state = { down: false };
+  const published: { subject: string; message: unknown; requestId: string | undefined }[] = [];
+  const state = { down: false, throws: 0 };
   const publisher = {
     publishEncoded: (descriptor: { subject: string; message: DescMessage }, message: Message, bytes: Uint8Array) => {
+      // A publisher (or encoder) failing before it returns a promise at all, `throws` times.
+      if (state.throws > 0 && state.throws--) throw new Error('thrown before any promise');
       if (state.down) return Promise.reject(new Error('no ack'));
       const expected = Buffer.from(toBinary(descriptor.message, message)).toString('hex');
       if (Buffer.from(bytes).toString('hex') !== expected)
         return Promise.reject(new Error('bytes are not the message'));
-      published.push({ subject: descriptor.subject, message });
+      // The request whose id the message's headers would carry (the publisher reads it here).
+      published.push({ subject: descriptor.subject, message, requestId: currentRequestContext()?.requestId });
       return Promise.resolve({ stream: 'AUDIT', seq: published.length, duplicate: false });
     },
   } as unknown as JetStreamPublisher;
@@ -126,6 +130,57 @@ describe('AuditGroupCommit', () => {
     await expect(bad).rejects.toMatchObject({ code: 'validation_failed' });
     await expect(good).resolves.toBeUndefined();
     expect(published).toHaveLength(1);
+  });
+
+  it('refuses an event whose numbers the wire cannot carry as they are', async () => {
+    const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000);
+    for (const latencyMs of [-1, 1.5, Number.NaN, 2 ** 32])
+      await expect(group.append(event(randomUUID(), { latencyMs }))).rejects.toMatchObject({
+        code: 'validation_failed',
+      });
+    expect(published).toHaveLength(0);
+  });
+
+  it.each([
+    ['a lone event', 1, 256],
+    ['a batch sent at the end of the turn', 3, 256],
+    ['a batch sent once full', 2, 2],
+  ])('%s whose publishing throws fails exactly its own appends', async (_, count, maxEvents) => {
+    const { publisher, published, state } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000, maxEvents);
+    state.throws = 1;
+    const lost: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) lost.push(group.append(event()));
+    const next = count === maxEvents ? group.append(event()) : undefined;
+    const settled = await Promise.allSettled(lost);
+    expect(settled.map((s) => s.status === 'rejected' && (s.reason as Error).message)).toEqual(
+      lost.map(() => 'thrown before any promise'),
+    );
+    // The next batch goes out as if nothing happened.
+    await next;
+    await group.append(event());
+    expect(published).toHaveLength(next ? 2 : 1);
+  });
+
+  it('sends a batch in no request context, a lone event in its own', async () => {
+    const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000);
+    await Promise.all([
+      runWithRequestContext({ requestId: 'A' }, () => group.append(event())),
+      runWithRequestContext({ requestId: 'B' }, () => group.append(event())),
+    ]);
+    await runWithRequestContext({ requestId: 'C' }, () => group.append(event()));
+    const full = new AuditGroupCommit(publisher, 1_000, 2);
+    await Promise.all([
+      runWithRequestContext({ requestId: 'D' }, () => full.append(event())),
+      runWithRequestContext({ requestId: 'E' }, () => full.append(event())),
+    ]);
+    expect(published.map((p) => [(p.message as Partial<AuditEventBatch>).events?.length ?? 1, p.requestId])).toEqual([
+      [2, undefined],
+      [1, 'C'],
+      [2, undefined],
+    ]);
   });
 
   it('refuses a batch size the audit service would dead-letter', () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
 import type { JetStreamPublisher } from '@context-gateway/messaging';
+import { runDetached } from '@context-gateway/observability';
 import {
   AUDIT_BATCH_HEADER,
   type AuditEvent,
@@ -39,10 +40,10 @@ interface Waiting {
  * it: an appended event cannot be changed any more, and an assignment to it throws); the
  * batch adds only its own checks (auditEventBatchOf), and the publisher sends both without
  * checking them again (publishEncoded). Each is encoded once, too, as it is appended
- * (encodeAuditEvent, by hand): a batch is its events' bytes spliced after the batch id. An event whose id is already waiting in the batch
- * is not sent twice — the audit service would dead-letter a batch carrying an id twice — and
- * shares the first copy's outcome, as JetStream's de-duplication by message id does: the
- * first copy is the one stored.
+ * (encodeAuditEvent, by hand): a batch is its events' bytes spliced after the batch id. An
+ * event whose id is already waiting in the batch is not sent twice — the audit service would
+ * dead-letter a batch carrying an id twice — and shares the first copy's outcome, as
+ * JetStream's de-duplication by message id does: the first copy is the one stored.
  */
 export class AuditGroupCommit {
   /** The next batch by event id, in append order: a batch carries each id once. */
@@ -94,7 +95,10 @@ export class AuditGroupCommit {
     this.#waiting = new Map();
     const [only] = batch;
     if (!only) return;
-    const stored = batch.length === 1 ? this.#publishOne(only) : this.#publishBatch(batch);
+    // A lone event goes out in its request's context (its cg-request-id and traceparent). A
+    // batch is no one request's: it would carry whichever request appended first (or filled
+    // it), so it goes out detached, with neither.
+    const stored = batch.length === 1 ? this.#publishOne(only) : runDetached(() => this.#publishBatch(batch));
     stored.then(
       () => {
         for (const w of batch) w.resolve();
@@ -105,18 +109,19 @@ export class AuditGroupCommit {
     );
   }
 
-  #publishOne({ event, bytes }: Waiting): Promise<unknown> {
+  // Both async: a synchronous throw (the encoder's, the publisher's) rejects exactly this
+  // batch's events, rather than escaping from setImmediate or into the append that filled it.
+  async #publishOne({ event, bytes }: Waiting): Promise<unknown> {
     return this.publisher.publishEncoded(events.auditRecorded, event, bytes, { timeoutMs: this.timeoutMs });
   }
 
-  #publishBatch(batch: Waiting[]): Promise<unknown> {
+  async #publishBatch(batch: Waiting[]): Promise<unknown> {
     const checked = auditEventBatchOf(
       randomUUID(),
       batch.map((w) => w.event),
     );
     // Cannot fail (a fresh UUID, at most maxEvents, each id once): refused whole if it ever did.
-    if (!checked.ok)
-      return Promise.reject(new AppError('validation_failed', 'the audit batch failed validation', checked.problems));
+    if (!checked.ok) throw new AppError('validation_failed', 'the audit batch failed validation', checked.problems);
     const bytes = encodeAuditBatch(
       checked.message.batchId,
       batch.map((w) => w.bytes),

@@ -24,7 +24,10 @@ export class RouteValidationInterceptor implements NestInterceptor {
   }
 }
 
-/** Parses the request's params, query and body by the route's schemas, in place; throws validation_failed / unknown_field. */
+/**
+ * Parses the request's params, query and body by the route's schemas, in place; throws
+ * validation_failed / unknown_field.
+ */
 export function validateRouteInput(definition: RouteDefinition, request: FastifyRequest): void {
   if (definition.params) request.params = parseInput(definition.params, request.params, 'params');
   if (definition.query) request.query = parseInput(definition.query, request.query, 'query');
