@@ -36,8 +36,14 @@ export class AuditRouteInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, context.getHandler());
-    if (!definition?.audit || context.getType() !== 'http') return next.handle();
+    if (!definition?.audit) return next.handle();
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    if (context.getType() !== 'http') {
+      // Not recorded, but validated all the same: no RouteValidationInterceptor runs for an
+      // audited route (route.decorator.ts), so this is its handler's one check of its input.
+      validateRouteInput(definition, request);
+      return next.handle();
+    }
     return from(this.run(definition, definition.audit, request, next));
   }
 
