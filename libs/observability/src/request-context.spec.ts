@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
 import { afterEach, describe, expect, it } from '@jest/globals';
@@ -27,16 +28,26 @@ describe('request context beside the active span', () => {
     handle = undefined;
   });
 
+  // Node 20 keeps each enabled AsyncLocalStorage's store on every promise made, under a
+  // symbol of its own (a promise hook copies it). Where AsyncLocalStorage rides on
+  // AsyncContextFrame instead (Node 24 on, or --experimental-async-context-frame), promises
+  // carry no stores at all and there is nothing to count: asked of the runtime, not its version.
+  const promisesCarryStores = (() => {
+    const probe = new AsyncLocalStorage<true>();
+    const carries = probe.run(true, () => Object.getOwnPropertySymbols(Promise.resolve()).length > 0);
+    probe.disable();
+    return carries;
+  })();
+
   // First in the file: before it, neither context has been entered in this process.
-  it('costs every promise one store more, not one per kind of context', async () => {
-    // Node 20 keeps each enabled AsyncLocalStorage's store on every promise made, under a
-    // symbol of its own (a promise hook copies it); Jest's own stores are there already.
+  (promisesCarryStores ? it : it.skip)('costs every promise one store more, not one per kind of context', async () => {
+    // Jest's own stores are on every promise already.
     const before = Object.getOwnPropertySymbols(Promise.resolve()).length;
     await init();
     const inside = await runWithRequestContext({ requestId: 'r1' }, () =>
       withSpan('outer', { kind: SpanKind.SERVER }, () => Object.getOwnPropertySymbols(Promise.resolve()).length),
     );
-    expect(inside - before).toBeLessThanOrEqual(1);
+    expect(inside - before).toBe(1);
   });
 
   it('a span entered inside a request keeps the request, and a request entered inside a span keeps the span', async () => {

@@ -12,8 +12,11 @@ export interface RequestContext {
 
 /** Runs `fn` (and everything it awaits) with `ctx` as the current request context. */
 export function runWithRequestContext<T>(ctx: RequestContext, fn: () => T): T {
-  const otel = currentScope()?.otel;
-  return runInScope(otel ? { request: ctx, otel } : { request: ctx }, fn);
+  const scope = currentScope();
+  return runInScope(
+    scope?.otel ? { request: ctx, otel: scope.otel, otelOwner: scope.otelOwner } : { request: ctx },
+    fn,
+  );
 }
 
 /** The request context of the code running now, if it was entered through runWithRequestContext. */

@@ -17,6 +17,11 @@ export interface Scope {
   readonly request?: RequestContext;
   /** OpenTelemetry's active context; none is ROOT_CONTEXT. */
   readonly otel?: Context;
+  /**
+   * The context manager that set `otel` (tracing.ts). An async chain outlives a tracing
+   * shutdown: a manager registered after it must not hand out the old one's context.
+   */
+  readonly otelOwner?: object;
 }
 
 const storage = new AsyncLocalStorage<Scope>();

@@ -213,6 +213,22 @@ describe('tracing', () => {
     }
   });
 
+  it('a chain begun before a shutdown does not bring its span back under the next initTracing', async () => {
+    await init();
+    let resume!: () => void;
+    const gate = new Promise<void>((resolve) => (resume = resolve));
+    const old = withSpan('old', { kind: SpanKind.SERVER }, async (span) => {
+      await gate;
+      return { before: span.spanContext().traceId, now: activeTraceIds() };
+    });
+    await handle?.shutdown();
+    await init();
+    resume();
+    const seen = await old;
+    expect(seen.before).toMatch(/^[0-9a-f]{32}$/);
+    expect(seen.now).toEqual({});
+  });
+
   it('shutdown unregisters the globals so tracing can be set up again', async () => {
     await init();
     await handle?.shutdown();

@@ -115,7 +115,9 @@ class ScopeContextManager extends AsyncLocalStorageContextManager {
   #enabled = false;
 
   override active(): Context {
-    return (this.#enabled && currentScope()?.otel) || ROOT_CONTEXT;
+    const scope = currentScope();
+    // Another manager's context (one from before a shutdown and a new initTracing) is not ours.
+    return (this.#enabled && scope?.otelOwner === this && scope.otel) || ROOT_CONTEXT;
   }
 
   override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
@@ -127,14 +129,18 @@ class ScopeContextManager extends AsyncLocalStorageContextManager {
     const cb = thisArg == null ? fn : (fn.bind(thisArg) as F);
     const scope = currentScope();
     // Disabled (unregistered), or this context is current already: nothing to enter.
-    if (!this.#enabled || scope?.otel === otel) return cb(...args);
-    return runInScope(scope?.request ? { request: scope.request, otel } : { otel }, cb, ...args);
+    if (!this.#enabled || (scope?.otel === otel && scope.otelOwner === this)) return cb(...args);
+    return runInScope(
+      scope?.request ? { request: scope.request, otel, otelOwner: this } : { otel, otelOwner: this },
+      cb,
+      ...args,
+    );
   }
 
   override attach(otel: Context): ReturnType<AsyncLocalStorageContextManager['attach']> {
     const previous = currentScope();
     if (!this.#enabled) return { dispose: () => undefined };
-    enterScope(previous?.request ? { request: previous.request, otel } : { otel });
+    enterScope(previous?.request ? { request: previous.request, otel, otelOwner: this } : { otel, otelOwner: this });
     let disposed = false;
     return {
       dispose: () => {
