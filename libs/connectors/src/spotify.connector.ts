@@ -143,6 +143,7 @@ const titleOf = (t: SpTrack) => ({ title: typeof t.name === 'string' ? t.name : 
 /** Spotify objects → the record catalog's shapes (libs/record-catalog). */
 export const spotifyNormalize = {
   profile: (u: SpUser): NormalizedRecord => {
+    if (typeof u.id !== 'string' || u.id === '') throw new UnreadableItem('the profile has no id');
     return {
       type: 'profile',
       externalId: u.id,
@@ -280,7 +281,7 @@ export class SpotifyConnector implements Connector {
     const next: SpotifyCursor = { v: 1 };
 
     const me = await http.get<SpUser>('/me');
-    if (me.body) await ctx.emit({ upserts: [spotifyNormalize.profile(me.body)], deletes: [] });
+    if (me.body) await emitProfile(ctx, me.body);
 
     // Playlists: listing them also tells us each one's snapshot, so unchanged playlists cost nothing more.
     // By id: the listing may be walked twice in one run (syncCollection), the later answer wins.
@@ -449,6 +450,19 @@ export class SpotifyConnector implements Connector {
     }
     return newest;
   }
+}
+
+/** The profile → its record; one that names no id is a recorded skip, as other entries are. */
+async function emitProfile(ctx: SyncContext, user: SpUser): Promise<void> {
+  let record: NormalizedRecord;
+  try {
+    record = spotifyNormalize.profile(user);
+  } catch (error) {
+    if (!(error instanceof UnreadableItem)) throw error;
+    ctx.skip({ kind: 'malformed', resource: '/me', reason: error.message });
+    return;
+  }
+  await ctx.emit({ upserts: [record], deletes: [] });
 }
 
 /** A page of plays → records; an entry that is null or names no track is a recorded skip. */

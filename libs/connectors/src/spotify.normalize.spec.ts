@@ -4,6 +4,8 @@ import { normalizeIsrc, spotifyNormalize } from './spotify.connector.js';
 
 // Objects as Spotify's Web API reference describes them (TrackObject, EpisodeObject,
 // PlaylistTrackObject with `is_local`), reduced to the fields the normalizer reads.
+type SpUser = Parameters<typeof spotifyNormalize.profile>[0];
+
 const track = {
   id: '4iV5W9uYEdYUVa79Axb7Rh',
   name: 'New Noise',
@@ -84,6 +86,16 @@ describe('Spotify objects → catalog v3', () => {
     expect(() =>
       spotifyNormalize.playlistItem('pl', 3, { item: { ...local, uri: undefined }, is_local: true }),
     ).toThrow(/local file/);
+  });
+
+  it('a profile without an id is refused with a reason (the run records it as a skip)', () => {
+    // As the source may send it: the description marks no field required.
+    const noId = { display_name: 'No Id' } as unknown as SpUser;
+    expect(() => spotifyNormalize.profile(noId)).toThrow(/no id/);
+    expect(() => spotifyNormalize.profile({ id: '' })).toThrow(/no id/);
+    const profile = spotifyNormalize.profile({ id: 'wizzler', display_name: 'Wizzler' });
+    expect(profile).toMatchObject({ type: 'profile', externalId: 'wizzler' });
+    expect(() => validateRecord(profile.type, profile.data)).not.toThrow();
   });
 
   it('a play: durationMs is time played (Spotify does not say), itemDurationMs the track length', () => {

@@ -1,10 +1,12 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { DeletedRecord, NormalizedRecord } from '@context-gateway/connectors';
+import type { DeletedRecord, NormalizedRecord, SkippedItem } from '@context-gateway/connectors';
+import { AppError } from '@context-gateway/errors';
 import { WriteRecordsRequestSchema } from '@context-gateway/proto';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 
+import { writeQuarantining } from './quarantine.js';
 import { encodeWriteRecords, type WriteTarget } from './write-request.js';
 
 /** What the worker sent before: a body per record through TextEncoder, then the generic encoder. */
@@ -152,5 +154,60 @@ describe('encodeWriteRecords', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  /** What a connector may hand over despite the types: the source's JSON is not checked by tsc. */
+  const loose = (r: Record<string, unknown>) => r as unknown as NormalizedRecord;
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+
+  it.each<[string, NormalizedRecord[], DeletedRecord[], string]>([
+    ['a number as type', [repository(1), loose({ type: 7, externalId: 'x', data: {} })], [], 'records[1].type'],
+    ['a missing external id', [loose({ type: 'code.repository', data: {} })], [], 'records[0].externalId'],
+    ['an object as external id', [loose({ type: 't', externalId: { id: 1 }, data: {} })], [], 'records[0].externalId'],
+    ['no data', [repository(1), repository(2), loose({ type: 't', externalId: 'x' })], [], 'records[2].data'],
+    ['a BigInt in the data', [loose({ type: 't', externalId: 'x', data: { n: 1n } })], [], 'records[0].data'],
+    ['a cycle in the data', [loose({ type: 't', externalId: 'x', data: cyclic })], [], 'records[0].data'],
+    [
+      'a tombstone without an id',
+      [repository(1)],
+      [{ type: 'code.star', externalId: '2' }, { type: 'code.star' } as unknown as DeletedRecord],
+      'records[2].externalId',
+    ],
+  ])('refuses %s as invalid_record naming the record', (...row) => {
+    const [, upserts, deletes, path] = row;
+    let thrown: unknown;
+    try {
+      encodeWriteRecords(target, upserts, deletes);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(AppError);
+    expect(thrown).toMatchObject({ code: 'invalid_record', problems: [{ path }] });
+  });
+
+  it('a run target with a non-string id is an internal error, not a record to quarantine', () => {
+    const bad = { ...target, userId: undefined } as unknown as WriteTarget;
+    expect(() => encodeWriteRecords(bad, [repository(1)], [])).toThrow(expect.objectContaining({ code: 'internal' }));
+  });
+
+  it('the run quarantines a record it cannot encode and writes the rest', async () => {
+    const sent: string[] = [];
+    const write = (batch: { upserts: NormalizedRecord[]; deletes: DeletedRecord[] }) => {
+      encodeWriteRecords(target, batch.upserts, batch.deletes);
+      sent.push(...batch.upserts.map((r) => r.externalId));
+      return Promise.resolve();
+    };
+    const skipped: SkippedItem[] = [];
+    const upserts = [repository(1), loose({ type: 'code.repository', externalId: 'no-body' }), repository(3)];
+    await writeQuarantining(write, { upserts, deletes: [] }, (item) => skipped.push(item));
+    expect(sent.sort()).toEqual(['1', '3']);
+    expect(skipped).toEqual([
+      {
+        kind: 'invalid_record',
+        resource: 'code.repository/no-body',
+        reason: expect.stringContaining('records[0].data: not serializable as JSON') as unknown,
+      },
+    ]);
   });
 });

@@ -49,12 +49,18 @@ export function encodeWriteRecords(
   const times = new Float64Array(upserts.length);
   const jsonLengths = new Uint32Array(upserts.length);
   const lengths = new Uint32Array(count);
+  // The run's own ids: a wrong one is our bug, not a record to quarantine.
+  for (const field of ['userId', 'connectionId', 'integration'] as const) {
+    if (typeof target[field] !== 'string')
+      throw new AppError('internal', `The write target's ${field} is not a string`);
+  }
   let size = fieldSize(Buffer.byteLength(target.userId));
   size += fieldSize(Buffer.byteLength(target.connectionId));
   size += fieldSize(Buffer.byteLength(target.integration));
   for (let i = 0; i < upserts.length; i++) {
     const r = upserts[i] as NormalizedRecord;
-    const body = JSON.stringify(r.data);
+    checkIds(r, i);
+    const body = bodyJson(r, i);
     json[i] = body;
     const bodyLength = Buffer.byteLength(body);
     jsonLengths[i] = bodyLength;
@@ -71,6 +77,7 @@ export function encodeWriteRecords(
   }
   for (let i = 0; i < deletes.length; i++) {
     const d = deletes[i] as DeletedRecord;
+    checkIds(d, upserts.length + i);
     const length = fieldSize(Buffer.byteLength(d.type)) + fieldSize(Buffer.byteLength(d.externalId)) + 2;
     lengths[upserts.length + i] = length;
     size += 1 + uintSize(length) + length;
@@ -106,6 +113,37 @@ export function encodeWriteRecords(
   // other data of this process. The spec proves the sizes agree; this keeps a slip from leaking.
   if (at !== size) throw new AppError('internal', `The write request was ${at} bytes written of ${size}`);
   return new EncodedRequest(WriteRecordsRequestSchema, out);
+}
+
+/**
+ * A record's type and external id must be strings (Buffer.byteLength would throw a bare
+ * TypeError; toBinary used to coerce and the server refused the write): refused as
+ * `invalid_record`, which the run quarantines (quarantine.ts) instead of failing.
+ */
+function checkIds(r: DeletedRecord, index: number): void {
+  if (typeof r.type !== 'string') throw invalidRecord(index, 'type', 'not a string');
+  if (typeof r.externalId !== 'string') throw invalidRecord(index, 'externalId', 'not a string');
+}
+
+/**
+ * An upsert's body as JSON; `undefined`, or one JSON cannot write (a BigInt, a cycle), is
+ * `invalid_record` (the reason names no part of the body).
+ */
+function bodyJson(r: NormalizedRecord, index: number): string {
+  let body: string | undefined;
+  try {
+    body = JSON.stringify(r.data);
+  } catch {
+    body = undefined;
+  }
+  if (typeof body !== 'string') throw invalidRecord(index, 'data', 'not serializable as JSON');
+  return body;
+}
+
+function invalidRecord(index: number, field: string, problem: string): AppError {
+  return new AppError('invalid_record', `Record ${index} of the write cannot be sent: its ${field} is ${problem}`, [
+    { path: `records[${index}].${field}`, message: problem },
+  ]);
 }
 
 /** A length-delimited field of `length` bytes (proto3 leaves an empty one out). */
