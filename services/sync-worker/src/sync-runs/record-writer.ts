@@ -1,4 +1,4 @@
-import type { SyncBatch } from '@context-gateway/connectors';
+import type { DeletedRecord, NormalizedRecord, SyncBatch } from '@context-gateway/connectors';
 import { RpcClient } from '@context-gateway/messaging';
 import { MAX_RECORDS_PER_WRITE, rpc } from '@context-gateway/proto';
 import { Injectable } from '@nestjs/common';
@@ -22,15 +22,8 @@ export class RecordWriter {
 
   async write(target: WriteTarget, batch: SyncBatch): Promise<WriteResult> {
     const total: WriteResult = { written: 0, unchanged: 0, tombstoned: 0 };
-    // Upserts first, then tombstones, MAX_RECORDS_PER_WRITE to a request.
-    const { upserts, deletes } = batch;
-    for (let i = 0; i < upserts.length + deletes.length; i += MAX_RECORDS_PER_WRITE) {
-      const end = i + MAX_RECORDS_PER_WRITE;
-      const request = encodeWriteRecords(
-        target,
-        upserts.slice(i, end),
-        deletes.slice(Math.max(0, i - upserts.length), Math.max(0, end - upserts.length)),
-      );
+    for (const { upserts, deletes } of writeChunks(batch.upserts, batch.deletes, MAX_RECORDS_PER_WRITE)) {
+      const request = encodeWriteRecords(target, upserts, deletes);
       const res = await this.rpcClient.request(rpc.personalServer.writeRecords, request);
       total.written += res.written;
       total.unchanged += res.unchanged;
@@ -38,4 +31,24 @@ export class RecordWriter {
     }
     return total;
   }
+}
+
+/**
+ * A batch cut into writes of at most `max` records: upserts first, then tombstones, so one
+ * write may hold the last upserts and the first tombstones. No write is empty.
+ */
+export function writeChunks(
+  upserts: readonly NormalizedRecord[],
+  deletes: readonly DeletedRecord[],
+  max: number,
+): { upserts: NormalizedRecord[]; deletes: DeletedRecord[] }[] {
+  const chunks: { upserts: NormalizedRecord[]; deletes: DeletedRecord[] }[] = [];
+  for (let i = 0; i < upserts.length + deletes.length; i += max) {
+    const end = i + max;
+    chunks.push({
+      upserts: upserts.slice(i, end),
+      deletes: deletes.slice(Math.max(0, i - upserts.length), Math.max(0, end - upserts.length)),
+    });
+  }
+  return chunks;
 }
