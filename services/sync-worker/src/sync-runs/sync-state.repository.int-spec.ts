@@ -27,7 +27,7 @@ describe('SyncStateRepository against Postgres', () => {
     await db?.drop();
   });
 
-  it('adds each committed write to the claimed connection only, and stops a run whose row is gone', async () => {
+  it('adds each committed write to that connection only, and stops a run whose row is gone', async () => {
     const [mine, other] = [randomUUID(), randomUUID()];
     await states.claim(mine, 'worker-a', 60_000);
     await states.claim(other, 'worker-b', 60_000);
@@ -42,6 +42,10 @@ describe('SyncStateRepository against Postgres', () => {
     // Past 2^31: the column is a bigint, and so is the sum.
     await states.addRecords(mine, 2 ** 31);
     expect((await states.get(mine))?.recordsSynced).toBe(537n + 2n ** 31n);
+    // Concurrent writes of one run: each adds in the database, none is lost to another.
+    await Promise.all(Array.from({ length: 20 }, () => states.addRecords(mine, 7)));
+    expect((await states.get(mine))?.recordsSynced).toBe(537n + 2n ** 31n + 140n);
+    expect((await states.get(other))?.recordsSynced).toBe(0n);
 
     await states.forget(mine, 'worker-a');
     await expect(states.addRecords(mine, 1)).rejects.toMatchObject({ code: 'conflict' });
