@@ -26,6 +26,21 @@ describe('createPool', () => {
     expect(rows).toEqual([{ schema: testSchema.schema, app: `test:${testSchema.schema}`, id: 7 }]);
   });
 
+  it('sets UTC and ISO dates on every connection, whatever the server defaults to', async () => {
+    const { rows } = await testSchema.pool.query<{ name: string; setting: string; source: string }>(
+      `SELECT name, setting, source FROM pg_settings WHERE name IN ('TimeZone', 'DateStyle') ORDER BY name`,
+    );
+    // `client`: from the startup packet, not the server's or the database's configuration.
+    expect(rows).toEqual([
+      { name: 'DateStyle', setting: expect.stringMatching(/^ISO,/) as unknown, source: 'client' },
+      { name: 'TimeZone', setting: 'UTC', source: 'client' },
+    ]);
+    const { rows: text } = await testSchema.pool.query<{ at: string }>(
+      `SELECT (timestamptz '2026-12-07 09:30:00.12+01')::text AS at`,
+    );
+    expect(text).toEqual([{ at: '2026-12-07 08:30:00.12+00' }]);
+  });
+
   it('cancels a statement that runs past the statement timeout', async () => {
     const pool = createPool({
       url: TEST_DATABASE_URL,

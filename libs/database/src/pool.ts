@@ -25,7 +25,11 @@ export interface PoolOptions {
 /**
  * A pg pool bound to one schema. The schema and the statement timeout travel in the
  * startup packet (`options`), so they hold for every connection from its first query,
- * including the ones Prisma and the migration runner take.
+ * including the ones Prisma and the migration runner take. So do the time zone (UTC) and
+ * the date style (ISO): every time column is a timestamptz, which node-pg parses with its
+ * offset in any zone, but a timestamptz's text is then the same whatever the server's
+ * configuration — the form the Personal Server's page statement formats without a Date
+ * (services/personal-server/src/records/pg-time.ts) — and no statement depends on a zone.
  */
 export function createPool(options: PoolOptions): pg.Pool {
   const schema = assertSchemaName(options.schema);
@@ -36,7 +40,7 @@ export function createPool(options: PoolOptions): pg.Pool {
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
-    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
+    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs} -c TimeZone=UTC -c DateStyle=ISO`,
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (error) => options.onError?.(error));
