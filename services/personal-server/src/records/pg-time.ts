@@ -1,7 +1,10 @@
 import pg from 'pg';
 
-/** node-pg's own parser of a timestamptz's text (any offset, BC years), for the forms the fast path leaves. */
-const parseTimestamptz = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ, 'text') as (text: string) => Date;
+/**
+ * node-pg's own parser of a timestamptz's text (any offset, BC years): for the forms
+ * isoFromTimestamptz's fast path leaves, and for a time wanted as a Date (a page's grant).
+ */
+export const parseTimestamptz = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ, 'text') as (text: string) => Date;
 
 /**
  * A timestamptz's text as Postgres writes it (DateStyle ISO) in the API's form,

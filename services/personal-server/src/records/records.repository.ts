@@ -6,7 +6,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import pg, { type CustomTypesConfig, type Pool, type PoolClient, type QueryConfig } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
-import { isoFromTimestamptz } from './pg-time.js';
+import { isoFromTimestamptz, parseTimestamptz } from './pg-time.js';
 
 /** A record as a page reads it: times already as the API's ISO strings (storedRecord). */
 export interface StoredRecord {
@@ -32,8 +32,6 @@ const PAGE_RECORD_COLUMNS = `r.id, r.type, r.external_id, r.ciphertext, r.source
        r.deleted_at IS NOT NULL AS deleted, r.version`;
 
 const asText = (text: string) => text;
-/** node-pg's parser of a timestamptz's text, for the grant's one time per page. */
-const parseTimestamptz = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ, 'text') as (text: string) => Date;
 
 /** A page's parsers: timestamptz and int8 stay text (storedRecord), the rest as node-pg parses it. */
 const KEPT_AS_TEXT = new Set<number>([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.INT8]);
@@ -221,24 +219,23 @@ export function pageFromRows(rows: PageRow[]): { grant: QueryGrant | undefined; 
 }
 
 /** The grant row's columns, named as PageGrantColumns, from the CTE `g`. */
-const GRANT_COLUMNS = (
-  [
-    'grant_id',
-    'grant_user_id',
-    'scopes',
-    'seal',
-    'consent_nonce',
-    'state',
-    'types',
-    'synced_at',
-    'personal_server_id',
-    'user_id',
-    'data_key_id',
-    'records_version',
-  ] satisfies (keyof PageGrantColumns)[]
-)
-  .map((column) => `g.${column}`)
-  .join(', ');
+const GRANT_COLUMN_NAMES = [
+  'grant_id',
+  'grant_user_id',
+  'scopes',
+  'seal',
+  'consent_nonce',
+  'state',
+  'types',
+  'synced_at',
+  'personal_server_id',
+  'user_id',
+  'data_key_id',
+  'records_version',
+] satisfies (keyof PageGrantColumns)[];
+const GRANT_COLUMNS = GRANT_COLUMN_NAMES.map((column) => `g.${column}`).join(', ');
+/** A record row's grant columns: one NULL for each. */
+const GRANT_NULLS = GRANT_COLUMN_NAMES.map(() => 'NULL').join(', ');
 
 /**
  * The query path's one statement: grant (this org's app, this connection, a user this
@@ -286,7 +283,7 @@ SELECT ${GRANT_COLUMNS},
        NULL::bigint AS version
   FROM g
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT ${GRANT_NULLS},
        ${PAGE_RECORD_COLUMNS}
   FROM g, LATERAL (
     SELECT r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at, r.deleted_at, r.version
