@@ -89,7 +89,7 @@ export function addItem(
   Object.assign(item, sourceFields);
   applyFields(item, fields, spec.readOnly ?? []);
   // Stamped last, so derived fields (closed_at from state, ...) follow the final values.
-  spec.stamp(item, ctx.clock.now(), 'create');
+  spec.stamp(item, ctx.clock.now(), 'create', collection);
   collection.put(item);
   notify(ctx, account, name, 'created', item, Object.keys(fields));
   return item;
@@ -108,7 +108,7 @@ export function updateItem(
   // A changed item is a new object: renderers cache by object identity.
   const item: SimItem = { ...current };
   applyFields(item, fields, spec.readOnly ?? []);
-  spec.stamp(item, ctx.clock.now(), 'update');
+  spec.stamp(item, ctx.clock.now(), 'update', collection);
   collection.put(item);
   notify(ctx, account, name, 'updated', item, Object.keys(fields));
   return item;

@@ -46,8 +46,12 @@ export interface CollectionSpec {
   defaultCount: number;
   /** Item number `index` of `account`, drawn from `rng` (seeded items are reproducible). */
   generate(ctx: SimContext, account: Account, rng: Rng, index: number): SimItem;
-  /** Updates timestamps (and version stamps such as snapshot_id) after a create or a change. */
-  stamp(item: SimItem, nowMs: number, kind: 'create' | 'update'): void;
+  /**
+   * Updates timestamps (and version stamps such as snapshot_id) after a create or a change.
+   * `collection` is the item's collection before it is put there (e.g. to stay later than
+   * the newest item when the time is also the id).
+   */
+  stamp(item: SimItem, nowMs: number, kind: 'create' | 'update', collection: Collection<SimItem>): void;
   /** Item fields the control API may not set. */
   readOnly?: readonly string[];
 }

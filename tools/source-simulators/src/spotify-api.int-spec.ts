@@ -1,3 +1,4 @@
+import { TestClock } from '@context-gateway/clock/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { obtainTokens } from './obtain-tokens.js';
@@ -125,10 +126,8 @@ describe('Spotify Web API', () => {
     expect([...times].sort((a, b) => b - a)).toEqual(times);
     expect(Number(newest)).toBe(times[0]);
 
-    for (let i = 0; i < 3; i++) {
-      await sim.control.addItem(login, 'recently_played');
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    // Back to back, possibly within one millisecond: each is a play of its own.
+    for (let i = 0; i < 3; i++) await sim.control.addItem(login, 'recently_played');
     const fresh: Cursored = await json(`/v1/me/player/recently-played?limit=50&after=${newest}`);
     expect(fresh.items).toHaveLength(3);
     expect(fresh.items.every((p) => Date.parse(p.played_at) > Number(newest))).toBe(true);
@@ -213,5 +212,26 @@ describe('Spotify Web API', () => {
     const bad = await get('/v1/me', 'BQnope');
     expect(bad.status).toBe(401);
     expect(await bad.json()).toEqual({ error: { status: 401, message: 'Invalid access token' } });
+  });
+});
+
+describe('Spotify simulator plays added at one instant', () => {
+  it('are each a play of their own, 1 ms apart, later than every play before them', async () => {
+    // The clock does not move: every play is added at the same millisecond.
+    const clock = new TestClock();
+    const sim = await startSimulator({ provider: 'spotify', clock });
+    try {
+      await sim.control.createAccount({ login: 'frozen', counts: { recently_played: 4 } });
+      const seeded = (await sim.control.list<{ id: string }>('frozen', 'recently_played')).items;
+      for (let i = 0; i < 3; i++) await sim.control.addItem('frozen', 'recently_played');
+      const plays = (await sim.control.list<{ id: string; played_at: string }>('frozen', 'recently_played')).items;
+      expect(plays).toHaveLength(7);
+      const added = plays.filter((p) => !seeded.some((s) => s.id === p.id)).map((p) => Number(p.id));
+      const start = Math.max(clock.now(), ...seeded.map((p) => Number(p.id) + 1));
+      expect(added.sort((a, b) => a - b)).toEqual([start, start + 1, start + 2]);
+      for (const p of plays) expect(Date.parse(p.played_at)).toBe(Number(p.id));
+    } finally {
+      await sim.stop();
+    }
   });
 });

@@ -131,10 +131,15 @@ export function spotifyCollections(): Record<string, CollectionSpec> {
         const at = SEED_EPOCH_MS + index * 480_000 + rng.int(0, 239_999);
         return { id: String(at), ...t, played_at: new Date(at).toISOString(), context_playlist_id: null };
       },
-      stamp(item, now, kind) {
+      stamp(item, now, kind, plays) {
         if (kind === 'create') {
-          item.id = String(now);
-          item.played_at = new Date(now).toISOString();
+          // A listener plays one track at a time: a new play is later than every play before
+          // it, by 1 ms at least. Its time is its id (and the `after` cursor): two plays added
+          // within one millisecond would otherwise be one item, the first one lost.
+          let at = now;
+          for (const p of plays.values()) at = Math.max(at, Number(p.id) + 1);
+          item.id = String(at);
+          item.played_at = new Date(at).toISOString();
         }
       },
       readOnly: ['track_id', 'played_at'],
