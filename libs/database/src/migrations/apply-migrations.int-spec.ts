@@ -327,21 +327,37 @@ describe('applyMigrations', () => {
   it('tries a migration again when Postgres aborted it to break a deadlock with a write in flight', async () => {
     await writeMigration('20250101000000_init', `${INIT}${GADGETS}`);
     await applyMigrations({ pool: pool(), schema, migrationsDir: dir });
-    // widgets, then gadgets; the writer below goes gadgets, then widgets. The migration's
-    // deadlock check runs first (after 1 s of waiting; the writer's after 60 s), so it is
-    // the one Postgres aborts.
+    // Postgres checks a lock wait for a deadlock once, deadlock_timeout after the wait began,
+    // so the migration is made the session that closes the cycle: it takes widgets, then
+    // waits on an advisory lock the test holds until the writer (holding gadgets) waits for
+    // widgets. Released, the migration waits for gadgets and its own check finds the cycle,
+    // however slowly the steps before ran. The writer's check would come after 60 s.
+    const gate = 7_310_001;
     await writeMigration(
       '20250102000000_add_name',
       `SET LOCAL deadlock_timeout = '1s';\nLOCK TABLE "widgets" IN ACCESS EXCLUSIVE MODE;\n` +
-        `ALTER TABLE "gadgets" ADD COLUMN "name" TEXT;\n`,
+        `SELECT pg_advisory_xact_lock(${gate});\nALTER TABLE "gadgets" ADD COLUMN "name" TEXT;\n`,
     );
+    const gatekeeper = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await gatekeeper.connect();
+    clients.push(gatekeeper);
+    await gatekeeper.query('SELECT pg_advisory_lock($1)', [gate]);
     const writer = await writeInFlight('gadgets');
     await writer.query(`SET LOCAL deadlock_timeout = '60s'`);
     const { warnings, migrate } = retrying(3, 50);
     const migrating = migrate();
-    await untilLockWaited(admin, `"${schema}"."gadgets"`);
+    await until(async () => {
+      const { rowCount } = await admin.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 0 AND objid = $1`,
+        [gate],
+      );
+      return rowCount !== 0;
+    });
     // Granted once the migration is aborted and rolled back: the writer then finishes.
-    await writer.query(`LOCK TABLE "${schema}"."widgets" IN ROW EXCLUSIVE MODE`);
+    const writerLocked = writer.query(`LOCK TABLE "${schema}"."widgets" IN ROW EXCLUSIVE MODE`);
+    await untilLockWaited(admin, `"${schema}"."widgets"`);
+    await gatekeeper.query('SELECT pg_advisory_unlock($1)', [gate]);
+    await writerLocked;
     await writer.query('COMMIT');
 
     expect((await migrating).applied.map((m) => m.name)).toEqual(['20250102000000_add_name']);
