@@ -55,6 +55,26 @@ describe('createPool', () => {
     }
   });
 
+  it("keeps the URL's own options next to ours, which win", async () => {
+    const url = new URL(TEST_DATABASE_URL);
+    url.searchParams.set('options', '-c lock_timeout=1s -c statement_timeout=99');
+    const pool = createPool({ url: url.toString(), schema: testSchema.schema, applicationName: 'pool.int-spec' });
+    try {
+      const { rows } = await pool.query<{ name: string; setting: string }>(
+        `SELECT name, setting FROM pg_settings
+          WHERE name IN ('lock_timeout', 'statement_timeout', 'TimeZone', 'search_path') ORDER BY lower(name)`,
+      );
+      expect(rows).toEqual([
+        { name: 'lock_timeout', setting: '1000' },
+        { name: 'search_path', setting: testSchema.schema },
+        { name: 'statement_timeout', setting: '15000' },
+        { name: 'TimeZone', setting: 'UTC' },
+      ]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('rejects a schema name that would need quoting', () => {
     expect(() => createPool({ url: TEST_DATABASE_URL, schema: 'x; DROP TABLE y', applicationName: 't' })).toThrow(
       /not a valid schema name/,

@@ -30,17 +30,21 @@ export interface PoolOptions {
  * offset in any zone, but a timestamptz's text is then the same whatever the server's
  * configuration — the form the Personal Server's page statement formats without a Date
  * (services/personal-server/src/records/pg-time.ts) — and no statement depends on a zone.
+ * An `options` parameter of the URL is kept, before ours: node-pg would otherwise let it
+ * replace them, and the later `-c` of a setting wins.
  */
 export function createPool(options: PoolOptions): pg.Pool {
   const schema = assertSchemaName(options.schema);
   const statementTimeoutMs = options.statementTimeoutMs ?? 15_000;
+  const { connectionString, urlOptions } = withoutOptions(options.url);
+  const ours = `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs} -c TimeZone=UTC -c DateStyle=ISO`;
   const pool = new pg.Pool({
-    connectionString: options.url,
+    connectionString,
     application_name: options.applicationName,
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
-    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs} -c TimeZone=UTC -c DateStyle=ISO`,
+    options: urlOptions ? `${urlOptions} ${ours}` : ours,
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (error) => options.onError?.(error));
@@ -53,6 +57,20 @@ export function createPool(options: PoolOptions): pg.Pool {
     client.on('error', (error) => options.onError?.(error));
   });
   return pool;
+}
+
+/** The URL without its `options` parameter, and that parameter (decoded) if it had one. */
+function withoutOptions(url: string): { connectionString: string; urlOptions?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { connectionString: url };
+  }
+  const urlOptions = parsed.searchParams.get('options');
+  if (urlOptions === null) return { connectionString: url };
+  parsed.searchParams.delete('options');
+  return { connectionString: parsed.toString(), urlOptions: urlOptions.trim() || undefined };
 }
 
 /**
