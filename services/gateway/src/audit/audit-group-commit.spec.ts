@@ -183,6 +183,20 @@ describe('AuditGroupCommit', () => {
     ]);
   });
 
+  it('sends a lone event appended after a full batch in its own context, not the one that scheduled the turn', async () => {
+    const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000, 2);
+    await Promise.all([
+      runWithRequestContext({ requestId: 'A' }, () => group.append(event())),
+      runWithRequestContext({ requestId: 'B' }, () => group.append(event())),
+      runWithRequestContext({ requestId: 'C' }, () => group.append(event())),
+    ]);
+    expect(published.map((p) => [(p.message as Partial<AuditEventBatch>).events?.length ?? 1, p.requestId])).toEqual([
+      [2, undefined],
+      [1, 'C'],
+    ]);
+  });
+
   it('refuses a batch size the audit service would dead-letter', () => {
     const { publisher } = fakeStream();
     expect(() => new AuditGroupCommit(publisher, 1_000, MAX_AUDIT_BATCH_EVENTS + 1)).toThrow(/1 to 256 events/);

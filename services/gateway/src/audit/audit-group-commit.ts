@@ -49,6 +49,12 @@ export class AuditGroupCommit {
   /** The next batch by event id, in append order: a batch carries each id once. */
   #waiting = new Map<string, Waiting>();
   #scheduled = false;
+  /**
+   * Bumped by a full flush from append: the turn-end flush scheduled before it (in the
+   * context of the request that scheduled it) is then stale and does nothing, and the next
+   * event schedules its own, so a lone event never goes out in another request's context.
+   */
+  #generation = 0;
 
   constructor(
     private readonly publisher: JetStreamPublisher,
@@ -78,10 +84,15 @@ export class AuditGroupCommit {
       stored,
       ...settle,
     });
-    if (this.#waiting.size >= this.maxEvents) this.#flush();
-    else if (!this.#scheduled) {
+    if (this.#waiting.size >= this.maxEvents) {
+      this.#scheduled = false;
+      this.#generation += 1;
+      this.#flush();
+    } else if (!this.#scheduled) {
       this.#scheduled = true;
+      const generation = this.#generation;
       setImmediate(() => {
+        if (generation !== this.#generation) return;
         this.#scheduled = false;
         this.#flush();
       });
