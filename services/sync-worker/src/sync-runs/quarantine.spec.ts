@@ -52,6 +52,39 @@ describe('writeQuarantining', () => {
     ]);
   });
 
+  it('a tombstone whose external id is not a string is quarantined before the write; the rest is written', async () => {
+    const s = store();
+    const skipped: SkippedItem[] = [];
+    const deletes = [
+      { type: 'media.playlist', externalId: 'gone' },
+      { type: 'media.playlist', externalId: 42 as unknown as string },
+    ];
+    await writeQuarantining(s.write, { upserts: [playlist('a', 'x')], deletes }, (k) => skipped.push(k));
+    expect([s.written, s.tombstoned]).toEqual([['a'], ['gone']]);
+    expect(skipped).toEqual([
+      {
+        kind: 'invalid_record',
+        resource: 'media.playlist/42',
+        reason: 'The tombstone cannot be sent: its externalId is not a string',
+      },
+    ]);
+
+    // A batch of nothing but such tombstones writes nothing at all.
+    const alone = store();
+    let writes = 0;
+    const counting = (batch: SyncBatch) => {
+      writes++;
+      return alone.write(batch);
+    };
+    await writeQuarantining(
+      counting,
+      { upserts: [], deletes: [{ type: null as unknown as string, externalId: 'x' }] },
+      (k) => skipped.push(k),
+    );
+    expect(writes).toBe(0);
+    expect(skipped[1]).toMatchObject({ resource: 'null/x', reason: expect.stringContaining('its type') as unknown });
+  });
+
   it('any other failure still fails the write (the run is retried)', async () => {
     const failing = () => Promise.reject(new AppError('service_unavailable'));
     await expect(

@@ -1,4 +1,4 @@
-import type { NormalizedRecord, SkippedItem, SyncBatch } from '@context-gateway/connectors';
+import type { DeletedRecord, NormalizedRecord, SkippedItem, SyncBatch } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 
 /**
@@ -7,19 +7,30 @@ import { AppError } from '@context-gateway/errors';
  * whole write), the batch is halved until each bad record stands alone. That record is
  * quarantined — reported with its reason, its body not kept — and every other record is
  * written. The store's validator stays the one judge; halving costs extra writes only when
- * a batch really holds a bad record (about 2·log2(500) for one in 500).
+ * a batch really holds a bad record (about 2·log2(500) for one in 500). A tombstone whose
+ * type or external id is not a string (the write request cannot carry it) is quarantined
+ * before anything is written: it has no body, so halving would never isolate it.
  */
 export async function writeQuarantining(
   write: (batch: SyncBatch) => Promise<void>,
   batch: SyncBatch,
   quarantine: (item: SkippedItem) => void,
 ): Promise<void> {
+  const deletes = batch.deletes.filter((d) => {
+    if (typeof d.type === 'string' && typeof d.externalId === 'string') return true;
+    quarantine(invalidTombstone(d));
+    return false;
+  });
+  if (deletes.length !== batch.deletes.length) {
+    if (batch.upserts.length === 0 && deletes.length === 0) return;
+    batch = { upserts: batch.upserts, deletes };
+  }
   try {
     await write(batch);
     return;
   } catch (error) {
     if (!(error instanceof AppError) || error.code !== 'invalid_record') throw error;
-    if (batch.upserts.length === 0) throw error; // tombstones carry no body to be invalid
+    if (batch.upserts.length === 0) throw error; // tombstones left carry no body to be invalid
     if (batch.upserts.length === 1 && batch.deletes.length === 0) {
       quarantine(describe(batch.upserts[0] as NormalizedRecord, error));
       return;
@@ -43,5 +54,14 @@ function describe(record: NormalizedRecord, error: AppError): SkippedItem {
     kind: 'invalid_record',
     resource: `${record.type}/${record.externalId}`,
     reason: problems ? `${error.message} (${problems})` : error.message,
+  };
+}
+
+function invalidTombstone(d: DeletedRecord): SkippedItem {
+  const field = typeof d.type === 'string' ? 'externalId' : 'type';
+  return {
+    kind: 'invalid_record',
+    resource: `${String(d.type)}/${String(d.externalId)}`,
+    reason: `The tombstone cannot be sent: its ${field} is not a string`,
   };
 }

@@ -118,7 +118,8 @@ export function encodeWriteRecords(
 /**
  * A record's type and external id must be strings (Buffer.byteLength would throw a bare
  * TypeError; toBinary used to coerce and the server refused the write): refused as
- * `invalid_record`, which the run quarantines (quarantine.ts) instead of failing.
+ * `invalid_record`, which the run quarantines (quarantine.ts) instead of failing — an upsert
+ * by halving its batch, a tombstone before the write (so one never gets here from a run).
  */
 function checkIds(r: DeletedRecord, index: number): void {
   if (typeof r.type !== 'string') throw invalidRecord(index, 'type', 'not a string');
