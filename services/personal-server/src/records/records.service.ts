@@ -17,6 +17,7 @@ import { grantSealMatches } from '../grants/grant-seal.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
 import { RecordMigrationsService } from '../record-migrations/record-migrations.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { rethrowLockConflict } from './lock-conflict.js';
 import { writeParts } from './page-bytes.js';
 import { recordAad, recordAadEncoder, recordAadScratch, recordDigestContextEncoder } from './record-aad.js';
 import {
@@ -76,7 +77,8 @@ export class RecordsService {
    * anything is written (one bad record fails the batch: a normalizer bug must be loud).
    * Under the connection's row lock: unchanged records keep their version (so re-running
    * a sync does not make apps re-read everything), older-than-stored ones are ignored
-   * (an out-of-order batch cannot roll a record back), tombstones drop the body.
+   * (an out-of-order batch cannot roll a record back), tombstones drop the body. A write
+   * that loses a lock conflict (a migration running) fails as `service_unavailable`, retried.
    */
   async write(request: WriteRecordsRequest): Promise<WriteCounts> {
     const allowed = typesForIntegration(request.integration);
@@ -127,90 +129,92 @@ export class RecordsService {
         ? await this.sealFresh(committed, batch)
         : undefined;
 
-    return this.connections.transaction(async (tx) => {
-      const connection = await this.connections.ensure(
-        tx,
-        { connectionId: request.connectionId, userId: request.userId, integration: request.integration },
-        true,
-      );
-      // The row could have been shredded and made again in between (another key): seal again.
-      const sealed =
-        early && early.dataKeyId === connection.dataKeyId && early.personalServerId === connection.personalServerId
-          ? early
-          : await this.sealFresh(connection, batch);
-      const { key, fresh } = sealed;
-      const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
-      const aad = recordAadEncoder(connection.personalServerId, connection.id);
-      const encrypt = (id: string, type: string, plaintext: Buffer) => key.encrypt(plaintext, aad(id, type));
-      // Versions are handed out in order under the row lock; one that ends up unused (a
-      // record found unchanged below) leaves a gap, which cursors do not mind.
-      let version = connection.lastVersion;
-      let lastWritten = connection.lastVersion;
+    return this.connections
+      .transaction(async (tx) => {
+        const connection = await this.connections.ensure(
+          tx,
+          { connectionId: request.connectionId, userId: request.userId, integration: request.integration },
+          true,
+        );
+        // The row could have been shredded and made again in between (another key): seal again.
+        const sealed =
+          early && early.dataKeyId === connection.dataKeyId && early.personalServerId === connection.personalServerId
+            ? early
+            : await this.sealFresh(connection, batch);
+        const { key, fresh } = sealed;
+        const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
+        const aad = recordAadEncoder(connection.personalServerId, connection.id);
+        const encrypt = (id: string, type: string, plaintext: Buffer) => key.encrypt(plaintext, aad(id, type));
+        // Versions are handed out in order under the row lock; one that ends up unused (a
+        // record found unchanged below) leaves a gap, which cursors do not mind.
+        let version = connection.lastVersion;
+        let lastWritten = connection.lastVersion;
 
-      // 1. Records this connection has never stored go in with one INSERT … ON CONFLICT DO
-      //    NOTHING: the unique index tells new from known for the whole batch, with no
-      //    lookup first (an initial sync is all new, and its cost no longer grows with the
-      //    rows already written). Encrypting a known record for nothing costs about a
-      //    microsecond; the conflict check is the unique index's, whatever the planner thinks.
-      for (const write of fresh) write.version = version += 1n;
-      const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
-      counts.written += inserted.size;
-      for (const write of fresh)
-        if (inserted.has(recordKey(write)) && write.version > lastWritten) lastWritten = write.version;
+        // 1. Records this connection has never stored go in with one INSERT … ON CONFLICT DO
+        //    NOTHING: the unique index tells new from known for the whole batch, with no
+        //    lookup first (an initial sync is all new, and its cost no longer grows with the
+        //    rows already written). Encrypting a known record for nothing costs about a
+        //    microsecond; the conflict check is the unique index's, whatever the planner thinks.
+        for (const write of fresh) write.version = version += 1n;
+        const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
+        counts.written += inserted.size;
+        for (const write of fresh)
+          if (inserted.has(recordKey(write)) && write.version > lastWritten) lastWritten = write.version;
 
-      // 2. The rest are stored already, or are deletions: each is compared with what is stored.
-      const known = [...batch].filter(([id]) => !inserted.has(id)).map(([, item]) => item);
-      const stored =
-        known.length === 0
-          ? new Map<string, StoredForWrite>()
-          : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [recordKey(r), r]));
-      const writes: RecordWrite[] = [];
-      for (const item of known) {
-        const previous = stored.get(recordKey(item));
-        if (previous && previous.sourceUpdatedAt > item.sourceUpdatedAt) {
-          counts.unchanged += 1;
-          continue;
-        }
-        if (item.plaintext === undefined) {
-          if (previous?.deletedAt) {
+        // 2. The rest are stored already, or are deletions: each is compared with what is stored.
+        const known = [...batch].filter(([id]) => !inserted.has(id)).map(([, item]) => item);
+        const stored =
+          known.length === 0
+            ? new Map<string, StoredForWrite>()
+            : new Map((await this.repository.findForWrite(tx, connection.id, known)).map((r) => [recordKey(r), r]));
+        const writes: RecordWrite[] = [];
+        for (const item of known) {
+          const previous = stored.get(recordKey(item));
+          if (previous && previous.sourceUpdatedAt > item.sourceUpdatedAt) {
             counts.unchanged += 1;
             continue;
           }
-        } else if (
-          previous &&
-          !previous.deletedAt &&
-          this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext, item.digest)
-        ) {
-          counts.unchanged += 1;
-          continue;
+          if (item.plaintext === undefined) {
+            if (previous?.deletedAt) {
+              counts.unchanged += 1;
+              continue;
+            }
+          } else if (
+            previous &&
+            !previous.deletedAt &&
+            this.sameBody(key, connection.personalServerId, connection.id, previous, item.plaintext, item.digest)
+          ) {
+            counts.unchanged += 1;
+            continue;
+          }
+          const recordId = previous?.id ?? randomUUID();
+          version += 1n;
+          lastWritten = version;
+          writes.push({
+            id: recordId,
+            type: item.type,
+            externalId: item.externalId,
+            ciphertext: item.plaintext === undefined ? EMPTY : encrypt(recordId, item.type, item.plaintext),
+            bodyDigest: item.digest,
+            // A deletion the source did not date (a REST listing that no longer showed the item,
+            // which a listing walked while items move between pages can get wrong) keeps the
+            // last source time: when the source lists the item again, it comes back. Dated
+            // with our clock, only a later source change could revive it (issue #17's lost records).
+            sourceUpdatedAt:
+              item.plaintext === undefined && !item.sourceTimed && previous
+                ? previous.sourceUpdatedAt
+                : item.sourceUpdatedAt,
+            deleted: item.plaintext === undefined,
+            version,
+          });
+          if (item.plaintext === undefined) counts.tombstoned += 1;
+          else counts.written += 1;
         }
-        const recordId = previous?.id ?? randomUUID();
-        version += 1n;
-        lastWritten = version;
-        writes.push({
-          id: recordId,
-          type: item.type,
-          externalId: item.externalId,
-          ciphertext: item.plaintext === undefined ? EMPTY : encrypt(recordId, item.type, item.plaintext),
-          bodyDigest: item.digest,
-          // A deletion the source did not date (a REST listing that no longer showed the item,
-          // which a listing walked while items move between pages can get wrong) keeps the
-          // last source time: when the source lists the item again, it comes back. Dated
-          // with our clock, only a later source change could revive it (issue #17's lost records).
-          sourceUpdatedAt:
-            item.plaintext === undefined && !item.sourceTimed && previous
-              ? previous.sourceUpdatedAt
-              : item.sourceUpdatedAt,
-          deleted: item.plaintext === undefined,
-          version,
-        });
-        if (item.plaintext === undefined) counts.tombstoned += 1;
-        else counts.written += 1;
-      }
-      await this.repository.upsert(tx, connection.personalServerId, connection.id, writes);
-      await this.connectionsRepository.advance(tx, connection.id, lastWritten, toDate(request.syncedAt));
-      return counts;
-    });
+        await this.repository.upsert(tx, connection.personalServerId, connection.id, writes);
+        await this.connectionsRepository.advance(tx, connection.id, lastWritten, toDate(request.syncedAt));
+        return counts;
+      })
+      .catch(rethrowLockConflict);
   }
 
   /**
