@@ -20,4 +20,13 @@ export * from './gen/contextgateway/personalserver/v1/personal_server_pb.js';
 export * from './gen/contextgateway/policy/v1/policy_pb.js';
 export * from './gen/contextgateway/sync/v1/sync_pb.js';
 export * from './services.js';
-export { varintSize, writeVarint, writeVarint64 } from './wire.js';
+export {
+  int64VarintSize,
+  lengthDelimitedSize,
+  timestampFieldSize,
+  varintSize,
+  writeInt64Varint,
+  writeTimestampField,
+  writeVarint,
+  writeVarint64,
+} from './wire.js';

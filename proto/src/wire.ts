@@ -1,7 +1,7 @@
 /**
- * Protobuf varints, for the few messages written by hand on a hot path (the shard's query
- * reply, the gateway's audit events): each is checked byte for byte against toBinary by
- * its own spec.
+ * Protobuf varints, lengths and timestamps, for the few messages written by hand on a hot path
+ * (the shard's query reply, the gateway's audit events, the sync-worker's write requests): each
+ * is checked byte for byte against toBinary by its own spec.
  */
 
 /** Bytes a varint of this non-negative integer (below 2^53) takes. */
@@ -31,5 +31,59 @@ export function writeVarint64(out: Uint8Array, at: number, value: bigint): numbe
     value >>= 7n;
   }
   out[at++] = Number(value);
+  return at;
+}
+
+/** Bytes a length-delimited field with a one-byte tag takes; 0 when empty (proto3 leaves it out). */
+export function lengthDelimitedSize(length: number): number {
+  return length === 0 ? 0 : 1 + varintSize(length) + length;
+}
+
+/** Bytes an int64 varint of this integer takes: a negative one is its two's complement, ten bytes. */
+export function int64VarintSize(value: number): number {
+  return value < 0 ? 10 : varintSize(value);
+}
+
+/** Writes an integer (below 2^53 in size) as an int64 varint at `at`; returns where it ended. */
+export function writeInt64Varint(out: Uint8Array, at: number, value: number): number {
+  return value >= 0 ? writeVarint(out, at, value) : writeVarint64(out, at, BigInt.asUintN(64, BigInt(value)));
+}
+
+/** google.protobuf.Timestamp's fields (wire type 0, varint). */
+const TIMESTAMP_SECONDS = 0x08; // int64 seconds = 1
+const TIMESTAMP_NANOS = 0x10; // int32 nanos = 2
+
+/** `timestampFromDate`'s seconds of a time in ms (nanos are the rest, never negative). */
+function secondsOf(ms: number): number {
+  return Math.floor(ms / 1000);
+}
+
+/** The Timestamp message of a time in ms, as `timestampFromDate` makes it: its own length (non-zero fields only). */
+function timestampSize(ms: number): number {
+  const seconds = secondsOf(ms);
+  const nanos = (ms - seconds * 1000) * 1_000_000;
+  return (seconds === 0 ? 0 : 1 + int64VarintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
+}
+
+/** Bytes a Timestamp field (one-byte tag) of a time in ms takes; written even when both its fields are 0. */
+export function timestampFieldSize(ms: number): number {
+  const size = timestampSize(ms);
+  return 1 + varintSize(size) + size;
+}
+
+/** Writes a Timestamp field (one-byte `tag`) of a time in ms at `at`, as `timestampFromDate` + toBinary would; returns where it ended. */
+export function writeTimestampField(out: Uint8Array, at: number, tag: number, ms: number): number {
+  const seconds = secondsOf(ms);
+  const nanos = (ms - seconds * 1000) * 1_000_000;
+  out[at++] = tag;
+  at = writeVarint(out, at, timestampSize(ms));
+  if (seconds !== 0) {
+    out[at++] = TIMESTAMP_SECONDS;
+    at = writeInt64Varint(out, at, seconds);
+  }
+  if (nanos !== 0) {
+    out[at++] = TIMESTAMP_NANOS;
+    at = writeVarint(out, at, nanos);
+  }
   return at;
 }

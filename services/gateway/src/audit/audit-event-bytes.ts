@@ -2,8 +2,10 @@ import { toBinary } from '@bufbuild/protobuf';
 import {
   type AuditEvent,
   AuditEventSchema,
+  lengthDelimitedSize,
   type PolicyEvaluation,
   varintSize,
+  writeInt64Varint,
   writeVarint,
   writeVarint64,
 } from '@context-gateway/proto';
@@ -82,7 +84,7 @@ export function encodeAuditEvent(event: AuditEvent): Buffer {
     }
     if (nanos !== 0) {
       out[end++] = NANOS;
-      end = writeInt32(out, end, nanos);
+      end = writeInt64Varint(out, end, nanos);
     }
     out[at + 1] = end - start;
     at = end;
@@ -117,7 +119,7 @@ export function encodeAuditEvent(event: AuditEvent): Buffer {
  */
 export function encodeAuditBatch(batchId: string, events: readonly Uint8Array[]): Buffer {
   const idLength = Buffer.byteLength(batchId);
-  let size = idLength > 0 ? 1 + varintSize(idLength) + idLength : 0;
+  let size = lengthDelimitedSize(idLength);
   for (const bytes of events) size += 1 + varintSize(bytes.length) + bytes.length;
   const out = Buffer.allocUnsafe(size);
   let at = 0;
@@ -179,9 +181,7 @@ function writePolicy(out: Buffer, at: number, policy: PolicyEvaluation): number 
 
 /** A one-byte-tag string field's size on the wire; 0 for an empty string (left out). */
 function stringFieldSize(value: string): number {
-  if (value.length === 0) return 0;
-  const length = Buffer.byteLength(value);
-  return 1 + varintSize(length) + length;
+  return lengthDelimitedSize(Buffer.byteLength(value));
 }
 
 /**
@@ -226,10 +226,5 @@ function writeTag(out: Buffer, at: number, tag: Tag): number {
 }
 
 function writeEnum(out: Buffer, at: number, tag: Tag, value: number): number {
-  return value === 0 ? at : writeInt32(out, writeTag(out, at, tag), value);
-}
-
-/** An int32 (or enum) varint: a negative value takes ten bytes, sign-extended to 64 bits. */
-function writeInt32(out: Buffer, at: number, value: number): number {
-  return value >= 0 ? writeVarint(out, at, value) : writeVarint64(out, at, BigInt.asUintN(64, BigInt(value)));
+  return value === 0 ? at : writeInt64Varint(out, writeTag(out, at, tag), value);
 }

@@ -1,6 +1,12 @@
 import { AppError } from '@context-gateway/errors';
 import { EncodedReply } from '@context-gateway/messaging';
-import { QueryRecordsResponseSchema, varintSize, writeVarint, writeVarint64 } from '@context-gateway/proto';
+import {
+  lengthDelimitedSize,
+  QueryRecordsResponseSchema,
+  timestampFieldSize,
+  writeTimestampField,
+  writeVarint,
+} from '@context-gateway/proto';
 
 import type { QueryPage } from './records.service.js';
 
@@ -8,9 +14,6 @@ import type { QueryPage } from './records.service.js';
 const RECORDS_JSON = 0x0a; // bytes records_json = 1
 const NEXT_CURSOR = 0x12; // string next_cursor = 2
 const SYNCED_AT = 0x1a; // google.protobuf.Timestamp synced_at = 3
-/** Timestamp's fields (wire type 0, varint). */
-const SECONDS = 0x08; // int64 seconds = 1
-const NANOS = 0x10; // int32 nanos = 2
 
 /**
  * `ps.v1.shard.<n>.query`'s reply, written straight into one buffer of its exact size: the
@@ -23,29 +26,11 @@ const NANOS = 0x10; // int32 nanos = 2
 export function encodeQueryReply(page: QueryPage): EncodedReply {
   const json = page.recordsJson;
   const cursorLength = Buffer.byteLength(page.nextCursor);
-  let syncedAt: Buffer | undefined;
-  if (page.syncedAt) {
-    const ms = page.syncedAt.getTime();
-    const seconds = Math.floor(ms / 1000);
-    const nanos = (ms - seconds * 1000) * 1_000_000;
-    // An int64 varint: a negative number (before 1970) is its 64-bit two's complement.
-    const secondsValue = BigInt.asUintN(64, BigInt(seconds));
-    syncedAt = Buffer.allocUnsafe(2 + 10 + 1 + 5);
-    let at = 0;
-    if (secondsValue !== 0n) {
-      syncedAt[at++] = SECONDS;
-      at = writeVarint64(syncedAt, at, secondsValue);
-    }
-    if (nanos !== 0) {
-      syncedAt[at++] = NANOS;
-      at = writeVarint(syncedAt, at, nanos);
-    }
-    syncedAt = syncedAt.subarray(0, at);
-  }
+  const syncedMs = page.syncedAt?.getTime();
   const size =
-    (json.length > 0 ? 1 + varintSize(json.length) + json.length : 0) +
-    (cursorLength > 0 ? 1 + varintSize(cursorLength) + cursorLength : 0) +
-    (syncedAt ? 1 + varintSize(syncedAt.length) + syncedAt.length : 0);
+    lengthDelimitedSize(json.length) +
+    lengthDelimitedSize(cursorLength) +
+    (syncedMs === undefined ? 0 : timestampFieldSize(syncedMs));
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   if (json.length > 0) {
@@ -58,11 +43,7 @@ export function encodeQueryReply(page: QueryPage): EncodedReply {
     at = writeVarint(out, at, cursorLength);
     at += out.write(page.nextCursor, at, 'utf8');
   }
-  if (syncedAt) {
-    out[at++] = SYNCED_AT;
-    at = writeVarint(out, at, syncedAt.length);
-    at += syncedAt.copy(out, at);
-  }
+  if (syncedMs !== undefined) at = writeTimestampField(out, at, SYNCED_AT, syncedMs);
   // allocUnsafe's buffer holds whatever memory it was given: a byte not written would send
   // another request's data. The spec proves the sizes agree; this keeps a slip from leaking.
   if (at !== size) throw new AppError('internal', `The query reply was ${at} bytes written of ${size}`);

@@ -1,7 +1,14 @@
 import type { DeletedRecord, NormalizedRecord } from '@context-gateway/connectors';
 import { AppError } from '@context-gateway/errors';
 import { EncodedRequest } from '@context-gateway/messaging';
-import { WriteRecordsRequestSchema } from '@context-gateway/proto';
+import {
+  lengthDelimitedSize,
+  timestampFieldSize,
+  varintSize,
+  WriteRecordsRequestSchema,
+  writeTimestampField,
+  writeVarint,
+} from '@context-gateway/proto';
 
 /** Wire tags of WriteRecordsRequest (field number << 3 | wire type; 2 = length-delimited). */
 const USER_ID = 0x0a; // string user_id = 1
@@ -15,9 +22,6 @@ const EXTERNAL_ID = 0x12; // string external_id = 2
 const DATA_JSON = 0x1a; // bytes data_json = 3
 const SOURCE_UPDATED_AT = 0x22; // google.protobuf.Timestamp source_updated_at = 4
 const DELETED = 0x28; // bool deleted = 5 (wire type 0, varint)
-/** Timestamp's (wire type 0, varint). */
-const SECONDS = 0x08; // int64 seconds = 1
-const NANOS = 0x10; // int32 nanos = 2
 
 export interface WriteTarget {
   userId: string;
@@ -54,9 +58,9 @@ export function encodeWriteRecords(
     if (typeof target[field] !== 'string')
       throw new AppError('internal', `The write target's ${field} is not a string`);
   }
-  let size = fieldSize(Buffer.byteLength(target.userId));
-  size += fieldSize(Buffer.byteLength(target.connectionId));
-  size += fieldSize(Buffer.byteLength(target.integration));
+  let size = lengthDelimitedSize(Buffer.byteLength(target.userId));
+  size += lengthDelimitedSize(Buffer.byteLength(target.connectionId));
+  size += lengthDelimitedSize(Buffer.byteLength(target.integration));
   for (let i = 0; i < upserts.length; i++) {
     const r = upserts[i] as NormalizedRecord;
     checkIds(r, i);
@@ -68,22 +72,23 @@ export function encodeWriteRecords(
     const ms = r.occurredAt ? new Date(r.occurredAt).getTime() : Number.NaN;
     times[i] = ms;
     const length =
-      fieldSize(Buffer.byteLength(r.type)) +
-      fieldSize(Buffer.byteLength(r.externalId)) +
-      fieldSize(bodyLength) +
-      (Number.isNaN(ms) ? 0 : 1 + uintSize(timestampSize(ms)) + timestampSize(ms));
+      lengthDelimitedSize(Buffer.byteLength(r.type)) +
+      lengthDelimitedSize(Buffer.byteLength(r.externalId)) +
+      lengthDelimitedSize(bodyLength) +
+      (Number.isNaN(ms) ? 0 : timestampFieldSize(ms));
     lengths[i] = length;
-    size += 1 + uintSize(length) + length;
+    size += 1 + varintSize(length) + length;
   }
   for (let i = 0; i < deletes.length; i++) {
     const d = deletes[i] as DeletedRecord;
     checkIds(d, upserts.length + i);
-    const length = fieldSize(Buffer.byteLength(d.type)) + fieldSize(Buffer.byteLength(d.externalId)) + 2;
+    const length =
+      lengthDelimitedSize(Buffer.byteLength(d.type)) + lengthDelimitedSize(Buffer.byteLength(d.externalId)) + 2;
     lengths[upserts.length + i] = length;
-    size += 1 + uintSize(length) + length;
+    size += 1 + varintSize(length) + length;
   }
   const syncedMs = target.syncedAt.getTime();
-  size += 1 + uintSize(timestampSize(syncedMs)) + timestampSize(syncedMs);
+  size += timestampFieldSize(syncedMs);
 
   const out = Buffer.allocUnsafe(size);
   let at = writeString(out, 0, USER_ID, target.userId);
@@ -92,23 +97,23 @@ export function encodeWriteRecords(
   for (let i = 0; i < upserts.length; i++) {
     const r = upserts[i] as NormalizedRecord;
     out[at++] = RECORDS;
-    at = writeUint(out, at, lengths[i] as number);
+    at = writeVarint(out, at, lengths[i] as number);
     at = writeString(out, at, TYPE, r.type);
     at = writeString(out, at, EXTERNAL_ID, r.externalId);
     at = writeString(out, at, DATA_JSON, json[i] as string, jsonLengths[i]);
     const ms = times[i] as number;
-    if (!Number.isNaN(ms)) at = writeTimestamp(out, at, SOURCE_UPDATED_AT, ms);
+    if (!Number.isNaN(ms)) at = writeTimestampField(out, at, SOURCE_UPDATED_AT, ms);
   }
   for (let i = 0; i < deletes.length; i++) {
     const d = deletes[i] as DeletedRecord;
     out[at++] = RECORDS;
-    at = writeUint(out, at, lengths[upserts.length + i] as number);
+    at = writeVarint(out, at, lengths[upserts.length + i] as number);
     at = writeString(out, at, TYPE, d.type);
     at = writeString(out, at, EXTERNAL_ID, d.externalId);
     out[at++] = DELETED;
     out[at++] = 1;
   }
-  at = writeTimestamp(out, at, SYNCED_AT, syncedMs);
+  at = writeTimestampField(out, at, SYNCED_AT, syncedMs);
   // allocUnsafe's buffer holds whatever memory it was given: a byte not written would send
   // other data of this process. The spec proves the sizes agree; this keeps a slip from leaking.
   if (at !== size) throw new AppError('internal', `The write request was ${at} bytes written of ${size}`);
@@ -147,11 +152,6 @@ function invalidRecord(index: number, field: string, problem: string): AppError 
   ]);
 }
 
-/** A length-delimited field of `length` bytes (proto3 leaves an empty one out). */
-function fieldSize(length: number): number {
-  return length === 0 ? 0 : 1 + uintSize(length) + length;
-}
-
 /** A string field; `length` is its UTF-8 length when already measured (a short one is measured again). */
 function writeString(
   out: Buffer,
@@ -162,72 +162,6 @@ function writeString(
 ): number {
   if (length === 0) return at;
   out[at++] = tagByte;
-  at = writeUint(out, at, length);
+  at = writeVarint(out, at, length);
   return at + out.write(value, at, length, 'utf8');
-}
-
-/** `timestampFromDate`'s seconds and nanos of `ms` (nanos never negative). */
-function secondsOf(ms: number): number {
-  return Math.floor(ms / 1000);
-}
-function nanosOf(ms: number): number {
-  return (ms - secondsOf(ms) * 1000) * 1_000_000;
-}
-
-/** The Timestamp message's own length: its non-zero fields. */
-function timestampSize(ms: number): number {
-  const seconds = secondsOf(ms);
-  const nanos = nanosOf(ms);
-  return (seconds === 0 ? 0 : 1 + int64Size(seconds)) + (nanos === 0 ? 0 : 1 + uintSize(nanos));
-}
-
-function writeTimestamp(out: Buffer, at: number, tagByte: number, ms: number): number {
-  const seconds = secondsOf(ms);
-  const nanos = nanosOf(ms);
-  out[at++] = tagByte;
-  at = writeUint(out, at, timestampSize(ms));
-  if (seconds !== 0) {
-    out[at++] = SECONDS;
-    at = writeInt64(out, at, seconds);
-  }
-  if (nanos !== 0) {
-    out[at++] = NANOS;
-    at = writeUint(out, at, nanos);
-  }
-  return at;
-}
-
-/** Varint length of a non-negative integer (up to 2^53; a Date's seconds are far below). */
-function uintSize(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80);
-    size += 1;
-  }
-  return size;
-}
-
-function writeUint(out: Buffer, at: number, value: number): number {
-  while (value >= 0x80) {
-    out[at++] = (value % 0x80) | 0x80;
-    value = Math.floor(value / 0x80);
-  }
-  out[at++] = value;
-  return at;
-}
-
-/** An int64 varint: a negative number (a time before 1970) is its 64-bit two's complement, 10 bytes. */
-function int64Size(value: number): number {
-  return value < 0 ? 10 : uintSize(value);
-}
-
-function writeInt64(out: Buffer, at: number, value: number): number {
-  if (value >= 0) return writeUint(out, at, value);
-  let v = BigInt.asUintN(64, BigInt(value));
-  while (v >= 0x80n) {
-    out[at++] = Number(v & 0x7fn) | 0x80;
-    v >>= 7n;
-  }
-  out[at++] = Number(v);
-  return at;
 }
