@@ -1,5 +1,6 @@
 export * from './copy-binary.js';
 export * from './ensure-database.js';
+export * from './lock-conflict.js';
 export * from './migrations/apply-migrations.js';
 export * from './pool.js';
 export * from './prisma-adapter.js';

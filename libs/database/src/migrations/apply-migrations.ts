@@ -10,6 +10,7 @@ import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import pg from 'pg';
 
+import { isLockConflict } from '../lock-conflict.js';
 import { assertSchemaName, quoteIdent } from '../schema-name.js';
 import { matchesChecksum, type MigrationFile, readMigrationFiles } from './migration-files.js';
 import {
@@ -72,13 +73,6 @@ interface LockConflictRetry {
 }
 
 const LOCK_CONFLICT_RETRY: LockConflictRetry = { attempts: 5, backoffMs: 500 };
-
-/**
- * SQLSTATEs of a table lock conflict, which the same migration can win a moment later:
- * deadlock_detected (Postgres aborted it to break a cycle with a transaction in flight) and
- * lock_not_available (its own `SET LOCAL lock_timeout` ran out).
- */
-const LOCK_CONFLICTS: ReadonlySet<string> = new Set(['40P01', '55P03']);
 
 /**
  * Brings `schema` up to date with `migrationsDir`. Several replicas may call this at
@@ -308,8 +302,9 @@ async function applyOne(
       return;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === 'string' && LOCK_CONFLICTS.has(code)) {
+      // Lost to a transaction in flight (a deadlock, or its own `SET LOCAL lock_timeout`).
+      if (isLockConflict(error)) {
+        const { code } = error as { code: string };
         // Not the migration's fault but the moment's (a sync write in flight): recorded as
         // failed, it would block every later start until an operator stepped in.
         if (attempt < retry.attempts) {
