@@ -1,4 +1,5 @@
-import type { DescMessage } from '@bufbuild/protobuf';
+import { create, type DescMessage, toBinary } from '@bufbuild/protobuf';
+import { AppError } from '@context-gateway/errors';
 
 /**
  * Marks an EncodedReply whichever loaded copy of this module made it (src/ and dist/ both
@@ -17,7 +18,7 @@ function branded(value: unknown, brand: symbol): boolean {
 }
 
 /** A message's wire bytes, written by hand, and the message type they claim to be. */
-abstract class EncodedMessage {
+export abstract class EncodedMessage {
   constructor(
     readonly schema: DescMessage,
     readonly bytes: Uint8Array,
@@ -57,4 +58,27 @@ export class EncodedRequest extends EncodedMessage {
   static is(value: unknown): value is EncodedRequest {
     return branded(value, REQUEST_BRAND);
   }
+}
+
+/**
+ * What goes on the wire for `value` as a `schema` message (`where`: the subject, for the error):
+ * the bytes of an EncodedReply/EncodedRequest (`kind`: the one this side takes) that
+ * claims `schema`, or `toBinary` of a plain message. Bytes of another type would reach the peer
+ * as garbage (or as a wrong but valid message): refused `internal`, nothing sent. Compared by
+ * type name, not descriptor identity: a second loaded copy of the proto package has its own
+ * descriptor objects for the same message, whose wire bytes are the same.
+ */
+export function wireBytes(
+  schema: DescMessage,
+  value: unknown,
+  kind: { is(value: unknown): value is EncodedMessage },
+  where: string,
+): Uint8Array {
+  if (!kind.is(value)) return toBinary(schema, create(schema, value as never));
+  if (value.schema.typeName !== schema.typeName)
+    throw new AppError(
+      'internal',
+      `A ${value.schema.typeName} was encoded for ${where}, which takes ${schema.typeName}`,
+    );
+  return value.bytes;
 }

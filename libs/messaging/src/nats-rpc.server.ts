@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { extractTraceContext, runWithRequestContext, withSpan } from '@context-gateway/observability';
@@ -12,7 +12,7 @@ import { SpanKind } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { isObservable, lastValueFrom } from 'rxjs';
 
-import { EncodedReply } from './encoded-reply.js';
+import { EncodedReply, wireBytes } from './encoded-reply.js';
 import { Header, ReplyStatus } from './headers.js';
 import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
 import { encodeErrorReply } from './rpc-codec.js';
@@ -140,7 +140,7 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
             // (subscribing per request was ~2 % of a shard's CPU under `pnpm bench:query`).
             const returned: unknown = await handler(request, context);
             const result: unknown = isObservable(returned) ? await lastValueFrom(returned) : returned;
-            this.reply(msg, ReplyStatus.ok, encodeResponse(descriptor, result));
+            this.reply(msg, ReplyStatus.ok, wireBytes(descriptor.response, result, EncodedReply, descriptor.subject));
           } catch (thrown) {
             const error = AppError.from(thrown);
             outcome = error.code;
@@ -175,16 +175,6 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
       this.options.logger.warn({ subject: msg.subject, err: (error as Error).message }, 'could not send reply');
     }
   }
-}
-
-function encodeResponse(descriptor: RpcDescriptor, result: unknown): Uint8Array {
-  if (!EncodedReply.is(result)) return toBinary(descriptor.response, create(descriptor.response, result as never));
-  // By type name, not descriptor identity: a second loaded copy of the proto package has its
-  // own descriptor objects for the same message, whose wire bytes are the same.
-  if (result.schema.typeName !== descriptor.response.typeName) {
-    throw new AppError('internal', `A handler of ${descriptor.subject} encoded a ${result.schema.typeName}`);
-  }
-  return result.bytes;
 }
 
 function decodeRequest(descriptor: RpcDescriptor, data: Uint8Array): unknown {

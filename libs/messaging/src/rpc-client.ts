@@ -1,11 +1,4 @@
-import {
-  create,
-  type DescMessage,
-  fromBinary,
-  type MessageInitShape,
-  type MessageShape,
-  toBinary,
-} from '@bufbuild/protobuf';
+import { type DescMessage, fromBinary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders, withSpan } from '@context-gateway/observability';
@@ -13,7 +6,7 @@ import type { RpcDescriptor } from '@context-gateway/proto';
 import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind } from '@opentelemetry/api';
 
-import { EncodedRequest } from './encoded-reply.js';
+import { EncodedRequest, wireBytes } from './encoded-reply.js';
 import { Header, ReplyStatus } from './headers.js';
 import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
 import { decodeErrorReply } from './rpc-codec.js';
@@ -66,7 +59,7 @@ export class RpcClient {
   ): Promise<MessageShape<Res>> {
     const subject = options.subject ?? descriptor.subject;
     const timeoutMs = options.timeoutMs ?? descriptor.timeoutMs;
-    const payload = encodeRequest(descriptor, message, subject);
+    const payload = wireBytes(descriptor.request, message, EncodedRequest, subject);
 
     return withSpan(
       `rpc ${subject}`,
@@ -95,22 +88,6 @@ export class RpcClient {
       },
     );
   }
-}
-
-function encodeRequest<Req extends DescMessage>(
-  descriptor: RpcDescriptor<Req, DescMessage>,
-  message: MessageInitShape<Req> | EncodedRequest,
-  subject: string,
-): Uint8Array {
-  if (!EncodedRequest.is(message)) return toBinary(descriptor.request, create(descriptor.request, message));
-  // Bytes of another message type would reach the server as garbage (or as a wrong but valid
-  // message): refused here, nothing sent.
-  if (message.schema.typeName !== descriptor.request.typeName)
-    throw new AppError(
-      'internal',
-      `A ${message.schema.typeName} was encoded for ${subject}, which takes ${descriptor.request.typeName}`,
-    );
-  return message.bytes;
 }
 
 function transportError(error: unknown, subject: string): AppError {
