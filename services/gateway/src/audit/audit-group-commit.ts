@@ -48,13 +48,12 @@ interface Waiting {
 export class AuditGroupCommit {
   /** The next batch by event id, in append order: a batch carries each id once. */
   #waiting = new Map<string, Waiting>();
-  #scheduled = false;
   /**
-   * Bumped by a full flush from append: the turn-end flush scheduled before it (in the
-   * context of the request that scheduled it) is then stale and does nothing, and the next
-   * event schedules its own, so a lone event never goes out in another request's context.
+   * The turn-end flush, scheduled in the context of the request that scheduled it. A full
+   * flush from append cancels it, and the next event schedules its own, so a lone event never
+   * goes out in another request's context.
    */
-  #generation = 0;
+  #turnEnd: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly publisher: JetStreamPublisher,
@@ -85,15 +84,12 @@ export class AuditGroupCommit {
       ...settle,
     });
     if (this.#waiting.size >= this.maxEvents) {
-      this.#scheduled = false;
-      this.#generation += 1;
+      clearImmediate(this.#turnEnd);
+      this.#turnEnd = undefined;
       this.#flush();
-    } else if (!this.#scheduled) {
-      this.#scheduled = true;
-      const generation = this.#generation;
-      setImmediate(() => {
-        if (generation !== this.#generation) return;
-        this.#scheduled = false;
+    } else {
+      this.#turnEnd ??= setImmediate(() => {
+        this.#turnEnd = undefined;
         this.#flush();
       });
     }
