@@ -129,7 +129,6 @@ describe('StreamFollower', () => {
       await f.stop();
       await noConsumerLeft(STREAM);
     },
-    60_000,
   );
 
   it('stopped while it waits to retry, leaves no consumer and reads nothing more', async () => {
