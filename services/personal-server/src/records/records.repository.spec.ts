@@ -1,62 +1,62 @@
 import { describe, expect, it } from '@jest/globals';
 
-import { pageFromRows, type PageRow } from './records.repository.js';
+import { PAGE_COLUMN_NAMES, PageReader } from './records.repository.js';
 
-const GRANT_ROW: PageRow = {
+/** A page statement row as Postgres's text per column, in the statement's order; unnamed columns NULL. */
+function row(values: Record<string, string | null>): (string | null)[] {
+  for (const name of Object.keys(values)) if (!PAGE_COLUMN_NAMES.includes(name)) throw new Error(`no column ${name}`);
+  return PAGE_COLUMN_NAMES.map((name) => values[name] ?? null);
+}
+
+const GRANT_ROW = row({
   grant_id: 'g-1',
   grant_user_id: 'u-1',
-  scopes: ['spotify:read:playlists'],
-  seal: Buffer.from('seal'),
+  scopes: '{spotify:read:playlists,"a \\"quoted\\" scope"}',
+  seal: '\\x7365616c',
   consent_nonce: null,
   state: 'active',
-  types: ['media.playlist'],
+  types: '{media.playlist}',
   synced_at: '2026-12-06 16:13:00.12+00',
   personal_server_id: 'ps-1',
   user_id: 'u-1',
   data_key_id: 'k-1',
-  records_version: 3,
-  id: null,
-  type: null,
-  external_id: null,
-  ciphertext: null,
-  source_updated_at: null,
-  updated_at: null,
-  deleted: null,
-  version: null,
-};
+  records_version: '3',
+});
 
-function recordRow(version: string): PageRow {
-  return {
-    grant_id: null,
-    grant_user_id: null,
-    scopes: null,
-    seal: null,
-    consent_nonce: null,
-    state: null,
-    types: null,
-    synced_at: null,
-    personal_server_id: null,
-    user_id: null,
-    data_key_id: null,
-    records_version: null,
+function recordRow(version: string, deleted = false): (string | null)[] {
+  return row({
     id: `r-${version}`,
     type: 'media.playlist',
     external_id: `x-${version}`,
-    ciphertext: Buffer.from(version),
+    ciphertext: `\\x${Buffer.from(version).toString('hex')}`,
     source_updated_at: '2026-12-06 16:13:00+00',
     updated_at: '2026-12-06 16:13:00.5+00',
-    deleted: false,
+    deleted: deleted ? 't' : 'f',
     version,
-  };
+  });
 }
 
-describe('pageFromRows', () => {
+function read(rows: (string | null)[][]) {
+  const reader = new PageReader();
+  for (const r of rows) reader.row(r);
+  return reader.finish();
+}
+
+describe('PageReader', () => {
   it('reads the grant once and the records with their times in the API form', () => {
-    const { grant, records } = pageFromRows([GRANT_ROW, recordRow('9'), recordRow('10')]);
-    expect(grant).toMatchObject({
+    const { grant, records } = read([GRANT_ROW, recordRow('9'), recordRow('10', true)]);
+    expect(grant).toEqual({
       id: 'g-1',
+      grantUserId: 'u-1',
+      scopes: ['spotify:read:playlists', 'a "quoted" scope'],
+      seal: Buffer.from('seal'),
       consentNonce: '',
+      state: 'active',
+      types: ['media.playlist'],
       syncedAt: new Date('2026-12-06T16:13:00.120Z'),
+      personalServerId: 'ps-1',
+      userId: 'u-1',
+      dataKeyId: 'k-1',
       recordsVersion: 3,
     });
     expect(records).toEqual([
@@ -70,23 +70,37 @@ describe('pageFromRows', () => {
         deleted: false,
         version: '9',
       },
-      expect.objectContaining({ id: 'r-10', version: '10' }),
+      expect.objectContaining({ id: 'r-10', version: '10', deleted: true, ciphertext: Buffer.from('10') }),
     ]);
   });
 
+  it('reads a revoked grant without seal or sync time', () => {
+    const revoked = row({
+      ...Object.fromEntries(PAGE_COLUMN_NAMES.map((name, i) => [name, GRANT_ROW[i] ?? null])),
+      seal: null,
+      synced_at: null,
+      consent_nonce: 'n-1',
+      state: 'revoked',
+    });
+    expect(read([revoked]).grant).toMatchObject({ seal: null, syncedAt: null, consentNonce: 'n-1', state: 'revoked' });
+  });
+
   it('an empty page still has its grant; no rows is no grant', () => {
-    expect(pageFromRows([GRANT_ROW])).toEqual({ grant: expect.objectContaining({ id: 'g-1' }), records: [] });
-    expect(pageFromRows([])).toEqual({ grant: undefined, records: [] });
+    expect(read([GRANT_ROW])).toEqual({ grant: expect.objectContaining({ id: 'g-1' }), records: [] });
+    expect(read([])).toEqual({ grant: undefined, records: [] });
   });
 
   it('puts rows that came out of order in version order, the grant row wherever it is', () => {
-    const { grant, records } = pageFromRows([recordRow('10'), recordRow('2'), GRANT_ROW, recordRow('9')]);
+    const { grant, records } = read([recordRow('10'), recordRow('2'), GRANT_ROW, recordRow('9')]);
     expect(grant?.id).toBe('g-1');
     expect(records.map((r) => r.version)).toEqual(['2', '9', '10']);
   });
 
-  it('refuses records without a grant, and a row that is neither', () => {
-    expect(() => pageFromRows([recordRow('1')])).toThrow('without a grant');
-    expect(() => pageFromRows([{ ...GRANT_ROW, grant_id: null } as unknown as PageRow])).toThrow('neither');
+  it('refuses records without a grant, a row that is neither, and NULL where there cannot be one', () => {
+    expect(() => read([recordRow('1')])).toThrow('without a grant');
+    expect(() => read([row({ state: 'active' })])).toThrow('neither');
+    expect(() =>
+      read([GRANT_ROW, recordRow('1').map((v, i) => (PAGE_COLUMN_NAMES[i] === 'version' ? null : v))]),
+    ).toThrow('cannot be NULL');
   });
 });

@@ -3,10 +3,11 @@ import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
-import pg, { type CustomTypesConfig, type Pool, type PoolClient, type QueryConfig } from 'pg';
+import pg, { type CustomTypesConfig, type Pool, type PoolClient } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
 import { isoFromTimestamptz, parseTimestamptz } from './pg-time.js';
+import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
 
 /** A record as a page reads it: times already as the API's ISO strings (storedRecord). */
 export interface StoredRecord {
@@ -23,17 +24,27 @@ export interface StoredRecord {
 }
 
 /**
- * What a page reads of each record (alias `r`), a tombstone as a boolean, not its time. The
- * times and the version come as Postgres writes them (PAGE_TYPES keeps them text): no Date
- * per time per record, and no to_char either — formatting two times per row in the statement
- * cost Postgres more than storedRecord's string slices cost the shard.
+ * What a page reads of each record (alias `r`), in this order, a tombstone as a boolean, not
+ * its time, with each column's type (the page statement's grant row has NULLs of these types).
+ * The times and the version come as Postgres writes them: no Date per time per record, and no
+ * to_char either — formatting two times per row in the statement cost Postgres more than
+ * storedRecord's string slices cost the shard.
  */
-const PAGE_RECORD_COLUMNS = `r.id, r.type, r.external_id, r.ciphertext, r.source_updated_at, r.updated_at,
-       r.deleted_at IS NOT NULL AS deleted, r.version`;
+const RECORD_COLUMNS = [
+  { name: 'id', sql: 'r.id', type: 'uuid' },
+  { name: 'type', sql: 'r.type', type: 'text' },
+  { name: 'external_id', sql: 'r.external_id', type: 'text' },
+  { name: 'ciphertext', sql: 'r.ciphertext', type: 'bytea' },
+  { name: 'source_updated_at', sql: 'r.source_updated_at', type: 'timestamptz' },
+  { name: 'updated_at', sql: 'r.updated_at', type: 'timestamptz' },
+  { name: 'deleted', sql: 'r.deleted_at IS NOT NULL AS deleted', type: 'boolean' },
+  { name: 'version', sql: 'r.version', type: 'bigint' },
+] as const satisfies { name: keyof PageRecordColumns; sql: string; type: string }[];
+const PAGE_RECORD_COLUMNS = RECORD_COLUMNS.map((column) => column.sql).join(', ');
 
 const asText = (text: string) => text;
 
-/** A page's parsers: timestamptz and int8 stay text (storedRecord), the rest as node-pg parses it. */
+/** An owner's page's parsers: timestamptz and int8 stay text (storedRecord), the rest as node-pg parses it. */
 const KEPT_AS_TEXT = new Set<number>([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.INT8]);
 const PAGE_TYPES: CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -124,24 +135,7 @@ export interface PageQuery {
   includeDeleted: boolean;
 }
 
-/** The grant's columns: on the page's grant row, null on its records' rows. */
-interface PageGrantColumns {
-  grant_id: string;
-  grant_user_id: string;
-  scopes: string[];
-  seal: Buffer | null;
-  consent_nonce: string | null;
-  state: 'active' | 'revoked';
-  types: string[];
-  /** timestamptz as text (PAGE_TYPES). */
-  synced_at: string | null;
-  personal_server_id: string;
-  user_id: string;
-  data_key_id: string;
-  records_version: number;
-}
-
-/** A record's columns (PAGE_RECORD_COLUMNS), times and version as Postgres writes them (PAGE_TYPES). */
+/** A record's columns (RECORD_COLUMNS) as an owner's page reads them, times and version as text (PAGE_TYPES). */
 interface PageRecordColumns {
   id: string;
   type: string;
@@ -166,59 +160,7 @@ function storedRecord(r: PageRecordColumns): StoredRecord {
   };
 }
 
-type Nulls<T> = { [K in keyof T]: null };
-
-/** A page statement's row: the grant's (once) or a record's. */
-export type PageRow = (PageGrantColumns & Nulls<PageRecordColumns>) | (Nulls<PageGrantColumns> & PageRecordColumns);
-
-/** Decimal bigints without sign or leading zeros (record versions), compared as numbers. */
-function versionBefore(a: string, b: string): boolean {
-  return a.length < b.length || (a.length === b.length && a < b);
-}
-
-/**
- * The grant and the records of a page statement's rows. The statement yields the grant row
- * first and the records in version order (its UNION ALL runs its branches in turn, and the
- * records come from one ordered index scan), but it has no ORDER BY — sorting 21 rows with
- * their ciphertexts cost Postgres more than checking the order here — so rows out of order
- * are put in order rather than trusted.
- */
-export function pageFromRows(rows: PageRow[]): { grant: QueryGrant | undefined; records: StoredRecord[] } {
-  let grant: QueryGrant | undefined;
-  const records: StoredRecord[] = [];
-  let ordered = true;
-  for (const r of rows) {
-    if (r.id === null) {
-      // The grant row (grant_id is its primary key, never null there).
-      if (r.grant_id === null)
-        throw new AppError('internal', 'the page statement gave a row that is neither grant nor record');
-      grant = {
-        id: r.grant_id,
-        grantUserId: r.grant_user_id,
-        scopes: r.scopes,
-        seal: r.seal,
-        consentNonce: r.consent_nonce ?? '',
-        state: r.state,
-        types: r.types,
-        syncedAt: r.synced_at === null ? null : parseTimestamptz(r.synced_at),
-        personalServerId: r.personal_server_id,
-        userId: r.user_id,
-        dataKeyId: r.data_key_id,
-        recordsVersion: r.records_version,
-      };
-      continue;
-    }
-    const previous = records.at(-1);
-    if (previous && !versionBefore(previous.version, r.version)) ordered = false;
-    records.push(storedRecord(r));
-  }
-  // Records are only read under the grant row's own lookup (the statement's CTE).
-  if (!grant && records.length > 0) throw new AppError('internal', 'the page statement read records without a grant');
-  if (!ordered) records.sort((a, b) => (versionBefore(a.version, b.version) ? -1 : 1));
-  return { grant, records };
-}
-
-/** The grant row's columns, named as PageGrantColumns, from the CTE `g`. */
+/** The grant's columns, from the CTE `g`: the page statement's first columns, in this order. */
 const GRANT_COLUMN_NAMES = [
   'grant_id',
   'grant_user_id',
@@ -232,10 +174,109 @@ const GRANT_COLUMN_NAMES = [
   'user_id',
   'data_key_id',
   'records_version',
-] satisfies (keyof PageGrantColumns)[];
+] as const;
 const GRANT_COLUMNS = GRANT_COLUMN_NAMES.map((column) => `g.${column}`).join(', ');
 /** A record row's grant columns: one NULL for each. */
 const GRANT_NULLS = GRANT_COLUMN_NAMES.map(() => 'NULL').join(', ');
+/** The grant row's record columns: one typed NULL for each (a UNION's branches agree on types). */
+const RECORD_NULLS = RECORD_COLUMNS.map((column) => `NULL::${column.type} AS ${column.name}`).join(', ');
+
+/** Where each column is in a page statement's row: the grant's, then the record's. */
+function positions<N extends string>(names: readonly N[], from: number): Readonly<Record<N, number>> {
+  return Object.fromEntries(names.map((name, i) => [name, from + i])) as Record<N, number>;
+}
+const G = positions(GRANT_COLUMN_NAMES, 0);
+const R = positions(
+  RECORD_COLUMNS.map((column) => column.name),
+  GRANT_COLUMN_NAMES.length,
+);
+/** A page statement's columns, in order. */
+export const PAGE_COLUMN_NAMES: readonly string[] = [
+  ...GRANT_COLUMN_NAMES,
+  ...RECORD_COLUMNS.map((column) => column.name),
+];
+
+/** node-pg's parsers of what the grant row and a record carry beyond plain text. */
+const parseBytea = pg.types.getTypeParser(pg.types.builtins.BYTEA, 'text') as (text: string) => Buffer;
+/** text[]'s type id (pg.types.builtins names no array types). */
+const TEXT_ARRAY = 1009;
+const parseTextArray = (pg.types.getTypeParser as (oid: number, format: 'text') => unknown)(TEXT_ARRAY, 'text') as (
+  text: string,
+) => string[];
+
+/** A column Postgres never gives NULL on this row (NOT NULL in the table, or a non-null expression). */
+function present(fields: readonly (string | null)[], at: number): string {
+  const value = fields[at];
+  if (value === null || value === undefined)
+    throw new AppError('internal', `the page statement gave NULL in column ${at + 1}, which cannot be NULL`);
+  return value;
+}
+
+/** Decimal bigints without sign or leading zeros (record versions), compared as numbers. */
+function versionBefore(a: string, b: string): boolean {
+  return a.length < b.length || (a.length === b.length && a < b);
+}
+
+/**
+ * The grant and the records of a page statement's rows, read as they come (PreparedRows): each
+ * value is Postgres's text, read by position (G, R), straight into what the service uses. The
+ * statement yields the grant row first and the records in version order (its UNION ALL runs its
+ * branches in turn, and the records come from one ordered index scan), but it has no ORDER BY —
+ * sorting 21 rows with their ciphertexts cost Postgres more than checking the order here — so
+ * rows out of order are put in order rather than trusted.
+ */
+export class PageReader implements RowReader<{ grant: QueryGrant | undefined; records: StoredRecord[] }> {
+  private grant: QueryGrant | undefined;
+  private readonly records: StoredRecord[] = [];
+  private ordered = true;
+
+  row(f: readonly (string | null)[]): void {
+    if (f[R.id] === null) {
+      // The grant row (grant_id is its primary key, never null there).
+      if (f[G.grant_id] === null)
+        throw new AppError('internal', 'the page statement gave a row that is neither grant nor record');
+      const syncedAt = f[G.synced_at] ?? null;
+      const seal = f[G.seal] ?? null;
+      this.grant = {
+        id: present(f, G.grant_id),
+        grantUserId: present(f, G.grant_user_id),
+        scopes: parseTextArray(present(f, G.scopes)),
+        seal: seal === null ? null : parseBytea(seal),
+        consentNonce: f[G.consent_nonce] ?? '',
+        state: present(f, G.state) as QueryGrant['state'],
+        types: parseTextArray(present(f, G.types)),
+        syncedAt: syncedAt === null ? null : parseTimestamptz(syncedAt),
+        personalServerId: present(f, G.personal_server_id),
+        userId: present(f, G.user_id),
+        dataKeyId: present(f, G.data_key_id),
+        recordsVersion: Number.parseInt(present(f, G.records_version), 10),
+      };
+      return;
+    }
+    const version = present(f, R.version);
+    const previous = this.records.at(-1);
+    if (previous && !versionBefore(previous.version, version)) this.ordered = false;
+    this.records.push({
+      id: present(f, R.id),
+      type: present(f, R.type),
+      externalId: present(f, R.external_id),
+      ciphertext: parseBytea(present(f, R.ciphertext)),
+      sourceUpdatedAt: isoFromTimestamptz(present(f, R.source_updated_at)),
+      updatedAt: isoFromTimestamptz(present(f, R.updated_at)),
+      // A boolean's text is t or f.
+      deleted: present(f, R.deleted) === 't',
+      version,
+    });
+  }
+
+  finish(): { grant: QueryGrant | undefined; records: StoredRecord[] } {
+    const { grant, records } = this;
+    // Records are only read under the grant row's own lookup (the statement's CTE).
+    if (!grant && records.length > 0) throw new AppError('internal', 'the page statement read records without a grant');
+    if (!this.ordered) records.sort((a, b) => (versionBefore(a.version, b.version) ? -1 : 1));
+    return { grant, records };
+  }
+}
 
 /**
  * The query path's one statement: grant (this org's app, this connection, a user this
@@ -277,10 +318,7 @@ WITH g AS (
     JOIN personal_servers p ON p.id = c.personal_server_id AND p.shard = $1
    WHERE g.connection_id = $2 AND g.application_id = $3 AND g.org_id = $4
 )
-SELECT ${GRANT_COLUMNS},
-       NULL::uuid AS id, NULL::text AS type, NULL::text AS external_id, NULL::bytea AS ciphertext,
-       NULL::timestamptz AS source_updated_at, NULL::timestamptz AS updated_at, NULL::boolean AS deleted,
-       NULL::bigint AS version
+SELECT ${GRANT_COLUMNS}, ${RECORD_NULLS}
   FROM g
 UNION ALL
 SELECT ${GRANT_NULLS},
@@ -301,6 +339,26 @@ SELECT ${GRANT_NULLS},
 }
 
 type PageParams = Omit<PageQuery, 'includeDeleted'>;
+
+/**
+ * A page parameter as the text Postgres reads it (PreparedRows sends text, as node-pg would
+ * have made it): `since` as UTC ISO time, the policy's types as an array literal.
+ */
+function pageParameter(q: PageQuery, name: keyof PageParams): string | null {
+  switch (name) {
+    case 'since':
+      return q.since === undefined ? null : q.since.toISOString();
+    case 'policyTypes':
+      return q.policyTypes === undefined ? null : textArrayLiteral(q.policyTypes);
+    case 'afterVersion':
+      return q.afterVersion.toString();
+    case 'shard':
+    case 'limit':
+      return String(q[name]);
+    default:
+      return q[name] ?? null;
+  }
+}
 
 const STATEMENTS = new Map<string, { text: string; order: (keyof PageParams)[] }>();
 for (const typed of [true, false])
@@ -367,10 +425,11 @@ export class RecordsRepository {
     const statement = STATEMENTS.get(key);
     // Every combination is prepared above, at module load.
     if (!statement) throw new AppError('internal', `no page statement for ${key}`);
-    const values = statement.order.map((name) => (name === 'afterVersion' ? q.afterVersion.toString() : q[name]));
-    const config: QueryConfig = { name: `ps_page_${key}`, text: statement.text, values, types: PAGE_TYPES };
-    const { rows } = await this.pool.query<PageRow>(config);
-    return pageFromRows(rows);
+    const values = statement.order.map((name) => pageParameter(q, name));
+    return PreparedRows.run(
+      this.pool,
+      new PreparedRows(`ps_page_${key}`, statement.text, values, PAGE_COLUMN_NAMES.length, new PageReader()),
+    );
   }
 
   /** Where the (org, app, connection) grant lives, when page() found none on this shard. */

@@ -1,0 +1,148 @@
+// The query path's page statement alone: RecordsRepository#page as RecordsService#query calls
+// it (one type, 20 records, from the start), from each checkout's dist/ in turn, against one
+// seeded schema of the local Postgres, so two builds are compared in one process on the same rows.
+//
+//   node services/personal-server/bench/page-statement.bench.mjs <checkout> [<checkout> …]
+//
+// Each checkout gets its own pool (10 connections, as a shard's) and runs PAGES pages per round
+// with CONCURRENCY in flight (closed loop), the checkouts alternating within a round and their
+// order reversed every other round. Prints per page: the Node process's CPU (process.cpuUsage:
+// its threads, GC included; only one checkout runs at a time) and its Postgres backends' CPU
+// (/proc/<pid>/schedstat of each pool connection's backend), min and median over ROUNDS.
+// The checkouts' pages must be the same, or it stops.
+//
+// Env: ROUNDS (4), PAGES (4000), CONCURRENCY (8), CONNECTIONS (20 seeded connections),
+// RECORDS (100 per connection), TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+
+import { createPool } from '@context-gateway/database';
+import { createTestSchema } from '@context-gateway/database/testing';
+
+const roots = process.argv.slice(2).map((root) => resolve(root));
+if (roots.length === 0) {
+  console.error('usage: page-statement.bench.mjs <checkout> [<checkout> …] (each built: pnpm build)');
+  process.exit(1);
+}
+const ROUNDS = Number(process.env.ROUNDS ?? 4);
+const PAGES = Number(process.env.PAGES ?? 4000);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 20);
+const RECORDS = Number(process.env.RECORDS ?? 100);
+const TYPE = 'media.playlist';
+
+const schema = await createTestSchema({
+  prefix: 'bench_page',
+  migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
+});
+
+// --- seed: a shard-0 user per connection, an active grant of one app, RECORDS records each ---
+const ORG = randomUUID();
+const APP = randomUUID();
+const connections = [];
+for (let c = 0; c < CONNECTIONS; c += 1) {
+  const userId = randomUUID();
+  const psId = randomUUID();
+  const connectionId = randomUUID();
+  await schema.pool.query('INSERT INTO personal_servers (id, user_id, shard) VALUES ($1, $2, 0)', [psId, userId]);
+  await schema.pool.query(
+    `INSERT INTO connections (id, personal_server_id, user_id, integration, data_key_id, last_version, synced_at, records_version)
+     VALUES ($1, $2, $3, 'spotify', $4, $5, now(), 99)`,
+    [connectionId, psId, userId, randomUUID(), RECORDS],
+  );
+  await schema.pool.query(
+    `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, updated_at, seal, consent_nonce)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', now(), $8, $9)`,
+    [randomUUID(), connectionId, ORG, APP, userId, ['spotify:read:playlists'], [TYPE], randomBytes(32), randomUUID()],
+  );
+  // Ciphertexts of a bench:query playlist's size (~300 bytes of JSON, 28 of IV and tag).
+  const ids = Array.from({ length: RECORDS }, () => randomUUID());
+  await schema.pool.query(
+    `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, body_digest, source_updated_at, updated_at, version)
+     SELECT id, $1, $2, $3, 'pl-' || n, ct, digest, now() - n * interval '1 minute', clock_timestamp(), n
+       FROM unnest($4::uuid[], $5::bytea[], $6::bytea[]) WITH ORDINALITY AS k(id, ct, digest, n)`,
+    [psId, connectionId, TYPE, ids, ids.map(() => randomBytes(330)), ids.map(() => randomBytes(32))],
+  );
+  connections.push(connectionId);
+}
+await schema.pool.query('ANALYZE');
+
+/** The page bench:query asks for: one type, from the start (no tombstones), 20 records. */
+const query = (connectionId) => ({
+  shard: 0,
+  orgId: ORG,
+  applicationId: APP,
+  connectionId,
+  type: TYPE,
+  policyTypes: undefined,
+  since: undefined,
+  afterVersion: 0n,
+  limit: 20,
+  includeDeleted: false,
+});
+
+/** CPU ns so far of the given processes (/proc/<pid>/schedstat: time on a CPU, in ns). */
+function processCpuNs(pids) {
+  let ns = 0;
+  for (const pid of pids) ns += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  return ns;
+}
+
+const builds = [];
+for (const [i, root] of roots.entries()) {
+  const { RecordsRepository } = await import(`${root}/services/personal-server/dist/records/records.repository.js`);
+  const pool = createPool({ url: schema.url, schema: schema.schema, applicationName: `bench-page-${i}`, max: 10 });
+  const backends = new Set();
+  pool.on('connect', (client) => backends.add(client.processID));
+  const repository = new RecordsRepository(pool, { now: () => Date.now(), date: () => new Date() });
+  builds.push({ root, pool, backends, repository });
+}
+
+// Every checkout reads the same pages (and each opens its pool's connections).
+for (const connectionId of connections.slice(0, 3)) {
+  const pages = [];
+  for (const build of builds) pages.push(await build.repository.page(query(connectionId)));
+  if (pages[0].records.length !== 20 || pages[0].grant?.state !== 'active')
+    throw new Error('the seeded page is not what bench:query reads');
+  if (pages.some((page) => !isDeepStrictEqual(page, pages[0]))) throw new Error('the checkouts read different pages');
+}
+
+/** `count` pages with CONCURRENCY in flight, spread over the seeded connections. */
+async function run(build, count) {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const n = next++;
+      await build.repository.page(query(connections[n % connections.length]));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
+const results = new Map(builds.map((build) => [build.root, { node: [], postgres: [] }]));
+for (let round = 0; round < ROUNDS; round += 1) {
+  const order = round % 2 === 0 ? builds : [...builds].reverse();
+  for (const build of order) {
+    await run(build, PAGES / 4);
+    const pgBefore = processCpuNs(build.backends);
+    const start = process.cpuUsage();
+    await run(build, PAGES);
+    const used = process.cpuUsage(start);
+    const pgNs = processCpuNs(build.backends) - pgBefore;
+    const result = results.get(build.root);
+    result.node.push(+((used.user + used.system) / PAGES).toFixed(1));
+    result.postgres.push(+(pgNs / 1000 / PAGES).toFixed(1));
+  }
+}
+const summary = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return `min ${sorted[0]}, median ${sorted[sorted.length >> 1]} (${values.join(' ')})`;
+};
+for (const [root, { node, postgres }] of results) {
+  console.log(`${root}: Node µs/page ${summary(node)}; Postgres µs/page ${summary(postgres)}`);
+}
+for (const build of builds) await build.pool.end();
+await schema.drop();

@@ -1,0 +1,130 @@
+import { createPool } from '@context-gateway/database';
+import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type pg from 'pg';
+
+import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
+
+// PreparedRows against real Postgres, on a pool of one connection (so "the same connection"
+// and "a fresh one" are certain): what node-pg's Query would have answered, with one Parse per
+// connection and no Describe, and a connection that saw an error is not used again.
+let schema: TestSchema;
+let pool: pg.Pool;
+/** Protocol messages the pool's connections received, by name. */
+const received = { parseComplete: 0, rowDescription: 0, connections: 0 };
+
+beforeAll(async () => {
+  schema = await createTestSchema({ prefix: 'ps_prepared_rows' });
+  await schema.pool.query('CREATE TABLE items (id int PRIMARY KEY, label text, body bytea)');
+  await schema.pool.query(`INSERT INTO items VALUES (1, 'one', '\\x0001'), (2, NULL, NULL), (3, 'th"r,e{e}', '\\xff')`);
+  pool = createPool({ url: schema.url, schema: schema.schema, applicationName: 'prepared-rows-test', max: 1 });
+  pool.on('connect', (client) => {
+    received.connections += 1;
+    const connection = (client as unknown as { connection: pg.Connection }).connection;
+    connection.on('parseComplete', () => (received.parseComplete += 1));
+    connection.on('rowDescription', () => (received.rowDescription += 1));
+  });
+});
+afterAll(async () => {
+  await pool.end();
+  await schema.drop();
+});
+
+/** Collects rows as they came. */
+class Rows implements RowReader<(string | null)[][]> {
+  readonly rows: (string | null)[][] = [];
+  row(fields: readonly (string | null)[]) {
+    this.rows.push([...fields]);
+  }
+  finish() {
+    return this.rows;
+  }
+}
+
+const ITEMS = 'SELECT id, label, body FROM items WHERE id > $1 ORDER BY id';
+const items = (after: string) => PreparedRows.run(pool, new PreparedRows('items_after', ITEMS, [after], 3, new Rows()));
+
+describe('PreparedRows', () => {
+  it('answers each execution with the rows as text, preparing once per connection and never describing', async () => {
+    const before = { ...received };
+    expect(await items('0')).toEqual([
+      ['1', 'one', '\\x0001'],
+      ['2', null, null],
+      ['3', 'th"r,e{e}', '\\xff'],
+    ]);
+    expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+    expect(await items('3')).toEqual([]);
+    expect(received.connections - before.connections).toBe(1);
+    expect(received.parseComplete - before.parseComplete).toBe(1);
+    expect(received.rowDescription - before.rowDescription).toBe(0);
+    const { rows } = await pool.query<{ statement: string }>(
+      `SELECT statement FROM pg_prepared_statements WHERE name = 'items_after'`,
+    );
+    expect(rows).toEqual([{ statement: ITEMS }]);
+  });
+
+  it('sends text parameters as they are: NULL, and arrays as node-pg writes them', async () => {
+    const values = ['plain', 'with "quotes"', 'back\\slash', 'a,b', '{braces}', 'NULL', '', ' spaced ', 'ünï'];
+    const answer = await PreparedRows.run(
+      pool,
+      new PreparedRows(
+        'params',
+        'SELECT $1::text IS NULL, array_length($2::text[], 1)::text, u FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n',
+        [null, textArrayLiteral(values)],
+        3,
+        new Rows(),
+      ),
+    );
+    expect(answer.map((r) => r[2])).toEqual(values);
+    expect(answer[0]?.slice(0, 2)).toEqual(['t', String(values.length)]);
+  });
+
+  it('fails the statement when the reader throws or a row has another width, and drops that connection', async () => {
+    await items('0');
+    const connections = received.connections;
+    const throwing: RowReader<never> = {
+      row() {
+        throw new Error('unreadable row');
+      },
+      finish() {
+        throw new Error('never reached');
+      },
+    };
+    await expect(PreparedRows.run(pool, new PreparedRows('items_after', ITEMS, ['0'], 3, throwing))).rejects.toThrow(
+      'unreadable row',
+    );
+    await expect(PreparedRows.run(pool, new PreparedRows('items_after', ITEMS, ['0'], 4, new Rows()))).rejects.toThrow(
+      'gave a row of 3 columns, not 4',
+    );
+    // Each failure closed its connection; the statement is prepared again on the next one.
+    expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+    expect(received.connections).toBe(connections + 2);
+  });
+
+  it('answers a Postgres error with its code, and the next execution works', async () => {
+    const divide = (by: string) =>
+      PreparedRows.run(pool, new PreparedRows('divide', 'SELECT (10 / $1::int)::text', [by], 1, new Rows()));
+    await expect(divide('0')).rejects.toMatchObject({ code: '22012' });
+    expect(await divide('5')).toEqual([['2']]);
+  });
+
+  it('a result type changed under the prepared statement fails that execution only', async () => {
+    await schema.pool.query('CREATE TABLE shapes (id int, size int)');
+    await schema.pool.query('INSERT INTO shapes VALUES (1, 7)');
+    const shapes = () =>
+      PreparedRows.run(pool, new PreparedRows('shapes', 'SELECT id, size FROM shapes', [], 2, new Rows()));
+    expect(await shapes()).toEqual([['1', '7']]);
+    await schema.pool.query('ALTER TABLE shapes ALTER size TYPE numeric(4, 1)');
+    // Postgres refuses the old statement (node-pg's Query would get the same refusal)…
+    await expect(shapes()).rejects.toMatchObject({ code: '0A000' });
+    // …and the pool closed its connection: the next one prepares the statement anew.
+    expect(await shapes()).toEqual([['1', '7.0']]);
+  });
+
+  it('refuses a name already prepared on the connection for another statement', async () => {
+    await items('0');
+    await expect(
+      PreparedRows.run(pool, new PreparedRows('items_after', 'SELECT 1', [], 1, new Rows())),
+    ).rejects.toThrow('Prepared statements must be unique');
+  });
+});
