@@ -1,4 +1,4 @@
-import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 
 import type { ServiceName } from '../services.js';
 import type { ValidationProblem } from './validation.js';
@@ -35,6 +35,18 @@ export interface RpcDescriptor<Req extends DescMessage = DescMessage, Res extend
    * with a shard number subscribes its own.
    */
   readonly shardSubject?: (shard: number) => string;
+  /**
+   * Hand-written codecs for a contract on the hot path (the records query), in place of
+   * protobuf-es's reflective `toBinary(create(request, m))` / `fromBinary(type, bytes)`: RpcClient
+   * encodes the request and decodes the reply with them, NatsRpcServer decodes the request.
+   * Each must equal the generic function (a spec beside it proves it) — byte for byte when
+   * encoding, value for value when decoding anything fromBinary reads — and throw where
+   * fromBinary throws; it may refuse more (a known field with the wrong wire type).
+   * Absent: the generic functions.
+   */
+  encodeRequest?(this: void, message: MessageInitShape<Req>): Uint8Array;
+  decodeRequest?(this: void, bytes: Uint8Array): MessageShape<Req>;
+  decodeResponse?(this: void, bytes: Uint8Array): MessageShape<Res>;
 }
 
 export function defineRpc<Req extends DescMessage, Res extends DescMessage>(

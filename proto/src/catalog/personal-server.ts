@@ -1,3 +1,8 @@
+import {
+  decodeQueryRecordsRequest,
+  decodeQueryRecordsResponse,
+  encodeQueryRecordsRequest,
+} from '../codecs/query-records.js';
 import { GetReadinessRequestSchema, GetReadinessResponseSchema } from '../gen/contextgateway/health/v1/health_pb.js';
 import {
   CheckApprovalRequestSchema,
@@ -299,6 +304,11 @@ export const personalServerRpc = {
     response: QueryRecordsResponseSchema,
     timeoutMs: 3_000,
     validate: queryValidate,
+    // Every records query crosses here twice; protobuf-es's reflective codec was ~2 % of the
+    // gateway's CPU (codecs/query-records.ts).
+    encodeRequest: encodeQueryRecordsRequest,
+    decodeRequest: decodeQueryRecordsRequest,
+    decodeResponse: decodeQueryRecordsResponse,
   }),
   /** The person's own export (portal): gateway → owning shard, for the person the gateway resolved. */
   shardExport: defineShardRpc({
