@@ -11,6 +11,7 @@ import {
   defineRpc,
   ErrorReplySchema,
   GetReadinessResponseSchema,
+  type RpcDescriptor,
   type SyncJob,
   SyncJobSchema,
   SyncReason,
@@ -178,6 +179,35 @@ describe('typed request/reply over NATS', () => {
     const count = handled;
     await expect(client.request(echo, other)).rejects.toMatchObject({ code: 'internal' });
     expect(handled).toBe(count);
+  });
+
+  it("uses a contract's hand codecs for the request and the reply, the caller's own bytes as they are", async () => {
+    const calls = { encode: 0, decode: 0 };
+    // echo's contract with hand codecs (here the generic ones, counted); its server decodes as before.
+    const coded: RpcDescriptor<typeof SyncJobSchema, typeof GetReadinessResponseSchema> = {
+      ...echo,
+      encodeRequest(message) {
+        calls.encode += 1;
+        return toBinary(SyncJobSchema, create(SyncJobSchema, message));
+      },
+      decodeResponse(bytes) {
+        calls.decode += 1;
+        return fromBinary(GetReadinessResponseSchema, bytes);
+      },
+    };
+    expect((await client.request(coded, { jobId: 'a', connectionId })).service).toBe(connectionId);
+    expect(calls).toEqual({ encode: 1, decode: 1 });
+    const own = new EncodedRequest(SyncJobSchema, toBinary(SyncJobSchema, create(SyncJobSchema, { connectionId })));
+    expect((await client.request(coded, own)).service).toBe(connectionId);
+    expect(calls).toEqual({ encode: 1, decode: 2 });
+    // A reply the hand decoder refuses is the caller's `internal`, as one fromBinary refuses.
+    const refusing: typeof coded = {
+      ...coded,
+      decodeResponse() {
+        throw new Error('field 1 has wire type Varint, expected LengthDelimited');
+      },
+    };
+    await expect(client.request(refusing, { jobId: 'a', connectionId })).rejects.toMatchObject({ code: 'internal' });
   });
 
   it('carries the AppError code of the handler back to the caller', async () => {

@@ -39,7 +39,7 @@ export class RpcClient {
   ): Promise<MessageShape<Res>> {
     if (!this.metrics) return this.send(descriptor, message, options);
     const started = performance.now();
-    const subject = subjectLabel(descriptor);
+    const labels = labelsOf(descriptor);
     let outcome = 'ok';
     try {
       return await this.send(descriptor, message, options);
@@ -47,8 +47,8 @@ export class RpcClient {
       outcome = error instanceof AppError ? error.code : 'internal';
       throw error;
     } finally {
-      this.metrics.rpcClientRequests.inc({ subject, outcome });
-      this.metrics.rpcClientDuration.observe({ subject }, (performance.now() - started) / 1000);
+      this.metrics.rpcClientRequests.inc(outcome === 'ok' ? labels.ok : { subject: labels.subject.subject, outcome });
+      this.metrics.rpcClientDuration.observe(labels.subject, (performance.now() - started) / 1000);
     }
   }
 
@@ -59,16 +59,22 @@ export class RpcClient {
   ): Promise<MessageShape<Res>> {
     const subject = options.subject ?? descriptor.subject;
     const timeoutMs = options.timeoutMs ?? descriptor.timeoutMs;
-    const payload = wireBytes(descriptor.request, message, EncodedRequest, subject);
+    // A contract with a hand codec (the records query) skips protobuf-es's reflective one.
+    const payload =
+      descriptor.encodeRequest && !EncodedRequest.is(message)
+        ? descriptor.encodeRequest(message)
+        : wireBytes(descriptor.request, message, EncodedRequest, subject);
 
     return withSpan(
       `rpc ${subject}`,
       { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
       async () => {
+        // A fresh headers object: `append` writes each key once (`set` first searches for the
+        // key to replace, twice over).
         const h = natsHeaders();
-        h.set(Header.deadline, String(this.clock.now() + timeoutMs));
+        h.append(Header.deadline, String(this.clock.now() + timeoutMs));
         const ctx = currentRequestContext();
-        if (ctx) h.set(Header.requestId, ctx.requestId);
+        if (ctx) h.append(Header.requestId, ctx.requestId);
         injectTraceHeaders((key, value) => h.set(key, value));
 
         let reply;
@@ -81,13 +87,32 @@ export class RpcClient {
           throw decodeErrorReply(reply.data);
         }
         try {
-          return fromBinary(descriptor.response, reply.data);
+          return descriptor.decodeResponse
+            ? descriptor.decodeResponse(reply.data)
+            : fromBinary(descriptor.response, reply.data);
         } catch {
           throw new AppError('internal', `The reply on ${subject} is not a valid ${descriptor.response.typeName}`);
         }
       },
     );
   }
+}
+
+/** A descriptor's metric labels, made once: the subject label is a regex away from the subject. */
+interface DescriptorLabels {
+  subject: { subject: string };
+  ok: { subject: string; outcome: string };
+}
+const descriptorLabels = new WeakMap<RpcDescriptor, DescriptorLabels>();
+
+function labelsOf(descriptor: RpcDescriptor): DescriptorLabels {
+  let labels = descriptorLabels.get(descriptor);
+  if (!labels) {
+    const subject = subjectLabel(descriptor);
+    labels = { subject: { subject }, ok: { subject, outcome: 'ok' } };
+    descriptorLabels.set(descriptor, labels);
+  }
+  return labels;
 }
 
 function transportError(error: unknown, subject: string): AppError {
