@@ -198,6 +198,8 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
       );
       if (msg.reply) this.reply(msg, replyHeaders.error, encodeErrorReply(error));
     } finally {
+      // First: nothing after it may keep close() waiting for a message already answered.
+      this.settled();
       span.end();
       const ms = performance.now() - started;
       const metrics = (this.metrics ??= this.options.metrics ?? messagingMetricsFor(this.options.connection));
@@ -208,7 +210,6 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
       // Guarded: the line's object would be built for every message even with debug off.
       if (log.isLevelEnabled('debug'))
         log.debug({ subject: msg.subject, outcome, ms: Math.round(ms * 100) / 100 }, 'rpc handled');
-      this.settled();
     }
   }
 
