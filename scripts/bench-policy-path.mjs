@@ -18,6 +18,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { operatorApi } from './stack/gateway-bench.mjs';
 import { ensureNats } from './stack/infra.mjs';
 import { startStack } from './stack/stack.mjs';
 
@@ -104,16 +105,7 @@ try {
     },
   });
   const gatewayUrl = stack.urls.gateway;
-  const call = async (method, path, body, token = OPERATOR_TOKEN) => {
-    const res = await fetch(`${gatewayUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const json = await res.json();
-    if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const call = operatorApi(gatewayUrl, OPERATOR_TOKEN);
 
   // The corpus: one org, 20 apps, 200 users with grants, ~300 rules in force.
   const org = await call('POST', '/v1/admin/organizations', { name: 'Bench org' });

@@ -11,14 +11,11 @@
 // and of the refusals, whether every 429/503 had Retry-After,
 // and the gateway's peak RSS. The load generator shares the machine's cores.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { describeEntries } from '../../../scripts/bundle/bundle-files.mjs';
-import { ensureNats } from '../../../scripts/stack/infra.mjs';
-import { startStack } from '../../../scripts/stack/stack.mjs';
+import { benchOrgWithApp, operatorApi, startGatewayBench } from '../../../scripts/stack/gateway-bench.mjs';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -26,7 +23,6 @@ const MAX_IN_FLIGHT = Number(process.env.BENCH_MAX_IN_FLIGHT ?? 64);
 const PER_KEY = Number(process.env.BENCH_PER_KEY ?? 3000);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? '8,64,512').split(',').map(Number);
 const OPERATOR_TOKEN = `bench-operator-${randomUUID()}`;
-const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const pct = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0);
 const ms = (n) => n.toFixed(1);
@@ -95,52 +91,13 @@ async function phase(url, token, body, clients, seconds, pid) {
 }
 
 async function run(label, env) {
-  const scratch = mkdtempSync(join(tmpdir(), 'cg-bench-overload-'));
-  const admin = new URL(ADMIN_URL);
-  const databaseUrl = `${admin.protocol}//${admin.username}@${admin.host}/cg_bench_${randomUUID().slice(0, 8)}`;
-  const natsPort = 20_000 + Math.floor(Math.random() * 20_000);
-  const natsUrl = `nats://127.0.0.1:${natsPort}`;
-  const quiet = () => {};
-  const nats = await ensureNats(natsUrl, join(scratch, 'nats'), { log: quiet });
-  let stack;
+  const bench = await startGatewayBench({ rootDir: ROOT, name: 'overload', env: { OPERATOR_TOKEN, ...env } });
+  const { stack } = bench;
   try {
-    stack = await startStack({
-      rootDir: ROOT,
-      databaseUrl,
-      natsUrl,
-      natsSeedFiles: nats.natsSeedFiles,
-      ports: { identity: natsPort + 1, policy: natsPort + 2, gateway: natsPort + 3 },
-      services: ['identity', 'policy', 'gateway'],
-      log: quiet,
-      readyTimeoutMs: 120_000,
-      env: {
-        LOG_LEVEL: 'warn',
-        OPERATOR_TOKEN,
-        MASTER_KEY_FILE: join(scratch, 'keys', 'master.key'),
-        BOOT_TIMEOUT_MS: '20000',
-        ...env,
-      },
-    });
     console.log(describeEntries(stack.entries));
     const gatewayUrl = stack.urls.gateway;
-    const call = async (method, path, body) => {
-      const res = await fetch(`${gatewayUrl}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      const json = await res.json();
-      if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
-    const org = await call('POST', '/v1/admin/organizations', { name: 'Bench org' });
-    await call('PUT', `/v1/admin/organizations/${org.id}/policy/integrations`, { integrations: ['github'] });
-    const app = await call('POST', `/v1/admin/organizations/${org.id}/applications`, {
-      name: 'bench',
-      callbackUrls: ['https://bench.example/cb'],
-      integrations: ['github'],
-      scopes: ['github:read:repos'],
-    });
+    const call = operatorApi(gatewayUrl, OPERATOR_TOKEN);
+    const { app } = await benchOrgWithApp(call, 'github', ['github:read:repos']);
     const body = JSON.stringify({ applicationId: app.id, userId: randomUUID(), capability: 'github:read:repos' });
     const url = `${gatewayUrl}/v1/policy/explain`;
     const pid = stack.processes.gateway.child.pid;
@@ -152,9 +109,7 @@ async function run(label, env) {
     console.log(`\n${label}`);
     console.table(rows);
   } finally {
-    await stack?.stop().catch(() => undefined);
-    await nats.stop().catch(() => undefined);
-    rmSync(scratch, { recursive: true, force: true });
+    await bench.stop();
   }
 }
 
