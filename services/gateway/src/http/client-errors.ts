@@ -79,6 +79,8 @@ export function installBadPathAnswers(app: NestFastifyApplication, logger: Logge
 }
 
 function decodablePath(url: string): boolean {
+  // Only a percent-escape can fail to decode: most URLs have none, and skip the decode.
+  if (!url.includes('%')) return true;
   const query = url.indexOf('?');
   try {
     decodeURIComponent(query === -1 ? url : url.slice(0, query));
