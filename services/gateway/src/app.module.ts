@@ -8,6 +8,7 @@ import { AuditorApiModule } from './auditor-api/auditor-api.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ConnectModule } from './connect/connect.module.js';
 import { CredentialsModule } from './credentials/credentials.module.js';
+import { DirectRoutesModule } from './http/direct-routes.module.js';
 import { McpModule } from './mcp/mcp.module.js';
 import { OAuthModule } from './oauth/oauth.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
@@ -40,6 +41,7 @@ import { WebhooksModule } from './webhooks/webhooks.module.js';
     RecordsModule,
     SyncModule,
     SsoModule,
+    DirectRoutesModule,
   ],
 })
 export class AppModule {}

@@ -5,13 +5,18 @@ import type { FastifyRequest } from 'fastify';
 import { type ApplicationCaller, SESSION_COOKIE, type SessionUser } from './auth.types.js';
 import { parseCookies } from './cookies.js';
 
-/** The calling application (routes with `auth: 'api_key'`). */
-export const Caller = createParamDecorator((_: unknown, context: ExecutionContext): ApplicationCaller => {
-  const caller = context.switchToHttp().getRequest<FastifyRequest>().caller;
+/** The calling application of a request whose route has `auth: 'api_key'` (set by the guard). */
+export function callerOf(request: FastifyRequest): ApplicationCaller {
+  const caller = request.caller;
   // Only reachable when a handler asks for a caller its route does not authenticate.
   if (!caller) throw new AppError('internal', 'This route does not authenticate an application');
   return caller;
-});
+}
+
+/** The calling application (routes with `auth: 'api_key'`). */
+export const Caller = createParamDecorator((_: unknown, context: ExecutionContext): ApplicationCaller =>
+  callerOf(context.switchToHttp().getRequest<FastifyRequest>()),
+);
 
 /** The signed-in user (routes with `auth: 'user_session'`). */
 export const CurrentUser = createParamDecorator((_: unknown, context: ExecutionContext): SessionUser => {

@@ -30,8 +30,10 @@ import { AuthStrategies } from './auth.strategies.js';
           replicas: env.RATE_LIMIT_REPLICAS,
         }),
     },
-    { provide: APP_GUARD, useClass: AuthGuard },
+    // One instance: Nest's global guard, and the guard of the direct routes (src/http/direct-routes.ts).
+    AuthGuard,
+    { provide: APP_GUARD, useExisting: AuthGuard },
   ],
-  exports: [AuthStrategies, ControlHead],
+  exports: [AuthStrategies, ControlHead, AuthGuard],
 })
 export class AuthModule {}

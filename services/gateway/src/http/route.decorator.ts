@@ -6,6 +6,8 @@ import type { AuditActionName } from '../audit/audit-recorder.js';
 import { RouteValidationInterceptor } from './route-validation.interceptor.js';
 
 export const ROUTE_DEFINITION = 'cg:route';
+/** Marks a @DirectRoute handler: served by Fastify through direct-routes.ts, not by Nest's router. */
+export const DIRECT_ROUTE = 'cg:direct-route';
 
 /** Who may call a route; the auth guards read it, OpenAPI shows it. */
 type RouteAuth = 'none' | 'api_key' | 'operator' | 'user_session' | 'auditor';
@@ -56,4 +58,18 @@ export function Route(definition: RouteDefinition): MethodDecorator {
     // An audited route's input is validated by the audit interceptor, inside what it records.
     ...(definition.audit ? [] : [UseInterceptors(RouteValidationInterceptor)]),
   );
+}
+
+/**
+ * Declares a public route that Fastify serves directly (direct-routes.ts), for the hottest
+ * routes only: the same definition, guard, audit interceptor (with its input validation),
+ * exception filter and OpenAPI entry as @Route, without Nest's per-request router
+ * machinery. The handler takes `(request, reply)`: the guard has put the caller on the
+ * request and the audit interceptor has replaced params, query and body with their parsed
+ * values. Only for audited routes: their interceptor is where the input is validated.
+ */
+export function DirectRoute(
+  definition: RouteDefinition & { audit: NonNullable<RouteDefinition['audit']> },
+): MethodDecorator {
+  return applyDecorators(SetMetadata(ROUTE_DEFINITION, definition), SetMetadata(DIRECT_ROUTE, true));
 }

@@ -1,0 +1,212 @@
+import type { AddressInfo } from 'node:net';
+
+import { AppError } from '@context-gateway/errors';
+import { ProblemFilter } from '@context-gateway/service-kit';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Controller, type ExecutionContext, UseGuards } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import pino from 'pino';
+import { z } from 'zod';
+
+import type { AuditRecord, AuditRecorder } from '../audit/audit-recorder.js';
+import { AuditRouteInterceptor } from '../audit/audit-route.interceptor.js';
+import { setAuditSubject } from '../audit/audit-subject.js';
+import { installDirectRoutes } from './direct-routes.js';
+import { DirectRoute, ROUTE_DEFINITION, type RouteDefinition } from './route.decorator.js';
+
+const ID = '6f96c6d0-8f4e-4b55-9d1e-0c6bb1b0a1f2';
+
+@Controller('v1')
+class Things {
+  readonly seen: unknown[] = [];
+
+  @DirectRoute({
+    method: 'GET',
+    path: 'things/:thingId',
+    summary: 'a thing',
+    tags: ['things'],
+    auth: 'api_key',
+    params: z.strictObject({ thingId: z.uuid() }),
+    query: z.strictObject({ limit: z.coerce.number().int().max(10).default(3), fail: z.string().optional() }),
+    success: { status: 200, description: 'the thing' },
+    errors: [],
+    audit: { action: 'data_query' },
+  })
+  async get(request: FastifyRequest, reply: FastifyReply): Promise<Buffer> {
+    this.seen.push({ params: request.params, query: request.query });
+    setAuditSubject(request, { resource: 'thing' });
+    const { fail } = request.query as { fail?: string };
+    if (fail) throw new AppError('policy_denied', 'not this thing');
+    await Promise.resolve();
+    void reply.header('content-type', 'application/json; charset=utf-8');
+    return Buffer.from('{"ok":true}');
+  }
+}
+
+/** What happened, in order: the guard, each audit record, the handler, the answer leaving. */
+function harness(guard: (context: ExecutionContext) => boolean) {
+  const events: string[] = [];
+  const records: AuditRecord[] = [];
+  const recorder = {
+    record: async (record: AuditRecord) => {
+      await Promise.resolve();
+      events.push(`audit:${record.outcome}`);
+      records.push(record);
+    },
+  } as unknown as AuditRecorder;
+  const fastify = Fastify();
+  fastify.addHook('onSend', (_request, _reply, payload, done) => {
+    events.push('answer');
+    done(null, payload);
+  });
+  const things = new Things();
+  const installed = installDirectRoutes(fastify, [{ instance: things, metatype: Things }], {
+    guard: {
+      canActivate: async (context) => {
+        events.push('guard');
+        await Promise.resolve();
+        return guard(context);
+      },
+    },
+    interceptor: new AuditRouteInterceptor(new Reflector(), recorder),
+    filter: new ProblemFilter(pino({ level: 'silent' })),
+  });
+  return { fastify, things, events, records, installed };
+}
+
+/** A GET over a real socket: light-my-request's inject cannot load under Jest's ESM mode. */
+async function get(fastify: FastifyInstance, path: string) {
+  if (!fastify.server.listening) await fastify.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = fastify.server.address() as AddressInfo;
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  const body = await res.text();
+  return {
+    statusCode: res.status,
+    headers: Object.fromEntries(res.headers),
+    body,
+    json: () => JSON.parse(body) as unknown,
+  };
+}
+
+describe('a direct route', () => {
+  let fastify: FastifyInstance | undefined;
+  afterEach(async () => {
+    await fastify?.close();
+  });
+
+  it('runs guard, input validation, handler and audit before the answer, with the route status and body', async () => {
+    const h = harness((context) => {
+      // Guards read the route's definition from the handler, as on a Nest route.
+      const definition = new Reflector().get<RouteDefinition>(ROUTE_DEFINITION, context.getHandler());
+      expect(definition.auth).toBe('api_key');
+      return true;
+    });
+    fastify = h.fastify;
+    expect(h.installed).toEqual(['GET /v1/things/:thingId']);
+
+    const res = await get(fastify, `/v1/things/${ID}?limit=7`);
+
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.body).toBe('{"ok":true}');
+    // The handler saw the parsed input (a number, the default-less field absent).
+    expect(h.things.seen).toEqual([{ params: { thingId: ID }, query: { limit: 7 } }]);
+    expect(h.events).toEqual(['guard', 'audit:allowed', 'answer']);
+    expect(h.records[0]).toMatchObject({
+      action: 'data_query',
+      resource: 'thing',
+      operation: 'GET /v1/things/:thingId',
+    });
+  });
+
+  it('answers a refused guard with problem+json, recording nothing and running no handler', async () => {
+    const h = harness(() => {
+      throw new AppError('unauthenticated', 'Send an API key');
+    });
+    fastify = h.fastify;
+
+    const res = await get(fastify, `/v1/things/${ID}`);
+
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ code: 'unauthenticated', status: 401 });
+    expect(h.things.seen).toEqual([]);
+    expect(h.events).toEqual(['guard', 'answer']);
+  });
+
+  it('answers a guard that says no with 403, as Nest does', async () => {
+    const h = harness(() => false);
+    fastify = h.fastify;
+
+    const res = await get(fastify, `/v1/things/${ID}`);
+
+    expect(res.statusCode).toBe(403);
+    expect(h.things.seen).toEqual([]);
+  });
+
+  it('refuses bad input with its code after the guard, audited, before any handler runs', async () => {
+    const h = harness(() => true);
+    fastify = h.fastify;
+
+    const unknown = await get(fastify, `/v1/things/${ID}?limt=2`);
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.json()).toMatchObject({ code: 'unknown_field' });
+
+    const invalid = await get(fastify, `/v1/things/${ID}?limit=11`);
+    expect(invalid.statusCode).toBe(422);
+    expect(invalid.json()).toMatchObject({ code: 'validation_failed' });
+
+    expect(h.things.seen).toEqual([]);
+    expect(h.events).toEqual(['guard', 'audit:error', 'answer', 'guard', 'audit:error', 'answer']);
+  });
+
+  it('records a failing handler before answering its error', async () => {
+    const h = harness(() => true);
+    fastify = h.fastify;
+
+    const res = await get(fastify, `/v1/things/${ID}?fail=yes`);
+
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'policy_denied' });
+    expect(h.events).toEqual(['guard', 'audit:denied', 'answer']);
+    expect(h.records[0]).toMatchObject({ outcome: 'denied', errorCode: 'policy_denied' });
+  });
+
+  it('matches no route for an empty path parameter, as a Nest route on Fastify does', async () => {
+    const h = harness(() => true);
+    fastify = h.fastify;
+
+    const res = await get(fastify, '/v1/things/');
+
+    expect(res.statusCode).toBe(404);
+    expect(h.events).toEqual(['answer']);
+  });
+
+  it('refuses at boot a direct route with enhancers or parameter decorators of its own', () => {
+    const definition = {
+      method: 'GET',
+      path: 'x',
+      summary: 'x',
+      tags: ['x'],
+      auth: 'none',
+      success: { status: 200, description: 'x' },
+      errors: [],
+      audit: { action: 'data_query' },
+    } as const;
+    @Controller('v1')
+    class Guarded {
+      @DirectRoute(definition)
+      @UseGuards({ canActivate: () => true })
+      async get(): Promise<void> {}
+    }
+    const pipeline = {
+      guard: { canActivate: () => true },
+      interceptor: { intercept: () => undefined as never },
+      filter: { catch: () => undefined },
+    };
+    expect(() => installDirectRoutes(Fastify(), [{ instance: new Guarded(), metatype: Guarded }], pipeline)).toThrow(
+      /cannot have __guards__/,
+    );
+  });
+});
