@@ -17,9 +17,9 @@
 // CPU time, not wall-clock, so other work on a busy machine blurs it less.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -29,6 +29,7 @@ import { createLogger } from '@context-gateway/observability';
 import { events, GrantStatus, rpc } from '@context-gateway/proto';
 
 import { benchOrgWithApp, operatorApi, startGatewayBench } from '../../../scripts/stack/gateway-bench.mjs';
+import { profileShares } from './profile-share.mjs';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -37,6 +38,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const PAGE = Number(process.env.BENCH_PAGE ?? 20);
 const BEFORE = process.env.BENCH_BEFORE ? resolve(process.env.BENCH_BEFORE) : undefined;
 const OPERATOR_TOKEN = `bench-operator-${randomUUID()}`;
+// With BENCH_PROFILE_DIR, every service (and the second gateway) writes a V8 CPU profile there
+// and windows.json says when each gateway's phases ran (V8's clock: process.hrtime, in µs), for
+// `node scripts/flamegraph.mjs <profile> --from-us A --to-us B --top 40`.
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+const NODE_ARGS = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 const TICK_US = 1e6 / 100; // /proc/<pid>/stat counts in clock ticks (USER_HZ, 100 on Linux)
 
 /** utime + stime of a process, in µs. */
@@ -102,6 +109,9 @@ async function waitReady(url, child) {
   throw new Error('the second gateway did not become ready');
 }
 
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+/** The measured phases: which gateway, when (V8's clock), how many requests. */
+const windows = [];
 let bench;
 let before;
 let shard;
@@ -117,6 +127,7 @@ try {
       SHED_MAX_IN_FLIGHT: '0',
       RATE_LIMIT_PER_KEY: '0',
       RATE_LIMIT_PER_IP: '0',
+      ...(PROFILE_DIR ? { STACK_NODE_ARGS: NODE_ARGS.join(' ') } : {}),
     },
   });
   const { stack, nats, natsUrl, natsPort } = bench;
@@ -169,7 +180,7 @@ try {
       environ.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
     );
     const port = natsPort + 4;
-    before = spawn(process.execPath, [BEFORE], {
+    before = spawn(process.execPath, [...NODE_ARGS, BEFORE], {
       cwd: ROOT,
       env: { ...env, HTTP_PORT: String(port), METRICS_PORT: String(port + 1000) },
       stdio: ['ignore', 'ignore', 'inherit'],
@@ -205,8 +216,10 @@ try {
     for (const gateway of gateways) {
       const cpu0 = cpuUs(gateway.pid);
       const t0 = performance.now();
+      const fromUs = monotonicUs();
       const byStatus = await drive(gateway.url, path, headers, REQUESTS, CONCURRENCY);
       const seconds = (performance.now() - t0) / 1000;
+      windows.push({ label: gateway.label, pid: gateway.pid, fromUs, toUs: monotonicUs(), requests: REQUESTS });
       const perRequest = (cpuUs(gateway.pid) - cpu0) / REQUESTS;
       const failed = REQUESTS - (byStatus.get(200) ?? 0);
       results.get(gateway.label).push(perRequest);
@@ -222,10 +235,35 @@ try {
       `${label.padEnd(6)} mean ${mean.toFixed(1)} µs CPU/request (${values.map((v) => v.toFixed(1)).join(', ')})`,
     );
   }
+  if (PROFILE_DIR) writeFileSync(join(PROFILE_DIR, 'windows.json'), JSON.stringify(windows, null, 2));
   const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`load average at the end: ${loadavg}`);
 } finally {
   await shard?.close().catch(() => undefined);
-  before?.kill('SIGTERM');
+  if (before && before.exitCode === null) {
+    const exited = new Promise((r) => before.once('exit', r));
+    before.kill('SIGTERM');
+    await exited;
+  }
   await bench?.stop();
+}
+
+// Each process writes its profile as it exits (above): the gateways' shares of busy CPU in their phases.
+if (PROFILE_DIR && windows.length > 0) {
+  const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile'));
+  const rows = {};
+  for (const label of new Set(windows.map((w) => w.label))) {
+    const mine = windows.filter((w) => w.label === label);
+    const file = files.find((f) => f.split('.')[3] === String(mine[0].pid));
+    if (!file) continue;
+    const shares = profileShares(
+      join(PROFILE_DIR, file),
+      mine.map((w) => [w.fromUs, w.toUs]),
+    );
+    rows[label] = Object.fromEntries(
+      [...shares].sort((a, b) => b[1] - a[1]).map(([g, v]) => [g, `${(100 * v).toFixed(1)} %`]),
+    );
+  }
+  console.log("share of each gateway's busy CPU in its phases (V8 profile):");
+  console.table(rows);
 }
