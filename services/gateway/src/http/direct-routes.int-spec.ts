@@ -184,7 +184,7 @@ describe('a direct route', () => {
   });
 
   it('refuses at boot a direct route with enhancers or parameter decorators of its own', () => {
-    const definition = {
+    const definition: Parameters<typeof DirectRoute>[0] = {
       method: 'GET',
       path: 'x',
       summary: 'x',
@@ -193,7 +193,7 @@ describe('a direct route', () => {
       success: { status: 200, description: 'x' },
       errors: [],
       audit: { action: 'data_query' },
-    } as const;
+    };
     @Controller('v1')
     class Guarded {
       @DirectRoute(definition)
