@@ -59,19 +59,23 @@ export class AuditRouteInterceptor implements NestInterceptor {
     // guard or handler says otherwise — so an intent, recorded before the handler, has it too.
     const pathOrg = (request.params as Record<string, unknown> | undefined)?.orgId;
     const orgFromPath = typeof pathOrg === 'string' && UUID.test(pathOrg) ? pathOrg : undefined;
+    const requestId = String(request.id);
     const base = () => ({
       action: audit.action,
       capability: audit.capability,
       orgId: orgFromPath,
       ...auditSubject(request),
       operation,
-      requestId: String(request.id),
+      requestId,
     });
     const intent = audit.intent ? await this.recorder.recordIntent(base()) : undefined;
-    const finish = async (outcome: { outcome: AuditOutcomeName; errorCode?: string }) => {
+    // Not async: the recorder's own promise is awaited (an async wrapper would add two more,
+    // each through AsyncLocalStorage's promise hook).
+    const finish = (outcome: { outcome: AuditOutcomeName; errorCode?: string }): Promise<string> => {
       const latencyMs = performance.now() - startedAt;
-      if (intent) await this.recorder.recordOutcome({ ...intent, record: base() }, { ...outcome, latencyMs });
-      else await this.recorder.record({ ...base(), ...outcome, latencyMs });
+      if (intent) return this.recorder.recordOutcome({ ...intent, record: base() }, { ...outcome, latencyMs });
+      // base() is a fresh object: the outcome goes into it rather than into a copy of it.
+      return this.recorder.record(Object.assign(base(), outcome, { latencyMs }));
     };
     let body: unknown;
     try {
