@@ -17,6 +17,9 @@ export interface ControlHeadStats {
 
 const control = streams.control;
 
+/** A request context with the answers heads gave it, each under its head's own symbol. */
+type Remembering = RequestContext & Record<symbol, Promise<number> | undefined>;
+
 /**
  * "What is the CONTROL stream's last sequence now?" for everything a request must see
  * (policy changes, grant and application changes, token and API key revocations), so a
@@ -50,9 +53,15 @@ const control = streams.control;
  */
 export class ControlHead {
   private pending: ((answer: StreamAnswer) => void)[] = [];
+  /**
+   * Where this head keeps a request's answer on its request context, rather than in a WeakMap
+   * beside it: a property read and write instead of an ephemeron table's lookup and insertion
+   * per request (the auth check asks first, the policy check finds it there). One symbol per
+   * head: another head (another connection) never answers from this one's.
+   */
+  private readonly answered = Symbol('cg:control-latest-seq');
   private asking = false;
   private jsm: JetStreamManager | undefined;
-  private readonly perRequest = new WeakMap<RequestContext, Promise<number>>();
   private readonly pushedSub: Subscription;
   /** Highest sequence known stored: from the pushed copies, or from STREAM.INFO. */
   private pushed = 0;
@@ -83,26 +92,28 @@ export class ControlHead {
 
   /** The stream's last sequence, asked after this call began (or after the current request began). */
   latestSeq(): Promise<number> {
-    const context = currentRequestContext();
-    const known = context && this.perRequest.get(context);
+    const context = currentRequestContext() as Remembering | undefined;
+    const known = context?.[this.answered];
     if (known) return known;
-    const asked = this.ask();
-    if (context) {
-      this.perRequest.set(context, asked);
-      // A failed question is not remembered: a retry in the same request asks again.
-      asked.catch(() => this.perRequest.delete(context));
-    }
+    const asked = this.ask(context);
+    if (context) context[this.answered] = asked;
     return asked;
   }
 
-  private ask(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.pending.push((answer) => (answer.ok ? resolve(answer.seq) : reject(answer.error)));
+  private ask(context: Remembering | undefined): Promise<number> {
+    const asked = new Promise<number>((resolve, reject) => {
+      this.pending.push((answer) => {
+        if (answer.ok) return resolve(answer.seq);
+        // A failed question is not remembered: a retry in the same request asks again.
+        if (context?.[this.answered] === asked) context[this.answered] = undefined;
+        reject(answer.error);
+      });
       if (!this.asking) {
         this.asking = true;
         void this.askLoop();
       }
     });
+    return asked;
   }
 
   private async askLoop(): Promise<void> {

@@ -105,12 +105,13 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** One decision per capability, against one freshness check (a records query asks for every scope of an integration). */
-  async evaluateEach(
-    request: Omit<DecisionRequest, 'capability'>,
-    capabilities: readonly string[],
-  ): Promise<Decision[]> {
-    const entry = await this.applicationEntry(request);
-    return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
+  evaluateEach(request: Omit<DecisionRequest, 'capability'>, capabilities: readonly string[]): Promise<Decision[]> {
+    // A then() rather than async layers: once per records query, every promise (and each
+    // await's hidden one) runs AsyncLocalStorage's promise hook.
+    return this.current(request.orgId).then((entry) => {
+      ofApplication(entry, request.applicationId);
+      return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
+    });
   }
 
   /** The org's MCP servers and a decide() on the same fresh rules (one freshness check for a tools/list). */
@@ -138,16 +139,26 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
 
   /** The org's fresh rules, for an application of that org (else not_found). */
   private async applicationEntry(request: Pick<DecisionRequest, 'orgId' | 'applicationId'>): Promise<OrgEntry> {
-    const entry = await this.current(request.orgId);
-    if (!entry.applications.has(request.applicationId)) throw new AppError('not_found', 'No such application');
-    return entry;
+    return ofApplication(await this.current(request.orgId), request.applicationId);
   }
 
-  private async current(orgId: string): Promise<OrgEntry> {
+  private current(orgId: string): Promise<OrgEntry> {
     // A time budget measured against real waits (timers, RPC timeouts), not a point on the
     // wall clock: monotonic time, which neither NTP steps nor an injected test clock move.
     const deadline = performance.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
-    const latest = await this.watermark.latestSeq();
+    return this.watermark.latestSeq().then((latest) => {
+      // The usual case, answered without waiting: CONTROL read up to `latest` already and
+      // the org's rules current for it (what the slow path below checks first, too).
+      if (this.watermark.consumedSeq >= latest) {
+        const entry = this.entries.get(orgId);
+        if (entry && this.satisfies(orgId, entry)) return entry;
+      }
+      return this.brought(orgId, latest, deadline);
+    });
+  }
+
+  /** The org's rules once CONTROL is read up to `latest` and they reflect it (refilled if not), by the deadline. */
+  private async brought(orgId: string, latest: number, deadline: number): Promise<OrgEntry> {
     await this.watermark.waitConsumed(latest, Math.max(1, deadline - performance.now()));
     let lastError: unknown;
     for (;;) {
@@ -233,6 +244,12 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   }
 }
 
+/** The org's entry when `applicationId` is one of its applications; anything else is not_found. */
+function ofApplication(entry: OrgEntry, applicationId: string): OrgEntry {
+  if (!entry.applications.has(applicationId)) throw new AppError('not_found', 'No such application');
+  return entry;
+}
+
 function compileReply(reply: GetCompiledRulesResponse): OrgEntry {
   const rules: PolicyRule[] = reply.rules.map((r) => ({
     id: r.id,
@@ -292,9 +309,12 @@ export function approvalRequiredError(capability: string, decision: Decision): A
  * and every matched rule id in layer order — so an auditor can see why without the rules.
  */
 export function auditPolicyOf(decision: Decision): { decidedBy: string; reason: string; matchedRuleIds: string[] } {
+  // A loop, not flatMap: no array per layer on the way (once per records query).
+  const matchedRuleIds: string[] = [];
+  for (const match of decision.matched) for (const id of match.ruleIds) matchedRuleIds.push(id);
   return {
     decidedBy: decision.decidedBy === 'application' ? 'app' : (decision.decidedBy ?? 'none'),
     reason: decision.reason,
-    matchedRuleIds: decision.matched.flatMap((m) => m.ruleIds),
+    matchedRuleIds,
   };
 }
