@@ -127,6 +127,25 @@ describe('tracing', () => {
     expect(log).not.toHaveBeenCalled();
   });
 
+  it("'none': an unrecorded span still answers like a recorded one, its ids active throughout", async () => {
+    handle = await initTracing({ service: 'svc-test', exporter: 'none' });
+    const boom = new Error('thrown before any promise');
+    // A synchronous value or throw, and an async fn: the same promise outcomes as with a recorded span.
+    await expect(withSpan('sync', { kind: SpanKind.INTERNAL }, () => 7)).resolves.toBe(7);
+    const thrown = withSpan('throws', { kind: SpanKind.INTERNAL }, () => {
+      throw boom;
+    });
+    await expect(thrown).rejects.toBe(boom);
+    await expect(withSpan('rejects', { kind: SpanKind.INTERNAL }, () => Promise.reject(boom))).rejects.toBe(boom);
+    // After an await inside fn, its span is still the active one (log lines and headers carry it).
+    const seen = await withSpan('async', { kind: SpanKind.CLIENT }, async (span) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return { own: span.spanContext().spanId, active: activeTraceIds().spanId };
+    });
+    expect(seen.active).toBe(seen.own);
+    expect(activeTraceIds()).toEqual({});
+  });
+
   it("'none' keeps a caller's sampled trace sampled for the services after it", async () => {
     handle = await initTracing({ service: 'svc-test', exporter: 'none' });
     const parent = extractTraceContext((k) =>

@@ -226,16 +226,38 @@ export function withSpan<T>(
 ): Promise<T> {
   const parent = opts.parent ?? context.active();
   const spanOptions = { kind: opts.kind, ...(opts.attributes ? { attributes: opts.attributes } : {}) };
-  return tracer().startActiveSpan(name, spanOptions, parent, async (span) => {
-    try {
-      return await fn(span);
-    } catch (error) {
-      markFailed(span, error);
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
+  return tracer().startActiveSpan(name, spanOptions, parent, (span) =>
+    // A span that records nothing (not sampled: the default with no exporter) has nothing to
+    // mark or end: `fn`'s own promise is the answer, without the async wrapper and its awaits
+    // (each promise runs AsyncLocalStorage's promise hook; this is per RPC, both ends).
+    span.isRecording() ? recorded(span, fn) : settled(fn, span),
+  );
+}
+
+async function recorded<T>(span: Span, fn: (span: Span) => Promise<T> | T): Promise<T> {
+  try {
+    return await fn(span);
+  } catch (error) {
+    markFailed(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** `fn(span)` as a promise: its own when it returns one, and a synchronous throw as a rejection. */
+function settled<T>(fn: (span: Span) => Promise<T> | T, span: Span): Promise<T> {
+  try {
+    return Promise.resolve(fn(span));
+  } catch (error) {
+    return rejection(error);
+  }
+}
+
+/** A synchronous throw as a rejection of the error as thrown, as an async function would make it. */
+// eslint-disable-next-line @typescript-eslint/require-await -- async is the point: it turns the throw into a rejection
+async function rejection(error: unknown): Promise<never> {
+  throw error;
 }
 
 function markFailed(span: Span, error: unknown): void {
