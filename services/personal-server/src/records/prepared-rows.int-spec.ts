@@ -42,7 +42,8 @@ class Rows implements RowReader<(string | null)[][]> {
 }
 
 const ITEMS = 'SELECT id, label, body FROM items WHERE id > $1 ORDER BY id';
-const items = (after: string) => PreparedRows.run(pool, new PreparedRows('items_after', ITEMS, [after], 3, new Rows()));
+const items = (after: string) =>
+  PreparedRows.run(pool, { name: 'items_after', text: ITEMS, values: [after], columns: 3, reader: new Rows() });
 
 describe('PreparedRows', () => {
   it('answers each execution with the rows as text, preparing once per connection and never describing', async () => {
@@ -65,16 +66,13 @@ describe('PreparedRows', () => {
 
   it('sends text parameters as they are: NULL, and arrays as node-pg writes them', async () => {
     const values = ['plain', 'with "quotes"', 'back\\slash', 'a,b', '{braces}', 'NULL', '', ' spaced ', 'ünï'];
-    const answer = await PreparedRows.run(
-      pool,
-      new PreparedRows(
-        'params',
-        'SELECT $1::text IS NULL, array_length($2::text[], 1)::text, u FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n',
-        [null, textArrayLiteral(values)],
-        3,
-        new Rows(),
-      ),
-    );
+    const answer = await PreparedRows.run(pool, {
+      name: 'params',
+      text: 'SELECT $1::text IS NULL, array_length($2::text[], 1)::text, u FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n',
+      values: [null, textArrayLiteral(values)],
+      columns: 3,
+      reader: new Rows(),
+    });
     expect(answer.map((r) => r[2])).toEqual(values);
     expect(answer[0]?.slice(0, 2)).toEqual(['t', String(values.length)]);
   });
@@ -90,12 +88,12 @@ describe('PreparedRows', () => {
         throw new Error('never reached');
       },
     };
-    await expect(PreparedRows.run(pool, new PreparedRows('items_after', ITEMS, ['0'], 3, throwing))).rejects.toThrow(
-      'unreadable row',
-    );
-    await expect(PreparedRows.run(pool, new PreparedRows('items_after', ITEMS, ['0'], 4, new Rows()))).rejects.toThrow(
-      'gave a row of 3 columns, not 4',
-    );
+    await expect(
+      PreparedRows.run(pool, { name: 'items_after', text: ITEMS, values: ['0'], columns: 3, reader: throwing }),
+    ).rejects.toThrow('unreadable row');
+    await expect(
+      PreparedRows.run(pool, { name: 'items_after', text: ITEMS, values: ['0'], columns: 4, reader: new Rows() }),
+    ).rejects.toThrow('gave a row of 3 columns, not 4');
     // Each failure closed its connection; the statement is prepared again on the next one.
     expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
     expect(received.connections).toBe(connections + 2);
@@ -103,7 +101,13 @@ describe('PreparedRows', () => {
 
   it('answers a Postgres error with its code, and the next execution works', async () => {
     const divide = (by: string) =>
-      PreparedRows.run(pool, new PreparedRows('divide', 'SELECT (10 / $1::int)::text', [by], 1, new Rows()));
+      PreparedRows.run(pool, {
+        name: 'divide',
+        text: 'SELECT (10 / $1::int)::text',
+        values: [by],
+        columns: 1,
+        reader: new Rows(),
+      });
     await expect(divide('0')).rejects.toMatchObject({ code: '22012' });
     expect(await divide('5')).toEqual([['2']]);
   });
@@ -112,7 +116,13 @@ describe('PreparedRows', () => {
     await schema.pool.query('CREATE TABLE shapes (id int, size int)');
     await schema.pool.query('INSERT INTO shapes VALUES (1, 7)');
     const shapes = () =>
-      PreparedRows.run(pool, new PreparedRows('shapes', 'SELECT id, size FROM shapes', [], 2, new Rows()));
+      PreparedRows.run(pool, {
+        name: 'shapes',
+        text: 'SELECT id, size FROM shapes',
+        values: [],
+        columns: 2,
+        reader: new Rows(),
+      });
     expect(await shapes()).toEqual([['1', '7']]);
     await schema.pool.query('ALTER TABLE shapes ALTER size TYPE numeric(4, 1)');
     // Postgres refuses the old statement (node-pg's Query would get the same refusal)…
@@ -124,7 +134,7 @@ describe('PreparedRows', () => {
   it('refuses a name already prepared on the connection for another statement', async () => {
     await items('0');
     await expect(
-      PreparedRows.run(pool, new PreparedRows('items_after', 'SELECT 1', [], 1, new Rows())),
+      PreparedRows.run(pool, { name: 'items_after', text: 'SELECT 1', values: [], columns: 1, reader: new Rows() }),
     ).rejects.toThrow('Prepared statements must be unique');
   });
 });

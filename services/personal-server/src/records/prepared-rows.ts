@@ -21,6 +21,18 @@ interface QueryConnection extends Connection {
 
 type Callback<T> = (error: Error | null, result?: T) => void;
 
+/** One execution of a named statement: see PreparedRows. */
+export interface PreparedStatement<T> {
+  /** The statement's name on each connection. */
+  name: string;
+  text: string;
+  /** Text parameters (null for NULL). */
+  values: readonly (string | null)[];
+  /** How many columns each row has. */
+  columns: number;
+  reader: RowReader<T>;
+}
+
 /**
  * One execution of a named prepared statement whose columns the caller knows, its rows
  * handed to a RowReader as text — node-pg's Submittable, the extension point pg-cursor and
@@ -37,6 +49,11 @@ type Callback<T> = (error: Error | null, result?: T) => void;
  * any failed query, closes that connection, so the statement is prepared again on the next.
  * A row of another width than `columns` fails the statement (`internal`-worthy: a reader and
  * its statement that disagree).
+ *
+ * Only run() makes one, and runs it through `pool.query`: what keeps a connection whose
+ * prepared statement went stale (0A000, above), or whose reader failed mid-result, from being
+ * used again is pg-pool releasing the client with the error, which destroys it. A PoolClient's
+ * own query() would keep that connection, and its stale statement.
  */
 export class PreparedRows<T> implements Submittable {
   /** Set by node-pg's Client#query (the pool's release-and-answer callback). */
@@ -44,7 +61,7 @@ export class PreparedRows<T> implements Submittable {
   /** The first error of a row (the reader's), answered at ReadyForQuery as node-pg's Query does. */
   private failure: Error | undefined;
 
-  constructor(
+  private constructor(
     /** The statement's name on each connection; node-pg's client reads `name` and `text` on ParseComplete. */
     readonly name: string,
     readonly text: string,
@@ -54,7 +71,9 @@ export class PreparedRows<T> implements Submittable {
   ) {}
 
   /** Runs it on a pooled connection; the pool releases the connection (and drops it after an error). */
-  static run<T>(pool: Pool, query: PreparedRows<T>): Promise<T> {
+  static run<T>(pool: Pool, statement: PreparedStatement<T>): Promise<T> {
+    const { name, text, values, columns, reader } = statement;
+    const query = new PreparedRows(name, text, values, columns, reader);
     // pg-pool's query() runs a Submittable like a Query and answers with what it calls back;
     // @types/pg types the Submittable form as returning the query itself.
     return pool.query(query) as unknown as Promise<T>;

@@ -426,10 +426,13 @@ export class RecordsRepository {
     // Every combination is prepared above, at module load.
     if (!statement) throw new AppError('internal', `no page statement for ${key}`);
     const values = statement.order.map((name) => pageParameter(q, name));
-    return PreparedRows.run(
-      this.pool,
-      new PreparedRows(`ps_page_${key}`, statement.text, values, PAGE_COLUMN_NAMES.length, new PageReader()),
-    );
+    return PreparedRows.run(this.pool, {
+      name: `ps_page_${key}`,
+      text: statement.text,
+      values,
+      columns: PAGE_COLUMN_NAMES.length,
+      reader: new PageReader(),
+    });
   }
 
   /** Where the (org, app, connection) grant lives, when page() found none on this shard. */
