@@ -76,7 +76,12 @@ export class PreparedRows<T> implements Submittable {
     const query = new PreparedRows(name, text, values, columns, reader);
     // pg-pool's query() runs a Submittable like a Query and answers with what it calls back;
     // @types/pg types the Submittable form as returning the query itself.
-    return pool.query(query) as unknown as Promise<T>;
+    return (pool.query(query) as unknown as Promise<T>).catch((error: unknown) => {
+      // node-pg makes a Postgres error on the socket's data event: its stack names no caller.
+      // Client#query does the same for its promise form.
+      if (typeof error === 'object' && error !== null) Error.captureStackTrace(error);
+      throw error;
+    });
   }
 
   submit(connection: Connection): Error | null {
