@@ -86,6 +86,10 @@ export class PreparedRows<T> implements Submittable {
 
   submit(connection: Connection): Error | null {
     const con = connection as QueryConnection;
+    // Fields of node-pg's Connection that its typings leave out: if a release renames them,
+    // fail every statement loudly rather than prepare a name twice or never.
+    if (!isRecord(con.parsedStatements) || !isRecord(con.submittedNamedStatements))
+      return new Error('node-pg internals changed: PreparedRows needs parsedStatements/submittedNamedStatements');
     const prepared = con.parsedStatements[this.name] ?? con.submittedNamedStatements[this.name];
     if (prepared !== undefined && prepared !== this.text)
       return new Error(`Prepared statements must be unique - '${this.name}' was used for a different statement`);
@@ -153,6 +157,10 @@ export class PreparedRows<T> implements Submittable {
     this.callback = undefined;
     callback?.(error, result);
   }
+}
+
+function isRecord(value: unknown): value is Record<string, string> {
+  return typeof value === 'object' && value !== null;
 }
 
 /**
