@@ -1,7 +1,13 @@
 import { DataKey } from '@context-gateway/crypto';
 import { jest } from '@jest/globals';
 
-import { grantSealMatches, MAX_MATCHED_PER_KEY, type SealedGrantFields, sealGrant } from './grant-seal.js';
+import {
+  grantSealMatches,
+  MAX_MATCHED_PER_KEY,
+  sealedFields,
+  type SealedGrantFields,
+  sealGrant,
+} from './grant-seal.js';
 
 const grant: SealedGrantFields = {
   id: 'grant-1',
@@ -36,6 +42,18 @@ describe('grantSealMatches', () => {
     forged[0] = (forged[0] ?? 0) ^ 1;
     expect(grantSealMatches(key, grant, forged)).toBe(false);
     expect(grantSealMatches(key, grant, null)).toBe(false);
+    expect(grantSealMatches(key, grant, seal)).toBe(true);
+  });
+
+  it('refuses a row read back with NULL scopes or types, their JSON null as node-pg gave it', () => {
+    const key = DataKey.generate();
+    const seal = sealGrant(key, grant);
+    const nulls = { ...grant, scopes: null, types: null };
+    expect(JSON.stringify(sealedFields(nulls))).toBe(
+      '["grant-1","connection-1","org-1","app-1","user-1",null,null,"nonce-1"]',
+    );
+    expect(grantSealMatches(key, nulls, seal)).toBe(false);
+    expect(grantSealMatches(key, { ...grant, types: null }, seal)).toBe(false);
     expect(grantSealMatches(key, grant, seal)).toBe(true);
   });
 

@@ -7,6 +7,16 @@ import type { GrantRow } from './grants.repository.js';
 /** What an active grant says: who may read which types of which connection (scopes, types sorted). */
 export type SealedGrantFields = Omit<GrantRow, 'state' | 'integration'>;
 
+/**
+ * A grant's sealed fields as read back from its row, where `scopes` and `types` may be NULL
+ * (nullable columns, written so only by SQL). Sealed fields never hold null, so such a row
+ * never matches; its JSON is what it always was (`null` in those places).
+ */
+export type ReadGrantFields = Omit<SealedGrantFields, 'scopes' | 'types'> & {
+  scopes: string[] | null;
+  types: string[] | null;
+};
+
 const SEAL_FORMAT = 'ps.grant.v1';
 
 /**
@@ -44,7 +54,7 @@ const matched = new WeakMap<DataKey, Map<string, Matched>>();
 export const MAX_MATCHED_PER_KEY = 64;
 
 /** True when `seal` is this grant's seal under `key` (constant-time comparison). */
-export function grantSealMatches(key: DataKey, grant: SealedGrantFields, seal: Buffer | null): boolean {
+export function grantSealMatches(key: DataKey, grant: ReadGrantFields, seal: Buffer | null): boolean {
   if (!seal) return false;
   const fields = JSON.stringify(sealedFields(grant));
   let known = matched.get(key);
@@ -69,7 +79,7 @@ export function grantSealMatches(key: DataKey, grant: SealedGrantFields, seal: B
   return true;
 }
 
-function sealInput(grant: SealedGrantFields, fields = JSON.stringify(sealedFields(grant))): [Buffer, Buffer] {
+function sealInput(grant: ReadGrantFields, fields = JSON.stringify(sealedFields(grant))): [Buffer, Buffer] {
   return [
     Buffer.from(fields, 'utf8'),
     encodeContext({ purpose: SEAL_FORMAT, grant: grant.id, connection: grant.connectionId }),
@@ -77,7 +87,7 @@ function sealInput(grant: SealedGrantFields, fields = JSON.stringify(sealedField
 }
 
 /** The sealed fields in their fixed order (JSON arrays of strings serialize one way). */
-export function sealedFields(grant: SealedGrantFields): unknown[] {
+export function sealedFields(grant: ReadGrantFields): unknown[] {
   return [
     grant.id,
     grant.connectionId,

@@ -925,6 +925,14 @@ describe('personal-server storage and query path', () => {
     await sql(`UPDATE grants SET types = $2 WHERE id = $1`, [registered.row.id, registered.row.types]);
     expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(1);
 
+    // NULL types or scopes (the columns are nullable): refused like a changed grant, not an internal error.
+    await sql(`UPDATE grants SET types = NULL WHERE id = $1`, [registered.row.id]);
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
+    await sql(`UPDATE grants SET types = $2, scopes = NULL WHERE id = $1`, [registered.row.id, registered.row.types]);
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
+    await sql(`UPDATE grants SET scopes = $2 WHERE id = $1`, [registered.row.id, registered.row.scopes]);
+    expect((await page(connection, APP_PLAYLISTS)).records).toHaveLength(1);
+
     // A row inserted for another app, with the seal of an existing one copied over.
     const stranger = randomUUID();
     await sql(
@@ -940,6 +948,9 @@ describe('personal-server storage and query path', () => {
     // A revoked grant set back to active in SQL (its seal went with the revocation).
     await grants.revoke(create(RevokeGrantRequestSchema, { grantId: registered.row.id, userId: user }));
     expect((await sql('SELECT seal FROM grants WHERE id = $1', [registered.row.id])).rows[0]).toEqual({ seal: null });
+    await sql(`UPDATE grants SET types = NULL WHERE id = $1`, [registered.row.id]);
+    expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('grant_revoked');
+    await sql(`UPDATE grants SET types = $2 WHERE id = $1`, [registered.row.id, registered.row.types]);
     await sql(`UPDATE grants SET state = 'active', revoked_at = NULL WHERE id = $1`, [registered.row.id]);
     expect(await codeOf(records.query(q(connection, APP_PLAYLISTS)))).toBe('connection_not_found');
 

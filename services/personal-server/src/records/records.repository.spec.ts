@@ -85,6 +85,15 @@ describe('PageReader', () => {
     expect(read([revoked]).grant).toMatchObject({ seal: null, syncedAt: null, consentNonce: 'n-1', state: 'revoked' });
   });
 
+  it('reads NULL scopes and types as null, as node-pg did (the seal check then refuses the grant)', () => {
+    const nulls = row({
+      ...Object.fromEntries(PAGE_COLUMN_NAMES.map((name, i) => [name, GRANT_ROW[i] ?? null])),
+      scopes: null,
+      types: null,
+    });
+    expect(read([nulls]).grant).toMatchObject({ id: 'g-1', scopes: null, types: null, state: 'active' });
+  });
+
   it('an empty page still has its grant; no rows is no grant', () => {
     expect(read([GRANT_ROW])).toEqual({ grant: expect.objectContaining({ id: 'g-1' }), records: [] });
     expect(read([])).toEqual({ grant: undefined, records: [] });

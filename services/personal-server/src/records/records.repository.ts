@@ -106,12 +106,17 @@ export interface QueryGrant {
   id: string;
   /** The grant row's own user id (the connection's, `userId`, must be the same). */
   grantUserId: string;
-  scopes: string[];
+  /**
+   * Null when the row's array is NULL (the column is nullable; only SQL writes one), as
+   * node-pg decoded it: such a grant was never sealed, so its seal check fails (404).
+   */
+  scopes: string[] | null;
   /** grant-seal.ts; null for a revoked grant, or one that was never sealed. */
   seal: Buffer | null;
   consentNonce: string;
   state: 'active' | 'revoked';
-  types: string[];
+  /** Null when the row's array is NULL, as `scopes`. */
+  types: string[] | null;
   syncedAt: Date | null;
   personalServerId: string;
   userId: string;
@@ -237,14 +242,16 @@ export class PageReader implements RowReader<{ grant: QueryGrant | undefined; re
         throw new AppError('internal', 'the page statement gave a row that is neither grant nor record');
       const syncedAt = f[G.synced_at] ?? null;
       const seal = f[G.seal] ?? null;
+      const scopes = f[G.scopes] ?? null;
+      const types = f[G.types] ?? null;
       this.grant = {
         id: present(f, G.grant_id),
         grantUserId: present(f, G.grant_user_id),
-        scopes: parseTextArray(present(f, G.scopes)),
+        scopes: scopes === null ? null : parseTextArray(scopes),
         seal: seal === null ? null : parseBytea(seal),
         consentNonce: f[G.consent_nonce] ?? '',
         state: present(f, G.state) as QueryGrant['state'],
-        types: parseTextArray(present(f, G.types)),
+        types: types === null ? null : parseTextArray(types),
         syncedAt: syncedAt === null ? null : parseTimestamptz(syncedAt),
         personalServerId: present(f, G.personal_server_id),
         userId: present(f, G.user_id),

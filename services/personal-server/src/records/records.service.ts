@@ -325,7 +325,8 @@ export class RecordsService {
       );
       throw new AppError('connection_not_found');
     }
-    if (type !== undefined && !grant.types.includes(type)) {
+    // A grant with NULL types never matches its seal (above), so `types` is there.
+    if (type !== undefined && !grant.types?.includes(type)) {
       throw new AppError(
         'scope_not_granted',
         `Record type "${type}" is not covered by the scopes granted to this application`,
