@@ -1,7 +1,7 @@
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import { isoFromTimestamptz } from './pg-time.js';
+import { isoFromTimestamptz, timestamptzParameter } from './pg-time.js';
 
 // Postgres's own text of timestamptz(3) values against what the page statement formatted
 // with to_char before (records.repository.ts): the same string for every value.
@@ -50,5 +50,21 @@ describe('isoFromTimestamptz against Postgres', () => {
   it('formats what a session in another time zone writes exactly as to_char did', async () => {
     await compare('America/St_Johns');
     await compare('Asia/Kolkata');
+  });
+});
+
+describe('timestamptzParameter', () => {
+  it('is read by Postgres as the same instant, years past 9999 and BC included', async () => {
+    const dates = [
+      new Date('2026-12-06T16:13:00.123Z'),
+      new Date('+010000-01-01T00:00:00.000Z'),
+      new Date('+275760-09-13T00:00:00.000Z'),
+      new Date('0000-06-01T12:00:00.001Z'),
+    ];
+    const { rows } = await schema.pool.query<{ ms: string }>(
+      `SELECT (extract(epoch FROM t::timestamptz) * 1000)::bigint::text AS ms FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i`,
+      [dates.map(timestamptzParameter)],
+    );
+    expect(rows.map((r) => Number(r.ms))).toEqual(dates.map((d) => d.getTime()));
   });
 });

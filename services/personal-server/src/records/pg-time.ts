@@ -38,6 +38,25 @@ export function isoFromTimestamptz(text: string): string {
   return parseTimestamptz(text).toISOString();
 }
 
+/**
+ * A Date as a timestamptz parameter's text, as node-pg writes one (its dateToStringUTC, not
+ * exported): `2026-12-06T16:13:00.120+00:00`, a year past 9999 in full (`10000-…`), one
+ * before year 1 as `… BC`. Date#toISOString is not that: it writes those years `+010000-…Z`
+ * and `-000001-…Z`, which Postgres refuses.
+ */
+export function timestamptzParameter(date: Date): string {
+  let year = date.getUTCFullYear();
+  const bc = year < 1;
+  // Year 0 is 1 BC, -1 is 2 BC.
+  if (bc) year = 1 - year;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return (
+    `${String(year).padStart(4, '0')}-${two(date.getUTCMonth() + 1)}-${two(date.getUTCDate())}` +
+    `T${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}` +
+    `.${String(date.getUTCMilliseconds()).padStart(3, '0')}+00:00${bc ? ' BC' : ''}`
+  );
+}
+
 const DASH = 0x2d;
 const SPACE = 0x20;
 const PLUS = 0x2b;

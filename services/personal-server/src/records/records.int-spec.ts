@@ -712,6 +712,10 @@ describe('personal-server storage and query path', () => {
     const empty = await records.query(q(connection, APP_PLAYLISTS, { type: 'media.playlist_item' }));
     expect(empty.recordsJson.toString()).toBe('[]');
 
+    // A `since` past year 9999 is a time like any other (nothing changed after it), not a refused parameter.
+    const future = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: BigInt(Date.UTC(10000, 0, 1)) }));
+    expect(future.recordsJson.toString()).toBe('[]');
+
     // The change feed (every change since the epoch): live records and the tombstone.
     const feed = await records.query(q(connection, APP_PLAYLISTS, { sinceMs: 1n }));
     const raw = feed.recordsJson.toString('utf8');

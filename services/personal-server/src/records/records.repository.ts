@@ -6,7 +6,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import pg, { type CustomTypesConfig, type Pool, type PoolClient } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
-import { isoFromTimestamptz, parseTimestamptz } from './pg-time.js';
+import { isoFromTimestamptz, parseTimestamptz, timestamptzParameter } from './pg-time.js';
 import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
 
 /** A record as a page reads it: times already as the API's ISO strings (storedRecord). */
@@ -349,12 +349,12 @@ type PageParams = Omit<PageQuery, 'includeDeleted'>;
 
 /**
  * A page parameter as the text Postgres reads it (PreparedRows sends text, as node-pg would
- * have made it): `since` as UTC ISO time, the policy's types as an array literal.
+ * have made it): `since` as node-pg's UTC time (any year), the policy's types as an array literal.
  */
 function pageParameter(q: PageQuery, name: keyof PageParams): string | null {
   switch (name) {
     case 'since':
-      return q.since === undefined ? null : q.since.toISOString();
+      return q.since === undefined ? null : timestamptzParameter(q.since);
     case 'policyTypes':
       return q.policyTypes === undefined ? null : textArrayLiteral(q.policyTypes);
     case 'afterVersion':
