@@ -3,13 +3,13 @@ import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
 import { Inject, Injectable } from '@nestjs/common';
-import pg, { type CustomTypesConfig, type Pool, type PoolClient } from 'pg';
+import pg, { type Pool, type PoolClient } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
 import { isoFromTimestamptz, parseTimestamptz, timestamptzParameter } from './pg-time.js';
 import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
 
-/** A record as a page reads it: times already as the API's ISO strings (storedRecord). */
+/** A record as a page reads it: times already as the API's ISO strings (recordFromFields). */
 export interface StoredRecord {
   id: string;
   type: string;
@@ -28,7 +28,7 @@ export interface StoredRecord {
  * its time, with each column's type (the page statement's grant row has NULLs of these types).
  * The times and the version come as Postgres writes them: no Date per time per record, and no
  * to_char either — formatting two times per row in the statement cost Postgres more than
- * storedRecord's string slices cost the shard.
+ * recordFromFields's string slices cost the shard.
  */
 const RECORD_COLUMNS = [
   { name: 'id', sql: 'r.id', type: 'uuid' },
@@ -39,19 +39,8 @@ const RECORD_COLUMNS = [
   { name: 'updated_at', sql: 'r.updated_at', type: 'timestamptz' },
   { name: 'deleted', sql: 'r.deleted_at IS NOT NULL AS deleted', type: 'boolean' },
   { name: 'version', sql: 'r.version', type: 'bigint' },
-] as const satisfies { name: keyof PageRecordColumns; sql: string; type: string }[];
+] as const;
 const PAGE_RECORD_COLUMNS = RECORD_COLUMNS.map((column) => column.sql).join(', ');
-
-const asText = (text: string) => text;
-
-/** An owner's page's parsers: timestamptz and int8 stay text (storedRecord), the rest as node-pg parses it. */
-const KEPT_AS_TEXT = new Set<number>([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.INT8]);
-const PAGE_TYPES: CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    KEPT_AS_TEXT.has(oid)
-      ? asText
-      : (pg.types.getTypeParser(oid, format) as (text: string) => unknown)) as CustomTypesConfig['getTypeParser'],
-};
 
 /**
  * The stored state of some records of one connection ($1) and type ($2) by external id ($3):
@@ -140,31 +129,6 @@ export interface PageQuery {
   includeDeleted: boolean;
 }
 
-/** A record's columns (RECORD_COLUMNS) as an owner's page reads them, times and version as text (PAGE_TYPES). */
-interface PageRecordColumns {
-  id: string;
-  type: string;
-  external_id: string;
-  ciphertext: Buffer;
-  source_updated_at: string;
-  updated_at: string;
-  deleted: boolean;
-  version: string;
-}
-
-function storedRecord(r: PageRecordColumns): StoredRecord {
-  return {
-    id: r.id,
-    type: r.type,
-    externalId: r.external_id,
-    ciphertext: r.ciphertext,
-    sourceUpdatedAt: isoFromTimestamptz(r.source_updated_at),
-    updatedAt: isoFromTimestamptz(r.updated_at),
-    deleted: r.deleted,
-    version: r.version,
-  };
-}
-
 /** The grant's columns, from the CTE `g`: the page statement's first columns, in this order. */
 const GRANT_COLUMN_NAMES = [
   'grant_id',
@@ -191,10 +155,13 @@ function positions<N extends string>(names: readonly N[], from: number): Readonl
   return Object.fromEntries(names.map((name, i) => [name, from + i])) as Record<N, number>;
 }
 const G = positions(GRANT_COLUMN_NAMES, 0);
+/** Where each record column is among RECORD_COLUMNS; in a row, after the `offset` columns before them. */
 const R = positions(
   RECORD_COLUMNS.map((column) => column.name),
-  GRANT_COLUMN_NAMES.length,
+  0,
 );
+/** Where a page statement's record columns start (after the grant's). */
+const PAGE_RECORD_OFFSET = GRANT_COLUMN_NAMES.length;
 /** A page statement's columns, in order. */
 export const PAGE_COLUMN_NAMES: readonly string[] = [
   ...GRANT_COLUMN_NAMES,
@@ -217,6 +184,37 @@ function present(fields: readonly (string | null)[], at: number): string {
   return value;
 }
 
+/**
+ * A record from a row's RECORD_COLUMNS, which start at `offset`: Postgres's text of each,
+ * the times cut into the API's form (isoFromTimestamptz), the version kept as text.
+ */
+function recordFromFields(f: readonly (string | null)[], offset: number): StoredRecord {
+  return {
+    id: present(f, offset + R.id),
+    type: present(f, offset + R.type),
+    externalId: present(f, offset + R.external_id),
+    ciphertext: parseBytea(present(f, offset + R.ciphertext)),
+    sourceUpdatedAt: isoFromTimestamptz(present(f, offset + R.source_updated_at)),
+    updatedAt: isoFromTimestamptz(present(f, offset + R.updated_at)),
+    // A boolean's text is t or f.
+    deleted: present(f, offset + R.deleted) === 't',
+    version: present(f, offset + R.version),
+  };
+}
+
+/** An owner's page (RecordsRepository.ownerPage): its rows are RECORD_COLUMNS alone, in version order. */
+class OwnerPageReader implements RowReader<StoredRecord[]> {
+  private readonly records: StoredRecord[] = [];
+
+  row(f: readonly (string | null)[]): void {
+    this.records.push(recordFromFields(f, 0));
+  }
+
+  finish(): StoredRecord[] {
+    return this.records;
+  }
+}
+
 /** Decimal bigints without sign or leading zeros (record versions), compared as numbers. */
 function versionBefore(a: string, b: string): boolean {
   return a.length < b.length || (a.length === b.length && a < b);
@@ -236,7 +234,7 @@ export class PageReader implements RowReader<{ grant: QueryGrant | undefined; re
   private ordered = true;
 
   row(f: readonly (string | null)[]): void {
-    if (f[R.id] === null) {
+    if (f[PAGE_RECORD_OFFSET + R.id] === null) {
       // The grant row (grant_id is its primary key, never null there).
       if (f[G.grant_id] === null)
         throw new AppError('internal', 'the page statement gave a row that is neither grant nor record');
@@ -260,20 +258,10 @@ export class PageReader implements RowReader<{ grant: QueryGrant | undefined; re
       };
       return;
     }
-    const version = present(f, R.version);
+    const record = recordFromFields(f, PAGE_RECORD_OFFSET);
     const previous = this.records.at(-1);
-    if (previous && !versionBefore(previous.version, version)) this.ordered = false;
-    this.records.push({
-      id: present(f, R.id),
-      type: present(f, R.type),
-      externalId: present(f, R.external_id),
-      ciphertext: parseBytea(present(f, R.ciphertext)),
-      sourceUpdatedAt: isoFromTimestamptz(present(f, R.source_updated_at)),
-      updatedAt: isoFromTimestamptz(present(f, R.updated_at)),
-      // A boolean's text is t or f.
-      deleted: present(f, R.deleted) === 't',
-      version,
-    });
+    if (previous && !versionBefore(previous.version, record.version)) this.ordered = false;
+    this.records.push(record);
   }
 
   finish(): { grant: QueryGrant | undefined; records: StoredRecord[] } {
@@ -366,6 +354,14 @@ function pageParameter(q: PageQuery, name: keyof PageParams): string | null {
       return q[name] ?? null;
   }
 }
+
+/** An owner's page ($1 connection, $2 after version, $3 limit): RECORD_COLUMNS alone, in version order. */
+const OWNER_PAGE_SQL = `
+SELECT ${PAGE_RECORD_COLUMNS}
+  FROM records r
+ WHERE r.connection_id = $1 AND r.deleted_at IS NULL AND r.version > $2
+ ORDER BY r.version
+ LIMIT $3`;
 
 const STATEMENTS = new Map<string, { text: string; order: (keyof PageParams)[] }>();
 for (const typed of [true, false])
@@ -475,19 +471,16 @@ export class RecordsRepository {
     const connection = owner.rows[0];
     if (!connection) return undefined;
     if (connection.shard !== shard) return 'elsewhere';
-    const { rows } = await this.pool.query<PageRecordColumns>({
+    const records = await PreparedRows.run(this.pool, {
       name: 'ps_owner_page',
-      text: `SELECT ${PAGE_RECORD_COLUMNS}
-         FROM records r
-        WHERE r.connection_id = $1 AND r.deleted_at IS NULL AND r.version > $2
-        ORDER BY r.version
-        LIMIT $3`,
-      values: [connectionId, afterVersion.toString(), limit],
-      types: PAGE_TYPES,
+      text: OWNER_PAGE_SQL,
+      values: [connectionId, afterVersion.toString(), String(limit)],
+      columns: RECORD_COLUMNS.length,
+      reader: new OwnerPageReader(),
     });
     return {
       connection: { personalServerId: connection.personal_server_id, dataKeyId: connection.data_key_id },
-      records: rows.map(storedRecord),
+      records,
     };
   }
 
