@@ -1,9 +1,16 @@
+import { createRequire } from 'node:module';
+
 import { createPool } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
 
 import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
+
+/** node-pg's own parameter writer (pg/lib/utils has no typings). */
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as {
+  prepareValue: (value: unknown) => unknown;
+};
 
 // PreparedRows against real Postgres, on a pool of one connection (so "the same connection"
 // and "a fresh one" are certain): what node-pg's Query would have answered, with one Parse per
@@ -74,6 +81,8 @@ describe('PreparedRows', () => {
       reader: new Rows(),
     });
     expect(answer.map((r) => r[2])).toEqual(values);
+    // The literal is what node-pg itself would have sent for the array.
+    expect(textArrayLiteral(values)).toBe(prepareValue(values));
     expect(answer[0]?.slice(0, 2)).toEqual(['t', String(values.length)]);
   });
 
