@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 
 import { createPool } from '@context-gateway/database';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
+import { AppError } from '@context-gateway/errors';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
 
@@ -145,5 +146,59 @@ describe('PreparedRows', () => {
     await expect(
       PreparedRows.run(pool, { name: 'items_after', text: 'SELECT 1', values: [], columns: 1, reader: new Rows() }),
     ).rejects.toThrow('Prepared statements must be unique');
+  });
+
+  it('a connection lost mid-statement answers service_unavailable, and the next run gets a fresh connection', async () => {
+    await items('0');
+    const connections = received.connections;
+    // The pool has one connection: this is the backend the next statement runs on.
+    const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const sleeping = PreparedRows.run(pool, {
+      name: 'sleep',
+      text: 'SELECT pg_sleep(5)::text',
+      values: [],
+      columns: 1,
+      reader: new Rows(),
+    });
+    const failed = sleeping.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // What a fast shutdown of Postgres does to every backend.
+    await schema.pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+    const error = await failed;
+    expect(error).toMatchObject({ code: '57P01' });
+    // The code path the service takes (AppError.from at its NATS edge): a 503 to retry.
+    expect(AppError.from(error).code).toBe('service_unavailable');
+    expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+    expect(received.connections).toBe(connections + 1);
+  });
+
+  it('a statement_timeout after some rows were read fails the statement, not a partial answer', async () => {
+    await items('0');
+    const connections = received.connections;
+    // On the pool's one connection only; the failure drops it, so the next one has the default.
+    await pool.query('SET statement_timeout = 300');
+    const reader = new Rows();
+    const error = await PreparedRows.run(pool, {
+      name: 'slow_tail',
+      // Append runs its branches in turn: the first rows are sent before the sleep.
+      text: 'SELECT g::text FROM generate_series(1, 3) g UNION ALL SELECT pg_sleep(5)::text',
+      values: [],
+      columns: 1,
+      reader,
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: '57014' });
+    expect(reader.rows).toEqual([['1'], ['2'], ['3']]);
+    // Not a database that cannot be reached: the same `internal` node-pg's Query path gave.
+    expect(AppError.from(error).code).toBe('internal');
+    expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+    expect(received.connections).toBe(connections + 1);
+    const { rows } = await pool.query<{ statement_timeout: string }>('SHOW statement_timeout');
+    expect(rows[0]?.statement_timeout).not.toBe('300ms');
   });
 });
