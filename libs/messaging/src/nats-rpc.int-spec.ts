@@ -53,6 +53,29 @@ const encoded = defineRpc({
   request: SyncJobSchema,
   response: GetReadinessResponseSchema,
 });
+/** How often `decoded`'s hand decoder ran: the server must use it, not fromBinary. */
+let handDecoded = 0;
+const decoded = defineRpc({
+  callers: ['gateway'],
+  subject: `${prefix}.v1.decoded`,
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+  validate: (job) => [...check.uuid(job.connectionId, 'connectionId')],
+  decodeRequest(bytes) {
+    handDecoded += 1;
+    return fromBinary(SyncJobSchema, bytes);
+  },
+});
+/** A hand decoder that refuses everything, as one does a known field with the wrong wire type. */
+const refused = defineRpc({
+  callers: ['gateway'],
+  subject: `${prefix}.v1.refused`,
+  request: SyncJobSchema,
+  response: GetReadinessResponseSchema,
+  decodeRequest() {
+    throw new Error('field 2 has wire type Varint, expected LengthDelimited');
+  },
+});
 const nobody = defineRpc({
   callers: ['gateway'],
   subject: `${prefix}.v1.nobody`,
@@ -99,6 +122,18 @@ class EchoHandler {
     // That copy's proto package too: another descriptor object of the same message.
     if (job.jobId === 'copy') return new EncodedReplyOfAnotherCopy({ ...GetReadinessResponseSchema }, reply);
     return new EncodedReply(job.jobId === 'other' ? SyncJobSchema : GetReadinessResponseSchema, reply);
+  }
+
+  @RpcHandler(decoded)
+  decoded(@Payload() job: SyncJob) {
+    handled += 1;
+    return { service: job.connectionId };
+  }
+
+  @RpcHandler(refused)
+  refused() {
+    handled += 1;
+    return { service: 'should not run' };
   }
 
   @RpcHandler(slow)
@@ -208,6 +243,28 @@ describe('typed request/reply over NATS', () => {
       },
     };
     await expect(client.request(refusing, { jobId: 'a', connectionId })).rejects.toMatchObject({ code: 'internal' });
+  });
+
+  it("decodes a request with its contract's hand decoder, validates it, and refuses what that decoder refuses", async () => {
+    const before = { decodes: handDecoded, handled };
+    const body = toBinary(SyncJobSchema, create(SyncJobSchema, { jobId: 'hand', connectionId }));
+    const reply = await raw(decoded.subject, body);
+    expect(reply.status).toBe('ok');
+    expect(fromBinary(GetReadinessResponseSchema, reply.body).service).toBe(connectionId);
+    expect(handDecoded).toBe(before.decodes + 1);
+    // What it decodes is still validated before the handler.
+    const invalid = toBinary(SyncJobSchema, create(SyncJobSchema, { connectionId: 'not-a-uuid' }));
+    expect(fromBinary(ErrorReplySchema, (await raw(decoded.subject, invalid)).body).code).toBe('validation_failed');
+    expect(handDecoded).toBe(before.decodes + 2);
+    expect(handled).toBe(before.handled + 1);
+    // A request the hand decoder throws on is malformed_request, and never reaches the handler.
+    const refusal = await raw(refused.subject, body);
+    expect(refusal.status).toBe('error');
+    expect(fromBinary(ErrorReplySchema, refusal.body)).toMatchObject({
+      code: 'malformed_request',
+      message: `The message is not a valid ${SyncJobSchema.typeName}`,
+    });
+    expect(handled).toBe(before.handled + 1);
   });
 
   it('carries the AppError code of the handler back to the caller', async () => {

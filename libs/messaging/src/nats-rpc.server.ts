@@ -48,6 +48,8 @@ interface Route {
   readonly spanOptions: SpanOptions;
   /** subjectLabel(descriptor): a regex replace per message for sharded subjects otherwise. */
   readonly subjectLabel: string;
+  /** The request's decoder: the contract's hand codec (decodeRequest) when it has one, else fromBinary. */
+  readonly decode: (this: void, bytes: Uint8Array) => unknown;
 }
 
 /**
@@ -92,6 +94,7 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
           attributes: Object.freeze({ 'messaging.system': 'nats', 'messaging.destination.name': subject }),
         },
         subjectLabel: subjectLabel(descriptor),
+        decode: descriptor.decodeRequest ?? ((bytes) => fromBinary(descriptor.request, bytes)),
       };
       const sub = this.options.connection.subscribe(subject, {
         queue,
@@ -175,7 +178,7 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
       }
       if (this.clock.now() > deadline)
         throw new AppError('deadline_exceeded', 'The deadline passed before the request was handled');
-      const request = decodeRequest(descriptor, msg.data);
+      const request = decodeRequest(route, msg.data);
       const problems = descriptor.validate?.(request as never) ?? [];
       if (problems.length > 0) {
         throw new AppError('validation_failed', `${descriptor.request.typeName} failed validation`, problems);
@@ -233,10 +236,10 @@ function deadlineOf(headers: MsgHdrs | undefined): number {
   return Number.isFinite(deadline) && deadline > 0 ? deadline : Number.POSITIVE_INFINITY;
 }
 
-function decodeRequest(descriptor: RpcDescriptor, data: Uint8Array): unknown {
+function decodeRequest(route: Route, data: Uint8Array): unknown {
   try {
-    return fromBinary(descriptor.request, data);
+    return route.decode(data);
   } catch {
-    throw new AppError('malformed_request', `The message is not a valid ${descriptor.request.typeName}`);
+    throw new AppError('malformed_request', `The message is not a valid ${route.descriptor.request.typeName}`);
   }
 }
