@@ -169,7 +169,6 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
     span: Span,
   ): Promise<void> {
     const { descriptor, handler } = route;
-    const log = this.options.logger;
     let outcome = 'ok';
     try {
       if (!msg.reply) {
@@ -191,19 +190,40 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
       const result: unknown = isObservable(returned) ? await lastValueFrom(returned) : returned;
       this.reply(msg, replyHeaders.ok, wireBytes(descriptor.response, result, EncodedReply, descriptor.subject));
     } catch (thrown) {
-      const error = AppError.from(thrown);
-      outcome = error.code;
-      const level = error.status >= 500 ? 'error' : 'warn';
-      // The cause goes to our log (scrubbed by the logger); the caller only gets code + message.
-      log[level](
-        { subject: msg.subject, errorCode: error.code, problems: error.problems, err: error.cause ?? error },
-        'rpc failed',
-      );
-      if (msg.reply) this.reply(msg, replyHeaders.error, encodeErrorReply(error));
+      outcome = this.refuse(msg, thrown);
     } finally {
       // First: nothing after it may keep close() waiting for a message already answered.
       this.settled();
       span.end();
+      this.record(route, msg, outcome, started);
+    }
+  }
+
+  /**
+   * Logs why `msg` failed and sends the caller its error reply; returns the outcome to count.
+   * Never throws: nobody awaits serve's promise, so a throw here would be an unhandled rejection.
+   */
+  private refuse(msg: Msg, thrown: unknown): string {
+    let code = 'internal';
+    try {
+      const error = AppError.from(thrown);
+      code = error.code;
+      const level = error.status >= 500 ? 'error' : 'warn';
+      // The cause goes to our log (scrubbed by the logger); the caller only gets code + message.
+      this.options.logger[level](
+        { subject: msg.subject, errorCode: error.code, problems: error.problems, err: error.cause ?? error },
+        'rpc failed',
+      );
+      if (msg.reply) this.reply(msg, replyHeaders.error, encodeErrorReply(error));
+    } catch (error) {
+      this.options.logger.error({ subject: msg.subject, err: error }, 'rpc error reply failed');
+    }
+    return code;
+  }
+
+  /** Counts and times one answered message. Never throws, for the same reason as refuse. */
+  private record(route: Route, msg: Msg, outcome: string, started: number): void {
+    try {
       const ms = performance.now() - started;
       const metrics = (this.metrics ??= this.options.metrics ?? messagingMetricsFor(this.options.connection));
       if (metrics) {
@@ -211,8 +231,11 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
         metrics.rpcServerDuration.observe({ subject: route.subjectLabel }, ms / 1000);
       }
       // Guarded: the line's object would be built for every message even with debug off.
+      const log = this.options.logger;
       if (log.isLevelEnabled('debug'))
         log.debug({ subject: msg.subject, outcome, ms: Math.round(ms * 100) / 100 }, 'rpc handled');
+    } catch (error) {
+      this.options.logger.error({ subject: msg.subject, err: error }, 'rpc not recorded');
     }
   }
 
