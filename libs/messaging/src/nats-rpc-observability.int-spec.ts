@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 
 import { randomBytes, randomUUID } from 'node:crypto';
+import { connect as connectTcp } from 'node:net';
 
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
@@ -21,7 +22,7 @@ import {
   SyncJobSchema,
 } from '@context-gateway/proto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { connect, createInbox, headers, type NatsConnection } from '@nats-io/transport-node';
 import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Payload } from '@nestjs/microservices';
@@ -161,6 +162,33 @@ describe('NatsRpcServer: trace context and request ids', () => {
   });
 });
 
+/**
+ * Publishes `body` to `to` with a raw header block, the way a client that checks nothing can
+ * (nats.js refuses to build headers like these): our own socket, CONNECT with headers, HPUB.
+ * Resolves once the server has processed it (PONG).
+ */
+async function publishRaw(to: string, replyTo: string, headerBlock: string, body: Uint8Array): Promise<void> {
+  const { hostname, port } = new URL(NATS_URL);
+  const socket = connectTcp({ host: hostname, port: Number(port) || 4222 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+        if (seen.includes('PONG')) resolve();
+        else if (seen.includes('-ERR')) reject(new Error(seen));
+      });
+      const hdr = Buffer.from(headerBlock, 'latin1');
+      socket.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\n`);
+      socket.write(`HPUB ${to} ${replyTo} ${hdr.length} ${hdr.length + body.length}\r\n`);
+      socket.write(Buffer.concat([hdr, body, Buffer.from('\r\nPING\r\n')]));
+    });
+  } finally {
+    socket.destroy();
+  }
+}
+
 describe('NatsRpcServer: metrics', () => {
   /** A series' value from the registry's own numbers, by its labels. */
   async function value(name: string, labels: Record<string, string>): Promise<number> {
@@ -197,6 +225,33 @@ describe('NatsRpcServer: metrics', () => {
       before.invalid + 1,
     );
     expect(await value('nats_rpc_server_duration_seconds', { subject: label })).toBe(before.timed + 4);
+  });
+
+  it('answers a message whose headers cannot be read with malformed_request, counts it, and keeps serving', async () => {
+    const label = `${prefix}.v1.shard.*.probe`;
+    const before = {
+      malformed: await value('nats_rpc_server_requests_total', { subject: label, outcome: 'malformed_request' }),
+      timed: await value('nats_rpc_server_duration_seconds', { subject: label }),
+    };
+    // A header name with a space: nats.js throws when the server reads msg.headers.
+    const inbox = createInbox();
+    const replies = nc.subscribe(inbox, { max: 1, timeout: 2_000 });
+    await nc.flush();
+    await publishRaw(subject, inbox, 'NATS/1.0\r\nbad key: x\r\n\r\n', body('bad-headers'));
+    let reply: { status: string | undefined; data: Uint8Array } | undefined;
+    for await (const m of replies) reply = { status: m.headers?.get(Header.status), data: m.data };
+
+    expect(reply?.status).toBe(ReplyStatus.error);
+    expect(fromBinary(ErrorReplySchema, reply?.data ?? new Uint8Array())).toMatchObject({
+      code: 'malformed_request',
+      message: 'The message headers cannot be read',
+    });
+    expect(await value('nats_rpc_server_requests_total', { subject: label, outcome: 'malformed_request' })).toBe(
+      before.malformed + 1,
+    );
+    expect(await value('nats_rpc_server_duration_seconds', { subject: label })).toBe(before.timed + 1);
+    // Still answering, and not counting that message as in flight (close below would wait for it).
+    expect((await send('after-bad-headers')).status).toBe(ReplyStatus.ok);
   });
 });
 

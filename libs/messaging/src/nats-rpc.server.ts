@@ -143,20 +143,29 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
    */
   private handle(route: Route, msg: Msg): void {
     this.inFlight += 1;
+    const started = performance.now();
+    // Set once serve runs: from then on it answers, counts and settles the message itself.
+    let serving = false;
     try {
-      const started = performance.now();
-      const headers = msg.headers;
+      const headers = headersOf(msg);
       const requestId = headers?.get(Header.requestId) || randomUUID();
       const parent = extractTraceContext((key) => headers?.get(key) || undefined);
       void runWithRequestContext({ requestId }, () =>
-        tracer().startActiveSpan(route.spanName, route.spanOptions, parent, (span) =>
-          this.serve(route, msg, requestId, deadlineOf(headers), started, span),
-        ),
+        tracer().startActiveSpan(route.spanName, route.spanOptions, parent, (span) => {
+          serving = true;
+          return this.serve(route, msg, requestId, deadlineOf(headers), started, span);
+        }),
       );
-    } catch (error) {
-      // Only a broken tracer or header decoder gets here; serve() catches everything else.
-      this.options.logger.error({ subject: msg.subject, err: error }, 'rpc not handled');
+    } catch (thrown) {
+      // Headers nats.js cannot decode (malformed_request), or a broken tracer (internal).
+      // A tracer that throws after calling back leaves the message to serve: not twice.
+      if (serving) {
+        this.options.logger.error({ subject: msg.subject, err: thrown }, 'rpc tracer failed after serving');
+        return;
+      }
+      const outcome = this.refuse(msg, thrown);
       this.settled();
+      this.record(route, msg, outcome, started);
     }
   }
 
@@ -257,6 +266,18 @@ export class NatsRpcServer extends Server implements CustomTransportStrategy {
 function deadlineOf(headers: MsgHdrs | undefined): number {
   const deadline = Number(headers?.get(Header.deadline));
   return Number.isFinite(deadline) && deadline > 0 ? deadline : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * The message's headers, or malformed_request: nats.js decodes them on first read and throws on
+ * what it cannot (a header name with a space, sent by a client that does not check).
+ */
+function headersOf(msg: Msg): MsgHdrs | undefined {
+  try {
+    return msg.headers;
+  } catch (error) {
+    throw new AppError('malformed_request', 'The message headers cannot be read', [], { cause: error });
+  }
 }
 
 function decodeRequest(route: Route, data: Uint8Array): unknown {
