@@ -153,6 +153,22 @@ describe('NatsRpcServer: trace context and request ids', () => {
     expect(finished.some((s) => s.spanContext().traceId === traceId)).toBe(false);
   });
 
+  it("keeps the request's context through the handler's await", async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const h = headers();
+    h.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
+    h.set(Header.requestId, 'req-held');
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const held = send('hold', h);
+    held.catch(() => undefined); // awaited below
+    await inHandler;
+    // Other requests run while this one waits; the held one must still see its own context.
+    await send('between');
+    release();
+    const seen = fromBinary(GetReadinessResponseSchema, (await held).data);
+    expect(seen).toMatchObject({ service: traceId, instance: 'req-held' });
+  });
+
   it('gives a request without an id one of its own, different each time', async () => {
     const first = fromBinary(GetReadinessResponseSchema, (await send('c')).data).instance;
     const second = fromBinary(GetReadinessResponseSchema, (await send('c')).data).instance;
