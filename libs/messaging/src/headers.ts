@@ -20,10 +20,19 @@ export const ReplyStatus = { ok: 'ok', error: 'error' } as const;
  * them: the RPC server's replies carry nothing but their status, and a fresh `headers()`
  * object per reply, filled through `set` (key validation, a Map, an array per key) and
  * encoded to bytes again for each, was about 1 % of a shard's CPU under `pnpm bench:query`.
- * nats.js reads the headers of a message it publishes through `encode()` alone, and never
- * writes to them or to the bytes it gets (they are copied into its outbound buffer), so one
- * object can go out any number of times. Shared means read-only: changing one would change
- * every later message, so `set`, `append` and `delete` throw once it is built.
+ *
+ * Why sharing is safe with nats.js 3.x, and the rules that keep it so:
+ * - Its publish reads the headers through `encode()` alone, except that it calls `set` on them
+ *   when the publish options carry `traceOnly` or `traceDestination` (message tracing). Our
+ *   server never passes those; doing so with these headers throws (below) rather than
+ *   tracing every later reply.
+ * - The bytes `encode()` returns are not copied: the outbound DataBuffer keeps a reference to
+ *   them until the next flush writes them to the socket, and across a disconnect until the
+ *   reconnect resends them. So nobody may ever write to what `encode()` returns: the same
+ *   array goes out with every message, possibly still queued.
+ * - `set`, `append` and `delete` throw once it is built, as changing one would change every
+ *   later message. That seal is all there is: the inherited public `headers` Map can still be
+ *   written, and must not be (it would not even reach the wire: the bytes are encoded once).
  */
 export class FixedHeaders extends MsgHdrsImpl {
   readonly #bytes: Uint8Array;
