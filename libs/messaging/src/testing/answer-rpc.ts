@@ -8,9 +8,9 @@ import {
 } from '@bufbuild/protobuf';
 import { AppError } from '@context-gateway/errors';
 import type { RpcDescriptor } from '@context-gateway/proto';
-import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 
-import { Header, ReplyStatus } from '../headers.js';
+import { replyHeaders } from '../headers.js';
 import { encodeErrorReply } from '../rpc-codec.js';
 
 /**
@@ -27,14 +27,11 @@ export function answerRpc<Req extends DescMessage, Res extends DescMessage>(
   return nc.subscribe(descriptor.subject, {
     callback: (_error, msg) => {
       void (async () => {
-        const h = natsHeaders();
         try {
           const reply = await answer(fromBinary(descriptor.request, msg.data));
-          h.set(Header.status, ReplyStatus.ok);
-          msg.respond(toBinary(descriptor.response, create(descriptor.response, reply)), { headers: h });
+          msg.respond(toBinary(descriptor.response, create(descriptor.response, reply)), { headers: replyHeaders.ok });
         } catch (error) {
-          h.set(Header.status, ReplyStatus.error);
-          msg.respond(encodeErrorReply(AppError.from(error)), { headers: h });
+          msg.respond(encodeErrorReply(AppError.from(error)), { headers: replyHeaders.error });
         }
       })();
     },
