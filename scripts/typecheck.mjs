@@ -36,7 +36,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Every folder with a tsconfig.json that type-checks a part of the tree (sources and their tests). */
 export function typeProjects() {
-  const projects = ['proto', 'test-e2e', 'deploy', 'docs', 'scripts/stack'];
+  const projects = ['proto', 'test-e2e', 'deploy', 'docs', 'scripts/stack', 'scripts/bundle'];
   for (const group of ['libs', 'services', 'tools', 'sdk']) {
     for (const name of readdirSync(join(root, group)).sort()) projects.push(`${group}/${name}`);
   }

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 import { BUNDLE_FILE, INPUTS_FILE } from './bundle-files.mjs';
+import { stripRedundantNames } from './strip-names.mjs';
 
 /**
  * Left out of the bundle and loaded from node_modules at run time, each for a reason:
@@ -186,7 +187,7 @@ function writeAtomically(file, contents) {
 
 /**
  * @param {string} serviceDir
- * @returns {Promise<{ outfile: string, inputs: number, optional: string[] }>}
+ * @returns {Promise<{ outfile: string, inputs: number, optional: string[], names: { removed: number, kept: number } }>}
  */
 export async function bundleService(serviceDir) {
   const dir = resolve(serviceDir);
@@ -202,7 +203,8 @@ export async function bundleService(serviceDir) {
     format: 'esm',
     target: 'node20',
     // Nest and the logs name classes (`constructor.name`); the bundle's scope hoisting
-    // would otherwise rename clashing ones (Config → Config2).
+    // would otherwise rename clashing ones (Config → Config2). Its `__name()` wrappers are
+    // then removed where the engine names the function the same (stripRedundantNames).
     keepNames: true,
     // Written beside the bundle and named by its last line, used only when Node runs with
     // --enable-source-maps; they chain to tsc's maps, so traces name the .ts files.
@@ -220,7 +222,17 @@ export async function bundleService(serviceDir) {
   // bundle: a process starting the service meanwhile (another Jest worker, the stack
   // bundling it too) sees the old files or the new ones, never a part-written bundle.
   const files = [...result.outputFiles].sort((a, b) => Number(a.path === outfile) - Number(b.path === outfile));
-  for (const file of files) writeAtomically(file.path, file.contents);
+  let names = { removed: 0, kept: 0 };
+  for (const file of files) {
+    if (file.path !== outfile) {
+      writeAtomically(file.path, file.contents);
+      continue;
+    }
+    // Same length, lines and columns: the map written above still describes it exactly.
+    const stripped = stripRedundantNames(file.text);
+    names = { removed: stripped.removed, kept: stripped.kept };
+    writeAtomically(file.path, stripped.code);
+  }
   // What the bundle was made from, relative to the service, and this bundler itself: the
   // stack bundles again when one of them is newer. Written last: a list newer than its
   // bundle would otherwise vouch for a bundle not yet in place.
@@ -229,18 +241,20 @@ export async function bundleService(serviceDir) {
       .filter((input) => !input.includes(':'))
       .map((input) => resolve(input)),
     fileURLToPath(import.meta.url),
+    fileURLToPath(new URL('strip-names.mjs', import.meta.url)),
   ].map((input) => relative(dir, input));
   writeAtomically(join(dir, INPUTS_FILE), `${JSON.stringify(inputs)}\n`);
-  return { outfile, inputs: inputs.length, optional: [...optional].sort() };
+  return { outfile, inputs: inputs.length, optional: [...optional].sort(), names };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const serviceDir = resolve(process.argv[2] ?? process.cwd());
   const started = performance.now();
-  const { outfile, inputs, optional } = await bundleService(serviceDir);
+  const { outfile, inputs, optional, names } = await bundleService(serviceDir);
   const size = (statSync(outfile).size / 1e6).toFixed(1);
   console.log(
     `${relative(process.cwd(), outfile) || outfile}: ${inputs} modules, ${size} MB in ${Math.round(performance.now() - started)} ms` +
+      `; __name wrappers: ${names.removed} removed, ${names.kept} kept` +
       (optional.length > 0 ? `; optional, left to run time: ${optional.join(', ')}` : ''),
   );
 }
