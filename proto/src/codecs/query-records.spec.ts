@@ -141,6 +141,10 @@ const unknownBytes = (fields: [number, WireType, unknown][]): Uint8Array => {
   return writer.finish();
 };
 
+/** `depth` unknown groups (field 10), each inside the one before: fromBinary's nesting budget is 100 levels. */
+const nestedGroups = (depth: number): Uint8Array =>
+  Buffer.concat([Buffer.alloc(depth, 0x53), Buffer.alloc(depth, 0x54)]); // start, end group of field 10
+
 /** `bytes` with unknown fields inserted at a field boundary (after `fieldsBefore` known fields). */
 function withUnknown(bytes: Uint8Array, extra: Uint8Array, at: number): Uint8Array {
   return Buffer.concat([bytes.subarray(0, at), extra, bytes.subarray(at)]);
@@ -331,6 +335,19 @@ describe('QueryRecordsRequest by hand', () => {
     expect(() => decodeQueryRecordsRequest(bytes)).toThrow();
   });
 
+  // The message itself is one level of fromBinary's 100: 99 nested groups fit, 100 do not.
+  it.each([
+    [99, 'accepts'],
+    [100, 'refuses'],
+  ])('%i nested unknown groups: %s them as fromBinary does', (depth, verdict) => {
+    const bytes = Buffer.concat([generic({ orgId: ids[0] }), nestedGroups(depth)]);
+    const decode = () => decodeQueryRecordsRequest(bytes);
+    if (verdict === 'refuses') {
+      expect(() => fromBinary(QueryRecordsRequestSchema, bytes)).toThrow(/recursion/);
+      expect(decode).toThrow(/recursion/);
+    } else expect(decode()).toEqual(fromBinary(QueryRecordsRequestSchema, bytes));
+  });
+
   it.each([
     ['org_id as a varint', [0x08, 0x05]],
     ['limit as a string', [0x32, 0x01, 0x05]],
@@ -461,6 +478,22 @@ describe('QueryRecordsResponse by hand', () => {
     ['seconds as a string', [0x1a, 0x03, 0x0a, 0x01, 0x00]],
   ])('refuses a known field with the wrong wire type: %s', (_, wire) => {
     expect(() => decodeQueryRecordsResponse(Uint8Array.from(wire))).toThrow(/wire type/);
+  });
+
+  // Inside synced_at two levels are taken (the reply and the Timestamp): 98 nested groups fit, 99 do not.
+  it.each([
+    [98, 'accepts'],
+    [99, 'refuses'],
+  ])('%i nested unknown groups in the sync time: %s them as fromBinary does', (depth, verdict) => {
+    const body = Buffer.concat([Uint8Array.from([0x08, 0x01]), nestedGroups(depth)]); // seconds = 1, then the groups
+    const writer = new BinaryWriter();
+    writer.tag(3, WireType.LengthDelimited).bytes(body);
+    const bytes = writer.finish();
+    const decode = () => decodeQueryRecordsResponse(bytes);
+    if (verdict === 'refuses') {
+      expect(() => fromBinary(QueryRecordsResponseSchema, bytes)).toThrow(/recursion/);
+      expect(decode).toThrow(/recursion/);
+    } else expect(decode()).toEqual(fromBinary(QueryRecordsResponseSchema, bytes));
   });
 
   it('refuses a sync time whose fields run past its length (fromBinary reads on)', () => {
