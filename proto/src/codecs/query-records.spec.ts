@@ -483,6 +483,7 @@ describe('QueryRecordsResponse by hand', () => {
     ['records_json as a varint', [0x08, 0x01]],
     ['synced_at as a varint', [0x18, 0x01]],
     ['seconds as a string', [0x1a, 0x03, 0x0a, 0x01, 0x00]],
+    ['nanos as a string', [0x1a, 0x03, 0x12, 0x01, 0x00]],
   ])('refuses a known field with the wrong wire type: %s', (_, wire) => {
     expect(() => decodeQueryRecordsResponse(Uint8Array.from(wire))).toThrow(/wire type/);
   });
