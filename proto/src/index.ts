@@ -26,6 +26,7 @@ export {
   timestampFieldSize,
   varintSize,
   writeInt64Varint,
+  writeStringField,
   writeTimestampField,
   writeVarint,
   writeVarint64,

@@ -39,6 +39,27 @@ export function lengthDelimitedSize(length: number): number {
   return length === 0 ? 0 : 1 + varintSize(length) + length;
 }
 
+/**
+ * Writes a string field with a one-byte tag at `at`; returns where it ended. `length` is its
+ * UTF-8 length when already measured (Buffer.byteLength, which the size pass needs anyway).
+ * An empty string is left out, as proto3 leaves out a default (lengthDelimitedSize counts it
+ * 0), unless `always`: an element of a repeated field is sent whatever it holds. Buffer#write
+ * encodes as toBinary's TextEncoder does: a lone surrogate as U+FFFD.
+ */
+export function writeStringField(
+  out: Buffer,
+  at: number,
+  tag: number,
+  value: string,
+  length = Buffer.byteLength(value),
+  always = false,
+): number {
+  if (length === 0 && !always) return at;
+  out[at++] = tag;
+  at = writeVarint(out, at, length);
+  return at + out.write(value, at, length, 'utf8');
+}
+
 /** Bytes an int64 varint of this integer takes: a negative one is its two's complement, ten bytes. */
 export function int64VarintSize(value: number): number {
   return value < 0 ? 10 : varintSize(value);

@@ -7,7 +7,7 @@ import {
   QueryRecordsRequestSchema,
   type QueryRecordsResponse,
 } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
-import { varintSize, writeVarint, writeVarint64 } from '../wire.js';
+import { lengthDelimitedSize, varintSize, writeStringField, writeVarint, writeVarint64 } from '../wire.js';
 
 /**
  * `ps.v1.shard.<n>.query`'s messages by hand, the one contract on every records query: the
@@ -47,55 +47,6 @@ const UINT32_MAX = 2 ** 32 - 1;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 type QueryRequestInit = MessageInitShape<typeof QueryRecordsRequestSchema>;
-
-const utf8 = new TextEncoder();
-
-/**
- * Bytes `s` takes as UTF-8, as TextEncoder writes it (a lone surrogate as U+FFFD, 3 bytes);
- * -1 for plain ASCII (every id, type and cursor the gateway sends), which writeString copies
- * unit by unit.
- */
-function utf8Length(s: string): number {
-  let ascii = true;
-  let length = 0;
-  for (let i = 0; i < s.length; i++) {
-    const unit = s.charCodeAt(i);
-    if (unit < 0x80) length += 1;
-    else if (unit < 0x800) {
-      ascii = false;
-      length += 2;
-    } else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < s.length) {
-      ascii = false;
-      const next = s.charCodeAt(i + 1);
-      // A well-formed pair is one 4-byte character; a lone high surrogate is U+FFFD.
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        length += 4;
-        i += 1;
-      } else length += 3;
-    } else {
-      ascii = false;
-      length += 3;
-    }
-  }
-  return ascii ? -1 : length;
-}
-
-/** Encoded size of a string field with a one-byte tag: `length` from utf8Length. */
-function stringFieldSize(s: string, length: number): number {
-  const bytes = length < 0 ? s.length : length;
-  return 1 + varintSize(bytes) + bytes;
-}
-
-function writeString(out: Uint8Array, at: number, tag: number, s: string, length: number): number {
-  out[at++] = tag;
-  if (length < 0) {
-    at = writeVarint(out, at, s.length);
-    for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
-    return at;
-  }
-  at = writeVarint(out, at, length);
-  return at + utf8.encodeInto(s, out.subarray(at)).written;
-}
 
 const isString = (value: unknown): boolean => value == null || typeof value === 'string';
 const isStringList = (value: unknown): boolean =>
@@ -138,35 +89,36 @@ export function encodeQueryRecordsRequest(init: QueryRequestInit): Uint8Array {
   const sinceMs = init.sinceMs ?? 0n;
   const limit = init.limit ?? 0;
 
-  const orgIdLength = utf8Length(orgId);
-  const applicationIdLength = utf8Length(applicationId);
-  const connectionIdLength = utf8Length(connectionId);
-  const typeLength = utf8Length(type);
-  const cursorLength = utf8Length(cursor);
-  const fieldsUtf8 = fields.map((s) => [s, utf8Length(s)] as const);
-  const policyTypesUtf8 = policyTypes.map((s) => [s, utf8Length(s)] as const);
+  const orgIdLength = Buffer.byteLength(orgId);
+  const applicationIdLength = Buffer.byteLength(applicationId);
+  const connectionIdLength = Buffer.byteLength(connectionId);
+  const typeLength = Buffer.byteLength(type);
+  const cursorLength = Buffer.byteLength(cursor);
+  const fieldsUtf8 = fields.map((s) => [s, Buffer.byteLength(s)] as const);
+  const policyTypesUtf8 = policyTypes.map((s) => [s, Buffer.byteLength(s)] as const);
   // int64 as a varint: a negative one is its 64-bit two's complement, ten bytes.
   const sinceWire = sinceMs === 0n ? 0n : BigInt.asUintN(64, sinceMs);
 
   let size =
-    (orgId === '' ? 0 : stringFieldSize(orgId, orgIdLength)) +
-    (applicationId === '' ? 0 : stringFieldSize(applicationId, applicationIdLength)) +
-    (connectionId === '' ? 0 : stringFieldSize(connectionId, connectionIdLength)) +
-    (type === '' ? 0 : stringFieldSize(type, typeLength)) +
+    lengthDelimitedSize(orgIdLength) +
+    lengthDelimitedSize(applicationIdLength) +
+    lengthDelimitedSize(connectionIdLength) +
+    lengthDelimitedSize(typeLength) +
     (sinceMs === 0n ? 0 : 1 + varint64Size(sinceWire)) +
     (limit === 0 ? 0 : 1 + varintSize(limit)) +
-    (cursor === '' ? 0 : stringFieldSize(cursor, cursorLength));
-  for (const [s, length] of fieldsUtf8) size += stringFieldSize(s, length);
-  for (const [s, length] of policyTypesUtf8) size += stringFieldSize(s, length);
+    lengthDelimitedSize(cursorLength);
+  // A list's empty element is still sent: its tag and a zero length.
+  for (const [, length] of fieldsUtf8) size += lengthDelimitedSize(length) || 2;
+  for (const [, length] of policyTypesUtf8) size += lengthDelimitedSize(length) || 2;
 
   // From Node's pool, not zeroed (a zeroed Uint8Array cost a third of the encode): the check
   // below guarantees every byte is written, so nothing stale from the pool goes out.
   const out = Buffer.allocUnsafe(size);
   let at = 0;
-  if (orgId !== '') at = writeString(out, at, ORG_ID, orgId, orgIdLength);
-  if (applicationId !== '') at = writeString(out, at, APPLICATION_ID, applicationId, applicationIdLength);
-  if (connectionId !== '') at = writeString(out, at, CONNECTION_ID, connectionId, connectionIdLength);
-  if (type !== '') at = writeString(out, at, TYPE, type, typeLength);
+  at = writeStringField(out, at, ORG_ID, orgId, orgIdLength);
+  at = writeStringField(out, at, APPLICATION_ID, applicationId, applicationIdLength);
+  at = writeStringField(out, at, CONNECTION_ID, connectionId, connectionIdLength);
+  at = writeStringField(out, at, TYPE, type, typeLength);
   if (sinceMs !== 0n) {
     out[at++] = SINCE_MS;
     at = sinceWire <= MAX_SAFE ? writeVarint(out, at, Number(sinceWire)) : writeVarint64(out, at, sinceWire);
@@ -175,9 +127,9 @@ export function encodeQueryRecordsRequest(init: QueryRequestInit): Uint8Array {
     out[at++] = LIMIT;
     at = writeVarint(out, at, limit);
   }
-  if (cursor !== '') at = writeString(out, at, CURSOR, cursor, cursorLength);
-  for (const [s, length] of fieldsUtf8) at = writeString(out, at, FIELDS, s, length);
-  for (const [s, length] of policyTypesUtf8) at = writeString(out, at, POLICY_TYPES, s, length);
+  at = writeStringField(out, at, CURSOR, cursor, cursorLength);
+  for (const [s, length] of fieldsUtf8) at = writeStringField(out, at, FIELDS, s, length, true);
+  for (const [s, length] of policyTypesUtf8) at = writeStringField(out, at, POLICY_TYPES, s, length, true);
   // The sizes above and the writes must agree; a slip would send stale pool bytes.
   if (at !== size) throw new Error(`QueryRecordsRequest: ${at} bytes written of ${size}`);
   return out;

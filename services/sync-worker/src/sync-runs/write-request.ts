@@ -6,6 +6,7 @@ import {
   timestampFieldSize,
   varintSize,
   WriteRecordsRequestSchema,
+  writeStringField,
   writeTimestampField,
   writeVarint,
 } from '@context-gateway/proto';
@@ -91,16 +92,16 @@ export function encodeWriteRecords(
   size += timestampFieldSize(syncedMs);
 
   const out = Buffer.allocUnsafe(size);
-  let at = writeString(out, 0, USER_ID, target.userId);
-  at = writeString(out, at, CONNECTION_ID, target.connectionId);
-  at = writeString(out, at, INTEGRATION, target.integration);
+  let at = writeStringField(out, 0, USER_ID, target.userId);
+  at = writeStringField(out, at, CONNECTION_ID, target.connectionId);
+  at = writeStringField(out, at, INTEGRATION, target.integration);
   for (let i = 0; i < upserts.length; i++) {
     const r = upserts[i] as NormalizedRecord;
     out[at++] = RECORDS;
     at = writeVarint(out, at, lengths[i] as number);
-    at = writeString(out, at, TYPE, r.type);
-    at = writeString(out, at, EXTERNAL_ID, r.externalId);
-    at = writeString(out, at, DATA_JSON, json[i] as string, jsonLengths[i]);
+    at = writeStringField(out, at, TYPE, r.type);
+    at = writeStringField(out, at, EXTERNAL_ID, r.externalId);
+    at = writeStringField(out, at, DATA_JSON, json[i] as string, jsonLengths[i]);
     const ms = times[i] as number;
     if (!Number.isNaN(ms)) at = writeTimestampField(out, at, SOURCE_UPDATED_AT, ms);
   }
@@ -108,8 +109,8 @@ export function encodeWriteRecords(
     const d = deletes[i] as DeletedRecord;
     out[at++] = RECORDS;
     at = writeVarint(out, at, lengths[upserts.length + i] as number);
-    at = writeString(out, at, TYPE, d.type);
-    at = writeString(out, at, EXTERNAL_ID, d.externalId);
+    at = writeStringField(out, at, TYPE, d.type);
+    at = writeStringField(out, at, EXTERNAL_ID, d.externalId);
     out[at++] = DELETED;
     out[at++] = 1;
   }
@@ -150,18 +151,4 @@ function invalidRecord(index: number, field: string, problem: string): AppError 
   return new AppError('invalid_record', `Record ${index} of the write cannot be sent: its ${field} is ${problem}`, [
     { path: `records[${index}].${field}`, message: problem },
   ]);
-}
-
-/** A string field; `length` is its UTF-8 length when already measured (a short one is measured again). */
-function writeString(
-  out: Buffer,
-  at: number,
-  tagByte: number,
-  value: string,
-  length = Buffer.byteLength(value),
-): number {
-  if (length === 0) return at;
-  out[at++] = tagByte;
-  at = writeVarint(out, at, length);
-  return at + out.write(value, at, length, 'utf8');
 }
