@@ -76,6 +76,9 @@ function handEncodable(init: QueryRequestInit): boolean {
  * strings, 0) left out, every element of a list written. A value toBinary would refuse (a
  * limit that is no uint32, a since_ms outside int64) or unknown fields go through toBinary
  * itself, which refuses or writes them as before.
+ *
+ * The result is a Buffer sliced from Node's shared pool (allocUnsafe): its `.buffer` holds
+ * other allocations too, so callers use the view itself (offset and length), never `.buffer`.
  */
 export function encodeQueryRecordsRequest(init: QueryRequestInit): Uint8Array {
   if (!handEncodable(init)) return toBinary(QueryRecordsRequestSchema, create(QueryRecordsRequestSchema, init));
