@@ -63,8 +63,9 @@ export class EncodedRequest extends EncodedMessage {
 /**
  * What goes on the wire for `value` as a `schema` message (`where`: the subject, for the error):
  * the bytes of an EncodedReply/EncodedRequest (`kind`: the one this side takes) that
- * claims `schema`, or `toBinary` of a plain message. Bytes of another type would reach the peer
- * as garbage (or as a wrong but valid message): refused `internal`, nothing sent. Compared by
+ * claims `schema`, or a plain message encoded by the contract's hand `encode` when it has one
+ * (decided here only), else by `toBinary`. Bytes of another type would reach the peer as
+ * garbage (or as a wrong but valid message): refused `internal`, nothing sent. Compared by
  * type name, not descriptor identity: a second loaded copy of the proto package has its own
  * descriptor objects for the same message, whose wire bytes are the same.
  */
@@ -73,8 +74,9 @@ export function wireBytes(
   value: unknown,
   kind: { is(value: unknown): value is EncodedMessage },
   where: string,
+  encode?: (message: never) => Uint8Array,
 ): Uint8Array {
-  if (!kind.is(value)) return toBinary(schema, create(schema, value as never));
+  if (!kind.is(value)) return encode ? encode(value as never) : toBinary(schema, create(schema, value as never));
   if (value.schema.typeName !== schema.typeName)
     throw new AppError(
       'internal',

@@ -60,10 +60,7 @@ export class RpcClient {
     const subject = options.subject ?? descriptor.subject;
     const timeoutMs = options.timeoutMs ?? descriptor.timeoutMs;
     // A contract with a hand codec (the records query) skips protobuf-es's reflective one.
-    const payload =
-      descriptor.encodeRequest && !EncodedRequest.is(message)
-        ? descriptor.encodeRequest(message)
-        : wireBytes(descriptor.request, message, EncodedRequest, subject);
+    const payload = wireBytes(descriptor.request, message, EncodedRequest, subject, descriptor.encodeRequest);
 
     return withSpan(
       `rpc ${subject}`,
