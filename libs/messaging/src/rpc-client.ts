@@ -66,8 +66,8 @@ export class RpcClient {
       `rpc ${subject}`,
       { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
       async () => {
-        // A fresh headers object: `append` writes each key once (`set` first searches for the
-        // key to replace, twice over).
+        // A fresh headers object, so nothing is there to replace: `append` adds the value to
+        // its key (it looks the key up too); `set` would delete the key and then append it.
         const h = natsHeaders();
         h.append(Header.deadline, String(this.clock.now() + timeoutMs));
         const ctx = currentRequestContext();
