@@ -95,7 +95,11 @@ export class RpcClient {
   }
 }
 
-/** A descriptor's metric labels, made once: the subject label is a regex away from the subject. */
+/**
+ * A descriptor's metric labels, made once: the subject label is a regex away from the subject.
+ * Frozen: prom-client keeps the first labels object it is given for a series, so these are
+ * shared with it and a change to one would relabel that series.
+ */
 interface DescriptorLabels {
   subject: { subject: string };
   ok: { subject: string; outcome: string };
@@ -106,7 +110,10 @@ function labelsOf(descriptor: RpcDescriptor): DescriptorLabels {
   let labels = descriptorLabels.get(descriptor);
   if (!labels) {
     const subject = subjectLabel(descriptor);
-    labels = { subject: { subject }, ok: { subject, outcome: 'ok' } };
+    labels = Object.freeze({
+      subject: Object.freeze({ subject }),
+      ok: Object.freeze({ subject, outcome: 'ok' }),
+    });
     descriptorLabels.set(descriptor, labels);
   }
   return labels;
