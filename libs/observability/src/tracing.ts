@@ -250,14 +250,8 @@ function settled<T>(fn: (span: Span) => Promise<T> | T, span: Span): Promise<T> 
   try {
     return Promise.resolve(fn(span));
   } catch (error) {
-    return rejection(error);
+    return Promise.reject(error);
   }
-}
-
-/** A synchronous throw as a rejection of the error as thrown, as an async function would make it. */
-// eslint-disable-next-line @typescript-eslint/require-await -- async is the point: it turns the throw into a rejection
-async function rejection(error: unknown): Promise<never> {
-  throw error;
 }
 
 function markFailed(span: Span, error: unknown): void {

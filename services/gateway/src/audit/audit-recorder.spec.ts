@@ -1,11 +1,21 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { systemClock } from '@context-gateway/clock';
 import { activeTraceIds, currentRequestContext, runWithRequestContext } from '@context-gateway/observability';
 import { type AuditEvent, AuditEventSchema, AuditPhase } from '@context-gateway/proto';
 import { describe, expect, it } from '@jest/globals';
+import type { NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 
-import { AUDIT_ACTIONS, AUDIT_ACTOR_KINDS, AUDIT_OUTCOMES, type AuditRecord, toEvent } from './audit-recorder.js';
+import type { Env } from '../env.js';
+import {
+  AUDIT_ACTIONS,
+  AUDIT_ACTOR_KINDS,
+  AUDIT_OUTCOMES,
+  type AuditRecord,
+  AuditRecorder,
+  toEvent,
+} from './audit-recorder.js';
 
 /** The event as the generic create() makes it: what toEvent's literal must equal. */
 function createdEvent(
@@ -127,5 +137,42 @@ describe('toEvent', () => {
       expect(() => toEvent({ action: 'data_query', outcome: 'allowed' }, AuditPhase.COMPLETE, ms, 'e')).toThrow(
         RangeError,
       );
+  });
+});
+
+describe('AuditRecorder.record', () => {
+  /** A recorder whose group commit is `append` (no NATS behind it). */
+  function recorderAppending(append: (event: AuditEvent) => Promise<void>): AuditRecorder {
+    const recorder = new AuditRecorder(
+      { options: {} } as unknown as NatsConnection,
+      { AUDIT_PUBLISH_TIMEOUT_MS: 1000 } as Env,
+      systemClock,
+    );
+    (recorder as unknown as { commits: { append: typeof append } }).commits = { append };
+    return recorder;
+  }
+
+  it('turns a synchronous throw of the append (validation, encoding, a flush) into audit_unavailable', async () => {
+    const outage = new Error('publisher gone');
+    const recorder = recorderAppending(() => {
+      throw outage;
+    });
+    let recorded: Promise<string> | undefined;
+    // A rejection, never a throw past the guard's .catch() or the interceptor's await.
+    expect(() => {
+      recorded = recorder.record({ action: 'data_query', outcome: 'allowed' });
+    }).not.toThrow();
+    await expect(recorded).rejects.toMatchObject({ code: 'audit_unavailable', cause: outage });
+  });
+
+  it('resolves with the event id once the append resolves, and maps its rejection the same way', async () => {
+    await expect(
+      recorderAppending(() => Promise.resolve()).record({ action: 'data_query', outcome: 'allowed' }, undefined, {
+        eventId: 'e-1',
+      }),
+    ).resolves.toBe('e-1');
+    await expect(
+      recorderAppending(() => Promise.reject(new Error('no ack'))).record({ action: 'data_query', outcome: 'denied' }),
+    ).rejects.toMatchObject({ code: 'audit_unavailable' });
   });
 });

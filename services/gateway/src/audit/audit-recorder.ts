@@ -129,13 +129,23 @@ export class AuditRecorder {
   ): Promise<string> {
     // Not async, and one then() instead of an await: each promise (and each await's hidden
     // one) runs AsyncLocalStorage's promise hook, and this runs once per audited request.
+    // A throw of either step is a rejection, as it was when this was async: the guard's and
+    // the interceptor's .catch()/await see it, rather than a synchronous throw past them.
     let event: AuditEvent;
     try {
       event = toEvent(record, phase, this.clock.now(), ids.eventId ?? randomUUID(), ids.intentEventId);
     } catch (error) {
-      return rejection(error);
+      // Not an unstored event but a caller's bad record or clock: the error as thrown.
+      return Promise.reject(error);
     }
-    return this.commits.append(event).then(
+    let stored: Promise<void>;
+    try {
+      // append validates, encodes and may flush synchronously: its throw is just as unrecorded.
+      stored = this.commits.append(event);
+    } catch (error) {
+      return Promise.reject(recordFailure(error));
+    }
+    return stored.then(
       () => event.eventId,
       (error: unknown) => {
         throw recordFailure(error);
@@ -168,12 +178,6 @@ export class AuditRecorder {
       { intentEventId: intent.eventId },
     );
   }
-}
-
-/** A synchronous throw as a rejection of the error as thrown, as an async function would make it. */
-// eslint-disable-next-line @typescript-eslint/require-await -- async is the point: it turns the throw into a rejection
-async function rejection(error: unknown): Promise<never> {
-  throw error;
 }
 
 /** What a failed append means for the request: audit_unavailable, or internal for our own malformed event. */
