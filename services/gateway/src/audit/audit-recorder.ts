@@ -162,21 +162,29 @@ export class AuditRecorder {
     return { eventId, record, startedAt: performance.now() };
   }
 
-  /** After it ran: records how it ended, linked to its intent, with the time it took. */
-  async recordOutcome(
+  /**
+   * After it ran: records how it ended, linked to its intent, with the time it took. Not
+   * async: record()'s own promise is the answer (the interceptor awaits it directly); a
+   * throw is still a rejection.
+   */
+  recordOutcome(
     intent: AuditIntent,
     outcome: { outcome: AuditOutcomeName; errorCode?: string; latencyMs?: number },
   ): Promise<string> {
-    return this.record(
-      {
-        ...intent.record,
-        outcome: outcome.outcome,
-        errorCode: outcome.errorCode,
-        latencyMs: outcome.latencyMs ?? performance.now() - intent.startedAt,
-      },
-      AuditPhase.OUTCOME,
-      { intentEventId: intent.eventId },
-    );
+    try {
+      return this.record(
+        {
+          ...intent.record,
+          outcome: outcome.outcome,
+          errorCode: outcome.errorCode,
+          latencyMs: outcome.latencyMs ?? performance.now() - intent.startedAt,
+        },
+        AuditPhase.OUTCOME,
+        { intentEventId: intent.eventId },
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }
 
