@@ -214,7 +214,10 @@ const POLICY_TYPE = PolicyEvaluationSchema.typeName;
  * would make (audit-recorder.spec.ts holds the two equal, field by field and on the wire):
  * the generic create walks the schema and converts every field of every event, a few
  * per cent of the gateway's CPU per records query with the timestamp's own create. Every
- * field is set, in schema order, so every event has one shape.
+ * field is set, in schema order, so every event has one shape. One deliberate difference:
+ * with no policy the key `policy` is present and undefined, where create() leaves it out
+ * (same shape for every event; equal under toEqual and on the wire, and the spec's
+ * toStrictEqual names exactly this key as the only one allowed to differ).
  */
 export function toEvent(
   record: AuditRecord,
