@@ -2,7 +2,12 @@ import { AsyncResource } from 'node:async_hooks';
 
 import { currentScope, runInScope, runOutsideScope } from './scope.js';
 
-/** What every log line written while handling one request should carry. */
+/**
+ * What every log line written while handling one request should carry. Pass a plain,
+ * extensible object (never frozen or sealed): per-request memos live on it as symbol-keyed
+ * properties (the gateway's ControlHead keeps its CONTROL sequence answer there), and a
+ * context that refuses them makes those checks fail.
+ */
 export interface RequestContext {
   requestId: string;
 }

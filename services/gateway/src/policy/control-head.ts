@@ -17,7 +17,10 @@ export interface ControlHeadStats {
 
 const control = streams.control;
 
-/** A request context with the answers heads gave it, each under its head's own symbol. */
+/**
+ * A request context with the answers heads gave it, each under its head's own symbol (so a
+ * request context must stay extensible: RequestContext says so).
+ */
 type Remembering = RequestContext & Record<symbol, Promise<number> | undefined>;
 
 /**
@@ -92,27 +95,33 @@ export class ControlHead {
 
   /** The stream's last sequence, asked after this call began (or after the current request began). */
   latestSeq(): Promise<number> {
-    const context = currentRequestContext() as Remembering | undefined;
-    const known = context?.[this.answered];
-    if (known) return known;
-    const asked = this.ask(context);
-    if (context) context[this.answered] = asked;
-    return asked;
+    // Not async (a promise fewer per check), but a throw is still a rejection, as it was.
+    try {
+      const context = currentRequestContext() as Remembering | undefined;
+      return context?.[this.answered] ?? this.ask(context);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private ask(context: Remembering | undefined): Promise<number> {
+    let answered!: (answer: StreamAnswer) => void;
     const asked = new Promise<number>((resolve, reject) => {
-      this.pending.push((answer) => {
+      answered = (answer) => {
         if (answer.ok) return resolve(answer.seq);
         // A failed question is not remembered: a retry in the same request asks again.
         if (context?.[this.answered] === asked) context[this.answered] = undefined;
         reject(answer.error);
-      });
-      if (!this.asking) {
-        this.asking = true;
-        void this.askLoop();
-      }
+      };
     });
+    // Remembered before it is queued: if the context refuses the property (not extensible),
+    // nothing was asked and this unsettled promise is dropped, never an unhandled rejection.
+    if (context) context[this.answered] = asked;
+    this.pending.push(answered);
+    if (!this.asking) {
+      this.asking = true;
+      void this.askLoop();
+    }
     return asked;
   }
 

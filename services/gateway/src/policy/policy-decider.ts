@@ -107,11 +107,15 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   /** One decision per capability, against one freshness check (a records query asks for every scope of an integration). */
   evaluateEach(request: Omit<DecisionRequest, 'capability'>, capabilities: readonly string[]): Promise<Decision[]> {
     // A then() rather than async layers: once per records query, every promise (and each
-    // await's hidden one) runs AsyncLocalStorage's promise hook.
-    return this.current(request.orgId).then((entry) => {
-      ofApplication(entry, request.applicationId);
-      return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
-    });
+    // await's hidden one) runs AsyncLocalStorage's promise hook. A throw is still a rejection.
+    try {
+      return this.current(request.orgId).then((entry) => {
+        ofApplication(entry, request.applicationId);
+        return capabilities.map((capability) => entry.policies.decide({ ...request, capability }));
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The org's MCP servers and a decide() on the same fresh rules (one freshness check for a tools/list). */
@@ -145,16 +149,21 @@ export class PolicyDecider implements OnApplicationBootstrap, OnApplicationShutd
   private current(orgId: string): Promise<OrgEntry> {
     // A time budget measured against real waits (timers, RPC timeouts), not a point on the
     // wall clock: monotonic time, which neither NTP steps nor an injected test clock move.
-    const deadline = performance.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
-    return this.watermark.latestSeq().then((latest) => {
-      // The usual case, answered without waiting: CONTROL read up to `latest` already and
-      // the org's rules current for it (what the slow path below checks first, too).
-      if (this.watermark.consumedSeq >= latest) {
-        const entry = this.entries.get(orgId);
-        if (entry && this.satisfies(orgId, entry)) return entry;
-      }
-      return this.brought(orgId, latest, deadline);
-    });
+    // Not async (a promise fewer per decision), but a throw is still a rejection, as it was.
+    try {
+      const deadline = performance.now() + this.env.POLICY_FRESHNESS_TIMEOUT_MS;
+      return this.watermark.latestSeq().then((latest) => {
+        // The usual case, answered without waiting: CONTROL read up to `latest` already and
+        // the org's rules current for it (what the slow path below checks first, too).
+        if (this.watermark.consumedSeq >= latest) {
+          const entry = this.entries.get(orgId);
+          if (entry && this.satisfies(orgId, entry)) return entry;
+        }
+        return this.brought(orgId, latest, deadline);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The org's rules once CONTROL is read up to `latest` and they reflect it (refilled if not), by the deadline. */
