@@ -22,7 +22,7 @@ import { gatewayErrorPage } from './error-pages.js';
 import { DIRECT_ROUTE, ROUTE_DEFINITION, type RouteDefinition } from './route.decorator.js';
 
 /** A handler Fastify calls directly: it reads what the guard and the input validation put on the request. */
-export type DirectHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+type DirectHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
 /**
  * What Nest applies around every route of this app, applied here in Nest's order to the
