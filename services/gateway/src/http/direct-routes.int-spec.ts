@@ -3,10 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { AppError } from '@context-gateway/errors';
 import { ProblemFilter } from '@context-gateway/service-kit';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, type ExecutionContext, UseGuards } from '@nestjs/common';
+import { type CanActivate, Controller, type ExecutionContext, UseGuards } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
+import { of } from 'rxjs';
 import { z } from 'zod';
 
 import type { AuditRecord, AuditRecorder } from '../audit/audit-recorder.js';
@@ -45,7 +46,7 @@ class Things {
 }
 
 /** What happened, in order: the guard, each audit record, the handler, the answer leaving. */
-function harness(guard: (context: ExecutionContext) => boolean) {
+function harness(guard: (context: ExecutionContext) => boolean, canActivate?: CanActivate['canActivate']) {
   const events: string[] = [];
   const records: AuditRecord[] = [];
   const recorder = {
@@ -63,11 +64,13 @@ function harness(guard: (context: ExecutionContext) => boolean) {
   const things = new Things();
   const installed = installDirectRoutes(fastify, [{ instance: things, metatype: Things }], {
     guard: {
-      canActivate: async (context) => {
-        events.push('guard');
-        await Promise.resolve();
-        return guard(context);
-      },
+      canActivate:
+        canActivate ??
+        (async (context) => {
+          events.push('guard');
+          await Promise.resolve();
+          return guard(context);
+        }),
     },
     interceptor: new AuditRouteInterceptor(new Reflector(), recorder),
     filter: new ProblemFilter(pino({ level: 'silent' })),
@@ -143,6 +146,22 @@ describe('a direct route', () => {
 
     expect(res.statusCode).toBe(403);
     expect(h.things.seen).toEqual([]);
+  });
+
+  it.each([
+    [true, 200],
+    [false, 403],
+  ])('reads a guard that answers with an Observable of %s as Nest does (%d)', async (allowed, status) => {
+    const h = harness(
+      () => true,
+      () => of(!allowed, allowed),
+    );
+    fastify = h.fastify;
+
+    const res = await get(fastify, `/v1/things/${ID}`);
+
+    expect(res.statusCode).toBe(status);
+    expect(h.things.seen).toHaveLength(allowed ? 1 : 0);
   });
 
   it('refuses bad input with its code after the guard, audited, before any handler runs', async () => {

@@ -13,7 +13,7 @@ import { DiscoveryService, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { defer, lastValueFrom } from 'rxjs';
+import { defer, isObservable, lastValueFrom } from 'rxjs';
 
 import { AuditRecorder } from '../audit/audit-recorder.js';
 import { AuditRouteInterceptor } from '../audit/audit-route.interceptor.js';
@@ -111,7 +111,7 @@ function directHandler(
     const context = new ExecutionContextHost([request, reply, undefined], metatype, handler);
     context.setType('http');
     try {
-      if (!(await guard.canActivate(context))) throw new ForbiddenException('Forbidden resource');
+      if (!(await guardAllows(guard, context))) throw new ForbiddenException('Forbidden resource');
       void reply.status(status);
       const answer = await interceptor.intercept(context, { handle: () => defer(() => run(request, reply)) });
       const body: unknown = await lastValueFrom(answer, { defaultValue: undefined });
@@ -121,6 +121,12 @@ function directHandler(
       return reply;
     }
   };
+}
+
+/** A guard's answer, as Nest's GuardsConsumer reads it: an Observable's last value, else the (awaited) value. */
+function guardAllows(guard: CanActivate, context: ExecutionContextHost): boolean | Promise<boolean> {
+  const allowed = guard.canActivate(context);
+  return isObservable(allowed) ? lastValueFrom(allowed) : allowed;
 }
 
 /**
