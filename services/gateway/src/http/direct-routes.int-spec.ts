@@ -3,7 +3,20 @@ import type { AddressInfo } from 'node:net';
 import { AppError } from '@context-gateway/errors';
 import { ProblemFilter } from '@context-gateway/service-kit';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { type CanActivate, Controller, type ExecutionContext, UseGuards } from '@nestjs/common';
+import {
+  type CanActivate,
+  Controller,
+  type ExecutionContext,
+  Header,
+  HttpCode,
+  Redirect,
+  Sse,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+  UsePipes,
+  Version,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
@@ -202,30 +215,73 @@ describe('a direct route', () => {
     expect(h.events).toEqual(['answer']);
   });
 
-  it('refuses at boot a direct route with enhancers or parameter decorators of its own', () => {
-    const definition: Parameters<typeof DirectRoute>[0] = {
-      method: 'GET',
-      path: 'x',
-      summary: 'x',
-      tags: ['x'],
-      auth: 'none',
-      success: { status: 200, description: 'x' },
-      errors: [],
-      audit: { action: 'data_query' },
-    };
+  const definition: Parameters<typeof DirectRoute>[0] = {
+    method: 'GET',
+    path: 'x',
+    summary: 'x',
+    tags: ['x'],
+    auth: 'none',
+    success: { status: 200, description: 'x' },
+    errors: [],
+    audit: { action: 'data_query' },
+  };
+  const pipeline = {
+    guard: { canActivate: () => true },
+    interceptor: { intercept: () => undefined as never },
+    filter: { catch: () => undefined },
+  };
+
+  it.each([
+    ['a guard', UseGuards({ canActivate: () => true }), /cannot have __guards__/],
+    ['an interceptor', UseInterceptors({ intercept: (_c, next) => next.handle() }), /cannot have __interceptors__/],
+    ['a pipe', UsePipes({ transform: (value: unknown) => value }), /cannot have __pipes__/],
+    ['a filter', UseFilters({ catch: () => undefined }), /cannot have __exceptionFilters__/],
+    ['@Header', Header('cache-control', 'no-store'), /cannot have __headers__/],
+    ['@HttpCode', HttpCode(204), /cannot have __httpCode__/],
+    ['@Redirect', Redirect('https://example.org'), /cannot have __redirect__/],
+    ['@Sse', Sse('x'), /cannot have __sse__/],
+    ['@Version', Version('2'), /cannot have __version__/],
+  ])('refuses at boot a direct route with %s of its own', (_what, decorator: MethodDecorator, refusal) => {
     @Controller('v1')
-    class Guarded {
+    class Decorated {
       @DirectRoute(definition)
-      @UseGuards({ canActivate: () => true })
+      @decorator
       async get(): Promise<void> {}
     }
-    const pipeline = {
-      guard: { canActivate: () => true },
-      interceptor: { intercept: () => undefined as never },
-      filter: { catch: () => undefined },
-    };
-    expect(() => installDirectRoutes(Fastify(), [{ instance: new Guarded(), metatype: Guarded }], pipeline)).toThrow(
-      /cannot have __guards__/,
-    );
+    expect(() =>
+      installDirectRoutes(Fastify(), [{ instance: new Decorated(), metatype: Decorated }], pipeline),
+    ).toThrow(refusal);
+  });
+
+  it('refuses at boot a direct route under a versioned or host-bound controller', () => {
+    @Controller({ path: 'v1', version: '2' })
+    class Versioned {
+      @DirectRoute(definition)
+      async get(): Promise<void> {}
+    }
+    @Controller({ path: 'v1', host: 'api.example.org' })
+    class HostBound {
+      @DirectRoute(definition)
+      async get(): Promise<void> {}
+    }
+    expect(() =>
+      installDirectRoutes(Fastify(), [{ instance: new Versioned(), metatype: Versioned }], pipeline),
+    ).toThrow(/Versioned.get: a direct route cannot have __version__/);
+    expect(() =>
+      installDirectRoutes(Fastify(), [{ instance: new HostBound(), metatype: HostBound }], pipeline),
+    ).toThrow(/HostBound.get: a direct route cannot have host/);
+  });
+
+  it('installs a direct route its controller inherits, as Nest lists inherited routes', () => {
+    @Controller('v1')
+    class Base {
+      @DirectRoute(definition)
+      async get(): Promise<void> {}
+    }
+    @Controller('v1')
+    class Derived extends Base {}
+    expect(installDirectRoutes(Fastify(), [{ instance: new Derived(), metatype: Derived }], pipeline)).toEqual([
+      'GET /v1/x',
+    ]);
   });
 });

@@ -4,10 +4,16 @@ import { ForbiddenException, Inject, Injectable, type OnApplicationBootstrap } f
 import {
   EXCEPTION_FILTERS_METADATA,
   GUARDS_METADATA,
+  HEADERS_METADATA,
+  HOST_METADATA,
+  HTTP_CODE_METADATA,
   INTERCEPTORS_METADATA,
-  PATH_METADATA,
   PIPES_METADATA,
+  REDIRECT_METADATA,
+  RENDER_METADATA,
   ROUTE_ARGS_METADATA,
+  SSE_METADATA,
+  VERSION_METADATA,
 } from '@nestjs/common/constants.js';
 import { DiscoveryService, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
@@ -20,6 +26,7 @@ import { AuditRouteInterceptor } from '../audit/audit-route.interceptor.js';
 import { AuthGuard } from '../auth/auth.guard.js';
 import { gatewayErrorPage } from './error-pages.js';
 import { DIRECT_ROUTE, ROUTE_DEFINITION, type RouteDefinition } from './route.decorator.js';
+import { controllerMethods } from './route-discovery.js';
 
 /** A handler Fastify calls directly: it reads what the guard and the input validation put on the request. */
 type DirectHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
@@ -38,10 +45,24 @@ export interface DirectRoutePipeline {
 }
 
 /**
- * Nest's metadata for route-scoped enhancers and parameter decorators: a direct route has
- * none (nothing here would apply them), so one that gains any is refused at boot.
+ * Nest's metadata for what a route or its controller can add to Nest's pipeline: scoped
+ * enhancers, and what Nest's router applies (@Header, @HttpCode, @Redirect, @Sse, @Render,
+ * @Version, a controller's host). A direct route has none (nothing here would apply them;
+ * its status is its definition's), so one that gains any is refused at boot.
  */
-const SCOPED_ENHANCERS = [GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA, EXCEPTION_FILTERS_METADATA];
+const NEST_ONLY_METADATA = [
+  GUARDS_METADATA,
+  INTERCEPTORS_METADATA,
+  PIPES_METADATA,
+  EXCEPTION_FILTERS_METADATA,
+  HEADERS_METADATA,
+  HTTP_CODE_METADATA,
+  REDIRECT_METADATA,
+  SSE_METADATA,
+  RENDER_METADATA,
+  VERSION_METADATA,
+  HOST_METADATA,
+];
 
 /**
  * Registers the @DirectRoute handlers of `controllers` on Fastify, with the same pipeline
@@ -55,35 +76,30 @@ const SCOPED_ENHANCERS = [GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA
  */
 export function installDirectRoutes(
   fastify: FastifyInstance,
-  controllers: { instance: object; metatype: Type<unknown> }[],
+  controllers: readonly { instance: unknown; metatype: unknown }[],
   pipeline: DirectRoutePipeline,
 ): string[] {
   const installed: string[] = [];
-  for (const { instance, metatype } of controllers) {
-    const prefix = ((Reflect.getMetadata(PATH_METADATA, metatype) as string | undefined) ?? '').replace(/^\/|\/$/g, '');
-    const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
-    for (const name of Object.getOwnPropertyNames(prototype)) {
-      const handler = prototype[name];
-      if (typeof handler !== 'function' || Reflect.getMetadata(DIRECT_ROUTE, handler) !== true) continue;
-      const definition = Reflect.getMetadata(ROUTE_DEFINITION, handler) as RouteDefinition | undefined;
-      if (!definition) throw new Error(`${metatype.name}.${name}: a direct route needs its @Route definition`);
-      for (const key of SCOPED_ENHANCERS) {
-        if (Reflect.getMetadata(key, handler) !== undefined || Reflect.getMetadata(key, metatype) !== undefined)
-          throw new Error(
-            `${metatype.name}.${name}: a direct route cannot have ${key} (only the app's own pipeline runs)`,
-          );
-      }
-      if (Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, name) !== undefined)
-        throw new Error(`${metatype.name}.${name}: a direct route takes (request, reply), no parameter decorators`);
-      const url = `/${[prefix, definition.path].filter((part) => part !== '').join('/')}`;
-      const run = (handler as DirectHandler).bind(instance);
-      fastify.route({
-        method: definition.method,
-        url,
-        handler: directHandler(definition, metatype, handler as DirectHandler, run, pipeline),
-      });
-      installed.push(`${definition.method} ${url}`);
+  for (const { instance, metatype, prefix, name, handler } of controllerMethods(controllers)) {
+    if (Reflect.getMetadata(DIRECT_ROUTE, handler) !== true) continue;
+    const definition = Reflect.getMetadata(ROUTE_DEFINITION, handler) as RouteDefinition | undefined;
+    if (!definition) throw new Error(`${metatype.name}.${name}: a direct route needs its @Route definition`);
+    for (const key of NEST_ONLY_METADATA) {
+      if (Reflect.getMetadata(key, handler) !== undefined || Reflect.getMetadata(key, metatype) !== undefined)
+        throw new Error(
+          `${metatype.name}.${name}: a direct route cannot have ${key} (only the app's own pipeline runs)`,
+        );
     }
+    if (Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, name) !== undefined)
+      throw new Error(`${metatype.name}.${name}: a direct route takes (request, reply), no parameter decorators`);
+    const url = `/${[prefix, definition.path].filter((part) => part !== '').join('/')}`;
+    const direct = handler as unknown as DirectHandler;
+    fastify.route({
+      method: definition.method,
+      url,
+      handler: directHandler(definition, metatype, direct, direct.bind(instance), pipeline),
+    });
+    installed.push(`${definition.method} ${url}`);
   }
   return installed;
 }
@@ -145,12 +161,7 @@ export class DirectRoutesInstaller implements OnApplicationBootstrap {
   ) {}
 
   onApplicationBootstrap(): void {
-    const controllers = this.discovery
-      .getControllers()
-      .flatMap(({ instance, metatype }) =>
-        instance && metatype ? [{ instance: instance as object, metatype: metatype as Type<unknown> }] : [],
-      );
-    installDirectRoutes(this.http.httpAdapter.getInstance<FastifyInstance>(), controllers, {
+    installDirectRoutes(this.http.httpAdapter.getInstance<FastifyInstance>(), this.discovery.getControllers(), {
       guard: this.guard,
       // The same class Nest applies to every route (AuditModule's APP_INTERCEPTOR).
       interceptor: new AuditRouteInterceptor(this.reflector, this.recorder),

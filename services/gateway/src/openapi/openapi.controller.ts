@@ -1,10 +1,10 @@
 import { SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from '@context-gateway/service-kit';
 import { Controller, Get, Inject } from '@nestjs/common';
-import { PATH_METADATA } from '@nestjs/common/constants.js';
-import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import { DiscoveryService, Reflector } from '@nestjs/core';
 
 import type { Env } from '../env.js';
 import { ROUTE_DEFINITION, type RouteDefinition } from '../http/route.decorator.js';
+import { controllerMethods } from '../http/route-discovery.js';
 import { buildOpenApi, type DiscoveredRoute } from './openapi.builder.js';
 
 @Controller('v1')
@@ -13,7 +13,6 @@ export class OpenApiController {
 
   constructor(
     private readonly discovery: DiscoveryService,
-    private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
     @Inject(SERVICE_INFO) private readonly info: ServiceInfo,
     @Inject(SERVICE_ENV) private readonly env: Env,
@@ -31,15 +30,9 @@ export class OpenApiController {
 
   private discover(): DiscoveredRoute[] {
     const routes: DiscoveredRoute[] = [];
-    for (const wrapper of this.discovery.getControllers()) {
-      const instance = wrapper.instance as object | undefined;
-      if (!instance || !wrapper.metatype) continue;
-      const prefix = (this.reflector.get<string | undefined>(PATH_METADATA, wrapper.metatype) ?? '').replace(/^\//, '');
-      for (const method of this.scanner.getAllMethodNames(Reflect.getPrototypeOf(instance))) {
-        const handler = (instance as Record<string, unknown>)[method] as () => unknown;
-        const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, handler);
-        if (definition) routes.push({ prefix, definition });
-      }
+    for (const { prefix, handler } of controllerMethods(this.discovery.getControllers())) {
+      const definition = this.reflector.get<RouteDefinition | undefined>(ROUTE_DEFINITION, handler);
+      if (definition) routes.push({ prefix, definition });
     }
     return routes.sort((a, b) => `${a.prefix}/${a.definition.path}`.localeCompare(`${b.prefix}/${b.definition.path}`));
   }
