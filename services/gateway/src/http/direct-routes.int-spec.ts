@@ -10,6 +10,7 @@ import {
   Header,
   HttpCode,
   Redirect,
+  Req,
   Sse,
   UseFilters,
   UseGuards,
@@ -270,6 +271,17 @@ describe('a direct route', () => {
     expect(() =>
       installDirectRoutes(Fastify(), [{ instance: new HostBound(), metatype: HostBound }], pipeline),
     ).toThrow(/HostBound.get: a direct route cannot have host/);
+  });
+
+  it('refuses at boot a direct route with parameter decorators', () => {
+    @Controller('v1')
+    class WithParams {
+      @DirectRoute(definition)
+      async get(@Req() _request: FastifyRequest): Promise<void> {}
+    }
+    expect(() =>
+      installDirectRoutes(Fastify(), [{ instance: new WithParams(), metatype: WithParams }], pipeline),
+    ).toThrow('WithParams.get: a direct route takes (request, reply), no parameter decorators');
   });
 
   it('installs a direct route its controller inherits, as Nest lists inherited routes', () => {
