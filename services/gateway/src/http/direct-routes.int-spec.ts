@@ -1,33 +1,41 @@
 import type { AddressInfo } from 'node:net';
 
 import { AppError } from '@context-gateway/errors';
-import { ProblemFilter } from '@context-gateway/service-kit';
+import { LOGGER, ProblemFilter } from '@context-gateway/service-kit';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import {
+  type CallHandler,
   type CanActivate,
   Controller,
   type ExecutionContext,
   Header,
   HttpCode,
+  Injectable,
+  Module,
+  type Provider,
   Redirect,
   Req,
+  Scope,
   Sse,
   UseFilters,
   UseGuards,
   UseInterceptors,
   UsePipes,
   Version,
+  VersioningType,
 } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { APP_GUARD, APP_INTERCEPTOR, DiscoveryModule, NestFactory, Reflector } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { of } from 'rxjs';
 import { z } from 'zod';
 
-import type { AuditRecord, AuditRecorder } from '../audit/audit-recorder.js';
+import { type AuditRecord, AuditRecorder } from '../audit/audit-recorder.js';
 import { AuditRouteInterceptor } from '../audit/audit-route.interceptor.js';
 import { setAuditSubject } from '../audit/audit-subject.js';
-import { installDirectRoutes } from './direct-routes.js';
+import { AuthGuard } from '../auth/auth.guard.js';
+import { DirectRoutesInstaller, installDirectRoutes } from './direct-routes.js';
 import { DirectRoute, ROUTE_DEFINITION, type RouteDefinition } from './route.decorator.js';
 
 const ID = '6f96c6d0-8f4e-4b55-9d1e-0c6bb1b0a1f2';
@@ -56,6 +64,13 @@ class Things {
     await Promise.resolve();
     void reply.header('content-type', 'application/json; charset=utf-8');
     return Buffer.from('{"ok":true}');
+  }
+}
+
+@Injectable()
+class RequestScopedGuard implements CanActivate {
+  canActivate(): boolean {
+    return true;
   }
 }
 
@@ -295,5 +310,92 @@ describe('a direct route', () => {
     expect(installDirectRoutes(Fastify(), [{ instance: new Derived(), metatype: Derived }], pipeline)).toEqual([
       'GET /v1/x',
     ]);
+  });
+});
+
+/** A Nest app booted as runService boots the gateway: APP_GUARD on AuthGuard, the audit interceptor, ProblemFilter. */
+async function bootApp(extra: { providers?: Provider[]; configure?: (app: NestFastifyApplication) => void } = {}) {
+  const lines: unknown[] = [];
+  const logger = { info: (...line: unknown[]) => lines.push(line) } as unknown as pino.Logger;
+  @Module({
+    imports: [DiscoveryModule],
+    controllers: [Things],
+    providers: [
+      { provide: AuditRecorder, useValue: { record: () => Promise.resolve('event') } },
+      { provide: LOGGER, useValue: logger },
+      { provide: AuthGuard, useValue: { canActivate: () => true } },
+      { provide: APP_GUARD, useExisting: AuthGuard },
+      { provide: APP_INTERCEPTOR, useClass: AuditRouteInterceptor },
+      DirectRoutesInstaller,
+      ...(extra.providers ?? []),
+    ],
+  })
+  class Root {}
+  const app = await NestFactory.create<NestFastifyApplication>(Root, new FastifyAdapter(), {
+    logger: false,
+    abortOnError: false,
+  });
+  app.useGlobalFilters(new ProblemFilter(pino({ level: 'silent' })));
+  extra.configure?.(app);
+  return { app, lines };
+}
+
+describe('the direct routes installer', () => {
+  let app: NestFastifyApplication | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it('installs the routes on the app that runs exactly their pipeline', async () => {
+    const booted = await bootApp();
+    app = booted.app;
+    await app.init();
+
+    const fastify = app.getHttpAdapter().getInstance();
+    expect(fastify.hasRoute({ method: 'GET', url: '/v1/things/:thingId' })).toBe(true);
+  });
+
+  it.each<[string, Parameters<typeof bootApp>[0], RegExp]>([
+    [
+      'an extra global interceptor',
+      {
+        providers: [
+          { provide: APP_INTERCEPTOR, useValue: { intercept: (_c: unknown, next: CallHandler) => next.handle() } },
+        ],
+      },
+      /global interceptors are AuditRouteInterceptor, Object, not AuditRouteInterceptor alone/,
+    ],
+    [
+      'a second global guard',
+      { configure: (nest) => nest.useGlobalGuards({ canActivate: () => true }) },
+      /global guards are Object, Object, not the app's AuthGuard alone/,
+    ],
+    [
+      'a second global filter',
+      { configure: (nest) => nest.useGlobalFilters({ catch: () => undefined }) },
+      /global filters are ProblemFilter, Object, not ProblemFilter alone/,
+    ],
+    [
+      'a global pipe',
+      { configure: (nest) => nest.useGlobalPipes({ transform: (value: unknown) => value }) },
+      /the app has global pipes/,
+    ],
+    [
+      'a request-scoped global guard',
+      { providers: [{ provide: APP_GUARD, useClass: RequestScopedGuard, scope: Scope.REQUEST }] },
+      /the app has request-scoped global enhancers/,
+    ],
+    ['a global prefix', { configure: (nest) => nest.setGlobalPrefix('api') }, /the app has a global prefix \(api\)/],
+    [
+      'versioning',
+      { configure: (nest) => nest.enableVersioning({ type: VersioningType.URI }) },
+      /the app has versioning enabled/,
+    ],
+  ])('refuses to boot an app with %s', async (_what, extra, refusal) => {
+    const booted = await bootApp(extra);
+    app = booted.app;
+
+    await expect(app.init()).rejects.toThrow(refusal);
   });
 });

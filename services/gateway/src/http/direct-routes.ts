@@ -1,6 +1,6 @@
-import { LOGGER, ProblemFilter } from '@context-gateway/service-kit';
+import { ProblemFilter } from '@context-gateway/service-kit';
 import type { CanActivate, ExceptionFilter, NestInterceptor, Type } from '@nestjs/common';
-import { ForbiddenException, Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { ForbiddenException, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import {
   EXCEPTION_FILTERS_METADATA,
   GUARDS_METADATA,
@@ -15,16 +15,13 @@ import {
   SSE_METADATA,
   VERSION_METADATA,
 } from '@nestjs/common/constants.js';
-import { DiscoveryService, HttpAdapterHost, Reflector } from '@nestjs/core';
+import { ApplicationConfig, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
 import { defer, isObservable, lastValueFrom } from 'rxjs';
 
-import { AuditRecorder } from '../audit/audit-recorder.js';
 import { AuditRouteInterceptor } from '../audit/audit-route.interceptor.js';
 import { AuthGuard } from '../auth/auth.guard.js';
-import { gatewayErrorPage } from './error-pages.js';
 import { DIRECT_ROUTE, ROUTE_DEFINITION, type RouteDefinition } from './route.decorator.js';
 import { controllerMethods } from './route-discovery.js';
 
@@ -35,13 +32,61 @@ type DirectHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<u
  * What Nest applies around every route of this app, applied here in Nest's order to the
  * routes that skip Nest's router: the app's one global guard (AuthGuard), its one global
  * interceptor (the audit interceptor, which also validates the input) and its one exception
- * filter (ProblemFilter). The app registers no pipes, middleware or other global enhancers;
- * directRoutes refuses a direct route that carries enhancers of its own.
+ * filter (ProblemFilter). At boot, directPipeline takes them from Nest's own global
+ * configuration and refuses to start if that holds anything else (pipes, another enhancer,
+ * request-scoped ones, a global prefix, versioning); installDirectRoutes refuses a direct
+ * route that carries enhancers of its own.
  */
 export interface DirectRoutePipeline {
   guard: CanActivate;
   interceptor: NestInterceptor;
   filter: ExceptionFilter;
+}
+
+const classNames = (enhancers: readonly object[]) =>
+  enhancers.length === 0 ? 'none' : enhancers.map((enhancer) => enhancer.constructor.name).join(', ');
+
+/**
+ * The app's global pipeline, as Nest runs it on every other route: its global guards,
+ * interceptors, filters and pipes (useGlobal* and APP_* providers both land in
+ * ApplicationConfig by the time the app bootstraps). Throws, so the app does not start,
+ * unless that is exactly `authGuard` (the APP_GUARD, useExisting), one AuditRouteInterceptor
+ * and one ProblemFilter, with nothing request-scoped, no pre-request hooks, no global prefix
+ * and no versioning: a direct route would silently skip anything more.
+ */
+function directPipeline(config: ApplicationConfig, authGuard: CanActivate): DirectRoutePipeline {
+  const refuse = (what: string) =>
+    new Error(
+      `direct routes: ${what}; a direct route runs only AuthGuard, AuditRouteInterceptor and ProblemFilter ` +
+        '(src/http/direct-routes.ts): extend its pipeline first',
+    );
+  const guards = config.getGlobalGuards();
+  if (guards.length !== 1 || guards[0] !== authGuard)
+    throw refuse(`the global guards are ${classNames(guards)}, not the app's AuthGuard alone`);
+  const interceptors = config.getGlobalInterceptors();
+  const [interceptor] = interceptors;
+  if (interceptors.length !== 1 || !(interceptor instanceof AuditRouteInterceptor))
+    throw refuse(`the global interceptors are ${classNames(interceptors)}, not AuditRouteInterceptor alone`);
+  const filters = config.getGlobalFilters();
+  const [filter] = filters;
+  if (filters.length !== 1 || !(filter instanceof ProblemFilter))
+    throw refuse(`the global filters are ${classNames(filters)}, not ProblemFilter alone`);
+  if (config.getGlobalPipes().length > 0)
+    throw refuse(`the app has global pipes (${classNames(config.getGlobalPipes())})`);
+  const requestScoped = [
+    ...config.getGlobalRequestGuards(),
+    ...config.getGlobalRequestInterceptors(),
+    ...config.getGlobalRequestFilters(),
+    ...config.getGlobalRequestPipes(),
+  ];
+  if (requestScoped.length > 0)
+    throw refuse(
+      `the app has request-scoped global enhancers (${requestScoped.map(({ name }) => String(name)).join(', ')})`,
+    );
+  if (config.getGlobalPreRequestHooks().length > 0) throw refuse('the app has global pre-request hooks');
+  if (config.getGlobalPrefix() !== '') throw refuse(`the app has a global prefix (${config.getGlobalPrefix()})`);
+  if (config.getVersioning() !== undefined) throw refuse('the app has versioning enabled');
+  return { guard: authGuard, interceptor, filter };
 }
 
 /**
@@ -92,7 +137,7 @@ export function installDirectRoutes(
     }
     if (Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, name) !== undefined)
       throw new Error(`${metatype.name}.${name}: a direct route takes (request, reply), no parameter decorators`);
-    const url = `/${[prefix, definition.path].filter((part) => part !== '').join('/')}`;
+    const url = routeUrl(prefix, definition.path);
     const direct = handler as unknown as DirectHandler;
     fastify.route({
       method: definition.method,
@@ -103,6 +148,9 @@ export function installDirectRoutes(
   }
   return installed;
 }
+
+/** A route's URL on Fastify, as Nest joins a controller's path and a method's. */
+const routeUrl = (prefix: string, path: string) => `/${[prefix, path].filter((part) => part !== '').join('/')}`;
 
 function directHandler(
   definition: RouteDefinition,
@@ -147,26 +195,20 @@ function guardAllows(guard: CanActivate, context: ExecutionContextHost): boolean
 
 /**
  * Installs the app's direct routes once every module is initialised (the Fastify hooks the
- * gateway adds at boot and in onModuleInit are in place), before the server listens.
+ * gateway adds at boot and in onModuleInit are in place, the global filter registered),
+ * before the server listens.
  */
 @Injectable()
 export class DirectRoutesInstaller implements OnApplicationBootstrap {
   constructor(
     private readonly http: HttpAdapterHost,
     private readonly discovery: DiscoveryService,
-    private readonly reflector: Reflector,
+    private readonly config: ApplicationConfig,
     private readonly guard: AuthGuard,
-    private readonly recorder: AuditRecorder,
-    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   onApplicationBootstrap(): void {
-    installDirectRoutes(this.http.httpAdapter.getInstance<FastifyInstance>(), this.discovery.getControllers(), {
-      guard: this.guard,
-      // The same class Nest applies to every route (AuditModule's APP_INTERCEPTOR).
-      interceptor: new AuditRouteInterceptor(this.reflector, this.recorder),
-      // As runService registers it for every route (service-kit bootstrap, main.ts's errorPage).
-      filter: new ProblemFilter(this.logger, gatewayErrorPage),
-    });
+    const fastify = this.http.httpAdapter.getInstance<FastifyInstance>();
+    installDirectRoutes(fastify, this.discovery.getControllers(), directPipeline(this.config, this.guard));
   }
 }
