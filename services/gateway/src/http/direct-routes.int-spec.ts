@@ -347,13 +347,14 @@ describe('the direct routes installer', () => {
     app = undefined;
   });
 
-  it('installs the routes on the app that runs exactly their pipeline', async () => {
+  it('installs the routes on the app that runs exactly their pipeline, and says which', async () => {
     const booted = await bootApp();
     app = booted.app;
     await app.init();
 
     const fastify = app.getHttpAdapter().getInstance();
     expect(fastify.hasRoute({ method: 'GET', url: '/v1/things/:thingId' })).toBe(true);
+    expect(booted.lines).toEqual([[{ routes: ['GET /v1/things/:thingId'] }, 'direct routes installed']]);
   });
 
   it.each<[string, Parameters<typeof bootApp>[0], RegExp]>([
@@ -397,5 +398,6 @@ describe('the direct routes installer', () => {
     app = booted.app;
 
     await expect(app.init()).rejects.toThrow(refusal);
+    expect(booted.lines).toEqual([]);
   });
 });

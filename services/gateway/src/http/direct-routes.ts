@@ -1,6 +1,6 @@
-import { ProblemFilter } from '@context-gateway/service-kit';
+import { LOGGER, ProblemFilter } from '@context-gateway/service-kit';
 import type { CanActivate, ExceptionFilter, NestInterceptor, Type } from '@nestjs/common';
-import { ForbiddenException, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { ForbiddenException, Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import {
   EXCEPTION_FILTERS_METADATA,
   GUARDS_METADATA,
@@ -18,6 +18,7 @@ import {
 import { ApplicationConfig, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { defer, isObservable, lastValueFrom } from 'rxjs';
 
 import { AuditRouteInterceptor } from '../audit/audit-route.interceptor.js';
@@ -205,10 +206,21 @@ export class DirectRoutesInstaller implements OnApplicationBootstrap {
     private readonly discovery: DiscoveryService,
     private readonly config: ApplicationConfig,
     private readonly guard: AuthGuard,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   onApplicationBootstrap(): void {
     const fastify = this.http.httpAdapter.getInstance<FastifyInstance>();
-    installDirectRoutes(fastify, this.discovery.getControllers(), directPipeline(this.config, this.guard));
+    const controllers = this.discovery.getControllers();
+    const routes = installDirectRoutes(fastify, controllers, directPipeline(this.config, this.guard));
+    // Fastify must now hold every @DirectRoute the controllers declare: one that is not
+    // there would still be in OpenAPI (which reads the same definitions) and answer 404.
+    for (const { handler, prefix } of controllerMethods(controllers)) {
+      if (Reflect.getMetadata(DIRECT_ROUTE, handler) !== true) continue;
+      const { method, path } = Reflect.getMetadata(ROUTE_DEFINITION, handler) as RouteDefinition;
+      const url = routeUrl(prefix, path);
+      if (!fastify.hasRoute({ method, url })) throw new Error(`direct routes: ${method} ${url} is not installed`);
+    }
+    this.logger.info({ routes }, 'direct routes installed');
   }
 }
