@@ -23,19 +23,10 @@ const MIN_WIDTH = 0.3; // px: thinner boxes are left out (they would not be read
  * @returns {string}
  */
 export function renderFlameGraph(profile, { fromUs = -Infinity, toUs = Infinity, title = 'CPU flame graph' } = {}) {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const tree = profileTree(profile);
+  const { byId, parent } = tree;
   // Weight (µs) of each sample's leaf within the window.
-  const self = new Map();
-  let time = profile.startTime;
-  profile.samples.forEach((id, i) => {
-    time += profile.timeDeltas[i] ?? 0;
-    if (time < fromUs || time > toUs) return;
-    const name = byId.get(id)?.callFrame.functionName;
-    if (name === '(idle)') return;
-    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
-  });
+  const { byOwner: self } = busyTime(profile, [[fromUs, toUs]], (node) => node.id, tree);
   // A tree of frames keyed by their label path (the same function reached twice the same way merges).
   /** @typedef {{ label: string, total: number, children: Map<string, Frame> }} Frame */
   /** @type {Frame} */
@@ -104,22 +95,13 @@ export function renderFlameGraph(profile, { fromUs = -Infinity, toUs = Infinity,
  * @returns {string}
  */
 export function selfTimeTable(profile, { fromUs = -Infinity, toUs = Infinity, top = 25 } = {}) {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const byFunction = new Map();
+  const { byOwner: byFunction, busyUs: total } = busyTime(profile, [[fromUs, toUs]], (node) => label(node.callFrame));
+  // A function's place is part of its label, so the places are the functions' sums (same order of first sight).
   const byPlace = new Map();
-  let total = 0;
-  let time = profile.startTime;
-  profile.samples.forEach((id, i) => {
-    const delta = profile.timeDeltas[i] ?? 0;
-    time += delta;
-    const frame = byId.get(id)?.callFrame;
-    if (time < fromUs || time > toUs || !frame || frame.functionName === '(idle)') return;
-    total += delta;
-    const name = label(frame);
-    byFunction.set(name, (byFunction.get(name) ?? 0) + delta);
+  for (const [name, us] of byFunction) {
     const place = /\(([^):]+)(?::\d+)?\)$/.exec(name)?.[1]?.replace(/\/[^/]*$/, '') ?? name;
-    byPlace.set(place, (byPlace.get(place) ?? 0) + delta);
-  });
+    byPlace.set(place, (byPlace.get(place) ?? 0) + us);
+  }
   const rows = (map) =>
     [...map]
       .sort((a, b) => b[1] - a[1])
@@ -134,6 +116,47 @@ export function selfTimeTable(profile, { fromUs = -Infinity, toUs = Infinity, to
     'self time by package or source folder:',
     ...rows(byPlace),
   ].join('\n');
+}
+
+/**
+ * A profile's nodes by id, and each node's caller (parent) by id.
+ * @param {Parameters<typeof renderFlameGraph>[0]} profile
+ */
+export function profileTree(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { byId, parent };
+}
+
+/**
+ * The one walk over a profile's samples every report here is made from: the busy time (µs)
+ * of the samples inside any of `windows` ([fromUs, toUs] on V8's clock, both ends in),
+ * summed per owner, `owner(node)` naming what a sample's leaf node is charged to (the node
+ * itself, its function, its package…). Idle samples are left out; the engine's own rows,
+ * `(program)` and `(garbage collector)`, are samples like any other.
+ * @template K
+ * @param {Parameters<typeof renderFlameGraph>[0]} profile
+ * @param {Array<[number, number]>} windows
+ * @param {(node: Parameters<typeof renderFlameGraph>[0]['nodes'][number]) => K} owner
+ * @param {ReturnType<typeof profileTree>} [tree] the profile's tree, when the caller built it already
+ * @returns {{ byOwner: Map<K, number>, busyUs: number }} owners in the order first met
+ */
+export function busyTime(profile, windows, owner, tree = profileTree(profile)) {
+  const byOwner = new Map();
+  let busyUs = 0;
+  let time = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    time += delta;
+    if (!windows.some(([from, to]) => !(time < from || time > to))) return;
+    const node = tree.byId.get(id);
+    if (!node || node.callFrame.functionName === '(idle)') return;
+    busyUs += delta;
+    const key = owner(node);
+    byOwner.set(key, (byOwner.get(key) ?? 0) + delta);
+  });
+  return { byOwner, busyUs };
 }
 
 /** `function (package or file:line)`, short enough to read in a box. */

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+import { busyTime, profileTree } from '../../../scripts/flamegraph.mjs';
+
 const MODULE_LINE = /^\/\/ ((?:\.\.\/)*(?:node_modules|libs|dist|proto)\/\S+)$/;
 /** The groups a records query's CPU is reported in (docs/perf/README.md); the rest is `other`. */
 const GROUPS = [
@@ -46,51 +48,39 @@ function packageOf(path) {
  */
 export function profileShares(profileFile, windows) {
   const profile = JSON.parse(readFileSync(profileFile, 'utf8'));
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const tree = profileTree(profile);
   const starts = new Map();
-  const owners = new Map();
-  const ownerOf = (id) => {
-    if (owners.has(id)) return owners.get(id);
-    let owner = 'other';
-    for (let c = id; c !== undefined; c = parent.get(c)) {
-      const frame = byId.get(c).callFrame;
+  /** The package of a node's nearest frame in the bundle: its own, or its nearest caller's. */
+  const packageAt = (id) => {
+    for (let c = id; c !== undefined; c = tree.parent.get(c)) {
+      const frame = tree.byId.get(c).callFrame;
       if (!frame.url.endsWith('.bundle.js')) continue;
-      if (frame.functionName === '__name') owner = '__name';
-      else {
-        if (!starts.has(frame.url)) starts.set(frame.url, moduleStarts(fileURLToPath(frame.url)));
-        const list = starts.get(frame.url);
-        let lo = 0;
-        let hi = list.length - 1;
-        let path = 'bundle';
-        while (lo <= hi) {
-          const mid = (lo + hi) >> 1;
-          if (list[mid][0] <= frame.lineNumber) {
-            path = list[mid][1];
-            lo = mid + 1;
-          } else hi = mid - 1;
-        }
-        owner = packageOf(path);
+      if (frame.functionName === '__name') return '__name';
+      if (!starts.has(frame.url)) starts.set(frame.url, moduleStarts(fileURLToPath(frame.url)));
+      const list = starts.get(frame.url);
+      let lo = 0;
+      let hi = list.length - 1;
+      let path = 'bundle';
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (list[mid][0] <= frame.lineNumber) {
+          path = list[mid][1];
+          lo = mid + 1;
+        } else hi = mid - 1;
       }
-      break;
+      return packageOf(path);
     }
-    owners.set(id, owner);
-    return owner;
+    return 'other';
   };
-  const byGroup = new Map();
-  let busy = 0;
-  let time = profile.startTime;
-  profile.samples.forEach((id, i) => {
-    const delta = profile.timeDeltas[i] ?? 0;
-    time += delta;
-    if (!windows.some(([from, to]) => time >= from && time <= to)) return;
-    if (byId.get(id).callFrame.functionName === '(idle)') return;
-    busy += delta;
-    const owner = ownerOf(id);
-    const group = GROUPS.find(([, pattern]) => pattern.test(owner))?.[0] ?? 'other';
-    byGroup.set(group, (byGroup.get(group) ?? 0) + delta);
-  });
-  const shares = new Map([...byGroup].map(([group, us]) => [group, us / busy]));
-  return Object.assign(shares, { busyUs: busy });
+  const groups = new Map();
+  const groupOf = (node) => {
+    if (!groups.has(node.id)) {
+      const owner = packageAt(node.id);
+      groups.set(node.id, GROUPS.find(([, pattern]) => pattern.test(owner))?.[0] ?? 'other');
+    }
+    return groups.get(node.id);
+  };
+  const { byOwner, busyUs } = busyTime(profile, windows, groupOf, tree);
+  const shares = new Map([...byOwner].map(([group, us]) => [group, us / busyUs]));
+  return Object.assign(shares, { busyUs });
 }
