@@ -16,7 +16,7 @@ import { obtainTokens, startSimulator } from '@context-gateway/source-simulators
 import pg from 'pg';
 
 import { renderFlameGraph } from '../../scripts/flamegraph.mjs';
-import { startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
+import { natsServerPids, startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
 import { connectAccount } from '../support/connect-account.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
 
@@ -72,22 +72,6 @@ function machineBusyMs() {
   const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
   return (user + nice + system + irq + softirq + steal) * TICK_MS;
 }
-/** The nats-server the bench stack started: the process listening on the stack's NATS port. */
-function natsServerPids() {
-  const port = new URL(bench.natsUrl).port;
-  const pids = [];
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (args[0].endsWith('nats-server') && args[args.indexOf('-p') + 1] === port) pids.push(Number(pid));
-    } catch {
-      /* exited */
-    }
-  }
-  // Not found (another name, or -p not on its command line): its CPU would read as 0, not as missing.
-  if (pids.length === 0) console.warn(`no nats-server process with -p ${port} found; its CPU is not counted`);
-  return pids;
-}
 /**
  * The processes a sync run uses, by role. Postgres twice: the bench database's backends, and
  * the server's background processes (WAL writer, checkpointer…), which also serve whatever
@@ -108,7 +92,7 @@ async function runPids() {
     'personal-server': [processes['personal-server'], ...shards].map((p) => p.child.pid),
     postgres: rows.filter((r) => !r.background).map((r) => r.pid),
     'postgres background (shared)': rows.filter((r) => r.background).map((r) => r.pid),
-    'nats-server': natsServerPids(),
+    'nats-server': natsServerPids(bench.natsUrl),
     'source simulator (this process)': [process.pid],
     gateway: [processes.gateway.child.pid],
     'connection-broker': [processes['connection-broker'].child.pid],

@@ -2,7 +2,7 @@
 // own private nats-server (the same code `pnpm start` runs), plus a NATS connection with the
 // e2e probe identity for driving the services over the bus.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,4 +66,23 @@ export async function startBenchStack(name, env = {}) {
     throw error;
   }
   return { stack, nc, natsUrl, databaseUrl: `postgres://postgres@127.0.0.1:5432/${database}`, scratch, stop };
+}
+
+/**
+ * The pids of the nats-server a bench stack started (the process listening on natsUrl's
+ * port), for counting its CPU. Warns when none is found: its CPU would read as 0, not as missing.
+ */
+export function natsServerPids(natsUrl) {
+  const port = new URL(natsUrl).port;
+  const pids = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (args[0].endsWith('nats-server') && args[args.indexOf('-p') + 1] === port) pids.push(Number(pid));
+    } catch {
+      /* exited */
+    }
+  }
+  if (pids.length === 0) console.warn(`no nats-server process with -p ${port} found; its CPU is not counted`);
+  return pids;
 }

@@ -9,19 +9,17 @@
 // - open: requests start on a fixed schedule (RATE per second) whatever the answers do, and
 //   each latency is measured from the moment the request was DUE, not from when a free
 //   socket let it go. A server that falls behind shows it in p99, as users would see it.
-import http from 'node:http';
+import net from 'node:net';
 
 import autocannon from 'autocannon';
+
+/** A request that starts this much after it was due counts in `lateStarts` (its latency has it anyway). */
+const LATE_MS = 5;
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const { url, paths, headers = {}, mode, seconds, connections, rate } = config;
 if (!url || !Array.isArray(paths) || paths.length === 0 || !['closed', 'open'].includes(mode))
   throw new Error('usage: load-generator.mjs {"url","paths":[...],"mode":"closed"|"open","seconds",...}');
-
-const cpu0 = process.cpuUsage();
-const result = mode === 'closed' ? await closedLoop() : await openLoop();
-const cpu = process.cpuUsage(cpu0);
-process.stdout.write(`${JSON.stringify({ ...result, generatorCpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
 
 async function closedLoop() {
   let i = 0;
@@ -43,54 +41,221 @@ async function closedLoop() {
 
 async function openLoop() {
   const target = new URL(url);
-  // Enough sockets that the client never queues at a steady rate: the schedule, not a free socket, starts a request.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(64, connections ?? 0) });
+  const headerLines = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  // Each path's request bytes built once: a request is one write of a prebuilt buffer.
+  const requests = paths.map((path) =>
+    Buffer.from(`GET ${path} HTTP/1.1\r\nhost: ${target.host}\r\n${headerLines}\r\n`, 'latin1'),
+  );
+  // Sockets open as the load needs them, up to this many: enough that the schedule, not a
+  // free socket, starts a request (one that still waits for a socket counts from its due time).
+  const maxSockets = Math.max(256, connections ?? 0);
+  const idle = [];
+  const waiting = [];
+  let open = 0;
   const interval = 1000 / rate;
   const total = Math.floor(rate * seconds);
-  const latencies = [];
+  const latencies = new Float64Array(total);
+  let done = 0;
   let ok = 0;
   let failed = 0;
   let late = 0;
-  const start = performance.now();
-  const inFlight = new Set();
-  for (let n = 0; n < total; n += 1) {
-    const due = start + n * interval;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    else if (wait < -interval) late += 1; // the generator itself fell behind the schedule
-    const request = send(agent, target, paths[n % paths.length], headers).then(
-      (status) => {
-        latencies.push(performance.now() - due);
-        if (status >= 200 && status < 300) ok += 1;
-        else failed += 1;
-      },
-      () => {
-        latencies.push(performance.now() - due);
-        failed += 1;
-      },
-    );
-    inFlight.add(request);
-    request.finally(() => inFlight.delete(request));
+  let firstError;
+  let finished;
+  const allDone = new Promise((resolve) => (finished = resolve));
+
+  const pool = {
+    complete(due, status) {
+      latencies[done] = performance.now() - due;
+      done += 1;
+      if (status >= 200 && status < 300) ok += 1;
+      else failed += 1;
+      if (done === total) finished();
+    },
+    release(socket) {
+      const next = waiting.shift();
+      if (next) socket.send(next.bytes, next.due, next.again);
+      else idle.push(socket);
+    },
+    closed(socket) {
+      open -= 1;
+      const at = idle.indexOf(socket);
+      if (at >= 0) idle.splice(at, 1);
+    },
+    failed(error) {
+      firstError ??= error;
+    },
+    start,
+  };
+  function start(bytes, due, again = false) {
+    let socket = idle.pop();
+    if (!socket && open < maxSockets) {
+      open += 1;
+      socket = new Connection(target, pool);
+    }
+    if (socket) socket.send(bytes, due, again);
+    else waiting.push({ bytes, due, again });
   }
-  await Promise.all(inFlight);
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
+
+  const begin = performance.now();
+  let n = 0;
+  // One timer per wake-up, not per request: each wake-up starts every request due by then,
+  // and each latency still counts from its own due time (no coordinated omission).
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      for (; n < total && begin + n * interval <= now; n += 1) {
+        const due = begin + n * interval;
+        if (now - due > LATE_MS) late += 1; // the generator itself fell behind the schedule
+        start(requests[n % requests.length], due);
+      }
+      if (n >= total) resolve();
+      else setTimeout(tick, Math.max(0, begin + n * interval - performance.now()));
+    };
+    tick();
+  });
+  // What has no answer 30 s after the last request was due counts as failed, at an infinite latency.
+  let timer;
+  if (total > 0) await Promise.race([allDone, new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
+  clearTimeout(timer);
+  if (done < total) firstError ??= new Error(`${total - done} requests without an answer after 30 s`);
+  failed += total - done;
+  latencies.fill(Infinity, done);
+  for (const socket of idle) socket.close();
+  if (firstError) console.error(`load generator: ${failed} failed, the first: ${firstError.message}`);
+  latencies.sort();
   const at = (q) => +(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? NaN).toFixed(1);
   return { ok, failed, p50: at(0.5), p99: at(0.99), max: at(1), scheduled: total, lateStarts: late };
 }
 
-function send(agent, target, path, extraHeaders) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { agent, host: target.hostname, port: target.port, path, method: 'GET', headers: extraHeaders },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
+const HEAD = 0;
+const BODY = 1;
+const CHUNK_SIZE = 2;
+const CHUNK_DATA = 3;
+
+/**
+ * One keep-alive HTTP/1.1 connection carrying one request at a time: a prebuilt request
+ * written in one call, the answer's head read for its status and length, its body skipped (Content-Length or chunked). A socket
+ * the server closed under a request that had no answer yet (an idle keep-alive socket it
+ * timed out as the request left) sends it again on another once; any other failure counts
+ * the request as failed, with its latency.
+ */
+class Connection {
+  #socket;
+  #pool;
+  #bytes;
+  #due = 0;
+  /** Bytes read but not parsed yet (a head or a chunk size line cut by the socket's read). */
+  #rest = undefined;
+  #state = HEAD;
+  /** Bytes of the body (BODY) or of the chunk and its line end (CHUNK_DATA) still to come. */
+  #left = 0;
+  #answered = false;
+  #again = false;
+  #status = 0;
+
+  constructor(target, pool) {
+    this.#pool = pool;
+    this.#socket = net.connect({ host: target.hostname, port: Number(target.port || 80), noDelay: true });
+    this.#socket.on('data', (chunk) => this.#read(chunk));
+    this.#socket.on('error', (error) => this.#end(error));
+    this.#socket.on('close', () => this.#end(new Error('connection closed')));
+  }
+
+  /** Sends `bytes` (a request due at `due`); `again`: it is the second attempt. */
+  send(bytes, due, again) {
+    this.#bytes = bytes;
+    this.#due = due;
+    this.#rest = undefined;
+    this.#state = HEAD;
+    this.#answered = false;
+    this.#again = again;
+    this.#socket.write(bytes);
+  }
+
+  close() {
+    this.#socket.destroy();
+  }
+
+  /** Reads the answer's bytes as they come: head, then a Content-Length body or chunks. */
+  #read(chunk) {
+    this.#answered = true;
+    const data = this.#rest ? Buffer.concat([this.#rest, chunk]) : chunk;
+    this.#rest = undefined;
+    let at = 0;
+    if (this.#state === HEAD) {
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) {
+        this.#rest = data;
+        return;
+      }
+      const head = data.toString('latin1', 0, end);
+      this.#status = Number(head.slice(9, 12));
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      if (length) {
+        this.#left = Number(length[1]);
+        this.#state = BODY;
+      } else if (/\r\ntransfer-encoding: *chunked/i.test(head)) this.#state = CHUNK_SIZE;
+      else return this.#fail(new Error(`an answer of unknown length: ${head.split('\r\n', 1)[0]}`));
+      at = end + 4;
+    }
+    for (;;) {
+      if (this.#state !== CHUNK_SIZE) {
+        const take = Math.min(this.#left, data.length - at);
+        this.#left -= take;
+        at += take;
+        if (this.#left > 0) return;
+        if (this.#state === BODY) break;
+        this.#state = CHUNK_SIZE;
+      }
+      // A chunk's size line; the last chunk (size 0) ends with an empty line (trailers are not read).
+      const eol = data.indexOf('\r\n', at);
+      if (eol < 0 || (data[at] === 0x30 && eol === at + 1 && data.length < eol + 4)) {
+        this.#rest = data.subarray(at);
+        return;
+      }
+      const size = Number.parseInt(data.toString('latin1', at, eol), 16);
+      if (Number.isNaN(size)) return this.#fail(new Error('a malformed chunk size'));
+      if (size === 0) {
+        if (data[eol + 2] !== 0x0d || data[eol + 3] !== 0x0a) return this.#fail(new Error('trailers are not read'));
+        at = eol + 4;
+        break;
+      }
+      at = eol + 2;
+      this.#left = size + 2; // the chunk and the line end after it
+      this.#state = CHUNK_DATA;
+    }
+    if (at !== data.length) return this.#fail(new Error('more bytes than the answer had (pipelined or malformed)'));
+    const due = this.#due;
+    this.#bytes = undefined;
+    this.#pool.complete(due, this.#status);
+    this.#pool.release(this);
+  }
+
+  #fail(error) {
+    this.#socket.destroy();
+    this.#end(error);
+  }
+
+  /** The socket is done with (closed, failed, or an answer it could not read): once. */
+  #end(error) {
+    const pool = this.#pool;
+    if (!pool) return;
+    this.#pool = undefined;
+    this.#socket.destroy();
+    pool.closed(this);
+    if (this.#bytes === undefined) return; // idle: nothing lost
+    if (!this.#answered && !this.#again) pool.start(this.#bytes, this.#due, true);
+    else {
+      pool.failed(error);
+      pool.complete(this.#due, 0);
+    }
+  }
 }
+
+// Last, after the class declaration it needs.
+const cpu0 = process.cpuUsage();
+const result = mode === 'closed' ? await closedLoop() : await openLoop();
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(`${JSON.stringify({ ...result, generatorCpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
