@@ -3,12 +3,13 @@ import { type Clock, systemClock } from '@context-gateway/clock';
 import { AppError } from '@context-gateway/errors';
 import { currentRequestContext, injectTraceHeaders, withSpan } from '@context-gateway/observability';
 import type { RpcDescriptor } from '@context-gateway/proto';
-import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SpanKind } from '@opentelemetry/api';
 
 import { EncodedRequest, wireBytes } from './encoded-reply.js';
 import { Header, ReplyStatus } from './headers.js';
 import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
+import { MuxRequestError, RequestMux } from './request-mux.js';
 import { decodeErrorReply } from './rpc-codec.js';
 
 export interface RequestOptions {
@@ -76,7 +77,7 @@ export class RpcClient {
 
         let reply;
         try {
-          reply = await this.nc.request(subject, payload, { timeout: timeoutMs, headers: h });
+          reply = await muxOf(this.nc).request(subject, payload, h, timeoutMs);
         } catch (error) {
           throw transportError(error, subject);
         }
@@ -119,14 +120,36 @@ function labelsOf(descriptor: RpcDescriptor): DescriptorLabels {
   return labels;
 }
 
+// One mux per connection, made by its first request: every RpcClient on a connection shares its
+// one inbox subscription, as every nc.request() shared nats.js's.
+const muxes = new WeakMap<NatsConnection, RequestMux>();
+
+function muxOf(nc: NatsConnection): RequestMux {
+  let mux = muxes.get(nc);
+  if (!mux) {
+    mux = new RequestMux(nc, inboxPrefixOf(nc));
+    muxes.set(nc, mux);
+  }
+  return mux;
+}
+
+/**
+ * The `inboxPrefix` the connection was made with: nats.js keeps its options on the connection
+ * object (`NatsConnectionImpl.options`, not in the NatsConnection interface; @nats-io/nats-core
+ * is pinned at 3.4.0 by its patch). request-mux.int-spec.ts fails if replies stop arriving
+ * under a prefix a service's rights are limited to.
+ */
+function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  const options = (nc as { options?: { inboxPrefix?: unknown } }).options;
+  if (!options) throw new Error('RpcClient: the NATS connection carries no options (has nats.js changed?)');
+  return typeof options.inboxPrefix === 'string' ? options.inboxPrefix : undefined;
+}
+
 function transportError(error: unknown, subject: string): AppError {
-  if (error instanceof errors.RequestError && error.isNoResponders()) {
+  if (error instanceof MuxRequestError && error.reason === 'no_responders') {
     return new AppError('service_unavailable', `No service answers on ${subject}`, [], { cause: error });
   }
-  if (
-    error instanceof errors.TimeoutError ||
-    (error instanceof errors.RequestError && error.cause instanceof errors.TimeoutError)
-  ) {
+  if (error instanceof MuxRequestError && error.reason === 'timeout') {
     return new AppError('deadline_exceeded', `No reply on ${subject} before the deadline`, [], { cause: error });
   }
   return new AppError('service_unavailable', `The request on ${subject} could not be sent`, [], { cause: error });

@@ -1,0 +1,125 @@
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+
+/** Why a request failed in the mux; RpcClient maps each to its stable error code. */
+export type RequestFailure = 'timeout' | 'no_responders' | 'closed';
+
+/** A request's failure; `reason` says which of the transport's outcomes it was. */
+export class MuxRequestError extends Error {
+  constructor(
+    readonly reason: RequestFailure,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MuxRequestError';
+  }
+}
+
+interface Pending {
+  resolve(msg: Msg): void;
+  reject(error: Error): void;
+  /** performance.now() after which the request has timed out. */
+  deadline: number;
+}
+
+/**
+ * Request/reply over one inbox subscription of its own (`<inboxPrefix>.<nuid>.*`), as nats.js's
+ * `request()` does, without its per-request machinery: nats.js makes a timer, a timeout
+ * promise, a deferred, a `Promise.race` of the two and a `catch` on it for every request;
+ * here a request is one promise and a map entry, and one timer, armed for the earliest
+ * deadline, sweeps out the requests whose time is up. What a caller sees is the same: the
+ * reply, or a failure that says timeout, no responders (the server's 503 status on the
+ * reply subject), or the connection closed under it.
+ *
+ * The inbox sits under the connection's `inboxPrefix`, so a service whose NATS rights allow
+ * replies only under its own prefix (nats-permissions.ts) receives them here too.
+ */
+export class RequestMux {
+  private readonly pending = new Map<string, Pending>();
+  private readonly base: string;
+  private readonly sub: Subscription;
+  private next = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer fires (performance.now()); Infinity when none is armed. */
+  private timerAt = Number.POSITIVE_INFINITY;
+  private closedError: MuxRequestError | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    inboxPrefix: string | undefined,
+  ) {
+    this.base = `${createInbox(inboxPrefix)}.`;
+    this.sub = nc.subscribe(`${this.base}*`, { callback: (_error, msg) => this.dispatch(msg) });
+    // The subscription ends with the connection (close, drain, a permission error): nothing
+    // more can arrive, so every request still waiting fails now rather than at its deadline.
+    void this.sub.closed.then(
+      () => this.close(),
+      () => this.close(),
+    );
+  }
+
+  /**
+   * Sends `payload` to `subject` and waits up to `timeoutMs` for the reply. As nats.js's
+   * request(): no timeout (0) means one second, one under a millisecond is refused, and so is
+   * a request on a draining connection (its replies could no longer arrive).
+   */
+  request(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number): Promise<Msg> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const ms = timeoutMs || 1_000;
+    if (!(ms >= 1)) return Promise.reject(new RangeError(`A request's timeout must be at least 1 ms, not ${ms}`));
+    if (this.nc.isDraining()) return Promise.reject(new Error('The connection is draining'));
+    const token = (this.next++).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const deadline = performance.now() + ms;
+      // Published first: a subject nats.js refuses (or a closed connection) throws here, and
+      // the request is then never entered.
+      this.nc.publish(subject, payload, { reply: this.base + token, headers });
+      this.pending.set(token, { resolve, reject, deadline });
+      if (deadline < this.timerAt) this.arm(deadline);
+    });
+  }
+
+  private dispatch(msg: Msg): void {
+    const token = msg.subject.slice(this.base.length);
+    const entry = this.pending.get(token);
+    if (!entry) return; // a late reply to a request that already timed out
+    this.pending.delete(token);
+    // The server answers a request nobody subscribes to with an empty 503 status message.
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      entry.reject(new MuxRequestError('no_responders', 'no responders'));
+    } else {
+      entry.resolve(msg);
+    }
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(at - performance.now())));
+    // A request waiting for its reply keeps the process alive; an armed sweep alone does not.
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const [token, entry] of this.pending) {
+      if (entry.deadline <= now) {
+        this.pending.delete(token);
+        entry.reject(new MuxRequestError('timeout', 'timeout'));
+      } else if (entry.deadline < earliest) {
+        earliest = entry.deadline;
+      }
+    }
+    if (earliest !== Number.POSITIVE_INFINITY) this.arm(earliest);
+  }
+
+  private close(): void {
+    this.closedError ??= new MuxRequestError('closed', 'the connection is closed');
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const entry of this.pending.values()) entry.reject(this.closedError);
+    this.pending.clear();
+  }
+}
