@@ -1,7 +1,10 @@
 import { create } from '@bufbuild/protobuf';
 import { type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
 
-import { WriteRecordsRequestSchema } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
+import {
+  QueryRecordsRequestSchema,
+  WriteRecordsRequestSchema,
+} from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
 import { personalServerRpc } from './personal-server.js';
 
 describe('ps.v1.write_records validation', () => {
@@ -44,6 +47,34 @@ describe('ps.v1.write_records validation', () => {
       { path: 'records[1].type', message: 'must not be empty' },
       { path: 'records[2].externalId', message: 'must not be empty' },
       { path: 'records[3].externalId', message: 'must be at most 512 characters' },
+    ]);
+  });
+});
+
+describe('ps.v1.shard.<n>.query validation', () => {
+  const base = {
+    orgId: '0193a1b2-0000-7000-8000-000000000001',
+    applicationId: '0193a1b2-0000-7000-8000-000000000002',
+    connectionId: '0193a1b2-0000-7000-8000-000000000003',
+    limit: 20,
+  };
+  const problems = (extra: { type?: string; sinceMs?: bigint; policyTypes?: string[] }) =>
+    personalServerRpc.shardQuery.validate?.(create(QueryRecordsRequestSchema, { ...base, ...extra })) ?? [];
+
+  it('takes a typed change feed from any time a Date can hold, and a time before 1970 as "from the start"', () => {
+    expect(
+      problems({ type: 'media.playlist', sinceMs: 253_402_300_799_999n, policyTypes: ['media.playlist'] }),
+    ).toEqual([]);
+    expect(problems({ sinceMs: -(2n ** 63n) })).toEqual([]);
+  });
+
+  it('refuses what would reach Postgres or a Date as an error: a NUL in a type, a time after the year 9999', () => {
+    expect(
+      problems({ type: 'media.\u0000playlist', sinceMs: 253_402_300_800_000n, policyTypes: ['a', 'b\u0000'] }),
+    ).toEqual([
+      { path: 'type', message: 'must not contain a NUL character' },
+      { path: 'sinceMs', message: 'must be a time before the year 10000' },
+      { path: 'policyTypes[1]', message: 'must not contain a NUL character' },
     ]);
   });
 });

@@ -141,18 +141,32 @@ function recordProblems(records: WriteRecordsRequest['records']): ValidationProb
   return problems;
 }
 
+/** The last millisecond of the year 9999: the latest `since` a Date and Postgres' timestamptz can hold. */
+const MAX_SINCE_MS = 253_402_300_799_999n;
+
+/**
+ * The gateway refuses all of this at its edge already; the shard checks again for any other
+ * peer. `type` and `policyTypes` reach SQL, `sinceMs` a Date: each could otherwise come
+ * back `internal` (found by shard-query-fuzz.int-spec.ts).
+ */
 const queryValidate = (m: {
   orgId: string;
   applicationId: string;
   connectionId: string;
+  type: string;
+  sinceMs: bigint;
   limit: number;
   cursor: string;
+  policyTypes: string[];
 }): ValidationProblem[] => [
   ...check.uuid(m.orgId, 'orgId'),
   ...check.uuid(m.applicationId, 'applicationId'),
   ...check.uuid(m.connectionId, 'connectionId'),
+  ...check.storable(m.type, 'type'),
+  ...(m.sinceMs > MAX_SINCE_MS ? [{ path: 'sinceMs', message: 'must be a time before the year 10000' }] : []),
   ...(m.limit < 1 || m.limit > MAX_QUERY_LIMIT ? [{ path: 'limit', message: `must be 1..${MAX_QUERY_LIMIT}` }] : []),
   ...check.maxLength(m.cursor, 200, 'cursor'),
+  ...m.policyTypes.flatMap((t, i) => check.storable(t, `policyTypes[${i}]`)),
 ];
 
 /**

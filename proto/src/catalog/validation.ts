@@ -38,6 +38,10 @@ export const check = {
   timestamp(value: { seconds: bigint; nanos: number } | undefined, path: string): ValidationProblem[] {
     return isStorableTimestamp(value) ? [] : [{ path, message: 'must be a timestamp between the years 1 and 9999' }];
   },
+  /** Text Postgres can store: no NUL (it would reach the database as a query error, `internal`). */
+  storable(value: string, path: string): ValidationProblem[] {
+    return value.includes('\0') ? [{ path, message: 'must not contain a NUL character' }] : [];
+  },
   enumSet(value: number, path: string): ValidationProblem[] {
     return value === 0 ? [{ path, message: 'must be set' }] : [];
   },
