@@ -13,6 +13,7 @@ import { grantChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
+import { RpcClient } from '@context-gateway/messaging';
 import { answerRpc, type PrivateNats, startPrivateNats } from '@context-gateway/messaging/testing';
 import {
   GrantRecordSchema,
@@ -35,14 +36,14 @@ import { GrantsModule } from '../grants/grants.module.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { countStoredDataKeys } from '../keys/keys.module.js';
 import { RecordKeys } from '../keys/record-keys.service.js';
-import { startShardContext } from '../testing/shard-context.js';
+import { startShardServer } from '../testing/shard-context.js';
 import { encodeCursor } from './cursor.js';
 import { RecordsModule } from './records.module.js';
 import { FIND_FOR_WRITE_SQL, recordKey, RecordsRepository, type RecordWrite } from './records.repository.js';
 import { RecordsService } from './records.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
-// shard processes (contexts) over one schema, as the stack runs them.
+// shard processes over one schema, each answering its NATS subjects, as the stack runs them.
 const migrationsDir = new URL('../../prisma/migrations', import.meta.url).pathname;
 let schema: TestSchema;
 let keyDir: string;
@@ -51,7 +52,7 @@ let nc: NatsConnection;
 const shards: INestApplicationContext[] = [];
 
 async function startShard(shard: number): Promise<INestApplicationContext> {
-  const app = await startShardContext(
+  const app = await startShardServer(
     schema,
     nc,
     { SHARD_ID: String(shard), SHARD_COUNT: '2', MASTER_KEY_FILE: join(keyDir, 'master.key') },
@@ -971,6 +972,38 @@ describe('personal-server storage and query path', () => {
     await write(user, connection, [playlist(1)]);
     expect(await codeOf(otherShardRecords.query(q(connection, APP_PLAYLISTS)))).toBe('wrong_shard');
     expect(await codeOf(otherShardRecords.query(q(randomUUID(), APP_PLAYLISTS)))).toBe('connection_not_found');
+  });
+
+  it('the query handler answers over NATS as the gateway asks it: the page, its cursor, the errors, wrong_shard', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    await write(user, connection, [playlist(1), playlist(2, 'Zwei'), playlist(3)]);
+    const client = new RpcClient(nc);
+    const { shardQuery } = rpc.personalServer;
+    const ask = (shard: number, request: QueryRecordsRequest) =>
+      client.request(shardQuery, request, { subject: shardQuery.shardSubject!(shard) });
+
+    // Every field of the request reaches the service: type, fields, limit, cursor.
+    const first = q(connection, APP_PLAYLISTS, { type: 'media.playlist', fields: ['name'], limit: 2 });
+    const answered = await ask(0, first);
+    const direct = await records.query(first);
+    expect(Buffer.from(answered.recordsJson).equals(direct.recordsJson)).toBe(true);
+    expect(JSON.parse(Buffer.from(answered.recordsJson).toString('utf8'))).toMatchObject([
+      { externalId: 'pl-1', data: { name: 'List 1' } },
+      { externalId: 'pl-2', data: { name: 'Zwei' } },
+    ]);
+    expect(answered.nextCursor).not.toBe('');
+    expect(answered.nextCursor).toBe(direct.nextCursor);
+    const next = await ask(0, { ...first, cursor: answered.nextCursor });
+    expect(JSON.parse(Buffer.from(next.recordsJson).toString('utf8'))).toEqual([
+      expect.objectContaining({ externalId: 'pl-3', data: { name: 'List 3' } }),
+    ]);
+
+    expect(await codeOf(ask(1, first))).toBe('wrong_shard');
+    expect(await codeOf(ask(0, q(connection, APP_PLAYLISTS, { type: 'media.play_event' })))).toBe('scope_not_granted');
+    expect(await codeOf(ask(0, q(randomUUID(), APP_PLAYLISTS)))).toBe('connection_not_found');
+    expect(await codeOf(ask(0, q(connection, APP_PLAYLISTS, { limit: 0 })))).toBe('validation_failed');
   });
 
   it('rebalance moves only users whose shard changed, and the new owner serves them at once', async () => {

@@ -1,9 +1,17 @@
 import { Clock, systemClock } from '@context-gateway/clock';
 import type { TestSchema } from '@context-gateway/database/testing';
-import { RpcClient } from '@context-gateway/messaging';
-import { LOGGER, Metrics, PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO } from '@context-gateway/service-kit';
+import { NatsRpcServer, RpcClient } from '@context-gateway/messaging';
+import {
+  LOGGER,
+  Metrics,
+  PG_POOL,
+  ProblemFilter,
+  ReadinessService,
+  SERVICE_ENV,
+  SERVICE_INFO,
+} from '@context-gateway/service-kit';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Global, type INestApplicationContext, Module, type Type } from '@nestjs/common';
+import { Global, type INestApplicationContext, type INestMicroservice, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { pino } from 'pino';
 
@@ -21,6 +29,37 @@ export async function startShardContext(
   env: Record<string, string>,
   modules: Type[],
 ): Promise<INestApplicationContext> {
+  return NestFactory.createApplicationContext(shardModule(schema, nc, env, modules), { logger: false });
+}
+
+/**
+ * The same shard answering its NATS subjects as the service does: NatsRpcServer with the
+ * shard's number, the runtime's exception filter (bootstrap.ts connects the microservice with
+ * the HTTP app's config). For specs of the handlers themselves, over real NATS: use a
+ * nats-server of the spec's own, or another file's shard answers too.
+ */
+export async function startShardServer(
+  schema: TestSchema,
+  nc: NatsConnection,
+  env: Record<string, string>,
+  modules: Type[],
+): Promise<INestMicroservice> {
+  const logger = pino({ level: 'silent' });
+  const app = await NestFactory.createMicroservice(shardModule(schema, nc, env, modules), {
+    strategy: new NatsRpcServer({
+      connection: nc,
+      queue: 'personal-server',
+      logger,
+      shard: envSchema.parse({ LOG_LEVEL: 'silent', ...env }).SHARD_ID,
+    }),
+    logger: false,
+  });
+  app.useGlobalFilters(new ProblemFilter(logger));
+  await app.listen();
+  return app;
+}
+
+function shardModule(schema: TestSchema, nc: NatsConnection, env: Record<string, string>, modules: Type[]): Type {
   const parsed = envSchema.parse({ LOG_LEVEL: 'silent', ...env });
   @Global()
   @Module({
@@ -40,5 +79,5 @@ export async function startShardContext(
   class TestRuntime {}
   @Module({ imports: [TestRuntime, ...modules] })
   class ShardUnderTest {}
-  return NestFactory.createApplicationContext(ShardUnderTest, { logger: false });
+  return ShardUnderTest;
 }
