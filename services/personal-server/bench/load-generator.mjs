@@ -53,46 +53,66 @@ async function openLoop() {
   const maxSockets = Math.max(256, connections ?? 0);
   const idle = [];
   const waiting = [];
-  let open = 0;
+  /** Every connection open or opening, idle or busy: all closed when the measuring ends. */
+  const sockets = new Set();
   const interval = 1000 / rate;
   const total = Math.floor(rate * seconds);
+  // A failed request (no answer, or not 2xx) ranks at an infinite latency: a user who got an
+  // error or nothing was not served in any time, and a fast failure must not pass for a fast answer.
   const latencies = new Float64Array(total);
   let done = 0;
   let ok = 0;
   let failed = 0;
+  let retried = 0;
   let late = 0;
+  let lastAnswer = 0;
   let firstError;
+  /** Set when the measuring ended: what the sockets do after it (closing, late answers) is not counted. */
+  let stopped = false;
   let finished;
   const allDone = new Promise((resolve) => (finished = resolve));
 
   const pool = {
     complete(due, status) {
-      latencies[done] = performance.now() - due;
+      if (stopped) return;
+      const now = performance.now();
+      const good = status >= 200 && status < 300;
+      latencies[done] = good ? now - due : Infinity;
       done += 1;
-      if (status >= 200 && status < 300) ok += 1;
+      if (good) ok += 1;
       else failed += 1;
+      if (status) lastAnswer = now;
       if (done === total) finished();
     },
     release(socket) {
+      if (stopped) return;
       const next = waiting.shift();
       if (next) socket.send(next.bytes, next.due, next.again);
       else idle.push(socket);
     },
     closed(socket) {
-      open -= 1;
+      sockets.delete(socket);
       const at = idle.indexOf(socket);
       if (at >= 0) idle.splice(at, 1);
+      // A request waiting for a socket gets this one's place (a server that closes each
+      // connection after its answer would otherwise leave the queue to no one).
+      const next = !stopped && waiting.shift();
+      if (next) start(next.bytes, next.due, next.again);
     },
     failed(error) {
       firstError ??= error;
     },
-    start,
+    retry(bytes, due) {
+      retried += 1;
+      start(bytes, due, true);
+    },
   };
   function start(bytes, due, again = false) {
+    if (stopped) return;
     let socket = idle.pop();
-    if (!socket && open < maxSockets) {
-      open += 1;
+    if (!socket && sockets.size < maxSockets) {
       socket = new Connection(target, pool);
+      sockets.add(socket);
     }
     if (socket) socket.send(bytes, due, again);
     else waiting.push({ bytes, due, again });
@@ -115,18 +135,40 @@ async function openLoop() {
     };
     tick();
   });
-  // What has no answer 30 s after the last request was due counts as failed, at an infinite latency.
+  // What has no answer 30 s after the last request was due counts as failed (timedOut), at an
+  // infinite latency; then nothing more is sent (the queue emptied) and every socket is closed,
+  // busy ones too, so the process can exit at once.
   let timer;
   if (total > 0) await Promise.race([allDone, new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
   clearTimeout(timer);
-  if (done < total) firstError ??= new Error(`${total - done} requests without an answer after 30 s`);
-  failed += total - done;
+  stopped = true;
+  waiting.length = 0;
+  for (const socket of sockets) socket.close();
+  const timedOut = total - done;
+  if (timedOut) firstError ??= new Error(`${timedOut} requests without an answer after 30 s`);
+  failed += timedOut;
   latencies.fill(Infinity, done);
-  for (const socket of idle) socket.close();
   if (firstError) console.error(`load generator: ${failed} failed, the first: ${firstError.message}`);
   latencies.sort();
-  const at = (q) => +(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? NaN).toFixed(1);
-  return { ok, failed, p50: at(0.5), p99: at(0.99), max: at(1), scheduled: total, lateStarts: late };
+  // JSON has no Infinity (it would write null, which compares as 0): an infinite latency is the string "Infinity".
+  const at = (q) => {
+    const ms = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? NaN;
+    return Number.isFinite(ms) ? +ms.toFixed(1) : String(ms);
+  };
+  return {
+    ok,
+    failed,
+    timedOut,
+    retried,
+    p50: at(0.5),
+    p99: at(0.99),
+    max: at(1),
+    scheduled: total,
+    lateStarts: late,
+    // From the first request's due time to the last answer: the rate achieved is ok / spanMs,
+    // not the schedule's (a server that falls behind stretches it).
+    spanMs: total && lastAnswer ? +(lastAnswer - begin).toFixed(1) : 0,
+  };
 }
 
 const HEAD = 0;
@@ -136,10 +178,12 @@ const CHUNK_DATA = 3;
 
 /**
  * One keep-alive HTTP/1.1 connection carrying one request at a time: a prebuilt request
- * written in one call, the answer's head read for its status and length, its body skipped (Content-Length or chunked). A socket
- * the server closed under a request that had no answer yet (an idle keep-alive socket it
- * timed out as the request left) sends it again on another once; any other failure counts
- * the request as failed, with its latency.
+ * written in one call, the answer's head read for its status and length, its body skipped
+ * (Content-Length or chunked); an answer with `connection: close` closes it after the answer.
+ * A request on a socket that had already carried an answer, closed by the server before any
+ * byte of this one's answer came (an idle keep-alive socket it timed out as the request left),
+ * is sent once more on another, as Node's http Agent does, and counted in `retried`; any other
+ * failure (a new connection closed or refused, an answer cut short) counts the request as failed.
  */
 class Connection {
   #socket;
@@ -154,6 +198,10 @@ class Connection {
   #answered = false;
   #again = false;
   #status = 0;
+  /** Answers this socket has carried to the end. */
+  #carried = 0;
+  /** The answer being read said `connection: close`. */
+  #closes = false;
 
   constructor(target, pool) {
     this.#pool = pool;
@@ -180,6 +228,7 @@ class Connection {
 
   /** Reads the answer's bytes as they come: head, then a Content-Length body or chunks. */
   #read(chunk) {
+    if (this.#bytes === undefined) return this.#fail(new Error('bytes with no request'));
     this.#answered = true;
     const data = this.#rest ? Buffer.concat([this.#rest, chunk]) : chunk;
     this.#rest = undefined;
@@ -192,6 +241,7 @@ class Connection {
       }
       const head = data.toString('latin1', 0, end);
       this.#status = Number(head.slice(9, 12));
+      this.#closes = /\r\nconnection: *close/i.test(head);
       const length = /\r\ncontent-length: *(\d+)/i.exec(head);
       if (length) {
         this.#left = Number(length[1]);
@@ -209,15 +259,20 @@ class Connection {
         if (this.#state === BODY) break;
         this.#state = CHUNK_SIZE;
       }
-      // A chunk's size line; the last chunk (size 0) ends with an empty line (trailers are not read).
+      // A chunk's size line (an extension after `;` is ignored: parseInt stops there); the
+      // last chunk (size 0) ends with an empty line (trailers are not read).
       const eol = data.indexOf('\r\n', at);
-      if (eol < 0 || (data[at] === 0x30 && eol === at + 1 && data.length < eol + 4)) {
+      if (eol < 0) {
         this.#rest = data.subarray(at);
         return;
       }
       const size = Number.parseInt(data.toString('latin1', at, eol), 16);
       if (Number.isNaN(size)) return this.#fail(new Error('a malformed chunk size'));
       if (size === 0) {
+        if (data.length < eol + 4) {
+          this.#rest = data.subarray(at); // the empty line has not all come yet
+          return;
+        }
         if (data[eol + 2] !== 0x0d || data[eol + 3] !== 0x0a) return this.#fail(new Error('trailers are not read'));
         at = eol + 4;
         break;
@@ -229,8 +284,11 @@ class Connection {
     if (at !== data.length) return this.#fail(new Error('more bytes than the answer had (pipelined or malformed)'));
     const due = this.#due;
     this.#bytes = undefined;
+    this.#carried += 1;
     this.#pool.complete(due, this.#status);
-    this.#pool.release(this);
+    if (this.#closes)
+      this.#fail(undefined); // idle now: nothing lost, the socket just goes
+    else this.#pool.release(this);
   }
 
   #fail(error) {
@@ -246,7 +304,7 @@ class Connection {
     this.#socket.destroy();
     pool.closed(this);
     if (this.#bytes === undefined) return; // idle: nothing lost
-    if (!this.#answered && !this.#again) pool.start(this.#bytes, this.#due, true);
+    if (this.#carried > 0 && !this.#answered && !this.#again) pool.retry(this.#bytes, this.#due);
     else {
       pool.failed(error);
       pool.complete(this.#due, 0);
@@ -258,4 +316,7 @@ class Connection {
 const cpu0 = process.cpuUsage();
 const result = mode === 'closed' ? await closedLoop() : await openLoop();
 const cpu = process.cpuUsage(cpu0);
-process.stdout.write(`${JSON.stringify({ ...result, generatorCpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
+// Exits once the line is out: nothing left running (sockets, timers) may keep it alive.
+process.stdout.write(`${JSON.stringify({ ...result, generatorCpuMs: (cpu.user + cpu.system) / 1000 })}\n`, () =>
+  process.exit(0),
+);

@@ -183,8 +183,13 @@ function postgresCpuPerQuery(before, ticksBefore, after, ok) {
  * It runs at a higher scheduling priority (nice GENERATOR_NICE) than the servers, for gateway
  * and bare alike: on a machine of its own it would never wait for a core, and here, without
  * it, its timers and reads would queue behind the very servers it measures — a schedule that
- * slips and latencies that include the generator's own waits. Its CPU (small: about 0.1 ms
- * a query) is taken from the same cores either way and counted in the machine's figure.
+ * slips and latencies that include the generator's own waits. Both loops run so: autocannon
+ * in the closed loop too, so maximum rates and the gateway/baseline ratio are not directly
+ * comparable with figures from before it (docs/personal-server.md). Its CPU (about 0.12 ms a
+ * query for autocannon, 0.23-0.24 for the open loop's sockets: docs/perf/README.md,
+ * generator-cost.bench.mjs) is taken from the same cores either way and counted in the
+ * machine's figure. Latencies come back as numbers, an infinite one (a failed request in the
+ * open loop) as the string "Infinity", made a number here.
  */
 function generate(config) {
   return new Promise((resolve, reject) => {
@@ -204,12 +209,18 @@ function generate(config) {
     child.once('error', reject);
     child.once('exit', (code) =>
       code === 0
-        ? resolve(JSON.parse(out.trim().split('\n').pop()))
+        ? resolve(withLatencies(JSON.parse(out.trim().split('\n').pop())))
         : reject(new Error(`load generator exited ${code}`)),
     );
   });
 }
 let warnedPriority = false;
+const withLatencies = (result) => ({
+  ...result,
+  p50: Number(result.p50),
+  p99: Number(result.p99),
+  max: Number(result.max),
+});
 
 /**
  * One measured run against the servers `named` (name → pid; their CPU is the run's server
@@ -224,12 +235,14 @@ async function drive(label, baseUrl, paths, headers, named, rate = undefined) {
     ...named,
     ...Object.fromEntries(natsPids.map((pid, i) => [i ? `nats-server#${i}` : 'nats-server', pid])),
   };
+  // The machine's reading right beside the processes' (no await between): the processes'
+  // windows inside the machine's, so "the rest of the machine" does not go below 0.
+  const busy0 = machineBusyMs();
   const before = Object.fromEntries(Object.entries(counted).map(([name, pid]) => [name, processCpuMs([pid])]));
   const backends = await postgresBackends();
   const backendTicks = new Map([...backends.keys()].map((pid) => [pid, processTicksMs(pid) ?? 0]));
   const writesBefore = Object.fromEntries(Object.entries(counted).map(([name, pid]) => [name, writeCalls(pid)]));
   const load = loadavg()[0];
-  const busy0 = machineBusyMs();
   const result = await generate({
     url: baseUrl,
     paths,
@@ -239,9 +252,9 @@ async function drive(label, baseUrl, paths, headers, named, rate = undefined) {
     connections: CONCURRENCY,
     rate,
   });
-  const busy = machineBusyMs() - busy0;
   const { ok, failed } = result;
   const byProcess = ok ? breakdown(counted, before, ok) : {};
+  const busy = machineBusyMs() - busy0;
   const cpu = Object.keys(named).reduce((sum, name) => sum + (byProcess[name] ?? NaN), 0);
   if (ok) {
     const postgres = postgresCpuPerQuery(backends, backendTicks, await postgresBackends(), ok);
@@ -268,15 +281,20 @@ async function drive(label, baseUrl, paths, headers, named, rate = undefined) {
     );
     if (result.lateStarts) console.log(`${label}: ${result.lateStarts} requests started > 5 ms after they were due`);
   }
+  if (result.timedOut) console.log(`${label}: ${result.timedOut} requests without an answer 30 s after the schedule`);
   return {
     label,
-    'queries/s': Math.round(ok / SECONDS),
+    // Open loop: answered per second from the first request's due time to the last answer,
+    // not the schedule's rate (a server that falls behind answers over a longer span).
+    'queries/s': Math.round(ok / (result.spanMs ? result.spanMs / 1000 : SECONDS)),
     'p50 ms': result.p50,
     'p99 ms': result.p99,
     'server CPU ms/query': ok ? +cpu.toFixed(3) : NaN,
     'machine CPU ms/query': ok ? +(busy / ok).toFixed(3) : NaN,
     'load generator CPU ms/query': ok ? +(result.generatorCpuMs / ok).toFixed(3) : NaN,
     failed,
+    // Sent again after an idle keep-alive socket closed under it (open loop only).
+    ...(result.retried === undefined ? {} : { retried: result.retried }),
     'load avg (1 min) at start': +load.toFixed(1),
   };
 }
@@ -553,10 +571,12 @@ try {
   ]);
   const ratio = gatewayRun['queries/s'] / baselineRun['queries/s'];
   console.log(`gateway / baseline throughput: ${(ratio * 100).toFixed(0)} %`);
-  // #18's targets: ≥ 60 % of the bare baseline; p99 ≤ 15 ms at 70 % of the maximum rate (open loop).
+  // #18's targets: ≥ 60 % of the bare baseline; p99 ≤ 15 ms at 70 % of the maximum rate (open
+  // loop), with no failed request (a failed one ranks at an infinite latency anyway).
   const at70 = openRuns.find((run) => run.share === 0.7)?.gatewayOpen;
+  const p99Met = (run) => Number.isFinite(run['p99 ms']) && run['p99 ms'] <= 15 && run.failed === 0;
   console.log(
-    `targets: ≥ 60 % of baseline ${ratio >= 0.6 ? 'met' : 'MISSED'}; p99 ≤ 15 ms at 70 % of max, open loop ${at70 ? `${at70['p99 ms'] <= 15 ? 'met' : 'MISSED'} (${at70['p99 ms']} ms)` : 'not run (BENCH_OPEN_SHARES without 0.7)'}`,
+    `targets: ≥ 60 % of baseline ${ratio >= 0.6 ? 'met' : 'MISSED'}; p99 ≤ 15 ms at 70 % of max, open loop ${at70 ? `${p99Met(at70) ? 'met' : 'MISSED'} (${at70['p99 ms']} ms, ${at70.failed} failed)` : 'not run (BENCH_OPEN_SHARES without 0.7)'}`,
   );
   console.log(
     'server CPU = gateway, identity, shards and the other services (not Postgres/NATS); machine CPU = every process on the box, load generator included (it runs at nice ' +
