@@ -23,10 +23,13 @@ export * from './services.js';
 export {
   int64VarintSize,
   lengthDelimitedSize,
+  type Tag,
   timestampFieldSize,
   varintSize,
   writeInt64Varint,
   writeStringField,
+  writeStringFieldUnmeasured,
+  writeTag,
   writeTimestampField,
   writeVarint,
   writeVarint64,

@@ -60,6 +60,55 @@ export function writeStringField(
   return at + out.write(value, at, length, 'utf8');
 }
 
+/**
+ * A field's tag as written: one byte for fields 1 to 15, and for fields 16 to 2047 its two
+ * varint bytes (e.g. `[0x80, 0x01]`, field 16, wire type 0).
+ */
+export type Tag = number | readonly [number, number];
+
+/** Writes a tag at `at`; returns where it ended. */
+export function writeTag(out: Uint8Array, at: number, tag: Tag): number {
+  if (typeof tag === 'number') {
+    out[at] = tag;
+    return at + 1;
+  }
+  out[at] = tag[0];
+  out[at + 1] = tag[1];
+  return at + 2;
+}
+
+/**
+ * writeStringField for a string not measured beforehand, into a buffer with room for it at
+ * 3 bytes per UTF-16 unit (a message written into scratch space sized by its strings'
+ * `.length`, then copied out, as the gateway's audit events are). A string short enough that
+ * its length takes one varint byte whatever it holds is written first and its length put
+ * before it: no separate pass to measure it. Empty strings as writeStringField.
+ */
+export function writeStringFieldUnmeasured(out: Buffer, at: number, tag: Tag, value: string, always = false): number {
+  if (value.length === 0 && !always) return at;
+  at = writeTag(out, at, tag);
+  if (value.length * 3 < 0x80) {
+    const end = writeUtf8(out, at + 1, value);
+    out[at] = end - at - 1;
+    return end;
+  }
+  return writeUtf8(out, writeVarint(out, at, Buffer.byteLength(value)), value);
+}
+
+/**
+ * A string's UTF-8 bytes. Ids, names and codes are ASCII: a loop writes them faster than
+ * Buffer#write's call into C++ does for strings this short; from the first other character
+ * on, Buffer#write encodes the rest (lone surrogates as U+FFFD, as toBinary's TextEncoder).
+ */
+function writeUtf8(out: Buffer, at: number, value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit >= 0x80) return at + out.write(i === 0 ? value : value.slice(i), at, 'utf8');
+    out[at++] = unit;
+  }
+  return at;
+}
+
 /** Bytes an int64 varint of this integer takes: a negative one is its two's complement, ten bytes. */
 export function int64VarintSize(value: number): number {
   return value < 0 ? 10 : varintSize(value);

@@ -4,14 +4,15 @@ import {
   AuditEventSchema,
   lengthDelimitedSize,
   type PolicyEvaluation,
+  type Tag,
   varintSize,
   writeInt64Varint,
+  writeStringField,
+  writeStringFieldUnmeasured as writeString,
+  writeTag,
   writeVarint,
   writeVarint64,
 } from '@context-gateway/proto';
-
-/** A field's tag: one varint byte for fields 1 to 15, two from 16 on. */
-type Tag = number | readonly [number, number];
 
 /**
  * Wire tags of AuditEvent (field number << 3 | wire type: 0 varint, 2 length-delimited),
@@ -122,12 +123,7 @@ export function encodeAuditBatch(batchId: string, events: readonly Uint8Array[])
   let size = lengthDelimitedSize(idLength);
   for (const bytes of events) size += 1 + varintSize(bytes.length) + bytes.length;
   const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  if (idLength > 0) {
-    out[at++] = BATCH_ID;
-    at = writeVarint(out, at, idLength);
-    at += out.write(batchId, at, 'utf8');
-  }
+  let at = writeStringField(out, 0, BATCH_ID, batchId, idLength);
   for (const bytes of events) {
     out[at++] = EVENTS;
     at = writeVarint(out, at, bytes.length);
@@ -181,47 +177,6 @@ function writePolicy(out: Buffer, at: number, policy: PolicyEvaluation): number 
 /** A one-byte-tag string field's size on the wire; 0 for an empty string (left out). */
 function stringFieldSize(value: string): number {
   return lengthDelimitedSize(Buffer.byteLength(value));
-}
-
-/**
- * A string field: its tag, its UTF-8 length and bytes; nothing for an empty string unless it
- * is an element of a repeated field (`always`), which is sent whatever it holds. A string
- * short enough that its length takes one varint byte whatever it holds is written first and
- * its length put before it (no separate pass to measure it).
- */
-function writeString(out: Buffer, at: number, tag: Tag, value: string, always = false): number {
-  if (value.length === 0 && !always) return at;
-  at = writeTag(out, at, tag);
-  if (value.length * 3 < 0x80) {
-    const end = writeUtf8(out, at + 1, value);
-    out[at] = end - at - 1;
-    return end;
-  }
-  return writeUtf8(out, writeVarint(out, at, Buffer.byteLength(value)), value);
-}
-
-/**
- * A string's UTF-8 bytes. Ids, names and codes are ASCII: a loop writes them faster than
- * Buffer#write's call into C++ does for strings this short; from the first other character
- * on, Buffer#write encodes the rest (lone surrogates as U+FFFD, as toBinary's TextEncoder).
- */
-function writeUtf8(out: Buffer, at: number, value: string): number {
-  for (let i = 0; i < value.length; i++) {
-    const unit = value.charCodeAt(i);
-    if (unit >= 0x80) return at + out.write(i === 0 ? value : value.slice(i), at, 'utf8');
-    out[at++] = unit;
-  }
-  return at;
-}
-
-function writeTag(out: Buffer, at: number, tag: Tag): number {
-  if (typeof tag === 'number') {
-    out[at] = tag;
-    return at + 1;
-  }
-  out[at] = tag[0];
-  out[at + 1] = tag[1];
-  return at + 2;
 }
 
 function writeEnum(out: Buffer, at: number, tag: Tag, value: number): number {
