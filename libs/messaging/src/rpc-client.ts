@@ -9,7 +9,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { EncodedRequest, wireBytes } from './encoded-reply.js';
 import { Header, ReplyStatus } from './headers.js';
 import { type MessagingMetrics, messagingMetricsFor, subjectLabel } from './messaging.metrics.js';
-import { MuxRequestError, RequestMux } from './request-mux.js';
+import { MuxRequestError, requestMuxOf } from './request-mux.js';
 import { decodeErrorReply } from './rpc-codec.js';
 
 export interface RequestOptions {
@@ -25,13 +25,18 @@ export interface RequestOptions {
  * AppError the remote threw. Transport failures become stable codes too.
  */
 export class RpcClient {
+  /** The connection's inboxPrefix, read here so a nats.js that no longer exposes it fails at boot. */
+  private readonly inboxPrefix: string | undefined;
+
   constructor(
     private readonly nc: NatsConnection,
     /** Dates the absolute deadline the remote side checks. */
     private readonly clock: Clock = systemClock,
     /** Where call counts and durations go; default: the metrics bound to `nc` (bindMessagingMetrics). */
     private readonly metrics: MessagingMetrics | undefined = messagingMetricsFor(nc),
-  ) {}
+  ) {
+    this.inboxPrefix = inboxPrefixOf(nc);
+  }
 
   async request<Req extends DescMessage, Res extends DescMessage>(
     descriptor: RpcDescriptor<Req, Res>,
@@ -77,7 +82,9 @@ export class RpcClient {
 
         let reply;
         try {
-          reply = await muxOf(this.nc).request(subject, payload, h, timeoutMs);
+          // Inside the try: on a closed or draining connection, making a new mux (subscribing
+          // its inbox) throws, and that is a request that could not be sent.
+          reply = await requestMuxOf(this.nc, this.inboxPrefix).request(subject, payload, h, timeoutMs);
         } catch (error) {
           throw transportError(error, subject);
         }
@@ -120,19 +127,6 @@ function labelsOf(descriptor: RpcDescriptor): DescriptorLabels {
   return labels;
 }
 
-// One mux per connection, made by its first request: every RpcClient on a connection shares its
-// one inbox subscription, as every nc.request() shared nats.js's.
-const muxes = new WeakMap<NatsConnection, RequestMux>();
-
-function muxOf(nc: NatsConnection): RequestMux {
-  let mux = muxes.get(nc);
-  if (!mux) {
-    mux = new RequestMux(nc, inboxPrefixOf(nc));
-    muxes.set(nc, mux);
-  }
-  return mux;
-}
-
 /**
  * The `inboxPrefix` the connection was made with: nats.js keeps its options on the connection
  * object (`NatsConnectionImpl.options`, not in the NatsConnection interface; @nats-io/nats-core
@@ -148,6 +142,9 @@ function inboxPrefixOf(nc: NatsConnection): string | undefined {
 function transportError(error: unknown, subject: string): AppError {
   if (error instanceof MuxRequestError && error.reason === 'no_responders') {
     return new AppError('service_unavailable', `No service answers on ${subject}`, [], { cause: error });
+  }
+  if (error instanceof MuxRequestError && error.reason === 'refused') {
+    return new AppError('service_unavailable', `NATS refused the request on ${subject}`, [], { cause: error });
   }
   if (error instanceof MuxRequestError && error.reason === 'timeout') {
     return new AppError('deadline_exceeded', `No reply on ${subject} before the deadline`, [], { cause: error });
