@@ -1,7 +1,7 @@
 import { AppError } from '@context-gateway/errors';
-import { RpcClient, RpcHandler } from '@context-gateway/messaging';
+import { RpcClient, RpcHandler, StorableStringsInterceptor } from '@context-gateway/messaging';
 import { type DeleteConnectionRequest, rpc } from '@context-gateway/proto';
-import { Controller } from '@nestjs/common';
+import { Controller, UseInterceptors } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { DirectoryRepository } from '../directory/directory.repository.js';
@@ -14,6 +14,7 @@ import { ConnectionsService } from './connections.service.js';
  * unwrapped key in memory is the one that zeroes it.
  */
 @Controller()
+@UseInterceptors(StorableStringsInterceptor)
 export class ConnectionsHandler {
   constructor(
     private readonly connections: ConnectionsService,

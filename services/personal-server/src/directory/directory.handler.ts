@@ -1,12 +1,13 @@
-import { RpcHandler } from '@context-gateway/messaging';
+import { RpcHandler, StorableStringsInterceptor } from '@context-gateway/messaging';
 import { type LocateConnectionRequest, type ProvisionPersonalServerRequest, rpc } from '@context-gateway/proto';
-import { Controller } from '@nestjs/common';
+import { Controller, UseInterceptors } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { DirectoryService } from './directory.service.js';
 
 /** `ps.v1.provision` and `ps.v1.locate_connection`: answered by any shard (shared directory). */
 @Controller()
+@UseInterceptors(StorableStringsInterceptor)
 export class DirectoryHandler {
   constructor(private readonly directory: DirectoryService) {}
 

@@ -1,7 +1,7 @@
 import { AppError } from '@context-gateway/errors';
-import { RpcHandler } from '@context-gateway/messaging';
+import { RpcHandler, StorableStringsInterceptor } from '@context-gateway/messaging';
 import { type RegisterGrantRequest, type RevokeGrantRequest, rpc } from '@context-gateway/proto';
-import { Controller } from '@nestjs/common';
+import { Controller, UseInterceptors } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { GrantsService, toGrantMessage } from './grants.service.js';
@@ -11,6 +11,7 @@ import { GrantsService, toGrantMessage } from './grants.service.js';
  * needs the person's passkey signature over the grant (GrantsService.register).
  */
 @Controller()
+@UseInterceptors(StorableStringsInterceptor)
 export class GrantsHandler {
   constructor(private readonly grants: GrantsService) {}
 

@@ -1,4 +1,4 @@
-import { RpcHandler } from '@context-gateway/messaging';
+import { RpcHandler, StorableStringsInterceptor } from '@context-gateway/messaging';
 import {
   type CheckApprovalRequest,
   type CheckConsentRequest,
@@ -7,13 +7,14 @@ import {
   rpc,
   type UnpinPasskeyRequest,
 } from '@context-gateway/proto';
-import { Controller } from '@nestjs/common';
+import { Controller, UseInterceptors } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 
 import { PinnedPasskeysService } from './pinned-passkeys.service.js';
 
 /** `ps.v1.check_consent`, `check_approval`, `pin_passkey`, `unpin_passkey`, `list_pinned_passkeys`: any shard (shared tables). */
 @Controller()
+@UseInterceptors(StorableStringsInterceptor)
 export class PasskeysHandler {
   constructor(private readonly passkeys: PinnedPasskeysService) {}
 

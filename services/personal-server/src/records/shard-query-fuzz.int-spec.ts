@@ -29,10 +29,10 @@ import { type Env, loadEnv } from '../env.js';
 
 // `ps.v1.shard.<n>.query` over real NATS against a real shard (docs/fuzzing.md): shard 0 of
 // two, booted as main.ts boots it, with a person on each shard who granted an application
-// their Spotify playlists. The catalog's fuzz suite (describeRpcFuzz) covers the `ps.v1.*`
-// subjects of no service with shards; this file covers the one every records query crosses:
-// fuzzed protobuf with the people's ids mixed in, then hand-made hostile requests, each
-// answered with its stable code while the shard keeps answering.
+// their Spotify playlists. The catalog's fuzz suite (../rpc-fuzz.int-spec.ts) fuzzes every
+// `ps.v1.*` subject with random ids; this file the one every records query crosses, with the
+// people's ids mixed in, then hand-made hostile requests, each answered with its stable code
+// while the shard keeps answering; last, NULs in the other subjects' strings.
 const SHARDS = 2;
 const SHARD = 0;
 const subject = rpc.personalServer.shardQuery.shardSubject!(SHARD);
@@ -53,8 +53,8 @@ function userOn(shard: number): string {
   }
 }
 
-/** What connection-broker does after a consent: the grant, signed by the person's passkey. */
-async function registerGrant(client: RpcClient, person: typeof here): Promise<void> {
+/** What connection-broker sends after a consent: the grant, signed by the person's passkey. */
+function grantRequest(person: typeof here, scopes = ['spotify:read:playlists']) {
   const grant = {
     grantId: randomUUID(),
     orgId,
@@ -62,15 +62,29 @@ async function registerGrant(client: RpcClient, person: typeof here): Promise<vo
     userId: person.userId,
     connectionId: person.connectionId,
     integration: 'spotify',
-    scopes: ['spotify:read:playlists'],
+    scopes,
   };
   const nonce = randomUUID();
   const notAfter = new Date(Date.now() + 60_000);
   const assertion = passkey.assert(grantChallenge({ ...grant, nonce, notAfter }), 'http://localhost:8080');
-  await client.request(rpc.personalServer.registerGrant, {
-    grant,
-    consent: { nonce, notAfter: timestampFromDate(notAfter), assertionJson: JSON.stringify(assertion) },
-  });
+  return { grant, consent: { nonce, notAfter: timestampFromDate(notAfter), assertionJson: JSON.stringify(assertion) } };
+}
+
+/** What sync-worker sends: `a Spotify playlist per external id of the person's connection. */
+function writeRequest(person: typeof here, externalIds: string[]) {
+  return {
+    userId: person.userId,
+    connectionId: person.connectionId,
+    integration: 'spotify',
+    syncedAt: timestampFromDate(new Date()),
+    records: externalIds.map((id) =>
+      create(RecordInputSchema, {
+        type: 'media.playlist',
+        externalId: id,
+        dataJson: Buffer.from(JSON.stringify({ source: 'spotify', id, name: `List ${id}`, public: true })),
+      }),
+    ),
+  };
 }
 
 beforeAll(async () => {
@@ -92,20 +106,8 @@ beforeAll(async () => {
   // Grants and writes are answered by any shard: this one registers both people's.
   const client = new RpcClient(harness.nc);
   for (const person of [here, there]) {
-    await registerGrant(client, person);
-    await client.request(rpc.personalServer.writeRecords, {
-      userId: person.userId,
-      connectionId: person.connectionId,
-      integration: 'spotify',
-      syncedAt: timestampFromDate(new Date()),
-      records: Array.from({ length: 3 }, (_, n) =>
-        create(RecordInputSchema, {
-          type: 'media.playlist',
-          externalId: `pl-${n}`,
-          dataJson: Buffer.from(JSON.stringify({ source: 'spotify', id: `pl-${n}`, name: `List ${n}`, public: true })),
-        }),
-      ),
-    });
+    await client.request(rpc.personalServer.registerGrant, grantRequest(person));
+    await client.request(rpc.personalServer.writeRecords, writeRequest(person, ['pl-0', 'pl-1', 'pl-2']));
   }
 }, 60_000);
 
@@ -300,5 +302,36 @@ describe(`${subject} under fuzzed and hostile requests`, () => {
   it('is still ready after all of it', async () => {
     const client = new RpcClient(harness!.nc);
     expect((await client.request(rpc.personalServer.shardHealth, {})).ready).toBe(true);
+  });
+});
+
+// The shard's other subjects have no query contract that checks for NULs: StorableStringsInterceptor
+// refuses a NUL in any of their strings (without it, Postgres text refused these: `internal`).
+// The requests are otherwise valid (real passkey signatures), so only the NUL refuses them.
+describe('ps.v1.* with a NUL in a string bound for Postgres', () => {
+  const client = () => new RpcClient(harness!.nc);
+
+  it.each([
+    [
+      'register_grant, in a scope',
+      () => client().request(rpc.personalServer.registerGrant, grantRequest(there, ['a\u0000b'])),
+    ],
+    [
+      'write_records, in an external id',
+      () => client().request(rpc.personalServer.writeRecords, writeRequest(there, ['pl\u0000'])),
+    ],
+  ])('%s: validation_failed, nothing stored', async (_name, ask) => {
+    const db = harness!.db;
+    const before = await countRows(db.pool, db.schema);
+    await expect(ask()).rejects.toMatchObject({ code: 'validation_failed' });
+    expect(await countRows(db.pool, db.schema)).toEqual(before);
+  });
+
+  // So the NUL is what refused them (the person on the other shard: any shard answers these,
+  // and the query cases above keep their person's three records).
+  it('the same requests without a NUL are served', async () => {
+    await expect(client().request(rpc.personalServer.registerGrant, grantRequest(there))).resolves.toBeDefined();
+    const written = await client().request(rpc.personalServer.writeRecords, writeRequest(there, ['pl-9']));
+    expect(written.written).toBe(1);
   });
 });

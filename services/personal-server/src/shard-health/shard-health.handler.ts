@@ -2,10 +2,10 @@ import { hostname } from 'node:os';
 
 import { pingDatabase } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
-import { RpcClient, RpcHandler } from '@context-gateway/messaging';
+import { RpcClient, RpcHandler, StorableStringsInterceptor } from '@context-gateway/messaging';
 import { rpc } from '@context-gateway/proto';
 import { PG_POOL, ReadinessService, SERVICE_ENV, SERVICE_INFO, type ServiceInfo } from '@context-gateway/service-kit';
-import { Controller, Inject, type OnModuleInit } from '@nestjs/common';
+import { Controller, Inject, type OnModuleInit, UseInterceptors } from '@nestjs/common';
 import type { Pool } from 'pg';
 
 import type { Env } from '../env.js';
@@ -18,6 +18,7 @@ import type { Env } from '../env.js';
  * for personal-server is ready only when all of them are.
  */
 @Controller()
+@UseInterceptors(StorableStringsInterceptor)
 export class ShardHealthHandler implements OnModuleInit {
   constructor(
     private readonly readiness: ReadinessService,
