@@ -35,6 +35,22 @@ describe('ps.v1.write_records validation', () => {
     ]);
   });
 
+  it('refuses a sync time a Date and Postgres cannot hold (the connection stores it)', () => {
+    const write = (seconds: bigint) =>
+      personalServerRpc.writeRecords.validate?.(
+        create(WriteRecordsRequestSchema, {
+          userId: '0193a1b2-0000-7000-8000-000000000001',
+          connectionId: '0193a1b2-0000-7000-8000-000000000002',
+          integration: 'github',
+          syncedAt: create(TimestampSchema, { seconds }),
+        }),
+      );
+    expect(write(1_700_000_000n)).toEqual([]);
+    expect(write(-(2n ** 63n))).toEqual([
+      { path: 'syncedAt', message: 'must be a timestamp between the years 1 and 9999' },
+    ]);
+  });
+
   it('names each failing field of each failing record, and only those', () => {
     expect(
       problems([

@@ -109,6 +109,8 @@ function validateWrite(m: WriteRecordsRequest): ValidationProblem[] {
     ...check.uuid(m.userId, 'userId'),
     ...check.uuid(m.connectionId, 'connectionId'),
     ...check.nonEmpty(m.integration, 'integration'),
+    // Stored as the connection's last sync (found by personal-server's rpc-fuzz.int-spec.ts: `internal`).
+    ...check.timestamp(m.syncedAt, 'syncedAt'),
     ...(m.records.length > MAX_RECORDS_PER_WRITE
       ? [{ path: 'records', message: `at most ${MAX_RECORDS_PER_WRITE} per write` }]
       : []),
