@@ -81,15 +81,19 @@ describe('ps.v1.shard.<n>.query validation', () => {
     expect(
       problems({ type: 'media.playlist', sinceMs: 253_402_300_799_999n, policyTypes: ['media.playlist'] }),
     ).toEqual([]);
+    // 9999-12-31T23:59:59.999-05:00, which the gateway takes: a time in the year 10000.
+    expect(problems({ sinceMs: 253_402_318_799_999n })).toEqual([]);
+    // The last millisecond a Date holds, 275760-09-13T00:00:00.000Z.
+    expect(problems({ sinceMs: 8_640_000_000_000_000n })).toEqual([]);
     expect(problems({ sinceMs: -(2n ** 63n) })).toEqual([]);
   });
 
-  it('refuses what would reach Postgres or a Date as an error: a NUL in a type, a time after the year 9999', () => {
+  it('refuses what would reach Postgres or a Date as an error: a NUL in a type, a time no Date can hold', () => {
     expect(
-      problems({ type: 'media.\u0000playlist', sinceMs: 253_402_300_800_000n, policyTypes: ['a', 'b\u0000'] }),
+      problems({ type: 'media.\u0000playlist', sinceMs: 8_640_000_000_000_001n, policyTypes: ['a', 'b\u0000'] }),
     ).toEqual([
       { path: 'type', message: 'must not contain a NUL character' },
-      { path: 'sinceMs', message: 'must be a time before the year 10000' },
+      { path: 'sinceMs', message: 'must be a time a Date can hold' },
       { path: 'policyTypes[1]', message: 'must not contain a NUL character' },
     ]);
   });

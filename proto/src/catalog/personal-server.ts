@@ -143,13 +143,19 @@ function recordProblems(records: WriteRecordsRequest['records']): ValidationProb
   return problems;
 }
 
-/** The last millisecond of the year 9999: the latest `since` a Date and Postgres' timestamptz can hold. */
-const MAX_SINCE_MS = 253_402_300_799_999n;
+/**
+ * The latest `since` a Date can hold (8.64e15 ms, 275760-09-13T00:00:00Z); Postgres'
+ * timestamptz holds it too. The gateway takes any ISO time with an offset, so a `since` of
+ * 9999-12-31T23:59:59.999-05:00 arrives as a time in the year 10000: it must pass.
+ */
+const MAX_SINCE_MS = 8_640_000_000_000_000n;
 
 /**
- * The gateway refuses all of this at its edge already; the shard checks again for any other
- * peer. `type` and `policyTypes` reach SQL, `sinceMs` a Date: each could otherwise come
- * back `internal` (found by shard-query-fuzz.int-spec.ts).
+ * The gateway sends only a known record type and a `sinceMs` from an ISO time; the shard
+ * checks again for any other peer. `type` and `policyTypes` reach
+ * SQL, where a NUL is an error; `sinceMs` becomes a Date, which past MAX_SINCE_MS is
+ * invalid and was written as `NaN-NaN-…`: each came back `internal` (found by
+ * shard-query-fuzz.int-spec.ts).
  */
 const queryValidate = (m: {
   orgId: string;
@@ -165,7 +171,7 @@ const queryValidate = (m: {
   ...check.uuid(m.applicationId, 'applicationId'),
   ...check.uuid(m.connectionId, 'connectionId'),
   ...check.storable(m.type, 'type'),
-  ...(m.sinceMs > MAX_SINCE_MS ? [{ path: 'sinceMs', message: 'must be a time before the year 10000' }] : []),
+  ...(m.sinceMs > MAX_SINCE_MS ? [{ path: 'sinceMs', message: 'must be a time a Date can hold' }] : []),
   ...(m.limit < 1 || m.limit > MAX_QUERY_LIMIT ? [{ path: 'limit', message: `must be 1..${MAX_QUERY_LIMIT}` }] : []),
   ...check.maxLength(m.cursor, 200, 'cursor'),
   ...m.policyTypes.flatMap((t, i) => check.storable(t, `policyTypes[${i}]`)),

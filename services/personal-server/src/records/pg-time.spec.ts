@@ -32,6 +32,7 @@ describe('timestamptzParameter', () => {
     expect(timestamptzParameter(new Date('2026-12-06T16:13:00.12Z'))).toBe('2026-12-06T16:13:00.120+00:00');
     expect(timestamptzParameter(new Date('0005-01-02T03:04:05.006Z'))).toBe('0005-01-02T03:04:05.006+00:00');
     expect(timestamptzParameter(new Date('+010000-01-01T00:00:00.000Z'))).toBe('10000-01-01T00:00:00.000+00:00');
+    expect(timestamptzParameter(new Date(8.64e15))).toBe('275760-09-13T00:00:00.000+00:00');
     expect(timestamptzParameter(new Date('0000-06-01T00:00:00.000Z'))).toBe('0001-06-01T00:00:00.000+00:00 BC');
     expect(timestamptzParameter(new Date('-000001-06-01T00:00:00.000Z'))).toBe('0002-06-01T00:00:00.000+00:00 BC');
   });

@@ -246,6 +246,22 @@ describe(`${subject} under fuzzed and hostile requests`, () => {
       () => send(query({ policyTypes: ['media.playlist', 'a\u0000b'] })),
       refused('validation_failed'),
     ],
+    // The gateway's since=9999-12-31T23:59:59.999-05:00: a time in the year 10000, nothing after it.
+    [
+      'since a time in the year 10000',
+      () => send(query({ sinceMs: 253_402_318_799_999n })),
+      { status: 'ok', records: 0 },
+    ],
+    [
+      'since the last time a Date holds',
+      () => send(query({ sinceMs: 8_640_000_000_000_000n })),
+      { status: 'ok', records: 0 },
+    ],
+    [
+      'since a time no Date holds',
+      () => send(query({ sinceMs: 8_640_000_000_000_001n })),
+      refused('validation_failed'),
+    ],
     ['since the largest int64', () => send(query({ sinceMs: 2n ** 63n - 1n })), refused('validation_failed')],
     ['since before the epoch', () => send(query({ sinceMs: -(2n ** 63n) })), OK],
     ['limit 0', () => send(query({ limit: 0 })), refused('validation_failed')],
