@@ -25,9 +25,7 @@
 // within each round.
 // ROUNDS (default 2), REQUESTS per measurement (default 20000), IN_FLIGHT (default 16),
 // REPLY_BYTES (default 8000), MODES (default `inproc,nats`), BENCH_PROFILE_DIR (each child runs
-// with --cpu-prof into that folder; the measured window is printed for scripts/flamegraph.mjs),
-// PAYLOAD=1 (the handler's request taken through `@Payload()`, as records.handler.ts did before
-// it dropped it: Nest's per-call parameter pipeline; default off, as the handler is now).
+// with --cpu-prof into that folder; the measured window is printed for scripts/flamegraph.mjs).
 import 'reflect-metadata';
 
 import { fork } from 'node:child_process';
@@ -105,7 +103,7 @@ async function serve(/** @type {string} */ dist, /** @type {string} */ mode, /**
   // The decorators a TypeScript handler carries (records.handler.ts), applied by hand.
   const method = /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(QueryHandler.prototype, 'query'));
   messaging.RpcHandler(descriptor)(QueryHandler.prototype, 'query', method);
-  if (process.env.PAYLOAD === '1') Payload()(QueryHandler.prototype, 'query', 0);
+  Payload()(QueryHandler.prototype, 'query', 0);
   Controller()(QueryHandler);
   class BenchModule {}
   Module({ controllers: [QueryHandler] })(BenchModule);

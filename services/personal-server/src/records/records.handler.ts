@@ -47,14 +47,9 @@ export class RecordsHandler {
     return this.records.write(request);
   }
 
-  /**
-   * The page's reply is encoded here, by hand (query-reply.ts): it is the query path's hot spot.
-   * No `@Payload()`: without parameter decorators Nest hands the method the decoded, validated
-   * request as NatsRpcServer passed it, and skips its per-call parameter pipeline (~4 % of the
-   * RPC server's own CPU; records.int-spec.ts asks this handler over NATS).
-   */
+  /** The page's reply is encoded here, by hand (query-reply.ts): it is the query path's hot spot. */
   @RpcHandler(rpc.personalServer.shardQuery)
-  async query(request: QueryRecordsRequest) {
+  async query(@Payload() request: QueryRecordsRequest) {
     return encodeQueryReply(await this.records.query(request));
   }
 }
