@@ -974,7 +974,7 @@ describe('personal-server storage and query path', () => {
     expect(await codeOf(otherShardRecords.query(q(randomUUID(), APP_PLAYLISTS)))).toBe('connection_not_found');
   });
 
-  it('the query handler answers over NATS as the gateway asks it: the page, its cursor, the errors, wrong_shard', async () => {
+  it('the query handler answers over NATS as the gateway asks it: the page, its cursor, the errors, wrong_shard, revoked', async () => {
     const user = userOn(0);
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
@@ -995,6 +995,7 @@ describe('personal-server storage and query path', () => {
     ]);
     expect(answered.nextCursor).not.toBe('');
     expect(answered.nextCursor).toBe(direct.nextCursor);
+    expect(answered.syncedAt).toEqual(direct.syncedAt ? timestampFromDate(direct.syncedAt) : undefined);
     const next = await ask(0, { ...first, cursor: answered.nextCursor });
     expect(JSON.parse(Buffer.from(next.recordsJson).toString('utf8'))).toEqual([
       expect.objectContaining({ externalId: 'pl-3', data: { name: 'List 3' } }),
@@ -1004,6 +1005,10 @@ describe('personal-server storage and query path', () => {
     expect(await codeOf(ask(0, q(connection, APP_PLAYLISTS, { type: 'media.play_event' })))).toBe('scope_not_granted');
     expect(await codeOf(ask(0, q(randomUUID(), APP_PLAYLISTS)))).toBe('connection_not_found');
     expect(await codeOf(ask(0, q(connection, APP_PLAYLISTS, { limit: 0 })))).toBe('validation_failed');
+
+    // Revoked: the handler's answer is the service's error, not an empty page.
+    await grants.revoke(create(RevokeGrantRequestSchema, { connectionId: connection, applicationId: APP_PLAYLISTS }));
+    expect(await codeOf(ask(0, first))).toBe('grant_revoked');
   });
 
   it('rebalance moves only users whose shard changed, and the new owner serves them at once', async () => {

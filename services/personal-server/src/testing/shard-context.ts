@@ -29,14 +29,15 @@ export async function startShardContext(
   env: Record<string, string>,
   modules: Type[],
 ): Promise<INestApplicationContext> {
-  return NestFactory.createApplicationContext(shardModule(schema, nc, env, modules), { logger: false });
+  return NestFactory.createApplicationContext(shardModule(schema, nc, env, modules).module, { logger: false });
 }
 
 /**
  * The same shard answering its NATS subjects as the service does: NatsRpcServer with the
- * shard's number, the runtime's exception filter (bootstrap.ts connects the microservice with
- * the HTTP app's config). For specs of the handlers themselves, over real NATS: use a
- * nats-server of the spec's own, or another file's shard answers too.
+ * shard's number, the runtime's exception filter. It must match the service's own wiring,
+ * libs/service-kit/src/runtime/bootstrap.ts (`connectMicroservice`, which inherits the HTTP
+ * app's global filter): change both together. For specs of the handlers themselves, over real
+ * NATS: use a nats-server of the spec's own, or another file's shard answers too.
  */
 export async function startShardServer(
   schema: TestSchema,
@@ -45,13 +46,9 @@ export async function startShardServer(
   modules: Type[],
 ): Promise<INestMicroservice> {
   const logger = pino({ level: 'silent' });
-  const app = await NestFactory.createMicroservice(shardModule(schema, nc, env, modules), {
-    strategy: new NatsRpcServer({
-      connection: nc,
-      queue: 'personal-server',
-      logger,
-      shard: envSchema.parse({ LOG_LEVEL: 'silent', ...env }).SHARD_ID,
-    }),
+  const { module, shardId } = shardModule(schema, nc, env, modules);
+  const app = await NestFactory.createMicroservice(module, {
+    strategy: new NatsRpcServer({ connection: nc, queue: 'personal-server', logger, shard: shardId }),
     logger: false,
   });
   app.useGlobalFilters(new ProblemFilter(logger));
@@ -59,7 +56,13 @@ export async function startShardServer(
   return app;
 }
 
-function shardModule(schema: TestSchema, nc: NatsConnection, env: Record<string, string>, modules: Type[]): Type {
+/** The shard's modules over the test runtime, and the shard number its env gives. */
+function shardModule(
+  schema: TestSchema,
+  nc: NatsConnection,
+  env: Record<string, string>,
+  modules: Type[],
+): { module: Type; shardId: number } {
   const parsed = envSchema.parse({ LOG_LEVEL: 'silent', ...env });
   @Global()
   @Module({
@@ -79,5 +82,5 @@ function shardModule(schema: TestSchema, nc: NatsConnection, env: Record<string,
   class TestRuntime {}
   @Module({ imports: [TestRuntime, ...modules] })
   class ShardUnderTest {}
-  return ShardUnderTest;
+  return { module: ShardUnderTest, shardId: parsed.SHARD_ID };
 }
