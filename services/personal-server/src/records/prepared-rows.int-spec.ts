@@ -6,7 +6,7 @@ import { AppError } from '@context-gateway/errors';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
 
-import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
+import { BinaryColumns, PreparedRows, type RowField, type RowReader, textArrayLiteral } from './prepared-rows.js';
 
 /** node-pg's own parameter writer (pg/lib/utils has no typings). */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as {
@@ -39,9 +39,9 @@ afterAll(async () => {
 });
 
 /** Collects rows as they came. */
-class Rows implements RowReader<(string | null)[][]> {
-  readonly rows: (string | null)[][] = [];
-  row(fields: readonly (string | null)[]) {
+class Rows implements RowReader<RowField[][]> {
+  readonly rows: RowField[][] = [];
+  row(fields: readonly RowField[]) {
     this.rows.push([...fields]);
   }
   finish() {
@@ -52,6 +52,17 @@ class Rows implements RowReader<(string | null)[][]> {
 const ITEMS = 'SELECT id, label, body FROM items WHERE id > $1 ORDER BY id';
 const items = (after: string) =>
   PreparedRows.run(pool, { name: 'items_after', text: ITEMS, values: [after], columns: 3, reader: new Rows() });
+
+/** items_after with its bytea column (2) read in binary. */
+const itemsBinary = (after: string) =>
+  PreparedRows.run(pool, {
+    name: 'items_after',
+    text: ITEMS,
+    values: [after],
+    columns: 3,
+    binary: new BinaryColumns(3, [2]),
+    reader: new Rows(),
+  });
 
 describe('PreparedRows', () => {
   it('answers each execution with the rows as text, preparing once per connection and never describing', async () => {
@@ -200,5 +211,61 @@ describe('PreparedRows', () => {
     expect(received.connections).toBe(connections + 1);
     const { rows } = await pool.query<{ statement_timeout: string }>('SHOW statement_timeout');
     expect(rows[0]?.statement_timeout).not.toBe('300ms');
+  });
+  it('reads the columns marked binary as their bytes (patched pg-protocol), and only in that execution', async () => {
+    const before = { ...received };
+    expect(await itemsBinary('0')).toEqual([
+      ['1', 'one', Buffer.from([0, 1])],
+      ['2', null, null],
+      ['3', 'th"r,e{e}', Buffer.from([0xff])],
+    ]);
+    // The same statement on the same connection, text again: the parser forgot the marks.
+    expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+    expect(await itemsBinary('2')).toEqual([['3', 'th"r,e{e}', Buffer.from([0xff])]]);
+    expect(received.connections - before.connections).toBe(0);
+    // Other queries on that connection read every column as text, node-pg's Query too.
+    const { rows } = await pool.query<{ body: Buffer; label: string }>('SELECT body, label FROM items WHERE id = 1');
+    expect(rows).toEqual([{ body: Buffer.from([0, 1]), label: 'one' }]);
+  });
+
+  it('binds text parameters itself when it reads binary columns: NULL, non-ASCII, arrays', async () => {
+    const values = ['plain', 'with "quotes"', 'back\\slash', 'ünï 日本', '', 'NULL'];
+    const answer = await PreparedRows.run(pool, {
+      name: 'params_binary',
+      text: 'SELECT $1::text IS NULL, $3::bytea, u FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n',
+      values: [null, textArrayLiteral(values), '\\x00ff10'],
+      columns: 3,
+      binary: new BinaryColumns(3, [0, 1]),
+      reader: new Rows(),
+    });
+    // A boolean's binary form is one byte.
+    expect(answer).toEqual(values.map((u) => [Buffer.from([1]), Buffer.from([0, 0xff, 0x10]), u]));
+  });
+
+  it('after a failed execution that read binary columns, the next one on a fresh connection reads text', async () => {
+    const failing = PreparedRows.run(pool, {
+      name: 'items_fail',
+      text: 'SELECT id, label, body FROM items WHERE 1 / (id - 2) > 0 ORDER BY id',
+      values: [],
+      columns: 3,
+      binary: new BinaryColumns(3, [2]),
+      reader: new Rows(),
+    });
+    await expect(failing).rejects.toMatchObject({ code: '22012' });
+    expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+  });
+
+  it('refuses formats for another number of columns than the statement has', () => {
+    expect(() =>
+      PreparedRows.run(pool, {
+        name: 'x',
+        text: ITEMS,
+        values: ['0'],
+        columns: 3,
+        binary: new BinaryColumns(2, [1]),
+        reader: new Rows(),
+      }),
+    ).toThrow('formats for 3 columns');
+    expect(() => new BinaryColumns(3, [3])).toThrow('no column 3 of 3');
   });
 });

@@ -1,7 +1,39 @@
+import { createRequire } from 'node:module';
+
 import { describe, expect, it } from '@jest/globals';
 import type { Pool, Submittable } from 'pg';
 
-import { PreparedRows } from './prepared-rows.js';
+import { BinaryColumns, bindMessage, PreparedRows } from './prepared-rows.js';
+
+/** The pg-protocol node-pg loads (personal-server does not depend on it directly). */
+const pgProtocolParser = createRequire(createRequire(import.meta.url).resolve('pg'))('pg-protocol/dist/parser.js') as {
+  PARSER?: symbol;
+  Parser: new () => {
+    binaryColumns?: readonly boolean[];
+    parse(buffer: Buffer, callback: (message: { name: string; fields?: unknown[] }) => void): void;
+  };
+};
+
+/** A backend message: its code, Int32 length, body. */
+function backendMessage(code: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(code, 0, 'latin1');
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A DataRow of these values' bytes. */
+function dataRow(values: Buffer[]): Buffer {
+  const count = Buffer.alloc(2);
+  count.writeInt16BE(values.length, 0);
+  const parts: Buffer[] = [count];
+  for (const value of values) {
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(value.length, 0);
+    parts.push(length, value);
+  }
+  return backendMessage('D', Buffer.concat(parts));
+}
 
 /** A pool whose one connection is `connection`: it submits the query there and answers its refusal. */
 function poolOn(connection: object): Pool {
@@ -21,6 +53,43 @@ const statement = {
   reader: { row: () => undefined, finish: () => undefined },
 };
 
+describe('pg-protocol, patched (patches/pg-protocol@1.16.1.patch)', () => {
+  it('keeps the raw bytes of the DataRow columns a query marks, until the next ReadyForQuery', () => {
+    const { Parser, PARSER } = pgProtocolParser;
+    expect(PARSER).toBe(Symbol.for('context-gateway.pg-protocol.parser'));
+    const parser = new Parser();
+    expect(parser).toHaveProperty('binaryColumns', undefined);
+    const invalidUtf8 = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
+    const row = dataRow([Buffer.from('text'), invalidUtf8]);
+    const messages: { name: string; fields?: unknown[] }[] = [];
+    parser.binaryColumns = [false, true];
+    parser.parse(Buffer.concat([row, row, backendMessage('Z', Buffer.from('I')), row]), (m) => messages.push(m));
+    expect(messages.map((m) => m.fields ?? m.name)).toEqual([
+      ['text', invalidUtf8],
+      ['text', invalidUtf8],
+      'readyForQuery',
+      ['text', invalidUtf8.toString('utf-8')],
+    ]);
+    expect(parser.binaryColumns).toBeUndefined();
+  });
+});
+
+describe('bindMessage', () => {
+  it('writes a Bind: portal, statement, text parameters (NULL as -1), the result formats', () => {
+    const formats = new BinaryColumns(3, [1]).formats;
+    expect(formats).toEqual(Buffer.from([0, 3, 0, 0, 0, 1, 0, 0]));
+    const expected = Buffer.concat([
+      Buffer.from('B'),
+      Buffer.from([0, 0, 0, 4 + 1 + 3 + 2 + 2 + 4 + 4 + 3 + formats.length]),
+      Buffer.from('\0st\0', 'latin1'),
+      Buffer.from([0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 3]),
+      Buffer.from('ü!'),
+      formats,
+    ]);
+    expect(bindMessage('st', [null, 'ü!'], formats)).toEqual(expected);
+  });
+});
+
 describe('PreparedRows', () => {
   it('refuses to run, naming why, on a node-pg whose connection lacks the statement maps it reads', async () => {
     await expect(PreparedRows.run(poolOn({ submittedNamedStatements: {} }), statement)).rejects.toThrow(
@@ -29,6 +98,13 @@ describe('PreparedRows', () => {
     await expect(PreparedRows.run(poolOn({ parsedStatements: {} }), statement)).rejects.toThrow(
       'node-pg internals changed',
     );
+  });
+
+  it('refuses binary columns on a connection whose pg-protocol parser is not patched', async () => {
+    const connection = { parsedStatements: {}, submittedNamedStatements: {}, stream: {} };
+    await expect(
+      PreparedRows.run(poolOn(connection), { ...statement, binary: new BinaryColumns(1, [0]) }),
+    ).rejects.toThrow('pg-protocol is not patched');
   });
 
   it('gives an error made on a socket event a stack that leads back to its caller', async () => {

@@ -1,13 +1,90 @@
 import type { Connection, Pool, Submittable } from 'pg';
 
 /**
- * Reads a statement's rows one at a time, each as Postgres's text of its columns in the
- * statement's order (null for NULL), and makes the statement's answer once they are all in.
- * What it throws fails the statement.
+ * A DataRow value: Postgres's text of it, or, for a column the statement reads in binary
+ * (`PreparedStatement.binary`), its raw bytes (a copy); null for NULL.
+ */
+export type RowField = string | Buffer | null;
+
+/**
+ * Reads a statement's rows one at a time, each as its columns in the statement's order
+ * (RowField), and makes the statement's answer once they are all in. What it throws fails the
+ * statement.
  */
 export interface RowReader<T> {
-  row(fields: readonly (string | null)[]): void;
+  row(fields: readonly RowField[]): void;
   finish(): T;
+}
+
+/**
+ * Where patched pg-protocol (patches/pg-protocol@1.16.1.patch) leaves each connection's
+ * parser on its socket; the parser keeps the raw bytes of the DataRow columns its
+ * `binaryColumns` marks, until the next ReadyForQuery.
+ */
+const PARSER = Symbol.for('context-gateway.pg-protocol.parser');
+
+interface PatchedParser {
+  binaryColumns: readonly boolean[] | undefined;
+}
+
+function isPatchedParser(value: unknown): value is PatchedParser {
+  return typeof value === 'object' && value !== null && 'binaryColumns' in value;
+}
+
+/**
+ * Which of a statement's result columns come in Postgres's binary format, made once per
+ * statement: the parser's marks and the tail of its Bind messages (the result format codes).
+ */
+export class BinaryColumns {
+  /** Per column, true when it is read in binary: what the patched parser reads. */
+  readonly marks: readonly boolean[];
+  /** Bind's result-format part: Int16 count, then an Int16 code per column (0 text, 1 binary). */
+  readonly formats: Buffer;
+
+  constructor(columns: number, binary: readonly number[]) {
+    const marks = Array.from({ length: columns }, () => false);
+    for (const at of binary) {
+      if (!Number.isInteger(at) || at < 0 || at >= columns)
+        throw new Error(`no column ${at} of ${columns} to read in binary`);
+      marks[at] = true;
+    }
+    this.marks = marks;
+    this.formats = Buffer.alloc(2 + 2 * columns);
+    this.formats.writeInt16BE(columns, 0);
+    marks.forEach((mark, i) => this.formats.writeInt16BE(mark ? 1 : 0, 2 + 2 * i));
+  }
+}
+
+/**
+ * A Bind of the unnamed portal to `statement` with text parameters and the result formats
+ * given (node-pg's serializer gives every column one format).
+ */
+export function bindMessage(statement: string, values: readonly (string | null)[], formats: Buffer): Buffer {
+  // Int32 length, portal "" and the statement as C strings, 0 parameter format codes (all
+  // text), Int16 parameter count, each parameter's Int32 length and bytes, the result formats.
+  let length = 4 + 1 + Buffer.byteLength(statement) + 1 + 2 + 2 + formats.length;
+  for (const value of values) length += 4 + (value === null ? 0 : Buffer.byteLength(value));
+  const message = Buffer.allocUnsafe(1 + length);
+  message[0] = 0x42; // 'B'
+  message.writeInt32BE(length, 1);
+  let at = 5;
+  message[at++] = 0;
+  at += message.write(statement, at);
+  message[at++] = 0;
+  at = message.writeInt16BE(0, at);
+  at = message.writeInt16BE(values.length, at);
+  for (const value of values) {
+    if (value === null) {
+      at = message.writeInt32BE(-1, at);
+      continue;
+    }
+    const written = message.write(value, at + 4);
+    message.writeInt32BE(written, at);
+    at += 4 + written;
+  }
+  at += formats.copy(message, at);
+  if (at !== message.length) throw new Error(`a Bind of ${statement} came to ${at} bytes, not ${message.length}`);
+  return message;
 }
 
 /** node-pg's Connection as a query sees it, with what its typings leave out. */
@@ -30,12 +107,15 @@ export interface PreparedStatement<T> {
   values: readonly (string | null)[];
   /** How many columns each row has. */
   columns: number;
+  /** The columns read in binary (their raw bytes), if any; the others as text. */
+  binary?: BinaryColumns;
   reader: RowReader<T>;
 }
 
 /**
  * One execution of a named prepared statement whose columns the caller knows, its rows
- * handed to a RowReader as text — node-pg's Submittable, the extension point pg-cursor and
+ * handed to a RowReader as text, or as raw bytes for the columns it reads in binary —
+ * node-pg's Submittable, the extension point pg-cursor and
  * pg-query-stream use, run by `pool.query` like a Query.
  *
  * What node-pg's own Query does per execution and this does not (docs/perf/README.md,
@@ -43,7 +123,8 @@ export interface PreparedStatement<T> {
  * parses a RowDescription every time (one Field object per column) and builds a parser per
  * column from it; a copy of the query config (property descriptors); an object per row
  * keyed by column name. Nothing is lost by not describing: the reader knows the columns by
- * position from the statement it wrote, every value comes as text, and a prepared
+ * position from the statement it wrote, and their formats (text, or the binary ones it asked
+ * for: docs/perf/README.md, "The shard's bytea columns in binary"), and a prepared
  * statement's result columns cannot change under it — when the schema changes them, Postgres
  * refuses the execution ("cached plan must not change result type"), and the pool, as for
  * any failed query, closes that connection, so the statement is prepared again on the next.
@@ -67,13 +148,16 @@ export class PreparedRows<T> implements Submittable {
     readonly text: string,
     private readonly values: readonly (string | null)[],
     private readonly columns: number,
+    private readonly binary: BinaryColumns | undefined,
     private readonly reader: RowReader<T>,
   ) {}
 
   /** Runs it on a pooled connection; the pool releases the connection (and drops it after an error). */
   static run<T>(pool: Pool, statement: PreparedStatement<T>): Promise<T> {
-    const { name, text, values, columns, reader } = statement;
-    const query = new PreparedRows(name, text, values, columns, reader);
+    const { name, text, values, columns, binary, reader } = statement;
+    if (binary !== undefined && binary.marks.length !== columns)
+      throw new Error(`${name} reads ${binary.marks.length} columns' formats for ${columns} columns`);
+    const query = new PreparedRows(name, text, values, columns, binary, reader);
     // pg-pool's query() runs a Submittable like a Query and answers with what it calls back;
     // @types/pg types the Submittable form as returning the query itself.
     return (pool.query(query) as unknown as Promise<T>).catch((error: unknown) => {
@@ -93,6 +177,12 @@ export class PreparedRows<T> implements Submittable {
     const prepared = con.parsedStatements[this.name] ?? con.submittedNamedStatements[this.name];
     if (prepared !== undefined && prepared !== this.text)
       return new Error(`Prepared statements must be unique - '${this.name}' was used for a different statement`);
+    // Binary columns need pg-protocol's patch: unpatched, it would decode their bytes as UTF-8.
+    const parser: unknown = this.binary && (con.stream as unknown as Record<symbol, unknown>)[PARSER];
+    if (this.binary && !isPatchedParser(parser))
+      return new Error(
+        'pg-protocol is not patched (patches/pg-protocol@1.16.1.patch): PreparedRows cannot read binary columns',
+      );
     // Parse (first time on this connection), Bind, Execute, Sync in one write.
     con.stream.cork();
     try {
@@ -100,8 +190,15 @@ export class PreparedRows<T> implements Submittable {
         con.parse({ name: this.name, text: this.text, types: [] }, true);
         con.submittedNamedStatements[this.name] = this.text;
       }
-      // Text parameters (no value mapping: they are strings already), text results.
-      con.bind({ statement: this.name, values: this.values as (string | null)[] }, true);
+      if (this.binary && isPatchedParser(parser)) {
+        // This execution's rows are the next DataRows on this connection (node-pg runs one
+        // query at a time); the parser forgets the marks at their ReadyForQuery.
+        parser.binaryColumns = this.binary.marks;
+        if (con.stream.writable) con.stream.write(bindMessage(this.name, this.values, this.binary.formats));
+      } else {
+        // Text parameters (no value mapping: they are strings already), text results.
+        con.bind({ statement: this.name, values: this.values as (string | null)[] }, true);
+      }
       con.execute({}, true);
       con.sync();
     } finally {
@@ -110,7 +207,7 @@ export class PreparedRows<T> implements Submittable {
     return null;
   }
 
-  handleDataRow(message: { fields: (string | null)[] }): void {
+  handleDataRow(message: { fields: RowField[] }): void {
     if (this.failure) return;
     try {
       if (message.fields.length !== this.columns)

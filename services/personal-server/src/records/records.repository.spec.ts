@@ -1,9 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 
+import type { RowField } from './prepared-rows.js';
 import { PAGE_COLUMN_NAMES, PageReader } from './records.repository.js';
 
-/** A page statement row as Postgres's text per column, in the statement's order; unnamed columns NULL. */
-function row(values: Record<string, string | null>): (string | null)[] {
+/**
+ * A page statement row as PreparedRows hands it over, in the statement's order: Postgres's
+ * text per column, the bytea columns read in binary as their bytes; unnamed columns NULL.
+ */
+function row(values: Record<string, RowField>): RowField[] {
   for (const name of Object.keys(values)) if (!PAGE_COLUMN_NAMES.includes(name)) throw new Error(`no column ${name}`);
   return PAGE_COLUMN_NAMES.map((name) => values[name] ?? null);
 }
@@ -12,7 +16,7 @@ const GRANT_ROW = row({
   grant_id: 'g-1',
   grant_user_id: 'u-1',
   scopes: '{spotify:read:playlists,"a \\"quoted\\" scope"}',
-  seal: '\\x7365616c',
+  seal: Buffer.from('seal'),
   consent_nonce: null,
   state: 'active',
   types: '{media.playlist}',
@@ -23,12 +27,12 @@ const GRANT_ROW = row({
   records_version: '3',
 });
 
-function recordRow(version: string, deleted = false): (string | null)[] {
+function recordRow(version: string, deleted = false): RowField[] {
   return row({
     id: `r-${version}`,
     type: 'media.playlist',
     external_id: `x-${version}`,
-    ciphertext: `\\x${Buffer.from(version).toString('hex')}`,
+    ciphertext: Buffer.from(version),
     source_updated_at: '2026-12-06 16:13:00+00',
     updated_at: '2026-12-06 16:13:00.5+00',
     deleted: deleted ? 't' : 'f',
@@ -36,7 +40,7 @@ function recordRow(version: string, deleted = false): (string | null)[] {
   });
 }
 
-function read(rows: (string | null)[][]) {
+function read(rows: RowField[][]) {
   const reader = new PageReader();
   for (const r of rows) reader.row(r);
   return reader.finish();
@@ -111,5 +115,19 @@ describe('PageReader', () => {
     expect(() =>
       read([GRANT_ROW, recordRow('1').map((v, i) => (PAGE_COLUMN_NAMES[i] === 'version' ? null : v))]),
     ).toThrow('cannot be NULL');
+    expect(() =>
+      read([GRANT_ROW, recordRow('1').map((v, i) => (PAGE_COLUMN_NAMES[i] === 'ciphertext' ? null : v))]),
+    ).toThrow('cannot be NULL');
+  });
+
+  it('refuses a bytea column as text (read without the binary format) and text columns as bytes', () => {
+    const asText = (r: RowField[], name: string): RowField[] =>
+      r.map((v, i) => (PAGE_COLUMN_NAMES[i] === name && Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v));
+    expect(() => read([GRANT_ROW, asText(recordRow('1'), 'ciphertext')])).toThrow('which it reads in binary');
+    expect(() => read([asText(GRANT_ROW, 'seal')])).toThrow('which it reads in binary');
+    const asBytes = (r: RowField[], name: string): RowField[] =>
+      r.map((v, i) => (PAGE_COLUMN_NAMES[i] === name && typeof v === 'string' ? Buffer.from(v) : v));
+    expect(() => read([GRANT_ROW, asBytes(recordRow('1'), 'version')])).toThrow('cannot be bytes');
+    expect(() => read([asBytes(GRANT_ROW, 'types')])).toThrow('which it reads as text');
   });
 });

@@ -7,7 +7,7 @@ import pg, { type Pool, type PoolClient } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
 import { isoFromTimestamptz, parseTimestamptz, timestamptzParameter } from './pg-time.js';
-import { PreparedRows, type RowReader, textArrayLiteral } from './prepared-rows.js';
+import { BinaryColumns, PreparedRows, type RowField, type RowReader, textArrayLiteral } from './prepared-rows.js';
 
 /** A record as a page reads it: times already as the API's ISO strings (recordFromFields). */
 export interface StoredRecord {
@@ -168,32 +168,63 @@ export const PAGE_COLUMN_NAMES: readonly string[] = [
   ...RECORD_COLUMNS.map((column) => column.name),
 ];
 
-/** node-pg's parsers of what the grant row and a record carry beyond plain text. */
-const parseBytea = pg.types.getTypeParser(pg.types.builtins.BYTEA, 'text') as (text: string) => Buffer;
+/** node-pg's parser of the grant row's text[] columns. */
 /** text[]'s type id (pg.types.builtins names no array types). */
 const TEXT_ARRAY = 1009;
 const parseTextArray = (pg.types.getTypeParser as (oid: number, format: 'text') => unknown)(TEXT_ARRAY, 'text') as (
   text: string,
 ) => string[];
 
+/**
+ * The bytea columns a page statement reads in binary (the grant's seal, the record's
+ * ciphertext): their bytes as they are stored, not hex text for Postgres to write and the
+ * shard to decode, and half the bytes on the socket.
+ */
+const PAGE_BINARY = new BinaryColumns(PAGE_COLUMN_NAMES.length, [G.seal, PAGE_RECORD_OFFSET + R.ciphertext]);
+/** The owner's export page's: the ciphertext. */
+const OWNER_PAGE_BINARY = new BinaryColumns(RECORD_COLUMNS.length, [R.ciphertext]);
+
 /** A column Postgres never gives NULL on this row (NOT NULL in the table, or a non-null expression). */
-function present(fields: readonly (string | null)[], at: number): string {
+function present(fields: readonly RowField[], at: number): string {
   const value = fields[at];
-  if (value === null || value === undefined)
-    throw new AppError('internal', `the page statement gave NULL in column ${at + 1}, which cannot be NULL`);
+  if (typeof value !== 'string')
+    throw new AppError(
+      'internal',
+      `the page statement gave ${value === null ? 'NULL' : 'bytes'} in column ${at + 1}, which cannot be ${value === null ? 'NULL' : 'bytes'}`,
+    );
   return value;
+}
+
+/** A column read as text that may be NULL. */
+function textOrNull(fields: readonly RowField[], at: number): string | null {
+  const value = fields[at];
+  if (value === null || typeof value === 'string') return value;
+  throw new AppError('internal', `the page statement gave bytes in column ${at + 1}, which it reads as text`);
+}
+
+/** A column read in binary (PAGE_BINARY, OWNER_PAGE_BINARY): its bytes, or null for NULL. */
+function bytesOrNull(fields: readonly RowField[], at: number): Buffer | null {
+  const value = fields[at];
+  if (value === null || Buffer.isBuffer(value)) return value;
+  throw new AppError('internal', `the page statement gave text in column ${at + 1}, which it reads in binary`);
 }
 
 /**
  * A record from a row's RECORD_COLUMNS, which start at `offset`: Postgres's text of each,
  * the times cut into the API's form (isoFromTimestamptz), the version kept as text.
  */
-function recordFromFields(f: readonly (string | null)[], offset: number): StoredRecord {
+function recordFromFields(f: readonly RowField[], offset: number): StoredRecord {
+  const ciphertext = bytesOrNull(f, offset + R.ciphertext);
+  if (ciphertext === null)
+    throw new AppError(
+      'internal',
+      `the page statement gave NULL in column ${offset + R.ciphertext + 1}, which cannot be NULL`,
+    );
   return {
     id: present(f, offset + R.id),
     type: present(f, offset + R.type),
     externalId: present(f, offset + R.external_id),
-    ciphertext: parseBytea(present(f, offset + R.ciphertext)),
+    ciphertext,
     sourceUpdatedAt: isoFromTimestamptz(present(f, offset + R.source_updated_at)),
     updatedAt: isoFromTimestamptz(present(f, offset + R.updated_at)),
     // A boolean's text is t or f.
@@ -206,7 +237,7 @@ function recordFromFields(f: readonly (string | null)[], offset: number): Stored
 class OwnerPageReader implements RowReader<StoredRecord[]> {
   private readonly records: StoredRecord[] = [];
 
-  row(f: readonly (string | null)[]): void {
+  row(f: readonly RowField[]): void {
     this.records.push(recordFromFields(f, 0));
   }
 
@@ -233,21 +264,20 @@ export class PageReader implements RowReader<{ grant: QueryGrant | undefined; re
   private readonly records: StoredRecord[] = [];
   private ordered = true;
 
-  row(f: readonly (string | null)[]): void {
+  row(f: readonly RowField[]): void {
     if (f[PAGE_RECORD_OFFSET + R.id] === null) {
       // The grant row (grant_id is its primary key, never null there).
       if (f[G.grant_id] === null)
         throw new AppError('internal', 'the page statement gave a row that is neither grant nor record');
-      const syncedAt = f[G.synced_at] ?? null;
-      const seal = f[G.seal] ?? null;
-      const scopes = f[G.scopes] ?? null;
-      const types = f[G.types] ?? null;
+      const syncedAt = textOrNull(f, G.synced_at);
+      const scopes = textOrNull(f, G.scopes);
+      const types = textOrNull(f, G.types);
       this.grant = {
         id: present(f, G.grant_id),
         grantUserId: present(f, G.grant_user_id),
         scopes: scopes === null ? null : parseTextArray(scopes),
-        seal: seal === null ? null : parseBytea(seal),
-        consentNonce: f[G.consent_nonce] ?? '',
+        seal: bytesOrNull(f, G.seal),
+        consentNonce: textOrNull(f, G.consent_nonce) ?? '',
         state: present(f, G.state) as QueryGrant['state'],
         types: types === null ? null : parseTextArray(types),
         syncedAt: syncedAt === null ? null : parseTimestamptz(syncedAt),
@@ -434,6 +464,7 @@ export class RecordsRepository {
       text: statement.text,
       values,
       columns: PAGE_COLUMN_NAMES.length,
+      binary: PAGE_BINARY,
       reader: new PageReader(),
     });
   }
@@ -476,6 +507,7 @@ export class RecordsRepository {
       text: OWNER_PAGE_SQL,
       values: [connectionId, afterVersion.toString(), String(limit)],
       columns: RECORD_COLUMNS.length,
+      binary: OWNER_PAGE_BINARY,
       reader: new OwnerPageReader(),
     });
     return {
