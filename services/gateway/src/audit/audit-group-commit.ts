@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 
 import { AppError } from '@context-gateway/errors';
@@ -13,6 +14,7 @@ import {
   validateEvent,
 } from '@context-gateway/proto';
 
+import { atTurnEnd } from '../turn-end.js';
 import { encodeAuditBatch, encodeAuditEvent } from './audit-event-bytes.js';
 
 interface Waiting {
@@ -49,11 +51,12 @@ export class AuditGroupCommit {
   /** The next batch by event id, in append order: a batch carries each id once. */
   #waiting = new Map<string, Waiting>();
   /**
-   * The turn-end flush, scheduled in the context of the request that scheduled it. A full
-   * flush from append cancels it, and the next event schedules its own, so a lone event never
-   * goes out in another request's context.
+   * The turn-end flush (atTurnEnd, before the turn's freshness PING, so the batch leaves in the
+   * PING's socket write), bound to the context of the request that scheduled it. A full flush
+   * from append cancels it (the callback then finds another token and does nothing), and the
+   * next event schedules its own, so a lone event never goes out in another request's context.
    */
-  #turnEnd: NodeJS.Immediate | undefined;
+  #turnEnd: object | undefined;
 
   constructor(
     private readonly publisher: JetStreamPublisher,
@@ -84,14 +87,19 @@ export class AuditGroupCommit {
       ...settle,
     });
     if (this.#waiting.size >= this.maxEvents) {
-      clearImmediate(this.#turnEnd);
       this.#turnEnd = undefined;
       this.#flush();
-    } else {
-      this.#turnEnd ??= setImmediate(() => {
-        this.#turnEnd = undefined;
-        this.#flush();
-      });
+    } else if (this.#turnEnd === undefined) {
+      const token = {};
+      this.#turnEnd = token;
+      atTurnEnd(
+        'publish',
+        AsyncResource.bind(() => {
+          if (this.#turnEnd !== token) return;
+          this.#turnEnd = undefined;
+          this.#flush();
+        }),
+      );
     }
     return stored;
   }

@@ -4,6 +4,8 @@ import { streams } from '@context-gateway/proto';
 import { type JetStreamManager, jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 
+import { atTurnEnd } from '../turn-end.js';
+
 /** One answer to "what is the stream's last sequence": the number, or why there is none. */
 type StreamAnswer = { ok: true; seq: number } | { ok: false; error: AppError };
 
@@ -127,11 +129,12 @@ export class ControlHead {
 
   private async askLoop(): Promise<void> {
     while (this.pending.length > 0) {
-      // Each round trip waits for the end of this turn of the event loop (setImmediate runs
-      // after the poll phase's I/O callbacks), so every request that arrived in the same turn
-      // shares it — and its PING leaves in the same socket write as the turn's other commands.
+      // Each round trip waits for the end of this turn of the event loop (atTurnEnd: after the
+      // poll phase's I/O callbacks), so every request that arrived in the same turn shares it —
+      // and its PING leaves in the same socket write as the turn's other commands, the audit
+      // batch of the turn included (queued first, src/turn-end.ts).
       // Waiting never weakens the answer: the PING is still sent after each of them asked.
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => atTurnEnd('ping', resolve));
       // Everyone waiting now asked before this round trip is sent: it answers all of them.
       const batch = this.pending;
       this.pending = [];
