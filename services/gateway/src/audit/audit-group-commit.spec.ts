@@ -16,6 +16,7 @@ import {
   MAX_AUDIT_BATCH_EVENTS,
 } from '@context-gateway/proto';
 
+import { atTurnEnd } from '../turn-end.js';
 import { AuditGroupCommit } from './audit-group-commit.js';
 
 const event = (eventId: string = randomUUID(), more: MessageInitShape<typeof AuditEventSchema> = {}): AuditEvent =>
@@ -195,6 +196,18 @@ describe('AuditGroupCommit', () => {
       [2, undefined],
       [1, 'C'],
     ]);
+  });
+
+  it("sends a lone event in its own context when another request's freshness PING opened the turn end", async () => {
+    const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000);
+    const ping = runWithRequestContext(
+      { requestId: 'X' },
+      () => new Promise<void>((resolve) => atTurnEnd('ping', resolve)),
+    );
+    await runWithRequestContext({ requestId: 'C' }, () => group.append(event()));
+    await ping;
+    expect(published.map((p) => p.requestId)).toEqual(['C']);
   });
 
   it('refuses a batch size the audit service would dead-letter', () => {
