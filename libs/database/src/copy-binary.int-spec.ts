@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type pg from 'pg';
 
-import { type CopyColumn, copyRowsBinary, encodeCopyBinary } from './copy-binary.js';
+import { type CopyColumn, copyRowsBinary, copyRowsBinaryCommitted, encodeCopyBinary } from './copy-binary.js';
 import { createTestSchema, type TestSchema } from './testing/test-schema.js';
 
 let testSchema: TestSchema;
@@ -17,6 +18,7 @@ const columns: CopyColumn[] = [
 
 beforeAll(async () => {
   testSchema = await createTestSchema({ prefix: 't_copy' });
+  await testSchema.pool.query(`CREATE TABLE "noted" (id BIGINT PRIMARY KEY)`);
   await testSchema.pool.query(
     `CREATE TABLE "copied" (id BIGINT PRIMARY KEY, ref UUID UNIQUE, at TIMESTAMPTZ(3), label TEXT, body BYTEA, n INTEGER, flag BOOLEAN)`,
   );
@@ -139,6 +141,74 @@ describe('copyRowsBinary', () => {
       client.release();
     }
   });
+});
+
+describe('copyRowsBinaryCommitted', () => {
+  const row = (id: number) => [id, null, null, `row ${id}`, null, null, null];
+  const count = async (table: string, id: number) => {
+    const { rows } = await testSchema.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE id = $1`, [id]);
+    return rows[0].n as number;
+  };
+  const withClient = async (fn: (client: pg.PoolClient) => Promise<void>) => {
+    const client = await testSchema.pool.connect();
+    try {
+      await fn(client);
+    } finally {
+      client.release();
+    }
+  };
+
+  it('copies the rows and runs the statements after them, both committed, one query', () =>
+    withClient(async (client) => {
+      const copied = await copyRowsBinaryCommitted(
+        client,
+        'copied',
+        columns,
+        [row(1000), row(1001)],
+        'INSERT INTO noted VALUES (1000)',
+      );
+      expect(copied).toBe(2);
+      // Committed: another connection sees both.
+      expect((await count('copied', 1000)) + (await count('copied', 1001))).toBe(2);
+      expect(await count('noted', 1000)).toBe(1);
+      // Nothing left open on the connection.
+      const { rows } = await client.query(`SELECT now() = statement_timestamp() AS idle`);
+      expect(rows[0].idle).toBe(true);
+    }));
+
+  // [table copied into, its rows, the statement after, the error, ids that must not be stored]
+  const failures: [string, string, number[], string, string, [string, number][]][] = [
+    [
+      'a statement after the rows fails',
+      'copied',
+      [1100],
+      'INSERT INTO noted VALUES (1000)',
+      '23505',
+      [['copied', 1100]],
+    ],
+    [
+      'the rows break a constraint',
+      'copied',
+      [1200, 1000],
+      'INSERT INTO noted VALUES (1200)',
+      '23505',
+      [
+        ['copied', 1200],
+        ['noted', 1200],
+      ],
+    ],
+    // The data went out ahead of a COPY that never started: Postgres drops it.
+    ['the COPY itself fails', 'no_such_table', [1300], 'INSERT INTO noted VALUES (1300)', '42P01', [['noted', 1300]]],
+  ];
+  it.each(failures)('keeps nothing when %s, and the connection goes on', (_, table, ids, then, code, absent) =>
+    withClient(async (client) => {
+      await expect(copyRowsBinaryCommitted(client, table, columns, ids.map(row), then)).rejects.toMatchObject({ code });
+      for (const [where, id] of absent) expect(await count(where, id)).toBe(0);
+      const next = (ids[0] ?? 0) + 1;
+      expect(await copyRowsBinaryCommitted(client, 'copied', columns, [row(next)], '')).toBe(1);
+      expect(await count('copied', next)).toBe(1);
+    }),
+  );
 });
 
 describe('encodeCopyBinary', () => {

@@ -252,13 +252,104 @@ export async function copyRowsBinary(
   rows: readonly CopyRow[],
 ): Promise<number> {
   if (rows.length === 0) return 0;
+  const { payload, sql } = copyStatement(table, columns, rows);
+  const stream = client.query(copyFrom(sql));
+  await pipeline(Readable.from([payload]), stream);
+  return stream.rowCount;
+}
+
+/**
+ * Like copyRowsBinary, then `thenSql` (statements without parameters, or ''), all in ONE
+ * round trip: a single simple-query message `COPY …; <thenSql>` written together with the
+ * COPY data and its end. Postgres runs the statements of one simple query as one implicit
+ * transaction, so the rows and whatever `thenSql` writes are committed together when this
+ * resolves, and nothing of them if it rejects (with Postgres's error). The data is sent
+ * before Postgres asks for it: should the COPY fail before reading it, the protocol has
+ * Postgres drop the CopyData and CopyDone that follow outside copy mode. The client must
+ * not be inside an open transaction (the statements would join it instead).
+ * Resolves with the number of rows copied.
+ */
+export function copyRowsBinaryCommitted(
+  client: Pick<pg.ClientBase, 'query'>,
+  table: string,
+  columns: readonly CopyColumn[],
+  rows: readonly CopyRow[],
+  thenSql: string,
+): Promise<number> {
+  const { payload, sql } = copyStatement(table, columns, rows);
+  return new Promise((resolve, reject) => {
+    client.query(new OneTripCopy(thenSql ? `${sql}; ${thenSql}` : sql, payload, resolve, reject));
+  });
+}
+
+/** The COPY statement for `columns` of `table` and its whole binary payload. */
+function copyStatement(
+  table: string,
+  columns: readonly CopyColumn[],
+  rows: readonly CopyRow[],
+): { payload: Buffer; sql: string } {
   const payload = encodeCopyBinary(
     columns.map((c) => ('names' in c ? { fields: c.names.length } : c.type)),
     rows,
   );
   const names = columns.flatMap((c) => ('names' in c ? c.names : [c.name]));
   const sql = `COPY ${pg.escapeIdentifier(table)} (${names.map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT binary)`;
-  const stream = client.query(copyFrom(sql));
-  await pipeline(Readable.from([payload]), stream);
-  return stream.rowCount;
+  return { payload, sql };
+}
+
+/** CopyData ('d') and CopyDone ('c') message codes of the frontend/backend protocol. */
+const COPY_DATA = 0x64;
+const COPY_DONE = 0x63;
+
+/** A pg Submittable: the query, the COPY data and its end in one write; settles on ReadyForQuery or the error. */
+class OneTripCopy implements pg.Submittable {
+  private copied = 0;
+  private failed = false;
+
+  constructor(
+    private readonly text: string,
+    private readonly payload: Buffer,
+    private readonly resolve: (rows: number) => void,
+    private readonly reject: (error: Error) => void,
+  ) {}
+
+  submit(connection: pg.Connection): void {
+    const stream = (connection as unknown as { stream: NodeJS.WritableStream & { cork(): void; uncork(): void } })
+      .stream;
+    const header = Buffer.allocUnsafe(5);
+    header[0] = COPY_DATA;
+    header.writeUInt32BE(this.payload.length + 4, 1);
+    stream.cork();
+    connection.query(this.text);
+    stream.write(header);
+    stream.write(this.payload);
+    stream.write(Buffer.from([COPY_DONE, 0, 0, 0, 4]));
+    stream.uncork();
+  }
+
+  /** Set by pg when a query_timeout applies; called once the query is over, either way. */
+  callback(): void {}
+
+  handleCopyInResponse(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+
+  handleCommandComplete(message: { text?: string }): void {
+    const match = /^COPY (\d+)/.exec(message.text ?? '');
+    if (match?.[1] !== undefined) this.copied = Number(match[1]);
+  }
+
+  handleError(error: Error): void {
+    this.callback();
+    this.failed = true;
+    this.reject(error);
+  }
+
+  handleReadyForQuery(): void {
+    this.callback();
+    if (!this.failed) this.resolve(this.copied);
+  }
 }

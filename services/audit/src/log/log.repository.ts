@@ -1,4 +1,4 @@
-import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
+import { type CopyColumn, copyRowsBinaryCommitted } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import type { HashReader, NodeId } from '@context-gateway/merkle-log';
 import type pg from 'pg';
@@ -143,31 +143,25 @@ export class LogRepository {
     return new Set(rows.map((r) => r.event_id));
   }
 
-  /** One batch, one transaction: entries and the subtree hashes they completed. */
+  /**
+   * One batch, one transaction, one round trip: the entries by binary COPY and the subtree
+   * hashes they completed, in one simple-query message (copyRowsBinaryCommitted) — before,
+   * BEGIN, the COPY (two), the nodes' INSERT and COMMIT were five. The hashes go in as
+   * literals (numbers and hex, nothing from outside), since a simple query takes no parameters.
+   */
   static async append(
     db: Queryable,
     entries: NewEntry[],
     nodes: { level: number; index: number; hash: Buffer }[],
   ): Promise<void> {
-    await db.query('BEGIN');
-    try {
-      await copyRowsBinary(
-        db,
-        'audit_entries',
-        ENTRY_COPY_COLUMNS,
-        entries.map((e) => [e.seq, e.searchFields, e.entry, e.leafHash]),
-      );
-      if (nodes.length > 0) {
-        await db.query(
-          `INSERT INTO audit_nodes (level, index, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])`,
-          [nodes.map((n) => n.level), nodes.map((n) => n.index), nodes.map((n) => n.hash)],
-        );
-      }
-      await db.query('COMMIT');
-    } catch (error) {
-      await db.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
+    const nodeRows = nodes.map((n) => `(${n.level}, ${n.index}, decode('${n.hash.toString('hex')}', 'hex'))`);
+    await copyRowsBinaryCommitted(
+      db,
+      'audit_entries',
+      ENTRY_COPY_COLUMNS,
+      entries.map((e) => [e.seq, e.searchFields, e.entry, e.leafHash]),
+      nodeRows.length > 0 ? `INSERT INTO audit_nodes (level, index, hash) VALUES ${nodeRows.join(', ')}` : '',
+    );
   }
 
   static async insertCheckpoint(db: Queryable, checkpoint: Omit<StoredCheckpoint, 'createdAt'>): Promise<void> {
