@@ -161,6 +161,9 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
       try {
+        // Almost every tick finds nothing: look first (one statement), open the claiming
+        // transaction only when a row is due.
+        if (!(await this.anyDue())) return;
         // Batch after batch while they come full and go through; the rest waits for the next tick.
         for (;;) {
           const { claimed, complete } = await this.db.$transaction((tx) => this.sweepBatch(tx), {
@@ -177,6 +180,15 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
       }
     })();
     return this.sweeping;
+  }
+
+  /** Whether a row is old enough for the sweep; the claim itself re-reads under its lock. */
+  private async anyDue(): Promise<boolean> {
+    const [row] = await this.db.$queryRaw<{ due: boolean }[]>`
+      SELECT EXISTS (
+        SELECT 1 FROM token_revocation_outbox
+         WHERE created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})) AS due`;
+    return row?.due === true;
   }
 
   /** One claimed batch: publishes what it can, deletes what went through; `complete` when every row did. */

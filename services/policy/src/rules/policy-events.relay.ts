@@ -76,12 +76,12 @@ export class PolicyEventsRelay implements OnApplicationBootstrap, OnApplicationS
 
   /** One sweep over events older than SWEEP_AFTER_MS that are still unpublished. Returns how many it published. */
   sweep(): Promise<number> {
-    const run = this.#sweeping.then(() =>
-      this.outbox.withUnpublished(
-        { olderThan: new Date(this.clock.now() - SWEEP_AFTER_MS), limit: 100 },
-        (pending, tx) => this.publishAll(pending, tx),
-      ),
-    );
+    const run = this.#sweeping.then(async () => {
+      const olderThan = new Date(this.clock.now() - SWEEP_AFTER_MS);
+      // Almost every tick finds nothing: look first, lock (a transaction) only when there is work.
+      if (!(await this.outbox.anyUnpublished(olderThan))) return 0;
+      return this.outbox.withUnpublished({ olderThan, limit: 100 }, (pending, tx) => this.publishAll(pending, tx));
+    });
     this.#sweeping = run.catch(() => undefined);
     return run;
   }

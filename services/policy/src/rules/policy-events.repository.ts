@@ -21,6 +21,16 @@ export class PolicyEventsRepository {
     await tx.policyEvent.create({ data: { ...event, payload: new Uint8Array(event.payload) } });
   }
 
+  /**
+   * Whether any event older than `olderThan` is still unpublished: one statement outside a
+   * transaction, so an idle sweep costs one round trip, not an interactive transaction's three.
+   */
+  async anyUnpublished(olderThan: Date): Promise<boolean> {
+    const [row] = await this.db.$queryRaw<{ due: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM policy_events WHERE published_at IS NULL AND created_at < ${olderThan}) AS due`;
+    return row?.due === true;
+  }
+
   /** Runs `work` with unpublished events locked (other replicas skip them), oldest first. */
   async withUnpublished<T>(filter: UnpublishedFilter, work: (events: PolicyEvent[], tx: Tx) => Promise<T>): Promise<T> {
     return this.db.$transaction(async (tx) => {
