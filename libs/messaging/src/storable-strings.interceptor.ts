@@ -1,9 +1,11 @@
 import { AppError, type FieldProblem } from '@context-gateway/errors';
+import { check, isStorableText } from '@context-gateway/proto';
 import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 
 /**
- * Refuses a NATS request any of whose strings or object keys (at any depth) contains a NUL: Postgres text
+ * Refuses a NATS request any of whose strings or object keys (at any depth) is not storable
+ * text (the contract's `check.storable`, proto's validation.ts), i.e. contains a NUL: Postgres text
  * cannot hold one, so it would reach the database as a query error and come back as
  * `internal`. The gateway refuses it at the public edge already; this keeps a request from
  * any other peer a 422 `validation_failed` too. (Decoded protobuf strings are always
@@ -28,7 +30,7 @@ export class StorableStringsInterceptor implements NestInterceptor {
  */
 function nulStrings(value: unknown, path: string[], problems: FieldProblem[] = []): FieldProblem[] {
   if (typeof value === 'string') {
-    if (value.includes('\0')) problems.push({ path: path.join('.'), message: 'must not contain a NUL character' });
+    if (!isStorableText(value)) problems.push(...check.storable(value, path.join('.')));
     return problems;
   }
   // A decoded message nests as deep as its schema; the bound only guards against recursion by mistake.
@@ -45,7 +47,7 @@ function nulStrings(value: unknown, path: string[], problems: FieldProblem[] = [
     if (!Object.hasOwn(value, key)) continue;
     path.push(key);
     // A map field's keys are strings that get stored too (a proto map<string, …>).
-    if (key.includes('\0')) problems.push({ path: path.join('.'), message: 'must not contain a NUL character' });
+    if (!isStorableText(key)) problems.push(...check.storable(key, path.join('.')));
     nulStrings((value as Record<string, unknown>)[key], path, problems);
     path.pop();
   }

@@ -20,6 +20,11 @@ export function isStorableTimestamp(value: { seconds: bigint; nanos: number } | 
   return inRange && value.nanos >= 0 && value.nanos <= 999_999_999;
 }
 
+/** What check.storable accepts, as a test that allocates nothing (for walks over every string of a request). */
+export function isStorableText(value: string): boolean {
+  return !value.includes('\0');
+}
+
 /** Small checks for decoded proto3 messages, where "absent" and "empty" look the same. */
 export const check = {
   nonEmpty(value: string, path: string): ValidationProblem[] {
@@ -40,7 +45,7 @@ export const check = {
   },
   /** Text Postgres can store: no NUL (it would reach the database as a query error, `internal`). */
   storable(value: string, path: string): ValidationProblem[] {
-    return value.includes('\0') ? [{ path, message: 'must not contain a NUL character' }] : [];
+    return isStorableText(value) ? [] : [{ path, message: 'must not contain a NUL character' }];
   },
   enumSet(value: number, path: string): ValidationProblem[] {
     return value === 0 ? [{ path, message: 'must be set' }] : [];
