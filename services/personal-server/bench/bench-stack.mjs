@@ -86,3 +86,24 @@ export function natsServerPids(natsUrl) {
   if (pids.length === 0) console.warn(`no nats-server process with -p ${port} found; its CPU is not counted`);
   return pids;
 }
+
+/** CPU time of one process so far (ms), or undefined once it has exited. */
+export function processTicksMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // ticks of 10 ms (USER_HZ 100)
+  } catch {
+    return undefined;
+  }
+}
+/**
+ * Write system calls a process made so far (/proc/<pid>/io syscw: write, writev, sendmsg…):
+ * socket writes per query, a figure the machine's other load cannot inflate.
+ */
+export function writeCalls(pid) {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}

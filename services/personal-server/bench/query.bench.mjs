@@ -35,7 +35,7 @@ import pg from 'pg';
 
 import { renderFlameGraph, selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { signUpWithSoftPasskey } from '../../../test-e2e/support/soft-passkey.mjs';
-import { natsServerPids, startBenchStack } from './bench-stack.mjs';
+import { natsServerPids, processTicksMs, startBenchStack, writeCalls } from './bench-stack.mjs';
 
 const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -75,26 +75,6 @@ function processCpuMs(pids) {
     }
   }
   return ticks * TICK_MS;
-}
-/** CPU time of one process so far (ms), or undefined once it has exited. */
-function processTicksMs(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return undefined;
-  }
-}
-/**
- * Write system calls a process made so far (/proc/<pid>/io syscw: write, writev, sendmsg…):
- * socket writes per query, a figure the machine's other load cannot inflate.
- */
-function writeCalls(pid) {
-  try {
-    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
-  } catch {
-    return NaN;
-  }
 }
 /** Busy CPU of the whole machine (every process, all cores), ms. */
 function machineBusyMs() {
