@@ -211,6 +211,11 @@ export class SyncStateRepository {
     intervalMs: number,
     publish: (due: DueConnection[]) => Promise<void>,
   ): Promise<DueConnection[]> {
+    // Most ticks find nothing due: look first (one statement), open the claiming transaction
+    // (three round trips) only when something is.
+    const [probe] = await this.db.$queryRaw<{ due: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM sync_states WHERE next_run_at <= now() AND state <> 'needs_reauth') AS due`;
+    if (probe?.due !== true) return [];
     return this.db.$transaction(
       async (tx) => {
         const rows = await tx.$queryRaw<{ connection_id: string; next_run_at: Date }[]>`
