@@ -211,6 +211,9 @@ export async function ensureNats(url, dataDir, options = {}) {
   const args = ['-a', listenAddressFor(endpoint.host), '-p', String(endpoint.port), '-js', '-sd', dataDir];
   // Credentials in NATS_URL mean the services will present them; require the same ones.
   if (endpoint.user) args.push('--user', endpoint.user, '--pass', endpoint.password);
+  // For measuring: e.g. NATS_SERVER_EXTRA_ARGS='-m 8222' (monitoring) or '-V -l <file>' (trace).
+  const extra = process.env.NATS_SERVER_EXTRA_ARGS?.trim();
+  if (extra) args.push(...extra.split(/\s+/));
   const credentials = endpoint.user
     ? undefined
     : await prepareNatsCredentials(join(dataDir, 'credentials'), { testProbe: options.natsTestProbe });
