@@ -6,7 +6,17 @@ import { AppError } from '@context-gateway/errors';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
 
-import { BinaryColumns, PreparedRows, type RowField, type RowReader, textArrayLiteral } from './prepared-rows.js';
+import {
+  BinaryColumns,
+  checkBinaryColumns,
+  PreparedRows,
+  type RowField,
+  type RowReader,
+  textArrayLiteral,
+} from './prepared-rows.js';
+
+/** Where patched pg-protocol leaves a connection's parser on its socket. */
+const PARSER = Symbol.for('context-gateway.pg-protocol.parser');
 
 /** node-pg's own parameter writer (pg/lib/utils has no typings). */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as {
@@ -242,7 +252,9 @@ describe('PreparedRows', () => {
     expect(answer).toEqual(values.map((u) => [Buffer.from([1]), Buffer.from([0, 0xff, 0x10]), u]));
   });
 
-  it('after a failed execution that read binary columns, the next one on a fresh connection reads text', async () => {
+  it('a binary execution that fails answers its error, and its connection is not used again', async () => {
+    await items('0');
+    const connections = received.connections;
     const failing = PreparedRows.run(pool, {
       name: 'items_fail',
       text: 'SELECT id, label, body FROM items WHERE 1 / (id - 2) > 0 ORDER BY id',
@@ -252,20 +264,27 @@ describe('PreparedRows', () => {
       reader: new Rows(),
     });
     await expect(failing).rejects.toMatchObject({ code: '22012' });
+    // The pool destroyed the errored connection: the next statement runs, as text, on a new one.
+    // (The parser clearing its marks at the error's ReadyForQuery is pinned in prepared-rows.spec.ts.)
     expect(await items('2')).toEqual([['3', 'th"r,e{e}', '\\xff']]);
+    expect(received.connections).toBe(connections + 1);
   });
 
-  it('refuses formats for another number of columns than the statement has', () => {
-    expect(() =>
-      PreparedRows.run(pool, {
-        name: 'x',
-        text: ITEMS,
-        values: ['0'],
-        columns: 3,
-        binary: new BinaryColumns(2, [1]),
-        reader: new Rows(),
-      }),
-    ).toThrow('formats for 3 columns');
-    expect(() => new BinaryColumns(3, [3])).toThrow('no column 3 of 3');
+  it('checkBinaryColumns passes on a pool whose parser is patched, and refuses one whose parser is not', async () => {
+    await expect(checkBinaryColumns(pool)).resolves.toBeUndefined();
+    // The pool's one connection, its parser taken off its socket: what an unpatched pg-protocol leaves.
+    const client = await pool.connect();
+    const stream = (client as unknown as { connection: pg.Connection }).connection.stream as unknown as Record<
+      symbol,
+      unknown
+    >;
+    const parser = stream[PARSER];
+    delete stream[PARSER];
+    client.release();
+    try {
+      await expect(checkBinaryColumns(pool)).rejects.toThrow('pg-protocol is not patched');
+    } finally {
+      stream[PARSER] = parser;
+    }
   });
 });

@@ -72,6 +72,55 @@ describe('pg-protocol, patched (patches/pg-protocol@1.16.1.patch)', () => {
     ]);
     expect(parser.binaryColumns).toBeUndefined();
   });
+
+  it('forgets the marks at the ReadyForQuery after an ErrorResponse (an execution that failed)', () => {
+    const parser = new pgProtocolParser.Parser();
+    const bytes = Buffer.from([0xff, 0x00]);
+    const error = backendMessage('E', Buffer.from('SERROR\0C22012\0Mdivision by zero\0\0', 'latin1'));
+    const messages: { name: string; fields?: unknown[] }[] = [];
+    parser.binaryColumns = [true];
+    parser.parse(Buffer.concat([dataRow([bytes]), error]), (m) => messages.push(m));
+    expect(parser.binaryColumns).toEqual([true]);
+    parser.parse(Buffer.concat([backendMessage('Z', Buffer.from('I')), dataRow([bytes])]), (m) => messages.push(m));
+    expect(messages.map((m) => m.fields ?? m.name)).toEqual([
+      [bytes],
+      'error',
+      'readyForQuery',
+      [bytes.toString('utf-8')],
+    ]);
+    expect(parser.binaryColumns).toBeUndefined();
+  });
+
+  it('reads a marked DataRow that comes split across two parse() calls', () => {
+    const parser = new pgProtocolParser.Parser();
+    const bytes = Buffer.from(Array.from({ length: 40 }, (_, i) => 0xff - i));
+    const row = dataRow([Buffer.from('text'), bytes]);
+    const messages: { name: string; fields?: unknown[] }[] = [];
+    parser.binaryColumns = [false, true];
+    // Cut inside the binary value.
+    const cut = row.length - 15;
+    parser.parse(row.subarray(0, cut), (m) => messages.push(m));
+    expect(messages).toEqual([]);
+    parser.parse(row.subarray(cut), (m) => messages.push(m));
+    expect(messages.map((m) => m.fields)).toEqual([['text', bytes]]);
+  });
+
+  it('keeps a copy of a marked value, not a view of the buffer it reuses for the next messages', () => {
+    const parser = new pgProtocolParser.Parser();
+    const bytes = Buffer.alloc(64, 0xaa);
+    const next = dataRow([Buffer.alloc(8, 0x55)]);
+    // One chunk: a whole row and the head of the next, then the next's tail. The parser keeps
+    // the first chunk as its buffer and moves the head to its start when the tail comes,
+    // over the first row's bytes.
+    const first = Buffer.concat([dataRow([bytes]), next.subarray(0, 6)]);
+    const before = Buffer.from(first);
+    const messages: { name: string; fields?: unknown[] }[] = [];
+    parser.binaryColumns = [true];
+    parser.parse(first, (m) => messages.push(m));
+    parser.parse(next.subarray(6), (m) => messages.push(m));
+    expect(first).not.toEqual(before);
+    expect(messages.map((m) => m.fields)).toEqual([[bytes], [Buffer.alloc(8, 0x55)]]);
+  });
 });
 
 describe('bindMessage', () => {
@@ -105,6 +154,15 @@ describe('PreparedRows', () => {
     await expect(
       PreparedRows.run(poolOn(connection), { ...statement, binary: new BinaryColumns(1, [0]) }),
     ).rejects.toThrow('pg-protocol is not patched');
+  });
+
+  it('refuses formats for another number of columns than the statement has, as a rejected promise', async () => {
+    const run = PreparedRows.run(poolOn({ parsedStatements: {}, submittedNamedStatements: {} }), {
+      ...statement,
+      binary: new BinaryColumns(2, [1]),
+    });
+    await expect(run).rejects.toThrow("one reads 2 columns' formats for 1 columns");
+    expect(() => new BinaryColumns(3, [3])).toThrow('no column 3 of 3');
   });
 
   it('gives an error made on a socket event a stack that leads back to its caller', async () => {

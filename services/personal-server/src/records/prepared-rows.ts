@@ -156,7 +156,7 @@ export class PreparedRows<T> implements Submittable {
   static run<T>(pool: Pool, statement: PreparedStatement<T>): Promise<T> {
     const { name, text, values, columns, binary, reader } = statement;
     if (binary !== undefined && binary.marks.length !== columns)
-      throw new Error(`${name} reads ${binary.marks.length} columns' formats for ${columns} columns`);
+      return Promise.reject(new Error(`${name} reads ${binary.marks.length} columns' formats for ${columns} columns`));
     const query = new PreparedRows(name, text, values, columns, binary, reader);
     // pg-pool's query() runs a Submittable like a Query and answers with what it calls back;
     // @types/pg types the Submittable form as returning the query itself.
@@ -178,11 +178,15 @@ export class PreparedRows<T> implements Submittable {
     if (prepared !== undefined && prepared !== this.text)
       return new Error(`Prepared statements must be unique - '${this.name}' was used for a different statement`);
     // Binary columns need pg-protocol's patch: unpatched, it would decode their bytes as UTF-8.
-    const parser: unknown = this.binary && (con.stream as unknown as Record<symbol, unknown>)[PARSER];
-    if (this.binary && !isPatchedParser(parser))
-      return new Error(
-        'pg-protocol is not patched (patches/pg-protocol@1.16.1.patch): PreparedRows cannot read binary columns',
-      );
+    let binary: { parser: PatchedParser; marks: readonly boolean[]; bind: Buffer } | undefined;
+    if (this.binary) {
+      const parser = (con.stream as unknown as Record<symbol, unknown>)[PARSER];
+      if (!isPatchedParser(parser))
+        return new Error(
+          'pg-protocol is not patched (patches/pg-protocol@1.16.1.patch): PreparedRows cannot read binary columns',
+        );
+      binary = { parser, marks: this.binary.marks, bind: bindMessage(this.name, this.values, this.binary.formats) };
+    }
     // Parse (first time on this connection), Bind, Execute, Sync in one write.
     con.stream.cork();
     try {
@@ -190,11 +194,14 @@ export class PreparedRows<T> implements Submittable {
         con.parse({ name: this.name, text: this.text, types: [] }, true);
         con.submittedNamedStatements[this.name] = this.text;
       }
-      if (this.binary && isPatchedParser(parser)) {
-        // This execution's rows are the next DataRows on this connection (node-pg runs one
-        // query at a time); the parser forgets the marks at their ReadyForQuery.
-        parser.binaryColumns = this.binary.marks;
-        if (con.stream.writable) con.stream.write(bindMessage(this.name, this.values, this.binary.formats));
+      if (binary) {
+        // This execution's rows are the next DataRows on this connection: node-pg's Client
+        // refuses a custom query class (a Submittable such as this) in pipeline mode ("Custom
+        // query classes such as pg-cursor and pg-query-stream are not supported in pipeline
+        // mode"), so nothing else is on the wire until its ReadyForQuery, where the parser
+        // forgets the marks.
+        binary.parser.binaryColumns = binary.marks;
+        if (con.stream.writable) con.stream.write(binary.bind);
       } else {
         // Text parameters (no value mapping: they are strings already), text results.
         con.bind({ statement: this.name, values: this.values as (string | null)[] }, true);
@@ -254,6 +261,44 @@ export class PreparedRows<T> implements Submittable {
     this.callback = undefined;
     callback?.(error, result);
   }
+}
+
+/** The one value of a statement that gives one row of one column. */
+class OneValue implements RowReader<RowField> {
+  private values: RowField[] = [];
+  row(fields: readonly RowField[]): void {
+    this.values.push(fields[0] ?? null);
+  }
+  finish(): RowField {
+    if (this.values.length !== 1) throw new Error(`expected one row, got ${this.values.length}`);
+    return this.values[0] ?? null;
+  }
+}
+
+/** What `SELECT '\x00ff'::bytea` read in binary must give. */
+const BINARY_PROBE = Buffer.from([0x00, 0xff]);
+
+/**
+ * Rejects unless `pool` reads a column in binary as its bytes: one PreparedRows of
+ * `SELECT '\x00ff'::bytea` with that column marked must give the bytes 00 ff. Without
+ * pg-protocol's patch every statement with binary columns fails (`internal`) while readiness
+ * stays green, so a shard runs this once at boot (RecordsRepository.onModuleInit) and does not
+ * start if it rejects.
+ */
+export async function checkBinaryColumns(pool: Pool): Promise<void> {
+  const value = await PreparedRows.run(pool, {
+    name: 'ps_binary_probe',
+    text: "SELECT '\\x00ff'::bytea",
+    values: [],
+    columns: 1,
+    binary: new BinaryColumns(1, [0]),
+    reader: new OneValue(),
+  });
+  if (!Buffer.isBuffer(value) || !value.equals(BINARY_PROBE))
+    throw new Error(
+      `PreparedRows read SELECT '\\x00ff'::bytea in binary as ${JSON.stringify(value)}, not the bytes 00 ff: ` +
+        'is pg-protocol patched (patches/pg-protocol@1.16.1.patch)?',
+    );
 }
 
 function isRecord(value: unknown): value is Record<string, string> {

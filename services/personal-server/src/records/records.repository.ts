@@ -2,12 +2,19 @@ import { Clock } from '@context-gateway/clock';
 import { type CopyColumn, copyRowsBinary } from '@context-gateway/database';
 import { AppError } from '@context-gateway/errors';
 import { PG_POOL } from '@context-gateway/service-kit';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import pg, { type Pool, type PoolClient } from 'pg';
 
 import { packBytes } from './packed-bytes.js';
 import { isoFromTimestamptz, parseTimestamptz, timestamptzParameter } from './pg-time.js';
-import { BinaryColumns, PreparedRows, type RowField, type RowReader, textArrayLiteral } from './prepared-rows.js';
+import {
+  BinaryColumns,
+  checkBinaryColumns,
+  PreparedRows,
+  type RowField,
+  type RowReader,
+  textArrayLiteral,
+} from './prepared-rows.js';
 
 /** A record as a page reads it: times already as the API's ISO strings (recordFromFields). */
 export interface StoredRecord {
@@ -168,7 +175,6 @@ export const PAGE_COLUMN_NAMES: readonly string[] = [
   ...RECORD_COLUMNS.map((column) => column.name),
 ];
 
-/** node-pg's parser of the grant row's text[] columns. */
 /** text[]'s type id (pg.types.builtins names no array types). */
 const TEXT_ARRAY = 1009;
 const parseTextArray = (pg.types.getTypeParser as (oid: number, format: 'text') => unknown)(TEXT_ARRAY, 'text') as (
@@ -187,12 +193,13 @@ const OWNER_PAGE_BINARY = new BinaryColumns(RECORD_COLUMNS.length, [R.ciphertext
 /** A column Postgres never gives NULL on this row (NOT NULL in the table, or a non-null expression). */
 function present(fields: readonly RowField[], at: number): string {
   const value = fields[at];
-  if (typeof value !== 'string')
-    throw new AppError(
-      'internal',
-      `the page statement gave ${value === null ? 'NULL' : 'bytes'} in column ${at + 1}, which cannot be ${value === null ? 'NULL' : 'bytes'}`,
-    );
-  return value;
+  if (typeof value === 'string') return value;
+  throw new AppError(
+    'internal',
+    value === null
+      ? `the page statement gave NULL in column ${at + 1}, which cannot be NULL`
+      : `the page statement gave bytes in column ${at + 1}, which it reads as text`,
+  );
 }
 
 /** A column read as text that may be NULL. */
@@ -210,8 +217,9 @@ function bytesOrNull(fields: readonly RowField[], at: number): Buffer | null {
 }
 
 /**
- * A record from a row's RECORD_COLUMNS, which start at `offset`: Postgres's text of each,
- * the times cut into the API's form (isoFromTimestamptz), the version kept as text.
+ * A record from a row's RECORD_COLUMNS, which start at `offset`: the ciphertext as its bytes
+ * (read in binary), the other columns from Postgres's text of them, the times cut into the
+ * API's form (isoFromTimestamptz), the version kept as text.
  */
 function recordFromFields(f: readonly RowField[], offset: number): StoredRecord {
   const ciphertext = bytesOrNull(f, offset + R.ciphertext);
@@ -437,7 +445,7 @@ const ALL_NEW_FOR_MS = 30_000;
 
 /** `records`: encrypted bodies with routing/filtering columns in clear. */
 @Injectable()
-export class RecordsRepository {
+export class RecordsRepository implements OnModuleInit {
   /**
    * Connections whose last insertNew found every row new (an initial sync, a growing
    * history), with when it did (clock ms): their next batch within ALL_NEW_FOR_MS is tried
@@ -451,6 +459,15 @@ export class RecordsRepository {
     @Inject(PG_POOL) private readonly pool: Pool,
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * The page statements read their bytea columns in binary, which needs pg-protocol's patch:
+   * without it every page would fail as `internal` while readiness stays green, so the shard
+   * does not start unless one such read gives the bytes it should (checkBinaryColumns).
+   */
+  async onModuleInit(): Promise<void> {
+    await checkBinaryColumns(this.pool);
+  }
 
   async page(q: PageQuery): Promise<{ grant: QueryGrant | undefined; records: StoredRecord[] }> {
     const limited = q.type === undefined && q.policyTypes !== undefined;
