@@ -8,7 +8,8 @@
 // with CONCURRENCY in flight (closed loop), the checkouts alternating within a round and their
 // order reversed every other round. Prints per page: the Node process's CPU (process.cpuUsage:
 // its threads, GC included; only one checkout runs at a time) and its Postgres backends' CPU
-// (/proc/<pid>/schedstat of each pool connection's backend), min and median over ROUNDS.
+// (/proc/<pid>/schedstat of each pool connection's backend), min, median and max over ROUNDS,
+// then each round's figure.
 // The checkouts' pages must be the same, or it stops.
 //
 // Env: ROUNDS (4), PAGES (4000), CONCURRENCY (8), CONNECTIONS (20 seeded connections),
@@ -166,7 +167,9 @@ for (let round = 0; round < ROUNDS; round += 1) {
 }
 const summary = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return `min ${sorted[0]}, median ${sorted[sorted.length >> 1]} (${values.join(' ')})`;
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid] : +((sorted[mid - 1] + sorted[mid]) / 2).toFixed(1);
+  return `min ${sorted[0]}, median ${median}, max ${sorted.at(-1)} (${values.join(' ')})`;
 };
 for (const [root, { node, postgres, restarts }] of results) {
   // A restarted backend's CPU in its last round is missing: its Postgres figures read low.
