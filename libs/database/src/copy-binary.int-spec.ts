@@ -176,6 +176,17 @@ describe('copyRowsBinaryCommitted', () => {
       expect(rows[0].idle).toBe(true);
     }));
 
+  it('refuses inside an open transaction, where nothing would be committed', () =>
+    withClient(async (client) => {
+      await client.query('BEGIN');
+      await expect(
+        copyRowsBinaryCommitted(client, 'copied', columns, [row(1400)], 'INSERT INTO noted VALUES (1400)'),
+      ).rejects.toMatchObject({ name: 'AppError', code: 'internal' });
+      await client.query('ROLLBACK');
+      expect(await count('copied', 1400)).toBe(0);
+      expect(await count('noted', 1400)).toBe(0);
+    }));
+
   // [table copied into, its rows, the statement after, the error, ids that must not be stored]
   const failures: [string, string, number[], string, string, [string, number][]][] = [
     [

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
+import { AppError } from '@context-gateway/errors';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
@@ -266,11 +267,12 @@ export async function copyRowsBinary(
  * resolves, and nothing of them if it rejects (with Postgres's error). The data is sent
  * before Postgres asks for it: should the COPY fail before reading it, the protocol has
  * Postgres drop the CopyData and CopyDone that follow outside copy mode. The client must
- * not be inside an open transaction (the statements would join it instead).
+ * not be inside an open transaction: the statements would join it and nothing would be
+ * committed, so it rejects (AppError internal) unless the connection is idle once they ran.
  * Resolves with the number of rows copied.
  */
 export function copyRowsBinaryCommitted(
-  client: Pick<pg.ClientBase, 'query'>,
+  client: Pick<pg.ClientBase, 'query' | 'getTransactionStatus'>,
   table: string,
   columns: readonly CopyColumn[],
   rows: readonly CopyRow[],
@@ -278,7 +280,15 @@ export function copyRowsBinaryCommitted(
 ): Promise<number> {
   const { payload, sql } = copyStatement(table, columns, rows);
   return new Promise((resolve, reject) => {
-    client.query(new OneTripCopy(thenSql ? `${sql}; ${thenSql}` : sql, payload, resolve, reject));
+    client.query(
+      new OneTripCopy(
+        thenSql ? `${sql}; ${thenSql}` : sql,
+        payload,
+        () => client.getTransactionStatus(),
+        resolve,
+        reject,
+      ),
+    );
   });
 }
 
@@ -309,6 +319,7 @@ class OneTripCopy implements pg.Submittable {
   constructor(
     private readonly text: string,
     private readonly payload: Buffer,
+    private readonly transactionStatus: () => ReturnType<pg.ClientBase['getTransactionStatus']>,
     private readonly resolve: (rows: number) => void,
     private readonly reject: (error: Error) => void,
   ) {}
@@ -348,8 +359,18 @@ class OneTripCopy implements pg.Submittable {
     this.reject(error);
   }
 
+  /** pg has set the client's transaction status from this ReadyForQuery before calling here (pg 8.23). */
   handleReadyForQuery(): void {
     this.callback();
-    if (!this.failed) this.resolve(this.copied);
+    if (this.failed) return;
+    const status = this.transactionStatus();
+    if (status === 'I') this.resolve(this.copied);
+    else
+      this.reject(
+        new AppError(
+          'internal',
+          `copyRowsBinaryCommitted needs a connection outside any transaction; it ran inside one (status ${String(status)}), so nothing is committed`,
+        ),
+      );
   }
 }

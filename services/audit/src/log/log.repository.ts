@@ -150,7 +150,7 @@ export class LogRepository {
    * literals (numbers and hex, nothing from outside), since a simple query takes no parameters.
    */
   static async append(
-    db: Queryable,
+    db: Pick<pg.ClientBase, 'query' | 'getTransactionStatus'>,
     entries: NewEntry[],
     nodes: { level: number; index: number; hash: Buffer }[],
   ): Promise<void> {
