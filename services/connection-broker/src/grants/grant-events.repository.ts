@@ -1,12 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 
 import { BROKER_DB, type BrokerDb, type Tx } from '../database/database.module.js';
-import type { GrantEvent } from '../generated/prisma/client.js';
+import { type GrantEvent, Prisma } from '../generated/prisma/client.js';
 
 export type { GrantEvent };
 
 /** Which unpublished events to take: the ones a commit just wrote, or the sweep's leftovers older than a moment. */
 type UnpublishedFilter = { ids: string[] } | { olderThan: Date; limit: number };
+
+/** The sweep's rows: unpublished and older than `olderThan`; the look and the lock both ask this. */
+function dueOlderThan(olderThan: Date): Prisma.Sql {
+  return Prisma.sql`published_at IS NULL AND created_at < ${olderThan}`;
+}
 
 /** The grant_changed outbox. */
 @Injectable()
@@ -27,7 +32,7 @@ export class GrantEventsRepository {
    */
   async anyUnpublished(olderThan: Date): Promise<boolean> {
     const [row] = await this.db.$queryRaw<{ due: boolean }[]>`
-      SELECT EXISTS (SELECT 1 FROM grant_events WHERE published_at IS NULL AND created_at < ${olderThan}) AS due`;
+      SELECT EXISTS (SELECT 1 FROM grant_events WHERE ${dueOlderThan(olderThan)}) AS due`;
     return row?.due === true;
   }
 
@@ -41,7 +46,7 @@ export class GrantEventsRepository {
             >`SELECT id FROM grant_events WHERE published_at IS NULL AND id = ANY(${filter.ids}::uuid[]) ORDER BY created_at FOR UPDATE SKIP LOCKED`
           : await tx.$queryRaw<
               { id: string }[]
-            >`SELECT id FROM grant_events WHERE published_at IS NULL AND created_at < ${filter.olderThan} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
+            >`SELECT id FROM grant_events WHERE ${dueOlderThan(filter.olderThan)} ORDER BY created_at LIMIT ${filter.limit} FOR UPDATE SKIP LOCKED`;
       const events = locked.length
         ? await tx.grantEvent.findMany({
             where: { id: { in: locked.map((r) => r.id) } },

@@ -16,7 +16,7 @@ import {
 import type { Logger } from 'pino';
 
 import { IDENTITY_DB, type IdentityDb, type Tx } from '../database/database.module.js';
-import type { TokenRevocationOutbox } from '../generated/prisma/client.js';
+import { Prisma, type TokenRevocationOutbox } from '../generated/prisma/client.js';
 
 export { TokenRevocationKind };
 
@@ -31,6 +31,8 @@ const SWEEP_FAILURES_IN_A_ROW = 3;
  * ATTEMPTS publish timeouts): the sweep never holds a row that request is about to delete.
  */
 const SWEEP_MIN_AGE_MS = 5_000;
+/** The rows a sweep takes; the look and the claim both ask this. */
+const SWEEP_DUE = Prisma.sql`created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})`;
 /** A sweep publishes for at most this long, well inside its transaction's timeout; the rest waits for the next tick. */
 const SWEEP_BUDGET_MS = 20_000;
 
@@ -187,7 +189,7 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
     const [row] = await this.db.$queryRaw<{ due: boolean }[]>`
       SELECT EXISTS (
         SELECT 1 FROM token_revocation_outbox
-         WHERE created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})) AS due`;
+         WHERE ${SWEEP_DUE}) AS due`;
     return row?.due === true;
   }
 
@@ -197,7 +199,7 @@ export class TokenRevocationEvents implements OnApplicationBootstrap, OnApplicat
       SELECT event_id AS "eventId", org_id AS "orgId", kind, subject_id AS "subjectId",
              revoked_at AS "revokedAt", created_at AS "createdAt"
         FROM token_revocation_outbox
-       WHERE created_at < now() - make_interval(secs => ${SWEEP_MIN_AGE_MS / 1_000})
+       WHERE ${SWEEP_DUE}
        ORDER BY created_at
        LIMIT ${SWEEP_BATCH}
          FOR UPDATE SKIP LOCKED`;

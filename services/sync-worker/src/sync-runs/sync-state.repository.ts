@@ -3,7 +3,7 @@ import { AppError } from '@context-gateway/errors';
 import { Inject, Injectable } from '@nestjs/common';
 
 import { SYNC_DB, type SyncDb } from '../database/database.module.js';
-import type { SyncState } from '../generated/prisma/client.js';
+import { Prisma, type SyncState } from '../generated/prisma/client.js';
 
 export type { SyncState };
 
@@ -12,6 +12,9 @@ export interface DueConnection {
   connectionId: string;
   dueAt: Date;
 }
+
+/** The connections the scheduler runs now; the look and the claim both ask this. */
+const DUE_FOR_A_RUN = Prisma.sql`next_run_at <= now() AND state <> 'needs_reauth'`;
 
 /**
  * Sync state per connection, and the claims that keep two workers from running the same
@@ -214,13 +217,13 @@ export class SyncStateRepository {
     // Most ticks find nothing due: look first (one statement), open the claiming transaction
     // (three round trips) only when something is.
     const [probe] = await this.db.$queryRaw<{ due: boolean }[]>`
-      SELECT EXISTS (SELECT 1 FROM sync_states WHERE next_run_at <= now() AND state <> 'needs_reauth') AS due`;
+      SELECT EXISTS (SELECT 1 FROM sync_states WHERE ${DUE_FOR_A_RUN}) AS due`;
     if (probe?.due !== true) return [];
     return this.db.$transaction(
       async (tx) => {
         const rows = await tx.$queryRaw<{ connection_id: string; next_run_at: Date }[]>`
         SELECT connection_id, next_run_at FROM sync_states
-        WHERE next_run_at <= now() AND state <> 'needs_reauth'
+        WHERE ${DUE_FOR_A_RUN}
         ORDER BY next_run_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
         if (rows.length === 0) return [];
         const due = rows.map((r) => ({ connectionId: r.connection_id, dueAt: r.next_run_at }));
