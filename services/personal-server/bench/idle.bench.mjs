@@ -2,12 +2,14 @@
 //
 // Starts the whole stack as `pnpm bench:query` does (fresh database, private nats-server, two
 // personal-server shards), lets it settle for IDLE_WARMUP_SECONDS, then for IDLE_MINUTES
-// one-minute windows reads, per process, its CPU time (/proc/<pid>/stat utime + stime, every
-// thread: /proc/<pid>/schedstat is the main thread's alone and read 0 for nats-server; other
-// processes' load cannot inflate it much) and its write system calls (/proc/<pid>/io
-// syscw), and prints each window, the median and the spread (min–max) per minute.
+// windows of IDLE_WINDOW_SECONDS each (default 60) reads, per process, its CPU time
+// (/proc/<pid>/stat utime + stime, every thread: /proc/<pid>/schedstat is the main thread's
+// alone and read 0 for nats-server; other processes' load cannot inflate it much) and its
+// write system calls (/proc/<pid>/io syscw), and prints each window, the median and the
+// spread (min–max), every figure scaled to one minute whatever the window's length (a
+// shorter window is quicker but sees fewer of the 5 s sweeps and ticks, so it is noisier).
 //
-//   IDLE_MINUTES=5 IDLE_WARMUP_SECONDS=30 node services/personal-server/bench/idle.bench.mjs
+//   IDLE_MINUTES=5 IDLE_WARMUP_SECONDS=30 IDLE_WINDOW_SECONDS=60 node services/personal-server/bench/idle.bench.mjs
 //
 // IDLE_PIDS_FILE=<file>: the pids (name → pid) are written there once the stack is up, for
 // strace -p or perf alongside; IDLE_HOLD_SECONDS keeps the stack up that long after the
