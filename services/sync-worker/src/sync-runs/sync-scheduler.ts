@@ -56,18 +56,25 @@ export class SyncScheduler implements OnApplicationBootstrap, OnApplicationShutd
   async tick(): Promise<number> {
     let total = 0;
     for (;;) {
-      const due = await this.states.claimDue(200, this.env.SYNC_INTERVAL_MS, async (batch) => {
-        await Promise.all(
-          batch.map((d) =>
-            this.publisher.publish(events.syncJobRequested, {
-              jobId: jobIdFor(`scheduled:${d.connectionId}:${d.dueAt.getTime()}`),
-              connectionId: d.connectionId,
-              reason: SyncReason.SCHEDULED,
-              requestedAt: timestampFromDate(this.clock.date()),
-            }),
-          ),
-        );
-      });
+      // Only the first claim looks first: another comes only after a full batch.
+      const look = total === 0;
+      const due = await this.states.claimDue(
+        200,
+        this.env.SYNC_INTERVAL_MS,
+        async (batch) => {
+          await Promise.all(
+            batch.map((d) =>
+              this.publisher.publish(events.syncJobRequested, {
+                jobId: jobIdFor(`scheduled:${d.connectionId}:${d.dueAt.getTime()}`),
+                connectionId: d.connectionId,
+                reason: SyncReason.SCHEDULED,
+                requestedAt: timestampFromDate(this.clock.date()),
+              }),
+            ),
+          );
+        },
+        { look },
+      );
       total += due.length;
       if (due.length < 200) return total;
     }

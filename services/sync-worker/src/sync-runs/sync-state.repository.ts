@@ -213,12 +213,16 @@ export class SyncStateRepository {
     limit: number,
     intervalMs: number,
     publish: (due: DueConnection[]) => Promise<void>,
+    { look = true }: { look?: boolean } = {},
   ): Promise<DueConnection[]> {
     // Most ticks find nothing due: look first (one statement), open the claiming transaction
-    // (three round trips) only when something is.
-    const [probe] = await this.db.$queryRaw<{ due: boolean }[]>`
-      SELECT EXISTS (SELECT 1 FROM sync_states WHERE ${DUE_FOR_A_RUN}) AS due`;
-    if (probe?.due !== true) return [];
+    // (three round trips) only when something is. `look: false` after a full batch: more is
+    // likely due, and the look would only add a round trip.
+    if (look) {
+      const [probe] = await this.db.$queryRaw<{ due: boolean }[]>`
+        SELECT EXISTS (SELECT 1 FROM sync_states WHERE ${DUE_FOR_A_RUN}) AS due`;
+      if (probe?.due !== true) return [];
+    }
     return this.db.$transaction(
       async (tx) => {
         const rows = await tx.$queryRaw<{ connection_id: string; next_run_at: Date }[]>`
