@@ -9,6 +9,10 @@
  * two separate setImmediates the order was whichever request came first in the turn; here the
  * audit batch is always queued first, and leaves in the PING's write when both are due in the
  * same turn. Nothing waits any longer than before: both still run at the end of the same turn.
+ *
+ * `scheduled` is module state: under jest's fake timers a setImmediate that is never run (or
+ * is cleared by `jest.clearAllTimers`) leaves it set, and every later atTurnEnd in that module
+ * instance then waits forever. Run the timers, or use real ones, where atTurnEnd is reached.
  */
 export type TurnEndStage = 'publish' | 'ping';
 
@@ -26,18 +30,24 @@ export function atTurnEnd(stage: TurnEndStage, run: () => void): void {
 
 function runTurnEnd(): void {
   scheduled = false;
-  let failure: { error: unknown } | undefined;
-  for (const stage of [due.publish, due.ping]) {
-    // What a callback schedules for the end of the turn runs in the next one, as with setImmediate.
-    const runs = stage.splice(0);
-    for (const run of runs) {
+  // Both stages are taken before any callback runs: what a callback schedules for the end of
+  // the turn, in either stage, runs in the next one, as with setImmediate.
+  const errors = runStages([due.publish.splice(0), due.ping.splice(0)]);
+  // As setImmediate would: the error thrown, once every callback ran; all of them if several.
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} turn-end callbacks threw`);
+}
+
+/** Runs the stages in order, every callback even after one threw; returns what they threw. */
+export function runStages(stages: readonly (readonly (() => void)[])[]): unknown[] {
+  const errors: unknown[] = [];
+  for (const stage of stages)
+    for (const run of stage) {
       try {
         run();
       } catch (error) {
-        // Every other callback still runs; the first error is thrown after, as setImmediate would.
-        failure ??= { error };
+        errors.push(error);
       }
     }
-  }
-  if (failure) throw failure.error;
+  return errors;
 }

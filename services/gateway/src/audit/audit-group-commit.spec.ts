@@ -210,6 +210,17 @@ describe('AuditGroupCommit', () => {
     expect(published.map((p) => p.requestId)).toEqual(['C']);
   });
 
+  it("queues the turn's audit batch before the turn's freshness PING, whichever was scheduled first", async () => {
+    const { publisher, published } = fakeStream();
+    const group = new AuditGroupCommit(publisher, 1_000);
+    let seen: number | undefined;
+    atTurnEnd('ping', () => (seen = published.length));
+    const stored = group.append(event());
+    await stored;
+    // The PING's callback found the batch already handed to the publisher: it leaves in the PING's write.
+    expect(seen).toBe(1);
+  });
+
   it('refuses a batch size the audit service would dead-letter', () => {
     const { publisher } = fakeStream();
     expect(() => new AuditGroupCommit(publisher, 1_000, MAX_AUDIT_BATCH_EVENTS + 1)).toThrow(/1 to 256 events/);

@@ -92,14 +92,14 @@ export class AuditGroupCommit {
     } else if (this.#turnEnd === undefined) {
       const token = {};
       this.#turnEnd = token;
-      atTurnEnd(
-        'publish',
-        AsyncResource.bind(() => {
-          if (this.#turnEnd !== token) return;
-          this.#turnEnd = undefined;
-          this.#flush();
-        }),
-      );
+      // The request's async context, kept for the flush (one object; AsyncResource.bind would
+      // add a bound function on top).
+      const request = new AsyncResource('AuditTurnEnd');
+      atTurnEnd('publish', () => {
+        if (this.#turnEnd !== token) return;
+        this.#turnEnd = undefined;
+        request.runInAsyncScope(this.#flush, this);
+      });
     }
     return stored;
   }
@@ -125,7 +125,7 @@ export class AuditGroupCommit {
   }
 
   // Both async: a synchronous throw (the encoder's, the publisher's) rejects exactly this
-  // batch's events, rather than escaping from setImmediate or into the append that filled it.
+  // batch's events, rather than escaping from the turn end (atTurnEnd) or into the append that filled it.
   async #publishOne({ event, bytes }: Waiting): Promise<unknown> {
     return this.publisher.publishEncoded(events.auditRecorded, event, bytes, { timeoutMs: this.timeoutMs });
   }

@@ -3,6 +3,7 @@ import { runWithRequestContext } from '@context-gateway/observability';
 import { describe, expect, it, jest } from '@jest/globals';
 import type { NatsConnection } from '@nats-io/transport-node';
 
+import { atTurnEnd } from '../turn-end.js';
 import { ControlHead } from './control-head.js';
 
 /**
@@ -21,6 +22,22 @@ function headAnswering(...answers: (number | Error)[]) {
     });
   return { head, fromServer };
 }
+
+describe('ControlHead round trips', () => {
+  it("asks the server after the turn end's publish callbacks, whichever was scheduled first", async () => {
+    const { head, fromServer } = headAnswering(7);
+    const order: string[] = [];
+    fromServer.mockImplementation(() => {
+      order.push('ask');
+      return Promise.resolve(7);
+    });
+    const asked = head.latestSeq();
+    atTurnEnd('publish', () => order.push('publish'));
+    await expect(asked).resolves.toBe(7);
+    // The turn's audit batch is queued before the PING: it leaves in the PING's write.
+    expect(order).toEqual(['publish', 'ask']);
+  });
+});
 
 describe('ControlHead within one request', () => {
   it('does not remember a failed question: a retry in the same request asks again, and that answer is kept', async () => {
