@@ -325,6 +325,7 @@ class OneTripCopy implements pg.Submittable {
   ) {}
 
   submit(connection: pg.Connection): void {
+    // On connection.stream directly (pg 8.23): pg's sendCopyFromChunk copies the payload, and corking needs the stream.
     const stream = (connection as unknown as { stream: NodeJS.WritableStream & { cork(): void; uncork(): void } })
       .stream;
     const header = Buffer.allocUnsafe(5);

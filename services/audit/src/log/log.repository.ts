@@ -144,17 +144,21 @@ export class LogRepository {
   }
 
   /**
-   * One batch, one transaction, one round trip: the entries by binary COPY and the subtree
-   * hashes they completed, in one simple-query message (copyRowsBinaryCommitted) — before,
-   * BEGIN, the COPY (two), the nodes' INSERT and COMMIT were five. The hashes go in as
-   * literals (numbers and hex, nothing from outside), since a simple query takes no parameters.
+   * One batch in one transaction: the entries by binary COPY and the subtree hashes they
+   * completed, in one simple query (copyRowsBinaryCommitted), which Postgres runs as one
+   * implicit transaction. The hashes go in as literals because a simple query takes no
+   * parameters; they are safe integers and hex, checked here, nothing else.
    */
   static async append(
     db: Pick<pg.ClientBase, 'query' | 'getTransactionStatus'>,
     entries: NewEntry[],
     nodes: { level: number; index: number; hash: Buffer }[],
   ): Promise<void> {
-    const nodeRows = nodes.map((n) => `(${n.level}, ${n.index}, decode('${n.hash.toString('hex')}', 'hex'))`);
+    const nodeRows = nodes.map((n) => {
+      if (!Number.isSafeInteger(n.level) || !Number.isSafeInteger(n.index))
+        throw new AppError('internal', `audit node ${String(n.level)}/${String(n.index)} is not an integer position`);
+      return `(${n.level}, ${n.index}, decode('${n.hash.toString('hex')}', 'hex'))`;
+    });
     await copyRowsBinaryCommitted(
       db,
       'audit_entries',
