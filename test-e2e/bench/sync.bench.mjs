@@ -16,7 +16,12 @@ import { obtainTokens, startSimulator } from '@context-gateway/source-simulators
 import pg from 'pg';
 
 import { renderFlameGraph } from '../../scripts/flamegraph.mjs';
-import { natsServerPids, startBenchStack } from '../../services/personal-server/bench/bench-stack.mjs';
+import {
+  natsServerPids,
+  processTicksMs,
+  startBenchStack,
+  TICK_MS,
+} from '../../services/personal-server/bench/bench-stack.mjs';
 import { connectAccount } from '../support/connect-account.mjs';
 import { signUpWithSoftPasskey } from '../support/soft-passkey.mjs';
 
@@ -52,19 +57,11 @@ if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 let profileWindow;
 
-const TICK_MS = 1000 / 100; // USER_HZ
-/** CPU (user + system) of the processes, ms. */
+/** CPU (user + system) of the processes, ms; an exited one counts 0. */
 function processCpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      /* exited */
-    }
-  }
-  return ticks * TICK_MS;
+  let ms = 0;
+  for (const pid of pids) ms += processTicksMs(pid) ?? 0;
+  return ms;
 }
 /** Busy CPU of the whole machine (every process, all cores), ms. */
 function machineBusyMs() {

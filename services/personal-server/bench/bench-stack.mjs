@@ -87,11 +87,14 @@ export function natsServerPids(natsUrl) {
   return pids;
 }
 
+/** One clock tick of /proc's CPU times, ms (USER_HZ = 100 on Linux). */
+export const TICK_MS = 10;
+
 /** CPU time of one process so far (ms), or undefined once it has exited. */
 export function processTicksMs(pid) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10; // ticks of 10 ms (USER_HZ 100)
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime + stime
   } catch {
     return undefined;
   }

@@ -35,7 +35,7 @@ import pg from 'pg';
 
 import { renderFlameGraph, selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { signUpWithSoftPasskey } from '../../../test-e2e/support/soft-passkey.mjs';
-import { natsServerPids, processTicksMs, startBenchStack, writeCalls } from './bench-stack.mjs';
+import { natsServerPids, processTicksMs, startBenchStack, TICK_MS, writeCalls } from './bench-stack.mjs';
 
 const rootDir = fileURLToPath(new URL('../../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -63,18 +63,11 @@ if (!existsSync(join(rootDir, 'services/gateway/dist/main.js'))) {
 }
 
 // --- CPU accounting -----------------------------------------------------------------
-const TICK_MS = 10; // USER_HZ = 100 on Linux
+/** CPU (user + system) of the processes so far, ms; an exited one counts 0. */
 function processCpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
-    } catch {
-      /* exited */
-    }
-  }
-  return ticks * TICK_MS;
+  let ms = 0;
+  for (const pid of pids) ms += processTicksMs(pid) ?? 0;
+  return ms;
 }
 /** Busy CPU of the whole machine (every process, all cores), ms. */
 function machineBusyMs() {
