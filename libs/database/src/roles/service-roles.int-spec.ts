@@ -102,6 +102,26 @@ afterAll(async () => {
   await admin.end();
 });
 
+describe('provisioning started twice at once', () => {
+  it('succeeds for every run when several provision the same roles concurrently', async () => {
+    // Two stacks or deploy jobs starting together provision the same cluster-wide roles: each
+    // run must succeed (Postgres answers a lost catalog race with XX000 or a deadlock).
+    const pools = [1, 2, 3, 4].map(() =>
+      createPool({ url: TEST_DATABASE_URL, schema: 'public', applicationName: 'test:roles', max: 1 }),
+    );
+    try {
+      for (let round = 0; round < 3; round += 1) {
+        const runs = await Promise.allSettled(
+          pools.map((pool) => provisionServiceRoles(pool, { ...owners, services: specs })),
+        );
+        expect(runs.filter((run) => run.status === 'rejected')).toEqual([]);
+      }
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  }, 60_000);
+});
+
 describe('a database role per service', () => {
   it.each([
     ['identity', 'connection-broker', 'grants'],

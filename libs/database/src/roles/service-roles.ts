@@ -129,23 +129,48 @@ function ensureOwners(options: Pick<MigrationOwnersOptions, 'ownerRole' | 'appen
   ];
 }
 
+/** How often a role transaction that lost a catalog race is run again before its error is thrown. */
+const CATALOG_RACE_ATTEMPTS = 12;
+
+/**
+ * Errors a concurrent twin of the same role work causes, which a fresh attempt does not hit:
+ * GRANT, ALTER ROLE and ALTER DEFAULT PRIVILEGES update catalog rows in place, so two
+ * provisioners (two stacks or two deploy jobs starting at once: roles are cluster-wide)
+ * touching the same role or schema fail with "tuple concurrently updated" (XX000), or
+ * deadlock (40P01), rather than wait. Every statement here is idempotent, so the whole
+ * transaction is simply run again.
+ */
+function lostCatalogRace(error: unknown): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return (
+    code === '40P01' ||
+    code === '40001' ||
+    (code === 'XX000' && typeof message === 'string' && message.includes('tuple concurrently updated'))
+  );
+}
+
 /** Creates the roles (outside the transaction: roles are cluster-wide), then runs `work` in one transaction. */
 async function withRoles(
   admin: pg.Pool,
   roles: RoleToEnsure[],
   work: (client: pg.ClientBase) => Promise<void>,
 ): Promise<void> {
-  const client = await admin.connect();
-  try {
-    for (const { role, login } of roles) await ensureRole(client, role, login);
-    await client.query('BEGIN');
-    await work(client);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
+  for (let attempt = 1; ; attempt += 1) {
+    const client = await admin.connect();
+    try {
+      for (const { role, login } of roles) await ensureRole(client, role, login);
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+      return;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (attempt >= CATALOG_RACE_ATTEMPTS || !lostCatalogRace(error)) throw error;
+    } finally {
+      client.release();
+    }
+    // A random pause, growing with the attempts, so the twins stop colliding.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 25 * attempt));
   }
 }
 
