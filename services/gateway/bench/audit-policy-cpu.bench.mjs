@@ -3,6 +3,7 @@
 //
 //   node services/gateway/bench/audit-policy-cpu.bench.mjs            # both parts
 //   BENCH_PART=audit BENCH_ROUNDS=400 node services/gateway/bench/audit-policy-cpu.bench.mjs
+//   BENCH_GATEWAY_DIST=<another checkout>/services/gateway/dist node …   (that checkout's code)
 //
 // Runs the built dist/ (pnpm build first), against a private nats-server with JetStream:
 // - audit: AuditRouteInterceptor around a handler that sets its audit subject as a records
@@ -11,6 +12,8 @@
 // - policy: per request, the auth check's CONTROL freshness question (ControlHead.latestSeq)
 //   then RecordsPolicy.check (PolicyDecider: freshness, cached org rules, decisions) and the
 //   verdict as the audit keeps it (auditPolicyOf): CPU µs per request.
+// - revocations: per request, the API key check's wait for the CONTROL stream read up to date
+//   (TokenRevocations.upToDate: the head's question, its fail-closed deadline): CPU µs per request.
 // Each request runs inside a request context and a (non-recording) server span, as the HTTP
 // edge runs it, so AsyncLocalStorage's promise hooks cost what they cost there. CONCURRENCY
 // requests start in each turn of the event loop (they share one audit batch and one round trip).
@@ -18,6 +21,8 @@ import 'reflect-metadata';
 
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { create } from '@bufbuild/protobuf';
 import { systemClock } from '@context-gateway/clock';
@@ -32,7 +37,9 @@ const { context, SpanKind, trace } = createRequire(
   new URL('../../../libs/observability/package.json', import.meta.url),
 )('@opentelemetry/api');
 
-const dist = new URL('../dist/', import.meta.url);
+const dist = process.env.BENCH_GATEWAY_DIST
+  ? pathToFileURL(`${resolve(process.env.BENCH_GATEWAY_DIST)}/`)
+  : new URL('../dist/', import.meta.url);
 const load = (path) => import(new URL(path, dist).href);
 const { AuditRecorder } = await load('audit/audit-recorder.js');
 const { AuditRouteInterceptor } = await load('audit/audit-route.interceptor.js');
@@ -40,6 +47,7 @@ const { setAuditSubject } = await load('audit/audit-subject.js');
 const { ControlHead } = await load('policy/control-head.js');
 const { PolicyDecider, auditPolicyOf } = await load('policy/policy-decider.js');
 const { RecordsPolicy } = await load('records/records-policy.js');
+const { TokenRevocations } = await load('oauth/token-revocations.js');
 
 const PART = process.env.BENCH_PART ?? 'both';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
@@ -155,6 +163,14 @@ if (PART === 'both' || PART === 'policy') {
   };
   results.policyUsPerRequest = await measure(checkedQuery);
   await decider.onApplicationShutdown();
+}
+
+if (PART === 'both' || PART === 'revocations') {
+  const revocations = new TokenRevocations(nc, new ControlHead(nc), logger);
+  await revocations.start();
+  // As ApiKeyCache.authenticate waits before it trusts a remembered key.
+  results.revocationsUsPerRequest = await measure(() => revocations.upToDate(3_000));
+  await revocations.stop();
 }
 
 await nc.close();

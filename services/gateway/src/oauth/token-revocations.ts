@@ -8,6 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 import type { ControlHead } from '../policy/control-head.js';
+import { Deadlines } from './deadlines.js';
 
 /** Identity's access tokens live at most an hour (OAUTH_ACCESS_TOKEN_TTL_SECONDS); a revocation older than this ends nothing. */
 const REVOCATION_HORIZON_MS = 2 * 60 * 60_000;
@@ -23,6 +24,10 @@ export interface TokenSubjects {
 
 const subject = events.tokensRevoked.subject;
 const keyOf = (kind: TokenRevocationKind, id: string) => `${kind}:${id}`;
+/** The head did not answer in time (NATS buffers requests while it reconnects). */
+const tooLate = () => new AppError('service_unavailable', 'Token revocations could not be checked in time');
+const uncheckable = (error: unknown) =>
+  new AppError('service_unavailable', 'Token revocations could not be checked', [], { cause: error });
 
 /**
  * The gateway's copy of identity's token revocations (`control.v1.tokens_revoked` on the
@@ -42,6 +47,7 @@ export class TokenRevocations {
   /** kind:id → the latest revocation's time (identity's clock) and stream sequence. */
   private readonly revoked = new Map<string, { at: number; seq: number }>();
   private readonly follower: StreamFollower;
+  private readonly deadlines = new Deadlines();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -99,17 +105,17 @@ export class TokenRevocations {
   /**
    * Resolves once this process has read every revocation published before the call began
    * (one question to NATS shared by concurrent callers); `service_unavailable` after
-   * `timeoutMs` (fail closed).
+   * `timeoutMs` (fail closed). Not async, and no timer of its own: it runs on every request
+   * (Deadlines: one timer bounds every request's wait).
    */
-  async upToDate(timeoutMs: number): Promise<void> {
+  upToDate(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    const latest = await within(
-      this.head.latestSeq().catch((error: unknown) => {
-        throw new AppError('service_unavailable', 'Token revocations could not be checked', [], { cause: error });
-      }),
-      timeoutMs,
+    return this.deadlines.within(this.head.latestSeq(), timeoutMs, tooLate, uncheckable).then((latest) =>
+      // Already read that far (the usual case): no second wait, no timer.
+      latest <= this.follower.consumedSeq
+        ? undefined
+        : this.follower.waitConsumed(latest, Math.max(1, deadline - performance.now())),
     );
-    await this.follower.waitConsumed(latest, Math.max(1, deadline - performance.now()));
   }
 
   /** The stream position read so far: what an answer asked of identity now is at least as new as. */
@@ -152,16 +158,4 @@ export class TokenRevocations {
     const horizon = this.now() - REVOCATION_HORIZON_MS;
     for (const [key, { at }] of this.revoked) if (at < horizon) this.revoked.delete(key);
   }
-}
-
-/** `work`, or service_unavailable once `ms` have passed (NATS buffers requests while it reconnects). */
-function within<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new AppError('service_unavailable', 'Token revocations could not be checked in time')),
-      ms,
-    );
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

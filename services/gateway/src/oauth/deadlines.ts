@@ -1,0 +1,62 @@
+/** One wait bounded by a deadline: how to fail it once its time is up. */
+interface Waiter {
+  at: number;
+  late: () => void;
+}
+
+/**
+ * Bounds waits with ONE timer for all of them, armed for the earliest deadline, instead of a
+ * `setTimeout`, a timeout promise, a `Promise.race` and a `finally` per wait. The credential
+ * check waits on every request for the CONTROL stream's head (shared by the turn's requests);
+ * its fail-closed deadline was the only timer a records query armed in the gateway, and the
+ * race's promises each ran AsyncLocalStorage's promise hooks.
+ *
+ * A wait that settles in time leaves its entry behind only until it settles (a Set delete);
+ * the timer fires at most once per earliest deadline, fails what is due and re-arms for the
+ * next. It never keeps the process alive on its own (unref): what is waited for does.
+ */
+export class Deadlines {
+  private readonly waiting = new Set<Waiter>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+
+  /** `work`'s outcome, or `late()`'s error once `ms` have passed; `failed` maps `work`'s rejection. */
+  within<T>(work: Promise<T>, ms: number, late: () => Error, failed: (error: unknown) => Error): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = { at: performance.now() + ms, late: () => reject(late()) };
+      this.waiting.add(waiter);
+      if (waiter.at < this.timerAt) this.arm(waiter.at);
+      work.then(
+        (value) => {
+          this.waiting.delete(waiter);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.waiting.delete(waiter);
+          reject(failed(error));
+        },
+      );
+    });
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(at - performance.now())));
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const waiter of this.waiting) {
+      if (waiter.at <= now) {
+        this.waiting.delete(waiter);
+        waiter.late();
+      } else if (waiter.at < next) next = waiter.at;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+  }
+}
