@@ -454,6 +454,7 @@ try {
     toUs: monotonicUs(),
     pids: { gateway: named.gateway, 'personal-server': named['personal-server#0'] },
     rate: gatewayRun['queries/s'],
+    open: [],
   };
   // The shard alone: the same query straight over NATS (no HTTP, no API key check, no audit).
   const shardStage = await (async () => {
@@ -514,6 +515,7 @@ try {
   for (const share of OPEN_SHARES) {
     const openRate = (run) => Math.max(1, Math.round(run['queries/s'] * share));
     const percent = `${Math.round(share * 100)} % of max`;
+    const openStart = monotonicUs();
     const gatewayOpen = await drive(
       `gateway, open loop at ${openRate(gatewayRun)}/s (${percent})`,
       gateway,
@@ -522,6 +524,8 @@ try {
       named,
       openRate(gatewayRun),
     );
+    // The open loop costs more per query than the closed one: its window is profiled too.
+    profileWindow.open.push({ share, fromUs: openStart, toUs: monotonicUs(), rate: openRate(gatewayRun) });
     const baselineOpen = await drive(
       `bare baseline, open loop at ${openRate(baselineRun)}/s (${percent})`,
       baselineUrl,
@@ -579,6 +583,13 @@ if (PROFILE_DIR && profileWindow) {
     });
     writeFileSync(join(PROFILE_DIR, `flame-${name}.svg`), svg);
     writeFileSync(join(PROFILE_DIR, `top-${name}.txt`), `${selfTimeTable(profile, { ...window, top: 30 })}\n`);
+    for (const open of profileWindow.open) {
+      const openWindow = { fromUs: open.fromUs, toUs: open.toUs };
+      writeFileSync(
+        join(PROFILE_DIR, `top-${name}-open-${Math.round(open.share * 100)}.txt`),
+        `${selfTimeTable(profile, { ...openWindow, top: 30 })}\n`,
+      );
+    }
     console.log(`flame graph: ${join(PROFILE_DIR, `flame-${name}.svg`)}, self time: top-${name}.txt`);
   }
 }
