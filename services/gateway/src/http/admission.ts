@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { bearerToken } from '../auth/auth.guard.js';
 import { bearerTokenDigest } from '../auth/token-digest.js';
 import type { Env } from '../env.js';
-import { RateLimits, sweepExpiredRateLimits } from './rate-limits.js';
+import { type RateLimited, RateLimits, sweepExpiredRateLimits } from './rate-limits.js';
 
 /** Probes answer under any load: an orchestrator must see a busy gateway as alive. */
 const EXEMPT = new Set(['/healthz', '/readyz']);
@@ -78,24 +78,40 @@ export async function installAdmission(app: NestFastifyApplication, logger: Logg
 
   let inFlight = 0;
   const fastify = app.getHttpAdapter().getInstance();
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (exempt(request)) return;
-    if (env.SHED_MAX_IN_FLIGHT > 0 && inFlight >= env.SHED_MAX_IN_FLIGHT) {
-      return refuse(request, reply, new AppError('service_unavailable', 'The gateway is overloaded; retry shortly'), 1);
-    }
-    inFlight += 1;
-    reply.raw.once('close', () => (inFlight -= 1));
-    const token = bearerToken(request);
-    const limited = await limits.take(request.ip, token === undefined ? undefined : bearerTokenDigest(request, token));
-    if (limited) {
-      const who = limited.limit === 'ip' ? 'this address' : 'this key';
-      return refuse(
+  const admit = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    limited: RateLimited | undefined,
+    done: (error?: Error) => void,
+  ) => {
+    if (!limited) return done();
+    const who = limited.limit === 'ip' ? 'this address' : 'this key';
+    try {
+      // Answered here: Fastify stops at `reply.sent`, done() is not called.
+      void refuse(
         request,
         reply,
         new AppError('rate_limited', `Too many requests from ${who}; retry in ${limited.retryAfterSeconds} s`),
         limited.retryAfterSeconds,
       );
+    } catch (error) {
+      // As a throw from an async hook was: Fastify's error answer (also when admit runs in a `then`).
+      done(error as Error);
     }
-    return undefined;
+  };
+  // A callback hook, not an async one: with the limits decided from memory (the usual case,
+  // RateLimits.take) the request goes on in the same tick, without a promise of its own.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (exempt(request)) return done();
+    if (env.SHED_MAX_IN_FLIGHT > 0 && inFlight >= env.SHED_MAX_IN_FLIGHT) {
+      void refuse(request, reply, new AppError('service_unavailable', 'The gateway is overloaded; retry shortly'), 1);
+      return;
+    }
+    inFlight += 1;
+    reply.raw.once('close', () => (inFlight -= 1));
+    const token = bearerToken(request);
+    const limited = limits.take(request.ip, token === undefined ? undefined : bearerTokenDigest(request, token));
+    if (limited instanceof Promise) limited.then((answer) => admit(request, reply, answer, done), done);
+    else admit(request, reply, limited, done);
   });
 }

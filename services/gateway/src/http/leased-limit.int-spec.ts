@@ -61,11 +61,30 @@ describe('a limit leased from the shared counter', () => {
     expect(store.queries).toBe(before);
   });
 
+  it('while a lease lasts, a request is answered at once, not as a promise; a new lease is a promise', async () => {
+    const store = countingStore();
+    const limit = replica(store, 200);
+    const first = limit.take('now');
+    expect(first).toBeInstanceOf(Promise);
+    expect(await first).toBeUndefined();
+    // The rest of the lease (6 points): decided from memory, in the same tick.
+    for (let i = 1; i < leaseSize(200, 2); i += 1) expect(limit.take('now')).toBeUndefined();
+    expect(store.queries).toBe(1);
+    const next = limit.take('now');
+    expect(next).toBeInstanceOf(Promise);
+    expect(await next).toBeUndefined();
+    // Once a lease found the key spent, it is refused from memory, at once too.
+    const spent = replica(store, 1, { replicas: 1 });
+    expect(await spent.take('spent')).toBeUndefined();
+    expect(await spent.take('spent')).toBeGreaterThan(0);
+    expect(spent.take('spent')).toBeGreaterThan(0);
+  });
+
   it('a crowd of concurrent requests of one key gets exactly the limit when a lease is one point', async () => {
     const store = countingStore();
     const limits = [replica(store, 10), replica(store, 10)];
     expect(leaseSize(10, 2)).toBe(1);
-    const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => limits[i % 2]!.take('crowd')));
+    const outcomes = await Promise.all(Array.from({ length: 60 }, async (_, i) => limits[i % 2]!.take('crowd')));
     expect(outcomes.filter((o) => o === undefined)).toHaveLength(10);
     expect(outcomes.filter((o) => o !== undefined).every((o) => (o ?? 0) >= 1)).toBe(true);
   });

@@ -26,6 +26,9 @@ export function leaseSize(points: number, replicas: number): number {
   return Math.max(1, Math.min(1_000, Math.floor(points / (replicas * 16))));
 }
 
+/** What `#fromMemory` answers when memory cannot decide: a lease must be asked for. */
+const LEASE = Symbol('lease');
+
 interface Held {
   /** When the shared window ends (epoch ms). */
   expire: number;
@@ -67,28 +70,46 @@ export class LeasedLimit {
     });
   }
 
-  /** Counts one request for `key`: undefined when admitted, else the seconds until its window ends. */
-  async take(key: string): Promise<number | undefined> {
-    // Each turn either spends a point or waits for a lease, which grants at least one point
-    // (to whoever takes it first) or finds the key spent: a crowd of one key's requests is
-    // served a lease at a time. The bound only guards against a livelock nobody has seen.
+  /**
+   * Counts one request for `key`: undefined when admitted, else the seconds until its window
+   * ends. Decided from memory while this replica holds points for the key, or knows it spent
+   * — returned as is, not as a promise: every request passes here, and a promise (with its
+   * AsyncLocalStorage hooks) per limit per request is what this path no longer costs. A
+   * promise only when a lease must be asked for.
+   */
+  take(key: string): number | undefined | Promise<number | undefined> {
+    const decided = this.#fromMemory(key);
+    return decided === LEASE ? this.#leaseThenTake(key) : decided;
+  }
+
+  /** Spends a held point (undefined), refuses a spent key (seconds), or says a lease is needed. */
+  #fromMemory(key: string): number | undefined | typeof LEASE {
+    const now = this.#now();
+    let held = this.#held.get(key);
+    if (held && held.expire <= now) {
+      this.#held.delete(key);
+      held = undefined;
+    }
+    if (held && held.left > 0) {
+      held.left -= 1;
+      return undefined;
+    }
+    if (held?.spent) return waitSeconds(held.expire - now);
+    return LEASE;
+  }
+
+  async #leaseThenTake(key: string): Promise<number | undefined> {
+    // Each turn waits for a lease, which grants at least one point (to whoever takes it first)
+    // or finds the key spent: a crowd of one key's requests is served a lease at a time. The
+    // bound only guards against a livelock nobody has seen.
     for (let turn = 0; turn < 10_000; turn += 1) {
-      const now = this.#now();
-      let held = this.#held.get(key);
-      if (held && held.expire <= now) {
-        this.#held.delete(key);
-        held = undefined;
-      }
-      if (held && held.left > 0) {
-        held.left -= 1;
-        return undefined;
-      }
-      if (held?.spent) return waitSeconds(held.expire - now);
       try {
         await this.#leaseFor(key);
       } catch {
         return this.#alone(key);
       }
+      const decided = this.#fromMemory(key);
+      if (decided !== LEASE) return decided;
     }
     return 1;
   }

@@ -24,7 +24,7 @@ interface RateLimitOptions {
 }
 
 /** A refusal: which limit, and when the window that refused it ends. */
-interface RateLimited {
+export interface RateLimited {
   limit: 'key' | 'ip';
   retryAfterSeconds: number;
 }
@@ -52,15 +52,28 @@ export class RateLimits {
   /**
    * Counts one request; the first limit it is over, or undefined. `bearer`: the request's
    * bearer token, counted under its digest — the token itself never reaches the table.
+   * Answered at once (not as a promise) when both limits decide from memory, as they do while
+   * this replica holds leased points (LeasedLimit.take); a promise only while a lease is asked.
    */
-  async take(clientAddress: string, bearer: TokenDigest | undefined): Promise<RateLimited | undefined> {
-    const ip = await this.perIp?.take(clientAddress);
-    if (ip !== undefined) return { limit: 'ip', retryAfterSeconds: ip };
-    if (bearer === undefined) return undefined;
-    const key = await this.perKey?.take(bearer.digest);
-    return key === undefined ? undefined : { limit: 'key', retryAfterSeconds: key };
+  take(
+    clientAddress: string,
+    bearer: TokenDigest | undefined,
+  ): RateLimited | undefined | Promise<RateLimited | undefined> {
+    const ip = this.perIp?.take(clientAddress);
+    if (ip instanceof Promise)
+      return ip.then((seconds) => (seconds === undefined ? this.takeKey(bearer) : byIp(seconds)));
+    return ip === undefined ? this.takeKey(bearer) : byIp(ip);
+  }
+
+  private takeKey(bearer: TokenDigest | undefined): RateLimited | undefined | Promise<RateLimited | undefined> {
+    const seconds = bearer === undefined ? undefined : this.perKey?.take(bearer.digest);
+    return seconds instanceof Promise ? seconds.then(byKey) : byKey(seconds);
   }
 }
+
+const byIp = (seconds: number): RateLimited => ({ limit: 'ip', retryAfterSeconds: seconds });
+const byKey = (seconds: number | undefined): RateLimited | undefined =>
+  seconds === undefined ? undefined : { limit: 'key', retryAfterSeconds: seconds };
 
 function leased(prefix: 'key' | 'ip', points: number, options: RateLimitOptions): LeasedLimit {
   return new LeasedLimit({
