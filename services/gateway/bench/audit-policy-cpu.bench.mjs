@@ -14,6 +14,9 @@
 //   verdict as the audit keeps it (auditPolicyOf): CPU µs per request.
 // - revocations: per request, the API key check's wait for the CONTROL stream read up to date
 //   (TokenRevocations.upToDate: the head's question, its fail-closed deadline): CPU µs per request.
+// - limits: per request, admission's per-address and per-key rate limits (RateLimits.take)
+//   while this replica holds leased points, as the admission hook waits for them (a promise
+//   only when one is returned); the lease store answers at once (no Postgres): CPU µs per request.
 // Each request runs inside a request context and a (non-recording) server span, as the HTTP
 // edge runs it, so AsyncLocalStorage's promise hooks cost what they cost there. CONCURRENCY
 // requests start in each turn of the event loop (they share one audit batch and one round trip).
@@ -48,6 +51,7 @@ const { ControlHead } = await load('policy/control-head.js');
 const { PolicyDecider, auditPolicyOf } = await load('policy/policy-decider.js');
 const { RecordsPolicy } = await load('records/records-policy.js');
 const { TokenRevocations } = await load('oauth/token-revocations.js');
+const { RateLimits } = await load('http/rate-limits.js');
 
 const PART = process.env.BENCH_PART ?? 'both';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
@@ -171,6 +175,26 @@ if (PART === 'both' || PART === 'revocations') {
   // As ApiKeyCache.authenticate waits before it trusts a remembered key.
   results.revocationsUsPerRequest = await measure(() => revocations.upToDate(3_000));
   await revocations.stop();
+}
+
+if (PART === 'both' || PART === 'limits') {
+  // A store that leases at once: what is measured is the requests between two leases.
+  const pool = {
+    query: (_text, values) => Promise.resolve({ rows: [{ points: values[1], expire: values[2] }] }),
+  };
+  const limits = new RateLimits({
+    pool,
+    windowSeconds: 60,
+    perKey: 1e9,
+    perIp: 1e9,
+    storeTimeoutMs: 1_000,
+    replicas: 1,
+  });
+  const bearer = { token: `cg_sk_${KEY}`, digest: 'a'.repeat(64) };
+  results.limitsUsPerRequest = await measure(() => {
+    const limited = limits.take('127.0.0.1', bearer);
+    return limited instanceof Promise ? limited : Promise.resolve(limited);
+  });
 }
 
 await nc.close();
