@@ -10,56 +10,26 @@ import {
   QueryRecordsResponseSchema,
 } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
 import { decodeQueryRecordsRequest, decodeQueryRecordsResponse, encodeQueryRecordsRequest } from './query-records.js';
+import {
+  boundaries,
+  codeUnit,
+  expectAsStrictAndEqual,
+  hexLines,
+  mutate,
+  mutation,
+  nestedGroups,
+  unknownBytes,
+  unknownField,
+  withUnknown,
+} from './testing/wire-properties.js';
 
 type RequestInit = MessageInitShape<typeof QueryRecordsRequestSchema>;
-
-/** Bytes as hex, 32 to a line: a mismatch shows as the lines that differ. */
-const hexLines = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex').replace(/.{64}/g, '$&\n');
 
 const generic = (init: RequestInit): Uint8Array =>
   toBinary(QueryRecordsRequestSchema, create(QueryRecordsRequestSchema, init));
 
-/** What a decoder does with `bytes`: its message, or the message of what it threw. */
-function outcome<T>(decode: (bytes: Uint8Array) => T, bytes: Uint8Array): { ok: T } | { threw: string } {
-  try {
-    return { ok: decode(bytes) };
-  } catch (error) {
-    return { threw: error instanceof Error ? error.message : String(error) };
-  }
-}
-
-/**
- * The hand decoders' documented extra strictness, and nothing else: a known field with the
- * wrong wire type (which fromBinary misreads), or a sync time whose fields run past its length.
- */
-const EXTRA_STRICTNESS = /wire type|past the end/;
-
-/**
- * The decoders' contract against fromBinary on any input: never accept what fromBinary
- * refuses, and where both accept, return the same message. Where only the hand decoder
- * refuses, it must be for its documented extra strictness; any other refusal is a bug.
- */
-function expectAsStrictAndEqual<T>(
-  hand: (bytes: Uint8Array) => T,
-  reference: (bytes: Uint8Array) => T,
-  bytes: Uint8Array,
-) {
-  const mine = outcome(hand, bytes);
-  const theirs = outcome(reference, bytes);
-  if ('threw' in theirs) expect('threw' in mine).toBe(true);
-  else if ('ok' in mine) expect(mine.ok).toEqual(theirs.ok);
-  else expect(mine.threw).toMatch(EXTRA_STRICTNESS);
-}
-
 const ids = ['5b0c7a4e-8f8a-4d6e-9a57-3f2d8a1e4c10', '0d1e2f30-4152-4637-8899-aabbccddeeff'];
 
-/** Any UTF-16 code unit, lone surrogates included (UTF-8 writes each as U+FFFD, as toBinary does). */
-const codeUnit = fc.oneof(
-  fc.integer({ min: 0, max: 0x7f }).map((unit) => String.fromCharCode(unit)),
-  fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit)),
-  fc.integer({ min: 0xd800, max: 0xdfff }).map((unit) => String.fromCharCode(unit)),
-  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
-);
 /** Strings whose byte length sits on a varint edge (127/128), with a multi-byte tail. */
 const text = fc.oneof(
   fc.constant(''),
@@ -92,115 +62,6 @@ const requestInit: fc.Arbitrary<RequestInit> = fc.record(
   },
   { requiredKeys: [] },
 );
-
-/** An unknown field (numbers 10..2^29-1) of every wire type, groups nested a few deep. */
-const unknownField = fc.letrec<{ field: [number, WireType, unknown] }>((tie) => ({
-  field: fc.oneof(
-    { depthSize: 'small' },
-    fc.tuple(
-      fc.integer({ min: 10, max: 2 ** 29 - 1 }),
-      fc.constant(WireType.Varint),
-      fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-    ),
-    fc.tuple(fc.integer({ min: 10, max: 5000 }), fc.constant(WireType.Bit32), fc.nat()),
-    fc.tuple(
-      fc.integer({ min: 10, max: 5000 }),
-      fc.constant(WireType.Bit64),
-      fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-    ),
-    fc.tuple(
-      fc.integer({ min: 10, max: 5000 }),
-      fc.constant(WireType.LengthDelimited),
-      fc.uint8Array({ maxLength: 20 }),
-    ),
-    fc.tuple(
-      fc.integer({ min: 10, max: 5000 }),
-      fc.constant(WireType.StartGroup),
-      fc.array(tie('field'), { maxLength: 3 }),
-    ),
-  ),
-})).field;
-
-function writeUnknown(writer: BinaryWriter, [no, wireType, value]: [number, WireType, unknown]): void {
-  writer.tag(no, wireType);
-  switch (wireType) {
-    case WireType.Varint:
-      writer.uint64(value as bigint);
-      break;
-    case WireType.Bit32:
-      writer.fixed32(value as number);
-      break;
-    case WireType.Bit64:
-      writer.fixed64(value as bigint);
-      break;
-    case WireType.LengthDelimited:
-      writer.bytes(value as Uint8Array);
-      break;
-    default:
-      for (const inner of value as [number, WireType, unknown][]) writeUnknown(writer, inner);
-      writer.tag(no, WireType.EndGroup);
-  }
-}
-
-const unknownBytes = (fields: [number, WireType, unknown][]): Uint8Array => {
-  const writer = new BinaryWriter();
-  for (const field of fields) writeUnknown(writer, field);
-  return writer.finish();
-};
-
-/** `depth` unknown groups (field 10), each inside the one before: fromBinary's nesting budget is 100 levels. */
-const nestedGroups = (depth: number): Uint8Array =>
-  Buffer.concat([Buffer.alloc(depth, 0x53), Buffer.alloc(depth, 0x54)]); // start, end group of field 10
-
-/** `bytes` with unknown fields inserted at a field boundary (after `fieldsBefore` known fields). */
-function withUnknown(bytes: Uint8Array, extra: Uint8Array, at: number): Uint8Array {
-  return Buffer.concat([bytes.subarray(0, at), extra, bytes.subarray(at)]);
-}
-
-/** Field boundaries of a message of varint and length-delimited fields: where another field may go. */
-function boundaries(bytes: Uint8Array): number[] {
-  const out = [0];
-  let at = 0;
-  const view = { buf: bytes, pos: 0 };
-  const varint = (): number => {
-    let shift = 0;
-    let value = 0;
-    for (;;) {
-      const b = view.buf[view.pos++]!;
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
-      shift += 7;
-    }
-  };
-  while (at < bytes.length) {
-    view.pos = at;
-    const tag = varint();
-    // The length is read before pos is: `pos += varint()` would add it to the pos before the length.
-    const length = (tag & 7) === (WireType.Varint as number) ? (varint(), 0) : varint();
-    view.pos += length;
-    at = view.pos;
-    out.push(at);
-  }
-  return out;
-}
-
-/** Corruptions of valid bytes: a byte changed, truncated, a byte inserted or dropped. */
-function mutate(bytes: Uint8Array, kind: number, position: number, value: number): Uint8Array {
-  const at = bytes.length === 0 ? 0 : position % bytes.length;
-  const copy = Buffer.from(bytes);
-  switch (kind) {
-    case 0:
-      if (copy.length > 0) copy[at] = value;
-      return copy;
-    case 1:
-      return copy.subarray(0, at);
-    case 2:
-      return Buffer.concat([copy.subarray(0, at), Buffer.from([value]), copy.subarray(at)]);
-    default:
-      return Buffer.concat([copy.subarray(0, at), copy.subarray(at + 1)]);
-  }
-}
-const mutation = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.nat(), fc.integer({ min: 0, max: 255 }));
 
 describe('QueryRecordsRequest by hand', () => {
   it('covers every field of QueryRecordsRequest (a new proto field must be coded here too)', () => {

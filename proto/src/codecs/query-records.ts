@@ -1,6 +1,5 @@
 import { create, type MessageInitShape, toBinary, type UnknownField } from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import type { Timestamp } from '@bufbuild/protobuf/wkt';
 
 import {
   type QueryRecordsRequest,
@@ -8,6 +7,7 @@ import {
   type QueryRecordsResponse,
 } from '../gen/contextgateway/personalserver/v1/personal_server_pb.js';
 import { lengthDelimitedSize, varintSize, writeStringField, writeVarint, writeVarint64 } from '../wire.js';
+import { expectWireType, readInt64, readString, readTimestamp, skipUnknown } from './wire-read.js';
 
 /**
  * `ps.v1.shard.<n>.query`'s messages by hand, the one contract on every records query: the
@@ -36,10 +36,6 @@ const POLICY_TYPES = 0x4a; // repeated string policy_types = 9
 
 const REQUEST_TYPE = 'contextgateway.personalserver.v1.QueryRecordsRequest';
 const RESPONSE_TYPE = 'contextgateway.personalserver.v1.QueryRecordsResponse';
-const TIMESTAMP_TYPE = 'google.protobuf.Timestamp';
-
-/** fromBinary's nesting budget (recursionLimit 100), less the levels a skipped group sits in. */
-const RECURSION_LIMIT = 100;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -149,38 +145,6 @@ function varint64Size(value: bigint): number {
   return size;
 }
 
-/** Refuses a known field sent with another wire type than its declaration's. */
-function expectWireType(fieldNo: number, wireType: WireType, expected: WireType): void {
-  if (wireType !== expected)
-    throw new Error(`field ${fieldNo} has wire type ${WireType[wireType]}, expected ${WireType[expected]}`);
-}
-
-/** A length-delimited proto3 string (UTF-8 checked, as fromBinary does for proto3). */
-function readString(reader: BinaryReader, fieldNo: number, wireType: WireType): string {
-  expectWireType(fieldNo, wireType, WireType.LengthDelimited);
-  return reader.string(true);
-}
-
-/** An int64 varint, as a bigint (BinaryReader's type says string too, for runtimes without BigInt). */
-function readInt64(reader: BinaryReader, fieldNo: number, wireType: WireType): bigint {
-  expectWireType(fieldNo, wireType, WireType.Varint);
-  return BigInt(reader.int64());
-}
-
-/** Skips a field this decoder does not know, kept as fromBinary keeps it (`$unknown`). */
-function skipUnknown(
-  reader: BinaryReader,
-  fieldNo: number,
-  wireType: WireType,
-  depth: number,
-  unknown: UnknownField[] | undefined,
-): UnknownField[] {
-  const data = reader.skip(wireType, fieldNo, RECURSION_LIMIT - depth);
-  const fields = unknown ?? [];
-  fields.push({ no: fieldNo, wireType, data });
-  return fields;
-}
-
 /**
  * A QueryRecordsRequest from its wire bytes: what `fromBinary(QueryRecordsRequestSchema,
  * bytes)` returns, unknown fields kept in `$unknown` the same way; throws on anything
@@ -264,7 +228,7 @@ export function decodeQueryRecordsResponse(bytes: Uint8Array): QueryRecordsRespo
       case 3:
         expectWireType(fieldNo, wireType, WireType.LengthDelimited);
         // A repeated message field merges into the one before, as fromBinary does.
-        message.syncedAt = readTimestamp(reader, message.syncedAt);
+        message.syncedAt = readTimestamp(reader, message.syncedAt, 'synced_at', 2);
         break;
       default:
         unknown = skipUnknown(reader, fieldNo, wireType, 1, unknown);
@@ -272,31 +236,4 @@ export function decodeQueryRecordsResponse(bytes: Uint8Array): QueryRecordsRespo
   }
   if (unknown) message.$unknown = unknown;
   return message;
-}
-
-/** A google.protobuf.Timestamp field's body (after its tag), merged into `into` when given. */
-function readTimestamp(reader: BinaryReader, into: Timestamp | undefined): Timestamp {
-  const timestamp: Timestamp = into ?? { $typeName: TIMESTAMP_TYPE, seconds: 0n, nanos: 0 };
-  const length = reader.uint32();
-  const end = reader.pos + length;
-  if (end > reader.len) throw new RangeError('premature EOF');
-  let unknown = timestamp.$unknown;
-  while (reader.pos < end) {
-    const [fieldNo, wireType] = reader.tag();
-    switch (fieldNo) {
-      case 1:
-        timestamp.seconds = readInt64(reader, fieldNo, wireType);
-        break;
-      case 2:
-        expectWireType(fieldNo, wireType, WireType.Varint);
-        timestamp.nanos = reader.int32();
-        break;
-      default:
-        unknown = skipUnknown(reader, fieldNo, wireType, 2, unknown);
-    }
-  }
-  // fromBinary does not check that a nested message ends where its length says: refused here.
-  if (reader.pos !== end) throw new RangeError('a field runs past the end of synced_at');
-  if (unknown) timestamp.$unknown = unknown;
-  return timestamp;
 }

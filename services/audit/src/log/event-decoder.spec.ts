@@ -134,6 +134,22 @@ describe('decodePacked', () => {
     ]);
     expect(batch.failures[0]?.message).toContain('events.1.eventId');
   });
+
+  it('dead-letters a batch whose event says it is shorter than its fields (fromBinary read on and took it)', () => {
+    // The event's length two bytes short: its last field (actor_kind) runs past it. fromBinary
+    // reads that field whole and goes on, so the event decoded as sent and was appended; the
+    // hand decoder (proto/src/codecs/audit-event.ts) refuses the message as malformed.
+    const one = Buffer.from(toBinary(AuditEventSchema, event(10)));
+    const header = Buffer.from(
+      toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { batchId: randomUUID(), events: [] })),
+    );
+    expect(one.length).toBeLessThan(0x4000);
+    const length = one.length - 2;
+    const bytes = Buffer.concat([header, Buffer.from([0x12, (length & 0x7f) | 0x80, length >> 7]), one]);
+    const batch = decodePacked(packPayloads([batched(bytes)]));
+    expect(batch.eventIds).toEqual([]);
+    expect(batch.failures).toEqual([{ index: 0, code: 'malformed_request', message: 'not a valid AuditEventBatch' }]);
+  });
 });
 
 describe('Utf8Column', () => {
