@@ -1,3 +1,4 @@
+export * from './earliest-deadline.js';
 export * from './encoded-reply.js';
 export * from './headers.js';
 export * from './jetstream-consumer.js';

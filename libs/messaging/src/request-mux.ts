@@ -7,6 +7,8 @@ import {
   type Subscription,
 } from '@nats-io/transport-node';
 
+import { EarliestDeadline } from './earliest-deadline.js';
+
 /**
  * Why a request failed in the mux; RpcClient maps each to its stable error code. `refused`:
  * the server refused to take the request's publish (a permissions violation on its subject).
@@ -56,9 +58,8 @@ export class RequestMux {
   private readonly base: string;
   private readonly sub: Subscription;
   private next = 0;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  /** When the armed timer fires (performance.now()); Infinity when none is armed. */
-  private timerAt = Number.POSITIVE_INFINITY;
+  /** Fails the requests whose time is up (sweep); a request waiting for its reply keeps the process alive, it does not. */
+  private readonly deadlines = new EarliestDeadline((now) => this.sweep(now));
   private closedError: MuxRequestError | undefined;
 
   constructor(
@@ -100,7 +101,7 @@ export class RequestMux {
       // the request is then never entered.
       this.nc.publish(subject, payload, { reply: this.base + token, headers });
       this.pending.set(token, { resolve, reject, deadline, subject });
-      if (deadline < this.timerAt) this.arm(deadline);
+      this.deadlines.add(deadline);
     });
   }
 
@@ -149,18 +150,8 @@ export class RequestMux {
     }
   }
 
-  private arm(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(at - performance.now())));
-    // A request waiting for its reply keeps the process alive; an armed sweep alone does not.
-    this.timer.unref();
-  }
-
-  private sweep(): void {
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
+  /** Fails the requests due by `now`; the earliest deadline left (Infinity: none). */
+  private sweep(now: number): number {
     let earliest = Number.POSITIVE_INFINITY;
     for (const [token, entry] of this.pending) {
       if (entry.deadline <= now) {
@@ -170,7 +161,7 @@ export class RequestMux {
         earliest = entry.deadline;
       }
     }
-    if (earliest !== Number.POSITIVE_INFINITY) this.arm(earliest);
+    return earliest;
   }
 
   /**
@@ -181,9 +172,7 @@ export class RequestMux {
   private fail(cause: Error): void {
     if (muxes.get(this.nc) === this) muxes.delete(this.nc);
     this.closedError ??= new MuxRequestError('closed', `the inbox for replies is gone: ${cause.message}`, { cause });
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
+    this.deadlines.stop();
     for (const entry of this.pending.values()) entry.reject(this.closedError);
     this.pending.clear();
   }

@@ -1,3 +1,5 @@
+import { EarliestDeadline } from '@context-gateway/messaging';
+
 /** One wait bounded by a deadline: how to fail it once its time is up. */
 interface Waiter {
   at: number;
@@ -12,20 +14,19 @@ interface Waiter {
  * race's promises each ran AsyncLocalStorage's promise hooks.
  *
  * A wait that settles in time leaves its entry behind only until it settles (a Set delete);
- * the timer fires at most once per earliest deadline, fails what is due and re-arms for the
- * next. It never keeps the process alive on its own (unref): what is waited for does.
+ * the timer (EarliestDeadline, RequestMux's) fires at most once per earliest deadline, fails
+ * what is due and re-arms for the next.
  */
 export class Deadlines {
   private readonly waiting = new Set<Waiter>();
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private timerAt = Number.POSITIVE_INFINITY;
+  private readonly timer = new EarliestDeadline((now) => this.sweep(now));
 
   /** `work`'s outcome, or `late()`'s error once `ms` have passed; `failed` maps `work`'s rejection. */
   within<T>(work: Promise<T>, ms: number, late: () => Error, failed: (error: unknown) => Error): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = { at: performance.now() + ms, late: () => reject(late()) };
       this.waiting.add(waiter);
-      if (waiter.at < this.timerAt) this.arm(waiter.at);
+      this.timer.add(waiter.at);
       work.then(
         (value) => {
           this.waiting.delete(waiter);
@@ -39,17 +40,8 @@ export class Deadlines {
     });
   }
 
-  private arm(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(at - performance.now())));
-    this.timer.unref();
-  }
-
-  private sweep(): void {
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
+  /** Fails the waits due by `now`; the next deadline (Infinity: none). */
+  private sweep(now: number): number {
     let next = Number.POSITIVE_INFINITY;
     for (const waiter of this.waiting) {
       if (waiter.at <= now) {
@@ -57,6 +49,6 @@ export class Deadlines {
         waiter.late();
       } else if (waiter.at < next) next = waiter.at;
     }
-    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+    return next;
   }
 }

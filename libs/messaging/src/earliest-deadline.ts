@@ -1,0 +1,40 @@
+/**
+ * One timer for many deadlines (performance.now() times), armed for the earliest: instead of
+ * a `setTimeout` per waiting request. When it fires it calls `sweep(now)`, which fails what is
+ * due and answers the next deadline still waited for (Infinity: none), and re-arms for that.
+ * RequestMux bounds every RPC's reply with it; the gateway its credential checks' waits.
+ * It never keeps the process alive on its own (unref): what is waited for does.
+ */
+export class EarliestDeadline {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer fires; Infinity when none is armed. */
+  private at = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly sweep: (now: number) => number) {}
+
+  /** A deadline was added: fire no later than `at`. */
+  add(at: number): void {
+    if (at < this.at) this.arm(at);
+  }
+
+  /** Nothing is waited for any more: disarm. */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.at = Number.POSITIVE_INFINITY;
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.at = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, Math.ceil(at - performance.now())));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.at = Number.POSITIVE_INFINITY;
+    const next = this.sweep(performance.now());
+    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+  }
+}
