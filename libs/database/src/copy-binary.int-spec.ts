@@ -1,7 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type pg from 'pg';
 
-import { type CopyColumn, copyRowsBinary, copyRowsBinaryCommitted, encodeCopyBinary } from './copy-binary.js';
+import {
+  type CopyColumn,
+  copyRowsBinary,
+  copyRowsBinaryCommitted,
+  copyRowsBinaryInTransaction,
+  encodeCopyBinary,
+} from './copy-binary.js';
 import { createTestSchema, type TestSchema } from './testing/test-schema.js';
 
 let testSchema: TestSchema;
@@ -220,6 +226,93 @@ describe('copyRowsBinaryCommitted', () => {
       expect(await count('copied', next)).toBe(1);
     }),
   );
+});
+
+describe('copyRowsBinaryInTransaction', () => {
+  const row = (id: number) => [id, null, null, `row ${id}`, null, null, null];
+  const count = async (client: pg.ClientBase, id: number) => {
+    const { rows } = await client.query(`SELECT count(*)::int AS n FROM copied WHERE id = $1`, [id]);
+    return rows[0].n as number;
+  };
+  /** Whether savepoint `name` is set (probed under a savepoint of its own, which leaves the transaction as it was). */
+  const hasSavepoint = async (client: pg.ClientBase, name: string) => {
+    await client.query('SAVEPOINT probe');
+    try {
+      await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+      return true;
+    } catch {
+      await client.query('ROLLBACK TO SAVEPOINT probe');
+      return false;
+    } finally {
+      await client.query('RELEASE SAVEPOINT probe').catch(() => undefined);
+    }
+  };
+  const inTransaction = async (fn: (client: pg.PoolClient) => Promise<void>) => {
+    const client = await testSchema.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await fn(client);
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+  };
+
+  it('runs the statements before and after the rows in one query, inside the caller’s transaction', () =>
+    inTransaction(async (client) => {
+      const queries = jest.spyOn(client, 'query');
+      const copied = await copyRowsBinaryInTransaction(
+        client,
+        'copied',
+        columns,
+        [row(2000), row(2001)],
+        'SAVEPOINT copy_new',
+        'RELEASE SAVEPOINT copy_new',
+      );
+      expect(queries).toHaveBeenCalledTimes(1);
+      queries.mockRestore();
+      expect(copied).toBe(2);
+      // Released: the transaction's own rows, not a subtransaction's.
+      expect(await hasSavepoint(client, 'copy_new')).toBe(false);
+      expect((await count(client, 2000)) + (await count(client, 2001))).toBe(2);
+      // Not committed: another connection sees nothing yet.
+      expect(await count(testSchema.pool as unknown as pg.ClientBase, 2000)).toBe(0);
+    }));
+
+  it('leaves the transaction failed when the rows break a constraint, the statements after them not run', () =>
+    inTransaction(async (client) => {
+      await client.query('INSERT INTO copied (id) VALUES (2100)');
+      await expect(
+        copyRowsBinaryInTransaction(
+          client,
+          'copied',
+          columns,
+          [row(2101), row(2100)],
+          'SAVEPOINT copy_new',
+          'RELEASE SAVEPOINT copy_new',
+        ),
+      ).rejects.toMatchObject({ code: '23505' });
+      expect(client.getTransactionStatus()).toBe('E');
+      // The savepoint was set and not released: rolling back to it keeps what came before.
+      await client.query('ROLLBACK TO SAVEPOINT copy_new');
+      expect(await count(client, 2100)).toBe(1);
+      expect(await count(client, 2101)).toBe(0);
+      // The connection goes on, in the same transaction.
+      expect(await copyRowsBinaryInTransaction(client, 'copied', columns, [row(2102)], '', '')).toBe(1);
+      expect(await count(client, 2102)).toBe(1);
+    }));
+
+  it('refuses when the connection ends up outside a transaction', async () => {
+    const client = await testSchema.pool.connect();
+    try {
+      await expect(copyRowsBinaryInTransaction(client, 'copied', columns, [row(2200)], '', '')).rejects.toMatchObject({
+        name: 'AppError',
+        code: 'internal',
+      });
+    } finally {
+      client.release();
+    }
+  });
 });
 
 describe('encodeCopyBinary', () => {

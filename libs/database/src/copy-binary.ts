@@ -279,18 +279,69 @@ export function copyRowsBinaryCommitted(
   thenSql: string,
 ): Promise<number> {
   const { payload, sql } = copyStatement(table, columns, rows);
+  return oneTripCopy(
+    client,
+    thenSql ? `${sql}; ${thenSql}` : sql,
+    payload,
+    'I',
+    (status) =>
+      new AppError(
+        'internal',
+        `copyRowsBinaryCommitted needs a connection outside any transaction; it ran inside one (status ${String(status)}), so nothing is committed`,
+      ),
+  );
+}
+
+/**
+ * Like copyRowsBinary, inside the caller's open transaction, with `beforeSql` and `afterSql`
+ * (statements without parameters) around the COPY, all in ONE round trip: a single simple
+ * query `<beforeSql>; COPY …; <afterSql>` written together with the COPY data and its end
+ * (as copyRowsBinaryCommitted). A COPY between a SAVEPOINT and its RELEASE was three round
+ * trips and a stream pipeline (pg-copy-streams) per batch; it is one write now. When any
+ * statement fails this rejects with Postgres's error: those after it did not run and the
+ * transaction is left failed, for the caller to roll back (to a savepoint `beforeSql` set,
+ * say). Rejects (AppError internal) unless the connection is still inside its transaction
+ * once they ran. Resolves with the number of rows copied.
+ */
+export function copyRowsBinaryInTransaction(
+  client: Pick<pg.ClientBase, 'query' | 'getTransactionStatus'>,
+  table: string,
+  columns: readonly CopyColumn[],
+  rows: readonly CopyRow[],
+  beforeSql: string,
+  afterSql: string,
+): Promise<number> {
+  const { payload, sql } = copyStatement(table, columns, rows);
+  const text = [beforeSql, sql, afterSql].filter(Boolean).join('; ');
+  return oneTripCopy(
+    client,
+    text,
+    payload,
+    'T',
+    (status) =>
+      new AppError(
+        'internal',
+        `copyRowsBinaryInTransaction needs a connection inside a transaction; it ended outside one (status ${String(status)})`,
+      ),
+  );
+}
+
+/** `text` (a simple query holding one COPY … FROM STDIN) and the COPY data, in one write (OneTripCopy). */
+function oneTripCopy(
+  client: Pick<pg.ClientBase, 'query' | 'getTransactionStatus'>,
+  text: string,
+  payload: Buffer,
+  expectedStatus: TransactionStatus,
+  misplaced: (status: TransactionStatus | null) => Error,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     client.query(
-      new OneTripCopy(
-        thenSql ? `${sql}; ${thenSql}` : sql,
-        payload,
-        () => client.getTransactionStatus(),
-        resolve,
-        reject,
-      ),
+      new OneTripCopy(text, payload, () => client.getTransactionStatus(), expectedStatus, misplaced, resolve, reject),
     );
   });
 }
+
+type TransactionStatus = NonNullable<ReturnType<pg.ClientBase['getTransactionStatus']>>;
 
 /** The COPY statement for `columns` of `table` and its whole binary payload. */
 function copyStatement(
@@ -311,7 +362,7 @@ function copyStatement(
 const COPY_DATA = 0x64;
 const COPY_DONE = 0x63;
 
-/** A pg Submittable: the query, the COPY data and its end in one write; settles on ReadyForQuery or the error. */
+/** A pg Submittable: the query, the COPY data and its end in one write; settles on ReadyForQuery or the first error. */
 class OneTripCopy implements pg.Submittable {
   private copied = 0;
   private failed = false;
@@ -320,6 +371,9 @@ class OneTripCopy implements pg.Submittable {
     private readonly text: string,
     private readonly payload: Buffer,
     private readonly transactionStatus: () => ReturnType<pg.ClientBase['getTransactionStatus']>,
+    /** Where the connection must be once the statements ran: idle ('I') or in a transaction ('T'). */
+    private readonly expectedStatus: TransactionStatus,
+    private readonly misplaced: (status: TransactionStatus | null) => Error,
     private readonly resolve: (rows: number) => void,
     private readonly reject: (error: Error) => void,
   ) {}
@@ -365,13 +419,7 @@ class OneTripCopy implements pg.Submittable {
     this.callback();
     if (this.failed) return;
     const status = this.transactionStatus();
-    if (status === 'I') this.resolve(this.copied);
-    else
-      this.reject(
-        new AppError(
-          'internal',
-          `copyRowsBinaryCommitted needs a connection outside any transaction; it ran inside one (status ${String(status)}), so nothing is committed`,
-        ),
-      );
+    if (status === this.expectedStatus) this.resolve(this.copied);
+    else this.reject(this.misplaced(status));
   }
 }

@@ -419,10 +419,14 @@ describe('personal-server storage and query path', () => {
     });
     const client = await schema.pool.connect();
     const statements = jest.spyOn(client, 'query');
+    // One entry per round trip: its statements' first words, `+`-joined.
     const sent = () =>
       statements.mock.calls.map(([config]) => {
         const text = typeof config === 'string' ? config : (config as { text: string }).text;
-        return text.trim().split(/\s/)[0]!;
+        return text
+          .split(';')
+          .map((statement) => statement.trim().split(/\s/)[0]!)
+          .join('+');
       });
     try {
       await client.query('BEGIN');
@@ -431,8 +435,9 @@ describe('personal-server storage and query path', () => {
       await repository.insertNew(client, ps, connection, [row('z', 9n, new Date(0))]);
       expect(sent()).toEqual(['INSERT']);
 
-      // The next batch (an initial sync's, seconds later) is copied in; the savepoint is
-      // released, so the connection's update that follows is the transaction's own.
+      // The next batch (an initial sync's, seconds later) is copied in, between a savepoint
+      // and its release in one round trip: the connection's update that follows is the
+      // transaction's own.
       clock.advance(29_000);
       // Before 1900, and in the future, to the millisecond.
       const copied = [
@@ -441,7 +446,7 @@ describe('personal-server storage and query path', () => {
       ];
       statements.mockClear();
       expect(await repository.insertNew(client, ps, connection, copied)).toEqual(new Set(copied.map(recordKey)));
-      expect(sent()).toEqual(['SAVEPOINT', 'COPY', 'RELEASE']);
+      expect(sent()).toEqual(['SAVEPOINT+COPY+RELEASE']);
 
       // `a` again under a fresh id (29 s after the COPY, which counts as all new): the COPY
       // is refused whole, the INSERT takes only `c`.
@@ -449,7 +454,7 @@ describe('personal-server storage and query path', () => {
       const mixed = [row('c', 12n, new Date(0)), row('a', 13n, new Date(0))];
       statements.mockClear();
       expect(await repository.insertNew(client, ps, connection, mixed)).toEqual(new Set([recordKey(mixed[0]!)]));
-      expect(sent()).toEqual(['SAVEPOINT', 'COPY', 'ROLLBACK', 'RELEASE', 'INSERT', 'SELECT']);
+      expect(sent()).toEqual(['SAVEPOINT+COPY+RELEASE', 'ROLLBACK', 'RELEASE', 'INSERT', 'SELECT']);
       // A batch that was not all new is not tried by COPY next time.
       statements.mockClear();
       await repository.insertNew(client, ps, connection, [row('d', 14n, new Date(0))]);
@@ -498,7 +503,7 @@ describe('personal-server storage and query path', () => {
       await expect(
         repository.insertNew(client, ps, connection, [{ ...row('f', 16n, new Date(0)), id: copied[0]!.id }]),
       ).rejects.toMatchObject({ code: '23505', constraint: 'records_pkey' });
-      expect(sent()).toEqual(['SAVEPOINT', 'COPY']);
+      expect(sent()).toEqual(['SAVEPOINT+COPY+RELEASE']);
     } finally {
       await client.query('ROLLBACK');
       statements.mockRestore();
