@@ -1,9 +1,11 @@
 import { DataKey } from '@context-gateway/crypto';
 import { jest } from '@jest/globals';
+import fc from 'fast-check';
 
 import {
   grantSealMatches,
   MAX_MATCHED_PER_KEY,
+  sameSealedFields,
   sealedFields,
   type SealedGrantFields,
   sealGrant,
@@ -89,5 +91,47 @@ describe('grantSealMatches', () => {
     read.fill(0);
     expect(grantSealMatches(key, grant, read)).toBe(false);
     expect(grantSealMatches(key, grant, seal)).toBe(true);
+  });
+});
+
+describe('sameSealedFields', () => {
+  // What a grant row's sealed fields can be: strings (any code point, lone surrogates too),
+  // NULL, and text[] columns whose elements may be NULL.
+  const text = fc.string({ unit: 'binary' });
+  const field = fc.oneof(text, fc.constant(null), fc.array(fc.oneof(text, fc.constant(null)), { maxLength: 3 }));
+  const json = (fields: unknown[]) => JSON.stringify(fields);
+
+  it('is true exactly when the two lists have the same JSON', () => {
+    fc.assert(
+      fc.property(fc.array(field, { maxLength: 8 }), fc.array(field, { maxLength: 8 }), (a, b) => {
+        expect(sameSealedFields(a, b)).toBe(json(a) === json(b));
+        // A copy (as a row read back again is) is the same.
+        expect(sameSealedFields(a, structuredClone(a))).toBe(true);
+      }),
+    );
+  });
+
+  it('tells apart what only a value-by-value comparison could confuse', () => {
+    // A string and the array of its characters have the same length and elements by index.
+    expect(sameSealedFields(['ab'], [['a', 'b']])).toBe(false);
+    expect(sameSealedFields([['a', 'b']], ['ab'])).toBe(false);
+    expect(sameSealedFields([null], ['null'])).toBe(false);
+    expect(sameSealedFields([['a', null]], [['a', 'null']])).toBe(false);
+    expect(sameSealedFields([['a,b']], [['a', 'b']])).toBe(false);
+    expect(sameSealedFields([[]], [null])).toBe(false);
+    expect(sameSealedFields(['a'], ['a', 'b'])).toBe(false);
+  });
+
+  it('never says "same" where the JSON differs, for values no grant row holds', () => {
+    const odd = fc.oneof(fc.integer(), fc.constant(undefined), fc.boolean(), fc.object({ maxDepth: 1 }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(field, odd), { maxLength: 4 }),
+        fc.array(fc.oneof(field, odd), { maxLength: 4 }),
+        (a, b) => {
+          if (sameSealedFields(a, b)) expect(json(a)).toBe(json(b));
+        },
+      ),
+    );
   });
 });

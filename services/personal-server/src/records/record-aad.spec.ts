@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 
 import {
+  aadPrefixFor,
   recordAad,
   recordAadEncoder,
   recordAadScratch,
@@ -69,6 +70,47 @@ describe('recordAadScratch', () => {
     const first = Buffer.from(aad('6f1c0a52-5a8e-4a59-9f43-3c1b7c1f0a01', 'media.playlist'));
     expect(aad('6f1c0a52-5a8e-4a59-9f43-3c1b7c1f0a02', 'media.playlist').equals(first)).toBe(false);
     expect(aad('6f1c0a52-5a8e-4a59-9f43-3c1b7c1f0a01', 'media.playlist').equals(first)).toBe(true);
+  });
+});
+
+describe("recordAadScratch with a memo (the connection's key)", () => {
+  it('gives the bytes of recordAad whatever servers and connections one memo object saw before', () => {
+    // One memo for every case: a prefix remembered for another server or connection must
+    // never be used for this one.
+    const memo = {};
+    const text = fc.string({ unit: 'binary' });
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.oneof(fc.constantFrom('ps-1', 'ps-é'), text), fc.oneof(fc.constantFrom('c-1', 'c-2'), text)),
+          {
+            minLength: 1,
+            maxLength: 6,
+          },
+        ),
+        fc.oneof(fc.uuid(), text),
+        (owners, id) => {
+          for (const [ps, connection] of owners) {
+            const aad = recordAadScratch(ps, connection, memo);
+            expect(aad(id, 'media.playlist').equals(recordAad(ps, connection, id, 'media.playlist'))).toBe(true);
+          }
+        },
+      ),
+    );
+  });
+
+  it('makes the prefix once per memo, server and connection, in a buffer of its own', () => {
+    const memo = {};
+    const prefix = aadPrefixFor(memo, 'ps', 'connection');
+    expect(aadPrefixFor(memo, 'ps', 'connection')).toBe(prefix);
+    // Not a view into Buffer's shared pool, which it would keep alive as long as the key.
+    expect(prefix.byteOffset).toBe(0);
+    expect(prefix.buffer.byteLength).toBe(prefix.length);
+    const other = aadPrefixFor(memo, 'ps', 'connection-2');
+    expect(other).not.toBe(prefix);
+    expect(other.equals(prefix)).toBe(false);
+    expect(aadPrefixFor({}, 'ps', 'connection')).not.toBe(prefix);
+    expect(aadPrefixFor({}, 'ps', 'connection').equals(prefix)).toBe(true);
   });
 });
 

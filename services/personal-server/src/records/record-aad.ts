@@ -68,8 +68,10 @@ function aadPrefix(personalServerId: string, connectionId: string): Buffer {
 export function recordAadScratch(
   personalServerId: string,
   connectionId: string,
+  memo?: object,
 ): (recordId: string, type: string) => Buffer {
-  const prefix = aadPrefix(personalServerId, connectionId);
+  const prefix =
+    memo === undefined ? aadPrefix(personalServerId, connectionId) : aadPrefixFor(memo, personalServerId, connectionId);
   let scratch: Buffer | undefined;
   let scratchType = '';
   let idLength = -1;
@@ -86,6 +88,29 @@ export function recordAadScratch(
     scratch.write(recordId, prefix.length + 4, 'utf8');
     return scratch;
   };
+}
+
+/** The prefix last made under each memo object, for which server and connection. */
+const prefixes = new WeakMap<object, { personalServerId: string; connectionId: string; prefix: Buffer }>();
+
+/**
+ * `aadPrefix`, remembered per `memo` object (the query path passes the connection's open
+ * DataKey, which the key cache hands out again for every page of that connection): making it
+ * encodes and sorts a whole context, ~2 µs per page (docs/perf/README.md, seventh session).
+ * Used only for a memo made under the same server and connection; anything else is made
+ * afresh. Weakly held, so it goes when the key cache lets go of the key. The bytes are
+ * copied out of Buffer's shared pool (a remembered view would keep an 8 KB slab alive) and
+ * are only ever read: every user copies them into a buffer of its own.
+ */
+export function aadPrefixFor(memo: object, personalServerId: string, connectionId: string): Buffer {
+  const hit = prefixes.get(memo);
+  if (hit !== undefined && hit.personalServerId === personalServerId && hit.connectionId === connectionId)
+    return hit.prefix;
+  const made = aadPrefix(personalServerId, connectionId);
+  const prefix = Buffer.allocUnsafeSlow(made.length);
+  made.copy(prefix);
+  prefixes.set(memo, { personalServerId, connectionId, prefix });
+  return prefix;
 }
 
 function writeString(out: Buffer, text: string, offset: number): number {

@@ -414,8 +414,9 @@ export class RecordsService {
             userId: owner.userId,
           })
         : undefined);
-    // Consumed by decrypt before the next record's: one buffer for the page (record-aad.ts).
-    const aad = recordAadScratch(owner.personalServerId, owner.connectionId);
+    // Consumed by decrypt before the next record's: one buffer for the page, its fixed part
+    // remembered with the connection's key (record-aad.ts).
+    const aad = recordAadScratch(owner.personalServerId, owner.connectionId, key);
     const parts: (string | Buffer)[] = [];
     let size = 0;
     let before = '[';
