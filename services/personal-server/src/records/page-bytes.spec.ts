@@ -2,7 +2,7 @@ import { AppError } from '@context-gateway/errors';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 
-import { writeParts } from './page-bytes.js';
+import { takeRoom, writeParts } from './page-bytes.js';
 
 function measured(parts: (string | Buffer)[]): number {
   return parts.reduce((sum, part) => sum + (typeof part === 'string' ? Buffer.byteLength(part) : part.length), 0);
@@ -51,5 +51,28 @@ describe('writeParts', () => {
 
   it('refuses a size counted long: the bytes not written would be stale memory', () => {
     expect(codeOf(() => writeParts(['[]'], 3))).toBe('internal');
+  });
+
+  it('with room, writes the same page into a buffer of its own with that room around it, handed out once', () => {
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 8 }), fc.nat(16), fc.nat(16), (parts, before, after) => {
+        const expected = writeParts(parts, measured(parts));
+        const out = writeParts(parts, measured(parts), { before, after });
+        expect(out.equals(expected)).toBe(true);
+        // Not a view into Buffer's shared pool: the bytes around it are the page's to write.
+        expect(out.byteOffset).toBe(before);
+        expect(out.buffer.byteLength).toBe(before + out.length + Math.max(after, 4));
+        expect(takeRoom(out)).toEqual({ before, after: Math.max(after, 4) });
+        expect(takeRoom(out)).toBeUndefined();
+        expect(takeRoom(expected)).toBeUndefined();
+      }),
+    );
+  });
+
+  it('with room, still refuses a size that is not what was written', () => {
+    const room = { before: 6, after: 96 };
+    expect(codeOf(() => writeParts(['[', 'é]'], 3, room))).toBe('internal');
+    expect(codeOf(() => writeParts(['ab', '😀'], 3, room))).toBe('internal');
+    expect(codeOf(() => writeParts(['[]'], 3, room))).toBe('internal');
   });
 });

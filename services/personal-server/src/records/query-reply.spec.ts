@@ -4,7 +4,8 @@ import { QueryRecordsResponseSchema } from '@context-gateway/proto';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 
-import { encodeQueryReply } from './query-reply.js';
+import { writeParts } from './page-bytes.js';
+import { encodeQueryReply, QUERY_REPLY_ROOM } from './query-reply.js';
 import type { QueryPage } from './records.service.js';
 
 /** What the handler sent before: the generic encoder over the same page. */
@@ -145,5 +146,54 @@ describe('encodeQueryReply', () => {
     expect(Buffer.from(decoded.recordsJson).toString()).toBe('[{"id":"a"}]');
     expect(decoded.nextCursor).toBe('next');
     expect(decoded.syncedAt).toEqual(timestampFromDate(synced));
+  });
+
+  describe('around a page made with room (the query path)', () => {
+    /** The page as render makes it: written by writeParts with the query reply's room. */
+    const framed = (bytes: Buffer): Buffer => writeParts([bytes], bytes.length, QUERY_REPLY_ROOM);
+
+    it('writes exactly what toBinary writes for any page, cursor and sync time', () => {
+      fc.assert(
+        fc.property(fc.record({ recordsJson: page, nextCursor: cursor, syncedAt }), (generated) => {
+          const inRoom = { ...generated, recordsJson: framed(generated.recordsJson) };
+          expect(hexLines(encodeQueryReply(inRoom).bytes)).toEqual(hexLines(generic(generated)));
+          // The page itself is left as it was.
+          expect(inRoom.recordsJson.equals(generated.recordsJson)).toBe(true);
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it("does not copy the page: the reply is the page's own buffer, around it", () => {
+      const recordsJson = framed(Buffer.alloc(8_000, 0x61));
+      const reply = encodeQueryReply({ recordsJson, nextCursor: 'djE6MTIz', syncedAt: synced });
+      expect(reply.bytes.buffer).toBe(recordsJson.buffer);
+      expect(reply.bytes.byteOffset).toBe(recordsJson.byteOffset - 3);
+      expect(hexLines(reply.bytes)).toEqual(
+        hexLines(generic({ recordsJson: Buffer.alloc(8_000, 0x61), nextCursor: 'djE6MTIz', syncedAt: synced })),
+      );
+    });
+
+    it('takes the room once: a second reply of the same page is a copy, and the first is left intact', () => {
+      const recordsJson = framed(Buffer.from('[{"id":"a"}]'));
+      const first = encodeQueryReply({ recordsJson, nextCursor: 'one', syncedAt: synced });
+      const firstBytes = Buffer.from(first.bytes);
+      const second = encodeQueryReply({ recordsJson, nextCursor: 'another', syncedAt: null });
+      expect(second.bytes.buffer).not.toBe(recordsJson.buffer);
+      expect(Buffer.from(first.bytes).equals(firstBytes)).toBe(true);
+      expect(hexLines(second.bytes)).toEqual(
+        hexLines(generic({ recordsJson: Buffer.from('[{"id":"a"}]'), nextCursor: 'another', syncedAt: null })),
+      );
+    });
+
+    it('copies the page when the reply does not fit the room (a cursor longer than it)', () => {
+      const recordsJson = framed(Buffer.from('[]'));
+      const nextCursor = 'c'.repeat(QUERY_REPLY_ROOM.after);
+      const reply = encodeQueryReply({ recordsJson, nextCursor, syncedAt: synced });
+      expect(reply.bytes.buffer).not.toBe(recordsJson.buffer);
+      expect(hexLines(reply.bytes)).toEqual(
+        hexLines(generic({ recordsJson: Buffer.from('[]'), nextCursor, syncedAt: synced })),
+      );
+    });
   });
 });

@@ -16,7 +16,8 @@ import { RecordKeys } from '../keys/record-keys.service.js';
 import { RecordMigrationsService } from '../record-migrations/record-migrations.service.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { rethrowLockConflict } from './lock-conflict.js';
-import { writeParts } from './page-bytes.js';
+import { type Room, writeParts } from './page-bytes.js';
+import { QUERY_REPLY_ROOM } from './query-reply.js';
 import { recordAad, recordAadEncoder, recordAadScratch, recordDigestContextEncoder } from './record-aad.js';
 import { recordIdMaker } from './record-id.js';
 import {
@@ -343,7 +344,8 @@ export class RecordsService {
     }
 
     const fields = request.fields.length > 0 ? new Set(request.fields) : undefined;
-    const { recordsJson, nextCursor } = await this.render(records, request.limit, owner, fields, key);
+    // Room around the page for its reply's fields: the handler's reply is written around it.
+    const { recordsJson, nextCursor } = await this.render(records, request.limit, owner, fields, key, QUERY_REPLY_ROOM);
     return { recordsJson, nextCursor, syncedAt: grant.syncedAt };
   }
 
@@ -404,6 +406,7 @@ export class RecordsService {
     owner: { personalServerId: string; connectionId: string; userId: string; dataKeyId: string },
     fields: Set<string> | undefined,
     opened?: DataKey,
+    room?: Room,
   ): Promise<{ recordsJson: Buffer; nextCursor: string }> {
     const key =
       opened ??
@@ -443,7 +446,7 @@ export class RecordsService {
     parts.push(end);
     size += end.length;
     // Written into size + 4 bytes; anything but exactly `size` written is `internal` (page-bytes.ts).
-    const recordsJson = writeParts(parts, size);
+    const recordsJson = writeParts(parts, size, room);
     const last = records.at(-1);
     return {
       recordsJson,
