@@ -76,7 +76,7 @@ export function grantSealMatches(key: DataKey, grant: ReadGrantFields, seal: Buf
     if (!oldest.done) known.delete(oldest.value);
   }
   known.set(grant.id, {
-    fields: fields.map((field) => (Array.isArray(field) ? [...field] : field)),
+    fields: fields.map((field): unknown => (Array.isArray(field) ? [...(field as unknown[])] : field)),
     seal: Buffer.from(seal),
   });
   return true;
