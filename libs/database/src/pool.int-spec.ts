@@ -79,7 +79,12 @@ describe('createPool', () => {
     } finally {
       await pool.end();
     }
-    for (const settings of [{ random_page_cost: '1.1 -c search_path=x' }, { 'a b': '1' }, { work_mem: "'4MB'" }])
+    const refused: Record<string, string>[] = [
+      { random_page_cost: '1.1 -c search_path=x' },
+      { 'a b': '1' },
+      { work_mem: "'4MB'" },
+    ];
+    for (const settings of refused)
       expect(() =>
         createPool({ url: TEST_DATABASE_URL, schema: testSchema.schema, applicationName: 't', settings }),
       ).toThrow('is not a plain word');
