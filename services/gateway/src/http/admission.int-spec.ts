@@ -10,6 +10,7 @@ import pg from 'pg';
 import { AppModule } from '../app.module.js';
 import { loadEnv } from '../env.js';
 import { configureGateway } from './configure.js';
+import { leaseSize } from './leased-limit.js';
 import { RateLimits } from './rate-limits.js';
 
 // Two gateway replicas on one schema, booted as main.ts boots them, with small limits:
@@ -19,6 +20,8 @@ import { RateLimits } from './rate-limits.js';
 
 const PER_KEY = 4;
 const PER_IP = 40;
+/** A per-key limit with leases of 2 points: admissions and refusals decided from memory. */
+const BIG_PER_KEY = 32;
 const MAX_IN_FLIGHT = 2;
 const AUTH_FAILURES = 3;
 const OPERATOR_TOKEN = 'operator-token-for-the-admission-test-0123456789';
@@ -85,6 +88,11 @@ describe('rate limits shared by the replicas', () => {
     expect(refused).toMatchObject({ status: 429, code: 'rate_limited' });
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
+    // The replica that refused it knows the key is spent: refused again, from memory (its
+    // address lease of 2 points still holds one, so neither limit asks Postgres).
+    const again = await get(PER_KEY % 2, '/v1/openapi.json', key);
+    expect(again).toMatchObject({ status: 429, code: 'rate_limited' });
+    expect(Number(again.retryAfter)).toBeGreaterThanOrEqual(1);
     // Another key is counted apart.
     expect((await get(1, '/v1/openapi.json', { authorization: `Bearer cg_sk_${'o'.repeat(40)}` })).status).toBe(200);
     // The shared counters are named by the tokens' digests: no token text reaches the table.
@@ -96,6 +104,36 @@ describe('rate limits shared by the replicas', () => {
     expect(rows.filter((r) => r.key.includes('cg_sk_') || r.key.includes('kkkk') || r.key.includes('oooo'))).toEqual(
       [],
     );
+  });
+
+  it('with leases above one point, admits and refuses from memory as it does through a lease', async () => {
+    // A third replica, with a per-key limit whose leases are 2 points (RATE_LIMIT_REPLICAS 1):
+    // every other admission, and every refusal after the lease that found the key spent, is
+    // decided from memory, in the request's own tick. No per-address limit on it: its leases
+    // would share the address's counter with the other replicas, whose limit is PER_IP.
+    const big = await harness.run({
+      name: 'gateway',
+      module: AppModule,
+      loadEnv,
+      env: { RATE_LIMIT_WINDOW_SECONDS: '60', RATE_LIMIT_PER_KEY: String(BIG_PER_KEY), RATE_LIMIT_PER_IP: '0' },
+      configure: configureGateway,
+    });
+    expect(leaseSize(BIG_PER_KEY, 1)).toBe(2);
+    const key = { authorization: `Bearer cg_sk_${'b'.repeat(40)}` };
+    const ask = async () => {
+      const res = await fetch(new URL('/v1/openapi.json', big.url), { headers: key });
+      const body = (await res.json()) as { code?: string };
+      return { status: res.status, code: body.code, retryAfter: Number(res.headers.get('retry-after')) };
+    };
+    const statuses = [];
+    for (let i = 0; i < BIG_PER_KEY; i++) statuses.push((await ask()).status);
+    expect(statuses).toEqual(Array(BIG_PER_KEY).fill(200));
+    // The first refusal comes from a lease that found the key spent; the next from memory.
+    for (let i = 0; i < 2; i++) {
+      const refused = await ask();
+      expect(refused).toMatchObject({ status: 429, code: 'rate_limited' });
+      expect(refused.retryAfter).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('a process without the shared counter (Postgres unreachable) still limits, with its share', async () => {
