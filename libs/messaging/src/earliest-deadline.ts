@@ -34,7 +34,15 @@ export class EarliestDeadline {
   private fire(): void {
     this.timer = undefined;
     this.at = Number.POSITIVE_INFINITY;
-    const next = this.sweep(performance.now());
-    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+    // A sweep that throws still leaves a timer armed: at once, to sweep what it did not reach
+    // (the sweeps remove what they fail before failing it), and so on to the next deadline.
+    // Without it, every later deadline would go unfailed until the next add().
+    const now = performance.now();
+    let next = now;
+    try {
+      next = this.sweep(now);
+    } finally {
+      if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+    }
   }
 }
