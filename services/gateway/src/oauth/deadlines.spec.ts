@@ -44,6 +44,33 @@ describe('Deadlines', () => {
     expect(wait).toMatchObject({ state: 'rejected', error: { message: 'late' } });
   });
 
+  it('with one timeout for all (deadline order), fails each wait at its own time and stops at the first not due', async () => {
+    const deadlines = new Deadlines();
+    const first = watch(deadlines.within(never(), 500, late, failed));
+    jest.advanceTimersByTime(100);
+    let answer!: (value: number) => void;
+    const answered = watch(deadlines.within(new Promise<number>((r) => (answer = r)), 500, late, failed));
+    jest.advanceTimersByTime(100);
+    const third = watch(deadlines.within(never(), 500, late, failed));
+    answer(1);
+    await settle();
+
+    jest.advanceTimersByTime(300);
+    await settle();
+    expect(first.state).toBe('rejected');
+    expect(answered).toMatchObject({ state: 'resolved', value: 1 });
+    expect(third.state).toBe('pending');
+    // Re-armed for the first wait not yet due, where that sweep stopped.
+    expect(jest.getTimerCount()).toBe(1);
+    jest.advanceTimersByTime(199);
+    await settle();
+    expect(third.state).toBe('pending');
+    jest.advanceTimersByTime(1);
+    await settle();
+    expect(third.state).toBe('rejected');
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
   it('bounds every wait with one timer, re-armed for an earlier deadline and for the next one', async () => {
     const deadlines = new Deadlines();
     let answer!: (value: number) => void;
