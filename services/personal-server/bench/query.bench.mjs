@@ -17,7 +17,11 @@
 // BENCH_PROFILE_DIR=<dir>: every service runs with --cpu-prof into <dir>, and CPU flame
 // graphs of the gateway and a shard for the closed-loop gateway run alone are written there
 // (flame-gateway.svg, flame-personal-server.svg; scripts/flamegraph.mjs), with the self time
-// of their top functions and packages beside them (top-gateway.txt, top-personal-server.txt).
+// of their top functions and packages beside them (top-gateway.txt, top-personal-server.txt),
+// and their self time in each open-loop gateway run too, one file per process and share of
+// the maximum rate (top-<name>-open-<share>.txt, e.g. top-gateway-open-70.txt). window.json keeps the
+// processes' pids and the runs' windows in the profiles' clock: the closed-loop run's
+// (fromUs/toUs) and, in `open[]`, each open-loop run's (share, fromUs, toUs, rate).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -67,7 +67,7 @@ describe('a limit leased from the shared counter', () => {
     const first = limit.take('now');
     expect(first).toBeInstanceOf(Promise);
     expect(await first).toBeUndefined();
-    // The rest of the lease (6 points): decided from memory, in the same tick.
+    // The other 5 of the lease's 6 points: decided from memory, in the same tick.
     for (let i = 1; i < leaseSize(200, 2); i += 1) expect(limit.take('now')).toBeUndefined();
     expect(store.queries).toBe(1);
     const next = limit.take('now');
