@@ -5,7 +5,7 @@
 // - `seal check`: grantSealMatches on a memo hit, the grant row read back afresh (new arrays);
 // - `aad page`: recordAadScratch for the page's connection (its key passed as the memo where the
 //   checkout takes one) and 20 record ids written;
-// - `page + reply`: writeParts of a 20-record page's 60 parts (with QUERY_REPLY_ROOM where the
+// - `page + reply`: writeParts of a 20-record page's 41 parts (with QUERY_REPLY_ROOM where the
 //   checkout has it), then encodeQueryReply.
 //
 //   node services/personal-server/bench/query-steps.bench.mjs <checkout> [<checkout> …]

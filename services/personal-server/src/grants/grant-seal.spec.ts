@@ -92,6 +92,31 @@ describe('grantSealMatches', () => {
     expect(grantSealMatches(key, grant, read)).toBe(false);
     expect(grantSealMatches(key, grant, seal)).toBe(true);
   });
+
+  it('does not keep a reference to the caller’s arrays: a row widened in place after a match is refused', () => {
+    const key = DataKey.generate();
+    const seal = sealGrant(key, grant);
+    const row = { ...grant, types: [...grant.types] };
+    expect(grantSealMatches(key, row, seal)).toBe(true);
+    row.types.push('media.playlist_item');
+    expect(grantSealMatches(key, row, seal)).toBe(false);
+  });
+
+  it('refuses a matched row whose object or nested array value changed in place (no grant row holds one)', () => {
+    // Values a text[] or text column never holds, sealed as they are: the memo must not take them as the same.
+    const nested = { ...grant, types: [['media.playlist']] as unknown as string[] };
+    const object = { ...grant, consentNonce: { nonce: 'nonce-1' } as unknown as string };
+    for (const [row, change] of [
+      [nested, () => (nested.types[0] as unknown as string[]).push('media.playlist_item')],
+      [object, () => ((object.consentNonce as unknown as { nonce: string }).nonce = 'nonce-2')],
+    ] as const) {
+      const key = DataKey.generate();
+      const seal = sealGrant(key, row);
+      expect(grantSealMatches(key, row, seal)).toBe(true);
+      change();
+      expect(grantSealMatches(key, row, seal)).toBe(false);
+    }
+  });
 });
 
 describe('sameSealedFields', () => {

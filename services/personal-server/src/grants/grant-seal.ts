@@ -84,11 +84,14 @@ export function grantSealMatches(key: DataKey, grant: ReadGrantFields, seal: Buf
 
 /**
  * Whether two lists of sealed fields have the same JSON (what the seal digests), compared
- * value by value instead of serializing both: the memo hit of every query was a
- * `JSON.stringify` of the grant's eight fields, ~1 µs against ~0.05 (docs/perf/README.md,
- * seventh session). Strings (JSON tells them apart exactly when `===` does), null and arrays
- * of them; any other value (never in a grant row) counts as different, so the seal is
- * computed again: this may say "different" where the JSON is equal, never the reverse.
+ * value by value instead of serializing the row's fields: the memo hit of every query was a
+ * `JSON.stringify` of the grant's eight fields; the whole seal check measured 1.26 µs → 0.27
+ * (min, 1.59 → 0.39 median; docs/perf/README.md, "The shard's query", seventh session).
+ * A field is a string (JSON tells two apart exactly when `===` does), null, or an array of
+ * those, as a text[] column holds; anything else (never in a grant row) counts as different,
+ * so the seal is computed again: this may say "different" where the JSON is equal, never the
+ * reverse. Nothing is compared by reference: the memo copies the arrays one level deep, so a
+ * value deeper than that, or any object, could be the caller's own and changed in place.
  */
 export function sameSealedFields(a: readonly unknown[], b: readonly unknown[]): boolean {
   if (a.length !== b.length) return false;
@@ -96,10 +99,22 @@ export function sameSealedFields(a: readonly unknown[], b: readonly unknown[]): 
     const x = a[i];
     const y = b[i];
     if (Array.isArray(x)) {
-      if (!Array.isArray(y) || !sameSealedFields(x, y)) return false;
-    } else if (x !== y || (typeof x !== 'string' && x !== null)) return false;
+      if (!Array.isArray(y) || !sameTextArray(x, y)) return false;
+    } else if (!sameText(x, y)) return false;
   }
   return true;
+}
+
+/** A text[] column's values: the same length, and the same string or null at each index. */
+function sameTextArray(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameText(a[i], b[i])) return false;
+  return true;
+}
+
+/** The same string, or both null; any other value (an object, a nested array) is "different". */
+function sameText(x: unknown, y: unknown): boolean {
+  return x === y && (typeof x === 'string' || x === null);
 }
 
 function sealInput(grant: ReadGrantFields): [Buffer, Buffer] {

@@ -26,7 +26,8 @@ const rooms = new WeakMap<Uint8Array, Room>();
  *
  * With `room`, the page is written that many bytes into a buffer of its own with as many free
  * after it (at least `SPARE`), so its reply can be written around it instead of copying it
- * (query-reply.ts: ~1.6 µs a query for an 8 KB page, docs/perf/README.md, seventh session).
+ * (query-reply.ts; page + reply of a 9 KB page measured 7.90 → 4.78 µs min, 8.63 → 5.75 median:
+ * docs/perf/README.md, "The shard's query", seventh session).
  * Never from Buffer's shared pool: there the bytes around the page would be another Buffer's.
  */
 export function writeParts(parts: readonly (string | Buffer)[], size: number, room?: Room): Buffer {

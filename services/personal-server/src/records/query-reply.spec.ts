@@ -164,6 +164,30 @@ describe('encodeQueryReply', () => {
       );
     });
 
+    it.each(pages)('writes exactly what toBinary writes: %s', (_, page) => {
+      const reply = encodeQueryReply({ ...page, recordsJson: framed(page.recordsJson) });
+      expect(hexLines(reply.bytes)).toEqual(hexLines(generic(page)));
+    });
+
+    it.each([
+      [2_097_151, 4],
+      [2_097_152, 5],
+    ])('writes a %i-byte page in place behind its %i-byte tag and length', (length, head) => {
+      const recordsJson = framed(Buffer.alloc(length, 0x62));
+      const reply = encodeQueryReply({ recordsJson, nextCursor: 'c', syncedAt: synced });
+      expect(reply.bytes.buffer).toBe(recordsJson.buffer);
+      expect(reply.bytes.byteOffset).toBe(recordsJson.byteOffset - head);
+    });
+
+    it('copies the page when its tag and length do not fit the room before it', () => {
+      const recordsJson = writeParts([Buffer.from('[]')], 2, { before: 1, after: 96 });
+      const reply = encodeQueryReply({ recordsJson, nextCursor: 'djE6MTIz', syncedAt: synced });
+      expect(reply.bytes.buffer).not.toBe(recordsJson.buffer);
+      expect(hexLines(reply.bytes)).toEqual(
+        hexLines(generic({ recordsJson: Buffer.from('[]'), nextCursor: 'djE6MTIz', syncedAt: synced })),
+      );
+    });
+
     it("does not copy the page: the reply is the page's own buffer, around it", () => {
       const recordsJson = framed(Buffer.alloc(8_000, 0x61));
       const reply = encodeQueryReply({ recordsJson, nextCursor: 'djE6MTIz', syncedAt: synced });

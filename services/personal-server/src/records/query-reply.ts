@@ -28,7 +28,8 @@ export const QUERY_REPLY_ROOM: Room = { before: 6, after: 96 };
  * `ps.v1.shard.<n>.query`'s reply, written around the page where the page was made with room
  * for it (QUERY_REPLY_ROOM), else into one buffer of its exact size with the page copied once.
  * The generic encoder (`toBinary`) grew a zeroed buffer to the power of two past the page and
- * sliced the result out, ~6 % of a shard's CPU under `pnpm bench:query` for three fields. Byte for byte what `toBinary(QueryRecordsResponseSchema, …)` writes —
+ * sliced the result out, ~6 % of a shard's CPU under `pnpm bench:query` for three fields.
+ * Byte for byte what `toBinary(QueryRecordsResponseSchema, …)` writes —
  * fields in number order, defaults (an empty page, no cursor, no sync time) left out, the
  * sync time as `timestampFromDate` makes it — which query-reply.spec.ts checks.
  */
