@@ -364,37 +364,6 @@ describe('personal-server storage and query path', () => {
     expect(await write(user, connection, [playlist(1, 'One')])).toEqual({ written: 0, unchanged: 1, tombstoned: 0 });
   });
 
-  it('gives new records ids that start with the write time (UUIDv7), tombstones of unknown items too; known records keep theirs', async () => {
-    const user = userOn(0);
-    const connection = randomUUID();
-    const gone = create(RecordInputSchema, { type: 'media.playlist', externalId: 'pl-never-seen', deleted: true });
-    const idsOf = async () => {
-      const { rows } = await schema.pool.query<{ external_id: string; id: string }>(
-        'SELECT external_id, id FROM records WHERE connection_id = $1 ORDER BY external_id',
-        [connection],
-      );
-      return new Map(rows.map((r) => [r.external_id, r.id]));
-    };
-    const before = Date.now();
-    await write(user, connection, [playlist(1), playlist(2), gone]);
-    const after = Date.now();
-    const first = await idsOf();
-    expect([...first.keys()]).toEqual(['pl-1', 'pl-2', 'pl-never-seen']);
-    for (const id of first.values()) {
-      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      const ms = parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
-      expect(ms).toBeGreaterThanOrEqual(before);
-      expect(ms).toBeLessThanOrEqual(after);
-    }
-    expect(new Set(first.values()).size).toBe(3);
-    // A later write: a changed record keeps its id, a new one's sorts after every earlier one.
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    await write(user, connection, [playlist(1, 'Renamed'), playlist(3)]);
-    const second = await idsOf();
-    expect(second.get('pl-1')).toBe(first.get('pl-1'));
-    for (const id of first.values()) expect(second.get('pl-3')! > id).toBe(true);
-  });
-
   it('copies a batch of new records in when the last one, under 30 s ago, was all new; one known record sends the batch back to the INSERT', async () => {
     const user = userOn(0);
     const connection = randomUUID();

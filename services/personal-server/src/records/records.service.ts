@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { Clock } from '@context-gateway/clock';
 import type { DataKey } from '@context-gateway/crypto';
@@ -19,7 +21,6 @@ import { rethrowLockConflict } from './lock-conflict.js';
 import { type Room, writeParts } from './page-bytes.js';
 import { QUERY_REPLY_ROOM } from './query-reply.js';
 import { recordAad, recordAadEncoder, recordAadScratch, recordDigestContextEncoder } from './record-aad.js';
-import { recordIdMaker } from './record-id.js';
 import {
   recordKey,
   RecordsRepository,
@@ -84,8 +85,6 @@ export class RecordsService {
     const allowed = typesForIntegration(request.integration);
     const batch = new Map<string, BatchItem>();
     const now = this.clock.date();
-    // Ids that start with the write's time: its new rows go side by side in records_pkey (record-id.ts).
-    const newId = recordIdMaker(now.getTime());
     request.records.forEach((record, index) => {
       if (!allowed.has(record.type)) {
         throw new AppError('invalid_record', `${request.integration} does not produce record type "${record.type}"`, [
@@ -128,7 +127,7 @@ export class RecordsService {
     const committed = await this.connectionsRepository.findCommitted(request.connectionId);
     const early =
       committed && committed.userId === request.userId && committed.integration === request.integration
-        ? await this.sealFresh(committed, batch, newId)
+        ? await this.sealFresh(committed, batch)
         : undefined;
 
     return this.connections
@@ -142,7 +141,7 @@ export class RecordsService {
         const sealed =
           early && early.dataKeyId === connection.dataKeyId && early.personalServerId === connection.personalServerId
             ? early
-            : await this.sealFresh(connection, batch, newId);
+            : await this.sealFresh(connection, batch);
         const { key, fresh } = sealed;
         const counts: WriteCounts = { written: 0, unchanged: 0, tombstoned: 0 };
         const aad = recordAadEncoder(connection.personalServerId, connection.id);
@@ -189,7 +188,7 @@ export class RecordsService {
             counts.unchanged += 1;
             continue;
           }
-          const recordId = previous?.id ?? newId();
+          const recordId = previous?.id ?? randomUUID();
           version += 1n;
           lastWritten = version;
           writes.push({
@@ -226,7 +225,6 @@ export class RecordsService {
   private async sealFresh(
     connection: { id: string; personalServerId: string; userId: string; dataKeyId: string },
     batch: Map<string, BatchItem>,
-    newId: () => string,
   ): Promise<{ key: DataKey; dataKeyId: string; personalServerId: string; fresh: RecordWrite[] }> {
     const key = await this.keys.open(connection.dataKeyId, {
       personalServerId: connection.personalServerId,
@@ -240,7 +238,7 @@ export class RecordsService {
     for (const item of batch.values()) {
       if (item.plaintext === undefined) continue;
       item.digest = key.digest(item.plaintext, digestContext(item.type, item.externalId));
-      const id = newId();
+      const id = randomUUID();
       fresh.push({
         id,
         type: item.type,
