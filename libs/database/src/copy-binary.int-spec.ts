@@ -234,7 +234,11 @@ describe('copyRowsBinaryInTransaction', () => {
     const { rows } = await client.query(`SELECT count(*)::int AS n FROM copied WHERE id = $1`, [id]);
     return rows[0].n as number;
   };
-  /** Whether savepoint `name` is set (probed under a savepoint of its own, which leaves the transaction as it was). */
+  /**
+   * Whether savepoint `name` is set, by rolling back to it. When it is not, the failed
+   * rollback is undone under a savepoint of its own and the transaction is left as it was;
+   * when it is, the rollback undoes everything since `name` (`probe` included): ask last.
+   */
   const hasSavepoint = async (client: pg.ClientBase, name: string) => {
     await client.query('SAVEPOINT probe');
     try {
@@ -258,17 +262,10 @@ describe('copyRowsBinaryInTransaction', () => {
     }
   };
 
-  it('runs the statements before and after the rows in one query, inside the caller’s transaction', () =>
+  it('sets the savepoint, copies the rows and releases it in one query, inside the caller’s transaction', () =>
     inTransaction(async (client) => {
       const queries = jest.spyOn(client, 'query');
-      const copied = await copyRowsBinaryInTransaction(
-        client,
-        'copied',
-        columns,
-        [row(2000), row(2001)],
-        'SAVEPOINT copy_new',
-        'RELEASE SAVEPOINT copy_new',
-      );
+      const copied = await copyRowsBinaryInTransaction(client, 'copied', columns, [row(2000), row(2001)], 'copy_new');
       expect(queries).toHaveBeenCalledTimes(1);
       queries.mockRestore();
       expect(copied).toBe(2);
@@ -279,18 +276,11 @@ describe('copyRowsBinaryInTransaction', () => {
       expect(await count(testSchema.pool as unknown as pg.ClientBase, 2000)).toBe(0);
     }));
 
-  it('leaves the transaction failed when the rows break a constraint, the statements after them not run', () =>
+  it('leaves the transaction failed when the rows break a constraint, the savepoint set and not released', () =>
     inTransaction(async (client) => {
       await client.query('INSERT INTO copied (id) VALUES (2100)');
       await expect(
-        copyRowsBinaryInTransaction(
-          client,
-          'copied',
-          columns,
-          [row(2101), row(2100)],
-          'SAVEPOINT copy_new',
-          'RELEASE SAVEPOINT copy_new',
-        ),
+        copyRowsBinaryInTransaction(client, 'copied', columns, [row(2101), row(2100)], 'copy_new'),
       ).rejects.toMatchObject({ code: '23505' });
       expect(client.getTransactionStatus()).toBe('E');
       // The savepoint was set and not released: rolling back to it keeps what came before.
@@ -298,21 +288,36 @@ describe('copyRowsBinaryInTransaction', () => {
       expect(await count(client, 2100)).toBe(1);
       expect(await count(client, 2101)).toBe(0);
       // The connection goes on, in the same transaction.
-      expect(await copyRowsBinaryInTransaction(client, 'copied', columns, [row(2102)], '', '')).toBe(1);
+      expect(await copyRowsBinaryInTransaction(client, 'copied', columns, [row(2102)], 'copy_new')).toBe(1);
       expect(await count(client, 2102)).toBe(1);
     }));
 
-  it('refuses when the connection ends up outside a transaction', async () => {
+  it('refuses outside a transaction before copying: nothing is stored, and the connection goes on', async () => {
     const client = await testSchema.pool.connect();
     try {
-      await expect(copyRowsBinaryInTransaction(client, 'copied', columns, [row(2200)], '', '')).rejects.toMatchObject({
-        name: 'AppError',
-        code: 'internal',
-      });
+      // Postgres refuses the SAVEPOINT (no transaction block) and runs nothing after it.
+      await expect(
+        copyRowsBinaryInTransaction(client, 'copied', columns, [row(2200)], 'copy_new'),
+      ).rejects.toMatchObject({ code: '25P01' });
+      expect(await count(client, 2200)).toBe(0);
+      expect(client.getTransactionStatus()).toBe('I');
     } finally {
       client.release();
     }
   });
+
+  it('takes only a plain savepoint name, refused before anything is sent', () =>
+    inTransaction(async (client) => {
+      const queries = jest.spyOn(client, 'query');
+      for (const name of ['', 'Copy', '1st', 'x; COMMIT', 'copy new', 'x'.repeat(64)]) {
+        expect(() => copyRowsBinaryInTransaction(client, 'copied', columns, [row(2300)], name)).toThrow(
+          'not a savepoint name',
+        );
+      }
+      expect(queries).not.toHaveBeenCalled();
+      queries.mockRestore();
+      expect(await copyRowsBinaryInTransaction(client, 'copied', columns, [row(2300)], 'x'.repeat(63))).toBe(1);
+    }));
 });
 
 describe('encodeCopyBinary', () => {

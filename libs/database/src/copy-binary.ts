@@ -14,7 +14,13 @@ import { from as copyFrom } from 'pg-copy-streams';
  * Our own encoder rather than pg-copy-streams-binary: that one builds a stream object and
  * several buffers per field, which costs more than the insert it feeds; the format itself
  * (PostgreSQL docs, "COPY — Binary Format") is a header, then per row a field count and
- * length-prefixed fields, then a -1 trailer. pg-copy-streams carries the bytes.
+ * length-prefixed fields, then a -1 trailer.
+ *
+ * Production writes take the one-round-trip paths, which write the query, the COPY data
+ * and its end together on pg's connection: copyRowsBinaryCommitted (the audit log) and
+ * copyRowsBinaryInTransaction (personal-server's new records). copyRowsBinary, on
+ * pg-copy-streams, is left for its spec and as the "before" of
+ * services/audit/bench/commit.bench.mjs.
  */
 export type CopyColumnType = 'bool' | 'int4' | 'int8' | 'uuid' | 'timestamptz' | 'text' | 'bytea';
 
@@ -200,8 +206,9 @@ export function encodeCopyBinary(types: readonly CopyColumnSpec[], rows: readonl
  * Some columns of many rows encoded ahead of the COPY (on a worker thread, say), a row at a
  * time as the rows are made, so no row's values outlive its add(): each row's fields one
  * after the other, in a buffer of its own (transferable) that grows as needed; row i is
- * bytes[ends[i-1] ?? 0, ends[i]). Such a row's part goes into encodeCopyBinary (or
- * copyRowsBinary) as the value of one `{ fields: types.length }` column, copied as it is.
+ * bytes[ends[i-1] ?? 0, ends[i]). Such a row's part goes into encodeCopyBinary (or any of
+ * the copyRowsBinary… functions) as the value of one `{ fields: types.length }` column,
+ * copied as it is.
  */
 export class CopyFieldsEncoder {
   private out: Buffer;
@@ -292,30 +299,34 @@ export function copyRowsBinaryCommitted(
   );
 }
 
+/** A savepoint name left as written: lower case (Postgres folds unquoted names to it), within NAMEDATALEN. */
+const SAVEPOINT_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
 /**
- * Like copyRowsBinary, inside the caller's open transaction, with `beforeSql` and `afterSql`
- * (statements without parameters) around the COPY, all in ONE round trip: a single simple
- * query `<beforeSql>; COPY …; <afterSql>` written together with the COPY data and its end
- * (as copyRowsBinaryCommitted). A COPY between a SAVEPOINT and its RELEASE was three round
- * trips and a stream pipeline (pg-copy-streams) per batch; it is one write now. When any
+ * Like copyRowsBinary, inside the caller's open transaction, under a savepoint: ONE round
+ * trip, the single simple query `SAVEPOINT <savepoint>; COPY …; RELEASE SAVEPOINT
+ * <savepoint>` written together with the COPY data and its end (as copyRowsBinaryCommitted).
+ * A COPY between a SAVEPOINT and its RELEASE was three round trips and a stream pipeline
+ * per batch; it is one write now. Outside a transaction Postgres refuses the SAVEPOINT
+ * (25P01) before the COPY runs, so nothing is stored: free-form statements before the COPY
+ * would have let it run, and commit, as an implicit transaction of its own. When any
  * statement fails this rejects with Postgres's error: those after it did not run and the
- * transaction is left failed, for the caller to roll back (to a savepoint `beforeSql` set,
- * say). Rejects (AppError internal) unless the connection is still inside its transaction
- * once they ran. Resolves with the number of rows copied.
+ * transaction is left failed, for the caller to roll back to the savepoint (set unless the
+ * SAVEPOINT itself failed). Rejects (AppError internal) should the connection not be in
+ * its transaction once they ran. Resolves with the number of rows copied.
  */
 export function copyRowsBinaryInTransaction(
   client: Pick<pg.ClientBase, 'query' | 'getTransactionStatus'>,
   table: string,
   columns: readonly CopyColumn[],
   rows: readonly CopyRow[],
-  beforeSql: string,
-  afterSql: string,
+  savepoint: string,
 ): Promise<number> {
+  if (!SAVEPOINT_NAME.test(savepoint)) throw new RangeError(`not a savepoint name: ${JSON.stringify(savepoint)}`);
   const { payload, sql } = copyStatement(table, columns, rows);
-  const text = [beforeSql, sql, afterSql].filter(Boolean).join('; ');
   return oneTripCopy(
     client,
-    text,
+    `SAVEPOINT ${savepoint}; ${sql}; RELEASE SAVEPOINT ${savepoint}`,
     payload,
     'T',
     (status) =>

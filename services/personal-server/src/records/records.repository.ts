@@ -674,8 +674,7 @@ export class RecordsRepository implements OnModuleInit {
           r.sourceUpdatedAt,
           r.version,
         ]),
-        'SAVEPOINT copy_new',
-        'RELEASE SAVEPOINT copy_new',
+        'copy_new',
       );
     } catch (error) {
       if ((error as { constraint?: unknown }).constraint !== RECORD_KEY) throw error;
