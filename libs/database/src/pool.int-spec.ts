@@ -55,41 +55,6 @@ describe('createPool', () => {
     }
   });
 
-  it("gives every connection the pool's own settings, and refuses one the startup packet cannot carry", async () => {
-    const pool = createPool({
-      url: TEST_DATABASE_URL,
-      schema: testSchema.schema,
-      applicationName: 'pool.int-spec',
-      settings: { random_page_cost: '1.1', plan_cache_mode: 'force_generic_plan' },
-      max: 2,
-    });
-    try {
-      const clients = await Promise.all([pool.connect(), pool.connect()]);
-      for (const client of clients) {
-        const { rows } = await client.query<{ name: string; setting: string }>(
-          `SELECT name, setting FROM pg_settings WHERE name IN ('plan_cache_mode', 'random_page_cost', 'search_path') ORDER BY name`,
-        );
-        expect(rows).toEqual([
-          { name: 'plan_cache_mode', setting: 'force_generic_plan' },
-          { name: 'random_page_cost', setting: '1.1' },
-          { name: 'search_path', setting: testSchema.schema },
-        ]);
-      }
-      for (const client of clients) client.release();
-    } finally {
-      await pool.end();
-    }
-    const refused: Record<string, string>[] = [
-      { random_page_cost: '1.1 -c search_path=x' },
-      { 'a b': '1' },
-      { work_mem: "'4MB'" },
-    ];
-    for (const settings of refused)
-      expect(() =>
-        createPool({ url: TEST_DATABASE_URL, schema: testSchema.schema, applicationName: 't', settings }),
-      ).toThrow('is not a plain word');
-  });
-
   it("keeps the URL's own options next to ours, which win", async () => {
     const url = new URL(TEST_DATABASE_URL);
     url.searchParams.set('options', '-c lock_timeout=1s -c statement_timeout=99');

@@ -20,16 +20,7 @@ export interface PoolOptions {
   connectionTimeoutMs?: number;
   /** Called for errors on connections, idle or checked out (e.g. Postgres restarted); they are otherwise dropped. */
   onError?: (error: Error) => void;
-  /**
-   * More server settings for every connection of this pool (name → value), sent in the
-   * startup packet after ours: a service's own planner costs, say, without a `SET` per
-   * connection or a change for every other service on the same server.
-   */
-  settings?: Readonly<Record<string, string>>;
 }
-
-/** A setting's name or value as the startup packet's `-c name=value` carries it: no spaces, no quoting. */
-const SETTING_WORD = /^[A-Za-z0-9_.]+$/;
 
 /**
  * A pg pool bound to one schema. The schema and the statement timeout travel in the
@@ -46,14 +37,7 @@ export function createPool(options: PoolOptions): pg.Pool {
   const schema = assertSchemaName(options.schema);
   const statementTimeoutMs = options.statementTimeoutMs ?? 15_000;
   const { connectionString, urlOptions } = withoutOptions(options.url);
-  const ours = [
-    `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs} -c TimeZone=UTC -c DateStyle=ISO`,
-    ...Object.entries(options.settings ?? {}).map(([name, value]) => {
-      if (!SETTING_WORD.test(name) || !SETTING_WORD.test(value))
-        throw new Error(`database setting ${JSON.stringify(name)}=${JSON.stringify(value)} is not a plain word`);
-      return `-c ${name}=${value}`;
-    }),
-  ].join(' ');
+  const ours = `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs} -c TimeZone=UTC -c DateStyle=ISO`;
   const pool = new pg.Pool({
     connectionString,
     application_name: options.applicationName,

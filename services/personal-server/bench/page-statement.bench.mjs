@@ -4,7 +4,7 @@
 //
 //   node services/personal-server/bench/page-statement.bench.mjs <checkout> [<checkout> …]
 //
-// Each checkout gets its own pool (10 connections and the checkout's own settings, as a shard's) and runs PAGES pages per round
+// Each checkout gets its own pool (10 connections, as a shard's) and runs PAGES pages per round
 // with CONCURRENCY in flight (closed loop), the checkouts alternating within a round and their
 // order reversed every other round. Prints per page: the Node process's CPU (process.cpuUsage:
 // its threads, GC included; only one checkout runs at a time) and its Postgres backends' CPU
@@ -15,7 +15,7 @@
 // Env: ROUNDS (4), PAGES (4000), CONCURRENCY (8), CONNECTIONS (20 seeded connections),
 // RECORDS (100 per connection), TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
@@ -121,18 +121,7 @@ function cpuBetween(before, after) {
 const builds = [];
 for (const [i, root] of roots.entries()) {
   const { RecordsRepository } = await import(`${root}/services/personal-server/dist/records/records.repository.js`);
-  // The checkout's own pool settings (database-settings.js, as its main.ts gives runService),
-  // none for a checkout from before they existed.
-  const settings = existsSync(`${root}/services/personal-server/dist/database-settings.js`)
-    ? (await import(`${root}/services/personal-server/dist/database-settings.js`)).DATABASE_SETTINGS
-    : undefined;
-  const pool = createPool({
-    url: schema.url,
-    schema: schema.schema,
-    applicationName: `bench-page-${i}`,
-    max: 10,
-    settings,
-  });
+  const pool = createPool({ url: schema.url, schema: schema.schema, applicationName: `bench-page-${i}`, max: 10 });
   const backends = new Set();
   pool.on('connect', (client) => backends.add(client.processID));
   const repository = new RecordsRepository(pool, { now: () => Date.now(), date: () => new Date() });

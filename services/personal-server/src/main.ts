@@ -3,7 +3,6 @@ import 'reflect-metadata';
 import { serviceMain } from '@context-gateway/service-kit';
 
 import { AppModule } from './app.module.js';
-import { DATABASE_SETTINGS } from './database-settings.js';
 import { type Env, loadEnv } from './env.js';
 
 await serviceMain({
@@ -11,7 +10,6 @@ await serviceMain({
   serviceRoot: new URL('..', import.meta.url),
   loadEnv: () => loadEnv(),
   module: AppModule,
-  databaseSettings: DATABASE_SETTINGS,
   // Sharded handlers (ps.v1.shard.<n>.*) subscribe this process's own shard.
   shard: (env) => (env as Env).SHARD_ID,
 });

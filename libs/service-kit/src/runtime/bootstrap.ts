@@ -44,8 +44,6 @@ export interface ServiceDefinition {
   migrationsDir: string;
   /** For a sharded service (personal-server): this process's shard; its sharded handlers subscribe `…shard.<n>…`. */
   shard?: number | ((env: RuntimeEnv) => number);
-  /** Server settings for every connection of the service's pool (createPool's `settings`). */
-  databaseSettings?: Readonly<Record<string, string>>;
   /** Largest HTTP body accepted (default 64 KiB; control-plane services take no bodies). */
   bodyLimitBytes?: number;
   /**
@@ -133,7 +131,6 @@ export async function runService(def: ServiceDefinition): Promise<RunningService
     schema,
     max: env.DATABASE_POOL_MAX,
     applicationName: def.name,
-    settings: def.databaseSettings,
     onError: (error) => logger.warn({ err: error.message }, 'database connection lost'),
   });
   let nc: NatsConnection | undefined;
