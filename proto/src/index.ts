@@ -8,7 +8,6 @@ export * from './catalog/rpc.js';
 export * from './catalog/streams.js';
 export * from './catalog/sync.js';
 export * from './catalog/validation.js';
-export { decodeAuditEvent, decodeAuditEventBatch } from './codecs/audit-event.js';
 // Not brandFrozen: only this package's validators make a Validated message.
 export { type Validated, validateEvent, type ValidationResult } from './catalog/validated.js';
 export * from './gen/contextgateway/audit/v1/audit_pb.js';

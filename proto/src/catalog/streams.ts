@@ -1,5 +1,6 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 
+import { decodeAuditEvent, decodeAuditEventBatch } from '../codecs/audit-event.js';
 import { AuditEventBatchSchema, AuditEventSchema } from '../gen/contextgateway/audit/v1/audit_pb.js';
 import {
   ApplicationChangedSchema,
@@ -81,6 +82,7 @@ export const events = {
     message: AuditEventSchema,
     messageId: (event) => event.eventId,
     validate: validateAuditEvent,
+    decode: decodeAuditEvent,
   }),
   /**
    * Several audit events in one message (the gateway's group commit): the same subject as
@@ -94,6 +96,7 @@ export const events = {
     message: AuditEventBatchSchema,
     messageId: (batch) => batch.batchId,
     validate: validateAuditEventBatch,
+    decode: decodeAuditEventBatch,
   }),
   /** identity, after each application create/update commit; policy derives the app-layer rules from it. */
   applicationChanged: defineEvent({

@@ -1,6 +1,6 @@
-import { create, fromBinary, type MessageInitShape, ScalarType, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, fromBinary, type MessageInitShape, ScalarType, toBinary } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { FeatureSet_FieldPresence, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { FeatureSet_FieldPresence, timestampFromDate, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 
@@ -11,6 +11,7 @@ import {
   AuditEventSchema,
   AuditOutcome,
   AuditPhase,
+  PolicyEvaluationSchema,
 } from '../gen/contextgateway/audit/v1/audit_pb.js';
 import { decodeAuditEvent, decodeAuditEventBatch } from './audit-event.js';
 import {
@@ -24,6 +25,7 @@ import {
   unknownField,
   withUnknown,
 } from './testing/wire-properties.js';
+import { StricterThanFromBinaryError } from './wire-read.js';
 
 type EventInit = MessageInitShape<typeof AuditEventSchema>;
 
@@ -32,6 +34,18 @@ const batchBytes = (batchId: string, events: EventInit[]): Uint8Array =>
   toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { batchId, events }));
 const referenceEvent = (bytes: Uint8Array) => fromBinary(AuditEventSchema, bytes);
 const referenceBatch = (bytes: Uint8Array) => fromBinary(AuditEventBatchSchema, bytes);
+
+/** A message field framed by hand (tag, length, body): toBinary would not write unknown fields inside it. */
+const framed = (fieldNo: number, body: Uint8Array): Uint8Array => {
+  const writer = new BinaryWriter();
+  writer.tag(fieldNo, WireType.LengthDelimited).bytes(body);
+  return writer.finish();
+};
+/** `bytes` with `unknown` at one of its field boundaries, picked by `where`. */
+const unknownAt = (bytes: Uint8Array, unknown: Parameters<typeof unknownBytes>[0], where: number): Uint8Array => {
+  const spots = boundaries(bytes);
+  return withUnknown(bytes, unknownBytes(unknown), spots[where % spots.length]!);
+};
 
 const ids = ['5b0c7a4e-8f8a-4d6e-9a57-3f2d8a1e4c10', '0d1e2f30-4152-4637-8899-aabbccddeeff'] as const;
 
@@ -107,43 +121,50 @@ const eventInit: fc.Arbitrary<EventInit> = fc.record(
 );
 
 describe('AuditEvent and AuditEventBatch decoded by hand', () => {
-  it('covers every field of AuditEvent (a new proto field must be decoded here too)', () => {
-    const shape = (schema: typeof AuditEventSchema | typeof AuditEventBatchSchema) =>
+  it('covers every field of AuditEvent, PolicyEvaluation and AuditEventBatch (a new proto field must be decoded here too)', () => {
+    // Open enums and length-prefixed messages too: a move to closed enums or delimited
+    // encoding changes what fromBinary does with the same bytes.
+    const shape = (schema: DescMessage) =>
       schema.fields.map((f) =>
         [
           f.number,
           f.localName,
           f.fieldKind,
-          f.scalar === undefined ? f.message?.typeName : ScalarType[f.scalar],
+          f.scalar === undefined ? (f.message ?? f.enum)?.typeName : ScalarType[f.scalar],
           FeatureSet_FieldPresence[f.presence],
           f.utf8Validation,
-        ].join(' '),
+          f.enum && (f.enum.open ? 'open' : 'closed'),
+          f.fieldKind === 'message' || (f.fieldKind === 'list' && f.listKind === 'message')
+            ? f.delimitedEncoding
+              ? 'delimited'
+              : 'length-prefixed'
+            : undefined,
+        ]
+          .filter((part) => part !== undefined)
+          .join(' '),
       );
+    const strings = (...fields: string[]) => fields.map((f) => `${f} scalar STRING IMPLICIT true`);
     expect(shape(AuditEventSchema)).toEqual([
-      '1 eventId scalar STRING IMPLICIT true',
-      '2 occurredAt message google.protobuf.Timestamp EXPLICIT true',
-      ...['3 orgId', '4 applicationId', '5 userId', '6 integration', '7 capability', '8 resource'].map(
-        (f) => `${f} scalar STRING IMPLICIT true`,
-      ),
-      '9 action enum  IMPLICIT true',
-      '10 outcome enum  IMPLICIT true',
-      '11 phase enum  IMPLICIT true',
-      '12 policy message contextgateway.audit.v1.PolicyEvaluation EXPLICIT true',
-      ...['13 errorCode', '14 requestId', '15 traceId'].map((f) => `${f} scalar STRING IMPLICIT true`),
+      ...strings('1 eventId'),
+      '2 occurredAt message google.protobuf.Timestamp EXPLICIT true length-prefixed',
+      ...strings('3 orgId', '4 applicationId', '5 userId', '6 integration', '7 capability', '8 resource'),
+      '9 action enum contextgateway.audit.v1.AuditAction IMPLICIT true open',
+      '10 outcome enum contextgateway.audit.v1.AuditOutcome IMPLICIT true open',
+      '11 phase enum contextgateway.audit.v1.AuditPhase IMPLICIT true open',
+      '12 policy message contextgateway.audit.v1.PolicyEvaluation EXPLICIT true length-prefixed',
+      ...strings('13 errorCode', '14 requestId', '15 traceId'),
       '16 latencyMs scalar UINT32 IMPLICIT true',
-      '17 actorKind enum  IMPLICIT true',
-      ...[
-        '18 actorId',
-        '19 connectionId',
-        '20 intentEventId',
-        '21 operation',
-        '22 approvalId',
-        '23 mcpVirtualServer',
-      ].map((f) => `${f} scalar STRING IMPLICIT true`),
+      '17 actorKind enum contextgateway.audit.v1.ActorKind IMPLICIT true open',
+      ...strings('18 actorId', '19 connectionId', '20 intentEventId', '21 operation', '22 approvalId'),
+      ...strings('23 mcpVirtualServer'),
+    ]);
+    expect(shape(PolicyEvaluationSchema)).toEqual([
+      ...strings('1 decidedBy', '2 reason'),
+      '3 matchedRuleIds list STRING IMPLICIT true',
     ]);
     expect(shape(AuditEventBatchSchema)).toEqual([
-      '1 batchId scalar STRING IMPLICIT true',
-      '2 events list contextgateway.audit.v1.AuditEvent IMPLICIT true',
+      ...strings('1 batchId'),
+      '2 events list contextgateway.audit.v1.AuditEvent IMPLICIT true length-prefixed',
     ]);
   });
 
@@ -158,14 +179,30 @@ describe('AuditEvent and AuditEventBatch decoded by hand', () => {
     ]);
   });
 
-  it('decodes any event as fromBinary does, unknown fields anywhere kept the same way', () => {
+  it('decodes any event as fromBinary does, unknown fields anywhere (its timestamp and policy too) kept the same way', () => {
     fc.assert(
-      fc.property(eventInit, fc.array(unknownField, { maxLength: 3 }), fc.nat(), (init, unknown, where) => {
-        const bytes = eventBytes(init);
-        const spots = boundaries(bytes);
-        const sent = withUnknown(bytes, unknownBytes(unknown), spots[where % spots.length]!);
-        expect(decodeAuditEvent(sent)).toEqual(referenceEvent(sent));
-      }),
+      fc.property(
+        eventInit,
+        fc.array(unknownField(24), { maxLength: 3 }),
+        fc.array(unknownField(3), { maxLength: 2 }),
+        fc.array(unknownField(4), { maxLength: 2 }),
+        fc.tuple(fc.nat(), fc.nat(), fc.nat()),
+        (init, unknown, inTimestamp, inPolicy, [where, whereInTimestamp, whereInPolicy]) => {
+          // The timestamp and the policy framed by hand after the other fields, unknown fields inside them.
+          const { occurredAt, policy, ...rest } = init;
+          const parts = [eventBytes(rest)];
+          if (occurredAt) {
+            const body = toBinary(TimestampSchema, create(TimestampSchema, occurredAt));
+            parts.push(framed(2, unknownAt(body, inTimestamp, whereInTimestamp)));
+          }
+          if (policy) {
+            const body = toBinary(PolicyEvaluationSchema, create(PolicyEvaluationSchema, policy));
+            parts.push(framed(12, unknownAt(body, inPolicy, whereInPolicy)));
+          }
+          const sent = unknownAt(Buffer.concat(parts), unknown, where);
+          expect(decodeAuditEvent(sent)).toEqual(referenceEvent(sent));
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -174,14 +211,14 @@ describe('AuditEvent and AuditEventBatch decoded by hand', () => {
     fc.assert(
       fc.property(
         text,
-        fc.array(fc.tuple(eventInit, fc.array(unknownField, { maxLength: 2 })), { maxLength: 4 }),
-        fc.array(unknownField, { maxLength: 2 }),
+        fc.array(fc.tuple(eventInit, fc.array(unknownField(24), { maxLength: 2 })), { maxLength: 4 }),
+        fc.array(unknownField(3), { maxLength: 2 }),
         (batchId, parts, unknown) => {
           const writer = new BinaryWriter();
           writer.raw(batchBytes(batchId, []));
           // Each event as field 2 by hand: toBinary would not write the event's unknown fields where these go.
           for (const [init, inEvent] of parts)
-            writer.tag(2, WireType.LengthDelimited).bytes(Buffer.concat([eventBytes(init), unknownBytes(inEvent)]));
+            writer.raw(framed(2, Buffer.concat([eventBytes(init), unknownBytes(inEvent)])));
           const bytes = Buffer.concat([writer.finish(), unknownBytes(unknown)]);
           expect(decodeAuditEventBatch(bytes)).toEqual(referenceBatch(bytes));
         },
@@ -267,7 +304,20 @@ describe('AuditEvent and AuditEventBatch decoded by hand', () => {
     ['policy as fixed64', [0x61, 1, 2, 3, 4, 5, 6, 7, 8]],
     ['a rule id as a varint, inside policy', [0x62, 0x02, 0x18, 0x01]],
   ])('refuses a known field with the wrong wire type (fromBinary misreads it): %s', (_, wire) => {
+    expect(() => decodeAuditEvent(Uint8Array.from(wire))).toThrow(StricterThanFromBinaryError);
     expect(() => decodeAuditEvent(Uint8Array.from(wire))).toThrow(/wire type/);
+  });
+
+  it.each([
+    // occurred_at: length 2, holding seconds' tag and the first byte of its 2-byte varint.
+    ['an occurred_at', [0x12, 0x02, 0x08, 0x96, 0x01]],
+    // policy: length 2, holding decided_by's tag and length, not its 2 bytes of text.
+    ['a policy', [0x62, 0x02, 0x0a, 0x02, 0x61, 0x62]],
+  ])('refuses %s whose last field runs past its length (fromBinary reads on)', (_, wire) => {
+    const bytes = Uint8Array.from(wire);
+    expect(() => referenceEvent(bytes)).not.toThrow();
+    expect(() => decodeAuditEvent(bytes)).toThrow(StricterThanFromBinaryError);
+    expect(() => decodeAuditEvent(bytes)).toThrow(/past the end/);
   });
 
   it('refuses a batch’s event whose fields run past its length (fromBinary reads on)', () => {

@@ -12,10 +12,11 @@ import { expectNestedEnd, expectWireType, nestedEnd, readString, readTimestamp, 
  * and never accepting what it refuses. (The gateway encodes them by hand too,
  * services/gateway/src/audit/audit-event-bytes.ts.)
  *
- * Stricter in one way, as query-records.ts: a known field with the wrong wire type is refused
- * (fromBinary reads it as the declared type, turning garbage into some value), and so is a
- * nested message whose fields run past its length: the event is dead-lettered as malformed
- * instead of appended as something its publisher did not send.
+ * Stricter in two ways, as query-records.ts (StricterThanFromBinaryError, wire-read.ts): a
+ * known field with the wrong wire type is refused (fromBinary reads it as the declared type,
+ * turning garbage into some value), and so is a nested message whose fields run past its
+ * length: the event is dead-lettered as malformed instead of appended as something its
+ * publisher did not send.
  */
 
 const EVENT_TYPE = 'contextgateway.audit.v1.AuditEvent';
@@ -28,10 +29,8 @@ const POLICY_TYPE = 'contextgateway.audit.v1.PolicyEvaluation';
  * truncated field, a bad varint or tag, invalid UTF-8) and on the stricter checks above.
  */
 export function decodeAuditEvent(bytes: Uint8Array): AuditEvent {
-  const reader = new BinaryReader(bytes);
-  const event = readEventFields(reader, reader.len, 1);
-  if (reader.pos !== reader.len) throw new RangeError('premature EOF');
-  return event;
+  // No check that the reader ended at the end: BinaryReader throws on any read past it.
+  return readEventFields(new BinaryReader(bytes), bytes.length, 1);
 }
 
 /** An AuditEventBatch from its wire bytes, as `fromBinary(AuditEventBatchSchema, bytes)` returns it (see decodeAuditEvent). */

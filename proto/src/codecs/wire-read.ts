@@ -5,7 +5,8 @@ import type { Timestamp } from '@bufbuild/protobuf/wkt';
 /**
  * The pieces the hand decoders (query-records.ts, audit-event.ts) share: each reads a field
  * as fromBinary reads it, except that a known field with the wrong wire type is refused
- * (fromBinary reads it as the declared type, turning garbage into some value).
+ * (fromBinary reads it as the declared type, turning garbage into some value), and so is a
+ * nested message whose fields run past its length (fromBinary reads on).
  */
 
 /** fromBinary's nesting budget (recursionLimit 100), less the levels a skipped group sits in. */
@@ -13,10 +14,21 @@ const RECURSION_LIMIT = 100;
 
 const TIMESTAMP_TYPE = 'google.protobuf.Timestamp';
 
+/**
+ * The hand decoders' own refusals, beyond fromBinary's: a known field with the wrong wire
+ * type, a nested message whose fields run past its length. Its own class, so the specs tell
+ * these from BinaryReader's errors (whose messages mention wire types too).
+ */
+export class StricterThanFromBinaryError extends Error {
+  override readonly name = 'StricterThanFromBinaryError';
+}
+
 /** Refuses a known field sent with another wire type than its declaration's. */
 export function expectWireType(fieldNo: number, wireType: WireType, expected: WireType): void {
   if (wireType !== expected)
-    throw new Error(`field ${fieldNo} has wire type ${WireType[wireType]}, expected ${WireType[expected]}`);
+    throw new StricterThanFromBinaryError(
+      `field ${fieldNo} has wire type ${WireType[wireType]}, expected ${WireType[expected]}`,
+    );
 }
 
 /** A length-delimited proto3 string (UTF-8 checked, as fromBinary does for proto3). */
@@ -58,7 +70,7 @@ export function nestedEnd(reader: BinaryReader): number {
 
 /** fromBinary does not check that a nested message's fields end where its length says: refused here. */
 export function expectNestedEnd(reader: BinaryReader, end: number, name: string): void {
-  if (reader.pos !== end) throw new RangeError(`a field runs past the end of ${name}`);
+  if (reader.pos !== end) throw new StricterThanFromBinaryError(`a field runs past the end of ${name}`);
 }
 
 /**

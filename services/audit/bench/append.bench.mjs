@@ -33,23 +33,15 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { create } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { connectNats, ensureStreams, JetStreamPublisher } from '@context-gateway/messaging';
 import { createLogger } from '@context-gateway/observability';
-import {
-  ActorKind,
-  AuditAction,
-  AuditEventSchema,
-  AuditOutcome,
-  AuditPhase,
-  events,
-  streams,
-} from '@context-gateway/proto';
+import { AuditEventSchema, events, streams } from '@context-gateway/proto';
 import pg from 'pg';
 
 import { currentServiceEntries, describeEntries } from '../../../scripts/bundle/bundle-files.mjs';
 import { selfTimeTable } from '../../../scripts/flamegraph.mjs';
 import { freePort } from '../../../scripts/free-port.mjs';
+import { benchEventInit } from './bench-event.mjs';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 const BATCH = process.env.BENCH_BATCH ?? '2000';
@@ -99,30 +91,7 @@ await ensureStreams(nc, [streams.audit, streams.deadLetters], logger);
 const schema = `bench_audit_${randomUUID().slice(0, 8)}`;
 const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
 
-const orgs = Array.from({ length: 20 }, () => randomUUID());
-function event(i) {
-  return create(AuditEventSchema, {
-    eventId: randomUUID(),
-    occurredAt: timestampFromDate(new Date()),
-    orgId: orgs[i % orgs.length],
-    applicationId: randomUUID(),
-    userId: `user-${i % 5000}`,
-    integration: 'github',
-    capability: 'github:read:repos',
-    resource: `connection:${randomUUID()}`,
-    connectionId: randomUUID(),
-    action: AuditAction.DATA_QUERY,
-    outcome: i % 10 === 0 ? AuditOutcome.DENIED : AuditOutcome.ALLOWED,
-    phase: AuditPhase.COMPLETE,
-    policy: { decidedBy: 'user', reason: 'granted scope github:read:repos', matchedRuleIds: ['rule-1'] },
-    requestId: randomUUID(),
-    traceId: randomUUID().replace(/-/g, ''),
-    latencyMs: 4,
-    actorKind: ActorKind.API_KEY,
-    actorId: randomUUID(),
-    operation: 'POST /v1/query',
-  });
-}
+const event = (i) => create(AuditEventSchema, benchEventInit(i));
 
 const { AuditGroupCommit } = await import(groupCommitModule);
 

@@ -150,6 +150,18 @@ describe('decodePacked', () => {
     expect(batch.eventIds).toEqual([]);
     expect(batch.failures).toEqual([{ index: 0, code: 'malformed_request', message: 'not a valid AuditEventBatch' }]);
   });
+
+  it('dead-letters an event whose policy says it is shorter than its fields (the event descriptor’s decoder, not fromBinary)', () => {
+    // A policy field of length 2 holding reason's tag and length, not its 2 bytes ("ab"):
+    // fromBinary reads on and takes reason "ab", a valid event; the hand decoder refuses it.
+    const overrun = Buffer.concat([
+      toBinary(AuditEventSchema, event(11)),
+      Buffer.from([0x62, 0x02, 0x12, 0x02, 0x61, 0x62]),
+    ]);
+    const batch = decodePacked(packPayloads([plain(overrun)]));
+    expect(batch.eventIds).toEqual([]);
+    expect(batch.failures).toEqual([{ index: 0, code: 'malformed_request', message: 'not a valid AuditEvent' }]);
+  });
 });
 
 describe('Utf8Column', () => {
