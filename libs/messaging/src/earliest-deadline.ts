@@ -5,6 +5,9 @@
  * RequestMux bounds every RPC's reply with it; the gateway its credential checks' waits.
  * It never keeps the process alive on its own (unref): what is waited for does.
  */
+/** The longest delay setTimeout takes as given (a signed 32-bit ms count). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export class EarliestDeadline {
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** When the armed timer fires; Infinity when none is armed. */
@@ -27,7 +30,10 @@ export class EarliestDeadline {
   private arm(at: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.at = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, Math.ceil(at - performance.now())));
+    // Node runs a delay over 2^31-1 ms after 1 ms: capped, a far deadline is swept after ~24
+    // days (and re-armed, not yet due) instead of every millisecond.
+    const delay = Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(at - performance.now())));
+    this.timer = setTimeout(() => this.fire(), delay);
     this.timer.unref();
   }
 

@@ -14,7 +14,7 @@ interface Waiter {
  * race's promises each ran AsyncLocalStorage's promise hooks.
  *
  * A wait that settles in time leaves its entry behind only until it settles (a Set delete);
- * the timer (EarliestDeadline, RequestMux's) fires at most once per earliest deadline, fails
+ * the timer (EarliestDeadline, the class RequestMux uses too) fires at most once per earliest deadline, fails
  * what is due and re-arms for the next.
  *
  * Every caller today bounds its wait with the same `ms` (POLICY_FRESHNESS_TIMEOUT_MS), so the
