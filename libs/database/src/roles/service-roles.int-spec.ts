@@ -120,6 +120,40 @@ describe('provisioning started twice at once', () => {
       await Promise.all(pools.map((pool) => pool.end()));
     }
   }, 60_000);
+
+  it('succeeds for every run when several create the same new roles and schemas concurrently', async () => {
+    // Nothing exists yet: the twins race on CREATE ROLE and on the first GRANT of each role.
+    const fresh = `r${randomBytes(4).toString('hex')}_`;
+    const freshSpecs = SERVICES.map((name) =>
+      serviceRoleSpec(name, {
+        prefix: fresh,
+        password: randomBytes(18).toString('base64url'),
+        schema: `${fresh}${name.replace(/-/g, '_')}`,
+      }),
+    ).map((s) => ({ ...s, columnUpdates: undefined, memberOf: undefined }));
+    const freshOwners = {
+      ownerRole: serviceRoleName(fresh, 'owner'),
+      appendOnlyOwnerRole: serviceRoleName(fresh, 'audit_owner'),
+    };
+    const pools = [1, 2, 3, 4].map(() =>
+      createPool({ url: TEST_DATABASE_URL, schema: 'public', applicationName: 'test:roles', max: 1 }),
+    );
+    try {
+      for (const s of freshSpecs) await admin.query(`CREATE SCHEMA ${quoteIdent(s.schema)}`);
+      const runs = await Promise.allSettled(
+        pools.map((pool) => provisionServiceRoles(pool, { ...freshOwners, services: freshSpecs })),
+      );
+      expect(runs.filter((run) => run.status === 'rejected')).toEqual([]);
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+      for (const s of freshSpecs) await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(s.schema)} CASCADE`);
+      await dropServiceRoles(admin, [
+        ...freshSpecs.map((s) => s.role),
+        freshOwners.ownerRole,
+        freshOwners.appendOnlyOwnerRole,
+      ]);
+    }
+  }, 60_000);
 });
 
 describe('a database role per service', () => {

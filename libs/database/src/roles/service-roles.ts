@@ -64,13 +64,15 @@ function literal(value: string): string {
 }
 
 async function ensureRole(client: pg.ClientBase, role: string, login: 'LOGIN' | 'NOLOGIN'): Promise<void> {
-  // Roles are cluster-wide: a concurrent twin may create it between check and create.
+  // Roles are cluster-wide: a concurrent twin may create it between check and create. Postgres
+  // answers duplicate_object when the twin's role was committed before the check, and
+  // unique_violation (on pg_authid's name index) when the twin's CREATE ROLE was still in flight.
   await client.query(
     `DO $$ BEGIN
        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(role)}) THEN
          CREATE ROLE ${quoteIdent(role)} ${login};
        END IF;
-     EXCEPTION WHEN duplicate_object THEN NULL;
+     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
      END $$`,
   );
 }
@@ -136,16 +138,19 @@ const CATALOG_RACE_ATTEMPTS = 12;
  * Errors a concurrent twin of the same role work causes, which a fresh attempt does not hit:
  * GRANT, ALTER ROLE and ALTER DEFAULT PRIVILEGES update catalog rows in place, so two
  * provisioners (two stacks or two deploy jobs starting at once: roles are cluster-wide)
- * touching the same role or schema fail with "tuple concurrently updated" (XX000), or
- * deadlock (40P01), rather than wait. Every statement here is idempotent, so the whole
+ * touching the same role or schema fail with "tuple concurrently updated" (XX000), a
+ * unique violation on a catalog index (23505), or deadlock (40P01), rather than wait. Every statement here is idempotent, so the whole
  * transaction is simply run again.
  */
 function lostCatalogRace(error: unknown): boolean {
-  const { code, message } = error as { code?: unknown; message?: unknown };
+  const { code, message, schema } = error as { code?: unknown; message?: unknown; schema?: unknown };
   return (
     code === '40P01' ||
     code === '40001' ||
-    (code === 'XX000' && typeof message === 'string' && message.includes('tuple concurrently updated'))
+    (code === 'XX000' && typeof message === 'string' && message.includes('tuple concurrently updated')) ||
+    // The first GRANT of a role, or the first default privileges, inserts a catalog row
+    // (pg_auth_members, pg_default_acl) that a twin may be inserting too.
+    (code === '23505' && schema === 'pg_catalog')
   );
 }
 
