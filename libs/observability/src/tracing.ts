@@ -27,6 +27,7 @@ import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opent
 
 import { scrubString } from './redaction.js';
 import { currentScope, enterScope, runInScope } from './scope.js';
+import { UnrecordedTracer } from './unrecorded-tracer.js';
 
 type TracesExporter = 'none' | 'console' | 'otlp';
 
@@ -65,6 +66,7 @@ let registered: { tracer: Tracer } | undefined;
  */
 export async function initTracing(opts: TracingOptions): Promise<TracingHandle> {
   const spanProcessors = [...(await exporterProcessors(opts)), ...(opts.spanProcessors ?? [])];
+  const recordsNothing = spanProcessors.length === 0;
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: opts.service,
@@ -77,7 +79,7 @@ export async function initTracing(opts: TracingOptions): Promise<TracingHandle> 
     // with the W3C sampled flag off — so a service after this one that exports follows the
     // flag and records none of them either (docs/operations.md, "Traces"). A caller's sampled
     // trace stays sampled through this process (ParentBased): downstream, it is still recorded.
-    ...(spanProcessors.length === 0 ? { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) } : {}),
+    ...(recordsNothing ? { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) } : {}),
   });
   if (registered) return { shutdown: () => provider.shutdown() };
   provider.register({
@@ -86,7 +88,9 @@ export async function initTracing(opts: TracingOptions): Promise<TracingHandle> 
       propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
     }),
   });
-  const own = { tracer: provider.getTracer(INSTRUMENTATION_SCOPE) };
+  const sdkTracer = provider.getTracer(INSTRUMENTATION_SCOPE);
+  // With that sampler, the spans it would not record are answered without the SDK's work.
+  const own = { tracer: recordsNothing ? new UnrecordedTracer(sdkTracer) : sdkTracer };
   registered = own;
   return {
     async shutdown() {
