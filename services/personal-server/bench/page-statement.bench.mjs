@@ -14,7 +14,6 @@
 //
 // Env: ROUNDS (4), PAGES (4000), CONCURRENCY (8), CONNECTIONS (20 seeded connections),
 // RECORDS (100 per connection), TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test).
-import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,8 @@ import { isDeepStrictEqual } from 'node:util';
 
 import { createPool } from '@context-gateway/database';
 import { createTestSchema } from '@context-gateway/database/testing';
+
+import { pageQuery, seedPageShard } from './page-seed.mjs';
 
 const roots = process.argv.slice(2).map((root) => resolve(root));
 if (roots.length === 0) {
@@ -33,57 +34,19 @@ const PAGES = Number(process.env.PAGES ?? 4000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 20);
 const RECORDS = Number(process.env.RECORDS ?? 100);
-const TYPE = 'media.playlist';
 
 const schema = await createTestSchema({
   prefix: 'bench_page',
   migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
 });
 
-// --- seed: a shard-0 user per connection, an active grant of one app, RECORDS records each ---
-const ORG = randomUUID();
-const APP = randomUUID();
-const connections = [];
-for (let c = 0; c < CONNECTIONS; c += 1) {
-  const userId = randomUUID();
-  const psId = randomUUID();
-  const connectionId = randomUUID();
-  await schema.pool.query('INSERT INTO personal_servers (id, user_id, shard) VALUES ($1, $2, 0)', [psId, userId]);
-  await schema.pool.query(
-    `INSERT INTO connections (id, personal_server_id, user_id, integration, data_key_id, last_version, synced_at, records_version)
-     VALUES ($1, $2, $3, 'spotify', $4, $5, now(), 99)`,
-    [connectionId, psId, userId, randomUUID(), RECORDS],
-  );
-  await schema.pool.query(
-    `INSERT INTO grants (id, connection_id, org_id, application_id, user_id, scopes, types, state, updated_at, seal, consent_nonce)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', now(), $8, $9)`,
-    [randomUUID(), connectionId, ORG, APP, userId, ['spotify:read:playlists'], [TYPE], randomBytes(32), randomUUID()],
-  );
-  // Ciphertexts of a bench:query playlist's size (~300 bytes of JSON, 28 of IV and tag).
-  const ids = Array.from({ length: RECORDS }, () => randomUUID());
-  await schema.pool.query(
-    `INSERT INTO records (id, personal_server_id, connection_id, type, external_id, ciphertext, body_digest, source_updated_at, updated_at, version)
-     SELECT id, $1, $2, $3, 'pl-' || n, ct, digest, now() - n * interval '1 minute', clock_timestamp(), n
-       FROM unnest($4::uuid[], $5::bytea[], $6::bytea[]) WITH ORDINALITY AS k(id, ct, digest, n)`,
-    [psId, connectionId, TYPE, ids, ids.map(() => randomBytes(330)), ids.map(() => randomBytes(32))],
-  );
-  connections.push(connectionId);
-}
-await schema.pool.query('ANALYZE');
+const {
+  org: ORG,
+  app: APP,
+  connections,
+} = await seedPageShard(schema.pool, { connections: CONNECTIONS, records: RECORDS });
 
-/** The page bench:query asks for: one type, from the start (no tombstones), 20 records. */
-const query = (connectionId) => ({
-  shard: 0,
-  orgId: ORG,
-  applicationId: APP,
-  connectionId,
-  type: TYPE,
-  policyTypes: undefined,
-  since: undefined,
-  afterVersion: 0n,
-  limit: 20,
-  includeDeleted: false,
-});
+const query = (connectionId) => pageQuery({ org: ORG, app: APP }, connectionId);
 
 /**
  * CPU ns so far of each given process still there (/proc/<pid>/schedstat: time on a CPU, in
