@@ -109,4 +109,12 @@ describe('log entries', () => {
     expect(resumed.root()).toEqual(whole.root());
     expect(() => LogWriter.resume(whole.snapshot(), undefined)).toThrow('last leaf hash');
   });
+
+  it('chain from a last leaf hash that is a view into a larger buffer, and refuse a short one', () => {
+    const whole = LogWriter.empty();
+    const last = [1, 2].map((n) => whole.append(`e${n}`, n))[1]!.leafHash;
+    const view = Buffer.concat([Buffer.from('padding'), last, Buffer.from('tail')]).subarray(7, 7 + last.length);
+    expect(LogWriter.resume(whole.snapshot(), view).append('e3', 3)).toEqual(whole.append('e3', 3));
+    expect(() => canonicalEntryBytes({ ...entry, prevLeafHash: last.subarray(1) })).toThrow('prevLeafHash');
+  });
 });

@@ -1,6 +1,6 @@
 import { canonicalJson, type JsonValue } from './canonical-json.js';
 import { CompactTree } from './compact-tree.js';
-import { HASH_SIZE, isHash, LEAF_HASH_PREFIX, sha256 } from './hash.js';
+import { HASH_SIZE, isHash, LEAF_HASH_PREFIX, sha256Hex } from './hash.js';
 import { assertCount, invalid } from './tree-math.js';
 
 /** Entry format version, inside the hashed bytes so a future format cannot be confused with this one. */
@@ -29,23 +29,34 @@ export interface LogEntry {
  * re-derive its hash with a few lines of code in any language.
  */
 export function canonicalEntryBytes(entry: LogEntry): Buffer {
-  return leafInput(entry.index, entry.eventId, entry.prevLeafHash, Buffer.from(canonicalJson(entry.event))).subarray(1);
+  if (!isHash(entry.prevLeafHash)) invalid('prevLeafHash must be 32 bytes');
+  return leafInput(
+    entry.index,
+    entry.eventId,
+    hex(entry.prevLeafHash),
+    Buffer.from(canonicalJson(entry.event)),
+  ).subarray(1);
 }
 
 const EVENT_KEY = Buffer.from('{"event":', 'latin1');
 
+/** A 32-byte hash in lower-case hex. */
+function hex(hash: Uint8Array): string {
+  return Buffer.from(hash.buffer, hash.byteOffset, HASH_SIZE).toString('hex');
+}
+
 /**
  * 0x00 || d(i) in one buffer: the leaf hash's input, with the entry bytes as a view of it
  * (one allocation and one hash update per entry on the audit writer's hot path). The
- * event comes as the UTF-8 of its canonical JSON and is copied in as it is.
+ * event comes as the UTF-8 of its canonical JSON and is copied in as it is; the previous
+ * leaf hash as the hex the entry spells it in (the writer keeps its last one as hex).
  */
-function leafInput(index: number, eventId: string, prevLeafHash: Uint8Array, canonicalEvent: Uint8Array): Buffer {
+function leafInput(index: number, eventId: string, prevLeafHashHex: string, canonicalEvent: Uint8Array): Buffer {
   assertCount('index', index);
   if (typeof eventId !== 'string' || eventId.length === 0) invalid('eventId must be a non-empty string');
-  if (!isHash(prevLeafHash)) invalid('prevLeafHash must be 32 bytes');
   // canonicalJson({ v, index, eventId, prev, event }) spelled out: the keys in their sorted
   // order, each value serialized as canonicalJson would (log-entry.spec.ts checks the two agree).
-  const rest = `,"eventId":${JSON.stringify(eventId)},"index":${index},"prev":"${Buffer.from(prevLeafHash.buffer, prevLeafHash.byteOffset, HASH_SIZE).toString('hex')}","v":${ENTRY_FORMAT_VERSION}}`;
+  const rest = `,"eventId":${JSON.stringify(eventId)},"index":${index},"prev":"${prevLeafHashHex}","v":${ENTRY_FORMAT_VERSION}}`;
   const eventAt = 1 + EVENT_KEY.length;
   const restAt = eventAt + canonicalEvent.length;
   const input = Buffer.allocUnsafe(restAt + Buffer.byteLength(rest));
@@ -92,17 +103,18 @@ export interface AppendedEntry {
 export class LogWriter {
   private constructor(
     private readonly tree: CompactTree,
-    private lastLeafHash: Buffer,
+    /** The last leaf's hash in hex, as the next entry's `prev` spells it. */
+    private lastLeafHashHex: string,
   ) {}
 
   static empty(): LogWriter {
-    return new LogWriter(CompactTree.empty(), Buffer.from(GENESIS_PREV_HASH));
+    return new LogWriter(CompactTree.empty(), hex(GENESIS_PREV_HASH));
   }
 
   static resume(tree: CompactTree, lastLeafHash: Uint8Array | undefined): LogWriter {
     if (tree.size === 0) return LogWriter.empty();
     if (!isHash(lastLeafHash)) invalid('resuming a non-empty log needs the last leaf hash');
-    return new LogWriter(tree.clone(), Buffer.from(lastLeafHash));
+    return new LogWriter(tree.clone(), hex(lastLeafHash));
   }
 
   get size(): number {
@@ -124,11 +136,12 @@ export class LogWriter {
     onNodeCompleted?: Parameters<CompactTree['append']>[1],
   ): AppendedEntry {
     const index = this.tree.size;
-    const input = leafInput(index, eventId, this.lastLeafHash, canonicalEvent);
-    const hash = sha256(input);
+    const input = leafInput(index, eventId, this.lastLeafHashHex, canonicalEvent);
+    const hashHex = sha256Hex(input);
+    const hash = Buffer.from(hashHex, 'hex');
     const canonicalBytes = input.subarray(1);
     this.tree.append(hash, onNodeCompleted);
-    this.lastLeafHash = hash;
+    this.lastLeafHashHex = hashHex;
     return { index, eventId, canonicalBytes, leafHash: hash };
   }
 
