@@ -15,8 +15,9 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { RpcClient } from '@context-gateway/messaging';
 import { RecordInputSchema, rpc } from '@context-gateway/proto';
+import pg from 'pg';
 
-import { startBenchStack } from './bench-stack.mjs';
+import { processTicksMs, startBenchStack } from './bench-stack.mjs';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 50_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 500);
@@ -54,7 +55,27 @@ try {
   const batches = [];
   for (let at = 0; at < RECORDS; at += BATCH)
     batches.push(Array.from({ length: Math.min(BATCH, RECORDS - at) }, (_, k) => record(at + k)));
+  /** The Personal Server's processes and the bench database's Postgres backends, by pid. */
+  const storePids = async () => {
+    const db = new pg.Client({ connectionString: bench.databaseUrl });
+    await db.connect();
+    const { rows } = await db
+      .query('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+      .finally(() => db.end());
+    const { processes, shards = [] } = bench.stack;
+    return {
+      server: [processes['personal-server'], ...shards].map((p) => p.child.pid),
+      postgres: rows.map((r) => r.pid),
+    };
+  };
+  const cpuByPid = (pids) => new Map([...pids.server, ...pids.postgres].map((pid) => [pid, processTicksMs(pid) ?? 0]));
+  /** CPU ms of each role since `before`; a backend opened since counts from zero. */
+  const cpuSince = (pids, before) => {
+    const sum = (list) => list.reduce((ms, pid) => ms + (processTicksMs(pid) ?? 0) - (before.get(pid) ?? 0), 0);
+    return { server: sum(pids.server), postgres: sum(pids.postgres) };
+  };
   const upload = async (label) => {
+    const cpu0 = cpuByPid(await storePids());
     const t0 = performance.now();
     const totals = { written: 0, unchanged: 0 };
     for (const records of batches) {
@@ -68,10 +89,13 @@ try {
     }
     const seconds = (performance.now() - t0) / 1000;
     const rate = RECORDS / seconds;
+    const cpu = cpuSince(await storePids(), cpu0);
+    const per1k = (ms) => +((ms / RECORDS) * 1000).toFixed(1);
     console.log(
-      `${label}: ${RECORDS.toLocaleString('en')} records in ${seconds.toFixed(2)} s, ${Math.round(rate).toLocaleString('en')} records/s (written ${totals.written}, unchanged ${totals.unchanged})`,
+      `${label}: ${RECORDS.toLocaleString('en')} records in ${seconds.toFixed(2)} s, ${Math.round(rate).toLocaleString('en')} records/s (written ${totals.written}, unchanged ${totals.unchanged});` +
+        ` CPU ms per 1,000 records: personal-server ${per1k(cpu.server)}, postgres ${per1k(cpu.postgres)}`,
     );
-    return { seconds, rate, ...totals };
+    return { seconds, rate, ...totals, serverCpuPer1k: per1k(cpu.server), postgresCpuPer1k: per1k(cpu.postgres) };
   };
   console.log(
     `write path: ${RECORDS.toLocaleString('en')} watch events in batches of ${BATCH}, one connection; load ${loadavg()
@@ -90,6 +114,10 @@ try {
       firstRecordsPerSec: Math.round(first.rate),
       reuploadRecordsPerSec: Math.round(again.rate),
       reuploadTimeRatio: Number((again.seconds / first.seconds).toFixed(2)),
+      cpuMsPer1k: {
+        first: { personalServer: first.serverCpuPer1k, postgres: first.postgresCpuPer1k },
+        reupload: { personalServer: again.serverCpuPer1k, postgres: again.postgresCpuPer1k },
+      },
     }),
   );
 } finally {

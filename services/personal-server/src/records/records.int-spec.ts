@@ -9,7 +9,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { systemClock } from '@context-gateway/clock';
 import { TestClock } from '@context-gateway/clock/testing';
-import { grantChallenge } from '@context-gateway/crypto';
+import { DataKey, grantChallenge } from '@context-gateway/crypto';
 import { SoftAuthenticator } from '@context-gateway/crypto/testing';
 import { createTestSchema, type TestSchema } from '@context-gateway/database/testing';
 import { AppError } from '@context-gateway/errors';
@@ -27,6 +27,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { INestApplicationContext } from '@nestjs/common';
+import type { PoolClient } from 'pg';
 
 import { ConnectionsService } from '../connections/connections.service.js';
 import { applyRebalance, planRebalance } from '../directory/rebalance.js';
@@ -114,6 +115,45 @@ async function write(userId: string, connectionId: string, inputs: ReturnType<ty
       syncedAt: timestampFromDate(new Date()),
     }),
   );
+}
+
+/** A connection on shard 0 with one record written, and its personal server. */
+async function storedConnection(): Promise<{ connection: string; ps: string }> {
+  const connection = randomUUID();
+  await write(userOn(0), connection, [playlist(1)]);
+  const { rows } = await schema.pool.query<{ personal_server_id: string }>(
+    'SELECT personal_server_id FROM connections WHERE id = $1',
+    [connection],
+  );
+  return { connection, ps: rows[0]!.personal_server_id };
+}
+
+/** A new record's row as RecordsRepository.insertNew takes it, with stand-in bytes. */
+function rowWrite(externalId: string, version: bigint, sourceUpdatedAt = new Date(0)): RecordWrite {
+  return {
+    id: randomUUID(),
+    type: 'media.playlist',
+    externalId,
+    ciphertext: Buffer.from(`ciphertext of ${externalId}`),
+    bodyDigest: Buffer.from(`digest of ${externalId}`.padEnd(32, '.')),
+    sourceUpdatedAt,
+    deleted: false,
+    version,
+  };
+}
+
+/** What `client` sends: one entry per round trip, its statements' first words `+`-joined. */
+function watchStatements(client: PoolClient) {
+  const statements = jest.spyOn(client, 'query');
+  const sent = () =>
+    statements.mock.calls.map(([config]) => {
+      const text = typeof config === 'string' ? config : (config as { text: string }).text;
+      return text
+        .split(';')
+        .map((statement) => statement.trim().split(/\s/)[0]!)
+        .join('+');
+    });
+  return { statements, sent };
 }
 
 /** Every person's passkey, as identity answers for it here (the signatures are real). */
@@ -365,43 +405,17 @@ describe('personal-server storage and query path', () => {
   });
 
   it('copies a batch of new records in when the last one, under 30 s ago, was all new; one known record sends the batch back to the INSERT', async () => {
-    const user = userOn(0);
-    const connection = randomUUID();
-    await write(user, connection, [playlist(1)]);
-    const { rows } = await schema.pool.query<{ personal_server_id: string }>(
-      'SELECT personal_server_id FROM connections WHERE id = $1',
-      [connection],
-    );
-    const ps = rows[0]!.personal_server_id;
+    const { connection, ps } = await storedConnection();
     // The shard's repository over the same pool, with a clock this test moves.
     const clock = new TestClock();
     const repository = new RecordsRepository(schema.pool, clock);
-    const row = (externalId: string, version: bigint, sourceUpdatedAt: Date): RecordWrite => ({
-      id: randomUUID(),
-      type: 'media.playlist',
-      externalId,
-      ciphertext: Buffer.from(`ciphertext of ${externalId}`),
-      bodyDigest: Buffer.from(`digest of ${externalId}`.padEnd(32, '.')),
-      sourceUpdatedAt,
-      deleted: false,
-      version,
-    });
     const client = await schema.pool.connect();
-    const statements = jest.spyOn(client, 'query');
-    // One entry per round trip: its statements' first words, `+`-joined.
-    const sent = () =>
-      statements.mock.calls.map(([config]) => {
-        const text = typeof config === 'string' ? config : (config as { text: string }).text;
-        return text
-          .split(';')
-          .map((statement) => statement.trim().split(/\s/)[0]!)
-          .join('+');
-      });
+    const { statements, sent } = watchStatements(client);
     try {
       await client.query('BEGIN');
       // Nothing known of the connection yet: the INSERT, which finds the batch all new.
       statements.mockClear();
-      await repository.insertNew(client, ps, connection, [row('z', 9n, new Date(0))]);
+      await repository.insertNew(client, ps, connection, [rowWrite('z', 9n, new Date(0))]);
       expect(sent()).toEqual(['INSERT']);
 
       // The next batch (an initial sync's, seconds later) is copied in, between a savepoint
@@ -410,8 +424,8 @@ describe('personal-server storage and query path', () => {
       clock.advance(29_000);
       // Before 1900, and in the future, to the millisecond.
       const copied = [
-        row('a', 10n, new Date(Date.UTC(1899, 11, 31, 23, 59, 59, 7))),
-        row('b', 11n, new Date(Date.UTC(2031, 0, 2, 3, 4, 5, 999))),
+        rowWrite('a', 10n, new Date(Date.UTC(1899, 11, 31, 23, 59, 59, 7))),
+        rowWrite('b', 11n, new Date(Date.UTC(2031, 0, 2, 3, 4, 5, 999))),
       ];
       statements.mockClear();
       expect(await repository.insertNew(client, ps, connection, copied)).toEqual(new Set(copied.map(recordKey)));
@@ -420,19 +434,19 @@ describe('personal-server storage and query path', () => {
       // `a` again under a fresh id (29 s after the COPY, which counts as all new): the COPY
       // is refused whole, the INSERT takes only `c`.
       clock.advance(29_000);
-      const mixed = [row('c', 12n, new Date(0)), row('a', 13n, new Date(0))];
+      const mixed = [rowWrite('c', 12n, new Date(0)), rowWrite('a', 13n, new Date(0))];
       statements.mockClear();
       expect(await repository.insertNew(client, ps, connection, mixed)).toEqual(new Set([recordKey(mixed[0]!)]));
       expect(sent()).toEqual(['SAVEPOINT+COPY+RELEASE', 'ROLLBACK', 'RELEASE', 'INSERT', 'SELECT']);
       // A batch that was not all new is not tried by COPY next time.
       statements.mockClear();
-      await repository.insertNew(client, ps, connection, [row('d', 14n, new Date(0))]);
+      await repository.insertNew(client, ps, connection, [rowWrite('d', 14n, new Date(0))]);
       expect(sent()).toEqual(['INSERT']);
       // All new again, but the next batch comes 30 s later (a periodic sync, mostly known
       // items): not guessed, so Postgres logs no refused COPY naming the person's items.
       clock.advance(30_000);
       statements.mockClear();
-      await repository.insertNew(client, ps, connection, [row('e', 15n, new Date(0))]);
+      await repository.insertNew(client, ps, connection, [rowWrite('e', 15n, new Date(0))]);
       expect(sent()).toEqual(['INSERT']);
 
       const stored = await client.query<{
@@ -470,9 +484,62 @@ describe('personal-server storage and query path', () => {
       // would refuse it too), whatever the guess.
       statements.mockClear();
       await expect(
-        repository.insertNew(client, ps, connection, [{ ...row('f', 16n, new Date(0)), id: copied[0]!.id }]),
+        repository.insertNew(client, ps, connection, [{ ...rowWrite('f', 16n, new Date(0)), id: copied[0]!.id }]),
       ).rejects.toMatchObject({ code: '23505', constraint: 'records_pkey' });
       expect(sent()).toEqual(['SAVEPOINT+COPY+RELEASE']);
+    } finally {
+      await client.query('ROLLBACK');
+      statements.mockRestore();
+      client.release();
+    }
+  });
+
+  it('a re-sync encrypts only its new and changed records: items the connection has are not sealed as new', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
+    // Written through the other shard: this one holds no "all new" guess for the connection,
+    // as for a re-sync minutes after the first.
+    await otherShardRecords.write(
+      create(WriteRecordsRequestSchema, {
+        userId: user,
+        connectionId: connection,
+        integration: 'spotify',
+        records: first,
+      }),
+    );
+    const encrypt = jest.spyOn(DataKey.prototype, 'encrypt');
+    try {
+      const again = [...first.slice(0, 39), playlist(40, 'Renamed'), playlist(41)];
+      expect(await write(user, connection, again)).toEqual({ written: 2, unchanged: 39, tombstoned: 0 });
+      // The renamed record under its stored id and the new one: nothing sealed for the 39 unchanged.
+      expect(encrypt).toHaveBeenCalledTimes(2);
+    } finally {
+      encrypt.mockRestore();
+    }
+    const listed = (await page(connection, APP_PLAYLISTS)).records;
+    expect(listed).toHaveLength(41);
+    expect(listed.find((r) => r.externalId === 'pl-40')!.data!.name).toBe('Renamed');
+    expect(listed.find((r) => r.externalId === 'pl-41')!.data!.name).toBe('List 41');
+    expect(listed.find((r) => r.externalId === 'pl-7')!.data!.name).toBe('List 7');
+  });
+
+  it('a batch whose other items were stored is not guessed all new: the next one goes to the INSERT, not a COPY', async () => {
+    const { connection, ps } = await storedConnection();
+    const repository = new RecordsRepository(schema.pool, new TestClock());
+    const client = await schema.pool.connect();
+    const { statements, sent } = watchStatements(client);
+    try {
+      await client.query('BEGIN');
+      await repository.insertNew(client, ps, connection, [rowWrite('a', 10n)]);
+      // All new, but its batch had items left out as stored: not a guess for the next batch.
+      expect(await repository.insertNew(client, ps, connection, [rowWrite('b', 11n)], true)).toEqual(
+        new Set([recordKey(rowWrite('b', 0n))]),
+      );
+      statements.mockClear();
+      await repository.insertNew(client, ps, connection, [rowWrite('c', 12n)]);
+      expect(sent()).toEqual(['INSERT']);
     } finally {
       await client.query('ROLLBACK');
       statements.mockRestore();

@@ -80,6 +80,28 @@ export interface StoredForWrite {
   version: string;
 }
 
+/** Which of a connection's items of one type ($2), by external id ($3), are stored: the unique key only. */
+const STORED_KEYS_SQL = `
+SELECT external_id FROM records WHERE connection_id = $1 AND type = $2 AND external_id = ANY($3::text[])`;
+
+/**
+ * The fewest items of a write for which storedKeys looks up which are stored: a query costs
+ * the shard and Postgres about what sealing ~20 records as new costs (an AES-GCM encryption
+ * and the record's share of the INSERT each).
+ */
+const STORED_LOOKUP_MIN = 32;
+
+/** Items' external ids grouped by type (a write's batch is usually of one type). */
+function byType(keys: Iterable<{ type: string; externalId: string }>): Map<string, string[]> {
+  const grouped = new Map<string, string[]>();
+  for (const k of keys) {
+    const ids = grouped.get(k.type);
+    if (ids) ids.push(k.externalId);
+    else grouped.set(k.type, [k.externalId]);
+  }
+  return grouped;
+}
+
 /** A record's identity within one connection, as a map key: type NUL external id. */
 export function recordKey(record: { type: string; externalId: string }): string {
   return `${record.type}\u0000${record.externalId}`;
@@ -551,18 +573,46 @@ export class RecordsRepository implements OnModuleInit {
     return rows.flatMap((r) => (r.type === null ? [] : [{ type: r.type, count: BigInt(r.count) }]));
   }
 
+  /**
+   * Which of a write's items (`type` NUL `externalId`, recordKey) the connection has stored
+   * already, read outside the write's transaction (its committed state): the items to leave
+   * out of sealing as new records. Only a hint, never a decision: a row found here stays
+   * (records are never deleted but with their connection, and a connection made again has
+   * another key, which seals the batch again under the row lock); one written after this
+   * read is found by the INSERT's conflict check under the lock as before. Empty, with no
+   * query, while the connection's batches are guessed all new (an initial sync's), and for
+   * fewer than STORED_LOOKUP_MIN items (a webhook's one record: the query would cost more
+   * than sealing them).
+   */
+  async storedKeys(
+    connectionId: string,
+    keys: ReadonlyMap<string, { type: string; externalId: string }>,
+  ): Promise<Set<string>> {
+    const stored = new Set<string>();
+    if (keys.size < STORED_LOOKUP_MIN || this.guessesAllNew(connectionId)) return stored;
+    for (const [type, externalIds] of byType(keys.values())) {
+      const { rows } = await this.pool.query<{ external_id: string }>(STORED_KEYS_SQL, [
+        connectionId,
+        type,
+        externalIds,
+      ]);
+      for (const row of rows) stored.add(recordKey({ type, externalId: row.external_id }));
+    }
+    return stored;
+  }
+
+  /** Whether the connection's last batch of new records, under ALL_NEW_FOR_MS ago, was all new. */
+  private guessesAllNew(connectionId: string): boolean {
+    const allNewAt = this.lastAllNew.get(connectionId);
+    return allNewAt !== undefined && this.clock.now() - allNewAt < ALL_NEW_FOR_MS;
+  }
+
   /** The stored rows for a write batch's (type, external id) pairs. */
   async findForWrite(
     tx: PoolClient,
     connectionId: string,
     keys: { type: string; externalId: string }[],
   ): Promise<StoredForWrite[]> {
-    const byType = new Map<string, string[]>();
-    for (const k of keys) {
-      const ids = byType.get(k.type);
-      if (ids) ids.push(k.externalId);
-      else byType.set(k.type, [k.externalId]);
-    }
     const rows: {
       id: string;
       type: string;
@@ -574,7 +624,7 @@ export class RecordsRepository implements OnModuleInit {
       deleted_at: Date | null;
       version: string;
     }[] = [];
-    for (const [type, externalIds] of byType) {
+    for (const [type, externalIds] of byType(keys)) {
       rows.push(...(await tx.query<(typeof rows)[number]>(FIND_FOR_WRITE_SQL, [connectionId, type, externalIds])).rows);
     }
     return rows.map((r) => ({
@@ -601,23 +651,26 @@ export class RecordsRepository implements OnModuleInit {
    * RETURNING every row's type and external id cost Postgres and the shard a text row per
    * record for those two common answers. When the connection's last batch was all new and
    * recent, this one is tried with COPY first (copyNew), which either writes every row or none.
+   * `othersStored`: the write left items out of `rows` as stored already (storedKeys), so
+   * its batch was not all new and the next one is not guessed so.
    */
   async insertNew(
     tx: PoolClient,
     personalServerId: string,
     connectionId: string,
     rows: RecordWrite[],
+    othersStored = false,
   ): Promise<Set<string>> {
+    // A batch whose other items are stored already is not all new, whatever this part finds.
+    if (othersStored) this.lastAllNew.delete(connectionId);
     if (rows.length === 0) return new Set();
-    const allNewAt = this.lastAllNew.get(connectionId);
-    const guessAllNew = allNewAt !== undefined && this.clock.now() - allNewAt < ALL_NEW_FOR_MS;
-    if (guessAllNew && (await this.copyNew(tx, personalServerId, connectionId, rows))) {
+    if (this.guessesAllNew(connectionId) && (await this.copyNew(tx, personalServerId, connectionId, rows))) {
       this.rememberAllNew(connectionId);
       return new Set(rows.map(recordKey));
     }
     const count = await this.insertRows(tx, personalServerId, connectionId, rows, 'DO NOTHING');
     if (count === rows.length) {
-      this.rememberAllNew(connectionId);
+      if (!othersStored) this.rememberAllNew(connectionId);
       return new Set(rows.map(recordKey));
     }
     this.lastAllNew.delete(connectionId);

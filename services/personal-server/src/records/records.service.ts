@@ -124,10 +124,16 @@ export class RecordsService {
     // connection commit one at a time under its row lock; done here, a write's crypto (most
     // of its CPU) runs while an earlier write of the same connection holds the lock, on this
     // shard or another. A first write (no row yet) does it under the lock instead.
+    //
+    // Items the connection has stored already (a re-sync) are not sealed as new records: an
+    // AES-GCM encryption each, and their ciphertexts in the INSERT, for rows it would skip.
+    // Under the lock they are compared with what is stored, and only a changed one is
+    // encrypted, under its stored id. No lookup while an initial sync's batches come, nor for
+    // a handful of records (RecordsRepository.storedKeys).
     const committed = await this.connectionsRepository.findCommitted(request.connectionId);
     const early =
       committed && committed.userId === request.userId && committed.integration === request.integration
-        ? await this.sealFresh(committed, batch)
+        ? await this.sealFresh(committed, batch, await this.repository.storedKeys(committed.id, batch))
         : undefined;
 
     return this.connections
@@ -152,12 +158,19 @@ export class RecordsService {
         let lastWritten = connection.lastVersion;
 
         // 1. Records this connection has never stored go in with one INSERT … ON CONFLICT DO
-        //    NOTHING: the unique index tells new from known for the whole batch, with no
-        //    lookup first (an initial sync is all new, and its cost no longer grows with the
-        //    rows already written). Encrypting a known record for nothing costs about a
-        //    microsecond; the conflict check is the unique index's, whatever the planner thinks.
+        //    NOTHING (or a COPY): the unique index tells new from known under the lock, with no
+        //    lookup in it (an initial sync is all new, and its cost no longer grows with the
+        //    rows already written). Items found stored before the lock are not among them; one
+        //    stored since is skipped by the conflict check, the unique index's whatever the
+        //    planner thinks, and sealed again below under its stored id.
         for (const write of fresh) write.version = version += 1n;
-        const inserted = await this.repository.insertNew(tx, connection.personalServerId, connection.id, fresh);
+        const inserted = await this.repository.insertNew(
+          tx,
+          connection.personalServerId,
+          connection.id,
+          fresh,
+          sealed.stored > 0,
+        );
         counts.written += inserted.size;
         for (const write of fresh)
           if (inserted.has(recordKey(write)) && write.version > lastWritten) lastWritten = write.version;
@@ -220,12 +233,14 @@ export class RecordsService {
 
   /**
    * Each body's keyed digest (it decides "unchanged" and is stored with whatever is written)
-   * and its ciphertext as a new record under a new id; versions are set under the row lock.
+   * and, unless the item is among `stored` (by recordKey), its ciphertext as a new record
+   * under a new id; versions are set under the row lock. `stored` counts the live items left out.
    */
   private async sealFresh(
     connection: { id: string; personalServerId: string; userId: string; dataKeyId: string },
     batch: Map<string, BatchItem>,
-  ): Promise<{ key: DataKey; dataKeyId: string; personalServerId: string; fresh: RecordWrite[] }> {
+    stored: ReadonlySet<string> = new Set(),
+  ): Promise<{ key: DataKey; dataKeyId: string; personalServerId: string; fresh: RecordWrite[]; stored: number }> {
     const key = await this.keys.open(connection.dataKeyId, {
       personalServerId: connection.personalServerId,
       connectionId: connection.id,
@@ -235,9 +250,14 @@ export class RecordsService {
     // The connection's part of every record's context, encoded once for the batch.
     const digestContext = recordDigestContextEncoder(connection.personalServerId, connection.id);
     const aad = recordAadEncoder(connection.personalServerId, connection.id);
-    for (const item of batch.values()) {
+    let left = 0;
+    for (const [itemKey, item] of batch) {
       if (item.plaintext === undefined) continue;
       item.digest = key.digest(item.plaintext, digestContext(item.type, item.externalId));
+      if (stored.has(itemKey)) {
+        left += 1;
+        continue;
+      }
       const id = randomUUID();
       fresh.push({
         id,
@@ -250,7 +270,7 @@ export class RecordsService {
         version: 0n,
       });
     }
-    return { key, dataKeyId: connection.dataKeyId, personalServerId: connection.personalServerId, fresh };
+    return { key, dataKeyId: connection.dataKeyId, personalServerId: connection.personalServerId, fresh, stored: left };
   }
 
   /** By digest when the stored row has one; by decrypting it otherwise (rows older than digests). */
