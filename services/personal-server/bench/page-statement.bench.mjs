@@ -40,14 +40,6 @@ const schema = await createTestSchema({
   migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
 });
 
-const {
-  org: ORG,
-  app: APP,
-  connections,
-} = await seedPageShard(schema.pool, { connections: CONNECTIONS, records: RECORDS });
-
-const query = (connectionId) => pageQuery({ org: ORG, app: APP }, connectionId);
-
 /**
  * CPU ns so far of each given process still there (/proc/<pid>/schedstat: time on a CPU, in
  * ns). A backend whose connection was closed (an error, a Postgres restart) is gone: skipped.
@@ -81,63 +73,69 @@ function cpuBetween(before, after) {
   return { ns, restarts };
 }
 
+/** Each checkout's pool, ended before the schema is dropped, also when a check fails. */
 const builds = [];
-for (const [i, root] of roots.entries()) {
-  const { RecordsRepository } = await import(`${root}/services/personal-server/dist/records/records.repository.js`);
-  const pool = createPool({ url: schema.url, schema: schema.schema, applicationName: `bench-page-${i}`, max: 10 });
-  const backends = new Set();
-  pool.on('connect', (client) => backends.add(client.processID));
-  const repository = new RecordsRepository(pool, { now: () => Date.now(), date: () => new Date() });
-  builds.push({ root, pool, backends, repository });
-}
+try {
+  const { org, app, connections } = await seedPageShard(schema.pool, { connections: CONNECTIONS, records: RECORDS });
 
-// Every checkout reads the same pages (and each opens its pool's connections).
-for (const connectionId of connections.slice(0, 3)) {
-  const pages = [];
-  for (const build of builds) pages.push(await build.repository.page(query(connectionId)));
-  if (pages[0].records.length !== 20 || pages[0].grant?.state !== 'active')
-    throw new Error('the seeded page is not what bench:query reads');
-  if (pages.some((page) => !isDeepStrictEqual(page, pages[0]))) throw new Error('the checkouts read different pages');
-}
-
-/** `count` pages with CONCURRENCY in flight, spread over the seeded connections. */
-async function run(build, count) {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const n = next++;
-      await build.repository.page(query(connections[n % connections.length]));
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-}
-
-const results = new Map(builds.map((build) => [build.root, { node: [], postgres: [], restarts: 0 }]));
-for (let round = 0; round < ROUNDS; round += 1) {
-  const order = round % 2 === 0 ? builds : [...builds].reverse();
-  for (const build of order) {
-    await run(build, PAGES / 4);
-    const pgBefore = processCpuNs(build.backends);
-    const start = process.cpuUsage();
-    await run(build, PAGES);
-    const used = process.cpuUsage(start);
-    const { ns: pgNs, restarts } = cpuBetween(pgBefore, processCpuNs(build.backends));
-    const result = results.get(build.root);
-    result.node.push(+((used.user + used.system) / PAGES).toFixed(1));
-    result.postgres.push(+(pgNs / 1000 / PAGES).toFixed(1));
-    result.restarts += restarts;
+  for (const [i, root] of roots.entries()) {
+    const { RecordsRepository } = await import(`${root}/services/personal-server/dist/records/records.repository.js`);
+    const pool = createPool({ url: schema.url, schema: schema.schema, applicationName: `bench-page-${i}`, max: 10 });
+    const backends = new Set();
+    pool.on('connect', (client) => backends.add(client.processID));
+    const repository = new RecordsRepository(pool, { now: () => Date.now(), date: () => new Date() });
+    builds.push({ root, pool, backends, repository });
   }
+
+  // Every checkout reads the same pages (and each opens its pool's connections).
+  for (const connectionId of connections.slice(0, 3)) {
+    const pages = [];
+    for (const build of builds) pages.push(await build.repository.page(pageQuery({ org, app }, connectionId)));
+    if (pages[0].records.length !== 20 || pages[0].grant?.state !== 'active')
+      throw new Error('the seeded page is not what bench:query reads');
+    if (pages.some((page) => !isDeepStrictEqual(page, pages[0]))) throw new Error('the checkouts read different pages');
+  }
+
+  /** `count` pages with CONCURRENCY in flight, spread over the seeded connections. */
+  async function run(build, count) {
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        const n = next++;
+        await build.repository.page(pageQuery({ org, app }, connections[n % connections.length]));
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  }
+
+  const results = new Map(builds.map((build) => [build.root, { node: [], postgres: [], restarts: 0 }]));
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const order = round % 2 === 0 ? builds : [...builds].reverse();
+    for (const build of order) {
+      await run(build, PAGES / 4);
+      const pgBefore = processCpuNs(build.backends);
+      const start = process.cpuUsage();
+      await run(build, PAGES);
+      const used = process.cpuUsage(start);
+      const { ns: pgNs, restarts } = cpuBetween(pgBefore, processCpuNs(build.backends));
+      const result = results.get(build.root);
+      result.node.push(+((used.user + used.system) / PAGES).toFixed(1));
+      result.postgres.push(+(pgNs / 1000 / PAGES).toFixed(1));
+      result.restarts += restarts;
+    }
+  }
+  const summary = (values) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    const median = sorted.length % 2 === 1 ? sorted[mid] : +((sorted[mid - 1] + sorted[mid]) / 2).toFixed(1);
+    return `min ${sorted[0]}, median ${median}, max ${sorted.at(-1)} (${values.join(' ')})`;
+  };
+  for (const [root, { node, postgres, restarts }] of results) {
+    // A restarted backend's CPU in its last round is missing: its Postgres figures read low.
+    const restarted = restarts > 0 ? `; ${restarts} backend(s) restarted, their last CPU not counted` : '';
+    console.log(`${root}: Node µs/page ${summary(node)}; Postgres µs/page ${summary(postgres)}${restarted}`);
+  }
+} finally {
+  for (const build of builds) await build.pool.end();
+  await schema.drop();
 }
-const summary = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? sorted[mid] : +((sorted[mid - 1] + sorted[mid]) / 2).toFixed(1);
-  return `min ${sorted[0]}, median ${median}, max ${sorted.at(-1)} (${values.join(' ')})`;
-};
-for (const [root, { node, postgres, restarts }] of results) {
-  // A restarted backend's CPU in its last round is missing: its Postgres figures read low.
-  const restarted = restarts > 0 ? `; ${restarts} backend(s) restarted, their last CPU not counted` : '';
-  console.log(`${root}: Node µs/page ${summary(node)}; Postgres µs/page ${summary(postgres)}${restarted}`);
-}
-for (const build of builds) await build.pool.end();
-await schema.drop();
