@@ -1006,6 +1006,56 @@ describe("the person's signed consent", () => {
   });
 });
 
+describe('a re-consent with fewer scopes', () => {
+  it('never leaves the shard answering the earlier, wider grant: revoked there when the registration fails, else the call fails', async () => {
+    const person = randomUUID();
+    const allow = async (scopes: string[]) => {
+      const session = await newSession(APP_A, scopes);
+      return client.request(rpc.broker.decideConnectSession, {
+        sessionToken: session.sessionToken,
+        decision: ConnectDecision.ALLOW,
+        personSessionToken: signedIn(person),
+        consentAssertionJson: await consentOf(session.sessionToken, signedIn(person)),
+      });
+    };
+    const wide = ['demo:read:notes', 'demo:read:profile'];
+    const first = await newSession(APP_A, wide);
+    const { redirect, stateCookie } = await allowAndAuthorize(first.sessionToken, person, 'bob');
+    const { connectionId } = await client.request(rpc.broker.completeAuthorization, {
+      callbackQuery: redirect.search.slice(1),
+      stateCookie,
+      personSessionToken: signedIn(person),
+    });
+    expect(consents.answering(connectionId, APP_A)?.scopes).toEqual(wide);
+
+    try {
+      // The shard fails the narrower registration but confirms revoking: the call succeeds and
+      // the earlier, wider grant answers no more (the app's queries fail until a new consent).
+      consents.failing.add('register_grant');
+      expect((await allow(['demo:read:notes'])).connectionId).toBe(connectionId);
+      expect(consents.answering(connectionId, APP_A)).toBeUndefined();
+
+      consents.failing.clear();
+      expect((await allow(wide)).connectionId).toBe(connectionId);
+      expect(consents.answering(connectionId, APP_A)?.scopes).toEqual(wide);
+      // Neither confirmed: the person hears the failure, never a success over the wider grant.
+      consents.failing.add('register_grant').add('revoke_grant');
+      expect(await rejection(allow(['demo:read:notes']))).toBe('service_unavailable');
+    } finally {
+      consents.failing.clear();
+    }
+    // The shard answering again: the narrower consent registers as it always did.
+    expect((await allow(['demo:read:notes'])).connectionId).toBe(connectionId);
+    expect(consents.answering(connectionId, APP_A)?.scopes).toEqual(['demo:read:notes']);
+    const { connection } = await client.request(rpc.broker.getConnection, {
+      orgId: ORG,
+      applicationId: APP_A,
+      connectionId,
+    });
+    expect(connection?.scopes).toEqual(['demo:read:notes']);
+  });
+});
+
 async function waitForRegistration(grantId: string): Promise<void> {
   for (let i = 0; i < 100 && !consents.registered.some((r) => r.grant?.grantId === grantId); i++)
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -25,11 +25,14 @@ export class GrantFollowers {
 
   /**
    * A grant was created or its scopes changed: provision the Personal Server, register the
-   * grant at its shard with the person's signed consent, publish. The shard calls are best
-   * effort here (the grant is already committed and the person is waiting; the consent was
-   * checked by the shard before the flow went on). A grant the shard did not register is not
-   * honoured there: the app's queries answer connection_not_found until the person consents
-   * again (a registration needs the person's signature, which no event carries).
+   * grant at its shard with the person's signed consent, publish. A grant the shard did not
+   * register is not honoured there: the app's queries fail until the person consents again
+   * (a registration needs the person's signature, which no event carries). For a first
+   * consent that is all (the grant is already committed and the person is waiting). A
+   * re-consent (revision > 1) may have fewer scopes than the grant the shard still holds,
+   * which it would go on answering: that earlier grant is then revoked at the shard before
+   * anyone hears success (fail closed), and if the shard cannot confirm even that, the call
+   * fails with service_unavailable.
    */
   async granted(
     grant: Grant,
@@ -37,7 +40,7 @@ export class GrantFollowers {
     eventId: string,
     consent: MessageInitShape<typeof PasskeyProofSchema>,
   ): Promise<void> {
-    await this.shard('register grant', grant, async () => {
+    try {
       await this.rpc.request(personalServerRpc.provision, { userId: grant.userId });
       await this.rpc.request(personalServerRpc.registerGrant, {
         grant: {
@@ -52,7 +55,16 @@ export class GrantFollowers {
         },
         consent,
       });
-    });
+    } catch (error) {
+      this.warn('register grant', grant, error);
+      if (grant.revision > 1 && !(await this.revokeEarlierAtShard(grant))) {
+        await this.relay.flush([eventId]);
+        throw new AppError(
+          'service_unavailable',
+          'The Personal Server could not confirm the new consent; allow the connection again later',
+        );
+      }
+    }
     await this.relay.flush([eventId]);
   }
 
@@ -89,18 +101,34 @@ export class GrantFollowers {
     }
   }
 
-  private async shard(what: string, grant: Grant, call: () => Promise<unknown>): Promise<void> {
+  /**
+   * The shard's grant of this app on this connection, whatever its id or terms, revoked; true
+   * when the shard confirmed it (or holds none). A registration that did arrive after all
+   * leaves the new grant revoked or in force, never the earlier one.
+   */
+  private async revokeEarlierAtShard(grant: Grant): Promise<boolean> {
     try {
-      await call();
+      await this.rpc.request(personalServerRpc.revokeGrant, {
+        connectionId: grant.connectionId,
+        applicationId: grant.applicationId,
+        userId: grant.userId,
+      });
+      return true;
     } catch (error) {
-      this.logger.warn(
-        {
-          grantId: grant.id,
-          connectionId: grant.connectionId,
-          code: error instanceof AppError ? error.code : 'internal',
-        },
-        `personal server did not confirm: ${what}`,
-      );
+      if (error instanceof AppError && error.code === 'not_found') return true;
+      this.warn('revoke the grant a re-consent replaces', grant, error);
+      return false;
     }
+  }
+
+  private warn(what: string, grant: Grant, error: unknown): void {
+    this.logger.warn(
+      {
+        grantId: grant.id,
+        connectionId: grant.connectionId,
+        code: error instanceof AppError ? error.code : 'internal',
+      },
+      `personal server did not confirm: ${what}`,
+    );
   }
 }

@@ -42,14 +42,26 @@ export function answerConsentCheck(
   return { credentialId: 'test-passkey' };
 }
 
+/** The shard's one `grants` row per (connection, application): its terms and whether it answers. */
+export interface HeldGrant {
+  grantId: string;
+  scopes: string[];
+  active: boolean;
+}
+
 /**
  * The Personal Server's consent side on the wire: check_consent as answerConsentCheck, and
  * provision / register_grant, which need the same proof for the grant's own terms. Keeps
- * every consent and registration it accepted.
+ * every consent and registration it accepted, and the grants it holds as a shard does (a
+ * registration replaces the row of that connection and application; revoke_grant matches by
+ * id or by connection, application and person). `failing` makes a call fail as a shard that
+ * timed out or crashed would, changing nothing.
  */
 export class ConsentChecks {
   readonly accepted: CheckConsentRequest[] = [];
   readonly registered: RegisterGrantRequest[] = [];
+  readonly held = new Map<string, HeldGrant>();
+  readonly failing = new Set<'register_grant' | 'revoke_grant'>();
 
   static answerOn(nc: NatsConnection): ConsentChecks {
     const checks = new ConsentChecks();
@@ -62,10 +74,32 @@ export class ConsentChecks {
     answerRpc(nc, rpc.personalServer.registerGrant, (m) => {
       const grant = m.grant;
       if (!grant) throw new AppError('validation_failed', 'no grant');
+      if (checks.failing.has('register_grant')) throw new AppError('internal', 'the shard failed');
       answerConsentCheck(grant, m.consent);
       checks.registered.push(m);
+      checks.held.set(`${grant.connectionId} ${grant.applicationId}`, {
+        grantId: grant.grantId,
+        scopes: [...grant.scopes],
+        active: true,
+      });
       return { grant, shard: 0 };
     });
+    answerRpc(nc, rpc.personalServer.revokeGrant, (m) => {
+      if (checks.failing.has('revoke_grant')) throw new AppError('internal', 'the shard failed');
+      const key = m.grantId
+        ? [...checks.held].find(([, held]) => held.grantId === m.grantId)?.[0]
+        : `${m.connectionId} ${m.applicationId}`;
+      const held = key === undefined ? undefined : checks.held.get(key);
+      if (!held) throw new AppError('not_found', 'No such grant');
+      held.active = false;
+      return {};
+    });
     return checks;
+  }
+
+  /** The grant the shard answers for this app on this connection, if one is active. */
+  answering(connectionId: string, applicationId: string): HeldGrant | undefined {
+    const held = this.held.get(`${connectionId} ${applicationId}`);
+    return held?.active ? held : undefined;
   }
 }
