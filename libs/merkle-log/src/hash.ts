@@ -30,7 +30,10 @@ export function sha256Hex(data: Uint8Array): string {
  * as a 'buffer': on Node 20 that output is a new ArrayBuffer with its own backing store
  * per call, which its allocation and the garbage collector's threads make cost about twice
  * as much for a 1 KB leaf (~2.4 against ~1.2 µs of process CPU: docs/perf/README.md,
- * eighth session); a 32-byte Buffer.from comes from Node's pool.
+ * eighth session); a 32-byte Buffer.from comes from Node's pool. So the result is a view
+ * into Node's shared pool (as are nodeHash's, leaf hashes and roots): use its offset and
+ * length, never `.buffer` alone, and copy it into an ArrayBuffer of its own before
+ * transferring it to a thread or cloning it (structuredClone would copy the whole slab).
  */
 export function sha256(data: Uint8Array): Buffer {
   return Buffer.from(sha256Hex(data), 'hex');

@@ -40,8 +40,9 @@ export function canonicalEntryBytes(entry: LogEntry): Buffer {
 
 const EVENT_KEY = Buffer.from('{"event":', 'latin1');
 
-/** A 32-byte hash in lower-case hex. */
+/** A 32-byte hash in lower-case hex (a shorter view is refused, never read past its end). */
 function hex(hash: Uint8Array): string {
+  if (hash.byteLength !== HASH_SIZE) invalid(`a hash must be ${HASH_SIZE} bytes`);
   return Buffer.from(hash.buffer, hash.byteOffset, HASH_SIZE).toString('hex');
 }
 
