@@ -5,6 +5,7 @@ import type { Pool, PoolClient } from 'pg';
 import { type ConnectionRow, ConnectionsRepository } from '../connections/connections.repository.js';
 import type { SealedGrantFields } from '../grants/grant-seal.js';
 import { type GrantColumns, grantRowFrom } from '../grants/grants.repository.js';
+import { STORED_KEYS_SQL } from '../records/records.repository.js';
 
 /** A stored record a migration reads: its id, item id and ciphertext. */
 export interface MigratingRecord {
@@ -81,10 +82,7 @@ export class RecordMigrationsRepository {
     type: string,
     externalIds: string[],
   ): Promise<Set<string>> {
-    const { rows } = await tx.query<{ external_id: string }>(
-      'SELECT external_id FROM records WHERE connection_id = $1 AND type = $2 AND external_id = ANY($3::text[])',
-      [connectionId, type, externalIds],
-    );
+    const { rows } = await tx.query<{ external_id: string }>(STORED_KEYS_SQL, [connectionId, type, externalIds]);
     return new Set(rows.map((r) => r.external_id));
   }
 

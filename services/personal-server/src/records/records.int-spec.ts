@@ -40,7 +40,13 @@ import { RecordKeys } from '../keys/record-keys.service.js';
 import { startShardServer } from '../testing/shard-context.js';
 import { encodeCursor } from './cursor.js';
 import { RecordsModule } from './records.module.js';
-import { FIND_FOR_WRITE_SQL, recordKey, RecordsRepository, type RecordWrite } from './records.repository.js';
+import {
+  FIND_FOR_WRITE_SQL,
+  recordKey,
+  RecordsRepository,
+  type RecordWrite,
+  STORED_KEYS_SQL,
+} from './records.repository.js';
 import { RecordsService } from './records.service.js';
 
 // The shard's storage and query path against real Postgres, with real key files: two
@@ -525,6 +531,135 @@ describe('personal-server storage and query path', () => {
     expect(listed.find((r) => r.externalId === 'pl-7')!.data!.name).toBe('List 7');
   });
 
+  it('an item found stored before the lock whose row is gone under it is sealed there, under a new id and version', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
+    await otherShardRecords.write(
+      create(WriteRecordsRequestSchema, {
+        userId: user,
+        connectionId: connection,
+        integration: 'spotify',
+        records: first,
+      }),
+    );
+    const rows = async () =>
+      new Map(
+        (
+          await schema.pool.query('SELECT external_id, id, version::int AS v FROM records WHERE connection_id = $1', [
+            connection,
+          ])
+        ).rows.map((r) => [r.external_id as string, { id: r.id as string, v: r.v as number }]),
+      );
+    const before = await rows();
+    const maxBefore = Math.max(...[...before.values()].map((r) => r.v));
+    // Defensive: nothing the service does removes a row of a live type between the lookup and
+    // the lock; rows deleted in SQL right after the real lookup stand in for it.
+    const repository = shards[0]!.get(RecordsRepository);
+    const lookup = repository.storedKeys.bind(repository);
+    const storedKeys = jest.spyOn(repository, 'storedKeys').mockImplementationOnce(async (connectionId, items) => {
+      const found = await lookup(connectionId, items);
+      expect(found.size).toBe(40);
+      await schema.pool.query("DELETE FROM records WHERE connection_id = $1 AND external_id IN ('pl-5', 'pl-6')", [
+        connectionId,
+      ]);
+      return found;
+    });
+    const encrypt = jest.spyOn(DataKey.prototype, 'encrypt');
+    try {
+      expect(await write(user, connection, [...first, playlist(41)])).toEqual({
+        written: 3,
+        unchanged: 38,
+        tombstoned: 0,
+      });
+      // pl-41 as new before the lock, pl-5 and pl-6 under it.
+      expect(encrypt).toHaveBeenCalledTimes(3);
+    } finally {
+      encrypt.mockRestore();
+      storedKeys.mockRestore();
+    }
+    const after = await rows();
+    expect(after.size).toBe(41);
+    for (const id of ['pl-5', 'pl-6', 'pl-41']) expect(after.get(id)!.v).toBeGreaterThan(maxBefore);
+    expect(after.get('pl-5')!.id).not.toBe(before.get('pl-5')!.id);
+    expect(after.get('pl-6')!.id).not.toBe(before.get('pl-6')!.id);
+    expect(new Set([...after.values()].map((r) => r.v)).size).toBe(41);
+    const { rows: last } = await schema.pool.query<{ v: number }>(
+      'SELECT last_version::int AS v FROM connections WHERE id = $1',
+      [connection],
+    );
+    expect(last[0]!.v).toBe(Math.max(...[...after.values()].map((r) => r.v)));
+    const listed = (await page(connection, APP_PLAYLISTS)).records;
+    expect(listed).toHaveLength(41);
+    expect(listed.find((r) => r.externalId === 'pl-5')!.data!.name).toBe('List 5');
+    expect(listed.find((r) => r.externalId === 'pl-6')!.data!.name).toBe('List 6');
+  });
+
+  it('a write whose new items all went in beside stored ones is not remembered as all new: the next one looks up', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
+    await otherShardRecords.write(
+      create(WriteRecordsRequestSchema, {
+        userId: user,
+        connectionId: connection,
+        integration: 'spotify',
+        records: first,
+      }),
+    );
+    expect(await write(user, connection, [...first, playlist(41)])).toEqual({
+      written: 1,
+      unchanged: 40,
+      tombstoned: 0,
+    });
+    const encrypt = jest.spyOn(DataKey.prototype, 'encrypt');
+    try {
+      // Guessed all new, the 41 stored items would be sealed again as new records.
+      expect(await write(user, connection, [...first, playlist(41), playlist(42)])).toEqual({
+        written: 1,
+        unchanged: 41,
+        tombstoned: 0,
+      });
+      expect(encrypt).toHaveBeenCalledTimes(1);
+    } finally {
+      encrypt.mockRestore();
+    }
+  });
+
+  it('looks up only live items: deletions are never sealed, so neither counted nor asked for', async () => {
+    const user = userOn(0);
+    const connection = randomUUID();
+    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
+    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
+    await otherShardRecords.write(
+      create(WriteRecordsRequestSchema, {
+        userId: user,
+        connectionId: connection,
+        integration: 'spotify',
+        records: first,
+      }),
+    );
+    const gone = (n: number) =>
+      create(RecordInputSchema, {
+        type: 'media.playlist',
+        externalId: `pl-${n}`,
+        deleted: true,
+        sourceUpdatedAt: timestampFromDate(new Date()),
+      });
+    const storedKeys = jest.spyOn(shards[0]!.get(RecordsRepository), 'storedKeys');
+    try {
+      // 36 deletions and 4 live items: under STORED_LOOKUP_MIN live ones, no lookup's worth.
+      const batch = [...Array.from({ length: 36 }, (_, i) => gone(i + 1)), ...first.slice(36)];
+      expect(await write(user, connection, batch)).toEqual({ written: 0, unchanged: 4, tombstoned: 36 });
+      expect(storedKeys.mock.calls[0]![1].map((item) => item.externalId)).toEqual(['pl-37', 'pl-38', 'pl-39', 'pl-40']);
+      expect(await storedKeys.mock.results[0]!.value).toEqual(new Set());
+    } finally {
+      storedKeys.mockRestore();
+    }
+  });
+
   it('a batch whose other items were stored is not guessed all new: the next one goes to the INSERT, not a COPY', async () => {
     const { connection, ps } = await storedConnection();
     const repository = new RecordsRepository(schema.pool, new TestClock());
@@ -558,19 +693,21 @@ describe('personal-server storage and query path', () => {
         Array.from({ length: 500 }, (_, i) => playlist(at + i)),
       );
     }
-    // What the planner does with the write path's lookup right after a large first write,
+    // What the planner does with the write path's lookups right after a large first write,
     // before autovacuum has analyzed anything: no join that reads every record of the
     // connection with its ciphertext, no walk of the connection per key.
     const keys = Array.from({ length: 500 }, (_, i) => `pl-${i * 3}`);
-    const { rows } = await schema.pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${FIND_FOR_WRITE_SQL}`, [
-      connection,
-      'media.playlist',
-      keys,
-    ]);
-    const plan = JSON.stringify(rows[0]?.['QUERY PLAN']);
-    expect(plan).not.toContain('Hash Join');
-    expect(plan).not.toContain('Nested Loop');
-    expect(plan).toContain('Index');
+    for (const statement of [FIND_FOR_WRITE_SQL, STORED_KEYS_SQL]) {
+      const { rows } = await schema.pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${statement}`, [
+        connection,
+        'media.playlist',
+        keys,
+      ]);
+      const plan = JSON.stringify(rows[0]?.['QUERY PLAN']);
+      expect(plan).not.toContain('Hash Join');
+      expect(plan).not.toContain('Nested Loop');
+      expect(plan).toContain('Index');
+    }
   });
 
   it('sorts a mixed batch into new, changed, unchanged, deleted and re-appearing records, and moves the cursor past what changed', async () => {

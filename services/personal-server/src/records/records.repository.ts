@@ -50,22 +50,32 @@ const RECORD_COLUMNS = [
 const PAGE_RECORD_COLUMNS = RECORD_COLUMNS.map((column) => column.sql).join(', ');
 
 /**
- * The stored state of some records of one connection ($1) and type ($2) by external id ($3):
- * one statement per type in a batch (usually one). Whatever the planner makes of it, it is
- * never worse than one pass over the connection's records of that type: with statistics, a
- * probe of the unique index per key; before them (a large import into a new connection,
- * before autovacuum analyzes the table) the planner cannot tell the unique index from
- * (connection, type, version) and may walk the latter once. The old form, a join with
- * unnest(), was planned then as a hash join over every record of the connection with its
- * ciphertext, once per batch; a lateral probe per key would walk the connection once per
- * key. The ciphertext only where there is no digest to compare (rows older than digests):
- * an unchanged re-upload reads a few dozen bytes per record, not the record.
+ * Which rows of one connection ($1) and type ($2) have one of some external ids ($3): the
+ * WHERE of every lookup of a batch's items (FIND_FOR_WRITE_SQL, STORED_KEYS_SQL, the type
+ * migrations'). Whatever the planner makes of it, it is never worse than one pass over the
+ * connection's records of that type: with statistics, a probe of the unique index per key;
+ * without them (this machine's Postgres runs with autovacuum off; with it on, a table is
+ * analyzed about one naptime after its first rows) the planner cannot tell the unique index
+ * from (connection, type, version) and may walk the latter once. Kept as `= ANY`: the old
+ * form, a join with unnest(), was planned without statistics as a hash join over every
+ * record of the connection with its ciphertext, once per batch; a LATERAL probe per key
+ * walked the connection once per key then (20,000 unanalyzed rows: 5.6 s), and a seek form
+ * cost ~7 µs more per key with statistics (docs/perf/README.md, "the re-sync lookup").
+ * records.int-spec.ts checks the plans of both statements without statistics.
+ */
+const BY_KEYS_WHERE = 'WHERE connection_id = $1 AND type = $2 AND external_id = ANY($3::text[])';
+
+/**
+ * The stored state of some records of one connection and type by external id (BY_KEYS_WHERE):
+ * one statement per type in a batch (usually one). The ciphertext only where there is no
+ * digest to compare (rows older than digests): an unchanged re-upload reads a few dozen bytes
+ * per record, not the record.
  */
 export const FIND_FOR_WRITE_SQL = `
 SELECT id, type, external_id, body_digest, CASE WHEN body_digest IS NULL THEN ciphertext END AS ciphertext,
        source_updated_at, updated_at, deleted_at, version
   FROM records
- WHERE connection_id = $1 AND type = $2 AND external_id = ANY($3::text[])`;
+ ${BY_KEYS_WHERE}`;
 
 /** What a write compares with: the stored body's digest, or its ciphertext when it has none. */
 export interface StoredForWrite {
@@ -80,14 +90,15 @@ export interface StoredForWrite {
   version: string;
 }
 
-/** Which of a connection's items of one type ($2), by external id ($3), are stored: the unique key only. */
-const STORED_KEYS_SQL = `
-SELECT external_id FROM records WHERE connection_id = $1 AND type = $2 AND external_id = ANY($3::text[])`;
+/** Which of a connection's items of one type, by external id, are stored (live or tombstone): the unique key only. */
+export const STORED_KEYS_SQL = `SELECT external_id FROM records ${BY_KEYS_WHERE}`;
 
 /**
- * The fewest items of a write for which storedKeys looks up which are stored: a query costs
- * the shard and Postgres about what sealing ~20 records as new costs (an AES-GCM encryption
- * and the record's share of the INSERT each).
+ * The fewest live items of a write for which storedKeys looks up which are stored. Measured
+ * (docs/perf/README.md, "The re-sync lookup with statistics"; load 20): a 32-key lookup costs
+ * ~250 µs of the shard's CPU and ~380 µs of Postgres's; a stored item sealed as new costs
+ * ~16 µs (uuid, AES-GCM) and its share of the INSERT that skips it ~8 + ~12 µs. So the lookup
+ * pays for itself once ~18 of the items are stored; 32 leaves room for a batch half new.
  */
 const STORED_LOOKUP_MIN = 32;
 
@@ -574,23 +585,22 @@ export class RecordsRepository implements OnModuleInit {
   }
 
   /**
-   * Which of a write's items (`type` NUL `externalId`, recordKey) the connection has stored
-   * already, read outside the write's transaction (its committed state): the items to leave
-   * out of sealing as new records. Only a hint, never a decision: a row found here stays
-   * (records are never deleted but with their connection, and a connection made again has
-   * another key, which seals the batch again under the row lock); one written after this
-   * read is found by the INSERT's conflict check under the lock as before. Empty, with no
-   * query, while the connection's batches are guessed all new (an initial sync's), and for
-   * fewer than STORED_LOOKUP_MIN items (a webhook's one record: the query would cost more
-   * than sealing them).
+   * Which of a write's live items the connection has stored already (by recordKey), read
+   * outside the write's transaction (its committed state): the items to leave out of sealing
+   * as new records. Only a hint, never a decision: one written after this read is found by
+   * the INSERT's conflict check under the lock as before. A stored row goes away only with
+   * its connection (the write is then refused, or sealed again under the new connection's
+   * key) or as a record of a type a migration retires (record-migrations.service.ts), so an
+   * item found here is not expected to be gone under the lock; if it is, the write seals it
+   * there under a new id (defensive; records.int-spec.ts).
+   * Empty, with no query, while the connection's batches are guessed all new (an initial
+   * sync's), and for fewer than STORED_LOOKUP_MIN items (a webhook's one record: the query
+   * would cost more than sealing them).
    */
-  async storedKeys(
-    connectionId: string,
-    keys: ReadonlyMap<string, { type: string; externalId: string }>,
-  ): Promise<Set<string>> {
+  async storedKeys(connectionId: string, items: readonly { type: string; externalId: string }[]): Promise<Set<string>> {
     const stored = new Set<string>();
-    if (keys.size < STORED_LOOKUP_MIN || this.guessesAllNew(connectionId)) return stored;
-    for (const [type, externalIds] of byType(keys.values())) {
+    if (items.length < STORED_LOOKUP_MIN || this.guessesAllNew(connectionId)) return stored;
+    for (const [type, externalIds] of byType(items)) {
       const { rows } = await this.pool.query<{ external_id: string }>(STORED_KEYS_SQL, [
         connectionId,
         type,

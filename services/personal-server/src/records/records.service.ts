@@ -133,7 +133,14 @@ export class RecordsService {
     const committed = await this.connectionsRepository.findCommitted(request.connectionId);
     const early =
       committed && committed.userId === request.userId && committed.integration === request.integration
-        ? await this.sealFresh(committed, batch, await this.repository.storedKeys(committed.id, batch))
+        ? await this.sealFresh(
+            committed,
+            batch,
+            await this.repository.storedKeys(
+              committed.id,
+              [...batch.values()].filter((item) => item.plaintext !== undefined),
+            ),
+          )
         : undefined;
 
     return this.connections
