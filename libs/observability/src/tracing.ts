@@ -15,10 +15,8 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AlwaysOffSampler,
   BatchSpanProcessor,
   ConsoleSpanExporter,
-  ParentBasedSampler,
   SimpleSpanProcessor,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
@@ -79,7 +77,8 @@ export async function initTracing(opts: TracingOptions): Promise<TracingHandle> 
     // with the W3C sampled flag off — so a service after this one that exports follows the
     // flag and records none of them either (docs/operations.md, "Traces"). A caller's sampled
     // trace stays sampled through this process (ParentBased): downstream, it is still recorded.
-    ...(recordsNothing ? { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) } : {}),
+    // UnrecordedTracer owns that sampler: the tracer handed out below answers for it.
+    ...(recordsNothing ? { sampler: UnrecordedTracer.sampler() } : {}),
   });
   if (registered) return { shutdown: () => provider.shutdown() };
   provider.register({

@@ -96,4 +96,19 @@ describe('the tracer when nothing records spans (exporter none)', () => {
     expect(forms[0]?.active.traceId).not.toBe(TRACE);
     expect(activeTraceIds()).toEqual({});
   });
+
+  it.each([null, undefined])(
+    'startActiveSpan with context %p begins under the active one, as the SDK does',
+    async (ctx) => {
+      handle = await initTracing({ service: 'svc-test', exporter: 'none' });
+      const parent = extractTraceContext(headersOf('00'));
+      const seen = (span: Span) => ({ own: span.spanContext().spanId, active: activeTraceIds() });
+      // The API's type says Context; JavaScript callers and the SDK's tracer accept null too.
+      const noContext = ctx as unknown as Context;
+      const ours = context.with(parent, () => tracer().startActiveSpan('e', {}, noContext, seen));
+      const sdk = context.with(parent, () => trace.getTracer('reference').startActiveSpan('f', {}, noContext, seen));
+      expect(ours.active.spanId).toBe(ours.own);
+      expect({ ours: ours.active.traceId, sdk: sdk.active.traceId }).toEqual({ ours: TRACE, sdk: TRACE });
+    },
+  );
 });

@@ -13,10 +13,12 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
+import { AlwaysOffSampler, ParentBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 
 /**
  * The tracer of a process where nothing records spans (no exporter, no span processor), whose
- * sampler is ParentBased with AlwaysOff at the root (initTracing). There every span begun
+ * provider samples with `UnrecordedTracer.sampler()`: ParentBased with AlwaysOff at the root.
+ * The two halves belong together (initTracing hands out both). There every span begun
  * under no parent, or under a parent not sampled, is a non-recording span: fresh span id, the
  * parent's trace id and trace state (or a fresh trace id), sampled flag off. The SDK's tracer
  * comes to that answer through sampler, attribute sanitising, span metrics and id generation
@@ -26,6 +28,14 @@ import { isTracingSuppressed } from '@opentelemetry/core';
  */
 export class UnrecordedTracer implements Tracer {
   constructor(private readonly sdk: Tracer) {}
+
+  /**
+   * The sampler this tracer answers for, to give the provider whose tracer it wraps: nothing
+   * recorded at the root or under an unsampled parent, a sampled parent's trace kept sampled.
+   */
+  static sampler(): Sampler {
+    return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+  }
 
   startSpan(name: string, options: SpanOptions = {}, ctx: Context = context.active()): Span {
     const parent = options.root ? undefined : trace.getSpanContext(ctx);
@@ -54,10 +64,11 @@ export class UnrecordedTracer implements Tracer {
     b?: Context | F,
     c?: F,
   ): ReturnType<F> {
-    // The SDK tracer's own argument handling: (fn), (options, fn), (options, context, fn).
+    // The SDK tracer's three forms: (fn), (options, fn), (options, context, fn); in the last, a
+    // null or undefined context means the active one, as there.
     const fn = (c ?? (typeof b === 'function' ? b : a)) as (span: Span) => ReturnType<F>;
     const options = typeof a === 'function' ? undefined : a;
-    const parent = typeof b === 'object' ? b : context.active();
+    const parent = (c !== undefined ? (b as Context | null | undefined) : undefined) ?? context.active();
     const span = this.startSpan(name, options, parent);
     return context.with(trace.setSpan(parent, span), fn, undefined, span);
   }
