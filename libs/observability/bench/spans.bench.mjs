@@ -14,10 +14,13 @@
 //
 //   node libs/observability/bench/spans.bench.mjs [<observability dist dir> …]
 //
-// Each dist dir (default: this package's dist/) is a build of libs/observability; to compare
-// two, copy one build aside inside this package so that it resolves the same dependencies
-// (`mkdir -p .baseline && cp -r /work/base/libs/observability/dist .baseline/dist`: git
-// ignores any dist/), and pass both. ROUNDS (default 3), QUERIES per measurement (default 100000).
+// Each dist dir (default: dist) is a build of libs/observability, a path relative to this
+// package's dir (libs/observability) from whatever cwd the bench is run. To compare two, copy
+// one build aside inside this package so that it resolves the same dependencies (in
+// libs/observability: `mkdir -p .baseline && cp -r /work/base/libs/observability/dist
+// .baseline/dist`: git ignores any dist/), and pass both, e.g. from the repo root
+// `ROUNDS=5 node libs/observability/bench/spans.bench.mjs .baseline/dist dist`.
+// ROUNDS (default 3), QUERIES per measurement (default 100000).
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -64,12 +67,12 @@ if (process.argv[2] === '--child') {
   await handle.shutdown();
   process.stdout.write(String(((used.user + used.system) / QUERIES) * 1000));
 } else {
-  const dists = process.argv.length > 2 ? process.argv.slice(2) : [resolve(here, 'dist')];
+  const dists = (process.argv.length > 2 ? process.argv.slice(2) : ['dist']).map((d) => resolve(here, d));
   const figures = new Map(dists.map((d) => [d, []]));
   for (let round = 1; round <= ROUNDS; round += 1) {
     for (const dist of dists) {
       const ns = Number(
-        execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', resolve(dist)], {
+        execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dist], {
           cwd: here,
           env: { ...process.env, QUERIES: String(QUERIES) },
         }),
