@@ -203,24 +203,48 @@ describe('the platform', () => {
     expect(status).toBe(200);
   });
 
-  it('carries the trace and request ids from the HTTP edge across NATS into every service log', async () => {
-    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const res = await fetch(`${stack.gatewayUrl}/v1/health`, {
-      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'e2e-trace-check' },
-    });
-    expect(res.headers.get('x-request-id')).toBe('e2e-trace-check');
-    await waitFor(
+  /** Resolves once every service has logged a line with this trace id and request id. */
+  const everyServiceLogs = (traceId: () => string | undefined, requestId: string) =>
+    waitFor(
       'every service to log the trace',
       () => {
+        const id = traceId();
         const seen = new Set(
           stack.logs
-            .filter((l) => l.json?.trace_id === traceId && l.json?.request_id === 'e2e-trace-check')
+            .filter((l) => id !== undefined && l.json?.trace_id === id && l.json?.request_id === requestId)
             .map((l) => l.json?.service),
         );
         return Promise.resolve(SERVICE_NAMES.every((s) => seen.has(s)));
       },
       10_000,
     );
+
+  // Sampled (01), the spans go through the SDK's tracer; unsampled (00), nothing records them
+  // (exporter none) and the ids alone are answered: the trace id reaches every log either way.
+  it.each(['01', '00'])(
+    'carries the trace and request ids from the HTTP edge across NATS into every service log (flags %s)',
+    async (flags) => {
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const requestId = `e2e-trace-check-${flags}`;
+      const res = await fetch(`${stack.gatewayUrl}/v1/health`, {
+        headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-${flags}`, 'x-request-id': requestId },
+      });
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      await everyServiceLogs(() => traceId, requestId);
+    },
+  );
+
+  it('begins a trace at the HTTP edge without a traceparent and carries its id into every service log', async () => {
+    const requestId = 'e2e-trace-check-none';
+    const res = await fetch(`${stack.gatewayUrl}/v1/health`, { headers: { 'x-request-id': requestId } });
+    expect(res.headers.get('x-request-id')).toBe(requestId);
+    // The trace id the gateway began, as its own log lines for the request carry it.
+    const gatewayTrace = () =>
+      stack.logs.find((l) => l.json?.service === 'gateway' && l.json?.request_id === requestId)?.json?.trace_id;
+    await everyServiceLogs(() => gatewayTrace() as string | undefined, requestId);
+    // A fresh, valid id: not the all-zero one of an invalid span context.
+    expect(gatewayTrace()).toMatch(/^[0-9a-f]{32}$/);
+    expect(gatewayTrace()).not.toBe('00000000000000000000000000000000');
   });
 
   it('turns not-ready when NATS stops and ready again when it returns, without restarting', async () => {
