@@ -212,6 +212,26 @@ describe('canonicalProtoJson', () => {
     );
   });
 
+  it('writes times of the same second and of seconds in turn as the general path does, one after the other', () => {
+    const write = canonicalProtoJson(AuditEventSchema);
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ second: fc.integer({ min: 0, max: 2 }), nanos: fc.nat(999_999_999) }), { maxLength: 12 }),
+        fc.bigInt({ min: -62_135_596_800n, max: 253_402_300_797n }),
+        (times, base) => {
+          for (const { second, nanos } of times) {
+            const event = create(AuditEventSchema, {
+              eventId: 'e',
+              occurredAt: { seconds: base + BigInt(second), nanos },
+            });
+            expect(write(event)).toBe(general(AuditEventSchema, event));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('refuses a time proto3 JSON cannot write, as toJson does', () => {
     for (const occurredAt of [
       { seconds: 253_402_300_800n, nanos: 0 },

@@ -211,6 +211,14 @@ const TIMESTAMP_MS_MIN = -62_135_596_800_000;
 const TIMESTAMP_MS_MAX = 253_402_300_799_000;
 
 /**
+ * The last whole second timestampJson wrote, as RFC 3339 without its fraction: the events
+ * of a batch mostly share their second, and formatting it (a Date and toISOString) was
+ * about a seventh of the canonical JSON's time per event.
+ */
+let lastSeconds: bigint | undefined;
+let lastSecondText = '';
+
+/**
  * A Timestamp's proto3 JSON, RFC 3339 in UTC with 0, 3, 6 or 9 digits of fraction, as a JSON
  * string — what toJson writes (and refuses) for every event's occurredAt, without the
  * general path's detour.
@@ -229,5 +237,9 @@ function timestampJson(message: unknown): string {
         ? `.${digits.slice(0, 6)}Z`
         : `.${digits}Z`;
   }
-  return `"${new Date(ms).toISOString().slice(0, -5)}${fraction}"`;
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastSecondText = new Date(ms).toISOString().slice(0, -5);
+  }
+  return `"${lastSecondText}${fraction}"`;
 }
