@@ -14,10 +14,12 @@ const GRANT_CHANGES_DURABLE = consumers.grantChanges.durable;
 /**
  * Catch-up for revocations. The broker's synchronous `ps.v1.revoke_grant` is what makes a
  * revocation immediate; this consumer of `control.v1.grant_changed` makes it certain, e.g.
- * when that call timed out after the broker committed. Only REVOKED events are applied:
- * revoking is idempotent and can never be undone by a late message (a new consent is a new
- * grant id, which an old revocation does not match), whereas replaying an ACTIVE event
- * could resurrect a grant revoked since — registration stays the broker's synchronous call.
+ * when a connection's deletion could not revoke at the shard. Only REVOKED events are
+ * applied: revoking is idempotent and fails closed, whereas replaying an ACTIVE event could
+ * resurrect a grant revoked since — registration stays the broker's synchronous call. Known
+ * gap: a re-consent keeps the grant's id (the broker bumps its revision), and events are not
+ * yet ordered by revision here, so a REVOKED event delivered after a re-consent revokes the
+ * re-activated grant (closed, not wider; docs/connect-flow.md, "Not done yet").
  */
 @Injectable()
 export class GrantChangesConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
