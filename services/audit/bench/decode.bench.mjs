@@ -20,7 +20,9 @@ const root = resolve(process.argv[2] ?? fileURLToPath(new URL('../../..', import
 const load = (path) => import(pathToFileURL(join(root, path)).href);
 
 // Each tree's own builds: the same protobuf-es instance its proto package uses.
-const { decodePacked, packPayloads, PayloadKind } = await load('services/audit/dist/log/event-decoding.js');
+const { decodePacked, packPayloads, PayloadKind, SEARCH_COPY_COLUMNS } = await load(
+  'services/audit/dist/log/event-decoding.js',
+);
 const { AuditEventBatchSchema, AuditEventSchema } = await load('proto/dist/index.js');
 const { create, toBinary } = await load('proto/node_modules/@bufbuild/protobuf/dist/esm/index.js');
 const { LogWriter } = await load('libs/merkle-log/dist/index.js');
@@ -60,7 +62,7 @@ console.log(`${root}: decodePacked ${best.toFixed(2)} µs CPU per event (min of 
 // encoded search columns, entry, leaf_hash).
 const decoded = decodePacked(packPayloads(payloads));
 const events = decoded.eventIds.length;
-const COPY_TYPES = ['int8', { fields: 9 }, 'bytea', 'bytea'];
+const COPY_TYPES = ['int8', { fields: SEARCH_COPY_COLUMNS.length }, 'bytea', 'bytea'];
 let bestChain = Infinity;
 let bestCopy = Infinity;
 for (let round = 0; round < ROUNDS; round += 1) {
