@@ -500,13 +500,15 @@ describe('personal-server storage and query path', () => {
     }
   });
 
-  it('a re-sync encrypts only its new and changed records: items the connection has are not sealed as new', async () => {
+  /**
+   * A granted connection whose 40 playlists were written through the other shard: this one
+   * holds no "all new" guess for it, as for a re-sync minutes after the first.
+   */
+  async function storedThroughOtherShard() {
     const user = userOn(0);
     const connection = randomUUID();
     await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
     const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
-    // Written through the other shard: this one holds no "all new" guess for the connection,
-    // as for a re-sync minutes after the first.
     await otherShardRecords.write(
       create(WriteRecordsRequestSchema, {
         userId: user,
@@ -515,6 +517,11 @@ describe('personal-server storage and query path', () => {
         records: first,
       }),
     );
+    return { user, connection, first };
+  }
+
+  it('a re-sync encrypts only its new and changed records: items the connection has are not sealed as new', async () => {
+    const { user, connection, first } = await storedThroughOtherShard();
     const encrypt = jest.spyOn(DataKey.prototype, 'encrypt');
     try {
       const again = [...first.slice(0, 39), playlist(40, 'Renamed'), playlist(41)];
@@ -532,18 +539,7 @@ describe('personal-server storage and query path', () => {
   });
 
   it('an item found stored before the lock whose row is gone under it is sealed there, under a new id and version', async () => {
-    const user = userOn(0);
-    const connection = randomUUID();
-    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
-    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
-    await otherShardRecords.write(
-      create(WriteRecordsRequestSchema, {
-        userId: user,
-        connectionId: connection,
-        integration: 'spotify',
-        records: first,
-      }),
-    );
+    const { user, connection, first } = await storedThroughOtherShard();
     const rows = async () =>
       new Map(
         (
@@ -597,18 +593,7 @@ describe('personal-server storage and query path', () => {
   });
 
   it('a write whose new items all went in beside stored ones is not remembered as all new: the next one looks up', async () => {
-    const user = userOn(0);
-    const connection = randomUUID();
-    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
-    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
-    await otherShardRecords.write(
-      create(WriteRecordsRequestSchema, {
-        userId: user,
-        connectionId: connection,
-        integration: 'spotify',
-        records: first,
-      }),
-    );
+    const { user, connection, first } = await storedThroughOtherShard();
     expect(await write(user, connection, [...first, playlist(41)])).toEqual({
       written: 1,
       unchanged: 40,
@@ -629,18 +614,7 @@ describe('personal-server storage and query path', () => {
   });
 
   it('looks up only live items: deletions are never sealed, so neither counted nor asked for', async () => {
-    const user = userOn(0);
-    const connection = randomUUID();
-    await grant(user, connection, APP_PLAYLISTS, ['spotify:read:playlists']);
-    const first = Array.from({ length: 40 }, (_, i) => playlist(i + 1));
-    await otherShardRecords.write(
-      create(WriteRecordsRequestSchema, {
-        userId: user,
-        connectionId: connection,
-        integration: 'spotify',
-        records: first,
-      }),
-    );
+    const { user, connection, first } = await storedThroughOtherShard();
     const gone = (n: number) =>
       create(RecordInputSchema, {
         type: 'media.playlist',
